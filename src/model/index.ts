@@ -1,0 +1,9 @@
+/**
+ * src/model — Calico projectcalico.org/v3 resources: types, validation with defaults,
+ * v1 / Kubernetes NetworkPolicy conversions, and document parsing for tortiectl.
+ *
+ * Contract: every exported function is pure (no I/O) and either returns a validated v3
+ * resource or throws a `ValidationError` (code ERR_MODEL_INVALID) listing every problem;
+ * no input, however malformed, makes it throw anything else.
+ */
+export * from './types';

@@ -1,0 +1,327 @@
+/**
+ * projectcalico.org/v3 resource types, in Calico's own field names.
+ *
+ * Contract: these are the shapes of *validated* resources as produced by
+ * `validateResource` / `parseResources` (defaults applied, selectors in canonical form).
+ * Fields optional here are optional in Calico too; after validation the fields marked
+ * "defaulted" below are always present. Changes to this file are additive only: the
+ * policy compiler, datastore, CLI and IPAM build on it.
+ */
+
+export const API_VERSION_V3 = 'projectcalico.org/v3' as const;
+export type ApiVersionV3 = typeof API_VERSION_V3;
+
+export interface ObjectMeta {
+  name: string;
+  /** Present only on namespaced kinds (NetworkPolicy, WorkloadEndpoint). */
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  resourceVersion?: string;
+  uid?: string;
+  creationTimestamp?: string;
+}
+
+/** Calico's numorstring.Protocol: a name (TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite) or 1–255. */
+export type Protocol = string | number;
+/** Calico's numorstring.Port: a number, `"80"`, `"min:max"` or a named port. */
+export type Port = number | string;
+
+export type Action = 'Allow' | 'Deny' | 'Log' | 'Pass';
+export type PolicyType = 'Ingress' | 'Egress';
+export type EncapMode = 'Never' | 'Always' | 'CrossSubnet';
+
+export interface ICMPFields {
+  /** 0–254. */
+  type?: number;
+  /** 0–255; only valid together with `type`. */
+  code?: number;
+}
+
+export interface ServiceAccountMatch {
+  names?: string[];
+  selector?: string;
+}
+
+export interface ServiceMatch {
+  name?: string;
+  namespace?: string;
+}
+
+export interface EntityRule {
+  nets?: string[];
+  selector?: string;
+  namespaceSelector?: string;
+  ports?: Port[];
+  notNets?: string[];
+  notSelector?: string;
+  notPorts?: Port[];
+  serviceAccounts?: ServiceAccountMatch;
+  /** Calico's Kubernetes-service match; accepted by the model, not enforced by tortie. */
+  services?: ServiceMatch;
+}
+
+export interface HTTPPath {
+  exact?: string;
+  prefix?: string;
+}
+
+export interface HTTPMatch {
+  methods?: string[];
+  paths?: HTTPPath[];
+}
+
+export interface RuleMetadata {
+  annotations?: Record<string, string>;
+}
+
+export interface Rule {
+  action: Action;
+  /** 4 or 6. */
+  ipVersion?: number;
+  protocol?: Protocol;
+  icmp?: ICMPFields;
+  notProtocol?: Protocol;
+  notICMP?: ICMPFields;
+  source?: EntityRule;
+  destination?: EntityRule;
+  /** Application-layer match: needs Calico's L7 (Envoy) support; tortie rejects it. */
+  http?: HTTPMatch;
+  metadata?: RuleMetadata;
+}
+
+// ---------------------------------------------------------------- IPPool
+
+export interface IPPoolSpec {
+  cidr: string;
+  /** Defaulted: Never. */
+  vxlanMode?: EncapMode;
+  /** Defaulted: Never. */
+  ipipMode?: EncapMode;
+  /** Defaulted: false. */
+  natOutgoing?: boolean;
+  /** Defaulted: false. */
+  disabled?: boolean;
+  disableBGPExport?: boolean;
+  /** Defaulted: 26 (v4) / 122 (v6). */
+  blockSize?: number;
+  /** Defaulted: `all()`. */
+  nodeSelector?: string;
+  /** Defaulted: ['Workload', 'Tunnel']. */
+  allowedUses?: ('Workload' | 'Tunnel' | 'LoadBalancer')[];
+  assignmentMode?: 'Automatic' | 'Manual';
+}
+
+export interface IPPool {
+  apiVersion: ApiVersionV3;
+  kind: 'IPPool';
+  metadata: ObjectMeta;
+  spec: IPPoolSpec;
+}
+
+// ---------------------------------------------------------------- Node
+
+export interface NodeBGPSpec {
+  asNumber?: number;
+  /** Address WITH its subnet, e.g. `10.0.2.10/24` (host bits kept); decides "same subnet". */
+  ipv4Address?: string;
+  ipv6Address?: string;
+  ipv4IPIPTunnelAddr?: string;
+  routeReflectorClusterID?: string;
+}
+
+export interface OrchRef {
+  nodeName?: string;
+  orchestrator: string;
+}
+
+export interface NodeAddress {
+  address: string;
+  type?: 'InternalIP' | 'ExternalIP' | 'CalicoNodeIP';
+}
+
+export interface NodeSpec {
+  bgp?: NodeBGPSpec;
+  ipv4VXLANTunnelAddr?: string;
+  ipv6VXLANTunnelAddr?: string;
+  vxlanTunnelMACAddr?: string;
+  vxlanTunnelMACAddrV6?: string;
+  orchRefs?: OrchRef[];
+  addresses?: NodeAddress[];
+}
+
+export interface Node {
+  apiVersion: ApiVersionV3;
+  kind: 'Node';
+  metadata: ObjectMeta;
+  spec: NodeSpec;
+}
+
+// ---------------------------------------------------------------- WorkloadEndpoint
+
+export interface WorkloadEndpointPort {
+  name: string;
+  /** Defaulted: TCP? No — Calico requires it; validated to TCP/UDP/SCTP. */
+  protocol: Protocol;
+  port: number;
+  hostPort?: number;
+  hostIP?: string;
+}
+
+export interface IPNAT {
+  internalIP: string;
+  externalIP: string;
+}
+
+export interface WorkloadEndpointSpec {
+  orchestrator?: string;
+  workload?: string;
+  node?: string;
+  containerID?: string;
+  pod?: string;
+  endpoint?: string;
+  serviceAccountName?: string;
+  /** Host routes: `/32` (v4) or `/128` (v6). A bare address is normalised to a host route. */
+  ipNetworks?: string[];
+  ipNATs?: IPNAT[];
+  ipv4Gateway?: string;
+  ipv6Gateway?: string;
+  profiles?: string[];
+  /** ≤ 15 characters (Linux IFNAMSIZ - 1). */
+  interfaceName?: string;
+  mac?: string;
+  ports?: WorkloadEndpointPort[];
+  allowSpoofedSourcePrefixes?: string[];
+}
+
+export interface WorkloadEndpoint {
+  apiVersion: ApiVersionV3;
+  kind: 'WorkloadEndpoint';
+  /** metadata.namespace defaulted to `default`. */
+  metadata: ObjectMeta;
+  spec: WorkloadEndpointSpec;
+}
+
+// ---------------------------------------------------------------- Profile
+
+export interface ProfileSpec {
+  ingress?: Rule[];
+  egress?: Rule[];
+  labelsToApply?: Record<string, string>;
+}
+
+export interface Profile {
+  apiVersion: ApiVersionV3;
+  kind: 'Profile';
+  metadata: ObjectMeta;
+  spec: ProfileSpec;
+}
+
+// ---------------------------------------------------------------- Tier
+
+export interface TierSpec {
+  /** Unset = last (after all ordered tiers). */
+  order?: number;
+  /** Defaulted: Deny. */
+  defaultAction?: 'Deny' | 'Pass';
+}
+
+export interface Tier {
+  apiVersion: ApiVersionV3;
+  kind: 'Tier';
+  metadata: ObjectMeta;
+  spec: TierSpec;
+}
+
+// ---------------------------------------------------------------- Policies
+
+export interface NetworkPolicySpec {
+  /** Defaulted: `default`. */
+  tier?: string;
+  /** Unset = last within the tier. */
+  order?: number;
+  ingress?: Rule[];
+  egress?: Rule[];
+  /** Defaulted: `all()`. */
+  selector?: string;
+  /** Defaulted from the rule lists (see validation). */
+  types?: PolicyType[];
+  serviceAccountSelector?: string;
+  performanceHints?: string[];
+}
+
+export interface GlobalNetworkPolicySpec extends NetworkPolicySpec {
+  doNotTrack?: boolean;
+  preDNAT?: boolean;
+  applyOnForward?: boolean;
+  namespaceSelector?: string;
+}
+
+export interface NetworkPolicy {
+  apiVersion: ApiVersionV3;
+  kind: 'NetworkPolicy';
+  /** metadata.namespace defaulted to `default`. */
+  metadata: ObjectMeta;
+  spec: NetworkPolicySpec;
+}
+
+export interface GlobalNetworkPolicy {
+  apiVersion: ApiVersionV3;
+  kind: 'GlobalNetworkPolicy';
+  metadata: ObjectMeta;
+  spec: GlobalNetworkPolicySpec;
+}
+
+// ---------------------------------------------------------------- Namespace
+
+/**
+ * A Kubernetes namespace as far as policy cares: its name and labels (namespaceSelector
+ * matches these). Calico itself reads them from Kubernetes; tortie stores them as a resource.
+ */
+export interface Namespace {
+  apiVersion: ApiVersionV3;
+  kind: 'Namespace';
+  metadata: ObjectMeta;
+  spec?: Record<string, never>;
+}
+
+// ---------------------------------------------------------------- unions
+
+export type Resource =
+  | IPPool
+  | Node
+  | WorkloadEndpoint
+  | Profile
+  | Tier
+  | NetworkPolicy
+  | GlobalNetworkPolicy
+  | Namespace;
+
+export type ResourceKind = Resource['kind'];
+
+export const RESOURCE_KINDS: readonly ResourceKind[] = [
+  'IPPool',
+  'Node',
+  'WorkloadEndpoint',
+  'Profile',
+  'Tier',
+  'NetworkPolicy',
+  'GlobalNetworkPolicy',
+  'Namespace',
+];
+
+/** Kinds whose resources live in a namespace (metadata.namespace required, default `default`). */
+export const NAMESPACED_KINDS: ReadonlySet<ResourceKind> = new Set<ResourceKind>([
+  'WorkloadEndpoint',
+  'NetworkPolicy',
+]);
+
+export type ResourceOfKind<K extends ResourceKind> = Extract<Resource, { kind: K }>;
+
+/** calicoctl's list shape for `get` of many: `kind: IPPoolList` etc. */
+export interface ResourceList<R extends Resource = Resource> {
+  apiVersion: ApiVersionV3;
+  kind: `${ResourceKind}List`;
+  metadata: { resourceVersion?: string };
+  items: R[];
+}
