@@ -11,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake ninja-build g++ make
-  bpftool iproute2 iptables ipset conntrack tcpdump ethtool
+  bpftool iproute2 iputils-ping netcat-openbsd socat openssl iptables ipset conntrack tcpdump ethtool
   iperf3 wrk sockperf nginx-light etcd-server etcd-client vagrant)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

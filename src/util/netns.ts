@@ -1,0 +1,177 @@
+/**
+ * Network-namespace topologies for tests, the lab and benchmarks.
+ *
+ * Contract (the project's network-safety rules live here):
+ * - Every namespace is created by this process with a unique name (`tt<label>-<random>-<short>`),
+ *   and every interface is created *inside* a namespace (`ip -n A link add … peer … netns B`), so
+ *   nothing is ever created in, moved through, or addressed in the root namespace.
+ * - A Topology owns its namespaces and the processes it spawned; `destroy()` kills the processes
+ *   (and anything else still running in its namespaces) and deletes the namespaces, which takes
+ *   their veths with them. It runs on success, failure, process exit, SIGINT and SIGTERM.
+ * - Commands are bounded: `exec` has a timeout (default 30 s).
+ */
+import { execFile, execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+export interface ExecResult { code: number; stdout: string; stderr: string }
+export interface ExecOptions { timeoutMs?: number; input?: string; allowFail?: boolean }
+export interface SpawnOptions { stdio?: StdioOptions; env?: NodeJS.ProcessEnv }
+export interface VethOptions { aMac?: string; bMac?: string; mtu?: number }
+
+export class NetnsError extends Error {
+  readonly code = 'ERR_NETNS_COMMAND';
+  constructor(message: string, readonly result?: ExecResult) {
+    super(message);
+    this.name = 'NetnsError';
+  }
+}
+
+const live = new Set<Topology>();
+let hooksInstalled = false;
+
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on('exit', () => { for (const t of live) t.destroySync(); });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      for (const t of live) t.destroySync();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
+}
+
+/** Run a command in the root namespace's context; only used for `ip netns`/`ip -n` management. */
+export function run(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(argv[0]!, argv.slice(1), { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        const res: ExecResult = { code, stdout: String(stdout), stderr: String(stderr) };
+        if (code !== 0 && !opts.allowFail) {
+          const killed = (err as { killed?: boolean } | null)?.killed ? ' (timed out)' : '';
+          reject(new NetnsError(`command failed${killed} (exit ${code}): ${argv.join(' ')}\n${res.stderr.trim()}`, res));
+        } else resolve(res);
+      });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+export class Netns {
+  readonly path: string;
+  private readonly procs = new Set<ChildProcess>();
+
+  constructor(readonly name: string) {
+    this.path = `/run/netns/${name}`;
+  }
+
+  /** Runs argv inside this namespace (`ip netns exec`, which also remounts /sys for it). */
+  exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    return run(['ip', 'netns', 'exec', this.name, ...argv], opts);
+  }
+
+  /** Runs a shell snippet inside this namespace. */
+  sh(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    return this.exec(['sh', '-c', script], opts);
+  }
+
+  /** Starts a long-running process inside this namespace; killed by the topology's teardown. */
+  spawn(argv: string[], opts: SpawnOptions = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', this.name, ...argv], {
+      stdio: opts.stdio ?? 'pipe', env: opts.env ?? process.env, detached: true,
+    });
+    this.procs.add(child);
+    child.once('exit', () => this.procs.delete(child));
+    return child;
+  }
+
+  async ifindex(dev: string): Promise<number> {
+    const { stdout } = await this.exec(['cat', `/sys/class/net/${dev}/ifindex`]);
+    const n = Number.parseInt(stdout.trim(), 10);
+    if (!Number.isInteger(n) || n <= 0) throw new NetnsError(`no ifindex for ${dev} in ${this.name}`);
+    return n;
+  }
+
+  /** Kills what this namespace's handle spawned (process groups), then anything left inside it. */
+  killAllSync(): void {
+    for (const p of this.procs) {
+      if (p.pid !== undefined && p.exitCode === null) {
+        try { process.kill(-p.pid, 'SIGKILL'); } catch { /* already gone */ }
+      }
+    }
+    this.procs.clear();
+    try {
+      const pids = execFileSync('ip', ['netns', 'pids', this.name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      for (const pid of pids.split(/\s+/).filter(Boolean)) {
+        try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+      }
+    } catch { /* namespace already removed */ }
+  }
+}
+
+export class Topology {
+  readonly prefix: string;
+  private readonly namespaces: Netns[] = [];
+  private destroyed = false;
+
+  private constructor(label: string) {
+    const clean = label.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 10) || 't';
+    this.prefix = `tt${clean}-${randomBytes(3).toString('hex')}`;
+  }
+
+  static create(label: string): Topology {
+    installExitHooks();
+    const t = new Topology(label);
+    live.add(t);
+    return t;
+  }
+
+  get all(): readonly Netns[] { return this.namespaces; }
+
+  async addNetns(short: string): Promise<Netns> {
+    if (this.destroyed) throw new NetnsError('topology already destroyed');
+    if (!/^[a-z0-9-]{1,20}$/.test(short)) throw new NetnsError(`bad namespace short name "${short}"`);
+    const ns = new Netns(`${this.prefix}-${short}`);
+    await run(['ip', 'netns', 'add', ns.name]);
+    this.namespaces.push(ns);
+    await ns.exec(['ip', 'link', 'set', 'lo', 'up']);
+    return ns;
+  }
+
+  /** A veth pair with one end in each namespace; both ends up. */
+  async addVeth(a: Netns, aDev: string, b: Netns, bDev: string, opts: VethOptions = {}): Promise<void> {
+    for (const d of [aDev, bDev]) {
+      if (!/^[A-Za-z0-9_.-]{1,15}$/.test(d)) throw new NetnsError(`bad interface name "${d}" (1–15 chars)`);
+    }
+    await run(['ip', '-n', a.name, 'link', 'add', aDev, 'type', 'veth', 'peer', 'name', bDev, 'netns', b.name]);
+    if (opts.aMac) await a.exec(['ip', 'link', 'set', aDev, 'address', opts.aMac]);
+    if (opts.bMac) await b.exec(['ip', 'link', 'set', bDev, 'address', opts.bMac]);
+    if (opts.mtu) {
+      await a.exec(['ip', 'link', 'set', aDev, 'mtu', String(opts.mtu)]);
+      await b.exec(['ip', 'link', 'set', bDev, 'mtu', String(opts.mtu)]);
+    }
+    await a.exec(['ip', 'link', 'set', aDev, 'up']);
+    await b.exec(['ip', 'link', 'set', bDev, 'up']);
+  }
+
+  async destroy(): Promise<void> {
+    this.destroySync();
+  }
+
+  /** Synchronous so it can run from 'exit' and signal handlers. Idempotent. */
+  destroySync(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    live.delete(this);
+    for (const ns of this.namespaces) ns.killAllSync();
+    for (const ns of this.namespaces) {
+      try { execFileSync('ip', ['netns', 'del', ns.name], { stdio: 'ignore' }); } catch { /* gone */ }
+    }
+  }
+}
+
+/** Names of namespaces a topology with this label prefix left behind (for leak checks in tests). */
+export function leftoverNamespaces(prefix: string): string[] {
+  const out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  return out.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n && n.startsWith(prefix));
+}
