@@ -1,0 +1,178 @@
+/**
+ * tortie-node configuration: command-line flags first, then Calico's environment variable names,
+ * then defaults. Every value is checked here; a bad one is a ConfigError naming the flag or
+ * variable, the value, and what was expected.
+ */
+import { hostname } from 'node:os';
+
+export type DatastoreType = 'embedded' | 'etcdv3';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export interface EtcdConfig {
+  endpoints: string[];
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+export interface NodeConfig {
+  nodeName: string;
+  /** `autodetect`, `none`, or an address with its subnet (`10.0.2.10/24`). */
+  ip: string;
+  ipAutodetectionMethod: string;
+  datastoreType: DatastoreType;
+  storeDir: string;
+  etcd: EtcdConfig;
+  logLevel: LogLevel;
+  bpffsRoot: string;
+  metricsPort: number;
+  healthPort: number;
+  healthHost: string;
+  /** Interface-name prefix of workload interfaces (Calico's FELIX_INTERFACEPREFIX). */
+  interfacePrefix: string;
+  /** Policy-only mode: enforce policy on workload interfaces, no IPAM/routes/encap. */
+  policyOnly: boolean;
+  /** The host uplink the XDP prefilter and IPIP/NAT programs attach to (empty = from the node IP). */
+  uplink: string;
+  /** Largest number of kernel writes per apply batch. */
+  maxBatch: number;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG_INVALID';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** Calico's FELIX_LOGSEVERITYSCREEN values map onto pino levels. */
+function parseLogLevel(v: string, source: string): LogLevel {
+  const l = v.trim().toLowerCase();
+  const mapped = l === 'warning' ? 'warn' : l === 'panic' ? 'fatal' : l === 'none' ? 'silent' : l;
+  if (!(LOG_LEVELS as readonly string[]).includes(mapped)) {
+    throw new ConfigError(`${source}: log level "${v}" is not one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return mapped as LogLevel;
+}
+
+function parsePort(v: string, source: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new ConfigError(`${source}: port "${v}" is not an integer in 0–65535 (0 disables)`);
+  }
+  return n;
+}
+
+function parseDatastoreType(v: string, source: string): DatastoreType {
+  const l = v.trim().toLowerCase();
+  if (l === 'etcdv3' || l === 'etcd') return 'etcdv3';
+  if (l === 'embedded' || l === 'local' || l === '') return 'embedded';
+  throw new ConfigError(`${source}: datastore type "${v}" is not supported (expected "etcdv3" or "embedded")`);
+}
+
+function parseEndpoints(v: string, source: string): string[] {
+  const eps = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const e of eps) {
+    let u: URL;
+    try { u = new URL(e); } catch { throw new ConfigError(`${source}: etcd endpoint "${e}" is not a URL (e.g. http://127.0.0.1:2379)`); }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      throw new ConfigError(`${source}: etcd endpoint "${e}" must use http or https`);
+    }
+  }
+  return eps;
+}
+
+function parseIp(v: string, source: string): string {
+  const s = v.trim();
+  if (s === '' || s.toLowerCase() === 'autodetect') return 'autodetect';
+  if (s.toLowerCase() === 'none') return 'none';
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(s);
+  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || (m[5] !== undefined && Number(m[5]) > 32)) {
+    throw new ConfigError(`${source}: "${v}" is not "autodetect", "none" or an IPv4 address with optional /prefix (e.g. 10.0.2.10/24)`);
+  }
+  return m[5] === undefined ? `${s}/32` : s;
+}
+
+/** Raw option values as the CLI parser produced them (strings, undefined when absent). */
+export interface RawNodeOptions {
+  nodeName?: string;
+  ip?: string;
+  ipAutodetectionMethod?: string;
+  datastoreType?: string;
+  storeDir?: string;
+  etcdEndpoints?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  logLevel?: string;
+  bpffsRoot?: string;
+  metricsPort?: string;
+  healthPort?: string;
+  healthHost?: string;
+  interfacePrefix?: string;
+  policyOnly?: boolean | string;
+  uplink?: string;
+  maxBatch?: string;
+}
+
+export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = process.env): NodeConfig {
+  const pick = (flag: string, v: string | undefined, ...names: string[]): [string | undefined, string] => {
+    if (v !== undefined) return [v, `--${flag}`];
+    for (const n of names) if (env[n] !== undefined && env[n] !== '') return [env[n], n];
+    return [undefined, `--${flag}`];
+  };
+
+  const [nodeName] = pick('nodename', opts.nodeName, 'NODENAME', 'HOSTNAME');
+  const [ip, ipSrc] = pick('ip', opts.ip, 'IP');
+  const [method] = pick('ip-autodetection-method', opts.ipAutodetectionMethod, 'IP_AUTODETECTION_METHOD');
+  const [dsType, dsSrc] = pick('datastore-type', opts.datastoreType, 'DATASTORE_TYPE');
+  const [storeDir] = pick('store-dir', opts.storeDir, 'TORTIE_STORE_DIR');
+  const [eps, epsSrc] = pick('etcd-endpoints', opts.etcdEndpoints, 'ETCD_ENDPOINTS');
+  const [ca] = pick('etcd-ca', opts.etcdCa, 'ETCD_CA_CERT_FILE');
+  const [cert] = pick('etcd-cert', opts.etcdCert, 'ETCD_CERT_FILE');
+  const [key] = pick('etcd-key', opts.etcdKey, 'ETCD_KEY_FILE');
+  const [level, levelSrc] = pick('log-level', opts.logLevel, 'TORTIE_LOGLEVEL', 'FELIX_LOGSEVERITYSCREEN', 'LOG_LEVEL');
+  const [bpffs] = pick('bpffs-root', opts.bpffsRoot, 'TORTIE_BPFFS_ROOT');
+  const [mport, mportSrc] = pick('metrics-port', opts.metricsPort, 'FELIX_PROMETHEUSMETRICSPORT');
+  const [hport, hportSrc] = pick('health-port', opts.healthPort, 'FELIX_HEALTHPORT');
+  const [hhost] = pick('health-host', opts.healthHost, 'FELIX_HEALTHHOST');
+  const [prefix] = pick('interface-prefix', opts.interfacePrefix, 'FELIX_INTERFACEPREFIX');
+  const [uplink] = pick('uplink', opts.uplink, 'TORTIE_UPLINK');
+  const [batch, batchSrc] = pick('max-batch', opts.maxBatch, 'TORTIE_MAX_BATCH');
+  const policyOnlyRaw = opts.policyOnly !== undefined ? String(opts.policyOnly) : (env.TORTIE_POLICY_ONLY ?? env.CALICO_NETWORKING_BACKEND);
+
+  const datastoreType = parseDatastoreType(dsType ?? 'embedded', dsSrc);
+  const etcdEndpoints = eps !== undefined ? parseEndpoints(eps, epsSrc) : ['http://127.0.0.1:2379'];
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError('--etcd-cert and --etcd-key (ETCD_CERT_FILE, ETCD_KEY_FILE) must be given together');
+  }
+  const maxBatch = batch === undefined ? 1000 : Number(batch);
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new ConfigError(`${batchSrc}: "${batch}" is not a positive integer`);
+  const name = (nodeName ?? hostname()).trim();
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
+    throw new ConfigError(`node name "${name}" is not a valid DNS subdomain (lower-case letters, digits, '-', '.')`);
+  }
+  const ifPrefix = (prefix ?? 'cali').trim();
+  if (!/^[A-Za-z0-9_.-]{1,10}$/.test(ifPrefix)) throw new ConfigError(`interface prefix "${ifPrefix}" must be 1–10 interface-name characters`);
+
+  return {
+    nodeName: name,
+    ip: parseIp(ip ?? 'autodetect', ipSrc),
+    ipAutodetectionMethod: (method ?? 'first-found').trim(),
+    datastoreType,
+    storeDir: storeDir ?? '/var/lib/tortie/store',
+    etcd: { endpoints: etcdEndpoints, caFile: ca, certFile: cert, keyFile: key },
+    logLevel: parseLogLevel(level ?? 'info', levelSrc),
+    bpffsRoot: bpffs ?? '/sys/fs/bpf/tortie',
+    metricsPort: parsePort(mport ?? '9091', mportSrc),
+    healthPort: parsePort(hport ?? '9099', hportSrc),
+    healthHost: hhost ?? '127.0.0.1',
+    interfacePrefix: ifPrefix,
+    policyOnly: policyOnlyRaw === 'true' || policyOnlyRaw === 'none' || policyOnlyRaw === '1',
+    uplink: uplink ?? '',
+    maxBatch,
+  };
+}
