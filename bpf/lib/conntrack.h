@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Connection tracking: one LRU hash entry per flow, key normalised over both directions
+ * (shared/maps.h). Timeouts are Calico's and load-time constants; an entry older than its
+ * state's timeout is treated as absent here and deleted by the agent's sweep
+ * (src/dataplane/bpf/conntrack.ts) with batch ops, so no packet ever scans the table.
+ *
+ * Approval model. A flow between two local workloads crosses two policy points: the
+ * initiator's cali* tc ingress (its egress policy) and the responder's cali* tc egress (its
+ * ingress policy). Each point records its own approval bit (SRC_OK / DST_OK); a packet is
+ * "established" at a point only when that point's bit is set, so an allow at one end never
+ * skips the other end's policy. A reply passes at a point when the bit of the local side at
+ * that point is set (the responder's DST_OK when it sends, the initiator's SRC_OK when it
+ * receives). Existing flows keep their verdict until the entry expires, as in Calico.
+ */
+#ifndef TORTIE_LIB_CONNTRACK_H
+#define TORTIE_LIB_CONNTRACK_H
+
+#include "lib/parse.h"
+
+#define NSEC 1000000000ULL
+
+/* Load-time tunables (ns); the agent's sweep is given the same values. */
+const volatile __u64 ct_timeout_syn_ns = 20 * NSEC;
+const volatile __u64 ct_timeout_est_ns = 3600 * NSEC;
+const volatile __u64 ct_timeout_fin_ns = 30 * NSEC;
+const volatile __u64 ct_timeout_rst_ns = 40 * NSEC;
+const volatile __u64 ct_timeout_udp_ns = 60 * NSEC;
+const volatile __u64 ct_timeout_icmp_ns = 5 * NSEC;
+const volatile __u64 ct_timeout_other_ns = 600 * NSEC;
+
+/*
+ * tortie_ct4_v1: struct tortie_ct4_key -> struct tortie_ct_value.
+ * Written by the cali* programs (create on an allowed new flow, state/last_seen on every
+ * packet); read by them; the agent reads it for metrics and deletes expired entries.
+ * max_entries is set by the agent at load (derived from memory); the value here is the
+ * default. Full map: LRU evicts the least recently used flow, never refuses a new one.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tortie_ct4_key);
+	__type(value, struct tortie_ct_value);
+	__uint(max_entries, 262144);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_ct4_v1 SEC(".maps");
+
+enum ct_result {
+	CT_NEW = 0,         /* no live entry: policy decides, ct_commit creates one */
+	CT_ESTABLISHED = 1, /* this point approved the flow already: pass */
+	CT_RELATED = 2,     /* ICMP error about a tracked flow: pass */
+	CT_UNAPPROVED = 3,  /* entry exists but this point never approved it: policy decides */
+};
+
+struct ct_ctx {
+	struct tortie_ct4_key key;
+	struct tortie_ct_value *entry;
+	bool src_is_a;
+	bool init_dir;  /* packet travels initiator -> responder */
+};
+
+static __always_inline __u64 ct_timeout(__u8 state)
+{
+	switch (state) {
+	case TORTIE_CT_SYN_SENT:
+	case TORTIE_CT_SYN_RECV:
+		return ct_timeout_syn_ns;
+	case TORTIE_CT_ESTABLISHED:
+		return ct_timeout_est_ns;
+	case TORTIE_CT_FIN_WAIT:
+	case TORTIE_CT_CLOSING:
+		return ct_timeout_fin_ns;
+	case TORTIE_CT_RST:
+		return ct_timeout_rst_ns;
+	case TORTIE_CT_UDP:
+		return ct_timeout_udp_ns;
+	case TORTIE_CT_ICMP:
+		return ct_timeout_icmp_ns;
+	default:
+		return ct_timeout_other_ns;
+	}
+}
+
+static __always_inline bool ct_live(const struct tortie_ct_value *v, __u64 now)
+{
+	return now - v->last_seen_ns <= ct_timeout(v->state);
+}
+
+/* The approval bit this point sets for a packet in the initiator direction. */
+static __always_inline __u32 ct_point_flag(__u8 dir)
+{
+	return dir == TORTIE_DIR_EGRESS ? TORTIE_CTF_SRC_OK : TORTIE_CTF_DST_OK;
+}
+
+/* The bit a reply needs at this point: the local side's own approval. */
+static __always_inline __u32 ct_reply_flag(__u8 dir)
+{
+	return dir == TORTIE_DIR_EGRESS ? TORTIE_CTF_DST_OK : TORTIE_CTF_SRC_OK;
+}
+
+static __always_inline __u8 ct_initial_state(const struct tortie_pkt *pkt)
+{
+	switch (pkt->proto) {
+	case IPPROTO_TCP:
+		if (pkt->tcp_flags & TCP_FLAG_RST)
+			return TORTIE_CT_RST;
+		/* Mid-stream pickup (no SYN): e.g. flows that outlived an expired entry. */
+		return (pkt->tcp_flags & TCP_FLAG_SYN) ? TORTIE_CT_SYN_SENT : TORTIE_CT_ESTABLISHED;
+	case IPPROTO_UDP:
+		return TORTIE_CT_UDP;
+	case IPPROTO_ICMP:
+		return TORTIE_CT_ICMP;
+	default:
+		return TORTIE_CT_OTHER;
+	}
+}
+
+static __always_inline void ct_tcp_advance(struct tortie_ct_value *v, const struct tortie_pkt *pkt,
+					   bool init_dir, bool sender_is_a)
+{
+	__u8 f = pkt->tcp_flags, st = v->state;
+
+	if (f & TCP_FLAG_RST) {
+		v->state = TORTIE_CT_RST;
+		return;
+	}
+	if (f & TCP_FLAG_FIN) {
+		__u32 bit = sender_is_a ? TORTIE_CTF_FIN_A : TORTIE_CTF_FIN_B;
+		__u32 other = sender_is_a ? TORTIE_CTF_FIN_B : TORTIE_CTF_FIN_A;
+
+		__sync_fetch_and_or(&v->flags, bit);
+		v->state = (v->flags & other) ? TORTIE_CT_CLOSING : TORTIE_CT_FIN_WAIT;
+		return;
+	}
+	if (st == TORTIE_CT_SYN_SENT && !init_dir && (f & TCP_FLAG_SYN) && (f & TCP_FLAG_ACK))
+		v->state = TORTIE_CT_SYN_RECV;
+	else if (st == TORTIE_CT_SYN_RECV && init_dir && (f & TCP_FLAG_ACK) && !(f & TCP_FLAG_SYN))
+		v->state = TORTIE_CT_ESTABLISHED;
+}
+
+static __always_inline bool ct_tcp_reopens(const struct tortie_ct_value *v, const struct tortie_pkt *pkt)
+{
+	/* A fresh SYN on a closed/closing 4-tuple is a new connection: policy again. */
+	return pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
+	       v->state >= TORTIE_CT_FIN_WAIT && v->state <= TORTIE_CT_RST;
+}
+
+/* Looks the packet up; on ESTABLISHED also advances state and last_seen. */
+static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __u8 dir, struct ct_ctx *c)
+{
+	struct tortie_ct_value *v;
+	__u64 now = bpf_ktime_get_ns();
+	__u32 need;
+
+	if (pkt->icmp_err) {
+		v = bpf_map_lookup_elem(&tortie_ct4_v1, &pkt->inner);
+		if (v && ct_live(v, now))
+			return CT_RELATED;
+	}
+	ct4_key_make(&c->key, pkt->saddr, pkt->daddr, pkt->ct_sport, pkt->ct_dport, pkt->proto, &c->src_is_a);
+	c->entry = NULL;
+	v = bpf_map_lookup_elem(&tortie_ct4_v1, &c->key);
+	if (!v || !ct_live(v, now) || ct_tcp_reopens(v, pkt))
+		return CT_NEW;
+	c->entry = v;
+	c->init_dir = c->src_is_a == !!(v->flags & TORTIE_CTF_A_IS_INIT);
+	need = c->init_dir ? ct_point_flag(dir) : ct_reply_flag(dir);
+	if (!(v->flags & need))
+		return CT_UNAPPROVED;
+	if (pkt->proto == IPPROTO_TCP)
+		ct_tcp_advance(v, pkt, c->init_dir, c->src_is_a);
+	if (!c->init_dir && !(v->flags & TORTIE_CTF_REPLY))
+		__sync_fetch_and_or(&v->flags, TORTIE_CTF_REPLY);
+	v->last_seen_ns = now;
+	return CT_ESTABLISHED;
+}
+
+/*
+ * After policy allowed the packet: create the entry (new flow, this point's approval set)
+ * or add this point's approval to an existing one. A reply-direction packet a point never
+ * approved is passed on its own verdict without changing the entry.
+ */
+static __always_inline void ct_commit(const struct tortie_pkt *pkt, __u8 dir, struct ct_ctx *c,
+				      enum ct_result r, __u32 rule)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	if (r == CT_NEW) {
+		struct tortie_ct_value v = {
+			.last_seen_ns = now,
+			.created_ns = now,
+			.state = ct_initial_state(pkt),
+			.flags = ct_point_flag(dir) | (c->src_is_a ? TORTIE_CTF_A_IS_INIT : 0),
+			.rule = rule,
+		};
+
+		bpf_map_update_elem(&tortie_ct4_v1, &c->key, &v, BPF_ANY);
+		return;
+	}
+	if (r == CT_UNAPPROVED && c->entry && c->init_dir) {
+		__sync_fetch_and_or(&c->entry->flags, ct_point_flag(dir));
+		if (pkt->proto == IPPROTO_TCP)
+			ct_tcp_advance(c->entry, pkt, true, c->src_is_a);
+		c->entry->last_seen_ns = now;
+	}
+}
+
+#endif

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Local workload endpoints, keyed by the ifindex of their host-side cali* veth. */
+#ifndef TORTIE_LIB_ENDPOINT_H
+#define TORTIE_LIB_ENDPOINT_H
+
+#include "lib/ctx.h"
+
+/*
+ * tortie_ep_v1: __u32 ifindex -> struct tortie_endpoint.
+ * Written by the agent (endpoint manager, applyEndpointPolicy); read by both cali* programs.
+ * No entry for an interface a program runs on = fail closed (DROP_UNKNOWN_IFACE).
+ * BPF_F_NO_PREALLOC on purpose: an update replaces the element and frees the old one after
+ * an RCU grace period, so a packet that looked up the old value reads it whole; with a
+ * preallocated hash the old element could be recycled under the reader. This is what makes
+ * the per-endpoint table flip atomic. Full map: the agent cannot add endpoints (error there).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct tortie_endpoint);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_ep_v1 SEC(".maps");
+
+/*
+ * tortie_epaddr_v1 (LPM): (ifindex, family, address prefix) -> __u32 (reserved, 0).
+ * The addresses an endpoint may send from (anti-spoofing). Written by the agent with the
+ * endpoint; read by the from-workload program. Full map: agent error, endpoint not added.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct tortie_ep_addr_key);
+	__type(value, __u32);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_epaddr_v1 SEC(".maps");
+
+/* Copies the endpoint (one consistent snapshot for the whole packet); false if unknown. */
+static __always_inline bool ep_lookup(__u32 ifindex, struct tortie_endpoint *out)
+{
+	struct tortie_endpoint *ep = bpf_map_lookup_elem(&tortie_ep_v1, &ifindex);
+
+	if (!ep)
+		return false;
+	__builtin_memcpy(out, ep, sizeof(*out));
+	return true;
+}
+
+static __always_inline bool ep_addr4_ok(__u32 ifindex, __be32 saddr)
+{
+	struct tortie_ep_addr_key k = {
+		.prefixlen = TORTIE_EPADDR_FIXED_BITS + 32, .ifindex = ifindex, .family = TORTIE_AF_INET };
+
+	__builtin_memcpy(k.addr, &saddr, 4);
+	return bpf_map_lookup_elem(&tortie_epaddr_v1, &k) != NULL;
+}
+
+#endif

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Header parsing: Ethernet (optionally VLAN), ARP, IPv4, TCP/UDP/SCTP/ICMP (with the inner
+ * header of ICMP errors). Every bound is checked against both the linear data end and the
+ * datagram end the IPv4 total length claims; a lie in either direction is a drop reason,
+ * never a way around policy.
+ *
+ * parse_packet() returns PARSE_IPV4 or PARSE_ARP (>0) or a negative DROP_* reason, and
+ * fills struct tortie_pkt. Non-first fragments carry no L4 header: their ports are filled
+ * later from the fragment map (lib/frag.h).
+ */
+#ifndef TORTIE_LIB_PARSE_H
+#define TORTIE_LIB_PARSE_H
+
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/in.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include "lib/ctx.h"
+
+/* ICMPv4 types (linux/icmp.h pulls in libc socket headers, unusable for -target bpf). */
+#define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_SOURCE_QUENCH 4
+#define ICMP_REDIRECT 5
+#define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+
+#define PARSE_IPV4 1
+#define PARSE_ARP 2
+
+#define TORTIE_FRAG_NONE 0
+#define TORTIE_FRAG_FIRST 1
+#define TORTIE_FRAG_LATER 2
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+/* Bytes we need linear: Ethernet + 2 VLAN tags + max IPv4 header + ICMP header + max inner
+ * IPv4 header + 8 bytes of inner L4. */
+#define PARSE_PULL_LEN (14 + 8 + 60 + 8 + 60 + 8)
+
+struct vlan_hdr_t {
+	__be16 tci;
+	__be16 encap_proto;
+};
+
+struct tortie_pkt {
+	__be32 saddr;
+	__be32 daddr;
+	__u16 sport;      /* host order; 0 for ICMP and port-less protocols */
+	__u16 dport;      /* host order; ICMP: type << 8 | code (the policy port field) */
+	__u16 ct_sport;   /* host order, ports for the conntrack key (ICMP echo: the id) */
+	__u16 ct_dport;
+	__be16 ip_id;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 frag;        /* TORTIE_FRAG_* */
+	__u8 icmp_err;    /* 1: `inner` holds the normalised key of the flow this error is about */
+	__u16 pad;
+	struct tortie_ct4_key inner;
+};
+
+static __always_inline bool icmp_is_error(__u8 type)
+{
+	return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED ||
+	       type == ICMP_PARAMETERPROB || type == ICMP_SOURCE_QUENCH || type == ICMP_REDIRECT;
+}
+
+static __always_inline bool icmp_is_echo(__u8 type)
+{
+	return type == ICMP_ECHO || type == ICMP_ECHOREPLY;
+}
+
+/* Normalised conntrack key of (s:sp -> d:dp); *src_is_a tells which side the source is. */
+static __always_inline void ct4_key_make(struct tortie_ct4_key *k, __be32 s, __be32 d, __u16 sp,
+					 __u16 dp, __u8 proto, bool *src_is_a)
+{
+	__u32 hs = bpf_ntohl(s), hd = bpf_ntohl(d);
+	bool a = hs < hd || (hs == hd && sp <= dp);
+
+	k->proto = proto;
+	k->pad[0] = k->pad[1] = k->pad[2] = 0;
+	if (a) {
+		k->addr_a = s; k->addr_b = d;
+		k->port_a = bpf_htons(sp); k->port_b = bpf_htons(dp);
+	} else {
+		k->addr_a = d; k->addr_b = s;
+		k->port_a = bpf_htons(dp); k->port_b = bpf_htons(sp);
+	}
+	if (src_is_a)
+		*src_is_a = a;
+}
+
+/* Inner header of an ICMP error: the offending datagram as the peer sent it. Best effort:
+ * if it is not complete, the error is treated as a plain ICMP packet (policy decides). */
+static __always_inline void parse_icmp_inner(void *inner, void *end, __u32 room, struct tortie_pkt *pkt)
+{
+	struct iphdr *iip = inner;
+	__u16 isp = 0, idp = 0;
+	__u32 ihlen;
+	__u8 *l4;
+
+	if ((void *)(iip + 1) > end || room < sizeof(*iip))
+		return;
+	if (iip->version != 4 || iip->ihl < 5)
+		return;
+	ihlen = iip->ihl * 4;
+	if (ihlen + 8 > room)
+		return;
+	l4 = inner + ihlen;
+	if ((void *)(l4 + 8) > end)
+		return;
+	switch (iip->protocol) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+	case IPPROTO_SCTP:
+		isp = ((__u16)l4[0] << 8) | l4[1];
+		idp = ((__u16)l4[2] << 8) | l4[3];
+		break;
+	case IPPROTO_ICMP:
+		if (!icmp_is_echo(l4[0]))
+			return;
+		isp = idp = ((__u16)l4[4] << 8) | l4[5];
+		break;
+	default:
+		break;
+	}
+	ct4_key_make(&pkt->inner, iip->saddr, iip->daddr, isp, idp, iip->protocol, NULL);
+	pkt->icmp_err = 1;
+}
+
+/* vlan_ok: accept up to two VLAN tags (uplink); on workload interfaces a tag is a drop.
+ * want_l4: parse and validate the L4 header (the prefilter only needs addresses). */
+static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt *pkt, bool vlan_ok,
+					bool want_l4)
+{
+	void *data = ctx_data(ctx);
+	void *end = ctx_data_end(ctx);
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	__u32 off = sizeof(*eth), hlen, tot, fo;
+	__be16 proto;
+	__u8 *l4;
+
+	if ((void *)(eth + 1) > end)
+		return DROP_TRUNC_ETH;
+	proto = eth->h_proto;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+			struct vlan_hdr_t *vh = data + off;
+
+			if (!vlan_ok)
+				return DROP_VLAN;
+			if ((void *)(vh + 1) > end)
+				return DROP_TRUNC_ETH;
+			proto = vh->encap_proto;
+			off += sizeof(*vh);
+		}
+	}
+	if (proto == bpf_htons(ETH_P_ARP))
+		return PARSE_ARP;
+	if (proto != bpf_htons(ETH_P_IP))
+		return (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) ?
+			DROP_VLAN : DROP_UNSUPPORTED_L3;
+
+	ip = data + off;
+	if ((void *)(ip + 1) > end)
+		return DROP_TRUNC_IP;
+	if (ip->version != 4)
+		return DROP_BAD_IP_VERSION;
+	if (ip->ihl < 5)
+		return DROP_BAD_IHL;
+	hlen = ip->ihl * 4;
+	if ((void *)ip + hlen > end)
+		return DROP_TRUNC_IP;
+	tot = bpf_ntohs(ip->tot_len);
+	if (tot < hlen || off + tot > ctx_len(ctx))
+		return DROP_BAD_TOTLEN;
+
+	pkt->saddr = ip->saddr;
+	pkt->daddr = ip->daddr;
+	pkt->proto = ip->protocol;
+	pkt->ip_id = ip->id;
+	fo = bpf_ntohs(ip->frag_off);
+	if (fo & 0x1fff) {
+		pkt->frag = TORTIE_FRAG_LATER;
+		/* A later fragment at offset 8 rewrites TCP flags of the first (RFC 1858). */
+		if ((fo & 0x1fff) == 1 && ip->protocol == IPPROTO_TCP)
+			return DROP_FRAG_TINY;
+		return PARSE_IPV4;
+	}
+	if (fo & 0x2000)
+		pkt->frag = TORTIE_FRAG_FIRST;
+	if (!want_l4)
+		return PARSE_IPV4;
+
+	l4 = (__u8 *)ip + hlen;
+	tot -= hlen; /* bytes of L4 header + payload the datagram claims */
+	switch (ip->protocol) {
+	case IPPROTO_TCP: {
+		struct tcphdr *th = (void *)l4;
+		__u32 doff;
+
+		if (tot < sizeof(*th) || (void *)(th + 1) > end)
+			return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
+		doff = th->doff * 4;
+		if (doff < sizeof(*th) || doff > tot)
+			return DROP_BAD_TCP_HDR;
+		pkt->sport = bpf_ntohs(th->source);
+		pkt->dport = bpf_ntohs(th->dest);
+		pkt->tcp_flags = l4[13];
+		break;
+	}
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+	case IPPROTO_SCTP: {
+		/* SCTP's 12-byte common header starts with the same two ports as UDP's 8. */
+		if (ip->protocol != IPPROTO_SCTP) {
+			if (tot < 8 || (void *)(l4 + 8) > end)
+				return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
+		} else {
+			if (tot < 12 || (void *)(l4 + 12) > end)
+				return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
+		}
+		pkt->sport = ((__u16)l4[0] << 8) | l4[1];
+		pkt->dport = ((__u16)l4[2] << 8) | l4[3];
+		break;
+	}
+	case IPPROTO_ICMP: {
+		__u8 type, code;
+
+		if (tot < 8 || (void *)(l4 + 8) > end)
+			return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
+		type = l4[0];
+		code = l4[1];
+		pkt->dport = ((__u16)type << 8) | code;
+		if (icmp_is_echo(type))
+			pkt->ct_sport = pkt->ct_dport = ((__u16)l4[4] << 8) | l4[5];
+		else if (icmp_is_error(type))
+			parse_icmp_inner(l4 + 8, end, tot - 8, pkt);
+		return PARSE_IPV4;
+	}
+	default:
+		return PARSE_IPV4;
+	}
+	pkt->ct_sport = pkt->sport;
+	pkt->ct_dport = pkt->dport;
+	return PARSE_IPV4;
+}
+
+#endif

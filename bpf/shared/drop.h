@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Drop reasons: ONE space of negative codes, shared by every tortie BPF program and by
+ * TypeScript (src/dataplane/bpf/drop-reasons.ts mirrors this enum; test/datapath checks
+ * the mirror against this file's BTF). Lib code returns these; only the entry program turns
+ * them into a verdict, a counter and (for policy) an event.
+ *
+ * Contract: values are stable once released (they are stored in counters and events).
+ * 0 means "forwarded"; it is the counter slot for accepted packets.
+ */
+#ifndef TORTIE_SHARED_DROP_H
+#define TORTIE_SHARED_DROP_H
+
+enum tortie_drop_reason {
+	TORTIE_FORWARD = 0,              /* not a drop: packet accepted */
+	DROP_TRUNC_ETH = -1,             /* shorter than an Ethernet (or VLAN) header */
+	DROP_TRUNC_IP = -2,              /* shorter than the IPv4 header it claims */
+	DROP_BAD_IHL = -3,               /* IPv4 IHL < 5 */
+	DROP_BAD_TOTLEN = -4,            /* IPv4 total length < IHL*4 or > bytes present */
+	DROP_TRUNC_L4 = -5,              /* TCP/UDP/ICMP header does not fit in the datagram */
+	DROP_UNKNOWN_IFACE = -6,         /* cali* interface not in the endpoint map: fail closed */
+	DROP_SPOOFED_SRC = -7,           /* source address not one of the endpoint's */
+	DROP_POLICY_DENY = -8,           /* verdict table said deny (or no cell matched) */
+	DROP_NO_TABLE = -9,              /* endpoint names a table that is not loaded: fail closed */
+	DROP_PREFILTER = -10,            /* XDP prefilter: deny-listed CIDR */
+	DROP_DNT_DENY = -11,             /* XDP prefilter: doNotTrack deny rule */
+	DROP_UNSUPPORTED_L3 = -12,       /* ethertype neither IPv4 nor ARP (IPv6 not enabled yet) */
+	DROP_VLAN = -13,                 /* VLAN-tagged frame on a workload interface */
+	DROP_FRAG_UNKNOWN = -14,         /* non-first fragment whose first fragment was not seen */
+	DROP_CT_INVALID = -15,           /* reply-direction packet of a flow this side never approved */
+	DROP_BAD_TCP_HDR = -16,          /* TCP data offset < 5 or header past the datagram */
+	DROP_ENDPOINT_DISABLED = -17,    /* endpoint flagged down by the agent */
+	DROP_FRAG_TINY = -18,            /* fragment overlapping the L4 header (RFC 1858) */
+	DROP_BAD_IP_VERSION = -19,       /* ethertype IPv4 but version field != 4 */
+	TORTIE_DROP_MIN = -19,           /* keep equal to the most negative value */
+};
+
+/* Directions, as seen from the workload (Calico's terms for policy). */
+enum tortie_dir {
+	TORTIE_DIR_INGRESS = 0,          /* to the workload: tc egress on cali*; ingress policy */
+	TORTIE_DIR_EGRESS = 1,           /* from the workload: tc ingress on cali*; egress policy */
+	TORTIE_DIR_UPLINK = 2,           /* XDP / tc on the uplink */
+};
+
+#endif

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Map key/value layouts: the only C that both the BPF programs and the agent see.
+ * The agent's codecs (src/dataplane/bpf/codecs.ts) mirror these; a test compares every
+ * codec with the BTF of the compiled objects, so a change here that is not made there fails CI.
+ *
+ * Rules for this file: fixed-width types only, explicit padding (no hole the compiler fills),
+ * byte order in the type (__be* = network order), IPv4 now with IPv6-sized fields where an
+ * address lives in a shared structure (endpoint addresses, events). Map names and their
+ * semantics are documented next to the map definitions in bpf/lib/.
+ */
+#ifndef TORTIE_SHARED_MAPS_H
+#define TORTIE_SHARED_MAPS_H
+
+#include <linux/types.h>
+
+#define TORTIE_AF_INET 4
+#define TORTIE_AF_INET6 6
+
+/* ---- endpoints: tortie_ep_v1 (key: __u32 ifindex of the host-side cali* veth) ---- */
+#define TORTIE_EP_F_DISABLED (1u << 0) /* drop everything (agent is tearing the endpoint down) */
+
+struct tortie_endpoint {
+	__u32 id;       /* agent-assigned endpoint id, reported in events */
+	__u32 flags;    /* TORTIE_EP_F_* */
+	__u32 table[2]; /* active verdict table per enum tortie_dir (INGRESS, EGRESS); 0 = none */
+	__u32 version;  /* bumped by the agent on every table flip; for debugging and tests */
+	__u32 pad;
+};
+
+/* ---- endpoint addresses: tortie_epaddr_v1 (LPM: anti-spoofing set, value __u32 reserved) ----
+ * Fixed part = 64 bits (ifindex, family, pad); then 0..32 (IPv4) or 0..128 (IPv6) bits of
+ * address, so an endpoint's ipNetworks may be wider than a host address. */
+struct tortie_ep_addr_key {
+	__u32 prefixlen;
+	__u32 ifindex;
+	__u8 family;    /* TORTIE_AF_INET or TORTIE_AF_INET6 */
+	__u8 pad[3];
+	__u8 addr[16];  /* network order; IPv4 in addr[0..3], rest zero */
+};
+#define TORTIE_EPADDR_FIXED_BITS 64
+
+/* ---- address classes: tortie_cls4_v1 (LPM: remote IPv4 prefix -> global class, __u32) ---- */
+struct tortie_cls4_key {
+	__u32 prefixlen; /* 0..32 */
+	__be32 addr;
+};
+
+struct tortie_cls6_key { /* reserved for tortie_cls6_v1 */
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* ---- verdict tables ---- */
+#define TORTIE_TBL_F_SPORT (1u << 0) /* table has source-port classes: consult tortie_spc_v1 */
+
+/* tortie_tbl_v1: key __u32 table id. A table is usable only once this entry exists. */
+struct tortie_table {
+	__u32 flags;     /* TORTIE_TBL_F_* */
+	__u32 miss_rule; /* rule id reported when no cell matches (the packet is denied) */
+};
+
+/* tortie_proj_v1: (table, global class) -> __u32 table-local class; absent = local class 0 */
+struct tortie_proj_key {
+	__u32 table;
+	__u32 gclass;
+};
+
+/* tortie_spc_v1 (LPM): (table, proto, source port prefix) -> __u32 source-port class; absent = 0.
+ * proto may be TORTIE_PROTO_OTHER. Fixed part = 48 bits (table, proto); then 0..16 port bits. */
+struct tortie_spc_key {
+	__u32 prefixlen;
+	__u32 table;
+	__u16 proto;
+	__be16 port;
+};
+#define TORTIE_SPC_FIXED_BITS 48
+
+/* Protocol value used for the cells that cover every protocol the table does not list. */
+#define TORTIE_PROTO_OTHER 256
+
+/* tortie_pol_v1 (LPM): (table, local class, proto, sport class, dst port prefix) -> verdict.
+ * port = destination port for TCP/UDP/SCTP, (type << 8 | code) for ICMP, 0 otherwise.
+ * Fixed part = 96 bits; then 0..16 bits of the port (ranges are split into prefixes). */
+struct tortie_pol_key {
+	__u32 prefixlen;
+	__u32 table;
+	__u32 lclass;
+	__u16 proto;     /* 0..255, or TORTIE_PROTO_OTHER */
+	__u16 sclass;
+	__be16 port;
+	__u16 pad;
+};
+#define TORTIE_POL_FIXED_BITS 96
+
+#define TORTIE_ACT_ALLOW 1
+#define TORTIE_ACT_DENY 2
+#define TORTIE_MAX_LOG_RULES 4
+
+struct tortie_verdict {
+	__u8 action;     /* TORTIE_ACT_* */
+	__u8 nlog;       /* valid entries in log_rules (the agent caps at TORTIE_MAX_LOG_RULES) */
+	__u16 flags;     /* reserved */
+	__u32 rule;      /* rule id that decided */
+	__u32 log_rules[TORTIE_MAX_LOG_RULES]; /* Log rules hit before the decision, in order */
+};
+
+/* ---- conntrack: tortie_ct4_v1 ---- */
+/* Normalised over both directions: (addr_a, port_a) <= (addr_b, port_b), comparing the
+ * address then the port as host-order integers. For ICMP echo both ports hold the echo id;
+ * for protocols without ports both are 0. */
+struct tortie_ct4_key {
+	__be32 addr_a;
+	__be32 addr_b;
+	__be16 port_a;
+	__be16 port_b;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+enum tortie_ct_state {
+	TORTIE_CT_NONE = 0,
+	TORTIE_CT_SYN_SENT = 1,   /* SYN from the initiator */
+	TORTIE_CT_SYN_RECV = 2,   /* SYN-ACK from the responder */
+	TORTIE_CT_ESTABLISHED = 3,
+	TORTIE_CT_FIN_WAIT = 4,   /* FIN seen from one side */
+	TORTIE_CT_CLOSING = 5,    /* FIN seen from both sides */
+	TORTIE_CT_RST = 6,
+	TORTIE_CT_UDP = 7,
+	TORTIE_CT_ICMP = 8,
+	TORTIE_CT_OTHER = 9,
+};
+
+#define TORTIE_CTF_A_IS_INIT (1u << 0) /* side a of the key opened the flow */
+#define TORTIE_CTF_SRC_OK (1u << 1)    /* initiator's egress policy allowed it (its cali* tc ingress) */
+#define TORTIE_CTF_DST_OK (1u << 2)    /* responder's ingress policy allowed it (its cali* tc egress) */
+#define TORTIE_CTF_FIN_A (1u << 3)
+#define TORTIE_CTF_FIN_B (1u << 4)
+#define TORTIE_CTF_REPLY (1u << 5)     /* a packet was seen in the reply direction */
+
+struct tortie_ct_value {
+	__u64 last_seen_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last packet */
+	__u64 created_ns;
+	__u64 flags;        /* TORTIE_CTF_*, set with atomic or (64-bit: BPF atomics need it) */
+	__u8 state;         /* enum tortie_ct_state */
+	__u8 pad[3];
+	__u32 rule;         /* rule id that first allowed the flow */
+};
+
+/* ---- IPv4 fragments: tortie_frag4_v1 (first fragment's ports for the later ones) ---- */
+struct tortie_frag4_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct tortie_frag_value {
+	__be16 sport;    /* policy ports of the first fragment (ICMP: 0, type << 8 | code) */
+	__be16 dport;
+	__be16 ct_sport; /* its conntrack ports */
+	__be16 ct_dport;
+};
+
+/* ---- XDP prefilter: tortie_pf4_v1 (LPM: (side, IPv4 prefix) -> struct tortie_pf_value) ---- */
+#define TORTIE_PF_SRC 0
+#define TORTIE_PF_DST 1
+#define TORTIE_PF_FIXED_BITS 32
+
+struct tortie_pf4_key {
+	__u32 prefixlen; /* 32 (side + pad) + 0..32 */
+	__u8 side;       /* TORTIE_PF_SRC / TORTIE_PF_DST: which address the prefix matches */
+	__u8 pad[3];
+	__be32 addr;
+};
+
+#define TORTIE_PF_KIND_DENYLIST 1
+#define TORTIE_PF_KIND_DNT 2
+
+struct tortie_pf_value {
+	__u32 kind;  /* TORTIE_PF_KIND_*: selects DROP_PREFILTER or DROP_DNT_DENY */
+	__u32 rule;  /* rule id (0 for a plain deny-list entry) */
+};
+
+/* ---- counters: tortie_cnt_v1 (per-CPU) ---- */
+struct tortie_cnt_key {
+	__u32 ifindex;
+	__u8 dir;        /* enum tortie_dir */
+	__u8 pad;
+	__s16 reason;    /* enum tortie_drop_reason; 0 = forwarded */
+};
+
+struct tortie_cnt_value {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* ---- events: tortie_events_v1 (ring buffer) ---- */
+#define TORTIE_EV_DENY 1 /* a new flow denied by policy (rule = deciding rule) */
+#define TORTIE_EV_LOG 2  /* a Log rule hit on a new flow (rule = the Log rule) */
+#define TORTIE_EV_PREFILTER 3
+
+struct tortie_event {
+	__u64 ts_ns;
+	__u32 kind;      /* TORTIE_EV_* */
+	__u32 ifindex;
+	__u32 ep_id;
+	__u32 rule;
+	__s32 reason;
+	__u8 dir;        /* enum tortie_dir */
+	__u8 family;
+	__u8 proto;
+	__u8 pad;
+	__u16 sport;     /* host order */
+	__u16 dport;     /* host order; ICMP: type << 8 | code */
+	__u8 saddr[16];  /* network order */
+	__u8 daddr[16];
+	__u32 pad2;
+};
+
+#endif
