@@ -7,3 +7,20 @@
  * no input, however malformed, makes it throw anything else.
  */
 export * from './types';
+export { ValidationError, formatProblem, type Problem } from './errors';
+export {
+  validateResource,
+  checkResource,
+  nameProblem,
+  workloadEndpointName,
+  parseAsNumber,
+  BUILTIN_TIERS,
+  DEFAULT_TIER,
+  LABEL_TIER,
+  LABEL_NAMESPACE,
+  LABEL_ORCHESTRATOR,
+  LABEL_SERVICE_ACCOUNT,
+  MAX_RULES,
+  type CheckResult,
+} from './validate';
+export { parsePort, parseProtocol, protocolNumber, protocolSupportsPorts, parseCidr, formatCidr } from './values';

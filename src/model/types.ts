@@ -2,10 +2,12 @@
  * projectcalico.org/v3 resource types, in Calico's own field names.
  *
  * Contract: these are the shapes of *validated* resources as produced by
- * `validateResource` / `parseResources` (defaults applied, selectors in canonical form).
- * Fields optional here are optional in Calico too; after validation the fields marked
- * "defaulted" below are always present. Changes to this file are additive only: the
- * policy compiler, datastore, CLI and IPAM build on it.
+ * `validateResource` / `parseResources`: defaults applied, value forms canonical (ports as
+ * a number, "min:max" or a name; numeric protocols as numbers), selectors kept as written
+ * (Calico stores the user's text; parse them with src/selector). Fields optional here are
+ * optional in Calico too; after validation the fields marked "Defaulted" are always
+ * present, and an absent boolean means false (Calico's omitempty). Changes to this file
+ * are additive only: the policy compiler, datastore, CLI and IPAM build on it.
  */
 
 export const API_VERSION_V3 = 'projectcalico.org/v3' as const;
@@ -98,17 +100,18 @@ export interface IPPoolSpec {
   vxlanMode?: EncapMode;
   /** Defaulted: Never. */
   ipipMode?: EncapMode;
-  /** Defaulted: false. */
   natOutgoing?: boolean;
-  /** Defaulted: false. */
   disabled?: boolean;
   disableBGPExport?: boolean;
   /** Defaulted: 26 (v4) / 122 (v6). */
   blockSize?: number;
   /** Defaulted: `all()`. */
   nodeSelector?: string;
+  /** Pods in namespaces matching this may use the pool (IPAM); absent = any namespace. */
+  namespaceSelector?: string;
   /** Defaulted: ['Workload', 'Tunnel']. */
   allowedUses?: ('Workload' | 'Tunnel' | 'LoadBalancer')[];
+  /** Defaulted: Automatic. */
   assignmentMode?: 'Automatic' | 'Manual';
 }
 
@@ -123,8 +126,12 @@ export interface IPPool {
 
 export interface NodeBGPSpec {
   asNumber?: number;
-  /** Address WITH its subnet, e.g. `10.0.2.10/24` (host bits kept); decides "same subnet". */
+  /**
+   * Address WITH its subnet, e.g. `10.0.2.10/24` (host bits kept); decides "same subnet".
+   * A bare address is normalised to `/32`.
+   */
   ipv4Address?: string;
+  /** As ipv4Address; a bare address is normalised to `/128`. */
   ipv6Address?: string;
   ipv4IPIPTunnelAddr?: string;
   routeReflectorClusterID?: string;
@@ -161,7 +168,7 @@ export interface Node {
 
 export interface WorkloadEndpointPort {
   name: string;
-  /** Defaulted: TCP? No — Calico requires it; validated to TCP/UDP/SCTP. */
+  /** Required; TCP, UDP or SCTP (by name or number). */
   protocol: Protocol;
   port: number;
   hostPort?: number;
@@ -220,9 +227,10 @@ export interface Profile {
 // ---------------------------------------------------------------- Tier
 
 export interface TierSpec {
-  /** Unset = last (after all ordered tiers). */
+  /** Unset = last (after all ordered tiers). The built-in tiers have fixed orders: default
+   *  1000000, kube-admin 1000, kube-baseline 10000000 (defaulted when absent). */
   order?: number;
-  /** Defaulted: Deny. */
+  /** Defaulted: Deny (Pass for kube-admin and kube-baseline). */
   defaultAction?: 'Deny' | 'Pass';
 }
 
@@ -242,9 +250,10 @@ export interface NetworkPolicySpec {
   order?: number;
   ingress?: Rule[];
   egress?: Rule[];
-  /** Defaulted: `all()`. */
+  /** Defaulted: `all()` (Calico treats an empty selector as all()). */
   selector?: string;
-  /** Defaulted from the rule lists (see validation). */
+  /** Defaulted from the rule lists as Calico does: egress rules only → [Egress]; ingress and
+   *  egress rules → [Ingress, Egress]; otherwise [Ingress]. */
   types?: PolicyType[];
   serviceAccountSelector?: string;
   performanceHints?: string[];

@@ -1,0 +1,502 @@
+/**
+ * Value-level checks and normalisers shared by the resource validators and converters:
+ * JSON shape accessors, IP addresses and CIDRs, Kubernetes/Calico name and label rules,
+ * ports and protocols.
+ *
+ * Contract: every function here accepts `unknown` (any JSON value) and never throws; the
+ * accessors report problems into an `Issues` collector and return `undefined` on failure.
+ * Reasons are written for a human who knows Calico: they say what was found and why it
+ * is wrong.
+ */
+import ipaddr from 'ipaddr.js';
+import type { Issues } from './errors';
+import type { Port, Protocol } from './types';
+
+// ---------------------------------------------------------------- JSON shape
+
+export type JsonObject = Record<string, unknown>;
+
+export function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Own property only: a key such as `constructor` or `__proto__` in the input is data. */
+export function own(o: JsonObject, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;
+}
+
+export function has(o: JsonObject, key: string): boolean {
+  return Object.prototype.hasOwnProperty.call(o, key) && o[key] !== undefined;
+}
+
+/** A short description of a JSON value for messages: `a number (5)`, `null`, `an array`. */
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  switch (typeof v) {
+    case 'string':
+      return `a string (${quote(v)})`;
+    case 'number':
+      return `a number (${v})`;
+    case 'boolean':
+      return `a boolean (${v})`;
+    case 'object':
+      return 'an object';
+    default:
+      return typeof v;
+  }
+}
+
+/** JSON-quote a string for messages, cut to a readable length. */
+export function quote(s: string): string {
+  const cut = s.length > 80 ? s.slice(0, 77) + '...' : s;
+  return JSON.stringify(cut);
+}
+
+export function field(path: string, key: string): string {
+  return path === '' ? key : `${path}.${key}`;
+}
+
+export function index(path: string, i: number): string {
+  return `${path}[${i}]`;
+}
+
+/** Reports every key of `o` not in `allowed` (calicoctl decodes strictly). */
+export function checkKnownFields(
+  o: JsonObject,
+  allowed: readonly string[],
+  path: string,
+  issues: Issues,
+): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) issues.add(field(path, k), 'unknown field');
+  }
+}
+
+export function asObject(v: unknown, path: string, issues: Issues): JsonObject | undefined {
+  if (isObject(v)) return v;
+  issues.add(path, `must be an object, got ${describe(v)}`);
+  return undefined;
+}
+
+export function asString(v: unknown, path: string, issues: Issues): string | undefined {
+  if (typeof v === 'string') return v;
+  issues.add(path, `must be a string, got ${describe(v)}`);
+  return undefined;
+}
+
+export function asBoolean(v: unknown, path: string, issues: Issues): boolean | undefined {
+  if (typeof v === 'boolean') return v;
+  issues.add(path, `must be true or false, got ${describe(v)}`);
+  return undefined;
+}
+
+/** An integer within [min, max]. */
+export function asInteger(
+  v: unknown,
+  path: string,
+  issues: Issues,
+  min: number,
+  max: number,
+): number | undefined {
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    issues.add(path, `must be an integer, got ${describe(v)}`);
+    return undefined;
+  }
+  if (!Number.isInteger(v)) {
+    issues.add(path, `must be an integer, got ${v}`);
+    return undefined;
+  }
+  if (v < min || v > max) {
+    issues.add(path, `${v} is out of range (${min} to ${max})`);
+    return undefined;
+  }
+  return v;
+}
+
+/** A finite number (Calico's float64 `order`). */
+export function asFiniteNumber(v: unknown, path: string, issues: Issues): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  issues.add(path, `must be a finite number, got ${describe(v)}`);
+  return undefined;
+}
+
+export function asArray(v: unknown, path: string, issues: Issues): unknown[] | undefined {
+  if (Array.isArray(v)) return v;
+  issues.add(path, `must be a list, got ${describe(v)}`);
+  return undefined;
+}
+
+export function asStringArray(v: unknown, path: string, issues: Issues): string[] | undefined {
+  const arr = asArray(v, path, issues);
+  if (arr === undefined) return undefined;
+  const out: string[] = [];
+  let ok = true;
+  arr.forEach((e, i) => {
+    const s = asString(e, index(path, i), issues);
+    if (s === undefined) ok = false;
+    else out.push(s);
+  });
+  return ok ? out : undefined;
+}
+
+// ---------------------------------------------------------------- IP addresses
+
+export interface IPAddr {
+  version: 4 | 6;
+  /** 4 or 16 bytes, network order. */
+  bytes: number[];
+}
+
+export interface Cidr {
+  ip: IPAddr;
+  prefix: number;
+}
+
+const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** Dotted-quad only; leading zeros rejected as Go's net.ParseIP does (octal ambiguity). */
+export function parseIPv4(s: string): IPAddr | null {
+  const m = IPV4_RE.exec(s);
+  if (m === null) return null;
+  const bytes: number[] = [];
+  for (let i = 1; i <= 4; i++) {
+    const part = m[i] as string;
+    if (part.length > 1 && part[0] === '0') return null;
+    const n = Number(part);
+    if (n > 255) return null;
+    bytes.push(n);
+  }
+  return { version: 4, bytes };
+}
+
+const IPV6_CHARS_RE = /^[0-9a-fA-F:.]+$/;
+
+export function parseIPv6(s: string): IPAddr | null {
+  // No zones (`%eth0`), no brackets; ipaddr.js does the grammar.
+  if (!s.includes(':') || !IPV6_CHARS_RE.test(s) || s.length > 45) return null;
+  if (!ipaddr.IPv6.isValid(s)) return null;
+  try {
+    return { version: 6, bytes: ipaddr.IPv6.parse(s).toByteArray() };
+  } catch {
+    return null;
+  }
+}
+
+export function parseIP(s: string): IPAddr | null {
+  return parseIPv4(s) ?? parseIPv6(s);
+}
+
+export function formatIP(ip: IPAddr): string {
+  if (ip.version === 4) return ip.bytes.join('.');
+  return ipaddr.fromByteArray(ip.bytes).toString();
+}
+
+export function bitLength(ip: IPAddr): number {
+  return ip.version === 4 ? 32 : 128;
+}
+
+export function maskIP(ip: IPAddr, prefix: number): IPAddr {
+  const bytes = ip.bytes.map((b, i) => {
+    const bitsHere = Math.max(0, Math.min(8, prefix - i * 8));
+    const mask = bitsHere === 0 ? 0 : (0xff << (8 - bitsHere)) & 0xff;
+    return b & mask;
+  });
+  return { version: ip.version, bytes };
+}
+
+export function ipEqual(a: IPAddr, b: IPAddr): boolean {
+  return a.version === b.version && a.bytes.every((x, i) => x === b.bytes[i]);
+}
+
+const PREFIX_RE = /^(0|[1-9]\d{0,2})$/;
+
+/**
+ * `addr/prefix`, or a bare address when `allowBare` (taken as a full-length prefix, as
+ * Calico's ParseCIDROrIP does). Host bits are kept; see `isMasked` / `maskCidr`.
+ */
+export function parseCidr(s: string, allowBare: boolean): Cidr | null {
+  const slash = s.indexOf('/');
+  if (slash < 0) {
+    if (!allowBare) return null;
+    const ip = parseIP(s);
+    return ip === null ? null : { ip, prefix: bitLength(ip) };
+  }
+  const ip = parseIP(s.slice(0, slash));
+  const p = s.slice(slash + 1);
+  if (ip === null || !PREFIX_RE.test(p)) return null;
+  const prefix = Number(p);
+  if (prefix > bitLength(ip)) return null;
+  return { ip, prefix };
+}
+
+export function isMasked(c: Cidr): boolean {
+  return ipEqual(c.ip, maskIP(c.ip, c.prefix));
+}
+
+export function maskCidr(c: Cidr): Cidr {
+  return { ip: maskIP(c.ip, c.prefix), prefix: c.prefix };
+}
+
+export function formatCidr(c: Cidr): string {
+  return `${formatIP(c.ip)}/${c.prefix}`;
+}
+
+/** Whether `outer` contains every address of `inner`. */
+export function cidrContains(outer: Cidr, inner: Cidr): boolean {
+  if (outer.ip.version !== inner.ip.version || inner.prefix < outer.prefix) return false;
+  return ipEqual(maskIP(outer.ip, outer.prefix), maskIP(inner.ip, outer.prefix));
+}
+
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  return cidrContains(a, b) || cidrContains(b, a);
+}
+
+export const IPV4_LINK_LOCAL: Cidr = { ip: { version: 4, bytes: [169, 254, 0, 0] }, prefix: 16 };
+export const IPV6_LINK_LOCAL: Cidr = {
+  ip: { version: 6, bytes: [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] },
+  prefix: 10,
+};
+
+// ---------------------------------------------------------------- names and labels
+
+const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Kubernetes DNS-1123 label: ≤ 63 of [a-z0-9-], alphanumeric at both ends. */
+export function dnsLabelProblem(s: string): string | null {
+  if (s.length === 0) return 'must not be empty';
+  if (s.length > 63) return `${quote(s)} is longer than 63 characters`;
+  if (!DNS_LABEL_RE.test(s)) {
+    return `${quote(s)} must consist of lower-case letters, digits and '-', and start and end with a letter or digit`;
+  }
+  return null;
+}
+
+/** Kubernetes DNS-1123 subdomain: dot-separated labels, ≤ 253 in all. */
+export function dnsSubdomainProblem(s: string): string | null {
+  if (s.length === 0) return 'must not be empty';
+  if (s.length > 253) return `${quote(s)} is longer than 253 characters`;
+  if (!DNS_SUBDOMAIN_RE.test(s)) {
+    return `${quote(s)} must consist of lower-case letters, digits, '-' and '.', and start and end with a letter or digit`;
+  }
+  return null;
+}
+
+const QUALIFIED_NAME_PART_RE = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+
+/** Kubernetes qualified name (label and annotation keys): `[prefix/]name`. */
+export function qualifiedNameProblem(s: string): string | null {
+  const parts = s.split('/');
+  let name: string;
+  if (parts.length === 1) {
+    name = s;
+  } else if (parts.length === 2) {
+    const prefix = parts[0] as string;
+    name = parts[1] as string;
+    if (prefix.length === 0) return `key ${quote(s)} has an empty prefix before '/'`;
+    const p = dnsSubdomainProblem(prefix);
+    if (p !== null) return `key prefix ${quote(prefix)} is not a DNS subdomain (lower-case, digits, '-', '.')`;
+  } else {
+    return `key ${quote(s)} may contain at most one '/'`;
+  }
+  if (name.length === 0) return `key ${quote(s)} has an empty name part`;
+  if (name.length > 63) return `key ${quote(s)}: name part is longer than 63 characters`;
+  if (!QUALIFIED_NAME_PART_RE.test(name)) {
+    return `key ${quote(s)}: name part must consist of letters, digits, '-', '_' or '.', and start and end with a letter or digit`;
+  }
+  return null;
+}
+
+export function labelValueProblem(v: string): string | null {
+  if (v.length === 0) return null;
+  if (v.length > 63) return `value ${quote(v)} is longer than 63 characters`;
+  if (!QUALIFIED_NAME_PART_RE.test(v)) {
+    return `value ${quote(v)} must consist of letters, digits, '-', '_' or '.', and start and end with a letter or digit`;
+  }
+  return null;
+}
+
+/**
+ * A map of label key → value with Kubernetes' rules; returns a fresh object (never the
+ * input) so later mutation of the input cannot change a validated resource.
+ */
+export function asLabels(v: unknown, path: string, issues: Issues): Record<string, string> | undefined {
+  const o = asObject(v, path, issues);
+  if (o === undefined) return undefined;
+  const out: Record<string, string> = {};
+  let ok = true;
+  for (const k of Object.keys(o).sort()) {
+    const kp = `${path}[${JSON.stringify(k)}]`;
+    const kprob = qualifiedNameProblem(k);
+    if (kprob !== null) {
+      issues.add(kp, kprob);
+      ok = false;
+      continue;
+    }
+    const val = o[k];
+    if (typeof val !== 'string') {
+      issues.add(kp, `label value must be a string, got ${describe(val)}`);
+      ok = false;
+      continue;
+    }
+    const vprob = labelValueProblem(val);
+    if (vprob !== null) {
+      issues.add(kp, vprob);
+      ok = false;
+      continue;
+    }
+    Object.defineProperty(out, k, { value: val, enumerable: true, writable: true, configurable: true });
+  }
+  return ok ? out : undefined;
+}
+
+const ANNOTATIONS_MAX_BYTES = 256 * 1024;
+
+/** Annotations: qualified-name keys (checked lower-cased, as Kubernetes does), ≤ 256 KiB. */
+export function asAnnotations(
+  v: unknown,
+  path: string,
+  issues: Issues,
+): Record<string, string> | undefined {
+  const o = asObject(v, path, issues);
+  if (o === undefined) return undefined;
+  const out: Record<string, string> = {};
+  let ok = true;
+  let size = 0;
+  for (const k of Object.keys(o).sort()) {
+    const kp = `${path}[${JSON.stringify(k)}]`;
+    const kprob = qualifiedNameProblem(k.toLowerCase());
+    if (kprob !== null) {
+      issues.add(kp, kprob);
+      ok = false;
+      continue;
+    }
+    const val = o[k];
+    if (typeof val !== 'string') {
+      issues.add(kp, `annotation value must be a string, got ${describe(val)}`);
+      ok = false;
+      continue;
+    }
+    size += Buffer.byteLength(k) + Buffer.byteLength(val);
+    Object.defineProperty(out, k, { value: val, enumerable: true, writable: true, configurable: true });
+  }
+  if (size > ANNOTATIONS_MAX_BYTES) {
+    issues.add(path, `annotations total ${size} bytes, more than the ${ANNOTATIONS_MAX_BYTES} allowed`);
+    ok = false;
+  }
+  return ok ? out : undefined;
+}
+
+const PORT_NAME_CHARS_RE = /^[-a-z0-9]+$/;
+
+/** Kubernetes IANA_SVC_NAME, the rule Calico applies to named ports. */
+export function portNameProblem(s: string): string | null {
+  if (s.length === 0) return 'port name must not be empty';
+  if (s.length > 15) return `port name ${quote(s)} is longer than 15 characters`;
+  if (!PORT_NAME_CHARS_RE.test(s)) return `port name ${quote(s)} may contain only lower-case letters, digits and '-'`;
+  if (!/[a-z]/.test(s)) return `port name ${quote(s)} must contain at least one letter`;
+  if (s.includes('--')) return `port name ${quote(s)} must not contain "--"`;
+  if (s.startsWith('-') || s.endsWith('-')) return `port name ${quote(s)} must not begin or end with '-'`;
+  return null;
+}
+
+const MAC_RE = /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/;
+
+/** 48-bit MAC with ':' or '-' separators; normalised to lower-case with ':'. */
+export function parseMac(s: string): string | null {
+  if (!MAC_RE.test(s)) return null;
+  return s.toLowerCase().replace(/-/g, ':');
+}
+
+// ---------------------------------------------------------------- ports and protocols
+
+export const PROTOCOL_NAMES = ['TCP', 'UDP', 'ICMP', 'ICMPv6', 'SCTP', 'UDPLite'] as const;
+
+const PROTOCOL_NUMBERS: Record<string, number> = {
+  TCP: 6,
+  UDP: 17,
+  ICMP: 1,
+  ICMPv6: 58,
+  SCTP: 132,
+  UDPLite: 136,
+};
+
+/**
+ * Calico's numorstring.Protocol: a name (case-sensitive, as Calico's validator) or a number
+ * 1–255; a numeric string becomes a number (Calico decodes `"6"` as 6).
+ */
+export function parseProtocol(v: unknown): { value: Protocol } | { error: string } {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 1 || v > 255) {
+      return { error: `protocol number ${v} is invalid (must be 1 to 255)` };
+    }
+    return { value: v };
+  }
+  if (typeof v === 'string') {
+    if (/^\d+$/.test(v)) return parseProtocol(Number(v));
+    if ((PROTOCOL_NAMES as readonly string[]).includes(v)) return { value: v };
+    const hint = PROTOCOL_NAMES.find((n) => n.toLowerCase() === v.toLowerCase());
+    return {
+      error:
+        `protocol ${quote(v)} is invalid (expected one of ${PROTOCOL_NAMES.join(', ')} or a number 1 to 255)` +
+        (hint !== undefined ? `; did you mean ${hint}?` : ''),
+    };
+  }
+  return { error: `protocol must be a name or a number, got ${describe(v)}` };
+}
+
+/** The IP protocol number of a validated protocol value. */
+export function protocolNumber(p: Protocol): number {
+  return typeof p === 'number' ? p : (PROTOCOL_NUMBERS[p] ?? 0);
+}
+
+/** Calico allows port matches only for TCP, UDP and SCTP (by name or number). */
+export function protocolSupportsPorts(p: Protocol): boolean {
+  const n = protocolNumber(p);
+  return n === 6 || n === 17 || n === 132;
+}
+
+export type ParsedPort =
+  | { kind: 'range'; min: number; max: number; value: Port }
+  | { kind: 'named'; name: string; value: Port };
+
+const DIGITS_RE = /^\d+$/;
+const RANGE_RE = /^(\d+):(\d+)$/;
+
+/**
+ * Calico's numorstring.Port: a number, `"80"`, `"min:max"`, or a named port. The value is
+ * returned in Calico's canonical form: a number for a single port, `"min:max"` for a range,
+ * the name for a named port.
+ */
+export function parsePort(v: unknown): ParsedPort | { error: string } {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 1 || v > 65535) {
+      return { error: `port ${v} is invalid (must be 1 to 65535)` };
+    }
+    return { kind: 'range', min: v, max: v, value: v };
+  }
+  if (typeof v !== 'string') {
+    return { error: `port must be a number or a string, got ${describe(v)}` };
+  }
+  if (DIGITS_RE.test(v)) {
+    const n = Number(v);
+    if (n < 1 || n > 65535) return { error: `port ${quote(v)} is invalid (must be 1 to 65535)` };
+    return { kind: 'range', min: n, max: n, value: n };
+  }
+  const m = RANGE_RE.exec(v);
+  if (m !== null) {
+    const min = Number(m[1]);
+    const max = Number(m[2]);
+    if (min < 1 || min > 65535 || max < 1 || max > 65535) {
+      return { error: `range ${quote(v)} is invalid (ports must be 1 to 65535)` };
+    }
+    if (min > max) return { error: `range ${quote(v)} has min > max` };
+    return { kind: 'range', min, max, value: min === max ? min : `${min}:${max}` };
+  }
+  const prob = portNameProblem(v);
+  if (prob !== null) {
+    return { error: `${quote(v)} is neither a port number, a "min:max" range nor a valid named port: ${prob}` };
+  }
+  return { kind: 'named', name: v, value: v };
+}
