@@ -10,6 +10,8 @@
 export interface Problem {
   /** 1-based index of the document in a multi-document input (parseResources only). */
   document?: number;
+  /** 0-based index in the document's `items` when the document is a List. */
+  item?: number;
   /** Resource kind as understood so far (may be the input's own spelling if unknown). */
   kind?: string;
   /** `name` or `namespace/name`, when known. */
@@ -21,7 +23,9 @@ export interface Problem {
 
 export function formatProblem(p: Problem): string {
   const parts: string[] = [];
-  if (p.document !== undefined) parts.push(`document ${p.document}`);
+  if (p.document !== undefined) {
+    parts.push(p.item !== undefined ? `document ${p.document} items[${p.item}]` : `document ${p.document}`);
+  }
   if (p.kind !== undefined || p.name !== undefined) {
     parts.push(`${p.kind ?? '(unknown kind)'} ${p.name ?? '(no name)'}`);
   }

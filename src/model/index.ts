@@ -24,3 +24,23 @@ export {
   type CheckResult,
 } from './validate';
 export { parsePort, parseProtocol, protocolNumber, protocolSupportsPorts, parseCidr, formatCidr } from './values';
+export {
+  toV3,
+  convertToV3,
+  cidrToName,
+  convertNodeName,
+  simplifyPorts,
+  K8S_NETWORKING_API,
+  K8S_POLICY_PREFIX,
+  K8S_POLICY_ORDER,
+  type ConvertResult,
+} from './convert';
+export {
+  parseResources,
+  resolveKind,
+  toYaml,
+  toJson,
+  KIND_ALIASES,
+  MAX_INPUT_BYTES,
+  type OutputOptions,
+} from './documents';
