@@ -19,6 +19,7 @@
 #include "lib/conntrack.h"
 #include "lib/policy.h"
 #include "lib/drop.h"
+#include "shared/btf-anchor.h"
 
 static __always_inline void log_hits(const struct tortie_verdict *v, __u32 ifindex, __u32 ep_id,
 				     __u8 dir, const struct tortie_pkt *pkt)

@@ -58,6 +58,8 @@ struct tortie_cls6_key { /* reserved for tortie_cls6_v1 */
 struct tortie_table {
 	__u32 flags;     /* TORTIE_TBL_F_* */
 	__u32 miss_rule; /* rule id reported when no cell matches (the packet is denied) */
+	__u8 hash[8];    /* the compiler's content hash of the table, so a restarted agent can map
+			  * ids back to tables; not read by BPF */
 };
 
 /* tortie_proj_v1: (table, global class) -> __u32 table-local class; absent = local class 0 */

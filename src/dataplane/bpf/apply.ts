@@ -1,0 +1,208 @@
+/**
+ * Writes encoded policy into the maps with the atomicity contract of the datapath:
+ *
+ *   applyEndpointPolicy(ifindex, endpoint, {ingress, egress} tables)
+ *     1. every table the endpoint will use is complete in the maps (projection, source-port
+ *        classes and cells first, the tortie_tbl_v1 entry last) — TableRegistry.acquire;
+ *     2. new anti-spoofing addresses are added;
+ *     3. ONE update of the endpoint's tortie_ep_v1 entry switches both directions to the new
+ *        table ids (the "flip"; the map is BPF_F_NO_PREALLOC so readers see old or new whole);
+ *     4. addresses no longer wanted are removed, and the old tables are released: a table no
+ *        endpoint references loses its tortie_tbl_v1 entry first, then its cells.
+ *   A packet therefore sees the whole old table or the whole new one, never a mix or nothing;
+ *   flows already in conntrack keep their verdict until they expire (Calico's behaviour).
+ *
+ * Table ids are allocated from a counter that only grows, so an id freed in step 4 is never
+ * handed to a different table while a packet might still hold the old endpoint value.
+ * Tables are shared by content (the compiler's hash id), with reference counts.
+ *
+ * `MapOps` is the narrow map interface this module needs; src/dataplane/bpf/maps.ts adapts the
+ * native addon's maps to it (and tests may use the same adapter over real maps).
+ */
+import type { ProjectionEntry, VerdictTable } from '../../calc/types';
+import {
+  AF_INET, EPADDR_FIXED_BITS, EP_F_DISABLED, endpointCodec, epAddrKeyCodec, projKeyCodec, u32Key, u32Value,
+  type Endpoint,
+} from './codecs';
+import { encodeProjection, encodeTable, parseCidr4, type EncodedTable, type Entry } from './encode';
+
+export interface MapOps {
+  lookup(key: Buffer): Buffer | undefined;
+  update(key: Buffer, value: Buffer): void;
+  /** Deletes; a missing key is not an error. */
+  delete(key: Buffer): void;
+}
+
+export interface PolicyMaps {
+  ep: MapOps;
+  epaddr: MapOps;
+  tbl: MapOps;
+  proj: MapOps;
+  spc: MapOps;
+  pol: MapOps;
+}
+
+export class ApplyError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) { super(message); this.name = 'ApplyError'; this.code = code; }
+}
+
+interface TableRef { id: number; hash: string; refs: number; enc: EncodedTable; extraProj: Map<number, Entry> }
+
+export class TableRegistry {
+  private readonly byHash = new Map<string, TableRef>();
+  private readonly byId = new Map<number, TableRef>();
+  private nextId: number;
+
+  constructor(private readonly maps: PolicyMaps, firstId = 1) { this.nextId = firstId; }
+
+  /** Numeric id of a loaded table, by the compiler's hash id. */
+  idOf(hash: string): number | undefined { return this.byHash.get(hash)?.id; }
+  refsOf(hash: string): number { return this.byHash.get(hash)?.refs ?? 0; }
+  get size(): number { return this.byHash.size; }
+
+  /** Ensures the table is fully written, adds a reference and returns its numeric id. */
+  acquire(t: VerdictTable): number {
+    const have = this.byHash.get(t.id);
+    if (have) { have.refs++; return have.id; }
+    const id = this.allocId();
+    const enc = encodeTable(t, id);
+    const ref: TableRef = { id, hash: t.id, refs: 1, enc, extraProj: new Map() };
+    try {
+      for (const e of enc.proj) this.maps.proj.update(e.key, e.value);
+      for (const e of enc.spc) this.maps.spc.update(e.key, e.value);
+      for (const e of enc.pol) this.maps.pol.update(e.key, e.value);
+      this.maps.tbl.update(enc.meta.key, enc.meta.value); // last: now the table is usable
+    } catch (err) {
+      this.erase(enc, ref.extraProj);
+      throw err;
+    }
+    this.byHash.set(t.id, ref);
+    this.byId.set(id, ref);
+    return id;
+  }
+
+  /** Drops a reference; the last one deletes the table (meta first, then its entries). */
+  release(id: number): void {
+    const ref = this.byId.get(id);
+    if (!ref) return;
+    if (--ref.refs > 0) return;
+    this.byId.delete(id);
+    this.byHash.delete(ref.hash);
+    this.erase(ref.enc, ref.extraProj);
+  }
+
+  /** Projection entries added to a live table (CalcDelta.projectionAdded): new global classes. */
+  addProjection(hash: string, entries: ProjectionEntry[]): void {
+    const ref = this.byHash.get(hash);
+    if (!ref) return;
+    for (const p of entries) {
+      const e = encodeProjection(ref.id, p.globalClass, p.localClass);
+      this.maps.proj.update(e.key, e.value);
+      ref.extraProj.set(p.globalClass, e);
+    }
+  }
+
+  removeProjection(hash: string, globalClasses: number[]): void {
+    const ref = this.byHash.get(hash);
+    if (!ref) return;
+    for (const g of globalClasses) {
+      this.maps.proj.delete(projKeyCodec.encode({ table: ref.id, gclass: g }));
+      ref.extraProj.delete(g);
+    }
+  }
+
+  private erase(enc: EncodedTable, extra: Map<number, Entry>): void {
+    this.maps.tbl.delete(enc.meta.key);
+    for (const e of enc.pol) this.maps.pol.delete(e.key);
+    for (const e of enc.spc) this.maps.spc.delete(e.key);
+    for (const e of enc.proj) this.maps.proj.delete(e.key);
+    for (const e of extra.values()) this.maps.proj.delete(e.key);
+  }
+
+  private allocId(): number {
+    if (this.nextId > 0xffffffff) throw new ApplyError('ERR_DATAPATH_TABLE_IDS', 'table ids exhausted (2^32 allocations); restart the agent');
+    return this.nextId++;
+  }
+}
+
+export interface EndpointPolicy {
+  /** Host-side cali* ifindex (the tortie_ep_v1 key). */
+  ifindex: number;
+  /** Agent-assigned endpoint id reported in events. */
+  id: number;
+  /** Addresses the workload may send from (canonical CIDRs, usually /32). */
+  ipNetworks: string[];
+  tables: { ingress: VerdictTable; egress: VerdictTable };
+  disabled?: boolean;
+}
+
+interface EpState { tableIds: number[]; addrKeys: Map<string, Buffer>; version: number }
+
+function epAddrKey(ifindex: number, cidr: string): Buffer | null {
+  if (cidr.includes(':')) return null; // IPv6: the programs don't parse IPv6 yet; nothing to match
+  const { addr, len } = parseCidr4(cidr);
+  const a = Buffer.alloc(16);
+  a.writeUInt32BE(addr, 0);
+  return epAddrKeyCodec.encode({ prefixlen: EPADDR_FIXED_BITS + len, ifindex, family: AF_INET, addr: a });
+}
+
+/** Per-node endpoint programming: owns the TableRegistry and each endpoint's current state. */
+export class EndpointPolicyWriter {
+  readonly tables: TableRegistry;
+  private readonly eps = new Map<number, EpState>();
+
+  constructor(private readonly maps: PolicyMaps) { this.tables = new TableRegistry(maps); }
+
+  current(ifindex: number): Endpoint | undefined {
+    const v = this.maps.ep.lookup(u32Key(ifindex));
+    return v ? endpointCodec.decode(v) : undefined;
+  }
+
+  /** See the module contract. Returns the endpoint value written. */
+  applyEndpointPolicy(p: EndpointPolicy): Endpoint {
+    if (p.tables.ingress.direction !== 'ingress' || p.tables.egress.direction !== 'egress') {
+      throw new ApplyError('ERR_DATAPATH_TABLE_DIRECTION',
+        `endpoint ${p.id} (ifindex ${p.ifindex}): tables.ingress/egress have directions ${p.tables.ingress.direction}/${p.tables.egress.direction}`);
+    }
+    const prev = this.eps.get(p.ifindex);
+    const newIds: number[] = [];
+    try {
+      newIds.push(this.tables.acquire(p.tables.ingress));
+      newIds.push(this.tables.acquire(p.tables.egress));
+    } catch (err) {
+      for (const id of newIds) this.tables.release(id);
+      throw err;
+    }
+    const addrKeys = new Map<string, Buffer>();
+    for (const c of p.ipNetworks) {
+      const k = epAddrKey(p.ifindex, c);
+      if (k) addrKeys.set(k.toString('hex'), k);
+    }
+    for (const [h, k] of addrKeys) if (!prev?.addrKeys.has(h)) this.maps.epaddr.update(k, u32Value(0));
+
+    const old = this.current(p.ifindex);
+    const value: Endpoint = {
+      id: p.id,
+      flags: p.disabled ? EP_F_DISABLED : 0,
+      table: newIds,
+      version: ((old?.version ?? prev?.version ?? 0) + 1) >>> 0,
+    };
+    this.maps.ep.update(u32Key(p.ifindex), endpointCodec.encode(value)); // the flip
+
+    if (prev) for (const [h, k] of prev.addrKeys) if (!addrKeys.has(h)) this.maps.epaddr.delete(k);
+    for (const id of prev?.tableIds ?? []) this.tables.release(id);
+    this.eps.set(p.ifindex, { tableIds: newIds, addrKeys, version: value.version });
+    return value;
+  }
+
+  /** Removes an endpoint (its interface is going away): entry, addresses, table references. */
+  removeEndpoint(ifindex: number): void {
+    this.maps.ep.delete(u32Key(ifindex));
+    const prev = this.eps.get(ifindex);
+    if (!prev) return;
+    for (const k of prev.addrKeys.values()) this.maps.epaddr.delete(k);
+    for (const id of prev.tableIds) this.tables.release(id);
+    this.eps.delete(ifindex);
+  }
+}

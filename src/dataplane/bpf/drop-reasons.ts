@@ -1,0 +1,48 @@
+/**
+ * Drop reasons: the TypeScript mirror of `enum tortie_drop_reason` in bpf/shared/drop.h.
+ * test/datapath checks this table against the enum in the compiled objects' BTF, so the two
+ * cannot drift. Values are negative; 0 is "forwarded" (the counter slot for accepted packets).
+ */
+
+export const DropReason = {
+  FORWARD: 0,
+  TRUNC_ETH: -1,
+  TRUNC_IP: -2,
+  BAD_IHL: -3,
+  BAD_TOTLEN: -4,
+  TRUNC_L4: -5,
+  UNKNOWN_IFACE: -6,
+  SPOOFED_SRC: -7,
+  POLICY_DENY: -8,
+  NO_TABLE: -9,
+  PREFILTER: -10,
+  DNT_DENY: -11,
+  UNSUPPORTED_L3: -12,
+  VLAN: -13,
+  FRAG_UNKNOWN: -14,
+  CT_INVALID: -15,
+  BAD_TCP_HDR: -16,
+  ENDPOINT_DISABLED: -17,
+  FRAG_TINY: -18,
+  BAD_IP_VERSION: -19,
+} as const;
+
+export type DropReasonName = keyof typeof DropReason;
+
+/** The C enumerator name for a TS name (`POLICY_DENY` → `DROP_POLICY_DENY`, FORWARD → `TORTIE_FORWARD`). */
+export function cEnumeratorName(name: DropReasonName): string {
+  return name === 'FORWARD' ? 'TORTIE_FORWARD' : `DROP_${name}`;
+}
+
+const byValue = new Map<number, DropReasonName>(
+  (Object.keys(DropReason) as DropReasonName[]).map((k) => [DropReason[k], k]),
+);
+
+/** Name of a reason code as metrics/log label (`policy_deny`); unknown codes as `unknown_<n>`. */
+export function dropReasonLabel(code: number): string {
+  const n = byValue.get(code);
+  return n ? n.toLowerCase() : `unknown_${code}`;
+}
+
+/** Direction codes (enum tortie_dir). */
+export const Dir = { INGRESS: 0, EGRESS: 1, UPLINK: 2 } as const;

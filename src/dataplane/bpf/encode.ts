@@ -1,0 +1,151 @@
+/**
+ * Encoder: the compiler's datapath-agnostic form (src/calc/types.ts) → tortie map entries.
+ *
+ * Contract:
+ *   - classes: one tortie_cls4_v1 LPM entry per IPv4 ClassPrefix (absent prefix = class 0).
+ *   - a VerdictTable under a numeric table id N becomes
+ *       tortie_proj_v1  (N, global class) → local class       (projection entries, all ≥ 1)
+ *       tortie_spc_v1   (N, proto, sport prefix) → sport class (ranges split into prefixes)
+ *       tortie_pol_v1   (N, local class, proto, sport class, dport prefix) → verdict
+ *                        (each cell's [portMin, portMax] split into aligned prefixes)
+ *       tortie_tbl_v1   N → {flags, miss_rule, hash}        written LAST, deleted FIRST
+ *     Cells of a table partition the port space, so the prefixes never overlap and the LPM
+ *     returns exactly the cell the compiler meant.
+ *   - Log rules beyond TORTIE_MAX_LOG_RULES per cell are dropped from the map value (events
+ *     carry the first four) and counted in `EncodedTable.truncatedLogs`.
+ * Pure: no map I/O here (apply.ts writes).
+ */
+import type { ClassPrefix, VerdictTable, Prefilter } from '../../calc/types';
+import {
+  ACT_ALLOW, ACT_DENY, MAX_LOG_RULES, POL_FIXED_BITS, SPC_FIXED_BITS, TBL_F_SPORT, PF_FIXED_BITS, PF_SRC,
+  PF_KIND_DNT, PF_KIND_DENYLIST, cls4KeyCodec, polKeyCodec, projKeyCodec, spcKeyCodec, tableCodec, u32Value,
+  u32Key, verdictCodec, pf4KeyCodec, pfValueCodec,
+} from './codecs';
+
+export class EncodeError extends Error {
+  readonly code = 'ERR_DATAPATH_ENCODE';
+  constructor(message: string) { super(message); this.name = 'EncodeError'; }
+}
+
+export interface Entry { key: Buffer; value: Buffer }
+
+export interface PortPrefix { value: number; bits: number }
+
+/** Splits the inclusive range [min, max] of 16-bit values into the fewest aligned prefixes. */
+export function portRangeToPrefixes(min: number, max: number): PortPrefix[] {
+  if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0 || max > 0xffff || min > max) {
+    throw new EncodeError(`port range [${min}, ${max}] is not within 0..65535 with min <= max`);
+  }
+  const out: PortPrefix[] = [];
+  let lo = min;
+  while (lo <= max) {
+    // Largest block starting at lo that is aligned and fits in [lo, max].
+    let size = lo === 0 ? 0x10000 : lo & -lo;
+    while (lo + size - 1 > max) size >>= 1;
+    out.push({ value: lo, bits: 16 - Math.log2(size) });
+    lo += size;
+  }
+  return out;
+}
+
+/** Parses `a.b.c.d/len` into host-order address and length; throws EncodeError. */
+export function parseCidr4(cidr: string): { addr: number; len: number } {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(cidr);
+  if (!m) throw new EncodeError(`"${cidr}" is not an IPv4 CIDR`);
+  const oct = m.slice(1, 5).map(Number);
+  const len = m[5] === undefined ? 32 : Number(m[5]);
+  if (oct.some((o) => o > 255) || len > 32) throw new EncodeError(`"${cidr}" is not an IPv4 CIDR`);
+  const addr = ((oct[0] << 24) | (oct[1] << 16) | (oct[2] << 8) | oct[3]) >>> 0;
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return { addr: (addr & mask) >>> 0, len };
+}
+
+export function encodeClassPrefix(p: ClassPrefix): Entry | null {
+  if (p.family !== 4) return null; // IPv6 classes go to tortie_cls6_v1 once the programs parse IPv6
+  const { addr, len } = parseCidr4(p.cidr);
+  return { key: cls4KeyCodec.encode({ prefixlen: len, addr }), value: u32Value(p.classId) };
+}
+
+export function cls4KeyOf(cidr: string): Buffer {
+  const { addr, len } = parseCidr4(cidr);
+  return cls4KeyCodec.encode({ prefixlen: len, addr });
+}
+
+export interface EncodedTable {
+  id: number;
+  meta: Entry;
+  proj: Entry[];
+  spc: Entry[];
+  pol: Entry[];
+  truncatedLogs: number;
+}
+
+function hashBytes(hexId: string): Buffer {
+  const b = Buffer.alloc(8);
+  if (/^[0-9a-f]{16}$/.test(hexId)) Buffer.from(hexId, 'hex').copy(b);
+  else Buffer.from(hexId, 'utf8').subarray(0, 8).copy(b);
+  return b;
+}
+
+export function encodeProjection(id: number, globalClass: number, localClass: number): Entry {
+  return { key: projKeyCodec.encode({ table: id, gclass: globalClass }), value: u32Value(localClass) };
+}
+
+export function encodeTable(t: VerdictTable, id: number): EncodedTable {
+  if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) throw new EncodeError(`table id ${id} is not in 1..2^32-1`);
+  const proj = t.projection.map((p) => encodeProjection(id, p.globalClass, p.localClass));
+  const spc: Entry[] = [];
+  for (const sp of t.srcPortClasses) {
+    for (const r of sp.ranges) {
+      for (const pp of portRangeToPrefixes(r.portMin, r.portMax)) {
+        spc.push({
+          key: spcKeyCodec.encode({ prefixlen: SPC_FIXED_BITS + pp.bits, table: id, proto: sp.protocol, port: pp.value }),
+          value: u32Value(r.srcPortClass),
+        });
+      }
+    }
+  }
+  let truncatedLogs = 0;
+  const pol: Entry[] = [];
+  for (const c of t.cells) {
+    if (c.srcPortClass > 0xffff || c.localClass > 0xffffffff) {
+      throw new EncodeError(`table ${t.id}: cell class (${c.localClass}, ${c.srcPortClass}) out of range`);
+    }
+    const logs = c.logRuleIds.slice(0, MAX_LOG_RULES);
+    truncatedLogs += c.logRuleIds.length - logs.length;
+    const value = verdictCodec.encode({
+      action: c.action === 'allow' ? ACT_ALLOW : ACT_DENY,
+      nlog: logs.length,
+      flags: 0,
+      rule: c.ruleId,
+      log_rules: logs,
+    });
+    for (const pp of portRangeToPrefixes(c.portMin, c.portMax)) {
+      pol.push({
+        key: polKeyCodec.encode({
+          prefixlen: POL_FIXED_BITS + pp.bits, table: id, lclass: c.localClass, proto: c.protocol,
+          sclass: c.srcPortClass, port: pp.value,
+        }),
+        value,
+      });
+    }
+  }
+  const meta = {
+    key: u32Key(id),
+    value: tableCodec.encode({ flags: t.srcPortClasses.length ? TBL_F_SPORT : 0, miss_rule: 0, hash: hashBytes(t.id) }),
+  };
+  return { id, meta, proj, spc, pol, truncatedLogs };
+}
+
+/** Prefilter CIDRs (doNotTrack deny, source side) plus operator deny-list CIDRs. */
+export function encodePrefilter(pf: Prefilter, denyList: string[] = []): Entry[] {
+  const out = new Map<string, Entry>();
+  const add = (cidr: string, kind: number, rule: number): void => {
+    const { addr, len } = parseCidr4(cidr);
+    const key = pf4KeyCodec.encode({ prefixlen: PF_FIXED_BITS + len, side: PF_SRC, addr });
+    out.set(key.toString('hex'), { key, value: pfValueCodec.encode({ kind, rule }) });
+  };
+  for (const c of denyList) add(c, PF_KIND_DENYLIST, 0);
+  for (const d of pf.deny) if (d.family === 4) add(d.cidr, PF_KIND_DNT, d.ruleId);
+  return [...out.values()];
+}

@@ -1,0 +1,205 @@
+/**
+ * Packet builder for BPF_PROG_TEST_RUN tests and benchmarks: composable Ethernet / VLAN /
+ * IPv4 / TCP / UDP / ICMP builders producing wire-format Buffers. Defaults produce valid
+ * packets (lengths and IPv4 header checksum computed); every field a malformed-input test
+ * needs to lie about (IHL, total length, version, data offset, fragment offset) can be
+ * overridden, and `truncate()` cuts a packet short.
+ */
+
+export interface EthOpts {
+  src?: string;          // MAC, default 02:00:00:00:00:01
+  dst?: string;          // MAC, default ee:ee:ee:ee:ee:ee (Calico host side)
+  ethertype?: number;    // default 0x0800
+  vlans?: number[];      // 802.1Q tags, outermost first
+}
+
+export interface Ipv4Opts {
+  src: string;
+  dst: string;
+  proto: number;
+  ttl?: number;
+  id?: number;
+  tos?: number;
+  /** More-fragments flag. */
+  mf?: boolean;
+  /** Fragment offset in 8-byte units. */
+  fragOffset?: number;
+  dontFragment?: boolean;
+  /** Raw option bytes (padded to 4 bytes with End-of-Options); IHL grows accordingly. */
+  options?: Buffer;
+  /** Overrides (for malformed-input tests). */
+  ihl?: number;
+  totalLength?: number;
+  version?: number;
+}
+
+export interface TcpOpts {
+  sport: number;
+  dport: number;
+  /** Any of 'F','S','R','P','A','U' (e.g. 'SA'); default 'S'. */
+  flags?: string;
+  seq?: number;
+  ack?: number;
+  /** Data offset in 32-bit words (default 5). */
+  doff?: number;
+  payload?: Buffer;
+}
+
+export interface UdpOpts { sport: number; dport: number; payload?: Buffer }
+export interface IcmpOpts { type: number; code?: number; id?: number; seq?: number; payload?: Buffer }
+
+export const PROTO = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132, UDPLITE: 136, GRE: 47, IPIP: 4 } as const;
+export const ETH_P = { IPV4: 0x0800, ARP: 0x0806, IPV6: 0x86dd, VLAN: 0x8100, QINQ: 0x88a8 } as const;
+
+export function macBytes(mac: string): Buffer {
+  const parts = mac.split(':');
+  if (parts.length !== 6) throw new TypeError(`packet: MAC "${mac}" is not six colon-separated bytes`);
+  return Buffer.from(parts.map((p) => {
+    const v = parseInt(p, 16);
+    if (!/^[0-9a-fA-F]{1,2}$/.test(p) || Number.isNaN(v)) throw new TypeError(`packet: MAC "${mac}" has a bad byte "${p}"`);
+    return v;
+  }));
+}
+
+export function ipv4Bytes(ip: string): Buffer {
+  const parts = ip.split('.');
+  const nums = parts.map((p) => (/^\d{1,3}$/.test(p) ? Number(p) : NaN));
+  if (parts.length !== 4 || nums.some((n) => Number.isNaN(n) || n > 255)) {
+    throw new TypeError(`packet: "${ip}" is not a dotted-quad IPv4 address`);
+  }
+  return Buffer.from(nums);
+}
+
+export function ipv4ToU32(ip: string): number { return ipv4Bytes(ip).readUInt32BE(0); }
+export function u32ToIpv4(v: number): string {
+  return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
+}
+
+/** RFC 1071 ones'-complement sum over `buf`. */
+export function inetChecksum(buf: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < buf.length; i += 2) sum += buf.readUInt16BE(i);
+  if (buf.length & 1) sum += buf[buf.length - 1] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+export function eth(o: EthOpts, payload: Buffer): Buffer {
+  const vlans = o.vlans ?? [];
+  const hdr = Buffer.alloc(14 + 4 * vlans.length);
+  macBytes(o.dst ?? 'ee:ee:ee:ee:ee:ee').copy(hdr, 0);
+  macBytes(o.src ?? '02:00:00:00:00:01').copy(hdr, 6);
+  let off = 12;
+  for (const tag of vlans) {
+    hdr.writeUInt16BE(ETH_P.VLAN, off);
+    hdr.writeUInt16BE(tag & 0x0fff, off + 2);
+    off += 4;
+  }
+  hdr.writeUInt16BE(o.ethertype ?? ETH_P.IPV4, off);
+  return Buffer.concat([hdr, payload]);
+}
+
+export function ipv4(o: Ipv4Opts, payload: Buffer): Buffer {
+  let opts = o.options ?? Buffer.alloc(0);
+  if (opts.length % 4) opts = Buffer.concat([opts, Buffer.alloc(4 - (opts.length % 4))]);
+  const hlen = 20 + opts.length;
+  const hdr = Buffer.alloc(hlen);
+  const ihl = o.ihl ?? hlen / 4;
+  hdr[0] = ((o.version ?? 4) << 4) | (ihl & 0xf);
+  hdr[1] = o.tos ?? 0;
+  hdr.writeUInt16BE(o.totalLength ?? hlen + payload.length, 2);
+  hdr.writeUInt16BE(o.id ?? 0x1234, 4);
+  const flags = (o.dontFragment ? 0x4000 : 0) | (o.mf ? 0x2000 : 0);
+  hdr.writeUInt16BE(flags | ((o.fragOffset ?? 0) & 0x1fff), 6);
+  hdr[8] = o.ttl ?? 64;
+  hdr[9] = o.proto;
+  ipv4Bytes(o.src).copy(hdr, 12);
+  ipv4Bytes(o.dst).copy(hdr, 16);
+  opts.copy(hdr, 20);
+  hdr.writeUInt16BE(inetChecksum(hdr), 10);
+  return Buffer.concat([hdr, payload]);
+}
+
+const TCP_FLAG_BITS: Record<string, number> = { F: 0x01, S: 0x02, R: 0x04, P: 0x08, A: 0x10, U: 0x20 };
+
+export function tcpFlags(flags: string): number {
+  let v = 0;
+  for (const c of flags) {
+    const b = TCP_FLAG_BITS[c];
+    if (b === undefined) throw new TypeError(`packet: unknown TCP flag "${c}" in "${flags}"`);
+    v |= b;
+  }
+  return v;
+}
+
+/** TCP header (checksum left 0: tc/XDP programs here never verify L4 checksums). */
+export function tcp(o: TcpOpts): Buffer {
+  const doff = o.doff ?? 5;
+  const hdr = Buffer.alloc(Math.max(20, doff * 4));
+  hdr.writeUInt16BE(o.sport, 0);
+  hdr.writeUInt16BE(o.dport, 2);
+  hdr.writeUInt32BE((o.seq ?? 1000) >>> 0, 4);
+  hdr.writeUInt32BE((o.ack ?? 0) >>> 0, 8);
+  hdr[12] = (doff & 0xf) << 4;
+  hdr[13] = tcpFlags(o.flags ?? 'S');
+  hdr.writeUInt16BE(65535, 14);
+  return Buffer.concat([hdr, o.payload ?? Buffer.alloc(0)]);
+}
+
+export function udp(o: UdpOpts): Buffer {
+  const payload = o.payload ?? Buffer.alloc(0);
+  const hdr = Buffer.alloc(8);
+  hdr.writeUInt16BE(o.sport, 0);
+  hdr.writeUInt16BE(o.dport, 2);
+  hdr.writeUInt16BE(8 + payload.length, 4);
+  return Buffer.concat([hdr, payload]);
+}
+
+export function icmp(o: IcmpOpts): Buffer {
+  const hdr = Buffer.alloc(8);
+  hdr[0] = o.type;
+  hdr[1] = o.code ?? 0;
+  hdr.writeUInt16BE(o.id ?? 0, 4);
+  hdr.writeUInt16BE(o.seq ?? 0, 6);
+  const all = Buffer.concat([hdr, o.payload ?? Buffer.alloc(0)]);
+  all.writeUInt16BE(inetChecksum(all), 2);
+  return all;
+}
+
+/** First `n` bytes of a packet (a copy). */
+export function truncate(pkt: Buffer, n: number): Buffer { return Buffer.from(pkt.subarray(0, n)); }
+
+/** A whole Ethernet + IPv4 + L4 frame from one flat description (the common test case). */
+export interface FlowPacket {
+  src: string;
+  dst: string;
+  proto: number;
+  sport?: number;
+  dport?: number;
+  /** TCP flags, default 'S'. */
+  flags?: string;
+  icmpType?: number;
+  icmpCode?: number;
+  icmpId?: number;
+  payload?: Buffer;
+  ip?: Partial<Ipv4Opts>;
+  eth?: EthOpts;
+}
+
+export function flowPacket(f: FlowPacket): Buffer {
+  let l4: Buffer;
+  switch (f.proto) {
+    case PROTO.TCP: l4 = tcp({ sport: f.sport ?? 0, dport: f.dport ?? 0, flags: f.flags ?? 'S', payload: f.payload }); break;
+    case PROTO.UDP: case PROTO.UDPLITE: l4 = udp({ sport: f.sport ?? 0, dport: f.dport ?? 0, payload: f.payload }); break;
+    case PROTO.SCTP: {
+      l4 = Buffer.alloc(12);
+      l4.writeUInt16BE(f.sport ?? 0, 0);
+      l4.writeUInt16BE(f.dport ?? 0, 2);
+      if (f.payload) l4 = Buffer.concat([l4, f.payload]);
+      break;
+    }
+    case PROTO.ICMP: l4 = icmp({ type: f.icmpType ?? 8, code: f.icmpCode ?? 0, id: f.icmpId ?? 1, payload: f.payload }); break;
+    default: l4 = f.payload ?? Buffer.alloc(8);
+  }
+  return eth(f.eth ?? {}, ipv4({ src: f.src, dst: f.dst, proto: f.proto, ...f.ip }, l4));
+}
