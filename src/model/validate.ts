@@ -200,10 +200,11 @@ export function checkResource(input: unknown): CheckResult {
       break;
   }
   if (!issues.empty || resource === undefined) {
+    const shown = resource?.metadata.name === '' ? '(no name)' : resource?.metadata.name;
     const name =
       resource !== undefined && resource.metadata.namespace !== undefined
-        ? `${resource.metadata.namespace}/${resource.metadata.name}`
-        : (resource?.metadata.name ?? displayName);
+        ? `${resource.metadata.namespace}/${shown}`
+        : (shown ?? displayName);
     return { problems: issues.toProblems(kind, name) };
   }
   return { resource };
