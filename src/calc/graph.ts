@@ -1,0 +1,1347 @@
+/**
+ * CalcGraph: the incremental policy compiler for one node.
+ *
+ *   onUpdate / onDelete ──> ResourceState ──(dirty marks)──> flush():
+ *     1. items (every WorkloadEndpoint): effective labels → selector-atom memberships via the label
+ *        index (label (k, v) / key → selectors that need it; endpoints by label), → prefix nodes;
+ *     2. local endpoints: policies that select them (policy → local endpoints index), per direction
+ *        a table definition key; equal definitions share one table context; contexts acquire the
+ *        atoms (selectors, CIDRs, named ports) their remote sides use;
+ *     3. prefix nodes whose membership changed get a new signature → global class (hash id);
+ *     4. table contexts hear about classes appearing/disappearing that contain their atoms: a
+ *        class behaving like an existing local class is a projection add/remove; otherwise the
+ *        table is rebuilt (rows memoised per restricted signature);
+ *     5. the delta against the previous flush.
+ *
+ * Contract: `onUpdate(resource)` / `onDelete(kind, key)` accept events in any order, including
+ * references to resources not yet seen (a missing profile contributes nothing, a missing tier is
+ * ordered last with defaultAction Deny); they only mark state dirty. `flush()` brings the output
+ * up to date and returns what changed; `snapshot()` returns the whole current output. Output is
+ * a function of the current resources only (except 32-bit id collisions, see types.ts). No I/O.
+ * Keys: `namespace/name` for WorkloadEndpoint and NetworkPolicy, `name` for everything else.
+ *
+ * Every index add has one matching remove: atoms are reference-counted by table contexts,
+ * contexts by (endpoint, direction), classes by prefix nodes, rules by contexts.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Resource, ResourceKind, WorkloadEndpoint } from '../model';
+import type { Selector } from '../selector';
+import { cidrCovers, cidrKey, compareCidr4, formatCidr4, maskOf, parseCidr4, type Cidr4 } from './ipv4';
+import { computePrefilter } from './prefilter';
+import {
+  cidrAtomId,
+  endOfTierKey,
+  finalKey,
+  npAtomId,
+  precompilePolicy,
+  precompileProfile,
+  remoteAtomNeeds,
+  resolveLocal,
+  selAtomId,
+  stepMatch,
+  type LocalResolution,
+  type LocalView,
+  type PreRule,
+} from './rules';
+import {
+  appliesToWorkloads,
+  comparePolicies,
+  compareTiers,
+  effectiveLabels,
+  policyEndpointSelector,
+  policyTier,
+  policyTypes,
+  protocolNumber,
+  tierInfo,
+  type AnyPolicy,
+  type TierInfo,
+} from './semantics';
+import { policyKey, resourceKey, ResourceState } from './store';
+import { assembleTable, computeRows, makeTableDef, type AssembledTable, type Rows, type Signature, type Step, type TableDef } from './table';
+import {
+  DIRECTIONS,
+  type CalcDelta,
+  type ClassPrefix,
+  type CompiledState,
+  type Direction,
+  type GlobalClassInfo,
+  type LocalEndpoint,
+  type Prefilter,
+  type ProjectionEntry,
+  type RoutingState,
+  type RuleInfo,
+  type VerdictTable,
+} from './types';
+
+export interface CalcGraphOptions {
+  /** This node's name: WorkloadEndpoints with spec.node equal to it are local. */
+  nodeName: string;
+  logger?: Logger;
+}
+
+interface Item {
+  key: string;
+  labels: Record<string, string>;
+  prefixes: Cidr4[];
+  ports: { name: string; protocol: number; port: number }[];
+  /** Selector atoms this item is a member of. */
+  sels: Set<string>;
+  profiles: string[];
+  namespace: string;
+  local: boolean;
+}
+
+interface SelAtom {
+  id: string;
+  sel: Selector;
+  refs: number;
+  members: Set<string>;
+  /** Named-port atoms over this selector: port name → atom id. */
+  np: Map<string, string>;
+  index: { kind: 'kv'; keys: string[] } | { kind: 'k'; key: string } | { kind: 'none' };
+}
+
+interface PNode {
+  key: string;
+  cidr: Cidr4;
+  cidrAtoms: Set<string>;
+  items: Set<string>;
+  classId: number;
+}
+
+interface ClassRec {
+  id: number;
+  sig: string;
+  members: string[];
+  refs: number;
+}
+
+interface Ctx {
+  def: TableDef;
+  refs: Set<string>;
+  /** Rules this context's steps reference (rule key → info). */
+  rules: Map<string, Omit<RuleInfo, 'id'>>;
+  /** Atom acquisitions to release when the context dies. */
+  acquired: { sels: Selector[]; cidrs: Cidr4[]; named: { sel: Selector; name: string }[] };
+  memo: Map<string, Rows>;
+  zero: Rows;
+  classRows: Map<number, string>;
+  groupCount: Map<string, number>;
+  assembled?: AssembledTable;
+  projection: Map<number, number>;
+  needRebuild: boolean;
+}
+
+interface DefinitionExtras {
+  rules: Map<string, Omit<RuleInfo, 'id'>>;
+  needs: Ctx['acquired'];
+}
+
+interface Definition {
+  key: string;
+  steps: () => Step[];
+  extras: () => DefinitionExtras;
+}
+
+interface LocalEp {
+  key: string;
+  policies: Set<string>;
+  defs: Partial<Record<Direction, string>>;
+  out?: LocalEndpoint;
+}
+
+const kv = (k: string, v: string): string => `${k}\u0000${v}`;
+
+function addTo<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
+  let s = m.get(k);
+  if (s === undefined) m.set(k, (s = new Set()));
+  s.add(v);
+}
+
+function removeFrom<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
+  const s = m.get(k);
+  if (s === undefined) return;
+  s.delete(v);
+  if (s.size === 0) m.delete(k);
+}
+
+/** 32-bit id of a key, ≥ 1, probing past ids taken by other keys. */
+function hashId(key: string, taken: (id: number) => boolean): number {
+  for (let salt = 0; ; salt++) {
+    const h = createHash('sha1').update(salt === 0 ? key : `${salt}\u0000${key}`).digest().readUInt32BE(0);
+    if (h !== 0 && !taken(h)) return h;
+  }
+}
+
+export class CalcGraph {
+  readonly resources = new ResourceState();
+  private readonly nodeName: string;
+  private readonly log: Logger | undefined;
+
+  // items and the label index
+  private readonly items = new Map<string, Item>();
+  private readonly itemsByKV = new Map<string, Set<string>>();
+  private readonly itemsByK = new Map<string, Set<string>>();
+  private readonly itemsByProfile = new Map<string, Set<string>>();
+  private readonly itemsByNamespace = new Map<string, Set<string>>();
+  private readonly dirtyItems = new Set<string>();
+
+  // atoms
+  private readonly selAtoms = new Map<string, SelAtom>();
+  private readonly selByKV = new Map<string, Set<string>>();
+  private readonly selByK = new Map<string, Set<string>>();
+  private readonly selUnindexed = new Set<string>();
+  private readonly npAtoms = new Map<string, { sel: string; name: string; refs: number }>();
+  private readonly cidrAtoms = new Map<string, { cidr: Cidr4; refs: number }>();
+
+  // prefixes and classes
+  private readonly pnodes = new Map<string, PNode>();
+  private readonly lenCount = new Array<number>(33).fill(0);
+  private readonly dirtyNodes = new Set<string>();
+  private readonly classes = new Map<number, ClassRec>();
+  private readonly classBySig = new Map<string, number>();
+  private readonly classesByAtom = new Map<string, Set<number>>();
+
+  // local endpoints, policies, contexts, rules
+  private readonly localEps = new Map<string, LocalEp>();
+  private readonly dirtyLocal = new Set<string>();
+  /** Local endpoints whose labels may have changed: their policy set is re-evaluated in full. */
+  private readonly relabelledLocal = new Set<string>();
+  private readonly policyLocal = new Map<string, Set<string>>();
+  private readonly dirtyPolicies = new Set<string>();
+  private readonly ctxs = new Map<string, Ctx>();
+  private readonly ctxByAtom = new Map<string, Set<string>>();
+  private readonly rules = new Map<string, { info: Omit<RuleInfo, 'id'>; id: number; refs: number }>();
+  private readonly ruleIds = new Map<number, string>();
+  private allLocalDirty = false;
+  private prefilterDirty = true;
+  private routingDirty = true;
+
+  // delta tracking
+  private prefilter: Prefilter = { deny: [], skipped: [] };
+  private routing: RoutingState = { pools: [], nodes: [], workloadRoutes: [] };
+  private emitted = {
+    prefixes: new Map<string, ClassPrefix>(),
+    classes: new Set<number>(),
+    tables: new Map<string, string>(),
+    rules: new Map<string, string>(),
+    prefilter: '',
+    routing: '',
+  };
+
+  constructor(opts: CalcGraphOptions) {
+    this.nodeName = opts.nodeName;
+    this.log = opts.logger;
+  }
+
+  // =========================================================================== input
+
+  onUpdate(r: Resource): void {
+    const key = resourceKey(r);
+    this.markFor(r.kind, key, this.resourcesOf(r.kind, key));
+    this.resources.upsert(r);
+    this.markFor(r.kind, key, r);
+  }
+
+  onDelete(kind: ResourceKind, key: string): void {
+    this.markFor(kind, key, this.resourcesOf(kind, key));
+    this.resources.delete(kind, key);
+  }
+
+  private resourcesOf(kind: ResourceKind, key: string): Resource | undefined {
+    const s = this.resources;
+    switch (kind) {
+      case 'WorkloadEndpoint':
+        return s.endpoints.get(key);
+      case 'Profile':
+        return s.profiles.get(key);
+      case 'Tier':
+        return s.tiers.get(key);
+      case 'NetworkPolicy':
+      case 'GlobalNetworkPolicy':
+        return s.policies.get(policyKey(kind, key));
+      case 'Namespace':
+        return s.namespaces.get(key);
+      case 'Node':
+        return s.nodes.get(key);
+      case 'IPPool':
+        return s.pools.get(key);
+    }
+  }
+
+  /** Marks what a resource (old or new version) influences. */
+  private markFor(kind: ResourceKind, key: string, r: Resource | undefined): void {
+    switch (kind) {
+      case 'WorkloadEndpoint':
+        this.dirtyItems.add(key);
+        this.routingDirty = true;
+        break;
+      case 'Profile':
+        // Items referencing the profile (even before it existed) re-read labels and, if local, rules.
+        for (const k of this.itemsByProfile.get(key) ?? []) this.dirtyItems.add(k);
+        break;
+      case 'Namespace':
+        for (const k of this.itemsByNamespace.get(key) ?? []) this.dirtyItems.add(k);
+        break;
+      case 'Tier':
+        this.allLocalDirty = true;
+        this.prefilterDirty = true;
+        break;
+      case 'NetworkPolicy':
+      case 'GlobalNetworkPolicy':
+        this.dirtyPolicies.add(policyKey(kind, key));
+        if (r !== undefined && r.kind === 'GlobalNetworkPolicy' && (r.spec.doNotTrack || r.spec.preDNAT || r.spec.applyOnForward)) {
+          this.prefilterDirty = true;
+        }
+        break;
+      case 'Node':
+        this.prefilterDirty = true;
+        this.routingDirty = true;
+        break;
+      case 'IPPool':
+        this.routingDirty = true;
+        break;
+    }
+  }
+
+  // =========================================================================== flush
+
+  flush(): CalcDelta {
+    const delta: CalcDelta = {
+      classesAdded: [],
+      classesRemoved: [],
+      prefixesUpserted: [],
+      prefixesRemoved: [],
+      tablesAdded: [],
+      tablesRemoved: [],
+      projectionAdded: [],
+      projectionRemoved: [],
+      endpointsUpserted: [],
+      endpointsRemoved: [],
+      rulesUpserted: [],
+      rulesRemoved: [],
+      prefilterChanged: false,
+      routingChanged: false,
+    };
+    const started = process.hrtime.bigint();
+
+    // 1. items
+    for (const key of [...this.dirtyItems].sort()) this.recomputeItem(key);
+    this.dirtyItems.clear();
+
+    // 2. policies → local endpoints; local endpoints → definitions / contexts
+    for (const pk of [...this.dirtyPolicies].sort()) this.recomputePolicy(pk);
+    this.dirtyPolicies.clear();
+    if (this.allLocalDirty) for (const k of this.localEps.keys()) this.dirtyLocal.add(k);
+    this.allLocalDirty = false;
+    const projAdd = this.projAdd;
+    const projDel = this.projDel;
+    projAdd.clear();
+    projDel.clear();
+    const newCtxs = new Set<string>();
+    for (const key of [...this.dirtyLocal].sort()) this.recomputeLocal(key, newCtxs);
+    this.dirtyLocal.clear();
+    this.relabelledLocal.clear();
+    for (const [k, c] of [...this.ctxs]) if (c.refs.size === 0) this.destroyCtx(k);
+
+    // 3. prefix nodes → classes
+    const addedClasses = new Set<number>();
+    const removedClasses = new Set<number>();
+    const changedPrefixes = new Set<string>();
+    for (const nk of [...this.dirtyNodes].sort()) this.recomputeNode(nk, addedClasses, changedPrefixes);
+    this.dirtyNodes.clear();
+    for (const [id, c] of [...this.classes]) {
+      if (c.refs > 0) continue;
+      this.classes.delete(id);
+      this.classBySig.delete(c.sig);
+      for (const a of this.atomsOfMembers(c.members)) removeFrom(this.classesByAtom, a, id);
+      if (addedClasses.has(id)) addedClasses.delete(id);
+      else removedClasses.add(id);
+    }
+
+    // 4. contexts hear about classes
+    const touch = (id: number, added: boolean): void => {
+      const c = added ? this.classes.get(id) : undefined;
+      const members = c?.members ?? this.removedMembers.get(id) ?? [];
+      const seen = new Set<string>();
+      for (const a of this.atomsOfMembers(members)) {
+        for (const ck of this.ctxByAtom.get(a) ?? []) {
+          if (seen.has(ck) || newCtxs.has(ck)) continue;
+          seen.add(ck);
+          const ctx = this.ctxs.get(ck)!;
+          if (added) this.ctxClassAdded(ck, ctx, id, members, projAdd, projDel);
+          else this.ctxClassRemoved(ck, ctx, id, projAdd, projDel);
+        }
+      }
+    };
+    for (const id of [...removedClasses].sort((a, b) => a - b)) touch(id, false);
+    for (const id of [...addedClasses].sort((a, b) => a - b)) touch(id, true);
+    this.removedMembers.clear();
+    for (const [k, ctx] of this.ctxs) if (newCtxs.has(k) || ctx.needRebuild) this.rebuildCtx(ctx);
+
+    // 5. delta
+    for (const id of [...removedClasses].sort((a, b) => a - b)) {
+      if (this.emitted.classes.delete(id)) delta.classesRemoved.push(id);
+    }
+    for (const id of [...addedClasses].sort((a, b) => a - b)) {
+      const c = this.classes.get(id)!;
+      this.emitted.classes.add(id);
+      delta.classesAdded.push({ classId: id, members: [...c.members] });
+    }
+    for (const nk of [...changedPrefixes].sort()) {
+      const node = this.pnodes.get(nk);
+      const prev = this.emitted.prefixes.get(nk);
+      if (node === undefined || node.classId === 0) {
+        if (prev !== undefined) {
+          this.emitted.prefixes.delete(nk);
+          delta.prefixesRemoved.push({ family: 4, cidr: prev.cidr });
+        }
+      } else if (prev === undefined || prev.classId !== node.classId) {
+        const cp: ClassPrefix = { family: 4, cidr: formatCidr4(node.cidr), classId: node.classId };
+        this.emitted.prefixes.set(nk, cp);
+        delta.prefixesUpserted.push(cp);
+      }
+    }
+    this.emitRules(delta);
+    const liveTables = new Map<string, Ctx>();
+    for (const ctx of this.ctxs.values()) if (ctx.assembled) liveTables.set(ctx.assembled.id, ctx);
+    for (const [id] of this.emitted.tables) {
+      if (!liveTables.has(id)) {
+        this.emitted.tables.delete(id);
+        delta.tablesRemoved.push(id);
+      }
+    }
+    for (const [id, ctx] of [...liveTables].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      if (!this.emitted.tables.has(id)) {
+        this.emitted.tables.set(id, ctx.def.key);
+        delta.tablesAdded.push(this.tableOut(ctx));
+        continue;
+      }
+      const add = projAdd.get(ctx.def.key);
+      const del = projDel.get(ctx.def.key);
+      if (add !== undefined && add.size > 0) {
+        delta.projectionAdded.push({
+          tableId: id,
+          entries: [...add].sort((a, b) => a[0] - b[0]).map(([globalClass, localClass]) => ({ globalClass, localClass })),
+        });
+      }
+      if (del !== undefined && del.size > 0) {
+        delta.projectionRemoved.push({ tableId: id, globalClasses: [...del.keys()].sort((a, b) => a - b) });
+      }
+    }
+    delta.tablesRemoved.sort();
+    // endpoints
+    for (const [key, ep] of [...this.localEps].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      const out = this.endpointOut(key, ep);
+      if (out === undefined) continue;
+      if (ep.out === undefined || JSON.stringify(ep.out) !== JSON.stringify(out)) {
+        ep.out = out;
+        delta.endpointsUpserted.push(out);
+      }
+    }
+    for (const key of [...this.removedEps].sort()) delta.endpointsRemoved.push(key);
+    this.removedEps.clear();
+    // prefilter and routing
+    if (this.prefilterDirty) {
+      this.prefilterDirty = false;
+      this.prefilter = computePrefilter(this.resources, this.nodeName, (info) => this.ruleIdForPrefilter(info));
+      const s = JSON.stringify(this.prefilter);
+      if (s !== this.emitted.prefilter) {
+        this.emitted.prefilter = s;
+        delta.prefilterChanged = true;
+        delta.prefilter = this.prefilter;
+      }
+    }
+    if (this.routingDirty) {
+      this.routingDirty = false;
+      this.routing = this.computeRouting();
+      const s = JSON.stringify(this.routing);
+      if (s !== this.emitted.routing) {
+        this.emitted.routing = s;
+        delta.routingChanged = true;
+        delta.routing = this.routing;
+      }
+    }
+    this.log?.debug(
+      {
+        ms: Number(process.hrtime.bigint() - started) / 1e6,
+        classesAdded: delta.classesAdded.length,
+        classesRemoved: delta.classesRemoved.length,
+        prefixes: delta.prefixesUpserted.length + delta.prefixesRemoved.length,
+        tablesAdded: delta.tablesAdded.length,
+        tablesRemoved: delta.tablesRemoved.length,
+        endpoints: delta.endpointsUpserted.length + delta.endpointsRemoved.length,
+      },
+      'calc flush',
+    );
+    return delta;
+  }
+
+  /** Projection changes of this flush per context (def key → class → local class). */
+  private readonly projAdd = new Map<string, Map<number, number>>();
+  private readonly projDel = new Map<string, Map<number, number>>();
+  private readonly removedMembers = new Map<number, string[]>();
+  private readonly removedEps = new Set<string>();
+
+  // =========================================================================== items
+
+  private recomputeItem(key: string): void {
+    const wep = this.resources.endpoints.get(key);
+    const old = this.items.get(key);
+    if (wep === undefined) {
+      if (old === undefined) return;
+      this.setItemLabels(old, {});
+      for (const s of old.sels) this.selAtoms.get(s)?.members.delete(key);
+      old.sels.clear();
+      this.setItemPrefixes(old, []);
+      for (const p of old.profiles) removeFrom(this.itemsByProfile, p, key);
+      removeFrom(this.itemsByNamespace, old.namespace, key);
+      this.items.delete(key);
+      if (old.local) this.dirtyLocal.add(key);
+      return;
+    }
+    const labels = effectiveLabels(
+      wep,
+      (n) => this.resources.profiles.get(n),
+      (n) => this.resources.namespaces.get(n),
+    );
+    const prefixes: Cidr4[] = [];
+    for (const n of wep.spec.ipNetworks ?? []) {
+      const c = parseCidr4(n);
+      if (c !== undefined && !prefixes.some((p) => p.addr === c.addr && p.len === c.len)) prefixes.push(c);
+    }
+    const ports: Item['ports'] = [];
+    for (const p of wep.spec.ports ?? []) {
+      const proto = protocolNumber(p.protocol);
+      if (proto !== undefined) ports.push({ name: p.name, protocol: proto, port: p.port });
+    }
+    const local = wep.spec.node === this.nodeName;
+    const profiles = wep.spec.profiles ?? [];
+    const namespace = wep.metadata.namespace ?? 'default';
+    let item = old;
+    if (item === undefined) {
+      item = { key, labels: {}, prefixes: [], ports: [], sels: new Set(), profiles: [], namespace, local };
+      this.items.set(key, item);
+      addTo(this.itemsByNamespace, namespace, key);
+    }
+    for (const p of item.profiles) removeFrom(this.itemsByProfile, p, key);
+    for (const p of profiles) addTo(this.itemsByProfile, p, key);
+    item.profiles = [...profiles];
+    if (item.namespace !== namespace) {
+      removeFrom(this.itemsByNamespace, item.namespace, key);
+      addTo(this.itemsByNamespace, namespace, key);
+      item.namespace = namespace;
+    }
+    if (item.local || local) {
+      this.dirtyLocal.add(key);
+      this.relabelledLocal.add(key);
+    }
+    item.local = local;
+    let changed = JSON.stringify(item.ports) !== JSON.stringify(ports);
+    item.ports = ports;
+    this.setItemLabels(item, labels);
+    // memberships: candidates from the label index plus current memberships
+    const cands = new Set<string>(this.selUnindexed);
+    for (const [k, v] of Object.entries(labels)) {
+      for (const s of this.selByKV.get(kv(k, v)) ?? []) cands.add(s);
+      for (const s of this.selByK.get(k) ?? []) cands.add(s);
+    }
+    for (const s of item.sels) cands.add(s);
+    for (const s of cands) {
+      const atom = this.selAtoms.get(s)!;
+      const m = atom.sel.evaluate(labels);
+      if (m !== item.sels.has(s)) {
+        changed = true;
+        if (m) {
+          item.sels.add(s);
+          atom.members.add(key);
+        } else {
+          item.sels.delete(s);
+          atom.members.delete(key);
+        }
+      }
+    }
+    const prefChanged = JSON.stringify(item.prefixes) !== JSON.stringify(prefixes);
+    if (changed && !prefChanged) this.markItemNodes(item);
+    if (prefChanged) this.setItemPrefixes(item, prefixes);
+  }
+
+  private setItemLabels(item: Item, labels: Record<string, string>): void {
+    const old = item.labels;
+    for (const [k, v] of Object.entries(old)) {
+      if (labels[k] !== v) removeFrom(this.itemsByKV, kv(k, v), item.key);
+      if (!(k in labels)) removeFrom(this.itemsByK, k, item.key);
+    }
+    for (const [k, v] of Object.entries(labels)) {
+      if (old[k] !== v) addTo(this.itemsByKV, kv(k, v), item.key);
+      if (!(k in old)) addTo(this.itemsByK, k, item.key);
+    }
+    item.labels = labels;
+  }
+
+  private setItemPrefixes(item: Item, prefixes: Cidr4[]): void {
+    this.markItemNodes(item);
+    for (const c of item.prefixes) {
+      const n = this.pnodes.get(cidrKey(c));
+      if (n === undefined) continue;
+      n.items.delete(item.key);
+      this.maybeDropNode(n);
+    }
+    item.prefixes = prefixes;
+    for (const c of prefixes) this.nodeAt(c).items.add(item.key);
+    this.markItemNodes(item);
+  }
+
+  private markItemNodes(item: Item): void {
+    for (const c of item.prefixes) this.markNode(c);
+  }
+
+  // =========================================================================== prefix nodes
+
+  private nodeAt(c: Cidr4): PNode {
+    const k = cidrKey(c);
+    let n = this.pnodes.get(k);
+    if (n === undefined) {
+      n = { key: k, cidr: c, cidrAtoms: new Set(), items: new Set(), classId: 0 };
+      this.pnodes.set(k, n);
+      this.lenCount[c.len]!++;
+      this.dirtyNodes.add(k);
+    }
+    return n;
+  }
+
+  private maybeDropNode(n: PNode): void {
+    if (n.items.size > 0 || n.cidrAtoms.size > 0) return;
+    // Keep it until recomputeNode releases its class; it is deleted there.
+    this.dirtyNodes.add(n.key);
+  }
+
+  /** Marks a prefix and every prefix under it. */
+  private markNode(c: Cidr4): void {
+    const k = cidrKey(c);
+    if (this.pnodes.has(k)) this.dirtyNodes.add(k);
+    if (c.len === 32) return;
+    for (const n of this.pnodes.values()) if (n.cidr.len > c.len && cidrCovers(c, n.cidr)) this.dirtyNodes.add(n.key);
+  }
+
+  private recomputeNode(nk: string, added: Set<number>, changed: Set<string>): void {
+    const n = this.pnodes.get(nk);
+    if (n === undefined) return;
+    const empty = n.items.size === 0 && n.cidrAtoms.size === 0;
+    let newId = 0;
+    let sig = '';
+    if (!empty) {
+      const members = this.signatureOf(n);
+      sig = members.join('\n');
+      if (sig !== '') {
+        const existing = this.classBySig.get(sig);
+        if (existing !== undefined) newId = existing;
+        else {
+          newId = hashId(sig, (id) => this.classes.has(id));
+          this.classes.set(newId, { id: newId, sig, members, refs: 0 });
+          this.classBySig.set(sig, newId);
+          for (const a of this.atomsOfMembers(members)) addTo(this.classesByAtom, a, newId);
+          added.add(newId);
+        }
+      }
+    }
+    if (newId !== n.classId) {
+      if (n.classId !== 0) {
+        const oc = this.classes.get(n.classId)!;
+        oc.refs--;
+        if (oc.refs === 0) this.removedMembers.set(oc.id, oc.members);
+      }
+      if (newId !== 0) this.classes.get(newId)!.refs++;
+      n.classId = newId;
+      changed.add(nk);
+    }
+    if (empty) {
+      this.pnodes.delete(nk);
+      this.lenCount[n.cidr.len]!--;
+      changed.add(nk);
+    }
+  }
+
+  private signatureOf(n: PNode): string[] {
+    const members = new Set<string>();
+    const np = new Map<string, Set<string>>();
+    for (let len = 0; len <= n.cidr.len; len++) {
+      if (this.lenCount[len] === 0) continue;
+      const anc = len === n.cidr.len ? n : this.pnodes.get(`${(n.cidr.addr & maskOf(len)) >>> 0}/${len}`);
+      if (anc === undefined) continue;
+      for (const a of anc.cidrAtoms) members.add(a);
+      for (const ik of anc.items) {
+        const it = this.items.get(ik)!;
+        for (const s of it.sels) {
+          members.add(s);
+          const atom = this.selAtoms.get(s)!;
+          if (atom.np.size === 0) continue;
+          for (const [name, npId] of atom.np) {
+            for (const p of it.ports) {
+              if (p.name !== name) continue;
+              let set = np.get(npId);
+              if (set === undefined) np.set(npId, (set = new Set()));
+              set.add(`${p.protocol}:${p.port}`);
+            }
+          }
+        }
+      }
+    }
+    for (const [npId, vals] of np) members.add(`${npId}=${[...vals].sort().join(',')}`);
+    return [...members].sort();
+  }
+
+  /** Atom ids of signature members (named-port members carry `=values`). */
+  private atomsOfMembers(members: string[]): string[] {
+    return members.map((m) => (m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m));
+  }
+
+  // =========================================================================== atoms
+
+  private acquireSel(sel: Selector): string {
+    const id = selAtomId(sel);
+    const a = this.selAtoms.get(id);
+    if (a !== undefined) {
+      a.refs++;
+      return id;
+    }
+    const atom: SelAtom = { id, sel, refs: 1, members: new Set(), np: new Map(), index: { kind: 'none' } };
+    // Index by the most selective restriction: a value set, else a required key.
+    let best: SelAtom['index'] = { kind: 'none' };
+    let bestSize = Infinity;
+    for (const [k, r] of sel.labelRestrictions()) {
+      if (r.mustHaveOneOfValues !== undefined && r.mustHaveOneOfValues.length < bestSize && r.mustHaveOneOfValues.length > 0) {
+        best = { kind: 'kv', keys: r.mustHaveOneOfValues.map((v) => kv(k, v)) };
+        bestSize = r.mustHaveOneOfValues.length;
+      } else if (r.mustBePresent && best.kind === 'none') {
+        best = { kind: 'k', key: k };
+      }
+    }
+    atom.index = best;
+    let cands: Iterable<string>;
+    if (best.kind === 'kv') {
+      for (const k of best.keys) addTo(this.selByKV, k, id);
+      const c = new Set<string>();
+      for (const k of best.keys) for (const i of this.itemsByKV.get(k) ?? []) c.add(i);
+      cands = c;
+    } else if (best.kind === 'k') {
+      addTo(this.selByK, best.key, id);
+      cands = [...(this.itemsByK.get(best.key) ?? [])];
+    } else {
+      this.selUnindexed.add(id);
+      cands = [...this.items.keys()];
+    }
+    this.selAtoms.set(id, atom);
+    for (const ik of cands) {
+      const it = this.items.get(ik)!;
+      if (sel.evaluate(it.labels)) {
+        atom.members.add(ik);
+        it.sels.add(id);
+        this.markItemNodes(it);
+      }
+    }
+    return id;
+  }
+
+  private releaseSel(sel: Selector): void {
+    const id = selAtomId(sel);
+    const a = this.selAtoms.get(id);
+    if (a === undefined) return;
+    if (--a.refs > 0) return;
+    for (const ik of a.members) {
+      const it = this.items.get(ik);
+      if (it === undefined) continue;
+      it.sels.delete(id);
+      this.markItemNodes(it);
+    }
+    if (a.index.kind === 'kv') for (const k of a.index.keys) removeFrom(this.selByKV, k, id);
+    else if (a.index.kind === 'k') removeFrom(this.selByK, a.index.key, id);
+    else this.selUnindexed.delete(id);
+    this.selAtoms.delete(id);
+  }
+
+  private acquireNamed(sel: Selector, name: string): void {
+    const sid = this.acquireSel(sel);
+    const id = npAtomId(sid, name);
+    const a = this.npAtoms.get(id);
+    if (a !== undefined) {
+      a.refs++;
+      return;
+    }
+    this.npAtoms.set(id, { sel: sid, name, refs: 1 });
+    const atom = this.selAtoms.get(sid)!;
+    atom.np.set(name, id);
+    for (const ik of atom.members) {
+      const it = this.items.get(ik)!;
+      if (it.ports.some((p) => p.name === name)) this.markItemNodes(it);
+    }
+  }
+
+  private releaseNamed(sel: Selector, name: string): void {
+    const sid = selAtomId(sel);
+    const id = npAtomId(sid, name);
+    const a = this.npAtoms.get(id);
+    if (a !== undefined && --a.refs === 0) {
+      this.npAtoms.delete(id);
+      const atom = this.selAtoms.get(sid);
+      if (atom !== undefined) {
+        atom.np.delete(name);
+        for (const ik of atom.members) {
+          const it = this.items.get(ik)!;
+          if (it.ports.some((p) => p.name === name)) this.markItemNodes(it);
+        }
+      }
+    }
+    this.releaseSel(sel);
+  }
+
+  private acquireCidr(c: Cidr4): void {
+    const id = cidrAtomId(c);
+    const a = this.cidrAtoms.get(id);
+    if (a !== undefined) {
+      a.refs++;
+      return;
+    }
+    this.cidrAtoms.set(id, { cidr: c, refs: 1 });
+    this.nodeAt(c).cidrAtoms.add(id);
+    this.markNode(c);
+  }
+
+  private releaseCidr(c: Cidr4): void {
+    const id = cidrAtomId(c);
+    const a = this.cidrAtoms.get(id);
+    if (a === undefined || --a.refs > 0) return;
+    this.cidrAtoms.delete(id);
+    const n = this.pnodes.get(cidrKey(c));
+    if (n !== undefined) {
+      n.cidrAtoms.delete(id);
+      this.markNode(c);
+      this.maybeDropNode(n);
+    }
+  }
+
+  // =========================================================================== policies / local endpoints
+
+  private recomputePolicy(pk: string): void {
+    const p = this.resources.policies.get(pk);
+    const prev = this.policyLocal.get(pk) ?? new Set<string>();
+    const now = new Set<string>();
+    if (p !== undefined && appliesToWorkloads(p)) {
+      const sel = policyEndpointSelector(p);
+      for (const [k, ep] of this.localEps) {
+        const it = this.items.get(k);
+        if (it !== undefined && sel.evaluate(it.labels)) {
+          now.add(k);
+          ep.policies.add(pk);
+        }
+      }
+    }
+    for (const k of prev) {
+      if (!now.has(k)) this.localEps.get(k)?.policies.delete(pk);
+      this.dirtyLocal.add(k);
+    }
+    for (const k of now) this.dirtyLocal.add(k);
+    if (now.size > 0) this.policyLocal.set(pk, now);
+    else this.policyLocal.delete(pk);
+  }
+
+  private recomputeLocal(key: string, newCtxs: Set<string>): void {
+    const it = this.items.get(key);
+    let ep = this.localEps.get(key);
+    if (it === undefined || !it.local) {
+      if (ep === undefined) return;
+      for (const pk of ep.policies) removeFrom(this.policyLocal, pk, key);
+      for (const d of DIRECTIONS) this.unrefCtx(ep.defs[d], `${key}|${d}`);
+      this.localEps.delete(key);
+      if (ep.out !== undefined) this.removedEps.add(key);
+      return;
+    }
+    let fresh = false;
+    if (ep === undefined) {
+      ep = { key, policies: new Set(), defs: {} };
+      this.localEps.set(key, ep);
+      fresh = true;
+    }
+    if (fresh || this.relabelledLocal.has(key)) {
+      // Labels may have changed: re-evaluate every policy for this endpoint.
+      for (const pk of ep.policies) removeFrom(this.policyLocal, pk, key);
+      ep.policies.clear();
+      for (const [pk, p] of this.resources.policies) {
+        if (!appliesToWorkloads(p)) continue;
+        if (policyEndpointSelector(p).evaluate(it.labels)) {
+          ep.policies.add(pk);
+          addTo(this.policyLocal, pk, key);
+        }
+      }
+    }
+    const wep = this.resources.endpoints.get(key)!;
+    const view: LocalView = { labels: it.labels, ip: it.prefixes[0]?.addr, ports: it.ports };
+    for (const d of DIRECTIONS) {
+      const built = this.definition(ep, wep, view, d);
+      const old = ep.defs[d];
+      if (old === built.key && this.ctxs.has(old)) continue;
+      let ctx = this.ctxs.get(built.key);
+      if (ctx === undefined) {
+        ctx = this.createCtx(built.key, d, built);
+        newCtxs.add(built.key);
+      }
+      ctx.refs.add(`${key}|${d}`);
+      ep.defs[d] = built.key;
+      this.unrefCtx(old, `${key}|${d}`);
+    }
+  }
+
+  private unrefCtx(defKey: string | undefined, ref: string): void {
+    if (defKey === undefined) return;
+    this.ctxs.get(defKey)?.refs.delete(ref);
+  }
+
+  /**
+   * The definition key of an endpoint's table in one direction (cheap: per-policy content
+   * hashes plus the local resolution of each rule) and a thunk building its steps.
+   */
+  private definition(ep: LocalEp, wep: WorkloadEndpoint, view: LocalView, d: Direction): Definition {
+    const byTier = new Map<string, AnyPolicy[]>();
+    for (const pk of ep.policies) {
+      const p = this.resources.policies.get(pk)!;
+      if (!policyTypes(p)[d]) continue;
+      const t = policyTier(p);
+      let l = byTier.get(t);
+      if (l === undefined) byTier.set(t, (l = []));
+      l.push(p);
+    }
+    const tiers: TierInfo[] = [...byTier.keys()].map((n) => tierInfo(n, this.resources.tiers.get(n))).sort(compareTiers);
+    type Part = { rules: { r: PreRule; loc: LocalResolution }[] };
+    const plan: ({ kind: 'tier'; tier: TierInfo; policies: Part[] } | { kind: 'profile'; part: Part })[] = [];
+    const keyParts: string[] = [d];
+    for (const tier of tiers) {
+      const policies = byTier.get(tier.name)!.sort(comparePolicies);
+      keyParts.push(`T${tier.name}\u0001${tier.defaultAction}`);
+      const parts: Part[] = [];
+      for (const p of policies) {
+        const pre = precompilePolicy(p);
+        const part: Part = { rules: [] };
+        const res: string[] = [];
+        for (const r of pre[d]) {
+          const loc = resolveLocal(r, d, view);
+          if (loc === undefined) continue;
+          part.rules.push({ r, loc });
+          res.push(`${r.index}${Object.keys(loc).length > 0 ? JSON.stringify(loc) : ''}`);
+        }
+        keyParts.push(`P${pre.hash}:${res.join(',')}`);
+        parts.push(part);
+      }
+      plan.push({ kind: 'tier', tier, policies: parts });
+    }
+    for (const name of wep.spec.profiles ?? []) {
+      const prof = this.resources.profiles.get(name);
+      if (prof === undefined) continue;
+      const pre = precompileProfile(prof);
+      const part: Part = { rules: [] };
+      const res: string[] = [];
+      for (const r of pre[d]) {
+        const loc = resolveLocal(r, d, view);
+        if (loc === undefined) continue;
+        part.rules.push({ r, loc });
+        res.push(`${r.index}${Object.keys(loc).length > 0 ? JSON.stringify(loc) : ''}`);
+      }
+      keyParts.push(`R${pre.hash}:${res.join(',')}`);
+      plan.push({ kind: 'profile', part });
+    }
+    const key = createHash('sha1').update(keyParts.join('\u0002')).digest('hex');
+    const steps = (): Step[] => {
+      const out: Step[] = [];
+      const rulesOf = (part: Part): number[] => {
+        const idx: number[] = [];
+        for (const { r, loc } of part.rules) {
+          idx.push(out.length);
+          out.push({ kind: 'rule', rule: r.ruleKey, action: r.action, passTo: -1, m: stepMatch(r, d, loc) });
+        }
+        return idx;
+      };
+      for (const entry of plan) {
+        if (entry.kind === 'tier') {
+          const idx: number[] = [];
+          for (const part of entry.policies) idx.push(...rulesOf(part));
+          if (entry.tier.defaultAction === 'Deny') out.push({ kind: 'end', rule: endOfTierKey(d, entry.tier.name) });
+          for (const i of idx) (out[i] as { passTo: number }).passTo = out.length;
+        } else {
+          const idx = rulesOf(entry.part);
+          for (const i of idx) (out[i] as { passTo: number }).passTo = out.length;
+        }
+      }
+      out.push({ kind: 'final', rule: finalKey(d) });
+      return out;
+    };
+    const extras = (): DefinitionExtras => {
+      const m = new Map<string, Omit<RuleInfo, 'id'>>();
+      for (const entry of plan) {
+        const parts = entry.kind === 'tier' ? entry.policies : [entry.part];
+        for (const part of parts) for (const { r } of part.rules) m.set(r.ruleKey, r.info);
+        if (entry.kind === 'tier' && entry.tier.defaultAction === 'Deny') {
+          m.set(endOfTierKey(d, entry.tier.name), { kind: 'end-of-tier', direction: d, tier: entry.tier.name, action: 'Deny' });
+        }
+      }
+      m.set(finalKey(d), { kind: 'no-profile-match', direction: d, action: 'Deny' });
+      const needs = { sels: [] as Selector[], cidrs: [] as Cidr4[], named: [] as { sel: Selector; name: string }[] };
+      for (const entry of plan) {
+        const parts = entry.kind === 'tier' ? entry.policies : [entry.part];
+        for (const part of parts) {
+          for (const { r } of part.rules) {
+            const n = remoteAtomNeeds(r);
+            needs.sels.push(...n.sels);
+            needs.cidrs.push(...n.cidrs);
+            needs.named.push(...n.named);
+          }
+        }
+      }
+      return { rules: m, needs };
+    };
+    return { key, steps, extras };
+  }
+
+  private createCtx(key: string, d: Direction, built: Definition): Ctx {
+    const def = makeTableDef(d, built.steps());
+    def.key = key;
+    const extra = built.extras();
+    for (const s of extra.needs.sels) this.acquireSel(s);
+    for (const c of extra.needs.cidrs) this.acquireCidr(c);
+    for (const n of extra.needs.named) this.acquireNamed(n.sel, n.name);
+    const ctx: Ctx = {
+      def,
+      refs: new Set(),
+      rules: extra.rules,
+      acquired: extra.needs,
+      memo: new Map(),
+      zero: computeRows(def, new Map()),
+      classRows: new Map(),
+      groupCount: new Map(),
+      projection: new Map(),
+      needRebuild: true,
+    };
+    this.ctxs.set(key, ctx);
+    for (const a of def.atoms) addTo(this.ctxByAtom, a, key);
+    for (const [rk, info] of ctx.rules) this.refRule(rk, info);
+    return ctx;
+  }
+
+  private destroyCtx(key: string): void {
+    const ctx = this.ctxs.get(key)!;
+    this.ctxs.delete(key);
+    for (const a of ctx.def.atoms) removeFrom(this.ctxByAtom, a, key);
+    for (const s of ctx.acquired.sels) this.releaseSel(s);
+    for (const c of ctx.acquired.cidrs) this.releaseCidr(c);
+    for (const n of ctx.acquired.named) this.releaseNamed(n.sel, n.name);
+    for (const rk of ctx.rules.keys()) this.unrefRule(rk);
+  }
+
+  // =========================================================================== tables
+
+  private restricted(ctx: Ctx, members: string[]): { key: string; sig: Signature } {
+    const parts: string[] = [];
+    const sig: Signature = new Map();
+    for (const m of members) {
+      if (m.startsWith('n:')) {
+        const eq = m.lastIndexOf('=');
+        const id = m.slice(0, eq);
+        if (!ctx.def.atoms.has(id)) continue;
+        parts.push(m);
+        sig.set(
+          id,
+          m
+            .slice(eq + 1)
+            .split(',')
+            .map((v) => v.split(':').map(Number) as [number, number]),
+        );
+      } else if (ctx.def.atoms.has(m)) {
+        parts.push(m);
+        sig.set(m, true);
+      }
+    }
+    return { key: parts.join('\n'), sig };
+  }
+
+  private rowsFor(ctx: Ctx, members: string[]): Rows {
+    const { key, sig } = this.restricted(ctx, members);
+    if (key === '') return ctx.zero;
+    let rows = ctx.memo.get(key);
+    if (rows === undefined) {
+      rows = computeRows(ctx.def, sig);
+      ctx.memo.set(key, rows);
+    }
+    return rows;
+  }
+
+  private rebuildCtx(ctx: Ctx): void {
+    ctx.needRebuild = false;
+    // What was last emitted for this table, to diff against if the rebuild keeps its id.
+    const ck = ctx.def.key;
+    const prevId = ctx.assembled?.id;
+    let prev: Map<number, number> | undefined;
+    if (prevId !== undefined) {
+      prev = new Map(ctx.projection);
+      for (const id of this.projAdd.get(ck)?.keys() ?? []) prev.delete(id);
+      for (const [id, lc] of this.projDel.get(ck) ?? []) prev.set(id, lc);
+    }
+    ctx.classRows.clear();
+    ctx.groupCount.clear();
+    const groups = new Map<string, Rows>([[ctx.zero.key, ctx.zero]]);
+    const relevant = new Set<number>();
+    for (const a of ctx.def.atoms) for (const id of this.classesByAtom.get(a) ?? []) relevant.add(id);
+    const live = new Set<string>();
+    for (const id of relevant) {
+      const rows = this.rowsFor(ctx, this.classes.get(id)!.members);
+      ctx.classRows.set(id, rows.key);
+      ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
+      groups.set(rows.key, rows);
+      live.add(rows.key);
+    }
+    // Memo entries are pure functions of the definition; drop them when they outgrow the classes.
+    if (ctx.memo.size > 4 * relevant.size + 64) ctx.memo.clear();
+    ctx.assembled = assembleTable(ctx.def, groups, ctx.zero.key);
+    ctx.projection.clear();
+    for (const [id, rk] of ctx.classRows) {
+      const lc = ctx.assembled.localOf.get(rk)!;
+      if (lc !== 0) ctx.projection.set(id, lc);
+    }
+    this.projAdd.delete(ck);
+    this.projDel.delete(ck);
+    if (prev !== undefined && prevId === ctx.assembled.id) {
+      const add = new Map<number, number>();
+      const del = new Map<number, number>();
+      for (const [id, lc] of ctx.projection) if (prev.get(id) !== lc) add.set(id, lc);
+      for (const [id, lc] of prev) if (ctx.projection.get(id) !== lc) del.set(id, lc);
+      if (add.size > 0) this.projAdd.set(ck, add);
+      if (del.size > 0) this.projDel.set(ck, del);
+    }
+  }
+
+  private ctxClassAdded(
+    ck: string,
+    ctx: Ctx,
+    id: number,
+    members: string[],
+    projAdd: Map<string, Map<number, number>>,
+    projDel: Map<string, Map<number, number>>,
+  ): void {
+    if (ctx.needRebuild || ctx.assembled === undefined) return;
+    const rows = this.rowsFor(ctx, members);
+    const lc = ctx.assembled.localOf.get(rows.key);
+    if (lc === undefined) {
+      ctx.needRebuild = true;
+      return;
+    }
+    ctx.classRows.set(id, rows.key);
+    ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
+    if (lc !== 0) {
+      ctx.projection.set(id, lc);
+      if (projDel.get(ck)?.delete(id) !== true) {
+        let m = projAdd.get(ck);
+        if (m === undefined) projAdd.set(ck, (m = new Map()));
+        m.set(id, lc);
+      }
+    }
+  }
+
+  private ctxClassRemoved(
+    ck: string,
+    ctx: Ctx,
+    id: number,
+    projAdd: Map<string, Map<number, number>>,
+    projDel: Map<string, Map<number, number>>,
+  ): void {
+    if (ctx.needRebuild || ctx.assembled === undefined) return;
+    const rk = ctx.classRows.get(id);
+    if (rk === undefined) return;
+    ctx.classRows.delete(id);
+    const n = (ctx.groupCount.get(rk) ?? 1) - 1;
+    if (n === 0) ctx.groupCount.delete(rk);
+    else ctx.groupCount.set(rk, n);
+    if (n === 0 && rk !== ctx.zero.key) {
+      ctx.needRebuild = true;
+      return;
+    }
+    const lc = ctx.projection.get(id);
+    if (lc !== undefined) {
+      ctx.projection.delete(id);
+      if (projAdd.get(ck)?.delete(id) !== true) {
+        let m = projDel.get(ck);
+        if (m === undefined) projDel.set(ck, (m = new Map()));
+        m.set(id, lc);
+      }
+    }
+  }
+
+  // =========================================================================== rules
+
+  private refRule(key: string, info: Omit<RuleInfo, 'id'>): void {
+    const r = this.rules.get(key);
+    if (r !== undefined) {
+      r.refs++;
+      r.info = info;
+      return;
+    }
+    const id = hashId(key, (i) => this.ruleIds.has(i));
+    this.rules.set(key, { info, id, refs: 1 });
+    this.ruleIds.set(id, key);
+  }
+
+  private unrefRule(key: string): void {
+    const r = this.rules.get(key);
+    if (r === undefined || --r.refs > 0) return;
+    this.rules.delete(key);
+    this.ruleIds.delete(r.id);
+  }
+
+  private ruleId(key: string): number {
+    return this.rules.get(key)?.id ?? 0;
+  }
+
+  private readonly prefilterRules = new Map<string, number>();
+
+  private ruleIdForPrefilter(info: Omit<RuleInfo, 'id'>): number {
+    const key = `p|${info.policy?.name ?? ''}|${info.index ?? ''}`;
+    let id = this.prefilterRules.get(key);
+    if (id === undefined) {
+      id = hashId(key, (i) => this.ruleIds.has(i) || [...this.prefilterRules.values()].includes(i));
+      this.prefilterRules.set(key, id);
+    }
+    return id;
+  }
+
+  private emitRules(delta: CalcDelta): void {
+    for (const [key, json] of [...this.emitted.rules]) {
+      const r = this.rules.get(key);
+      if (r === undefined) {
+        this.emitted.rules.delete(key);
+        delta.rulesRemoved.push((JSON.parse(json) as RuleInfo).id);
+      }
+    }
+    for (const [key, r] of this.rules) {
+      const info: RuleInfo = { id: r.id, ...r.info };
+      const json = JSON.stringify(info);
+      if (this.emitted.rules.get(key) !== json) {
+        this.emitted.rules.set(key, json);
+        delta.rulesUpserted.push(info);
+      }
+    }
+    delta.rulesRemoved.sort((a, b) => a - b);
+    delta.rulesUpserted.sort((a, b) => a.id - b.id);
+  }
+
+  // =========================================================================== output
+
+  private tableOut(ctx: Ctx): VerdictTable {
+    const a = ctx.assembled!;
+    const projection: ProjectionEntry[] = [...ctx.projection]
+      .sort((x, y) => x[0] - y[0])
+      .map(([globalClass, localClass]) => ({ globalClass, localClass }));
+    return {
+      id: a.id,
+      direction: ctx.def.direction,
+      localClassCount: a.localClassCount,
+      projection,
+      protocols: [...a.protocols],
+      srcPortClasses: a.srcPortClasses,
+      cells: a.cells.map((c) => ({
+        localClass: c.localClass,
+        protocol: c.protocol,
+        srcPortClass: c.srcPortClass,
+        portMin: c.portMin,
+        portMax: c.portMax,
+        action: c.action,
+        ruleId: this.ruleId(c.rule),
+        logRuleIds: c.logs.map((l) => this.ruleId(l)),
+      })),
+    };
+  }
+
+  private endpointOut(key: string, ep: LocalEp): LocalEndpoint | undefined {
+    const wep = this.resources.endpoints.get(key);
+    const ing = ep.defs.ingress !== undefined ? this.ctxs.get(ep.defs.ingress)?.assembled?.id : undefined;
+    const eg = ep.defs.egress !== undefined ? this.ctxs.get(ep.defs.egress)?.assembled?.id : undefined;
+    if (wep === undefined || ing === undefined || eg === undefined) return undefined;
+    const out: LocalEndpoint = {
+      key,
+      namespace: wep.metadata.namespace ?? 'default',
+      name: wep.metadata.name,
+      ipNetworks: (wep.spec.ipNetworks ?? []).map((n) => {
+        const c = parseCidr4(n);
+        return c !== undefined ? formatCidr4(c) : n;
+      }),
+      tables: { ingress: ing, egress: eg },
+    };
+    if (wep.spec.interfaceName !== undefined) out.interfaceName = wep.spec.interfaceName;
+    if (wep.spec.mac !== undefined) out.mac = wep.spec.mac;
+    return out;
+  }
+
+  private computeRouting(): RoutingState {
+    const s = this.resources;
+    const pools = [...s.pools.values()]
+      .map((p) => ({
+        name: p.metadata.name,
+        cidr: p.spec.cidr,
+        ipipMode: p.spec.ipipMode ?? 'Never',
+        vxlanMode: p.spec.vxlanMode ?? 'Never',
+        natOutgoing: p.spec.natOutgoing ?? false,
+        disabled: p.spec.disabled ?? false,
+        blockSize: p.spec.blockSize ?? 26,
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const nodes = [...s.nodes.values()]
+      .map((n) => {
+        const o: RoutingState['nodes'][number] = { name: n.metadata.name };
+        if (n.spec.bgp?.ipv4Address !== undefined) o.ipv4Address = n.spec.bgp.ipv4Address;
+        if (n.spec.bgp?.ipv4IPIPTunnelAddr !== undefined) o.ipv4IPIPTunnelAddr = n.spec.bgp.ipv4IPIPTunnelAddr;
+        return o;
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const workloadRoutes: RoutingState['workloadRoutes'] = [];
+    for (const w of s.endpoints.values()) {
+      if (w.spec.node === undefined || w.spec.node === this.nodeName) continue;
+      for (const n of w.spec.ipNetworks ?? []) {
+        const c = parseCidr4(n);
+        if (c !== undefined) workloadRoutes.push({ cidr: formatCidr4(c), node: w.spec.node });
+      }
+    }
+    workloadRoutes.sort((a, b) => compareCidr4(parseCidr4(a.cidr)!, parseCidr4(b.cidr)!) || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+    return { pools, nodes, workloadRoutes };
+  }
+
+  /** The whole current output (call after flush()). */
+  snapshot(): CompiledState {
+    const prefixes: ClassPrefix[] = [...this.pnodes.values()]
+      .filter((n) => n.classId !== 0)
+      .sort((a, b) => compareCidr4(a.cidr, b.cidr))
+      .map((n) => ({ family: 4, cidr: formatCidr4(n.cidr), classId: n.classId }));
+    const classes: GlobalClassInfo[] = [...this.classes.values()]
+      .sort((a, b) => a.id - b.id)
+      .map((c) => ({ classId: c.id, members: [...c.members] }));
+    const tables = [...this.ctxs.values()]
+      .filter((c) => c.assembled !== undefined && c.refs.size > 0)
+      .map((c) => this.tableOut(c))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const endpoints = [...this.localEps]
+      .map(([k, ep]) => this.endpointOut(k, ep))
+      .filter((e): e is LocalEndpoint => e !== undefined)
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const rules: RuleInfo[] = [...this.rules.values()].map((r) => ({ id: r.id, ...r.info })).sort((a, b) => a.id - b.id);
+    return { nodeName: this.nodeName, classes: { prefixes, classes }, tables, endpoints, rules, prefilter: this.prefilter, routing: this.routing };
+  }
+
+  /** Counters for metrics and benchmarks. */
+  stats(): { items: number; selectorAtoms: number; cidrAtoms: number; namedPortAtoms: number; prefixes: number; classes: number; tables: number; localEndpoints: number } {
+    return {
+      items: this.items.size,
+      selectorAtoms: this.selAtoms.size,
+      cidrAtoms: this.cidrAtoms.size,
+      namedPortAtoms: this.npAtoms.size,
+      prefixes: [...this.pnodes.values()].filter((n) => n.classId !== 0).length,
+      classes: this.classes.size,
+      tables: this.ctxs.size,
+      localEndpoints: this.localEps.size,
+    };
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The stateless uplink prefilter: doNotTrack GlobalNetworkPolicies that select this node's
+ * implicit host endpoint (the Node resource's labels) compiled into deny-listed CIDRs.
+ *
+ * Contract: walking the selected doNotTrack policies in tier/policy order, an ingress Deny rule
+ * whose only match is `source.nets` becomes deny entries as long as no earlier rule could have
+ * decided differently (an Allow/Pass rule, or one the prefilter cannot express); every other
+ * doNotTrack rule, and every preDNAT rule, is listed in `skipped` with the reason — tortie has
+ * no host endpoints, so those are not enforced (the agent logs them). Pure; ids come from the
+ * caller so they share the graph's id space.
+ */
+import type { GlobalNetworkPolicy, Rule } from '../model';
+import { formatCidr4, parseCidr4 } from './ipv4';
+import { comparePolicies, compareTiers, policyTier, selectorOf, tierInfo } from './semantics';
+import type { ResourceState } from './store';
+import type { Prefilter, RuleInfo } from './types';
+
+const ONLY_NETS_KEYS = new Set(['action', 'source', 'metadata', 'ipVersion']);
+
+function onlySourceNets(r: Rule): boolean {
+  for (const k of Object.keys(r)) if (!ONLY_NETS_KEYS.has(k)) return false;
+  if (r.ipVersion === 6) return false;
+  const s = r.source;
+  if (s === undefined || s.nets === undefined || s.nets.length === 0) return false;
+  return Object.keys(s).every((k) => k === 'nets');
+}
+
+export function computePrefilter(
+  state: ResourceState,
+  nodeName: string,
+  idOf: (info: Omit<RuleInfo, 'id'>) => number,
+): Prefilter {
+  const labels = state.nodes.get(nodeName)?.metadata.labels ?? {};
+  const selected: GlobalNetworkPolicy[] = [];
+  for (const p of state.policies.values()) {
+    if (p.kind !== 'GlobalNetworkPolicy') continue;
+    if (!p.spec.doNotTrack && !p.spec.preDNAT) continue;
+    if (!selectorOf(p.spec.selector).evaluate(labels)) continue;
+    selected.push(p);
+  }
+  selected.sort((a, b) => {
+    const ta = tierInfo(policyTier(a), state.tiers.get(policyTier(a)));
+    const tb = tierInfo(policyTier(b), state.tiers.get(policyTier(b)));
+    return compareTiers(ta, tb) || comparePolicies(a, b);
+  });
+  const out: Prefilter = { deny: [], skipped: [] };
+  let blocked = false;
+  for (const p of selected) {
+    const tier = policyTier(p);
+    for (const dir of ['ingress', 'egress'] as const) {
+      const rules = (dir === 'ingress' ? p.spec.ingress : p.spec.egress) ?? [];
+      rules.forEach((r, index) => {
+        const info: Omit<RuleInfo, 'id'> = {
+          kind: 'rule',
+          direction: dir,
+          tier,
+          policy: { kind: 'GlobalNetworkPolicy', name: p.metadata.name },
+          index,
+          action: r.action,
+        };
+        const id = idOf(info);
+        if (p.spec.preDNAT) {
+          out.skipped.push({ ruleId: id, reason: 'preDNAT policies are not enforced (no host endpoints)' });
+          return;
+        }
+        if (dir === 'egress') {
+          out.skipped.push({ ruleId: id, reason: 'egress doNotTrack rules are not enforced (no host endpoints)' });
+          return;
+        }
+        if (r.action === 'Log') return;
+        if (r.action === 'Deny' && onlySourceNets(r) && !blocked) {
+          for (const n of r.source!.nets!) {
+            const c = parseCidr4(n);
+            if (c !== undefined) out.deny.push({ family: 4, cidr: formatCidr4(c), ruleId: id });
+          }
+          return;
+        }
+        if (r.action === 'Deny') {
+          out.skipped.push({
+            ruleId: id,
+            reason: blocked ? 'follows a doNotTrack rule the prefilter cannot express' : 'matches more than source.nets',
+          });
+          return;
+        }
+        blocked = true;
+        out.skipped.push({ ruleId: id, reason: `${r.action} doNotTrack rules are not enforced (no host endpoints)` });
+      });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,112 @@
+/**
+ * ResourceState: the current v3 resources the calc graph and the reference evaluator read.
+ *
+ * Contract: keys are `namespace/name` for namespaced kinds (WorkloadEndpoint, NetworkPolicy) and
+ * `name` otherwise; `policies` holds both policy kinds under `<kind>/<key>`. Upsert replaces,
+ * delete of an absent key is a no-op. No validation here: resources are expected to come from
+ * src/model's validation (the syncer drops invalid ones).
+ */
+import type {
+  GlobalNetworkPolicy,
+  IPPool,
+  Namespace,
+  NetworkPolicy,
+  Node,
+  Profile,
+  Resource,
+  ResourceKind,
+  Tier,
+  WorkloadEndpoint,
+} from '../model';
+
+export type AnyPolicy = NetworkPolicy | GlobalNetworkPolicy;
+
+/** The key of a resource within its kind. */
+export function resourceKey(r: Resource): string {
+  if (r.kind === 'WorkloadEndpoint' || r.kind === 'NetworkPolicy') {
+    return `${r.metadata.namespace ?? 'default'}/${r.metadata.name}`;
+  }
+  return r.metadata.name;
+}
+
+export function policyKey(kind: 'NetworkPolicy' | 'GlobalNetworkPolicy', key: string): string {
+  return `${kind}/${key}`;
+}
+
+export class ResourceState {
+  readonly endpoints = new Map<string, WorkloadEndpoint>();
+  readonly profiles = new Map<string, Profile>();
+  readonly tiers = new Map<string, Tier>();
+  readonly policies = new Map<string, AnyPolicy>();
+  readonly namespaces = new Map<string, Namespace>();
+  readonly nodes = new Map<string, Node>();
+  readonly pools = new Map<string, IPPool>();
+
+  upsert(r: Resource): void {
+    const key = resourceKey(r);
+    switch (r.kind) {
+      case 'WorkloadEndpoint':
+        this.endpoints.set(key, r);
+        break;
+      case 'Profile':
+        this.profiles.set(key, r);
+        break;
+      case 'Tier':
+        this.tiers.set(key, r);
+        break;
+      case 'NetworkPolicy':
+      case 'GlobalNetworkPolicy':
+        this.policies.set(policyKey(r.kind, key), r);
+        break;
+      case 'Namespace':
+        this.namespaces.set(key, r);
+        break;
+      case 'Node':
+        this.nodes.set(key, r);
+        break;
+      case 'IPPool':
+        this.pools.set(key, r);
+        break;
+    }
+  }
+
+  delete(kind: ResourceKind, key: string): void {
+    switch (kind) {
+      case 'WorkloadEndpoint':
+        this.endpoints.delete(key);
+        break;
+      case 'Profile':
+        this.profiles.delete(key);
+        break;
+      case 'Tier':
+        this.tiers.delete(key);
+        break;
+      case 'NetworkPolicy':
+      case 'GlobalNetworkPolicy':
+        this.policies.delete(policyKey(kind, key));
+        break;
+      case 'Namespace':
+        this.namespaces.delete(key);
+        break;
+      case 'Node':
+        this.nodes.delete(key);
+        break;
+      case 'IPPool':
+        this.pools.delete(key);
+        break;
+    }
+  }
+
+  /** Every resource, in a fixed order (for replay tests). */
+  all(): Resource[] {
+    return [
+      ...this.pools.values(),
+      ...this.nodes.values(),
+      ...this.namespaces.values(),
+      ...this.tiers.values(),
+      ...this.profiles.values(),
+      ...this.policies.values(),
+      ...this.endpoints.values(),
+    ];
+  }
+}

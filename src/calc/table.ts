@@ -1,0 +1,386 @@
+/**
+ * Verdict-table construction: from a table definition (the ordered steps of one endpoint and
+ * direction, local side already resolved) and the restricted membership signatures of the global
+ * classes, the cells of a VerdictTable.
+ *
+ * Contract:
+ *   - `computeRows(def, sig)` is the verdict function of one restricted signature as per-protocol
+ *     source-port slabs, each a partition of [0, 65535] of destination port values into segments
+ *     with (action, rule, logs); adjacent equal segments/slabs are merged, so `rowsKey` is a
+ *     canonical fingerprint: two signatures with equal rowsKeys behave identically.
+ *   - `assembleTable(def, groups)` numbers local classes (the group of the empty signature is 0,
+ *     the rest by rowsKey), derives source-port classes as the common refinement of all groups'
+ *     slabs, and emits complete, sorted cells (see types.ts for the lookup contract).
+ * Cost: per signature, O(protocols × source slabs × destination intervals × active steps).
+ */
+import { createHash } from 'node:crypto';
+import { inRanges, isIcmpProtocol, isPortProtocol, normaliseRanges, type Ranges } from './semantics';
+import { PROTO_OTHER, type Direction, type SrcPortRange, type VerdictCell } from './types';
+
+/** Port constraint of one side after local resolution. */
+export interface PortMatchDef {
+  /** Numeric ranges, any port-carrying protocol. */
+  ranges: Ranges;
+  /** Local named ports resolved to numbers, per protocol number. */
+  byProto?: Record<string, Ranges>;
+  /** Remote named-port atoms (their per-class values come from the signature). */
+  np?: string[];
+}
+
+export interface StepMatch {
+  protocol?: number;
+  notProtocol?: number;
+  icmp?: Ranges;
+  notIcmp?: Ranges;
+  src?: PortMatchDef;
+  srcNot?: PortMatchDef;
+  dst?: PortMatchDef;
+  dstNot?: PortMatchDef;
+  /** Remote side: positive selector atom, negative selector atom, CIDR atoms. */
+  sel?: string;
+  notSel?: string;
+  nets?: string[];
+  notNets?: string[];
+}
+
+export type Step =
+  | { kind: 'rule'; rule: string; action: 'allow' | 'deny' | 'pass' | 'log'; passTo: number; m: StepMatch }
+  /** End of a tier whose default is Deny. */
+  | { kind: 'end'; rule: string }
+  /** No profile decided: deny. Always the last step. */
+  | { kind: 'final'; rule: string };
+
+export interface TableDef {
+  key: string;
+  direction: Direction;
+  steps: Step[];
+  /** Protocols the steps distinguish, sorted. */
+  protocols: number[];
+  /** Every atom the steps reference (sel, notSel, nets, np). */
+  atoms: Set<string>;
+}
+
+/** Signature restricted to a table's atoms: atom id → true (member) or named-port values. */
+export type Signature = Map<string, true | NpValues>;
+/** Named-port values of an address: (protocol, port) pairs. */
+export type NpValues = [number, number][];
+
+export interface Seg {
+  min: number;
+  max: number;
+  allow: boolean;
+  rule: string;
+  logs: string[];
+}
+
+export interface Slab {
+  min: number;
+  max: number;
+  segs: Seg[];
+}
+
+export interface Rows {
+  key: string;
+  /** Per protocol (def.protocols then PROTO_OTHER), slabs covering [0, 65535]. */
+  byProto: Map<number, Slab[]>;
+}
+
+/** Builds the definition record (protocols and atoms) from steps. */
+export function makeTableDef(direction: Direction, steps: Step[]): TableDef {
+  const protocols = new Set<number>();
+  const atoms = new Set<string>();
+  for (const s of steps) {
+    if (s.kind !== 'rule') continue;
+    const m = s.m;
+    if (m.protocol !== undefined) protocols.add(m.protocol);
+    if (m.notProtocol !== undefined) protocols.add(m.notProtocol);
+    const hasPorts = m.src !== undefined || m.srcNot !== undefined || m.dst !== undefined || m.dstNot !== undefined;
+    if (hasPorts && m.protocol === undefined) for (const p of [6, 17, 132, 136]) protocols.add(p);
+    if ((m.icmp !== undefined || m.notIcmp !== undefined) && m.protocol === undefined) {
+      protocols.add(1);
+      protocols.add(58);
+    }
+    if (m.sel !== undefined) atoms.add(m.sel);
+    if (m.notSel !== undefined) atoms.add(m.notSel);
+    for (const a of m.nets ?? []) atoms.add(a);
+    for (const a of m.notNets ?? []) atoms.add(a);
+    for (const pm of [m.src, m.srcNot, m.dst, m.dstNot]) for (const a of pm?.np ?? []) atoms.add(a);
+  }
+  const json = JSON.stringify([direction, steps]);
+  const key = createHash('sha1').update(json).digest('hex');
+  return { key, direction, steps, protocols: [...protocols].sort((a, b) => a - b), atoms };
+}
+
+// ------------------------------------------------------------------------------ ranges
+
+const FULL: Ranges = [[0, 65535]];
+
+function complement(r: Ranges): Ranges {
+  const out: Ranges = [];
+  let next = 0;
+  for (const [a, b] of r) {
+    if (a > next) out.push([next, a - 1]);
+    next = b + 1;
+  }
+  if (next <= 65535) out.push([next, 65535]);
+  return out;
+}
+
+function intersect(x: Ranges, y: Ranges): Ranges {
+  const out: Ranges = [];
+  let i = 0;
+  let j = 0;
+  while (i < x.length && j < y.length) {
+    const a = Math.max(x[i]![0], y[j]![0]);
+    const b = Math.min(x[i]![1], y[j]![1]);
+    if (a <= b) out.push([a, b]);
+    if (x[i]![1] < y[j]![1]) i++;
+    else j++;
+  }
+  return out;
+}
+
+/** The ranges a port match allows for protocol `proto` and signature `sig`. */
+function portSet(pm: PortMatchDef, proto: number, sig: Signature): Ranges {
+  const parts: [number, number][] = [...pm.ranges];
+  const local = pm.byProto?.[String(proto)];
+  if (local !== undefined) parts.push(...local);
+  for (const a of pm.np ?? []) {
+    const v = sig.get(a);
+    if (v === undefined || v === true) continue;
+    for (const [p, port] of v) if (p === proto) parts.push([port, port]);
+  }
+  return normaliseRanges(parts);
+}
+
+interface Active {
+  idx: number;
+  src: Ranges | null;
+  dst: Ranges | null;
+}
+
+/** Remote-side predicate of a rule for a signature. */
+function remoteMatches(m: StepMatch, sig: Signature): boolean {
+  if (m.sel !== undefined && !sig.has(m.sel)) return false;
+  if (m.notSel !== undefined && sig.has(m.notSel)) return false;
+  if (m.nets !== undefined && !m.nets.some((a) => sig.has(a))) return false;
+  if (m.notNets !== undefined && m.notNets.some((a) => sig.has(a))) return false;
+  return true;
+}
+
+/** Protocol and port predicate of a rule for one protocol bucket: null = never matches. */
+function protoPorts(m: StepMatch, proto: number, sig: Signature): { src: Ranges | null; dst: Ranges | null } | null {
+  if (m.protocol !== undefined && m.protocol !== proto) return null;
+  if (m.notProtocol !== undefined && m.notProtocol === proto) return null;
+  let src: Ranges | null = null;
+  let dst: Ranges | null = null;
+  if (m.icmp !== undefined || m.notIcmp !== undefined) {
+    if (proto === PROTO_OTHER || !isIcmpProtocol(proto)) return null;
+    dst = m.icmp ?? FULL;
+    if (m.notIcmp !== undefined) dst = intersect(dst, complement(m.notIcmp));
+    if (dst.length === 0) return null;
+  }
+  if (m.src !== undefined || m.srcNot !== undefined || m.dst !== undefined || m.dstNot !== undefined) {
+    if (proto === PROTO_OTHER || !isPortProtocol(proto)) return null;
+    if (m.src !== undefined || m.srcNot !== undefined) {
+      let s = m.src !== undefined ? portSet(m.src, proto, sig) : FULL;
+      if (m.srcNot !== undefined) s = intersect(s, complement(portSet(m.srcNot, proto, sig)));
+      if (s.length === 0) return null;
+      src = s;
+    }
+    if (m.dst !== undefined || m.dstNot !== undefined) {
+      let d = m.dst !== undefined ? portSet(m.dst, proto, sig) : FULL;
+      if (m.dstNot !== undefined) d = intersect(d, complement(portSet(m.dstNot, proto, sig)));
+      if (d.length === 0) return null;
+      dst = dst === null ? d : intersect(dst, d);
+      if (dst.length === 0) return null;
+    }
+  }
+  return { src, dst };
+}
+
+/** Sorted unique interval starts (always including 0) induced by the ranges. */
+function cutPoints(sets: (Ranges | null)[]): number[] {
+  const pts = new Set<number>([0]);
+  for (const r of sets) {
+    if (r === null) continue;
+    for (const [a, b] of r) {
+      pts.add(a);
+      if (b < 65535) pts.add(b + 1);
+    }
+  }
+  return [...pts].sort((a, b) => a - b);
+}
+
+function sameSeg(a: Seg, b: Seg): boolean {
+  return a.allow === b.allow && a.rule === b.rule && a.logs.length === b.logs.length && a.logs.every((l, i) => l === b.logs[i]);
+}
+
+function sameSegs(a: Seg[], b: Seg[]): boolean {
+  return a.length === b.length && a.every((s, i) => s.min === b[i]!.min && s.max === b[i]!.max && sameSeg(s, b[i]!));
+}
+
+/** The verdict function of one restricted signature. */
+export function computeRows(def: TableDef, sig: Signature): Rows {
+  const steps = def.steps;
+  const remoteOk = steps.map((s) => s.kind !== 'rule' || remoteMatches(s.m, sig));
+  const byProto = new Map<number, Slab[]>();
+  const keyParts: string[] = [];
+  for (const proto of [...def.protocols, PROTO_OTHER]) {
+    const active: Active[] = [];
+    for (let i = 0; i < steps.length; i++) {
+      const s = steps[i]!;
+      if (s.kind !== 'rule') {
+        active.push({ idx: i, src: null, dst: null });
+        continue;
+      }
+      if (!remoteOk[i]) continue;
+      const pp = protoPorts(s.m, proto, sig);
+      if (pp !== null) active.push({ idx: i, src: pp.src, dst: pp.dst });
+    }
+    const srcCuts = cutPoints(active.map((a) => a.src));
+    const slabs: Slab[] = [];
+    for (let c = 0; c < srcCuts.length; c++) {
+      const min = srcCuts[c]!;
+      const max = c + 1 < srcCuts.length ? srcCuts[c + 1]! - 1 : 65535;
+      const list = active.filter((a) => a.src === null || inRanges(a.src, min));
+      const segs = dstSegments(steps, list);
+      const last = slabs[slabs.length - 1];
+      if (last !== undefined && sameSegs(last.segs, segs)) last.max = max;
+      else slabs.push({ min, max, segs });
+    }
+    byProto.set(proto, slabs);
+    keyParts.push(`${proto}:${slabs.map((sl) => `${sl.min}-${sl.max}[${sl.segs.map((g) => `${g.min}-${g.max}${g.allow ? 'A' : 'D'}${g.rule}${g.logs.length ? '+' + g.logs.join('+') : ''}`).join(',')}]`).join(';')}`);
+  }
+  return { key: keyParts.join('|'), byProto };
+}
+
+function dstSegments(steps: Step[], list: Active[]): Seg[] {
+  // Position in `list` of the first entry at or after each original step index (for Pass).
+  const posOf = new Int32Array(steps.length + 1).fill(list.length);
+  for (let j = list.length - 1; j >= 0; j--) posOf[list[j]!.idx] = j;
+  for (let i = steps.length - 1; i >= 0; i--) if (posOf[i] === list.length && i + 1 <= steps.length) posOf[i] = Math.min(posOf[i]!, posOf[i + 1]!);
+  const cuts = cutPoints(list.map((a) => a.dst));
+  const segs: Seg[] = [];
+  for (let c = 0; c < cuts.length; c++) {
+    const min = cuts[c]!;
+    const max = c + 1 < cuts.length ? cuts[c + 1]! - 1 : 65535;
+    const seg = walk(steps, list, posOf, min);
+    seg.min = min;
+    seg.max = max;
+    const last = segs[segs.length - 1];
+    if (last !== undefined && sameSeg(last, seg)) last.max = max;
+    else segs.push(seg);
+  }
+  return segs;
+}
+
+function walk(steps: Step[], list: Active[], posOf: Int32Array, v: number): Seg {
+  const logs: string[] = [];
+  let j = 0;
+  while (j < list.length) {
+    const a = list[j]!;
+    const s = steps[a.idx]!;
+    if (s.kind === 'end' || s.kind === 'final') return { min: 0, max: 0, allow: false, rule: s.rule, logs };
+    if (a.dst !== null && !inRanges(a.dst, v)) {
+      j++;
+      continue;
+    }
+    switch (s.action) {
+      case 'allow':
+        return { min: 0, max: 0, allow: true, rule: s.rule, logs };
+      case 'deny':
+        return { min: 0, max: 0, allow: false, rule: s.rule, logs };
+      case 'log':
+        logs.push(s.rule);
+        j++;
+        break;
+      case 'pass':
+        j = posOf[s.passTo]!;
+        break;
+    }
+  }
+  // Unreachable: the last step is always 'final'.
+  return { min: 0, max: 0, allow: false, rule: '', logs };
+}
+
+// ------------------------------------------------------------------------------ assembly
+
+export interface AssembledTable {
+  id: string;
+  localClassCount: number;
+  /** rowsKey → local class. */
+  localOf: Map<string, number>;
+  protocols: number[];
+  srcPortClasses: { protocol: number; ranges: SrcPortRange[] }[];
+  /** Cells with rule keys (the graph maps them to rule ids). */
+  cells: (Omit<VerdictCell, 'ruleId' | 'logRuleIds'> & { rule: string; logs: string[] })[];
+}
+
+/** Builds a table from the distinct rows present; `zeroKey` is the empty signature's rowsKey. */
+export function assembleTable(def: TableDef, groups: Map<string, Rows>, zeroKey: string): AssembledTable {
+  const others = [...groups.keys()].filter((k) => k !== zeroKey).sort();
+  const order = [zeroKey, ...others];
+  const localOf = new Map<string, number>(order.map((k, i) => [k, i]));
+  const protos = [...def.protocols, PROTO_OTHER];
+  const srcPortClasses: AssembledTable['srcPortClasses'] = [];
+  const cells: AssembledTable['cells'] = [];
+  // Per protocol: the source-port classes and, per class, each group's slab.
+  const perProto = new Map<number, { classSlab: Slab[][] }>();
+  for (const proto of protos) {
+    const slabLists = order.map((k) => groups.get(k)!.byProto.get(proto)!);
+    const cuts = new Set<number>();
+    for (const sl of slabLists) for (const s of sl) cuts.add(s.min);
+    const sorted = [...cuts].sort((a, b) => a - b);
+    const classOfSig = new Map<string, number>();
+    const classSlab: Slab[][] = [];
+    const ranges: SrcPortRange[] = [];
+    const idx = order.map(() => 0);
+    for (let c = 0; c < sorted.length; c++) {
+      const min = sorted[c]!;
+      const max = c + 1 < sorted.length ? sorted[c + 1]! - 1 : 65535;
+      const picks: Slab[] = [];
+      for (let g = 0; g < order.length; g++) {
+        const sl = slabLists[g]!;
+        while (sl[idx[g]!]!.max < min) idx[g]!++;
+        picks.push(sl[idx[g]!]!);
+      }
+      const sigKey = picks.map((p, g) => `${g}:${p.min}`).join(',');
+      let cls = classOfSig.get(sigKey);
+      if (cls === undefined) {
+        cls = classSlab.length;
+        classOfSig.set(sigKey, cls);
+        classSlab.push(picks);
+      }
+      if (cls !== 0) {
+        const last = ranges[ranges.length - 1];
+        if (last !== undefined && last.srcPortClass === cls && last.portMax === min - 1) last.portMax = max;
+        else ranges.push({ portMin: min, portMax: max, srcPortClass: cls });
+      }
+    }
+    if (ranges.length > 0) srcPortClasses.push({ protocol: proto, ranges });
+    perProto.set(proto, { classSlab });
+  }
+  for (let lc = 0; lc < order.length; lc++) {
+    for (const proto of protos) {
+      const { classSlab } = perProto.get(proto)!;
+      for (let spc = 0; spc < classSlab.length; spc++) {
+        for (const seg of classSlab[spc]![lc]!.segs) {
+          cells.push({
+            localClass: lc,
+            protocol: proto,
+            srcPortClass: spc,
+            portMin: seg.min,
+            portMax: seg.max,
+            action: seg.allow ? 'allow' : 'deny',
+            rule: seg.rule,
+            logs: seg.logs,
+          });
+        }
+      }
+    }
+  }
+  const body = JSON.stringify([def.key, order.length, def.protocols, srcPortClasses, cells]);
+  const id = createHash('sha1').update(body).digest('hex').slice(0, 16);
+  return { id, localClassCount: order.length, localOf, protocols: def.protocols, srcPortClasses, cells };
+}
