@@ -1,0 +1,63 @@
+/**
+ * RingBuffer: consumes a BPF_MAP_TYPE_RINGBUF map. A native thread waits on the ring (epoll)
+ * and hands records to the event loop in batches; `onRecord` is called once per record, in
+ * order, with a Buffer copy of it. Keeps the process alive while open unless unref()'d.
+ * An exception from onRecord goes to `onError` (default: rethrown as uncaught); the rest of the
+ * batch is still delivered. close() stops the thread; records delivered after close are dropped.
+ */
+import { native, type NativeRingBuffer } from './addon';
+import { invalidOption } from './errors';
+import { BpfMap, MapType } from './map';
+
+export interface RingBufferOptions {
+  onError?: (err: unknown) => void;
+}
+
+export class RingBuffer {
+  #rb: NativeRingBuffer;
+  #open = true;
+
+  private constructor(rb: NativeRingBuffer) {
+    this.#rb = rb;
+  }
+
+  static open(map: BpfMap, onRecord: (record: Buffer) => void, opts: RingBufferOptions = {}): RingBuffer {
+    if (!(map instanceof BpfMap)) throw invalidOption('map', 'must be a BpfMap');
+    if (map.info.type !== MapType.RINGBUF) throw invalidOption('map', `${map.name} is ${map.info.typeName}, not RINGBUF`);
+    if (typeof onRecord !== 'function') throw invalidOption('onRecord', 'must be a function');
+    let self: RingBuffer | undefined;
+    const deliver = (records: Buffer[]): void => {
+      if (self && !self.#open) return;
+      let failure: { err: unknown } | undefined;
+      for (const r of records) {
+        try {
+          onRecord(r);
+        } catch (err) {
+          if (opts.onError) opts.onError(err);
+          else failure ??= { err };
+        }
+      }
+      if (failure) throw failure.err;
+    };
+    const A = native().RingBuffer;
+    self = new RingBuffer(new A(map.fd, deliver));
+    return self;
+  }
+
+  get open(): boolean { return this.#open; }
+
+  /** Records delivered to the event loop so far, and consume rounds. */
+  stats(): { records: number; batches: number } {
+    const s = this.#rb.stats();
+    return { records: s.records, batches: s.batches };
+  }
+
+  ref(): this { this.#rb.ref(); return this; }
+  unref(): this { this.#rb.unref(); return this; }
+
+  close(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#rb.close();
+  }
+}
