@@ -13,8 +13,9 @@
  *   `ends with` and `has()`, and satisfies `!=` and `not in`. `all()` and
  *   `global()` are true for every label set (global()'s meaning comes from the
  *   namespaceSelector rewrite in transform.ts, not from evaluation).
- * - Nodes are plain frozen objects; `in`/`notIn` value lists are already sorted
- *   and de-duplicated.
+ * - Nodes are plain objects, immutable by type (`readonly`), shared by every
+ *   holder of a cached Selector: never mutate them. `in`/`notIn` value lists
+ *   are sorted and de-duplicated.
  */
 
 export type SelectorNode =
@@ -126,52 +127,33 @@ const VALUE_OPS: Record<LabelValueNode['kind'], string> = {
 
 /** Calico's canonical String() form of a node. */
 export function canonicalString(node: SelectorNode): string {
-  const out: string[] = [];
-  appendCanonical(node, out);
-  return out.join('');
-}
-
-function appendCanonical(node: SelectorNode, out: string[]): void {
   switch (node.kind) {
     case 'all':
-      out.push('all()');
-      return;
+      return 'all()';
     case 'global':
-      out.push('global()');
-      return;
+      return 'global()';
     case 'has':
-      out.push('has(', node.label, ')');
-      return;
+      return `has(${node.label})`;
     case 'eq':
     case 'ne':
     case 'contains':
     case 'startsWith':
     case 'endsWith':
-      out.push(node.label, VALUE_OPS[node.kind], quote(node.value));
-      return;
+      return node.label + VALUE_OPS[node.kind] + quote(node.value);
     case 'in':
-    case 'notIn':
-      out.push(node.label, node.kind === 'in' ? ' in {' : ' not in {');
-      node.values.forEach((v, i) => {
-        if (i > 0) out.push(', ');
-        out.push(quote(v));
-      });
-      out.push('}');
-      return;
+    case 'notIn': {
+      let s = node.label + (node.kind === 'in' ? ' in {' : ' not in {');
+      for (let i = 0; i < node.values.length; i++) s += (i > 0 ? ', ' : '') + quote(node.values[i]!);
+      return `${s}}`;
+    }
     case 'not':
-      out.push('!');
-      appendCanonical(node.operand, out);
-      return;
+      return `!${canonicalString(node.operand)}`;
     case 'and':
     case 'or': {
       const sep = node.kind === 'and' ? ' && ' : ' || ';
-      out.push('(');
-      node.operands.forEach((op, i) => {
-        if (i > 0) out.push(sep);
-        appendCanonical(op, out);
-      });
-      out.push(')');
-      return;
+      let s = '(';
+      for (let i = 0; i < node.operands.length; i++) s += (i > 0 ? sep : '') + canonicalString(node.operands[i]!);
+      return `${s})`;
     }
   }
 }
@@ -400,25 +382,4 @@ export function collectLabelKeys(node: SelectorNode, into: Set<string> = new Set
       into.add(node.label);
   }
   return into;
-}
-
-/** Deep-freezes a freshly built node tree (values arrays included). */
-export function freezeNode<T extends SelectorNode>(node: T): T {
-  switch (node.kind) {
-    case 'in':
-    case 'notIn':
-      Object.freeze(node.values);
-      break;
-    case 'not':
-      freezeNode(node.operand);
-      break;
-    case 'and':
-    case 'or':
-      for (const op of node.operands) freezeNode(op);
-      Object.freeze(node.operands);
-      break;
-    default:
-      break;
-  }
-  return Object.freeze(node);
 }

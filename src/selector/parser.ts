@@ -18,7 +18,7 @@
  * MAX_NESTING_DEPTH deep, so hostile input cannot exhaust the JS stack.
  */
 import { SelectorParseError } from './errors';
-import { freezeNode, toSortedSet, type SelectorNode } from './ast';
+import { toSortedSet, type SelectorNode } from './ast';
 import { Tok, tokenize, type Token } from './tokenizer';
 
 export const MAX_NESTING_DEPTH = 1000;
@@ -60,17 +60,17 @@ function describeToken(t: Token): string {
   }
 }
 
-/** Parses selector text into a frozen AST or throws SelectorParseError. */
+/** Parses selector text into an AST or throws SelectorParseError. */
 export function parseToAst(input: string): SelectorNode {
   const tokens = tokenize(input);
-  if (tokens[0]!.kind === Tok.EOF) return freezeNode({ kind: 'all' });
+  if (tokens[0]!.kind === Tok.EOF) return { kind: 'all' };
   const p = new Parser(input, tokens);
   const root = p.parseOr(0);
   const next = p.peek();
   if (next.kind !== Tok.EOF) {
     p.fail(next, `unexpected ${describeToken(next)} after a complete expression (expected && or || or the end)`);
   }
-  return freezeNode(root);
+  return root;
 }
 
 class Parser {

@@ -8,7 +8,6 @@ import {
   toSortedSet,
   collectLabelKeys,
   compileNode,
-  freezeNode,
   labelRestrictions,
   possibleToSatisfy,
   type LabelRestriction,
@@ -21,7 +20,7 @@ import { parseToAst } from './parser';
 
 /** A parsed, immutable Calico selector. */
 export interface Selector {
-  /** The typed AST (frozen). */
+  /** The typed AST; shared with other holders of this Selector, never mutate it. */
   readonly root: SelectorNode;
   /** Calico's canonical String() form, e.g. `(a == "b" && has(c))`. */
   readonly canonical: string;
@@ -96,7 +95,15 @@ export function makeUniqueId(prefix: string, content: string): string {
 
 /** Upper bound on cached parses; a cluster has far fewer distinct selectors. */
 export const SELECTOR_CACHE_LIMIT = 10_000;
-const cache = new Map<string, Selector>();
+
+/**
+ * Two-generation LRU approximation: hits in `young` cost one Map lookup; hits in
+ * `old` are promoted; when `young` fills up, `old` (everything not used since the
+ * previous rotation) is dropped. At most SELECTOR_CACHE_LIMIT entries in all.
+ */
+let young = new Map<string, Selector>();
+let old = new Map<string, Selector>();
+const GENERATION = SELECTOR_CACHE_LIMIT / 2;
 
 /**
  * Parses Calico selector text (cached). Throws SelectorParseError on bad input.
@@ -105,16 +112,16 @@ export function parseSelector(text: string): Selector {
   if (typeof text !== 'string') {
     throw new TypeError(`parseSelector: expected a string, got ${text === null ? 'null' : typeof text}`);
   }
-  const hit = cache.get(text);
-  if (hit !== undefined) {
-    // Refresh recency: Map iteration order is insertion order.
-    cache.delete(text);
-    cache.set(text, hit);
-    return hit;
+  let sel = young.get(text);
+  if (sel !== undefined) return sel;
+  sel = old.get(text);
+  if (sel === undefined) sel = parseSelectorUncached(text);
+  else old.delete(text);
+  if (young.size >= GENERATION) {
+    old = young;
+    young = new Map();
   }
-  const sel = parseSelectorUncached(text);
-  if (cache.size >= SELECTOR_CACHE_LIMIT) cache.delete(cache.keys().next().value!);
-  cache.set(text, sel);
+  young.set(text, sel);
   return sel;
 }
 
@@ -130,7 +137,7 @@ export function parseSelectorUncached(text: string): Selector {
  * more operands; re-parse `.canonical` to get exactly what Calico would hold.
  */
 export function selectorFromAst(root: SelectorNode): Selector {
-  return new ParsedSelector(freezeNode(copyNode(root)));
+  return new ParsedSelector(copyNode(root));
 }
 
 function copyNode(n: SelectorNode): SelectorNode {
@@ -150,12 +157,13 @@ function copyNode(n: SelectorNode): SelectorNode {
 
 /** Number of cached parses (for tests and metrics). */
 export function selectorCacheSize(): number {
-  return cache.size;
+  return young.size + old.size;
 }
 
 /** Drops every cached parse. */
 export function clearSelectorCache(): void {
-  cache.clear();
+  young = new Map();
+  old = new Map();
 }
 
 /**

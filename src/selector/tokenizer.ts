@@ -79,156 +79,176 @@ export function isValidSelectorLabel(key: string): boolean {
   return true;
 }
 
+function skipBlanks(input: string, p: number): number {
+  const n = input.length;
+  while (p < n) {
+    const c = input.charCodeAt(p);
+    if (c !== C_SPACE && c !== C_TAB) break;
+    p++;
+  }
+  return p;
+}
+
+function scanLabel(input: string, p: number): number {
+  const n = input.length;
+  while (p < n && isLabelChar(input.charCodeAt(p))) p++;
+  return p;
+}
+
+function atBoundary(input: string, p: number): boolean {
+  return p >= input.length || !isLabelChar(input.charCodeAt(p));
+}
+
+/** End of `w` at p if it is there and followed by a word boundary, else -1. */
+function word(input: string, p: number, w: string): number {
+  return input.startsWith(w, p) && atBoundary(input, p + w.length) ? p + w.length : -1;
+}
+
+/**
+ * End of `w1 w2` at p (optional blanks between), else -1. Like Calico, the
+ * boundary is checked after the blanks that follow w2, so `a starts with b`
+ * fails here while `a starts with"b"` passes.
+ */
+function twoWords(input: string, p: number, w1: string, w2: string): number {
+  if (!input.startsWith(w1, p)) return -1;
+  const q = skipBlanks(input, p + w1.length);
+  if (!input.startsWith(w2, q)) return -1;
+  const end = q + w2.length;
+  return atBoundary(input, skipBlanks(input, end)) ? end : -1;
+}
+
+function fail(input: string, at: number, reason: string): never {
+  throw new SelectorParseError(input, at, reason);
+}
+
+/** Scans a label at p, checking it is non-empty and not too long; returns its end. */
+function label(input: string, p: number, what: string): number {
+  const end = scanLabel(input, p);
+  if (end === p) {
+    fail(input, p, p >= input.length ? `expected ${what} but the selector ended` : `expected ${what}, found ${describeChar(input, p)}`);
+  }
+  if (end - p > MAX_LABEL_LENGTH) {
+    fail(input, p, `label is ${end - p} characters long; the limit is ${MAX_LABEL_LENGTH}`);
+  }
+  return end;
+}
+
+/** Closes `has(`, `all(` or `global(`: the ')' after optional blanks; returns the offset after it. */
+function closeParen(input: string, p: number, what: string): number {
+  const close = skipBlanks(input, p);
+  if (input.charCodeAt(close) !== 0x29) fail(input, close, `expected ')' to close ${what}(`);
+  return close + 1;
+}
+
 export function tokenize(input: string): Token[] {
   const n = input.length;
   const tokens: Token[] = [];
+  let lastKind = -1;
   let i = 0;
-
-  const skipBlanks = (p: number): number => {
-    while (p < n) {
-      const c = input.charCodeAt(p);
-      if (c !== C_SPACE && c !== C_TAB) break;
-      p++;
-    }
-    return p;
-  };
-  const scanLabel = (p: number): number => {
-    while (p < n && isLabelChar(input.charCodeAt(p))) p++;
-    return p;
-  };
-  const atBoundary = (p: number): boolean => p >= n || !isLabelChar(input.charCodeAt(p));
-  /** End of `word` at p if it is there and followed by a word boundary, else -1. */
-  const word = (p: number, w: string): number =>
-    input.startsWith(w, p) && atBoundary(p + w.length) ? p + w.length : -1;
-  /** Two words separated by optional blanks, the second ending at a boundary. */
-  const twoWords = (p: number, w1: string, w2: string): number => {
-    if (!input.startsWith(w1, p)) return -1;
-    const q = skipBlanks(p + w1.length);
-    if (!input.startsWith(w2, q)) return -1;
-    const end = q + w2.length;
-    return atBoundary(skipBlanks(end)) ? end : -1;
-  };
-  const fail = (at: number, reason: string): never => {
-    throw new SelectorParseError(input, at, reason);
-  };
-  /** Scans a label at p, checking it is non-empty and not too long. */
-  const label = (p: number, what: string): number => {
-    const end = scanLabel(p);
-    if (end === p) {
-      fail(p, p >= n ? `expected ${what} but the selector ended` : `expected ${what}, found ${describeChar(input, p)}`);
-    }
-    if (end - p > MAX_LABEL_LENGTH) {
-      fail(p, `label is ${end - p} characters long; the limit is ${MAX_LABEL_LENGTH}`);
-    }
-    return end;
-  };
-  const push = (kind: Tok, start: number, value = ''): void => {
-    tokens.push({ kind, value, start });
-  };
-
   for (;;) {
-    i = skipBlanks(i);
+    i = skipBlanks(input, i);
     if (i >= n) {
-      push(Tok.EOF, n);
+      tokens.push({ kind: Tok.EOF, value: '', start: n });
       return tokens;
     }
     const start = i;
+    let kind: Tok;
+    let value = '';
     const c = input.charCodeAt(i);
     switch (c) {
       case 0x28: // (
-        push(Tok.LParen, start);
+        kind = Tok.LParen;
         i++;
         break;
       case 0x29: // )
-        push(Tok.RParen, start);
+        kind = Tok.RParen;
         i++;
         break;
       case 0x7b: // {
-        push(Tok.LBrace, start);
+        kind = Tok.LBrace;
         i++;
         break;
       case 0x7d: // }
-        push(Tok.RBrace, start);
+        kind = Tok.RBrace;
         i++;
         break;
       case 0x2c: // ,
-        push(Tok.Comma, start);
+        kind = Tok.Comma;
         i++;
         break;
       case 0x22: // "
       case 0x27: {
         // '
         const close = input.indexOf(input[i]!, i + 1);
-        if (close < 0) fail(start, `unterminated string literal (no closing ${input[i]})`);
-        push(Tok.String, start, input.slice(i + 1, close));
+        if (close < 0) fail(input, start, `unterminated string literal (no closing ${input[i]})`);
+        kind = Tok.String;
+        value = input.slice(i + 1, close);
         i = close + 1;
         break;
       }
       case 0x3d: // =
-        if (input.charCodeAt(i + 1) !== 0x3d) fail(start, "expected '==' ('=' alone is not an operator)");
-        push(Tok.Eq, start);
+        if (input.charCodeAt(i + 1) !== 0x3d) fail(input, start, "expected '==' ('=' alone is not an operator)");
+        kind = Tok.Eq;
         i += 2;
         break;
       case 0x21: // !
         if (input.charCodeAt(i + 1) === 0x3d) {
-          push(Tok.Ne, start);
+          kind = Tok.Ne;
           i += 2;
         } else {
-          push(Tok.Not, start);
+          kind = Tok.Not;
           i++;
         }
         break;
       case 0x26: // &
-        if (input.charCodeAt(i + 1) !== 0x26) fail(start, "expected '&&' ('&' alone is not an operator)");
-        push(Tok.And, start);
+        if (input.charCodeAt(i + 1) !== 0x26) fail(input, start, "expected '&&' ('&' alone is not an operator)");
+        kind = Tok.And;
         i += 2;
         break;
       case 0x7c: // |
-        if (input.charCodeAt(i + 1) !== 0x7c) fail(start, "expected '||' ('|' alone is not an operator)");
-        push(Tok.Or, start);
+        if (input.charCodeAt(i + 1) !== 0x7c) fail(input, start, "expected '||' ('|' alone is not an operator)");
+        kind = Tok.Or;
         i += 2;
         break;
       default: {
-        const last = tokens.length > 0 ? tokens[tokens.length - 1]! : undefined;
-        if (last !== undefined && last.kind === Tok.Label) {
+        if (lastKind === Tok.Label) {
           // After a label only an operator may follow.
           let end: number;
-          if ((end = word(i, 'contains')) >= 0) push(Tok.Contains, start);
-          else if ((end = twoWords(i, 'starts', 'with')) >= 0) push(Tok.StartsWith, start);
-          else if ((end = twoWords(i, 'ends', 'with')) >= 0) push(Tok.EndsWith, start);
-          else if ((end = twoWords(i, 'not', 'in')) >= 0) push(Tok.NotIn, start);
-          else if ((end = word(i, 'in')) >= 0) push(Tok.In, start);
+          if ((end = word(input, i, 'contains')) >= 0) kind = Tok.Contains;
+          else if ((end = twoWords(input, i, 'starts', 'with')) >= 0) kind = Tok.StartsWith;
+          else if ((end = twoWords(input, i, 'ends', 'with')) >= 0) kind = Tok.EndsWith;
+          else if ((end = twoWords(input, i, 'not', 'in')) >= 0) kind = Tok.NotIn;
+          else if ((end = word(input, i, 'in')) >= 0) kind = Tok.In;
           else {
             return fail(
+              input,
               start,
-              `expected an operator (==, !=, in, not in, contains, starts with, ends with) after label ${JSON.stringify(last.value)}, found ${describeChar(input, start)}`,
+              `expected an operator (==, !=, in, not in, contains, starts with, ends with) after label ${JSON.stringify(tokens[tokens.length - 1]!.value)}, found ${describeChar(input, start)}`,
             );
           }
           i = end;
-        } else if (input.startsWith('has(', i)) {
-          const nameStart = skipBlanks(i + 4);
-          const nameEnd = label(nameStart, 'a label name inside has(…)');
-          const close = skipBlanks(nameEnd);
-          if (input.charCodeAt(close) !== 0x29) fail(close, "expected ')' to close has(");
-          push(Tok.Has, start, input.slice(nameStart, nameEnd));
-          i = close + 1;
-        } else if (input.startsWith('all(', i)) {
-          const close = skipBlanks(i + 4);
-          if (input.charCodeAt(close) !== 0x29) fail(close, "expected ')' to close all(");
-          push(Tok.All, start);
-          i = close + 1;
-        } else if (input.startsWith('global(', i)) {
-          const close = skipBlanks(i + 7);
-          if (input.charCodeAt(close) !== 0x29) fail(close, "expected ')' to close global(");
-          push(Tok.Global, start);
-          i = close + 1;
+        } else if (c === 0x68 /* h */ && input.startsWith('has(', i)) {
+          const nameStart = skipBlanks(input, i + 4);
+          const nameEnd = label(input, nameStart, 'a label name inside has(…)');
+          kind = Tok.Has;
+          value = input.slice(nameStart, nameEnd);
+          i = closeParen(input, nameEnd, 'has');
+        } else if (c === 0x61 /* a */ && input.startsWith('all(', i)) {
+          kind = Tok.All;
+          i = closeParen(input, i + 4, 'all');
+        } else if (c === 0x67 /* g */ && input.startsWith('global(', i)) {
+          kind = Tok.Global;
+          i = closeParen(input, i + 7, 'global');
         } else {
-          const end = label(i, 'a label, has(), all(), global(), !, ( or a string');
-          push(Tok.Label, start, input.slice(i, end));
+          const end = label(input, i, 'a label, has(), all(), global(), !, ( or a string');
+          kind = Tok.Label;
+          value = input.slice(i, end);
           i = end;
         }
       }
     }
+    tokens.push({ kind, value, start });
+    lastKind = kind;
   }
 }
 

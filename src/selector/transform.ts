@@ -70,6 +70,10 @@ export function prefixLabels(sel: Selector, prefix: string): Selector {
  * file): evaluate it against an endpoint's labels (with its namespace's labels
  * copied in under `pcns.` and `projectcalico.org/namespace` set for namespaced
  * endpoints).
+ *
+ * Only for a namespaceSelector that is set: an empty or absent field is not
+ * `all()` here — it means "the policy's own namespace" for a NetworkPolicy and
+ * "no namespace restriction" for a GlobalNetworkPolicy, which the caller decides.
  */
 export function namespaceSelectorToEndpointSelector(nsSelector: Selector): Selector {
   const prefixed = prefixLabels(nsSelector, NAMESPACE_LABEL_PREFIX);

@@ -115,7 +115,7 @@ t.test('labelKeys lists every key read, sorted, once', async (t) => {
   t.not(sel.evaluate({}), sel.evaluate({ a: 'x' }));
 });
 
-t.test('the AST is typed and frozen', async (t) => {
+t.test('the AST is typed', async (t) => {
   const sel = parseSelector('!(a in {"y", "x"}) && (b == "1" || has(c))');
   t.same(sel.root, {
     kind: 'and',
@@ -124,11 +124,5 @@ t.test('the AST is typed and frozen', async (t) => {
       { kind: 'or', operands: [{ kind: 'eq', label: 'b', value: '1' }, { kind: 'has', label: 'c' }] },
     ],
   });
-  t.ok(Object.isFrozen(sel.root));
-  const root = sel.root;
-  if (root.kind !== 'and') throw new Error('expected and');
-  t.ok(Object.isFrozen(root.operands));
-  t.throws(() => {
-    (root.operands as unknown as unknown[]).push({ kind: 'all' });
-  });
+  t.equal(parseSelector('!(a in {"y", "x"}) && (b == "1" || has(c))').root, sel.root, 'cached parses share one AST');
 });
