@@ -1,0 +1,59 @@
+/**
+ * Reading the per-CPU counters (tortie_cnt_v1) and decoding ring-buffer events, for metrics,
+ * logs and tests. Counters are summed over CPUs; keys are (ifindex, direction, reason).
+ */
+import type { BpfMap } from '../native';
+import { cntKeyCodec, cntValueCodec, eventCodec, type EventRecord } from './codecs';
+import { dropReasonLabel } from './drop-reasons';
+import { u32ToIpv4 } from './packet';
+
+export interface CounterRow { ifindex: number; dir: number; reason: number; packets: bigint; bytes: bigint }
+
+export function readCounters(cnt: BpfMap): CounterRow[] {
+  const { keys, values } = cnt.entries();
+  const rows: CounterRow[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    const k = cntKeyCodec.decode(keys[i]);
+    let packets = 0n, bytes = 0n;
+    for (const part of cnt.splitPerCpu(values[i])) {
+      const v = cntValueCodec.decode(part);
+      packets += v.packets;
+      bytes += v.bytes;
+    }
+    rows.push({ ifindex: k.ifindex, dir: k.dir, reason: k.reason, packets, bytes });
+  }
+  return rows;
+}
+
+/** Packets counted for (ifindex, dir, reason), 0 if none. */
+export function counterPackets(rows: CounterRow[], ifindex: number, dir: number, reason: number): bigint {
+  return rows.find((r) => r.ifindex === ifindex && r.dir === dir && r.reason === reason)?.packets ?? 0n;
+}
+
+export interface FlowEvent {
+  kind: 'deny' | 'log' | 'prefilter' | 'unknown';
+  tsNs: bigint;
+  ifindex: number;
+  endpointId: number;
+  direction: 'ingress' | 'egress' | 'uplink';
+  ruleId: number;
+  reason: string;
+  protocol: number;
+  src: string;
+  dst: string;
+  srcPort: number;
+  /** Destination port, or ICMP type << 8 | code. */
+  dstPort: number;
+}
+
+export function decodeEvent(buf: Buffer): FlowEvent {
+  const e: EventRecord = eventCodec.decode(buf);
+  const kind = e.kind === 1 ? 'deny' : e.kind === 2 ? 'log' : e.kind === 3 ? 'prefilter' : 'unknown';
+  const direction = e.dir === 0 ? 'ingress' : e.dir === 1 ? 'egress' : 'uplink';
+  return {
+    kind, tsNs: e.ts_ns, ifindex: e.ifindex, endpointId: e.ep_id, direction, ruleId: e.rule,
+    reason: dropReasonLabel(e.reason), protocol: e.proto,
+    src: u32ToIpv4(e.saddr.readUInt32BE(0)), dst: u32ToIpv4(e.daddr.readUInt32BE(0)),
+    srcPort: e.sport, dstPort: e.dport,
+  };
+}

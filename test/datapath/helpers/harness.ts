@@ -1,0 +1,100 @@
+// Loads the real workload programs under a unique bpffs pin root and runs packets through them
+// with BPF_PROG_TEST_RUN. Test runs happen in this process's namespace with skb->ifindex = 1
+// (the kernel's default device for test runs), so the endpoint under test is keyed by ifindex 1.
+// Everything pinned is removed by close().
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { loadWep, type LoadOptions, type WepDatapath } from '../../../src/dataplane/bpf/loader';
+import { EndpointPolicyWriter } from '../../../src/dataplane/bpf/apply';
+import { readCounters, type CounterRow } from '../../../src/dataplane/bpf/counters';
+import { encodeClassPrefix } from '../../../src/dataplane/bpf/encode';
+import { Dir } from '../../../src/dataplane/bpf/drop-reasons';
+import { RingBuffer } from '../../../src/dataplane/native';
+import { decodeEvent, type FlowEvent } from '../../../src/dataplane/bpf/counters';
+import type { VerdictTable } from '../../../src/calc/types';
+
+export const TEST_IFINDEX = 1;
+export const TC_ACT_OK = 0;
+export const TC_ACT_SHOT = 2;
+
+export function uniquePinRoot(label: string): string {
+  const dir = `/sys/fs/bpf/tortie-test-${label}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  fs.mkdirSync(dir);
+  return dir;
+}
+
+export function removePinRoot(dir: string): void {
+  if (!dir.startsWith('/sys/fs/bpf/tortie-test-')) throw new Error(`refusing to remove ${dir}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export interface RunResult { retval: number; pass: boolean; reason: number }
+
+export class WepHarness {
+  readonly writer: EndpointPolicyWriter;
+  private events: FlowEvent[] = [];
+  private rb?: RingBuffer;
+
+  private constructor(readonly dp: WepDatapath, readonly pinRoot: string) {
+    this.writer = new EndpointPolicyWriter(dp.policyMaps);
+  }
+
+  static async create(label: string, opts: LoadOptions = {}): Promise<WepHarness> {
+    const pinRoot = uniquePinRoot(label);
+    try {
+      const dp = await loadWep({ ctMaxEntries: 65536, ...opts, pinRoot });
+      return new WepHarness(dp, pinRoot);
+    } catch (e) {
+      removePinRoot(pinRoot);
+      throw e;
+    }
+  }
+
+  setClasses(prefixes: [string, number][]): void {
+    for (const [cidr, classId] of prefixes) {
+      const e = encodeClassPrefix({ family: 4, cidr, classId })!;
+      this.dp.maps.cls4!.update(e.key, e.value);
+    }
+  }
+
+  setEndpoint(ips: string[], ingress: VerdictTable, egress: VerdictTable, id = 7) {
+    return this.writer.applyEndpointPolicy({ ifindex: TEST_IFINDEX, id, ipNetworks: ips, tables: { ingress, egress } });
+  }
+
+  counters(): CounterRow[] { return readCounters(this.dp.maps.cnt!); }
+
+  /** Runs one packet; `reason` is the counter slot that moved (0 = forwarded). */
+  run(hook: 'from' | 'to', pkt: Buffer): RunResult {
+    const dir = hook === 'from' ? Dir.EGRESS : Dir.INGRESS;
+    const before = this.counters().filter((r) => r.ifindex === TEST_IFINDEX && r.dir === dir);
+    const prog = hook === 'from' ? this.dp.fromWep : this.dp.toWep;
+    const r = prog.testRun(pkt);
+    const after = this.counters().filter((r) => r.ifindex === TEST_IFINDEX && r.dir === dir);
+    const moved = after.filter((a) => a.packets !== (before.find((b) => b.reason === a.reason)?.packets ?? 0n));
+    if (moved.length !== 1) throw new Error(`expected one counter to move, got ${moved.length}`);
+    return { retval: r.retval, pass: r.retval === TC_ACT_OK, reason: moved[0].reason };
+  }
+
+  startEvents(): void {
+    this.rb = RingBuffer.open(this.dp.maps.events!, (rec) => { this.events.push(decodeEvent(rec)); });
+  }
+
+  async takeEvents(waitMs = 100): Promise<FlowEvent[]> {
+    await new Promise((r) => setTimeout(r, waitMs));
+    const e = this.events;
+    this.events = [];
+    return e;
+  }
+
+  clearConntrack(): void {
+    const ct = this.dp.maps.ct4!;
+    const keys = ct.keys();
+    for (const k of keys) ct.tryDelete(k);
+  }
+
+  close(): void {
+    this.rb?.close();
+    this.dp.close();
+    removePinRoot(this.pinRoot);
+  }
+}

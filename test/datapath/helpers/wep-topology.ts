@@ -1,0 +1,49 @@
+// A Calico-shaped node in network namespaces: one "node" namespace holding the host side of
+// each workload's veth (cali*, MAC ee:ee:ee:ee:ee:ee, proxy ARP, /32 route), and one namespace
+// per workload (its /32 from 192.168.0.0/16, default route via 169.254.1.1 onlink).
+// Everything lives in namespaces this test created; nothing touches the root namespace.
+import { Topology, type Netns } from '../../../src/util/netns';
+
+export interface Workload { name: string; ns: Netns; ip: string; hostIf: string; ifindex: number }
+
+export class WepTopology {
+  readonly workloads = new Map<string, Workload>();
+  private constructor(readonly topo: Topology, readonly node: Netns) {}
+
+  static async create(label: string): Promise<WepTopology> {
+    const topo = Topology.create(label);
+    try {
+      const node = await topo.addNetns('node');
+      await node.sh('sysctl -qw net.ipv4.ip_forward=1 && sysctl -qw net.ipv4.conf.all.rp_filter=0 && sysctl -qw net.ipv4.conf.default.rp_filter=0 && ip link set lo up');
+      return new WepTopology(topo, node);
+    } catch (e) {
+      await topo.destroy();
+      throw e;
+    }
+  }
+
+  async addWorkload(name: string, ip: string): Promise<Workload> {
+    const ns = await this.topo.addNetns(name);
+    const hostIf = `cali${name}`.slice(0, 15);
+    await this.topo.addVeth(this.node, hostIf, ns, 'eth0', { aMac: 'ee:ee:ee:ee:ee:ee' });
+    await this.node.sh([
+      `ip link set ${hostIf} up`,
+      `sysctl -qw net.ipv4.conf.${hostIf}.proxy_arp=1`,
+      `sysctl -qw net.ipv4.neigh.${hostIf}.proxy_delay=0`,
+      `sysctl -qw net.ipv4.conf.${hostIf}.rp_filter=0`,
+      `ip route add ${ip}/32 dev ${hostIf}`,
+    ].join(' && '));
+    await ns.sh([
+      'ip link set lo up',
+      'ip link set eth0 up',
+      `ip addr add ${ip}/32 dev eth0`,
+      'ip route add 169.254.1.1 dev eth0 scope link',
+      'ip route add default via 169.254.1.1 dev eth0 onlink',
+    ].join(' && '));
+    const w: Workload = { name, ns, ip, hostIf, ifindex: await this.node.ifindex(hostIf) };
+    this.workloads.set(name, w);
+    return w;
+  }
+
+  async destroy(): Promise<void> { await this.topo.destroy(); }
+}
