@@ -42,7 +42,7 @@ export function parseResources(text: string): Resource[] {
     if (isList(doc)) {
       const items = own(doc as Record<string, unknown>, 'items');
       if (!Array.isArray(items)) {
-        problems.push({ document: docNo, kind: String(own(doc as Record<string, unknown>, 'kind')), path: 'items', reason: 'a List needs an items list' });
+        problems.push({ document: docNo, path: 'items', reason: `a ${String(own(doc as Record<string, unknown>, 'kind'))} needs an items list` });
         return;
       }
       items.forEach((item, j) => {
