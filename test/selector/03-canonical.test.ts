@@ -59,6 +59,21 @@ const canonical: Array<[string, string]> = [
   ['!(!(k == "v" && has(t) || all()) && (a in {"b", "c"}))', '!(!((k == "v" && has(t)) || all()) && a in {"b", "c"})'],
   ['all() && global()', '(all() && global())'],
   ['has( projectcalico.org/namespace )', 'has(projectcalico.org/namespace)'],
+  // Keyword-looking label names (operators are only operators right after a label).
+  ['in in {"in"}', 'in in {"in"}'],
+  ['in not in {}', 'in not in {}'],
+  ['not not in {}', 'not not in {}'],
+  ['starts starts with "s"', 'starts starts with "s"'],
+  ['with starts with "w"', 'with starts with "w"'],
+  ['ends ends with "e"', 'ends ends with "e"'],
+  ['contains == "x"', 'contains == "x"'],
+  ['has == "x" || all == "x" || global == "x"', '(has == "x" || all == "x" || global == "x")'],
+  ['has(has) && has(all) && has(global)', '(has(has) && has(all) && has(global))'],
+  ['- == "x" && / in {} && .. contains ".."', '(- == "x" && / in {} && .. contains "..")'],
+  ['a=="x"&&b=="y"||c=="z"&&d=="w"', '((a == "x" && b == "y") || (c == "z" && d == "w"))'],
+  ['!a=="x"||!b=="y"', '(!a == "x" || !b == "y")'],
+  ['a\t in\t {"x"\t,\t"y"}', 'a in {"x", "y"}'],
+  ['a == "b"\t\t', 'a == "b"'],
 ];
 
 const calicoUids: Array<[string, string]> = [
