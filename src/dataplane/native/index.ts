@@ -20,3 +20,7 @@ export { ifindex, tcAttach, tcDetach, tcQuery, tcDestroyHook, xdpAttach, xdpDeta
 export type { TcDirection, XdpMode, IfaceRef, TcFilterRef, TcAttachOptions, TcFilter, XdpAttachOptions, XdpStatus } from './netif';
 export { RingBuffer } from './ringbuf';
 export type { RingBufferOptions } from './ringbuf';
+export { StructCodec, defineStruct } from './codec';
+export type { FieldDef, FieldType, ScalarType, FieldValue, StructValue, ResolvedField } from './codec';
+export { btfStruct, compareLayout, checkStructLayout } from './btf';
+export type { LayoutLike, BtfMember, BtfStruct } from './btf';

@@ -1,0 +1,239 @@
+/**
+ * Fixed-layout C struct codecs. Describe a struct once (fields in C order, each with a type and
+ * optionally an explicit offset) and get encode/decode for Buffers plus the resolved layout that
+ * checkStructLayout (btf.ts) compares with the compiled object's BTF.
+ *
+ *   const flowKey = defineStruct('tn_flow_key', [
+ *     { name: 'saddr', type: 'ipv4' }, { name: 'daddr', type: 'ipv4' },
+ *     { name: 'proto', type: 'u8' }, { name: 'pad', type: 'pad', length: 3 },
+ *   ] as const);
+ *   flowKey.encode({ saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 6 })   // 12 bytes
+ *
+ * Rules: offsets default to C natural alignment (as clang lays out structs for x86_64 and BPF);
+ * the size rounds up to the largest alignment unless given. uN and iN are host byte order
+ * (little-endian here), be* and ipv4 are network order. 64-bit fields are bigint. Encoding
+ * zero-fills first, so padding is always zero (hash and LPM keys compare padding bytes too).
+ * `count` makes a fixed array of a scalar or nested struct. Values out of range are errors
+ * naming struct.field, never silently truncated.
+ */
+import { endianness } from 'node:os';
+import { invalidOption } from './errors';
+
+export type ScalarType = 'u8' | 'u16' | 'u32' | 'u64' | 'i8' | 'i16' | 'i32' | 'i64' | 'be16' | 'be32' | 'be64';
+export type FieldType = ScalarType | 'ipv4' | 'mac' | 'bytes' | 'pad' | 'struct';
+
+export interface FieldDef {
+  readonly name: string;
+  readonly type: FieldType;
+  /** Byte offset; default: next naturally aligned offset. */
+  readonly offset?: number;
+  /** Bytes, for 'bytes' and 'pad'. */
+  readonly length?: number;
+  /** Fixed array of this many elements (scalars, ipv4, structs). */
+  readonly count?: number;
+  /** Nested struct, for type 'struct'. */
+  readonly struct?: StructCodec<object>;
+}
+
+type ScalarValue<T> = T extends 'u64' | 'i64' | 'be64' ? bigint : number;
+type ElemValue<F> =
+  F extends { type: 'struct'; struct: StructCodec<infer V> } ? V :
+  F extends { type: 'ipv4' | 'mac' } ? string :
+  F extends { type: 'bytes' } ? Buffer :
+  F extends { type: infer T } ? ScalarValue<T> : never;
+export type FieldValue<F> = F extends { count: number } ? ElemValue<F>[] : ElemValue<F>;
+/** The JS value type of a struct described by `Fs` (pad fields excluded). */
+export type StructValue<Fs extends readonly FieldDef[]> = {
+  [F in Exclude<Fs[number], { type: 'pad' }> as F['name']]: FieldValue<F>;
+};
+
+export interface ResolvedField {
+  name: string;
+  type: FieldType;
+  offset: number;
+  /** Total bytes (all elements). */
+  size: number;
+  /** Bytes per element. */
+  elemSize: number;
+  count: number | undefined;
+  struct: StructCodec<object> | undefined;
+}
+
+const SCALAR: Record<ScalarType | 'ipv4', number> = {
+  u8: 1, i8: 1, u16: 2, i16: 2, be16: 2, u32: 4, i32: 4, be32: 4, ipv4: 4, u64: 8, i64: 8, be64: 8,
+};
+const LE = endianness() === 'LE';
+
+export class StructCodec<T extends object> {
+  readonly name: string;
+  readonly size: number;
+  readonly align: number;
+  readonly fields: readonly ResolvedField[];
+
+  constructor(name: string, defs: readonly FieldDef[], opts: { size?: number } = {}) {
+    this.name = name;
+    let end = 0;
+    let align = 1;
+    const fields: ResolvedField[] = [];
+    for (const d of defs) {
+      const where = `struct ${name}.${d.name}`;
+      let elemSize: number;
+      let elemAlign: number;
+      if (d.type === 'struct') {
+        if (!(d.struct instanceof StructCodec)) throw invalidOption(where, 'has type struct but no struct codec');
+        elemSize = d.struct.size;
+        elemAlign = d.struct.align;
+      } else if (d.type === 'bytes' || d.type === 'pad') {
+        if (!Number.isInteger(d.length) || (d.length as number) <= 0) throw invalidOption(where, `needs a positive length, got ${String(d.length)}`);
+        elemSize = d.length as number;
+        elemAlign = 1;
+      } else if (d.type === 'mac') {
+        elemSize = 6;
+        elemAlign = 1;
+      } else if (d.type in SCALAR) {
+        elemSize = SCALAR[d.type as ScalarType];
+        elemAlign = elemSize;
+      } else {
+        throw invalidOption(where, `has unknown type ${JSON.stringify(d.type)}`);
+      }
+      if (d.count !== undefined && (!Number.isInteger(d.count) || d.count <= 0)) throw invalidOption(where, `count must be a positive integer, got ${d.count}`);
+      const size = elemSize * (d.count ?? 1);
+      const offset = d.offset ?? Math.ceil(end / elemAlign) * elemAlign;
+      if (!Number.isInteger(offset) || offset < 0) throw invalidOption(where, `offset must be a non-negative integer, got ${offset}`);
+      if (offset < end) throw invalidOption(where, `at offset ${offset} overlaps the previous field (ends at ${end})`);
+      fields.push({ name: d.name, type: d.type, offset, size, elemSize, count: d.count, struct: d.struct });
+      end = offset + size;
+      align = Math.max(align, elemAlign);
+    }
+    const natural = Math.ceil(end / align) * align;
+    if (opts.size !== undefined && opts.size < end) throw invalidOption(`struct ${name}`, `size ${opts.size} is smaller than its fields (${end} bytes)`);
+    this.size = opts.size ?? natural;
+    this.align = align;
+    this.fields = fields;
+  }
+
+  /** The layout the BTF checker compares: name, size, and each field's offset/size. */
+  get layout(): { name: string; size: number; fields: { name: string; offset: number; size: number }[] } {
+    return { name: this.name, size: this.size, fields: this.fields.map((f) => ({ name: f.name, offset: f.offset, size: f.size })) };
+  }
+
+  encode(value: T, into?: Buffer, at = 0): Buffer {
+    const b = into ?? Buffer.alloc(this.size);
+    if (b.length - at < this.size) throw invalidOption(`struct ${this.name}`, `needs ${this.size} bytes at offset ${at}; buffer has ${b.length}`);
+    b.fill(0, at, at + this.size);
+    const v = value as Record<string, unknown>;
+    for (const f of this.fields) {
+      if (f.type === 'pad') continue;
+      const x = v[f.name];
+      const where = `struct ${this.name}.${f.name}`;
+      if (x === undefined) throw invalidOption(where, 'is missing');
+      if (f.count !== undefined) {
+        if (!Array.isArray(x) || x.length !== f.count) throw invalidOption(where, `must be an array of ${f.count}`);
+        x.forEach((e, i) => writeElem(b, at + f.offset + i * f.elemSize, f, e, `${where}[${i}]`));
+      } else {
+        writeElem(b, at + f.offset, f, x, where);
+      }
+    }
+    return b;
+  }
+
+  decode(buf: Buffer, at = 0): T {
+    if (buf.length - at < this.size) throw invalidOption(`struct ${this.name}`, `needs ${this.size} bytes at offset ${at}; buffer has ${buf.length}`);
+    const out: Record<string, unknown> = {};
+    for (const f of this.fields) {
+      if (f.type === 'pad') continue;
+      if (f.count !== undefined) {
+        out[f.name] = Array.from({ length: f.count }, (_, i) => readElem(buf, at + f.offset + i * f.elemSize, f));
+      } else {
+        out[f.name] = readElem(buf, at + f.offset, f);
+      }
+    }
+    return out as T;
+  }
+
+  encodeMany(values: readonly T[]): Buffer {
+    const b = Buffer.alloc(values.length * this.size);
+    values.forEach((v, i) => this.encode(v, b, i * this.size));
+    return b;
+  }
+
+  decodeMany(buf: Buffer): T[] {
+    if (buf.length % this.size !== 0) throw invalidOption(`struct ${this.name}`, `buffer of ${buf.length} bytes is not a multiple of ${this.size}`);
+    return Array.from({ length: buf.length / this.size }, (_, i) => this.decode(buf, i * this.size));
+  }
+}
+
+/** Defines a codec; pass the field list `as const` so the value type is inferred. */
+export function defineStruct<const Fs extends readonly FieldDef[]>(name: string, fields: Fs, opts: { size?: number } = {}): StructCodec<StructValue<Fs>> {
+  return new StructCodec<StructValue<Fs>>(name, fields, opts);
+}
+
+function writeElem(b: Buffer, off: number, f: ResolvedField, x: unknown, where: string): void {
+  switch (f.type) {
+    case 'struct': (f.struct as StructCodec<object>).encode(x as object, b, off); return;
+    case 'bytes': {
+      if (!Buffer.isBuffer(x) || x.length !== f.elemSize) throw invalidOption(where, `must be a Buffer of ${f.elemSize} bytes`);
+      x.copy(b, off);
+      return;
+    }
+    case 'ipv4': {
+      const m = typeof x === 'string' ? /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(x) : null;
+      if (!m || m.slice(1).some((o) => Number(o) > 255)) throw invalidOption(where, `must be a dotted IPv4 address, got ${JSON.stringify(x)}`);
+      m.slice(1).forEach((o, i) => { b[off + i] = Number(o); });
+      return;
+    }
+    case 'mac': {
+      const m = typeof x === 'string' ? /^([0-9a-f]{2})(?::([0-9a-f]{2})){5}$/i.test(x) : false;
+      if (!m) throw invalidOption(where, `must be a MAC address aa:bb:cc:dd:ee:ff, got ${JSON.stringify(x)}`);
+      Buffer.from((x as string).replace(/:/g, ''), 'hex').copy(b, off);
+      return;
+    }
+    default: writeScalar(b, off, f.type as ScalarType, x, where);
+  }
+}
+
+function readElem(b: Buffer, off: number, f: ResolvedField): unknown {
+  switch (f.type) {
+    case 'struct': return (f.struct as StructCodec<object>).decode(b, off);
+    case 'bytes': return Buffer.from(b.subarray(off, off + f.elemSize));
+    case 'ipv4': return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+    case 'mac': return Array.from(b.subarray(off, off + 6), (o) => o.toString(16).padStart(2, '0')).join(':');
+    default: return readScalar(b, off, f.type as ScalarType);
+  }
+}
+
+function writeScalar(b: Buffer, off: number, t: ScalarType, x: unknown, where: string): void {
+  const size = SCALAR[t];
+  const signed = t.startsWith('i');
+  if (size === 8) {
+    if (typeof x !== 'bigint') throw invalidOption(where, `must be a bigint (64-bit), got ${typeof x}`);
+    const ok = signed ? x >= -(1n << 63n) && x < 1n << 63n : x >= 0n && x < 1n << 64n;
+    if (!ok) throw invalidOption(where, `value ${x} out of range for ${t}`);
+    if (t === 'be64') b.writeBigUInt64BE(x, off);
+    else if (signed) { if (LE) b.writeBigInt64LE(x, off); else b.writeBigInt64BE(x, off); }
+    else if (LE) b.writeBigUInt64LE(x, off);
+    else b.writeBigUInt64BE(x, off);
+    return;
+  }
+  if (typeof x !== 'number' || !Number.isInteger(x)) throw invalidOption(where, `must be an integer, got ${JSON.stringify(x)}`);
+  const bits = size * 8;
+  const ok = signed ? x >= -(2 ** (bits - 1)) && x < 2 ** (bits - 1) : x >= 0 && x < 2 ** bits;
+  if (!ok) throw invalidOption(where, `value ${x} out of range for ${t}`);
+  if (t.startsWith('be')) b.writeUIntBE(x, off, size);
+  else if (signed) { if (LE) b.writeIntLE(x, off, size); else b.writeIntBE(x, off, size); }
+  else if (LE) b.writeUIntLE(x, off, size);
+  else b.writeUIntBE(x, off, size);
+}
+
+function readScalar(b: Buffer, off: number, t: ScalarType): number | bigint {
+  const size = SCALAR[t];
+  const signed = t.startsWith('i');
+  if (size === 8) {
+    if (t === 'be64') return b.readBigUInt64BE(off);
+    if (signed) return LE ? b.readBigInt64LE(off) : b.readBigInt64BE(off);
+    return LE ? b.readBigUInt64LE(off) : b.readBigUInt64BE(off);
+  }
+  if (t.startsWith('be')) return b.readUIntBE(off, size);
+  if (signed) return LE ? b.readIntLE(off, size) : b.readIntBE(off, size);
+  return LE ? b.readUIntLE(off, size) : b.readUIntBE(off, size);
+}

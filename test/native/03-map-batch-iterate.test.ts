@@ -1,0 +1,84 @@
+// Batch update/lookup/delete, key iteration, whole-map entries (with the per-element fallback
+// for map types without batch support), and per-CPU values.
+import t from 'tap';
+import { BpfMap, possibleCpus } from '../../src/dataplane/native';
+import { expectBpfError, requireRoot } from './helpers/env';
+
+requireRoot(t);
+
+const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+const val = (n: number): Buffer => { const b = Buffer.alloc(16); b.writeUInt32LE(n, 0); b.writeUInt32LE(n * 3, 12); return b; };
+const sortedNums = (bufs: Buffer[]): number[] => bufs.map((b) => b.readUInt32LE(0)).sort((a, b) => a - b);
+
+t.test('batch update, lookup, delete on a hash map', async (t) => {
+  const m = BpfMap.create({ type: 'HASH', keySize: 4, valueSize: 16, maxEntries: 1000, name: 'tt_batch' });
+  t.teardown(() => m.close());
+  const ids = Array.from({ length: 500 }, (_, i) => i * 7 + 1);
+  t.equal(m.updateBatch(ids.map(u32), ids.map(val)), 500);
+  const all = m.lookupBatch({ chunk: 64 });
+  t.equal(all.keys.length, 500, 'every entry comes back across several chunks');
+  t.same(sortedNums(all.keys), ids);
+  all.keys.forEach((k, i) => {
+    if (!all.values[i]!.equals(val(k.readUInt32LE(0)))) t.fail(`value of key ${k.readUInt32LE(0)} differs`);
+  });
+  t.same(sortedNums(m.keys()), ids, 'keys() agrees');
+  t.equal(m.deleteBatch(ids.slice(0, 250).map(u32)), 250);
+  t.same(sortedNums(m.entries().keys), ids.slice(250));
+  expectBpfError(t, () => m.deleteBatch([u32(1)]), { code: 'ERR_BPF_MAP_DELETE_BATCH', errnoName: 'ENOENT' }, 'deleting an absent key');
+  const drained = m.lookupBatch({ delete: true });
+  t.equal(drained.keys.length, 250, 'lookup-and-delete returns the rest');
+  t.same(m.keys(), [], 'and empties the map');
+});
+
+t.test('batch input sizes are checked', async (t) => {
+  const m = BpfMap.create({ type: 'HASH', keySize: 4, valueSize: 16, maxEntries: 8 });
+  t.teardown(() => m.close());
+  expectBpfError(t, () => m.updateBatch([u32(1)], []), { message: /1 keys but 0 values/ });
+  expectBpfError(t, () => m.updateBatch([u32(1)], [Buffer.alloc(15)]), { errnoName: 'EINVAL', message: /value 0 is 15 bytes; expected 16/ });
+  t.equal(m.updateBatch([], []), 0, 'empty batch is a no-op');
+});
+
+t.test('nextKey walks every key once', async (t) => {
+  const m = BpfMap.create({ type: 'HASH', keySize: 4, valueSize: 4, maxEntries: 64 });
+  t.teardown(() => m.close());
+  for (let i = 0; i < 40; i++) m.update(u32(i * 11), u32(i));
+  const seen: number[] = [];
+  for (let k = m.nextKey(null); k; k = m.nextKey(k)) seen.push(k.readUInt32LE(0));
+  t.same(seen.sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i * 11));
+  t.equal(m.keys(10).length, 10, 'keys() honours its limit');
+});
+
+t.test('LPM trie: entries() falls back to per-key lookups', async (t) => {
+  const m = BpfMap.create({ type: 'LPM_TRIE', keySize: 8, valueSize: 4, maxEntries: 16, flags: 1 /* NO_PREALLOC */ });
+  t.teardown(() => m.close());
+  const key = (plen: number, ip: string): Buffer => {
+    const b = Buffer.alloc(8);
+    b.writeUInt32LE(plen, 0);
+    ip.split('.').forEach((o, i) => { b[4 + i] = Number(o); });
+    return b;
+  };
+  m.update(key(16, '192.168.0.0'), u32(1));
+  m.update(key(24, '192.168.7.0'), u32(2));
+  t.same(m.get(key(32, '192.168.7.9')), u32(2), 'longest prefix wins');
+  t.same(m.get(key(32, '192.168.9.9')), u32(1));
+  const e = m.entries();
+  t.equal(e.keys.length, 2);
+  t.same(e.values.map((v) => v.readUInt32LE(0)).sort(), [1, 2]);
+});
+
+t.test('per-CPU array: one Buffer for all CPUs, split and joined', async (t) => {
+  const m = BpfMap.create({ type: 'PERCPU_ARRAY', keySize: 4, valueSize: 12, maxEntries: 4, name: 'tt_pcpu' });
+  t.teardown(() => m.close());
+  const n = possibleCpus();
+  t.ok(n >= 1);
+  t.equal(m.valueBufSize, n * 16, 'value size rounded up to 8 per CPU');
+  const perCpu = Array.from({ length: n }, (_, i) => { const b = Buffer.alloc(12); b.writeUInt32LE(100 + i, 0); b.writeUInt32LE(7, 8); return b; });
+  m.update(u32(2), m.joinPerCpu(perCpu));
+  const got = m.splitPerCpu(m.get(u32(2)));
+  t.equal(got.length, n);
+  t.same(got, perCpu);
+  const batch = m.lookupBatch();
+  t.equal(batch.keys.length, 4, 'arrays batch-lookup every index');
+  t.equal(batch.values[2]!.length, n * 16);
+  expectBpfError(t, () => m.joinPerCpu([Buffer.alloc(11)]), { message: /is 11 bytes; map tt_pcpu has value_size 12/ });
+});
