@@ -275,7 +275,7 @@ export class CalcGraph {
     switch (kind) {
       case 'WorkloadEndpoint':
         this.dirtyItems.add(key);
-        this.routingDirty = true;
+        this.dirtyRoutes.add(key);
         break;
       case 'Profile':
         // Items referencing the profile (even before it existed) re-read labels and, if local, rules.
@@ -323,6 +323,8 @@ export class CalcGraph {
       rulesRemoved: [],
       prefilterChanged: false,
       routingChanged: false,
+      workloadRoutesUpserted: [],
+      workloadRoutesRemoved: [],
     };
     const started = process.hrtime.bigint();
 
@@ -340,6 +342,7 @@ export class CalcGraph {
     projAdd.clear();
     projDel.clear();
     const newCtxs = new Set<string>();
+    for (const key of this.dirtyLocal) this.touchedLocal.add(key);
     for (const key of [...this.dirtyLocal].sort()) this.recomputeLocal(key, newCtxs);
     this.dirtyLocal.clear();
     this.relabelledLocal.clear();
@@ -351,8 +354,9 @@ export class CalcGraph {
     const changedPrefixes = new Set<string>();
     for (const nk of [...this.dirtyNodes].sort()) this.recomputeNode(nk, addedClasses, changedPrefixes);
     this.dirtyNodes.clear();
-    for (const [id, c] of [...this.classes]) {
-      if (c.refs > 0) continue;
+    for (const id of this.zeroRefClasses) {
+      const c = this.classes.get(id);
+      if (c === undefined || c.refs > 0) continue;
       this.classes.delete(id);
       this.classBySig.delete(c.sig);
       for (const a of this.atomsOfMembers(c.members)) removeFrom(this.classesByAtom, a, id);
@@ -378,6 +382,7 @@ export class CalcGraph {
     for (const id of [...removedClasses].sort((a, b) => a - b)) touch(id, false);
     for (const id of [...addedClasses].sort((a, b) => a - b)) touch(id, true);
     this.removedMembers.clear();
+    this.zeroRefClasses.clear();
     for (const [k, ctx] of this.ctxs) if (newCtxs.has(k) || ctx.needRebuild) this.rebuildCtx(ctx);
 
     // 5. delta
@@ -432,7 +437,17 @@ export class CalcGraph {
     }
     delta.tablesRemoved.sort();
     // endpoints
-    for (const [key, ep] of [...this.localEps].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const touchedEps = new Set<string>(this.touchedLocal);
+    this.touchedLocal.clear();
+    for (const [id, ctx] of liveTables) {
+      if (this.emittedTableOfCtx.get(ctx.def.key) === id) continue;
+      this.emittedTableOfCtx.set(ctx.def.key, id);
+      for (const ref of ctx.refs) touchedEps.add(ref.slice(0, ref.lastIndexOf('|')));
+    }
+    for (const k of [...this.emittedTableOfCtx.keys()]) if (!this.ctxs.has(k)) this.emittedTableOfCtx.delete(k);
+    for (const key of [...touchedEps].sort()) {
+      const ep = this.localEps.get(key);
+      if (ep === undefined) continue;
       const out = this.endpointOut(key, ep);
       if (out === undefined) continue;
       if (ep.out === undefined || JSON.stringify(ep.out) !== JSON.stringify(out)) {
@@ -460,9 +475,10 @@ export class CalcGraph {
       if (s !== this.emitted.routing) {
         this.emitted.routing = s;
         delta.routingChanged = true;
-        delta.routing = this.routing;
+        delta.routing = { ...this.routing, workloadRoutes: [] };
       }
     }
+    this.flushRoutes(delta);
     this.log?.debug(
       {
         ms: Number(process.hrtime.bigint() - started) / 1e6,
@@ -482,6 +498,9 @@ export class CalcGraph {
   private readonly projAdd = new Map<string, Map<number, number>>();
   private readonly projDel = new Map<string, Map<number, number>>();
   private readonly removedMembers = new Map<number, string[]>();
+  private readonly zeroRefClasses = new Set<number>();
+  private readonly touchedLocal = new Set<string>();
+  private readonly emittedTableOfCtx = new Map<string, string>();
   private readonly removedEps = new Set<string>();
 
   // =========================================================================== items
@@ -640,6 +659,7 @@ export class CalcGraph {
         else {
           newId = hashId(sig, (id) => this.classes.has(id));
           this.classes.set(newId, { id: newId, sig, members, refs: 0 });
+          this.zeroRefClasses.add(newId);
           this.classBySig.set(sig, newId);
           for (const a of this.atomsOfMembers(members)) addTo(this.classesByAtom, a, newId);
           added.add(newId);
@@ -650,7 +670,10 @@ export class CalcGraph {
       if (n.classId !== 0) {
         const oc = this.classes.get(n.classId)!;
         oc.refs--;
-        if (oc.refs === 0) this.removedMembers.set(oc.id, oc.members);
+        if (oc.refs === 0) {
+          this.removedMembers.set(oc.id, oc.members);
+          this.zeroRefClasses.add(oc.id);
+        }
       }
       if (newId !== 0) this.classes.get(newId)!.refs++;
       n.classId = newId;
@@ -1175,7 +1198,10 @@ export class CalcGraph {
 
   // =========================================================================== rules
 
+  private readonly dirtyRules = new Set<string>();
+
   private refRule(key: string, info: Omit<RuleInfo, 'id'>): void {
+    this.dirtyRules.add(key);
     const r = this.rules.get(key);
     if (r !== undefined) {
       r.refs++;
@@ -1188,6 +1214,7 @@ export class CalcGraph {
   }
 
   private unrefRule(key: string): void {
+    this.dirtyRules.add(key);
     const r = this.rules.get(key);
     if (r === undefined || --r.refs > 0) return;
     this.rules.delete(key);
@@ -1211,14 +1238,18 @@ export class CalcGraph {
   }
 
   private emitRules(delta: CalcDelta): void {
-    for (const [key, json] of [...this.emitted.rules]) {
+    for (const key of this.dirtyRules) {
+      const json = this.emitted.rules.get(key);
+      if (json === undefined) continue;
       const r = this.rules.get(key);
       if (r === undefined) {
         this.emitted.rules.delete(key);
         delta.rulesRemoved.push((JSON.parse(json) as RuleInfo).id);
       }
     }
-    for (const [key, r] of this.rules) {
+    for (const key of this.dirtyRules) {
+      const r = this.rules.get(key);
+      if (r === undefined) continue;
       const info: RuleInfo = { id: r.id, ...r.info };
       const json = JSON.stringify(info);
       if (this.emitted.rules.get(key) !== json) {
@@ -1226,6 +1257,7 @@ export class CalcGraph {
         delta.rulesUpserted.push(info);
       }
     }
+    this.dirtyRules.clear();
     delta.rulesRemoved.sort((a, b) => a - b);
     delta.rulesUpserted.sort((a, b) => a.id - b.id);
   }
@@ -1277,6 +1309,59 @@ export class CalcGraph {
     return out;
   }
 
+  /** Remote workload routes of the dirty endpoints, diffed per address. */
+  private flushRoutes(delta: CalcDelta): void {
+    const upserts = new Map<string, string>();
+    const removals = new Set<string>();
+    for (const key of [...this.dirtyRoutes].sort()) {
+      const w = this.resources.endpoints.get(key);
+      const now: string[] = [];
+      if (w !== undefined && w.spec.node !== undefined && w.spec.node !== this.nodeName) {
+        for (const n of w.spec.ipNetworks ?? []) {
+          const c = parseCidr4(n);
+          if (c !== undefined) now.push(formatCidr4(c));
+        }
+      }
+      for (const cidr of this.routesOf.get(key) ?? []) {
+        removeFrom(this.routeOwners, cidr, key);
+        removals.add(cidr);
+      }
+      if (now.length > 0) this.routesOf.set(key, now);
+      else this.routesOf.delete(key);
+      for (const cidr of now) {
+        addTo(this.routeOwners, cidr, key);
+        removals.add(cidr);
+      }
+    }
+    this.dirtyRoutes.clear();
+    // An address owned by several endpoints routes to the smallest key's node (deterministic).
+    for (const cidr of removals) {
+      const owners = this.routeOwners.get(cidr);
+      const prev = this.emittedRoutes.get(cidr);
+      if (owners === undefined) {
+        if (prev !== undefined) {
+          this.emittedRoutes.delete(cidr);
+          delta.workloadRoutesRemoved.push(cidr);
+        }
+        continue;
+      }
+      const owner = [...owners].sort()[0]!;
+      const node = this.resources.endpoints.get(owner)!.spec.node!;
+      if (prev !== node) {
+        this.emittedRoutes.set(cidr, node);
+        upserts.set(cidr, node);
+      }
+    }
+    for (const [cidr, node] of upserts) delta.workloadRoutesUpserted.push({ cidr, node });
+    delta.workloadRoutesUpserted.sort((a, b) => compareCidr4(parseCidr4(a.cidr)!, parseCidr4(b.cidr)!));
+    delta.workloadRoutesRemoved.sort((a, b) => compareCidr4(parseCidr4(a)!, parseCidr4(b)!));
+  }
+
+  private readonly dirtyRoutes = new Set<string>();
+  private readonly routesOf = new Map<string, string[]>();
+  private readonly routeOwners = new Map<string, Set<string>>();
+  private readonly emittedRoutes = new Map<string, string>();
+
   private computeRouting(): RoutingState {
     const s = this.resources;
     const pools = [...s.pools.values()]
@@ -1298,16 +1383,7 @@ export class CalcGraph {
         return o;
       })
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const workloadRoutes: RoutingState['workloadRoutes'] = [];
-    for (const w of s.endpoints.values()) {
-      if (w.spec.node === undefined || w.spec.node === this.nodeName) continue;
-      for (const n of w.spec.ipNetworks ?? []) {
-        const c = parseCidr4(n);
-        if (c !== undefined) workloadRoutes.push({ cidr: formatCidr4(c), node: w.spec.node });
-      }
-    }
-    workloadRoutes.sort((a, b) => compareCidr4(parseCidr4(a.cidr)!, parseCidr4(b.cidr)!) || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-    return { pools, nodes, workloadRoutes };
+    return { pools, nodes, workloadRoutes: [] };
   }
 
   /** The whole current output (call after flush()). */
@@ -1328,7 +1404,12 @@ export class CalcGraph {
       .filter((e): e is LocalEndpoint => e !== undefined)
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const rules: RuleInfo[] = [...this.rules.values()].map((r) => ({ id: r.id, ...r.info })).sort((a, b) => a.id - b.id);
-    return { nodeName: this.nodeName, classes: { prefixes, classes }, tables, endpoints, rules, prefilter: this.prefilter, routing: this.routing };
+    const workloadRoutes = [...this.emittedRoutes]
+      .map(([cidr, node]) => ({ cidr, node, c: parseCidr4(cidr)! }))
+      .sort((a, b) => compareCidr4(a.c, b.c))
+      .map(({ cidr, node }) => ({ cidr, node }));
+    const routing: RoutingState = { ...this.routing, workloadRoutes };
+    return { nodeName: this.nodeName, classes: { prefixes, classes }, tables, endpoints, rules, prefilter: this.prefilter, routing };
   }
 
   /** Counters for metrics and benchmarks. */

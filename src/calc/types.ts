@@ -239,8 +239,12 @@ export interface CalcDelta {
   rulesRemoved: number[];
   prefilterChanged: boolean;
   prefilter?: Prefilter;
+  /** Pools or nodes changed: `routing` carries both lists in full (workloadRoutes left empty). */
   routingChanged: boolean;
   routing?: RoutingState;
+  /** Remote workload routes, as deltas (the full list is in snapshots only). */
+  workloadRoutesUpserted: { cidr: string; node: string }[];
+  workloadRoutesRemoved: string[];
 }
 
 // ---------------------------------------------------------------------------- reference evaluator

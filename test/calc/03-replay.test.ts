@@ -22,6 +22,8 @@ class Mirror {
   projections = new Map<string, Map<number, number>>();
   endpoints = new Map<string, CompiledState['endpoints'][number]>();
   rules = new Map<number, CompiledState['rules'][number]>();
+  routes = new Map<string, string>();
+  routing: CompiledState['routing'] | undefined;
   problems: string[] = [];
 
   apply(d: CalcDelta): void {
@@ -47,6 +49,9 @@ class Mirror {
     }
     for (const c of d.classesRemoved) this.classes.delete(c);
     for (const id of d.rulesRemoved) this.rules.delete(id);
+    for (const r of d.workloadRoutesUpserted) this.routes.set(r.cidr, r.node);
+    for (const c of d.workloadRoutesRemoved) this.routes.delete(c);
+    if (d.routingChanged) this.routing = d.routing;
     // invariants the datapath relies on
     for (const [cidr, c] of this.prefixes) if (!this.classes.has(c)) this.problems.push(`prefix ${cidr} → dead class ${c}`);
     for (const e of this.endpoints.values()) {
@@ -82,7 +87,11 @@ class Mirror {
       endpoints: [...this.endpoints.values()].sort((a, b) => (a.key < b.key ? -1 : 1)),
       rules: [...this.rules.values()].sort((a, b) => a.id - b.id),
       prefilter: snap.prefilter,
-      routing: snap.routing,
+      routing: {
+        pools: this.routing?.pools ?? [],
+        nodes: this.routing?.nodes ?? [],
+        workloadRoutes: [...this.routes].map(([cidr, node]) => ({ cidr, node })).sort((a, b) => cmpCidr(a.cidr, b.cidr)),
+      },
     };
   }
 }

@@ -1,0 +1,225 @@
+/**
+ * Policy-compiler benchmark (prints figures, asserts nothing):
+ *   - initial compile of 10,000 endpoints (100 local) × 1,000 policies of 5 rules each (mixed
+ *     selectors, namespace selectors, nets, port ranges, named ports, ICMP);
+ *   - deltas: one remote label change, one local label change, one policy update (median of N);
+ *   - RSS and table entries per local endpoint.
+ *
+ *   npx tsc -p tsconfig.json && node --expose-gc dist/bench/compile-bench.js [endpoints] [policies] [locals] [repeats]
+ */
+import { CalcGraph, type CompiledState } from '../src/calc';
+import type { GlobalNetworkPolicy, NetworkPolicy, Resource, Rule, WorkloadEndpoint } from '../src/model';
+
+const N_EPS = Number(process.argv[2] ?? 10_000);
+const N_POL = Number(process.argv[3] ?? 1_000);
+const N_LOCAL = Number(process.argv[4] ?? 100);
+const REPEATS = Number(process.argv[5] ?? 51);
+const V3 = 'projectcalico.org/v3' as const;
+
+let seed = 12345;
+function rand(): number {
+  seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+  return seed / 4294967296;
+}
+const int = (n: number): number => Math.floor(rand() * n);
+const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+
+const TIERS = ['web', 'api', 'db', 'cache', 'queue'];
+const ENVS = ['prod', 'staging', 'dev'];
+const N_APPS = 200;
+const N_TEAMS = 20;
+const N_NS = 50;
+
+function endpoint(i: number, labels?: Record<string, string>): WorkloadEndpoint {
+  const ns = `ns${i % N_NS}`;
+  const l = labels ?? {
+    app: `app${int(N_APPS)}`,
+    tier: pick(TIERS),
+    env: pick(ENVS),
+    team: `team${int(N_TEAMS)}`,
+    ...(rand() < 0.1 ? { monitored: 'true' } : {}),
+  };
+  return {
+    apiVersion: V3,
+    kind: 'WorkloadEndpoint',
+    metadata: { name: `pod${i}`, namespace: ns, labels: l },
+    spec: {
+      orchestrator: 'k8s',
+      node: i < N_LOCAL ? 'node1' : `node${2 + (i % 50)}`,
+      ipNetworks: [`192.168.${i >> 8}.${i & 255}/32`],
+      interfaceName: `cali${i}`,
+      profiles: [`kns.${ns}`],
+      ports: rand() < 0.5 ? [{ name: 'http', protocol: 'TCP', port: pick([80, 8080, 8000]) }] : [],
+    },
+  };
+}
+
+function net(): string {
+  switch (int(3)) {
+    case 0:
+      return `10.${int(256)}.${int(256)}.0/24`;
+    case 1:
+      return `172.${16 + int(16)}.0.0/16`;
+    default:
+      return `192.168.${int(40)}.${int(8) * 32}/27`;
+  }
+}
+
+function rule(ingress: boolean): Rule {
+  const peer = ingress ? 'source' : 'destination';
+  switch (int(7)) {
+    case 0:
+      return { action: 'Allow', protocol: 'TCP', [peer]: { selector: `app == "app${int(N_APPS)}"` }, destination: { ports: [80, '8000:8100'] } };
+    case 1:
+      return { action: 'Allow', protocol: 'TCP', [peer]: { namespaceSelector: `team == "team${int(N_TEAMS)}"` }, destination: { ports: [443] } };
+    case 2:
+      return { action: 'Deny', [peer]: { nets: [net(), net()] } };
+    case 3:
+      return { action: 'Allow', protocol: 'UDP', destination: { ports: [53], ...(ingress ? {} : { nets: [net()] }) } };
+    case 4:
+      return { action: 'Allow', protocol: 'ICMP', icmp: { type: 8 }, [peer]: { selector: `tier == "${pick(TIERS)}"` } };
+    case 5:
+      return { action: 'Allow', protocol: 'TCP', [peer]: { selector: `tier == "${pick(TIERS)}" && env == "${pick(ENVS)}"` }, destination: { ports: ['http', '9000:9100'] } };
+    default:
+      return { action: pick(['Allow', 'Deny'] as const), protocol: 'TCP', [peer]: { nets: [net()] }, destination: { ports: [`${1000 + int(5000)}:${7000 + int(1000)}`] } };
+  }
+}
+
+function policySelector(i: number): string {
+  switch (i % 10) {
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+      return `app == "app${int(N_APPS)}"`;
+    case 5:
+    case 6:
+      return `tier == "${pick(TIERS)}" && env == "${pick(ENVS)}"`;
+    case 7:
+      return `team == "team${int(N_TEAMS)}"`;
+    case 8:
+      return `tier == "${pick(TIERS)}"`;
+    default:
+      return 'has(monitored)';
+  }
+}
+
+function policy(i: number, version = 0): NetworkPolicy | GlobalNetworkPolicy {
+  const ingress = [rule(true), rule(true), rule(true)];
+  const egress = [rule(false), rule(false)];
+  if (version > 0) ingress[0] = { action: 'Allow', protocol: 'TCP', source: { nets: [net()] }, destination: { ports: [1000 + version] } };
+  const spec = { order: int(1000), selector: policySelector(i), ingress, egress, types: ['Ingress', 'Egress'] as ('Ingress' | 'Egress')[] };
+  if (i % 10 < 3) return { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: `gnp${i}` }, spec };
+  return { apiVersion: V3, kind: 'NetworkPolicy', metadata: { name: `np${i}`, namespace: `ns${i % N_NS}` }, spec: { ...spec, selector: spec.selector } };
+}
+
+function mb(n: number): string {
+  return `${(n / 1048576).toFixed(0)} MB`;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+function timeMs(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+function gc(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+function entriesPerLocal(s: CompiledState): { cells: number; projection: number; srcPort: number } {
+  const byId = new Map(s.tables.map((t) => [t.id, t]));
+  let cells = 0;
+  let projection = 0;
+  let srcPort = 0;
+  for (const e of s.endpoints) {
+    for (const id of [e.tables.ingress, e.tables.egress]) {
+      const t = byId.get(id)!;
+      cells += t.cells.length;
+      projection += t.projection.length;
+      srcPort += t.srcPortClasses.reduce((a, p) => a + p.ranges.length, 0);
+    }
+  }
+  const n = Math.max(1, s.endpoints.length);
+  return { cells: cells / n, projection: projection / n, srcPort: srcPort / n };
+}
+
+function main(): void {
+  const resources: Resource[] = [];
+  for (let n = 0; n < N_NS; n++) {
+    resources.push({ apiVersion: V3, kind: 'Namespace', metadata: { name: `ns${n}`, labels: { team: `team${n % N_TEAMS}` } } });
+    resources.push({ apiVersion: V3, kind: 'Profile', metadata: { name: `kns.ns${n}` }, spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } });
+  }
+  const eps: WorkloadEndpoint[] = [];
+  for (let i = 0; i < N_EPS; i++) eps.push(endpoint(i));
+  const pols: (NetworkPolicy | GlobalNetworkPolicy)[] = [];
+  for (let i = 0; i < N_POL; i++) pols.push(policy(i));
+  resources.push(...pols, ...eps);
+  gc();
+  const rss0 = process.memoryUsage().rss;
+
+  const g = new CalcGraph({ nodeName: 'node1' });
+  const initial = timeMs(() => {
+    for (const r of resources) g.onUpdate(r);
+    g.flush();
+  });
+  gc();
+  const rss1 = process.memoryUsage().rss;
+  const snap = g.snapshot();
+  const st = g.stats();
+  const per = entriesPerLocal(snap);
+
+  // remote label change: an endpoint on another node gets another app label
+  const remote: number[] = [];
+  for (let k = 0; k < REPEATS; k++) {
+    const i = N_LOCAL + int(N_EPS - N_LOCAL);
+    const e = endpoint(i, { ...eps[i]!.metadata.labels!, app: `app${int(N_APPS)}` });
+    eps[i] = e;
+    g.onUpdate(e);
+    remote.push(timeMs(() => g.flush()));
+  }
+  // local label change: one of this node's endpoints changes tier (policy set changes)
+  const local: number[] = [];
+  for (let k = 0; k < REPEATS; k++) {
+    const i = int(N_LOCAL);
+    const e = endpoint(i, { ...eps[i]!.metadata.labels!, tier: pick(TIERS) });
+    eps[i] = e;
+    g.onUpdate(e);
+    local.push(timeMs(() => g.flush()));
+  }
+  // policy update: one rule of one policy changes
+  const policyMs: number[] = [];
+  let tablesTouched = 0;
+  for (let k = 0; k < REPEATS; k++) {
+    const i = int(N_POL);
+    const p = policy(i, k + 1);
+    p.spec.selector = pols[i]!.spec.selector;
+    pols[i] = p;
+    g.onUpdate(p);
+    let d: ReturnType<CalcGraph['flush']> | undefined;
+    policyMs.push(timeMs(() => (d = g.flush())));
+    tablesTouched += d!.tablesAdded.length;
+  }
+  gc();
+  const rss2 = process.memoryUsage().rss;
+
+  const out = (k: string, v: string): void => void process.stdout.write(`${k.padEnd(44)} ${v}\n`);
+  out('endpoints / local / policies × rules', `${N_EPS} / ${N_LOCAL} / ${N_POL} × 5`);
+  out('initial compile', `${initial.toFixed(0)} ms`);
+  out('RSS before / after compile / after deltas', `${mb(rss0)} / ${mb(rss1)} / ${mb(rss2)}`);
+  out('selector atoms / CIDR atoms / named-port atoms', `${st.selectorAtoms} / ${st.cidrAtoms} / ${st.namedPortAtoms}`);
+  out('global classes / LPM prefixes', `${st.classes} / ${st.prefixes}`);
+  out('tables (shared by local endpoint-directions)', `${snap.tables.length} for ${snap.endpoints.length * 2}`);
+  out('per local endpoint: cells / projection / sport', `${per.cells.toFixed(0)} / ${per.projection.toFixed(0)} / ${per.srcPort.toFixed(1)} (both directions)`);
+  out(`remote label change, median of ${REPEATS}`, `${median(remote).toFixed(2)} ms (max ${Math.max(...remote).toFixed(1)})`);
+  out(`local label change, median of ${REPEATS}`, `${median(local).toFixed(2)} ms (max ${Math.max(...local).toFixed(1)})`);
+  out(`policy update, median of ${REPEATS}`, `${median(policyMs).toFixed(2)} ms (max ${Math.max(...policyMs).toFixed(1)}; ${(tablesTouched / REPEATS).toFixed(1)} tables rebuilt on average)`);
+}
+
+main();
