@@ -81,12 +81,18 @@ function readDocuments(text: string, problems: Problem[]): unknown[] {
       // Not strict JSON; fall through to YAML, which also reports errors with positions.
     }
   }
+  const guard = nestingProblem(text);
+  if (guard !== null) {
+    problems.push({ document: 1, path: '', reason: guard });
+    return [];
+  }
   const docs = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: true });
   const list = Array.isArray(docs) ? docs : [docs];
   const out: unknown[] = [];
   list.forEach((d, i) => {
     if (d.errors.length > 0) {
-      for (const e of d.errors) {
+      // The first few errors say what is wrong; later ones are mostly consequences.
+      for (const e of d.errors.slice(0, MAX_SYNTAX_ERRORS_PER_DOCUMENT)) {
         const pos = e.linePos?.[0];
         const where = pos !== undefined ? ` at line ${pos.line}, column ${pos.col}` : '';
         const msg = e.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? 'syntax error';
@@ -104,6 +110,42 @@ function readDocuments(text: string, problems: Problem[]): unknown[] {
     }
   });
   return out;
+}
+
+const MAX_SYNTAX_ERRORS_PER_DOCUMENT = 3;
+const MAX_FLOW_DEPTH = 100;
+const MAX_INDENT = 1000;
+
+/**
+ * Resource files are shallow. Refusing absurd nesting up front keeps the YAML parser (which
+ * recurses) away from stack and memory exhaustion on hostile input. Brackets inside quoted
+ * strings are counted too; only pathological strings could trip that.
+ */
+function nestingProblem(text: string): string | null {
+  let depth = 0;
+  let indent = 0;
+  let atLineStart = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) {
+      atLineStart = true;
+      indent = 0;
+      continue;
+    }
+    if (atLineStart) {
+      if (c === 32 || c === 9) {
+        indent += 1;
+        if (indent > MAX_INDENT) return `a line is indented more than ${MAX_INDENT} columns`;
+        continue;
+      }
+      atLineStart = false;
+    }
+    if (c === 91 || c === 123) {
+      depth += 1;
+      if (depth > MAX_FLOW_DEPTH) return `brackets are nested more than ${MAX_FLOW_DEPTH} deep`;
+    } else if ((c === 93 || c === 125) && depth > 0) depth -= 1;
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------- kinds on the command line

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseResources, toV3, toYaml, validateResource, ValidationError, type Resource } from '../../src/model';
+import { formatProblem, parseResources, toV3, toYaml, validateResource, ValidationError, type Resource } from '../../src/model';
 
 // Robustness: random mutations of valid inputs must give either a valid resource (which
 // then re-validates to itself and survives a YAML round trip) or a ValidationError with at
@@ -187,3 +187,28 @@ t.test(`random text mutations of YAML documents (seed ${SEED})`, async (t) => {
   }
   t.same(failures, []);
 });
+
+t.test('hostile documents: deep nesting, alias bombs, non-text', async (t) => {
+  t.same(thrownProblems(() => parseResources('['.repeat(100000))), ['document 1: brackets are nested more than 100 deep']);
+  t.same(thrownProblems(() => parseResources(Array.from({ length: 1200 }, (_, i) => ' '.repeat(i) + '- x').join('\n'))), [
+    'document 1: a line is indented more than 1000 columns',
+  ]);
+  const bomb = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+  for (const [p, c] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'g']]) bomb.push(`${c}: &${c} [*${p}, *${p}, *${p}, *${p}, *${p}, *${p}, *${p}, *${p}, *${p}]`);
+  const ps = thrownProblems(() => parseResources(bomb.join('\n') + '\n'));
+  t.equal(ps.length, 1);
+  t.match(ps[0], /^document 1: YAML error: .*alias/i);
+  t.same(thrownProblems(() => parseResources(42 as unknown as string)), ['input must be text, got number']);
+  const deepJson = '{"a":'.repeat(50000) + '1' + '}'.repeat(50000);
+  t.ok(thrownProblems(() => parseResources(deepJson)).length > 0, 'deep JSON is just invalid');
+});
+
+function thrownProblems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ValidationError) return e.problems.map((p) => formatProblem(p));
+    throw e;
+  }
+  throw new Error('nothing thrown');
+}
