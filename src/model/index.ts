@@ -44,3 +44,4 @@ export {
   MAX_INPUT_BYTES,
   type OutputOptions,
 } from './documents';
+export { checkUpdate, checkPoolOverlaps } from './changes';
