@@ -1,0 +1,554 @@
+/**
+ * Embedded datastore: the default backend, needing no service. A directory on local disk
+ * (default /var/lib/tortie/store) shared by any number of processes on the host (CLI, agents,
+ * CNI plugin), with the Datastore contract of types.ts (revisions, CAS, watch with resume).
+ *
+ * On disk:
+ *   wal-<R>.log      append-only log; its records carry revisions R, R+1, … in order
+ *   snap-<R-1>.json  the full state at revision R-1 (absent for R = 1); written to a temp file,
+ *                    fsynced and renamed, so it is complete or absent
+ *   lock             writer lock (file-lock.ts)
+ * The current log is the wal with the highest R; older files are leftovers of a compaction and
+ * are removed by the next one.
+ *
+ * A record is one line: `<crc32 hex8>\t<meta JSON>\t<value JSON>\n`, meta = {"r":rev,"k":key}
+ * for a put and {"r":rev,"k":key,"d":1} for a delete (value empty). JSON text never contains a
+ * raw tab or newline, so the line splits unambiguously; the CRC covers both JSON parts.
+ *
+ * Writes (one record per write, one revision each):
+ *   in-process queue → take the lock → catch up with the log (truncating a torn tail, i.e. an
+ *   incomplete or CRC-failing last line left by a writer that died mid-append) → check the
+ *   precondition against the now-current state → append → fdatasync → apply in memory →
+ *   release. The write is acknowledged only after the fdatasync, so `kill -9` at any point
+ *   loses no acknowledged write. After a write that makes the log exceed `maxLogBytes`, the
+ *   writer compacts: snapshot of the current revision, new empty wal, old files removed.
+ *
+ * Reads catch up with the log first (no lock: a reader only consumes complete, CRC-valid
+ * lines, so it never sees a write in progress), then answer from memory. A reader at the end
+ * of a wal whose successor exists re-reads it to its end and moves on; an unlinked wal stays
+ * readable through the open descriptor, so a process that is behind never misses records.
+ *
+ * Watches are fed by a tailer that catches up on fs.watch notifications of the directory plus
+ * a poll every `pollMs` (default 50 ms) as a fallback; a process's own writes are delivered
+ * without waiting for either. History kept for resuming watches is the current wal's
+ * (compactRevision = its first revision − 1).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { Logger } from 'pino';
+import {
+  AlreadyExistsError, ClosedError, CompactedError, ConflictError, CorruptError, DatastoreError,
+  InvalidValueError, NotFoundError, UnavailableError,
+} from './errors';
+import { FileLock } from './file-lock';
+import { checkKey } from './keys';
+import type {
+  Datastore, JsonValue, KeyValue, ListResult, Watch, WatchCallbacks, WatchEvent, WatchOptions, WriteOptions,
+} from './types';
+import { WatchDispatcher } from './watch-dispatcher';
+
+export const DEFAULT_EMBEDDED_DIR = '/var/lib/tortie/store';
+
+export interface EmbeddedOptions {
+  /** Store directory; created (with parents) if missing. */
+  dir?: string;
+  logger?: Logger;
+  /** Compact (snapshot + new log) once the log is larger than this. Default 4 MiB. */
+  maxLogBytes?: number;
+  /** Poll interval of the watch tailer, a fallback for missed fs.watch notifications. */
+  pollMs?: number;
+  /** How long a write waits for the writer lock before failing with UnavailableError. */
+  lockTimeoutMs?: number;
+}
+
+interface Entry {
+  valueText: string;
+  create: number;
+  mod: number;
+  version: number;
+}
+
+interface HistoryRecord {
+  rev: number;
+  key: string;
+  /** The entry after a put; undefined for a delete. */
+  entry?: Entry;
+  /** The entry before a delete. */
+  prev?: Entry;
+}
+
+interface SnapshotFile {
+  format: 'tortie-snap-v1';
+  revision: number;
+  /** [key, valueText, createRevision, modRevision, version] */
+  kvs: [string, string, number, number, number][];
+}
+
+const WAL_RE = /^wal-(\d{16})\.log$/;
+const SNAP_RE = /^snap-(\d{16})\.json$/;
+const pad = (n: number) => String(n).padStart(16, '0');
+const NL = 0x0a;
+
+function toKv(key: string, e: Entry): KeyValue {
+  return { key, value: JSON.parse(e.valueText) as JsonValue, createRevision: e.create, modRevision: e.mod, version: e.version };
+}
+
+function encodeValue(key: string, value: JsonValue): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (e) {
+    throw new InvalidValueError(key, `not JSON-serialisable: ${(e as Error).message}`);
+  }
+  if (text === undefined) throw new InvalidValueError(key, `not JSON-serialisable: ${typeof value}`);
+  return text;
+}
+
+function encodeRecord(rev: number, key: string, valueText: string | undefined): Buffer {
+  const meta = valueText === undefined ? JSON.stringify({ r: rev, k: key, d: 1 }) : JSON.stringify({ r: rev, k: key });
+  const body = `${meta}\t${valueText ?? ''}`;
+  const crc = crc32(body).toString(16).padStart(8, '0');
+  return Buffer.from(`${crc}\t${body}\n`, 'utf8');
+}
+
+/** Parses one line (without '\n'); undefined if it is damaged. */
+function decodeRecord(line: string): { rev: number; key: string; valueText?: string } | undefined {
+  if (line.length < 10 || line[8] !== '\t') return undefined;
+  const body = line.slice(9);
+  if (crc32(body).toString(16).padStart(8, '0') !== line.slice(0, 8)) return undefined;
+  const tab = body.indexOf('\t');
+  if (tab < 0) return undefined;
+  try {
+    const meta = JSON.parse(body.slice(0, tab)) as { r: number; k: string; d?: number };
+    if (meta.d) return { rev: meta.r, key: meta.k };
+    return { rev: meta.r, key: meta.k, valueText: body.slice(tab + 1) };
+  } catch {
+    return undefined;
+  }
+}
+
+export class EmbeddedDatastore implements Datastore {
+  readonly type = 'embedded' as const;
+  readonly dir: string;
+  private readonly log?: Logger;
+  private readonly maxLogBytes: number;
+  private readonly pollMs: number;
+  private readonly lock: FileLock;
+
+  private state = new Map<string, Entry>();
+  private revision = 0;
+  /** First revision of the current wal; history before it is compacted. */
+  private walStart = 1;
+  private walFd = -1;
+  /** Byte offset in the current wal up to which records are applied. */
+  private walOffset = 0;
+  private history: HistoryRecord[] = [];
+
+  private writeQueue: Promise<unknown> = Promise.resolve();
+  private readonly dispatcher = new WatchDispatcher();
+  private fsWatcher?: fs.FSWatcher;
+  private pollTimer?: NodeJS.Timeout;
+  private refreshScheduled = false;
+  private closed = false;
+
+  constructor(opts: EmbeddedOptions = {}) {
+    this.dir = path.resolve(opts.dir ?? DEFAULT_EMBEDDED_DIR);
+    this.log = opts.logger?.child({ datastore: 'embedded', dir: this.dir });
+    this.maxLogBytes = opts.maxLogBytes ?? 4 * 1024 * 1024;
+    this.pollMs = opts.pollMs ?? 50;
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    this.lock = new FileLock(path.join(this.dir, 'lock'), { timeoutMs: opts.lockTimeoutMs });
+    this.openCurrent();
+  }
+
+  // ---- opening and catching up -------------------------------------------------------------
+
+  private walPath(start: number): string {
+    return path.join(this.dir, `wal-${pad(start)}.log`);
+  }
+
+  private snapPath(rev: number): string {
+    return path.join(this.dir, `snap-${pad(rev)}.json`);
+  }
+
+  /** Loads the newest snapshot + wal pair; retried if a compaction removes them meanwhile. */
+  private openCurrent(): void {
+    for (let attempt = 0; ; attempt++) {
+      const wals = fs.readdirSync(this.dir).map((n) => WAL_RE.exec(n)).filter((m) => m !== null).map((m) => Number(m[1]));
+      const start = wals.length ? Math.max(...wals) : 1;
+      try {
+        this.loadAt(start);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 20) throw e;
+      }
+    }
+  }
+
+  private loadAt(start: number): void {
+    const state = new Map<string, Entry>();
+    if (start > 1) {
+      const snap = JSON.parse(fs.readFileSync(this.snapPath(start - 1), 'utf8')) as SnapshotFile;
+      if (snap.format !== 'tortie-snap-v1' || snap.revision !== start - 1) {
+        throw new CorruptError(`${this.snapPath(start - 1)}: not a snapshot of revision ${start - 1}`);
+      }
+      for (const [k, v, c, m, ver] of snap.kvs) state.set(k, { valueText: v, create: c, mod: m, version: ver });
+    }
+    // O_APPEND|O_CREAT: creating the first wal concurrently from several processes is harmless.
+    const fd = start === 1 ? fs.openSync(this.walPath(1), 'a+', 0o644) : fs.openSync(this.walPath(start), 'r+');
+    if (this.walFd >= 0) fs.closeSync(this.walFd);
+    this.walFd = fd;
+    this.walStart = start;
+    this.walOffset = 0;
+    this.state = state;
+    this.revision = start - 1;
+    this.history = [];
+    this.readWal(false);
+  }
+
+  /**
+   * Applies complete, valid records after walOffset. With `truncateTorn` (only under the writer
+   * lock) a damaged tail is cut off; without it the reader just stops before it.
+   */
+  private readWal(truncateTorn: boolean): HistoryRecord[] {
+    const applied: HistoryRecord[] = [];
+    const size = fs.fstatSync(this.walFd).size;
+    if (size <= this.walOffset) {
+      if (size < this.walOffset) this.walOffset = size; // truncated below us: the bytes were a torn tail we never applied
+      return applied;
+    }
+    const buf = Buffer.allocUnsafe(size - this.walOffset);
+    let got = 0;
+    while (got < buf.length) {
+      const n = fs.readSync(this.walFd, buf, got, buf.length - got, this.walOffset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    let pos = 0;
+    while (pos < got) {
+      const nl = buf.indexOf(NL, pos);
+      if (nl < 0 || nl >= got) break;
+      const rec = decodeRecord(buf.toString('utf8', pos, nl));
+      if (!rec || rec.rev !== this.revision + 1) {
+        if (buf.indexOf(NL, nl + 1) >= 0 && buf.indexOf(NL, nl + 1) < got) {
+          throw new CorruptError(`${this.walPath(this.walStart)}: damaged record at byte ${this.walOffset + pos} followed by more records`);
+        }
+        break; // a damaged last line: a torn tail
+      }
+      applied.push(this.apply(rec));
+      pos = nl + 1;
+    }
+    this.walOffset += pos;
+    if (truncateTorn && this.walOffset < size) {
+      this.log?.warn({ offset: this.walOffset, bytes: size - this.walOffset }, 'truncating torn tail of the log');
+      fs.ftruncateSync(this.walFd, this.walOffset);
+      fs.fdatasyncSync(this.walFd);
+    }
+    return applied;
+  }
+
+  private apply(rec: { rev: number; key: string; valueText?: string }): HistoryRecord {
+    this.revision = rec.rev;
+    const prev = this.state.get(rec.key);
+    let h: HistoryRecord;
+    if (rec.valueText === undefined) {
+      this.state.delete(rec.key);
+      h = { rev: rec.rev, key: rec.key, prev };
+    } else {
+      const entry: Entry = prev
+        ? { valueText: rec.valueText, create: prev.create, mod: rec.rev, version: prev.version + 1 }
+        : { valueText: rec.valueText, create: rec.rev, mod: rec.rev, version: 1 };
+      this.state.set(rec.key, entry);
+      h = { rev: rec.rev, key: rec.key, entry };
+    }
+    this.history.push(h);
+    return h;
+  }
+
+  /** Brings memory up to date with the disk; returns the records applied. */
+  private catchUp(truncateTorn = false): HistoryRecord[] {
+    if (this.closed) throw new ClosedError();
+    const applied = this.readWal(truncateTorn);
+    // Another writer compacted: finish this wal (re-read after seeing the successor, which is
+    // only created once this one is final), then follow the successor.
+    for (;;) {
+      const next = this.revision + 1;
+      // (next === walStart: nothing in the current wal yet, and that file is the current one)
+      if (next === this.walStart || !fs.existsSync(this.walPath(next))) break;
+      applied.push(...this.readWal(false));
+      if (this.revision + 1 !== next) continue;
+      fs.closeSync(this.walFd);
+      this.walFd = fs.openSync(this.walPath(next), 'r+');
+      this.walStart = next;
+      this.walOffset = 0;
+      this.history = [];
+      applied.push(...this.readWal(truncateTorn));
+    }
+    // An older wal may have been replaced after a snapshot we never saw (we were far behind and
+    // the successor of our wal is already gone): reload from the newest snapshot.
+    if (applied.length === 0 && !fs.existsSync(this.walPath(this.walStart))) {
+      const before = new Map(this.state);
+      this.openCurrent();
+      return this.diffAsRecords(before);
+    }
+    if (applied.length) this.dispatch(applied);
+    return applied;
+  }
+
+  /** After a reload from a snapshot: synthesize the changes so watchers stay consistent. */
+  private diffAsRecords(before: Map<string, Entry>): HistoryRecord[] {
+    const out: HistoryRecord[] = [];
+    for (const [k, prev] of before) if (!this.state.has(k)) out.push({ rev: this.revision, key: k, prev });
+    for (const [k, e] of this.state) if (before.get(k)?.mod !== e.mod) out.push({ rev: e.mod, key: k, entry: e });
+    out.sort((a, b) => a.rev - b.rev);
+    if (out.length) this.dispatch(out);
+    return out;
+  }
+
+  private dispatch(records: HistoryRecord[]): void {
+    if (!this.dispatcher.size) return;
+    this.dispatcher.publish(records.map((h): WatchEvent => h.entry
+      ? { type: 'put', key: h.key, kv: toKv(h.key, h.entry), revision: h.rev }
+      : { type: 'delete', key: h.key, revision: h.rev, prevKv: h.prev && toKv(h.key, h.prev) }));
+  }
+
+  // ---- reads --------------------------------------------------------------------------------
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    checkKey(key);
+    this.catchUp();
+    const e = this.state.get(key);
+    return e && toKv(key, e);
+  }
+
+  async list(prefix: string): Promise<ListResult> {
+    this.catchUp();
+    const items: KeyValue[] = [];
+    for (const [k, e] of this.state) if (k.startsWith(prefix)) items.push(toKv(k, e));
+    // UTF-16 order equals UTF-8 byte order (etcd's) for keys without surrogate pairs.
+    items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return { items, revision: this.revision };
+  }
+
+  /** Current revision after catching up (for tests and diagnostics). */
+  currentRevision(): number {
+    this.catchUp();
+    return this.revision;
+  }
+
+  // ---- writes -------------------------------------------------------------------------------
+
+  private write<T>(key: string, valueText: string | undefined, check: (cur: Entry | undefined) => void, done: (rev: number, prev: Entry | undefined) => T): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.closed) throw new ClosedError();
+      await this.lock.acquire();
+      try {
+        this.catchUp(true);
+        const prev = this.state.get(key);
+        check(prev);
+        const rev = this.revision + 1;
+        const line = encodeRecord(rev, key, valueText);
+        try {
+          let off = 0;
+          while (off < line.length) off += fs.writeSync(this.walFd, line, off, line.length - off);
+          fs.fdatasyncSync(this.walFd);
+        } catch (e) {
+          // The record may be partly on disk: the next writer truncates it as a torn tail.
+          throw new UnavailableError(`appending to ${this.walPath(this.walStart)} failed: ${(e as Error).message}`, e);
+        }
+        this.walOffset += line.length;
+        const h = this.apply({ rev, key, valueText });
+        this.dispatch([h]);
+        if (this.walOffset > this.maxLogBytes) this.compactLocked();
+        return done(rev, prev);
+      } finally {
+        this.lock.release();
+      }
+    };
+    const p = this.writeQueue.then(run, run);
+    this.writeQueue = p.catch(() => undefined);
+    return p;
+  }
+
+  async create(key: string, value: JsonValue): Promise<KeyValue> {
+    checkKey(key);
+    const text = encodeValue(key, value);
+    return this.write(key, text, (cur) => {
+      if (cur) throw new AlreadyExistsError(key, cur.mod);
+    }, (rev) => ({ key, value: JSON.parse(text) as JsonValue, createRevision: rev, modRevision: rev, version: 1 }));
+  }
+
+  async update(key: string, value: JsonValue, opts: WriteOptions = {}): Promise<KeyValue> {
+    checkKey(key);
+    const text = encodeValue(key, value);
+    return this.write(key, text, (cur) => {
+      if (!cur) throw new NotFoundError(key);
+      if (opts.expectedRevision !== undefined && cur.mod !== opts.expectedRevision) {
+        throw new ConflictError(key, opts.expectedRevision, cur.mod);
+      }
+    }, (rev, prev) => ({ key, value: JSON.parse(text) as JsonValue, createRevision: prev!.create, modRevision: rev, version: prev!.version + 1 }));
+  }
+
+  async put(key: string, value: JsonValue): Promise<KeyValue> {
+    checkKey(key);
+    const text = encodeValue(key, value);
+    return this.write(key, text, () => undefined, (rev, prev) => ({
+      key, value: JSON.parse(text) as JsonValue, createRevision: prev ? prev.create : rev, modRevision: rev, version: prev ? prev.version + 1 : 1,
+    }));
+  }
+
+  async delete(key: string, opts: WriteOptions = {}): Promise<{ prevKv: KeyValue; revision: number }> {
+    checkKey(key);
+    return this.write(key, undefined, (cur) => {
+      if (!cur) throw new NotFoundError(key);
+      if (opts.expectedRevision !== undefined && cur.mod !== opts.expectedRevision) {
+        throw new ConflictError(key, opts.expectedRevision, cur.mod);
+      }
+    }, (rev, prev) => ({ prevKv: toKv(key, prev!), revision: rev }));
+  }
+
+  // ---- compaction ---------------------------------------------------------------------------
+
+  /** Snapshot of the whole current state; the granularity is "everything up to now". */
+  async compact(revision?: number): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (this.closed) throw new ClosedError();
+      await this.lock.acquire();
+      try {
+        this.catchUp(true);
+        if (revision !== undefined && revision > this.revision) {
+          throw new DatastoreError('ERR_DATASTORE_COMPACTED', `cannot compact to revision ${revision}: the store is at ${this.revision}`);
+        }
+        if (this.revision >= this.walStart) this.compactLocked();
+      } finally {
+        this.lock.release();
+      }
+    };
+    const p = this.writeQueue.then(run, run);
+    this.writeQueue = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Under the lock, caught up. */
+  private compactLocked(): void {
+    const rev = this.revision;
+    const snap: SnapshotFile = { format: 'tortie-snap-v1', revision: rev, kvs: [] };
+    for (const [k, e] of this.state) snap.kvs.push([k, e.valueText, e.create, e.mod, e.version]);
+    const tmp = `${this.snapPath(rev)}.tmp-${process.pid}`;
+    const fd = fs.openSync(tmp, 'w', 0o644);
+    try {
+      fs.writeSync(fd, JSON.stringify(snap));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.snapPath(rev));
+    const walFd = fs.openSync(this.walPath(rev + 1), 'wx+', 0o644);
+    const dirFd = fs.openSync(this.dir, 'r');
+    try {
+      fs.fsyncSync(dirFd);
+    } finally {
+      fs.closeSync(dirFd);
+    }
+    fs.closeSync(this.walFd);
+    this.walFd = walFd;
+    this.walStart = rev + 1;
+    this.walOffset = 0;
+    this.history = [];
+    for (const name of fs.readdirSync(this.dir)) {
+      const w = WAL_RE.exec(name);
+      const s = SNAP_RE.exec(name);
+      if ((w && Number(w[1]) < this.walStart) || (s && Number(s[1]) < rev) || name.includes('.tmp-')) {
+        if (name.includes('.tmp-') && name.endsWith(`.tmp-${process.pid}`)) continue;
+        try {
+          fs.unlinkSync(path.join(this.dir, name));
+        } catch {
+          /* another process cleaned up */
+        }
+      }
+    }
+    this.log?.info({ revision: rev, keys: snap.kvs.length }, 'compacted the log into a snapshot');
+  }
+
+  // ---- watch --------------------------------------------------------------------------------
+
+  watch(prefix: string, callbacks: WatchCallbacks, opts: WatchOptions = {}): Watch {
+    if (this.closed) throw new ClosedError();
+    this.startTailer();
+    let backlog: WatchEvent[] = [];
+    let error: Error | undefined;
+    try {
+      this.catchUp();
+      if (opts.fromRevision !== undefined) {
+        const from = Math.max(1, opts.fromRevision);
+        if (from < this.walStart && from <= this.revision) {
+          error = new CompactedError(from, this.walStart - 1);
+        } else {
+          backlog = this.history.filter((h) => h.rev >= from && h.key.startsWith(prefix)).map((h): WatchEvent => h.entry
+            ? { type: 'put', key: h.key, kv: toKv(h.key, h.entry), revision: h.rev }
+            : { type: 'delete', key: h.key, revision: h.rev, prevKv: h.prev && toKv(h.key, h.prev) });
+        }
+      }
+    } catch (e) {
+      error = e as Error;
+    }
+    // Synchronous from the catch-up to here: nothing is published in between, and the backlog
+    // is queued before anything published later.
+    const sub = this.dispatcher.subscribe(prefix, callbacks);
+    if (error) sub.fail(error);
+    else if (backlog.length) sub.push(backlog);
+    return {
+      ready: Promise.resolve(),
+      close: async () => {
+        sub.close();
+        if (!this.dispatcher.size) this.stopTailer();
+      },
+    };
+  }
+
+  private startTailer(): void {
+    if (this.pollTimer) return;
+    const kick = () => this.scheduleRefresh();
+    try {
+      this.fsWatcher = fs.watch(this.dir, { persistent: false }, kick);
+      this.fsWatcher.on('error', () => undefined); // the poll still runs
+    } catch (e) {
+      this.log?.warn({ err: e }, 'fs.watch unavailable; relying on polling');
+    }
+    this.pollTimer = setInterval(kick, this.pollMs);
+    this.pollTimer.unref();
+  }
+
+  private stopTailer(): void {
+    this.fsWatcher?.close();
+    this.fsWatcher = undefined;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+
+  private scheduleRefresh(): void {
+    if (this.refreshScheduled || this.closed) return;
+    this.refreshScheduled = true;
+    setImmediate(() => {
+      this.refreshScheduled = false;
+      if (this.closed) return;
+      try {
+        this.catchUp();
+      } catch (e) {
+        this.log?.error({ err: e }, 'catching up with the log failed');
+        if (e instanceof CorruptError) this.dispatcher.failAll(e);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.writeQueue;
+    this.closed = true;
+    this.stopTailer();
+    this.dispatcher.closeAll();
+    if (this.walFd >= 0) fs.closeSync(this.walFd);
+    this.walFd = -1;
+  }
+}

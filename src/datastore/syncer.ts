@@ -1,0 +1,148 @@
+/**
+ * Syncer: list + watch of one prefix, the agent's view of the datastore (Felix's syncer shape).
+ *
+ *   start ─> list ─> onUpdate(put) per item ─> onInSync(rev) ─> watch(from rev+1) ─> onUpdate…
+ *                ^                                                   │ CompactedError / watch ended
+ *                └── re-list, emit only the differences ─────────────┘   (deletes for vanished keys,
+ *                    (puts for new or changed keys), then watch again      puts for new/changed)
+ *
+ * Contract:
+ * - onUpdate is called once per change, in revision order per key; after onInSync the consumer's
+ *   view equals the store at that revision, and stays equal to the store as it advances.
+ * - onInSync is called exactly once, after the initial list has been emitted. A later re-list
+ *   (after compaction or a failed watch) emits only differences and calls onResync, not
+ *   onInSync again.
+ * - Unavailable stores are retried with backoff (25 ms doubling to `maxBackoffMs`); onStatus
+ *   reports 'resyncing' / 'in-sync' transitions for metrics and readiness.
+ * - Callbacks are never re-entered; a throwing callback is logged and skipped.
+ */
+import type { Logger } from 'pino';
+import { ClosedError } from './errors';
+import type { Datastore, KeyValue, Watch, WatchEvent } from './types';
+
+export type SyncUpdate =
+  | { type: 'put'; key: string; kv: KeyValue; revision: number }
+  | { type: 'delete'; key: string; revision: number };
+
+export interface SyncerCallbacks {
+  onUpdate(update: SyncUpdate): void;
+  onInSync(revision: number): void;
+  /** A re-list after the watch could not resume has been applied (differences emitted). */
+  onResync?(revision: number, reason: Error): void;
+  onStatus?(status: 'listing' | 'in-sync' | 'resyncing', err?: Error): void;
+}
+
+export interface SyncerOptions {
+  logger?: Logger;
+  maxBackoffMs?: number;
+}
+
+export class Syncer {
+  /** key → modRevision of what the consumer has seen. */
+  private readonly seen = new Map<string, number>();
+  private watch?: Watch;
+  private stopped = false;
+  private inSync = false;
+  private generation = 0;
+  private readonly log?: Logger;
+
+  constructor(
+    private readonly ds: Datastore,
+    readonly prefix: string,
+    private readonly cb: SyncerCallbacks,
+    private readonly opts: SyncerOptions = {},
+  ) {
+    this.log = opts.logger?.child({ syncer: prefix });
+  }
+
+  get isInSync(): boolean {
+    return this.inSync;
+  }
+
+  /** Starts listing in the background; resolves once the first list has been emitted (in sync). */
+  start(): Promise<void> {
+    return this.listAndWatch(undefined);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.generation++;
+    await this.watch?.close();
+    this.watch = undefined;
+  }
+
+  private safe(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.log?.error({ err: e }, 'syncer callback threw');
+    }
+  }
+
+  private async listAndWatch(reason: Error | undefined): Promise<void> {
+    const gen = ++this.generation;
+    let backoff = 25;
+    this.safe(() => this.cb.onStatus?.(this.inSync ? 'resyncing' : 'listing', reason));
+    for (;;) {
+      if (this.stopped || gen !== this.generation) return;
+      try {
+        const { items, revision } = await this.ds.list(this.prefix);
+        if (this.stopped || gen !== this.generation) return;
+        this.applyList(items, revision);
+        if (!this.inSync) {
+          this.inSync = true;
+          this.safe(() => this.cb.onInSync(revision));
+        } else {
+          this.safe(() => this.cb.onResync?.(revision, reason ?? new Error('resync')));
+        }
+        this.safe(() => this.cb.onStatus?.('in-sync'));
+        this.startWatch(gen, revision + 1);
+        return;
+      } catch (e) {
+        if (e instanceof ClosedError) return;
+        this.log?.warn({ err: e, retryMs: backoff }, 'listing failed; retrying');
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, this.opts.maxBackoffMs ?? 2000);
+      }
+    }
+  }
+
+  private applyList(items: KeyValue[], revision: number): void {
+    const present = new Set<string>();
+    for (const kv of items) {
+      present.add(kv.key);
+      if (this.seen.get(kv.key) !== kv.modRevision) {
+        this.seen.set(kv.key, kv.modRevision);
+        this.safe(() => this.cb.onUpdate({ type: 'put', key: kv.key, kv, revision: kv.modRevision }));
+      }
+    }
+    for (const key of [...this.seen.keys()]) {
+      if (!present.has(key)) {
+        this.seen.delete(key);
+        this.safe(() => this.cb.onUpdate({ type: 'delete', key, revision }));
+      }
+    }
+  }
+
+  private startWatch(gen: number, fromRevision: number): void {
+    this.watch = this.ds.watch(this.prefix, {
+      onEvents: (events: WatchEvent[]) => {
+        if (gen !== this.generation) return;
+        for (const ev of events) {
+          if (ev.type === 'put') {
+            this.seen.set(ev.key, ev.kv.modRevision);
+            this.safe(() => this.cb.onUpdate({ type: 'put', key: ev.key, kv: ev.kv, revision: ev.revision }));
+          } else if (this.seen.delete(ev.key)) {
+            this.safe(() => this.cb.onUpdate({ type: 'delete', key: ev.key, revision: ev.revision }));
+          }
+        }
+      },
+      onError: (err: Error) => {
+        if (gen !== this.generation || this.stopped || err instanceof ClosedError) return;
+        this.log?.info({ err: err.message }, 'watch ended; re-listing');
+        this.watch = undefined;
+        void this.listAndWatch(err);
+      },
+    }, { fromRevision });
+  }
+}
