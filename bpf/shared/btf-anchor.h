@@ -19,6 +19,8 @@ struct tortie_btf_anchor {
 	struct tortie_cls6_key cls6;
 	struct tortie_frag_value frag;
 	struct tortie_table table;
+	struct tortie_pf4_key pf4;
+	struct tortie_pf_value pf;
 };
 
 __attribute__((used, noinline)) static int tortie_btf_anchor(struct tortie_btf_anchor *a)

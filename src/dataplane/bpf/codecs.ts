@@ -4,7 +4,10 @@
  * test/datapath/01-layouts.test.ts. Addresses are handled as u32 numbers in host order
  * (192.168.0.1 = 0xc0a80001) and written in network order where the C type is __be32.
  */
-import { StructCodec } from './struct';
+import { defineStruct, type StructCodec } from '../native';
+
+/** The JS value type a codec encodes and decodes. */
+export type ValueOf<C> = C extends StructCodec<infer V> ? V : never;
 
 export const MAP = {
   ep: 'tortie_ep_v1',
@@ -46,153 +49,160 @@ export const CtState = {
 } as const;
 export const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32 } as const;
 
-export interface Endpoint { id: number; flags: number; table: number[]; version: number }
-export const endpointCodec = new StructCodec<Endpoint>('tortie_endpoint', 24, [
-  { name: 'id', kind: 'u32', offset: 0 },
-  { name: 'flags', kind: 'u32', offset: 4 },
-  { name: 'table', kind: 'u32array', offset: 8, size: 8 },
-  { name: 'version', kind: 'u32', offset: 16 },
-]);
+export const endpointCodec = defineStruct('tortie_endpoint', [
+  { name: 'id', type: 'u32' },
+  { name: 'flags', type: 'u32' },
+  { name: 'table', type: 'u32', count: 2 },
+  { name: 'version', type: 'u32' },
+  { name: 'pad', type: 'pad', length: 4 },
+] as const);
+export type Endpoint = ValueOf<typeof endpointCodec>;
 
-export interface EpAddrKey { prefixlen: number; ifindex: number; family: number; addr: Buffer }
-export const epAddrKeyCodec = new StructCodec<EpAddrKey>('tortie_ep_addr_key', 28, [
-  { name: 'prefixlen', kind: 'u32', offset: 0 },
-  { name: 'ifindex', kind: 'u32', offset: 4 },
-  { name: 'family', kind: 'u8', offset: 8 },
-  { name: 'addr', kind: 'bytes', offset: 12, size: 16 },
-]);
+export const epAddrKeyCodec = defineStruct('tortie_ep_addr_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'ifindex', type: 'u32' },
+  { name: 'family', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 3 },
+  { name: 'addr', type: 'bytes', length: 16 },
+] as const);
+export type EpAddrKey = ValueOf<typeof epAddrKeyCodec>;
 
-export interface Cls4Key { prefixlen: number; addr: number }
-export const cls4KeyCodec = new StructCodec<Cls4Key>('tortie_cls4_key', 8, [
-  { name: 'prefixlen', kind: 'u32', offset: 0 },
-  { name: 'addr', kind: 'be32', offset: 4 },
-]);
+export const cls4KeyCodec = defineStruct('tortie_cls4_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'addr', type: 'be32' },
+] as const);
+export type Cls4Key = ValueOf<typeof cls4KeyCodec>;
 
-export interface TableMeta { flags: number; miss_rule: number; hash: Buffer }
-export const tableCodec = new StructCodec<TableMeta>('tortie_table', 16, [
-  { name: 'flags', kind: 'u32', offset: 0 },
-  { name: 'miss_rule', kind: 'u32', offset: 4 },
-  { name: 'hash', kind: 'bytes', offset: 8, size: 8 },
-]);
+export const tableCodec = defineStruct('tortie_table', [
+  { name: 'flags', type: 'u32' },
+  { name: 'miss_rule', type: 'u32' },
+  { name: 'hash', type: 'bytes', length: 8 },
+] as const);
+export type TableMeta = ValueOf<typeof tableCodec>;
 
-export interface ProjKey { table: number; gclass: number }
-export const projKeyCodec = new StructCodec<ProjKey>('tortie_proj_key', 8, [
-  { name: 'table', kind: 'u32', offset: 0 },
-  { name: 'gclass', kind: 'u32', offset: 4 },
-]);
+export const projKeyCodec = defineStruct('tortie_proj_key', [
+  { name: 'table', type: 'u32' },
+  { name: 'gclass', type: 'u32' },
+] as const);
+export type ProjKey = ValueOf<typeof projKeyCodec>;
 
-export interface SpcKey { prefixlen: number; table: number; proto: number; port: number }
-export const spcKeyCodec = new StructCodec<SpcKey>('tortie_spc_key', 12, [
-  { name: 'prefixlen', kind: 'u32', offset: 0 },
-  { name: 'table', kind: 'u32', offset: 4 },
-  { name: 'proto', kind: 'u16', offset: 8 },
-  { name: 'port', kind: 'be16', offset: 10 },
-]);
+export const spcKeyCodec = defineStruct('tortie_spc_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'table', type: 'u32' },
+  { name: 'proto', type: 'u16' },
+  { name: 'port', type: 'be16' },
+] as const);
+export type SpcKey = ValueOf<typeof spcKeyCodec>;
 
-export interface PolKey { prefixlen: number; table: number; lclass: number; proto: number; sclass: number; port: number }
-export const polKeyCodec = new StructCodec<PolKey>('tortie_pol_key', 20, [
-  { name: 'prefixlen', kind: 'u32', offset: 0 },
-  { name: 'table', kind: 'u32', offset: 4 },
-  { name: 'lclass', kind: 'u32', offset: 8 },
-  { name: 'proto', kind: 'u16', offset: 12 },
-  { name: 'sclass', kind: 'u16', offset: 14 },
-  { name: 'port', kind: 'be16', offset: 16 },
-]);
+export const polKeyCodec = defineStruct('tortie_pol_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'table', type: 'u32' },
+  { name: 'lclass', type: 'u32' },
+  { name: 'proto', type: 'u16' },
+  { name: 'sclass', type: 'u16' },
+  { name: 'port', type: 'be16' },
+  { name: 'pad', type: 'pad', length: 2 },
+] as const);
+export type PolKey = ValueOf<typeof polKeyCodec>;
 
-export interface VerdictValue { action: number; nlog: number; flags: number; rule: number; log_rules: number[] }
-export const verdictCodec = new StructCodec<VerdictValue>('tortie_verdict', 24, [
-  { name: 'action', kind: 'u8', offset: 0 },
-  { name: 'nlog', kind: 'u8', offset: 1 },
-  { name: 'flags', kind: 'u16', offset: 2 },
-  { name: 'rule', kind: 'u32', offset: 4 },
-  { name: 'log_rules', kind: 'u32array', offset: 8, size: 16 },
-]);
+export const verdictCodec = defineStruct('tortie_verdict', [
+  { name: 'action', type: 'u8' },
+  { name: 'nlog', type: 'u8' },
+  { name: 'flags', type: 'u16' },
+  { name: 'rule', type: 'u32' },
+  { name: 'log_rules', type: 'u32', count: MAX_LOG_RULES },
+] as const);
+export type VerdictValue = ValueOf<typeof verdictCodec>;
 
-export interface Ct4Key { addr_a: number; addr_b: number; port_a: number; port_b: number; proto: number }
-export const ct4KeyCodec = new StructCodec<Ct4Key>('tortie_ct4_key', 16, [
-  { name: 'addr_a', kind: 'be32', offset: 0 },
-  { name: 'addr_b', kind: 'be32', offset: 4 },
-  { name: 'port_a', kind: 'be16', offset: 8 },
-  { name: 'port_b', kind: 'be16', offset: 10 },
-  { name: 'proto', kind: 'u8', offset: 12 },
-]);
+export const ct4KeyCodec = defineStruct('tortie_ct4_key', [
+  { name: 'addr_a', type: 'be32' },
+  { name: 'addr_b', type: 'be32' },
+  { name: 'port_a', type: 'be16' },
+  { name: 'port_b', type: 'be16' },
+  { name: 'proto', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 3 },
+] as const);
+export type Ct4Key = ValueOf<typeof ct4KeyCodec>;
 
-export interface CtValue { last_seen_ns: bigint; created_ns: bigint; flags: bigint; state: number; rule: number }
-export const ctValueCodec = new StructCodec<CtValue>('tortie_ct_value', 32, [
-  { name: 'last_seen_ns', kind: 'u64', offset: 0 },
-  { name: 'created_ns', kind: 'u64', offset: 8 },
-  { name: 'flags', kind: 'u64', offset: 16 },
-  { name: 'state', kind: 'u8', offset: 24 },
-  { name: 'rule', kind: 'u32', offset: 28 },
-]);
+export const ctValueCodec = defineStruct('tortie_ct_value', [
+  { name: 'last_seen_ns', type: 'u64' },
+  { name: 'created_ns', type: 'u64' },
+  { name: 'flags', type: 'u64' },
+  { name: 'state', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 3 },
+  { name: 'rule', type: 'u32' },
+] as const);
+export type CtValue = ValueOf<typeof ctValueCodec>;
 
-export interface Frag4Key { saddr: number; daddr: number; id: number; proto: number }
-export const frag4KeyCodec = new StructCodec<Frag4Key>('tortie_frag4_key', 12, [
-  { name: 'saddr', kind: 'be32', offset: 0 },
-  { name: 'daddr', kind: 'be32', offset: 4 },
-  { name: 'id', kind: 'be16', offset: 8 },
-  { name: 'proto', kind: 'u8', offset: 10 },
-]);
+export const frag4KeyCodec = defineStruct('tortie_frag4_key', [
+  { name: 'saddr', type: 'be32' },
+  { name: 'daddr', type: 'be32' },
+  { name: 'id', type: 'be16' },
+  { name: 'proto', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 1 },
+] as const);
 
-export interface FragValue { sport: number; dport: number; ct_sport: number; ct_dport: number }
-export const fragValueCodec = new StructCodec<FragValue>('tortie_frag_value', 8, [
-  { name: 'sport', kind: 'be16', offset: 0 },
-  { name: 'dport', kind: 'be16', offset: 2 },
-  { name: 'ct_sport', kind: 'be16', offset: 4 },
-  { name: 'ct_dport', kind: 'be16', offset: 6 },
-]);
+export const fragValueCodec = defineStruct('tortie_frag_value', [
+  { name: 'sport', type: 'be16' },
+  { name: 'dport', type: 'be16' },
+  { name: 'ct_sport', type: 'be16' },
+  { name: 'ct_dport', type: 'be16' },
+] as const);
 
-export interface Pf4Key { prefixlen: number; side: number; addr: number }
-export const pf4KeyCodec = new StructCodec<Pf4Key>('tortie_pf4_key', 12, [
-  { name: 'prefixlen', kind: 'u32', offset: 0 },
-  { name: 'side', kind: 'u8', offset: 4 },
-  { name: 'addr', kind: 'be32', offset: 8 },
-]);
+export const pf4KeyCodec = defineStruct('tortie_pf4_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'side', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 3 },
+  { name: 'addr', type: 'be32' },
+] as const);
 
-export interface PfValue { kind: number; rule: number }
-export const pfValueCodec = new StructCodec<PfValue>('tortie_pf_value', 8, [
-  { name: 'kind', kind: 'u32', offset: 0 },
-  { name: 'rule', kind: 'u32', offset: 4 },
-]);
+export const pfValueCodec = defineStruct('tortie_pf_value', [
+  { name: 'kind', type: 'u32' },
+  { name: 'rule', type: 'u32' },
+] as const);
 
-export interface CntKey { ifindex: number; dir: number; reason: number }
-export const cntKeyCodec = new StructCodec<CntKey>('tortie_cnt_key', 8, [
-  { name: 'ifindex', kind: 'u32', offset: 0 },
-  { name: 'dir', kind: 'u8', offset: 4 },
-  { name: 'reason', kind: 's16', offset: 6 },
-]);
+export const cntKeyCodec = defineStruct('tortie_cnt_key', [
+  { name: 'ifindex', type: 'u32' },
+  { name: 'dir', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 1 },
+  { name: 'reason', type: 'i16' },
+] as const);
 
-export interface CntValue { packets: bigint; bytes: bigint }
-export const cntValueCodec = new StructCodec<CntValue>('tortie_cnt_value', 16, [
-  { name: 'packets', kind: 'u64', offset: 0 },
-  { name: 'bytes', kind: 'u64', offset: 8 },
-]);
+export const cntValueCodec = defineStruct('tortie_cnt_value', [
+  { name: 'packets', type: 'u64' },
+  { name: 'bytes', type: 'u64' },
+] as const);
 
-export interface EventRecord {
-  ts_ns: bigint; kind: number; ifindex: number; ep_id: number; rule: number; reason: number;
-  dir: number; family: number; proto: number; sport: number; dport: number; saddr: Buffer; daddr: Buffer;
-}
-export const eventCodec = new StructCodec<EventRecord>('tortie_event', 72, [
-  { name: 'ts_ns', kind: 'u64', offset: 0 },
-  { name: 'kind', kind: 'u32', offset: 8 },
-  { name: 'ifindex', kind: 'u32', offset: 12 },
-  { name: 'ep_id', kind: 'u32', offset: 16 },
-  { name: 'rule', kind: 'u32', offset: 20 },
-  { name: 'reason', kind: 's32', offset: 24 },
-  { name: 'dir', kind: 'u8', offset: 28 },
-  { name: 'family', kind: 'u8', offset: 29 },
-  { name: 'proto', kind: 'u8', offset: 30 },
-  { name: 'sport', kind: 'u16', offset: 32 },
-  { name: 'dport', kind: 'u16', offset: 34 },
-  { name: 'saddr', kind: 'bytes', offset: 36, size: 16 },
-  { name: 'daddr', kind: 'bytes', offset: 52, size: 16 },
-]);
+export const eventCodec = defineStruct('tortie_event', [
+  { name: 'ts_ns', type: 'u64' },
+  { name: 'kind', type: 'u32' },
+  { name: 'ifindex', type: 'u32' },
+  { name: 'ep_id', type: 'u32' },
+  { name: 'rule', type: 'u32' },
+  { name: 'reason', type: 'i32' },
+  { name: 'dir', type: 'u8' },
+  { name: 'family', type: 'u8' },
+  { name: 'proto', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 1 },
+  { name: 'sport', type: 'u16' },
+  { name: 'dport', type: 'u16' },
+  { name: 'saddr', type: 'bytes', length: 16 },
+  { name: 'daddr', type: 'bytes', length: 16 },
+  { name: 'pad2', type: 'pad', length: 4 },
+] as const);
+export type EventRecord = ValueOf<typeof eventCodec>;
+
+/** IPv6 class key (reserved map tortie_cls6_v1), checked against BTF ahead of use. */
+export const cls6KeyCodec = defineStruct('tortie_cls6_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'addr', type: 'bytes', length: 16 },
+] as const);
 
 /** Every codec whose layout the BTF test checks. */
 export const ALL_CODECS = [
   endpointCodec, epAddrKeyCodec, cls4KeyCodec, tableCodec, projKeyCodec, spcKeyCodec, polKeyCodec,
   verdictCodec, ct4KeyCodec, ctValueCodec, frag4KeyCodec, fragValueCodec, pf4KeyCodec, pfValueCodec,
-  cntKeyCodec, cntValueCodec, eventCodec,
+  cntKeyCodec, cntValueCodec, eventCodec, cls6KeyCodec,
 ];
 
 /** __u32 map values (class ids, local classes, sport classes, epaddr flags). */

@@ -118,7 +118,7 @@ export function encodeTable(t: VerdictTable, id: number): EncodedTable {
       nlog: logs.length,
       flags: 0,
       rule: c.ruleId,
-      log_rules: logs,
+      log_rules: [...logs, ...new Array<number>(MAX_LOG_RULES - logs.length).fill(0)],
     });
     for (const pp of portRangeToPrefixes(c.portMin, c.portMax)) {
       pol.push({
