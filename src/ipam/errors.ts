@@ -1,0 +1,23 @@
+/**
+ * IPAM errors. Each has a stable `code`; `recoverable` marks failures where the same call may
+ * succeed later unchanged (contention that outlasted the retry budget, datastore unavailable),
+ * which the CNI plugin reports as CNI error 11 ("try again later").
+ */
+export type IpamErrorCode =
+  | 'ERR_IPAM_INVALID_ARGUMENT'
+  | 'ERR_IPAM_NO_POOLS'
+  | 'ERR_IPAM_EXHAUSTED'
+  | 'ERR_IPAM_CONTENTION'
+  | 'ERR_IPAM_CORRUPT'
+  | 'ERR_IPAM_NOT_FOUND';
+
+export class IpamError extends Error {
+  readonly code: IpamErrorCode;
+  readonly recoverable: boolean;
+  constructor(code: IpamErrorCode, message: string, opts: { recoverable?: boolean; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.code = code;
+    this.recoverable = opts.recoverable ?? false;
+    this.name = new.target.name;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * src/ipam — Calico's block IPAM over the tortie datastore.
+ *
+ * Contract
+ * - `new IpamClient(ds).assign({handleId, node, attrs})` hands out an IPv4 address from a pool
+ *   the node may use (enabled, nodeSelector matching the Node's labels), claiming a block
+ *   (pool blockSize, default /26) by compare-and-swap when the node's blocks are full and
+ *   borrowing from other nodes' blocks when no unclaimed block is left. Every address of a
+ *   pool is usable. Repeating an assign for the same handle returns the same addresses.
+ * - `releaseByHandle(handleId)` frees them; releasing an unknown handle is a no-op.
+ * - Concurrent use from any number of processes and nodes never hands one address to two
+ *   handles and never loses an address (test/ipam/03-concurrency).
+ * - `ipamShow(ds)` / `renderIpamShow(data)` back `tortiectl ipam show`.
+ * - Errors are `IpamError` with codes ERR_IPAM_*; `recoverable` ones may succeed on retry.
+ * IPv6 pools are ignored by this version.
+ */
+export { IpamClient, DEFAULT_BLOCK_SIZE, blockKey, affinityKey, handleKey, poolFromResource, checkHandle } from './client';
+export type { AssignArgs, AssignResult, AssignedIp, PoolInfo, IpamClientOptions } from './client';
+export { IpamError, type IpamErrorCode } from './errors';
+export { ipamShow, renderIpamShow, renderTable, type IpamShow, type PoolUsage, type BlockUsage, type NodeUsage } from './show';
+export { checkBlock, type BlockRecord, type AllocationAttribute } from './block';

@@ -1,0 +1,126 @@
+/**
+ * `tortiectl ipam show`: usage data per pool and per block/node, and a renderer in calicoctl's
+ * table style (`+---+` borders, centred upper-case headers, numbers right-aligned,
+ * "N (P%)" usage cells).
+ */
+import type { Datastore } from '../datastore/types';
+import { inUse, parseV4Net, v4Contains, type BlockRecord } from './block';
+import { IpamClient } from './client';
+
+export interface BlockUsage {
+  cidr: string;
+  /** Node the block is affine to, or '' (released / orphaned). */
+  node: string;
+  size: number;
+  inUse: number;
+  free: number;
+}
+
+export interface PoolUsage {
+  name: string;
+  cidr: string;
+  disabled: boolean;
+  size: number;
+  inUse: number;
+  free: number;
+  blocks: BlockUsage[];
+}
+
+export interface NodeUsage {
+  node: string;
+  blocks: string[];
+  inUse: number;
+  /** Addresses this node's workloads hold in other nodes' blocks are not counted here. */
+  capacity: number;
+}
+
+export interface IpamShow {
+  pools: PoolUsage[];
+  nodes: NodeUsage[];
+  /** Blocks whose CIDR lies in no current pool (pool deleted while addresses were in use). */
+  orphanBlocks: BlockUsage[];
+}
+
+function blockUsage(b: BlockRecord): BlockUsage {
+  const used = inUse(b);
+  return {
+    cidr: b.cidr,
+    node: b.affinity?.startsWith('host:') ? b.affinity.slice(5) : '',
+    size: b.allocations.length,
+    inUse: used,
+    free: b.allocations.length - used,
+  };
+}
+
+export async function ipamShow(ds: Datastore): Promise<IpamShow> {
+  const client = new IpamClient(ds);
+  const [pools, blocks] = await Promise.all([client.listPools(), client.listBlocks()]);
+  const usage = blocks.map(blockUsage).sort((a, b) => parseV4Net(a.cidr).base - parseV4Net(b.cidr).base);
+  const claimed = new Set<BlockUsage>();
+  const poolRows: PoolUsage[] = pools.map((p) => {
+    const mine = usage.filter((u) => v4Contains(p.net, parseV4Net(u.cidr).base));
+    mine.forEach((u) => claimed.add(u));
+    const used = mine.reduce((s, u) => s + u.inUse, 0);
+    return { name: p.name, cidr: p.cidr, disabled: p.disabled, size: p.net.size, inUse: used, free: p.net.size - used, blocks: mine };
+  });
+  const byNode = new Map<string, NodeUsage>();
+  for (const u of usage) {
+    if (!u.node) continue;
+    let n = byNode.get(u.node);
+    if (!n) byNode.set(u.node, n = { node: u.node, blocks: [], inUse: 0, capacity: 0 });
+    n.blocks.push(u.cidr);
+    n.inUse += u.inUse;
+    n.capacity += u.size;
+  }
+  return {
+    pools: poolRows,
+    nodes: [...byNode.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0)),
+    orphanBlocks: usage.filter((u) => !claimed.has(u)),
+  };
+}
+
+function pct(n: number, total: number): string {
+  return `${n} (${total === 0 ? 0 : Math.round((100 * n) / total)}%)`;
+}
+
+type Align = 'left' | 'right';
+
+/** A calicoctl-style table (the tablewriter look calicoctl prints). */
+export function renderTable(headers: string[], rows: string[][], align: Align[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+';
+  const centre = (s: string, w: number): string => {
+    const left = Math.ceil((w - s.length) / 2);
+    return ' '.repeat(left) + s + ' '.repeat(w - s.length - left);
+  };
+  const cell = (s: string, w: number, a: Align): string => (a === 'right' ? s.padStart(w) : s.padEnd(w));
+  const out = [line, '| ' + headers.map((h, i) => centre(h, widths[i]!)).join(' | ') + ' |', line];
+  for (const r of rows) out.push('| ' + r.map((c, i) => cell(c, widths[i]!, align[i] ?? 'left')).join(' | ') + ' |');
+  out.push(line);
+  return out.join('\n') + '\n';
+}
+
+/**
+ * The `ipam show` text. Without `showBlocks`: one row per pool. With it: each pool followed by
+ * its blocks, then a table of blocks per node (tortie's addition: which node holds which block).
+ */
+export function renderIpamShow(data: IpamShow, opts: { showBlocks?: boolean } = {}): string {
+  const headers = ['GROUPING', 'CIDR', 'IPS TOTAL', 'IPS IN USE', 'IPS FREE'];
+  const align: Align[] = ['left', 'left', 'right', 'left', 'left'];
+  const rows: string[][] = [];
+  for (const p of data.pools) {
+    rows.push(['IP Pool', p.cidr, String(p.size), pct(p.inUse, p.size), pct(p.free, p.size)]);
+    if (opts.showBlocks) {
+      for (const b of p.blocks) rows.push(['Block', b.cidr, String(b.size), pct(b.inUse, b.size), pct(b.free, b.size)]);
+    }
+  }
+  if (opts.showBlocks) {
+    for (const b of data.orphanBlocks) rows.push(['Block', b.cidr, String(b.size), pct(b.inUse, b.size), pct(b.free, b.size)]);
+  }
+  let out = renderTable(headers, rows, align);
+  if (opts.showBlocks) {
+    const nodeRows = data.nodes.map((n) => [n.node, n.blocks.join(', '), String(n.capacity), pct(n.inUse, n.capacity)]);
+    out += renderTable(['NODE', 'BLOCKS', 'IPS TOTAL', 'IPS IN USE'], nodeRows, ['left', 'left', 'right', 'left']);
+  }
+  return out;
+}

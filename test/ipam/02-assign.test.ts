@@ -1,0 +1,124 @@
+import t from 'tap';
+import { IpamClient, ipamShow, renderIpamShow, checkBlock, blockKey, affinityKey } from '../../src/ipam';
+import { openTestStore, pool } from './helpers/store';
+
+t.test('assign claims a block of the pool blockSize for the node, then fills it', async (t) => {
+  const s = openTestStore('ipam-assign');
+  t.teardown(() => s.close());
+  await s.rc.create(pool('p1', '192.168.0.0/24', { blockSize: 28 }));
+  const ipam = new IpamClient(s.ds);
+  const r1 = await ipam.assign({ handleId: 'net.c1', node: 'node-a', attrs: { pod: 'one', namespace: 'default' } });
+  t.equal(r1.ips.length, 1);
+  t.equal(r1.existing, false);
+  t.match(r1.ips[0]!.cidr, /^192\.168\.0\.\d+\/32$/);
+  t.match(r1.ips[0]!.block, /\/28$/);
+  t.equal(r1.ips[0]!.pool, 'p1');
+  const blocks = await ipam.affineBlockCidrs('node-a');
+  t.same(blocks, [r1.ips[0]!.block], 'one block claimed, nothing pre-allocated beyond it');
+  t.ok(await s.ds.get(affinityKey('node-a', blocks[0]!)));
+  const kv = await s.ds.get(blockKey(blocks[0]!));
+  const b = checkBlock(kv!.value, kv!.key);
+  t.equal(b.affinity, 'host:node-a');
+  t.equal(b.attributes[0]!.secondary.pod, 'one');
+
+  // Fill the block: 16 addresses, first one included. The 17th needs a second block.
+  const ips = new Set([r1.ips[0]!.ip]);
+  for (let i = 2; i <= 17; i++) ips.add((await ipam.assign({ handleId: `net.c${i}`, node: 'node-a' })).ips[0]!.ip);
+  t.equal(ips.size, 17, 'all distinct');
+  const all = await ipam.affineBlockCidrs('node-a');
+  t.equal(all.length, 2, 'a second block claimed when the first is full');
+  const base = blocks[0]!.split('/')[0]!.split('.').map(Number);
+  t.ok(ips.has(base.join('.')), 'block network address handed out');
+  t.ok(ips.has([base[0], base[1], base[2], base[3]! + 15].join('.')), 'block last address handed out');
+});
+
+t.test('assign is idempotent by handle; release frees; release of unknown handle is a no-op', async (t) => {
+  const s = openTestStore('ipam-idem');
+  t.teardown(() => s.close());
+  await s.rc.create(pool('p1', '10.10.0.0/24'));
+  const ipam = new IpamClient(s.ds);
+  const a = await ipam.assign({ handleId: 'h1', node: 'n1' });
+  const again = await ipam.assign({ handleId: 'h1', node: 'n1' });
+  t.same(again.ips, a.ips);
+  t.equal(again.existing, true);
+  t.same(await ipam.ipsByHandle('h1'), a.ips);
+  t.same(await ipam.releaseByHandle('h1'), [a.ips[0]!.ip]);
+  t.same(await ipam.ipsByHandle('h1'), []);
+  t.same(await ipam.releaseByHandle('h1'), [], 'second release: nothing');
+  t.same(await ipam.releaseByHandle('never-seen'), []);
+  const b = await ipam.assign({ handleId: 'h2', node: 'n1' });
+  t.not(b.ips[0]!.ip, a.ips[0]!.ip, 'a freed address is not reused immediately');
+  const two = await ipam.assign({ handleId: 'h3', node: 'n1', num: 2 });
+  t.equal(two.ips.length, 2);
+  t.same((await ipam.releaseByHandle('h3')).sort(), two.ips.map((x) => x.ip).sort());
+  await t.rejects(ipam.assign({ handleId: 'bad/handle', node: 'n1' }), { code: 'ERR_IPAM_INVALID_ARGUMENT', message: /bad\/handle/ });
+  await t.rejects(ipam.assign({ handleId: 'h4', node: '' }), { code: 'ERR_IPAM_INVALID_ARGUMENT' });
+});
+
+t.test('disabled pools and nodeSelector decide which pools a node may use', async (t) => {
+  const s = openTestStore('ipam-pools');
+  t.teardown(() => s.close());
+  const ipam = new IpamClient(s.ds);
+  await t.rejects(ipam.assign({ handleId: 'h0', node: 'n1' }), { code: 'ERR_IPAM_NO_POOLS', message: /n1/ });
+  await s.rc.create(pool('off', '10.20.0.0/24', { disabled: true }));
+  await s.rc.create(pool('rack1', '10.21.0.0/24', { nodeSelector: "rack == 'r1'" }));
+  await s.rc.create(pool('rack2', '10.22.0.0/24', { nodeSelector: "rack == 'r2'" }));
+  await t.rejects(ipam.assign({ handleId: 'h1', node: 'n1' }), { code: 'ERR_IPAM_NO_POOLS' }, 'no labels: no pool matches');
+  await s.rc.create({ apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'n1', labels: { rack: 'r2' } }, spec: {} });
+  const r = await ipam.assign({ handleId: 'h1', node: 'n1' });
+  t.equal(r.ips[0]!.pool, 'rack2');
+  t.match(r.ips[0]!.ip, /^10\.22\.0\./);
+  await t.rejects(ipam.assign({ handleId: 'h2', node: 'n1', pools: ['off'] }), { code: 'ERR_IPAM_NO_POOLS', message: /disabled/ });
+  await t.rejects(ipam.assign({ handleId: 'h2', node: 'n1', pools: ['nope'] }), { code: 'ERR_IPAM_NO_POOLS', message: /nope/ });
+  await t.rejects(ipam.assign({ handleId: 'h2', node: 'n1', pools: ['rack1'] }), { code: 'ERR_IPAM_NO_POOLS' }, 'requested pool the node may not use');
+  const byCidr = await ipam.assign({ handleId: 'h2', node: 'n1', pools: ['10.22.0.0/24'] });
+  t.equal(byCidr.ips[0]!.pool, 'rack2');
+});
+
+t.test('when no block is left, nodes borrow from others\' blocks: every pool address usable; then exhausted', async (t) => {
+  const s = openTestStore('ipam-borrow');
+  t.teardown(() => s.close());
+  await s.rc.create(pool('tiny', '10.30.0.0/29', { blockSize: 30 })); // 2 blocks of 4
+  const ipam = new IpamClient(s.ds);
+  const got: string[] = [];
+  for (let i = 0; i < 3; i++) got.push((await ipam.assign({ handleId: `a${i}`, node: 'a' })).ips[0]!.ip);
+  for (let i = 0; i < 5; i++) got.push((await ipam.assign({ handleId: `b${i}`, node: 'b' })).ips[0]!.ip);
+  t.same([...got].sort(), ['10.30.0.0', '10.30.0.1', '10.30.0.2', '10.30.0.3', '10.30.0.4', '10.30.0.5', '10.30.0.6', '10.30.0.7']);
+  t.equal((await ipam.affineBlockCidrs('a')).length, 1);
+  t.equal((await ipam.affineBlockCidrs('b')).length, 1, 'b borrowed one address from a\'s block');
+  await t.rejects(ipam.assign({ handleId: 'c0', node: 'c' }), { code: 'ERR_IPAM_EXHAUSTED', message: /10\.30\.0\.0\/29/ });
+  t.same(await ipam.ipsByHandle('c0'), [], 'failed assign leaves nothing');
+  await ipam.releaseByHandle('a1');
+  t.equal((await ipam.assign({ handleId: 'c0', node: 'c' })).ips.length, 1, 'a freed address can be assigned again');
+
+  const show = await ipamShow(s.ds);
+  t.equal(show.pools[0]!.size, 8);
+  t.equal(show.pools[0]!.inUse, 8);
+  t.equal(show.pools[0]!.free, 0);
+  t.same(show.nodes.map((n) => n.node), ['a', 'b']);
+  const text = renderIpamShow(show, { showBlocks: true });
+  t.match(text, /\| GROUPING \|\s+CIDR\s+\| IPS TOTAL \| IPS IN USE \|\s+IPS FREE\s+\|/);
+  t.match(text, /\| IP Pool\s+\| 10\.30\.0\.0\/29\s+\|\s+8 \| 8 \(100%\)\s+\| 0 \(0%\)\s+\|/);
+  t.match(text, /\| Block\s+\| 10\.30\.0\.0\/30/);
+  t.match(text, /\| a\s+\| 10\.30\.0\.\d\/30/);
+  const lines = text.trim().split('\n');
+  t.ok(lines.every((l) => l.length === lines[0]!.length || l.startsWith('+') || l.startsWith('|')), 'table lines');
+});
+
+t.test('releaseHostAffinities deletes empty blocks and orphans used ones', async (t) => {
+  const s = openTestStore('ipam-host');
+  t.teardown(() => s.close());
+  await s.rc.create(pool('p', '10.40.0.0/28', { blockSize: 30 }));
+  const ipam = new IpamClient(s.ds);
+  for (let i = 0; i < 5; i++) await ipam.assign({ handleId: `h${i}`, node: 'gone' });
+  const blocks = await ipam.affineBlockCidrs('gone');
+  t.equal(blocks.length, 2);
+  for (let i = 4; i < 5; i++) await ipam.releaseByHandle(`h${i}`);
+  const released = await ipam.releaseHostAffinities('gone');
+  t.same(released.sort(), [...blocks].sort());
+  t.same(await ipam.affineBlockCidrs('gone'), []);
+  const left = await ipam.listBlocks();
+  t.equal(left.length, 1, 'empty block deleted');
+  t.equal(left[0]!.affinity, null, 'used block kept without affinity');
+  t.equal((await ipam.ipsByHandle('h0')).length, 1, 'its addresses stay allocated');
+});
