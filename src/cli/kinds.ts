@@ -1,0 +1,194 @@
+/**
+ * The resource kinds tortiectl knows, the names a user may call them by (calicoctl's aliases,
+ * case-insensitive, singular or plural), and how each kind is shown in `get`'s ps/wide tables
+ * (calicoctl's column headings and cell contents).
+ *
+ * Contract: `lookupKind` maps any accepted spelling to the v3 kind or returns undefined;
+ * `columnsOf(kind, wide)` returns the default headings; every heading a kind lists has a cell
+ * function in `cellsOf(kind)`, which is also what `-o custom-columns=` may name.
+ */
+import type {
+  GlobalNetworkPolicy, IPPool, Namespace, NetworkPolicy, Node, Profile, Resource, ResourceKind, Tier, WorkloadEndpoint,
+} from '../model/types';
+
+/** calicoctl shows a node's ASN in parentheses when it inherits the global default (no BGPConfiguration in tortie). */
+export const DEFAULT_AS_NUMBER = '64512';
+
+type Cell<R> = (r: R) => string;
+
+interface KindInfo<R extends Resource = Resource> {
+  kind: R['kind'];
+  /** calicoctl's spelling in usage texts: `ipPool`, `globalNetworkPolicy`. */
+  display: string;
+  namespaced: boolean;
+  aliases: string[];
+  headings: string[];
+  wideHeadings: string[];
+  cells: Record<string, Cell<R>>;
+}
+
+const text = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
+const bool = (v: boolean | undefined): string => (v ? 'true' : 'false');
+const joinKv = (m: Record<string, string> | undefined): string =>
+  Object.entries(m ?? {}).map(([k, v]) => `${k}=${v}`).sort().join(',');
+
+const KINDS: KindInfo[] = [
+  {
+    kind: 'IPPool',
+    display: 'ipPool',
+    namespaced: false,
+    aliases: ['ippool', 'ippools', 'ipp', 'ipps', 'pool', 'pools'],
+    headings: ['NAME', 'CIDR', 'SELECTOR'],
+    wideHeadings: ['NAME', 'CIDR', 'NAT', 'IPIPMODE', 'VXLANMODE', 'DISABLED', 'DISABLEBGPEXPORT', 'SELECTOR'],
+    cells: {
+      NAME: (r: IPPool) => r.metadata.name,
+      CIDR: (r: IPPool) => r.spec.cidr,
+      NAT: (r: IPPool) => bool(r.spec.natOutgoing),
+      IPIPMODE: (r: IPPool) => r.spec.ipipMode || 'Never',
+      VXLANMODE: (r: IPPool) => r.spec.vxlanMode || 'Never',
+      DISABLED: (r: IPPool) => bool(r.spec.disabled),
+      DISABLEBGPEXPORT: (r: IPPool) => bool(r.spec.disableBGPExport),
+      SELECTOR: (r: IPPool) => text(r.spec.nodeSelector),
+    } as Record<string, Cell<Resource>>,
+  },
+  {
+    kind: 'Node',
+    display: 'node',
+    namespaced: false,
+    aliases: ['node', 'nodes', 'no', 'nos'],
+    headings: ['NAME'],
+    wideHeadings: ['NAME', 'ASN', 'IPV4', 'IPV6'],
+    cells: {
+      NAME: (r: Node) => r.metadata.name,
+      ASN: (r: Node) => (r.spec.bgp ? (r.spec.bgp.asNumber !== undefined ? String(r.spec.bgp.asNumber) : `(${DEFAULT_AS_NUMBER})`) : ''),
+      IPV4: (r: Node) => text(r.spec.bgp?.ipv4Address),
+      IPV6: (r: Node) => text(r.spec.bgp?.ipv6Address),
+    } as Record<string, Cell<Resource>>,
+  },
+  {
+    kind: 'WorkloadEndpoint',
+    display: 'workloadEndpoint',
+    namespaced: true,
+    aliases: ['workloadendpoint', 'workloadendpoints', 'wep', 'weps'],
+    headings: ['WORKLOAD', 'NODE', 'NETWORKS', 'INTERFACE'],
+    wideHeadings: ['NAME', 'WORKLOAD', 'NODE', 'NETWORKS', 'INTERFACE', 'PROFILES', 'NATS'],
+    cells: {
+      NAME: (r: WorkloadEndpoint) => r.metadata.name,
+      NAMESPACE: (r: WorkloadEndpoint) => text(r.metadata.namespace),
+      NODE: (r: WorkloadEndpoint) => text(r.spec.node),
+      ORCHESTRATOR: (r: WorkloadEndpoint) => text(r.spec.orchestrator),
+      WORKLOAD: (r: WorkloadEndpoint) => text(r.spec.workload || r.spec.pod),
+      NETWORKS: (r: WorkloadEndpoint) => (r.spec.ipNetworks ?? []).join(','),
+      // Go prints each IPNAT struct as "{internal external}"; kept for scripts that parse it.
+      NATS: (r: WorkloadEndpoint) => (r.spec.ipNATs ?? []).map((n) => `{${n.internalIP} ${n.externalIP}}`).join(','),
+      PROFILES: (r: WorkloadEndpoint) => (r.spec.profiles ?? []).join(','),
+      INTERFACE: (r: WorkloadEndpoint) => text(r.spec.interfaceName),
+    } as Record<string, Cell<Resource>>,
+  },
+  {
+    kind: 'Profile',
+    display: 'profile',
+    namespaced: false,
+    aliases: ['profile', 'profiles', 'pro', 'pros'],
+    headings: ['NAME'],
+    wideHeadings: ['NAME', 'LABELS'],
+    cells: {
+      NAME: (r: Profile) => r.metadata.name,
+      LABELS: (r: Profile) => joinKv(r.spec.labelsToApply),
+    } as Record<string, Cell<Resource>>,
+  },
+  {
+    kind: 'Tier',
+    display: 'tier',
+    namespaced: false,
+    aliases: ['tier', 'tiers'],
+    headings: ['NAME', 'ORDER'],
+    wideHeadings: ['NAME', 'ORDER'],
+    cells: {
+      NAME: (r: Tier) => r.metadata.name,
+      ORDER: (r: Tier) => text(r.spec.order),
+    } as Record<string, Cell<Resource>>,
+  },
+  {
+    kind: 'NetworkPolicy',
+    display: 'networkPolicy',
+    namespaced: true,
+    aliases: ['networkpolicy', 'networkpolicies', 'policy', 'np', 'policies', 'pol', 'pols'],
+    headings: ['NAME', 'TIER'],
+    wideHeadings: ['NAME', 'TIER', 'ORDER', 'SELECTOR'],
+    cells: {
+      NAME: (r: NetworkPolicy) => r.metadata.name,
+      NAMESPACE: (r: NetworkPolicy) => text(r.metadata.namespace),
+      TIER: (r: NetworkPolicy) => text(r.spec.tier ?? 'default'),
+      ORDER: (r: NetworkPolicy) => text(r.spec.order),
+      SELECTOR: (r: NetworkPolicy) => text(r.spec.selector),
+    } as Record<string, Cell<Resource>>,
+  },
+  {
+    kind: 'GlobalNetworkPolicy',
+    display: 'globalNetworkPolicy',
+    namespaced: false,
+    aliases: ['globalnetworkpolicy', 'globalnetworkpolicies', 'gnp', 'gnps'],
+    headings: ['NAME'],
+    wideHeadings: ['NAME', 'ORDER', 'SELECTOR'],
+    cells: {
+      NAME: (r: GlobalNetworkPolicy) => r.metadata.name,
+      TIER: (r: GlobalNetworkPolicy) => text(r.spec.tier ?? 'default'),
+      ORDER: (r: GlobalNetworkPolicy) => text(r.spec.order),
+      SELECTOR: (r: GlobalNetworkPolicy) => text(r.spec.selector),
+    } as Record<string, Cell<Resource>>,
+  },
+  {
+    // Not a calicoctl kind (Calico reads namespaces from Kubernetes); tortie stores them.
+    kind: 'Namespace',
+    display: 'namespace',
+    namespaced: false,
+    aliases: ['namespace', 'namespaces', 'ns'],
+    headings: ['NAME'],
+    wideHeadings: ['NAME', 'LABELS'],
+    cells: {
+      NAME: (r: Namespace) => r.metadata.name,
+      LABELS: (r: Namespace) => joinKv(r.metadata.labels),
+    } as Record<string, Cell<Resource>>,
+  },
+];
+
+const BY_KIND = new Map<ResourceKind, KindInfo>(KINDS.map((k) => [k.kind, k]));
+const BY_ALIAS = new Map<string, ResourceKind>();
+for (const k of KINDS) {
+  for (const a of [...k.aliases, k.kind.toLowerCase()]) BY_ALIAS.set(a, k.kind);
+}
+
+/**
+ * The kind a user means by `name`: calicoctl's aliases, any letter case, and the Kubernetes
+ * resource forms `ippools.projectcalico.org` / `ippools.crd.projectcalico.org`.
+ */
+export function lookupKind(name: string): ResourceKind | undefined {
+  const lower = name.trim().toLowerCase().replace(/\.(crd\.)?projectcalico\.org$/, '');
+  return BY_ALIAS.get(lower);
+}
+
+export function isNamespacedKind(kind: ResourceKind): boolean {
+  return BY_KIND.get(kind)?.namespaced ?? false;
+}
+
+export function columnsOf(kind: ResourceKind, wide: boolean): string[] {
+  const k = BY_KIND.get(kind);
+  if (!k) return ['NAME'];
+  return wide ? k.wideHeadings : k.headings;
+}
+
+/** Cell text of `heading` for `r`; undefined when the kind has no such column. */
+export function cellOf(r: Resource, heading: string): string | undefined {
+  const f = BY_KIND.get(r.kind)?.cells[heading];
+  return f ? f(r) : undefined;
+}
+
+export function headingsOf(kind: ResourceKind): string[] {
+  return Object.keys(BY_KIND.get(kind)?.cells ?? {});
+}
+
+/** The kinds and their primary alias, for usage texts (calicoctl's "Valid resource types are"). */
+export function kindList(): string[] {
+  return KINDS.map((k) => k.display).sort();
+}
