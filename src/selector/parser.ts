@@ -15,7 +15,8 @@
  * A set literal may be empty and may end with one trailing comma.
  *
  * Deliberate limit, not in Calico: parentheses may nest at most
- * MAX_NESTING_DEPTH deep, so hostile input cannot exhaust the JS stack.
+ * MAX_NESTING_DEPTH deep, so hostile input cannot exhaust the JS stack (real
+ * selectors nest a handful of levels).
  */
 import { SelectorParseError } from './errors';
 import { toSortedSet, type SelectorNode } from './ast';

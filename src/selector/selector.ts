@@ -15,6 +15,7 @@ import {
   type Predicate,
   type SelectorNode,
 } from './ast';
+import { SelectorParseError } from './errors';
 import { parseToAst } from './parser';
 
 
@@ -127,7 +128,17 @@ export function parseSelector(text: string): Selector {
 
 /** Parses without touching the cache (benchmarks, one-off validation). */
 export function parseSelectorUncached(text: string): Selector {
-  return new ParsedSelector(parseToAst(text));
+  try {
+    return new ParsedSelector(parseToAst(text));
+  } catch (e) {
+    // Nesting is capped (MAX_NESTING_DEPTH) well inside the default stack, but a
+    // caller that is itself deep in recursion could still run out: report it as
+    // bad input rather than letting a RangeError escape.
+    if (e instanceof RangeError) {
+      throw new SelectorParseError(text, 0, 'selector is nested too deeply to parse here');
+    }
+    throw e;
+  }
 }
 
 /**

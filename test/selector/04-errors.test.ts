@@ -1,7 +1,7 @@
 // Rejections: everything Calico's parser rejects throws SelectorParseError with a
 // stable code, the input, and the offset of the problem.
 import t from 'tap';
-import { parseSelector, SelectorParseError, MAX_NESTING_DEPTH } from '../../src/selector';
+import { parseSelector, parseSelectorUncached, SelectorParseError, MAX_NESTING_DEPTH } from '../../src/selector';
 
 // [input, offset of the problem]
 const bad: Array<[string, number]> = [
@@ -164,6 +164,21 @@ t.test('nesting is bounded instead of exhausting the stack', async (t) => {
   t.equal(parseSelector(wide).evaluate({}), true);
   // A long run of ! is collapsed, not nested.
   t.equal(parseSelector('!'.repeat(100_001) + 'has(a)').evaluate({}), true);
+});
+
+t.test('a caller deep in recursion gets a result or a SelectorParseError, never a RangeError', async (t) => {
+  const text = '('.repeat(MAX_NESTING_DEPTH) + 'has(a)' + ')'.repeat(MAX_NESTING_DEPTH);
+  const outcome = (depth: number): string => {
+    if (depth > 0) return outcome(depth - 1);
+    try {
+      return parseSelectorUncached(text).canonical;
+    } catch (e) {
+      return e instanceof SelectorParseError ? 'SelectorParseError' : `other: ${String(e)}`;
+    }
+  };
+  for (const depth of [0, 2000, 5000]) {
+    t.match(outcome(depth), /^(has\(a\)|SelectorParseError)$/, `called ${depth} frames deep`);
+  }
 });
 
 t.test('non-string input is a TypeError, not a crash inside the parser', async (t) => {
