@@ -2,6 +2,7 @@
  * Conversions of other formats into projectcalico.org/v3 resources:
  *  - Calico v1 (`apiVersion: v1`) `ipPool` and `node`, the format older Calico docs show,
  *    converted the way calicoctl's v1→v3 converter did;
+ *  - Kubernetes core `v1` Namespace (name and labels, for namespaceSelector);
  *  - Kubernetes `networking.k8s.io/v1` NetworkPolicy, converted the way Calico's
  *    Kubernetes backend does (name `knp.default.<name>`, tier default, order 1000, pod
  *    selectors scoped with `projectcalico.org/orchestrator == 'k8s'`).
@@ -59,9 +60,11 @@ export function toV3(input: unknown): ConvertResult {
     const api = own(input, 'apiVersion');
     const kind = own(input, 'kind');
     if (api === 'v1' && typeof kind === 'string') {
-      const k = kind.toLowerCase();
-      if (k === 'ippool') return thenValidate(convertV1IPPool(input), input, 'ipPool (v1)');
-      if (k === 'node') return thenValidate(convertV1Node(input), input, 'node (v1)');
+      // Calico v1 kinds are lower camel case (ipPool, node); Kubernetes core v1 kinds are
+      // capitalised, and of those only Namespace means something to tortie.
+      if (kind === 'Namespace') return thenValidate(convertK8sNamespace(input), input, 'Namespace (v1)');
+      if (kind === 'ipPool' || kind === 'ippool') return thenValidate(convertV1IPPool(input), input, 'ipPool (v1)');
+      if (kind === 'node') return thenValidate(convertV1Node(input), input, 'node (v1)');
       const { name } = describeInput(input);
       return {
         problems: [
@@ -69,7 +72,7 @@ export function toV3(input: unknown): ConvertResult {
             kind: `${kind} (v1)`,
             name,
             path: 'kind',
-            reason: `converting Calico v1 ${quote(kind)} is not supported (only ipPool and node); write it as ${API_VERSION_V3}`,
+            reason: `converting v1 ${quote(kind)} is not supported (Calico v1 ipPool and node, and Kubernetes Namespace, are); write it as ${API_VERSION_V3}`,
           },
         ],
       };
@@ -207,6 +210,23 @@ function convertV1Node(o: JsonObject): Converted {
   }
   if (!issues.empty || name === undefined) return { issues, name };
   return { value: { apiVersion: API_VERSION_V3, kind: 'Node', metadata: { name }, spec: v3spec } };
+}
+
+// ---------------------------------------------------------------- Kubernetes Namespace
+
+/** A Kubernetes core/v1 Namespace: only its name and labels matter (namespaceSelector). */
+function convertK8sNamespace(o: JsonObject): Converted {
+  const issues = new Issues();
+  checkKnownFields(o, ['apiVersion', 'kind', 'metadata', 'spec', 'status'], '', issues);
+  const meta = asObject(own(o, 'metadata'), 'metadata', issues);
+  if (meta === undefined) return { issues };
+  checkKnownFields(meta, K8S_META_FIELDS, 'metadata', issues);
+  if (!issues.empty) return { issues };
+  const v3meta: JsonObject = {};
+  for (const key of ['name', 'labels', 'annotations', 'resourceVersion', 'uid', 'creationTimestamp']) {
+    if (has(meta, key)) v3meta[key] = own(meta, key);
+  }
+  return { value: { apiVersion: API_VERSION_V3, kind: 'Namespace', metadata: v3meta } };
 }
 
 // ---------------------------------------------------------------- Kubernetes NetworkPolicy

@@ -71,7 +71,7 @@ t.test('v1 ipPool errors name v1 fields', async (t) => {
     'IPPool 169-254-0-0-16: spec.cidr: 169.254.0.0/16 overlaps the link-local range 169.254.0.0/16',
   ], 'v3 rules apply after conversion');
   t.same(problems({ apiVersion: 'v1', kind: 'policy', metadata: { name: 'x' } }), [
-    'policy (v1) x: kind: converting Calico v1 "policy" is not supported (only ipPool and node); write it as projectcalico.org/v3',
+    'policy (v1) x: kind: converting v1 "policy" is not supported (Calico v1 ipPool and node, and Kubernetes Namespace, are); write it as projectcalico.org/v3',
   ]);
 });
 
@@ -122,4 +122,30 @@ t.test('get -o yaml of a converted pool, then replace -f: the round trip is stab
   t.match(yaml, /kind: IPPoolList\nmetadata: \{\}\n$/);
   t.same(parseResources(yaml), first);
   t.same(parseResources(toYaml(first[0]!)), first);
+});
+
+t.test('Kubernetes core v1 Namespace becomes a Namespace with its labels', async (t) => {
+  const [ns] = parseResources(`apiVersion: v1
+kind: Namespace
+metadata:
+  name: prod
+  labels:
+    env: prod
+    kubernetes.io/metadata.name: prod
+spec:
+  finalizers: [kubernetes]
+status:
+  phase: Active
+`);
+  t.same(ns, {
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'Namespace',
+    metadata: { name: 'prod', labels: { env: 'prod', 'kubernetes.io/metadata.name': 'prod' } },
+  });
+  t.same(problems({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'Prod' } }), [
+    `Namespace Prod: metadata.name: "Prod" must consist of lower-case letters, digits and '-', and start and end with a letter or digit`,
+  ]);
+  t.same(problems({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n' } }), [
+    'Node (v1) n: kind: converting v1 "Node" is not supported (Calico v1 ipPool and node, and Kubernetes Namespace, are); write it as projectcalico.org/v3',
+  ]);
 });
