@@ -195,8 +195,9 @@ export class EmbeddedDatastore implements Datastore {
       }
       for (const [k, v, c, m, ver] of snap.kvs) state.set(k, { valueText: v, create: c, mod: m, version: ver });
     }
-    // O_APPEND|O_CREAT: creating the first wal concurrently from several processes is harmless.
-    const fd = start === 1 ? fs.openSync(this.walPath(1), 'a+', 0o644) : fs.openSync(this.walPath(start), 'r+');
+    // O_CREAT without O_EXCL: creating the first wal concurrently from several processes is harmless.
+    // Writes always give an explicit position (pwrite), so no descriptor is opened O_APPEND.
+    const fd = start === 1 ? fs.openSync(this.walPath(1), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644) : fs.openSync(this.walPath(start), 'r+');
     if (this.walFd >= 0) fs.closeSync(this.walFd);
     this.walFd = fd;
     this.walStart = start;
@@ -351,7 +352,9 @@ export class EmbeddedDatastore implements Datastore {
         const line = encodeRecord(rev, key, valueText);
         try {
           let off = 0;
-          while (off < line.length) off += fs.writeSync(this.walFd, line, off, line.length - off);
+          // Explicit position: the end of the valid log (we hold the lock and have caught up,
+          // truncating any torn tail), never the descriptor's own file position.
+          while (off < line.length) off += fs.writeSync(this.walFd, line, off, line.length - off, this.walOffset + off);
           fs.fdatasyncSync(this.walFd);
         } catch (e) {
           // The record may be partly on disk: the next writer truncates it as a torn tail.
