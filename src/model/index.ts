@@ -1,10 +1,26 @@
 /**
- * src/model — Calico projectcalico.org/v3 resources: types, validation with defaults,
- * v1 / Kubernetes NetworkPolicy conversions, and document parsing for tortiectl.
+ * src/model — Calico projectcalico.org/v3 resources: types, validation with Calico's
+ * defaults, conversions (Calico v1 ipPool/node, Kubernetes NetworkPolicy and Namespace),
+ * documents in and out for tortiectl, and cross-resource checks.
  *
- * Contract: every exported function is pure (no I/O) and either returns a validated v3
- * resource or throws a `ValidationError` (code ERR_MODEL_INVALID) listing every problem;
- * no input, however malformed, makes it throw anything else.
+ * Contract: pure (no I/O, no logging). Every entry point either returns validated v3
+ * resources or reports a `ValidationError` (code ERR_MODEL_INVALID) listing every problem
+ * as `[document N: ]<Kind> <name>: <field path>: <reason>`; no input, however malformed,
+ * makes it throw anything else, and an invalid resource is rejected whole.
+ *
+ *   validateResource(json) → Resource           v3 only; throws ValidationError
+ *   checkResource(json)    → {resource}|{problems}   the same, non-throwing
+ *   toV3(json) / convertToV3(json)               v3, Calico v1 (ipPool, node), k8s
+ *                                                NetworkPolicy / Namespace → validated v3
+ *   parseResources(text)   → Resource[]          JSON or multi-doc YAML, Lists; all or nothing
+ *   resolveKind(text)      → ResourceKind?       calicoctl's kind names and aliases
+ *   toYaml / toJson(r | r[])                     calicoctl's output shapes (r[] → <Kind>List)
+ *   checkUpdate(old, new), checkPoolOverlaps(pool, pools)   what clientv3 refuses
+ *
+ *   types.ts      the resource types (stable; additive changes only)
+ *   validate.ts   per-kind validation and defaults      rules.ts  Rule / EntityRule
+ *   convert.ts    v1 and Kubernetes conversions         documents.ts  parsing and printing
+ *   values.ts     IPs, CIDRs, names, labels, ports      selectors.ts  via src/selector
  */
 export * from './types';
 export { ValidationError, formatProblem, type Problem } from './errors';
