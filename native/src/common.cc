@@ -21,10 +21,11 @@ void Fail(const char *code, const char *op, int err, const std::string &detail,
 // (loads run on libuv worker threads, map ops on the main thread). Output outside a capture is
 // dropped: library code does not write to the console.
 static thread_local std::string *tl_capture = nullptr;
+static thread_local bool tl_prog_logs = false;
 static constexpr size_t kMaxCapture = 4 << 20;  // keep the tail: the verifier's verdict is last
 
 static int LibbpfPrint(enum libbpf_print_level level, const char *fmt, va_list ap) {
-  if (tl_capture == nullptr || level == LIBBPF_DEBUG) return 0;
+  if (tl_capture == nullptr || (level == LIBBPF_DEBUG && !tl_prog_logs)) return 0;
   va_list ap2;
   va_copy(ap2, ap);
   int n = vsnprintf(nullptr, 0, fmt, ap2);
@@ -33,6 +34,7 @@ static int LibbpfPrint(enum libbpf_print_level level, const char *fmt, va_list a
   std::string chunk(static_cast<size_t>(n) + 1, '\0');
   vsnprintf(chunk.data(), chunk.size(), fmt, ap);
   chunk.resize(static_cast<size_t>(n));
+  if (level == LIBBPF_DEBUG && chunk.find("PROG LOAD LOG") == std::string::npos) return n;
   tl_capture->append(chunk);
   if (tl_capture->size() > kMaxCapture) tl_capture->erase(0, tl_capture->size() - kMaxCapture);
   return n;
@@ -40,8 +42,14 @@ static int LibbpfPrint(enum libbpf_print_level level, const char *fmt, va_list a
 
 void InstallLibbpfPrint() { libbpf_set_print(LibbpfPrint); }
 
-LogCapture::LogCapture() : prev_(tl_capture) { tl_capture = &log_; }
-LogCapture::~LogCapture() { tl_capture = prev_; }
+LogCapture::LogCapture(bool withProgLogs) : prev_(tl_capture), prevProgLogs_(tl_prog_logs) {
+  tl_capture = &log_;
+  tl_prog_logs = withProgLogs;
+}
+LogCapture::~LogCapture() {
+  tl_capture = prev_;
+  tl_prog_logs = prevProgLogs_;
+}
 
 // ---- state & errors ---------------------------------------------------------------------------
 AddonState::~AddonState() {

@@ -40,12 +40,15 @@ inline int ErrnoOf(long ret) { return ret < 0 ? static_cast<int>(-ret) : (errno 
 // Captures libbpf's printed output (info and warnings) for the current thread while alive.
 class LogCapture {
  public:
-  LogCapture();
+  // withProgLogs: also keep libbpf's debug-level "PROG LOAD LOG" output (the verifier log of a
+  // successful load, printed only when a kernel log level was requested).
+  explicit LogCapture(bool withProgLogs = false);
   ~LogCapture();
   std::string Take() { return std::move(log_); }
  private:
   std::string log_;
   std::string *prev_;
+  bool prevProgLogs_;
 };
 void InstallLibbpfPrint();
 

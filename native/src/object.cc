@@ -34,15 +34,17 @@ class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap> {
     });
   }
 
-  // new BpfObject(path, pinRoot | null, objectName | null)
+  // new BpfObject(path, pinRoot | null, objectName | null, kernelLogLevel)
   explicit BpfObjectWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<BpfObjectWrap>(info) {
     Napi::Env env = info.Env();
     try {
       path_ = ArgStr(info, 0, "path");
       std::string pinRoot = ArgOptStr(info, 1, "pinRoot");
       std::string name = ArgOptStr(info, 2, "objectName");
+      kernelLogLevel_ = ArgIsNullish(info, 3) ? 0 : ArgU32(info, 3, "kernelLogLevel");
       LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name.empty() ? nullptr : name.c_str(),
-                  .pin_root_path = pinRoot.empty() ? nullptr : pinRoot.c_str());
+                  .pin_root_path = pinRoot.empty() ? nullptr : pinRoot.c_str(),
+                  .kernel_log_level = kernelLogLevel_);
       LogCapture cap;
       obj_ = bpf_object__open_file(path_.c_str(), &opts);
       if (obj_ == nullptr)
@@ -250,7 +252,7 @@ class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap> {
 
    protected:
     void Execute() override {
-      LogCapture cap;
+      LogCapture cap(w_->kernelLogLevel_ != 0);
       int r = bpf_object__load(w_->obj_);
       log_ = cap.Take();
       if (r < 0) {
@@ -429,6 +431,7 @@ class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap> {
   std::string path_;
   bpf_object *obj_ = nullptr;
   bool loading_ = false, loadAttempted_ = false, hooked_ = false;
+  uint32_t kernelLogLevel_ = 0;
   napi_env env_ = nullptr;
 };
 

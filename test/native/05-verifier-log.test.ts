@@ -2,7 +2,7 @@
 // output (the verifier log) and a one-line summary in the message.
 import t from 'tap';
 import { BpfObject, XdpAction } from '../../src/dataplane/native';
-import { OBJ_REJECT, expectBpfReject, ipv4Packet, requireRoot } from './helpers/env';
+import { OBJ, OBJ_REJECT, expectBpfReject, ipv4Packet, requireRoot } from './helpers/env';
 
 requireRoot(t);
 
@@ -41,4 +41,23 @@ t.test('logs are per call: a later failure does not carry an earlier log', async
   try { await b.load(); } catch (e) {
     t.notMatch((e as Error & { log: string }).log, /PROG LOAD LOG/, 'no verifier log from the other object');
   }
+});
+
+t.test('verifier statistics on a successful load when asked', async (t) => {
+  const plain = BpfObject.open(OBJ);
+  const withStats = BpfObject.open(OBJ, { verifierLog: 'stats' });
+  t.teardown(() => { plain.close(); withStats.close(); });
+  t.same((await plain.load()).stats, [], 'no verifier log by default');
+  const r = await withStats.load();
+  t.same(r.stats.map((s) => s.program).sort(), ['tn_tc', 'tn_xdp']);
+  for (const s of r.stats) {
+    t.ok(s.insnsProcessed > 10 && s.insnsProcessed < 1_000_000, `${s.program}: ${s.insnsProcessed} insns processed`);
+    t.ok(s.verificationTimeUs !== undefined, `${s.program}: verification time reported`);
+  }
+  const full = BpfObject.open(OBJ_REJECT, { verifierLog: 'normal' });
+  t.teardown(() => full.close());
+  const f = await full.load();
+  t.match(f.log, /tn_reject_xdp/, 'normal level: the whole log of the accepted program');
+  t.equal(f.stats.length, 1);
+  t.throws(() => BpfObject.open(OBJ, { verifierLog: 'loud' as 'stats' }));
 });

@@ -77,7 +77,7 @@ export interface NativeAddon {
   xdpAttach(netns: string | null, iface: string | number, progFd: number, mode: string, replace: boolean, expectedProgFd: number): { ifindex: number };
   xdpDetach(netns: string | null, iface: string | number, mode: string): void;
   xdpQuery(netns: string | null, iface: string | number): NativeXdpQuery;
-  BpfObject: new (path: string, pinRoot: string | null, objectName: string | null) => NativeBpfObject;
+  BpfObject: new (path: string, pinRoot: string | null, objectName: string | null, kernelLogLevel: number) => NativeBpfObject;
   RingBuffer: new (mapFd: number, cb: (records: Buffer[]) => void) => NativeRingBuffer;
 }
 

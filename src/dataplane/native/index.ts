@@ -14,8 +14,8 @@ export { BpfMap, MapType, MapFlag, UpdateFlag, mapTypeName, possibleCpus } from 
 export type { MapInfo, CreateMapOptions, MapEntries, MapTypeName } from './map';
 export { BpfProgram, ProgType, XdpAction, TcAction } from './program';
 export type { ProgInfo, TestRunOptions, TestRunResult, BatchRunOptions, BatchRunResult } from './program';
-export { BpfObject } from './object';
-export type { OpenOptions, ConstantValue, ConstantInfo, ObjectProgram, ObjectMap } from './object';
+export { BpfObject, parseLoadStats } from './object';
+export type { OpenOptions, ConstantValue, ConstantInfo, ObjectProgram, ObjectMap, LoadResult, ProgramLoadStats } from './object';
 export { ifindex, tcAttach, tcDetach, tcQuery, tcDestroyHook, xdpAttach, xdpDetach, xdpQuery } from './netif';
 export type { TcDirection, XdpMode, IfaceRef, TcFilterRef, TcAttachOptions, TcFilter, XdpAttachOptions, XdpStatus } from './netif';
 export { RingBuffer } from './ringbuf';

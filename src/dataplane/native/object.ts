@@ -18,13 +18,54 @@ import { native, type NativeBpfObject, type NativeConstant, type NativeObjMap, t
 import { BpfError, invalidOption } from './errors';
 import { BpfMap } from './map';
 import { BpfProgram } from './program';
-import { U32_MAX, checkAbsPath, checkBool, checkInt, checkString, show } from './validate';
+import { U32_MAX, checkAbsPath, checkBool, checkInt, checkOneOf, checkString, show } from './validate';
 
 export interface OpenOptions {
   /** bpffs directory for LIBBPF_PIN_BY_NAME maps (default libbpf's /sys/fs/bpf). */
   pinRoot?: string;
   /** Object name (prefix of internal map names); default from the file name. */
   name?: string;
+  /**
+   * Verifier log for successful loads too (failed loads always carry theirs): 'stats' gives
+   * per-program instruction counts and timing cheaply; 'normal'/'verbose' the full log (large).
+   */
+  verifierLog?: 'none' | 'stats' | 'normal' | 'verbose';
+}
+
+/** Per-program verifier figures from a load with `verifierLog` set. */
+export interface ProgramLoadStats {
+  program: string;
+  /** Instructions the verifier processed (the complexity budget is 1,000,000). */
+  insnsProcessed: number;
+  totalStates?: number;
+  peakStates?: number;
+  verificationTimeUs?: number;
+}
+
+export interface LoadResult {
+  /** libbpf's output during load (warnings; verifier logs when requested). */
+  log: string;
+  stats: ProgramLoadStats[];
+}
+
+const LOG_LEVEL = { none: 0, stats: 4, normal: 1 | 4, verbose: 2 | 4 } as const;
+
+/** Parses the per-program verifier logs libbpf printed. */
+export function parseLoadStats(log: string): ProgramLoadStats[] {
+  const out: ProgramLoadStats[] = [];
+  const re = /prog '([^']+)': -- BEGIN PROG LOAD LOG --\n([\s\S]*?)-- END PROG LOAD LOG --/g;
+  for (let m = re.exec(log); m; m = re.exec(log)) {
+    const body = m[2]!;
+    const p = /processed (\d+) insns \(limit \d+\)(?: max_states_per_insn \d+ total_states (\d+) peak_states (\d+))?/.exec(body);
+    if (!p) continue;
+    const s: ProgramLoadStats = { program: m[1]!, insnsProcessed: Number(p[1]) };
+    if (p[2] !== undefined) s.totalStates = Number(p[2]);
+    if (p[3] !== undefined) s.peakStates = Number(p[3]);
+    const v = /verification time (\d+) usec/.exec(body);
+    if (v) s.verificationTimeUs = Number(v[1]);
+    out.push(s);
+  }
+  return out;
 }
 
 export type ConstantValue = Buffer | number | bigint | boolean | number[];
@@ -69,8 +110,9 @@ export class BpfObject {
     checkString('object path', path);
     const pinRoot = opts.pinRoot === undefined ? null : checkAbsPath('pinRoot', opts.pinRoot);
     const name = opts.name === undefined ? null : checkString('object name', opts.name);
+    const level = LOG_LEVEL[checkOneOf('verifierLog', opts.verifierLog ?? 'none', ['none', 'stats', 'normal', 'verbose'] as const)];
     const A = native().BpfObject;
-    return new BpfObject(path, new A(path, pinRoot, name));
+    return new BpfObject(path, new A(path, pinRoot, name, level));
   }
 
   /** Global variables that setConstant can write (name, section, offset, size). */
@@ -110,9 +152,10 @@ export class BpfObject {
   }
 
   /** Loads (maps created/reused and pinned, programs verified) on a worker thread. */
-  async load(): Promise<void> {
-    await this.#obj.load();
+  async load(): Promise<LoadResult> {
+    const log = await this.#obj.load();
     this.#loaded = true;
+    return { log, stats: parseLoadStats(log) };
   }
 
   get loaded(): boolean { return this.#loaded; }
