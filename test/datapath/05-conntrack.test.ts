@@ -1,0 +1,143 @@
+// Conntrack in BPF: replies admitted, TCP states, established flows skip policy across a policy
+// flip, per-side approval (an allow at one end never skips the other end's policy), ICMP errors
+// as related, expiry by timeout and the agent's sweep, LRU eviction when full.
+import t from 'tap';
+import { WepHarness } from './helpers/harness';
+import { buildTable, allowAll, denyAll } from './helpers/tables';
+import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
+import { flowPacket, eth, ipv4, icmp, tcp, PROTO, ipv4ToU32 } from '../../src/dataplane/bpf/packet';
+import { ct4KeyCodec, ctValueCodec, CtState, CTF, u32Key, MAP } from '../../src/dataplane/bpf/codecs';
+import { sweepConntrack } from '../../src/dataplane/bpf/conntrack';
+
+const EP = '192.168.1.10';
+const PEER = '10.2.3.4';
+
+const egressWeb = buildTable({
+  id: 'e000000000000005', direction: 'egress', protocols: [PROTO.ICMP, PROTO.TCP, PROTO.UDP],
+  rules: [
+    { proto: PROTO.TCP, portMin: 80, portMax: 80, action: 'allow', ruleId: 1 },
+    { proto: PROTO.UDP, portMin: 53, portMax: 53, action: 'allow', ruleId: 2 },
+    { proto: PROTO.ICMP, portMin: 0x0800, portMax: 0x08ff, action: 'allow', ruleId: 3 },
+  ],
+  defaultRule: 9,
+});
+
+function ctEntry(h: WepHarness, a: [string, number], b: [string, number], proto: number) {
+  const [lo, hi] = ipv4ToU32(a[0]) < ipv4ToU32(b[0]) || (a[0] === b[0] && a[1] <= b[1]) ? [a, b] : [b, a];
+  const k = ct4KeyCodec.encode({ addr_a: ipv4ToU32(lo[0]), addr_b: ipv4ToU32(hi[0]), port_a: lo[1], port_b: hi[1], proto });
+  const v = h.dp.maps.ct4!.lookup(k);
+  return v ? ctValueCodec.decode(v) : undefined;
+}
+
+t.test('conntrack', async (t) => {
+  const h = await WepHarness.create('ct');
+  t.teardown(() => h.close());
+  h.setEndpoint([`${EP}/32`], denyAll('i000000000000005', 'ingress'), egressWeb);
+  const out = (sport: number, flags: string, extra = {}) => h.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.TCP, sport, dport: 80, flags, ...extra }));
+  const back = (dport: number, flags: string) => h.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.TCP, sport: 80, dport, flags }));
+
+  t.test('TCP handshake, replies admitted against a deny-all ingress policy', async (t) => {
+    t.equal(out(40000, 'S').reason, R.FORWARD, 'SYN out');
+    t.equal(ctEntry(h, [EP, 40000], [PEER, 80], 6)?.state, CtState.SYN_SENT);
+    t.equal(back(40000, 'SA').reason, R.FORWARD, 'SYN-ACK in (reply)');
+    t.equal(ctEntry(h, [EP, 40000], [PEER, 80], 6)?.state, CtState.SYN_RECV);
+    t.equal(out(40000, 'A').reason, R.FORWARD, 'ACK out');
+    const e = ctEntry(h, [EP, 40000], [PEER, 80], 6)!;
+    t.equal(e.state, CtState.ESTABLISHED);
+    t.equal(Number(e.flags) & CTF.SRC_OK, CTF.SRC_OK, 'approved by the sender\'s egress policy');
+    t.equal(Number(e.flags) & CTF.DST_OK, 0, 'not by any ingress policy');
+    t.equal(e.rule, 1, 'the rule that allowed it');
+    t.equal(back(40000, 'PA').reason, R.FORWARD, 'data in');
+    t.equal(back(40001, 'SA').reason, R.POLICY_DENY, 'an unsolicited SYN-ACK is judged by ingress policy');
+  });
+
+  t.test('established flows keep their verdict across a policy flip; new ones get the new policy', async (t) => {
+    t.equal(out(40100, 'S').reason, R.FORWARD);
+    back(40100, 'SA'); out(40100, 'A');
+    const before = h.writer.current(1)!;
+    h.setEndpoint([`${EP}/32`], denyAll('i000000000000005', 'ingress'), denyAll('e0000000000000dd', 'egress'));
+    const after = h.writer.current(1)!;
+    t.equal(after.version, before.version + 1, 'one flip');
+    t.not(after.table[1], before.table[1], 'egress switched to a new table id');
+    t.equal(after.table[0], before.table[0], 'unchanged ingress table kept its id');
+    t.notOk(h.dp.maps.tbl!.lookup(u32Key(before.table[1])), 'old egress table deleted after the flip');
+    t.equal(out(40100, 'PA').reason, R.FORWARD, 'existing flow still passes');
+    t.equal(back(40100, 'PA').reason, R.FORWARD, 'and its replies');
+    t.equal(out(40101, 'S').reason, R.POLICY_DENY, 'a new connection is denied');
+    h.setEndpoint([`${EP}/32`], denyAll('i000000000000005', 'ingress'), egressWeb);
+  });
+
+  t.test('FIN and RST states; a SYN on a closed tuple is a new connection', async (t) => {
+    out(40200, 'S'); back(40200, 'SA'); out(40200, 'A');
+    out(40200, 'FA');
+    t.equal(ctEntry(h, [EP, 40200], [PEER, 80], 6)?.state, CtState.FIN_WAIT);
+    back(40200, 'FA');
+    t.equal(ctEntry(h, [EP, 40200], [PEER, 80], 6)?.state, CtState.CLOSING);
+    out(40201, 'S'); back(40201, 'SA'); out(40201, 'A');
+    back(40201, 'R');
+    t.equal(ctEntry(h, [EP, 40201], [PEER, 80], 6)?.state, CtState.RST);
+    h.setEndpoint([`${EP}/32`], denyAll('i000000000000005', 'ingress'), denyAll('e0000000000000de', 'egress'));
+    t.equal(out(40201, 'S').reason, R.POLICY_DENY, 'SYN reusing a reset tuple goes through (new) policy');
+    h.setEndpoint([`${EP}/32`], denyAll('i000000000000005', 'ingress'), egressWeb);
+  });
+
+  t.test('each end approves for itself', async (t) => {
+    // Workload -> workload on the same node: the sender's egress allows, the receiver's
+    // ingress (deny-all here) must still be consulted on its own hook.
+    const EP2 = '192.168.1.20';
+    const p = flowPacket({ src: EP, dst: EP2, proto: PROTO.TCP, sport: 40300, dport: 80, flags: 'S' });
+    t.equal(h.run('from', p).reason, R.FORWARD, 'sender side allows');
+    t.equal(h.run('to', p).reason, R.POLICY_DENY, 'receiver side still denies');
+    const p2 = flowPacket({ src: EP, dst: EP2, proto: PROTO.TCP, sport: 40300, dport: 80, flags: 'A' });
+    t.equal(h.run('to', p2).reason, R.POLICY_DENY, 'and keeps denying later packets of the flow');
+  });
+
+  t.test('UDP and ICMP echo replies; ICMP errors as related', async (t) => {
+    t.equal(h.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.UDP, sport: 5000, dport: 53 })).reason, R.FORWARD);
+    t.equal(h.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.UDP, sport: 53, dport: 5000 })).reason, R.FORWARD, 'UDP reply');
+    t.equal(h.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.UDP, sport: 53, dport: 5001 })).reason, R.POLICY_DENY, 'other port');
+    t.equal(ctEntry(h, [EP, 5000], [PEER, 53], 17)?.state, CtState.UDP);
+    t.equal(h.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.ICMP, icmpType: 8, icmpId: 77 })).reason, R.FORWARD);
+    t.equal(h.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.ICMP, icmpType: 0, icmpId: 77 })).reason, R.FORWARD, 'echo reply');
+    t.equal(h.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.ICMP, icmpType: 0, icmpId: 78 })).reason, R.POLICY_DENY, 'other id');
+    // A router on the path says "fragmentation needed" about the established TCP flow 40000.
+    const inner = ipv4({ src: EP, dst: PEER, proto: PROTO.TCP }, tcp({ sport: 40000, dport: 80, flags: 'A' }).subarray(0, 8));
+    const err = (body: Buffer) => eth({}, ipv4({ src: '198.18.0.1', dst: EP, proto: PROTO.ICMP }, icmp({ type: 3, code: 4, payload: body })));
+    t.equal(h.run('to', err(inner)).reason, R.FORWARD, 'frag-needed for a tracked flow passes');
+    const stranger = ipv4({ src: EP, dst: PEER, proto: PROTO.TCP }, tcp({ sport: 49999, dport: 80 }).subarray(0, 8));
+    t.equal(h.run('to', err(stranger)).reason, R.POLICY_DENY, 'an error about an unknown flow does not');
+    const ttl = eth({}, ipv4({ src: '198.18.0.1', dst: EP, proto: PROTO.ICMP }, icmp({ type: 11, code: 0, payload: inner })));
+    t.equal(h.run('to', ttl).reason, R.FORWARD, 'time exceeded for a tracked flow passes');
+  });
+});
+
+t.test('expiry by timeout and the sweep; LRU eviction when full', async (t) => {
+  const h = await WepHarness.create('ctexp', {
+    ctMaxEntries: 256,
+    ctTimeouts: { synSec: 0.3, establishedSec: 0.3, finSec: 0.3, rstSec: 0.3, udpSec: 0.3, icmpSec: 0.3, otherSec: 0.3 },
+  });
+  t.teardown(() => h.close());
+  h.setEndpoint([`${EP}/32`], denyAll('i000000000000006', 'ingress'), allowAll('e000000000000006', 'egress'));
+  t.equal(h.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.UDP, sport: 6000, dport: 53 })).reason, R.FORWARD);
+  t.equal(h.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.UDP, sport: 53, dport: 6000 })).reason, R.FORWARD, 'reply while live');
+  let sw = sweepConntrack(h.dp.ct, h.dp.ctTimeouts);
+  t.equal(sw.expired, 0, 'nothing expired yet');
+  t.equal(sw.live, 1);
+  await new Promise((r) => setTimeout(r, 450));
+  t.equal(h.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.UDP, sport: 53, dport: 6000 })).reason, R.POLICY_DENY,
+    'after the timeout the reply is a new (denied) flow, before any sweep');
+  sw = sweepConntrack(h.dp.ct, h.dp.ctTimeouts);
+  t.equal(sw.expired, 1, 'the sweep deletes the expired entry');
+  t.equal(h.dp.maps.ct4!.keys().length, 0, 'table empty');
+
+  // 2,000 new flows into a 256-entry table: none is refused, the table stays bounded.
+  let refused = 0;
+  for (let i = 0; i < 2000; i++) {
+    if (h.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.UDP, sport: 10000 + i, dport: 53 })).reason !== R.FORWARD) refused++;
+  }
+  t.equal(refused, 0, 'a full table evicts, never refuses');
+  const n = h.dp.maps.ct4!.keys().length;
+  t.ok(n <= 256 && n > 0, `table bounded (${n} entries of 256)`);
+  t.ok(ctEntry(h, [EP, 11999], [PEER, 53], 17), 'the newest flow is tracked');
+  t.equal(h.dp.maps.ct4!.info.maxEntries, 256, `${MAP.ct4} sized at load`);
+});
