@@ -288,6 +288,10 @@ type RestrictionMap = Map<string, LabelRestriction>;
  * leaves contribute what they require, `&&` combines (presence ORed, value sets
  * intersected), `||` keeps only what every branch requires (value sets united),
  * `!` inverts only `has()`.
+ *
+ * One deliberate difference: for `k in {}` Calico reports no value restriction
+ * (its empty set is a nil slice); we report `mustHaveOneOfValues: []` ("cannot
+ * match"), which is the truth and a tighter bound. Everything else agrees.
  */
 export function labelRestrictions(node: SelectorNode): RestrictionMap {
   switch (node.kind) {
