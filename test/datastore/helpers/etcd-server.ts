@@ -142,7 +142,7 @@ export class EtcdCluster {
           buf = buf.slice(nl + 1);
           m.log.push(line);
           if (m.log.length > 500) m.log.shift();
-          if (/ready to serve client requests/.test(line)) {
+          if (/ready to serve client requests|serving client traffic/.test(line)) {
             clearTimeout(timer);
             resolve();
           }

@@ -1,0 +1,15 @@
+import t from 'tap';
+import { EtcdDatastore } from '../../src/datastore';
+import { conformance } from './helpers/conformance';
+import { EtcdCluster } from './helpers/etcd-server';
+
+void (async () => {
+  const cluster = await EtcdCluster.start(1);
+  t.teardown(() => cluster.stop());
+  const endpoints = cluster.endpoints();
+  await conformance(t, {
+    name: 'etcdv3',
+    open: () => new EtcdDatastore({ endpoints }),
+    config: { type: 'etcdv3', endpoints },
+  });
+})();
