@@ -1,7 +1,8 @@
 /**
  * The agent's HTTP endpoints: `/metrics` (Prometheus), `/livez` (the event loop answers and the
  * last apply loop iteration is recent) and `/readyz` (in sync with the datastore and the last
- * apply succeeded). Bound to 127.0.0.1 by default; port 0 disables the listener.
+ * apply succeeded). Bound to 127.0.0.1 by default; port 0 picks a free port (the caller decides
+ * whether to start the server at all).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,8 +13,7 @@ export interface HealthSource {
   ready(): { ok: boolean; detail: string };
 }
 
-export async function startHttp(host: string, port: number, registry: Registry, health: HealthSource): Promise<Server | undefined> {
-  if (port === 0) return undefined;
+export async function startHttp(host: string, port: number, registry: Registry, health: HealthSource): Promise<Server> {
   const server = createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     if (url === '/metrics') {

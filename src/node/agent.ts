@@ -1,0 +1,241 @@
+/**
+ * The tortie-node agent: the composition root of the control plane.
+ *
+ *   datastore ──Syncer(list+watch, in-sync)──> validate ──> PolicyCalc.onUpdate/onDelete
+ *                                                               │ flush (coalesced, bounded)
+ *                                                               v
+ *                                     Dataplane.apply(delta) / .reconcile(full state)
+ *
+ * Contract:
+ * - Nothing is written to the kernel before the syncer is in sync; then the first apply is a
+ *   reconcile of the complete compiled state against what the kernel already holds (pinned maps
+ *   from a previous run), which writes only differences and sweeps the rest.
+ * - After that, updates are coalesced: a flush happens `flushDelayMs` after the first pending
+ *   change (never later than `maxFlushDelayMs` under a continuous stream), and applies run one
+ *   at a time. A failed apply is retried with backoff as a full reconcile, so nothing is lost.
+ * - Invalid resources in the datastore are logged and treated as absent (fail closed).
+ * - stop() stops watching and closes the datastore but leaves every program and map in place:
+ *   the datapath keeps enforcing the last state while the agent is down.
+ */
+import type { Server } from 'node:http';
+import { Syncer, RESOURCE_ROOT, parseResourceKey, type Datastore, type SyncUpdate } from '../datastore';
+import { checkResource, type Resource, type ResourceKind } from '../model';
+import { kindOfPlural, resourceFromKv } from '../client/resources';
+import type { CalcDelta, CompiledState } from '../calc/types';
+import type { Logger } from '../util/log';
+import type { NodeMetrics } from './metrics';
+import { startHttp, type HealthSource } from './http';
+
+/** The calculation graph as the agent drives it (src/calc). */
+export interface PolicyCalc {
+  onUpdate(resource: Resource): void;
+  onDelete(kind: ResourceKind, name: string, namespace?: string): void;
+  /** Changes since the last flush, ordered for atomic application. */
+  flush(): CalcDelta;
+  /** The complete current output (for reconciles). */
+  snapshot(): CompiledState;
+}
+
+/** The kernel side as the agent drives it (src/dataplane). */
+export interface Dataplane {
+  /** Brings the kernel to exactly `state` (writes differences, removes what is not wanted). */
+  reconcile(state: CompiledState): Promise<void>;
+  /** Applies one ordered delta. */
+  apply(delta: CalcDelta): Promise<void>;
+  /** Periodic housekeeping (conntrack sweep, counters → metrics); called every few seconds. */
+  housekeeping?(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface AgentOptions {
+  nodeName: string;
+  datastore: Datastore;
+  calc: PolicyCalc;
+  dataplane: Dataplane;
+  log: Logger;
+  metrics: NodeMetrics;
+  health?: { host: string; port: number };
+  flushDelayMs?: number;
+  maxFlushDelayMs?: number;
+  housekeepingMs?: number;
+}
+
+function isEmptyDelta(d: CalcDelta): boolean {
+  return d.classesAdded.length === 0 && d.classesRemoved.length === 0 && d.prefixesUpserted.length === 0 &&
+    d.prefixesRemoved.length === 0 && d.tablesAdded.length === 0 && d.tablesRemoved.length === 0 &&
+    d.projectionAdded.length === 0 && d.projectionRemoved.length === 0 && d.endpointsUpserted.length === 0 &&
+    d.endpointsRemoved.length === 0 && d.rulesUpserted.length === 0 && d.rulesRemoved.length === 0 &&
+    !d.prefilterChanged && !d.routingChanged && d.workloadRoutesUpserted.length === 0 && d.workloadRoutesRemoved.length === 0;
+}
+
+export class Agent implements HealthSource {
+  private syncer?: Syncer;
+  private server?: Server;
+  private inSync = false;
+  private needReconcile = true;
+  private dirtySince?: number;
+  /** Oldest change (hrtime ms) not yet in the kernel, for the programming-latency histogram. */
+  private flushTimer?: NodeJS.Timeout;
+  private housekeepingTimer?: NodeJS.Timeout;
+  private applying: Promise<void> = Promise.resolve();
+  private lastApplyOk = false;
+  private lastApplyError?: string;
+  private lastLoopAt = Date.now();
+  private retryMs = 50;
+  private stopped = false;
+  private stopping?: Promise<void>;
+  private readonly log: Logger;
+
+  constructor(private readonly o: AgentOptions) {
+    this.log = o.log.child({ component: 'agent' });
+  }
+
+  async start(): Promise<void> {
+    if (this.o.health) this.server = await startHttp(this.o.health.host, this.o.health.port, this.o.metrics.registry, this);
+    this.syncer = new Syncer(this.o.datastore, RESOURCE_ROOT, {
+      onUpdate: (u) => this.onSyncUpdate(u),
+      onInSync: (rev) => {
+        this.log.info({ revision: rev }, 'datastore in sync');
+        this.inSync = true;
+        this.o.metrics.resyncs.inc();
+        this.schedule(0);
+      },
+      onResync: (rev, reason) => {
+        this.log.warn({ revision: rev, reason: reason.message }, 'resynced with the datastore');
+        this.o.metrics.resyncs.inc();
+        this.schedule(0);
+      },
+      onStatus: (status, err) => {
+        if (status === 'resyncing') this.o.metrics.datastoreReconnects.inc();
+        this.log.debug({ status, err: err?.message }, 'syncer status');
+      },
+    }, { logger: this.log });
+    await this.syncer.start();
+    this.housekeepingTimer = setInterval(() => void this.housekeeping(), this.o.housekeepingMs ?? 5000);
+    this.housekeepingTimer.unref();
+  }
+
+  private onSyncUpdate(u: SyncUpdate): void {
+    const parsed = parseResourceKey(u.key);
+    const kind = parsed && kindOfPlural(parsed.plural);
+    if (!parsed || !kind) return;
+    if (u.type === 'delete') {
+      this.o.calc.onDelete(kind, parsed.name, parsed.namespace);
+    } else {
+      const checked = checkResource(resourceFromKv(u.kv));
+      if (checked.problems !== undefined) {
+        this.log.error({ key: u.key, problems: checked.problems }, 'invalid resource in the datastore; treating it as absent');
+        this.o.calc.onDelete(kind, parsed.name, parsed.namespace);
+      } else {
+        this.o.calc.onUpdate(checked.resource);
+      }
+    }
+    this.markDirty();
+  }
+
+  private markDirty(): void {
+    if (this.dirtySince === undefined) this.dirtySince = performance.now();
+    if (this.inSync) this.schedule(this.o.flushDelayMs ?? 5);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    const maxDelay = this.o.maxFlushDelayMs ?? 100;
+    const since = this.dirtySince === undefined ? 0 : performance.now() - this.dirtySince;
+    const wait = Math.max(0, Math.min(delayMs, maxDelay - since));
+    if (this.flushTimer) {
+      if (wait > 0) return; // an earlier flush is already due
+      clearTimeout(this.flushTimer);
+    }
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.applying = this.applying.then(() => this.flushOnce());
+    }, wait);
+  }
+
+  private async flushOnce(): Promise<void> {
+    if (this.stopped || !this.inSync) return;
+    this.lastLoopAt = Date.now();
+    const dirtySince = this.dirtySince;
+    this.dirtySince = undefined;
+    const end = this.o.metrics.applySeconds.startTimer();
+    try {
+      if (this.needReconcile) {
+        this.o.calc.flush(); // the snapshot covers it
+        const state = this.o.calc.snapshot();
+        await this.o.dataplane.reconcile(state);
+        this.needReconcile = false;
+        this.o.metrics.endpoints.set(state.endpoints.length);
+        this.o.metrics.inSync.set(1);
+        this.log.info({ endpoints: state.endpoints.length, tables: state.tables.length }, 'kernel reconciled with the datastore');
+      } else {
+        const delta = this.o.calc.flush();
+        if (!isEmptyDelta(delta)) await this.o.dataplane.apply(delta);
+      }
+      if (dirtySince !== undefined) this.o.metrics.policyProgrammingSeconds.observe((performance.now() - dirtySince) / 1000);
+      this.lastApplyOk = true;
+      this.lastApplyError = undefined;
+      this.retryMs = 50;
+    } catch (e) {
+      this.lastApplyOk = false;
+      this.lastApplyError = (e as Error).message;
+      this.needReconcile = true;
+      this.o.metrics.applyFailures.inc({ manager: 'dataplane' });
+      this.log.error({ err: e, retryMs: this.retryMs }, 'dataplane apply failed; will reconcile');
+      this.dirtySince = dirtySince ?? performance.now();
+      const wait = this.retryMs;
+      this.retryMs = Math.min(this.retryMs * 2, 5000);
+      setTimeout(() => this.schedule(0), wait).unref();
+    } finally {
+      end();
+    }
+  }
+
+  private async housekeeping(): Promise<void> {
+    this.lastLoopAt = Date.now();
+    try {
+      await this.o.dataplane.housekeeping?.();
+    } catch (e) {
+      this.log.warn({ err: e }, 'housekeeping failed');
+    }
+  }
+
+  /** Resolves when every change received so far has been applied (for tests and benchmarks). */
+  async settled(): Promise<void> {
+    for (let i = 0; i < 1000; i++) {
+      await this.applying;
+      if (this.dirtySince === undefined && !this.flushTimer) return;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  live(): { ok: boolean; detail: string } {
+    const age = Date.now() - this.lastLoopAt;
+    const limit = Math.max(60_000, (this.o.housekeepingMs ?? 5000) * 6);
+    return { ok: age < limit, detail: `last loop ${age} ms ago` };
+  }
+
+  ready(): { ok: boolean; detail: string } {
+    if (!this.inSync) return { ok: false, detail: 'not yet in sync with the datastore' };
+    if (this.needReconcile && !this.lastApplyOk) return { ok: false, detail: this.lastApplyError ?? 'first apply pending' };
+    if (!this.lastApplyOk) return { ok: false, detail: `last apply failed: ${this.lastApplyError}` };
+    return { ok: true, detail: 'in sync, kernel programmed' };
+  }
+
+  /** Graceful stop: the datapath keeps enforcing the last state. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopped = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.housekeepingTimer) clearInterval(this.housekeepingTimer);
+    await this.syncer?.stop();
+    await this.applying.catch(() => undefined);
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await this.o.dataplane.close();
+    await this.o.datastore.close();
+  }
+}

@@ -1,0 +1,125 @@
+// The agent's control loop over the real embedded datastore, with a recording calc and dataplane
+// (the real ones have their own tests and are composed in the end-to-end tests).
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EmbeddedDatastore } from '../../src/datastore';
+import { ResourceClient, keyOf } from '../../src/client/resources';
+import type { CalcDelta, CompiledState } from '../../src/calc/types';
+import type { Resource, ResourceKind } from '../../src/model';
+import { Agent, type PolicyCalc, type Dataplane } from '../../src/node/agent';
+import { NodeMetrics } from '../../src/node/metrics';
+import { silentLogger } from '../../src/util/log';
+import { boundPort } from '../../src/node/http';
+
+function emptyDelta(): CalcDelta {
+  return { classesAdded: [], classesRemoved: [], prefixesUpserted: [], prefixesRemoved: [], tablesAdded: [], tablesRemoved: [],
+    projectionAdded: [], projectionRemoved: [], endpointsUpserted: [], endpointsRemoved: [], rulesUpserted: [], rulesRemoved: [],
+    prefilterChanged: false, routingChanged: false, workloadRoutesUpserted: [], workloadRoutesRemoved: [] };
+}
+
+class RecordingCalc implements PolicyCalc {
+  readonly live = new Map<string, Resource>();
+  pending: string[] = [];
+  onUpdate(r: Resource): void { this.live.set(`${r.kind}/${r.metadata.name}`, r); this.pending.push(`+${r.kind}/${r.metadata.name}`); }
+  onDelete(kind: ResourceKind, name: string): void { this.live.delete(`${kind}/${name}`); this.pending.push(`-${kind}/${name}`); }
+  flush(): CalcDelta {
+    const d = emptyDelta();
+    d.rulesRemoved = this.pending.map((_, i) => i);
+    d.routingChanged = this.pending.length > 0;
+    (d as unknown as { names: string[] }).names = this.pending;
+    this.pending = [];
+    return d;
+  }
+  snapshot(): CompiledState {
+    return { nodeName: 'n1', classes: { prefixes: [], classes: [] }, tables: [], endpoints: [], rules: [],
+      prefilter: { deny: [], skipped: [] }, routing: { pools: [...this.live.values()].filter((r) => r.kind === 'IPPool').map((r) => ({ name: r.metadata.name, cidr: '', ipipMode: '', vxlanMode: '', natOutgoing: false, disabled: false, blockSize: 26 })), nodes: [], workloadRoutes: [] } };
+  }
+}
+
+class RecordingDataplane implements Dataplane {
+  reconciles: CompiledState[] = [];
+  deltas: string[][] = [];
+  failNext = 0;
+  closed = false;
+  async reconcile(s: CompiledState): Promise<void> {
+    if (this.failNext > 0) { this.failNext--; throw new Error('injected failure'); }
+    this.reconciles.push(s);
+  }
+  async apply(d: CalcDelta): Promise<void> {
+    if (this.failNext > 0) { this.failNext--; throw new Error('injected failure'); }
+    this.deltas.push((d as unknown as { names: string[] }).names);
+  }
+  async close(): Promise<void> { this.closed = true; }
+}
+
+const pool = (name: string, cidr: string): Resource => ({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name }, spec: { cidr } } as Resource);
+
+t.test('agent: in-sync → reconcile, then coalesced deltas; invalid resources are absent; retries as reconcile', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-agent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ds = new EmbeddedDatastore({ dir });
+  const writer = new EmbeddedDatastore({ dir });
+  t.teardown(() => writer.close());
+  const client = new ResourceClient(writer);
+  await client.create(pool('p1', '192.168.0.0/16') as never);
+
+  const calc = new RecordingCalc();
+  const dp = new RecordingDataplane();
+  const agent = new Agent({ nodeName: 'n1', datastore: ds, calc, dataplane: dp, log: silentLogger, metrics: new NodeMetrics(false),
+    health: { host: '127.0.0.1', port: 0 } });
+  await agent.start();
+  await agent.settled();
+  t.equal(dp.reconciles.length, 1, 'one reconcile after in-sync');
+  t.same(dp.reconciles[0]!.routing.pools.map((p) => p.name), ['p1']);
+  t.ok(agent.ready().ok, agent.ready().detail);
+
+  await client.create(pool('p2', '10.10.0.0/16') as never);
+  await client.create(pool('p3', '10.11.0.0/16') as never);
+  for (let i = 0; i < 100 && dp.deltas.flat().length < 2; i++) { await new Promise((r) => setTimeout(r, 20)); await agent.settled(); }
+  t.same(dp.deltas.flat(), ['+IPPool/p2', '+IPPool/p3'], 'updates reach the dataplane as deltas');
+
+  // An invalid resource written behind the client's back is treated as absent.
+  await writer.put(keyOf('IPPool', 'p2'), { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'p2' }, spec: { cidr: 'not-a-cidr' } });
+  for (let i = 0; i < 100 && !dp.deltas.flat().includes('-IPPool/p2'); i++) { await new Promise((r) => setTimeout(r, 20)); await agent.settled(); }
+  t.ok(dp.deltas.flat().includes('-IPPool/p2'), 'invalid p2 deleted from the calc');
+  t.notOk(calc.live.has('IPPool/p2'));
+
+  // A failed apply is retried as a full reconcile.
+  dp.failNext = 1;
+  await client.delete('IPPool', 'p3');
+  for (let i = 0; i < 200 && dp.reconciles.length < 2; i++) { await new Promise((r) => setTimeout(r, 20)); }
+  await agent.settled();
+  t.equal(dp.reconciles.length, 2, 'reconciled after the failure');
+  t.same(dp.reconciles[1]!.routing.pools.map((p) => p.name), ['p1'], 'the reconcile carries the full current state');
+  t.ok(agent.ready().ok);
+
+  await agent.stop();
+  t.ok(dp.closed, 'dataplane closed (programs stay attached: close() must not detach)');
+});
+
+t.test('agent health endpoints', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-agent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dp = new RecordingDataplane();
+  dp.failNext = 1000;
+  const metrics = new NodeMetrics(false);
+  const agent = new Agent({ nodeName: 'n1', datastore: new EmbeddedDatastore({ dir }), calc: new RecordingCalc(), dataplane: dp,
+    log: silentLogger, metrics, health: { host: '127.0.0.1', port: 0 } });
+  t.teardown(() => agent.stop());
+  await agent.start();
+  const port = boundPort((agent as unknown as { server: import('node:http').Server }).server);
+  await new Promise((r) => setTimeout(r, 100));
+  const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+  t.equal(ready.status, 503, 'not ready while the dataplane keeps failing');
+  t.match(await ready.text(), /injected failure/);
+  t.equal((await fetch(`http://127.0.0.1:${port}/livez`)).status, 200);
+  const m = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  t.match(m, /tortie_dataplane_apply_failures_total\{manager="dataplane"\} [1-9]/);
+  t.equal((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
+  dp.failNext = 0;
+  for (let i = 0; i < 200 && !agent.ready().ok; i++) await new Promise((r) => setTimeout(r, 25));
+  t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200, 'ready once an apply succeeds');
+  await agent.stop();
+});
