@@ -18,7 +18,6 @@ import {
 import { SelectorParseError } from './errors';
 import { parseToAst } from './parser';
 
-
 /** A parsed, immutable Calico selector. */
 export interface Selector {
   /** The typed AST; shared with other holders of this Selector, never mutate it. */
@@ -29,8 +28,8 @@ export interface Selector {
   readonly uniqueId: string;
   /** Every label key the selector reads, sorted; empty for all()/global(). */
   readonly labelKeys: readonly string[];
-  /** True if the labels satisfy the selector. */
-  evaluate(labels: LabelSource): boolean;
+  /** True if the labels satisfy the selector; null/undefined count as no labels. */
+  evaluate(labels: LabelSource | null | undefined): boolean;
   /** Calico's LabelRestrictions(): lower bounds on matching label sets (fresh map per call). */
   labelRestrictions(): Map<string, LabelRestriction>;
   /** False when the restrictions already show no label set can match. */
@@ -40,6 +39,8 @@ export interface Selector {
   /** The canonical form. */
   toString(): string;
 }
+
+const NO_LABELS: LabelSource = Object.freeze({});
 
 class ParsedSelector implements Selector {
   readonly root: SelectorNode;
@@ -69,8 +70,8 @@ class ParsedSelector implements Selector {
     return true;
   }
 
-  evaluate(labels: LabelSource): boolean {
-    return this.predicate(labels);
+  evaluate(labels: LabelSource | null | undefined): boolean {
+    return this.predicate(labels ?? NO_LABELS);
   }
 
   labelRestrictions(): Map<string, LabelRestriction> {

@@ -159,6 +159,12 @@ t.test('labels whose prototype-chain names collide are only read as own properti
   t.equal(parseSelector('get == "x"').evaluate({ get: 'x' }), true);
 });
 
+t.test('null or undefined labels are an empty label set', async (t) => {
+  t.equal(parseSelector('a != "x"').evaluate(undefined), true);
+  t.equal(parseSelector('has(a)').evaluate(null), false);
+  t.equal(parseSelector('').evaluate(undefined), true);
+});
+
 t.test('a Map-like label getter is consulted per key', async (t) => {
   const asked: string[] = [];
   const getter = {

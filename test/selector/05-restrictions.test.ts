@@ -36,6 +36,7 @@ const cases: Array<[string, R]> = [
   ["a == 'v1' && all()", { a: oneOf('v1') }],
   ["all() && a == 'v1'", { a: oneOf('v1') }],
   ["a == 'v1' && !has(b) && c != 'x'", { a: oneOf('v1'), b: absent }],
+  ['a == "x" && has(b)', { a: oneOf('x'), b: present }],
   // ||: only what every branch requires survives; value sets unite.
   ["a == 'v1' || a == 'v2'", { a: oneOf('v1', 'v2') }],
   ["a == 'v2' || a == 'v1' || a in {'v3', 'v1'}", { a: oneOf('v1', 'v2', 'v3') }],
