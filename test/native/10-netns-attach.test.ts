@@ -107,6 +107,7 @@ t.test('attach, traffic, query, replace, detach inside namespaces', async (t) =>
   expectBpfError(t, () => tcDetach({ netns: b.path, iface: 'tn-b', direction: 'egress', handle: 2, priority: 3 }), { code: 'ERR_BPF_TC_DETACH', errnoName: 'ENOENT' });
   t.equal(tcQuery({ netns: b.path, iface: 'tn-b', direction: 'ingress' }), undefined);
   t.match(xdpQuery({ netns: a.path, iface: 'tn-a' }), { attachMode: 'none', progId: 0 });
+  xdpDetach({ netns: a.path, iface: 'tn-a', mode: 'native' }); // nothing attached: not an error
   t.equal(tcDestroyHook({ netns: b.path, iface: 'tn-b' }), true, 'clsact removed');
   t.equal(tcDestroyHook({ netns: b.path, iface: 'tn-b' }), false, 'already gone');
   const qdisc = await b.exec(['tc', 'qdisc', 'show', 'dev', 'tn-b']);
