@@ -1,0 +1,134 @@
+/**
+ * `tortie-node doctor`: checks, one by one, the kernel features tortie needs, and says what to do
+ * about each failure. Interface checks run in a throwaway pair of network namespaces joined by a
+ * veth (198.18.0.0/30), removed afterwards; nothing in the root namespace is touched.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { BpfMap, BpfObject, XdpAction, TcAction, possibleCpus, tcAttach, xdpAttach, xdpQuery, tcQuery } from '../dataplane/native';
+import { Topology } from '../util/netns';
+
+export interface CheckResult { name: string; ok: boolean; detail: string; fix?: string }
+
+const PROBE_OBJECT = resolve(__dirname, '../../../bpf/out/tortie_probe.bpf.o');
+
+function isBpffsMounted(dir: string): boolean {
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+  return mounts.some((m) => m[2] === 'bpf' && (dir === m[1] || dir.startsWith(`${m[1]}/`)));
+}
+
+function ipv4Udp(): Buffer {
+  const b = Buffer.alloc(14 + 20 + 8);
+  b.writeUInt16BE(0x0800, 12);
+  b[14] = 0x45; b.writeUInt16BE(28, 16); b[22] = 64; b[23] = 17;
+  Buffer.from([198, 18, 0, 1, 198, 18, 0, 2]).copy(b, 26);
+  b.writeUInt16BE(1000, 34); b.writeUInt16BE(2000, 36); b.writeUInt16BE(8, 38);
+  return b;
+}
+
+function sumPerCpu(map: BpfMap, slot: number): bigint {
+  const key = Buffer.alloc(4);
+  key.writeUInt32LE(slot);
+  const v = map.lookup(key);
+  if (!v) return 0n;
+  return map.splitPerCpu(v).reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
+}
+
+export async function runDoctor(opts: { bpffsRoot: string }): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  const check = async (name: string, fix: string, fn: () => Promise<string> | string): Promise<boolean> => {
+    try {
+      results.push({ name, ok: true, detail: await fn() });
+      return true;
+    } catch (e) {
+      results.push({ name, ok: false, detail: (e as Error).message.split('\n')[0]!, fix });
+      return false;
+    }
+  };
+
+  const root = await check('running as root', 'run as root (sudo): BPF, tc and namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN', () => {
+    if (process.geteuid?.() !== 0) throw new Error(`effective uid is ${process.geteuid?.()}`);
+    return 'uid 0';
+  });
+  await check('BTF (/sys/kernel/btf/vmlinux)', 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian 12 kernels are)', () => {
+    if (!existsSync('/sys/kernel/btf/vmlinux')) throw new Error('missing');
+    return 'present';
+  });
+  await check(`bpffs mounted (${opts.bpffsRoot})`, 'mount it: mount -t bpf bpf /sys/fs/bpf (npm start does this)', () => {
+    if (!isBpffsMounted(opts.bpffsRoot)) throw new Error(`no bpf filesystem at or above ${opts.bpffsRoot}`);
+    return 'mounted';
+  });
+  if (!root) return results;
+
+  const syscall = await check('bpf() syscall (create a map)', 'enable CONFIG_BPF_SYSCALL; check kernel.unprivileged_bpf_disabled is not the issue (we run as root) and that no LSM blocks bpf()', () => {
+    const m = BpfMap.create({ type: 'ARRAY', keySize: 4, valueSize: 8, maxEntries: 1, name: 'tortie_doctor' });
+    m.close();
+    return `ok (${possibleCpus()} possible CPUs)`;
+  });
+  if (!syscall) return results;
+
+  let obj: BpfObject | undefined;
+  const loaded = await check('load BPF programs (verifier)', 'run `npm run build` (needs clang); if the verifier rejects, the log above says why', async () => {
+    if (!existsSync(PROBE_OBJECT)) throw new Error(`${PROBE_OBJECT} not built`);
+    obj = BpfObject.open(PROBE_OBJECT);
+    await obj.load();
+    return 'probe object loaded';
+  });
+  if (!loaded || !obj) return results;
+  const probe = obj;
+  try {
+    await check('BPF_PROG_TEST_RUN (XDP and tc)', 'needs a kernel with BPF_PROG_TEST_RUN for XDP and sched_cls (4.12+)', () => {
+      const x = probe.program('probe_xdp').testRun(ipv4Udp());
+      const c = probe.program('probe_tc').testRun(ipv4Udp());
+      if (x.retval !== XdpAction.PASS) throw new Error(`XDP returned ${x.retval}, expected XDP_PASS`);
+      if (c.retval !== TcAction.OK) throw new Error(`tc returned ${c.retval}, expected TC_ACT_OK`);
+      return `XDP ${x.durationNs} ns, tc ${c.durationNs} ns per run`;
+    });
+
+    const topo = Topology.create('doctor');
+    try {
+      const a = await topo.addNetns('a');
+      const b = await topo.addNetns('b');
+      await topo.addVeth(a, 'veth0', b, 'veth0');
+      await a.exec(['ip', 'addr', 'add', '198.18.0.1/30', 'dev', 'veth0']);
+      await b.exec(['ip', 'addr', 'add', '198.18.0.2/30', 'dev', 'veth0']);
+      const counters = probe.map('tortie_probe_v1');
+      const ping = () => a.exec(['ping', '-c', '3', '-i', '0.05', '-W', '1', '198.18.0.2'], { allowFail: true });
+
+      await check('tc clsact on veth (attach, traffic, query)', 'needs CONFIG_NET_CLS_ACT and CONFIG_NET_SCH_INGRESS (clsact qdisc)', async () => {
+        const before = sumPerCpu(counters, 1);
+        const f = tcAttach({ iface: 'veth0', netns: b.path, direction: 'ingress', program: probe.program('probe_tc') });
+        await ping();
+        const seen = sumPerCpu(counters, 1) - before;
+        if (seen < 3n) throw new Error(`tc program saw ${seen} packets, expected at least 3`);
+        const q = tcQuery({ iface: 'veth0', netns: b.path, direction: 'ingress' });
+        if (!q || q.progId !== f.progId) throw new Error('query did not find the attached program');
+        return `${seen} packets counted on ingress`;
+      });
+      await check('XDP on veth (native mode)', 'needs a 5.9+ kernel for native XDP on veth; generic mode works on older ones but slower', async () => {
+        const before = sumPerCpu(counters, 0);
+        xdpAttach({ iface: 'veth0', netns: b.path, program: probe.program('probe_xdp'), mode: 'native' });
+        await ping();
+        const seen = sumPerCpu(counters, 0) - before;
+        if (seen < 3n) throw new Error(`XDP program saw ${seen} packets, expected at least 3`);
+        const q = xdpQuery({ iface: 'veth0', netns: b.path });
+        if (q.attachMode !== 'native') throw new Error(`attach mode is ${q.attachMode}`);
+        return `${seen} packets counted`;
+      });
+    } catch (e) {
+      results.push({ name: 'test namespaces', ok: false, detail: (e as Error).message.split('\n')[0]!, fix: 'needs iproute2 and network namespace support' });
+    } finally {
+      topo.destroySync();
+    }
+  } finally {
+    probe.close();
+  }
+  return results;
+}
+
+export function formatResults(results: CheckResult[]): string {
+  const lines = results.map((r) => `${r.ok ? '[ ok ]' : '[FAIL]'} ${r.name}: ${r.detail}${r.ok || !r.fix ? '' : `\n       → ${r.fix}`}`);
+  const failed = results.filter((r) => !r.ok).length;
+  lines.push(failed === 0 ? `all ${results.length} checks passed: this host can run tortie` : `${failed} of ${results.length} checks failed`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,66 @@
+/**
+ * tortie-node: `run` (the agent, default), `doctor` (host feature checks), `version`.
+ */
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../version';
+import { resolveConfig, ConfigError, type RawNodeOptions } from './config';
+import { runDoctor, formatResults } from './doctor';
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('tortie-node')
+    .description('tortie node agent: keeps this host\'s eBPF dataplane matching the datastore')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+
+  program.command('doctor')
+    .description('check the kernel features tortie needs, each with pass/fail and what to do')
+    .option('--bpffs-root <dir>', 'bpffs directory for tortie pins', '/sys/fs/bpf/tortie')
+    .action(async (o: { bpffsRoot: string }) => {
+      const results = await runDoctor({ bpffsRoot: o.bpffsRoot });
+      process.stdout.write(formatResults(results));
+      exitCode = results.every((r) => r.ok) ? 0 : 1;
+    });
+
+  program.command('version').description('print the version').action(() => {
+    process.stdout.write(`tortie-node ${VERSION}\n`);
+  });
+
+  program.command('run', { isDefault: true })
+    .description('run the agent (flags override Calico environment variables)')
+    .option('--nodename <name>', 'this node\'s name (NODENAME)')
+    .option('--ip <addr>', 'autodetect | none | ADDR/PREFIX (IP)')
+    .option('--ip-autodetection-method <method>', 'first-found | can-reach=DEST | interface=RE | skip-interface=RE | cidr=CIDR')
+    .option('--datastore-type <type>', 'embedded | etcdv3 (DATASTORE_TYPE)')
+    .option('--store-dir <dir>', 'embedded datastore directory (TORTIE_DATASTORE_DIR)')
+    .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs (ETCD_ENDPOINTS)')
+    .option('--etcd-ca <file>', 'etcd CA certificate (ETCD_CA_CERT_FILE)')
+    .option('--etcd-cert <file>', 'etcd client certificate (ETCD_CERT_FILE)')
+    .option('--etcd-key <file>', 'etcd client key (ETCD_KEY_FILE)')
+    .option('--log-level <level>', 'trace | debug | info | warn | error')
+    .option('--bpffs-root <dir>', 'bpffs directory for pins (TORTIE_BPFFS_ROOT)')
+    .option('--metrics-port <port>', 'Prometheus port, 0 = off (FELIX_PROMETHEUSMETRICSPORT)')
+    .option('--health-port <port>', '/livez and /readyz port, 0 = off (FELIX_HEALTHPORT)')
+    .option('--health-host <host>', 'address for the health and metrics listener')
+    .option('--interface-prefix <prefix>', 'workload interface prefix (FELIX_INTERFACEPREFIX)')
+    .option('--uplink <ifname>', 'host uplink interface (default: the one holding the node IP)')
+    .option('--policy-only', 'enforce policy only: no IPAM, routes or encapsulation')
+    .option('--max-batch <n>', 'largest number of kernel writes per batch')
+    .action(async (o: RawNodeOptions) => {
+      const config = resolveConfig(o);
+      const { runAgent } = await import('./run');
+      exitCode = await runAgent(config);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof ConfigError) {
+      process.stderr.write(`tortie-node: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  return exitCode;
+}
