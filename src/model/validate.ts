@@ -225,7 +225,7 @@ function validateMeta(v: unknown, kind: ResourceKind | undefined, issues: Issues
 
   // WorkloadEndpoint names may be left empty: they are derived from the spec.
   const n = own(m, 'name');
-  if (n === undefined || n === '') {
+  if (n === undefined || n === null || n === '') {
     if (kind !== 'WorkloadEndpoint') {
       issues.add('metadata.name', 'is required');
       ok = false;
@@ -243,7 +243,7 @@ function validateMeta(v: unknown, kind: ResourceKind | undefined, issues: Issues
 
   const namespaced = kind !== undefined && NAMESPACED_KINDS.has(kind);
   const ns = own(m, 'namespace');
-  if (ns !== undefined && ns !== '') {
+  if (ns !== undefined && ns !== null && ns !== '') {
     if (!namespaced) {
       issues.add('metadata.namespace', `${kind ?? 'this kind'} is not namespaced; remove metadata.namespace`);
     } else if (typeof ns !== 'string') {
@@ -342,7 +342,7 @@ function ippool(meta: ObjectMeta, v: unknown, issues: Issues): IPPool | undefine
 
   let cidr;
   const rawCidr = own(s, 'cidr');
-  if (rawCidr === undefined || rawCidr === '') {
+  if (rawCidr === undefined || rawCidr === null || rawCidr === '') {
     issues.add('spec.cidr', 'is required');
   } else if (typeof rawCidr !== 'string') {
     issues.add('spec.cidr', `must be a string, got ${describe(rawCidr)}`);
@@ -363,7 +363,7 @@ function ippool(meta: ObjectMeta, v: unknown, issues: Issues): IPPool | undefine
   const modes: Partial<Record<'ipipMode' | 'vxlanMode', EncapMode>> = {};
   for (const key of ['vxlanMode', 'ipipMode'] as const) {
     const m = own(s, key);
-    if (m === undefined || m === '') {
+    if (m === undefined || m === null || m === '') {
       modes[key] = 'Never';
     } else if (typeof m === 'string' && (ENCAP_MODES as readonly string[]).includes(m)) {
       modes[key] = m as EncapMode;
@@ -717,7 +717,7 @@ function workloadEndpoint(meta: ObjectMeta, v: unknown, issues: Issues): Workloa
     if (arr !== undefined && arr.length > 0) spec.profiles = arr;
   }
   const ifn = own(s, 'interfaceName');
-  if (ifn === undefined || ifn === '') {
+  if (ifn === undefined || ifn === null || ifn === '') {
     issues.add('spec.interfaceName', 'is required (the host-side interface, e.g. cali0123456789a)');
   } else {
     const n = asString(ifn, 'spec.interfaceName', issues);

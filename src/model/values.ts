@@ -25,8 +25,12 @@ export function own(o: JsonObject, key: string): unknown {
   return Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;
 }
 
+/**
+ * Whether a field is present. `null` counts as absent, as Go's decoder (calicoctl) turns
+ * `field:` / `field: null` into the zero value.
+ */
 export function has(o: JsonObject, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(o, key) && o[key] !== undefined;
+  return Object.prototype.hasOwnProperty.call(o, key) && o[key] !== undefined && o[key] !== null;
 }
 
 /** A short description of a JSON value for messages: `a number (5)`, `null`, `an array`. */
