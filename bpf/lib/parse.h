@@ -233,6 +233,12 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 		pkt->dport = ((__u16)l4[2] << 8) | l4[3];
 		break;
 	}
+	case 58: /* ICMPv6 number in an IPv4 header: no echo/error semantics, but the policy
+		  * port value is type << 8 | code as the compiler's contract defines for it. */
+		if (tot < 4 || (void *)(l4 + 4) > end)
+			return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
+		pkt->dport = ((__u16)l4[0] << 8) | l4[1];
+		return PARSE_IPV4;
 	case IPPROTO_ICMP: {
 		__u8 type, code;
 
