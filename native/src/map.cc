@@ -387,6 +387,22 @@ Napi::Value FdClose(const Napi::CallbackInfo &info) {
   });
 }
 
+// mapFdById(id) -> owned fd
+Napi::Value MapFdById(const Napi::CallbackInfo &info) {
+  return Guarded(info, "ERR_BPF_MAP_GET", "bpf_map_get_fd_by_id", [&]() -> Napi::Value {
+    uint32_t id = ArgU32(info, 0, "id");
+    int fd = bpf_map_get_fd_by_id(id);
+    if (fd < 0) Fail("ERR_BPF_MAP_GET", "bpf_map_get_fd_by_id", ErrnoOf(fd), "open map id " + std::to_string(id));
+    try {
+      Own(info.Env(), fd, FdKind::Map);
+    } catch (...) {
+      close(fd);
+      throw;
+    }
+    return Napi::Number::New(info.Env(), fd);
+  });
+}
+
 Napi::Value OwnedFdCount(const Napi::CallbackInfo &info) {
   return Guarded(info, "ERR_BPF_INTERNAL", "ownedFdCount", [&]() -> Napi::Value {
     return Napi::Number::New(info.Env(), static_cast<double>(State(info.Env()).fds.size()));
@@ -414,6 +430,7 @@ void InitMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapCreate", Napi::Function::New(env, MapCreate, "mapCreate"));
   exports.Set("objGet", Napi::Function::New(env, ObjGet, "objGet"));
   exports.Set("objPin", Napi::Function::New(env, ObjPin, "objPin"));
+  exports.Set("mapFdById", Napi::Function::New(env, MapFdById, "mapFdById"));
   exports.Set("fdDup", Napi::Function::New(env, FdDup, "fdDup"));
   exports.Set("fdClose", Napi::Function::New(env, FdClose, "fdClose"));
   exports.Set("ownedFdCount", Napi::Function::New(env, OwnedFdCount, "ownedFdCount"));

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace tortie {
@@ -18,6 +19,7 @@ struct BatchInput {
   int repeat = 1;
   bool wantData = false;
   uint32_t outExtra = 256;  // room beyond each input for programs that grow the packet
+  std::string netns;        // run inside this network namespace ("" = the caller's)
 };
 
 struct BatchOutput {
@@ -26,6 +28,9 @@ struct BatchOutput {
 };
 
 void RunBatch(int fd, const BatchInput &in, BatchOutput &res) {
+  // Helpers such as bpf_fib_lookup and the XDP ctx's ingress_ifindex resolve in the calling
+  // thread's namespace; the guard runs the batch in the requested one (on whichever thread).
+  NetnsGuard g(in.netns);
   const size_t n = in.lengths.size();
   res.retvals.resize(n);
   res.durations.resize(n);
@@ -72,6 +77,7 @@ void ReadBatchArgs(const Napi::CallbackInfo &info, BatchInput &in) {
   in.repeat = ArgInt(info, 3, "repeat");
   in.wantData = ArgBool(info, 4, "wantData");
   in.outExtra = ArgU32(info, 5, "outExtra");
+  in.netns = ArgOptStr(info, 6, "netns");
 }
 
 Napi::Object BatchToJs(Napi::Env env, const BatchInput &in, const BatchOutput &res) {
@@ -104,6 +110,7 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo &info) {
     bool haveCtx = !ArgIsNullish(info, 3);
     uint32_t outCap = ArgU32(info, 4, "dataOutCap");
     uint32_t ctxCap = ArgU32(info, 5, "ctxOutCap");
+    std::string ns = ArgOptStr(info, 6, "netns");
     std::vector<uint8_t> out(outCap), ctxOut(haveCtx ? ctxCap : 0);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data.Data(), .data_out = out.data(),
                 .data_size_in = static_cast<__u32>(data.Length()), .data_size_out = outCap,
@@ -116,7 +123,11 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo &info) {
       opts.ctx_size_out = ctxCap;
     }
     LogCapture cap;
-    int r = bpf_prog_test_run_opts(fd, &opts);
+    int r;
+    {
+      NetnsGuard g(ns);
+      r = bpf_prog_test_run_opts(fd, &opts);
+    }
     if (r < 0)
       Fail("ERR_BPF_PROG_TEST_RUN", "bpf_prog_test_run_opts", ErrnoOf(r),
            "test run of a " + std::to_string(data.Length()) + "-byte packet on prog fd " + std::to_string(fd) +
@@ -231,7 +242,21 @@ Napi::Value ProgInfo(const Napi::CallbackInfo &info) {
     __u32 len = sizeof(pi);
     int r = bpf_obj_get_info_by_fd(fd, &pi, &len);
     if (r < 0) Fail("ERR_BPF_PROG_INFO", "bpf_obj_get_info_by_fd", ErrnoOf(r), "program info of fd " + std::to_string(fd));
+    std::vector<__u32> mapIds(pi.nr_map_ids);
+    if (pi.nr_map_ids > 0) {
+      struct bpf_prog_info pi2;
+      memset(&pi2, 0, sizeof(pi2));
+      pi2.nr_map_ids = pi.nr_map_ids;
+      pi2.map_ids = reinterpret_cast<__u64>(mapIds.data());
+      len = sizeof(pi2);
+      r = bpf_obj_get_info_by_fd(fd, &pi2, &len);
+      if (r < 0) Fail("ERR_BPF_PROG_INFO", "bpf_obj_get_info_by_fd", ErrnoOf(r), "map ids of program fd " + std::to_string(fd));
+      mapIds.resize(std::min(pi.nr_map_ids, pi2.nr_map_ids));
+    }
     Napi::Object o = Napi::Object::New(env);
+    Napi::Array ids = Napi::Array::New(env, mapIds.size());
+    for (size_t i = 0; i < mapIds.size(); i++) ids.Set(static_cast<uint32_t>(i), mapIds[i]);
+    o.Set("mapIds", ids);
     o.Set("type", pi.type);
     o.Set("id", pi.id);
     o.Set("name", std::string(pi.name));

@@ -1,7 +1,7 @@
 // BpfObject: open, list constants, set a .rodata constant that changes the program's behaviour,
 // load off the event loop, list programs and maps with their fds, hand out independent handles.
 import t from 'tap';
-import { BpfObject, ProgType, MapType, XdpAction, native } from '../../src/dataplane/native';
+import { BpfMap, BpfObject, ProgType, MapType, XdpAction, native } from '../../src/dataplane/native';
 import { IPPROTO, OBJ, expectBpfError, expectBpfReject, ipv4Packet, requireRoot, tempPinRoot } from './helpers/env';
 
 requireRoot(t);
@@ -111,4 +111,19 @@ t.test('no fds leak across open/load/close', async (t) => {
   m.close();
   obj.close();
   t.equal(native().ownedFdCount(), before);
+});
+
+t.test('a program lists the ids of its maps; maps reopen by id', async (t) => {
+  const obj = BpfObject.open(OBJ, { pinRoot: tempPinRoot(t, 'ids') });
+  t.teardown(() => obj.close());
+  await obj.load();
+  const p = obj.program('tn_tc');
+  t.teardown(() => p.close());
+  const byName = Object.fromEntries(obj.maps().map((m) => [m.name, m.id]));
+  const ids = p.info().mapIds;
+  for (const name of ['tn_counts', 'tn_flows', 'tn_events']) t.ok(ids.includes(byName[name]!), `${name} is used by tn_tc`);
+  const m = BpfMap.fromId(byName.tn_flows!);
+  t.teardown(() => m.close());
+  t.equal(m.name, 'tn_flows');
+  expectBpfError(t, () => BpfMap.fromId(0x7ffffff0), { code: 'ERR_BPF_MAP_GET', errnoName: 'ENOENT' });
 });

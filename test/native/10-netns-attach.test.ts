@@ -119,6 +119,34 @@ t.test('attach, traffic, query, replace, detach inside namespaces', async (t) =>
   t.same(leftoverNamespaces(topo.prefix), [], 'namespaces removed');
 });
 
+t.test('test runs inside a namespace see its devices', async (t) => {
+  const topo = Topology.create('tnrun');
+  t.teardown(() => topo.destroy());
+  const a = await topo.addNetns('a');
+  // A device whose ifindex exists only in this namespace.
+  const IDX = 40123;
+  await a.exec(['ip', 'link', 'add', 'tn-x', 'index', String(IDX), 'type', 'veth', 'peer', 'name', 'tn-y']);
+  await a.exec(['ip', 'link', 'set', 'tn-x', 'up']);
+  await a.exec(['ip', 'link', 'set', 'tn-y', 'up']);
+  const { xdp } = await loadPair(t, tempPinRoot(t, 'nsrun'), false);
+  const pkt = Buffer.alloc(64);
+  pkt.writeUInt16BE(0x0800, 12);
+  pkt[14] = 0x45;
+  pkt[23] = IPPROTO.UDP;
+  const ctx = Buffer.alloc(24); // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+  ctx.writeUInt32LE(pkt.length, 4);
+  ctx.writeUInt32LE(IDX, 12);
+  const r = xdp.testRun(pkt, { ctx, netns: a.path });
+  t.equal(r.retval, 2, 'runs with the namespace\'s device as ingress');
+  t.equal(r.ctx?.readUInt32LE(12), IDX);
+  expectBpfError(t, () => xdp.testRun(pkt, { ctx }), { code: 'ERR_BPF_PROG_TEST_RUN', errnoName: 'ENODEV' }, 'the same ifindex does not exist here');
+  const b = xdp.testRunBatch([pkt, pkt], { netns: a.path });
+  t.same([...b.retvals], [2, 2], 'batched runs take netns too');
+  const c = await xdp.testRunBatchAsync([pkt], { netns: a.path });
+  t.same([...c.retvals], [2], 'and off-loop ones');
+  t.equal(fs.readlinkSync('/proc/thread-self/ns/net'), fs.readlinkSync('/proc/self/ns/net'), 'back in our namespace');
+});
+
 t.test('option validation happens before entering a namespace', async (t) => {
   expectBpfError(t, () => tcAttach({ netns: 'run/netns/x', iface: 'x', direction: 'ingress', program: 3 }), { code: 'ERR_BPF_INVALID_OPTION', message: /netns must be an absolute path/ });
   expectBpfError(t, () => tcAttach({ netns: '/run/netns/x', iface: 'x', direction: 'sideways' as 'ingress', program: 3 }), { message: /direction must be one of ingress, egress, got "sideways"/ });

@@ -10,7 +10,7 @@ import { BpfError } from './errors';
 export interface NativeMapInfo {
   type: number; id: number; keySize: number; valueSize: number; maxEntries: number; flags: number; name: string;
 }
-export interface NativeProgInfo { type: number; id: number; name: string; tag: string; runCount: number; runTimeNs: number }
+export interface NativeProgInfo { type: number; id: number; name: string; tag: string; runCount: number; runTimeNs: number; mapIds: number[] }
 export interface NativeObjProgram { name: string; section: string; type: number; autoload: boolean; fd: number; id: number }
 export interface NativeObjMap {
   name: string; type: number; keySize: number; valueSize: number; maxEntries: number; fd: number; id: number;
@@ -59,14 +59,15 @@ export interface NativeAddon {
   mapInfo(fd: number): NativeMapInfo;
   mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, flags: number, name: string | null): number;
   objGet(path: string, kind: 'map' | 'prog' | 'any'): number;
+  mapFdById(id: number): number;
   objPin(fd: number, path: string): void;
   fdDup(fd: number): number;
   fdClose(fd: number): void;
   ownedFdCount(): number;
   possibleCpus(): number;
-  progTestRun(fd: number, data: Buffer, repeat: number, ctx: Buffer | null, dataOutCap: number, ctxOutCap: number): NativeTestRun;
-  progTestRunBatch(fd: number, packets: Buffer, lengths: Uint32Array, repeat: number, wantData: boolean, outExtra: number): NativeBatchRun;
-  progTestRunBatchAsync(fd: number, packets: Buffer, lengths: Uint32Array, repeat: number, wantData: boolean, outExtra: number): Promise<NativeBatchRun>;
+  progTestRun(fd: number, data: Buffer, repeat: number, ctx: Buffer | null, dataOutCap: number, ctxOutCap: number, netns: string | null): NativeTestRun;
+  progTestRunBatch(fd: number, packets: Buffer, lengths: Uint32Array, repeat: number, wantData: boolean, outExtra: number, netns: string | null): NativeBatchRun;
+  progTestRunBatchAsync(fd: number, packets: Buffer, lengths: Uint32Array, repeat: number, wantData: boolean, outExtra: number, netns: string | null): Promise<NativeBatchRun>;
   progInfo(fd: number): NativeProgInfo;
   progFdById(id: number): number;
   ifindex(netns: string | null, name: string): number;

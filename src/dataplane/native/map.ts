@@ -95,6 +95,11 @@ export class BpfMap {
     return BpfMap.adopt(native().objGet(checkAbsPath('pin path', path), 'map'));
   }
 
+  /** Opens a map by kernel id (e.g. from BpfProgram.info().mapIds of an attached program). */
+  static fromId(id: number): BpfMap {
+    return BpfMap.adopt(native().mapFdById(checkInt('map id', id, 1, U32_MAX)));
+  }
+
   /** Duplicates `fd` (which stays the caller's) into a handle of its own. */
   static fromFd(fd: number): BpfMap {
     return BpfMap.adopt(native().fdDup(checkInt('map fd', fd, 0, 0x7fffffff)));

@@ -26,6 +26,8 @@ export interface TestRunOptions {
   dataOutSize?: number;
   /** Room for the output context (default ctx length). */
   ctxOutSize?: number;
+  /** Run inside this network namespace (FIB lookups, ctx ifindex resolve there). */
+  netns?: string;
 }
 
 export interface TestRunResult {
@@ -43,6 +45,8 @@ export interface BatchRunOptions {
   wantData?: boolean;
   /** Output room beyond each input packet (default 256). */
   outExtra?: number;
+  /** Run inside this network namespace. */
+  netns?: string;
 }
 
 export interface BatchRunResult {
@@ -54,7 +58,7 @@ export interface BatchRunResult {
   data?: Buffer[];
 }
 
-function batchArgs(packets: Buffer[], opts: BatchRunOptions): [Buffer, Uint32Array, number, boolean, number] {
+function batchArgs(packets: Buffer[], opts: BatchRunOptions): [Buffer, Uint32Array, number, boolean, number, string | null] {
   if (!Array.isArray(packets)) throw invalidOption('packets', 'must be an array of Buffers');
   const lengths = new Uint32Array(packets.length);
   packets.forEach((p, i) => {
@@ -62,7 +66,8 @@ function batchArgs(packets: Buffer[], opts: BatchRunOptions): [Buffer, Uint32Arr
     lengths[i] = p.length;
   });
   return [Buffer.concat(packets), lengths, checkInt('repeat', opts.repeat ?? 1, 1, 1 << 30),
-    opts.wantData ?? false, checkInt('outExtra', opts.outExtra ?? 256, 0, 1 << 16)];
+    opts.wantData ?? false, checkInt('outExtra', opts.outExtra ?? 256, 0, 1 << 16),
+    opts.netns === undefined ? null : checkAbsPath('netns', opts.netns)];
 }
 
 function batchResult(r: NativeBatchRun): BatchRunResult {
@@ -123,7 +128,8 @@ export class BpfProgram {
     const outCap = checkInt('dataOutSize', opts.dataOutSize ?? data.length + 256, 0, 1 << 24);
     if (opts.ctx !== undefined) checkBuffer('ctx', opts.ctx);
     const ctxCap = checkInt('ctxOutSize', opts.ctxOutSize ?? opts.ctx?.length ?? 0, 0, 1 << 16);
-    const r = native().progTestRun(this.fd, data, repeat, opts.ctx ?? null, outCap, ctxCap);
+    const netns = opts.netns === undefined ? null : checkAbsPath('netns', opts.netns);
+    const r = native().progTestRun(this.fd, data, repeat, opts.ctx ?? null, outCap, ctxCap, netns);
     const res: TestRunResult = { retval: r.retval, data: r.data, durationNs: r.duration };
     if (r.ctx) res.ctx = r.ctx;
     return res;
