@@ -8,8 +8,10 @@
  *   snap-<R-1>.json  the full state at revision R-1 (absent for R = 1); written to a temp file,
  *                    fsynced and renamed, so it is complete or absent
  *   lock             writer lock (file-lock.ts)
- * The current log is the wal with the highest R; older files are leftovers of a compaction and
- * are removed by the next one.
+ * The current log is the wal with the highest R. A compaction keeps the newest `retainLogs`
+ * wals (readers a few compactions behind follow the chain wal-R → wal-(last+1)) and only the
+ * newest snapshot; a reader that falls further behind reloads from the snapshot and ends its
+ * watches with CompactedError.
  *
  * A record is one line: `<crc32 hex8>\t<meta JSON>\t<value JSON>\n`, meta = {"r":rev,"k":key}
  * for a put and {"r":rev,"k":key,"d":1} for a delete (value empty). JSON text never contains a
@@ -60,6 +62,8 @@ export interface EmbeddedOptions {
   pollMs?: number;
   /** How long a write waits for the writer lock before failing with UnavailableError. */
   lockTimeoutMs?: number;
+  /** Compacted logs kept for readers that are behind (default 8). */
+  retainLogs?: number;
 }
 
 interface Entry {
@@ -134,6 +138,7 @@ export class EmbeddedDatastore implements Datastore {
   private readonly log?: Logger;
   private readonly maxLogBytes: number;
   private readonly pollMs: number;
+  private readonly retainLogs: number;
   private readonly lock: FileLock;
 
   private state = new Map<string, Entry>();
@@ -157,6 +162,7 @@ export class EmbeddedDatastore implements Datastore {
     this.log = opts.logger?.child({ datastore: 'embedded', dir: this.dir });
     this.maxLogBytes = opts.maxLogBytes ?? 4 * 1024 * 1024;
     this.pollMs = opts.pollMs ?? 50;
+    this.retainLogs = Math.max(1, opts.retainLogs ?? 8);
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     this.lock = new FileLock(path.join(this.dir, 'lock'), { timeoutMs: opts.lockTimeoutMs });
     this.openCurrent();
@@ -286,25 +292,18 @@ export class EmbeddedDatastore implements Datastore {
       this.history = [];
       applied.push(...this.readWal(truncateTorn));
     }
-    // An older wal may have been replaced after a snapshot we never saw (we were far behind and
-    // the successor of our wal is already gone): reload from the newest snapshot.
+    // Fallen off the chain: our wal's successor is already gone (we were more than
+    // `retainLogs` compactions behind). Watchers here cannot be given every change any more:
+    // they end with CompactedError (a Syncer re-lists), and this process reloads.
     if (applied.length === 0 && !fs.existsSync(this.walPath(this.walStart))) {
-      const before = new Map(this.state);
+      const seen = this.revision;
       this.openCurrent();
-      return this.diffAsRecords(before);
+      this.log?.warn({ seen, now: this.revision }, 'fell behind the retained logs; reloaded from the snapshot');
+      this.dispatcher.failAll(new CompactedError(seen + 1, this.walStart - 1));
+      return [];
     }
     if (applied.length) this.dispatch(applied);
     return applied;
-  }
-
-  /** After a reload from a snapshot: synthesize the changes so watchers stay consistent. */
-  private diffAsRecords(before: Map<string, Entry>): HistoryRecord[] {
-    const out: HistoryRecord[] = [];
-    for (const [k, prev] of before) if (!this.state.has(k)) out.push({ rev: this.revision, key: k, prev });
-    for (const [k, e] of this.state) if (before.get(k)?.mod !== e.mod) out.push({ rev: e.mod, key: k, entry: e });
-    out.sort((a, b) => a.rev - b.rev);
-    if (out.length) this.dispatch(out);
-    return out;
   }
 
   private dispatch(records: HistoryRecord[]): void {
@@ -433,6 +432,14 @@ export class EmbeddedDatastore implements Datastore {
     return p;
   }
 
+  private isOldTemp(name: string): boolean {
+    try {
+      return Date.now() - fs.statSync(path.join(this.dir, name)).mtimeMs > 60_000;
+    } catch {
+      return false;
+    }
+  }
+
   /** Under the lock, caught up. */
   private compactLocked(): void {
     const rev = this.revision;
@@ -459,16 +466,20 @@ export class EmbeddedDatastore implements Datastore {
     this.walStart = rev + 1;
     this.walOffset = 0;
     this.history = [];
-    for (const name of fs.readdirSync(this.dir)) {
-      const w = WAL_RE.exec(name);
-      const s = SNAP_RE.exec(name);
-      if ((w && Number(w[1]) < this.walStart) || (s && Number(s[1]) < rev) || name.includes('.tmp-')) {
-        if (name.includes('.tmp-') && name.endsWith(`.tmp-${process.pid}`)) continue;
-        try {
-          fs.unlinkSync(path.join(this.dir, name));
-        } catch {
-          /* another process cleaned up */
-        }
+    // Keep the newest `retainLogs` wals so readers that are a few compactions behind can still
+    // follow the chain; snapshots other than the newest are never read again.
+    const names = fs.readdirSync(this.dir);
+    const wals = names.filter((f) => WAL_RE.test(f)).sort().reverse();
+    const doomed = [
+      ...wals.slice(this.retainLogs),
+      ...names.filter((f) => { const m = SNAP_RE.exec(f); return m !== null && Number(m[1]) < rev; }),
+      ...names.filter((f) => f.includes('.tmp-') && !f.endsWith(`.tmp-${process.pid}`) && this.isOldTemp(f)),
+    ];
+    for (const name of doomed) {
+      try {
+        fs.unlinkSync(path.join(this.dir, name));
+      } catch {
+        /* another process cleaned up */
       }
     }
     this.log?.info({ revision: rev, keys: snap.kvs.length }, 'compacted the log into a snapshot');

@@ -11,7 +11,6 @@
 import type { Logger } from 'pino';
 import { ConfigError } from './errors';
 import { DEFAULT_EMBEDDED_DIR, EmbeddedDatastore } from './embedded';
-import { EtcdDatastore } from './etcd';
 import type { Datastore } from './types';
 
 export * from './types';
@@ -21,8 +20,10 @@ export { Syncer } from './syncer';
 export type { SyncUpdate, SyncerCallbacks, SyncerOptions } from './syncer';
 export { EmbeddedDatastore, DEFAULT_EMBEDDED_DIR } from './embedded';
 export type { EmbeddedOptions } from './embedded';
-export { EtcdDatastore } from './etcd';
-export type { EtcdOptions } from './etcd';
+// The etcd backend loads gRPC and protobuf definitions (~100 ms): required only when used,
+// so the CLI and the CNI plugin on the embedded store start fast. Import the class from
+// './etcd' directly when needed.
+export type { EtcdDatastore, EtcdOptions } from './etcd';
 
 export type DatastoreConfig =
   | { type: 'embedded'; dir?: string; maxLogBytes?: number; pollMs?: number }
@@ -40,7 +41,8 @@ export function openDatastore(config: DatastoreConfig, logger?: Logger): Datasto
     case 'embedded':
       return new EmbeddedDatastore({ ...config, logger });
     case 'etcdv3':
-      return new EtcdDatastore({ ...config, logger });
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return new (require('./etcd') as typeof import('./etcd')).EtcdDatastore({ ...config, logger });
     default:
       throw new ConfigError(`unknown datastore type ${JSON.stringify((config as { type: unknown }).type)} (expected etcdv3 or embedded)`);
   }

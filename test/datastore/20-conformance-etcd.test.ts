@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EtcdDatastore } from '../../src/datastore';
+import { EtcdDatastore } from '../../src/datastore/etcd';
 import { conformance } from './helpers/conformance';
 import { EtcdCluster } from './helpers/etcd-server';
 
