@@ -239,7 +239,7 @@ function report(verb: WriteVerb, o: Outcome, io: CliIO): number {
   }
   const errText = verb === 'replace' ? errs[0].message : goErrList(errs);
   if (o.handled === 0) {
-    const what = o.total === 1 ? `${kindText} resource` : `any${kindText} resources`;
+    const what = o.total === 1 ? `${kindText} resource` : ` any${kindText} resources`;
     io.stderr.write(`Failed to ${verb}${what}: ${errText}\n`);
     return 1;
   }
