@@ -152,7 +152,8 @@ export class EndpointPolicyWriter {
   readonly tables: TableRegistry;
   private readonly eps = new Map<number, EpState>();
 
-  constructor(private readonly maps: PolicyMaps) { this.tables = new TableRegistry(maps); }
+  /** `firstTableId`: ids continue after those a previous run left in the kernel (never reused). */
+  constructor(private readonly maps: PolicyMaps, firstTableId = 1) { this.tables = new TableRegistry(maps, firstTableId); }
 
   current(ifindex: number): Endpoint | undefined {
     const v = this.maps.ep.lookup(u32Key(ifindex));
