@@ -180,11 +180,11 @@ interface ListShape {
   items: Resource[];
 }
 
-function listOf(resources: readonly Resource[], resourceVersion?: string): ListShape {
+function listOf(resources: readonly Resource[], opts: OutputOptions): ListShape {
   const kinds = new Set(resources.map((r) => r.kind));
-  const single = kinds.size === 1 ? [...kinds][0] : undefined;
+  const single = kinds.size === 1 ? [...kinds][0] : kinds.size === 0 ? opts.listKind : undefined;
   const metadata: Record<string, unknown> = {};
-  if (resourceVersion !== undefined) metadata.resourceVersion = resourceVersion;
+  if (opts.resourceVersion !== undefined) metadata.resourceVersion = opts.resourceVersion;
   return single !== undefined
     ? { apiVersion: API_VERSION_V3, kind: `${single}List`, metadata, items: [...resources] }
     : { apiVersion: 'v1', kind: 'List', metadata, items: [...resources] };
@@ -193,15 +193,17 @@ function listOf(resources: readonly Resource[], resourceVersion?: string): ListS
 export interface OutputOptions {
   /** Put into the list's metadata (calicoctl shows the datastore revision there). */
   resourceVersion?: string;
+  /** The kind listed, so that an empty result still prints as `<Kind>List` (calicoctl get). */
+  listKind?: ResourceKind;
 }
 
 export function toYaml(value: Resource | readonly Resource[], opts: OutputOptions = {}): string {
-  const v = Array.isArray(value) ? listOf(value as readonly Resource[], opts.resourceVersion) : value;
+  const v = Array.isArray(value) ? listOf(value as readonly Resource[], opts) : value;
   return yamlStringify(sortDeep(v));
 }
 
 export function toJson(value: Resource | readonly Resource[], opts: OutputOptions = {}): string {
-  const v = Array.isArray(value) ? listOf(value as readonly Resource[], opts.resourceVersion) : value;
+  const v = Array.isArray(value) ? listOf(value as readonly Resource[], opts) : value;
   return JSON.stringify(kindFirst(v), null, 2) + '\n';
 }
 

@@ -129,6 +129,8 @@ t.test('toYaml / toJson in calicoctl shapes, and they parse back to the same res
   t.same(Object.keys(parsed), ['kind', 'apiVersion', 'metadata', 'items']);
   t.equal(parsed.kind, 'IPPoolList');
   t.same(Object.keys(JSON.parse(toJson(rs[0]!))).slice(0, 2), ['kind', 'apiVersion']);
+  t.equal(toYaml([], { listKind: 'IPPool', resourceVersion: '7' }), 'apiVersion: projectcalico.org/v3\nitems: []\nkind: IPPoolList\nmetadata:\n  resourceVersion: "7"\n');
+  t.equal(toYaml([]), 'apiVersion: v1\nitems: []\nkind: List\nmetadata: {}\n');
   t.same(parseResources(mixed), rs, 'YAML round trip');
   t.same(parseResources(pools), rs.filter((r) => r.kind === 'IPPool'), 'JSON round trip');
   for (const r of rs) t.same(validateResource(JSON.parse(JSON.stringify(r))), r, `validation is idempotent: ${r.metadata.name}`);
