@@ -87,6 +87,20 @@ t.test('configuration errors name what exists', async (t) => {
   expectBpfError(t, () => BpfObject.open(OBJ, { pinRoot: 'relative/dir' }), { code: 'ERR_BPF_INVALID_OPTION', message: /pinRoot must be an absolute path/ });
 });
 
+t.test('pin-by-name maps never land in the bpffs root by default', async (t) => {
+  const fs = await import('node:fs');
+  const existed = fs.existsSync('/sys/fs/bpf/tn_flows');
+  const obj = BpfObject.open(OBJ);
+  t.teardown(() => obj.close());
+  await expectBpfReject(t, obj.load(), { code: 'ERR_BPF_INVALID_OPTION', message: /pins maps by name \(tn_flows\); pass OpenOptions\.pinRoot/ });
+  t.equal(fs.existsSync('/sys/fs/bpf/tn_flows'), existed, 'nothing pinned');
+  const explicit = BpfObject.open(OBJ);
+  t.teardown(() => explicit.close());
+  explicit.setMapPinPath('tn_flows', null);
+  await explicit.load();
+  t.ok(explicit.loaded, 'loads once the pin path is cleared');
+});
+
 t.test('autoload off and max_entries on, then load', async (t) => {
   const obj = BpfObject.open(OBJ, { pinRoot: tempPinRoot(t, 'auto') });
   t.teardown(() => obj.close());

@@ -2,7 +2,7 @@
 // output (the verifier log) and a one-line summary in the message.
 import t from 'tap';
 import { BpfObject, XdpAction } from '../../src/dataplane/native';
-import { OBJ, OBJ_REJECT, expectBpfReject, ipv4Packet, requireRoot } from './helpers/env';
+import { OBJ, OBJ_REJECT, expectBpfError, expectBpfReject, ipv4Packet, requireRoot, tempPinRoot } from './helpers/env';
 
 requireRoot(t);
 
@@ -44,8 +44,8 @@ t.test('logs are per call: a later failure does not carry an earlier log', async
 });
 
 t.test('verifier statistics on a successful load when asked', async (t) => {
-  const plain = BpfObject.open(OBJ);
-  const withStats = BpfObject.open(OBJ, { verifierLog: 'stats' });
+  const plain = BpfObject.open(OBJ, { pinRoot: tempPinRoot(t, 'vs1') });
+  const withStats = BpfObject.open(OBJ, { pinRoot: tempPinRoot(t, 'vs2'), verifierLog: 'stats' });
   t.teardown(() => { plain.close(); withStats.close(); });
   t.same((await plain.load()).stats, [], 'no verifier log by default');
   const r = await withStats.load();
@@ -59,5 +59,5 @@ t.test('verifier statistics on a successful load when asked', async (t) => {
   const f = await full.load();
   t.match(f.log, /tn_reject_xdp/, 'normal level: the whole log of the accepted program');
   t.equal(f.stats.length, 1);
-  t.throws(() => BpfObject.open(OBJ, { verifierLog: 'loud' as 'stats' }));
+  expectBpfError(t, () => BpfObject.open(OBJ, { verifierLog: 'loud' as 'stats' }), { code: 'ERR_BPF_INVALID_OPTION', message: /verifierLog must be one of none, stats, normal, verbose/ });
 });

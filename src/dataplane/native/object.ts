@@ -21,7 +21,7 @@ import { BpfProgram } from './program';
 import { U32_MAX, checkAbsPath, checkBool, checkInt, checkOneOf, checkString, show } from './validate';
 
 export interface OpenOptions {
-  /** bpffs directory for LIBBPF_PIN_BY_NAME maps (default libbpf's /sys/fs/bpf). */
+  /** bpffs directory for LIBBPF_PIN_BY_NAME maps; required when the object has such maps. */
   pinRoot?: string;
   /** Object name (prefix of internal map names); default from the file name. */
   name?: string;
@@ -99,11 +99,13 @@ export class BpfObject {
   #obj: NativeBpfObject;
   #loaded = false;
   #closed = false;
+  readonly #explicitPinRoot: boolean;
   readonly path: string;
 
-  private constructor(path: string, obj: NativeBpfObject) {
+  private constructor(path: string, obj: NativeBpfObject, explicitPinRoot: boolean) {
     this.path = path;
     this.#obj = obj;
+    this.#explicitPinRoot = explicitPinRoot;
   }
 
   static open(path: string, opts: OpenOptions = {}): BpfObject {
@@ -112,7 +114,7 @@ export class BpfObject {
     const name = opts.name === undefined ? null : checkString('object name', opts.name);
     const level = LOG_LEVEL[checkOneOf('verifierLog', opts.verifierLog ?? 'none', ['none', 'stats', 'normal', 'verbose'] as const)];
     const A = native().BpfObject;
-    return new BpfObject(path, new A(path, pinRoot, name, level));
+    return new BpfObject(path, new A(path, pinRoot, name, level), pinRoot !== null);
   }
 
   /** Global variables that setConstant can write (name, section, offset, size). */
@@ -153,6 +155,14 @@ export class BpfObject {
 
   /** Loads (maps created/reused and pinned, programs verified) on a worker thread. */
   async load(): Promise<LoadResult> {
+    // libbpf's default root for pin-by-name maps is the bpffs root itself; never pin there by
+    // accident (per-map pin paths set with setMapPinPath are explicit and allowed).
+    if (!this.#explicitPinRoot) {
+      const byName = this.#obj.maps().filter((m) => m.pinPath !== null && m.pinPath === `/sys/fs/bpf/${m.name}`);
+      if (byName.length > 0) {
+        throw invalidOption(`BPF object ${this.path}`, `pins maps by name (${byName.map((m) => m.name).join(', ')}); pass OpenOptions.pinRoot (e.g. /sys/fs/bpf/tortie) or clear their pin paths`);
+      }
+    }
     const log = await this.#obj.load();
     this.#loaded = true;
     return { log, stats: parseLoadStats(log) };
