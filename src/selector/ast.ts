@@ -103,6 +103,10 @@ export function compareCodePoints(a: string, b: string): number {
 
 /** Sorted (code point order), de-duplicated copy, as Calico stores set literals. */
 export function toSortedSet(values: readonly string[]): string[] {
+  // Users usually write sets in order already: skip the sort then.
+  let ordered = true;
+  for (let i = 1; i < values.length && ordered; i++) ordered = compareCodePoints(values[i - 1]!, values[i]!) < 0;
+  if (ordered) return values.slice();
   const sorted = [...values].sort(compareCodePoints);
   const out: string[] = [];
   for (const v of sorted) {
@@ -256,7 +260,7 @@ function memberTest(values: readonly string[]): (v: string) => boolean {
     const only = values[0];
     return (v) => v === only;
   }
-  if (values.length <= 8) return (v) => values.includes(v);
+  if (values.length <= 16) return (v) => values.includes(v);
   const set = new Set(values);
   return (v) => set.has(v);
 }

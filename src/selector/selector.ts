@@ -42,17 +42,21 @@ export interface Selector {
 
 const NO_LABELS: LabelSource = Object.freeze({});
 
+/** Derived forms are computed on first use: validation only needs the parse. */
 class ParsedSelector implements Selector {
   readonly root: SelectorNode;
-  readonly canonical: string;
-  private readonly predicate: Predicate;
+  private canon: string | undefined;
+  private predicate: Predicate | undefined;
   private id: string | undefined;
   private keys: readonly string[] | undefined;
 
   constructor(root: SelectorNode) {
     this.root = root;
-    this.canonical = canonicalString(root);
-    this.predicate = compileNode(root);
+  }
+
+  get canonical(): string {
+    if (this.canon === undefined) this.canon = canonicalString(this.root);
+    return this.canon;
   }
 
   get uniqueId(): string {
@@ -71,6 +75,7 @@ class ParsedSelector implements Selector {
   }
 
   evaluate(labels: LabelSource | null | undefined): boolean {
+    if (this.predicate === undefined) this.predicate = compileNode(this.root);
     return this.predicate(labels ?? NO_LABELS);
   }
 
