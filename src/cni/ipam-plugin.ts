@@ -1,5 +1,94 @@
-/** The `tortie-ipam` CNI IPAM plugin entry point. Implementation lands with issue 6. */
+/**
+ * The `tortie-ipam` CNI IPAM plugin (spec 1.0.0 IPAM: ADD, DEL, CHECK, VERSION), over src/ipam.
+ *
+ * - ADD: assigns one IPv4 address for the handle `<network name>.<CNI_CONTAINERID>` on this
+ *   node (config `nodename`, …) from the usable pools (optionally `ipam.ipv4_pools`); returns
+ *   `{cniVersion, ips: [{address: "a.b.c.d/32"}]}`. Repeating it returns the same address.
+ * - DEL: releases the handle's addresses; unknown handle: success.
+ * - CHECK: fails (code 103) unless the handle owns exactly the addresses in prevResult.
+ * It is exec'd by the `tortie` plugin per the spec's delegation rules, and the same functions
+ * (`ipamAdd`, `ipamDel`, `ipamCheck`) are called in-process when the binary is not on CNI_PATH.
+ */
+import type { Datastore } from '../datastore/types';
+import { IpamClient } from '../ipam/client';
+import { createLogger, silentLogger, type Logger } from '../util/log';
+import { formatResult, parseEnv, parseNetConf, SUPPORTED_VERSIONS, type CniEnv, type CniResult, type NetConf } from './config';
+import { handleIdFor, nodeName, openStore, toCniError, workloadIdentity } from './context';
+import { CNI_ERR, CniError } from './errors';
+import { readStdin, writeError } from './io';
+
+export async function ipamAdd(ds: Datastore, conf: NetConf, env: CniEnv, procEnv: NodeJS.ProcessEnv, log: Logger = silentLogger): Promise<CniResult> {
+  const ipam = new IpamClient(ds, { logger: log });
+  const id = workloadIdentity(env);
+  const attrs: Record<string, string> = { node: nodeName(conf, procEnv), containerID: env.containerId, namespace: id.namespace };
+  if (id.pod) attrs.pod = id.pod;
+  try {
+    const res = await ipam.assign({ handleId: handleIdFor(conf, env), node: attrs.node!, attrs, pools: conf.ipam?.ipv4_pools });
+    return { cniVersion: conf.cniVersion, ips: res.ips.map((x) => ({ address: x.cidr })), routes: [] };
+  } catch (err) {
+    throw toCniError(err, 'assigning an IPv4 address');
+  }
+}
+
+export async function ipamDel(ds: Datastore, conf: NetConf, env: CniEnv, log: Logger = silentLogger): Promise<string[]> {
+  try {
+    return await new IpamClient(ds, { logger: log }).releaseByHandle(handleIdFor(conf, env));
+  } catch (err) {
+    throw toCniError(err, 'releasing the container\'s addresses');
+  }
+}
+
+export async function ipamCheck(ds: Datastore, conf: NetConf, env: CniEnv): Promise<void> {
+  const handle = handleIdFor(conf, env);
+  let owned: string[];
+  try {
+    owned = (await new IpamClient(ds).ipsByHandle(handle)).map((x) => x.cidr).sort();
+  } catch (err) {
+    throw toCniError(err, 'reading the container\'s addresses');
+  }
+  const expected = (conf.prevResult?.ips ?? []).map((x) => x.address).filter((a) => !a.includes(':')).sort();
+  if (owned.join(',') !== expected.join(',')) {
+    throw new CniError(CNI_ERR.CHECK_FAILED, `IPAM handle ${handle} owns [${owned.join(', ')}] but prevResult lists [${expected.join(', ')}]`);
+  }
+}
+
+export function versionResult(cniVersion = '1.0.0'): { cniVersion: string; supportedVersions: string[] } {
+  return { cniVersion, supportedVersions: [...SUPPORTED_VERSIONS] };
+}
+
 export async function main(_argv: string[]): Promise<number> {
-  process.stdout.write(JSON.stringify({ cniVersion: '1.0.0', code: 999, msg: 'tortie-ipam: not implemented yet (issue 6)' }) + '\n');
-  return 1;
+  let cniVersion = '1.0.0';
+  try {
+    const env = parseEnv(process.env);
+    const stdin = await readStdin();
+    if (env.command === 'VERSION') {
+      let v = '1.0.0';
+      try { v = (JSON.parse(stdin) as { cniVersion?: string }).cniVersion || v; } catch { /* VERSION needs no config */ }
+      process.stdout.write(JSON.stringify(versionResult(v)) + '\n');
+      return 0;
+    }
+    const conf = parseNetConf(stdin);
+    cniVersion = conf.cniVersion;
+    if (env.command === 'CHECK' && !['0.4.0', '1.0.0'].includes(conf.cniVersion)) {
+      throw new CniError(CNI_ERR.INCOMPATIBLE_VERSION, `CHECK needs cniVersion 0.4.0 or later, the configuration says ${conf.cniVersion}`);
+    }
+    const log = conf.log_level ? createLogger({ level: conf.log_level, name: 'tortie-ipam' }) : silentLogger;
+    const ds = openStore(conf, process.env, log);
+    try {
+      if (env.command === 'ADD') {
+        const res = await ipamAdd(ds, conf, env, process.env, log);
+        process.stdout.write(JSON.stringify(formatResult(res, conf.cniVersion)) + '\n');
+      } else if (env.command === 'DEL') {
+        await ipamDel(ds, conf, env, log);
+      } else {
+        await ipamCheck(ds, conf, env);
+      }
+    } finally {
+      await ds.close().catch(() => undefined);
+    }
+    return 0;
+  } catch (err) {
+    writeError(toCniError(err, 'tortie-ipam'), cniVersion);
+    return 1;
+  }
 }

@@ -1,5 +1,307 @@
-/** The `tortie` CNI plugin entry point. Implementation lands with issue 6. */
-export async function main(_argv: string[]): Promise<number> {
-  process.stdout.write(JSON.stringify({ cniVersion: '1.0.0', code: 999, msg: 'tortie CNI plugin: not implemented yet (issue 6)' }) + '\n');
-  return 1;
+/**
+ * The `tortie` CNI plugin (spec 1.0.0; also answers 0.3.0, 0.3.1 and 0.4.0 configurations).
+ *
+ * ADD   IPAM (delegated to `ipam.type`, normally tortie-ipam) → veth `cali<hash>` created with
+ *       its peer directly in CNI_NETNS → WorkloadEndpoint written (before any link is up, so the
+ *       agent knows the endpoint before its first packet) → host side: MAC ee:ee:ee:ee:ee:ee,
+ *       proxy_arp=1, proxy_delay=0, forwarding=1, route <ip>/32 dev cali… → container side:
+ *       <ip>/32, 169.254.1.1 scope link, default via 169.254.1.1, MTU. On failure everything
+ *       it did is undone and the addresses released.
+ *       Idempotent: a repeated ADD converges on the same interfaces, address and endpoint.
+ * DEL   releases the handle's addresses, deletes the host veth (taking its peer and routes) and
+ *       the WorkloadEndpoint. Missing pieces (or an unknown container) are not errors. When the
+ *       endpoint now belongs to a newer container of the same pod, only the addresses of the
+ *       container being deleted are released.
+ * CHECK verifies interfaces, addresses, routes, sysctls, endpoint and IPAM against prevResult.
+ * VERSION prints the supported versions.
+ * Policy-only mode (`policy_only: true`, chained after another plugin such as the AWS VPC CNI):
+ *       no IPAM, no interfaces, no routes — ADD writes the WorkloadEndpoint for the host
+ *       interface `<interface_prefix><hash>` that plugin made, with the addresses of prevResult,
+ *       and passes prevResult through; DEL deletes the endpoint.
+ *
+ * All interface work is relative to the network namespace this process runs in (the node's).
+ * Errors: the spec's error object on stdout, exit status 1 (codes in errors.ts).
+ */
+import { ResourceClient } from '../client/resources';
+import type { Datastore } from '../datastore/types';
+import { IpamClient } from '../ipam/client';
+import { parseV4Net, v4Contains } from '../ipam/block';
+import { workloadEndpointName } from '../model/validate';
+import type { WorkloadEndpoint } from '../model/types';
+import { createLogger, type Logger } from '../util/log';
+import { formatResult, parseEnv, parseNetConf, type CniEnv, type CniResult, type NetConf } from './config';
+import { handleIdFor, hostVethName, nodeName, openStore, toCniError, workloadIdentity, type WorkloadIdentity } from './context';
+import { delegateIpam, type DelegateContext } from './delegate';
+import { CNI_ERR, CniError } from './errors';
+import { readStdin, writeError } from './io';
+import { versionResult } from './ipam-plugin';
+import {
+  GATEWAY, HOST_MAC, configureContainerSide, configureHostSide, deleteLink, ensureVeth, getAddrs, getLink, getRoutes,
+  netnsExists,
+} from './netlink';
+
+export const DEFAULT_MTU = 1500;
+export const IPIP_OVERHEAD = 20;
+
+interface Ctx extends DelegateContext {
+  node: string;
+  id: WorkloadIdentity;
+  hostName: string;
 }
+
+function makeCtx(conf: NetConf, env: CniEnv, procEnv: NodeJS.ProcessEnv, log: Logger): Ctx & { close(): Promise<void> } {
+  let ds: Datastore | undefined;
+  const id = workloadIdentity(env);
+  return {
+    conf, env, procEnv, log, id,
+    node: nodeName(conf, procEnv),
+    hostName: hostVethName(id.workloadId, conf.interface_prefix ?? 'cali'),
+    ds: () => (ds ??= openStore(conf, procEnv, log)),
+    async close() { if (ds) await ds.close().catch(() => undefined); },
+  };
+}
+
+function wepSpecIds(ctx: Ctx): Pick<WorkloadEndpoint['spec'], 'orchestrator' | 'node' | 'pod' | 'containerID' | 'endpoint' | 'workload'> {
+  return {
+    orchestrator: ctx.id.orchestrator,
+    node: ctx.node,
+    ...(ctx.id.pod ? { pod: ctx.id.pod } : {}),
+    containerID: ctx.env.containerId,
+    endpoint: ctx.env.ifname,
+  };
+}
+
+function wepName(ctx: Ctx): string {
+  const n = workloadEndpointName(wepSpecIds(ctx));
+  if (typeof n !== 'string') throw new CniError(CNI_ERR.INVALID_ENV, `cannot name the workload endpoint: ${n.path} ${n.reason}`);
+  return n;
+}
+
+function buildWep(ctx: Ctx, ips: string[], mac: string | undefined): WorkloadEndpoint {
+  const { conf, id } = ctx;
+  const labels: Record<string, string> = {
+    ...(conf.labels ?? {}),
+    'projectcalico.org/namespace': id.namespace,
+    'projectcalico.org/orchestrator': id.orchestrator,
+  };
+  return {
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'WorkloadEndpoint',
+    metadata: { name: wepName(ctx), namespace: id.namespace, labels },
+    spec: {
+      ...wepSpecIds(ctx),
+      ipNetworks: ips.map((a) => `${a.split('/')[0]}/32`),
+      profiles: conf.profiles ?? (id.orchestrator === 'k8s' ? [`kns.${id.namespace}`] : [conf.name]),
+      interfaceName: ctx.hostName,
+      ...(mac ? { mac } : {}),
+      ...(conf.ports ? { ports: conf.ports.map((p) => ({ name: p.name, protocol: p.protocol, port: p.port })) } : {}),
+    },
+  };
+}
+
+async function writeWep(ctx: Ctx, wep: WorkloadEndpoint): Promise<void> {
+  try {
+    await new ResourceClient(ctx.ds()).apply(wep);
+  } catch (err) {
+    throw toCniError(err, `writing WorkloadEndpoint ${wep.metadata.namespace}/${wep.metadata.name}`);
+  }
+}
+
+async function readWep(ctx: Ctx): Promise<WorkloadEndpoint | undefined> {
+  try {
+    return await new ResourceClient(ctx.ds()).get('WorkloadEndpoint', wepName(ctx), ctx.id.namespace);
+  } catch (err) {
+    throw toCniError(err, 'reading the WorkloadEndpoint');
+  }
+}
+
+async function deleteWep(ctx: Ctx): Promise<void> {
+  try {
+    await new ResourceClient(ctx.ds()).delete('WorkloadEndpoint', wepName(ctx), ctx.id.namespace);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_RESOURCE_NOT_FOUND') return;
+    throw toCniError(err, 'deleting the WorkloadEndpoint');
+  }
+}
+
+/** Config `mtu`, else 1500 less the IPIP header when the address's pool encapsulates. */
+async function workloadMtu(ctx: Ctx, ips: string[]): Promise<number> {
+  if (ctx.conf.mtu !== undefined) return ctx.conf.mtu;
+  try {
+    const pools = await new IpamClient(ctx.ds()).listPools();
+    const addr = parseV4Net(`${ips[0]!.split('/')[0]}/32`).base;
+    const pool = pools.find((p) => v4Contains(p.net, addr));
+    return pool && pool.ipipMode !== 'Never' ? DEFAULT_MTU - IPIP_OVERHEAD : DEFAULT_MTU;
+  } catch (err) {
+    throw toCniError(err, 'reading IP pools for the MTU');
+  }
+}
+
+function v4Addresses(res: CniResult | undefined): string[] {
+  return (res?.ips ?? []).map((x) => x.address).filter((a) => typeof a === 'string' && !a.includes(':'));
+}
+
+async function requireNetns(env: CniEnv, code: number = CNI_ERR.INVALID_ENV): Promise<void> {
+  if (!(await netnsExists(env.netns))) throw new CniError(code, `CNI_NETNS=${JSON.stringify(env.netns)} does not exist`);
+}
+
+// ---------------------------------------------------------------- ADD
+
+export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
+  const { conf, env } = ctx;
+  await requireNetns(env);
+  if (conf.policy_only) return addPolicyOnly(ctx);
+
+  const ipamRes = await delegateIpam('ADD', ctx);
+  const ips = v4Addresses(ipamRes);
+  if (ips.length === 0) {
+    await delegateIpam('DEL', ctx).catch(() => undefined);
+    throw new CniError(CNI_ERR.IPAM_FAILURE, `IPAM plugin ${conf.ipam!.type} returned no IPv4 address`);
+  }
+  try {
+    const mtu = await workloadMtu(ctx, ips);
+    const { cont } = await ensureVeth({ hostName: ctx.hostName, contName: env.ifname, netns: env.netns, mtu });
+    await writeWep(ctx, buildWep(ctx, ips, cont.address));
+    await configureHostSide(ctx.hostName, mtu, ips);
+    await configureContainerSide(env.netns, env.ifname, mtu, ips);
+    ctx.log.info({ container: env.containerId, iface: ctx.hostName, ips }, 'workload networked');
+    return {
+      cniVersion: conf.cniVersion,
+      interfaces: [
+        { name: ctx.hostName, mac: HOST_MAC },
+        { name: env.ifname, mac: cont.address, sandbox: env.netns },
+      ],
+      ips: ips.map((address) => ({ address: `${address.split('/')[0]}/32`, interface: 1 })),
+      routes: [{ dst: '0.0.0.0/0', gw: GATEWAY }],
+      dns: {},
+    };
+  } catch (err) {
+    ctx.log.warn({ err }, 'ADD failed; undoing');
+    await deleteLink(ctx.hostName).catch(() => undefined);
+    await deleteWep(ctx).catch(() => undefined);
+    await delegateIpam('DEL', ctx).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function addPolicyOnly(ctx: Ctx): Promise<CniResult> {
+  const { conf, env } = ctx;
+  const prev = conf.prevResult;
+  const ips = v4Addresses(prev);
+  if (!prev || ips.length === 0) {
+    throw new CniError(CNI_ERR.INVALID_CONFIG, 'network configuration field prevResult: policy_only mode needs the result of the plugin before tortie in the chain, with at least one IPv4 address');
+  }
+  const host = await getLink(ctx.hostName);
+  if (!host) {
+    throw new CniError(CNI_ERR.INTERFACE_FAILURE, `policy_only: host interface ${ctx.hostName} (interface_prefix ${JSON.stringify(conf.interface_prefix ?? 'cali')} + hash of ${ctx.id.workloadId}) does not exist; the plugin before tortie must create it`);
+  }
+  let mac = prev.interfaces?.find((i) => i.name === env.ifname && i.sandbox)?.mac;
+  if (!mac) mac = (await getLink(env.ifname, env.netns))?.address;
+  await writeWep(ctx, buildWep(ctx, ips, mac));
+  return formatResult(prev, conf.cniVersion);
+}
+
+// ---------------------------------------------------------------- DEL
+
+export async function cmdDel(ctx: Ctx): Promise<void> {
+  const wep = await readWep(ctx);
+  if (wep && wep.spec.containerID && wep.spec.containerID !== ctx.env.containerId) {
+    // The endpoint (and the veth, named after the pod) belong to a newer container of the same
+    // pod: leave them, give back only what this container held.
+    ctx.log.info({ container: ctx.env.containerId, owner: wep.spec.containerID }, 'DEL for a replaced container');
+    if (!ctx.conf.policy_only) await delegateIpam('DEL', ctx);
+    return;
+  }
+  if (!ctx.conf.policy_only) {
+    await delegateIpam('DEL', ctx);
+    await deleteLink(ctx.hostName);
+  }
+  await deleteWep(ctx);
+}
+
+// ---------------------------------------------------------------- CHECK
+
+export async function cmdCheck(ctx: Ctx): Promise<void> {
+  const { conf, env } = ctx;
+  const prev = conf.prevResult;
+  if (!prev) throw new CniError(CNI_ERR.INVALID_CONFIG, 'network configuration field prevResult: is required for CHECK');
+  await requireNetns(env, CNI_ERR.UNKNOWN_CONTAINER);
+  const ips = v4Addresses(prev).map((a) => `${a.split('/')[0]}/32`).sort();
+  const fail = (what: string): never => { throw new CniError(CNI_ERR.CHECK_FAILED, `CHECK ${env.containerId}: ${what}`); };
+
+  const wep = await readWep(ctx);
+  if (!wep) fail(`WorkloadEndpoint ${ctx.id.namespace}/${wepName(ctx)} does not exist`);
+  if (wep!.spec.containerID !== env.containerId) fail(`WorkloadEndpoint belongs to container ${wep!.spec.containerID}`);
+  const wepIps = [...(wep!.spec.ipNetworks ?? [])].sort();
+  if (wepIps.join(',') !== ips.join(',')) fail(`WorkloadEndpoint ipNetworks [${wepIps.join(', ')}] differ from prevResult [${ips.join(', ')}]`);
+  if (wep!.spec.interfaceName !== ctx.hostName) fail(`WorkloadEndpoint interfaceName ${wep!.spec.interfaceName} is not ${ctx.hostName}`);
+
+  const host = await getLink(ctx.hostName);
+  if (!host) return fail(`host interface ${ctx.hostName} does not exist`);
+  if (conf.policy_only) return;
+
+  if (host.linkinfo?.info_kind !== 'veth') fail(`host interface ${ctx.hostName} is not a veth`);
+  if (host.address !== HOST_MAC) fail(`host interface ${ctx.hostName} has MAC ${host.address}, expected ${HOST_MAC}`);
+  if (!host.flags.includes('UP')) fail(`host interface ${ctx.hostName} is down`);
+  const cont = await getLink(env.ifname, env.netns);
+  if (!cont) return fail(`interface ${env.ifname} does not exist in ${env.netns}`);
+  if (cont.link_index !== host.ifindex || host.link_index !== cont.ifindex) fail(`${env.ifname} in the container is not the peer of ${ctx.hostName}`);
+  if (!cont.flags.includes('UP')) fail(`container interface ${env.ifname} is down`);
+  if (wep!.spec.mac && wep!.spec.mac !== cont.address) fail(`container MAC ${cont.address} differs from the WorkloadEndpoint's ${wep!.spec.mac}`);
+  const addrs = await getAddrs(env.ifname, env.netns);
+  for (const a of ips) if (!addrs.includes(a)) fail(`address ${a} missing on ${env.ifname} (has ${addrs.join(', ') || 'none'})`);
+
+  const croutes = await getRoutes(env.netns);
+  if (!croutes.some((r) => r.dst === GATEWAY && r.dev === env.ifname && r.scope === 'link')) fail(`container route ${GATEWAY} scope link dev ${env.ifname} missing`);
+  if (!croutes.some((r) => r.dst === 'default' && r.gateway === GATEWAY && r.dev === env.ifname)) fail(`container default route via ${GATEWAY} dev ${env.ifname} missing`);
+  const hroutes = await getRoutes(undefined, ctx.hostName);
+  for (const a of ips) {
+    const bare = a.split('/')[0];
+    if (!hroutes.some((r) => r.dst === bare || r.dst === a)) fail(`host route ${a} dev ${ctx.hostName} missing`);
+  }
+  const { readFile } = await import('node:fs/promises');
+  const proxyArp = (await readFile(`/proc/sys/net/ipv4/conf/${ctx.hostName}/proxy_arp`, 'utf8')).trim();
+  if (proxyArp !== '1') fail(`proxy_arp on ${ctx.hostName} is ${proxyArp}, expected 1`);
+  await delegateIpam('CHECK', ctx);
+}
+
+// ---------------------------------------------------------------- entry
+
+export async function main(_argv: string[]): Promise<number> {
+  let cniVersion = '1.0.0';
+  let close: (() => Promise<void>) | undefined;
+  try {
+    const env = parseEnv(process.env);
+    const stdin = await readStdin();
+    if (env.command === 'VERSION') {
+      let v = '1.0.0';
+      try { v = (JSON.parse(stdin) as { cniVersion?: string }).cniVersion || v; } catch { /* VERSION needs no config */ }
+      process.stdout.write(JSON.stringify(versionResult(v)) + '\n');
+      return 0;
+    }
+    const conf = parseNetConf(stdin);
+    cniVersion = conf.cniVersion;
+    if (env.command === 'CHECK' && !['0.4.0', '1.0.0'].includes(conf.cniVersion)) {
+      throw new CniError(CNI_ERR.INCOMPATIBLE_VERSION, `CHECK needs cniVersion 0.4.0 or later, the configuration says ${conf.cniVersion}`);
+    }
+    const log = createLogger({ level: conf.log_level ?? 'warn', name: 'tortie-cni' }).child({ container: env.containerId, command: env.command });
+    const ctx = makeCtx(conf, env, process.env, log);
+    close = () => ctx.close();
+    if (env.command === 'ADD') {
+      const res = await cmdAdd(ctx);
+      process.stdout.write(JSON.stringify(formatResult(res, conf.cniVersion)) + '\n');
+    } else if (env.command === 'DEL') {
+      await cmdDel(ctx);
+    } else {
+      await cmdCheck(ctx);
+    }
+    return 0;
+  } catch (err) {
+    writeError(toCniError(err, 'tortie'), cniVersion);
+    return 1;
+  } finally {
+    if (close) await close();
+  }
+}
+
+export { handleIdFor };

@@ -1,0 +1,103 @@
+/**
+ * What both CNI plugins derive from their inputs: the datastore to open, this node's name, the
+ * workload's identity (Kubernetes pod or plain CNI container), names (host veth, IPAM handle),
+ * and the mapping of datastore/IPAM failures onto CNI error codes.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { datastoreConfigFromEnv, openDatastore, type DatastoreConfig } from '../datastore';
+import { DatastoreError } from '../datastore/errors';
+import type { Datastore } from '../datastore/types';
+import { IpamError } from '../ipam/errors';
+import type { Logger } from '../util/log';
+import type { CniEnv, NetConf } from './config';
+import { CNI_ERR, CniError } from './errors';
+
+export function datastoreConfig(conf: NetConf, env: NodeJS.ProcessEnv): DatastoreConfig {
+  const type = conf.datastore_type ?? (conf.etcd_endpoints ? 'etcdv3' : undefined);
+  if (type === undefined) {
+    const fromEnv = datastoreConfigFromEnv(env);
+    if (fromEnv.type === 'embedded' && conf.datastore_path) return { type: 'embedded', dir: conf.datastore_path };
+    return fromEnv;
+  }
+  if (type === 'embedded') return { type: 'embedded', dir: conf.datastore_path ?? env.TORTIE_DATASTORE_DIR };
+  const endpoints = (conf.etcd_endpoints ?? env.ETCD_ENDPOINTS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return {
+    type: 'etcdv3',
+    endpoints,
+    caFile: conf.etcd_ca_cert_file ?? env.ETCD_CA_CERT_FILE,
+    certFile: conf.etcd_cert_file ?? env.ETCD_CERT_FILE,
+    keyFile: conf.etcd_key_file ?? env.ETCD_KEY_FILE,
+  };
+}
+
+export function openStore(conf: NetConf, env: NodeJS.ProcessEnv, log?: Logger): Datastore {
+  try {
+    return openDatastore(datastoreConfig(conf, env), log);
+  } catch (err) {
+    throw toCniError(err, 'opening the datastore');
+  }
+}
+
+/** Calico's order: config `nodename`, then `nodename_file`, then NODENAME, then the hostname. */
+export function nodeName(conf: NetConf, env: NodeJS.ProcessEnv): string {
+  if (conf.nodename) return conf.nodename;
+  if (conf.nodename_file) {
+    try {
+      const n = readFileSync(conf.nodename_file, 'utf8').trim();
+      if (n) return n;
+    } catch (err) {
+      throw new CniError(CNI_ERR.INVALID_CONFIG, `network configuration field nodename_file: cannot read ${conf.nodename_file}: ${(err as Error).message}`);
+    }
+  }
+  return env.NODENAME || hostname().toLowerCase();
+}
+
+export interface WorkloadIdentity {
+  orchestrator: 'k8s' | 'cni';
+  namespace: string;
+  /** Pod name (k8s) or container id (cni). */
+  workload: string;
+  /** What the host veth name is hashed from: `<namespace>.<pod>` or the container id. */
+  workloadId: string;
+  pod?: string;
+}
+
+export function workloadIdentity(env: CniEnv): WorkloadIdentity {
+  const pod = env.args.K8S_POD_NAME;
+  const ns = env.args.K8S_POD_NAMESPACE;
+  if (pod && ns) return { orchestrator: 'k8s', namespace: ns, workload: pod, workloadId: `${ns}.${pod}`, pod };
+  if (pod || ns) {
+    throw new CniError(CNI_ERR.INVALID_ENV, `CNI_ARGS must carry both K8S_POD_NAME and K8S_POD_NAMESPACE or neither (got ${pod ? 'K8S_POD_NAME' : 'K8S_POD_NAMESPACE'} only)`);
+  }
+  return { orchestrator: 'cni', namespace: 'default', workload: env.containerId, workloadId: env.containerId };
+}
+
+/** `<prefix>` + 11 hex characters of sha1(workload id): 15 characters with "cali", stable per workload. */
+export function hostVethName(workloadId: string, prefix = 'cali'): string {
+  return prefix + createHash('sha1').update(workloadId).digest('hex').slice(0, 11);
+}
+
+/** IPAM handle of a container on a network (Calico: `<network>.<containerID>`). */
+export function handleIdFor(conf: NetConf, env: CniEnv): string {
+  return `${conf.name}.${env.containerId}`;
+}
+
+/** Maps a failure from the layers below onto a CNI error with the right code. */
+export function toCniError(err: unknown, doing: string): CniError {
+  if (err instanceof CniError) return err;
+  if (err instanceof IpamError) {
+    if (err.recoverable) return new CniError(CNI_ERR.TRY_AGAIN_LATER, `${doing}: ${err.message}`, err.code);
+    if (err.code === 'ERR_IPAM_INVALID_ARGUMENT') return new CniError(CNI_ERR.INVALID_CONFIG, `${doing}: ${err.message}`, err.code);
+    return new CniError(CNI_ERR.IPAM_FAILURE, `${doing}: ${err.message}`, err.code);
+  }
+  if (err instanceof DatastoreError) {
+    if (err.recoverable) return new CniError(CNI_ERR.TRY_AGAIN_LATER, `${doing}: ${err.message}`, err.code);
+    if (err.code === 'ERR_DATASTORE_CONFIG') return new CniError(CNI_ERR.INVALID_CONFIG, `${doing}: ${err.message}`, err.code);
+    return new CniError(CNI_ERR.DATASTORE_FAILURE, `${doing}: ${err.message}`, err.code);
+  }
+  const e = err as { code?: unknown; message?: unknown };
+  if (e && e.code === 'ERR_MODEL_INVALID') return new CniError(CNI_ERR.DATASTORE_FAILURE, `${doing}: ${String(e.message)}`, 'ERR_MODEL_INVALID');
+  return new CniError(CNI_ERR.INTERNAL, `${doing}: ${err instanceof Error ? err.message : String(err)}`);
+}

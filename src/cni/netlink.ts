@@ -1,0 +1,169 @@
+/**
+ * The kernel side of the CNI plugin, through iproute2 (`ip -j` for reads).
+ *
+ * Contract: "host" operations act on the network namespace this process runs in (the node's;
+ * in tests a test namespace entered with `ip netns exec`), never on any other. Container
+ * operations run `nsenter --net=<CNI_NETNS> ip …`, so the workload namespace can be given as
+ * any path (a /run/netns bind mount or /proc/<pid>/ns/net). The veth is created with one
+ * command whose peer lands directly in the container namespace, so no workload interface ever
+ * appears in the host namespace. Every command is bounded by a timeout.
+ */
+import { execFile } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import { CNI_ERR, CniError } from './errors';
+
+export const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
+export const GATEWAY = '169.254.1.1';
+
+export interface LinkInfo {
+  ifindex: number;
+  link_index?: number;
+  ifname: string;
+  address: string;
+  mtu: number;
+  flags: string[];
+  operstate?: string;
+  link_netnsid?: number;
+  linkinfo?: { info_kind?: string };
+}
+
+export interface AddrInfo { ifname: string; addr_info: { family: string; local: string; prefixlen: number; scope?: string }[] }
+export interface RouteInfo { dst: string; gateway?: string; dev?: string; scope?: string; protocol?: string }
+
+interface RunResult { code: number; stdout: string; stderr: string }
+
+function run(argv: string[], input?: string, timeoutMs = 10_000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) + ((err as { killed?: boolean } | null)?.killed ? ' (timed out)' : '') });
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+/** Runs `ip` in the host namespace (this process's) or, with `netns`, in the container's. */
+async function ip(args: string[], netns?: string, input?: string): Promise<RunResult> {
+  const argv = netns ? ['nsenter', `--net=${netns}`, 'ip', ...args] : ['ip', ...args];
+  return run(argv, input);
+}
+
+async function ipOk(args: string[], what: string, netns?: string, input?: string): Promise<string> {
+  const r = await ip(args, netns, input);
+  if (r.code !== 0) {
+    throw new CniError(CNI_ERR.INTERFACE_FAILURE, `${what} failed: ip ${args.join(' ')}${netns ? ` (in ${netns})` : ''}: ${r.stderr.trim() || `exit ${r.code}`}`);
+  }
+  return r.stdout;
+}
+
+export async function netnsExists(path: string): Promise<boolean> {
+  try {
+    await fsp.access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The link, or undefined when there is no such device. */
+export async function getLink(dev: string, netns?: string): Promise<LinkInfo | undefined> {
+  const r = await ip(['-j', '-d', 'link', 'show', 'dev', dev], netns);
+  if (r.code !== 0) {
+    if (/does not exist|Cannot find device/i.test(r.stderr)) return undefined;
+    throw new CniError(CNI_ERR.INTERFACE_FAILURE, `reading link ${dev}${netns ? ` in ${netns}` : ''} failed: ${r.stderr.trim()}`);
+  }
+  const arr = JSON.parse(r.stdout || '[]') as LinkInfo[];
+  return arr[0];
+}
+
+export async function getAddrs(dev: string, netns?: string): Promise<string[]> {
+  const out = await ipOk(['-j', '-4', 'addr', 'show', 'dev', dev], `reading addresses of ${dev}`, netns);
+  const arr = JSON.parse(out || '[]') as AddrInfo[];
+  return arr.flatMap((a) => a.addr_info.map((x) => `${x.local}/${x.prefixlen}`));
+}
+
+export async function getRoutes(netns?: string, dev?: string): Promise<RouteInfo[]> {
+  const args = ['-j', '-4', 'route', 'show'];
+  if (dev) args.push('dev', dev);
+  const out = await ipOk(args, 'reading routes', netns);
+  const arr = JSON.parse(out || '[]') as RouteInfo[];
+  return dev ? arr.map((r) => ({ ...r, dev })) : arr;
+}
+
+export async function deleteLink(dev: string, netns?: string): Promise<boolean> {
+  const r = await ip(['link', 'del', 'dev', dev], netns);
+  if (r.code === 0) return true;
+  if (/does not exist|Cannot find device/i.test(r.stderr)) return false;
+  throw new CniError(CNI_ERR.INTERFACE_FAILURE, `deleting ${dev}${netns ? ` in ${netns}` : ''} failed: ${r.stderr.trim()}`);
+}
+
+export async function writeSysctl(path: string, value: string): Promise<void> {
+  try {
+    await fsp.writeFile(path, value);
+  } catch (err) {
+    throw new CniError(CNI_ERR.INTERFACE_FAILURE, `setting ${path} to ${value} failed: ${(err as Error).message}`);
+  }
+}
+
+export interface VethSpec {
+  hostName: string;
+  contName: string;
+  netns: string;
+  mtu: number;
+}
+
+/**
+ * Makes sure the veth pair exists (host side here, peer in the container named `contName`),
+ * re-creating it when a same-named host device is not our pair. Returns both ends.
+ */
+export async function ensureVeth(spec: VethSpec): Promise<{ host: LinkInfo; cont: LinkInfo; created: boolean }> {
+  const existing = await getLink(spec.hostName);
+  if (existing) {
+    const cont = await getLink(spec.contName, spec.netns);
+    if (existing.linkinfo?.info_kind === 'veth' && cont && cont.link_index === existing.ifindex && existing.link_index === cont.ifindex) {
+      return { host: existing, cont, created: false };
+    }
+    // A leftover from an earlier container with the same workload id: replace it.
+    await deleteLink(spec.hostName);
+  }
+  if (await getLink(spec.contName, spec.netns)) {
+    throw new CniError(CNI_ERR.INTERFACE_FAILURE, `interface ${spec.contName} already exists in ${spec.netns}`);
+  }
+  await ipOk(['link', 'add', spec.hostName, 'mtu', String(spec.mtu), 'address', HOST_MAC, 'type', 'veth',
+    'peer', 'name', spec.contName, 'mtu', String(spec.mtu), 'netns', spec.netns], `creating veth ${spec.hostName}/${spec.contName}`);
+  const host = await getLink(spec.hostName);
+  const cont = await getLink(spec.contName, spec.netns);
+  if (!host || !cont) throw new CniError(CNI_ERR.INTERFACE_FAILURE, `veth ${spec.hostName}/${spec.contName} vanished right after creation`);
+  return { host, cont, created: true };
+}
+
+/**
+ * Host side, Calico's way: the host answers ARP for the workload's gateway 169.254.1.1 by proxy
+ * ARP without delay, forwards, and routes the workload's /32s to the veth.
+ */
+export async function configureHostSide(hostName: string, mtu: number, ips: string[]): Promise<void> {
+  await writeSysctl(`/proc/sys/net/ipv4/conf/${hostName}/proxy_arp`, '1');
+  await writeSysctl(`/proc/sys/net/ipv4/neigh/${hostName}/proxy_delay`, '0');
+  await writeSysctl(`/proc/sys/net/ipv4/conf/${hostName}/forwarding`, '1');
+  const batch = [`link set dev ${hostName} mtu ${mtu} address ${HOST_MAC} up`];
+  for (const a of ips) batch.push(`route replace ${hostAddr(a)}/32 dev ${hostName} scope link`);
+  await ipOk(['-batch', '-'], `configuring ${hostName}`, undefined, batch.join('\n') + '\n');
+}
+
+/** Container side: the /32s, a link-scope route to the gateway and the default route via it. */
+export async function configureContainerSide(netns: string, ifname: string, mtu: number, ips: string[]): Promise<void> {
+  const batch = [`link set dev ${ifname} mtu ${mtu} up`];
+  for (const a of ips) batch.push(`addr replace ${hostAddr(a)}/32 dev ${ifname}`);
+  batch.push(`route replace ${GATEWAY} dev ${ifname} scope link`);
+  batch.push(`route replace default via ${GATEWAY} dev ${ifname}`);
+  await ipOk(['-batch', '-'], `configuring ${ifname}`, netns, batch.join('\n') + '\n');
+}
+
+/** Drops the host routes to these addresses through `hostName` (when the veth is kept). */
+export async function deleteHostRoutes(hostName: string, ips: string[]): Promise<void> {
+  for (const a of ips) await ip(['route', 'del', `${hostAddr(a)}/32`, 'dev', hostName]);
+}
+
+function hostAddr(cidr: string): string {
+  return cidr.split('/')[0]!;
+}

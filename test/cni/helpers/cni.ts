@@ -1,0 +1,30 @@
+/**
+ * Test helper: runs the real `tortie` / `tortie-ipam` executables the way a CNI runtime does,
+ * inside a test namespace acting as the node (`ip netns exec <node-ns> env CNI_…=… tortie`),
+ * with CNI_PATH pointing at a temp directory that holds both plugins under their CNI names.
+ */
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Netns } from '../../../src/util/netns';
+
+const BIN = resolve(__dirname, '..', '..', '..', '..', 'bin');
+
+export interface CniRun { code: number; out: Record<string, unknown> | undefined; stdout: string; stderr: string }
+
+export function makeCniPath(): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-cnipath-'));
+  symlinkSync(join(BIN, 'tortie.js'), join(dir, 'tortie'));
+  symlinkSync(join(BIN, 'tortie-ipam.js'), join(dir, 'tortie-ipam'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function runPlugin(node: Netns, plugin: 'tortie' | 'tortie-ipam', env: Record<string, string>, stdin: string | object,
+  cniPath: string): Promise<CniRun> {
+  const vars = Object.entries({ CNI_PATH: cniPath, ...env }).map(([k, v]) => `${k}=${v}`);
+  const r = await node.exec(['env', ...vars, process.execPath, join(BIN, `${plugin}.js`)],
+    { input: typeof stdin === 'string' ? stdin : JSON.stringify(stdin), allowFail: true, timeoutMs: 60_000 });
+  let out: Record<string, unknown> | undefined;
+  try { out = r.stdout.trim() ? JSON.parse(r.stdout) : undefined; } catch { out = undefined; }
+  return { code: r.code, out, stdout: r.stdout, stderr: r.stderr };
+}
