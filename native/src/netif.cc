@@ -36,6 +36,17 @@ enum bpf_tc_attach_point TcPoint(const Napi::CallbackInfo &info, size_t i) {
   Fail("ERR_BPF_INVALID_ARG", "argument", EINVAL, "direction must be 'ingress' or 'egress', got '" + d + "'");
 }
 
+const char *DirName(enum bpf_tc_attach_point p) { return p == BPF_TC_INGRESS ? "ingress" : "egress"; }
+
+Napi::Object FilterToJs(Napi::Env env, int ifindex, const struct bpf_tc_opts &opts) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ifindex", ifindex);
+  o.Set("handle", opts.handle);
+  o.Set("priority", opts.priority);
+  o.Set("progId", opts.prog_id);
+  return o;
+}
+
 // ifindex(netns, name) -> number
 Napi::Value Ifindex(const Napi::CallbackInfo &info) {
   return Guarded(info, "ERR_BPF_IFINDEX", "if_nametoindex", [&]() -> Napi::Value {
@@ -69,37 +80,49 @@ Napi::Value TcAttach(const Napi::CallbackInfo &info) {
     r = bpf_tc_attach(&hook, &opts);
     if (r < 0)
       Fail("ERR_BPF_TC_ATTACH", "bpf_tc_attach", ErrnoOf(r),
-           "attach prog fd " + std::to_string(progFd) + " to tc " + (point == BPF_TC_INGRESS ? "ingress" : "egress") +
+           "attach prog fd " + std::to_string(progFd) + " to tc " + DirName(point) +
                " of " + Where(ifindex, ns) + " (handle " + std::to_string(handle) + ", priority " +
                std::to_string(priority) + (ErrnoOf(r) == EEXIST ? "; a filter is there already, use replace" : "") + ")",
            cap.Take());
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("ifindex", ifindex);
-    o.Set("handle", opts.handle);
-    o.Set("priority", opts.priority);
-    o.Set("progId", opts.prog_id);
-    return o;
+    return FilterToJs(env, ifindex, opts);
   });
+}
+
+// A call on one existing filter, args (netns, iface, direction, handle, priority): resolves the
+// interface and runs `call` inside the namespace. Returns 0 or a positive errno.
+struct TcFilterCall {
+  std::string ns, log;
+  enum bpf_tc_attach_point point = BPF_TC_INGRESS;
+  int ifindex = 0;
+  struct bpf_tc_opts opts = {};
+  std::string What() const {
+    return std::string("tc ") + DirName(point) + " filter (handle " + std::to_string(opts.handle) + ", priority " +
+           std::to_string(opts.priority) + ") on " + Where(ifindex, ns);
+  }
+};
+
+template <typename F>
+int OnTcFilter(const Napi::CallbackInfo &info, const char *code, TcFilterCall &c, F &&call) {
+  c.ns = ArgOptStr(info, 0, "netns");
+  c.point = TcPoint(info, 2);
+  c.opts.sz = sizeof(c.opts);
+  c.opts.handle = ArgU32(info, 3, "handle");
+  c.opts.priority = ArgU32(info, 4, "priority");
+  NetnsGuard g(c.ns);
+  c.ifindex = ResolveIface(info, 1, c.ns, code);
+  LogCapture cap;
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = c.ifindex, .attach_point = c.point);
+  int r = call(&hook, &c.opts);
+  c.log = cap.Take();
+  return r < 0 ? ErrnoOf(r) : 0;
 }
 
 // tcDetach(netns, iface, direction, handle, priority)
 Napi::Value TcDetach(const Napi::CallbackInfo &info) {
   return Guarded(info, "ERR_BPF_TC_DETACH", "bpf_tc_detach", [&]() -> Napi::Value {
-    std::string ns = ArgOptStr(info, 0, "netns");
-    enum bpf_tc_attach_point point = TcPoint(info, 2);
-    uint32_t handle = ArgU32(info, 3, "handle"), priority = ArgU32(info, 4, "priority");
-    NetnsGuard g(ns);
-    int ifindex = ResolveIface(info, 1, ns, "ERR_BPF_TC_DETACH");
-    LogCapture cap;
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
-    LIBBPF_OPTS(bpf_tc_opts, opts, .priority = priority);
-    opts.handle = handle;
-    int r = bpf_tc_detach(&hook, &opts);
-    if (r < 0)
-      Fail("ERR_BPF_TC_DETACH", "bpf_tc_detach", ErrnoOf(r),
-           std::string("detach tc ") + (point == BPF_TC_INGRESS ? "ingress" : "egress") + " filter (handle " +
-               std::to_string(handle) + ", priority " + std::to_string(priority) + ") from " + Where(ifindex, ns),
-           cap.Take());
+    TcFilterCall c;
+    int e = OnTcFilter(info, "ERR_BPF_TC_DETACH", c, [](bpf_tc_hook *h, bpf_tc_opts *o) { return bpf_tc_detach(h, o); });
+    if (e != 0) Fail("ERR_BPF_TC_DETACH", "bpf_tc_detach", e, "detach " + c.What(), c.log);
     return info.Env().Undefined();
   });
 }
@@ -107,29 +130,12 @@ Napi::Value TcDetach(const Napi::CallbackInfo &info) {
 // tcQuery(netns, iface, direction, handle, priority) -> { ifindex, handle, priority, progId } | null
 Napi::Value TcQuery(const Napi::CallbackInfo &info) {
   return Guarded(info, "ERR_BPF_TC_QUERY", "bpf_tc_query", [&]() -> Napi::Value {
-    Napi::Env env = info.Env();
-    std::string ns = ArgOptStr(info, 0, "netns");
-    enum bpf_tc_attach_point point = TcPoint(info, 2);
-    uint32_t handle = ArgU32(info, 3, "handle"), priority = ArgU32(info, 4, "priority");
-    NetnsGuard g(ns);
-    int ifindex = ResolveIface(info, 1, ns, "ERR_BPF_TC_QUERY");
-    LogCapture cap;
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
-    LIBBPF_OPTS(bpf_tc_opts, opts, .priority = priority);
-    opts.handle = handle;
-    int r = bpf_tc_query(&hook, &opts);
-    if (r < 0) {
-      int e = ErrnoOf(r);
-      // ENOENT: no such filter; EINVAL: no clsact qdisc on the device (kernel's answer).
-      if (e == ENOENT || e == EINVAL) return env.Null();
-      Fail("ERR_BPF_TC_QUERY", "bpf_tc_query", e, "query tc filter on " + Where(ifindex, ns), cap.Take());
-    }
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("ifindex", ifindex);
-    o.Set("handle", opts.handle);
-    o.Set("priority", opts.priority);
-    o.Set("progId", opts.prog_id);
-    return o;
+    TcFilterCall c;
+    int e = OnTcFilter(info, "ERR_BPF_TC_QUERY", c, [](bpf_tc_hook *h, bpf_tc_opts *o) { return bpf_tc_query(h, o); });
+    // ENOENT: no such filter; EINVAL: no clsact qdisc on the device (the kernel's answer).
+    if (e == ENOENT || e == EINVAL) return info.Env().Null();
+    if (e != 0) Fail("ERR_BPF_TC_QUERY", "bpf_tc_query", e, "query " + c.What(), c.log);
+    return FilterToJs(info.Env(), c.ifindex, c.opts);
   });
 }
 

@@ -10,6 +10,7 @@
  */
 import { native, type NativeMapInfo } from './addon';
 import { BpfError, invalidOption } from './errors';
+import { FdHandle, adoptFd } from './handle';
 import { U32_MAX, checkAbsPath, checkBuffer, checkInt } from './validate';
 
 /** Map types (linux/bpf.h enum bpf_map_type). */
@@ -64,15 +65,16 @@ function errnoOf(e: unknown): string | undefined {
   return e instanceof BpfError ? e.errnoName : undefined;
 }
 
-export class BpfMap {
-  #fd: number;
+export class BpfMap extends FdHandle {
   readonly info: MapInfo;
 
   private constructor(fd: number) {
-    this.#fd = fd;
+    super(fd, 'ERR_BPF_MAP_CLOSED');
     const i = native().mapInfo(fd);
     this.info = { ...i, typeName: mapTypeName(i.type), perCpu: PERCPU_TYPES.has(i.type) };
   }
+
+  protected describe(): string { return `map ${this.info.name}`; }
 
   /** A new, unpinned map (gone when its last fd closes and nothing references it). */
   static create(opts: CreateMapOptions): BpfMap {
@@ -106,19 +108,8 @@ export class BpfMap {
   }
 
   private static adopt(fd: number): BpfMap {
-    try {
-      return new BpfMap(fd);
-    } catch (e) {
-      native().fdClose(fd);
-      throw e;
-    }
+    return adoptFd(fd, (f) => new BpfMap(f));
   }
-
-  get fd(): number {
-    if (this.#fd < 0) throw new BpfError('ERR_BPF_MAP_CLOSED', 'map', 9, `map ${this.info.name} is closed`);
-    return this.#fd;
-  }
-  get closed(): boolean { return this.#fd < 0; }
   get name(): string { return this.info.name; }
   get keySize(): number { return this.info.keySize; }
   get valueSize(): number { return this.info.valueSize; }
@@ -234,17 +225,6 @@ export class BpfMap {
     return out;
   }
 
-  /** Pins the map at `path` on bpffs (the pin keeps it alive after this process). */
-  pin(path: string): void {
-    native().objPin(this.fd, checkAbsPath('pin path', path));
-  }
-
-  close(): void {
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
-    native().fdClose(fd);
-  }
 }
 
 function split(buf: Buffer, size: number): Buffer[] {

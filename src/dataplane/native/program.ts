@@ -5,7 +5,8 @@
  * under a second); testRunBatchAsync does the same off the event loop.
  */
 import { native, type NativeBatchRun, type NativeProgInfo } from './addon';
-import { BpfError, invalidOption } from './errors';
+import { invalidOption } from './errors';
+import { FdHandle, adoptFd } from './handle';
 import { U32_MAX, checkAbsPath, checkBuffer, checkInt } from './validate';
 
 /** Program types (linux/bpf.h enum bpf_prog_type), the ones tortie meets. */
@@ -81,23 +82,19 @@ function batchResult(r: NativeBatchRun): BatchRunResult {
   return out;
 }
 
-export class BpfProgram {
-  #fd: number;
+export class BpfProgram extends FdHandle {
   readonly name: string;
 
   private constructor(fd: number, name?: string) {
-    this.#fd = fd;
+    super(fd, 'ERR_BPF_PROG_CLOSED');
     this.name = name ?? native().progInfo(fd).name;
   }
 
+  protected describe(): string { return `program ${this.name}`; }
+
   /** @internal used by BpfObject: takes ownership of an addon-owned fd. */
   static adopt(fd: number, name?: string): BpfProgram {
-    try {
-      return new BpfProgram(fd, name);
-    } catch (e) {
-      native().fdClose(fd);
-      throw e;
-    }
+    return adoptFd(fd, (f) => new BpfProgram(f, name));
   }
 
   static openPinned(path: string): BpfProgram {
@@ -112,12 +109,6 @@ export class BpfProgram {
   static fromFd(fd: number): BpfProgram {
     return BpfProgram.adopt(native().fdDup(checkInt('program fd', fd, 0, 0x7fffffff)));
   }
-
-  get fd(): number {
-    if (this.#fd < 0) throw new BpfError('ERR_BPF_PROG_CLOSED', 'program', 9, `program ${this.name} is closed`);
-    return this.#fd;
-  }
-  get closed(): boolean { return this.#fd < 0; }
 
   info(): ProgInfo { return native().progInfo(this.fd); }
   get id(): number { return this.info().id; }
@@ -145,14 +136,4 @@ export class BpfProgram {
     return batchResult(await native().progTestRunBatchAsync(this.fd, ...batchArgs(packets, opts)));
   }
 
-  pin(path: string): void {
-    native().objPin(this.fd, checkAbsPath('pin path', path));
-  }
-
-  close(): void {
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
-    native().fdClose(fd);
-  }
 }

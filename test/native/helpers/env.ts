@@ -69,17 +69,21 @@ export function randomSuffix(): string {
 
 export interface WantError { code?: string; errnoName?: string; message?: RegExp }
 
+function checkError(t: Test, e: unknown, want: WantError, msg: string): BpfError {
+  t.ok(e instanceof BpfError, `${msg}: is a BpfError`);
+  const be = e as BpfError;
+  if (want.code !== undefined) t.equal(be.code, want.code, `${msg}: code`);
+  if (want.errnoName !== undefined) t.equal(be.errnoName, want.errnoName, `${msg}: errno`);
+  if (want.message !== undefined) t.match(be.message, want.message, `${msg}: message`);
+  return be;
+}
+
 /** Asserts fn throws a BpfError matching `want`; returns it for further checks. */
 export function expectBpfError(t: Test, fn: () => unknown, want: WantError, msg = 'throws BpfError'): BpfError | undefined {
   try {
     fn();
   } catch (e) {
-    t.ok(e instanceof BpfError, `${msg}: is a BpfError`);
-    const be = e as BpfError;
-    if (want.code !== undefined) t.equal(be.code, want.code, `${msg}: code`);
-    if (want.errnoName !== undefined) t.equal(be.errnoName, want.errnoName, `${msg}: errno`);
-    if (want.message !== undefined) t.match(be.message, want.message, `${msg}: message`);
-    return be;
+    return checkError(t, e, want, msg);
   }
   t.fail(`${msg}: did not throw`);
   return undefined;
@@ -90,12 +94,7 @@ export async function expectBpfReject(t: Test, p: Promise<unknown>, want: WantEr
   try {
     await p;
   } catch (e) {
-    t.ok(e instanceof BpfError, `${msg}: is a BpfError`);
-    const be = e as BpfError;
-    if (want.code !== undefined) t.equal(be.code, want.code, `${msg}: code`);
-    if (want.errnoName !== undefined) t.equal(be.errnoName, want.errnoName, `${msg}: errno`);
-    if (want.message !== undefined) t.match(be.message, want.message, `${msg}: message`);
-    return be;
+    return checkError(t, e, want, msg);
   }
   t.fail(`${msg}: did not reject`);
   return undefined;
