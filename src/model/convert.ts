@@ -13,11 +13,12 @@
  * never throws. `convertToV3` is the throwing form.
  */
 import { Issues, ValidationError, type Problem } from './errors';
-import { checkResource, describeInput, parseAsNumber } from './validate';
+import { META_FIELDS, checkResource, describeInput, parseAsNumber } from './validate';
 import { API_VERSION_V3, type Resource } from './types';
 import {
   asArray,
   asBoolean,
+  asLabels,
   asObject,
   asString,
   checkKnownFields,
@@ -220,7 +221,7 @@ function convertK8sNamespace(o: JsonObject): Converted {
   checkKnownFields(o, ['apiVersion', 'kind', 'metadata', 'spec', 'status'], '', issues);
   const meta = asObject(own(o, 'metadata'), 'metadata', issues);
   if (meta === undefined) return { issues };
-  checkKnownFields(meta, K8S_META_FIELDS, 'metadata', issues);
+  checkKnownFields(meta, META_FIELDS, 'metadata', issues);
   if (!issues.empty) return { issues };
   const v3meta: JsonObject = {};
   for (const key of ['name', 'labels', 'annotations', 'resourceVersion', 'uid', 'creationTimestamp']) {
@@ -231,23 +232,6 @@ function convertK8sNamespace(o: JsonObject): Converted {
 
 // ---------------------------------------------------------------- Kubernetes NetworkPolicy
 
-const K8S_META_FIELDS = [
-  'name',
-  'namespace',
-  'labels',
-  'annotations',
-  'resourceVersion',
-  'uid',
-  'creationTimestamp',
-  'generation',
-  'generateName',
-  'finalizers',
-  'ownerReferences',
-  'managedFields',
-  'selfLink',
-  'deletionTimestamp',
-  'deletionGracePeriodSeconds',
-];
 
 interface K8sPeer {
   selector?: string;
@@ -270,7 +254,7 @@ function convertK8sNetworkPolicy(o: JsonObject): Converted {
   let namespace = 'default';
   const v3meta: JsonObject = {};
   if (meta !== undefined) {
-    checkKnownFields(meta, K8S_META_FIELDS, 'metadata', issues);
+    checkKnownFields(meta, META_FIELDS, 'metadata', issues);
     const n = asString(own(meta, 'name'), 'metadata.name', issues);
     if (n !== undefined) {
       const prob = dnsSubdomainProblem(n);
@@ -596,21 +580,8 @@ function labelSelectorToCalico(v: unknown, path: string, issues: Issues, type: '
   const before = issues.list.length;
   const labels: [string, string][] = [];
   if (has(o, 'matchLabels')) {
-    const ml = asObject(own(o, 'matchLabels'), field(path, 'matchLabels'), issues);
-    if (ml !== undefined) {
-      for (const k of Object.keys(ml).sort()) {
-        const kp = `${field(path, 'matchLabels')}[${JSON.stringify(k)}]`;
-        const val = ml[k];
-        const kprob = qualifiedNameProblem(k);
-        if (kprob !== null) issues.add(kp, kprob);
-        else if (typeof val !== 'string') issues.add(kp, `label value must be a string, got ${describe(val)}`);
-        else {
-          const vprob = labelValueProblem(val);
-          if (vprob !== null) issues.add(kp, vprob);
-          else labels.push([k, val]);
-        }
-      }
-    }
+    const ml = asLabels(own(o, 'matchLabels'), field(path, 'matchLabels'), issues);
+    if (ml !== undefined) labels.push(...Object.entries(ml));
   }
   const exprs: string[] = [];
   if (has(o, 'matchExpressions')) {

@@ -20,7 +20,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { ValidationError, type Problem } from './errors';
 import { toV3 } from './convert';
 import { API_VERSION_V3, type Resource, type ResourceKind } from './types';
-import { isObject, own } from './values';
+import { isObject, own, setOwn } from './values';
 
 /** Inputs larger than this are refused outright (a resource file is kilobytes). */
 export const MAX_INPUT_BYTES = 64 * 1024 * 1024;
@@ -216,7 +216,7 @@ function sortDeep(v: unknown): unknown {
   if (isObject(v)) {
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(v).sort()) {
-      Object.defineProperty(out, k, { value: sortDeep(v[k]), enumerable: true, writable: true, configurable: true });
+      setOwn(out, k, sortDeep(v[k]));
     }
     return out;
   }
@@ -231,7 +231,7 @@ function kindFirst(v: unknown): unknown {
   const keys = Object.keys(v);
   const ordered = [...keys.filter((k) => k === 'kind'), ...keys.filter((k) => k === 'apiVersion'), ...keys.filter((k) => k !== 'kind' && k !== 'apiVersion')];
   for (const k of ordered) {
-    Object.defineProperty(out, k, { value: k === 'items' ? kindFirst(v[k]) : v[k], enumerable: true, writable: true, configurable: true });
+    setOwn(out, k, k === 'items' ? kindFirst(v[k]) : v[k]);
   }
   return out;
 }

@@ -75,6 +75,7 @@ import {
   portNameProblem,
   protocolSupportsPorts,
   quote,
+  setOwn,
   type JsonObject,
 } from './values';
 
@@ -85,7 +86,7 @@ export const LABEL_SERVICE_ACCOUNT = 'projectcalico.org/serviceaccount';
 export const DEFAULT_TIER = 'default';
 
 /** Fields of Kubernetes ObjectMeta that are accepted but not kept (no meaning for tortie). */
-const IGNORED_META_FIELDS = [
+export const IGNORED_META_FIELDS = [
   'generation',
   'generateName',
   'finalizers',
@@ -95,7 +96,7 @@ const IGNORED_META_FIELDS = [
   'deletionTimestamp',
   'deletionGracePeriodSeconds',
 ];
-const META_FIELDS = [
+export const META_FIELDS = [
   'name',
   'namespace',
   'labels',
@@ -1043,9 +1044,7 @@ function namespace(meta: ObjectMeta, v: unknown, issues: Issues): Namespace | un
 
 function sortKeys(o: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const k of Object.keys(o).sort()) {
-    Object.defineProperty(out, k, { value: o[k], enumerable: true, writable: true, configurable: true });
-  }
+  for (const k of Object.keys(o).sort()) setOwn(out, k, o[k] as string);
   return out;
 }
 

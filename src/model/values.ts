@@ -321,38 +321,45 @@ export function labelValueProblem(v: string): string | null {
   return null;
 }
 
+/** Define an own, enumerable property, so that a key like `__proto__` stays plain data. */
+export function setOwn<T>(o: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /**
- * A map of label key → value with Kubernetes' rules; returns a fresh object (never the
- * input) so later mutation of the input cannot change a validated resource.
+ * A map of string → string, keys sorted, each key and value checked; returns a fresh
+ * object (never the input) so later mutation of the input cannot change a validated
+ * resource.
  */
-export function asLabels(v: unknown, path: string, issues: Issues): Record<string, string> | undefined {
+function asStringMap(
+  v: unknown,
+  path: string,
+  issues: Issues,
+  what: string,
+  keyProblem: (k: string) => string | null,
+  valueProblem: (v: string) => string | null,
+): Record<string, string> | undefined {
   const o = asObject(v, path, issues);
   if (o === undefined) return undefined;
   const out: Record<string, string> = {};
   let ok = true;
   for (const k of Object.keys(o).sort()) {
     const kp = `${path}[${JSON.stringify(k)}]`;
-    const kprob = qualifiedNameProblem(k);
-    if (kprob !== null) {
-      issues.add(kp, kprob);
-      ok = false;
-      continue;
-    }
     const val = o[k];
-    if (typeof val !== 'string') {
-      issues.add(kp, `label value must be a string, got ${describe(val)}`);
+    const prob =
+      keyProblem(k) ??
+      (typeof val !== 'string' ? `${what} value must be a string, got ${describe(val)}` : valueProblem(val));
+    if (prob !== null) {
+      issues.add(kp, prob);
       ok = false;
-      continue;
-    }
-    const vprob = labelValueProblem(val);
-    if (vprob !== null) {
-      issues.add(kp, vprob);
-      ok = false;
-      continue;
-    }
-    Object.defineProperty(out, k, { value: val, enumerable: true, writable: true, configurable: true });
+    } else setOwn(out, k, val as string);
   }
   return ok ? out : undefined;
+}
+
+/** Labels with Kubernetes' rules (qualified-name keys, label values). */
+export function asLabels(v: unknown, path: string, issues: Issues): Record<string, string> | undefined {
+  return asStringMap(v, path, issues, 'label', qualifiedNameProblem, labelValueProblem);
 }
 
 const ANNOTATIONS_MAX_BYTES = 256 * 1024;
@@ -363,33 +370,15 @@ export function asAnnotations(
   path: string,
   issues: Issues,
 ): Record<string, string> | undefined {
-  const o = asObject(v, path, issues);
-  if (o === undefined) return undefined;
-  const out: Record<string, string> = {};
-  let ok = true;
+  const out = asStringMap(v, path, issues, 'annotation', (k) => qualifiedNameProblem(k.toLowerCase()), () => null);
+  if (out === undefined) return undefined;
   let size = 0;
-  for (const k of Object.keys(o).sort()) {
-    const kp = `${path}[${JSON.stringify(k)}]`;
-    const kprob = qualifiedNameProblem(k.toLowerCase());
-    if (kprob !== null) {
-      issues.add(kp, kprob);
-      ok = false;
-      continue;
-    }
-    const val = o[k];
-    if (typeof val !== 'string') {
-      issues.add(kp, `annotation value must be a string, got ${describe(val)}`);
-      ok = false;
-      continue;
-    }
-    size += Buffer.byteLength(k) + Buffer.byteLength(val);
-    Object.defineProperty(out, k, { value: val, enumerable: true, writable: true, configurable: true });
-  }
+  for (const [k, val] of Object.entries(out)) size += Buffer.byteLength(k) + Buffer.byteLength(val);
   if (size > ANNOTATIONS_MAX_BYTES) {
     issues.add(path, `annotations total ${size} bytes, more than the ${ANNOTATIONS_MAX_BYTES} allowed`);
-    ok = false;
+    return undefined;
   }
-  return ok ? out : undefined;
+  return out;
 }
 
 const PORT_NAME_CHARS_RE = /^[-a-z0-9]+$/;
