@@ -7,7 +7,8 @@
  * as validation, so callers can throw `new ValidationError(problems)`.
  */
 import type { Problem } from './errors';
-import type { IPPool, Resource } from './types';
+import type { GlobalNetworkPolicy, IPPool, NetworkPolicy, Resource } from './types';
+import { DEFAULT_TIER } from './validate';
 import { cidrsOverlap, parseCidr } from './values';
 
 /** Problems with replacing `old` by `next` (same kind and name). */
@@ -51,6 +52,17 @@ export function checkPoolOverlaps(pool: IPPool, existing: readonly IPPool[]): Pr
     }
   }
   return out;
+}
+
+/**
+ * Calico refuses to create a policy in a tier that does not exist. The `default` tier
+ * always exists (Calico creates it at start-up), whether or not it is stored.
+ */
+export function checkPolicyTier(policy: NetworkPolicy | GlobalNetworkPolicy, tierNames: Iterable<string>): Problem[] {
+  const tier = policy.spec.tier ?? DEFAULT_TIER;
+  if (tier === DEFAULT_TIER) return [];
+  for (const t of tierNames) if (t === tier) return [];
+  return [{ kind: policy.kind, name: displayName(policy), path: 'spec.tier', reason: `tier ${tier} does not exist; create the Tier first` }];
 }
 
 function displayName(r: Resource): string {

@@ -15,7 +15,8 @@
  *   parseResources(text)   → Resource[]          JSON or multi-doc YAML, Lists; all or nothing
  *   resolveKind(text)      → ResourceKind?       calicoctl's kind names and aliases
  *   toYaml / toJson(r | r[])                     calicoctl's output shapes (r[] → <Kind>List)
- *   checkUpdate(old, new), checkPoolOverlaps(pool, pools)   what clientv3 refuses
+ *   checkUpdate(old, new), checkPoolOverlaps(pool, pools), checkPolicyTier(policy, tiers)
+ *                                                what clientv3 refuses across resources
  *
  *   types.ts      the resource types (stable; additive changes only)
  *   validate.ts   per-kind validation and defaults      rules.ts  Rule / EntityRule
@@ -60,4 +61,4 @@ export {
   MAX_INPUT_BYTES,
   type OutputOptions,
 } from './documents';
-export { checkUpdate, checkPoolOverlaps } from './changes';
+export { checkUpdate, checkPoolOverlaps, checkPolicyTier } from './changes';

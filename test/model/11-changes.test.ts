@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkPoolOverlaps, checkUpdate, formatProblem, type IPPool } from '../../src/model';
+import { checkPolicyTier, checkPoolOverlaps, checkUpdate, formatProblem, type GlobalNetworkPolicy, type IPPool, type NetworkPolicy } from '../../src/model';
 import { valid, res } from './helpers/util';
 
 const pool = (name: string, spec: Record<string, unknown>) => valid(res('IPPool', name, spec)) as IPPool;
@@ -26,4 +26,12 @@ t.test('pool overlaps', async (t) => {
   t.same(checkPoolOverlaps(c, [a, b]), []);
   t.same(checkPoolOverlaps(a, [a]), [], 'its own stored version does not conflict');
   t.same(checkPoolOverlaps(pool('v6', { cidr: 'fd00::/64' }), [a, b, c]), []);
+});
+
+t.test('a policy needs its tier to exist; default always does', async (t) => {
+  const np = valid(res('NetworkPolicy', 'p', { tier: 'security' }, { namespace: 'prod' })) as NetworkPolicy;
+  t.same(checkPolicyTier(np, ['security', 'other']), []);
+  t.same(checkPolicyTier(np, []).map(formatProblem), ['NetworkPolicy prod/p: spec.tier: tier security does not exist; create the Tier first']);
+  const g = valid(res('GlobalNetworkPolicy', 'g', {})) as GlobalNetworkPolicy;
+  t.same(checkPolicyTier(g, []), [], 'default tier');
 });
