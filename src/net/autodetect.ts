@@ -1,0 +1,285 @@
+/**
+ * Node IPv4 address autodetection, Calico's `--ip` / `--ip-autodetection-method`.
+ *
+ * Contract
+ * - `detectNodeAddress(ip, method)` returns the node address WITH the prefix of the subnet it
+ *   sits in on its interface (`10.0.2.10/24`), which decides "same subnet" for CrossSubnet:
+ *     ip = "10.0.2.10/24"   taken as given (validated);
+ *     ip = "10.0.2.10"      the prefix is read from the interface holding that address
+ *                           (/32 when no interface has it, as Calico does);
+ *     ip = "autodetect"     by `method`:
+ *       first-found            first global-unicast address on the first interface not matching
+ *                              Calico's default exclusions (docker.*, cbr.*, dummy.*, virbr.*,
+ *                              lxcbr.*, veth.*, lo, cali.*, tunl.*, flannel.*, kube-ipvs.*,
+ *                              cni.*, vxlan.calico.*, vxlan-v6.calico.*, wireguard.cali.*,
+ *                              wg-v6.cali.*, nodelocaldns.*);
+ *       interface=RE[,RE…]     first address on the first interface matching any RE;
+ *       skip-interface=RE[,…]  first address on the first interface matching none of them;
+ *       cidr=CIDR[,CIDR…]      first address inside any of the CIDRs;
+ *       can-reach=DEST         the source address the kernel would use towards DEST
+ *                              (`ip route get`; no packet is sent), DEST an IPv4 address or a
+ *                              host name (resolved with the system resolver).
+ *   Interfaces are taken in ifindex order and addresses in the order the kernel lists them;
+ *   regular expressions are matched unanchored, as Calico's Go regexps are (the defaults are
+ *   anchored with ^). "Global unicast" excludes 0.0.0.0/8, 127/8, 169.254/16, multicast and
+ *   255.255.255.255.
+ * - It acts in the calling process's network namespace (run it in a child under
+ *   `ip netns exec` to look at another).
+ * - Selection is pure (`selectAddress`, `parseAutodetectMethod`) over `ip -j` JSON so it is
+ *   tested on captured output; only `readInterfaces` / `routeSource` do I/O.
+ * - Failures are `AutodetectError` (ERR_AUTODETECT_METHOD for a bad method text,
+ *   ERR_AUTODETECT_ADDRESS for a bad explicit address, ERR_AUTODETECT_NOT_FOUND when nothing
+ *   qualifies, ERR_AUTODETECT_SYSTEM when `ip` fails), each naming the method and why.
+ */
+import { execFile } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
+import { parseCidr, parseIPv4, type Cidr } from '../model/values';
+
+export type AutodetectErrorCode = 'ERR_AUTODETECT_METHOD' | 'ERR_AUTODETECT_ADDRESS' | 'ERR_AUTODETECT_NOT_FOUND' | 'ERR_AUTODETECT_SYSTEM';
+
+export class AutodetectError extends Error {
+  constructor(readonly code: AutodetectErrorCode, message: string) {
+    super(message);
+    this.name = 'AutodetectError';
+  }
+}
+
+export const DEFAULT_INTERFACES_TO_EXCLUDE: readonly string[] = [
+  '^docker.*', '^cbr.*', '^dummy.*', '^virbr.*', '^lxcbr.*', '^veth.*', '^lo',
+  '^cali.*', '^tunl.*', '^flannel.*', '^kube-ipvs.*', '^cni.*',
+  '^vxlan\\.calico.*', '^vxlan-v6\\.calico.*', '^wireguard\\.cali.*', '^wg-v6\\.cali.*',
+  '^nodelocaldns.*',
+];
+
+export type AutodetectMethod =
+  | { kind: 'first-found' }
+  | { kind: 'interface'; patterns: string[] }
+  | { kind: 'skip-interface'; patterns: string[] }
+  | { kind: 'cidr'; cidrs: string[] }
+  | { kind: 'can-reach'; dest: string };
+
+/** One entry of `ip -j addr show` (the fields we use). */
+export interface IpAddrEntry {
+  ifindex: number;
+  ifname: string;
+  flags?: string[];
+  operstate?: string;
+  addr_info: { family: string; local: string; prefixlen: number; scope?: string; label?: string }[];
+}
+
+export interface DetectedAddress {
+  /** With its subnet prefix, e.g. "10.0.2.10/24". */
+  address: string;
+  ip: string;
+  prefixLength: number;
+  /** Interface holding it ('' for an explicit address found on no interface). */
+  ifname: string;
+  /** How it was found: "explicit" or the method text. */
+  method: string;
+}
+
+function compile(patterns: string[], method: string): RegExp[] {
+  return patterns.map((p) => {
+    try {
+      return new RegExp(p);
+    } catch (err) {
+      throw new AutodetectError('ERR_AUTODETECT_METHOD', `${method}: ${JSON.stringify(p)} is not a valid regular expression (${(err as Error).message})`);
+    }
+  });
+}
+
+function splitList(s: string): string[] {
+  return s.split(/\s*,\s*/).map((x) => x.trim()).filter((x) => x !== '');
+}
+
+export function parseAutodetectMethod(text: string): AutodetectMethod {
+  const m = text.trim();
+  if (m === '' || m === 'first-found') return { kind: 'first-found' };
+  const eq = m.indexOf('=');
+  const name = eq < 0 ? m : m.slice(0, eq);
+  const arg = eq < 0 ? '' : m.slice(eq + 1).trim();
+  const need = (): void => {
+    if (arg === '') throw new AutodetectError('ERR_AUTODETECT_METHOD', `IP autodetection method ${JSON.stringify(m)}: ${name} needs a value (${name}=…)`);
+  };
+  switch (name) {
+    case 'interface':
+    case 'skip-interface': {
+      need();
+      const patterns = splitList(arg);
+      compile(patterns, m);
+      return { kind: name, patterns };
+    }
+    case 'cidr': {
+      need();
+      const cidrs = splitList(arg);
+      for (const c of cidrs) {
+        const p = parseCidr(c, false);
+        if (p === null || p.ip.version !== 4) throw new AutodetectError('ERR_AUTODETECT_METHOD', `IP autodetection method ${JSON.stringify(m)}: ${JSON.stringify(c)} is not an IPv4 CIDR`);
+      }
+      return { kind: 'cidr', cidrs };
+    }
+    case 'can-reach':
+      need();
+      if (/[\s/]/.test(arg)) throw new AutodetectError('ERR_AUTODETECT_METHOD', `IP autodetection method ${JSON.stringify(m)}: ${JSON.stringify(arg)} is not an IPv4 address or host name`);
+      return { kind: 'can-reach', dest: arg };
+    case 'kubernetes-internal-ip':
+      throw new AutodetectError('ERR_AUTODETECT_METHOD', 'IP autodetection method kubernetes-internal-ip needs the Kubernetes API, which tortie does not use; use can-reach=, interface= or cidr=');
+    default:
+      throw new AutodetectError('ERR_AUTODETECT_METHOD',
+        `unknown IP autodetection method ${JSON.stringify(m)} (expected first-found, can-reach=DEST, interface=REGEX, skip-interface=REGEX or cidr=CIDR[,CIDR])`);
+  }
+}
+
+function v4Int(ip: string): number | undefined {
+  const p = parseIPv4(ip);
+  return p ? ((p.bytes[0]! << 24) >>> 0) + (p.bytes[1]! << 16) + (p.bytes[2]! << 8) + p.bytes[3]! : undefined;
+}
+
+function inCidr(ip: string, c: Cidr): boolean {
+  const a = v4Int(ip);
+  const b = v4Int(c.ip.bytes.join('.'));
+  if (a === undefined || b === undefined) return false;
+  if (c.prefix === 0) return true;
+  const shift = 32 - c.prefix;
+  return Math.floor(a / 2 ** shift) === Math.floor(b / 2 ** shift);
+}
+
+/** Go's IP.IsGlobalUnicast for IPv4. */
+export function isGlobalUnicastV4(ip: string): boolean {
+  const n = v4Int(ip);
+  if (n === undefined) return false;
+  const first = n >>> 24;
+  if (first === 0 || first === 127 || first >= 224) return false; // unspecified/"this network", loopback, multicast+reserved+broadcast
+  if ((n >>> 16) === ((169 << 8) | 254)) return false;            // link-local
+  return true;
+}
+
+interface Candidate { ifname: string; ifindex: number; ip: string; prefixLength: number }
+
+function candidates(entries: readonly IpAddrEntry[]): Candidate[] {
+  const out: Candidate[] = [];
+  for (const e of [...entries].sort((a, b) => a.ifindex - b.ifindex)) {
+    for (const a of e.addr_info ?? []) {
+      if (a.family !== 'inet') continue;
+      out.push({ ifname: e.ifname, ifindex: e.ifindex, ip: a.local, prefixLength: a.prefixlen });
+    }
+  }
+  return out;
+}
+
+function detected(c: Candidate, method: string): DetectedAddress {
+  return { address: `${c.ip}/${c.prefixLength}`, ip: c.ip, prefixLength: c.prefixLength, ifname: c.ifname, method };
+}
+
+/**
+ * Pure selection over `ip -j addr` output for every method but can-reach (which needs the
+ * kernel's route lookup: pass its source address as `reachSource`).
+ */
+export function selectAddress(method: AutodetectMethod, entries: readonly IpAddrEntry[], reachSource?: string): DetectedAddress | undefined {
+  const all = candidates(entries);
+  const label = methodText(method);
+  switch (method.kind) {
+    case 'first-found':
+    case 'interface':
+    case 'skip-interface': {
+      const include = method.kind === 'interface' ? compile(method.patterns, label) : undefined;
+      const exclude = compile(method.kind === 'skip-interface' ? method.patterns : method.kind === 'first-found' ? [...DEFAULT_INTERFACES_TO_EXCLUDE] : [], label);
+      const c = all.find((x) => isGlobalUnicastV4(x.ip)
+        && (include === undefined || include.some((r) => r.test(x.ifname)))
+        && !exclude.some((r) => r.test(x.ifname)));
+      return c && detected(c, label);
+    }
+    case 'cidr': {
+      const cidrs = method.cidrs.map((s) => parseCidr(s, false)!);
+      const c = all.find((x) => cidrs.some((cc) => inCidr(x.ip, cc)));
+      return c && detected(c, label);
+    }
+    case 'can-reach': {
+      if (reachSource === undefined) return undefined;
+      const c = all.find((x) => x.ip === reachSource);
+      return c && detected(c, label);
+    }
+  }
+}
+
+export function methodText(m: AutodetectMethod): string {
+  switch (m.kind) {
+    case 'first-found': return 'first-found';
+    case 'interface':
+    case 'skip-interface': return `${m.kind}=${m.patterns.join(',')}`;
+    case 'cidr': return `cidr=${m.cidrs.join(',')}`;
+    case 'can-reach': return `can-reach=${m.dest}`;
+  }
+}
+
+// ---------------------------------------------------------------- I/O (this namespace)
+
+function ipJson(args: string[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    execFile('ip', ['-j', ...args], { timeout: 10_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new AutodetectError('ERR_AUTODETECT_SYSTEM', `ip -j ${args.join(' ')} failed: ${String(stderr).trim() || err.message}`));
+      try {
+        resolve(JSON.parse(String(stdout) || '[]'));
+      } catch {
+        reject(new AutodetectError('ERR_AUTODETECT_SYSTEM', `ip -j ${args.join(' ')} printed invalid JSON`));
+      }
+    });
+  });
+}
+
+export async function readInterfaces(): Promise<IpAddrEntry[]> {
+  return (await ipJson(['-4', 'addr', 'show'])) as IpAddrEntry[];
+}
+
+/** The source address the kernel would pick towards `dest` (no packet is sent). */
+export async function routeSource(dest: string): Promise<string> {
+  let ip = dest;
+  if (!parseIPv4(dest)) {
+    try {
+      ip = (await lookup(dest, { family: 4 })).address;
+    } catch (err) {
+      throw new AutodetectError('ERR_AUTODETECT_NOT_FOUND', `can-reach=${dest}: cannot resolve ${dest} (${(err as Error).message})`);
+    }
+  }
+  let routes: { prefsrc?: string }[];
+  try {
+    routes = (await ipJson(['-4', 'route', 'get', ip])) as { prefsrc?: string }[];
+  } catch (err) {
+    throw new AutodetectError('ERR_AUTODETECT_NOT_FOUND', `can-reach=${dest}: no route to ${ip} (${(err as Error).message})`);
+  }
+  const src = routes[0]?.prefsrc;
+  if (!src) throw new AutodetectError('ERR_AUTODETECT_NOT_FOUND', `can-reach=${dest}: the route to ${ip} has no source address`);
+  return src;
+}
+
+export interface DetectOptions {
+  /** Replace the system reads (tests). */
+  readInterfaces?: () => Promise<IpAddrEntry[]>;
+  routeSource?: (dest: string) => Promise<string>;
+}
+
+/** See the module contract. */
+export async function detectNodeAddress(ip: string, method = 'first-found', opts: DetectOptions = {}): Promise<DetectedAddress> {
+  const read = opts.readInterfaces ?? readInterfaces;
+  const text = ip.trim();
+  if (text !== '' && text.toLowerCase() !== 'autodetect') {
+    const c = parseCidr(text, true);
+    if (c === null || c.ip.version !== 4) {
+      throw new AutodetectError('ERR_AUTODETECT_ADDRESS', `node address ${JSON.stringify(ip)} is not "autodetect" or an IPv4 address with optional /prefix (e.g. 10.0.2.10/24)`);
+    }
+    const addr = c.ip.bytes.join('.');
+    if (text.includes('/')) return { address: `${addr}/${c.prefix}`, ip: addr, prefixLength: c.prefix, ifname: '', method: 'explicit' };
+    const found = candidates(await read()).find((x) => x.ip === addr);
+    return found ? detected(found, 'explicit') : { address: `${addr}/32`, ip: addr, prefixLength: 32, ifname: '', method: 'explicit' };
+  }
+  const m = parseAutodetectMethod(method);
+  const src = m.kind === 'can-reach' ? await (opts.routeSource ?? routeSource)(m.dest) : undefined;
+  const entries = await read();
+  const res = selectAddress(m, entries, src);
+  if (!res) {
+    const seen = candidates(entries).map((c) => `${c.ifname}:${c.ip}/${c.prefixLength}`).join(', ') || 'none';
+    const why = m.kind === 'can-reach' ? `source address ${src} is on no interface` : 'no interface address qualifies';
+    throw new AutodetectError('ERR_AUTODETECT_NOT_FOUND', `IP autodetection (${methodText(m)}): ${why} (IPv4 addresses seen: ${seen})`);
+  }
+  return res;
+}

@@ -1,0 +1,12 @@
+/**
+ * Child process for test/net: runs detectNodeAddress in whatever namespace it was started in
+ * (`ip netns exec <ns> node detect.js <ip> <method>`), prints the result or the error as JSON.
+ */
+import { detectNodeAddress } from '../../../src/net/autodetect';
+
+detectNodeAddress(process.argv[2] ?? 'autodetect', process.argv[3] ?? 'first-found').then(
+  (r) => { process.stdout.write(JSON.stringify(r) + '\n'); },
+  (err: { code?: string; message?: string }) => {
+    process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message } }) + '\n');
+    process.exitCode = 2;
+  });
