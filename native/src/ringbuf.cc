@@ -51,9 +51,14 @@ class RingBufferWrap : public Napi::ObjectWrap<RingBufferWrap> {
       if (epoll_ctl(epFd_, EPOLL_CTL_ADD, ev.data.fd, &ev) != 0) Fail("ERR_BPF_RINGBUF", "epoll_ctl", errno, "watch ring buffer");
       ev.data.fd = stopFd_;
       if (epoll_ctl(epFd_, EPOLL_CTL_ADD, stopFd_, &ev) != 0) Fail("ERR_BPF_RINGBUF", "epoll_ctl", errno, "watch stop eventfd");
-      tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "tortie:ringbuf", 0, 1);
       batch_ = new Batch();
-      thread_ = std::thread([this] { Run(); });
+      tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "tortie:ringbuf", 0, 1);
+      try {
+        thread_ = std::thread([this] { Run(); });
+      } catch (...) {
+        tsfn_.Release();  // otherwise it would keep the event loop alive
+        throw;
+      }
     } catch (const BpfFailure &f) {
       FreeFds();
       throw MakeError(env, f);
