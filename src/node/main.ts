@@ -46,8 +46,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--uplink <ifname>', 'host uplink interface (default: the one holding the node IP)')
     .option('--policy-only', 'enforce policy only: no IPAM, routes or encapsulation')
     .option('--max-batch <n>', 'largest number of kernel writes per batch')
-    .action(async (o: RawNodeOptions) => {
-      const config = resolveConfig(o);
+    .action(async (o: RawNodeOptions & { nodename?: string }) => {
+      const config = resolveConfig({ ...o, nodeName: o.nodename });
       const { runAgent } = await import('./run');
       exitCode = await runAgent(config);
     });

@@ -1,7 +1,147 @@
-/** Composition of the running agent (datastore, calc, dataplane); completed with issue 5. */
+/**
+ * `tortie-node run`: composes the agent from its configuration and runs it until SIGTERM/SIGINT.
+ *
+ *   config ─> logger, metrics ─> datastore ─> Node registration (address with its subnet)
+ *          ─> CalcGraph (src/calc) + BpfDataplane (src/dataplane) ─> Agent.start() ─> wait
+ *
+ * A signal stops the agent gracefully: the datapath keeps enforcing the last state.
+ */
+import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { openDatastore, type Datastore, type DatastoreConfig } from '../datastore';
+import { ResourceClient } from '../client/resources';
+import { CalcGraph } from '../calc/graph';
+import type { Node, Resource, ResourceKind } from '../model';
+import { BpfDataplane } from '../dataplane/dataplane';
+import { createLogger, type Logger } from '../util/log';
+import { Agent, type Dataplane, type PolicyCalc } from './agent';
 import type { NodeConfig } from './config';
+import { ConfigError } from './config';
+import { NodeMetrics } from './metrics';
 
-export async function runAgent(_config: NodeConfig): Promise<number> {
-  process.stderr.write('tortie-node run: not implemented yet (issue 5); try `tortie-node doctor`\n');
-  return 1;
+export function datastoreConfig(c: NodeConfig): DatastoreConfig {
+  return c.datastoreType === 'etcdv3'
+    ? { type: 'etcdv3', endpoints: c.etcd.endpoints, caFile: c.etcd.caFile, certFile: c.etcd.certFile, keyFile: c.etcd.keyFile }
+    : { type: 'embedded', dir: c.storeDir };
+}
+
+/** Adapts CalcGraph's key-based deletes to the agent's (kind, name, namespace). */
+export function calcAdapter(g: CalcGraph): PolicyCalc {
+  return {
+    onUpdate: (r: Resource) => g.onUpdate(r),
+    onDelete: (kind: ResourceKind, name: string, namespace?: string) => g.onDelete(kind, namespace ? `${namespace}/${name}` : name),
+    flush: () => g.flush(),
+    snapshot: () => g.snapshot(),
+  };
+}
+
+export function dataplaneAdapter(dp: BpfDataplane, metrics: NodeMetrics): Dataplane {
+  return {
+    reconcile: (s) => dp.reconcile(s),
+    apply: (d) => dp.apply(d),
+    housekeeping: async () => {
+      const st = dp.housekeeping();
+      metrics.conntrackEntries.set(st.conntrackEntries);
+      metrics.endpoints.set(st.endpointsProgrammed);
+      for (const [reason, n] of Object.entries(st.drops)) metrics.drops.set({ reason }, Number(n));
+      for (const [map, n] of Object.entries(st.mapEntries)) metrics.mapEntries.set({ map }, n);
+    },
+    close: () => dp.close(),
+  };
+}
+
+/**
+ * Creates or updates this node's Node resource: keeps everything else a user set, writes the
+ * address (with its subnet) when it changed. Retries on a concurrent update.
+ */
+export async function registerNode(client: ResourceClient, name: string, ipv4: string | undefined, log: Logger): Promise<Node> {
+  for (let attempt = 0; ; attempt++) {
+    const cur = await client.get('Node', name);
+    if (!cur) {
+      const node: Node = { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name }, spec: ipv4 ? { bgp: { ipv4Address: ipv4 } } : {} } as Node;
+      try {
+        const created = await client.create(node);
+        log.info({ node: name, ipv4 }, 'registered node');
+        return created;
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ERR_DATASTORE_EXISTS' && attempt < 5) continue;
+        throw e;
+      }
+    }
+    if (!ipv4 || cur.spec?.bgp?.ipv4Address === ipv4) return cur;
+    const next = structuredClone(cur);
+    next.spec = { ...(next.spec ?? {}), bgp: { ...(next.spec?.bgp ?? {}), ipv4Address: ipv4 } };
+    try {
+      const updated = await client.update(next);
+      log.info({ node: name, ipv4, previous: cur.spec?.bgp?.ipv4Address }, 'updated node address');
+      return updated;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_DATASTORE_CONFLICT' && attempt < 5) continue;
+      throw e;
+    }
+  }
+}
+
+export interface RunningAgent {
+  agent: Agent;
+  datastore: Datastore;
+  dataplane: BpfDataplane;
+  metrics: NodeMetrics;
+  stop(): Promise<void>;
+}
+
+export async function resolveNodeAddress(c: NodeConfig): Promise<string | undefined> {
+  if (c.ip === 'none' || c.policyOnly) return undefined;
+  if (c.ip !== 'autodetect') return c.ip;
+  throw new ConfigError(`--ip=autodetect (method ${c.ipAutodetectionMethod}) is not available yet; pass --ip=ADDR/PREFIX`);
+}
+
+export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAgent> {
+  const metrics = new NodeMetrics();
+  const datastore = openDatastore(datastoreConfig(c), log);
+  try {
+    const client = new ResourceClient(datastore);
+    const address = await resolveNodeAddress(c);
+    await registerNode(client, c.nodeName, address, log);
+    const graph = new CalcGraph({ nodeName: c.nodeName, logger: log.child({ component: 'calc' }) });
+    const dataplane = await BpfDataplane.open({
+      pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || undefined, log,
+      onFlow: (flow) => log.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
+    });
+    const agent = new Agent({
+      nodeName: c.nodeName, datastore, calc: calcAdapter(graph), dataplane: dataplaneAdapter(dataplane, metrics), log, metrics,
+      health: c.healthPort ? { host: c.healthHost, port: c.healthPort } : undefined,
+    });
+    await agent.start();
+    return { agent, datastore, dataplane, metrics, stop: () => agent.stop() };
+  } catch (e) {
+    await datastore.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function runAgent(c: NodeConfig): Promise<number> {
+  const log = createLogger({ level: c.logLevel, name: 'tortie-node' });
+  const pidFile = `/run/tortie/${c.nodeName}.pid`;
+  let running: RunningAgent;
+  try {
+    running = await startAgent(c, log);
+  } catch (e) {
+    log.fatal({ err: e }, 'agent failed to start');
+    return 1;
+  }
+  try {
+    mkdirSync('/run/tortie', { recursive: true });
+    writeFileSync(pidFile, `${process.pid}\n`);
+  } catch (e) {
+    log.warn({ err: e, pidFile }, 'could not write the pid file');
+  }
+  log.info({ node: c.nodeName }, 'tortie-node running');
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log.info({ signal }, 'stopping; the datapath keeps enforcing the last state');
+  await running.stop();
+  rmSync(pidFile, { force: true });
+  return 0;
 }

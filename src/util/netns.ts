@@ -15,7 +15,16 @@ import { randomBytes } from 'node:crypto';
 
 export interface ExecResult { code: number; stdout: string; stderr: string }
 export interface ExecOptions { timeoutMs?: number; input?: string; allowFail?: boolean }
-export interface SpawnOptions { stdio?: StdioOptions; env?: NodeJS.ProcessEnv }
+export interface SpawnOptions {
+  stdio?: StdioOptions;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Enter only the network namespace (`nsenter --net`), keeping this process's mounts. Needed by
+   * anything that pins BPF objects: `ip netns exec` mounts a fresh /sys, which hides the host's
+   * bpffs at /sys/fs/bpf (and a bpffs mounted there would be a private, short-lived instance).
+   */
+  netOnly?: boolean;
+}
 export interface VethOptions { aMac?: string; bMac?: string; mtu?: number }
 
 export class NetnsError extends Error {
@@ -77,7 +86,8 @@ export class Netns {
 
   /** Starts a long-running process inside this namespace; killed by the topology's teardown. */
   spawn(argv: string[], opts: SpawnOptions = {}): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', this.name, ...argv], {
+    const [cmd, args] = opts.netOnly ? ['nsenter', [`--net=${this.path}`, '--', ...argv]] : ['ip', ['netns', 'exec', this.name, ...argv]];
+    const child = spawn(cmd, args, {
       stdio: opts.stdio ?? 'pipe', env: opts.env ?? process.env, detached: true,
     });
     this.procs.add(child);
