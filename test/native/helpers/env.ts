@@ -12,10 +12,16 @@ export const OBJ_REJECT = path.join(ROOT, 'bpf/out/tnative_reject.bpf.o');
 
 /** These tests program the kernel: without root they fail with this message, never skip. */
 export function requireRoot(t: Test): void {
-  if (process.getuid?.() !== 0) t.fail('test/native needs root (BPF syscalls, bpffs, netns); run as root (CI is root)');
+  const problems: string[] = [];
+  if (process.getuid?.() !== 0) problems.push('test/native needs root (BPF syscalls, bpffs, netns); run as root (CI is root)');
   for (const f of [OBJ, OBJ_REJECT]) {
-    if (!fs.existsSync(f)) t.fail(`${f} missing: run \`node scripts/build.js bpf\``);
+    if (!fs.existsSync(f)) problems.push(`${f} missing: run \`node scripts/build.js bpf\``);
   }
+  if (problems.length === 0) return;
+  for (const p of problems) t.fail(p);
+  // Stop this file here: every test below would only repeat the failure as EPERM/ENOENT noise.
+  t.end();
+  process.exit(1);
 }
 
 /** A fresh directory on bpffs, removed (with every pin in it) at teardown. */
