@@ -80,9 +80,13 @@ static __always_inline __u64 ct_timeout(__u8 state)
 	}
 }
 
+/* `now` was read before the lookup; another CPU may have stamped the entry after that, so
+ * last_seen can be ahead of now. Such an entry is live, not 2^64 ns old. */
 static __always_inline bool ct_live(const struct tortie_ct_value *v, __u64 now)
 {
-	return now - v->last_seen_ns <= ct_timeout(v->state);
+	__u64 seen = v->last_seen_ns;
+
+	return seen >= now || now - seen <= ct_timeout(v->state);
 }
 
 /* The approval bit this point sets for a packet in the initiator direction. */

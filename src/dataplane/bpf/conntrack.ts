@@ -59,7 +59,7 @@ export function ctTimeoutNs(state: number, t: CtTimeouts): bigint {
 
 /** Same rule as ct_live() in bpf/lib/conntrack.h. */
 export function ctExpired(v: CtValue, now: bigint, t: CtTimeouts): boolean {
-  return now - v.last_seen_ns > ctTimeoutNs(v.state, t);
+  return v.last_seen_ns < now && now - v.last_seen_ns > ctTimeoutNs(v.state, t);
 }
 
 /** Entries per GiB of RAM, and bounds: Calico's 512k default on a typical node, never below 64k. */

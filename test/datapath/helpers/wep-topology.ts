@@ -6,16 +6,32 @@ import { Topology, type Netns } from '../../../src/util/netns';
 
 export interface Workload { name: string; ns: Netns; ip: string; hostIf: string; ifindex: number }
 
+export const NODE_UPLINK_IP = '198.18.0.1';
+export const EXT_IP = '198.18.0.2';
+
 export class WepTopology {
   readonly workloads = new Map<string, Workload>();
-  private constructor(readonly topo: Topology, readonly node: Netns) {}
+  private constructor(readonly topo: Topology, readonly node: Netns, readonly ext: Netns) {}
 
+  /** Node namespace with an uplink (eth0, 198.18.0.1/24) to an "outside" namespace (198.18.0.2)
+   *  that is its default gateway: like a real host, the node then has a route for 169.254.1.1,
+   *  which is what lets proxy ARP answer the workloads' gateway queries. */
   static async create(label: string): Promise<WepTopology> {
     const topo = Topology.create(label);
     try {
       const node = await topo.addNetns('node');
-      await node.sh('sysctl -qw net.ipv4.ip_forward=1 && sysctl -qw net.ipv4.conf.all.rp_filter=0 && sysctl -qw net.ipv4.conf.default.rp_filter=0 && ip link set lo up');
-      return new WepTopology(topo, node);
+      const ext = await topo.addNetns('ext');
+      await topo.addVeth(node, 'eth0', ext, 'eth0');
+      await node.sh([
+        'sysctl -qw net.ipv4.ip_forward=1', 'sysctl -qw net.ipv4.conf.all.rp_filter=0',
+        'sysctl -qw net.ipv4.conf.default.rp_filter=0', 'ip link set lo up', 'ip link set eth0 up',
+        `ip addr add ${NODE_UPLINK_IP}/24 dev eth0`, `ip route add default via ${EXT_IP}`,
+      ].join(' && '));
+      await ext.sh([
+        'ip link set lo up', 'ip link set eth0 up', `ip addr add ${EXT_IP}/24 dev eth0`,
+        'ip route add 192.168.0.0/16 via ' + NODE_UPLINK_IP,
+      ].join(' && '));
+      return new WepTopology(topo, node, ext);
     } catch (e) {
       await topo.destroy();
       throw e;

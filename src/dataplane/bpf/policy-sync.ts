@@ -1,0 +1,131 @@
+/**
+ * PolicyDataplane: keeps the BPF policy maps equal to the compiler's output for this node.
+ *
+ *   applySnapshot(state)  — the whole CompiledState (start-up, resync): classes, every local
+ *                           endpoint; prefixes and endpoints no longer wanted are removed.
+ *   applyDelta(delta)     — a CalcDelta, in the order its contract requires:
+ *                             1. tables/projection additions (known tables; projection entries
+ *                                of live tables written at once),
+ *                             2. prefix upserts/removals (tortie_cls4_v1),
+ *                             3. endpoint switches (applyEndpointPolicy: complete new tables,
+ *                                one flip, old tables released) and removals,
+ *                             4. projection/table removals.
+ *
+ * Endpoints are bound to interfaces through `resolveIfindex(endpoint)` (the agent's link
+ * watcher); an endpoint whose interface is not there yet is kept pending and applied by
+ * `retryPending()` — until then its cali* interface has no tortie_ep_v1 entry and fails closed.
+ * Endpoint ids reported in events are assigned here, stable per endpoint key for the process.
+ */
+import type { CalcDelta, CompiledState, LocalEndpoint, VerdictTable } from '../../calc/types';
+import type { MapOps, PolicyMaps } from './apply';
+import { EndpointPolicyWriter } from './apply';
+import { cls4KeyOf, encodeClassPrefix } from './encode';
+
+export interface PolicyDataplaneMaps extends PolicyMaps { cls4: MapOps }
+
+export class PolicyDataplane {
+  readonly writer: EndpointPolicyWriter;
+  private readonly tables = new Map<string, VerdictTable>();
+  private readonly prefixes = new Map<string, Buffer>();
+  private readonly bound = new Map<string, number>(); // endpoint key → ifindex
+  private readonly pending = new Map<string, LocalEndpoint>();
+  private readonly ids = new Map<string, number>();
+  private nextEpId = 1;
+
+  constructor(private readonly maps: PolicyDataplaneMaps, private readonly resolveIfindex: (ep: LocalEndpoint) => number | undefined) {
+    this.writer = new EndpointPolicyWriter(maps);
+  }
+
+  get pendingEndpoints(): string[] { return [...this.pending.keys()]; }
+  ifindexOf(key: string): number | undefined { return this.bound.get(key); }
+
+  applySnapshot(s: CompiledState): void {
+    for (const t of s.tables) this.tables.set(t.id, t);
+    const want = new Set<string>();
+    for (const p of s.classes.prefixes) {
+      const e = encodeClassPrefix(p);
+      if (!e) continue;
+      want.add(p.cidr);
+      this.maps.cls4.update(e.key, e.value);
+      this.prefixes.set(p.cidr, e.key);
+    }
+    for (const [cidr, key] of this.prefixes) if (!want.has(cidr)) { this.maps.cls4.delete(key); this.prefixes.delete(cidr); }
+    const eps = new Set(s.endpoints.map((e) => e.key));
+    for (const e of s.endpoints) this.upsertEndpoint(e);
+    for (const k of [...this.bound.keys(), ...this.pending.keys()]) if (!eps.has(k)) this.removeEndpoint(k);
+    const live = new Set(s.tables.map((t) => t.id));
+    for (const id of this.tables.keys()) if (!live.has(id)) this.tables.delete(id);
+  }
+
+  applyDelta(d: CalcDelta): void {
+    for (const t of d.tablesAdded) this.tables.set(t.id, t);
+    for (const pa of d.projectionAdded) {
+      const t = this.tables.get(pa.tableId);
+      if (t) {
+        const have = new Map(t.projection.map((p) => [p.globalClass, p]));
+        for (const e of pa.entries) have.set(e.globalClass, e);
+        this.tables.set(t.id, { ...t, projection: [...have.values()].sort((a, b) => a.globalClass - b.globalClass) });
+      }
+      this.writer.tables.addProjection(pa.tableId, pa.entries);
+    }
+    for (const p of d.prefixesUpserted) {
+      const e = encodeClassPrefix(p);
+      if (!e) continue;
+      this.maps.cls4.update(e.key, e.value);
+      this.prefixes.set(p.cidr, e.key);
+    }
+    for (const p of d.prefixesRemoved) {
+      if (p.family !== 4) continue;
+      this.maps.cls4.delete(this.prefixes.get(p.cidr) ?? cls4KeyOf(p.cidr));
+      this.prefixes.delete(p.cidr);
+    }
+    for (const e of d.endpointsUpserted) this.upsertEndpoint(e);
+    for (const k of d.endpointsRemoved) this.removeEndpoint(k);
+    for (const pr of d.projectionRemoved) {
+      const t = this.tables.get(pr.tableId);
+      if (t) {
+        const gone = new Set(pr.globalClasses);
+        this.tables.set(t.id, { ...t, projection: t.projection.filter((p) => !gone.has(p.globalClass)) });
+      }
+      this.writer.tables.removeProjection(pr.tableId, pr.globalClasses);
+    }
+    for (const id of d.tablesRemoved) this.tables.delete(id);
+  }
+
+  /** Applies endpoints whose interfaces have appeared since. Returns how many were applied. */
+  retryPending(): number {
+    let n = 0;
+    for (const e of [...this.pending.values()]) if (this.upsertEndpoint(e)) n++;
+    return n;
+  }
+
+  /** Forgets the binding of an interface that disappeared (the kernel removed its tc programs). */
+  interfaceGone(key: string): void {
+    const ifindex = this.bound.get(key);
+    if (ifindex === undefined) return;
+    this.writer.removeEndpoint(ifindex);
+    this.bound.delete(key);
+  }
+
+  private upsertEndpoint(e: LocalEndpoint): boolean {
+    const ifindex = this.resolveIfindex(e);
+    const ingress = this.tables.get(e.tables.ingress);
+    const egress = this.tables.get(e.tables.egress);
+    if (ifindex === undefined || !ingress || !egress) { this.pending.set(e.key, e); return false; }
+    const prev = this.bound.get(e.key);
+    if (prev !== undefined && prev !== ifindex) this.writer.removeEndpoint(prev);
+    let id = this.ids.get(e.key);
+    if (id === undefined) { id = this.nextEpId++; this.ids.set(e.key, id); }
+    this.writer.applyEndpointPolicy({ ifindex, id, ipNetworks: e.ipNetworks, tables: { ingress, egress } });
+    this.bound.set(e.key, ifindex);
+    this.pending.delete(e.key);
+    return true;
+  }
+
+  private removeEndpoint(key: string): void {
+    this.pending.delete(key);
+    const ifindex = this.bound.get(key);
+    if (ifindex !== undefined) this.writer.removeEndpoint(ifindex);
+    this.bound.delete(key);
+  }
+}

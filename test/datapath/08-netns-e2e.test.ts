@@ -1,0 +1,158 @@
+// End to end in network namespaces: a Calico-shaped node (cali* veths, proxy ARP, /32 routes,
+// 169.254.1.1 gateway) with three workloads, policies compiled by src/calc, encoded and applied
+// by PolicyDataplane, programs attached with tc on every cali*. Real ping/TCP/UDP, allowed and
+// denied as policy says; replies admitted by conntrack; a spoofed source dropped; a policy change
+// under a running iperf3 flow: the flow never sees a drop, new connections get the new policy.
+import t from 'tap';
+import { WepTopology, type Workload } from './helpers/wep-topology';
+import { uniquePinRoot, removePinRoot } from './helpers/harness';
+import { loadWep, mapOps, type WepDatapath } from '../../src/dataplane/bpf/loader';
+import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
+import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../../src/dataplane/bpf/counters';
+import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
+import { tcAttach, RingBuffer } from '../../src/dataplane/native';
+import { CalcGraph } from '../../src/calc';
+import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint, Rule } from '../../src/model';
+
+const V3 = 'projectcalico.org/v3' as const;
+const IP = { web: '192.168.10.1', client: '192.168.10.2', other: '192.168.10.3' };
+
+function wep(name: string, ip: string, app: string): WorkloadEndpoint {
+  return {
+    apiVersion: V3, kind: 'WorkloadEndpoint',
+    metadata: { name, namespace: 'ns1', labels: { app } },
+    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`], interfaceName: `cali${name}`, profiles: [] },
+  };
+}
+
+function webIngress(allowIperf: boolean): GlobalNetworkPolicy {
+  const from = { selector: "app == 'client'" };
+  const ingress: Rule[] = [
+    { action: 'Allow', protocol: 'TCP', source: from, destination: { ports: [8080] } },
+    { action: 'Allow', protocol: 'UDP', source: from, destination: { ports: [9000] } },
+    { action: 'Allow', protocol: 'ICMP', source: from },
+  ];
+  if (allowIperf) ingress.push({ action: 'Allow', protocol: 'TCP', source: from, destination: { ports: [5201] } });
+  return { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'web-ingress' },
+    spec: { selector: "app == 'web'", types: ['Ingress'], ingress } };
+}
+
+const egressAll: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'egress-all' },
+  spec: { selector: 'all()', types: ['Egress'], egress: [{ action: 'Allow' }] } };
+const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
+
+t.test('netns end to end', async (t) => {
+  const topo = await WepTopology.create('dpe2e');
+  const pinRoot = uniquePinRoot('e2e');
+  let dp: WepDatapath | undefined;
+  let rb: RingBuffer | undefined;
+  t.teardown(async () => { rb?.close(); dp?.close(); await topo.destroy(); removePinRoot(pinRoot); });
+
+  const w: Record<'web' | 'client' | 'other', Workload> = {
+    web: await topo.addWorkload('web', IP.web),
+    client: await topo.addWorkload('client', IP.client),
+    other: await topo.addWorkload('other', IP.other),
+  };
+  dp = await loadWep({ pinRoot, ctMaxEntries: 65536 });
+  const byIface = new Map(Object.values(w).map((x) => [x.hostIf, x.ifindex]));
+  const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (ep) => byIface.get(ep.interfaceName ?? ''));
+  const graph = new CalcGraph({ nodeName: 'node1' });
+  for (const r of [ns1, wep('web', IP.web, 'web'), wep('client', IP.client, 'client'), wep('other', IP.other, 'other'), webIngress(true), egressAll]) {
+    graph.onUpdate(r);
+  }
+  graph.flush();
+  pd.applySnapshot(graph.snapshot());
+  t.same(pd.pendingEndpoints, [], 'every endpoint bound to its interface');
+  for (const x of Object.values(w)) {
+    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'ingress', program: dp.fromWep });
+    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'egress', program: dp.toWep });
+  }
+  const events: FlowEvent[] = [];
+  rb = RingBuffer.open(dp.maps.events!, (rec) => events.push(decodeEvent(rec)));
+
+  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!), x.ifindex, dir, reason);
+  const ping = (from: Workload, to: string, extra: string[] = []) =>
+    from.ns.exec(['ping', '-c', '2', '-W', '1', '-i', '0.2', ...extra, to], { allowFail: true, timeoutMs: 10_000 });
+
+  await w.web.ns.spawn(['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'EXEC:cat']);
+  await w.web.ns.spawn(['socat', 'UDP-RECVFROM:9000,fork', 'EXEC:cat']);
+  await w.web.ns.spawn(['iperf3', '-s', '-p', '5201']);
+  await new Promise((r) => setTimeout(r, 500));
+
+  const tcp = (from: Workload, port: number) => from.ns.sh(
+    `echo hello-${port} | timeout 4 socat -T2 - TCP:${IP.web}:${port},connect-timeout=2`, { allowFail: true, timeoutMs: 10_000 });
+  const udp = (from: Workload) => from.ns.sh(`echo hello-udp | timeout 3 socat -T1 - UDP:${IP.web}:9000`, { allowFail: true, timeoutMs: 10_000 });
+
+  t.test('ICMP', async (t) => {
+    t.equal((await ping(w.client, IP.web)).code, 0, 'client -> web allowed (and the reply comes back)');
+    const before = count(w.web, Dir.INGRESS, R.POLICY_DENY);
+    t.not((await ping(w.other, IP.web)).code, 0, 'other -> web denied');
+    t.ok(count(w.web, Dir.INGRESS, R.POLICY_DENY) > before, 'counted as policy deny on web\'s ingress');
+    t.not((await ping(w.web, IP.client)).code, 0, 'web -> client denied by client\'s ingress (no policy, no profile)');
+  });
+
+  t.test('TCP and UDP, replies through conntrack', async (t) => {
+    const ok = await tcp(w.client, 8080);
+    t.equal(ok.stdout.trim(), 'hello-8080', 'client -> web:8080 echoed back');
+    const no = await tcp(w.other, 8080);
+    t.not(no.stdout.trim(), 'hello-8080', 'other -> web:8080 gets nothing');
+    t.not((await tcp(w.client, 8081)).stdout.trim(), 'hello-8081', 'client -> web:8081 (no rule) gets nothing');
+    t.equal((await udp(w.client)).stdout.trim(), 'hello-udp', 'client -> web udp/9000 echoed back');
+    t.not((await udp(w.other)).stdout.trim(), 'hello-udp', 'other -> web udp/9000 gets nothing');
+    const deny = events.find((e) => e.kind === 'deny' && e.src === IP.other && e.dst === IP.web && e.protocol === 6 && e.dstPort === 8080);
+    t.ok(deny, 'a deny event for other -> web:8080');
+    t.equal(deny?.direction, 'ingress');
+    t.ok((deny?.ruleId ?? 0) > 0, 'naming the deciding rule');
+  });
+
+  t.test('spoofed source', async (t) => {
+    await w.client.ns.sh('ip addr add 192.168.10.99/32 dev eth0');
+    const before = count(w.client, Dir.EGRESS, R.SPOOFED_SRC);
+    t.not((await ping(w.client, IP.web, ['-I', '192.168.10.99'])).code, 0, 'ping from an address that is not the endpoint\'s fails');
+    t.ok(count(w.client, Dir.EGRESS, R.SPOOFED_SRC) >= before + 2n, 'both echo requests counted as spoofed');
+    await w.client.ns.sh('ip addr del 192.168.10.99/32 dev eth0');
+  });
+
+  t.test('policy change under a running iperf3 flow', async (t) => {
+    const client = w.client.ns.spawn(['iperf3', '-c', IP.web, '-p', '5201', '-t', '5', '-b', '200M', '-J'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    client.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    const done = new Promise<number>((r) => client.on('exit', (code) => r(code ?? -1)));
+    await new Promise((r) => setTimeout(r, 1500));
+
+    // Every tortie drop on any interface, except IPv6 frames (router/neighbour solicitations the
+    // workloads send on their own; IPv6 is not enabled in this datapath yet).
+    const drops = () => readCounters(dp!.maps.cnt!).filter((r) => r.reason < 0 && r.reason !== R.UNSUPPORTED_L3)
+      .reduce((a, r) => a + r.packets, 0n);
+    const fwdBytes = () => readCounters(dp!.maps.cnt!).find((r) => r.ifindex === w.web.ifindex && r.dir === Dir.INGRESS && r.reason === 0)?.bytes ?? 0n;
+    const dropsAtStart = drops();
+    const snap0 = readCounters(dp!.maps.cnt!);
+    t.ok(fwdBytes() > 1_000_000n, 'flow running');
+    graph.onUpdate(webIngress(false));
+    const delta = graph.flush();
+    t.ok(delta.endpointsUpserted.some((e) => e.key === 'ns1/web'), 'the compiler switched web to a new table');
+    const bytesAtFlip = fwdBytes();
+    const before = pd.writer.current(w.web.ifindex)!;
+    pd.applyDelta(delta);
+    const after = pd.writer.current(w.web.ifindex)!;
+    t.equal(after.version, before.version + 1, 'web flipped once');
+    t.not(after.table[Dir.INGRESS], before.table[Dir.INGRESS], 'to a new ingress table');
+    await new Promise((r) => setTimeout(r, 1500));
+    t.equal(drops(), dropsAtStart, 'not one packet dropped by tortie while the flow ran across the flip');
+    if (drops() !== dropsAtStart) t.comment(JSON.stringify(readCounters(dp!.maps.cnt!).filter((r) => r.reason < 0).map((r) => [r.ifindex, r.dir, r.reason, Number(r.packets - (snap0.find((x) => x.ifindex === r.ifindex && x.dir === r.dir && x.reason === r.reason)?.packets ?? 0n))])));
+    t.ok(fwdBytes() > bytesAtFlip + 5_000_000n, 'and it kept flowing (bytes forwarded after the flip)');
+    const denyBeforeProbe = count(w.web, Dir.INGRESS, R.POLICY_DENY);
+    const probe = await w.client.ns.sh(`timeout 3 socat -T1 /dev/null TCP:${IP.web}:5201,connect-timeout=1`, { allowFail: true, timeoutMs: 10_000 });
+    t.not(probe.code, 0, 'a new connection to 5201 is refused by the new policy');
+    t.ok(count(w.web, Dir.INGRESS, R.POLICY_DENY) > denyBeforeProbe, 'its SYN counted as policy deny');
+
+    const code = await done;
+    t.equal(code, 0, 'iperf3 finished normally');
+    const res = JSON.parse(out) as { intervals: { sum: { bytes: number } }[]; end: { sum_sent: { retransmits: number; bytes: number }; sum_received: { bytes: number } } };
+    t.ok(res.intervals.length >= 5 && res.intervals.every((i) => i.sum.bytes > 0), 'bytes in every interval, before and after the change');
+    // TCP retransmissions can come from the kernel's own queues on a busy 2-core machine; what
+    // tortie did is in the drop counters above. Reported for the record.
+    t.comment(`iperf3: ${(res.end.sum_sent.bytes / 1e6).toFixed(1)} MB sent, ${res.end.sum_sent.retransmits} retransmits`);
+    t.equal(res.end.sum_received.bytes, res.end.sum_sent.bytes, 'everything sent was received');
+  });
+});
