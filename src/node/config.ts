@@ -93,7 +93,8 @@ function parseIp(v: string, source: string): string {
   if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || (m[5] !== undefined && Number(m[5]) > 32)) {
     throw new ConfigError(`${source}: "${v}" is not "autodetect", "none" or an IPv4 address with optional /prefix (e.g. 10.0.2.10/24)`);
   }
-  return m[5] === undefined ? `${s}/32` : s;
+  // A bare address takes its prefix from the interface holding it (src/net/autodetect).
+  return s;
 }
 
 /** Raw option values as the CLI parser produced them (strings, undefined when absent). */

@@ -17,6 +17,7 @@ import { Agent, type Dataplane, type PolicyCalc } from './agent';
 import type { NodeConfig } from './config';
 import { ConfigError } from './config';
 import { NodeMetrics } from './metrics';
+import { detectNodeAddress, AutodetectError, type DetectedAddress } from '../net/autodetect';
 
 export function datastoreConfig(c: NodeConfig): DatastoreConfig {
   return c.datastoreType === 'etcdv3'
@@ -89,10 +90,15 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-export async function resolveNodeAddress(c: NodeConfig): Promise<string | undefined> {
+/** The node address with its subnet and the interface holding it (none in policy-only mode). */
+export async function resolveNodeAddress(c: NodeConfig): Promise<DetectedAddress | undefined> {
   if (c.ip === 'none' || c.policyOnly) return undefined;
-  if (c.ip !== 'autodetect') return c.ip;
-  throw new ConfigError(`--ip=autodetect (method ${c.ipAutodetectionMethod}) is not available yet; pass --ip=ADDR/PREFIX`);
+  try {
+    return await detectNodeAddress(c.ip, c.ipAutodetectionMethod);
+  } catch (e) {
+    if (e instanceof AutodetectError) throw new ConfigError(e.message);
+    throw e;
+  }
 }
 
 export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAgent> {
@@ -100,11 +106,12 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
   const datastore = openDatastore(datastoreConfig(c), log);
   try {
     const client = new ResourceClient(datastore);
-    const address = await resolveNodeAddress(c);
-    await registerNode(client, c.nodeName, address, log);
+    const detected = await resolveNodeAddress(c);
+    if (detected) log.info({ address: detected.address, interface: detected.ifname, method: detected.method }, 'node address');
+    await registerNode(client, c.nodeName, detected?.address, log);
     const graph = new CalcGraph({ nodeName: c.nodeName, logger: log.child({ component: 'calc' }) });
     const dataplane = await BpfDataplane.open({
-      pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || undefined, log,
+      pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,
       onFlow: (flow) => log.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
     });
     const agent = new Agent({

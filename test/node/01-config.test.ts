@@ -16,7 +16,7 @@ t.test('Calico environment names are honoured, flags win over them', async (t) =
   t.equal(c.logLevel, 'warn');
   const f = resolveConfig({ nodeName: 'node3', ip: '198.18.1.2', logLevel: 'debug', datastoreType: 'embedded' }, env);
   t.equal(f.nodeName, 'node3');
-  t.equal(f.ip, '198.18.1.2/32', 'a bare address becomes a /32');
+  t.equal(f.ip, '198.18.1.2', 'a bare address is kept (its prefix comes from the interface)');
   t.equal(f.logLevel, 'debug');
   t.equal(f.datastoreType, 'embedded');
 });
