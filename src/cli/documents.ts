@@ -1,27 +1,28 @@
 /**
- * Loading resources for `-f FILE|DIR|-`: reading (a file, every .yaml/.yml/.json file of a
- * directory — recursively with -R — or stdin), splitting multi-document YAML/JSON, expanding
- * `*List` documents and top-level arrays, converting v1 / Kubernetes input and validating
- * every resource (src/model's `toV3`).
+ * Loading resources for `-f FILE|DIR|-`: reading a file, every .yaml/.yml/.json file of a
+ * directory (recursively with -R) or stdin, then src/model's `parseResources` (multi-document
+ * YAML/JSON, lists, v1 / Kubernetes conversion, validation) on each, plus calicoctl's `-n`.
  *
  * Contract:
  * - All or nothing: `loadResources` either returns every resource of the input, validated, in
- *   input order, or throws ONE InputError listing every problem of every document (file,
- *   document number, kind and name, field path, reason). Nothing is written by this module.
- * - `identities` mode (get/delete -f) needs only kind, name and namespace: a document that fails
- *   full validation but names a known kind and a name is still accepted, as calicoctl only
- *   decodes the file for those commands.
- * - For namespaced kinds, a document without metadata.namespace gets `-n NS` (or `default`);
- *   one whose namespace differs from `-n` is a problem, as in calicoctl.
+ *   input order, or throws ONE InputError listing every problem of every file and document
+ *   (file when several, document number, kind and name, field path, reason).
+ * - An input without resources is an EmptyInputError ("No resources specified in file X"),
+ *   unless --skip-empty.
+ * - `-n NS` moves namespaced resources that are in the default namespace (namespace absent or
+ *   `default`: the model defaults it, so the two cannot be told apart) into NS; a resource
+ *   explicitly in another namespace is a problem, as calicoctl's "resource namespace does not
+ *   match client namespace".
+ * - `identities` (get/delete -f): when strict parsing fails, documents that still name a known
+ *   kind and a name are accepted as bare identities, since calicoctl only decodes those files.
+ * Nothing is written by this module.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { formatProblem, type Problem } from '../model/errors';
-import { toV3 } from '../model/convert';
-import type { Resource } from '../model/types';
+import { formatProblem, parseResources, resolveKind, ValidationError, type Problem, type Resource } from '../model';
 import { CliError, readAll, type CliIO } from './io';
-import { isNamespacedKind, lookupKind } from './kinds';
+import { isNamespacedKind } from './kinds';
 
 /** The input could not be read or is invalid: calicoctl's "Failed to execute command: …". */
 export class InputError extends CliError {
@@ -42,7 +43,7 @@ export class EmptyInputError extends CliError {
 export interface LoadOptions {
   recursive?: boolean;
   skipEmpty?: boolean;
-  /** `-n NS`, applied to namespaced resources without a namespace. */
+  /** `-n NS`. */
   namespace?: string;
   /** Accept documents that only identify a resource (get, delete). */
   identities?: boolean;
@@ -57,7 +58,8 @@ const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
 function listDir(dir: string, recursive: boolean): string[] {
   const out: string[] = [];
-  for (const ent of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+  const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const ent of entries) {
     const p = path.join(dir, ent.name);
     if (ent.isDirectory()) {
       if (recursive) out.push(...listDir(p, true));
@@ -68,29 +70,6 @@ function listDir(dir: string, recursive: boolean): string[] {
   return out;
 }
 
-async function readSources(filename: string, opts: LoadOptions, io: CliIO): Promise<{ sources: Source[]; isDir: boolean }> {
-  if (filename === '-') return { sources: [{ name: '-', text: await readAll(io.stdin) }], isDir: false };
-  const p = path.resolve(io.cwd, filename);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(p);
-  } catch (e) {
-    throw new InputError(`open ${filename}: ${errnoText(e)}`);
-  }
-  if (!st.isDirectory()) {
-    try {
-      return { sources: [{ name: filename, text: fs.readFileSync(p, 'utf8') }], isDir: false };
-    } catch (e) {
-      throw new InputError(`open ${filename}: ${errnoText(e)}`);
-    }
-  }
-  const files = listDir(p, opts.recursive ?? false);
-  return {
-    sources: files.map((f) => ({ name: path.relative(io.cwd, f) || f, text: fs.readFileSync(f, 'utf8') })),
-    isDir: true,
-  };
-}
-
 function errnoText(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return 'no such file or directory';
@@ -98,97 +77,62 @@ function errnoText(e: unknown): string {
   return (e as Error).message;
 }
 
+async function readSources(filename: string, opts: LoadOptions, io: CliIO): Promise<{ sources: Source[]; isDir: boolean }> {
+  if (filename === '-') return { sources: [{ name: '-', text: await readAll(io.stdin) }], isDir: false };
+  const p = path.resolve(io.cwd, filename);
+  try {
+    if (!fs.statSync(p).isDirectory()) return { sources: [{ name: filename, text: fs.readFileSync(p, 'utf8') }], isDir: false };
+    const files = listDir(p, opts.recursive ?? false);
+    return { sources: files.map((f) => ({ name: path.relative(io.cwd, f) || f, text: fs.readFileSync(f, 'utf8') })), isDir: true };
+  } catch (e) {
+    throw new InputError(`open ${filename}: ${errnoText(e)}`);
+  }
+}
+
+/** Only blank lines, comments and document markers: nothing to parse. */
+function isBlank(text: string): boolean {
+  return text.split('\n').every((l) => /^\s*(#.*)?$/.test(l) || /^(---|\.\.\.)\s*(#.*)?$/.test(l));
+}
+
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Pre-validation namespace handling (the model defaults a missing namespace to `default`). */
-function applyNamespace(raw: unknown, opts: LoadOptions, problems: Problem[], where: Omit<Problem, 'path' | 'reason'>): unknown {
-  if (!isObj(raw) || typeof raw.kind !== 'string') return raw;
-  const kind = lookupKind(raw.kind);
-  if (!kind || !isNamespacedKind(kind) || raw.apiVersion === 'v1') return raw;
-  const meta = isObj(raw.metadata) ? raw.metadata : undefined;
-  const ns = meta && typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : undefined;
-  if (ns === undefined && opts.namespace !== undefined) {
-    return { ...raw, metadata: { ...(meta ?? {}), namespace: opts.namespace } };
-  }
-  if (ns !== undefined && opts.namespace !== undefined && ns !== opts.namespace) {
-    problems.push({ ...where, path: 'metadata.namespace', reason: `resource namespace does not match client namespace. ${ns} != ${opts.namespace}` });
-  }
-  return raw;
-}
-
-/** Only what get/delete need: a known kind and a name (v3 spelling). */
-function identityOf(raw: unknown): Resource | undefined {
-  if (!isObj(raw) || typeof raw.kind !== 'string' || !isObj(raw.metadata)) return undefined;
-  if (raw.apiVersion !== 'projectcalico.org/v3') return undefined;
-  const kind = lookupKind(raw.kind);
-  const name = raw.metadata.name;
-  if (!kind || typeof name !== 'string' || name === '') return undefined;
-  const meta: Record<string, unknown> = { name };
-  if (isNamespacedKind(kind)) meta.namespace = typeof raw.metadata.namespace === 'string' && raw.metadata.namespace ? raw.metadata.namespace : 'default';
-  if (typeof raw.metadata.resourceVersion === 'string') meta.resourceVersion = raw.metadata.resourceVersion;
-  return { apiVersion: 'projectcalico.org/v3', kind, metadata: meta, spec: {} } as unknown as Resource;
-}
-
-/**
- * Parses the text of one source into resources, appending problems (with 1-based document
- * numbers) instead of throwing.
- */
-export function parseText(text: string, opts: LoadOptions, problems: Problem[]): Resource[] {
+/** get/delete -f of documents that do not validate: kind, name and namespace are enough. */
+function identitiesOf(text: string, namespace: string | undefined): Resource[] | undefined {
   const out: Resource[] = [];
-  const docs = YAML.parseAllDocuments(text, { prettyErrors: false });
-  const list = Array.isArray(docs) ? docs : [docs];
-  let docNo = 0;
-  for (const doc of list) {
-    docNo++;
-    const base: Omit<Problem, 'path' | 'reason'> = { document: docNo };
-    if (doc.errors.length > 0) {
-      problems.push({ document: docNo, path: '', reason: `not valid YAML or JSON: ${doc.errors[0].message.split('\n')[0]}` });
-      continue;
-    }
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (value === null || value === undefined) continue; // empty document (e.g. a trailing `---`)
-    // A top-level array or a `*List` holds several resources; their problems name items[i].
-    let items: { raw: unknown; prefix: string }[];
-    if (Array.isArray(value)) {
-      items = value.map((raw, i) => ({ raw, prefix: `[${i}]` }));
-    } else if (isObj(value) && typeof value.kind === 'string' && value.kind.endsWith('List') && value.kind !== 'List' && Array.isArray(value.items)) {
-      items = (value.items as unknown[]).map((raw, i) => ({ raw, prefix: `items[${i}]` }));
-    } else if (isObj(value) && value.kind === 'List' && Array.isArray(value.items)) {
-      items = (value.items as unknown[]).map((raw, i) => ({ raw, prefix: `items[${i}]` }));
-    } else {
-      items = [{ raw: value, prefix: '' }];
-    }
-    for (const { raw, prefix } of items) {
-      const before = problems.length;
-      const prepared = applyNamespace(raw, opts, problems, base);
-      const res = toV3(prepared);
-      if (res.problems === undefined && problems.length === before) {
-        out.push(res.resource);
-        continue;
-      }
-      if (opts.identities) {
-        const id = identityOf(prepared);
-        if (id && problems.length === before) {
-          out.push(id);
-          continue;
-        }
-      }
-      for (const p of res.problems ?? []) {
-        const pathWithPrefix = prefix === '' ? p.path : p.path === '' ? prefix : p.path.startsWith('[') ? prefix + p.path : `${prefix}.${p.path}`;
-        problems.push({ ...p, document: docNo, path: pathWithPrefix });
-      }
-      for (let i = before; i < problems.length; i++) {
-        if (problems[i].kind === undefined && problems[i].name === undefined && isObj(prepared)) {
-          const k = prepared.kind;
-          const m = isObj(prepared.metadata) ? prepared.metadata : {};
-          problems[i] = { ...problems[i], kind: typeof k === 'string' ? k : undefined, name: typeof m.name === 'string' ? m.name : undefined };
-        }
-      }
+  for (const doc of YAML.parseAllDocuments(text)) {
+    if (doc.errors.length > 0) return undefined;
+    const v: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (v === null || v === undefined) continue;
+    const items: unknown[] = Array.isArray(v) ? v : isObj(v) && Array.isArray(v.items) ? v.items : [v];
+    for (const raw of items) {
+      if (!isObj(raw) || raw.apiVersion !== 'projectcalico.org/v3' || typeof raw.kind !== 'string' || !isObj(raw.metadata)) return undefined;
+      const kind = resolveKind(raw.kind);
+      const name = raw.metadata.name;
+      if (!kind || typeof name !== 'string' || name === '') return undefined;
+      const meta: Record<string, unknown> = { name };
+      if (isNamespacedKind(kind)) meta.namespace = typeof raw.metadata.namespace === 'string' && raw.metadata.namespace ? raw.metadata.namespace : namespace ?? 'default';
+      if (typeof raw.metadata.resourceVersion === 'string') meta.resourceVersion = raw.metadata.resourceVersion;
+      out.push({ apiVersion: 'projectcalico.org/v3', kind, metadata: meta, spec: {} } as unknown as Resource);
     }
   }
   return out;
+}
+
+/** calicoctl's -n for resources read from a file (see the contract above). */
+function applyNamespace(rs: Resource[], namespace: string | undefined): Problem[] {
+  if (namespace === undefined) return [];
+  const problems: Problem[] = [];
+  for (const r of rs) {
+    if (!isNamespacedKind(r.kind)) continue;
+    const ns = r.metadata.namespace ?? 'default';
+    if (ns === 'default') r.metadata.namespace = namespace;
+    else if (ns !== namespace) {
+      problems.push({ kind: r.kind, name: `${ns}/${r.metadata.name}`, path: 'metadata.namespace', reason: `resource namespace does not match client namespace. ${ns} != ${namespace}` });
+    }
+  }
+  return problems;
 }
 
 /** Resources of `-f FILENAME`, all validated, or an InputError / EmptyInputError. */
@@ -197,12 +141,23 @@ export async function loadResources(filename: string, opts: LoadOptions, io: Cli
   const problems: { file: string; p: Problem }[] = [];
   const all: Resource[] = [];
   for (const src of sources) {
-    const ps: Problem[] = [];
-    const rs = parseText(src.text, opts, ps);
-    for (const p of ps) problems.push({ file: src.name, p });
-    if (ps.length === 0 && rs.length === 0 && !opts.skipEmpty) {
-      throw new EmptyInputError(`No resources specified in file ${src.name}`);
+    if (isBlank(src.text)) {
+      if (!opts.skipEmpty) throw new EmptyInputError(`No resources specified in file ${src.name}`);
+      continue;
     }
+    let rs: Resource[];
+    try {
+      rs = parseResources(src.text);
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      const ids = opts.identities ? identitiesOf(src.text, opts.namespace) : undefined;
+      if (ids === undefined) {
+        for (const p of e.problems) problems.push({ file: src.name, p });
+        continue;
+      }
+      rs = ids;
+    }
+    for (const p of applyNamespace(rs, opts.namespace)) problems.push({ file: src.name, p });
     all.push(...rs);
   }
   if (problems.length > 0) {
@@ -211,6 +166,8 @@ export async function loadResources(filename: string, opts: LoadOptions, io: Cli
     const head = lines.length === 1 ? '' : `${lines.length} problems, nothing was written:\n  `;
     throw new InputError(head + lines.join('\n  '), problems.map((x) => x.p));
   }
-  if (all.length === 0 && isDir && !opts.skipEmpty) throw new EmptyInputError(`No resources specified in directory ${filename}`);
+  if (all.length === 0 && !opts.skipEmpty) {
+    throw new EmptyInputError(isDir ? `No resources specified in directory ${filename}` : `No resources specified in file ${filename}`);
+  }
   return all;
 }

@@ -1,12 +1,13 @@
 /**
- * The resource kinds tortiectl knows, the names a user may call them by (calicoctl's aliases,
- * case-insensitive, singular or plural), and how each kind is shown in `get`'s ps/wide tables
- * (calicoctl's column headings and cell contents).
+ * The resource kinds tortiectl knows and how each is shown in `get`'s ps/wide tables
+ * (calicoctl's column headings and cell contents). The names a user may call them by are
+ * src/model's (calicoctl's aliases, case-insensitive), plus the Kubernetes resource spelling.
  *
  * Contract: `lookupKind` maps any accepted spelling to the v3 kind or returns undefined;
  * `columnsOf(kind, wide)` returns the default headings; every heading a kind lists has a cell
  * function in `cellsOf(kind)`, which is also what `-o custom-columns=` may name.
  */
+import { resolveKind } from '../model';
 import type {
   GlobalNetworkPolicy, IPPool, Namespace, NetworkPolicy, Node, Profile, Resource, ResourceKind, Tier, WorkloadEndpoint,
 } from '../model/types';
@@ -21,7 +22,6 @@ interface KindInfo<R extends Resource = Resource> {
   /** calicoctl's spelling in usage texts: `ipPool`, `globalNetworkPolicy`. */
   display: string;
   namespaced: boolean;
-  aliases: string[];
   headings: string[];
   wideHeadings: string[];
   cells: Record<string, Cell<R>>;
@@ -37,7 +37,6 @@ const KINDS: KindInfo[] = [
     kind: 'IPPool',
     display: 'ipPool',
     namespaced: false,
-    aliases: ['ippool', 'ippools', 'ipp', 'ipps', 'pool', 'pools'],
     headings: ['NAME', 'CIDR', 'SELECTOR'],
     wideHeadings: ['NAME', 'CIDR', 'NAT', 'IPIPMODE', 'VXLANMODE', 'DISABLED', 'DISABLEBGPEXPORT', 'SELECTOR'],
     cells: {
@@ -55,7 +54,6 @@ const KINDS: KindInfo[] = [
     kind: 'Node',
     display: 'node',
     namespaced: false,
-    aliases: ['node', 'nodes', 'no', 'nos'],
     headings: ['NAME'],
     wideHeadings: ['NAME', 'ASN', 'IPV4', 'IPV6'],
     cells: {
@@ -69,7 +67,6 @@ const KINDS: KindInfo[] = [
     kind: 'WorkloadEndpoint',
     display: 'workloadEndpoint',
     namespaced: true,
-    aliases: ['workloadendpoint', 'workloadendpoints', 'wep', 'weps'],
     headings: ['WORKLOAD', 'NODE', 'NETWORKS', 'INTERFACE'],
     wideHeadings: ['NAME', 'WORKLOAD', 'NODE', 'NETWORKS', 'INTERFACE', 'PROFILES', 'NATS'],
     cells: {
@@ -89,7 +86,6 @@ const KINDS: KindInfo[] = [
     kind: 'Profile',
     display: 'profile',
     namespaced: false,
-    aliases: ['profile', 'profiles', 'pro', 'pros'],
     headings: ['NAME'],
     wideHeadings: ['NAME', 'LABELS'],
     cells: {
@@ -101,7 +97,6 @@ const KINDS: KindInfo[] = [
     kind: 'Tier',
     display: 'tier',
     namespaced: false,
-    aliases: ['tier', 'tiers'],
     headings: ['NAME', 'ORDER'],
     wideHeadings: ['NAME', 'ORDER'],
     cells: {
@@ -113,7 +108,6 @@ const KINDS: KindInfo[] = [
     kind: 'NetworkPolicy',
     display: 'networkPolicy',
     namespaced: true,
-    aliases: ['networkpolicy', 'networkpolicies', 'policy', 'np', 'policies', 'pol', 'pols'],
     headings: ['NAME', 'TIER'],
     wideHeadings: ['NAME', 'TIER', 'ORDER', 'SELECTOR'],
     cells: {
@@ -128,7 +122,6 @@ const KINDS: KindInfo[] = [
     kind: 'GlobalNetworkPolicy',
     display: 'globalNetworkPolicy',
     namespaced: false,
-    aliases: ['globalnetworkpolicy', 'globalnetworkpolicies', 'gnp', 'gnps'],
     headings: ['NAME'],
     wideHeadings: ['NAME', 'ORDER', 'SELECTOR'],
     cells: {
@@ -143,7 +136,6 @@ const KINDS: KindInfo[] = [
     kind: 'Namespace',
     display: 'namespace',
     namespaced: false,
-    aliases: ['namespace', 'namespaces', 'ns'],
     headings: ['NAME'],
     wideHeadings: ['NAME', 'LABELS'],
     cells: {
@@ -154,18 +146,13 @@ const KINDS: KindInfo[] = [
 ];
 
 const BY_KIND = new Map<ResourceKind, KindInfo>(KINDS.map((k) => [k.kind, k]));
-const BY_ALIAS = new Map<string, ResourceKind>();
-for (const k of KINDS) {
-  for (const a of [...k.aliases, k.kind.toLowerCase()]) BY_ALIAS.set(a, k.kind);
-}
 
 /**
  * The kind a user means by `name`: calicoctl's aliases, any letter case, and the Kubernetes
  * resource forms `ippools.projectcalico.org` / `ippools.crd.projectcalico.org`.
  */
 export function lookupKind(name: string): ResourceKind | undefined {
-  const lower = name.trim().toLowerCase().replace(/\.(crd\.)?projectcalico\.org$/, '');
-  return BY_ALIAS.get(lower);
+  return resolveKind(name.trim().replace(/\.(crd\.)?projectcalico\.org$/i, ''));
 }
 
 export function isNamespacedKind(kind: ResourceKind): boolean {

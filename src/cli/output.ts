@@ -3,15 +3,13 @@
  * - ps / wide / custom-columns: one table per printed object (a resource or a `*List`),
  *   columns laid out like Go's tabwriter(minwidth 5, padding 3) with every cell, the last
  *   included, padded — then an empty line after each table;
- * - yaml: keys sorted (calicoctl goes through JSON then YAML), sequences not indented;
- * - json: two-space indent, `kind, apiVersion, metadata, spec|items` first;
- * - a single printed object is printed alone; several (`get kind a b`) as a sequence/array.
+ * - yaml / json: src/model's printers (calicoctl's key order and list shapes); a single printed
+ *   object is printed alone, several (`get kind a b`) as a YAML sequence / JSON array.
  *
  * Contract: pure functions from data to text; `parseOutputFormat` throws CliError for a format
  * calicoctl would reject or tortie does not implement (Go templates).
  */
-import YAML from 'yaml';
-import type { Resource, ResourceKind, ResourceList } from '../model/types';
+import { toJson, toYaml, type Resource, type ResourceKind, type ResourceList } from '../model';
 import { CliError } from './io';
 import { cellOf, columnsOf, headingsOf, isNamespacedKind } from './kinds';
 
@@ -76,39 +74,28 @@ function tableFor(p: Printable, fmt: Extract<OutputFormat, { type: 'table' }>, p
   return formatTable(headings, items.map((r) => headings.map((h) => cellOf(r, h) ?? '')));
 }
 
-// Field order of Go's structs, which calicoctl's JSON output follows.
-const TOP_ORDER = ['kind', 'apiVersion', 'metadata', 'spec', 'items'];
-const META_ORDER = ['name', 'namespace', 'uid', 'resourceVersion', 'creationTimestamp', 'labels', 'annotations'];
-
-function ordered(o: Record<string, unknown>, order: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k of order) if (o[k] !== undefined) out[k] = o[k];
-  for (const [k, v] of Object.entries(o)) if (!(k in out) && v !== undefined) out[k] = v;
-  return out;
+/** YAML or JSON of one printed object: a resource as itself, a list in calicoctl's `*List` shape. */
+function serialise(p: Printable, type: 'yaml' | 'json'): string {
+  const print = type === 'yaml' ? toYaml : toJson;
+  if (!isList(p)) return print(p);
+  return print(p.items, { resourceVersion: p.metadata.resourceVersion, listKind: kindOf(p) });
 }
 
-function forJson(p: Printable): Record<string, unknown> {
-  const o = ordered(p as unknown as Record<string, unknown>, TOP_ORDER);
-  if (o.metadata && typeof o.metadata === 'object') o.metadata = ordered(o.metadata as Record<string, unknown>, META_ORDER);
-  if (Array.isArray(o.items)) o.items = (o.items as Printable[]).map(forJson);
-  return o;
-}
-
-export function toYaml(value: unknown): string {
-  return YAML.stringify(value, { sortMapEntries: true, indentSeq: false, lineWidth: 0, minContentWidth: 0 });
-}
-
-export function toJson(value: unknown): string {
-  return JSON.stringify(value, null, 2) + '\n';
+/** Several printed objects (`get kind a b`): a YAML sequence / JSON array of them, as Go marshals a slice. */
+function sequence(texts: readonly string[], type: 'yaml' | 'json'): string {
+  if (texts.length === 0) return type === 'yaml' ? '[]\n' : '[]\n';
+  if (type === 'yaml') {
+    return texts.map((t) => t.trimEnd().split('\n').map((l, i) => (i === 0 ? '- ' : '  ') + l).join('\n') + '\n').join('');
+  }
+  return '[\n' + texts.map((t) => t.trimEnd().split('\n').map((l) => '  ' + l).join('\n')).join(',\n') + '\n]\n';
 }
 
 /** The text `get` prints for the objects it found (possibly none). */
 export function render(objects: readonly Printable[], fmt: OutputFormat, printNamespace = false): string {
   switch (fmt.type) {
     case 'yaml':
-      return toYaml(objects.length === 1 ? objects[0] : objects);
     case 'json':
-      return toJson(objects.length === 1 ? forJson(objects[0]) : objects.map(forJson));
+      return objects.length === 1 ? serialise(objects[0], fmt.type) : sequence(objects.map((o) => serialise(o, fmt.type)), fmt.type);
     case 'table':
       return objects.map((p) => tableFor(p, fmt, printNamespace) + '\n').join('');
   }
