@@ -114,6 +114,8 @@ interface ClassRec {
   id: number;
   sig: string;
   members: string[];
+  /** Named-port atom id → its member string (`id=values`). */
+  npMember: Map<string, string>;
   refs: number;
 }
 
@@ -625,6 +627,8 @@ export class CalcGraph {
       n = { key: k, cidr: c, cidrAtoms: new Set(), items: new Set(), classId: 0 };
       this.pnodes.set(k, n);
       this.lenCount[c.len]!++;
+      if (c.len >= 16) addTo(this.nodesBy16, c.addr >>> 16, k);
+      else this.shortNodes.add(k);
       this.dirtyNodes.add(k);
     }
     return n;
@@ -641,8 +645,27 @@ export class CalcGraph {
     const k = cidrKey(c);
     if (this.pnodes.has(k)) this.dirtyNodes.add(k);
     if (c.len === 32) return;
-    for (const n of this.pnodes.values()) if (n.cidr.len > c.len && cidrCovers(c, n.cidr)) this.dirtyNodes.add(n.key);
+    const visit = (nk: string): void => {
+      const n = this.pnodes.get(nk)!;
+      if (n.cidr.len > c.len && cidrCovers(c, n.cidr)) this.dirtyNodes.add(nk);
+    };
+    for (const nk of this.shortNodes) visit(nk);
+    if (c.len >= 16) {
+      for (const nk of this.nodesBy16.get(c.addr >>> 16) ?? []) visit(nk);
+      return;
+    }
+    const lo = c.addr >>> 16;
+    const hi = lo + 2 ** (16 - c.len) - 1;
+    if (hi - lo < this.nodesBy16.size) {
+      for (let b = lo; b <= hi; b++) for (const nk of this.nodesBy16.get(b) ?? []) visit(nk);
+    } else {
+      for (const [b, set] of this.nodesBy16) if (b >= lo && b <= hi) for (const nk of set) visit(nk);
+    }
   }
+
+  /** Prefix nodes of length ≥ 16 by their first 16 bits, and the shorter ones (for subtree scans). */
+  private readonly nodesBy16 = new Map<number, Set<string>>();
+  private readonly shortNodes = new Set<string>();
 
   private recomputeNode(nk: string, added: Set<number>, changed: Set<string>): void {
     const n = this.pnodes.get(nk);
@@ -658,7 +681,9 @@ export class CalcGraph {
         if (existing !== undefined) newId = existing;
         else {
           newId = hashId(sig, (id) => this.classes.has(id));
-          this.classes.set(newId, { id: newId, sig, members, refs: 0 });
+          const npMember = new Map<string, string>();
+          for (const m of members) if (m.startsWith('n:')) npMember.set(m.slice(0, m.lastIndexOf('=')), m);
+          this.classes.set(newId, { id: newId, sig, members, npMember, refs: 0 });
           this.zeroRefClasses.add(newId);
           this.classBySig.set(sig, newId);
           for (const a of this.atomsOfMembers(members)) addTo(this.classesByAtom, a, newId);
@@ -682,6 +707,8 @@ export class CalcGraph {
     if (empty) {
       this.pnodes.delete(nk);
       this.lenCount[n.cidr.len]!--;
+      if (n.cidr.len >= 16) removeFrom(this.nodesBy16, n.cidr.addr >>> 16, nk);
+      else this.shortNodes.delete(nk);
       changed.add(nk);
     }
   }
@@ -1061,39 +1088,40 @@ export class CalcGraph {
 
   // =========================================================================== tables
 
-  private restricted(ctx: Ctx, members: string[]): { key: string; sig: Signature } {
+  /** A class's members restricted to a context's atoms, as a canonical key (sorted, '\n'-joined). */
+  private restrictedKey(ctx: Ctx, members: string[]): string {
     const parts: string[] = [];
-    const sig: Signature = new Map();
     for (const m of members) {
-      if (m.startsWith('n:')) {
-        const eq = m.lastIndexOf('=');
-        const id = m.slice(0, eq);
-        if (!ctx.def.atoms.has(id)) continue;
-        parts.push(m);
-        sig.set(
-          id,
-          m
-            .slice(eq + 1)
-            .split(',')
-            .map((v) => v.split(':').map(Number) as [number, number]),
-        );
-      } else if (ctx.def.atoms.has(m)) {
-        parts.push(m);
-        sig.set(m, true);
-      }
+      if (ctx.def.atoms.has(m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m)) parts.push(m);
     }
-    return { key: parts.join('\n'), sig };
+    return parts.join('\n');
   }
 
-  private rowsFor(ctx: Ctx, members: string[]): Rows {
-    const { key, sig } = this.restricted(ctx, members);
+  private rowsOfKey(ctx: Ctx, key: string): Rows {
     if (key === '') return ctx.zero;
     let rows = ctx.memo.get(key);
     if (rows === undefined) {
+      const sig: Signature = new Map();
+      for (const m of key.split('\n')) {
+        if (m.startsWith('n:')) {
+          const eq = m.lastIndexOf('=');
+          sig.set(
+            m.slice(0, eq),
+            m
+              .slice(eq + 1)
+              .split(',')
+              .map((v) => v.split(':').map(Number) as [number, number]),
+          );
+        } else sig.set(m, true);
+      }
       rows = computeRows(ctx.def, sig);
       ctx.memo.set(key, rows);
     }
     return rows;
+  }
+
+  private rowsFor(ctx: Ctx, members: string[]): Rows {
+    return this.rowsOfKey(ctx, this.restrictedKey(ctx, members));
   }
 
   private rebuildCtx(ctx: Ctx): void {
@@ -1110,15 +1138,24 @@ export class CalcGraph {
     ctx.classRows.clear();
     ctx.groupCount.clear();
     const groups = new Map<string, Rows>([[ctx.zero.key, ctx.zero]]);
-    const relevant = new Set<number>();
-    for (const a of ctx.def.atoms) for (const id of this.classesByAtom.get(a) ?? []) relevant.add(id);
-    const live = new Set<string>();
-    for (const id of relevant) {
-      const rows = this.rowsFor(ctx, this.classes.get(id)!.members);
+    // Restricted members per relevant class, gathered atom by atom (cost: Σ |class ∩ atoms|).
+    const lists = new Map<number, string[]>();
+    for (const a of ctx.def.atoms) {
+      const set = this.classesByAtom.get(a);
+      if (set === undefined) continue;
+      const np = a.startsWith('n:');
+      for (const id of set) {
+        let l = lists.get(id);
+        if (l === undefined) lists.set(id, (l = []));
+        l.push(np ? this.classes.get(id)!.npMember.get(a)! : a);
+      }
+    }
+    const relevant = lists;
+    for (const [id, l] of lists) {
+      const rows = this.rowsOfKey(ctx, l.length === 1 ? l[0]! : l.sort().join('\n'));
       ctx.classRows.set(id, rows.key);
       ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
       groups.set(rows.key, rows);
-      live.add(rows.key);
     }
     // Memo entries are pure functions of the definition; drop them when they outgrow the classes.
     if (ctx.memo.size > 4 * relevant.size + 64) ctx.memo.clear();

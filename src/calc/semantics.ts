@@ -117,8 +117,19 @@ function canonicalSelector(node: SelectorNode): Selector {
 
 export type AnyPolicy = NetworkPolicy | GlobalNetworkPolicy;
 
+const policySelectorCache = new WeakMap<AnyPolicy, Selector>();
+
 /** The selector of the endpoints a policy applies to (namespace and service accounts folded in). */
 export function policyEndpointSelector(p: AnyPolicy): Selector {
+  let sel = policySelectorCache.get(p);
+  if (sel === undefined) {
+    sel = buildPolicySelector(p);
+    policySelectorCache.set(p, sel);
+  }
+  return sel;
+}
+
+function buildPolicySelector(p: AnyPolicy): Selector {
   const parts: SelectorNode[] = [];
   if (p.kind === 'NetworkPolicy') {
     parts.push({ kind: 'eq', label: NAMESPACE_LABEL, value: p.metadata.namespace ?? 'default' });
