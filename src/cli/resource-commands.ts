@@ -19,7 +19,10 @@
 import { randomUUID } from 'node:crypto';
 import { ResourceClient, ResourceNotFoundError } from '../client/resources';
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore';
-import { API_VERSION_V3, type Resource, type ResourceKind, type ResourceList } from '../model/types';
+import {
+  API_VERSION_V3, checkPolicyTier, checkPoolOverlaps, checkUpdate, formatProblem,
+  type IPPool, type Problem, type Resource, type ResourceKind, type ResourceList,
+} from '../model';
 import { DATASTORE_OPTIONS, parseArgs, type OptionSpec, type ParsedArgs } from './args';
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
 import { EmptyInputError, InputError, loadResources } from './documents';
@@ -203,6 +206,7 @@ export async function runWrite(verb: WriteVerb, binary: string, argv: readonly s
 
   const out: Outcome = { handled: 0, total: resources.length, singleKind: singleKindOf(resources), errors: [] };
   await withDatastore(args, io, async (client) => {
+    await preflight(client, verb, resources);
     for (const r of resources) {
       try {
         if (verb === 'apply') await applyOne(client, r);
@@ -226,6 +230,42 @@ export async function runWrite(verb: WriteVerb, binary: string, argv: readonly s
     }
   });
   return report(verb, out, io);
+}
+
+/**
+ * What Calico's clientv3 refuses across resources (src/model's checks), for the whole input
+ * before the first write: an IPPool overlapping another pool, a policy in a tier that does not
+ * exist (nor is in the input), an update changing what cannot change (a pool's CIDR or block
+ * size). Any problem: nothing is written.
+ */
+async function preflight(client: ResourceClient, verb: WriteVerb, resources: readonly Resource[]): Promise<void> {
+  const keyOf = (r: Resource) => `${r.kind}/${nsOf(r) ?? ''}/${r.metadata.name}`;
+  const kinds = new Set<ResourceKind>(resources.map((r) => r.kind));
+  const needTiers = resources.some((r) => (r.kind === 'NetworkPolicy' || r.kind === 'GlobalNetworkPolicy') && (r.spec.tier ?? 'default') !== 'default');
+  if (needTiers) kinds.add('Tier');
+  const stored = new Map<string, Resource>();
+  for (const kind of kinds) {
+    for (const r of (await client.list(kind)).items as Resource[]) stored.set(keyOf(r), r);
+  }
+  const inputKeys = new Set(resources.map(keyOf));
+  const problems: Problem[] = [];
+  const tiers = new Set<string>([...stored.values(), ...resources].filter((r) => r.kind === 'Tier').map((r) => r.metadata.name));
+  const storedPools = [...stored.values()].filter((r): r is IPPool => r.kind === 'IPPool' && !inputKeys.has(keyOf(r)));
+  const inputPools: IPPool[] = [];
+  for (const r of resources) {
+    const current = stored.get(keyOf(r));
+    if (current && verb !== 'create') problems.push(...checkUpdate(current, r));
+    if (r.kind === 'IPPool') {
+      // Against stored pools the input does not replace, and the input's earlier pools.
+      problems.push(...checkPoolOverlaps(r, [...storedPools, ...inputPools]));
+      inputPools.push(r);
+    }
+    if (r.kind === 'NetworkPolicy' || r.kind === 'GlobalNetworkPolicy') problems.push(...checkPolicyTier(r, tiers));
+  }
+  if (problems.length > 0) {
+    const lines = problems.map(formatProblem);
+    throw new CliError(`Failed to execute command: ${lines.length === 1 ? '' : `${lines.length} problems, nothing was written:\n  `}${lines.join('\n  ')}`, 'ERR_CLI_REFUSED');
+  }
 }
 
 /** calicoctl's wording of the per-resource results. */
