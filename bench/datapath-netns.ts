@@ -1,0 +1,73 @@
+/**
+ * Shared by the netns datapath benchmarks: the same Calico-shaped node as test/datapath (node
+ * namespace, cali* veths, proxy ARP) with a server and a client workload, and switching tortie
+ * on (programs attached, policies compiled and applied) and off (programs detached).
+ * Everything lives in namespaces created here and is removed on exit.
+ */
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { WepTopology, type Workload } from '../test/datapath/helpers/wep-topology';
+import { loadWep, mapOps, type WepDatapath } from '../src/dataplane/bpf/loader';
+import { PolicyDataplane } from '../src/dataplane/bpf/policy-sync';
+import { tcAttach, tcDetach } from '../src/dataplane/native';
+import { CalcGraph } from '../src/calc';
+import { ns, policySet, wep } from './datapath-policies';
+
+export const SERVER_IP = '192.168.20.1';
+export const CLIENT_IP = '192.168.20.2';
+
+export class BenchNode {
+  private dp?: WepDatapath;
+  private pinRoot?: string;
+  private constructor(readonly topo: WepTopology, readonly server: Workload, readonly client: Workload) {}
+
+  static async create(label: string): Promise<BenchNode> {
+    const topo = await WepTopology.create(label);
+    try {
+      const server = await topo.addWorkload('server', SERVER_IP);
+      const client = await topo.addWorkload('client', CLIENT_IP);
+      return new BenchNode(topo, server, client);
+    } catch (e) { await topo.destroy(); throw e; }
+  }
+
+  /** Loads the programs with `policies` × `rulesEach` filler rules selecting the server. Returns compile+apply ms. */
+  async tortieOn(policies: number, rulesEach: number, servePorts: number[]): Promise<{ ms: number; cells: number }> {
+    await this.tortieOff();
+    const t0 = Date.now();
+    this.pinRoot = `/sys/fs/bpf/tortie-bench-${process.pid}-${randomBytes(3).toString('hex')}`;
+    fs.mkdirSync(this.pinRoot);
+    const dp = await loadWep({ pinRoot: this.pinRoot, events: false });
+    this.dp = dp;
+    const graph = new CalcGraph({ nodeName: 'node1' });
+    for (const r of [ns('bench'), wep('server', SERVER_IP, 'server', this.server.hostIf), wep('client', CLIENT_IP, 'client', this.client.hostIf),
+      ...policySet(policies, rulesEach, servePorts)]) graph.onUpdate(r);
+    graph.flush();
+    const snap = graph.snapshot();
+    const byIf = new Map([[this.server.hostIf, this.server.ifindex], [this.client.hostIf, this.client.ifindex]]);
+    new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (e) => byIf.get(e.interfaceName ?? '')).applySnapshot(snap);
+    for (const w of [this.server, this.client]) {
+      tcAttach({ iface: w.hostIf, netns: this.topo.node.path, direction: 'ingress', program: dp.fromWep });
+      tcAttach({ iface: w.hostIf, netns: this.topo.node.path, direction: 'egress', program: dp.toWep });
+    }
+    const serverTable = snap.tables.find((t) => t.id === snap.endpoints.find((e) => e.key === 'bench/server')!.tables.ingress)!;
+    return { ms: Date.now() - t0, cells: serverTable.cells.length };
+  }
+
+  async tortieOff(): Promise<void> {
+    if (!this.dp) return;
+    for (const w of [this.server, this.client]) {
+      for (const direction of ['ingress', 'egress'] as const) tcDetach({ iface: w.hostIf, netns: this.topo.node.path, direction });
+    }
+    this.dp.close();
+    this.dp = undefined;
+    if (this.pinRoot) fs.rmSync(this.pinRoot, { recursive: true, force: true });
+    this.pinRoot = undefined;
+  }
+
+  async destroy(): Promise<void> {
+    await this.tortieOff();
+    await this.topo.destroy();
+  }
+}
+
+export function median(xs: number[]): number { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; }
