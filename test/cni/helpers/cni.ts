@@ -3,10 +3,11 @@
  * inside a test namespace acting as the node (`ip netns exec <node-ns> env CNI_…=… tortie`),
  * with CNI_PATH pointing at a temp directory that holds both plugins under their CNI names.
  */
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Netns } from '../../../src/util/netns';
+import { installCni } from '../../../src/cni/install';
 
 const BIN = resolve(__dirname, '..', '..', '..', '..', 'bin');
 
@@ -14,8 +15,7 @@ export interface CniRun { code: number; out: Record<string, unknown> | undefined
 
 export function makeCniPath(): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'tortie-cnipath-'));
-  symlinkSync(join(BIN, 'tortie.js'), join(dir, 'tortie'));
-  symlinkSync(join(BIN, 'tortie-ipam.js'), join(dir, 'tortie-ipam'));
+  installCni({ binDir: dir });
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

@@ -1,0 +1,85 @@
+/**
+ * Installing the plugins where a CNI runtime looks for them (Calico's install-cni, in small):
+ * `tortie` and `tortie-ipam` executables in a bin directory (symlinks to this checkout's
+ * launchers) and a network configuration list in a conf directory. Also the runtime's step of
+ * turning one plugin entry of a list into the configuration that plugin reads on stdin, for
+ * harnesses (the lab) that invoke the plugin themselves.
+ */
+import { mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, renameSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { CniResult } from './config';
+
+const LAUNCHERS = resolve(__dirname, '..', '..', '..', 'bin');
+
+export interface TortieNetworkOptions {
+  /** Network name; Calico's default is k8s-pod-network (it prefixes IPAM handle ids). */
+  name?: string;
+  nodename: string;
+  datastore: { type: 'embedded'; dir: string } | { type: 'etcdv3'; endpoints: string[] };
+  mtu?: number;
+  ipv4Pools?: string[];
+  policyOnly?: boolean;
+  interfacePrefix?: string;
+  logLevel?: string;
+}
+
+export interface NetworkConfigList {
+  cniVersion: string;
+  name: string;
+  plugins: Record<string, unknown>[];
+}
+
+export function tortieConfList(o: TortieNetworkOptions): NetworkConfigList {
+  const plugin: Record<string, unknown> = {
+    type: 'tortie',
+    log_level: o.logLevel ?? 'warn',
+    nodename: o.nodename,
+    datastore_type: o.datastore.type,
+    ...(o.datastore.type === 'embedded' ? { datastore_path: o.datastore.dir } : { etcd_endpoints: o.datastore.endpoints.join(',') }),
+    ...(o.mtu !== undefined ? { mtu: o.mtu } : {}),
+    policy: { type: 'k8s' },
+  };
+  if (o.policyOnly) {
+    plugin.policy_only = true;
+    plugin.interface_prefix = o.interfacePrefix ?? 'cali';
+  } else {
+    plugin.ipam = { type: 'tortie-ipam', ...(o.ipv4Pools ? { ipv4_pools: o.ipv4Pools } : {}) };
+    if (o.interfacePrefix) plugin.interface_prefix = o.interfacePrefix;
+  }
+  return { cniVersion: '1.0.0', name: o.name ?? 'k8s-pod-network', plugins: [plugin] };
+}
+
+/** What a runtime feeds plugin `index` of a list: its entry plus name, cniVersion and prevResult. */
+export function pluginConfig(list: NetworkConfigList, index = 0, prevResult?: CniResult): Record<string, unknown> {
+  const entry = list.plugins[index];
+  if (!entry) throw new RangeError(`network configuration list ${list.name} has no plugin #${index}`);
+  return { ...entry, cniVersion: list.cniVersion, name: list.name, ...(prevResult ? { prevResult } : {}) };
+}
+
+function link(target: string, path: string): void {
+  try {
+    if (readlinkSync(path) === target) return;
+  } catch { /* absent or not a link */ }
+  rmSync(path, { force: true });
+  symlinkSync(target, path);
+}
+
+/**
+ * Puts `tortie` and `tortie-ipam` into `binDir` and, with `confDir`, writes
+ * `<confDir>/10-tortie.conflist` atomically. Returns the paths written.
+ */
+export function installCni(opts: { binDir: string; confDir?: string; network?: TortieNetworkOptions }): { binaries: string[]; confList?: string } {
+  mkdirSync(opts.binDir, { recursive: true });
+  const binaries = (['tortie', 'tortie-ipam'] as const).map((name) => {
+    const p = join(opts.binDir, name);
+    link(join(LAUNCHERS, `${name}.js`), p);
+    return p;
+  });
+  if (!opts.confDir || !opts.network) return { binaries };
+  mkdirSync(opts.confDir, { recursive: true });
+  const confList = join(opts.confDir, '10-tortie.conflist');
+  const tmp = `${confList}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(tortieConfList(opts.network), null, 2) + '\n');
+  renameSync(tmp, confList);
+  return { binaries, confList };
+}
