@@ -58,7 +58,8 @@ import {
   type TierInfo,
 } from './semantics';
 import { policyKey, resourceKey, ResourceState } from './store';
-import { assembleTable, computeRows, makeTableDef, type AssembledTable, type Rows, type Signature, type Step, type TableDef } from './table';
+import { foldRows, makeProgram, resetTrie, type Op, type PartRec, type TableProgram } from './fold';
+import { assembleTable, makeTableDef, type AssembledTable, type Rows, type Signature, type Step } from './table';
 import {
   DIRECTIONS,
   type CalcDelta,
@@ -120,7 +121,7 @@ interface ClassRec {
 }
 
 interface Ctx {
-  def: TableDef;
+  def: TableProgram;
   refs: Set<string>;
   /** Rules this context's steps reference (rule key → info). */
   rules: Map<string, Omit<RuleInfo, 'id'>>;
@@ -140,9 +141,17 @@ interface DefinitionExtras {
   needs: Ctx['acquired'];
 }
 
+/** One policy's or profile's rules as resolved for an endpoint, and the key they share by. */
+interface PlanPart {
+  key: string;
+  rules: { r: PreRule; loc: LocalResolution }[];
+}
+
+type PlanEntry = { kind: 'tier'; tier: TierInfo; policies: PlanPart[] } | { kind: 'profile'; part: PlanPart };
+
 interface Definition {
   key: string;
-  steps: () => Step[];
+  plan: PlanEntry[];
   extras: () => DefinitionExtras;
 }
 
@@ -962,25 +971,28 @@ export class CalcGraph {
       l.push(p);
     }
     const tiers: TierInfo[] = [...byTier.keys()].map((n) => tierInfo(n, this.resources.tiers.get(n))).sort(compareTiers);
-    type Part = { rules: { r: PreRule; loc: LocalResolution }[] };
-    const plan: ({ kind: 'tier'; tier: TierInfo; policies: Part[] } | { kind: 'profile'; part: Part })[] = [];
+    const plan: PlanEntry[] = [];
     const keyParts: string[] = [d];
+    const resolve = (kind: string, hash: string, rules: PreRule[]): PlanPart => {
+      const part: PlanPart = { key: '', rules: [] };
+      const res: string[] = [];
+      for (const r of rules) {
+        const loc = resolveLocal(r, d, view);
+        if (loc === undefined) continue;
+        part.rules.push({ r, loc });
+        res.push(`${r.index}${Object.keys(loc).length > 0 ? JSON.stringify(loc) : ''}`);
+      }
+      part.key = `${d}${kind}${hash}:${res.join(',')}`;
+      keyParts.push(part.key);
+      return part;
+    };
     for (const tier of tiers) {
       const policies = byTier.get(tier.name)!.sort(comparePolicies);
       keyParts.push(`T${tier.name}\u0001${tier.defaultAction}`);
-      const parts: Part[] = [];
+      const parts: PlanPart[] = [];
       for (const p of policies) {
         const pre = precompilePolicy(p);
-        const part: Part = { rules: [] };
-        const res: string[] = [];
-        for (const r of pre[d]) {
-          const loc = resolveLocal(r, d, view);
-          if (loc === undefined) continue;
-          part.rules.push({ r, loc });
-          res.push(`${r.index}${Object.keys(loc).length > 0 ? JSON.stringify(loc) : ''}`);
-        }
-        keyParts.push(`P${pre.hash}:${res.join(',')}`);
-        parts.push(part);
+        parts.push(resolve('P', pre.hash, pre[d]));
       }
       plan.push({ kind: 'tier', tier, policies: parts });
     }
@@ -988,42 +1000,9 @@ export class CalcGraph {
       const prof = this.resources.profiles.get(name);
       if (prof === undefined) continue;
       const pre = precompileProfile(prof);
-      const part: Part = { rules: [] };
-      const res: string[] = [];
-      for (const r of pre[d]) {
-        const loc = resolveLocal(r, d, view);
-        if (loc === undefined) continue;
-        part.rules.push({ r, loc });
-        res.push(`${r.index}${Object.keys(loc).length > 0 ? JSON.stringify(loc) : ''}`);
-      }
-      keyParts.push(`R${pre.hash}:${res.join(',')}`);
-      plan.push({ kind: 'profile', part });
+      plan.push({ kind: 'profile', part: resolve('R', pre.hash, pre[d]) });
     }
     const key = createHash('sha1').update(keyParts.join('\u0002')).digest('hex');
-    const steps = (): Step[] => {
-      const out: Step[] = [];
-      const rulesOf = (part: Part): number[] => {
-        const idx: number[] = [];
-        for (const { r, loc } of part.rules) {
-          idx.push(out.length);
-          out.push({ kind: 'rule', rule: r.ruleKey, action: r.action, passTo: -1, m: stepMatch(r, d, loc) });
-        }
-        return idx;
-      };
-      for (const entry of plan) {
-        if (entry.kind === 'tier') {
-          const idx: number[] = [];
-          for (const part of entry.policies) idx.push(...rulesOf(part));
-          if (entry.tier.defaultAction === 'Deny') out.push({ kind: 'end', rule: endOfTierKey(d, entry.tier.name) });
-          for (const i of idx) (out[i] as { passTo: number }).passTo = out.length;
-        } else {
-          const idx = rulesOf(entry.part);
-          for (const i of idx) (out[i] as { passTo: number }).passTo = out.length;
-        }
-      }
-      out.push({ kind: 'final', rule: finalKey(d) });
-      return out;
-    };
     const extras = (): DefinitionExtras => {
       const m = new Map<string, Omit<RuleInfo, 'id'>>();
       for (const entry of plan) {
@@ -1048,12 +1027,42 @@ export class CalcGraph {
       }
       return { rules: m, needs };
     };
-    return { key, steps, extras };
+    return { key, plan, extras };
   }
 
+  /** The shared part for a resolved policy/profile (reference-counted by table contexts). */
+  private acquirePart(d: Direction, pp: PlanPart): PartRec {
+    let rec = this.parts.get(pp.key);
+    if (rec === undefined) {
+      const steps: Step[] = pp.rules.map(({ r, loc }) => ({ kind: 'rule', rule: r.ruleKey, action: r.action, passTo: -1, m: stepMatch(r, d, loc) }));
+      const def = makeTableDef(d, steps);
+      def.key = pp.key;
+      rec = { key: pp.key, def, memo: new Map(), refs: 0 };
+      this.parts.set(pp.key, rec);
+    }
+    rec.refs++;
+    return rec;
+  }
+
+  private releasePart(rec: PartRec): void {
+    if (--rec.refs === 0) this.parts.delete(rec.key);
+  }
+
+  private readonly parts = new Map<string, PartRec>();
+
   private createCtx(key: string, d: Direction, built: Definition): Ctx {
-    const def = makeTableDef(d, built.steps());
-    def.key = key;
+    const ops: Op[] = [];
+    for (const entry of built.plan) {
+      if (entry.kind === 'tier') {
+        for (const pp of entry.policies) ops.push({ kind: 'part', part: this.acquirePart(d, pp) });
+        ops.push({ kind: 'tierEnd', deny: entry.tier.defaultAction === 'Deny', rule: endOfTierKey(d, entry.tier.name) });
+      } else {
+        ops.push({ kind: 'part', part: this.acquirePart(d, entry.part) });
+        ops.push({ kind: 'profileEnd' });
+      }
+    }
+    ops.push({ kind: 'final', rule: finalKey(d) });
+    const def = makeProgram(key, d, ops);
     const extra = built.extras();
     for (const s of extra.needs.sels) this.acquireSel(s);
     for (const c of extra.needs.cidrs) this.acquireCidr(c);
@@ -1064,7 +1073,7 @@ export class CalcGraph {
       rules: extra.rules,
       acquired: extra.needs,
       memo: new Map(),
-      zero: computeRows(def, new Map()),
+      zero: foldRows(def, new Map(), new Map()),
       classRows: new Map(),
       groupCount: new Map(),
       projection: new Map(),
@@ -1084,6 +1093,7 @@ export class CalcGraph {
     for (const c of ctx.acquired.cidrs) this.releaseCidr(c);
     for (const n of ctx.acquired.named) this.releaseNamed(n.sel, n.name);
     for (const rk of ctx.rules.keys()) this.unrefRule(rk);
+    for (const op of ctx.def.ops) if (op.kind === 'part') this.releasePart(op.part);
   }
 
   // =========================================================================== tables
@@ -1102,19 +1112,25 @@ export class CalcGraph {
     let rows = ctx.memo.get(key);
     if (rows === undefined) {
       const sig: Signature = new Map();
+      const member = new Map<string, string>();
       for (const m of key.split('\n')) {
         if (m.startsWith('n:')) {
           const eq = m.lastIndexOf('=');
+          const id = m.slice(0, eq);
           sig.set(
-            m.slice(0, eq),
+            id,
             m
               .slice(eq + 1)
               .split(',')
               .map((v) => v.split(':').map(Number) as [number, number]),
           );
-        } else sig.set(m, true);
+          member.set(id, m);
+        } else {
+          sig.set(m, true);
+          member.set(m, m);
+        }
       }
-      rows = computeRows(ctx.def, sig);
+      rows = foldRows(ctx.def, sig, member);
       ctx.memo.set(key, rows);
     }
     return rows;
@@ -1158,7 +1174,10 @@ export class CalcGraph {
       groups.set(rows.key, rows);
     }
     // Memo entries are pure functions of the definition; drop them when they outgrow the classes.
-    if (ctx.memo.size > 4 * relevant.size + 64) ctx.memo.clear();
+    if (ctx.memo.size > 4 * relevant.size + 64) {
+      ctx.memo.clear();
+      resetTrie(ctx.def);
+    }
     ctx.assembled = assembleTable(ctx.def, groups, ctx.zero.key);
     ctx.projection.clear();
     for (const [id, rk] of ctx.classRows) {

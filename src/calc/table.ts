@@ -58,6 +58,8 @@ export interface TableDef {
   protocols: number[];
   /** Every atom the steps reference (sel, notSel, nets, np). */
   atoms: Set<string>;
+  /** The same, sorted. */
+  atomList: string[];
 }
 
 /** Signature restricted to a table's atoms: atom id → true (member) or named-port values. */
@@ -108,7 +110,7 @@ export function makeTableDef(direction: Direction, steps: Step[]): TableDef {
   }
   const json = JSON.stringify([direction, steps]);
   const key = createHash('sha1').update(json).digest('hex');
-  return { key, direction, steps, protocols: [...protocols].sort((a, b) => a - b), atoms };
+  return { key, direction, steps, protocols: [...protocols].sort((a, b) => a - b), atoms, atomList: [...atoms].sort() };
 }
 
 // ------------------------------------------------------------------------------ ranges
@@ -212,96 +214,113 @@ function cutPoints(sets: (Ranges | null)[]): number[] {
   return [...pts].sort((a, b) => a - b);
 }
 
-function sameSeg(a: Seg, b: Seg): boolean {
-  return a.allow === b.allow && a.rule === b.rule && a.logs.length === b.logs.length && a.logs.every((l, i) => l === b.logs[i]);
+/** Outcome of a policy (part) for a packet: 0 = no rule decided (fall through), 1 allow, 2 deny, 3 pass. */
+export type Outcome = 0 | 1 | 2 | 3;
+
+/** A segment of a part's function: the outcome, the rule that produced it, Log rules hit before. */
+export interface PartSeg {
+  min: number;
+  max: number;
+  o: Outcome;
+  rule: string;
+  logs: string[];
 }
 
-function sameSegs(a: Seg[], b: Seg[]): boolean {
-  return a.length === b.length && a.every((s, i) => s.min === b[i]!.min && s.max === b[i]!.max && sameSeg(s, b[i]!));
+export interface PartSlab {
+  min: number;
+  max: number;
+  segs: PartSeg[];
 }
 
-/** The verdict function of one restricted signature. */
-export function computeRows(def: TableDef, sig: Signature): Rows {
+/** One policy's (or profile's) function for one restricted signature, per protocol bucket. */
+export interface PartRows {
+  byProto: Map<number, PartSlab[]>;
+  /** Per protocol: true when the part does nothing there (falls through, logs nothing). */
+  noop: Map<number, boolean>;
+}
+
+function samePartSeg(a: PartSeg, b: PartSeg): boolean {
+  return a.o === b.o && a.rule === b.rule && a.logs.length === b.logs.length && a.logs.every((l, i) => l === b.logs[i]);
+}
+
+function samePartSegs(a: PartSeg[], b: PartSeg[]): boolean {
+  return a.length === b.length && a.every((s, i) => s.min === b[i]!.min && s.max === b[i]!.max && samePartSeg(s, b[i]!));
+}
+
+/**
+ * The function of one part (a policy's or profile's resolved rules, in order) for one signature:
+ * per protocol bucket of the part, source-port slabs of destination-port segments, each with the
+ * first deciding outcome (Allow/Deny/Pass) or fall-through, and the Log rules hit before it.
+ */
+export function computePartRows(def: TableDef, sig: Signature): PartRows {
   const steps = def.steps;
-  const remoteOk = steps.map((s) => s.kind !== 'rule' || remoteMatches(s.m, sig));
-  const byProto = new Map<number, Slab[]>();
-  const keyParts: string[] = [];
+  const remoteOk = steps.map((s) => s.kind === 'rule' && remoteMatches(s.m, sig));
+  const byProto = new Map<number, PartSlab[]>();
+  const noop = new Map<number, boolean>();
   for (const proto of [...def.protocols, PROTO_OTHER]) {
     const active: Active[] = [];
     for (let i = 0; i < steps.length; i++) {
-      const s = steps[i]!;
-      if (s.kind !== 'rule') {
-        active.push({ idx: i, src: null, dst: null });
-        continue;
-      }
       if (!remoteOk[i]) continue;
-      const pp = protoPorts(s.m, proto, sig);
+      const pp = protoPorts((steps[i] as Extract<Step, { kind: 'rule' }>).m, proto, sig);
       if (pp !== null) active.push({ idx: i, src: pp.src, dst: pp.dst });
     }
+    if (active.length === 0) {
+      byProto.set(proto, [{ min: 0, max: 65535, segs: [{ min: 0, max: 65535, o: 0, rule: '', logs: [] }] }]);
+      noop.set(proto, true);
+      continue;
+    }
     const srcCuts = cutPoints(active.map((a) => a.src));
-    const slabs: Slab[] = [];
+    const slabs: PartSlab[] = [];
     for (let c = 0; c < srcCuts.length; c++) {
       const min = srcCuts[c]!;
       const max = c + 1 < srcCuts.length ? srcCuts[c + 1]! - 1 : 65535;
       const list = active.filter((a) => a.src === null || inRanges(a.src, min));
-      const segs = dstSegments(steps, list);
+      const segs = partSegments(steps, list);
       const last = slabs[slabs.length - 1];
-      if (last !== undefined && sameSegs(last.segs, segs)) last.max = max;
+      if (last !== undefined && samePartSegs(last.segs, segs)) last.max = max;
       else slabs.push({ min, max, segs });
     }
     byProto.set(proto, slabs);
-    keyParts.push(`${proto}:${slabs.map((sl) => `${sl.min}-${sl.max}[${sl.segs.map((g) => `${g.min}-${g.max}${g.allow ? 'A' : 'D'}${g.rule}${g.logs.length ? '+' + g.logs.join('+') : ''}`).join(',')}]`).join(';')}`);
+    const only = slabs.length === 1 && slabs[0]!.segs.length === 1 ? slabs[0]!.segs[0]! : undefined;
+    noop.set(proto, only !== undefined && only.o === 0 && only.logs.length === 0);
   }
-  return { key: keyParts.join('|'), byProto };
+  return { byProto, noop };
 }
 
-function dstSegments(steps: Step[], list: Active[]): Seg[] {
-  // Position in `list` of the first entry at or after each original step index (for Pass).
-  const posOf = new Int32Array(steps.length + 1).fill(list.length);
-  for (let j = list.length - 1; j >= 0; j--) posOf[list[j]!.idx] = j;
-  for (let i = steps.length - 1; i >= 0; i--) if (posOf[i] === list.length && i + 1 <= steps.length) posOf[i] = Math.min(posOf[i]!, posOf[i + 1]!);
+function partSegments(steps: Step[], list: Active[]): PartSeg[] {
   const cuts = cutPoints(list.map((a) => a.dst));
-  const segs: Seg[] = [];
+  const segs: PartSeg[] = [];
   for (let c = 0; c < cuts.length; c++) {
     const min = cuts[c]!;
     const max = c + 1 < cuts.length ? cuts[c + 1]! - 1 : 65535;
-    const seg = walk(steps, list, posOf, min);
-    seg.min = min;
-    seg.max = max;
+    const logs: string[] = [];
+    let seg: PartSeg = { min, max, o: 0, rule: '', logs };
+    for (const a of list) {
+      if (a.dst !== null && !inRanges(a.dst, min)) continue;
+      const s = steps[a.idx] as Extract<Step, { kind: 'rule' }>;
+      if (s.action === 'log') {
+        logs.push(s.rule);
+        continue;
+      }
+      seg = { min, max, o: s.action === 'allow' ? 1 : s.action === 'deny' ? 2 : 3, rule: s.rule, logs };
+      break;
+    }
     const last = segs[segs.length - 1];
-    if (last !== undefined && sameSeg(last, seg)) last.max = max;
+    if (last !== undefined && samePartSeg(last, seg)) last.max = max;
     else segs.push(seg);
   }
   return segs;
 }
 
-function walk(steps: Step[], list: Active[], posOf: Int32Array, v: number): Seg {
-  const logs: string[] = [];
-  let j = 0;
-  while (j < list.length) {
-    const a = list[j]!;
-    const s = steps[a.idx]!;
-    if (s.kind === 'end' || s.kind === 'final') return { min: 0, max: 0, allow: false, rule: s.rule, logs };
-    if (a.dst !== null && !inRanges(a.dst, v)) {
-      j++;
-      continue;
-    }
-    switch (s.action) {
-      case 'allow':
-        return { min: 0, max: 0, allow: true, rule: s.rule, logs };
-      case 'deny':
-        return { min: 0, max: 0, allow: false, rule: s.rule, logs };
-      case 'log':
-        logs.push(s.rule);
-        j++;
-        break;
-      case 'pass':
-        j = posOf[s.passTo]!;
-        break;
-    }
+/** Canonical fingerprint of final rows. */
+export function rowsKeyOf(byProto: Map<number, Slab[]>): string {
+  const keyParts: string[] = [];
+  for (const [proto, slabs] of byProto) {
+    keyParts.push(
+      `${proto}:${slabs.map((sl) => `${sl.min}-${sl.max}[${sl.segs.map((g) => `${g.min}-${g.max}${g.allow ? 'A' : 'D'}${g.rule}${g.logs.length ? '+' + g.logs.join('+') : ''}`).join(',')}]`).join(';')}`,
+    );
   }
-  // Unreachable: the last step is always 'final'.
-  return { min: 0, max: 0, allow: false, rule: '', logs };
+  return keyParts.join('|');
 }
 
 // ------------------------------------------------------------------------------ assembly
@@ -318,7 +337,7 @@ export interface AssembledTable {
 }
 
 /** Builds a table from the distinct rows present; `zeroKey` is the empty signature's rowsKey. */
-export function assembleTable(def: TableDef, groups: Map<string, Rows>, zeroKey: string): AssembledTable {
+export function assembleTable(def: { key: string; protocols: number[] }, groups: Map<string, Rows>, zeroKey: string): AssembledTable {
   const others = [...groups.keys()].filter((k) => k !== zeroKey).sort();
   const order = [zeroKey, ...others];
   const localOf = new Map<string, number>(order.map((k, i) => [k, i]));

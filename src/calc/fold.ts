@@ -1,0 +1,271 @@
+/**
+ * Table programs: a table's verdict function as a fold of its parts' functions.
+ *
+ * A table (one endpoint definition and direction) is the sequence
+ *   tier₁: policy parts…, tier end; tier₂: …; profile parts (each followed by a profile end); final.
+ * Each part's function (table.ts computePartRows) depends only on the part's own rules and the
+ * signature restricted to the part's atoms, so it is memoised per part — and parts are shared by
+ * every table that contains the same policy with the same local resolution.
+ *
+ * Folding state per (protocol, source slab, destination segment): undecided or decided (verdict,
+ * rule), the Log rules hit so far, and whether a Pass is skipping the rest of the tier/profile.
+ * The fold for a signature walks a per-table trie keyed, at depth k, by the signature restricted
+ * to part k's atoms: signatures that agree on the first k parts share the first k fold steps, so
+ * the cost of a new signature is mostly map lookups.
+ *
+ * Contract: `foldRows(prog, sig)` equals evaluating the table's rules in order for every packet
+ * of the signature (the differential test checks it against the reference evaluator).
+ */
+import { rowsKeyOf, computePartRows, type PartRows, type PartSlab, type Rows, type Seg, type Signature, type Slab, type TableDef } from './table';
+import { PROTO_OTHER, type Direction } from './types';
+
+export interface PartRec {
+  key: string;
+  def: TableDef;
+  memo: Map<string, PartRows>;
+  refs: number;
+}
+
+export type Op =
+  | { kind: 'part'; part: PartRec }
+  /** End of a tier: undecided and not passed → deny (if `deny`); clears Pass. */
+  | { kind: 'tierEnd'; deny: boolean; rule: string }
+  /** End of a profile: clears Pass. */
+  | { kind: 'profileEnd' }
+  /** Undecided → deny. */
+  | { kind: 'final'; rule: string };
+
+interface St {
+  d: 0 | 1 | 2;
+  pass: boolean;
+  rule: string;
+  logs: readonly string[];
+}
+interface SSeg {
+  min: number;
+  max: number;
+  s: St;
+}
+interface SSlab {
+  min: number;
+  max: number;
+  segs: SSeg[];
+}
+type FoldState = Map<number, SSlab[]>;
+
+interface TrieNode {
+  state: FoldState;
+  children: Map<string, TrieNode>;
+  rows?: Rows;
+}
+
+export interface TableProgram {
+  key: string;
+  direction: Direction;
+  ops: Op[];
+  protocols: number[];
+  atoms: Set<string>;
+  root: TrieNode;
+}
+
+const UNDECIDED: St = { d: 0, pass: false, rule: '', logs: [] };
+
+export function makeProgram(key: string, direction: Direction, ops: Op[]): TableProgram {
+  const protocols = new Set<number>();
+  const atoms = new Set<string>();
+  for (const op of ops) {
+    if (op.kind !== 'part') continue;
+    for (const p of op.part.def.protocols) protocols.add(p);
+    for (const a of op.part.def.atoms) atoms.add(a);
+  }
+  const protos = [...protocols].sort((a, b) => a - b);
+  const state: FoldState = new Map();
+  for (const p of [...protos, PROTO_OTHER]) state.set(p, [{ min: 0, max: 65535, segs: [{ min: 0, max: 65535, s: UNDECIDED }] }]);
+  return { key, direction, ops, protocols: protos, atoms, root: { state, children: new Map() } };
+}
+
+function sameSt(a: St, b: St): boolean {
+  if (a === b) return true;
+  if (a.d !== b.d || a.pass !== b.pass || a.rule !== b.rule || a.logs.length !== b.logs.length) return false;
+  for (let i = 0; i < a.logs.length; i++) if (a.logs[i] !== b.logs[i]) return false;
+  return true;
+}
+
+function sameSegs(a: SSeg[], b: SSeg[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.min !== y.min || x.max !== y.max || !sameSt(x.s, y.s)) return false;
+  }
+  return true;
+}
+
+function pushSeg(out: SSeg[], min: number, max: number, s: St): void {
+  const last = out[out.length - 1];
+  if (last !== undefined && sameSt(last.s, s)) last.max = max;
+  else out.push({ min, max, s });
+}
+
+function pushSlab(out: SSlab[], min: number, max: number, segs: SSeg[]): void {
+  const last = out[out.length - 1];
+  if (last !== undefined && sameSegs(last.segs, segs)) last.max = max;
+  else out.push({ min, max, segs });
+}
+
+function combine(s: St, o: number, rule: string, logs: readonly string[]): St {
+  if (s.d !== 0 || s.pass) return s;
+  const l = logs.length === 0 ? s.logs : s.logs.concat(logs);
+  switch (o) {
+    case 1:
+      return { d: 1, pass: false, rule, logs: l };
+    case 2:
+      return { d: 2, pass: false, rule, logs: l };
+    case 3:
+      return { d: 0, pass: true, rule: '', logs: l };
+    default:
+      return l === s.logs ? s : { d: 0, pass: false, rule: '', logs: l };
+  }
+}
+
+function overlaySegs(a: SSeg[], b: PartSlab['segs']): SSeg[] {
+  const out: SSeg[] = [];
+  let i = 0;
+  let j = 0;
+  let lo = 0;
+  while (lo <= 65535) {
+    const x = a[i]!;
+    const y = b[j]!;
+    const hi = Math.min(x.max, y.max);
+    pushSeg(out, lo, hi, combine(x.s, y.o, y.rule, y.logs));
+    lo = hi + 1;
+    if (x.max === hi) i++;
+    if (y.max === hi) j++;
+  }
+  return out;
+}
+
+function overlaySlabs(a: SSlab[], b: PartSlab[]): SSlab[] {
+  const out: SSlab[] = [];
+  let i = 0;
+  let j = 0;
+  let lo = 0;
+  while (lo <= 65535) {
+    const x = a[i]!;
+    const y = b[j]!;
+    const hi = Math.min(x.max, y.max);
+    pushSlab(out, lo, hi, overlaySegs(x.segs, y.segs));
+    lo = hi + 1;
+    if (x.max === hi) i++;
+    if (y.max === hi) j++;
+  }
+  return out;
+}
+
+function mapStates(state: FoldState, f: (s: St) => St): FoldState {
+  const out: FoldState = new Map();
+  for (const [p, slabs] of state) {
+    const ns: SSlab[] = [];
+    for (const sl of slabs) {
+      const segs: SSeg[] = [];
+      for (const g of sl.segs) pushSeg(segs, g.min, g.max, f(g.s));
+      pushSlab(ns, sl.min, sl.max, segs);
+    }
+    out.set(p, ns);
+  }
+  return out;
+}
+
+function applyOp(prog: TableProgram, state: FoldState, op: Op, fn: PartRows | undefined): FoldState {
+  switch (op.kind) {
+    case 'part': {
+      let out: FoldState | undefined;
+      for (const [p, slabs] of state) {
+        const q = fn!.byProto.has(p) ? p : PROTO_OTHER;
+        if (fn!.noop.get(q)) continue;
+        out ??= new Map(state);
+        out.set(p, overlaySlabs(slabs, fn!.byProto.get(q)!));
+      }
+      return out ?? state;
+    }
+    case 'tierEnd': {
+      const { deny, rule } = op;
+      return mapStates(state, (s) => {
+        if (s.d !== 0) return s;
+        if (s.pass) return { d: 0, pass: false, rule: '', logs: s.logs };
+        return deny ? { d: 2, pass: false, rule, logs: s.logs } : s;
+      });
+    }
+    case 'profileEnd':
+      return mapStates(state, (s) => (s.pass ? { d: 0, pass: false, rule: '', logs: s.logs } : s));
+    case 'final': {
+      const { rule } = op;
+      void prog;
+      return mapStates(state, (s) => (s.d === 0 ? { d: 2, pass: false, rule, logs: s.logs } : s));
+    }
+  }
+}
+
+/** Key of a signature restricted to a part's atoms. */
+function partSigKey(part: PartRec, sig: Signature, member: Map<string, string>): string {
+  let key = '';
+  for (const a of part.def.atomList) if (sig.has(a)) key += (key === '' ? '' : '\n') + member.get(a)!;
+  return key;
+}
+
+function partRows(part: PartRec, key: string, sig: Signature): PartRows {
+  let r = part.memo.get(key);
+  if (r === undefined) {
+    r = computePartRows(part.def, sig);
+    part.memo.set(key, r);
+  }
+  return r;
+}
+
+/** The table's final rows for a signature (member: atom id → its signature member string). */
+export function foldRows(prog: TableProgram, sig: Signature, member: Map<string, string>): Rows {
+  let node = prog.root;
+  for (const op of prog.ops) {
+    const key = op.kind === 'part' ? partSigKey(op.part, sig, member) : '';
+    let child = node.children.get(key);
+    if (child === undefined) {
+      const fn = op.kind === 'part' ? partRows(op.part, key, sig) : undefined;
+      child = { state: applyOp(prog, node.state, op, fn), children: new Map() };
+      node.children.set(key, child);
+    }
+    node = child;
+  }
+  if (node.rows === undefined) {
+    const byProto = new Map<number, Slab[]>();
+    for (const [p, slabs] of node.state) {
+      byProto.set(
+        p,
+        slabs.map((sl) => ({
+          min: sl.min,
+          max: sl.max,
+          segs: sl.segs.map((g): Seg => ({ min: g.min, max: g.max, allow: g.s.d === 1, rule: g.s.rule, logs: [...g.s.logs] })),
+        })),
+      );
+    }
+    node.rows = { key: rowsKeyOf(byProto), byProto };
+  }
+  return node.rows;
+}
+
+/** Drops the fold trie (memory bound); rows are pure functions of the program, so it regrows. */
+export function resetTrie(prog: TableProgram): void {
+  prog.root = { state: prog.root.state, children: new Map() };
+}
+
+/** Number of trie nodes (for memory accounting). */
+export function trieSize(prog: TableProgram): number {
+  let n = 0;
+  const stack = [prog.root];
+  while (stack.length > 0) {
+    const x = stack.pop()!;
+    n++;
+    for (const c of x.children.values()) stack.push(c);
+  }
+  return n;
+}
