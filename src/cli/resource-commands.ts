@@ -238,7 +238,7 @@ export async function runWrite(verb: WriteVerb, binary: string, argv: readonly s
  * exist (nor is in the input), an update changing what cannot change (a pool's CIDR or block
  * size). Any problem: nothing is written.
  */
-async function preflight(client: ResourceClient, verb: WriteVerb, resources: readonly Resource[]): Promise<void> {
+export async function preflight(client: ResourceClient, verb: WriteVerb, resources: readonly Resource[]): Promise<void> {
   const keyOf = (r: Resource) => `${r.kind}/${nsOf(r) ?? ''}/${r.metadata.name}`;
   const kinds = new Set<ResourceKind>(resources.map((r) => r.kind));
   const needTiers = resources.some((r) => (r.kind === 'NetworkPolicy' || r.kind === 'GlobalNetworkPolicy') && (r.spec.tier ?? 'default') !== 'default');

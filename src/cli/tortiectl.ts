@@ -4,6 +4,7 @@
  * tables, YAML/JSON shapes and messages; ipam show; node status / node run; version).
  *
  *   bin/tortiectl.js ─> main(argv) ─┬─ apply|create|replace|delete|get ─> resource-commands.ts
+ *                                   ├─ label|patch                      ─> edit-commands.ts
  *                                   ├─ validate                         ─> documents.ts
  *                                   ├─ ipam show                        ─> ipam-commands.ts
  *                                   ├─ node status|run                  ─> node-commands.ts
@@ -20,6 +21,7 @@ import * as path from 'node:path';
 import { VERSION } from '../version';
 import { DATASTORE_OPTIONS, parseArgs } from './args';
 import { EmptyInputError, InputError, loadResources } from './documents';
+import { runLabel, runPatch } from './edit-commands';
 import { runIpam } from './ipam-commands';
 import { CliError, processIO, type CliIO } from './io';
 import { runNode } from './node-commands';
@@ -34,8 +36,10 @@ function usage(binary: string): string {
     create       Create resources from a file, a directory or stdin.
     replace      Replace resources from a file, a directory or stdin.
     apply        Create resources that do not exist and replace those that do.
+    patch        Change part of a resource in place (a JSON merge patch).
     delete       Delete resources named by kind and name, or in a file.
     get          Show resources by kind and name, or those named in a file.
+    label        Add, change or remove a label of a resource.
     validate     Check resources in a file without writing them.
     ipam         IP address management (ipam show).
     node         tortie node management (node run, node status).
@@ -163,6 +167,10 @@ export async function main(argv: string[], ioOverrides: Partial<CliIO> = {}): Pr
         return await runDelete(binary, sub, io);
       case 'get':
         return await runGet(binary, sub, io);
+      case 'label':
+        return await runLabel(binary, sub, io);
+      case 'patch':
+        return await runPatch(binary, sub, io);
       case 'validate':
         return await runValidate(binary, sub, io);
       case 'ipam':
