@@ -1,0 +1,297 @@
+/**
+ * The lab: a three-node tortie cluster in network namespaces on this machine, built from the real
+ * parts — a `tortie-node` per node on a shared embedded datastore, workloads created by the real
+ * `tortie` CNI plugin, the Calico docs' v1 ipPool applied with `tortiectl` — and a connectivity
+ * matrix measured with real traffic and packet captures.
+ *
+ *            198.18.1.0/24 (br1 in rtr)             198.18.2.0/24
+ *   node-a .10 ──┐                                ┌── node-c .10
+ *   node-b .11 ──┴── rtr (.1 / .1 / .1) ──────────┘
+ *                          │ 198.18.3.0/24
+ *                       outside .10  (no routes to the pools: replies need SNAT)
+ *
+ * Contract: every namespace, process, capture and bpffs pin the lab makes is removed by
+ * `destroy()`, which also runs on exit and on SIGINT/SIGTERM (src/util/netns). Addresses: the
+ * underlay and the outside host use 198.18.0.0/15, workloads the seed pool 192.168.0.0/16.
+ */
+import { execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Topology, type Netns } from '../util/netns';
+
+export const PROJECT_ROOT = resolve(__dirname, '../../..');
+const BIN = (name: string) => join(PROJECT_ROOT, 'bin', name);
+
+/** The seed pool exactly as the Calico docs write it (v1 format). */
+export const SEED_POOL_YAML = `apiVersion: v1
+kind: ipPool
+metadata:
+  cidr: 192.168.0.0/16
+spec:
+  ipip:
+    enabled: true
+    mode: cross-subnet
+  nat-outgoing: true
+`;
+
+/** The example policy: only app=web may reach app=db, on tcp/5432. Namespace profile allows the rest. */
+export const EXAMPLE_POLICY_YAML = `apiVersion: projectcalico.org/v3
+kind: Profile
+metadata:
+  name: kns.default
+spec:
+  ingress:
+  - action: Allow
+  egress:
+  - action: Allow
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: db-allow-web
+spec:
+  selector: app == 'db'
+  types:
+  - Ingress
+  ingress:
+  - action: Allow
+    protocol: TCP
+    source:
+      selector: app == 'web'
+    destination:
+      ports:
+      - 5432
+`;
+
+export interface LabNode { name: string; ns: Netns; ip: string; prefix: number; agent?: ChildProcess; log: string; healthPort: number; pinRoot: string }
+export interface LabWorkload { name: string; node: LabNode; ns: Netns; ip: string; labels: Record<string, string>; containerId: string }
+
+/** How a packet crossed: within one node, over the underlay unencapsulated, or in IPIP. */
+export type PathKind = 'local' | 'direct' | 'IPIP';
+
+export interface Cell {
+  from: string;
+  to: string;
+  what: string;
+  expect: { allowed: boolean; path?: PathKind; seenSource?: string };
+  got: { allowed: boolean; path?: PathKind; seenSource?: string };
+  ok: boolean;
+}
+
+function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const child = execFile(cmd, args, { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout: String(stdout), stderr: String(stderr) }));
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+export class Lab {
+  readonly topo = Topology.create('lab');
+  readonly storeDir = mkdtempSync(join(tmpdir(), 'tortie-lab-store-'));
+  readonly pinBase = `/sys/fs/bpf/tortie-lab-${randomBytes(4).toString('hex')}`;
+  rtr!: Netns;
+  outside!: Netns;
+  readonly nodes = new Map<string, LabNode>();
+  readonly workloads = new Map<string, LabWorkload>();
+  private readonly log: (s: string) => void;
+
+  constructor(opts: { log?: (s: string) => void } = {}) {
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  get env(): NodeJS.ProcessEnv {
+    return { ...process.env, DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: this.storeDir };
+  }
+
+  async build(): Promise<void> {
+    this.log('building namespaces: rtr, node-a, node-b, node-c, outside');
+    this.rtr = await this.topo.addNetns('rtr');
+    await this.rtr.sh('sysctl -qw net.ipv4.ip_forward=1 && ip link add br1 type bridge && ip addr add 198.18.1.1/24 dev br1 && ip link set br1 up');
+    const specs: [string, string, number, string][] = [['node-a', '198.18.1.10', 24, 'br1'], ['node-b', '198.18.1.11', 24, 'br1'], ['node-c', '198.18.2.10', 24, '']];
+    let port = 21000 + Math.floor(Math.random() * 20000);
+    for (const [name, ip, prefix, bridge] of specs) {
+      const ns = await this.topo.addNetns(name);
+      const leg = `r-${name.slice(-1)}`;
+      await this.topo.addVeth(ns, 'eth0', this.rtr, leg);
+      if (bridge) await this.rtr.sh(`ip link set ${leg} master ${bridge}`);
+      else await this.rtr.sh(`ip addr add 198.18.2.1/24 dev ${leg}`);
+      const gw = bridge ? '198.18.1.1' : '198.18.2.1';
+      await ns.sh(`sysctl -qw net.ipv4.ip_forward=1 && ip addr add ${ip}/${prefix} dev eth0 && ip route add default via ${gw}`);
+      this.nodes.set(name, { name, ns, ip, prefix, log: '', healthPort: port++, pinRoot: `${this.pinBase}/${name}` });
+    }
+    this.outside = await this.topo.addNetns('outside');
+    await this.topo.addVeth(this.outside, 'eth0', this.rtr, 'r-out');
+    await this.rtr.sh('ip addr add 198.18.3.1/24 dev r-out');
+    await this.outside.sh('ip addr add 198.18.3.10/24 dev eth0 && ip route add default via 198.18.3.1');
+    // The outside host answers HTTP with the source address it saw.
+    this.outside.spawn([process.execPath, '-e',
+      "require('http').createServer((q,s)=>s.end(q.socket.remoteAddress)).listen(80,'198.18.3.10')"], { stdio: 'ignore' });
+  }
+
+  async tortiectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    return run(process.execPath, [BIN('tortiectl.js'), ...args], { input, env: this.env });
+  }
+
+  startAgent(n: LabNode): void {
+    const child = n.ns.spawn([process.execPath, BIN('tortie-node.js'), 'run', '--nodename', n.name, '--ip', `${n.ip}/${n.prefix}`,
+      '--store-dir', this.storeDir, '--bpffs-root', n.pinRoot, '--health-port', String(n.healthPort), '--metrics-port', '0'],
+    { netOnly: true });
+    child.stdout?.on('data', (d) => { n.log += String(d); });
+    child.stderr?.on('data', (d) => { n.log += String(d); });
+    n.agent = child;
+  }
+
+  async waitReady(n: LabNode, timeoutMs = 30_000): Promise<void> {
+    const probe = `fetch('http://127.0.0.1:${n.healthPort}/readyz').then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))`;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (n.agent && n.agent.exitCode !== null) throw new Error(`${n.name}: agent exited (${n.agent.exitCode}):\n${n.log}`);
+      if ((await n.ns.exec([process.execPath, '-e', probe], { allowFail: true })).code === 0) return;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    throw new Error(`${n.name}: agent not ready after ${timeoutMs} ms:\n${n.log}`);
+  }
+
+  async startAgents(): Promise<void> {
+    for (const n of this.nodes.values()) this.startAgent(n);
+    for (const n of this.nodes.values()) await this.waitReady(n);
+    this.log(`agents ready on ${[...this.nodes.keys()].join(', ')}`);
+  }
+
+  /** Creates a workload namespace and runs the real CNI ADD for it inside its node. */
+  async addWorkload(name: string, nodeName: string, labels: Record<string, string>): Promise<LabWorkload> {
+    const node = this.nodes.get(nodeName);
+    if (!node) throw new Error(`no node ${nodeName}`);
+    const ns = await this.topo.addNetns(name);
+    const containerId = randomBytes(16).toString('hex');
+    const conf = {
+      cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tortie', nodename: node.name, datastore_type: 'embedded',
+      datastore_path: this.storeDir, mtu: 1480, ipam: { type: 'tortie-ipam' }, labels,
+    };
+    const env = {
+      ...this.env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0',
+      CNI_PATH: join(PROJECT_ROOT, 'bin'), CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}`,
+    };
+    const r = await run('nsenter', [`--net=${node.ns.path}`, '--', process.execPath, BIN('tortie.js')], { input: JSON.stringify(conf), env });
+    if (r.code !== 0) throw new Error(`CNI ADD for ${name} on ${nodeName} failed: ${r.stdout}${r.stderr}`);
+    const result = JSON.parse(r.stdout) as { ips: { address: string }[] };
+    const ip = result.ips[0]!.address.split('/')[0]!;
+    const w: LabWorkload = { name, node, ns, ip, labels, containerId };
+    this.workloads.set(name, w);
+    this.log(`workload ${name} on ${nodeName}: ${ip} ${JSON.stringify(labels)}`);
+    return w;
+  }
+
+  /** Counts IPIP and plain pool packets between two underlay hosts on the router while `fn` runs. */
+  async capture<T>(fn: () => Promise<T>): Promise<{ result: T; ipip: number; plainPool: number }> {
+    const file = join(tmpdir(), `tortie-lab-${randomBytes(4).toString('hex')}.pcap`);
+    const dump = this.rtr.spawn(['tcpdump', '-i', 'any', '-n', '-U', '-w', file, 'ip proto 4 or net 192.168.0.0/16'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 400));
+    try {
+      const result = await fn();
+      await new Promise((r) => setTimeout(r, 300));
+      dump.kill('SIGINT');
+      await new Promise((r) => dump.once('exit', r));
+      const read = await run('tcpdump', ['-r', file, '-n', 'ip proto 4'], {});
+      const plain = await run('tcpdump', ['-r', file, '-n', 'net 192.168.0.0/16 and not ip proto 4'], {});
+      const count = (s: string) => s.split('\n').filter((l) => l.trim()).length;
+      return { result, ipip: count(read.stdout), plainPool: count(plain.stdout) };
+    } finally {
+      if (dump.exitCode === null) dump.kill('SIGKILL');
+      rmSync(file, { force: true });
+    }
+  }
+
+  async tcp(from: LabWorkload, to: LabWorkload, port: number): Promise<boolean> {
+    const r = await from.ns.exec(['nc', '-z', '-w', '2', to.ip, String(port)], { allowFail: true, timeoutMs: 8000 });
+    return r.code === 0;
+  }
+
+  async ping(from: LabWorkload, to: LabWorkload): Promise<boolean> {
+    const r = await from.ns.exec(['ping', '-c', '1', '-W', '2', to.ip], { allowFail: true });
+    return r.code === 0;
+  }
+
+  /** HTTP GET to the outside host; the body is the source address it saw. */
+  async outsideSees(from: LabWorkload): Promise<string | undefined> {
+    const r = await from.ns.exec([process.execPath, '-e',
+      "fetch('http://198.18.3.10/',{signal:AbortSignal.timeout(3000)}).then(async r=>process.stdout.write(await r.text()),()=>process.exit(1))"],
+    { allowFail: true, timeoutMs: 10_000 });
+    return r.code === 0 ? r.stdout.trim().replace(/^::ffff:/, '') : undefined;
+  }
+
+  listen(w: LabWorkload, port: number): void {
+    w.ns.spawn(['nc', '-lk', '-p', String(port)], { stdio: 'ignore' });
+  }
+
+  /** The standard scenario: seed pool, example policy, four workloads, then the matrix. */
+  async setUpScenario(): Promise<void> {
+    const pool = await this.tortiectl(['apply', '-f', '-'], SEED_POOL_YAML);
+    if (pool.code !== 0) throw new Error(`tortiectl apply (pool) failed: ${pool.stdout}${pool.stderr}`);
+    this.log(`tortiectl apply -f - (v1 ipPool, ipip cross-subnet, nat-outgoing): ${pool.stdout.trim()}`);
+    const pol = await this.tortiectl(['apply', '-f', '-'], EXAMPLE_POLICY_YAML);
+    if (pol.code !== 0) throw new Error(`tortiectl apply (policy) failed: ${pol.stdout}${pol.stderr}`);
+    this.log(`tortiectl apply -f - (profile kns.default, policy db-allow-web): ${pol.stdout.trim()}`);
+    await this.startAgents();
+    await this.addWorkload('a-web', 'node-a', { app: 'web' });
+    await this.addWorkload('b-db', 'node-b', { app: 'db' });
+    await this.addWorkload('c-web', 'node-c', { app: 'web' });
+    await this.addWorkload('c-client', 'node-c', { app: 'client' });
+    for (const w of this.workloads.values()) for (const p of [5432, 8080]) this.listen(w, p);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+
+  private async retryUntil(check: () => Promise<boolean>, want: boolean, ms = 4000): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const v = await check();
+      if (v === want || Date.now() > deadline) return v;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async matrix(): Promise<Cell[]> {
+    const w = (n: string) => this.workloads.get(n)!;
+    const cells: Cell[] = [];
+    const tcpCell = async (from: string, to: string, port: number, allowed: boolean, path: PathKind) => {
+      const { result, ipip, plainPool } = await this.capture(() => this.retryUntil(() => this.tcp(w(from), w(to), port), allowed));
+      const seen: PathKind = ipip > 0 ? 'IPIP' : plainPool > 0 ? 'direct' : 'local';
+      const got = { allowed: result, path: result ? seen : undefined };
+      cells.push({ from, to, what: `tcp/${port}`, expect: { allowed, path: allowed ? path : undefined }, got, ok: result === allowed && (!result || seen === path) });
+    };
+    await tcpCell('a-web', 'b-db', 5432, true, 'direct');
+    await tcpCell('c-web', 'b-db', 5432, true, 'IPIP');
+    await tcpCell('c-client', 'b-db', 5432, false, 'IPIP');
+    await tcpCell('a-web', 'b-db', 8080, false, 'direct');
+    await tcpCell('b-db', 'c-client', 8080, true, 'IPIP');
+    await tcpCell('c-web', 'c-client', 8080, true, 'local');
+    for (const [from, node] of [['a-web', 'node-a'], ['c-client', 'node-c']] as const) {
+      const seen = await this.outsideSees(w(from));
+      const want = this.nodes.get(node)!.ip;
+      cells.push({ from, to: 'outside', what: 'http (NAT outgoing)', expect: { allowed: true, seenSource: want }, got: { allowed: seen !== undefined, seenSource: seen }, ok: seen === want });
+    }
+    return cells;
+  }
+
+  async destroy(): Promise<void> {
+    for (const n of this.nodes.values()) if (n.agent && n.agent.exitCode === null) n.agent.kill('SIGKILL');
+    this.topo.destroySync();
+    rmSync(this.storeDir, { recursive: true, force: true });
+    if (existsSync(this.pinBase)) rmSync(this.pinBase, { recursive: true, force: true });
+  }
+}
+
+export function formatMatrix(cells: Cell[]): string {
+  const rows = cells.map((c) => {
+    const exp = c.expect.seenSource ? `source ${c.expect.seenSource}` : `${c.expect.allowed ? 'allowed' : 'denied'}${c.expect.path ? `, ${c.expect.path}` : ''}`;
+    const got = c.got.seenSource !== undefined || c.expect.seenSource ? `source ${c.got.seenSource ?? '(no reply)'}` : `${c.got.allowed ? 'allowed' : 'denied'}${c.got.path ? `, ${c.got.path}` : ''}`;
+    return [c.ok ? 'ok  ' : 'FAIL', `${c.from} → ${c.to}`, c.what, exp, got];
+  });
+  const head = ['', 'path', 'traffic', 'expected', 'observed'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
+}
