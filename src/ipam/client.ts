@@ -57,7 +57,7 @@ export interface AssignArgs {
   /** Owner of the addresses; Calico's CNI uses `<network>.<containerID>`. */
   handleId: string;
   node: string;
-  /** Stored with the allocation (namespace, pod, container id, …). */
+  /** Stored with the allocation (namespace, pod, container id, …); `node` is always added. */
   attrs?: Record<string, string>;
   /** Number of addresses (default 1). */
   num?: number;
@@ -250,7 +250,8 @@ export class IpamClient {
       throw new IpamError('ERR_IPAM_NO_POOLS', `no enabled IPv4 pool is usable by node ${JSON.stringify(args.node)} (check the pools' disabled and nodeSelector fields)`);
     }
     const host = `host:${args.node}`;
-    const attrs = args.attrs ?? {};
+    // The node is always recorded: routing needs to know where a borrowed address lives.
+    const attrs = { node: args.node, ...(args.attrs ?? {}) };
     const got: AssignedIp[] = [...existing];
     const inPools = (cidr: string): boolean => {
       const n = parseV4Net(cidr);
