@@ -59,6 +59,7 @@ Options:
      --backend=<BACKEND>   bird (default: routing, IPIP and NAT) or none (policy only).
      --timeout=<SECONDS>   How long to wait for readiness [default: 60].
      --run-dir=<DIR>       Where pid files live [default: ${DEFAULT_RUN_DIR}].
+     --bpffs-root=<DIR>    bpffs directory for the agent's pins (several agents on one kernel).
      --dryrun              Print the command instead of running it.
      --init-system         Run the agent in the foreground (for systemd and the like).
      --no-default-ippools  Accepted for calicoctl compatibility (tortie creates no pools).
@@ -344,6 +345,7 @@ async function nodeRun(binary: string, argv: readonly string[], io: CliIO): Prom
     { long: 'dryrun' },
     { long: 'init-system' },
     { long: 'no-default-ippools' },
+    { long: 'bpffs-root', value: true },
   ]);
   if (args.flag('help')) {
     io.stdout.write(usage(binary));
@@ -374,6 +376,7 @@ async function nodeRun(binary: string, argv: readonly string[], io: CliIO): Prom
   if (metricsPort !== undefined) agentArgs.push(`--metrics-port=${metricsPort}`);
   if (args.get('log-level') !== undefined) agentArgs.push(`--log-level=${args.get('log-level')}`);
   if (backend === 'none') agentArgs.push('--policy-only');
+  if (args.get('bpffs-root') !== undefined) agentArgs.push(`--bpffs-root=${path.resolve(io.cwd, args.get('bpffs-root') as string)}`);
   if (ds.type === 'embedded') {
     agentArgs.push('--datastore-type=embedded', `--store-dir=${ds.dir}`);
   } else {

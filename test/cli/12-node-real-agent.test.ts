@@ -1,0 +1,83 @@
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Topology } from '../../src/util/netns';
+import { cliFor, REPO_ROOT, TORTIECTL, type CliResult } from './helpers/cli';
+
+// `tortiectl node run` starting the real tortie-node, inside a network namespace made here
+// (198.18.0.0/15 underlay between two namespaces joined by a veth), with its own bpffs root,
+// store and pid; `node status` then reads it. Everything is removed at the end.
+const built = fs.existsSync(path.join(REPO_ROOT, 'build', 'Release', 'tortie_native.node')) && fs.existsSync(path.join(REPO_ROOT, 'bpf', 'out', 'tortie_wep.bpf.o'));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+t.test('node run / node status with the real agent in a namespace', { skip: built ? false : 'native addon or BPF objects not built' }, async (t) => {
+  const cli = cliFor(t, 'tortiectl-realnode-');
+  const topo = Topology.create('cli');
+  const name = `clinode-${randomBytes(3).toString('hex')}`;
+  const bpffs = `/sys/fs/bpf/tortie-test-${name}`;
+  const logDir = path.join(cli.dir, 'log');
+  let agentPid: number | undefined;
+  t.teardown(async () => {
+    if (agentPid !== undefined) {
+      try { process.kill(agentPid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    await topo.destroy();
+    fs.rmSync(bpffs, { recursive: true, force: true });
+    fs.rmSync(`/run/tortie/${name}.pid`, { force: true });
+  });
+  const a = await topo.addNetns('a');
+  const b = await topo.addNetns('b');
+  await topo.addVeth(a, 'eth0', b, 'eth0');
+  await a.exec(['ip', 'addr', 'add', '198.18.0.2/24', 'dev', 'eth0']);
+  await b.exec(['ip', 'addr', 'add', '198.18.0.1/24', 'dev', 'eth0']);
+
+  // Run the CLI in namespace a, network only (bpffs stays the host's, as the agent needs).
+  const inA = (args: string[]): Promise<CliResult> => new Promise((resolve, reject) => {
+    const child = spawn('nsenter', [`--net=${a.path}`, '--', process.execPath, TORTIECTL, ...args], { cwd: cli.dir, env: cli.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const run = await inA(['node', 'run', `--name=${name}`, '--ip=198.18.0.2/24', `--health-port=${port}`, `--metrics-port=${metricsPort}`,
+    `--bpffs-root=${bpffs}`, `--log-dir=${logDir}`, `--run-dir=${path.join(cli.dir, 'run')}`, '--timeout=90']);
+  const m = /tortie-node started \(pid (\d+)\)/.exec(run.stdout);
+  if (m) agentPid = Number(m[1]);
+  const log = fs.existsSync(path.join(logDir, `${name}.log`)) ? fs.readFileSync(path.join(logDir, `${name}.log`), 'utf8') : '';
+  t.equal(run.code, 0, `node run succeeded\n${run.stderr}\n${log.split('\n').slice(-20).join('\n')}`);
+  t.match(run.stdout, /tortie node started successfully\n$/);
+
+  const nodes = await inA(['get', 'nodes', '-o', 'wide']);
+  t.match(nodes.stdout, new RegExp(`\\n${name} +\\(64512\\) +198\\.18\\.0\\.2/24 +\\n`), 'the agent registered its Node with its address and subnet');
+
+  const status = await inA(['node', 'status', `--name=${name}`, `--run-dir=${path.join(cli.dir, 'run')}`]);
+  t.equal(status.code, 0, status.stderr);
+  t.match(status.stdout, new RegExp(`\\| ${name} +\\| +${agentPid} \\| ready +\\|`));
+
+  process.kill(agentPid as number, 'SIGTERM');
+  for (let i = 0; i < 100; i++) {
+    try { process.kill(agentPid as number, 0); } catch { break; }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const after = await inA(['node', 'status', `--name=${name}`, `--run-dir=${path.join(cli.dir, 'run')}`]);
+  t.equal(after.code, 1);
+  t.match(after.stderr, /^tortie process is not running\./);
+});
