@@ -84,3 +84,49 @@ t.test('etcd backend: 6 processes on 3 nodes', async (t) => {
   t.teardown(() => ds.close());
   await hammer(t, ds, cfg, 6, 60);
 });
+
+t.test('workers killed mid-flight leave no address that release-by-handle cannot reach', async (t) => {
+  const s = openTestStore('ipam-kill');
+  t.teardown(() => s.close());
+  await s.rc.create(pool('kill', '10.61.0.0/25', { blockSize: 29 }));
+  const cfg: DatastoreConfig = { type: 'embedded', dir: s.dir };
+  const procs = Array.from({ length: 4 }, (_, i) => {
+    const p = execFile(process.execPath, [WORKER, JSON.stringify(cfg), NODES[i % NODES.length]!, String(i), '100000', '8'], { timeout: 120_000 });
+    return { p, done: new Promise<void>((r) => p.once('exit', () => r())) };
+  });
+  // Kill them once they are well under way (the machine may be slow to start them).
+  const probe = new IpamClient(s.ds);
+  for (let waited = 0; waited < 60_000; waited += 200) {
+    const n = (await probe.listBlocks()).reduce((k, b) => k + b.allocations.filter((a) => a !== null).length, 0);
+    if (n >= 12) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await new Promise((r) => setTimeout(r, Math.random() * 500));
+  for (const { p } of procs) p.kill('SIGKILL');
+  await Promise.all(procs.map((x) => x.done));
+
+  const ipam = new IpamClient(s.ds);
+  const handles = new Map<string, string[]>();
+  for (const kv of (await s.ds.list(handleKey('x').replace(/x$/, ''))).items) {
+    const h = kv.value as { handleId: string; blocks: string[] };
+    handles.set(h.handleId, h.blocks);
+  }
+  const seen = new Set<string>();
+  let allocated = 0;
+  for (const b of await ipam.listBlocks()) {
+    checkBlock(b, blockKey(b.cidr));
+    b.allocations.forEach((a, o) => {
+      if (a === null) return;
+      allocated++;
+      const ip = ordinalToIp(b, o);
+      t.notOk(seen.has(ip), `${ip} allocated once`);
+      seen.add(ip);
+      const h = b.attributes[a]!.handle_id!;
+      t.ok(handles.get(h)?.includes(b.cidr), `${ip}: handle ${h} records block ${b.cidr}`);
+    });
+  }
+  t.ok(allocated > 0, `killed workers held ${allocated} addresses`);
+  for (const h of handles.keys()) await ipam.releaseByHandle(h);
+  const left = (await ipam.listBlocks()).reduce((n, b) => n + b.allocations.filter((a) => a !== null).length, 0);
+  t.equal(left, 0, 'releasing every handle frees every address');
+});
