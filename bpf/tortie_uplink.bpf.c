@@ -1,19 +1,142 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Uplink tc ingress: extension point for the networking issue (IPIP decapsulation from known
- * nodes, reverse SNAT, delivery). Today it passes everything and counts it, so the agent's
- * attach/detach path and the counters can be exercised before that work lands.
+ * Uplink tc programs (the host's interface towards the other nodes and the outside):
+ *   tortie_uplink_in   tc ingress: IPIP to this node from a known node is decapsulated (the
+ *                      inner packet continues to the kernel, which routes it to the workload);
+ *                      IPIP from anyone else is dropped (DROP_IPIP_UNKNOWN_SRC); replies of
+ *                      SNATed flows are translated back to the workload (lib/nat.h).
+ *   tortie_uplink_out  tc egress: packets the kernel routed to a remote workload whose route
+ *                      says ENCAP get the outer header (lib/ipip.h); workload traffic from a
+ *                      natOutgoing pool to a destination outside every pool, not a node and not
+ *                      this host, is SNATed to the node address.
+ * Everything else passes untouched, including VLAN-tagged and non-IPv4 frames. Until the agent
+ * has written tortie_netcfg_v1 (the node address) both programs only count.
+ * One exit per program: a DROP_* reason becomes TC_ACT_SHOT and a counter (TORTIE_DIR_UPLINK).
  */
 #define TORTIE_CTX_SKB
 #include "lib/ctx.h"
 #include "lib/parse.h"
 #include "lib/drop.h"
+#include "lib/route.h"
+#include "lib/ipip.h"
+#include "lib/nat.h"
+#include "shared/btf-anchor.h"
+
+/* Untagged IPv4 only: returns PARSE_IPV4 with pkt filled, 0 to pass untouched, < 0 a drop. */
+static __always_inline int uplink_parse(struct __sk_buff *skb, struct tortie_pkt *pkt, __u32 *l4off)
+{
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	int ret;
+
+	if (skb->vlan_present)
+		return 0;
+	ctx_pull(skb, PARSE_PULL_LEN);
+	eth = ctx_data(skb);
+	if ((void *)(eth + 1) > ctx_data_end(skb))
+		return 0;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	ret = parse_packet(skb, pkt, false, true);
+	if (ret < 0)
+		return ret;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > ctx_data_end(skb))
+		return DROP_TRUNC_IP;
+	*l4off = ETH_HLEN + ip->ihl * 4;
+	return PARSE_IPV4;
+}
+
+static __always_inline int uplink_ingress(struct __sk_buff *skb)
+{
+	const struct tortie_netcfg *cfg = netcfg_get();
+	struct tortie_pkt pkt = {};
+	__u32 l4off = 0;
+	int ret;
+
+	if (!cfg)
+		return TORTIE_FORWARD;
+	ret = uplink_parse(skb, &pkt, &l4off);
+	if (ret <= 0)
+		return ret;
+	if (pkt.proto == IPPROTO_IPIP) {
+		if (!node_known(pkt.saddr))
+			return DROP_IPIP_UNKNOWN_SRC;
+		if (pkt.daddr != cfg->node_ip)
+			return TORTIE_FORWARD; /* not for us: the kernel decides */
+		if (pkt.frag != TORTIE_FRAG_NONE)
+			return DROP_IPIP_BAD_INNER; /* outer fragments are not reassembled here */
+		return ipip_decap(skb, l4off - ETH_HLEN, skb->len - ETH_HLEN);
+	}
+	if (pkt.daddr == cfg->node_ip && pkt.frag != TORTIE_FRAG_LATER) {
+		ret = nat_rev(skb, &pkt, l4off, cfg->node_ip);
+		if (ret < 0)
+			return ret;
+	}
+	return TORTIE_FORWARD;
+}
+
+/* SNAT applies: source in a natOutgoing pool; destination in no pool, not a node, not us. */
+static __always_inline bool needs_snat(const struct tortie_pkt *pkt, const struct tortie_netcfg *cfg)
+{
+	const struct tortie_pool *src = pool_lookup(pkt->saddr);
+
+	if (!src || !(src->flags & TORTIE_POOL_F_NAT_OUT))
+		return false;
+	if (pkt->daddr == cfg->node_ip || pool_lookup(pkt->daddr) || node_known(pkt->daddr))
+		return false;
+	if (pkt->frag == TORTIE_FRAG_LATER)
+		return false;
+	if (pkt->proto == IPPROTO_ICMP && !icmp_is_echo((__u8)(pkt->dport >> 8)))
+		return false;
+	return true;
+}
+
+static __always_inline int uplink_egress(struct __sk_buff *skb)
+{
+	const struct tortie_netcfg *cfg = netcfg_get();
+	const struct tortie_route *rt;
+	struct tortie_pkt pkt = {};
+	__u32 l4off = 0;
+	int ret;
+
+	if (!cfg)
+		return TORTIE_FORWARD;
+	ret = uplink_parse(skb, &pkt, &l4off);
+	if (ret <= 0)
+		return ret;
+	rt = rt_lookup(pkt.daddr);
+	if (rt) {
+		if (!(rt->flags & TORTIE_RT_F_ENCAP) || pkt.proto == IPPROTO_IPIP)
+			return TORTIE_FORWARD;
+		ret = ipip_push(skb, cfg->node_ip, rt->next_hop);
+		if (ret == 0)
+			netstat_inc(TORTIE_NS_ENCAP_UPLINK);
+		return ret;
+	}
+	if (needs_snat(&pkt, cfg))
+		return nat_snat(skb, &pkt, l4off, cfg->node_ip);
+	return TORTIE_FORWARD;
+}
 
 SEC("tc")
 int tortie_uplink_in(struct __sk_buff *skb)
 {
-	count_packet(skb->ifindex, TORTIE_DIR_UPLINK, TORTIE_FORWARD, skb->len);
-	return TC_ACT_OK;
+	__u32 ifindex = skb->ifindex, len = skb->len;
+	int ret = uplink_ingress(skb);
+
+	count_packet(ifindex, TORTIE_DIR_UPLINK, ret, len);
+	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
+SEC("tc")
+int tortie_uplink_out(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex, len = skb->len;
+	int ret = uplink_egress(skb);
+
+	count_packet(ifindex, TORTIE_DIR_UPLINK, ret, len);
+	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

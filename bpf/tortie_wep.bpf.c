@@ -8,8 +8,10 @@
  * a counter and, for policy, an event. ARP passes (proxy ARP answers 169.254.1.1); every
  * other non-IPv4 frame, VLAN tag or malformed header is dropped with its reason.
  *
- * Extension point (routing, IPIP encapsulation, SNAT; issue 6): after an allow in
- * tortie_from_wep, before returning TC_ACT_OK.
+ * Networking (issue 6): every IPv4 packet tortie_from_wep forwards goes through
+ * ipip_from_wep (lib/ipip.h) at the single exit: a remote workload behind IPIP is encapsulated
+ * and redirected to the uplink there; anything else continues to the kernel (SNAT happens on the
+ * uplink's egress).
  */
 #define TORTIE_CTX_SKB
 #include "lib/ctx.h"
@@ -19,6 +21,7 @@
 #include "lib/conntrack.h"
 #include "lib/policy.h"
 #include "lib/drop.h"
+#include "lib/ipip.h"
 #include "shared/btf-anchor.h"
 
 static __always_inline void log_hits(const struct tortie_verdict *v, __u32 ifindex, __u32 ep_id,
@@ -37,9 +40,10 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 	struct tortie_verdict verdict;
 	struct ct_ctx ct;
 	enum ct_result cr;
-	__u32 ifindex = skb->ifindex;
+	__u32 ifindex = skb->ifindex, len;
 	__be32 remote;
-	int ret;
+	bool ip4 = false;
+	int ret, act = TC_ACT_OK;
 
 	if (!ep_lookup(ifindex, &ep)) {
 		ret = DROP_UNKNOWN_IFACE;
@@ -62,6 +66,7 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 	}
 	if (ret < 0)
 		goto out;
+	ip4 = true;
 	if (dir == TORTIE_DIR_EGRESS && !ep_addr4_ok(ifindex, pkt.saddr)) {
 		ret = DROP_SPOOFED_SRC;
 		goto out;
@@ -90,8 +95,14 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 		frag_record(&pkt);
 	ret = TORTIE_FORWARD;
 out:
-	count_packet(ifindex, dir, ret, skb->len);
-	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
+	len = skb->len;
+	if (ret == TORTIE_FORWARD && ip4 && dir == TORTIE_DIR_EGRESS) {
+		act = ipip_from_wep(skb, pkt.daddr);
+		if (act < 0)
+			ret = act;
+	}
+	count_packet(ifindex, dir, ret, len);
+	return ret < 0 ? TC_ACT_SHOT : act;
 }
 
 SEC("tc")

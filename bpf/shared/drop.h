@@ -32,7 +32,11 @@ enum tortie_drop_reason {
 	DROP_ENDPOINT_DISABLED = -17,    /* endpoint flagged down by the agent */
 	DROP_FRAG_TINY = -18,            /* fragment overlapping the L4 header (RFC 1858) */
 	DROP_BAD_IP_VERSION = -19,       /* ethertype IPv4 but version field != 4 */
-	TORTIE_DROP_MIN = -19,           /* keep equal to the most negative value */
+	DROP_IPIP_UNKNOWN_SRC = -20,     /* uplink: IPIP whose outer source is not a known node */
+	DROP_IPIP_BAD_INNER = -21,       /* uplink: IPIP from a node whose inner header is malformed */
+	DROP_NAT_NO_PORT = -22,          /* SNAT: no free source port after the bounded retries */
+	DROP_ENCAP_FAILED = -23,         /* IPIP encap/decap or NAT rewrite failed in the kernel helper */
+	TORTIE_DROP_MIN = -23,           /* keep equal to the most negative value */
 };
 
 /* Directions, as seen from the workload (Calico's terms for policy). */

@@ -221,4 +221,93 @@ struct tortie_event {
 	__u32 pad2;
 };
 
+/* ---- networking (issue 6): routes, pools, nodes, node config, NAT, counters ----
+ * Written by the route manager (src/dataplane/routes.ts), read by tortie_wep (encap fast path)
+ * and tortie_uplink (decap, SNAT, reverse SNAT, encap of kernel-routed traffic). */
+
+/* tortie_rt4_v1 (LPM): remote workload prefix -> struct tortie_route */
+struct tortie_rt4_key {
+	__u32 prefixlen; /* 0..32 */
+	__be32 addr;
+};
+
+#define TORTIE_RT_F_WORKLOAD (1u << 0) /* a workload on another node */
+#define TORTIE_RT_F_ENCAP (1u << 1)    /* reach it through IPIP to next_hop */
+
+struct tortie_route {
+	__be32 next_hop; /* the node's underlay address (outer destination with ENCAP) */
+	__u32 flags;     /* TORTIE_RT_F_* */
+};
+
+/* tortie_pool4_v1 (LPM): IP pool prefix -> struct tortie_pool (every pool, disabled ones too) */
+#define TORTIE_POOL_F_NAT_OUT (1u << 0)  /* natOutgoing: SNAT traffic leaving every pool */
+#define TORTIE_POOL_F_DISABLED (1u << 1)
+
+struct tortie_pool {
+	__u32 flags;     /* TORTIE_POOL_F_* */
+	__u32 pad;
+};
+
+/* tortie_node4_v1 (hash): __be32 node underlay address -> struct tortie_node_info */
+#define TORTIE_NODE_F_SAME_SUBNET (1u << 0) /* in this node's subnet (informational) */
+#define TORTIE_NODE_F_SELF (1u << 1)        /* this node */
+
+struct tortie_node_info {
+	__u32 flags;     /* TORTIE_NODE_F_* */
+	__u32 pad;
+};
+
+/* tortie_netcfg_v1 (array, one entry at index 0): this node's networking parameters.
+ * node_ip 0 = not configured yet: no encapsulation, no NAT, IPIP is not decapsulated. */
+struct tortie_netcfg {
+	__be32 node_ip;         /* outer source of IPIP, SNAT address */
+	__u32 uplink_ifindex;   /* where encapsulated packets leave (fib lookup input) */
+	__u32 flags;            /* reserved */
+	__u32 pad;
+};
+
+/* tortie_nat4_v1 (LRU hash): one entry per direction of a SNATed flow.
+ *   dir FWD: (workload addr, dst, workload port, dst port, proto) -> {node addr, NAT port}
+ *   dir REV: (dst, node addr, dst port, NAT port, proto)          -> {workload addr, port}
+ * ICMP echo: both ports hold the echo id. Protocols without ports: ports 0. */
+#define TORTIE_NAT_FWD 0
+#define TORTIE_NAT_REV 1
+
+struct tortie_nat4_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir;        /* TORTIE_NAT_FWD / TORTIE_NAT_REV */
+	__u8 pad[2];
+};
+
+#define TORTIE_NATF_FIN_OUT (1u << 0) /* FIN seen leaving (workload side) */
+#define TORTIE_NATF_FIN_IN (1u << 1)  /* FIN seen arriving (outside side) */
+#define TORTIE_NATF_RST (1u << 2)
+#define TORTIE_NATF_REPLY (1u << 3)   /* a reply was reverse-translated */
+
+struct tortie_nat4_value {
+	__u64 last_seen_ns; /* bpf_ktime_get_ns of the last packet (either direction) */
+	__u64 created_ns;
+	__be32 addr;        /* FWD: address to write as source; REV: as destination */
+	__be16 port;        /* FWD: source port / echo id to write; REV: destination port / id */
+	__u8 flags;         /* TORTIE_NATF_* (on the FWD entry) */
+	__u8 pad;
+};
+
+/* tortie_netstat_v1 (per-CPU array of __u64 packet counts), index enum tortie_netstat */
+enum tortie_netstat {
+	TORTIE_NS_ENCAP_FAST = 0,     /* encapsulated in tortie_from_wep and redirected */
+	TORTIE_NS_ENCAP_UPLINK = 1,   /* encapsulated on the uplink's egress (kernel-routed) */
+	TORTIE_NS_ENCAP_FALLBACK = 2, /* fast path declined (MTU, TTL, fib): left to the kernel */
+	TORTIE_NS_DECAP = 3,          /* IPIP from a known node decapsulated */
+	TORTIE_NS_SNAT = 4,           /* packets source-translated */
+	TORTIE_NS_SNAT_NEW = 5,       /* new SNAT mappings created */
+	TORTIE_NS_SNAT_RETRY = 6,     /* port candidates that collided */
+	TORTIE_NS_RNAT = 7,           /* replies reverse-translated */
+	TORTIE_NS_MAX = 8,
+};
+
 #endif

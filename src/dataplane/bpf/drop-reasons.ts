@@ -25,6 +25,10 @@ export const DropReason = {
   ENDPOINT_DISABLED: -17,
   FRAG_TINY: -18,
   BAD_IP_VERSION: -19,
+  IPIP_UNKNOWN_SRC: -20,
+  IPIP_BAD_INNER: -21,
+  NAT_NO_PORT: -22,
+  ENCAP_FAILED: -23,
 } as const;
 
 export type DropReasonName = keyof typeof DropReason;

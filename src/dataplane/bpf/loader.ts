@@ -4,6 +4,7 @@
  *
  *   loadWep(opts)       bpf/out/tortie_wep.bpf.o: tortie_from_wep / tortie_to_wep (tc on cali*)
  *   loadPrefilter(opts) bpf/out/tortie_xdp.bpf.o: tortie_xdp_prefilter (XDP on the uplink)
+ *   loadUplink(opts)    bpf/out/tortie_uplink.bpf.o: tortie_uplink_in / _out (tc on the uplink)
  *
  * Maps are pinned by name under `pinRoot` (default /sys/fs/bpf/tortie); a second load with the
  * same root reuses the pinned maps, so several objects and a restarted agent share one state.
@@ -15,6 +16,7 @@ import * as path from 'node:path';
 import { BpfObject, type BpfMap, type BpfProgram } from '../native';
 import { CALICO_CT_TIMEOUTS, ctTimeoutConstants, defaultCtMaxEntries, type CtMapOps, type CtTimeouts } from './conntrack';
 import { MAP } from './codecs';
+import { NET_MAP } from './net-codecs';
 import type { MapOps, PolicyMaps } from './apply';
 
 export interface LoadOptions {
@@ -36,12 +38,28 @@ export function defaultObjectDir(): string {
   return path.resolve(__dirname, up, 'bpf', 'out');
 }
 
-/** MapOps over a native map: delete ignores a missing key. */
+const BATCH = 8192;
+
+/** MapOps over a native map: delete ignores a missing key; the batch forms use
+ *  BPF_MAP_{UPDATE,DELETE}_BATCH in chunks (a delete batch stops at a missing key, so a failed
+ *  chunk is finished key by key). */
 export function mapOps(m: BpfMap): MapOps {
   return {
     lookup: (k) => m.lookup(k),
     update: (k, v) => m.update(k, v),
     delete: (k) => { m.tryDelete(k); },
+    updateMany: (entries) => {
+      for (let i = 0; i < entries.length; i += BATCH) {
+        const chunk = entries.slice(i, i + BATCH);
+        m.updateBatch(chunk.map((e) => e.key), chunk.map((e) => e.value));
+      }
+    },
+    deleteMany: (keys) => {
+      for (let i = 0; i < keys.length; i += BATCH) {
+        const chunk = keys.slice(i, i + BATCH);
+        try { m.deleteBatch(chunk); } catch { for (const k of chunk) m.tryDelete(k); }
+      }
+    },
   };
 }
 
@@ -132,6 +150,60 @@ export async function loadPrefilter(opts: LoadOptions & { countPassed?: boolean 
     await obj.load();
     return {
       obj, prog: obj.program('tortie_xdp_prefilter'), pf4: obj.map(MAP.pf4), cnt: obj.map(MAP.cnt),
+      close: () => obj.close(),
+    };
+  } catch (e) {
+    obj.close();
+    throw e;
+  }
+}
+
+/** NAT-outgoing tunables (load-time constants of tortie_uplink, bpf/lib/nat.h). */
+export interface NatOptions {
+  /** Port range for mappings whose workload port is taken (default 20000–29999, outside Linux's ephemeral range). */
+  portMin?: number;
+  portMax?: number;
+  /** Random candidates tried before DROP_NAT_NO_PORT (default 16, at most 32). */
+  retries?: number;
+  /** tortie_nat4_v1 size (two entries per flow; default 131072). */
+  maxEntries?: number;
+}
+
+export interface UplinkDatapath {
+  obj: BpfObject;
+  /** tc ingress on the uplink: IPIP decap from known nodes, reverse SNAT. */
+  ingress: BpfProgram;
+  /** tc egress on the uplink: IPIP encap of kernel-routed workload traffic, SNAT. */
+  egress: BpfProgram;
+  maps: { rt4: BpfMap; pool4: BpfMap; node4: BpfMap; netcfg: BpfMap; nat4: BpfMap; netstat: BpfMap; cnt: BpfMap };
+  close(): void;
+}
+
+/** bpf/out/tortie_uplink.bpf.o; its networking maps are shared (pinned) with tortie_wep's. */
+export async function loadUplink(opts: LoadOptions & { nat?: NatOptions } = {}): Promise<UplinkDatapath> {
+  const obj = BpfObject.open(path.join(opts.objectDir ?? defaultObjectDir(), 'tortie_uplink.bpf.o'),
+    { pinRoot: opts.pinRoot ?? DEFAULT_PIN_ROOT });
+  try {
+    applyConstants(obj, opts, false);
+    const nat = opts.nat ?? {};
+    const min = nat.portMin ?? 20000, max = nat.portMax ?? 29999;
+    if (!Number.isInteger(min) || !Number.isInteger(max) || min < 1 || max > 65535 || min > max) {
+      throw new RangeError(`nat port range ${min}-${max}: need 1 <= portMin <= portMax <= 65535`);
+    }
+    const retries = nat.retries ?? 16;
+    if (!Number.isInteger(retries) || retries < 0 || retries > 32) throw new RangeError(`nat retries ${retries}: need 0..32`);
+    obj.setConstant('nat_port_min', min);
+    obj.setConstant('nat_port_max', max);
+    obj.setConstant('nat_retries', retries);
+    if (nat.maxEntries !== undefined) obj.setMapMaxEntries(NET_MAP.nat4, nat.maxEntries);
+    await obj.load();
+    const m = (n: string) => obj.map(n);
+    return {
+      obj, ingress: obj.program('tortie_uplink_in'), egress: obj.program('tortie_uplink_out'),
+      maps: {
+        rt4: m(NET_MAP.rt4), pool4: m(NET_MAP.pool4), node4: m(NET_MAP.node4), netcfg: m(NET_MAP.netcfg),
+        nat4: m(NET_MAP.nat4), netstat: m(NET_MAP.netstat), cnt: m(MAP.cnt),
+      },
       close: () => obj.close(),
     };
   } catch (e) {

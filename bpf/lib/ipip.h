@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * IPIP (IPv4 in IPv4, protocol 4) built and stripped by BPF: this kernel has no ipip module,
+ * and not needing one keeps the datapath self-contained.
+ *
+ * Encapsulation happens in two places, with one header builder (ipip_push):
+ *  - fast path, tortie_from_wep after the policy allow (ipip_encap_redirect): route map hit with
+ *    ENCAP -> fib lookup of the outer destination (next-hop MACs, egress device, MTU) -> push the
+ *    outer header -> redirect to the uplink, skipping the kernel's forwarding path;
+ *  - uplink tc egress (ipip_push directly): whatever the kernel routed to a remote workload
+ *    (host-originated traffic, and packets the fast path declined). The kernel route the agent
+ *    writes for such a workload goes via the underlay next hop towards the node, with
+ *    `mtu <uplink MTU - 20>`, so the L2 header is already right and oversize packets got ICMP
+ *    frag-needed (DF) or were fragmented by the kernel before reaching us.
+ * The fast path declines (returns TC_ACT_OK, the kernel takes the packet) whenever the outer
+ * packet would exceed the egress MTU, the TTL would expire, or the fib lookup is not a clean
+ * success (no neighbour yet, ...): correctness never depends on it.
+ *
+ * Decapsulation (ipip_decap) is on the uplink's tc ingress, only for IPIP whose outer source is
+ * a known node and whose outer destination is this node; other IPIP is the caller's drop.
+ * Only untagged Ethernet frames are handled (L3 at ETH_HLEN); the callers check.
+ */
+#ifndef TORTIE_LIB_IPIP_H
+#define TORTIE_LIB_IPIP_H
+
+#include "lib/parse.h"
+#include "lib/route.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#define IPIP_HLEN 20
+#define IPIP_L3_OFF ETH_HLEN
+/* enum values from newer uapi headers than the build host's (kernel >= 6.3 accepts them). */
+#define TORTIE_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+
+static __always_inline __u16 csum_fold32(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/*
+ * Inserts an outer IPv4 header (src -> dst, protocol 4) after the Ethernet header. TOS and
+ * the DF bit are copied from the inner header (RFC 2003 / Linux ipip defaults), TTL 64. GSO
+ * packets keep their gso_size: callers have checked that each segment fits with the header.
+ */
+static __always_inline int ipip_push(struct __sk_buff *skb, __be32 src, __be32 dst)
+{
+	struct iphdr inner, outer = {};
+
+	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &inner, sizeof(inner)) < 0)
+		return DROP_TRUNC_IP;
+	if (bpf_skb_adjust_room(skb, IPIP_HLEN, BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
+		return DROP_ENCAP_FAILED;
+	outer.version = 4;
+	outer.ihl = 5;
+	outer.tos = inner.tos;
+	outer.tot_len = bpf_htons(bpf_ntohs(inner.tot_len) + IPIP_HLEN);
+	outer.id = inner.id;
+	outer.frag_off = inner.frag_off & bpf_htons(0x4000);
+	outer.ttl = 64;
+	outer.protocol = IPPROTO_IPIP;
+	outer.saddr = src;
+	outer.daddr = dst;
+	outer.check = csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)&outer, sizeof(outer), 0));
+	if (bpf_skb_store_bytes(skb, IPIP_L3_OFF, &outer, sizeof(outer), 0) < 0)
+		return DROP_ENCAP_FAILED;
+	return 0;
+}
+
+/* Largest IPv4 datagram this skb will put on the wire: one GSO segment, or the packet. */
+static __always_inline __u32 ipip_wire_len(struct __sk_buff *skb, const struct iphdr *ip)
+{
+	__u32 hlen = ip->ihl * 4, l4len = 8;
+	__u8 doff;
+
+	if (!skb->gso_size)
+		return bpf_ntohs(ip->tot_len);
+	if (ip->protocol == IPPROTO_TCP) {
+		if (bpf_skb_load_bytes(skb, IPIP_L3_OFF + hlen + 12, &doff, 1) < 0)
+			return 0xffff;
+		l4len = (doff >> 4) * 4;
+	}
+	return hlen + l4len + skb->gso_size;
+}
+
+/*
+ * Fast path from a workload: >= 0 is the tc verdict (TC_ACT_REDIRECT done, or TC_ACT_OK to
+ * leave the packet to the kernel unchanged), < 0 a drop reason. Call only for packets the
+ * policy allowed, with an untagged IPv4 header at ETH_HLEN.
+ */
+static __always_inline int ipip_encap_redirect(struct __sk_buff *skb, const struct tortie_route *rt,
+					       const struct tortie_netcfg *cfg)
+{
+	struct bpf_fib_lookup fib = {};
+	struct iphdr ip;
+	__be16 old_ttl, new_ttl;
+	__u32 wire;
+	long rc;
+	int ret;
+
+	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &ip, sizeof(ip)) < 0)
+		return DROP_TRUNC_IP;
+	if (ip.ttl <= 1)
+		goto fallback; /* the kernel sends time-exceeded */
+	wire = ipip_wire_len(skb, &ip);
+	fib.family = AF_INET;
+	fib.l4_protocol = IPPROTO_IPIP;
+	fib.tot_len = wire + IPIP_HLEN > 0xffff ? 0xffff : wire + IPIP_HLEN;
+	fib.ifindex = cfg->uplink_ifindex;
+	fib.ipv4_src = cfg->node_ip;
+	fib.ipv4_dst = rt->next_hop;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		goto fallback; /* FRAG_NEEDED: the kernel route's MTU makes it answer frag-needed */
+
+	/* Forwarding: decrement the inner TTL as the kernel would have. */
+	__builtin_memcpy(&old_ttl, &ip.ttl, 2);
+	ip.ttl--;
+	__builtin_memcpy(&new_ttl, &ip.ttl, 2);
+	if (bpf_l3_csum_replace(skb, IPIP_L3_OFF + 10, old_ttl, new_ttl, 2) < 0 ||
+	    bpf_skb_store_bytes(skb, IPIP_L3_OFF + 8, &new_ttl, 2, 0) < 0)
+		return DROP_ENCAP_FAILED;
+	ret = ipip_push(skb, cfg->node_ip, rt->next_hop);
+	if (ret < 0)
+		return ret;
+	if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0) < 0)
+		return DROP_ENCAP_FAILED;
+	netstat_inc(TORTIE_NS_ENCAP_FAST);
+	return bpf_redirect(fib.ifindex, 0);
+fallback:
+	netstat_inc(TORTIE_NS_ENCAP_FALLBACK);
+	return TC_ACT_OK;
+}
+
+/* The from-workload hook: encapsulate towards a remote workload behind IPIP, else pass. */
+static __always_inline int ipip_from_wep(struct __sk_buff *skb, __be32 daddr)
+{
+	const struct tortie_route *rt = rt_lookup(daddr);
+	const struct tortie_netcfg *cfg;
+
+	if (!rt || !(rt->flags & TORTIE_RT_F_ENCAP))
+		return TC_ACT_OK;
+	cfg = netcfg_get();
+	if (!cfg || !cfg->uplink_ifindex)
+		return TC_ACT_OK;
+	return ipip_encap_redirect(skb, rt, cfg);
+}
+
+/* Strips the outer header (hlen bytes, options included) after checking the inner one. */
+static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen, __u32 outer_tot)
+{
+	struct iphdr inner;
+
+	if (outer_tot < hlen + sizeof(inner) ||
+	    bpf_skb_load_bytes(skb, IPIP_L3_OFF + hlen, &inner, sizeof(inner)) < 0)
+		return DROP_IPIP_BAD_INNER;
+	if (inner.version != 4 || inner.ihl < 5 || bpf_ntohs(inner.tot_len) != outer_tot - hlen)
+		return DROP_IPIP_BAD_INNER;
+	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC, TORTIE_ADJ_ROOM_DECAP_L3_IPV4))
+		return DROP_ENCAP_FAILED;
+	netstat_inc(TORTIE_NS_DECAP);
+	return 0;
+}
+
+#endif

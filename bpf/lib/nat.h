@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * NAT outgoing (Calico's natOutgoing) in BPF, on the uplink: workload traffic from a
+ * natOutgoing pool to a destination outside every pool, not a node and not this host, leaves
+ * with the node's address as source (nat_snat, tc egress); replies are translated back
+ * (nat_rev, tc ingress).
+ *
+ * Mapping: one LRU entry per direction (shared/maps.h, tortie_nat4_v1). Port choice: the
+ * workload's own port first (as netfilter does), then up to nat_retries pseudo-random ports in
+ * [nat_port_min, nat_port_max]. A port is claimed by creating the REV entry with BPF_NOEXIST,
+ * which is atomic across CPUs, so two flows can never share a reply tuple; the FWD entry is then
+ * created with BPF_NOEXIST too, and a CPU that loses that race gives its claim back and uses the
+ * winner's mapping. A colliding REV entry whose flow has expired (timeouts below) is reclaimed.
+ * No port after the retries: DROP_NAT_NO_PORT, the flow never goes out half-translated.
+ *
+ * Checksums: the IPv4 header checksum, the TCP/UDP checksum (pseudo-header address and port;
+ * a zero UDP checksum stays zero) and the ICMP echo checksum (id) are updated incrementally
+ * with the kernel helpers, which also handle CHECKSUM_PARTIAL skbs.
+ *
+ * Not translated (passed unchanged): later IPv4 fragments, ICMP errors sent by workloads, and
+ * ICMP errors about NATed flows arriving from outside (their inner header is not rewritten).
+ * The node's own sockets are not consulted: a host connection and a mapping could pick the same
+ * (port, destination); nat_port_min/max default outside Linux's ephemeral range to make it rare.
+ */
+#ifndef TORTIE_LIB_NAT_H
+#define TORTIE_LIB_NAT_H
+
+#include "lib/parse.h"
+#include "lib/route.h"
+
+#define NAT_NSEC 1000000000ULL
+
+/* Load-time tunables. */
+const volatile __u32 nat_port_min = 20000;
+const volatile __u32 nat_port_max = 29999;
+const volatile __u32 nat_retries = 16;
+const volatile __u64 nat_timeout_tcp_ns = 3600 * NAT_NSEC;
+const volatile __u64 nat_timeout_tcp_closed_ns = 10 * NAT_NSEC; /* after RST or FIN both ways */
+const volatile __u64 nat_timeout_udp_ns = 60 * NAT_NSEC;
+const volatile __u64 nat_timeout_icmp_ns = 30 * NAT_NSEC;
+const volatile __u64 nat_timeout_other_ns = 600 * NAT_NSEC;
+
+#define NAT_MAX_RETRIES 32
+
+/*
+ * tortie_nat4_v1: struct tortie_nat4_key -> struct tortie_nat4_value. Written by the uplink
+ * program only (the agent may delete expired entries). LRU: when full, the least recently used
+ * mapping is evicted (its flow breaks, a new flow always gets a chance); size from the agent.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tortie_nat4_key);
+	__type(value, struct tortie_nat4_value);
+	__uint(max_entries, 131072);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_nat4_v1 SEC(".maps");
+
+static __always_inline bool nat_closed(__u8 flags)
+{
+	return (flags & TORTIE_NATF_RST) ||
+	       (flags & (TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN)) == (TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN);
+}
+
+static __always_inline bool nat_live(const struct tortie_nat4_value *v, __u8 proto, __u64 now)
+{
+	__u64 seen = v->last_seen_ns, t;
+
+	if (seen >= now)
+		return true;
+	switch (proto) {
+	case IPPROTO_TCP:
+		t = nat_closed(v->flags) ? nat_timeout_tcp_closed_ns : nat_timeout_tcp_ns;
+		break;
+	case IPPROTO_UDP:
+		t = nat_timeout_udp_ns;
+		break;
+	case IPPROTO_ICMP:
+		t = nat_timeout_icmp_ns;
+		break;
+	default:
+		t = nat_timeout_other_ns;
+	}
+	return now - seen <= t;
+}
+
+/* Does the protocol carry a port (or echo id) we translate? */
+static __always_inline bool nat_has_port(const struct tortie_pkt *pkt)
+{
+	return pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP ||
+	       (pkt->proto == IPPROTO_ICMP && icmp_is_echo((__u8)(pkt->dport >> 8)));
+}
+
+/*
+ * Rewrites one address (source or destination) and, if it changes, the matching port: at
+ * l4off+0 (TCP/UDP source), l4off+2 (destination), l4off+4 (ICMP echo id, either way).
+ */
+static __always_inline int nat_rewrite(struct __sk_buff *skb, __u32 l4off, __u8 proto, bool src,
+				       __be32 from_ip, __be32 to_ip, __be16 from_port, __be16 to_port)
+{
+	__u32 ipoff = ETH_HLEN + (src ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr));
+	__u32 csum_off = 0, port_off = 0, mangled = 0;
+	bool pseudo = false;
+
+	switch (proto) {
+	case IPPROTO_TCP:
+		csum_off = l4off + 16;
+		port_off = l4off + (src ? 0 : 2);
+		pseudo = true;
+		break;
+	case IPPROTO_UDP:
+		csum_off = l4off + 6;
+		port_off = l4off + (src ? 0 : 2);
+		pseudo = true;
+		mangled = BPF_F_MARK_MANGLED_0;
+		break;
+	case IPPROTO_ICMP:
+		csum_off = l4off + 2;
+		port_off = l4off + 4;
+		break;
+	}
+	if (csum_off && pseudo && from_ip != to_ip &&
+	    bpf_l4_csum_replace(skb, csum_off, from_ip, to_ip, BPF_F_PSEUDO_HDR | mangled | 4) < 0)
+		return DROP_ENCAP_FAILED;
+	if (port_off && from_port != to_port) {
+		if (bpf_l4_csum_replace(skb, csum_off, from_port, to_port, mangled | 2) < 0 ||
+		    bpf_skb_store_bytes(skb, port_off, &to_port, 2, 0) < 0)
+			return DROP_ENCAP_FAILED;
+	}
+	if (from_ip != to_ip) {
+		if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), from_ip, to_ip, 4) < 0 ||
+		    bpf_skb_store_bytes(skb, ipoff, &to_ip, 4, 0) < 0)
+			return DROP_ENCAP_FAILED;
+	}
+	return 0;
+}
+
+static __always_inline void nat_track_tcp(struct tortie_nat4_value *v, const struct tortie_pkt *pkt, bool out)
+{
+	__u8 f = pkt->tcp_flags, add = 0;
+
+	if (pkt->proto != IPPROTO_TCP)
+		return;
+	if (f & TCP_FLAG_RST)
+		add = TORTIE_NATF_RST;
+	else if (f & TCP_FLAG_FIN)
+		add = out ? TORTIE_NATF_FIN_OUT : TORTIE_NATF_FIN_IN;
+	/* Plain read-modify-write: a lost bit only delays the short closed-flow timeout. */
+	if (add && !(v->flags & add))
+		v->flags |= add;
+}
+
+/* Claims `port` for the flow: creates the REV entry, or reclaims it if its flow is over. */
+static __always_inline bool nat_claim(struct tortie_nat4_key *rk, const struct tortie_nat4_value *rv,
+				      __u8 proto, __u64 now)
+{
+	struct tortie_nat4_value *cur;
+
+	if (bpf_map_update_elem(&tortie_nat4_v1, rk, rv, BPF_NOEXIST) == 0)
+		return true;
+	cur = bpf_map_lookup_elem(&tortie_nat4_v1, rk);
+	if (!cur)
+		return bpf_map_update_elem(&tortie_nat4_v1, rk, rv, BPF_NOEXIST) == 0;
+	if (cur->addr == rv->addr && cur->port == rv->port)
+		return true; /* ours already: the FWD half was evicted or we lost a race to ourselves */
+	if (nat_live(cur, proto, now))
+		return false;
+	bpf_map_delete_elem(&tortie_nat4_v1, rk);
+	return bpf_map_update_elem(&tortie_nat4_v1, rk, rv, BPF_NOEXIST) == 0;
+}
+
+/*
+ * SNAT a packet leaving through the uplink: source pkt->saddr:ct_sport -> node_ip:port. The
+ * caller decided the packet needs it. Returns 0 or a DROP_* reason.
+ */
+static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off,
+				    __be32 node_ip)
+{
+	struct tortie_nat4_key fk = {}, rk = {};
+	struct tortie_nat4_value *fv, nv = {}, rv = {};
+	__u64 now = bpf_ktime_get_ns();
+	bool ports = nat_has_port(pkt);
+	__be16 sport = bpf_htons(pkt->ct_sport), dport = bpf_htons(pkt->ct_dport), port = 0;
+	__u32 span, i;
+
+	fk.saddr = pkt->saddr;
+	fk.daddr = pkt->daddr;
+	fk.sport = ports ? sport : 0;
+	fk.dport = ports ? dport : 0;
+	fk.proto = pkt->proto;
+	fk.dir = TORTIE_NAT_FWD;
+
+	/* ICMP echo: the reply carries the translated id only; the remote side has no port. */
+	rk.saddr = pkt->daddr;
+	rk.daddr = node_ip;
+	rk.sport = pkt->proto == IPPROTO_ICMP ? 0 : fk.dport;
+	rk.proto = pkt->proto;
+	rk.dir = TORTIE_NAT_REV;
+	rv.addr = pkt->saddr;
+	rv.port = fk.sport;
+	rv.last_seen_ns = now;
+	rv.created_ns = now;
+
+	fv = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+	if (fv && fv->addr == node_ip) {
+		/* Existing mapping: make sure its REV half is still there (LRU may evict one half). */
+		rk.dport = fv->port;
+		if (!bpf_map_lookup_elem(&tortie_nat4_v1, &rk) && !nat_claim(&rk, &rv, pkt->proto, now))
+			fv = NULL; /* someone else holds that port now: allocate afresh */
+		else
+			port = fv->port;
+	} else {
+		fv = NULL;
+	}
+	if (!fv) {
+		bool got = false;
+
+		rk.dport = fk.sport;
+		if (nat_claim(&rk, &rv, pkt->proto, now)) {
+			got = true;
+		} else if (ports) {
+			span = nat_port_max >= nat_port_min ? nat_port_max - nat_port_min + 1 : 1;
+			for (i = 0; i < NAT_MAX_RETRIES; i++) {
+				if (i >= nat_retries)
+					break;
+				netstat_inc(TORTIE_NS_SNAT_RETRY);
+				rk.dport = bpf_htons((__u16)(nat_port_min + bpf_get_prandom_u32() % span));
+				if (nat_claim(&rk, &rv, pkt->proto, now)) {
+					got = true;
+					break;
+				}
+			}
+		}
+		if (!got) {
+			netstat_inc(TORTIE_NS_SNAT_RETRY);
+			return DROP_NAT_NO_PORT;
+		}
+		port = rk.dport;
+		nv.addr = node_ip;
+		nv.port = port;
+		nv.last_seen_ns = now;
+		nv.created_ns = now;
+		if (bpf_map_update_elem(&tortie_nat4_v1, &fk, &nv, BPF_ANY) < 0) {
+			bpf_map_delete_elem(&tortie_nat4_v1, &rk);
+			return DROP_NAT_NO_PORT;
+		}
+		netstat_inc(TORTIE_NS_SNAT_NEW);
+		fv = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+		if (!fv)
+			return DROP_NAT_NO_PORT;
+	}
+	/* A fresh SYN on a closed mapping reopens it (the workload reused its port). */
+	if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		fv->flags = 0;
+	nat_track_tcp(fv, pkt, true);
+	fv->last_seen_ns = now;
+	netstat_inc(TORTIE_NS_SNAT);
+	return nat_rewrite(skb, l4off, pkt->proto, true, pkt->saddr, node_ip, fk.sport, port);
+}
+
+/*
+ * Reverse translation of a packet arriving on the uplink for node_ip: returns 1 if it was a
+ * reply of a SNATed flow (now addressed to the workload), 0 if not ours, < 0 a drop reason.
+ */
+static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off,
+				   __be32 node_ip)
+{
+	struct tortie_nat4_key rk = {}, fk = {};
+	struct tortie_nat4_value *rv, *fv;
+	__u64 now = bpf_ktime_get_ns();
+	bool ports = nat_has_port(pkt);
+	__be16 dport = bpf_htons(pkt->ct_dport);
+
+	rk.saddr = pkt->saddr;
+	rk.daddr = node_ip;
+	rk.sport = ports && pkt->proto != IPPROTO_ICMP ? bpf_htons(pkt->ct_sport) : 0;
+	rk.dport = ports ? dport : 0;
+	rk.proto = pkt->proto;
+	rk.dir = TORTIE_NAT_REV;
+	rv = bpf_map_lookup_elem(&tortie_nat4_v1, &rk);
+	if (!rv)
+		return 0;
+	fk.saddr = rv->addr;
+	fk.daddr = pkt->saddr;
+	fk.sport = rv->port;
+	fk.dport = pkt->proto == IPPROTO_ICMP ? rv->port : rk.sport;
+	fk.proto = pkt->proto;
+	fk.dir = TORTIE_NAT_FWD;
+	fv = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+	if (fv) {
+		if (!nat_live(fv, pkt->proto, now))
+			return 0;
+		nat_track_tcp(fv, pkt, false);
+		fv->last_seen_ns = now;
+		if (!(fv->flags & TORTIE_NATF_REPLY))
+			fv->flags |= TORTIE_NATF_REPLY;
+	}
+	rv->last_seen_ns = now;
+	netstat_inc(TORTIE_NS_RNAT);
+	return nat_rewrite(skb, l4off, pkt->proto, false, node_ip, rv->addr, rk.dport, rv->port) < 0 ?
+		DROP_ENCAP_FAILED : 1;
+}
+
+#endif

@@ -1,0 +1,103 @@
+/**
+ * Codecs and constants for the networking maps (bpf/shared/maps.h, "networking" section; map
+ * semantics in bpf/lib/route.h and bpf/lib/nat.h). test/networking checks each layout against
+ * the BTF of tortie_uplink.bpf.o. Addresses are dotted-quad strings here (codec type ipv4).
+ */
+import { defineStruct, type BpfMap } from '../native';
+import type { ValueOf } from './codecs';
+
+export const NET_MAP = {
+  rt4: 'tortie_rt4_v1',
+  pool4: 'tortie_pool4_v1',
+  node4: 'tortie_node4_v1',
+  netcfg: 'tortie_netcfg_v1',
+  nat4: 'tortie_nat4_v1',
+  netstat: 'tortie_netstat_v1',
+} as const;
+
+export const RT_F = { WORKLOAD: 1, ENCAP: 2 } as const;
+export const POOL_F = { NAT_OUT: 1, DISABLED: 2 } as const;
+export const NODE_F = { SAME_SUBNET: 1, SELF: 2 } as const;
+export const NAT_DIR = { FWD: 0, REV: 1 } as const;
+export const NATF = { FIN_OUT: 1, FIN_IN: 2, RST: 4, REPLY: 8 } as const;
+
+/** enum tortie_netstat, in index order. */
+export const NETSTAT = ['encapFast', 'encapUplink', 'encapFallback', 'decap', 'snat', 'snatNew', 'snatRetry', 'rnat'] as const;
+export type NetStatName = typeof NETSTAT[number];
+export type NetStats = Record<NetStatName, bigint>;
+
+export const rt4KeyCodec = defineStruct('tortie_rt4_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'addr', type: 'ipv4' },
+] as const);
+export type Rt4Key = ValueOf<typeof rt4KeyCodec>;
+
+export const routeCodec = defineStruct('tortie_route', [
+  { name: 'next_hop', type: 'ipv4' },
+  { name: 'flags', type: 'u32' },
+] as const);
+export type RouteValue = ValueOf<typeof routeCodec>;
+
+export const poolCodec = defineStruct('tortie_pool', [
+  { name: 'flags', type: 'u32' },
+  { name: 'pad', type: 'pad', length: 4 },
+] as const);
+
+export const nodeInfoCodec = defineStruct('tortie_node_info', [
+  { name: 'flags', type: 'u32' },
+  { name: 'pad', type: 'pad', length: 4 },
+] as const);
+
+export const nodeKeyCodec = defineStruct('tortie_node_key', [{ name: 'addr', type: 'ipv4' }] as const);
+
+export const netcfgCodec = defineStruct('tortie_netcfg', [
+  { name: 'node_ip', type: 'ipv4' },
+  { name: 'uplink_ifindex', type: 'u32' },
+  { name: 'flags', type: 'u32' },
+  { name: 'pad', type: 'pad', length: 4 },
+] as const);
+export type NetCfg = ValueOf<typeof netcfgCodec>;
+
+export const nat4KeyCodec = defineStruct('tortie_nat4_key', [
+  { name: 'saddr', type: 'ipv4' },
+  { name: 'daddr', type: 'ipv4' },
+  { name: 'sport', type: 'be16' },
+  { name: 'dport', type: 'be16' },
+  { name: 'proto', type: 'u8' },
+  { name: 'dir', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 2 },
+] as const);
+export type Nat4Key = ValueOf<typeof nat4KeyCodec>;
+
+export const nat4ValueCodec = defineStruct('tortie_nat4_value', [
+  { name: 'last_seen_ns', type: 'u64' },
+  { name: 'created_ns', type: 'u64' },
+  { name: 'addr', type: 'ipv4' },
+  { name: 'port', type: 'be16' },
+  { name: 'flags', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 1 },
+] as const);
+export type Nat4Value = ValueOf<typeof nat4ValueCodec>;
+
+/** Codecs whose struct exists in the uplink object's BTF (tortie_node_key is TS-only). */
+export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec];
+
+/** Sums tortie_netstat_v1 over CPUs. */
+export function readNetStats(m: BpfMap): NetStats {
+  const out = {} as NetStats;
+  NETSTAT.forEach((name, i) => {
+    const k = Buffer.alloc(4);
+    k.writeUInt32LE(i);
+    const v = m.lookup(k);
+    let sum = 0n;
+    if (v) for (const part of m.splitPerCpu(v)) sum += part.readBigUInt64LE(0);
+    out[name] = sum;
+  });
+  return out;
+}
+
+/** Mappings currently in tortie_nat4_v1, decoded (tests, status). */
+export function readNatEntries(m: BpfMap): { key: Nat4Key; value: Nat4Value }[] {
+  const { keys, values } = m.entries();
+  return keys.map((k, i) => ({ key: nat4KeyCodec.decode(k), value: nat4ValueCodec.decode(values[i]!) }));
+}

@@ -1,0 +1,28 @@
+// The networking objects load (verifier) with their maps shared by pin name between the workload
+// and uplink objects, and every networking codec matches its struct in the uplink object's BTF.
+import t from 'tap';
+import * as path from 'node:path';
+import { checkStructLayout } from '../../src/dataplane/native';
+import { defaultObjectDir, loadUplink, loadWep } from '../../src/dataplane/bpf/loader';
+import { NET_CODECS, NET_MAP, netcfgCodec } from '../../src/dataplane/bpf/net-codecs';
+import { uniquePinRoot, removePinRoot } from '../datapath/helpers/harness';
+
+const UPLINK = path.join(defaultObjectDir(), 'tortie_uplink.bpf.o');
+
+t.test('codecs match the BTF of tortie_uplink.bpf.o', async (t) => {
+  for (const c of NET_CODECS) t.same(checkStructLayout(UPLINK, c.name, c.layout), [], c.name);
+});
+
+t.test('uplink and workload objects load and share the networking maps', async (t) => {
+  const pinRoot = uniquePinRoot('net-load');
+  const up = await loadUplink({ pinRoot, nat: { portMin: 40000, portMax: 40010, retries: 4 } });
+  const wep = await loadWep({ pinRoot, ctMaxEntries: 4096 });
+  t.teardown(() => { up.close(); wep.close(); removePinRoot(pinRoot); });
+  t.equal(up.ingress.name, 'tortie_uplink_in');
+  t.equal(up.egress.name, 'tortie_uplink_out');
+  up.maps.netcfg.update(Buffer.alloc(4), netcfgCodec.encode({ node_ip: '198.18.1.10', uplink_ifindex: 7, flags: 0 }));
+  const seen = wep.obj.map(NET_MAP.netcfg).lookup(Buffer.alloc(4));
+  t.same(netcfgCodec.decode(seen!), { node_ip: '198.18.1.10', uplink_ifindex: 7, flags: 0 }, 'one netcfg map for both objects');
+  await t.rejects(loadUplink({ pinRoot, nat: { portMin: 5, portMax: 4 } }), /portMin <= portMax/);
+  await t.rejects(loadUplink({ pinRoot, nat: { retries: 33 } }), /retries 33/);
+});
