@@ -91,7 +91,7 @@ async function runVersion(binary: string, argv: readonly string[], io: CliIO): P
 
 async function runValidate(binary: string, argv: readonly string[], io: CliIO): Promise<number> {
   const args = parseArgs(binary, argv, 1, [
-    { long: 'filename', short: 'f', value: true }, { long: 'recursive', short: 'R' }, { long: 'skip-empty' },
+    ...DATASTORE_OPTIONS, { long: 'filename', short: 'f', value: true }, { long: 'recursive', short: 'R' }, { long: 'skip-empty' },
   ]);
   if (args.flag('help')) {
     io.stdout.write(`Usage:\n  ${binary} validate --filename=<FILENAME> [--recursive] [--skip-empty]\n\nValidate resources (all of them, reporting every problem) without writing anything.\n`);
