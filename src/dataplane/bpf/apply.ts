@@ -31,6 +31,21 @@ export interface MapOps {
   update(key: Buffer, value: Buffer): void;
   /** Deletes; a missing key is not an error. */
   delete(key: Buffer): void;
+  /** Optional batch forms (BPF_MAP_*_BATCH); same semantics as a loop of the above. */
+  updateMany?(entries: readonly Entry[]): void;
+  deleteMany?(keys: readonly Buffer[]): void;
+}
+
+function updateAll(m: MapOps, entries: readonly Entry[]): void {
+  if (entries.length === 0) return;
+  if (m.updateMany) m.updateMany(entries);
+  else for (const e of entries) m.update(e.key, e.value);
+}
+
+function deleteAll(m: MapOps, keys: readonly Buffer[]): void {
+  if (keys.length === 0) return;
+  if (m.deleteMany) m.deleteMany(keys);
+  else for (const k of keys) m.delete(k);
 }
 
 export interface PolicyMaps {
@@ -69,9 +84,9 @@ export class TableRegistry {
     const enc = encodeTable(t, id);
     const ref: TableRef = { id, hash: t.id, refs: 1, enc, extraProj: new Map() };
     try {
-      for (const e of enc.proj) this.maps.proj.update(e.key, e.value);
-      for (const e of enc.spc) this.maps.spc.update(e.key, e.value);
-      for (const e of enc.pol) this.maps.pol.update(e.key, e.value);
+      updateAll(this.maps.proj, enc.proj);
+      updateAll(this.maps.spc, enc.spc);
+      updateAll(this.maps.pol, enc.pol);
       this.maps.tbl.update(enc.meta.key, enc.meta.value); // last: now the table is usable
     } catch (err) {
       this.erase(enc, ref.extraProj);
@@ -113,11 +128,10 @@ export class TableRegistry {
   }
 
   private erase(enc: EncodedTable, extra: Map<number, Entry>): void {
-    this.maps.tbl.delete(enc.meta.key);
-    for (const e of enc.pol) this.maps.pol.delete(e.key);
-    for (const e of enc.spc) this.maps.spc.delete(e.key);
-    for (const e of enc.proj) this.maps.proj.delete(e.key);
-    for (const e of extra.values()) this.maps.proj.delete(e.key);
+    this.maps.tbl.delete(enc.meta.key); // first: from now on the id fails closed
+    deleteAll(this.maps.pol, enc.pol.map((e) => e.key));
+    deleteAll(this.maps.spc, enc.spc.map((e) => e.key));
+    deleteAll(this.maps.proj, [...enc.proj, ...extra.values()].map((e) => e.key));
   }
 
   private allocId(): number {

@@ -19,7 +19,7 @@
 import type { CalcDelta, CompiledState, LocalEndpoint, VerdictTable } from '../../calc/types';
 import type { MapOps, PolicyMaps } from './apply';
 import { EndpointPolicyWriter } from './apply';
-import { cls4KeyOf, encodeClassPrefix } from './encode';
+import { cls4KeyOf, encodeClassPrefix, type Entry } from './encode';
 
 export interface PolicyDataplaneMaps extends PolicyMaps { cls4: MapOps }
 
@@ -42,13 +42,16 @@ export class PolicyDataplane {
   applySnapshot(s: CompiledState): void {
     for (const t of s.tables) this.tables.set(t.id, t);
     const want = new Set<string>();
+    const entries: Entry[] = [];
     for (const p of s.classes.prefixes) {
       const e = encodeClassPrefix(p);
       if (!e) continue;
       want.add(p.cidr);
-      this.maps.cls4.update(e.key, e.value);
+      entries.push(e);
       this.prefixes.set(p.cidr, e.key);
     }
+    if (this.maps.cls4.updateMany) this.maps.cls4.updateMany(entries);
+    else for (const e of entries) this.maps.cls4.update(e.key, e.value);
     for (const [cidr, key] of this.prefixes) if (!want.has(cidr)) { this.maps.cls4.delete(key); this.prefixes.delete(cidr); }
     const eps = new Set(s.endpoints.map((e) => e.key));
     for (const e of s.endpoints) this.upsertEndpoint(e);

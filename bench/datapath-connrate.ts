@@ -1,0 +1,101 @@
+/**
+ * New-connection rate (wrk against nginx, `Connection: close`, so every request is a new TCP
+ * connection that takes the policy path) on the same node:
+ *   - no programs (baseline for the iptables comparison),
+ *   - tortie with 1 rule allowing the client,
+ *   - tortie with 10,000 rules (1,000 policies × 10, none matching) before that allow,
+ *   - no tortie, an iptables FORWARD chain of 10,000 non-matching rules before the allow
+ *     (ESTABLISHED accepted first, as any sane chain), in the node namespace.
+ * Ratios: tortie 10,000 / tortie 1 (goal ≥ 0.90×), iptables 10,000 / no programs.
+ * Rounds alternate the configurations. Prints figures; asserts nothing.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/datapath-connrate.js [seconds] [rounds] [connections]
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BenchNode, SERVER_IP, CLIENT_IP, median } from './datapath-netns';
+
+const SECONDS = Number(process.argv[2] ?? 5);
+const ROUNDS = Number(process.argv[3] ?? 2);
+const CONNS = Number(process.argv[4] ?? 16);
+
+function nginxConf(dir: string): string {
+  return `user root;
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  server { listen ${SERVER_IP}:80 backlog=4096; location / { return 200 "ok\\n"; } }
+}
+`;
+}
+
+async function wrk(node: BenchNode): Promise<number> {
+  const r = await node.client.ns.exec(['wrk', '-t1', `-c${CONNS}`, `-d${SECONDS}s`, '-H', 'Connection: close', `http://${SERVER_IP}/`],
+    { timeoutMs: (SECONDS + 30) * 1000 });
+  const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+  if (!m) throw new Error(`wrk output without Requests/sec:\n${r.stdout}\n${r.stderr}`);
+  return Number(m[1]);
+}
+
+async function iptablesOn(node: BenchNode, rules: number): Promise<number> {
+  const t0 = Date.now();
+  const lines = ['*filter', ':FORWARD DROP [0:0]', '-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'];
+  let seed = 99;
+  const int = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return Math.floor((seed / 4294967296) * n); };
+  for (let i = 0; i < rules; i++) {
+    lines.push(`-A FORWARD -s 10.${int(256)}.${int(256)}.${int(256)}/32 -d ${SERVER_IP}/32 -p tcp -m tcp --dport ${1000 + int(50000)} -j ACCEPT`);
+  }
+  lines.push(`-A FORWARD -s ${CLIENT_IP}/32 -d ${SERVER_IP}/32 -p tcp -m tcp --dport 80 -j ACCEPT`);
+  lines.push(`-A FORWARD -s ${SERVER_IP}/32 -j ACCEPT`, `-A FORWARD -s ${CLIENT_IP}/32 -j ACCEPT`, 'COMMIT', '');
+  await node.topo.node.exec(['iptables-restore'], { input: lines.join('\n'), timeoutMs: 120_000 });
+  return Date.now() - t0;
+}
+
+async function iptablesOff(node: BenchNode): Promise<void> {
+  await node.topo.node.exec(['iptables-restore'], { input: '*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n' });
+}
+
+async function main(): Promise<void> {
+  const node = await BenchNode.create('bench-conn');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-bench-nginx-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxConf(dir));
+    await node.client.ns.sh('sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65000"');
+    node.server.ns.spawn(['nginx', '-c', path.join(dir, 'nginx.conf')]);
+    await new Promise((r) => setTimeout(r, 700));
+    const res: Record<string, number[]> = { none: [], t1: [], t10k: [], ipt10k: [] };
+    let setup1 = { ms: 0, cells: 0, compileMs: 0 }, setup10k = { ms: 0, cells: 0, compileMs: 0 }, iptMs = 0;
+    for (let i = 0; i < ROUNDS; i++) {
+      await node.tortieOff();
+      res.none.push(await wrk(node));
+      setup1 = await node.tortieOn(0, 0, [80]);
+      res.t1.push(await wrk(node));
+      setup10k = await node.tortieOn(1000, 10, [80]);
+      res.t10k.push(await wrk(node));
+      await node.tortieOff();
+      iptMs = await iptablesOn(node, 10_000);
+      res.ipt10k.push(await wrk(node));
+      await iptablesOff(node);
+      console.log(`round ${i + 1}: none ${res.none[i].toFixed(0)}, tortie 1 rule ${res.t1[i].toFixed(0)}, tortie 10,000 rules ${res.t10k[i].toFixed(0)}, ` +
+        `iptables 10,000 rules ${res.ipt10k[i].toFixed(0)} conn/s`);
+    }
+    const m = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, median(v)])) as Record<keyof typeof res, number>;
+    console.log(`setup (load + apply + attach; compile excluded): tortie 1 rule ${setup1.ms} ms (${setup1.cells} cells), tortie 10,000 rules ${setup10k.ms} ms (${setup10k.cells} cells); iptables-restore 10,000 rules ${iptMs} ms`);
+    console.log(`new connections/s (wrk -c${CONNS}, ${SECONDS} s × ${ROUNDS}, medians): none ${m.none.toFixed(0)}, tortie 1 rule ${m.t1.toFixed(0)}, ` +
+      `tortie 10,000 rules ${m.t10k.toFixed(0)}, iptables 10,000 rules ${m.ipt10k.toFixed(0)}`);
+    console.log(`ratios: tortie 10,000/1 = ${(m.t10k / m.t1).toFixed(3)}× (goal ≥ 0.90×); tortie 1 rule/none = ${(m.t1 / m.none).toFixed(3)}×; ` +
+      `iptables 10,000/none = ${(m.ipt10k / m.none).toFixed(3)}×; tortie 10,000 vs iptables 10,000 = ${(m.t10k / m.ipt10k).toFixed(2)}×`);
+  } finally {
+    await node.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
