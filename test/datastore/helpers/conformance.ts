@@ -38,6 +38,14 @@ export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condi
   }
 }
 
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); }),
+  ]);
+}
+
 /** Collects a watch's events and its terminal error. */
 export class Collector implements WatchCallbacks {
   events: WatchEvent[] = [];

@@ -82,8 +82,25 @@ export class EtcdCluster {
   readonly root: string;
   private readonly token = `tortie-${randomBytes(4).toString('hex')}`;
 
+  private watchdog?: ChildProcess;
+
   private constructor(readonly opts: ClusterOptions) {
     this.root = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-etcd-'));
+    // If this process dies without running its exit hooks (SIGKILL, e.g. a test-runner
+    // timeout), the watchdog kills the members listed in <root>/pids and removes the root.
+    const script = 'while kill -0 "$0" 2>/dev/null; do sleep 0.5; done; ' +
+      'for p in $(cat "$1/pids" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done; rm -rf "$1"';
+    this.watchdog = spawn('/bin/sh', ['-c', script, String(process.pid), this.root], { stdio: 'ignore', detached: true });
+    this.watchdog.unref();
+  }
+
+  private writePids(): void {
+    const pids = this.members.map((m) => m.proc?.pid).filter((p) => p !== undefined).join(' ');
+    try {
+      fs.writeFileSync(path.join(this.root, 'pids'), pids);
+    } catch {
+      /* root already removed */
+    }
   }
 
   static async start(size = 1, opts: ClusterOptions = {}): Promise<EtcdCluster> {
@@ -125,11 +142,13 @@ export class EtcdCluster {
       '--snapshot-count', '100000', '--quota-backend-bytes', String(512 * 1024 * 1024),
     ];
     if (this.opts.tls) {
-      args.push('--cert-file', this.opts.tls.serverCert, '--key-file', this.opts.tls.serverKey, '--trusted-ca-file', this.opts.tls.ca);
-      if (this.opts.clientCertAuth) args.push('--client-cert-auth');
+      args.push('--cert-file', this.opts.tls.serverCert, '--key-file', this.opts.tls.serverKey);
+      // etcd requires client certificates whenever --trusted-ca-file is set.
+      if (this.opts.clientCertAuth) args.push('--trusted-ca-file', this.opts.tls.ca, '--client-cert-auth');
     }
     const proc = spawn('/usr/bin/etcd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     m.proc = proc;
+    this.writePids();
     m.log = [];
     return new Promise((resolve, reject) => {
       let buf = '';
@@ -190,7 +209,13 @@ export class EtcdCluster {
   async stop(): Promise<void> {
     await Promise.all(this.members.map((_, i) => this.killMember(i)));
     fs.rmSync(this.root, { recursive: true, force: true });
+    this.stopWatchdog();
     liveClusters.delete(this);
+  }
+
+  private stopWatchdog(): void {
+    try { if (this.watchdog?.pid) process.kill(this.watchdog.pid, 'SIGKILL'); } catch { /* gone */ }
+    this.watchdog = undefined;
   }
 
   stopSync(): void {
@@ -198,6 +223,7 @@ export class EtcdCluster {
       try { m.proc?.kill('SIGKILL'); } catch { /* gone */ }
     }
     fs.rmSync(this.root, { recursive: true, force: true });
+    this.stopWatchdog();
     liveClusters.delete(this);
   }
 }

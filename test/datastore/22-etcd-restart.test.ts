@@ -1,0 +1,90 @@
+import t from 'tap';
+import { Etcd3 } from 'etcd3';
+import { EtcdDatastore } from '../../src/datastore/etcd';
+import { Collector, sleep, until } from './helpers/conformance';
+import { EtcdCluster } from './helpers/etcd-server';
+
+interface Probe { start: number; end: number; ok: boolean; err?: string }
+
+/** Calls `call` back to back until stopped; records every outcome. */
+function probeLoop(call: () => Promise<unknown>): { stop: () => Promise<Probe[]> } {
+  const probes: Probe[] = [];
+  let running = true;
+  const done = (async () => {
+    while (running) {
+      const start = Date.now();
+      try {
+        await call();
+        probes.push({ start, end: Date.now(), ok: true });
+      } catch (e) {
+        probes.push({ start, end: Date.now(), ok: false, err: (e as Error).message.slice(0, 80) });
+        await sleep(5);
+      }
+    }
+  })();
+  return { stop: async () => { running = false; await done; return probes; } };
+}
+
+t.test('etcd restarted on the same data dir: calls wait and resume at once, the watch resumes', async (t) => {
+  const cluster = await EtcdCluster.start(1);
+  t.teardown(() => cluster.stop());
+  const endpoints = cluster.endpoints();
+  const ds = new EtcdDatastore({ endpoints });
+  t.teardown(() => ds.close());
+  // etcd3 with its default fault handling, for comparison.
+  const plain = new Etcd3({ hosts: endpoints });
+  t.teardown(() => plain.close());
+
+  const col = new Collector();
+  let reconnects = 0;
+  const w = ds.watch('/rs/', { ...col, onEvents: (e) => col.onEvents(e), onError: (e) => col.onError(e), onReconnect: () => reconnects++ });
+  await w.ready;
+  const before = await ds.put('/rs/before', 1);
+  await plain.put('/rs-plain/x').value('1');
+
+  const ours = probeLoop(() => ds.get('/rs/before'));
+  const theirs = probeLoop(() => plain.get('/rs/before').string());
+  await sleep(200);
+  await cluster.killMember(0);
+  const killedAt = Date.now();
+  await sleep(500);
+  await cluster.startMember(0);
+  const readyAt = Date.now();
+  await sleep(3000);
+  const [p1, p2] = await Promise.all([ours.stop(), theirs.stop()]);
+
+  const firstOk = (ps: Probe[]) => ps.find((p) => p.ok && p.end >= readyAt)?.end ?? NaN;
+  const failures = (ps: Probe[]) => ps.filter((p) => !p.ok && p.end >= killedAt);
+  const refusedAfterReady = (ps: Probe[]) => ps.filter((p) => !p.ok && p.end >= readyAt).length;
+  const lastFail = (ps: Probe[]) => Math.max(readyAt, ...failures(ps).map((p) => p.end));
+  const oursLatency = firstOk(p1) - readyAt;
+  t.comment(`tortie client: ${failures(p1).length} failed calls, first success ${oursLatency} ms after etcd was ready (down ${readyAt - killedAt} ms)`);
+  t.comment(`etcd3 defaults: ${failures(p2).length} failed calls (${refusedAfterReady(p2)} after etcd was ready), calls failing until ${lastFail(p2) - readyAt} ms after ready, first success ${firstOk(p2) - readyAt} ms after ready`);
+  t.equal(failures(p1).length, 0, 'no call failed: calls made while etcd was down waited for it');
+  t.ok(oursLatency < 1000, `first call completes within 1 s of etcd being ready (${oursLatency} ms)`);
+
+  const after = await ds.put('/rs/after', 2);
+  await until(() => col.events.length >= 2, 5000, 'watch after the restart');
+  t.strictSame(col.events.map((e) => [e.key, e.revision]), [['/rs/before', before.modRevision], ['/rs/after', after.modRevision]],
+    'the watch resumed: every change once');
+  t.ok(reconnects >= 1, `the watch reported its reconnection (${reconnects})`);
+  t.equal(col.error, undefined);
+  await w.close();
+});
+
+t.test('calls fail as Unavailable (recoverable) when etcd stays down past the deadline', async (t) => {
+  const cluster = await EtcdCluster.start(1);
+  t.teardown(() => cluster.stop());
+  const ds = new EtcdDatastore({ endpoints: cluster.endpoints(), requestTimeoutMs: 600 });
+  t.teardown(() => ds.close());
+  await ds.put('/down/a', 1);
+  await cluster.killMember(0);
+  const t0 = Date.now();
+  const err = (await ds.get('/down/a').catch((e: unknown) => e)) as { code?: string; recoverable?: boolean };
+  const took = Date.now() - t0;
+  t.equal(err.code, 'ERR_DATASTORE_UNAVAILABLE');
+  t.equal(err.recoverable, true);
+  t.ok(took >= 500 && took < 3000, `failed after about the deadline (${took} ms)`);
+  const werr = (await ds.put('/down/b', 1).catch((e: unknown) => e)) as { code?: string };
+  t.equal(werr.code, 'ERR_DATASTORE_UNAVAILABLE', 'writes too');
+});
