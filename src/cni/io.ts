@@ -1,5 +1,10 @@
-/** stdin/stdout plumbing shared by the two CNI entry points. */
-import { CniError } from './errors';
+/**
+ * The frame both CNI entry points share: read the CNI_* environment and stdin, answer VERSION,
+ * parse and version-check the configuration, run the command, print the result (in the
+ * configuration's cniVersion) or the spec's error object, and give the exit status.
+ */
+import { formatResult, parseEnv, parseNetConf, SUPPORTED_VERSIONS, type CniEnv, type CniResult, type NetConf } from './config';
+import { CNI_ERR, CniError } from './errors';
 
 /** All of stdin (empty when it is a TTY or closed). */
 export function readStdin(): Promise<string> {
@@ -12,7 +17,36 @@ export function readStdin(): Promise<string> {
   });
 }
 
-/** The spec's error object on stdout. */
-export function writeError(err: CniError, cniVersion: string): void {
-  process.stdout.write(JSON.stringify(err.toJSON(cniVersion)) + '\n');
+export function versionResult(cniVersion = '1.0.0'): { cniVersion: string; supportedVersions: string[] } {
+  return { cniVersion, supportedVersions: [...SUPPORTED_VERSIONS] };
+}
+
+/**
+ * Runs one plugin invocation. `run` gets the checked inputs and returns the ADD result (printed)
+ * or nothing (DEL, CHECK); any error becomes a CNI error object via `toError`.
+ */
+export async function cniMain(run: (env: CniEnv, conf: NetConf) => Promise<CniResult | void>,
+  toError: (err: unknown) => CniError): Promise<number> {
+  let cniVersion = '1.0.0';
+  try {
+    const env = parseEnv(process.env);
+    const stdin = await readStdin();
+    if (env.command === 'VERSION') {
+      let v = '1.0.0';
+      try { v = (JSON.parse(stdin) as { cniVersion?: string }).cniVersion || v; } catch { /* VERSION needs no config */ }
+      process.stdout.write(JSON.stringify(versionResult(v)) + '\n');
+      return 0;
+    }
+    const conf = parseNetConf(stdin);
+    cniVersion = conf.cniVersion;
+    if (env.command === 'CHECK' && !['0.4.0', '1.0.0'].includes(conf.cniVersion)) {
+      throw new CniError(CNI_ERR.INCOMPATIBLE_VERSION, `CHECK needs cniVersion 0.4.0 or later, the configuration says ${conf.cniVersion}`);
+    }
+    const res = await run(env, conf);
+    if (res) process.stdout.write(JSON.stringify(formatResult(res, conf.cniVersion)) + '\n');
+    return 0;
+  } catch (err) {
+    process.stdout.write(JSON.stringify(toError(err).toJSON(cniVersion)) + '\n');
+    return 1;
+  }
 }

@@ -12,10 +12,10 @@
 import type { Datastore } from '../datastore/types';
 import { IpamClient } from '../ipam/client';
 import { createLogger, silentLogger, type Logger } from '../util/log';
-import { formatResult, parseEnv, parseNetConf, SUPPORTED_VERSIONS, type CniEnv, type CniResult, type NetConf } from './config';
+import type { CniEnv, CniResult, NetConf } from './config';
 import { handleIdFor, nodeName, openStore, toCniError, workloadIdentity } from './context';
 import { CNI_ERR, CniError } from './errors';
-import { readStdin, writeError } from './io';
+import { cniMain } from './io';
 
 export async function ipamAdd(ds: Datastore, conf: NetConf, env: CniEnv, procEnv: NodeJS.ProcessEnv, log: Logger = silentLogger): Promise<CniResult> {
   const ipam = new IpamClient(ds, { logger: log });
@@ -52,43 +52,16 @@ export async function ipamCheck(ds: Datastore, conf: NetConf, env: CniEnv): Prom
   }
 }
 
-export function versionResult(cniVersion = '1.0.0'): { cniVersion: string; supportedVersions: string[] } {
-  return { cniVersion, supportedVersions: [...SUPPORTED_VERSIONS] };
-}
-
 export async function main(_argv: string[]): Promise<number> {
-  let cniVersion = '1.0.0';
-  try {
-    const env = parseEnv(process.env);
-    const stdin = await readStdin();
-    if (env.command === 'VERSION') {
-      let v = '1.0.0';
-      try { v = (JSON.parse(stdin) as { cniVersion?: string }).cniVersion || v; } catch { /* VERSION needs no config */ }
-      process.stdout.write(JSON.stringify(versionResult(v)) + '\n');
-      return 0;
-    }
-    const conf = parseNetConf(stdin);
-    cniVersion = conf.cniVersion;
-    if (env.command === 'CHECK' && !['0.4.0', '1.0.0'].includes(conf.cniVersion)) {
-      throw new CniError(CNI_ERR.INCOMPATIBLE_VERSION, `CHECK needs cniVersion 0.4.0 or later, the configuration says ${conf.cniVersion}`);
-    }
+  return cniMain(async (env, conf) => {
     const log = conf.log_level ? createLogger({ level: conf.log_level, name: 'tortie-ipam' }) : silentLogger;
     const ds = openStore(conf, process.env, log);
     try {
-      if (env.command === 'ADD') {
-        const res = await ipamAdd(ds, conf, env, process.env, log);
-        process.stdout.write(JSON.stringify(formatResult(res, conf.cniVersion)) + '\n');
-      } else if (env.command === 'DEL') {
-        await ipamDel(ds, conf, env, log);
-      } else {
-        await ipamCheck(ds, conf, env);
-      }
+      if (env.command === 'ADD') return await ipamAdd(ds, conf, env, process.env, log);
+      if (env.command === 'DEL') await ipamDel(ds, conf, env, log);
+      else await ipamCheck(ds, conf, env);
     } finally {
       await ds.close().catch(() => undefined);
     }
-    return 0;
-  } catch (err) {
-    writeError(toCniError(err, 'tortie-ipam'), cniVersion);
-    return 1;
-  }
+  }, (err) => toCniError(err, 'tortie-ipam'));
 }

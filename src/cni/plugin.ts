@@ -29,12 +29,11 @@ import { parseV4Net, v4Contains } from '../ipam/block';
 import { workloadEndpointName } from '../model/validate';
 import type { WorkloadEndpoint } from '../model/types';
 import { createLogger, type Logger } from '../util/log';
-import { formatResult, parseEnv, parseNetConf, type CniEnv, type CniResult, type NetConf } from './config';
+import { formatResult, type CniEnv, type CniResult, type NetConf } from './config';
 import { handleIdFor, hostVethName, nodeName, openStore, toCniError, workloadIdentity, type WorkloadIdentity } from './context';
 import { delegateIpam, type DelegateContext } from './delegate';
 import { CNI_ERR, CniError } from './errors';
-import { readStdin, writeError } from './io';
-import { versionResult } from './ipam-plugin';
+import { cniMain } from './io';
 import {
   GATEWAY, HOST_MAC, configureContainerSide, configureHostSide, deleteLink, ensureVeth, getAddrs, getLink, getRoutes,
   netnsExists,
@@ -268,40 +267,17 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
 // ---------------------------------------------------------------- entry
 
 export async function main(_argv: string[]): Promise<number> {
-  let cniVersion = '1.0.0';
-  let close: (() => Promise<void>) | undefined;
-  try {
-    const env = parseEnv(process.env);
-    const stdin = await readStdin();
-    if (env.command === 'VERSION') {
-      let v = '1.0.0';
-      try { v = (JSON.parse(stdin) as { cniVersion?: string }).cniVersion || v; } catch { /* VERSION needs no config */ }
-      process.stdout.write(JSON.stringify(versionResult(v)) + '\n');
-      return 0;
-    }
-    const conf = parseNetConf(stdin);
-    cniVersion = conf.cniVersion;
-    if (env.command === 'CHECK' && !['0.4.0', '1.0.0'].includes(conf.cniVersion)) {
-      throw new CniError(CNI_ERR.INCOMPATIBLE_VERSION, `CHECK needs cniVersion 0.4.0 or later, the configuration says ${conf.cniVersion}`);
-    }
+  return cniMain(async (env, conf) => {
     const log = createLogger({ level: conf.log_level ?? 'warn', name: 'tortie-cni' }).child({ container: env.containerId, command: env.command });
     const ctx = makeCtx(conf, env, process.env, log);
-    close = () => ctx.close();
-    if (env.command === 'ADD') {
-      const res = await cmdAdd(ctx);
-      process.stdout.write(JSON.stringify(formatResult(res, conf.cniVersion)) + '\n');
-    } else if (env.command === 'DEL') {
-      await cmdDel(ctx);
-    } else {
-      await cmdCheck(ctx);
+    try {
+      if (env.command === 'ADD') return await cmdAdd(ctx);
+      if (env.command === 'DEL') await cmdDel(ctx);
+      else await cmdCheck(ctx);
+    } finally {
+      await ctx.close();
     }
-    return 0;
-  } catch (err) {
-    writeError(toCniError(err, 'tortie'), cniVersion);
-    return 1;
-  } finally {
-    if (close) await close();
-  }
+  }, (err) => toCniError(err, 'tortie'));
 }
 
 export { handleIdFor };
