@@ -38,7 +38,7 @@ spec: {bgp: {ipv4Address: 198.18.0.10/24}}
   const one = await cli.run(['ipam', 'show', `--ip=${ip}`]);
   t.equal(one.code, 0);
   t.match(one.stdout, new RegExp(`^IP ${ip.replace(/\./g, '\\.')} is in use\nHandle ID: k8s-pod-network\\.c1\n`));
-  t.match(one.stdout, /  namespace: default\n  pod: web-1\n/);
+  t.match(one.stdout, /^Attributes:\n(  \S+: \S+\n)*  namespace: default\n(  \S+: \S+\n)*  pod: web-1\n/m, "attributes, sorted by key");
   t.same(await cli.run(['ipam', 'show', '--ip=192.168.0.200']), { code: 0, stdout: '192.168.0.200 is not assigned\n', stderr: '' });
   t.same(await cli.run(['ipam', 'show', '--ip=300.1.1.1']), { code: 1, stdout: '', stderr: 'invalid IP address: 300.1.1.1 (expected an IPv4 address)\n' });
   t.equal((await cli.run(['ipam', 'release'])).code, 1, 'other ipam verbs are not implemented');
