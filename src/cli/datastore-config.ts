@@ -20,7 +20,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { DEFAULT_EMBEDDED_DIR, openDatastore, type Datastore, type DatastoreConfig } from '../datastore';
+import type { DatastoreConfig } from '../datastore';
+import { DEFAULT_EMBEDDED_DIR, EmbeddedDatastore } from '../datastore/embedded';
+import type { Datastore } from '../datastore/types';
 import type { ParsedArgs } from './args';
 import { CliError, type CliIO } from './io';
 
@@ -216,9 +218,16 @@ export function resolveDatastoreConfig(args: ParsedArgs, io: CliIO): DatastoreCo
   };
 }
 
-/** Opens the configured datastore; failures to open become calicoctl's "Failed to create … client" error. */
+/**
+ * Opens the configured datastore; failures to open become calicoctl's "Failed to create …
+ * client" error. The etcd client (gRPC) is loaded only when etcd is used: it is most of a
+ * command's start-up time.
+ */
 export function openConfiguredDatastore(config: DatastoreConfig): Datastore {
   try {
+    if (config.type === 'embedded') return new EmbeddedDatastore({ ...config });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { openDatastore } = require('../datastore') as typeof import('../datastore');
     return openDatastore(config);
   } catch (e) {
     throw new CliError(`Failed to create tortie API client: ${(e as Error).message}`, 'ERR_CLI_DATASTORE');

@@ -9,7 +9,7 @@
  * strategic merge does for Calico's types, whose lists carry no merge keys.
  */
 import { ResourceClient } from '../client/resources';
-import { ConflictError } from '../datastore';
+import { ConflictError } from '../datastore/errors';
 import { validateResource, ValidationError, type Resource, type ResourceKind } from '../model';
 import { DATASTORE_OPTIONS, invalidOption, parseArgs, type ParsedArgs } from './args';
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';

@@ -18,7 +18,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ResourceClient, ResourceNotFoundError } from '../client/resources';
-import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore';
+import { AlreadyExistsError, ConflictError, NotFoundError } from '../datastore/errors';
+import type { Datastore } from '../datastore/types';
 import {
   API_VERSION_V3, checkPolicyTier, checkPoolOverlaps, checkUpdate, formatProblem,
   type IPPool, type Problem, type Resource, type ResourceKind, type ResourceList,
