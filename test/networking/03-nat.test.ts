@@ -1,0 +1,136 @@
+// NAT outgoing in BPF on the uplink: which packets are SNATed (source in a natOutgoing pool,
+// destination outside every pool, not a node, not this host), port choice (the workload's port
+// first, then the configured range), no two flows sharing a reply tuple, reverse translation,
+// checksums recomputed from the bytes for TCP, UDP (zero and non-zero) and ICMP echo, and port
+// exhaustion as a counted drop that leaves existing flows intact.
+import t from 'tap';
+import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
+import { NAT_DIR, POOL_F, readNatEntries } from '../../src/dataplane/bpf/net-codecs';
+import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
+import { ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
+
+const NODE = '198.18.1.10';
+const OTHER_NODE = '198.18.1.11';
+const WL1 = '192.168.10.5';
+const WL2 = '192.168.10.6';
+const NONAT_WL = '192.168.200.9';
+const OUT = '198.18.3.20';
+
+async function setup(label: string, nat?: Parameters<typeof UplinkHarness.create>[1]): Promise<UplinkHarness> {
+  const h = await UplinkHarness.create(label, nat);
+  h.config(NODE);
+  h.pool('192.168.0.0/18', POOL_F.NAT_OUT);
+  h.pool('192.168.200.0/24', 0);
+  h.node(NODE);
+  h.node(OTHER_NODE);
+  return h;
+}
+
+t.test('SNAT decisions, translation and reverse translation', async (t) => {
+  const h = await setup('nat');
+  t.teardown(() => h.close());
+
+  t.test('TCP: source becomes the node, the workload port is kept, checksums stay valid', async (t) => {
+    const before = h.stats();
+    const r = h.run('out', tcpFrame({ src: WL1, dst: OUT, sport: 41000, dport: 80, payload: Buffer.from('GET / HTTP/1.0\r\n\r\n') }));
+    t.same([r.retval, r.reason], [TC_OK, R.FORWARD]);
+    const ip = ipAt(r.data);
+    t.same([ip.src, ip.dst, portsOf(ip)], [NODE, OUT, [41000, 80]]);
+    t.ok(ip.csumOk, 'IPv4 header checksum');
+    t.ok(l4ChecksumOk(ip), 'TCP checksum');
+    const after = h.stats();
+    t.equal(after.snatNew, before.snatNew + 1n);
+    t.equal(after.snat, before.snat + 1n);
+    // The same flow again reuses the mapping.
+    const again = ipAt(h.run('out', tcpFrame({ src: WL1, dst: OUT, sport: 41000, dport: 80, flags: 'A' })).data);
+    t.same(portsOf(again), [41000, 80]);
+    t.equal(h.stats().snatNew, after.snatNew, 'no second mapping');
+
+    const reply = h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: 41000, flags: 'SA', payload: Buffer.from('HTTP/1.0 200 OK') }));
+    t.same([reply.retval, reply.reason], [TC_OK, R.FORWARD]);
+    const rip = ipAt(reply.data);
+    t.same([rip.src, rip.dst, portsOf(rip)], [OUT, WL1, [80, 41000]], 'reply goes back to the workload');
+    t.ok(rip.csumOk && l4ChecksumOk(rip), 'reply checksums');
+  });
+
+  t.test('a second workload with the same port gets a port from the range; replies are not mixed up', async (t) => {
+    const r = ipAt(h.run('out', tcpFrame({ src: WL2, dst: OUT, sport: 41000, dport: 80 })).data);
+    const [p] = portsOf(r);
+    t.not(p, 41000, 'collision avoided');
+    t.ok(p >= 20000 && p <= 29999, `port ${p} in the default range`);
+    t.ok(l4ChecksumOk(r));
+    const back2 = ipAt(h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: p, flags: 'SA' })).data);
+    t.same([back2.dst, portsOf(back2)[1]], [WL2, 41000]);
+    const back1 = ipAt(h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: 41000, flags: 'A' })).data);
+    t.equal(back1.dst, WL1);
+    // Every reverse tuple is owned by exactly one flow.
+    const rev = readNatEntries(h.dp.maps.nat4).filter((e) => e.key.dir === NAT_DIR.REV);
+    const tuples = rev.map((e) => `${e.key.saddr}:${e.key.sport}>${e.key.daddr}:${e.key.dport}/${e.key.proto}`);
+    t.equal(new Set(tuples).size, tuples.length, 'reverse tuples unique');
+  });
+
+  t.test('UDP with and without checksum', async (t) => {
+    const withSum = ipAt(h.run('out', udpFrame({ src: WL1, dst: OUT, sport: 5353, dport: 53 })).data);
+    t.same([withSum.src, portsOf(withSum)], [NODE, [5353, 53]]);
+    t.ok(l4ChecksumOk(withSum) && withSum.l4.readUInt16BE(6) !== 0, 'valid, non-zero');
+    const noSum = ipAt(h.run('out', udpFrame({ src: WL2, dst: OUT, sport: 5354, dport: 53 }, {}, true)).data);
+    t.equal(noSum.src, NODE);
+    t.equal(noSum.l4.readUInt16BE(6), 0, 'a zero UDP checksum stays zero');
+    const back = ipAt(h.run('in', udpFrame({ src: OUT, dst: NODE, sport: 53, dport: 5353 })).data);
+    t.same([back.dst, portsOf(back), l4ChecksumOk(back)], [WL1, [53, 5353], true]);
+  });
+
+  t.test('ICMP echo: id kept or translated, checksum valid, reply translated back', async (t) => {
+    const a = ipAt(h.run('out', icmpFrame({ src: WL1, dst: OUT, id: 777 })).data);
+    t.same([a.src, portsOf(a)[0], l4ChecksumOk(a)], [NODE, 777, true]);
+    const b = ipAt(h.run('out', icmpFrame({ src: WL2, dst: OUT, id: 777 })).data);
+    const id2 = portsOf(b)[0];
+    t.not(id2, 777, 'same id from another workload is translated');
+    t.ok(l4ChecksumOk(b));
+    const rb = ipAt(h.run('in', icmpFrame({ src: OUT, dst: NODE, type: 0, id: id2 })).data);
+    t.same([rb.dst, portsOf(rb)[0], l4ChecksumOk(rb)], [WL2, 777, true]);
+    const ra = ipAt(h.run('in', icmpFrame({ src: OUT, dst: NODE, type: 0, id: 777 })).data);
+    t.equal(ra.dst, WL1);
+  });
+
+  t.test('no SNAT towards pools, nodes or the host, nor from a pool without natOutgoing', async (t) => {
+    const cases: [string, string][] = [
+      [WL1, '192.168.20.7'],      // another workload in a pool
+      [WL1, '192.168.200.1'],     // a pool without natOutgoing is still a pool
+      [WL1, OTHER_NODE],          // a node
+      [WL1, NODE],                // this host
+      [NONAT_WL, OUT],            // source pool without natOutgoing
+      ['198.18.1.10', OUT],       // the host's own traffic
+    ];
+    for (const [src, dst] of cases) {
+      const p = tcpFrame({ src, dst, sport: 1234, dport: 80 });
+      const r = h.run('out', p);
+      t.same([r.retval, r.data.equals(p)], [TC_OK, true], `${src} -> ${dst} unchanged`);
+    }
+    const stray = tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: 55555 });
+    t.ok(h.run('in', stray).data.equals(stray), 'a packet to the node with no mapping is untouched');
+    const err = icmpFrame({ src: WL1, dst: OUT, type: 3 });
+    t.ok(h.run('out', err).data.equals(err), 'ICMP errors from workloads are not mapped');
+  });
+});
+
+t.test('port exhaustion is a counted drop; existing flows keep working', async (t) => {
+  const h = await setup('natfull', { portMin: 30000, portMax: 30001, retries: 8 });
+  t.teardown(() => h.close());
+  const ports = new Set<number>();
+  // Five workloads all using source port 1000 to one destination: 1000, then the two range ports.
+  const srcs = ['192.168.10.1', '192.168.10.2', '192.168.10.3', '192.168.10.4'];
+  const results = srcs.map((src) => h.run('out', tcpFrame({ src, dst: OUT, sport: 1000, dport: 443 })));
+  for (const r of results.slice(0, 3)) {
+    t.equal(r.reason, R.FORWARD);
+    ports.add(portsOf(ipAt(r.data))[0]);
+  }
+  t.same([...ports].sort(), [1000, 30000, 30001], 'three distinct ports');
+  t.same([results[3]!.retval, results[3]!.reason], [TC_SHOT, R.NAT_NO_PORT], 'fourth flow: no port left');
+  t.notOk(readNatEntries(h.dp.maps.nat4).some((e) => e.key.dir === NAT_DIR.FWD && e.key.saddr === '192.168.10.4'), 'no half mapping left');
+  const again = h.run('out', tcpFrame({ src: srcs[1]!, dst: OUT, sport: 1000, dport: 443, flags: 'A' }));
+  t.same([again.reason, ports.has(portsOf(ipAt(again.data))[0])], [R.FORWARD, true], 'an existing flow still passes');
+  t.equal(h.run('out', tcpFrame({ src: srcs[0]!, dst: '198.18.3.21', sport: 1000, dport: 443 })).reason, R.FORWARD,
+    'another destination has its own port space');
+  t.ok(h.stats().snatRetry > 0n, 'collisions counted');
+});

@@ -1,0 +1,53 @@
+// Loads tortie_uplink under a unique pin root and runs packets through its tc programs with
+// BPF_PROG_TEST_RUN; `reason` is the counter slot that moved (0 = passed). Cleans up on close().
+import { loadUplink, type NatOptions, type UplinkDatapath } from '../../../src/dataplane/bpf/loader';
+import { readCounters } from '../../../src/dataplane/bpf/counters';
+import { Dir } from '../../../src/dataplane/bpf/drop-reasons';
+import {
+  lpm4Key, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, readNetStats, NETCFG_KEY, type NetStats,
+} from '../../../src/dataplane/bpf/net-codecs';
+import { uniquePinRoot, removePinRoot } from '../../datapath/helpers/harness';
+
+export const TC_OK = 0;
+export const TC_SHOT = 2;
+export const TC_REDIRECT = 7;
+
+export interface UplinkRun { retval: number; reason: number; data: Buffer }
+
+export class UplinkHarness {
+  private constructor(readonly dp: UplinkDatapath, readonly pinRoot: string) {}
+
+  static async create(label: string, nat?: NatOptions): Promise<UplinkHarness> {
+    const pinRoot = uniquePinRoot(label);
+    try {
+      return new UplinkHarness(await loadUplink({ pinRoot, nat }), pinRoot);
+    } catch (e) {
+      removePinRoot(pinRoot);
+      throw e;
+    }
+  }
+
+  config(nodeIp: string, uplinkIfindex = 0): void {
+    this.dp.maps.netcfg.update(NETCFG_KEY, netcfgCodec.encode({ node_ip: nodeIp, uplink_ifindex: uplinkIfindex, flags: 0 }));
+  }
+  pool(cidr: string, flags: number): void { this.dp.maps.pool4.update(lpm4Key(cidr), poolCodec.encode({ flags })); }
+  node(ip: string, flags = 0): void { this.dp.maps.node4.update(nodeKeyCodec.encode({ addr: ip }), nodeInfoCodec.encode({ flags })); }
+  route(cidr: string, nextHop: string, flags: number): void {
+    this.dp.maps.rt4.update(lpm4Key(cidr), routeCodec.encode({ next_hop: nextHop, flags }));
+  }
+  stats(): NetStats { return readNetStats(this.dp.maps.netstat); }
+
+  run(hook: 'in' | 'out', pkt: Buffer, netns?: string): UplinkRun {
+    const count = () => readCounters(this.dp.maps.cnt).filter((r) => r.dir === Dir.UPLINK);
+    const before = count();
+    const r = (hook === 'in' ? this.dp.ingress : this.dp.egress).testRun(pkt, { netns });
+    const moved = count().filter((a) => a.packets !== (before.find((b) => b.reason === a.reason && b.ifindex === a.ifindex)?.packets ?? 0n));
+    if (moved.length !== 1) throw new Error(`expected one counter to move, got ${moved.length}`);
+    return { retval: r.retval, reason: moved[0]!.reason, data: r.data };
+  }
+
+  close(): void {
+    this.dp.close();
+    removePinRoot(this.pinRoot);
+  }
+}
