@@ -239,6 +239,9 @@ export async function runWrite(verb: WriteVerb, binary: string, argv: readonly s
  * exist (nor is in the input), an update changing what cannot change (a pool's CIDR or block
  * size). Any problem: nothing is written.
  */
+/** Above this many resources of a kind in one input, preflight lists the kind instead of reading each. */
+const LIST_THRESHOLD = 20;
+
 export async function preflight(client: ResourceClient, verb: WriteVerb, resources: readonly Resource[]): Promise<void> {
   const keyOf = (r: Resource) => `${r.kind}/${nsOf(r) ?? ''}/${r.metadata.name}`;
   const kinds = new Set<ResourceKind>(resources.map((r) => r.kind));
@@ -246,7 +249,17 @@ export async function preflight(client: ResourceClient, verb: WriteVerb, resourc
   if (needTiers) kinds.add('Tier');
   const stored = new Map<string, Resource>();
   for (const kind of kinds) {
-    for (const r of (await client.list(kind)).items as Resource[]) stored.set(keyOf(r), r);
+    const mine = resources.filter((r) => r.kind === kind);
+    // Overlaps need every pool, tier checks every tier; otherwise only the input's own
+    // resources matter, read one by one unless there are many (a store may hold 10,000 WEPs).
+    if (kind === 'IPPool' || kind === 'Tier' || mine.length > LIST_THRESHOLD) {
+      for (const r of (await client.list(kind)).items as Resource[]) stored.set(keyOf(r), r);
+    } else {
+      for (const r of mine) {
+        const cur = await client.get(r.kind, r.metadata.name, nsOf(r));
+        if (cur) stored.set(keyOf(cur), cur);
+      }
+    }
   }
   const inputKeys = new Set(resources.map(keyOf));
   const problems: Problem[] = [];
