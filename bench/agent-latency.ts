@@ -1,0 +1,191 @@
+/**
+ * Agent benchmark (issue 5 item 5): policy apply → enforcement latency as observed by the
+ * datapath (real packets changing verdict), agent RSS and initial sync time, with 10,000
+ * WorkloadEndpoints and 1,000 GlobalNetworkPolicies in the store and 100 local endpoints, on
+ * both datastore backends. Prints figures; asserts nothing.
+ *
+ *   node dist/bench/agent-latency.js [--quick] [--backends embedded,etcd] [--toggles N]
+ *        [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--out FILE]
+ *
+ * Shape: this (outer) process builds the namespaces from the root namespace (bench/lib-agent/
+ * lab.ts), then re-executes itself with `--inner` inside the node's network namespace
+ * (`nsenter --net`, keeping the mount namespace so bpffs is visible), where the datastore, the
+ * agent and the writer meet (bench/lib-agent/measure.ts). One fresh lab per backend. The outer
+ * process removes everything on exit, failure and Ctrl-C: namespaces and every process in them,
+ * the bpffs pin root, the work directory (the embedded store and etcd's data dir live there).
+ * Results: a table on stdout and JSON in bench/results/agent-latency-<date>-<time>.json.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import * as os from 'node:os';
+import { join } from 'node:path';
+import { FULL_SCALE, QUICK_SCALE, generateFixtures, type FixtureScale } from './lib-agent/fixtures';
+import { buildLab } from './lib-agent/lab';
+import { measureBackend, ROOT, type BackendName, type BackendResult, type MeasureConfig } from './lib-agent/measure';
+import type { Summary } from './lib-agent/latency';
+
+interface Options {
+  quick: boolean;
+  backends: BackendName[];
+  toggles: number;
+  cliToggles: number;
+  intervalMs: number;
+  timeoutMs: number;
+  holdMs: number;
+  out?: string;
+}
+
+class UsageError extends Error {
+  readonly code = 'ERR_BENCH_USAGE';
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { quick: false, backends: ['embedded', 'etcd'], toggles: 0, cliToggles: 0, intervalMs: 5, timeoutMs: 100, holdMs: 250 };
+  let toggles: number | undefined;
+  let cli: number | undefined;
+  const num = (v: string | undefined, flag: string, min: number): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new UsageError(`${flag}: "${v}" is not a number ≥ ${min}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    switch (a) {
+      case '--quick': o.quick = true; break;
+      case '--backends': {
+        const list = (argv[++i] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+        for (const b of list) if (b !== 'embedded' && b !== 'etcd') throw new UsageError(`--backends: "${b}" is not embedded or etcd`);
+        if (list.length === 0) throw new UsageError('--backends: empty list');
+        o.backends = list as BackendName[];
+        break;
+      }
+      case '--toggles': toggles = Math.floor(num(argv[++i], a, 2)); break;
+      case '--cli-toggles': cli = Math.floor(num(argv[++i], a, 0)); break;
+      case '--interval-ms': o.intervalMs = num(argv[++i], a, 1); break;
+      case '--timeout-ms': o.timeoutMs = num(argv[++i], a, 10); break;
+      case '--hold-ms': o.holdMs = num(argv[++i], a, 10); break;
+      case '--out': o.out = argv[++i]; break;
+      case '-h': case '--help':
+        process.stdout.write('usage: agent-latency [--quick] [--backends embedded,etcd] [--toggles N] [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--out FILE]\n');
+        process.exit(0);
+        break;
+      default: throw new UsageError(`unknown argument "${a}"`);
+    }
+  }
+  o.toggles = toggles ?? (o.quick ? 6 : 30);
+  o.cliToggles = cli ?? (o.quick ? 2 : 4);
+  return o;
+}
+
+const progress = (msg: string): void => { process.stderr.write(`${msg}\n`); };
+
+const ms = (x: number | undefined, digits = 1): string => (x === undefined ? '—' : x.toFixed(digits));
+const mib = (kb: number): string => (kb / 1024).toFixed(0);
+const fmt = (s: Summary | undefined): string => (s ? `${ms(s.median)} / ${ms(s.p99)} / ${ms(s.min)} / ${ms(s.max)} (n=${s.n})` : '—');
+
+function table(results: BackendResult[]): string {
+  const rows: [string, ...string[]][] = [
+    ['', ...results.map((r) => r.backend)],
+    ['store: endpoints / policies (× rules) / local', ...results.map((r) => `${r.scale.endpoints} / ${r.scale.policies} (×${r.scale.rulesPerPolicy}) / ${r.scale.localEndpoints}`)],
+    ['fixture load (s, not a goal)', ...results.map((r) => (r.loadMs / 1000).toFixed(1))],
+    ['initial sync: spawn → /readyz 200 (s)', ...results.map((r) => (r.syncMs / 1000).toFixed(2))],
+    ['agent RSS after sync / after toggles / peak (MiB); goal < 300', ...results.map((r) => `${mib(r.rssAfterSync.rss)} / ${mib(r.rssAfterToggles.rss)} / ${mib(r.rssAfterToggles.hwm)}`)],
+    ['apply → enforced (ms) median / p99 / min / max; goal < 100 / < 250', ...results.map((r) => fmt(r.api.latency))],
+    ['  of which the datastore write (ms), median / p99 / min / max', ...results.map((r) => fmt(r.api.write))],
+    ['  write acknowledged → enforced (ms)', ...results.map((r) => fmt(r.api.ackToEnforced))],
+    ['  toggles not enforced in time / verdict flaps', ...results.map((r) => `${r.api.notEnforced} / ${r.api.flaps}`)],
+    ['`tortiectl apply -f` (process start) → enforced (ms)', ...results.map((r) => fmt(r.cli.latency))],
+    ['probes (new TCP connections) / errors other than timeout', ...results.map((r) => `${r.probes.total} / ${r.probes.failedOther}`)],
+  ];
+  const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(w[c]!)).join(' | ')).join('\n');
+}
+
+function gitCommit(): string | undefined {
+  try { return execFileSync('git', ['-C', ROOT, 'rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return undefined; }
+}
+
+async function outer(argv: string[]): Promise<number> {
+  const o = parseArgs(argv);
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('agent-latency: needs root (network namespaces, BPF)\n');
+    return 1;
+  }
+  const scale: FixtureScale = o.quick ? QUICK_SCALE : FULL_SCALE;
+  const startedAt = new Date();
+  const meta = {
+    startedAt: startedAt.toISOString(), argv, mode: o.quick ? 'quick' : 'full',
+    host: { hostname: os.hostname(), cpus: os.cpus()[0]?.model ?? '?', cores: os.cpus().length, memoryBytes: os.totalmem(), kernel: os.release() },
+    loadAvgAtStart: os.loadavg(), node: process.version, gitCommit: gitCommit(),
+    settings: { scale, toggles: o.toggles, cliToggles: o.cliToggles, probeIntervalMs: o.intervalMs, probeTimeoutMs: o.timeoutMs, holdMs: o.holdMs },
+  };
+  const local = generateFixtures(scale).local;
+  const results: BackendResult[] = [];
+  const failures: { backend: BackendName; error: string }[] = [];
+  const workDirs = new Set<string>();
+  process.on('exit', () => { for (const d of workDirs) rmSync(d, { recursive: true, force: true }); });
+
+  for (const backend of o.backends) {
+    const workDir = mkdtempSync(join(os.tmpdir(), 'tortie-bench-agent-'));
+    workDirs.add(workDir);
+    progress(`[${backend}] building the lab (${local.length} local endpoints)`);
+    const lab = await buildLab(local);
+    try {
+      const cfg: MeasureConfig = {
+        backend, workDir, pinRoot: lab.pinRoot, clientNs: lab.client.name, serverNs: lab.server.name, scale,
+        toggles: o.toggles, cliToggles: o.cliToggles, probeIntervalMs: o.intervalMs, probeTimeoutMs: o.timeoutMs,
+        holdMs: o.holdMs, toggleTimeoutMs: 10_000, loadConcurrency: 64,
+      };
+      const cfgFile = join(workDir, 'config.json');
+      const resultFile = join(workDir, 'result.json');
+      writeFileSync(cfgFile, JSON.stringify({ cfg, resultFile }));
+      const inner = lab.node.spawn([process.execPath, __filename, '--inner', cfgFile], {
+        netOnly: true, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, TMPDIR: workDir },
+      });
+      const code = await new Promise<number | null>((r) => inner.once('exit', (c) => r(c)));
+      if (code === 0 && existsSync(resultFile)) {
+        results.push(JSON.parse(readFileSync(resultFile, 'utf8')) as BackendResult);
+      } else {
+        const err = existsSync(join(workDir, 'error.txt')) ? readFileSync(join(workDir, 'error.txt'), 'utf8') : `inner run exited ${code}`;
+        failures.push({ backend, error: err });
+        progress(`[${backend}] FAILED: ${err}`);
+      }
+    } finally {
+      lab.destroy();
+      rmSync(workDir, { recursive: true, force: true });
+      workDirs.delete(workDir);
+    }
+  }
+
+  if (results.length > 0) process.stdout.write(`\n${table(results)}\n`);
+  process.stdout.write('\nLatency = start of the first probe (new TCP connection client → server, one every ' +
+    `${o.intervalMs} ms, ${o.timeoutMs} ms timeout) from which the new verdict holds, minus the start of the apply call. ` +
+    `Machine: ${meta.host.cores} cores shared with other work (load average at start ${meta.loadAvgAtStart.map((x) => x.toFixed(1)).join(' ')}): figures are noisy.\n`);
+  const stamp = startedAt.toISOString().replace(/:/g, '').replace(/\..*$/, '').replace('T', '-');
+  const out = o.out ?? join(ROOT, 'bench/results', `agent-latency-${stamp}${o.quick ? '-quick' : ''}.json`);
+  mkdirSync(join(out, '..'), { recursive: true });
+  writeFileSync(out, `${JSON.stringify({ format: 'tortie-bench-agent/1', meta: { ...meta, finishedAt: new Date().toISOString() }, results, failures }, null, 1)}\n`);
+  process.stdout.write(`JSON: ${out}\n`);
+  return failures.length === 0 ? 0 : 1;
+}
+
+async function inner(cfgFile: string): Promise<number> {
+  const { cfg, resultFile } = JSON.parse(readFileSync(cfgFile, 'utf8')) as { cfg: MeasureConfig; resultFile: string };
+  try {
+    const res = await measureBackend(cfg, progress);
+    writeFileSync(resultFile, JSON.stringify(res));
+    return 0;
+  } catch (e) {
+    writeFileSync(join(cfg.workDir, 'error.txt'), (e as Error).stack ?? String(e));
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  const argv = process.argv.slice(2);
+  const run = argv[0] === '--inner' ? inner(argv[1]!) : outer(argv);
+  run.then((code) => process.exit(code), (e: unknown) => {
+    process.stderr.write(`agent-latency: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(e instanceof UsageError ? 2 : 1);
+  });
+}

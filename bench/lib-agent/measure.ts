@@ -1,0 +1,287 @@
+/**
+ * The measurement phase of the agent benchmark, for one datastore backend. Runs inside the
+ * node's network namespace (entered with `nsenter --net`, so bpffs stays visible), where the
+ * agent, the datastore (etcd on 127.0.0.1, or the embedded store's directory) and this writer
+ * all meet:
+ *
+ *   start backend ─> bulk-load fixtures (+ probe policy = Allow) ─> spawn tortie-node
+ *     ─> initial sync = spawn → first /readyz 200; RSS from /proc/<pid>/status
+ *     ─> prober in the client namespace (a new connection every intervalMs)
+ *     ─> N toggles Deny ↔ Allow through ResourceClient.apply (what tortiectl calls), each held
+ *        until the probes show the new verdict for `holdMs`; then M toggles by spawning
+ *        `tortiectl apply -f` (process start included)
+ *     ─> analyse (latency.ts), RSS again, stop everything it started.
+ *
+ * Contract: returns the figures; never asserts a goal. Every process it starts is stopped before
+ * it returns or throws (the outer process additionally kills whatever is left in the
+ * namespaces and removes the work directory and pins).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { EmbeddedDatastore, openDatastore, type Datastore } from '../../src/datastore';
+import { ResourceClient } from '../../src/client/resources';
+import type { Resource } from '../../src/model';
+import { EtcdCluster, freePort } from '../../test/datastore/helpers/etcd-server';
+import { BENCH_NODE, NODE_ADDRESS, PROBE_PORT, PROBE_SERVER, generateFixtures, probePolicy, type FixtureScale } from './fixtures';
+import { analyse, heldSince, summarize, type Probe, type Summary, type Toggle, type ToggleResult } from './latency';
+
+export const ROOT = resolve(__dirname, '../../..');
+const NODE_BIN = join(ROOT, 'bin/tortie-node.js');
+const CTL_BIN = join(ROOT, 'bin/tortiectl.js');
+const PROBER = join(__dirname, 'prober.js');
+
+export type BackendName = 'embedded' | 'etcd';
+
+export interface MeasureConfig {
+  backend: BackendName;
+  workDir: string;
+  pinRoot: string;
+  clientNs: string;
+  serverNs: string;
+  scale: FixtureScale;
+  toggles: number;
+  cliToggles: number;
+  probeIntervalMs: number;
+  probeTimeoutMs: number;
+  /** How long the new verdict must hold before the next toggle. */
+  holdMs: number;
+  /** Give up on a toggle after this long (it is then reported as not enforced). */
+  toggleTimeoutMs: number;
+  loadConcurrency: number;
+}
+
+export interface RssKb { rss: number; hwm: number }
+
+export interface ToggleRecord extends ToggleResult { via: 'api' | 'tortiectl' }
+
+export interface BackendResult {
+  backend: BackendName;
+  scale: FixtureScale;
+  resources: number;
+  loadMs: number;
+  /** tortie-node spawn → first /readyz 200. */
+  syncMs: number;
+  rssAfterSync: RssKb;
+  rssAfterToggles: RssKb;
+  toggles: ToggleRecord[];
+  api: { latency?: Summary; write?: Summary; ackToEnforced?: Summary; notEnforced: number; flaps: number };
+  cli: { latency?: Summary; notEnforced: number };
+  probes: { total: number; failedOther: number };
+  agentLogTail: string;
+}
+
+const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export type Progress = (msg: string) => void;
+
+interface Backend {
+  ds: Datastore;
+  /** Flags that point tortie-node and tortiectl at this store. */
+  flags: string[];
+  stop(): Promise<void>;
+}
+
+async function startBackend(name: BackendName, workDir: string): Promise<Backend> {
+  if (name === 'embedded') {
+    const dir = join(workDir, 'store');
+    const ds = new EmbeddedDatastore({ dir });
+    return { ds, flags: ['--datastore-type', 'embedded', '--store-dir', dir], stop: () => ds.close() };
+  }
+  const etcd = await EtcdCluster.start(1);
+  const endpoints = etcd.endpoints();
+  const ds = openDatastore({ type: 'etcdv3', endpoints });
+  return {
+    ds, flags: ['--datastore-type', 'etcdv3', '--etcd-endpoints', endpoints.join(',')],
+    stop: async () => { await ds.close().catch(() => undefined); await etcd.stop(); },
+  };
+}
+
+/** Applies every resource, `concurrency` writes in flight. */
+async function bulkLoad(client: ResourceClient, resources: readonly Resource[], concurrency: number, progress: Progress): Promise<void> {
+  let next = 0;
+  let done = 0;
+  const worker = async (): Promise<void> => {
+    while (next < resources.length) {
+      const r = resources[next++]!;
+      await client.apply(r as never);
+      if (++done % 2000 === 0) progress(`  loaded ${done}/${resources.length}`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+}
+
+function readRss(pid: number): RssKb {
+  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(st)?.[1] ?? NaN);
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+function tail(s: string, n = 4000): string {
+  return s.length > n ? s.slice(-n) : s;
+}
+
+function killGroup(p: ChildProcess | undefined, sig: NodeJS.Signals = 'SIGKILL'): void {
+  if (p?.pid !== undefined && p.exitCode === null && p.signalCode === null) {
+    try { process.kill(-p.pid, sig); } catch { /* gone */ }
+  }
+}
+
+function exited(p: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(true);
+  return new Promise((res) => {
+    const timer = setTimeout(() => res(false), timeoutMs);
+    p.once('exit', () => { clearTimeout(timer); res(true); });
+  });
+}
+
+/** Probe results as they stream in, kept sorted by start time. */
+class ProbeStream {
+  readonly sorted: Probe[] = [];
+  failedOther = 0;
+  private buf = '';
+
+  feed(chunk: string): void {
+    this.buf += chunk;
+    let nl: number;
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl).trim();
+      this.buf = this.buf.slice(nl + 1);
+      const m = /^(\d+) (ok|fail)(?: (\S+))?/.exec(line);
+      if (!m) continue;
+      if (m[2] === 'fail' && m[3] !== 'timeout') this.failedOther++;
+      const p: Probe = { startUs: Number(m[1]), ok: m[2] === 'ok' };
+      let i = this.sorted.length;
+      while (i > 0 && this.sorted[i - 1]!.startUs > p.startUs) i--;
+      this.sorted.splice(i, 0, p);
+    }
+  }
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 5): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > deadline) return false;
+    await sleep(stepMs);
+  }
+  return true;
+}
+
+export async function measureBackend(cfg: MeasureConfig, progress: Progress): Promise<BackendResult> {
+  mkdirSync(cfg.workDir, { recursive: true });
+  const children: ChildProcess[] = [];
+  const backend = await startBackend(cfg.backend, cfg.workDir);
+  let agentLog = '';
+  try {
+    const client = new ResourceClient(backend.ds);
+    const fx = generateFixtures(cfg.scale);
+    const resources: Resource[] = [fx.profile, ...fx.namespaces, ...fx.nodes, ...fx.policies, probePolicy('Allow'), ...fx.endpoints];
+    progress(`[${cfg.backend}] loading ${resources.length} resources (${fx.endpoints.length} endpoints, ${fx.policies.length} policies)`);
+    const l0 = performance.now();
+    await bulkLoad(client, resources, cfg.backend === 'etcd' ? cfg.loadConcurrency : 1, progress);
+    const loadMs = performance.now() - l0;
+    progress(`[${cfg.backend}] loaded in ${(loadMs / 1000).toFixed(1)} s`);
+
+    // Probe server in its workload namespace.
+    const server = spawn('ip', ['netns', 'exec', cfg.serverNs, process.execPath, PROBER, 'serve', String(PROBE_PORT)], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+    children.push(server);
+    let serverOut = '';
+    server.stdout!.on('data', (d) => { serverOut += String(d); });
+    if (!(await waitFor(() => serverOut.includes('listening'), 10_000, 20))) throw new Error('probe server did not start');
+
+    // The agent, in this (the node's) network namespace.
+    const healthPort = await freePort();
+    const t0 = performance.now();
+    const agent = spawn(process.execPath, [NODE_BIN, 'run', '--nodename', BENCH_NODE, '--ip', NODE_ADDRESS, ...backend.flags,
+      '--bpffs-root', cfg.pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', 'warn'],
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    children.push(agent);
+    agent.stdout!.on('data', (d) => { agentLog = tail(agentLog + String(d), 64_000); });
+    agent.stderr!.on('data', (d) => { agentLog = tail(agentLog + String(d), 64_000); });
+    let ready = false;
+    while (!ready) {
+      if (agent.exitCode !== null) throw new Error(`tortie-node exited (${agent.exitCode}) before ready:\n${tail(agentLog)}`);
+      if (performance.now() - t0 > 600_000) throw new Error(`tortie-node not ready after 600 s:\n${tail(agentLog)}`);
+      ready = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then((r) => r.status === 200, () => false);
+      if (!ready) await sleep(10);
+    }
+    const syncMs = performance.now() - t0;
+    const rssAfterSync = readRss(agent.pid!);
+    progress(`[${cfg.backend}] agent ready in ${(syncMs / 1000).toFixed(2)} s, RSS ${(rssAfterSync.rss / 1024).toFixed(0)} MiB`);
+
+    // Prober; bounded by a generous duration, stopped explicitly below.
+    const maxSeconds = Math.ceil((cfg.toggles + cfg.cliToggles + 2) * (cfg.toggleTimeoutMs + cfg.holdMs + 500) / 1000) + 60;
+    const prober = spawn('ip', ['netns', 'exec', cfg.clientNs, process.execPath, PROBER, 'probe', PROBE_SERVER.ip, String(PROBE_PORT),
+      String(cfg.probeIntervalMs), String(cfg.probeTimeoutMs), String(maxSeconds)], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+    children.push(prober);
+    const stream = new ProbeStream();
+    prober.stdout!.on('data', (d) => stream.feed(String(d)));
+    const holdUs = cfg.holdMs * 1000;
+    const startUs = nowUs();
+    if (!(await waitFor(() => heldSince(stream.sorted, startUs, true, holdUs), 60_000))) {
+      throw new Error(`the probe flow never got through with the probe policy = Allow (${stream.sorted.length} probes, ${stream.failedOther} errors)\n${tail(agentLog)}`);
+    }
+
+    const toggles: (Toggle & { via: 'api' | 'tortiectl' })[] = [];
+    const settle = async (t: Toggle): Promise<void> => {
+      await waitFor(() => heldSince(stream.sorted, t.issuedUs, t.wantOk, holdUs), cfg.toggleTimeoutMs);
+      // Let probes still in flight report before the window closes; then a random pause so
+      // toggles do not phase-lock with the agent's timers.
+      await sleep(cfg.probeTimeoutMs + 20 + Math.random() * 100);
+    };
+    let allow = true;
+    for (let i = 0; i < cfg.toggles; i++) {
+      allow = !allow;
+      const issuedUs = nowUs();
+      await client.apply(probePolicy(allow ? 'Allow' : 'Deny'));
+      const t = { issuedUs, ackedUs: nowUs(), wantOk: allow, via: 'api' as const };
+      toggles.push(t);
+      await settle(t);
+      if ((i + 1) % 10 === 0) progress(`[${cfg.backend}]   ${i + 1}/${cfg.toggles} toggles`);
+    }
+    for (let i = 0; i < cfg.cliToggles; i++) {
+      allow = !allow;
+      const file = join(cfg.workDir, `probe-${allow ? 'allow' : 'deny'}.yaml`);
+      writeFileSync(file, toYaml(probePolicy(allow ? 'Allow' : 'Deny')));
+      const issuedUs = nowUs();
+      const ctl = spawn(process.execPath, [CTL_BIN, 'apply', '-f', file, ...backend.flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let ctlOut = '';
+      ctl.stdout!.on('data', (d) => { ctlOut += String(d); });
+      ctl.stderr!.on('data', (d) => { ctlOut += String(d); });
+      const code = await new Promise<number | null>((r) => ctl.once('exit', (c) => r(c)));
+      if (code !== 0) throw new Error(`tortiectl apply exited ${code}: ${ctlOut}`);
+      const t = { issuedUs, ackedUs: nowUs(), wantOk: allow, via: 'tortiectl' as const };
+      toggles.push(t);
+      await settle(t);
+    }
+    const endUs = nowUs();
+    const rssAfterToggles = readRss(agent.pid!);
+
+    prober.stdin!.end();
+    await exited(prober, 5000);
+    const results: ToggleRecord[] = analyse(stream.sorted, toggles, endUs).map((r, i) => ({ ...r, via: toggles[i]!.via }));
+    const api = results.filter((r) => r.via === 'api');
+    const cli = results.filter((r) => r.via === 'tortiectl');
+    const lat = (rs: ToggleRecord[]) => rs.filter((r) => r.latencyMs !== undefined).map((r) => r.latencyMs!);
+
+    agent.kill('SIGTERM');
+    if (!(await exited(agent, 15_000))) killGroup(agent);
+    return {
+      backend: cfg.backend, scale: cfg.scale, resources: resources.length, loadMs, syncMs, rssAfterSync, rssAfterToggles,
+      toggles: results,
+      api: {
+        latency: summarize(lat(api)), write: summarize(api.map((r) => r.writeMs)),
+        ackToEnforced: summarize(api.filter((r) => r.enforcedUs !== undefined).map((r) => (r.enforcedUs! - r.ackedUs) / 1000)),
+        notEnforced: api.filter((r) => r.latencyMs === undefined).length, flaps: api.reduce((a, r) => a + r.flaps, 0),
+      },
+      cli: { latency: summarize(lat(cli)), notEnforced: cli.filter((r) => r.latencyMs === undefined).length },
+      probes: { total: stream.sorted.length, failedOther: stream.failedOther },
+      agentLogTail: tail(agentLog, 2000),
+    };
+  } finally {
+    for (const c of children) killGroup(c);
+    await backend.stop().catch(() => undefined);
+  }
+}
