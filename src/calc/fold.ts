@@ -163,18 +163,31 @@ function overlaySlabs(a: SSlab[], b: PartSlab[]): SSlab[] {
   return out;
 }
 
+/** Applies f to every state; returns the same object when nothing changes. */
 function mapStates(state: FoldState, f: (s: St) => St): FoldState {
-  const out: FoldState = new Map();
+  let out: FoldState | undefined;
   for (const [p, slabs] of state) {
+    let changed = false;
+    for (const sl of slabs) {
+      for (const g of sl.segs) {
+        if (f(g.s) !== g.s) {
+          changed = true;
+          break;
+        }
+      }
+      if (changed) break;
+    }
+    if (!changed) continue;
     const ns: SSlab[] = [];
     for (const sl of slabs) {
       const segs: SSeg[] = [];
       for (const g of sl.segs) pushSeg(segs, g.min, g.max, f(g.s));
       pushSlab(ns, sl.min, sl.max, segs);
     }
+    out ??= new Map(state);
     out.set(p, ns);
   }
-  return out;
+  return out ?? state;
 }
 
 function applyOp(prog: TableProgram, state: FoldState, op: Op, fn: PartRows | undefined): FoldState {
@@ -223,34 +236,29 @@ function partRows(part: PartRec, key: string, sig: Signature): PartRows {
   return r;
 }
 
-/** The table's final rows for a signature (member: atom id → its signature member string). */
+/**
+ * The table's final rows for a signature (member: atom id → its signature member string).
+ * A straight fold: each part's function comes from the part's memo (shared by all tables using
+ * the part); parts that do nothing for this signature and protocol cost one lookup.
+ */
 export function foldRows(prog: TableProgram, sig: Signature, member: Map<string, string>): Rows {
-  let node = prog.root;
+  let state = prog.root.state;
   for (const op of prog.ops) {
-    const key = op.kind === 'part' ? partSigKey(op.part, sig, member) : '';
-    let child = node.children.get(key);
-    if (child === undefined) {
-      const fn = op.kind === 'part' ? partRows(op.part, key, sig) : undefined;
-      child = { state: applyOp(prog, node.state, op, fn), children: new Map() };
-      node.children.set(key, child);
-    }
-    node = child;
+    const fn = op.kind === 'part' ? partRows(op.part, partSigKey(op.part, sig, member), sig) : undefined;
+    state = applyOp(prog, state, op, fn);
   }
-  if (node.rows === undefined) {
-    const byProto = new Map<number, Slab[]>();
-    for (const [p, slabs] of node.state) {
-      byProto.set(
-        p,
-        slabs.map((sl) => ({
-          min: sl.min,
-          max: sl.max,
-          segs: sl.segs.map((g): Seg => ({ min: g.min, max: g.max, allow: g.s.d === 1, rule: g.s.rule, logs: [...g.s.logs] })),
-        })),
-      );
-    }
-    node.rows = { key: rowsKeyOf(byProto), byProto };
+  const byProto = new Map<number, Slab[]>();
+  for (const [p, slabs] of state) {
+    byProto.set(
+      p,
+      slabs.map((sl) => ({
+        min: sl.min,
+        max: sl.max,
+        segs: sl.segs.map((g): Seg => ({ min: g.min, max: g.max, allow: g.s.d === 1, rule: g.s.rule, logs: [...g.s.logs] })),
+      })),
+    );
   }
-  return node.rows;
+  return { key: rowsKeyOf(byProto), byProto };
 }
 
 /** Drops the fold trie (memory bound); rows are pure functions of the program, so it regrows. */

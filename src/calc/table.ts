@@ -312,7 +312,7 @@ function partSegments(steps: Step[], list: Active[]): PartSeg[] {
   return segs;
 }
 
-/** Canonical fingerprint of final rows. */
+/** Canonical fingerprint of final rows (hash of their canonical text). */
 export function rowsKeyOf(byProto: Map<number, Slab[]>): string {
   const keyParts: string[] = [];
   for (const [proto, slabs] of byProto) {
@@ -320,7 +320,8 @@ export function rowsKeyOf(byProto: Map<number, Slab[]>): string {
       `${proto}:${slabs.map((sl) => `${sl.min}-${sl.max}[${sl.segs.map((g) => `${g.min}-${g.max}${g.allow ? 'A' : 'D'}${g.rule}${g.logs.length ? '+' + g.logs.join('+') : ''}`).join(',')}]`).join(';')}`,
     );
   }
-  return keyParts.join('|');
+  // A 64-bit hash keeps group keys short (they are sorted and compared a lot).
+  return createHash('sha1').update(keyParts.join('|')).digest('hex').slice(0, 16);
 }
 
 // ------------------------------------------------------------------------------ assembly
