@@ -22,6 +22,7 @@
  * All interface work is relative to the network namespace this process runs in (the node's).
  * Errors: the spec's error object on stdout, exit status 1 (codes in errors.ts).
  */
+import { readFile } from 'node:fs/promises';
 import { ResourceClient } from '../client/resources';
 import type { Datastore } from '../datastore/types';
 import { IpamClient } from '../ipam/client';
@@ -258,9 +259,14 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
     const bare = a.split('/')[0];
     if (!hroutes.some((r) => r.dst === bare || r.dst === a)) fail(`host route ${a} dev ${ctx.hostName} missing`);
   }
-  const { readFile } = await import('node:fs/promises');
-  const proxyArp = (await readFile(`/proc/sys/net/ipv4/conf/${ctx.hostName}/proxy_arp`, 'utf8')).trim();
-  if (proxyArp !== '1') fail(`proxy_arp on ${ctx.hostName} is ${proxyArp}, expected 1`);
+  for (const [path, want] of [
+    [`/proc/sys/net/ipv4/conf/${ctx.hostName}/proxy_arp`, '1'],
+    [`/proc/sys/net/ipv4/neigh/${ctx.hostName}/proxy_delay`, '0'],
+    [`/proc/sys/net/ipv4/conf/${ctx.hostName}/forwarding`, '1'],
+  ] as const) {
+    const got = (await readFile(path, 'utf8')).trim();
+    if (got !== want) fail(`${path} is ${got}, expected ${want}`);
+  }
   await delegateIpam('CHECK', ctx);
 }
 

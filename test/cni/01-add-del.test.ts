@@ -100,6 +100,13 @@ t.test('ADD, traffic, repeated ADD, CHECK, DEL', async (t) => {
   const chk = await runPlugin(bed.node, 'tortie', { ...env('aaaa1111', podA.name, 'pod-a'), CNI_COMMAND: 'CHECK' }, checkConf, bed.cniPath);
   t.equal(chk.code, 0, `CHECK ok: ${chk.stdout}`);
   t.equal(chk.stdout.trim(), '');
+  await bed.node.exec(['sh', '-c', `echo 0 > /proc/sys/net/ipv4/conf/${hostA}/forwarding`]);
+  const chkFwd = await runPlugin(bed.node, 'tortie', { ...env('aaaa1111', podA.name, 'pod-a'), CNI_COMMAND: 'CHECK' }, checkConf, bed.cniPath);
+  t.equal(chkFwd.out?.code, 103);
+  t.match(chkFwd.out?.msg, new RegExp(`conf/${hostA}/forwarding is 0, expected 1`));
+  const readd = await runPlugin(bed.node, 'tortie', env('aaaa1111', podA.name, 'pod-a'), conf, bed.cniPath);
+  t.equal(readd.code, 0, 'a repeated ADD repairs it');
+  t.equal((await runPlugin(bed.node, 'tortie', { ...env('aaaa1111', podA.name, 'pod-a'), CNI_COMMAND: 'CHECK' }, checkConf, bed.cniPath)).code, 0);
   await podA.exec(['ip', 'route', 'del', 'default']);
   const chk2 = await runPlugin(bed.node, 'tortie', { ...env('aaaa1111', podA.name, 'pod-a'), CNI_COMMAND: 'CHECK' }, checkConf, bed.cniPath);
   t.equal(chk2.code, 1);
