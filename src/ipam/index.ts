@@ -17,5 +17,5 @@
 export { IpamClient, DEFAULT_BLOCK_SIZE, blockKey, affinityKey, handleKey, poolFromResource, checkHandle } from './client';
 export type { AssignArgs, AssignResult, AssignedIp, PoolInfo, IpamClientOptions } from './client';
 export { IpamError, type IpamErrorCode } from './errors';
-export { ipamShow, renderIpamShow, renderTable, type IpamShow, type PoolUsage, type BlockUsage, type NodeUsage } from './show';
+export { ipamShow, renderIpamShow, renderBorrowed, renderTable, type IpamShow, type PoolUsage, type BlockUsage, type NodeUsage, type BorrowedIp } from './show';
 export { checkBlock, type BlockRecord, type AllocationAttribute } from './block';

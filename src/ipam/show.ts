@@ -4,7 +4,7 @@
  * "N (P%)" usage cells).
  */
 import type { Datastore } from '../datastore/types';
-import { inUse, parseV4Net, v4Contains, type BlockRecord } from './block';
+import { inUse, ordinalToIp, parseV4Net, v4Contains, type BlockRecord } from './block';
 import { IpamClient } from './client';
 
 export interface BlockUsage {
@@ -34,8 +34,22 @@ export interface NodeUsage {
   capacity: number;
 }
 
+/** An address a node uses from a block affine to another node (or to none). */
+export interface BorrowedIp {
+  ip: string;
+  /** The node using it (its allocation's `node` attribute). */
+  node: string;
+  block: string;
+  /** The node the block is affine to ('' if none). */
+  blockOwner: string;
+  handleId: string;
+  /** e.g. "default/pod-a" when the allocation records namespace and pod. */
+  allocatedTo: string;
+}
+
 export interface IpamShow {
   pools: PoolUsage[];
+  borrowed: BorrowedIp[];
   nodes: NodeUsage[];
   /** Blocks whose CIDR lies in no current pool (pool deleted while addresses were in use). */
   orphanBlocks: BlockUsage[];
@@ -72,8 +86,26 @@ export async function ipamShow(ds: Datastore): Promise<IpamShow> {
     n.inUse += u.inUse;
     n.capacity += u.size;
   }
+  const borrowed: BorrowedIp[] = [];
+  for (const b of blocks) {
+    const owner = b.affinity?.startsWith('host:') ? b.affinity.slice(5) : '';
+    b.allocations.forEach((a, o) => {
+      if (a === null) return;
+      const attr = b.attributes[a]!;
+      const node = attr.secondary.node ?? '';
+      if (node === owner) return;
+      const ns = attr.secondary.namespace;
+      const pod = attr.secondary.pod;
+      borrowed.push({
+        ip: ordinalToIp(b, o), node, block: b.cidr, blockOwner: owner, handleId: attr.handle_id ?? '',
+        allocatedTo: pod ? `${ns ?? 'default'}/${pod}` : (attr.secondary.containerID ?? ''),
+      });
+    });
+  }
+  borrowed.sort((x, y) => parseV4Net(`${x.ip}/32`).base - parseV4Net(`${y.ip}/32`).base);
   return {
     pools: poolRows,
+    borrowed,
     nodes: [...byNode.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0)),
     orphanBlocks: usage.filter((u) => !claimed.has(u)),
   };
@@ -123,4 +155,10 @@ export function renderIpamShow(data: IpamShow, opts: { showBlocks?: boolean } = 
     out += renderTable(['NODE', 'BLOCKS', 'IPS TOTAL', 'IPS IN USE'], nodeRows, ['left', 'left', 'right', 'left']);
   }
   return out;
+}
+
+/** `ipam show --show-borrowed`: one row per borrowed address. */
+export function renderBorrowed(data: IpamShow): string {
+  const rows = data.borrowed.map((b) => [b.ip, b.node || '<none>', b.block, b.blockOwner || '<none>', 'pod', b.allocatedTo || b.handleId]);
+  return renderTable(['IP', 'BORROWING-NODE', 'BLOCK', 'BLOCK OWNER', 'TYPE', 'ALLOCATED-TO'], rows, ['left', 'left', 'left', 'left', 'left', 'left']);
 }

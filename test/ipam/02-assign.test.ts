@@ -1,5 +1,5 @@
 import t from 'tap';
-import { IpamClient, ipamShow, renderIpamShow, checkBlock, blockKey, affinityKey } from '../../src/ipam';
+import { IpamClient, ipamShow, renderIpamShow, renderBorrowed, checkBlock, blockKey, affinityKey } from '../../src/ipam';
 import { openTestStore, pool } from './helpers/store';
 
 t.test('assign claims a block of the pool blockSize for the node, then fills it', async (t) => {
@@ -104,6 +104,10 @@ t.test('when no block is left, nodes borrow from others\' blocks: every pool add
   t.match(text, /\| IP Pool\s+\| 10\.30\.0\.0\/29\s+\|\s+8 \| 8 \(100%\)\s+\| 0 \(0%\)\s+\|/);
   t.match(text, /\| Block\s+\| 10\.30\.0\.0\/30/);
   t.match(text, /\| a\s+\| 10\.30\.0\.\d\/30/);
+  t.same(show.borrowed.map((x) => x.node).sort(), ['b', 'c'], 'b and c borrowed from a');
+  const fromB = show.borrowed.find((x) => x.node === 'b')!;
+  t.match(fromB, { blockOwner: 'a', block: aBlock.cidr, handleId: 'b4' });
+  t.match(renderBorrowed(show), new RegExp(`\\| ${fromB.ip.replace(/\./g, '\\.')}\\s+\\| b\\s+\\| ${aBlock.cidr.replace(/[./]/g, '\\$&')}\\s+\\| a\\s+\\|`));
   const lines = text.trim().split('\n');
   t.ok(lines.every((l) => l.length === lines[0]!.length || l.startsWith('+') || l.startsWith('|')), 'table lines');
 });
