@@ -5,13 +5,17 @@
  *
  * On disk:
  *   wal-<R>.log      append-only log; its records carry revisions R, R+1, … in order
- *   snap-<R-1>.json  the full state at revision R-1 (absent for R = 1); written to a temp file,
+ *   snap-<R-1>.kv    the full state at revision R-1 (absent for R = 1); written to a temp file,
  *                    fsynced and renamed, so it is complete or absent
  *   lock             writer lock (file-lock.ts)
  * The current log is the wal with the highest R. A compaction keeps the newest `retainLogs`
  * wals (readers a few compactions behind follow the chain wal-R → wal-(last+1)) and only the
  * newest snapshot; a reader that falls further behind reloads from the snapshot and ends its
  * watches with CompactedError.
+ *
+ * A snapshot is a header line {"format":"tortie-snap-v2","revision":R,"count":N} and N lines
+ * `<key>\t<createRevision>\t<modRevision>\t<version>\t<value JSON>` (keys have no control
+ * characters; line splitting is several times faster to load than one big JSON document).
  *
  * A record is one line: `<crc32 hex8>\t<meta JSON>\t<value JSON>\n`, meta = {"r":rev,"k":key}
  * for a put and {"r":rev,"k":key,"d":1} for a delete (value empty). JSON text never contains a
@@ -82,15 +86,14 @@ interface HistoryRecord {
   prev?: Entry;
 }
 
-interface SnapshotFile {
-  format: 'tortie-snap-v1';
+interface SnapshotHeader {
+  format: 'tortie-snap-v2';
   revision: number;
-  /** [key, valueText, createRevision, modRevision, version] */
-  kvs: [string, string, number, number, number][];
+  count: number;
 }
 
 const WAL_RE = /^wal-(\d{16})\.log$/;
-const SNAP_RE = /^snap-(\d{16})\.json$/;
+const SNAP_RE = /^snap-(\d{16})\.kv$/;
 const pad = (n: number) => String(n).padStart(16, '0');
 const NL = 0x0a;
 
@@ -175,7 +178,7 @@ export class EmbeddedDatastore implements Datastore {
   }
 
   private snapPath(rev: number): string {
-    return path.join(this.dir, `snap-${pad(rev)}.json`);
+    return path.join(this.dir, `snap-${pad(rev)}.kv`);
   }
 
   /** Loads the newest snapshot + wal pair; retried if a compaction removes them meanwhile. */
@@ -195,11 +198,33 @@ export class EmbeddedDatastore implements Datastore {
   private loadAt(start: number): void {
     const state = new Map<string, Entry>();
     if (start > 1) {
-      const snap = JSON.parse(fs.readFileSync(this.snapPath(start - 1), 'utf8')) as SnapshotFile;
-      if (snap.format !== 'tortie-snap-v1' || snap.revision !== start - 1) {
-        throw new CorruptError(`${this.snapPath(start - 1)}: not a snapshot of revision ${start - 1}`);
+      const file = this.snapPath(start - 1);
+      const text = fs.readFileSync(file, 'utf8');
+      let nl = text.indexOf('\n');
+      let header: SnapshotHeader | undefined;
+      try {
+        header = JSON.parse(text.slice(0, nl)) as SnapshotHeader;
+      } catch {
+        /* reported below */
       }
-      for (const [k, v, c, m, ver] of snap.kvs) state.set(k, { valueText: v, create: c, mod: m, version: ver });
+      if (nl < 0 || header?.format !== 'tortie-snap-v2' || header.revision !== start - 1) {
+        throw new CorruptError(`${file}: not a snapshot of revision ${start - 1}`);
+      }
+      let pos = nl + 1;
+      while (pos < text.length) {
+        nl = text.indexOf('\n', pos);
+        const t1 = text.indexOf('\t', pos);
+        const t2 = text.indexOf('\t', t1 + 1);
+        const t3 = text.indexOf('\t', t2 + 1);
+        const t4 = text.indexOf('\t', t3 + 1);
+        if (nl < 0 || t4 < 0 || t4 > nl) throw new CorruptError(`${file}: damaged line at offset ${pos}`);
+        state.set(text.slice(pos, t1), {
+          create: Number(text.slice(t1 + 1, t2)), mod: Number(text.slice(t2 + 1, t3)), version: Number(text.slice(t3 + 1, t4)),
+          valueText: text.slice(t4 + 1, nl),
+        });
+        pos = nl + 1;
+      }
+      if (state.size !== header.count) throw new CorruptError(`${file}: ${state.size} entries, header says ${header.count}`);
     }
     // O_CREAT without O_EXCL: creating the first wal concurrently from several processes is harmless.
     // Writes always give an explicit position (pwrite), so no descriptor is opened O_APPEND.
@@ -443,12 +468,13 @@ export class EmbeddedDatastore implements Datastore {
   /** Under the lock, caught up. */
   private compactLocked(): void {
     const rev = this.revision;
-    const snap: SnapshotFile = { format: 'tortie-snap-v1', revision: rev, kvs: [] };
-    for (const [k, e] of this.state) snap.kvs.push([k, e.valueText, e.create, e.mod, e.version]);
+    const header: SnapshotHeader = { format: 'tortie-snap-v2', revision: rev, count: this.state.size };
+    const parts: string[] = [JSON.stringify(header), '\n'];
+    for (const [k, e] of this.state) parts.push(k, '\t', String(e.create), '\t', String(e.mod), '\t', String(e.version), '\t', e.valueText, '\n');
     const tmp = `${this.snapPath(rev)}.tmp-${process.pid}`;
     const fd = fs.openSync(tmp, 'w', 0o644);
     try {
-      fs.writeSync(fd, JSON.stringify(snap));
+      fs.writeSync(fd, parts.join(''));
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
@@ -482,7 +508,7 @@ export class EmbeddedDatastore implements Datastore {
         /* another process cleaned up */
       }
     }
-    this.log?.info({ revision: rev, keys: snap.kvs.length }, 'compacted the log into a snapshot');
+    this.log?.info({ revision: rev, keys: header.count }, 'compacted the log into a snapshot');
   }
 
   // ---- watch --------------------------------------------------------------------------------
