@@ -10,11 +10,14 @@
  * - `releaseByHandle(handleId)` frees them; releasing an unknown handle is a no-op.
  * - Concurrent use from any number of processes and nodes never hands one address to two
  *   handles and never loses an address (test/ipam/03-concurrency).
- * - `ipamShow(ds)` / `renderIpamShow(data)` back `tortiectl ipam show`.
+ * - `ipamShow(ds)` / `renderIpamShow(data)` / `renderBorrowed(data)` back `tortiectl ipam show`.
+ * - For routing: every block is a key under `blockPrefix()` (`/tortie/ipam/v2/block/`) whose
+ *   value (`checkBlock`) names its node in `affinity` (`host:<node>`); an allocation's
+ *   attributes name the node using it (`secondary.node`), which differs for borrowed addresses.
  * - Errors are `IpamError` with codes ERR_IPAM_*; `recoverable` ones may succeed on retry.
  * IPv6 pools are ignored by this version.
  */
-export { IpamClient, DEFAULT_BLOCK_SIZE, blockKey, affinityKey, handleKey, poolFromResource, checkHandle } from './client';
+export { IpamClient, DEFAULT_BLOCK_SIZE, blockKey, blockPrefix, affinityKey, affinityPrefix, handleKey, poolFromResource, checkHandle } from './client';
 export type { AssignArgs, AssignResult, AssignedIp, PoolInfo, IpamClientOptions } from './client';
 export { IpamError, type IpamErrorCode } from './errors';
 export { ipamShow, renderIpamShow, renderBorrowed, renderTable, type IpamShow, type PoolUsage, type BlockUsage, type NodeUsage, type BorrowedIp } from './show';
