@@ -14,7 +14,7 @@ import { validateResource, ValidationError, type Resource, type ResourceKind } f
 import { DATASTORE_OPTIONS, invalidOption, parseArgs, type ParsedArgs } from './args';
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
 import { CliError, type CliIO } from './io';
-import { isNamespacedKind, lookupKind } from './kinds';
+import { isNamespacedKind, lookupKind, unknownKindMessage } from './kinds';
 import { preflight } from './resource-commands';
 
 const MAX_ATTEMPTS = 5;
@@ -23,7 +23,7 @@ function target(args: ParsedArgs, binary: string, argv: readonly string[], count
   if (args.positionals.length !== count) throw invalidOption(binary, argv);
   const typed = args.positionals[0];
   const kind = lookupKind(typed);
-  if (!kind) throw new CliError(`resource type '${typed}' is not supported`, 'ERR_CLI_KIND');
+  if (!kind) throw new CliError(unknownKindMessage(typed), 'ERR_CLI_KIND');
   const ns = args.get('namespace');
   if (ns !== undefined && !isNamespacedKind(kind)) throw new CliError(`${kind} is not namespaced`, 'ERR_CLI_NAMESPACE');
   return { kind, typed, name: args.positionals[1], namespace: isNamespacedKind(kind) ? ns ?? 'default' : undefined };

@@ -155,6 +155,34 @@ export function lookupKind(name: string): ResourceKind | undefined {
   return resolveKind(name.trim().replace(/\.(crd\.)?projectcalico\.org$/i, ''));
 }
 
+/** Calico kinds tortie does not implement, by calicoctl's names for them. */
+const CALICO_ONLY: ReadonlyArray<[string, string[]]> = [
+  ['BGPConfiguration', ['bgpconfiguration', 'bgpconfigurations', 'bgpconfig', 'bgpconfigs']],
+  ['BGPPeer', ['bgppeer', 'bgppeers', 'bgpp', 'bgpps', 'bp', 'bps']],
+  ['BGPFilter', ['bgpfilter', 'bgpfilters']],
+  ['FelixConfiguration', ['felixconfiguration', 'felixconfigurations', 'felixconfig', 'felixconfigs']],
+  ['GlobalNetworkSet', ['globalnetworkset', 'globalnetworksets']],
+  ['NetworkSet', ['networkset', 'networksets', 'netsets']],
+  ['HostEndpoint', ['hostendpoint', 'hostendpoints', 'hep', 'heps']],
+  ['IPReservation', ['ipreservation', 'ipreservations']],
+  ['KubeControllersConfiguration', ['kubecontrollersconfiguration', 'kubecontrollersconfigurations']],
+  ['ClusterInformation', ['clusterinformation', 'clusterinformations']],
+  ['StagedNetworkPolicy', ['stagednetworkpolicy', 'stagednetworkpolicies', 'snp']],
+  ['StagedGlobalNetworkPolicy', ['stagedglobalnetworkpolicy', 'stagedglobalnetworkpolicies', 'sgnp']],
+  ['StagedKubernetesNetworkPolicy', ['stagedkubernetesnetworkpolicy', 'stagedkubernetesnetworkpolicies', 'sknp']],
+];
+
+/**
+ * calicoctl's error for a kind name it does not know ("resource type 'x' is not supported"),
+ * saying so when it is a Calico kind tortie does not implement.
+ */
+export function unknownKindMessage(name: string): string {
+  const lower = name.trim().toLowerCase();
+  const calico = CALICO_ONLY.find(([, aliases]) => aliases.includes(lower));
+  const base = `resource type '${name}' is not supported`;
+  return calico ? `${base}: ${calico[0]} is a Calico resource tortie does not implement (tortie has: ${kindList().join(', ')})` : base;
+}
+
 export function isNamespacedKind(kind: ResourceKind): boolean {
   return BY_KIND.get(kind)?.namespaced ?? false;
 }

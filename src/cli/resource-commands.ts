@@ -28,7 +28,7 @@ import { DATASTORE_OPTIONS, parseArgs, type OptionSpec, type ParsedArgs } from '
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
 import { EmptyInputError, InputError, loadResources } from './documents';
 import { CliError, UsageError, type CliIO } from './io';
-import { isNamespacedKind, kindList, lookupKind } from './kinds';
+import { isNamespacedKind, kindList, lookupKind, unknownKindMessage } from './kinds';
 import { parseOutputFormat, render, type Printable } from './output';
 
 export type WriteVerb = 'apply' | 'create' | 'replace';
@@ -326,7 +326,7 @@ interface Target {
 
 function targetsFromArgs(kindArg: string, names: readonly string[], args: ParsedArgs): Target[] {
   const kind = lookupKind(kindArg);
-  if (!kind) throw new CliError(`resource type '${kindArg}' is not supported`, 'ERR_CLI_KIND');
+  if (!kind) throw new CliError(unknownKindMessage(kindArg), 'ERR_CLI_KIND');
   const ns = args.get('namespace');
   if (!isNamespacedKind(kind) && (ns !== undefined || args.flag('all-namespaces'))) {
     throw new CliError(`${kind} is not namespaced`, 'ERR_CLI_NAMESPACE');
@@ -457,7 +457,7 @@ export async function runGet(binary: string, rawArgv: readonly string[], io: Cli
   } else {
     if (args.positionals.length < 1) throw invalid(binary, argv);
     const kind = lookupKind(args.positionals[0]);
-    if (!kind) throw new CliError(`Failed to get resources: resource type '${args.positionals[0]}' is not supported`, 'ERR_CLI_KIND');
+    if (!kind) throw new CliError(`Failed to get resources: ${unknownKindMessage(args.positionals[0])}`, 'ERR_CLI_KIND');
     if (!isNamespacedKind(kind) && printNamespace) throw new CliError(`Failed to get resources: ${kind} is not namespaced`, 'ERR_CLI_NAMESPACE');
     const names = args.positionals.slice(1);
     if (names.length === 0) list = { kind };

@@ -90,7 +90,12 @@ t.test('get', async (t) => {
     for (const k of ['globalnetworkpolicy', 'gnp', 'workloadendpoint', 'wep', 'profile', 'pro', 'tier', 'namespaces']) {
       t.equal((await cli.run(['get', k])).code, 0, k);
     }
-    t.same(await cli.run(['get', 'bgppeers']), { code: 1, stdout: '', stderr: "Failed to get resources: resource type 'bgppeers' is not supported\n" });
+    t.same(await cli.run(['get', 'bgppeerz']), { code: 1, stdout: '', stderr: "Failed to get resources: resource type 'bgppeerz' is not supported\n" });
+    t.same(await cli.run(['get', 'felixconfig']), {
+      code: 1, stdout: '',
+      stderr: "Failed to get resources: resource type 'felixconfig' is not supported: FelixConfiguration is a Calico resource tortie does not implement " +
+        '(tortie has: globalNetworkPolicy, ipPool, namespace, networkPolicy, node, profile, tier, workloadEndpoint)\n',
+    });
   });
 
   t.test('yaml and json: one named resource alone, a kind as a *List, several names as a sequence', async (t) => {
