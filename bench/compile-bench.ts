@@ -14,6 +14,12 @@ const N_EPS = Number(process.argv[2] ?? 10_000);
 const N_POL = Number(process.argv[3] ?? 1_000);
 const N_LOCAL = Number(process.argv[4] ?? 100);
 const REPEATS = Number(process.argv[5] ?? 51);
+/**
+ * Mix: `k8s` (default) — 30 % GlobalNetworkPolicies selecting one app, the rest namespaced;
+ * `broad` — 30 % GlobalNetworkPolicies, a third of them selecting by tier or `has(monitored)`
+ * (10–20 % of all endpoints each): a stress case for table size.
+ */
+const MIX = process.argv[6] ?? 'k8s';
 const V3 = 'projectcalico.org/v3' as const;
 
 let seed = 12345;
@@ -110,7 +116,8 @@ function policy(i: number, version = 0): NetworkPolicy | GlobalNetworkPolicy {
   const egress = [rule(false), rule(false)];
   if (version > 0) ingress[0] = { action: 'Allow', protocol: 'TCP', source: { nets: [net()] }, destination: { ports: [1000 + version] } };
   const spec = { order: int(1000), selector: policySelector(i), ingress, egress, types: ['Ingress', 'Egress'] as ('Ingress' | 'Egress')[] };
-  if (i % 10 === 0 || i % 10 >= 8) return { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: `gnp${i}` }, spec };
+  const global = MIX === 'broad' ? i % 10 === 0 || i % 10 >= 8 : i % 10 < 3;
+  if (global) return { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: `gnp${i}` }, spec };
   return { apiVersion: V3, kind: 'NetworkPolicy', metadata: { name: `np${i}`, namespace: `ns${i % N_NS}` }, spec: { ...spec, selector: spec.selector } };
 }
 
@@ -220,11 +227,12 @@ function main(): void {
     tablesTouched += d!.tablesAdded.length;
   }
   const policyCpu = lastCpu(REPEATS);
-  // policy update of a broad GlobalNetworkPolicy (`tier == …` or `has(monitored)`: 10–20 local endpoints)
+  // policy update of a policy selecting several local endpoints (`tier == … && env == …`,
+  // `team == …`, `tier == …`, `has(monitored)` selectors; global ones in the broad mix)
   const broadMs: number[] = [];
   let broadTables = 0;
   for (let k = 0; k < REPEATS; k++) {
-    const i = 10 * int(N_POL / 10) + 8 + int(2);
+    const i = 10 * int(N_POL / 10) + (MIX === 'broad' ? 8 + int(2) : 5 + int(5));
     if (i >= N_POL) continue;
     const p = policy(i, k + 1000);
     p.spec.selector = pols[i]!.spec.selector;
@@ -239,7 +247,7 @@ function main(): void {
   const rss2 = process.memoryUsage().rss;
 
   const out = (k: string, v: string): void => void process.stdout.write(`${k.padEnd(44)} ${v}\n`);
-  out('endpoints / local / policies × rules', `${N_EPS} / ${N_LOCAL} / ${N_POL} × 5`);
+  out('endpoints / local / policies × rules, mix', `${N_EPS} / ${N_LOCAL} / ${N_POL} × 5, ${MIX}`);
   out('initial compile (wall / CPU)', `${initial.toFixed(0)} ms / ${initialCpu.toFixed(0)} ms`);
   out('RSS before / after compile / after deltas', `${mb(rss0)} / ${mb(rss1)} / ${mb(rss2)}`);
   out('selector atoms / CIDR atoms / named-port atoms', `${st.selectorAtoms} / ${st.cidrAtoms} / ${st.namedPortAtoms}`);
@@ -251,7 +259,7 @@ function main(): void {
   out(`remote label change, median of ${REPEATS}`, fig(remote, remoteCpu));
   out(`local label change, median of ${REPEATS}`, fig(local, localCpu));
   out(`policy update (any policy), median of ${REPEATS}`, `${fig(policyMs, policyCpu)}; ${(tablesTouched / REPEATS).toFixed(1)} tables rebuilt/update`);
-  out(`policy update (broad policy), median of ${broadMs.length}`, `${fig(broadMs, broadCpu)}; ${(broadTables / Math.max(1, broadMs.length)).toFixed(1)} tables rebuilt/update`);
+  out(`policy update (wider selector), median of ${broadMs.length}`, `${fig(broadMs, broadCpu)}; ${(broadTables / Math.max(1, broadMs.length)).toFixed(1)} tables rebuilt/update`);
 }
 
 main();

@@ -58,7 +58,7 @@ import {
   type TierInfo,
 } from './semantics';
 import { policyKey, resourceKey, ResourceState } from './store';
-import { foldRows, makeProgram, resetTrie, type Op, type PartRec, type TableProgram } from './fold';
+import { foldRows, makeProgram, type Op, type PartRec, type TableProgram } from './fold';
 import { assembleTable, makeTableDef, type AssembledTable, type Rows, type Signature, type Step } from './table';
 import {
   DIRECTIONS,
@@ -127,13 +127,19 @@ interface Ctx {
   rules: Map<string, Omit<RuleInfo, 'id'>>;
   /** Atom acquisitions to release when the context dies. */
   acquired: { sels: Selector[]; cidrs: Cidr4[]; named: { sel: Selector; name: string }[] };
-  memo: Map<string, Rows>;
+  /** Restricted signature key → rows key (the rows themselves live in `rowsCache`). */
+  memo: Map<string, string>;
+  /** Rows by rows key, for the groups present (and recently seen). */
+  rowsCache: Map<string, Rows>;
   zero: Rows;
   classRows: Map<number, string>;
   groupCount: Map<string, number>;
   assembled?: AssembledTable;
   projection: Map<number, number>;
-  needRebuild: boolean;
+  /** The set of groups changed: renumber local classes and re-emit (no row recomputation). */
+  needReassemble: boolean;
+  /** Never assembled yet. */
+  fresh: boolean;
 }
 
 interface DefinitionExtras {
@@ -394,7 +400,10 @@ export class CalcGraph {
     for (const id of [...addedClasses].sort((a, b) => a - b)) touch(id, true);
     this.removedMembers.clear();
     this.zeroRefClasses.clear();
-    for (const [k, ctx] of this.ctxs) if (newCtxs.has(k) || ctx.needRebuild) this.rebuildCtx(ctx);
+    for (const [k, ctx] of this.ctxs) {
+      if (newCtxs.has(k) || ctx.fresh) this.rebuildCtx(ctx);
+      else if (ctx.needReassemble) this.reassemble(ctx);
+    }
 
     // 5. delta
     for (const id of [...removedClasses].sort((a, b) => a - b)) {
@@ -1073,11 +1082,13 @@ export class CalcGraph {
       rules: extra.rules,
       acquired: extra.needs,
       memo: new Map(),
+      rowsCache: new Map(),
       zero: foldRows(def, new Map(), new Map()),
       classRows: new Map(),
       groupCount: new Map(),
       projection: new Map(),
-      needRebuild: true,
+      needReassemble: false,
+      fresh: true,
     };
     this.ctxs.set(key, ctx);
     for (const a of def.atoms) addTo(this.ctxByAtom, a, key);
@@ -1109,7 +1120,8 @@ export class CalcGraph {
 
   private rowsOfKey(ctx: Ctx, key: string): Rows {
     if (key === '') return ctx.zero;
-    let rows = ctx.memo.get(key);
+    const rk = ctx.memo.get(key);
+    let rows = rk !== undefined ? ctx.rowsCache.get(rk) : undefined;
     if (rows === undefined) {
       const sig: Signature = new Map();
       const member = new Map<string, string>();
@@ -1131,7 +1143,8 @@ export class CalcGraph {
         }
       }
       rows = foldRows(ctx.def, sig, member);
-      ctx.memo.set(key, rows);
+      ctx.memo.set(key, rows.key);
+      ctx.rowsCache.set(rows.key, rows);
     }
     return rows;
   }
@@ -1141,7 +1154,8 @@ export class CalcGraph {
   }
 
   private rebuildCtx(ctx: Ctx): void {
-    ctx.needRebuild = false;
+    ctx.fresh = false;
+    ctx.needReassemble = false;
     // What was last emitted for this table, to diff against if the rebuild keeps its id.
     const ck = ctx.def.key;
     const prevId = ctx.assembled?.id;
@@ -1153,7 +1167,6 @@ export class CalcGraph {
     }
     ctx.classRows.clear();
     ctx.groupCount.clear();
-    const groups = new Map<string, Rows>([[ctx.zero.key, ctx.zero]]);
     // Restricted members per relevant class, gathered atom by atom (cost: Σ |class ∩ atoms|).
     const lists = new Map<number, string[]>();
     for (const a of ctx.def.atoms) {
@@ -1171,12 +1184,32 @@ export class CalcGraph {
       const rows = this.rowsOfKey(ctx, l.length === 1 ? l[0]! : l.sort().join('\n'));
       ctx.classRows.set(id, rows.key);
       ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
-      groups.set(rows.key, rows);
     }
-    // Memo entries are pure functions of the definition; drop them when they outgrow the classes.
-    if (ctx.memo.size > 4 * relevant.size + 64) {
-      ctx.memo.clear();
-      resetTrie(ctx.def);
+    if (ctx.memo.size > 4 * relevant.size + 64) ctx.memo.clear();
+    this.assemble(ctx, prevId, prev);
+  }
+
+  /** Renumbers and re-emits a table after its set of groups changed (rows are cached). */
+  private reassemble(ctx: Ctx): void {
+    ctx.needReassemble = false;
+    const ck = ctx.def.key;
+    const prevId = ctx.assembled?.id;
+    let prev: Map<number, number> | undefined;
+    if (prevId !== undefined) {
+      prev = new Map(ctx.projection);
+      for (const id of this.projAdd.get(ck)?.keys() ?? []) prev.delete(id);
+      for (const [id, lc] of this.projDel.get(ck) ?? []) prev.set(id, lc);
+    }
+    this.assemble(ctx, prevId, prev);
+  }
+
+  private assemble(ctx: Ctx, prevId: string | undefined, prev: Map<number, number> | undefined): void {
+    const ck = ctx.def.key;
+    const groups = new Map<string, Rows>([[ctx.zero.key, ctx.zero]]);
+    for (const rk of ctx.groupCount.keys()) if (rk !== ctx.zero.key) groups.set(rk, ctx.rowsCache.get(rk)!);
+    // Keep only the rows of present groups (memory); evicted rows are recomputed if they return.
+    if (ctx.rowsCache.size > 2 * groups.size + 64) {
+      for (const rk of [...ctx.rowsCache.keys()]) if (!groups.has(rk)) ctx.rowsCache.delete(rk);
     }
     ctx.assembled = assembleTable(ctx.def, groups, ctx.zero.key);
     ctx.projection.clear();
@@ -1204,15 +1237,16 @@ export class CalcGraph {
     projAdd: Map<string, Map<number, number>>,
     projDel: Map<string, Map<number, number>>,
   ): void {
-    if (ctx.needRebuild || ctx.assembled === undefined) return;
+    if (ctx.fresh || ctx.assembled === undefined) return;
     const rows = this.rowsFor(ctx, members);
-    const lc = ctx.assembled.localOf.get(rows.key);
-    if (lc === undefined) {
-      ctx.needRebuild = true;
-      return;
-    }
     ctx.classRows.set(id, rows.key);
     ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
+    const lc = ctx.assembled.localOf.get(rows.key);
+    if (lc === undefined) {
+      ctx.needReassemble = true;
+      return;
+    }
+    if (ctx.needReassemble) return;
     if (lc !== 0) {
       ctx.projection.set(id, lc);
       if (projDel.get(ck)?.delete(id) !== true) {
@@ -1230,7 +1264,7 @@ export class CalcGraph {
     projAdd: Map<string, Map<number, number>>,
     projDel: Map<string, Map<number, number>>,
   ): void {
-    if (ctx.needRebuild || ctx.assembled === undefined) return;
+    if (ctx.fresh || ctx.assembled === undefined) return;
     const rk = ctx.classRows.get(id);
     if (rk === undefined) return;
     ctx.classRows.delete(id);
@@ -1238,9 +1272,10 @@ export class CalcGraph {
     if (n === 0) ctx.groupCount.delete(rk);
     else ctx.groupCount.set(rk, n);
     if (n === 0 && rk !== ctx.zero.key) {
-      ctx.needRebuild = true;
+      ctx.needReassemble = true;
       return;
     }
+    if (ctx.needReassemble) return;
     const lc = ctx.projection.get(id);
     if (lc !== undefined) {
       ctx.projection.delete(id);

@@ -1,0 +1,186 @@
+/**
+ * The three dataplanes the suite compares, switched on one BenchTopology:
+ *   - bare: routed veths, no programs, no rules (the physical limit here);
+ *   - tortie: the real BpfDataplane (src/dataplane) programmed with CalcGraph's compiled state,
+ *     programs on every cali* interface and the XDP prefilter on the uplink;
+ *   - iptables: the rules and ipsets Calico's classic dataplane programs for the same resources.
+ *
+ * Contract:
+ * - Exactly one dataplane is active at a time; `use(name)` leaves the node in that state (no
+ *   tortie program attached, no iptables rule or ipset left when another one is active).
+ *   Switching tortie on/off attaches/detaches programs only: its maps stay programmed, so a
+ *   switch costs milliseconds and repeats can interleave. iptables on/off restores/flushes the
+ *   node namespace's ruleset (`nft flush ruleset` with the nft backend, so no netfilter hook or
+ *   conntrack stays registered for the other two).
+ * - `program(scale)` compiles and writes the policy for the next measurements on both tortie
+ *   (maps) and iptables (kept as restore text, loaded when iptables becomes active).
+ * - `close()` detaches everything it attached, flushes rules, closes handles and removes its pin
+ *   root. It is safe to call twice and after a failure half way.
+ */
+import { rmSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { CalcGraph, type CompiledState } from '../../src/calc';
+import type { Resource } from '../../src/model';
+import { BpfDataplane } from '../../src/dataplane/dataplane';
+import { loadPrefilter, loadWep, type PrefilterDatapath, type WepDatapath } from '../../src/dataplane/bpf/loader';
+import { readCounters } from '../../src/dataplane/bpf/counters';
+import { Dir } from '../../src/dataplane/bpf/drop-reasons';
+import { tcAttach, tcDestroyHook, xdpAttach, xdpDetach } from '../../src/dataplane/native';
+import type { DataplaneName } from './results';
+import type { BenchTopology } from './topology';
+import { BENCH_NODE, calicoResources, iptablesRestore, ipsetRestore, iptablesRawDrop, prefilterPolicy, type PolicyScale } from './scenarios';
+
+export type IptablesBackend = 'nft' | 'legacy';
+
+export interface ProgramTimings { compileMs: number; reconcileMs: number; tableCells: number; prefixes: number; iptablesRules: number }
+
+export class DataplaneSwitch {
+  readonly pinRoot = `/sys/fs/bpf/tortie-bench-${randomBytes(4).toString('hex')}`;
+  private dp?: BpfDataplane;
+  private wep?: WepDatapath;
+  private pf?: PrefilterDatapath;
+  private active: DataplaneName | undefined;
+  private filterRules = '';
+  private rawRules = '';
+  private ipsets = '';
+  private state?: CompiledState;
+  flowEvents = 0;
+
+  constructor(private readonly t: BenchTopology, private readonly backend: IptablesBackend = 'nft') {}
+
+  get current(): DataplaneName | undefined { return this.active; }
+
+  /** Loads tortie (maps pinned under a unique root) and leaves the node bare. */
+  async open(): Promise<void> {
+    this.dp = await BpfDataplane.open({
+      pinRoot: this.pinRoot, interfacePrefix: 'cali', uplink: 'eth0', netns: { name: this.t.node.name, path: this.t.node.path },
+      onFlow: () => { this.flowEvents++; },
+    });
+    // Handles on the same programs (same object, same pinned maps) to re-attach after a bare phase.
+    this.wep = await loadWep({ pinRoot: this.pinRoot });
+    this.pf = await loadPrefilter({ pinRoot: this.pinRoot });
+    this.active = 'tortie';
+    await this.use('bare');
+  }
+
+  /** iptables-restore of the chosen backend, replacing only the tables in its input. */
+  private restore(): string[] {
+    return [this.backend === 'nft' ? 'iptables-nft-restore' : 'iptables-legacy-restore', '--noflush'];
+  }
+
+  /**
+   * Compiles `resources` (default: the scenario at `scale`) with a fresh CalcGraph, writes the
+   * result into tortie's maps, and prepares the iptables equivalent for the next activation.
+   */
+  async program(scale: PolicyScale, opts: { prefilter?: boolean } = {}): Promise<ProgramTimings> {
+    if (!this.dp) throw new Error('dataplane switch not open');
+    const resources: Resource[] = calicoResources(scale);
+    if (opts.prefilter) resources.push(prefilterPolicy());
+    const t0 = performance.now();
+    const g = new CalcGraph({ nodeName: BENCH_NODE });
+    for (const r of resources) g.onUpdate(r);
+    g.flush();
+    const state = g.snapshot();
+    const t1 = performance.now();
+    await this.dp.reconcile(state);
+    const t2 = performance.now();
+    this.state = state;
+    this.filterRules = iptablesRestore(scale);
+    this.ipsets = ipsetRestore(scale);
+    this.rawRules = opts.prefilter ? iptablesRawDrop('eth0') : '';
+    if (this.active === 'iptables') { await this.iptablesOff(); await this.iptablesOn(); }
+    return {
+      compileMs: t1 - t0, reconcileMs: t2 - t1,
+      tableCells: state.tables.reduce((a, t) => a + t.cells.length, 0), prefixes: state.classes.prefixes.length,
+      iptablesRules: this.filterRules.split('\n').filter((l) => l.startsWith('-A ')).length,
+    };
+  }
+
+  get compiled(): CompiledState | undefined { return this.state; }
+
+  async use(next: DataplaneName): Promise<void> {
+    if (next === this.active) return;
+    if (this.active === 'tortie') await this.tortieOff();
+    if (this.active === 'iptables') await this.iptablesOff();
+    this.active = undefined;
+    if (next === 'tortie') await this.tortieOn();
+    if (next === 'iptables') await this.iptablesOn();
+    this.active = next;
+    // Let the neighbour/route caches and any queued work settle before measuring.
+    await new Promise((r) => setTimeout(r, 200));
+  }
+
+  private ifaces(): string[] {
+    return [this.t.client.hostIf, this.t.server.hostIf];
+  }
+
+  private async tortieOn(): Promise<void> {
+    const netns = this.t.node.path;
+    for (const iface of this.ifaces()) {
+      tcAttach({ iface, netns, direction: 'ingress', program: this.wep!.fromWep, replace: true });
+      tcAttach({ iface, netns, direction: 'egress', program: this.wep!.toWep, replace: true });
+    }
+    xdpAttach({ iface: 'eth0', netns, program: this.pf!.prog, mode: 'native', replace: true });
+  }
+
+  private async tortieOff(): Promise<void> {
+    const netns = this.t.node.path;
+    for (const iface of this.ifaces()) tcDestroyHook({ iface, netns });
+    xdpDetach({ iface: 'eth0', netns, mode: 'native' });
+  }
+
+  private async iptablesOn(): Promise<void> {
+    const node = this.t.node;
+    await node.exec(['ipset', 'restore'], { input: this.ipsets, timeoutMs: 120_000 });
+    await node.exec(this.restore(), { input: this.filterRules, timeoutMs: 120_000 });
+    if (this.rawRules) await node.exec(this.restore(), { input: this.rawRules, timeoutMs: 30_000 });
+  }
+
+  private async iptablesOff(): Promise<void> {
+    const node = this.t.node;
+    if (this.backend === 'nft') await node.exec(['nft', 'flush', 'ruleset'], { timeoutMs: 60_000 });
+    else {
+      for (const table of ['filter', 'raw']) {
+        await node.exec(['iptables-legacy', '-t', table, '-F'], { timeoutMs: 60_000 });
+        await node.exec(['iptables-legacy', '-t', table, '-X'], { timeoutMs: 60_000 });
+      }
+    }
+    await node.exec(['ipset', 'destroy'], { timeoutMs: 60_000, allowFail: true });
+  }
+
+  /** Packets the XDP prefilter dropped on the uplink so far (any drop reason: deny list or doNotTrack deny). */
+  prefilterDrops(): bigint {
+    if (!this.pf) return 0n;
+    return readCounters(this.pf.cnt).filter((r) => r.dir === Dir.UPLINK && r.reason < 0).reduce((a, r) => a + r.packets, 0n);
+  }
+
+  /** Packets the iptables raw DROP matched so far. */
+  async iptablesRawDrops(): Promise<bigint> {
+    const bin = this.backend === 'nft' ? 'iptables-nft' : 'iptables-legacy';
+    const r = await this.t.node.exec([bin, '-t', 'raw', '-L', 'cali-PREROUTING', '-v', '-x', '-n'], { allowFail: true });
+    const m = /^\s*(\d+)\s+\d+\s+DROP/m.exec(r.stdout);
+    return m ? BigInt(m[1]!) : 0n;
+  }
+
+  async close(): Promise<void> {
+    try {
+      if (this.active === 'tortie') await this.tortieOff().catch(() => undefined);
+      if (this.active === 'iptables') await this.iptablesOff().catch(() => undefined);
+    } finally {
+      this.active = undefined;
+      await this.dp?.close().catch(() => undefined);
+      this.wep?.close();
+      this.pf?.close();
+      this.dp = undefined;
+      this.wep = undefined;
+      this.pf = undefined;
+      if (existsSync(this.pinRoot)) rmSync(this.pinRoot, { recursive: true, force: true });
+    }
+  }
+
+  /** Synchronous last-resort cleanup (exit/signal): the pin root; the namespaces go with the topology. */
+  closeSync(): void {
+    try { this.wep?.close(); this.pf?.close(); } catch { /* best effort */ }
+    if (existsSync(this.pinRoot)) rmSync(this.pinRoot, { recursive: true, force: true });
+  }
+}

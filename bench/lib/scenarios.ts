@@ -1,0 +1,180 @@
+/**
+ * The policies the suite measures, written once and rendered twice: as Calico resources (for
+ * tortie's compiler) and as the iptables/ipset rules Calico's classic dataplane programs for
+ * the same resources. Pure.
+ *
+ * The benchmark node has a client and a server workload in namespace `bench` (profile
+ * `kns.bench` allows everything, as Kubernetes' namespace profile does). A GlobalNetworkPolicy
+ * on the server allows ingress only from endpoints labelled `role == 'member'`:
+ *   - `rules - 1` filler rules, TCP to ports 20000… that no test uses (a packet of the test
+ *     traffic walks past all of them), then one rule allowing everything from members;
+ *   - the member set holds the client plus `members - 1` endpoints on other nodes, addresses
+ *     taken from the benchmarking range 198.18.16.0–198.19.255.255 in a scattered order (never
+ *     configured on any interface, never sent to).
+ *
+ * iptables rendering follows Felix's chain layout: FORWARD → cali-FORWARD → from/to-workload
+ * dispatch (one rule per interface) → per-endpoint chain: RELATED,ESTABLISHED accept first,
+ * INVALID drop, clear the accept mark, the endpoint's policy chains (each allow rule sets the
+ * mark and is followed by a RETURN on the mark), profile chains when no policy applies, drop
+ * when nothing accepted. Selector memberships are `hash:ip` ipsets (`cali40s:…`).
+ */
+import { workloadEndpointName, type GlobalNetworkPolicy, type Namespace, type Node, type Profile, type Resource, type Rule, type WorkloadEndpoint } from '../../src/model';
+
+export const BENCH_NODE = 'bench-node';
+export const BENCH_NS = 'bench';
+export const CLIENT = { name: 'client', ip: '192.168.255.1', hostIf: 'calibenchcli' } as const;
+export const SERVER = { name: 'server', ip: '192.168.255.2', hostIf: 'calibenchsrv' } as const;
+export const FILLER_PORT_BASE = 20000;
+export const MEMBER_SET = 'cali40s:bench-member';
+const V3 = 'projectcalico.org/v3' as const;
+const ACCEPT_MARK = '0x10000/0x10000';
+
+export interface PolicyScale { rules: number; members: number }
+
+export class ScenarioError extends Error {
+  readonly code = 'ERR_BENCH_SCENARIO';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ScenarioError';
+  }
+}
+
+const MEMBER_SPACE_START = (198 << 24 | 18 << 16 | 16 << 8) >>> 0; // 198.18.16.0
+const MEMBER_SPACE = 131072 - 4096;                                  // …to 198.19.255.255
+const MEMBER_STEP = 7919;                                            // prime, coprime to the space
+
+export function checkScale(s: PolicyScale): void {
+  if (!Number.isInteger(s.rules) || s.rules < 1 || s.rules > 50_000) throw new ScenarioError(`rules must be an integer in [1, 50000], got ${s.rules}`);
+  if (!Number.isInteger(s.members) || s.members < 1 || s.members > MEMBER_SPACE) {
+    throw new ScenarioError(`members must be an integer in [1, ${MEMBER_SPACE}], got ${s.members}`);
+  }
+}
+
+function ipOf(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+/** Address of remote member k (0-based): a permutation of the member space, so no two collide. */
+export function memberAddress(k: number): string {
+  return ipOf((MEMBER_SPACE_START + ((k * MEMBER_STEP) % MEMBER_SPACE)) >>> 0);
+}
+
+function wep(pod: string, node: string, ip: string, labels: Record<string, string>, iface?: string): WorkloadEndpoint {
+  const spec = { orchestrator: 'k8s', node, pod, endpoint: 'eth0', ipNetworks: [`${ip}/32`], profiles: [`kns.${BENCH_NS}`], ...(iface ? { interfaceName: iface } : {}) };
+  const name = workloadEndpointName(spec);
+  if (typeof name !== 'string') throw new ScenarioError(`endpoint ${pod}: ${name.path} ${name.reason}`);
+  return { apiVersion: V3, kind: 'WorkloadEndpoint', metadata: { name, namespace: BENCH_NS, labels }, spec };
+}
+
+export function serverPolicy(s: PolicyScale, version = 0): GlobalNetworkPolicy {
+  const member = { selector: "role == 'member'" };
+  const ingress: Rule[] = [];
+  for (let i = 0; i < s.rules - 1; i++) {
+    ingress.push({ action: 'Allow', protocol: 'TCP', source: member, destination: { ports: [FILLER_PORT_BASE + i] } });
+  }
+  ingress.push({ action: 'Allow', source: member });
+  return {
+    apiVersion: V3, kind: 'GlobalNetworkPolicy',
+    metadata: { name: 'bench-server-ingress', ...(version ? { annotations: { 'bench/version': String(version) } } : {}) },
+    spec: { order: 100, selector: "app == 'server'", types: ['Ingress'], ingress },
+  };
+}
+
+/** Everything tortie's compiler needs for one scale point (node, namespace, profile, endpoints, policy). */
+export function calicoResources(s: PolicyScale): Resource[] {
+  checkScale(s);
+  const out: Resource[] = [];
+  out.push({ apiVersion: V3, kind: 'Node', metadata: { name: BENCH_NODE, labels: { 'bench/node': 'true' } }, spec: { bgp: { ipv4Address: '198.18.0.10/24' } } } as Node);
+  out.push({ apiVersion: V3, kind: 'Namespace', metadata: { name: BENCH_NS, labels: {} } } as Namespace);
+  out.push({ apiVersion: V3, kind: 'Profile', metadata: { name: `kns.${BENCH_NS}` }, spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } } as Profile);
+  out.push(wep(CLIENT.name, BENCH_NODE, CLIENT.ip, { app: 'client', role: 'member' }, CLIENT.hostIf));
+  out.push(wep(SERVER.name, BENCH_NODE, SERVER.ip, { app: 'server' }, SERVER.hostIf));
+  for (let k = 0; k < s.members - 1; k++) out.push(wep(`member-${k}`, 'bench-remote', memberAddress(k), { app: 'remote', role: 'member' }, `calim${k}`));
+  out.push(serverPolicy(s));
+  return out;
+}
+
+/** `ipset restore` input: the member set (client + remote members). */
+export function ipsetRestore(s: PolicyScale): string {
+  checkScale(s);
+  const lines = [`create ${MEMBER_SET} hash:ip family inet hashsize 1024 maxelem ${Math.max(1_048_576, s.members * 2)}`, `add ${MEMBER_SET} ${CLIENT.ip}`];
+  for (let k = 0; k < s.members - 1; k++) lines.push(`add ${MEMBER_SET} ${memberAddress(k)}`);
+  return lines.join('\n') + '\n';
+}
+
+function endpointChains(suffix: string, fromWl: boolean, policies: string[], profiles: string[]): string[] {
+  const ch = `cali-${fromWl ? 'fw' : 'tw'}-${suffix}`;
+  const r = [
+    `-A ${ch} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    `-A ${ch} -m conntrack --ctstate INVALID -j DROP`,
+    `-A ${ch} -j MARK --set-xmark 0x0/0x10000`,
+  ];
+  if (policies.length > 0) {
+    for (const p of policies) {
+      r.push(`-A ${ch} -m mark --mark 0x0/0x20000 -j ${p}`, `-A ${ch} -m mark --mark ${ACCEPT_MARK} -j RETURN`);
+    }
+    r.push(`-A ${ch} -m mark --mark 0x0/0x20000 -j DROP`);
+  } else {
+    for (const p of profiles) r.push(`-A ${ch} -j ${p}`, `-A ${ch} -m mark --mark ${ACCEPT_MARK} -j RETURN`);
+    r.push(`-A ${ch} -j DROP`);
+  }
+  return r;
+}
+
+/**
+ * `iptables-restore` input for the filter table: what Felix programs for the same resources
+ * (the client's egress falls to its profile, the server's ingress to the policy).
+ */
+export function iptablesRestore(s: PolicyScale): string {
+  checkScale(s);
+  const pol = 'cali-pi-bench-server-ingr';
+  const pro = `cali-pro-kns.${BENCH_NS}`;
+  const pri = `cali-pri-kns.${BENCH_NS}`;
+  const chains = ['cali-FORWARD', 'cali-from-wl-dispatch', 'cali-to-wl-dispatch', 'cali-fw-benchcli', 'cali-tw-benchcli', 'cali-fw-benchsrv', 'cali-tw-benchsrv', pol, pro, pri];
+  const L: string[] = ['*filter', ...chains.map((c) => `:${c} - [0:0]`)];
+  L.push('-A FORWARD -m comment --comment "cali:wUHhoiAYhphO9Mso" -j cali-FORWARD');
+  L.push('-A cali-FORWARD -m mark --mark 0x0/0x10000 -j MARK --set-xmark 0x0/0x70000');
+  L.push('-A cali-FORWARD -i cali+ -j cali-from-wl-dispatch');
+  L.push('-A cali-FORWARD -o cali+ -j cali-to-wl-dispatch');
+  L.push(`-A cali-FORWARD -m mark --mark ${ACCEPT_MARK} -j ACCEPT`);
+  L.push(`-A cali-from-wl-dispatch -i ${CLIENT.hostIf} -g cali-fw-benchcli`, `-A cali-from-wl-dispatch -i ${SERVER.hostIf} -g cali-fw-benchsrv`, '-A cali-from-wl-dispatch -j DROP');
+  L.push(`-A cali-to-wl-dispatch -o ${CLIENT.hostIf} -g cali-tw-benchcli`, `-A cali-to-wl-dispatch -o ${SERVER.hostIf} -g cali-tw-benchsrv`, '-A cali-to-wl-dispatch -j DROP');
+  L.push(...endpointChains('benchcli', true, [], [pro]));
+  L.push(...endpointChains('benchcli', false, [], [pri]));
+  L.push(...endpointChains('benchsrv', true, [], [pro]));
+  L.push(...endpointChains('benchsrv', false, [pol], []));
+  L.push(`-A ${pro} -j MARK --set-xmark ${ACCEPT_MARK}`, `-A ${pro} -m mark --mark ${ACCEPT_MARK} -j RETURN`);
+  L.push(`-A ${pri} -j MARK --set-xmark ${ACCEPT_MARK}`, `-A ${pri} -m mark --mark ${ACCEPT_MARK} -j RETURN`);
+  const set = `-m set --match-set ${MEMBER_SET} src`;
+  for (let i = 0; i < s.rules - 1; i++) {
+    L.push(`-A ${pol} -p tcp ${set} -m multiport --destination-ports ${FILLER_PORT_BASE + i} -j MARK --set-xmark ${ACCEPT_MARK}`);
+    L.push(`-A ${pol} -m mark --mark ${ACCEPT_MARK} -j RETURN`);
+  }
+  L.push(`-A ${pol} ${set} -j MARK --set-xmark ${ACCEPT_MARK}`, `-A ${pol} -m mark --mark ${ACCEPT_MARK} -j RETURN`);
+  L.push('COMMIT', '');
+  return L.join('\n');
+}
+
+/** Number of iptables rules `iptablesRestore` programs (reported next to the figures). */
+export function iptablesRuleCount(s: PolicyScale): number {
+  return iptablesRestore(s).split('\n').filter((l) => l.startsWith('-A ')).length;
+}
+
+// ------------------------------------------------------------------ prefilter
+
+export const PREFILTER_SOURCE = '198.18.1.0/24';
+
+/** A doNotTrack policy on the node's host endpoint denying a source range (Calico's way to drop early). */
+export function prefilterPolicy(): GlobalNetworkPolicy {
+  return {
+    apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'bench-deny-early' },
+    spec: { order: 10, selector: "bench/node == 'true'", doNotTrack: true, applyOnForward: true, types: ['Ingress'],
+      ingress: [{ action: 'Deny', source: { nets: [PREFILTER_SOURCE] } }] },
+  };
+}
+
+/** What Felix programs for that policy: a raw-table DROP in PREROUTING. */
+export function iptablesRawDrop(uplink: string): string {
+  return ['*raw', ':cali-PREROUTING - [0:0]', '-A PREROUTING -j cali-PREROUTING',
+    `-A cali-PREROUTING -i ${uplink} -s ${PREFILTER_SOURCE} -j DROP`, 'COMMIT', ''].join('\n');
+}

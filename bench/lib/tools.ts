@@ -1,0 +1,209 @@
+/**
+ * Load generators and servers used by the suite (iperf3, sockperf, wrk + nginx), run inside the
+ * benchmark's namespaces, and the parsers of their output (pure; tested on captured output).
+ *
+ * Contract: every client run is bounded (its own duration flag plus an exec timeout of
+ * duration + 15 s); servers are spawned through the namespace handle, so the topology's teardown
+ * kills them. A parser throws ToolOutputError naming the tool and what it could not find.
+ */
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Netns } from '../../src/util/netns';
+
+export class ToolOutputError extends Error {
+  readonly code = 'ERR_BENCH_TOOL_OUTPUT';
+  constructor(readonly tool: string, message: string, readonly output?: string) {
+    super(`${tool}: ${message}`);
+    this.name = 'ToolOutputError';
+  }
+}
+
+// ------------------------------------------------------------------ parsers
+
+export interface IperfTcp { bitsPerSecond: number; retransmits: number; seconds: number }
+export interface IperfUdp { packetsPerSecond: number; sentPackets: number; lostPackets: number; seconds: number }
+
+interface IperfJson {
+  error?: string;
+  end?: {
+    sum_sent?: { bits_per_second?: number; retransmits?: number; seconds?: number };
+    sum_received?: { bits_per_second?: number; seconds?: number };
+    sum?: { packets?: number; lost_packets?: number; seconds?: number; bits_per_second?: number };
+  };
+}
+
+function iperfJson(out: string): IperfJson {
+  let j: IperfJson;
+  try { j = JSON.parse(out) as IperfJson; } catch { throw new ToolOutputError('iperf3', 'output is not JSON', out.slice(0, 500)); }
+  if (j.error) throw new ToolOutputError('iperf3', `reported error: ${j.error}`);
+  return j;
+}
+
+/** Receiver-side throughput of a TCP test (`iperf3 -J`). */
+export function parseIperfTcp(out: string): IperfTcp {
+  const j = iperfJson(out);
+  const r = j.end?.sum_received;
+  if (typeof r?.bits_per_second !== 'number') throw new ToolOutputError('iperf3', 'no end.sum_received.bits_per_second');
+  return { bitsPerSecond: r.bits_per_second, retransmits: j.end?.sum_sent?.retransmits ?? 0, seconds: r.seconds ?? 0 };
+}
+
+/** Packets per second that reached the receiver in a UDP test (`iperf3 -u -J`). */
+export function parseIperfUdp(out: string): IperfUdp {
+  const j = iperfJson(out);
+  const s = j.end?.sum;
+  if (typeof s?.packets !== 'number' || typeof s.seconds !== 'number' || s.seconds <= 0) {
+    throw new ToolOutputError('iperf3', 'no end.sum.packets/seconds in a UDP result');
+  }
+  const lost = Math.max(0, s.lost_packets ?? 0);
+  return { packetsPerSecond: (s.packets - lost) / s.seconds, sentPackets: s.packets, lostPackets: lost, seconds: s.seconds };
+}
+
+export interface SockperfSummary { p50: number; p99: number; p999: number; min: number; max: number; avg: number; observations: number }
+
+/** sockperf ping-pong summary (µs). */
+export function parseSockperf(out: string): SockperfSummary {
+  // eslint-disable-next-line no-control-regex
+  const text = out.replace(/\x1b\[[0-9;]*m/g, '');
+  const num = (re: RegExp, what: string): number => {
+    const m = re.exec(text);
+    if (!m) throw new ToolOutputError('sockperf', `no ${what} in the output`, text.slice(-800));
+    return Number(m[1]);
+  };
+  return {
+    p50: num(/percentile 50\.000 =\s*([\d.]+)/, 'p50'),
+    p99: num(/percentile 99\.000 =\s*([\d.]+)/, 'p99'),
+    p999: num(/percentile 99\.900 =\s*([\d.]+)/, 'p99.9'),
+    min: num(/<MIN> observation =\s*([\d.]+)/, 'min'),
+    max: num(/<MAX> observation =\s*([\d.]+)/, 'max'),
+    avg: num(/avg-latency=([\d.]+)/, 'avg-latency'),
+    observations: num(/Total (\d+) observations/, 'observation count'),
+  };
+}
+
+/** The per-message latencies (µs) of a sockperf `--full-log` file. */
+export function parseSockperfFullLog(csv: string): number[] {
+  const out: number[] = [];
+  let inData = false;
+  for (const line of csv.split('\n')) {
+    if (line.startsWith('packet, txTime')) { inData = true; continue; }
+    if (!inData) continue;
+    const parts = line.split(',');
+    if (parts.length !== 4) continue;
+    const v = Number(parts[3]);
+    if (Number.isFinite(v)) out.push(v);
+  }
+  if (out.length === 0) throw new ToolOutputError('sockperf', 'full log has no samples', csv.slice(0, 300));
+  return out;
+}
+
+/** sockperf throughput (`tp`) client: messages it sent per second. */
+export function parseSockperfTp(out: string): number {
+  const m = /Message Rate is (\d+)/.exec(out);
+  if (!m) throw new ToolOutputError('sockperf', 'no "Message Rate" in the throughput output', out.slice(-500));
+  return Number(m[1]);
+}
+
+export interface WrkResult {
+  requestsPerSecond: number; requests: number; errors: number; non2xx: number;
+  /** Latency percentiles (µs) from `--latency`, when printed. */
+  latency: { p50?: number; p75?: number; p90?: number; p99?: number };
+}
+
+/** "812.00us", "1.23ms", "2.00s" → µs. */
+export function wrkDuration(s: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(s.trim());
+  if (!m) throw new ToolOutputError('wrk', `unparseable duration "${s}"`);
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v : m[2] === 'ms' ? v * 1e3 : m[2] === 's' ? v * 1e6 : v * 60e6;
+}
+
+export function parseWrk(out: string): WrkResult {
+  const rps = /Requests\/sec:\s*([\d.]+)/.exec(out);
+  const total = /(\d+) requests in/.exec(out);
+  if (!rps || !total) throw new ToolOutputError('wrk', 'no "Requests/sec" summary', out.slice(-500));
+  const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = se ? se.slice(1).reduce((a, x) => a + Number(x), 0) : 0;
+  const n2 = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const latency: WrkResult['latency'] = {};
+  const dist = /Latency Distribution([\s\S]*?)(?:\n\s*\d+ requests in)/.exec(out);
+  if (dist) {
+    for (const m of dist[1]!.matchAll(/^\s*(50|75|90|99)%\s+(\S+)/gm)) latency[`p${m[1]}` as keyof WrkResult['latency']] = wrkDuration(m[2]!);
+  }
+  return { requestsPerSecond: Number(rps[1]), requests: Number(total[1]), errors, non2xx: n2 ? Number(n2[1]) : 0, latency };
+}
+
+// ------------------------------------------------------------------ runners
+
+export const PORTS = { iperf: 5201, sockperf: 11111, http: 80 } as const;
+
+async function must(ns: Netns, argv: string[], timeoutMs: number): Promise<string> {
+  const r = await ns.exec(argv, { timeoutMs, allowFail: true });
+  if (r.code !== 0) throw new ToolOutputError(argv[0]!, `exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(-600)}`);
+  return r.stdout;
+}
+
+export async function iperfTcp(client: Netns, ip: string, seconds: number, streams: number): Promise<IperfTcp> {
+  const out = await must(client, ['iperf3', '-c', ip, '-p', String(PORTS.iperf), '-t', String(seconds), '-P', String(streams), '-J', '--connect-timeout', '3000'],
+    (seconds + 15) * 1000);
+  return parseIperfTcp(out);
+}
+
+/** UDP packet rate with small (64-byte payload) datagrams, unlimited offered rate. */
+export async function iperfUdp(client: Netns, ip: string, seconds: number): Promise<IperfUdp> {
+  const out = await must(client, ['iperf3', '-c', ip, '-p', String(PORTS.iperf), '-u', '-b', '0', '-l', '64', '-t', String(seconds), '-J', '--connect-timeout', '3000'],
+    (seconds + 15) * 1000);
+  return parseIperfUdp(out);
+}
+
+export async function sockperfPingPong(client: Netns, ip: string, seconds: number): Promise<{ summary: SockperfSummary; latencies: number[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-bench-sp-'));
+  const log = join(dir, 'full.csv');
+  try {
+    const out = await must(client, ['sockperf', 'ping-pong', '-i', ip, '-p', String(PORTS.sockperf), '-t', String(seconds), '-m', '64', '--full-log', log],
+      (seconds + 15) * 1000);
+    return { summary: parseSockperf(out), latencies: parseSockperfFullLog(readFileSync(log, 'utf8')) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** UDP flood of 64-byte messages (no server needed), bounded by `seconds`. */
+export async function sockperfFlood(client: Netns, ip: string, port: number, seconds: number): Promise<number> {
+  return parseSockperfTp(await must(client, ['sockperf', 'throughput', '-i', ip, '-p', String(port), '-t', String(seconds), '-m', '64'], (seconds + 15) * 1000));
+}
+
+/** New connections per second: one request per connection (`Connection: close`). */
+export async function wrkConnRate(client: Netns, ip: string, seconds: number, connections = 16): Promise<WrkResult> {
+  const out = await must(client, ['wrk', '-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '2s', '--latency', '-H', 'Connection: close', `http://${ip}:${PORTS.http}/`],
+    (seconds + 15) * 1000);
+  return parseWrk(out);
+}
+
+/** Servers of every workload in the server namespace; returns a cleanup for nginx's temp dir. */
+export async function startServers(server: Netns, ip: string): Promise<() => void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-bench-nginx-'));
+  writeFileSync(join(dir, 'nginx.conf'), [
+    'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`, 'daemon off;',
+    'events { worker_connections 4096; }',
+    'http {', '  access_log off;', `  client_body_temp_path ${dir};`, `  proxy_temp_path ${dir};`, `  fastcgi_temp_path ${dir};`,
+    `  uwsgi_temp_path ${dir};`, `  scgi_temp_path ${dir};`, '  keepalive_timeout 0;',
+    `  server { listen ${ip}:${PORTS.http} reuseport backlog=4096; location / { return 200 "ok\\n"; } }`, '}', '',
+  ].join('\n'));
+  server.spawn(['nginx', '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
+  server.spawn(['iperf3', '-s', '-p', String(PORTS.iperf)], { stdio: 'ignore' });
+  server.spawn(['sockperf', 'server', '-i', ip, '-p', String(PORTS.sockperf)], { stdio: 'ignore' });
+  await server.sh('sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096');
+  return () => rmSync(dir, { recursive: true, force: true });
+}
+
+/** Waits until every server answers (TCP ports open) in the server namespace. */
+export async function waitServers(server: Netns, ip: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await server.sh(`nc -z -w1 ${ip} ${PORTS.http} && nc -z -w1 ${ip} ${PORTS.iperf}`, { allowFail: true });
+    if (r.code === 0) return;
+    if (Date.now() > deadline) throw new ToolOutputError('servers', `nginx/iperf3 not listening on ${ip} after ${timeoutMs} ms`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
