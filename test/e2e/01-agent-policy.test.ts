@@ -47,6 +47,16 @@ t.test('agent enforces policy from the datastore, survives kill -9 and converges
   t.ok(await tcpConnects(a.ns, b.ip, 8080), 'allowed: tcp/8080 from app=a');
   t.notOk(await tcpConnects(a.ns, b.ip, 9090), 'denied: tcp/9090');
   t.ok(await pings(b.ns, a.ip), 'b → a still allowed (a has no policy; reply via conntrack)');
+  await new Promise((r) => setTimeout(r, 300));
+  const denied = lab.agentLog.split('\n').filter((l) => l.includes('"msg":"flow denied"') && l.includes('"dstPort":9090'));
+  t.ok(denied.length > 0, 'the denied tcp/9090 flow is in the flow log');
+  if (denied[0]) {
+    const flow = JSON.parse(denied[0]).flow;
+    t.equal(flow.src, a.ip);
+    t.equal(flow.dst, b.ip);
+    t.equal(flow.direction, 'ingress');
+    t.match(flow.rule, { kind: 'end-of-tier', tier: 'default' }, 'decided by the end of the default tier');
+  }
 
   // Spoofing: a packet from wa with a source address that is not wa's is dropped.
   await a.ns.sh('ip addr add 192.168.10.99/32 dev eth0');
