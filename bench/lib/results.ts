@@ -136,14 +136,14 @@ export function formatNumber(v: number): string {
 
 export function formatSpread(s: Spread, unit = ''): string {
   const u = unit ? ` ${unit}` : '';
-  if (s.n === 1 || s.min === s.max) return `${formatNumber(s.median)}${u}${s.n === 1 ? ' (n=1)' : ''}`;
+  if (s.n === 1 || formatNumber(s.min) === formatNumber(s.max)) return `${formatNumber(s.median)}${u}${s.n === 1 ? ' (n=1)' : ''}`;
   return `${formatNumber(s.median)}${u} (${formatNumber(s.min)}–${formatNumber(s.max)})`;
 }
 
 export function formatRatio(s: Spread | undefined): string {
   if (!s) return '—';
   const f = (x: number) => x.toFixed(2);
-  return s.min === s.max ? `${f(s.median)}×` : `${f(s.median)}× (${f(s.min)}–${f(s.max)})`;
+  return f(s.min) === f(s.max) ? `${f(s.median)}×` : `${f(s.median)}× (${f(s.min)}–${f(s.max)})`;
 }
 
 function esc(s: string): string {

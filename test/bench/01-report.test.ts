@@ -1,0 +1,222 @@
+// The benchmark runner's pure parts on synthetic samples: statistics, per-repeat ratios, the
+// Markdown table, SVG charts, tool-output parsers, the iptables/ipset rendering of a scenario,
+// and the README section replacement. Nothing here is timed.
+import t from 'tap';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cdf, median, percentile, spread, StatsError } from '../../bench/lib/stats';
+import { addFigure, addSample, emptyRun, formatNumber, markdownReport, pairedRatios, summarize, type DataplaneName, type RunResult } from '../../bench/lib/results';
+import { cdfChart, escapeXml, lineChart, linearTicks, logTicks, SvgError } from '../../bench/lib/svg';
+import { parseIperfTcp, parseIperfUdp, parseSockperf, parseSockperfFullLog, parseWrk, wrkDuration, ToolOutputError } from '../../bench/lib/tools';
+import { calicoResources, checkScale, iptablesRestore, iptablesRuleCount, ipsetRestore, memberAddress, MEMBER_SET, ScenarioError, serverPolicy } from '../../bench/lib/scenarios';
+import { performanceSection, renderCharts, updateReadme } from '../../bench/lib/report';
+import { parseCompileBench } from '../../bench/lib/control-plane';
+import { orderFor } from '../../bench/run';
+
+function meta(): RunResult['meta'] {
+  return {
+    startedAt: '2026-01-02T03:04:05.678Z', mode: 'quick', argv: ['--quick'],
+    host: { hostname: 'h', cpus: 'cpu', cores: 2, memoryBytes: 1, kernel: '6.0', os: 'linux' },
+    versions: { node: 'v20' }, settings: { repeats: 3 },
+  };
+}
+
+/** A run with known numbers: bare 100/110/90, tortie 0.9×, iptables 0.5× per repeat; a sweep. */
+function syntheticRun(): RunResult {
+  const run = emptyRun(meta());
+  const f = addFigure(run, { id: 'tcp-1', title: 'TCP | 1 stream', unit: 'Gbit/s', better: 'higher', group: 'G1' });
+  const bare = [100, 110, 90];
+  bare.forEach((v, r) => {
+    addSample(run, f, 'bare', r, v);
+    addSample(run, f, 'tortie', r, v * 0.9);
+    addSample(run, f, 'iptables', r, v * 0.5);
+  });
+  const sw = addFigure(run, { id: 'rules-conn-rate', title: 'conn rate vs rules', unit: 'conn/s', better: 'higher', group: 'G2', param: 'rules' });
+  for (const [p, ipt] of [[1, 1], [100, 0.6], [10000, 0.2]] as const) {
+    for (let r = 0; r < 3; r++) {
+      addSample(run, sw, 'bare', r, 1000 + r, p);
+      addSample(run, sw, 'tortie', r, 950 + r, p);
+      addSample(run, sw, 'iptables', r, (1000 + r) * ipt, p);
+    }
+  }
+  const cp = addFigure(run, { id: 'agent-rss', title: 'Agent RSS', unit: 'MB', better: 'lower', group: 'G3', goal: '< 300 MB' });
+  [80, 82, 81].forEach((v, r) => addSample(run, cp, 'tortie', r, v));
+  run.cdfs.push({ figure: 'lat-p50', dataplane: 'bare', points: cdf([5, 6, 7, 8, 50]) });
+  run.cdfs.push({ figure: 'lat-p50', dataplane: 'tortie', points: cdf([6, 7, 8, 9, 80]) });
+  run.notes.push({ text: 'a note' });
+  return run;
+}
+
+t.test('statistics', async (t) => {
+  t.equal(median([3, 1, 2]), 2);
+  t.equal(median([4, 1, 3, 2]), 2.5);
+  t.same(spread([5, 1, 9, NaN]), { median: 5, min: 1, max: 9, n: 3 }, 'non-finite samples are ignored');
+  t.throws(() => median([]), StatsError);
+  t.throws(() => spread([NaN]), { code: 'ERR_BENCH_STATS' });
+  const xs = Array.from({ length: 100 }, (_, i) => i + 1);
+  t.equal(percentile(xs, 50), 50);
+  t.equal(percentile(xs, 99), 99);
+  t.equal(percentile(xs, 100), 100);
+  t.equal(percentile(xs, 0), 1);
+  t.throws(() => percentile(xs, 101), /within \[0, 100\]/);
+  const c = cdf(xs, 10);
+  t.ok(c.length <= 10 && c.length >= 2, 'at most the requested number of points');
+  t.same(c[0], [1, 0.01], 'starts at the minimum');
+  t.same(c[c.length - 1], [100, 1], 'ends at (max, 1)');
+  for (let i = 1; i < c.length; i++) t.ok(c[i]![0] > c[i - 1]![0] && c[i]![1] > c[i - 1]![1], 'strictly increasing');
+  t.same(cdf([7, 7, 7]), [[7, 1]], 'ties collapse into one step');
+});
+
+t.test('ratios are paired by repeat, then summarised', async (t) => {
+  const run = syntheticRun();
+  const tcp = run.samples.filter((s) => s.figure === 'tcp-1');
+  const by = (d: DataplaneName) => tcp.filter((s) => s.dataplane === d);
+  const r = pairedRatios(by('iptables'), by('bare'));
+  t.same(r.map((x) => Number(x.toFixed(6))), [0.5, 0.5, 0.5], 'each repeat against its own bare');
+  t.same(pairedRatios(by('tortie'), by('bare').slice(0, 2)).length, 2, 'a repeat without bare is skipped');
+  const sum = summarize(run);
+  const row = sum.find((s) => s.def.id === 'tcp-1')!.cells.get(undefined)!;
+  t.equal(row.get('bare')!.spread.median, 100);
+  t.equal(row.get('bare')!.ratio, undefined, 'no ratio of bare to itself');
+  t.equal(Number(row.get('tortie')!.ratio!.median.toFixed(6)), 0.9);
+  t.equal(Number(row.get('iptables')!.spread.max.toFixed(6)), 55);
+  const sweep = sum.find((s) => s.def.id === 'rules-conn-rate')!;
+  t.same(sweep.params, [1, 100, 10000], 'parameter values sorted');
+  t.equal(Number(sweep.cells.get(10000)!.get('iptables')!.ratio!.median.toFixed(6)), 0.2);
+});
+
+t.test('Markdown report', async (t) => {
+  const md = markdownReport(syntheticRun(), { charts: [{ title: 'c', file: 'c.svg' }] });
+  t.match(md, /### G1/);
+  t.match(md, /\| TCP \\\| 1 stream \(higher is better\) \| 100 Gbit\/s \(90\.0–110\) \| 90\.0 Gbit\/s \(81\.0–99\.0\) \| 50\.0 Gbit\/s \(45\.0–55\.0\) \| 0\.90× \| 0\.50× \|/,
+    'absolute median (min–max) per dataplane, ratios to bare, pipes escaped');
+  t.match(md, /\| 10,000 \| 1,000 \| 951 \(950–952\) \| 200 \| 0\.95× \| 0\.20× \| 1\.00× \| 0\.20× \|/, 'sweep row with ratio to the first level');
+  t.match(md, /\| Agent RSS \| tortie \| 81\.0 MB \(80\.0–82\.0\) \| < 300 MB \|/, 'single-dataplane figures with their goal');
+  t.match(md, /- a note/);
+  t.match(md, /!\[c\]\(c\.svg\)/);
+  t.equal(formatNumber(123456), '123,000');
+  t.equal(formatNumber(0.01234), '0.0123');
+  t.equal(formatNumber(9.876), '9.88');
+});
+
+t.test('SVG charts', async (t) => {
+  const svg = lineChart([
+    { name: 'tortie', points: [{ x: 1, y: 10, min: 9, max: 11 }, { x: 10000, y: 9 }] },
+    { name: 'a<b>', points: [{ x: 1, y: 10 }, { x: 10000, y: 2 }] },
+  ], { title: 'rate & rules', xLabel: 'rules', yLabel: 'conn/s', xLog: true });
+  t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  t.match(svg, /<\/svg>\n$/);
+  t.equal((svg.match(/<polyline /g) ?? []).length, 2, 'one line per series');
+  t.equal((svg.match(/<circle /g) ?? []).length, 4, 'one marker per point');
+  t.match(svg, /rate &amp; rules/, 'title escaped');
+  t.match(svg, /a&lt;b&gt;/, 'legend escaped');
+  t.notMatch(svg, /NaN|undefined/);
+  t.match(svg, />10k</, 'log axis labels in powers of ten');
+  t.throws(() => lineChart([{ name: 'x', points: [{ x: 0, y: 1 }] }], { title: '', xLabel: '', yLabel: '', xLog: true }), SvgError);
+  t.throws(() => lineChart([], { title: '', xLabel: '', yLabel: '' }), /no points/);
+  const c = cdfChart([{ name: 'bare', points: cdf([5, 6, 7, 100]) }], { title: 'cdf', xLabel: 'µs', xLog: true });
+  t.equal((c.match(/<path /g) ?? []).length, 1);
+  t.notMatch(c, /NaN/);
+  t.throws(() => cdfChart([{ name: 'x', points: [[1, 1.5]] }], { title: '', xLabel: '' }), /out of \[0, 1\]/);
+  t.same(linearTicks(0, 10), [0, 2, 4, 6, 8, 10]);
+  t.same(logTicks(3, 2000), [1, 10, 100, 1000, 10000]);
+  t.equal(escapeXml('"&'), '&quot;&amp;');
+  const charts = renderCharts(syntheticRun());
+  t.same(charts.map((x) => x.file), ['conn-rate-vs-rules.svg', 'latency-cdf.svg']);
+  t.equal((charts[0]!.svg.match(/<polyline /g) ?? []).length, 3, 'one line per dataplane');
+});
+
+const IPERF_TCP = JSON.stringify({ end: { sum_sent: { bits_per_second: 9.1e9, retransmits: 12, seconds: 4 }, sum_received: { bits_per_second: 9.0e9, seconds: 4 } } });
+const IPERF_UDP = JSON.stringify({ end: { sum: { packets: 120000, lost_packets: 20000, seconds: 2, bits_per_second: 1 } } });
+const SOCKPERF = `sockperf: [2;35m====> avg-latency=10.015 (std-dev=59.764)[0m
+sockperf: [2;35mTotal 27444 observations[0m; each percentile contains 274.44 observations
+sockperf: ---> <MAX> observation = 2100.210
+sockperf: ---> percentile 99.900 = 1188.554
+sockperf: ---> percentile 99.000 =   21.817
+sockperf: ---> percentile 50.000 =    6.394
+sockperf: ---> <MIN> observation =    6.134
+`;
+const WRK = `Running 1s test @ http://192.168.255.2:80/
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.05ms    2.71ms  28.37ms   91.02%
+    Req/Sec     4.38k   310.52     4.80k    70.00%
+  Latency Distribution
+     50%  812.00us
+     75%    3.18ms
+     90%    5.06ms
+     99%    1.20s
+  4352 requests in 1.00s, 604.51KB read
+  Socket errors: connect 1, read 3, write 0, timeout 2
+  Non-2xx or 3xx responses: 7
+Requests/sec:   4344.28
+Transfer/sec:    603.42KB
+`;
+
+t.test('tool output parsers', async (t) => {
+  t.same(parseIperfTcp(IPERF_TCP), { bitsPerSecond: 9.0e9, retransmits: 12, seconds: 4 }, 'receiver side');
+  t.same(parseIperfUdp(IPERF_UDP).packetsPerSecond, 50000, 'received packets per second');
+  t.throws(() => parseIperfTcp('{"error":"unable to connect"}'), /unable to connect/);
+  t.throws(() => parseIperfTcp('not json'), ToolOutputError);
+  const sp = parseSockperf(SOCKPERF);
+  t.same([sp.p50, sp.p99, sp.p999, sp.min, sp.max, sp.avg, sp.observations], [6.394, 21.817, 1188.554, 6.134, 2100.21, 10.015, 27444]);
+  t.throws(() => parseSockperf('nothing'), /no p50/);
+  t.same(parseSockperfFullLog('header\npacket, txTime(sec), rxTime(sec), latency(usec)\n0, 2.4, 2.5, 6.349\n1, 2.5, 2.6, 7.5\n----\n'), [6.349, 7.5]);
+  t.throws(() => parseSockperfFullLog('x'), /no samples/);
+  const w = parseWrk(WRK);
+  t.same([w.requestsPerSecond, w.requests, w.errors, w.non2xx], [4344.28, 4352, 6, 7]);
+  t.same(w.latency, { p50: 812, p75: 3180, p90: 5060, p99: 1.2e6 }, 'percentiles in µs');
+  t.equal(wrkDuration('2.5ms'), 2500);
+  t.throws(() => wrkDuration('fast'), /unparseable/);
+  t.throws(() => parseWrk('oops'), /Requests\/sec/);
+  const cb = parseCompileBench('initial compile (wall / CPU)                 2345 ms / 2000 ms\nRSS before / after compile / after deltas    50 MB / 310 MB / 320 MB\npolicy update (any policy), median of 21     1.25 ms wall / 1.10 ms CPU (max 3.0 wall); 2.0 tables rebuilt/update\n');
+  t.same(cb, { initialMs: 2345, policyUpdateMs: 1.25, rssAfterMb: 310 });
+  t.throws(() => parseCompileBench('garbage'), /initial compile/);
+});
+
+t.test('scenario rendering: iptables/ipset equivalent of the policy', async (t) => {
+  const small = iptablesRestore({ rules: 1, members: 1 });
+  const big = iptablesRestore({ rules: 1000, members: 1 });
+  t.equal(iptablesRuleCount({ rules: 1000, members: 1 }) - iptablesRuleCount({ rules: 1, members: 1 }), 2 * 999, 'two iptables rules (mark, return) per extra Calico rule');
+  t.match(small, /^\*filter\n/);
+  t.match(small, /COMMIT\n$/);
+  const tw = small.split('\n').filter((l) => l.startsWith('-A cali-tw-benchsrv'));
+  t.match(tw[0]!, /--ctstate RELATED,ESTABLISHED -j ACCEPT/, 'established/related accepted first');
+  t.match(tw[tw.length - 1]!, /-j DROP$/, 'and dropped when no policy accepted');
+  t.match(big, new RegExp(`-m set --match-set ${MEMBER_SET} src -m multiport --destination-ports 20998 -j MARK`), 'selector memberships through the ipset');
+  const sets = ipsetRestore({ rules: 1, members: 1000 }).trim().split('\n');
+  t.equal(sets.filter((l) => l.startsWith('add ')).length, 1000, 'client + 999 remote members');
+  const addrs = new Set(Array.from({ length: 100000 }, (_, k) => memberAddress(k)));
+  t.equal(addrs.size, 100000, 'member addresses never collide');
+  t.ok([...addrs].every((a) => a.startsWith('198.18.') || a.startsWith('198.19.')), 'inside the benchmarking range');
+  t.notOk(addrs.has('198.18.0.10') || addrs.has('198.18.1.2'), 'outside the underlay addresses the topology uses');
+  const res = calicoResources({ rules: 3, members: 5 });
+  t.equal(res.filter((r) => r.kind === 'WorkloadEndpoint').length, 2 + 4);
+  t.equal(serverPolicy({ rules: 3, members: 5 }).spec.ingress!.length, 3);
+  t.throws(() => checkScale({ rules: 0, members: 1 }), ScenarioError);
+  t.throws(() => checkScale({ rules: 1, members: 1e7 }), /members must be/);
+});
+
+t.test('README section replacement and interleaving order', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-bench-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const readme = join(dir, 'README.md');
+  writeFileSync(readme, '# x\n\n## Layout\nkeep me\n\n## Performance\n\nold text\n\n## After\nkeep me too\n');
+  updateReadme(readme, syntheticRun(), join(dir, 'bench/results'));
+  const out = readFileSync(readme, 'utf8');
+  t.match(out, /## Layout\nkeep me\n/);
+  t.match(out, /## After\nkeep me too\n$/);
+  t.notMatch(out, /old text/);
+  t.match(out, /#### G1/, 'report headings nested under the section');
+  t.match(out, /bench\/results\/conn-rate-vs-rules\.svg/, 'chart paths relative to the README');
+  writeFileSync(readme, '# x\n## Performance\nold\n');
+  updateReadme(readme, syntheticRun(), join(dir, 'r'));
+  t.match(readFileSync(readme, 'utf8'), /^# x\n## Performance\n\nMeasured by/);
+  t.match(performanceSection(syntheticRun(), 'r'), /Full data: `r\/latest\.json`/);
+  writeFileSync(readme, '# nothing\n');
+  t.throws(() => updateReadme(readme, syntheticRun(), dir), /no "## Performance" section/);
+  t.same([orderFor(0), orderFor(1), orderFor(2), orderFor(3)], [
+    ['bare', 'tortie', 'iptables'], ['tortie', 'iptables', 'bare'], ['iptables', 'bare', 'tortie'], ['bare', 'tortie', 'iptables'],
+  ], 'each dataplane takes each position once per three repeats');
+});
