@@ -5,7 +5,9 @@
  *   reconcile(state) ─┐                         ┌─> tortie_cls4_v1 (address classes)
  *   apply(delta) ─────┼─> endpoint ⋈ interface ─┼─> EndpointPolicyWriter: tables, ep flip, epaddr
  *   LinkWatcher ──────┘   (by interfaceName)    ├─> tc ingress/egress on every <prefix>* link
- *                                               └─> tortie_pf4_v1 + XDP on the uplink (prefilter)
+ *                                               ├─> tortie_pf4_v1 + XDP on the uplink (prefilter)
+ *   routing (state.routing, delta routes) ──────────> RouteManager (routes.ts): kernel routes, route/
+ *                                                     pool/node maps, IPIP + NAT tc on the uplink
  *
  * Contract:
  * - Every interface whose name starts with the workload prefix gets the workload programs, with
@@ -32,6 +34,7 @@ import { decodeEvent, readCounters, type FlowEvent } from './bpf/counters';
 import { dropReasonLabel } from './bpf/drop-reasons';
 import { RingBuffer, tcAttach, xdpAttach, type BpfMap } from './native';
 import { LinkWatcher, type LinkInfo } from './links';
+import { RouteManager, type RouteManagerOptions } from './routes';
 
 export interface BpfDataplaneOptions {
   pinRoot: string;
@@ -48,6 +51,8 @@ export interface BpfDataplaneOptions {
   objectDir?: string;
   /** Link re-list period (the monitor catches changes immediately). */
   linkResyncMs?: number;
+  /** Calico networking (routes, IPIP, NAT outgoing); false = policy only. Default on. */
+  routing?: false | Pick<RouteManagerOptions, 'routeProtocol' | 'nat'>;
 }
 
 export interface FlowLog {
@@ -92,6 +97,7 @@ export class BpfDataplane {
   private writer!: EndpointPolicyWriter;
   private links!: LinkWatcher;
   private ring?: RingBuffer;
+  private routes?: RouteManager;
 
   /** Desired state. */
   private readonly endpoints = new Map<string, LocalEndpoint>();   // key → endpoint
@@ -122,6 +128,12 @@ export class BpfDataplane {
     mkdirSync(this.o.pinRoot, { recursive: true });
     this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, objectDir: this.o.objectDir });
     if (this.o.uplink) this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir });
+    if (this.o.routing !== false) {
+      this.routes = await RouteManager.open({
+        ...(this.o.routing ?? {}), pinRoot: this.o.pinRoot, uplink: this.o.uplink, netns: this.o.netns,
+        objectDir: this.o.objectDir, log: this.log,
+      });
+    }
     // Table ids continue after the largest one a previous run left in the kernel.
     let maxId = 0;
     for (const k of this.map('tbl').keys()) maxId = Math.max(maxId, readU32(k));
@@ -165,7 +177,7 @@ export class BpfDataplane {
 
   private onLinkRemove(l: LinkInfo): void {
     this.attached.delete(l.ifindex);
-    if (l.name === this.o.uplink) { this.uplinkAttached = false; return; }
+    if (l.name === this.o.uplink) { this.uplinkAttached = false; this.routes?.uplinkChanged(); return; }
     if (this.programmed.has(l.ifindex)) {
       this.writer.removeEndpoint(l.ifindex);
       this.programmed.delete(l.ifindex);
@@ -257,7 +269,13 @@ export class BpfDataplane {
   // ---------------------------------------------------------------- public API
 
   reconcile(state: CompiledState): Promise<void> {
-    return this.enqueue(() => this.reconcileNow(state));
+    return this.enqueue(async () => {
+      this.reconcileNow(state);
+      if (this.routes) {
+        this.routes.setState(state.nodeName, state.routing);
+        await this.routes.apply();
+      }
+    });
   }
 
   private reconcileNow(state: CompiledState): void {
@@ -315,7 +333,10 @@ export class BpfDataplane {
   }
 
   apply(delta: CalcDelta): Promise<void> {
-    return this.enqueue(() => this.applyNow(delta));
+    return this.enqueue(async () => {
+      this.applyNow(delta);
+      if (this.routes?.applyDelta(delta)) await this.routes.apply();
+    });
   }
 
   private applyNow(d: CalcDelta): void {
@@ -377,6 +398,7 @@ export class BpfDataplane {
   /** Conntrack sweep and a status read for metrics; cheap enough to run every few seconds. */
   housekeeping(): DataplaneStatus {
     const ct = sweepConntrack(this.wep.ct, this.wep.ctTimeouts);
+    this.routes?.sweepNat();
     const drops: Record<string, bigint> = {};
     for (const row of readCounters(this.map('cnt'))) {
       if (row.reason === 0) continue;
@@ -407,11 +429,15 @@ export class BpfDataplane {
 
   get maps(): WepDatapath['maps'] { return this.wep.maps; }
 
+  /** The networking side (routes, IPIP, NAT), when enabled. */
+  get routing(): RouteManager | undefined { return this.routes; }
+
   async close(): Promise<void> {
     this.links?.stop();
     await this.applyChain;
     this.ring?.close();
     this.pf?.close();
+    this.routes?.close();
     this.wep?.close();
   }
 }

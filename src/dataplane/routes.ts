@@ -1,0 +1,401 @@
+/**
+ * RouteManager: Calico networking on this host — routes to other nodes' workloads, IPIP and NAT
+ * outgoing (issue 6). Input is the compiler's RoutingState (pools, nodes with their address and
+ * subnet, remote workload /32s and their node); output is kernel routes and the BPF maps the
+ * workload and uplink programs read (bpf/lib/route.h), plus the uplink's tc programs.
+ *
+ *   setState(nodeName, routing) ─┐                     ┌─> tortie_netcfg_v1  (node address, uplink)
+ *   applyDelta(delta) ───────────┼─> desired (pure) ───┼─> tortie_node4_v1 / tortie_pool4_v1
+ *                                │   planRoutes()      ├─> tortie_rt4_v1     (cidr → node, ENCAP)
+ *   apply() ─────────────────────┘                     ├─> ip route <cidr> via <next hop> dev <uplink>
+ *                                                      │       proto 122 [mtu <uplink MTU − 20>]
+ *                                                      └─> tc ingress/egress on the uplink (tortie_uplink)
+ *
+ * Contract:
+ * - Per remote workload route: the node's address comes from its Node resource
+ *   (`bgp.ipv4Address`, with its subnet). Same subnet as this node (decided by this node's prefix)
+ *   → next hop is the node itself; otherwise the underlay next hop towards it (`ip route get`).
+ *   IPIP when the workload's pool says `Always`, or `CrossSubnet` and the node is in another
+ *   subnet; such routes carry `mtu <uplink MTU − 20>` so the kernel answers frag-needed (or
+ *   fragments) before the uplink program adds the outer header. Routes to this node's own
+ *   workloads are the CNI plugin's, never touched here.
+ * - Everything this manager writes is recognisable after a restart: kernel routes by protocol
+ *   `routeProtocol` (default 122, "tortie"), maps by their pinned names. reconcile() reads the
+ *   kernel, writes the differences and sweeps what is not wanted (mark-and-sweep); apply() after
+ *   deltas writes only differences against what it last wrote. Any failure throws and leaves the
+ *   manager dirty; the agent answers with a reconcile.
+ * - Without an address of its own, the node programs nothing (netcfg stays zero: the programs
+ *   neither encapsulate nor NAT nor decapsulate) — policy-only mode ends up here.
+ * - VXLAN modes are not implemented: such pools route without encapsulation (warned once).
+ */
+import type { CalcDelta, RoutingState } from '../calc/types';
+import type { Logger } from '../util/log';
+import { silentLogger } from '../util/log';
+import { run } from '../util/netns';
+import { loadUplink, type NatOptions, type UplinkDatapath } from './bpf/loader';
+import { parseCidr4 } from './bpf/encode';
+import {
+  lpm4Key, lpm4KeyCidr, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, readNetStats, readNatEntries,
+  nat4KeyCodec, NETCFG_KEY, NODE_F, POOL_F, RT_F, NAT_DIR, NATF, type NetStats,
+} from './bpf/net-codecs';
+import { tcAttach, type BpfMap } from './native';
+
+export const DEFAULT_ROUTE_PROTOCOL = 122;
+export const IPIP_OVERHEAD = 20;
+
+export class RouteError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'RouteError';
+    this.code = code;
+  }
+}
+
+export interface RouteManagerOptions {
+  pinRoot: string;
+  /** Uplink interface name; default: the interface that holds this node's address. */
+  uplink?: string;
+  /** Operate on another network namespace (tests): name for `ip -n`, path for setns. */
+  netns?: { name: string; path: string };
+  /** Kernel route protocol number marking tortie's routes (default 122). */
+  routeProtocol?: number;
+  nat?: NatOptions;
+  objectDir?: string;
+  log?: Logger;
+}
+
+// ------------------------------------------------------------------ pure planning
+
+export interface PlannedRoute {
+  cidr: string;
+  node: string;
+  nodeIp: string;
+  encap: boolean;
+  sameSubnet: boolean;
+}
+
+export interface RoutePlan {
+  /** This node's address (no prefix), or undefined: nothing is programmed. */
+  nodeIp?: string;
+  routes: PlannedRoute[];
+  /** Routes that could not be planned (unknown node, node without an address). */
+  skipped: { cidr: string; node: string; reason: string }[];
+}
+
+function addrOf(cidrOrIp: string): string { return cidrOrIp.split('/')[0]!; }
+
+function inPrefix(ip: string, cidr: string): boolean {
+  const p = parseCidr4(cidr);
+  const a = parseCidr4(`${addrOf(ip)}/${p.len}`);
+  return a.addr === p.addr;
+}
+
+/** The pool holding `cidr`'s first address: longest prefix wins. */
+export function poolOf<P extends { cidr: string }>(pools: readonly P[], cidr: string): P | undefined {
+  let best: P | undefined, bestLen = -1;
+  for (const p of pools) {
+    if (!p.cidr.includes('.')) continue; // IPv6 pools
+    const len = parseCidr4(p.cidr).len;
+    if (len > bestLen && inPrefix(addrOf(cidr), p.cidr)) { best = p; bestLen = len; }
+  }
+  return best;
+}
+
+/**
+ * Decides next hop node, same-subnet and IPIP for every remote workload route. Pure: the
+ * Calico rules in one place (tested without a kernel).
+ */
+export function planRoutes(nodeName: string, routing: RoutingState, workloadRoutes: Iterable<[string, string]>): RoutePlan {
+  const me = routing.nodes.find((n) => n.name === nodeName);
+  const plan: RoutePlan = { routes: [], skipped: [] };
+  if (!me?.ipv4Address) return plan;
+  plan.nodeIp = addrOf(me.ipv4Address);
+  const mySubnet = me.ipv4Address.includes('/') ? me.ipv4Address : `${me.ipv4Address}/32`;
+  const nodes = new Map(routing.nodes.map((n) => [n.name, n]));
+  for (const [cidr, node] of workloadRoutes) {
+    if (node === nodeName) continue;
+    const n = nodes.get(node);
+    if (!n) { plan.skipped.push({ cidr, node, reason: 'node not known' }); continue; }
+    if (!n.ipv4Address) { plan.skipped.push({ cidr, node, reason: 'node has no IPv4 address' }); continue; }
+    const nodeIp = addrOf(n.ipv4Address);
+    const sameSubnet = inPrefix(nodeIp, mySubnet);
+    const pool = poolOf(routing.pools, cidr);
+    const mode = pool?.ipipMode ?? 'Never';
+    const encap = mode === 'Always' || (mode === 'CrossSubnet' && !sameSubnet);
+    plan.routes.push({ cidr, node, nodeIp, encap, sameSubnet });
+  }
+  return plan;
+}
+
+// ------------------------------------------------------------------ the manager
+
+interface KernelRoute { via: string; mtu?: number }
+
+function routeSpec(r: KernelRoute): string { return `${r.via}|${r.mtu ?? ''}`; }
+
+function hex(b: Buffer): string { return b.toString('hex'); }
+
+export interface RouteStatus {
+  nodeIp?: string;
+  uplink?: string;
+  routes: number;
+  encapRoutes: number;
+  skipped: number;
+  natMappings: number;
+  stats: NetStats;
+}
+
+export class RouteManager {
+  private readonly log: Logger;
+  private readonly proto: number;
+  private dp!: UplinkDatapath;
+
+  /** Desired inputs. */
+  private nodeName?: string;
+  private routing: RoutingState = { pools: [], nodes: [], workloadRoutes: [] };
+  private readonly workloadRoutes = new Map<string, string>(); // cidr → node
+  private dirty = true;
+  private needKernelRead = true;
+  private warnedVxlan = false;
+
+  /** What this process last wrote (valid when !needKernelRead). */
+  private kernelRoutes = new Map<string, string>();            // cidr → routeSpec
+  private readonly mapState = new Map<BpfMap, Map<string, Buffer>>(); // map → hex(key) → value
+  private uplink?: { name: string; ifindex: number; mtu: number };
+  private attachedIfindex?: number;
+  private lastPlan?: RoutePlan;
+
+  private constructor(private readonly o: RouteManagerOptions) {
+    this.log = (o.log ?? silentLogger).child({ component: 'routes' });
+    this.proto = o.routeProtocol ?? DEFAULT_ROUTE_PROTOCOL;
+    if (!Number.isInteger(this.proto) || this.proto < 1 || this.proto > 255) {
+      throw new RouteError('ERR_ROUTES_BAD_OPTION', `routeProtocol ${o.routeProtocol}: need an integer 1..255`);
+    }
+  }
+
+  static async open(o: RouteManagerOptions): Promise<RouteManager> {
+    const m = new RouteManager(o);
+    m.dp = await loadUplink({ pinRoot: o.pinRoot, objectDir: o.objectDir, nat: o.nat });
+    return m;
+  }
+
+  get maps(): UplinkDatapath['maps'] { return this.dp.maps; }
+
+  /** Full routing input (snapshot): replaces everything, including the workload routes. */
+  setState(nodeName: string, routing: RoutingState): void {
+    this.nodeName = nodeName;
+    this.routing = { ...routing, workloadRoutes: [] };
+    this.workloadRoutes.clear();
+    for (const r of routing.workloadRoutes) this.workloadRoutes.set(r.cidr, r.node);
+    this.needKernelRead = true;
+    this.dirty = true;
+  }
+
+  /** Incremental input from a CalcDelta; returns whether anything routing-related changed. */
+  applyDelta(d: CalcDelta): boolean {
+    let changed = false;
+    if (d.routingChanged && d.routing) { this.routing = { ...d.routing, workloadRoutes: [] }; changed = true; }
+    for (const cidr of d.workloadRoutesRemoved) changed = this.workloadRoutes.delete(cidr) || changed;
+    for (const r of d.workloadRoutesUpserted) { this.workloadRoutes.set(r.cidr, r.node); changed = true; }
+    if (changed) this.dirty = true;
+    return changed;
+  }
+
+  /** Brings kernel routes, maps and the uplink programs to the desired state. */
+  async apply(): Promise<void> {
+    if (!this.dirty || this.nodeName === undefined) return;
+    if (!this.warnedVxlan && this.routing.pools.some((p) => p.vxlanMode !== 'Never' && p.vxlanMode !== '')) {
+      this.warnedVxlan = true;
+      this.log.warn('VXLAN pools are routed without encapsulation (VXLAN is not implemented)');
+    }
+    const plan = planRoutes(this.nodeName, this.routing, this.workloadRoutes);
+    for (const s of plan.skipped) this.log.warn(s, 'workload route not programmed');
+    if (plan.nodeIp) await this.resolveUplink(plan.nodeIp);
+    if (this.needKernelRead) await this.readKernel();
+
+    // Order: what the programs consult to decide (nodes, pools) before the routes that make
+    // them act, and the node address last so nothing acts on a half-written state.
+    const nodes = new Map<string, Buffer>();
+    const pools = new Map<string, Buffer>();
+    const rt = new Map<string, Buffer>();
+    const kernel = new Map<string, KernelRoute>();
+    if (plan.nodeIp && this.uplink) {
+      const mySubnet = this.routing.nodes.find((n) => n.name === this.nodeName)!.ipv4Address!;
+      for (const n of this.routing.nodes) {
+        if (!n.ipv4Address) continue;
+        const ip = addrOf(n.ipv4Address);
+        const flags = (n.name === this.nodeName ? NODE_F.SELF : 0) | (mySubnet.includes('/') && inPrefix(ip, mySubnet) ? NODE_F.SAME_SUBNET : 0);
+        nodes.set(hex(nodeKeyCodec.encode({ addr: ip })), nodeInfoCodec.encode({ flags }));
+      }
+      for (const p of this.routing.pools) {
+        if (!p.cidr.includes('.')) continue;
+        const flags = (p.natOutgoing ? POOL_F.NAT_OUT : 0) | (p.disabled ? POOL_F.DISABLED : 0);
+        pools.set(hex(lpm4Key(p.cidr)), poolCodec.encode({ flags }));
+      }
+      const gateways = new Map<string, string>();
+      for (const r of plan.routes) {
+        let via = r.nodeIp;
+        if (!r.sameSubnet) {
+          if (!gateways.has(r.nodeIp)) gateways.set(r.nodeIp, await this.nextHop(r.nodeIp));
+          via = gateways.get(r.nodeIp)!;
+        }
+        const key = lpm4Key(r.cidr);
+        const cidr = lpm4KeyCidr(key);
+        rt.set(hex(key), routeCodec.encode({ next_hop: r.nodeIp, flags: RT_F.WORKLOAD | (r.encap ? RT_F.ENCAP : 0) }));
+        kernel.set(cidr, r.encap ? { via, mtu: this.uplink.mtu - IPIP_OVERHEAD } : { via });
+      }
+    }
+    this.syncMap(this.dp.maps.node4, nodes);
+    this.syncMap(this.dp.maps.pool4, pools);
+    await this.syncKernelRoutes(kernel);
+    this.syncMap(this.dp.maps.rt4, rt);
+    const cfg = netcfgCodec.encode({
+      node_ip: plan.nodeIp && this.uplink ? plan.nodeIp : '0.0.0.0', uplink_ifindex: this.uplink?.ifindex ?? 0, flags: 0,
+    });
+    this.syncMap(this.dp.maps.netcfg, new Map([[hex(NETCFG_KEY), cfg]]), false);
+    this.attachUplink();
+    this.lastPlan = plan;
+    this.dirty = false;
+    this.log.debug({ routes: plan.routes.length, encap: plan.routes.filter((r) => r.encap).length }, 'routes applied');
+  }
+
+  // ---------------------------------------------------------------- kernel I/O
+
+  private ipArgs(): string[] { return this.o.netns ? ['ip', '-n', this.o.netns.name] : ['ip']; }
+
+  private async ipJson<T>(args: string[]): Promise<T> {
+    const r = await run([...this.ipArgs(), '-j', ...args]);
+    return (r.stdout.trim() ? JSON.parse(r.stdout) : []) as T;
+  }
+
+  private async resolveUplink(nodeIp: string): Promise<void> {
+    let name = this.o.uplink;
+    if (!name) {
+      const addrs = await this.ipJson<{ ifname: string; addr_info?: { family: string; local: string }[] }[]>(['-4', 'addr', 'show']);
+      name = addrs.find((l) => l.addr_info?.some((a) => a.local === nodeIp))?.ifname;
+      if (!name) throw new RouteError('ERR_ROUTES_NO_UPLINK', `no interface holds the node address ${nodeIp}; pass the uplink explicitly`);
+    }
+    const [link] = await this.ipJson<{ ifindex: number; ifname: string; mtu: number }[]>(['link', 'show', 'dev', name]);
+    if (!link) throw new RouteError('ERR_ROUTES_NO_UPLINK', `uplink ${name} does not exist`);
+    if (this.uplink && this.uplink.ifindex !== link.ifindex) this.attachedIfindex = undefined;
+    this.uplink = { name, ifindex: link.ifindex, mtu: link.mtu };
+  }
+
+  /** The underlay next hop towards a node outside this node's subnet. */
+  private async nextHop(nodeIp: string): Promise<string> {
+    const [r] = await this.ipJson<{ gateway?: string; dev?: string }[]>(['route', 'get', nodeIp]);
+    if (!r) throw new RouteError('ERR_ROUTES_UNREACHABLE', `no underlay route to node address ${nodeIp}`);
+    return r.gateway ?? nodeIp;
+  }
+
+  /** Reads what a previous run left: tortie's kernel routes and the networking maps. */
+  private async readKernel(): Promise<void> {
+    const rows = await this.ipJson<{ dst: string; gateway?: string; metrics?: { mtu?: number }[] }[]>(
+      ['-4', 'route', 'show', 'proto', String(this.proto)]);
+    this.kernelRoutes = new Map();
+    for (const r of rows) {
+      const cidr = r.dst === 'default' ? '0.0.0.0/0' : r.dst.includes('/') ? r.dst : `${r.dst}/32`;
+      const mtu = r.metrics?.find((m) => m.mtu !== undefined)?.mtu;
+      this.kernelRoutes.set(cidr, routeSpec({ via: r.gateway ?? '', mtu }));
+    }
+    for (const m of [this.dp.maps.node4, this.dp.maps.pool4, this.dp.maps.rt4, this.dp.maps.netcfg]) {
+      const { keys, values } = m.entries();
+      this.mapState.set(m, new Map(keys.map((k, i) => [hex(k), values[i]!])));
+    }
+    this.needKernelRead = false;
+  }
+
+  private syncMap(m: BpfMap, want: Map<string, Buffer>, sweep = true): void {
+    const have = this.mapState.get(m) ?? new Map<string, Buffer>();
+    for (const [h, v] of want) {
+      if (have.get(h)?.equals(v)) continue;
+      m.update(Buffer.from(h, 'hex'), v);
+      have.set(h, v);
+    }
+    if (sweep) {
+      for (const h of [...have.keys()]) {
+        if (want.has(h)) continue;
+        m.tryDelete(Buffer.from(h, 'hex'));
+        have.delete(h);
+      }
+    }
+    this.mapState.set(m, have);
+  }
+
+  private async syncKernelRoutes(want: Map<string, KernelRoute>): Promise<void> {
+    const lines: string[] = [];
+    const dev = this.uplink?.name;
+    const next = new Map<string, string>();
+    for (const [cidr, r] of want) {
+      const spec = routeSpec(r);
+      next.set(cidr, spec);
+      if (this.kernelRoutes.get(cidr) === spec) continue;
+      lines.push(`route replace ${cidr} via ${r.via} dev ${dev} proto ${this.proto}${r.mtu ? ` mtu ${r.mtu}` : ''}`);
+    }
+    for (const cidr of this.kernelRoutes.keys()) {
+      if (!want.has(cidr)) lines.push(`route del ${cidr} proto ${this.proto}`);
+    }
+    if (lines.length === 0) return;
+    try {
+      await run([...this.ipArgs(), '-batch', '-'], { input: lines.join('\n') + '\n' });
+    } catch (e) {
+      this.needKernelRead = true; // partial batch: re-read before the next attempt
+      this.dirty = true;
+      throw new RouteError('ERR_ROUTES_KERNEL', `programming ${lines.length} route change(s) failed: ${(e as Error).message}`);
+    }
+    this.kernelRoutes = next;
+    this.log.debug({ changes: lines.length }, 'kernel routes written');
+  }
+
+  private attachUplink(): void {
+    if (!this.uplink || this.attachedIfindex === this.uplink.ifindex) return;
+    const netns = this.o.netns?.path;
+    tcAttach({ iface: this.uplink.ifindex, netns, direction: 'ingress', program: this.dp.ingress, replace: true });
+    tcAttach({ iface: this.uplink.ifindex, netns, direction: 'egress', program: this.dp.egress, replace: true });
+    this.attachedIfindex = this.uplink.ifindex;
+    this.log.info({ uplink: this.uplink.name, ifindex: this.uplink.ifindex }, 'uplink programs attached');
+  }
+
+  /** The uplink's interface went away (or was recreated): attach again on the next apply. */
+  uplinkChanged(): void {
+    this.attachedIfindex = undefined;
+    this.dirty = true;
+  }
+
+  // ---------------------------------------------------------------- housekeeping
+
+  /**
+   * Deletes NAT mappings whose flow is over (both halves; timeouts as bpf/lib/nat.h's defaults);
+   * returns how many entries were deleted. The programs also reclaim expired ports on collision,
+   * so this only keeps the LRU from filling with dead flows.
+   */
+  sweepNat(now = process.hrtime.bigint()): number {
+    const S = 1_000_000_000n;
+    const entries = readNatEntries(this.dp.maps.nat4);
+    let deleted = 0;
+    for (const e of entries) {
+      const { key: k, value: v } = e;
+      const closed = (v.flags & NATF.RST) !== 0 || (v.flags & (NATF.FIN_IN | NATF.FIN_OUT)) === (NATF.FIN_IN | NATF.FIN_OUT);
+      const timeout = k.proto === 6 ? (closed ? 10n * S : 3600n * S) : k.proto === 17 ? 60n * S : k.proto === 1 ? 30n * S : 600n * S;
+      if (k.dir === NAT_DIR.FWD && v.last_seen_ns < now && now - v.last_seen_ns > timeout) {
+        const fwd = nat4KeyCodec.encode(k);
+        const rev = nat4KeyCodec.encode({ saddr: k.daddr, daddr: v.addr, sport: k.proto === 1 ? 0 : k.dport, dport: v.port, proto: k.proto, dir: NAT_DIR.REV });
+        if (this.dp.maps.nat4.tryDelete(fwd)) deleted++;
+        if (this.dp.maps.nat4.tryDelete(rev)) deleted++;
+      }
+    }
+    return deleted;
+  }
+
+  status(): RouteStatus {
+    const plan = this.lastPlan;
+    return {
+      nodeIp: plan?.nodeIp, uplink: this.uplink?.name, routes: plan?.routes.length ?? 0,
+      encapRoutes: plan?.routes.filter((r) => r.encap).length ?? 0, skipped: plan?.skipped.length ?? 0,
+      natMappings: this.dp.maps.nat4.entries().keys.length / 2, stats: readNetStats(this.dp.maps.netstat),
+    };
+  }
+
+  close(): void { this.dp?.close(); }
+}
