@@ -21,7 +21,7 @@
  */
 import type { ProjectionEntry, VerdictTable } from '../../calc/types';
 import {
-  AF_INET, EPADDR_FIXED_BITS, EP_F_DISABLED, endpointCodec, epAddrKeyCodec, projKeyCodec, u32Key, u32Value,
+  AF_INET, EPADDR_FIXED_BITS, EP_F_DISABLED, endpointCodec, epAddrKeyCodec, projKeyCodec, tableCodec, u32Key, u32Value,
   type Endpoint,
 } from './codecs';
 import { encodeProjection, encodeTable, parseCidr4, type EncodedTable, type Entry } from './encode';
@@ -34,6 +34,8 @@ export interface MapOps {
   /** Optional batch forms (BPF_MAP_*_BATCH); same semantics as a loop of the above. */
   updateMany?(entries: readonly Entry[]): void;
   deleteMany?(keys: readonly Buffer[]): void;
+  /** Every entry (used once, when recovering state after an agent restart). */
+  entries?(): Entry[];
 }
 
 function updateAll(m: MapOps, entries: readonly Entry[]): void {
@@ -64,9 +66,14 @@ export class ApplyError extends Error {
 
 interface TableRef { id: number; hash: string; refs: number; enc: EncodedTable; extraProj: Map<number, Entry> }
 
+/** A table found in the maps at start-up (written by a previous agent), not yet adopted. */
+interface Orphan { id: number; hash: string; refs: number }
+
 export class TableRegistry {
   private readonly byHash = new Map<string, TableRef>();
   private readonly byId = new Map<number, TableRef>();
+  private readonly orphansById = new Map<number, Orphan>();
+  private readonly orphansByHash = new Map<string, Orphan>();
   private nextId: number;
 
   constructor(private readonly maps: PolicyMaps, firstId = 1) { this.nextId = firstId; }
@@ -76,10 +83,55 @@ export class TableRegistry {
   refsOf(hash: string): number { return this.byHash.get(hash)?.refs ?? 0; }
   get size(): number { return this.byHash.size; }
 
+  /**
+   * After an agent restart: tables already in the maps (complete ones have their tortie_tbl_v1
+   * entry, which carries the compiler's hash) become orphans that acquire() adopts under their
+   * old id when the compiler produces the same table again, so live endpoints keep their table
+   * without a rewrite. New ids start above every id found, so none is ever reused.
+   */
+  recover(): void {
+    for (const e of this.maps.tbl.entries?.() ?? []) {
+      const id = e.key.readUInt32LE(0);
+      const o: Orphan = { id, hash: tableCodec.decode(e.value).hash.toString('hex'), refs: 0 };
+      this.orphansById.set(id, o);
+      if (!this.orphansByHash.has(o.hash)) this.orphansByHash.set(o.hash, o);
+      this.nextId = Math.max(this.nextId, id + 1);
+    }
+  }
+
+  /** A recovered endpoint references `id`. */
+  holdRecovered(id: number): void {
+    const o = this.orphansById.get(id);
+    if (o) o.refs++;
+    this.nextId = Math.max(this.nextId, id + 1);
+  }
+
+  get orphanCount(): number { return this.orphansById.size; }
+
+  /** Deletes recovered tables nothing references (call after the first full apply). */
+  sweepOrphans(): number {
+    let n = 0;
+    for (const o of [...this.orphansById.values()]) if (o.refs <= 0) { this.eraseOrphan(o); n++; }
+    return n;
+  }
+
   /** Ensures the table is fully written, adds a reference and returns its numeric id. */
   acquire(t: VerdictTable): number {
     const have = this.byHash.get(t.id);
     if (have) { have.refs++; return have.id; }
+    const orphan = this.orphansByHash.get(t.id);
+    if (orphan) {
+      // Complete in the maps already (its meta entry exists). Projection entries are rewritten
+      // (idempotent, same keys and values) to pick up additions made while no agent ran.
+      const enc = encodeTable(t, orphan.id);
+      updateAll(this.maps.proj, enc.proj);
+      const ref: TableRef = { id: orphan.id, hash: t.id, refs: orphan.refs + 1, enc, extraProj: new Map() };
+      this.orphansById.delete(orphan.id);
+      this.orphansByHash.delete(orphan.hash);
+      this.byHash.set(t.id, ref);
+      this.byId.set(ref.id, ref);
+      return ref.id;
+    }
     const id = this.allocId();
     const enc = encodeTable(t, id);
     const ref: TableRef = { id, hash: t.id, refs: 1, enc, extraProj: new Map() };
@@ -99,6 +151,8 @@ export class TableRegistry {
 
   /** Drops a reference; the last one deletes the table (meta first, then its entries). */
   release(id: number): void {
+    const orphan = this.orphansById.get(id);
+    if (orphan) { if (--orphan.refs <= 0) this.eraseOrphan(orphan); return; }
     const ref = this.byId.get(id);
     if (!ref) return;
     if (--ref.refs > 0) return;
@@ -132,6 +186,17 @@ export class TableRegistry {
     deleteAll(this.maps.pol, enc.pol.map((e) => e.key));
     deleteAll(this.maps.spc, enc.spc.map((e) => e.key));
     deleteAll(this.maps.proj, [...enc.proj, ...extra.values()].map((e) => e.key));
+  }
+
+  /** Deletes a table known only by id: its meta first, then every entry keyed by that id. */
+  private eraseOrphan(o: Orphan): void {
+    this.orphansById.delete(o.id);
+    if (this.orphansByHash.get(o.hash) === o) this.orphansByHash.delete(o.hash);
+    this.maps.tbl.delete(u32Key(o.id));
+    const mine = (m: MapOps, off: number): Buffer[] => (m.entries?.() ?? []).map((e) => e.key).filter((k) => k.readUInt32LE(off) === o.id);
+    deleteAll(this.maps.pol, mine(this.maps.pol, 4));
+    deleteAll(this.maps.spc, mine(this.maps.spc, 4));
+    deleteAll(this.maps.proj, mine(this.maps.proj, 0));
   }
 
   private allocId(): number {
@@ -168,6 +233,31 @@ export class EndpointPolicyWriter {
 
   /** `firstTableId`: ids continue after those a previous run left in the kernel (never reused). */
   constructor(private readonly maps: PolicyMaps, firstTableId = 1) { this.tables = new TableRegistry(maps, firstTableId); }
+
+  /**
+   * Adopts what a previous agent left in the maps: endpoints (their table ids and addresses)
+   * and tables (TableRegistry.recover). Call once, before the first apply.
+   * Returns the ifindexes of the endpoints found.
+   */
+  recover(): number[] {
+    this.tables.recover();
+    const addrs = new Map<number, Map<string, Buffer>>();
+    for (const e of this.maps.epaddr.entries?.() ?? []) {
+      const ifindex = e.key.readUInt32LE(4);
+      if (!addrs.has(ifindex)) addrs.set(ifindex, new Map());
+      addrs.get(ifindex)!.set(e.key.toString('hex'), e.key);
+    }
+    const found: number[] = [];
+    for (const e of this.maps.ep.entries?.() ?? []) {
+      const ifindex = e.key.readUInt32LE(0);
+      const v = endpointCodec.decode(e.value);
+      const tableIds = v.table.filter((id) => id !== 0);
+      for (const id of tableIds) this.tables.holdRecovered(id);
+      this.eps.set(ifindex, { tableIds, addrKeys: addrs.get(ifindex) ?? new Map(), version: v.version });
+      found.push(ifindex);
+    }
+    return found;
+  }
 
   current(ifindex: number): Endpoint | undefined {
     const v = this.maps.ep.lookup(u32Key(ifindex));

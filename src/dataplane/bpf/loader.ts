@@ -54,6 +54,10 @@ export function mapOps(m: BpfMap): MapOps {
         m.updateBatch(chunk.map((e) => e.key), chunk.map((e) => e.value));
       }
     },
+    entries: () => {
+      const { keys, values } = m.entries();
+      return keys.map((key, i) => ({ key, value: values[i] }));
+    },
     deleteMany: (keys) => {
       for (let i = 0; i < keys.length; i += BATCH) {
         const chunk = keys.slice(i, i + BATCH);

@@ -30,6 +30,7 @@ export class PolicyDataplane {
   private readonly bound = new Map<string, number>(); // endpoint key → ifindex
   private readonly pending = new Map<string, LocalEndpoint>();
   private readonly ids = new Map<string, number>();
+  private readonly recovered = new Set<number>();
   private nextEpId = 1;
 
   constructor(private readonly maps: PolicyDataplaneMaps, private readonly resolveIfindex: (ep: LocalEndpoint) => number | undefined) {
@@ -38,6 +39,25 @@ export class PolicyDataplane {
 
   get pendingEndpoints(): string[] { return [...this.pending.keys()]; }
   ifindexOf(key: string): number | undefined { return this.bound.get(key); }
+
+  /**
+   * After an agent restart, before the first applySnapshot: adopts the endpoints, tables and
+   * class prefixes already in the maps, so the snapshot only writes differences (tables the
+   * compiler produces again keep their ids; endpoints whose tables did not change are not
+   * switched at all) and removes what is no longer wanted.
+   */
+  recover(): { endpoints: number; tables: number; prefixes: number } {
+    const eps = this.writer.recover();
+    for (const i of eps) this.recovered.add(i);
+    let prefixes = 0;
+    for (const e of this.maps.cls4.entries?.() ?? []) {
+      const len = e.key.readUInt32LE(0);
+      const a = e.key.readUInt32BE(4);
+      this.prefixes.set(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${len}`, e.key);
+      prefixes++;
+    }
+    return { endpoints: eps.length, tables: this.writer.tables.orphanCount, prefixes };
+  }
 
   applySnapshot(s: CompiledState): void {
     for (const t of s.tables) this.tables.set(t.id, t);
@@ -58,6 +78,11 @@ export class PolicyDataplane {
     for (const k of [...this.bound.keys(), ...this.pending.keys()]) if (!eps.has(k)) this.removeEndpoint(k);
     const live = new Set(s.tables.map((t) => t.id));
     for (const id of this.tables.keys()) if (!live.has(id)) this.tables.delete(id);
+    // Endpoints a previous agent programmed that this snapshot does not bind any more.
+    const boundNow = new Set(this.bound.values());
+    for (const i of this.recovered) if (!boundNow.has(i)) this.writer.removeEndpoint(i);
+    this.recovered.clear();
+    this.writer.tables.sweepOrphans();
   }
 
   applyDelta(d: CalcDelta): void {
