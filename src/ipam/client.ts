@@ -51,6 +51,8 @@ export interface PoolInfo {
   nodeSelector: string;
   ipipMode: string;
   natOutgoing: boolean;
+  /** Calico's allowedUses: 'Workload', 'Tunnel'. */
+  allowedUses: string[];
 }
 
 export interface AssignArgs {
@@ -63,6 +65,8 @@ export interface AssignArgs {
   num?: number;
   /** Restrict to these pools (names or CIDRs); they must still be usable by the node. */
   pools?: string[];
+  /** What the address is for (pool `allowedUses`); default Workload. */
+  use?: 'Workload' | 'Tunnel';
 }
 
 export interface AssignedIp {
@@ -123,8 +127,7 @@ export function poolFromResource(value: unknown): PoolInfo | undefined {
   try { net = parseV4Net(spec.cidr); } catch { return undefined; } // IPv6 pools: not handled by this IPAM yet
   const blockSize = typeof spec.blockSize === 'number' ? spec.blockSize : DEFAULT_BLOCK_SIZE;
   if (blockSize < net.prefix || blockSize > 32) return undefined;
-  const uses = Array.isArray(spec.allowedUses) ? spec.allowedUses : ['Workload', 'Tunnel'];
-  if (!uses.includes('Workload')) return undefined;
+  const uses = Array.isArray(spec.allowedUses) ? spec.allowedUses.filter((u): u is string => typeof u === 'string') : ['Workload', 'Tunnel'];
   return {
     name: r.metadata.name,
     cidr: formatV4Net(net),
@@ -134,6 +137,7 @@ export function poolFromResource(value: unknown): PoolInfo | undefined {
     nodeSelector: typeof spec.nodeSelector === 'string' ? spec.nodeSelector : 'all()',
     ipipMode: typeof spec.ipipMode === 'string' ? spec.ipipMode : 'Never',
     natOutgoing: spec.natOutgoing === true,
+    allowedUses: uses,
   };
 }
 
@@ -148,7 +152,7 @@ export class IpamClient {
 
   // ------------------------------------------------------------------ pools
 
-  /** Every IPv4 pool usable for workloads, in name order (disabled ones included). */
+  /** Every IPv4 pool, in name order (disabled ones and every allowedUses included). */
   async listPools(): Promise<PoolInfo[]> {
     const res = await this.ds.list(resourcePrefix('ippools'));
     const out: PoolInfo[] = [];
@@ -159,18 +163,20 @@ export class IpamClient {
     return out;
   }
 
-  /** Pools `node` may assign from: enabled, and nodeSelector matching the Node's labels. */
-  async usablePools(node: string, restrictTo?: readonly string[]): Promise<PoolInfo[]> {
-    const [pools, labels] = await Promise.all([this.listPools(), this.nodeLabels(node)]);
+  /** Pools `node` may assign from for `use`: enabled, allowing that use, nodeSelector matching the Node's labels. */
+  async usablePools(node: string, restrictTo?: readonly string[], use: 'Workload' | 'Tunnel' = 'Workload'): Promise<PoolInfo[]> {
+    const [all, labels] = await Promise.all([this.listPools(), this.nodeLabels(node)]);
+    const pools = all.filter((p) => p.allowedUses.includes(use));
     let candidates = pools;
     if (restrictTo && restrictTo.length > 0) {
       candidates = [];
       for (const want of restrictTo) {
         let wantCidr: string | undefined;
         try { wantCidr = formatV4Net(parseV4Net(want)); } catch { wantCidr = undefined; }
-        const p = pools.find((x) => x.name === want || x.cidr === wantCidr);
+        const p = all.find((x) => x.name === want || x.cidr === wantCidr);
         if (!p) throw new IpamError('ERR_IPAM_NO_POOLS', `requested IP pool ${JSON.stringify(want)} does not exist (by name or CIDR)`);
         if (p.disabled) throw new IpamError('ERR_IPAM_NO_POOLS', `requested IP pool ${JSON.stringify(want)} is disabled`);
+        if (!p.allowedUses.includes(use)) throw new IpamError('ERR_IPAM_NO_POOLS', `requested IP pool ${JSON.stringify(want)} does not allow ${use} use (allowedUses: ${p.allowedUses.join(', ')})`);
         candidates.push(p);
       }
     }
@@ -245,7 +251,7 @@ export class IpamClient {
     const existing = await this.ipsByHandle(args.handleId);
     if (existing.length >= want) return { ips: existing, existing: true };
 
-    const pools = await this.usablePools(args.node, args.pools);
+    const pools = await this.usablePools(args.node, args.pools, args.use ?? 'Workload');
     if (pools.length === 0) {
       throw new IpamError('ERR_IPAM_NO_POOLS', `no enabled IPv4 pool is usable by node ${JSON.stringify(args.node)} (check the pools' disabled and nodeSelector fields)`);
     }
@@ -388,6 +394,18 @@ export class IpamClient {
       if (err instanceof NotFoundError) return false;
       throw err;
     }
+  }
+
+  /**
+   * The node's IPIP tunnel address (Calico's `ipv4IPIPTunnelAddr`): one address from a pool
+   * with IPIP enabled that allows Tunnel use, under the handle `ipip-tunnel-addr-<node>`
+   * (idempotent like any handle). Undefined when no usable pool has IPIP on.
+   */
+  async assignTunnelAddress(node: string): Promise<string | undefined> {
+    const pools = (await this.usablePools(node, undefined, 'Tunnel')).filter((p) => p.ipipMode !== 'Never');
+    if (pools.length === 0) return undefined;
+    const res = await this.assign({ handleId: `ipip-tunnel-addr-${node}`, node, attrs: { type: 'ipipTunnelAddress' }, pools: pools.map((p) => p.name), use: 'Tunnel' });
+    return res.ips[0]?.ip;
   }
 
   // ------------------------------------------------------------------ release

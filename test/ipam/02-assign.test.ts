@@ -129,3 +129,18 @@ t.test('releaseHostAffinities deletes empty blocks and orphans used ones', async
   t.equal(left[0]!.affinity, null, 'used block kept without affinity');
   t.equal((await ipam.ipsByHandle('h0')).length, 1, 'its addresses stay allocated');
 });
+
+t.test('allowedUses and the IPIP tunnel address', async (t) => {
+  const s = openTestStore('ipam-tunnel');
+  t.teardown(() => s.close());
+  const ipam = new IpamClient(s.ds);
+  await s.rc.create(pool('plain', '10.50.0.0/24'));
+  t.equal(await ipam.assignTunnelAddress('n1'), undefined, 'no IPIP pool: no tunnel address');
+  await s.rc.create(pool('tunnels', '10.51.0.0/24', { ipipMode: 'Always', allowedUses: ['Tunnel'] }));
+  const tun = await ipam.assignTunnelAddress('n1');
+  t.match(tun, /^10\.51\.0\.\d+$/);
+  t.equal(await ipam.assignTunnelAddress('n1'), tun, 'idempotent');
+  t.match((await ipam.ipsByHandle('ipip-tunnel-addr-n1'))[0], { ip: tun, pool: 'tunnels' });
+  for (let i = 0; i < 5; i++) t.match((await ipam.assign({ handleId: `w${i}`, node: 'n1' })).ips[0]!.ip, /^10\.50\.0\./, 'workloads never get Tunnel-only pool addresses');
+  await t.rejects(ipam.assign({ handleId: 'w9', node: 'n1', pools: ['tunnels'] }), { code: 'ERR_IPAM_NO_POOLS', message: /"tunnels" does not allow Workload use/ });
+});
