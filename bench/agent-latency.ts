@@ -72,7 +72,7 @@ function parseArgs(argv: string[]): Options {
       default: throw new UsageError(`unknown argument "${a}"`);
     }
   }
-  o.toggles = toggles ?? (o.quick ? 6 : 30);
+  o.toggles = toggles ?? (o.quick ? 10 : 100);
   o.cliToggles = cli ?? (o.quick ? 2 : 4);
   return o;
 }
@@ -94,8 +94,12 @@ function table(results: BackendResult[]): string {
     ['  of which the datastore write (ms), median / p99 / min / max', ...results.map((r) => fmt(r.api.write))],
     ['  write acknowledged → enforced (ms)', ...results.map((r) => fmt(r.api.ackToEnforced))],
     ['  toggles not enforced in time / verdict flaps', ...results.map((r) => `${r.api.notEnforced} / ${r.api.flaps}`)],
+    ['  agent-reported per flush (its histograms): change → kernel / kernel write (ms, mean)', ...results.map((r) =>
+      `${ms(r.agentReported.programming?.meanMs)} / ${ms(r.agentReported.apply?.meanMs)} (${r.agentReported.programming?.count ?? 0} flushes)`)],
     ['`tortiectl apply -f` (process start) → enforced (ms)', ...results.map((r) => fmt(r.cli.latency))],
+    ['  tortiectl failures', ...results.map((r) => String(r.cli.errors.length))],
     ['probes (new TCP connections) / errors other than timeout', ...results.map((r) => `${r.probes.total} / ${r.probes.failedOther}`)],
+    ['load average (1 min) at start / end', ...results.map((r) => `${r.loadAvg.atStart[0]!.toFixed(1)} / ${r.loadAvg.atEnd[0]!.toFixed(1)}`)],
   ];
   const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   return rows.map((r) => r.map((cell, c) => cell.padEnd(w[c]!)).join(' | ')).join('\n');
@@ -159,7 +163,7 @@ async function outer(argv: string[]): Promise<number> {
 
   if (results.length > 0) process.stdout.write(`\n${table(results)}\n`);
   process.stdout.write('\nLatency = start of the first probe (new TCP connection client → server, one every ' +
-    `${o.intervalMs} ms, ${o.timeoutMs} ms timeout) from which the new verdict holds, minus the start of the apply call. ` +
+    `${o.intervalMs} ms, ${o.timeoutMs} ms timeout) from which the new verdict holds, minus the start of the apply call; p99 is nearest-rank (with fewer than 100 toggles it is the maximum). ` +
     `Machine: ${meta.host.cores} cores shared with other work (load average at start ${meta.loadAvgAtStart.map((x) => x.toFixed(1)).join(' ')}): figures are noisy.\n`);
   const stamp = startedAt.toISOString().replace(/:/g, '').replace(/\..*$/, '').replace('T', '-');
   const out = o.out ?? join(ROOT, 'bench/results', `agent-latency-${stamp}${o.quick ? '-quick' : ''}.json`);

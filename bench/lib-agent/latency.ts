@@ -132,3 +132,19 @@ export function heldSince(sorted: readonly Probe[], sinceUs: number, wantOk: boo
   while (i > 0 && sorted[i - 1]!.startUs >= sinceUs && sorted[i - 1]!.ok === wantOk) i--;
   return newest - sorted[i]!.startUs >= holdUs;
 }
+
+/**
+ * Value of an unlabelled sample in Prometheus text exposition (`name value`), or undefined.
+ * Used to put the agent's own programming-time histogram (sum and count) next to what the
+ * datapath shows.
+ */
+export function promValue(text: string, name: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== ' ' && rest[0] !== '\t') continue;
+    const v = Number(rest.trim().split(/\s+/)[0]);
+    return Number.isFinite(v) ? v : undefined;
+  }
+  return undefined;
+}

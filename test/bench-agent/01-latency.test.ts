@@ -1,7 +1,7 @@
 // The agent benchmark's analysis: probe parsing, when a toggle counts as enforced, statistics.
 import t from 'tap';
 import {
-  analyse, enforcement, heldSince, LatencyError, parseProbeLines, percentile, sortProbes, summarize, type Probe,
+  analyse, enforcement, heldSince, LatencyError, parseProbeLines, percentile, promValue, sortProbes, summarize, type Probe,
 } from '../../bench/lib-agent/latency';
 
 /** Probes every `step` µs over [from, to), ok when `okAt(start)`. */
@@ -107,4 +107,17 @@ t.test('heldSince: the wanted verdict has lasted long enough', async (t) => {
   const allOk = probes(since - 100_000, since + 50_000, 5_000, () => true);
   t.ok(heldSince(allOk, since, true, 45_000));
   t.notOk(heldSince(allOk, since, true, 50_000));
+});
+
+t.test('promValue: unlabelled samples from the text exposition', async (t) => {
+  const text = [
+    '# HELP tortie_policy_programming_seconds x', '# TYPE tortie_policy_programming_seconds histogram',
+    'tortie_policy_programming_seconds_bucket{le="0.005"} 3', 'tortie_policy_programming_seconds_sum 0.25',
+    'tortie_policy_programming_seconds_count 7', 'tortie_policy_programming_seconds_count_extra 9', 'bad_value abc',
+  ].join('\n');
+  t.equal(promValue(text, 'tortie_policy_programming_seconds_sum'), 0.25);
+  t.equal(promValue(text, 'tortie_policy_programming_seconds_count'), 7, 'a longer name with the same prefix is not taken');
+  t.equal(promValue(text, 'tortie_policy_programming_seconds'), undefined, 'only exact names');
+  t.equal(promValue(text, 'bad_value'), undefined);
+  t.equal(promValue('', 'x'), undefined);
 });
