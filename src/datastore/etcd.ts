@@ -8,9 +8,12 @@
  *   no-ops and every call is sent with gRPC "wait for ready" (added by a client interceptor):
  *   a call made while the connection is down waits for it (bounded by `requestTimeoutMs`)
  *   instead of failing. gRPC's reconnect backoff is capped at `reconnectBackoffMaxMs`.
- * - When every endpoint is an IP literal, all of them go into ONE gRPC channel
+ * - A single endpoint, or several plaintext IP endpoints, go into ONE gRPC channel
  *   (`ipv4:a:p,b:p,…`, pick_first): when the member in use dies the channel moves to the next
- *   and waiting calls follow it. Endpoints with host names get one etcd3 host each.
+ *   and waiting calls follow it. Several TLS or named endpoints get one channel each (each
+ *   member's certificate is checked against its own name); there a member that refuses
+ *   connections is skipped for 300 ms and calls that reached no member are retried within the
+ *   deadline (perHostFaultHandling).
  * - Reads (get, list) are retried on UnavailableError within the request deadline. Writes are
  *   not retried: a write that fails in flight may or may not have been applied, so it surfaces
  *   as UnavailableError (recoverable: "outcome unknown, re-read and retry").
@@ -40,9 +43,38 @@ import { Subscription, WatchDispatcher } from './watch-dispatcher';
 // @grpc/grpc-js is etcd3's dependency: load the very copy etcd3 uses.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const grpc = require(require.resolve('@grpc/grpc-js', { paths: [require.resolve('etcd3')] })) as typeof GrpcTypes;
-// cockatiel likewise: its no-op policy replaces etcd3's circuit breaker and retry.
+// cockatiel likewise: its policies replace etcd3's default circuit breaker and retry.
+type FaultHandling = NonNullable<IOptions['faultHandling']>;
+type PolicyT = NonNullable<FaultHandling['global']>;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { noop: noopPolicy } = require(require.resolve('cockatiel', { paths: [require.resolve('etcd3')] })) as { noop: NonNullable<NonNullable<IOptions['faultHandling']>['global']> };
+const cockatiel = require(require.resolve('cockatiel', { paths: [require.resolve('etcd3')] })) as {
+  noop: PolicyT;
+  handleWhen(pred: (e: Error) => boolean): unknown;
+  circuitBreaker(policy: unknown, opts: { halfOpenAfter: number; breaker: unknown }): PolicyT;
+  retry(policy: unknown, opts: { maxAttempts: number; backoff: unknown }): PolicyT;
+  ConsecutiveBreaker: new (n: number) => unknown;
+  ConstantBackoff: new (ms: number) => unknown;
+  isBrokenCircuitError(e: unknown): boolean;
+};
+const noopPolicy = cockatiel.noop;
+
+/** The call never reached a server (refused / no connection): safe to retry, writes included. */
+function neverSent(e: Error): boolean {
+  return cockatiel.isBrokenCircuitError(e) || /No connection established|ECONNREFUSED|Connection refused|failed to connect/i.test(e?.message ?? '');
+}
+
+/**
+ * For one channel per member: a member whose connection fails is skipped for 300 ms (a
+ * breaker that opens on the first never-sent failure; etcd3 then tries the next member), and
+ * calls that never reached any member are retried every 50 ms within the request deadline.
+ * Calls that reached a member are never retried here (a write's outcome would be unknown).
+ */
+function perHostFaultHandling(requestTimeoutMs: number): FaultHandling {
+  return {
+    host: () => cockatiel.circuitBreaker(cockatiel.handleWhen(neverSent), { halfOpenAfter: 300, breaker: new cockatiel.ConsecutiveBreaker(1) }),
+    global: cockatiel.retry(cockatiel.handleWhen(neverSent), { maxAttempts: Math.max(1, Math.ceil(requestTimeoutMs / 50)), backoff: new cockatiel.ConstantBackoff(50) }),
+  };
+}
 
 export interface EtcdOptions {
   /** e.g. ['http://127.0.0.1:2379'] or ['https://10.0.0.1:2379', …] (Calico's ETCD_ENDPOINTS). */
@@ -126,8 +158,12 @@ export class EtcdDatastore implements Datastore {
     const secure = parsed.some((p) => p.secure) || ca !== undefined;
     if (parsed.some((p) => p.secure !== parsed[0].secure)) throw new ConfigError('etcd: endpoints mix http:// and https://');
     if (secure && ca === undefined && cert === undefined) this.log?.debug('TLS with the system CA store');
-    const hosts = parsed.every((p) => net.isIP(p.host))
-      ? [`${net.isIP(parsed[0].host) === 6 ? 'ipv6' : 'ipv4'}:${parsed.map((p) => p.address).join(',')}`]
+    // One channel (wait-for-ready, pick_first over the addresses) when that is safe: a single
+    // endpoint, or plaintext IP endpoints. With several TLS or named endpoints each member's
+    // certificate must be checked against its own name, so each gets its own channel.
+    const oneChannel = parsed.length === 1 || (!secure && parsed.every((p) => net.isIP(p.host)));
+    const hosts = oneChannel
+      ? [parsed.length === 1 ? parsed[0].address : `${net.isIP(parsed[0].host) === 6 ? 'ipv6' : 'ipv4'}:${parsed.map((p) => p.address).join(',')}`]
       : parsed.map((p) => p.address);
 
     const waitForReady: GrpcTypes.Interceptor = (options, nextCall) => new grpc.InterceptingCall(nextCall(options), {
@@ -140,18 +176,18 @@ export class EtcdDatastore implements Datastore {
       hosts,
       credentials: secure ? { rootCertificate: ca ?? (undefined as unknown as Buffer), privateKey: key, certChain: cert } : undefined,
       grpcOptions: {
-        interceptors: [waitForReady],
+        ...(oneChannel ? { interceptors: [waitForReady] } : {}),
         'grpc.initial_reconnect_backoff_ms': 50,
         'grpc.min_reconnect_backoff_ms': 50,
         'grpc.max_reconnect_backoff_ms': opts.reconnectBackoffMaxMs ?? 500,
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
-        // One IP endpoint list: TLS verifies the certificate against the first host's address.
-        ...(secure && hosts.length === 1 && parsed.length > 1 ? { 'grpc.ssl_target_name_override': parsed[0].host, 'grpc.default_authority': parsed[0].host } : {}),
       },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.requestTimeoutMs }),
-      faultHandling: { host: () => noopPolicy, global: noopPolicy },
+      faultHandling: oneChannel
+        ? { host: () => noopPolicy, global: noopPolicy }
+        : perHostFaultHandling(this.requestTimeoutMs),
     };
     this.client = new Etcd3(options);
   }

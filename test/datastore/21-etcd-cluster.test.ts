@@ -80,3 +80,37 @@ t.test('3-member cluster: leader killed mid-test while writers run, no acknowled
   t.equal(col.events.length, items.length, 'and nothing twice');
   await w.close();
 });
+
+t.test('named endpoints (one channel per member): a dead member is skipped without failed calls', async (t) => {
+  const cluster = await EtcdCluster.start(3);
+  t.teardown(() => cluster.stop());
+  const endpoints = cluster.endpoints().map((e) => e.replace('127.0.0.1', 'localhost'));
+  const ds = new EtcdDatastore({ endpoints, requestTimeoutMs: 3000 });
+  t.teardown(() => ds.close());
+  await ds.put('/named/warm', 1);
+  const leader = cluster.leaderIndex();
+  const victim = (leader + 1) % 3; // a follower: no election, so every call can succeed
+  await cluster.killMember(victim);
+  let failed = 0;
+  const lat: number[] = [];
+  for (let i = 0; i < 150; i++) {
+    const s = Date.now();
+    try {
+      await ds.put(`/named/k${i % 10}`, i);
+      await ds.get(`/named/k${i % 10}`);
+    } catch {
+      failed++;
+    }
+    lat.push(Date.now() - s);
+  }
+  lat.sort((a, b) => a - b);
+  t.equal(failed, 0, 'no call failed while a member was down');
+  t.ok(lat[Math.floor(lat.length * 0.99)] < 1000, `put+get p99 ${lat[Math.floor(lat.length * 0.99)]} ms, median ${lat[lat.length >> 1]} ms`);
+  const col = new Collector();
+  const w = ds.watch('/named/', col);
+  await w.ready;
+  const kv = await ds.put('/named/watched', 1);
+  await until(() => col.events.length === 1, 5000, 'watch on named endpoints');
+  t.equal(col.events[0].revision, kv.modRevision);
+  await w.close();
+});
