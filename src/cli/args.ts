@@ -55,8 +55,9 @@ export const DATASTORE_OPTIONS: readonly OptionSpec[] = [
 
 export const HELP_OPTION: OptionSpec = { long: 'help', short: 'h' };
 
-export function invalidOption(binary: string, args: readonly string[]): UsageError {
-  return new UsageError(`Invalid option: '${binary} ${args.join(' ')}'. Use flag '--help' to read about a specific subcommand.`);
+/** calicoctl's usage error, quoting the command line; `note` adds a line saying what tortiectl lacks. */
+export function invalidOption(binary: string, args: readonly string[], note?: string): UsageError {
+  return new UsageError(`Invalid option: '${binary} ${args.join(' ')}'. Use flag '--help' to read about a specific subcommand.${note ? `\n${note}` : ''}`);
 }
 
 /**

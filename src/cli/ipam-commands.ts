@@ -35,7 +35,7 @@ export async function runIpam(binary: string, argv: readonly string[], io: CliIO
     return sub === undefined ? 1 : 0;
   }
   if (sub !== 'show') {
-    throw new CliError(`Invalid option: '${binary} ${argv.join(' ')}'. Use flag '--help' to read about a specific subcommand.\n(tortiectl supports 'ipam show'; ${JSON.stringify(sub)} is not implemented)`, 'ERR_CLI_USAGE');
+    throw invalidOption(binary, argv, `(tortiectl supports 'ipam show'; ${JSON.stringify(sub)} is not implemented)`);
   }
   const args = parseArgs(binary, argv, 2, [...DATASTORE_OPTIONS, { long: 'show-blocks' }, { long: 'ip', value: true }, { long: 'show-borrowed' }, { long: 'show-configuration' }]);
   if (args.flag('help')) {

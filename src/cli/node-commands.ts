@@ -84,7 +84,7 @@ export async function runNode(binary: string, argv: readonly string[], io: CliIO
   }
   if (sub === 'run') return nodeRun(binary, argv, io);
   if (sub === 'status') return nodeStatus(binary, argv, io);
-  throw new CliError(`Invalid option: '${binary} ${argv.join(' ')}'. Use flag '--help' to read about a specific subcommand.\n(tortiectl supports 'node run' and 'node status'; ${JSON.stringify(sub)} is not implemented)`, 'ERR_CLI_USAGE');
+  throw invalidOption(binary, argv, `(tortiectl supports 'node run' and 'node status'; ${JSON.stringify(sub)} is not implemented)`);
 }
 
 // ---------------------------------------------------------------- shared

@@ -24,10 +24,10 @@ import {
   API_VERSION_V3, checkPolicyTier, checkPoolOverlaps, checkUpdate, formatProblem,
   type IPPool, type Problem, type Resource, type ResourceKind, type ResourceList,
 } from '../model';
-import { DATASTORE_OPTIONS, parseArgs, type OptionSpec, type ParsedArgs } from './args';
+import { DATASTORE_OPTIONS, invalidOption, parseArgs, type OptionSpec, type ParsedArgs } from './args';
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
 import { EmptyInputError, InputError, loadResources } from './documents';
-import { CliError, UsageError, type CliIO } from './io';
+import { CliError, type CliIO } from './io';
 import { isNamespacedKind, kindList, lookupKind, unknownKindMessage } from './kinds';
 import { parseOutputFormat, render, type Printable } from './output';
 
@@ -190,7 +190,7 @@ export async function runWrite(verb: WriteVerb, binary: string, argv: readonly s
     return 0;
   }
   const filename = args.get('filename');
-  if (filename === undefined || args.positionals.length > 0) throw invalid(binary, argv);
+  if (filename === undefined || args.positionals.length > 0) throw invalidOption(binary, argv);
 
   let resources: Resource[];
   try {
@@ -233,15 +233,15 @@ export async function runWrite(verb: WriteVerb, binary: string, argv: readonly s
   return report(verb, out, io);
 }
 
+/** Above this many resources of a kind in one input, preflight lists the kind instead of reading each. */
+const LIST_THRESHOLD = 20;
+
 /**
  * What Calico's clientv3 refuses across resources (src/model's checks), for the whole input
  * before the first write: an IPPool overlapping another pool, a policy in a tier that does not
  * exist (nor is in the input), an update changing what cannot change (a pool's CIDR or block
  * size). Any problem: nothing is written.
  */
-/** Above this many resources of a kind in one input, preflight lists the kind instead of reading each. */
-const LIST_THRESHOLD = 20;
-
 export async function preflight(client: ResourceClient, verb: WriteVerb, resources: readonly Resource[]): Promise<void> {
   const keyOf = (r: Resource) => `${r.kind}/${nsOf(r) ?? ''}/${r.metadata.name}`;
   const kinds = new Set<ResourceKind>(resources.map((r) => r.kind));
@@ -302,10 +302,6 @@ function report(verb: WriteVerb, o: Outcome, io: CliIO): number {
   return 1;
 }
 
-function invalid(binary: string, argv: readonly string[]): UsageError {
-  return new UsageError(`Invalid option: '${binary} ${argv.join(' ')}'. Use flag '--help' to read about a specific subcommand.`);
-}
-
 /** calicoctl's namespace checks for resources given in a file, before anything is written. */
 function checkNamespaceFlags(resources: readonly Resource[], args: ParsedArgs): void {
   const ns = args.get('namespace');
@@ -349,7 +345,7 @@ export async function runDelete(binary: string, argv: readonly string[], io: Cli
   let targets: Target[];
   let singleKind: string;
   if (filename !== undefined) {
-    if (args.positionals.length > 0) throw invalid(binary, argv);
+    if (args.positionals.length > 0) throw invalidOption(binary, argv);
     let rs: Resource[];
     try {
       rs = await loadResources(filename, { recursive: args.flag('recursive'), skipEmpty: args.flag('skip-empty'), namespace: args.get('namespace'), identities: true }, io);
@@ -365,7 +361,7 @@ export async function runDelete(binary: string, argv: readonly string[], io: Cli
     targets = rs.map(targetOf);
     singleKind = singleKindOf(rs);
   } else {
-    if (args.positionals.length < 2) throw invalid(binary, argv);
+    if (args.positionals.length < 2) throw invalidOption(binary, argv);
     targets = targetsFromArgs(args.positionals[0], args.positionals.slice(1), args);
     singleKind = targets[0].kind;
   }
@@ -445,7 +441,7 @@ export async function runGet(binary: string, rawArgv: readonly string[], io: Cli
   let list: { kind: ResourceKind } | undefined;
   let targets: Target[] = [];
   if (filename !== undefined) {
-    if (args.positionals.length > 0) throw invalid(binary, argv);
+    if (args.positionals.length > 0) throw invalidOption(binary, argv);
     let rs: Resource[];
     try {
       rs = await loadResources(filename, { recursive: args.flag('recursive'), skipEmpty: args.flag('skip-empty'), namespace: ns, identities: true }, io);
@@ -455,7 +451,7 @@ export async function runGet(binary: string, rawArgv: readonly string[], io: Cli
     }
     targets = rs.map((r) => ({ ...targetOf(r), resourceVersion: undefined }));
   } else {
-    if (args.positionals.length < 1) throw invalid(binary, argv);
+    if (args.positionals.length < 1) throw invalidOption(binary, argv);
     const kind = lookupKind(args.positionals[0]);
     if (!kind) throw new CliError(`Failed to get resources: ${unknownKindMessage(args.positionals[0])}`, 'ERR_CLI_KIND');
     if (!isNamespacedKind(kind) && printNamespace) throw new CliError(`Failed to get resources: ${kind} is not namespaced`, 'ERR_CLI_NAMESPACE');

@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VERSION } from '../version';
-import { DATASTORE_OPTIONS, parseArgs } from './args';
+import { DATASTORE_OPTIONS, invalidOption, parseArgs } from './args';
 import { EmptyInputError, InputError, loadResources } from './documents';
 import { runLabel, runPatch } from './edit-commands';
 import { runIpam } from './ipam-commands';
@@ -99,7 +99,7 @@ async function runValidate(binary: string, argv: readonly string[], io: CliIO): 
   }
   const filename = args.get('filename');
   if (filename === undefined || args.positionals.length > 0) {
-    throw new CliError(`Invalid option: '${binary} ${argv.join(' ')}'. Use flag '--help' to read about a specific subcommand.`, 'ERR_CLI_USAGE');
+    throw invalidOption(binary, argv);
   }
   try {
     const rs = await loadResources(filename, { recursive: args.flag('recursive'), skipEmpty: args.flag('skip-empty') }, io);
@@ -149,8 +149,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIO> = {}): Pr
         }
         continue;
       }
-      io.stderr.write(`Invalid option: '${binary} ${argv.join(' ')}'. Use flag '--help' to read about a specific subcommand.\n`);
-      return 1;
+      throw invalidOption(binary, argv);
     }
     if (i >= argv.length) {
       io.stderr.write(usage(binary));
