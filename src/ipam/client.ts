@@ -305,7 +305,12 @@ export class IpamClient {
       const kv = await this.ds.get(key);
       if (!kv) return [];
       const b = checkBlock(kv.value, key);
-      if (requireAffinity !== undefined && b.affinity !== requireAffinity) return [];
+      if (requireAffinity !== undefined && b.affinity !== requireAffinity) {
+        // Our index says the block is ours but it is not (a claim that lost, or affinity
+        // released): drop the stale index entry so later assigns stop looking at it.
+        if (requireAffinity.startsWith('host:')) await this.deleteIfPresent(affinityKey(requireAffinity.slice(5), b.cidr));
+        return [];
+      }
       if (b.unallocated.length === 0) return [];
       await this.addBlockToHandle(handleId, b.cidr);
       const { block, ordinals } = allocate(b, n, handleId, attrs);

@@ -144,3 +144,16 @@ t.test('allowedUses and the IPIP tunnel address', async (t) => {
   for (let i = 0; i < 5; i++) t.match((await ipam.assign({ handleId: `w${i}`, node: 'n1' })).ips[0]!.ip, /^10\.50\.0\./, 'workloads never get Tunnel-only pool addresses');
   await t.rejects(ipam.assign({ handleId: 'w9', node: 'n1', pools: ['tunnels'] }), { code: 'ERR_IPAM_NO_POOLS', message: /"tunnels" does not allow Workload use/ });
 });
+
+t.test('a stale affinity entry (block owned by another node) is dropped on the next assign', async (t) => {
+  const s = openTestStore('ipam-stale');
+  t.teardown(() => s.close());
+  await s.rc.create(pool('p', '10.70.0.0/28', { blockSize: 30 }));
+  const ipam = new IpamClient(s.ds);
+  const first = await ipam.assign({ handleId: 'x1', node: 'x' });
+  await s.ds.create(affinityKey('y', first.ips[0]!.block), { state: 'pending' });
+  t.same(await ipam.affineBlockCidrs('y'), [first.ips[0]!.block]);
+  const r = await ipam.assign({ handleId: 'y1', node: 'y' });
+  t.not(r.ips[0]!.block, first.ips[0]!.block, 'y did not use x\'s block through the stale entry');
+  t.same(await ipam.affineBlockCidrs('y'), [r.ips[0]!.block], 'stale entry removed');
+});
