@@ -228,7 +228,9 @@ export class EmbeddedDatastore implements Datastore {
     }
     // O_CREAT without O_EXCL: creating the first wal concurrently from several processes is harmless.
     // Writes always give an explicit position (pwrite), so no descriptor is opened O_APPEND.
+    const creating = start === 1 && !fs.existsSync(this.walPath(1));
     const fd = start === 1 ? fs.openSync(this.walPath(1), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644) : fs.openSync(this.walPath(start), 'r+');
+    if (creating) this.fsyncDir(); // the new store's first log must survive a crash too
     if (this.walFd >= 0) fs.closeSync(this.walFd);
     this.walFd = fd;
     this.walStart = start;
@@ -457,6 +459,15 @@ export class EmbeddedDatastore implements Datastore {
     return p;
   }
 
+  private fsyncDir(): void {
+    const dirFd = fs.openSync(this.dir, 'r');
+    try {
+      fs.fsyncSync(dirFd);
+    } finally {
+      fs.closeSync(dirFd);
+    }
+  }
+
   private isOldTemp(name: string): boolean {
     try {
       return Date.now() - fs.statSync(path.join(this.dir, name)).mtimeMs > 60_000;
@@ -481,12 +492,7 @@ export class EmbeddedDatastore implements Datastore {
     }
     fs.renameSync(tmp, this.snapPath(rev));
     const walFd = fs.openSync(this.walPath(rev + 1), 'wx+', 0o644);
-    const dirFd = fs.openSync(this.dir, 'r');
-    try {
-      fs.fsyncSync(dirFd);
-    } finally {
-      fs.closeSync(dirFd);
-    }
+    this.fsyncDir();
     fs.closeSync(this.walFd);
     this.walFd = walFd;
     this.walStart = rev + 1;
