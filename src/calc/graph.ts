@@ -117,7 +117,23 @@ interface ClassRec {
   members: string[];
   /** Named-port atom id → its member string (`id=values`). */
   npMember: Map<string, string>;
+  /** Atom id → hash pair of its member string (restricted keys are order-free combinations). */
+  mh: Map<string, [number, number]>;
   refs: number;
+}
+
+/** FNV-1a over UTF-16 code units with a seed; two seeds give a 64-bit member fingerprint. */
+function fnv(str: string, seed: number): number {
+  let h = seed >>> 0;
+  for (let i = 0; i < str.length; i++) {
+    h ^= str.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function memberHash(m: string): [number, number] {
+  return [fnv(m, 0x811c9dc5), fnv(m, 0x2f6b3c1d)];
 }
 
 interface Ctx {
@@ -391,7 +407,7 @@ export class CalcGraph {
           if (seen.has(ck) || newCtxs.has(ck)) continue;
           seen.add(ck);
           const ctx = this.ctxs.get(ck)!;
-          if (added) this.ctxClassAdded(ck, ctx, id, members, projAdd, projDel);
+          if (added) this.ctxClassAdded(ck, ctx, id, projAdd, projDel);
           else this.ctxClassRemoved(ck, ctx, id, projAdd, projDel);
         }
       }
@@ -645,7 +661,7 @@ export class CalcGraph {
       n = { key: k, cidr: c, cidrAtoms: new Set(), items: new Set(), classId: 0 };
       this.pnodes.set(k, n);
       this.lenCount[c.len]!++;
-      if (c.len >= 16) addTo(this.nodesBy16, c.addr >>> 16, k);
+      if (c.len >= 24) addTo(this.nodesBy24, c.addr >>> 8, k);
       else this.shortNodes.add(k);
       this.dirtyNodes.add(k);
     }
@@ -668,21 +684,21 @@ export class CalcGraph {
       if (n.cidr.len > c.len && cidrCovers(c, n.cidr)) this.dirtyNodes.add(nk);
     };
     for (const nk of this.shortNodes) visit(nk);
-    if (c.len >= 16) {
-      for (const nk of this.nodesBy16.get(c.addr >>> 16) ?? []) visit(nk);
+    if (c.len >= 24) {
+      for (const nk of this.nodesBy24.get(c.addr >>> 8) ?? []) visit(nk);
       return;
     }
-    const lo = c.addr >>> 16;
-    const hi = lo + 2 ** (16 - c.len) - 1;
-    if (hi - lo < this.nodesBy16.size) {
-      for (let b = lo; b <= hi; b++) for (const nk of this.nodesBy16.get(b) ?? []) visit(nk);
+    const lo = c.addr >>> 8;
+    const hi = lo + 2 ** (24 - c.len) - 1;
+    if (hi - lo < this.nodesBy24.size) {
+      for (let b = lo; b <= hi; b++) for (const nk of this.nodesBy24.get(b) ?? []) visit(nk);
     } else {
-      for (const [b, set] of this.nodesBy16) if (b >= lo && b <= hi) for (const nk of set) visit(nk);
+      for (const [b, set] of this.nodesBy24) if (b >= lo && b <= hi) for (const nk of set) visit(nk);
     }
   }
 
-  /** Prefix nodes of length ≥ 16 by their first 16 bits, and the shorter ones (for subtree scans). */
-  private readonly nodesBy16 = new Map<number, Set<string>>();
+  /** Prefix nodes of length ≥ 24 by their first 24 bits, and the shorter ones (for subtree scans). */
+  private readonly nodesBy24 = new Map<number, Set<string>>();
   private readonly shortNodes = new Set<string>();
 
   private recomputeNode(nk: string, added: Set<number>, changed: Set<string>): void {
@@ -701,7 +717,17 @@ export class CalcGraph {
           newId = hashId(sig, (id) => this.classes.has(id));
           const npMember = new Map<string, string>();
           for (const m of members) if (m.startsWith('n:')) npMember.set(m.slice(0, m.lastIndexOf('=')), m);
-          this.classes.set(newId, { id: newId, sig, members, npMember, refs: 0 });
+          const mh = new Map<string, [number, number]>();
+          for (const m of members) {
+            const atom = m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m;
+            let h = m.startsWith('n:') ? undefined : this.atomHashes.get(atom);
+            if (h === undefined) {
+              h = memberHash(m);
+              if (!m.startsWith('n:')) this.atomHashes.set(atom, h);
+            }
+            mh.set(atom, h);
+          }
+          this.classes.set(newId, { id: newId, sig, members, npMember, mh, refs: 0 });
           this.zeroRefClasses.add(newId);
           this.classBySig.set(sig, newId);
           for (const a of this.atomsOfMembers(members)) addTo(this.classesByAtom, a, newId);
@@ -725,7 +751,7 @@ export class CalcGraph {
     if (empty) {
       this.pnodes.delete(nk);
       this.lenCount[n.cidr.len]!--;
-      if (n.cidr.len >= 16) removeFrom(this.nodesBy16, n.cidr.addr >>> 16, nk);
+      if (n.cidr.len >= 24) removeFrom(this.nodesBy24, n.cidr.addr >>> 8, nk);
       else this.shortNodes.delete(nk);
       changed.add(nk);
     }
@@ -1109,23 +1135,34 @@ export class CalcGraph {
 
   // =========================================================================== tables
 
-  /** A class's members restricted to a context's atoms, as a canonical key (sorted, '\n'-joined). */
-  private restrictedKey(ctx: Ctx, members: string[]): string {
-    const parts: string[] = [];
-    for (const m of members) {
-      if (ctx.def.atoms.has(m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m)) parts.push(m);
+  /**
+   * Fingerprint of a class's members restricted to a context's atoms: an order-free 64-bit
+   * combination (XOR and sum) of member hashes, so it can be accumulated atom by atom.
+   */
+  private restrictedKey(ctx: Ctx, cls: ClassRec): string {
+    let h1 = 0;
+    let h2 = 0;
+    let any = false;
+    for (const [atom, h] of cls.mh) {
+      if (!ctx.def.atoms.has(atom)) continue;
+      any = true;
+      h1 ^= h[0];
+      h2 = (h2 + h[1]) >>> 0;
     }
-    return parts.join('\n');
+    return any ? `${h1 >>> 0}.${h2}` : '';
   }
 
-  private rowsOfKey(ctx: Ctx, key: string): Rows {
+  private readonly atomHashes = new Map<string, [number, number]>();
+
+  private rowsOfKey(ctx: Ctx, key: string, cls: ClassRec): Rows {
     if (key === '') return ctx.zero;
     const rk = ctx.memo.get(key);
     let rows = rk !== undefined ? ctx.rowsCache.get(rk) : undefined;
     if (rows === undefined) {
       const sig: Signature = new Map();
       const member = new Map<string, string>();
-      for (const m of key.split('\n')) {
+      for (const m of cls.members) {
+        if (!ctx.def.atoms.has(m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m)) continue;
         if (m.startsWith('n:')) {
           const eq = m.lastIndexOf('=');
           const id = m.slice(0, eq);
@@ -1149,8 +1186,8 @@ export class CalcGraph {
     return rows;
   }
 
-  private rowsFor(ctx: Ctx, members: string[]): Rows {
-    return this.rowsOfKey(ctx, this.restrictedKey(ctx, members));
+  private rowsFor(ctx: Ctx, cls: ClassRec): Rows {
+    return this.rowsOfKey(ctx, this.restrictedKey(ctx, cls), cls);
   }
 
   private rebuildCtx(ctx: Ctx): void {
@@ -1168,20 +1205,25 @@ export class CalcGraph {
     ctx.classRows.clear();
     ctx.groupCount.clear();
     // Restricted members per relevant class, gathered atom by atom (cost: Σ |class ∩ atoms|).
-    const lists = new Map<number, string[]>();
+    const acc = new Map<number, [number, number]>();
     for (const a of ctx.def.atoms) {
       const set = this.classesByAtom.get(a);
       if (set === undefined) continue;
-      const np = a.startsWith('n:');
+      // Plain atoms hash the same in every class; named-port members carry per-class values.
+      const shared = a.startsWith('n:') ? undefined : this.atomHashes.get(a);
       for (const id of set) {
-        let l = lists.get(id);
-        if (l === undefined) lists.set(id, (l = []));
-        l.push(np ? this.classes.get(id)!.npMember.get(a)! : a);
+        const h = shared ?? this.classes.get(id)!.mh.get(a)!;
+        const cur = acc.get(id);
+        if (cur === undefined) acc.set(id, [h[0], h[1]]);
+        else {
+          cur[0] ^= h[0];
+          cur[1] = (cur[1] + h[1]) >>> 0;
+        }
       }
     }
-    const relevant = lists;
-    for (const [id, l] of lists) {
-      const rows = this.rowsOfKey(ctx, l.length === 1 ? l[0]! : l.sort().join('\n'));
+    const relevant = acc;
+    for (const [id, h] of acc) {
+      const rows = this.rowsOfKey(ctx, `${h[0] >>> 0}.${h[1]}`, this.classes.get(id)!);
       ctx.classRows.set(id, rows.key);
       ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
     }
@@ -1233,12 +1275,11 @@ export class CalcGraph {
     ck: string,
     ctx: Ctx,
     id: number,
-    members: string[],
     projAdd: Map<string, Map<number, number>>,
     projDel: Map<string, Map<number, number>>,
   ): void {
     if (ctx.fresh || ctx.assembled === undefined) return;
-    const rows = this.rowsFor(ctx, members);
+    const rows = this.rowsFor(ctx, this.classes.get(id)!);
     ctx.classRows.set(id, rows.key);
     ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
     const lc = ctx.assembled.localOf.get(rows.key);
