@@ -1,23 +1,11 @@
 import t from 'tap';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { cliFor } from './helpers/cli';
+import { cliFor, freePort } from './helpers/cli';
 import { checkAutodetectionMethod } from '../../src/cli/node-commands';
 
 const FAKE = path.join(__dirname, 'helpers', 'fake-tortie-node.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function alive(pid: number): boolean {
   try {

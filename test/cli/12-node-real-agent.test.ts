@@ -1,27 +1,14 @@
 import t from 'tap';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Topology } from '../../src/util/netns';
-import { cliFor, REPO_ROOT, TORTIECTL, type CliResult } from './helpers/cli';
+import { cliFor, freePort, REPO_ROOT, runCaptured, TORTIECTL, type CliResult } from './helpers/cli';
 
 // `tortiectl node run` starting the real tortie-node, inside a network namespace made here
 // (198.18.0.0/15 underlay between two namespaces joined by a veth), with its own bpffs root,
 // store and pid; `node status` then reads it. Everything is removed at the end.
 const built = fs.existsSync(path.join(REPO_ROOT, 'build', 'Release', 'tortie_native.node')) && fs.existsSync(path.join(REPO_ROOT, 'bpf', 'out', 'tortie_wep.bpf.o'));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 t.test('node run / node status with the real agent in a namespace', { skip: built ? false : 'native addon or BPF objects not built' }, async (t) => {
   const cli = cliFor(t, 'tortiectl-realnode-');
@@ -45,15 +32,8 @@ t.test('node run / node status with the real agent in a namespace', { skip: buil
   await b.exec(['ip', 'addr', 'add', '198.18.0.1/24', 'dev', 'eth0']);
 
   // Run the CLI in namespace a, network only (bpffs stays the host's, as the agent needs).
-  const inA = (args: string[]): Promise<CliResult> => new Promise((resolve, reject) => {
-    const child = spawn('nsenter', [`--net=${a.path}`, '--', process.execPath, TORTIECTL, ...args], { cwd: cli.dir, env: cli.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  const inA = (args: string[]): Promise<CliResult> =>
+    runCaptured('nsenter', [`--net=${a.path}`, '--', process.execPath, TORTIECTL, ...args], { cwd: cli.dir, env: cli.env });
 
   const port = await freePort();
   const metricsPort = await freePort();
