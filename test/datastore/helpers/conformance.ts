@@ -20,6 +20,8 @@ export interface Backend {
   open(): Datastore;
   /** Config a child process uses to open the same store. */
   config: DatastoreConfig;
+  /** Rounds of the kill -9 test (default 6). */
+  crashLoops?: number;
 }
 
 export const WORKER = path.join(__dirname, 'worker.js');
@@ -383,5 +385,49 @@ export async function conformance(t: Test, b: Backend): Promise<void> {
     await Promise.all([inc(ds), inc(other), inc(ds), inc(other)]);
     t.same((await ds.get(key))!.value, { count: procs * n + 80 }, 'in-process racing clients exact too');
     await other.close();
+  });
+
+  await t.test('kill -9 of writers mid-append: the store opens and no acknowledged write is lost', async (t) => {
+    const base = uniquePrefix('crash');
+    const acked = new Set<string>();
+    const loops = b.crashLoops ?? 6;
+    let totalAcks = 0;
+    for (let loop = 0; loop < loops; loop++) {
+      const prefix = `${base}${loop}/`;
+      // Two writers at once, so kills also land while the other waits for or holds the lock.
+      const kids = [0, 1].map((k) => spawn(process.execPath, [WORKER, JSON.stringify({ mode: 'append', config: b.config, prefix: `${prefix}${k}-` })],
+        { stdio: ['ignore', 'pipe', 'pipe'] }));
+      const exited = kids.map((p) => new Promise((r) => p.once('exit', r)));
+      let errText = '';
+      for (const [k, p] of kids.entries()) {
+        let buf = '';
+        p.stdout!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const m = /^ack (\d+)$/.exec(buf.slice(0, nl));
+            buf = buf.slice(nl + 1);
+            if (m) acked.add(`${prefix}${k}-${m[1]}`);
+          }
+        });
+        p.stderr!.on('data', (d: Buffer) => (errText += d.toString()));
+      }
+      // Kill at a random moment once both are writing (node + module start-up takes a while).
+      await until(() => [0, 1].every((k) => [...acked].some((a) => a.startsWith(`${prefix}${k}-`))), 15_000, 'writers started');
+      await sleep(Math.random() * 60);
+      for (const p of kids) p.kill('SIGKILL');
+      await Promise.all(exited);
+      t.equal(errText, '', `loop ${loop}: writers ran without errors until killed`);
+      const check = b.open(); // a fresh opener, after the crash
+      const items = new Map((await check.list(base)).items.map((i) => [i.key, i.value]));
+      const missing = [...acked].filter((k) => !items.has(k));
+      t.same(missing, [], `loop ${loop}: every acknowledged write present (${acked.size} so far)`);
+      await check.put(`${base}after/${loop}`, loop); // and the store accepts writes again (a dead writer's lock is recovered)
+      await check.close();
+      totalAcks = acked.size;
+    }
+    t.ok(totalAcks > loops * 4, `writers made progress (${totalAcks} acknowledged writes)`);
+    const revs = (await ds.list(base)).items.map((i) => i.modRevision);
+    t.equal(new Set(revs).size, revs.length, 'no two keys share a revision');
   });
 }
