@@ -444,6 +444,25 @@ export class CalcGraph {
         delta.prefixesUpserted.push(cp);
       }
     }
+    // prefilter (before rules: its rules are in the same registry)
+    if (this.prefilterDirty) {
+      this.prefilterDirty = false;
+      const old = this.prefilterRuleKeys;
+      this.prefilterRuleKeys = [];
+      this.prefilter = computePrefilter(this.resources, this.nodeName, (info) => {
+        const key = `p|${info.direction}|${info.tier ?? ''}|${info.policy?.name ?? ''}|${info.index ?? ''}`;
+        this.refRule(key, info);
+        this.prefilterRuleKeys.push(key);
+        return this.ruleId(key);
+      });
+      for (const k of old) this.unrefRule(k);
+      const s = JSON.stringify(this.prefilter);
+      if (s !== this.emitted.prefilter) {
+        this.emitted.prefilter = s;
+        delta.prefilterChanged = true;
+        delta.prefilter = this.prefilter;
+      }
+    }
     this.emitRules(delta);
     const liveTables = new Map<string, Ctx>();
     for (const ctx of this.ctxs.values()) if (ctx.assembled) liveTables.set(ctx.assembled.id, ctx);
@@ -493,17 +512,7 @@ export class CalcGraph {
     }
     for (const key of [...this.removedEps].sort()) delta.endpointsRemoved.push(key);
     this.removedEps.clear();
-    // prefilter and routing
-    if (this.prefilterDirty) {
-      this.prefilterDirty = false;
-      this.prefilter = computePrefilter(this.resources, this.nodeName, (info) => this.ruleIdForPrefilter(info));
-      const s = JSON.stringify(this.prefilter);
-      if (s !== this.emitted.prefilter) {
-        this.emitted.prefilter = s;
-        delta.prefilterChanged = true;
-        delta.prefilter = this.prefilter;
-      }
-    }
+    // routing
     if (this.routingDirty) {
       this.routingDirty = false;
       this.routing = this.computeRouting();
@@ -1357,17 +1366,7 @@ export class CalcGraph {
     return this.rules.get(key)?.id ?? 0;
   }
 
-  private readonly prefilterRules = new Map<string, number>();
-
-  private ruleIdForPrefilter(info: Omit<RuleInfo, 'id'>): number {
-    const key = `p|${info.policy?.name ?? ''}|${info.index ?? ''}`;
-    let id = this.prefilterRules.get(key);
-    if (id === undefined) {
-      id = hashId(key, (i) => this.ruleIds.has(i) || [...this.prefilterRules.values()].includes(i));
-      this.prefilterRules.set(key, id);
-    }
-    return id;
-  }
+  private prefilterRuleKeys: string[] = [];
 
   private emitRules(delta: CalcDelta): void {
     for (const key of this.dirtyRules) {

@@ -209,7 +209,7 @@ export interface CompiledState {
   tables: VerdictTable[];
   /** Sorted by key. */
   endpoints: LocalEndpoint[];
-  /** Sorted by id. Only rules referenced by some table or the prefilter. */
+  /** Sorted by id. The rules of the policies/profiles in live tables, and the prefilter's. */
   rules: RuleInfo[];
   prefilter: Prefilter;
   routing: RoutingState;

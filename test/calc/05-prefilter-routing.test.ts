@@ -42,7 +42,13 @@ t.test('doNotTrack deny-by-nets rules become prefilter CIDRs; the rest is listed
   // doNotTrack policies never reach workload tables
   g.onUpdate(wep('ns1/a', { ip: '192.168.0.1' }));
   g.flush();
-  t.notOk(g.snapshot().rules.some((r) => r.policy?.name === 'dnt'));
+  const snap = g.snapshot();
+  const dntIds = new Set(snap.rules.filter((r) => r.policy?.name === 'dnt').map((r) => r.id));
+  t.ok(snap.prefilter.deny.every((x) => dntIds.has(x.ruleId)), 'prefilter rule ids are in the rule table');
+  t.notOk(
+    snap.tables.some((tb) => tb.cells.some((c) => dntIds.has(c.ruleId))),
+    'no workload table cell names a doNotTrack rule',
+  );
   // the node's labels change: the policy no longer selects it
   g.onUpdate(node('node1', { role: 'core' }, '198.18.0.10/24'));
   const d2 = g.flush();
