@@ -1,0 +1,126 @@
+/**
+ * Networking benchmarks on the three-node namespace cluster of test/networking (tortie's
+ * dataplane and route manager per node, in-process):
+ *   1. throughput: iperf3 between a workload on node A and one on node B (same underlay subnet),
+ *      pool ipipMode Never (routed directly) vs Always (IPIP built by BPF on the same path);
+ *      plus A → C across the router with CrossSubnet (IPIP) for reference. Goal: IPIP ≥ 0.85×.
+ *   2. connection rate: wrk (`Connection: close`, every request a new TCP connection) from a
+ *      workload on A to nginx on the outside host, natOutgoing on (SNAT in BPF on A's uplink)
+ *      vs off (the router and the outside host get a route back to the workload instead).
+ *      Goal: SNAT ≥ 0.90×.
+ * Rounds alternate the configurations; medians are reported. Prints figures; asserts nothing.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/networking-bench.js [seconds] [rounds] [connections]
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Cluster, type ClusterWorkload } from '../test/networking/helpers/cluster';
+
+const SECONDS = Number(process.argv[2] ?? 5);
+const ROUNDS = Number(process.argv[3] ?? 3);
+const CONNS = Number(process.argv[4] ?? 16);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+async function iperf(from: ClusterWorkload, to: ClusterWorkload): Promise<number> {
+  const r = await from.ns.exec(['iperf3', '-c', to.ip, '-p', '5201', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 30) * 1000 });
+  return (JSON.parse(r.stdout).end.sum_received.bits_per_second as number) / 1e9;
+}
+
+async function wrk(from: ClusterWorkload, ip: string): Promise<number> {
+  const r = await from.ns.exec(['wrk', '-t1', `-c${CONNS}`, `-d${SECONDS}s`, '-H', 'Connection: close', `http://${ip}/`],
+    { timeoutMs: (SECONDS + 30) * 1000 });
+  const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+  if (!m) throw new Error(`wrk output without Requests/sec:\n${r.stdout}\n${r.stderr}`);
+  const errs = /Socket errors:.*|Non-2xx.*/.exec(r.stdout);
+  if (errs) process.stdout.write(`    (wrk: ${errs[0]})\n`);
+  return Number(m[1]);
+}
+
+function nginxConf(dir: string, ip: string): string {
+  return `user root;
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  server { listen ${ip}:80 backlog=4096; location / { return 200 "ok\\n"; } }
+}
+`;
+}
+
+async function main(): Promise<void> {
+  const c = await Cluster.create('netbench');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-netbench-'));
+  try {
+    c.setPool({ ipipMode: 'Never', natOutgoing: true });
+    const wa = await c.addWorkload('wa', 'node-a', '192.168.1.10', 1480);
+    const wb = await c.addWorkload('wb', 'node-b', '192.168.2.10', 1480);
+    const wc = await c.addWorkload('wc', 'node-c', '192.168.3.10', 1480);
+    await c.sync();
+    for (const w of [wb, wc]) w.ns.spawn(['iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
+    fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxConf(dir, c.outsideIp));
+    c.outside.spawn(['nginx', '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
+    await wa.ns.sh('sysctl -qw net.ipv4.ip_local_port_range="1024 65000"');
+    await new Promise((r) => setTimeout(r, 1000));
+
+    process.stdout.write(`networking bench: ${SECONDS}s per run, ${ROUNDS} rounds, wrk -c${CONNS}, workload MTU 1480\n`);
+    const tp: Record<string, number[]> = { direct: [], ipip: [], cross: [] };
+    for (let i = 0; i < ROUNDS; i++) {
+      c.setPool({ ipipMode: 'Never', natOutgoing: true });
+      await c.sync();
+      tp.direct!.push(await iperf(wa, wb));
+      c.setPool({ ipipMode: 'Always', natOutgoing: true });
+      await c.sync();
+      const s0 = c.stats('node-a');
+      tp.ipip!.push(await iperf(wa, wb));
+      const s1 = c.stats('node-a');
+      if (s1.encapFast + s1.encapUplink === s0.encapFast + s0.encapUplink) throw new Error('Always run was not encapsulated');
+      c.setPool({ ipipMode: 'CrossSubnet', natOutgoing: true });
+      await c.sync();
+      tp.cross!.push(await iperf(wa, wc));
+      process.stdout.write(`  round ${i + 1}: A→B direct ${tp.direct!.at(-1)!.toFixed(2)} Gbit/s, A→B IPIP ${tp.ipip!.at(-1)!.toFixed(2)} Gbit/s, A→C IPIP via router ${tp.cross!.at(-1)!.toFixed(2)} Gbit/s\n`);
+    }
+
+    const cr: Record<string, number[]> = { plain: [], snat: [] };
+    const returnRoute = `192.168.1.10/32 via 198.18.1.10`;
+    for (let i = 0; i < ROUNDS; i++) {
+      c.setPool({ ipipMode: 'CrossSubnet', natOutgoing: false });
+      await c.sync();
+      await c.router.sh(`ip route replace ${returnRoute}`);
+      await c.outside.sh('ip route replace 192.168.0.0/16 via 198.18.3.1');
+      cr.plain!.push(await wrk(wa, c.outsideIp));
+      await c.router.sh(`ip route del ${returnRoute}`);
+      await c.outside.sh('ip route del 192.168.0.0/16');
+      c.setPool({ ipipMode: 'CrossSubnet', natOutgoing: true });
+      await c.sync();
+      const s0 = c.stats('node-a');
+      cr.snat!.push(await wrk(wa, c.outsideIp));
+      const s1 = c.stats('node-a');
+      process.stdout.write(`  round ${i + 1}: no SNAT ${cr.plain!.at(-1)!.toFixed(0)} conn/s, SNAT ${cr.snat!.at(-1)!.toFixed(0)} conn/s ` +
+        `(${s1.snatNew - s0.snatNew} new mappings, ${s1.snatRetry - s0.snatRetry} port collisions)\n`);
+    }
+
+    const d = median(tp.direct!), p = median(tp.ipip!), x = median(tp.cross!);
+    const n = median(cr.plain!), s = median(cr.snat!);
+    process.stdout.write('\nmedians\n');
+    process.stdout.write(`  iperf3 A→B direct (Never)            ${d.toFixed(2)} Gbit/s\n`);
+    process.stdout.write(`  iperf3 A→B IPIP (Always)             ${p.toFixed(2)} Gbit/s   ratio ${(p / d).toFixed(2)}× (goal ≥ 0.85×)\n`);
+    process.stdout.write(`  iperf3 A→C IPIP (CrossSubnet, router) ${x.toFixed(2)} Gbit/s\n`);
+    process.stdout.write(`  wrk A→outside without SNAT           ${n.toFixed(0)} conn/s\n`);
+    process.stdout.write(`  wrk A→outside with SNAT (BPF)        ${s.toFixed(0)} conn/s   ratio ${(s / n).toFixed(2)}× (goal ≥ 0.90×)\n`);
+  } finally {
+    await c.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { process.stderr.write(`${(e as Error).stack ?? e}\n`); process.exitCode = 1; });
