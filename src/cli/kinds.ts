@@ -196,7 +196,14 @@ export function columnsOf(kind: ResourceKind, wide: boolean): string[] {
 /** Cell text of `heading` for `r`; undefined when the kind has no such column. */
 export function cellOf(r: Resource, heading: string): string | undefined {
   const f = BY_KIND.get(r.kind)?.cells[heading];
-  return f ? f(r) : undefined;
+  if (!f) return undefined;
+  try {
+    return f(r);
+  } catch {
+    // A stored resource another writer left without the expected shape: show an empty cell
+    // rather than fail the whole listing.
+    return '';
+  }
 }
 
 export function headingsOf(kind: ResourceKind): string[] {
