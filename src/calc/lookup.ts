@@ -111,3 +111,77 @@ export class TableIndex {
     );
   }
 }
+
+/**
+ * Structural check of a compiled state against the contract in types.ts: every table's cells are
+ * sorted and partition [0, 65535] for every (local class, protocol bucket, source-port class),
+ * source-port ranges are sorted and disjoint, projections point into the table, every endpoint's
+ * tables exist and every cell's rules are in the rule table. Returns the problems found (empty =
+ * valid). For tests and for the datapath encoder's assertions.
+ */
+export function validateCompiled(state: CompiledState): string[] {
+  const problems: string[] = [];
+  const rules = new Set(state.rules.map((r) => r.id));
+  const classes = new Set(state.classes.classes.map((c) => c.classId));
+  for (const p of state.classes.prefixes) if (!classes.has(p.classId)) problems.push(`prefix ${p.cidr}: unknown class ${p.classId}`);
+  const tables = new Set<string>();
+  for (const t of state.tables) {
+    tables.add(t.id);
+    const where = `table ${t.id}`;
+    for (const e of t.projection) {
+      if (e.localClass < 1 || e.localClass >= t.localClassCount) problems.push(`${where}: projection ${e.globalClass} → ${e.localClass} out of range`);
+      if (!classes.has(e.globalClass)) problems.push(`${where}: projection of unknown class ${e.globalClass}`);
+    }
+    const spcCount = new Map<number, number>();
+    for (const s of t.srcPortClasses) {
+      let prev = -1;
+      let max = 0;
+      for (const r of s.ranges) {
+        if (r.portMin <= prev || r.portMax < r.portMin || r.portMax > 65535) problems.push(`${where}: bad source-port range ${r.portMin}-${r.portMax}`);
+        prev = r.portMax;
+        max = Math.max(max, r.srcPortClass);
+      }
+      spcCount.set(s.protocol, max + 1);
+    }
+    const expected: string[] = [];
+    for (let lc = 0; lc < t.localClassCount; lc++) {
+      for (const p of [...t.protocols, PROTO_OTHER]) {
+        for (let spc = 0; spc < (spcCount.get(p) ?? 1); spc++) expected.push(`${lc}|${p}|${spc}`);
+      }
+    }
+    const groups = new Map<string, VerdictCell[]>();
+    let last: VerdictCell | undefined;
+    for (const c of t.cells) {
+      if (last !== undefined) {
+        const order = last.localClass - c.localClass || last.protocol - c.protocol || last.srcPortClass - c.srcPortClass || last.portMin - c.portMin;
+        if (order >= 0) problems.push(`${where}: cells not sorted at ${c.localClass}/${c.protocol}/${c.srcPortClass}/${c.portMin}`);
+      }
+      last = c;
+      const k = `${c.localClass}|${c.protocol}|${c.srcPortClass}`;
+      let g = groups.get(k);
+      if (g === undefined) groups.set(k, (g = []));
+      g.push(c);
+      if (!rules.has(c.ruleId)) problems.push(`${where}: cell names unknown rule ${c.ruleId}`);
+      for (const l of c.logRuleIds) if (!rules.has(l)) problems.push(`${where}: cell logs unknown rule ${l}`);
+    }
+    for (const k of expected) {
+      const g = groups.get(k);
+      if (g === undefined) {
+        problems.push(`${where}: no cells for ${k}`);
+        continue;
+      }
+      let next = 0;
+      for (const c of g) {
+        if (c.portMin !== next || c.portMax < c.portMin) problems.push(`${where}: ${k} gap or overlap at ${c.portMin}`);
+        next = c.portMax + 1;
+      }
+      if (next !== 65536) problems.push(`${where}: ${k} does not reach 65535`);
+      groups.delete(k);
+    }
+    for (const k of groups.keys()) problems.push(`${where}: unexpected cells for ${k}`);
+  }
+  for (const e of state.endpoints) {
+    for (const id of [e.tables.ingress, e.tables.egress]) if (!tables.has(id)) problems.push(`endpoint ${e.key}: missing table ${id}`);
+  }
+  return problems;
+}

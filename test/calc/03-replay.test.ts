@@ -7,7 +7,7 @@
  *   TORTIE_CALC_SEED=<n>  base seed (default 20261121)
  */
 import t from 'tap';
-import { CalcGraph, resourceKey, type CalcDelta, type CompiledState, type VerdictTable } from '../../src/calc';
+import { CalcGraph, resourceKey, validateCompiled, type CalcDelta, type CompiledState, type VerdictTable } from '../../src/calc';
 import type { Resource } from '../../src/model';
 import { Gen, rng, rule, scenario, selector } from './helpers/random';
 
@@ -163,6 +163,8 @@ t.test('every replay of a scenario gives the same output; deltas rebuild it', as
       flush();
       const snap = g.snapshot();
       outputs.push([name, JSON.stringify(snap)]);
+      const problems = validateCompiled(snap);
+      if (problems.length > 0) t.fail(`scenario ${s} ${name}: ${problems.slice(0, 3).join('; ')}`);
       const rebuilt = mirror.asState('node1', snap);
       if (JSON.stringify(rebuilt) !== JSON.stringify(snap)) {
         t.fail(`scenario ${s} ${name}: deltas do not rebuild the snapshot`);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { CalcGraph, evaluate, TableIndex, type PolicyPacket } from '../../src/calc';
+import { CalcGraph, evaluate, TableIndex, validateCompiled, type PolicyPacket } from '../../src/calc';
 import { gnp, wep } from './helpers/build';
 
 t.test('reference evaluator rejects bad packets with precise errors', async (t) => {
@@ -39,4 +39,24 @@ t.test('hand-built resources with bad selectors, ports or CIDRs fail closed and 
     t.equal(idx.lookup(p).action, 'deny');
     t.equal(evaluate(p, g.resources).action, 'deny');
   }
+});
+
+t.test('validateCompiled finds holes, overlaps and dangling references', async (t) => {
+  const g = new CalcGraph({ nodeName: 'node1' });
+  g.onUpdate(wep('ns1/a', { ip: '192.168.0.1', labels: { app: 'x' } }));
+  g.onUpdate(wep('ns1/b', { ip: '192.168.0.2', labels: { app: 'y' }, node: 'node2' }));
+  g.onUpdate(gnp('p', { selector: 'app == "x"', ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: 'app == "y"' }, destination: { ports: ['80:90'] } }] }));
+  g.flush();
+  const good = g.snapshot();
+  t.same(validateCompiled(good), []);
+  const holed = structuredClone(good);
+  const tb = holed.tables.find((x) => x.cells.length > 3)!;
+  tb.cells.splice(1, 1);
+  t.match(validateCompiled(holed).join('\n'), /gap or overlap/);
+  const dangling = structuredClone(good);
+  dangling.tables[0]!.cells[0]!.ruleId = 1;
+  t.match(validateCompiled(dangling).join('\n'), /unknown rule 1/);
+  const noTable = structuredClone(good);
+  noTable.tables.pop();
+  t.match(validateCompiled(noTable).join('\n'), /missing table/);
 });
