@@ -79,6 +79,9 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 
 	cr = ct_lookup(&pkt, dir, &ct);
 	if (cr == CT_ESTABLISHED || cr == CT_RELATED) {
+		/* A big datagram of an established flow: its later fragments need the ports too. */
+		if (pkt.frag == TORTIE_FRAG_FIRST)
+			frag_record(&pkt);
 		ret = TORTIE_FORWARD;
 		goto out;
 	}

@@ -102,6 +102,13 @@ t.test('malformed and unusual packets', async (t) => {
     t.same(h.run('from', tinyFirst).reason, R.FRAG_TINY, 'first fragment without a whole TCP header');
     const overlap = eth({}, ipv4({ src: EP, dst: DST, proto: PROTO.TCP, id: 0x4242, fragOffset: 1 }, Buffer.alloc(16)));
     t.same(h.run('from', overlap).reason, R.FRAG_TINY, 'TCP fragment at offset 8 (RFC 1858)');
+    // A fragmented datagram inside an already established flow (conntrack hit, no policy
+    // lookup): its later fragments still find their first.
+    t.same(h.run('from', flowPacket({ src: EP, dst: DST, proto: PROTO.UDP, sport: 5400, dport: 53 })).reason, R.FORWARD, 'flow opened');
+    const estFirst = eth({}, ipv4({ src: EP, dst: DST, proto: PROTO.UDP, id: 0x4646, mf: true }, udp({ sport: 5400, dport: 53, payload })));
+    t.same(h.run('from', estFirst).reason, R.FORWARD, 'first fragment of an established flow');
+    const estLater = eth({}, ipv4({ src: EP, dst: DST, proto: PROTO.UDP, id: 0x4646, fragOffset: 9 }, payload));
+    t.same(h.run('from', estLater).reason, R.FORWARD, 'its later fragment');
     // An unfragmented packet reusing an id is not affected.
     t.same(h.run('from', flowPacket({ src: EP, dst: DST, proto: PROTO.UDP, sport: 5000, dport: 54, ip: { id: 0x4242 } })).reason,
       R.POLICY_DENY, 'unfragmented datagram is judged on its own ports');
