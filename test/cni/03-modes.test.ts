@@ -31,7 +31,7 @@ t.test('policy_only: only the WorkloadEndpoint, for the interface the other plug
   const conf = bed.conf({ policy_only: true, interface_prefix: 'eni', ipam: undefined, prevResult, labels: { app: 'cart' } });
   const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'cafe01', CNI_NETNS: `/run/netns/${pod.name}`, CNI_IFNAME: 'eth0', CNI_ARGS: podArgs('shop', 'cart-1') };
   const linkBefore = (await bed.node.exec(['ip', '-d', 'link', 'show', hostIf])).stdout;
-  const routesBefore = (await bed.node.exec(['ip', 'route', 'show', 'table', 'all'])).stdout;
+  const routesBefore = (await bed.node.exec(['ip', '-4', 'route', 'show', 'table', 'all'])).stdout;
 
   const add = await runPlugin(bed.node, 'tortie', env, conf, bed.cniPath);
   t.equal(add.code, 0, add.stdout);
@@ -44,7 +44,7 @@ t.test('policy_only: only the WorkloadEndpoint, for the interface the other plug
   t.same(weps[0]!.spec.profiles, ['kns.shop']);
   t.equal(weps[0]!.metadata.labels?.app, 'cart');
   t.equal((await bed.node.exec(['ip', '-d', 'link', 'show', hostIf])).stdout, linkBefore, 'interface untouched');
-  t.equal((await bed.node.exec(['ip', 'route', 'show', 'table', 'all'])).stdout, routesBefore, 'no routes added');
+  t.equal((await bed.node.exec(['ip', '-4', 'route', 'show', 'table', 'all'])).stdout, routesBefore, 'no routes added');
   t.same((await bed.store.ds.list('/tortie/ipam/')).items, [], 'no IPAM');
 
   const chk = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'CHECK' }, conf, bed.cniPath);
@@ -106,4 +106,39 @@ t.test('a re-created pod: ADD replaces the old veth; DEL of the old container on
   t.equal(weps[0]!.spec.containerID, 'new2', 'endpoint of the new container kept');
   const chk = await runPlugin(bed.node, 'tortie', { ...env('new2', sandbox2.name), CNI_COMMAND: 'CHECK' }, bed.conf({ prevResult: a2.out }), bed.cniPath);
   t.equal(chk.code, 0, `new container still checks out: ${chk.stdout}`);
+});
+
+t.test('delegation to another IPAM plugin on CNI_PATH follows the spec', async (t) => {
+  const bed = await cniBed('cnideleg');
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-cnipath-'));
+  t.teardown(async () => { await bed.destroy(); rmSync(dir, { recursive: true, force: true }); });
+  symlinkSync(resolve(__dirname, '..', '..', '..', 'bin', 'tortie.js'), join(dir, 'tortie'));
+  // A third-party IPAM plugin: records how it was called, answers ADD with a fixed address,
+  // and fails with "try again later" when the config asks it to.
+  const { writeFileSync, readFileSync, chmodSync } = await import('node:fs');
+  const log = join(dir, 'calls.log');
+  writeFileSync(join(dir, 'fake-ipam'), `#!/bin/sh
+conf=$(cat)
+printf '%s %s %s %s\\n' "$CNI_COMMAND" "$CNI_CONTAINERID" "$CNI_IFNAME" "$conf" >> ${log}
+case "$conf" in *'"fail":true'*) echo '{"cniVersion":"1.0.0","code":11,"msg":"pool busy"}'; exit 1;; esac
+[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion":"1.0.0","ips":[{"address":"192.168.200.9/24","gateway":"192.168.200.1"}]}'
+exit 0
+`);
+  chmodSync(join(dir, 'fake-ipam'), 0o755);
+  const pod = await bed.addWorkload('pod');
+  const conf = bed.conf({ ipam: { type: 'fake-ipam', subnet: '192.168.200.0/24' } });
+  const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'deleg1', CNI_NETNS: `/run/netns/${pod.name}`, CNI_IFNAME: 'eth0' };
+  const add = await runPlugin(bed.node, 'tortie', env, conf, dir);
+  t.equal(add.code, 0, add.stdout);
+  t.same((add.out as { ips: unknown }).ips, [{ address: '192.168.200.9/32', interface: 1 }], 'the delegated address, as a /32 on the workload');
+  t.match((await pod.exec(['ip', '-4', '-o', 'addr', 'show', 'eth0'])).stdout, /inet 192\.168\.200\.9\/32 /);
+  const del = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'DEL' }, conf, dir);
+  t.equal(del.code, 0, del.stdout);
+  const calls = readFileSync(log, 'utf8').trim().split('\n');
+  t.equal(calls.length, 2);
+  t.match(calls[0], /^ADD deleg1 eth0 \{.*"type":"tortie".*"ipam":\{"type":"fake-ipam","subnet":"192\.168\.200\.0\/24"\}/, 'ADD got the same env and the whole network config');
+  t.match(calls[1], /^DEL deleg1 eth0 /);
+  const busy = await runPlugin(bed.node, 'tortie', env, bed.conf({ ipam: { type: 'fake-ipam', fail: true } }), dir);
+  t.equal(busy.out?.code, 11, 'the delegate\'s error code is passed through');
+  t.match(String(busy.out?.msg), /IPAM plugin fake-ipam ADD: pool busy/);
 });
