@@ -62,6 +62,10 @@ export interface WatchCallbacks {
   onReconnect?(err: Error): void;
 }
 
+/**
+ * A watch of the embedded store does not by itself keep the Node process alive (its file
+ * watcher and poll timer are unref'd); an etcd watch holds a gRPC stream, which does.
+ */
 export interface Watch {
   /** Resolves once the watch is registered: every write acknowledged after this is delivered. */
   readonly ready: Promise<void>;

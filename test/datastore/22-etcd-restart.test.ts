@@ -1,7 +1,8 @@
 import t from 'tap';
 import { Etcd3 } from 'etcd3';
 import { EtcdDatastore } from '../../src/datastore/etcd';
-import { Collector, sleep, until } from './helpers/conformance';
+import { Syncer } from '../../src/datastore';
+import { Collector, sleep, until, withTimeout } from './helpers/conformance';
 import { EtcdCluster } from './helpers/etcd-server';
 
 interface Probe { start: number; end: number; ok: boolean; err?: string }
@@ -87,4 +88,31 @@ t.test('calls fail as Unavailable (recoverable) when etcd stays down past the de
   t.ok(took >= 500 && took < 3000, `failed after about the deadline (${took} ms)`);
   const werr = (await ds.put('/down/b', 1).catch((e: unknown) => e)) as { code?: string };
   t.equal(werr.code, 'ERR_DATASTORE_UNAVAILABLE', 'writes too');
+});
+
+t.test('Syncer across an etcd outage: started while etcd is down, in sync once it is back', async (t) => {
+  const cluster = await EtcdCluster.start(1);
+  t.teardown(() => cluster.stop());
+  const ds = new EtcdDatastore({ endpoints: cluster.endpoints(), requestTimeoutMs: 400 });
+  t.teardown(() => ds.close());
+  await ds.put('/out/a', 1);
+  await cluster.killMember(0);
+  const view = new Map<string, unknown>();
+  const statuses: string[] = [];
+  const s = new Syncer(ds, '/out/', {
+    onUpdate: (u) => (u.type === 'put' ? view.set(u.key, u.kv.value) : view.delete(u.key)),
+    onInSync: () => statuses.push('in-sync-callback'),
+    onStatus: (st) => statuses.push(st),
+  }, { maxBackoffMs: 200 });
+  const started = s.start();
+  await sleep(1200); // several list attempts fail meanwhile
+  t.notOk(s.isInSync, 'not in sync while etcd is down');
+  await cluster.startMember(0);
+  await withTimeout(started, 10_000, 'syncer start');
+  t.ok(s.isInSync);
+  t.same([...view], [['/out/a', 1]], 'initial state listed once etcd is back');
+  await ds.put('/out/b', 2);
+  await until(() => view.has('/out/b'), 5000, 'stream after the outage');
+  t.equal(statuses.filter((x) => x === 'in-sync-callback').length, 1);
+  await s.stop();
 });
