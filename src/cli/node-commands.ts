@@ -172,7 +172,8 @@ function isAgentAlive(pid: number | undefined): boolean {
 /** GET http://127.0.0.1:<port>/readyz → status and body, or the connection error. */
 function probeReady(port: number, timeoutMs = 2000): Promise<{ status: number; body: string } | { error: string }> {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/readyz', timeout: timeoutMs }, (res) => {
+    // agent: false — one connection per probe, closed after it (no keep-alive socket left behind).
+    const req = http.get({ host: '127.0.0.1', port, path: '/readyz', timeout: timeoutMs, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => { body += c; });
@@ -396,6 +397,11 @@ async function nodeRun(binary: string, argv: readonly string[], io: CliIO): Prom
 
   const existing = readAgent(runDir, name);
   if (isAgentAlive(existing.pid)) await stopAgent(existing, io);
+  // Something else answering on the health port would make us report the wrong process ready.
+  const busy = await probeReady(healthPort, 1000);
+  if (!('error' in busy) || busy.error !== 'ECONNREFUSED') {
+    throw new CliError(`Error executing command: 127.0.0.1:${healthPort} is already in use (another tortie-node?); choose a free one with --health-port`, 'ERR_CLI_PORT');
+  }
 
   if (args.flag('init-system')) {
     // Foreground: the init system supervises the agent; its output goes where ours goes.

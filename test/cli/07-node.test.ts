@@ -77,6 +77,23 @@ t.test('node run / node status with a stand-in agent', async (t) => {
     t.match(gone.stderr, /^tortie process is not running\. \(stale pid file: /);
   });
 
+  t.test('a health port already in use is refused before starting anything', async (t) => {
+    const net = await import('node:net');
+    const conns = new Set<import('node:net').Socket>();
+    const squatter = net.createServer((c) => {
+      conns.add(c);
+      c.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
+    });
+    await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', () => r()));
+    const before = fs.existsSync(argsFile) ? fs.readFileSync(argsFile, 'utf8') : '';
+    const r = await cli.run(['node', 'run', ...common], { env: env('ready') });
+    for (const c of conns) c.destroy();
+    await new Promise((r2) => squatter.close(r2));
+    t.equal(r.code, 1);
+    t.equal(r.stderr, `Error executing command: 127.0.0.1:${port} is already in use (another tortie-node?); choose a free one with --health-port\n`);
+    t.equal(fs.existsSync(argsFile) ? fs.readFileSync(argsFile, 'utf8') : '', before, 'no agent was started');
+  });
+
   t.test('an agent that exits: its status and the end of its log', async (t) => {
     const r = await cli.run(['node', 'run', ...common], { env: env('crash') });
     t.equal(r.code, 1);
