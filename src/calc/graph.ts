@@ -120,6 +120,8 @@ interface ClassRec {
   /** Atom id → hash pair of its member string (restricted keys are order-free combinations). */
   mh: Map<string, [number, number]>;
   refs: number;
+  /** Dense internal index for scratch arrays. */
+  slot: number;
 }
 
 /** FNV-1a over UTF-16 code units with a seed; two seeds give a 64-bit member fingerprint. */
@@ -234,7 +236,14 @@ export class CalcGraph {
   private readonly dirtyNodes = new Set<string>();
   private readonly classes = new Map<number, ClassRec>();
   private readonly classBySig = new Map<string, number>();
-  private readonly classesByAtom = new Map<string, Set<number>>();
+  private readonly classesByAtom = new Map<string, Set<ClassRec>>();
+  /** Dense slots of live classes (internal only) for scratch arrays; freed slots are reused. */
+  private readonly freeSlots: number[] = [];
+  private slotCount = 0;
+  private acc1 = new Uint32Array(1024);
+  private acc2 = new Uint32Array(1024);
+  private stamp = new Int32Array(1024);
+  private stampGen = 0;
 
   // local endpoints, policies, contexts, rules
   private readonly localEps = new Map<string, LocalEp>();
@@ -392,7 +401,8 @@ export class CalcGraph {
       if (c === undefined || c.refs > 0) continue;
       this.classes.delete(id);
       this.classBySig.delete(c.sig);
-      for (const a of this.atomsOfMembers(c.members)) removeFrom(this.classesByAtom, a, id);
+      for (const a of this.atomsOfMembers(c.members)) removeFrom(this.classesByAtom, a, c);
+      this.freeSlots.push(c.slot);
       if (addedClasses.has(id)) addedClasses.delete(id);
       else removedClasses.add(id);
     }
@@ -736,10 +746,22 @@ export class CalcGraph {
             }
             mh.set(atom, h);
           }
-          this.classes.set(newId, { id: newId, sig, members, npMember, mh, refs: 0 });
+          const slot = this.freeSlots.pop() ?? this.slotCount++;
+          if (slot >= this.stamp.length) {
+            const grow = <T extends Uint32Array | Int32Array>(a: T): T => {
+              const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+              b.set(a);
+              return b;
+            };
+            this.acc1 = grow(this.acc1);
+            this.acc2 = grow(this.acc2);
+            this.stamp = grow(this.stamp);
+          }
+          const rec: ClassRec = { id: newId, sig, members, npMember, mh, refs: 0, slot };
+          this.classes.set(newId, rec);
           this.zeroRefClasses.add(newId);
           this.classBySig.set(sig, newId);
-          for (const a of this.atomsOfMembers(members)) addTo(this.classesByAtom, a, newId);
+          for (const a of this.atomsOfMembers(members)) addTo(this.classesByAtom, a, rec);
           added.add(newId);
         }
       }
@@ -1158,7 +1180,7 @@ export class CalcGraph {
       h1 ^= h[0];
       h2 = (h2 + h[1]) >>> 0;
     }
-    return any ? `${h1 >>> 0}.${h2}` : '';
+    return any ? `${h1 >>> 0}.${h2 >>> 0}` : '';
   }
 
   private readonly atomHashes = new Map<string, [number, number]>();
@@ -1214,25 +1236,32 @@ export class CalcGraph {
     ctx.classRows.clear();
     ctx.groupCount.clear();
     // Restricted members per relevant class, gathered atom by atom (cost: Σ |class ∩ atoms|).
-    const acc = new Map<number, [number, number]>();
+    const gen = ++this.stampGen;
+    const { acc1, acc2, stamp } = this;
+    const touched: ClassRec[] = [];
     for (const a of ctx.def.atoms) {
       const set = this.classesByAtom.get(a);
       if (set === undefined) continue;
       // Plain atoms hash the same in every class; named-port members carry per-class values.
       const shared = a.startsWith('n:') ? undefined : this.atomHashes.get(a);
-      for (const id of set) {
-        const h = shared ?? this.classes.get(id)!.mh.get(a)!;
-        const cur = acc.get(id);
-        if (cur === undefined) acc.set(id, [h[0], h[1]]);
-        else {
-          cur[0] ^= h[0];
-          cur[1] = (cur[1] + h[1]) >>> 0;
+      for (const c of set) {
+        const h = shared ?? c.mh.get(a)!;
+        const i = c.slot;
+        if (stamp[i] !== gen) {
+          stamp[i] = gen;
+          acc1[i] = h[0];
+          acc2[i] = h[1];
+          touched.push(c);
+        } else {
+          acc1[i] = acc1[i]! ^ h[0];
+          acc2[i] = acc2[i]! + h[1];
         }
       }
     }
-    const relevant = acc;
-    for (const [id, h] of acc) {
-      const rows = this.rowsOfKey(ctx, `${h[0] >>> 0}.${h[1]}`, this.classes.get(id)!);
+    const relevant = { size: touched.length };
+    for (const c of touched) {
+      const id = c.id;
+      const rows = this.rowsOfKey(ctx, `${acc1[c.slot]!}.${acc2[c.slot]!}`, c);
       ctx.classRows.set(id, rows.key);
       ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
     }
