@@ -16,8 +16,7 @@
  * root, and removed on return, failure, exit or signal.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
@@ -30,6 +29,7 @@ import { BenchTopology, NODE_IP } from './topology';
 import { BENCH_NS, CLIENT, SERVER } from './scenarios';
 import { addFigure, addSample, type RunResult, type FigureDef } from './results';
 import { percentile } from './stats';
+import { tempDir } from './tools';
 
 export interface ControlSettings {
   storeEndpoints: number;
@@ -39,6 +39,8 @@ export interface ControlSettings {
   bulkEndpoints: number;
   /** Arguments of bench/compile-bench.js: endpoints, policies, locals, repeats. */
   compileArgs: string[];
+  /** Per compile-bench run; a run past it is killed and noted. */
+  compileTimeoutMs: number;
 }
 
 const V3 = 'projectcalico.org/v3' as const;
@@ -96,11 +98,12 @@ function runNode(args: string[], timeoutMs: number): Promise<string> {
     let err = '';
     c.stdout.on('data', (d) => { out += String(d); });
     c.stderr.on('data', (d) => { err += String(d); });
-    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; c.kill('SIGKILL'); }, timeoutMs);
     c.on('exit', (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);
-      else reject(new Error(`${args.join(' ')} exited ${code}: ${err.slice(-400)}`));
+      else reject(new Error(timedOut ? `did not finish within ${timeoutMs / 1000} s (killed)` : `exited ${code}: ${err.slice(-400)}`));
     });
   });
 }
@@ -125,7 +128,7 @@ export async function runControlPlane(run: RunResult, s: ControlSettings, root: 
   for (let rep = 0; rep < reps; rep++) {
     try {
       log(`control: compile-bench ${rep + 1}/${reps}`);
-      const r = parseCompileBench(await runNode(['--expose-gc', script, ...s.compileArgs], 300_000));
+      const r = parseCompileBench(await runNode(['--expose-gc', script, ...s.compileArgs], s.compileTimeoutMs));
       push(run, fInit, rep, r.initialMs);
       if (r.policyUpdateMs !== undefined) push(run, fDelta, rep, r.policyUpdateMs);
       if (r.rssAfterMb !== undefined) push(run, fRss, rep, r.rssAfterMb);
@@ -141,9 +144,8 @@ export async function runControlPlane(run: RunResult, s: ControlSettings, root: 
   const fApply = fig({ id: 'apply-to-enforced', title: 'Policy update in the store → first packet it admits reaches the server', unit: 'ms', better: 'lower', goal: 'median < 100 ms, p99 < 250 ms' });
   const fBulk = fig({ id: 'program-endpoints', title: `${s.bulkEndpoints} new endpoints written → all in the endpoint map`, unit: 'ms', better: 'lower' });
 
-  const storeDir = mkdtempSync(join(tmpdir(), 'tortie-bench-store-'));
-  const dropStore = () => rmSync(storeDir, { recursive: true, force: true });
-  process.once('exit', dropStore);
+  const store = tempDir('tortie-bench-store-');
+  const storeDir = store.path;
   const ds = new EmbeddedDatastore({ dir: storeDir });
   try {
     const client = new ResourceClient(ds);
@@ -172,8 +174,7 @@ export async function runControlPlane(run: RunResult, s: ControlSettings, root: 
     }
   } finally {
     await ds.close().catch(() => undefined);
-    dropStore();
-    process.removeListener('exit', dropStore);
+    store.done();
   }
 }
 
@@ -266,7 +267,7 @@ async function agentRound(s: ControlSettings, root: string, storeDir: string, cl
     if (s.bulkEndpoints > 0) {
       const bulk = await topo.addHostEndpoints(s.bulkEndpoints, 'calib', (i) => localIp(s.localEndpoints + i));
       bulkNames.push(...bulk.names);
-      await sleep(2000); // the agent sees the links and attaches fail-closed programs first
+      await sleep(1000); // the agent sees the links and attaches fail-closed programs first
       const b0 = performance.now();
       for (let i = 0; i < s.bulkEndpoints; i++) {
         await client.apply(bulkWep(i, s, bulk.names[i]!) as never);

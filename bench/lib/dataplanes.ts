@@ -107,7 +107,7 @@ export class DataplaneSwitch {
     if (next === 'iptables') await this.iptablesOn();
     this.active = next;
     // Let the neighbour/route caches and any queued work settle before measuring.
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 100));
   }
 
   private ifaces(): string[] {

@@ -135,6 +135,20 @@ export function parseWrk(out: string): WrkResult {
 
 // ------------------------------------------------------------------ runners
 
+const tempDirs = new Set<string>();
+let exitHook = false;
+
+/** A temp directory removed by `done()`, or on process exit if the run is interrupted first. */
+export function tempDir(prefix: string): { path: string; done: () => void } {
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => { for (const d of tempDirs) rmSync(d, { recursive: true, force: true }); });
+  }
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.add(path);
+  return { path, done: () => { rmSync(path, { recursive: true, force: true }); tempDirs.delete(path); } };
+}
+
 export const PORTS = { iperf: 5201, sockperf: 11111, http: 80 } as const;
 
 async function must(ns: Netns, argv: string[], timeoutMs: number): Promise<string> {
@@ -157,14 +171,14 @@ export async function iperfUdp(client: Netns, ip: string, seconds: number): Prom
 }
 
 export async function sockperfPingPong(client: Netns, ip: string, seconds: number): Promise<{ summary: SockperfSummary; latencies: number[] }> {
-  const dir = mkdtempSync(join(tmpdir(), 'tortie-bench-sp-'));
-  const log = join(dir, 'full.csv');
+  const tmp = tempDir('tortie-bench-sp-');
+  const log = join(tmp.path, 'full.csv');
   try {
     const out = await must(client, ['sockperf', 'ping-pong', '-i', ip, '-p', String(PORTS.sockperf), '-t', String(seconds), '-m', '64', '--full-log', log],
       (seconds + 15) * 1000);
     return { summary: parseSockperf(out), latencies: parseSockperfFullLog(readFileSync(log, 'utf8')) };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    tmp.done();
   }
 }
 
@@ -182,7 +196,8 @@ export async function wrkConnRate(client: Netns, ip: string, seconds: number, co
 
 /** Servers of every workload in the server namespace; returns a cleanup for nginx's temp dir. */
 export async function startServers(server: Netns, ip: string): Promise<() => void> {
-  const dir = mkdtempSync(join(tmpdir(), 'tortie-bench-nginx-'));
+  const tmp = tempDir('tortie-bench-nginx-');
+  const dir = tmp.path;
   writeFileSync(join(dir, 'nginx.conf'), [
     'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`, 'daemon off;',
     'events { worker_connections 4096; }',
@@ -194,7 +209,7 @@ export async function startServers(server: Netns, ip: string): Promise<() => voi
   server.spawn(['iperf3', '-s', '-p', String(PORTS.iperf)], { stdio: 'ignore' });
   server.spawn(['sockperf', 'server', '-i', ip, '-p', String(PORTS.sockperf)], { stdio: 'ignore' });
   await server.sh('sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096');
-  return () => rmSync(dir, { recursive: true, force: true });
+  return tmp.done;
 }
 
 /** Waits until every server answers (TCP ports open) in the server namespace. */
