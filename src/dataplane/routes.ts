@@ -144,6 +144,8 @@ export interface RouteStatus {
   skipped: number;
   natMappings: number;
   stats: NetStats;
+  /** Kernel writes since open (route add/replace/del lines, map updates/deletes). */
+  writes: { routes: number; maps: number };
 }
 
 export class RouteManager {
@@ -165,6 +167,7 @@ export class RouteManager {
   private uplink?: { name: string; ifindex: number; mtu: number };
   private attachedIfindex?: number;
   private lastPlan?: RoutePlan;
+  private readonly writes = { routes: 0, maps: 0 };
 
   private constructor(private readonly o: RouteManagerOptions) {
     this.log = (o.log ?? silentLogger).child({ component: 'routes' });
@@ -312,12 +315,14 @@ export class RouteManager {
       if (have.get(h)?.equals(v)) continue;
       m.update(Buffer.from(h, 'hex'), v);
       have.set(h, v);
+      this.writes.maps++;
     }
     if (sweep) {
       for (const h of [...have.keys()]) {
         if (want.has(h)) continue;
         m.tryDelete(Buffer.from(h, 'hex'));
         have.delete(h);
+        this.writes.maps++;
       }
     }
     this.mapState.set(m, have);
@@ -345,6 +350,7 @@ export class RouteManager {
       throw new RouteError('ERR_ROUTES_KERNEL', `programming ${lines.length} route change(s) failed: ${(e as Error).message}`);
     }
     this.kernelRoutes = next;
+    this.writes.routes += lines.length;
     this.log.debug({ changes: lines.length }, 'kernel routes written');
   }
 
@@ -394,6 +400,7 @@ export class RouteManager {
       nodeIp: plan?.nodeIp, uplink: this.uplink?.name, routes: plan?.routes.length ?? 0,
       encapRoutes: plan?.routes.filter((r) => r.encap).length ?? 0, skipped: plan?.skipped.length ?? 0,
       natMappings: this.dp.maps.nat4.entries().keys.length / 2, stats: readNetStats(this.dp.maps.netstat),
+      writes: { ...this.writes },
     };
   }
 
