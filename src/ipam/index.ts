@@ -14,6 +14,7 @@
  * - For routing: every block is a key under `blockPrefix()` (`/tortie/ipam/v2/block/`) whose
  *   value (`checkBlock`) names its node in `affinity` (`host:<node>`); an allocation's
  *   attributes name the node using it (`secondary.node`), which differs for borrowed addresses.
+ * - `ipamCheck(ds)` / `renderIpamCheck`: leaks and inconsistencies against endpoints and nodes.
  * - Errors are `IpamError` with codes ERR_IPAM_*; `recoverable` ones may succeed on retry.
  * IPv6 pools are ignored by this version.
  */
@@ -22,3 +23,4 @@ export type { AssignArgs, AssignResult, AssignedIp, PoolInfo, IpamClientOptions 
 export { IpamError, type IpamErrorCode } from './errors';
 export { ipamShow, renderIpamShow, renderBorrowed, renderTable, type IpamShow, type PoolUsage, type BlockUsage, type NodeUsage, type BorrowedIp } from './show';
 export { checkBlock, type BlockRecord, type AllocationAttribute } from './block';
+export { ipamCheck, renderIpamCheck, type IpamCheckReport, type IpamAllocation } from './check';
