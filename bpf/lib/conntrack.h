@@ -162,6 +162,8 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 	}
 	ct4_key_make(&c->key, pkt->saddr, pkt->daddr, pkt->ct_sport, pkt->ct_dport, pkt->proto, &c->src_is_a);
 	c->entry = NULL;
+	if (pkt->untracked)
+		return CT_NEW;
 	v = bpf_map_lookup_elem(&tortie_ct4_v1, &c->key);
 	if (!v || !ct_live(v, now) || ct_tcp_reopens(v, pkt))
 		return CT_NEW;
@@ -188,6 +190,8 @@ static __always_inline void ct_commit(const struct tortie_pkt *pkt, __u8 dir, st
 {
 	__u64 now = bpf_ktime_get_ns();
 
+	if (pkt->untracked)
+		return;
 	if (r == CT_NEW) {
 		struct tortie_ct_value v = {
 			.last_seen_ns = now,

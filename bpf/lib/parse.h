@@ -61,7 +61,10 @@ struct tortie_pkt {
 	__u8 tcp_flags;
 	__u8 frag;        /* TORTIE_FRAG_* */
 	__u8 icmp_err;    /* 1: `inner` holds the normalised key of the flow this error is about */
-	__u16 pad;
+	__u8 untracked;   /* 1: no conntrack entry is made or consulted (ICMP other than echo:
+			   * its type/code is what policy matches, and one entry per address pair
+			   * would let an allowed type carry a denied one) */
+	__u8 pad;
 	struct tortie_ct4_key inner;
 };
 
@@ -238,6 +241,7 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 		if (tot < 4 || (void *)(l4 + 4) > end)
 			return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
 		pkt->dport = ((__u16)l4[0] << 8) | l4[1];
+		pkt->untracked = 1;
 		return PARSE_IPV4;
 	case IPPROTO_ICMP: {
 		__u8 type, code;
@@ -247,10 +251,13 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 		type = l4[0];
 		code = l4[1];
 		pkt->dport = ((__u16)type << 8) | code;
-		if (icmp_is_echo(type))
+		if (icmp_is_echo(type)) {
 			pkt->ct_sport = pkt->ct_dport = ((__u16)l4[4] << 8) | l4[5];
-		else if (icmp_is_error(type))
-			parse_icmp_inner(l4 + 8, end, tot - 8, pkt);
+		} else {
+			pkt->untracked = 1;
+			if (icmp_is_error(type))
+				parse_icmp_inner(l4 + 8, end, tot - 8, pkt);
+		}
 		return PARSE_IPV4;
 	}
 	default:

@@ -109,6 +109,19 @@ t.test('conntrack', async (t) => {
     const ttl = eth({}, ipv4({ src: '198.18.0.1', dst: EP, proto: PROTO.ICMP }, icmp({ type: 11, code: 0, payload: inner })));
     t.equal(h.run('to', ttl).reason, R.FORWARD, 'time exceeded for a tracked flow passes');
   });
+
+  t.test('ICMP other than echo is judged per packet: an allowed type does not open the door to others', async (t) => {
+    // Egress allows ICMP 8/x only. Unreachable (3/3, no inner flow) and timestamp (13) are denied
+    // whatever was sent before, and nothing is tracked for them.
+    h.setEndpoint([`${EP}/32`], denyAll('i000000000000005', 'ingress'), buildTable({
+      id: 'e000000000000007', direction: 'egress', protocols: [PROTO.ICMP],
+      rules: [{ proto: PROTO.ICMP, portMin: 0x0303, portMax: 0x0303, action: 'allow', ruleId: 41 }], defaultRule: 42 }));
+    const unreach = eth({}, ipv4({ src: EP, dst: PEER, proto: PROTO.ICMP }, icmp({ type: 3, code: 3, payload: Buffer.alloc(4) })));
+    t.equal(h.run('from', unreach).reason, R.FORWARD, 'allowed type 3/3');
+    t.equal(h.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.ICMP, icmpType: 13 })).reason, R.POLICY_DENY, 'timestamp still denied');
+    t.notOk(ctEntry(h, [EP, 0], [PEER, 0], 1), 'no conntrack entry for non-echo ICMP');
+    h.setEndpoint([`${EP}/32`], denyAll('i000000000000005', 'ingress'), egressWeb);
+  });
 });
 
 t.test('expiry by timeout and the sweep; LRU eviction when full', async (t) => {
