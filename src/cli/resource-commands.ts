@@ -207,7 +207,12 @@ export async function runWrite(verb: WriteVerb, binary: string, argv: readonly s
 
   const out: Outcome = { handled: 0, total: resources.length, singleKind: singleKindOf(resources), errors: [] };
   await withDatastore(args, io, async (client) => {
-    await preflight(client, verb, resources);
+    try {
+      await preflight(client, verb, resources);
+    } catch (e) {
+      if (e instanceof CliError) throw e;
+      throw new CliError(`Failed to ${verb} any resources: cannot read the datastore: ${(e as Error).message}`, 'ERR_CLI_DATASTORE');
+    }
     for (const r of resources) {
       try {
         if (verb === 'apply') await applyOne(client, r);

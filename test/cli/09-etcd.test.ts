@@ -38,4 +38,7 @@ t.test('tortiectl on etcd v3', { skip: fs.existsSync('/usr/bin/etcd') ? false : 
   const down = await cli.run(['get', 'nodes'], { env: { PATH: process.env.PATH, DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: 'http://127.0.0.1:9' } });
   t.equal(down.code, 1);
   t.match(down.stderr, /etcd/i);
+  const downApply = await cli.run(['apply', '-f', '-'], { stdin: V1_POOL, env: { PATH: process.env.PATH, DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: 'http://127.0.0.1:9' } });
+  t.equal(downApply.code, 1);
+  t.match(downApply.stderr, /^Failed to apply any resources: cannot read the datastore: etcd /);
 });
