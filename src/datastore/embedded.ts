@@ -21,7 +21,7 @@
  * for a put and {"r":rev,"k":key,"d":1} for a delete (value empty). JSON text never contains a
  * raw tab or newline, so the line splits unambiguously; the CRC covers both JSON parts.
  *
- * Writes (one record per write, one revision each):
+ * Writes (one record per write, one revision each), in batches (group commit, see write()):
  *   in-process queue → take the lock → catch up with the log (truncating a torn tail, i.e. an
  *   incomplete or CRC-failing last line left by a writer that died mid-append) → check the
  *   precondition against the now-current state → append → fdatasync → apply in memory →
@@ -75,6 +75,16 @@ interface Entry {
   create: number;
   mod: number;
   version: number;
+}
+
+interface PendingWrite {
+  key: string;
+  valueText: string | undefined;
+  check: (cur: Entry | undefined) => void;
+  done: (rev: number, prev: Entry | undefined) => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  settled: boolean;
 }
 
 interface HistoryRecord {
@@ -153,7 +163,10 @@ export class EmbeddedDatastore implements Datastore {
   private walOffset = 0;
   private history: HistoryRecord[] = [];
 
+  /** Serialises commits and compactions of this process. */
   private writeQueue: Promise<unknown> = Promise.resolve();
+  /** The batch the next commit will write; new writes join it until that commit starts. */
+  private nextBatch?: PendingWrite[];
   private readonly dispatcher = new WatchDispatcher();
   private fsWatcher?: fs.FSWatcher;
   private pollTimer?: NodeJS.Timeout;
@@ -366,38 +379,92 @@ export class EmbeddedDatastore implements Datastore {
 
   // ---- writes -------------------------------------------------------------------------------
 
+  /**
+   * Group commit: writes issued while a commit is in progress join the next batch, which is
+   * checked in issue order against the state as the batch builds it, appended with one write
+   * and made durable with one fdatasync, under one lock acquisition.
+   */
   private write<T>(key: string, valueText: string | undefined, check: (cur: Entry | undefined) => void, done: (rev: number, prev: Entry | undefined) => T): Promise<T> {
-    const run = async (): Promise<T> => {
-      if (this.closed) throw new ClosedError();
-      await this.lock.acquire();
-      try {
-        this.catchUp(true);
-        const prev = this.state.get(key);
-        check(prev);
-        const rev = this.revision + 1;
-        const line = encodeRecord(rev, key, valueText);
-        try {
-          let off = 0;
-          // Explicit position: the end of the valid log (we hold the lock and have caught up,
-          // truncating any torn tail), never the descriptor's own file position.
-          while (off < line.length) off += fs.writeSync(this.walFd, line, off, line.length - off, this.walOffset + off);
-          fs.fdatasyncSync(this.walFd);
-        } catch (e) {
-          // The record may be partly on disk: the next writer truncates it as a torn tail.
-          throw new UnavailableError(`appending to ${this.walPath(this.walStart)} failed: ${(e as Error).message}`, e);
-        }
-        this.walOffset += line.length;
-        const h = this.apply({ rev, key, valueText });
-        this.dispatch([h]);
-        if (this.walOffset > this.maxLogBytes) this.compactLocked();
-        return done(rev, prev);
-      } finally {
-        this.lock.release();
+    return new Promise<T>((resolve, reject) => {
+      const op: PendingWrite = { key, valueText, check, done, resolve: resolve as (v: unknown) => void, reject, settled: false };
+      if (this.nextBatch) {
+        this.nextBatch.push(op);
+        return;
       }
+      const batch = [op];
+      this.nextBatch = batch;
+      const run = async () => {
+        if (this.nextBatch === batch) this.nextBatch = undefined; // closed to newcomers from here
+        await this.commit(batch);
+      };
+      this.writeQueue = this.writeQueue.then(run, run).catch(() => undefined);
+    });
+  }
+
+  private async commit(batch: PendingWrite[]): Promise<void> {
+    const settle = (op: PendingWrite, err: unknown, value?: unknown) => {
+      if (op.settled) return;
+      op.settled = true;
+      if (err) op.reject(err);
+      else op.resolve(value);
     };
-    const p = this.writeQueue.then(run, run);
-    this.writeQueue = p.catch(() => undefined);
-    return p;
+    if (this.closed) {
+      batch.forEach((op) => settle(op, new ClosedError()));
+      return;
+    }
+    try {
+      await this.lock.acquire();
+    } catch (e) {
+      batch.forEach((op) => settle(op, e));
+      return;
+    }
+    try {
+      this.catchUp(true);
+      const overlay = new Map<string, Entry | undefined>();
+      const accepted: { op: PendingWrite; rev: number; prev: Entry | undefined; line: Buffer }[] = [];
+      let rev = this.revision;
+      for (const op of batch) {
+        const cur = overlay.has(op.key) ? overlay.get(op.key) : this.state.get(op.key);
+        try {
+          op.check(cur);
+        } catch (e) {
+          settle(op, e);
+          continue;
+        }
+        rev++;
+        accepted.push({ op, rev, prev: cur, line: encodeRecord(rev, op.key, op.valueText) });
+        overlay.set(op.key, op.valueText === undefined ? undefined
+          : { valueText: op.valueText, create: cur ? cur.create : rev, mod: rev, version: cur ? cur.version + 1 : 1 });
+      }
+      if (!accepted.length) return;
+      const buf = accepted.length === 1 ? accepted[0].line : Buffer.concat(accepted.map((a) => a.line));
+      try {
+        let off = 0;
+        // Explicit position: the end of the valid log (we hold the lock and have caught up,
+        // truncating any torn tail), never the descriptor's own file position.
+        while (off < buf.length) off += fs.writeSync(this.walFd, buf, off, buf.length - off, this.walOffset + off);
+        fs.fdatasyncSync(this.walFd);
+      } catch (e) {
+        // Records may be partly on disk: the next writer truncates them as a torn tail.
+        const err = new UnavailableError(`appending to ${this.walPath(this.walStart)} failed: ${(e as Error).message}`, e);
+        accepted.forEach((a) => settle(a.op, err));
+        return;
+      }
+      this.walOffset += buf.length;
+      this.dispatch(accepted.map((a) => this.apply({ rev: a.rev, key: a.op.key, valueText: a.op.valueText })));
+      for (const a of accepted) settle(a.op, undefined, a.op.done(a.rev, a.prev));
+      if (this.walOffset > this.maxLogBytes) {
+        try {
+          this.compactLocked();
+        } catch (e) {
+          this.log?.error({ err: e }, 'compaction failed; the log keeps growing until one succeeds');
+        }
+      }
+    } catch (e) {
+      batch.forEach((op) => settle(op, e));
+    } finally {
+      this.lock.release();
+    }
   }
 
   async create(key: string, value: JsonValue): Promise<KeyValue> {

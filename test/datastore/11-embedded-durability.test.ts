@@ -132,3 +132,26 @@ t.test('watch events carry what a Syncer needs across processes', async (t) => {
   await w.close();
   await a.close();
 });
+
+t.test('writes issued together are committed together, with per-write semantics in issue order', async (t) => {
+  const dir = freshDir();
+  const ds = new EmbeddedDatastore({ dir });
+  await ds.put('/g/warm', 0);
+  const r = await Promise.allSettled([
+    ds.create('/g/k', 1), ds.create('/g/k', 2), ds.update('/g/k', 3), ds.delete('/g/k'), ds.update('/g/k', 4), ds.put('/g/k', 5),
+  ]);
+  t.strictSame(r.map((x) => x.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+  const v = (i: number) => (r[i] as PromiseFulfilledResult<{ modRevision?: number; revision?: number; version?: number; createRevision?: number }>).value;
+  t.equal((r[1] as PromiseRejectedResult).reason.code, 'ERR_DATASTORE_EXISTS', 'second create sees the first');
+  t.equal((r[4] as PromiseRejectedResult).reason.code, 'ERR_DATASTORE_NOT_FOUND', 'update after the delete sees the delete');
+  const revs = [v(0).modRevision!, v(2).modRevision!, v(3).revision!, v(5).modRevision!];
+  t.strictSame(revs, [revs[0], revs[0] + 1, revs[0] + 2, revs[0] + 3], 'consecutive revisions in issue order');
+  t.equal(v(2).version, 2);
+  t.equal(v(5).version, 1, 'put after delete re-creates');
+  t.equal(v(5).createRevision, v(5).modRevision);
+  const reopened = new EmbeddedDatastore({ dir });
+  t.same(await reopened.get('/g/k'), await ds.get('/g/k'), 'durable as reported');
+  t.equal((await reopened.get('/g/k'))?.value, 5);
+  await reopened.close();
+  await ds.close();
+});
