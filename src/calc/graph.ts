@@ -134,6 +134,11 @@ function fnv(str: string, seed: number): number {
   return h >>> 0;
 }
 
+/** A 53-bit number from two 32-bit hashes (a Map key without string allocation). */
+function sigNumber(h1: number, h2: number): number {
+  return h1 * 2097152 + (h2 >>> 11);
+}
+
 function memberHash(m: string): [number, number] {
   return [fnv(m, 0x811c9dc5), fnv(m, 0x2f6b3c1d)];
 }
@@ -146,7 +151,7 @@ interface Ctx {
   /** Atom acquisitions to release when the context dies. */
   acquired: { sels: Selector[]; cidrs: Cidr4[]; named: { sel: Selector; name: string }[] };
   /** Restricted signature key → rows key (the rows themselves live in `rowsCache`). */
-  memo: Map<string, string>;
+  memo: Map<number, string>;
   /** Rows by rows key, for the groups present (and recently seen). */
   rowsCache: Map<string, Rows>;
   zero: Rows;
@@ -1170,7 +1175,7 @@ export class CalcGraph {
    * Fingerprint of a class's members restricted to a context's atoms: an order-free 64-bit
    * combination (XOR and sum) of member hashes, so it can be accumulated atom by atom.
    */
-  private restrictedKey(ctx: Ctx, cls: ClassRec): string {
+  private restrictedKey(ctx: Ctx, cls: ClassRec): number {
     let h1 = 0;
     let h2 = 0;
     let any = false;
@@ -1180,13 +1185,14 @@ export class CalcGraph {
       h1 ^= h[0];
       h2 = (h2 + h[1]) >>> 0;
     }
-    return any ? `${h1 >>> 0}.${h2 >>> 0}` : '';
+    return any ? sigNumber(h1 >>> 0, h2 >>> 0) : -1;
   }
 
   private readonly atomHashes = new Map<string, [number, number]>();
 
-  private rowsOfKey(ctx: Ctx, key: string, cls: ClassRec): Rows {
-    if (key === '') return ctx.zero;
+  /** `key`: the restricted signature's number (sigNumber), -1 for the empty signature. */
+  private rowsOfKey(ctx: Ctx, key: number, cls: ClassRec): Rows {
+    if (key === -1) return ctx.zero;
     const rk = ctx.memo.get(key);
     let rows = rk !== undefined ? ctx.rowsCache.get(rk) : undefined;
     if (rows === undefined) {
@@ -1261,7 +1267,7 @@ export class CalcGraph {
     const relevant = { size: touched.length };
     for (const c of touched) {
       const id = c.id;
-      const rows = this.rowsOfKey(ctx, `${acc1[c.slot]!}.${acc2[c.slot]!}`, c);
+      const rows = this.rowsOfKey(ctx, sigNumber(acc1[c.slot]!, acc2[c.slot]!), c);
       ctx.classRows.set(id, rows.key);
       ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
     }
@@ -1512,9 +1518,13 @@ export class CalcGraph {
         upserts.set(cidr, node);
       }
     }
-    for (const [cidr, node] of upserts) delta.workloadRoutesUpserted.push({ cidr, node });
-    delta.workloadRoutesUpserted.sort((a, b) => compareCidr4(parseCidr4(a.cidr)!, parseCidr4(b.cidr)!));
-    delta.workloadRoutesRemoved.sort((a, b) => compareCidr4(parseCidr4(a)!, parseCidr4(b)!));
+    const byCidr = <T>(xs: T[], cidrOf: (x: T) => string): T[] =>
+      xs
+        .map((x) => ({ x, c: parseCidr4(cidrOf(x))! }))
+        .sort((a, b) => compareCidr4(a.c, b.c))
+        .map((e) => e.x);
+    delta.workloadRoutesUpserted = byCidr([...upserts].map(([cidr, node]) => ({ cidr, node })), (r) => r.cidr);
+    delta.workloadRoutesRemoved = byCidr(delta.workloadRoutesRemoved, (c) => c);
   }
 
   private readonly dirtyRoutes = new Set<string>();
