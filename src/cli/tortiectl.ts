@@ -5,7 +5,7 @@
  *
  *   bin/tortiectl.js ─> main(argv) ─┬─ apply|create|replace|delete|get ─> resource-commands.ts
  *                                   ├─ label|patch                      ─> edit-commands.ts
- *                                   ├─ validate                         ─> documents.ts
+ *                                   ├─ validate|convert                 ─> documents.ts
  *                                   ├─ ipam show                        ─> ipam-commands.ts
  *                                   ├─ node status|run                  ─> node-commands.ts
  *                                   └─ version
@@ -25,6 +25,7 @@ import { runLabel, runPatch } from './edit-commands';
 import { runIpam } from './ipam-commands';
 import { CliError, processIO, type CliIO } from './io';
 import { runNode } from './node-commands';
+import { parseOutputFormat, render } from './output';
 import { runDelete, runGet, runWrite } from './resource-commands';
 
 export const BINARY = 'tortiectl';
@@ -41,6 +42,7 @@ function usage(binary: string): string {
     get          Show resources by kind and name, or those named in a file.
     label        Add, change or remove a label of a resource.
     validate     Check resources in a file without writing them.
+    convert      Print Calico v1 / Kubernetes resources as projectcalico.org/v3.
     ipam         IP address management (ipam show).
     node         tortie node management (node run, node status).
     version      Show the version of this binary.
@@ -112,6 +114,35 @@ async function runValidate(binary: string, argv: readonly string[], io: CliIO): 
   }
 }
 
+/** `convert -f FILE [-o yaml|json]`: v1 / Kubernetes input printed as validated v3 resources. */
+async function runConvert(binary: string, argv: readonly string[], io: CliIO): Promise<number> {
+  const args = parseArgs(binary, argv, 1, [{ long: 'filename', short: 'f', value: true }, { long: 'output', short: 'o', value: true }, { long: 'ignore-validation' }]);
+  if (args.flag('help')) {
+    io.stdout.write(`Usage:\n  ${binary} convert --filename=<FILENAME> [--output=<OUTPUT>]\n\nPrint Calico v1 (ipPool, node) and Kubernetes NetworkPolicy resources as projectcalico.org/v3,\nvalidated. Output yaml (default) or json.\n`);
+    return 0;
+  }
+  const filename = args.get('filename');
+  if (filename === undefined || args.positionals.length > 0) throw invalidOption(binary, argv);
+  const output = args.get('output') ?? 'yaml';
+  if (!['yaml', 'yml', 'json'].includes(output)) throw new CliError(`unrecognized output format '${output}'`, 'ERR_CLI_OUTPUT');
+  let rs;
+  try {
+    rs = await loadResources(filename, {}, io);
+  } catch (e) {
+    if (e instanceof InputError) throw new CliError(`Failed to execute command: ${e.message}`, e.code);
+    throw e;
+  }
+  const stripped = rs.map((r) => {
+    const meta = { ...r.metadata };
+    delete meta.uid;
+    delete meta.resourceVersion;
+    delete meta.creationTimestamp;
+    return { ...r, metadata: meta };
+  });
+  io.stdout.write(render(stripped, parseOutputFormat(output)));
+  return 0;
+}
+
 export async function main(argv: string[], ioOverrides: Partial<CliIO> = {}): Promise<number> {
   const io: CliIO = { ...processIO(), ...ioOverrides };
   const binary = BINARY;
@@ -172,6 +203,8 @@ export async function main(argv: string[], ioOverrides: Partial<CliIO> = {}): Pr
         return await runPatch(binary, sub, io);
       case 'validate':
         return await runValidate(binary, sub, io);
+      case 'convert':
+        return await runConvert(binary, sub, io);
       case 'ipam':
         return await runIpam(binary, sub, io);
       case 'node':

@@ -53,3 +53,36 @@ t.test('validate checks without writing', async (t) => {
   t.equal(bad.code, 1);
   t.match(bad.stderr, /^Failed to validate: .*Tier A: metadata\.name/);
 });
+
+t.test('convert prints v1 input as v3, ready to apply', async (t) => {
+  const cli = cliFor(t, 'tortiectl-formats-');
+  cli.file('v1.yaml', `apiVersion: v1
+kind: ipPool
+metadata:
+  cidr: 192.168.0.0/16
+spec:
+  ipip:
+    enabled: true
+    mode: cross-subnet
+  nat-outgoing: true
+---
+apiVersion: v1
+kind: node
+metadata:
+  name: node2
+spec:
+  bgp:
+    ipv4Address: 10.0.2.10/24
+`);
+  const r = await cli.run(['convert', '-f', 'v1.yaml']);
+  t.equal(r.code, 0, r.stderr);
+  const docs = YAML.parse(r.stdout);
+  t.same(docs.map((d: { apiVersion: string; kind: string; metadata: { name: string } }) => `${d.apiVersion} ${d.kind} ${d.metadata.name}`),
+    ['projectcalico.org/v3 IPPool 192-168-0-0-16', 'projectcalico.org/v3 Node node2']);
+  t.equal(docs[0].spec.ipipMode, 'CrossSubnet');
+  cli.file('v3.yaml', r.stdout);
+  t.equal((await cli.run(['apply', '-f', 'v3.yaml'])).stdout, 'Successfully applied 2 resource(s)\n', 'the output applies as is');
+  const one = await cli.run(['convert', '-f', '-', '-o', 'json'], { stdin: 'apiVersion: v1\nkind: node\nmetadata: {name: n3}\nspec: {}\n' });
+  t.equal(JSON.parse(one.stdout).kind, 'Node', 'one resource: printed alone');
+  t.same(await cli.run(['convert', '-f', 'v1.yaml', '-o', 'wide']), { code: 1, stdout: '', stderr: "unrecognized output format 'wide'\n" });
+});
