@@ -8,8 +8,9 @@
  *
  * Groups: datapath (iperf3 TCP 1/4 streams, UDP packet rate, sockperf latency, wrk connection
  * rate), rules and members (policy scale sweeps on connection rate and latency), prefilter (XDP
- * drop vs iptables raw DROP), control (compile, agent initial sync and RSS, apply-to-enforced,
- * 1,000 endpoints), crossnode (IPIP/SNAT: recorded as unavailable until the datapath has them).
+ * drop vs iptables raw DROP), pktcost (per-packet program cost, bench/datapath-pktcost), control
+ * (compile, agent initial sync and RSS, apply-to-enforced, 1,000 endpoints), crossnode (IPIP vs
+ * direct and SNAT vs none on a three-node cluster, bench/networking-bench).
  *
  * Writes bench/results/<stamp>.json (every sample), <stamp>.md and latest.{json,md} plus SVG
  * charts; `--readme` also replaces README.md's "## Performance" section with the latest table.
@@ -27,6 +28,7 @@ import { SERVER, type PolicyScale } from './lib/scenarios';
 import { cdf } from './lib/stats';
 import { writeReport, updateReadme } from './lib/report';
 import { runControlPlane, type ControlSettings } from './lib/control-plane';
+import { crossNode, packetCost } from './lib/children';
 
 const ROOT = resolve(__dirname, '../..');
 
@@ -46,7 +48,7 @@ export interface Settings {
   readme: boolean;
 }
 
-const GROUPS = ['datapath', 'rules', 'members', 'prefilter', 'control', 'crossnode'];
+const GROUPS = ['datapath', 'rules', 'members', 'prefilter', 'pktcost', 'control', 'crossnode'];
 
 function settingsFrom(argv: string[]): Settings {
   const cmd = new Command('bench')
@@ -219,9 +221,6 @@ async function prefilterGroup(run: RunResult, s: Settings, t: BenchTopology, sw:
   });
 }
 
-function crossNodeGroup(run: RunResult): void {
-  run.notes.push({ text: 'cross-node IPIP vs direct and SNAT vs none: not yet available — the IPIP encapsulation and natOutgoing datapath have not landed (no uplink IPIP/SNAT programming in src/dataplane yet); the suite will measure them on a two-node topology once they do.' });
-}
 
 export async function main(argv: string[]): Promise<number> {
   const s = settingsFrom(argv);
@@ -267,7 +266,8 @@ export async function main(argv: string[]): Promise<number> {
       log('control plane');
       await runControlPlane(run, s.control, ROOT, log);
     }
-    if (s.groups.has('crossnode')) crossNodeGroup(run);
+    if (s.groups.has('crossnode')) await guarded(run, 'cross-node (bench/networking-bench)', () => crossNode(run, ROOT, s.seconds.wrk, s.repeats, log));
+    if (s.groups.has('pktcost')) await guarded(run, 'per-packet cost (bench/datapath-pktcost)', () => packetCost(run, ROOT, s.mode === 'quick' ? 100_000 : 1_000_000, s.repeats, log));
   } finally {
     await sw?.close().catch(() => undefined);
     topo?.destroy();

@@ -13,6 +13,7 @@ import { calicoResources, checkScale, iptablesRestore, iptablesRuleCount, ipsetR
 import { performanceSection, renderCharts, updateReadme } from '../../bench/lib/report';
 import { parseCompileBench } from '../../bench/lib/control-plane';
 import { orderFor } from '../../bench/run';
+import { parseNetworkingBench, parsePktCost, ChildBenchError } from '../../bench/lib/children';
 
 function meta(): RunResult['meta'] {
   return {
@@ -219,4 +220,24 @@ t.test('README section replacement and interleaving order', async (t) => {
   t.same([orderFor(0), orderFor(1), orderFor(2), orderFor(3)], [
     ['bare', 'tortie', 'iptables'], ['tortie', 'iptables', 'bare'], ['iptables', 'bare', 'tortie'], ['bare', 'tortie', 'iptables'],
   ], 'each dataplane takes each position once per three repeats');
+});
+
+t.test('parsers of the other benches\' printed figures', async (t) => {
+  const net = parseNetworkingBench(`networking bench: 1s per run, 2 rounds, wrk -c16, workload MTU 1480
+  round 1: A→B direct 9.50 Gbit/s, A→B IPIP 8.10 Gbit/s, A→C IPIP via router 6.00 Gbit/s
+  round 2: A→B direct 9.00 Gbit/s, A→B IPIP 8.00 Gbit/s, A→C IPIP via router 5.50 Gbit/s
+  round 1: no SNAT 4000 conn/s, SNAT 3800 conn/s (3800 new mappings, 0 port collisions)
+`);
+  t.same(net.tp, [{ direct: 9.5, ipip: 8.1, crossSubnet: 6 }, { direct: 9, ipip: 8, crossSubnet: 5.5 }]);
+  t.same(net.conn, [{ plain: 4000, snat: 3800 }]);
+  t.throws(() => parseNetworkingBench('nothing'), ChildBenchError);
+  const pc = parsePktCost(`tortie datapath per-packet cost (BPF_PROG_TEST_RUN, repeat 100000, median of 3)
+prefilter (XDP, 10,000 CIDRs, passed not counted): pass 31 ns/pkt, drop 45 ns/pkt
+workload tc, 2 rules (3 cells in the table): new flow denied 120 ns/pkt, new flow allowed 900 ns/pkt (single runs, includes conntrack create), established 60 ns/pkt
+workload tc, 10002 rules (10005 cells in the table): new flow denied 130 ns/pkt, new flow allowed 950 ns/pkt (single runs, includes conntrack create), established 61 ns/pkt
+`);
+  t.equal(pc.prefilterPass, 31);
+  t.equal(pc.prefilterDrop, 45);
+  t.same(pc.policy.map((p) => [p.rules, p.cells, p.newFlowDeny, p.newFlowAllow, p.established]), [[2, 3, 120, 900, 60], [10002, 10005, 130, 950, 61]]);
+  t.throws(() => parsePktCost(''), /no figures/);
 });
