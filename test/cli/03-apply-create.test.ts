@@ -166,3 +166,21 @@ t.test('namespaces: -n fills in, a mismatch is an error, non-namespaced kinds re
   const pool = await cli.run(['apply', '-f', '-', '-n', 'team-a'], { stdin: V1_POOL });
   t.same(pool, { code: 1, stdout: '', stderr: 'Failed to execute command: IPPool is not namespaced\n' });
 });
+
+t.test('a directory: every file checked first, problems name their file', async (t) => {
+  const cli = cliFor(t);
+  cli.file('cfg/10-pool.yaml', 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: ok}\nspec: {cidr: 10.9.0.0/16}\n');
+  cli.file('cfg/20-bad.yaml', 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: bad}\nspec: {cidr: 10.9.0.0/99}\n');
+  cli.file('cfg/30-empty.yaml', '# nothing yet\n');
+  const r = await cli.run(['apply', '-f', 'cfg']);
+  t.equal(r.code, 1);
+  t.equal(r.stderr, 'No resources specified in file cfg/30-empty.yaml\n', 'an empty file fails as in calicoctl');
+  const r2 = await cli.run(['apply', '-f', 'cfg', '--skip-empty']);
+  t.equal(r2.code, 1);
+  t.match(r2.stderr, /^Failed to execute command: cfg\/20-bad\.yaml: document 1: IPPool bad: spec\.cidr: /);
+  t.same(JSON.parse((await cli.run(['get', 'ippool', '-o', 'json'])).stdout).items, [], 'the good file was not applied either');
+  cli.file('cfg/20-bad.yaml', 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: fixed}\nspec: {cidr: 10.10.0.0/16}\n');
+  t.same(await cli.run(['apply', '-f', 'cfg', '--skip-empty']), { code: 0, stdout: "Successfully applied 2 'IPPool' resource(s)\n", stderr: '' });
+  cli.file('none/a.txt', 'x');
+  t.same(await cli.run(['apply', '-f', 'none']), { code: 1, stdout: '', stderr: 'No resources specified in directory none\n' });
+});
