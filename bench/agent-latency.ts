@@ -5,7 +5,8 @@
  * both datastore backends. Prints figures; asserts nothing.
  *
  *   node dist/bench/agent-latency.js [--quick] [--backends embedded,etcd] [--toggles N]
- *        [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--out FILE]
+ *        [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime]
+ *        [--out FILE]
  *
  * Shape: this (outer) process builds the namespaces from the root namespace (bench/lib-agent/
  * lab.ts), then re-executes itself with `--inner` inside the node's network namespace
@@ -33,6 +34,7 @@ interface Options {
   timeoutMs: number;
   holdMs: number;
   out?: string;
+  realtime: boolean;
 }
 
 class UsageError extends Error {
@@ -40,7 +42,7 @@ class UsageError extends Error {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, backends: ['embedded', 'etcd'], toggles: 0, cliToggles: 0, intervalMs: 5, timeoutMs: 100, holdMs: 250 };
+  const o: Options = { quick: false, backends: ['embedded', 'etcd'], toggles: 0, cliToggles: 0, intervalMs: 5, timeoutMs: 100, holdMs: 250, realtime: true };
   let toggles: number | undefined;
   let cli: number | undefined;
   const num = (v: string | undefined, flag: string, min: number): number => {
@@ -65,8 +67,9 @@ function parseArgs(argv: string[]): Options {
       case '--timeout-ms': o.timeoutMs = num(argv[++i], a, 10); break;
       case '--hold-ms': o.holdMs = num(argv[++i], a, 10); break;
       case '--out': o.out = argv[++i]; break;
+      case '--no-realtime': o.realtime = false; break;
       case '-h': case '--help':
-        process.stdout.write('usage: agent-latency [--quick] [--backends embedded,etcd] [--toggles N] [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--out FILE]\n');
+        process.stdout.write('usage: agent-latency [--quick] [--backends embedded,etcd] [--toggles N] [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime] [--out FILE]\n');
         process.exit(0);
         break;
       default: throw new UsageError(`unknown argument "${a}"`);
@@ -90,15 +93,24 @@ function table(results: BackendResult[]): string {
     ['fixture load (s, not a goal)', ...results.map((r) => (r.loadMs / 1000).toFixed(1))],
     ['initial sync: spawn → /readyz 200 (s)', ...results.map((r) => (r.syncMs / 1000).toFixed(2))],
     ['agent RSS after sync / after toggles / peak (MiB); goal < 300', ...results.map((r) => `${mib(r.rssAfterSync.rss)} / ${mib(r.rssAfterToggles.rss)} / ${mib(r.rssAfterToggles.hwm)}`)],
+    ['  of which V8 heap used / heap total / external after toggles (MiB)', ...results.map((r) => {
+      const m = r.agentReported.memoryAfterToggles;
+      return `${ms(m.heapUsedMiB, 0)} / ${ms(m.heapTotalMiB, 0)} / ${ms(m.externalMiB, 0)}`;
+    })],
     ['apply → enforced (ms) median / p99 / min / max; goal < 100 / < 250', ...results.map((r) => fmt(r.api.latency))],
     ['  of which the datastore write (ms), median / p99 / min / max', ...results.map((r) => fmt(r.api.write))],
     ['  write acknowledged → enforced (ms)', ...results.map((r) => fmt(r.api.ackToEnforced))],
+    ['  toggles over 250 ms: latency (agent-reported kernel write) ms', ...results.map((r) => {
+      const slow = r.toggles.filter((x) => x.via === 'api' && (x.latencyMs ?? Infinity) > 250);
+      return slow.length === 0 ? 'none' : slow.map((x) => `${ms(x.latencyMs, 0)} (${ms(x.agent?.applyMs, 0)})`).join(', ');
+    })],
     ['  toggles not enforced in time / verdict flaps', ...results.map((r) => `${r.api.notEnforced} / ${r.api.flaps}`)],
     ['  agent-reported per flush (its histograms): change → kernel / kernel write (ms, mean)', ...results.map((r) =>
       `${ms(r.agentReported.programming?.meanMs)} / ${ms(r.agentReported.apply?.meanMs)} (${r.agentReported.programming?.count ?? 0} flushes)`)],
     ['`tortiectl apply -f` (process start) → enforced (ms)', ...results.map((r) => fmt(r.cli.latency))],
     ['  tortiectl failures', ...results.map((r) => String(r.cli.errors.length))],
     ['probes (new TCP connections) / errors other than timeout', ...results.map((r) => `${r.probes.total} / ${r.probes.failedOther}`)],
+    ['probes with a send time uncertain by > 1 ms / worst (ms)', ...results.map((r) => `${r.probes.wideStamps} / ${ms(r.probes.maxStampGapMs)}${r.probes.realtime ? '' : ' (prober not real-time)'}`)],
     ['load average (1 min) at start / end', ...results.map((r) => `${r.loadAvg.atStart[0]!.toFixed(1)} / ${r.loadAvg.atEnd[0]!.toFixed(1)}`)],
   ];
   const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
@@ -121,7 +133,7 @@ async function outer(argv: string[]): Promise<number> {
     startedAt: startedAt.toISOString(), argv, mode: o.quick ? 'quick' : 'full',
     host: { hostname: os.hostname(), cpus: os.cpus()[0]?.model ?? '?', cores: os.cpus().length, memoryBytes: os.totalmem(), kernel: os.release() },
     loadAvgAtStart: os.loadavg(), node: process.version, gitCommit: gitCommit(),
-    settings: { scale, toggles: o.toggles, cliToggles: o.cliToggles, probeIntervalMs: o.intervalMs, probeTimeoutMs: o.timeoutMs, holdMs: o.holdMs },
+    settings: { scale, realtimeProber: o.realtime, toggles: o.toggles, cliToggles: o.cliToggles, probeIntervalMs: o.intervalMs, probeTimeoutMs: o.timeoutMs, holdMs: o.holdMs },
   };
   const local = generateFixtures(scale).local;
   const results: BackendResult[] = [];
@@ -138,7 +150,7 @@ async function outer(argv: string[]): Promise<number> {
       const cfg: MeasureConfig = {
         backend, workDir, pinRoot: lab.pinRoot, clientNs: lab.client.name, serverNs: lab.server.name, scale,
         toggles: o.toggles, cliToggles: o.cliToggles, probeIntervalMs: o.intervalMs, probeTimeoutMs: o.timeoutMs,
-        holdMs: o.holdMs, toggleTimeoutMs: 10_000, loadConcurrency: 64,
+        holdMs: o.holdMs, toggleTimeoutMs: 10_000, loadConcurrency: 64, realtimeProber: o.realtime,
       };
       const cfgFile = join(workDir, 'config.json');
       const resultFile = join(workDir, 'result.json');
@@ -161,15 +173,20 @@ async function outer(argv: string[]): Promise<number> {
     }
   }
 
-  if (results.length > 0) process.stdout.write(`\n${table(results)}\n`);
-  process.stdout.write('\nLatency = start of the first probe (new TCP connection client → server, one every ' +
+  const text = `${results.length > 0 ? `${table(results)}\n\n` : ''}Latency = send time of the first probe (new TCP connection client → server, one every ` +
     `${o.intervalMs} ms, ${o.timeoutMs} ms timeout) from which the new verdict holds, minus the start of the apply call; p99 is nearest-rank (with fewer than 100 toggles it is the maximum). ` +
-    `Machine: ${meta.host.cores} cores shared with other work (load average at start ${meta.loadAvgAtStart.map((x) => x.toFixed(1)).join(' ')}): figures are noisy.\n`);
+    `Machine: ${meta.host.cores} × ${meta.host.cpus}, kernel ${meta.host.kernel}, node ${meta.node}, commit ${meta.gitCommit?.slice(0, 10) ?? '?'}; ` +
+    `shared with other work (load average at start ${meta.loadAvgAtStart.map((x) => x.toFixed(1)).join(' ')}): figures are noisy.\n` +
+    failures.map((f) => `FAILED ${f.backend}: ${f.error.split('\n')[0]}\n`).join('');
+  process.stdout.write(`\n${text}`);
   const stamp = startedAt.toISOString().replace(/:/g, '').replace(/\..*$/, '').replace('T', '-');
   const out = o.out ?? join(ROOT, 'bench/results', `agent-latency-${stamp}${o.quick ? '-quick' : ''}.json`);
   mkdirSync(join(out, '..'), { recursive: true });
   writeFileSync(out, `${JSON.stringify({ format: 'tortie-bench-agent/1', meta: { ...meta, finishedAt: new Date().toISOString() }, results, failures }, null, 1)}\n`);
-  process.stdout.write(`JSON: ${out}\n`);
+  const md = out.replace(/\.json$/, '') + '.md';
+  writeFileSync(md, `# tortie-node: apply → enforcement latency, RSS, initial sync (${meta.mode})\n\n` +
+    `Run ${meta.startedAt}: \`node dist/bench/agent-latency.js ${argv.join(' ')}\`\n\n\`\`\`\n${text}\`\`\`\n`);
+  process.stdout.write(`JSON: ${out}\nTable: ${md}\n`);
   return failures.length === 0 ? 0 : 1;
 }
 

@@ -4,7 +4,9 @@
  * Contract:
  * - A probe is one new TCP connection attempt from the probe client to the server, stamped with
  *   the wall-clock time (µs since the epoch) its SYN was sent and its outcome (connected, or not
- *   within the prober's timeout). The prober prints one line per probe: `<startUs> ok|fail`.
+ *   within the prober's timeout). The prober prints one line per probe: `<startUs> ok|fail …`
+ *   (prober.ts: the time just after connect(2) returned, then the outcome, a reason and the
+ *   stamp's uncertainty, which this module ignores).
  * - A toggle is one policy write: `issuedUs` when the apply call started, `ackedUs` when the
  *   datastore acknowledged it, and the verdict the new policy wants for the probe flow.
  * - The toggle is enforced at the start time of the first probe started at or after `issuedUs`

@@ -51,11 +51,42 @@ export interface MeasureConfig {
   /** Give up on a toggle after this long (it is then reported as not enforced). */
   toggleTimeoutMs: number;
   loadConcurrency: number;
+  /** Run the prober at real-time priority (chrt -f 10) so its send stamps stay tight under load. */
+  realtimeProber: boolean;
 }
 
 export interface RssKb { rss: number; hwm: number }
 
-export interface ToggleRecord extends ToggleResult { via: 'api' | 'tortiectl' }
+export interface AgentMemory { heapUsedMiB?: number; heapTotalMiB?: number; externalMiB?: number }
+
+function memory(metrics: string): AgentMemory {
+  const mib = (name: string) => {
+    const v = promValue(metrics, `tortie_node_nodejs_${name}`);
+    return v === undefined ? undefined : v / 1048576;
+  };
+  return { heapUsedMiB: mib('heap_size_used_bytes'), heapTotalMiB: mib('heap_size_total_bytes'), externalMiB: mib('external_memory_bytes') };
+}
+
+/** What the agent's own histograms saw between two scrapes: flushes, and their mean times. */
+export interface AgentDelta { flushes: number; programmingMs?: number; applyMs?: number }
+
+function agentDelta(before: string, after: string): AgentDelta | undefined {
+  const d = (name: string) => {
+    const a = promValue(after, name);
+    const b = promValue(before, name);
+    return a === undefined || b === undefined ? undefined : a - b;
+  };
+  const n = d('tortie_policy_programming_seconds_count');
+  if (n === undefined) return undefined;
+  const mean = (base: string) => {
+    const c = d(`${base}_count`);
+    const sum = d(`${base}_sum`);
+    return c && sum !== undefined ? (sum * 1000) / c : undefined;
+  };
+  return { flushes: n, programmingMs: mean('tortie_policy_programming_seconds'), applyMs: mean('tortie_dataplane_apply_seconds') };
+}
+
+export interface ToggleRecord extends ToggleResult { via: 'api' | 'tortiectl'; agent?: AgentDelta }
 
 export interface BackendResult {
   backend: BackendName;
@@ -71,12 +102,19 @@ export interface BackendResult {
   cli: { latency?: Summary; notEnforced: number; errors: string[] };
   /** 1/5/15-minute load averages when this backend's run started and ended (noise indicator). */
   loadAvg: { atStart: number[]; atEnd: number[] };
-  probes: { total: number; failedOther: number };
+  /** wideStamps: probes whose send time is uncertain by more than 1 ms (maxStampGapMs the worst). */
+  probes: { total: number; failedOther: number; wideStamps: number; maxStampGapMs: number; realtime: boolean };
   /**
    * The agent's own histograms over the toggle phase (mean per flush): change received →
    * kernel written, and the kernel write alone. For attribution only; not the figure.
    */
-  agentReported: { programming?: { meanMs: number; count: number }; apply?: { meanMs: number; count: number } };
+  agentReported: {
+    programming?: { meanMs: number; count: number };
+    apply?: { meanMs: number; count: number };
+    /** Where the RSS is: V8 heap used / total and memory held outside the heap (Buffers, addon). */
+    memoryAfterSync: AgentMemory;
+    memoryAfterToggles: AgentMemory;
+  };
   agentLogTail: string;
 }
 
@@ -149,6 +187,9 @@ function exited(p: ChildProcess, timeoutMs: number): Promise<boolean> {
 class ProbeStream {
   readonly sorted: Probe[] = [];
   failedOther = 0;
+  /** Probes whose send time is known only within more than 1 ms (the prober was descheduled). */
+  wideStamps = 0;
+  maxGapUs = 0;
   private buf = '';
 
   feed(chunk: string): void {
@@ -157,9 +198,12 @@ class ProbeStream {
     while ((nl = this.buf.indexOf('\n')) >= 0) {
       const line = this.buf.slice(0, nl).trim();
       this.buf = this.buf.slice(nl + 1);
-      const m = /^(\d+) (ok|fail)(?: (\S+))?/.exec(line);
+      const m = /^(\d+) (ok|fail) (\S+) (-?\d+)$/.exec(line);
       if (!m) continue;
       if (m[2] === 'fail' && m[3] !== 'timeout') this.failedOther++;
+      const gap = Number(m[4]);
+      if (gap < 0 || gap > 1000) this.wideStamps++;
+      if (gap > this.maxGapUs) this.maxGapUs = gap;
       const p: Probe = { startUs: Number(m[1]), ok: m[2] === 'ok' };
       let i = this.sorted.length;
       while (i > 0 && this.sorted[i - 1]!.startUs > p.startUs) i--;
@@ -222,7 +266,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
 
     // Prober; bounded by a generous duration, stopped explicitly below.
     const maxSeconds = Math.ceil((cfg.toggles + cfg.cliToggles + 2) * (cfg.toggleTimeoutMs + cfg.holdMs + 500) / 1000) + 60;
-    const prober = spawn('ip', ['netns', 'exec', cfg.clientNs, process.execPath, PROBER, 'probe', PROBE_SERVER.ip, String(PROBE_PORT),
+    const prober = spawn('ip', ['netns', 'exec', cfg.clientNs, ...(cfg.realtimeProber ? ['chrt', '-f', '10'] : []), process.execPath, PROBER, 'probe', PROBE_SERVER.ip, String(PROBE_PORT),
       String(cfg.probeIntervalMs), String(cfg.probeTimeoutMs), String(maxSeconds)], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
     children.push(prober);
     const stream = new ProbeStream();
@@ -236,12 +280,16 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     const metricsUrl = `http://127.0.0.1:${healthPort}/metrics`;
     const scrape = () => fetch(metricsUrl).then((r) => r.text(), () => '');
     const before = await scrape();
+    const snaps: string[] = [before];
     const toggles: (Toggle & { via: 'api' | 'tortiectl' })[] = [];
     const settle = async (t: Toggle): Promise<void> => {
       await waitFor(() => heldSince(stream.sorted, t.issuedUs, t.wantOk, holdUs), cfg.toggleTimeoutMs);
       // Let probes still in flight report before the window closes; then a random pause so
       // toggles do not phase-lock with the agent's timers.
       await sleep(cfg.probeTimeoutMs + 20 + Math.random() * 100);
+      // The agent's histograms after each toggle: their differences attribute each toggle's
+      // time (scraped outside the measured window: the next toggle starts after this).
+      snaps.push(await scrape());
     };
     let allow = true;
     for (let i = 0; i < cfg.toggles; i++) {
@@ -292,7 +340,9 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
 
     prober.stdin!.end();
     await exited(prober, 5000);
-    const results: ToggleRecord[] = analyse(stream.sorted, toggles, endUs).map((r, i) => ({ ...r, via: toggles[i]!.via }));
+    const results: ToggleRecord[] = analyse(stream.sorted, toggles, endUs).map((r, i) => ({
+      ...r, via: toggles[i]!.via, agent: agentDelta(snaps[i] ?? '', snaps[i + 1] ?? ''),
+    }));
     const api = results.filter((r) => r.via === 'api');
     const cli = results.filter((r) => r.via === 'tortiectl');
     const lat = (rs: ToggleRecord[]) => rs.filter((r) => r.latencyMs !== undefined).map((r) => r.latencyMs!);
@@ -309,8 +359,11 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
       },
       cli: { latency: summarize(lat(cli)), notEnforced: cli.filter((r) => r.latencyMs === undefined).length, errors: cliErrors },
       loadAvg: { atStart: loadAtStart, atEnd: loadavg() },
-      probes: { total: stream.sorted.length, failedOther: stream.failedOther },
-      agentReported: { programming: meanMs('tortie_policy_programming_seconds'), apply: meanMs('tortie_dataplane_apply_seconds') },
+      probes: { total: stream.sorted.length, failedOther: stream.failedOther, wideStamps: stream.wideStamps, maxStampGapMs: stream.maxGapUs / 1000, realtime: cfg.realtimeProber },
+      agentReported: {
+        programming: meanMs('tortie_policy_programming_seconds'), apply: meanMs('tortie_dataplane_apply_seconds'),
+        memoryAfterSync: memory(before), memoryAfterToggles: memory(after),
+      },
       agentLogTail: tail(agentLog, 2000),
     };
   } finally {

@@ -6,8 +6,12 @@
  *       its side holds TIME_WAIT and no 4-tuple is reused while the datapath may still track it).
  *   node prober.js probe <ip> <port> <intervalMs> <timeoutMs> <maxSeconds>
  *       opens a new TCP connection every intervalMs and prints one line per attempt when it is
- *       decided: `<startUs> ok` (connected) or `<startUs> fail <why>` (timeout, or an error),
- *       startUs being the wall-clock time (µs since the epoch) just before the SYN was sent.
+ *       decided: `<sentUs> ok - <gapUs>` (connected) or `<sentUs> fail <why> <gapUs>` (timeout,
+ *       or an error). sentUs is the wall-clock time (µs since the epoch) just after the connect
+ *       syscall returned (the SYN has passed the host's tc hooks by then: veth transmit runs
+ *       the receive path in the sender's context); gapUs is how long the process took from just
+ *       before the call to then: the SYN was sent within [sentUs − gapUs, sentUs]. Run it with
+ *       real-time priority (chrt) on a busy machine, or descheduling widens that interval.
  *
  * Both exit after maxSeconds (probe) or when stdin closes (the parent died), so they are bounded.
  * A timeout is only declared after pending I/O has been processed (setImmediate after the timer),
@@ -41,18 +45,22 @@ function probe(ip: string, port: number, intervalMs: number, timeoutMs: number, 
   const attempt = (): void => {
     if (outstanding > 512) return; // bounded: never more sockets than this in flight
     outstanding++;
-    const start = nowUs();
+    const before = nowUs();
+    let sent = 0;
     let decided = false;
     const decide = (line: string, sock: net.Socket, graceful: boolean): void => {
       if (decided) return;
       decided = true;
       outstanding--;
       clearTimeout(timer);
-      out += `${start} ${line}\n`;
+      out += `${sent || nowUs()} ${line} ${sent ? sent - before : -1}\n`;
       if (graceful) sock.end(); else sock.destroy();
     };
     const sock = net.connect({ host: ip, port });
-    sock.on('connect', () => decide('ok', sock, true));
+    // net.connect to an address issues connect(2) from a nextTick callback; this one is queued
+    // after it, so it runs right after the syscall.
+    process.nextTick(() => { sent = nowUs(); });
+    sock.on('connect', () => decide('ok -', sock, true));
     sock.on('error', (e: NodeJS.ErrnoException) => decide(`fail ${e.code ?? 'error'}`, sock, false));
     sock.on('data', () => undefined);
     const timer = setTimeout(() => setImmediate(() => {

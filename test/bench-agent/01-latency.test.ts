@@ -12,7 +12,7 @@ function probes(from: number, to: number, step: number, okAt: (us: number) => bo
 }
 
 t.test('parseProbeLines', async (t) => {
-  t.same(parseProbeLines('100 ok\n\n105 fail timeout\n110 fail ECONNREFUSED\n'),
+  t.same(parseProbeLines('100 ok - 12\n\n105 fail timeout 30\n110 fail ECONNREFUSED -1\n'),
     [{ startUs: 100, ok: true }, { startUs: 105, ok: false }, { startUs: 110, ok: false }]);
   t.same(parseProbeLines(''), []);
   t.throws(() => parseProbeLines('100 ok\nlistening 8080\n'), { code: 'ERR_BENCH_LATENCY', message: /line 2/ });
