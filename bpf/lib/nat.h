@@ -153,7 +153,8 @@ static __always_inline void nat_track_tcp(struct tortie_nat4_value *v, const str
 static __always_inline bool nat_claim(struct tortie_nat4_key *rk, const struct tortie_nat4_value *rv,
 				      __u8 proto, __u64 now)
 {
-	struct tortie_nat4_value *cur;
+	struct tortie_nat4_value *cur, *fv;
+	struct tortie_nat4_key fk = {};
 
 	if (bpf_map_update_elem(&tortie_nat4_v1, rk, rv, BPF_NOEXIST) == 0)
 		return true;
@@ -163,6 +164,17 @@ static __always_inline bool nat_claim(struct tortie_nat4_key *rk, const struct t
 	if (cur->addr == rv->addr && cur->port == rv->port)
 		return true; /* ours already: the FWD half was evicted or we lost a race to ourselves */
 	if (nat_live(cur, proto, now))
+		return false;
+	/* REV entries are refreshed by replies only: a one-way flow keeps its port while its FWD
+	 * entry (refreshed by every outgoing packet) is live and still maps to this port. */
+	fk.saddr = cur->addr;
+	fk.daddr = rk->saddr;
+	fk.sport = cur->port;
+	fk.dport = proto == IPPROTO_ICMP ? cur->port : rk->sport;
+	fk.proto = proto;
+	fk.dir = TORTIE_NAT_FWD;
+	fv = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+	if (fv && fv->port == rk->dport && nat_live(fv, proto, now))
 		return false;
 	bpf_map_delete_elem(&tortie_nat4_v1, rk);
 	return bpf_map_update_elem(&tortie_nat4_v1, rk, rv, BPF_NOEXIST) == 0;

@@ -128,6 +128,55 @@ export function planRoutes(nodeName: string, routing: RoutingState, workloadRout
   return plan;
 }
 
+// ------------------------------------------------------------------ NAT sweep
+
+/**
+ * Deletes NAT mappings whose flow is over: the FWD entry past its timeout (bpf/lib/nat.h's
+ * defaults; `now` is CLOCK_MONOTONIC ns like bpf_ktime_get_ns) together with its REV entry, and
+ * REV entries whose FWD entry is gone and which are past the timeout themselves. The programs
+ * also reclaim expired ports on collision, so this keeps the LRU free of dead flows. Returns the
+ * number of entries deleted.
+ */
+export function sweepNatEntries(nat4: BpfMap, now = process.hrtime.bigint()): number {
+  const S = 1_000_000_000n;
+  const entries = readNatEntries(nat4);
+  const timeout = (proto: number, flags: number): bigint => {
+    const closed = (flags & NATF.RST) !== 0 || (flags & (NATF.FIN_IN | NATF.FIN_OUT)) === (NATF.FIN_IN | NATF.FIN_OUT);
+    return proto === 6 ? (closed ? 10n * S : 3600n * S) : proto === 17 ? 60n * S : proto === 1 ? 30n * S : 600n * S;
+  };
+  const expired = (last: bigint, t: bigint) => last < now && now - last > t;
+  const liveRev = new Set<string>();
+  const dead: Buffer[] = [];
+  const revOwner = new Map<string, { addr: string; port: number }>();
+  for (const { key: k, value: v } of entries) if (k.dir === NAT_DIR.REV) revOwner.set(hex(nat4KeyCodec.encode(k)), v);
+  for (const { key: k, value: v } of entries) {
+    if (k.dir !== NAT_DIR.FWD) continue;
+    const rev = hex(nat4KeyCodec.encode({ saddr: k.daddr, daddr: v.addr, sport: k.proto === 1 ? 0 : k.dport, dport: v.port, proto: k.proto, dir: NAT_DIR.REV }));
+    const owner = revOwner.get(rev);
+    // The reply tuple may belong to a newer flow already (a reclaimed port): not ours to delete.
+    const ours = owner !== undefined && owner.addr === k.saddr && owner.port === k.sport;
+    if (expired(v.last_seen_ns, timeout(k.proto, v.flags))) {
+      dead.push(nat4KeyCodec.encode(k));
+      if (ours) dead.push(Buffer.from(rev, 'hex'));
+    } else if (ours) {
+      liveRev.add(rev);
+    }
+  }
+  for (const { key: k, value: v } of entries) {
+    if (k.dir !== NAT_DIR.REV) continue;
+    const kb = nat4KeyCodec.encode(k);
+    if (!liveRev.has(hex(kb)) && expired(v.last_seen_ns, timeout(k.proto, 0))) dead.push(kb);
+  }
+  let deleted = 0;
+  const seen = new Set<string>();
+  for (const k of dead) {
+    if (seen.has(hex(k))) continue;
+    seen.add(hex(k));
+    if (nat4.tryDelete(k)) deleted++;
+  }
+  return deleted;
+}
+
 // ------------------------------------------------------------------ the manager
 
 interface KernelRoute { via: string; mtu?: number }
@@ -371,28 +420,8 @@ export class RouteManager {
 
   // ---------------------------------------------------------------- housekeeping
 
-  /**
-   * Deletes NAT mappings whose flow is over (both halves; timeouts as bpf/lib/nat.h's defaults);
-   * returns how many entries were deleted. The programs also reclaim expired ports on collision,
-   * so this only keeps the LRU from filling with dead flows.
-   */
-  sweepNat(now = process.hrtime.bigint()): number {
-    const S = 1_000_000_000n;
-    const entries = readNatEntries(this.dp.maps.nat4);
-    let deleted = 0;
-    for (const e of entries) {
-      const { key: k, value: v } = e;
-      const closed = (v.flags & NATF.RST) !== 0 || (v.flags & (NATF.FIN_IN | NATF.FIN_OUT)) === (NATF.FIN_IN | NATF.FIN_OUT);
-      const timeout = k.proto === 6 ? (closed ? 10n * S : 3600n * S) : k.proto === 17 ? 60n * S : k.proto === 1 ? 30n * S : 600n * S;
-      if (k.dir === NAT_DIR.FWD && v.last_seen_ns < now && now - v.last_seen_ns > timeout) {
-        const fwd = nat4KeyCodec.encode(k);
-        const rev = nat4KeyCodec.encode({ saddr: k.daddr, daddr: v.addr, sport: k.proto === 1 ? 0 : k.dport, dport: v.port, proto: k.proto, dir: NAT_DIR.REV });
-        if (this.dp.maps.nat4.tryDelete(fwd)) deleted++;
-        if (this.dp.maps.nat4.tryDelete(rev)) deleted++;
-      }
-    }
-    return deleted;
-  }
+  /** Deletes NAT mappings whose flow is over; see sweepNatEntries. */
+  sweepNat(now = process.hrtime.bigint()): number { return sweepNatEntries(this.dp.maps.nat4, now); }
 
   status(): RouteStatus {
     const plan = this.lastPlan;

@@ -5,7 +5,7 @@
 // exhaustion as a counted drop that leaves existing flows intact.
 import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
-import { NAT_DIR, POOL_F, readNatEntries } from '../../src/dataplane/bpf/net-codecs';
+import { NAT_DIR, POOL_F, readNatEntries, nat4KeyCodec, nat4ValueCodec } from '../../src/dataplane/bpf/net-codecs';
 import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
 import { ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
 
@@ -133,4 +133,42 @@ t.test('port exhaustion is a counted drop; existing flows keep working', async (
   t.equal(h.run('out', tcpFrame({ src: srcs[0]!, dst: '198.18.3.21', sport: 1000, dport: 443 })).reason, R.FORWARD,
     'another destination has its own port space');
   t.ok(h.stats().snatRetry > 0n, 'collisions counted');
+});
+
+t.test('a port held by an expired flow is reclaimed; the agent sweeps dead mappings', async (t) => {
+  const h = await setup('natexp', { portMin: 31000, portMax: 31000, retries: 4 });
+  t.teardown(() => h.close());
+  const nat = h.dp.maps.nat4;
+  // Two flows from different workloads, same port, same destination: the second takes 31000.
+  h.run('out', tcpFrame({ src: '192.168.10.1', dst: OUT, sport: 2000, dport: 443 }));
+  const second = ipAt(h.run('out', tcpFrame({ src: '192.168.10.2', dst: OUT, sport: 2000, dport: 443 })).data);
+  t.equal(portsOf(second)[0], 31000);
+  t.equal(h.run('out', tcpFrame({ src: '192.168.10.3', dst: OUT, sport: 2000, dport: 443 })).reason, R.NAT_NO_PORT, 'range exhausted');
+  // Only the reply side aged (a one-way flow: REV entries are refreshed by replies): still held.
+  const age = (pred: (e: ReturnType<typeof readNatEntries>[number]) => boolean) => {
+    for (const e of readNatEntries(nat)) if (pred(e)) nat.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: 1n }));
+  };
+  age((e) => e.key.dir === NAT_DIR.REV && e.value.addr === '192.168.10.2');
+  t.equal(h.run('out', tcpFrame({ src: '192.168.10.3', dst: OUT, sport: 2000, dport: 443 })).reason, R.NAT_NO_PORT,
+    'a port whose flow still sends is not reclaimed');
+  // Age every mapping of 192.168.10.2's flow past the TCP timeout (last_seen 1 ns after boot).
+  for (const e of readNatEntries(nat)) {
+    const mine = (e.key.dir === NAT_DIR.FWD && e.key.saddr === '192.168.10.2') || (e.key.dir === NAT_DIR.REV && e.value.addr === '192.168.10.2');
+    if (mine) nat.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: 1n }));
+  }
+  const third = h.run('out', tcpFrame({ src: '192.168.10.3', dst: OUT, sport: 2000, dport: 443 }));
+  t.same([third.reason, portsOf(ipAt(third.data))[0]], [R.FORWARD, 31000], 'the expired flow\'s port is reclaimed');
+  const back = ipAt(h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 443, dport: 31000, flags: 'SA' })).data);
+  t.equal(back.dst, '192.168.10.3', 'replies go to the new owner');
+
+  // The sweep: the stale FWD half of 192.168.10.2 is still there; age 192.168.10.1's flow too.
+  for (const e of readNatEntries(nat)) {
+    if (e.key.dir === NAT_DIR.FWD && e.key.saddr === '192.168.10.1') nat.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: 1n }));
+  }
+  const { sweepNatEntries } = await import('../../src/dataplane/routes');
+  const deleted = sweepNatEntries(nat);
+  t.ok(deleted >= 3, `swept ${deleted} entries`);
+  const left = readNatEntries(nat);
+  t.same(left.map((e) => [e.key.dir, e.key.dir === NAT_DIR.FWD ? e.key.saddr : e.value.addr]).sort(),
+    [[NAT_DIR.FWD, '192.168.10.3'], [NAT_DIR.REV, '192.168.10.3']], 'only the live flow remains');
 });

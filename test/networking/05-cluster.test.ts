@@ -89,6 +89,12 @@ t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
     t.match(captured, /198\.18\.1\.10 > 198\.18\.2\.10: .*192\.168\.1\.1[01] > 192\.168\.3\.10/, 'the router saw IPIP with the workload packet inside');
   });
 
+  t.test('host-originated traffic to a remote workload is encapsulated on the uplink egress', async (t) => {
+    const a0 = c.stats('node-a');
+    t.ok(await pings(A.ns, wc.ip), 'node A host → wc');
+    t.ok(c.stats('node-a').encapUplink > a0.encapUplink, 'encapsulated by tortie_uplink_out');
+  });
+
   t.test('MTU: oversize DF packet gets frag-needed; TCP across the tunnel works', async (t) => {
     const r = await wa.ns.exec(['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', '1472', wc.ip], { allowFail: true });
     t.not(r.code, 0, '1500-byte DF ping does not pass');
