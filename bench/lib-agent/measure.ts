@@ -86,6 +86,12 @@ function agentDelta(before: string, after: string): AgentDelta | undefined {
   return { flushes: n, programmingMs: mean('tortie_policy_programming_seconds'), applyMs: mean('tortie_dataplane_apply_seconds') };
 }
 
+function mapEntries(metrics: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of metrics.matchAll(/^tortie_bpf_map_entries\{map="([^"]+)"\} (\S+)$/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
 export interface ToggleRecord extends ToggleResult { via: 'api' | 'tortiectl'; agent?: AgentDelta }
 
 export interface BackendResult {
@@ -114,6 +120,8 @@ export interface BackendResult {
     /** Where the RSS is: V8 heap used / total and memory held outside the heap (Buffers, addon). */
     memoryAfterSync: AgentMemory;
     memoryAfterToggles: AgentMemory;
+    /** tortie_bpf_map_entries by map after the toggles (as of the agent's last housekeeping). */
+    mapEntries: Record<string, number>;
   };
   agentLogTail: string;
 }
@@ -362,7 +370,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
       probes: { total: stream.sorted.length, failedOther: stream.failedOther, wideStamps: stream.wideStamps, maxStampGapMs: stream.maxGapUs / 1000, realtime: cfg.realtimeProber },
       agentReported: {
         programming: meanMs('tortie_policy_programming_seconds'), apply: meanMs('tortie_dataplane_apply_seconds'),
-        memoryAfterSync: memory(before), memoryAfterToggles: memory(after),
+        memoryAfterSync: memory(before), memoryAfterToggles: memory(after), mapEntries: mapEntries(after),
       },
       agentLogTail: tail(agentLog, 2000),
     };

@@ -14,6 +14,6 @@
 export * from './types';
 export { CalcGraph, type CalcGraphOptions } from './graph';
 export { evaluate } from './reference';
-export { TableIndex, validateCompiled, type LookupResult } from './lookup';
+export { portValues, TableIndex, validateCompiled, type LookupResult } from './lookup';
 export { ResourceState, resourceKey } from './store';
 export { CalcError, UnknownEndpointError, BadPacketError } from './errors';

@@ -29,6 +29,13 @@ interface TableIdx {
   cells: Map<string, VerdictCell[]>;
 }
 
+/** The (source, destination) port values of a packet as tables use them (see types.ts). */
+export function portValues(p: Pick<PolicyPacket, 'protocol' | 'srcPort' | 'dstPort' | 'icmpType' | 'icmpCode'>): [number, number] {
+  if (isPortProtocol(p.protocol)) return [p.srcPort ?? 0, p.dstPort ?? 0];
+  if (isIcmpProtocol(p.protocol)) return [0, ((p.icmpType ?? 0) << 8) | (p.icmpCode ?? 0)];
+  return [0, 0];
+}
+
 export class TableIndex {
   private readonly lpm = new Map<string, number>();
   private readonly lens: number[];
@@ -80,14 +87,7 @@ export class TableIndex {
     const g = this.classOf(ip);
     const lc = ti.projection.get(g) ?? 0;
     const proto = ti.protocols.has(packet.protocol) ? packet.protocol : PROTO_OTHER;
-    let sport = 0;
-    let dport = 0;
-    if (isPortProtocol(packet.protocol)) {
-      sport = packet.srcPort ?? 0;
-      dport = packet.dstPort ?? 0;
-    } else if (isIcmpProtocol(packet.protocol)) {
-      dport = ((packet.icmpType ?? 0) << 8) | (packet.icmpCode ?? 0);
-    }
+    const [sport, dport] = portValues(packet);
     let spc = 0;
     for (const r of ti.srcClasses.get(proto) ?? []) {
       if (sport >= r.portMin && sport <= r.portMax) {

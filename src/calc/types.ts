@@ -15,7 +15,7 @@
  *   5. the cell of t with (localClass l, protocol p, srcPortClass sp) whose [portMin, portMax]
  *      contains the packet's destination port value → action, deciding rule, Log rules hit.
  *
- * Port values (`portValueOf` in compile.ts is the single definition):
+ * Port values (`portValues` in lookup.ts is the executable definition):
  *   - TCP (6), UDP (17), SCTP (132), UDPLite (136): the L4 source / destination ports;
  *   - ICMP (1), ICMPv6 (58): source port 0, destination port value = type << 8 | code, so ICMP
  *     type/code rules use the same dimension as ports;
@@ -25,11 +25,21 @@
  * [0, localClassCount) × (protocols ∪ {PROTO_OTHER}) × its source-port classes: a lookup never
  * misses. Cells are sorted by (localClass, protocol, srcPortClass, portMin).
  *
+ * Protocol semantics the cells encode: ports/notPorts only match TCP/UDP/SCTP/UDPLite packets,
+ * icmp/notICMP only ICMP/ICMPv6 packets (a rule with such a match never matches other protocols).
+ *
+ * IPv4 only for now: IPv6 addresses in ipNetworks and IPv6 CIDRs in nets are ignored (nets with
+ * only IPv6 CIDRs never match), rules with ipVersion 6 never match, the LPM holds IPv4 prefixes.
+ *
  * Why this split: the global class LPM is shared by all tables (one entry per distinct
  * membership combination of the prefixes that matter), each table only distinguishes the
  * classes that change its verdicts (the projection, typically small), and Pass/Log/order/
  * negations are all resolved into the cells at compile time. Local classes are verdict-
- * equivalence classes: two global classes with identical cells in a table share one local class.
+ * equivalence classes: two global classes with identical cells in a table share one local class;
+ * local class 0 is the one of "member of none of this table's sets" and is never projected to, so
+ * the projection lists only the global classes that this table treats differently from unknown
+ * addresses. Local classes are numbered by a hash of their cells (0 first), so the numbering is a
+ * function of current state.
  *
  * Identity and atomicity:
  *   - A table id is a content hash of its cells, source-port classes and the policy definition
