@@ -26,7 +26,7 @@ struct {
 } tortie_cnt_v1 SEC(".maps");
 
 /*
- * tortie_events_v1: ring buffer of struct tortie_event (denied new flows, Log rule hits,
+ * tortie_evt_v1: ring buffer of struct tortie_event (denied new flows, Log rule hits,
  * prefilter drops). Written by the programs, consumed by the agent. Full: the event is lost
  * (the counters still count the packet).
  */
@@ -34,7 +34,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tortie_events_v1 SEC(".maps");
+} tortie_evt_v1 SEC(".maps");
 
 static __always_inline void count_packet(__u32 ifindex, __u8 dir, int reason, __u32 len)
 {
@@ -58,7 +58,7 @@ static __always_inline void emit_event(__u32 kind, __u32 ifindex, __u32 ep_id, _
 
 	if (!events_enabled)
 		return;
-	e = bpf_ringbuf_reserve(&tortie_events_v1, sizeof(*e), 0);
+	e = bpf_ringbuf_reserve(&tortie_evt_v1, sizeof(*e), 0);
 	if (!e)
 		return;
 	__builtin_memset(e, 0, sizeof(*e));

@@ -24,7 +24,7 @@ struct {
 } tortie_ep_v1 SEC(".maps");
 
 /*
- * tortie_epaddr_v1 (LPM): (ifindex, family, address prefix) -> __u32 (reserved, 0).
+ * tortie_epip_v1 (LPM): (ifindex, family, address prefix) -> __u32 (reserved, 0).
  * The addresses an endpoint may send from (anti-spoofing). Written by the agent with the
  * endpoint; read by the from-workload program. Full map: agent error, endpoint not added.
  */
@@ -35,7 +35,7 @@ struct {
 	__uint(max_entries, 16384);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tortie_epaddr_v1 SEC(".maps");
+} tortie_epip_v1 SEC(".maps");
 
 /* Copies the endpoint (one consistent snapshot for the whole packet); false if unknown. */
 static __always_inline bool ep_lookup(__u32 ifindex, struct tortie_endpoint *out)
@@ -54,7 +54,7 @@ static __always_inline bool ep_addr4_ok(__u32 ifindex, __be32 saddr)
 		.prefixlen = TORTIE_EPADDR_FIXED_BITS + 32, .ifindex = ifindex, .family = TORTIE_AF_INET };
 
 	__builtin_memcpy(k.addr, &saddr, 4);
-	return bpf_map_lookup_elem(&tortie_epaddr_v1, &k) != NULL;
+	return bpf_map_lookup_elem(&tortie_epip_v1, &k) != NULL;
 }
 
 #endif

@@ -28,7 +28,7 @@ struct tortie_endpoint {
 	__u32 pad;
 };
 
-/* ---- endpoint addresses: tortie_epaddr_v1 (LPM: anti-spoofing set, value __u32 reserved) ----
+/* ---- endpoint addresses: tortie_epip_v1 (LPM: anti-spoofing set, value __u32 reserved) ----
  * Fixed part = 64 bits (ifindex, family, pad); then 0..32 (IPv4) or 0..128 (IPv6) bits of
  * address, so an endpoint's ipNetworks may be wider than a host address. */
 struct tortie_ep_addr_key {
@@ -198,7 +198,7 @@ struct tortie_cnt_value {
 	__u64 bytes;
 };
 
-/* ---- events: tortie_events_v1 (ring buffer) ---- */
+/* ---- events: tortie_evt_v1 (ring buffer) ---- */
 #define TORTIE_EV_DENY 1 /* a new flow denied by policy (rule = deciding rule) */
 #define TORTIE_EV_LOG 2  /* a Log rule hit on a new flow (rule = the Log rule) */
 #define TORTIE_EV_PREFILTER 3

@@ -46,3 +46,19 @@ t.test('direction codes match enum tortie_dir', async (t) => {
   const d = btfEnum(WEP, 'tortie_dir');
   t.same(Object.fromEntries(d), { TORTIE_DIR_INGRESS: 0, TORTIE_DIR_EGRESS: 1, TORTIE_DIR_UPLINK: 2 });
 });
+
+t.test('map names: tortie_<x>_v<n>, at most 15 characters (the kernel keeps 15)', async (t) => {
+  const { MAP } = await import('../../src/dataplane/bpf/codecs');
+  const { BpfObject } = await import('../../src/dataplane/native');
+  const inObjects = new Set<string>();
+  for (const f of ['tortie_wep.bpf.o', 'tortie_xdp.bpf.o']) {
+    const o = BpfObject.open(path.join(defaultObjectDir(), f));
+    for (const m of o.maps()) inObjects.add(m.name);
+    o.close();
+  }
+  for (const name of Object.values(MAP)) {
+    t.match(name, /^tortie_[a-z0-9]+_v[0-9]+$/, name);
+    t.ok(name.length <= 15, `${name} is ${name.length} characters`);
+    t.ok(inObjects.has(name), `${name} is defined by the programs`);
+  }
+});

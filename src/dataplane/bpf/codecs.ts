@@ -11,7 +11,7 @@ export type ValueOf<C> = C extends StructCodec<infer V> ? V : never;
 
 export const MAP = {
   ep: 'tortie_ep_v1',
-  epaddr: 'tortie_epaddr_v1',
+  epaddr: 'tortie_epip_v1',
   cls4: 'tortie_cls4_v1',
   tbl: 'tortie_tbl_v1',
   proj: 'tortie_proj_v1',
@@ -21,7 +21,7 @@ export const MAP = {
   frag4: 'tortie_frag4_v1',
   pf4: 'tortie_pf4_v1',
   cnt: 'tortie_cnt_v1',
-  events: 'tortie_events_v1',
+  events: 'tortie_evt_v1',
 } as const;
 
 export const AF_INET = 4;
