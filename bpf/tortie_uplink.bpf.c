@@ -69,7 +69,10 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb)
 		return ipip_decap(skb, l4off - ETH_HLEN, skb->len - ETH_HLEN);
 	}
 	if (pkt.daddr == cfg->node_ip && pkt.frag != TORTIE_FRAG_LATER) {
-		ret = nat_rev(skb, &pkt, l4off, cfg->node_ip);
+		if (pkt.proto == IPPROTO_ICMP && icmp_is_error((__u8)(pkt.dport >> 8)))
+			ret = nat_rev_icmp_err(skb, l4off, cfg->node_ip);
+		else
+			ret = nat_rev(skb, &pkt, l4off, cfg->node_ip);
 		if (ret < 0)
 			return ret;
 	}

@@ -17,8 +17,11 @@
  * a zero UDP checksum stays zero) and the ICMP echo checksum (id) are updated incrementally
  * with the kernel helpers, which also handle CHECKSUM_PARTIAL skbs.
  *
- * Not translated (passed unchanged): later IPv4 fragments, ICMP errors sent by workloads, and
- * ICMP errors about NATed flows arriving from outside (their inner header is not rewritten).
+ * ICMP errors from outside about a SNATed flow (frag-needed, port unreachable, ...) are translated
+ * back too (nat_rev_icmp_err): outer destination, the quoted header's source address and port or
+ * echo id, the quoted IPv4 checksum and the ICMP checksum; the quoted L4 checksum is left alone
+ * (receivers do not check it). Not translated (passed unchanged): later IPv4 fragments, and ICMP
+ * errors sent by workloads.
  * The node's own sockets are not consulted: a host connection and a mapping could pick the same
  * (port, destination); nat_port_min/max default outside Linux's ephemeral range to make it rare.
  */
@@ -310,6 +313,77 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 	netstat_inc(TORTIE_NS_RNAT);
 	return nat_rewrite(skb, l4off, pkt->proto, false, node_ip, rv->addr, rk.dport, rv->port) < 0 ?
 		DROP_ENCAP_FAILED : 1;
+}
+
+static __always_inline __u16 nat_csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/*
+ * An ICMP error addressed to node_ip that quotes a SNATed packet (node_ip:port -> remote): send
+ * it to the workload with the quoted header as the workload sent it. Returns 1 if translated,
+ * 0 if not ours, < 0 a drop reason.
+ */
+static __always_inline int nat_rev_icmp_err(struct __sk_buff *skb, __u32 l4off, __be32 node_ip)
+{
+	struct tortie_nat4_key rk = {};
+	struct tortie_nat4_value *rv;
+	struct iphdr in;
+	__u32 icsum = l4off + 2, inoff = l4off + 8, pofs;
+	__be16 ports[3], from_port, to_port;
+	__be32 to_ip;
+	__u16 old_ck, new_ck;
+
+	if (bpf_skb_load_bytes(skb, inoff, &in, sizeof(in)) < 0 || in.version != 4 || in.ihl < 5)
+		return 0;
+	if (in.saddr != node_ip)
+		return 0;
+	pofs = inoff + in.ihl * 4;
+	if (bpf_skb_load_bytes(skb, pofs, ports, sizeof(ports)) < 0)
+		return 0;
+	rk.saddr = in.daddr;
+	rk.daddr = node_ip;
+	rk.proto = in.protocol;
+	rk.dir = TORTIE_NAT_REV;
+	if (in.protocol == IPPROTO_TCP || in.protocol == IPPROTO_UDP) {
+		rk.sport = ports[1];
+		rk.dport = ports[0];
+	} else if (in.protocol == IPPROTO_ICMP) {
+		rk.dport = ports[2]; /* quoted echo request: id at offset 4 */
+		pofs += 4;
+	}
+	rv = bpf_map_lookup_elem(&tortie_nat4_v1, &rk);
+	if (!rv)
+		return 0;
+	to_ip = rv->addr;
+	to_port = rv->port;
+	from_port = rk.dport;
+
+	/* Quoted header: source address, its checksum, the port; each change folded into the ICMP
+	 * checksum (the quoted header starts at an even offset of the ICMP message). */
+	/* Raw memory order throughout: ones'-complement sums commute with the byte swap. */
+	old_ck = in.check;
+	new_ck = nat_csum_fold(bpf_csum_diff(&node_ip, 4, &to_ip, 4, (__u16)~old_ck));
+	if (bpf_l4_csum_replace(skb, icsum, node_ip, to_ip, 4) < 0 ||
+	    bpf_skb_store_bytes(skb, inoff + offsetof(struct iphdr, saddr), &to_ip, 4, 0) < 0 ||
+	    bpf_l4_csum_replace(skb, icsum, old_ck, new_ck, 2) < 0 ||
+	    bpf_skb_store_bytes(skb, inoff + offsetof(struct iphdr, check), &new_ck, 2, 0) < 0)
+		return DROP_ENCAP_FAILED;
+	if ((in.protocol == IPPROTO_TCP || in.protocol == IPPROTO_UDP || in.protocol == IPPROTO_ICMP) &&
+	    from_port != to_port) {
+		if (bpf_l4_csum_replace(skb, icsum, from_port, to_port, 2) < 0 ||
+		    bpf_skb_store_bytes(skb, pofs, &to_port, 2, 0) < 0)
+			return DROP_ENCAP_FAILED;
+	}
+	/* Outer destination (ICMP has no pseudo-header: only the IPv4 checksum changes). */
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), node_ip, to_ip, 4) < 0 ||
+	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, daddr), &to_ip, 4, 0) < 0)
+		return DROP_ENCAP_FAILED;
+	netstat_inc(TORTIE_NS_RNAT);
+	return 1;
 }
 
 #endif

@@ -7,6 +7,7 @@ import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { NAT_DIR, POOL_F, readNatEntries, nat4KeyCodec, nat4ValueCodec } from '../../src/dataplane/bpf/net-codecs';
 import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
+import { eth, ipv4, icmp, inetChecksum, PROTO } from '../../src/dataplane/bpf/packet';
 import { ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
 
 const NODE = '198.18.1.10';
@@ -171,4 +172,38 @@ t.test('a port held by an expired flow is reclaimed; the agent sweeps dead mappi
   const left = readNatEntries(nat);
   t.same(left.map((e) => [e.key.dir, e.key.dir === NAT_DIR.FWD ? e.key.saddr : e.value.addr]).sort(),
     [[NAT_DIR.FWD, '192.168.10.3'], [NAT_DIR.REV, '192.168.10.3']], 'only the live flow remains');
+});
+
+t.test('ICMP errors about a SNATed flow are translated back to the workload', async (t) => {
+  const h = await setup('naticmp');
+  t.teardown(() => h.close());
+  // Two workloads, same port, so the second one's flow is translated to another port.
+  h.run('out', udpFrame({ src: WL1, dst: OUT, sport: 6000, dport: 9999 }));
+  const sent = h.run('out', udpFrame({ src: WL2, dst: OUT, sport: 6000, dport: 9999, payload: Buffer.alloc(64, 9) })).data;
+  const natPort = portsOf(ipAt(sent))[0];
+  t.not(natPort, 6000);
+  // The outside answers port unreachable, quoting the datagram as it received it.
+  const quoted = Buffer.from(ipAt(sent).raw.subarray(0, 28));
+  const err = eth({}, ipv4({ src: OUT, dst: NODE, proto: PROTO.ICMP }, icmp({ type: 3, code: 3, payload: quoted })));
+  const before = h.stats().rnat;
+  const r = h.run('in', err);
+  t.same([r.retval, r.reason], [TC_OK, R.FORWARD]);
+  const o = ipAt(r.data);
+  t.same([o.src, o.dst, o.csumOk, l4ChecksumOk(o)], [OUT, WL2, true, true], 'outer: to the workload, checksums valid');
+  const q = ipAt(o.l4, 8);
+  t.same([q.src, q.dst, q.csumOk, q.l4.readUInt16BE(0), q.l4.readUInt16BE(2)], [WL2, OUT, true, 6000, 9999], 'quoted header as the workload sent it');
+  t.equal(h.stats().rnat, before + 1n);
+
+  // Frag-needed about a TCP flow with the workload's own port.
+  const tsent = h.run('out', tcpFrame({ src: WL1, dst: OUT, sport: 7000, dport: 443, df: true })).data;
+  const fn = icmp({ type: 3, code: 4, payload: Buffer.from(ipAt(tsent).raw.subarray(0, 28)) });
+  fn.writeUInt16BE(1400, 6); // next-hop MTU
+  fn.writeUInt16BE(0, 2);
+  fn.writeUInt16BE(inetChecksum(fn), 2);
+  const rf = ipAt(h.run('in', eth({}, ipv4({ src: '198.18.3.1', dst: NODE, proto: PROTO.ICMP }, fn))).data);
+  t.same([rf.dst, ipAt(rf.l4, 8).src, l4ChecksumOk(rf), rf.l4.readUInt16BE(6)], [WL1, WL1, true, 1400], 'frag-needed reaches the workload with its MTU');
+
+  const unrelated = eth({}, ipv4({ src: OUT, dst: NODE, proto: PROTO.ICMP }, icmp({ type: 3, code: 3,
+    payload: Buffer.from(ipAt(udpFrame({ src: NODE, dst: OUT, sport: 6001, dport: 9999 })).raw.subarray(0, 28)) })));
+  t.ok(h.run('in', unrelated).data.equals(unrelated), 'an error about the host\'s own traffic is untouched');
 });
