@@ -67,7 +67,10 @@ export interface WatchCallbacks {
  * watcher and poll timer are unref'd); an etcd watch holds a gRPC stream, which does.
  */
 export interface Watch {
-  /** Resolves once the watch is registered: every write acknowledged after this is delivered. */
+  /**
+   * Resolves once the watch is registered: every write acknowledged after this is delivered.
+   * While the store is unreachable it waits (it never rejects; failures go to onError).
+   */
   readonly ready: Promise<void>;
   close(): Promise<void>;
 }
