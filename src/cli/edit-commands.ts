@@ -15,9 +15,7 @@ import { DATASTORE_OPTIONS, invalidOption, parseArgs, type ParsedArgs } from './
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
 import { CliError, type CliIO } from './io';
 import { isNamespacedKind, lookupKind, unknownKindMessage } from './kinds';
-import { preflight } from './resource-commands';
-
-const MAX_ATTEMPTS = 5;
+import { CONFLICT_RETRIES, conflictBackoff, preflight } from './resource-commands';
 
 function target(args: ParsedArgs, binary: string, argv: readonly string[], count: number): { kind: ResourceKind; typed: string; name: string; namespace?: string } {
   if (args.positionals.length !== count) throw invalidOption(binary, argv);
@@ -57,7 +55,10 @@ async function editResource(
       try {
         return await client.update(next);
       } catch (e) {
-        if (e instanceof ConflictError && attempt < MAX_ATTEMPTS) continue;
+        if (e instanceof ConflictError && attempt < CONFLICT_RETRIES) {
+          await conflictBackoff(attempt);
+          continue;
+        }
         throw e;
       }
     }

@@ -106,6 +106,15 @@ async function createOne(client: ResourceClient, r: Resource): Promise<Resource>
   return client.create({ ...r, metadata: meta } as Resource);
 }
 
+/** How often a write without the user's resourceVersion is retried after a concurrent change. */
+export const CONFLICT_RETRIES = 20;
+
+/** A short random wait growing with the attempt, so that writers racing on one key spread out. */
+export function conflictBackoff(attempt: number): Promise<void> {
+  const ms = Math.min(200, 5 * (attempt + 1)) * (0.5 + Math.random());
+  return new Promise((r) => setTimeout(r, ms));
+}
+
 /** Replace an existing resource, CAS on the input's resourceVersion or, failing that, on the one read. */
 async function replaceOne(client: ResourceClient, r: Resource): Promise<Resource> {
   const wanted = r.metadata.resourceVersion;
@@ -125,8 +134,11 @@ async function replaceOne(client: ResourceClient, r: Resource): Promise<Resource
       return await client.update({ ...r, metadata: meta } as Resource);
     } catch (e) {
       // Someone wrote between our read and our write: with an explicit resourceVersion that is
-      // the user's conflict; without one, read again (calicoctl retries five times).
-      if (e instanceof ConflictError && !wanted && attempt < 5) continue;
+      // the user's conflict; without one, read again after a short wait.
+      if (e instanceof ConflictError && !wanted && attempt < CONFLICT_RETRIES) {
+        await conflictBackoff(attempt);
+        continue;
+      }
       throw e;
     }
   }

@@ -66,3 +66,17 @@ t.test('mergePatch is RFC 7386', async (t) => {
   mergePatch(input, { a: { b: 2 } });
   t.same(input, { a: { b: 1 } }, 'the target is not modified');
 });
+
+t.test('concurrent read-modify-writes lose nothing (CAS, retried)', async (t) => {
+  const cli = cliFor(t, 'tortiectl-edit-');
+  t.equal((await cli.run(['apply', '-f', '-'], { stdin: 'apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: busy}\nspec: {}\n' })).code, 0);
+  const n = 8;
+  // Each run opens its own store handle on the same directory, as separate processes would.
+  const results = await Promise.all(Array.from({ length: n }, (_, i) => cli.run(['label', 'node', 'busy', `k${i}=v${i}`])));
+  for (const r of results) t.equal(r.code, 0, r.stderr);
+  const labels = YAML.parse((await cli.run(['get', 'node', 'busy', '-o', 'yaml'])).stdout).metadata.labels;
+  t.same(labels, Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, `v${i}`])), 'every label landed');
+  const patches = await Promise.all(Array.from({ length: 4 }, (_, i) => cli.run(['patch', 'node', 'busy', '-p', JSON.stringify({ metadata: { annotations: { [`a${i}`]: 'x' } } })])));
+  for (const r of patches) t.equal(r.code, 0, r.stderr);
+  t.same(Object.keys(YAML.parse((await cli.run(['get', 'node', 'busy', '-o', 'yaml'])).stdout).metadata.annotations).sort(), ['a0', 'a1', 'a2', 'a3']);
+});
