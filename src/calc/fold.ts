@@ -9,9 +9,8 @@
  *
  * Folding state per (protocol, source slab, destination segment): undecided or decided (verdict,
  * rule), the Log rules hit so far, and whether a Pass is skipping the rest of the tier/profile.
- * The fold for a signature walks a per-table trie keyed, at depth k, by the signature restricted
- * to part k's atoms: signatures that agree on the first k parts share the first k fold steps, so
- * the cost of a new signature is mostly map lookups.
+ * Parts that do nothing for a signature and protocol (the common case: their rules' selectors do
+ * not match it) cost one memo lookup; states are shared, not copied, when nothing changes.
  *
  * Contract: `foldRows(prog, sig)` equals evaluating the table's rules in order for every packet
  * of the signature (the differential test checks it against the reference evaluator).
@@ -53,19 +52,14 @@ interface SSlab {
 }
 type FoldState = Map<number, SSlab[]>;
 
-interface TrieNode {
-  state: FoldState;
-  children: Map<string, TrieNode>;
-  rows?: Rows;
-}
-
 export interface TableProgram {
   key: string;
   direction: Direction;
   ops: Op[];
   protocols: number[];
   atoms: Set<string>;
-  root: TrieNode;
+  /** Fold state before the first op: everything undecided. */
+  initial: FoldState;
 }
 
 const UNDECIDED: St = { d: 0, pass: false, rule: '', logs: [] };
@@ -81,7 +75,7 @@ export function makeProgram(key: string, direction: Direction, ops: Op[]): Table
   const protos = [...protocols].sort((a, b) => a - b);
   const state: FoldState = new Map();
   for (const p of [...protos, PROTO_OTHER]) state.set(p, [{ min: 0, max: 65535, segs: [{ min: 0, max: 65535, s: UNDECIDED }] }]);
-  return { key, direction, ops, protocols: protos, atoms, root: { state, children: new Map() } };
+  return { key, direction, ops, protocols: protos, atoms, initial: state };
 }
 
 function sameSt(a: St, b: St): boolean {
@@ -242,7 +236,7 @@ function partRows(part: PartRec, key: string, sig: Signature): PartRows {
  * the part); parts that do nothing for this signature and protocol cost one lookup.
  */
 export function foldRows(prog: TableProgram, sig: Signature, member: Map<string, string>): Rows {
-  let state = prog.root.state;
+  let state = prog.initial;
   for (const op of prog.ops) {
     const fn = op.kind === 'part' ? partRows(op.part, partSigKey(op.part, sig, member), sig) : undefined;
     state = applyOp(prog, state, op, fn);
@@ -259,21 +253,4 @@ export function foldRows(prog: TableProgram, sig: Signature, member: Map<string,
     );
   }
   return { key: rowsKeyOf(byProto), byProto };
-}
-
-/** Drops the fold trie (memory bound); rows are pure functions of the program, so it regrows. */
-export function resetTrie(prog: TableProgram): void {
-  prog.root = { state: prog.root.state, children: new Map() };
-}
-
-/** Number of trie nodes (for memory accounting). */
-export function trieSize(prog: TableProgram): number {
-  let n = 0;
-  const stack = [prog.root];
-  while (stack.length > 0) {
-    const x = stack.pop()!;
-    n++;
-    for (const c of x.children.values()) stack.push(c);
-  }
-  return n;
 }
