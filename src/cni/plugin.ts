@@ -31,7 +31,7 @@ import { workloadEndpointName } from '../model/validate';
 import type { WorkloadEndpoint } from '../model/types';
 import { createLogger, type Logger } from '../util/log';
 import { formatResult, type CniEnv, type CniResult, type NetConf } from './config';
-import { handleIdFor, hostVethName, nodeName, openStore, toCniError, workloadIdentity, type WorkloadIdentity } from './context';
+import { hostVethName, nodeName, openStore, toCniError, workloadIdentity, type WorkloadIdentity } from './context';
 import { delegateIpam, type DelegateContext } from './delegate';
 import { CNI_ERR, CniError } from './errors';
 import { cniMain } from './io';
@@ -286,4 +286,3 @@ export async function main(_argv: string[]): Promise<number> {
   }, (err) => toCniError(err, 'tortie'));
 }
 
-export { handleIdFor };

@@ -142,3 +142,20 @@ exit 0
   t.equal(busy.out?.code, 11, 'the delegate\'s error code is passed through');
   t.match(String(busy.out?.msg), /IPAM plugin fake-ipam ADD: pool busy/);
 });
+
+t.test('a failed ADD undoes what it did: no veth, no endpoint, address released', async (t) => {
+  const bed = await cniBed('cniundo');
+  t.teardown(() => bed.destroy());
+  const pod = await bed.addWorkload('pod');
+  const other = await bed.addWorkload('other');
+  await bed.topo.addVeth(pod, 'eth0', other, 'x0'); // the sandbox already has an eth0
+  const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'undo1', CNI_NETNS: `/run/netns/${pod.name}`, CNI_IFNAME: 'eth0' };
+  const r = await runPlugin(bed.node, 'tortie', env, bed.conf(), bed.cniPath);
+  t.equal(r.code, 1);
+  t.equal(r.out?.code, 102);
+  t.match(String(r.out?.msg), /interface eth0 already exists in \/run\/netns\//);
+  t.same(await new IpamClient(bed.store.ds).ipsByHandle('k8s-pod-network.undo1'), [], 'address released');
+  t.same((await bed.store.rc.list('WorkloadEndpoint')).items, [], 'no endpoint');
+  t.notMatch((await bed.node.exec(['ip', '-o', 'link', 'show'])).stdout, /cali[0-9a-f]{11}/, 'no host veth');
+  t.match((await pod.exec(['ip', '-o', 'link', 'show', 'eth0'])).stdout, /eth0@/, 'the sandbox\'s own interface untouched');
+});
