@@ -134,6 +134,24 @@ function fnv(str: string, seed: number): number {
   return h >>> 0;
 }
 
+/** Atoms whose membership differs between two signatures (`changed`), and those only in `b`. */
+function memberDiff(a: string[], b: string[]): { changed: string[]; gained: string[] } {
+  const atomOf = (m: string): string => (m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m);
+  const am = new Map(a.map((m) => [atomOf(m), m]));
+  const bm = new Map(b.map((m) => [atomOf(m), m]));
+  const changed: string[] = [];
+  const gained: string[] = [];
+  for (const [k, m] of bm) {
+    const o = am.get(k);
+    if (o === undefined) {
+      gained.push(k);
+      changed.push(k);
+    } else if (o !== m) changed.push(k);
+  }
+  for (const k of am.keys()) if (!bm.has(k)) changed.push(k);
+  return { changed, gained };
+}
+
 /** A 53-bit number from two 32-bit hashes (a Map key without string allocation). */
 function sigNumber(h1: number, h2: number): number {
   return h1 * 2097152 + (h2 >>> 11);
@@ -427,8 +445,33 @@ export class CalcGraph {
         }
       }
     };
-    for (const id of [...removedClasses].sort((a, b) => a - b)) touch(id, false);
-    for (const id of [...addedClasses].sort((a, b) => a - b)) touch(id, true);
+    // Additions first: an address that moved from class A to a new class B keeps A's rows in every
+    // table that uses none of the atoms A and B differ in (no re-evaluation, just a projection
+    // entry); A's removal then never empties a group that B refills.
+    const live = [...this.ctxs].filter(([k, c]) => !newCtxs.has(k) && !c.fresh);
+    for (const id of [...addedClasses].sort((a, b) => a - b)) {
+      const aId = this.classTemplate.get(id);
+      const aMembers = aId !== undefined && !addedClasses.has(aId) ? (this.classes.get(aId)?.members ?? this.removedMembers.get(aId)) : undefined;
+      if (aId === undefined || aMembers === undefined) {
+        touch(id, true);
+        continue;
+      }
+      const b = this.classes.get(id)!;
+      const { changed, gained } = memberDiff(aMembers, b.members);
+      for (const [ck, ctx] of live) {
+        const rk = ctx.classRows.get(aId);
+        if (rk !== undefined) {
+          const same = !changed.some((a) => ctx.def.atoms.has(a));
+          this.ctxClassAdded(ck, ctx, id, projAdd, projDel, same ? rk : undefined);
+        } else if (gained.some((a) => ctx.def.atoms.has(a))) {
+          this.ctxClassAdded(ck, ctx, id, projAdd, projDel);
+        }
+      }
+    }
+    for (const id of [...removedClasses].sort((a, b) => a - b)) {
+      for (const [ck, ctx] of live) if (ctx.classRows.has(id)) this.ctxClassRemoved(ck, ctx, id, projAdd, projDel);
+    }
+    this.classTemplate.clear();
     this.removedMembers.clear();
     this.zeroRefClasses.clear();
     for (const [k, ctx] of this.ctxs) {
@@ -558,6 +601,8 @@ export class CalcGraph {
   private readonly projAdd = new Map<string, Map<number, number>>();
   private readonly projDel = new Map<string, Map<number, number>>();
   private readonly removedMembers = new Map<number, string[]>();
+  /** New class → the class its first address came from (this flush only). */
+  private readonly classTemplate = new Map<number, number>();
   private readonly zeroRefClasses = new Set<number>();
   private readonly touchedLocal = new Set<string>();
   private readonly emittedTableOfCtx = new Map<string, string>();
@@ -772,6 +817,7 @@ export class CalcGraph {
       }
     }
     if (newId !== n.classId) {
+      if (newId !== 0 && n.classId !== 0 && added.has(newId) && !this.classTemplate.has(newId)) this.classTemplate.set(newId, n.classId);
       if (n.classId !== 0) {
         const oc = this.classes.get(n.classId)!;
         oc.refs--;
@@ -1321,12 +1367,13 @@ export class CalcGraph {
     id: number,
     projAdd: Map<string, Map<number, number>>,
     projDel: Map<string, Map<number, number>>,
+    knownRowsKey?: string,
   ): void {
     if (ctx.fresh || ctx.assembled === undefined) return;
-    const rows = this.rowsFor(ctx, this.classes.get(id)!);
-    ctx.classRows.set(id, rows.key);
-    ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
-    const lc = ctx.assembled.localOf.get(rows.key);
+    const rk = knownRowsKey ?? this.rowsFor(ctx, this.classes.get(id)!).key;
+    ctx.classRows.set(id, rk);
+    ctx.groupCount.set(rk, (ctx.groupCount.get(rk) ?? 0) + 1);
+    const lc = ctx.assembled.localOf.get(rk);
     if (lc === undefined) {
       ctx.needReassemble = true;
       return;
