@@ -17,7 +17,7 @@ import { Agent, type Dataplane, type PolicyCalc } from './agent';
 import type { NodeConfig } from './config';
 import { ConfigError } from './config';
 import { NodeMetrics } from './metrics';
-import { detectNodeAddress, AutodetectError, type DetectedAddress } from '../net/autodetect';
+import { detectNodeAddress, readInterfaces, AutodetectError, type DetectedAddress } from '../net/autodetect';
 
 export function datastoreConfig(c: NodeConfig): DatastoreConfig {
   return c.datastoreType === 'etcdv3'
@@ -94,7 +94,13 @@ export interface RunningAgent {
 export async function resolveNodeAddress(c: NodeConfig): Promise<DetectedAddress | undefined> {
   if (c.ip === 'none' || c.policyOnly) return undefined;
   try {
-    return await detectNodeAddress(c.ip, c.ipAutodetectionMethod);
+    const d = await detectNodeAddress(c.ip, c.ipAutodetectionMethod);
+    if (d.ifname === '') {
+      // An explicit ADDR/PREFIX: the uplink is the interface holding that address, if any.
+      const holder = (await readInterfaces()).find((e) => e.addr_info.some((a) => a.family === 'inet' && a.local === d.ip));
+      if (holder) return { ...d, ifname: holder.ifname };
+    }
+    return d;
   } catch (e) {
     if (e instanceof AutodetectError) throw new ConfigError(e.message);
     throw e;
@@ -128,7 +134,8 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
 
 export async function runAgent(c: NodeConfig): Promise<number> {
   const log = createLogger({ level: c.logLevel, name: 'tortie-node' });
-  const pidFile = `/run/tortie/${c.nodeName}.pid`;
+  const runDir = process.env.TORTIE_RUN_DIR || '/run/tortie';
+  const pidFile = `${runDir}/${c.nodeName}.pid`;
   let running: RunningAgent;
   try {
     running = await startAgent(c, log);
@@ -137,7 +144,7 @@ export async function runAgent(c: NodeConfig): Promise<number> {
     return 1;
   }
   try {
-    mkdirSync('/run/tortie', { recursive: true });
+    mkdirSync(runDir, { recursive: true });
     writeFileSync(pidFile, `${process.pid}\n`);
   } catch (e) {
     log.warn({ err: e, pidFile }, 'could not write the pid file');
