@@ -2,7 +2,8 @@
  * The `tortie-ipam` CNI IPAM plugin (spec 1.0.0 IPAM: ADD, DEL, CHECK, VERSION), over src/ipam.
  *
  * - ADD: assigns one IPv4 address for the handle `<network name>.<CNI_CONTAINERID>` on this
- *   node (config `nodename`, …) from the usable pools (optionally `ipam.ipv4_pools`); returns
+ *   node (config `nodename`, …) from the usable pools (optionally `ipam.ipv4_pools`), or the
+ *   exact address asked for with CNI_ARGS `IP=a.b.c.d` (Calico's convention); returns
  *   `{cniVersion, ips: [{address: "a.b.c.d/32"}]}`. Repeating it returns the same address.
  * - DEL: releases the handle's addresses; unknown handle: success.
  * - CHECK: fails (code 103) unless the handle owns exactly the addresses in prevResult.
@@ -22,8 +23,21 @@ export async function ipamAdd(ds: Datastore, conf: NetConf, env: CniEnv, procEnv
   const id = workloadIdentity(env);
   const attrs: Record<string, string> = { node: nodeName(conf, procEnv), containerID: env.containerId, namespace: id.namespace };
   if (id.pod) attrs.pod = id.pod;
+  const handleId = handleIdFor(conf, env);
   try {
-    const res = await ipam.assign({ handleId: handleIdFor(conf, env), node: attrs.node!, attrs, pools: conf.ipam?.ipv4_pools });
+    const requested = env.args.IP;
+    if (requested) {
+      // Calico's CNI_ARGS IP=: this exact address (comma-separated lists take the IPv4 one).
+      const ip = requested.split(',').map((x) => x.trim()).find((x) => !x.includes(':'));
+      if (!ip) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_ARGS IP=${requested} names no IPv4 address`);
+      const held = await ipam.ipsByHandle(handleId);
+      if (held.length > 0 && !held.some((h) => h.ip === ip)) {
+        throw new CniError(CNI_ERR.IPAM_FAILURE, `container already holds ${held.map((h) => h.ip).join(', ')}, not the requested ${ip}`);
+      }
+      const got = await ipam.assignIp({ ip, handleId, node: attrs.node!, attrs });
+      return { cniVersion: conf.cniVersion, ips: [{ address: got.cidr }], routes: [] };
+    }
+    const res = await ipam.assign({ handleId, node: attrs.node!, attrs, pools: conf.ipam?.ipv4_pools });
     return { cniVersion: conf.cniVersion, ips: res.ips.map((x) => ({ address: x.cidr })), routes: [] };
   } catch (err) {
     throw toCniError(err, 'assigning an IPv4 address');

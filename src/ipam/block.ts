@@ -170,6 +170,20 @@ export function allocate(b: BlockRecord, count: number, handleId: string, attrs:
   };
 }
 
+/** Takes one specific ordinal for `handleId`; undefined when it is already allocated. */
+export function allocateOrdinal(b: BlockRecord, ordinal: number, handleId: string, attrs: Record<string, string>): BlockRecord | undefined {
+  if (ordinal < 0 || ordinal >= b.allocations.length || b.allocations[ordinal] !== null) return undefined;
+  const allocations = b.allocations.slice();
+  allocations[ordinal] = b.attributes.length;
+  return {
+    ...b,
+    allocations,
+    unallocated: b.unallocated.filter((o) => o !== ordinal),
+    attributes: [...b.attributes, { handle_id: handleId, secondary: { ...attrs } }],
+    sequenceNumber: b.sequenceNumber + 1,
+  };
+}
+
 /**
  * Frees every ordinal owned by `handleId` (or only `only`, when given) and drops attribute
  * entries nobody references any more. Returns the freed ordinals (none: record unchanged).

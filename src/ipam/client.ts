@@ -34,7 +34,7 @@ import { resourceKey, resourcePrefix, tortieKey } from '../datastore/keys';
 import { parseSelector } from '../selector';
 import { silentLogger, type Logger } from '../util/log';
 import {
-  allocate, checkBlock, cidrToSegment, formatV4Net, inUse, intToIpv4, ipv4ToInt, newBlock, ordinalToIp,
+  allocate, allocateOrdinal, checkBlock, cidrToSegment, formatV4Net, inUse, intToIpv4, ipv4ToInt, newBlock, ordinalToIp,
   ordinalsOfHandle, parseV4Net, releaseHandle, segmentToCidr, v4Contains, type BlockRecord, type V4Net,
 } from './block';
 import { IpamError } from './errors';
@@ -295,6 +295,56 @@ export class IpamClient {
     }
     this.log.debug({ handleId: args.handleId, node: args.node, ips: got.map((g) => g.ip) }, 'assigned');
     return { ips: got, existing: false };
+  }
+
+  /**
+   * Assigns one specific address (Calico's AssignIP; CNI_ARGS `IP=`): it must lie in an
+   * enabled pool allowing Workload use (the nodeSelector is not applied to an explicit
+   * request, as in Calico). Its block is claimed for `node` if nobody has it yet. Repeating the
+   * request for the same handle succeeds; an address held by another handle is
+   * ERR_IPAM_IN_USE.
+   */
+  async assignIp(args: { ip: string; handleId: string; node: string; attrs?: Record<string, string> }): Promise<AssignedIp> {
+    checkHandle(args.handleId);
+    let addr: number;
+    try { addr = parseV4Net(`${args.ip}/32`, 'requested address').base; } catch {
+      throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `requested address ${JSON.stringify(args.ip)} is not an IPv4 address`);
+    }
+    const pools = (await this.listPools()).filter((p) => v4Contains(p.net, addr) && p.allowedUses.includes('Workload'));
+    const pool = pools.find((p) => !p.disabled);
+    if (!pool) {
+      throw new IpamError('ERR_IPAM_NO_POOLS', `requested address ${args.ip} is not in any ${pools.length ? 'enabled ' : ''}IP pool for workloads`);
+    }
+    const size = 2 ** (32 - pool.blockSize);
+    const cidr = `${intToIpv4(Math.floor(addr / size) * size)}/${pool.blockSize}`;
+    const key = blockKey(cidr);
+    const attrs = { node: args.node, ...(args.attrs ?? {}) };
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      const kv = await this.ds.get(key);
+      if (!kv) {
+        await this.claimSpecific(args.node, cidr);
+        if (!(await this.ds.get(key))) throw new IpamError('ERR_IPAM_CONTENTION', `block ${cidr} could not be created`, { recoverable: true });
+        continue;
+      }
+      const b = checkBlock(kv.value, key);
+      const ordinal = addr - parseV4Net(b.cidr).base;
+      const cur = b.allocations[ordinal];
+      if (cur !== null && cur !== undefined) {
+        const owner = b.attributes[cur]?.handle_id;
+        if (owner === args.handleId) return this.describe(b, ordinal, pools);
+        throw new IpamError('ERR_IPAM_IN_USE', `requested address ${args.ip} is already assigned (handle ${owner})`);
+      }
+      await this.addBlockToHandle(args.handleId, b.cidr);
+      const next = allocateOrdinal(b, ordinal, args.handleId, attrs)!;
+      try {
+        await this.ds.update(key, next as unknown as JsonValue, { expectedRevision: kv.modRevision });
+        return this.describe(next, ordinal, pools);
+      } catch (err) {
+        if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
+        await backoff(attempt);
+      }
+    }
+    throw new IpamError('ERR_IPAM_CONTENTION', `block ${cidr} kept changing under ${this.maxRetries} attempts`, { recoverable: true });
   }
 
   /** Allocates up to `n` addresses from one block by CAS; [] if it is full, gone or not ours. */

@@ -159,3 +159,21 @@ t.test('a failed ADD undoes what it did: no veth, no endpoint, address released'
   t.notMatch((await bed.node.exec(['ip', '-o', 'link', 'show'])).stdout, /cali[0-9a-f]{11}/, 'no host veth');
   t.match((await pod.exec(['ip', '-o', 'link', 'show', 'eth0'])).stdout, /eth0@/, 'the sandbox\'s own interface untouched');
 });
+
+t.test('CNI_ARGS IP= asks for a specific address', async (t) => {
+  const bed = await cniBed('cnistatic');
+  t.teardown(() => bed.destroy());
+  const p1 = await bed.addWorkload('p1');
+  const p2 = await bed.addWorkload('p2');
+  const env = (cid: string, ns: string) => ({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: cid, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1;IP=192.168.33.44' });
+  const r = await runPlugin(bed.node, 'tortie', env('st1', p1.name), bed.conf(), bed.cniPath);
+  t.equal(r.code, 0, r.stdout);
+  t.same((r.out as { ips: unknown }).ips, [{ address: '192.168.33.44/32', interface: 1 }]);
+  t.match((await p1.exec(['ip', '-4', '-o', 'addr', 'show', 'eth0'])).stdout, /inet 192\.168\.33\.44\/32 /);
+  const again = await runPlugin(bed.node, 'tortie', env('st1', p1.name), bed.conf(), bed.cniPath);
+  t.equal(again.code, 0, 'repeat ADD');
+  const taken = await runPlugin(bed.node, 'tortie', env('st2', p2.name), bed.conf(), bed.cniPath);
+  t.equal(taken.out?.code, 101);
+  t.match(String(taken.out?.msg), /192\.168\.33\.44 is already assigned \(handle k8s-pod-network\.st1\)/);
+  t.notMatch((await bed.node.exec(['ip', '-o', 'link', 'show'])).stdout, new RegExp(`cali${createHash('sha1').update('st2').digest('hex').slice(0, 11)}`), 'nothing built for the refused container');
+});

@@ -157,3 +157,28 @@ t.test('a stale affinity entry (block owned by another node) is dropped on the n
   t.not(r.ips[0]!.block, first.ips[0]!.block, 'y did not use x\'s block through the stale entry');
   t.same(await ipam.affineBlockCidrs('y'), [r.ips[0]!.block], 'stale entry removed');
 });
+
+t.test('assignIp: a specific address, claiming its block; idempotent; in use is an error', async (t) => {
+  const s = openTestStore('ipam-static');
+  t.teardown(() => s.close());
+  await s.rc.create(pool('p', '10.90.0.0/24', { blockSize: 28 }));
+  await s.rc.create(pool('off', '10.91.0.0/24', { disabled: true }));
+  const ipam = new IpamClient(s.ds);
+  const a = await ipam.assignIp({ ip: '10.90.0.77', handleId: 'static1', node: 'n1', attrs: { pod: 'db-0' } });
+  t.match(a, { ip: '10.90.0.77', cidr: '10.90.0.77/32', block: '10.90.0.64/28', pool: 'p' });
+  t.same(await ipam.affineBlockCidrs('n1'), ['10.90.0.64/28'], 'its block claimed for the node');
+  t.same(await ipam.assignIp({ ip: '10.90.0.77', handleId: 'static1', node: 'n1' }), a, 'repeat');
+  await t.rejects(ipam.assignIp({ ip: '10.90.0.77', handleId: 'other', node: 'n1' }), { code: 'ERR_IPAM_IN_USE', message: /10\.90\.0\.77 is already assigned \(handle static1\)/ });
+  await t.rejects(ipam.assignIp({ ip: '10.91.0.5', handleId: 'x', node: 'n1' }), { code: 'ERR_IPAM_NO_POOLS', message: /not in any enabled IP pool/ });
+  await t.rejects(ipam.assignIp({ ip: '10.99.0.5', handleId: 'x', node: 'n1' }), { code: 'ERR_IPAM_NO_POOLS' });
+  await t.rejects(ipam.assignIp({ ip: 'nope', handleId: 'x', node: 'n1' }), { code: 'ERR_IPAM_INVALID_ARGUMENT' });
+  // Automatic assignment on the same node fills the rest of that block around it.
+  const auto = new Set<string>();
+  for (let i = 0; i < 15; i++) auto.add((await ipam.assign({ handleId: `auto${i}`, node: 'n1' })).ips[0]!.ip);
+  t.equal(auto.size, 15);
+  t.notOk(auto.has('10.90.0.77'), 'never hands out the static address again');
+  t.same(await ipam.affineBlockCidrs('n1'), ['10.90.0.64/28'], '15 more fit in the same block');
+  const b = await ipam.assignIp({ ip: '10.90.0.70', handleId: 'static2', node: 'n2' }).catch((e: Error) => e);
+  t.match(b, { code: 'ERR_IPAM_IN_USE' }, 'full block: every address taken');
+  t.same(await ipam.releaseByHandle('static1'), ['10.90.0.77']);
+});
