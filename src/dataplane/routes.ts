@@ -214,6 +214,8 @@ export class RouteManager {
   private kernelRoutes = new Map<string, string>();            // cidr → routeSpec
   private readonly mapState = new Map<BpfMap, Map<string, Buffer>>(); // map → hex(key) → value
   private uplink?: { name: string; ifindex: number; mtu: number };
+  private uplinkFor?: string;                                  // node address the uplink was resolved for
+  private readonly gateways = new Map<string, string>();       // node address → underlay next hop
   private attachedIfindex?: number;
   private lastPlan?: RoutePlan;
   private readonly writes = { routes: 0, maps: 0 };
@@ -263,7 +265,13 @@ export class RouteManager {
     }
     const plan = planRoutes(this.nodeName, this.routing, this.workloadRoutes);
     for (const s of plan.skipped) this.log.warn(s, 'workload route not programmed');
-    if (plan.nodeIp) await this.resolveUplink(plan.nodeIp);
+    // Underlay facts (uplink, next hops towards other subnets) are re-read on every reconcile
+    // and when this node's address changes; deltas reuse them.
+    if (this.needKernelRead || plan.nodeIp !== this.uplinkFor) {
+      this.gateways.clear();
+      this.uplink = plan.nodeIp ? await this.resolveUplink(plan.nodeIp) : undefined;
+      this.uplinkFor = plan.nodeIp;
+    }
     if (this.needKernelRead) await this.readKernel();
 
     // Order: what the programs consult to decide (nodes, pools) before the routes that make
@@ -285,12 +293,11 @@ export class RouteManager {
         const flags = (p.natOutgoing ? POOL_F.NAT_OUT : 0) | (p.disabled ? POOL_F.DISABLED : 0);
         pools.set(hex(lpm4Key(p.cidr)), poolCodec.encode({ flags }));
       }
-      const gateways = new Map<string, string>();
       for (const r of plan.routes) {
         let via = r.nodeIp;
         if (!r.sameSubnet) {
-          if (!gateways.has(r.nodeIp)) gateways.set(r.nodeIp, await this.nextHop(r.nodeIp));
-          via = gateways.get(r.nodeIp)!;
+          if (!this.gateways.has(r.nodeIp)) this.gateways.set(r.nodeIp, await this.nextHop(r.nodeIp));
+          via = this.gateways.get(r.nodeIp)!;
         }
         const key = lpm4Key(r.cidr);
         const cidr = lpm4KeyCidr(key);
@@ -300,7 +307,10 @@ export class RouteManager {
     }
     this.syncMap(this.dp.maps.node4, nodes);
     this.syncMap(this.dp.maps.pool4, pools);
-    await this.syncKernelRoutes(kernel);
+    // A route the kernel refuses (say, a next hop that is not on-link) must not keep the others
+    // from working: the batch continues past it, the maps are written, and the error is thrown
+    // at the end so that the agent retries (as a reconcile).
+    const routeError = await this.syncKernelRoutes(kernel);
     this.syncMap(this.dp.maps.rt4, rt);
     const cfg = netcfgCodec.encode({
       node_ip: plan.nodeIp && this.uplink ? plan.nodeIp : '0.0.0.0', uplink_ifindex: this.uplink?.ifindex ?? 0, flags: 0,
@@ -308,6 +318,7 @@ export class RouteManager {
     this.syncMap(this.dp.maps.netcfg, new Map([[hex(NETCFG_KEY), cfg]]), false);
     this.attachUplink();
     this.lastPlan = plan;
+    if (routeError) throw routeError;
     this.dirty = false;
     this.log.debug({ routes: plan.routes.length, encap: plan.routes.filter((r) => r.encap).length }, 'routes applied');
   }
@@ -321,7 +332,7 @@ export class RouteManager {
     return (r.stdout.trim() ? JSON.parse(r.stdout) : []) as T;
   }
 
-  private async resolveUplink(nodeIp: string): Promise<void> {
+  private async resolveUplink(nodeIp: string): Promise<{ name: string; ifindex: number; mtu: number }> {
     let name = this.o.uplink;
     if (!name) {
       const addrs = await this.ipJson<{ ifname: string; addr_info?: { family: string; local: string }[] }[]>(['-4', 'addr', 'show']);
@@ -331,7 +342,7 @@ export class RouteManager {
     const [link] = await this.ipJson<{ ifindex: number; ifname: string; mtu: number }[]>(['link', 'show', 'dev', name]);
     if (!link) throw new RouteError('ERR_ROUTES_NO_UPLINK', `uplink ${name} does not exist`);
     if (this.uplink && this.uplink.ifindex !== link.ifindex) this.attachedIfindex = undefined;
-    this.uplink = { name, ifindex: link.ifindex, mtu: link.mtu };
+    return { name, ifindex: link.ifindex, mtu: link.mtu };
   }
 
   /** The underlay next hop towards a node outside this node's subnet. */
@@ -377,7 +388,7 @@ export class RouteManager {
     this.mapState.set(m, have);
   }
 
-  private async syncKernelRoutes(want: Map<string, KernelRoute>): Promise<void> {
+  private async syncKernelRoutes(want: Map<string, KernelRoute>): Promise<RouteError | undefined> {
     const lines: string[] = [];
     const dev = this.uplink?.name;
     const next = new Map<string, string>();
@@ -390,16 +401,17 @@ export class RouteManager {
     for (const cidr of this.kernelRoutes.keys()) {
       if (!want.has(cidr)) lines.push(`route del ${cidr} proto ${this.proto}`);
     }
-    if (lines.length === 0) return;
-    try {
-      await run([...this.ipArgs(), '-batch', '-'], { input: lines.join('\n') + '\n' });
-    } catch (e) {
-      this.needKernelRead = true; // partial batch: re-read before the next attempt
+    if (lines.length === 0) return undefined;
+    this.writes.routes += lines.length;
+    const r = await run([...this.ipArgs(), '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
+    if (r.code !== 0) {
+      this.needKernelRead = true; // partly applied: re-read before the next attempt
       this.dirty = true;
-      throw new RouteError('ERR_ROUTES_KERNEL', `programming ${lines.length} route change(s) failed: ${(e as Error).message}`);
+      const err = new RouteError('ERR_ROUTES_KERNEL', `${lines.length} route change(s), some refused by the kernel: ${r.stderr.trim().split('\n').slice(0, 5).join('; ')}`);
+      this.log.error({ err }, 'kernel routes');
+      return err;
     }
     this.kernelRoutes = next;
-    this.writes.routes += lines.length;
     this.log.debug({ changes: lines.length }, 'kernel routes written');
   }
 
@@ -415,6 +427,7 @@ export class RouteManager {
   /** The uplink's interface went away (or was recreated): attach again on the next apply. */
   uplinkChanged(): void {
     this.attachedIfindex = undefined;
+    this.uplinkFor = undefined;
     this.dirty = true;
   }
 

@@ -94,6 +94,21 @@ t.test('route manager in a node namespace', async (t) => {
     t.equal(routeCodec.decode(m.maps.rt4.lookup(lpm4Key('192.168.1.6/32'))!).flags, RT_F.WORKLOAD | RT_F.ENCAP);
   });
 
+  t.test('a route the kernel refuses does not hold back the others; apply reports it', async (t) => {
+    // The Node resource claims a /16, the kernel has a /24: node C "in the same subnet" is not on-link.
+    const r = routing(wl);
+    r.nodes = r.nodes.map((x) => (x.name === 'a' ? { name: 'a', ipv4Address: '198.18.1.10/16' } : x));
+    m.setState('a', r);
+    const err = await m.apply().then(() => undefined, (e: unknown) => e);
+    t.match(err, { code: 'ERR_ROUTES_KERNEL' });
+    t.same(await routes(), ['192.168.1.5 via 198.18.1.11 dev eth0', '192.168.3.5 via 198.18.1.1 dev eth0 mtu 1480'],
+      'the route to B is written, the one to C keeps its previous value');
+    t.same(rtKeys(m), ['192.168.1.5/32', '192.168.3.5/32'], 'the route map is written');
+    m.setState('a', routing(wl));
+    await m.apply();
+    t.same(await routes(), ['192.168.1.5 via 198.18.1.11 dev eth0', '192.168.3.5 via 198.18.1.1 dev eth0 mtu 1480'], 'next reconcile repairs');
+  });
+
   t.test('a node without an address programs nothing and clears what it had', async (t) => {
     const r = routing(wl);
     r.nodes = r.nodes.map((x) => (x.name === 'a' ? { name: 'a' } : x));
