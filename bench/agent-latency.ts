@@ -92,11 +92,15 @@ function table(results: BackendResult[]): string {
     ['store: endpoints / policies (× rules) / local', ...results.map((r) => `${r.scale.endpoints} / ${r.scale.policies} (×${r.scale.rulesPerPolicy}) / ${r.scale.localEndpoints}`)],
     ['fixture load (s, not a goal)', ...results.map((r) => (r.loadMs / 1000).toFixed(1))],
     ['initial sync: spawn → /readyz 200 (s)', ...results.map((r) => (r.syncMs / 1000).toFixed(2))],
+    ['  spawn → listener up / → datastore in sync (s)', ...results.map((r) =>
+      `${ms(r.syncPhases.httpUpMs === undefined ? undefined : r.syncPhases.httpUpMs / 1000, 2)} / ${ms(r.syncPhases.inSyncMs / 1000, 2)}`)],
     ['agent RSS after sync / after toggles / peak (MiB); goal < 300', ...results.map((r) => `${mib(r.rssAfterSync.rss)} / ${mib(r.rssAfterToggles.rss)} / ${mib(r.rssAfterToggles.hwm)}`)],
     ['  of which V8 heap used / heap total / external after toggles (MiB)', ...results.map((r) => {
       const m = r.agentReported.memoryAfterToggles;
       return `${ms(m.heapUsedMiB, 0)} / ${ms(m.heapTotalMiB, 0)} / ${ms(m.externalMiB, 0)}`;
     })],
+    ['  BPF map entries after the toggles', ...results.map((r) =>
+      Object.entries(r.agentReported.mapEntries).filter(([, n]) => n > 0).map(([k, n]) => `${k.replace(/^tortie_/, '')}=${n}`).join(' ') || '—')],
     ['apply → enforced (ms) median / p99 / min / max; goal < 100 / < 250', ...results.map((r) => fmt(r.api.latency))],
     ['  of which the datastore write (ms), median / p99 / min / max', ...results.map((r) => fmt(r.api.write))],
     ['  write acknowledged → enforced (ms)', ...results.map((r) => fmt(r.api.ackToEnforced))],

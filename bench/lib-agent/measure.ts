@@ -101,6 +101,8 @@ export interface BackendResult {
   loadMs: number;
   /** tortie-node spawn → first /readyz 200. */
   syncMs: number;
+  /** Spawn → health listener answering, and → datastore in sync (±100 ms; see measureBackend). */
+  syncPhases: { httpUpMs?: number; inSyncMs: number };
   rssAfterSync: RssKb;
   rssAfterToggles: RssKb;
   toggles: ToggleRecord[];
@@ -261,14 +263,29 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     children.push(agent);
     agent.stdout!.on('data', (d) => { agentLog = tail(agentLog + String(d), 64_000); });
     agent.stderr!.on('data', (d) => { agentLog = tail(agentLog + String(d), 64_000); });
+    // Phases, from what the agent exposes: its HTTP listener answering (process start, store
+    // open, node registration, BPF objects loaded), tortie_resyncs_total ≥ 1 (the datastore
+    // list is in the calc graph: "in sync"), /readyz 200 (compiled and written to the kernel).
+    // /metrics is polled every 100 ms only, to keep the probing cheap for the agent.
     let ready = false;
+    let httpUpMs: number | undefined;
+    let inSyncMs: number | undefined;
+    let lastMetricsAt = 0;
     while (!ready) {
       if (agent.exitCode !== null) throw new Error(`tortie-node exited (${agent.exitCode}) before ready:\n${tail(agentLog)}`);
       if (performance.now() - t0 > 600_000) throw new Error(`tortie-node not ready after 600 s:\n${tail(agentLog)}`);
-      ready = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then((r) => r.status === 200, () => false);
+      const status = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then((r) => r.status, () => 0);
+      ready = status === 200;
+      if (status !== 0 && httpUpMs === undefined) httpUpMs = performance.now() - t0;
+      if (status !== 0 && inSyncMs === undefined && performance.now() - lastMetricsAt >= 100) {
+        lastMetricsAt = performance.now();
+        const text = await fetch(`http://127.0.0.1:${healthPort}/metrics`).then((r) => r.text(), () => '');
+        if ((promValue(text, 'tortie_resyncs_total') ?? 0) >= 1) inSyncMs = performance.now() - t0;
+      }
       if (!ready) await sleep(10);
     }
     const syncMs = performance.now() - t0;
+    inSyncMs ??= syncMs;
     const rssAfterSync = readRss(agent.pid!);
     progress(`[${cfg.backend}] agent ready in ${(syncMs / 1000).toFixed(2)} s, RSS ${(rssAfterSync.rss / 1024).toFixed(0)} MiB`);
 
@@ -358,7 +375,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     agent.kill('SIGTERM');
     if (!(await exited(agent, 15_000))) killGroup(agent);
     return {
-      backend: cfg.backend, scale: cfg.scale, resources: resources.length, loadMs, syncMs, rssAfterSync, rssAfterToggles,
+      backend: cfg.backend, scale: cfg.scale, resources: resources.length, loadMs, syncMs, syncPhases: { httpUpMs, inSyncMs }, rssAfterSync, rssAfterToggles,
       toggles: results,
       api: {
         latency: summarize(lat(api)), write: summarize(api.map((r) => r.writeMs)),
