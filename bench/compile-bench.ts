@@ -232,6 +232,8 @@ function main(): void {
   const activeIdx = pols.map((p, i) => (active.has(p.metadata.name) ? i : -1)).filter((i) => i >= 0);
   const broadMs: number[] = [];
   let broadTables = 0;
+  let broadClasses = 0;
+  let broadProj = 0;
   for (let k = 0; k < REPEATS && activeIdx.length > 0; k++) {
     const i = pick(activeIdx);
     const p = policy(i, k + 1000);
@@ -241,6 +243,8 @@ function main(): void {
     let d: ReturnType<CalcGraph['flush']> | undefined;
     broadMs.push(timeMs(() => (d = g.flush())));
     broadTables += d!.tablesAdded.length;
+    broadClasses += d!.classesAdded.length + d!.classesRemoved.length;
+    broadProj += d!.projectionAdded.reduce((a, x) => a + x.entries.length, 0) + d!.projectionRemoved.reduce((a, x) => a + x.globalClasses.length, 0);
   }
   const broadCpu = lastCpu(broadMs.length);
   gc();
@@ -260,7 +264,7 @@ function main(): void {
   out(`remote label change, median of ${REPEATS}`, fig(remote, remoteCpu));
   out(`local label change, median of ${REPEATS}`, fig(local, localCpu));
   out(`policy update (any policy), median of ${REPEATS}`, `${fig(policyMs, policyCpu)}; ${(tablesTouched / REPEATS).toFixed(1)} tables rebuilt/update`);
-  out(`policy update (policy in a local table), median of ${broadMs.length}`, `${fig(broadMs, broadCpu)}; ${(broadTables / Math.max(1, broadMs.length)).toFixed(1)} tables rebuilt/update`);
+  out(`policy update (policy in a local table), median of ${broadMs.length}`, `${fig(broadMs, broadCpu)}; per update: ${(broadTables / Math.max(1, broadMs.length)).toFixed(1)} tables rebuilt, ${(broadClasses / Math.max(1, broadMs.length)).toFixed(0)} classes added/removed, ${(broadProj / Math.max(1, broadMs.length)).toFixed(0)} projection changes`);
 }
 
 main();

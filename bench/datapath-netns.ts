@@ -10,7 +10,7 @@ import { WepTopology, type Workload } from '../test/datapath/helpers/wep-topolog
 import { loadWep, mapOps, type WepDatapath } from '../src/dataplane/bpf/loader';
 import { PolicyDataplane } from '../src/dataplane/bpf/policy-sync';
 import { tcAttach, tcDetach } from '../src/dataplane/native';
-import { CalcGraph, type CompiledState } from '../src/calc';
+import { CalcGraph, type CompiledState, type VerdictTable } from '../src/calc';
 import { ns, policySet, wep } from './datapath-policies';
 
 export const SERVER_IP = '192.168.20.1';
@@ -19,6 +19,8 @@ export const CLIENT_IP = '192.168.20.2';
 export class BenchNode {
   private readonly compiled = new Map<string, CompiledState>();
   private dp?: WepDatapath;
+  private pd?: PolicyDataplane;
+  private attached = false;
   private pinRoot?: string;
   private constructor(readonly topo: WepTopology, readonly server: Workload, readonly client: Workload) {}
 
@@ -58,20 +60,57 @@ export class BenchNode {
     const dp = await loadWep({ pinRoot: this.pinRoot, events: false });
     this.dp = dp;
     const byIf = new Map([[this.server.hostIf, this.server.ifindex], [this.client.hostIf, this.client.ifindex]]);
-    new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (e) => byIf.get(e.interfaceName ?? '')).applySnapshot(snap);
-    for (const w of [this.server, this.client]) {
-      tcAttach({ iface: w.hostIf, netns: this.topo.node.path, direction: 'ingress', program: dp.fromWep });
-      tcAttach({ iface: w.hostIf, netns: this.topo.node.path, direction: 'egress', program: dp.toWep });
-    }
+    this.pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (e) => byIf.get(e.interfaceName ?? ''));
+    this.pd.applySnapshot(snap);
+    this.attach();
     const serverTable = snap.tables.find((t) => t.id === snap.endpoints.find((e) => e.key === 'bench/server')!.tables.ingress)!;
     return { ms: Date.now() - t0, cells: serverTable.cells.length, compileMs };
   }
 
-  async tortieOff(): Promise<void> {
-    if (!this.dp) return;
+  /** Attaches the loaded programs to both cali* interfaces (maps stay as they are). */
+  attach(): void {
+    if (!this.dp || this.attached) return;
+    for (const w of [this.server, this.client]) {
+      tcAttach({ iface: w.hostIf, netns: this.topo.node.path, direction: 'ingress', program: this.dp.fromWep });
+      tcAttach({ iface: w.hostIf, netns: this.topo.node.path, direction: 'egress', program: this.dp.toWep });
+    }
+    this.attached = true;
+  }
+
+  /** Detaches the programs, keeping the maps (a quick "no programs" phase). */
+  detach(): void {
+    if (!this.attached) return;
     for (const w of [this.server, this.client]) {
       for (const direction of ['ingress', 'egress'] as const) tcDetach({ iface: w.hostIf, netns: this.topo.node.path, direction });
     }
+    this.attached = false;
+  }
+
+  /**
+   * Keeps the server's tables of another compiled policy shape loaded next to the current ones,
+   * so `useServerTables` can switch between them with one endpoint flip. The class prefixes are
+   * the current snapshot's: compile shapes whose classes the loaded snapshot covers (class ids
+   * are a function of set membership, so the client's class is the same in both).
+   */
+  preloadServerTables(snap: CompiledState): { ingress: VerdictTable; egress: VerdictTable } {
+    const ep = snap.endpoints.find((e) => e.key === 'bench/server')!;
+    const tables = {
+      ingress: snap.tables.find((t) => t.id === ep.tables.ingress)!,
+      egress: snap.tables.find((t) => t.id === ep.tables.egress)!,
+    };
+    this.pd!.writer.tables.acquire(tables.ingress); // an extra reference: never released while loaded
+    this.pd!.writer.tables.acquire(tables.egress);
+    return tables;
+  }
+
+  useServerTables(tables: { ingress: VerdictTable; egress: VerdictTable }): void {
+    this.pd!.writer.applyEndpointPolicy({ ifindex: this.server.ifindex, id: 1, ipNetworks: [`${SERVER_IP}/32`], tables });
+  }
+
+  async tortieOff(): Promise<void> {
+    if (!this.dp) return;
+    this.detach();
+    this.pd = undefined;
     this.dp.close();
     this.dp = undefined;
     if (this.pinRoot) fs.rmSync(this.pinRoot, { recursive: true, force: true });

@@ -46,6 +46,7 @@ export interface Settings {
   outDir: string;
   iptables: IptablesBackend;
   readme: boolean;
+  from?: string;
 }
 
 const GROUPS = ['datapath', 'rules', 'members', 'prefilter', 'pktcost', 'control', 'crossnode'];
@@ -58,9 +59,10 @@ function settingsFrom(argv: string[]): Settings {
     .option('--out <dir>', 'results directory', join(ROOT, 'bench/results'))
     .option('--iptables <backend>', 'iptables backend for the baseline: nft or legacy', 'nft')
     .option('--readme', "replace README.md's Performance section with this run's table")
+    .option('--from <json>', 'measure nothing: re-render the reports (and README with --readme) from a results JSON')
     .exitOverride();
   cmd.parse(argv, { from: 'user' });
-  const o = cmd.opts<{ quick?: boolean; only?: string; repeats?: string; out: string; iptables: string; readme?: boolean }>();
+  const o = cmd.opts<{ quick?: boolean; only?: string; repeats?: string; out: string; iptables: string; readme?: boolean; from?: string }>();
   const quick = o.quick === true;
   const groups = new Set(o.only ? o.only.split(',').map((s) => s.trim()) : GROUPS);
   for (const g of groups) if (!GROUPS.includes(g)) throw new Error(`--only: unknown group "${g}" (groups: ${GROUPS.join(', ')})`);
@@ -82,6 +84,7 @@ function settingsFrom(argv: string[]): Settings {
     outDir: o.out,
     iptables: o.iptables,
     readme: o.readme === true,
+    from: o.from,
   };
 }
 
@@ -222,8 +225,24 @@ async function prefilterGroup(run: RunResult, s: Settings, t: BenchTopology, sw:
 }
 
 
+function publish(run: RunResult, s: Settings): void {
+  const written = writeReport(run, s.outDir);
+  log(`wrote ${written.join(', ')}`);
+  if (s.readme) {
+    updateReadme(join(ROOT, 'README.md'), run, s.outDir);
+    log('README.md Performance section updated');
+  }
+  process.stdout.write(readFileSync(join(s.outDir, 'latest.md'), 'utf8'));
+}
+
 export async function main(argv: string[]): Promise<number> {
   const s = settingsFrom(argv);
+  if (s.from) {
+    const run = JSON.parse(readFileSync(s.from, 'utf8')) as RunResult;
+    if (run.format !== 'tortie-bench/1') throw new Error(`${s.from}: not a tortie-bench/1 result (format ${String(run.format)})`);
+    publish(run, s);
+    return 0;
+  }
   const started = new Date();
   const { versions, gitCommit } = toolVersions(ROOT);
   const run = emptyRun({
@@ -252,34 +271,34 @@ export async function main(argv: string[]): Promise<number> {
       await waitServers(topo.server.ns, SERVER.ip);
       sw = new DataplaneSwitch(topo, s.iptables);
       await sw.open();
-      if (s.groups.has('datapath')) await datapathGroup(run, s, topo, sw);
-      if (s.groups.has('rules')) await sweepGroup(run, s, topo, sw, 'rules');
-      if (s.groups.has('members')) await sweepGroup(run, s, topo, sw, 'members');
-      if (s.groups.has('prefilter')) await prefilterGroup(run, s, topo, sw);
+      const t = topo;
+      const d = sw;
+      // A group that fails is noted; the node goes back to bare and the next group runs.
+      const group = async (name: string, fn: () => Promise<void>) => {
+        if (!s.groups.has(name)) return;
+        await guarded(run, `group ${name}`, fn);
+        await d.reset();
+      };
+      await group('datapath', () => datapathGroup(run, s, t, d));
+      await group('rules', () => sweepGroup(run, s, t, d, 'rules'));
+      await group('members', () => sweepGroup(run, s, t, d, 'members'));
+      await group('prefilter', () => prefilterGroup(run, s, t, d));
       run.notes.push({ text: `tortie's flow-log events consumed during the run: ${sw.flowEvents}` });
       await sw.close();
       sw = undefined;
       topo.destroy();
       topo = undefined;
     }
-    if (s.groups.has('control')) {
-      log('control plane');
-      await runControlPlane(run, s.control, ROOT, log);
-    }
+    if (s.groups.has('control')) await guarded(run, 'group control', () => runControlPlane(run, s.control, ROOT, log));
     if (s.groups.has('crossnode')) await guarded(run, 'cross-node (bench/networking-bench)', () => crossNode(run, ROOT, s.seconds.wrk, s.repeats, log));
-    if (s.groups.has('pktcost')) await guarded(run, 'per-packet cost (bench/datapath-pktcost)', () => packetCost(run, ROOT, s.mode === 'quick' ? 100_000 : 1_000_000, s.repeats, log));
+    // datapath-pktcost takes the median of 3 runs itself; quick mode runs it once.
+    if (s.groups.has('pktcost')) await guarded(run, 'per-packet cost (bench/datapath-pktcost)', () => packetCost(run, ROOT, s.mode === 'quick' ? 100_000 : 1_000_000, s.mode === 'quick' ? 1 : s.repeats, log));
   } finally {
     await sw?.close().catch(() => undefined);
     topo?.destroy();
   }
   run.meta.finishedAt = new Date().toISOString();
-  const written = writeReport(run, s.outDir);
-  log(`wrote ${written.join(', ')}`);
-  if (s.readme) {
-    updateReadme(join(ROOT, 'README.md'), run, s.outDir);
-    log('README.md Performance section updated');
-  }
-  process.stdout.write(readFileSync(join(s.outDir, 'latest.md'), 'utf8'));
+  publish(run, s);
   return 0;
 }
 

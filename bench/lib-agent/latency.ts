@@ -150,3 +150,36 @@ export function promValue(text: string, name: string): number | undefined {
   }
   return undefined;
 }
+
+/**
+ * Prober output as it streams in (`<sentUs> ok|fail <reason|-> <gapUs>` lines, see prober.ts),
+ * kept sorted by send time; counts errors other than timeouts and stamps whose uncertainty
+ * (gap) exceeds 1 ms or is unknown. Lines of any other shape are ignored.
+ */
+export class ProbeStream {
+  readonly sorted: Probe[] = [];
+  failedOther = 0;
+  /** Probes whose send time is known only within more than 1 ms (the prober was descheduled). */
+  wideStamps = 0;
+  maxGapUs = 0;
+  private buf = '';
+
+  feed(chunk: string): void {
+    this.buf += chunk;
+    let nl: number;
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl).trim();
+      this.buf = this.buf.slice(nl + 1);
+      const m = /^(\d+) (ok|fail) (\S+) (-?\d+)$/.exec(line);
+      if (!m) continue;
+      if (m[2] === 'fail' && m[3] !== 'timeout') this.failedOther++;
+      const gap = Number(m[4]);
+      if (gap < 0 || gap > 1000) this.wideStamps++;
+      if (gap > this.maxGapUs) this.maxGapUs = gap;
+      const p: Probe = { startUs: Number(m[1]), ok: m[2] === 'ok' };
+      let i = this.sorted.length;
+      while (i > 0 && this.sorted[i - 1]!.startUs > p.startUs) i--;
+      this.sorted.splice(i, 0, p);
+    }
+  }
+}

@@ -26,7 +26,7 @@ import { ResourceClient } from '../../src/client/resources';
 import type { Resource } from '../../src/model';
 import { EtcdCluster, freePort } from '../../test/datastore/helpers/etcd-server';
 import { BENCH_NODE, NODE_ADDRESS, PROBE_PORT, PROBE_SERVER, generateFixtures, probePolicy, type FixtureScale } from './fixtures';
-import { analyse, heldSince, promValue, summarize, type Probe, type Summary, type Toggle, type ToggleResult } from './latency';
+import { ProbeStream, analyse, heldSince, promValue, summarize, type Probe, type Summary, type Toggle, type ToggleResult } from './latency';
 
 export const ROOT = resolve(__dirname, '../../..');
 const NODE_BIN = join(ROOT, 'bin/tortie-node.js');
@@ -191,35 +191,6 @@ function exited(p: ChildProcess, timeoutMs: number): Promise<boolean> {
     const timer = setTimeout(() => res(false), timeoutMs);
     p.once('exit', () => { clearTimeout(timer); res(true); });
   });
-}
-
-/** Probe results as they stream in, kept sorted by start time. */
-class ProbeStream {
-  readonly sorted: Probe[] = [];
-  failedOther = 0;
-  /** Probes whose send time is known only within more than 1 ms (the prober was descheduled). */
-  wideStamps = 0;
-  maxGapUs = 0;
-  private buf = '';
-
-  feed(chunk: string): void {
-    this.buf += chunk;
-    let nl: number;
-    while ((nl = this.buf.indexOf('\n')) >= 0) {
-      const line = this.buf.slice(0, nl).trim();
-      this.buf = this.buf.slice(nl + 1);
-      const m = /^(\d+) (ok|fail) (\S+) (-?\d+)$/.exec(line);
-      if (!m) continue;
-      if (m[2] === 'fail' && m[3] !== 'timeout') this.failedOther++;
-      const gap = Number(m[4]);
-      if (gap < 0 || gap > 1000) this.wideStamps++;
-      if (gap > this.maxGapUs) this.maxGapUs = gap;
-      const p: Probe = { startUs: Number(m[1]), ok: m[2] === 'ok' };
-      let i = this.sorted.length;
-      while (i > 0 && this.sorted[i - 1]!.startUs > p.startUs) i--;
-      this.sorted.splice(i, 0, p);
-    }
-  }
 }
 
 async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 5): Promise<boolean> {

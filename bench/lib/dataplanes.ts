@@ -1,8 +1,9 @@
 /**
  * The three dataplanes the suite compares, switched on one BenchTopology:
  *   - bare: routed veths, no programs, no rules (the physical limit here);
- *   - tortie: the real BpfDataplane (src/dataplane) programmed with CalcGraph's compiled state,
- *     programs on every cali* interface and the XDP prefilter on the uplink;
+ *   - tortie: the real BpfDataplane (src/dataplane, default options: Calico networking on)
+ *     programmed with CalcGraph's compiled state: programs on every cali* interface, the XDP
+ *     prefilter and the IPIP/NAT tc programs on the uplink;
  *   - iptables: the rules and ipsets Calico's classic dataplane programs for the same resources.
  *
  * Contract:
@@ -22,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { CalcGraph, type CompiledState } from '../../src/calc';
 import type { Resource } from '../../src/model';
 import { BpfDataplane } from '../../src/dataplane/dataplane';
-import { loadPrefilter, loadWep, type PrefilterDatapath, type WepDatapath } from '../../src/dataplane/bpf/loader';
+import { loadPrefilter, loadUplink, loadWep, type PrefilterDatapath, type UplinkDatapath, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { tcAttach, tcDestroyHook, xdpAttach, xdpDetach } from '../../src/dataplane/native';
@@ -39,6 +40,7 @@ export class DataplaneSwitch {
   private dp?: BpfDataplane;
   private wep?: WepDatapath;
   private pf?: PrefilterDatapath;
+  private up?: UplinkDatapath;
   private active: DataplaneName | undefined;
   private filterRules = '';
   private rawRules = '';
@@ -59,6 +61,8 @@ export class DataplaneSwitch {
     // Handles on the same programs (same object, same pinned maps) to re-attach after a bare phase.
     this.wep = await loadWep({ pinRoot: this.pinRoot });
     this.pf = await loadPrefilter({ pinRoot: this.pinRoot });
+    // The agent's default (Calico networking on) also puts IPIP/NAT programs on the uplink.
+    this.up = await loadUplink({ pinRoot: this.pinRoot });
     this.active = 'tortie';
     await this.use('bare');
   }
@@ -121,12 +125,15 @@ export class DataplaneSwitch {
       tcAttach({ iface, netns, direction: 'egress', program: this.wep!.toWep, replace: true });
     }
     xdpAttach({ iface: 'eth0', netns, program: this.pf!.prog, mode: 'native', replace: true });
+    tcAttach({ iface: 'eth0', netns, direction: 'ingress', program: this.up!.ingress, replace: true });
+    tcAttach({ iface: 'eth0', netns, direction: 'egress', program: this.up!.egress, replace: true });
   }
 
   private async tortieOff(): Promise<void> {
     const netns = this.t.node.path;
-    for (const iface of this.ifaces()) tcDestroyHook({ iface, netns });
+    for (const iface of [...this.ifaces(), 'eth0']) tcDestroyHook({ iface, netns });
     xdpDetach({ iface: 'eth0', netns, mode: 'native' });
+    xdpDetach({ iface: 'eth0', netns, mode: 'generic' }); // BpfDataplane falls back to generic mode
   }
 
   private async iptablesOn(): Promise<void> {
@@ -146,6 +153,13 @@ export class DataplaneSwitch {
       }
     }
     await node.exec(['ipset', 'destroy'], { timeoutMs: 60_000, allowFail: true });
+  }
+
+  /** Back to bare whatever state a failure left: detach and flush everything, ignoring errors. */
+  async reset(): Promise<void> {
+    await this.tortieOff().catch(() => undefined);
+    await this.iptablesOff().catch(() => undefined);
+    this.active = 'bare';
   }
 
   /** Packets the XDP prefilter dropped on the uplink so far (any drop reason: deny list or doNotTrack deny). */
@@ -171,16 +185,18 @@ export class DataplaneSwitch {
       await this.dp?.close().catch(() => undefined);
       this.wep?.close();
       this.pf?.close();
+      this.up?.close();
       this.dp = undefined;
       this.wep = undefined;
       this.pf = undefined;
+      this.up = undefined;
       if (existsSync(this.pinRoot)) rmSync(this.pinRoot, { recursive: true, force: true });
     }
   }
 
   /** Synchronous last-resort cleanup (exit/signal): the pin root; the namespaces go with the topology. */
   closeSync(): void {
-    try { this.wep?.close(); this.pf?.close(); } catch { /* best effort */ }
+    try { this.wep?.close(); this.pf?.close(); this.up?.close(); } catch { /* best effort */ }
     if (existsSync(this.pinRoot)) rmSync(this.pinRoot, { recursive: true, force: true });
   }
 }

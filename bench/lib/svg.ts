@@ -169,7 +169,7 @@ export function cdfChart(series: { name: string; points: [number, number][] }[],
   const box = { l: 70, r: w - 120, t: 36, b: h - 44 };
   const xsv = all.map((p) => p.x);
   const xs = scale(Math.min(...xsv), Math.max(...xsv), box.l, box.r, o.xLog === true);
-  const ys: Scale = { ticks: [0, 0.25, 0.5, 0.75, 0.9, 0.99, 1], map: (v) => box.b + v * (box.t - box.b) };
+  const ys: Scale = { ticks: [0, 0.25, 0.5, 0.75, 0.9, 1], map: (v) => box.b + v * (box.t - box.b) };
   const out = frame({ ...o, yLabel: o.yLabel ?? 'fraction of samples ≤ x' }, w, h, xs, ys, box, series.map((s) => s.name), (v) => v.toString());
   series.forEach((s, i) => {
     const c = colourOf(s.name, i);
