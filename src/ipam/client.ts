@@ -508,6 +508,57 @@ export class IpamClient {
   }
 
   /**
+   * Frees one address whoever holds it (calicoctl `ipam release --ip`); returns the handle it
+   * belonged to, or undefined when it was not allocated. The handle record forgets the block
+   * once the handle holds nothing more there (and is deleted when it holds nothing at all).
+   */
+  async releaseIp(ip: string): Promise<string | undefined> {
+    let addr: number;
+    try { addr = parseV4Net(`${ip}/32`).base; } catch {
+      throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `${JSON.stringify(ip)} is not an IPv4 address`);
+    }
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      const kv = (await this.ds.list(blockPrefix())).items.find((x) => v4Contains(parseV4Net(segmentToCidr(x.key.slice(x.key.lastIndexOf('/') + 1))), addr));
+      if (!kv) return undefined;
+      const b = checkBlock(kv.value, kv.key);
+      const ordinal = addr - parseV4Net(b.cidr).base;
+      const a = b.allocations[ordinal];
+      if (a === null || a === undefined) return undefined;
+      const handleId = b.attributes[a]!.handle_id ?? '';
+      const { block } = releaseHandle(b, handleId, new Set([ordinal]));
+      try {
+        await this.ds.update(kv.key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
+      } catch (err) {
+        if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
+        await backoff(attempt);
+        continue;
+      }
+      if (handleId && ordinalsOfHandle(block, handleId).length === 0) await this.forgetBlock(handleId, block.cidr);
+      return handleId;
+    }
+    throw new IpamError('ERR_IPAM_CONTENTION', `the block of ${ip} kept changing under ${this.maxRetries} attempts`, { recoverable: true });
+  }
+
+  private async forgetBlock(handleId: string, cidr: string): Promise<void> {
+    const key = handleKey(handleId);
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      const kv = await this.ds.get(key);
+      if (!kv) return;
+      const h = kv.value as unknown as HandleRecord;
+      const blocks = h.blocks.filter((c) => c !== cidr);
+      try {
+        if (blocks.length === 0 && (await this.ipsByHandle(handleId)).length === 0) await this.ds.delete(key, { expectedRevision: kv.modRevision });
+        else if (blocks.length !== h.blocks.length) await this.ds.update(key, { handleId, blocks }, { expectedRevision: kv.modRevision });
+        return;
+      } catch (err) {
+        if (err instanceof NotFoundError) return;
+        if (!(err instanceof ConflictError)) throw err;
+        await backoff(attempt);
+      }
+    }
+  }
+
+  /**
    * Gives up `node`'s claims (node removal): empty blocks are deleted, blocks still holding
    * addresses lose their affinity (their addresses stay valid until released). Returns the
    * CIDRs of the blocks it released.

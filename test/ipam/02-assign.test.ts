@@ -1,5 +1,5 @@
 import t from 'tap';
-import { IpamClient, ipamShow, renderIpamShow, renderBorrowed, checkBlock, blockKey, affinityKey } from '../../src/ipam';
+import { IpamClient, ipamShow, renderIpamShow, renderBorrowed, checkBlock, blockKey, affinityKey, handleKey } from '../../src/ipam';
 import { openTestStore, pool } from './helpers/store';
 
 t.test('assign claims a block of the pool blockSize for the node, then fills it', async (t) => {
@@ -181,4 +181,21 @@ t.test('assignIp: a specific address, claiming its block; idempotent; in use is 
   const b = await ipam.assignIp({ ip: '10.90.0.70', handleId: 'static2', node: 'n2' }).catch((e: Error) => e);
   t.match(b, { code: 'ERR_IPAM_IN_USE' }, 'full block: every address taken');
   t.same(await ipam.releaseByHandle('static1'), ['10.90.0.77']);
+});
+
+t.test('releaseIp frees one address whoever holds it and tidies the handle', async (t) => {
+  const s = openTestStore('ipam-relip');
+  t.teardown(() => s.close());
+  await s.rc.create(pool('p', '10.95.0.0/24'));
+  const ipam = new IpamClient(s.ds);
+  const two = (await ipam.assign({ handleId: 'h2', node: 'n', num: 2 })).ips.map((x) => x.ip);
+  const one = (await ipam.assign({ handleId: 'h1', node: 'n' })).ips[0]!.ip;
+  t.equal(await ipam.releaseIp(two[0]!), 'h2');
+  t.same((await ipam.ipsByHandle('h2')).map((x) => x.ip), [two[1]], 'the other address of the handle stays');
+  t.ok(await s.ds.get(handleKey('h2')), 'handle kept while it holds something');
+  t.equal(await ipam.releaseIp(one), 'h1');
+  t.equal(await s.ds.get(handleKey('h1')), undefined, 'empty handle deleted');
+  t.equal(await ipam.releaseIp(one), undefined, 'not allocated: nothing to do');
+  t.equal(await ipam.releaseIp('10.96.0.1'), undefined, 'no block');
+  await t.rejects(ipam.releaseIp('x'), { code: 'ERR_IPAM_INVALID_ARGUMENT' });
 });
