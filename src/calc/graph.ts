@@ -309,7 +309,14 @@ export class CalcGraph {
     this.markFor(r.kind, key, r);
   }
 
-  onDelete(kind: ResourceKind, key: string): void {
+  /**
+   * Deletes by key (`namespace/name` for namespaced kinds, `name` otherwise), or by name plus
+   * namespace. A namespaced kind given a bare name without namespace means namespace `default`.
+   */
+  onDelete(kind: ResourceKind, key: string, namespace?: string): void {
+    const namespaced = kind === 'WorkloadEndpoint' || kind === 'NetworkPolicy';
+    if (namespaced && namespace !== undefined) key = `${namespace}/${key}`;
+    else if (namespaced && !key.includes('/')) key = `default/${key}`;
     this.markFor(kind, key, this.resourcesOf(kind, key));
     this.resources.delete(kind, key);
   }

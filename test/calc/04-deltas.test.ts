@@ -121,7 +121,7 @@ t.test('identical definitions share one table', async (t) => {
 t.test('deleting endpoints and policies cleans everything up', async (t) => {
   const g = base();
   g.flush();
-  g.onDelete('WorkloadEndpoint', 'ns1/a');
+  g.onDelete('WorkloadEndpoint', 'a', 'ns1'); // name + namespace form
   const d = g.flush();
   t.same(d.endpointsRemoved, ['ns1/a']);
   t.ok(d.tablesRemoved.length >= 1);
