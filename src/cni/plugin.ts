@@ -173,7 +173,8 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
       ],
       ips: ips.map((address) => ({ address: `${address.split('/')[0]}/32`, interface: 1 })),
       routes: [{ dst: '0.0.0.0/0', gw: GATEWAY }],
-      dns: {},
+      // The spec's `dns` from the network configuration, passed on as Calico does.
+      dns: typeof conf.raw.dns === 'object' && conf.raw.dns !== null && !Array.isArray(conf.raw.dns) ? conf.raw.dns as Record<string, unknown> : {},
     };
   } catch (err) {
     ctx.log.warn({ err }, 'ADD failed; undoing');

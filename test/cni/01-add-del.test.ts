@@ -21,7 +21,7 @@ t.test('ADD, traffic, repeated ADD, CHECK, DEL', async (t) => {
     CNI_COMMAND: 'ADD', CNI_CONTAINERID: cid, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0',
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod};K8S_POD_INFRA_CONTAINER_ID=${cid}`,
   });
-  const conf = bed.conf({ labels: { app: 'web' }, args: { cni: { ports: [{ name: 'http', protocol: 'TCP', port: 8080 }] } } });
+  const conf = bed.conf({ labels: { app: 'web' }, args: { cni: { ports: [{ name: 'http', protocol: 'TCP', port: 8080 }] } }, dns: { nameservers: ['198.18.0.53'], search: ['svc.cluster.local'] } });
 
   const a = await runPlugin(bed.node, 'tortie', env('aaaa1111', podA.name, 'pod-a'), conf, bed.cniPath);
   t.equal(a.code, 0, `ADD a succeeded: ${a.stdout} ${a.stderr}`);
@@ -35,6 +35,7 @@ t.test('ADD, traffic, repeated ADD, CHECK, DEL', async (t) => {
   t.same(res.interfaces.map((i) => i.name), [hostA, 'eth0']);
   t.equal(res.interfaces[1]!.sandbox, `/run/netns/${podA.name}`);
   t.equal(res.ips[0]!.interface, 1);
+  t.same((a.out as { dns: unknown }).dns, { nameservers: ['198.18.0.53'], search: ['svc.cluster.local'] }, 'dns from the config');
 
   // Host side.
   const link = JSON.parse((await bed.node.exec(['ip', '-j', '-d', 'link', 'show', hostA])).stdout)[0];
