@@ -161,7 +161,10 @@ static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen, __u32 o
 		return DROP_IPIP_BAD_INNER;
 	if (inner.version != 4 || inner.ihl < 5 || bpf_ntohs(inner.tot_len) != outer_tot - hlen)
 		return DROP_IPIP_BAD_INNER;
-	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC, TORTIE_ADJ_ROOM_DECAP_L3_IPV4))
+	/* FIXED_GSO: a GSO packet keeps the sender's segment size (otherwise the kernel would grow
+	 * gso_size by the removed header and the inner segments would exceed the workload MTU). */
+	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC,
+				TORTIE_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return DROP_ENCAP_FAILED;
 	netstat_inc(TORTIE_NS_DECAP);
 	return 0;
