@@ -12,7 +12,7 @@ import { IpamClient } from '../../src/ipam';
 import { cniBed } from './helpers/cluster';
 import { runPlugin } from './helpers/cni';
 
-t.test('parallel ADD and DEL through an installed conflist', async (t) => {
+t.test('parallel ADD and DEL on two nodes through an installed conflist', async (t) => {
   const bed = await cniBed('cnipar', '192.168.0.0/24', { blockSize: 29 });
   const root = mkdtempSync(join(tmpdir(), 'tortie-install-'));
   t.teardown(async () => { await bed.destroy(); rmSync(root, { recursive: true, force: true }); });
@@ -35,25 +35,45 @@ t.test('parallel ADD and DEL through an installed conflist', async (t) => {
     CNI_COMMAND: cmd, CNI_CONTAINERID: `par${i}`, CNI_NETNS: `/run/netns/${pods[i]!.name}`, CNI_IFNAME: 'eth0',
     CNI_ARGS: `K8S_POD_NAMESPACE=ns${i % 2};K8S_POD_NAME=pod-${i}`,
   });
-  const adds = await Promise.all(pods.map((_, i) => runPlugin(bed.node, 'tortie', env(i, 'ADD'), conf, join(root, 'bin'))));
+  // Meanwhile a second node (its own namespace, same datastore) adds its own pods.
+  const nodeB = await bed.topo.addNetns('nodeb');
+  const confB = pluginConfig({ ...list, plugins: [{ ...list.plugins[0]!, nodename: 'node-b' }] }, 0);
+  const podsB = await Promise.all(Array.from({ length: 4 }, (_, i) => bed.addWorkload(`q${i}`)));
+  const envB = (i: number, cmd: string) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: `qb${i}`, CNI_NETNS: `/run/netns/${podsB[i]!.name}`, CNI_IFNAME: 'eth0' });
+  const [adds, addsB] = await Promise.all([
+    Promise.all(pods.map((_, i) => runPlugin(bed.node, 'tortie', env(i, 'ADD'), conf, join(root, 'bin')))),
+    Promise.all(podsB.map((_, i) => runPlugin(nodeB, 'tortie', envB(i, 'ADD'), confB, join(root, 'bin')))),
+  ]);
+  addsB.forEach((r, i) => t.equal(r.code, 0, `node-b ADD ${i}: ${r.stdout}`));
+  const ipsB = addsB.map((r) => (r.out as { ips: { address: string }[] }).ips[0]!.address);
   adds.forEach((r, i) => t.equal(r.code, 0, `ADD ${i}: ${r.stdout}`));
   const ips = adds.map((r) => (r.out as { ips: { address: string }[] }).ips[0]!.address);
-  t.equal(new Set(ips).size, N, 'distinct addresses');
+  t.equal(new Set([...ips, ...ipsB]).size, N + ipsB.length, 'distinct addresses across both nodes');
+  const blocksA = await new IpamClient(bed.store.ds).affineBlockCidrs('node-a');
+  const blocksB = await new IpamClient(bed.store.ds).affineBlockCidrs('node-b');
+  t.same(blocksA.filter((b) => blocksB.includes(b)), [], 'the nodes claimed different blocks');
   t.ok((await new IpamClient(bed.store.ds).affineBlockCidrs('node-a')).length >= 2, 'a second block was claimed');
   const weps = (await bed.store.rc.list('WorkloadEndpoint')).items;
-  t.equal(weps.length, N);
-  t.same(new Set(weps.map((w) => w.spec.ipNetworks![0])), new Set(ips));
+  t.equal(weps.length, N + ipsB.length);
+  t.same(new Set(weps.map((w) => w.spec.ipNetworks![0])), new Set([...ips, ...ipsB]));
   const cali = (await bed.node.exec(['ip', '-o', 'link', 'show'])).stdout.split('\n').filter((l) => / cali[0-9a-f]{11}@/.test(l));
   t.equal(cali.length, N, 'one host veth per pod');
+  const caliB = (await nodeB.exec(['ip', '-o', 'link', 'show'])).stdout.split('\n').filter((l) => / cali[0-9a-f]{11}@/.test(l));
+  t.equal(caliB.length, ipsB.length, 'node-b\'s veths in node-b\'s namespace');
   // The first pod reaches the last one.
   const last = ips[N - 1]!.split('/')[0]!;
   t.match((await pods[0]!.exec(['ping', '-c', '1', '-W', '2', last], { allowFail: true })).stdout, /1 received/);
 
-  const dels = await Promise.all(pods.map((_, i) => runPlugin(bed.node, 'tortie', env(i, 'DEL'), conf, join(root, 'bin'))));
+  const [dels, delsB] = await Promise.all([
+    Promise.all(pods.map((_, i) => runPlugin(bed.node, 'tortie', env(i, 'DEL'), conf, join(root, 'bin')))),
+    Promise.all(podsB.map((_, i) => runPlugin(nodeB, 'tortie', envB(i, 'DEL'), confB, join(root, 'bin')))),
+  ]);
+  delsB.forEach((r, i) => t.equal(r.code, 0, `node-b DEL ${i}: ${r.stdout}`));
   dels.forEach((r, i) => t.equal(r.code, 0, `DEL ${i}: ${r.stdout}`));
   t.same((await bed.store.rc.list('WorkloadEndpoint')).items, [], 'no endpoints left');
   const blocks = await new IpamClient(bed.store.ds).listBlocks();
   t.equal(blocks.reduce((s, b) => s + b.allocations.filter((a) => a !== null).length, 0), 0, 'no addresses left allocated');
   t.same((await bed.store.ds.list('/tortie/ipam/v2/handle/')).items, [], 'no handles left');
   t.notMatch((await bed.node.exec(['ip', '-o', 'link', 'show'])).stdout, /cali[0-9a-f]{11}/, 'no host veths left');
+  t.notMatch((await nodeB.exec(['ip', '-o', 'link', 'show'])).stdout, /cali[0-9a-f]{11}/, 'none on node-b either');
 });
