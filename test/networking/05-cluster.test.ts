@@ -106,6 +106,22 @@ t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
     t.ok(bps > 10e6, `iperf3 wa → wc: ${(bps / 1e9).toFixed(2)} Gbit/s`);
   });
 
+  t.test('restarting node A\'s dataplane under traffic across the tunnel: no interruption, nothing rewritten', async (t) => {
+    wc.ns.spawn(['iperf3', '-s', '-1', '-p', '5202'], { stdio: 'ignore' });
+    await waitListening(wc.ns, 5202);
+    const run = wa.ns.exec(['iperf3', '-c', wc.ip, '-p', '5202', '-t', '4', '-i', '0.5', '-J'], { timeoutMs: 30_000 });
+    await new Promise((res) => setTimeout(res, 1200));
+    await A.dp!.close(); // programs stay attached, maps stay pinned
+    A.dp = undefined;
+    await new Promise((res) => setTimeout(res, 500));
+    await c.sync(); // a new dataplane on the same pins, reconciled with the same state
+    t.same(A.dp!.routing!.status().writes, { routes: 0, maps: 0 }, 'the restarted route manager found everything in place');
+    const out = JSON.parse((await run).stdout) as { end: { sum_received: { bytes: number } }; intervals: { sum: { bytes: number } }[] };
+    const empty = out.intervals.filter((i) => i.sum.bytes === 0).length;
+    t.equal(empty, 0, `every 0.5 s interval moved data (${out.intervals.length} intervals)`);
+    t.ok(out.end.sum_received.bytes > 0);
+  });
+
   t.test('IPIP from a host that is not a node is dropped and counted', async (t) => {
     const drops = () => readCounters(A.dp!.maps.cnt!).filter((x) => x.dir === Dir.UPLINK && x.reason === R.IPIP_UNKNOWN_SRC)
       .reduce((s, x) => s + x.packets, 0n);
