@@ -58,7 +58,7 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 		ret = DROP_VLAN;
 		goto out;
 	}
-	ctx_pull(skb, PARSE_PULL_LEN);
+	parse_pull_headers(skb);
 	ret = parse_packet(skb, &pkt, false, true);
 	if (ret == PARSE_ARP) {
 		ret = TORTIE_FORWARD;

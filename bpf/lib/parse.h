@@ -138,6 +138,44 @@ static __always_inline void parse_icmp_inner(void *inner, void *end, __u32 room,
 	pkt->icmp_err = 1;
 }
 
+#ifdef TORTIE_CTX_SKB
+/*
+ * Makes the headers parse_packet() reads linear, and nothing more: pulling a fixed length
+ * (bpf_skb_pull_data) into the head of a GSO packet whose payload lives in page frags copies
+ * payload and can reallocate the head on every packet. Reads the IPv4 header length and
+ * protocol first, then pulls Ethernet + IP header + the L4 header (ICMP: + the inner IPv4
+ * header and 8 bytes an error quotes) only if those bytes are not linear already. Bounds are
+ * checked again by parse_packet(); a failed pull just leaves it to report the truncation.
+ */
+static __always_inline void parse_pull_headers(struct __sk_buff *skb)
+{
+	void *data = ctx_data(skb), *end = ctx_data_end(skb);
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	__u32 need = sizeof(*eth) + sizeof(*ip);
+
+	if (skb->len < need)
+		return;
+	if (data + need > end) {
+		if (bpf_skb_pull_data(skb, need))
+			return;
+		data = ctx_data(skb);
+		end = ctx_data_end(skb);
+		eth = data;
+	}
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return;
+	ip = data + sizeof(*eth);
+	if ((void *)(ip + 1) > end)
+		return;
+	need = sizeof(*eth) + ip->ihl * 4 + (ip->protocol == IPPROTO_ICMP ? 8 + 60 + 8 : 20);
+	if (need > skb->len)
+		need = skb->len;
+	if (data + need > end)
+		bpf_skb_pull_data(skb, need);
+}
+#endif
+
 /* vlan_ok: accept up to two VLAN tags (uplink); on workload interfaces a tag is a drop.
  * want_l4: parse and validate the L4 header (the prefilter only needs addresses). */
 static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt *pkt, bool vlan_ok,
