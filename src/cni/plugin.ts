@@ -65,7 +65,7 @@ function wepSpecIds(ctx: Ctx): Pick<WorkloadEndpoint['spec'], 'orchestrator' | '
   return {
     orchestrator: ctx.id.orchestrator,
     node: ctx.node,
-    ...(ctx.id.pod ? { pod: ctx.id.pod } : {}),
+    ...(ctx.id.pod ? { pod: ctx.id.pod } : { workload: ctx.id.workload }),
     containerID: ctx.env.containerId,
     endpoint: ctx.env.ifname,
   };

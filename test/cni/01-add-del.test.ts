@@ -148,6 +148,8 @@ t.test('MTU: 1480 by default when the pool uses IPIP; the config value otherwise
   t.match((await p2.exec(['ip', '-o', 'link', 'show', 'eth0'])).stdout, /mtu 1400/);
   const wep = (await bed.store.rc.list('WorkloadEndpoint')).items.find((w) => w.spec.containerID === 'c1')!;
   t.equal(wep.spec.orchestrator, 'cni');
+  t.equal(wep.spec.workload, 'c1', 'plain CNI workloads are named by their container id');
+  t.equal(wep.spec.pod, undefined);
   t.equal(wep.metadata.name, 'node--a-cni-c1-eth0');
   t.same(wep.spec.profiles, ['k8s-pod-network'], 'plain CNI workloads get the network name as profile');
 });
