@@ -68,7 +68,11 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb)
 			return DROP_IPIP_BAD_INNER; /* outer fragments are not reassembled here */
 		return ipip_decap(skb, l4off - ETH_HLEN, skb->len - ETH_HLEN);
 	}
-	if (pkt.daddr == cfg->node_ip && pkt.frag != TORTIE_FRAG_LATER) {
+	if (pkt.daddr == cfg->node_ip && pkt.frag == TORTIE_FRAG_LATER) {
+		ret = nat_frag_later(skb, &pkt, TORTIE_NAT_REV);
+		if (ret < 0)
+			return ret;
+	} else if (pkt.daddr == cfg->node_ip) {
 		if (pkt.proto == IPPROTO_ICMP && icmp_is_error((__u8)(pkt.dport >> 8)))
 			ret = nat_rev_icmp_err(skb, l4off, cfg->node_ip);
 		else
@@ -88,9 +92,7 @@ static __always_inline bool needs_snat(const struct tortie_pkt *pkt, const struc
 		return false;
 	if (pkt->daddr == cfg->node_ip || pool_lookup(pkt->daddr) || node_known(pkt->daddr))
 		return false;
-	if (pkt->frag == TORTIE_FRAG_LATER)
-		return false;
-	if (pkt->proto == IPPROTO_ICMP && !icmp_is_echo((__u8)(pkt->dport >> 8)))
+	if (pkt->proto == IPPROTO_ICMP && pkt->frag != TORTIE_FRAG_LATER && !icmp_is_echo((__u8)(pkt->dport >> 8)))
 		return false;
 	return true;
 }
@@ -117,8 +119,13 @@ static __always_inline int uplink_egress(struct __sk_buff *skb)
 			netstat_inc(TORTIE_NS_ENCAP_UPLINK);
 		return ret;
 	}
-	if (needs_snat(&pkt, cfg))
+	if (needs_snat(&pkt, cfg)) {
+		if (pkt.frag == TORTIE_FRAG_LATER) {
+			ret = nat_frag_later(skb, &pkt, TORTIE_NAT_FWD);
+			return ret < 0 ? ret : TORTIE_FORWARD;
+		}
 		return nat_snat(skb, &pkt, l4off, cfg->node_ip);
+	}
 	return TORTIE_FORWARD;
 }
 

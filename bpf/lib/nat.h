@@ -20,8 +20,9 @@
  * ICMP errors from outside about a SNATed flow (frag-needed, port unreachable, ...) are translated
  * back too (nat_rev_icmp_err): outer destination, the quoted header's source address and port or
  * echo id, the quoted IPv4 checksum and the ICMP checksum; the quoted L4 checksum is left alone
- * (receivers do not check it). Not translated (passed unchanged): later IPv4 fragments, and ICMP
- * errors sent by workloads.
+ * (receivers do not check it). Not translated (passed unchanged): ICMP
+ * errors sent by workloads. Later fragments of a translated datagram get the address translation of
+ * their first fragment (tortie_natfrag4_v1) when the first one went through first.
  * The node's own sockets are not consulted: a host connection and a mapping could pick the same
  * (port, destination); nat_port_min/max default outside Linux's ephemeral range to make it rare.
  */
@@ -57,6 +58,61 @@ struct {
 	__uint(max_entries, 131072);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_nat4_v1 SEC(".maps");
+
+/*
+ * tortie_natfrag4_v1: first-fragment translations for the later fragments (see shared/maps.h).
+ * Written and read by the uplink program. LRU: a forgotten datagram's later fragments leave
+ * untranslated (the receiver cannot reassemble it; the sender's retry starts a new datagram).
+ * Later fragments that overtake their first fragment are not translated either.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tortie_natfrag4_key);
+	__type(value, struct tortie_natfrag_value);
+	__uint(max_entries, 8192);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_natfrag4_v1 SEC(".maps");
+
+static __always_inline void nat_frag_key(struct tortie_natfrag4_key *k, const struct tortie_pkt *pkt, __u8 dir)
+{
+	k->saddr = pkt->saddr;
+	k->daddr = pkt->daddr;
+	k->id = pkt->ip_id;
+	k->proto = pkt->proto;
+	k->dir = dir;
+}
+
+/* A first fragment was translated: remember the address written for its later fragments. */
+static __always_inline void nat_frag_record(const struct tortie_pkt *pkt, __u8 dir, __be32 addr)
+{
+	struct tortie_natfrag4_key k;
+	struct tortie_natfrag_value v = { .addr = addr };
+
+	if (pkt->frag != TORTIE_FRAG_FIRST)
+		return;
+	nat_frag_key(&k, pkt, dir);
+	bpf_map_update_elem(&tortie_natfrag4_v1, &k, &v, BPF_ANY);
+}
+
+/* A later fragment: translate its address like its first fragment's (no L4 header to fix). */
+static __always_inline int nat_frag_later(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u8 dir)
+{
+	struct tortie_natfrag4_key k;
+	struct tortie_natfrag_value *v;
+	__u32 off = ETH_HLEN + (dir == TORTIE_NAT_FWD ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr));
+	__be32 from = dir == TORTIE_NAT_FWD ? pkt->saddr : pkt->daddr, to;
+
+	nat_frag_key(&k, pkt, dir);
+	v = bpf_map_lookup_elem(&tortie_natfrag4_v1, &k);
+	if (!v)
+		return 0;
+	to = v->addr;
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), from, to, 4) < 0 ||
+	    bpf_skb_store_bytes(skb, off, &to, 4, 0) < 0)
+		return DROP_ENCAP_FAILED;
+	netstat_inc(TORTIE_NS_NAT_FRAG);
+	return 1;
+}
 
 static __always_inline bool nat_closed(__u8 flags)
 {
@@ -269,6 +325,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 	nat_track_tcp(fv, pkt, true);
 	fv->last_seen_ns = now;
 	netstat_inc(TORTIE_NS_SNAT);
+	nat_frag_record(pkt, TORTIE_NAT_FWD, node_ip);
 	return nat_rewrite(skb, l4off, pkt->proto, true, pkt->saddr, node_ip, fk.sport, port);
 }
 
@@ -311,6 +368,7 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 	}
 	rv->last_seen_ns = now;
 	netstat_inc(TORTIE_NS_RNAT);
+	nat_frag_record(pkt, TORTIE_NAT_REV, rv->addr);
 	return nat_rewrite(skb, l4off, pkt->proto, false, node_ip, rv->addr, rk.dport, rv->port) < 0 ?
 		DROP_ENCAP_FAILED : 1;
 }

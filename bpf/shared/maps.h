@@ -297,6 +297,22 @@ struct tortie_nat4_value {
 	__u8 pad;
 };
 
+/* tortie_natfrag4_v1 (LRU hash): later fragments of a translated datagram carry no ports, so the
+ * first fragment's translation is remembered per (src, dst, IP id, proto, dir) as seen on the
+ * wire before translation: dir FWD = leaving (value: new source), REV = arriving (new destination). */
+struct tortie_natfrag4_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u8 proto;
+	__u8 dir;        /* TORTIE_NAT_FWD / TORTIE_NAT_REV */
+};
+
+struct tortie_natfrag_value {
+	__be32 addr;     /* address to write (source for FWD, destination for REV) */
+	__u32 pad;
+};
+
 /* tortie_netstat_v1 (per-CPU array of __u64 packet counts), index enum tortie_netstat */
 enum tortie_netstat {
 	TORTIE_NS_ENCAP_FAST = 0,     /* encapsulated in tortie_from_wep and redirected */
@@ -307,7 +323,8 @@ enum tortie_netstat {
 	TORTIE_NS_SNAT_NEW = 5,       /* new SNAT mappings created */
 	TORTIE_NS_SNAT_RETRY = 6,     /* port candidates that collided */
 	TORTIE_NS_RNAT = 7,           /* replies reverse-translated */
-	TORTIE_NS_MAX = 8,
+	TORTIE_NS_NAT_FRAG = 8,       /* later fragments translated like their first fragment */
+	TORTIE_NS_MAX = 9,
 };
 
 #endif

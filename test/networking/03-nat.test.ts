@@ -7,7 +7,7 @@ import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { NAT_DIR, POOL_F, readNatEntries, nat4KeyCodec, nat4ValueCodec } from '../../src/dataplane/bpf/net-codecs';
 import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
-import { eth, ipv4, icmp, inetChecksum, PROTO } from '../../src/dataplane/bpf/packet';
+import { eth, ipv4, icmp, udp, inetChecksum, PROTO } from '../../src/dataplane/bpf/packet';
 import { ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
 
 const NODE = '198.18.1.10';
@@ -206,4 +206,29 @@ t.test('ICMP errors about a SNATed flow are translated back to the workload', as
   const unrelated = eth({}, ipv4({ src: OUT, dst: NODE, proto: PROTO.ICMP }, icmp({ type: 3, code: 3,
     payload: Buffer.from(ipAt(udpFrame({ src: NODE, dst: OUT, sport: 6001, dport: 9999 })).raw.subarray(0, 28)) })));
   t.ok(h.run('in', unrelated).data.equals(unrelated), 'an error about the host\'s own traffic is untouched');
+});
+
+t.test('fragments: later fragments follow their first fragment\'s translation, both ways', async (t) => {
+  const h = await setup('natfrag');
+  t.teardown(() => h.close());
+  // A 3000-byte UDP datagram from WL1 to OUT, as two fragments (id 0x4242).
+  const whole = udp({ sport: 5000, dport: 53, payload: Buffer.alloc(1600, 0xab) });
+  const first = eth({}, ipv4({ src: WL1, dst: OUT, proto: PROTO.UDP, id: 0x4242, mf: true }, whole.subarray(0, 1480)));
+  const later = eth({}, ipv4({ src: WL1, dst: OUT, proto: PROTO.UDP, id: 0x4242, fragOffset: 1480 / 8 }, whole.subarray(1480)));
+  const f1 = ipAt(h.run('out', first).data);
+  t.same([f1.src, f1.csumOk, portsOf(f1)], [NODE, true, [5000, 53]], 'first fragment translated with its ports');
+  const before = h.stats().natFrag;
+  const f2r = h.run('out', later);
+  const f2 = ipAt(f2r.data);
+  t.same([f2r.reason, f2.src, f2.csumOk], [R.FORWARD, NODE, true], 'later fragment: same source address');
+  t.ok(f2.raw.subarray(20).equals(later.subarray(34)), 'its payload untouched');
+  t.equal(h.stats().natFrag, before + 1n);
+  const stray = eth({}, ipv4({ src: WL1, dst: OUT, proto: PROTO.UDP, id: 0x4343, fragOffset: 100 }, Buffer.alloc(64)));
+  t.ok(h.run('out', stray).data.equals(stray), 'a later fragment whose first was not seen is left alone');
+
+  // The reply, fragmented too.
+  const rwhole = udp({ sport: 53, dport: 5000, payload: Buffer.alloc(1600, 0xcd) });
+  const r1 = ipAt(h.run('in', eth({}, ipv4({ src: OUT, dst: NODE, proto: PROTO.UDP, id: 0x77, mf: true }, rwhole.subarray(0, 1480)))).data);
+  const r2 = ipAt(h.run('in', eth({}, ipv4({ src: OUT, dst: NODE, proto: PROTO.UDP, id: 0x77, fragOffset: 1480 / 8 }, rwhole.subarray(1480)))).data);
+  t.same([r1.dst, r1.csumOk, portsOf(r1)[1], r2.dst, r2.csumOk], [WL1, true, 5000, WL1, true], 'reply fragments both go to the workload');
 });

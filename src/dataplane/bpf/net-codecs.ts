@@ -14,6 +14,7 @@ export const NET_MAP = {
   netcfg: 'tortie_netcfg_v1',
   nat4: 'tortie_nat4_v1',
   netstat: 'tortie_netstat_v1',
+  natfrag4: 'tortie_natfrag4_v1',
 } as const;
 
 export const RT_F = { WORKLOAD: 1, ENCAP: 2 } as const;
@@ -23,7 +24,7 @@ export const NAT_DIR = { FWD: 0, REV: 1 } as const;
 export const NATF = { FIN_OUT: 1, FIN_IN: 2, RST: 4, REPLY: 8 } as const;
 
 /** enum tortie_netstat, in index order. */
-export const NETSTAT = ['encapFast', 'encapUplink', 'encapFallback', 'decap', 'snat', 'snatNew', 'snatRetry', 'rnat'] as const;
+export const NETSTAT = ['encapFast', 'encapUplink', 'encapFallback', 'decap', 'snat', 'snatNew', 'snatRetry', 'rnat', 'natFrag'] as const;
 export type NetStatName = typeof NETSTAT[number];
 export type NetStats = Record<NetStatName, bigint>;
 
@@ -80,8 +81,22 @@ export const nat4ValueCodec = defineStruct('tortie_nat4_value', [
 ] as const);
 export type Nat4Value = ValueOf<typeof nat4ValueCodec>;
 
+export const natFrag4KeyCodec = defineStruct('tortie_natfrag4_key', [
+  { name: 'saddr', type: 'ipv4' },
+  { name: 'daddr', type: 'ipv4' },
+  { name: 'id', type: 'be16' },
+  { name: 'proto', type: 'u8' },
+  { name: 'dir', type: 'u8' },
+] as const);
+
+export const natFragValueCodec = defineStruct('tortie_natfrag_value', [
+  { name: 'addr', type: 'ipv4' },
+  { name: 'pad', type: 'pad', length: 4 },
+] as const);
+
 /** Codecs whose struct exists in the uplink object's BTF (tortie_node_key is TS-only). */
-export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec];
+export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec,
+  natFrag4KeyCodec, natFragValueCodec];
 
 /** Sums tortie_netstat_v1 over CPUs. */
 export function readNetStats(m: BpfMap): NetStats {
