@@ -942,6 +942,7 @@ export class CalcGraph {
     else if (a.index.kind === 'k') removeFrom(this.selByK, a.index.key, id);
     else this.selUnindexed.delete(id);
     this.selAtoms.delete(id);
+    this.atomHashes.delete(id);
   }
 
   private acquireNamed(sel: Selector, name: string): void {
@@ -996,6 +997,7 @@ export class CalcGraph {
     const a = this.cidrAtoms.get(id);
     if (a === undefined || --a.refs > 0) return;
     this.cidrAtoms.delete(id);
+    this.atomHashes.delete(id);
     const n = this.pnodes.get(cidrKey(c));
     if (n !== undefined) {
       n.cidrAtoms.delete(id);
