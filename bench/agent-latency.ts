@@ -104,13 +104,15 @@ function table(results: BackendResult[]): string {
     ['apply → enforced (ms) median / p99 / min / max; goal < 100 / < 250', ...results.map((r) => fmt(r.api.latency))],
     ['  of which the datastore write (ms), median / p99 / min / max', ...results.map((r) => fmt(r.api.write))],
     ['  write acknowledged → enforced (ms)', ...results.map((r) => fmt(r.api.ackToEnforced))],
-    ['  toggles over 250 ms: latency (agent-reported kernel write) ms', ...results.map((r) => {
+    ['  toggles over 250 ms: latency (agent-reported kernel write, agent GC pauses) ms', ...results.map((r) => {
       const slow = r.toggles.filter((x) => x.via === 'api' && (x.latencyMs ?? Infinity) > 250);
-      return slow.length === 0 ? 'none' : slow.map((x) => `${ms(x.latencyMs, 0)} (${ms(x.agent?.applyMs, 0)})`).join(', ');
+      return slow.length === 0 ? 'none' : slow.map((x) => `${ms(x.latencyMs, 0)} (${ms(x.agent?.applyMs, 0)}, ${ms(x.gcPauseMs, 0)})`).join(', ');
     })],
     ['  toggles not enforced in time / verdict flaps', ...results.map((r) => `${r.api.notEnforced} / ${r.api.flaps}`)],
     ['  agent-reported per flush (its histograms): change → kernel / kernel write (ms, mean)', ...results.map((r) =>
       `${ms(r.agentReported.programming?.meanMs)} / ${ms(r.agentReported.apply?.meanMs)} (${r.agentReported.programming?.count ?? 0} flushes)`)],
+    ['agent GC until ready: collections / total / max pause (ms)', ...results.map((r) => `${r.gc.untilReady.collections} / ${ms(r.gc.untilReady.totalMs, 0)} / ${ms(r.gc.untilReady.maxMs, 0)}`)],
+    ['agent GC during toggles: collections / pauses > 50 ms / max pause (ms)', ...results.map((r) => `${r.gc.toggles.collections} / ${r.gc.toggles.over50ms} / ${ms(r.gc.toggles.maxMs, 0)}`)],
     ['`tortiectl apply -f` (process start) → enforced (ms)', ...results.map((r) => fmt(r.cli.latency))],
     ['  tortiectl failures', ...results.map((r) => String(r.cli.errors.length))],
     ['probes (new TCP connections) / errors other than timeout', ...results.map((r) => `${r.probes.total} / ${r.probes.failedOther}`)],

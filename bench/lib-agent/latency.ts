@@ -183,3 +183,17 @@ export class ProbeStream {
     }
   }
 }
+
+export interface GcPause { kind: string; pauseMs: number }
+
+/**
+ * One line of V8's `--trace-gc` output → the collector and its main-thread pause, or undefined
+ * for anything else (the agent's own JSON log lines included). Shape:
+ * `[pid:0x…]   1234 ms: Mark-Compact 400.1 (430.2) -> 390.0 (425.0) MB, 850.23 / 0.00 ms  (…)`.
+ */
+export function parseGcTrace(line: string): GcPause | undefined {
+  const m = /\d+ ms: ([A-Za-z-]+(?: \(reduce\))?) [^,]*MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/.exec(line);
+  if (!m) return undefined;
+  const pauseMs = Number(m[2]);
+  return Number.isFinite(pauseMs) ? { kind: m[1]!, pauseMs } : undefined;
+}

@@ -26,7 +26,7 @@ import { ResourceClient } from '../../src/client/resources';
 import type { Resource } from '../../src/model';
 import { EtcdCluster, freePort } from '../../test/datastore/helpers/etcd-server';
 import { BENCH_NODE, NODE_ADDRESS, PROBE_PORT, PROBE_SERVER, generateFixtures, probePolicy, type FixtureScale } from './fixtures';
-import { ProbeStream, analyse, heldSince, promValue, summarize, type Probe, type Summary, type Toggle, type ToggleResult } from './latency';
+import { ProbeStream, analyse, heldSince, parseGcTrace, promValue, summarize, type Summary, type Toggle, type ToggleResult } from './latency';
 
 export const ROOT = resolve(__dirname, '../../..');
 const NODE_BIN = join(ROOT, 'bin/tortie-node.js');
@@ -92,7 +92,14 @@ function mapEntries(metrics: string): Record<string, number> {
   return out;
 }
 
-export interface ToggleRecord extends ToggleResult { via: 'api' | 'tortiectl'; agent?: AgentDelta }
+export interface ToggleRecord extends ToggleResult {
+  via: 'api' | 'tortiectl';
+  agent?: AgentDelta;
+  /** The agent's GC pauses (V8 --trace-gc) overlapping [issued, enforced]. */
+  gcPauseMs: number;
+}
+
+export interface GcSummary { collections: number; totalMs: number; maxMs: number; over50ms: number }
 
 export interface BackendResult {
   backend: BackendName;
@@ -110,6 +117,8 @@ export interface BackendResult {
   cli: { latency?: Summary; notEnforced: number; errors: string[] };
   /** 1/5/15-minute load averages when this backend's run started and ended (noise indicator). */
   loadAvg: { atStart: number[]; atEnd: number[] };
+  /** The agent's GC pauses (V8 --trace-gc) until ready, and from ready to the end of the toggles. */
+  gc: { untilReady: GcSummary; toggles: GcSummary };
   /** wideStamps: probes whose send time is uncertain by more than 1 ms (maxStampGapMs the worst). */
   probes: { total: number; failedOther: number; wideStamps: number; maxStampGapMs: number; realtime: boolean };
   /**
@@ -228,11 +237,25 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     // The agent, in this (the node's) network namespace.
     const healthPort = await freePort();
     const t0 = performance.now();
-    const agent = spawn(process.execPath, [NODE_BIN, 'run', '--nodename', BENCH_NODE, '--ip', NODE_ADDRESS, ...backend.flags,
+    // --trace-gc: V8 prints each collection's pause on stdout; they are matched with toggles below.
+    const agent = spawn(process.execPath, ['--trace-gc', NODE_BIN, 'run', '--nodename', BENCH_NODE, '--ip', NODE_ADDRESS, ...backend.flags,
       '--bpffs-root', cfg.pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', 'warn'],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     children.push(agent);
-    agent.stdout!.on('data', (d) => { agentLog = tail(agentLog + String(d), 64_000); });
+    const gcs: { endUs: number; kind: string; pauseMs: number }[] = [];
+    let outBuf = '';
+    agent.stdout!.on('data', (d) => {
+      const at = nowUs();
+      outBuf += String(d);
+      let nl: number;
+      while ((nl = outBuf.indexOf('\n')) >= 0) {
+        const line = outBuf.slice(0, nl);
+        outBuf = outBuf.slice(nl + 1);
+        const gc = parseGcTrace(line);
+        if (gc) gcs.push({ endUs: at, ...gc });
+        else agentLog = tail(`${agentLog}${line}\n`, 64_000);
+      }
+    });
     agent.stderr!.on('data', (d) => { agentLog = tail(agentLog + String(d), 64_000); });
     // Phases, from what the agent exposes: its HTTP listener answering (process start, store
     // open, node registration, BPF objects loaded), tortie_resyncs_total ≥ 1 (the datastore
@@ -256,6 +279,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
       if (!ready) await sleep(10);
     }
     const syncMs = performance.now() - t0;
+    const readyUs = nowUs();
     inSyncMs ??= syncMs;
     const rssAfterSync = readRss(agent.pid!);
     progress(`[${cfg.backend}] agent ready in ${(syncMs / 1000).toFixed(2)} s, RSS ${(rssAfterSync.rss / 1024).toFixed(0)} MiB`);
@@ -336,9 +360,17 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
 
     prober.stdin!.end();
     await exited(prober, 5000);
+    // A pause is known by when its trace line arrived (≈ its end): [end − pause, end].
+    const gcWithin = (fromUs: number, toUs: number) =>
+      gcs.filter((g) => g.endUs >= fromUs && g.endUs - g.pauseMs * 1000 <= toUs).reduce((a, g) => a + g.pauseMs, 0);
     const results: ToggleRecord[] = analyse(stream.sorted, toggles, endUs).map((r, i) => ({
       ...r, via: toggles[i]!.via, agent: agentDelta(snaps[i] ?? '', snaps[i + 1] ?? ''),
+      gcPauseMs: gcWithin(r.issuedUs, r.enforcedUs ?? (toggles[i + 1]?.issuedUs ?? endUs)),
     }));
+    const gcSummary = (sel: typeof gcs) => ({
+      collections: sel.length, totalMs: sel.reduce((a, g) => a + g.pauseMs, 0), maxMs: Math.max(0, ...sel.map((g) => g.pauseMs)),
+      over50ms: sel.filter((g) => g.pauseMs > 50).length,
+    });
     const api = results.filter((r) => r.via === 'api');
     const cli = results.filter((r) => r.via === 'tortiectl');
     const lat = (rs: ToggleRecord[]) => rs.filter((r) => r.latencyMs !== undefined).map((r) => r.latencyMs!);
@@ -355,6 +387,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
       },
       cli: { latency: summarize(lat(cli)), notEnforced: cli.filter((r) => r.latencyMs === undefined).length, errors: cliErrors },
       loadAvg: { atStart: loadAtStart, atEnd: loadavg() },
+      gc: { untilReady: gcSummary(gcs.filter((g) => g.endUs <= readyUs)), toggles: gcSummary(gcs.filter((g) => g.endUs > readyUs && g.endUs <= endUs)) },
       probes: { total: stream.sorted.length, failedOther: stream.failedOther, wideStamps: stream.wideStamps, maxStampGapMs: stream.maxGapUs / 1000, realtime: cfg.realtimeProber },
       agentReported: {
         programming: meanMs('tortie_policy_programming_seconds'), apply: meanMs('tortie_dataplane_apply_seconds'),

@@ -1,7 +1,7 @@
 // The agent benchmark's analysis: probe parsing, when a toggle counts as enforced, statistics.
 import t from 'tap';
 import {
-  analyse, enforcement, heldSince, LatencyError, parseProbeLines, percentile, promValue, sortProbes, summarize, type Probe,
+  analyse, enforcement, heldSince, LatencyError, parseGcTrace, parseProbeLines, percentile, ProbeStream, promValue, sortProbes, summarize, type Probe,
 } from '../../bench/lib-agent/latency';
 
 /** Probes every `step` µs over [from, to), ok when `okAt(start)`. */
@@ -120,4 +120,30 @@ t.test('promValue: unlabelled samples from the text exposition', async (t) => {
   t.equal(promValue(text, 'tortie_policy_programming_seconds'), undefined, 'only exact names');
   t.equal(promValue(text, 'bad_value'), undefined);
   t.equal(promValue('', 'x'), undefined);
+});
+
+t.test('ProbeStream: lines split across chunks, sorted by send time, counters', async (t) => {
+  const s = new ProbeStream();
+  s.feed('300 ok - 40\n100 fail time');
+  t.same(s.sorted, [{ startUs: 300, ok: true }], 'a partial line waits for its end');
+  s.feed('out 200\n200 fail ECONNREFUSED 15\nlistening 8080\n400 ok - -1\n');
+  t.same(s.sorted.map((p) => p.startUs), [100, 200, 300, 400], 'completion order → send order');
+  t.same(s.sorted.map((p) => p.ok), [false, false, true, true]);
+  t.equal(s.failedOther, 1, 'ECONNREFUSED counted, timeout not');
+  t.equal(s.wideStamps, 1, 'unknown gap (-1) counted; 200 µs and 40 µs are not');
+  t.equal(s.maxGapUs, 200);
+  s.feed('500 ok - 2500\n');
+  t.equal(s.wideStamps, 2, 'a gap over 1 ms is counted');
+  t.equal(s.maxGapUs, 2500);
+});
+
+t.test('parseGcTrace: V8 --trace-gc lines', async (t) => {
+  t.same(parseGcTrace('[123:0x55d0c8f0]    52341 ms: Mark-Compact 401.2 (431.5) -> 389.9 (426.0) MB, 850.23 / 0.00 ms  (average mu = 0.9, current mu = 0.1) allocation failure; GC in old space requested'),
+    { kind: 'Mark-Compact', pauseMs: 850.23 });
+  t.same(parseGcTrace('[123:0x55d0c8f0]      870 ms: Scavenge 30.1 (33.0) -> 28.7 (41.0) MB, 3.50 / 0.00 ms  (average mu = 1.000, current mu = 1.000) allocation failure;'),
+    { kind: 'Scavenge', pauseMs: 3.5 });
+  t.same(parseGcTrace('[1:0x1]  99 ms: Mark-Compact (reduce) 12.0 (14.0) -> 11.0 (13.0) MB, pooled: 0 MB, 7.25 / 0.00 ms  (average mu = 0.5)'),
+    { kind: 'Mark-Compact (reduce)', pauseMs: 7.25 });
+  t.equal(parseGcTrace('{"level":30,"msg":"datastore in sync"}'), undefined);
+  t.equal(parseGcTrace(''), undefined);
 });
