@@ -81,6 +81,10 @@ t.test('errors and VERSION', async (t) => {
   const after = await run({ ...base, CNI_CONTAINERID: 'ipam2' }, bed.conf(), 'tortie-ipam');
   t.equal(after.code, 0, 'the released address is assignable again');
 
+  const wrongPool = await run({ ...base, CNI_CONTAINERID: 'ipam4' }, bed.conf({ ipam: { type: 'tortie-ipam', ipv4_pools: ['other-pool'] } }), 'tortie-ipam');
+  t.equal(wrongPool.out?.code, 101, 'ipam.ipv4_pools restricts the pools');
+  t.match(String(wrongPool.out?.msg), /requested IP pool "other-pool" does not exist/);
+
   const noPool = await cniBed('cnierr2', '192.168.78.0/24', { disabled: true });
   t.teardown(() => noPool.destroy());
   const np = await runPlugin(noPool.node, 'tortie-ipam', base, noPool.conf(), noPool.cniPath);
