@@ -90,6 +90,15 @@ t.test('conntrack', async (t) => {
     t.equal(h.run('to', p).reason, R.POLICY_DENY, 'receiver side still denies');
     const p2 = flowPacket({ src: EP, dst: EP2, proto: PROTO.TCP, sport: 40300, dport: 80, flags: 'A' });
     t.equal(h.run('to', p2).reason, R.POLICY_DENY, 'and keeps denying later packets of the flow');
+    // The responder's side never approved, so its "replies" are judged by its own egress policy
+    // (tcp/80 only): a reply from port 80 to the client's port 40400 is denied. (Both addresses
+    // belong to the endpoint under test here, to pass anti-spoofing on one interface.)
+    h.setEndpoint([`${EP}/32`, `${EP2}/32`], denyAll('i000000000000005', 'ingress'), egressWeb);
+    t.equal(h.run('from', flowPacket({ src: EP2, dst: EP, proto: PROTO.TCP, sport: 40400, dport: 80, flags: 'S' })).reason, R.FORWARD,
+      'initiator side allows (entry with SRC_OK only)');
+    t.equal(h.run('from', flowPacket({ src: EP, dst: EP2, proto: PROTO.TCP, sport: 80, dport: 40400, flags: 'SA' })).reason, R.POLICY_DENY,
+      'an unapproved reply is not waved through by conntrack');
+    h.setEndpoint([`${EP}/32`], denyAll('i000000000000005', 'ingress'), egressWeb);
   });
 
   t.test('UDP and ICMP echo replies; ICMP errors as related', async (t) => {
