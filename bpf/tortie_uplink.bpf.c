@@ -129,24 +129,27 @@ static __always_inline int uplink_egress(struct __sk_buff *skb)
 	return TORTIE_FORWARD;
 }
 
+/* The single exit: the packet is counted with its length before any rewrite. */
+static __always_inline int uplink_exit(__u32 ifindex, __u32 len, int ret)
+{
+	count_packet(ifindex, TORTIE_DIR_UPLINK, ret, len);
+	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
 SEC("tc")
 int tortie_uplink_in(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex, len = skb->len;
-	int ret = uplink_ingress(skb);
 
-	count_packet(ifindex, TORTIE_DIR_UPLINK, ret, len);
-	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
+	return uplink_exit(ifindex, len, uplink_ingress(skb));
 }
 
 SEC("tc")
 int tortie_uplink_out(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex, len = skb->len;
-	int ret = uplink_egress(skb);
 
-	count_packet(ifindex, TORTIE_DIR_UPLINK, ret, len);
-	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
+	return uplink_exit(ifindex, len, uplink_egress(skb));
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

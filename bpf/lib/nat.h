@@ -31,6 +31,7 @@
 
 #include "lib/parse.h"
 #include "lib/route.h"
+#include "lib/ipip.h" /* csum_fold32 */
 
 #define NAT_NSEC 1000000000ULL
 
@@ -373,13 +374,6 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 		DROP_ENCAP_FAILED : 1;
 }
 
-static __always_inline __u16 nat_csum_fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
 /*
  * An ICMP error addressed to node_ip that quotes a SNATed packet (node_ip:port -> remote): send
  * it to the workload with the quoted header as the workload sent it. Returns 1 if translated,
@@ -424,7 +418,7 @@ static __always_inline int nat_rev_icmp_err(struct __sk_buff *skb, __u32 l4off, 
 	 * checksum (the quoted header starts at an even offset of the ICMP message). */
 	/* Raw memory order throughout: ones'-complement sums commute with the byte swap. */
 	old_ck = in.check;
-	new_ck = nat_csum_fold(bpf_csum_diff(&node_ip, 4, &to_ip, 4, (__u16)~old_ck));
+	new_ck = csum_fold32(bpf_csum_diff(&node_ip, 4, &to_ip, 4, (__u16)~old_ck));
 	if (bpf_l4_csum_replace(skb, icsum, node_ip, to_ip, 4) < 0 ||
 	    bpf_skb_store_bytes(skb, inoff + offsetof(struct iphdr, saddr), &to_ip, 4, 0) < 0 ||
 	    bpf_l4_csum_replace(skb, icsum, old_ck, new_ck, 2) < 0 ||
