@@ -12,5 +12,5 @@ void conformance(t, {
   name: 'embedded',
   open: () => new EmbeddedDatastore({ dir }),
   config: { type: 'embedded', dir },
-  crashLoops: 10,
+  crashLoops: 8,
 });

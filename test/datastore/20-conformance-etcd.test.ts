@@ -11,6 +11,6 @@ void (async () => {
     name: 'etcdv3',
     open: () => new EtcdDatastore({ endpoints }),
     config: { type: 'etcdv3', endpoints },
-    crashLoops: 4,
+    crashLoops: 3,
   });
 })();

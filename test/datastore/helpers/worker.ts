@@ -15,6 +15,9 @@ interface Job {
   prefix?: string;
 }
 
+// The reader went away (EPIPE): nothing left to report to.
+process.stdout.on('error', () => process.exit(0));
+
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2]) as Job;
   const ds = openDatastore(job.config);
