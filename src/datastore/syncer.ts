@@ -30,6 +30,8 @@ export interface SyncerCallbacks {
   /** A re-list after the watch could not resume has been applied (differences emitted). */
   onResync?(revision: number, reason: Error): void;
   onStatus?(status: 'listing' | 'in-sync' | 'resyncing', err?: Error): void;
+  /** The watch lost its connection and is resuming by itself (for a reconnects metric). */
+  onReconnect?(err: Error): void;
 }
 
 export interface SyncerOptions {
@@ -136,6 +138,9 @@ export class Syncer {
             this.safe(() => this.cb.onUpdate({ type: 'delete', key: ev.key, revision: ev.revision }));
           }
         }
+      },
+      onReconnect: (err: Error) => {
+        if (gen === this.generation) this.safe(() => this.cb.onReconnect?.(err));
       },
       onError: (err: Error) => {
         if (gen !== this.generation || this.stopped || err instanceof ClosedError) return;

@@ -99,10 +99,12 @@ t.test('Syncer across an etcd outage: started while etcd is down, in sync once i
   await cluster.killMember(0);
   const view = new Map<string, unknown>();
   const statuses: string[] = [];
+  let reconnects = 0;
   const s = new Syncer(ds, '/out/', {
     onUpdate: (u) => (u.type === 'put' ? view.set(u.key, u.kv.value) : view.delete(u.key)),
     onInSync: () => statuses.push('in-sync-callback'),
     onStatus: (st) => statuses.push(st),
+    onReconnect: () => reconnects++,
   }, { maxBackoffMs: 200 });
   const started = s.start();
   await sleep(1200); // several list attempts fail meanwhile
@@ -113,6 +115,14 @@ t.test('Syncer across an etcd outage: started while etcd is down, in sync once i
   t.same([...view], [['/out/a', 1]], 'initial state listed once etcd is back');
   await ds.put('/out/b', 2);
   await until(() => view.has('/out/b'), 5000, 'stream after the outage');
+  // A second outage while watching: the Syncer's watch resumes by itself and reports it.
+  await cluster.killMember(0);
+  await sleep(300);
+  await cluster.startMember(0);
+  await ds.put('/out/c', 3);
+  await until(() => view.has('/out/c'), 5000, 'stream after the second outage');
+  t.ok(reconnects >= 1, `reconnection reported through the Syncer (${reconnects})`);
+  t.same([...view.keys()].sort(), ['/out/a', '/out/b', '/out/c']);
   t.equal(statuses.filter((x) => x === 'in-sync-callback').length, 1);
   await s.stop();
 });
