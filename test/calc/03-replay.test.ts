@@ -7,9 +7,9 @@
  *   TORTIE_CALC_SEED=<n>  base seed (default 20261121)
  */
 import t from 'tap';
-import { CalcGraph, resourceKey, validateCompiled, type CalcDelta, type CompiledState, type VerdictTable } from '../../src/calc';
+import { CalcGraph, evaluate, resourceKey, TableIndex, validateCompiled, type CalcDelta, type CompiledState, type VerdictTable } from '../../src/calc';
 import type { Resource } from '../../src/model';
-import { Gen, rng, rule, scenario, selector } from './helpers/random';
+import { Gen, packet, rng, rule, scenario, selector } from './helpers/random';
 
 const SEED = Number(process.env.TORTIE_CALC_SEED ?? 20261121);
 const SCENARIOS = Number(process.env.TORTIE_CALC_REPLAYS ?? 60);
@@ -165,6 +165,14 @@ t.test('every replay of a scenario gives the same output; deltas rebuild it', as
       outputs.push([name, JSON.stringify(snap)]);
       const problems = validateCompiled(snap);
       if (problems.length > 0) t.fail(`scenario ${s} ${name}: ${problems.slice(0, 3).join('; ')}`);
+      // The incrementally built tables must also agree with the reference evaluator.
+      const idx = new TableIndex(snap);
+      for (let i = 0; i < 30 && sc.locals.length > 0; i++) {
+        const p = packet(gen, sc);
+        const want = evaluate(p, g.resources).action;
+        const got = idx.lookup(p).action;
+        if (got !== want) t.fail(`scenario ${s} ${name}: ${JSON.stringify(p)}: tables ${got}, reference ${want}`);
+      }
       const rebuilt = mirror.asState('node1', snap);
       if (JSON.stringify(rebuilt) !== JSON.stringify(snap)) {
         t.fail(`scenario ${s} ${name}: deltas do not rebuild the snapshot`);
