@@ -280,6 +280,7 @@ export class RouteManager {
     const pools = new Map<string, Buffer>();
     const rt = new Map<string, Buffer>();
     const kernel = new Map<string, KernelRoute>();
+    let deferred: RouteError | undefined;
     if (plan.nodeIp && this.uplink) {
       const mySubnet = this.routing.nodes.find((n) => n.name === this.nodeName)!.ipv4Address!;
       for (const n of this.routing.nodes) {
@@ -293,10 +294,20 @@ export class RouteManager {
         const flags = (p.natOutgoing ? POOL_F.NAT_OUT : 0) | (p.disabled ? POOL_F.DISABLED : 0);
         pools.set(hex(lpm4Key(p.cidr)), poolCodec.encode({ flags }));
       }
+      const unreachable = new Set<string>();
       for (const r of plan.routes) {
         let via = r.nodeIp;
         if (!r.sameSubnet) {
-          if (!this.gateways.has(r.nodeIp)) this.gateways.set(r.nodeIp, await this.nextHop(r.nodeIp));
+          if (!this.gateways.has(r.nodeIp) && !unreachable.has(r.nodeIp)) {
+            try {
+              this.gateways.set(r.nodeIp, await this.nextHop(r.nodeIp));
+            } catch (e) {
+              // One unreachable node must not stall the others: its routes wait for the retry.
+              unreachable.add(r.nodeIp);
+              deferred ??= e instanceof RouteError ? e : new RouteError('ERR_ROUTES_UNREACHABLE', `node ${r.node} (${r.nodeIp}): ${(e as Error).message}`);
+            }
+          }
+          if (unreachable.has(r.nodeIp)) continue;
           via = this.gateways.get(r.nodeIp)!;
         }
         const key = lpm4Key(r.cidr);
@@ -318,7 +329,10 @@ export class RouteManager {
     this.syncMap(this.dp.maps.netcfg, new Map([[hex(NETCFG_KEY), cfg]]), false);
     this.attachUplink();
     this.lastPlan = plan;
-    if (routeError) throw routeError;
+    if (routeError ?? deferred) {
+      this.dirty = true;
+      throw routeError ?? deferred;
+    }
     this.dirty = false;
     this.log.debug({ routes: plan.routes.length, encap: plan.routes.filter((r) => r.encap).length }, 'routes applied');
   }
@@ -347,7 +361,13 @@ export class RouteManager {
 
   /** The underlay next hop towards a node outside this node's subnet. */
   private async nextHop(nodeIp: string): Promise<string> {
-    const [r] = await this.ipJson<{ gateway?: string; dev?: string }[]>(['route', 'get', nodeIp]);
+    let rows: { gateway?: string; dev?: string }[];
+    try {
+      rows = await this.ipJson<{ gateway?: string; dev?: string }[]>(['route', 'get', nodeIp]);
+    } catch (e) {
+      throw new RouteError('ERR_ROUTES_UNREACHABLE', `no underlay route to node address ${nodeIp}: ${(e as Error).message.split('\n').pop()}`);
+    }
+    const [r] = rows;
     if (!r) throw new RouteError('ERR_ROUTES_UNREACHABLE', `no underlay route to node address ${nodeIp}`);
     return r.gateway ?? nodeIp;
   }

@@ -109,6 +109,16 @@ t.test('route manager in a node namespace', async (t) => {
     t.same(await routes(), ['192.168.1.5 via 198.18.1.11 dev eth0', '192.168.3.5 via 198.18.1.1 dev eth0 mtu 1480'], 'next reconcile repairs');
   });
 
+  t.test('a node the underlay cannot reach does not stall the others', async (t) => {
+    await n.sh('ip route del default');
+    t.teardown(() => n.sh('ip route add default via 198.18.1.1'));
+    m.setState('a', routing(wl));
+    const err = await m.apply().then(() => undefined, (e: unknown) => e);
+    t.match(err, { code: 'ERR_ROUTES_UNREACHABLE', message: /198\.18\.2\.10/ });
+    t.same(await routes(), ['192.168.1.5 via 198.18.1.11 dev eth0'], 'the same-subnet route is programmed');
+    t.same(rtKeys(m), ['192.168.1.5/32'], 'the unreachable node\'s workload is not in the route map');
+  });
+
   t.test('a node without an address programs nothing and clears what it had', async (t) => {
     const r = routing(wl);
     r.nodes = r.nodes.map((x) => (x.name === 'a' ? { name: 'a' } : x));
