@@ -16,9 +16,16 @@
  * packet would exceed the egress MTU, the TTL would expire, or the fib lookup is not a clean
  * success (no neighbour yet, ...): correctness never depends on it.
  *
+ * bpf_fib_lookup answers only when forwarding is enabled on the uplink (net.ipv4.ip_forward=1,
+ * as on every Calico node); otherwise every packet takes the kernel path.
+ *
  * Decapsulation (ipip_decap) is on the uplink's tc ingress, only for IPIP whose outer source is
  * a known node and whose outer destination is this node; other IPIP is the caller's drop.
  * Only untagged Ethernet frames are handled (L3 at ETH_HLEN); the callers check.
+ *
+ * Limits: the underlay is assumed to carry the uplink MTU end to end. An ICMP frag-needed from
+ * the underlay about an outer packet is not relayed to the inner sender (the Linux ipip driver
+ * would lower the tunnel PMTU), and outer fragments are not reassembled (dropped, counted).
  */
 #ifndef TORTIE_LIB_IPIP_H
 #define TORTIE_LIB_IPIP_H
