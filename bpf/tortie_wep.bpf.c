@@ -88,11 +88,15 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 
 	remote = dir == TORTIE_DIR_EGRESS ? pkt.daddr : pkt.saddr;
 	ret = policy_decide(ep.table[dir & 1], remote, &pkt, &verdict);
-	log_hits(&verdict, ifindex, ep.id, dir, &pkt);
 	if (ret < 0) {
-		emit_event(TORTIE_EV_DENY, ifindex, ep.id, dir, verdict.rule, ret, &pkt);
+		/* One report per denied flow and interval, not one per retransmitted SYN. */
+		if (deny_report_due(&ct.key, ifindex, dir)) {
+			log_hits(&verdict, ifindex, ep.id, dir, &pkt);
+			emit_event(TORTIE_EV_DENY, ifindex, ep.id, dir, verdict.rule, ret, &pkt);
+		}
 		goto out;
 	}
+	log_hits(&verdict, ifindex, ep.id, dir, &pkt);
 	ct_commit(&pkt, dir, &ct, cr, verdict.rule);
 	if (pkt.frag == TORTIE_FRAG_FIRST)
 		frag_record(&pkt);

@@ -36,6 +36,38 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_evt_v1 SEC(".maps");
 
+/* A denied flow is reported once per this interval (its retransmissions are not). */
+const volatile __u64 deny_report_interval_ns = 1000000000ULL;
+
+/*
+ * tortie_evsup_v1: (flow, ifindex, dir) -> __u64 ns of the last deny report for that flow.
+ * Written and read by the workload programs only. LRU: a full map forgets old flows, which
+ * then get reported again (more events, never fewer).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tortie_evsup_key);
+	__type(value, __u64);
+	__uint(max_entries, 16384);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_evsup_v1 SEC(".maps");
+
+/* True the first time a denied flow is seen in an interval (then its events are emitted). */
+static __always_inline bool deny_report_due(const struct tortie_ct4_key *flow, __u32 ifindex, __u8 dir)
+{
+	struct tortie_evsup_key k = { .ifindex = ifindex, .dir = dir };
+	__u64 now = bpf_ktime_get_ns(), *last;
+
+	if (!events_enabled)
+		return false;
+	__builtin_memcpy(&k.flow, flow, sizeof(k.flow));
+	last = bpf_map_lookup_elem(&tortie_evsup_v1, &k);
+	if (last && now >= *last && now - *last < deny_report_interval_ns)
+		return false;
+	bpf_map_update_elem(&tortie_evsup_v1, &k, &now, BPF_ANY);
+	return true;
+}
+
 static __always_inline void count_packet(__u32 ifindex, __u8 dir, int reason, __u32 len)
 {
 	struct tortie_cnt_key k = { .ifindex = ifindex, .dir = dir, .reason = (__s16)reason };

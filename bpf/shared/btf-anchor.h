@@ -21,6 +21,7 @@ struct tortie_btf_anchor {
 	struct tortie_table table;
 	struct tortie_pf4_key pf4;
 	struct tortie_pf_value pf;
+	struct tortie_evsup_key evsup;
 };
 
 __attribute__((used, noinline)) static int tortie_btf_anchor(struct tortie_btf_anchor *a)

@@ -198,6 +198,14 @@ struct tortie_cnt_value {
 	__u64 bytes;
 };
 
+/* ---- event suppression: tortie_evsup_v1 (LRU: one report per denied flow and interval) ---- */
+struct tortie_evsup_key {
+	struct tortie_ct4_key flow; /* normalised, as conntrack's */
+	__u32 ifindex;
+	__u8 dir;
+	__u8 pad[3];
+};
+
 /* ---- events: tortie_evt_v1 (ring buffer) ---- */
 #define TORTIE_EV_DENY 1 /* a new flow denied by policy (rule = deciding rule) */
 #define TORTIE_EV_LOG 2  /* a Log rule hit on a new flow (rule = the Log rule) */

@@ -115,6 +115,13 @@ t.test('workload programs: verdicts', async (t) => {
     to({ src: '198.18.0.7', dst: EP, proto: PROTO.ICMP, icmpType: 8, icmpId: 3 });
     const ev2 = await h.takeEvents();
     t.match(ev2, [{ kind: 'deny', ruleId: 98, direction: 'ingress', src: '198.18.0.7', dstPort: 0x0800, protocol: 1 }]);
+    // Retransmissions of a denied flow are dropped and counted, but reported once.
+    for (let i = 0; i < 3; i++) from({ src: EP, dst: '10.2.3.4', proto: PROTO.TCP, sport: 41001, dport: 22 });
+    from({ src: EP, dst: '10.2.3.4', proto: PROTO.TCP, sport: 41002, dport: 22 });
+    const ev3 = await h.takeEvents();
+    t.equal(ev3.filter((e) => e.kind === 'deny' && e.srcPort === 41001).length, 1, 'one deny event for three SYNs of one flow');
+    t.equal(ev3.filter((e) => e.kind === 'log' && e.srcPort === 41001).length, 1, 'and one Log event');
+    t.equal(ev3.filter((e) => e.kind === 'deny' && e.srcPort === 41002).length, 1, 'another flow is reported on its own');
   });
 
   t.test('counters count bytes per reason', async (t) => {

@@ -22,6 +22,7 @@ export const MAP = {
   pf4: 'tortie_pf4_v1',
   cnt: 'tortie_cnt_v1',
   events: 'tortie_evt_v1',
+  evsup: 'tortie_evsup_v1',
 } as const;
 
 export const AF_INET = 4;
@@ -173,6 +174,13 @@ export const cntValueCodec = defineStruct('tortie_cnt_value', [
   { name: 'bytes', type: 'u64' },
 ] as const);
 
+export const evsupKeyCodec = defineStruct('tortie_evsup_key', [
+  { name: 'flow', type: 'struct', struct: ct4KeyCodec },
+  { name: 'ifindex', type: 'u32' },
+  { name: 'dir', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 3 },
+] as const);
+
 export const eventCodec = defineStruct('tortie_event', [
   { name: 'ts_ns', type: 'u64' },
   { name: 'kind', type: 'u32' },
@@ -202,7 +210,7 @@ export const cls6KeyCodec = defineStruct('tortie_cls6_key', [
 export const ALL_CODECS = [
   endpointCodec, epAddrKeyCodec, cls4KeyCodec, tableCodec, projKeyCodec, spcKeyCodec, polKeyCodec,
   verdictCodec, ct4KeyCodec, ctValueCodec, frag4KeyCodec, fragValueCodec, pf4KeyCodec, pfValueCodec,
-  cntKeyCodec, cntValueCodec, eventCodec, cls6KeyCodec,
+  cntKeyCodec, cntValueCodec, eventCodec, cls6KeyCodec, evsupKeyCodec,
 ];
 
 /** __u32 map values (class ids, local classes, sport classes, epaddr flags). */

@@ -28,6 +28,8 @@ export interface LoadOptions {
   ctTimeouts?: CtTimeouts;
   /** Ring-buffer events (default true). */
   events?: boolean;
+  /** A denied flow is reported (deny + Log events) at most once per this many seconds (default 1). */
+  denyReportIntervalSec?: number;
 }
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/tortie';
@@ -98,6 +100,7 @@ function applyConstants(obj: BpfObject, opts: LoadOptions, hasCt: boolean): CtTi
     obj.setMapMaxEntries(MAP.ct4, opts.ctMaxEntries ?? defaultCtMaxEntries(os.totalmem()));
   }
   obj.setConstant('events_enabled', opts.events === false ? 0 : 1);
+  if (hasCt) obj.setConstant('deny_report_interval_ns', BigInt(Math.round((opts.denyReportIntervalSec ?? 1) * 1e9)));
   return timeouts;
 }
 
