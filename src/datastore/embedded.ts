@@ -45,7 +45,7 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import {
   AlreadyExistsError, ClosedError, CompactedError, ConflictError, CorruptError, DatastoreError,
-  InvalidValueError, NotFoundError, UnavailableError,
+  InvalidValueError, NotFoundError, PermissionError, UnavailableError,
 } from './errors';
 import { FileLock } from './file-lock';
 import { checkKey } from './keys';
@@ -107,6 +107,15 @@ const SNAP_RE = /^snap-(\d{16})\.kv$/;
 const pad = (n: number) => String(n).padStart(16, '0');
 const NL = 0x0a;
 
+function isPermission(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+}
+
+function permissionOr(e: unknown, what: string): unknown {
+  return isPermission(e) ? new PermissionError(`${what}: ${(e as Error).message}`, e) : e;
+}
+
 function toKv(key: string, e: Entry): KeyValue {
   return { key, value: JSON.parse(e.valueText) as JsonValue, createRevision: e.create, modRevision: e.mod, version: e.version };
 }
@@ -159,6 +168,7 @@ export class EmbeddedDatastore implements Datastore {
   /** First revision of the current wal; history before it is compacted. */
   private walStart = 1;
   private walFd = -1;
+  private walReadOnly = false;
   /** Byte offset in the current wal up to which records are applied. */
   private walOffset = 0;
   private history: HistoryRecord[] = [];
@@ -179,9 +189,18 @@ export class EmbeddedDatastore implements Datastore {
     this.maxLogBytes = opts.maxLogBytes ?? 4 * 1024 * 1024;
     this.pollMs = opts.pollMs ?? 50;
     this.retainLogs = Math.max(1, opts.retainLogs ?? 8);
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     this.lock = new FileLock(path.join(this.dir, 'lock'), { timeoutMs: opts.lockTimeoutMs });
-    this.openCurrent();
+    try {
+      fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+      this.openCurrent();
+    } catch (e) {
+      throw permissionOr(e, `cannot open the datastore directory ${this.dir}`);
+    }
+  }
+
+  /** Whether this process could only open the store read-only (writes fail with PermissionError). */
+  get readOnly(): boolean {
+    return this.walReadOnly;
   }
 
   // ---- opening and catching up -------------------------------------------------------------
@@ -242,7 +261,16 @@ export class EmbeddedDatastore implements Datastore {
     // O_CREAT without O_EXCL: creating the first wal concurrently from several processes is harmless.
     // Writes always give an explicit position (pwrite), so no descriptor is opened O_APPEND.
     const creating = start === 1 && !fs.existsSync(this.walPath(1));
-    const fd = start === 1 ? fs.openSync(this.walPath(1), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644) : fs.openSync(this.walPath(start), 'r+');
+    let fd: number;
+    try {
+      fd = fs.openSync(this.walPath(start), start === 1 ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR, 0o644);
+      this.walReadOnly = false;
+    } catch (e) {
+      // Not allowed to write (e.g. `tortiectl get` as a normal user): reads still work.
+      if (!isPermission(e) || creating) throw e;
+      fd = fs.openSync(this.walPath(start), 'r');
+      this.walReadOnly = true;
+    }
     if (creating) this.fsyncDir(); // the new store's first log must survive a crash too
     if (this.walFd >= 0) fs.closeSync(this.walFd);
     this.walFd = fd;
@@ -326,7 +354,7 @@ export class EmbeddedDatastore implements Datastore {
       applied.push(...this.readWal(false));
       if (this.revision + 1 !== next) continue;
       fs.closeSync(this.walFd);
-      this.walFd = fs.openSync(this.walPath(next), 'r+');
+      this.walFd = fs.openSync(this.walPath(next), this.walReadOnly ? 'r' : 'r+');
       this.walStart = next;
       this.walOffset = 0;
       this.history = [];
@@ -412,10 +440,14 @@ export class EmbeddedDatastore implements Datastore {
       batch.forEach((op) => settle(op, new ClosedError()));
       return;
     }
+    if (this.walReadOnly) {
+      batch.forEach((op) => settle(op, new PermissionError(`the datastore ${this.dir} is read-only for this user (uid ${process.getuid?.()})`)));
+      return;
+    }
     try {
       await this.lock.acquire();
     } catch (e) {
-      batch.forEach((op) => settle(op, e));
+      batch.forEach((op) => settle(op, permissionOr(e, `cannot take the writer lock in ${this.dir}`)));
       return;
     }
     try {
@@ -510,7 +542,12 @@ export class EmbeddedDatastore implements Datastore {
   async compact(revision?: number): Promise<void> {
     const run = async (): Promise<void> => {
       if (this.closed) throw new ClosedError();
-      await this.lock.acquire();
+      if (this.walReadOnly) throw new PermissionError(`the datastore ${this.dir} is read-only for this user`);
+      try {
+        await this.lock.acquire();
+      } catch (e) {
+        throw permissionOr(e, `cannot take the writer lock in ${this.dir}`);
+      }
       try {
         this.catchUp(true);
         if (revision !== undefined && revision > this.revision) {

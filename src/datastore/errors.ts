@@ -14,7 +14,8 @@ export type DatastoreErrorCode =
   | 'ERR_DATASTORE_INVALID_VALUE'
   | 'ERR_DATASTORE_CORRUPT'
   | 'ERR_DATASTORE_CLOSED'
-  | 'ERR_DATASTORE_CONFIG';
+  | 'ERR_DATASTORE_CONFIG'
+  | 'ERR_DATASTORE_PERMISSION';
 
 export class DatastoreError extends Error {
   readonly code: DatastoreErrorCode;
@@ -89,6 +90,13 @@ export class ClosedError extends DatastoreError {
 export class ConfigError extends DatastoreError {
   constructor(message: string) {
     super('ERR_DATASTORE_CONFIG', message);
+  }
+}
+
+/** The store's files cannot be opened or written by this user (e.g. a non-root CLI). */
+export class PermissionError extends DatastoreError {
+  constructor(message: string, cause?: unknown) {
+    super('ERR_DATASTORE_PERMISSION', message, { cause });
   }
 }
 

@@ -155,3 +155,26 @@ t.test('writes issued together are committed together, with per-write semantics 
   await reopened.close();
   await ds.close();
 });
+
+t.test('a user without write access can read; writes fail with PermissionError', async (t) => {
+  const dir = freshDir();
+  const ds = new EmbeddedDatastore({ dir });
+  await ds.put('/perm/a', { ok: 1 });
+  await ds.close();
+  fs.chmodSync(root, 0o755); // mkdtemp made it 0700
+  const script = `
+    const { EmbeddedDatastore } = require(${JSON.stringify(path.resolve(__dirname, '../../src/datastore'))});
+    (async () => {
+      const ds = new EmbeddedDatastore({ dir: ${JSON.stringify(dir)} });
+      const got = await ds.get('/perm/a');
+      const err = await ds.put('/perm/b', 1).catch((e) => e);
+      process.stdout.write(JSON.stringify({ readOnly: ds.readOnly, value: got && got.value, code: err && err.code, message: err && err.message }));
+    })();`;
+  const out = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' });
+  t.equal(out.status, 0, out.stderr);
+  const r = JSON.parse(out.stdout) as { readOnly: boolean; value: unknown; code: string; message: string };
+  t.equal(r.readOnly, true, 'opened read-only');
+  t.same(r.value, { ok: 1 }, 'reads work');
+  t.equal(r.code, 'ERR_DATASTORE_PERMISSION', 'write refused with a typed error');
+  t.match(r.message, dir, 'the message names the store');
+});
