@@ -50,6 +50,18 @@ t.test('uplink tc stub', async (t) => {
   }
 });
 
+t.test('map sizes are load-time options', async (t) => {
+  const pinRoot = uniquePinRoot('verif');
+  try {
+    const dp = await loadWep({ pinRoot, mapSizes: { pol: 2_000_000, cls4: 4096 } });
+    t.equal(dp.maps.pol!.info.maxEntries, 2_000_000);
+    t.equal(dp.maps.cls4!.info.maxEntries, 4096);
+    dp.close();
+  } finally {
+    removePinRoot(pinRoot);
+  }
+});
+
 t.test('objects loaded under one pin root share their maps', async (t) => {
   const pinRoot = uniquePinRoot('verif');
   try {

@@ -30,6 +30,9 @@ export interface LoadOptions {
   events?: boolean;
   /** A denied flow is reported (deny + Log events) at most once per this many seconds (default 1). */
   denyReportIntervalSec?: number;
+  /** max_entries overrides by map key (e.g. `{ pol: 4_000_000 }`); the table maps must hold the
+   *  old and the new table of every endpoint switching at the same time. */
+  mapSizes?: Partial<Record<keyof typeof MAP, number>>;
 }
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/tortie';
@@ -98,6 +101,11 @@ function applyConstants(obj: BpfObject, opts: LoadOptions, hasCt: boolean): CtTi
   if (hasCt) {
     for (const [k, v] of Object.entries(ctTimeoutConstants(timeouts))) obj.setConstant(k, v);
     obj.setMapMaxEntries(MAP.ct4, opts.ctMaxEntries ?? defaultCtMaxEntries(os.totalmem()));
+  }
+  const present = new Set(obj.maps().map((m) => m.name));
+  for (const [k, n] of Object.entries(opts.mapSizes ?? {}) as [keyof typeof MAP, number][]) {
+    if (k === 'ct4' || !present.has(MAP[k])) continue; // ct4 is sized by ctMaxEntries
+    obj.setMapMaxEntries(MAP[k], n);
   }
   obj.setConstant('events_enabled', opts.events === false ? 0 : 1);
   if (hasCt) obj.setConstant('deny_report_interval_ns', BigInt(Math.round((opts.denyReportIntervalSec ?? 1) * 1e9)));
