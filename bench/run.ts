@@ -23,7 +23,7 @@ import { BenchTopology, FLOOD_SRC } from './lib/topology';
 import { DataplaneSwitch, type IptablesBackend } from './lib/dataplanes';
 import { DATAPLANES, addFigure, addSample, emptyRun, type DataplaneName, type RunResult } from './lib/results';
 import { hostInfo, toolVersions } from './lib/host';
-import { iperfTcp, iperfUdp, sockperfPingPong, wrkConnRate, sockperfFlood, startServers, waitServers } from './lib/tools';
+import { iperfTcp, iperfUdp, sockperfPingPong, wrkConnRate, udpFlood, startServers, waitServers } from './lib/tools';
 import { SERVER, type PolicyScale } from './lib/scenarios';
 import { cdf } from './lib/stats';
 import { writeReport, updateReadme } from './lib/report';
@@ -36,8 +36,8 @@ export interface Settings {
   mode: 'quick' | 'full';
   repeats: number;
   seconds: { iperf: number; sockperf: number; wrk: number; flood: number };
-  /** Also run iperf3 with 4 streams (full mode). */
-  multiStream: boolean;
+  /** Same-node workloads to run: quick mode keeps the two that need no sweep (the rules sweep measures connection rate). */
+  workloads: Set<'tcp-1' | 'tcp-4' | 'udp' | 'sockperf' | 'wrk'>;
   base: PolicyScale;
   ruleLevels: number[];
   memberLevels: number[];
@@ -64,7 +64,8 @@ function settingsFrom(argv: string[]): Settings {
   cmd.parse(argv, { from: 'user' });
   const o = cmd.opts<{ quick?: boolean; only?: string; repeats?: string; out: string; iptables: string; readme?: boolean; from?: string }>();
   const quick = o.quick === true;
-  const groups = new Set(o.only ? o.only.split(',').map((s) => s.trim()) : GROUPS);
+  // Quick mode leaves out the other engineers' benches (crossnode, pktcost) unless asked for.
+  const groups = new Set(o.only ? o.only.split(',').map((s) => s.trim()) : quick ? GROUPS.filter((g) => g !== 'crossnode' && g !== 'pktcost') : GROUPS);
   for (const g of groups) if (!GROUPS.includes(g)) throw new Error(`--only: unknown group "${g}" (groups: ${GROUPS.join(', ')})`);
   const repeats = o.repeats === undefined ? 3 : Number(o.repeats);
   if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats must be a positive integer, got "${o.repeats}"`);
@@ -73,12 +74,12 @@ function settingsFrom(argv: string[]): Settings {
     mode: quick ? 'quick' : 'full',
     repeats,
     seconds: quick ? { iperf: 1, sockperf: 1, wrk: 1, flood: 1 } : { iperf: 4, sockperf: 3, wrk: 3, flood: 2 },
-    multiStream: !quick,
+    workloads: new Set(quick ? ['tcp-1', 'sockperf'] as const : ['tcp-1', 'tcp-4', 'udp', 'sockperf', 'wrk'] as const),
     base: quick ? { rules: 100, members: 100 } : { rules: 1000, members: 1000 },
     ruleLevels: quick ? [1, 1000] : [1, 100, 1000, 10000],
     memberLevels: quick ? [10, 1000] : [10, 1000, 10000, 100000],
     control: quick
-      ? { storeEndpoints: 500, storePolicies: 50, localEndpoints: 10, applyRepeats: 5, bulkEndpoints: 100, compileArgs: ['1000', '100', '10', '5'], compileTimeoutMs: 60_000 }
+      ? { storeEndpoints: 500, storePolicies: 50, localEndpoints: 10, applyRepeats: 3, bulkEndpoints: 100, compileArgs: ['1000', '100', '10', '5'], compileTimeoutMs: 60_000 }
       : { storeEndpoints: 10000, storePolicies: 1000, localEndpoints: 100, applyRepeats: 20, bulkEndpoints: 1000, compileArgs: ['10000', '1000', '100', '11'], compileTimeoutMs: 120_000 },
     groups,
     outDir: o.out,
@@ -135,25 +136,26 @@ async function datapathGroup(run: RunResult, s: Settings, t: BenchTopology, sw: 
   await interleaved(sw, s, async (dp, rep) => {
     log(`datapath: ${dp} repeat ${rep + 1}/${s.repeats}`);
     const c = t.client.ns;
-    await guarded(run, `${dp} iperf3 1 stream`, async () => {
+    const w = s.workloads;
+    if (w.has('tcp-1')) await guarded(run, `${dp} iperf3 1 stream`, async () => {
       const r = await iperfTcp(c, SERVER.ip, s.seconds.iperf, 1);
       sample(run, f.tcp1, dp, rep, r.bitsPerSecond / 1e9, undefined, { retransmits: r.retransmits });
     });
-    if (s.multiStream) await guarded(run, `${dp} iperf3 4 streams`, async () => {
+    if (w.has('tcp-4')) await guarded(run, `${dp} iperf3 4 streams`, async () => {
       const r = await iperfTcp(c, SERVER.ip, s.seconds.iperf, 4);
       sample(run, f.tcp4, dp, rep, r.bitsPerSecond / 1e9, undefined, { retransmits: r.retransmits });
     });
-    await guarded(run, `${dp} iperf3 UDP`, async () => {
+    if (w.has('udp')) await guarded(run, `${dp} iperf3 UDP`, async () => {
       const r = await iperfUdp(c, SERVER.ip, s.seconds.iperf);
       sample(run, f.udp, dp, rep, r.packetsPerSecond / 1e3, undefined, { sent: r.sentPackets, lost: r.lostPackets });
     });
-    await guarded(run, `${dp} sockperf`, async () => {
+    if (w.has('sockperf')) await guarded(run, `${dp} sockperf`, async () => {
       const r = await sockperfPingPong(c, SERVER.ip, s.seconds.sockperf);
       sample(run, f.p50, dp, rep, r.summary.p50, undefined, { p999: r.summary.p999, max: r.summary.max, n: r.summary.observations });
       sample(run, f.p99, dp, rep, r.summary.p99);
       lat.set(dp, [...(lat.get(dp) ?? []), ...r.latencies]);
     });
-    await guarded(run, `${dp} wrk`, async () => {
+    if (w.has('wrk')) await guarded(run, `${dp} wrk`, async () => {
       const r = await wrkConnRate(c, SERVER.ip, s.seconds.wrk);
       sample(run, f.conn, dp, rep, r.requestsPerSecond, undefined, { errors: r.errors, non2xx: r.non2xx, ...r.latency });
     });
@@ -206,19 +208,19 @@ async function prefilterGroup(run: RunResult, s: Settings, t: BenchTopology, sw:
     cost: figure(run, { id: 'drop-softirq', title: 'softirq CPU per flood packet (whole machine)', unit: 'ns', better: 'lower', group: G, labels }),
   };
   await sw.program(s.base, { prefilter: true });
-  run.notes.push({ figure: 'drop-rate', text: `a sockperf UDP flood (64 B) from ${FLOOD_SRC} on the outside host to the server; tortie drops it in XDP on the node's uplink (a doNotTrack deny of its /24), iptables in raw PREROUTING, bare forwards it. The sender is the limit when the node keeps up; the softirq figure is the cost side.` });
+  run.notes.push({ figure: 'drop-rate', text: `a UDP flood (64-byte datagrams from one python3 sendto loop, about one core) from ${FLOOD_SRC} on the outside host to the server; tortie drops it in XDP on the node's uplink (a doNotTrack deny of its /24), iptables in raw PREROUTING, bare forwards it. The sender is the limit when the node keeps up; the softirq figure is the cost side.` });
   await interleaved(sw, s, async (dp, rep) => {
     await guarded(run, `prefilter ${dp}`, async () => {
       const before = dp === 'tortie' ? Number(sw.prefilterDrops()) : dp === 'iptables' ? Number(await sw.iptablesRawDrops()) : await readStat(t.node, '/sys/class/net/eth0/statistics/rx_packets');
       const si0 = softirqNs();
       const t0 = performance.now();
-      const offered = await sockperfFlood(t.out, SERVER.ip, 9, s.seconds.flood);
+      const offered = await udpFlood(t.out, SERVER.ip, 9, s.seconds.flood);
       const secs = (performance.now() - t0) / 1000;
       const si1 = softirqNs();
       const after = dp === 'tortie' ? Number(sw.prefilterDrops()) : dp === 'iptables' ? Number(await sw.iptablesRawDrops()) : await readStat(t.node, '/sys/class/net/eth0/statistics/rx_packets');
       const handled = after - before;
       if (handled <= 0) throw new Error(`no packets counted (${dp})`);
-      sample(run, f.rate, dp, rep, handled / Math.max(secs, s.seconds.flood) / 1e3, undefined, { offeredPps: offered, handled });
+      sample(run, f.rate, dp, rep, handled / Math.max(secs, s.seconds.flood) / 1e3, undefined, { offeredPps: offered / s.seconds.flood, handled });
       sample(run, f.cost, dp, rep, (si1 - si0) / handled, undefined, { softirqMs: (si1 - si0) / 1e6 });
     });
   });
@@ -247,7 +249,7 @@ export async function main(argv: string[]): Promise<number> {
   const { versions, gitCommit } = toolVersions(ROOT);
   const run = emptyRun({
     startedAt: started.toISOString(), mode: s.mode, argv, host: hostInfo(), versions, gitCommit,
-    settings: { repeats: s.repeats, seconds: s.seconds, multiStream: s.multiStream, base: s.base, ruleLevels: s.ruleLevels, memberLevels: s.memberLevels, control: s.control, iptablesBackend: s.iptables, groups: [...s.groups] },
+    settings: { repeats: s.repeats, seconds: s.seconds, workloads: [...s.workloads], base: s.base, ruleLevels: s.ruleLevels, memberLevels: s.memberLevels, control: s.control, iptablesBackend: s.iptables, groups: [...s.groups] },
   });
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (network namespaces, BPF, tc)');
 

@@ -46,6 +46,7 @@ export interface ControlSettings {
 const V3 = 'projectcalico.org/v3' as const;
 const NODE = 'bench-cp';
 const GATE_PORT = 9999;
+const CONTROL_PORT = 9998;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function wep(pod: string, node: string, ip: string, labels: Record<string, string>, iface?: string): WorkloadEndpoint {
@@ -75,13 +76,56 @@ function loadPolicy(i: number): GlobalNetworkPolicy {
 
 function gatePolicy(open: boolean): GlobalNetworkPolicy {
   return { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'bench-gate' },
-    spec: { order: 1, selector: "app == 'server'", types: ['Ingress'], ingress: [{ action: open ? 'Allow' : 'Deny', protocol: 'UDP', destination: { ports: [GATE_PORT] } }] } };
+    spec: { order: 1, selector: "app == 'server'", types: ['Ingress'], ingress: [
+      { action: 'Allow', protocol: 'UDP', destination: { ports: [CONTROL_PORT] } },
+      { action: open ? 'Allow' : 'Deny', protocol: 'UDP', destination: { ports: [GATE_PORT] } },
+    ] } };
 }
 
-const SENDER = `const d=require('dgram');const [ip,port]=process.argv.slice(1);setInterval(()=>{const s=d.createSocket('udp4');s.send(Buffer.from('p'),Number(port),ip,()=>s.close());},1);`;
-const RECEIVER = `const d=require('dgram');const [ip,port]=process.argv.slice(1);const s=d.createSocket('udp4');s.on('message',()=>process.stdout.write((performance.timeOrigin+performance.now()).toFixed(3)+'\\n'));s.bind(Number(port),ip,()=>process.stdout.write('ready\\n'));`;
+/**
+ * Probe sender (client namespace): every millisecond one datagram to the gated port and one to
+ * the control port (always allowed: proves the stream is alive), each from a fresh socket, so
+ * every datagram is a new flow that takes the policy path.
+ */
+const SENDER = `const d=require('dgram');const [ip,gp,cp]=process.argv.slice(1);
+const one=(p)=>{const s=d.createSocket('udp4');s.send(Buffer.from('p'),+p,ip,()=>s.close());};
+setInterval(()=>{one(gp);one(cp);},1);`;
 
-function now(): number { return performance.timeOrigin + performance.now(); }
+/**
+ * Probe receiver (server namespace). All times on its own monotonic clock, so no clock is compared
+ * across processes. stdin commands → stdout replies:
+ *   quiet <ms> → "quiet" once the gated port has been silent for <ms> while the control port
+ *                received ≥ 10 datagrams in that window ("stuck <n>" after 10 s);
+ *   arm        → "armed"; then "first <ms>" at the first gated datagram, ms after the arm.
+ */
+const RECEIVER = `const d=require('dgram');const rl=require('readline');const [ip,gp,cp]=process.argv.slice(1);
+let lastG=-1e9,ctl=[],armAt=0,fired=true;const now=()=>performance.now();const out=(x)=>process.stdout.write(x+'\\n');
+const g=d.createSocket('udp4');g.on('message',()=>{const t=now();lastG=t;if(!fired){fired=true;out('first '+(t-armAt).toFixed(3));}});
+const c=d.createSocket('udp4');c.on('message',()=>{ctl.push(now());if(ctl.length>20000)ctl=ctl.slice(-5000);});
+let n=0;const up=()=>{if(++n===2)out('ready');};g.bind(+gp,ip,up);c.bind(+cp,ip,up);
+rl.createInterface({input:process.stdin}).on('line',(l)=>{const [cmd,arg]=l.split(' ');
+if(cmd==='arm'){armAt=now();fired=false;out('armed');}
+if(cmd==='quiet'){const ms=+arg;const t0=now();const iv=setInterval(()=>{const t=now();const alive=ctl.filter((x)=>x>t-ms).length;
+if(t-lastG>=ms&&alive>=10){clearInterval(iv);out('quiet');}else if(t-t0>10000){clearInterval(iv);out('stuck '+alive);}},5);}});`;
+
+/** Lines of a child's stdout, awaited one reply at a time. */
+class Replies {
+  private readonly lines: string[] = [];
+  private wake?: () => void;
+  constructor(stream: NodeJS.ReadableStream) {
+    createInterface({ input: stream }).on('line', (l) => { this.lines.push(l); this.wake?.(); });
+  }
+  async next(timeoutMs: number, what: string): Promise<string> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.lines.length === 0) {
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`probe receiver: no reply (${what}) within ${timeoutMs} ms`);
+      await new Promise<void>((r) => { this.wake = r; setTimeout(r, Math.min(left, 50)); });
+    }
+    return this.lines.shift()!;
+  }
+}
+
 
 export function parseCompileBench(out: string): { initialMs: number; policyUpdateMs?: number; rssAfterMb?: number } {
   const init = /initial compile \(wall \/ CPU\)\s+([\d.]+) ms/.exec(out);
@@ -91,19 +135,20 @@ export function parseCompileBench(out: string): { initialMs: number; policyUpdat
   return { initialMs: Number(init[1]), policyUpdateMs: pol ? Number(pol[1]) : undefined, rssAfterMb: rss ? Number(rss[1]) : undefined };
 }
 
-function runNode(args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
+/** Runs node with args; resolves stdout and how it ended (a crash after printing still yields its figures). */
+function runNode(args: string[], timeoutMs: number): Promise<{ out: string; failure?: string }> {
+  return new Promise((resolve) => {
     const c = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     c.stdout.on('data', (d) => { out += String(d); });
-    c.stderr.on('data', (d) => { err += String(d); });
+    c.stderr.on('data', (d) => { err = (err + String(d)).slice(-4000); });
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; c.kill('SIGKILL'); }, timeoutMs);
     c.on('exit', (code) => {
       clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(timedOut ? `did not finish within ${timeoutMs / 1000} s (killed)` : `exited ${code}: ${err.slice(-400)}`));
+      const firstErr = err.split('\n').find((l) => /Error|error/.test(l))?.trim() ?? err.trim().split('\n')[0];
+      resolve({ out, failure: timedOut ? `did not finish within ${timeoutMs / 1000} s (killed)` : code === 0 ? undefined : `exited ${code}: ${firstErr}` });
     });
   });
 }
@@ -128,7 +173,9 @@ export async function runControlPlane(run: RunResult, s: ControlSettings, root: 
   for (let rep = 0; rep < reps; rep++) {
     try {
       log(`control: compile-bench ${rep + 1}/${reps}`);
-      const r = parseCompileBench(await runNode(['--expose-gc', script, ...s.compileArgs], s.compileTimeoutMs));
+      const res = await runNode(['--expose-gc', script, ...s.compileArgs], s.compileTimeoutMs);
+      if (res.failure) run.notes.push({ figure: fInit.id, text: `compile-bench run ${rep + 1} ${res.failure}${res.out ? ' (figures it printed before are kept)' : ''}` });
+      const r = parseCompileBench(res.out);
       push(run, fInit, rep, r.initialMs);
       if (r.policyUpdateMs !== undefined) push(run, fDelta, rep, r.policyUpdateMs);
       if (r.rssAfterMb !== undefined) push(run, fRss, rep, r.rssAfterMb);
@@ -170,7 +217,7 @@ export async function runControlPlane(run: RunResult, s: ControlSettings, root: 
       allAck.push(...r.ackMs);
     }
     if (allApply.length > 0) {
-      run.notes.push({ figure: fApply.id, text: `${allApply.length} updates over ${reps} agent runs: median ${percentile(allApply, 50).toFixed(1)} ms, p99 ${percentile(allApply, 99).toFixed(1)} ms, max ${Math.max(...allApply).toFixed(1)} ms. The store is the embedded one, on disk; the write itself (until fdatasync returned) took median ${percentile(allAck, 50).toFixed(1)} ms — the agent, watching the log, can enforce before the writer's fsync returns. Probes every 1 ms bound the resolution.` });
+      run.notes.push({ figure: fApply.id, text: `${allApply.length} updates over ${reps} agent runs: median ${percentile(allApply, 50).toFixed(1)} ms, p99 ${percentile(allApply, 99).toFixed(1)} ms, max ${Math.max(...allApply).toFixed(1)} ms, timed by the receiver's own clock from just before the write. The store is the embedded one, on disk; the write itself (until fdatasync returned) took median ${percentile(allAck, 50).toFixed(1)} ms — the agent, watching the log, can enforce before the writer's fsync returns. Probes every 1 ms bound the resolution.` });
     }
   } finally {
     await ds.close().catch(() => undefined);
@@ -228,37 +275,27 @@ async function agentRound(s: ControlSettings, root: string, storeDir: string, cl
     log(`control: agent synced ${epCount} endpoints in ${syncMs.toFixed(0)} ms, RSS ${rssMbV.toFixed(0)} MB`);
 
     // Apply-to-enforced.
-    const rx = topo.server.ns.spawn([process.execPath, '-e', RECEIVER, SERVER.ip, String(GATE_PORT)], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const arrivals: number[] = [];
-    let ready = false;
-    createInterface({ input: rx.stdout! }).on('line', (l) => { if (l === 'ready') ready = true; else arrivals.push(Number(l)); });
-    for (let i = 0; i < 100 && !ready; i++) await sleep(50);
-    topo.client.ns.spawn([process.execPath, '-e', SENDER, SERVER.ip, String(GATE_PORT)], { stdio: 'ignore' });
+    const rx = topo.server.ns.spawn([process.execPath, '-e', RECEIVER, SERVER.ip, String(GATE_PORT), String(CONTROL_PORT)], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const replies = new Replies(rx.stdout!);
+    const say = (l: string) => rx.stdin!.write(`${l}\n`);
+    if ((await replies.next(10_000, 'ready')) !== 'ready') throw new Error('probe receiver did not start');
+    topo.client.ns.spawn([process.execPath, '-e', SENDER, SERVER.ip, String(GATE_PORT), String(CONTROL_PORT)], { stdio: 'ignore' });
     const applyMs: number[] = [];
     const ackMs: number[] = [];
     for (let k = 0; k < s.applyRepeats; k++) {
       await client.apply(gatePolicy(false) as never);
-      // Closed once nothing arrived for 300 ms.
-      const closeDeadline = performance.now() + 10_000;
-      for (;;) {
-        const last = arrivals[arrivals.length - 1] ?? 0;
-        if (now() - last > 300) break;
-        if (performance.now() > closeDeadline) throw new Error('gate never closed: probes still arrive 10 s after the deny was written');
-        await sleep(20);
-      }
-      const start = now();
+      say('quiet 300');
+      const q = await replies.next(15_000, 'quiet');
+      if (q !== 'quiet') throw new Error(`gate never closed (${q}): gated probes still arrive 10 s after the deny was written, or the probe stream stopped`);
+      say('arm');
+      if ((await replies.next(5000, 'armed')) !== 'armed') throw new Error('probe receiver did not arm');
+      const w0 = performance.now();
       await client.apply(gatePolicy(true) as never);
-      ackMs.push(now() - start);
-      const deadline = performance.now() + 10_000;
-      let first: number | undefined;
-      while (first === undefined) {
-        first = arrivals.find((a) => a > start);
-        if (first !== undefined) break;
-        if (performance.now() > deadline) throw new Error('gate never opened: no probe arrived 10 s after the allow was written');
-        await sleep(2);
-      }
-      applyMs.push(first - start);
-      arrivals.length = 0;
+      ackMs.push(performance.now() - w0);
+      const first = await replies.next(10_000, 'first gated datagram after the allow');
+      const m = /^first ([\d.]+)$/.exec(first);
+      if (!m) throw new Error(`probe receiver: unexpected reply "${first}"`);
+      applyMs.push(Number(m[1]));
     }
 
     // Bulk endpoints.
