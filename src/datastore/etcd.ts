@@ -32,7 +32,7 @@ import {
 import type { Logger } from 'pino';
 import {
   AlreadyExistsError, ClosedError, CompactedError, ConfigError, ConflictError, DatastoreError, InvalidValueError,
-  NotFoundError, UnavailableError,
+  NotFoundError, PermissionError, UnavailableError,
 } from './errors';
 import { checkKey, prefixEnd } from './keys';
 import type {
@@ -127,6 +127,9 @@ export function mapEtcdError(e: unknown, what: string): Error {
   const msg = err?.message ?? String(e);
   if (/required revision has been compacted/.test(msg)) return new CompactedError(NaN, NaN);
   const name = err?.constructor?.name ?? '';
+  if (/Unauthenticated|PermissionDenied|AuthenticationFailed/.test(name) || /PERMISSION_DENIED|UNAUTHENTICATED|permission denied/i.test(msg)) {
+    return new PermissionError(`etcd ${what}: ${msg}`, e);
+  }
   if (/Unavailable|DeadlineExceeded|Cancelled|ClientRuntime|WatchStreamEnded|BrokenCircuit/.test(name) ||
       /UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|ECONNRESET|No connection|leader|timed out|Deadline/i.test(msg)) {
     return new UnavailableError(`etcd ${what}: ${msg}`, e);
