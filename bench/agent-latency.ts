@@ -6,7 +6,11 @@
  *
  *   node dist/bench/agent-latency.js [--quick] [--backends embedded,etcd] [--toggles N]
  *        [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime]
- *        [--out FILE]
+ *        [--no-calc] [--out FILE]
+ *
+ * After the backends, unless --no-calc: the same fixtures through src/calc alone in a child
+ * process (bench/lib-agent/calc-cost.ts), to attribute the agent's sync time, heap and
+ * per-toggle time to the calculation graph.
  *
  * Shape: this (outer) process builds the namespaces from the root namespace (bench/lib-agent/
  * lab.ts), then re-executes itself with `--inner` inside the node's network namespace
@@ -24,6 +28,7 @@ import { FULL_SCALE, QUICK_SCALE, generateFixtures, type FixtureScale } from './
 import { buildLab } from './lib-agent/lab';
 import { measureBackend, ROOT, type BackendName, type BackendResult, type MeasureConfig } from './lib-agent/measure';
 import type { Summary } from './lib-agent/latency';
+import type { CalcCost } from './lib-agent/calc-cost';
 
 interface Options {
   quick: boolean;
@@ -35,14 +40,19 @@ interface Options {
   holdMs: number;
   out?: string;
   realtime: boolean;
+  calc: boolean;
 }
 
 class UsageError extends Error {
   readonly code = 'ERR_BENCH_USAGE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, backends: ['embedded', 'etcd'], toggles: 0, cliToggles: 0, intervalMs: 5, timeoutMs: 100, holdMs: 250, realtime: true };
+  const o: Options = { quick: false, backends: ['embedded', 'etcd'], toggles: 0, cliToggles: 0, intervalMs: 5, timeoutMs: 100, holdMs: 250, realtime: true, calc: true };
   let toggles: number | undefined;
   let cli: number | undefined;
   const num = (v: string | undefined, flag: string, min: number): number => {
@@ -68,8 +78,9 @@ function parseArgs(argv: string[]): Options {
       case '--hold-ms': o.holdMs = num(argv[++i], a, 10); break;
       case '--out': o.out = argv[++i]; break;
       case '--no-realtime': o.realtime = false; break;
+      case '--no-calc': o.calc = false; break;
       case '-h': case '--help':
-        process.stdout.write('usage: agent-latency [--quick] [--backends embedded,etcd] [--toggles N] [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime] [--out FILE]\n');
+        process.stdout.write('usage: agent-latency [--quick] [--backends embedded,etcd] [--toggles N] [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime] [--no-calc] [--out FILE]\n');
         process.exit(0);
         break;
       default: throw new UsageError(`unknown argument "${a}"`);
@@ -104,12 +115,12 @@ function table(results: BackendResult[]): string {
     ['apply → enforced (ms) median / p99 / min / max; goal < 100 / < 250', ...results.map((r) => fmt(r.api.latency))],
     ['  of which the datastore write (ms), median / p99 / min / max', ...results.map((r) => fmt(r.api.write))],
     ['  write acknowledged → enforced (ms)', ...results.map((r) => fmt(r.api.ackToEnforced))],
-    ['  toggles over 250 ms: latency (agent-reported kernel write, agent GC pauses) ms', ...results.map((r) => {
+    ['  toggles over 250 ms: latency (agent-reported calc flush + kernel write, agent GC pauses) ms', ...results.map((r) => {
       const slow = r.toggles.filter((x) => x.via === 'api' && (x.latencyMs ?? Infinity) > 250);
       return slow.length === 0 ? 'none' : slow.map((x) => `${ms(x.latencyMs, 0)} (${ms(x.agent?.applyMs, 0)}, ${ms(x.gcPauseMs, 0)})`).join(', ');
     })],
     ['  toggles not enforced in time / verdict flaps', ...results.map((r) => `${r.api.notEnforced} / ${r.api.flaps}`)],
-    ['  agent-reported per flush (its histograms): change → kernel / kernel write (ms, mean)', ...results.map((r) =>
+    ['  agent-reported per flush (its histograms): change received → kernel / calc flush + kernel write (ms, mean)', ...results.map((r) =>
       `${ms(r.agentReported.programming?.meanMs)} / ${ms(r.agentReported.apply?.meanMs)} (${r.agentReported.programming?.count ?? 0} flushes)`)],
     ['agent GC until ready: collections / total / max pause (ms)', ...results.map((r) => `${r.gc.untilReady.collections} / ${ms(r.gc.untilReady.totalMs, 0)} / ${ms(r.gc.untilReady.maxMs, 0)}`)],
     ['agent GC during toggles: collections / pauses > 50 ms / max pause (ms)', ...results.map((r) => `${r.gc.toggles.collections} / ${r.gc.toggles.over50ms} / ${ms(r.gc.toggles.maxMs, 0)}`)],
@@ -143,7 +154,7 @@ async function outer(argv: string[]): Promise<number> {
   };
   const local = generateFixtures(scale).local;
   const results: BackendResult[] = [];
-  const failures: { backend: BackendName; error: string }[] = [];
+  const failures: { backend: BackendName | 'calc'; error: string }[] = [];
   const workDirs = new Set<string>();
   process.on('exit', () => { for (const d of workDirs) rmSync(d, { recursive: true, force: true }); });
 
@@ -179,7 +190,24 @@ async function outer(argv: string[]): Promise<number> {
     }
   }
 
-  const text = `${results.length > 0 ? `${table(results)}\n\n` : ''}Latency = send time of the first probe (new TCP connection client → server, one every ` +
+  let calc: CalcCost | undefined;
+  if (o.calc) {
+    progress('[calc] the same fixtures through src/calc alone');
+    try {
+      const outText = execFileSync(process.execPath, ['--expose-gc', join(__dirname, 'lib-agent/calc-cost.js'), JSON.stringify(scale), '20'],
+        { encoding: 'utf8', timeout: 600_000, maxBuffer: 16 << 20 });
+      calc = JSON.parse(outText.trim().split('\n').pop()!) as CalcCost;
+    } catch (e) {
+      failures.push({ backend: 'calc', error: (e as Error).message });
+    }
+  }
+  const calcText = calc ? `\nsrc/calc alone, same fixtures (no kernel, no datastore; ${calc.tables} tables, ${calc.classes} address classes):\n` +
+    `  ingest ${calc.resources} resources ${ms(calc.ingestMs, 0)} ms, first flush ${ms(calc.firstFlushMs, 0)} ms, snapshot ${ms(calc.snapshotMs, 0)} ms; ` +
+    `heap for its state ${ms(calc.heapMiB, 0)} MiB\n` +
+    `  one probe-policy toggle: flush ${fmt(calc.toggleMs)} ms (median / p99 / min / max); its delta: ${calc.toggleDelta.tablesAdded} table(s) added ` +
+    `with ${calc.toggleDelta.cellsAdded} cells and ${calc.toggleDelta.projectionEntriesAdded} projection entries, ${calc.toggleDelta.tablesRemoved} removed, ` +
+    `${calc.toggleDelta.endpointsUpserted} endpoint(s) switched\n` : '';
+  const text = `${results.length > 0 ? `${table(results)}\n` : ''}${calcText}\nLatency = send time of the first probe (new TCP connection client → server, one every ` +
     `${o.intervalMs} ms, ${o.timeoutMs} ms timeout) from which the new verdict holds, minus the start of the apply call; p99 is nearest-rank (with fewer than 100 toggles it is the maximum). ` +
     `Machine: ${meta.host.cores} × ${meta.host.cpus}, kernel ${meta.host.kernel}, node ${meta.node}, commit ${meta.gitCommit?.slice(0, 10) ?? '?'}; ` +
     `shared with other work (load average at start ${meta.loadAvgAtStart.map((x) => x.toFixed(1)).join(' ')}): figures are noisy.\n` +
@@ -188,7 +216,7 @@ async function outer(argv: string[]): Promise<number> {
   const stamp = startedAt.toISOString().replace(/:/g, '').replace(/\..*$/, '').replace('T', '-');
   const out = o.out ?? join(ROOT, 'bench/results', `agent-latency-${stamp}${o.quick ? '-quick' : ''}.json`);
   mkdirSync(join(out, '..'), { recursive: true });
-  writeFileSync(out, `${JSON.stringify({ format: 'tortie-bench-agent/1', meta: { ...meta, finishedAt: new Date().toISOString() }, results, failures }, null, 1)}\n`);
+  writeFileSync(out, `${JSON.stringify({ format: 'tortie-bench-agent/1', meta: { ...meta, finishedAt: new Date().toISOString() }, results, calc, failures }, null, 1)}\n`);
   const md = out.replace(/\.json$/, '') + '.md';
   writeFileSync(md, `# tortie-node: apply → enforcement latency, RSS, initial sync (${meta.mode})\n\n` +
     `Run ${meta.startedAt}: \`node dist/bench/agent-latency.js ${argv.join(' ')}\`\n\n\`\`\`\n${text}\`\`\`\n`);

@@ -123,7 +123,8 @@ export interface BackendResult {
   probes: { total: number; failedOther: number; wideStamps: number; maxStampGapMs: number; realtime: boolean };
   /**
    * The agent's own histograms over the toggle phase (mean per flush): change received →
-   * kernel written, and the kernel write alone. For attribution only; not the figure.
+   * kernel written (tortie_policy_programming_seconds), and the flush itself, calc flush plus
+   * kernel writes (tortie_dataplane_apply_seconds). For attribution only; not the figure.
    */
   agentReported: {
     programming?: { meanMs: number; count: number };

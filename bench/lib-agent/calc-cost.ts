@@ -1,0 +1,90 @@
+/**
+ * The calculation graph's share of the agent's costs, at the benchmark's scale, with no kernel
+ * and no datastore: the same fixtures fed to src/calc's CalcGraph in a process of its own
+ * (started with --expose-gc so heap figures are after a full collection).
+ *
+ *   node --expose-gc calc-cost.js '<FixtureScale JSON>' <toggles>
+ *     → one JSON line (CalcCost) on stdout
+ *
+ * It shows where a toggle's time goes (calc flush vs. the rest: datastore, watch delivery,
+ * kernel writes) and how much of the agent's heap is calc state. Single-threaded; no I/O.
+ */
+import { CalcGraph } from '../../src/calc/graph';
+import type { CalcDelta } from '../../src/calc/types';
+import { validateResource, type Node, type Resource } from '../../src/model';
+import { BENCH_NODE, NODE_ADDRESS, generateFixtures, probePolicy, type FixtureScale } from './fixtures';
+import { summarize, type Summary } from './latency';
+
+export interface CalcCost {
+  resources: number;
+  /** onUpdate of every resource (the agent's initial list), then the first flush + snapshot. */
+  ingestMs: number;
+  firstFlushMs: number;
+  snapshotMs: number;
+  /** V8 heap used after ingest + snapshot minus before, after full GCs (MiB). */
+  heapMiB?: number;
+  /** Flush after one probe-policy toggle (onUpdate + flush). */
+  toggleMs?: Summary;
+  /** What one toggle's delta holds (the last one). */
+  toggleDelta: { tablesAdded: number; tablesRemoved: number; cellsAdded: number; projectionEntriesAdded: number; endpointsUpserted: number };
+  tables: number;
+  classes: number;
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+function heapUsed(): number | undefined {
+  if (!gc) return undefined;
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+export function measureCalc(scale: FixtureScale, toggles: number): CalcCost {
+  const fx = generateFixtures(scale);
+  const self: Node = { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: BENCH_NODE }, spec: { bgp: { ipv4Address: NODE_ADDRESS } } } as Node;
+  const resources: Resource[] = [self, fx.profile, ...fx.namespaces, ...fx.nodes, ...fx.policies, probePolicy('Allow'), ...fx.endpoints]
+    .map((r) => validateResource(r));
+  const allow = validateResource(probePolicy('Allow'));
+  const deny = validateResource(probePolicy('Deny'));
+  const before = heapUsed();
+  const g = new CalcGraph({ nodeName: BENCH_NODE });
+  let t = performance.now();
+  for (const r of resources) g.onUpdate(r);
+  const ingestMs = performance.now() - t;
+  t = performance.now();
+  g.flush();
+  const firstFlushMs = performance.now() - t;
+  t = performance.now();
+  const snap = g.snapshot();
+  const snapshotMs = performance.now() - t;
+  const after = heapUsed();
+  const times: number[] = [];
+  let last: CalcDelta | undefined;
+  for (let i = 0; i < toggles; i++) {
+    t = performance.now();
+    g.onUpdate(i % 2 === 0 ? deny : allow);
+    last = g.flush();
+    times.push(performance.now() - t);
+  }
+  return {
+    resources: resources.length, ingestMs, firstFlushMs, snapshotMs,
+    heapMiB: before !== undefined && after !== undefined ? (after - before) / 1048576 : undefined,
+    toggleMs: summarize(times),
+    toggleDelta: {
+      tablesAdded: last?.tablesAdded.length ?? 0, tablesRemoved: last?.tablesRemoved.length ?? 0,
+      cellsAdded: last?.tablesAdded.reduce((a, tb) => a + tb.cells.length, 0) ?? 0,
+      projectionEntriesAdded: (last?.tablesAdded.reduce((a, tb) => a + tb.projection.length, 0) ?? 0) +
+        (last?.projectionAdded.reduce((a, p) => a + p.entries.length, 0) ?? 0),
+      endpointsUpserted: last?.endpointsUpserted.length ?? 0,
+    },
+    tables: snap.tables.length,
+    classes: snap.classes.classes.length,
+  };
+}
+
+if (require.main === module) {
+  const scale = JSON.parse(process.argv[2] ?? '') as FixtureScale;
+  const toggles = Number(process.argv[3] ?? 20);
+  process.stdout.write(`${JSON.stringify(measureCalc(scale, toggles))}\n`);
+}
