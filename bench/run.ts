@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { BenchTopology, FLOOD_SRC } from './lib/topology';
 import { DataplaneSwitch, type IptablesBackend } from './lib/dataplanes';
-import { DATAPLANES, addFigure, addSample, emptyRun, type DataplaneName, type RunResult } from './lib/results';
+import { addFigure, addSample, emptyRun, orderFor, type DataplaneName, type RunResult } from './lib/results';
 import { hostInfo, toolVersions } from './lib/host';
 import { iperfTcp, iperfUdp, sockperfPingPong, wrkConnRate, udpFlood, startServers, waitServers } from './lib/tools';
 import { SERVER, type PolicyScale } from './lib/scenarios';
@@ -94,11 +94,6 @@ const log = (msg: string): void => void process.stderr.write(`[bench ${new Date(
 const figure = addFigure;
 const sample = addSample;
 
-/** Rotates the dataplane order each repeat so none is always measured first or last. */
-export function orderFor(repeat: number): DataplaneName[] {
-  const k = repeat % DATAPLANES.length;
-  return [...DATAPLANES.slice(k), ...DATAPLANES.slice(0, k)];
-}
 
 async function interleaved(sw: DataplaneSwitch, s: Settings, fn: (dp: DataplaneName, rep: number) => Promise<void>): Promise<void> {
   for (let rep = 0; rep < s.repeats; rep++) {

@@ -5,7 +5,8 @@
  *   - bench/networking-bench.ts: cross-node iperf3 with IPIP vs direct, wrk through BPF SNAT vs
  *     routed back, on the three-node namespace cluster — one sample per round, rounds interleave
  *     the configurations, so each IPIP/SNAT figure is paired with its direct/no-SNAT round;
- *   - bench/datapath-pktcost.ts: per-packet cost of the programs by BPF_PROG_TEST_RUN repeat.
+ *   - bench/datapath-pktcost.ts: per-packet cost of the programs by BPF_PROG_TEST_RUN repeat;
+ *   - bench/compile-bench.ts (run by control-plane.ts): its figures are parsed here.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -38,6 +39,15 @@ export function runScript(script: string, args: string[], timeoutMs: number, nod
       else reject(new ChildBenchError(`${script.split('/').pop()} ${timedOut ? `did not finish within ${timeoutMs / 1000} s` : `exited ${code}`}: ${err.trim().split('\n').slice(-3).join(' | ')}`));
     });
   });
+}
+
+/** bench/compile-bench.ts's printed figures (initial compile, policy delta, RSS). */
+export function parseCompileBench(out: string): { initialMs: number; policyUpdateMs?: number; rssAfterMb?: number } {
+  const init = /initial compile \(wall \/ CPU\)\s+([\d.]+) ms/.exec(out);
+  if (!init) throw new Error(`compile-bench: no "initial compile" line in its output: ${out.slice(0, 300)}`);
+  const pol = /policy update \(any policy\)[^\n]*?\s([\d.]+) ms wall/.exec(out);
+  const rss = /RSS before \/ after compile \/ after deltas\s+\d+ MB \/ (\d+) MB/.exec(out);
+  return { initialMs: Number(init[1]), policyUpdateMs: pol ? Number(pol[1]) : undefined, rssAfterMb: rss ? Number(rss[1]) : undefined };
 }
 
 export interface NetworkingRound { direct: number; ipip: number; crossSubnet: number }

@@ -30,6 +30,7 @@ import { BENCH_NS, CLIENT, SERVER } from './scenarios';
 import { addFigure, addSample, type RunResult, type FigureDef } from './results';
 import { percentile } from './stats';
 import { tempDir } from './tools';
+import { parseCompileBench } from './children';
 
 export interface ControlSettings {
   storeEndpoints: number;
@@ -127,13 +128,6 @@ class Replies {
 }
 
 
-export function parseCompileBench(out: string): { initialMs: number; policyUpdateMs?: number; rssAfterMb?: number } {
-  const init = /initial compile \(wall \/ CPU\)\s+([\d.]+) ms/.exec(out);
-  if (!init) throw new Error(`compile-bench: no "initial compile" line in its output: ${out.slice(0, 300)}`);
-  const pol = /policy update \(any policy\)[^\n]*?\s([\d.]+) ms wall/.exec(out);
-  const rss = /RSS before \/ after compile \/ after deltas\s+\d+ MB \/ (\d+) MB/.exec(out);
-  return { initialMs: Number(init[1]), policyUpdateMs: pol ? Number(pol[1]) : undefined, rssAfterMb: rss ? Number(rss[1]) : undefined };
-}
 
 /** Runs node with args; resolves stdout and how it ended (a crash after printing still yields its figures). */
 function runNode(args: string[], timeoutMs: number): Promise<{ out: string; failure?: string }> {

@@ -247,3 +247,9 @@ export function addFigure(run: RunResult, def: FigureDef): FigureDef {
 export function addSample(run: RunResult, f: FigureDef, dataplane: DataplaneName, repeat: number, value: number, param?: number, extra?: Record<string, unknown>): void {
   run.samples.push({ figure: f.id, dataplane, repeat, value, at: new Date().toISOString(), ...(param !== undefined ? { param } : {}), ...(extra ? { extra } : {}) });
 }
+
+/** Rotates the dataplane order each repeat so none is always measured first or last. */
+export function orderFor(repeat: number): DataplaneName[] {
+  const k = repeat % DATAPLANES.length;
+  return [...DATAPLANES.slice(k), ...DATAPLANES.slice(0, k)];
+}

@@ -6,14 +6,12 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cdf, median, percentile, spread, StatsError } from '../../bench/lib/stats';
-import { addFigure, addSample, emptyRun, formatNumber, markdownReport, pairedRatios, summarize, type DataplaneName, type RunResult } from '../../bench/lib/results';
+import { addFigure, addSample, emptyRun, formatNumber, markdownReport, orderFor, pairedRatios, summarize, type DataplaneName, type RunResult } from '../../bench/lib/results';
 import { cdfChart, escapeXml, lineChart, linearTicks, logTicks, SvgError } from '../../bench/lib/svg';
 import { parseIperfTcp, parseIperfUdp, parseSockperf, parseSockperfFullLog, parseWrk, wrkDuration, ToolOutputError } from '../../bench/lib/tools';
 import { calicoResources, checkScale, iptablesRestore, iptablesRuleCount, ipsetRestore, memberAddress, MEMBER_SET, ScenarioError, serverPolicy } from '../../bench/lib/scenarios';
 import { performanceSection, renderCharts, updateReadme } from '../../bench/lib/report';
-import { parseCompileBench } from '../../bench/lib/control-plane';
-import { orderFor } from '../../bench/run';
-import { parseNetworkingBench, parsePktCost, ChildBenchError } from '../../bench/lib/children';
+import { parseCompileBench, parseNetworkingBench, parsePktCost, ChildBenchError } from '../../bench/lib/children';
 
 function meta(): RunResult['meta'] {
   return {
