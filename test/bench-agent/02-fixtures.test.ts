@@ -2,11 +2,12 @@
 // shaped so that the probe policy alone decides the probe flow.
 import t from 'tap';
 import {
-  BENCH_NODE, FULL_SCALE, PROBE_CLIENT, PROBE_PORT, PROBE_SERVER, QUICK_SCALE, checkScale, fillerSelector, generateFixtures,
+  BENCH_NODE, FULL_SCALE, NAMESPACE_COUNT, PROBE_CLIENT, PROBE_PORT, PROBE_SERVER, QUICK_SCALE, checkScale, fillerSelector, generateFixtures,
   localInterfaceName, probePolicy, prng, type FixtureScale,
 } from '../../bench/lib-agent/fixtures';
 import { validateResource, type Rule } from '../../src/model';
 import { parseSelector } from '../../src/selector';
+import { measureCalc } from '../../bench/lib-agent/calc-cost';
 
 function inCidr(ip: string, base: string, bits: number): boolean {
   const n = (s: string) => s.split('.').reduce((a, o) => (a << 8) + Number(o), 0) >>> 0;
@@ -105,4 +106,15 @@ t.test('checkScale', async (t) => {
   ];
   for (const [patch, msg] of bad) t.throws(() => checkScale({ ...QUICK_SCALE, ...patch }), { code: 'ERR_BENCH_FIXTURE', message: msg }, JSON.stringify(patch));
   t.doesNotThrow(() => checkScale({ ...QUICK_SCALE, endpoints: QUICK_SCALE.localEndpoints, remoteNodes: 0 }), 'local-only is fine');
+});
+
+t.test('a probe toggle recompiles exactly the server\'s ingress table (src/calc on the quick fixtures)', async (t) => {
+  const c = measureCalc(QUICK_SCALE, 2);
+  t.equal(c.resources, 1 + 1 + NAMESPACE_COUNT + QUICK_SCALE.remoteNodes + QUICK_SCALE.policies + 1 + QUICK_SCALE.endpoints, 'own node, profile, namespaces, nodes, policies, probe, endpoints');
+  t.equal(c.toggleDelta.endpointsUpserted, 1, 'only the probe server switches tables');
+  t.equal(c.toggleDelta.tablesAdded, 1);
+  t.equal(c.toggleDelta.tablesRemoved, 1);
+  t.ok(c.toggleDelta.cellsAdded > 0);
+  t.equal(c.toggleMs?.n, 2);
+  t.ok(c.tables >= 2 && c.classes >= 2, `${c.tables} tables, ${c.classes} classes`);
 });
