@@ -45,10 +45,10 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import {
   AlreadyExistsError, ClosedError, CompactedError, ConflictError, CorruptError, DatastoreError,
-  InvalidValueError, NotFoundError, PermissionError, UnavailableError,
+  NotFoundError, PermissionError, UnavailableError,
 } from './errors';
 import { FileLock } from './file-lock';
-import { checkKey } from './keys';
+import { checkKey, encodeValue } from './keys';
 import type {
   Datastore, JsonValue, KeyValue, ListResult, Watch, WatchCallbacks, WatchEvent, WatchOptions, WriteOptions,
 } from './types';
@@ -118,17 +118,6 @@ function permissionOr(e: unknown, what: string): unknown {
 
 function toKv(key: string, e: Entry): KeyValue {
   return { key, value: JSON.parse(e.valueText) as JsonValue, createRevision: e.create, modRevision: e.mod, version: e.version };
-}
-
-function encodeValue(key: string, value: JsonValue): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (e) {
-    throw new InvalidValueError(key, `not JSON-serialisable: ${(e as Error).message}`);
-  }
-  if (text === undefined) throw new InvalidValueError(key, `not JSON-serialisable: ${typeof value}`);
-  return text;
 }
 
 function encodeRecord(rev: number, key: string, valueText: string | undefined): Buffer {

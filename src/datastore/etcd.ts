@@ -31,10 +31,10 @@ import {
 } from 'etcd3';
 import type { Logger } from 'pino';
 import {
-  AlreadyExistsError, ClosedError, CompactedError, ConfigError, ConflictError, DatastoreError, InvalidValueError,
+  AlreadyExistsError, ClosedError, CompactedError, ConfigError, ConflictError, DatastoreError,
   NotFoundError, PermissionError, UnavailableError,
 } from './errors';
-import { checkKey, prefixEnd } from './keys';
+import { checkKey, encodeValue, prefixEnd } from './keys';
 import type {
   Datastore, JsonValue, KeyValue, ListResult, Watch, WatchCallbacks, WatchEvent, WatchOptions, WriteOptions,
 } from './types';
@@ -99,14 +99,7 @@ export interface EtcdOptions {
 const DELAY = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function encode(key: string, value: JsonValue): Buffer {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (e) {
-    throw new InvalidValueError(key, `not JSON-serialisable: ${(e as Error).message}`);
-  }
-  if (text === undefined) throw new InvalidValueError(key, `not JSON-serialisable: ${typeof value}`);
-  return Buffer.from(text, 'utf8');
+  return Buffer.from(encodeValue(key, value), 'utf8');
 }
 
 function toKv(kv: IKeyValue): KeyValue {

@@ -1,4 +1,6 @@
 /**
+ * Keys and values: the key layout, key checks and the stored form of values.
+ *
  * Key layout of tortie resources in a datastore (both backends):
  *
  *   /tortie/v3/<kind-plural>/<name>                 cluster-scoped (ippools, nodes, globalnetworkpolicies, …)
@@ -11,7 +13,8 @@
  * and contain no '/' and no control characters (Kubernetes names are DNS labels or subdomains;
  * workload endpoint names contain '-' and '.').
  */
-import { InvalidKeyError } from './errors';
+import { InvalidKeyError, InvalidValueError } from './errors';
+import type { JsonValue } from './types';
 
 export const KEY_ROOT = '/tortie/';
 export const RESOURCE_ROOT = '/tortie/v3/';
@@ -85,4 +88,16 @@ export function prefixEnd(prefix: Buffer): Buffer {
     }
   }
   return Buffer.from([0]); // etcd: "\0" as range_end means "to the end of the keyspace"
+}
+
+/** A value's stored form (both backends): its JSON text. Throws InvalidValueError naming the key. */
+export function encodeValue(key: string, value: JsonValue): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (e) {
+    throw new InvalidValueError(key, `not JSON-serialisable: ${(e as Error).message}`);
+  }
+  if (text === undefined) throw new InvalidValueError(key, `not JSON-serialisable: ${typeof value}`);
+  return text;
 }
