@@ -407,6 +407,7 @@ export class BpfDataplane {
     }
     const mapEntries: Record<string, number> = {
       cls4: this.classKeys.size, ep: this.programmed.size, ct4: ct.live, pf4: this.prefilterKeys.size,
+      ...this.routes?.mapEntries(),
     };
     return {
       endpointsProgrammed: this.programmed.size, interfaces: this.attached.size, tables: this.writer.tables.size,

@@ -134,10 +134,10 @@ export function planRoutes(nodeName: string, routing: RoutingState, workloadRout
  * Deletes NAT mappings whose flow is over: the FWD entry past its timeout (bpf/lib/nat.h's
  * defaults; `now` is CLOCK_MONOTONIC ns like bpf_ktime_get_ns) together with its REV entry, and
  * REV entries whose FWD entry is gone and which are past the timeout themselves. The programs
- * also reclaim expired ports on collision, so this keeps the LRU free of dead flows. Returns the
- * number of entries deleted.
+ * also reclaim expired ports on collision, so this keeps the LRU free of dead flows. Returns how
+ * many entries were deleted and how many remain (map pressure for the metrics).
  */
-export function sweepNatEntries(nat4: BpfMap, now = process.hrtime.bigint()): number {
+export function sweepNatEntries(nat4: BpfMap, now = process.hrtime.bigint()): { deleted: number; remaining: number } {
   const S = 1_000_000_000n;
   const entries = readNatEntries(nat4);
   const timeout = (proto: number, flags: number): bigint => {
@@ -174,7 +174,7 @@ export function sweepNatEntries(nat4: BpfMap, now = process.hrtime.bigint()): nu
     seen.add(hex(k));
     if (nat4.tryDelete(k)) deleted++;
   }
-  return deleted;
+  return { deleted, remaining: entries.length - deleted };
 }
 
 // ------------------------------------------------------------------ the manager
@@ -219,6 +219,7 @@ export class RouteManager {
   private attachedIfindex?: number;
   private lastPlan?: RoutePlan;
   private readonly writes = { routes: 0, maps: 0 };
+  private natEntries = 0;
 
   private constructor(private readonly o: RouteManagerOptions) {
     this.log = (o.log ?? silentLogger).child({ component: 'routes' });
@@ -453,8 +454,20 @@ export class RouteManager {
 
   // ---------------------------------------------------------------- housekeeping
 
-  /** Deletes NAT mappings whose flow is over; see sweepNatEntries. */
-  sweepNat(now = process.hrtime.bigint()): number { return sweepNatEntries(this.dp.maps.nat4, now); }
+  /** Deletes NAT mappings whose flow is over (see sweepNatEntries); returns how many. */
+  sweepNat(now = process.hrtime.bigint()): number {
+    const r = sweepNatEntries(this.dp.maps.nat4, now);
+    this.natEntries = r.remaining;
+    return r.deleted;
+  }
+
+  /** Entry counts of the networking maps as of the last apply / NAT sweep (metrics). */
+  mapEntries(): Record<string, number> {
+    return {
+      rt4: this.mapState.get(this.dp.maps.rt4)?.size ?? 0, pool4: this.mapState.get(this.dp.maps.pool4)?.size ?? 0,
+      node4: this.mapState.get(this.dp.maps.node4)?.size ?? 0, nat4: this.natEntries,
+    };
+  }
 
   status(): RouteStatus {
     const plan = this.lastPlan;

@@ -167,8 +167,10 @@ t.test('a port held by an expired flow is reclaimed; the agent sweeps dead mappi
     if (e.key.dir === NAT_DIR.FWD && e.key.saddr === '192.168.10.1') nat.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: 1n }));
   }
   const { sweepNatEntries } = await import('../../src/dataplane/routes');
-  const deleted = sweepNatEntries(nat);
+  const before = readNatEntries(nat).length;
+  const { deleted, remaining } = sweepNatEntries(nat);
   t.ok(deleted >= 3, `swept ${deleted} entries`);
+  t.equal(remaining, before - deleted);
   const left = readNatEntries(nat);
   t.same(left.map((e) => [e.key.dir, e.key.dir === NAT_DIR.FWD ? e.key.saddr : e.value.addr]).sort(),
     [[NAT_DIR.FWD, '192.168.10.3'], [NAT_DIR.REV, '192.168.10.3']], 'only the live flow remains');

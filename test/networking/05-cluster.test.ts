@@ -58,6 +58,8 @@ t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
     t.same(lines, ['192.168.2.10 via 198.18.1.11 dev eth0', '192.168.3.10 via 198.18.1.1 dev eth0 mtu 1480'],
       'routes to the B and C workloads');
     t.notOk(lines.some((l) => l.startsWith('192.168.1.')), 'no routes for local workloads');
+    const st = A.dp!.housekeeping();
+    t.match(st.mapEntries, { rt4: 2, pool4: 1, node4: 3 }, 'map sizes reach the metrics');
   });
 
   t.test('CrossSubnet: A↔B direct, no IPIP', async (t) => {
