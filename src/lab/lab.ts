@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Topology, type Netns } from '../util/netns';
+import { installCni } from '../cni/install';
 
 export const PROJECT_ROOT = resolve(__dirname, '../../..');
 const BIN = (name: string) => join(PROJECT_ROOT, 'bin', name);
@@ -91,6 +92,8 @@ function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.P
 export class Lab {
   readonly topo = Topology.create('lab');
   readonly storeDir = mkdtempSync(join(tmpdir(), 'tortie-lab-store-'));
+  /** A CNI bin directory as a runtime would have it (`tortie`, `tortie-ipam`). */
+  readonly cniBin = mkdtempSync(join(tmpdir(), 'tortie-lab-cni-'));
   readonly pinBase = `/sys/fs/bpf/tortie-lab-${randomBytes(4).toString('hex')}`;
   rtr!: Netns;
   outside!: Netns;
@@ -107,6 +110,7 @@ export class Lab {
   }
 
   async build(): Promise<void> {
+    installCni({ binDir: this.cniBin });
     this.log('building namespaces: rtr, node-a, node-b, node-c, outside');
     this.rtr = await this.topo.addNetns('rtr');
     await this.rtr.sh('sysctl -qw net.ipv4.ip_forward=1 && ip link add br1 type bridge && ip addr add 198.18.1.1/24 dev br1 && ip link set br1 up');
@@ -173,9 +177,9 @@ export class Lab {
     };
     const env = {
       ...this.env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0',
-      CNI_PATH: join(PROJECT_ROOT, 'bin'), CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}`,
+      CNI_PATH: this.cniBin, CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}`,
     };
-    const r = await run('nsenter', [`--net=${node.ns.path}`, '--', process.execPath, BIN('tortie.js')], { input: JSON.stringify(conf), env });
+    const r = await run('nsenter', [`--net=${node.ns.path}`, '--', join(this.cniBin, 'tortie')], { input: JSON.stringify(conf), env });
     if (r.code !== 0) throw new Error(`CNI ADD for ${name} on ${nodeName} failed: ${r.stdout}${r.stderr}`);
     const result = JSON.parse(r.stdout) as { ips: { address: string }[] };
     const ip = result.ips[0]!.address.split('/')[0]!;
@@ -185,23 +189,24 @@ export class Lab {
     return w;
   }
 
-  /** Counts IPIP and plain pool packets between two underlay hosts on the router while `fn` runs. */
+  /** Counts IPIP and plain pool packets crossing the router while `fn` runs (live tcpdump). */
   async capture<T>(fn: () => Promise<T>): Promise<{ result: T; ipip: number; plainPool: number }> {
-    const file = join(tmpdir(), `tortie-lab-${randomBytes(4).toString('hex')}.pcap`);
-    const dump = this.rtr.spawn(['tcpdump', '-i', 'any', '-n', '-U', '-w', file, 'ip proto 4 or net 192.168.0.0/16'], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 400));
+    const dump = this.rtr.spawn(['tcpdump', '-i', 'any', '-n', '-l', 'ip proto 4 or net 192.168.0.0/16']);
+    let out = '';
+    dump.stdout?.on('data', (d) => { out += String(d); });
+    let started = false;
+    dump.stderr?.on('data', (d) => { if (String(d).includes('listening on')) started = true; });
+    for (let i = 0; i < 50 && !started; i++) await new Promise((r) => setTimeout(r, 50));
     try {
       const result = await fn();
       await new Promise((r) => setTimeout(r, 300));
-      dump.kill('SIGINT');
-      await new Promise((r) => dump.once('exit', r));
-      const read = await run('tcpdump', ['-r', file, '-n', 'ip proto 4'], {});
-      const plain = await run('tcpdump', ['-r', file, '-n', 'net 192.168.0.0/16 and not ip proto 4'], {});
-      const count = (s: string) => s.split('\n').filter((l) => l.trim()).length;
-      return { result, ipip: count(read.stdout), plainPool: count(plain.stdout) };
+      const lines = out.split('\n').filter((l) => l.trim());
+      // IPIP prints as "IP <outer> > <outer>: IP <inner> > <inner>: …"; plain pool traffic has a 192.168 outer header.
+      const ipip = lines.filter((l) => /\bIP [\d.]+ > [\d.]+: IP /.test(l)).length;
+      const plainPool = lines.filter((l) => /\bIP 192\.168\.[\d.]+ > [\d.]+: (?!IP )/.test(l)).length;
+      return { result, ipip, plainPool };
     } finally {
-      if (dump.exitCode === null) dump.kill('SIGKILL');
-      rmSync(file, { force: true });
+      dump.kill('SIGKILL');
     }
   }
 
@@ -280,6 +285,7 @@ export class Lab {
     for (const n of this.nodes.values()) if (n.agent && n.agent.exitCode === null) n.agent.kill('SIGKILL');
     this.topo.destroySync();
     rmSync(this.storeDir, { recursive: true, force: true });
+    rmSync(this.cniBin, { recursive: true, force: true });
     if (existsSync(this.pinBase)) rmSync(this.pinBase, { recursive: true, force: true });
   }
 }
