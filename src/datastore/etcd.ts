@@ -58,6 +58,24 @@ const cockatiel = require(require.resolve('cockatiel', { paths: [require.resolve
 };
 const noopPolicy = cockatiel.noop;
 
+/**
+ * grpc-js passes an IP endpoint's address as the TLS server name, which makes Node print a
+ * DEP0123 deprecation warning on every TLS connection to an IP (`https://10.0.0.1:2379`, the
+ * usual etcd endpoint): noise on every tortiectl run. Filter exactly that warning, once per
+ * process, leaving every other warning alone.
+ */
+let tlsIpWarningFiltered = false;
+function filterTlsIpServernameWarning(): void {
+  if (tlsIpWarningFiltered) return;
+  tlsIpWarningFiltered = true;
+  const original = process.emitWarning.bind(process) as (...a: unknown[]) => void;
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
+    if (code === 'DEP0123' && /TLS ServerName to an IP address/.test(String((warning as Error)?.message ?? warning))) return;
+    original(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
 /** The call never reached a server (refused / no connection): safe to retry, writes included. */
 function neverSent(e: Error): boolean {
   return cockatiel.isBrokenCircuitError(e) || /No connection established|ECONNREFUSED|Connection refused|failed to connect/i.test(e?.message ?? '');
@@ -152,6 +170,7 @@ export class EtcdDatastore implements Datastore {
     }
     const parsed = opts.endpoints.map(parseEndpoint);
     const secure = parsed.some((p) => p.secure) || ca !== undefined;
+    if (secure && parsed.some((p) => net.isIP(p.host))) filterTlsIpServernameWarning();
     if (parsed.some((p) => p.secure !== parsed[0].secure)) throw new ConfigError('etcd: endpoints mix http:// and https://');
     if (secure && ca === undefined && cert === undefined) this.log?.debug('TLS with the system CA store');
     // One channel (wait-for-ready, pick_first over the addresses) when that is safe: a single
