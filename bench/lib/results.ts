@@ -160,8 +160,50 @@ function label(def: FigureDef, dp: DataplaneName): string {
   return def.labels?.[dp] ?? dp;
 }
 
+/** The median of per-repeat ratios of dataplane `dp` at parameter `p` over the same dataplane at `base`. */
+function scaleRatio(run: RunResult, figure: string, dp: DataplaneName, p: number | undefined, base: number | undefined): number | undefined {
+  const xs = run.samples.filter((x) => x.figure === figure && x.dataplane === dp && x.param === p);
+  const b = run.samples.filter((x) => x.figure === figure && x.dataplane === dp && x.param === base);
+  const r = pairedRatios(xs, b);
+  return r.length > 0 ? spread(r).median : undefined;
+}
+
 /**
- * The Markdown report: one table per group. Unswept figures measured on several dataplanes get
+ * One line per headline figure present in the run: the ratios a reader looks for first (each
+ * against its baseline from the same run), and the apply-to-enforced percentiles.
+ */
+export function headlines(run: RunResult): string[] {
+  const sums = new Map(summarize(run).map((s) => [s.def.id, s]));
+  const out: string[] = [];
+  const r2 = (x: number | undefined) => (x === undefined ? '—' : `${x.toFixed(2)}×`);
+  for (const id of ['rules-conn-rate', 'members-conn-rate']) {
+    const s = sums.get(id);
+    if (!s || s.params.length < 2) continue;
+    const first = s.params[0];
+    const last = s.params[s.params.length - 1];
+    const parts = (['tortie', 'iptables'] as const).map((d) => `${d} ${r2(scaleRatio(run, id, d, last, first))}`);
+    out.push(`New connections/s with ${(last ?? 0).toLocaleString('en-US')} ${s.def.param} vs ${(first ?? 0).toLocaleString('en-US')}: ${parts.join(', ')} (bare at ${(last ?? 0).toLocaleString('en-US')}: tortie ${r2(s.cells.get(last)?.get('tortie')?.ratio?.median)}, iptables ${r2(s.cells.get(last)?.get('iptables')?.ratio?.median)})`);
+  }
+  for (const [id, what] of [['tcp-1', 'iperf3 TCP 1 stream'], ['tcp-4', 'iperf3 TCP 4 streams'], ['conn-rate', 'new connections/s'], ['lat-p50', 'UDP latency p50']] as const) {
+    const row = sums.get(id)?.cells.get(undefined);
+    if (!row) continue;
+    out.push(`${what}, as a ratio to bare: tortie ${r2(row.get('tortie')?.ratio?.median)}, iptables ${r2(row.get('iptables')?.ratio?.median)}`);
+  }
+  for (const [id, what] of [['ipip-tcp', 'Cross-node iperf3 with IPIP vs direct'], ['snat-conn-rate', 'Connections/s through SNAT vs none']] as const) {
+    const r = sums.get(id)?.cells.get(undefined)?.get('tortie')?.ratio;
+    if (r) out.push(`${what}: ${r2(r.median)}`);
+  }
+  const apply = run.samples.filter((x) => x.figure === 'apply-to-enforced').map((x) => x.value);
+  if (apply.length > 0) {
+    const sorted = [...apply].sort((a, b) => a - b);
+    const p99 = sorted[Math.min(sorted.length, Math.max(1, Math.ceil(0.99 * sorted.length))) - 1]!;
+    out.push(`Policy write → enforced in the datapath: median ${formatNumber(spread(apply).median)} ms, p99 ${formatNumber(p99)} ms (${apply.length} updates)`);
+  }
+  return out;
+}
+
+/**
+ * The Markdown report: headlines, then one table per group. Unswept figures measured on several dataplanes get
  * a row each with absolute figures and ratios to bare; swept figures get a table of their own
  * (one row per parameter value, plus the ratio to the first parameter value per dataplane);
  * single-dataplane figures (control plane) get median, min–max and the goal.
@@ -174,6 +216,8 @@ export function markdownReport(run: RunResult, opts: { charts?: { title: string;
     `node ${m.versions.node ?? '?'}${m.gitCommit ? `, commit ${m.gitCommit.slice(0, 10)}` : ''}. ` +
     'Each cell: median (min–max) of the interleaved repeats; a ratio is taken per repeat against bare measured back to back, then summarised the same way.');
   lines.push('');
+  const heads = headlines(run);
+  if (heads.length > 0) lines.push(...heads.map((h) => `- ${h}`), '');
   const groups = [...new Set(sums.map((s) => s.def.group))];
   for (const g of groups) {
     const inGroup = sums.filter((s) => s.def.group === g);

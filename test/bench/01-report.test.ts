@@ -93,6 +93,8 @@ t.test('Markdown report', async (t) => {
   t.match(md, /\| 10,000 \| 1,000 \| 951 \(950–952\) \| 200 \| 0\.95× \| 0\.20× \| 1\.00× \| 0\.20× \|/, 'sweep row with ratio to the first level');
   t.match(md, /\| Agent RSS \| tortie \| 81\.0 MB \(80\.0–82\.0\) \| < 300 MB \|/, 'single-dataplane figures with their goal');
   t.match(md, /- a note/);
+  t.match(md, /- New connections\/s with 10,000 rules vs 1: tortie 1\.00×, iptables 0\.20× \(bare at 10,000: tortie 0\.95×, iptables 0\.20×\)/, 'headline: scale ratio per dataplane');
+  t.match(md, /- iperf3 TCP 1 stream, as a ratio to bare: tortie 0\.90×, iptables 0\.50×/, 'headline: ratio to bare');
   t.match(md, /!\[c\]\(c\.svg\)/);
   t.equal(formatNumber(123456), '123,000');
   t.equal(formatNumber(0.01234), '0.0123');
