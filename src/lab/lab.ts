@@ -106,7 +106,8 @@ export class Lab {
   }
 
   get env(): NodeJS.ProcessEnv {
-    return { ...process.env, DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: this.storeDir };
+    // NODE_OPTIONS cleared: children of a test runner must not inherit its loaders.
+    return { ...process.env, NODE_OPTIONS: '', DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: this.storeDir };
   }
 
   async build(): Promise<void> {
@@ -142,7 +143,7 @@ export class Lab {
   startAgent(n: LabNode): void {
     const child = n.ns.spawn([process.execPath, BIN('tortie-node.js'), 'run', '--nodename', n.name, '--ip', `${n.ip}/${n.prefix}`,
       '--store-dir', this.storeDir, '--bpffs-root', n.pinRoot, '--health-port', String(n.healthPort), '--metrics-port', '0'],
-    { netOnly: true });
+    { netOnly: true, env: this.env });
     child.stdout?.on('data', (d) => { n.log += String(d); });
     child.stderr?.on('data', (d) => { n.log += String(d); });
     n.agent = child;

@@ -15,6 +15,9 @@ import { ResourceClient } from '../../../src/client/resources';
 export const ROOT = resolve(__dirname, '../../../..');
 export const NODE_BIN = join(ROOT, 'bin/tortie-node.js');
 
+/** Child processes run without tap's loaders and coverage hooks (NODE_OPTIONS). */
+export const CHILD_ENV: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '' };
+
 export interface Workload { ns: Netns; ip: string; hostIf: string; name: string }
 
 export class AgentLab {
@@ -57,7 +60,7 @@ export class AgentLab {
   startAgent(extra: string[] = []): ChildProcess {
     const child = this.node.spawn([process.execPath, NODE_BIN, 'run', '--nodename', this.nodeName, '--ip', '198.18.0.10/24',
       '--store-dir', this.storeDir, '--bpffs-root', this.pinRoot, '--health-port', String(this.healthPort), '--metrics-port', '0',
-      '--log-level', 'info', ...extra], { netOnly: true });
+      '--log-level', 'info', ...extra], { netOnly: true, env: CHILD_ENV });
     child.stdout?.on('data', (d) => { this.agentLog += String(d); });
     child.stderr?.on('data', (d) => { this.agentLog += String(d); });
     this.agent = child;
