@@ -248,10 +248,12 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 				    __be32 node_ip)
 {
 	struct tortie_nat4_key fk = {}, rk = {};
-	struct tortie_nat4_value *fv, nv = {}, rv = {};
+	struct tortie_nat4_value *fv, *cur, nv = {}, rv = {};
 	__u64 now = bpf_ktime_get_ns();
 	bool ports = nat_has_port(pkt);
 	__be16 sport = bpf_htons(pkt->ct_sport), dport = bpf_htons(pkt->ct_dport), port = 0;
+	__be32 stale_addr = 0;
+	__be16 stale_port = 0;
 	__u32 span, i;
 
 	fk.saddr = pkt->saddr;
@@ -273,13 +275,19 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 	rv.created_ns = now;
 
 	fv = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+	if (fv) {
+		stale_addr = fv->addr;
+		stale_port = fv->port;
+	}
 	if (fv && fv->addr == node_ip) {
-		/* Existing mapping: make sure its REV half is still there (LRU may evict one half). */
+		/* Existing mapping: its REV half must still be ours. LRU may have evicted it (claim it
+		 * again), or, after this mapping expired, another flow may have reclaimed the port. */
 		rk.dport = fv->port;
-		if (!bpf_map_lookup_elem(&tortie_nat4_v1, &rk) && !nat_claim(&rk, &rv, pkt->proto, now))
-			fv = NULL; /* someone else holds that port now: allocate afresh */
-		else
+		cur = bpf_map_lookup_elem(&tortie_nat4_v1, &rk);
+		if (cur ? (cur->addr == rv.addr && cur->port == rv.port) : nat_claim(&rk, &rv, pkt->proto, now))
 			port = fv->port;
+		else
+			fv = NULL; /* someone else holds that port now: allocate afresh */
 	} else {
 		fv = NULL;
 	}
@@ -311,11 +319,24 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 		nv.port = port;
 		nv.last_seen_ns = now;
 		nv.created_ns = now;
-		if (bpf_map_update_elem(&tortie_nat4_v1, &fk, &nv, BPF_ANY) < 0) {
-			bpf_map_delete_elem(&tortie_nat4_v1, &rk);
-			return DROP_NAT_NO_PORT;
+		/* The unusable FWD entry seen above (other node address, or a port lost to another
+		 * flow) is replaced; otherwise the entry is created only if no other CPU created it
+		 * meanwhile. */
+		cur = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+		if (cur && stale_addr && cur->addr == stale_addr && cur->port == stale_port)
+			bpf_map_delete_elem(&tortie_nat4_v1, &fk);
+		if (bpf_map_update_elem(&tortie_nat4_v1, &fk, &nv, BPF_NOEXIST) == 0) {
+			netstat_inc(TORTIE_NS_SNAT_NEW);
+		} else {
+			/* Lost the race for this flow's first packets: take the winner's port and give
+			 * back ours (unless it is the same one). */
+			cur = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+			if (!cur)
+				return DROP_NAT_NO_PORT;
+			if (cur->port != port)
+				bpf_map_delete_elem(&tortie_nat4_v1, &rk);
+			port = cur->port;
 		}
-		netstat_inc(TORTIE_NS_SNAT_NEW);
 		fv = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
 		if (!fv)
 			return DROP_NAT_NO_PORT;

@@ -161,6 +161,10 @@ t.test('a port held by an expired flow is reclaimed; the agent sweeps dead mappi
   t.same([third.reason, portsOf(ipAt(third.data))[0]], [R.FORWARD, 31000], 'the expired flow\'s port is reclaimed');
   const back = ipAt(h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 443, dport: 31000, flags: 'SA' })).data);
   t.equal(back.dst, '192.168.10.3', 'replies go to the new owner');
+  const revOwners = () => readNatEntries(nat).filter((e) => e.key.dir === NAT_DIR.REV && e.key.dport === 31000).map((e) => e.value.addr);
+  const old = h.run('out', tcpFrame({ src: '192.168.10.2', dst: OUT, sport: 2000, dport: 443, flags: 'A' }));
+  t.same([old.retval, old.reason], [TC_SHOT, R.NAT_NO_PORT], 'the expired flow coming back does not share the reclaimed port (none left)');
+  t.same(revOwners(), ['192.168.10.3'], 'the port still belongs to the new flow');
 
   // The sweep: the stale FWD half of 192.168.10.2 is still there; age 192.168.10.1's flow too.
   for (const e of readNatEntries(nat)) {
