@@ -11,7 +11,8 @@
  *   same stale lock cannot remove each other's fresh lock. The break guard is held for
  *   microseconds; one left behind by a process killed inside that window is removed after
  *   `breakStaleMs` (the only residual race: two breakers both judging that guard stale at once).
- * - One FileLock per process and path; callers serialise in-process use themselves.
+ * - Several FileLocks on one path in one process exclude each other like separate processes
+ *   (the owner tag is shared, so this process's held paths are tracked to tell them apart).
  */
 import * as fs from 'node:fs';
 import { UnavailableError } from './errors';
@@ -29,8 +30,14 @@ function readStartTime(pid: number | 'self'): string | undefined {
 
 const OWN_START = readStartTime('self') ?? '0';
 
-function isAlive(pid: number, startTime: string): boolean {
-  if (pid === process.pid && startTime === OWN_START) return false; // our own leftover (we never wait on ourselves)
+/**
+ * Lock paths held by this process. Several store instances in one process (an agent and its
+ * IPAM client, tests) share the owner tag, so "owned by this pid" alone does not mean stale.
+ */
+const heldHere = new Set<string>();
+
+function isAlive(pid: number, startTime: string, path: string): boolean {
+  if (pid === process.pid && startTime === OWN_START) return heldHere.has(path); // another instance here, or our own leftover
   try {
     process.kill(pid, 0);
   } catch (e) {
@@ -70,6 +77,7 @@ export class FileLock {
       fs.closeSync(fd);
     }
     this.held = true;
+    heldHere.add(this.path);
     return true;
   }
 
@@ -89,6 +97,7 @@ export class FileLock {
   release(): void {
     if (!this.held) return;
     this.held = false;
+    heldHere.delete(this.path);
     try {
       fs.unlinkSync(this.path);
     } catch (e) {
@@ -120,7 +129,7 @@ export class FileLock {
     const m = /^(\d+) (\d+)\n$/.exec(owner.tag);
     // Empty or partial content: the owner is between creating and writing the file, or died there.
     if (!m) return Date.now() - owner.mtimeMs > (this.opts.breakStaleMs ?? 2_000);
-    return !isAlive(Number(m[1]), m[2]);
+    return !isAlive(Number(m[1]), m[2], this.path);
   }
 
   private breakIfStale(): void {

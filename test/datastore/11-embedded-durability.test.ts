@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CompactedError, CorruptError, EmbeddedDatastore, UnavailableError, type WatchEvent } from '../../src/datastore';
+import { FileLock } from '../../src/datastore/file-lock';
 import { Collector, sleep, until } from './helpers/conformance';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-store-dur-'));
@@ -177,4 +178,23 @@ t.test('a user without write access can read; writes fail with PermissionError',
   t.same(r.value, { ok: 1 }, 'reads work');
   t.equal(r.code, 'ERR_DATASTORE_PERMISSION', 'write refused with a typed error');
   t.match(r.message, dir, 'the message names the store');
+});
+
+t.test('two lock holders in one process exclude each other (the owner tag is shared)', async (t) => {
+  const dir = freshDir();
+  fs.mkdirSync(dir, { recursive: true });
+  const a = new FileLock(path.join(dir, 'lock'));
+  const b = new FileLock(path.join(dir, 'lock'));
+  t.ok(a.tryAcquire(), 'a takes the lock');
+  t.notOk(b.tryAcquire(), 'b does not');
+  t.notOk(b.tryAcquire(), 'b still does not: a live holder in this process is not a stale lock');
+  t.ok(fs.existsSync(path.join(dir, 'lock')), "a's lock file intact");
+  a.release();
+  t.ok(b.tryAcquire(), 'b takes it once a releases');
+  b.release();
+  // A leftover with this process's tag that nobody here holds is stale.
+  fs.writeFileSync(path.join(dir, 'lock'), a.ownerTag);
+  b.tryAcquire();
+  t.ok(b.tryAcquire() || b.isHeld, 'a leftover of this process is recovered');
+  b.release();
 });
