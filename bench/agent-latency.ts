@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { FULL_SCALE, QUICK_SCALE, generateFixtures, type FixtureScale } from './lib-agent/fixtures';
 import { buildLab } from './lib-agent/lab';
 import { measureBackend, ROOT, type BackendName, type BackendResult, type MeasureConfig } from './lib-agent/measure';
-import type { Summary } from './lib-agent/latency';
+import { slope, type Summary } from './lib-agent/latency';
 import type { CalcCost } from './lib-agent/calc-cost';
 
 interface Options {
@@ -106,6 +106,14 @@ function table(results: BackendResult[]): string {
     ['  spawn → listener up / → datastore in sync (s)', ...results.map((r) =>
       `${ms(r.syncPhases.httpUpMs === undefined ? undefined : r.syncPhases.httpUpMs / 1000, 2)} / ${ms(r.syncPhases.inSyncMs / 1000, 2)}`)],
     ['agent RSS after sync / after toggles / peak (MiB); goal < 300', ...results.map((r) => `${mib(r.rssAfterSync.rss)} / ${mib(r.rssAfterToggles.rss)} / ${mib(r.rssAfterToggles.hwm)}`)],
+    ['  growth over the toggles: RSS / V8 heap used (MiB per 100 toggles, least squares)', ...results.map((r) => {
+      const per100 = (f: (x: BackendResult['toggles'][number]) => number | undefined) => {
+        const pts = r.toggles.map((x, i) => [i, f(x)] as const).filter((p): p is readonly [number, number] => Number.isFinite(p[1]));
+        const k = slope(pts.map((p) => p[0]), pts.map((p) => p[1]));
+        return k === undefined ? '—' : (k * 100).toFixed(0);
+      };
+      return `${per100((x) => x.rssMiB)} / ${per100((x) => x.heapUsedMiB)}`;
+    })],
     ['  of which V8 heap used / heap total / external after toggles (MiB)', ...results.map((r) => {
       const m = r.agentReported.memoryAfterToggles;
       return `${ms(m.heapUsedMiB, 0)} / ${ms(m.heapTotalMiB, 0)} / ${ms(m.externalMiB, 0)}`;

@@ -197,3 +197,19 @@ export function parseGcTrace(line: string): GcPause | undefined {
   const pauseMs = Number(m[2]);
   return Number.isFinite(pauseMs) ? { kind: m[1]!, pauseMs } : undefined;
 }
+
+/** Least-squares slope of y over x (undefined with fewer than two distinct x). */
+export function slope(xs: readonly number[], ys: readonly number[]): number | undefined {
+  if (xs.length !== ys.length) throw new LatencyError(`slope: ${xs.length} x values but ${ys.length} y values`);
+  const n = xs.length;
+  if (n < 2) return undefined;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxx = 0;
+  let sxy = 0;
+  for (let i = 0; i < n; i++) {
+    sxx += (xs[i]! - mx) ** 2;
+    sxy += (xs[i]! - mx) * (ys[i]! - my);
+  }
+  return sxx === 0 ? undefined : sxy / sxx;
+}

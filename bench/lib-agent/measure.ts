@@ -97,6 +97,9 @@ export interface ToggleRecord extends ToggleResult {
   agent?: AgentDelta;
   /** The agent's GC pauses (V8 --trace-gc) overlapping [issued, enforced]. */
   gcPauseMs: number;
+  /** The agent's RSS and V8 heap used once this toggle had settled (its own metrics). */
+  rssMiB: number;
+  heapUsedMiB?: number;
 }
 
 export interface GcSummary { collections: number; totalMs: number; maxMs: number; over50ms: number }
@@ -366,6 +369,8 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
       gcs.filter((g) => g.endUs >= fromUs && g.endUs - g.pauseMs * 1000 <= toUs).reduce((a, g) => a + g.pauseMs, 0);
     const results: ToggleRecord[] = analyse(stream.sorted, toggles, endUs).map((r, i) => ({
       ...r, via: toggles[i]!.via, agent: agentDelta(snaps[i] ?? '', snaps[i + 1] ?? ''),
+      rssMiB: (promValue(snaps[i + 1] ?? '', 'tortie_node_process_resident_memory_bytes') ?? NaN) / 1048576,
+      heapUsedMiB: memory(snaps[i + 1] ?? '').heapUsedMiB,
       gcPauseMs: gcWithin(r.issuedUs, r.enforcedUs ?? (toggles[i + 1]?.issuedUs ?? endUs)),
     }));
     const gcSummary = (sel: typeof gcs) => ({

@@ -1,7 +1,7 @@
 // The agent benchmark's analysis: probe parsing, when a toggle counts as enforced, statistics.
 import t from 'tap';
 import {
-  analyse, enforcement, heldSince, LatencyError, parseGcTrace, parseProbeLines, percentile, ProbeStream, promValue, sortProbes, summarize, type Probe,
+  analyse, enforcement, heldSince, LatencyError, parseGcTrace, parseProbeLines, percentile, ProbeStream, promValue, slope, sortProbes, summarize, type Probe,
 } from '../../bench/lib-agent/latency';
 
 /** Probes every `step` µs over [from, to), ok when `okAt(start)`. */
@@ -146,4 +146,12 @@ t.test('parseGcTrace: V8 --trace-gc lines', async (t) => {
     { kind: 'Mark-Compact (reduce)', pauseMs: 7.25 });
   t.equal(parseGcTrace('{"level":30,"msg":"datastore in sync"}'), undefined);
   t.equal(parseGcTrace(''), undefined);
+});
+
+t.test('slope: least squares', async (t) => {
+  t.equal(slope([0, 1, 2, 3], [5, 7, 9, 11]), 2);
+  t.equal(slope([0, 1, 2, 3], [1, 3, 2, 4]), 0.8);
+  t.equal(slope([1], [1]), undefined);
+  t.equal(slope([2, 2], [1, 5]), undefined, 'no spread in x');
+  t.throws(() => slope([1, 2], [1]), LatencyError);
 });
