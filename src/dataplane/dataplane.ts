@@ -2,8 +2,8 @@
  * BpfDataplane: the kernel side of the agent. Turns the compiler's output (CompiledState
  * snapshots and CalcDeltas) into BPF map writes and program attachments on this host.
  *
- *   reconcile(state) ─┐                         ┌─> tortie_cls4_v1 (address classes)
- *   apply(delta) ─────┼─> endpoint ⋈ interface ─┼─> EndpointPolicyWriter: tables, ep flip, epaddr
+ *   reconcile(state) ─┐                         ┌─> PolicyDataplane (bpf/policy-sync.ts): classes,
+ *   apply(delta) ─────┼─> endpoint ⋈ interface ─┼─>   tables, endpoint flip, addresses
  *   LinkWatcher ──────┘   (by interfaceName)    ├─> tc ingress/egress on every <prefix>* link
  *                                               ├─> tortie_pf4_v1 + XDP on the uplink (prefilter)
  *   routing (state.routing, delta routes) ──────────> RouteManager (routes.ts): kernel routes, route/
@@ -13,22 +13,21 @@
  * - Every interface whose name starts with the workload prefix gets the workload programs, with
  *   or without an endpoint: one without an endpoint entry fails closed (the programs drop).
  *   An endpoint's policy is written before its programs are attached.
- * - Maps are pinned under `pinRoot` and reused by a restarted agent. reconcile() writes the
- *   complete desired state (table ids continue after the largest id found in the kernel, so no
- *   id is ever reused while a packet may hold it) and then sweeps every entry the state does not
- *   want: tables, endpoints, endpoint addresses, class prefixes, prefilter entries.
+ * - Maps are pinned under `pinRoot` and reused by a restarted agent: at open, the policy state a
+ *   previous run left is adopted (PolicyDataplane.recover), so the first reconcile writes only
+ *   differences, keeps table ids that are still wanted, and removes the rest.
  * - Deltas are applied in CalcDelta's order (additions before switches before removals).
  * - close() releases this process's handles only: programs stay attached and maps pinned, so
  *   the datapath keeps enforcing while the agent is down.
  */
 import { mkdirSync } from 'node:fs';
-import type { CalcDelta, CompiledState, LocalEndpoint, Prefilter, RuleInfo, VerdictTable } from '../calc/types';
+import type { CalcDelta, CompiledState, LocalEndpoint, Prefilter, RuleInfo } from '../calc/types';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
 import { loadPrefilter, loadWep, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
-import { EndpointPolicyWriter } from './bpf/apply';
-import { cls4KeyOf, encodeClassPrefix, encodePrefilter, type Entry } from './bpf/encode';
-import { epAddrKeyCodec, polKeyCodec, projKeyCodec, readU32, spcKeyCodec } from './bpf/codecs';
+import { PolicyDataplane } from './bpf/policy-sync';
+import { mapOps } from './bpf/loader';
+import { encodePrefilter, type Entry } from './bpf/encode';
 import { sweepConntrack } from './bpf/conntrack';
 import { decodeEvent, readCounters, type FlowEvent } from './bpf/counters';
 import { dropReasonLabel } from './bpf/drop-reasons';
@@ -78,38 +77,24 @@ export interface DataplaneStatus {
   mapEntries: Record<string, number>;
 }
 
-/** Stable 32-bit endpoint id for events (FNV-1a of the endpoint key). */
-export function endpointId(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h === 0 ? 1 : h;
-}
-
 function hex(b: Buffer): string { return b.toString('hex'); }
 
 export class BpfDataplane {
   private readonly log: Logger;
   private wep!: WepDatapath;
   private pf?: PrefilterDatapath;
-  private writer!: EndpointPolicyWriter;
+  private policy!: PolicyDataplane;
   private links!: LinkWatcher;
   private ring?: RingBuffer;
   private routes?: RouteManager;
 
-  /** Desired state. */
-  private readonly endpoints = new Map<string, LocalEndpoint>();   // key → endpoint
-  private readonly byInterface = new Map<string, string>();        // interfaceName → key
-  private readonly tables = new Map<string, VerdictTable>();       // hash id → table
+  /** Desired endpoints by interface name (to rebind when a link appears or is recreated). */
+  private readonly byInterface = new Map<string, LocalEndpoint>();
   private readonly rules = new Map<number, RuleInfo>();
-  private readonly classKeys = new Map<string, Entry>();           // hex(key) → entry
   private prefilterKeys = new Map<string, Entry>();
-  private readonly endpointKeyById = new Map<number, string>();
+  private classCount = 0;
 
   /** Kernel state this process manages. */
-  private readonly programmed = new Map<number, string>();         // ifindex → endpoint key
   private readonly attached = new Set<number>();                   // ifindexes with programs
   private uplinkAttached = false;
   private applyChain: Promise<void> = Promise.resolve();
@@ -134,10 +119,10 @@ export class BpfDataplane {
         objectDir: this.o.objectDir, log: this.log,
       });
     }
-    // Table ids continue after the largest one a previous run left in the kernel.
-    let maxId = 0;
-    for (const k of this.map('tbl').keys()) maxId = Math.max(maxId, readU32(k));
-    this.writer = new EndpointPolicyWriter(this.wep.policyMaps, maxId + 1);
+    this.policy = new PolicyDataplane({ ...this.wep.policyMaps, cls4: mapOps(this.map('cls4')) },
+      (ep) => (ep.interfaceName ? this.links.byName(ep.interfaceName)?.ifindex : undefined));
+    const recovered = this.policy.recover();
+    if (recovered.endpoints + recovered.tables + recovered.prefixes > 0) this.log.info(recovered, 'adopted the policy state a previous run left');
     const events = this.wep.maps.events;
     if (events) {
       this.ring = RingBuffer.open(events, (rec) => this.onEvent(rec), { onError: (e) => this.log.warn({ err: e }, 'ring buffer') });
@@ -170,18 +155,16 @@ export class BpfDataplane {
 
   private onLinkAdd(l: LinkInfo): void {
     if (l.name === this.o.uplink) { this.attachUplink(); return; }
-    const key = this.byInterface.get(l.name);
-    if (key) this.programEndpoint(key, l.ifindex);
+    const ep = this.byInterface.get(l.name);
+    if (ep && this.policy.ifindexOf(ep.key) !== l.ifindex) this.policy.bind(ep); // policy before programs
     this.attachWorkload(l);
   }
 
   private onLinkRemove(l: LinkInfo): void {
     this.attached.delete(l.ifindex);
     if (l.name === this.o.uplink) { this.uplinkAttached = false; this.routes?.uplinkChanged(); return; }
-    if (this.programmed.has(l.ifindex)) {
-      this.writer.removeEndpoint(l.ifindex);
-      this.programmed.delete(l.ifindex);
-    }
+    const ep = this.byInterface.get(l.name);
+    if (ep && this.policy.ifindexOf(ep.key) === l.ifindex) this.policy.interfaceGone(ep.key);
   }
 
   private attachWorkload(l: LinkInfo): void {
@@ -208,51 +191,13 @@ export class BpfDataplane {
 
   // ---------------------------------------------------------------- endpoints
 
-  private programEndpoint(key: string, ifindex: number): void {
-    const ep = this.endpoints.get(key);
-    if (!ep) return;
-    const ingress = this.tables.get(ep.tables.ingress);
-    const egress = this.tables.get(ep.tables.egress);
-    if (!ingress || !egress) {
-      throw new Error(`endpoint ${key}: table ${!ingress ? ep.tables.ingress : ep.tables.egress} is not known (calc output out of order)`);
-    }
-    const prevKey = this.programmed.get(ifindex);
-    if (prevKey !== undefined && prevKey !== key) this.writer.removeEndpoint(ifindex);
-    const id = endpointId(key);
-    this.endpointKeyById.set(id, key);
-    this.writer.applyEndpointPolicy({ ifindex, id, ipNetworks: ep.ipNetworks, tables: { ingress, egress } });
-    this.programmed.set(ifindex, key);
-  }
-
-  private upsertEndpoint(ep: LocalEndpoint): void {
-    const old = this.endpoints.get(ep.key);
-    if (old?.interfaceName && old.interfaceName !== ep.interfaceName) {
-      this.byInterface.delete(old.interfaceName);
-      const l = this.links.byName(old.interfaceName);
-      if (l && this.programmed.get(l.ifindex) === ep.key) {
-        this.writer.removeEndpoint(l.ifindex);
-        this.programmed.delete(l.ifindex);
-      }
-    }
-    this.endpoints.set(ep.key, ep);
-    if (!ep.interfaceName) return;
-    this.byInterface.set(ep.interfaceName, ep.key);
-    const l = this.links.byName(ep.interfaceName);
-    if (l) {
-      this.programEndpoint(ep.key, l.ifindex);
-      this.attachWorkload(l);
-    }
-  }
-
-  private removeEndpoint(key: string): void {
-    const ep = this.endpoints.get(key);
-    this.endpoints.delete(key);
-    if (!ep?.interfaceName) return;
-    if (this.byInterface.get(ep.interfaceName) === key) this.byInterface.delete(ep.interfaceName);
-    const l = this.links.byName(ep.interfaceName);
-    if (l && this.programmed.get(l.ifindex) === key) {
-      this.writer.removeEndpoint(l.ifindex); // the programs stay: the interface now fails closed
-      this.programmed.delete(l.ifindex);
+  private trackEndpoints(upserted: LocalEndpoint[], removedKeys: string[], replaceAll: boolean): void {
+    if (replaceAll) this.byInterface.clear();
+    const gone = new Set(removedKeys);
+    for (const [name, ep] of this.byInterface) if (gone.has(ep.key)) this.byInterface.delete(name);
+    for (const ep of upserted) {
+      for (const [name, old] of this.byInterface) if (old.key === ep.key) this.byInterface.delete(name);
+      if (ep.interfaceName) this.byInterface.set(ep.interfaceName, ep);
     }
   }
 
@@ -281,55 +226,15 @@ export class BpfDataplane {
   private reconcileNow(state: CompiledState): void {
     this.rules.clear();
     for (const r of state.rules) this.rules.set(r.id, r);
-    this.tables.clear();
-    for (const t of state.tables) this.tables.set(t.id, t);
-
-    // Classes first (new tables may already distinguish them), then endpoints, then sweeps.
-    const cls = this.map('cls4');
-    const want = new Map<string, Entry>();
-    for (const p of state.classes.prefixes) {
-      const e = encodeClassPrefix(p);
-      if (e) want.set(hex(e.key), e);
-    }
-    for (const e of want.values()) cls.update(e.key, e.value);
-    for (const k of cls.keys()) if (!want.has(hex(k))) cls.tryDelete(k);
-    this.classKeys.clear();
-    for (const [h, e] of want) this.classKeys.set(h, e);
-
-    const wantKeys = new Set(state.endpoints.map((e) => e.key));
-    for (const key of [...this.endpoints.keys()]) if (!wantKeys.has(key)) this.removeEndpoint(key);
-    for (const ep of state.endpoints) this.upsertEndpoint(ep);
+    this.trackEndpoints(state.endpoints, [], true);
+    this.policy.applySnapshot(state);
+    this.classCount = state.classes.prefixes.length;
     for (const l of this.links.list()) {
       if (l.name === this.o.uplink) this.attachUplink();
       else this.attachWorkload(l);
     }
-
-    this.sweep();
     this.setPrefilter(state.prefilter);
-    this.log.debug({ endpoints: this.programmed.size, tables: this.writer.tables.size, prefixes: want.size }, 'reconciled');
-  }
-
-  /** Removes every kernel entry no programmed endpoint or live table accounts for. */
-  private sweep(): void {
-    const liveIfindex = new Set(this.programmed.keys());
-    const ep = this.map('ep');
-    for (const k of ep.keys()) if (!liveIfindex.has(readU32(k))) ep.tryDelete(k);
-    const epaddr = this.map('epaddr');
-    for (const k of epaddr.keys()) if (!liveIfindex.has(epAddrKeyCodec.decode(k).ifindex)) epaddr.tryDelete(k);
-
-    const liveTables = new Set<number>();
-    for (const t of this.tables.keys()) {
-      const id = this.writer.tables.idOf(t);
-      if (id !== undefined) liveTables.add(id);
-    }
-    const tbl = this.map('tbl');
-    for (const k of tbl.keys()) if (!liveTables.has(readU32(k))) tbl.tryDelete(k); // meta first: unusable from here
-    const sweepBy = (m: BpfMap, tableOf: (k: Buffer) => number) => {
-      for (const k of m.keys()) if (!liveTables.has(tableOf(k))) m.tryDelete(k);
-    };
-    sweepBy(this.map('pol'), (k) => polKeyCodec.decode(k).table);
-    sweepBy(this.map('proj'), (k) => projKeyCodec.decode(k).table);
-    sweepBy(this.map('spc'), (k) => spcKeyCodec.decode(k).table);
+    this.log.debug({ endpoints: this.policy.boundCount, pending: this.policy.pendingEndpoints.length, tables: this.policy.writer.tables.size }, 'reconciled');
   }
 
   apply(delta: CalcDelta): Promise<void> {
@@ -340,41 +245,10 @@ export class BpfDataplane {
   }
 
   private applyNow(d: CalcDelta): void {
-    // 1. rules, tables, projection additions
     for (const r of d.rulesUpserted) this.rules.set(r.id, r);
-    for (const t of d.tablesAdded) this.tables.set(t.id, t);
-    for (const p of d.projectionAdded) {
-      const t = this.tables.get(p.tableId);
-      if (t) t.projection = mergeProjection(t.projection, p.entries);
-      this.writer.tables.addProjection(p.tableId, p.entries);
-    }
-    // 2. address classes
-    const cls = this.map('cls4');
-    for (const p of d.prefixesUpserted) {
-      const e = encodeClassPrefix(p);
-      if (!e) continue;
-      cls.update(e.key, e.value);
-      this.classKeys.set(hex(e.key), e);
-    }
-    for (const p of d.prefixesRemoved) {
-      if (p.family !== 4) continue;
-      const k = cls4KeyOf(p.cidr);
-      cls.tryDelete(k);
-      this.classKeys.delete(hex(k));
-    }
-    // 3. endpoint switches
-    for (const key of d.endpointsRemoved) this.removeEndpoint(key);
-    for (const ep of d.endpointsUpserted) this.upsertEndpoint(ep);
-    // 4. removals
-    for (const p of d.projectionRemoved) {
-      const t = this.tables.get(p.tableId);
-      if (t) {
-        const gone = new Set(p.globalClasses);
-        t.projection = t.projection.filter((e) => !gone.has(e.globalClass));
-      }
-      this.writer.tables.removeProjection(p.tableId, p.globalClasses);
-    }
-    for (const id of d.tablesRemoved) this.tables.delete(id);
+    this.trackEndpoints(d.endpointsUpserted, d.endpointsRemoved, false);
+    this.policy.applyDelta(d); // CalcDelta's order: additions, prefixes, switches, removals
+    this.classCount += d.prefixesUpserted.length - d.prefixesRemoved.length;
     for (const id of d.rulesRemoved) this.rules.delete(id);
     if (d.prefilterChanged && d.prefilter) this.setPrefilter(d.prefilter);
   }
@@ -386,7 +260,7 @@ export class BpfDataplane {
     try { ev = decodeEvent(rec); } catch (e) { this.log.warn({ err: e }, 'undecodable datapath event'); return; }
     const rule = this.rules.get(ev.ruleId);
     const flow: FlowLog = {
-      kind: ev.kind, direction: ev.direction, endpoint: this.endpointKeyById.get(ev.endpointId),
+      kind: ev.kind, direction: ev.direction, endpoint: this.policy.endpointKeyOf(ev.endpointId),
       interface: this.links.list().find((l) => l.ifindex === ev.ifindex)?.name,
       src: ev.src, dst: ev.dst, protocol: ev.protocol, srcPort: ev.srcPort, dstPort: ev.dstPort, reason: ev.reason,
       rule: rule ? { ...rule } : undefined,
@@ -406,11 +280,11 @@ export class BpfDataplane {
       drops[label] = (drops[label] ?? 0n) + row.packets;
     }
     const mapEntries: Record<string, number> = {
-      cls4: this.classKeys.size, ep: this.programmed.size, ct4: ct.live, pf4: this.prefilterKeys.size,
+      cls4: this.classCount, ep: this.policy.boundCount, ct4: ct.live, pf4: this.prefilterKeys.size,
       ...this.routes?.mapEntries(),
     };
     return {
-      endpointsProgrammed: this.programmed.size, interfaces: this.attached.size, tables: this.writer.tables.size,
+      endpointsProgrammed: this.policy.boundCount, interfaces: this.attached.size, tables: this.policy.writer.tables.size,
       conntrackEntries: ct.live, drops, mapEntries,
     };
   }
@@ -421,10 +295,7 @@ export class BpfDataplane {
   /** Interface → endpoint key currently programmed (tests, status). */
   programmedEndpoints(): Map<string, string> {
     const out = new Map<string, string>();
-    for (const [ifindex, key] of this.programmed) {
-      const l = this.links.list().find((x) => x.ifindex === ifindex);
-      out.set(l?.name ?? String(ifindex), key);
-    }
+    for (const [name, ep] of this.byInterface) if (this.policy.ifindexOf(ep.key) !== undefined) out.set(name, ep.key);
     return out;
   }
 
@@ -441,10 +312,4 @@ export class BpfDataplane {
     this.routes?.close();
     this.wep?.close();
   }
-}
-
-function mergeProjection(cur: VerdictTable['projection'], add: VerdictTable['projection']): VerdictTable['projection'] {
-  const m = new Map(cur.map((e) => [e.globalClass, e]));
-  for (const e of add) m.set(e.globalClass, e);
-  return [...m.values()].sort((a, b) => a.globalClass - b.globalClass);
 }

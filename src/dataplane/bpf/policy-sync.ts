@@ -39,6 +39,15 @@ export class PolicyDataplane {
 
   get pendingEndpoints(): string[] { return [...this.pending.keys()]; }
   ifindexOf(key: string): number | undefined { return this.bound.get(key); }
+  /** Endpoints currently bound to an interface. */
+  get boundCount(): number { return this.bound.size; }
+  /** The endpoint key behind an id reported in datapath events. */
+  endpointKeyOf(id: number): string | undefined {
+    for (const [k, v] of this.ids) if (v === id) return k;
+    return undefined;
+  }
+  /** (Re)binds one endpoint after its interface appeared or was recreated; false = pending. */
+  bind(e: LocalEndpoint): boolean { return this.upsertEndpoint(e); }
 
   /**
    * After an agent restart, before the first applySnapshot: adopts the endpoints, tables and
