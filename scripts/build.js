@@ -50,7 +50,15 @@ function buildNative() {
 
 function buildTs() {
   run(process.execPath, [require.resolve('typescript/bin/tsc', { paths: [root] }), '-p', 'tsconfig.json']);
-  console.log('ts: dist/ up to date');
+  // tsc never deletes: drop compiled files whose source is gone, so tap does not run stale tests.
+  let removed = 0;
+  for (const top of ['src', 'test', 'bench']) {
+    for (const f of walk(path.join(root, 'dist', top), (p) => /\.js(\.map)?$/.test(p))) {
+      const rel = path.relative(path.join(root, 'dist'), f).replace(/\.js(\.map)?$/, '.ts');
+      if (!fs.existsSync(path.join(root, rel))) { fs.rmSync(f); removed++; }
+    }
+  }
+  console.log(`ts: dist/ up to date${removed ? ` (${removed} stale file(s) removed)` : ''}`);
 }
 
 const steps = { bpf: buildBpf, native: buildNative, ts: buildTs };
