@@ -235,28 +235,12 @@ function partRows(part: PartRec, key: string, sig: Signature): PartRows {
  * A straight fold: each part's function comes from the part's memo (shared by all tables using
  * the part); parts that do nothing for this signature and protocol cost one lookup.
  */
-export function foldRows(prog: TableProgram, sig: Signature, member: Map<string, string>, shared?: Map<string, Rows>): Rows {
-  // The rows depend only on the table's protocols and, in order, the parts that do something
-  // for this signature (with their restricted signatures) and the tier/profile structure: that
-  // sequence is the key of a memo shared by all tables (parts are shared across tables, and a
-  // table rebuilt after a policy change finds every signature the change does not touch).
-  const fns: (PartRows | undefined)[] = [];
-  let key = prog.protocols.join(',');
-  for (const op of prog.ops) {
-    if (op.kind === 'part') {
-      const k = partSigKey(op.part, sig, member);
-      const fn = partRows(op.part, k, sig);
-      fns.push(fn);
-      if (!fn.allNoop) key += `|P${op.part.key}\u0001${k}`;
-    } else {
-      fns.push(undefined);
-      key += op.kind === 'tierEnd' ? `|T${op.deny ? 1 : 0}${op.rule}` : op.kind === 'profileEnd' ? '|E' : `|F${op.rule}`;
-    }
-  }
-  const hit = shared?.get(key);
-  if (hit !== undefined) return hit;
+export function foldRows(prog: TableProgram, sig: Signature, member: Map<string, string>): Rows {
   let state = prog.initial;
-  for (let i = 0; i < prog.ops.length; i++) state = applyOp(prog, state, prog.ops[i]!, fns[i]);
+  for (const op of prog.ops) {
+    const fn = op.kind === 'part' ? partRows(op.part, partSigKey(op.part, sig, member), sig) : undefined;
+    state = applyOp(prog, state, op, fn);
+  }
   const byProto = new Map<number, Slab[]>();
   for (const [p, slabs] of state) {
     byProto.set(
@@ -268,14 +252,5 @@ export function foldRows(prog: TableProgram, sig: Signature, member: Map<string,
       })),
     );
   }
-  const rows: Rows = { key: rowsKeyOf(byProto), byProto };
-  if (shared !== undefined) {
-    // Bounded: entries are pure functions of their key, so dropping them only costs time.
-    if (shared.size >= SHARED_MEMO_LIMIT) shared.clear();
-    shared.set(key, rows);
-  }
-  return rows;
+  return { key: rowsKeyOf(byProto), byProto };
 }
-
-/** Upper bound on the shared fold memo (entries hold a table's rows for one signature). */
-export const SHARED_MEMO_LIMIT = 200_000;

@@ -419,7 +419,6 @@ export class CalcGraph {
     this.dirtyLocal.clear();
     this.relabelledLocal.clear();
     for (const [k, c] of [...this.ctxs]) if (c.refs.size === 0) this.destroyCtx(k);
-    if (this.ctxs.size === 0) this.foldMemo.clear();
 
     // 3. prefix nodes → classes
     const addedClasses = new Set<number>();
@@ -1245,8 +1244,6 @@ export class CalcGraph {
   }
 
   private readonly atomHashes = new Map<string, [number, number]>();
-  /** Fold results shared by all tables (see fold.ts). */
-  private readonly foldMemo = new Map<string, Rows>();
 
   /** `key`: the restricted signature's number (sigNumber), -1 for the empty signature. */
   private rowsOfKey(ctx: Ctx, key: number, cls: ClassRec): Rows {
@@ -1274,7 +1271,7 @@ export class CalcGraph {
           member.set(m, m);
         }
       }
-      rows = foldRows(ctx.def, sig, member, this.foldMemo);
+      rows = foldRows(ctx.def, sig, member);
       ctx.memo.set(key, rows.key);
       ctx.rowsCache.set(rows.key, rows);
     }

@@ -237,8 +237,6 @@ export interface PartRows {
   byProto: Map<number, PartSlab[]>;
   /** Per protocol: true when the part does nothing there (falls through, logs nothing). */
   noop: Map<number, boolean>;
-  /** True when the part does nothing for this signature on any protocol. */
-  allNoop: boolean;
 }
 
 function samePartSeg(a: PartSeg, b: PartSeg): boolean {
@@ -286,7 +284,7 @@ export function computePartRows(def: TableDef, sig: Signature): PartRows {
     const only = slabs.length === 1 && slabs[0]!.segs.length === 1 ? slabs[0]!.segs[0]! : undefined;
     noop.set(proto, only !== undefined && only.o === 0 && only.logs.length === 0);
   }
-  return { byProto, noop, allNoop: [...noop.values()].every((x) => x) };
+  return { byProto, noop };
 }
 
 function partSegments(steps: Step[], list: Active[]): PartSeg[] {
