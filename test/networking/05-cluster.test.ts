@@ -173,6 +173,8 @@ t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
     t.ok(b1.decap > b0.decap && b1.encapFast > b0.encapFast, 'B decapsulated the request and encapsulated the reply');
     c.setPool({ ipipMode: 'CrossSubnet' });
     await c.sync();
+    const back = await A.ns.exec(['ip', '-4', 'route', 'show', 'proto', '122', '192.168.2.10']);
+    t.equal(back.stdout.trim(), '192.168.2.10 via 198.18.1.11 dev eth0', 'the tunnel MTU is gone again');
     const a2 = c.stats('node-a');
     t.ok(await pings(wa2.ns, wb.ip), 'wa2 → wb');
     t.equal(c.stats('node-a').encapFast, a2.encapFast, 'direct again');
