@@ -153,8 +153,8 @@ export class BpfDataplane {
 
   // ---------------------------------------------------------------- links
 
-  private onLinkAdd(l: LinkInfo): void {
-    if (l.name === this.o.uplink) { this.attachUplink(); return; }
+  private onLinkAdd(l: LinkInfo): void | Promise<void> {
+    if (l.name === this.o.uplink) { this.attachUplink(); return this.routes?.uplinkAppeared(); }
     const ep = this.byInterface.get(l.name);
     if (ep && this.policy.ifindexOf(ep.key) !== l.ifindex) this.policy.bind(ep); // policy before programs
     this.attachWorkload(l);

@@ -41,6 +41,8 @@ import {
 import { tcAttach, type BpfMap } from './native';
 
 export const DEFAULT_ROUTE_PROTOCOL = 122;
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 10_000;
 export const IPIP_OVERHEAD = 20;
 
 export class RouteError extends Error {
@@ -219,6 +221,10 @@ export class RouteManager {
   private attachedIfindex?: number;
   private lastPlan?: RoutePlan;
   private readonly writes = { routes: 0, maps: 0 };
+  private applyChain: Promise<void> = Promise.resolve();
+  private retryTimer?: NodeJS.Timeout;
+  private retryMs = RETRY_MIN_MS;
+  private closed = false;
   private natEntries = 0;
 
   private constructor(private readonly o: RouteManagerOptions) {
@@ -257,8 +263,32 @@ export class RouteManager {
     return changed;
   }
 
-  /** Brings kernel routes, maps and the uplink programs to the desired state. */
-  async apply(): Promise<void> {
+  /**
+   * Brings kernel routes, maps and the uplink programs to the desired state. Calls are
+   * serialised. A failure leaves the manager dirty, is rethrown, and also schedules a retry of
+   * its own (backoff 0.5 s → 10 s): events the agent does not see, such as an uplink that comes
+   * back before its address, converge without waiting for the next datastore change.
+   */
+  apply(): Promise<void> {
+    const p = this.applyChain.then(() => this.applyNow());
+    this.applyChain = p.then(() => { this.retryMs = RETRY_MIN_MS; }, (e: unknown) => {
+      this.log.warn({ err: e, retryMs: this.retryMs }, 'routing apply failed; will retry');
+      this.scheduleRetry();
+    });
+    return p;
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+      this.apply().catch(() => undefined); // logged and rescheduled by apply()
+    }, this.retryMs);
+    this.retryTimer.unref();
+  }
+
+  private async applyNow(): Promise<void> {
     if (!this.dirty || this.nodeName === undefined) return;
     if (!this.warnedVxlan && this.routing.pools.some((p) => p.vxlanMode !== 'Never' && p.vxlanMode !== '')) {
       this.warnedVxlan = true;
@@ -445,10 +475,17 @@ export class RouteManager {
     this.log.info({ uplink: this.uplink.name, ifindex: this.uplink.ifindex }, 'uplink programs attached');
   }
 
+  /** The uplink (re)appeared: resolve it again, attach, and point the programs at its ifindex. */
+  async uplinkAppeared(): Promise<void> {
+    this.uplinkChanged();
+    await this.apply();
+  }
+
   /** The uplink's interface went away (or was recreated): attach again on the next apply. */
   uplinkChanged(): void {
     this.attachedIfindex = undefined;
     this.uplinkFor = undefined;
+    this.needKernelRead = true; // the kernel dropped the routes through the old interface
     this.dirty = true;
   }
 
@@ -479,5 +516,9 @@ export class RouteManager {
     };
   }
 
-  close(): void { this.dp?.close(); }
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.dp?.close();
+  }
 }

@@ -14,6 +14,17 @@ import { Cluster } from './helpers/cluster';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import type { Netns } from '../../src/util/netns';
+import { tcQuery } from '../../src/dataplane/native';
+import { netcfgCodec, NETCFG_KEY } from '../../src/dataplane/bpf/net-codecs';
+
+async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 async function pings(from: Netns, ip: string, extra: string[] = []): Promise<boolean> {
   const r = await from.exec(['ping', '-c', '1', '-W', '2', ...extra, ip], { allowFail: true });
@@ -178,6 +189,23 @@ t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
     const a2 = c.stats('node-a');
     t.ok(await pings(wa2.ns, wb.ip), 'wa2 → wb');
     t.equal(c.stats('node-a').encapFast, a2.encapFast, 'direct again');
+  });
+
+  t.test('a recreated uplink gets the programs again and the new ifindex', async (t) => {
+    await B.ns.sh('ip link del eth0');
+    await c.topo.addVeth(B.ns, 'eth0', c.router, 'pb');
+    await c.router.sh('ip link set pb master br1');
+    await B.ns.sh('ip addr add 198.18.1.11/24 dev eth0 && ip route add default via 198.18.1.1');
+    const ifindex = await B.ns.ifindex('eth0');
+    const ok = await eventually(async () => {
+      const f = tcQuery({ iface: 'eth0', netns: B.ns.path, direction: 'ingress' });
+      const cfg = netcfgCodec.decode(B.dp!.routing!.maps.netcfg.lookup(NETCFG_KEY)!);
+      return f !== undefined && cfg.uplink_ifindex === ifindex;
+    }, 5000);
+    t.ok(ok, 'tc ingress attached on the new eth0 and netcfg points at it');
+    const d0 = c.stats('node-b').decap;
+    t.ok(await eventually(() => pings(wc.ns, wb.ip), 8000), 'wc → wb over IPIP through the new uplink (routes back after the address)');
+    t.ok(c.stats('node-b').decap > d0, 'B decapsulated on the new interface');
   });
 
   t.test('a removed workload: its route is swept on every node', async (t) => {
