@@ -168,20 +168,32 @@ async function sweepGroup(run: RunResult, s: Settings, t: BenchTopology, sw: Dat
     p50: figure(run, { id: `${kind}-conn-p50`, title: `Connect + request latency p50 vs ${param}`, unit: 'µs', better: 'lower', group: G, param }),
     p99: figure(run, { id: `${kind}-conn-p99`, title: `Connect + request latency p99 vs ${param}`, unit: 'µs', better: 'lower', group: G, param }),
   };
-  for (const level of levels) {
-    const scale: PolicyScale = kind === 'rules' ? { rules: level, members: 10 } : { rules: 1, members: level };
-    log(`${kind}: programming ${level}`);
-    const tm = await sw.program(scale);
-    run.notes.push({ figure: f.conn.id, text: `${param}=${level}: tortie compile ${tm.compileMs.toFixed(0)} ms, map writes ${tm.reconcileMs.toFixed(0)} ms, ${tm.tableCells} table cells, ${tm.prefixes} LPM prefixes; iptables ${tm.iptablesRules} rules` });
-    await interleaved(sw, s, async (dp, rep) => {
-      await guarded(run, `${kind}=${level} ${dp} wrk`, async () => {
-        const r = await wrkConnRate(t.client.ns, SERVER.ip, s.seconds.wrk);
-        sample(run, f.conn, dp, rep, r.requestsPerSecond, level, { errors: r.errors });
-        if (r.latency.p50 !== undefined) sample(run, f.p50, dp, rep, r.latency.p50, level);
-        if (r.latency.p99 !== undefined) sample(run, f.p99, dp, rep, r.latency.p99, level);
-      });
-    });
+  // Levels are interleaved too: every repeat visits every level (in alternating order) and, at
+  // each, every dataplane; so "level N vs the first level" compares measurements minutes apart at
+  // most, not a whole sweep apart.
+  const noted = new Set<number>();
+  for (let rep = 0; rep < s.repeats; rep++) {
+    const order = rep % 2 === 0 ? levels : [...levels].reverse();
+    for (const level of order) {
+      const scale: PolicyScale = kind === 'rules' ? { rules: level, members: 10 } : { rules: 1, members: level };
+      log(`${kind}: ${level} (repeat ${rep + 1}/${s.repeats})`);
+      const tm = await sw.program(scale);
+      if (!noted.has(level)) {
+        noted.add(level);
+        run.notes.push({ figure: f.conn.id, text: `${param}=${level}: tortie compile ${tm.compileMs.toFixed(0)} ms, map writes ${tm.reconcileMs.toFixed(0)} ms, ${tm.tableCells} table cells, ${tm.prefixes} LPM prefixes; iptables ${tm.iptablesRules} rules` });
+      }
+      for (const dp of orderFor(rep + levels.indexOf(level))) {
+        await sw.use(dp);
+        await guarded(run, `${kind}=${level} ${dp} wrk`, async () => {
+          const r = await wrkConnRate(t.client.ns, SERVER.ip, s.seconds.wrk);
+          sample(run, f.conn, dp, rep, r.requestsPerSecond, level, { errors: r.errors });
+          if (r.latency.p50 !== undefined) sample(run, f.p50, dp, rep, r.latency.p50, level);
+          if (r.latency.p99 !== undefined) sample(run, f.p99, dp, rep, r.latency.p99, level);
+        });
+      }
+    }
   }
+  sw.forget();
 }
 
 async function readStat(ns: BenchTopology['node'], path: string): Promise<number> {

@@ -13,8 +13,9 @@
  *   switch costs milliseconds and repeats can interleave. iptables on/off restores/flushes the
  *   node namespace's ruleset (`nft flush ruleset` with the nft backend, so no netfilter hook or
  *   conntrack stays registered for the other two).
- * - `program(scale)` compiles and writes the policy for the next measurements on both tortie
- *   (maps) and iptables (kept as restore text, loaded when iptables becomes active).
+ * - `program(scale)` compiles (once per scale, then cached) and writes the policy for the next
+ *   measurements on both tortie (a full reconcile of the maps) and iptables (kept as restore
+ *   text, loaded when iptables becomes active).
  * - `close()` detaches everything it attached, flushes rules, closes handles and removes its pin
  *   root. It is safe to call twice and after a failure half way.
  */
@@ -46,6 +47,7 @@ export class DataplaneSwitch {
   private rawRules = '';
   private ipsets = '';
   private state?: CompiledState;
+  private readonly cache = new Map<string, { state: CompiledState; compileMs: number; filter: string; ipsets: string; raw: string }>();
   flowEvents = 0;
 
   constructor(private readonly t: BenchTopology, private readonly backend: IptablesBackend = 'nft') {}
@@ -78,26 +80,40 @@ export class DataplaneSwitch {
    */
   async program(scale: PolicyScale, opts: { prefilter?: boolean } = {}): Promise<ProgramTimings> {
     if (!this.dp) throw new Error('dataplane switch not open');
-    const resources: Resource[] = calicoResources(scale);
-    if (opts.prefilter) resources.push(prefilterPolicy());
-    const t0 = performance.now();
-    const g = new CalcGraph({ nodeName: BENCH_NODE });
-    for (const r of resources) g.onUpdate(r);
-    g.flush();
-    const state = g.snapshot();
+    const key = JSON.stringify([scale.rules, scale.members, opts.prefilter === true]);
+    let c = this.cache.get(key);
+    if (!c) {
+      const resources: Resource[] = calicoResources(scale);
+      if (opts.prefilter) resources.push(prefilterPolicy());
+      const t0 = performance.now();
+      const g = new CalcGraph({ nodeName: BENCH_NODE });
+      for (const r of resources) g.onUpdate(r);
+      g.flush();
+      const state = g.snapshot();
+      c = {
+        state, compileMs: performance.now() - t0,
+        filter: iptablesRestore(scale), ipsets: ipsetRestore(scale), raw: opts.prefilter ? iptablesRawDrop('eth0') : '',
+      };
+      this.cache.set(key, c);
+    }
     const t1 = performance.now();
-    await this.dp.reconcile(state);
+    await this.dp.reconcile(c.state);
     const t2 = performance.now();
-    this.state = state;
-    this.filterRules = iptablesRestore(scale);
-    this.ipsets = ipsetRestore(scale);
-    this.rawRules = opts.prefilter ? iptablesRawDrop('eth0') : '';
+    this.state = c.state;
+    this.filterRules = c.filter;
+    this.ipsets = c.ipsets;
+    this.rawRules = c.raw;
     if (this.active === 'iptables') { await this.iptablesOff(); await this.iptablesOn(); }
     return {
-      compileMs: t1 - t0, reconcileMs: t2 - t1,
-      tableCells: state.tables.reduce((a, t) => a + t.cells.length, 0), prefixes: state.classes.prefixes.length,
-      iptablesRules: this.filterRules.split('\n').filter((l) => l.startsWith('-A ')).length,
+      compileMs: c.compileMs, reconcileMs: t2 - t1,
+      tableCells: c.state.tables.reduce((a, t) => a + t.cells.length, 0), prefixes: c.state.classes.prefixes.length,
+      iptablesRules: c.filter.split('\n').filter((l) => l.startsWith('-A ')).length,
     };
+  }
+
+  /** Drops the compiled states kept by `program` (a sweep revisits its levels each repeat). */
+  forget(): void {
+    this.cache.clear();
   }
 
   get compiled(): CompiledState | undefined { return this.state; }
