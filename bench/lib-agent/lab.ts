@@ -53,7 +53,7 @@ export async function buildLab(local: readonly LocalEndpoint[]): Promise<BenchLa
     process.on('exit', () => { for (const r of [...pinRoots]) removePins(r); });
   }
   const topo = Topology.create('agentlat');
-  const pinRoot = `/sys/fs/bpf/tortie-bench-${randomBytes(4).toString('hex')}`;
+  const pinRoot = `/sys/fs/bpf/tortie-agentlat-${randomBytes(4).toString('hex')}`;
   pinRoots.add(pinRoot);
   const destroy = (): void => {
     topo.destroySync();
