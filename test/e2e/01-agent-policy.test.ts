@@ -89,4 +89,5 @@ t.test('agent enforces policy from the datastore, survives kill -9 and converges
   t.ok(await eventually(() => tcpConnects(a.ns, b.ip, 9090), true), 'policy deleted: tcp/9090 allowed again');
   await lab.killAgent('SIGTERM');
   t.equal(lab.agent?.exitCode, 0, 'graceful stop exits 0');
+  t.notMatch(lab.agentLog, /housekeeping failed|dataplane operation failed|"level":50/, 'no errors in the agent log');
 });
