@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Uplink tc programs (the host's interface towards the other nodes and the outside):
- *   tortie_uplink_in   tc ingress: IPIP to this node from a known node is decapsulated (the
- *                      inner packet continues to the kernel, which routes it to the workload);
+ *   tortie_uplink_in   tc ingress: IPIP to this node from a known node is decapsulated and
+ *                      redirected to the workload's cali* (lib/ipip.h ipip_deliver; else the
+ *                      kernel routes the inner packet);
  *                      IPIP from anyone else is dropped (DROP_IPIP_UNKNOWN_SRC); replies of
  *                      SNATed flows are translated back to the workload (lib/nat.h).
  *   tortie_uplink_out  tc egress: packets the kernel routed to a remote workload whose route
@@ -47,7 +48,8 @@ static __always_inline int uplink_parse(struct __sk_buff *skb, struct tortie_pkt
 	return PARSE_IPV4;
 }
 
-static __always_inline int uplink_ingress(struct __sk_buff *skb)
+/* Returns the drop reason (or TORTIE_FORWARD); *act is the tc verdict for forwarded packets. */
+static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 {
 	const struct tortie_netcfg *cfg = netcfg_get();
 	struct tortie_pkt pkt = {};
@@ -66,7 +68,14 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb)
 			return TORTIE_FORWARD; /* not for us: the kernel decides */
 		if (pkt.frag != TORTIE_FRAG_NONE)
 			return DROP_IPIP_BAD_INNER; /* outer fragments are not reassembled here */
-		return ipip_decap(skb, l4off - ETH_HLEN, skb->len - ETH_HLEN);
+		ret = ipip_decap(skb, l4off - ETH_HLEN, skb->len - ETH_HLEN);
+		if (ret < 0)
+			return ret;
+		ret = ipip_deliver(skb);
+		if (ret < 0)
+			return ret;
+		*act = ret;
+		return TORTIE_FORWARD;
 	}
 	if (pkt.daddr == cfg->node_ip && pkt.frag == TORTIE_FRAG_LATER) {
 		ret = nat_frag_later(skb, &pkt, TORTIE_NAT_REV);
@@ -130,18 +139,19 @@ static __always_inline int uplink_egress(struct __sk_buff *skb)
 }
 
 /* The single exit: the packet is counted with its length before any rewrite. */
-static __always_inline int uplink_exit(__u32 ifindex, __u32 len, int ret)
+static __always_inline int uplink_exit(__u32 ifindex, __u32 len, int ret, int act)
 {
 	count_packet(ifindex, TORTIE_DIR_UPLINK, ret, len);
-	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
+	return ret < 0 ? TC_ACT_SHOT : act;
 }
 
 SEC("tc")
 int tortie_uplink_in(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex, len = skb->len;
+	int act = TC_ACT_OK, ret = uplink_ingress(skb, &act);
 
-	return uplink_exit(ifindex, len, uplink_ingress(skb));
+	return uplink_exit(ifindex, len, ret, act);
 }
 
 SEC("tc")
@@ -149,7 +159,7 @@ int tortie_uplink_out(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex, len = skb->len;
 
-	return uplink_exit(ifindex, len, uplink_egress(skb));
+	return uplink_exit(ifindex, len, uplink_egress(skb), TC_ACT_OK);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -32,6 +32,7 @@
 
 #include "lib/parse.h"
 #include "lib/route.h"
+#include "lib/endpoint.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -94,6 +95,20 @@ static __always_inline __u32 ipip_wire_len(struct __sk_buff *skb, const struct i
 	return hlen + l4len + skb->gso_size;
 }
 
+/* Forwarding without the kernel: decrement the TTL as it would have (the caller checked > 1). */
+static __always_inline int ipip_ttl_dec(struct __sk_buff *skb, struct iphdr *ip)
+{
+	__be16 old_ttl, new_ttl;
+
+	__builtin_memcpy(&old_ttl, &ip->ttl, 2);
+	ip->ttl--;
+	__builtin_memcpy(&new_ttl, &ip->ttl, 2);
+	if (bpf_l3_csum_replace(skb, IPIP_L3_OFF + 10, old_ttl, new_ttl, 2) < 0 ||
+	    bpf_skb_store_bytes(skb, IPIP_L3_OFF + 8, &new_ttl, 2, 0) < 0)
+		return DROP_ENCAP_FAILED;
+	return 0;
+}
+
 /*
  * Fast path from a workload: >= 0 is the tc verdict (TC_ACT_REDIRECT done, or TC_ACT_OK to
  * leave the packet to the kernel unchanged), < 0 a drop reason. Call only for packets the
@@ -104,7 +119,6 @@ static __always_inline int ipip_encap_redirect(struct __sk_buff *skb, const stru
 {
 	struct bpf_fib_lookup fib = {};
 	struct iphdr ip;
-	__be16 old_ttl, new_ttl;
 	__u32 wire;
 	long rc;
 	int ret;
@@ -124,13 +138,9 @@ static __always_inline int ipip_encap_redirect(struct __sk_buff *skb, const stru
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		goto fallback; /* FRAG_NEEDED: the kernel route's MTU makes it answer frag-needed */
 
-	/* Forwarding: decrement the inner TTL as the kernel would have. */
-	__builtin_memcpy(&old_ttl, &ip.ttl, 2);
-	ip.ttl--;
-	__builtin_memcpy(&new_ttl, &ip.ttl, 2);
-	if (bpf_l3_csum_replace(skb, IPIP_L3_OFF + 10, old_ttl, new_ttl, 2) < 0 ||
-	    bpf_skb_store_bytes(skb, IPIP_L3_OFF + 8, &new_ttl, 2, 0) < 0)
-		return DROP_ENCAP_FAILED;
+	ret = ipip_ttl_dec(skb, &ip);
+	if (ret < 0)
+		return ret;
 	ret = ipip_push(skb, cfg->node_ip, rt->next_hop);
 	if (ret < 0)
 		return ret;
@@ -175,6 +185,44 @@ static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen, __u32 o
 		return DROP_ENCAP_FAILED;
 	netstat_inc(TORTIE_NS_DECAP);
 	return 0;
+}
+
+/*
+ * After decapsulation: hand the inner packet straight to the local workload's cali* device when
+ * the fib says that is where it goes and the device is a tortie endpoint (its tc egress program
+ * then enforces the workload's ingress policy as on the kernel path), skipping the kernel's
+ * forwarding. Returns the tc verdict: TC_ACT_REDIRECT, or TC_ACT_OK to leave the packet to the
+ * kernel (other destinations, TTL 1, no neighbour entry yet, too big); < 0 a drop reason.
+ */
+static __always_inline int ipip_deliver(struct __sk_buff *skb)
+{
+	struct bpf_fib_lookup fib = {};
+	struct iphdr ip;
+	__u32 out;
+	int ret;
+
+	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &ip, sizeof(ip)) < 0 || ip.ttl <= 1)
+		return TC_ACT_OK;
+	fib.family = AF_INET;
+	fib.l4_protocol = ip.protocol;
+	fib.tot_len = ipip_wire_len(skb, &ip);
+	fib.tos = ip.tos;
+	fib.ifindex = skb->ifindex;
+	fib.ipv4_src = ip.saddr;
+	fib.ipv4_dst = ip.daddr;
+	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return TC_ACT_OK;
+	out = fib.ifindex;
+	if (out == skb->ifindex || !bpf_map_lookup_elem(&tortie_ep_v1, &out))
+		return TC_ACT_OK;
+	ret = ipip_ttl_dec(skb, &ip);
+	if (ret < 0)
+		return ret;
+	if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0) < 0)
+		return DROP_ENCAP_FAILED;
+	netstat_inc(TORTIE_NS_DECAP_FAST);
+	return bpf_redirect(out, 0);
 }
 
 #endif

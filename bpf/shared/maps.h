@@ -332,7 +332,8 @@ enum tortie_netstat {
 	TORTIE_NS_SNAT_RETRY = 6,     /* port candidates that collided */
 	TORTIE_NS_RNAT = 7,           /* replies reverse-translated */
 	TORTIE_NS_NAT_FRAG = 8,       /* later fragments translated like their first fragment */
-	TORTIE_NS_MAX = 9,
+	TORTIE_NS_DECAP_FAST = 9,     /* decapsulated and redirected straight to the workload's cali* */
+	TORTIE_NS_MAX = 10,
 };
 
 #endif

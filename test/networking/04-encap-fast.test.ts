@@ -6,7 +6,9 @@
 // never encapsulated; routes without ENCAP are not touched.
 import t from 'tap';
 import { Topology } from '../../src/util/netns';
-import { RT_F, NET_MAP, netcfgCodec, routeCodec, lpm4Key, readNetStats, NETCFG_KEY } from '../../src/dataplane/bpf/net-codecs';
+import { RT_F, NET_MAP, netcfgCodec, routeCodec, lpm4Key, readNetStats, NETCFG_KEY, nodeKeyCodec, nodeInfoCodec } from '../../src/dataplane/bpf/net-codecs';
+import { loadUplink } from '../../src/dataplane/bpf/loader';
+import { eth, ipv4 } from '../../src/dataplane/bpf/packet';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { PROTO } from '../../src/dataplane/bpf/packet';
@@ -93,6 +95,33 @@ t.test('from-workload IPIP fast path', async (t) => {
     const fits = run(tcpFrame({ src: WL, dst: '192.168.20.9', sport: 33005, dport: 80, df: true, payload: Buffer.alloc(1480 - 40) }));
     t.equal(fits.retval, TC_REDIRECT, 'a 1480-byte inner packet fits exactly');
     t.equal(fits.data.length, 14 + 1500);
+  });
+
+  t.test('decap fast path: straight to the workload\'s cali* device, else the kernel', async (t) => {
+    await n.sh('ip link add calit0 type veth peer name wlt0 && ip link set calit0 address ee:ee:ee:ee:ee:ee && ' +
+      'ip link set calit0 up && ip link set wlt0 up && ip route add 192.168.10.7/32 dev calit0 && ' +
+      'ip neigh add 192.168.10.7 lladdr 02:00:00:00:00:77 dev calit0 nud permanent');
+    const cali = await n.ifindex('calit0');
+    h.writer.applyEndpointPolicy({ ifindex: cali, id: 9, ipNetworks: ['192.168.10.7/32'],
+      tables: { ingress: allowAll('i00000000000000f', 'ingress'), egress: allowAll('e00000000000000f', 'egress') } });
+    const up = await loadUplink({ pinRoot: h.pinRoot });
+    t.teardown(() => up.close());
+    up.maps.node4.update(nodeKeyCodec.encode({ addr: NODE_B }), nodeInfoCodec.encode({ flags: 0 }));
+    const ipip = (dst: string, ttl = 64) => eth({ dst: MAC_UP }, ipv4({ src: NODE_B, dst: NODE_A, proto: PROTO.IPIP },
+      tcpFrame({ src: '192.168.20.9', dst, sport: 80, dport: 33000, flags: 'SA', ttl }).subarray(ETH_HLEN)));
+    const before = readNetStats(up.maps.netstat);
+    const r = up.ingress.testRun(ipip('192.168.10.7'), { netns: n.path });
+    t.equal(r.retval, TC_REDIRECT, 'redirected');
+    t.equal(r.data.subarray(0, 6).toString('hex'), '020000000077', 'to the workload\'s MAC');
+    t.equal(r.data.subarray(6, 12).toString('hex'), 'eeeeeeeeeeee', 'from the cali* MAC');
+    const i = ipAt(r.data);
+    t.same([i.src, i.dst, i.proto, i.ttl, i.csumOk, l4ChecksumOk(i)], ['192.168.20.9', '192.168.10.7', PROTO.TCP, 63, true, true], 'outer header gone, TTL decremented');
+    const after = readNetStats(up.maps.netstat);
+    t.same([after.decap - before.decap, after.decapFast - before.decapFast], [1n, 1n]);
+    for (const [what, p] of [['TTL 1', ipip('192.168.10.7', 1)], ['not a tortie endpoint', ipip('198.18.3.3')]] as const) {
+      const x = up.ingress.testRun(p, { netns: n.path });
+      t.same([x.retval, ipAt(x.data).dst, x.data.length], [TC_OK, ipAt(p, ETH_HLEN + 20).dst, p.length - 20], `${what}: decapsulated, left to the kernel`);
+    }
   });
 
   t.test('no ENCAP flag, no route, or denied: never encapsulated', async (t) => {

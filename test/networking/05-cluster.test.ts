@@ -97,6 +97,7 @@ t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
     t.ok(a1.encapFast > a0.encapFast, `A encapsulated in the fast path (${a1.encapFast - a0.encapFast})`);
     t.ok(c1.decap >= c0.decap + 2n, 'C decapsulated the requests and replies');
     t.ok(c1.encapFast > c0.encapFast, 'C encapsulated its replies');
+    t.ok(a1.decapFast + c1.decapFast > a0.decapFast + c0.decapFast, 'decapsulated packets went straight to the workloads\' cali*');
     await new Promise((res) => setTimeout(res, 500));
     cap.kill('SIGINT');
     t.match(captured, /198\.18\.1\.10 > 198\.18\.2\.10: .*192\.168\.1\.1[01] > 192\.168\.3\.10/, 'the router saw IPIP with the workload packet inside');

@@ -24,7 +24,7 @@ export const NAT_DIR = { FWD: 0, REV: 1 } as const;
 export const NATF = { FIN_OUT: 1, FIN_IN: 2, RST: 4, REPLY: 8 } as const;
 
 /** enum tortie_netstat, in index order. */
-export const NETSTAT = ['encapFast', 'encapUplink', 'encapFallback', 'decap', 'snat', 'snatNew', 'snatRetry', 'rnat', 'natFrag'] as const;
+export const NETSTAT = ['encapFast', 'encapUplink', 'encapFallback', 'decap', 'snat', 'snatNew', 'snatRetry', 'rnat', 'natFrag', 'decapFast'] as const;
 export type NetStatName = typeof NETSTAT[number];
 export type NetStats = Record<NetStatName, bigint>;
 
