@@ -215,13 +215,13 @@ function applyOp(prog: TableProgram, state: FoldState, op: Op, fn: PartRows | un
 }
 
 /** Key of a signature restricted to a part's atoms. */
-function partSigKey(part: PartRec, sig: Signature, member: Map<string, string>): string {
+export function partSigKey(part: PartRec, sig: Signature, member: Map<string, string>): string {
   let key = '';
   for (const a of part.def.atomList) if (sig.has(a)) key += (key === '' ? '' : '\n') + member.get(a)!;
   return key;
 }
 
-function partRows(part: PartRec, key: string, sig: Signature): PartRows {
+export function partRows(part: PartRec, key: string, sig: Signature): PartRows {
   let r = part.memo.get(key);
   if (r === undefined) {
     r = computePartRows(part.def, sig);

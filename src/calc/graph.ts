@@ -58,7 +58,7 @@ import {
   type TierInfo,
 } from './semantics';
 import { policyKey, resourceKey, ResourceState } from './store';
-import { foldRows, makeProgram, type Op, type PartRec, type TableProgram } from './fold';
+import { foldRows, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
 import { assembleTable, makeTableDef, type AssembledTable, type Rows, type Signature, type Step } from './table';
 import {
   DIRECTIONS,
@@ -134,6 +134,50 @@ function fnv(str: string, seed: number): number {
   return h >>> 0;
 }
 
+/** Signature map and member strings of a list of signature members. */
+function signatureOfMembers(members: string[]): { sig: Signature; member: Map<string, string> } {
+  const sig: Signature = new Map();
+  const member = new Map<string, string>();
+  for (const m of members) {
+    if (m.startsWith('n:')) {
+      const eq = m.lastIndexOf('=');
+      const id = m.slice(0, eq);
+      sig.set(
+        id,
+        m
+          .slice(eq + 1)
+          .split(',')
+          .map((v) => v.split(':').map(Number) as [number, number]),
+      );
+      member.set(id, m);
+    } else {
+      sig.set(m, true);
+      member.set(m, m);
+    }
+  }
+  return { sig, member };
+}
+
+/**
+ * Whether `next` can reuse rows of `prev`: same protocols and op structure, parts equal except
+ * at some positions. Returns those positions, or undefined when the shapes differ.
+ */
+function alignPredecessor(prev: Ctx, next: Ctx): { ctx: Ctx; changed: number[] } | undefined {
+  const a = prev.def;
+  const b = next.def;
+  if (a.ops.length !== b.ops.length || a.protocols.join(',') !== b.protocols.join(',')) return undefined;
+  const changed: number[] = [];
+  for (let i = 0; i < a.ops.length; i++) {
+    const x = a.ops[i]!;
+    const y = b.ops[i]!;
+    if (x.kind !== y.kind) return undefined;
+    if (x.kind === 'part') {
+      if (x.part.key !== (y as typeof x).part.key) changed.push(i);
+    } else if (JSON.stringify(x) !== JSON.stringify(y)) return undefined;
+  }
+  return changed.length <= 4 ? { ctx: prev, changed } : undefined;
+}
+
 /** Atoms whose membership differs between two signatures (`changed`), and those only in `b`. */
 function memberDiff(a: string[], b: string[]): { changed: string[]; gained: string[] } {
   const atomOf = (m: string): string => (m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m);
@@ -181,6 +225,12 @@ interface Ctx {
   needReassemble: boolean;
   /** Never assembled yet. */
   fresh: boolean;
+  /**
+   * The table this one replaces for some endpoint, when both have the same shape and differ only
+   * in the parts at `changed`: rows of signatures for which those parts behave the same are
+   * taken from it instead of folding again (cleared after the first build).
+   */
+  pred?: { ctx: Ctx; changed: number[] };
 }
 
 interface DefinitionExtras {
@@ -1073,6 +1123,10 @@ export class CalcGraph {
       }
       ctx.refs.add(`${key}|${d}`);
       ep.defs[d] = built.key;
+      if (ctx.fresh && ctx.pred === undefined && old !== undefined) {
+        const prev = this.ctxs.get(old);
+        if (prev !== undefined && prev.assembled !== undefined) ctx.pred = alignPredecessor(prev, ctx);
+      }
       this.unrefCtx(old, `${key}|${d}`);
     }
   }
@@ -1271,9 +1325,29 @@ export class CalcGraph {
           member.set(m, m);
         }
       }
-      rows = foldRows(ctx.def, sig, member);
+      rows = ctx.pred !== undefined ? this.rowsFromPredecessor(ctx, ctx.pred, cls) : undefined;
+      rows ??= foldRows(ctx.def, sig, member);
       ctx.memo.set(key, rows.key);
       ctx.rowsCache.set(rows.key, rows);
+    }
+    return rows;
+  }
+
+  /**
+   * The predecessor's rows for a class, if the changed parts act identically on it. Both tables
+   * are pure functions of the class's current memberships restricted to their atoms; when the
+   * parts that differ give equal functions on those memberships, the folds are equal. (Parts are
+   * evaluated on all of the class's memberships: a part only reads its own atoms.)
+   */
+  private rowsFromPredecessor(ctx: Ctx, pred: NonNullable<Ctx['pred']>, cls: ClassRec): Rows | undefined {
+    const rk = pred.ctx.memo.get(this.restrictedKey(pred.ctx, cls));
+    const rows = rk !== undefined ? pred.ctx.rowsCache.get(rk) : undefined;
+    if (rows === undefined) return undefined;
+    const { sig, member } = signatureOfMembers(cls.members);
+    for (const i of pred.changed) {
+      const np = (ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
+      const op = (pred.ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
+      if (partRows(np, partSigKey(np, sig, member), sig).key !== partRows(op, partSigKey(op, sig, member), sig).key) return undefined;
     }
     return rows;
   }
@@ -1327,6 +1401,7 @@ export class CalcGraph {
       ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
     }
     if (ctx.memo.size > 4 * relevant.size + 64) ctx.memo.clear();
+    delete ctx.pred;
     this.assemble(ctx, prevId, prev);
   }
 

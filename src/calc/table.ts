@@ -237,6 +237,8 @@ export interface PartRows {
   byProto: Map<number, PartSlab[]>;
   /** Per protocol: true when the part does nothing there (falls through, logs nothing). */
   noop: Map<number, boolean>;
+  /** Canonical fingerprint: equal keys ⇔ equal functions (for reuse across table versions). */
+  key: string;
 }
 
 function samePartSeg(a: PartSeg, b: PartSeg): boolean {
@@ -284,7 +286,10 @@ export function computePartRows(def: TableDef, sig: Signature): PartRows {
     const only = slabs.length === 1 && slabs[0]!.segs.length === 1 ? slabs[0]!.segs[0]! : undefined;
     noop.set(proto, only !== undefined && only.o === 0 && only.logs.length === 0);
   }
-  return { byProto, noop };
+  const text = [...byProto]
+    .map(([p, slabs]) => `${p}:${slabs.map((sl) => `${sl.min}-${sl.max}[${sl.segs.map((g) => `${g.min}-${g.max}/${g.o}${g.rule}${g.logs.length ? '+' + g.logs.join('+') : ''}`).join(',')}]`).join(';')}`)
+    .join('|');
+  return { byProto, noop, key: createHash('sha1').update(text).digest('hex').slice(0, 16) };
 }
 
 function partSegments(steps: Step[], list: Active[]): PartSeg[] {
