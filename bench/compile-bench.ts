@@ -2,7 +2,8 @@
  * Policy-compiler benchmark (prints figures, asserts nothing):
  *   - initial compile of 10,000 endpoints (100 local) × 1,000 policies of 5 rules each (mixed
  *     selectors, namespace selectors, nets, port ranges, named ports, ICMP);
- *   - deltas: one remote label change, one local label change, one policy update (median of N);
+ *   - deltas: one remote label change, one local label change, one policy update = an edit of
+ *     one rule (median of N), for any policy and for policies that are in a local table;
  *   - RSS and table entries per local endpoint.
  *
  *   npx tsc -p tsconfig.json && node --expose-gc dist/bench/compile-bench.js [endpoints] [policies] [locals] [repeats]
@@ -111,10 +112,16 @@ function policySelector(i: number): string {
   }
 }
 
-function policy(i: number, version = 0): NetworkPolicy | GlobalNetworkPolicy {
+/** An edit of one rule: the policy's first ingress rule becomes a new nets + port rule. */
+function editFirstRule(p: NetworkPolicy | GlobalNetworkPolicy, version: number): NetworkPolicy | GlobalNetworkPolicy {
+  const q = structuredClone(p);
+  q.spec.ingress![0] = { action: 'Allow', protocol: 'TCP', source: { nets: [net()] }, destination: { ports: [1000 + version] } };
+  return q;
+}
+
+function policy(i: number): NetworkPolicy | GlobalNetworkPolicy {
   const ingress = [rule(true), rule(true), rule(true)];
   const egress = [rule(false), rule(false)];
-  if (version > 0) ingress[0] = { action: 'Allow', protocol: 'TCP', source: { nets: [net()] }, destination: { ports: [1000 + version] } };
   const spec = { order: int(1000), selector: policySelector(i), ingress, egress, types: ['Ingress', 'Egress'] as ('Ingress' | 'Egress')[] };
   const global = MIX === 'broad' ? i % 10 === 0 || i % 10 >= 8 : i % 10 < 3;
   if (global) return { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: `gnp${i}` }, spec };
@@ -218,8 +225,7 @@ function main(): void {
   let tablesTouched = 0;
   for (let k = 0; k < REPEATS; k++) {
     const i = int(N_POL);
-    const p = policy(i, k + 1);
-    p.spec.selector = pols[i]!.spec.selector;
+    const p = editFirstRule(pols[i]!, k + 1);
     pols[i] = p;
     g.onUpdate(p);
     let d: ReturnType<CalcGraph['flush']> | undefined;
@@ -236,8 +242,7 @@ function main(): void {
   let broadProj = 0;
   for (let k = 0; k < REPEATS && activeIdx.length > 0; k++) {
     const i = pick(activeIdx);
-    const p = policy(i, k + 1000);
-    p.spec.selector = pols[i]!.spec.selector;
+    const p = editFirstRule(pols[i]!, k + 1000);
     pols[i] = p;
     g.onUpdate(p);
     let d: ReturnType<CalcGraph['flush']> | undefined;
