@@ -64,7 +64,12 @@ export class ApplyError extends Error {
   constructor(code: string, message: string) { super(message); this.name = 'ApplyError'; this.code = code; }
 }
 
-interface TableRef { id: number; hash: string; refs: number; enc: EncodedTable; extraProj: Map<number, Entry> }
+/**
+ * A loaded table. Its encoded entries are not kept (at 100 endpoints × thousands of projection
+ * entries they were the agent's largest allocation): encodeTable is deterministic, so erase()
+ * re-encodes the table as it was written to find its keys.
+ */
+interface TableRef { id: number; hash: string; refs: number; table: VerdictTable; extraProj: Set<number> }
 
 /** A table found in the maps at start-up (written by a previous agent), not yet adopted. */
 interface Orphan { id: number; hash: string; refs: number }
@@ -125,7 +130,7 @@ export class TableRegistry {
       // (idempotent, same keys and values) to pick up additions made while no agent ran.
       const enc = encodeTable(t, orphan.id);
       updateAll(this.maps.proj, enc.proj);
-      const ref: TableRef = { id: orphan.id, hash: t.id, refs: orphan.refs + 1, enc, extraProj: new Map() };
+      const ref: TableRef = { id: orphan.id, hash: t.id, refs: orphan.refs + 1, table: t, extraProj: new Set() };
       this.orphansById.delete(orphan.id);
       this.orphansByHash.delete(orphan.hash);
       this.byHash.set(t.id, ref);
@@ -134,14 +139,14 @@ export class TableRegistry {
     }
     const id = this.allocId();
     const enc = encodeTable(t, id);
-    const ref: TableRef = { id, hash: t.id, refs: 1, enc, extraProj: new Map() };
+    const ref: TableRef = { id, hash: t.id, refs: 1, table: t, extraProj: new Set() };
     try {
       updateAll(this.maps.proj, enc.proj);
       updateAll(this.maps.spc, enc.spc);
       updateAll(this.maps.pol, enc.pol);
       this.maps.tbl.update(enc.meta.key, enc.meta.value); // last: now the table is usable
     } catch (err) {
-      this.erase(enc, ref.extraProj);
+      this.erase(ref, enc);
       throw err;
     }
     this.byHash.set(t.id, ref);
@@ -158,7 +163,7 @@ export class TableRegistry {
     if (--ref.refs > 0) return;
     this.byId.delete(id);
     this.byHash.delete(ref.hash);
-    this.erase(ref.enc, ref.extraProj);
+    this.erase(ref);
   }
 
   /** Projection entries added to a live table (CalcDelta.projectionAdded): new global classes. */
@@ -168,7 +173,7 @@ export class TableRegistry {
     for (const p of entries) {
       const e = encodeProjection(ref.id, p.globalClass, p.localClass);
       this.maps.proj.update(e.key, e.value);
-      ref.extraProj.set(p.globalClass, e);
+      ref.extraProj.add(p.globalClass);
     }
   }
 
@@ -181,11 +186,12 @@ export class TableRegistry {
     }
   }
 
-  private erase(enc: EncodedTable, extra: Map<number, Entry>): void {
-    this.maps.tbl.delete(enc.meta.key); // first: from now on the id fails closed
-    deleteAll(this.maps.pol, enc.pol.map((e) => e.key));
-    deleteAll(this.maps.spc, enc.spc.map((e) => e.key));
-    deleteAll(this.maps.proj, [...enc.proj, ...extra.values()].map((e) => e.key));
+  private erase(ref: TableRef, written: EncodedTable = encodeTable(ref.table, ref.id)): void {
+    this.maps.tbl.delete(written.meta.key); // first: from now on the id fails closed
+    deleteAll(this.maps.pol, written.pol.map((e) => e.key));
+    deleteAll(this.maps.spc, written.spc.map((e) => e.key));
+    const extra = [...ref.extraProj].map((g) => projKeyCodec.encode({ table: ref.id, gclass: g }));
+    deleteAll(this.maps.proj, [...written.proj.map((e) => e.key), ...extra]);
   }
 
   /** Deletes a table known only by id: its meta first, then every entry keyed by that id. */
