@@ -82,6 +82,14 @@ export function performanceSection(run: RunResult, chartDirFromReadme: string): 
   ].join('\n');
 }
 
+export const README_BEGIN = '<!-- bench:begin (written by `npm run bench -- --readme`; edit bench/lib/report.ts instead) -->';
+export const README_END = '<!-- bench:end -->';
+
+/**
+ * Writes the suite's block into README.md's "## Performance" section: between the bench markers
+ * when they exist, otherwise right under the heading (the section's own opening sentence is
+ * replaced, anything else in the section, such as other benches' tables, is kept).
+ */
 export function updateReadme(readmePath: string, run: RunResult, outDir: string): void {
   const text = readFileSync(readmePath, 'utf8');
   const start = text.search(/^## Performance\s*$/m);
@@ -89,7 +97,21 @@ export function updateReadme(readmePath: string, run: RunResult, outDir: string)
   const headingEnd = text.indexOf('\n', start) + 1;
   const rest = text.slice(headingEnd);
   const next = rest.search(/^## /m);
+  const section = next < 0 ? rest : rest.slice(0, next);
   const tail = next < 0 ? '' : rest.slice(next);
   const rel = relative(dirname(readmePath), outDir) || '.';
-  writeFileSync(readmePath, `${text.slice(0, headingEnd)}${performanceSection(run, rel)}\n${tail ? `\n${tail}` : ''}`);
+  const block = `${README_BEGIN}\n${performanceSection(run, rel).trim()}\n${README_END}\n`;
+  let body: string;
+  const b = section.indexOf(README_BEGIN);
+  const e = section.indexOf(README_END);
+  if (b >= 0 && e > b) {
+    body = `${section.slice(0, b)}${block}${section.slice(e + README_END.length).replace(/^\n/, '')}`;
+  } else {
+    // The placeholder sentence the section started with is superseded by the block.
+    const kept = section.replace(/^\s*Figures land here[\s\S]*?\n\s*\n/, '\n').replace(/^\s+/, '');
+    body = `\n${block}${kept ? `\n${kept}` : ''}`;
+  }
+  if (!body.endsWith('\n')) body += '\n';
+  if (tail && !body.endsWith('\n\n')) body += '\n';
+  writeFileSync(readmePath, `${text.slice(0, headingEnd)}${body}${tail}`);
 }
