@@ -216,20 +216,42 @@ async function prefilterGroup(run: RunResult, s: Settings, t: BenchTopology, sw:
   };
   await sw.program(s.base, { prefilter: true });
   run.notes.push({ figure: 'drop-rate', text: `a UDP flood (64-byte datagrams from one python3 sendto loop, about one core) from ${FLOOD_SRC} on the outside host to the server; tortie drops it in XDP on the node's uplink (a doNotTrack deny of its /24), iptables in raw PREROUTING, bare forwards it. The sender is the limit when the node keeps up; the softirq figure is the cost side.` });
+  const fQuiet = figure(run, { id: 'drop-softirq-no-events', title: 'softirq CPU per flood packet, XDP prefilter built without flow events (diagnostic)', unit: 'ns', better: 'lower', group: G,
+    labels: { tortie: 'XDP prefilter, events off' } });
+  const fQuietRate = figure(run, { id: 'drop-rate-no-events', title: 'packets handled/s, XDP prefilter built without flow events (diagnostic)', unit: 'kpps', better: 'higher', group: G,
+    labels: { tortie: 'XDP prefilter, events off' } });
+  const counted = async (dp: DataplaneName): Promise<number> =>
+    dp === 'tortie' ? Number(sw.prefilterDrops()) : dp === 'iptables' ? Number(await sw.iptablesRawDrops()) : await readStat(t.node, '/sys/class/net/eth0/statistics/rx_packets');
+  const flood = async (dp: DataplaneName): Promise<{ handled: number; sent: number; softirq: number; secs: number }> => {
+    const before = await counted(dp);
+    const si0 = softirqNs();
+    const t0 = performance.now();
+    const sent = await udpFlood(t.out, SERVER.ip, 9, s.seconds.flood);
+    const secs = (performance.now() - t0) / 1000;
+    const si1 = softirqNs();
+    const handled = (await counted(dp)) - before;
+    if (handled <= 0) throw new Error(`no packets counted (${dp})`);
+    return { handled, sent, softirq: si1 - si0, secs };
+  };
   await interleaved(sw, s, async (dp, rep) => {
     await guarded(run, `prefilter ${dp}`, async () => {
-      const before = dp === 'tortie' ? Number(sw.prefilterDrops()) : dp === 'iptables' ? Number(await sw.iptablesRawDrops()) : await readStat(t.node, '/sys/class/net/eth0/statistics/rx_packets');
-      const si0 = softirqNs();
-      const t0 = performance.now();
-      const offered = await udpFlood(t.out, SERVER.ip, 9, s.seconds.flood);
-      const secs = (performance.now() - t0) / 1000;
-      const si1 = softirqNs();
-      const after = dp === 'tortie' ? Number(sw.prefilterDrops()) : dp === 'iptables' ? Number(await sw.iptablesRawDrops()) : await readStat(t.node, '/sys/class/net/eth0/statistics/rx_packets');
-      const handled = after - before;
-      if (handled <= 0) throw new Error(`no packets counted (${dp})`);
+      const r = await flood(dp);
       // The sender's loop runs exactly `flood` seconds; `secs` adds its start-up.
-      sample(run, f.rate, dp, rep, handled / s.seconds.flood / 1e3, undefined, { sent: offered, handled, wallSeconds: secs });
-      sample(run, f.cost, dp, rep, (si1 - si0) / handled, undefined, { softirqMs: (si1 - si0) / 1e6 });
+      sample(run, f.rate, dp, rep, r.handled / s.seconds.flood / 1e3, undefined, { sent: r.sent, handled: r.handled, wallSeconds: r.secs });
+      sample(run, f.cost, dp, rep, r.softirq / r.handled, undefined, { softirqMs: r.softirq / 1e6 });
+    });
+    if (dp !== 'tortie') return;
+    // Right after, the same flood against the prefilter without per-drop ring-buffer events.
+    await guarded(run, 'prefilter tortie without events', async () => {
+      sw.prefilterEvents(false);
+      try {
+        await new Promise((res) => setTimeout(res, 100));
+        const r = await flood('tortie');
+        sample(run, fQuietRate, 'tortie', rep, r.handled / s.seconds.flood / 1e3, undefined, { sent: r.sent, handled: r.handled });
+        sample(run, fQuiet, 'tortie', rep, r.softirq / r.handled);
+      } finally {
+        sw.prefilterEvents(true);
+      }
     });
   });
   const drops = run.samples.filter((x) => x.figure === f.rate.id);

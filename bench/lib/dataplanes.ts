@@ -42,6 +42,8 @@ export class DataplaneSwitch {
   private wep?: WepDatapath;
   private pf?: PrefilterDatapath;
   private up?: UplinkDatapath;
+  /** The same prefilter built with flow events off (a diagnostic variant, see prefilterEvents). */
+  private pfQuiet?: PrefilterDatapath;
   private active: DataplaneName | undefined;
   private filterRules = '';
   private rawRules = '';
@@ -63,6 +65,7 @@ export class DataplaneSwitch {
     // Handles on the same programs (same object, same pinned maps) to re-attach after a bare phase.
     this.wep = await loadWep({ pinRoot: this.pinRoot });
     this.pf = await loadPrefilter({ pinRoot: this.pinRoot });
+    this.pfQuiet = await loadPrefilter({ pinRoot: this.pinRoot, events: false });
     // The agent's default (Calico networking on) also puts IPIP/NAT programs on the uplink.
     this.up = await loadUplink({ pinRoot: this.pinRoot });
     this.active = 'tortie';
@@ -171,6 +174,16 @@ export class DataplaneSwitch {
     await node.exec(['ipset', 'destroy'], { timeoutMs: 60_000, allowFail: true });
   }
 
+  /**
+   * While tortie is active: swaps the uplink's XDP program for the variant without ring-buffer
+   * flow events (false) or back to the agent's (true), to measure what per-drop events cost.
+   */
+  prefilterEvents(on: boolean): void {
+    if (this.active !== 'tortie') throw new Error('prefilterEvents: tortie is not the active dataplane');
+    const prog = on ? this.pf!.prog : this.pfQuiet!.prog;
+    xdpAttach({ iface: 'eth0', netns: this.t.node.path, program: prog, mode: 'native', replace: true });
+  }
+
   /** Back to bare whatever state a failure left: detach and flush everything, ignoring errors. */
   async reset(): Promise<void> {
     await this.tortieOff().catch(() => undefined);
@@ -202,6 +215,8 @@ export class DataplaneSwitch {
       this.wep?.close();
       this.pf?.close();
       this.up?.close();
+      this.pfQuiet?.close();
+      this.pfQuiet = undefined;
       this.dp = undefined;
       this.wep = undefined;
       this.pf = undefined;
@@ -212,7 +227,7 @@ export class DataplaneSwitch {
 
   /** Synchronous last-resort cleanup (exit/signal): the pin root; the namespaces go with the topology. */
   closeSync(): void {
-    try { this.wep?.close(); this.pf?.close(); this.up?.close(); } catch { /* best effort */ }
+    try { this.wep?.close(); this.pf?.close(); this.pfQuiet?.close(); this.up?.close(); } catch { /* best effort */ }
     if (existsSync(this.pinRoot)) rmSync(this.pinRoot, { recursive: true, force: true });
   }
 }
