@@ -135,25 +135,24 @@ function fnv(str: string, seed: number): number {
 }
 
 /** Signature map and member strings of a list of signature members. */
-function signatureOfMembers(members: string[]): { sig: Signature; member: Map<string, string> } {
+/** Atom id of a class member (named-port members carry `=<ports>` after the id). */
+function memberAtom(m: string): string {
+  return m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m;
+}
+
+/** A class's membership signature, optionally restricted to the atoms `keep` accepts. */
+function signatureOfMembers(members: string[], keep?: (atom: string) => boolean): { sig: Signature; member: Map<string, string> } {
   const sig: Signature = new Map();
   const member = new Map<string, string>();
   for (const m of members) {
-    if (m.startsWith('n:')) {
-      const eq = m.lastIndexOf('=');
-      const id = m.slice(0, eq);
-      sig.set(
-        id,
-        m
-          .slice(eq + 1)
-          .split(',')
-          .map((v) => v.split(':').map(Number) as [number, number]),
-      );
-      member.set(id, m);
+    const id = memberAtom(m);
+    if (keep && !keep(id)) continue;
+    if (id !== m) {
+      sig.set(id, m.slice(id.length + 1).split(',').map((v) => v.split(':').map(Number) as [number, number]));
     } else {
       sig.set(m, true);
-      member.set(m, m);
     }
+    member.set(id, m);
   }
   return { sig, member };
 }
@@ -180,9 +179,8 @@ function alignPredecessor(prev: Ctx, next: Ctx): { ctx: Ctx; changed: number[] }
 
 /** Atoms whose membership differs between two signatures (`changed`), and those only in `b`. */
 function memberDiff(a: string[], b: string[]): { changed: string[]; gained: string[] } {
-  const atomOf = (m: string): string => (m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m);
-  const am = new Map(a.map((m) => [atomOf(m), m]));
-  const bm = new Map(b.map((m) => [atomOf(m), m]));
+  const am = new Map(a.map((m) => [memberAtom(m), m]));
+  const bm = new Map(b.map((m) => [memberAtom(m), m]));
   const changed: string[] = [];
   const gained: string[] = [];
   for (const [k, m] of bm) {
@@ -845,7 +843,7 @@ export class CalcGraph {
           for (const m of members) if (m.startsWith('n:')) npMember.set(m.slice(0, m.lastIndexOf('=')), m);
           const mh = new Map<string, [number, number]>();
           for (const m of members) {
-            const atom = m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m;
+            const atom = memberAtom(m);
             let h = m.startsWith('n:') ? undefined : this.atomHashes.get(atom);
             if (h === undefined) {
               h = memberHash(m);
@@ -927,7 +925,7 @@ export class CalcGraph {
 
   /** Atom ids of signature members (named-port members carry `=values`). */
   private atomsOfMembers(members: string[]): string[] {
-    return members.map((m) => (m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m));
+    return members.map(memberAtom);
   }
 
   // =========================================================================== atoms
@@ -1305,26 +1303,7 @@ export class CalcGraph {
     const rk = ctx.memo.get(key);
     let rows = rk !== undefined ? ctx.rowsCache.get(rk) : undefined;
     if (rows === undefined) {
-      const sig: Signature = new Map();
-      const member = new Map<string, string>();
-      for (const m of cls.members) {
-        if (!ctx.def.atoms.has(m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m)) continue;
-        if (m.startsWith('n:')) {
-          const eq = m.lastIndexOf('=');
-          const id = m.slice(0, eq);
-          sig.set(
-            id,
-            m
-              .slice(eq + 1)
-              .split(',')
-              .map((v) => v.split(':').map(Number) as [number, number]),
-          );
-          member.set(id, m);
-        } else {
-          sig.set(m, true);
-          member.set(m, m);
-        }
-      }
+      const { sig, member } = signatureOfMembers(cls.members, (atom) => ctx.def.atoms.has(atom));
       rows = ctx.pred !== undefined ? this.rowsFromPredecessor(ctx, ctx.pred, cls) : undefined;
       rows ??= foldRows(ctx.def, sig, member);
       ctx.memo.set(key, rows.key);
