@@ -15,34 +15,18 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BenchNode, SERVER_IP, CLIENT_IP, median } from './datapath-netns';
+import { BenchNode, SERVER_IP, CLIENT_IP } from './datapath-netns';
+import { median } from './lib/stats';
+import { nginxConfig, parseWrk } from './lib/tools';
 
 const SECONDS = Number(process.argv[2] ?? 3);
 const ROUNDS = Number(process.argv[3] ?? 7);
 const CONNS = Number(process.argv[4] ?? 16);
 
-function nginxConf(dir: string): string {
-  return `user root;
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server { listen ${SERVER_IP}:80 backlog=4096; location / { return 200 "ok\\n"; } }
-}
-`;
-}
-
 async function wrk(node: BenchNode): Promise<number> {
   const r = await node.client.ns.exec(['wrk', '-t1', `-c${CONNS}`, `-d${SECONDS}s`, '-H', 'Connection: close', `http://${SERVER_IP}/`],
     { timeoutMs: (SECONDS + 30) * 1000 });
-  const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
-  if (!m) throw new Error(`wrk output without Requests/sec:\n${r.stdout}\n${r.stderr}`);
-  return Number(m[1]);
+  return parseWrk(r.stdout).requestsPerSecond;
 }
 
 async function iptablesOn(node: BenchNode, rules: number): Promise<number> {
@@ -67,7 +51,7 @@ async function main(): Promise<void> {
   const node = await BenchNode.create('bench-conn');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-bench-nginx-'));
   try {
-    fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxConf(dir));
+    fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, `${SERVER_IP}:80`));
     await node.client.ns.sh('sysctl -qw net.ipv4.tcp_tw_reuse=1 && sysctl -qw net.ipv4.ip_local_port_range="1024 65000"');
     node.server.ns.spawn(['nginx', '-c', path.join(dir, 'nginx.conf')]);
     await new Promise((r) => setTimeout(r, 700));

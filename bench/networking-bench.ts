@@ -16,15 +16,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Cluster, type ClusterWorkload } from '../test/networking/helpers/cluster';
+import { median } from './lib/stats';
+import { nginxConfig, parseWrk } from './lib/tools';
 
 const SECONDS = Number(process.argv[2] ?? 5);
 const ROUNDS = Number(process.argv[3] ?? 3);
 const CONNS = Number(process.argv[4] ?? 16);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
 
 async function iperf(from: ClusterWorkload, to: ClusterWorkload): Promise<number> {
   const r = await from.ns.exec(['iperf3', '-c', to.ip, '-p', '5201', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 30) * 1000 });
@@ -34,28 +31,11 @@ async function iperf(from: ClusterWorkload, to: ClusterWorkload): Promise<number
 async function wrk(from: ClusterWorkload, ip: string): Promise<number> {
   const r = await from.ns.exec(['wrk', '-t1', `-c${CONNS}`, `-d${SECONDS}s`, '-H', 'Connection: close', `http://${ip}/`],
     { timeoutMs: (SECONDS + 30) * 1000 });
-  const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
-  if (!m) throw new Error(`wrk output without Requests/sec:\n${r.stdout}\n${r.stderr}`);
-  const errs = /Socket errors:.*|Non-2xx.*/.exec(r.stdout);
-  if (errs) process.stdout.write(`    (wrk: ${errs[0]})\n`);
-  return Number(m[1]);
+  const w = parseWrk(r.stdout);
+  if (w.errors || w.non2xx) process.stdout.write(`    (wrk: ${w.errors} socket errors, ${w.non2xx} non-2xx)\n`);
+  return w.requestsPerSecond;
 }
 
-function nginxConf(dir: string, ip: string): string {
-  return `user root;
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server { listen ${ip}:80 backlog=4096; location / { return 200 "ok\\n"; } }
-}
-`;
-}
 
 async function main(): Promise<void> {
   const c = await Cluster.create('netbench');
@@ -67,7 +47,7 @@ async function main(): Promise<void> {
     const wc = await c.addWorkload('wc', 'node-c', '192.168.3.10', 1480);
     await c.sync();
     for (const w of [wb, wc]) w.ns.spawn(['iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
-    fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxConf(dir, c.outsideIp));
+    fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, `${c.outsideIp}:80`));
     c.outside.spawn(['nginx', '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
     await wa.ns.sh('sysctl -qw net.ipv4.ip_local_port_range="1024 65000"');
     await new Promise((r) => setTimeout(r, 1000));

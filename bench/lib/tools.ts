@@ -204,17 +204,22 @@ export async function wrkConnRate(client: Netns, ip: string, seconds: number, co
   return parseWrk(out);
 }
 
-/** Servers of every workload in the server namespace; returns a cleanup for nginx's temp dir. */
-export async function startServers(server: Netns, ip: string): Promise<() => void> {
-  const tmp = tempDir('tortie-bench-nginx-');
-  const dir = tmp.path;
-  writeFileSync(join(dir, 'nginx.conf'), [
+/** A root-less nginx answering 200 "ok" on `listen` (ip:port), all state under `dir`. */
+export function nginxConfig(dir: string, listen: string): string {
+  return [
     'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`, 'daemon off;',
     'events { worker_connections 4096; }',
     'http {', '  access_log off;', `  client_body_temp_path ${dir};`, `  proxy_temp_path ${dir};`, `  fastcgi_temp_path ${dir};`,
     `  uwsgi_temp_path ${dir};`, `  scgi_temp_path ${dir};`, '  keepalive_timeout 0;',
-    `  server { listen ${ip}:${PORTS.http} reuseport backlog=4096; location / { return 200 "ok\\n"; } }`, '}', '',
-  ].join('\n'));
+    `  server { listen ${listen} reuseport backlog=4096; location / { return 200 "ok\\n"; } }`, '}', '',
+  ].join('\n');
+}
+
+/** Servers of every workload in the server namespace; returns a cleanup for nginx's temp dir. */
+export async function startServers(server: Netns, ip: string): Promise<() => void> {
+  const tmp = tempDir('tortie-bench-nginx-');
+  const dir = tmp.path;
+  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, `${ip}:${PORTS.http}`));
   server.spawn(['nginx', '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
   server.spawn(['iperf3', '-s', '-p', String(PORTS.iperf)], { stdio: 'ignore' });
   server.spawn(['sockperf', 'server', '-i', ip, '-p', String(PORTS.sockperf)], { stdio: 'ignore' });
