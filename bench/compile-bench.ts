@@ -10,6 +10,7 @@
  */
 import { CalcGraph, type CompiledState } from '../src/calc';
 import type { GlobalNetworkPolicy, NetworkPolicy, Resource, Rule, WorkloadEndpoint } from '../src/model';
+import { median } from './lib/stats';
 
 const N_EPS = Number(process.argv[2] ?? 10_000);
 const N_POL = Number(process.argv[3] ?? 1_000);
@@ -130,11 +131,6 @@ function policy(i: number): NetworkPolicy | GlobalNetworkPolicy {
 
 function mb(n: number): string {
   return `${(n / 1048576).toFixed(0)} MB`;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
 }
 
 /** Wall-clock ms of fn; its CPU ms (user + system) are added to `cpu` (the machine is shared). */

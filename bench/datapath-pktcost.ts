@@ -16,6 +16,7 @@ import { PolicyDataplane } from '../src/dataplane/bpf/policy-sync';
 import { flowPacket } from '../src/dataplane/bpf/packet';
 import { CalcGraph } from '../src/calc';
 import { ns, policySet, wep } from './datapath-policies';
+import { median } from './lib/stats';
 
 const REPEAT = Number(process.argv[2] ?? 1_000_000);
 const SERVER = '192.168.20.1';
@@ -27,7 +28,6 @@ function pinRoot(): string {
   return d;
 }
 
-function median(xs: number[]): number { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; }
 
 async function prefilter(): Promise<void> {
   const root = pinRoot();
