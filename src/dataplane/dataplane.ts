@@ -90,6 +90,7 @@ export class BpfDataplane {
 
   /** Desired endpoints by interface name (to rebind when a link appears or is recreated). */
   private readonly byInterface = new Map<string, LocalEndpoint>();
+  private readonly interfaceOf = new Map<string, string>();        // endpoint key → interface name
   private readonly rules = new Map<number, RuleInfo>();
   private prefilterKeys = new Map<string, Entry>();
   private classCount = 0;
@@ -192,14 +193,24 @@ export class BpfDataplane {
   // ---------------------------------------------------------------- endpoints
 
   private trackEndpoints(upserted: LocalEndpoint[], removedKeys: string[], replaceAll: boolean): void {
-    if (replaceAll) this.byInterface.clear();
-    const gone = new Set(removedKeys);
-    for (const [name, ep] of this.byInterface) if (gone.has(ep.key)) this.byInterface.delete(name);
+    if (replaceAll) {
+      this.byInterface.clear();
+      this.interfaceOf.clear();
+    }
+    const drop = (key: string) => {
+      const name = this.interfaceOf.get(key);
+      if (name !== undefined && this.byInterface.get(name)?.key === key) this.byInterface.delete(name);
+      this.interfaceOf.delete(key);
+    };
+    for (const key of removedKeys) drop(key);
     for (const ep of upserted) {
-      for (const [name, old] of this.byInterface) if (old.key === ep.key) this.byInterface.delete(name);
-      if (ep.interfaceName) this.byInterface.set(ep.interfaceName, ep);
+      drop(ep.key);
+      if (!ep.interfaceName) continue;
+      this.byInterface.set(ep.interfaceName, ep);
+      this.interfaceOf.set(ep.key, ep.interfaceName);
     }
   }
+
 
   // ---------------------------------------------------------------- classes, prefilter
 
@@ -261,7 +272,7 @@ export class BpfDataplane {
     const rule = this.rules.get(ev.ruleId);
     const flow: FlowLog = {
       kind: ev.kind, direction: ev.direction, endpoint: this.policy.endpointKeyOf(ev.endpointId),
-      interface: this.links.list().find((l) => l.ifindex === ev.ifindex)?.name,
+      interface: this.links.byIndex(ev.ifindex)?.name,
       src: ev.src, dst: ev.dst, protocol: ev.protocol, srcPort: ev.srcPort, dstPort: ev.dstPort, reason: ev.reason,
       rule: rule ? { ...rule } : undefined,
     };

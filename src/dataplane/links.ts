@@ -45,6 +45,7 @@ export function parseLinkList(json: string): LinkInfo[] {
 
 export class LinkWatcher extends EventEmitter {
   private readonly links = new Map<number, LinkInfo>();
+  private readonly names = new Map<string, LinkInfo>();
   private monitor?: ChildProcess;
   private timer?: NodeJS.Timeout;
   private stopped = false;
@@ -105,25 +106,34 @@ export class LinkWatcher extends EventEmitter {
       seen.add(l.ifindex);
       const old = this.links.get(l.ifindex);
       if (!old || old.name !== l.name) {
-        if (old) this.emit('remove', old);
-        this.links.set(l.ifindex, l);
+        if (old) this.forget(old);
+        this.remember(l);
         this.emit('add', l);
       } else if (old.up !== l.up || old.mac !== l.mac) {
-        this.links.set(l.ifindex, l);
+        this.remember(l);
         this.emit('change', l);
       }
     }
-    for (const [idx, l] of this.links) {
-      if (!seen.has(idx)) {
-        this.links.delete(idx);
-        this.emit('remove', l);
-      }
-    }
+    for (const [idx, l] of this.links) if (!seen.has(idx)) this.forget(l);
+  }
+
+  private remember(l: LinkInfo): void {
+    this.links.set(l.ifindex, l);
+    this.names.set(l.name, l);
+  }
+
+  private forget(l: LinkInfo): void {
+    this.links.delete(l.ifindex);
+    if (this.names.get(l.name) === l) this.names.delete(l.name);
+    this.emit('remove', l);
   }
 
   byName(name: string): LinkInfo | undefined {
-    for (const l of this.links.values()) if (l.name === name) return l;
-    return undefined;
+    return this.names.get(name);
+  }
+
+  byIndex(ifindex: number): LinkInfo | undefined {
+    return this.links.get(ifindex);
   }
 
   list(): LinkInfo[] {

@@ -14,12 +14,12 @@
  * `destroy()`, which also runs on exit and on SIGINT/SIGTERM (src/util/netns). Addresses: the
  * underlay and the outside host use 198.18.0.0/15, workloads the seed pool 192.168.0.0/16.
  */
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Topology, type Netns } from '../util/netns';
+import { Topology, run, type Netns } from '../util/netns';
 import { installCni } from '../cni/install';
 
 export const PROJECT_ROOT = resolve(__dirname, '../../..');
@@ -81,14 +81,6 @@ export interface Cell {
   ok: boolean;
 }
 
-function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = execFile(cmd, args, { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout: String(stdout), stderr: String(stderr) }));
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-  });
-}
-
 export class Lab {
   readonly topo = Topology.create('lab');
   readonly storeDir = mkdtempSync(join(tmpdir(), 'tortie-lab-store-'));
@@ -137,7 +129,7 @@ export class Lab {
   }
 
   async tortiectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-    return run(process.execPath, [BIN('tortiectl.js'), ...args], { input, env: this.env });
+    return run([process.execPath, BIN('tortiectl.js'), ...args], { input, env: this.env, allowFail: true });
   }
 
   startAgent(n: LabNode): void {
@@ -180,7 +172,7 @@ export class Lab {
       ...this.env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0',
       CNI_PATH: this.cniBin, CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}`,
     };
-    const r = await run('nsenter', [`--net=${node.ns.path}`, '--', join(this.cniBin, 'tortie')], { input: JSON.stringify(conf), env });
+    const r = await run(['nsenter', `--net=${node.ns.path}`, '--', join(this.cniBin, 'tortie')], { input: JSON.stringify(conf), env, allowFail: true });
     if (r.code !== 0) throw new Error(`CNI ADD for ${name} on ${nodeName} failed: ${r.stdout}${r.stderr}`);
     const result = JSON.parse(r.stdout) as { ips: { address: string }[] };
     const ip = result.ips[0]!.address.split('/')[0]!;

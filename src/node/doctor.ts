@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BpfMap, BpfObject, XdpAction, TcAction, possibleCpus, tcAttach, xdpAttach, xdpQuery, tcQuery } from '../dataplane/native';
 import { Topology } from '../util/netns';
+import { flowPacket, PROTO } from '../dataplane/bpf/packet';
 
 export interface CheckResult { name: string; ok: boolean; detail: string; fix?: string }
 
@@ -18,12 +19,7 @@ function isBpffsMounted(dir: string): boolean {
 }
 
 function ipv4Udp(): Buffer {
-  const b = Buffer.alloc(14 + 20 + 8);
-  b.writeUInt16BE(0x0800, 12);
-  b[14] = 0x45; b.writeUInt16BE(28, 16); b[22] = 64; b[23] = 17;
-  Buffer.from([198, 18, 0, 1, 198, 18, 0, 2]).copy(b, 26);
-  b.writeUInt16BE(1000, 34); b.writeUInt16BE(2000, 36); b.writeUInt16BE(8, 38);
-  return b;
+  return flowPacket({ src: '198.18.0.1', dst: '198.18.0.2', proto: PROTO.UDP, sport: 1000, dport: 2000 });
 }
 
 function sumPerCpu(map: BpfMap, slot: number): bigint {

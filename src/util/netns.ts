@@ -14,7 +14,7 @@ import { execFile, execFileSync, spawn, type ChildProcess, type StdioOptions } f
 import { randomBytes } from 'node:crypto';
 
 export interface ExecResult { code: number; stdout: string; stderr: string }
-export interface ExecOptions { timeoutMs?: number; input?: string; allowFail?: boolean }
+export interface ExecOptions { timeoutMs?: number; input?: string; allowFail?: boolean; env?: NodeJS.ProcessEnv }
 export interface SpawnOptions {
   stdio?: StdioOptions;
   env?: NodeJS.ProcessEnv;
@@ -53,7 +53,7 @@ function installExitHooks(): void {
 /** Run a command in the root namespace's context; only used for `ip netns`/`ip -n` management. */
 export function run(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(argv[0]!, argv.slice(1), { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20 },
+    const child = execFile(argv[0]!, argv.slice(1), { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20, env: opts.env ?? process.env },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
         const res: ExecResult = { code, stdout: String(stdout), stderr: String(stderr) };

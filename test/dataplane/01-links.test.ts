@@ -34,10 +34,13 @@ t.test('watcher reports cali* links appearing and disappearing in a node namespa
   const [l] = (await added) as [LinkInfo];
   t.equal(l.name, 'calinew');
   t.equal(l.ifindex, await node.ifindex('calinew'));
+  t.equal(w.byIndex(l.ifindex)?.name, 'calinew', 'indexed by ifindex');
+  t.equal(w.byName('calinew')?.ifindex, l.ifindex, 'indexed by name');
 
   const removed = once(w, 'remove');
   await node.exec(['ip', 'link', 'del', 'calinew']);
   const [r] = (await removed) as [LinkInfo];
   t.equal(r.name, 'calinew');
   t.notOk(w.byName('calinew'));
+  t.notOk(w.byIndex(r.ifindex), 'gone from both indexes');
 });

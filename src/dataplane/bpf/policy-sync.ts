@@ -30,6 +30,7 @@ export class PolicyDataplane {
   private readonly bound = new Map<string, number>(); // endpoint key → ifindex
   private readonly pending = new Map<string, LocalEndpoint>();
   private readonly ids = new Map<string, number>();
+  private readonly keyById = new Map<number, string>();
   private readonly recovered = new Set<number>();
   private nextEpId = 1;
 
@@ -42,10 +43,7 @@ export class PolicyDataplane {
   /** Endpoints currently bound to an interface. */
   get boundCount(): number { return this.bound.size; }
   /** The endpoint key behind an id reported in datapath events. */
-  endpointKeyOf(id: number): string | undefined {
-    for (const [k, v] of this.ids) if (v === id) return k;
-    return undefined;
-  }
+  endpointKeyOf(id: number): string | undefined { return this.keyById.get(id); }
   /** (Re)binds one endpoint after its interface appeared or was recreated; false = pending. */
   bind(e: LocalEndpoint): boolean { return this.upsertEndpoint(e); }
 
@@ -152,7 +150,7 @@ export class PolicyDataplane {
     const prev = this.bound.get(e.key);
     if (prev !== undefined && prev !== ifindex) this.writer.removeEndpoint(prev);
     let id = this.ids.get(e.key);
-    if (id === undefined) { id = this.nextEpId++; this.ids.set(e.key, id); }
+    if (id === undefined) { id = this.nextEpId++; this.ids.set(e.key, id); this.keyById.set(id, e.key); }
     this.writer.applyEndpointPolicy({ ifindex, id, ipNetworks: e.ipNetworks, tables: { ingress, egress } });
     this.bound.set(e.key, ifindex);
     this.pending.delete(e.key);
