@@ -10,10 +10,10 @@ import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { openDatastore, type Datastore, type DatastoreConfig } from '../datastore';
 import { ResourceClient } from '../client/resources';
 import { CalcGraph } from '../calc/graph';
-import type { Node, Resource, ResourceKind } from '../model';
+import type { Node } from '../model';
 import { BpfDataplane } from '../dataplane/dataplane';
 import { createLogger, type Logger } from '../util/log';
-import { Agent, type Dataplane, type PolicyCalc } from './agent';
+import { Agent, type Dataplane } from './agent';
 import type { NodeConfig } from './config';
 import { ConfigError } from './config';
 import { NodeMetrics } from './metrics';
@@ -23,16 +23,6 @@ export function datastoreConfig(c: NodeConfig): DatastoreConfig {
   return c.datastoreType === 'etcdv3'
     ? { type: 'etcdv3', endpoints: c.etcd.endpoints, caFile: c.etcd.caFile, certFile: c.etcd.certFile, keyFile: c.etcd.keyFile }
     : { type: 'embedded', dir: c.storeDir };
-}
-
-/** Adapts CalcGraph's key-based deletes to the agent's (kind, name, namespace). */
-export function calcAdapter(g: CalcGraph): PolicyCalc {
-  return {
-    onUpdate: (r: Resource) => g.onUpdate(r),
-    onDelete: (kind: ResourceKind, name: string, namespace?: string) => g.onDelete(kind, namespace ? `${namespace}/${name}` : name),
-    flush: () => g.flush(),
-    snapshot: () => g.snapshot(),
-  };
 }
 
 export function dataplaneAdapter(dp: BpfDataplane, metrics: NodeMetrics): Dataplane {
@@ -121,7 +111,7 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
       onFlow: (flow) => log.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
     });
     const agent = new Agent({
-      nodeName: c.nodeName, datastore, calc: calcAdapter(graph), dataplane: dataplaneAdapter(dataplane, metrics), log, metrics,
+      nodeName: c.nodeName, datastore, calc: graph, dataplane: dataplaneAdapter(dataplane, metrics), log, metrics,
       health: c.healthPort ? { host: c.healthHost, port: c.healthPort } : undefined,
     });
     await agent.start();
