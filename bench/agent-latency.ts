@@ -6,7 +6,7 @@
  *
  *   node dist/bench/agent-latency.js [--quick] [--backends embedded,etcd] [--toggles N]
  *        [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime]
- *        [--no-calc] [--out FILE]
+ *        [--no-calc] [--out FILE] [--heap-snapshot DIR] [--agent-node-flags "FLAGS"]
  *
  * After the backends, unless --no-calc: the same fixtures through src/calc alone in a child
  * process (bench/lib-agent/calc-cost.ts), to attribute the agent's sync time, heap and
@@ -18,12 +18,16 @@
  * agent and the writer meet (bench/lib-agent/measure.ts). One fresh lab per backend. The outer
  * process removes everything on exit, failure and Ctrl-C: namespaces and every process in them,
  * the bpffs pin root, the work directory (the embedded store and etcd's data dir live there).
+ * --heap-snapshot DIR: after the toggles, the agent writes a V8 heap snapshot into DIR (it is
+ * started with --heapsnapshot-signal; bench/heap-summary.js reads the file).
+ * --agent-node-flags: extra V8/Node flags for the agent process (space-separated), e.g. to see
+ * what --max-semi-space-size does to its RSS.
  * Results: a table on stdout and JSON in bench/results/agent-latency-<date>-<time>.json.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import * as os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { FULL_SCALE, QUICK_SCALE, generateFixtures, type FixtureScale } from './lib-agent/fixtures';
 import { buildLab } from './lib-agent/lab';
 import { measureBackend, ROOT, type BackendName, type BackendResult, type MeasureConfig } from './lib-agent/measure';
@@ -41,6 +45,8 @@ interface Options {
   out?: string;
   realtime: boolean;
   calc: boolean;
+  heapSnapshotDir?: string;
+  agentNodeFlags: string[];
 }
 
 class UsageError extends Error {
@@ -52,7 +58,7 @@ class UsageError extends Error {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, backends: ['embedded', 'etcd'], toggles: 0, cliToggles: 0, intervalMs: 5, timeoutMs: 100, holdMs: 250, realtime: true, calc: true };
+  const o: Options = { quick: false, backends: ['embedded', 'etcd'], toggles: 0, cliToggles: 0, intervalMs: 5, timeoutMs: 100, holdMs: 250, realtime: true, calc: true, agentNodeFlags: [] };
   let toggles: number | undefined;
   let cli: number | undefined;
   const num = (v: string | undefined, flag: string, min: number): number => {
@@ -79,8 +85,15 @@ function parseArgs(argv: string[]): Options {
       case '--out': o.out = argv[++i]; break;
       case '--no-realtime': o.realtime = false; break;
       case '--no-calc': o.calc = false; break;
+      case '--agent-node-flags': o.agentNodeFlags = (argv[++i] ?? '').split(/\s+/).filter(Boolean); break;
+      case '--heap-snapshot': {
+        const dir = argv[++i];
+        if (!dir) throw new UsageError('--heap-snapshot: needs a directory');
+        o.heapSnapshotDir = dir;
+        break;
+      }
       case '-h': case '--help':
-        process.stdout.write('usage: agent-latency [--quick] [--backends embedded,etcd] [--toggles N] [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime] [--no-calc] [--out FILE]\n');
+        process.stdout.write('usage: agent-latency [--quick] [--backends embedded,etcd] [--toggles N] [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime] [--no-calc] [--out FILE] [--heap-snapshot DIR] [--agent-node-flags "FLAGS"]\n');
         process.exit(0);
         break;
       default: throw new UsageError(`unknown argument "${a}"`);
@@ -106,6 +119,7 @@ function table(results: BackendResult[]): string {
     ['  spawn → listener up / → datastore in sync (s)', ...results.map((r) =>
       `${ms(r.syncPhases.httpUpMs === undefined ? undefined : r.syncPhases.httpUpMs / 1000, 2)} / ${ms(r.syncPhases.inSyncMs / 1000, 2)}`)],
     ['agent RSS after sync / after toggles / peak (MiB); goal < 300', ...results.map((r) => `${mib(r.rssAfterSync.rss)} / ${mib(r.rssAfterToggles.rss)} / ${mib(r.rssAfterToggles.hwm)}`)],
+    ['  RSS after toggles: anonymous / file-backed (MiB)', ...results.map((r) => `${mib(r.rssAfterToggles.anon)} / ${mib(r.rssAfterToggles.file)}`)],
     ['  growth over the toggles: RSS / V8 heap used (MiB per 100 toggles, least squares)', ...results.map((r) => {
       const per100 = (f: (x: BackendResult['toggles'][number]) => number | undefined) => {
         const pts = r.toggles.map((x, i) => [i, f(x)] as const).filter((p): p is readonly [number, number] => Number.isFinite(p[1]));
@@ -158,7 +172,7 @@ async function outer(argv: string[]): Promise<number> {
     startedAt: startedAt.toISOString(), argv, mode: o.quick ? 'quick' : 'full',
     host: { hostname: os.hostname(), cpus: os.cpus()[0]?.model ?? '?', cores: os.cpus().length, memoryBytes: os.totalmem(), kernel: os.release() },
     loadAvgAtStart: os.loadavg(), node: process.version, gitCommit: gitCommit(),
-    settings: { scale, realtimeProber: o.realtime, toggles: o.toggles, cliToggles: o.cliToggles, probeIntervalMs: o.intervalMs, probeTimeoutMs: o.timeoutMs, holdMs: o.holdMs },
+    settings: { scale, realtimeProber: o.realtime, toggles: o.toggles, cliToggles: o.cliToggles, probeIntervalMs: o.intervalMs, probeTimeoutMs: o.timeoutMs, holdMs: o.holdMs, agentNodeFlags: o.agentNodeFlags },
   };
   const local = generateFixtures(scale).local;
   const results: BackendResult[] = [];
@@ -175,7 +189,7 @@ async function outer(argv: string[]): Promise<number> {
       const cfg: MeasureConfig = {
         backend, workDir, pinRoot: lab.pinRoot, clientNs: lab.client.name, serverNs: lab.server.name, scale,
         toggles: o.toggles, cliToggles: o.cliToggles, probeIntervalMs: o.intervalMs, probeTimeoutMs: o.timeoutMs,
-        holdMs: o.holdMs, toggleTimeoutMs: 10_000, loadConcurrency: 64, realtimeProber: o.realtime,
+        holdMs: o.holdMs, toggleTimeoutMs: 10_000, loadConcurrency: 64, realtimeProber: o.realtime, heapSnapshotDir: o.heapSnapshotDir === undefined ? undefined : resolvePath(o.heapSnapshotDir), agentNodeFlags: o.agentNodeFlags,
       };
       const cfgFile = join(workDir, 'config.json');
       const resultFile = join(workDir, 'result.json');

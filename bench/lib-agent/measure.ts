@@ -17,7 +17,7 @@
  * namespaces and removes the work directory and pins).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
@@ -53,9 +53,14 @@ export interface MeasureConfig {
   loadConcurrency: number;
   /** Run the prober at real-time priority (chrt -f 10) so its send stamps stay tight under load. */
   realtimeProber: boolean;
+  /** Write a V8 heap snapshot of the agent into this directory after the toggles. */
+  heapSnapshotDir?: string;
+  /** Extra Node/V8 flags for the agent process. */
+  agentNodeFlags?: string[];
 }
 
-export interface RssKb { rss: number; hwm: number }
+/** From /proc/PID/status: resident total, peak, and the anonymous (heaps) / file-backed (code) parts. */
+export interface RssKb { rss: number; hwm: number; anon: number; file: number }
 
 export interface AgentMemory { heapUsedMiB?: number; heapTotalMiB?: number; externalMiB?: number }
 
@@ -185,7 +190,7 @@ async function bulkLoad(client: ResourceClient, resources: readonly Resource[], 
 function readRss(pid: number): RssKb {
   const st = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(st)?.[1] ?? NaN);
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), anon: kb('RssAnon'), file: kb('RssFile') + kb('RssShmem') };
 }
 
 function tail(s: string, n = 4000): string {
@@ -215,6 +220,28 @@ async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 5): Prom
   return true;
 }
 
+/** SIGUSR2 → the agent (started with --heapsnapshot-signal) writes Heap.*.heapsnapshot; wait until its size settles. */
+async function heapSnapshot(agent: ChildProcess, dir: string, progress: Progress): Promise<void> {
+  const snaps = () => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot'));
+  const before = new Set(snaps());
+  agent.kill('SIGUSR2');
+  let file: string | undefined;
+  let size = -1;
+  const deadline = performance.now() + 300_000;
+  while (performance.now() < deadline) {
+    await sleep(500);
+    file ??= snaps().find((f) => !before.has(f));
+    if (file === undefined) continue;
+    const now = statSync(join(dir, file)).size;
+    if (now === size && now > 0) {
+      progress(`heap snapshot: ${join(dir, file)} (${(now / 1048576).toFixed(0)} MiB)`);
+      return;
+    }
+    size = now;
+  }
+  progress('heap snapshot: none written within 300 s');
+}
+
 export async function measureBackend(cfg: MeasureConfig, progress: Progress): Promise<BackendResult> {
   mkdirSync(cfg.workDir, { recursive: true });
   const loadAtStart = loadavg();
@@ -242,7 +269,9 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     const healthPort = await freePort();
     const t0 = performance.now();
     // --trace-gc: V8 prints each collection's pause on stdout; they are matched with toggles below.
-    const agent = spawn(process.execPath, ['--trace-gc', NODE_BIN, 'run', '--nodename', BENCH_NODE, '--ip', NODE_ADDRESS, ...backend.flags,
+    const snapFlags = cfg.heapSnapshotDir === undefined ? [] : ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${cfg.heapSnapshotDir}`];
+    if (cfg.heapSnapshotDir !== undefined) mkdirSync(cfg.heapSnapshotDir, { recursive: true });
+    const agent = spawn(process.execPath, ['--trace-gc', ...snapFlags, ...(cfg.agentNodeFlags ?? []), NODE_BIN, 'run', '--nodename', BENCH_NODE, '--ip', NODE_ADDRESS, ...backend.flags,
       '--bpffs-root', cfg.pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', 'warn'],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     children.push(agent);
@@ -364,6 +393,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
 
     prober.stdin!.end();
     await exited(prober, 5000);
+    if (cfg.heapSnapshotDir !== undefined) await heapSnapshot(agent, cfg.heapSnapshotDir, progress);
     // A pause is known by when its trace line arrived (≈ its end): [end − pause, end].
     const gcWithin = (fromUs: number, toUs: number) =>
       gcs.filter((g) => g.endUs >= fromUs && g.endUs - g.pauseMs * 1000 <= toUs).reduce((a, g) => a + g.pauseMs, 0);

@@ -36,6 +36,12 @@ export interface NodeConfig {
   uplink: string;
   /** Largest number of kernel writes per apply batch. */
   maxBatch: number;
+  /**
+   * V8's old-generation growing factor as a percentage (the heap may grow to live × (1 + p/100)
+   * before the next full collection); 0 leaves V8's own heuristics, which let a heap of ~150 MB
+   * live data sit at 250+ MB. Lower = smaller RSS, more frequent full collections.
+   */
+  heapGrowingPercent: number;
 }
 
 export class ConfigError extends Error {
@@ -45,6 +51,9 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/** See NodeConfig.heapGrowingPercent; bench/agent-latency.js measures its effect on RSS. */
+export const DEFAULT_HEAP_GROWING_PERCENT = 20;
 
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -117,6 +126,7 @@ export interface RawNodeOptions {
   policyOnly?: boolean | string;
   uplink?: string;
   maxBatch?: string;
+  heapGrowingPercent?: string;
 }
 
 export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = process.env): NodeConfig {
@@ -143,6 +153,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [prefix] = pick('interface-prefix', opts.interfacePrefix, 'FELIX_INTERFACEPREFIX');
   const [uplink] = pick('uplink', opts.uplink, 'TORTIE_UPLINK');
   const [batch, batchSrc] = pick('max-batch', opts.maxBatch, 'TORTIE_MAX_BATCH');
+  const [growing, growingSrc] = pick('heap-growing-percent', opts.heapGrowingPercent, 'TORTIE_HEAP_GROWING_PERCENT');
   const policyOnlyRaw = opts.policyOnly !== undefined ? String(opts.policyOnly) : (env.TORTIE_POLICY_ONLY ?? env.CALICO_NETWORKING_BACKEND);
 
   const datastoreType = parseDatastoreType(dsType ?? 'embedded', dsSrc);
@@ -152,6 +163,10 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   }
   const maxBatch = batch === undefined ? 1000 : Number(batch);
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new ConfigError(`${batchSrc}: "${batch}" is not a positive integer`);
+  const heapGrowingPercent = growing === undefined ? DEFAULT_HEAP_GROWING_PERCENT : Number(growing);
+  if (growing !== undefined && (!/^\d+$/.test(growing.trim()) || heapGrowingPercent > 400)) {
+    throw new ConfigError(`${growingSrc}: "${growing}" is not an integer in 0–400 (0 = V8's default)`);
+  }
   const name = (nodeName ?? hostname()).trim();
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
     throw new ConfigError(`node name "${name}" is not a valid DNS subdomain (lower-case letters, digits, '-', '.')`);
@@ -175,5 +190,6 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     policyOnly: policyOnlyRaw === 'true' || policyOnlyRaw === 'none' || policyOnlyRaw === '1',
     uplink: uplink ?? '',
     maxBatch,
+    heapGrowingPercent,
   };
 }

@@ -46,6 +46,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--uplink <ifname>', 'host uplink interface (default: the one holding the node IP)')
     .option('--policy-only', 'enforce policy only: no IPAM, routes or encapsulation')
     .option('--max-batch <n>', 'largest number of kernel writes per batch')
+    .option('--heap-growing-percent <p>', 'V8 heap headroom over live data before a full GC, 0 = V8 default (TORTIE_HEAP_GROWING_PERCENT, 20)')
     .action(async (o: RawNodeOptions & { nodename?: string }) => {
       const config = resolveConfig({ ...o, nodeName: o.nodename });
       const { runAgent } = await import('./run');

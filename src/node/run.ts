@@ -7,6 +7,7 @@
  * A signal stops the agent gracefully: the datapath keeps enforcing the last state.
  */
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { openDatastore, type Datastore, type DatastoreConfig } from '../datastore';
 import { ResourceClient } from '../client/resources';
 import { CalcGraph } from '../calc/graph';
@@ -122,8 +123,21 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
   }
 }
 
+/**
+ * Bounds the V8 heap's headroom (NodeConfig.heapGrowingPercent). V8 reads this flag each time it
+ * sets the next full-collection limit, so setting it at start-up takes effect; NODE_OPTIONS or a
+ * command-line --heap-growing-percent given to node itself wins.
+ */
+export function applyHeapGrowing(percent: number, execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): boolean {
+  if (percent <= 0) return false;
+  if ([...execArgv, ...nodeOptions.split(/\s+/)].some((a) => /^--heap[-_]growing[-_]percent\b/.test(a))) return false;
+  setFlagsFromString(`--heap-growing-percent=${percent}`);
+  return true;
+}
+
 export async function runAgent(c: NodeConfig): Promise<number> {
   const log = createLogger({ level: c.logLevel, name: 'tortie-node' });
+  applyHeapGrowing(c.heapGrowingPercent);
   const runDir = process.env.TORTIE_RUN_DIR || '/run/tortie';
   const pidFile = `${runDir}/${c.nodeName}.pid`;
   let running: RunningAgent;

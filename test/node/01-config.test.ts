@@ -1,5 +1,6 @@
 import t from 'tap';
 import { resolveConfig } from '../../src/node/config';
+import { applyHeapGrowing } from '../../src/node/run';
 
 t.test('Calico environment names are honoured, flags win over them', async (t) => {
   const env = {
@@ -31,6 +32,17 @@ t.test('defaults', async (t) => {
   t.equal(c.metricsPort, 9091);
   t.equal(c.healthPort, 9099);
   t.equal(c.policyOnly, false);
+  t.equal(c.heapGrowingPercent, 20);
+});
+
+t.test('heap growing percent: flag, environment, bounds', async (t) => {
+  t.equal(resolveConfig({ nodeName: 'n1' }, { TORTIE_HEAP_GROWING_PERCENT: '0' }).heapGrowingPercent, 0, '0 = V8 default');
+  t.equal(resolveConfig({ nodeName: 'n1', heapGrowingPercent: '50' }, { TORTIE_HEAP_GROWING_PERCENT: '10' }).heapGrowingPercent, 50, 'flag wins');
+  // Not applied when node itself was given the flag; applied otherwise (the V8 flag is global to
+  // this process, so only the decision is checked, with the value V8 already has).
+  t.equal(applyHeapGrowing(20, ['--heap-growing-percent=30'], ''), false);
+  t.equal(applyHeapGrowing(20, [], '--max-old-space-size=100 --heap_growing_percent=30'), false);
+  t.equal(applyHeapGrowing(0, [], ''), false);
 });
 
 t.test('bad values name the flag or variable and the value', async (t) => {
@@ -46,6 +58,8 @@ t.test('bad values name the flag or variable and the value', async (t) => {
     [{ nodeName: 'Bad_Name' }, {}, /node name "Bad_Name"/],
     [{}, { ETCD_CERT_FILE: '/c.pem' }, /must be given together/],
     [{ maxBatch: '0' }, {}, /--max-batch: "0" is not a positive integer/],
+    [{ heapGrowingPercent: '-5' }, {}, /--heap-growing-percent: "-5" is not an integer in 0–400/],
+    [{}, { TORTIE_HEAP_GROWING_PERCENT: '1000' }, /TORTIE_HEAP_GROWING_PERCENT: "1000" is not an integer in 0–400/],
   ];
   for (const [opts, env, re] of bad) {
     t.throws(() => resolveConfig({ nodeName: 'n1', ...opts }, env), { name: 'ConfigError', code: 'ERR_CONFIG_INVALID', message: re }, re.source);
