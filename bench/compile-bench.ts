@@ -7,7 +7,11 @@
  *   - RSS and table entries per local endpoint.
  *
  *   npx tsc -p tsconfig.json && node --expose-gc dist/bench/compile-bench.js [endpoints] [policies] [locals] [repeats]
+ *
+ * TORTIE_BENCH_DIGEST=1 also prints a SHA-1 of every delta and the final snapshot (hashing is
+ * then inside the timings): two compiler versions that print the same digest gave the same output.
  */
+import { createHash } from 'node:crypto';
 import { CalcGraph, type CompiledState } from '../src/calc';
 import type { GlobalNetworkPolicy, NetworkPolicy, Resource, Rule, WorkloadEndpoint } from '../src/model';
 import { median } from './lib/stats';
@@ -170,6 +174,15 @@ function entriesPerLocal(s: CompiledState): { cells: number; projection: number;
   return { cells: cells / n, projection: projection / n, srcPort: srcPort / n };
 }
 
+const digest = process.env.TORTIE_BENCH_DIGEST === '1' ? createHash('sha1') : undefined;
+
+/** g.flush(), its delta hashed into the digest when asked for. */
+function flushOf(g: CalcGraph): ReturnType<CalcGraph['flush']> {
+  const d = g.flush();
+  digest?.update(JSON.stringify(d));
+  return d;
+}
+
 function main(): void {
   const resources: Resource[] = [];
   for (let n = 0; n < N_NS; n++) {
@@ -187,7 +200,7 @@ function main(): void {
   const g = new CalcGraph({ nodeName: 'node1' });
   const initial = timeMs(() => {
     for (const r of resources) g.onUpdate(r);
-    g.flush();
+    flushOf(g);
   });
   const initialCpu = lastCpu(1)[0]!;
   gc();
@@ -203,7 +216,7 @@ function main(): void {
     const e = endpoint(i, { ...eps[i]!.metadata.labels!, app: `app${int(N_APPS)}` });
     eps[i] = e;
     g.onUpdate(e);
-    remote.push(timeMs(() => g.flush()));
+    remote.push(timeMs(() => flushOf(g)));
   }
   const remoteCpu = lastCpu(REPEATS);
   // local label change: one of this node's endpoints changes tier (policy set changes)
@@ -213,7 +226,7 @@ function main(): void {
     const e = endpoint(i, { ...eps[i]!.metadata.labels!, tier: pick(TIERS) });
     eps[i] = e;
     g.onUpdate(e);
-    local.push(timeMs(() => g.flush()));
+    local.push(timeMs(() => flushOf(g)));
   }
   const localCpu = lastCpu(REPEATS);
   // policy update: one rule of one policy changes
@@ -225,7 +238,7 @@ function main(): void {
     pols[i] = p;
     g.onUpdate(p);
     let d: ReturnType<CalcGraph['flush']> | undefined;
-    policyMs.push(timeMs(() => (d = g.flush())));
+    policyMs.push(timeMs(() => (d = flushOf(g))));
     tablesTouched += d!.tablesAdded.length;
   }
   const policyCpu = lastCpu(REPEATS);
@@ -242,7 +255,7 @@ function main(): void {
     pols[i] = p;
     g.onUpdate(p);
     let d: ReturnType<CalcGraph['flush']> | undefined;
-    broadMs.push(timeMs(() => (d = g.flush())));
+    broadMs.push(timeMs(() => (d = flushOf(g))));
     broadTables += d!.tablesAdded.length;
     broadClasses += d!.classesAdded.length + d!.classesRemoved.length;
     broadProj += d!.projectionAdded.reduce((a, x) => a + x.entries.length, 0) + d!.projectionRemoved.reduce((a, x) => a + x.globalClasses.length, 0);
@@ -265,7 +278,12 @@ function main(): void {
   out(`remote label change, median of ${REPEATS}`, fig(remote, remoteCpu));
   out(`local label change, median of ${REPEATS}`, fig(local, localCpu));
   out(`policy update (any policy), median of ${REPEATS}`, `${fig(policyMs, policyCpu)}; ${(tablesTouched / REPEATS).toFixed(1)} tables rebuilt/update`);
+  if (digest !== undefined) {
+    digest.update(JSON.stringify(snap));
+    digest.update(JSON.stringify(g.snapshot()));
+  }
   out(`policy update (policy in a local table), median of ${broadMs.length}`, `${fig(broadMs, broadCpu)}; per update: ${(broadTables / Math.max(1, broadMs.length)).toFixed(1)} tables rebuilt, ${(broadClasses / Math.max(1, broadMs.length)).toFixed(0)} classes added/removed, ${(broadProj / Math.max(1, broadMs.length)).toFixed(0)} projection changes`);
+  if (digest !== undefined) out('output digest (deltas + snapshots)', digest.digest('hex'));
 }
 
 main();

@@ -3,12 +3,19 @@
  * and no datastore: the same fixtures fed to src/calc's CalcGraph in a process of its own
  * (started with --expose-gc so heap figures are after a full collection).
  *
- *   node --expose-gc calc-cost.js '<FixtureScale JSON>' <toggles>
+ *   node --expose-gc calc-cost.js '<FixtureScale JSON>' <toggles> [--heap-snapshot FILE]
  *     → one JSON line (CalcCost) on stdout
+ *
+ * --heap-snapshot FILE writes a V8 heap snapshot after the first flush (before snapshot(), so
+ * only the graph's own state is in it); read it with bench/heap-summary.js --under CalcGraph.
+ * TORTIE_BENCH_DIGEST=1 adds `digest`: a SHA-1 of every delta and both snapshots (computed
+ * outside the timings), to check that a compiler change leaves the output unchanged.
  *
  * It shows where a toggle's time goes (calc flush vs. the rest: datastore, watch delivery,
  * kernel writes) and how much of the agent's heap is calc state. Single-threaded; no I/O.
  */
+import { createHash, type Hash } from 'node:crypto';
+import { writeHeapSnapshot } from 'node:v8';
 import { CalcGraph } from '../../src/calc/graph';
 import type { CalcDelta } from '../../src/calc/types';
 import { validateResource, type Node, type Resource } from '../../src/model';
@@ -23,12 +30,15 @@ export interface CalcCost {
   snapshotMs: number;
   /** V8 heap used after ingest + snapshot minus before, after full GCs (MiB). */
   heapMiB?: number;
+  /** The same after ingest + first flush, without the snapshot() result alive (MiB). */
+  heapGraphMiB?: number;
   /** Flush after one probe-policy toggle (onUpdate + flush). */
   toggleMs?: Summary;
   /** What one toggle's delta holds (the last one). */
   toggleDelta: { tablesAdded: number; tablesRemoved: number; cellsAdded: number; projectionEntriesAdded: number; endpointsUpserted: number };
   tables: number;
   classes: number;
+  digest?: string;
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -40,21 +50,31 @@ function heapUsed(): number | undefined {
   return process.memoryUsage().heapUsed;
 }
 
-export function measureCalc(scale: FixtureScale, toggles: number): CalcCost {
+/** ms of g.flush(); the delta is hashed (if asked) and dropped, so heap figures exclude it. */
+function timedFlush(g: CalcGraph, digest: Hash | undefined): number {
+  const t = performance.now();
+  const d = g.flush();
+  const ms = performance.now() - t;
+  digest?.update(JSON.stringify(d));
+  return ms;
+}
+
+export function measureCalc(scale: FixtureScale, toggles: number, heapSnapshotFile?: string): CalcCost {
   const fx = generateFixtures(scale);
   const self: Node = { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: BENCH_NODE }, spec: { bgp: { ipv4Address: NODE_ADDRESS } } } as Node;
   const resources: Resource[] = [self, fx.profile, ...fx.namespaces, ...fx.nodes, ...fx.policies, probePolicy('Allow'), ...fx.endpoints]
     .map((r) => validateResource(r));
   const allow = validateResource(probePolicy('Allow'));
   const deny = validateResource(probePolicy('Deny'));
+  const digest = process.env.TORTIE_BENCH_DIGEST === '1' ? createHash('sha1') : undefined;
   const before = heapUsed();
   const g = new CalcGraph({ nodeName: BENCH_NODE });
   let t = performance.now();
   for (const r of resources) g.onUpdate(r);
   const ingestMs = performance.now() - t;
-  t = performance.now();
-  g.flush();
-  const firstFlushMs = performance.now() - t;
+  const firstFlushMs = timedFlush(g, digest);
+  const afterFlush = heapUsed();
+  if (heapSnapshotFile !== undefined) writeHeapSnapshot(heapSnapshotFile);
   t = performance.now();
   const snap = g.snapshot();
   const snapshotMs = performance.now() - t;
@@ -66,10 +86,16 @@ export function measureCalc(scale: FixtureScale, toggles: number): CalcCost {
     g.onUpdate(i % 2 === 0 ? deny : allow);
     last = g.flush();
     times.push(performance.now() - t);
+    digest?.update(JSON.stringify(last));
+  }
+  if (digest !== undefined) {
+    digest.update(JSON.stringify(snap));
+    digest.update(JSON.stringify(g.snapshot()));
   }
   return {
     resources: resources.length, ingestMs, firstFlushMs, snapshotMs,
     heapMiB: before !== undefined && after !== undefined ? (after - before) / 1048576 : undefined,
+    heapGraphMiB: before !== undefined && afterFlush !== undefined ? (afterFlush - before) / 1048576 : undefined,
     toggleMs: summarize(times),
     toggleDelta: {
       tablesAdded: last?.tablesAdded.length ?? 0, tablesRemoved: last?.tablesRemoved.length ?? 0,
@@ -80,11 +106,14 @@ export function measureCalc(scale: FixtureScale, toggles: number): CalcCost {
     },
     tables: snap.tables.length,
     classes: snap.classes.classes.length,
+    ...(digest !== undefined ? { digest: digest.digest('hex') } : {}),
   };
 }
 
 if (require.main === module) {
   const scale = JSON.parse(process.argv[2] ?? '') as FixtureScale;
   const toggles = Number(process.argv[3] ?? 20);
-  process.stdout.write(`${JSON.stringify(measureCalc(scale, toggles))}\n`);
+  const i = process.argv.indexOf('--heap-snapshot');
+  const file = i >= 0 ? process.argv[i + 1] : undefined;
+  process.stdout.write(`${JSON.stringify(measureCalc(scale, toggles, file))}\n`);
 }

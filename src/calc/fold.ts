@@ -15,7 +15,7 @@
  * Contract: `foldRows(prog, sig)` equals evaluating the table's rules in order for every packet
  * of the signature (the differential test checks it against the reference evaluator).
  */
-import { rowsKeyOf, computePartRows, type PartRows, type PartSlab, type Rows, type Seg, type Signature, type Slab, type TableDef } from './table';
+import { bucketOf, computePartRows, NO_LOGS, NOOP_SLABS, rowsKeyOf, type PartRows, type PartSlab, type Rows, type Seg, type Signature, type Slab, type TableDef } from './table';
 import { PROTO_OTHER, type Direction } from './types';
 
 export interface PartRec {
@@ -189,10 +189,10 @@ function applyOp(prog: TableProgram, state: FoldState, op: Op, fn: PartRows | un
     case 'part': {
       let out: FoldState | undefined;
       for (const [p, slabs] of state) {
-        const q = fn!.byProto.has(p) ? p : PROTO_OTHER;
-        if (fn!.noop.get(q)) continue;
+        const part = fn!.slabs[bucketOf(op.part.def, p)]!;
+        if (part === NOOP_SLABS) continue;
         out ??= new Map(state);
-        out.set(p, overlaySlabs(slabs, fn!.byProto.get(q)!));
+        out.set(p, overlaySlabs(slabs, part));
       }
       return out ?? state;
     }
@@ -248,7 +248,7 @@ export function foldRows(prog: TableProgram, sig: Signature, member: Map<string,
       slabs.map((sl) => ({
         min: sl.min,
         max: sl.max,
-        segs: sl.segs.map((g): Seg => ({ min: g.min, max: g.max, allow: g.s.d === 1, rule: g.s.rule, logs: [...g.s.logs] })),
+        segs: sl.segs.map((g): Seg => ({ min: g.min, max: g.max, allow: g.s.d === 1, rule: g.s.rule, logs: g.s.logs.length === 0 ? NO_LOGS : [...g.s.logs] })),
       })),
     );
   }

@@ -115,10 +115,12 @@ interface ClassRec {
   id: number;
   sig: string;
   members: string[];
-  /** Named-port atom id → its member string (`id=values`). */
-  npMember: Map<string, string>;
-  /** Atom id → hash pair of its member string (restricted keys are order-free combinations). */
-  mh: Map<string, [number, number]>;
+  /**
+   * Named-port atom id → hash pair of its member string (`id=values`, values differ per class);
+   * absent when the class has no named-port member. A plain atom's member string is the atom id
+   * itself, so its hash is the same in every class (CalcGraph.plainHash).
+   */
+  npHash?: Map<string, [number, number]>;
   refs: number;
   /** Dense internal index for scratch arrays. */
   slot: number;
@@ -839,17 +841,10 @@ export class CalcGraph {
         if (existing !== undefined) newId = existing;
         else {
           newId = hashId(sig, (id) => this.classes.has(id));
-          const npMember = new Map<string, string>();
-          for (const m of members) if (m.startsWith('n:')) npMember.set(m.slice(0, m.lastIndexOf('=')), m);
-          const mh = new Map<string, [number, number]>();
+          let npHash: ClassRec['npHash'];
           for (const m of members) {
-            const atom = memberAtom(m);
-            let h = m.startsWith('n:') ? undefined : this.atomHashes.get(atom);
-            if (h === undefined) {
-              h = memberHash(m);
-              if (!m.startsWith('n:')) this.atomHashes.set(atom, h);
-            }
-            mh.set(atom, h);
+            if (m.startsWith('n:')) (npHash ??= new Map()).set(memberAtom(m), memberHash(m));
+            else if (!this.atomHashes.has(m)) this.atomHashes.set(m, memberHash(m));
           }
           const slot = this.freeSlots.pop() ?? this.slotCount++;
           if (slot >= this.stamp.length) {
@@ -862,7 +857,8 @@ export class CalcGraph {
             this.acc2 = grow(this.acc2);
             this.stamp = grow(this.stamp);
           }
-          const rec: ClassRec = { id: newId, sig, members, npMember, mh, refs: 0, slot };
+          const rec: ClassRec = { id: newId, sig, members, refs: 0, slot };
+          if (npHash !== undefined) rec.npHash = npHash;
           this.classes.set(newId, rec);
           this.zeroRefClasses.add(newId);
           this.classBySig.set(sig, newId);
@@ -1286,16 +1282,33 @@ export class CalcGraph {
     let h1 = 0;
     let h2 = 0;
     let any = false;
-    for (const [atom, h] of cls.mh) {
-      if (!ctx.def.atoms.has(atom)) continue;
+    const atoms = ctx.def.atoms;
+    for (const m of cls.members) {
+      // Named-port members (`n:…=values`) come from npHash below.
+      if (!atoms.has(m) || m.startsWith('n:')) continue;
+      const h = this.plainHash(m);
       any = true;
       h1 ^= h[0];
       h2 = (h2 + h[1]) >>> 0;
     }
+    if (cls.npHash !== undefined) {
+      for (const [atom, h] of cls.npHash) {
+        if (!atoms.has(atom)) continue;
+        any = true;
+        h1 ^= h[0];
+        h2 = (h2 + h[1]) >>> 0;
+      }
+    }
     return any ? sigNumber(h1 >>> 0, h2 >>> 0) : -1;
   }
 
+  /** Hash pairs of plain atoms (selector and CIDR atoms), set when a class with the atom appears. */
   private readonly atomHashes = new Map<string, [number, number]>();
+
+  /** Hash pair of a plain atom's member string (the atom id): cached, else computed. */
+  private plainHash(atom: string): [number, number] {
+    return this.atomHashes.get(atom) ?? memberHash(atom);
+  }
 
   /** `key`: the restricted signature's number (sigNumber), -1 for the empty signature. */
   private rowsOfKey(ctx: Ctx, key: number, cls: ClassRec): Rows {
@@ -1357,9 +1370,9 @@ export class CalcGraph {
       const set = this.classesByAtom.get(a);
       if (set === undefined) continue;
       // Plain atoms hash the same in every class; named-port members carry per-class values.
-      const shared = a.startsWith('n:') ? undefined : this.atomHashes.get(a);
+      const shared = a.startsWith('n:') ? undefined : this.plainHash(a);
       for (const c of set) {
-        const h = shared ?? c.mh.get(a)!;
+        const h = shared ?? c.npHash!.get(a)!;
         const i = c.slot;
         if (stamp[i] !== gen) {
           stamp[i] = gen;

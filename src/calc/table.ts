@@ -60,6 +60,10 @@ export interface TableDef {
   atoms: Set<string>;
   /** The same, sorted. */
   atomList: string[];
+  /** Protocol → its index in `protocols`. */
+  protocolIndex: Map<number, number>;
+  /** computePartRows' result for signatures on which the steps do nothing (shared). */
+  noopRows?: PartRows;
 }
 
 /** Signature restricted to a table's atoms: atom id → true (member) or named-port values. */
@@ -110,7 +114,8 @@ export function makeTableDef(direction: Direction, steps: Step[]): TableDef {
   }
   const json = JSON.stringify([direction, steps]);
   const key = createHash('sha1').update(json).digest('hex');
-  return { key, direction, steps, protocols: [...protocols].sort((a, b) => a - b), atoms, atomList: [...atoms].sort() };
+  const sorted = [...protocols].sort((a, b) => a - b);
+  return { key, direction, steps, protocols: sorted, atoms, atomList: [...atoms].sort(), protocolIndex: new Map(sorted.map((p, i) => [p, i])) };
 }
 
 // ------------------------------------------------------------------------------ ranges
@@ -232,13 +237,28 @@ export interface PartSlab {
   segs: PartSeg[];
 }
 
-/** One policy's (or profile's) function for one restricted signature, per protocol bucket. */
+/**
+ * One policy's (or profile's) function for one restricted signature, per protocol bucket.
+ * Memoised per part and signature for the life of the part, so kept small: buckets are an
+ * array aligned with the part's `[...protocols, PROTO_OTHER]`, a bucket that does nothing is the
+ * shared NOOP_SLABS, and a function that does nothing anywhere is one shared object per part.
+ */
 export interface PartRows {
-  byProto: Map<number, PartSlab[]>;
-  /** Per protocol: true when the part does nothing there (falls through, logs nothing). */
-  noop: Map<number, boolean>;
+  /** Per protocol bucket (def.protocols then PROTO_OTHER), slabs covering [0, 65535]. */
+  slabs: PartSlab[][];
   /** Canonical fingerprint: equal keys ⇔ equal functions (for reuse across table versions). */
   key: string;
+}
+
+/** Shared log list of segments that hit no Log rule (never mutated). */
+export const NO_LOGS: string[] = [];
+
+/** The bucket of a part that does nothing there (falls through, logs nothing); shared, never mutated. */
+export const NOOP_SLABS: PartSlab[] = [{ min: 0, max: 65535, segs: [{ min: 0, max: 65535, o: 0, rule: '', logs: NO_LOGS }] }];
+
+/** Index of protocol `p`'s bucket in a part's PartRows.slabs (its own protocol, else PROTO_OTHER's). */
+export function bucketOf(def: TableDef, p: number): number {
+  return def.protocolIndex.get(p) ?? def.protocols.length;
 }
 
 function samePartSeg(a: PartSeg, b: PartSeg): boolean {
@@ -257,8 +277,8 @@ function samePartSegs(a: PartSeg[], b: PartSeg[]): boolean {
 export function computePartRows(def: TableDef, sig: Signature): PartRows {
   const steps = def.steps;
   const remoteOk = steps.map((s) => s.kind === 'rule' && remoteMatches(s.m, sig));
-  const byProto = new Map<number, PartSlab[]>();
-  const noop = new Map<number, boolean>();
+  const buckets: PartSlab[][] = [];
+  let allNoop = true;
   for (const proto of [...def.protocols, PROTO_OTHER]) {
     const active: Active[] = [];
     for (let i = 0; i < steps.length; i++) {
@@ -267,8 +287,7 @@ export function computePartRows(def: TableDef, sig: Signature): PartRows {
       if (pp !== null) active.push({ idx: i, src: pp.src, dst: pp.dst });
     }
     if (active.length === 0) {
-      byProto.set(proto, [{ min: 0, max: 65535, segs: [{ min: 0, max: 65535, o: 0, rule: '', logs: [] }] }]);
-      noop.set(proto, true);
+      buckets.push(NOOP_SLABS);
       continue;
     }
     const srcCuts = cutPoints(active.map((a) => a.src));
@@ -282,14 +301,22 @@ export function computePartRows(def: TableDef, sig: Signature): PartRows {
       if (last !== undefined && samePartSegs(last.segs, segs)) last.max = max;
       else slabs.push({ min, max, segs });
     }
-    byProto.set(proto, slabs);
     const only = slabs.length === 1 && slabs[0]!.segs.length === 1 ? slabs[0]!.segs[0]! : undefined;
-    noop.set(proto, only !== undefined && only.o === 0 && only.logs.length === 0);
+    if (only !== undefined && only.o === 0 && only.logs.length === 0) {
+      buckets.push(NOOP_SLABS);
+      continue;
+    }
+    allNoop = false;
+    // Exact-length copy: arrays grown by push keep spare capacity, and these live in the memo.
+    buckets.push(slabs.slice());
   }
-  const text = [...byProto]
-    .map(([p, slabs]) => `${p}:${slabs.map((sl) => `${sl.min}-${sl.max}[${sl.segs.map((g) => `${g.min}-${g.max}/${g.o}${g.rule}${g.logs.length ? '+' + g.logs.join('+') : ''}`).join(',')}]`).join(';')}`)
+  if (allNoop && def.noopRows !== undefined) return def.noopRows;
+  const text = buckets
+    .map((slabs, i) => `${def.protocols[i] ?? PROTO_OTHER}:${slabs.map((sl) => `${sl.min}-${sl.max}[${sl.segs.map((g) => `${g.min}-${g.max}/${g.o}${g.rule}${g.logs.length ? '+' + g.logs.join('+') : ''}`).join(',')}]`).join(';')}`)
     .join('|');
-  return { byProto, noop, key: createHash('sha1').update(text).digest('hex').slice(0, 16) };
+  const rows: PartRows = { slabs: buckets, key: createHash('sha1').update(text).digest('hex').slice(0, 16) };
+  if (allNoop) def.noopRows = rows;
+  return rows;
 }
 
 function partSegments(steps: Step[], list: Active[]): PartSeg[] {
@@ -298,23 +325,24 @@ function partSegments(steps: Step[], list: Active[]): PartSeg[] {
   for (let c = 0; c < cuts.length; c++) {
     const min = cuts[c]!;
     const max = c + 1 < cuts.length ? cuts[c + 1]! - 1 : 65535;
-    const logs: string[] = [];
-    let seg: PartSeg = { min, max, o: 0, rule: '', logs };
+    let logs: string[] | undefined;
+    let seg: PartSeg | undefined;
     for (const a of list) {
       if (a.dst !== null && !inRanges(a.dst, min)) continue;
       const s = steps[a.idx] as Extract<Step, { kind: 'rule' }>;
       if (s.action === 'log') {
-        logs.push(s.rule);
+        (logs ??= []).push(s.rule);
         continue;
       }
-      seg = { min, max, o: s.action === 'allow' ? 1 : s.action === 'deny' ? 2 : 3, rule: s.rule, logs };
+      seg = { min, max, o: s.action === 'allow' ? 1 : s.action === 'deny' ? 2 : 3, rule: s.rule, logs: logs?.slice() ?? NO_LOGS };
       break;
     }
+    seg ??= { min, max, o: 0, rule: '', logs: logs?.slice() ?? NO_LOGS };
     const last = segs[segs.length - 1];
     if (last !== undefined && samePartSeg(last, seg)) last.max = max;
     else segs.push(seg);
   }
-  return segs;
+  return segs.slice();
 }
 
 /** Canonical fingerprint of final rows (hash of their canonical text). */
