@@ -58,6 +58,7 @@ import {
   type TierInfo,
 } from './semantics';
 import { policyKey, resourceKey, ResourceState } from './store';
+import { fewAdd, fewDelete, fewSize, fewValues, type Few } from './compact';
 import { foldRows, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
 import { assembleTable, makeTableDef, type AssembledTable, type Rows, type Signature, type Step } from './table';
 import {
@@ -106,8 +107,10 @@ interface SelAtom {
 interface PNode {
   key: string;
   cidr: Cidr4;
-  cidrAtoms: Set<string>;
-  items: Set<string>;
+  /** CIDR atoms of exactly this prefix (usually none). */
+  cidrAtoms: Set<string> | undefined;
+  /** Keys of the items with this prefix (usually one). */
+  items: Few<string>;
   classId: number;
 }
 
@@ -720,7 +723,8 @@ export class CalcGraph {
     }
     item.local = local;
     let changed = JSON.stringify(item.ports) !== JSON.stringify(ports);
-    item.ports = ports;
+    // Exact-length copies: arrays grown by push keep spare capacity (×10,000 items).
+    item.ports = ports.slice();
     this.setItemLabels(item, labels);
     // memberships: candidates from the label index plus current memberships
     const cands = new Set<string>(this.selUnindexed);
@@ -766,11 +770,14 @@ export class CalcGraph {
     for (const c of item.prefixes) {
       const n = this.pnodes.get(cidrKey(c));
       if (n === undefined) continue;
-      n.items.delete(item.key);
+      n.items = fewDelete(n.items, item.key);
       this.maybeDropNode(n);
     }
-    item.prefixes = prefixes;
-    for (const c of prefixes) this.nodeAt(c).items.add(item.key);
+    item.prefixes = prefixes.slice();
+    for (const c of prefixes) {
+      const n = this.nodeAt(c);
+      n.items = fewAdd(n.items, item.key);
+    }
     this.markItemNodes(item);
   }
 
@@ -784,7 +791,7 @@ export class CalcGraph {
     const k = cidrKey(c);
     let n = this.pnodes.get(k);
     if (n === undefined) {
-      n = { key: k, cidr: c, cidrAtoms: new Set(), items: new Set(), classId: 0 };
+      n = { key: k, cidr: c, cidrAtoms: undefined, items: undefined, classId: 0 };
       this.pnodes.set(k, n);
       this.lenCount[c.len]!++;
       if (c.len >= 24) addTo(this.nodesBy24, c.addr >>> 8, k);
@@ -795,7 +802,7 @@ export class CalcGraph {
   }
 
   private maybeDropNode(n: PNode): void {
-    if (n.items.size > 0 || n.cidrAtoms.size > 0) return;
+    if (fewSize(n.items) > 0 || n.cidrAtoms !== undefined) return;
     // Keep it until recomputeNode releases its class; it is deleted there.
     this.dirtyNodes.add(n.key);
   }
@@ -830,7 +837,7 @@ export class CalcGraph {
   private recomputeNode(nk: string, added: Set<number>, changed: Set<string>): void {
     const n = this.pnodes.get(nk);
     if (n === undefined) return;
-    const empty = n.items.size === 0 && n.cidrAtoms.size === 0;
+    const empty = fewSize(n.items) === 0 && n.cidrAtoms === undefined;
     let newId = 0;
     let sig = '';
     if (!empty) {
@@ -897,8 +904,8 @@ export class CalcGraph {
       if (this.lenCount[len] === 0) continue;
       const anc = len === n.cidr.len ? n : this.pnodes.get(`${(n.cidr.addr & maskOf(len)) >>> 0}/${len}`);
       if (anc === undefined) continue;
-      for (const a of anc.cidrAtoms) members.add(a);
-      for (const ik of anc.items) {
+      if (anc.cidrAtoms !== undefined) for (const a of anc.cidrAtoms) members.add(a);
+      for (const ik of fewValues(anc.items)) {
         const it = this.items.get(ik)!;
         for (const s of it.sels) {
           members.add(s);
@@ -1032,7 +1039,8 @@ export class CalcGraph {
       return;
     }
     this.cidrAtoms.set(id, { cidr: c, refs: 1 });
-    this.nodeAt(c).cidrAtoms.add(id);
+    const n = this.nodeAt(c);
+    (n.cidrAtoms ??= new Set()).add(id);
     this.markNode(c);
   }
 
@@ -1044,7 +1052,8 @@ export class CalcGraph {
     this.atomHashes.delete(id);
     const n = this.pnodes.get(cidrKey(c));
     if (n !== undefined) {
-      n.cidrAtoms.delete(id);
+      n.cidrAtoms?.delete(id);
+      if (n.cidrAtoms?.size === 0) n.cidrAtoms = undefined;
       this.markNode(c);
       this.maybeDropNode(n);
     }
@@ -1611,16 +1620,20 @@ export class CalcGraph {
           if (c !== undefined) now.push(formatCidr4(c));
         }
       }
-      for (const cidr of this.routesOf.get(key) ?? []) {
-        removeFrom(this.routeOwners, cidr, key);
+      for (const cidr of fewValues(this.routesOf.get(key))) {
+        const owners = fewDelete(this.routeOwners.get(cidr), key);
+        if (owners === undefined) this.routeOwners.delete(cidr);
+        else this.routeOwners.set(cidr, owners);
         removals.add(cidr);
       }
-      if (now.length > 0) this.routesOf.set(key, now);
-      else this.routesOf.delete(key);
+      let mine: Few<string>;
       for (const cidr of now) {
-        addTo(this.routeOwners, cidr, key);
+        mine = fewAdd(mine, cidr);
+        this.routeOwners.set(cidr, fewAdd(this.routeOwners.get(cidr), key));
         removals.add(cidr);
       }
+      if (mine !== undefined) this.routesOf.set(key, mine);
+      else this.routesOf.delete(key);
     }
     this.dirtyRoutes.clear();
     // An address owned by several endpoints routes to the smallest key's node (deterministic).
@@ -1634,7 +1647,7 @@ export class CalcGraph {
         }
         continue;
       }
-      const owner = [...owners].sort()[0]!;
+      const owner = [...fewValues(owners)].sort()[0]!;
       const node = this.resources.endpoints.get(owner)!.spec.node!;
       if (prev !== node) {
         this.emittedRoutes.set(cidr, node);
@@ -1651,8 +1664,9 @@ export class CalcGraph {
   }
 
   private readonly dirtyRoutes = new Set<string>();
-  private readonly routesOf = new Map<string, string[]>();
-  private readonly routeOwners = new Map<string, Set<string>>();
+  /** Endpoint key → its route CIDRs; CIDR → the endpoints that have it (usually one each). */
+  private readonly routesOf = new Map<string, Few<string>>();
+  private readonly routeOwners = new Map<string, Few<string>>();
   private readonly emittedRoutes = new Map<string, string>();
 
   private computeRouting(): RoutingState {

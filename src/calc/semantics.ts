@@ -157,7 +157,9 @@ export function effectiveLabels(
   profileOf: (name: string) => Profile | undefined,
   namespaceOf: (name: string) => Namespace | undefined,
 ): Record<string, string> {
-  const out: Record<string, string> = Object.create(null);
+  // No prototype (label keys are data), created as an ordinary object so V8 keeps it in fast
+  // mode: Object.create(null) starts in dictionary mode, ~3× the memory (one per endpoint).
+  const out = Object.setPrototypeOf({}, null) as Record<string, string>;
   const profiles = wep.spec.profiles ?? [];
   for (let i = profiles.length - 1; i >= 0; i--) {
     const lta = profileOf(profiles[i]!)?.spec.labelsToApply;

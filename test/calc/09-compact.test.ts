@@ -1,0 +1,65 @@
+/**
+ * The compact containers the calc graph keeps its long-lived indexes in (src/calc/compact.ts),
+ * checked against plain Sets on random operation sequences; and effective labels, now built as
+ * fast-mode prototype-less objects, still behave as a pure dictionary.
+ */
+import t from 'tap';
+import { fewAdd, fewDelete, fewHas, fewSize, fewValues, type Few } from '../../src/calc/compact';
+import { effectiveLabels } from '../../src/calc/semantics';
+import { namespace, profile, wep } from './helpers/build';
+import { rng } from './helpers/random';
+
+t.test('Few behaves as a Set under random adds and deletes', async (t) => {
+  const rand = rng(20261121);
+  let mismatches = 0;
+  for (let run = 0; run < 200; run++) {
+    let few: Few<string>;
+    const model = new Set<string>();
+    for (let op = 0; op < 40; op++) {
+      const v = `v${Math.floor(rand() * 4)}`;
+      if (rand() < 0.55) {
+        few = fewAdd(few, v);
+        model.add(v);
+      } else {
+        few = fewDelete(few, v);
+        model.delete(v);
+      }
+      const got = [...fewValues(few)].sort();
+      const want = [...model].sort();
+      if (fewSize(few) !== model.size || JSON.stringify(got) !== JSON.stringify(want)) mismatches++;
+      for (const x of ['v0', 'v1', 'v2', 'v3']) if (fewHas(few, x) !== model.has(x)) mismatches++;
+      // The representation is the compact one: nothing for empty, the bare value for one.
+      if (model.size === 0 && few !== undefined) mismatches++;
+      if (model.size === 1 && typeof few !== 'string') mismatches++;
+    }
+  }
+  t.equal(mismatches, 0);
+});
+
+t.test('fewDelete of an absent value leaves the container as it was', async (t) => {
+  t.equal(fewDelete('a', 'b'), 'a');
+  t.equal(fewDelete(undefined, 'b'), undefined);
+  const s = fewAdd(fewAdd('a', 'b'), 'c');
+  t.equal(fewSize(fewDelete(s, 'x')), 3);
+});
+
+t.test('effective labels have no prototype: keys such as toString or __proto__ are plain data', async (t) => {
+  const own = JSON.parse('{"toString":"x","__proto__":"y","app":"a"}') as Record<string, string>;
+  const w = wep('ns1/ep1', { labels: own, ip: '192.168.1.1' });
+  const labels = effectiveLabels(
+    w,
+    (n) => (n === 'p1' ? profile('p1', { labelsToApply: { constructor: 'c' } }) : undefined),
+    (n) => (n === 'ns1' ? namespace('ns1', { env: 'prod' }) : undefined),
+  );
+  t.equal(Object.getPrototypeOf(labels), null);
+  t.equal(labels.app, 'a');
+  t.notOk('hasOwnProperty' in labels, 'nothing inherited');
+  t.equal(labels['pcns.env'], 'prod');
+  t.equal(labels.toString, 'x');
+  t.equal(Object.getOwnPropertyDescriptor(labels, '__proto__')?.value, 'y', '__proto__ is an own data property');
+  t.ok(Object.keys(labels).includes('app'));
+  t.notOk('constructor' in labels, 'profile not on the endpoint: no labels from it');
+  const w2 = wep('ns1/ep2', { labels: {}, ip: '192.168.1.2', profiles: ['p1'] });
+  const l2 = effectiveLabels(w2, (n) => (n === 'p1' ? profile('p1', { labelsToApply: { constructor: 'c' } }) : undefined), () => undefined);
+  t.equal(l2.constructor, 'c');
+});
