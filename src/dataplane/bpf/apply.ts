@@ -19,12 +19,13 @@
  * `MapOps` is the narrow map interface this module needs; src/dataplane/bpf/maps.ts adapts the
  * native addon's maps to it (and tests may use the same adapter over real maps).
  */
-import type { ProjectionEntry, VerdictTable } from '../../calc/types';
+import type { ProjectionEntry } from '../../calc/types';
 import {
   AF_INET, EPADDR_FIXED_BITS, EP_F_DISABLED, endpointCodec, epAddrKeyCodec, projKeyCodec, tableCodec, u32Key, u32Value,
   type Endpoint,
 } from './codecs';
 import { encodeProjection, encodeTable, parseCidr4, type EncodedTable, type Entry } from './encode';
+import { PackedTable, unpacked, type AnyTable } from './packed-table';
 
 export interface MapOps {
   lookup(key: Buffer): Buffer | undefined;
@@ -65,11 +66,12 @@ export class ApplyError extends Error {
 }
 
 /**
- * A loaded table. Its encoded entries are not kept (at 100 endpoints × thousands of projection
- * entries they were the agent's largest allocation): encodeTable is deterministic, so erase()
- * re-encodes the table as it was written to find its keys.
+ * A loaded table. Neither its encoded entries nor its object form are kept (at 100 endpoints ×
+ * thousands of projection entries they were the agent's largest allocations): the table is kept
+ * packed, and encodeTable is deterministic, so erase() re-encodes it as it was written to find
+ * its keys.
  */
-interface TableRef { id: number; hash: string; refs: number; table: VerdictTable; extraProj: Set<number> }
+interface TableRef { id: number; hash: string; refs: number; table: PackedTable; extraProj: Set<number> }
 
 /** A table found in the maps at start-up (written by a previous agent), not yet adopted. */
 interface Orphan { id: number; hash: string; refs: number }
@@ -120,17 +122,21 @@ export class TableRegistry {
     return n;
   }
 
-  /** Ensures the table is fully written, adds a reference and returns its numeric id. */
-  acquire(t: VerdictTable): number {
+  /**
+   * Ensures the table is fully written, adds a reference and returns its numeric id. A table
+   * already loaded is only counted (its content is not looked at, so a PackedTable is not unpacked).
+   */
+  acquire(t: AnyTable): number {
     const have = this.byHash.get(t.id);
     if (have) { have.refs++; return have.id; }
+    const packed = t instanceof PackedTable ? t : PackedTable.pack(t);
     const orphan = this.orphansByHash.get(t.id);
     if (orphan) {
       // Complete in the maps already (its meta entry exists). Projection entries are rewritten
       // (idempotent, same keys and values) to pick up additions made while no agent ran.
-      const enc = encodeTable(t, orphan.id);
+      const enc = encodeTable(unpacked(t), orphan.id);
       updateAll(this.maps.proj, enc.proj);
-      const ref: TableRef = { id: orphan.id, hash: t.id, refs: orphan.refs + 1, table: t, extraProj: new Set() };
+      const ref: TableRef = { id: orphan.id, hash: t.id, refs: orphan.refs + 1, table: packed, extraProj: new Set() };
       this.orphansById.delete(orphan.id);
       this.orphansByHash.delete(orphan.hash);
       this.byHash.set(t.id, ref);
@@ -138,8 +144,8 @@ export class TableRegistry {
       return ref.id;
     }
     const id = this.allocId();
-    const enc = encodeTable(t, id);
-    const ref: TableRef = { id, hash: t.id, refs: 1, table: t, extraProj: new Set() };
+    const enc = encodeTable(unpacked(t), id);
+    const ref: TableRef = { id, hash: t.id, refs: 1, table: packed, extraProj: new Set() };
     try {
       updateAll(this.maps.proj, enc.proj);
       updateAll(this.maps.spc, enc.spc);
@@ -186,7 +192,7 @@ export class TableRegistry {
     }
   }
 
-  private erase(ref: TableRef, written: EncodedTable = encodeTable(ref.table, ref.id)): void {
+  private erase(ref: TableRef, written: EncodedTable = encodeTable(ref.table.unpack(), ref.id)): void {
     this.maps.tbl.delete(written.meta.key); // first: from now on the id fails closed
     deleteAll(this.maps.pol, written.pol.map((e) => e.key));
     deleteAll(this.maps.spc, written.spc.map((e) => e.key));
@@ -218,7 +224,7 @@ export interface EndpointPolicy {
   id: number;
   /** Addresses the workload may send from (canonical CIDRs, usually /32). */
   ipNetworks: string[];
-  tables: { ingress: VerdictTable; egress: VerdictTable };
+  tables: { ingress: AnyTable; egress: AnyTable };
   disabled?: boolean;
 }
 

@@ -15,18 +15,23 @@
  * watcher); an endpoint whose interface is not there yet is kept pending and applied by
  * `retryPending()` — until then its cali* interface has no tortie_ep_v1 entry and fails closed.
  * Endpoint ids reported in events are assigned here, stable per endpoint key for the process.
+ * Memory: tables are kept packed (PackedTable) and class prefixes as their CIDR strings only
+ * (the map key is recomputed to delete), since at 10,000 endpoints these mirrors were a sizeable
+ * part of the agent's heap.
  */
-import type { CalcDelta, CompiledState, LocalEndpoint, VerdictTable } from '../../calc/types';
+import type { CalcDelta, CompiledState, LocalEndpoint } from '../../calc/types';
 import type { MapOps, PolicyMaps } from './apply';
 import { EndpointPolicyWriter } from './apply';
 import { cls4KeyOf, encodeClassPrefix, type Entry } from './encode';
+import { PackedTable } from './packed-table';
 
 export interface PolicyDataplaneMaps extends PolicyMaps { cls4: MapOps }
 
 export class PolicyDataplane {
   readonly writer: EndpointPolicyWriter;
-  private readonly tables = new Map<string, VerdictTable>();
-  private readonly prefixes = new Map<string, Buffer>();
+  private readonly tables = new Map<string, PackedTable>();
+  /** Class prefixes in tortie_cls4_v1, by canonical CIDR. */
+  private readonly prefixes = new Set<string>();
   private readonly bound = new Map<string, number>(); // endpoint key → ifindex
   private readonly pending = new Map<string, LocalEndpoint>();
   private readonly ids = new Map<string, number>();
@@ -60,14 +65,19 @@ export class PolicyDataplane {
     for (const e of this.maps.cls4.entries?.() ?? []) {
       const len = e.key.readUInt32LE(0);
       const a = e.key.readUInt32BE(4);
-      this.prefixes.set(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${len}`, e.key);
+      const cidr = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${len}`;
+      // A key this agent would not write (host bits set, length > 32) cannot be wanted: drop it.
+      let canonical = false;
+      try { canonical = cls4KeyOf(cidr).equals(e.key); } catch { /* not a CIDR */ }
+      if (!canonical) { this.maps.cls4.delete(e.key); continue; }
+      this.prefixes.add(cidr);
       prefixes++;
     }
     return { endpoints: eps.length, tables: this.writer.tables.orphanCount, prefixes };
   }
 
   applySnapshot(s: CompiledState): void {
-    for (const t of s.tables) this.tables.set(t.id, t);
+    for (const t of s.tables) this.tables.set(t.id, PackedTable.pack(t));
     const want = new Set<string>();
     const entries: Entry[] = [];
     for (const p of s.classes.prefixes) {
@@ -75,11 +85,11 @@ export class PolicyDataplane {
       if (!e) continue;
       want.add(p.cidr);
       entries.push(e);
-      this.prefixes.set(p.cidr, e.key);
+      this.prefixes.add(p.cidr);
     }
     if (this.maps.cls4.updateMany) this.maps.cls4.updateMany(entries);
     else for (const e of entries) this.maps.cls4.update(e.key, e.value);
-    for (const [cidr, key] of this.prefixes) if (!want.has(cidr)) { this.maps.cls4.delete(key); this.prefixes.delete(cidr); }
+    for (const cidr of this.prefixes) if (!want.has(cidr)) { this.maps.cls4.delete(cls4KeyOf(cidr)); this.prefixes.delete(cidr); }
     const eps = new Set(s.endpoints.map((e) => e.key));
     for (const e of s.endpoints) this.upsertEndpoint(e);
     for (const k of [...this.bound.keys(), ...this.pending.keys()]) if (!eps.has(k)) this.removeEndpoint(k);
@@ -93,35 +103,28 @@ export class PolicyDataplane {
   }
 
   applyDelta(d: CalcDelta): void {
-    for (const t of d.tablesAdded) this.tables.set(t.id, t);
+    for (const t of d.tablesAdded) this.tables.set(t.id, PackedTable.pack(t));
     for (const pa of d.projectionAdded) {
       const t = this.tables.get(pa.tableId);
-      if (t) {
-        const have = new Map(t.projection.map((p) => [p.globalClass, p]));
-        for (const e of pa.entries) have.set(e.globalClass, e);
-        this.tables.set(t.id, { ...t, projection: [...have.values()].sort((a, b) => a.globalClass - b.globalClass) });
-      }
+      if (t) this.tables.set(t.id, t.withProjection(pa.entries));
       this.writer.tables.addProjection(pa.tableId, pa.entries);
     }
     for (const p of d.prefixesUpserted) {
       const e = encodeClassPrefix(p);
       if (!e) continue;
       this.maps.cls4.update(e.key, e.value);
-      this.prefixes.set(p.cidr, e.key);
+      this.prefixes.add(p.cidr);
     }
     for (const p of d.prefixesRemoved) {
       if (p.family !== 4) continue;
-      this.maps.cls4.delete(this.prefixes.get(p.cidr) ?? cls4KeyOf(p.cidr));
+      this.maps.cls4.delete(cls4KeyOf(p.cidr));
       this.prefixes.delete(p.cidr);
     }
     for (const e of d.endpointsUpserted) this.upsertEndpoint(e);
     for (const k of d.endpointsRemoved) this.removeEndpoint(k);
     for (const pr of d.projectionRemoved) {
       const t = this.tables.get(pr.tableId);
-      if (t) {
-        const gone = new Set(pr.globalClasses);
-        this.tables.set(t.id, { ...t, projection: t.projection.filter((p) => !gone.has(p.globalClass)) });
-      }
+      if (t) this.tables.set(t.id, t.withProjection([], pr.globalClasses));
       this.writer.tables.removeProjection(pr.tableId, pr.globalClasses);
     }
     for (const id of d.tablesRemoved) this.tables.delete(id);
