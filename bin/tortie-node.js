@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 'use strict';
 // Thin launcher: the implementation is TypeScript compiled into dist/ by `npm run build`.
 const path = require('node:path');

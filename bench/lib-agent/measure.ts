@@ -27,9 +27,9 @@ import type { Resource } from '../../src/model';
 import { EtcdCluster, freePort } from '../../test/datastore/helpers/etcd-server';
 import { BENCH_NODE, NODE_ADDRESS, PROBE_PORT, PROBE_SERVER, generateFixtures, probePolicy, type FixtureScale } from './fixtures';
 import { ProbeStream, analyse, heldSince, parseGcTrace, promValue, summarize, type Summary, type Toggle, type ToggleResult } from './latency';
+import { agentCommand } from '../../src/node/launch';
 
 export const ROOT = resolve(__dirname, '../../..');
-const NODE_BIN = join(ROOT, 'bin/tortie-node.js');
 const CTL_BIN = join(ROOT, 'bin/tortiectl.js');
 const PROBER = join(__dirname, 'prober.js');
 
@@ -271,9 +271,10 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     // --trace-gc: V8 prints each collection's pause on stdout; they are matched with toggles below.
     const snapFlags = cfg.heapSnapshotDir === undefined ? [] : ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${cfg.heapSnapshotDir}`];
     if (cfg.heapSnapshotDir !== undefined) mkdirSync(cfg.heapSnapshotDir, { recursive: true });
-    const agent = spawn(process.execPath, ['--trace-gc', ...snapFlags, ...(cfg.agentNodeFlags ?? []), NODE_BIN, 'run', '--nodename', BENCH_NODE, '--ip', NODE_ADDRESS, ...backend.flags,
+    const [node, ...agentArgv] = agentCommand(['run', '--nodename', BENCH_NODE, '--ip', NODE_ADDRESS, ...backend.flags,
       '--bpffs-root', cfg.pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', 'warn'],
-    { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    ['--trace-gc', ...snapFlags, ...(cfg.agentNodeFlags ?? [])]);
+    const agent = spawn(node!, agentArgv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     children.push(agent);
     const gcs: { endUs: number; kind: string; pauseMs: number }[] = [];
     let outBuf = '';

@@ -31,6 +31,7 @@ import { addFigure, addSample, type RunResult, type FigureDef } from './results'
 import { percentile } from './stats';
 import { tempDir } from './tools';
 import { parseCompileBench } from './children';
+import { agentCommand } from '../../src/node/launch';
 
 export interface ControlSettings {
   storeEndpoints: number;
@@ -256,9 +257,9 @@ async function agentRound(s: ControlSettings, root: string, storeDir: string, cl
     // Agent.
     const healthPort = 20000 + Math.floor(Math.random() * 20000);
     const t0 = performance.now();
-    agent = topo.node.spawn([process.execPath, join(root, 'bin/tortie-node.js'), 'run', '--nodename', NODE, '--ip', `${NODE_IP}/24`,
+    agent = topo.node.spawn(agentCommand(['run', '--nodename', NODE, '--ip', `${NODE_IP}/24`,
       '--store-dir', storeDir, '--bpffs-root', pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', 'warn',
-      '--policy-only'], { netOnly: true, stdio: ['ignore', 'ignore', 'pipe'] });
+      '--policy-only']), { netOnly: true, stdio: ['ignore', 'ignore', 'pipe'] });
     let agentErr = '';
     agent.stderr?.on('data', (d) => { agentErr = (agentErr + String(d)).slice(-4000); });
     const want = s.localEndpoints + 2;

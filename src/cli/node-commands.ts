@@ -28,6 +28,7 @@ import { parseCidr } from '../model/values';
 import { DATASTORE_OPTIONS, invalidOption, parseArgs, type ParsedArgs } from './args';
 import { resolveDatastoreConfig } from './datastore-config';
 import { CliError, type CliIO } from './io';
+import { agentCommand } from '../node/launch';
 
 export const DEFAULT_RUN_DIR = '/run/tortie';
 export const DEFAULT_LOG_DIR = '/var/log/tortie';
@@ -298,10 +299,10 @@ function checkIp(ip: string): string {
 }
 
 /** The agent launcher: bin/tortie-node.js of this checkout (TORTIE_NODE_BIN overrides, for packaging and tests). */
-function agentCommand(io: CliIO): string[] {
+function agentLauncher(io: CliIO): string[] {
   const override = io.env.TORTIE_NODE_BIN;
   if (override) return override.split(' ').filter(Boolean);
-  return [process.execPath, path.resolve(__dirname, '..', '..', '..', 'bin', 'tortie-node.js')];
+  return agentCommand([]);
 }
 
 function shellQuote(a: string): string {
@@ -386,7 +387,7 @@ async function nodeRun(binary: string, argv: readonly string[], io: CliIO): Prom
     if (ds.certFile) agentArgs.push(`--etcd-cert=${ds.certFile}`);
     if (ds.keyFile) agentArgs.push(`--etcd-key=${ds.keyFile}`);
   }
-  const cmd = [...agentCommand(io), ...agentArgs];
+  const cmd = [...agentLauncher(io), ...agentArgs];
   const cmdText = cmd.map(shellQuote).join(' ');
 
   if (args.flag('dryrun')) {

@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Topology, run, type Netns } from '../util/netns';
 import { installCni } from '../cni/install';
+import { agentCommand } from '../node/launch';
 
 export const PROJECT_ROOT = resolve(__dirname, '../../..');
 const BIN = (name: string) => join(PROJECT_ROOT, 'bin', name);
@@ -133,8 +134,8 @@ export class Lab {
   }
 
   startAgent(n: LabNode): void {
-    const child = n.ns.spawn([process.execPath, BIN('tortie-node.js'), 'run', '--nodename', n.name, '--ip', `${n.ip}/${n.prefix}`,
-      '--store-dir', this.storeDir, '--bpffs-root', n.pinRoot, '--health-port', String(n.healthPort), '--metrics-port', '0'],
+    const child = n.ns.spawn(agentCommand(['run', '--nodename', n.name, '--ip', `${n.ip}/${n.prefix}`,
+      '--store-dir', this.storeDir, '--bpffs-root', n.pinRoot, '--health-port', String(n.healthPort), '--metrics-port', '0']),
     { netOnly: true, env: this.env });
     child.stdout?.on('data', (d) => { n.log += String(d); });
     child.stderr?.on('data', (d) => { n.log += String(d); });

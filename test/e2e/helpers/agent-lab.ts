@@ -11,9 +11,9 @@ import { randomBytes } from 'node:crypto';
 import { Topology, type Netns } from '../../../src/util/netns';
 import { EmbeddedDatastore } from '../../../src/datastore';
 import { ResourceClient } from '../../../src/client/resources';
+import { agentCommand } from '../../../src/node/launch';
 
 export const ROOT = resolve(__dirname, '../../../..');
-export const NODE_BIN = join(ROOT, 'bin/tortie-node.js');
 
 /** Child processes run without tap's loaders and coverage hooks (NODE_OPTIONS). */
 export const CHILD_ENV: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '' };
@@ -58,9 +58,9 @@ export class AgentLab {
   }
 
   startAgent(extra: string[] = []): ChildProcess {
-    const child = this.node.spawn([process.execPath, NODE_BIN, 'run', '--nodename', this.nodeName, '--ip', '198.18.0.10/24',
+    const child = this.node.spawn(agentCommand(['run', '--nodename', this.nodeName, '--ip', '198.18.0.10/24',
       '--store-dir', this.storeDir, '--bpffs-root', this.pinRoot, '--health-port', String(this.healthPort), '--metrics-port', '0',
-      '--log-level', 'info', ...extra], { netOnly: true, env: CHILD_ENV });
+      '--log-level', 'info', ...extra]), { netOnly: true, env: CHILD_ENV });
     child.stdout?.on('data', (d) => { this.agentLog += String(d); });
     child.stderr?.on('data', (d) => { this.agentLog += String(d); });
     this.agent = child;
