@@ -29,6 +29,13 @@
  *   loses no acknowledged write. After a write that makes the log exceed `maxLogBytes`, the
  *   writer compacts: snapshot of the current revision, new empty wal, old files removed.
  *
+ * Durability as seen by other processes: a reader may consume a record once it is in the page
+ * cache, i.e. just before the writer's fdatasync returns. That is safe for a store whose
+ * readers are all on this host: a process crash (`kill -9` of the writer) loses nothing, the
+ * page cache survives it and the record is on disk later; the only failures that can lose the
+ * record (power, kernel crash) also take down every reader and the kernel state (BPF maps,
+ * routes) they derived from it, and the restarted agents re-read the log as it is on disk.
+ *
  * Reads catch up with the log first (no lock: a reader only consumes complete, CRC-valid
  * lines, so it never sees a write in progress), then answer from memory. A reader at the end
  * of a wal whose successor exists re-reads it to its end and moves on; an unlinked wal stays
