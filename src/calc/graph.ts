@@ -220,10 +220,20 @@ interface Ctx {
   /** Rows by rows key, for the groups present (and recently seen). */
   rowsCache: Map<string, Rows>;
   zero: Rows;
+  /**
+   * Global class → its rows key, for every class with a non-empty restricted signature. The
+   * projection is derived from it: class → assembled.localOf(rows key), 0 (the default class)
+   * left out. Between flushes every rows key here is in `assembled.localOf`; within a flush it
+   * may not be (then `needReassemble`).
+   */
   classRows: Map<number, string>;
+  /**
+   * This flush only: the rows key each class changed in it had at the start of the flush
+   * (undefined: absent), so the projection last emitted can be rebuilt for the diff.
+   */
+  before?: Map<number, string | undefined>;
   groupCount: Map<string, number>;
   assembled?: AssembledTable;
-  projection: Map<number, number>;
   /** The set of groups changed: renumber local classes and re-emit (no row recomputation). */
   needReassemble: boolean;
   /** Never assembled yet. */
@@ -537,6 +547,7 @@ export class CalcGraph {
     for (const [k, ctx] of this.ctxs) {
       if (newCtxs.has(k) || ctx.fresh) this.rebuildCtx(ctx);
       else if (ctx.needReassemble) this.reassemble(ctx);
+      delete ctx.before;
     }
 
     // 5. delta
@@ -1260,7 +1271,6 @@ export class CalcGraph {
       zero: foldRows(def, new Map(), new Map()),
       classRows: new Map(),
       groupCount: new Map(),
-      projection: new Map(),
       needReassemble: false,
       fresh: true,
     };
@@ -1361,14 +1371,8 @@ export class CalcGraph {
     ctx.fresh = false;
     ctx.needReassemble = false;
     // What was last emitted for this table, to diff against if the rebuild keeps its id.
-    const ck = ctx.def.key;
     const prevId = ctx.assembled?.id;
-    let prev: Map<number, number> | undefined;
-    if (prevId !== undefined) {
-      prev = new Map(ctx.projection);
-      for (const id of this.projAdd.get(ck)?.keys() ?? []) prev.delete(id);
-      for (const [id, lc] of this.projDel.get(ck) ?? []) prev.set(id, lc);
-    }
+    const prev = prevId !== undefined ? this.emittedProjection(ctx) : undefined;
     ctx.classRows.clear();
     ctx.groupCount.clear();
     // Restricted members per relevant class, gathered atom by atom (cost: Σ |class ∩ atoms|).
@@ -1409,15 +1413,48 @@ export class CalcGraph {
   /** Renumbers and re-emits a table after its set of groups changed (rows are cached). */
   private reassemble(ctx: Ctx): void {
     ctx.needReassemble = false;
-    const ck = ctx.def.key;
     const prevId = ctx.assembled?.id;
-    let prev: Map<number, number> | undefined;
-    if (prevId !== undefined) {
-      prev = new Map(ctx.projection);
-      for (const id of this.projAdd.get(ck)?.keys() ?? []) prev.delete(id);
-      for (const [id, lc] of this.projDel.get(ck) ?? []) prev.set(id, lc);
+    this.assemble(ctx, prevId, prevId !== undefined ? this.emittedProjection(ctx) : undefined);
+  }
+
+  /**
+   * The projection as last emitted (call before `assemble` replaces `assembled`): the classes'
+   * rows keys at the start of this flush, mapped through the table as last assembled.
+   */
+  private emittedProjection(ctx: Ctx): Map<number, number> {
+    const localOf = ctx.assembled!.localOf;
+    const before = ctx.before;
+    const prev = new Map<number, number>();
+    for (const [id, rk] of ctx.classRows) {
+      if (before?.has(id)) continue;
+      const lc = localOf.get(rk)!;
+      if (lc !== 0) prev.set(id, lc);
     }
-    this.assemble(ctx, prevId, prev);
+    if (before !== undefined) {
+      for (const [id, rk] of before) {
+        if (rk === undefined) continue;
+        const lc = localOf.get(rk)!;
+        if (lc !== 0) prev.set(id, lc);
+      }
+    }
+    return prev;
+  }
+
+  /** The current projection (class → local class, default class left out), by class id. */
+  private projectionOf(ctx: Ctx): Map<number, number> {
+    const localOf = ctx.assembled!.localOf;
+    const out = new Map<number, number>();
+    for (const [id, rk] of ctx.classRows) {
+      const lc = localOf.get(rk)!;
+      if (lc !== 0) out.set(id, lc);
+    }
+    return out;
+  }
+
+  /** Records a class's rows key as of the start of the flush, before its first change in it. */
+  private journal(ctx: Ctx, id: number): void {
+    const before = (ctx.before ??= new Map());
+    if (!before.has(id)) before.set(id, ctx.classRows.get(id));
   }
 
   private assemble(ctx: Ctx, prevId: string | undefined, prev: Map<number, number> | undefined): void {
@@ -1429,18 +1466,15 @@ export class CalcGraph {
       for (const rk of [...ctx.rowsCache.keys()]) if (!groups.has(rk)) ctx.rowsCache.delete(rk);
     }
     ctx.assembled = assembleTable(ctx.def, groups, ctx.zero.key);
-    ctx.projection.clear();
-    for (const [id, rk] of ctx.classRows) {
-      const lc = ctx.assembled.localOf.get(rk)!;
-      if (lc !== 0) ctx.projection.set(id, lc);
-    }
+    delete ctx.before;
     this.projAdd.delete(ck);
     this.projDel.delete(ck);
     if (prev !== undefined && prevId === ctx.assembled.id) {
+      const projection = this.projectionOf(ctx);
       const add = new Map<number, number>();
       const del = new Map<number, number>();
-      for (const [id, lc] of ctx.projection) if (prev.get(id) !== lc) add.set(id, lc);
-      for (const [id, lc] of prev) if (ctx.projection.get(id) !== lc) del.set(id, lc);
+      for (const [id, lc] of projection) if (prev.get(id) !== lc) add.set(id, lc);
+      for (const [id, lc] of prev) if (projection.get(id) !== lc) del.set(id, lc);
       if (add.size > 0) this.projAdd.set(ck, add);
       if (del.size > 0) this.projDel.set(ck, del);
     }
@@ -1456,6 +1490,7 @@ export class CalcGraph {
   ): void {
     if (ctx.fresh || ctx.assembled === undefined) return;
     const rk = knownRowsKey ?? this.rowsFor(ctx, this.classes.get(id)!).key;
+    this.journal(ctx, id);
     ctx.classRows.set(id, rk);
     ctx.groupCount.set(rk, (ctx.groupCount.get(rk) ?? 0) + 1);
     const lc = ctx.assembled.localOf.get(rk);
@@ -1465,7 +1500,6 @@ export class CalcGraph {
     }
     if (ctx.needReassemble) return;
     if (lc !== 0) {
-      ctx.projection.set(id, lc);
       if (projDel.get(ck)?.delete(id) !== true) {
         let m = projAdd.get(ck);
         if (m === undefined) projAdd.set(ck, (m = new Map()));
@@ -1484,6 +1518,7 @@ export class CalcGraph {
     if (ctx.fresh || ctx.assembled === undefined) return;
     const rk = ctx.classRows.get(id);
     if (rk === undefined) return;
+    this.journal(ctx, id);
     ctx.classRows.delete(id);
     const n = (ctx.groupCount.get(rk) ?? 1) - 1;
     if (n === 0) ctx.groupCount.delete(rk);
@@ -1493,9 +1528,9 @@ export class CalcGraph {
       return;
     }
     if (ctx.needReassemble) return;
-    const lc = ctx.projection.get(id);
-    if (lc !== undefined) {
-      ctx.projection.delete(id);
+    // Not reassembling, so every rows key is in the assembled table.
+    const lc = ctx.assembled.localOf.get(rk)!;
+    if (lc !== 0) {
       if (projAdd.get(ck)?.delete(id) !== true) {
         let m = projDel.get(ck);
         if (m === undefined) projDel.set(ck, (m = new Map()));
@@ -1564,7 +1599,7 @@ export class CalcGraph {
 
   private tableOut(ctx: Ctx): VerdictTable {
     const a = ctx.assembled!;
-    const projection: ProjectionEntry[] = [...ctx.projection]
+    const projection: ProjectionEntry[] = [...this.projectionOf(ctx)]
       .sort((x, y) => x[0] - y[0])
       .map(([globalClass, localClass]) => ({ globalClass, localClass }));
     return {
