@@ -214,7 +214,7 @@ export class RouteManager {
 
   /** What this process last wrote (valid when !needKernelRead). */
   private kernelRoutes = new Map<string, string>();            // cidr → routeSpec
-  private readonly mapState = new Map<BpfMap, Map<string, Buffer>>(); // map → hex(key) → value
+  private readonly mapState = new Map<BpfMap, Map<string, string>>(); // map → hex(key) → hex(value) (strings: ~10k entries, Buffers cost several times more heap)
   private uplink?: { name: string; ifindex: number; mtu: number };
   private uplinkFor?: string;                                  // node address the uplink was resolved for
   private readonly gateways = new Map<string, string>();       // node address → underlay next hop
@@ -415,17 +415,18 @@ export class RouteManager {
     }
     for (const m of [this.dp.maps.node4, this.dp.maps.pool4, this.dp.maps.rt4, this.dp.maps.netcfg]) {
       const { keys, values } = m.entries();
-      this.mapState.set(m, new Map(keys.map((k, i) => [hex(k), values[i]!])));
+      this.mapState.set(m, new Map(keys.map((k, i) => [hex(k), hex(values[i]!)])));
     }
     this.needKernelRead = false;
   }
 
   private syncMap(m: BpfMap, want: Map<string, Buffer>, sweep = true): void {
-    const have = this.mapState.get(m) ?? new Map<string, Buffer>();
+    const have = this.mapState.get(m) ?? new Map<string, string>();
     for (const [h, v] of want) {
-      if (have.get(h)?.equals(v)) continue;
+      const hv = hex(v);
+      if (have.get(h) === hv) continue;
       m.update(Buffer.from(h, 'hex'), v);
-      have.set(h, v);
+      have.set(h, hv);
       this.writes.maps++;
     }
     if (sweep) {
