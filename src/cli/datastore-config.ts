@@ -10,8 +10,9 @@
  *     > defaults (embedded store in /var/lib/tortie/store).
  *
  * The datastore type defaults to `embedded` (as tortie-node does, so that the CLI and the agent
- * agree when nothing is configured); a config file without datastoreType means etcdv3 when it
- * names etcd endpoints, as calicoctl's does.
+ * agree when nothing is configured), except that etcd endpoints given anywhere (flag, config
+ * file, ETCD_ENDPOINTS) without a type mean etcdv3 — calicoctl's default — in tortiectl,
+ * tortie-node and the CNI plugin alike.
  *
  * Contract: `resolveDatastoreConfig` is pure apart from reading the config file and checking
  * that named certificate files are readable; every problem is a ConfigFileError whose message
@@ -195,8 +196,10 @@ export function resolveDatastoreConfig(args: ParsedArgs, io: CliIO): DatastoreCo
   // Each setting from the highest layer that has it.
   const get = (k: keyof Layer): Setting | undefined => flags[k] ?? file[k] ?? env[k];
 
+  // No type anywhere: etcd when etcd endpoints are configured anywhere (as calicoctl, whose
+  // default is etcd), else the embedded store. tortie-node and the CNI plugin decide the same way.
   const typeSetting = get('type');
-  const type = typeSetting ? parseType(typeSetting) : 'embedded';
+  const type = typeSetting ? parseType(typeSetting) : get('endpoints') ? 'etcdv3' : 'embedded';
   if (type === 'embedded') {
     const dir = get('storeDir');
     return { type: 'embedded', dir: dir ? path.resolve(io.cwd, dir.value) : DEFAULT_EMBEDDED_DIR };

@@ -157,7 +157,7 @@ function usageFor(verb: WriteVerb | 'delete' | 'get', binary: string): string {
   const kinds = kindList().map((k) => `    * ${k}`).join('\n');
   const ds = `  -c --config=<CONFIG>         calicoctl's client configuration file (CalicoAPIConfig, YAML or JSON).
      --store-dir=<DIR>         Embedded datastore directory (default /var/lib/tortie/store).
-     --etcd-endpoints=<URLS>   etcd v3 endpoints (with DATASTORE_TYPE=etcdv3 or --datastore-type=etcdv3).
+     --etcd-endpoints=<URLS>   etcd v3 endpoints (selects etcdv3 unless a datastore type is given).
      --etcd-ca=<FILE> --etcd-cert=<FILE> --etcd-key=<FILE>
                                TLS files for etcd.`;
   const common = `  -f --filename=<FILENAME>     File with the resources ("-" for stdin; a directory means its

@@ -156,7 +156,8 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [growing, growingSrc] = pick('heap-growing-percent', opts.heapGrowingPercent, 'TORTIE_HEAP_GROWING_PERCENT');
   const policyOnlyRaw = opts.policyOnly !== undefined ? String(opts.policyOnly) : (env.TORTIE_POLICY_ONLY ?? env.CALICO_NETWORKING_BACKEND);
 
-  const datastoreType = parseDatastoreType(dsType ?? 'embedded', dsSrc);
+  // As tortiectl and the CNI plugin: etcd endpoints without a type mean etcdv3.
+  const datastoreType = parseDatastoreType(dsType ?? (eps !== undefined ? 'etcdv3' : 'embedded'), dsSrc);
   const etcdEndpoints = eps !== undefined ? parseEndpoints(eps, epsSrc) : ['http://127.0.0.1:2379'];
   if ((cert === undefined) !== (key === undefined)) {
     throw new ConfigError('--etcd-cert and --etcd-key (ETCD_CERT_FILE, ETCD_KEY_FILE) must be given together');

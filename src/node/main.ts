@@ -31,7 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--nodename <name>', 'this node\'s name (NODENAME)')
     .option('--ip <addr>', 'autodetect | none | ADDR/PREFIX (IP)')
     .option('--ip-autodetection-method <method>', 'first-found | can-reach=DEST | interface=RE | skip-interface=RE | cidr=CIDR')
-    .option('--datastore-type <type>', 'embedded | etcdv3 (DATASTORE_TYPE)')
+    .option('--datastore-type <type>', 'embedded | etcdv3 (DATASTORE_TYPE; default etcdv3 when etcd endpoints are given, else embedded)')
     .option('--store-dir <dir>', 'embedded datastore directory (TORTIE_DATASTORE_DIR)')
     .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs (ETCD_ENDPOINTS)')
     .option('--etcd-ca <file>', 'etcd CA certificate (ETCD_CA_CERT_FILE)')

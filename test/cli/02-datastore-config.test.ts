@@ -30,6 +30,12 @@ t.test('nothing configured: the embedded store in its default directory', async 
   t.same(resolve([]), { type: 'embedded', dir: '/var/lib/tortie/store' });
 });
 
+t.test('etcd endpoints without a type select etcdv3, from the environment or a flag', async (t) => {
+  t.same(resolve([], { ETCD_ENDPOINTS: 'http://127.0.0.9:2379' }), { type: 'etcdv3', endpoints: ['http://127.0.0.9:2379'], caFile: undefined, certFile: undefined, keyFile: undefined });
+  t.same(resolve(['--etcd-endpoints=http://127.0.0.8:2379']), { type: 'etcdv3', endpoints: ['http://127.0.0.8:2379'], caFile: undefined, certFile: undefined, keyFile: undefined });
+  t.same(resolve([], { ETCD_ENDPOINTS: 'http://127.0.0.9:2379', DATASTORE_TYPE: 'embedded' }), { type: 'embedded', dir: '/var/lib/tortie/store' }, 'an explicit type wins');
+});
+
 t.test('environment: calicoctl names, embedded directory, etcd TLS files', async (t) => {
   t.same(resolve([], { TORTIE_STORE_DIR: 'st' }), { type: 'embedded', dir: path.join(dir, 'st') });
   t.same(resolve([], { TORTIE_DATASTORE_DIR: '/x/y' }), { type: 'embedded', dir: '/x/y' });

@@ -35,6 +35,12 @@ t.test('defaults', async (t) => {
   t.equal(c.heapGrowingPercent, 20);
 });
 
+t.test('etcd endpoints without a type select etcdv3 (as tortiectl and the CNI plugin)', async (t) => {
+  t.equal(resolveConfig({ nodeName: 'n1' }, { ETCD_ENDPOINTS: 'http://127.0.0.9:2379' }).datastoreType, 'etcdv3');
+  t.equal(resolveConfig({ nodeName: 'n1', etcdEndpoints: 'http://127.0.0.9:2379' }, {}).datastoreType, 'etcdv3');
+  t.equal(resolveConfig({ nodeName: 'n1' }, { ETCD_ENDPOINTS: 'http://127.0.0.9:2379', DATASTORE_TYPE: 'embedded' }).datastoreType, 'embedded');
+});
+
 t.test('heap growing percent: flag, environment, bounds', async (t) => {
   t.equal(resolveConfig({ nodeName: 'n1' }, { TORTIE_HEAP_GROWING_PERCENT: '0' }).heapGrowingPercent, 0, '0 = V8 default');
   t.equal(resolveConfig({ nodeName: 'n1', heapGrowingPercent: '50' }, { TORTIE_HEAP_GROWING_PERCENT: '10' }).heapGrowingPercent, 50, 'flag wins');
