@@ -350,7 +350,8 @@ export class CalcGraph {
   private prefilter: Prefilter = { deny: [], skipped: [] };
   private routing: RoutingState = { pools: [], nodes: [], workloadRoutes: [] };
   private emitted = {
-    prefixes: new Map<string, ClassPrefix>(),
+    /** Prefix node key (cidrKey) → class id last emitted for it. */
+    prefixes: new Map<string, number>(),
     classes: new Set<number>(),
     tables: new Map<string, string>(),
     rules: new Map<string, string>(),
@@ -565,12 +566,12 @@ export class CalcGraph {
       if (node === undefined || node.classId === 0) {
         if (prev !== undefined) {
           this.emitted.prefixes.delete(nk);
-          delta.prefixesRemoved.push({ family: 4, cidr: prev.cidr });
+          const slash = nk.indexOf('/');
+          delta.prefixesRemoved.push({ family: 4, cidr: formatCidr4({ addr: Number(nk.slice(0, slash)), len: Number(nk.slice(slash + 1)) }) });
         }
-      } else if (prev === undefined || prev.classId !== node.classId) {
-        const cp: ClassPrefix = { family: 4, cidr: formatCidr4(node.cidr), classId: node.classId };
-        this.emitted.prefixes.set(nk, cp);
-        delta.prefixesUpserted.push(cp);
+      } else if (prev !== node.classId) {
+        this.emitted.prefixes.set(nk, node.classId);
+        delta.prefixesUpserted.push({ family: 4, cidr: formatCidr4(node.cidr), classId: node.classId });
       }
     }
     // prefilter (before rules: its rules are in the same registry)
