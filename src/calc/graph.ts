@@ -1610,17 +1610,26 @@ export class CalcGraph {
       projection,
       protocols: [...a.protocols],
       srcPortClasses: a.srcPortClasses,
-      cells: a.cells.map((c) => ({
-        localClass: c.localClass,
-        protocol: c.protocol,
-        srcPortClass: c.srcPortClass,
-        portMin: c.portMin,
-        portMax: c.portMax,
-        action: c.action,
-        ruleId: this.ruleId(c.rule),
-        logRuleIds: c.logs.map((l) => this.ruleId(l)),
-      })),
+      cells: this.cellsOut(a),
     };
+  }
+
+  private cellsOut(a: AssembledTable): VerdictTable['cells'] {
+    const c = a.cells;
+    const out: VerdictTable['cells'] = [];
+    for (let i = 0; i < c.count; i++) {
+      out.push({
+        localClass: c.localClass[i]!,
+        protocol: c.protocol[i]!,
+        srcPortClass: c.srcPortClass[i]!,
+        portMin: c.portMin[i]!,
+        portMax: c.portMax[i]!,
+        action: c.allow[i] === 1 ? 'allow' : 'deny',
+        ruleId: this.ruleId(c.rule[i]!),
+        logRuleIds: c.logs[i]!.map((l) => this.ruleId(l)),
+      });
+    }
+    return out;
   }
 
   private endpointOut(key: string, ep: LocalEp): LocalEndpoint | undefined {

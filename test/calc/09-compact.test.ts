@@ -1,11 +1,13 @@
 /**
  * The compact containers the calc graph keeps its long-lived indexes in (src/calc/compact.ts),
- * checked against plain Sets on random operation sequences; and effective labels, now built as
- * fast-mode prototype-less objects, still behave as a pure dictionary.
+ * checked against plain Sets on random operation sequences; a table's cells stored column-wise
+ * give back every field; and effective labels, built as fast-mode prototype-less objects,
+ * still behave as a pure dictionary.
  */
 import t from 'tap';
 import { fewAdd, fewDelete, fewHas, fewSize, fewValues, type Few } from '../../src/calc/compact';
 import { effectiveLabels } from '../../src/calc/semantics';
+import { toColumns, type KeyedCell } from '../../src/calc/table';
 import { namespace, profile, wep } from './helpers/build';
 import { rng } from './helpers/random';
 
@@ -62,4 +64,38 @@ t.test('effective labels have no prototype: keys such as toString or __proto__ a
   const w2 = wep('ns1/ep2', { labels: {}, ip: '192.168.1.2', profiles: ['p1'] });
   const l2 = effectiveLabels(w2, (n) => (n === 'p1' ? profile('p1', { labelsToApply: { constructor: 'c' } }) : undefined), () => undefined);
   t.equal(l2.constructor, 'c');
+});
+
+t.test('cell columns hold every field of every cell', async (t) => {
+  const rand = rng(7);
+  const cells: KeyedCell[] = [];
+  for (let i = 0; i < 500; i++) {
+    cells.push({
+      localClass: Math.floor(rand() * 5000),
+      protocol: [1, 6, 17, 58, 132, 136, 256][Math.floor(rand() * 7)]!,
+      srcPortClass: Math.floor(rand() * 40),
+      portMin: Math.floor(rand() * 65536),
+      portMax: 65535,
+      action: rand() < 0.5 ? 'allow' : 'deny',
+      rule: `r${i}`,
+      logs: rand() < 0.3 ? [`l${i}`, 'l0'] : [],
+    });
+  }
+  const c = toColumns(cells);
+  t.equal(c.count, cells.length);
+  const back: KeyedCell[] = [];
+  for (let i = 0; i < c.count; i++) {
+    back.push({
+      localClass: c.localClass[i]!,
+      protocol: c.protocol[i]!,
+      srcPortClass: c.srcPortClass[i]!,
+      portMin: c.portMin[i]!,
+      portMax: c.portMax[i]!,
+      action: c.allow[i] === 1 ? 'allow' : 'deny',
+      rule: c.rule[i]!,
+      logs: c.logs[i]!,
+    });
+  }
+  t.same(back, cells);
+  t.same(toColumns([]).count, 0);
 });
