@@ -58,6 +58,7 @@ import {
   type TierInfo,
 } from './semantics';
 import { policyKey, resourceKey, ResourceState } from './store';
+import { ClassRowsMap } from './class-map';
 import { fewAdd, fewDelete, fewSize, fewValues, type Few } from './compact';
 import { foldRows, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
 import { assembleTable, makeTableDef, type AssembledTable, type Rows, type Signature, type Step } from './table';
@@ -226,13 +227,12 @@ interface Ctx {
    * left out. Between flushes every rows key here is in `assembled.localOf`; within a flush it
    * may not be (then `needReassemble`).
    */
-  classRows: Map<number, string>;
+  classRows: ClassRowsMap;
   /**
    * This flush only: the rows key each class changed in it had at the start of the flush
    * (undefined: absent), so the projection last emitted can be rebuilt for the diff.
    */
   before?: Map<number, string | undefined>;
-  groupCount: Map<string, number>;
   assembled?: AssembledTable;
   /** The set of groups changed: renumber local classes and re-emit (no row recomputation). */
   needReassemble: boolean;
@@ -1270,8 +1270,7 @@ export class CalcGraph {
       memo: new Map(),
       rowsCache: new Map(),
       zero: foldRows(def, new Map(), new Map()),
-      classRows: new Map(),
-      groupCount: new Map(),
+      classRows: new ClassRowsMap(),
       needReassemble: false,
       fresh: true,
     };
@@ -1375,7 +1374,6 @@ export class CalcGraph {
     const prevId = ctx.assembled?.id;
     const prev = prevId !== undefined ? this.emittedProjection(ctx) : undefined;
     ctx.classRows.clear();
-    ctx.groupCount.clear();
     // Restricted members per relevant class, gathered atom by atom (cost: Σ |class ∩ atoms|).
     const gen = ++this.stampGen;
     const { acc1, acc2, stamp } = this;
@@ -1404,7 +1402,6 @@ export class CalcGraph {
       const id = c.id;
       const rows = this.rowsOfKey(ctx, sigNumber(acc1[c.slot]!, acc2[c.slot]!), c);
       ctx.classRows.set(id, rows.key);
-      ctx.groupCount.set(rows.key, (ctx.groupCount.get(rows.key) ?? 0) + 1);
     }
     if (ctx.memo.size > 4 * relevant.size + 64) ctx.memo.clear();
     delete ctx.pred;
@@ -1426,11 +1423,11 @@ export class CalcGraph {
     const localOf = ctx.assembled!.localOf;
     const before = ctx.before;
     const prev = new Map<number, number>();
-    for (const [id, rk] of ctx.classRows) {
-      if (before?.has(id)) continue;
+    ctx.classRows.forEach((id, rk) => {
+      if (before?.has(id)) return;
       const lc = localOf.get(rk)!;
       if (lc !== 0) prev.set(id, lc);
-    }
+    });
     if (before !== undefined) {
       for (const [id, rk] of before) {
         if (rk === undefined) continue;
@@ -1445,10 +1442,10 @@ export class CalcGraph {
   private projectionOf(ctx: Ctx): Map<number, number> {
     const localOf = ctx.assembled!.localOf;
     const out = new Map<number, number>();
-    for (const [id, rk] of ctx.classRows) {
+    ctx.classRows.forEach((id, rk) => {
       const lc = localOf.get(rk)!;
       if (lc !== 0) out.set(id, lc);
-    }
+    });
     return out;
   }
 
@@ -1461,7 +1458,7 @@ export class CalcGraph {
   private assemble(ctx: Ctx, prevId: string | undefined, prev: Map<number, number> | undefined): void {
     const ck = ctx.def.key;
     const groups = new Map<string, Rows>([[ctx.zero.key, ctx.zero]]);
-    for (const rk of ctx.groupCount.keys()) if (rk !== ctx.zero.key) groups.set(rk, ctx.rowsCache.get(rk)!);
+    for (const rk of ctx.classRows.groups()) if (rk !== ctx.zero.key) groups.set(rk, ctx.rowsCache.get(rk)!);
     // Keep only the rows of present groups (memory); evicted rows are recomputed if they return.
     if (ctx.rowsCache.size > 2 * groups.size + 64) {
       for (const rk of [...ctx.rowsCache.keys()]) if (!groups.has(rk)) ctx.rowsCache.delete(rk);
@@ -1493,7 +1490,6 @@ export class CalcGraph {
     const rk = knownRowsKey ?? this.rowsFor(ctx, this.classes.get(id)!).key;
     this.journal(ctx, id);
     ctx.classRows.set(id, rk);
-    ctx.groupCount.set(rk, (ctx.groupCount.get(rk) ?? 0) + 1);
     const lc = ctx.assembled.localOf.get(rk);
     if (lc === undefined) {
       ctx.needReassemble = true;
@@ -1521,9 +1517,7 @@ export class CalcGraph {
     if (rk === undefined) return;
     this.journal(ctx, id);
     ctx.classRows.delete(id);
-    const n = (ctx.groupCount.get(rk) ?? 1) - 1;
-    if (n === 0) ctx.groupCount.delete(rk);
-    else ctx.groupCount.set(rk, n);
+    const n = ctx.classRows.count(rk);
     if (n === 0 && rk !== ctx.zero.key) {
       ctx.needReassemble = true;
       return;

@@ -1,0 +1,170 @@
+/**
+ * ClassRowsMap: for one table context, global class id → rows key, and how many classes have
+ * each rows key (the table's groups). There is one entry per class that has any of the table's
+ * atoms — hundreds of thousands at 10,000 endpoints — so it is kept compact: an open-addressing
+ * hash table over typed arrays (linear probing, backward-shift deletion, no tombstones) whose
+ * values are small integers naming interned rows keys.
+ *
+ * Contract:
+ *   - class ids are integers in [1, 2³² − 1] (0 marks an empty slot); rows keys are any strings;
+ *   - `set` replaces an existing entry (the old rows key's count drops); `delete` of an absent id
+ *     is a no-op returning undefined;
+ *   - `count(rk)` is the number of entries with rows key rk; `groups()` lists the rows keys with
+ *     a count > 0; a rows key whose count drops to 0 is forgotten (its index is reused);
+ *   - iteration order (`forEach`, `groups`) is unspecified: callers sort what they emit.
+ * Cost: O(1) expected per operation (ids are hashes, so the low bits spread evenly); memory
+ * ~12–24 bytes per entry versus ~40 for a Map<number, string> (plus a heap number per id ≥ 2³¹).
+ */
+export class ClassRowsMap {
+  private ids: Uint32Array;
+  private vals: Int32Array;
+  private mask: number;
+  private n = 0;
+  /** Interned rows keys: index → key (undefined when free), key → index, entries per index. */
+  private readonly keys: (string | undefined)[] = [];
+  private readonly index = new Map<string, number>();
+  private readonly counts: number[] = [];
+  private readonly freeIdx: number[] = [];
+
+  constructor() {
+    this.ids = new Uint32Array(8);
+    this.vals = new Int32Array(8);
+    this.mask = 7;
+  }
+
+  get size(): number {
+    return this.n;
+  }
+
+  private slotOf(id: number): number {
+    const ids = this.ids;
+    let i = id & this.mask;
+    for (;;) {
+      const x = ids[i]!;
+      if (x === id || x === 0) return i;
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  get(id: number): string | undefined {
+    const i = this.slotOf(id);
+    return this.ids[i] === 0 ? undefined : this.keys[this.vals[i]!];
+  }
+
+  has(id: number): boolean {
+    return this.ids[this.slotOf(id)] !== 0;
+  }
+
+  /** Entries with rows key `rk`. */
+  count(rk: string): number {
+    const k = this.index.get(rk);
+    return k === undefined ? 0 : this.counts[k]!;
+  }
+
+  set(id: number, rk: string): void {
+    if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) throw new RangeError(`ClassRowsMap: class id ${id} is not in [1, 2^32-1]`);
+    let i = this.slotOf(id);
+    if (this.ids[i] !== 0) {
+      const old = this.vals[i]!;
+      if (this.keys[old] === rk) return;
+      this.release(old);
+      this.vals[i] = this.intern(rk);
+      return;
+    }
+    if ((this.n + 1) * 4 > (this.mask + 1) * 3) {
+      this.resize((this.mask + 1) * 2);
+      i = this.slotOf(id);
+    }
+    this.ids[i] = id;
+    this.vals[i] = this.intern(rk);
+    this.n++;
+  }
+
+  /** Removes a class; returns its rows key (undefined if it was absent). */
+  delete(id: number): string | undefined {
+    let i = this.slotOf(id);
+    const ids = this.ids;
+    if (ids[i] === 0) return undefined;
+    const k = this.vals[i]!;
+    const rk = this.keys[k];
+    this.release(k);
+    this.n--;
+    // Backward shift: move later entries of the probe run into the hole unless their home slot
+    // lies cyclically in (hole, their slot].
+    const mask = this.mask;
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      const x = ids[j]!;
+      if (x === 0) break;
+      const home = x & mask;
+      const stays = i <= j ? home > i && home <= j : home > i || home <= j;
+      if (stays) continue;
+      ids[i] = x;
+      this.vals[i] = this.vals[j]!;
+      i = j;
+    }
+    ids[i] = 0;
+    return rk;
+  }
+
+  clear(): void {
+    this.ids = new Uint32Array(8);
+    this.vals = new Int32Array(8);
+    this.mask = 7;
+    this.n = 0;
+    this.keys.length = 0;
+    this.index.clear();
+    this.counts.length = 0;
+    this.freeIdx.length = 0;
+  }
+
+  forEach(fn: (id: number, rk: string) => void): void {
+    const ids = this.ids;
+    for (let i = 0; i < ids.length; i++) {
+      const x = ids[i]!;
+      if (x !== 0) fn(x, this.keys[this.vals[i]!]!);
+    }
+  }
+
+  /** The rows keys that at least one class has. */
+  groups(): string[] {
+    const out: string[] = [];
+    for (const k of this.keys) if (k !== undefined) out.push(k);
+    return out;
+  }
+
+  private intern(rk: string): number {
+    let k = this.index.get(rk);
+    if (k === undefined) {
+      k = this.freeIdx.pop() ?? this.keys.length;
+      this.keys[k] = rk;
+      this.counts[k] = 0;
+      this.index.set(rk, k);
+    }
+    this.counts[k]!++;
+    return k;
+  }
+
+  private release(k: number): void {
+    if (--this.counts[k]! > 0) return;
+    this.index.delete(this.keys[k]!);
+    this.keys[k] = undefined;
+    this.freeIdx.push(k);
+  }
+
+  private resize(capacity: number): void {
+    const oldIds = this.ids;
+    const oldVals = this.vals;
+    this.ids = new Uint32Array(capacity);
+    this.vals = new Int32Array(capacity);
+    this.mask = capacity - 1;
+    for (let i = 0; i < oldIds.length; i++) {
+      const x = oldIds[i]!;
+      if (x === 0) continue;
+      const j = this.slotOf(x);
+      this.ids[j] = x;
+      this.vals[j] = oldVals[i]!;
+    }
+  }
+}

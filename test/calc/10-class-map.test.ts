@@ -1,0 +1,74 @@
+/**
+ * ClassRowsMap (src/calc/class-map.ts) against a Map model: random sets, replacements and
+ * deletes, with ids chosen to collide in the hash table (same low bits, ids ≥ 2³¹) so that
+ * probing, growth and backward-shift deletion are exercised; counts per rows key and the group
+ * list must match the model after every operation.
+ */
+import t from 'tap';
+import { ClassRowsMap } from '../../src/calc/class-map';
+import { rng } from './helpers/random';
+
+function check(m: ClassRowsMap, model: Map<number, string>, universe: number[]): string | undefined {
+  if (m.size !== model.size) return `size ${m.size} vs ${model.size}`;
+  for (const id of universe) {
+    if (m.get(id) !== model.get(id)) return `get(${id}) ${m.get(id)} vs ${model.get(id)}`;
+    if (m.has(id) !== model.has(id)) return `has(${id})`;
+  }
+  const seen = new Map<number, string>();
+  m.forEach((id, rk) => {
+    seen.set(id, rk);
+  });
+  if (JSON.stringify([...seen].sort((a, b) => a[0] - b[0])) !== JSON.stringify([...model].sort((a, b) => a[0] - b[0]))) return 'forEach differs';
+  const counts = new Map<string, number>();
+  for (const rk of model.values()) counts.set(rk, (counts.get(rk) ?? 0) + 1);
+  for (const rk of ['a', 'b', 'c', 'd', 'e', 'f']) if (m.count(rk) !== (counts.get(rk) ?? 0)) return `count(${rk}) ${m.count(rk)} vs ${counts.get(rk) ?? 0}`;
+  if (JSON.stringify(m.groups().sort()) !== JSON.stringify([...counts.keys()].sort())) return `groups ${m.groups()} vs ${[...counts.keys()]}`;
+  return undefined;
+}
+
+t.test('behaves as a Map with per-key counts under random operations', async (t) => {
+  const rand = rng(99);
+  const problems: string[] = [];
+  for (let run = 0; run < 60; run++) {
+    // Colliding ids: same low 3–10 bits, some above 2^31.
+    const universe: number[] = [];
+    const n = 5 + Math.floor(rand() * 300);
+    for (let i = 0; i < n; i++) {
+      const base = rand() < 0.5 ? (i << 10) + 8 : 0x80000000 + (i << 12) + 8;
+      universe.push(rand() < 0.3 ? base : 1 + Math.floor(rand() * 0xfffffffe));
+    }
+    const m = new ClassRowsMap();
+    const model = new Map<number, string>();
+    for (let op = 0; op < 2000; op++) {
+      const id = universe[Math.floor(rand() * universe.length)]!;
+      const r = rand();
+      if (r < 0.5) {
+        const rk = 'abcdef'[Math.floor(rand() * 6)]!;
+        m.set(id, rk);
+        model.set(id, rk);
+      } else if (r < 0.95) {
+        const got = m.delete(id);
+        if (got !== model.get(id)) problems.push(`run ${run} op ${op}: delete(${id}) returned ${got}`);
+        model.delete(id);
+      } else if (r < 0.953) {
+        m.clear();
+        model.clear();
+      }
+      if (op % 50 === 0 || op > 1990) {
+        const p = check(m, model, universe);
+        if (p !== undefined) problems.push(`run ${run} op ${op}: ${p}`);
+      }
+    }
+  }
+  t.same(problems.slice(0, 5), []);
+});
+
+t.test('rejects ids outside [1, 2^32-1]', async (t) => {
+  const m = new ClassRowsMap();
+  t.throws(() => m.set(0, 'a'), RangeError);
+  t.throws(() => m.set(2 ** 32, 'a'), RangeError);
+  t.throws(() => m.set(1.5, 'a'), RangeError);
+  m.set(2 ** 32 - 1, 'a');
+  t.equal(m.get(2 ** 32 - 1), 'a');
+  t.equal(m.delete(5), undefined);
+});
