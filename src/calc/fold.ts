@@ -21,6 +21,7 @@ import { PROTO_OTHER, type Direction } from './types';
 export interface PartRec {
   key: string;
   def: TableDef;
+  /** Restricted signature key → the part's function (bounded by CalcGraph.boundPartMemos). */
   memo: Map<string, PartRows>;
   refs: number;
 }

@@ -654,6 +654,7 @@ export class CalcGraph {
       }
     }
     this.flushRoutes(delta);
+    this.boundPartMemos();
     this.log?.debug(
       {
         ms: Number(process.hrtime.bigint() - started) / 1e6,
@@ -1241,6 +1242,24 @@ export class CalcGraph {
 
   private releasePart(rec: PartRec): void {
     if (--rec.refs === 0) this.parts.delete(rec.key);
+  }
+
+  /**
+   * Bounds the part memos (each part's function per restricted signature; entries are small,
+   * functions and their buckets being shared): entries of classes that died stay until the memos
+   * hold more than twice as many entries as there are live classes and parts, then all are
+   * cleared (a leak guard: at steady state they hold about half a live class per part). Not
+   * tighter: a label change folds the new class's signature through every part of the tables it
+   * touches, and a warm memo is what keeps that cheap.
+   */
+  private boundPartMemos(): void {
+    let entries = 0;
+    for (const p of this.parts.values()) entries += p.memo.size;
+    if (entries <= 2 * (this.classes.size + this.parts.size) + 1024) return;
+    for (const p of this.parts.values()) {
+      p.memo.clear();
+      delete p.def.interned;
+    }
   }
 
   private readonly parts = new Map<string, PartRec>();

@@ -62,8 +62,12 @@ export interface TableDef {
   atomList: string[];
   /** Protocol → its index in `protocols`. */
   protocolIndex: Map<number, number>;
-  /** computePartRows' result for signatures on which the steps do nothing (shared). */
-  noopRows?: PartRows;
+  /**
+   * Hash-consing of computePartRows' results for this definition (memory: many signatures give
+   * the same function, and functions share buckets): 32-bit hash of a bucket's text → the first
+   * bucket with that hash (reused only if equal: a collision just isn't shared), key → function.
+   */
+  interned?: { buckets: Map<number, PartSlab[]>; fns: Map<string, PartRows> };
 }
 
 /** Signature restricted to a table's atoms: atom id → true (member) or named-port values. */
@@ -239,9 +243,10 @@ export interface PartSlab {
 
 /**
  * One policy's (or profile's) function for one restricted signature, per protocol bucket.
- * Memoised per part and signature for the life of the part, so kept small: buckets are an
- * array aligned with the part's `[...protocols, PROTO_OTHER]`, a bucket that does nothing is the
- * shared NOOP_SLABS, and a function that does nothing anywhere is one shared object per part.
+ * Memoised per part and signature, so kept small: buckets are an array aligned with the part's
+ * `[...protocols, PROTO_OTHER]`, a bucket that does nothing is the shared NOOP_SLABS, and equal
+ * buckets and equal functions of one part are one object each (TableDef.interned). Shared:
+ * never mutated.
  */
 export interface PartRows {
   /** Per protocol bucket (def.protocols then PROTO_OTHER), slabs covering [0, 65535]. */
@@ -269,6 +274,20 @@ function samePartSegs(a: PartSeg[], b: PartSeg[]): boolean {
   return a.length === b.length && a.every((s, i) => s.min === b[i]!.min && s.max === b[i]!.max && samePartSeg(s, b[i]!));
 }
 
+function samePartSlabs(a: PartSlab[], b: PartSlab[]): boolean {
+  return a.length === b.length && a.every((s, i) => s.min === b[i]!.min && s.max === b[i]!.max && samePartSegs(s.segs, b[i]!.segs));
+}
+
+/** FNV-1a over UTF-16 code units, as a small integer (a Map key without a heap number). */
+function textHash(str: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < str.length; i++) {
+    h ^= str.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >> 1;
+}
+
 /**
  * The function of one part (a policy's or profile's resolved rules, in order) for one signature:
  * per protocol bucket of the part, source-port slabs of destination-port segments, each with the
@@ -278,7 +297,6 @@ export function computePartRows(def: TableDef, sig: Signature): PartRows {
   const steps = def.steps;
   const remoteOk = steps.map((s) => s.kind === 'rule' && remoteMatches(s.m, sig));
   const buckets: PartSlab[][] = [];
-  let allNoop = true;
   for (const proto of [...def.protocols, PROTO_OTHER]) {
     const active: Active[] = [];
     for (let i = 0; i < steps.length; i++) {
@@ -306,16 +324,26 @@ export function computePartRows(def: TableDef, sig: Signature): PartRows {
       buckets.push(NOOP_SLABS);
       continue;
     }
-    allNoop = false;
     // Exact-length copy: arrays grown by push keep spare capacity, and these live in the memo.
     buckets.push(slabs.slice());
   }
-  if (allNoop && def.noopRows !== undefined) return def.noopRows;
-  const text = buckets
-    .map((slabs, i) => `${def.protocols[i] ?? PROTO_OTHER}:${slabs.map((sl) => `${sl.min}-${sl.max}[${sl.segs.map((g) => `${g.min}-${g.max}/${g.o}${g.rule}${g.logs.length ? '+' + g.logs.join('+') : ''}`).join(',')}]`).join(';')}`)
-    .join('|');
-  const rows: PartRows = { slabs: buckets, key: createHash('sha1').update(text).digest('hex').slice(0, 16) };
-  if (allNoop) def.noopRows = rows;
+  const interned = (def.interned ??= { buckets: new Map(), fns: new Map() });
+  const texts: string[] = [];
+  for (let i = 0; i < buckets.length; i++) {
+    const slabs = buckets[i]!;
+    const text = `${def.protocols[i] ?? PROTO_OTHER}:${slabs.map((sl) => `${sl.min}-${sl.max}[${sl.segs.map((g) => `${g.min}-${g.max}/${g.o}${g.rule}${g.logs.length ? '+' + g.logs.join('+') : ''}`).join(',')}]`).join(';')}`;
+    texts.push(text);
+    if (slabs === NOOP_SLABS) continue;
+    const h = textHash(text);
+    const same = interned.buckets.get(h);
+    if (same === undefined) interned.buckets.set(h, slabs);
+    else if (samePartSlabs(same, slabs)) buckets[i] = same;
+  }
+  const key = createHash('sha1').update(texts.join('|')).digest('hex').slice(0, 16);
+  const fn = interned.fns.get(key);
+  if (fn !== undefined) return fn;
+  const rows: PartRows = { slabs: buckets, key };
+  interned.fns.set(key, rows);
   return rows;
 }
 
