@@ -81,6 +81,12 @@ export interface CalcGraphOptions {
   /** This node's name: WorkloadEndpoints with spec.node equal to it are local. */
   nodeName: string;
   logger?: Logger;
+  /**
+   * Part-memo entries allowed beyond 2 × (live classes + parts) before all part memos are
+   * cleared (default 1024). They are caches, so output never depends on it; tests set -Infinity
+   * to clear after every flush.
+   */
+  partMemoSlack?: number;
 }
 
 interface Item {
@@ -298,6 +304,7 @@ function hashId(key: string, taken: (id: number) => boolean): number {
 export class CalcGraph {
   readonly resources = new ResourceState();
   private readonly nodeName: string;
+  private readonly partMemoSlack: number;
   private readonly log: Logger | undefined;
 
   // items and the label index
@@ -362,6 +369,7 @@ export class CalcGraph {
   constructor(opts: CalcGraphOptions) {
     this.nodeName = opts.nodeName;
     this.log = opts.logger;
+    this.partMemoSlack = opts.partMemoSlack ?? 1024;
   }
 
   // =========================================================================== input
@@ -1255,7 +1263,7 @@ export class CalcGraph {
   private boundPartMemos(): void {
     let entries = 0;
     for (const p of this.parts.values()) entries += p.memo.size;
-    if (entries <= 2 * (this.classes.size + this.parts.size) + 1024) return;
+    if (entries <= 2 * (this.classes.size + this.parts.size) + this.partMemoSlack) return;
     for (const p of this.parts.values()) {
       p.memo.clear();
       delete p.def.interned;
