@@ -15,7 +15,23 @@
  * Contract: `foldRows(prog, sig)` equals evaluating the table's rules in order for every packet
  * of the signature (the differential test checks it against the reference evaluator).
  */
-import { bucketOf, computePartRows, NO_LOGS, NOOP_SLABS, rowsKeyOf, type PartRows, type PartSlab, type Rows, type Seg, type Signature, type Slab, type TableDef } from './table';
+import {
+  bucketOf,
+  computePartRows,
+  NO_LOGS,
+  NOOP_SLABS,
+  rowsKeyOfTexts,
+  sameSlabs,
+  slabsText,
+  textHash,
+  type PartRows,
+  type PartSlab,
+  type Rows,
+  type Seg,
+  type Signature,
+  type Slab,
+  type TableDef,
+} from './table';
 import { PROTO_OTHER, type Direction } from './types';
 
 export interface PartRec {
@@ -61,6 +77,12 @@ export interface TableProgram {
   atoms: Set<string>;
   /** Fold state before the first op: everything undecided. */
   initial: FoldState;
+  /**
+   * Hash-consing of the per-protocol slabs of this table's rows (memory: the table's rows differ
+   * in a few protocols each, so most slab lists repeat): 32-bit hash of slabsText → the first
+   * slab list with it (shared only if equal). Cleared when the table's rows cache is pruned.
+   */
+  slabIntern: Map<number, Slab[]>;
 }
 
 const UNDECIDED: St = { d: 0, pass: false, rule: '', logs: [] };
@@ -76,7 +98,7 @@ export function makeProgram(key: string, direction: Direction, ops: Op[]): Table
   const protos = [...protocols].sort((a, b) => a - b);
   const state: FoldState = new Map();
   for (const p of [...protos, PROTO_OTHER]) state.set(p, [{ min: 0, max: 65535, segs: [{ min: 0, max: 65535, s: UNDECIDED }] }]);
-  return { key, direction, ops, protocols: protos, atoms, initial: state };
+  return { key, direction, ops, protocols: protos, atoms, initial: state, slabIntern: new Map() };
 }
 
 function sameSt(a: St, b: St): boolean {
@@ -243,15 +265,19 @@ export function foldRows(prog: TableProgram, sig: Signature, member: Map<string,
     state = applyOp(prog, state, op, fn);
   }
   const byProto = new Map<number, Slab[]>();
+  const texts: string[] = [];
   for (const [p, slabs] of state) {
-    byProto.set(
-      p,
-      slabs.map((sl) => ({
-        min: sl.min,
-        max: sl.max,
-        segs: sl.segs.map((g): Seg => ({ min: g.min, max: g.max, allow: g.s.d === 1, rule: g.s.rule, logs: g.s.logs.length === 0 ? NO_LOGS : [...g.s.logs] })),
-      })),
-    );
+    const out = slabs.map((sl) => ({
+      min: sl.min,
+      max: sl.max,
+      segs: sl.segs.map((g): Seg => ({ min: g.min, max: g.max, allow: g.s.d === 1, rule: g.s.rule, logs: g.s.logs.length === 0 ? NO_LOGS : [...g.s.logs] })),
+    }));
+    const text = slabsText(p, out);
+    texts.push(text);
+    const h = textHash(text);
+    const same = prog.slabIntern.get(h);
+    if (same === undefined) prog.slabIntern.set(h, out);
+    byProto.set(p, same !== undefined && sameSlabs(same, out) ? same : out);
   }
-  return { key: rowsKeyOf(byProto), byProto };
+  return { key: rowsKeyOfTexts(texts), byProto };
 }

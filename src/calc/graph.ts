@@ -1489,6 +1489,7 @@ export class CalcGraph {
     // Keep only the rows of present groups (memory); evicted rows are recomputed if they return.
     if (ctx.rowsCache.size > 2 * groups.size + 64) {
       for (const rk of [...ctx.rowsCache.keys()]) if (!groups.has(rk)) ctx.rowsCache.delete(rk);
+      ctx.def.slabIntern.clear();
     }
     ctx.assembled = assembleTable(ctx.def, groups, ctx.zero.key);
     delete ctx.before;

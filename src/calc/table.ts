@@ -279,7 +279,7 @@ function samePartSlabs(a: PartSlab[], b: PartSlab[]): boolean {
 }
 
 /** FNV-1a over UTF-16 code units, as a small integer (a Map key without a heap number). */
-function textHash(str: string): number {
+export function textHash(str: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < str.length; i++) {
     h ^= str.charCodeAt(i);
@@ -373,16 +373,38 @@ function partSegments(steps: Step[], list: Active[]): PartSeg[] {
   return segs.slice();
 }
 
+/** Canonical text of one protocol's final slabs (part of the rows key). */
+export function slabsText(proto: number, slabs: Slab[]): string {
+  return `${proto}:${slabs.map((sl) => `${sl.min}-${sl.max}[${sl.segs.map((g) => `${g.min}-${g.max}${g.allow ? 'A' : 'D'}${g.rule}${g.logs.length ? '+' + g.logs.join('+') : ''}`).join(',')}]`).join(';')}`;
+}
+
+/** Canonical fingerprint of final rows from their per-protocol texts (slabsText, in order). */
+export function rowsKeyOfTexts(texts: string[]): string {
+  // A 64-bit hash keeps group keys short (they are sorted and compared a lot).
+  return createHash('sha1').update(texts.join('|')).digest('hex').slice(0, 16);
+}
+
 /** Canonical fingerprint of final rows (hash of their canonical text). */
 export function rowsKeyOf(byProto: Map<number, Slab[]>): string {
   const keyParts: string[] = [];
-  for (const [proto, slabs] of byProto) {
-    keyParts.push(
-      `${proto}:${slabs.map((sl) => `${sl.min}-${sl.max}[${sl.segs.map((g) => `${g.min}-${g.max}${g.allow ? 'A' : 'D'}${g.rule}${g.logs.length ? '+' + g.logs.join('+') : ''}`).join(',')}]`).join(';')}`,
-    );
+  for (const [proto, slabs] of byProto) keyParts.push(slabsText(proto, slabs));
+  return rowsKeyOfTexts(keyParts);
+}
+
+export function sameSlabs(a: Slab[], b: Slab[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.min !== y.min || x.max !== y.max || x.segs.length !== y.segs.length) return false;
+    for (let j = 0; j < x.segs.length; j++) {
+      const g = x.segs[j]!;
+      const h = y.segs[j]!;
+      if (g.min !== h.min || g.max !== h.max || g.allow !== h.allow || g.rule !== h.rule || g.logs.length !== h.logs.length) return false;
+      for (let k = 0; k < g.logs.length; k++) if (g.logs[k] !== h.logs[k]) return false;
+    }
   }
-  // A 64-bit hash keeps group keys short (they are sorted and compared a lot).
-  return createHash('sha1').update(keyParts.join('|')).digest('hex').slice(0, 16);
+  return true;
 }
 
 // ------------------------------------------------------------------------------ assembly
