@@ -310,7 +310,11 @@ export class CalcGraph {
   // items and the label index
   private readonly items = new Map<string, Item>();
   private readonly itemsByKV = new Map<string, Set<string>>();
-  private readonly itemsByK = new Map<string, Set<string>>();
+  /**
+   * Label key → the values some item has for it. Items with a key are the union of their
+   * itemsByKV sets (no per-key item set: every item has the namespace/orchestrator keys).
+   */
+  private readonly valuesByK = new Map<string, Set<string>>();
   private readonly itemsByProfile = new Map<string, Set<string>>();
   private readonly itemsByNamespace = new Map<string, Set<string>>();
   private readonly dirtyItems = new Set<string>();
@@ -776,12 +780,15 @@ export class CalcGraph {
   private setItemLabels(item: Item, labels: Record<string, string>): void {
     const old = item.labels;
     for (const [k, v] of Object.entries(old)) {
-      if (labels[k] !== v) removeFrom(this.itemsByKV, kv(k, v), item.key);
-      if (!(k in labels)) removeFrom(this.itemsByK, k, item.key);
+      if (labels[k] === v) continue;
+      const key = kv(k, v);
+      removeFrom(this.itemsByKV, key, item.key);
+      if (!this.itemsByKV.has(key)) removeFrom(this.valuesByK, k, v);
     }
     for (const [k, v] of Object.entries(labels)) {
-      if (old[k] !== v) addTo(this.itemsByKV, kv(k, v), item.key);
-      if (!(k in old)) addTo(this.itemsByK, k, item.key);
+      if (old[k] === v) continue;
+      addTo(this.itemsByKV, kv(k, v), item.key);
+      addTo(this.valuesByK, k, v);
     }
     item.labels = labels;
   }
@@ -982,7 +989,9 @@ export class CalcGraph {
       cands = c;
     } else if (best.kind === 'k') {
       addTo(this.selByK, best.key, id);
-      cands = [...(this.itemsByK.get(best.key) ?? [])];
+      const c: string[] = [];
+      for (const v of this.valuesByK.get(best.key) ?? []) for (const i of this.itemsByKV.get(kv(best.key, v))!) c.push(i);
+      cands = c;
     } else {
       this.selUnindexed.add(id);
       cands = [...this.items.keys()];
