@@ -365,7 +365,8 @@ export class CalcGraph {
     prefixes: new Map<string, number>(),
     classes: new Set<number>(),
     tables: new Map<string, string>(),
-    rules: new Map<string, string>(),
+    /** Rule key → the id and info last emitted (info objects are internal and never mutated). */
+    rules: new Map<string, { id: number; info: Omit<RuleInfo, 'id'> }>(),
     prefilter: '',
     routing: '',
   };
@@ -1604,23 +1605,21 @@ export class CalcGraph {
 
   private emitRules(delta: CalcDelta): void {
     for (const key of this.dirtyRules) {
-      const json = this.emitted.rules.get(key);
-      if (json === undefined) continue;
+      const prev = this.emitted.rules.get(key);
+      if (prev === undefined) continue;
       const r = this.rules.get(key);
       if (r === undefined) {
         this.emitted.rules.delete(key);
-        delta.rulesRemoved.push((JSON.parse(json) as RuleInfo).id);
+        delta.rulesRemoved.push(prev.id);
       }
     }
     for (const key of this.dirtyRules) {
       const r = this.rules.get(key);
       if (r === undefined) continue;
-      const info: RuleInfo = { id: r.id, ...r.info };
-      const json = JSON.stringify(info);
-      if (this.emitted.rules.get(key) !== json) {
-        this.emitted.rules.set(key, json);
-        delta.rulesUpserted.push(info);
-      }
+      const prev = this.emitted.rules.get(key);
+      if (prev !== undefined && prev.id === r.id && (prev.info === r.info || JSON.stringify(prev.info) === JSON.stringify(r.info))) continue;
+      this.emitted.rules.set(key, { id: r.id, info: r.info });
+      delta.rulesUpserted.push({ id: r.id, ...r.info });
     }
     this.dirtyRules.clear();
     delta.rulesRemoved.sort((a, b) => a - b);
