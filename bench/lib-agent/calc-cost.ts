@@ -3,17 +3,22 @@
  * and no datastore: the same fixtures fed to src/calc's CalcGraph in a process of its own
  * (started with --expose-gc so heap figures are after a full collection).
  *
- *   node --expose-gc calc-cost.js '<FixtureScale JSON>' <toggles> [--heap-snapshot FILE]
+ *   node --expose-gc calc-cost.js '<FixtureScale JSON>' <toggles> [--heap-snapshot FILE] [--with-resources]
  *     → one JSON line (CalcCost) on stdout
  *
  * --heap-snapshot FILE writes a V8 heap snapshot after the first flush (before snapshot(), so
  * only the graph's own state is in it); read it with bench/heap-summary.js --under CalcGraph.
+ * --with-resources adds `heapWithResourcesMiB`, measured in a fresh process (module caches warmed
+ * by one graph would hide part of another's cost): a graph fed the same resources as the agent
+ * gets them (parsed from JSON and validated, held by nothing else), heap after its first flush —
+ * the graph's retained size as a heap snapshot of the agent shows it.
  * TORTIE_BENCH_DIGEST=1 adds `digest`: a SHA-1 of every delta and both snapshots (computed
  * outside the timings), to check that a compiler change leaves the output unchanged.
  *
  * It shows where a toggle's time goes (calc flush vs. the rest: datastore, watch delivery,
  * kernel writes) and how much of the agent's heap is calc state. Single-threaded; no I/O.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import { writeHeapSnapshot } from 'node:v8';
 import { CalcGraph } from '../../src/calc/graph';
@@ -32,6 +37,8 @@ export interface CalcCost {
   heapMiB?: number;
   /** The same after ingest + first flush, without the snapshot() result alive (MiB). */
   heapGraphMiB?: number;
+  /** Graph plus the resources only it holds, parsed from JSON (--with-resources; MiB). */
+  heapWithResourcesMiB?: number;
   /** Flush after one probe-policy toggle (onUpdate + flush). */
   toggleMs?: Summary;
   /** What one toggle's delta holds (the last one). */
@@ -59,11 +66,26 @@ function timedFlush(g: CalcGraph, digest: Hash | undefined): number {
   return ms;
 }
 
-export function measureCalc(scale: FixtureScale, toggles: number, heapSnapshotFile?: string): CalcCost {
+/** Heap (MiB) of a graph after its first flush, plus the resources it alone holds, fed as JSON. */
+function heapWithResources(texts: string[]): number | undefined {
+  const before = heapUsed();
+  const g = new CalcGraph({ nodeName: BENCH_NODE });
+  for (const t of texts) g.onUpdate(validateResource(JSON.parse(t) as Resource));
+  g.flush();
+  const after = heapUsed();
+  // Keep g alive up to the measurement.
+  return before !== undefined && after !== undefined && g.stats().items >= 0 ? (after - before) / 1048576 : undefined;
+}
+
+/** The resources of a scale, in the order the agent's initial list hands them over. */
+function benchResources(scale: FixtureScale): Resource[] {
   const fx = generateFixtures(scale);
   const self: Node = { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: BENCH_NODE }, spec: { bgp: { ipv4Address: NODE_ADDRESS } } } as Node;
-  const resources: Resource[] = [self, fx.profile, ...fx.namespaces, ...fx.nodes, ...fx.policies, probePolicy('Allow'), ...fx.endpoints]
-    .map((r) => validateResource(r));
+  return [self, fx.profile, ...fx.namespaces, ...fx.nodes, ...fx.policies, probePolicy('Allow'), ...fx.endpoints];
+}
+
+export function measureCalc(scale: FixtureScale, toggles: number, heapSnapshotFile?: string): CalcCost {
+  const resources = benchResources(scale).map((r) => validateResource(r));
   const allow = validateResource(probePolicy('Allow'));
   const deny = validateResource(probePolicy('Deny'));
   const digest = process.env.TORTIE_BENCH_DIGEST === '1' ? createHash('sha1') : undefined;
@@ -115,5 +137,14 @@ if (require.main === module) {
   const toggles = Number(process.argv[3] ?? 20);
   const i = process.argv.indexOf('--heap-snapshot');
   const file = i >= 0 ? process.argv[i + 1] : undefined;
-  process.stdout.write(`${JSON.stringify(measureCalc(scale, toggles, file))}\n`);
+  if (process.argv.includes('--resources-only')) {
+    process.stdout.write(`${JSON.stringify({ heapWithResourcesMiB: heapWithResources(benchResources(scale).map((r) => JSON.stringify(r))) })}\n`);
+  } else {
+    const cost = measureCalc(scale, toggles, file);
+    if (process.argv.includes('--with-resources')) {
+      const out = execFileSync(process.execPath, ['--expose-gc', __filename, JSON.stringify(scale), '0', '--resources-only'], { encoding: 'utf8' });
+      cost.heapWithResourcesMiB = (JSON.parse(out) as { heapWithResourcesMiB?: number }).heapWithResourcesMiB;
+    }
+    process.stdout.write(`${JSON.stringify(cost)}\n`);
+  }
 }
