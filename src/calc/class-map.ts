@@ -1,4 +1,6 @@
 /**
+ * Compact maps of a table context (src/calc/graph.ts Ctx).
+ *
  * ClassRowsMap: for one table context, global class id → rows key, and how many classes have
  * each rows key (the table's groups). There is one entry per class that has any of the table's
  * atoms — hundreds of thousands at 10,000 endpoints — so it is kept compact: an open-addressing
@@ -164,6 +166,85 @@ export class ClassRowsMap {
       if (x === 0) continue;
       const j = this.slotOf(x);
       this.ids[j] = x;
+      this.vals[j] = oldVals[i]!;
+    }
+  }
+}
+
+/**
+ * SigMemo: restricted-signature number → rows key, for one table context (a cache, cleared
+ * wholesale). Keys are integers in [0, 2⁵³ − 2] (CalcGraph's sigNumber); values are rows keys,
+ * stored once each. Open addressing over a Float64Array (key + 1; 0 marks an empty slot) and an
+ * Int32Array of value indices: ~17 bytes per entry instead of ~110 for a Map<number, string>
+ * whose keys above 2³¹ are heap numbers. No deletion (only `clear`).
+ */
+export class SigMemo {
+  private keys = new Float64Array(8);
+  private vals = new Int32Array(8);
+  private mask = 7;
+  private n = 0;
+  private readonly values: string[] = [];
+  private readonly valueIdx = new Map<string, number>();
+
+  get size(): number {
+    return this.n;
+  }
+
+  private slotOf(k1: number): number {
+    let i = (k1 >>> 0) & this.mask;
+    for (;;) {
+      const x = this.keys[i]!;
+      if (x === k1 || x === 0) return i;
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  get(key: number): string | undefined {
+    const i = this.slotOf(key + 1);
+    return this.keys[i] === 0 ? undefined : this.values[this.vals[i]!];
+  }
+
+  set(key: number, value: string): void {
+    if (!Number.isInteger(key) || key < 0 || key > 2 ** 53 - 2) throw new RangeError(`SigMemo: key ${key} is not in [0, 2^53-2]`);
+    let v = this.valueIdx.get(value);
+    if (v === undefined) {
+      v = this.values.length;
+      this.values.push(value);
+      this.valueIdx.set(value, v);
+    }
+    let i = this.slotOf(key + 1);
+    if (this.keys[i] === 0) {
+      if ((this.n + 1) * 4 > (this.mask + 1) * 3) {
+        this.grow();
+        i = this.slotOf(key + 1);
+      }
+      this.keys[i] = key + 1;
+      this.n++;
+    }
+    this.vals[i] = v;
+  }
+
+  clear(): void {
+    this.keys = new Float64Array(8);
+    this.vals = new Int32Array(8);
+    this.mask = 7;
+    this.n = 0;
+    this.values.length = 0;
+    this.valueIdx.clear();
+  }
+
+  private grow(): void {
+    const oldKeys = this.keys;
+    const oldVals = this.vals;
+    const cap = (this.mask + 1) * 2;
+    this.keys = new Float64Array(cap);
+    this.vals = new Int32Array(cap);
+    this.mask = cap - 1;
+    for (let i = 0; i < oldKeys.length; i++) {
+      const x = oldKeys[i]!;
+      if (x === 0) continue;
+      const j = this.slotOf(x);
+      this.keys[j] = x;
       this.vals[j] = oldVals[i]!;
     }
   }

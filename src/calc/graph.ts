@@ -58,7 +58,7 @@ import {
   type TierInfo,
 } from './semantics';
 import { policyKey, resourceKey, ResourceState } from './store';
-import { ClassRowsMap } from './class-map';
+import { ClassRowsMap, SigMemo } from './class-map';
 import { fewAdd, fewDelete, fewSize, fewValues, type Few } from './compact';
 import { foldRows, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
 import { assembleTable, makeTableDef, type AssembledTable, type Rows, type Signature, type Step } from './table';
@@ -223,7 +223,7 @@ interface Ctx {
   /** Atom acquisitions to release when the context dies. */
   acquired: { sels: Selector[]; cidrs: Cidr4[]; named: { sel: Selector; name: string }[] };
   /** Restricted signature key → rows key (the rows themselves live in `rowsCache`). */
-  memo: Map<number, string>;
+  memo: SigMemo;
   /** Rows by rows key, for the groups present (and recently seen). */
   rowsCache: Map<string, Rows>;
   zero: Rows;
@@ -1304,7 +1304,7 @@ export class CalcGraph {
       refs: new Set(),
       rules: extra.rules,
       acquired: extra.needs,
-      memo: new Map(),
+      memo: new SigMemo(),
       rowsCache: new Map(),
       zero: foldRows(def, new Map(), new Map()),
       classRows: new ClassRowsMap(),

@@ -1,11 +1,11 @@
 /**
- * ClassRowsMap (src/calc/class-map.ts) against a Map model: random sets, replacements and
+ * ClassRowsMap and SigMemo (src/calc/class-map.ts) against Map models: random sets, replacements and
  * deletes, with ids chosen to collide in the hash table (same low bits, ids ≥ 2³¹) so that
  * probing, growth and backward-shift deletion are exercised; counts per rows key and the group
  * list must match the model after every operation.
  */
 import t from 'tap';
-import { ClassRowsMap } from '../../src/calc/class-map';
+import { ClassRowsMap, SigMemo } from '../../src/calc/class-map';
 import { rng } from './helpers/random';
 
 function check(m: ClassRowsMap, model: Map<number, string>, universe: number[]): string | undefined {
@@ -71,4 +71,36 @@ t.test('rejects ids outside [1, 2^32-1]', async (t) => {
   m.set(2 ** 32 - 1, 'a');
   t.equal(m.get(2 ** 32 - 1), 'a');
   t.equal(m.delete(5), undefined);
+});
+
+t.test('SigMemo behaves as a Map for 53-bit keys, colliding low bits included', async (t) => {
+  const rand = rng(5);
+  const problems: string[] = [];
+  for (let run = 0; run < 40; run++) {
+    const universe: number[] = [0, 2 ** 53 - 2];
+    for (let i = 0; i < 400; i++) {
+      // Same low 32 bits for many keys (only the high bits differ), and random ones.
+      universe.push(rand() < 0.5 ? Math.floor(rand() * 2 ** 21) * 2 ** 32 + 12345 : Math.floor(rand() * (2 ** 53 - 1)));
+    }
+    const m = new SigMemo();
+    const model = new Map<number, string>();
+    for (let op = 0; op < 3000; op++) {
+      const k = universe[Math.floor(rand() * universe.length)]!;
+      if (rand() < 0.995) {
+        const v = `rows${Math.floor(rand() * 20)}`;
+        m.set(k, v);
+        model.set(k, v);
+      } else {
+        m.clear();
+        model.clear();
+      }
+    }
+    if (m.size !== model.size) problems.push(`run ${run}: size ${m.size} vs ${model.size}`);
+    for (const k of universe) if (m.get(k) !== model.get(k)) problems.push(`run ${run}: get(${k}) ${m.get(k)} vs ${model.get(k)}`);
+  }
+  t.same(problems.slice(0, 5), []);
+  const m = new SigMemo();
+  t.throws(() => m.set(-1, 'x'), RangeError);
+  t.throws(() => m.set(2 ** 53, 'x'), RangeError);
+  t.equal(m.get(7), undefined);
 });
