@@ -196,6 +196,7 @@ function main(): void {
   resources.push(...pols, ...eps);
   gc();
   const rss0 = process.memoryUsage().rss;
+  const heap0 = process.memoryUsage().heapUsed;
 
   const g = new CalcGraph({ nodeName: 'node1' });
   const initial = timeMs(() => {
@@ -205,6 +206,7 @@ function main(): void {
   const initialCpu = lastCpu(1)[0]!;
   gc();
   const rss1 = process.memoryUsage().rss;
+  const heap1 = process.memoryUsage().heapUsed;
   const snap = g.snapshot();
   const st = g.stats();
   const per = entriesPerLocal(snap);
@@ -263,11 +265,13 @@ function main(): void {
   const broadCpu = lastCpu(broadMs.length);
   gc();
   const rss2 = process.memoryUsage().rss;
+  const heap2 = process.memoryUsage().heapUsed;
 
   const out = (k: string, v: string): void => void process.stdout.write(`${k.padEnd(44)} ${v}\n`);
   out('endpoints / local / policies × rules, mix', `${N_EPS} / ${N_LOCAL} / ${N_POL} × 5, ${MIX}`);
   out('initial compile (wall / CPU)', `${initial.toFixed(0)} ms / ${initialCpu.toFixed(0)} ms`);
   out('RSS before / after compile / after deltas', `${mb(rss0)} / ${mb(rss1)} / ${mb(rss2)}`);
+  out('V8 heap used before / after compile / after deltas', `${mb(heap0)} / ${mb(heap1)} / ${mb(heap2)} (after a full GC)`);
   out('selector atoms / CIDR atoms / named-port atoms', `${st.selectorAtoms} / ${st.cidrAtoms} / ${st.namedPortAtoms}`);
   out('global classes / LPM prefixes', `${st.classes} / ${st.prefixes}`);
   out('tables (shared by local endpoint-directions)', `${snap.tables.length} for ${snap.endpoints.length * 2}`);

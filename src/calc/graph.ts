@@ -1409,7 +1409,7 @@ export class CalcGraph {
     ctx.needReassemble = false;
     // What was last emitted for this table, to diff against if the rebuild keeps its id.
     const prevId = ctx.assembled?.id;
-    const prev = prevId !== undefined ? this.emittedProjection(ctx) : undefined;
+    const prev = prevId !== undefined ? this.emittedProjection(ctx, ctx.assembled!.localOf) : undefined;
     ctx.classRows.clear();
     // Restricted members per relevant class, gathered atom by atom (cost: Σ |class ∩ atoms|).
     const gen = ++this.stampGen;
@@ -1448,16 +1448,16 @@ export class CalcGraph {
   /** Renumbers and re-emits a table after its set of groups changed (rows are cached). */
   private reassemble(ctx: Ctx): void {
     ctx.needReassemble = false;
-    const prevId = ctx.assembled?.id;
-    this.assemble(ctx, prevId, prevId !== undefined ? this.emittedProjection(ctx) : undefined);
+    // The projection last emitted is rebuilt only if the table keeps its id (rare: a new set of
+    // groups almost always changes the cells); otherwise the whole table is re-emitted.
+    this.assemble(ctx, ctx.assembled?.id, undefined);
   }
 
   /**
-   * The projection as last emitted (call before `assemble` replaces `assembled`): the classes'
-   * rows keys at the start of this flush, mapped through the table as last assembled.
+   * The projection as last emitted: the classes' rows keys at the start of this flush (current
+   * ones corrected by the journal), mapped through `localOf` of the table as last assembled.
    */
-  private emittedProjection(ctx: Ctx): Map<number, number> {
-    const localOf = ctx.assembled!.localOf;
+  private emittedProjection(ctx: Ctx, localOf: Map<string, number>): Map<number, number> {
     const before = ctx.before;
     const prev = new Map<number, number>();
     ctx.classRows.forEach((id, rk) => {
@@ -1486,12 +1486,28 @@ export class CalcGraph {
     return out;
   }
 
+  /** The current projection as output entries, sorted by class id. */
+  private projectionEntries(ctx: Ctx): ProjectionEntry[] {
+    const localOf = ctx.assembled!.localOf;
+    const out: ProjectionEntry[] = [];
+    ctx.classRows.forEach((globalClass, rk) => {
+      const localClass = localOf.get(rk)!;
+      if (localClass !== 0) out.push({ globalClass, localClass });
+    });
+    return out.sort((x, y) => x.globalClass - y.globalClass);
+  }
+
   /** Records a class's rows key as of the start of the flush, before its first change in it. */
   private journal(ctx: Ctx, id: number): void {
     const before = (ctx.before ??= new Map());
     if (!before.has(id)) before.set(id, ctx.classRows.get(id));
   }
 
+  /**
+   * Assembles the table from its current groups and records the projection changes against
+   * the table last emitted when the id stays the same (`prev`: that projection, or undefined to
+   * rebuild it from the journal).
+   */
   private assemble(ctx: Ctx, prevId: string | undefined, prev: Map<number, number> | undefined): void {
     const ck = ctx.def.key;
     const groups = new Map<string, Rows>([[ctx.zero.key, ctx.zero]]);
@@ -1501,11 +1517,12 @@ export class CalcGraph {
       for (const rk of [...ctx.rowsCache.keys()]) if (!groups.has(rk)) ctx.rowsCache.delete(rk);
       ctx.def.slabIntern.clear();
     }
+    const old = ctx.assembled;
     ctx.assembled = assembleTable(ctx.def, groups, ctx.zero.key);
-    delete ctx.before;
     this.projAdd.delete(ck);
     this.projDel.delete(ck);
-    if (prev !== undefined && prevId === ctx.assembled.id) {
+    if (prevId !== undefined && prevId === ctx.assembled.id) {
+      prev ??= this.emittedProjection(ctx, old!.localOf);
       const projection = this.projectionOf(ctx);
       const add = new Map<number, number>();
       const del = new Map<number, number>();
@@ -1514,6 +1531,7 @@ export class CalcGraph {
       if (add.size > 0) this.projAdd.set(ck, add);
       if (del.size > 0) this.projDel.set(ck, del);
     }
+    delete ctx.before;
   }
 
   private ctxClassAdded(
@@ -1630,9 +1648,7 @@ export class CalcGraph {
 
   private tableOut(ctx: Ctx): VerdictTable {
     const a = ctx.assembled!;
-    const projection: ProjectionEntry[] = [...this.projectionOf(ctx)]
-      .sort((x, y) => x[0] - y[0])
-      .map(([globalClass, localClass]) => ({ globalClass, localClass }));
+    const projection = this.projectionEntries(ctx);
     return {
       id: a.id,
       direction: ctx.def.direction,
