@@ -13,7 +13,8 @@
  *     is a no-op returning undefined;
  *   - `count(rk)` is the number of entries with rows key rk; `groups()` lists the rows keys with
  *     a count > 0; a rows key whose count drops to 0 is forgotten (its index is reused);
- *   - iteration order (`forEach`, `groups`) is unspecified: callers sort what they emit.
+ *   - iteration order (`forEach`, `groups`) is unspecified: callers sort what they emit;
+ *   - `clone()` is an independent copy (later changes to either do not affect the other).
  * Cost: O(1) expected per operation (ids are hashes, so the low bits spread evenly); memory
  * ~12–24 bytes per entry versus ~40 for a Map<number, string> (plus a heap number per id ≥ 2³¹).
  */
@@ -127,6 +128,24 @@ export class ClassRowsMap {
       const x = ids[i]!;
       if (x !== 0) fn(x, this.keys[this.vals[i]!]!);
     }
+  }
+
+  /**
+   * An independent copy (same entries, counts and capacity): typed arrays copied wholesale, so
+   * it costs O(capacity) memory copying and no hashing.
+   */
+  clone(): ClassRowsMap {
+    const c = new ClassRowsMap();
+    c.ids = this.ids.slice();
+    c.vals = this.vals.slice();
+    c.mask = this.mask;
+    c.n = this.n;
+    // Loops, not push(...xs): a table can have more groups than a call has arguments.
+    for (const k of this.keys) c.keys.push(k);
+    for (const [k, v] of this.index) c.index.set(k, v);
+    for (const n of this.counts) c.counts.push(n);
+    for (const k of this.freeIdx) c.freeIdx.push(k);
+    return c;
   }
 
   /** The rows keys that at least one class has. */
