@@ -32,7 +32,10 @@ static __always_inline int uplink_parse(struct __sk_buff *skb, struct tortie_pkt
 
 	if (skb->vlan_present)
 		return 0;
-	ctx_pull(skb, PARSE_PULL_LEN);
+	/* Only the headers parse_packet() reads (outer IP + 20 bytes for IPIP, whose inner header
+	 * the decap path reads with bpf_skb_load_bytes; the quoted header of an ICMP error): a GSO
+	 * packet's payload stays in its frags, and a cloned head (TCP's) is not copied. */
+	parse_pull_headers(skb);
 	eth = ctx_data(skb);
 	if ((void *)(eth + 1) > ctx_data_end(skb))
 		return 0;

@@ -25,24 +25,12 @@ static __always_inline void *ctx_data(struct xdp_md *ctx) { return (void *)(long
 static __always_inline void *ctx_data_end(struct xdp_md *ctx) { return (void *)(long)ctx->data_end; }
 static __always_inline __u32 ctx_len(struct xdp_md *ctx) { return ctx->data_end - ctx->data; }
 static __always_inline __u32 ctx_ifindex(struct xdp_md *ctx) { return ctx->ingress_ifindex; }
-/* XDP data is always linear for the first buffer; nothing to pull. */
-static __always_inline void ctx_pull(struct xdp_md *ctx, __u32 len) { (void)ctx; (void)len; }
 #elif defined(TORTIE_CTX_SKB)
 #define ctx_buff __sk_buff
 static __always_inline void *ctx_data(struct __sk_buff *ctx) { return (void *)(long)ctx->data; }
 static __always_inline void *ctx_data_end(struct __sk_buff *ctx) { return (void *)(long)ctx->data_end; }
 static __always_inline __u32 ctx_len(struct __sk_buff *ctx) { return ctx->len; }
 static __always_inline __u32 ctx_ifindex(struct __sk_buff *ctx) { return ctx->ifindex; }
-/* Make the first `len` bytes (or the whole packet if shorter) linear, so header parsing
- * with direct packet access sees every header byte that exists. */
-static __always_inline void ctx_pull(struct __sk_buff *ctx, __u32 len)
-{
-	__u32 have = ctx->data_end - ctx->data;
-	if (len > ctx->len)
-		len = ctx->len;
-	if (have < len)
-		bpf_skb_pull_data(ctx, len);
-}
 #else
 #error "define TORTIE_CTX_XDP or TORTIE_CTX_SKB before including bpf/lib headers"
 #endif

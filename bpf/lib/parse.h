@@ -40,10 +40,6 @@
 #define TCP_FLAG_RST 0x04
 #define TCP_FLAG_ACK 0x10
 
-/* Bytes we need linear: Ethernet + 2 VLAN tags + max IPv4 header + ICMP header + max inner
- * IPv4 header + 8 bytes of inner L4. */
-#define PARSE_PULL_LEN (14 + 8 + 60 + 8 + 60 + 8)
-
 struct vlan_hdr_t {
 	__be16 tci;
 	__be16 encap_proto;
