@@ -1,12 +1,12 @@
 /**
  * tortiectl: calicoctl's command line for tortie. Every calicoctl example of the Calico docs
  * works with `tortiectl` in its place (apply/create/replace/delete/get with calicoctl's
- * tables, YAML/JSON shapes and messages; ipam show; node status / node run; version).
+ * tables, YAML/JSON shapes and messages; ipam show/check/release; node status / node run; version).
  *
  *   bin/tortiectl.js ─> main(argv) ─┬─ apply|create|replace|delete|get ─> resource-commands.ts
  *                                   ├─ label|patch                      ─> edit-commands.ts
  *                                   ├─ validate|convert                 ─> documents.ts
- *                                   ├─ ipam show                        ─> ipam-commands.ts
+ *                                   ├─ ipam show|check|release          ─> ipam-commands.ts
  *                                   ├─ node status|run                  ─> node-commands.ts
  *                                   └─ version
  *   datastore selection for all of them: datastore-config.ts (flags > -c file > env > embedded)
@@ -43,7 +43,7 @@ function usage(binary: string): string {
     label        Add, change or remove a label of a resource.
     validate     Check resources in a file without writing them.
     convert      Print Calico v1 / Kubernetes resources as projectcalico.org/v3.
-    ipam         IP address management (ipam show).
+    ipam         IP address management (ipam show, check, release).
     node         tortie node management (node run, node status).
     version      Show the version of this binary.
 
