@@ -1,19 +1,20 @@
 /**
- * Same-node pod-to-pod TCP throughput (iperf3, one stream) with tortie attached and 1,000
+ * Same-node pod-to-pod TCP throughput (iperf3, one stream by default) with tortie attached and 1,000
  * policies (× 5 rules) selecting the server, against the same path with no programs.
  * Programs are loaded once and detached/attached within each round; prints each run and the
  * median of per-round ratios.
  * Goal: ≥ 0.95×. Prints figures; asserts nothing.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/datapath-iperf.js [seconds] [rounds]
+ *   npx tsc -p tsconfig.json && node dist/bench/datapath-iperf.js [seconds] [rounds] [streams]
  */
 import { BenchNode, SERVER_IP, median } from './datapath-netns';
 
 const SECONDS = Number(process.argv[2] ?? 5);
 const ROUNDS = Number(process.argv[3] ?? 7);
+const STREAMS = Number(process.argv[4] ?? 1);
 
 async function iperf(node: BenchNode): Promise<number> {
-  const r = await node.client.ns.exec(['iperf3', '-c', SERVER_IP, '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
+  const r = await node.client.ns.exec(['iperf3', '-c', SERVER_IP, '-t', String(SECONDS), '-P', String(STREAMS), '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
   const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
   return j.end.sum_received.bits_per_second / 1e9;
 }
