@@ -49,6 +49,7 @@ t.test('heap growing percent: flag, environment, bounds', async (t) => {
   t.equal(applyHeapGrowing(20, ['--heap-growing-percent=30'], ''), false);
   t.equal(applyHeapGrowing(20, [], '--max-old-space-size=100 --heap_growing_percent=30'), false);
   t.equal(applyHeapGrowing(0, [], ''), false);
+  t.equal(applyHeapGrowing(20, [], '--max-old-space-size=4096'), true, 'applied when node was not given it');
 });
 
 t.test('bad values name the flag or variable and the value', async (t) => {
