@@ -18,6 +18,11 @@
  * Cost: O(1) expected per operation (ids are hashes, so the low bits spread evenly); memory
  * ~12–24 bytes per entry versus ~40 for a Map<number, string> (plus a heap number per id ≥ 2³¹).
  */
+/** Packing base of ClassRowsMap.packedSorted: id × PACK + value stays below 2⁵³. */
+const PACK = 2097152;
+export const unpackId = (p: number): number => Math.floor(p / PACK);
+export const unpackValue = (p: number): number => p % PACK;
+
 export class ClassRowsMap {
   private ids: Uint32Array;
   private vals: Int32Array;
@@ -146,6 +151,33 @@ export class ClassRowsMap {
     for (const n of this.counts) c.counts.push(n);
     for (const k of this.freeIdx) c.freeIdx.push(k);
     return c;
+  }
+
+  /**
+   * The entries whose value `valueOf(rows key)` (called once per rows key) is not 0, packed as
+   * id × 2²¹ + value and sorted ascending (so by id); undefined when a value is outside
+   * [0, 2²¹). Unpack with `unpackId` / `unpackValue`.
+   */
+  packedSorted(valueOf: (rk: string) => number): Float64Array | undefined {
+    const byKey = new Float64Array(this.keys.length);
+    for (let k = 0; k < this.keys.length; k++) {
+      const rk = this.keys[k];
+      if (rk === undefined) continue;
+      const v = valueOf(rk);
+      if (!(v >= 0 && v < PACK) || !Number.isInteger(v)) return undefined;
+      byKey[k] = v;
+    }
+    const out = new Float64Array(this.n);
+    const ids = this.ids;
+    const vals = this.vals;
+    let n = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const x = ids[i]!;
+      if (x === 0) continue;
+      const v = byKey[vals[i]!]!;
+      if (v !== 0) out[n++] = x * PACK + v;
+    }
+    return out.subarray(0, n).sort();
   }
 
   /** The rows keys that at least one class has. */

@@ -58,7 +58,7 @@ import {
   type TierInfo,
 } from './semantics';
 import { policyKey, resourceKey, ResourceState } from './store';
-import { ClassRowsMap, SigMemo } from './class-map';
+import { ClassRowsMap, SigMemo, unpackId, unpackValue } from './class-map';
 import { fewAdd, fewDelete, fewSize, fewValues, type Few } from './compact';
 import { foldRows, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
 import { assembleTable, makeTableDef, type AssembledTable, type Rows, type Signature, type Step } from './table';
@@ -253,6 +253,9 @@ interface Ctx {
    * taken from it instead of folding again (cleared after the first build).
    */
   pred?: { ctx: Ctx; changed: number[] };
+  /** Scratch stamps of a flush (CalcGraph.ctxMarkGen): visited in the current walk; live. */
+  mark: number;
+  live: number;
 }
 
 interface DefinitionExtras {
@@ -353,7 +356,9 @@ export class CalcGraph {
   private readonly policyLocal = new Map<string, Set<string>>();
   private readonly dirtyPolicies = new Set<string>();
   private readonly ctxs = new Map<string, Ctx>();
-  private readonly ctxByAtom = new Map<string, Set<string>>();
+  private readonly ctxByAtom = new Map<string, Set<Ctx>>();
+  /** Generation for Ctx.mark (dedupe in walks over ctxByAtom). */
+  private ctxMarkGen = 0;
   private readonly rules = new Map<string, { info: Omit<RuleInfo, 'id'>; id: number; refs: number }>();
   private readonly ruleIds = new Map<number, string>();
   private allLocalDirty = false;
@@ -521,12 +526,12 @@ export class CalcGraph {
     const touch = (id: number, added: boolean): void => {
       const c = added ? this.classes.get(id) : undefined;
       const members = c?.members ?? this.removedMembers.get(id) ?? [];
-      const seen = new Set<string>();
+      const gen = ++this.ctxMarkGen;
       for (const a of this.atomsOfMembers(members)) {
-        for (const ck of this.ctxByAtom.get(a) ?? []) {
-          if (seen.has(ck) || newCtxs.has(ck)) continue;
-          seen.add(ck);
-          const ctx = this.ctxs.get(ck)!;
+        for (const ctx of this.ctxByAtom.get(a) ?? []) {
+          const ck = ctx.def.key;
+          if (ctx.mark === gen || newCtxs.has(ck)) continue;
+          ctx.mark = gen;
           if (added) this.ctxClassAdded(ck, ctx, id, projAdd, projDel);
           else this.ctxClassRemoved(ck, ctx, id, projAdd, projDel);
         }
@@ -536,6 +541,27 @@ export class CalcGraph {
     // table that uses none of the atoms A and B differ in (no re-evaluation, just a projection
     // entry); A's removal then never empties a group that B refills.
     const live = [...this.ctxs].filter(([k, c]) => !newCtxs.has(k) && !c.fresh);
+    const liveGen = ++this.ctxMarkGen;
+    for (const [, c] of live) c.live = liveGen;
+    /**
+     * The live contexts with any of these atoms: a class is in a context's map iff the context
+     * has one of the class's atoms, so this finds the tables a class is in (or may join) without
+     * probing every table's map.
+     */
+    const liveWith = (...atomLists: string[][]): [string, Ctx][] => {
+      const out: [string, Ctx][] = [];
+      const gen = ++this.ctxMarkGen;
+      for (const atoms of atomLists) {
+        for (const a of atoms) {
+          for (const ctx of this.ctxByAtom.get(a) ?? []) {
+            if (ctx.mark === gen) continue;
+            ctx.mark = gen;
+            if (ctx.live === liveGen) out.push([ctx.def.key, ctx]);
+          }
+        }
+      }
+      return out;
+    };
     for (const id of [...addedClasses].sort((a, b) => a - b)) {
       const aId = this.classTemplate.get(id);
       const aMembers = aId !== undefined && !addedClasses.has(aId) ? (this.classes.get(aId)?.members ?? this.removedMembers.get(aId)) : undefined;
@@ -545,7 +571,7 @@ export class CalcGraph {
       }
       const b = this.classes.get(id)!;
       const { changed, gained } = memberDiff(aMembers, b.members);
-      for (const [ck, ctx] of live) {
+      for (const [ck, ctx] of liveWith(this.atomsOfMembers(aMembers), gained)) {
         const rk = ctx.classRows.get(aId);
         if (rk !== undefined) {
           const same = !changed.some((a) => ctx.def.atoms.has(a));
@@ -556,7 +582,9 @@ export class CalcGraph {
       }
     }
     for (const id of [...removedClasses].sort((a, b) => a - b)) {
-      for (const [ck, ctx] of live) if (ctx.classRows.has(id)) this.ctxClassRemoved(ck, ctx, id, projAdd, projDel);
+      const members = this.removedMembers.get(id);
+      const where = members !== undefined ? liveWith(this.atomsOfMembers(members)) : live;
+      for (const [ck, ctx] of where) if (ctx.classRows.has(id)) this.ctxClassRemoved(ck, ctx, id, projAdd, projDel);
     }
     this.classTemplate.clear();
     this.removedMembers.clear();
@@ -1313,9 +1341,11 @@ export class CalcGraph {
       classRows: new ClassRowsMap(),
       needReassemble: false,
       fresh: true,
+      mark: 0,
+      live: 0,
     };
     this.ctxs.set(key, ctx);
-    for (const a of def.atoms) addTo(this.ctxByAtom, a, key);
+    for (const a of def.atoms) addTo(this.ctxByAtom, a, ctx);
     for (const [rk, info] of ctx.rules) this.refRule(rk, info);
     return ctx;
   }
@@ -1323,7 +1353,7 @@ export class CalcGraph {
   private destroyCtx(key: string): void {
     const ctx = this.ctxs.get(key)!;
     this.ctxs.delete(key);
-    for (const a of ctx.def.atoms) removeFrom(this.ctxByAtom, a, key);
+    for (const a of ctx.def.atoms) removeFrom(this.ctxByAtom, a, ctx);
     for (const s of ctx.acquired.sels) this.releaseSel(s);
     for (const c of ctx.acquired.cidrs) this.releaseCidr(c);
     for (const n of ctx.acquired.named) this.releaseNamed(n.sel, n.name);
@@ -1407,10 +1437,13 @@ export class CalcGraph {
    * A new context's class → rows map from its predecessor's, when the changed parts (old and new)
    * act the same on the empty signature: then every class with none of those parts' atoms has
    * the same restriction to both tables' atoms and the same rows (rowsFromPredecessor's argument),
-   * so the predecessor's map is copied wholesale and only the classes with a changed part's atom,
-   * and those that appeared in this flush (a predecessor that died in it did not hear of them),
-   * are computed; classes that disappeared are dropped. Cost: O(map capacity) copying plus
-   * Σ |classes of the changed parts' atoms|, instead of Σ |class ∩ table atoms| hash lookups.
+   * so the predecessor's map is copied wholesale. Of the classes with a changed part's atom, only
+   * those on whose restriction to these atoms the old and new parts differ (one part evaluation
+   * per distinct restriction), that were not in the predecessor's map, or that may leave the
+   * table (an atom only the old parts had) are computed, as are those that appeared in this
+   * flush (a predecessor that died in it did not hear of them); classes that disappeared are
+   * dropped. Cost: O(map capacity) copying plus Σ |classes of the changed parts' atoms| hash
+   * accumulations, instead of Σ |class ∩ table atoms| lookups.
    * Returns false (nothing changed) when the shortcut does not apply.
    */
   private classRowsFromPredecessor(ctx: Ctx, pred: NonNullable<Ctx['pred']>, added: ReadonlySet<number>, removed: ReadonlySet<number>): boolean {
@@ -1436,16 +1469,65 @@ export class CalcGraph {
     for (const id of removed) map.delete(id);
     ctx.classRows = map;
     for (const [rk, rows] of rowsCache) ctx.rowsCache.set(rk, rows);
+    // Each class with a changed part's atom: its restriction to those atoms, hashed atom by atom.
     const gen = ++this.stampGen;
-    const stamp = this.stamp;
+    const { acc1, acc2, stamp } = this;
+    const touched: ClassRec[] = [];
+    for (const a of changedAtoms) {
+      const set = this.classesByAtom.get(a);
+      if (set === undefined) continue;
+      const shared = a.startsWith('n:') ? undefined : this.plainHash(a);
+      for (const c of set) {
+        const h = shared ?? c.npHash!.get(a)!;
+        const i = c.slot;
+        if (stamp[i] !== gen) {
+          stamp[i] = gen;
+          acc1[i] = h[0];
+          acc2[i] = h[1];
+          touched.push(c);
+        } else {
+          acc1[i] = acc1[i]! ^ h[0];
+          acc2[i] = acc2[i]! + h[1];
+        }
+      }
+    }
+    // Classes with an atom only the old parts had may leave the table: always recomputed.
+    const leaving = new Uint8Array(this.slotCount);
+    for (const a of changedAtoms) {
+      if (ctx.def.atoms.has(a)) continue;
+      for (const c of this.classesByAtom.get(a) ?? []) leaving[c.slot] = 1;
+    }
+    // Per distinct restriction: do the old and new parts give the same functions on it?
+    const agree = new Map<number, boolean>();
+    const agrees = (c: ClassRec): boolean => {
+      const k = sigNumber(acc1[c.slot]!, acc2[c.slot]!);
+      let v = agree.get(k);
+      if (v === undefined) {
+        const { sig, member } = signatureOfMembers(c.members, (atom) => changedAtoms.has(atom));
+        v = true;
+        for (const i of pred.changed) {
+          const np = (ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
+          const op = (old.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
+          if (partRows(np, partSigKey(np, sig, member), sig).key !== partRows(op, partSigKey(op, sig, member), sig).key) {
+            v = false;
+            break;
+          }
+        }
+        agree.set(k, v);
+      }
+      return v;
+    };
     const redo = (c: ClassRec): void => {
-      if (stamp[c.slot] === gen) return;
-      stamp[c.slot] = gen;
       const key = this.restrictedKey(ctx, c);
       if (key === -1) map.delete(c.id);
       else map.set(c.id, this.rowsOfKey(ctx, key, c).key);
     };
-    for (const a of changedAtoms) for (const c of this.classesByAtom.get(a) ?? []) redo(c);
+    // A class keeps the predecessor's rows if it was in its map, stays in this one and the
+    // changed parts agree on it; classes new in this flush are recomputed below.
+    for (const c of touched) {
+      if (added.has(c.id)) continue;
+      if (leaving[c.slot] === 1 || !map.has(c.id) || !agrees(c)) redo(c);
+    }
     for (const id of added) {
       const c = this.classes.get(id);
       if (c !== undefined) redo(c);
@@ -1552,32 +1634,22 @@ export class CalcGraph {
   /** The current projection as output entries, sorted by class id. */
   private projectionEntries(ctx: Ctx): ProjectionEntry[] {
     const localOf = ctx.assembled!.localOf;
-    // Sorted as numbers packed (class id × 2²¹ + local class < 2⁵³) in a typed array: a numeric
-    // sort without a comparator call per comparison, and no object until the order is known.
-    const packed = new Float64Array(ctx.classRows.size);
-    let n = 0;
-    let fits = true;
+    const out: ProjectionEntry[] = [];
+    // Sorted as packed numbers in a typed array: no comparator call per comparison, no object
+    // until the order is known.
+    const packed = ctx.classRows.packedSorted((rk) => localOf.get(rk)!);
+    if (packed !== undefined) {
+      for (let i = 0; i < packed.length; i++) {
+        const p = packed[i]!;
+        out.push({ globalClass: unpackId(p), localClass: unpackValue(p) });
+      }
+      return out;
+    }
     ctx.classRows.forEach((globalClass, rk) => {
       const localClass = localOf.get(rk)!;
-      if (localClass === 0) return;
-      if (localClass >= 2097152) fits = false;
-      packed[n++] = globalClass * 2097152 + localClass;
+      if (localClass !== 0) out.push({ globalClass, localClass });
     });
-    const out: ProjectionEntry[] = [];
-    if (!fits) {
-      ctx.classRows.forEach((globalClass, rk) => {
-        const localClass = localOf.get(rk)!;
-        if (localClass !== 0) out.push({ globalClass, localClass });
-      });
-      return out.sort((x, y) => x.globalClass - y.globalClass);
-    }
-    const sorted = packed.subarray(0, n).sort();
-    for (let i = 0; i < n; i++) {
-      const v = sorted[i]!;
-      const globalClass = Math.floor(v / 2097152);
-      out.push({ globalClass, localClass: v - globalClass * 2097152 });
-    }
-    return out;
+    return out.sort((x, y) => x.globalClass - y.globalClass);
   }
 
   /** Records a class's rows key as of the start of the flush, before its first change in it. */
