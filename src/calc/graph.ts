@@ -1312,6 +1312,7 @@ export class CalcGraph {
   }
 
   private readonly parts = new Map<string, PartRec>();
+  private tablesFromPredecessor = 0;
 
   private createCtx(key: string, d: Direction, built: Definition): Ctx {
     const ops: Op[] = [];
@@ -1535,10 +1536,6 @@ export class CalcGraph {
     return true;
   }
 
-  private rowsFor(ctx: Ctx, cls: ClassRec): Rows {
-    return this.rowsOfKey(ctx, this.restrictedKey(ctx, cls), cls);
-  }
-
   /**
    * (Re)computes a context's class → rows map and assembles it. `added` / `removed`: the classes
    * that appeared / disappeared in this flush (a predecessor's map may predate them).
@@ -1550,6 +1547,7 @@ export class CalcGraph {
     const prevId = ctx.assembled?.id;
     const prev = prevId !== undefined ? this.emittedProjection(ctx, ctx.assembled!.localOf) : undefined;
     if (ctx.pred !== undefined && ctx.assembled === undefined && this.classRowsFromPredecessor(ctx, ctx.pred, added, removed)) {
+      this.tablesFromPredecessor++;
       if (ctx.memo.size > 4 * ctx.classRows.size + 64) ctx.memo.clear();
       delete ctx.pred;
       this.assemble(ctx, prevId, prev);
@@ -1698,7 +1696,15 @@ export class CalcGraph {
     knownRowsKey?: string,
   ): void {
     if (ctx.fresh || ctx.assembled === undefined) return;
-    const rk = knownRowsKey ?? this.rowsFor(ctx, this.classes.get(id)!).key;
+    let rk = knownRowsKey;
+    if (rk === undefined) {
+      // A class with none of the table's atoms (one that lost them, added because its template
+      // was in the table) is the default class: not in the map.
+      const cls = this.classes.get(id)!;
+      const key = this.restrictedKey(ctx, cls);
+      if (key === -1) return;
+      rk = this.rowsOfKey(ctx, key, cls).key;
+    }
     this.journal(ctx, id);
     ctx.classRows.set(id, rk);
     const lc = ctx.assembled.localOf.get(rk);
@@ -1965,8 +1971,45 @@ export class CalcGraph {
     return { nodeName: this.nodeName, classes: { prefixes, classes }, tables, endpoints, rules, prefilter: this.prefilter, routing };
   }
 
+  /**
+   * Consistency check for tests (cost: every live table × every class, folds without memos): each
+   * table's class → rows map must hold exactly the classes with one of the table's atoms, each
+   * with the rows key a fresh fold of its restricted signature gives. Returns the problems found.
+   */
+  verifyTables(): string[] {
+    const problems: string[] = [];
+    for (const ctx of this.ctxs.values()) {
+      if (ctx.assembled === undefined || ctx.fresh) continue;
+      let n = 0;
+      for (const c of this.classes.values()) {
+        const got = ctx.classRows.get(c.id);
+        if (!c.members.some((m) => ctx.def.atoms.has(memberAtom(m)))) {
+          if (got !== undefined) problems.push(`table ${ctx.def.key}: class ${c.id} has none of its atoms but rows ${got}`);
+          continue;
+        }
+        n++;
+        const { sig, member } = signatureOfMembers(c.members, (atom) => ctx.def.atoms.has(atom));
+        const want = foldRows(ctx.def, sig, member).key;
+        if (got !== want) problems.push(`table ${ctx.def.key}: class ${c.id} rows ${got} instead of ${want}`);
+      }
+      if (ctx.classRows.size !== n) problems.push(`table ${ctx.def.key}: ${ctx.classRows.size} classes mapped instead of ${n}`);
+    }
+    return problems;
+  }
+
   /** Counters for metrics and benchmarks. */
-  stats(): { items: number; selectorAtoms: number; cidrAtoms: number; namedPortAtoms: number; prefixes: number; classes: number; tables: number; localEndpoints: number } {
+  stats(): {
+    items: number;
+    selectorAtoms: number;
+    cidrAtoms: number;
+    namedPortAtoms: number;
+    prefixes: number;
+    classes: number;
+    tables: number;
+    localEndpoints: number;
+    /** Tables built so far by copying their predecessor's class → rows map (classRowsFromPredecessor). */
+    tablesFromPredecessor: number;
+  } {
     return {
       items: this.items.size,
       selectorAtoms: this.selAtoms.size,
@@ -1976,6 +2019,7 @@ export class CalcGraph {
       classes: this.classes.size,
       tables: this.ctxs.size,
       localEndpoints: this.localEps.size,
+      tablesFromPredecessor: this.tablesFromPredecessor,
     };
   }
 }

@@ -5,7 +5,7 @@
  * list must match the model after every operation.
  */
 import t from 'tap';
-import { ClassRowsMap, SigMemo } from '../../src/calc/class-map';
+import { ClassRowsMap, SigMemo, unpackId, unpackValue } from '../../src/calc/class-map';
 import { rng } from './helpers/random';
 
 function check(m: ClassRowsMap, model: Map<number, string>, universe: number[]): string | undefined {
@@ -61,6 +61,55 @@ t.test('behaves as a Map with per-key counts under random operations', async (t)
     }
   }
   t.same(problems.slice(0, 5), []);
+});
+
+t.test('clone is an independent copy; packedSorted lists mapped entries by id', async (t) => {
+  const rand = rng(7);
+  const problems: string[] = [];
+  for (let run = 0; run < 40; run++) {
+    const universe: number[] = [];
+    for (let i = 0; i < 200; i++) universe.push(rand() < 0.3 ? 0x80000000 + (i << 11) + 3 : 1 + Math.floor(rand() * 0xfffffffe));
+    const a = new ClassRowsMap();
+    const ma = new Map<number, string>();
+    const op = (m: ClassRowsMap, model: Map<number, string>): void => {
+      const id = universe[Math.floor(rand() * universe.length)]!;
+      if (rand() < 0.6) {
+        const rk = 'abcdef'[Math.floor(rand() * 6)]!;
+        m.set(id, rk);
+        model.set(id, rk);
+      } else {
+        m.delete(id);
+        model.delete(id);
+      }
+    };
+    const n1 = Math.floor(rand() * 400);
+    for (let i = 0; i < n1; i++) op(a, ma);
+    const b = a.clone();
+    const mb = new Map(ma);
+    const p0 = check(b, mb, universe);
+    if (p0 !== undefined) problems.push(`run ${run} right after clone: ${p0}`);
+    // Diverge both (including growth past the copied capacity), then each must match its model.
+    for (let i = 0; i < 300; i++) {
+      op(a, ma);
+      op(b, mb);
+    }
+    const pa = check(a, ma, universe);
+    const pb = check(b, mb, universe);
+    if (pa !== undefined) problems.push(`run ${run} original: ${pa}`);
+    if (pb !== undefined) problems.push(`run ${run} clone: ${pb}`);
+    // packedSorted: rows key → value (0 leaves the entry out), entries sorted by id.
+    const value = (rk: string): number => (rk === 'a' ? 0 : rk === 'f' ? 2097151 : rk.charCodeAt(0));
+    const packed = b.packedSorted(value)!;
+    const got = [...packed].map((p) => [unpackId(p), unpackValue(p)]);
+    const want = [...mb].filter(([, rk]) => value(rk) !== 0).map(([id, rk]) => [id, value(rk)]).sort((x, y) => x[0]! - y[0]!);
+    if (JSON.stringify(got) !== JSON.stringify(want)) problems.push(`run ${run}: packedSorted ${JSON.stringify(got.slice(0, 3))}… vs ${JSON.stringify(want.slice(0, 3))}…`);
+  }
+  t.same(problems.slice(0, 5), []);
+  const m = new ClassRowsMap();
+  m.set(9, 'x');
+  t.equal(m.packedSorted(() => 2097152), undefined, 'a value past 2^21 - 1 cannot be packed');
+  t.equal(m.packedSorted(() => 1.5), undefined, 'nor a fraction');
+  t.same([...m.packedSorted(() => 0)!], [], 'value 0 is left out');
 });
 
 t.test('rejects ids outside [1, 2^32-1]', async (t) => {
