@@ -143,7 +143,7 @@ t.test('tables built from their predecessor equal tables built afresh', async (t
       }
       prev = now;
     }
-    reused += g.stats().tablesFromPredecessor;
+    reused += g.counters().tablesFromPredecessor;
   }
   t.same(problems, []);
   t.ok(steps > SCENARIOS * 5, `${steps} edit flushes`);
