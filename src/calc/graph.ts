@@ -509,6 +509,39 @@ export class CalcGraph {
     const addedClasses = new Set<number>();
     const removedClasses = new Set<number>();
     const changedPrefixes = new Set<string>();
+    this.updateClasses(addedClasses, removedClasses, changedPrefixes);
+
+    // 4. contexts hear about classes
+    this.propagateClasses(newCtxs, addedClasses, removedClasses);
+
+    // 5. delta
+    this.emitClasses(delta, addedClasses, removedClasses, changedPrefixes);
+    this.emitPrefilter(delta);
+    this.emitRules(delta);
+    const liveTables = this.emitTables(delta);
+    this.emitEndpoints(delta, liveTables);
+    this.emitRouting(delta);
+    this.flushRoutes(delta);
+    this.boundPartMemos();
+    this.log?.debug(
+      {
+        ms: Number(process.hrtime.bigint() - started) / 1e6,
+        classesAdded: delta.classesAdded.length,
+        classesRemoved: delta.classesRemoved.length,
+        prefixes: delta.prefixesUpserted.length + delta.prefixesRemoved.length,
+        tablesAdded: delta.tablesAdded.length,
+        tablesRemoved: delta.tablesRemoved.length,
+        endpoints: delta.endpointsUpserted.length + delta.endpointsRemoved.length,
+      },
+      'calc flush',
+    );
+    return delta;
+  }
+
+  // Parts of flush(), in order (separate methods: smaller optimisation units for the JIT).
+
+  /** Step 3: dirty prefix nodes get their classes; classes no prefix uses any more are dropped. */
+  private updateClasses(addedClasses: Set<number>, removedClasses: Set<number>, changedPrefixes: Set<string>): void {
     for (const nk of [...this.dirtyNodes].sort()) this.recomputeNode(nk, addedClasses, changedPrefixes);
     this.dirtyNodes.clear();
     for (const id of this.zeroRefClasses) {
@@ -522,7 +555,12 @@ export class CalcGraph {
       else removedClasses.add(id);
     }
 
-    // 4. contexts hear about classes
+  }
+
+  /** Step 4: live tables hear about classes that appeared or disappeared; new tables are built. */
+  private propagateClasses(newCtxs: Set<string>, addedClasses: Set<number>, removedClasses: Set<number>): void {
+    const projAdd = this.projAdd;
+    const projDel = this.projDel;
     const touch = (id: number, added: boolean): void => {
       const c = added ? this.classes.get(id) : undefined;
       const members = c?.members ?? this.removedMembers.get(id) ?? [];
@@ -595,7 +633,10 @@ export class CalcGraph {
       delete ctx.before;
     }
 
-    // 5. delta
+  }
+
+  /** Classes and prefixes of the delta. */
+  private emitClasses(delta: CalcDelta, addedClasses: Set<number>, removedClasses: Set<number>, changedPrefixes: Set<string>): void {
     for (const id of [...removedClasses].sort((a, b) => a - b)) {
       if (this.emitted.classes.delete(id)) delta.classesRemoved.push(id);
     }
@@ -618,7 +659,10 @@ export class CalcGraph {
         delta.prefixesUpserted.push({ family: 4, cidr: formatCidr4(node.cidr), classId: node.classId });
       }
     }
-    // prefilter (before rules: its rules are in the same registry)
+  }
+
+  /** The uplink prefilter, when dirty (before rules: its rules are in the same registry). */
+  private emitPrefilter(delta: CalcDelta): void {
     if (this.prefilterDirty) {
       this.prefilterDirty = false;
       const old = this.prefilterRuleKeys;
@@ -637,7 +681,12 @@ export class CalcGraph {
         delta.prefilter = this.prefilter;
       }
     }
-    this.emitRules(delta);
+  }
+
+  /** Tables added/removed and projection changes; returns the live tables by id. */
+  private emitTables(delta: CalcDelta): Map<string, Ctx> {
+    const projAdd = this.projAdd;
+    const projDel = this.projDel;
     const liveTables = new Map<string, Ctx>();
     for (const ctx of this.ctxs.values()) if (ctx.assembled) liveTables.set(ctx.assembled.id, ctx);
     for (const [id] of this.emitted.tables) {
@@ -665,7 +714,11 @@ export class CalcGraph {
       }
     }
     delta.tablesRemoved.sort();
-    // endpoints
+    return liveTables;
+  }
+
+  /** Endpoints whose tables or fields changed, and those removed. */
+  private emitEndpoints(delta: CalcDelta, liveTables: Map<string, Ctx>): void {
     const touchedEps = new Set<string>(this.touchedLocal);
     this.touchedLocal.clear();
     for (const [id, ctx] of liveTables) {
@@ -686,7 +739,10 @@ export class CalcGraph {
     }
     for (const key of [...this.removedEps].sort()) delta.endpointsRemoved.push(key);
     this.removedEps.clear();
-    // routing
+  }
+
+  /** Routing state, when dirty. */
+  private emitRouting(delta: CalcDelta): void {
     if (this.routingDirty) {
       this.routingDirty = false;
       this.routing = this.computeRouting();
@@ -697,21 +753,6 @@ export class CalcGraph {
         delta.routing = { ...this.routing, workloadRoutes: [] };
       }
     }
-    this.flushRoutes(delta);
-    this.boundPartMemos();
-    this.log?.debug(
-      {
-        ms: Number(process.hrtime.bigint() - started) / 1e6,
-        classesAdded: delta.classesAdded.length,
-        classesRemoved: delta.classesRemoved.length,
-        prefixes: delta.prefixesUpserted.length + delta.prefixesRemoved.length,
-        tablesAdded: delta.tablesAdded.length,
-        tablesRemoved: delta.tablesRemoved.length,
-        endpoints: delta.endpointsUpserted.length + delta.endpointsRemoved.length,
-      },
-      'calc flush',
-    );
-    return delta;
   }
 
   /** Projection changes of this flush per context (def key → class → local class). */
