@@ -21,7 +21,8 @@
 /** Packing base of ClassRowsMap.packedSorted: id × PACK + value stays below 2⁵³. */
 const PACK = 2097152;
 export const unpackId = (p: number): number => Math.floor(p / PACK);
-export const unpackValue = (p: number): number => p % PACK;
+/** `| 0`: a small integer (Smi) — a double here would make V8 box the field in every object it lands in. */
+export const unpackValue = (p: number): number => (p % PACK) | 0;
 
 export class ClassRowsMap {
   private ids: Uint32Array;
