@@ -1501,6 +1501,13 @@ export class CalcGraph {
     }
     // Equal on the empty signature and elsewhere the same program: the same default rows.
     if (ctx.zero.key !== old.zero.key) return false;
+    // Not worth it when the changed parts' classes are a large share of the table's (a local
+    // label change swapping policies): the full build walks each class once, this up to thrice.
+    let changedCost = 0;
+    for (const a of changedAtoms) changedCost += this.classesByAtom.get(a)?.size ?? 0;
+    let fullCost = 0;
+    for (const a of ctx.def.atoms) fullCost += this.classesByAtom.get(a)?.size ?? 0;
+    if (changedCost * 2 > fullCost) return false;
     const map = old.classRows.clone();
     const rowsCache = new Map<string, Rows>();
     for (const rk of map.groups()) {
