@@ -229,7 +229,8 @@ interface Ctx {
   memo: SigMemo;
   /** Rows by rows key, for the groups present (and recently seen). */
   rowsCache: Map<string, Rows>;
-  zero: Rows;
+  /** Rows of the empty signature (lazy: `zeroOf`; a table built from its predecessor shares the predecessor's). */
+  zero?: Rows;
   /**
    * Global class → its rows key, for every class with a non-empty restricted signature. The
    * projection is derived from it: class → assembled.localOf(rows key), 0 (the default class)
@@ -1379,7 +1380,6 @@ export class CalcGraph {
       acquired: extra.needs,
       memo: new SigMemo(),
       rowsCache: new Map(),
-      zero: foldRows(def, new Map(), new Map()),
       classRows: new ClassRowsMap(),
       needReassemble: false,
       fresh: true,
@@ -1441,9 +1441,14 @@ export class CalcGraph {
     return this.atomHashes.get(atom) ?? memberHash(atom);
   }
 
+  /** The context's rows of the empty signature, folded on first use. */
+  private zeroOf(ctx: Ctx): Rows {
+    return (ctx.zero ??= foldRows(ctx.def, new Map(), new Map()));
+  }
+
   /** `key`: the restricted signature's number (sigNumber), -1 for the empty signature. */
   private rowsOfKey(ctx: Ctx, key: number, cls: ClassRec): Rows {
-    if (key === -1) return ctx.zero;
+    if (key === -1) return this.zeroOf(ctx);
     const rk = ctx.memo.get(key);
     let rows = rk !== undefined ? ctx.rowsCache.get(rk) : undefined;
     if (rows === undefined) {
@@ -1500,7 +1505,8 @@ export class CalcGraph {
       for (const a of op.def.atoms) changedAtoms.add(a);
     }
     // Equal on the empty signature and elsewhere the same program: the same default rows.
-    if (ctx.zero.key !== old.zero.key) return false;
+    const zero = this.zeroOf(old);
+    if (ctx.zero !== undefined && ctx.zero.key !== zero.key) return false;
     // Not worth it when the changed parts' classes are a large share of the table's (a local
     // label change swapping policies): the full build walks each class once, this up to thrice.
     let changedCost = 0;
@@ -1511,11 +1517,12 @@ export class CalcGraph {
     const map = old.classRows.clone();
     const rowsCache = new Map<string, Rows>();
     for (const rk of map.groups()) {
-      const rows = rk === ctx.zero.key ? ctx.zero : old.rowsCache.get(rk);
+      const rows = rk === zero.key ? zero : old.rowsCache.get(rk);
       if (rows === undefined) return false;
       rowsCache.set(rk, rows);
     }
     for (const id of removed) map.delete(id);
+    ctx.zero ??= zero;
     ctx.classRows = map;
     for (const [rk, rows] of rowsCache) ctx.rowsCache.set(rk, rows);
     // Each class with a changed part's atom: its restriction to those atoms, hashed atom by atom.
@@ -1711,15 +1718,16 @@ export class CalcGraph {
    */
   private assemble(ctx: Ctx, prevId: string | undefined, prev: Map<number, number> | undefined): void {
     const ck = ctx.def.key;
-    const groups = new Map<string, Rows>([[ctx.zero.key, ctx.zero]]);
-    for (const rk of ctx.classRows.groups()) if (rk !== ctx.zero.key) groups.set(rk, ctx.rowsCache.get(rk)!);
+    const zero = this.zeroOf(ctx);
+    const groups = new Map<string, Rows>([[zero.key, zero]]);
+    for (const rk of ctx.classRows.groups()) if (rk !== zero.key) groups.set(rk, ctx.rowsCache.get(rk)!);
     // Keep only the rows of present groups (memory); evicted rows are recomputed if they return.
     if (ctx.rowsCache.size > 2 * groups.size + 64) {
       for (const rk of [...ctx.rowsCache.keys()]) if (!groups.has(rk)) ctx.rowsCache.delete(rk);
       ctx.def.slabIntern.clear();
     }
     const old = ctx.assembled;
-    ctx.assembled = assembleTable(ctx.def, groups, ctx.zero.key);
+    ctx.assembled = assembleTable(ctx.def, groups, zero.key);
     this.projAdd.delete(ck);
     this.projDel.delete(ck);
     if (prevId !== undefined && prevId === ctx.assembled.id) {
@@ -1783,7 +1791,7 @@ export class CalcGraph {
     this.journal(ctx, id);
     ctx.classRows.delete(id);
     const n = ctx.classRows.count(rk);
-    if (n === 0 && rk !== ctx.zero.key) {
+    if (n === 0 && rk !== this.zeroOf(ctx).key) {
       ctx.needReassemble = true;
       return;
     }
