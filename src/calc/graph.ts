@@ -1441,6 +1441,36 @@ export class CalcGraph {
     return this.atomHashes.get(atom) ?? memberHash(atom);
   }
 
+  /**
+   * The classes with any of `atoms`, each with the fingerprint of its members restricted to them
+   * accumulated in acc1/acc2 at its slot (sigNumber(acc1[slot], acc2[slot])), until the next call.
+   */
+  private accumulate(atoms: Iterable<string>): ClassRec[] {
+    const gen = ++this.stampGen;
+    const { acc1, acc2, stamp } = this;
+    const touched: ClassRec[] = [];
+    for (const a of atoms) {
+      const set = this.classesByAtom.get(a);
+      if (set === undefined) continue;
+      // Plain atoms hash the same in every class; named-port members carry per-class values.
+      const shared = a.startsWith('n:') ? undefined : this.plainHash(a);
+      for (const c of set) {
+        const h = shared ?? c.npHash!.get(a)!;
+        const i = c.slot;
+        if (stamp[i] !== gen) {
+          stamp[i] = gen;
+          acc1[i] = h[0];
+          acc2[i] = h[1];
+          touched.push(c);
+        } else {
+          acc1[i] = acc1[i]! ^ h[0];
+          acc2[i] = acc2[i]! + h[1];
+        }
+      }
+    }
+    return touched;
+  }
+
   /** The context's rows of the empty signature, folded on first use. */
   private zeroOf(ctx: Ctx): Rows {
     return (ctx.zero ??= foldRows(ctx.def, new Map(), new Map()));
@@ -1526,27 +1556,8 @@ export class CalcGraph {
     ctx.classRows = map;
     for (const [rk, rows] of rowsCache) ctx.rowsCache.set(rk, rows);
     // Each class with a changed part's atom: its restriction to those atoms, hashed atom by atom.
-    const gen = ++this.stampGen;
-    const { acc1, acc2, stamp } = this;
-    const touched: ClassRec[] = [];
-    for (const a of changedAtoms) {
-      const set = this.classesByAtom.get(a);
-      if (set === undefined) continue;
-      const shared = a.startsWith('n:') ? undefined : this.plainHash(a);
-      for (const c of set) {
-        const h = shared ?? c.npHash!.get(a)!;
-        const i = c.slot;
-        if (stamp[i] !== gen) {
-          stamp[i] = gen;
-          acc1[i] = h[0];
-          acc2[i] = h[1];
-          touched.push(c);
-        } else {
-          acc1[i] = acc1[i]! ^ h[0];
-          acc2[i] = acc2[i]! + h[1];
-        }
-      }
-    }
+    const touched = this.accumulate(changedAtoms);
+    const { acc1, acc2 } = this;
     // Classes with an atom only the old parts had may leave the table: always recomputed.
     const leaving = new Uint8Array(this.slotCount);
     for (const a of changedAtoms) {
@@ -1610,28 +1621,8 @@ export class CalcGraph {
     }
     ctx.classRows.clear();
     // Restricted members per relevant class, gathered atom by atom (cost: Σ |class ∩ atoms|).
-    const gen = ++this.stampGen;
-    const { acc1, acc2, stamp } = this;
-    const touched: ClassRec[] = [];
-    for (const a of ctx.def.atoms) {
-      const set = this.classesByAtom.get(a);
-      if (set === undefined) continue;
-      // Plain atoms hash the same in every class; named-port members carry per-class values.
-      const shared = a.startsWith('n:') ? undefined : this.plainHash(a);
-      for (const c of set) {
-        const h = shared ?? c.npHash!.get(a)!;
-        const i = c.slot;
-        if (stamp[i] !== gen) {
-          stamp[i] = gen;
-          acc1[i] = h[0];
-          acc2[i] = h[1];
-          touched.push(c);
-        } else {
-          acc1[i] = acc1[i]! ^ h[0];
-          acc2[i] = acc2[i]! + h[1];
-        }
-      }
-    }
+    const touched = this.accumulate(ctx.def.atoms);
+    const { acc1, acc2 } = this;
     const relevant = { size: touched.length };
     for (const c of touched) {
       const id = c.id;
