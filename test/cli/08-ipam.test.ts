@@ -3,9 +3,8 @@ import { EmbeddedDatastore } from '../../src/datastore';
 import { IpamClient } from '../../src/ipam';
 import { cliFor } from './helpers/cli';
 
-t.test('ipam show: pool usage, --show-blocks, --ip', async (t) => {
-  const cli = cliFor(t, 'tortiectl-ipam-');
-  const seed = `apiVersion: projectcalico.org/v3
+/** A /24 pool of /26 blocks and the node that takes them. */
+const SEED = `apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata: {name: pool1}
 spec: {cidr: 192.168.0.0/24, blockSize: 26}
@@ -15,7 +14,10 @@ kind: Node
 metadata: {name: node1}
 spec: {bgp: {ipv4Address: 198.18.0.10/24}}
 `;
-  t.equal((await cli.run(['apply', '-f', '-'], { stdin: seed })).code, 0);
+
+t.test('ipam show: pool usage, --show-blocks, --ip', async (t) => {
+  const cli = cliFor(t, 'tortiectl-ipam-');
+  t.equal((await cli.run(['apply', '-f', '-'], { stdin: SEED })).code, 0);
   const empty = await cli.run(['ipam', 'show']);
   t.equal(empty.code, 0, empty.stderr);
   t.match(empty.stdout, /\| IP Pool +\| 192\.168\.0\.0\/24 +\| +256 \| 0 \(0%\) +\| 256 \(100%\) +\|/);
@@ -47,17 +49,7 @@ spec: {bgp: {ipv4Address: 198.18.0.10/24}}
 
 t.test('ipam check finds a leak, ipam release --ip frees it', async (t) => {
   const cli = cliFor(t, 'tortiectl-ipam-rel-');
-  const seed = `apiVersion: projectcalico.org/v3
-kind: IPPool
-metadata: {name: pool1}
-spec: {cidr: 192.168.0.0/24, blockSize: 26}
----
-apiVersion: projectcalico.org/v3
-kind: Node
-metadata: {name: node1}
-spec: {bgp: {ipv4Address: 198.18.0.10/24}}
-`;
-  t.equal((await cli.run(['apply', '-f', '-'], { stdin: seed })).code, 0);
+  t.equal((await cli.run(['apply', '-f', '-'], { stdin: SEED })).code, 0);
   const ds = new EmbeddedDatastore({ dir: cli.storeDir });
   const ipam = new IpamClient(ds);
   // Two workload allocations; only the first has its WorkloadEndpoint: the second is a leak
