@@ -61,7 +61,7 @@ import { policyKey, resourceKey, ResourceState } from './store';
 import { ClassRowsMap, SigMemo, unpackId, unpackValue } from './class-map';
 import { fewAdd, fewDelete, fewSize, fewValues, type Few } from './compact';
 import { foldRows, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
-import { assembleTable, makeTableDef, type AssembledTable, type Rows, type Signature, type Step } from './table';
+import { assembleTable, cellAt, makeTableDef, type AssembledTable, type Rows, type Signature, type Step } from './table';
 import {
   DIRECTIONS,
   type CalcDelta,
@@ -1872,16 +1872,8 @@ export class CalcGraph {
     const c = a.cells;
     const out: VerdictTable['cells'] = [];
     for (let i = 0; i < c.count; i++) {
-      out.push({
-        localClass: c.localClass[i]!,
-        protocol: c.protocol[i]!,
-        srcPortClass: c.srcPortClass[i]!,
-        portMin: c.portMin[i]!,
-        portMax: c.portMax[i]!,
-        action: c.allow[i] === 1 ? 'allow' : 'deny',
-        ruleId: this.ruleId(c.rule[i]!),
-        logRuleIds: c.logs[i]!.map((l) => this.ruleId(l)),
-      });
+      const { rule, logs, ...cell } = cellAt(c, i);
+      out.push({ ...cell, ruleId: this.ruleId(rule), logRuleIds: logs.map((l) => this.ruleId(l)) });
     }
     return out;
   }

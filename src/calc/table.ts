@@ -467,6 +467,20 @@ export function toColumns(cells: KeyedCell[]): CellColumns {
   return out;
 }
 
+/** Cell i of columns made by toColumns (the inverse, one cell at a time). */
+export function cellAt(c: CellColumns, i: number): KeyedCell {
+  return {
+    localClass: c.localClass[i]!,
+    protocol: c.protocol[i]!,
+    srcPortClass: c.srcPortClass[i]!,
+    portMin: c.portMin[i]!,
+    portMax: c.portMax[i]!,
+    action: c.allow[i] === 1 ? 'allow' : 'deny',
+    rule: c.rule[i]!,
+    logs: c.logs[i]!,
+  };
+}
+
 /** Builds a table from the distinct rows present; `zeroKey` is the empty signature's rowsKey. */
 export function assembleTable(def: { key: string; protocols: number[] }, groups: Map<string, Rows>, zeroKey: string): AssembledTable {
   const others = [...groups.keys()].filter((k) => k !== zeroKey).sort();

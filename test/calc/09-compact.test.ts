@@ -7,7 +7,7 @@
 import t from 'tap';
 import { fewAdd, fewDelete, fewHas, fewSize, fewValues, type Few } from '../../src/calc/compact';
 import { effectiveLabels } from '../../src/calc/semantics';
-import { toColumns, type KeyedCell } from '../../src/calc/table';
+import { cellAt, toColumns, type KeyedCell } from '../../src/calc/table';
 import { namespace, profile, wep } from './helpers/build';
 import { rng } from './helpers/random';
 
@@ -84,18 +84,7 @@ t.test('cell columns hold every field of every cell', async (t) => {
   const c = toColumns(cells);
   t.equal(c.count, cells.length);
   const back: KeyedCell[] = [];
-  for (let i = 0; i < c.count; i++) {
-    back.push({
-      localClass: c.localClass[i]!,
-      protocol: c.protocol[i]!,
-      srcPortClass: c.srcPortClass[i]!,
-      portMin: c.portMin[i]!,
-      portMax: c.portMax[i]!,
-      action: c.allow[i] === 1 ? 'allow' : 'deny',
-      rule: c.rule[i]!,
-      logs: c.logs[i]!,
-    });
-  }
+  for (let i = 0; i < c.count; i++) back.push(cellAt(c, i));
   t.same(back, cells);
   t.same(toColumns([]).count, 0);
 });
