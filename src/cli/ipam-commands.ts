@@ -92,10 +92,8 @@ async function runCheck(binary: string, argv: readonly string[], io: CliIO): Pro
   }
   const ds = openConfiguredDatastore(resolveDatastoreConfig(args, io));
   try {
-    const report = await ipamCheck(ds);
-    const text = renderIpamCheck(report);
     // Without --show-problem-ips only the counts, as calicoctl prints them.
-    io.stdout.write(args.flag('show-problem-ips') ? text : text.split('\n').filter((l) => !l.startsWith('  ')).join('\n'));
+    io.stdout.write(renderIpamCheck(await ipamCheck(ds), { showIps: args.flag('show-problem-ips') }));
     return 0;
   } finally {
     await ds.close().catch(() => undefined);

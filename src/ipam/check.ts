@@ -82,8 +82,12 @@ export async function ipamCheck(ds: Datastore): Promise<IpamCheckReport> {
   return report;
 }
 
-/** Text in the spirit of `calicoctl ipam check`. */
-export function renderIpamCheck(r: IpamCheckReport): string {
+/**
+ * Text in the spirit of `calicoctl ipam check`: the counts, and with `showIps` (default) each
+ * problem address under its count (calicoctl's --show-problem-ips).
+ */
+export function renderIpamCheck(r: IpamCheckReport, opts: { showIps?: boolean } = {}): string {
+  const list = opts.showIps ?? true;
   const out = [
     'Checking IPAM for inconsistencies...',
     '',
@@ -91,13 +95,13 @@ export function renderIpamCheck(r: IpamCheckReport): string {
     `Found ${r.endpoints} workload endpoints.`,
     `Found ${r.leaked.length} in-use IPs that are not in active workload endpoints.`,
   ];
-  for (const l of r.leaked) out.push(`  ${l.ip} handle ${l.handleId} (${Object.entries(l.attrs).map(([k, v]) => `${k}=${v}`).join(', ')})`);
+  if (list) for (const l of r.leaked) out.push(`  ${l.ip} handle ${l.handleId} (${Object.entries(l.attrs).map(([k, v]) => `${k}=${v}`).join(', ')})`);
   out.push(`Found ${r.unknown.length} workload endpoint IPs that are not allocated in IPAM.`);
-  for (const u of r.unknown) out.push(`  ${u.ip} on ${u.endpoint}`);
+  if (list) for (const u of r.unknown) out.push(`  ${u.ip} on ${u.endpoint}`);
   out.push(`Found ${r.duplicate.length} IPs used by more than one workload endpoint.`);
-  for (const d of r.duplicate) out.push(`  ${d.ip} on ${d.endpoints.join(', ')}`);
+  if (list) for (const d of r.duplicate) out.push(`  ${d.ip} on ${d.endpoints.join(', ')}`);
   out.push(`Found ${r.tunnel.length} node tunnel addresses with problems.`);
-  for (const t of r.tunnel) out.push(`  ${t.node}: ${t.ip} ${t.problem}`);
+  if (list) for (const t of r.tunnel) out.push(`  ${t.node}: ${t.ip} ${t.problem}`);
   out.push('', r.leaked.length + r.unknown.length + r.duplicate.length + r.tunnel.length === 0 ? 'No problems found.' : 'Problems found.');
   return out.join('\n') + '\n';
 }
