@@ -1,10 +1,9 @@
 import t from 'tap';
 import YAML from 'yaml';
-import { cliFor } from './helpers/cli';
+import { cliFor, V1_POOL } from './helpers/cli';
 
-t.test('Calico v1 node and Kubernetes NetworkPolicy documents are converted on the way in', async (t) => {
-  const cli = cliFor(t, 'tortiectl-formats-');
-  const v1Node = `apiVersion: v1
+/** The docs' v1 node document. */
+const V1_NODE = `apiVersion: v1
 kind: node
 metadata:
   name: node2
@@ -12,7 +11,10 @@ spec:
   bgp:
     ipv4Address: 10.0.2.10/24
 `;
-  t.same(await cli.run(['apply', '-f', '-'], { stdin: v1Node }), { code: 0, stdout: "Successfully applied 1 'Node' resource(s)\n", stderr: '' });
+
+t.test('Calico v1 node and Kubernetes NetworkPolicy documents are converted on the way in', async (t) => {
+  const cli = cliFor(t, 'tortiectl-formats-');
+  t.same(await cli.run(['apply', '-f', '-'], { stdin: V1_NODE }), { code: 0, stdout: "Successfully applied 1 'Node' resource(s)\n", stderr: '' });
   t.equal((await cli.run(['get', 'nodes', '--output=wide'])).stdout, 'NAME    ASN       IPV4           IPV6   \nnode2   (64512)   10.0.2.10/24          \n\n');
 
   const knp = `apiVersion: networking.k8s.io/v1
@@ -56,24 +58,7 @@ t.test('validate checks without writing', async (t) => {
 
 t.test('convert prints v1 input as v3, ready to apply', async (t) => {
   const cli = cliFor(t, 'tortiectl-formats-');
-  cli.file('v1.yaml', `apiVersion: v1
-kind: ipPool
-metadata:
-  cidr: 192.168.0.0/16
-spec:
-  ipip:
-    enabled: true
-    mode: cross-subnet
-  nat-outgoing: true
----
-apiVersion: v1
-kind: node
-metadata:
-  name: node2
-spec:
-  bgp:
-    ipv4Address: 10.0.2.10/24
-`);
+  cli.file('v1.yaml', `${V1_POOL}---\n${V1_NODE}`);
   const r = await cli.run(['convert', '-f', 'v1.yaml']);
   t.equal(r.code, 0, r.stderr);
   const docs = YAML.parse(r.stdout);

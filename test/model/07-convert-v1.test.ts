@@ -1,18 +1,10 @@
 import t from 'tap';
 import { parseResources, toYaml, cidrToName, convertNodeName, parseCidr } from '../../src/model';
 import { problems, thrown } from './helpers/util';
+import { SEED_POOL_YAML } from '../../src/lab/lab';
 
-// The heredoc from the Calico docs: `calicoctl apply -f - << EOF ... EOF`.
-const DOCS_POOL = `apiVersion: v1
-kind: ipPool
-metadata:
-  cidr: 192.168.0.0/16
-spec:
-  ipip:
-    enabled: true
-    mode: cross-subnet
-  nat-outgoing: true
-`;
+// The heredoc from the Calico docs: `calicoctl apply -f - << EOF ... EOF` (the lab applies it too).
+const DOCS_POOL = SEED_POOL_YAML;
 
 t.test('the docs v1 ipPool becomes a v3 IPPool named from its CIDR', async (t) => {
   const [pool] = parseResources(DOCS_POOL);

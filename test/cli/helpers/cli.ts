@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { main } from '../../../src/cli/tortiectl';
+import { SEED_POOL_YAML } from '../../../src/lab/lab';
 
 export interface CliResult {
   code: number;
@@ -99,14 +100,5 @@ export function cliFor(t: { teardown(fn: () => void): void }, prefix?: string): 
   return c;
 }
 
-/** The docs' seed pool: v1 ipPool, IPIP cross-subnet, NAT outgoing. */
-export const V1_POOL = `apiVersion: v1
-kind: ipPool
-metadata:
-  cidr: 192.168.0.0/16
-spec:
-  ipip:
-    enabled: true
-    mode: cross-subnet
-  nat-outgoing: true
-`;
+/** The docs' seed pool: v1 ipPool, IPIP cross-subnet, NAT outgoing (the lab applies the same). */
+export const V1_POOL = SEED_POOL_YAML;
