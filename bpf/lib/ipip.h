@@ -109,6 +109,16 @@ static __always_inline int ipip_ttl_dec(struct __sk_buff *skb, struct iphdr *ip)
 	return 0;
 }
 
+/* The fast paths' last step: the fib's MACs into the Ethernet header, count, redirect. */
+static __always_inline int fib_redirect(struct __sk_buff *skb, const struct bpf_fib_lookup *fib, __u32 ifindex, __u32 stat)
+{
+	if (bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0) < 0)
+		return DROP_ENCAP_FAILED;
+	netstat_inc(stat);
+	return bpf_redirect(ifindex, 0);
+}
+
 /*
  * Fast path from a workload: >= 0 is the tc verdict (TC_ACT_REDIRECT done, or TC_ACT_OK to
  * leave the packet to the kernel unchanged), < 0 a drop reason. Call only for packets the
@@ -144,11 +154,7 @@ static __always_inline int ipip_encap_redirect(struct __sk_buff *skb, const stru
 	ret = ipip_push(skb, cfg->node_ip, rt->next_hop);
 	if (ret < 0)
 		return ret;
-	if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0) < 0)
-		return DROP_ENCAP_FAILED;
-	netstat_inc(TORTIE_NS_ENCAP_FAST);
-	return bpf_redirect(fib.ifindex, 0);
+	return fib_redirect(skb, &fib, fib.ifindex, TORTIE_NS_ENCAP_FAST);
 fallback:
 	netstat_inc(TORTIE_NS_ENCAP_FALLBACK);
 	return TC_ACT_OK;
@@ -218,11 +224,7 @@ static __always_inline int ipip_deliver(struct __sk_buff *skb)
 	ret = ipip_ttl_dec(skb, &ip);
 	if (ret < 0)
 		return ret;
-	if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0) < 0)
-		return DROP_ENCAP_FAILED;
-	netstat_inc(TORTIE_NS_DECAP_FAST);
-	return bpf_redirect(out, 0);
+	return fib_redirect(skb, &fib, out, TORTIE_NS_DECAP_FAST);
 }
 
 #endif
