@@ -12,7 +12,8 @@ fi
 
 APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake ninja-build g++ make
   bpftool iproute2 iputils-ping netcat-openbsd socat openssl iptables ipset conntrack tcpdump ethtool
-  iperf3 wrk sockperf nginx-light etcd-server etcd-client vagrant)
+  iperf3 wrk sockperf nginx-light etcd-server etcd-client vagrant
+  python3-scapy nftables podman containernetworking-plugins runc busybox-static bird2 frr)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
