@@ -6,7 +6,15 @@
  *
  *   node dist/bench/agent-latency.js [--quick] [--backends embedded,etcd] [--toggles N]
  *        [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime]
- *        [--no-calc] [--out FILE] [--heap-snapshot DIR] [--agent-node-flags "FLAGS"]
+ *        [--no-calc] [--out FILE] [--heap-snapshot DIR] [--agent-node-flags "FLAGS"] [--flood PPS] [--agent-log-level L]
+ *
+ * --flood PPS (issue 11 item 6): the same toggles while the probe client floods the server with
+ * new denied UDP flows (bench/lib-agent/flooder.ts, at most PPS datagrams/s, 0 = as fast as it
+ * can; a flood policy denies them). The goal is unchanged: apply → enforced median < 100 ms,
+ * p99 < 250 ms. The table adds the flood's figures (datagrams sent, the agent's flow-event
+ * metrics: received, logged, suppressed in the kernel, lost in a full ring). The agent logs at
+ * info there (a node's default: each denied flow is a log line), at warn otherwise;
+ * --agent-log-level overrides both.
  *
  * After the backends, unless --no-calc: the same fixtures through src/calc alone in a child
  * process (bench/lib-agent/calc-cost.ts), to attribute the agent's sync time, heap and
@@ -47,6 +55,8 @@ interface Options {
   calc: boolean;
   heapSnapshotDir?: string;
   agentNodeFlags: string[];
+  floodPps?: number;
+  agentLogLevel?: string;
 }
 
 class UsageError extends Error {
@@ -85,6 +95,8 @@ function parseArgs(argv: string[]): Options {
       case '--out': o.out = argv[++i]; break;
       case '--no-realtime': o.realtime = false; break;
       case '--no-calc': o.calc = false; break;
+      case '--agent-log-level': o.agentLogLevel = argv[++i]; break;
+      case '--flood': o.floodPps = Math.floor(num(argv[++i], a, 0)); break;
       case '--agent-node-flags': o.agentNodeFlags = (argv[++i] ?? '').split(/\s+/).filter(Boolean); break;
       case '--heap-snapshot': {
         const dir = argv[++i];
@@ -93,7 +105,7 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case '-h': case '--help':
-        process.stdout.write('usage: agent-latency [--quick] [--backends embedded,etcd] [--toggles N] [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime] [--no-calc] [--out FILE] [--heap-snapshot DIR] [--agent-node-flags "FLAGS"]\n');
+        process.stdout.write('usage: agent-latency [--quick] [--backends embedded,etcd] [--toggles N] [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime] [--no-calc] [--out FILE] [--heap-snapshot DIR] [--agent-node-flags "FLAGS"] [--flood PPS] [--agent-log-level L]\n');
         process.exit(0);
         break;
       default: throw new UsageError(`unknown argument "${a}"`);
@@ -150,6 +162,12 @@ function table(results: BackendResult[]): string {
     ['  tortiectl failures', ...results.map((r) => String(r.cli.errors.length))],
     ['probes (new TCP connections) / errors other than timeout', ...results.map((r) => `${r.probes.total} / ${r.probes.failedOther}`)],
     ['probes with a send time uncertain by > 1 ms / worst (ms)', ...results.map((r) => `${r.probes.wideStamps} / ${ms(r.probes.maxStampGapMs)}${r.probes.realtime ? '' : ' (prober not real-time)'}`)],
+    ...(results.some((r) => r.flood) ? [
+      ['flood: UDP datagrams sent (new denied flows) / seconds / per second', ...results.map((r) => (r.flood ? `${r.flood.sent} / ${r.flood.seconds.toFixed(1)} / ${(r.flood.sent / r.flood.seconds).toFixed(0)}` : '—'))],
+      ['  policy_deny drops counted over the toggles (agent gauge, 5 s cadence)', ...results.map((r) => String(r.flood?.policyDenyDrops ?? '—'))],
+      ['  flow events (agent gauges, 5 s cadence): received by the agent / logged / suppressed in the kernel / lost (ring full)', ...results.map((r) => (r.flood
+        ? [r.flood.eventsReceived, r.flood.eventsLogged, r.flood.eventsSuppressedKernel, r.flood.eventsLost].map((x) => (x === undefined ? '—' : String(x))).join(' / ') : '—'))],
+    ] as [string, ...string[]][] : []),
     ['load average (1 min) at start / end', ...results.map((r) => `${r.loadAvg.atStart[0]!.toFixed(1)} / ${r.loadAvg.atEnd[0]!.toFixed(1)}`)],
   ];
   const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
@@ -172,7 +190,7 @@ async function outer(argv: string[]): Promise<number> {
     startedAt: startedAt.toISOString(), argv, mode: o.quick ? 'quick' : 'full',
     host: { hostname: os.hostname(), cpus: os.cpus()[0]?.model ?? '?', cores: os.cpus().length, memoryBytes: os.totalmem(), kernel: os.release() },
     loadAvgAtStart: os.loadavg(), node: process.version, gitCommit: gitCommit(),
-    settings: { scale, realtimeProber: o.realtime, toggles: o.toggles, cliToggles: o.cliToggles, probeIntervalMs: o.intervalMs, probeTimeoutMs: o.timeoutMs, holdMs: o.holdMs, agentNodeFlags: o.agentNodeFlags },
+    settings: { scale, floodPps: o.floodPps, agentLogLevel: o.agentLogLevel, realtimeProber: o.realtime, toggles: o.toggles, cliToggles: o.cliToggles, probeIntervalMs: o.intervalMs, probeTimeoutMs: o.timeoutMs, holdMs: o.holdMs, agentNodeFlags: o.agentNodeFlags },
   };
   const local = generateFixtures(scale).local;
   const results: BackendResult[] = [];
@@ -190,6 +208,7 @@ async function outer(argv: string[]): Promise<number> {
         backend, workDir, pinRoot: lab.pinRoot, clientNs: lab.client.name, serverNs: lab.server.name, scale,
         toggles: o.toggles, cliToggles: o.cliToggles, probeIntervalMs: o.intervalMs, probeTimeoutMs: o.timeoutMs,
         holdMs: o.holdMs, toggleTimeoutMs: 10_000, loadConcurrency: 64, realtimeProber: o.realtime, heapSnapshotDir: o.heapSnapshotDir === undefined ? undefined : resolvePath(o.heapSnapshotDir), agentNodeFlags: o.agentNodeFlags,
+        flood: o.floodPps === undefined ? undefined : { pps: o.floodPps }, agentLogLevel: o.agentLogLevel ?? (o.floodPps === undefined ? 'warn' : 'info'),
       };
       const cfgFile = join(workDir, 'config.json');
       const resultFile = join(workDir, 'result.json');

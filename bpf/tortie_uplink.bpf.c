@@ -71,7 +71,7 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 			return TORTIE_FORWARD; /* not for us: the kernel decides */
 		if (pkt.frag != TORTIE_FRAG_NONE)
 			return DROP_IPIP_BAD_INNER; /* outer fragments are not reassembled here */
-		ret = ipip_decap(skb, l4off - ETH_HLEN, skb->len - ETH_HLEN);
+		ret = ipip_decap(skb, l4off - ETH_HLEN);
 		if (ret < 0)
 			return ret;
 		ret = ipip_deliver(skb);

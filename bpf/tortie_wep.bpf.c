@@ -5,7 +5,7 @@
  *                    endpoint's egress policy;
  *   tortie_to_wep    tc egress:  packets TO the workload: conntrack, its ingress policy.
  * Both share one path (wep_process) and one exit, where a DROP_* reason becomes a verdict,
- * a counter and, for policy, an event. ARP passes (proxy ARP answers 169.254.1.1); every
+ * a counter and, for policy, an event within the endpoint's event budget (lib/drop.h). ARP passes (proxy ARP answers 169.254.1.1); every
  * other non-IPv4 frame, VLAN tag or malformed header is dropped with its reason.
  *
  * Networking (issue 6): every IPv4 packet tortie_from_wep forwards goes through
@@ -40,7 +40,7 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 	struct tortie_verdict verdict;
 	struct ct_ctx ct;
 	enum ct_result cr;
-	__u32 ifindex = skb->ifindex, len;
+	__u32 ifindex = skb->ifindex, len, nev;
 	__be32 remote;
 	bool ip4 = false;
 	int ret, act = TC_ACT_OK;
@@ -89,14 +89,18 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 	remote = dir == TORTIE_DIR_EGRESS ? pkt.daddr : pkt.saddr;
 	ret = policy_decide(ep.table[dir & 1], remote, &pkt, &verdict);
 	if (ret < 0) {
-		/* One report per denied flow and interval, not one per retransmitted SYN. */
-		if (deny_report_due(&ct.key, ifindex, dir)) {
+		/* One report per denied flow and interval, not one per retransmitted SYN; and only
+		 * within the endpoint's event budget (a flood of new tuples is counted, not logged). */
+		nev = 1 + (verdict.nlog < TORTIE_MAX_LOG_RULES ? verdict.nlog : TORTIE_MAX_LOG_RULES);
+		if (ev_budget(ifindex, nev, false) && deny_report_due(&ct.key, ifindex, dir) &&
+		    ev_budget(ifindex, nev, true)) {
 			log_hits(&verdict, ifindex, ep.id, dir, &pkt);
 			emit_event(TORTIE_EV_DENY, ifindex, ep.id, dir, verdict.rule, ret, &pkt);
 		}
 		goto out;
 	}
-	log_hits(&verdict, ifindex, ep.id, dir, &pkt);
+	if (verdict.nlog && ev_budget(ifindex, verdict.nlog < TORTIE_MAX_LOG_RULES ? verdict.nlog : TORTIE_MAX_LOG_RULES, true))
+		log_hits(&verdict, ifindex, ep.id, dir, &pkt);
 	ct_commit(&pkt, dir, &ct, cr, verdict.rule);
 	if (pkt.frag == TORTIE_FRAG_FIRST)
 		frag_record(&pkt);

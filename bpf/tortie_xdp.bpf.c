@@ -3,7 +3,9 @@
  * Uplink XDP prefilter: drops packets whose source or destination is deny-listed (or matches
  * a doNotTrack deny rule) before an skb exists. Stateless. Non-IPv4 frames pass (the uplink
  * carries ARP, LLDP, ...); malformed IPv4 headers are dropped here, the stack would drop them
- * anyway. Up to two VLAN tags are parsed.
+ * anyway. Up to two VLAN tags are parsed. IPIP is also judged by its inner addresses (the
+ * uplink decapsulates it: lib/prefilter.h prefilter_ipip_inner); the drop reason is the same
+ * and the event carries the inner addresses.
  */
 #define TORTIE_CTX_XDP
 #include "lib/ctx.h"
@@ -60,7 +62,7 @@ static __always_inline bool prefilter_event_due(void)
 SEC("xdp")
 int tortie_xdp_prefilter(struct xdp_md *ctx)
 {
-	struct tortie_pkt pkt = {};
+	struct tortie_pkt pkt = {}, inner, *ev = &pkt;
 	__u32 ifindex = ctx->ingress_ifindex, rule = 0;
 	int ret = parse_packet(ctx, &pkt, true, false);
 
@@ -71,9 +73,15 @@ int tortie_xdp_prefilter(struct xdp_md *ctx)
 	if (ret < 0)
 		goto out;
 	ret = prefilter_check(&pkt, &rule);
+	/* Encapsulated traffic meets the same deny list with its inner addresses. */
+	if (ret == 0 && prefilter_ipip_inner(ctx, &pkt, &inner)) {
+		ret = prefilter_check(&inner, &rule);
+		if (ret < 0)
+			ev = &inner;
+	}
 	if (ret < 0) {
 		if (prefilter_event_due())
-			emit_event(TORTIE_EV_PREFILTER, ifindex, 0, TORTIE_DIR_UPLINK, rule, ret, &pkt);
+			emit_event(TORTIE_EV_PREFILTER, ifindex, 0, TORTIE_DIR_UPLINK, rule, ret, ev);
 	} else
 		ret = TORTIE_FORWARD;
 out:

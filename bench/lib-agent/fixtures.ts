@@ -213,3 +213,20 @@ export function probePolicy(action: 'Allow' | 'Deny'): GlobalNetworkPolicy {
     },
   };
 }
+
+export const FLOOD_POLICY_NAME = 'bench-flood-deny';
+
+/**
+ * The flood run's extra policy (agent-latency --flood): order 0, denies all UDP from the probe
+ * client to the probe server, so every flooder datagram (a new tuple each) is a new denied flow
+ * at the server's ingress. TCP falls through to the probe policy, so the probe flow is unchanged.
+ */
+export function floodPolicy(): GlobalNetworkPolicy {
+  return {
+    apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: FLOOD_POLICY_NAME },
+    spec: {
+      order: 0, selector: "bench-role == 'server'", types: ['Ingress'],
+      ingress: [{ action: 'Deny', protocol: 'UDP', source: { selector: "bench-role == 'client'" } }],
+    },
+  };
+}

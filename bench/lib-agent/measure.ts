@@ -25,13 +25,14 @@ import { EmbeddedDatastore, openDatastore, type Datastore } from '../../src/data
 import { ResourceClient } from '../../src/client/resources';
 import type { Resource } from '../../src/model';
 import { EtcdCluster, freePort } from '../../test/datastore/helpers/etcd-server';
-import { BENCH_NODE, NODE_ADDRESS, PROBE_PORT, PROBE_SERVER, generateFixtures, probePolicy, type FixtureScale } from './fixtures';
+import { BENCH_NODE, NODE_ADDRESS, PROBE_PORT, PROBE_SERVER, floodPolicy, generateFixtures, probePolicy, type FixtureScale } from './fixtures';
 import { ProbeStream, analyse, heldSince, parseGcTrace, promValue, summarize, type Summary, type Toggle, type ToggleResult } from './latency';
 import { agentCommand } from '../../src/node/launch';
 
 export const ROOT = resolve(__dirname, '../../..');
 const CTL_BIN = join(ROOT, 'bin/tortiectl.js');
 const PROBER = join(__dirname, 'prober.js');
+const FLOODER = join(__dirname, 'flooder.js');
 
 export type BackendName = 'embedded' | 'etcd';
 
@@ -57,6 +58,29 @@ export interface MeasureConfig {
   heapSnapshotDir?: string;
   /** Extra Node/V8 flags for the agent process. */
   agentNodeFlags?: string[];
+  /**
+   * Issue 11 item 6: during the toggles, a hostile workload (the probe client's namespace) floods
+   * new denied UDP flows at the server (flooder.ts, at most `floodPps` datagrams/s, 0 = as fast
+   * as it can), with the flood policy (fixtures.floodPolicy) loaded. Undefined = no flood.
+   */
+  flood?: { pps: number };
+  /** The agent's --log-level (default warn; the flood run uses info, a node's default, since
+   *  logging each denied flow is what slowed the agent). */
+  agentLogLevel?: string;
+}
+
+/** What the flood run saw: datagrams sent, and the agent's event metrics over the toggles. */
+export interface FloodResult {
+  sent: number;
+  seconds: number;
+  /** Deltas over the toggle phase of the agent's flow-event metrics (undefined: not exported). */
+  eventsReceived?: number;
+  eventsLogged?: number;
+  eventsSuppressedKernel?: number;
+  /** Lost in the kernel: the ring buffer was full. */
+  eventsLost?: number;
+  /** tortie_dropped_packets{reason="policy_deny"} delta. */
+  policyDenyDrops?: number;
 }
 
 /** From /proc/PID/status: resident total, peak, and the anonymous (heaps) / file-backed (code) parts. */
@@ -144,6 +168,7 @@ export interface BackendResult {
     mapEntries: Record<string, number>;
   };
   agentLogTail: string;
+  flood?: FloodResult;
 }
 
 const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
@@ -251,7 +276,8 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
   try {
     const client = new ResourceClient(backend.ds);
     const fx = generateFixtures(cfg.scale);
-    const resources: Resource[] = [fx.profile, ...fx.namespaces, ...fx.nodes, ...fx.policies, probePolicy('Allow'), ...fx.endpoints];
+    const resources: Resource[] = [fx.profile, ...fx.namespaces, ...fx.nodes, ...fx.policies, probePolicy('Allow'),
+      ...(cfg.flood ? [floodPolicy()] : []), ...fx.endpoints];
     progress(`[${cfg.backend}] loading ${resources.length} resources (${fx.endpoints.length} endpoints, ${fx.policies.length} policies)`);
     const l0 = performance.now();
     await bulkLoad(client, resources, cfg.backend === 'etcd' ? cfg.loadConcurrency : 1, progress);
@@ -272,7 +298,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     const snapFlags = cfg.heapSnapshotDir === undefined ? [] : ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${cfg.heapSnapshotDir}`];
     if (cfg.heapSnapshotDir !== undefined) mkdirSync(cfg.heapSnapshotDir, { recursive: true });
     const [node, ...agentArgv] = agentCommand(['run', '--nodename', BENCH_NODE, '--ip', NODE_ADDRESS, ...backend.flags,
-      '--bpffs-root', cfg.pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', 'warn'],
+      '--bpffs-root', cfg.pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', cfg.agentLogLevel ?? 'warn'],
     ['--trace-gc', ...snapFlags, ...(cfg.agentNodeFlags ?? [])]);
     const agent = spawn(node!, agentArgv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     children.push(agent);
@@ -333,6 +359,20 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
 
     const metricsUrl = `http://127.0.0.1:${healthPort}/metrics`;
     const scrape = () => fetch(metricsUrl).then((r) => r.text(), () => '');
+    // The flood (if any) starts before the first toggle and is bounded by the same duration as
+    // the prober; stopped explicitly after the toggles.
+    let flooder: ChildProcess | undefined;
+    let floodOut = '';
+    let floodT0 = 0;
+    if (cfg.flood) {
+      flooder = spawn('ip', ['netns', 'exec', cfg.clientNs, process.execPath, FLOODER, PROBE_SERVER.ip, String(maxSeconds), String(cfg.flood.pps)],
+        { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+      children.push(flooder);
+      flooder.stdout!.on('data', (d) => { floodOut += String(d); });
+      floodT0 = performance.now();
+      await sleep(1000); // the flood is in full swing before the first toggle
+      progress(`[${cfg.backend}] flooding new denied UDP flows at the server during the toggles`);
+    }
     const before = await scrape();
     const snaps: string[] = [before];
     const toggles: (Toggle & { via: 'api' | 'tortiectl' })[] = [];
@@ -394,6 +434,20 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
 
     prober.stdin!.end();
     await exited(prober, 5000);
+    let flood: FloodResult | undefined;
+    if (flooder) {
+      // SIGINT-free stop: closing stdin ends it; its last line is `sent N` only when it ran out
+      // of time, so the count is estimated from the agent's deny counter otherwise.
+      flooder.stdin!.end();
+      await exited(flooder, 5000);
+      const sentLine = /sent (\d+)/.exec(floodOut);
+      flood = {
+        sent: sentLine ? Number(sentLine[1]) : NaN, seconds: (performance.now() - floodT0) / 1000,
+        eventsReceived: delta('tortie_flow_events{outcome="received"}'), eventsLogged: delta('tortie_flow_events{outcome="logged"}'),
+        eventsSuppressedKernel: delta('tortie_flow_events{outcome="suppressed"}'), eventsLost: delta('tortie_flow_events{outcome="lost"}'),
+        policyDenyDrops: (promValue(after, 'tortie_dropped_packets{reason="policy_deny"}') ?? 0) - (promValue(before, 'tortie_dropped_packets{reason="policy_deny"}') ?? 0),
+      };
+    }
     if (cfg.heapSnapshotDir !== undefined) await heapSnapshot(agent, cfg.heapSnapshotDir, progress);
     // A pause is known by when its trace line arrived (≈ its end): [end − pause, end].
     const gcWithin = (fromUs: number, toUs: number) =>
@@ -431,6 +485,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
         memoryAfterSync: memory(before), memoryAfterToggles: memory(after), mapEntries: mapEntries(after),
       },
       agentLogTail: tail(agentLog, 2000),
+      flood,
     };
   } finally {
     for (const c of children) killGroup(c);

@@ -36,6 +36,80 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_evt_v1 SEC(".maps");
 
+/*
+ * Per-endpoint event budget (issue 11 item 6): a token bucket per (endpoint interface, CPU).
+ * One event costs ep_event_cost_ns of credit; credit refills at 1 ns per ns up to
+ * ep_event_burst_ns (so: 1e9 / cost events per second per CPU, bursts of burst / cost). Over
+ * budget, nothing goes to the ring: the would-be events are counted in the endpoint's
+ * `suppressed` (the aggregate the agent exports), and the per-flow suppression map is not
+ * touched either, so a flood of new tuples costs one per-CPU lookup per packet here.
+ * The loader derives both from events-per-second and burst; cost 0 = no budget.
+ */
+const volatile __u64 ep_event_cost_ns = 20000000ULL;    /* 50 events/s per CPU */
+const volatile __u64 ep_event_burst_ns = 2000000000ULL; /* bursts of 100 */
+
+/*
+ * tortie_evbud_v1: ifindex -> per-CPU struct tortie_evbud (bucket + emitted/suppressed/lost
+ * counts). Written by the programs, read (summed over CPUs) by the agent for metrics. LRU: an
+ * evicted endpoint starts again with a full bucket and zero counts (the agent's totals only
+ * grow: it keeps what it read, see src/dataplane/bpf/observe.ts EventBudgetReader).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__type(key, __u32);
+	__type(value, struct tortie_evbud);
+	__uint(max_entries, 4096);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_evbud_v1 SEC(".maps");
+
+static __always_inline struct tortie_evbud *ev_budget_get(__u32 ifindex)
+{
+	struct tortie_evbud *b = bpf_map_lookup_elem(&tortie_evbud_v1, &ifindex);
+	struct tortie_evbud init = {};
+
+	if (b)
+		return b;
+	bpf_map_update_elem(&tortie_evbud_v1, &ifindex, &init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&tortie_evbud_v1, &ifindex);
+}
+
+/*
+ * n events for endpoint `ifindex`: true if its budget on this CPU covers them. take: consume
+ * the credit and count them emitted; otherwise only look (a false answer still counts them
+ * suppressed, as the caller will not emit them).
+ */
+static __always_inline bool ev_budget(__u32 ifindex, __u32 n, bool take)
+{
+	struct tortie_evbud *b;
+	__u64 now, delta, cost;
+
+	if (!events_enabled)
+		return false;
+	if (!ep_event_cost_ns || !n)
+		return true;
+	b = ev_budget_get(ifindex);
+	if (!b)
+		return false;
+	now = bpf_ktime_get_ns();
+	/* Refill (tokens <= burst always). last_ns 0 = new on this CPU: a full bucket. */
+	delta = now > b->last_ns ? now - b->last_ns : 0;
+	if (!b->last_ns || b->tokens > ep_event_burst_ns || delta >= ep_event_burst_ns - b->tokens)
+		b->tokens = ep_event_burst_ns;
+	else
+		b->tokens += delta;
+	b->last_ns = now;
+	cost = (__u64)n * ep_event_cost_ns;
+	if (b->tokens < cost) {
+		b->suppressed += n;
+		return false;
+	}
+	if (take) {
+		b->tokens -= cost;
+		b->emitted += n;
+	}
+	return true;
+}
+
 /* A denied flow is reported once per this interval (its retransmissions are not). */
 const volatile __u64 deny_report_interval_ns = 1000000000ULL;
 
@@ -91,8 +165,14 @@ static __always_inline void emit_event(__u32 kind, __u32 ifindex, __u32 ep_id, _
 	if (!events_enabled)
 		return;
 	e = bpf_ringbuf_reserve(&tortie_evt_v1, sizeof(*e), 0);
-	if (!e)
+	if (!e) {
+		/* Ring full (the agent is behind): the loss is counted on the endpoint. */
+		struct tortie_evbud *b = ev_budget_get(ifindex);
+
+		if (b)
+			b->lost++;
 		return;
+	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
 	e->kind = kind;

@@ -50,6 +50,21 @@ static __always_inline __u16 csum_fold32(__u32 sum)
 }
 
 /*
+ * Drops what follows the IPv4 datagram at IPIP_L3_OFF whose total length is `tot`: Ethernet
+ * padding of short frames (a NIC delivers 60 bytes at least; 14 + 20 + 20 + a short inner
+ * datagram is less). Only for linear-sized, non-GSO packets (GSO packets are never padded).
+ * bpf_skb_change_tail trims with the checksum kept right (CHECKSUM_COMPLETE is adjusted).
+ */
+static __always_inline int ipip_trim(struct __sk_buff *skb, __u32 tot)
+{
+	if (skb->gso_size || skb->len <= IPIP_L3_OFF + tot)
+		return 0;
+	if (bpf_skb_change_tail(skb, IPIP_L3_OFF + tot, 0) < 0)
+		return DROP_ENCAP_FAILED;
+	return 0;
+}
+
+/*
  * Inserts an outer IPv4 header (src -> dst, protocol 4) after the Ethernet header. TOS and
  * the DF bit are copied from the inner header (RFC 2003 / Linux ipip defaults), TTL 64. GSO
  * packets keep their gso_size: callers have checked that each segment fits with the header.
@@ -60,6 +75,10 @@ static __always_inline int ipip_push(struct __sk_buff *skb, __be32 src, __be32 d
 
 	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &inner, sizeof(inner)) < 0)
 		return DROP_TRUNC_IP;
+	/* Bytes after the datagram (padding, or a workload's trailing garbage) would end up after
+	 * the outer datagram on the wire: not part of the tunnel payload. */
+	if (ipip_trim(skb, bpf_ntohs(inner.tot_len)) < 0)
+		return DROP_ENCAP_FAILED;
 	if (bpf_skb_adjust_room(skb, IPIP_HLEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return DROP_ENCAP_FAILED;
@@ -174,16 +193,30 @@ static __always_inline int ipip_from_wep(struct __sk_buff *skb, __be32 daddr)
 	return ipip_encap_redirect(skb, rt, cfg);
 }
 
-/* Strips the outer header (hlen bytes, options included) after checking the inner one. */
-static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen, __u32 outer_tot)
+/*
+ * Strips the outer header (hlen bytes, options included) after checking the inner one. Lengths
+ * are the outer header's total length, never skb->len: a padded frame is longer than its
+ * datagram (issue 11 item 8: any inner datagram under 26 bytes arrives padded from a real NIC).
+ * The padding is trimmed, so the inner packet leaves with exactly its own length.
+ */
+static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen)
 {
 	struct iphdr inner;
+	__be16 tot_be;
+	__u32 outer_tot;
+	int ret;
 
-	if (outer_tot < hlen + sizeof(inner) ||
+	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF + 2, &tot_be, sizeof(tot_be)) < 0)
+		return DROP_IPIP_BAD_INNER;
+	outer_tot = bpf_ntohs(tot_be);
+	if (outer_tot < hlen + sizeof(inner) || IPIP_L3_OFF + outer_tot > skb->len ||
 	    bpf_skb_load_bytes(skb, IPIP_L3_OFF + hlen, &inner, sizeof(inner)) < 0)
 		return DROP_IPIP_BAD_INNER;
 	if (inner.version != 4 || inner.ihl < 5 || bpf_ntohs(inner.tot_len) != outer_tot - hlen)
 		return DROP_IPIP_BAD_INNER;
+	ret = ipip_trim(skb, outer_tot);
+	if (ret < 0)
+		return ret;
 	/* FIXED_GSO: a GSO packet keeps the sender's segment size (otherwise the kernel would grow
 	 * gso_size by the removed header and the inner segments would exceed the workload MTU). */
 	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC,

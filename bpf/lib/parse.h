@@ -60,7 +60,7 @@ struct tortie_pkt {
 	__u8 untracked;   /* 1: no conntrack entry is made or consulted (ICMP other than echo:
 			   * its type/code is what policy matches, and one entry per address pair
 			   * would let an allowed type carry a denied one) */
-	__u8 pad;
+	__u8 l3_off;      /* offset of the IPv4 header in the frame (after Ethernet and tags) */
 	struct tortie_ct4_key inner;
 };
 
@@ -218,9 +218,12 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 	if ((void *)ip + hlen > end)
 		return DROP_TRUNC_IP;
 	tot = bpf_ntohs(ip->tot_len);
+	/* Bytes past the datagram (Ethernet padding of short frames) are allowed and ignored: every
+	 * bound below is the datagram's, never the frame's. */
 	if (tot < hlen || off + tot > ctx_len(ctx))
 		return DROP_BAD_TOTLEN;
 
+	pkt->l3_off = off;
 	pkt->saddr = ip->saddr;
 	pkt->daddr = ip->daddr;
 	pkt->proto = ip->protocol;

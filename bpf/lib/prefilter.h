@@ -2,7 +2,7 @@
 /*
  * Stateless prefilter for the uplink XDP program: deny-listed CIDRs and doNotTrack deny rules
  * (compiled to CIDRs by the agent), matched on source or destination address, before an skb
- * exists. Two LPM lookups per IPv4 packet.
+ * exists. Two LPM lookups per IPv4 packet, two more for the inner header of IPIP.
  */
 #ifndef TORTIE_LIB_PREFILTER_H
 #define TORTIE_LIB_PREFILTER_H
@@ -40,5 +40,42 @@ static __always_inline int prefilter_check(const struct tortie_pkt *pkt, __u32 *
 		return r;
 	return prefilter_one(TORTIE_PF_DST, pkt->daddr, rule);
 }
+
+#ifdef TORTIE_CTX_XDP
+/*
+ * IPIP (issue 11 item 7): the uplink decapsulates IPIP from other nodes (lib/ipip.h), so the
+ * inner packet is what reaches the workloads, and the deny list must hold for it as for a packet
+ * that arrives directly. Fills *inner with the inner header's addresses and protocol when the
+ * outer datagram (a whole one: outer fragments are never decapsulated) holds a complete inner
+ * IPv4 header; returns false otherwise (the uplink's tc program drops such IPIP, or the kernel
+ * forwards IPIP that is not for this node: neither delivers an inner packet here).
+ * Bounds are the outer datagram's (its total length), not the frame's: padding is not inner data.
+ */
+static __always_inline bool prefilter_ipip_inner(struct xdp_md *ctx, const struct tortie_pkt *outer,
+						 struct tortie_pkt *inner)
+{
+	void *data = ctx_data(ctx), *end = ctx_data_end(ctx);
+	struct iphdr *ip, *iip;
+	__u32 hlen, tot;
+
+	if (outer->proto != IPPROTO_IPIP || outer->frag != TORTIE_FRAG_NONE)
+		return false;
+	ip = data + (outer->l3_off & 0x1f); /* 14, 18 or 22 (parse_packet); the mask bounds it */
+	if ((void *)(ip + 1) > end)
+		return false;
+	hlen = ip->ihl * 4;
+	tot = bpf_ntohs(ip->tot_len);
+	if (hlen < sizeof(*ip) || hlen > 60 || tot < hlen + sizeof(*iip))
+		return false;
+	iip = (void *)ip + hlen;
+	if ((void *)(iip + 1) > end || iip->version != 4)
+		return false;
+	__builtin_memset(inner, 0, sizeof(*inner));
+	inner->saddr = iip->saddr;
+	inner->daddr = iip->daddr;
+	inner->proto = iip->protocol;
+	return true;
+}
+#endif
 
 #endif

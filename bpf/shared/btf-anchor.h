@@ -22,6 +22,7 @@ struct tortie_btf_anchor {
 	struct tortie_pf4_key pf4;
 	struct tortie_pf_value pf;
 	struct tortie_evsup_key evsup;
+	struct tortie_evbud evbud;
 };
 
 __attribute__((used, noinline)) static int tortie_btf_anchor(struct tortie_btf_anchor *a)

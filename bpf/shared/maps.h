@@ -206,6 +206,15 @@ struct tortie_evsup_key {
 	__u8 pad[3];
 };
 
+/* ---- event budget: tortie_evbud_v1 (per-CPU LRU, ifindex -> this) ---- */
+struct tortie_evbud {
+	__u64 tokens;     /* credit in ns (lib/drop.h ev_budget) */
+	__u64 last_ns;    /* last refill; 0 = full bucket */
+	__u64 emitted;    /* events this endpoint put in the ring */
+	__u64 suppressed; /* events not emitted: over budget (the aggregate for floods) */
+	__u64 lost;       /* events the ring had no room for */
+};
+
 /* ---- events: tortie_evt_v1 (ring buffer) ---- */
 #define TORTIE_EV_DENY 1 /* a new flow denied by policy (rule = deciding rule) */
 #define TORTIE_EV_LOG 2  /* a Log rule hit on a new flow (rule = the Log rule) */

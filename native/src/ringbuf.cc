@@ -3,6 +3,14 @@
 // consume round with an array of Buffers (batching keeps the cost per record low). The JS object
 // stays alive while open (strong self-reference), so dropping it does not silently stop events.
 // close() stops and joins the thread before freeing the ring; the env cleanup hook does the same.
+//
+// Backpressure (issue 11 item 6): a round takes at most `maxBatch` records, and the next round
+// starts only once JS calls next() after the previous batch (the TS wrapper does so from a
+// setImmediate, i.e. after the event loop has polled for I/O: a thread-safe function alone
+// would dispatch up to 1000 queued calls in one loop turn). So the event loop never holds more
+// than one bounded batch of records, other work (datastore changes) runs between batches, and a
+// producer faster than JS fills the kernel ring, whose overflow the BPF side counts, instead of
+// the agent's heap.
 #include "common.h"
 
 #include <fcntl.h>
@@ -11,12 +19,31 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 namespace tortie {
 namespace {
 
-using Batch = std::vector<std::vector<uint8_t>>;
+// One batch in flight at a time: the poller waits on this until JS is done with the last one.
+// Shared with each batch, so a batch delivered after the wrapper is gone touches no freed memory.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool inflight = false;
+  bool stop = false;
+  void Done() {
+    std::lock_guard<std::mutex> lk(mu);
+    inflight = false;
+    cv.notify_one();
+  }
+};
+
+struct Batch : std::vector<std::vector<uint8_t>> {
+  std::shared_ptr<Gate> gate;
+};
 
 class RingBufferWrap : public Napi::ObjectWrap<RingBufferWrap> {
  public:
@@ -26,15 +53,21 @@ class RingBufferWrap : public Napi::ObjectWrap<RingBufferWrap> {
       InstanceMethod<&RingBufferWrap::RefJs>("ref"),
       InstanceMethod<&RingBufferWrap::UnrefJs>("unref"),
       InstanceMethod<&RingBufferWrap::Stats>("stats"),
+      InstanceMethod<&RingBufferWrap::NextJs>("next"),
     });
   }
 
-  // new RingBuffer(mapFd, callback(records: Buffer[]))
+  // new RingBuffer(mapFd, callback(records: Buffer[]), maxBatch?)
   explicit RingBufferWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<RingBufferWrap>(info) {
     Napi::Env env = info.Env();
     try {
       int fd = ArgInt(info, 0, "mapFd");
       if (!info[1].IsFunction()) Fail("ERR_BPF_INVALID_ARG", "argument", EINVAL, "argument 1 (callback) must be a function");
+      if (info.Length() > 2 && !info[2].IsUndefined()) {
+        int mb = ArgInt(info, 2, "maxBatch");
+        if (mb < 1) Fail("ERR_BPF_INVALID_ARG", "argument", EINVAL, "argument 2 (maxBatch) must be >= 1");
+        maxBatch_ = static_cast<size_t>(mb);
+      }
       if (FdKindOf(fd) != FdKind::Map || QueryMapMeta(fd).type != BPF_MAP_TYPE_RINGBUF)
         Fail("ERR_BPF_RINGBUF", "ring_buffer__new", EINVAL, "fd " + std::to_string(fd) + " is not a ring buffer map");
       mapFd_ = fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -78,16 +111,27 @@ class RingBufferWrap : public Napi::ObjectWrap<RingBufferWrap> {
   ~RingBufferWrap() override { Stop(false); }
 
  private:
+  // A negative return stops ring_buffer__consume after this record (libbpf has already moved
+  // the consumer position past it): the batch is full.
+  static constexpr int kBatchFull = -E2BIG;
   static int OnSample(void *ctx, void *data, size_t size) {
     auto *self = static_cast<RingBufferWrap *>(ctx);
     const uint8_t *p = static_cast<const uint8_t *>(data);
     self->batch_->emplace_back(p, p + size);
     self->records_++;
-    return 0;
+    return self->batch_->size() >= self->maxBatch_ ? kBatchFull : 0;
   }
 
+  // Called on the JS thread (or with env == nullptr while closing): delivers; the next round
+  // waits for next() from JS, except when nothing could call it (closing, no callback).
   static void CallJs(Napi::Env env, Napi::Function cb, Batch *b) {
-    if (env != nullptr && cb != nullptr) {
+    std::shared_ptr<Gate> gate = b->gate;
+    if (env == nullptr || cb == nullptr) {
+      delete b;
+      if (gate) gate->Done();
+      return;
+    }
+    {
       try {
         Napi::Array arr = Napi::Array::New(env, b->size());
         for (size_t i = 0; i < b->size(); i++)
@@ -101,9 +145,17 @@ class RingBufferWrap : public Napi::ObjectWrap<RingBufferWrap> {
     delete b;
   }
 
+  // Waits until JS has finished the previous batch (or stop). False: stopping.
+  bool WaitIdle() {
+    std::unique_lock<std::mutex> lk(gate_->mu);
+    gate_->cv.wait(lk, [this] { return !gate_->inflight || gate_->stop; });
+    return !gate_->stop;
+  }
+
   void Run() {
     struct epoll_event evs[2];
     while (!stop_.load()) {
+      if (!WaitIdle()) break;
       int n = epoll_wait(epFd_, evs, 2, -1);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -111,12 +163,20 @@ class RingBufferWrap : public Napi::ObjectWrap<RingBufferWrap> {
       }
       bool stop = false;
       for (int i = 0; i < n; i++) if (evs[i].data.fd == stopFd_) stop = true;
-      ring_buffer__consume(rb_);
+      ring_buffer__consume(rb_);  // at most maxBatch_ records (OnSample)
       if (!batch_->empty()) {
         Batch *b = batch_;
+        b->gate = gate_;
         batch_ = new Batch();
         batches_++;
-        if (tsfn_.NonBlockingCall(b, CallJs) != napi_ok) delete b;  // closing: drop
+        {
+          std::lock_guard<std::mutex> lk(gate_->mu);
+          gate_->inflight = true;
+        }
+        if (tsfn_.NonBlockingCall(b, CallJs) != napi_ok) {  // closing: drop
+          delete b;
+          gate_->Done();
+        }
       }
       if (stop) break;
     }
@@ -135,7 +195,12 @@ class RingBufferWrap : public Napi::ObjectWrap<RingBufferWrap> {
   void Stop(bool fromJs) {
     if (!open_) return;
     open_ = false;
-    stop_.store(true);
+    {
+      std::lock_guard<std::mutex> lk(gate_->mu);
+      stop_.store(true);
+      gate_->stop = true;
+      gate_->cv.notify_one();
+    }
     uint64_t one = 1;
     if (write(stopFd_, &one, sizeof(one)) < 0) { /* eventfd write cannot fail short of overflow */ }
     if (thread_.joinable()) thread_.join();
@@ -172,6 +237,10 @@ class RingBufferWrap : public Napi::ObjectWrap<RingBufferWrap> {
       return info.Env().Undefined();
     });
   }
+  Napi::Value NextJs(const Napi::CallbackInfo &info) {
+    gate_->Done();
+    return info.Env().Undefined();
+  }
   Napi::Value Stats(const Napi::CallbackInfo &info) {
     return Guarded(info, "ERR_BPF_RINGBUF", "stats", [&]() -> Napi::Value {
       Napi::Object o = Napi::Object::New(info.Env());
@@ -189,6 +258,8 @@ class RingBufferWrap : public Napi::ObjectWrap<RingBufferWrap> {
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> records_{0}, batches_{0};
   Batch *batch_ = nullptr;  // touched by the poller thread only while it runs
+  size_t maxBatch_ = 256;
+  std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
   bool open_ = false, hooked_ = true;
   napi_env env_ = nullptr;
 };

@@ -29,7 +29,8 @@ import { PolicyDataplane } from './bpf/policy-sync';
 import { mapOps } from './bpf/loader';
 import { encodePrefilter, type Entry } from './bpf/encode';
 import { sweepConntrack } from './bpf/conntrack';
-import { decodeEvent, readCounters, type FlowEvent } from './bpf/counters';
+import { decodeEvent, readCounters, readEventBudgets, type FlowEvent } from './bpf/counters';
+import { EventBudgetTotals, FlowLogLimiter, type FlowLogLimits } from './bpf/observe';
 import { dropReasonLabel } from './bpf/drop-reasons';
 import { RingBuffer, tcAttach, xdpAttach, type BpfMap } from './native';
 import { LinkWatcher, type LinkInfo } from './links';
@@ -46,6 +47,13 @@ export interface BpfDataplaneOptions {
   ctMaxEntries?: number;
   /** Flow-log sink for denied flows and Log rule hits (default: the logger at info). */
   onFlow?: (flow: FlowLog) => void;
+  /** At most this many flow logs per second go to onFlow, the rest are counted and summarised
+   *  at housekeeping (default DEFAULT_FLOW_LOG_LIMITS: 20/s, bursts of 50). */
+  flowLogLimits?: FlowLogLimits;
+  /** Ring-buffer records handled per event-loop turn (default 256). */
+  eventBatch?: number;
+  /** Kernel per-endpoint event budget (loader eventBudget; default 50/s per CPU, burst 100). */
+  eventBudget?: { perSec: number; burst: number };
   log?: Logger;
   objectDir?: string;
   /** Link re-list period (the monitor catches changes immediately). */
@@ -68,6 +76,22 @@ export interface FlowLog {
   rule?: Omit<RuleInfo, 'id'> & { id: number };
 }
 
+/** Flow events from the kernel to the logs (totals since start). */
+export interface FlowEventStatus {
+  /** Events read from the ring buffer. */
+  received: number;
+  /** Passed to the flow-log sink individually. */
+  logged: number;
+  /** Only counted (over the agent's flow-log rate), in the periodic summary. */
+  aggregated: number;
+  /** Emitted into the ring by the programs, per the endpoints' budgets. */
+  emitted: number;
+  /** Not emitted: the endpoint was over its event budget (counted in the kernel). */
+  suppressed: number;
+  /** Lost: the ring was full (the agent behind). */
+  lost: number;
+}
+
 export interface DataplaneStatus {
   endpointsProgrammed: number;
   interfaces: number;
@@ -75,6 +99,7 @@ export interface DataplaneStatus {
   conntrackEntries: number;
   drops: Record<string, bigint>;
   mapEntries: Record<string, number>;
+  events: FlowEventStatus;
 }
 
 function hex(b: Buffer): string { return b.toString('hex'); }
@@ -87,6 +112,8 @@ export class BpfDataplane {
   private links!: LinkWatcher;
   private ring?: RingBuffer;
   private routes?: RouteManager;
+  private readonly flowLimiter: FlowLogLimiter;
+  private readonly budgets = new EventBudgetTotals();
 
   /** Desired endpoints by interface name (to rebind when a link appears or is recreated). */
   private readonly byInterface = new Map<string, LocalEndpoint>();
@@ -102,6 +129,7 @@ export class BpfDataplane {
 
   private constructor(private readonly o: BpfDataplaneOptions) {
     this.log = (o.log ?? silentLogger).child({ component: 'dataplane' });
+    this.flowLimiter = new FlowLogLimiter(o.flowLogLimits);
   }
 
   static async open(o: BpfDataplaneOptions): Promise<BpfDataplane> {
@@ -112,7 +140,7 @@ export class BpfDataplane {
 
   private async init(): Promise<void> {
     mkdirSync(this.o.pinRoot, { recursive: true });
-    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, objectDir: this.o.objectDir });
+    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
     if (this.o.uplink) this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir });
     if (this.o.routing !== false) {
       this.routes = await RouteManager.open({
@@ -126,7 +154,11 @@ export class BpfDataplane {
     if (recovered.endpoints + recovered.tables + recovered.prefixes > 0) this.log.info(recovered, 'adopted the policy state a previous run left');
     const events = this.wep.maps.events;
     if (events) {
-      this.ring = RingBuffer.open(events, (rec) => this.onEvent(rec), { onError: (e) => this.log.warn({ err: e }, 'ring buffer') });
+      // Bounded batches, one in flight: event handling never holds the loop for long, so a
+      // datastore change waits at most one batch before it reaches the kernel.
+      this.ring = RingBuffer.open(events, (rec) => this.onEvent(rec), {
+        onError: (e) => this.log.warn({ err: e }, 'ring buffer'), maxBatch: this.o.eventBatch ?? 256,
+      });
       this.ring.unref();
     }
     this.links = new LinkWatcher({
@@ -269,6 +301,9 @@ export class BpfDataplane {
   private onEvent(rec: Buffer): void {
     let ev: FlowEvent;
     try { ev = decodeEvent(rec); } catch (e) { this.log.warn({ err: e }, 'undecodable datapath event'); return; }
+    // Over the flow-log rate: counted under (kind, reason, interface) for the summary only.
+    const where = this.links.byIndex(ev.ifindex)?.name ?? `ifindex ${ev.ifindex}`;
+    if (!this.flowLimiter.admit(`${ev.kind} ${ev.reason} ${where}`)) return;
     const rule = this.rules.get(ev.ruleId);
     const flow: FlowLog = {
       kind: ev.kind, direction: ev.direction, endpoint: this.policy.endpointKeyOf(ev.endpointId),
@@ -290,13 +325,35 @@ export class BpfDataplane {
       const label = dropReasonLabel(row.reason);
       drops[label] = (drops[label] ?? 0n) + row.packets;
     }
+    const events = this.flowEvents();
     const mapEntries: Record<string, number> = {
       cls4: this.classCount, ep: this.policy.boundCount, ct4: ct.live, pf4: this.prefilterKeys.size,
       ...this.routes?.mapEntries(),
     };
     return {
       endpointsProgrammed: this.policy.boundCount, interfaces: this.attached.size, tables: this.policy.writer.tables.size,
-      conntrackEntries: ct.live, drops, mapEntries,
+      conntrackEntries: ct.live, drops, mapEntries, events,
+    };
+  }
+
+  /**
+   * Flow-event totals; logs one summary line for what was not logged individually since the
+   * last call (the agent's sampling) and what the kernel budgets suppressed or the ring lost.
+   */
+  flowEvents(): FlowEventStatus {
+    const evbud = this.wep.maps.evbud;
+    const inc = evbud ? this.budgets.update(readEventBudgets(evbud)) : new Map<number, { suppressed: bigint; lost: bigint }>();
+    const sampled = this.flowLimiter.takeSummary();
+    if (sampled || inc.size > 0) {
+      const kernel = [...inc].sort((a, b) => Number(b[1].suppressed + b[1].lost - a[1].suppressed - a[1].lost)).slice(0, 10)
+        .map(([ifindex, v]) => ({ interface: this.links.byIndex(ifindex)?.name ?? `ifindex ${ifindex}`, suppressed: Number(v.suppressed), lost: Number(v.lost) }));
+      this.log.info({ notLogged: sampled?.total ?? 0, notLoggedTop: sampled ? Object.fromEntries(sampled.byKey) : undefined, kernel },
+        'flow events aggregated (over the flow-log rate or an endpoint\'s event budget)');
+    }
+    const t = this.flowLimiter.totals;
+    return {
+      received: t.received, logged: t.logged, aggregated: t.aggregated,
+      emitted: Number(this.budgets.totals.emitted), suppressed: Number(this.budgets.totals.suppressed), lost: Number(this.budgets.totals.lost),
     };
   }
 

@@ -38,6 +38,11 @@ export class NodeMetrics {
     name: 'tortie_dropped_packets', help: 'Packets dropped by the datapath, by reason (sum over CPUs and endpoints)',
     labelNames: ['reason'] as const, registers: [this.registry],
   });
+  readonly flowEvents = new Gauge({
+    name: 'tortie_flow_events',
+    help: 'Flow events (denied flows, Log hits) by outcome, totals since start: emitted by the datapath, suppressed there (an endpoint over its event budget), lost (ring full), received by the agent, logged individually, aggregated (over the flow-log rate: summarised)',
+    labelNames: ['outcome'] as const, registers: [this.registry],
+  });
   readonly datastoreReconnects = new Counter({
     name: 'tortie_datastore_reconnects_total', help: 'Times the datastore connection was lost and resumed', registers: [this.registry],
   });

@@ -23,6 +23,7 @@ export const MAP = {
   cnt: 'tortie_cnt_v1',
   events: 'tortie_evt_v1',
   evsup: 'tortie_evsup_v1',
+  evbud: 'tortie_evbud_v1',
 } as const;
 
 export const AF_INET = 4;
@@ -181,6 +182,15 @@ export const evsupKeyCodec = defineStruct('tortie_evsup_key', [
   { name: 'pad', type: 'pad', length: 3 },
 ] as const);
 
+/** Per-endpoint event budget (per-CPU value of tortie_evbud_v1, key: u32 ifindex). */
+export const evbudCodec = defineStruct('tortie_evbud', [
+  { name: 'tokens', type: 'u64' },
+  { name: 'last_ns', type: 'u64' },
+  { name: 'emitted', type: 'u64' },
+  { name: 'suppressed', type: 'u64' },
+  { name: 'lost', type: 'u64' },
+] as const);
+
 export const eventCodec = defineStruct('tortie_event', [
   { name: 'ts_ns', type: 'u64' },
   { name: 'kind', type: 'u32' },
@@ -210,7 +220,7 @@ export const cls6KeyCodec = defineStruct('tortie_cls6_key', [
 export const ALL_CODECS = [
   endpointCodec, epAddrKeyCodec, cls4KeyCodec, tableCodec, projKeyCodec, spcKeyCodec, polKeyCodec,
   verdictCodec, ct4KeyCodec, ctValueCodec, frag4KeyCodec, fragValueCodec, pf4KeyCodec, pfValueCodec,
-  cntKeyCodec, cntValueCodec, eventCodec, cls6KeyCodec, evsupKeyCodec,
+  cntKeyCodec, cntValueCodec, eventCodec, cls6KeyCodec, evsupKeyCodec, evbudCodec,
 ];
 
 /** __u32 map values (class ids, local classes, sport classes, epaddr flags). */

@@ -1,9 +1,9 @@
 /**
- * Reading the per-CPU counters (tortie_cnt_v1) and decoding ring-buffer events, for metrics,
- * logs and tests. Counters are summed over CPUs; keys are (ifindex, direction, reason).
+ * Reading the per-CPU counters (tortie_cnt_v1), the per-endpoint event budgets (tortie_evbud_v1)
+ * and decoding ring-buffer events, for metrics, logs and tests. Counters are summed over CPUs; keys are (ifindex, direction, reason).
  */
 import type { BpfMap } from '../native';
-import { cntKeyCodec, cntValueCodec, eventCodec, type EventRecord } from './codecs';
+import { cntKeyCodec, cntValueCodec, evbudCodec, eventCodec, type EventRecord } from './codecs';
 import { dropReasonLabel } from './drop-reasons';
 import { u32ToIpv4 } from './packet';
 
@@ -28,6 +28,25 @@ export function readCounters(cnt: BpfMap): CounterRow[] {
 /** Packets counted for (ifindex, dir, reason), 0 if none. */
 export function counterPackets(rows: CounterRow[], ifindex: number, dir: number, reason: number): bigint {
   return rows.find((r) => r.ifindex === ifindex && r.dir === dir && r.reason === reason)?.packets ?? 0n;
+}
+
+/** One endpoint's event budget counts (tortie_evbud_v1), summed over CPUs. */
+export interface EventBudgetRow { ifindex: number; emitted: bigint; suppressed: bigint; lost: bigint }
+
+export function readEventBudgets(evbud: BpfMap): EventBudgetRow[] {
+  const { keys, values } = evbud.entries();
+  const rows: EventBudgetRow[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    const row: EventBudgetRow = { ifindex: keys[i].readUInt32LE(0), emitted: 0n, suppressed: 0n, lost: 0n };
+    for (const part of evbud.splitPerCpu(values[i])) {
+      const v = evbudCodec.decode(part);
+      row.emitted += v.emitted;
+      row.suppressed += v.suppressed;
+      row.lost += v.lost;
+    }
+    rows.push(row);
+  }
+  return rows;
 }
 
 export interface FlowEvent {

@@ -30,12 +30,29 @@ export interface LoadOptions {
   events?: boolean;
   /** A denied flow is reported (deny + Log events) at most once per this many seconds (default 1). */
   denyReportIntervalSec?: number;
+  /**
+   * Per-endpoint event budget of the workload programs (deny + Log events), per CPU: refill
+   * rate in events per second (default 50; 0 = no budget) and burst (default 100). Over
+   * budget, events are counted per endpoint (tortie_evbud_v1 `suppressed`), not emitted.
+   */
+  eventBudget?: { perSec: number; burst: number };
   /** max_entries overrides by map key (e.g. `{ pol: 4_000_000 }`); the table maps must hold the
    *  old and the new table of every endpoint switching at the same time. */
   mapSizes?: Partial<Record<keyof typeof MAP, number>>;
 }
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/tortie';
+
+export const DEFAULT_EVENT_BUDGET = { perSec: 50, burst: 100 } as const;
+
+/** The token bucket's load-time constants (bpf/lib/drop.h ev_budget): ns of credit per event, cap. */
+export function eventBudgetConstants(b: { perSec: number; burst: number }): { costNs: bigint; burstNs: bigint } {
+  if (!(Number.isFinite(b.perSec) && b.perSec >= 0 && b.perSec <= 1e9)) throw new RangeError(`eventBudget.perSec: ${b.perSec} is not a rate in 0..1e9 events/s`);
+  if (!(Number.isInteger(b.burst) && b.burst >= 1 && b.burst <= 1e6)) throw new RangeError(`eventBudget.burst: ${b.burst} is not an integer in 1..1000000`);
+  if (b.perSec === 0) return { costNs: 0n, burstNs: 0n };
+  const cost = BigInt(Math.max(1, Math.round(1e9 / b.perSec)));
+  return { costNs: cost, burstNs: cost * BigInt(b.burst) };
+}
 
 export function defaultObjectDir(): string {
   // dist/src/dataplane/bpf → project root is four levels up; src/... (ts-node) three.
@@ -108,6 +125,11 @@ function applyConstants(obj: BpfObject, opts: LoadOptions, hasCt: boolean): CtTi
     obj.setMapMaxEntries(MAP[k], n);
   }
   obj.setConstant('events_enabled', opts.events === false ? 0 : 1);
+  const { costNs, burstNs } = eventBudgetConstants(opts.eventBudget ?? DEFAULT_EVENT_BUDGET);
+  if (obj.constants().some((c) => c.name === 'ep_event_cost_ns')) {
+    obj.setConstant('ep_event_cost_ns', costNs);
+    obj.setConstant('ep_event_burst_ns', burstNs);
+  }
   if (hasCt) obj.setConstant('deny_report_interval_ns', BigInt(Math.round((opts.denyReportIntervalSec ?? 1) * 1e9)));
   return timeouts;
 }

@@ -43,7 +43,7 @@ export interface NativeBpfObject {
   close(): void;
 }
 export interface NativeRingBuffer {
-  close(): void; ref(): void; unref(): void; stats(): { records: number; batches: number; open: boolean };
+  close(): void; ref(): void; unref(): void; next(): void; stats(): { records: number; batches: number; open: boolean };
 }
 
 export interface NativeAddon {
@@ -79,7 +79,7 @@ export interface NativeAddon {
   xdpDetach(netns: string | null, iface: string | number, mode: string): void;
   xdpQuery(netns: string | null, iface: string | number): NativeXdpQuery;
   BpfObject: new (path: string, pinRoot: string | null, objectName: string | null, kernelLogLevel: number) => NativeBpfObject;
-  RingBuffer: new (mapFd: number, cb: (records: Buffer[]) => void) => NativeRingBuffer;
+  RingBuffer: new (mapFd: number, cb: (records: Buffer[]) => void, maxBatch?: number) => NativeRingBuffer;
 }
 
 let loaded: NativeAddon | undefined;
