@@ -165,7 +165,7 @@ function table(results: BackendResult[]): string {
     ...(results.some((r) => r.flood) ? [
       ['flood: UDP datagrams sent (new denied flows) / seconds / per second', ...results.map((r) => (r.flood ? `${r.flood.sent} / ${r.flood.seconds.toFixed(1)} / ${(r.flood.sent / r.flood.seconds).toFixed(0)}` : '—'))],
       ['  policy_deny drops counted over the toggles (agent gauge, 5 s cadence)', ...results.map((r) => String(r.flood?.policyDenyDrops ?? '—'))],
-      ['  flow events (agent gauges, 5 s cadence): received by the agent / logged / suppressed in the kernel / lost (ring full)', ...results.map((r) => (r.flood
+      ['  flow events since the agent started (its gauges, 5 s cadence): received by the agent / logged / suppressed in the kernel / lost (ring full)', ...results.map((r) => (r.flood
         ? [r.flood.eventsReceived, r.flood.eventsLogged, r.flood.eventsSuppressedKernel, r.flood.eventsLost].map((x) => (x === undefined ? '—' : String(x))).join(' / ') : '—'))],
     ] as [string, ...string[]][] : []),
     ['load average (1 min) at start / end', ...results.map((r) => `${r.loadAvg.atStart[0]!.toFixed(1)} / ${r.loadAvg.atEnd[0]!.toFixed(1)}`)],

@@ -56,6 +56,7 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 {
 	const struct tortie_netcfg *cfg = netcfg_get();
 	struct tortie_pkt pkt = {};
+	struct iphdr *ip;
 	__u32 l4off = 0;
 	int ret;
 
@@ -71,7 +72,11 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 			return TORTIE_FORWARD; /* not for us: the kernel decides */
 		if (pkt.frag != TORTIE_FRAG_NONE)
 			return DROP_IPIP_BAD_INNER; /* outer fragments are not reassembled here */
-		ret = ipip_decap(skb, l4off - ETH_HLEN);
+		/* The outer IP total length, not skb->len: a padded frame is longer (lib/ipip.h). */
+		ip = ctx_data(skb) + ETH_HLEN;
+		if ((void *)(ip + 1) > ctx_data_end(skb))
+			return DROP_TRUNC_IP;
+		ret = ipip_decap(skb, l4off - ETH_HLEN, bpf_ntohs(ip->tot_len));
 		if (ret < 0)
 			return ret;
 		ret = ipip_deliver(skb);

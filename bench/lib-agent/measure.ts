@@ -73,7 +73,7 @@ export interface MeasureConfig {
 export interface FloodResult {
   sent: number;
   seconds: number;
-  /** Deltas over the toggle phase of the agent's flow-event metrics (undefined: not exported). */
+  /** The agent's flow-event metrics, totals since it started (undefined: not exported). */
   eventsReceived?: number;
   eventsLogged?: number;
   eventsSuppressedKernel?: number;
@@ -443,8 +443,9 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
       const sentLine = /sent (\d+)/.exec(floodOut);
       flood = {
         sent: sentLine ? Number(sentLine[1]) : NaN, seconds: (performance.now() - floodT0) / 1000,
-        eventsReceived: delta('tortie_flow_events{outcome="received"}'), eventsLogged: delta('tortie_flow_events{outcome="logged"}'),
-        eventsSuppressedKernel: delta('tortie_flow_events{outcome="suppressed"}'), eventsLost: delta('tortie_flow_events{outcome="lost"}'),
+        // Totals since the agent started (its housekeeping may not have run before the flood).
+        eventsReceived: promValue(after, 'tortie_flow_events{outcome="received"}'), eventsLogged: promValue(after, 'tortie_flow_events{outcome="logged"}'),
+        eventsSuppressedKernel: promValue(after, 'tortie_flow_events{outcome="suppressed"}'), eventsLost: promValue(after, 'tortie_flow_events{outcome="lost"}'),
         policyDenyDrops: (promValue(after, 'tortie_dropped_packets{reason="policy_deny"}') ?? 0) - (promValue(before, 'tortie_dropped_packets{reason="policy_deny"}') ?? 0),
       };
     }

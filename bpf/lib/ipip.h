@@ -195,20 +195,15 @@ static __always_inline int ipip_from_wep(struct __sk_buff *skb, __be32 daddr)
 
 /*
  * Strips the outer header (hlen bytes, options included) after checking the inner one. Lengths
- * are the outer header's total length, never skb->len: a padded frame is longer than its
+ * are the outer header's total length (outer_tot, as parse_packet validated it), never skb->len: a padded frame is longer than its
  * datagram (issue 11 item 8: any inner datagram under 26 bytes arrives padded from a real NIC).
  * The padding is trimmed, so the inner packet leaves with exactly its own length.
  */
-static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen)
+static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen, __u32 outer_tot)
 {
 	struct iphdr inner;
-	__be16 tot_be;
-	__u32 outer_tot;
 	int ret;
 
-	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF + 2, &tot_be, sizeof(tot_be)) < 0)
-		return DROP_IPIP_BAD_INNER;
-	outer_tot = bpf_ntohs(tot_be);
 	if (outer_tot < hlen + sizeof(inner) || IPIP_L3_OFF + outer_tot > skb->len ||
 	    bpf_skb_load_bytes(skb, IPIP_L3_OFF + hlen, &inner, sizeof(inner)) < 0)
 		return DROP_IPIP_BAD_INNER;

@@ -7,7 +7,7 @@
 //     with the same drop reasons; inner headers it cannot see
 //     whole pass to the tc program (which decapsulates only whole ones). (The agent writes
 //     source-side entries only today: encodePrefilter; the XDP program checks both sides.)
-// Real packets in namespaces: 09-encap-hardening-netns.test.ts.
+// Real packets in namespaces: 10-encap-hardening-netns.test.ts.
 import t from 'tap';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { RT_F } from '../../src/dataplane/bpf/net-codecs';

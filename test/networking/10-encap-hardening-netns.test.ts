@@ -3,10 +3,10 @@
 //   - item 7: a source deny-listed on node A reaches A's workload neither directly nor inside
 //     IPIP from another node (the XDP prefilter judges the inner source); lifting the entry lets
 //     it through again;
-//   - item 8: node B sends a UDP datagram to A's workload in two IPIP-encapsulated fragments, the
-//     last carrying 4 bytes, in a frame padded to the Ethernet minimum as a NIC delivers it
-//     (scapy on B's uplink); A decapsulates both (no ipip_bad_inner) and the workload's socket
-//     receives the reassembled datagram.
+//   - item 8: a UDP datagram from B's workload to A's arrives at A in two IPIP-encapsulated
+//     fragments (outer source node B), the last carrying 4 bytes, in a frame padded to the
+//     Ethernet minimum as a NIC delivers it (scapy on the router's port facing A); A decapsulates
+//     both (no ipip_bad_inner) and the workload's socket receives the reassembled datagram.
 import t from 'tap';
 import { Cluster } from './helpers/cluster';
 import { readCounters } from '../../src/dataplane/bpf/counters';
@@ -65,7 +65,10 @@ t.test('encapsulated traffic on a real node: deny list and Ethernet padding', as
       if (r.stdout.trim()) break;
       await new Promise((res) => setTimeout(res, 100));
     }
-    const aMac = await macOf(A.ns, 'eth0'), bMac = await macOf(B.ns, 'eth0');
+    // Sent on the router's port facing A (pa), not from B through the bridge: a Linux bridge
+    // forwards what it receives, but the frame must reach A's uplink padded as a NIC delivers
+    // it, with nothing in between that could trim it. Outer source: node B (a known node).
+    const aMac = await macOf(A.ns, 'eth0'), bMac = await macOf(c.router, 'pa');
     // 12 payload bytes: UDP 20 bytes in fragments of 16 + 4; the last inner datagram is 24 bytes,
     // so its frame is 14 + 20 + 24 = 58 bytes: padded to 60, as a NIC delivers it.
     const script = [
@@ -81,11 +84,11 @@ t.test('encapsulated traffic on a real node: deny list and Ethernet padding', as
       '    if len(raw) < 60: p = p / Padding(load=b"\\xa5" * (60 - len(raw)))',
       '    out.append(p)',
       'assert len(bytes(out[1])) == 60',
-      'sendp(out, iface="eth0")',
+      'sendp(out, iface="pa")',
     ].join('\n');
     const a0 = c.stats('node-a');
     const bad0 = readCounters(pf.cnt).filter((r) => r.reason === R.IPIP_BAD_INNER).reduce((s, r) => s + r.packets, 0n);
-    await B.ns.exec([SCAPY, '-c', script], { timeoutMs: 60_000 });
+    await c.router.exec([SCAPY, '-c', script], { timeoutMs: 60_000 });
     for (let i = 0; i < 50 && !got.includes('padded-ok'); i++) await new Promise((res) => setTimeout(res, 100));
     recv.kill('SIGTERM');
     t.match(got, /padded-ok/, 'the workload\'s socket received the reassembled datagram');
