@@ -191,7 +191,8 @@ class RingBufferWrap : public Napi::ObjectWrap<RingBufferWrap> {
     batch_ = nullptr;
   }
 
-  // Stops the poller (records already in the ring are consumed and delivered first).
+  // Stops the poller. Records still in the ring are not delivered (nor would JS take them after
+  // close()); a batch already queued to JS is dropped there.
   void Stop(bool fromJs) {
     if (!open_) return;
     open_ = false;
