@@ -7,18 +7,20 @@
 //     with the same drop reasons; inner headers it cannot see
 //     whole pass to the tc program (which decapsulates only whole ones). (The agent writes
 //     source-side entries only today: encodePrefilter; the XDP program checks both sides.)
+//   - padding elsewhere: short datagrams in padded frames pass the workload program and XDP.
 // Real packets in namespaces: 10-encap-hardening-netns.test.ts.
 import t from 'tap';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { RT_F } from '../../src/dataplane/bpf/net-codecs';
-import { eth, ipv4, udp, PROTO } from '../../src/dataplane/bpf/packet';
+import { eth, icmp, ipv4, udp, PROTO } from '../../src/dataplane/bpf/packet';
 import { loadPrefilter } from '../../src/dataplane/bpf/loader';
 import { encodePrefilter } from '../../src/dataplane/bpf/encode';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { XdpAction } from '../../src/dataplane/native';
 import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
 import { ipAt, tcpFrame, ETH_HLEN } from './helpers/pkt';
-import { uniquePinRoot, removePinRoot } from '../datapath/helpers/harness';
+import { uniquePinRoot, removePinRoot, WepHarness } from '../datapath/helpers/harness';
+import { allowAll } from '../datapath/helpers/tables';
 
 const NODE_A = '198.18.1.10';
 const NODE_C = '198.18.2.10';
@@ -115,4 +117,30 @@ t.test('XDP prefilter: IPIP meets the deny list with its inner addresses', async
   t.equal(run(ipip(innerUdp(denied, WL_A).subarray(0, 12))), XdpAction.PASS, 'an incomplete inner header is left to tc (which drops it)');
   const frag = eth({}, ipv4({ src: NODE_C, dst: NODE_A, proto: PROTO.IPIP, mf: true }, innerUdp(denied, WL_A)));
   t.equal(run(frag), XdpAction.PASS, 'an outer fragment is left to tc (never decapsulated)');
+});
+
+t.test('padding elsewhere: the workload programs and XDP accept padded short frames', async (t) => {
+  // The same class of flaw (a length compared with the frame instead of the datagram) in the
+  // other programs: each short datagram below, padded to 60 bytes, must pass as its unpadded self.
+  const h = await WepHarness.create('wppad');
+  t.teardown(() => h.close());
+  h.setEndpoint([`${WL_A}/32`], allowAll('i00000000000000a', 'ingress'), allowAll('e00000000000000a', 'egress'));
+  const pinRoot = uniquePinRoot('pfpad');
+  const pf = await loadPrefilter({ pinRoot });
+  t.teardown(() => { pf.close(); removePinRoot(pinRoot); });
+  const short: [string, Buffer][] = [
+    ['UDP, no payload (28 bytes)', ipv4({ src: WL_A, dst: WL_C, proto: PROTO.UDP }, udp({ sport: 5000, dport: 53 }))],
+    ['TCP SYN, no options (40 bytes)', tcpFrame({ src: WL_A, dst: WL_C, sport: 5001, dport: 80, flags: 'S' }).subarray(ETH_HLEN)],
+    ['ICMP echo, no data (28 bytes)', ipv4({ src: WL_A, dst: WL_C, proto: PROTO.ICMP }, icmp({ type: 8, id: 9, seq: 1 }))],
+  ];
+  for (const [what, dgram] of short) {
+    for (const fill of [0, 0xff]) {
+      const frame = pad(eth({}, dgram), 60, fill);
+      t.ok(frame.length > ETH_HLEN + dgram.length, `${what}: padded`);
+      const r = h.run('from', frame);
+      t.same([r.pass, r.reason], [true, R.FORWARD], `${what}, padding 0x${fill.toString(16)}: forwarded by the workload program`);
+      t.equal(pf.prog.testRun(frame).retval, XdpAction.PASS, `${what}, padding 0x${fill.toString(16)}: passed by XDP`);
+    }
+    h.clearConntrack();
+  }
 });
