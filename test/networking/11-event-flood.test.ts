@@ -63,7 +63,9 @@ t.test('a flood of new denied flows: bounded events, counted aggregates, policy 
   t.teardown(() => { if (flood.exitCode === null) flood.kill('SIGKILL'); });
   const denied = () => readCounters(dp.maps.cnt!).filter((r) => r.ifindex === wtIf && r.dir === Dir.INGRESS && r.reason === R.POLICY_DENY)
     .reduce((s, r) => s + r.packets, 0n);
-  t.ok(await until(() => denied() > 5000n, 15_000), `the flood is on (${denied()} denied so far)`);
+  // (2,000: well under any per-workload conntrack quota, which would stop the flooder's new flows
+  // at its own egress before they reach the target.)
+  t.ok(await until(() => denied() > 2000n, 15_000), `the flood is on (${denied()} denied so far)`);
 
   // A policy change in the middle of it.
   c.put(probePolicy('Allow'));
@@ -75,7 +77,7 @@ t.test('a flood of new denied flows: bounded events, counted aggregates, policy 
   await floodDone;
   const seconds = (performance.now() - t0) / 1000;
   const sent = Number(/sent (\d+)/.exec(floodOut)?.[1] ?? NaN);
-  t.ok(sent > 5000, `flooder sent ${sent} datagrams, each a new flow`);
+  t.ok(sent > 2000, `flooder sent ${sent} datagrams, each a new flow`);
 
   // Kernel: drops all counted; events bounded; the rest counted as suppressed, for this endpoint.
   const drops = denied();
