@@ -11,6 +11,7 @@
 import { ResourceClient } from '../client/resources';
 import { ConflictError } from '../datastore/errors';
 import { validateResource, ValidationError, type Resource, type ResourceKind } from '../model';
+import { CNI_OWNED_LABELS_HELP, cniOwned } from '../model/wep-labels';
 import { DATASTORE_OPTIONS, invalidOption, parseArgs, type ParsedArgs } from './args';
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
 import { CliError, type CliIO } from './io';
@@ -92,6 +93,9 @@ Add, change (--overwrite) or remove (--remove) one label of a resource.
   const result: { outcome: 'set' | 'updated' | 'removed' } = { outcome: remove ? 'removed' : 'set' };
   try {
     await editResource(args, io, t, (r) => {
+      if (r.kind === 'WorkloadEndpoint' && cniOwned(r)) {
+        throw new CliError(`cannot change labels of ${t.typed} ${t.name}: ${CNI_OWNED_LABELS_HELP}`, 'ERR_CLI_LABEL');
+      }
       const labels = { ...(r.metadata.labels ?? {}) };
       if (remove) {
         if (!(key in labels)) throw new CliError(`cannot remove label of ${t.typed} ${t.name}, key ${key} does not exist`, 'ERR_CLI_LABEL');

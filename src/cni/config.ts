@@ -26,7 +26,9 @@
  */
 import { CNI_ERR, CniError } from './errors';
 
-export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] as const;
+import { SUPPORTED_VERSIONS } from './version';
+
+export { SUPPORTED_VERSIONS };
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION';
 

@@ -62,16 +62,24 @@ export interface WorkloadIdentity {
   /** What the host veth name is hashed from: `<namespace>.<pod>` or the container id. */
   workloadId: string;
   pod?: string;
+  /** A plain-CNI runtime's name for the container (podman's K8S_POD_NAME), kept as a label. */
+  containerName?: string;
 }
 
+/**
+ * Calico's rule (cni-plugin GetIdentifiers): a Kubernetes pod only when CNI_ARGS carries both
+ * K8S_POD_NAMESPACE and K8S_POD_NAME; anything else is a plain CNI workload in namespace
+ * "default", identified by the container id. podman sends `K8S_POD_NAME=<container name>` and no
+ * namespace on every call: that is a plain CNI workload whose name tortie records as a label.
+ */
 export function workloadIdentity(env: CniEnv): WorkloadIdentity {
   const pod = env.args.K8S_POD_NAME;
   const ns = env.args.K8S_POD_NAMESPACE;
   if (pod && ns) return { orchestrator: 'k8s', namespace: ns, workload: pod, workloadId: `${ns}.${pod}`, pod };
-  if (pod || ns) {
-    throw new CniError(CNI_ERR.INVALID_ENV, `CNI_ARGS must carry both K8S_POD_NAME and K8S_POD_NAMESPACE or neither (got ${pod ? 'K8S_POD_NAME' : 'K8S_POD_NAMESPACE'} only)`);
-  }
-  return { orchestrator: 'cni', namespace: 'default', workload: env.containerId, workloadId: env.containerId };
+  return {
+    orchestrator: 'cni', namespace: 'default', workload: env.containerId, workloadId: env.containerId,
+    ...(pod ? { containerName: pod } : {}),
+  };
 }
 
 /** `<prefix>` + 11 hex characters of sha1(workload id): 15 characters with "cali", stable per workload. */

@@ -1,8 +1,8 @@
 /**
  * IPAM delegation (spec 1.0.0 "Delegated plugins"): the plugin named by `ipam.type` is found on
  * CNI_PATH and exec'd with the same CNI_* environment and the network configuration on stdin;
- * its stdout is its result or its error object. When `ipam.type` is tortie-ipam and no such
- * executable is on CNI_PATH, tortie runs the same code in-process instead.
+ * its stdout is its result or its error object. When `ipam.type` is tortie-ipam, tortie runs the
+ * same code in-process instead (no second Node start, one datastore connection).
  */
 import { execFile } from 'node:child_process';
 import { constants, promises as fsp } from 'node:fs';
@@ -58,21 +58,23 @@ export async function delegateIpam(command: 'DEL' | 'CHECK', ctx: DelegateContex
 export async function delegateIpam(command: 'ADD' | 'DEL' | 'CHECK', ctx: DelegateContext): Promise<CniResult | void> {
   const type = ctx.conf.ipam?.type;
   if (!type) throw new CniError(CNI_ERR.INVALID_CONFIG, 'network configuration field ipam.type: is required');
-  const file = await findPlugin(type, ctx.env.path);
-  if (file) {
-    const out = await execPlugin(file, command, ctx.conf, ctx.procEnv, 60_000);
-    if (command !== 'ADD') return;
-    try {
-      return JSON.parse(out) as CniResult;
-    } catch {
-      throw new CniError(CNI_ERR.IPAM_FAILURE, `IPAM plugin ${file} ADD printed something that is not a JSON result: ${out.slice(0, 200)}`);
-    }
+  if (type === TORTIE_IPAM) {
+    // The same code as the tortie-ipam executable, without a second Node process and a second
+    // datastore connection (the spec lets a plugin implement its delegate however it likes).
+    if (command === 'ADD') return ipamAdd(ctx.ds(), ctx.conf, ctx.env, ctx.procEnv, ctx.log);
+    if (command === 'DEL') { await ipamDel(ctx.ds(), ctx.conf, ctx.env, ctx.log); return; }
+    await ipamCheck(ctx.ds(), ctx.conf, ctx.env);
+    return;
   }
-  if (type !== TORTIE_IPAM) {
+  const file = await findPlugin(type, ctx.env.path);
+  if (!file) {
     throw new CniError(CNI_ERR.INVALID_CONFIG, `IPAM plugin ${JSON.stringify(type)} not found on CNI_PATH (${ctx.env.path.join(':') || 'empty'})`);
   }
-  ctx.log.debug({ command }, 'tortie-ipam not on CNI_PATH; running it in-process');
-  if (command === 'ADD') return ipamAdd(ctx.ds(), ctx.conf, ctx.env, ctx.procEnv, ctx.log);
-  if (command === 'DEL') { await ipamDel(ctx.ds(), ctx.conf, ctx.env, ctx.log); return; }
-  await ipamCheck(ctx.ds(), ctx.conf, ctx.env);
+  const out = await execPlugin(file, command, ctx.conf, ctx.procEnv, 60_000);
+  if (command !== 'ADD') return;
+  try {
+    return JSON.parse(out) as CniResult;
+  } catch {
+    throw new CniError(CNI_ERR.IPAM_FAILURE, `IPAM plugin ${file} ADD printed something that is not a JSON result: ${out.slice(0, 200)}`);
+  }
 }

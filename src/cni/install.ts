@@ -1,13 +1,14 @@
 /**
  * Installing the plugins where a CNI runtime looks for them (Calico's install-cni, in small):
- * `tortie` and `tortie-ipam` executables in a bin directory (symlinks to this checkout's
- * launchers) and a network configuration list in a conf directory. Also the runtime's step of
+ * `tortie` and `tortie-ipam` executables in a bin directory (shell wrappers that answer VERSION
+ * and exec this checkout's launchers) and a network configuration list in a conf directory. Also the runtime's step of
  * turning one plugin entry of a list into the configuration that plugin reads on stdin, for
  * harnesses (the lab) that invoke the plugin themselves.
  */
-import { mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CniResult } from './config';
+import { SUPPORTED_VERSIONS } from './version';
 
 const LAUNCHERS = resolve(__dirname, '..', '..', '..', 'bin');
 
@@ -56,12 +57,38 @@ export function pluginConfig(list: NetworkConfigList, index = 0, prevResult?: Cn
   return { ...entry, cniVersion: list.cniVersion, name: list.name, ...(prevResult ? { prevResult } : {}) };
 }
 
-function link(target: string, path: string): void {
+/**
+ * The executable a runtime finds on CNI_PATH: a POSIX shell wrapper that answers VERSION itself
+ * (no Node start: runtimes ask it of every plugin on every command) and otherwise execs this
+ * Node with the launcher. The version list is SUPPORTED_VERSIONS, written in at install time.
+ */
+export function launcherScript(name: 'tortie' | 'tortie-ipam', nodePath = process.execPath): string {
+  const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  const list = SUPPORTED_VERSIONS.map((v) => `"${v}"`).join(',');
+  return `#!/bin/sh
+# ${name} CNI plugin, installed by tortie (src/cni/install.ts); regenerate rather than edit.
+if [ "$CNI_COMMAND" = VERSION ]; then
+  conf=
+  while IFS= read -r line || [ -n "$line" ]; do conf="$conf$line"; done
+  v=1.0.0
+  case "$conf" in
+    *'"cniVersion"'*) r=\${conf#*'"cniVersion"'}; r=\${r#*'"'}; r=\${r%%'"'*}
+      case "$r" in ''|*[!0-9A-Za-z.+-]*) ;; *) v=$r ;; esac ;;
+  esac
+  printf '{"cniVersion":"%s","supportedVersions":[${list}]}\\n' "$v"
+  exit 0
+fi
+exec ${q(nodePath)} ${q(join(LAUNCHERS, `${name}.js`))} "$@"
+`;
+}
+
+function writeExecutable(path: string, text: string): void {
   try {
-    if (readlinkSync(path) === target) return;
-  } catch { /* absent or not a link */ }
-  rmSync(path, { force: true });
-  symlinkSync(target, path);
+    if (readFileSync(path, 'utf8') === text) return;
+  } catch { /* absent */ }
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o755 });
+  renameSync(tmp, path);
 }
 
 /**
@@ -72,7 +99,7 @@ export function installCni(opts: { binDir: string; confDir?: string; network?: T
   mkdirSync(opts.binDir, { recursive: true });
   const binaries = (['tortie', 'tortie-ipam'] as const).map((name) => {
     const p = join(opts.binDir, name);
-    link(join(LAUNCHERS, `${name}.js`), p);
+    writeExecutable(p, launcherScript(name));
     return p;
   });
   if (!opts.confDir || !opts.network) return { binaries };

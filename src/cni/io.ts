@@ -3,8 +3,9 @@
  * parse and version-check the configuration, run the command, print the result (in the
  * configuration's cniVersion) or the spec's error object, and give the exit status.
  */
-import { formatResult, parseEnv, parseNetConf, SUPPORTED_VERSIONS, type CniEnv, type CniResult, type NetConf } from './config';
+import { formatResult, parseEnv, parseNetConf, type CniEnv, type CniResult, type NetConf } from './config';
 import { CNI_ERR, CniError } from './errors';
+import { versionAnswer } from './version';
 
 /** All of stdin (empty when it is a TTY or closed). */
 export function readStdin(): Promise<string> {
@@ -15,10 +16,6 @@ export function readStdin(): Promise<string> {
     process.stdin.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     process.stdin.on('error', reject);
   });
-}
-
-export function versionResult(cniVersion = '1.0.0'): { cniVersion: string; supportedVersions: string[] } {
-  return { cniVersion, supportedVersions: [...SUPPORTED_VERSIONS] };
 }
 
 /**
@@ -32,9 +29,7 @@ export async function cniMain(run: (env: CniEnv, conf: NetConf) => Promise<CniRe
     const env = parseEnv(process.env);
     const stdin = await readStdin();
     if (env.command === 'VERSION') {
-      let v = '1.0.0';
-      try { v = (JSON.parse(stdin) as { cniVersion?: string }).cniVersion || v; } catch { /* VERSION needs no config */ }
-      process.stdout.write(JSON.stringify(versionResult(v)) + '\n');
+      process.stdout.write(versionAnswer(stdin));
       return 0;
     }
     const conf = parseNetConf(stdin);

@@ -76,6 +76,12 @@ export async function getLink(dev: string, netns?: string): Promise<LinkInfo | u
   return arr[0];
 }
 
+/** The host-namespace link with this ifindex, or undefined. */
+export async function getLinkByIndex(ifindex: number): Promise<LinkInfo | undefined> {
+  const out = await ipOk(['-j', 'link', 'show'], 'listing links');
+  return (JSON.parse(out || '[]') as LinkInfo[]).find((l) => l.ifindex === ifindex);
+}
+
 export async function getAddrs(dev: string, netns?: string): Promise<string[]> {
   const out = await ipOk(['-j', '-4', 'addr', 'show', 'dev', dev], `reading addresses of ${dev}`, netns);
   const arr = JSON.parse(out || '[]') as AddrInfo[];

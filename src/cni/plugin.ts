@@ -14,10 +14,14 @@
  *       container being deleted are released.
  * CHECK verifies interfaces, addresses, routes, sysctls, endpoint and IPAM against prevResult.
  * VERSION prints the supported versions.
- * Policy-only mode (`policy_only: true`, chained after another plugin such as the AWS VPC CNI):
- *       no IPAM, no interfaces, no routes — ADD writes the WorkloadEndpoint for the host
- *       interface `<interface_prefix><hash>` that plugin made, with the addresses of prevResult,
- *       and passes prevResult through; DEL deletes the endpoint.
+ * Policy-only mode (`policy_only: true`, chained after another plugin such as ptp, bridge or the
+ *       AWS VPC CNI): no IPAM, no interfaces, no routes — ADD writes the WorkloadEndpoint for the
+ *       host interface that plugin made (the peer of CNI_IFNAME / prevResult's host interface,
+ *       see chainedHostInterface), with the addresses of prevResult, and passes prevResult
+ *       through; DEL deletes the endpoint. The agent's FELIX_INTERFACEPREFIX must cover that
+ *       interface's name (e.g. "cali,veth").
+ * Workload identity: a Kubernetes pod only with both K8S_POD_NAMESPACE and K8S_POD_NAME in
+ *       CNI_ARGS; otherwise (podman, plain CNI) the container, as Calico does.
  *
  * All interface work is relative to the network namespace this process runs in (the node's).
  * Errors: the spec's error object on stdout, exit status 1 (codes in errors.ts).
@@ -29,6 +33,7 @@ import { IpamClient } from '../ipam/client';
 import { parseV4Net, v4Contains } from '../ipam/block';
 import { workloadEndpointName } from '../model/validate';
 import type { WorkloadEndpoint } from '../model/types';
+import { CNI_OWNER, CONTAINER_NAME_LABEL, OWNER_ANNOTATION } from '../model/wep-labels';
 import { createLogger, type Logger } from '../util/log';
 import { formatResult, type CniEnv, type CniResult, type NetConf } from './config';
 import { hostVethName, nodeName, openStore, toCniError, workloadIdentity, type WorkloadIdentity } from './context';
@@ -36,8 +41,8 @@ import { delegateIpam, type DelegateContext } from './delegate';
 import { CNI_ERR, CniError } from './errors';
 import { cniMain } from './io';
 import {
-  GATEWAY, HOST_MAC, configureContainerSide, configureHostSide, deleteLink, ensureVeth, getAddrs, getLink, getRoutes,
-  netnsExists,
+  GATEWAY, HOST_MAC, configureContainerSide, configureHostSide, deleteLink, ensureVeth, getAddrs, getLink, getLinkByIndex,
+  getRoutes, netnsExists, type LinkInfo,
 } from './netlink';
 
 export const DEFAULT_MTU = 1500;
@@ -77,22 +82,30 @@ function wepName(ctx: Ctx): string {
   return n;
 }
 
-function buildWep(ctx: Ctx, ips: string[], mac: string | undefined): WorkloadEndpoint {
+const LABEL_VALUE_RE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/**
+ * The endpoint an ADD writes, whole: the runtime owns it (contract in src/model/wep-labels.ts).
+ * Labels: the configuration's `labels` and `args.cni.labels`, the container's name from a
+ * plain-CNI runtime (podman) when it is a valid label value, and Calico's own.
+ */
+function buildWep(ctx: Ctx, ips: string[], mac: string | undefined, hostName = ctx.hostName): WorkloadEndpoint {
   const { conf, id } = ctx;
-  const labels: Record<string, string> = {
-    ...(conf.labels ?? {}),
-    'projectcalico.org/namespace': id.namespace,
-    'projectcalico.org/orchestrator': id.orchestrator,
-  };
+  const labels: Record<string, string> = { ...(conf.labels ?? {}) };
+  if (id.containerName && id.containerName.length <= 63 && LABEL_VALUE_RE.test(id.containerName)) {
+    labels[CONTAINER_NAME_LABEL] = id.containerName;
+  }
+  labels['projectcalico.org/namespace'] = id.namespace;
+  labels['projectcalico.org/orchestrator'] = id.orchestrator;
   return {
     apiVersion: 'projectcalico.org/v3',
     kind: 'WorkloadEndpoint',
-    metadata: { name: wepName(ctx), namespace: id.namespace, labels },
+    metadata: { name: wepName(ctx), namespace: id.namespace, labels, annotations: { [OWNER_ANNOTATION]: CNI_OWNER } },
     spec: {
       ...wepSpecIds(ctx),
       ipNetworks: ips.map((a) => `${a.split('/')[0]}/32`),
       profiles: conf.profiles ?? (id.orchestrator === 'k8s' ? [`kns.${id.namespace}`] : [conf.name]),
-      interfaceName: ctx.hostName,
+      interfaceName: hostName,
       ...(mac ? { mac } : {}),
       ...(conf.ports ? { ports: conf.ports.map((p) => ({ name: p.name, protocol: p.protocol, port: p.port })) } : {}),
     },
@@ -192,14 +205,31 @@ async function addPolicyOnly(ctx: Ctx): Promise<CniResult> {
   if (!prev || ips.length === 0) {
     throw new CniError(CNI_ERR.INVALID_CONFIG, 'network configuration field prevResult: policy_only mode needs the result of the plugin before tortie in the chain, with at least one IPv4 address');
   }
-  const host = await getLink(ctx.hostName);
-  if (!host) {
-    throw new CniError(CNI_ERR.INTERFACE_FAILURE, `policy_only: host interface ${ctx.hostName} (interface_prefix ${JSON.stringify(conf.interface_prefix ?? 'cali')} + hash of ${ctx.id.workloadId}) does not exist; the plugin before tortie must create it`);
-  }
-  let mac = prev.interfaces?.find((i) => i.name === env.ifname && i.sandbox)?.mac;
-  if (!mac) mac = (await getLink(env.ifname, env.netns))?.address;
-  await writeWep(ctx, buildWep(ctx, ips, mac));
+  const cont = await getLink(env.ifname, env.netns);
+  const host = await chainedHostInterface(ctx, prev, cont);
+  const mac = prev.interfaces?.find((i) => i.name === env.ifname && i.sandbox)?.mac ?? cont?.address;
+  await writeWep(ctx, buildWep(ctx, ips, mac, host));
+  ctx.log.info({ container: env.containerId, iface: host, ips }, 'chained workload recorded');
   return formatResult(prev, conf.cniVersion);
+}
+
+/**
+ * The node-side interface of a chained workload, as the plugin before tortie made it: the peer
+ * of CNI_IFNAME (a veth's link index), checked against the host interfaces prevResult names
+ * (ptp: the veth; bridge: the bridge and the veth); else the one host interface of prevResult
+ * that exists; else, as before, `<interface_prefix><hash>` (the AWS VPC CNI's naming).
+ */
+async function chainedHostInterface(ctx: Ctx, prev: CniResult, cont: LinkInfo | undefined): Promise<string> {
+  const named = (prev.interfaces ?? []).filter((i) => !i.sandbox && typeof i.name === 'string' && i.name !== '').map((i) => i.name);
+  if (cont?.link_index !== undefined && cont.link_netnsid !== undefined) {
+    const peer = await getLinkByIndex(cont.link_index);
+    if (peer && (named.length === 0 || named.includes(peer.ifname))) return peer.ifname;
+  }
+  const existing: string[] = [];
+  for (const n of named) if (await getLink(n)) existing.push(n);
+  if (existing.length === 1) return existing[0]!;
+  if (await getLink(ctx.hostName)) return ctx.hostName;
+  throw new CniError(CNI_ERR.INTERFACE_FAILURE, `policy_only: cannot tell the host interface of ${ctx.env.ifname}: it is not a veth whose peer is in this namespace, prevResult names ${named.length ? named.join(', ') : 'no host interface'}${existing.length > 1 ? ' (more than one exists)' : ''}, and ${ctx.hostName} (interface_prefix ${JSON.stringify(ctx.conf.interface_prefix ?? 'cali')} + hash of ${ctx.id.workloadId}) does not exist`);
 }
 
 // ---------------------------------------------------------------- DEL
@@ -235,11 +265,15 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
   if (wep!.spec.containerID !== env.containerId) fail(`WorkloadEndpoint belongs to container ${wep!.spec.containerID}`);
   const wepIps = [...(wep!.spec.ipNetworks ?? [])].sort();
   if (wepIps.join(',') !== ips.join(',')) fail(`WorkloadEndpoint ipNetworks [${wepIps.join(', ')}] differ from prevResult [${ips.join(', ')}]`);
+  if (conf.policy_only) {
+    const iface = wep!.spec.interfaceName ?? '';
+    if (!iface || !(await getLink(iface))) fail(`host interface ${iface || '(none recorded)'} of the WorkloadEndpoint does not exist`);
+    return;
+  }
   if (wep!.spec.interfaceName !== ctx.hostName) fail(`WorkloadEndpoint interfaceName ${wep!.spec.interfaceName} is not ${ctx.hostName}`);
 
   const host = await getLink(ctx.hostName);
   if (!host) return fail(`host interface ${ctx.hostName} does not exist`);
-  if (conf.policy_only) return;
 
   if (host.linkinfo?.info_kind !== 'veth') fail(`host interface ${ctx.hostName} is not a veth`);
   if (host.address !== HOST_MAC) fail(`host interface ${ctx.hostName} has MAC ${host.address}, expected ${HOST_MAC}`);

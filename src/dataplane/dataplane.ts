@@ -38,7 +38,7 @@ import { RouteManager, type RouteManagerOptions } from './routes';
 
 export interface BpfDataplaneOptions {
   pinRoot: string;
-  /** Workload interface prefix (`cali`). */
+  /** Workload interface prefix (`cali`), or Calico's comma-separated list (`cali,veth`). */
   interfacePrefix: string;
   /** Host uplink for the XDP prefilter; none = no prefilter attached. */
   uplink?: string;
@@ -162,7 +162,7 @@ export class BpfDataplane {
       this.ring.unref();
     }
     this.links = new LinkWatcher({
-      netns: this.o.netns?.name, filter: (n) => n.startsWith(this.o.interfacePrefix) || n === this.o.uplink,
+      netns: this.o.netns?.name, filter: (n) => matchesInterfacePrefix(this.o.interfacePrefix, n) || n === this.o.uplink,
       resyncMs: this.o.linkResyncMs, log: this.log,
     });
     this.links.on('add', (l: LinkInfo) => this.enqueue(() => this.onLinkAdd(l)));
@@ -380,4 +380,9 @@ export class BpfDataplane {
     this.routes?.close();
     this.wep?.close();
   }
+}
+
+/** Whether `name` is a workload interface: it starts with one of the comma-separated prefixes. */
+export function matchesInterfacePrefix(prefixes: string, name: string): boolean {
+  return prefixes.split(',').some((p) => p !== '' && name.startsWith(p));
 }

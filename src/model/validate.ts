@@ -8,6 +8,7 @@
  * The returned resource is a fresh object: nothing in it aliases the input.
  * Only v3 input is accepted here; v1 and Kubernetes documents go through src/model/convert.
  */
+import { createHash } from 'node:crypto';
 import { Issues, ValidationError, type Problem } from './errors';
 import { MAX_RULES, asResourceName, validateRules } from './rules';
 import { checkSelector } from './selectors';
@@ -805,12 +806,30 @@ export function workloadEndpointName(spec: WorkloadEndpointSpec): string | { pat
     if (val === undefined || val === '') {
       return { path: `spec.${key}`, reason: `is required to name the workload endpoint` };
     }
-    if (val.startsWith('-') || val.endsWith('-')) {
+    // The runtime's ids (container ids, podman names, interface names) may be anything:
+    // they are made name-safe rather than refused.
+    const part = key === idKey || key === 'endpoint' ? nameSafePart(val) : val;
+    if (part.startsWith('-') || part.endsWith('-')) {
       return { path: `spec.${key}`, reason: `must not begin or end with '-'` };
     }
-    out.push(val.replace(/-/g, '--'));
+    out.push(part.replace(/-/g, '--'));
   }
   return out.join('-');
+}
+
+const SAFE_PART_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+
+/**
+ * A workload id as it goes into a name: unchanged when it already fits a DNS subdomain (and is at
+ * most 64 characters), else lower-cased, each run of other characters turned into one '-', cut
+ * to 48 characters and suffixed with 10 hex characters of its sha256, so that distinct ids
+ * (`Web_1`, `web-1`) keep distinct names.
+ */
+export function nameSafePart(id: string): string {
+  if (id.length <= 64 && SAFE_PART_RE.test(id)) return id;
+  const base = id.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 48).replace(/^-+|-+$/g, '');
+  const hash = createHash('sha256').update(id).digest('hex').slice(0, 10);
+  return base ? `${base}-${hash}` : hash;
 }
 
 function wepPort(e: unknown, p: string, issues: Issues): WorkloadEndpointPort | undefined {

@@ -28,7 +28,7 @@ export interface NodeConfig {
   metricsPort: number;
   healthPort: number;
   healthHost: string;
-  /** Interface-name prefix of workload interfaces (Calico's FELIX_INTERFACEPREFIX). */
+  /** Interface-name prefix(es) of workload interfaces, comma-separated (Calico's FELIX_INTERFACEPREFIX). */
   interfacePrefix: string;
   /** Policy-only mode: enforce policy on workload interfaces, no IPAM/routes/encap. */
   policyOnly: boolean;
@@ -172,8 +172,11 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
     throw new ConfigError(`node name "${name}" is not a valid DNS subdomain (lower-case letters, digits, '-', '.')`);
   }
-  const ifPrefix = (prefix ?? 'cali').trim();
-  if (!/^[A-Za-z0-9_.-]{1,10}$/.test(ifPrefix)) throw new ConfigError(`interface prefix "${ifPrefix}" must be 1–10 interface-name characters`);
+  // Calico's form: one prefix or a comma-separated list ("cali,veth" beside a chained plugin).
+  const ifPrefix = (prefix ?? 'cali').split(',').map((p) => p.trim()).join(',');
+  for (const p of ifPrefix.split(',')) {
+    if (!/^[A-Za-z0-9_.-]{1,10}$/.test(p)) throw new ConfigError(`interface prefix "${p}" (of "${ifPrefix}") must be 1–10 interface-name characters`);
+  }
 
   return {
     nodeName: name,

@@ -32,7 +32,6 @@ t.test('errors and VERSION', async (t) => {
     ['CNI_NETNS missing', { ...base, CNI_NETNS: '/run/netns/tortie-no-such-ns' }, bed.conf(), 4, /CNI_NETNS="\/run\/netns\/tortie-no-such-ns" does not exist/],
     ['long CNI_IFNAME', { ...base, CNI_IFNAME: 'averyveryverylongname' }, bed.conf(), 4, /CNI_IFNAME="averyveryverylongname"/],
     ['bad CNI_ARGS', { ...base, CNI_ARGS: 'K8S_POD_NAME' }, bed.conf(), 4, /CNI_ARGS: "K8S_POD_NAME" is not KEY=VALUE/],
-    ['half a pod in CNI_ARGS', { ...base, CNI_ARGS: 'K8S_POD_NAME=x' }, bed.conf(), 4, /K8S_POD_NAMESPACE/],
     ['stdin not JSON', base, '{"cniVersion": ', 6, /not valid JSON/],
     ['stdin an array', base, '[]', 6, /must be a JSON object/],
     ['no cniVersion', base, { name: 'n', type: 'tortie', ipam: { type: 'tortie-ipam' } }, 1, /no cniVersion; supported versions are 0\.3\.0, 0\.3\.1, 0\.4\.0, 1\.0\.0/],
@@ -70,7 +69,7 @@ t.test('errors and VERSION', async (t) => {
   t.match(String(full.out?.msg), /no free address left in the IP pools usable by node "node-a" \(192\.168\.77\.0\/32\)/);
   const fullViaTortie = await run({ ...base, CNI_CONTAINERID: 'ipam3' }, bed.conf());
   t.equal(fullViaTortie.out?.code, 101, 'delegated IPAM error code passes through tortie');
-  t.match(String(fullViaTortie.out?.msg), /IPAM plugin tortie-ipam ADD: .*no free address/);
+  t.match(String(fullViaTortie.out?.msg), /assigning an IPv4 address: no free address/, 'tortie-ipam runs in-process: its message, unwrapped');
   const chk = await run({ ...ipamEnv, CNI_COMMAND: 'CHECK' }, bed.conf({ prevResult: again.out }), 'tortie-ipam');
   t.equal(chk.code, 0, `ipam CHECK: ${chk.stdout}`);
   const chkBad = await run({ ...ipamEnv, CNI_COMMAND: 'CHECK' }, bed.conf({ prevResult: { cniVersion: '1.0.0', ips: [{ address: '192.168.77.9/32' }] } }), 'tortie-ipam');

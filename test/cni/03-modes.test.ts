@@ -53,9 +53,11 @@ t.test('policy_only: only the WorkloadEndpoint, for the interface the other plug
   const noPrev = await runPlugin(bed.node, 'tortie', env, { ...conf, prevResult: undefined }, bed.cniPath);
   t.equal(noPrev.out?.code, 7);
   t.match(String(noPrev.out?.msg), /prevResult: policy_only mode needs/);
-  const otherPod = await runPlugin(bed.node, 'tortie', { ...env, CNI_ARGS: podArgs('shop', 'cart-2') }, conf, bed.cniPath);
-  t.equal(otherPod.out?.code, 102);
-  t.match(String(otherPod.out?.msg), new RegExp(`host interface eni${sha11('shop.cart-2')} .* does not exist`));
+  // prevResult names a host interface that is not the peer of eth0, and none exists: refused.
+  const wrongPrev = { ...prevResult, interfaces: [{ name: 'eninosuch' }, prevResult.interfaces[1]!] };
+  const otherPod = await runPlugin(bed.node, 'tortie', { ...env, CNI_ARGS: podArgs('shop', 'cart-2') }, { ...conf, prevResult: wrongPrev }, bed.cniPath);
+  t.equal(otherPod.out?.code, 102, otherPod.stdout);
+  t.match(String(otherPod.out?.msg), new RegExp(`cannot tell the host interface of eth0: .*prevResult names eninosuch.* eni${sha11('shop.cart-2')} .* does not exist`));
 
   const del = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'DEL' }, conf, bed.cniPath);
   t.equal(del.code, 0, del.stdout);

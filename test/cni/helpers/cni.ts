@@ -1,15 +1,15 @@
 /**
- * Test helper: runs the real `tortie` / `tortie-ipam` executables the way a CNI runtime does,
+ * Test helper: runs the real `tortie` / `tortie-ipam` executables the way a CNI runtime does
+ * (the ones installed on CNI_PATH),
  * inside a test namespace acting as the node (`ip netns exec <node-ns> env CNI_…=… tortie`),
  * with CNI_PATH pointing at a temp directory that holds both plugins under their CNI names.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Netns } from '../../../src/util/netns';
 import { installCni } from '../../../src/cni/install';
 
-const BIN = resolve(__dirname, '..', '..', '..', '..', 'bin');
 
 export interface CniRun { code: number; out: Record<string, unknown> | undefined; stdout: string; stderr: string }
 
@@ -22,7 +22,8 @@ export function makeCniPath(): { dir: string; cleanup(): void } {
 export async function runPlugin(node: Netns, plugin: 'tortie' | 'tortie-ipam', env: Record<string, string>, stdin: string | object,
   cniPath: string): Promise<CniRun> {
   const vars = Object.entries({ CNI_PATH: cniPath, ...env }).map(([k, v]) => `${k}=${v}`);
-  const r = await node.exec(['env', ...vars, process.execPath, join(BIN, `${plugin}.js`)],
+  // The installed executable, as a runtime runs it (the shell wrapper, or a launcher symlink).
+  const r = await node.exec(['env', ...vars, join(cniPath, plugin)],
     { input: typeof stdin === 'string' ? stdin : JSON.stringify(stdin), allowFail: true, timeoutMs: 60_000 });
   let out: Record<string, unknown> | undefined;
   try { out = r.stdout.trim() ? JSON.parse(r.stdout) : undefined; } catch { out = undefined; }

