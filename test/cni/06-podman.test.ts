@@ -7,7 +7,7 @@
  * nothing in the root namespace).
  */
 import t from 'tap';
-import { runPlugin } from './helpers/cni';
+import { resolve } from 'node:path';
 import { PodmanHost } from './helpers/podman';
 import { pool } from '../ipam/helpers/store';
 import { IpamClient } from '../../src/ipam/client';
@@ -17,6 +17,7 @@ import type { Resource } from '../../src/model';
 import type { WorkloadEndpoint } from '../../src/model/types';
 
 const POOL = '192.168.60.0/24';
+const TORTIECTL = resolve(__dirname, '..', '..', '..', 'bin', 'tortiectl.js');
 
 t.test('podman run on tortie', async (t) => {
   const h = new PodmanHost('podman');
@@ -64,8 +65,9 @@ t.test('podman run on tortie', async (t) => {
   t.match((await h.exec(['ip', 'link', 'show', hostIf])).stdout, /ee:ee:ee:ee:ee:ee/);
 
   // Traffic through tortie's datapath; then policy by container name.
-  t.ok(await eventually(async () => (await h.probe('good_client', srv.ip)) === 'hello from srv'.replace('srv', (await hostnameOf(h, 'srv'))), true, 20_000),
-    'good_client reaches srv');
+  const srvHost = (await h.podman(['exec', 'srv', 'hostname'])).stdout.trim();
+  t.ok(await eventually(async () => (await h.probe('good_client', srv.ip)) === `hello from ${srvHost}`, true, 20_000),
+    'good_client reaches srv through tortie\'s datapath');
   t.ok(await eventually(async () => (await h.probe(anon.name, srv.ip)) !== '', true, 10_000), `${anon.name} reaches srv`);
   await h.rc.create({
     apiVersion: 'projectcalico.org/v3', kind: 'NetworkPolicy', metadata: { name: 'srv-from-good', namespace: 'default' },
@@ -77,17 +79,41 @@ t.test('podman run on tortie', async (t) => {
   t.ok(await eventually(async () => (await h.probe(anon.name, srv.ip)) === '', true, 20_000), `policy: ${anon.name} refused`);
   t.not(await h.probe('good_client', srv.ip), '', 'policy: good_client still allowed');
 
-  // CHECK as podman runs it (from its cached result), then with a broken route: CHECK fails.
-  t.equal((await h.podman(['healthcheck', 'run', 'srv'], { allowFail: true })).code !== undefined, true);
-  const chk = await h.podman(['network', 'reload', 'srv'], { allowFail: true });
-  t.equal(chk.code, 0, `podman network reload: ${chk.stderr}`);
-  const afterReload = await h.inspect('srv');
-  t.equal(afterReload.ip, srv.ip, 'reload keeps the address');
+  // podman network reload: tortie's ADD again for the same container: same address, same endpoint.
+  const reload = await h.podman(['network', 'reload', 'srv'], { allowFail: true });
+  t.equal(reload.code, 0, `podman network reload: ${reload.stderr}`);
+  t.equal((await h.inspect('srv')).ip, srv.ip, 'reload keeps the address');
   t.ok(await eventually(async () => (await h.probe('good_client', srv.ip)) !== '', true, 20_000), 'still reachable after reload');
+  t.ok(await eventually(async () => (await h.probe(anon.name, srv.ip)) === '', true, 20_000), 'still refused after reload');
 
-  // Labels are the runtime's: tortiectl refuses to edit them.
-  const { cliFor } = await import('../cli/helpers/cli');
-  void cliFor;
+  // Labels are the runtime's: tortiectl refuses to edit the endpoint's, naming the durable sources.
+  const label = await h.exec(['env', 'NODE_OPTIONS=', 'DATASTORE_TYPE=embedded', `TORTIE_DATASTORE_DIR=${h.storeDir}`, process.execPath, TORTIECTL,
+    'label', 'workloadendpoints', srvWep.metadata.name, '--namespace=default', 'role=db'], { allowFail: true });
+  t.equal(label.code, 1, label.stdout);
+  t.match(label.stderr, /cannot change labels of workloadendpoints .*written by the CNI plugin on every ADD.*labelsToApply of its Profile/);
+
+  // CHECK as a runtime runs it, from libcni's cached result; it notices proxy_arp=0 and a
+  // missing container route; DEL is idempotent.
+  const cache = JSON.parse((await h.exec(['cat', `/var/lib/cni/results/${h.network}-${srvId}-eth0`])).stdout);
+  const conflist = JSON.parse((await h.exec(['cat', `${h.netDir}/10-tortie.conflist`])).stdout);
+  const conf = { ...conflist.plugins[0], cniVersion: conflist.cniVersion, name: conflist.name, prevResult: cache.result };
+  const cni = (command: string, extra: Record<string, string> = {}) => h.exec(['env', ...Object.entries({
+    CNI_COMMAND: command, CNI_CONTAINERID: srvId, CNI_NETNS: srv.sandbox, CNI_IFNAME: 'eth0', CNI_PATH: h.cniBin,
+    CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=srv', ...extra,
+  }).map(([k, v]) => `${k}=${v}`), `${h.cniBin}/tortie`], { allowFail: true, input: JSON.stringify(conf) });
+  const ok = await cni('CHECK');
+  t.equal(ok.code, 0, `CHECK of a healthy container: ${ok.stdout}`);
+  await h.exec(['sysctl', '-qw', `net.ipv4.conf.${hostIf}.proxy_arp=0`]);
+  const noArp = await cni('CHECK');
+  t.equal(JSON.parse(noArp.stdout).code, 103);
+  t.match(JSON.parse(noArp.stdout).msg, /proxy_arp is 0, expected 1/);
+  await h.exec(['sysctl', '-qw', `net.ipv4.conf.${hostIf}.proxy_arp=1`]);
+  await h.exec(['nsenter', `--net=${srv.sandbox}`, 'ip', 'route', 'del', 'default']);
+  const noRoute = await cni('CHECK');
+  t.match(JSON.parse(noRoute.stdout).msg, /default route via 169\.254\.1\.1 dev eth0 missing/);
+  await h.exec(['nsenter', `--net=${srv.sandbox}`, 'ip', 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0']);
+  const version = await h.exec(['env', 'CNI_COMMAND=VERSION', `${h.cniBin}/tortie`], { input: '{"cniVersion":"0.4.0"}' });
+  t.same(JSON.parse(version.stdout), { cniVersion: '0.4.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] });
 
   // stop → DEL: the endpoint, the veth and the address go.
   const stop = await h.podman(['stop', '-t', '0', anon.name]);
@@ -96,22 +122,23 @@ t.test('podman run on tortie', async (t) => {
     'endpoint deleted on stop');
   const ipam = new IpamClient(h.ds);
   t.same(await ipam.ipsByHandle(`${h.network}.${anon.id}`), [], 'address released on stop');
+  const delAgain = await h.exec(['env', 'CNI_COMMAND=DEL', `CNI_CONTAINERID=${anon.id}`, 'CNI_NETNS=', 'CNI_IFNAME=eth0', `CNI_PATH=${h.cniBin}`,
+    'CNI_ARGS=IgnoreUnknown=1', `${h.cniBin}/tortie`], { allowFail: true, input: JSON.stringify({ ...conf, prevResult: undefined }) });
+  t.equal(delAgain.code, 0, `DEL again after stop is a no-op: ${delAgain.stdout}`);
 
   // 5 concurrent podman runs: distinct addresses, all reachable.
   const ids = await Promise.all([0, 1, 2, 3, 4].map((i) => h.runDetached(['--name', `par_${i}`], ['nc', '-ll', '-p', '8080', '-e', '/bin/hello'])));
   const par = await Promise.all(ids.map((id) => h.inspect(id)));
   const ips = par.map((c) => c.ip);
   t.equal(new Set(ips).size, 5, `5 concurrent runs, 5 distinct addresses: ${ips.join(' ')}`);
-  for (const ip of ips) t.match(ip, /^192\.168\.60\.\d+$/);
+  for (const ip of ips) {
+    t.match(ip, /^192\.168\.60\.\d+$/);
+    t.ok(await eventually(async () => (await h.probe('good_client', ip)) !== '', true, 20_000), `${ip} reachable`);
+  }
 
   // DEL of everything: no endpoint, no address, no cali interface left.
   t.equal((await h.podman(['rm', '-af', '-t', '0'])).code, 0);
   t.same((await h.rc.list('WorkloadEndpoint', 'default')).items, [], 'no endpoint left');
   t.same((await h.ds.list('/tortie/ipam/handles/')).items.length, 0, 'no IPAM handle left');
   t.notMatch((await h.exec(['ip', '-o', 'link'])).stdout, /cali[0-9a-f]{11}/, 'no cali interface left');
-  void runPlugin;
 });
-
-async function hostnameOf(h: PodmanHost, name: string): Promise<string> {
-  return (await h.podman(['exec', name, 'hostname'])).stdout.trim();
-}
