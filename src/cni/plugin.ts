@@ -307,7 +307,16 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
 
 // ---------------------------------------------------------------- entry
 
-export async function main(_argv: string[]): Promise<number> {
+export async function main(argv: string[]): Promise<number> {
+  // Not a CNI call (runtimes pass no arguments): `tortie install [--bin-dir DIR]` puts the
+  // VERSION-answering wrappers of tortie and tortie-ipam where a runtime looks for plugins.
+  if (argv[0] === 'install') {
+    const i = argv.indexOf('--bin-dir');
+    const binDir = i >= 0 && argv[i + 1] ? argv[i + 1]! : '/opt/cni/bin';
+    const { installCni } = await import('./install');
+    for (const b of installCni({ binDir }).binaries) process.stdout.write(`installed ${b}\n`);
+    return 0;
+  }
   return cniMain(async (env, conf) => {
     const log = createLogger({ level: conf.log_level ?? 'warn', name: 'tortie-cni' }).child({ container: env.containerId, command: env.command });
     const ctx = makeCtx(conf, env, process.env, log);

@@ -84,8 +84,9 @@ export class PodmanHost {
     for (const d of ['bpffs', 'storage', 'run', 'tmp', 'volumes']) mkdirSync(join(this.dir, d), { recursive: true });
     const script = [
       'set -e',
-      'mount -t tmpfs tmpfs /run/netns 2>/dev/null || { mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns; }',
-      'mkdir -p /var/lib/cni 2>/dev/null || true; mount -t tmpfs tmpfs /var/lib/cni',
+      'mount -t tmpfs tmpfs /run/netns',
+      // libcni's cache; never create the directory on the host's filesystem to mount over it.
+      'if [ -d /var/lib/cni ]; then mount -t tmpfs tmpfs /var/lib/cni; else mount -t tmpfs tmpfs /var/lib && mkdir /var/lib/cni; fi',
       'for d in /run/containers /var/lib/containers /run/libpod; do [ -d $d ] && mount -t tmpfs tmpfs $d; done; true',
       `mount -t bpf bpf ${this.bpffs}`,
       'echo ready',
