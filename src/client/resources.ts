@@ -14,7 +14,7 @@ import type { Datastore, JsonValue, KeyValue } from '../datastore/types';
 import { resourceKey, resourcePrefix } from '../datastore/keys';
 import { NotFoundError } from '../datastore/errors';
 import { NAMESPACED_KINDS, type Resource, type ResourceKind, type ResourceOfKind } from '../model/types';
-import { validateResource } from '../model';
+import { validateResource } from '../model/validate';
 
 export const KIND_PLURAL: Readonly<Record<ResourceKind, string>> = {
   IPPool: 'ippools',

@@ -12,7 +12,7 @@
  */
 import type { Datastore } from '../datastore/types';
 import { IpamClient } from '../ipam/client';
-import { createLogger, silentLogger, type Logger } from '../util/log';
+import { createLogger, lazyLogger, silentLogger, type Logger } from '../util/log';
 import type { CniEnv, CniResult, NetConf } from './config';
 import { handleIdFor, nodeName, openStore, toCniError, workloadIdentity } from './context';
 import { CNI_ERR, CniError } from './errors';
@@ -68,7 +68,8 @@ export async function ipamCheck(ds: Datastore, conf: NetConf, env: CniEnv): Prom
 
 export async function main(_argv: string[]): Promise<number> {
   return cniMain(async (env, conf) => {
-    const log = conf.log_level ? createLogger({ level: conf.log_level, name: 'tortie-ipam' }) : silentLogger;
+    const level = conf.log_level;
+    const log = level ? lazyLogger(() => createLogger({ level, name: 'tortie-ipam' }), level) : silentLogger;
     const ds = openStore(conf, process.env, log);
     try {
       if (env.command === 'ADD') return await ipamAdd(ds, conf, env, process.env, log);

@@ -9,6 +9,7 @@
  * appears in the host namespace. Every command is bounded by a timeout.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { CNI_ERR, CniError } from './errors';
 
@@ -118,16 +119,33 @@ export interface VethSpec {
   mtu: number;
 }
 
+/** A random locally administered unicast MAC for the container side. */
+function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
 /**
  * Makes sure the veth pair exists (host side here, peer in the container named `contName`),
- * re-creating it when a same-named host device is not our pair. Returns both ends.
+ * re-creating it when a same-named host device is not our pair. Returns the container side's
+ * MAC. The common case (nothing there yet) is one `ip link add`, the container MAC chosen here;
+ * anything else (a repeated ADD, a leftover) takes the slow path that looks first.
  */
-export async function ensureVeth(spec: VethSpec): Promise<{ host: LinkInfo; cont: LinkInfo; created: boolean }> {
+export async function ensureVeth(spec: VethSpec): Promise<{ contMac: string; created: boolean }> {
+  const mac = randomMac();
+  const add = ['link', 'add', spec.hostName, 'mtu', String(spec.mtu), 'address', HOST_MAC, 'type', 'veth',
+    'peer', 'name', spec.contName, 'mtu', String(spec.mtu), 'address', mac, 'netns', spec.netns];
+  const fast = await ip(add);
+  if (fast.code === 0) return { contMac: mac, created: true };
+  if (!/File exists/i.test(fast.stderr)) {
+    throw new CniError(CNI_ERR.INTERFACE_FAILURE, `creating veth ${spec.hostName}/${spec.contName} failed: ip ${add.join(' ')}: ${fast.stderr.trim() || `exit ${fast.code}`}`);
+  }
   const existing = await getLink(spec.hostName);
   if (existing) {
     const cont = await getLink(spec.contName, spec.netns);
     if (existing.linkinfo?.info_kind === 'veth' && cont && cont.link_index === existing.ifindex && existing.link_index === cont.ifindex) {
-      return { host: existing, cont, created: false };
+      return { contMac: cont.address, created: false };
     }
     // A leftover from an earlier container with the same workload id: replace it.
     await deleteLink(spec.hostName);
@@ -135,12 +153,8 @@ export async function ensureVeth(spec: VethSpec): Promise<{ host: LinkInfo; cont
   if (await getLink(spec.contName, spec.netns)) {
     throw new CniError(CNI_ERR.INTERFACE_FAILURE, `interface ${spec.contName} already exists in ${spec.netns}`);
   }
-  await ipOk(['link', 'add', spec.hostName, 'mtu', String(spec.mtu), 'address', HOST_MAC, 'type', 'veth',
-    'peer', 'name', spec.contName, 'mtu', String(spec.mtu), 'netns', spec.netns], `creating veth ${spec.hostName}/${spec.contName}`);
-  const host = await getLink(spec.hostName);
-  const cont = await getLink(spec.contName, spec.netns);
-  if (!host || !cont) throw new CniError(CNI_ERR.INTERFACE_FAILURE, `veth ${spec.hostName}/${spec.contName} vanished right after creation`);
-  return { host, cont, created: true };
+  await ipOk(add, `creating veth ${spec.hostName}/${spec.contName}`);
+  return { contMac: mac, created: true };
 }
 
 /**

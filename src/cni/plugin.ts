@@ -34,7 +34,7 @@ import { parseV4Net, v4Contains } from '../ipam/block';
 import { workloadEndpointName } from '../model/validate';
 import type { WorkloadEndpoint } from '../model/types';
 import { CNI_OWNER, CONTAINER_NAME_LABEL, OWNER_ANNOTATION } from '../model/wep-labels';
-import { createLogger, type Logger } from '../util/log';
+import { createLogger, lazyLogger, type Logger } from '../util/log';
 import { formatResult, type CniEnv, type CniResult, type NetConf } from './config';
 import { hostVethName, nodeName, openStore, toCniError, workloadIdentity, type WorkloadIdentity } from './context';
 import { delegateIpam, type DelegateContext } from './delegate';
@@ -173,8 +173,8 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
   }
   try {
     const mtu = await workloadMtu(ctx, ips);
-    const { cont } = await ensureVeth({ hostName: ctx.hostName, contName: env.ifname, netns: env.netns, mtu });
-    await writeWep(ctx, buildWep(ctx, ips, cont.address));
+    const { contMac } = await ensureVeth({ hostName: ctx.hostName, contName: env.ifname, netns: env.netns, mtu });
+    await writeWep(ctx, buildWep(ctx, ips, contMac));
     await configureHostSide(ctx.hostName, mtu, ips);
     await configureContainerSide(env.netns, env.ifname, mtu, ips);
     ctx.log.info({ container: env.containerId, iface: ctx.hostName, ips }, 'workload networked');
@@ -182,7 +182,7 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
       cniVersion: conf.cniVersion,
       interfaces: [
         { name: ctx.hostName, mac: HOST_MAC },
-        { name: env.ifname, mac: cont.address, sandbox: env.netns },
+        { name: env.ifname, mac: contMac, sandbox: env.netns },
       ],
       ips: ips.map((address) => ({ address: `${address.split('/')[0]}/32`, interface: 1 })),
       routes: [{ dst: '0.0.0.0/0', gw: GATEWAY }],
@@ -318,7 +318,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   return cniMain(async (env, conf) => {
-    const log = createLogger({ level: conf.log_level ?? 'warn', name: 'tortie-cni' }).child({ container: env.containerId, command: env.command });
+    const level = conf.log_level ?? 'warn';
+    const log = lazyLogger(() => createLogger({ level, name: 'tortie-cni' }), level).child({ container: env.containerId, command: env.command });
     const ctx = makeCtx(conf, env, process.env, log);
     try {
       if (env.command === 'ADD') return await cmdAdd(ctx);
