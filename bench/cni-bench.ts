@@ -4,9 +4,10 @@
  *   node dist/bench/cni-bench.js [--n 30] [--concurrent 20] [--json]
  *
  * - VERSION: the installed `tortie` (as a runtime finds it on CNI_PATH) vs `portmap`.
- * - ADD and DEL of one workload: `tortie` + tortie-ipam (embedded store, one pool) vs `ptp` +
- *   `host-local` (state in a temp dir), interleaved sample by sample, each workload in its own
- *   namespace, every plugin run with `nsenter --net=<node>` exactly as the other.
+ * - ADD and DEL of one workload: `tortie` + tortie-ipam (embedded store, one pool), both as a
+ *   process per call and through the resident `tortie-cni-server` (the same installed wrapper,
+ *   a socket present), vs `ptp` + `host-local` (state in a temp dir), interleaved sample by
+ *   sample, each workload in its own namespace, every plugin run with `nsenter --net=<node>`.
  * - 20 concurrent ADDs on one node: no failure and no duplicate address, for both.
  * Goals (issue 13): VERSION ≤ 2× portmap; ADD and DEL p50 ≤ 2× ptp+host-local; concurrency clean.
  * Prints figures and the ratios; exits 0 whether goals are met or not (a benchmark, not a test).
@@ -47,6 +48,7 @@ function runPlugin(node: Netns, exe: string, env: Record<string, string>, stdin:
       clearTimeout(timer);
       resolve({ code: code ?? 1, stdout, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
     });
+    child.stdin.on('error', () => undefined); // a plugin may exit without reading stdin (VERSION)
     child.stdin.end(stdin);
   });
 }
@@ -77,9 +79,20 @@ async function main(): Promise<void> {
       spec: { cidr: '192.168.0.0/16', ipipMode: 'Never', natOutgoing: false, blockSize: 26 },
     } as Resource);
     const cniBin = join(tmp, 'bin');
-    installCni({ binDir: cniBin });
+    const sock = join(tmp, 'cni.sock');
+    installCni({ binDir: cniBin, socket: join(tmp, 'no-server.sock') });
     const tortie = join(cniBin, 'tortie');
+    const srvBin = join(tmp, 'srvbin');
+    installCni({ binDir: srvBin, socket: sock });
+    const tortieSrv = join(srvBin, 'tortie');
     const node = await topo.addNetns('node');
+    const server = node.spawn([process.execPath, join(__dirname, '..', '..', 'bin', 'tortie-cni-server.js'), '--socket', sock], { netOnly: true, env: CHILD_ENV });
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      server.stdout!.on('data', (d) => { out += String(d); if (out.includes('listening')) resolve(); });
+      server.stderr!.on('data', (d) => { out += String(d); });
+      server.once('exit', (c) => reject(new Error(`tortie-cni-server exited (${c}): ${out}`)));
+    });
     const up = await topo.addNetns('up');
     await topo.addVeth(node, 'eth0', up, 'eth0');
     await node.sh('ip addr add 198.18.0.2/24 dev eth0 && ip route add default via 198.18.0.1');
@@ -109,51 +122,48 @@ async function main(): Promise<void> {
     }
 
     // ADD then DEL, one workload namespace per sample and plugin, interleaved.
-    const addT: number[] = []; const addP: number[] = []; const delT: number[] = []; const delP: number[] = [];
+    type V = 't' | 's' | 'p';
+    const call = (v: V, cmd: string, id: string, ns: Netns): Promise<Run> => v === 'p'
+      ? runPlugin(node, join(GO, 'ptp'), env(cmd, id, ns, GO), ptpConf)
+      : runPlugin(node, v === 't' ? tortie : tortieSrv, env(cmd, id, ns, v === 't' ? cniBin : srvBin), tortieConf);
+    const add: Record<V, number[]> = { t: [], s: [], p: [] };
+    const del: Record<V, number[]> = { t: [], s: [], p: [] };
+    const orders: V[][] = [['t', 's', 'p'], ['p', 't', 's'], ['s', 'p', 't']];
     for (let i = 0; i < N; i++) {
-      const [wt, wp] = [await topo.addNetns(`t${i}`), await topo.addNetns(`p${i}`)];
-      const order = i % 2 === 0 ? ['t', 'p'] : ['p', 't'];
-      for (const o of order) {
-        const r = o === 't'
-          ? await runPlugin(node, tortie, env('ADD', `t${i}`, wt, cniBin), tortieConf)
-          : await runPlugin(node, join(GO, 'ptp'), env('ADD', `p${i}`, wp, GO), ptpConf);
-        if (r.code !== 0) throw new Error(`${o} ADD failed: ${r.stdout}`);
-        (o === 't' ? addT : addP).push(r.ms);
-      }
-      for (const o of order) {
-        const r = o === 't'
-          ? await runPlugin(node, tortie, env('DEL', `t${i}`, wt, cniBin), tortieConf)
-          : await runPlugin(node, join(GO, 'ptp'), env('DEL', `p${i}`, wp, GO), ptpConf);
-        if (r.code !== 0) throw new Error(`${o} DEL failed: ${r.stdout}`);
-        (o === 't' ? delT : delP).push(r.ms);
+      const ns: Record<V, Netns> = { t: await topo.addNetns(`t${i}`), s: await topo.addNetns(`s${i}`), p: await topo.addNetns(`p${i}`) };
+      const order = orders[i % 3]!;
+      for (const [cmd, into] of [['ADD', add], ['DEL', del]] as const) {
+        for (const v of order) {
+          const r = await call(v, cmd, `${v}${i}`, ns[v]);
+          if (r.code !== 0) throw new Error(`${v} ${cmd} failed: ${r.stdout}`);
+          into[v].push(r.ms);
+        }
       }
     }
+    const [addT, addS, addP, delT, delS, delP] = [add.t, add.s, add.p, del.t, del.s, del.p];
 
     // Concurrent ADDs on one node.
-    const concurrent = async (which: 't' | 'p'): Promise<{ ok: number; distinct: number; wallMs: number; failures: string[] }> => {
+    const concurrent = async (which: V): Promise<{ ok: number; distinct: number; wallMs: number; failures: string[] }> => {
       const ns = await Promise.all(Array.from({ length: CONC }, (_, i) => topo.addNetns(`c${which}${i}`)));
       const t0 = Date.now();
-      const rs = await Promise.all(ns.map((w, i) => which === 't'
-        ? runPlugin(node, tortie, env('ADD', `ct${i}`, w, cniBin), tortieConf)
-        : runPlugin(node, join(GO, 'ptp'), env('ADD', `cp${i}`, w, GO), ptpConf)));
+      const rs = await Promise.all(ns.map((w, i) => call(which, 'ADD', `c${which}${i}`, w)));
       const wallMs = Date.now() - t0;
       const ok = rs.filter((r) => r.code === 0);
       const distinct = new Set(ok.map(addressOf).filter(Boolean)).size;
-      await Promise.all(ns.map((w, i) => which === 't'
-        ? runPlugin(node, tortie, env('DEL', `ct${i}`, w, cniBin), tortieConf)
-        : runPlugin(node, join(GO, 'ptp'), env('DEL', `cp${i}`, w, GO), ptpConf)));
+      await Promise.all(ns.map((w, i) => call(which, 'DEL', `c${which}${i}`, w)));
       return { ok: ok.length, distinct, wallMs, failures: rs.filter((r) => r.code !== 0).map((r) => r.stdout.trim()) };
     };
     const cT = await concurrent('t');
+    const cS = await concurrent('s');
     const cP = await concurrent('p');
 
     const ratio = (a: number[], b: number[]): number => q(a, 0.5) / q(b, 0.5);
     const out = {
       samples: N,
       version: { tortie: q(vT, 0.5), portmap: q(vP, 0.5), ratio: ratio(vT, vP) },
-      add: { tortie: q(addT, 0.5), ptpHostLocal: q(addP, 0.5), ratio: ratio(addT, addP) },
-      del: { tortie: q(delT, 0.5), ptpHostLocal: q(delP, 0.5), ratio: ratio(delT, delP) },
-      concurrent: { n: CONC, tortie: cT, ptpHostLocal: cP },
+      add: { tortie: q(addT, 0.5), tortieServer: q(addS, 0.5), ptpHostLocal: q(addP, 0.5), ratio: ratio(addT, addP), ratioServer: ratio(addS, addP) },
+      del: { tortie: q(delT, 0.5), tortieServer: q(delS, 0.5), ptpHostLocal: q(delP, 0.5), ratio: ratio(delT, delP), ratioServer: ratio(delS, delP) },
+      concurrent: { n: CONC, tortie: cT, tortieServer: cS, ptpHostLocal: cP },
     };
     if (args.includes('--json')) {
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -164,14 +174,14 @@ async function main(): Promise<void> {
         `VERSION  tortie        ${fmt(vT)}`,
         `         portmap       ${fmt(vP)}`,
         `         ratio p50 ${out.version.ratio.toFixed(2)}×  ${goal(out.version.ratio)}`,
-        `ADD      tortie        ${fmt(addT)}`,
+        `ADD      tortie process ${fmt(addT)}   ratio p50 ${out.add.ratio.toFixed(2)}×  ${goal(out.add.ratio)}`,
+        `         tortie server  ${fmt(addS)}   ratio p50 ${out.add.ratioServer.toFixed(2)}×  ${goal(out.add.ratioServer)}`,
         `         ptp+host-local ${fmt(addP)}`,
-        `         ratio p50 ${out.add.ratio.toFixed(2)}×  ${goal(out.add.ratio)}`,
-        `DEL      tortie        ${fmt(delT)}`,
+        `DEL      tortie process ${fmt(delT)}   ratio p50 ${out.del.ratio.toFixed(2)}×  ${goal(out.del.ratio)}`,
+        `         tortie server  ${fmt(delS)}   ratio p50 ${out.del.ratioServer.toFixed(2)}×  ${goal(out.del.ratioServer)}`,
         `         ptp+host-local ${fmt(delP)}`,
-        `         ratio p50 ${out.del.ratio.toFixed(2)}×  ${goal(out.del.ratio)}`,
-        `${CONC} concurrent ADDs  tortie: ${cT.ok}/${CONC} ok, ${cT.distinct} distinct addresses, ${cT.wallMs} ms wall${cT.failures.length ? `; failures: ${cT.failures.join(' | ')}` : ''}`,
-        `                     ptp+host-local: ${cP.ok}/${CONC} ok, ${cP.distinct} distinct addresses, ${cP.wallMs} ms wall`,
+        ...([['tortie process', cT], ['tortie server', cS], ['ptp+host-local', cP]] as const).map(([n, c]) =>
+          `${CONC} concurrent ADDs, ${n}: ${c.ok}/${CONC} ok, ${c.distinct} distinct addresses, ${c.wallMs} ms wall${c.failures.length ? `; failures: ${c.failures.join(' | ')}` : ''}`),
         '',
       ].join('\n'));
     }

@@ -10,6 +10,9 @@ import { join, resolve } from 'node:path';
 import type { CniResult } from './config';
 import { SUPPORTED_VERSIONS } from './version';
 
+/** Where the resident CNI server listens by default (src/cni/server.ts; not imported from it, to keep install light). */
+export const DEFAULT_SOCKET = '/run/tortie/cni.sock';
+
 const LAUNCHERS = resolve(__dirname, '..', '..', '..', 'bin');
 
 export interface TortieNetworkOptions {
@@ -58,13 +61,36 @@ export function pluginConfig(list: NetworkConfigList, index = 0, prevResult?: Cn
 }
 
 /**
+ * The resident server's client, in Perl (perl-base is Essential on Debian, starts in a few ms):
+ * connects to the socket or, when nobody listens, execs the plugin process instead (stdin still
+ * unread); sends the plugin name, the environment and stdin (wire format in server.ts); prints
+ * the answer and exits with its status. A server that dies mid-request gives code 11.
+ */
+const PERL_CLIENT = String.raw`use strict; use Socket;
+my ($path, $plugin, @fallback) = @ARGV;
+my $s; socket($s, PF_UNIX, SOCK_STREAM, 0) && connect($s, pack_sockaddr_un($path)) or exec { $fallback[0] } @fallback;
+binmode $s; binmode STDIN; binmode STDOUT;
+my $req = "$plugin\n" . join("", map { "$_=$ENV{$_}\0" } sort keys %ENV) . "\0";
+{ local $/; my $in = <STDIN>; $req .= $in if defined $in; }
+my $off = 0;
+while ($off < length $req) { my $n = syswrite($s, $req, length($req) - $off, $off); last unless $n; $off += $n; }
+shutdown($s, 1);
+my $resp = do { local $/; <$s> };
+if (!defined $resp || $resp !~ s/^(\d+)\n//) { print qq({"cniVersion":"1.0.0","code":11,"msg":"tortie CNI server on $path gave no answer"}\n); exit 1; }
+my $code = $1; print $resp; exit $code;`;
+
+/**
  * The executable a runtime finds on CNI_PATH: a POSIX shell wrapper that answers VERSION itself
- * (no Node start: runtimes ask it of every plugin on every command) and otherwise execs this
+ * (no Node start: runtimes ask it of every plugin on every command), hands other commands to the
+ * resident server when one listens on `socket` (src/cni/server.ts), and otherwise execs this
  * Node with the launcher. The version list is SUPPORTED_VERSIONS, written in at install time.
  */
-export function launcherScript(name: 'tortie' | 'tortie-ipam', nodePath = process.execPath): string {
+export function launcherScript(name: 'tortie' | 'tortie-ipam', opts: { nodePath?: string; socket?: string } = {}): string {
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
   const list = SUPPORTED_VERSIONS.map((v) => `"${v}"`).join(',');
+  const node = q(opts.nodePath ?? process.execPath);
+  const launcher = q(join(LAUNCHERS, `${name}.js`));
+  const socket = opts.socket ?? DEFAULT_SOCKET;
   return `#!/bin/sh
 # ${name} CNI plugin, installed by tortie (src/cni/install.ts); regenerate rather than edit.
 if [ "$CNI_COMMAND" = VERSION ]; then
@@ -78,7 +104,10 @@ if [ "$CNI_COMMAND" = VERSION ]; then
   printf '{"cniVersion":"%s","supportedVersions":[${list}]}\\n' "$v"
   exit 0
 fi
-exec ${q(nodePath)} ${q(join(LAUNCHERS, `${name}.js`))} "$@"
+if [ -S ${q(socket)} ] && [ -x /usr/bin/perl ]; then
+  exec /usr/bin/perl -e ${q(PERL_CLIENT)} ${q(socket)} ${name} ${node} ${launcher} "$@"
+fi
+exec ${node} ${launcher} "$@"
 `;
 }
 
@@ -95,11 +124,11 @@ function writeExecutable(path: string, text: string): void {
  * Puts `tortie` and `tortie-ipam` into `binDir` and, with `confDir`, writes
  * `<confDir>/10-tortie.conflist` atomically. Returns the paths written.
  */
-export function installCni(opts: { binDir: string; confDir?: string; network?: TortieNetworkOptions }): { binaries: string[]; confList?: string } {
+export function installCni(opts: { binDir: string; confDir?: string; network?: TortieNetworkOptions; socket?: string }): { binaries: string[]; confList?: string } {
   mkdirSync(opts.binDir, { recursive: true });
   const binaries = (['tortie', 'tortie-ipam'] as const).map((name) => {
     const p = join(opts.binDir, name);
-    writeExecutable(p, launcherScript(name));
+    writeExecutable(p, launcherScript(name, { socket: opts.socket }));
     return p;
   });
   if (!opts.confDir || !opts.network) return { binaries };

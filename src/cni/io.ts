@@ -18,30 +18,35 @@ export function readStdin(): Promise<string> {
   });
 }
 
+export type CniRun = (env: CniEnv, conf: NetConf, vars: NodeJS.ProcessEnv) => Promise<CniResult | void>;
+
 /**
- * Runs one plugin invocation. `run` gets the checked inputs and returns the ADD result (printed)
- * or nothing (DEL, CHECK); any error becomes a CNI error object via `toError`.
+ * Runs one plugin invocation from its environment `vars` and stdin text, returning the exit
+ * status and what goes to stdout. `run` gets the checked inputs and returns the ADD result or
+ * nothing (DEL, CHECK); any error becomes a CNI error object via `toError`. Used by the process
+ * entry (cniMain) and by the resident server (server.ts) alike.
  */
-export async function cniMain(run: (env: CniEnv, conf: NetConf) => Promise<CniResult | void>,
-  toError: (err: unknown) => CniError): Promise<number> {
+export async function cniRun(vars: NodeJS.ProcessEnv, stdin: string, run: CniRun,
+  toError: (err: unknown) => CniError): Promise<{ code: number; stdout: string }> {
   let cniVersion = '1.0.0';
   try {
-    const env = parseEnv(process.env);
-    const stdin = await readStdin();
-    if (env.command === 'VERSION') {
-      process.stdout.write(versionAnswer(stdin));
-      return 0;
-    }
+    const env = parseEnv(vars);
+    if (env.command === 'VERSION') return { code: 0, stdout: versionAnswer(stdin) };
     const conf = parseNetConf(stdin);
     cniVersion = conf.cniVersion;
     if (env.command === 'CHECK' && !['0.4.0', '1.0.0'].includes(conf.cniVersion)) {
       throw new CniError(CNI_ERR.INCOMPATIBLE_VERSION, `CHECK needs cniVersion 0.4.0 or later, the configuration says ${conf.cniVersion}`);
     }
-    const res = await run(env, conf);
-    if (res) process.stdout.write(JSON.stringify(formatResult(res, conf.cniVersion)) + '\n');
-    return 0;
+    const res = await run(env, conf, vars);
+    return { code: 0, stdout: res ? JSON.stringify(formatResult(res, conf.cniVersion)) + '\n' : '' };
   } catch (err) {
-    process.stdout.write(JSON.stringify(toError(err).toJSON(cniVersion)) + '\n');
-    return 1;
+    return { code: 1, stdout: JSON.stringify(toError(err).toJSON(cniVersion)) + '\n' };
   }
+}
+
+/** The process entry: this process's environment and stdin; prints to stdout, returns the status. */
+export async function cniMain(run: CniRun, toError: (err: unknown) => CniError): Promise<number> {
+  const r = await cniRun(process.env, await readStdin(), run, toError);
+  process.stdout.write(r.stdout);
+  return r.code;
 }

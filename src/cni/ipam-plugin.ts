@@ -16,7 +16,7 @@ import { createLogger, lazyLogger, silentLogger, type Logger } from '../util/log
 import type { CniEnv, CniResult, NetConf } from './config';
 import { handleIdFor, nodeName, openStore, toCniError, workloadIdentity } from './context';
 import { CNI_ERR, CniError } from './errors';
-import { cniMain } from './io';
+import { cniMain, cniRun } from './io';
 
 export async function ipamAdd(ds: Datastore, conf: NetConf, env: CniEnv, procEnv: NodeJS.ProcessEnv, log: Logger = silentLogger): Promise<CniResult> {
   const ipam = new IpamClient(ds, { logger: log });
@@ -66,17 +66,26 @@ export async function ipamCheck(ds: Datastore, conf: NetConf, env: CniEnv): Prom
   }
 }
 
+async function run(env: CniEnv, conf: NetConf, vars: NodeJS.ProcessEnv): Promise<CniResult | void> {
+  const level = conf.log_level;
+  const log = level ? lazyLogger(() => createLogger({ level, name: 'tortie-ipam' }), level) : silentLogger;
+  const ds = openStore(conf, vars, log);
+  try {
+    if (env.command === 'ADD') return await ipamAdd(ds, conf, env, vars, log);
+    if (env.command === 'DEL') await ipamDel(ds, conf, env, log);
+    else await ipamCheck(ds, conf, env);
+  } finally {
+    await ds.close().catch(() => undefined);
+  }
+}
+
+const toError = (err: unknown): CniError => toCniError(err, 'tortie-ipam');
+
 export async function main(_argv: string[]): Promise<number> {
-  return cniMain(async (env, conf) => {
-    const level = conf.log_level;
-    const log = level ? lazyLogger(() => createLogger({ level, name: 'tortie-ipam' }), level) : silentLogger;
-    const ds = openStore(conf, process.env, log);
-    try {
-      if (env.command === 'ADD') return await ipamAdd(ds, conf, env, process.env, log);
-      if (env.command === 'DEL') await ipamDel(ds, conf, env, log);
-      else await ipamCheck(ds, conf, env);
-    } finally {
-      await ds.close().catch(() => undefined);
-    }
-  }, (err) => toCniError(err, 'tortie-ipam'));
+  return cniMain(run, toError);
+}
+
+/** One invocation from an environment and stdin (the resident server's entry). */
+export function handle(vars: NodeJS.ProcessEnv, stdin: string): Promise<{ code: number; stdout: string }> {
+  return cniRun(vars, stdin, run, toError);
 }

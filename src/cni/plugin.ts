@@ -39,7 +39,7 @@ import { formatResult, type CniEnv, type CniResult, type NetConf } from './confi
 import { hostVethName, nodeName, openStore, toCniError, workloadIdentity, type WorkloadIdentity } from './context';
 import { delegateIpam, type DelegateContext } from './delegate';
 import { CNI_ERR, CniError } from './errors';
-import { cniMain } from './io';
+import { cniMain, cniRun } from './io';
 import {
   GATEWAY, HOST_MAC, configureContainerSide, configureHostSide, deleteLink, ensureVeth, getAddrs, getLink, getLinkByIndex,
   getRoutes, netnsExists, type LinkInfo,
@@ -317,17 +317,25 @@ export async function main(argv: string[]): Promise<number> {
     for (const b of installCni({ binDir }).binaries) process.stdout.write(`installed ${b}\n`);
     return 0;
   }
-  return cniMain(async (env, conf) => {
-    const level = conf.log_level ?? 'warn';
-    const log = lazyLogger(() => createLogger({ level, name: 'tortie-cni' }), level).child({ container: env.containerId, command: env.command });
-    const ctx = makeCtx(conf, env, process.env, log);
-    try {
-      if (env.command === 'ADD') return await cmdAdd(ctx);
-      if (env.command === 'DEL') await cmdDel(ctx);
-      else await cmdCheck(ctx);
-    } finally {
-      await ctx.close();
-    }
-  }, (err) => toCniError(err, 'tortie'));
+  return cniMain(run, (err) => toError(err));
 }
 
+const toError = (err: unknown): CniError => toCniError(err, 'tortie');
+
+async function run(env: CniEnv, conf: NetConf, vars: NodeJS.ProcessEnv): Promise<CniResult | void> {
+  const level = conf.log_level ?? 'warn';
+  const log = lazyLogger(() => createLogger({ level, name: 'tortie-cni' }), level).child({ container: env.containerId, command: env.command });
+  const ctx = makeCtx(conf, env, vars, log);
+  try {
+    if (env.command === 'ADD') return await cmdAdd(ctx);
+    if (env.command === 'DEL') await cmdDel(ctx);
+    else await cmdCheck(ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** One invocation from an environment and stdin (the resident server's entry). */
+export function handle(vars: NodeJS.ProcessEnv, stdin: string): Promise<{ code: number; stdout: string }> {
+  return cniRun(vars, stdin, run, toError);
+}
