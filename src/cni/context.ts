@@ -32,9 +32,29 @@ export function datastoreConfig(conf: NetConf, env: NodeJS.ProcessEnv): Datastor
   };
 }
 
+/** Open datastores kept by the resident server (server.ts), by configuration. */
+let storeCache: Map<string, Datastore> | undefined;
+
+/**
+ * For a long-lived process serving many calls: openStore hands out one shared connection per
+ * datastore configuration, and closing what it returned leaves that connection open.
+ */
+export function keepStoresOpen(): void {
+  storeCache ??= new Map();
+}
+
 export function openStore(conf: NetConf, env: NodeJS.ProcessEnv, log?: Logger): Datastore {
   try {
-    return openDatastore(datastoreConfig(conf, env), log);
+    const config = datastoreConfig(conf, env);
+    if (!storeCache) return openDatastore(config, log);
+    const key = JSON.stringify(config);
+    let ds = storeCache.get(key);
+    if (!ds) {
+      ds = openDatastore(config, log);
+      ds.close = async () => undefined; // shared by every call; lives as long as the server
+      storeCache.set(key, ds);
+    }
+    return ds;
   } catch (err) {
     throw toCniError(err, 'opening the datastore');
   }

@@ -5,8 +5,9 @@
  * turning one plugin entry of a list into the configuration that plugin reads on stdin, for
  * harnesses (the lab) that invoke the plugin themselves.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { CniResult } from './config';
 import { SUPPORTED_VERSIONS } from './version';
 
@@ -85,7 +86,7 @@ my $code = $1; print $resp; exit $code;`;
  * resident server when one listens on `socket` (src/cni/server.ts), and otherwise execs this
  * Node with the launcher. The version list is SUPPORTED_VERSIONS, written in at install time.
  */
-export function launcherScript(name: 'tortie' | 'tortie-ipam', opts: { nodePath?: string; socket?: string } = {}): string {
+export function launcherScript(name: 'tortie' | 'tortie-ipam', opts: { nodePath?: string; socket?: string; client?: string } = {}): string {
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
   const list = SUPPORTED_VERSIONS.map((v) => `"${v}"`).join(',');
   const node = q(opts.nodePath ?? process.execPath);
@@ -104,11 +105,36 @@ if [ "$CNI_COMMAND" = VERSION ]; then
   printf '{"cniVersion":"%s","supportedVersions":[${list}]}\\n' "$v"
   exit 0
 fi
-if [ -S ${q(socket)} ] && [ -x /usr/bin/perl ]; then
-  exec /usr/bin/perl -e ${q(PERL_CLIENT)} ${q(socket)} ${name} ${node} ${launcher} "$@"
+if [ -S ${q(socket)} ]; then${opts.client ? `
+  [ -x ${q(opts.client)} ] && exec ${q(opts.client)} ${q(socket)} ${name} ${node} ${launcher} "$@"` : ''}
+  [ -x /usr/bin/perl ] && exec /usr/bin/perl -e ${q(PERL_CLIENT)} ${q(socket)} ${name} ${node} ${launcher} "$@"
 fi
 exec ${node} ${launcher} "$@"
 `;
+}
+
+const CLIENT_SOURCE = join(LAUNCHERS, '..', 'src', 'cni', 'tortie-cni-client.c');
+const CLIENT_BINARY = join(LAUNCHERS, '..', 'build', 'tortie-cni-client');
+
+/**
+ * The C client of the resident server (src/cni/tortie-cni-client.c), built into build/ when
+ * missing or older than its source; undefined when there is no C compiler (the wrappers then
+ * use the Perl client).
+ */
+export function cniClient(): string | undefined {
+  try {
+    if (statSync(CLIENT_BINARY).mtimeMs >= statSync(CLIENT_SOURCE).mtimeMs) return CLIENT_BINARY;
+  } catch { /* not built yet */ }
+  const tmp = `${CLIENT_BINARY}.tmp-${process.pid}`;
+  try {
+    mkdirSync(dirname(CLIENT_BINARY), { recursive: true });
+    execFileSync('cc', ['-O2', '-Wall', '-o', tmp, CLIENT_SOURCE], { stdio: 'ignore', timeout: 60_000 });
+    renameSync(tmp, CLIENT_BINARY);
+    return CLIENT_BINARY;
+  } catch {
+    rmSync(tmp, { force: true });
+    return undefined;
+  }
 }
 
 function writeExecutable(path: string, text: string): void {
@@ -124,11 +150,12 @@ function writeExecutable(path: string, text: string): void {
  * Puts `tortie` and `tortie-ipam` into `binDir` and, with `confDir`, writes
  * `<confDir>/10-tortie.conflist` atomically. Returns the paths written.
  */
-export function installCni(opts: { binDir: string; confDir?: string; network?: TortieNetworkOptions; socket?: string }): { binaries: string[]; confList?: string } {
+export function installCni(opts: { binDir: string; confDir?: string; network?: TortieNetworkOptions; socket?: string; nodePath?: string }): { binaries: string[]; confList?: string } {
   mkdirSync(opts.binDir, { recursive: true });
+  const client = cniClient();
   const binaries = (['tortie', 'tortie-ipam'] as const).map((name) => {
     const p = join(opts.binDir, name);
-    writeExecutable(p, launcherScript(name, { socket: opts.socket }));
+    writeExecutable(p, launcherScript(name, { socket: opts.socket, client, nodePath: opts.nodePath }));
     return p;
   });
   if (!opts.confDir || !opts.network) return { binaries };

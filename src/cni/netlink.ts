@@ -120,7 +120,7 @@ export interface VethSpec {
 }
 
 /** A random locally administered unicast MAC for the container side. */
-function randomMac(): string {
+export function randomMac(): string {
   const b = randomBytes(6);
   b[0] = (b[0]! & 0xfe) | 0x02;
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
@@ -132,8 +132,8 @@ function randomMac(): string {
  * MAC. The common case (nothing there yet) is one `ip link add`, the container MAC chosen here;
  * anything else (a repeated ADD, a leftover) takes the slow path that looks first.
  */
-export async function ensureVeth(spec: VethSpec): Promise<{ contMac: string; created: boolean }> {
-  const mac = randomMac();
+export async function ensureVeth(spec: VethSpec & { contMac?: string }): Promise<{ contMac: string; created: boolean }> {
+  const mac = spec.contMac ?? randomMac();
   const add = ['link', 'add', spec.hostName, 'mtu', String(spec.mtu), 'address', HOST_MAC, 'type', 'veth',
     'peer', 'name', spec.contName, 'mtu', String(spec.mtu), 'address', mac, 'netns', spec.netns];
   const fast = await ip(add);

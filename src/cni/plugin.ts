@@ -42,7 +42,7 @@ import { CNI_ERR, CniError } from './errors';
 import { cniMain, cniRun } from './io';
 import {
   GATEWAY, HOST_MAC, configureContainerSide, configureHostSide, deleteLink, ensureVeth, getAddrs, getLink, getLinkByIndex,
-  getRoutes, netnsExists, type LinkInfo,
+  getRoutes, netnsExists, randomMac, type LinkInfo,
 } from './netlink';
 
 export const DEFAULT_MTU = 1500;
@@ -173,10 +173,15 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
   }
   try {
     const mtu = await workloadMtu(ctx, ips);
-    const { contMac } = await ensureVeth({ hostName: ctx.hostName, contName: env.ifname, netns: env.netns, mtu });
-    await writeWep(ctx, buildWep(ctx, ips, contMac));
-    await configureHostSide(ctx.hostName, mtu, ips);
-    await configureContainerSide(env.netns, env.ifname, mtu, ips);
+    // The endpoint is written while the (still down) veth is made: the container MAC is chosen
+    // here, so both can go at once; a repeated ADD that finds the pair keeps its MAC.
+    const mac = randomMac();
+    const [{ contMac }] = await Promise.all([
+      ensureVeth({ hostName: ctx.hostName, contName: env.ifname, netns: env.netns, mtu, contMac: mac }),
+      writeWep(ctx, buildWep(ctx, ips, mac)),
+    ]);
+    if (contMac !== mac) await writeWep(ctx, buildWep(ctx, ips, contMac));
+    await Promise.all([configureHostSide(ctx.hostName, mtu, ips), configureContainerSide(env.netns, env.ifname, mtu, ips)]);
     ctx.log.info({ container: env.containerId, iface: ctx.hostName, ips }, 'workload networked');
     return {
       cniVersion: conf.cniVersion,

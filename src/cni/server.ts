@@ -18,6 +18,7 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { keepStoresOpen } from './context';
 import { DEFAULT_SOCKET } from './install';
 import { handle as handleIpam } from './ipam-plugin';
 import { handle as handleTortie } from './plugin';
@@ -74,6 +75,7 @@ function someoneListens(path: string): Promise<boolean> {
 }
 
 export async function startCniServer(path: string = DEFAULT_SOCKET): Promise<Server> {
+  keepStoresOpen();
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   if (await someoneListens(path)) throw new Error(`a tortie CNI server already listens on ${path}`);
   rmSync(path, { force: true });
