@@ -1,0 +1,90 @@
+/**
+ * The resident tortie-cni-server behind the installed wrappers: ADD/CHECK/DEL answered through
+ * the socket (the wrappers' process fallback is made impossible, so only the server can
+ * answer), 20 concurrent ADDs with distinct addresses, plain-CNI identity as podman sends it,
+ * malformed requests, and the fallback to the plugin process once the server is gone.
+ */
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { installCni } from '../../src/cni/install';
+import { parseRequest } from '../../src/cni/server';
+import { IpamClient } from '../../src/ipam/client';
+import { cniBed } from './helpers/cluster';
+import { runPlugin } from './helpers/cni';
+import { CHILD_ENV } from '../e2e/helpers/agent-lab';
+
+const SERVER = resolve(__dirname, '..', '..', '..', 'bin', 'tortie-cni-server.js');
+
+t.test('parseRequest', async (t) => {
+  const req = Buffer.from('tortie\nA=1\0B=x=y\0\0{"stdin":true}');
+  t.same(parseRequest(req), { plugin: 'tortie', vars: { A: '1', B: 'x=y' }, stdin: '{"stdin":true}' });
+  t.equal(parseRequest(Buffer.from('tortie\nA=1\0')), undefined, 'no end of the environment');
+  t.equal(parseRequest(Buffer.from('\nA=1\0\0')), undefined, 'no plugin');
+});
+
+t.test('ADD, CHECK, DEL and 20 concurrent ADDs through the server', async (t) => {
+  const bed = await cniBed('cnisrv', '192.168.90.0/24');
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-cnisrv-'));
+  t.teardown(async () => { await bed.destroy(); rmSync(dir, { recursive: true, force: true }); });
+  const sock = join(dir, 'cni.sock');
+  // Wrappers whose process fallback cannot run: only the server can answer them.
+  installCni({ binDir: join(dir, 'bin'), socket: sock, nodePath: '/nonexistent/node' });
+  const server = bed.node.spawn([process.execPath, SERVER, '--socket', sock], { netOnly: true, env: CHILD_ENV });
+  let out = '';
+  await new Promise<void>((res, rej) => {
+    server.stdout!.on('data', (d) => { out += String(d); if (out.includes('listening')) res(); });
+    server.stderr!.on('data', (d) => { out += String(d); });
+    server.once('exit', (c) => rej(new Error(`server exited ${c}: ${out}`)));
+  });
+  const bin = join(dir, 'bin');
+
+  const pod = await bed.addWorkload('pod');
+  const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'srv1', CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=quirky_turing' };
+  const add = await runPlugin(bed.node, 'tortie', env, bed.conf(), bin);
+  t.equal(add.code, 0, add.stdout + add.stderr);
+  const ip = (add.out as { ips: { address: string }[] }).ips[0]!.address;
+  t.match(ip, /^192\.168\.90\.\d+\/32$/);
+  const wep = (await bed.store.rc.list('WorkloadEndpoint', 'default')).items[0]!;
+  t.equal(wep.metadata.name, 'node--a-cni-srv1-eth0', 'plain CNI workload, as for a podman call');
+  const chk = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'CHECK' }, bed.conf({ prevResult: add.out }), bin);
+  t.equal(chk.code, 0, chk.stdout);
+  await bed.node.exec(['sysctl', '-qw', `net.ipv4.conf.${wep.spec.interfaceName}.proxy_arp=0`]);
+  const bad = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'CHECK' }, bed.conf({ prevResult: add.out }), bin);
+  t.equal(bad.out?.code, 103, 'CHECK through the server still sees proxy_arp=0');
+  const del = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'DEL' }, bed.conf(), bin);
+  t.equal(del.code, 0, del.stdout);
+  const delAgain = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'DEL' }, bed.conf(), bin);
+  t.equal(delAgain.code, 0, 'DEL is idempotent');
+  t.same(await new IpamClient(bed.store.ds).ipsByHandle('k8s-pod-network.srv1'), []);
+  const ipam = await runPlugin(bed.node, 'tortie-ipam', { ...env, CNI_CONTAINERID: 'srvipam' }, bed.conf(), bin);
+  t.equal(ipam.code, 0, `tortie-ipam through the server: ${ipam.stdout}`);
+
+  const pods = await Promise.all(Array.from({ length: 20 }, (_, i) => bed.addWorkload(`c${i}`)));
+  const adds = await Promise.all(pods.map((p, i) => runPlugin(bed.node, 'tortie', { ...env, CNI_CONTAINERID: `conc${i}`, CNI_NETNS: p.path }, bed.conf(), bin)));
+  t.same(adds.filter((a) => a.code !== 0).map((a) => a.stdout), [], '20 concurrent ADDs succeed');
+  const ips = adds.map((a) => (a.out as { ips: { address: string }[] }).ips[0]!.address);
+  t.equal(new Set(ips).size, 20, 'distinct addresses');
+
+  // Malformed requests get an error object, the server stays up.
+  const raw = (payload: Buffer) => new Promise<string>((res, rej) => {
+    let got = '';
+    const c = connect(sock, () => c.end(payload));
+    c.on('data', (d) => { got += String(d); });
+    c.on('end', () => res(got));
+    c.on('error', rej);
+  });
+  t.match(await raw(Buffer.from('garbage')), /^1\n\{"cniVersion":"1\.0\.0","code":4,"msg":"tortie CNI server: malformed request/);
+  t.match(await raw(Buffer.from('calico\n\0')), /unknown plugin \\"calico\\"/);
+
+  // Server gone: the wrappers of a normal install run the plugin process instead.
+  server.kill('SIGTERM');
+  await new Promise((r) => server.once('exit', r));
+  installCni({ binDir: join(dir, 'bin2'), socket: sock });
+  const after = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'conc0', CNI_NETNS: pods[0]!.path }, bed.conf(), join(dir, 'bin2'));
+  t.equal(after.code, 0, `fallback to the plugin process: ${after.stdout}`);
+  const orphan = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'DEL' }, bed.conf(), bin);
+  t.not(orphan.code, 0, 'the fallback-less wrappers fail without the server (so the checks above went through it)');
+});
