@@ -642,7 +642,9 @@ const WEP_FIELDS = [
   'ports',
   'allowSpoofedSourcePrefixes',
 ];
-const CONTAINER_ID_RE = /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
+// The CNI spec's container id (alphanumerics, '-', '_', '.'): any runtime's id must fit; the
+// endpoint's name makes it name-safe (nameSafePart).
+const CONTAINER_ID_RE = /^[a-zA-Z0-9][-_.a-zA-Z0-9]*$/;
 const INTERFACE_RE = /^[a-zA-Z0-9_.-]{1,15}$/;
 
 function workloadEndpoint(meta: ObjectMeta, v: unknown, issues: Issues): WorkloadEndpoint | undefined {
@@ -660,7 +662,7 @@ function workloadEndpoint(meta: ObjectMeta, v: unknown, issues: Issues): Workloa
     const c = asString(own(s, 'containerID'), 'spec.containerID', issues);
     if (c !== undefined) {
       if (CONTAINER_ID_RE.test(c)) spec.containerID = c;
-      else issues.add('spec.containerID', `${quote(c)} must be letters, digits and '-', starting and ending with a letter or digit`);
+      else issues.add('spec.containerID', `${quote(c)} must be letters, digits, '-', '_' and '.', starting with a letter or digit`);
     }
   }
 
@@ -806,9 +808,9 @@ export function workloadEndpointName(spec: WorkloadEndpointSpec): string | { pat
     if (val === undefined || val === '') {
       return { path: `spec.${key}`, reason: `is required to name the workload endpoint` };
     }
-    // The runtime's ids (container ids, podman names, interface names) may be anything:
-    // they are made name-safe rather than refused.
-    const part = key === idKey || key === 'endpoint' ? nameSafePart(val) : val;
+    // Outside Kubernetes (whose pod names are DNS labels already) the runtime's ids — any CNI
+    // container id, interface names — are made name-safe rather than refused.
+    const part = orch !== 'k8s' && (key === idKey || key === 'endpoint') ? nameSafePart(val) : val;
     if (part.startsWith('-') || part.endsWith('-')) {
       return { path: `spec.${key}`, reason: `must not begin or end with '-'` };
     }

@@ -32,6 +32,19 @@ spec: {node: node1, orchestrator: k8s, pod: nginx, endpoint: eth0, interfaceName
     code: 0, stdout: 'Successfully set label app on workloadendpoints node1-k8s-nginx-eth0\n', stderr: '',
   });
   t.match(await labels(['wep', 'node1-k8s-nginx-eth0']), { app: 'web' });
+  // An endpoint the CNI plugin wrote (annotation tortie.io/owner: cni) is the runtime's: refused.
+  const cniWep = `apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata: {name: node1-cni-abc-eth0, namespace: default, annotations: {tortie.io/owner: cni}, labels: {tortie.io/container-name: web}}
+spec: {node: node1, orchestrator: cni, containerID: abc, endpoint: eth0, interfaceName: cali0ef24bb, ipNetworks: [192.168.0.6/32]}
+`;
+  t.equal((await cli.run(['apply', '-f', '-'], { stdin: cniWep })).code, 0);
+  for (const args of [['role=db'], ['tortie.io/container-name=x', '--overwrite'], ['tortie.io/container-name', '--remove']]) {
+    const r = await cli.run(['label', 'workloadendpoints', 'node1-cni-abc-eth0', '--namespace=default', ...args]);
+    t.equal(r.code, 1, `label ${args.join(' ')} refused`);
+    t.match(r.stderr, /^cannot change labels of workloadendpoints node1-cni-abc-eth0: its labels are written by the CNI plugin on every ADD of the container; set them in the network configuration \(labels, args\.cni\.labels\) or in the labelsToApply of its Profile\n$/);
+  }
+  t.same(await labels(['wep', 'node1-cni-abc-eth0']), { 'tortie.io/container-name': 'web', 'projectcalico.org/namespace': 'default', 'projectcalico.org/orchestrator': 'cni' }, 'labels unchanged');
   t.same(await cli.run(['label', 'nodes', 'ghost', 'a=b']), { code: 1, stdout: '', stderr: 'nodes ghost not found\n' });
   t.same(await cli.run(['label', 'nodes', 'node1', 'a=b=c']), { code: 1, stdout: '', stderr: 'invalid label a=b=c\n' });
   const badValue = await cli.run(['label', 'nodes', 'node1', 'bad key=x']);

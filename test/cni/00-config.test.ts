@@ -50,6 +50,11 @@ t.test('CNI_ARGS, identity and names', async (t) => {
   t.same(env.path, ['/a', '/b']);
   t.same(workloadIdentity(env), { orchestrator: 'k8s', namespace: 'ns', workload: 'p', workloadId: 'ns.p', pod: 'p' });
   t.match(workloadIdentity({ ...env, args: {} }), { orchestrator: 'cni', namespace: 'default', workloadId: 'abc' });
+  // podman: K8S_POD_NAME (the container name) without a namespace is a plain CNI workload, as in
+  // Calico; so is a namespace without a pod name.
+  t.same(workloadIdentity({ ...env, args: { IgnoreUnknown: '1', K8S_POD_NAME: 'blissful_raman' } }),
+    { orchestrator: 'cni', namespace: 'default', workload: 'abc', workloadId: 'abc', containerName: 'blissful_raman' });
+  t.same(workloadIdentity({ ...env, args: { K8S_POD_NAMESPACE: 'ns' } }), { orchestrator: 'cni', namespace: 'default', workload: 'abc', workloadId: 'abc' });
   t.equal(handleIdFor(parseNetConf(JSON.stringify(base)), env), 'k8s-pod-network.abc');
   const v = hostVethName('ns.p');
   t.match(v, /^cali[0-9a-f]{11}$/);

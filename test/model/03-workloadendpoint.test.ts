@@ -51,6 +51,15 @@ t.test('name must match; identifiers required per orchestrator', async (t) => {
   ]);
   t.equal(workloadEndpointName({ node: 'n', orchestrator: 'cni', containerID: 'abc', endpoint: 'eth0' }), 'n-cni-abc-eth0');
   t.equal(workloadEndpointName({ node: 'n', orchestrator: 'openstack', workload: 'vm-1', endpoint: 'tap' }), 'n-openstack-vm--1-tap');
+  // Runtime ids that are no DNS label are made safe, distinct ids staying distinct.
+  const under = workloadEndpointName({ node: 'n', orchestrator: 'cni', containerID: 'Web_1', endpoint: 'eth0' }) as string;
+  t.match(under, /^n-cni-web--1--[0-9a-f]{10}-eth0$/);
+  t.not(workloadEndpointName({ node: 'n', orchestrator: 'cni', containerID: 'web_1', endpoint: 'eth0' }), under);
+  t.match(workloadEndpointName({ node: 'n', orchestrator: 'cni', containerID: 'abc', endpoint: 'net@1' }), /^n-cni-abc-net--1--[0-9a-f]{10}$/);
+  t.match(workloadEndpointName({ node: 'n', orchestrator: 'cni', containerID: 'a'.repeat(80), endpoint: 'eth0' }), new RegExp(`^n-cni-${'a'.repeat(48)}--[0-9a-f]{10}-eth0$`));
+  t.match(workloadEndpointName({ node: 'n', orchestrator: 'cni', containerID: '___', endpoint: 'eth0' }), /^n-cni-[0-9a-f]{10}-eth0$/);
+  t.equal(problems(wep({ node: 'n', orchestrator: 'cni', containerID: 'Web_1', endpoint: 'eth0', interfaceName: 'cali1', ipNetworks: ['192.168.0.1/32'] })).length, 0,
+    'an endpoint with such an id validates');
   t.same(workloadEndpointName({ node: 'n', orchestrator: 'k8s', pod: 'p-', endpoint: 'eth0' }), {
     path: 'spec.pod',
     reason: "must not begin or end with '-'",

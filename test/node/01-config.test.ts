@@ -29,6 +29,8 @@ t.test('defaults', async (t) => {
   t.equal(c.datastoreType, 'embedded');
   t.equal(c.bpffsRoot, '/sys/fs/bpf/tortie');
   t.equal(c.interfacePrefix, 'cali');
+  t.equal(resolveConfig({ nodeName: 'n1' }, { FELIX_INTERFACEPREFIX: 'cali, veth' }).interfacePrefix, 'cali,veth', "Calico's comma-separated list");
+  t.throws(() => resolveConfig({ nodeName: 'n1' }, { FELIX_INTERFACEPREFIX: 'cali,' }), /interface prefix "" \(of "cali,"\)/);
   t.equal(c.metricsPort, 9091);
   t.equal(c.healthPort, 9099);
   t.equal(c.policyOnly, false);
