@@ -66,11 +66,15 @@ function makeCtx(conf: NetConf, env: CniEnv, procEnv: NodeJS.ProcessEnv, log: Lo
   };
 }
 
+const WORKLOAD_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
 function wepSpecIds(ctx: Ctx): Pick<WorkloadEndpoint['spec'], 'orchestrator' | 'node' | 'pod' | 'containerID' | 'endpoint' | 'workload'> {
   return {
     orchestrator: ctx.id.orchestrator,
     node: ctx.node,
-    ...(ctx.id.pod ? { pod: ctx.id.pod } : { workload: ctx.id.workload }),
+    // The container id as the workload (tortiectl's WORKLOAD column) where it is a valid one;
+    // the CNI spec allows ids (with '_', upper case) that are not.
+    ...(ctx.id.pod ? { pod: ctx.id.pod } : WORKLOAD_RE.test(ctx.id.workload) ? { workload: ctx.id.workload } : {}),
     containerID: ctx.env.containerId,
     endpoint: ctx.env.ifname,
   };

@@ -59,6 +59,11 @@ t.test('ADD, CHECK, DEL and 20 concurrent ADDs through the server', async (t) =>
   const delAgain = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'DEL' }, bed.conf(), bin);
   t.equal(delAgain.code, 0, 'DEL is idempotent');
   t.same(await new IpamClient(bed.store.ds).ipsByHandle('k8s-pod-network.srv1'), []);
+  // Any CNI container id (the spec allows '_' and '.'): the endpoint's name is made safe.
+  const oddPod = await bed.addWorkload('odd');
+  const odd = await runPlugin(bed.node, 'tortie', { ...env, CNI_CONTAINERID: 'Odd_Id.1', CNI_NETNS: oddPod.path }, bed.conf(), bin);
+  t.equal(odd.code, 0, odd.stdout);
+  t.ok((await bed.store.rc.list('WorkloadEndpoint', 'default')).items.some((w) => /^node--a-cni-odd--id--1--[0-9a-f]{10}-eth0$/.test(w.metadata.name)), 'name-safe endpoint name');
   const ipam = await runPlugin(bed.node, 'tortie-ipam', { ...env, CNI_CONTAINERID: 'srvipam' }, bed.conf(), bin);
   t.equal(ipam.code, 0, `tortie-ipam through the server: ${ipam.stdout}`);
 

@@ -15,7 +15,9 @@ export interface CniRun { code: number; out: Record<string, unknown> | undefined
 
 export function makeCniPath(): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'tortie-cnipath-'));
-  installCni({ binDir: dir });
+  // A socket of its own that nobody serves: the plugin runs as a process, never through a
+  // resident server that might listen at the default path.
+  installCni({ binDir: dir, socket: join(dir, 'no-server.sock') });
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

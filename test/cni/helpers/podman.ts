@@ -113,7 +113,7 @@ export class PodmanHost {
 
   private writeConfig(conflist?: Record<string, unknown>): void {
     installCni({
-      binDir: this.cniBin, confDir: this.netDir,
+      binDir: this.cniBin, confDir: this.netDir, socket: join(this.dir, 'no-server.sock'),
       network: { name: this.network, nodename: this.nodeName, datastore: { type: 'embedded', dir: this.storeDir } },
     });
     if (conflist) writeFileSync(join(this.netDir, '10-tortie.conflist'), JSON.stringify(conflist, null, 2));
