@@ -142,3 +142,26 @@ t.test('podman run on tortie', async (t) => {
   t.same((await h.ds.list('/tortie/ipam/handles/')).items.length, 0, 'no IPAM handle left');
   t.notMatch((await h.exec(['ip', '-o', 'link'])).stdout, /cali[0-9a-f]{11}/, 'no cali interface left');
 });
+
+t.test('podman run through the resident tortie-cni-server', async (t) => {
+  const h = new PodmanHost('podmansrv');
+  t.teardown(() => h.destroy());
+  await h.start(undefined, { server: true });
+  await h.rc.create(pool('default-ipv4-ippool', POOL, { ipipMode: 'Never' }));
+  await h.rc.create({
+    apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: h.network },
+    spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] },
+  } as Resource);
+  h.startAgent();
+  await h.waitAgentReady();
+  // The wrappers cannot start the plugin process (no fallback): everything below is the server's.
+  const ids = await Promise.all(['srv', 'a', 'b', 'c', 'd'].map((n) => h.runDetached(['--name', n],
+    n === 'srv' ? ['nc', '-ll', '-p', '8080', '-e', '/bin/hello'] : ['sleep', '3600'])));
+  const cs = await Promise.all(ids.map((id) => h.inspect(id)));
+  t.equal(new Set(cs.map((c) => c.ip)).size, 5, `5 concurrent runs through the server, distinct addresses: ${cs.map((c) => c.ip).join(' ')}`);
+  t.ok(await eventually(async () => (await h.probe('a', cs[0]!.ip)) !== '', true, 20_000), 'a reaches srv');
+  t.equal((await h.podman(['stop', '-t', '0', 'b'])).code, 0);
+  t.ok(await eventually(async () => (await h.rc.list('WorkloadEndpoint', 'default')).items.length === 4, true, 20_000), 'DEL through the server on stop');
+  t.equal((await h.podman(['rm', '-af', '-t', '0'])).code, 0);
+  t.same((await h.rc.list('WorkloadEndpoint', 'default')).items, [], 'no endpoint left');
+});

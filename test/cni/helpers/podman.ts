@@ -26,6 +26,7 @@ import { agentCommand } from '../../../src/node/launch';
 import { Topology, run, type ExecOptions, type ExecResult, type Netns } from '../../../src/util/netns';
 import { CHILD_ENV } from '../../e2e/helpers/agent-lab';
 
+const SERVER_BIN = join(__dirname, '..', '..', '..', '..', 'bin', 'tortie-cni-server.js');
 const APPLETS = ['sh', 'nc', 'ip', 'sleep', 'cat', 'echo', 'hostname', 'ls', 'ps', 'true', 'kill'];
 const live = new Set<PodmanHost>();
 process.on('exit', () => { for (const h of live) h.destroySync(); });
@@ -73,14 +74,22 @@ export class PodmanHost {
     };
   }
 
-  async start(conflist?: Record<string, unknown>): Promise<void> {
+  /** The resident server's socket when start() was asked for one (opts.server). */
+  readonly serverSocket = join(this.dir, 'cni.sock');
+  server?: ChildProcess;
+
+  /**
+   * opts.server: the wrappers go through a resident tortie-cni-server (started here, in the same
+   * namespaces) and have no process fallback, so every ADD/DEL/CHECK is the server's.
+   */
+  async start(conflist?: Record<string, unknown>, opts: { server?: boolean } = {}): Promise<void> {
     this.host = await this.topo.addNetns('host');
     this.outside = await this.topo.addNetns('out');
     await this.topo.addVeth(this.host, 'eth0', this.outside, 'eth0');
     await this.outside.sh('ip addr add 198.18.0.1/24 dev eth0');
     await this.host.sh('sysctl -qw net.ipv4.ip_forward=1 && ip addr add 198.18.0.10/24 dev eth0 && ip route add default via 198.18.0.1');
     this.writeRootfs();
-    this.writeConfig(conflist);
+    this.writeConfig(conflist, opts.server === true);
     for (const d of ['bpffs', 'storage', 'run', 'tmp', 'volumes']) mkdirSync(join(this.dir, d), { recursive: true });
     const script = [
       'set -e',
@@ -100,6 +109,17 @@ export class PodmanHost {
       this.holder!.stderr!.on('data', (d) => { out += String(d); });
       this.holder!.once('exit', (c) => { clearTimeout(timer); reject(new Error(`mount namespace holder exited (${c}): ${out}`)); });
     });
+    if (opts.server) {
+      const server = this.host.spawn(['nsenter', `--mount=${this.mntNs}`, '--', process.execPath, SERVER_BIN, '--socket', this.serverSocket],
+        { netOnly: true, env: CHILD_ENV });
+      this.server = server;
+      let log = '';
+      await new Promise<void>((resolve, reject) => {
+        server.stdout!.on('data', (d) => { log += String(d); if (log.includes('listening')) resolve(); });
+        server.stderr!.on('data', (d) => { log += String(d); });
+        server.once('exit', (c) => reject(new Error(`tortie-cni-server exited (${c}): ${log}`)));
+      });
+    }
   }
 
   private writeRootfs(): void {
@@ -111,9 +131,10 @@ export class PodmanHost {
     writeFileSync(join(this.rootfs, 'bin', 'hello'), '#!/bin/sh\necho "hello from $(hostname)"\n', { mode: 0o755 });
   }
 
-  private writeConfig(conflist?: Record<string, unknown>): void {
+  private writeConfig(conflist: Record<string, unknown> | undefined, server: boolean): void {
     installCni({
-      binDir: this.cniBin, confDir: this.netDir, socket: join(this.dir, 'no-server.sock'),
+      binDir: this.cniBin, confDir: this.netDir,
+      ...(server ? { socket: this.serverSocket, nodePath: '/nonexistent/node' } : { socket: join(this.dir, 'no-server.sock') }),
       network: { name: this.network, nodename: this.nodeName, datastore: { type: 'embedded', dir: this.storeDir } },
     });
     if (conflist) writeFileSync(join(this.netDir, '10-tortie.conflist'), JSON.stringify(conflist, null, 2));
