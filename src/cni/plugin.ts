@@ -169,22 +169,31 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
   await requireNetns(env);
   if (conf.policy_only) return addPolicyOnly(ctx);
 
-  const ipamRes = await delegateIpam('ADD', ctx);
+  // The (still down) veth is made while IPAM assigns: it needs no address, and its MTU is set
+  // again once the address's pool is known. The container MAC is chosen here, so the endpoint
+  // can name it; a repeated ADD that finds the pair keeps the pair and its MAC.
+  const veth = ensureVeth({ hostName: ctx.hostName, contName: env.ifname, netns: env.netns, mtu: conf.mtu ?? DEFAULT_MTU, contMac: randomMac() });
+  veth.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  const dropNewVeth = async (): Promise<void> => {
+    const v = await veth.catch(() => undefined);
+    if (v?.created) await deleteLink(ctx.hostName).catch(() => undefined);
+  };
+  let ipamRes: CniResult;
+  try {
+    ipamRes = await delegateIpam('ADD', ctx);
+  } catch (err) {
+    await dropNewVeth();
+    throw err;
+  }
   const ips = v4Addresses(ipamRes);
   if (ips.length === 0) {
+    await dropNewVeth();
     await delegateIpam('DEL', ctx).catch(() => undefined);
     throw new CniError(CNI_ERR.IPAM_FAILURE, `IPAM plugin ${conf.ipam!.type} returned no IPv4 address`);
   }
   try {
-    const mtu = await workloadMtu(ctx, ips);
-    // The endpoint is written while the (still down) veth is made: the container MAC is chosen
-    // here, so both can go at once; a repeated ADD that finds the pair keeps its MAC.
-    const mac = randomMac();
-    const [{ contMac }] = await Promise.all([
-      ensureVeth({ hostName: ctx.hostName, contName: env.ifname, netns: env.netns, mtu, contMac: mac }),
-      writeWep(ctx, buildWep(ctx, ips, mac)),
-    ]);
-    if (contMac !== mac) await writeWep(ctx, buildWep(ctx, ips, contMac));
+    const [mtu, { contMac }] = await Promise.all([workloadMtu(ctx, ips), veth]);
+    await writeWep(ctx, buildWep(ctx, ips, contMac));
     await Promise.all([configureHostSide(ctx.hostName, mtu, ips), configureContainerSide(env.netns, env.ifname, mtu, ips)]);
     ctx.log.info({ container: env.containerId, iface: ctx.hostName, ips }, 'workload networked');
     return {
