@@ -1,12 +1,12 @@
 /**
  * The `tortie` CNI plugin (spec 1.0.0; also answers 0.3.0, 0.3.1 and 0.4.0 configurations).
  *
- * ADD   IPAM (delegated to `ipam.type`, normally tortie-ipam) → veth `cali<hash>` created with
- *       its peer directly in CNI_NETNS → WorkloadEndpoint written (before any link is up, so the
- *       agent knows the endpoint before its first packet) → host side: MAC ee:ee:ee:ee:ee:ee,
- *       proxy_arp=1, proxy_delay=0, forwarding=1, route <ip>/32 dev cali… → container side:
- *       <ip>/32, 169.254.1.1 scope link, default via 169.254.1.1, MTU. On failure everything
- *       it did is undone and the addresses released.
+ * ADD   IPAM (`ipam.type`: tortie-ipam in-process, anything else delegated), meanwhile the veth
+ *       `cali<hash>` created down with its peer directly in CNI_NETNS → WorkloadEndpoint
+ *       written (before any link is up, so the agent knows the endpoint before its first
+ *       packet) → host side: MAC ee:ee:ee:ee:ee:ee, proxy_arp=1, proxy_delay=0, forwarding=1,
+ *       route <ip>/32 dev cali…, and container side: <ip>/32, 169.254.1.1 scope link, default
+ *       via 169.254.1.1, MTU. On failure everything it did is undone and the addresses released.
  *       Idempotent: a repeated ADD converges on the same interfaces, address and endpoint.
  * DEL   releases the handle's addresses, deletes the host veth (taking its peer and routes) and
  *       the WorkloadEndpoint. Missing pieces (or an unknown container) are not errors. When the
