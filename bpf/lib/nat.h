@@ -5,14 +5,31 @@
  * with the node's address as source (nat_snat, tc egress); replies are translated back
  * (nat_rev, tc ingress).
  *
- * Mapping: one LRU entry per direction (shared/maps.h, tortie_nat4_v1). Port choice: the
- * workload's own port first (as netfilter does), then up to nat_retries pseudo-random ports in
- * [nat_port_min, nat_port_max]. A port is claimed by creating the REV entry with BPF_NOEXIST,
+ * Mapping: one entry per direction (shared/maps.h, tortie_nat4_v2), in a plain hash: a live
+ * mapping is never evicted to make room; a full table refuses new flows (DROP_NAT_TABLE_FULL).
+ *
+ * The node's own traffic (docs/security.md, "NAT outgoing and the node's own traffic"): a mapping
+ * never takes a (node address, port, protocol, remote address and port) tuple that a socket of the
+ * node uses or listens on. Ports come only from [nat_port_min, nat_port_max], which the agent
+ * refuses to load when it overlaps the node's ip_local_port_range, so the kernel never picks one
+ * of them for an unbound connect(); the workload's own port is kept only when it lies in that
+ * range. Every candidate is checked against the node's live sockets before it is claimed
+ * (bpf_skc_lookup_tcp / bpf_sk_lookup_udp in the uplink's namespace: connected, listening and
+ * TIME-WAIT sockets), and a reply is reverse-translated only if no node socket owns its tuple
+ * (a socket bound into the range after the claim keeps its traffic; the mapping's flow breaks,
+ * never the node's). Candidates: the workload's port if in range, then nat_retries consecutive
+ * ports from a pseudo-random start. A port is claimed by creating the REV entry with BPF_NOEXIST,
  * which is atomic across CPUs, so two flows can never share a reply tuple; the FWD entry is then
  * created with BPF_NOEXIST too, and a CPU that loses that race gives its claim back and uses the
  * winner's mapping. A colliding REV entry whose flow has expired (timeouts below) is reclaimed.
  * No port after the retries: DROP_NAT_NO_PORT, the flow never goes out half-translated.
  *
+ * Fairness (docs/security.md, "Fair state tables"): a workload address may hold at most
+ * nat_quota FWD mappings (flows); a new flow over it is refused with DROP_NAT_QUOTA, so one
+ * workload's flood never takes the table from the others. The count is tortie_natq4_v1:
+ * CREATED (added here on every FWD creation, atomically) minus RELEASED (added by the agent's
+ * sweep for every FWD entry it deletes; src/dataplane/routes.ts). FWD entries are only ever
+ * created here and deleted by the sweep (a stale one is replaced in place), so the count is exact.
  * Checksums: the IPv4 header checksum, the TCP/UDP checksum (pseudo-header address and port;
  * a zero UDP checksum stays zero) and the ICMP echo checksum (id) are updated incrementally
  * with the kernel helpers, which also handle CHECKSUM_PARTIAL skbs.
@@ -23,8 +40,6 @@
  * (receivers do not check it). Not translated (passed unchanged): ICMP
  * errors sent by workloads. Later fragments of a translated datagram get the address translation of
  * their first fragment (tortie_natfrag4_v1) when the first one went through first.
- * The node's own sockets are not consulted: a host connection and a mapping could pick the same
- * (port, destination); nat_port_min/max default outside Linux's ephemeral range to make it rare.
  */
 #ifndef TORTIE_LIB_NAT_H
 #define TORTIE_LIB_NAT_H
@@ -34,11 +49,15 @@
 #include "lib/ipip.h" /* csum_fold32 */
 
 #define NAT_NSEC 1000000000ULL
+#ifndef E2BIG
+#define E2BIG 7
+#endif
 
 /* Load-time tunables. */
 const volatile __u32 nat_port_min = 20000;
 const volatile __u32 nat_port_max = 29999;
 const volatile __u32 nat_retries = 16;
+const volatile __u32 nat_quota = 8192;        /* FWD mappings per workload address; 0 = no quota */
 const volatile __u64 nat_timeout_tcp_ns = 3600 * NAT_NSEC;
 const volatile __u64 nat_timeout_tcp_closed_ns = 10 * NAT_NSEC; /* after RST or FIN both ways */
 const volatile __u64 nat_timeout_udp_ns = 60 * NAT_NSEC;
@@ -48,17 +67,28 @@ const volatile __u64 nat_timeout_other_ns = 600 * NAT_NSEC;
 #define NAT_MAX_RETRIES 32
 
 /*
- * tortie_nat4_v1: struct tortie_nat4_key -> struct tortie_nat4_value. Written by the uplink
- * program only (the agent may delete expired entries). LRU: when full, the least recently used
- * mapping is evicted (its flow breaks, a new flow always gets a chance); size from the agent.
+ * tortie_nat4_v2: struct tortie_nat4_key -> struct tortie_nat4_value. Written by the uplink
+ * program only (the agent deletes expired entries). Not LRU: when full, new flows are refused
+ * (DROP_NAT_TABLE_FULL) and every live mapping keeps working; size from the agent. (v1 was an
+ * LRU whose evictions let one workload's flood kill the others' idle flows.)
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct tortie_nat4_key);
 	__type(value, struct tortie_nat4_value);
 	__uint(max_entries, 131072);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tortie_nat4_v1 SEC(".maps");
+} tortie_nat4_v2 SEC(".maps");
+
+/* tortie_natq4_v1: per-workload mapping counts (shared/maps.h). Entries are never deleted: one
+ * pair per workload address this node ever NATed (bounded by its pools' blocks). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tortie_natq4_key);
+	__type(value, struct tortie_natq_value);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_natq4_v1 SEC(".maps");
 
 /*
  * tortie_natfrag4_v1: first-fragment translations for the later fragments (see shared/maps.h).
@@ -209,22 +239,82 @@ static __always_inline void nat_track_tcp(struct tortie_nat4_value *v, const str
 		v->flags |= add;
 }
 
-/* Claims `port` for the flow: creates the REV entry, or reclaims it if its flow is over. */
-static __always_inline bool nat_claim(struct tortie_nat4_key *rk, const struct tortie_nat4_value *rv,
-				      __u8 proto, __u64 now)
+/*
+ * Does a socket of the node own (node_ip:lport <- raddr:rport)? Connected, listening (bound to
+ * node_ip or the wildcard) and TIME-WAIT TCP sockets; connected and bound UDP sockets. Looked up
+ * in the namespace of the uplink (the node's). ICMP echo ids have no lookup helper (see docs).
+ */
+static __always_inline bool nat_host_sock(struct __sk_buff *skb, __u8 proto, __be32 raddr, __be16 rport,
+					  __be32 node_ip, __be16 lport)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+
+	t.ipv4.saddr = raddr;
+	t.ipv4.daddr = node_ip;
+	t.ipv4.sport = rport;
+	t.ipv4.dport = lport;
+	if (proto == IPPROTO_TCP)
+		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	else if (proto == IPPROTO_UDP)
+		sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	else
+		return false;
+	if (!sk)
+		return false;
+	bpf_sk_release(sk);
+	return true;
+}
+
+/* The workload's CREATED counter (created at 0 on its first flow); NULL if the table is full. */
+static __always_inline struct tortie_natq_value *natq_created(__be32 addr)
+{
+	struct tortie_natq4_key k = { .addr = addr, .kind = TORTIE_NATQ_CREATED };
+	struct tortie_natq_value zero = {}, *c;
+
+	c = bpf_map_lookup_elem(&tortie_natq4_v1, &k);
+	if (c)
+		return c;
+	bpf_map_update_elem(&tortie_natq4_v1, &k, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&tortie_natq4_v1, &k);
+}
+
+static __always_inline bool natq_full(__be32 addr, const struct tortie_natq_value *created)
+{
+	struct tortie_natq4_key k = { .addr = addr, .kind = TORTIE_NATQ_RELEASED };
+	struct tortie_natq_value *r;
+	__u64 c = created->count, rel;
+
+	if (!nat_quota)
+		return false;
+	r = bpf_map_lookup_elem(&tortie_natq4_v1, &k);
+	rel = r ? r->count : 0;
+	return c > rel && c - rel >= nat_quota;
+}
+
+/*
+ * Claims the REV tuple rk (rk->dport = candidate port) for the flow: creates the REV entry, or
+ * reclaims it if its flow is over. 1 claimed, 0 taken, < 0 the table is full.
+ */
+static __always_inline int nat_claim(struct tortie_nat4_key *rk, const struct tortie_nat4_value *rv,
+				     __u8 proto, __u64 now)
 {
 	struct tortie_nat4_value *cur, *fv;
 	struct tortie_nat4_key fk = {};
+	long err;
 
-	if (bpf_map_update_elem(&tortie_nat4_v1, rk, rv, BPF_NOEXIST) == 0)
-		return true;
-	cur = bpf_map_lookup_elem(&tortie_nat4_v1, rk);
+	err = bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST);
+	if (err == 0)
+		return 1;
+	if (err == -E2BIG)
+		return -1;
+	cur = bpf_map_lookup_elem(&tortie_nat4_v2, rk);
 	if (!cur)
-		return bpf_map_update_elem(&tortie_nat4_v1, rk, rv, BPF_NOEXIST) == 0;
+		return bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST) == 0;
 	if (cur->addr == rv->addr && cur->port == rv->port)
-		return true; /* ours already: the FWD half was evicted or we lost a race to ourselves */
+		return 1; /* ours already: we lost a race to ourselves */
 	if (nat_live(cur, proto, now))
-		return false;
+		return 0;
 	/* REV entries are refreshed by replies only: a one-way flow keeps its port while its FWD
 	 * entry (refreshed by every outgoing packet) is live and still maps to this port. */
 	fk.saddr = cur->addr;
@@ -233,11 +323,22 @@ static __always_inline bool nat_claim(struct tortie_nat4_key *rk, const struct t
 	fk.dport = proto == IPPROTO_ICMP ? cur->port : rk->sport;
 	fk.proto = proto;
 	fk.dir = TORTIE_NAT_FWD;
-	fv = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
 	if (fv && fv->port == rk->dport && nat_live(fv, proto, now))
-		return false;
-	bpf_map_delete_elem(&tortie_nat4_v1, rk);
-	return bpf_map_update_elem(&tortie_nat4_v1, rk, rv, BPF_NOEXIST) == 0;
+		return 0;
+	bpf_map_delete_elem(&tortie_nat4_v2, rk);
+	return bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST) == 0;
+}
+
+/* One candidate: free of node sockets, then claimed. 1 claimed, 0 not, < 0 table full. */
+static __always_inline int nat_try_port(struct __sk_buff *skb, const struct tortie_pkt *pkt, struct tortie_nat4_key *rk,
+					const struct tortie_nat4_value *rv, __be32 node_ip, __u64 now)
+{
+	if (nat_host_sock(skb, pkt->proto, pkt->daddr, rk->sport, node_ip, rk->dport)) {
+		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
+		return 0;
+	}
+	return nat_claim(rk, rv, pkt->proto, now);
 }
 
 /*
@@ -249,12 +350,14 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 {
 	struct tortie_nat4_key fk = {}, rk = {};
 	struct tortie_nat4_value *fv, *cur, nv = {}, rv = {};
+	struct tortie_natq_value *created = NULL;
 	__u64 now = bpf_ktime_get_ns();
-	bool ports = nat_has_port(pkt);
+	bool ports = nat_has_port(pkt), replace = false;
 	__be16 sport = bpf_htons(pkt->ct_sport), dport = bpf_htons(pkt->ct_dport), port = 0;
 	__be32 stale_addr = 0;
 	__be16 stale_port = 0;
-	__u32 span, i;
+	__u32 span, start, i, own = pkt->ct_sport;
+	int got = 0;
 
 	fk.saddr = pkt->saddr;
 	fk.daddr = pkt->daddr;
@@ -274,17 +377,17 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 	rv.last_seen_ns = now;
 	rv.created_ns = now;
 
-	fv = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
 	if (fv) {
 		stale_addr = fv->addr;
 		stale_port = fv->port;
 	}
 	if (fv && fv->addr == node_ip) {
-		/* Existing mapping: its REV half must still be ours. LRU may have evicted it (claim it
-		 * again), or, after this mapping expired, another flow may have reclaimed the port. */
+		/* Existing mapping: its REV half must still be ours. After this mapping expired, another
+		 * flow may have reclaimed the port (or the sweep deleted the REV half): claim again. */
 		rk.dport = fv->port;
-		cur = bpf_map_lookup_elem(&tortie_nat4_v1, &rk);
-		if (cur ? (cur->addr == rv.addr && cur->port == rv.port) : nat_claim(&rk, &rv, pkt->proto, now))
+		cur = bpf_map_lookup_elem(&tortie_nat4_v2, &rk);
+		if (cur ? (cur->addr == rv.addr && cur->port == rv.port) : nat_try_port(skb, pkt, &rk, &rv, node_ip, now) > 0)
 			port = fv->port;
 		else
 			fv = NULL; /* someone else holds that port now: allocate afresh */
@@ -292,25 +395,34 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 		fv = NULL;
 	}
 	if (!fv) {
-		bool got = false;
-
-		rk.dport = fk.sport;
-		if (nat_claim(&rk, &rv, pkt->proto, now)) {
-			got = true;
-		} else if (ports) {
+		replace = stale_addr != 0;
+		if (!replace) {
+			/* A new flow of this workload: within its quota? */
+			created = natq_created(pkt->saddr);
+			if (!created || natq_full(pkt->saddr, created))
+				return DROP_NAT_QUOTA;
+		}
+		if (!ports) {
+			rk.dport = 0;
+			got = nat_try_port(skb, pkt, &rk, &rv, node_ip, now);
+		} else {
 			span = nat_port_max >= nat_port_min ? nat_port_max - nat_port_min + 1 : 1;
-			for (i = 0; i < NAT_MAX_RETRIES; i++) {
+			if (own >= nat_port_min && own <= nat_port_max) {
+				rk.dport = sport;
+				got = nat_try_port(skb, pkt, &rk, &rv, node_ip, now);
+			}
+			start = bpf_get_prandom_u32();
+			for (i = 0; i < NAT_MAX_RETRIES && got == 0; i++) {
 				if (i >= nat_retries)
 					break;
 				netstat_inc(TORTIE_NS_SNAT_RETRY);
-				rk.dport = bpf_htons((__u16)(nat_port_min + bpf_get_prandom_u32() % span));
-				if (nat_claim(&rk, &rv, pkt->proto, now)) {
-					got = true;
-					break;
-				}
+				rk.dport = bpf_htons((__u16)(nat_port_min + (start + i) % span));
+				got = nat_try_port(skb, pkt, &rk, &rv, node_ip, now);
 			}
 		}
-		if (!got) {
+		if (got < 0)
+			return DROP_NAT_TABLE_FULL;
+		if (got == 0) {
 			netstat_inc(TORTIE_NS_SNAT_RETRY);
 			return DROP_NAT_NO_PORT;
 		}
@@ -320,24 +432,29 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 		nv.last_seen_ns = now;
 		nv.created_ns = now;
 		/* The unusable FWD entry seen above (other node address, or a port lost to another
-		 * flow) is replaced; otherwise the entry is created only if no other CPU created it
-		 * meanwhile. */
-		cur = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
-		if (cur && stale_addr && cur->addr == stale_addr && cur->port == stale_port)
-			bpf_map_delete_elem(&tortie_nat4_v1, &fk);
-		if (bpf_map_update_elem(&tortie_nat4_v1, &fk, &nv, BPF_NOEXIST) == 0) {
+		 * flow) is replaced in place (the workload's count does not change); otherwise the
+		 * entry is created only if no other CPU created it meanwhile. */
+		cur = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
+		if (replace && cur && cur->addr == stale_addr && cur->port == stale_port &&
+		    bpf_map_update_elem(&tortie_nat4_v2, &fk, &nv, BPF_EXIST) == 0) {
+			netstat_inc(TORTIE_NS_SNAT_NEW);
+		} else if (bpf_map_update_elem(&tortie_nat4_v2, &fk, &nv, BPF_NOEXIST) == 0) {
+			if (!created)
+				created = natq_created(pkt->saddr);
+			if (created)
+				__sync_fetch_and_add(&created->count, 1);
 			netstat_inc(TORTIE_NS_SNAT_NEW);
 		} else {
-			/* Lost the race for this flow's first packets: take the winner's port and give
-			 * back ours (unless it is the same one). */
-			cur = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+			/* Lost the race for this flow's first packets (take the winner's port), or the
+			 * table is full: give back our claim (unless it is the winner's port). */
+			cur = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
+			if (!cur || cur->port != port)
+				bpf_map_delete_elem(&tortie_nat4_v2, &rk);
 			if (!cur)
-				return DROP_NAT_NO_PORT;
-			if (cur->port != port)
-				bpf_map_delete_elem(&tortie_nat4_v1, &rk);
+				return DROP_NAT_TABLE_FULL;
 			port = cur->port;
 		}
-		fv = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+		fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
 		if (!fv)
 			return DROP_NAT_NO_PORT;
 	}
@@ -370,16 +487,21 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 	rk.dport = ports ? dport : 0;
 	rk.proto = pkt->proto;
 	rk.dir = TORTIE_NAT_REV;
-	rv = bpf_map_lookup_elem(&tortie_nat4_v1, &rk);
+	rv = bpf_map_lookup_elem(&tortie_nat4_v2, &rk);
 	if (!rv)
 		return 0;
+	/* A node socket bound into the range after the claim owns its traffic, not the mapping. */
+	if (nat_host_sock(skb, pkt->proto, pkt->saddr, rk.sport, node_ip, rk.dport)) {
+		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
+		return 0;
+	}
 	fk.saddr = rv->addr;
 	fk.daddr = pkt->saddr;
 	fk.sport = rv->port;
 	fk.dport = pkt->proto == IPPROTO_ICMP ? rv->port : rk.sport;
 	fk.proto = pkt->proto;
 	fk.dir = TORTIE_NAT_FWD;
-	fv = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
 	if (fv) {
 		if (!nat_live(fv, pkt->proto, now))
 			return 0;
@@ -428,7 +550,7 @@ static __always_inline int nat_rev_icmp_err(struct __sk_buff *skb, __u32 l4off, 
 		rk.dport = ports[2]; /* quoted echo request: id at offset 4 */
 		pofs += 4;
 	}
-	rv = bpf_map_lookup_elem(&tortie_nat4_v1, &rk);
+	rv = bpf_map_lookup_elem(&tortie_nat4_v2, &rk);
 	if (!rv)
 		return 0;
 	to_ip = rv->addr;

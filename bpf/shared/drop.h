@@ -36,7 +36,10 @@ enum tortie_drop_reason {
 	DROP_IPIP_BAD_INNER = -21,       /* uplink: IPIP from a node whose inner header is malformed */
 	DROP_NAT_NO_PORT = -22,          /* SNAT: no free source port after the bounded retries */
 	DROP_ENCAP_FAILED = -23,         /* IPIP encap/decap or NAT rewrite failed in the kernel helper */
-	TORTIE_DROP_MIN = -23,           /* keep equal to the most negative value */
+	/* -24..-29: ICMP/conntrack semantics (issue 11, helper A's range). */
+	DROP_NAT_QUOTA = -30,            /* SNAT: the workload holds its quota of NAT mappings already */
+	DROP_NAT_TABLE_FULL = -31,       /* SNAT: tortie_nat4 is full (nothing is evicted for a new flow) */
+	TORTIE_DROP_MIN = -31,           /* keep equal to the most negative value */
 };
 
 /* Directions, as seen from the workload (Calico's terms for policy). */

@@ -283,7 +283,8 @@ struct tortie_netcfg {
 	__u32 pad;
 };
 
-/* tortie_nat4_v1 (LRU hash): one entry per direction of a SNATed flow.
+/* tortie_nat4_v2 (hash, not LRU: a live mapping is never evicted): one entry per direction of a
+ * SNATed flow.
  *   dir FWD: (workload addr, dst, workload port, dst port, proto) -> {node addr, NAT port}
  *   dir REV: (dst, node addr, dst port, NAT port, proto)          -> {workload addr, port}
  * ICMP echo: both ports hold the echo id. Protocols without ports: ports 0. */
@@ -314,6 +315,23 @@ struct tortie_nat4_value {
 	__u8 pad;
 };
 
+/* tortie_natq4_v1 (hash): per-workload NAT mapping counts, for the per-workload quota. Two
+ * entries per workload address, each with a single writer so neither needs a read-modify-write
+ * across user space and the kernel: CREATED is added to (atomically) by tortie_uplink for every
+ * FWD mapping it creates, RELEASED by the agent's sweep for every FWD mapping it deletes. Live
+ * mappings of the workload = CREATED - RELEASED. */
+#define TORTIE_NATQ_CREATED 0
+#define TORTIE_NATQ_RELEASED 1
+
+struct tortie_natq4_key {
+	__be32 addr;     /* workload address (the FWD entry's saddr) */
+	__u32 kind;      /* TORTIE_NATQ_* */
+};
+
+struct tortie_natq_value {
+	__u64 count;
+};
+
 /* tortie_natfrag4_v1 (LRU hash): later fragments of a translated datagram carry no ports, so the
  * first fragment's translation is remembered per (src, dst, IP id, proto, dir) as seen on the
  * wire before translation: dir FWD = leaving (value: new source), REV = arriving (new destination). */
@@ -342,7 +360,8 @@ enum tortie_netstat {
 	TORTIE_NS_RNAT = 7,           /* replies reverse-translated */
 	TORTIE_NS_NAT_FRAG = 8,       /* later fragments translated like their first fragment */
 	TORTIE_NS_DECAP_FAST = 9,     /* decapsulated and redirected straight to the workload's cali* */
-	TORTIE_NS_MAX = 10,
+	TORTIE_NS_NAT_HOST_SOCK = 10, /* SNAT candidate port skipped, or a reply left alone: a node socket owns the tuple */
+	TORTIE_NS_MAX = 11,
 };
 
 #endif

@@ -35,10 +35,11 @@ import { run } from '../util/netns';
 import { loadUplink, type NatOptions, type UplinkDatapath } from './bpf/loader';
 import { parseCidr4 } from './bpf/encode';
 import {
-  lpm4Key, lpm4KeyCidr, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, readNetStats, readNatEntries,
-  nat4KeyCodec, NETCFG_KEY, NODE_F, POOL_F, RT_F, NAT_DIR, NATF, type NetStats,
+  lpm4Key, lpm4KeyCidr, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, readNetStats,
+  NETCFG_KEY, NODE_F, POOL_F, RT_F, type NetStats,
 } from './bpf/net-codecs';
 import { tcAttach, type BpfMap } from './native';
+import { sweepNatEntries } from './bpf/nat';
 
 export const DEFAULT_ROUTE_PROTOCOL = 122;
 const RETRY_MIN_MS = 500;
@@ -132,52 +133,7 @@ export function planRoutes(nodeName: string, routing: RoutingState, workloadRout
 
 // ------------------------------------------------------------------ NAT sweep
 
-/**
- * Deletes NAT mappings whose flow is over: the FWD entry past its timeout (bpf/lib/nat.h's
- * defaults; `now` is CLOCK_MONOTONIC ns like bpf_ktime_get_ns) together with its REV entry, and
- * REV entries whose FWD entry is gone and which are past the timeout themselves. The programs
- * also reclaim expired ports on collision, so this keeps the LRU free of dead flows. Returns how
- * many entries were deleted and how many remain (map pressure for the metrics).
- */
-export function sweepNatEntries(nat4: BpfMap, now = process.hrtime.bigint()): { deleted: number; remaining: number } {
-  const S = 1_000_000_000n;
-  const entries = readNatEntries(nat4);
-  const timeout = (proto: number, flags: number): bigint => {
-    const closed = (flags & NATF.RST) !== 0 || (flags & (NATF.FIN_IN | NATF.FIN_OUT)) === (NATF.FIN_IN | NATF.FIN_OUT);
-    return proto === 6 ? (closed ? 10n * S : 3600n * S) : proto === 17 ? 60n * S : proto === 1 ? 30n * S : 600n * S;
-  };
-  const expired = (last: bigint, t: bigint) => last < now && now - last > t;
-  const liveRev = new Set<string>();
-  const dead: Buffer[] = [];
-  const revOwner = new Map<string, { addr: string; port: number }>();
-  for (const { key: k, value: v } of entries) if (k.dir === NAT_DIR.REV) revOwner.set(hex(nat4KeyCodec.encode(k)), v);
-  for (const { key: k, value: v } of entries) {
-    if (k.dir !== NAT_DIR.FWD) continue;
-    const rev = hex(nat4KeyCodec.encode({ saddr: k.daddr, daddr: v.addr, sport: k.proto === 1 ? 0 : k.dport, dport: v.port, proto: k.proto, dir: NAT_DIR.REV }));
-    const owner = revOwner.get(rev);
-    // The reply tuple may belong to a newer flow already (a reclaimed port): not ours to delete.
-    const ours = owner !== undefined && owner.addr === k.saddr && owner.port === k.sport;
-    if (expired(v.last_seen_ns, timeout(k.proto, v.flags))) {
-      dead.push(nat4KeyCodec.encode(k));
-      if (ours) dead.push(Buffer.from(rev, 'hex'));
-    } else if (ours) {
-      liveRev.add(rev);
-    }
-  }
-  for (const { key: k, value: v } of entries) {
-    if (k.dir !== NAT_DIR.REV) continue;
-    const kb = nat4KeyCodec.encode(k);
-    if (!liveRev.has(hex(kb)) && expired(v.last_seen_ns, timeout(k.proto, 0))) dead.push(kb);
-  }
-  let deleted = 0;
-  const seen = new Set<string>();
-  for (const k of dead) {
-    if (seen.has(hex(k))) continue;
-    seen.add(hex(k));
-    if (nat4.tryDelete(k)) deleted++;
-  }
-  return { deleted, remaining: entries.length - deleted };
-}
+export { sweepNatEntries } from './bpf/nat';
 
 // ------------------------------------------------------------------ the manager
 
@@ -494,7 +450,7 @@ export class RouteManager {
 
   /** Deletes NAT mappings whose flow is over (see sweepNatEntries); returns how many. */
   sweepNat(now = process.hrtime.bigint()): number {
-    const r = sweepNatEntries(this.dp.maps.nat4, now);
+    const r = sweepNatEntries(this.dp.maps, this.dp.nat.timeouts, now);
     this.natEntries = r.remaining;
     return r.deleted;
   }

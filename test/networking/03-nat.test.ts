@@ -1,12 +1,13 @@
 // NAT outgoing in BPF on the uplink: which packets are SNATed (source in a natOutgoing pool,
-// destination outside every pool, not a node, not this host), port choice (the workload's port
-// first, then the configured range), no two flows sharing a reply tuple, reverse translation,
+// destination outside every pool, not a node, not this host), port choice (only the configured
+// range: the workload's port when inside it), no two flows sharing a reply tuple, reverse translation,
 // checksums recomputed from the bytes for TCP, UDP (zero and non-zero) and ICMP echo, and port
 // exhaustion as a counted drop that leaves existing flows intact.
 import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { NAT_DIR, POOL_F, readNatEntries, nat4KeyCodec, nat4ValueCodec } from '../../src/dataplane/bpf/net-codecs';
 import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
+import { readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat';
 import { eth, ipv4, icmp, udp, inetChecksum, PROTO } from '../../src/dataplane/bpf/packet';
 import { ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
 
@@ -31,38 +32,49 @@ t.test('SNAT decisions, translation and reverse translation', async (t) => {
   const h = await setup('nat');
   t.teardown(() => h.close());
 
-  t.test('TCP: source becomes the node, the workload port is kept, checksums stay valid', async (t) => {
+  t.test('TCP: source becomes the node, a workload port inside the NAT range is kept, checksums stay valid', async (t) => {
     const before = h.stats();
-    const r = h.run('out', tcpFrame({ src: WL1, dst: OUT, sport: 41000, dport: 80, payload: Buffer.from('GET / HTTP/1.0\r\n\r\n') }));
+    const r = h.run('out', tcpFrame({ src: WL1, dst: OUT, sport: 21000, dport: 80, payload: Buffer.from('GET / HTTP/1.0\r\n\r\n') }));
     t.same([r.retval, r.reason], [TC_OK, R.FORWARD]);
     const ip = ipAt(r.data);
-    t.same([ip.src, ip.dst, portsOf(ip)], [NODE, OUT, [41000, 80]]);
+    t.same([ip.src, ip.dst, portsOf(ip)], [NODE, OUT, [21000, 80]]);
     t.ok(ip.csumOk, 'IPv4 header checksum');
     t.ok(l4ChecksumOk(ip), 'TCP checksum');
     const after = h.stats();
     t.equal(after.snatNew, before.snatNew + 1n);
     t.equal(after.snat, before.snat + 1n);
     // The same flow again reuses the mapping.
-    const again = ipAt(h.run('out', tcpFrame({ src: WL1, dst: OUT, sport: 41000, dport: 80, flags: 'A' })).data);
-    t.same(portsOf(again), [41000, 80]);
+    const again = ipAt(h.run('out', tcpFrame({ src: WL1, dst: OUT, sport: 21000, dport: 80, flags: 'A' })).data);
+    t.same(portsOf(again), [21000, 80]);
     t.equal(h.stats().snatNew, after.snatNew, 'no second mapping');
 
-    const reply = h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: 41000, flags: 'SA', payload: Buffer.from('HTTP/1.0 200 OK') }));
+    const reply = h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: 21000, flags: 'SA', payload: Buffer.from('HTTP/1.0 200 OK') }));
     t.same([reply.retval, reply.reason], [TC_OK, R.FORWARD]);
     const rip = ipAt(reply.data);
-    t.same([rip.src, rip.dst, portsOf(rip)], [OUT, WL1, [80, 41000]], 'reply goes back to the workload');
+    t.same([rip.src, rip.dst, portsOf(rip)], [OUT, WL1, [80, 21000]], 'reply goes back to the workload');
     t.ok(rip.csumOk && l4ChecksumOk(rip), 'reply checksums');
   });
 
-  t.test('a second workload with the same port gets a port from the range; replies are not mixed up', async (t) => {
-    const r = ipAt(h.run('out', tcpFrame({ src: WL2, dst: OUT, sport: 41000, dport: 80 })).data);
+  t.test('a workload port outside the NAT range (e.g. in the node\'s ephemeral range) is never used', async (t) => {
+    const r = ipAt(h.run('out', tcpFrame({ src: WL1, dst: OUT, sport: 41000, dport: 80 })).data);
     const [p] = portsOf(r);
-    t.not(p, 41000, 'collision avoided');
+    t.ok(p >= 20000 && p <= 29999, `41000 became ${p}, in the range`);
+    t.ok(l4ChecksumOk(r));
+    const back = ipAt(h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: p, flags: 'SA' })).data);
+    t.same([back.dst, portsOf(back)[1]], [WL1, 41000]);
+    const stray = tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: 41000, flags: 'SA' });
+    t.ok(h.run('in', stray).data.equals(stray), 'the workload port itself stays the node\'s');
+  });
+
+  t.test('a second workload with the same port gets a port from the range; replies are not mixed up', async (t) => {
+    const r = ipAt(h.run('out', tcpFrame({ src: WL2, dst: OUT, sport: 21000, dport: 80 })).data);
+    const [p] = portsOf(r);
+    t.not(p, 21000, 'collision avoided');
     t.ok(p >= 20000 && p <= 29999, `port ${p} in the default range`);
     t.ok(l4ChecksumOk(r));
     const back2 = ipAt(h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: p, flags: 'SA' })).data);
-    t.same([back2.dst, portsOf(back2)[1]], [WL2, 41000]);
-    const back1 = ipAt(h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: 41000, flags: 'A' })).data);
+    t.same([back2.dst, portsOf(back2)[1]], [WL2, 21000]);
+    const back1 = ipAt(h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: 21000, flags: 'A' })).data);
     t.equal(back1.dst, WL1);
     // Every reverse tuple is owned by exactly one flow.
     const rev = readNatEntries(h.dp.maps.nat4).filter((e) => e.key.dir === NAT_DIR.REV);
@@ -71,26 +83,26 @@ t.test('SNAT decisions, translation and reverse translation', async (t) => {
   });
 
   t.test('UDP with and without checksum', async (t) => {
-    const withSum = ipAt(h.run('out', udpFrame({ src: WL1, dst: OUT, sport: 5353, dport: 53 })).data);
-    t.same([withSum.src, portsOf(withSum)], [NODE, [5353, 53]]);
+    const withSum = ipAt(h.run('out', udpFrame({ src: WL1, dst: OUT, sport: 25353, dport: 53 })).data);
+    t.same([withSum.src, portsOf(withSum)], [NODE, [25353, 53]]);
     t.ok(l4ChecksumOk(withSum) && withSum.l4.readUInt16BE(6) !== 0, 'valid, non-zero');
     const noSum = ipAt(h.run('out', udpFrame({ src: WL2, dst: OUT, sport: 5354, dport: 53 }, {}, true)).data);
     t.equal(noSum.src, NODE);
     t.equal(noSum.l4.readUInt16BE(6), 0, 'a zero UDP checksum stays zero');
-    const back = ipAt(h.run('in', udpFrame({ src: OUT, dst: NODE, sport: 53, dport: 5353 })).data);
-    t.same([back.dst, portsOf(back), l4ChecksumOk(back)], [WL1, [53, 5353], true]);
+    const back = ipAt(h.run('in', udpFrame({ src: OUT, dst: NODE, sport: 53, dport: 25353 })).data);
+    t.same([back.dst, portsOf(back), l4ChecksumOk(back)], [WL1, [53, 25353], true]);
   });
 
   t.test('ICMP echo: id kept or translated, checksum valid, reply translated back', async (t) => {
-    const a = ipAt(h.run('out', icmpFrame({ src: WL1, dst: OUT, id: 777 })).data);
-    t.same([a.src, portsOf(a)[0], l4ChecksumOk(a)], [NODE, 777, true]);
-    const b = ipAt(h.run('out', icmpFrame({ src: WL2, dst: OUT, id: 777 })).data);
+    const a = ipAt(h.run('out', icmpFrame({ src: WL1, dst: OUT, id: 20777 })).data);
+    t.same([a.src, portsOf(a)[0], l4ChecksumOk(a)], [NODE, 20777, true]);
+    const b = ipAt(h.run('out', icmpFrame({ src: WL2, dst: OUT, id: 20777 })).data);
     const id2 = portsOf(b)[0];
-    t.not(id2, 777, 'same id from another workload is translated');
+    t.not(id2, 20777, 'same id from another workload is translated');
     t.ok(l4ChecksumOk(b));
     const rb = ipAt(h.run('in', icmpFrame({ src: OUT, dst: NODE, type: 0, id: id2 })).data);
-    t.same([rb.dst, portsOf(rb)[0], l4ChecksumOk(rb)], [WL2, 777, true]);
-    const ra = ipAt(h.run('in', icmpFrame({ src: OUT, dst: NODE, type: 0, id: 777 })).data);
+    t.same([rb.dst, portsOf(rb)[0], l4ChecksumOk(rb)], [WL2, 20777, true]);
+    const ra = ipAt(h.run('in', icmpFrame({ src: OUT, dst: NODE, type: 0, id: 20777 })).data);
     t.equal(ra.dst, WL1);
   });
 
@@ -119,16 +131,16 @@ t.test('port exhaustion is a counted drop; existing flows keep working', async (
   const h = await setup('natfull', { portMin: 30000, portMax: 30001, retries: 8 });
   t.teardown(() => h.close());
   const ports = new Set<number>();
-  // Five workloads all using source port 1000 to one destination: 1000, then the two range ports.
-  const srcs = ['192.168.10.1', '192.168.10.2', '192.168.10.3', '192.168.10.4'];
+  // Workloads all using source port 1000 (outside the range) to one destination: the two range ports.
+  const srcs = ['192.168.10.1', '192.168.10.2', '192.168.10.3'];
   const results = srcs.map((src) => h.run('out', tcpFrame({ src, dst: OUT, sport: 1000, dport: 443 })));
-  for (const r of results.slice(0, 3)) {
+  for (const r of results.slice(0, 2)) {
     t.equal(r.reason, R.FORWARD);
     ports.add(portsOf(ipAt(r.data))[0]);
   }
-  t.same([...ports].sort(), [1000, 30000, 30001], 'three distinct ports');
-  t.same([results[3]!.retval, results[3]!.reason], [TC_SHOT, R.NAT_NO_PORT], 'fourth flow: no port left');
-  t.notOk(readNatEntries(h.dp.maps.nat4).some((e) => e.key.dir === NAT_DIR.FWD && e.key.saddr === '192.168.10.4'), 'no half mapping left');
+  t.same([...ports].sort(), [30000, 30001], 'two distinct ports, both from the range');
+  t.same([results[2]!.retval, results[2]!.reason], [TC_SHOT, R.NAT_NO_PORT], 'third flow: no port left');
+  t.notOk(readNatEntries(h.dp.maps.nat4).some((e) => e.key.dir === NAT_DIR.FWD && e.key.saddr === '192.168.10.3'), 'no half mapping left');
   const again = h.run('out', tcpFrame({ src: srcs[1]!, dst: OUT, sport: 1000, dport: 443, flags: 'A' }));
   t.same([again.reason, ports.has(portsOf(ipAt(again.data))[0])], [R.FORWARD, true], 'an existing flow still passes');
   t.equal(h.run('out', tcpFrame({ src: srcs[0]!, dst: '198.18.3.21', sport: 1000, dport: 443 })).reason, R.FORWARD,
@@ -136,48 +148,57 @@ t.test('port exhaustion is a counted drop; existing flows keep working', async (
   t.ok(h.stats().snatRetry > 0n, 'collisions counted');
 });
 
+/** A last_seen stamp older than `sec` on the monotonic clock. Waits (never fails) on a machine
+ *  whose clock has not run that long yet: no assumption about the time since boot. */
+async function stampOlderThan(sec: number): Promise<bigint> {
+  const age = BigInt(Math.round((sec + 1) * 1e9));
+  while (process.hrtime.bigint() <= age) await new Promise((r) => setTimeout(r, 100));
+  return process.hrtime.bigint() - age;
+}
+
 t.test('a port held by an expired flow is reclaimed; the agent sweeps dead mappings', async (t) => {
-  const h = await setup('natexp', { portMin: 31000, portMax: 31000, retries: 4 });
+  // Short timeouts, given to the program and to the sweep alike (one source).
+  const timeouts = { tcpSec: 5 };
+  const h = await setup('natexp', { portMin: 31000, portMax: 31000, retries: 4, timeouts });
   t.teardown(() => h.close());
   const nat = h.dp.maps.nat4;
-  // Two flows from different workloads, same port, same destination: the second takes 31000.
-  h.run('out', tcpFrame({ src: '192.168.10.1', dst: OUT, sport: 2000, dport: 443 }));
-  const second = ipAt(h.run('out', tcpFrame({ src: '192.168.10.2', dst: OUT, sport: 2000, dport: 443 })).data);
-  t.equal(portsOf(second)[0], 31000);
+  const old = await stampOlderThan(timeouts.tcpSec);
+  const age = (pred: (e: ReturnType<typeof readNatEntries>[number]) => boolean) => {
+    for (const e of readNatEntries(nat)) if (pred(e)) nat.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: old }));
+  };
+  // One port: the first flow takes it, the second finds none.
+  const first = ipAt(h.run('out', tcpFrame({ src: '192.168.10.2', dst: OUT, sport: 2000, dport: 443 })).data);
+  t.equal(portsOf(first)[0], 31000);
   t.equal(h.run('out', tcpFrame({ src: '192.168.10.3', dst: OUT, sport: 2000, dport: 443 })).reason, R.NAT_NO_PORT, 'range exhausted');
   // Only the reply side aged (a one-way flow: REV entries are refreshed by replies): still held.
-  const age = (pred: (e: ReturnType<typeof readNatEntries>[number]) => boolean) => {
-    for (const e of readNatEntries(nat)) if (pred(e)) nat.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: 1n }));
-  };
   age((e) => e.key.dir === NAT_DIR.REV && e.value.addr === '192.168.10.2');
   t.equal(h.run('out', tcpFrame({ src: '192.168.10.3', dst: OUT, sport: 2000, dport: 443 })).reason, R.NAT_NO_PORT,
     'a port whose flow still sends is not reclaimed');
-  // Age every mapping of 192.168.10.2's flow past the TCP timeout (last_seen 1 ns after boot).
-  for (const e of readNatEntries(nat)) {
-    const mine = (e.key.dir === NAT_DIR.FWD && e.key.saddr === '192.168.10.2') || (e.key.dir === NAT_DIR.REV && e.value.addr === '192.168.10.2');
-    if (mine) nat.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: 1n }));
-  }
+  // Age every mapping of 192.168.10.2's flow past the TCP timeout.
+  age((e) => (e.key.dir === NAT_DIR.FWD && e.key.saddr === '192.168.10.2') || (e.key.dir === NAT_DIR.REV && e.value.addr === '192.168.10.2'));
   const third = h.run('out', tcpFrame({ src: '192.168.10.3', dst: OUT, sport: 2000, dport: 443 }));
   t.same([third.reason, portsOf(ipAt(third.data))[0]], [R.FORWARD, 31000], 'the expired flow\'s port is reclaimed');
   const back = ipAt(h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 443, dport: 31000, flags: 'SA' })).data);
   t.equal(back.dst, '192.168.10.3', 'replies go to the new owner');
   const revOwners = () => readNatEntries(nat).filter((e) => e.key.dir === NAT_DIR.REV && e.key.dport === 31000).map((e) => e.value.addr);
-  const old = h.run('out', tcpFrame({ src: '192.168.10.2', dst: OUT, sport: 2000, dport: 443, flags: 'A' }));
-  t.same([old.retval, old.reason], [TC_SHOT, R.NAT_NO_PORT], 'the expired flow coming back does not share the reclaimed port (none left)');
+  const again = h.run('out', tcpFrame({ src: '192.168.10.2', dst: OUT, sport: 2000, dport: 443, flags: 'A' }));
+  t.same([again.retval, again.reason], [TC_SHOT, R.NAT_NO_PORT], 'the expired flow coming back does not share the reclaimed port (none left)');
   t.same(revOwners(), ['192.168.10.3'], 'the port still belongs to the new flow');
 
-  // The sweep: the stale FWD half of 192.168.10.2 is still there; age 192.168.10.1's flow too.
-  for (const e of readNatEntries(nat)) {
-    if (e.key.dir === NAT_DIR.FWD && e.key.saddr === '192.168.10.1') nat.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: 1n }));
-  }
-  const { sweepNatEntries } = await import('../../src/dataplane/routes');
+  // The sweep, with the same timeouts the program was loaded with: the stale FWD half of
+  // 192.168.10.2 goes, and is credited to that workload's count.
+  age((e) => e.key.dir === NAT_DIR.FWD && e.key.saddr === '192.168.10.2');
   const before = readNatEntries(nat).length;
-  const { deleted, remaining } = sweepNatEntries(nat);
-  t.ok(deleted >= 3, `swept ${deleted} entries`);
+  const { deleted, remaining, released } = sweepNatEntries(h.dp.maps, h.dp.nat.timeouts);
+  t.equal(deleted, 1, 'one dead entry swept');
   t.equal(remaining, before - deleted);
+  t.same([...released], [['192.168.10.2', 1]], 'credited to its workload');
   const left = readNatEntries(nat);
   t.same(left.map((e) => [e.key.dir, e.key.dir === NAT_DIR.FWD ? e.key.saddr : e.value.addr]).sort(),
     [[NAT_DIR.FWD, '192.168.10.3'], [NAT_DIR.REV, '192.168.10.3']], 'only the live flow remains');
+  const q = new Map(readNatQuota(h.dp.maps.natq4).map((r) => [r.addr, r.live]));
+  t.same([q.get('192.168.10.2'), q.get('192.168.10.3')], [0, 1], 'live mappings per workload');
+  t.equal(sweepNatEntries(h.dp.maps, h.dp.nat.timeouts).deleted, 0, 'a live flow is not swept');
 });
 
 t.test('ICMP errors about a SNATed flow are translated back to the workload', async (t) => {
@@ -217,12 +238,12 @@ t.test('ICMP errors about a SNATed flow are translated back to the workload', as
 t.test('fragments: later fragments follow their first fragment\'s translation, both ways', async (t) => {
   const h = await setup('natfrag');
   t.teardown(() => h.close());
-  // A 3000-byte UDP datagram from WL1 to OUT, as two fragments (id 0x4242).
-  const whole = udp({ sport: 5000, dport: 53, payload: Buffer.alloc(1600, 0xab) });
+  // A 1600-byte UDP datagram from WL1 (port inside the NAT range: kept) to OUT, as two fragments (id 0x4242).
+  const whole = udp({ sport: 25000, dport: 53, payload: Buffer.alloc(1600, 0xab) });
   const first = eth({}, ipv4({ src: WL1, dst: OUT, proto: PROTO.UDP, id: 0x4242, mf: true }, whole.subarray(0, 1480)));
   const later = eth({}, ipv4({ src: WL1, dst: OUT, proto: PROTO.UDP, id: 0x4242, fragOffset: 1480 / 8 }, whole.subarray(1480)));
   const f1 = ipAt(h.run('out', first).data);
-  t.same([f1.src, f1.csumOk, portsOf(f1)], [NODE, true, [5000, 53]], 'first fragment translated with its ports');
+  t.same([f1.src, f1.csumOk, portsOf(f1)], [NODE, true, [25000, 53]], 'first fragment translated with its ports');
   const before = h.stats().natFrag;
   const f2r = h.run('out', later);
   const f2 = ipAt(f2r.data);
@@ -233,8 +254,8 @@ t.test('fragments: later fragments follow their first fragment\'s translation, b
   t.ok(h.run('out', stray).data.equals(stray), 'a later fragment whose first was not seen is left alone');
 
   // The reply, fragmented too.
-  const rwhole = udp({ sport: 53, dport: 5000, payload: Buffer.alloc(1600, 0xcd) });
+  const rwhole = udp({ sport: 53, dport: 25000, payload: Buffer.alloc(1600, 0xcd) });
   const r1 = ipAt(h.run('in', eth({}, ipv4({ src: OUT, dst: NODE, proto: PROTO.UDP, id: 0x77, mf: true }, rwhole.subarray(0, 1480)))).data);
   const r2 = ipAt(h.run('in', eth({}, ipv4({ src: OUT, dst: NODE, proto: PROTO.UDP, id: 0x77, fragOffset: 1480 / 8 }, rwhole.subarray(1480)))).data);
-  t.same([r1.dst, r1.csumOk, portsOf(r1)[1], r2.dst, r2.csumOk], [WL1, true, 5000, WL1, true], 'reply fragments both go to the workload');
+  t.same([r1.dst, r1.csumOk, portsOf(r1)[1], r2.dst, r2.csumOk], [WL1, true, 25000, WL1, true], 'reply fragments both go to the workload');
 });

@@ -29,6 +29,8 @@ export const DropReason = {
   IPIP_BAD_INNER: -21,
   NAT_NO_PORT: -22,
   ENCAP_FAILED: -23,
+  NAT_QUOTA: -30,
+  NAT_TABLE_FULL: -31,
 } as const;
 
 export type DropReasonName = keyof typeof DropReason;

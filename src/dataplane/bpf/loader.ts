@@ -17,6 +17,7 @@ import { BpfObject, type BpfMap, type BpfProgram } from '../native';
 import { CALICO_CT_TIMEOUTS, ctTimeoutConstants, defaultCtMaxEntries, type CtMapOps, type CtTimeouts } from './conntrack';
 import { MAP } from './codecs';
 import { NET_MAP } from './net-codecs';
+import { DEFAULT_NAT_MAX_ENTRIES, DEFAULT_NAT_QUOTA, DEFAULT_NAT_TIMEOUTS, natTimeoutConstants, validateNatTimeouts, type NatTimeouts } from './nat';
 import type { MapOps, PolicyMaps } from './apply';
 
 export interface LoadOptions {
@@ -197,13 +198,35 @@ export async function loadPrefilter(opts: LoadOptions & { countPassed?: boolean 
 
 /** NAT-outgoing tunables (load-time constants of tortie_uplink, bpf/lib/nat.h). */
 export interface NatOptions {
-  /** Port range for mappings whose workload port is taken (default 20000–29999, outside Linux's ephemeral range). */
+  /** The only ports mappings use (default 20000–29999); must not overlap the node's
+   *  ip_local_port_range (RouteManager checks). The workload's own port is kept when inside. */
   portMin?: number;
   portMax?: number;
-  /** Random candidates tried before DROP_NAT_NO_PORT (default 16, at most 32). */
+  /** Candidates tried before DROP_NAT_NO_PORT (default 16, at most 32). */
   retries?: number;
-  /** tortie_nat4_v1 size (two entries per flow; default 131072). */
+  /** tortie_nat4_v2 size (two entries per flow; default 131072). */
   maxEntries?: number;
+  /** Flows one workload address may hold (default 8192; 0 = no quota). */
+  quota?: number;
+  /** Mapping timeouts, for the program and the sweep (default DEFAULT_NAT_TIMEOUTS). */
+  timeouts?: Partial<NatTimeouts>;
+}
+
+/** NatOptions with every default applied and checked; throws a RangeError naming the bad field. */
+export function resolveNatOptions(nat: NatOptions = {}): Required<Omit<NatOptions, 'timeouts'>> & { timeouts: NatTimeouts } {
+  const min = nat.portMin ?? 20000, max = nat.portMax ?? 29999;
+  if (!Number.isInteger(min) || !Number.isInteger(max) || min < 1 || max > 65535 || min > max) {
+    throw new RangeError(`nat port range ${min}-${max}: need 1 <= portMin <= portMax <= 65535`);
+  }
+  const retries = nat.retries ?? 16;
+  if (!Number.isInteger(retries) || retries < 0 || retries > 32) throw new RangeError(`nat retries ${retries}: need 0..32`);
+  const quota = nat.quota ?? DEFAULT_NAT_QUOTA;
+  if (!Number.isInteger(quota) || quota < 0 || quota > 2 ** 31) throw new RangeError(`nat quota ${quota}: need an integer >= 0`);
+  const maxEntries = nat.maxEntries ?? DEFAULT_NAT_MAX_ENTRIES;
+  if (!Number.isInteger(maxEntries) || maxEntries < 2 || maxEntries > 2 ** 26) throw new RangeError(`nat maxEntries ${maxEntries}: need an integer in 2..67108864`);
+  const timeouts = { ...DEFAULT_NAT_TIMEOUTS, ...nat.timeouts };
+  validateNatTimeouts(timeouts);
+  return { portMin: min, portMax: max, retries, quota, maxEntries, timeouts };
 }
 
 export interface UplinkDatapath {
@@ -212,7 +235,9 @@ export interface UplinkDatapath {
   ingress: BpfProgram;
   /** tc egress on the uplink: IPIP encap of kernel-routed workload traffic, SNAT. */
   egress: BpfProgram;
-  maps: { rt4: BpfMap; pool4: BpfMap; node4: BpfMap; netcfg: BpfMap; nat4: BpfMap; netstat: BpfMap; cnt: BpfMap };
+  maps: { rt4: BpfMap; pool4: BpfMap; node4: BpfMap; netcfg: BpfMap; nat4: BpfMap; natq4: BpfMap; netstat: BpfMap; cnt: BpfMap };
+  /** The NAT options it was loaded with (defaults applied): the sweep uses the same timeouts. */
+  nat: ReturnType<typeof resolveNatOptions>;
   close(): void;
 }
 
@@ -222,25 +247,22 @@ export async function loadUplink(opts: LoadOptions & { nat?: NatOptions } = {}):
     { pinRoot: opts.pinRoot ?? DEFAULT_PIN_ROOT });
   try {
     applyConstants(obj, opts, false);
-    const nat = opts.nat ?? {};
-    const min = nat.portMin ?? 20000, max = nat.portMax ?? 29999;
-    if (!Number.isInteger(min) || !Number.isInteger(max) || min < 1 || max > 65535 || min > max) {
-      throw new RangeError(`nat port range ${min}-${max}: need 1 <= portMin <= portMax <= 65535`);
-    }
-    const retries = nat.retries ?? 16;
-    if (!Number.isInteger(retries) || retries < 0 || retries > 32) throw new RangeError(`nat retries ${retries}: need 0..32`);
-    obj.setConstant('nat_port_min', min);
-    obj.setConstant('nat_port_max', max);
-    obj.setConstant('nat_retries', retries);
-    if (nat.maxEntries !== undefined) obj.setMapMaxEntries(NET_MAP.nat4, nat.maxEntries);
+    const nat = resolveNatOptions(opts.nat);
+    obj.setConstant('nat_port_min', nat.portMin);
+    obj.setConstant('nat_port_max', nat.portMax);
+    obj.setConstant('nat_retries', nat.retries);
+    obj.setConstant('nat_quota', nat.quota);
+    for (const [k, v] of Object.entries(natTimeoutConstants(nat.timeouts))) obj.setConstant(k, v);
+    obj.setMapMaxEntries(NET_MAP.nat4, nat.maxEntries);
     await obj.load();
     const m = (n: string) => obj.map(n);
     return {
       obj, ingress: obj.program('tortie_uplink_in'), egress: obj.program('tortie_uplink_out'),
       maps: {
         rt4: m(NET_MAP.rt4), pool4: m(NET_MAP.pool4), node4: m(NET_MAP.node4), netcfg: m(NET_MAP.netcfg),
-        nat4: m(NET_MAP.nat4), netstat: m(NET_MAP.netstat), cnt: m(MAP.cnt),
+        nat4: m(NET_MAP.nat4), natq4: m(NET_MAP.natq4), netstat: m(NET_MAP.netstat), cnt: m(MAP.cnt),
       },
+      nat,
       close: () => obj.close(),
     };
   } catch (e) {

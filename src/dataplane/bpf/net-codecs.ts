@@ -12,7 +12,8 @@ export const NET_MAP = {
   pool4: 'tortie_pool4_v1',
   node4: 'tortie_node4_v1',
   netcfg: 'tortie_netcfg_v1',
-  nat4: 'tortie_nat4_v1',
+  nat4: 'tortie_nat4_v2',
+  natq4: 'tortie_natq4_v1',
   netstat: 'tortie_netstat_v1',
   natfrag4: 'tortie_natfrag4_v1',
 } as const;
@@ -24,7 +25,7 @@ export const NAT_DIR = { FWD: 0, REV: 1 } as const;
 export const NATF = { FIN_OUT: 1, FIN_IN: 2, RST: 4, REPLY: 8 } as const;
 
 /** enum tortie_netstat, in index order. */
-export const NETSTAT = ['encapFast', 'encapUplink', 'encapFallback', 'decap', 'snat', 'snatNew', 'snatRetry', 'rnat', 'natFrag', 'decapFast'] as const;
+export const NETSTAT = ['encapFast', 'encapUplink', 'encapFallback', 'decap', 'snat', 'snatNew', 'snatRetry', 'rnat', 'natFrag', 'decapFast', 'natHostSock'] as const;
 export type NetStatName = typeof NETSTAT[number];
 export type NetStats = Record<NetStatName, bigint>;
 
@@ -81,6 +82,14 @@ export const nat4ValueCodec = defineStruct('tortie_nat4_value', [
 ] as const);
 export type Nat4Value = ValueOf<typeof nat4ValueCodec>;
 
+/** tortie_natq4_v1: per-workload NAT mapping counts (kind: NATQ.CREATED by BPF, NATQ.RELEASED by the sweep). */
+export const NATQ = { CREATED: 0, RELEASED: 1 } as const;
+export const natq4KeyCodec = defineStruct('tortie_natq4_key', [
+  { name: 'addr', type: 'ipv4' },
+  { name: 'kind', type: 'u32' },
+] as const);
+export const natqValueCodec = defineStruct('tortie_natq_value', [{ name: 'count', type: 'u64' }] as const);
+
 export const natFrag4KeyCodec = defineStruct('tortie_natfrag4_key', [
   { name: 'saddr', type: 'ipv4' },
   { name: 'daddr', type: 'ipv4' },
@@ -96,7 +105,7 @@ export const natFragValueCodec = defineStruct('tortie_natfrag_value', [
 
 /** Codecs whose struct exists in the uplink object's BTF (tortie_node_key is TS-only). */
 export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec,
-  natFrag4KeyCodec, natFragValueCodec];
+  natq4KeyCodec, natqValueCodec, natFrag4KeyCodec, natFragValueCodec];
 
 /** Sums tortie_netstat_v1 over CPUs. */
 export function readNetStats(m: BpfMap): NetStats {
@@ -112,7 +121,7 @@ export function readNetStats(m: BpfMap): NetStats {
   return out;
 }
 
-/** Mappings currently in tortie_nat4_v1, decoded (tests, status). */
+/** Mappings currently in tortie_nat4_v2, decoded (tests, status). */
 export function readNatEntries(m: BpfMap): { key: Nat4Key; value: Nat4Value }[] {
   const { keys, values } = m.entries();
   return keys.map((k, i) => ({ key: nat4KeyCodec.decode(k), value: nat4ValueCodec.decode(values[i]!) }));

@@ -1,0 +1,152 @@
+/**
+ * NAT outgoing, agent side (the datapath is bpf/lib/nat.h): the mapping timeouts, given to the
+ * program as load-time constants and to the sweep (one object for both, as conntrack does), the
+ * sweep that returns the memory of finished flows, and the per-workload mapping counts.
+ *
+ *   natTimeoutConstants(t)          the `const volatile` names of nat.h for the loader
+ *   sweepNatEntries(maps, t, now)   deletes expired mappings; credits each deleted FWD entry to
+ *                                   its workload's RELEASED count (tortie_natq4_v1)
+ *   readNatQuota(natq4)             live mappings per workload address (CREATED - RELEASED)
+ *
+ * `now` is CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns (process.hrtime.bigint()).
+ * The sweep is the only deleter of FWD entries and the only writer of RELEASED, so a workload's
+ * count is exact (bpf/lib/nat.h explains the program's half).
+ */
+import type { BpfMap } from '../native';
+import { NAT_DIR, NATF, NATQ, nat4KeyCodec, natq4KeyCodec, natqValueCodec, readNatEntries } from './net-codecs';
+
+export interface NatTimeouts {
+  tcpSec: number;
+  /** A TCP flow after RST, or FIN both ways. */
+  tcpClosedSec: number;
+  udpSec: number;
+  icmpSec: number;
+  otherSec: number;
+}
+
+/** The defaults of bpf/lib/nat.h (netfilter's order of magnitude). */
+export const DEFAULT_NAT_TIMEOUTS: Readonly<NatTimeouts> = Object.freeze({
+  tcpSec: 3600, tcpClosedSec: 10, udpSec: 60, icmpSec: 30, otherSec: 600,
+});
+
+/** Default per-workload quota of NAT mappings (flows) and table size (two entries per flow). */
+export const DEFAULT_NAT_QUOTA = 8192;
+export const DEFAULT_NAT_MAX_ENTRIES = 131072;
+
+const ns = (s: number): bigint => BigInt(Math.round(s * 1e9));
+
+export function validateNatTimeouts(t: NatTimeouts): void {
+  for (const [k, v] of Object.entries(t)) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 7 * 86400) {
+      throw new RangeError(`nat timeout ${k} ${String(v)}: need seconds in (0, 604800]`);
+    }
+  }
+}
+
+/** The `const volatile` names in bpf/lib/nat.h, for the loader. */
+export function natTimeoutConstants(t: NatTimeouts): Record<string, bigint> {
+  return {
+    nat_timeout_tcp_ns: ns(t.tcpSec),
+    nat_timeout_tcp_closed_ns: ns(t.tcpClosedSec),
+    nat_timeout_udp_ns: ns(t.udpSec),
+    nat_timeout_icmp_ns: ns(t.icmpSec),
+    nat_timeout_other_ns: ns(t.otherSec),
+  };
+}
+
+/** Same rule as nat_live() in bpf/lib/nat.h (flags: the FWD entry's; REV entries carry none). */
+export function natTimeoutNs(proto: number, flags: number, t: NatTimeouts): bigint {
+  const closed = (flags & NATF.RST) !== 0 || (flags & (NATF.FIN_IN | NATF.FIN_OUT)) === (NATF.FIN_IN | NATF.FIN_OUT);
+  return ns(proto === 6 ? (closed ? t.tcpClosedSec : t.tcpSec) : proto === 17 ? t.udpSec : proto === 1 ? t.icmpSec : t.otherSec);
+}
+
+export interface NatSweepResult {
+  deleted: number;
+  remaining: number;
+  /** FWD mappings (flows) deleted, by workload address. */
+  released: Map<string, number>;
+}
+
+function hex(b: Buffer): string { return b.toString('hex'); }
+
+function natqKey(addr: string, kind: number): Buffer { return natq4KeyCodec.encode({ addr, kind }); }
+
+function natqRead(natq4: BpfMap, addr: string, kind: number): bigint {
+  const v = natq4.lookup(natqKey(addr, kind));
+  return v ? natqValueCodec.decode(v).count : 0n;
+}
+
+/**
+ * Deletes NAT mappings whose flow is over: the FWD entry past its timeout together with its REV
+ * entry, and REV entries whose FWD entry is gone and which are past the timeout themselves. The
+ * program also reclaims expired ports on collision; this returns the memory (the table is not
+ * LRU: nothing else frees it). Every FWD entry actually deleted is added to its workload's
+ * RELEASED count.
+ */
+export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTimeouts = DEFAULT_NAT_TIMEOUTS,
+  now = process.hrtime.bigint()): NatSweepResult {
+  const { nat4, natq4 } = maps;
+  const entries = readNatEntries(nat4);
+  const expired = (last: bigint, timeout: bigint) => last < now && now - last > timeout;
+  const liveRev = new Set<string>();
+  const deadFwd: { key: Buffer; addr: string }[] = [];
+  const deadRev: Buffer[] = [];
+  const revOwner = new Map<string, { addr: string; port: number }>();
+  for (const { key: k, value: v } of entries) if (k.dir === NAT_DIR.REV) revOwner.set(hex(nat4KeyCodec.encode(k)), v);
+  for (const { key: k, value: v } of entries) {
+    if (k.dir !== NAT_DIR.FWD) continue;
+    const rev = hex(nat4KeyCodec.encode({ saddr: k.daddr, daddr: v.addr, sport: k.proto === 1 ? 0 : k.dport, dport: v.port, proto: k.proto, dir: NAT_DIR.REV }));
+    const owner = revOwner.get(rev);
+    // The reply tuple may belong to a newer flow already (a reclaimed port): not ours to delete.
+    const ours = owner !== undefined && owner.addr === k.saddr && owner.port === k.sport;
+    if (expired(v.last_seen_ns, natTimeoutNs(k.proto, v.flags, t))) {
+      deadFwd.push({ key: nat4KeyCodec.encode(k), addr: k.saddr });
+      if (ours) deadRev.push(Buffer.from(rev, 'hex'));
+    } else if (ours) {
+      liveRev.add(rev);
+    }
+  }
+  for (const { key: k, value: v } of entries) {
+    if (k.dir !== NAT_DIR.REV) continue;
+    const kb = nat4KeyCodec.encode(k);
+    if (!liveRev.has(hex(kb)) && expired(v.last_seen_ns, natTimeoutNs(k.proto, 0, t))) deadRev.push(kb);
+  }
+  let deleted = 0;
+  const released = new Map<string, number>();
+  for (const { key, addr } of deadFwd) {
+    if (!nat4.tryDelete(key)) continue; // deleted meanwhile by nobody else: only the sweep deletes FWD entries
+    deleted++;
+    released.set(addr, (released.get(addr) ?? 0) + 1);
+  }
+  const seen = new Set<string>();
+  for (const k of deadRev) {
+    if (seen.has(hex(k))) continue;
+    seen.add(hex(k));
+    if (nat4.tryDelete(k)) deleted++;
+  }
+  if (natq4) {
+    for (const [addr, n] of released) {
+      const cur = natqRead(natq4, addr, NATQ.RELEASED);
+      natq4.update(natqKey(addr, NATQ.RELEASED), natqValueCodec.encode({ count: cur + BigInt(n) }));
+    }
+  }
+  return { deleted, remaining: entries.length - deleted, released };
+}
+
+export interface NatQuotaRow { addr: string; created: bigint; released: bigint; live: number }
+
+/** Live mappings per workload address (tortie_natq4_v1), for metrics and tests. */
+export function readNatQuota(natq4: BpfMap): NatQuotaRow[] {
+  const { keys, values } = natq4.entries();
+  const by = new Map<string, NatQuotaRow>();
+  keys.forEach((k, i) => {
+    const key = natq4KeyCodec.decode(k);
+    const count = natqValueCodec.decode(values[i]!).count;
+    const row = by.get(key.addr) ?? { addr: key.addr, created: 0n, released: 0n, live: 0 };
+    if (key.kind === NATQ.CREATED) row.created = count;
+    else row.released = count;
+    by.set(key.addr, row);
+  });
+  for (const r of by.values()) r.live = r.created > r.released ? Number(r.created - r.released) : 0;
+  return [...by.values()].sort((a, b) => b.live - a.live);
+}
