@@ -35,6 +35,7 @@ import { dropReasonLabel } from './bpf/drop-reasons';
 import { RingBuffer, tcAttach, xdpAttach, type BpfMap } from './native';
 import { LinkWatcher, type LinkInfo } from './links';
 import { RouteManager, type RouteManagerOptions } from './routes';
+import type { NatStatus } from './bpf/nat';
 
 export interface BpfDataplaneOptions {
   pinRoot: string;
@@ -100,6 +101,8 @@ export interface DataplaneStatus {
   drops: Record<string, bigint>;
   mapEntries: Record<string, number>;
   events: FlowEventStatus;
+  /** NAT outgoing state (absent in policy-only mode). */
+  nat?: NatStatus;
 }
 
 function hex(b: Buffer): string { return b.toString('hex'); }
@@ -332,7 +335,7 @@ export class BpfDataplane {
     };
     return {
       endpointsProgrammed: this.policy.boundCount, interfaces: this.attached.size, tables: this.policy.writer.tables.size,
-      conntrackEntries: ct.live, drops, mapEntries, events,
+      conntrackEntries: ct.live, drops, mapEntries, events, nat: this.routes?.natStatus(),
     };
   }
 

@@ -32,14 +32,15 @@ import type { CalcDelta, RoutingState } from '../calc/types';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
 import { run } from '../util/netns';
-import { loadUplink, type NatOptions, type UplinkDatapath } from './bpf/loader';
+import { readFileSync } from 'node:fs';
+import { loadUplink, resolveNatOptions, type NatOptions, type UplinkDatapath } from './bpf/loader';
 import { parseCidr4 } from './bpf/encode';
 import {
   lpm4Key, lpm4KeyCidr, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, readNetStats,
   NETCFG_KEY, NODE_F, POOL_F, RT_F, type NetStats,
 } from './bpf/net-codecs';
 import { tcAttach, type BpfMap } from './native';
-import { sweepNatEntries } from './bpf/nat';
+import { readNatQuota, sweepNatEntries, type NatStatus } from './bpf/nat';
 
 export const DEFAULT_ROUTE_PROTOCOL = 122;
 const RETRY_MIN_MS = 500;
@@ -135,6 +136,15 @@ export function planRoutes(nodeName: string, routing: RoutingState, workloadRout
 
 export { sweepNatEntries } from './bpf/nat';
 
+/** net.ipv4.ip_local_port_range of the node's namespace (the given one in tests). */
+export async function readLocalPortRange(netns?: string): Promise<{ min: number; max: number }> {
+  const file = '/proc/sys/net/ipv4/ip_local_port_range';
+  const text = netns ? (await run(['ip', 'netns', 'exec', netns, 'cat', file])).stdout : readFileSync(file, 'utf8');
+  const m = /^\s*(\d+)\s+(\d+)\s*$/.exec(text);
+  if (!m) throw new RouteError('ERR_ROUTES_NAT_PORT_RANGE', `cannot parse ${file}: "${text.trim()}"`);
+  return { min: Number(m[1]), max: Number(m[2]) };
+}
+
 // ------------------------------------------------------------------ the manager
 
 interface KernelRoute { via: string; mtu?: number }
@@ -182,6 +192,7 @@ export class RouteManager {
   private retryMs = RETRY_MIN_MS;
   private closed = false;
   private natEntries = 0;
+  private natExpired = 0;
 
   private constructor(private readonly o: RouteManagerOptions) {
     this.log = (o.log ?? silentLogger).child({ component: 'routes' });
@@ -193,7 +204,15 @@ export class RouteManager {
 
   static async open(o: RouteManagerOptions): Promise<RouteManager> {
     const m = new RouteManager(o);
-    m.dp = await loadUplink({ pinRoot: o.pinRoot, objectDir: o.objectDir, nat: o.nat });
+    const nat = resolveNatOptions(o.nat);
+    // The node's unbound connect()s take ports from ip_local_port_range without looking at the
+    // NAT table: a NAT range overlapping it would let the node pick a mapped tuple later.
+    const eph = await readLocalPortRange(o.netns?.name);
+    if (nat.portMin <= eph.max && eph.min <= nat.portMax) {
+      throw new RouteError('ERR_ROUTES_NAT_PORT_RANGE', `NAT port range ${nat.portMin}-${nat.portMax} overlaps the node's ` +
+        `net.ipv4.ip_local_port_range ${eph.min}-${eph.max}: choose a NAT port range outside it (natPortRange) or narrow the sysctl`);
+    }
+    m.dp = await loadUplink({ pinRoot: o.pinRoot, objectDir: o.objectDir, nat });
     return m;
   }
 
@@ -452,7 +471,19 @@ export class RouteManager {
   sweepNat(now = process.hrtime.bigint()): number {
     const r = sweepNatEntries(this.dp.maps, this.dp.nat.timeouts, now);
     this.natEntries = r.remaining;
+    this.natExpired += r.deleted;
     return r.deleted;
+  }
+
+  /** Occupancy, quota use and sweep deletions of the NAT table (metrics; refusals are drop counters). */
+  natStatus(): NatStatus {
+    const rows = readNatQuota(this.dp.maps.natq4);
+    const { quota, maxEntries } = this.dp.nat;
+    return {
+      flows: rows.reduce((a, r) => a + r.live, 0), entries: this.dp.maps.nat4.keys().length, capacity: maxEntries, quota,
+      workloadsAtQuota: quota ? rows.filter((r) => r.live >= quota).length : 0,
+      maxWorkloadFlows: rows[0]?.live ?? 0, expiredTotal: this.natExpired,
+    };
   }
 
   /** Entry counts of the networking maps as of the last apply / NAT sweep (metrics). */

@@ -3,6 +3,7 @@
  * Names follow Felix's where one exists (felix_* → tortie_*).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { NatStatus } from '../dataplane/bpf/nat';
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -43,6 +44,26 @@ export class NodeMetrics {
     help: 'Flow events (denied flows, Log hits) by outcome, totals since start: emitted by the datapath, suppressed there (an endpoint over its event budget), lost (ring full), received by the agent, logged individually, aggregated (over the flow-log rate: summarised)',
     labelNames: ['outcome'] as const, registers: [this.registry],
   });
+  readonly natFlows = new Gauge({
+    name: 'tortie_nat_mappings', help: 'Live NAT-outgoing mappings (flows)', registers: [this.registry],
+  });
+  readonly natCapacity = new Gauge({
+    name: 'tortie_nat_table_capacity', help: 'NAT table size in entries (two per flow); a full table refuses new flows', registers: [this.registry],
+  });
+  readonly natQuota = new Gauge({
+    name: 'tortie_nat_workload_quota', help: 'NAT mappings (flows) one workload address may hold (0 = no quota)', registers: [this.registry],
+  });
+  readonly natWorkloadsAtQuota = new Gauge({
+    name: 'tortie_nat_workloads_at_quota', help: 'Workload addresses holding their whole NAT quota (new flows refused: tortie_dropped_packets{reason="nat_quota"})', registers: [this.registry],
+  });
+  readonly natMaxWorkloadFlows = new Gauge({
+    name: 'tortie_nat_workload_mappings_max', help: 'Largest number of NAT mappings held by one workload address', registers: [this.registry],
+  });
+  readonly natExpired = new Counter({
+    name: 'tortie_nat_expired_total', help: 'NAT mappings deleted by the sweep after their flow ended (live mappings are never evicted)', registers: [this.registry],
+  });
+  private natExpiredSeen = 0;
+
   readonly datastoreReconnects = new Counter({
     name: 'tortie_datastore_reconnects_total', help: 'Times the datastore connection was lost and resumed', registers: [this.registry],
   });
@@ -52,6 +73,19 @@ export class NodeMetrics {
   readonly inSync = new Gauge({
     name: 'tortie_in_sync', help: '1 once the initial datastore snapshot has been applied to the kernel', registers: [this.registry],
   });
+
+  /** Sets the NAT metrics from a status read (the expired counter follows the running total). */
+  recordNat(s: NatStatus): void {
+    this.natFlows.set(s.flows);
+    this.natCapacity.set(s.capacity);
+    this.natQuota.set(s.quota);
+    this.natWorkloadsAtQuota.set(s.workloadsAtQuota);
+    this.natMaxWorkloadFlows.set(s.maxWorkloadFlows);
+    if (s.expiredTotal > this.natExpiredSeen) this.natExpired.inc(s.expiredTotal - this.natExpiredSeen);
+    this.natExpiredSeen = s.expiredTotal;
+    this.mapEntries.set({ map: 'nat4' }, s.entries);
+    this.mapCapacity.set({ map: 'nat4' }, s.capacity);
+  }
 
   constructor(withDefaults = true) {
     if (withDefaults) collectDefaultMetrics({ register: this.registry, prefix: 'tortie_node_' });

@@ -37,6 +37,7 @@ export function dataplaneAdapter(dp: BpfDataplane, metrics: NodeMetrics): Datapl
       for (const [reason, n] of Object.entries(st.drops)) metrics.drops.set({ reason }, Number(n));
       for (const [map, n] of Object.entries(st.mapEntries)) metrics.mapEntries.set({ map }, n);
       for (const [outcome, n] of Object.entries(st.events)) metrics.flowEvents.set({ outcome }, n);
+      if (st.nat) metrics.recordNat(st.nat);
     },
     close: () => dp.close(),
   };

@@ -150,3 +150,17 @@ export function readNatQuota(natq4: BpfMap): NatQuotaRow[] {
   for (const r of by.values()) r.live = r.created > r.released ? Number(r.created - r.released) : 0;
   return [...by.values()].sort((a, b) => b.live - a.live);
 }
+
+/** NAT state for metrics (RouteManager.natStatus, NodeMetrics.recordNat). */
+export interface NatStatus {
+  /** Live FWD mappings (flows) and table entries (both directions) against the table's size. */
+  flows: number;
+  entries: number;
+  capacity: number;
+  quota: number;
+  /** Workload addresses holding their whole quota, and the largest count any one holds. */
+  workloadsAtQuota: number;
+  maxWorkloadFlows: number;
+  /** Mappings the sweep deleted since start (the table never evicts: this is the only way out). */
+  expiredTotal: number;
+}

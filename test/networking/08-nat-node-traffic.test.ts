@@ -1,0 +1,194 @@
+// NAT outgoing against hostile workloads, with real sockets in namespaces (issue 11, items 1 and 5):
+//   - the node's own UDP socket, TCP connection and listening service keep working while a
+//     workload deliberately uses the same source port towards the same server / peer (no mapping
+//     ever takes a tuple a node socket uses or listens on; replies reach the node);
+//   - a node socket bound into the NAT range after a mapping took the tuple gets its replies;
+//   - a NAT range overlapping the node's ip_local_port_range is refused;
+//   - a bounded flood of new UDP flows from one workload is refused past its quota (counted
+//     drop + metrics) while another workload's idle NAT'd TCP connection survives.
+// Node, workloads and the "outside" host are namespaces of this test (test/datapath/helpers/wep-topology).
+import t from 'tap';
+import { WepTopology, NODE_UPLINK_IP, EXT_IP } from '../datapath/helpers/wep-topology';
+import { uniquePinRoot, removePinRoot } from '../datapath/helpers/harness';
+import { RouteManager } from '../../src/dataplane/routes';
+import { NAT_DIR, readNatEntries, readNetStats } from '../../src/dataplane/bpf/net-codecs';
+import { readNatQuota } from '../../src/dataplane/bpf/nat';
+import { readCounters } from '../../src/dataplane/bpf/counters';
+import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
+import { NodeMetrics } from '../../src/node/metrics';
+import type { RoutingState } from '../../src/calc/types';
+import { PySockets } from './helpers/pysock';
+
+const WA = '192.168.1.10';
+const WB = '192.168.1.11';
+const QUOTA = 64;
+const FLOOD = 2000;
+
+const routing: RoutingState = {
+  pools: [{ name: 'p', cidr: '192.168.0.0/16', ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: true, disabled: false, blockSize: 26 }],
+  nodes: [{ name: 'a', ipv4Address: `${NODE_UPLINK_IP}/24` }],
+  workloadRoutes: [],
+};
+
+const EXT_SERVERS = `
+import threading
+def udp_echo(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('${EXT_IP}', port))
+    def loop():
+        while True:
+            d, a = s.recvfrom(2000)
+            s.sendto(b'echo:' + d, a)
+    threading.Thread(target=loop, daemon=True).start()
+def tcp_echo(port):
+    l = socket.socket()
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    l.bind(('${EXT_IP}', port))
+    l.listen(64)
+    def conn(c):
+        while True:
+            d = c.recv(2000)
+            if not d:
+                break
+            c.sendall(b'echo:' + d)
+    def loop():
+        while True:
+            c, a = l.accept()
+            threading.Thread(target=conn, args=(c,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+for p in (5300, 5301):
+    udp_echo(p)
+tcp_echo(8080)
+tcp_echo(7777)
+_ = 'ready'
+`;
+
+t.test('nat-outgoing never takes over the node\'s own traffic; floods are refused past the quota', async (t) => {
+  const topo = await WepTopology.create('natnode');
+  const pinRoot = uniquePinRoot('natnode');
+  let rm: RouteManager | undefined;
+  t.teardown(async () => { rm?.close(); await topo.destroy(); removePinRoot(pinRoot); });
+  const wa = await topo.addWorkload('wa', WA);
+  const wb = await topo.addWorkload('wb', WB);
+  const netns = { name: topo.node.name, path: topo.node.path };
+  // Four NAT ports, 20000-20003, outside the node's ephemeral range (32768-60999).
+  const nat = { portMin: 20000, portMax: 20003, retries: 8, quota: QUOTA, maxEntries: 1024, timeouts: { udpSec: 300 } };
+  rm = await RouteManager.open({ pinRoot, netns, nat });
+  rm.setState('a', routing);
+  await rm.apply();
+  const maps = rm.maps;
+  const uplinkIf = await topo.node.ifindex('eth0');
+  const drops = (reason: number) => readCounters(maps.cnt).filter((r) => r.dir === Dir.UPLINK && r.ifindex === uplinkIf && r.reason === reason)
+    .reduce((a, r) => a + r.packets, 0n);
+  const revTuples = () => readNatEntries(maps.nat4).filter((e) => e.key.dir === NAT_DIR.REV)
+    .map((e) => `${e.key.proto}:${e.key.saddr}:${e.key.sport}>${e.key.dport}=${e.value.addr}`);
+
+  const ext = new PySockets(topo.ext);
+  const node = new PySockets(topo.node);
+  const pa = new PySockets(wa.ns);
+  const pb = new PySockets(wb.ns);
+  t.teardown(() => { for (const p of [ext, node, pa, pb]) p.close(); });
+  t.equal(await ext.run(EXT_SERVERS), 'ready');
+
+  t.test('the node\'s connections, UDP replies and listening service survive deliberate collisions', async (t) => {
+    // The node: a UDP socket and a TCP connection from ports in the NAT range (bound explicitly),
+    // and a service listening on another one.
+    t.same(await node.run(`
+nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); nu.bind(('${NODE_UPLINK_IP}', 20000)); nu.connect(('${EXT_IP}', 5300)); nu.settimeout(3)
+nt = socket.create_connection(('${EXT_IP}', 8080), timeout=3, source_address=('${NODE_UPLINK_IP}', 20001))
+nl = socket.socket(); nl.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); nl.bind(('0.0.0.0', 20002)); nl.listen(8); nl.settimeout(5)
+nu.send(b'n0'); nt.sendall(b'n0')
+_ = [nu.recv(100).decode(), nt.recv(100).decode()]`), ['echo:n0', 'echo:n0'], 'node traffic before');
+    const hostSock0 = readNetStats(maps.netstat).natHostSock;
+
+    // The workload collides on purpose: same source ports, same server; and connects from the
+    // port the node listens on to a peer (whose port it will use to call the node's service).
+    t.same(await pa.run(`
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 20000)); u.connect(('${EXT_IP}', 5300)); u.settimeout(3)
+u.send(b'w0')
+a = u.recv(100).decode()
+wt = socket.create_connection(('${EXT_IP}', 8080), timeout=3, source_address=('0.0.0.0', 20001))
+wt.sendall(b'w0')
+b = wt.recv(100).decode()
+wh = socket.create_connection(('${EXT_IP}', 7777), timeout=3, source_address=('0.0.0.0', 20002))
+wh.sendall(b'w0')
+_ = [a, b, wh.recv(100).decode()]`), ['echo:w0', 'echo:w0', 'echo:w0'], 'the workload\'s own flows work (on other ports)');
+
+    const rev = revTuples();
+    for (const taken of [`17:${EXT_IP}:5300>20000`, `6:${EXT_IP}:8080>20001`, `6:${EXT_IP}:7777>20002`]) {
+      t.notOk(rev.some((r) => r.startsWith(taken)), `no mapping on the node's tuple ${taken}`);
+    }
+    t.ok(readNetStats(maps.netstat).natHostSock >= hostSock0 + 3n, 'candidates skipped because a node socket owns them, counted');
+
+    t.same(await node.run(`
+nu.send(b'n1'); nt.sendall(b'n1')
+_ = [nu.recv(100).decode(), nt.recv(100).decode()]`), ['echo:n1', 'echo:n1'], 'the node\'s UDP replies and TCP connection still reach the node');
+    t.same(await pa.run(`
+u.send(b'w1'); wt.sendall(b'w1')
+_ = [u.recv(100).decode(), wt.recv(100).decode()]`), ['echo:w1', 'echo:w1'], 'and the workload\'s reach the workload');
+
+    // The peer calls the node's service from the very port the workload's flow uses.
+    await node.run(`
+import threading
+def serve():
+    c, a = nl.accept(); c.sendall(b'node-service'); time.sleep(1); c.close()
+threading.Thread(target=serve, daemon=True).start()
+_ = 1`);
+    t.equal(await ext.run(`
+c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+c.bind(('${EXT_IP}', 7777)); c.settimeout(3); c.connect(('${NODE_UPLINK_IP}', 20002))
+_ = c.recv(100).decode(); c.close()`), 'node-service', 'the node\'s listening service answers, not the workload');
+  });
+
+  t.test('a node socket bound into the range after a mapping took its tuple gets its replies', async (t) => {
+    t.equal(await pb.run(`
+v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v.bind(('0.0.0.0', 20003)); v.connect(('${EXT_IP}', 5301)); v.settimeout(3)
+v.send(b'w'); _ = v.recv(100).decode()`), 'echo:w');
+    t.ok(revTuples().includes(`17:${EXT_IP}:5301>20003=${WB}`), 'the workload kept its port (free at claim time)');
+    const before = readNetStats(maps.netstat).natHostSock;
+    t.equal(await node.run(`
+late = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); late.bind(('${NODE_UPLINK_IP}', 20003)); late.connect(('${EXT_IP}', 5301)); late.settimeout(3)
+late.send(b'late'); _ = late.recv(100).decode()`), 'echo:late', 'the reply reaches the node socket, not the workload');
+    t.ok(readNetStats(maps.netstat).natHostSock > before, 'reply left to the node socket, counted');
+  });
+
+  t.test('a NAT range overlapping ip_local_port_range is refused', async (t) => {
+    await topo.node.sh('sysctl -qw net.ipv4.ip_local_port_range="10000 30000"');
+    t.teardown(() => topo.node.sh('sysctl -qw net.ipv4.ip_local_port_range="32768 60999"'));
+    await t.rejects(RouteManager.open({ pinRoot, netns, nat }), { code: 'ERR_ROUTES_NAT_PORT_RANGE', message: /20000-20003 overlaps .* 10000-30000/ });
+  });
+
+  t.test('a flood of new flows is refused past the workload\'s quota; another workload\'s idle connection survives', async (t) => {
+    const q0 = drops(R.NAT_QUOTA);
+    const liveB = readNatQuota(maps.natq4).find((r) => r.addr === WB)?.live ?? 0;
+    // FLOOD new UDP flows (one socket, a new destination port each), paced in batches.
+    t.equal(await pb.run(`
+f = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(${FLOOD}):
+    f.sendto(b'x', ('${EXT_IP}', 10000 + i))
+    if i % 100 == 99:
+        time.sleep(0.02)
+_ = ${FLOOD}`, 30_000), FLOOD);
+    // Wait for the last datagrams to cross the node.
+    const want = BigInt(FLOOD - (QUOTA - liveB));
+    for (let i = 0; i < 50 && drops(R.NAT_QUOTA) - q0 < want; i++) await new Promise((r) => setTimeout(r, 100));
+    t.equal(drops(R.NAT_QUOTA) - q0, want, `${want} new flows refused with nat_quota`);
+    const rows = new Map(readNatQuota(maps.natq4).map((r) => [r.addr, r.live]));
+    t.equal(rows.get(WB), QUOTA, 'the flooding workload holds exactly its quota');
+    t.same(await pa.run(`
+wt.sendall(b'after'); u.send(b'after')
+_ = [wt.recv(100).decode(), u.recv(100).decode()]`), ['echo:after', 'echo:after'], 'the other workload\'s idle TCP connection and UDP flow survive');
+    t.equal(drops(R.NAT_TABLE_FULL), 0n, 'the table itself never filled');
+
+    const metrics = new NodeMetrics(false);
+    const st = rm!.natStatus();
+    metrics.recordNat(st);
+    const text = await metrics.registry.metrics();
+    t.match(text, /^tortie_nat_workloads_at_quota 1$/m, 'metric: one workload at its quota');
+    t.match(text, new RegExp(`^tortie_nat_workload_mappings_max ${QUOTA}$`, 'm'));
+    t.match(text, new RegExp(`^tortie_nat_workload_quota ${QUOTA}$`, 'm'));
+    t.match(text, /^tortie_nat_table_capacity 1024$/m);
+    t.equal(st.flows, rows.get(WA)! + QUOTA, 'occupancy: every live flow counted');
+  });
+});
