@@ -26,9 +26,10 @@ async function main(): Promise<void> {
     const payload = Buffer.alloc(64);
     const cases: [string, 'in' | 'out', Buffer][] = [
       ['egress, pass-through (host traffic)', 'out', tcpFrame({ src: '198.18.1.10', dst: '198.18.3.20', sport: 1000, dport: 80, flags: 'A', payload })],
-      ['egress, SNAT (established mapping)', 'out', tcpFrame({ src: '192.168.1.10', dst: '198.18.3.20', sport: 40000, dport: 80, flags: 'A', payload })],
+      // Workload port inside the NAT range (kept), so the reverse case below matches the mapping.
+      ['egress, SNAT (established mapping)', 'out', tcpFrame({ src: '192.168.1.10', dst: '198.18.3.20', sport: 21000, dport: 80, flags: 'A', payload })],
       ['egress, IPIP encapsulation', 'out', tcpFrame({ src: '192.168.1.10', dst: '192.168.3.10', sport: 40000, dport: 80, flags: 'A', payload })],
-      ['ingress, reverse SNAT', 'in', tcpFrame({ src: '198.18.3.20', dst: '198.18.1.10', sport: 80, dport: 40000, flags: 'A', payload })],
+      ['ingress, reverse SNAT', 'in', tcpFrame({ src: '198.18.3.20', dst: '198.18.1.10', sport: 80, dport: 21000, flags: 'A', payload })],
       ['ingress, IPIP decapsulation', 'in', eth({}, ipv4({ src: '198.18.2.10', dst: '198.18.1.10', proto: PROTO.IPIP },
         tcpFrame({ src: '192.168.3.10', dst: '192.168.1.10', sport: 80, dport: 40000, flags: 'A', payload }).subarray(14)))],
       ['ingress, pass-through (host traffic)', 'in', tcpFrame({ src: '198.18.3.20', dst: '198.18.1.10', sport: 80, dport: 1000, flags: 'A', payload })],

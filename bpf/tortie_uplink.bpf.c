@@ -143,6 +143,8 @@ static __always_inline int uplink_egress(struct __sk_buff *skb)
 		}
 		return nat_snat(skb, &pkt, l4off, cfg->node_ip);
 	}
+	if (pkt.saddr == cfg->node_ip)
+		nat_host_egress(&pkt);
 	return TORTIE_FORWARD;
 }
 

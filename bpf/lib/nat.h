@@ -469,6 +469,29 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 }
 
 /*
+ * The node's own packet leaving from node_ip with a source port in the NAT range: if a mapping
+ * holds that tuple (a node socket bound into the range after the claim), the node takes it back
+ * (the REV entry goes; the workload's flow moves to another port on its next packet). Host packets
+ * with ports outside the range cost one comparison.
+ */
+static __always_inline void nat_host_egress(const struct tortie_pkt *pkt)
+{
+	struct tortie_nat4_key rk = {};
+
+	if ((pkt->proto != IPPROTO_TCP && pkt->proto != IPPROTO_UDP) || pkt->frag == TORTIE_FRAG_LATER ||
+	    pkt->ct_sport < nat_port_min || pkt->ct_sport > nat_port_max)
+		return;
+	rk.saddr = pkt->daddr;
+	rk.daddr = pkt->saddr;
+	rk.sport = bpf_htons(pkt->ct_dport);
+	rk.dport = bpf_htons(pkt->ct_sport);
+	rk.proto = pkt->proto;
+	rk.dir = TORTIE_NAT_REV;
+	if (bpf_map_delete_elem(&tortie_nat4_v2, &rk) == 0)
+		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
+}
+
+/*
  * Reverse translation of a packet arriving on the uplink for node_ip: returns 1 if it was a
  * reply of a SNATed flow (now addressed to the workload), 0 if not ours, < 0 a drop reason.
  */
@@ -490,9 +513,15 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 	rv = bpf_map_lookup_elem(&tortie_nat4_v2, &rk);
 	if (!rv)
 		return 0;
-	/* A node socket bound into the range after the claim owns its traffic, not the mapping. */
-	if (nat_host_sock(skb, pkt->proto, pkt->saddr, rk.sport, node_ip, rk.dport)) {
+	/* A node socket bound into the range after the claim owns its traffic, not the mapping. A
+	 * node TCP socket shows itself first by a SYN: leaving (nat_host_egress takes the tuple back)
+	 * or arriving for a listener (looked up here); UDP has no such first packet: every datagram. */
+	if ((pkt->proto == IPPROTO_UDP ||
+	     (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)) &&
+	    nat_host_sock(skb, pkt->proto, pkt->saddr, rk.sport, node_ip, rk.dport)) {
 		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
+		if (pkt->proto == IPPROTO_TCP)
+			bpf_map_delete_elem(&tortie_nat4_v2, &rk);
 		return 0;
 	}
 	fk.saddr = rv->addr;
