@@ -148,6 +148,24 @@ t.test('port exhaustion is a counted drop; existing flows keep working', async (
   t.ok(h.stats().snatRetry > 0n, 'collisions counted');
 });
 
+t.test('per-workload quota and a full NAT table refuse new flows; established flows keep working', async (t) => {
+  const h = await setup('natquota', { quota: 2, maxEntries: 8 });
+  t.teardown(() => h.close());
+  const out = (src: string, dport: number, flags = 'S') => h.run('out', tcpFrame({ src, dst: OUT, sport: 21000, dport, flags }));
+  t.same([out(WL1, 1).reason, out(WL1, 2).reason], [R.FORWARD, R.FORWARD], 'two flows within the quota');
+  t.same([out(WL1, 3).retval, out(WL1, 3).reason], [TC_SHOT, R.NAT_QUOTA], 'the third is refused: nat_quota');
+  t.equal(out(WL1, 1, 'A').reason, R.FORWARD, 'an established flow of the same workload still passes');
+  t.same([out(WL2, 1).reason, out(WL2, 2).reason], [R.FORWARD, R.FORWARD], 'another workload has its own quota');
+  // 4 flows = 8 entries: the table is full.
+  t.same([out('192.168.10.7', 1).retval, out('192.168.10.7', 1).reason], [TC_SHOT, R.NAT_TABLE_FULL], 'full table: refused, nothing evicted');
+  for (const [src, dport] of [[WL1, 1], [WL1, 2], [WL2, 1], [WL2, 2]] as const) {
+    t.equal(out(src, dport, 'A').reason, R.FORWARD, `established ${src} -> :${dport} keeps its mapping`);
+  }
+  t.equal(readNatEntries(h.dp.maps.nat4).length, 8);
+  t.notOk(readNatEntries(h.dp.maps.nat4).some((e) => e.value.addr === '192.168.10.7' || e.key.saddr === '192.168.10.7'), 'no half mapping of the refused flow');
+  t.same(readNatQuota(h.dp.maps.natq4).map((r) => [r.addr, r.live]).sort(), [[WL1, 2], [WL2, 2], ['192.168.10.7', 0]]);
+});
+
 /** A last_seen stamp older than `sec` on the monotonic clock. Waits (never fails) on a machine
  *  whose clock has not run that long yet: no assumption about the time since boot. */
 async function stampOlderThan(sec: number): Promise<bigint> {
