@@ -204,15 +204,7 @@ export class RouteManager {
 
   static async open(o: RouteManagerOptions): Promise<RouteManager> {
     const m = new RouteManager(o);
-    const nat = resolveNatOptions(o.nat);
-    // The node's unbound connect()s take ports from ip_local_port_range without looking at the
-    // NAT table: a NAT range overlapping it would let the node pick a mapped tuple later.
-    const eph = await readLocalPortRange(o.netns?.name);
-    if (nat.portMin <= eph.max && eph.min <= nat.portMax) {
-      throw new RouteError('ERR_ROUTES_NAT_PORT_RANGE', `NAT port range ${nat.portMin}-${nat.portMax} overlaps the node's ` +
-        `net.ipv4.ip_local_port_range ${eph.min}-${eph.max}: choose a NAT port range outside it (natPortRange) or narrow the sysctl`);
-    }
-    m.dp = await loadUplink({ pinRoot: o.pinRoot, objectDir: o.objectDir, nat });
+    m.dp = await loadUplink({ pinRoot: o.pinRoot, objectDir: o.objectDir, nat: resolveNatOptions(o.nat) });
     return m;
   }
 
@@ -271,6 +263,7 @@ export class RouteManager {
     }
     const plan = planRoutes(this.nodeName, this.routing, this.workloadRoutes);
     for (const s of plan.skipped) this.log.warn(s, 'workload route not programmed');
+    if (plan.nodeIp) await this.checkNatPortRange();
     // Underlay facts (uplink, next hops towards other subnets) are re-read on every reconcile
     // and when this node's address changes; deltas reuse them.
     if (this.needKernelRead || plan.nodeIp !== this.uplinkFor) {
@@ -376,6 +369,21 @@ export class RouteManager {
     const [r] = rows;
     if (!r) throw new RouteError('ERR_ROUTES_UNREACHABLE', `no underlay route to node address ${nodeIp}`);
     return r.gateway ?? nodeIp;
+  }
+
+  /**
+   * The node's unbound connect()s take ports from ip_local_port_range without looking at the NAT
+   * table: a NAT range overlapping it would let the node pick a mapped tuple later. Refused before
+   * anything is programmed (the node address is written last), checked on every apply that
+   * programs the node (the sysctl may change while the agent runs; one small file read).
+   */
+  private async checkNatPortRange(): Promise<void> {
+    const { portMin, portMax } = this.dp.nat;
+    const eph = await readLocalPortRange(this.o.netns?.name);
+    if (portMin <= eph.max && eph.min <= portMax) {
+      throw new RouteError('ERR_ROUTES_NAT_PORT_RANGE', `NAT port range ${portMin}-${portMax} overlaps the node's ` +
+        `net.ipv4.ip_local_port_range ${eph.min}-${eph.max}: choose a NAT port range outside it (natPortRange) or narrow the sysctl`);
+    }
   }
 
   /** Reads what a previous run left: tortie's kernel routes and the networking maps. */

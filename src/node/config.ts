@@ -42,6 +42,8 @@ export interface NodeConfig {
    * live data sit at 250+ MB. Lower = smaller RSS, more frequent full collections.
    */
   heapGrowingPercent: number;
+  /** NAT outgoing: port range (Calico's natPortRange), per-workload quota, table size. */
+  nat: { portMin: number; portMax: number; quota: number; maxEntries: number };
 }
 
 export class ConfigError extends Error {
@@ -127,6 +129,9 @@ export interface RawNodeOptions {
   uplink?: string;
   maxBatch?: string;
   heapGrowingPercent?: string;
+  natPortRange?: string;
+  natQuota?: string;
+  natMaxEntries?: string;
 }
 
 export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = process.env): NodeConfig {
@@ -154,6 +159,9 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [uplink] = pick('uplink', opts.uplink, 'TORTIE_UPLINK');
   const [batch, batchSrc] = pick('max-batch', opts.maxBatch, 'TORTIE_MAX_BATCH');
   const [growing, growingSrc] = pick('heap-growing-percent', opts.heapGrowingPercent, 'TORTIE_HEAP_GROWING_PERCENT');
+  const [natRange, natRangeSrc] = pick('nat-port-range', opts.natPortRange, 'FELIX_NATPORTRANGE');
+  const [natQuota, natQuotaSrc] = pick('nat-quota', opts.natQuota, 'TORTIE_NAT_QUOTA');
+  const [natMax, natMaxSrc] = pick('nat-max-entries', opts.natMaxEntries, 'TORTIE_NAT_MAX_ENTRIES');
   const policyOnlyRaw = opts.policyOnly !== undefined ? String(opts.policyOnly) : (env.TORTIE_POLICY_ONLY ?? env.CALICO_NETWORKING_BACKEND);
 
   // As tortiectl and the CNI plugin: etcd endpoints without a type mean etcdv3.
@@ -167,6 +175,19 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const heapGrowingPercent = growing === undefined ? DEFAULT_HEAP_GROWING_PERCENT : Number(growing);
   if (growing !== undefined && (!/^\d+$/.test(growing.trim()) || heapGrowingPercent > 400)) {
     throw new ConfigError(`${growingSrc}: "${growing}" is not an integer in 0–400 (0 = V8's default)`);
+  }
+  const range = /^\s*(\d{1,5})\s*[:-]\s*(\d{1,5})\s*$/.exec(natRange ?? '20000:29999');
+  const [portMin, portMax] = range ? [Number(range[1]), Number(range[2])] : [0, 0];
+  if (!range || portMin < 1 || portMax > 65535 || portMin > portMax) {
+    throw new ConfigError(`${natRangeSrc}: "${natRange}" is not a port range min:max with 1 <= min <= max <= 65535`);
+  }
+  const quota = natQuota === undefined ? 8192 : Number(natQuota);
+  if (natQuota !== undefined && (!/^\d+$/.test(natQuota.trim()) || quota > 2 ** 31)) {
+    throw new ConfigError(`${natQuotaSrc}: "${natQuota}" is not a non-negative integer (0 = no quota)`);
+  }
+  const maxEntries = natMax === undefined ? 131072 : Number(natMax);
+  if (natMax !== undefined && (!/^\d+$/.test(natMax.trim()) || maxEntries < 2 || maxEntries > 2 ** 26)) {
+    throw new ConfigError(`${natMaxSrc}: "${natMax}" is not an integer in 2–67108864`);
   }
   const name = (nodeName ?? hostname()).trim();
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
@@ -195,5 +216,6 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     uplink: uplink ?? '',
     maxBatch,
     heapGrowingPercent,
+    nat: { portMin, portMax, quota, maxEntries },
   };
 }

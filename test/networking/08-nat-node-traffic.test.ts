@@ -190,8 +190,9 @@ _ = c.recv(100).decode(); c.close()`), 'late-service', 'TCP listener started lat
 
   t.test('a NAT range overlapping ip_local_port_range is refused', async (t) => {
     await topo.node.sh('sysctl -qw net.ipv4.ip_local_port_range="10000 30000"');
-    t.teardown(() => topo.node.sh('sysctl -qw net.ipv4.ip_local_port_range="32768 60999"'));
-    await t.rejects(RouteManager.open({ pinRoot, netns, nat }), { code: 'ERR_ROUTES_NAT_PORT_RANGE', message: /20000-20003 overlaps .* 10000-30000/ });
+    rm!.setState('a', routing); // dirty: the next apply re-checks
+    t.teardown(async () => { await topo.node.sh('sysctl -qw net.ipv4.ip_local_port_range="32768 60999"'); rm!.setState('a', routing); await rm!.apply(); });
+    await t.rejects(rm!.apply(), { code: 'ERR_ROUTES_NAT_PORT_RANGE', message: /20000-20003 overlaps .* 10000-30000/ });
   });
 
   t.test('a flood of new flows is refused past the workload\'s quota; another workload\'s idle connection survives', async (t) => {

@@ -35,6 +35,15 @@ t.test('defaults', async (t) => {
   t.equal(c.healthPort, 9099);
   t.equal(c.policyOnly, false);
   t.equal(c.heapGrowingPercent, 20);
+  t.same(c.nat, { portMin: 20000, portMax: 29999, quota: 8192, maxEntries: 131072 });
+});
+
+t.test('NAT outgoing options: Calico\'s FELIX_NATPORTRANGE, quota and table size; bad values named', async (t) => {
+  const c = resolveConfig({ nodeName: 'n1', natQuota: '100' }, { FELIX_NATPORTRANGE: '40000:40999', TORTIE_NAT_MAX_ENTRIES: '4096' });
+  t.same(c.nat, { portMin: 40000, portMax: 40999, quota: 100, maxEntries: 4096 });
+  t.throws(() => resolveConfig({ nodeName: 'n1' }, { FELIX_NATPORTRANGE: '30000:20000' }), /FELIX_NATPORTRANGE: "30000:20000" is not a port range/);
+  t.throws(() => resolveConfig({ nodeName: 'n1', natQuota: '-1' }, {}), /--nat-quota: "-1" is not a non-negative integer/);
+  t.throws(() => resolveConfig({ nodeName: 'n1', natMaxEntries: '1' }, {}), /--nat-max-entries: "1" is not an integer/);
 });
 
 t.test('etcd endpoints without a type select etcdv3 (as tortiectl and the CNI plugin)', async (t) => {
