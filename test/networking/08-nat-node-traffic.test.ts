@@ -95,8 +95,8 @@ t.test('nat-outgoing never takes over the node\'s own traffic; floods are refuse
     // The node: a UDP socket and a TCP connection from ports in the NAT range (bound explicitly),
     // and a service listening on another one.
     t.same(await node.run(`
-nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); nu.bind(('${NODE_UPLINK_IP}', 20000)); nu.connect(('${EXT_IP}', 5300)); nu.settimeout(3)
-nt = socket.create_connection(('${EXT_IP}', 8080), timeout=3, source_address=('${NODE_UPLINK_IP}', 20001))
+nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); nu.bind(('${NODE_UPLINK_IP}', 20000)); nu.connect(('${EXT_IP}', 5300)); nu.settimeout(10)
+nt = socket.create_connection(('${EXT_IP}', 8080), timeout=10, source_address=('${NODE_UPLINK_IP}', 20001))
 nl = socket.socket(); nl.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); nl.bind(('0.0.0.0', 20002)); nl.listen(8); nl.settimeout(5)
 nu.send(b'n0'); nt.sendall(b'n0')
 _ = [nu.recv(100).decode(), nt.recv(100).decode()]`), ['echo:n0', 'echo:n0'], 'node traffic before');
@@ -105,13 +105,13 @@ _ = [nu.recv(100).decode(), nt.recv(100).decode()]`), ['echo:n0', 'echo:n0'], 'n
     // The workload collides on purpose: same source ports, same server; and connects from the
     // port the node listens on to a peer (whose port it will use to call the node's service).
     t.same(await pa.run(`
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 20000)); u.connect(('${EXT_IP}', 5300)); u.settimeout(3)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 20000)); u.connect(('${EXT_IP}', 5300)); u.settimeout(10)
 u.send(b'w0')
 a = u.recv(100).decode()
-wt = socket.create_connection(('${EXT_IP}', 8080), timeout=3, source_address=('0.0.0.0', 20001))
+wt = socket.create_connection(('${EXT_IP}', 8080), timeout=10, source_address=('0.0.0.0', 20001))
 wt.sendall(b'w0')
 b = wt.recv(100).decode()
-wh = socket.create_connection(('${EXT_IP}', 7777), timeout=3, source_address=('0.0.0.0', 20002))
+wh = socket.create_connection(('${EXT_IP}', 7777), timeout=10, source_address=('0.0.0.0', 20002))
 wh.sendall(b'w0')
 _ = [a, b, wh.recv(100).decode()]`), ['echo:w0', 'echo:w0', 'echo:w0'], 'the workload\'s own flows work (on other ports)');
 
@@ -137,19 +137,19 @@ threading.Thread(target=serve, daemon=True).start()
 _ = 1`);
     t.equal(await ext.run(`
 c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-c.bind(('${EXT_IP}', 7777)); c.settimeout(3); c.connect(('${NODE_UPLINK_IP}', 20002))
+c.bind(('${EXT_IP}', 7777)); c.settimeout(10); c.connect(('${NODE_UPLINK_IP}', 20002))
 _ = c.recv(100).decode(); c.close()`), 'node-service', 'the node\'s listening service answers, not the workload');
   });
 
   t.test('node sockets bound into the range after a mapping took their tuple get their traffic', async (t) => {
     // Three mappings of workload B from port 20003 (free at claim time, so kept).
     t.same(await pb.run(`
-v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v.bind(('0.0.0.0', 20003)); v.connect(('${EXT_IP}', 5301)); v.settimeout(3)
+v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v.bind(('0.0.0.0', 20003)); v.connect(('${EXT_IP}', 5301)); v.settimeout(10)
 v.send(b'w'); a = v.recv(100).decode()
 v2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v2.bind(('0.0.0.0', 20003))
 v2.sendto(b'w', ('${EXT_IP}', 5302))
 # A TCP attempt the peer refuses (RST): the mapping stays for the closed-flow timeout.
-vt = socket.socket(); vt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); vt.bind(('0.0.0.0', 20003)); vt.settimeout(3)
+vt = socket.socket(); vt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); vt.bind(('0.0.0.0', 20003)); vt.settimeout(10)
 r = vt.connect_ex(('${EXT_IP}', 7778))
 _ = [a, r]`), ['echo:w', 111]);
     for (const m of [`17:${EXT_IP}:5301>20003=${WB}`, `17:${EXT_IP}:5302>20003=${WB}`, `6:${EXT_IP}:7778>20003=${WB}`]) {
@@ -161,13 +161,13 @@ _ = [a, r]`), ['echo:w', 111]);
     // A connected UDP socket that sends first: its first datagram takes the tuple back.
     t.equal(await node.run(`
 late = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); late.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-late.bind(('${NODE_UPLINK_IP}', 20003)); late.connect(('${EXT_IP}', 5301)); late.settimeout(3)
+late.bind(('${NODE_UPLINK_IP}', 20003)); late.connect(('${EXT_IP}', 5301)); late.settimeout(10)
 late.send(b'late'); _ = late.recv(100).decode()`), 'echo:late', 'connected UDP: the reply reaches the node socket');
     t.ok(moved(), 'counted');
     // A UDP server that only receives: every datagram is checked against node sockets.
     await node.run(`
 srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(('0.0.0.0', 20003)); srv.settimeout(3); _ = 1`);
+srv.bind(('0.0.0.0', 20003)); srv.settimeout(10); _ = 1`);
     await ext.run(`
 e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.bind(('${EXT_IP}', 5302)); e.sendto(b'hello', ('${NODE_UPLINK_IP}', 20003)); e.close(); _ = 1`);
     t.equal(await node.run(`_ = srv.recv(100).decode()`), 'hello', 'unconnected UDP server: the datagram reaches the node');
@@ -182,7 +182,7 @@ threading.Thread(target=serve2, daemon=True).start()
 _ = 1`);
     t.equal(await ext.run(`
 c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-c.bind(('${EXT_IP}', 7778)); c.settimeout(3); c.connect(('${NODE_UPLINK_IP}', 20003))
+c.bind(('${EXT_IP}', 7778)); c.settimeout(10); c.connect(('${NODE_UPLINK_IP}', 20003))
 _ = c.recv(100).decode(); c.close()`), 'late-service', 'TCP listener started later: the node answers');
     t.ok(moved(), 'counted');
     t.notOk(revTuples().includes(`6:${EXT_IP}:7778>20003=${WB}`), 'the node took the TCP tuple back');
@@ -212,9 +212,16 @@ _ = ${FLOOD}`, 30_000), FLOOD);
     t.equal(drops(R.NAT_QUOTA) - q0, want, `${want} new flows refused with nat_quota`);
     const rows = new Map(readNatQuota(maps.natq4).map((r) => [r.addr, r.live]));
     t.equal(rows.get(WB), QUOTA, 'the flooding workload holds exactly its quota');
-    t.same(await pa.run(`
-wt.sendall(b'after'); u.send(b'after')
-_ = [wt.recv(100).decode(), u.recv(100).decode()]`), ['echo:after', 'echo:after'], 'the other workload\'s idle TCP connection and UDP flow survive');
+    t.equal(await pa.run(`wt.sendall(b'after'); _ = wt.recv(100).decode()`), 'echo:after', 'the other workload\'s idle TCP connection survives');
+    // UDP may lose a datagram on a loaded machine: a few tries, the flow itself must still work.
+    t.equal(await pa.run(`
+u.settimeout(2)
+for i in range(5):
+    u.send(b'after')
+    try:
+        _ = u.recv(100).decode(); break
+    except socket.timeout:
+        _ = 'timeout'`), 'echo:after', 'and its UDP flow too');
     t.equal(drops(R.NAT_TABLE_FULL), 0n, 'the table itself never filled');
 
     const metrics = new NodeMetrics(false);
