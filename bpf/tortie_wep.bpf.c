@@ -101,7 +101,9 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 	}
 	if (verdict.nlog && ev_budget(ifindex, verdict.nlog < TORTIE_MAX_LOG_RULES ? verdict.nlog : TORTIE_MAX_LOG_RULES, true))
 		log_hits(&verdict, ifindex, ep.id, dir, &pkt);
-	ct_commit(&pkt, dir, &ct, cr, verdict.rule);
+	ret = ct_commit(&pkt, dir, &ct, cr, verdict.rule);
+	if (ret < 0)
+		goto out;
 	if (pkt.frag == TORTIE_FRAG_FIRST)
 		frag_record(&pkt);
 	ret = TORTIE_FORWARD;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Connection tracking: one LRU hash entry per flow, key normalised over both directions
+ * Connection tracking: one hash entry per flow, key normalised over both directions
  * (shared/maps.h). Timeouts are Calico's and load-time constants; an entry older than its
  * state's timeout is treated as absent here and deleted by the agent's sweep
  * (src/dataplane/bpf/conntrack.ts) with batch ops, so no packet ever scans the table.
@@ -17,8 +17,12 @@
 #define TORTIE_LIB_CONNTRACK_H
 
 #include "lib/parse.h"
+#include "lib/quota.h"
 
 #define NSEC 1000000000ULL
+#ifndef E2BIG
+#define E2BIG 7
+#endif
 
 /* Load-time tunables (ns); the agent's sweep is given the same values. */
 const volatile __u64 ct_timeout_syn_ns = 20 * NSEC;
@@ -28,21 +32,49 @@ const volatile __u64 ct_timeout_rst_ns = 40 * NSEC;
 const volatile __u64 ct_timeout_udp_ns = 60 * NSEC;
 const volatile __u64 ct_timeout_icmp_ns = 5 * NSEC;
 const volatile __u64 ct_timeout_other_ns = 600 * NSEC;
+/* Live entries one workload address may own (see ct_owner); 0 = no quota. Set by the agent. */
+const volatile __u32 ct_quota = 0;
 
 /*
- * tortie_ct4_v1: struct tortie_ct4_key -> struct tortie_ct_value.
+ * tortie_ct4_v2: struct tortie_ct4_key -> struct tortie_ct_value.
  * Written by the cali* programs (create on an allowed new flow, state/last_seen on every
  * packet); read by them; the agent reads it for metrics and deletes expired entries.
  * max_entries is set by the agent at load (derived from memory); the value here is the
- * default. Full map: LRU evicts the least recently used flow, never refuses a new one.
+ * default. Not LRU (v1 was): a live flow is never evicted to make room; a full table refuses
+ * new flows (DROP_CT_TABLE_FULL), and each workload may own at most ct_quota entries
+ * (DROP_CT_QUOTA), so one workload's flood cannot fill it for the others.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct tortie_ct4_key);
 	__type(value, struct tortie_ct_value);
 	__uint(max_entries, 262144);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tortie_ct4_v1 SEC(".maps");
+} tortie_ct4_v2 SEC(".maps");
+
+/*
+ * tortie_ctq4_v1: per-workload counts of conntrack entries (shared/maps.h, lib/quota.h). The
+ * owner of an entry follows from the entry itself (ct_owner): the initiator when its egress
+ * point approved the flow (SRC_OK), else the responder (the entry came in through its ingress
+ * point). CREATED and MOVED are the programs'; RELEASED is set by the agent's sweep so that the
+ * count equals the entries it saw, which also corrects the rare double count of two CPUs racing
+ * on the same entry.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tortie_quota4_key);
+	__type(value, struct tortie_quota_value);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_ctq4_v1 SEC(".maps");
+
+static __always_inline __be32 ct_owner(const struct tortie_ct4_key *k, __u64 flags)
+{
+	bool init_a = flags & TORTIE_CTF_A_IS_INIT;
+	bool owner_a = (flags & TORTIE_CTF_SRC_OK) ? init_a : !init_a;
+
+	return owner_a ? k->addr_a : k->addr_b;
+}
 
 enum ct_result {
 	CT_NEW = 0,         /* no live entry: policy decides, ct_commit creates one */
@@ -156,7 +188,7 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 	__u32 need;
 
 	if (pkt->icmp_err) {
-		v = bpf_map_lookup_elem(&tortie_ct4_v1, &pkt->inner);
+		v = bpf_map_lookup_elem(&tortie_ct4_v2, &pkt->inner);
 		if (v && ct_live(v, now))
 			return CT_RELATED;
 	}
@@ -164,7 +196,7 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 	c->entry = NULL;
 	if (pkt->untracked)
 		return CT_NEW;
-	v = bpf_map_lookup_elem(&tortie_ct4_v1, &c->key);
+	v = bpf_map_lookup_elem(&tortie_ct4_v2, &c->key);
 	if (!v || !ct_live(v, now) || ct_tcp_reopens(v, pkt))
 		return CT_NEW;
 	c->entry = v;
@@ -183,15 +215,17 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 /*
  * After policy allowed the packet: create the entry (new flow, this point's approval set)
  * or add this point's approval to an existing one. A reply-direction packet a point never
- * approved is passed on its own verdict without changing the entry.
+ * approved is passed on its own verdict without changing the entry. Returns 0, or
+ * DROP_CT_QUOTA / DROP_CT_TABLE_FULL for a new flow that gets no entry (it is refused rather
+ * than let through untracked: its replies would have no state to pass on).
  */
-static __always_inline void ct_commit(const struct tortie_pkt *pkt, __u8 dir, struct ct_ctx *c,
-				      enum ct_result r, __u32 rule)
+static __always_inline int ct_commit(const struct tortie_pkt *pkt, __u8 dir, struct ct_ctx *c,
+				     enum ct_result r, __u32 rule)
 {
 	__u64 now = bpf_ktime_get_ns();
 
 	if (pkt->untracked)
-		return;
+		return 0;
 	if (r == CT_NEW) {
 		struct tortie_ct_value v = {
 			.last_seen_ns = now,
@@ -200,16 +234,46 @@ static __always_inline void ct_commit(const struct tortie_pkt *pkt, __u8 dir, st
 			.flags = ct_point_flag(dir) | (c->src_is_a ? TORTIE_CTF_A_IS_INIT : 0),
 			.rule = rule,
 		};
+		/* The endpoint at this point: the sender at its egress, the receiver at its ingress. */
+		__be32 owner = dir == TORTIE_DIR_EGRESS ? pkt->saddr : pkt->daddr, old_owner;
+		struct tortie_quota_value *created = quota_counter(&tortie_ctq4_v1, owner, TORTIE_QUOTA_CREATED);
+		struct tortie_ct_value *old;
+		long err;
 
-		bpf_map_update_elem(&tortie_ct4_v1, &c->key, &v, BPF_ANY);
-		return;
+		if (!created || quota_full(&tortie_ctq4_v1, owner, created, ct_quota))
+			return DROP_CT_QUOTA;
+		old = bpf_map_lookup_elem(&tortie_ct4_v2, &c->key);
+		if (old) {
+			/* An expired or closed entry of the same tuple: replaced, its owner released. */
+			old_owner = ct_owner(&c->key, old->flags);
+			err = bpf_map_update_elem(&tortie_ct4_v2, &c->key, &v, BPF_EXIST);
+			if (err == 0)
+				quota_add(&tortie_ctq4_v1, old_owner, TORTIE_QUOTA_MOVED);
+		} else {
+			err = bpf_map_update_elem(&tortie_ct4_v2, &c->key, &v, BPF_NOEXIST);
+		}
+		if (err == -E2BIG)
+			return DROP_CT_TABLE_FULL;
+		if (err == 0)
+			__sync_fetch_and_add(&created->count, 1);
+		/* else: another CPU created or replaced it meanwhile (and counted it). */
+		return 0;
 	}
 	if (r == CT_UNAPPROVED && c->entry && c->init_dir) {
-		__sync_fetch_and_or(&c->entry->flags, ct_point_flag(dir));
+		__u32 bit = ct_point_flag(dir);
+
+		/* The initiator's egress point approves an entry its responder's ingress point
+		 * created: the initiator owns it from now on. */
+		if (bit == TORTIE_CTF_SRC_OK && !(c->entry->flags & TORTIE_CTF_SRC_OK)) {
+			quota_add(&tortie_ctq4_v1, ct_owner(&c->key, c->entry->flags), TORTIE_QUOTA_MOVED);
+			quota_add(&tortie_ctq4_v1, pkt->saddr, TORTIE_QUOTA_CREATED);
+		}
+		__sync_fetch_and_or(&c->entry->flags, bit);
 		if (pkt->proto == IPPROTO_TCP)
 			ct_tcp_advance(c->entry, pkt, true, c->src_is_a);
 		c->entry->last_seen_ns = now;
 	}
+	return 0;
 }
 
 #endif

@@ -47,6 +47,7 @@
 #include "lib/parse.h"
 #include "lib/route.h"
 #include "lib/ipip.h" /* csum_fold32 */
+#include "lib/quota.h"
 
 #define NAT_NSEC 1000000000ULL
 #ifndef E2BIG
@@ -80,12 +81,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_nat4_v2 SEC(".maps");
 
-/* tortie_natq4_v1: per-workload mapping counts (shared/maps.h). Entries are never deleted: one
- * pair per workload address this node ever NATed (bounded by its pools' blocks). */
+/* tortie_natq4_v1: per-workload mapping counts (shared/maps.h, lib/quota.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct tortie_natq4_key);
-	__type(value, struct tortie_natq_value);
+	__type(key, struct tortie_quota4_key);
+	__type(value, struct tortie_quota_value);
 	__uint(max_entries, 65536);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_natq4_v1 SEC(".maps");
@@ -266,32 +266,6 @@ static __always_inline bool nat_host_sock(struct __sk_buff *skb, __u8 proto, __b
 	return true;
 }
 
-/* The workload's CREATED counter (created at 0 on its first flow); NULL if the table is full. */
-static __always_inline struct tortie_natq_value *natq_created(__be32 addr)
-{
-	struct tortie_natq4_key k = { .addr = addr, .kind = TORTIE_NATQ_CREATED };
-	struct tortie_natq_value zero = {}, *c;
-
-	c = bpf_map_lookup_elem(&tortie_natq4_v1, &k);
-	if (c)
-		return c;
-	bpf_map_update_elem(&tortie_natq4_v1, &k, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&tortie_natq4_v1, &k);
-}
-
-static __always_inline bool natq_full(__be32 addr, const struct tortie_natq_value *created)
-{
-	struct tortie_natq4_key k = { .addr = addr, .kind = TORTIE_NATQ_RELEASED };
-	struct tortie_natq_value *r;
-	__u64 c = created->count, rel;
-
-	if (!nat_quota)
-		return false;
-	r = bpf_map_lookup_elem(&tortie_natq4_v1, &k);
-	rel = r ? r->count : 0;
-	return c > rel && c - rel >= nat_quota;
-}
-
 /*
  * Claims the REV tuple rk (rk->dport = candidate port) for the flow: creates the REV entry, or
  * reclaims it if its flow is over. 1 claimed, 0 taken, < 0 the table is full.
@@ -350,7 +324,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 {
 	struct tortie_nat4_key fk = {}, rk = {};
 	struct tortie_nat4_value *fv, *cur, nv = {}, rv = {};
-	struct tortie_natq_value *created = NULL;
+	struct tortie_quota_value *created = NULL;
 	__u64 now = bpf_ktime_get_ns();
 	bool ports = nat_has_port(pkt), replace = false;
 	__be16 sport = bpf_htons(pkt->ct_sport), dport = bpf_htons(pkt->ct_dport), port = 0;
@@ -398,8 +372,8 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 		replace = stale_addr != 0;
 		if (!replace) {
 			/* A new flow of this workload: within its quota? */
-			created = natq_created(pkt->saddr);
-			if (!created || natq_full(pkt->saddr, created))
+			created = quota_counter(&tortie_natq4_v1, pkt->saddr, TORTIE_QUOTA_CREATED);
+			if (!created || quota_full(&tortie_natq4_v1, pkt->saddr, created, nat_quota))
 				return DROP_NAT_QUOTA;
 		}
 		if (!ports) {
@@ -440,7 +414,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 			netstat_inc(TORTIE_NS_SNAT_NEW);
 		} else if (bpf_map_update_elem(&tortie_nat4_v2, &fk, &nv, BPF_NOEXIST) == 0) {
 			if (!created)
-				created = natq_created(pkt->saddr);
+				created = quota_counter(&tortie_natq4_v1, pkt->saddr, TORTIE_QUOTA_CREATED);
 			if (created)
 				__sync_fetch_and_add(&created->count, 1);
 			netstat_inc(TORTIE_NS_SNAT_NEW);

@@ -39,7 +39,9 @@ enum tortie_drop_reason {
 	/* -24..-29: ICMP/conntrack semantics (issue 11, helper A's range). */
 	DROP_NAT_QUOTA = -30,            /* SNAT: the workload holds its quota of NAT mappings already */
 	DROP_NAT_TABLE_FULL = -31,       /* SNAT: tortie_nat4 is full (nothing is evicted for a new flow) */
-	TORTIE_DROP_MIN = -31,           /* keep equal to the most negative value */
+	DROP_CT_QUOTA = -32,             /* new flow: the workload owns its quota of conntrack entries already */
+	DROP_CT_TABLE_FULL = -33,        /* new flow: tortie_ct4 is full (nothing is evicted for a new flow) */
+	TORTIE_DROP_MIN = -33,           /* keep equal to the most negative value */
 };
 
 /* Directions, as seen from the workload (Calico's terms for policy). */

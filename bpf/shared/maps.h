@@ -107,7 +107,7 @@ struct tortie_verdict {
 	__u32 log_rules[TORTIE_MAX_LOG_RULES]; /* Log rules hit before the decision, in order */
 };
 
-/* ---- conntrack: tortie_ct4_v1 ---- */
+/* ---- conntrack: tortie_ct4_v2 (v1 was an LRU) ---- */
 /* Normalised over both directions: (addr_a, port_a) <= (addr_b, port_b), comparing the
  * address then the port as host-order integers. For ICMP echo both ports hold the echo id;
  * for protocols without ports both are 0. */
@@ -315,20 +315,25 @@ struct tortie_nat4_value {
 	__u8 pad;
 };
 
-/* tortie_natq4_v1 (hash): per-workload NAT mapping counts, for the per-workload quota. Two
- * entries per workload address, each with a single writer so neither needs a read-modify-write
- * across user space and the kernel: CREATED is added to (atomically) by tortie_uplink for every
- * FWD mapping it creates, RELEASED by the agent's sweep for every FWD mapping it deletes. Live
- * mappings of the workload = CREATED - RELEASED. */
-#define TORTIE_NATQ_CREATED 0
-#define TORTIE_NATQ_RELEASED 1
+/* Per-workload counts of state entries, for the quotas (lib/quota.h): tortie_natq4_v1 (NAT
+ * mappings, FWD entries) and tortie_ctq4_v1 (conntrack entries). Per workload address, counters
+ * with a single kind of writer each, so no read-modify-write crosses user space and the kernel:
+ *   CREATED  added to atomically by the programs for every entry they create;
+ *   RELEASED written by the agent's sweep only (NAT: + every FWD entry it deleted; conntrack: set
+ *            so that the count matches the entries the sweep saw, correcting any race);
+ *   MOVED    added to atomically by the programs when they replace an entry of this workload by
+ *            one of another (conntrack only).
+ * Live entries of the workload = CREATED - RELEASED - MOVED. */
+#define TORTIE_QUOTA_CREATED 0
+#define TORTIE_QUOTA_RELEASED 1
+#define TORTIE_QUOTA_MOVED 2
 
-struct tortie_natq4_key {
-	__be32 addr;     /* workload address (the FWD entry's saddr) */
-	__u32 kind;      /* TORTIE_NATQ_* */
+struct tortie_quota4_key {
+	__be32 addr;     /* workload address */
+	__u32 kind;      /* TORTIE_QUOTA_* */
 };
 
-struct tortie_natq_value {
+struct tortie_quota_value {
 	__u64 count;
 };
 

@@ -103,6 +103,18 @@ export interface DataplaneStatus {
   events: FlowEventStatus;
   /** NAT outgoing state (absent in policy-only mode). */
   nat?: NatStatus;
+  /** Conntrack table use against its size and the per-workload quota. */
+  conntrack: CtStatus;
+}
+
+export interface CtStatus {
+  entries: number;
+  capacity: number;
+  quota: number;
+  workloadsAtQuota: number;
+  maxWorkloadEntries: number;
+  /** Entries the sweep deleted since start (the table never evicts). */
+  expiredTotal: number;
 }
 
 function hex(b: Buffer): string { return b.toString('hex'); }
@@ -117,6 +129,7 @@ export class BpfDataplane {
   private routes?: RouteManager;
   private readonly flowLimiter: FlowLogLimiter;
   private readonly budgets = new EventBudgetTotals();
+  private ctExpired = 0;
 
   /** Desired endpoints by interface name (to rebind when a link appears or is recreated). */
   private readonly byInterface = new Map<string, LocalEndpoint>();
@@ -320,7 +333,9 @@ export class BpfDataplane {
 
   /** Conntrack sweep and a status read for metrics; cheap enough to run every few seconds. */
   housekeeping(): DataplaneStatus {
-    const ct = sweepConntrack(this.wep.ct, this.wep.ctTimeouts);
+    const ct = sweepConntrack(this.wep.ct, this.wep.ctTimeouts, process.hrtime.bigint(), this.wep.ctq);
+    const owned = [...(ct.byOwner?.values() ?? [])];
+    const ctQuota = this.wep.ctQuota;
     this.routes?.sweepNat();
     const drops: Record<string, bigint> = {};
     for (const row of readCounters(this.map('cnt'))) {
@@ -336,6 +351,8 @@ export class BpfDataplane {
     return {
       endpointsProgrammed: this.policy.boundCount, interfaces: this.attached.size, tables: this.policy.writer.tables.size,
       conntrackEntries: ct.live, drops, mapEntries, events, nat: this.routes?.natStatus(),
+      conntrack: { entries: ct.live, capacity: this.wep.ctMaxEntries, quota: this.wep.ctQuota, workloadsAtQuota: ctQuota ? owned.filter((n) => n >= ctQuota).length : 0,
+        maxWorkloadEntries: owned.reduce((a, n) => Math.max(a, n), 0), expiredTotal: (this.ctExpired += ct.expired) },
     };
   }
 

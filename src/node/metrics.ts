@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { NatStatus } from '../dataplane/bpf/nat';
+import type { CtStatus } from '../dataplane/dataplane';
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -63,6 +64,22 @@ export class NodeMetrics {
     name: 'tortie_nat_expired_total', help: 'NAT mappings deleted by the sweep after their flow ended (live mappings are never evicted)', registers: [this.registry],
   });
   private natExpiredSeen = 0;
+  readonly ctCapacity = new Gauge({
+    name: 'tortie_conntrack_capacity', help: 'Conntrack table size; a full table refuses new flows', registers: [this.registry],
+  });
+  readonly ctQuota = new Gauge({
+    name: 'tortie_conntrack_workload_quota', help: 'Conntrack entries one workload address may own (0 = no quota)', registers: [this.registry],
+  });
+  readonly ctWorkloadsAtQuota = new Gauge({
+    name: 'tortie_conntrack_workloads_at_quota', help: 'Workload addresses owning their whole conntrack quota (new flows refused: tortie_dropped_packets{reason="ct_quota"})', registers: [this.registry],
+  });
+  readonly ctMaxWorkloadEntries = new Gauge({
+    name: 'tortie_conntrack_workload_entries_max', help: 'Largest number of conntrack entries owned by one workload address', registers: [this.registry],
+  });
+  readonly ctExpired = new Counter({
+    name: 'tortie_conntrack_expired_total', help: 'Conntrack entries deleted by the sweep after their flow ended (live entries are never evicted)', registers: [this.registry],
+  });
+  private ctExpiredSeen = 0;
 
   readonly datastoreReconnects = new Counter({
     name: 'tortie_datastore_reconnects_total', help: 'Times the datastore connection was lost and resumed', registers: [this.registry],
@@ -85,6 +102,18 @@ export class NodeMetrics {
     this.natExpiredSeen = s.expiredTotal;
     this.mapEntries.set({ map: 'nat4' }, s.entries);
     this.mapCapacity.set({ map: 'nat4' }, s.capacity);
+  }
+
+  /** Sets the conntrack table metrics from a status read. */
+  recordConntrack(s: CtStatus): void {
+    this.conntrackEntries.set(s.entries);
+    this.ctCapacity.set(s.capacity);
+    this.ctQuota.set(s.quota);
+    this.ctWorkloadsAtQuota.set(s.workloadsAtQuota);
+    this.ctMaxWorkloadEntries.set(s.maxWorkloadEntries);
+    if (s.expiredTotal > this.ctExpiredSeen) this.ctExpired.inc(s.expiredTotal - this.ctExpiredSeen);
+    this.ctExpiredSeen = s.expiredTotal;
+    this.mapCapacity.set({ map: 'ct4' }, s.capacity);
   }
 
   constructor(withDefaults = true) {

@@ -38,6 +38,7 @@ export function dataplaneAdapter(dp: BpfDataplane, metrics: NodeMetrics): Datapl
       for (const [map, n] of Object.entries(st.mapEntries)) metrics.mapEntries.set({ map }, n);
       for (const [outcome, n] of Object.entries(st.events)) metrics.flowEvents.set({ outcome }, n);
       if (st.nat) metrics.recordNat(st.nat);
+      metrics.recordConntrack(st.conntrack);
     },
     close: () => dp.close(),
   };

@@ -8,6 +8,7 @@ import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { flowPacket, eth, ipv4, icmp, tcp, PROTO, ipv4ToU32 } from '../../src/dataplane/bpf/packet';
 import { ct4KeyCodec, ctValueCodec, CtState, CTF, u32Key, MAP } from '../../src/dataplane/bpf/codecs';
 import { sweepConntrack } from '../../src/dataplane/bpf/conntrack';
+import { readQuota } from '../../src/dataplane/bpf/quota';
 
 const EP = '192.168.1.10';
 const PEER = '10.2.3.4';
@@ -133,33 +134,60 @@ t.test('conntrack', async (t) => {
   });
 });
 
-t.test('expiry by timeout and the sweep; LRU eviction when full', async (t) => {
+t.test('expiry by timeout and the sweep; a full table and a workload over its quota refuse, never evict', async (t) => {
+  const EP2 = '192.168.1.11';
   const h = await WepHarness.create('ctexp', {
-    ctMaxEntries: 256,
+    ctMaxEntries: 256, ctQuota: 100,
     ctTimeouts: { synSec: 0.3, establishedSec: 0.3, finSec: 0.3, rstSec: 0.3, udpSec: 0.3, icmpSec: 0.3, otherSec: 0.3 },
   });
   t.teardown(() => h.close());
-  h.setEndpoint([`${EP}/32`], denyAll('i000000000000006', 'ingress'), allowAll('e000000000000006', 'egress'));
+  const sweep = () => sweepConntrack(h.dp.ct, h.dp.ctTimeouts, process.hrtime.bigint(), h.dp.ctq);
+  const live = (addr: string) => readQuota(h.dp.ctq).find((r) => r.addr === addr)?.live ?? 0;
+  h.setEndpoint([`${EP}/32`, `${EP2}/32`], denyAll('i000000000000006', 'ingress'), allowAll('e000000000000006', 'egress'));
   t.equal(h.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.UDP, sport: 6000, dport: 53 })).reason, R.FORWARD);
   t.equal(h.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.UDP, sport: 53, dport: 6000 })).reason, R.FORWARD, 'reply while live');
-  let sw = sweepConntrack(h.dp.ct, h.dp.ctTimeouts);
+  let sw = sweep();
   t.equal(sw.expired, 0, 'nothing expired yet');
   t.equal(sw.live, 1);
+  t.same([...sw.byOwner!], [[EP, 1]], 'owned by the workload whose egress created it');
   await new Promise((r) => setTimeout(r, 450));
   t.equal(h.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.UDP, sport: 53, dport: 6000 })).reason, R.POLICY_DENY,
     'after the timeout the reply is a new (denied) flow, before any sweep');
-  sw = sweepConntrack(h.dp.ct, h.dp.ctTimeouts);
+  sw = sweep();
   t.equal(sw.expired, 1, 'the sweep deletes the expired entry');
   t.equal(h.dp.maps.ct4!.keys().length, 0, 'table empty');
+  t.equal(live(EP), 0, 'and releases it from the workload\'s count');
 
-  // 2,000 new flows into a 256-entry table: none is refused, the table stays bounded.
-  let refused = 0;
-  for (let i = 0; i < 2000; i++) {
-    if (h.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.UDP, sport: 10000 + i, dport: 53 })).reason !== R.FORWARD) refused++;
+  // EP floods 1,000 new flows: 100 (its quota) get state, the rest are refused and counted
+  // (default timeouts from here on: nothing expires during the test).
+  const hq = await WepHarness.create('ctquota', { ctMaxEntries: 256, ctQuota: 100 });
+  t.teardown(() => hq.close());
+  hq.setEndpoint([`${EP}/32`, `${EP2}/32`], denyAll('i000000000000008', 'ingress'), allowAll('e000000000000008', 'egress'));
+  const flood = (src: string, n: number, base: number) => {
+    const by: Record<number, number> = {};
+    for (let i = 0; i < n; i++) {
+      const r = hq.run('from', flowPacket({ src, dst: PEER, proto: PROTO.UDP, sport: base + i, dport: 53 })).reason;
+      by[r] = (by[r] ?? 0) + 1;
+    }
+    return by;
+  };
+  t.same(flood(EP, 1000, 10000), { [R.FORWARD]: 100, [R.CT_QUOTA]: 900 }, 'quota: 100 tracked, 900 refused with ct_quota');
+  t.equal(readQuota(hq.dp.ctq).find((r) => r.addr === EP)?.live, 100);
+  t.equal(hq.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.UDP, sport: 53, dport: 10000 })).reason, R.FORWARD,
+    'its established flows keep working');
+  // Another workload still gets state, until the table (256) is full: then refused, nothing evicted.
+  t.same(flood(EP2, 200, 20000), { [R.FORWARD]: 100, [R.CT_QUOTA]: 100 }, 'the other workload has its own quota');
+  const h2 = await WepHarness.create('ctfull', { ctMaxEntries: 256, ctQuota: 0 });
+  t.teardown(() => h2.close());
+  h2.setEndpoint([`${EP}/32`, `${EP2}/32`], denyAll('i000000000000007', 'ingress'), allowAll('e000000000000007', 'egress'));
+  let full = 0, ok = 0;
+  for (let i = 0; i < 300; i++) {
+    const r = h2.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.UDP, sport: 30000 + i, dport: 53 })).reason;
+    if (r === R.FORWARD) ok++;
+    else if (r === R.CT_TABLE_FULL) full++;
   }
-  t.equal(refused, 0, 'a full table evicts, never refuses');
-  const n = h.dp.maps.ct4!.keys().length;
-  t.ok(n <= 256 && n > 0, `table bounded (${n} entries of 256)`);
-  t.ok(ctEntry(h, [EP, 11999], [PEER, 53], 17), 'the newest flow is tracked');
+  t.same([ok, full], [256, 44], 'no quota: a full table refuses the rest with ct_table_full');
+  t.equal(h2.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.UDP, sport: 53, dport: 30000 })).reason, R.FORWARD,
+    'the oldest flow was not evicted');
   t.equal(h.dp.maps.ct4!.info.maxEntries, 256, `${MAP.ct4} sized at load`);
 });

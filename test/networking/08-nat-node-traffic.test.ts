@@ -91,6 +91,55 @@ t.test('nat-outgoing never takes over the node\'s own traffic; floods are refuse
   t.teardown(() => { for (const p of [ext, node, pa, pb]) p.close(); });
   t.equal(await ext.run(EXT_SERVERS), 'ready');
 
+  t.test('node sockets bound into the range after a mapping took their tuple get their traffic', async (t) => {
+    // Runs first: these node sockets on 20003 then also keep the collision test's workload off
+    // that port (a wildcard UDP server and a listener own it for every remote).
+    // Three mappings of workload B from port 20003 (free at claim time, so kept).
+    t.same(await pb.run(`
+v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v.bind(('0.0.0.0', 20003)); v.connect(('${EXT_IP}', 5301)); v.settimeout(10)
+v.send(b'w'); a = v.recv(100).decode()
+v2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v2.bind(('0.0.0.0', 20003))
+v2.sendto(b'w', ('${EXT_IP}', 5302))
+# A TCP attempt the peer refuses (RST): the mapping stays for the closed-flow timeout.
+vt = socket.socket(); vt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); vt.bind(('0.0.0.0', 20003)); vt.settimeout(10)
+r = vt.connect_ex(('${EXT_IP}', 7778))
+_ = [a, r]`), ['echo:w', 111]);
+    for (const m of [`17:${EXT_IP}:5301>20003=${WB}`, `17:${EXT_IP}:5302>20003=${WB}`, `6:${EXT_IP}:7778>20003=${WB}`]) {
+      t.ok(revTuples().includes(m), `mapping ${m} (port kept)`);
+    }
+    let seen = readNetStats(maps.netstat).natHostSock;
+    const moved = () => { const n = readNetStats(maps.netstat).natHostSock; const d = n > seen; seen = n; return d; };
+
+    // A connected UDP socket that sends first: its first datagram takes the tuple back.
+    t.equal(await node.run(`
+late = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); late.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+late.bind(('${NODE_UPLINK_IP}', 20003)); late.connect(('${EXT_IP}', 5301)); late.settimeout(10)
+late.send(b'late'); _ = late.recv(100).decode()`), 'echo:late', 'connected UDP: the reply reaches the node socket');
+    t.ok(moved(), 'counted');
+    // A UDP server that only receives: every datagram is checked against node sockets.
+    await node.run(`
+srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(('0.0.0.0', 20003)); srv.settimeout(10); _ = 1`);
+    await ext.run(`
+e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.bind(('${EXT_IP}', 5302)); e.sendto(b'hello', ('${NODE_UPLINK_IP}', 20003)); e.close(); _ = 1`);
+    t.equal(await node.run(`_ = srv.recv(100).decode()`), 'hello', 'unconnected UDP server: the datagram reaches the node');
+    t.ok(moved(), 'counted');
+    // A TCP service started after the mapping: the peer's SYN goes to the listener.
+    await node.run(`
+import threading
+nl2 = socket.socket(); nl2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); nl2.bind(('0.0.0.0', 20003)); nl2.listen(8); nl2.settimeout(5)
+def serve2():
+    c, a = nl2.accept(); c.sendall(b'late-service'); time.sleep(1); c.close()
+threading.Thread(target=serve2, daemon=True).start()
+_ = 1`);
+    t.equal(await ext.run(`
+c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+c.bind(('${EXT_IP}', 7778)); c.settimeout(10); c.connect(('${NODE_UPLINK_IP}', 20003))
+_ = c.recv(100).decode(); c.close()`), 'late-service', 'TCP listener started later: the node answers');
+    t.ok(moved(), 'counted');
+    t.notOk(revTuples().includes(`6:${EXT_IP}:7778>20003=${WB}`), 'the node took the TCP tuple back');
+  });
+
   t.test('the node\'s connections, UDP replies and listening service survive deliberate collisions', async (t) => {
     // The node: a UDP socket and a TCP connection from ports in the NAT range (bound explicitly),
     // and a service listening on another one.
@@ -139,53 +188,6 @@ _ = 1`);
 c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 c.bind(('${EXT_IP}', 7777)); c.settimeout(10); c.connect(('${NODE_UPLINK_IP}', 20002))
 _ = c.recv(100).decode(); c.close()`), 'node-service', 'the node\'s listening service answers, not the workload');
-  });
-
-  t.test('node sockets bound into the range after a mapping took their tuple get their traffic', async (t) => {
-    // Three mappings of workload B from port 20003 (free at claim time, so kept).
-    t.same(await pb.run(`
-v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v.bind(('0.0.0.0', 20003)); v.connect(('${EXT_IP}', 5301)); v.settimeout(10)
-v.send(b'w'); a = v.recv(100).decode()
-v2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v2.bind(('0.0.0.0', 20003))
-v2.sendto(b'w', ('${EXT_IP}', 5302))
-# A TCP attempt the peer refuses (RST): the mapping stays for the closed-flow timeout.
-vt = socket.socket(); vt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); vt.bind(('0.0.0.0', 20003)); vt.settimeout(10)
-r = vt.connect_ex(('${EXT_IP}', 7778))
-_ = [a, r]`), ['echo:w', 111]);
-    for (const m of [`17:${EXT_IP}:5301>20003=${WB}`, `17:${EXT_IP}:5302>20003=${WB}`, `6:${EXT_IP}:7778>20003=${WB}`]) {
-      t.ok(revTuples().includes(m), `mapping ${m} (port kept)`);
-    }
-    let seen = readNetStats(maps.netstat).natHostSock;
-    const moved = () => { const n = readNetStats(maps.netstat).natHostSock; const d = n > seen; seen = n; return d; };
-
-    // A connected UDP socket that sends first: its first datagram takes the tuple back.
-    t.equal(await node.run(`
-late = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); late.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-late.bind(('${NODE_UPLINK_IP}', 20003)); late.connect(('${EXT_IP}', 5301)); late.settimeout(10)
-late.send(b'late'); _ = late.recv(100).decode()`), 'echo:late', 'connected UDP: the reply reaches the node socket');
-    t.ok(moved(), 'counted');
-    // A UDP server that only receives: every datagram is checked against node sockets.
-    await node.run(`
-srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(('0.0.0.0', 20003)); srv.settimeout(10); _ = 1`);
-    await ext.run(`
-e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.bind(('${EXT_IP}', 5302)); e.sendto(b'hello', ('${NODE_UPLINK_IP}', 20003)); e.close(); _ = 1`);
-    t.equal(await node.run(`_ = srv.recv(100).decode()`), 'hello', 'unconnected UDP server: the datagram reaches the node');
-    t.ok(moved(), 'counted');
-    // A TCP service started after the mapping: the peer's SYN goes to the listener.
-    await node.run(`
-import threading
-nl2 = socket.socket(); nl2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); nl2.bind(('0.0.0.0', 20003)); nl2.listen(8); nl2.settimeout(5)
-def serve2():
-    c, a = nl2.accept(); c.sendall(b'late-service'); time.sleep(1); c.close()
-threading.Thread(target=serve2, daemon=True).start()
-_ = 1`);
-    t.equal(await ext.run(`
-c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-c.bind(('${EXT_IP}', 7778)); c.settimeout(10); c.connect(('${NODE_UPLINK_IP}', 20003))
-_ = c.recv(100).decode(); c.close()`), 'late-service', 'TCP listener started later: the node answers');
-    t.ok(moved(), 'counted');
-    t.notOk(revTuples().includes(`6:${EXT_IP}:7778>20003=${WB}`), 'the node took the TCP tuple back');
   });
 
   t.test('a NAT range overlapping ip_local_port_range is refused', async (t) => {

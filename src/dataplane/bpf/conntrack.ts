@@ -1,7 +1,7 @@
 /**
  * Conntrack housekeeping, agent side. The BPF programs treat an entry older than its state's
- * timeout as absent, so expiry is exact without this module; the sweep only returns memory
- * (LRU would evict stale entries anyway, but only under pressure, and occupancy would lie).
+ * timeout as absent, so expiry is exact without this module; the sweep returns memory (the table
+ * is not LRU: nothing else frees it) and keeps the per-workload counts of the quota exact.
  *
  *   sweepConntrack(map, timeouts, now) — one pass over tortie_ct4_v1 with batch lookups,
  *     deleting expired entries (batch delete); returns scanned/expired/live counts.
@@ -11,7 +11,9 @@
  * to both). `now` is CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns (Node's
  * process.hrtime.bigint() reads the same clock on Linux).
  */
-import { CtState, ct4KeyCodec, ctValueCodec, type Ct4Key, type CtValue } from './codecs';
+import type { BpfMap } from '../native';
+import { CTF, CtState, ct4KeyCodec, ctValueCodec, type Ct4Key, type CtValue } from './codecs';
+import { readQuota, writeReleased } from './quota';
 
 export interface CtTimeouts {
   synSec: number;
@@ -76,20 +78,56 @@ export interface CtMapOps {
   deleteMany(keys: Buffer[]): void;
 }
 
-export interface SweepResult { scanned: number; expired: number; live: number; byState: Record<number, number> }
+export interface SweepResult {
+  scanned: number;
+  expired: number;
+  live: number;
+  byState: Record<number, number>;
+  /** Live entries per owning workload address (ctOwner), when a quota map was given. */
+  byOwner?: Map<string, number>;
+}
 
-export function sweepConntrack(map: CtMapOps, t: CtTimeouts, now: bigint = process.hrtime.bigint()): SweepResult {
+function dotted(v: number): string { return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.'); }
+
+/** Same rule as ct_owner() in bpf/lib/conntrack.h: the initiator if its egress point approved
+ *  the flow, else the responder. */
+export function ctOwner(k: Ct4Key, flags: bigint | number): string {
+  const f = BigInt(flags);
+  const initA = (f & BigInt(CTF.A_IS_INIT)) !== 0n;
+  const ownerA = (f & BigInt(CTF.SRC_OK)) !== 0n ? initA : !initA;
+  return dotted(ownerA ? k.addr_a : k.addr_b);
+}
+
+/**
+ * Deletes expired entries. With `quota` (tortie_ctq4_v1), also brings every workload's count to
+ * the entries this pass saw: the programs' CREATED and MOVED are read before the scan and
+ * RELEASED is set to CREATED - MOVED - live. Entries created during the scan can only make a
+ * count too high (conservative) until the next pass, never too low.
+ */
+export function sweepConntrack(map: CtMapOps, t: CtTimeouts, now: bigint = process.hrtime.bigint(), quota?: BpfMap): SweepResult {
+  const before = quota ? readQuota(quota) : undefined;
   const dead: Buffer[] = [];
   const byState: Record<number, number> = {};
+  const byOwner = new Map<string, number>();
   let scanned = 0;
   for (const [k, v] of map.entries()) {
     scanned++;
     const val = ctValueCodec.decode(v);
-    if (ctExpired(val, now, t)) dead.push(k);
-    else byState[val.state] = (byState[val.state] ?? 0) + 1;
+    if (ctExpired(val, now, t)) { dead.push(k); continue; }
+    byState[val.state] = (byState[val.state] ?? 0) + 1;
+    if (quota) {
+      const owner = ctOwner(ct4KeyCodec.decode(k), val.flags);
+      byOwner.set(owner, (byOwner.get(owner) ?? 0) + 1);
+    }
   }
   if (dead.length) map.deleteMany(dead);
-  return { scanned, expired: dead.length, live: scanned - dead.length, byState };
+  if (quota && before) {
+    for (const r of before) {
+      const want = r.created - r.moved - BigInt(byOwner.get(r.addr) ?? 0);
+      if (want !== r.released) writeReleased(quota, r.addr, want);
+    }
+  }
+  return { scanned, expired: dead.length, live: scanned - dead.length, byState, byOwner: quota ? byOwner : undefined };
 }
 
 export function decodeCtEntry(k: Buffer, v: Buffer): { key: Ct4Key; value: CtValue } {

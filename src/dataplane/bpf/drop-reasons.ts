@@ -31,6 +31,8 @@ export const DropReason = {
   ENCAP_FAILED: -23,
   NAT_QUOTA: -30,
   NAT_TABLE_FULL: -31,
+  CT_QUOTA: -32,
+  CT_TABLE_FULL: -33,
 } as const;
 
 export type DropReasonName = keyof typeof DropReason;

@@ -26,6 +26,8 @@ export interface LoadOptions {
   /** Directory of the compiled objects (default <project>/bpf/out). */
   objectDir?: string;
   ctMaxEntries?: number;
+  /** Conntrack entries one workload address may own (default ctMaxEntries / 8; 0 = no quota). */
+  ctQuota?: number;
   ctTimeouts?: CtTimeouts;
   /** Ring-buffer events (default true). */
   events?: boolean;
@@ -111,14 +113,22 @@ export interface WepDatapath {
   policyMaps: PolicyMaps;
   ct: CtMapOps;
   ctTimeouts: CtTimeouts;
+  /** tortie_ctq4_v1 (per-workload entry counts) and the quota / size it was loaded with. */
+  ctq: BpfMap;
+  ctQuota: number;
+  ctMaxEntries: number;
   close(): void;
 }
 
-function applyConstants(obj: BpfObject, opts: LoadOptions, hasCt: boolean): CtTimeouts {
+function applyConstants(obj: BpfObject, opts: LoadOptions, hasCt: boolean): { timeouts: CtTimeouts; ctQuota: number; ctMaxEntries: number } {
   const timeouts = opts.ctTimeouts ?? CALICO_CT_TIMEOUTS;
+  const ctMaxEntries = opts.ctMaxEntries ?? defaultCtMaxEntries(os.totalmem());
+  const ctQuota = opts.ctQuota ?? Math.floor(ctMaxEntries / 8);
+  if (!Number.isInteger(ctQuota) || ctQuota < 0 || ctQuota > 2 ** 31) throw new RangeError(`ct quota ${ctQuota}: need an integer >= 0`);
   if (hasCt) {
     for (const [k, v] of Object.entries(ctTimeoutConstants(timeouts))) obj.setConstant(k, v);
-    obj.setMapMaxEntries(MAP.ct4, opts.ctMaxEntries ?? defaultCtMaxEntries(os.totalmem()));
+    obj.setMapMaxEntries(MAP.ct4, ctMaxEntries);
+    obj.setConstant('ct_quota', ctQuota);
   }
   const present = new Set(obj.maps().map((m) => m.name));
   for (const [k, n] of Object.entries(opts.mapSizes ?? {}) as [keyof typeof MAP, number][]) {
@@ -132,7 +142,7 @@ function applyConstants(obj: BpfObject, opts: LoadOptions, hasCt: boolean): CtTi
     obj.setConstant('ep_event_burst_ns', burstNs);
   }
   if (hasCt) obj.setConstant('deny_report_interval_ns', BigInt(Math.round((opts.denyReportIntervalSec ?? 1) * 1e9)));
-  return timeouts;
+  return { timeouts, ctQuota, ctMaxEntries };
 }
 
 function mapsOf(obj: BpfObject): Record<keyof typeof MAP, BpfMap | undefined> {
@@ -148,7 +158,7 @@ export async function loadWep(opts: LoadOptions = {}): Promise<WepDatapath> {
   const obj = BpfObject.open(path.join(opts.objectDir ?? defaultObjectDir(), 'tortie_wep.bpf.o'),
     { pinRoot: opts.pinRoot ?? DEFAULT_PIN_ROOT });
   try {
-    const ctTimeouts = applyConstants(obj, opts, true);
+    const { timeouts: ctTimeouts, ctQuota, ctMaxEntries } = applyConstants(obj, opts, true);
     await obj.load();
     const maps = mapsOf(obj);
     const need = (k: keyof typeof MAP): BpfMap => maps[k]!;
@@ -163,6 +173,9 @@ export async function loadWep(opts: LoadOptions = {}): Promise<WepDatapath> {
       },
       ct: ctMapOps(need('ct4')),
       ctTimeouts,
+      ctq: need('ctq4'),
+      ctQuota,
+      ctMaxEntries,
       close: () => obj.close(),
     };
   } catch (e) {

@@ -13,7 +13,8 @@
  * count is exact (bpf/lib/nat.h explains the program's half).
  */
 import type { BpfMap } from '../native';
-import { NAT_DIR, NATF, NATQ, nat4KeyCodec, natq4KeyCodec, natqValueCodec, readNatEntries } from './net-codecs';
+import { NAT_DIR, NATF, QUOTA, nat4KeyCodec, readNatEntries } from './net-codecs';
+import { readQuota, readQuotaCounter, writeReleased } from './quota';
 
 export interface NatTimeouts {
   tcpSec: number;
@@ -69,12 +70,6 @@ export interface NatSweepResult {
 
 function hex(b: Buffer): string { return b.toString('hex'); }
 
-function natqKey(addr: string, kind: number): Buffer { return natq4KeyCodec.encode({ addr, kind }); }
-
-function natqRead(natq4: BpfMap, addr: string, kind: number): bigint {
-  const v = natq4.lookup(natqKey(addr, kind));
-  return v ? natqValueCodec.decode(v).count : 0n;
-}
 
 /**
  * Deletes NAT mappings whose flow is over: the FWD entry past its timeout together with its REV
@@ -126,30 +121,14 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
   }
   if (natq4) {
     for (const [addr, n] of released) {
-      const cur = natqRead(natq4, addr, NATQ.RELEASED);
-      natq4.update(natqKey(addr, NATQ.RELEASED), natqValueCodec.encode({ count: cur + BigInt(n) }));
+      writeReleased(natq4, addr, readQuotaCounter(natq4, addr, QUOTA.RELEASED) + BigInt(n));
     }
   }
   return { deleted, remaining: entries.length - deleted, released };
 }
 
-export interface NatQuotaRow { addr: string; created: bigint; released: bigint; live: number }
-
 /** Live mappings per workload address (tortie_natq4_v1), for metrics and tests. */
-export function readNatQuota(natq4: BpfMap): NatQuotaRow[] {
-  const { keys, values } = natq4.entries();
-  const by = new Map<string, NatQuotaRow>();
-  keys.forEach((k, i) => {
-    const key = natq4KeyCodec.decode(k);
-    const count = natqValueCodec.decode(values[i]!).count;
-    const row = by.get(key.addr) ?? { addr: key.addr, created: 0n, released: 0n, live: 0 };
-    if (key.kind === NATQ.CREATED) row.created = count;
-    else row.released = count;
-    by.set(key.addr, row);
-  });
-  for (const r of by.values()) r.live = r.created > r.released ? Number(r.created - r.released) : 0;
-  return [...by.values()].sort((a, b) => b.live - a.live);
-}
+export const readNatQuota = readQuota;
 
 /** NAT state for metrics (RouteManager.natStatus, NodeMetrics.recordNat). */
 export interface NatStatus {

@@ -82,13 +82,13 @@ export const nat4ValueCodec = defineStruct('tortie_nat4_value', [
 ] as const);
 export type Nat4Value = ValueOf<typeof nat4ValueCodec>;
 
-/** tortie_natq4_v1: per-workload NAT mapping counts (kind: NATQ.CREATED by BPF, NATQ.RELEASED by the sweep). */
-export const NATQ = { CREATED: 0, RELEASED: 1 } as const;
-export const natq4KeyCodec = defineStruct('tortie_natq4_key', [
+/** tortie_natq4_v1 / tortie_ctq4_v1: per-workload entry counts (bpf/shared/maps.h, kinds TORTIE_QUOTA_*). */
+export const QUOTA = { CREATED: 0, RELEASED: 1, MOVED: 2 } as const;
+export const quota4KeyCodec = defineStruct('tortie_quota4_key', [
   { name: 'addr', type: 'ipv4' },
   { name: 'kind', type: 'u32' },
 ] as const);
-export const natqValueCodec = defineStruct('tortie_natq_value', [{ name: 'count', type: 'u64' }] as const);
+export const quotaValueCodec = defineStruct('tortie_quota_value', [{ name: 'count', type: 'u64' }] as const);
 
 export const natFrag4KeyCodec = defineStruct('tortie_natfrag4_key', [
   { name: 'saddr', type: 'ipv4' },
@@ -105,7 +105,7 @@ export const natFragValueCodec = defineStruct('tortie_natfrag_value', [
 
 /** Codecs whose struct exists in the uplink object's BTF (tortie_node_key is TS-only). */
 export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec,
-  natq4KeyCodec, natqValueCodec, natFrag4KeyCodec, natFragValueCodec];
+  quota4KeyCodec, quotaValueCodec, natFrag4KeyCodec, natFragValueCodec];
 
 /** Sums tortie_netstat_v1 over CPUs. */
 export function readNetStats(m: BpfMap): NetStats {

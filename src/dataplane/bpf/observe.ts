@@ -25,7 +25,7 @@ export class ConntrackSweeper {
     private readonly ct: CtMapOps,
     private readonly capacity: number,
     private readonly timeouts: CtTimeouts,
-    private readonly opts: { intervalMs?: number; onError?: (e: unknown) => void; onSweep?: (r: SweepResult) => void } = {},
+    private readonly opts: { intervalMs?: number; onError?: (e: unknown) => void; onSweep?: (r: SweepResult) => void; quota?: BpfMap } = {},
   ) {}
 
   start(): this {
@@ -38,7 +38,7 @@ export class ConntrackSweeper {
   stop(): void { if (this.timer) clearInterval(this.timer); this.timer = undefined; }
 
   sweepNow(): SweepResult {
-    const r = sweepConntrack(this.ct, this.timeouts);
+    const r = sweepConntrack(this.ct, this.timeouts, process.hrtime.bigint(), this.opts.quota);
     this.last = { live: r.live, capacity: this.capacity, ratio: r.live / this.capacity, expiredLastSweep: r.expired, sweptAtMs: Date.now() };
     this.opts.onSweep?.(r);
     return r;
