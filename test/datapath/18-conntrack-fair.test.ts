@@ -1,0 +1,103 @@
+// Conntrack fairness with real packets (issue 11, item 5): one workload floods new UDP flows
+// (bounded: 2,000, paced) into a small conntrack table while another workload holds an idle TCP
+// connection whose replies pass only through conntrack (its ingress policy denies everything).
+// The flooder is refused past its quota (counted ct_quota drops on its interface); the idle
+// connection survives; the sweep's per-workload counts match the table.
+import t from 'tap';
+import { WepTopology, EXT_IP, type Workload } from './helpers/wep-topology';
+import { uniquePinRoot, removePinRoot } from './helpers/harness';
+import { loadWep, mapOps, type WepDatapath } from '../../src/dataplane/bpf/loader';
+import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
+import { readCounters, counterPackets } from '../../src/dataplane/bpf/counters';
+import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
+import { sweepConntrack } from '../../src/dataplane/bpf/conntrack';
+import { readQuota } from '../../src/dataplane/bpf/quota';
+import { tcAttach } from '../../src/dataplane/native';
+import { CalcGraph } from '../../src/calc';
+import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
+import { PySockets } from '../networking/helpers/pysock';
+
+const V3 = 'projectcalico.org/v3' as const;
+const IP = { web: '192.168.10.1', client: '192.168.10.2', flood: '192.168.10.3' };
+const QUOTA = 64;
+const TABLE = 1024;
+const FLOOD = 2000;
+
+function wep(name: string, ip: string, app: string): WorkloadEndpoint {
+  return {
+    apiVersion: V3, kind: 'WorkloadEndpoint',
+    metadata: { name, namespace: 'ns1', labels: { app } },
+    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`], interfaceName: `cali${name}`, profiles: [] },
+  };
+}
+
+const policies: GlobalNetworkPolicy[] = [
+  { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'web-ingress' },
+    spec: { selector: "app == 'web'", types: ['Ingress'], ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: "app == 'client'" }, destination: { ports: [8080] } }] } },
+  { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'egress-all' },
+    spec: { selector: 'all()', types: ['Egress'], egress: [{ action: 'Allow' }] } },
+];
+const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
+
+t.test('a flood of new flows is refused past the workload\'s conntrack quota; another workload\'s idle connection survives', async (t) => {
+  const topo = await WepTopology.create('ctfair');
+  const pinRoot = uniquePinRoot('ctfair');
+  let dp: WepDatapath | undefined;
+  const socks: PySockets[] = [];
+  t.teardown(async () => { for (const s of socks) s.close(); dp?.close(); await topo.destroy(); removePinRoot(pinRoot); });
+  const w: Record<'web' | 'client' | 'flood', Workload> = {
+    web: await topo.addWorkload('web', IP.web),
+    client: await topo.addWorkload('client', IP.client),
+    flood: await topo.addWorkload('flood', IP.flood),
+  };
+  dp = await loadWep({ pinRoot, ctMaxEntries: TABLE, ctQuota: QUOTA });
+  const byIface = new Map(Object.values(w).map((x) => [x.hostIf, x.ifindex]));
+  const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (ep) => byIface.get(ep.interfaceName ?? ''));
+  const graph = new CalcGraph({ nodeName: 'node1' });
+  for (const r of [ns1, wep('web', IP.web, 'web'), wep('client', IP.client, 'client'), wep('flood', IP.flood, 'flood'), ...policies]) graph.onUpdate(r);
+  graph.flush();
+  pd.applySnapshot(graph.snapshot());
+  for (const x of Object.values(w)) {
+    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'ingress', program: dp.fromWep });
+    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'egress', program: dp.toWep });
+  }
+  const web = new PySockets(w.web.ns), client = new PySockets(w.client.ns), flood = new PySockets(w.flood.ns);
+  socks.push(web, client, flood);
+  await web.run(`
+import threading
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(('${IP.web}', 8080)); l.listen(8)
+def conn(c):
+    while True:
+        d = c.recv(2000)
+        if not d:
+            break
+        c.sendall(b'echo:' + d)
+def loop():
+    while True:
+        c, a = l.accept(); threading.Thread(target=conn, args=(c,), daemon=True).start()
+threading.Thread(target=loop, daemon=True).start()
+_ = 1`);
+  t.equal(await client.run(`
+c = socket.create_connection(('${IP.web}', 8080), timeout=10); c.sendall(b'before'); _ = c.recv(100).decode()`), 'echo:before', 'the client\'s connection works');
+
+  const refused = () => counterPackets(readCounters(dp!.maps.cnt!), w.flood.ifindex, Dir.EGRESS, R.CT_QUOTA);
+  t.equal(await flood.run(`
+f = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(${FLOOD}):
+    f.sendto(b'x', ('${EXT_IP}', 10000 + i))
+    if i % 100 == 99:
+        time.sleep(0.02)
+_ = ${FLOOD}`, 30_000), FLOOD);
+  const want = BigInt(FLOOD - QUOTA);
+  for (let i = 0; i < 50 && refused() < want; i++) await new Promise((r) => setTimeout(r, 100));
+  t.equal(refused(), want, `${want} new flows refused with ct_quota on the flooder's interface`);
+  t.equal(readQuota(dp.ctq).find((r) => r.addr === IP.flood)?.live, QUOTA, 'the flooder owns exactly its quota');
+  t.equal(await client.run(`c.sendall(b'after'); _ = c.recv(100).decode()`), 'echo:after',
+    'the idle connection survives (its replies pass only through conntrack)');
+
+  const sw = sweepConntrack(dp.ct, dp.ctTimeouts, process.hrtime.bigint(), dp.ctq);
+  t.equal(sw.byOwner!.get(IP.flood), QUOTA, 'the sweep sees the same count');
+  t.equal(sw.byOwner!.get(IP.client), 1, 'the client owns its connection\'s entry');
+  t.same(readQuota(dp.ctq).filter((r) => r.live > 0).map((r) => [r.addr, r.live]).sort(), [[IP.client, 1], [IP.flood, QUOTA]],
+    'counts after the sweep\'s correction');
+});
