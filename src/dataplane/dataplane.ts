@@ -46,6 +46,8 @@ export interface BpfDataplaneOptions {
   /** Operate on another network namespace (tests): its name (for `ip -n`) and path (for setns). */
   netns?: { name: string; path: string };
   ctMaxEntries?: number;
+  /** Conntrack entries one workload address may own (default ctMaxEntries / 8; 0 = no quota). */
+  ctQuota?: number;
   /** Flow-log sink for denied flows and Log rule hits (default: the logger at info). */
   onFlow?: (flow: FlowLog) => void;
   /** At most this many flow logs per second go to onFlow, the rest are counted and summarised
@@ -156,7 +158,7 @@ export class BpfDataplane {
 
   private async init(): Promise<void> {
     mkdirSync(this.o.pinRoot, { recursive: true });
-    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
+    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, ctQuota: this.o.ctQuota, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
     if (this.o.uplink) this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir });
     if (this.o.routing !== false) {
       this.routes = await RouteManager.open({

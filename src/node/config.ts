@@ -44,6 +44,8 @@ export interface NodeConfig {
   heapGrowingPercent: number;
   /** NAT outgoing: port range (Calico's natPortRange), per-workload quota, table size. */
   nat: { portMin: number; portMax: number; quota: number; maxEntries: number };
+  /** Conntrack table size (undefined: derived from memory) and per-workload quota (undefined: size / 8). */
+  ct: { maxEntries?: number; quota?: number };
 }
 
 export class ConfigError extends Error {
@@ -132,6 +134,8 @@ export interface RawNodeOptions {
   natPortRange?: string;
   natQuota?: string;
   natMaxEntries?: string;
+  ctMaxEntries?: string;
+  ctQuota?: string;
 }
 
 export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = process.env): NodeConfig {
@@ -162,6 +166,8 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [natRange, natRangeSrc] = pick('nat-port-range', opts.natPortRange, 'FELIX_NATPORTRANGE');
   const [natQuota, natQuotaSrc] = pick('nat-quota', opts.natQuota, 'TORTIE_NAT_QUOTA');
   const [natMax, natMaxSrc] = pick('nat-max-entries', opts.natMaxEntries, 'TORTIE_NAT_MAX_ENTRIES');
+  const [ctMax, ctMaxSrc] = pick('ct-max-entries', opts.ctMaxEntries, 'TORTIE_CT_MAX_ENTRIES');
+  const [ctQuota, ctQuotaSrc] = pick('ct-quota', opts.ctQuota, 'TORTIE_CT_QUOTA');
   const policyOnlyRaw = opts.policyOnly !== undefined ? String(opts.policyOnly) : (env.TORTIE_POLICY_ONLY ?? env.CALICO_NETWORKING_BACKEND);
 
   // As tortiectl and the CNI plugin: etcd endpoints without a type mean etcdv3.
@@ -188,6 +194,12 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const maxEntries = natMax === undefined ? 131072 : Number(natMax);
   if (natMax !== undefined && (!/^\d+$/.test(natMax.trim()) || maxEntries < 2 || maxEntries > 2 ** 26)) {
     throw new ConfigError(`${natMaxSrc}: "${natMax}" is not an integer in 2–67108864`);
+  }
+  if (ctMax !== undefined && (!/^\d+$/.test(ctMax.trim()) || Number(ctMax) < 1024 || Number(ctMax) > 2 ** 26)) {
+    throw new ConfigError(`${ctMaxSrc}: "${ctMax}" is not an integer in 1024–67108864`);
+  }
+  if (ctQuota !== undefined && (!/^\d+$/.test(ctQuota.trim()) || Number(ctQuota) > 2 ** 31)) {
+    throw new ConfigError(`${ctQuotaSrc}: "${ctQuota}" is not a non-negative integer (0 = no quota)`);
   }
   const name = (nodeName ?? hostname()).trim();
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
@@ -217,5 +229,6 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     maxBatch,
     heapGrowingPercent,
     nat: { portMin, portMax, quota, maxEntries },
+    ct: { maxEntries: ctMax === undefined ? undefined : Number(ctMax), quota: ctQuota === undefined ? undefined : Number(ctQuota) },
   };
 }

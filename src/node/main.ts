@@ -50,6 +50,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--nat-port-range <min:max>', 'ports NAT outgoing may use, outside ip_local_port_range (FELIX_NATPORTRANGE, 20000:29999)')
     .option('--nat-quota <n>', 'NAT mappings (flows) one workload may hold, 0 = no quota (TORTIE_NAT_QUOTA, 8192)')
     .option('--nat-max-entries <n>', 'NAT table size, two entries per flow (TORTIE_NAT_MAX_ENTRIES, 131072)')
+    .option('--ct-max-entries <n>', 'conntrack table size (TORTIE_CT_MAX_ENTRIES, default from memory)')
+    .option('--ct-quota <n>', 'conntrack entries one workload may own, 0 = no quota (TORTIE_CT_QUOTA, table size / 8)')
     .action(async (o: RawNodeOptions & { nodename?: string }) => {
       const config = resolveConfig({ ...o, nodeName: o.nodename });
       const { runAgent } = await import('./run');

@@ -112,7 +112,7 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
     const graph = new CalcGraph({ nodeName: c.nodeName, logger: log.child({ component: 'calc' }) });
     const dataplane = await BpfDataplane.open({
       pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,
-      routing: { nat: c.nat },
+      routing: { nat: c.nat }, ctMaxEntries: c.ct.maxEntries, ctQuota: c.ct.quota,
       onFlow: (flow) => log.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
     });
     const agent = new Agent({

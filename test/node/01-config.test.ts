@@ -38,12 +38,16 @@ t.test('defaults', async (t) => {
   t.same(c.nat, { portMin: 20000, portMax: 29999, quota: 8192, maxEntries: 131072 });
 });
 
-t.test('NAT outgoing options: Calico\'s FELIX_NATPORTRANGE, quota and table size; bad values named', async (t) => {
+t.test('NAT and conntrack options: Calico\'s FELIX_NATPORTRANGE, quotas and table sizes; bad values named', async (t) => {
   const c = resolveConfig({ nodeName: 'n1', natQuota: '100' }, { FELIX_NATPORTRANGE: '40000:40999', TORTIE_NAT_MAX_ENTRIES: '4096' });
   t.same(c.nat, { portMin: 40000, portMax: 40999, quota: 100, maxEntries: 4096 });
   t.throws(() => resolveConfig({ nodeName: 'n1' }, { FELIX_NATPORTRANGE: '30000:20000' }), /FELIX_NATPORTRANGE: "30000:20000" is not a port range/);
   t.throws(() => resolveConfig({ nodeName: 'n1', natQuota: '-1' }, {}), /--nat-quota: "-1" is not a non-negative integer/);
   t.throws(() => resolveConfig({ nodeName: 'n1', natMaxEntries: '1' }, {}), /--nat-max-entries: "1" is not an integer/);
+  t.same(resolveConfig({ nodeName: 'n1' }, {}).ct, { maxEntries: undefined, quota: undefined }, 'conntrack: sizes from memory');
+  t.same(resolveConfig({ nodeName: 'n1', ctQuota: '0' }, { TORTIE_CT_MAX_ENTRIES: '65536' }).ct, { maxEntries: 65536, quota: 0 });
+  t.throws(() => resolveConfig({ nodeName: 'n1' }, { TORTIE_CT_QUOTA: 'lots' }), /TORTIE_CT_QUOTA: "lots" is not a non-negative integer/);
+  t.throws(() => resolveConfig({ nodeName: 'n1', ctMaxEntries: '10' }, {}), /--ct-max-entries: "10" is not an integer in 1024/);
 });
 
 t.test('etcd endpoints without a type select etcdv3 (as tortiectl and the CNI plugin)', async (t) => {
