@@ -23,6 +23,9 @@
 #ifndef E2BIG
 #define E2BIG 7
 #endif
+#ifndef EEXIST
+#define EEXIST 17
+#endif
 
 /* Load-time tunables (ns); the agent's sweep is given the same values. */
 const volatile __u64 ct_timeout_syn_ns = 20 * NSEC;
@@ -242,15 +245,14 @@ static __always_inline int ct_commit(const struct tortie_pkt *pkt, __u8 dir, str
 
 		if (!created || quota_full(&tortie_ctq4_v1, owner, created, ct_quota))
 			return DROP_CT_QUOTA;
-		old = bpf_map_lookup_elem(&tortie_ct4_v2, &c->key);
+		err = bpf_map_update_elem(&tortie_ct4_v2, &c->key, &v, BPF_NOEXIST);
+		old = err == -EEXIST ? bpf_map_lookup_elem(&tortie_ct4_v2, &c->key) : NULL;
 		if (old) {
 			/* An expired or closed entry of the same tuple: replaced, its owner released. */
 			old_owner = ct_owner(&c->key, old->flags);
 			err = bpf_map_update_elem(&tortie_ct4_v2, &c->key, &v, BPF_EXIST);
 			if (err == 0)
 				quota_add(&tortie_ctq4_v1, old_owner, TORTIE_QUOTA_MOVED);
-		} else {
-			err = bpf_map_update_elem(&tortie_ct4_v2, &c->key, &v, BPF_NOEXIST);
 		}
 		if (err == -E2BIG)
 			return DROP_CT_TABLE_FULL;
