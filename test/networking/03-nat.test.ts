@@ -7,6 +7,8 @@ import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { NAT_DIR, POOL_F, readNatEntries, nat4KeyCodec, nat4ValueCodec } from '../../src/dataplane/bpf/net-codecs';
 import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
+import { Topology } from '../../src/util/netns';
+import { PySockets } from './helpers/pysock';
 import { readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat';
 import { eth, ipv4, icmp, udp, inetChecksum, PROTO } from '../../src/dataplane/bpf/packet';
 import { ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
@@ -18,8 +20,16 @@ const WL2 = '192.168.10.6';
 const NONAT_WL = '192.168.200.9';
 const OUT = '198.18.3.20';
 
+// The programs run in an empty namespace of this test: their node-socket lookups must not see
+// whatever happens to listen in the machine's own namespace.
+const topo = Topology.create('nat03');
+t.teardown(() => topo.destroy());
+let emptyNs: Promise<string> | undefined;
+
 async function setup(label: string, nat?: Parameters<typeof UplinkHarness.create>[1]): Promise<UplinkHarness> {
+  emptyNs ??= topo.addNetns('empty').then((n) => n.path);
   const h = await UplinkHarness.create(label, nat);
+  h.netns = await emptyNs;
   h.config(NODE);
   h.pool('192.168.0.0/18', POOL_F.NAT_OUT);
   h.pool('192.168.200.0/24', 0);
@@ -125,6 +135,32 @@ t.test('SNAT decisions, translation and reverse translation', async (t) => {
     const err = icmpFrame({ src: WL1, dst: OUT, type: 3 });
     t.ok(h.run('out', err).data.equals(err), 'ICMP errors from workloads are not mapped');
   });
+});
+
+t.test('candidates a node socket owns are skipped: listener, bound UDP (socket lookup in the program\'s namespace)', async (t) => {
+  const ns = await topo.addNetns('socks');
+  const py = new PySockets(ns);
+  t.teardown(() => py.close());
+  await py.run(`
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(('0.0.0.0', 21500)); l.listen(1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 21501))
+_ = 1`);
+  const h = await setup('natsock', { portMin: 21500, portMax: 21502, retries: 8 });
+  t.teardown(() => h.close());
+  h.netns = ns.path;
+  const before = h.stats().natHostSock;
+  const tp = portsOf(ipAt(h.run('out', tcpFrame({ src: WL1, dst: OUT, sport: 21500, dport: 80 })).data))[0];
+  t.ok(tp === 21501 || tp === 21502, `TCP: the listener's port 21500 is not taken (got ${tp})`);
+  const up = portsOf(ipAt(h.run('out', udpFrame({ src: WL1, dst: OUT, sport: 21501, dport: 53 })).data))[0];
+  t.ok(up === 21500 || up === 21502, `UDP: the bound socket's port 21501 is not taken (got ${up})`);
+  t.ok(h.stats().natHostSock >= before + 2n, 'skips counted');
+  t.equal(portsOf(ipAt(h.run('out', tcpFrame({ src: WL2, dst: OUT, sport: 21502, dport: 443 })).data))[0], 21502, 'a free port is kept');
+  // A datagram for a mapping whose port a node socket now holds goes to the node, untranslated.
+  const late = h.run('in', udpFrame({ src: OUT, dst: NODE, sport: 53, dport: up }));
+  t.equal(ipAt(late.data).dst, WL1, 'the mapping\'s reply is translated while no node socket holds its tuple');
+  await py.run(`v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v.bind(('0.0.0.0', ${up})); _ = 1`);
+  const taken = udpFrame({ src: OUT, dst: NODE, sport: 53, dport: up });
+  t.ok(h.run('in', taken).data.equals(taken), 'once a node socket is bound there, the datagram is left to it');
 });
 
 t.test('port exhaustion is a counted drop; existing flows keep working', async (t) => {

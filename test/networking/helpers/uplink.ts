@@ -15,6 +15,10 @@ export const TC_REDIRECT = 7;
 export interface UplinkRun { retval: number; reason: number; data: Buffer }
 
 export class UplinkHarness {
+  /** Namespace (path) the programs run in when run() is given none: the node-socket lookups of
+   *  the NAT code then see only that namespace's sockets (tests keep it empty), not the host's. */
+  netns?: string;
+
   private constructor(readonly dp: UplinkDatapath, readonly pinRoot: string) {}
 
   static async create(label: string, nat?: NatOptions): Promise<UplinkHarness> {
@@ -37,7 +41,7 @@ export class UplinkHarness {
   }
   stats(): NetStats { return readNetStats(this.dp.maps.netstat); }
 
-  run(hook: 'in' | 'out', pkt: Buffer, netns?: string): UplinkRun {
+  run(hook: 'in' | 'out', pkt: Buffer, netns = this.netns): UplinkRun {
     const count = () => readCounters(this.dp.maps.cnt).filter((r) => r.dir === Dir.UPLINK);
     const before = count();
     const r = (hook === 'in' ? this.dp.ingress : this.dp.egress).testRun(pkt, { netns });
