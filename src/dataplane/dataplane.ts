@@ -28,7 +28,7 @@ import { loadPrefilter, loadWep, type PrefilterDatapath, type WepDatapath } from
 import { PolicyDataplane } from './bpf/policy-sync';
 import { mapOps } from './bpf/loader';
 import { encodePrefilter, type Entry } from './bpf/encode';
-import { sweepConntrack } from './bpf/conntrack';
+import { ctStatus, sweepConntrack, type CtStatus } from './bpf/conntrack';
 import { decodeEvent, readCounters, readEventBudgets, type FlowEvent } from './bpf/counters';
 import { EventBudgetTotals, FlowLogLimiter, type FlowLogLimits } from './bpf/observe';
 import { dropReasonLabel } from './bpf/drop-reasons';
@@ -109,15 +109,8 @@ export interface DataplaneStatus {
   conntrack: CtStatus;
 }
 
-export interface CtStatus {
-  entries: number;
-  capacity: number;
-  quota: number;
-  workloadsAtQuota: number;
-  maxWorkloadEntries: number;
-  /** Entries the sweep deleted since start (the table never evicts). */
-  expiredTotal: number;
-}
+
+export type { CtStatus };
 
 function hex(b: Buffer): string { return b.toString('hex'); }
 
@@ -336,8 +329,6 @@ export class BpfDataplane {
   /** Conntrack sweep and a status read for metrics; cheap enough to run every few seconds. */
   housekeeping(): DataplaneStatus {
     const ct = sweepConntrack(this.wep.ct, this.wep.ctTimeouts, process.hrtime.bigint(), this.wep.ctq);
-    const owned = [...(ct.byOwner?.values() ?? [])];
-    const ctQuota = this.wep.ctQuota;
     this.routes?.sweepNat();
     const drops: Record<string, bigint> = {};
     for (const row of readCounters(this.map('cnt'))) {
@@ -353,8 +344,7 @@ export class BpfDataplane {
     return {
       endpointsProgrammed: this.policy.boundCount, interfaces: this.attached.size, tables: this.policy.writer.tables.size,
       conntrackEntries: ct.live, drops, mapEntries, events, nat: this.routes?.natStatus(),
-      conntrack: { entries: ct.live, capacity: this.wep.ctMaxEntries, quota: this.wep.ctQuota, workloadsAtQuota: ctQuota ? owned.filter((n) => n >= ctQuota).length : 0,
-        maxWorkloadEntries: owned.reduce((a, n) => Math.max(a, n), 0), expiredTotal: (this.ctExpired += ct.expired) },
+      conntrack: ctStatus(ct, this.wep.ctMaxEntries, this.wep.ctQuota, (this.ctExpired += ct.expired)),
     };
   }
 

@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { NatStatus } from '../dataplane/bpf/nat';
-import type { CtStatus } from '../dataplane/dataplane';
+import type { CtStatus } from '../dataplane/bpf/conntrack';
 
 export class NodeMetrics {
   readonly registry = new Registry();

@@ -9,8 +9,9 @@ import { uniquePinRoot, removePinRoot } from './helpers/harness';
 import { loadWep, mapOps, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
 import { readCounters, counterPackets } from '../../src/dataplane/bpf/counters';
-import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
-import { sweepConntrack } from '../../src/dataplane/bpf/conntrack';
+import { DropReason as R, Dir, dropReasonLabel } from '../../src/dataplane/bpf/drop-reasons';
+import { ctStatus, sweepConntrack } from '../../src/dataplane/bpf/conntrack';
+import { NodeMetrics } from '../../src/node/metrics';
 import { readQuota } from '../../src/dataplane/bpf/quota';
 import { tcAttach } from '../../src/dataplane/native';
 import { CalcGraph } from '../../src/calc';
@@ -100,4 +101,16 @@ _ = ${FLOOD}`, 30_000), FLOOD);
   t.equal(sw.byOwner!.get(IP.client), 1, 'the client owns its connection\'s entry');
   t.same(readQuota(dp.ctq).filter((r) => r.live > 0).map((r) => [r.addr, r.live]).sort(), [[IP.client, 1], [IP.flood, QUOTA]],
     'counts after the sweep\'s correction');
+
+  // The agent's metrics from that sweep (what BpfDataplane.housekeeping hands to NodeMetrics).
+  const metrics = new NodeMetrics(false);
+  metrics.recordConntrack(ctStatus(sw, dp.ctMaxEntries, dp.ctQuota, sw.expired));
+  metrics.drops.set({ reason: dropReasonLabel(R.CT_QUOTA) }, Number(refused()));
+  const text = await metrics.registry.metrics();
+  t.match(text, /^tortie_conntrack_workloads_at_quota 1$/m, 'metric: one workload at its quota');
+  t.match(text, new RegExp(`^tortie_conntrack_workload_entries_max ${QUOTA}$`, 'm'));
+  t.match(text, new RegExp(`^tortie_conntrack_workload_quota ${QUOTA}$`, 'm'));
+  t.match(text, new RegExp(`^tortie_conntrack_capacity ${TABLE}$`, 'm'));
+  t.match(text, new RegExp(`^tortie_conntrack_entries ${sw.live}$`, 'm'));
+  t.match(text, new RegExp(`^tortie_dropped_packets\\{reason="ct_quota"\\} ${want}$`, 'm'));
 });

@@ -133,3 +133,24 @@ export function sweepConntrack(map: CtMapOps, t: CtTimeouts, now: bigint = proce
 export function decodeCtEntry(k: Buffer, v: Buffer): { key: Ct4Key; value: CtValue } {
   return { key: ct4KeyCodec.decode(k), value: ctValueCodec.decode(v) };
 }
+
+/** Conntrack table use for metrics (NodeMetrics.recordConntrack). */
+export interface CtStatus {
+  entries: number;
+  capacity: number;
+  quota: number;
+  /** Workload addresses owning their whole quota, and the most entries one owns. */
+  workloadsAtQuota: number;
+  maxWorkloadEntries: number;
+  /** Entries the sweeps deleted since start (the table never evicts). */
+  expiredTotal: number;
+}
+
+export function ctStatus(sweep: SweepResult, capacity: number, quota: number, expiredTotal: number): CtStatus {
+  const owned = [...(sweep.byOwner?.values() ?? [])];
+  return {
+    entries: sweep.live, capacity, quota, expiredTotal,
+    workloadsAtQuota: quota ? owned.filter((n) => n >= quota).length : 0,
+    maxWorkloadEntries: owned.reduce((a, n) => Math.max(a, n), 0),
+  };
+}
