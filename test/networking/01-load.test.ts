@@ -2,6 +2,8 @@
 // and uplink objects, and every networking codec matches its struct in the uplink object's BTF.
 import t from 'tap';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { checkStructLayout } from '../../src/dataplane/native';
 import { defaultObjectDir, loadUplink, loadWep } from '../../src/dataplane/bpf/loader';
 import { NET_CODECS, NET_MAP, netcfgCodec } from '../../src/dataplane/bpf/net-codecs';
@@ -25,4 +27,19 @@ t.test('uplink and workload objects load and share the networking maps', async (
   t.same(netcfgCodec.decode(seen!), { node_ip: '198.18.1.10', uplink_ifindex: 7, flags: 0 }, 'one netcfg map for both objects');
   await t.rejects(loadUplink({ pinRoot, nat: { portMin: 5, portMax: 4 } }), /portMin <= portMax/);
   await t.rejects(loadUplink({ pinRoot, nat: { retries: 33 } }), /retries 33/);
+});
+
+t.test('the LRU tables a previous version pinned (tortie_nat4_v1, tortie_ct4_v1) are unpinned on load', async (t) => {
+  const pinRoot = uniquePinRoot('net-unpin');
+  t.teardown(() => removePinRoot(pinRoot));
+  for (const name of ['tortie_nat4_v1', 'tortie_ct4_v1']) {
+    execFileSync('bpftool', ['map', 'create', path.join(pinRoot, name), 'type', 'lru_hash', 'key', '16', 'value', '24', 'entries', '16', 'name', name]);
+    t.ok(existsSync(path.join(pinRoot, name)), `${name} pinned as an old version left it`);
+  }
+  const up = await loadUplink({ pinRoot });
+  const wep = await loadWep({ pinRoot, ctMaxEntries: 4096 });
+  up.close(); wep.close();
+  t.notOk(existsSync(path.join(pinRoot, 'tortie_nat4_v1')), 'old NAT table unpinned');
+  t.notOk(existsSync(path.join(pinRoot, 'tortie_ct4_v1')), 'old conntrack table unpinned');
+  t.ok(existsSync(path.join(pinRoot, NET_MAP.nat4)) && existsSync(path.join(pinRoot, 'tortie_ct4_v2')), 'their successors pinned');
 });

@@ -11,6 +11,7 @@
  * Load-time constants: conntrack timeouts (the same object is given to the sweep), events on/off;
  * conntrack size = `ctMaxEntries` (default derived from memory).
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BpfObject, type BpfMap, type BpfProgram } from '../native';
@@ -154,12 +155,22 @@ function mapsOf(obj: BpfObject): Record<keyof typeof MAP, BpfMap | undefined> {
   return out;
 }
 
+/**
+ * Pins of maps a newer version replaced (the LRU tables issue 11 made plain hashes, under a new
+ * name): a node upgraded in place would otherwise keep them in kernel memory forever. Programs
+ * still attached from the previous run hold their own reference until they are replaced.
+ */
+function unpinReplaced(pinRoot: string, names: string[]): void {
+  for (const n of names) fs.rmSync(path.join(pinRoot, n), { force: true });
+}
+
 export async function loadWep(opts: LoadOptions = {}): Promise<WepDatapath> {
   const obj = BpfObject.open(path.join(opts.objectDir ?? defaultObjectDir(), 'tortie_wep.bpf.o'),
     { pinRoot: opts.pinRoot ?? DEFAULT_PIN_ROOT });
   try {
     const { timeouts: ctTimeouts, ctQuota, ctMaxEntries } = applyConstants(obj, opts, true);
     await obj.load();
+    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_ct4_v1']);
     const maps = mapsOf(obj);
     const need = (k: keyof typeof MAP): BpfMap => maps[k]!;
     return {
@@ -268,6 +279,7 @@ export async function loadUplink(opts: LoadOptions & { nat?: NatOptions } = {}):
     for (const [k, v] of Object.entries(natTimeoutConstants(nat.timeouts))) obj.setConstant(k, v);
     obj.setMapMaxEntries(NET_MAP.nat4, nat.maxEntries);
     await obj.load();
+    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_nat4_v1']);
     const m = (n: string) => obj.map(n);
     return {
       obj, ingress: obj.program('tortie_uplink_in'), egress: obj.program('tortie_uplink_out'),
