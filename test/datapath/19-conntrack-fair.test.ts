@@ -1,6 +1,7 @@
 // Conntrack fairness with real packets (issue 11, item 5): one workload floods new UDP flows
-// (bounded: 2,000, paced) into a small conntrack table while another workload holds an idle TCP
-// connection whose replies pass only through conntrack (its ingress policy denies everything).
+// (bounded: 2,000 of two datagrams each, paced) into a small conntrack table (256 entries) while another workload holds an
+// idle TCP connection on which the server then speaks first: that packet passes the client's
+// ingress (whose policy denies everything) only through the connection's conntrack entry.
 // The flooder is refused past its quota (counted ct_quota drops on its interface); the idle
 // connection survives; the sweep's per-workload counts match the table.
 import t from 'tap';
@@ -20,8 +21,8 @@ import { PySockets } from '../networking/helpers/pysock';
 
 const V3 = 'projectcalico.org/v3' as const;
 const IP = { web: '192.168.10.1', client: '192.168.10.2', flood: '192.168.10.3' };
-const QUOTA = 64;
-const TABLE = 1024;
+const QUOTA = 32;
+const TABLE = 256;
 const FLOOD = 2000;
 
 function wep(name: string, ip: string, app: string): WorkloadEndpoint {
@@ -67,7 +68,9 @@ t.test('a flood of new flows is refused past the workload\'s conntrack quota; an
   await web.run(`
 import threading
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(('${IP.web}', 8080)); l.listen(8)
+conns = []
 def conn(c):
+    conns.append(c)
     while True:
         d = c.recv(2000)
         if not d:
@@ -86,15 +89,19 @@ c = socket.create_connection(('${IP.web}', 8080), timeout=10); c.sendall(b'befor
 f = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(${FLOOD}):
     f.sendto(b'x', ('${EXT_IP}', 10000 + i))
+    f.sendto(b'y', ('${EXT_IP}', 10000 + i))
     if i % 100 == 99:
         time.sleep(0.02)
 _ = ${FLOOD}`, 30_000), FLOOD);
-  const want = BigInt(FLOOD - QUOTA);
+  const want = BigInt(2 * (FLOOD - QUOTA)); // two datagrams per flow: a flow with state is a used one
   for (let i = 0; i < 50 && refused() < want; i++) await new Promise((r) => setTimeout(r, 100));
-  t.equal(refused(), want, `${want} new flows refused with ct_quota on the flooder's interface`);
+  t.equal(refused(), want, `${want} datagrams of ${FLOOD - QUOTA} new flows refused with ct_quota on the flooder's interface`);
   t.equal(readQuota(dp.ctq).find((r) => r.addr === IP.flood)?.live, QUOTA, 'the flooder owns exactly its quota');
-  t.equal(await client.run(`c.sendall(b'after'); _ = c.recv(100).decode()`), 'echo:after',
-    'the idle connection survives (its replies pass only through conntrack)');
+  // The server speaks first on the idle connection: without the client's entry, web -> client
+  // would be a new flow that the client's ingress policy (none: deny) refuses.
+  await web.run(`conns[0].sendall(b'push'); _ = 1`);
+  t.equal(await client.run(`_ = c.recv(100).decode()`), 'push', 'the idle connection survives (the server\'s push passes only through conntrack)');
+  t.equal(await client.run(`c.sendall(b'after'); _ = c.recv(100).decode()`), 'echo:after', 'and keeps working both ways');
 
   const sw = sweepConntrack(dp.ct, dp.ctTimeouts, process.hrtime.bigint(), dp.ctq);
   t.equal(sw.byOwner!.get(IP.flood), QUOTA, 'the sweep sees the same count');
