@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { datastoreConfigFromEnv, openDatastore, type DatastoreConfig } from '../datastore';
+import { resolve } from 'node:path';
+import { DEFAULT_EMBEDDED_DIR, datastoreConfigFromEnv, openDatastore, type DatastoreConfig } from '../datastore';
 import { DatastoreError } from '../datastore/errors';
 import type { Datastore } from '../datastore/types';
 import { IpamError } from '../ipam/errors';
@@ -34,24 +35,53 @@ export function datastoreConfig(conf: NetConf, env: NodeJS.ProcessEnv): Datastor
 
 /** Open datastores kept by the resident server (server.ts), by configuration. */
 let storeCache: Map<string, Datastore> | undefined;
+/** Those of them opened here (not seeded), closed by releaseStores(). */
+const ownStores: Datastore[] = [];
+
+/** One key per store: the embedded store by its directory, etcd by endpoints and credentials. */
+function storeKey(c: DatastoreConfig): string {
+  if (c.type === 'embedded') return JSON.stringify(['embedded', resolve(c.dir ?? DEFAULT_EMBEDDED_DIR)]);
+  return JSON.stringify(['etcdv3', [...c.endpoints].sort(), c.caFile ?? '', c.certFile ?? '', c.keyFile ?? '']);
+}
+
+/** The store with a close() that does nothing: it is shared by every call and outlives them. */
+function shared(ds: Datastore): Datastore {
+  return new Proxy(ds, {
+    get(target, prop) {
+      if (prop === 'close') return async () => undefined;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
 
 /**
  * For a long-lived process serving many calls: openStore hands out one shared connection per
- * datastore configuration, and closing what it returned leaves that connection open.
+ * datastore configuration, and closing what it returned leaves that connection open. `seed`:
+ * stores the process already has open (the agent's own), used for requests that name them
+ * instead of a second connection (and, for the embedded store, a second copy in memory).
  */
-export function keepStoresOpen(): void {
+export function keepStoresOpen(seed: [DatastoreConfig, Datastore][] = []): void {
   storeCache ??= new Map();
+  for (const [config, ds] of seed) storeCache.set(storeKey(config), shared(ds));
+}
+
+/** Ends keepStoresOpen(): closes the stores opened for calls (not the seeded ones). */
+export async function releaseStores(): Promise<void> {
+  storeCache = undefined;
+  await Promise.all(ownStores.splice(0).map((ds) => ds.close().catch(() => undefined)));
 }
 
 export function openStore(conf: NetConf, env: NodeJS.ProcessEnv, log?: Logger): Datastore {
   try {
     const config = datastoreConfig(conf, env);
     if (!storeCache) return openDatastore(config, log);
-    const key = JSON.stringify(config);
+    const key = storeKey(config);
     let ds = storeCache.get(key);
     if (!ds) {
-      ds = openDatastore(config, log);
-      ds.close = async () => undefined; // shared by every call; lives as long as the server
+      const own = openDatastore(config, log);
+      ownStores.push(own);
+      ds = shared(own);
       storeCache.set(key, ds);
     }
     return ds;

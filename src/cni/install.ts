@@ -65,19 +65,21 @@ export function pluginConfig(list: NetworkConfigList, index = 0, prevResult?: Cn
  * The resident server's client, in Perl (perl-base is Essential on Debian, starts in a few ms):
  * connects to the socket or, when nobody listens, execs the plugin process instead (stdin still
  * unread); sends the plugin name, the environment and stdin (wire format in server.ts); prints
- * the answer and exits with its status. A server that dies mid-request gives code 11.
+ * the answer and exits with its status. A server that dies mid-request, answers garbage or
+ * nothing within 180 s gives code 11 (as the C client).
  */
 const PERL_CLIENT = String.raw`use strict; use Socket;
 my ($path, $plugin, @fallback) = @ARGV;
 my $s; socket($s, PF_UNIX, SOCK_STREAM, 0) && connect($s, pack_sockaddr_un($path)) or exec { $fallback[0] } @fallback;
 binmode $s; binmode STDIN; binmode STDOUT;
+$SIG{ALRM} = sub { print qq({"cniVersion":"1.0.0","code":11,"msg":"tortie CNI server on $path gave no answer within 180 s"}\n); exit 1; }; alarm 180;
 my $req = "$plugin\n" . join("", map { "$_=$ENV{$_}\0" } sort keys %ENV) . "\0";
 { local $/; my $in = <STDIN>; $req .= $in if defined $in; }
 my $off = 0;
 while ($off < length $req) { my $n = syswrite($s, $req, length($req) - $off, $off); last unless $n; $off += $n; }
 shutdown($s, 1);
 my $resp = do { local $/; <$s> };
-if (!defined $resp || $resp !~ s/^(\d+)\n//) { print qq({"cniVersion":"1.0.0","code":11,"msg":"tortie CNI server on $path gave no answer"}\n); exit 1; }
+if (!defined $resp || $resp !~ s/^(\d{1,3})\n// || $1 > 255) { print qq({"cniVersion":"1.0.0","code":11,"msg":"tortie CNI server on $path gave no answer"}\n); exit 1; }
 my $code = $1; print $resp; exit $code;`;
 
 /**

@@ -3,7 +3,7 @@
  * parse and version-check the configuration, run the command, print the result (in the
  * configuration's cniVersion) or the spec's error object, and give the exit status.
  */
-import { formatResult, parseEnv, parseNetConf, type CniEnv, type CniResult, type NetConf } from './config';
+import { SUPPORTED_VERSIONS, formatResult, parseEnv, parseNetConf, type CniEnv, type CniResult, type NetConf } from './config';
 import { CNI_ERR, CniError } from './errors';
 import { versionAnswer } from './version';
 
@@ -40,7 +40,19 @@ export async function cniRun(vars: NodeJS.ProcessEnv, stdin: string, run: CniRun
     const res = await run(env, conf, vars);
     return { code: 0, stdout: res ? JSON.stringify(formatResult(res, conf.cniVersion)) + '\n' : '' };
   } catch (err) {
+    // An error found while checking the configuration still answers in its cniVersion when it
+    // names a supported one (a 0.4.0 runtime decodes a 0.4.0 error object).
+    if (cniVersion === '1.0.0') cniVersion = declaredVersion(stdin) ?? cniVersion;
     return { code: 1, stdout: JSON.stringify(toError(err).toJSON(cniVersion)) + '\n' };
+  }
+}
+
+function declaredVersion(stdin: string): string | undefined {
+  try {
+    const v = (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion;
+    return typeof v === 'string' && (SUPPORTED_VERSIONS as readonly string[]).includes(v) ? v : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -8,7 +8,9 @@
  * Connects to SOCKET; when nobody listens, execs FALLBACK-ARGV (the plugin process) with stdin
  * still unread. Otherwise sends "PLUGIN\n", the environment as NUL-terminated KEY=VALUE entries,
  * an empty entry, then stdin; half-closes; reads "<status>\n<stdout>" and reproduces both.
- * A server that fails mid-request yields CNI error 11 (try again later).
+ * A server that fails mid-request, answers something that is not "<digits>\n…", or gives
+ * no answer within ANSWER_TIMEOUT_S (it bounds its own requests well within that) yields CNI
+ * error 11 (try again later) on stdout and exit status 1, as a plugin's error would.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,10 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 extern char **environ;
+
+#define ANSWER_TIMEOUT_S 180
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -60,6 +65,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	struct timeval tv = { .tv_sec = ANSWER_TIMEOUT_S };
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	if (write_all(s, plugin, strlen(plugin)) || write_all(s, "\n", 1))
 		return no_answer(path);
 	for (char **e = environ; *e; e++)
@@ -98,9 +106,16 @@ int main(int argc, char **argv)
 		}
 	}
 	char *nl = memchr(r, '\n', len);
-	if (!nl || nl == r)
+	if (!nl || nl == r || nl - r > 3)
 		return no_answer(path);
-	int code = atoi(r);
+	int code = 0;
+	for (char *d = r; d < nl; d++) {
+		if (*d < '0' || *d > '9')
+			return no_answer(path);
+		code = code * 10 + (*d - '0');
+	}
+	if (code > 255)
+		return no_answer(path);
 	if (write_all(1, nl + 1, len - (size_t)(nl + 1 - r)))
 		return 1;
 	return code;

@@ -104,7 +104,8 @@ export class Lab {
   }
 
   async build(): Promise<void> {
-    installCni({ binDir: this.cniBin });
+    // A socket nobody serves: the lab's nodes share these wrappers, each call runs the plugin process in its node.
+    installCni({ binDir: this.cniBin, socket: join(this.cniBin, 'no-server.sock') });
     this.log('building namespaces: rtr, node-a, node-b, node-c, outside');
     this.rtr = await this.topo.addNetns('rtr');
     await this.rtr.sh('sysctl -qw net.ipv4.ip_forward=1 && ip link add br1 type bridge && ip addr add 198.18.1.1/24 dev br1 && ip link set br1 up');

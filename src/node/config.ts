@@ -4,6 +4,7 @@
  * variable, the value, and what was expected.
  */
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -46,6 +47,12 @@ export interface NodeConfig {
   nat: { portMin: number; portMax: number; quota: number; maxEntries: number };
   /** Conntrack table size (undefined: derived from memory) and per-workload quota (undefined: size / 8). */
   ct: { maxEntries?: number; quota?: number };
+  /**
+   * The unix socket on which the agent answers the installed CNI wrappers (src/cni/server.ts);
+   * '' = not served (the wrappers then start a plugin process per call). Default
+   * `<run dir>/cni.sock`, the run dir being TORTIE_RUN_DIR or /run/tortie.
+   */
+  cniSocket: string;
 }
 
 export class ConfigError extends Error {
@@ -136,6 +143,7 @@ export interface RawNodeOptions {
   natMaxEntries?: string;
   ctMaxEntries?: string;
   ctQuota?: string;
+  cniSocket?: string;
 }
 
 export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = process.env): NodeConfig {
@@ -168,6 +176,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [natMax, natMaxSrc] = pick('nat-max-entries', opts.natMaxEntries, 'TORTIE_NAT_MAX_ENTRIES');
   const [ctMax, ctMaxSrc] = pick('ct-max-entries', opts.ctMaxEntries, 'TORTIE_CT_MAX_ENTRIES');
   const [ctQuota, ctQuotaSrc] = pick('ct-quota', opts.ctQuota, 'TORTIE_CT_QUOTA');
+  const [cniSock, cniSockSrc] = pick('cni-socket', opts.cniSocket, 'TORTIE_CNI_SOCKET');
   const policyOnlyRaw = opts.policyOnly !== undefined ? String(opts.policyOnly) : (env.TORTIE_POLICY_ONLY ?? env.CALICO_NETWORKING_BACKEND);
 
   // As tortiectl and the CNI plugin: etcd endpoints without a type mean etcdv3.
@@ -211,6 +220,12 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     if (!/^[A-Za-z0-9_.-]{1,10}$/.test(p)) throw new ConfigError(`interface prefix "${p}" (of "${ifPrefix}") must be 1–10 interface-name characters`);
   }
 
+  const cniOff = cniSock !== undefined && ['none', 'off', 'false', ''].includes(cniSock.trim().toLowerCase());
+  const cniSocket = cniOff ? '' : (cniSock ?? join(env.TORTIE_RUN_DIR || '/run/tortie', 'cni.sock')).trim();
+  if (!cniOff && (!cniSocket.startsWith('/') || Buffer.byteLength(cniSocket) > 107)) {
+    throw new ConfigError(`${cniSockSrc}: "${cniSock ?? cniSocket}" must be an absolute path of at most 107 bytes (a unix socket), or "none"`);
+  }
+
   return {
     nodeName: name,
     ip: parseIp(ip ?? 'autodetect', ipSrc),
@@ -230,5 +245,6 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     heapGrowingPercent,
     nat: { portMin, portMax, quota, maxEntries },
     ct: { maxEntries: ctMax === undefined ? undefined : Number(ctMax), quota: ctQuota === undefined ? undefined : Number(ctQuota) },
+    cniSocket,
   };
 }

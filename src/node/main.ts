@@ -52,6 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--nat-max-entries <n>', 'NAT table size, two entries per flow (TORTIE_NAT_MAX_ENTRIES, 131072)')
     .option('--ct-max-entries <n>', 'conntrack table size (TORTIE_CT_MAX_ENTRIES, default from memory)')
     .option('--ct-quota <n>', 'conntrack entries one workload may own, 0 = no quota (TORTIE_CT_QUOTA, table size / 8)')
+    .option('--cni-socket <path>', 'serve the CNI plugins on this unix socket, "none" = off (TORTIE_CNI_SOCKET; default <run dir>/cni.sock)')
     .action(async (o: RawNodeOptions & { nodename?: string }) => {
       const config = resolveConfig({ ...o, nodeName: o.nodename });
       const { runAgent } = await import('./run');

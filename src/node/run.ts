@@ -139,6 +139,30 @@ export function applyHeapGrowing(percent: number, execArgv: readonly string[] = 
   return true;
 }
 
+/**
+ * The CNI plugins' server in this process (src/cni/server.ts; Cilium's agent serves its plugin
+ * the same way): the installed wrappers hand it ADD/DEL/CHECK instead of starting a plugin
+ * process each, and calls naming the agent's own datastore share its connection. Optional: a
+ * socket that cannot be served (another server listens there, a bad directory) is logged and
+ * the wrappers keep starting plugin processes.
+ */
+export async function startCni(c: NodeConfig, running: Pick<RunningAgent, 'datastore'>, log: Logger): Promise<{ stop(): Promise<void> } | undefined> {
+  if (!c.cniSocket) return undefined;
+  const cniLog = log.child({ component: 'cni-server' });
+  try {
+    const { startCniServer, stopCniServer } = await import('../cni/server');
+    const server = await startCniServer(c.cniSocket, {
+      stores: [[datastoreConfig(c), running.datastore]],
+      onError: (err, what) => cniLog.warn({ err }, what),
+    });
+    cniLog.info({ socket: c.cniSocket }, 'serving the CNI plugins');
+    return { stop: () => stopCniServer(server) };
+  } catch (e) {
+    cniLog.warn({ err: e, socket: c.cniSocket }, 'not serving the CNI plugins (the installed wrappers start a plugin process per call)');
+    return undefined;
+  }
+}
+
 export async function runAgent(c: NodeConfig): Promise<number> {
   const log = createLogger({ level: c.logLevel, name: 'tortie-node' });
   applyHeapGrowing(c.heapGrowingPercent);
@@ -157,12 +181,14 @@ export async function runAgent(c: NodeConfig): Promise<number> {
   } catch (e) {
     log.warn({ err: e, pidFile }, 'could not write the pid file');
   }
+  const cni = await startCni(c, running, log);
   log.info({ node: c.nodeName }, 'tortie-node running');
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   log.info({ signal }, 'stopping; the datapath keeps enforcing the last state');
+  if (cni) await cni.stop();
   await running.stop();
   rmSync(pidFile, { force: true });
   return 0;

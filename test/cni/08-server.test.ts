@@ -5,14 +5,16 @@
  * malformed requests, and the fallback to the plugin process once the server is gone.
  */
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { installCni } from '../../src/cni/install';
+import { cniClient, installCni, launcherScript } from '../../src/cni/install';
 import { parseRequest } from '../../src/cni/server';
 import { IpamClient } from '../../src/ipam/client';
-import { cniBed } from './helpers/cluster';
+import { cniBed, type CniBed } from './helpers/cluster';
+import { run } from '../../src/util/netns';
 import { runPlugin } from './helpers/cni';
 import { CHILD_ENV } from '../e2e/helpers/agent-lab';
 
@@ -92,4 +94,98 @@ t.test('ADD, CHECK, DEL and 20 concurrent ADDs through the server', async (t) =>
   t.equal(after.code, 0, `fallback to the plugin process: ${after.stdout}`);
   const orphan = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'DEL' }, bed.conf(), bin);
   t.not(orphan.code, 0, 'the fallback-less wrappers fail without the server (so the checks above went through it)');
+});
+
+function startServer(bed: CniBed, sock: string, extra: string[] = []): Promise<ChildProcess> {
+  const server = bed.node.spawn([process.execPath, SERVER, '--socket', sock, ...extra], { netOnly: true, env: CHILD_ENV });
+  let out = '';
+  return new Promise((res, rej) => {
+    server.stdout!.on('data', (d) => { out += String(d); if (out.includes('listening')) res(server); });
+    server.stderr!.on('data', (d) => { out += String(d); });
+    server.once('exit', (c) => rej(new Error(`server exited ${c}: ${out}`)));
+  });
+}
+
+t.test('a hung request is answered with code 11 after the timeout; the container\'s DEL waits for it and undoes it', async (t) => {
+  const bed = await cniBed('cnihang', '192.168.91.0/24');
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-cnihang-'));
+  const sock = join(dir, 'cni.sock');
+  let server: ChildProcess | undefined;
+  t.teardown(async () => { server?.kill('SIGKILL'); await bed.destroy(); rmSync(dir, { recursive: true, force: true }); });
+  const bin = join(dir, 'bin');
+  installCni({ binDir: bin, socket: sock, nodePath: '/nonexistent/node' });
+  // A delegated IPAM plugin that answers ADD only once a flag file exists: the ADD hangs at will.
+  const release = join(dir, 'release');
+  writeFileSync(join(bin, 'slow-ipam'), `#!/bin/sh
+if [ "$CNI_COMMAND" = ADD ]; then
+  while [ ! -e ${release} ]; do sleep 0.05; done
+  echo '{"cniVersion":"1.0.0","ips":[{"address":"192.168.91.77/32"}]}'
+fi
+exit 0
+`, { mode: 0o755 });
+  server = await startServer(bed, sock, ['--timeout-ms', '500']);
+  const pod = await bed.addWorkload('hung');
+  const conf = bed.conf({ ipam: { type: 'slow-ipam' } });
+  const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'hung1', CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1' };
+  const add = await runPlugin(bed.node, 'tortie', env, conf, bin);
+  t.equal(add.code, 1);
+  t.equal(add.out?.code, 11, `try again later: ${add.stdout}`);
+  t.match(String(add.out?.msg), /ADD of container "hung1" not finished after 500 ms/);
+  // The server still answers other containers meanwhile.
+  const other = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'other' }, bed.conf(), bin);
+  t.equal(other.code, 0, `another container's DEL is answered: ${other.stdout}`);
+  // The runtime's DEL after the failed ADD: queued behind the ADD, which finishes once released.
+  const del = runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'DEL' }, conf, bin);
+  writeFileSync(release, '');
+  const d = await del;
+  t.equal(d.code, 0, `DEL after the timed-out ADD: ${d.stdout}`);
+  t.same((await bed.store.rc.list('WorkloadEndpoint', 'default')).items, [], 'the late ADD\'s endpoint is gone');
+  t.notMatch((await bed.node.exec(['ip', '-o', 'link'])).stdout, /cali[0-9a-f]{11}/, 'the late ADD\'s veth is gone');
+  t.equal(server.exitCode, null, 'the server is still running');
+});
+
+t.test('errors reach the runtime as CNI error objects through both clients; a garbage answer is code 11', async (t) => {
+  const bed = await cniBed('cnierr', '192.168.92.0/24');
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-cnierr-'));
+  const sock = join(dir, 'cni.sock');
+  let server: ChildProcess | undefined;
+  t.teardown(async () => { server?.kill('SIGKILL'); await bed.destroy(); rmSync(dir, { recursive: true, force: true }); });
+  const client = cniClient();
+  t.ok(client, 'the C client is built where cc exists');
+  const bins: [string, string][] = [['C', join(dir, 'cbin')], ['Perl', join(dir, 'pbin')]];
+  for (const [which, b] of bins) {
+    mkdirSync(b);
+    for (const name of ['tortie', 'tortie-ipam'] as const) {
+      writeFileSync(join(b, name), launcherScript(name, { socket: sock, nodePath: '/nonexistent/node', ...(which === 'C' ? { client } : {}) }), { mode: 0o755 });
+    }
+  }
+  t.match(readFileSync(join(dir, 'pbin', 'tortie'), 'utf8'), /perl/, 'the Perl wrapper has no C client');
+  server = await startServer(bed, sock);
+  const pod = await bed.addWorkload('err');
+  const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'err1', CNI_NETNS: pod.path, CNI_IFNAME: 'eth0' };
+  for (const [which, b] of bins) {
+    const badConf = await runPlugin(bed.node, 'tortie', env, { ...bed.conf(), cniVersion: '0.4.0', mtu: 5 }, b);
+    t.equal(badConf.code, 1, `${which}: exit status 1`);
+    t.same(Object.keys(badConf.out ?? {}).sort(), ['cniVersion', 'code', 'msg'], `${which}: ${badConf.stdout}`);
+    t.equal(badConf.out?.code, 7, `${which}: invalid configuration`);
+    t.equal(badConf.out?.cniVersion, '0.4.0', `${which}: in the configuration's version`);
+    const badEnv = await runPlugin(bed.node, 'tortie', { ...env, CNI_IFNAME: 'a/b' }, bed.conf(), b);
+    t.equal(badEnv.out?.code, 4, `${which}: invalid environment: ${badEnv.stdout}`);
+    const noNs = await runPlugin(bed.node, 'tortie-ipam', { ...env, CNI_COMMAND: 'CHECK' }, bed.conf({ prevResult: { cniVersion: '1.0.0', ips: [{ address: '192.168.92.9/32' }] } }), b);
+    t.equal(noNs.out?.code, 103, `${which}: tortie-ipam CHECK failure: ${noNs.stdout}`);
+  }
+  server.kill('SIGTERM');
+  await new Promise((r) => server!.once('exit', r));
+  // A server that answers garbage (here: a listener in the test that replies "ok\n").
+  const fake = createServer({ allowHalfOpen: true }, (c) => { c.on('data', () => undefined); c.on('end', () => c.end('ok\n{}')); });
+  const fakeSock = join(dir, 'fake.sock');
+  await new Promise<void>((r) => fake.listen(fakeSock, r));
+  t.teardown(() => { fake.close(); });
+  for (const [which, useClient] of [['C', true], ['Perl', false]] as const) {
+    const w = join(dir, `fake-${which}`);
+    writeFileSync(w, launcherScript('tortie', { socket: fakeSock, nodePath: '/nonexistent/node', ...(useClient ? { client } : {}) }), { mode: 0o755 });
+    const r = await run(['env', 'CNI_COMMAND=ADD', w], { input: '{}', allowFail: true });
+    t.equal(r.code, 1, `${which}: garbage answer fails`);
+    t.equal(JSON.parse(r.stdout).code, 11, `${which}: code 11: ${r.stdout}`);
+  }
 });
