@@ -4,23 +4,28 @@
  *   node dist/bench/cni-bench.js [--n 30] [--concurrent 20] [--json]
  *
  * - VERSION: the installed `tortie` (as a runtime finds it on CNI_PATH) vs `portmap`.
- * - ADD and DEL of one workload: `tortie` + tortie-ipam (embedded store, one pool), both as a
- *   process per call and through the resident `tortie-cni-server` (the same installed wrapper,
- *   a socket present), vs `ptp` + `host-local` (state in a temp dir), interleaved sample by
- *   sample, each workload in its own namespace, every plugin run with `nsenter --net=<node>`.
- * - 20 concurrent ADDs on one node: no failure and no duplicate address, for both.
+ * - ADD and DEL of one workload: `tortie` + tortie-ipam (embedded store, one pool) three ways —
+ *   through tortie-node's own CNI socket (the default install: a running agent in the node
+ *   namespace that also programs each new workload's BPF, as it would in production), through
+ *   the standalone `tortie-cni-server`, and as a process per call (the wrappers' fallback) —
+ *   vs `ptp` + `host-local` (state in a temp dir), interleaved sample by sample, each workload in
+ *   its own namespace, every plugin run with `nsenter --net=<node>` by the same installed
+ *   wrapper a runtime finds on CNI_PATH.
+ * - 20 concurrent ADDs on one node: no failure and no duplicate address, for each.
  * Goals (issue 13): VERSION ≤ 2× portmap; ADD and DEL p50 ≤ 2× ptp+host-local; concurrency clean.
  * Prints figures and the ratios; exits 0 whether goals are met or not (a benchmark, not a test).
  * Everything runs in namespaces it creates (src/util/netns.ts) and is removed at the end.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedDatastore } from '../src/datastore';
 import { ResourceClient } from '../src/client/resources';
 import { installCni } from '../src/cni/install';
 import type { Resource } from '../src/model';
+import { agentCommand } from '../src/node/launch';
 import { Topology, type Netns } from '../src/util/netns';
 
 const args = process.argv.slice(2);
@@ -68,8 +73,10 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'tortie-cnibench-'));
   const storeDir = join(tmp, 'store');
   const ds = new EmbeddedDatastore({ dir: storeDir });
+  const pinRoot = `/sys/fs/bpf/tortie-cnibench-${randomBytes(4).toString('hex')}`;
   const cleanup = async (): Promise<void> => {
-    topo.destroySync();
+    topo.destroySync(); // kills what runs in its namespaces (the agent, the server)
+    if (existsSync(pinRoot)) rmSync(pinRoot, { recursive: true, force: true });
     await ds.close().catch(() => undefined);
     rmSync(tmp, { recursive: true, force: true });
   };
@@ -85,6 +92,10 @@ async function main(): Promise<void> {
     const srvBin = join(tmp, 'srvbin');
     installCni({ binDir: srvBin, socket: sock });
     const tortieSrv = join(srvBin, 'tortie');
+    const agentSock = join(tmp, 'agent-cni.sock');
+    const agentBin = join(tmp, 'agentbin');
+    installCni({ binDir: agentBin, socket: agentSock });
+    const tortieAgent = join(agentBin, 'tortie');
     const node = await topo.addNetns('node');
     const server = node.spawn([process.execPath, join(__dirname, '..', '..', 'bin', 'tortie-cni-server.js'), '--socket', sock], { netOnly: true, env: CHILD_ENV });
     await new Promise<void>((resolve, reject) => {
@@ -97,6 +108,16 @@ async function main(): Promise<void> {
     await topo.addVeth(node, 'eth0', up, 'eth0');
     await node.sh('ip addr add 198.18.0.2/24 dev eth0 && ip route add default via 198.18.0.1');
     await up.sh('ip addr add 198.18.0.1/24 dev eth0');
+    // tortie-node as installed: the agent, serving the CNI plugins on its socket.
+    const agent = node.spawn(agentCommand(['run', '--nodename', 'node-a', '--ip', '198.18.0.2/24', '--store-dir', storeDir,
+      '--bpffs-root', pinRoot, '--health-port', '0', '--metrics-port', '0', '--log-level', 'warn', '--cni-socket', agentSock]), { netOnly: true, env: CHILD_ENV });
+    let agentLog = '';
+    agent.stdout!.on('data', (d) => { agentLog += String(d); });
+    agent.stderr!.on('data', (d) => { agentLog += String(d); });
+    for (const deadline = Date.now() + 60_000; !existsSync(agentSock);) {
+      if (agent.exitCode !== null || Date.now() > deadline) throw new Error(`tortie-node did not serve ${agentSock}: ${agentLog}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
 
     const tortieConf = JSON.stringify({
       cniVersion: '1.0.0', name: 'bench', type: 'tortie', nodename: 'node-a', mtu: 1500,
@@ -122,16 +143,18 @@ async function main(): Promise<void> {
     }
 
     // ADD then DEL, one workload namespace per sample and plugin, interleaved.
-    type V = 't' | 's' | 'p';
+    type V = 't' | 's' | 'a' | 'p';
+    const wrapper: Record<Exclude<V, 'p'>, [string, string]> = { t: [tortie, cniBin], s: [tortieSrv, srvBin], a: [tortieAgent, agentBin] };
     const call = (v: V, cmd: string, id: string, ns: Netns): Promise<Run> => v === 'p'
       ? runPlugin(node, join(GO, 'ptp'), env(cmd, id, ns, GO), ptpConf)
-      : runPlugin(node, v === 't' ? tortie : tortieSrv, env(cmd, id, ns, v === 't' ? cniBin : srvBin), tortieConf);
-    const add: Record<V, number[]> = { t: [], s: [], p: [] };
-    const del: Record<V, number[]> = { t: [], s: [], p: [] };
-    const orders: V[][] = [['t', 's', 'p'], ['p', 't', 's'], ['s', 'p', 't']];
+      : runPlugin(node, wrapper[v][0], env(cmd, id, ns, wrapper[v][1]), tortieConf);
+    const add: Record<V, number[]> = { t: [], s: [], a: [], p: [] };
+    const del: Record<V, number[]> = { t: [], s: [], a: [], p: [] };
+    const orders: V[][] = [['a', 't', 's', 'p'], ['p', 'a', 't', 's'], ['s', 'p', 'a', 't'], ['t', 's', 'p', 'a']];
     for (let i = 0; i < N; i++) {
-      const ns: Record<V, Netns> = { t: await topo.addNetns(`t${i}`), s: await topo.addNetns(`s${i}`), p: await topo.addNetns(`p${i}`) };
-      const order = orders[i % 3]!;
+      const ns = {} as Record<V, Netns>;
+      for (const v of ['t', 's', 'a', 'p'] as const) ns[v] = await topo.addNetns(`${v}${i}`);
+      const order = orders[i % orders.length]!;
       for (const [cmd, into] of [['ADD', add], ['DEL', del]] as const) {
         for (const v of order) {
           const r = await call(v, cmd, `${v}${i}`, ns[v]);
@@ -140,7 +163,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    const [addT, addS, addP, delT, delS, delP] = [add.t, add.s, add.p, del.t, del.s, del.p];
+    const [addT, addS, addA, addP, delT, delS, delA, delP] = [add.t, add.s, add.a, add.p, del.t, del.s, del.a, del.p];
 
     // Concurrent ADDs on one node.
     const concurrent = async (which: V): Promise<{ ok: number; distinct: number; wallMs: number; failures: string[] }> => {
@@ -155,15 +178,17 @@ async function main(): Promise<void> {
     };
     const cT = await concurrent('t');
     const cS = await concurrent('s');
+    const cA = await concurrent('a');
     const cP = await concurrent('p');
+    if (agent.exitCode !== null) throw new Error(`tortie-node exited during the run (${agent.exitCode}): ${agentLog}`);
 
     const ratio = (a: number[], b: number[]): number => q(a, 0.5) / q(b, 0.5);
     const out = {
       samples: N,
       version: { tortie: q(vT, 0.5), portmap: q(vP, 0.5), ratio: ratio(vT, vP) },
-      add: { tortie: q(addT, 0.5), tortieServer: q(addS, 0.5), ptpHostLocal: q(addP, 0.5), ratio: ratio(addT, addP), ratioServer: ratio(addS, addP) },
-      del: { tortie: q(delT, 0.5), tortieServer: q(delS, 0.5), ptpHostLocal: q(delP, 0.5), ratio: ratio(delT, delP), ratioServer: ratio(delS, delP) },
-      concurrent: { n: CONC, tortie: cT, tortieServer: cS, ptpHostLocal: cP },
+      add: { tortieAgent: q(addA, 0.5), tortie: q(addT, 0.5), tortieServer: q(addS, 0.5), ptpHostLocal: q(addP, 0.5), ratioAgent: ratio(addA, addP), ratio: ratio(addT, addP), ratioServer: ratio(addS, addP) },
+      del: { tortieAgent: q(delA, 0.5), tortie: q(delT, 0.5), tortieServer: q(delS, 0.5), ptpHostLocal: q(delP, 0.5), ratioAgent: ratio(delA, delP), ratio: ratio(delT, delP), ratioServer: ratio(delS, delP) },
+      concurrent: { n: CONC, tortieAgent: cA, tortie: cT, tortieServer: cS, ptpHostLocal: cP },
     };
     if (args.includes('--json')) {
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -174,13 +199,15 @@ async function main(): Promise<void> {
         `VERSION  tortie        ${fmt(vT)}`,
         `         portmap       ${fmt(vP)}`,
         `         ratio p50 ${out.version.ratio.toFixed(2)}×  ${goal(out.version.ratio)}`,
-        `ADD      tortie process ${fmt(addT)}   ratio p50 ${out.add.ratio.toFixed(2)}×  ${goal(out.add.ratio)}`,
+        `ADD      tortie agent   ${fmt(addA)}   ratio p50 ${out.add.ratioAgent.toFixed(2)}×  ${goal(out.add.ratioAgent)}`,
+        `         tortie process ${fmt(addT)}   ratio p50 ${out.add.ratio.toFixed(2)}×  ${goal(out.add.ratio)}`,
         `         tortie server  ${fmt(addS)}   ratio p50 ${out.add.ratioServer.toFixed(2)}×  ${goal(out.add.ratioServer)}`,
         `         ptp+host-local ${fmt(addP)}`,
-        `DEL      tortie process ${fmt(delT)}   ratio p50 ${out.del.ratio.toFixed(2)}×  ${goal(out.del.ratio)}`,
+        `DEL      tortie agent   ${fmt(delA)}   ratio p50 ${out.del.ratioAgent.toFixed(2)}×  ${goal(out.del.ratioAgent)}`,
+        `         tortie process ${fmt(delT)}   ratio p50 ${out.del.ratio.toFixed(2)}×  ${goal(out.del.ratio)}`,
         `         tortie server  ${fmt(delS)}   ratio p50 ${out.del.ratioServer.toFixed(2)}×  ${goal(out.del.ratioServer)}`,
         `         ptp+host-local ${fmt(delP)}`,
-        ...([['tortie process', cT], ['tortie server', cS], ['ptp+host-local', cP]] as const).map(([n, c]) =>
+        ...([['tortie agent', cA], ['tortie process', cT], ['tortie server', cS], ['ptp+host-local', cP]] as const).map(([n, c]) =>
           `${CONC} concurrent ADDs, ${n}: ${c.ok}/${CONC} ok, ${c.distinct} distinct addresses, ${c.wallMs} ms wall${c.failures.length ? `; failures: ${c.failures.join(' | ')}` : ''}`),
         '',
       ].join('\n'));

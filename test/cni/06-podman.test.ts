@@ -3,10 +3,12 @@
  * `podman run` (K8S_POD_NAME without a namespace) and podman's generated names, the address from
  * the pool behind 169.254.1.1, policy between containers selected by container name, labels
  * owned by the runtime, stop → DEL, CHECK/DEL/VERSION as podman drives them, and 5 concurrent
- * `podman run`s getting distinct addresses. Harness: helpers/podman.ts (private mount namespace,
- * nothing in the root namespace).
+ * `podman run`s getting distinct addresses, all through tortie-node's CNI socket; and the same
+ * with the socket disabled, through the wrappers' plugin-process fallback. Harness:
+ * helpers/podman.ts (private mount namespace, nothing in the root namespace).
  */
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PodmanHost } from './helpers/podman';
 import { pool } from '../ipam/helpers/store';
@@ -19,10 +21,12 @@ import type { WorkloadEndpoint } from '../../src/model/types';
 const POOL = '192.168.60.0/24';
 const TORTIECTL = resolve(__dirname, '..', '..', '..', 'bin', 'tortiectl.js');
 
-t.test('podman run on tortie', async (t) => {
+t.test('podman run on tortie, through the agent\'s CNI socket', async (t) => {
   const h = new PodmanHost('podman');
   t.teardown(() => h.destroy());
-  await h.start();
+  // The wrappers cannot start the plugin process (no fallback): every ADD, DEL and CHECK below
+  // is answered by tortie-node on its CNI socket.
+  await h.start(undefined, { noFallback: true });
   await h.rc.create(pool('default-ipv4-ippool', POOL, { ipipMode: 'Never' }));
   // The network's profile (named after the network): allow, and a label every workload inherits.
   await h.rc.create({
@@ -143,25 +147,26 @@ t.test('podman run on tortie', async (t) => {
   t.notMatch((await h.exec(['ip', '-o', 'link'])).stdout, /cali[0-9a-f]{11}/, 'no cali interface left');
 });
 
-t.test('podman run through the resident tortie-cni-server', async (t) => {
-  const h = new PodmanHost('podmansrv');
+t.test('podman run with the agent\'s CNI socket disabled: the wrappers start the plugin process', async (t) => {
+  const h = new PodmanHost('podmanproc');
   t.teardown(() => h.destroy());
-  await h.start(undefined, { server: true });
+  await h.start();
   await h.rc.create(pool('default-ipv4-ippool', POOL, { ipipMode: 'Never' }));
   await h.rc.create({
     apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: h.network },
     spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] },
   } as Resource);
-  h.startAgent();
+  h.startAgent({ cniSocket: false });
   await h.waitAgentReady();
-  // The wrappers cannot start the plugin process (no fallback): everything below is the server's.
+  t.notOk(existsSync(h.agentSocket), 'tortie-node --cni-socket none serves no socket');
   const ids = await Promise.all(['srv', 'a', 'b', 'c', 'd'].map((n) => h.runDetached(['--name', n],
     n === 'srv' ? ['nc', '-ll', '-p', '8080', '-e', '/bin/hello'] : ['sleep', '3600'])));
   const cs = await Promise.all(ids.map((id) => h.inspect(id)));
-  t.equal(new Set(cs.map((c) => c.ip)).size, 5, `5 concurrent runs through the server, distinct addresses: ${cs.map((c) => c.ip).join(' ')}`);
+  t.equal(new Set(cs.map((c) => c.ip)).size, 5, `5 concurrent runs through plugin processes, distinct addresses: ${cs.map((c) => c.ip).join(' ')}`);
   t.ok(await eventually(async () => (await h.probe('a', cs[0]!.ip)) !== '', true, 20_000), 'a reaches srv');
   t.equal((await h.podman(['stop', '-t', '0', 'b'])).code, 0);
-  t.ok(await eventually(async () => (await h.rc.list('WorkloadEndpoint', 'default')).items.length === 4, true, 20_000), 'DEL through the server on stop');
+  t.ok(await eventually(async () => (await h.rc.list('WorkloadEndpoint', 'default')).items.length === 4, true, 20_000), 'DEL on stop');
   t.equal((await h.podman(['rm', '-af', '-t', '0'])).code, 0);
   t.same((await h.rc.list('WorkloadEndpoint', 'default')).items, [], 'no endpoint left');
+  t.same((await h.ds.list('/tortie/ipam/handles/')).items.length, 0, 'no IPAM handle left');
 });

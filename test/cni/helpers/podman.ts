@@ -26,7 +26,6 @@ import { agentCommand } from '../../../src/node/launch';
 import { Topology, run, type ExecOptions, type ExecResult, type Netns } from '../../../src/util/netns';
 import { CHILD_ENV } from '../../e2e/helpers/agent-lab';
 
-const SERVER_BIN = join(__dirname, '..', '..', '..', '..', 'bin', 'tortie-cni-server.js');
 const APPLETS = ['sh', 'nc', 'ip', 'sleep', 'cat', 'echo', 'hostname', 'ls', 'ps', 'true', 'kill'];
 const live = new Set<PodmanHost>();
 process.on('exit', () => { for (const h of live) h.destroySync(); });
@@ -74,22 +73,21 @@ export class PodmanHost {
     };
   }
 
-  /** The resident server's socket when start() was asked for one (opts.server). */
-  readonly serverSocket = join(this.dir, 'cni.sock');
-  server?: ChildProcess;
+  /** Where tortie-node serves the CNI plugins (startAgent) and the installed wrappers look. */
+  readonly agentSocket = join(this.dir, 'agent-cni.sock');
 
   /**
-   * opts.server: the wrappers go through a resident tortie-cni-server (started here, in the same
-   * namespaces) and have no process fallback, so every ADD/DEL/CHECK is the server's.
+   * opts.noFallback: the wrappers cannot start a plugin process, so every ADD/DEL/CHECK must be
+   * answered by the agent on agentSocket.
    */
-  async start(conflist?: Record<string, unknown>, opts: { server?: boolean } = {}): Promise<void> {
+  async start(conflist?: Record<string, unknown>, opts: { noFallback?: boolean } = {}): Promise<void> {
     this.host = await this.topo.addNetns('host');
     this.outside = await this.topo.addNetns('out');
     await this.topo.addVeth(this.host, 'eth0', this.outside, 'eth0');
     await this.outside.sh('ip addr add 198.18.0.1/24 dev eth0');
     await this.host.sh('sysctl -qw net.ipv4.ip_forward=1 && ip addr add 198.18.0.10/24 dev eth0 && ip route add default via 198.18.0.1');
     this.writeRootfs();
-    this.writeConfig(conflist, opts.server === true);
+    this.writeConfig(conflist, opts.noFallback === true);
     for (const d of ['bpffs', 'storage', 'run', 'tmp', 'volumes']) mkdirSync(join(this.dir, d), { recursive: true });
     const script = [
       'set -e',
@@ -109,17 +107,6 @@ export class PodmanHost {
       this.holder!.stderr!.on('data', (d) => { out += String(d); });
       this.holder!.once('exit', (c) => { clearTimeout(timer); reject(new Error(`mount namespace holder exited (${c}): ${out}`)); });
     });
-    if (opts.server) {
-      const server = this.host.spawn(['nsenter', `--mount=${this.mntNs}`, '--', process.execPath, SERVER_BIN, '--socket', this.serverSocket],
-        { netOnly: true, env: CHILD_ENV });
-      this.server = server;
-      let log = '';
-      await new Promise<void>((resolve, reject) => {
-        server.stdout!.on('data', (d) => { log += String(d); if (log.includes('listening')) resolve(); });
-        server.stderr!.on('data', (d) => { log += String(d); });
-        server.once('exit', (c) => reject(new Error(`tortie-cni-server exited (${c}): ${log}`)));
-      });
-    }
   }
 
   private writeRootfs(): void {
@@ -131,10 +118,10 @@ export class PodmanHost {
     writeFileSync(join(this.rootfs, 'bin', 'hello'), '#!/bin/sh\necho "hello from $(hostname)"\n', { mode: 0o755 });
   }
 
-  private writeConfig(conflist: Record<string, unknown> | undefined, server: boolean): void {
+  private writeConfig(conflist: Record<string, unknown> | undefined, noFallback: boolean): void {
     installCni({
-      binDir: this.cniBin, confDir: this.netDir,
-      ...(server ? { socket: this.serverSocket, nodePath: '/nonexistent/node' } : { socket: join(this.dir, 'no-server.sock') }),
+      binDir: this.cniBin, confDir: this.netDir, socket: this.agentSocket,
+      ...(noFallback ? { nodePath: '/nonexistent/node' } : {}),
       network: { name: this.network, nodename: this.nodeName, datastore: { type: 'embedded', dir: this.storeDir } },
     });
     if (conflist) writeFileSync(join(this.netDir, '10-tortie.conflist'), JSON.stringify(conflist, null, 2));
@@ -196,23 +183,29 @@ graphroot = "${join(this.dir, 'storage')}"
     return r.code === 0 ? r.stdout.trim() : '';
   }
 
-  startAgent(): ChildProcess {
-    const cmd = agentCommand(['run', '--nodename', this.nodeName, '--ip', '198.18.0.10/24', '--store-dir', this.storeDir,
+  /** opts.cniSocket false: the agent does not serve the CNI plugins (`--cni-socket none`). */
+  startAgent(opts: { cniSocket?: boolean } = {}): ChildProcess {
+    const cmd = agentCommand(['run', '--cni-socket', opts.cniSocket === false ? 'none' : this.agentSocket, '--nodename', this.nodeName, '--ip', '198.18.0.10/24', '--store-dir', this.storeDir,
       '--bpffs-root', join(this.bpffs, 'tortie'), '--health-port', String(this.healthPort), '--metrics-port', '0', '--log-level', 'info',
       '--interface-prefix', 'cali,veth']);
     const child = this.host.spawn(['nsenter', `--mount=${this.mntNs}`, '--', ...cmd], { netOnly: true, env: CHILD_ENV });
+    this.agentServesCni = opts.cniSocket !== false;
     child.stdout?.on('data', (d) => { this.agentLog += String(d); });
     child.stderr?.on('data', (d) => { this.agentLog += String(d); });
     this.agent = child;
     return child;
   }
 
+  private agentServesCni = false;
+
+  /** Ready: /readyz answers 200 and, when the agent serves the CNI plugins, its socket listens. */
   async waitAgentReady(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    const serving = (): boolean => !this.agentServesCni || /serving the CNI plugins/.test(this.agentLog);
     const probe = `fetch('http://127.0.0.1:${this.healthPort}/readyz').then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))`;
     while (Date.now() < deadline) {
       if (this.agent && this.agent.exitCode !== null) throw new Error(`agent exited (${this.agent.exitCode}):\n${this.agentLog}`);
-      if ((await this.host.exec([process.execPath, '-e', probe], { allowFail: true, env: CHILD_ENV })).code === 0) return;
+      if (serving() && (await this.host.exec([process.execPath, '-e', probe], { allowFail: true, env: CHILD_ENV })).code === 0) return;
       await new Promise((res) => setTimeout(res, 100));
     }
     throw new Error(`agent not ready after ${timeoutMs} ms:\n${this.agentLog}`);
