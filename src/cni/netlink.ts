@@ -6,12 +6,13 @@
  * operations run `nsenter --net=<CNI_NETNS> ip …`, so the workload namespace can be given as
  * any path (a /run/netns bind mount or /proc/<pid>/ns/net). The veth is created with one
  * command whose peer lands directly in the container namespace, so no workload interface ever
- * appears in the host namespace. Every command is bounded by a timeout.
+ * appears in the host namespace. Every command is bounded by a timeout, and started without
+ * blocking a big host process's event loop on fork/exec where it asked for that (spawner.ts).
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { CNI_ERR, CniError } from './errors';
+import { spawnerRun, type RunResult } from './spawner';
 
 export const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
 export const GATEWAY = '169.254.1.1';
@@ -31,16 +32,9 @@ export interface LinkInfo {
 export interface AddrInfo { ifname: string; addr_info: { family: string; local: string; prefixlen: number; scope?: string }[] }
 export interface RouteInfo { dst: string; gateway?: string; dev?: string; scope?: string; protocol?: string }
 
-interface RunResult { code: number; stdout: string; stderr: string }
-
+/** Runs argv (directly, or through the spawn helper in a host process that started one). */
 function run(argv: string[], input?: string, timeoutMs = 10_000): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) + ((err as { killed?: boolean } | null)?.killed ? ' (timed out)' : '') });
-    });
-    if (input !== undefined) child.stdin?.end(input);
-  });
+  return spawnerRun(argv, input, timeoutMs);
 }
 
 /** Runs `ip` in the host namespace (this process's) or, with `netns`, in the container's. */

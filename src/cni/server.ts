@@ -22,8 +22,10 @@
  *   holding its container's turn, so the runtime's next call for that container (its DEL after
  *   the failed ADD) sees what that work left and undoes it. No request can stop the server or
  *   its host process: every failure becomes an error answer.
- * - Everything a request does on the host is asynchronous (netlink through `ip` child
- *   processes, the datastore's I/O), so a host process's event loop (the agent's) keeps running.
+ * - What a request does on the host is asynchronous (netlink through `ip` child processes,
+ *   started by a helper process in the agent: spawner.ts), so a host process's event loop (the
+ *   agent's) keeps running. The one synchronous step is the embedded datastore's commit
+ *   (fdatasync of a batch of writes), as for the agent's own writes; etcd has none.
  * - The socket's directory is made 0700 and the socket 0600 (root's, like the plugins). A stale
  *   socket file (nobody listening) is replaced; a live one is refused. Closing the server
  *   removes the socket file if it is still the one it made.
@@ -39,6 +41,7 @@ import { CNI_ERR } from './errors';
 import { DEFAULT_SOCKET } from './install';
 import { handle as handleIpam } from './ipam-plugin';
 import { handle as handleTortie } from './plugin';
+import { startSpawner, stopSpawner } from './spawner';
 
 export const DEFAULT_TIMEOUT_MS = 60_000;
 /** A request is an environment and a network configuration: a few KiB; anything near this is not one. */
@@ -88,6 +91,12 @@ export interface CniServerOptions {
    * configuration names the same store uses that connection instead of opening another.
    */
   stores?: [DatastoreConfig, Datastore][];
+  /**
+   * Start the requests' commands (`ip`, `nsenter`) through a small helper process (spawner.ts):
+   * for a host process with a big heap (the agent), whose own fork/exec would block its event
+   * loop for several ms per command.
+   */
+  spawnHelper?: boolean;
   /** Where failures that are the server's own (not a request's answer) are reported. */
   onError?: (err: unknown, what: string) => void;
 }
@@ -166,6 +175,7 @@ function someoneListens(path: string): Promise<boolean> {
 
 export async function startCniServer(path: string = DEFAULT_SOCKET, opts: CniServerOptions = {}): Promise<Server> {
   keepStoresOpen(opts.stores);
+  if (opts.spawnHelper) startSpawner();
   // A directory made here is root's alone; an existing one is left as it is (the socket's own
   // mode, and the umask's before that, keep others out: connecting needs write permission).
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -205,6 +215,7 @@ export async function stopCniServer(server: Server, graceMs = 5_000): Promise<vo
     }, graceMs);
     server.close(() => { clearTimeout(timer); resolve(); });
   });
+  stopSpawner();
   await releaseStores();
 }
 

@@ -153,6 +153,7 @@ export async function startCni(c: NodeConfig, running: Pick<RunningAgent, 'datas
     const { startCniServer, stopCniServer } = await import('../cni/server');
     const server = await startCniServer(c.cniSocket, {
       stores: [[datastoreConfig(c), running.datastore]],
+      spawnHelper: true,
       onError: (err, what) => cniLog.warn({ err }, what),
     });
     cniLog.info({ socket: c.cniSocket }, 'serving the CNI plugins');

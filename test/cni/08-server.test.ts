@@ -2,7 +2,9 @@
  * The resident tortie-cni-server behind the installed wrappers: ADD/CHECK/DEL answered through
  * the socket (the wrappers' process fallback is made impossible, so only the server can
  * answer), 20 concurrent ADDs with distinct addresses, plain-CNI identity as podman sends it,
- * malformed requests, and the fallback to the plugin process once the server is gone.
+ * malformed requests, and the fallback to the plugin process once the server is gone; a hung
+ * request bounded by the timeout (code 11) with the container's DEL waiting for it; CNI errors
+ * through both clients (C and Perl) with their codes and version; the spawn helper.
  */
 import t from 'tap';
 import type { ChildProcess } from 'node:child_process';
@@ -16,7 +18,8 @@ import { IpamClient } from '../../src/ipam/client';
 import { cniBed, type CniBed } from './helpers/cluster';
 import { run } from '../../src/util/netns';
 import { runPlugin } from './helpers/cni';
-import { CHILD_ENV } from '../e2e/helpers/agent-lab';
+import { CHILD_ENV, eventually } from '../e2e/helpers/agent-lab';
+import { spawnerPid, spawnerRun, startSpawner, stopSpawner } from '../../src/cni/spawner';
 
 const SERVER = resolve(__dirname, '..', '..', '..', 'bin', 'tortie-cni-server.js');
 
@@ -188,4 +191,32 @@ t.test('errors reach the runtime as CNI error objects through both clients; a ga
     t.equal(r.code, 1, `${which}: garbage answer fails`);
     t.equal(JSON.parse(r.stdout).code, 11, `${which}: code 11: ${r.stdout}`);
   }
+});
+
+t.test('the spawn helper runs commands as execFile would, survives its own death, and stops', async (t) => {
+  t.teardown(() => stopSpawner());
+  const direct = await spawnerRun(['sh', '-c', 'echo direct'], undefined, 5_000);
+  t.same(direct, { code: 0, stdout: 'direct\n', stderr: '' }, 'not started: the caller runs the command');
+  t.equal(spawnerPid(), undefined);
+  startSpawner();
+  const r = await spawnerRun(['sh', '-c', 'cat; echo err >&2; exit 3'], 'from stdin', 5_000);
+  t.same(r, { code: 3, stdout: 'from stdin', stderr: 'err\n' });
+  const pid = spawnerPid();
+  t.ok(pid && pid !== process.pid, 'a helper process ran it');
+  const slow = await spawnerRun(['sleep', '5'], undefined, 200);
+  t.match(slow.stderr, /\(timed out\)/, 'bounded by its timeout');
+  const many = await Promise.all(Array.from({ length: 20 }, (_, i) => spawnerRun(['sh', '-c', `echo ${i}`], undefined, 5_000)));
+  t.same(many.map((m) => m.stdout), Array.from({ length: 20 }, (_, i) => `${i}\n`), '20 concurrent commands, each its own answer');
+  const inFlight = spawnerRun(['sleep', '5'], undefined, 10_000);
+  process.kill(pid!, 'SIGKILL');
+  const lost = await inFlight;
+  t.equal(lost.code, 1);
+  t.match(lost.stderr, /spawn helper exited while running this command/, 'a dead helper fails its commands in flight');
+  const again = await spawnerRun(['sh', '-c', 'echo again'], undefined, 5_000);
+  t.equal(again.stdout, 'again\n', 'the next command starts a new helper');
+  t.not(spawnerPid(), pid);
+  const last = spawnerPid()!;
+  stopSpawner();
+  t.equal(spawnerPid(), undefined);
+  t.ok(await eventually(async () => { try { process.kill(last, 0); return false; } catch { return true; } }, true, 5_000), 'stopped helper exits');
 });
