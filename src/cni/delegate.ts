@@ -40,6 +40,9 @@ function execPlugin(file: string, command: CniCommand, conf: NetConf, procEnv: N
         const killed = (err as { killed?: boolean }).killed ? ` (killed after ${timeoutMs} ms)` : '';
         reject(new CniError(CNI_ERR.IPAM_FAILURE, `IPAM plugin ${file} ${command} failed${killed}: ${String(stderr).trim() || err.message}`));
       });
+    // A plugin may exit without reading its stdin: EPIPE then is not an error of ours (and an
+    // unhandled one would end the process, the agent's when it serves the plugins).
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(JSON.stringify(conf.raw));
   });
 }

@@ -12,7 +12,8 @@
  *   Without a running helper (never started, stopped) the caller runs the command itself.
  * - A helper that dies fails the commands in flight (status 1, saying so; a command is never
  *   started twice) and is started again on the next command.
- * - The helper leaves when its parent's channel closes: it never outlives the agent.
+ * - The helper leaves when its parent's channel closes: it never outlives the agent, and it
+ *   keeps the agent's process alive only while commands are in flight.
  */
 import { execFile, fork, type ChildProcess } from 'node:child_process';
 
@@ -39,11 +40,22 @@ let enabled = false;
 let nextId = 1;
 const pending = new Map<number, (r: RunResult) => void>();
 
+/** The helper keeps the host process alive only while commands are in flight. */
+function holdAlive(child: ChildProcess, hold: boolean): void {
+  const channel = child.channel as { ref?: () => void; unref?: () => void } | undefined;
+  if (hold) { child.ref(); channel?.ref?.(); } else { child.unref(); channel?.unref?.(); }
+}
+
+function settle(id: number, r: RunResult): void {
+  const resolve = pending.get(id);
+  if (!resolve) return;
+  pending.delete(id);
+  if (pending.size === 0 && helper) holdAlive(helper, false);
+  resolve(r);
+}
+
 function failPending(why: string): void {
-  for (const [id, resolve] of pending) {
-    pending.delete(id);
-    resolve({ code: 1, stdout: '', stderr: why });
-  }
+  for (const id of [...pending.keys()]) settle(id, { code: 1, stdout: '', stderr: why });
 }
 
 function ensureHelper(): ChildProcess | undefined {
@@ -55,21 +67,15 @@ function ensureHelper(): ChildProcess | undefined {
     env: { ...process.env, NODE_OPTIONS: '' },
     serialization: 'json',
   });
-  child.on('message', (m: Reply) => {
-    const resolve = pending.get(m.id);
-    if (!resolve) return;
-    pending.delete(m.id);
-    resolve({ code: m.code, stdout: m.stdout, stderr: m.stderr });
-  });
+  child.on('message', (m: Reply) => settle(m.id, { code: m.code, stdout: m.stdout, stderr: m.stderr }));
   const gone = (): void => {
-    if (helper === child) helper = undefined;
+    if (helper !== child) return;
     failPending('the tortie CNI spawn helper exited while running this command');
+    helper = undefined;
   };
   child.once('exit', gone);
   child.once('error', gone);
-  // Neither the helper nor its channel keeps the host process alive.
-  child.unref();
-  (child.channel as { unref?: () => void } | undefined)?.unref?.();
+  holdAlive(child, false);
   helper = child;
   return child;
 }
@@ -82,12 +88,12 @@ export function startSpawner(): void {
 export function stopSpawner(): void {
   enabled = false;
   const h = helper;
+  failPending('the tortie CNI spawn helper was stopped while running this command');
   helper = undefined;
   if (h) {
-    h.disconnect?.();
+    if (h.connected) h.disconnect();
     h.kill('SIGTERM');
   }
-  failPending('the tortie CNI spawn helper was stopped while running this command');
 }
 
 /** The helper's pid while one runs (tests). */
@@ -100,10 +106,11 @@ export function spawnerRun(argv: string[], input: string | undefined, timeoutMs:
   if (!h) return runDirect(argv, input, timeoutMs);
   return new Promise((resolve) => {
     const id = nextId++;
+    if (pending.size === 0) holdAlive(h, true);
     pending.set(id, resolve);
     const req: Request = { id, argv, input, timeoutMs };
     h.send(req, (err) => {
-      if (err && pending.delete(id)) resolve({ code: 1, stdout: '', stderr: `the tortie CNI spawn helper did not take the command: ${err.message}` });
+      if (err) settle(id, { code: 1, stdout: '', stderr: `the tortie CNI spawn helper did not take the command: ${err.message}` });
     });
   });
 }

@@ -104,7 +104,7 @@ function startServer(bed: CniBed, sock: string, extra: string[] = []): Promise<C
   let out = '';
   return new Promise((res, rej) => {
     server.stdout!.on('data', (d) => { out += String(d); if (out.includes('listening')) res(server); });
-    server.stderr!.on('data', (d) => { out += String(d); });
+    server.stderr!.on('data', (d) => { out += String(d); if (process.env.H13B_DEBUG) process.stderr.write(d); });
     server.once('exit', (c) => rej(new Error(`server exited ${c}: ${out}`)));
   });
 }
@@ -177,6 +177,14 @@ t.test('errors reach the runtime as CNI error objects through both clients; a ga
     const noNs = await runPlugin(bed.node, 'tortie-ipam', { ...env, CNI_COMMAND: 'CHECK' }, bed.conf({ prevResult: { cniVersion: '1.0.0', ips: [{ address: '192.168.92.9/32' }] } }), b);
     t.equal(noNs.out?.code, 103, `${which}: tortie-ipam CHECK failure: ${noNs.stdout}`);
   }
+  // A delegated IPAM plugin that exits without reading its stdin (a configuration larger than a
+  // pipe: the write surely fails with EPIPE): an IPAM error, and the server stays up.
+  writeFileSync(join(dir, 'cbin', 'quit-ipam'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+  const quit = await runPlugin(bed.node, 'tortie', env, { ...bed.conf({ ipam: { type: 'quit-ipam' } }), pad: 'x'.repeat(256 << 10) }, join(dir, 'cbin'));
+  t.equal(quit.out?.code, 101, `IPAM plugin failure: ${quit.stdout.slice(0, 300)}`);
+  t.equal(server.exitCode, null, 'the server survived a delegate that closed its stdin');
+  const after = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'DEL' }, bed.conf(), join(dir, 'cbin'));
+  t.equal(after.code, 0, `and answers the next call: ${after.stdout}`);
   server.kill('SIGTERM');
   await new Promise((r) => server!.once('exit', r));
   // A server that answers garbage (here: a listener in the test that replies "ok\n").
