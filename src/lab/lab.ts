@@ -100,7 +100,9 @@ export class Lab {
 
   get env(): NodeJS.ProcessEnv {
     // NODE_OPTIONS cleared: children of a test runner must not inherit its loaders.
-    return { ...process.env, NODE_OPTIONS: '', DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: this.storeDir };
+    // TORTIE_CNI_SOCKET=none: the lab's agents serve no CNI socket (the lab runs the plugin
+    // processes in each node itself; a shared default socket would reach one node's agent).
+    return { ...process.env, NODE_OPTIONS: '', DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: this.storeDir, TORTIE_CNI_SOCKET: 'none' };
   }
 
   async build(): Promise<void> {

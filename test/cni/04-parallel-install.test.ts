@@ -16,8 +16,10 @@ t.test('parallel ADD and DEL on two nodes through an installed conflist', async 
   const bed = await cniBed('cnipar', '192.168.0.0/24', { blockSize: 29 });
   const root = mkdtempSync(join(tmpdir(), 'tortie-install-'));
   t.teardown(async () => { await bed.destroy(); rmSync(root, { recursive: true, force: true }); });
+  // A socket of its own that nobody serves: the plugin processes, never an agent elsewhere that
+  // serves the default socket.
   const { binaries, confList } = installCni({
-    binDir: join(root, 'bin'), confDir: join(root, 'net.d'),
+    binDir: join(root, 'bin'), confDir: join(root, 'net.d'), socket: join(root, 'no-server.sock'),
     network: { nodename: 'node-a', datastore: { type: 'embedded', dir: bed.store.dir } },
   });
   t.same(binaries.map((b) => b.slice(root.length)), ['/bin/tortie', '/bin/tortie-ipam']);
