@@ -9,7 +9,9 @@
  *   tortie_uplink_out  tc egress: packets the kernel routed to a remote workload whose route
  *                      says ENCAP get the outer header (lib/ipip.h); workload traffic from a
  *                      natOutgoing pool to a destination outside every pool, not a node and not
- *                      this host, is SNATed to the node address.
+ *                      this host, is SNATed to the node address; ICMP errors of SNATed
+ *                      flows are translated like them, other ICMP from such pools is dropped
+ *                      (lib/icmp_err.h).
  * Everything else passes untouched, including VLAN-tagged and non-IPv4 frames. Until the agent
  * has written tortie_netcfg_v1 (the node address) both programs only count.
  * One exit per program: a DROP_* reason becomes TC_ACT_SHOT and a counter (TORTIE_DIR_UPLINK).
@@ -21,6 +23,7 @@
 #include "lib/route.h"
 #include "lib/ipip.h"
 #include "lib/nat.h"
+#include "lib/icmp_err.h"
 #include "shared/btf-anchor.h"
 
 /* Untagged IPv4 only: returns PARSE_IPV4 with pkt filled, 0 to pass untouched, < 0 a drop. */
@@ -109,8 +112,6 @@ static __always_inline bool needs_snat(const struct tortie_pkt *pkt, const struc
 		return false;
 	if (pkt->daddr == cfg->node_ip || pool_lookup(pkt->daddr) || node_known(pkt->daddr))
 		return false;
-	if (pkt->proto == IPPROTO_ICMP && pkt->frag != TORTIE_FRAG_LATER && !icmp_is_echo((__u8)(pkt->dport >> 8)))
-		return false;
 	return true;
 }
 
@@ -141,6 +142,9 @@ static __always_inline int uplink_egress(struct __sk_buff *skb)
 			ret = nat_frag_later(skb, &pkt, TORTIE_NAT_FWD);
 			return ret < 0 ? ret : TORTIE_FORWARD;
 		}
+		/* Errors and queries: translated like their flow or dropped (lib/icmp_err.h). */
+		if (pkt.proto == IPPROTO_ICMP && !icmp_is_echo((__u8)(pkt.dport >> 8)))
+			return nat_snat_icmp(skb, &pkt, l4off, cfg->node_ip);
 		return nat_snat(skb, &pkt, l4off, cfg->node_ip);
 	}
 	if (pkt.saddr == cfg->node_ip)

@@ -72,16 +72,21 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 		goto out;
 	}
 	if (pkt.frag == TORTIE_FRAG_LATER) {
-		ret = frag_resolve(&pkt);
-		if (ret < 0)
-			goto out;
+		/* The datagram's verdict here is its first fragment's (lib/frag.h). */
+		ret = frag_follow(&pkt, dir);
+		goto out;
+	}
+	/* INVALID in Linux conntrack, which Calico drops whatever the policy. */
+	if (pkt.proto == IPPROTO_TCP && !tcp_flags_valid(pkt.tcp_flags)) {
+		ret = DROP_TCP_BAD_FLAGS;
+		goto out;
 	}
 
 	cr = ct_lookup(&pkt, dir, &ct);
 	if (cr == CT_ESTABLISHED || cr == CT_RELATED) {
-		/* A big datagram of an established flow: its later fragments need the ports too. */
+		/* A big datagram of an established flow: its later fragments follow it. */
 		if (pkt.frag == TORTIE_FRAG_FIRST)
-			frag_record(&pkt);
+			frag_record(&pkt, dir);
 		ret = TORTIE_FORWARD;
 		goto out;
 	}
@@ -105,7 +110,7 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 	if (ret < 0)
 		goto out;
 	if (pkt.frag == TORTIE_FRAG_FIRST)
-		frag_record(&pkt);
+		frag_record(&pkt, dir);
 	ret = TORTIE_FORWARD;
 out:
 	len = skb->len;

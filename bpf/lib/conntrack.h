@@ -11,7 +11,18 @@
  * "established" at a point only when that point's bit is set, so an allow at one end never
  * skips the other end's policy. A reply passes at a point when the bit of the local side at
  * that point is set (the responder's DST_OK when it sends, the initiator's SRC_OK when it
- * receives). Existing flows keep their verdict until the entry expires, as in Calico.
+ * receives). When the responder is a workload of this node too (its point has seen the flow:
+ * DST_LOCAL), the initiator receives replies only once the responder's ingress policy allowed
+ * the request (DST_OK as well): a denied request never opens the reply path, as with Linux
+ * conntrack, where a request dropped by the receiver's filter leaves no entry.
+ * Existing flows keep their verdict until the entry expires, as in Calico.
+ *
+ * ICMP errors (ct_icmp_related) pass as related only when genuine, as Linux conntrack's
+ * nf_conntrack_inet_error checks them: addressed to the quoted datagram's source (after NAT:
+ * the uplink translates errors about SNATed flows first), quoting a live flow, and that flow
+ * approved by the local endpoint's policy at this point (the approval a reply would need here).
+ * A workload sending an error must be the quoted datagram's destination (workloads do not
+ * route). Anything else is a plain ICMP packet that policy judges.
  */
 #ifndef TORTIE_LIB_CONNTRACK_H
 #define TORTIE_LIB_CONNTRACK_H
@@ -130,10 +141,41 @@ static __always_inline __u32 ct_point_flag(__u8 dir)
 	return dir == TORTIE_DIR_EGRESS ? TORTIE_CTF_SRC_OK : TORTIE_CTF_DST_OK;
 }
 
-/* The bit a reply needs at this point: the local side's own approval. */
-static __always_inline __u32 ct_reply_flag(__u8 dir)
+/*
+ * The approval a packet needs at a point, given whether the endpoint of this point is the
+ * flow's initiator and whether the packet comes in to it: the endpoint's own approval, and
+ * for packets coming in to the initiator also the local responder's (DST_LOCAL).
+ */
+static __always_inline __u32 ct_need(bool local_is_init, __u8 dir, __u64 flags)
 {
-	return dir == TORTIE_DIR_EGRESS ? TORTIE_CTF_DST_OK : TORTIE_CTF_SRC_OK;
+	if (!local_is_init)
+		return TORTIE_CTF_DST_OK;
+	if (dir == TORTIE_DIR_INGRESS && (flags & TORTIE_CTF_DST_LOCAL))
+		return TORTIE_CTF_SRC_OK | TORTIE_CTF_DST_OK;
+	return TORTIE_CTF_SRC_OK;
+}
+
+static __always_inline bool ct_icmp_related(const struct tortie_pkt *pkt, __u8 dir, __u64 now)
+{
+	struct tortie_ct_value *v;
+	bool quoted_src_is_init, local_is_init;
+	__be32 quoted_dst = pkt->inner_src_is_a ? pkt->inner.addr_b : pkt->inner.addr_a;
+	__u32 need;
+	__u64 f;
+
+	if (pkt->daddr != pkt->inner_saddr)
+		return false;
+	if (dir == TORTIE_DIR_EGRESS && pkt->saddr != quoted_dst)
+		return false;
+	v = bpf_map_lookup_elem(&tortie_ct4_v2, &pkt->inner);
+	if (!v || !ct_live(v, now))
+		return false;
+	f = v->flags;
+	quoted_src_is_init = pkt->inner_src_is_a == !!(f & TORTIE_CTF_A_IS_INIT);
+	/* The endpoint here: the error's receiver (the quoted source) or its sender. */
+	local_is_init = dir == TORTIE_DIR_INGRESS ? quoted_src_is_init : !quoted_src_is_init;
+	need = ct_need(local_is_init, dir, f);
+	return (f & need) == need;
 }
 
 static __always_inline __u8 ct_initial_state(const struct tortie_pkt *pkt)
@@ -188,15 +230,14 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 {
 	struct tortie_ct_value *v;
 	__u64 now = bpf_ktime_get_ns();
+	bool local_is_init;
 	__u32 need;
 
-	if (pkt->icmp_err) {
-		v = bpf_map_lookup_elem(&tortie_ct4_v2, &pkt->inner);
-		if (v && ct_live(v, now))
-			return CT_RELATED;
-	}
 	ct4_key_make(&c->key, pkt->saddr, pkt->daddr, pkt->ct_sport, pkt->ct_dport, pkt->proto, &c->src_is_a);
+	ct4_key_mark_echo(&c->key, c->src_is_a, pkt->echo);
 	c->entry = NULL;
+	if (pkt->icmp_err && ct_icmp_related(pkt, dir, now))
+		return CT_RELATED;
 	if (pkt->untracked)
 		return CT_NEW;
 	v = bpf_map_lookup_elem(&tortie_ct4_v2, &c->key);
@@ -204,8 +245,12 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 		return CT_NEW;
 	c->entry = v;
 	c->init_dir = c->src_is_a == !!(v->flags & TORTIE_CTF_A_IS_INIT);
-	need = c->init_dir ? ct_point_flag(dir) : ct_reply_flag(dir);
-	if (!(v->flags & need))
+	local_is_init = (dir == TORTIE_DIR_EGRESS) == c->init_dir;
+	/* The responder's point runs before any reply of its reaches the initiator's point. */
+	if (!local_is_init && !(v->flags & TORTIE_CTF_DST_LOCAL))
+		__sync_fetch_and_or(&v->flags, TORTIE_CTF_DST_LOCAL);
+	need = ct_need(local_is_init, dir, v->flags);
+	if ((v->flags & need) != need)
 		return CT_UNAPPROVED;
 	if (pkt->proto == IPPROTO_TCP)
 		ct_tcp_advance(v, pkt, c->init_dir, c->src_is_a);
@@ -234,7 +279,8 @@ static __always_inline int ct_commit(const struct tortie_pkt *pkt, __u8 dir, str
 			.last_seen_ns = now,
 			.created_ns = now,
 			.state = ct_initial_state(pkt),
-			.flags = ct_point_flag(dir) | (c->src_is_a ? TORTIE_CTF_A_IS_INIT : 0),
+			.flags = ct_point_flag(dir) | (c->src_is_a ? TORTIE_CTF_A_IS_INIT : 0) |
+				 (dir == TORTIE_DIR_INGRESS ? TORTIE_CTF_DST_LOCAL : 0),
 			.rule = rule,
 		};
 		/* The endpoint at this point: the sender at its egress, the receiver at its ingress. */

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * IPv4 fragments. Later fragments carry no ports, so policy and conntrack cannot place them
- * by themselves: when a first fragment is allowed, its ports are remembered here, keyed by
- * (src, dst, IP id, protocol); a later fragment takes them from here and then goes through
- * the normal conntrack path (which finds the flow the first fragment created). A later
- * fragment whose first fragment was not allowed (or not seen) is dropped.
+ * IPv4 fragments. Later fragments carry no L4 header, so policy and conntrack cannot place
+ * them by themselves. The receiver reassembles the datagram before any socket sees it, so the
+ * datagram gets one verdict at each policy point, its first fragment's (as Linux, which
+ * defragments before conntrack): when a first fragment passes a point, the point records
+ * (src, dst, IP id, protocol, direction); a later fragment passes that point only if that
+ * record exists, and never creates or matches conntrack state (a later fragment of an
+ * ICMP error would otherwise look like an ICMP echo flow with id 0). A later fragment whose
+ * first fragment was not passed (or not seen) here is dropped. The direction in the key keeps
+ * the sender's point (egress) from vouching for the receiver's (ingress).
  */
 #ifndef TORTIE_LIB_FRAG_H
 #define TORTIE_LIB_FRAG_H
@@ -24,41 +28,33 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_frag4_v1 SEC(".maps");
 
-static __always_inline void frag_key(struct tortie_frag4_key *k, const struct tortie_pkt *pkt)
+static __always_inline void frag_key(struct tortie_frag4_key *k, const struct tortie_pkt *pkt, __u8 dir)
 {
 	k->saddr = pkt->saddr;
 	k->daddr = pkt->daddr;
 	k->id = pkt->ip_id;
 	k->proto = pkt->proto;
-	k->pad = 0;
+	k->dir = dir;
 }
 
-static __always_inline void frag_record(const struct tortie_pkt *pkt)
+static __always_inline void frag_record(const struct tortie_pkt *pkt, __u8 dir)
 {
 	struct tortie_frag4_key k;
 	struct tortie_frag_value v = {
 		.sport = bpf_htons(pkt->sport), .dport = bpf_htons(pkt->dport),
 		.ct_sport = bpf_htons(pkt->ct_sport), .ct_dport = bpf_htons(pkt->ct_dport) };
 
-	frag_key(&k, pkt);
+	frag_key(&k, pkt, dir);
 	bpf_map_update_elem(&tortie_frag4_v1, &k, &v, BPF_ANY);
 }
 
-/* Fills the conntrack ports of a later fragment; DROP_FRAG_UNKNOWN if its first was not allowed. */
-static __always_inline int frag_resolve(struct tortie_pkt *pkt)
+/* A later fragment: TORTIE_FORWARD if its first fragment passed this point, else DROP_FRAG_UNKNOWN. */
+static __always_inline int frag_follow(const struct tortie_pkt *pkt, __u8 dir)
 {
 	struct tortie_frag4_key k;
-	struct tortie_frag_value *v;
 
-	frag_key(&k, pkt);
-	v = bpf_map_lookup_elem(&tortie_frag4_v1, &k);
-	if (!v)
-		return DROP_FRAG_UNKNOWN;
-	pkt->sport = bpf_ntohs(v->sport);
-	pkt->dport = bpf_ntohs(v->dport);
-	pkt->ct_sport = bpf_ntohs(v->ct_sport);
-	pkt->ct_dport = bpf_ntohs(v->ct_dport);
-	return 0;
+	frag_key(&k, pkt, dir);
+	return bpf_map_lookup_elem(&tortie_frag4_v1, &k) ? TORTIE_FORWARD : DROP_FRAG_UNKNOWN;
 }
 
 #endif

@@ -37,8 +37,7 @@
  * ICMP errors from outside about a SNATed flow (frag-needed, port unreachable, ...) are translated
  * back too (nat_rev_icmp_err): outer destination, the quoted header's source address and port or
  * echo id, the quoted IPv4 checksum and the ICMP checksum; the quoted L4 checksum is left alone
- * (receivers do not check it). Not translated (passed unchanged): ICMP
- * errors sent by workloads. Later fragments of a translated datagram get the address translation of
+ * (receivers do not check it). ICMP errors sent by workloads: lib/icmp_err.h. Later fragments of a translated datagram get the address translation of
  * their first fragment (tortie_natfrag4_v1) when the first one went through first.
  */
 #ifndef TORTIE_LIB_NAT_H

@@ -61,8 +61,31 @@ struct tortie_pkt {
 			   * its type/code is what policy matches, and one entry per address pair
 			   * would let an allowed type carry a denied one) */
 	__u8 l3_off;      /* offset of the IPv4 header in the frame (after Ethernet and tags) */
+	__u8 echo;        /* TORTIE_ECHO_*: ICMP echo request or reply (the key marks the pinger) */
 	struct tortie_ct4_key inner;
+	__be32 inner_saddr; /* icmp_err: source of the quoted datagram (must be the error's destination) */
+	__u8 inner_src_is_a; /* icmp_err: the quoted source is side a of `inner` */
+	__u8 pad2[3];
 };
+
+#define TORTIE_ECHO_NONE 0
+#define TORTIE_ECHO_REQUEST 1
+#define TORTIE_ECHO_REPLY 2
+
+/*
+ * TCP flag combinations a conforming stack sends, as Linux nf_conntrack_proto_tcp's
+ * tcp_valid_flags (FIN|SYN|RST|ACK|URG; PSH, ECE and CWR are ignored): SYN, SYN+URG, SYN+ACK,
+ * RST, RST+ACK, FIN+ACK, FIN+ACK+URG, ACK, ACK+URG. Anything else (SYN+FIN, SYN+RST, NULL,
+ * XMAS, FIN without ACK, ...) is INVALID: bit n of the mask is set if combination n is valid.
+ */
+#define TCP_VALID_FLAGS_MASK ((1ULL << 0x02) | (1ULL << 0x22) | (1ULL << 0x12) | (1ULL << 0x04) | \
+			      (1ULL << 0x14) | (1ULL << 0x11) | (1ULL << 0x31) | (1ULL << 0x10) | \
+			      (1ULL << 0x30))
+
+static __always_inline bool tcp_flags_valid(__u8 flags)
+{
+	return (TCP_VALID_FLAGS_MASK >> (flags & 0x37)) & 1;
+}
 
 static __always_inline bool icmp_is_error(__u8 type)
 {
@@ -95,6 +118,19 @@ static __always_inline void ct4_key_make(struct tortie_ct4_key *k, __be32 s, __b
 		*src_is_a = a;
 }
 
+/*
+ * ICMP echo keys carry which side is the pinger (pad[0]: 1 = side a, 2 = side b), so a
+ * request s -> d and its reply d -> s share one key while a request d -> s (the peer pinging
+ * back with the same id) has another: an outgoing ping never admits the peer's requests.
+ */
+static __always_inline void ct4_key_mark_echo(struct tortie_ct4_key *k, bool src_is_a, __u8 echo)
+{
+	bool pinger_is_a = echo == TORTIE_ECHO_REQUEST ? src_is_a : !src_is_a;
+
+	if (echo != TORTIE_ECHO_NONE)
+		k->pad[0] = pinger_is_a ? 1 : 2;
+}
+
 /* Inner header of an ICMP error: the offending datagram as the peer sent it. Best effort:
  * if it is not complete, the error is treated as a plain ICMP packet (policy decides). */
 static __always_inline void parse_icmp_inner(void *inner, void *end, __u32 room, struct tortie_pkt *pkt)
@@ -102,7 +138,8 @@ static __always_inline void parse_icmp_inner(void *inner, void *end, __u32 room,
 	struct iphdr *iip = inner;
 	__u16 isp = 0, idp = 0;
 	__u32 ihlen;
-	__u8 *l4;
+	__u8 *l4, echo = TORTIE_ECHO_NONE;
+	bool a;
 
 	if ((void *)(iip + 1) > end || room < sizeof(*iip))
 		return;
@@ -126,11 +163,15 @@ static __always_inline void parse_icmp_inner(void *inner, void *end, __u32 room,
 		if (!icmp_is_echo(l4[0]))
 			return;
 		isp = idp = ((__u16)l4[4] << 8) | l4[5];
+		echo = l4[0] == ICMP_ECHO ? TORTIE_ECHO_REQUEST : TORTIE_ECHO_REPLY;
 		break;
 	default:
 		break;
 	}
-	ct4_key_make(&pkt->inner, iip->saddr, iip->daddr, isp, idp, iip->protocol, NULL);
+	ct4_key_make(&pkt->inner, iip->saddr, iip->daddr, isp, idp, iip->protocol, &a);
+	ct4_key_mark_echo(&pkt->inner, a, echo);
+	pkt->inner_saddr = iip->saddr;
+	pkt->inner_src_is_a = a;
 	pkt->icmp_err = 1;
 }
 
@@ -290,6 +331,7 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 		pkt->dport = ((__u16)type << 8) | code;
 		if (icmp_is_echo(type)) {
 			pkt->ct_sport = pkt->ct_dport = ((__u16)l4[4] << 8) | l4[5];
+			pkt->echo = type == ICMP_ECHO ? TORTIE_ECHO_REQUEST : TORTIE_ECHO_REPLY;
 		} else {
 			pkt->untracked = 1;
 			if (icmp_is_error(type))

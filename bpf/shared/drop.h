@@ -36,7 +36,11 @@ enum tortie_drop_reason {
 	DROP_IPIP_BAD_INNER = -21,       /* uplink: IPIP from a node whose inner header is malformed */
 	DROP_NAT_NO_PORT = -22,          /* SNAT: no free source port after the bounded retries */
 	DROP_ENCAP_FAILED = -23,         /* IPIP encap/decap or NAT rewrite failed in the kernel helper */
-	/* -24..-29: ICMP/conntrack semantics (issue 11, helper A's range). */
+	DROP_TCP_BAD_FLAGS = -24,        /* TCP flag combination no stack sends (SYN+FIN, NULL, XMAS, ...):
+					  * INVALID as in Linux conntrack, dropped even on an allowed flow */
+	DROP_NAT_ICMP = -25,             /* uplink: ICMP from a natOutgoing pool that cannot be translated
+					  * (an error about no SNATed flow, or a non-echo query): the pod
+					  * address would leak */
 	DROP_NAT_QUOTA = -30,            /* SNAT: the workload holds its quota of NAT mappings already */
 	DROP_NAT_TABLE_FULL = -31,       /* SNAT: tortie_nat4 is full (nothing is evicted for a new flow) */
 	DROP_CT_QUOTA = -32,             /* new flow: the workload owns its quota of conntrack entries already */

@@ -109,8 +109,9 @@ struct tortie_verdict {
 
 /* ---- conntrack: tortie_ct4_v2 (v1 was an LRU) ---- */
 /* Normalised over both directions: (addr_a, port_a) <= (addr_b, port_b), comparing the
- * address then the port as host-order integers. For ICMP echo both ports hold the echo id;
- * for protocols without ports both are 0. */
+ * address then the port as host-order integers. For ICMP echo both ports hold the echo id and
+ * pad[0] says which side sent the request (1: a, 2: b; lib/parse.h ct4_key_mark_echo), so the
+ * peer's requests are another flow; for protocols without ports both are 0. */
 struct tortie_ct4_key {
 	__be32 addr_a;
 	__be32 addr_b;
@@ -139,6 +140,10 @@ enum tortie_ct_state {
 #define TORTIE_CTF_FIN_A (1u << 3)
 #define TORTIE_CTF_FIN_B (1u << 4)
 #define TORTIE_CTF_REPLY (1u << 5)     /* a packet was seen in the reply direction */
+#define TORTIE_CTF_DST_LOCAL (1u << 6) /* the responder's policy point is on this node (it saw a
+					* packet of the flow): replies to the initiator then need
+					* DST_OK too, so a request the responder's ingress policy
+					* denied never opens the reply path */
 
 struct tortie_ct_value {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last packet */
@@ -155,7 +160,7 @@ struct tortie_frag4_key {
 	__be32 daddr;
 	__be16 id;
 	__u8 proto;
-	__u8 pad;
+	__u8 dir;        /* enum tortie_dir of the policy point that passed the first fragment */
 };
 
 struct tortie_frag_value {

@@ -50,7 +50,7 @@ export const EV_PREFILTER = 3;
 export const CtState = {
   NONE: 0, SYN_SENT: 1, SYN_RECV: 2, ESTABLISHED: 3, FIN_WAIT: 4, CLOSING: 5, RST: 6, UDP: 7, ICMP: 8, OTHER: 9,
 } as const;
-export const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32 } as const;
+export const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32, DST_LOCAL: 64 } as const;
 
 export const endpointCodec = defineStruct('tortie_endpoint', [
   { name: 'id', type: 'u32' },
@@ -142,7 +142,7 @@ export const frag4KeyCodec = defineStruct('tortie_frag4_key', [
   { name: 'daddr', type: 'be32' },
   { name: 'id', type: 'be16' },
   { name: 'proto', type: 'u8' },
-  { name: 'pad', type: 'pad', length: 1 },
+  { name: 'dir', type: 'u8' },
 ] as const);
 
 export const fragValueCodec = defineStruct('tortie_frag_value', [

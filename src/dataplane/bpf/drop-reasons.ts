@@ -29,6 +29,8 @@ export const DropReason = {
   IPIP_BAD_INNER: -21,
   NAT_NO_PORT: -22,
   ENCAP_FAILED: -23,
+  TCP_BAD_FLAGS: -24,
+  NAT_ICMP: -25,
   NAT_QUOTA: -30,
   NAT_TABLE_FULL: -31,
   CT_QUOTA: -32,
