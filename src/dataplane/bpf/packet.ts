@@ -120,7 +120,7 @@ export function ipv4(o: Ipv4Opts, payload: Buffer): Buffer {
   return Buffer.concat([hdr, payload]);
 }
 
-const TCP_FLAG_BITS: Record<string, number> = { F: 0x01, S: 0x02, R: 0x04, P: 0x08, A: 0x10, U: 0x20 };
+const TCP_FLAG_BITS: Record<string, number> = { F: 0x01, S: 0x02, R: 0x04, P: 0x08, A: 0x10, U: 0x20, E: 0x40, C: 0x80 };
 
 export function tcpFlags(flags: string): number {
   let v = 0;

@@ -1,0 +1,149 @@
+// Hostile packets against the real workload programs (BPF_PROG_TEST_RUN), issue 11 items 2-4:
+// impossible TCP flag combinations are INVALID; a request the receiver's ingress policy denied
+// never opens the reply path; the ICMP echo key tells request from reply; a later fragment
+// follows its own first fragment at each point and never creates or matches conntrack state;
+// ICMP errors pass as related only when addressed to the quoted source, about a live flow the
+// local endpoint approved. docs/security.md lists which guarantee each case holds.
+import t from 'tap';
+import { WepHarness } from './helpers/harness';
+import { buildTable, allowAll, denyAll } from './helpers/tables';
+import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
+import { flowPacket, eth, ipv4, icmp, tcp, udp, PROTO } from '../../src/dataplane/bpf/packet';
+
+const EP = '192.168.1.10';
+const EP2 = '192.168.1.20';
+const PEER = '10.2.3.4';
+const ROUTER = '198.18.0.1';
+
+const tcpPkt = (src: string, dst: string, sport: number, dport: number, flags: string) =>
+  flowPacket({ src, dst, proto: PROTO.TCP, sport, dport, flags });
+const icmpErr = (src: string, dst: string, quoted: Buffer, type = 3, code = 3) =>
+  eth({}, ipv4({ src, dst, proto: PROTO.ICMP }, icmp({ type, code, payload: quoted })));
+const quotedTcp = (src: string, dst: string, sport: number, dport: number) =>
+  ipv4({ src, dst, proto: PROTO.TCP }, tcp({ sport, dport, flags: 'S' }).subarray(0, 8));
+const quotedUdp = (src: string, dst: string, sport: number, dport: number) =>
+  ipv4({ src, dst, proto: PROTO.UDP }, udp({ sport, dport }));
+
+t.test('impossible TCP flag combinations are INVALID, even on an allowed established flow', async (t) => {
+  const h = await WepHarness.create('hflags');
+  t.teardown(() => h.close());
+  h.setEndpoint([`${EP}/32`], allowAll('i000000000000101', 'ingress'), allowAll('e000000000000101', 'egress'));
+  t.equal(h.run('from', tcpPkt(EP, PEER, 41000, 80, 'S')).reason, R.FORWARD, 'SYN');
+  t.equal(h.run('to', tcpPkt(PEER, EP, 80, 41000, 'SA')).reason, R.FORWARD, 'SYN-ACK');
+  t.equal(h.run('from', tcpPkt(EP, PEER, 41000, 80, 'A')).reason, R.FORWARD, 'ACK');
+  const invalid = ['SF', 'SR', '', 'FPU', 'FSRPAU', 'F', 'FP', 'SRA', 'SFA', 'U', 'P', 'RF', 'RFA'];
+  for (const f of invalid) {
+    t.equal(h.run('to', tcpPkt(PEER, EP, 80, 41000, f)).reason, R.TCP_BAD_FLAGS, `in: "${f || 'NULL'}" dropped on the established flow`);
+    t.equal(h.run('from', tcpPkt(EP, PEER, 41001, 80, f)).reason, R.TCP_BAD_FLAGS, `out: "${f || 'NULL'}" dropped as a new flow`);
+  }
+  // Linux ignores PSH, ECE and CWR when it checks: these stay valid.
+  for (const f of ['S', 'SU', 'SA', 'SEC', 'R', 'RA', 'FA', 'FAU', 'A', 'AU', 'PA', 'PAEC', 'FPA']) {
+    t.equal(h.run('to', tcpPkt(PEER, EP, 80, 41000, f)).reason, R.FORWARD, `"${f}" is valid`);
+  }
+  t.ok(h.counters().some((c) => c.reason === R.TCP_BAD_FLAGS && c.packets > 0n), 'counted under its own reason');
+});
+
+t.test('a request denied by the receiver never opens the reply path to the sender', async (t) => {
+  const h = await WepHarness.create('hreply');
+  t.teardown(() => h.close());
+  // Both workloads' addresses on the interface under test (one ifindex in test runs): the
+  // sender's egress and the receiver's ingress are the two points of one same-node flow.
+  h.setEndpoint([`${EP}/32`, `${EP2}/32`], denyAll('i000000000000102', 'ingress'), allowAll('e000000000000102', 'egress'));
+  t.equal(h.run('from', tcpPkt(EP, EP2, 42000, 80, 'S')).reason, R.FORWARD, 'sender egress allows');
+  t.equal(h.run('to', tcpPkt(EP, EP2, 42000, 80, 'S')).reason, R.POLICY_DENY, 'receiver ingress denies');
+  t.equal(h.run('from', tcpPkt(EP2, EP, 80, 42000, 'SA')).reason, R.FORWARD, 'the receiver may send (its egress allows)');
+  t.equal(h.run('to', tcpPkt(EP2, EP, 80, 42000, 'SA')).reason, R.POLICY_DENY, 'but its "reply" is new traffic to the sender, denied');
+  // Raced: the receiver's forged reply passes its own point before the request reaches it.
+  t.equal(h.run('from', tcpPkt(EP, EP2, 42001, 80, 'S')).reason, R.FORWARD);
+  t.equal(h.run('from', tcpPkt(EP2, EP, 80, 42001, 'SA')).reason, R.FORWARD, 'forged reply leaves the receiver');
+  t.equal(h.run('to', tcpPkt(EP2, EP, 80, 42001, 'SA')).reason, R.POLICY_DENY, 'and is still not a reply at the sender');
+  // Control: once the receiver's ingress allows tcp/80, the same exchange works.
+  h.setEndpoint([`${EP}/32`, `${EP2}/32`], buildTable({ id: 'i000000000000103', direction: 'ingress', protocols: [PROTO.TCP],
+    rules: [{ proto: PROTO.TCP, portMin: 80, portMax: 80, action: 'allow', ruleId: 5 }], defaultRule: 6 }), allowAll('e000000000000102', 'egress'));
+  t.equal(h.run('from', tcpPkt(EP, EP2, 42002, 80, 'S')).reason, R.FORWARD);
+  t.equal(h.run('to', tcpPkt(EP, EP2, 42002, 80, 'S')).reason, R.FORWARD, 'receiver allows');
+  t.equal(h.run('from', tcpPkt(EP2, EP, 80, 42002, 'SA')).reason, R.FORWARD);
+  t.equal(h.run('to', tcpPkt(EP2, EP, 80, 42002, 'SA')).reason, R.FORWARD, 'reply admitted by conntrack');
+  t.equal(h.run('to', tcpPkt(EP2, EP, 80, 42002, 'A')).reason, R.FORWARD, 'and the rest of the flow');
+});
+
+t.test('ICMP echo: an outgoing ping admits its replies, not the peer\'s requests', async (t) => {
+  const h = await WepHarness.create('hecho');
+  t.teardown(() => h.close());
+  h.setEndpoint([`${EP}/32`], denyAll('i000000000000104', 'ingress'), allowAll('e000000000000104', 'egress'));
+  const echo = (src: string, dst: string, type: number, id: number) => flowPacket({ src, dst, proto: PROTO.ICMP, icmpType: type, icmpId: id });
+  t.equal(h.run('from', echo(EP, PEER, 8, 77)).reason, R.FORWARD, 'ping out');
+  t.equal(h.run('to', echo(PEER, EP, 8, 77)).reason, R.POLICY_DENY, 'the peer\'s echo request with the same id is denied');
+  t.equal(h.run('to', echo(PEER, EP, 0, 77)).reason, R.FORWARD, 'the echo reply passes');
+  t.equal(h.run('to', echo(PEER, EP, 0, 78)).reason, R.POLICY_DENY, 'a reply with another id does not');
+  // And the other way round: the peer's allowed ping does not let our requests out unjudged.
+  h.setEndpoint([`${EP}/32`], allowAll('i000000000000105', 'ingress'), denyAll('e000000000000105', 'egress'));
+  t.equal(h.run('to', echo(PEER, EP, 8, 90)).reason, R.FORWARD, 'peer pings in');
+  t.equal(h.run('from', echo(EP, PEER, 0, 90)).reason, R.FORWARD, 'our reply goes out');
+  t.equal(h.run('from', echo(EP, PEER, 8, 90)).reason, R.POLICY_DENY, 'our request with that id is judged by egress policy');
+});
+
+t.test('fragments: a later fragment follows its first fragment at this point, and never makes state', async (t) => {
+  const h = await WepHarness.create('hfrag');
+  t.teardown(() => h.close());
+  // Ingress: ICMP destination-unreachable only; egress: ICMP destination-unreachable only.
+  const only3 = (id: string, direction: 'ingress' | 'egress') => buildTable({ id, direction, protocols: [PROTO.ICMP],
+    rules: [{ proto: PROTO.ICMP, portMin: 0x0300, portMax: 0x03ff, action: 'allow', ruleId: 7 }], defaultRule: 8 });
+  h.setEndpoint([`${EP}/32`], only3('i000000000000106', 'ingress'), only3('e000000000000106', 'egress'));
+  const quoted = quotedUdp(EP, PEER, 5000, 53);
+  const body = icmp({ type: 3, code: 3, payload: Buffer.concat([quoted, Buffer.alloc(64)]) });
+  const first = eth({}, ipv4({ src: PEER, dst: EP, proto: PROTO.ICMP, id: 0x4242, mf: true }, body.subarray(0, 48)));
+  const later = eth({}, ipv4({ src: PEER, dst: EP, proto: PROTO.ICMP, id: 0x4242, fragOffset: 6 }, body.subarray(48)));
+  const ctBefore = h.dp.maps.ct4!.keys().length;
+  t.equal(h.run('to', first).reason, R.FORWARD, 'first fragment: unreachable, allowed by policy');
+  t.equal(h.run('to', later).reason, R.FORWARD, 'its later fragment follows it');
+  t.equal(h.dp.maps.ct4!.keys().length, ctBefore, 'no conntrack entry created');
+  const echo = (src: string, dst: string, type: number) => flowPacket({ src, dst, proto: PROTO.ICMP, icmpType: type, icmpId: 0 });
+  t.equal(h.run('to', echo(PEER, EP, 8)).reason, R.POLICY_DENY, 'no echo channel (id 0) opened inwards');
+  t.equal(h.run('from', echo(EP, PEER, 8)).reason, R.POLICY_DENY, 'nor outwards');
+  t.equal(h.run('from', echo(EP, PEER, 0)).reason, R.POLICY_DENY, 'nor for replies');
+  const stray = eth({}, ipv4({ src: PEER, dst: EP, proto: PROTO.ICMP, id: 0x4343, fragOffset: 6 }, body.subarray(48)));
+  t.equal(h.run('to', stray).reason, R.FRAG_UNKNOWN, 'a later fragment without its first is dropped');
+  // The sender's point does not vouch for the receiver's.
+  h.setEndpoint([`${EP}/32`, `${EP2}/32`], denyAll('i000000000000107', 'ingress'), allowAll('e000000000000107', 'egress'));
+  const big = udp({ sport: 6000, dport: 7000, payload: Buffer.alloc(100) });
+  const f1 = eth({}, ipv4({ src: EP, dst: EP2, proto: PROTO.UDP, id: 0x5151, mf: true }, big.subarray(0, 56)));
+  const f2 = eth({}, ipv4({ src: EP, dst: EP2, proto: PROTO.UDP, id: 0x5151, fragOffset: 7 }, big.subarray(56)));
+  t.equal(h.run('from', f1).reason, R.FORWARD, 'first fragment leaves the sender');
+  t.equal(h.run('from', f2).reason, R.FORWARD, 'and its later fragment');
+  t.equal(h.run('to', f1).reason, R.POLICY_DENY, 'the receiver denies the first fragment');
+  t.equal(h.run('to', f2).reason, R.FRAG_UNKNOWN, 'and so its later fragment');
+});
+
+t.test('ICMP errors are related only when genuine', async (t) => {
+  const h = await WepHarness.create('hicmp');
+  t.teardown(() => h.close());
+  const egress = buildTable({ id: 'e000000000000108', direction: 'egress', protocols: [PROTO.TCP, PROTO.UDP],
+    rules: [{ proto: PROTO.TCP, action: 'allow', ruleId: 11 }, { proto: PROTO.UDP, portMin: 53, portMax: 53, action: 'allow', ruleId: 12 }], defaultRule: 13 });
+  h.setEndpoint([`${EP}/32`], denyAll('i000000000000108', 'ingress'), egress);
+  t.equal(h.run('from', tcpPkt(EP, PEER, 43000, 80, 'S')).reason, R.FORWARD, 'a flow out');
+  t.equal(h.run('to', icmpErr(ROUTER, EP, quotedTcp(EP, PEER, 43000, 80), 3, 4)).reason, R.FORWARD,
+    'a router\'s frag-needed about it, addressed to its source: related');
+  t.equal(h.run('to', icmpErr(ROUTER, EP, quotedTcp(PEER, EP, 80, 43000))).reason, R.POLICY_DENY,
+    'quoting the flow the other way round (not addressed to the quoted source): policy');
+  t.equal(h.run('to', icmpErr(ROUTER, EP, quotedTcp(EP, PEER, 43001, 80))).reason, R.POLICY_DENY, 'quoting no flow: policy');
+  t.equal(h.run('to', icmpErr(ROUTER, EP, quotedTcp(EP, '10.9.9.9', 43000, 80))).reason, R.POLICY_DENY, 'quoting a forged flow: policy');
+
+  // A workload's own errors: related only about a flow it is part of, sent to the quoted source.
+  t.equal(h.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.UDP, sport: 5000, dport: 53 })).reason, R.FORWARD);
+  t.equal(h.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.UDP, sport: 53, dport: 5000 })).reason, R.FORWARD);
+  t.equal(h.run('from', icmpErr(EP, PEER, quotedUdp(PEER, EP, 53, 5000))).reason, R.FORWARD,
+    'port unreachable about the reply, to its source: related (egress policy denies ICMP)');
+  t.equal(h.run('from', icmpErr(EP, '10.7.7.7', quotedUdp(PEER, EP, 53, 5000))).reason, R.POLICY_DENY,
+    'the same quote sent elsewhere: policy');
+  t.equal(h.run('from', icmpErr(EP, PEER, quotedUdp(PEER, EP, 53, 5001))).reason, R.POLICY_DENY, 'about no flow: policy');
+
+  // Same-node: a workload quoting its own SYN that the receiver's ingress denied.
+  h.setEndpoint([`${EP}/32`, `${EP2}/32`], denyAll('i000000000000109', 'ingress'), allowAll('e000000000000109', 'egress'));
+  t.equal(h.run('from', tcpPkt(EP, EP2, 44000, 80, 'S')).reason, R.FORWARD, 'sender allowed');
+  t.equal(h.run('to', tcpPkt(EP, EP2, 44000, 80, 'S')).reason, R.POLICY_DENY, 'receiver denied');
+  const forged = icmpErr(EP, EP2, quotedTcp(EP2, EP, 80, 44000));
+  t.equal(h.run('to', forged).reason, R.POLICY_DENY, 'an error "about" that flow does not reach the receiver');
+  const back = icmpErr(EP2, EP, quotedTcp(EP, EP2, 44000, 80));
+  t.equal(h.run('to', back).reason, R.POLICY_DENY, 'nor does the receiver\'s error reach the sender as related');
+});
