@@ -1,0 +1,65 @@
+// ICMP leaving a natOutgoing pool for the outside (issue 11 item 2, lib/icmp_err.h): a
+// workload's error about a SNATed flow leaves translated like the flow (outer source, quoted
+// destination and port, every checksum valid, recomputed here from the bytes); an error quoting
+// no mapping, addressed elsewhere, or an ICMP query without a mapping is dropped (DROP_NAT_ICMP):
+// the workload's address never leaves the node. Echo keeps working.
+import t from 'tap';
+import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
+import { POOL_F } from '../../src/dataplane/bpf/net-codecs';
+import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
+import { eth, ipv4, icmp, PROTO } from '../../src/dataplane/bpf/packet';
+import { ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
+
+const NODE = '198.18.1.10';
+const WL1 = '192.168.10.5';
+const WL2 = '192.168.10.6';
+const OUT = '198.18.3.20';
+
+const errFrom = (src: string, dst: string, quoted: Buffer, type = 3, code = 3) =>
+  eth({}, ipv4({ src, dst, proto: PROTO.ICMP }, icmp({ type, code, payload: quoted })));
+
+t.test('ICMP from workloads to the outside: translated like the flow, or dropped', async (t) => {
+  const h = await UplinkHarness.create('naticmpout');
+  t.teardown(() => h.close());
+  h.config(NODE);
+  h.pool('192.168.0.0/18', POOL_F.NAT_OUT);
+  h.node(NODE);
+
+  // WL1 takes port 6000; WL2's flow from the same port is mapped to another one.
+  h.run('out', udpFrame({ src: WL1, dst: OUT, sport: 6000, dport: 9999 }));
+  const natPort = portsOf(ipAt(h.run('out', udpFrame({ src: WL2, dst: OUT, sport: 6000, dport: 9999 })).data))[0];
+  t.not(natPort, 6000, 'second flow on another port');
+  // A reply reaches WL2 (reverse-translated); WL2 answers it with port unreachable.
+  const reply = h.run('in', udpFrame({ src: OUT, dst: NODE, sport: 9999, dport: natPort, payload: Buffer.alloc(40, 1) })).data;
+  const delivered = ipAt(reply);
+  t.same([delivered.dst, portsOf(delivered)], [WL2, [9999, 6000]], 'the reply as WL2 received it');
+  const quoted = Buffer.from(delivered.raw.subarray(0, 28));
+  const before = h.stats().snat;
+  const r = h.run('out', errFrom(WL2, OUT, quoted));
+  t.same([r.retval, r.reason], [TC_OK, R.FORWARD], 'the error leaves');
+  const o = ipAt(r.data);
+  t.same([o.src, o.dst, o.csumOk, l4ChecksumOk(o)], [NODE, OUT, true, true], 'outer source is the node, checksums valid');
+  const q = ipAt(o.l4, 8);
+  t.same([q.src, q.dst, q.csumOk, q.l4.readUInt16BE(0), q.l4.readUInt16BE(2)], [OUT, NODE, true, 9999, natPort],
+    'the quoted datagram as the outside sent it');
+  t.notOk(r.data.includes(Buffer.from([192, 168, 10, 6])), 'the workload address appears nowhere in the frame');
+  t.equal(h.stats().snat, before + 1n, 'counted as translated');
+
+  // A TCP flow with the workload's own port, and a time-exceeded about its reply.
+  h.run('out', tcpFrame({ src: WL1, dst: OUT, sport: 7000, dport: 443 }));
+  const tq = Buffer.from(ipAt(h.run('in', tcpFrame({ src: OUT, dst: NODE, sport: 443, dport: 7000, flags: 'SA' })).data).raw.subarray(0, 28));
+  const te = ipAt(h.run('out', errFrom(WL1, OUT, tq, 11, 0)).data);
+  t.same([te.src, ipAt(te.l4, 8).dst, l4ChecksumOk(te)], [NODE, NODE, true], 'time exceeded translated too');
+
+  const drop = (what: string, pkt: Buffer) => {
+    const d = h.run('out', pkt);
+    t.same([d.retval, d.reason], [TC_SHOT, R.NAT_ICMP], what);
+  };
+  drop('an error quoting no SNATed flow', errFrom(WL1, OUT, Buffer.from(ipAt(udpFrame({ src: OUT, dst: WL1, sport: 1, dport: 2 })).raw.subarray(0, 28))));
+  drop('an error not addressed to the quoted source', errFrom(WL2, '198.18.3.21', quoted));
+  drop('an error quoting a flow of another workload', errFrom(WL1, OUT, quoted));
+  drop('an error with a truncated quote', errFrom(WL2, OUT, quoted.subarray(0, 10)));
+  drop('an ICMP timestamp request (no mapping for queries)', icmpFrame({ src: WL1, dst: OUT, type: 13 }));
+  const echo = ipAt(h.run('out', icmpFrame({ src: WL1, dst: OUT, id: 4242 })).data);
+  t.equal(echo.src, NODE, 'echo requests are still SNATed');
+});
