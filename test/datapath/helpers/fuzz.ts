@@ -1,0 +1,412 @@
+// Differential fuzzing of the workload programs (issue 11): random and mutated packet sequences
+// (TCP flag combinations, fragments, ICMP errors quoting real, reversed and forged flows, echo
+// both ways, truncation, Ethernet padding, header lies) run through the real tortie_from_wep /
+// tortie_to_wep (BPF_PROG_TEST_RUN) and through `Model`, a TypeScript statement of the intended
+// semantics (parsing, INVALID TCP flags, fragments following their first fragment per point,
+// conntrack approvals, genuine ICMP errors, policy). Every packet's outcome (the counter slot
+// that moved: 0 or the drop reason) must agree. Seeded and replayable: a failure prints the seed,
+// scenario and packet index and the frame; TORTIE_FUZZ_SEED / TORTIE_FUZZ_SCENARIOS /
+// TORTIE_FUZZ_PACKETS set the run (test/datapath/16-fuzz, bench/datapath-fuzz for long runs).
+//
+// The model is written from the contract (lib/parse.h, lib/conntrack.h, lib/frag.h headers and
+// docs/security.md), not by translating the C line by line; where the two disagree, one of them is
+// wrong and the test says which packet shows it.
+import { Gen, rng } from '../../calc/helpers/random';
+import { WepHarness } from './harness';
+import { buildTable, type SimpleRule } from './tables';
+import { DropReason as R } from '../../../src/dataplane/bpf/drop-reasons';
+import { eth, ipv4, tcp, udp, icmp, inetChecksum, PROTO, ipv4ToU32, u32ToIpv4 } from '../../../src/dataplane/bpf/packet';
+
+export const LOCAL = ['192.168.1.10', '192.168.1.20'];
+const REMOTE = ['10.2.3.4', '10.2.3.5', '198.18.0.1'];
+const ADDRS = [...LOCAL, ...REMOTE];
+const PORTS = [80, 53, 5000, 5001, 40000];
+const ECHO_IDS = [0, 1, 7];
+const IP_IDS = [1, 2, 3];
+const VALID_FLAGS = [0x02, 0x22, 0x12, 0x04, 0x14, 0x11, 0x31, 0x10, 0x30, 0x18, 0x42 | 0x80];
+
+const DIR = { INGRESS: 0, EGRESS: 1 } as const;
+const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32, DST_LOCAL: 64 };
+const ST = { SYN_SENT: 1, SYN_RECV: 2, ESTABLISHED: 3, FIN_WAIT: 4, CLOSING: 5, RST: 6, OTHER: 9 };
+const TCPF = { FIN: 1, SYN: 2, RST: 4, ACK: 0x10 };
+
+/** Candidate policy rules; each scenario takes a random subset per direction (first match). */
+const RULES: SimpleRule[] = [
+  { proto: PROTO.TCP, portMin: 80, portMax: 80, action: 'allow', ruleId: 1 },
+  { proto: PROTO.TCP, action: 'allow', ruleId: 2 },
+  { proto: PROTO.UDP, portMin: 53, portMax: 53, action: 'allow', ruleId: 3 },
+  { proto: PROTO.ICMP, portMin: 0x0300, portMax: 0x03ff, action: 'allow', ruleId: 4 },
+  { proto: PROTO.ICMP, portMin: 0x0800, portMax: 0x08ff, action: 'allow', ruleId: 5 },
+  { proto: PROTO.ICMP, portMin: 0x0000, portMax: 0x00ff, action: 'allow', ruleId: 6 },
+  { proto: PROTO.UDP, action: 'deny', ruleId: 7 },
+  { action: 'allow', ruleId: 8 },
+];
+
+interface Parsed {
+  saddr: string; daddr: string; proto: number; ipId: number; frag: 0 | 1 | 2;
+  dport: number; ctS: number; ctD: number; flags: number; untracked: boolean; echo: 0 | 1 | 2;
+  inner?: { key: string; saddr: string; srcIsA: boolean; addrA: string; addrB: string };
+}
+
+function key(s: string, d: string, sp: number, dp: number, proto: number): { k: string; srcIsA: boolean; a: string; b: string } {
+  const hs = ipv4ToU32(s), hd = ipv4ToU32(d);
+  const a = hs < hd || (hs === hd && sp <= dp);
+  return a ? { k: `${proto}|${s}:${sp}|${d}:${dp}`, srcIsA: true, a: s, b: d } : { k: `${proto}|${d}:${dp}|${s}:${sp}`, srcIsA: false, a: d, b: s };
+}
+/** Echo keys name the pinger's side, so a request one way and a request the other way differ. */
+function echoMark(srcIsA: boolean, echo: 0 | 1 | 2): string {
+  if (!echo) return '';
+  return (echo === 1 ? srcIsA : !srcIsA) ? '|pinger=a' : '|pinger=b';
+}
+const ip = (b: Buffer, o: number) => u32ToIpv4(b.readUInt32BE(o));
+
+/** Parsing as parse.h's contract states it: a negative number is the drop reason. */
+export function parse(f: Buffer): Parsed | number | 'arp' {
+  const len = f.length;
+  if (len < 14) return R.TRUNC_ETH;
+  const et = f.readUInt16BE(12);
+  if (et === 0x8100 || et === 0x88a8) return R.VLAN;
+  if (et === 0x0806) return 'arp';
+  if (et !== 0x0800) return R.UNSUPPORTED_L3;
+  if (len < 34) return R.TRUNC_IP;
+  if (f[14]! >> 4 !== 4) return R.BAD_IP_VERSION;
+  const ihl = f[14]! & 15;
+  if (ihl < 5) return R.BAD_IHL;
+  const hlen = ihl * 4;
+  if (14 + hlen > len) return R.TRUNC_IP;
+  let tot = f.readUInt16BE(16);
+  if (tot < hlen || 14 + tot > len) return R.BAD_TOTLEN;
+  const p: Parsed = { saddr: ip(f, 26), daddr: ip(f, 30), proto: f[23]!, ipId: f.readUInt16BE(18), frag: 0, dport: 0, ctS: 0, ctD: 0,
+    flags: 0, untracked: false, echo: 0 };
+  const fo = f.readUInt16BE(20);
+  if (fo & 0x1fff) {
+    p.frag = 2;
+    if ((fo & 0x1fff) === 1 && p.proto === PROTO.TCP) return R.FRAG_TINY;
+    return p;
+  }
+  if (fo & 0x2000) p.frag = 1;
+  const l4 = 14 + hlen;
+  tot -= hlen;
+  const short = (n: number) => tot < n || l4 + n > len;
+  const trunc = p.frag ? R.FRAG_TINY : R.TRUNC_L4;
+  switch (p.proto) {
+    case PROTO.TCP: {
+      if (short(20)) return trunc;
+      const doff = (f[l4 + 12]! >> 4) * 4;
+      if (doff < 20 || doff > tot) return R.BAD_TCP_HDR;
+      p.ctS = f.readUInt16BE(l4); p.dport = p.ctD = f.readUInt16BE(l4 + 2); p.flags = f[l4 + 13]!;
+      return p;
+    }
+    case PROTO.UDP: case PROTO.UDPLITE: case PROTO.SCTP:
+      if (short(p.proto === PROTO.SCTP ? 12 : 8)) return trunc;
+      p.ctS = f.readUInt16BE(l4); p.dport = p.ctD = f.readUInt16BE(l4 + 2);
+      return p;
+    case 58:
+      if (short(4)) return trunc;
+      p.dport = f.readUInt16BE(l4); p.untracked = true;
+      return p;
+    case PROTO.ICMP: {
+      if (short(8)) return trunc;
+      const type = f[l4]!;
+      p.dport = f.readUInt16BE(l4);
+      if (type === 0 || type === 8) {
+        p.ctS = p.ctD = f.readUInt16BE(l4 + 4);
+        p.echo = type === 8 ? 1 : 2;
+        return p;
+      }
+      p.untracked = true;
+      if ([3, 4, 5, 11, 12].includes(type)) p.inner = parseQuoted(f, l4 + 8, tot - 8);
+      return p;
+    }
+    default:
+      return p;
+  }
+}
+
+/** The quoted datagram of an error; undefined when it is not complete enough to name a flow. */
+function parseQuoted(f: Buffer, at: number, room: number): Parsed['inner'] {
+  if (at + 20 > f.length || room < 20) return undefined;
+  if (f[at]! >> 4 !== 4 || (f[at]! & 15) < 5) return undefined;
+  const ih = (f[at]! & 15) * 4;
+  if (ih + 8 > room || at + ih + 8 > f.length) return undefined;
+  const l4 = at + ih, proto = f[at + 9]!;
+  let sp = 0, dp = 0;
+  let echo: 0 | 1 | 2 = 0;
+  if ([PROTO.TCP, PROTO.UDP, PROTO.UDPLITE, PROTO.SCTP].includes(proto as 6)) {
+    sp = f.readUInt16BE(l4); dp = f.readUInt16BE(l4 + 2);
+  } else if (proto === PROTO.ICMP) {
+    if (f[l4] !== 0 && f[l4] !== 8) return undefined;
+    sp = dp = f.readUInt16BE(l4 + 4);
+    echo = f[l4] === 8 ? 1 : 2;
+  }
+  const s = ip(f, at + 12), d = ip(f, at + 16);
+  const k = key(s, d, sp, dp, proto);
+  return { key: k.k + echoMark(k.srcIsA, echo), saddr: s, srcIsA: k.srcIsA, addrA: k.a, addrB: k.b };
+}
+
+interface Entry { state: number; flags: number }
+
+/** The intended semantics of one node's workload policy points, as a state machine. */
+export class Model {
+  ct = new Map<string, Entry>();
+  frags = new Set<string>();
+  constructor(private readonly policy: [SimpleRule[], SimpleRule[]], private readonly addrs: string[]) {}
+
+  private allowed(dir: number, p: Parsed): boolean {
+    for (const r of this.policy[dir]!) {
+      if (r.proto !== undefined && r.proto !== p.proto) continue;
+      if ((r.portMin ?? 0) > p.dport || (r.portMax ?? 65535) < p.dport) continue;
+      return r.action === 'allow';
+    }
+    return false;
+  }
+
+  /** Approval a packet needs at a point (see lib/conntrack.h ct_need). */
+  private need(localIsInit: boolean, dir: number, flags: number): number {
+    if (!localIsInit) return CTF.DST_OK;
+    return dir === DIR.INGRESS && flags & CTF.DST_LOCAL ? CTF.SRC_OK | CTF.DST_OK : CTF.SRC_OK;
+  }
+
+  private related(p: Parsed, dir: number): boolean {
+    const q = p.inner!;
+    if (p.daddr !== q.saddr) return false;
+    if (dir === DIR.EGRESS && p.saddr !== (q.srcIsA ? q.addrB : q.addrA)) return false;
+    const e = this.ct.get(q.key);
+    if (!e) return false;
+    const quotedSrcIsInit = q.srcIsA === !!(e.flags & CTF.A_IS_INIT);
+    const localIsInit = dir === DIR.INGRESS ? quotedSrcIsInit : !quotedSrcIsInit;
+    const n = this.need(localIsInit, dir, e.flags);
+    return (e.flags & n) === n;
+  }
+
+  private advance(e: Entry, flags: number, initDir: boolean, senderIsA: boolean): void {
+    if (flags & TCPF.RST) { e.state = ST.RST; return; }
+    if (flags & TCPF.FIN) {
+      e.flags |= senderIsA ? CTF.FIN_A : CTF.FIN_B;
+      e.state = e.flags & (senderIsA ? CTF.FIN_B : CTF.FIN_A) ? ST.CLOSING : ST.FIN_WAIT;
+      return;
+    }
+    if (e.state === ST.SYN_SENT && !initDir && flags & TCPF.SYN && flags & TCPF.ACK) e.state = ST.SYN_RECV;
+    else if (e.state === ST.SYN_RECV && initDir && flags & TCPF.ACK && !(flags & TCPF.SYN)) e.state = ST.ESTABLISHED;
+  }
+
+  /** The outcome of one frame at one point: 0 (forwarded) or a drop reason. */
+  run(dir: number, frame: Buffer): number {
+    const p = parse(frame);
+    if (p === 'arp') return R.FORWARD;
+    if (typeof p === 'number') return p;
+    if (dir === DIR.EGRESS && !this.addrs.includes(p.saddr)) return R.SPOOFED_SRC;
+    const fk = `${p.saddr}|${p.daddr}|${p.ipId}|${p.proto}|${dir}`;
+    if (p.frag === 2) return this.frags.has(fk) ? R.FORWARD : R.FRAG_UNKNOWN;
+    if (p.proto === PROTO.TCP) {
+      const m = p.flags & 0x37;
+      if (![0x02, 0x22, 0x12, 0x04, 0x14, 0x11, 0x31, 0x10, 0x30].includes(m)) return R.TCP_BAD_FLAGS;
+    }
+    const pass = () => { if (p.frag === 1) this.frags.add(fk); return R.FORWARD; };
+    const k = key(p.saddr, p.daddr, p.ctS, p.ctD, p.proto);
+    const ck = k.k + echoMark(k.srcIsA, p.echo);
+    if (p.inner && this.related(p, dir)) return pass();
+    let e = p.untracked ? undefined : this.ct.get(ck);
+    if (e && p.proto === PROTO.TCP && (p.flags & (TCPF.SYN | TCPF.ACK)) === TCPF.SYN && e.state >= ST.FIN_WAIT && e.state <= ST.RST) e = undefined;
+    let initDir = false;
+    if (e) {
+      initDir = k.srcIsA === !!(e.flags & CTF.A_IS_INIT);
+      const localIsInit = (dir === DIR.EGRESS) === initDir;
+      if (!localIsInit) e.flags |= CTF.DST_LOCAL;
+      const n = this.need(localIsInit, dir, e.flags);
+      if ((e.flags & n) === n) {
+        if (p.proto === PROTO.TCP) this.advance(e, p.flags, initDir, k.srcIsA);
+        if (!initDir) e.flags |= CTF.REPLY;
+        return pass();
+      }
+    }
+    if (!this.allowed(dir, p)) return R.POLICY_DENY;
+    const point = dir === DIR.EGRESS ? CTF.SRC_OK : CTF.DST_OK;
+    if (p.untracked) return pass();
+    if (!e) {
+      const state = p.proto === PROTO.TCP ? (p.flags & TCPF.RST ? ST.RST : p.flags & TCPF.SYN ? ST.SYN_SENT : ST.ESTABLISHED) : ST.OTHER;
+      this.ct.set(ck, { state, flags: point | (k.srcIsA ? CTF.A_IS_INIT : 0) | (dir === DIR.INGRESS ? CTF.DST_LOCAL : 0) });
+    } else if (initDir) {
+      e.flags |= point;
+      if (p.proto === PROTO.TCP) this.advance(e, p.flags, true, k.srcIsA);
+    }
+    return pass();
+  }
+}
+
+/** One generated step: the frame, the hook it is run on, and how it was made (for replay output). */
+export interface Step { hook: 'from' | 'to'; frame: Buffer; what: string }
+
+/** Random packet sequences over a few addresses and ports, so flows repeat, reverse and collide. */
+export class Generator {
+  private history: Buffer[] = []; // IPv4 datagrams sent so far (for quoting and fragmenting)
+  private queue: Step[] = [];
+  constructor(private readonly g: Gen) {}
+
+  /** The reverse of a recent datagram: a reply (or an echo reply), as the peer would send it. */
+  private reply(): [Buffer, string] | undefined {
+    const d = this.g.pick(this.history.slice(-6));
+    const proto = d[9]!;
+    if (d.length < 28 || ![PROTO.TCP, PROTO.UDP, PROTO.ICMP].includes(proto as 6)) return undefined;
+    const r = Buffer.from(d);
+    d.copy(r, 12, 16, 20);
+    d.copy(r, 16, 12, 16);
+    if (proto === PROTO.ICMP) {
+      if (d[20] !== 8) return undefined;
+      r[20] = 0;
+      r.writeUInt16BE(0, 22);
+      r.writeUInt16BE(inetChecksum(r.subarray(20)), 22);
+    } else {
+      r.writeUInt16BE(d.readUInt16BE(22), 20);
+      r.writeUInt16BE(d.readUInt16BE(20), 22);
+      if (proto === PROTO.TCP) r[33] = this.g.pick([0x12, 0x10, 0x18, 0x11, 0x04]);
+    }
+    return [r, `reply ${ip(r, 12)} > ${ip(r, 16)} proto ${proto}`];
+  }
+
+  private datagram(): [Buffer, string] {
+    const g = this.g;
+    if (this.history.length && g.chance(0.35)) {
+      const r = this.reply();
+      if (r) return r;
+    }
+    const src = g.chance(0.6) ? g.pick(LOCAL) : g.pick(ADDRS);
+    const dst = g.pick(ADDRS.filter((a) => a !== src));
+    const pl = Buffer.alloc(g.pick([0, 0, 8, 40]), g.int(256));
+    switch (g.int(6)) {
+      case 0: case 1: {
+        const flags = g.chance(0.65) ? g.pick(VALID_FLAGS) : g.int(256);
+        const sp = g.pick(PORTS), dp = g.pick(PORTS);
+        return [ipv4({ src, dst, proto: PROTO.TCP, id: g.pick(IP_IDS) }, Buffer.concat([tcp({ sport: sp, dport: dp, flags: '' }), pl]).fill(flags, 13, 14)),
+          `tcp ${src}:${sp} > ${dst}:${dp} flags 0x${flags.toString(16)}`];
+      }
+      case 2: {
+        const sp = g.pick(PORTS), dp = g.pick(PORTS);
+        return [ipv4({ src, dst, proto: PROTO.UDP, id: g.pick(IP_IDS) }, udp({ sport: sp, dport: dp, payload: pl })), `udp ${src}:${sp} > ${dst}:${dp}`];
+      }
+      case 3: {
+        const type = g.pick([0, 8, 8, 13]), id = g.pick(ECHO_IDS);
+        return [ipv4({ src, dst, proto: PROTO.ICMP, id: g.pick(IP_IDS) }, icmp({ type, id, payload: pl })), `icmp ${type} id ${id} ${src} > ${dst}`];
+      }
+      case 4: return this.icmpError(src, dst);
+      default: {
+        const proto = g.pick([47, 58, PROTO.SCTP, PROTO.UDPLITE]);
+        return [ipv4({ src, dst, proto, id: g.pick(IP_IDS) }, Buffer.concat([Buffer.from([0, 80, 0, 53, 0, 12, 0, 0, 0, 0, 0, 0]), pl])), `proto ${proto} ${src} > ${dst}`];
+      }
+    }
+  }
+
+  /** An error quoting a real datagram (as sent, or reversed) or a forged one, from and to anyone. */
+  private icmpError(src: string, dst: string): [Buffer, string] {
+    const g = this.g;
+    let q: Buffer;
+    let how: string;
+    if (this.history.length && g.chance(0.7)) {
+      q = Buffer.from(g.pick(this.history));
+      how = 'real';
+      if (g.chance(0.3)) { // reversed: addresses and ports swapped
+        const s = q.subarray(12, 16), d = q.subarray(16, 20);
+        q = Buffer.concat([q.subarray(0, 12), Buffer.from(d), Buffer.from(s), q.subarray(20)]);
+        if (q.length >= 24 && (q[9] === PROTO.TCP || q[9] === PROTO.UDP)) {
+          const sp = q.readUInt16BE(20); q.writeUInt16BE(q.readUInt16BE(22), 20); q.writeUInt16BE(sp, 22);
+        }
+        how = 'reversed';
+      }
+      if (g.chance(0.5)) { // addressed to the quoted source, from its destination or a router
+        dst = ip(q, 12);
+        src = g.chance(0.5) ? ip(q, 16) : '198.18.0.1';
+        how += ', to the quoted source';
+      }
+    } else {
+      q = ipv4({ src: g.pick(ADDRS), dst: g.pick(ADDRS), proto: g.pick([PROTO.TCP, PROTO.UDP, PROTO.ICMP]) },
+        Buffer.from([0, g.pick(PORTS), 0, g.pick(PORTS), 8, 0, 0, g.pick(ECHO_IDS)]));
+      how = 'forged';
+    }
+    q = q.subarray(0, g.pick([28, 28, q.length, g.int(q.length + 1)]));
+    const type = g.pick([3, 3, 11, 12, 4, 5]);
+    return [ipv4({ src, dst, proto: PROTO.ICMP, id: g.pick(IP_IDS) }, icmp({ type, code: g.int(5), payload: q })),
+      `icmp error ${type} ${src} > ${dst} quoting ${how} (${q.length} bytes)`];
+  }
+
+  private hookFor(d: Buffer): 'from' | 'to' {
+    const src = ip(d, 12);
+    if (LOCAL.includes(src)) return this.g.chance(0.55) ? 'from' : 'to';
+    return this.g.chance(0.05) ? 'from' : 'to';
+  }
+
+  /** Header lies and damage: truncation, Ethernet padding, bad version/IHL/total length/TCP offset. */
+  private mutate(frame: Buffer): [Buffer, string] {
+    const g = this.g;
+    const f = Buffer.from(frame);
+    switch (g.int(14)) {
+      case 0: { const n = 14 + g.int(f.length - 14); return [f.subarray(0, n), `truncated to ${n}`]; }
+      case 1: case 2: return [Buffer.concat([f, Buffer.alloc(1 + g.int(24), g.int(256))]), 'padded'];
+      case 3: f[14] = g.int(256); return [f, `ver/ihl 0x${f[14]!.toString(16)}`];
+      case 4: f.writeUInt16BE(g.int(f.length + 8), 16); return [f, `tot_len ${f.readUInt16BE(16)}`];
+      case 5: if (f.length > 46) f[46] = g.int(256); return [f, 'tcp doff byte'];
+      default: return [f, ''];
+    }
+  }
+
+  next(): Step {
+    const queued = this.queue.shift();
+    if (queued) return queued;
+    const g = this.g;
+    const [d, what] = this.datagram();
+    this.history.push(d);
+    if (this.history.length > 32) this.history.shift();
+    const hook = this.hookFor(d);
+    if (g.chance(0.15) && d.length - 20 >= 16) {
+      // Fragments: the first at a multiple of 8, then the rest; sometimes the rest alone, on the
+      // other hook, or with another IP id (another datagram's later fragment).
+      const body = d.subarray(20), k = 1 + g.int(Math.floor((body.length - 1) / 8));
+      const id = d.readUInt16BE(4);
+      const mk = (o: number, mf: boolean, part: Buffer, pid = id) => eth({}, ipv4({ src: ip(d, 12), dst: ip(d, 16), proto: d[9]!, id: pid, mf, fragOffset: o }, part));
+      const first = mk(0, true, body.subarray(0, k * 8));
+      const later = mk(k, false, body.subarray(k * 8), g.chance(0.2) ? g.pick(IP_IDS) : id);
+      const lhook = g.chance(0.2) ? (hook === 'from' ? 'to' : 'from') : hook;
+      if (!g.chance(0.15)) this.queue.push({ hook, frame: first, what: `${what}: first fragment (${k * 8} bytes)` });
+      this.queue.push({ hook: lhook, frame: later, what: `${what}: later fragment at ${k * 8}` });
+      return this.queue.shift()!;
+    }
+    const [m, how] = g.chance(0.25) ? this.mutate(eth({}, d)) : [eth({}, d), ''];
+    // Between two workloads of the node a packet crosses both points: the sender's, then the receiver's.
+    if (hook === 'from' && LOCAL.includes(ip(d, 16)) && g.chance(0.6)) this.queue.push({ hook: 'to', frame: m, what: `${what} (receiver's point)` });
+    return { hook, frame: m, what: how ? `${what}, ${how}` : what };
+  }
+}
+
+export interface FuzzFailure { seed: number; scenario: number; packet: number; hook: string; what: string; frame: string; bpf: number; model: number }
+export interface FuzzResult { packets: number; failures: FuzzFailure[]; outcomes: Map<number, number> }
+
+/** Runs `scenarios` × `packets` steps; each scenario gets fresh policy, conntrack and fragment state. */
+export function runFuzz(h: WepHarness, seed: number, scenarios: number, packets: number, only?: [number, number?]): FuzzResult {
+  const res: FuzzResult = { packets: 0, failures: [], outcomes: new Map() };
+  for (let s = 0; s < scenarios; s++) {
+    if (only && only[0] !== s) continue;
+    const g = new Gen(rng((seed ^ Math.imul(s + 1, 0x9e3779b1)) >>> 0));
+    const pick = () => RULES.filter(() => g.chance(0.4));
+    const pol: [SimpleRule[], SimpleRule[]] = [pick(), pick()];
+    h.setEndpoint(LOCAL.map((a) => `${a}/32`), buildTable({ id: `f${s.toString(16).padStart(14, '0')}1`, direction: 'ingress', rules: pol[0], defaultRule: 90 }),
+      buildTable({ id: `f${s.toString(16).padStart(14, '0')}2`, direction: 'egress', rules: pol[1], defaultRule: 91 }));
+    h.clearConntrack();
+    const frag = h.dp.maps.frag4!;
+    for (const k of frag.keys()) frag.tryDelete(k);
+    const model = new Model(pol, LOCAL);
+    const gen = new Generator(g);
+    for (let i = 0; i < packets; i++) {
+      const st = gen.next();
+      if (only && only[1] !== undefined && i > only[1]) break;
+      if (st.frame.length < 34) continue; // BPF_PROG_TEST_RUN refuses IPv4 frames shorter than Ethernet + 20 (03-malformed)
+      const want = model.run(st.hook === 'from' ? DIR.EGRESS : DIR.INGRESS, st.frame);
+      const got = h.run(st.hook, st.frame).reason;
+      res.packets++;
+      res.outcomes.set(got, (res.outcomes.get(got) ?? 0) + 1);
+      if (got !== want) {
+        res.failures.push({ seed, scenario: s, packet: i, hook: st.hook, what: st.what, frame: st.frame.toString('hex'), bpf: got, model: want });
+        break; // state has diverged: the rest of this scenario would only repeat the first difference
+      }
+    }
+  }
+  return res;
+}
