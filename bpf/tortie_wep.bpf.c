@@ -71,6 +71,11 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 		ret = DROP_SPOOFED_SRC;
 		goto out;
 	}
+	/* Options are rare: only then walk them. VLAN tags never reach this point on a cali*. */
+	if (pkt.ip_opts && parse_ip_srcroute(skb, pkt.ip_hlen)) {
+		ret = DROP_IP_SRCROUTE;
+		goto out;
+	}
 	if (pkt.frag == TORTIE_FRAG_LATER) {
 		/* The datagram's verdict here is its first fragment's (lib/frag.h). */
 		ret = frag_follow(&pkt, dir);

@@ -65,7 +65,9 @@ struct tortie_pkt {
 	struct tortie_ct4_key inner;
 	__be32 inner_saddr; /* icmp_err: source of the quoted datagram (must be the error's destination) */
 	__u8 inner_src_is_a; /* icmp_err: the quoted source is side a of `inner` */
-	__u8 pad2[3];
+	__u8 ip_opts;     /* 1: the IPv4 header carries options (IHL > 5) */
+	__u8 ip_hlen;     /* IPv4 header length in bytes */
+	__u8 pad2;
 };
 
 #define TORTIE_ECHO_NONE 0
@@ -145,6 +147,9 @@ static __always_inline void parse_icmp_inner(void *inner, void *end, __u32 room,
 		return;
 	if (iip->version != 4 || iip->ihl < 5)
 		return;
+	/* A quoted later fragment has no L4 header: its "ports" are payload (Linux: no tuple). */
+	if (iip->frag_off & bpf_htons(0x1fff))
+		return;
 	ihlen = iip->ihl * 4;
 	if (ihlen + 8 > room)
 		return;
@@ -174,6 +179,67 @@ static __always_inline void parse_icmp_inner(void *inner, void *end, __u32 room,
 	pkt->inner_src_is_a = a;
 	pkt->icmp_err = 1;
 }
+
+/* IPOPT_END, IPOPT_NOOP, IPOPT_LSRR, IPOPT_SSRR: linux/ip.h (0, 1, 131, 137). */
+
+#ifdef TORTIE_CTX_SKB
+/* The option list of one IPv4 header, walked by bpf_loop (one verified callback, not 40
+ * unrolled branches in the caller). */
+struct ipopt_walk {
+	__u8 opt[40];
+	__u32 i;
+	__u32 len;
+	__u32 srr;
+};
+
+static long ipopt_step(__u32 n, void *data)
+{
+	struct ipopt_walk *w = data;
+	__u32 i = w->i;
+	__u8 type, olen;
+
+	if (i >= w->len || i >= sizeof(w->opt))
+		return 1;
+	type = w->opt[i];
+	if (type == IPOPT_END)
+		return 1;
+	if (type == IPOPT_NOOP) {
+		w->i = i + 1;
+		return 0;
+	}
+	if (type == IPOPT_LSRR || type == IPOPT_SSRR) {
+		w->srr = 1;
+		return 1;
+	}
+	if (i + 1 >= w->len || i + 1 >= sizeof(w->opt))
+		return 1;
+	olen = w->opt[i + 1];
+	if (olen < 2)
+		return 1;
+	w->i = i + olen;
+	return 0;
+}
+
+/*
+ * Does the IPv4 header (hlen bytes after Ethernet, no VLAN tag) carry a loose or strict source
+ * route? A router honouring it forwards the packet to the next listed hop, not to the
+ * destination policy judged. The walk stops at the end-of-list option or at a malformed length
+ * (the kernel drops such headers itself).
+ */
+static __always_inline bool parse_ip_srcroute(struct __sk_buff *skb, __u32 hlen)
+{
+	struct ipopt_walk w = { .i = 0, .srr = 0 };
+	__u32 olen = hlen - sizeof(struct iphdr);
+
+	if (olen < 1 || olen > sizeof(w.opt))
+		return false;
+	w.len = olen;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + sizeof(struct iphdr), w.opt, olen) < 0)
+		return false;
+	bpf_loop(sizeof(w.opt), ipopt_step, &w, 0);
+	return w.srr;
+}
+#endif
 
 #ifdef TORTIE_CTX_SKB
 /*
@@ -267,6 +333,8 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 	pkt->l3_off = off;
 	pkt->saddr = ip->saddr;
 	pkt->daddr = ip->daddr;
+	pkt->ip_opts = hlen > sizeof(*ip);
+	pkt->ip_hlen = hlen;
 	pkt->proto = ip->protocol;
 	pkt->ip_id = ip->id;
 	fo = bpf_ntohs(ip->frag_off);

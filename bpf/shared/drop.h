@@ -41,6 +41,9 @@ enum tortie_drop_reason {
 	DROP_NAT_ICMP = -25,             /* uplink: ICMP from a natOutgoing pool that cannot be translated
 					  * (an error about no SNATed flow, or a non-echo query): the pod
 					  * address would leak */
+	DROP_IP_SRCROUTE = -26,          /* IPv4 loose/strict source-route option on a workload
+					  * interface: the next hop would not be the destination that
+					  * policy judged */
 	DROP_NAT_QUOTA = -30,            /* SNAT: the workload holds its quota of NAT mappings already */
 	DROP_NAT_TABLE_FULL = -31,       /* SNAT: tortie_nat4 is full (nothing is evicted for a new flow) */
 	DROP_CT_QUOTA = -32,             /* new flow: the workload owns its quota of conntrack entries already */

@@ -147,3 +147,27 @@ t.test('ICMP errors are related only when genuine', async (t) => {
   const back = icmpErr(EP2, EP, quotedTcp(EP, EP2, 44000, 80));
   t.equal(h.run('to', back).reason, R.POLICY_DENY, 'nor does the receiver\'s error reach the sender as related');
 });
+
+t.test('IPv4 source routes are dropped on workload interfaces; other options pass', async (t) => {
+  const h = await WepHarness.create('hopts');
+  t.teardown(() => h.close());
+  h.setEndpoint([`${EP}/32`], allowAll('i000000000000110', 'ingress'), allowAll('e000000000000110', 'egress'));
+  const withOpts = (o: number[]) => eth({}, ipv4({ src: EP, dst: PEER, proto: PROTO.UDP, options: Buffer.from(o) }, udp({ sport: 5000, dport: 53 })));
+  t.equal(h.run('from', withOpts([131, 7, 4, 10, 9, 9, 9])).reason, R.IP_SRCROUTE, 'loose source route out');
+  t.equal(h.run('from', withOpts([1, 137, 7, 4, 10, 9, 9, 9])).reason, R.IP_SRCROUTE, 'strict source route after a NOOP');
+  t.equal(h.run('to', eth({}, ipv4({ src: PEER, dst: EP, proto: PROTO.UDP, options: Buffer.from([131, 3, 4]) }, udp({ sport: 53, dport: 5000 })))).reason,
+    R.IP_SRCROUTE, 'loose source route in');
+  t.equal(h.run('from', withOpts([7, 7, 4, 0, 0, 0, 0])).reason, R.FORWARD, 'record route passes');
+  t.equal(h.run('from', withOpts([68, 8, 5, 0, 131, 0, 0, 0])).reason, R.FORWARD, 'a timestamp whose data holds 131 passes');
+  t.equal(h.run('from', withOpts([0, 131, 3, 4])).reason, R.FORWARD, 'nothing after end-of-list counts');
+});
+
+t.test('an ICMP error quoting a later fragment is not related to anything', async (t) => {
+  const h = await WepHarness.create('hqfrag');
+  t.teardown(() => h.close());
+  h.setEndpoint([`${EP}/32`], denyAll('i000000000000111', 'ingress'), allowAll('e000000000000111', 'egress'));
+  t.equal(h.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.UDP, sport: 5000, dport: 53 })).reason, R.FORWARD);
+  const q = (fragOffset: number) => ipv4({ src: EP, dst: PEER, proto: PROTO.UDP, fragOffset }, udp({ sport: 5000, dport: 53 }));
+  t.equal(h.run('to', icmpErr(ROUTER, EP, q(0))).reason, R.FORWARD, 'quoting the datagram: related');
+  t.equal(h.run('to', icmpErr(ROUTER, EP, q(100))).reason, R.POLICY_DENY, 'quoting a later fragment whose payload looks like the ports: policy');
+});

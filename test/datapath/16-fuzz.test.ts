@@ -27,7 +27,7 @@ t.test(`real programs agree with the model on random and mutated packets (seed $
   t.equal(r.failures.length, 0, `${r.packets} packets, no disagreement`);
   if (ONLY) return;
   // The generator must reach the behaviours it is for, or agreement means little.
-  for (const reason of [R.FORWARD, R.POLICY_DENY, R.TCP_BAD_FLAGS, R.FRAG_UNKNOWN, R.SPOOFED_SRC, R.BAD_TOTLEN]) {
+  for (const reason of [R.FORWARD, R.POLICY_DENY, R.TCP_BAD_FLAGS, R.FRAG_UNKNOWN, R.SPOOFED_SRC, R.BAD_TOTLEN, R.IP_SRCROUTE]) {
     t.ok((r.outcomes.get(reason) ?? 0) > 0, `reached ${dropReasonLabel(reason)} (${r.outcomes.get(reason) ?? 0})`);
   }
 });

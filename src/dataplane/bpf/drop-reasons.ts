@@ -31,6 +31,7 @@ export const DropReason = {
   ENCAP_FAILED: -23,
   TCP_BAD_FLAGS: -24,
   NAT_ICMP: -25,
+  IP_SRCROUTE: -26,
   NAT_QUOTA: -30,
   NAT_TABLE_FULL: -31,
   CT_QUOTA: -32,

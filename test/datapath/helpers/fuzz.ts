@@ -44,7 +44,7 @@ const RULES: SimpleRule[] = [
 
 interface Parsed {
   saddr: string; daddr: string; proto: number; ipId: number; frag: 0 | 1 | 2;
-  dport: number; ctS: number; ctD: number; flags: number; untracked: boolean; echo: 0 | 1 | 2;
+  dport: number; ctS: number; ctD: number; flags: number; untracked: boolean; echo: 0 | 1 | 2; srcRoute: boolean;
   inner?: { key: string; saddr: string; srcIsA: boolean; addrA: string; addrB: string };
 }
 
@@ -59,6 +59,19 @@ function echoMark(srcIsA: boolean, echo: 0 | 1 | 2): string {
   return (echo === 1 ? srcIsA : !srcIsA) ? '|pinger=a' : '|pinger=b';
 }
 const ip = (b: Buffer, o: number) => u32ToIpv4(b.readUInt32BE(o));
+
+/** IPv4 options (RFC 791): a loose (131) or strict (137) source route anywhere in a well-formed list. */
+function hasSourceRoute(h: Buffer): boolean {
+  for (let i = 20; i < h.length;) {
+    const type = h[i]!;
+    if (type === 0) return false;
+    if (type === 1) { i++; continue; }
+    if (type === 131 || type === 137) return true;
+    if (i + 1 >= h.length || h[i + 1]! < 2) return false;
+    i += h[i + 1]!;
+  }
+  return false;
+}
 
 /** Parsing as parse.h's contract states it: a negative number is the drop reason. */
 export function parse(f: Buffer): Parsed | number | 'arp' {
@@ -77,7 +90,7 @@ export function parse(f: Buffer): Parsed | number | 'arp' {
   let tot = f.readUInt16BE(16);
   if (tot < hlen || 14 + tot > len) return R.BAD_TOTLEN;
   const p: Parsed = { saddr: ip(f, 26), daddr: ip(f, 30), proto: f[23]!, ipId: f.readUInt16BE(18), frag: 0, dport: 0, ctS: 0, ctD: 0,
-    flags: 0, untracked: false, echo: 0 };
+    flags: 0, untracked: false, echo: 0, srcRoute: hasSourceRoute(f.subarray(14, 14 + hlen)) };
   const fo = f.readUInt16BE(20);
   if (fo & 0x1fff) {
     p.frag = 2;
@@ -127,6 +140,7 @@ export function parse(f: Buffer): Parsed | number | 'arp' {
 function parseQuoted(f: Buffer, at: number, room: number): Parsed['inner'] {
   if (at + 20 > f.length || room < 20) return undefined;
   if (f[at]! >> 4 !== 4 || (f[at]! & 15) < 5) return undefined;
+  if (f.readUInt16BE(at + 6) & 0x1fff) return undefined; // a quoted later fragment names no flow
   const ih = (f[at]! & 15) * 4;
   if (ih + 8 > room || at + ih + 8 > f.length) return undefined;
   const l4 = at + ih, proto = f[at + 9]!;
@@ -196,6 +210,7 @@ export class Model {
     if (p === 'arp') return R.FORWARD;
     if (typeof p === 'number') return p;
     if (dir === DIR.EGRESS && !this.addrs.includes(p.saddr)) return R.SPOOFED_SRC;
+    if (p.srcRoute) return R.IP_SRCROUTE;
     const fk = `${p.saddr}|${p.daddr}|${p.ipId}|${p.proto}|${dir}`;
     if (p.frag === 2) return this.frags.has(fk) ? R.FORWARD : R.FRAG_UNKNOWN;
     if (p.proto === PROTO.TCP) {
@@ -352,7 +367,13 @@ export class Generator {
     const queued = this.queue.shift();
     if (queued) return queued;
     const g = this.g;
-    const [d, what] = this.datagram();
+    let [d, what] = this.datagram();
+    if (g.chance(0.08)) { // IPv4 options: harmless ones, source routes, and a source route after END
+      const opt = g.pick([[1, 1, 1, 0], [7, 7, 4, 0, 0, 0, 0], [131, 7, 4, 10, 9, 9, 9], [137, 7, 4, 10, 9, 9, 9], [1, 131, 3, 4],
+        [68, 8, 5, 0, 131, 0, 0, 0], [0, 131, 7, 4], [7, 1, 131, 3]]);
+      d = ipv4({ src: ip(d, 12), dst: ip(d, 16), proto: d[9]!, id: d.readUInt16BE(4), options: Buffer.from(opt) }, d.subarray(20));
+      what += ` with options ${opt.join(',')}`;
+    }
     this.history.push(d);
     if (this.history.length > 32) this.history.shift();
     const hook = this.hookFor(d);
