@@ -15,12 +15,11 @@ import { readCounters, counterPackets } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { tcAttach } from '../../src/dataplane/native';
 import { CalcGraph } from '../../src/calc';
-import type { Netns } from '../../src/util/netns';
+import { Capture, scapy, until, ipId } from './helpers/probe';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
 
 const V3 = 'projectcalico.org/v3' as const;
 const IP = { atk: '192.168.40.1', vic: '192.168.40.2', cli: '192.168.40.3' };
-const PY = '/usr/bin/python3';
 
 function wep(name: string, ip: string, role: string): WorkloadEndpoint {
   return { apiVersion: V3, kind: 'WorkloadEndpoint', metadata: { name, namespace: 'ns1', labels: { role } },
@@ -39,46 +38,6 @@ const egressAll: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPol
   spec: { selector: 'all()', types: ['Egress'], egress: [{ action: 'Allow' }] } };
 const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
 
-/** Runs scapy statements in a namespace (`pkts` is a list of scapy expressions sent in order). */
-async function scapy(ns: Netns, pkts: string[], mac: string): Promise<void> {
-  const code = ['from scapy.all import *', 'conf.verb = 0',
-    `sendp([${pkts.map((p) => `Ether(dst='${mac}')/${p}`).join(', ')}], iface='eth0')`].join('\n');
-  await ns.exec([PY, '-c', code], { timeoutMs: 30_000 });
-}
-
-/** Incoming packets on eth0 of a namespace, as tcpdump -v prints them. */
-class Capture {
-  private out = '';
-  private constructor(private readonly proc: ReturnType<Netns['spawn']>) {
-    proc.stdout!.on('data', (d: Buffer) => { this.out += d.toString(); });
-  }
-  static async start(ns: Netns): Promise<Capture> {
-    const proc = ns.spawn(['tcpdump', '-nl', '-v', '-Q', 'in', '-i', 'eth0', 'ip'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let ready = false;
-    proc.stderr!.on('data', (d: Buffer) => { if (d.toString().includes('listening on')) ready = true; });
-    for (let i = 0; i < 200 && !ready; i++) await new Promise((r) => setTimeout(r, 25));
-    if (!ready) throw new Error('tcpdump did not start');
-    return new Capture(proc);
-  }
-  async waitFor(re: RegExp, ms = 10_000): Promise<boolean> {
-    for (let waited = 0; waited < ms; waited += 25) {
-      if (re.test(this.out)) return true;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return false;
-  }
-  has(re: RegExp): boolean { return re.test(this.out); }
-  text(): string { return this.out; }
-  stop(): void { this.proc.kill('SIGKILL'); }
-}
-async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
-  for (let waited = 0; waited < ms; waited += 25) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return cond();
-}
-const ipId = (n: number) => new RegExp(`\\bid ${n},`);
 
 t.test('hostile packets in namespaces', async (t) => {
   const topo = await WepTopology.create('hostile');
