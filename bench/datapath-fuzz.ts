@@ -1,19 +1,40 @@
 /**
- * Long differential fuzz run (test/datapath/helpers/fuzz.ts): the real workload programs against
- * the TypeScript model, many more scenarios than `npm test` runs. Prints the packet count, the
- * outcome mix and every disagreement with its replay line; exits 1 on any disagreement.
+ * Long differential fuzz runs: the real workload programs against the TypeScript model
+ * (test/datapath/helpers/fuzz.ts) and the uplink's nat-outgoing against its model
+ * (test/networking/helpers/nat-fuzz.ts), many more scenarios than `npm test` runs. Prints the
+ * packet count, the outcome mix and every disagreement with its replay line; exits 1 on any.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/datapath-fuzz.js [scenarios=500] [packets=400] [seed]
+ *   npx tsc -p tsconfig.json && node dist/bench/datapath-fuzz.js [scenarios=500] [packets=400] [seed] [wep|nat|both]
  */
 import { WepHarness } from '../test/datapath/helpers/harness';
 import { runFuzz } from '../test/datapath/helpers/fuzz';
 import { dropReasonLabel } from '../src/dataplane/bpf/drop-reasons';
+import { runNatFuzz, natFuzzHarness } from '../test/networking/helpers/nat-fuzz';
 
 const SCENARIOS = Number(process.argv[2] ?? 500);
 const PACKETS = Number(process.argv[3] ?? 400);
 const SEED = Number(process.argv[4] ?? Date.now() % 2 ** 31);
+const WHICH = process.argv[5] ?? 'both';
+
+async function nat(): Promise<number> {
+  const h = await natFuzzHarness();
+  try {
+    const started = Date.now();
+    const r = runNatFuzz(h, SEED, SCENARIOS, PACKETS);
+    process.stdout.write(`nat fuzz: seed ${SEED}, ${SCENARIOS} scenarios, ${r.packets} packets in ${((Date.now() - started) / 1000).toFixed(1)} s, ${r.failures.length} disagreement(s)\n`);
+    process.stdout.write(`  outcomes: ${[...r.outcomes].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${dropReasonLabel(k)} ${v}`).join(', ')}\n`);
+    for (const f of r.failures) {
+      process.stdout.write(`  scenario ${f.scenario} packet ${f.packet} (${f.hook}) ${f.what}\n    BPF:   ${f.got}\n    model: ${f.want}\n    frame ${f.frame}\n`);
+    }
+    return r.failures.length;
+  } finally {
+    h.close();
+  }
+}
 
 async function main(): Promise<void> {
+  if (WHICH !== 'wep') process.exitCode = (await nat()) ? 1 : 0;
+  if (WHICH === 'nat') return;
   const long = 3600;
   const h = await WepHarness.create('fuzzbench', { events: false, ctTimeouts: { synSec: long, establishedSec: long, finSec: long, rstSec: long, udpSec: long, icmpSec: long, otherSec: long } });
   try {
@@ -26,7 +47,7 @@ async function main(): Promise<void> {
       process.stdout.write(`  scenario ${f.scenario} packet ${f.packet} (${f.hook}) ${f.what}: BPF ${dropReasonLabel(f.bpf)}, model ${dropReasonLabel(f.model)}\n` +
         `    replay: TORTIE_FUZZ_SEED=${f.seed} TORTIE_FUZZ_CASE=${f.scenario}:${f.packet} node node_modules/tap/dist/esm/run.mjs dist/test/datapath/16-fuzz.test.js\n    frame ${f.frame}\n`);
     }
-    process.exitCode = r.failures.length ? 1 : 0;
+    if (r.failures.length) process.exitCode = 1;
   } finally {
     h.close();
   }

@@ -62,4 +62,10 @@ t.test('ICMP from workloads to the outside: translated like the flow, or dropped
   drop('an ICMP timestamp request (no mapping for queries)', icmpFrame({ src: WL1, dst: OUT, type: 13 }));
   const echo = ipAt(h.run('out', icmpFrame({ src: WL1, dst: OUT, id: 4242 })).data);
   t.equal(echo.src, NODE, 'echo requests are still SNATed');
+  const echoId = portsOf(echo)[0];
+  t.equal(ipAt(h.run('in', icmpFrame({ src: OUT, dst: NODE, type: 0, id: echoId })).data).dst, WL1, 'the echo reply goes back to the workload');
+  // Inbound, only an echo reply answers a SNATed ping: the outside's request (or query) with that
+  // id is the node's, never delivered to the workload.
+  t.equal(ipAt(h.run('in', icmpFrame({ src: OUT, dst: NODE, type: 8, id: echoId })).data).dst, NODE, 'an echo request with the mapped id stays the node\'s');
+  t.equal(ipAt(h.run('in', icmpFrame({ src: OUT, dst: NODE, type: 13, id: echoId })).data).dst, NODE, 'so does a timestamp request');
 });
