@@ -59,7 +59,7 @@ static __always_inline int nat_snat_icmp(struct __sk_buff *skb, const struct tor
 		break;
 	}
 	from_port = fk.sport;
-	fv = bpf_map_lookup_elem(&tortie_nat4_v1, &fk);
+	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
 	if (!fv || fv->addr != node_ip || !nat_live(fv, in.protocol, bpf_ktime_get_ns()))
 		return DROP_NAT_ICMP;
 	to_port = fv->port;

@@ -4,8 +4,9 @@
 // quoting real, reversed and forged flows, plus truncation and header lies — through the real
 // tortie_uplink_out / tortie_uplink_in (BPF_PROG_TEST_RUN) and through `NatModel`. Outcomes (the
 // counter slot) and, for forwarded packets, the translated addresses and ports must agree. The
-// model learns which port BPF picked for a new mapping (port choice is policy of lib/nat.h, not
-// asserted here) and then holds it to that: the same port for the flow's every packet and its
+// model learns which port BPF picked for a new mapping (which port of the range is lib/nat.h's
+// choice; that it is in the range, 20000-29999 by default, and the workload's own port when that
+// lies in the range and is free, is asserted) and then holds it to that: the same port for the flow's every packet and its
 // replies, never a reply tuple shared by two flows. Fragments are not generated (the fragment
 // translation map is not cleared between scenarios). Seeded and replayable like helpers/fuzz.ts.
 import { Gen, rng } from '../../calc/helpers/random';
@@ -54,8 +55,10 @@ export class NatModel {
       const rp = echo ? 0 : dp;
       const own = this.rk(p.proto, p.daddr, rp, sp);
       let nat: number | undefined = sp;
-      if (this.rev.has(own)) {
-        if (!has) return { reason: R.NAT_NO_PORT };
+      if (!has) {
+        if (this.rev.has(own)) return { reason: R.NAT_NO_PORT };
+      } else if (sp < 20000 || sp > 29999 || this.rev.has(own)) {
+        // Ports come from the NAT range only; the workload's own port is kept when it lies there.
         nat = learned();
         if (nat === undefined || nat < 20000 || nat > 29999 || this.rev.has(this.rk(p.proto, p.daddr, rp, nat))) return { reason: -1000 - (nat ?? 0) };
       }
