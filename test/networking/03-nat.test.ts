@@ -133,7 +133,7 @@ t.test('SNAT decisions, translation and reverse translation', async (t) => {
     const stray = tcpFrame({ src: OUT, dst: NODE, sport: 80, dport: 55555 });
     t.ok(h.run('in', stray).data.equals(stray), 'a packet to the node with no mapping is untouched');
     // An ICMP error from a workload that quotes no SNATed flow cannot be translated: dropped,
-    // so the workload address never leaves (test/networking/08-nat-icmp-out covers the rest).
+    // so the workload address never leaves (test/networking/14-nat-icmp-out covers the rest).
     t.equal(h.run('out', icmpFrame({ src: WL1, dst: OUT, type: 3 })).reason, R.NAT_ICMP, 'untranslatable ICMP error from a workload dropped');
   });
 });
