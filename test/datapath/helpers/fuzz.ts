@@ -411,8 +411,8 @@ export function runFuzz(h: WepHarness, seed: number, scenarios: number, packets:
     h.setEndpoint(LOCAL.map((a) => `${a}/32`), buildTable({ id: `f${s.toString(16).padStart(14, '0')}1`, direction: 'ingress', rules: pol[0], defaultRule: 90 }),
       buildTable({ id: `f${s.toString(16).padStart(14, '0')}2`, direction: 'egress', rules: pol[1], defaultRule: 91 }));
     h.clearConntrack();
-    const frag = h.dp.maps.frag4!;
-    for (const k of frag.keys()) frag.tryDelete(k);
+    // Fresh state: fragments, and the per-workload conntrack quota counts of the cleared entries.
+    for (const m of [h.dp.maps.frag4!, h.dp.maps.ctq4!]) for (const k of m.keys()) m.tryDelete(k);
     const model = new Model(pol, LOCAL);
     const gen = new Generator(g);
     for (let i = 0; i < packets; i++) {

@@ -137,7 +137,8 @@ export function runNatFuzz(h: UplinkHarness, seed: number, scenarios: number, pa
   const res = { packets: 0, failures: [] as NatFuzzFailure[], outcomes: new Map<number, number>() };
   for (let s = 0; s < scenarios; s++) {
     const g = new Gen(rng((seed ^ Math.imul(s + 1, 0x85ebca6b)) >>> 0));
-    for (const k of h.dp.maps.nat4.keys()) h.dp.maps.nat4.tryDelete(k);
+    // A fresh table: mappings and the per-workload quota counts that go with them.
+    for (const m of [h.dp.maps.nat4, h.dp.maps.natq4]) for (const k of m.keys()) m.tryDelete(k);
     const model = new NatModel();
     const sent: Buffer[] = []; // datagrams as they left (translated) or arrived
     for (let i = 0; i < packets; i++) {
