@@ -9,10 +9,10 @@
  */
 import { resolveKind } from '../model';
 import type {
-  GlobalNetworkPolicy, IPPool, Namespace, NetworkPolicy, Node, Profile, Resource, ResourceKind, Tier, WorkloadEndpoint,
+  BGPConfiguration, BGPPeer, GlobalNetworkPolicy, IPPool, Namespace, NetworkPolicy, Node, Profile, Resource, ResourceKind, Tier, WorkloadEndpoint,
 } from '../model/types';
 
-/** calicoctl shows a node's ASN in parentheses when it inherits the global default (no BGPConfiguration in tortie). */
+/** calicoctl shows a node's ASN in parentheses when it inherits the global default (Calico's default; this column does not look up BGPConfiguration default's asNumber). */
 export const DEFAULT_AS_NUMBER = '64512';
 
 type Cell<R> = (r: R) => string;
@@ -143,6 +143,33 @@ const KINDS: KindInfo[] = [
       LABELS: (r: Namespace) => joinKv(r.metadata.labels),
     } as Record<string, Cell<Resource>>,
   },
+  {
+    kind: 'BGPConfiguration',
+    display: 'bgpConfiguration',
+    namespaced: false,
+    headings: ['NAME', 'LOGSEVERITY', 'MESHENABLED', 'ASNUMBER'],
+    wideHeadings: ['NAME', 'LOGSEVERITY', 'MESHENABLED', 'ASNUMBER'],
+    cells: {
+      NAME: (r: BGPConfiguration) => r.metadata.name,
+      // calicoctl prints the pointer fields as stored: empty when unset.
+      LOGSEVERITY: (r: BGPConfiguration) => text(r.spec.logSeverityScreen),
+      MESHENABLED: (r: BGPConfiguration) => (r.spec.nodeToNodeMeshEnabled === undefined ? '' : bool(r.spec.nodeToNodeMeshEnabled)),
+      ASNUMBER: (r: BGPConfiguration) => text(r.spec.asNumber),
+    } as Record<string, Cell<Resource>>,
+  },
+  {
+    kind: 'BGPPeer',
+    display: 'bgpPeer',
+    namespaced: false,
+    headings: ['NAME', 'PEERIP', 'NODE', 'ASN'],
+    wideHeadings: ['NAME', 'PEERIP', 'NODE', 'ASN'],
+    cells: {
+      NAME: (r: BGPPeer) => r.metadata.name,
+      PEERIP: (r: BGPPeer) => text(r.spec.peerIP ?? r.spec.peerSelector),
+      NODE: (r: BGPPeer) => text(r.spec.node ?? r.spec.nodeSelector ?? '(global)'),
+      ASN: (r: BGPPeer) => text(r.spec.asNumber),
+    } as Record<string, Cell<Resource>>,
+  },
 ];
 
 const BY_KIND = new Map<ResourceKind, KindInfo>(KINDS.map((k) => [k.kind, k]));
@@ -157,8 +184,6 @@ export function lookupKind(name: string): ResourceKind | undefined {
 
 /** Calico kinds tortie does not implement, by calicoctl's names for them. */
 const CALICO_ONLY: ReadonlyArray<[string, string[]]> = [
-  ['BGPConfiguration', ['bgpconfiguration', 'bgpconfigurations', 'bgpconfig', 'bgpconfigs']],
-  ['BGPPeer', ['bgppeer', 'bgppeers', 'bgpp', 'bgpps', 'bp', 'bps']],
   ['BGPFilter', ['bgpfilter', 'bgpfilters']],
   ['FelixConfiguration', ['felixconfiguration', 'felixconfigurations', 'felixconfig', 'felixconfigs']],
   ['GlobalNetworkSet', ['globalnetworkset', 'globalnetworksets']],

@@ -25,6 +25,8 @@ export const KIND_PLURAL: Readonly<Record<ResourceKind, string>> = {
   NetworkPolicy: 'networkpolicies',
   GlobalNetworkPolicy: 'globalnetworkpolicies',
   Namespace: 'namespaces',
+  BGPConfiguration: 'bgpconfigurations',
+  BGPPeer: 'bgppeers',
 };
 
 const PLURAL_KIND: ReadonlyMap<string, ResourceKind> = new Map(

@@ -160,6 +160,8 @@ export const KIND_ALIASES: Readonly<Record<ResourceKind, readonly string[]>> = {
   NetworkPolicy: ['networkpolicy', 'networkpolicies', 'policy', 'np', 'policies', 'pol', 'pols'],
   GlobalNetworkPolicy: ['globalnetworkpolicy', 'globalnetworkpolicies', 'gnp', 'gnps'],
   Namespace: ['namespace', 'namespaces', 'ns'],
+  BGPConfiguration: ['bgpconfiguration', 'bgpconfigurations', 'bgpconfig', 'bgpconfigs'],
+  BGPPeer: ['bgppeer', 'bgppeers', 'bgpp', 'bgpps', 'bp', 'bps'],
 };
 
 export function resolveKind(text: string): ResourceKind | undefined {

@@ -24,6 +24,13 @@
  *   values.ts     IPs, CIDRs, names, labels, ports      selectors.ts  via src/selector
  */
 export * from './types';
+export {
+  DEFAULT_AS_NUMBER,
+  DEFAULT_BGP_PORT,
+  DEFAULT_MAX_RESTART_SECONDS,
+  parseDuration,
+  parsePeerIP,
+} from './bgp';
 export { ValidationError, formatProblem, type Problem } from './errors';
 export {
   validateResource,

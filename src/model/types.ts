@@ -294,6 +294,76 @@ export interface Namespace {
   spec?: Record<string, never>;
 }
 
+// ---------------------------------------------------------------- BGP
+
+/** A reference to a key of a secret (Calico: a Kubernetes Secret; tortie: a file, see src/bgp). */
+export interface SecretKeySelector {
+  name: string;
+  key: string;
+}
+
+export interface BGPPassword {
+  secretKeyRef: SecretKeySelector;
+}
+
+export interface ServiceIPBlock {
+  cidr: string;
+}
+
+export type BGPLogSeverity = 'Debug' | 'Info' | 'Warning' | 'Error' | 'Fatal';
+
+/**
+ * Stored as written (Calico's fields are pointers: absent = default). The defaults —
+ * asNumber 64512, nodeToNodeMeshEnabled true, listenPort 179, logSeverityScreen Info,
+ * nodeMeshMaxRestartTime 120s — are applied by src/bgp when it resolves the effective
+ * configuration. `nodeToNodeMeshEnabled`, `asNumber`, `service*IPs`, `nodeMeshPassword` and
+ * `nodeMeshMaxRestartTime` are only valid on the `default` resource (as Calico).
+ */
+export interface BGPConfigurationSpec {
+  logSeverityScreen?: BGPLogSeverity;
+  nodeToNodeMeshEnabled?: boolean;
+  asNumber?: number;
+  serviceClusterIPs?: ServiceIPBlock[];
+  serviceExternalIPs?: ServiceIPBlock[];
+  listenPort?: number;
+  nodeMeshPassword?: BGPPassword;
+  /** A Go duration as written (`120s`, `5m`). */
+  nodeMeshMaxRestartTime?: string;
+  bindMode?: 'None';
+}
+
+export interface BGPConfiguration {
+  apiVersion: ApiVersionV3;
+  kind: 'BGPConfiguration';
+  metadata: ObjectMeta;
+  spec: BGPConfigurationSpec;
+}
+
+export interface BGPPeerSpec {
+  /** This peering applies to that node only (exclusive with nodeSelector). */
+  node?: string;
+  /** `ip`, `ip:port` or `[v6]:port`. Exclusive with peerSelector. */
+  peerIP?: string;
+  /** Required with peerIP; not allowed with peerSelector (the selected nodes' AS is used). */
+  asNumber?: number;
+  nodeSelector?: string;
+  peerSelector?: string;
+  keepOriginalNextHop?: boolean;
+  password?: BGPPassword;
+  /** Defaulted: UseNodeIP. */
+  sourceAddress?: 'UseNodeIP' | 'None';
+  /** A Go duration as written. */
+  maxRestartTime?: string;
+  numAllowedLocalASNumbers?: number;
+}
+
+export interface BGPPeer {
+  apiVersion: ApiVersionV3;
+  kind: 'BGPPeer';
+  metadata: ObjectMeta;
+  spec: BGPPeerSpec;
+}
+
 // ---------------------------------------------------------------- unions
 
 export type Resource =
@@ -304,7 +374,9 @@ export type Resource =
   | Tier
   | NetworkPolicy
   | GlobalNetworkPolicy
-  | Namespace;
+  | Namespace
+  | BGPConfiguration
+  | BGPPeer;
 
 export type ResourceKind = Resource['kind'];
 
@@ -317,6 +389,8 @@ export const RESOURCE_KINDS: readonly ResourceKind[] = [
   'NetworkPolicy',
   'GlobalNetworkPolicy',
   'Namespace',
+  'BGPConfiguration',
+  'BGPPeer',
 ];
 
 /** Kinds whose resources live in a namespace (metadata.namespace required, default `default`). */

@@ -9,6 +9,7 @@
  * Only v3 input is accepted here; v1 and Kubernetes documents go through src/model/convert.
  */
 import { createHash } from 'node:crypto';
+import { bgpConfigNameProblem, bgpConfiguration, bgpPeer } from './bgp';
 import { Issues, ValidationError, type Problem } from './errors';
 import { MAX_RULES, asResourceName, validateRules } from './rules';
 import { checkSelector } from './selectors';
@@ -200,6 +201,16 @@ export function checkResource(input: unknown): CheckResult {
     case 'Namespace':
       resource = namespace(meta, spec, issues);
       break;
+    case 'BGPConfiguration': {
+      const s = specObject(spec, issues, false);
+      if (s !== undefined) resource = bgpConfiguration(meta, s, issues);
+      break;
+    }
+    case 'BGPPeer': {
+      const s = specObject(spec, issues, true);
+      if (s !== undefined) resource = bgpPeer(meta, s, issues);
+      break;
+    }
   }
   if (!issues.empty || resource === undefined) {
     const shown = resource?.metadata.name === '' ? '(no name)' : resource?.metadata.name;
@@ -292,6 +303,8 @@ export function nameProblem(kind: ResourceKind, name: string): string | null {
     case 'Tier':
     case 'Namespace':
       return dnsLabelProblem(name);
+    case 'BGPConfiguration':
+      return bgpConfigNameProblem(name);
     case 'NetworkPolicy':
       if (name.length > 253) return `${quote(name)} is longer than 253 characters`;
       return NP_NAME_RE.test(name)

@@ -94,7 +94,7 @@ t.test('get', async (t) => {
     t.same(await cli.run(['get', 'felixconfig']), {
       code: 1, stdout: '',
       stderr: "Failed to get resources: resource type 'felixconfig' is not supported: FelixConfiguration is a Calico resource tortie does not implement " +
-        '(tortie has: globalNetworkPolicy, ipPool, namespace, networkPolicy, node, profile, tier, workloadEndpoint)\n',
+        '(tortie has: bgpConfiguration, bgpPeer, globalNetworkPolicy, ipPool, namespace, networkPolicy, node, profile, tier, workloadEndpoint)\n',
     });
   });
 
