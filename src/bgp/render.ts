@@ -1,0 +1,412 @@
+/**
+ * The BIRD 2 configuration of one node, rendered from datastore state (what Calico's confd
+ * templates do for BIRD 1, written for bird2's syntax).
+ *
+ * Contract: `renderBird(state)` is pure — the same state gives byte-identical text (peers
+ * sorted by address, blocks by CIDR) — and never throws for any validated input: what
+ * cannot be rendered (a peer without an address, a missing secret) is left out and reported in
+ * `problems`, one sentence each, so the caller can log it. `effectiveBgpConfig` applies Calico's
+ * defaults (asNumber 64512, mesh on, port 179, Info, 120 s restart time) and the node-specific
+ * `node.<name>` resource on top of `default`.
+ *
+ *   nodes, BGPConfiguration, BGPPeer, pools,        ┌──────────────┐
+ *   this node's affine blocks, borrowed addresses ──►│  renderBird  │──► bird.conf text + problems
+ *   secrets (name, key) → text                       └──────────────┘
+ *
+ * What the text does (names matter: `tortiectl node status` reads the peer type from them):
+ * - `Mesh_<ip>` node-to-node mesh peers (when nodeToNodeMeshEnabled), passive towards nodes
+ *   whose address string sorts after ours (Calico's rule, so only one side connects and a
+ *   graceful restart is not aborted by a crossing connection); `Node_<ip>` peers from BGPPeers
+ *   with `node`/`nodeSelector`, `Global_<ip>` from global BGPPeers; `_port_<n>` appended for a
+ *   peer port other than 179. Peers with a peerSelector resolve to the selected nodes' addresses
+ *   and AS numbers; a route reflector (routeReflectorClusterID) treats selected nodes without
+ *   its cluster ID as `rr client`.
+ * - Static protocols: `tortie_blocks` (blackholes for this node's affine blocks: exported to
+ *   the kernel and to peers), `tortie_borrowed` (a /32 per address this node uses from another
+ *   node's block: advertised only), `tortie_services` (serviceClusterIPs/serviceExternalIPs:
+ *   advertised only).
+ * - The kernel protocol installs BGP-learned routes inside the pools that need no IPIP (pool
+ *   ipipMode Never, or CrossSubnet with a next hop in this node's subnet) and the own-block
+ *   blackholes; routes needing IPIP are left to tortie's BPF route map (the kernel here has
+ *   no ipip module). `persist` keeps them when bird stops, graceful restart lets peers keep
+ *   ours while it restarts. Routes bird installs carry `proto bird` (kernel protocol 12).
+ */
+import {
+  DEFAULT_AS_NUMBER,
+  DEFAULT_BGP_PORT,
+  DEFAULT_MAX_RESTART_SECONDS,
+  parseDuration,
+  parsePeerIP,
+  type BGPConfiguration,
+  type BGPLogSeverity,
+  type BGPPassword,
+  type BGPPeer,
+  type IPPool,
+  type Node,
+} from '../model';
+import { parseSelector } from '../selector';
+
+export interface BgpState {
+  /** The node this configuration is for. */
+  nodeName: string;
+  nodes: readonly Node[];
+  bgpConfigurations: readonly BGPConfiguration[];
+  bgpPeers: readonly BGPPeer[];
+  pools: readonly IPPool[];
+  /** This node's affine IPv4 blocks (CIDRs). */
+  blocks: readonly string[];
+  /** Addresses this node's workloads use from blocks affine to other nodes. */
+  borrowed: readonly string[];
+  /** Resolves a password secret; undefined when it does not exist. */
+  secret?: (name: string, key: string) => string | undefined;
+}
+
+export interface EffectiveBgpConfig {
+  asNumber: number;
+  nodeToNodeMeshEnabled: boolean;
+  listenPort: number;
+  logSeverityScreen: BGPLogSeverity;
+  nodeMeshPassword?: BGPPassword;
+  nodeMeshMaxRestartSeconds: number;
+  serviceClusterIPs: string[];
+  serviceExternalIPs: string[];
+}
+
+export interface RenderResult {
+  config: string;
+  problems: string[];
+  /** Peers rendered, by protocol name (for callers and tests). */
+  peers: RenderedPeer[];
+}
+
+export type PeerType = 'node-to-node mesh' | 'global' | 'node specific';
+
+export interface RenderedPeer {
+  protocol: string;
+  type: PeerType;
+  ip: string;
+  port: number;
+  asNumber: number;
+  passive: boolean;
+  rrClient: boolean;
+}
+
+export function effectiveBgpConfig(configs: readonly BGPConfiguration[], nodeName: string): EffectiveBgpConfig {
+  const def = configs.find((c) => c.metadata.name === 'default')?.spec ?? {};
+  const mine = configs.find((c) => c.metadata.name === `node.${nodeName}`)?.spec ?? {};
+  return {
+    asNumber: def.asNumber ?? DEFAULT_AS_NUMBER,
+    nodeToNodeMeshEnabled: def.nodeToNodeMeshEnabled ?? true,
+    listenPort: mine.listenPort ?? def.listenPort ?? DEFAULT_BGP_PORT,
+    logSeverityScreen: mine.logSeverityScreen ?? def.logSeverityScreen ?? 'Info',
+    nodeMeshPassword: def.nodeMeshPassword,
+    nodeMeshMaxRestartSeconds: restartSeconds(def.nodeMeshMaxRestartTime),
+    serviceClusterIPs: (def.serviceClusterIPs ?? []).map((b) => b.cidr),
+    serviceExternalIPs: (def.serviceExternalIPs ?? []).map((b) => b.cidr),
+  };
+}
+
+function restartSeconds(d: string | undefined): number {
+  const s = d === undefined ? undefined : parseDuration(d);
+  return s === undefined ? DEFAULT_MAX_RESTART_SECONDS : Math.max(1, Math.round(s));
+}
+
+/** The node's BGP IPv4 address without its prefix, or undefined. */
+export function nodeIPv4(n: Node): string | undefined {
+  const a = n.spec.bgp?.ipv4Address;
+  return a === undefined ? undefined : a.split('/')[0];
+}
+
+/** Calico's protocol-name form of an address: dots (and colons) become underscores. */
+function ipId(ip: string): string {
+  return ip.replace(/[.:]/g, '_');
+}
+
+function protocolName(prefix: 'Mesh' | 'Node' | 'Global', ip: string, port: number): string {
+  return `${prefix}_${ipId(ip)}${port === DEFAULT_BGP_PORT ? '' : `_port_${port}`}`;
+}
+
+/** Which kind of peer a bird protocol name is, by Calico's prefixes. */
+export function peerTypeOf(protocol: string): PeerType | undefined {
+  if (protocol.startsWith('Mesh_')) return 'node-to-node mesh';
+  if (protocol.startsWith('Node_')) return 'node specific';
+  if (protocol.startsWith('Global_')) return 'global';
+  return undefined;
+}
+
+function selects(selector: string | undefined, labels: Record<string, string> | undefined): boolean {
+  if (selector === undefined) return true;
+  return parseSelector(selector).evaluate(labels ?? {});
+}
+
+interface PeerPlan extends RenderedPeer {
+  password?: BGPPassword;
+  restartSeconds: number;
+  keepNextHop: boolean;
+  sourceAddress: boolean;
+  allowLocalAs?: number;
+  rrClusterId?: string;
+}
+
+/** Calico's mesh rule: the node whose address string sorts lower connects, the other listens. */
+function passiveTowards(peerIp: string, ownIp: string): boolean {
+  return peerIp > ownIp;
+}
+
+export function renderBird(state: BgpState): RenderResult {
+  const problems: string[] = [];
+  const eff = effectiveBgpConfig(state.bgpConfigurations, state.nodeName);
+  const me = state.nodes.find((n) => n.metadata.name === state.nodeName);
+  const ownIp = me === undefined ? undefined : nodeIPv4(me);
+  if (me === undefined || ownIp === undefined) {
+    problems.push(`node ${state.nodeName} has no spec.bgp.ipv4Address: BGP is not configured on it`);
+    return { config: '', problems, peers: [] };
+  }
+  const ownAs = me.spec.bgp?.asNumber ?? eff.asNumber;
+  const ownCluster = me.spec.bgp?.routeReflectorClusterID;
+  const asOf = (n: Node): number => n.spec.bgp?.asNumber ?? eff.asNumber;
+
+  const plans = new Map<string, PeerPlan>();
+  const add = (p: PeerPlan): void => {
+    if (p.ip === ownIp) return;
+    const key = `${p.ip}:${p.port}`;
+    if (!plans.has(key)) plans.set(key, p);
+  };
+
+  // Node-to-node mesh. Route reflectors do not take part in the mesh in Calico when they are
+  // peered explicitly; tortie follows the simple rule: mesh on ⇒ every node with an address.
+  if (eff.nodeToNodeMeshEnabled) {
+    for (const n of sortedNodes(state.nodes)) {
+      const ip = nodeIPv4(n);
+      if (ip === undefined || n.metadata.name === state.nodeName) continue;
+      add({
+        protocol: protocolName('Mesh', ip, eff.listenPort),
+        type: 'node-to-node mesh',
+        ip,
+        port: eff.listenPort,
+        asNumber: asOf(n),
+        passive: passiveTowards(ip, ownIp),
+        rrClient: false,
+        password: eff.nodeMeshPassword,
+        restartSeconds: eff.nodeMeshMaxRestartSeconds,
+        keepNextHop: false,
+        sourceAddress: true,
+      });
+    }
+  }
+
+  // Explicit peers: node-specific first (they are the more specific statement), then global.
+  const peers = [...state.bgpPeers].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const applies = (p: BGPPeer): boolean =>
+    p.spec.node !== undefined ? p.spec.node === state.nodeName : selects(p.spec.nodeSelector, me.metadata.labels);
+  const specific = (p: BGPPeer): boolean => p.spec.node !== undefined || p.spec.nodeSelector !== undefined;
+  for (const pass of [true, false]) {
+    for (const p of peers) {
+      if (specific(p) !== pass || !applies(p)) continue;
+      const prefix = pass ? 'Node' : 'Global';
+      const type: PeerType = pass ? 'node specific' : 'global';
+      const common = {
+        type,
+        password: p.spec.password,
+        restartSeconds: restartSeconds(p.spec.maxRestartTime),
+        keepNextHop: p.spec.keepOriginalNextHop === true,
+        sourceAddress: p.spec.sourceAddress !== 'None',
+        allowLocalAs: p.spec.numAllowedLocalASNumbers,
+      };
+      if (p.spec.peerIP !== undefined) {
+        const pi = parsePeerIP(p.spec.peerIP);
+        if (pi === undefined || pi.ip.includes(':')) {
+          problems.push(`BGPPeer ${p.metadata.name}: peer ${p.spec.peerIP} is IPv6; tortie renders IPv4 sessions only`);
+          continue;
+        }
+        const port = pi.port ?? DEFAULT_BGP_PORT;
+        add({
+          ...common,
+          protocol: protocolName(prefix, pi.ip, port),
+          ip: pi.ip,
+          port,
+          asNumber: p.spec.asNumber ?? eff.asNumber,
+          passive: false,
+          rrClient: false,
+        });
+      } else {
+        for (const n of sortedNodes(state.nodes)) {
+          if (n.metadata.name === state.nodeName || !selects(p.spec.peerSelector, n.metadata.labels)) continue;
+          const ip = nodeIPv4(n);
+          if (ip === undefined) continue;
+          const theirCluster = n.spec.bgp?.routeReflectorClusterID;
+          add({
+            ...common,
+            protocol: protocolName(prefix, ip, eff.listenPort),
+            ip,
+            port: eff.listenPort,
+            asNumber: asOf(n),
+            // Between tortie nodes the same one-side-connects rule as the mesh.
+            passive: passiveTowards(ip, ownIp),
+            rrClient: ownCluster !== undefined && theirCluster !== ownCluster,
+            rrClusterId: ownCluster,
+          });
+        }
+      }
+    }
+  }
+
+  const plan = [...plans.values()].sort((a, b) => a.protocol.localeCompare(b.protocol));
+  const out: string[] = [];
+  const L = (s = ''): void => {
+    out.push(s);
+  };
+  L(`# Generated by tortie for node ${state.nodeName}. Do not edit: tortie-node rewrites it.`);
+  L(`router id ${ownIp};`);
+  L('timeformat protocol iso short;');
+  L(`log stderr ${LOG_CLASSES[eff.logSeverityScreen]};`);
+  L();
+  L(`define TORTIE_AS = ${ownAs};`);
+  const pools = state.pools.filter((p) => !p.spec.cidr.includes(':'));
+  L(`define TORTIE_POOLS = ${prefixSet(pools.map((p) => `${p.spec.cidr}+`))};`);
+  L(`define TORTIE_NO_EXPORT = ${prefixSet(pools.filter((p) => p.spec.disableBGPExport).map((p) => `${p.spec.cidr}+`))};`);
+  L(`define TORTIE_DIRECT = ${prefixSet(pools.filter((p) => (p.spec.ipipMode ?? 'Never') === 'Never').map((p) => `${p.spec.cidr}+`))};`);
+  L(`define TORTIE_CROSS_SUBNET = ${prefixSet(pools.filter((p) => p.spec.ipipMode === 'CrossSubnet').map((p) => `${p.spec.cidr}+`))};`);
+  const subnet = ownSubnet(me.spec.bgp?.ipv4Address);
+  L(`define TORTIE_LOCAL_SUBNET = ${prefixSet([subnet])};`);
+  L();
+  L('protocol device {');
+  L('  scan time 10;');
+  L('}');
+  L();
+  L('# Connected routes: for resolving next hops only (never exported).');
+  L('protocol direct {');
+  L('  ipv4 { import all; export none; };');
+  L('  interface "-cali*", "-tortie*", "*";');
+  L('}');
+  L();
+  L('# This node\'s affine blocks: blackholed in the kernel, advertised to peers.');
+  L('protocol static tortie_blocks {');
+  L('  ipv4;');
+  for (const b of [...state.blocks].sort()) L(`  route ${b} blackhole;`);
+  L('}');
+  L();
+  L('# Addresses this node uses from other nodes\' blocks: advertised as /32, not installed.');
+  L('protocol static tortie_borrowed {');
+  L('  ipv4;');
+  for (const a of [...state.borrowed].sort()) L(`  route ${a.split('/')[0]}/32 blackhole;`);
+  L('}');
+  L();
+  L('# serviceClusterIPs / serviceExternalIPs: advertised, not installed.');
+  L('protocol static tortie_services {');
+  L('  ipv4;');
+  for (const c of [...eff.serviceClusterIPs, ...eff.serviceExternalIPs].filter((c) => !c.includes(':')).sort()) {
+    L(`  route ${c} blackhole;`);
+  }
+  L('}');
+  L();
+  L('filter tortie_kernel_programming {');
+  L('  if proto = "tortie_blocks" then accept;');
+  L('  if source != RTS_BGP then reject;');
+  L('  if net ~ TORTIE_DIRECT then accept;');
+  L('  if net ~ TORTIE_CROSS_SUBNET && gw ~ TORTIE_LOCAL_SUBNET then accept;');
+  L('  # Everything else needs IPIP: tortie-node puts it in the BPF route map.');
+  L('  reject;');
+  L('}');
+  L();
+  L('filter tortie_export_to_bgp_peers {');
+  L('  if net ~ TORTIE_NO_EXPORT then reject;');
+  L('  if proto = "tortie_blocks" || proto = "tortie_borrowed" || proto = "tortie_services" then accept;');
+  // A route reflector passes on what its clients advertise (bird applies the iBGP rules).
+  L(`  if source = RTS_BGP && net ~ TORTIE_POOLS then ${ownCluster !== undefined ? 'accept' : 'reject'};`);
+  L('  reject;');
+  L('}');
+  L();
+  L('protocol kernel {');
+  L('  learn off;');
+  L('  persist;');
+  L('  scan time 10;');
+  L('  merge paths on;');
+  L('  graceful restart;');
+  L('  ipv4 { import none; export filter tortie_kernel_programming; };');
+  L('}');
+  L();
+  L('template bgp tortie_peer {');
+  L('  description "Connection to BGP peer";');
+  L(`  local as TORTIE_AS;`);
+  if (eff.listenPort !== DEFAULT_BGP_PORT) L(`  local port ${eff.listenPort};`);
+  L('  graceful restart on;');
+  L('  connect delay time 2;');
+  L('  connect retry time 5;');
+  L('  error wait time 5, 30;');
+  L('  ipv4 {');
+  L('    import filter { if net ~ TORTIE_POOLS then accept; reject; };');
+  L('    export filter tortie_export_to_bgp_peers;');
+  L('    gateway recursive;');
+  L('  };');
+  L('}');
+
+  const rendered: RenderedPeer[] = [];
+  for (const p of plan) {
+    let secret: string | undefined;
+    if (p.password !== undefined) {
+      const { name, key } = p.password.secretKeyRef;
+      secret = state.secret?.(name, key);
+      if (secret === undefined) {
+        problems.push(`${p.protocol}: password secret ${name}/${key} not found; peer left out`);
+        continue;
+      }
+      if (!BIRD_STRING_OK.test(secret)) {
+        problems.push(`${p.protocol}: password secret ${name}/${key} contains '"', a backslash or a control character, which bird's strings cannot hold; peer left out`);
+        continue;
+      }
+    }
+    L();
+    L(`protocol bgp ${p.protocol} from tortie_peer {`);
+    L(`  neighbor ${p.ip}${p.port === DEFAULT_BGP_PORT ? '' : ` port ${p.port}`} as ${p.asNumber};`);
+    if (p.sourceAddress) L(`  source address ${ownIp};`);
+    if (p.passive) L('  passive on; # the peer connects to us (one side connects, see Calico)');
+    L(`  graceful restart time ${p.restartSeconds};`);
+    if (secret !== undefined) L(`  password ${birdString(secret)};`);
+    if (p.allowLocalAs !== undefined) L(`  allow local as ${p.allowLocalAs};`);
+    if (p.rrClient) {
+      L('  rr client;');
+      L(`  rr cluster id ${p.rrClusterId};`);
+    }
+    if (p.keepNextHop) L('  ipv4 { next hop keep on; };');
+    L('}');
+    rendered.push({ protocol: p.protocol, type: p.type, ip: p.ip, port: p.port, asNumber: p.asNumber, passive: p.passive, rrClient: p.rrClient });
+  }
+  return { config: out.join('\n') + '\n', problems, peers: rendered };
+}
+
+const LOG_CLASSES: Record<BGPLogSeverity, string> = {
+  Debug: 'all',
+  Info: '{ info, remote, warning, error, auth, fatal, bug }',
+  Warning: '{ warning, error, auth, fatal, bug }',
+  Error: '{ error, fatal, bug }',
+  Fatal: '{ fatal, bug }',
+};
+
+function sortedNodes(nodes: readonly Node[]): Node[] {
+  return [...nodes].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+}
+
+/** bird2 refuses an empty prefix set; an unused documentation prefix stands for "none". */
+function prefixSet(items: string[]): string {
+  const list = [...new Set(items)].sort();
+  return `[ ${list.length === 0 ? '0.0.0.0/32' : list.join(', ')} ]`;
+}
+
+function ownSubnet(cidr: string | undefined): string {
+  if (cidr === undefined) return '0.0.0.0/32';
+  const [ip, len] = cidr.split('/');
+  const prefix = Number(len ?? 32);
+  const n = ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  const net = (n & mask) >>> 0;
+  return `${[24, 16, 8, 0].map((s) => (net >>> s) & 255).join('.')}/${prefix}`;
+}
+
+/** bird's string literals have no escapes: no quote, backslash or control character inside. */
+// eslint-disable-next-line no-control-regex
+const BIRD_STRING_OK = /^[^"\\\x00-\x1f\x7f]{1,80}$/;
+
+function birdString(s: string): string {
+  return `"${s}"`;
+}

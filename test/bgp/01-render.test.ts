@@ -1,0 +1,157 @@
+import t, { type Test } from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { renderBird, effectiveBgpConfig, peerTypeOf, type BgpState } from '../../src/bgp/render';
+import { baseState, bgpConfig, node, peer, pool } from './helpers/state';
+
+// Golden files live next to the test sources; TORTIE_UPDATE_GOLDEN=1 rewrites them (review the diff).
+const GOLDEN = path.join(__dirname, '..', '..', '..', 'test', 'bgp', 'golden');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-bird-p-'));
+t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** bird's own parser: `bird -p -c file` exits 0 only for a configuration bird would load. */
+function birdParses(text: string): { ok: boolean; out: string } {
+  const f = path.join(tmp, `c${Math.random().toString(36).slice(2)}.conf`);
+  fs.writeFileSync(f, text);
+  const r = spawnSync('bird', ['-p', '-c', f], { encoding: 'utf8' });
+  return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
+}
+
+function golden(t: Test, name: string, state: BgpState): ReturnType<typeof renderBird> {
+  const r = renderBird(state);
+  const file = path.join(GOLDEN, `${name}.conf`);
+  if (process.env.TORTIE_UPDATE_GOLDEN === '1') fs.writeFileSync(file, r.config);
+  t.equal(r.config, fs.readFileSync(file, 'utf8'), `${name}: matches golden ${path.basename(file)}`);
+  const p = birdParses(r.config);
+  t.ok(p.ok, `${name}: bird -p accepts it ${p.out}`);
+  t.equal(renderBird(state).config, r.config, `${name}: deterministic`);
+  return r;
+}
+
+t.test('mesh: every other node, Calico passive rule, blocks and borrowed /32', async (t) => {
+  const r = golden(t, 'mesh', baseState());
+  t.same(r.problems, []);
+  t.same(r.peers.map((p) => [p.protocol, p.type, p.passive]), [
+    ['Mesh_198_18_1_12', 'node-to-node mesh', true], // "198.18.1.12" > "198.18.1.11": node-2 connects
+    ['Mesh_198_18_1_3', 'node-to-node mesh', true], // string order, as Calico's template: "…1.3" > "…1.11"
+  ]);
+  // The other side of each pair is active: exactly one side connects.
+  for (const other of ['node-2', 'node-3']) {
+    const o = renderBird(baseState({ nodeName: other })).peers.find((p) => p.ip === '198.18.1.11');
+    t.equal(o?.passive, false, `${other} connects to node-1`);
+  }
+  t.match(r.config, /route 192\.168\.1\.0\/26 blackhole;\n  route 192\.168\.1\.64\/26 blackhole;/);
+  t.match(r.config, /protocol static tortie_borrowed \{\n  ipv4;\n  route 192\.168\.7\.5\/32 blackhole;/);
+  t.match(r.config, /timeformat protocol iso short;/);
+});
+
+t.test('mesh off, route reflectors selected by labels', async (t) => {
+  const nodes = [
+    node('node-1', { ipv4Address: '198.18.1.11/24' }),
+    node('node-2', { ipv4Address: '198.18.1.12/24' }),
+    node('rr-1', { ipv4Address: '198.18.1.21/24', routeReflectorClusterID: '224.0.0.1' }, { 'route-reflector': 'true' }),
+    node('rr-2', { ipv4Address: '198.18.1.22/24', routeReflectorClusterID: '224.0.0.1' }, { 'route-reflector': 'true' }),
+  ];
+  const base = {
+    nodes,
+    bgpConfigurations: [bgpConfig('default', { nodeToNodeMeshEnabled: false })],
+    bgpPeers: [peer('to-rrs', { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" })],
+  };
+  const client = golden(t, 'rr-client', baseState(base));
+  t.same(client.peers.map((p) => [p.protocol, p.type, p.rrClient]), [
+    ['Node_198_18_1_21', 'node specific', false],
+    ['Node_198_18_1_22', 'node specific', false],
+  ]);
+  const rr = golden(t, 'rr-reflector', baseState({ ...base, nodeName: 'rr-1', blocks: [], borrowed: [] }));
+  // The RR peers with the other RR (same cluster: not a client) only: clients peer with it via
+  // the same BGPPeer seen from their side; add the reverse peering for the RR.
+  t.same(rr.peers.map((p) => [p.protocol, p.rrClient]), [['Node_198_18_1_22', false]]);
+  const both = golden(t, 'rr-reflector-clients', baseState({
+    ...base, nodeName: 'rr-1', blocks: [], borrowed: [],
+    bgpPeers: [...base.bgpPeers, peer('rrs-to-clients', { nodeSelector: "route-reflector == 'true'", peerSelector: '!has(route-reflector)' })],
+  }));
+  t.same(both.peers.map((p) => [p.protocol, p.rrClient]), [
+    ['Node_198_18_1_11', true], ['Node_198_18_1_12', true], ['Node_198_18_1_22', false],
+  ]);
+  t.match(both.config, /rr client;\n  rr cluster id 224\.0\.0\.1;/);
+  t.match(both.config, /if source = RTS_BGP && net ~ TORTIE_POOLS then accept;/, 'a reflector passes learned routes on');
+  t.match(client.config, /if source = RTS_BGP && net ~ TORTIE_POOLS then reject;/, 'a client does not');
+});
+
+t.test('ToR peers: global and node-specific, ports, AS, next hop, source address', async (t) => {
+  const r = golden(t, 'tor', baseState({
+    bgpConfigurations: [bgpConfig('default', { asNumber: 64600, nodeToNodeMeshEnabled: false, serviceClusterIPs: [{ cidr: '10.96.0.0/12' }] })],
+    bgpPeers: [
+      peer('tor', { peerIP: '198.18.1.1', asNumber: 65001 }),
+      peer('rack', { node: 'node-1', peerIP: '198.18.1.2:1179', asNumber: 65002, keepOriginalNextHop: true, sourceAddress: 'None', numAllowedLocalASNumbers: 1 }),
+      peer('other-rack', { node: 'node-2', peerIP: '198.18.2.2', asNumber: 65003 }),
+      peer('zone', { nodeSelector: "zone == 'b'", peerIP: '198.18.2.3', asNumber: 65003 }),
+    ],
+    pools: [pool('pods', { cidr: '192.168.0.0/16', ipipMode: 'CrossSubnet' }), pool('quiet', { cidr: '10.200.0.0/16', disableBGPExport: true })],
+  }));
+  t.same(r.peers.map((p) => [p.protocol, p.type, p.asNumber, p.port]), [
+    ['Global_198_18_1_1', 'global', 65001, 179],
+    ['Node_198_18_1_2_port_1179', 'node specific', 65002, 1179],
+  ]);
+  t.match(r.config, /protocol bgp Node_198_18_1_2_port_1179 from tortie_peer \{\n  neighbor 198\.18\.1\.2 port 1179 as 65002;\n  graceful restart time 120;\n  allow local as 1;\n  ipv4 \{ next hop keep on; \};/);
+  t.match(r.config, /define TORTIE_AS = 64600;/);
+  t.match(r.config, /route 10\.96\.0\.0\/12 blackhole;/);
+  t.match(r.config, /define TORTIE_NO_EXPORT = \[ 10\.200\.0\.0\/16\+ \];/);
+  t.match(r.config, /define TORTIE_CROSS_SUBNET = \[ 192\.168\.0\.0\/16\+ \];\ndefine TORTIE_LOCAL_SUBNET = \[ 198\.18\.1\.0\/24 \];/);
+});
+
+t.test('passwords from secrets; a missing or unusable secret leaves the peer out, named', async (t) => {
+  const secrets: Record<string, string> = { 'bgp/tor': 's3cret-Tor!', 'bgp/mesh': 'mesh-pw', 'bgp/bad': 'a"b' };
+  const state = baseState({
+    bgpConfigurations: [bgpConfig('default', { nodeMeshPassword: { secretKeyRef: { name: 'bgp', key: 'mesh' } } })],
+    bgpPeers: [
+      peer('tor', { peerIP: '198.18.1.1', asNumber: 65001, password: { secretKeyRef: { name: 'bgp', key: 'tor' } } }),
+      peer('gone', { peerIP: '198.18.1.5', asNumber: 65001, password: { secretKeyRef: { name: 'bgp', key: 'nope' } } }),
+      peer('bad', { peerIP: '198.18.1.6', asNumber: 65001, password: { secretKeyRef: { name: 'bgp', key: 'bad' } } }),
+    ],
+    secret: (n, k) => secrets[`${n}/${k}`],
+  });
+  const r = golden(t, 'passwords', state);
+  t.same(r.problems, [
+    'Global_198_18_1_5: password secret bgp/nope not found; peer left out',
+    'Global_198_18_1_6: password secret bgp/bad contains \'"\', a backslash or a control character, which bird\'s strings cannot hold; peer left out',
+  ]);
+  t.match(r.config, /neighbor 198\.18\.1\.1 as 65001;[^}]*password "s3cret-Tor!";/);
+  t.equal((r.config.match(/password "mesh-pw";/g) ?? []).length, 2, 'both mesh peers');
+});
+
+t.test('restart times: mesh from BGPConfiguration, peers from maxRestartTime, default 120 s', async (t) => {
+  const r = golden(t, 'restart-times', baseState({
+    bgpConfigurations: [bgpConfig('default', { nodeMeshMaxRestartTime: '2m30s' }), bgpConfig('node.node-1', { listenPort: 1790, logSeverityScreen: 'Debug' })],
+    bgpPeers: [peer('tor', { peerIP: '198.18.1.1', asNumber: 65001, maxRestartTime: '1h' }), peer('tor2', { peerIP: '198.18.1.2', asNumber: 65001 })],
+  }));
+  t.same(r.peers.map((p) => p.protocol), ['Global_198_18_1_1', 'Global_198_18_1_2', 'Mesh_198_18_1_12_port_1790', 'Mesh_198_18_1_3_port_1790']);
+  t.match(r.config, /neighbor 198\.18\.1\.1 as 65001;[^}]*graceful restart time 3600;/);
+  t.match(r.config, /neighbor 198\.18\.1\.2 as 65001;[^}]*graceful restart time 120;/);
+  t.match(r.config, /neighbor 198\.18\.1\.12 port 1790 as 64512;[^}]*graceful restart time 150;/);
+  t.match(r.config, /local port 1790;/);
+  t.match(r.config, /log stderr all;/);
+});
+
+t.test('effective config and edge cases', async (t) => {
+  t.same(effectiveBgpConfig([], 'n'), {
+    asNumber: 64512, nodeToNodeMeshEnabled: true, listenPort: 179, logSeverityScreen: 'Info', nodeMeshPassword: undefined,
+    nodeMeshMaxRestartSeconds: 120, serviceClusterIPs: [], serviceExternalIPs: [],
+  });
+  const none = renderBird(baseState({ nodeName: 'node-9' }));
+  t.same(none, { config: '', problems: ['node node-9 has no spec.bgp.ipv4Address: BGP is not configured on it'], peers: [] });
+  const v6 = renderBird(baseState({ bgpPeers: [peer('v6', { peerIP: 'fd00::1', asNumber: 1 })] }));
+  t.same(v6.problems, ['BGPPeer v6: peer fd00::1 is IPv6; tortie renders IPv4 sessions only']);
+  const empty = renderBird(baseState({ blocks: [], borrowed: [], pools: [] }));
+  t.ok(birdParses(empty.config).ok, 'no blocks, no pools: still a valid config');
+  // A peer at a node's own address (a BGPPeer pointing at this node) is skipped.
+  const self = renderBird(baseState({ bgpPeers: [peer('me', { peerIP: '198.18.1.11', asNumber: 64512 })] }));
+  t.notOk(self.peers.some((p) => p.ip === '198.18.1.11'));
+  t.equal(peerTypeOf('Mesh_1_2_3_4'), 'node-to-node mesh');
+  t.equal(peerTypeOf('Global_1_2_3_4'), 'global');
+  t.equal(peerTypeOf('Node_1_2_3_4_port_1179'), 'node specific');
+  t.equal(peerTypeOf('kernel1'), undefined);
+  t.notOk(birdParses('protocol bgp { neighbor as; }').ok, 'bird -p rejects a broken config (the check can fail)');
+});
