@@ -25,11 +25,13 @@
  *   the kernel and to peers), `tortie_borrowed` (a /32 per address this node uses from another
  *   node's block: advertised only), `tortie_services` (serviceClusterIPs/serviceExternalIPs:
  *   advertised only).
- * - The kernel protocol installs BGP-learned routes inside the pools that need no IPIP (pool
- *   ipipMode Never, or CrossSubnet with a next hop in this node's subnet) and the own-block
- *   blackholes; routes needing IPIP are left to tortie's BPF route map (the kernel here has
- *   no ipip module). `persist` keeps them when bird stops, graceful restart lets peers keep
- *   ours while it restarts. Routes bird installs carry `proto bird` (kernel protocol 12).
+ * - Two kernel protocols: `tortie_kernel_blocks` installs the own-block blackholes in the main
+ *   table; `tortie_kernel_learned` writes every route learned from a peer inside a pool to a
+ *   private table (DEFAULT_LEARNED_TABLE, looked up by no rule). tortie-node reads that table
+ *   and programs the routes itself (kernel routes with its own protocol number and BPF
+ *   route-map entries; IPIP or direct by the pool's mode — the kernel here has no ipip module,
+ *   so bird must not install routes that need it). `persist` keeps bird's routes when it
+ *   stops; graceful restart lets peers keep ours while it restarts.
  */
 import {
   DEFAULT_AS_NUMBER,
@@ -57,9 +59,14 @@ export interface BgpState {
   blocks: readonly string[];
   /** Addresses this node's workloads use from blocks affine to other nodes. */
   borrowed: readonly string[];
+  /** Kernel table bird writes learned routes to (default DEFAULT_LEARNED_TABLE). */
+  learnedTable?: number;
   /** Resolves a password secret; undefined when it does not exist. */
   secret?: (name: string, key: string) => string | undefined;
 }
+
+/** The kernel table bird installs learned routes in; no ip rule looks it up. */
+export const DEFAULT_LEARNED_TABLE = 122;
 
 export interface EffectiveBgpConfig {
   asNumber: number;
@@ -163,6 +170,7 @@ export function renderBird(state: BgpState): RenderResult {
     return { config: '', problems, peers: [] };
   }
   const ownAs = me.spec.bgp?.asNumber ?? eff.asNumber;
+  const learnedTable = state.learnedTable ?? DEFAULT_LEARNED_TABLE;
   const ownCluster = me.spec.bgp?.routeReflectorClusterID;
   const asOf = (n: Node): number => n.spec.bgp?.asNumber ?? eff.asNumber;
 
@@ -265,10 +273,6 @@ export function renderBird(state: BgpState): RenderResult {
   const pools = state.pools.filter((p) => !p.spec.cidr.includes(':'));
   L(`define TORTIE_POOLS = ${prefixSet(pools.map((p) => `${p.spec.cidr}+`))};`);
   L(`define TORTIE_NO_EXPORT = ${prefixSet(pools.filter((p) => p.spec.disableBGPExport).map((p) => `${p.spec.cidr}+`))};`);
-  L(`define TORTIE_DIRECT = ${prefixSet(pools.filter((p) => (p.spec.ipipMode ?? 'Never') === 'Never').map((p) => `${p.spec.cidr}+`))};`);
-  L(`define TORTIE_CROSS_SUBNET = ${prefixSet(pools.filter((p) => p.spec.ipipMode === 'CrossSubnet').map((p) => `${p.spec.cidr}+`))};`);
-  const subnet = ownSubnet(me.spec.bgp?.ipv4Address);
-  L(`define TORTIE_LOCAL_SUBNET = ${prefixSet([subnet])};`);
   L();
   L('protocol device {');
   L('  scan time 10;');
@@ -300,15 +304,6 @@ export function renderBird(state: BgpState): RenderResult {
   }
   L('}');
   L();
-  L('filter tortie_kernel_programming {');
-  L('  if proto = "tortie_blocks" then accept;');
-  L('  if source != RTS_BGP then reject;');
-  L('  if net ~ TORTIE_DIRECT then accept;');
-  L('  if net ~ TORTIE_CROSS_SUBNET && gw ~ TORTIE_LOCAL_SUBNET then accept;');
-  L('  # Everything else needs IPIP: tortie-node puts it in the BPF route map.');
-  L('  reject;');
-  L('}');
-  L();
   L('filter tortie_export_to_bgp_peers {');
   L('  if net ~ TORTIE_NO_EXPORT then reject;');
   L('  if proto = "tortie_blocks" || proto = "tortie_borrowed" || proto = "tortie_services" then accept;');
@@ -317,13 +312,31 @@ export function renderBird(state: BgpState): RenderResult {
   L('  reject;');
   L('}');
   L();
-  L('protocol kernel {');
+  L('# Own blocks as blackholes in the main table (workload /32s are more specific).');
+  L('protocol kernel tortie_kernel_blocks {');
   L('  learn off;');
   L('  persist;');
   L('  scan time 10;');
-  L('  merge paths on;');
   L('  graceful restart;');
-  L('  ipv4 { import none; export filter tortie_kernel_programming; };');
+  L('  ipv4 { import none; export filter { if proto = "tortie_blocks" then accept; reject; }; };');
+  L('}');
+  L();
+  L(`# Routes learned from peers, in table ${learnedTable} (no rule looks it up): tortie-node reads it and`);
+  L('# programs kernel routes and BPF route-map entries, with IPIP where the pool says so.');
+  L('ipv4 table tortie_learned4;');
+  L('protocol pipe tortie_pipe_learned {');
+  L('  table master4;');
+  L('  peer table tortie_learned4;');
+  L('  import none;');
+  L('  export filter { if source = RTS_BGP && net ~ TORTIE_POOLS then accept; reject; };');
+  L('}');
+  L('protocol kernel tortie_kernel_learned {');
+  L(`  kernel table ${learnedTable};`);
+  L('  learn off;');
+  L('  persist;');
+  L('  scan time 10;');
+  L('  graceful restart;');
+  L('  ipv4 { table tortie_learned4; import none; export all; };');
   L('}');
   L();
   L('template bgp tortie_peer {');
@@ -391,16 +404,6 @@ function sortedNodes(nodes: readonly Node[]): Node[] {
 function prefixSet(items: string[]): string {
   const list = [...new Set(items)].sort();
   return `[ ${list.length === 0 ? '0.0.0.0/32' : list.join(', ')} ]`;
-}
-
-function ownSubnet(cidr: string | undefined): string {
-  if (cidr === undefined) return '0.0.0.0/32';
-  const [ip, len] = cidr.split('/');
-  const prefix = Number(len ?? 32);
-  const n = ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  const net = (n & mask) >>> 0;
-  return `${[24, 16, 8, 0].map((s) => (net >>> s) & 255).join('.')}/${prefix}`;
 }
 
 /** bird's string literals have no escapes: no quote, backslash or control character inside. */

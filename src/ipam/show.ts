@@ -118,11 +118,12 @@ function pct(n: number, total: number): string {
 type Align = 'left' | 'right';
 
 /** A calicoctl-style table (the tablewriter look calicoctl prints). */
-export function renderTable(headers: string[], rows: string[][], align: Align[]): string {
+export function renderTable(headers: string[], rows: string[][], align: Align[], headingGap: 'ceil' | 'floor' = 'ceil'): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+';
+  // Go's tablewriter puts floor(gap / 2) spaces left of a heading (`node status` follows it).
   const centre = (s: string, w: number): string => {
-    const left = Math.ceil((w - s.length) / 2);
+    const left = (headingGap === 'floor' ? Math.floor : Math.ceil)((w - s.length) / 2);
     return ' '.repeat(left) + s + ' '.repeat(w - s.length - left);
   };
   const cell = (s: string, w: number, a: Align): string => (a === 'right' ? s.padStart(w) : s.padEnd(w));

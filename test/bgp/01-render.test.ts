@@ -99,7 +99,7 @@ t.test('ToR peers: global and node-specific, ports, AS, next hop, source address
   t.match(r.config, /define TORTIE_AS = 64600;/);
   t.match(r.config, /route 10\.96\.0\.0\/12 blackhole;/);
   t.match(r.config, /define TORTIE_NO_EXPORT = \[ 10\.200\.0\.0\/16\+ \];/);
-  t.match(r.config, /define TORTIE_CROSS_SUBNET = \[ 192\.168\.0\.0\/16\+ \];\ndefine TORTIE_LOCAL_SUBNET = \[ 198\.18\.1\.0\/24 \];/);
+  t.match(r.config, /kernel table 122;\n  learn off;\n  persist;/);
 });
 
 t.test('passwords from secrets; a missing or unusable secret leaves the peer out, named', async (t) => {
