@@ -47,8 +47,8 @@ t.test('node-to-node mesh with real bird2 sessions', async (t) => {
   await t.test('node status from bird2 show protocols', async (t) => {
     const text = renderBgpStatus(await c.protocols(n2));
     t.match(text, /^IPv4 BGP status\n\+-+\+-+\+-+\+-+\+-+\+\n\| PEER ADDRESS \|     PEER TYPE     \| STATE \|  SINCE   \|    INFO     \|\n/);
-    t.match(text, /\| 198\.18\.1\.11 \| node-to-node mesh \| up    \| \d\d:\d\d:\d\d \| Established \|/);
-    t.match(text, /\| 198\.18\.1\.13 \| node-to-node mesh \| up    \| \d\d:\d\d:\d\d \| Established \|/);
+    t.match(text, /\| 198\.18\.1\.11  \| node-to-node mesh \| up    \| \d\d:\d\d:\d\d \| Established \|/);
+    t.match(text, /\| 198\.18\.1\.13  \| node-to-node mesh \| up    \| \d\d:\d\d:\d\d \| Established \|/);
     t.match(text, /IPv6 BGP status\nNo IPv6 peers found\.\n/);
   });
 
