@@ -12,6 +12,9 @@
  *                                                      └─> tc ingress/egress on the uplink (tortie_uplink)
  *
  * Contract:
+ * - Remote routes are the compiler's remote workload /32s (routeSource `datastore`, the default)
+ *   or, with routeSource `bgp`, the blocks bird learned (setLearnedRoutes, from src/bgp); both
+ *   are planned the same way below.
  * - Per remote workload route: the node's address comes from its Node resource
  *   (`bgp.ipv4Address`, with its subnet). Same subnet as this node (decided by this node's prefix)
  *   → next hop is the node itself; otherwise the underlay next hop towards it (`ip route get`).
@@ -64,6 +67,12 @@ export interface RouteManagerOptions {
   netns?: { name: string; path: string };
   /** Kernel route protocol number marking tortie's routes (default 122). */
   routeProtocol?: number;
+  /**
+   * Where the remote routes come from: `datastore` (default) — one per remote workload address,
+   * from the compiler; `bgp` — what bird learned from its peers (per block), given with
+   * setLearnedRoutes(); the compiler's workload routes are then ignored.
+   */
+  routeSource?: 'datastore' | 'bgp';
   nat?: NatOptions;
   objectDir?: string;
   log?: Logger;
@@ -214,8 +223,10 @@ export class RouteManager {
   setState(nodeName: string, routing: RoutingState): void {
     this.nodeName = nodeName;
     this.routing = { ...routing, workloadRoutes: [] };
-    this.workloadRoutes.clear();
-    for (const r of routing.workloadRoutes) this.workloadRoutes.set(r.cidr, r.node);
+    if (this.o.routeSource !== 'bgp') {
+      this.workloadRoutes.clear();
+      for (const r of routing.workloadRoutes) this.workloadRoutes.set(r.cidr, r.node);
+    }
     this.needKernelRead = true;
     this.dirty = true;
   }
@@ -224,10 +235,22 @@ export class RouteManager {
   applyDelta(d: CalcDelta): boolean {
     let changed = false;
     if (d.routingChanged && d.routing) { this.routing = { ...d.routing, workloadRoutes: [] }; changed = true; }
+    if (this.o.routeSource === 'bgp') {
+      if (changed) this.dirty = true;
+      return changed;
+    }
     for (const cidr of d.workloadRoutesRemoved) changed = this.workloadRoutes.delete(cidr) || changed;
     for (const r of d.workloadRoutesUpserted) { this.workloadRoutes.set(r.cidr, r.node); changed = true; }
     if (changed) this.dirty = true;
     return changed;
+  }
+
+  /** routeSource 'bgp': the learned routes (cidr → node name), replacing the previous set. */
+  setLearnedRoutes(routes: ReadonlyMap<string, string>): void {
+    if (this.o.routeSource !== 'bgp') throw new RouteError('ERR_ROUTES_BAD_OPTION', 'learned routes need routeSource "bgp"');
+    this.workloadRoutes.clear();
+    for (const [cidr, node] of routes) this.workloadRoutes.set(cidr, node);
+    this.dirty = true;
   }
 
   /**

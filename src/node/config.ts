@@ -53,6 +53,15 @@ export interface NodeConfig {
    * `<run dir>/cni.sock`, the run dir being TORTIE_RUN_DIR or /run/tortie.
    */
   cniSocket: string;
+  /** Run bird2 for BGP (CALICO_NETWORKING_BACKEND=bird or --bgp); see src/bgp. */
+  bgp: boolean;
+  /**
+   * Where remote routes come from: `datastore` (one per remote workload, from the datastore) or
+   * `bgp` (the blocks bird learned from its peers). Default: bgp when bird runs, else datastore.
+   */
+  routeSource: 'datastore' | 'bgp';
+  /** Password secrets for BGP peers: `<dir>/<secret name>/<key>` (as Kubernetes mounts a Secret). */
+  bgpSecretsDir: string;
 }
 
 export class ConfigError extends Error {
@@ -144,6 +153,9 @@ export interface RawNodeOptions {
   ctMaxEntries?: string;
   ctQuota?: string;
   cniSocket?: string;
+  bgp?: boolean | string;
+  routeSource?: string;
+  bgpSecretsDir?: string;
 }
 
 export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = process.env): NodeConfig {
@@ -177,6 +189,20 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [ctMax, ctMaxSrc] = pick('ct-max-entries', opts.ctMaxEntries, 'TORTIE_CT_MAX_ENTRIES');
   const [ctQuota, ctQuotaSrc] = pick('ct-quota', opts.ctQuota, 'TORTIE_CT_QUOTA');
   const [cniSock, cniSockSrc] = pick('cni-socket', opts.cniSocket, 'TORTIE_CNI_SOCKET');
+  const [routeSourceRaw, routeSourceSrc] = pick('route-source', opts.routeSource, 'TORTIE_ROUTE_SOURCE');
+  const [secretsDir] = pick('bgp-secrets-dir', opts.bgpSecretsDir, 'TORTIE_BGP_SECRETS_DIR');
+  const backend = env.CALICO_NETWORKING_BACKEND;
+  if (backend !== undefined && !['bird', 'none', ''].includes(backend)) {
+    throw new ConfigError(`CALICO_NETWORKING_BACKEND: "${backend}" is not implemented by tortie (expected bird or none)`);
+  }
+  const bgp = opts.bgp !== undefined ? opts.bgp === true || opts.bgp === 'true' : backend === 'bird';
+  const routeSource = (routeSourceRaw ?? (bgp ? 'bgp' : 'datastore')).trim();
+  if (routeSource !== 'bgp' && routeSource !== 'datastore') {
+    throw new ConfigError(`${routeSourceSrc}: "${routeSourceRaw}" is not a route source (expected datastore or bgp)`);
+  }
+  if (routeSource === 'bgp' && !bgp) {
+    throw new ConfigError(`${routeSourceSrc}: route source "bgp" needs bird (--bgp or CALICO_NETWORKING_BACKEND=bird)`);
+  }
   const policyOnlyRaw = opts.policyOnly !== undefined ? String(opts.policyOnly) : (env.TORTIE_POLICY_ONLY ?? env.CALICO_NETWORKING_BACKEND);
 
   // As tortiectl and the CNI plugin: etcd endpoints without a type mean etcdv3.
@@ -225,6 +251,8 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   if (!cniOff && (!cniSocket.startsWith('/') || Buffer.byteLength(cniSocket) > 107)) {
     throw new ConfigError(`${cniSockSrc}: "${cniSock ?? cniSocket}" must be an absolute path of at most 107 bytes (a unix socket), or "none"`);
   }
+  const policyOnly = policyOnlyRaw === 'true' || policyOnlyRaw === 'none' || policyOnlyRaw === '1';
+  if (policyOnly && bgp) throw new ConfigError('--policy-only and --bgp (CALICO_NETWORKING_BACKEND=bird) exclude each other');
 
   return {
     nodeName: name,
@@ -239,12 +267,15 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     healthPort: parsePort(hport ?? '9099', hportSrc),
     healthHost: hhost ?? '127.0.0.1',
     interfacePrefix: ifPrefix,
-    policyOnly: policyOnlyRaw === 'true' || policyOnlyRaw === 'none' || policyOnlyRaw === '1',
+    policyOnly,
     uplink: uplink ?? '',
     maxBatch,
     heapGrowingPercent,
     nat: { portMin, portMax, quota, maxEntries },
     ct: { maxEntries: ctMax === undefined ? undefined : Number(ctMax), quota: ctQuota === undefined ? undefined : Number(ctQuota) },
     cniSocket,
+    bgp,
+    routeSource,
+    bgpSecretsDir: secretsDir ?? '/etc/tortie/bgp-secrets',
   };
 }

@@ -18,6 +18,10 @@ import { Agent, type Dataplane } from './agent';
 import type { NodeConfig } from './config';
 import { ConfigError } from './config';
 import { NodeMetrics } from './metrics';
+import { join } from 'node:path';
+import { BirdDaemon } from '../bgp/bird';
+import { BgpDriver } from '../bgp/driver';
+import { LearnedRoutes } from '../bgp/learned';
 import { detectNodeAddress, readInterfaces, AutodetectError, type DetectedAddress } from '../net/autodetect';
 
 export function datastoreConfig(c: NodeConfig): DatastoreConfig {
@@ -78,6 +82,8 @@ export async function registerNode(client: ResourceClient, name: string, ipv4: s
 
 export interface RunningAgent {
   agent: Agent;
+  bgp?: BgpDriver;
+  learned?: LearnedRoutes;
   datastore: Datastore;
   dataplane: BpfDataplane;
   metrics: NodeMetrics;
@@ -111,6 +117,7 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
     await registerNode(client, c.nodeName, detected?.address, log);
     const graph = new CalcGraph({ nodeName: c.nodeName, logger: log.child({ component: 'calc' }) });
     const dataplane = await BpfDataplane.open({
+      ...(c.bgp ? { routing: { routeSource: c.routeSource } } : {}),
       pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,
       routing: { nat: c.nat }, ctMaxEntries: c.ct.maxEntries, ctQuota: c.ct.quota,
       onFlow: (flow) => log.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
@@ -120,11 +127,46 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
       health: c.healthPort ? { host: c.healthHost, port: c.healthPort } : undefined,
     });
     await agent.start();
-    return { agent, datastore, dataplane, metrics, stop: () => agent.stop() };
+    const { bgp, learned } = c.bgp ? await startBgp(c, datastore, dataplane, log) : {};
+    const stop = async (): Promise<void> => {
+      learned?.stop();
+      // bird shuts down for a graceful restart: peers keep this node's routes, the kernel keeps
+      // bird's, and the next agent's bird (-R) picks the sessions up again.
+      await bgp?.stop('graceful');
+      await agent.stop();
+    };
+    return { agent, bgp, learned, datastore, dataplane, metrics, stop };
   } catch (e) {
     await datastore.close().catch(() => undefined);
     throw e;
   }
+}
+
+/** The directory of this node's bird (socket, pid, configuration): `<run dir>/<node>.bird`. */
+export function birdDir(runDir: string, nodeName: string): string {
+  return join(runDir, `${nodeName}.bird`);
+}
+
+/** bird2 driven from the datastore; with routeSource bgp, its learned routes feed the route manager. */
+async function startBgp(c: NodeConfig, datastore: Datastore, dataplane: BpfDataplane, log: Logger): Promise<{ bgp: BgpDriver; learned?: LearnedRoutes }> {
+  const bird = new BirdDaemon({ dir: birdDir(process.env.TORTIE_RUN_DIR || '/run/tortie', c.nodeName), log });
+  let learned: LearnedRoutes | undefined;
+  const bgp = new BgpDriver({ nodeName: c.nodeName, datastore, bird, log, secretsDir: c.bgpSecretsDir, onRender: () => learned?.kick() });
+  await bgp.start();
+  const routes = dataplane.routing;
+  if (c.routeSource === 'bgp' && routes) {
+    learned = new LearnedRoutes({
+      nodeOfAddress: (ip) => bgp.nodeOfAddress(ip),
+      onRoutes: (m) => {
+        routes.setLearnedRoutes(m);
+        routes.apply().catch(() => undefined); // logged and retried by the route manager
+        log.debug({ routes: m.size }, 'learned routes');
+      },
+      log,
+    });
+    await learned.start();
+  }
+  return { bgp, learned };
 }
 
 /**

@@ -1,0 +1,200 @@
+/**
+ * BgpDriver: keeps this node's bird2 configured from the datastore (Calico's confd, in small).
+ *
+ *   datastore ─Syncer(/tortie/v3/: Node, BGPConfiguration, BGPPeer, IPPool)─┐
+ *             ─Syncer(IPAM blocks)───────────────────────────────────────────┼─> renderBird ─> BirdDaemon.apply
+ *   secrets dir (<dir>/<secret name>/<key>, as Kubernetes mounts a Secret) ──┘   (only when the text changed)
+ *
+ * Contract:
+ * - Nothing is rendered before both syncers are in sync; then every change re-renders after
+ *   `debounceMs` (bursts coalesce) and bird is reconfigured only if the text changed.
+ * - Invalid resources are treated as absent (logged), like the agent does.
+ * - This node's blocks are the blocks whose affinity is `host:<node>`; its borrowed addresses
+ *   are allocations in other nodes' blocks whose attributes name this node (`secondary.node`).
+ * - Render problems (missing secret, …) are logged once per distinct text; an apply bird rejects
+ *   is logged and retried on the next change or after `retryMs`.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Syncer, RESOURCE_ROOT, parseResourceKey, type Datastore, type SyncUpdate } from '../datastore';
+import { kindOfPlural, resourceFromKv } from '../client/resources';
+import { blockPrefix } from '../ipam';
+import { checkResource, type BGPConfiguration, type BGPPeer, type IPPool, type Node } from '../model';
+import type { BlockRecord } from '../ipam';
+import type { Logger } from '../util/log';
+import { renderBird, type BgpState } from './render';
+import type { BirdDaemon } from './bird';
+import { intToIpv4, parseV4Net } from '../ipam/block';
+
+export interface BgpDriverOptions {
+  nodeName: string;
+  datastore: Datastore;
+  bird: BirdDaemon;
+  log: Logger;
+  /** Directory of password secrets: `<dir>/<name>/<key>` holds the password. */
+  secretsDir?: string;
+  learnedTable?: number;
+  debounceMs?: number;
+  retryMs?: number;
+  /** Called after each render (the node list may have changed: LearnedRoutes re-maps next hops). */
+  onRender?: () => void;
+}
+
+export class BgpDriver {
+  private readonly nodes = new Map<string, Node>();
+  private readonly configs = new Map<string, BGPConfiguration>();
+  private readonly peers = new Map<string, BGPPeer>();
+  private readonly pools = new Map<string, IPPool>();
+  private readonly blocks = new Map<string, BlockRecord>();
+  private readonly syncers: Syncer[] = [];
+  private inSync = 0;
+  private timer?: NodeJS.Timeout;
+  private applying: Promise<void> = Promise.resolve();
+  private lastText?: string;
+  private lastProblems = '';
+  private stopped = false;
+  private readonly log: Logger;
+  /** Renders that reached bird (for tests and metrics). */
+  applied = 0;
+
+  constructor(private readonly o: BgpDriverOptions) {
+    this.log = o.log.child({ component: 'bgp' });
+  }
+
+  async start(): Promise<void> {
+    const mk = (prefix: string, on: (u: SyncUpdate) => void): Syncer =>
+      new Syncer(this.o.datastore, prefix, {
+        onUpdate: (u) => {
+          on(u);
+          this.schedule();
+        },
+        onInSync: () => {
+          this.inSync++;
+          this.schedule();
+        },
+      }, { logger: this.log });
+    this.syncers.push(mk(RESOURCE_ROOT, (u) => this.onResource(u)), mk(blockPrefix(), (u) => this.onBlock(u)));
+    await Promise.all(this.syncers.map((s) => s.start()));
+  }
+
+  private onResource(u: SyncUpdate): void {
+    const parsed = parseResourceKey(u.key);
+    const kind = parsed && kindOfPlural(parsed.plural);
+    if (!parsed || !kind) return;
+    const maps: Partial<Record<string, Map<string, unknown>>> = {
+      Node: this.nodes, BGPConfiguration: this.configs, BGPPeer: this.peers, IPPool: this.pools,
+    };
+    const m = maps[kind];
+    if (m === undefined) return;
+    if (u.type === 'delete') {
+      m.delete(parsed.name);
+      return;
+    }
+    const checked = checkResource(resourceFromKv(u.kv));
+    if (checked.problems !== undefined) {
+      this.log.error({ key: u.key, problems: checked.problems }, 'invalid resource in the datastore; treating it as absent');
+      m.delete(parsed.name);
+    } else {
+      m.set(parsed.name, checked.resource);
+    }
+  }
+
+  private onBlock(u: SyncUpdate): void {
+    if (u.type === 'delete') this.blocks.delete(u.key);
+    else this.blocks.set(u.key, u.kv.value as unknown as BlockRecord);
+  }
+
+  /** The node whose BGP address is `ip` (no prefix), if any. */
+  nodeOfAddress(ip: string): string | undefined {
+    for (const n of this.nodes.values()) if (n.spec.bgp?.ipv4Address?.split('/')[0] === ip) return n.metadata.name;
+    return undefined;
+  }
+
+  /** The renderer's input as of now. */
+  state(): BgpState {
+    const me = `host:${this.o.nodeName}`;
+    const blocks: string[] = [];
+    const borrowed: string[] = [];
+    for (const b of this.blocks.values()) {
+      if (b.affinity === me) {
+        blocks.push(b.cidr);
+        continue;
+      }
+      let net: ReturnType<typeof parseV4Net>;
+      try {
+        net = parseV4Net(b.cidr);
+      } catch {
+        continue;
+      }
+      b.allocations.forEach((a, ordinal) => {
+        if (a !== null && b.attributes[a]?.secondary?.node === this.o.nodeName) borrowed.push(intToIpv4(net.base + ordinal));
+      });
+    }
+    return {
+      nodeName: this.o.nodeName,
+      nodes: [...this.nodes.values()],
+      bgpConfigurations: [...this.configs.values()],
+      bgpPeers: [...this.peers.values()],
+      pools: [...this.pools.values()],
+      blocks,
+      borrowed,
+      learnedTable: this.o.learnedTable,
+      secret: (name, key) => this.secret(name, key),
+    };
+  }
+
+  private secret(name: string, key: string): string | undefined {
+    if (this.o.secretsDir === undefined) return undefined;
+    try {
+      return readFileSync(join(this.o.secretsDir, name, key), 'utf8').replace(/\r?\n$/, '');
+    } catch {
+      return undefined;
+    }
+  }
+
+  private schedule(delay = this.o.debounceMs ?? 10): void {
+    if (this.stopped || this.inSync < this.syncers.length || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.applying = this.applying.then(() => this.render());
+    }, delay);
+  }
+
+  private async render(): Promise<void> {
+    if (this.stopped) return;
+    const r = renderBird(this.state());
+    const problems = r.problems.join('\n');
+    if (problems !== this.lastProblems) {
+      for (const p of r.problems) this.log.warn({ problem: p }, 'BGP configuration');
+      this.lastProblems = problems;
+    }
+    this.o.onRender?.();
+    if (r.config === '' || r.config === this.lastText) return;
+    try {
+      await this.o.bird.apply(r.config);
+      this.lastText = r.config;
+      this.applied++;
+      this.log.info({ peers: r.peers.length, blocks: this.state().blocks.length }, 'bird configured');
+    } catch (e) {
+      this.log.error({ err: e }, 'bird configuration failed; will retry');
+      const t = setTimeout(() => this.schedule(0), this.o.retryMs ?? 2000);
+      t.unref();
+    }
+  }
+
+  /** Resolves when every change seen so far has reached bird (tests). */
+  async settled(): Promise<void> {
+    for (let i = 0; i < 1000 && (this.timer !== undefined || this.inSync < this.syncers.length); i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await this.applying;
+  }
+
+  async stop(mode: 'graceful' | 'down' | 'leave'): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await Promise.all(this.syncers.map((s) => s.stop()));
+    await this.applying;
+    await this.o.bird.stop(mode);
+  }
+}
