@@ -1,34 +1,58 @@
 /**
- * LearnedRoutes: what bird learned from its peers, read from the kernel table bird writes it to
- * (render.ts: `tortie_kernel_learned`, table DEFAULT_LEARNED_TABLE), mapped to the nodes that
- * advertised it, for the route manager (routeSource `bgp`).
+ * LearnedRoutes: what bird learned from its peers, mapped to the nodes that advertised it, for
+ * the route manager (routeSource `bgp`).
  *
- *   ip -4 monitor route ──(any event; bursts coalesce)──> ip -j -4 route show table N
- *                                                          └─> next hop → node (by Node bgp.ipv4Address)
- *                                                              └─> onRoutes(Map<cidr, node>)
+ *   ip -4 monitor route ──(any event; bursts coalesce)──> birdc show route table tortie_learned4 all
+ *   (bird mirrors that table into kernel table N,             └─> BGP.next_hop → node (Node bgp.ipv4Address)
+ *    render.ts: `tortie_kernel_learned`)                          └─> onRoutes(Map<cidr, node>)
  *
- * Contract: onRoutes gets the complete current set each time it changes (never a delta), also
- * after `resyncMs` without events (a lost monitor event cannot leave the set stale). Routes
- * whose next hop is no known node (a ToR's own prefixes) are left out and counted in `foreign`.
- * Multipath routes use their first next hop.
+ * The BGP next hop is read from bird, not from the kernel table: for a multihop iBGP route (a node
+ * in another subnet) the kernel's gateway is the resolved underlay hop, not the node.
+ *
+ * Contract: onRoutes gets the complete current set each time it changes (never a delta); it is
+ * re-read after `resyncMs` without events too (a lost monitor event cannot leave it stale).
+ * Routes whose next hop is no known node (a ToR's own prefixes) are left out and counted in
+ * `foreign`. Only the first (best) route of a prefix counts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { run } from '../util/netns';
 import type { Logger } from '../util/log';
-import { DEFAULT_LEARNED_TABLE } from './render';
+
+/** `show route … all` of bird2 → prefix → BGP next hop (the first route shown per prefix). */
+export function parseBirdRoutes(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let net: string | undefined;
+  let first = false;
+  for (const line of text.split('\n')) {
+    const head = /^(\d+\.\d+\.\d+\.\d+\/\d+)\s+\S/.exec(line);
+    if (head !== null) {
+      net = head[1];
+      first = !out.has(net);
+      continue;
+    }
+    if (/^\s+(unicast|blackhole|unreachable|prohibited)\s/.test(line)) {
+      first = false; // another route of the same prefix
+      continue;
+    }
+    const nh = /^\s+BGP\.next_hop:\s+(\S+)/.exec(line);
+    if (nh !== null && net !== undefined && first) {
+      out.set(net, nh[1]);
+      first = false;
+    }
+  }
+  return out;
+}
 
 export interface LearnedRoutesOptions {
+  /** bird's `show route table tortie_learned4 all` output (BirdDaemon.birdc). */
+  showRoutes: () => Promise<string>;
   /** Node address (no prefix) → node name, as of now. */
   nodeOfAddress: (ip: string) => string | undefined;
   onRoutes: (routes: Map<string, string>) => void;
   log: Logger;
-  table?: number;
   /** `ip -n <name>` (tests); default: this process's namespace. */
   netns?: string;
   resyncMs?: number;
 }
-
-interface RouteRow { dst: string; gateway?: string; nexthops?: { gateway?: string }[] }
 
 export class LearnedRoutes {
   private monitor?: ChildProcess;
@@ -67,18 +91,16 @@ export class LearnedRoutes {
   }
 
   private async read(): Promise<void> {
-    const r = await run([...this.ip(), '-j', '-4', 'route', 'show', 'table', String(this.o.table ?? DEFAULT_LEARNED_TABLE)]);
-    const rows = (r.stdout.trim() ? JSON.parse(r.stdout) : []) as RouteRow[];
+    const routes = parseBirdRoutes(await this.o.showRoutes());
     const out = new Map<string, string>();
     let foreign = 0;
-    for (const row of rows) {
-      const gw = row.gateway ?? row.nexthops?.[0]?.gateway;
-      const node = gw === undefined ? undefined : this.o.nodeOfAddress(gw);
+    for (const [dst, gw] of routes) {
+      const node = this.o.nodeOfAddress(gw);
       if (node === undefined) {
         foreign++;
         continue;
       }
-      out.set(row.dst.includes('/') ? row.dst : `${row.dst}/32`, node);
+      out.set(dst, node);
     }
     this.foreign = foreign;
     const key = JSON.stringify([...out].sort());

@@ -29,6 +29,9 @@ import { DATASTORE_OPTIONS, invalidOption, parseArgs, type ParsedArgs } from './
 import { resolveDatastoreConfig } from './datastore-config';
 import { CliError, type CliIO } from './io';
 import { agentCommand } from '../node/launch';
+import { birdDir } from '../node/bird-dir';
+import { parseBirdProtocols, renderBgpStatus } from '../bgp/status';
+import { run } from '../util/netns';
 
 export const DEFAULT_RUN_DIR = '/run/tortie';
 export const DEFAULT_LOG_DIR = '/var/log/tortie';
@@ -57,7 +60,8 @@ Options:
      --health-port=<PORT>  Port of the agent's /livez and /readyz on 127.0.0.1 [default: ${DEFAULT_HEALTH_PORT}].
      --metrics-port=<PORT> Prometheus port of the agent.
      --log-level=<LEVEL>   Agent log level (trace, debug, info, warn, error).
-     --backend=<BACKEND>   bird (default: routing, IPIP and NAT) or none (policy only).
+     --backend=<BACKEND>   bird (default: routing, IPIP and NAT; given explicitly, it also
+                           runs bird2 for BGP) or none (policy only).
      --timeout=<SECONDS>   How long to wait for readiness [default: 60].
      --run-dir=<DIR>       Where pid files live [default: ${DEFAULT_RUN_DIR}].
      --bpffs-root=<DIR>    bpffs directory for the agent's pins (several agents on one kernel).
@@ -242,7 +246,23 @@ async function nodeStatus(binary: string, argv: readonly string[], io: CliIO): P
   io.stdout.write('Agent status\n');
   io.stdout.write(renderTable(['NODE', 'PID', 'STATE', 'INFO'], rows, ['left', 'right', 'left', 'left']));
   io.stdout.write('\n');
+  for (const r of records) if (isAgentAlive(r.pid)) io.stdout.write(await bgpStatusOf(runDir, r.node, records.length > 1));
   return 0;
+}
+
+/**
+ * Calico's BGP sections for one node, from its bird's `show protocols` (src/bgp/status.ts); empty
+ * when the node runs no bird (no socket in <run dir>/<node>.bird).
+ */
+async function bgpStatusOf(runDir: string, node: string, named: boolean): Promise<string> {
+  const socket = path.join(birdDir(runDir, node), 'bird.ctl');
+  if (!fs.existsSync(socket)) return '';
+  const head = named ? `Node ${node}\n` : '';
+  const r = await run(['birdc', '-s', socket, 'show', 'protocols'], { allowFail: true, timeoutMs: 5000 });
+  if (r.code !== 0 || !/Name\s+Proto/.test(r.stdout)) {
+    return `${head}BIRD is not ready: ${(r.stdout + r.stderr).trim().split('\n').pop()}\n\n`;
+  }
+  return head + renderBgpStatus(parseBirdProtocols(r.stdout));
 }
 
 // ---------------------------------------------------------------- run
@@ -360,7 +380,8 @@ async function nodeRun(binary: string, argv: readonly string[], io: CliIO): Prom
   const method = args.get('ip-autodetection-method') ?? 'first-found';
   checkAutodetectionMethod(method);
   const backend = args.get('backend') ?? 'bird';
-  if (!['bird', 'gobgp', 'none'].includes(backend)) throw new CliError(`Error executing command: unknown backend '${backend}'`, 'ERR_CLI_FLAG');
+  if (backend === 'gobgp') throw new CliError("Error executing command: backend 'gobgp' is not implemented by tortie (bird or none)", 'ERR_CLI_FLAG');
+  if (!['bird', 'none'].includes(backend)) throw new CliError(`Error executing command: unknown backend '${backend}'`, 'ERR_CLI_FLAG');
   const timeoutS = Number(args.get('timeout') ?? '60');
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new CliError(`Error executing command: --timeout: "${args.get('timeout')}" is not a positive number of seconds`, 'ERR_CLI_FLAG');
   const name = nodeNameOf(args, io);
@@ -378,6 +399,9 @@ async function nodeRun(binary: string, argv: readonly string[], io: CliIO): Prom
   if (metricsPort !== undefined) agentArgs.push(`--metrics-port=${metricsPort}`);
   if (args.get('log-level') !== undefined) agentArgs.push(`--log-level=${args.get('log-level')}`);
   if (backend === 'none') agentArgs.push('--policy-only');
+  // BGP stays opt-in: bird runs when --backend=bird is given explicitly (calicoctl's default
+  // would start it always), or when CALICO_NETWORKING_BACKEND=bird reaches the agent.
+  if (args.get('backend') === 'bird') agentArgs.push('--bgp');
   if (args.get('bpffs-root') !== undefined) agentArgs.push(`--bpffs-root=${path.resolve(io.cwd, args.get('bpffs-root') as string)}`);
   if (ds.type === 'embedded') {
     agentArgs.push('--datastore-type=embedded', `--store-dir=${ds.dir}`);

@@ -18,7 +18,7 @@ import { Agent, type Dataplane } from './agent';
 import type { NodeConfig } from './config';
 import { ConfigError } from './config';
 import { NodeMetrics } from './metrics';
-import { join } from 'node:path';
+import { birdDir } from './bird-dir';
 import { BirdDaemon } from '../bgp/bird';
 import { BgpDriver } from '../bgp/driver';
 import { LearnedRoutes } from '../bgp/learned';
@@ -142,11 +142,6 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
   }
 }
 
-/** The directory of this node's bird (socket, pid, configuration): `<run dir>/<node>.bird`. */
-export function birdDir(runDir: string, nodeName: string): string {
-  return join(runDir, `${nodeName}.bird`);
-}
-
 /** bird2 driven from the datastore; with routeSource bgp, its learned routes feed the route manager. */
 async function startBgp(c: NodeConfig, datastore: Datastore, dataplane: BpfDataplane, log: Logger): Promise<{ bgp: BgpDriver; learned?: LearnedRoutes }> {
   const bird = new BirdDaemon({ dir: birdDir(process.env.TORTIE_RUN_DIR || '/run/tortie', c.nodeName), log });
@@ -156,6 +151,7 @@ async function startBgp(c: NodeConfig, datastore: Datastore, dataplane: BpfDatap
   const routes = dataplane.routing;
   if (c.routeSource === 'bgp' && routes) {
     learned = new LearnedRoutes({
+      showRoutes: () => bird.birdc(['show', 'route', 'table', 'tortie_learned4', 'all']),
       nodeOfAddress: (ip) => bgp.nodeOfAddress(ip),
       onRoutes: (m) => {
         routes.setLearnedRoutes(m);

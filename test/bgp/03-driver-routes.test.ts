@@ -91,6 +91,7 @@ t.test('BgpDriver + LearnedRoutes + route manager (routeSource bgp)', async (t) 
   let routesSeen = 0;
   const learned = new LearnedRoutes({
     netns: n1.ns.name, log: silentLogger,
+    showRoutes: () => n1.bird.birdc(['show', 'route', 'table', 'tortie_learned4', 'all']),
     nodeOfAddress: (ip) => n1.driver.nodeOfAddress(ip),
     onRoutes: (m) => { learnedAt1.clear(); for (const [k, v] of m) learnedAt1.set(k, v); routesSeen++; },
   });
