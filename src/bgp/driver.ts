@@ -168,10 +168,13 @@ export class BgpDriver {
       for (const p of r.problems) this.log.warn({ problem: p }, 'BGP configuration');
       this.lastProblems = problems;
     }
-    this.o.onRender?.();
-    if (r.config === '' || r.config === this.lastText) return;
+    if (r.config === '' || r.config === this.lastText) {
+      this.o.onRender?.();
+      return;
+    }
     try {
       await this.o.bird.apply(r.config);
+      this.o.onRender?.();
       this.lastText = r.config;
       this.applied++;
       this.log.info({ peers: r.peers.length, blocks: this.state().blocks.length }, 'bird configured');

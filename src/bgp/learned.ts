@@ -78,7 +78,9 @@ export class LearnedRoutes {
     });
     this.resync = setInterval(() => this.kick(), this.o.resyncMs ?? 10_000);
     this.resync.unref();
-    await this.read();
+    // bird may not be up yet (its first configuration is being written): the kick after each
+    // render and the periodic re-read catch up.
+    await this.read().catch((e: unknown) => this.o.log.debug({ err: e }, 'first read of learned routes failed; will retry'));
   }
 
   /** Re-reads soon (the node list changed, or the kernel did). */

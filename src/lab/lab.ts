@@ -15,13 +15,34 @@
  * underlay and the outside host use 198.18.0.0/15, workloads the seed pool 192.168.0.0/16.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Topology, run, type Netns } from '../util/netns';
 import { installCni } from '../cni/install';
 import { agentCommand } from '../node/launch';
+import { FrrTor } from './tor';
+import { parseBirdProtocols, bgpPeers } from '../bgp/status';
+import { birdDir } from '../node/bird-dir';
+
+/**
+ * BGP mode's pools: the seed pool's settings on half the range, and a pool without NAT outgoing
+ * whose workloads the outside host reaches through the ToR's BGP routes.
+ */
+export const BGP_POOLS_YAML = `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: default-ipv4-ippool}
+spec: {cidr: 192.168.0.0/17, ipipMode: CrossSubnet, natOutgoing: true}
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: edge}
+spec: {cidr: 192.168.128.0/17, ipipMode: CrossSubnet, natOutgoing: false}
+`;
+
+/** The lab's ToR AS (FRR in `rtr`); the nodes keep Calico's default 64512. */
+export const TOR_AS = 65001;
 
 export const PROJECT_ROOT = resolve(__dirname, '../../..');
 const BIN = (name: string) => join(PROJECT_ROOT, 'bin', name);
@@ -92,17 +113,23 @@ export class Lab {
   outside!: Netns;
   readonly nodes = new Map<string, LabNode>();
   readonly workloads = new Map<string, LabWorkload>();
+  /** BGP mode: agents run bird2 (--bgp, routes from BGP), `rtr` runs FRR as the ToR. */
+  readonly bgp: boolean;
+  readonly runDir = mkdtempSync(join(tmpdir(), 'tortie-lab-run-'));
+  tor?: FrrTor;
   private readonly log: (s: string) => void;
 
-  constructor(opts: { log?: (s: string) => void } = {}) {
+  constructor(opts: { log?: (s: string) => void; bgp?: boolean } = {}) {
     this.log = opts.log ?? (() => undefined);
+    this.bgp = opts.bgp ?? false;
   }
 
   get env(): NodeJS.ProcessEnv {
     // NODE_OPTIONS cleared: children of a test runner must not inherit its loaders.
     // TORTIE_CNI_SOCKET=none: the lab's agents serve no CNI socket (the lab runs the plugin
     // processes in each node itself; a shared default socket would reach one node's agent).
-    return { ...process.env, NODE_OPTIONS: '', DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: this.storeDir, TORTIE_CNI_SOCKET: 'none' };
+    // TORTIE_RUN_DIR: the lab's own (pid files, each node's bird directory).
+    return { ...process.env, NODE_OPTIONS: '', DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: this.storeDir, TORTIE_CNI_SOCKET: 'none', TORTIE_RUN_DIR: this.runDir };
   }
 
   async build(): Promise<void> {
@@ -127,6 +154,11 @@ export class Lab {
     await this.topo.addVeth(this.outside, 'eth0', this.rtr, 'r-out');
     await this.rtr.sh('ip addr add 198.18.3.1/24 dev r-out');
     await this.outside.sh('ip addr add 198.18.3.10/24 dev eth0 && ip route add default via 198.18.3.1');
+    if (this.bgp) {
+      this.tor = new FrrTor(this.rtr, '198.18.1.1', TOR_AS);
+      await this.tor.start([...this.nodes.values()].map((n) => ({ ip: n.ip, asNumber: 64512 })));
+      this.log(`ToR: FRR bgpd in rtr, AS ${TOR_AS}, peers ${[...this.nodes.values()].map((n) => n.ip).join(', ')}`);
+    }
     // The outside host answers HTTP with the source address it saw.
     this.outside.spawn([process.execPath, '-e',
       "require('http').createServer((q,s)=>s.end(q.socket.remoteAddress)).listen(80,'198.18.3.10')"], { stdio: 'ignore' });
@@ -138,10 +170,16 @@ export class Lab {
 
   startAgent(n: LabNode): void {
     const child = n.ns.spawn(agentCommand(['run', '--nodename', n.name, '--ip', `${n.ip}/${n.prefix}`,
-      '--store-dir', this.storeDir, '--bpffs-root', n.pinRoot, '--health-port', String(n.healthPort), '--metrics-port', '0']),
+      '--store-dir', this.storeDir, '--bpffs-root', n.pinRoot, '--health-port', String(n.healthPort), '--metrics-port', '0',
+      ...(this.bgp ? ['--bgp'] : [])]),
     { netOnly: true, env: this.env });
     child.stdout?.on('data', (d) => { n.log += String(d); });
     child.stderr?.on('data', (d) => { n.log += String(d); });
+    if (process.env.TORTIE_LAB_AGENT_LOGS) {
+      const f = join(process.env.TORTIE_LAB_AGENT_LOGS, `${n.name}.log`);
+      child.stdout?.on('data', (d) => appendFileSync(f, d));
+      child.stderr?.on('data', (d) => appendFileSync(f, d));
+    }
     n.agent = child;
   }
 
@@ -163,14 +201,14 @@ export class Lab {
   }
 
   /** Creates a workload namespace and runs the real CNI ADD for it inside its node. */
-  async addWorkload(name: string, nodeName: string, labels: Record<string, string>): Promise<LabWorkload> {
+  async addWorkload(name: string, nodeName: string, labels: Record<string, string>, pools?: string[]): Promise<LabWorkload> {
     const node = this.nodes.get(nodeName);
     if (!node) throw new Error(`no node ${nodeName}`);
     const ns = await this.topo.addNetns(name);
     const containerId = randomBytes(16).toString('hex');
     const conf = {
       cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tortie', nodename: node.name, datastore_type: 'embedded',
-      datastore_path: this.storeDir, mtu: 1480, ipam: { type: 'tortie-ipam' }, labels,
+      datastore_path: this.storeDir, mtu: 1480, ipam: { type: 'tortie-ipam', ...(pools ? { ipv4_pools: pools } : {}) }, labels,
     };
     const env = {
       ...this.env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0',
@@ -231,17 +269,29 @@ export class Lab {
 
   /** The standard scenario: seed pool, example policy, four workloads, then the matrix. */
   async setUpScenario(): Promise<void> {
-    const pool = await this.tortiectl(['apply', '-f', '-'], SEED_POOL_YAML);
+    const pool = await this.tortiectl(['apply', '-f', '-'], this.bgp ? BGP_POOLS_YAML : SEED_POOL_YAML);
     if (pool.code !== 0) throw new Error(`tortiectl apply (pool) failed: ${pool.stdout}${pool.stderr}`);
-    this.log(`tortiectl apply -f - (v1 ipPool, ipip cross-subnet, nat-outgoing): ${pool.stdout.trim()}`);
+    this.log(this.bgp ? `tortiectl apply -f - (pools default-ipv4-ippool and edge (no NAT), ipip cross-subnet): ${pool.stdout.trim()}`
+      : `tortiectl apply -f - (v1 ipPool, ipip cross-subnet, nat-outgoing): ${pool.stdout.trim()}`);
     const pol = await this.tortiectl(['apply', '-f', '-'], EXAMPLE_POLICY_YAML);
     if (pol.code !== 0) throw new Error(`tortiectl apply (policy) failed: ${pol.stdout}${pol.stderr}`);
     this.log(`tortiectl apply -f - (profile kns.default, policy db-allow-web): ${pol.stdout.trim()}`);
+    if (this.bgp) {
+      const peers = await this.tortiectl(['apply', '-f', '-'], this.torPeersYaml());
+      if (peers.code !== 0) throw new Error(`tortiectl apply (BGPPeers) failed: ${peers.stdout}${peers.stderr}`);
+      this.log(`tortiectl apply -f - (a BGPPeer per node to the ToR): ${peers.stdout.trim()}`);
+    }
     await this.startAgents();
-    await this.addWorkload('a-web', 'node-a', { app: 'web' });
-    await this.addWorkload('b-db', 'node-b', { app: 'db' });
-    await this.addWorkload('c-web', 'node-c', { app: 'web' });
-    await this.addWorkload('c-client', 'node-c', { app: 'client' });
+    const main = this.bgp ? ['default-ipv4-ippool'] : undefined;
+    await this.addWorkload('a-web', 'node-a', { app: 'web' }, main);
+    await this.addWorkload('b-db', 'node-b', { app: 'db' }, main);
+    await this.addWorkload('c-web', 'node-c', { app: 'web' }, main);
+    await this.addWorkload('c-client', 'node-c', { app: 'client' }, main);
+    if (this.bgp) {
+      // Answers HTTP with the source it saw: the outside host's request through the ToR.
+      const edge = await this.addWorkload('a-edge', 'node-a', { app: 'edge' }, ['edge']);
+      edge.ns.spawn([process.execPath, '-e', `require('http').createServer((q,s)=>s.end(q.socket.remoteAddress)).listen(80,'${edge.ip}')`], { stdio: 'ignore' });
+    }
     for (const w of this.workloads.values()) for (const p of [5432, 8080]) this.listen(w, p);
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -278,13 +328,89 @@ export class Lab {
     return cells;
   }
 
+  /** Node-specific BGPPeers: each node peers with the ToR's address on its own subnet. */
+  torPeersYaml(): string {
+    return [...this.nodes.values()].map((n) => `apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: tor-${n.name}
+spec:
+  node: ${n.name}
+  peerIP: ${n.ip.replace(/\.\d+$/, '.1')}
+  asNumber: ${TOR_AS}
+`).join('---\n');
+  }
+
+  /** The BGP rows: each node's sessions, the ToR's sessions, its routes, outside → workload via the ToR. */
+  async bgpMatrix(): Promise<Cell[]> {
+    const cells: Cell[] = [];
+    const tor = this.tor!;
+    for (const n of this.nodes.values()) {
+      const sock = join(birdDir(this.runDir, n.name), 'bird.ctl');
+      const want = this.nodes.size; // mesh to the others + the ToR
+      const peers = await this.retryValue(async () => {
+        const r = await run(['birdc', '-s', sock, 'show', 'protocols'], { allowFail: true });
+        return bgpPeers(parseBirdProtocols(r.stdout));
+      }, (p) => p.length === want && p.every((x) => x.info.startsWith('Established')), 30_000);
+      for (const p of peers) {
+        const ok = p.info.startsWith('Established');
+        cells.push({ from: n.name, to: `${p.address} (${p.type})`, what: 'BGP session', expect: { allowed: true }, got: { allowed: ok }, ok });
+      }
+    }
+    const sessions = await this.retryValue(() => tor.sessions(), (m) => [...this.nodes.values()].every((n) => m.get(n.ip) === 'Established'), 30_000);
+    for (const n of this.nodes.values()) {
+      const ok = sessions.get(n.ip) === 'Established';
+      cells.push({ from: 'ToR (FRR)', to: n.name, what: 'BGP session', expect: { allowed: true }, got: { allowed: ok }, ok });
+    }
+    const blockOf = (ip: string, routes: Map<string, string>) => [...routes].find(([p]) => inCidr(ip, p));
+    const routes = await this.retryValue(() => tor.routes(), (r) => [...this.workloads.values()].every((w) => blockOf(w.ip, r)?.[1] === w.node.ip), 30_000);
+    for (const w of this.workloads.values()) {
+      const hit = blockOf(w.ip, routes);
+      const ok = hit !== undefined && hit[1] === w.node.ip;
+      cells.push({ from: 'ToR (FRR)', to: `${w.node.name}'s block of ${w.name}`, what: `route ${hit?.[0] ?? '(none)'} via ${hit?.[1] ?? '-'}`, expect: { allowed: true }, got: { allowed: ok }, ok });
+    }
+    const edge = this.workloads.get('a-edge')!;
+    const r = await this.retryValue(async () => {
+      const x = await this.outside.exec([process.execPath, '-e',
+        `fetch('http://${edge.ip}/',{signal:AbortSignal.timeout(3000)}).then(async r=>process.stdout.write(await r.text()),()=>process.exit(1))`],
+      { allowFail: true, timeoutMs: 10_000 });
+      return x.code === 0 ? x.stdout.trim().replace(/^::ffff:/, '') : undefined;
+    }, (v) => v !== undefined, 8000);
+    cells.push({ from: 'outside', to: 'a-edge', what: 'http via the ToR (no NAT)', expect: { allowed: true, seenSource: '198.18.3.10' }, got: { allowed: r !== undefined, seenSource: r }, ok: r === '198.18.3.10' });
+    return cells;
+  }
+
+  private async retryValue<T>(get: () => Promise<T>, done: (v: T) => boolean, ms: number): Promise<T> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      let v: T | undefined;
+      try {
+        v = await get();
+        if (done(v) || Date.now() > deadline) return v;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
   async destroy(): Promise<void> {
     for (const n of this.nodes.values()) if (n.agent && n.agent.exitCode === null) n.agent.kill('SIGKILL');
     this.topo.destroySync();
+    this.tor?.cleanup();
+    rmSync(this.runDir, { recursive: true, force: true });
     rmSync(this.storeDir, { recursive: true, force: true });
     rmSync(this.cniBin, { recursive: true, force: true });
     if (existsSync(this.pinBase)) rmSync(this.pinBase, { recursive: true, force: true });
   }
+}
+
+function inCidr(ip: string, cidr: string): boolean {
+  const [net, len] = cidr.split('/');
+  const n = (a: string) => a.split('.').reduce((x, o) => x * 256 + Number(o), 0);
+  const bits = Number(len);
+  const size = 2 ** (32 - bits);
+  return Math.floor(n(ip) / size) === Math.floor(n(net!) / size);
 }
 
 export function formatMatrix(cells: Cell[]): string {

@@ -7,13 +7,13 @@ import { Lab, formatMatrix } from './lab';
 export async function main(argv: string[]): Promise<number> {
   const once = argv.includes('--once');
   const say = (s: string) => process.stdout.write(`lab: ${s}\n`);
-  const lab = new Lab({ log: say });
+  const lab = new Lab({ log: say, bgp: argv.includes('--bgp') });
   let code = 0;
   try {
     await lab.build();
     await lab.setUpScenario();
     say('measuring the connectivity matrix (real traffic; captures on the router)');
-    const cells = await lab.matrix();
+    const cells = [...await lab.matrix(), ...(lab.bgp ? await lab.bgpMatrix() : [])];
     process.stdout.write('\n' + formatMatrix(cells) + '\n');
     const failed = cells.filter((c) => !c.ok).length;
     say(failed === 0 ? `all ${cells.length} cells as expected` : `${failed} of ${cells.length} cells not as expected`);

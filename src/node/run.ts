@@ -127,7 +127,14 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
       health: c.healthPort ? { host: c.healthHost, port: c.healthPort } : undefined,
     });
     await agent.start();
-    const { bgp, learned } = c.bgp ? await startBgp(c, datastore, dataplane, log) : {};
+    let started: Awaited<ReturnType<typeof startBgp>> | undefined;
+    try {
+      started = c.bgp ? await startBgp(c, datastore, dataplane, log) : undefined;
+    } catch (e) {
+      await agent.stop();
+      throw e;
+    }
+    const { bgp, learned } = started ?? {};
     const stop = async (): Promise<void> => {
       learned?.stop();
       // bird shuts down for a graceful restart: peers keep this node's routes, the kernel keeps
