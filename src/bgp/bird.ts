@@ -193,6 +193,16 @@ export class BirdDaemon {
   }
 
   /**
+   * Terminates bird (peers withdraw at once) but keeps supervising: the next apply starts it
+   * again. For a node that left the cluster (its Node resource is gone).
+   */
+  async halt(): Promise<void> {
+    await this.stop('down');
+    this.stopping = false;
+    this.current = undefined;
+  }
+
+  /**
    * Stops supervising. 'graceful': bird shuts down for a graceful restart (peers keep routes);
    * 'down': a normal shutdown (peers withdraw); 'leave': bird keeps running (adopted next time).
    */

@@ -168,6 +168,14 @@ export class BgpDriver {
       for (const p of r.problems) this.log.warn({ problem: p }, 'BGP configuration');
       this.lastProblems = problems;
     }
+    if (r.config === '' && this.lastText !== undefined && !this.nodes.has(this.o.nodeName)) {
+      // This node left (its Node resource was deleted): stop advertising now, not after the
+      // peers' graceful-restart timers.
+      this.log.warn('this node\'s Node resource is gone: stopping bird');
+      await this.o.bird.halt();
+      this.lastText = undefined;
+      return;
+    }
     if (r.config === '' || r.config === this.lastText) {
       this.o.onRender?.();
       return;
