@@ -47,3 +47,16 @@ t.test('fields tortie does not implement are refused at apply, by name; nothing 
   t.match(c.stderr, /spec.communities: is a Calico field tortie does not implement/);
   t.same((await cli.run(['get', 'bgppeers', '-o', 'yaml'])).stdout.includes('items: []'), true);
 });
+
+t.test('node run: --backend=bird given explicitly starts the agent with --bgp; gobgp refused', async (t) => {
+  const cli = cliFor(t);
+  const env = { ...cli.env, TORTIE_NODE_BIN: '/nonexistent/tortie-node' };
+  const bird = await cli.run(['node', 'run', '--name=n1', '--dryrun', '--backend=bird'], { env });
+  t.equal(bird.code, 0, bird.stderr);
+  t.match(bird.stdout, / --bgp /);
+  const dflt = await cli.run(['node', 'run', '--name=n1', '--dryrun'], { env });
+  t.notMatch(dflt.stdout, /--bgp/, 'BGP stays opt-in');
+  const gobgp = await cli.run(['node', 'run', '--name=n1', '--dryrun', '--backend=gobgp'], { env });
+  t.equal(gobgp.code, 1);
+  t.match(gobgp.stderr, /backend 'gobgp' is not implemented by tortie \(bird or none\)/);
+});

@@ -48,6 +48,16 @@ t.test('lab in BGP mode', async (t) => {
     t.match(r.stdout, /IPv6 BGP status\nNo IPv6 peers found\.\n/);
   });
 
+  await t.test('serviceClusterIPs / serviceExternalIPs are advertised to the ToR by every node', async (t) => {
+    const r = await lab.tortiectl(['apply', '-f', '-'], 'apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n' +
+      'spec: {serviceClusterIPs: [{cidr: 198.19.200.0/24}], serviceExternalIPs: [{cidr: 198.19.201.0/24}]}\n');
+    t.equal(r.code, 0, r.stderr);
+    const routes = await until('ToR has the service CIDRs', () => lab.tor!.routes(), (m) => m.has('198.19.200.0/24') && m.has('198.19.201.0/24'));
+    t.ok([...lab.nodes.values()].some((n) => routes.get('198.19.200.0/24') === n.ip), 'via a node');
+    const bad = await until('not installed on the nodes', () => tortieRoutes(node('node-a')), () => true);
+    t.notMatch(bad, /198\.19\.20[01]/, 'nodes do not route service CIDRs to each other');
+  });
+
   await t.test('agent restart: routes stay at the ToR and the other nodes (graceful restart)', async (t) => {
     const b = node('node-b');
     const gw = await torRoute(w('b-db').ip);
