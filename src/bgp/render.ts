@@ -18,9 +18,11 @@
  *   whose address string sorts after ours (Calico's rule, so only one side connects and a
  *   graceful restart is not aborted by a crossing connection); `Node_<ip>` peers from BGPPeers
  *   with `node`/`nodeSelector`, `Global_<ip>` from global BGPPeers; `_port_<n>` appended for a
- *   peer port other than 179. Peers with a peerSelector resolve to the selected nodes' addresses
- *   and AS numbers; a route reflector (routeReflectorClusterID) treats selected nodes without
- *   its cluster ID as `rr client`.
+ *   peer port other than 179; a mesh neighbour is reached on its own listenPort. As in Calico's
+ *   template, a route reflector (routeReflectorClusterID) takes no part in the mesh and the mesh
+ *   skips route reflectors. Peers with a peerSelector resolve to the selected nodes' addresses
+ *   and AS numbers; a route reflector treats iBGP peers without its cluster ID as `rr client`;
+ *   keepOriginalNextHop applies to eBGP peers only (Calico's rule).
  * - Static protocols: `tortie_blocks` (blackholes for this node's affine blocks: exported to
  *   the kernel and to peers), `tortie_borrowed` (a /32 per address this node uses from another
  *   node's block: advertised only), `tortie_services` (serviceClusterIPs/serviceExternalIPs:
@@ -181,17 +183,18 @@ export function renderBird(state: BgpState): RenderResult {
     if (!plans.has(key)) plans.set(key, p);
   };
 
-  // Node-to-node mesh. Route reflectors do not take part in the mesh in Calico when they are
-  // peered explicitly; tortie follows the simple rule: mesh on ⇒ every node with an address.
-  if (eff.nodeToNodeMeshEnabled) {
+  // Node-to-node mesh, as Calico's template: a route reflector takes no part in it, and the
+  // mesh skips nodes that are route reflectors; each neighbour on its own listen port.
+  if (eff.nodeToNodeMeshEnabled && ownCluster === undefined) {
     for (const n of sortedNodes(state.nodes)) {
       const ip = nodeIPv4(n);
-      if (ip === undefined || n.metadata.name === state.nodeName) continue;
+      if (ip === undefined || n.metadata.name === state.nodeName || n.spec.bgp?.routeReflectorClusterID !== undefined) continue;
+      const port = effectiveBgpConfig(state.bgpConfigurations, n.metadata.name).listenPort;
       add({
-        protocol: protocolName('Mesh', ip, eff.listenPort),
+        protocol: protocolName('Mesh', ip, port),
         type: 'node-to-node mesh',
         ip,
-        port: eff.listenPort,
+        port,
         asNumber: asOf(n),
         passive: passiveTowards(ip, ownIp),
         rrClient: false,
@@ -228,14 +231,18 @@ export function renderBird(state: BgpState): RenderResult {
           continue;
         }
         const port = pi.port ?? DEFAULT_BGP_PORT;
+        const asNumber = p.spec.asNumber ?? eff.asNumber;
+        // Calico's rule: a route reflector's iBGP peer outside its cluster is its client.
+        const theirCluster = state.nodes.find((n) => nodeIPv4(n) === pi.ip)?.spec.bgp?.routeReflectorClusterID;
         add({
           ...common,
           protocol: protocolName(prefix, pi.ip, port),
           ip: pi.ip,
           port,
-          asNumber: p.spec.asNumber ?? eff.asNumber,
+          asNumber,
           passive: false,
-          rrClient: false,
+          rrClient: ownCluster !== undefined && asNumber === ownAs && theirCluster !== ownCluster,
+          rrClusterId: ownCluster,
         });
       } else {
         for (const n of sortedNodes(state.nodes)) {
@@ -243,15 +250,17 @@ export function renderBird(state: BgpState): RenderResult {
           const ip = nodeIPv4(n);
           if (ip === undefined) continue;
           const theirCluster = n.spec.bgp?.routeReflectorClusterID;
+          const port = effectiveBgpConfig(state.bgpConfigurations, n.metadata.name).listenPort;
           add({
             ...common,
-            protocol: protocolName(prefix, ip, eff.listenPort),
+            protocol: protocolName(prefix, ip, port),
             ip,
-            port: eff.listenPort,
+            port,
             asNumber: asOf(n),
-            // Between tortie nodes the same one-side-connects rule as the mesh.
+            // Between tortie nodes the same one-side-connects rule as the mesh (Calico's
+            // template leaves selector peers active on both sides; bird resolves the collision).
             passive: passiveTowards(ip, ownIp),
-            rrClient: ownCluster !== undefined && theirCluster !== ownCluster,
+            rrClient: ownCluster !== undefined && asOf(n) === ownAs && theirCluster !== ownCluster,
             rrClusterId: ownCluster,
           });
         }
@@ -381,7 +390,8 @@ export function renderBird(state: BgpState): RenderResult {
       L('  rr client;');
       L(`  rr cluster id ${p.rrClusterId};`);
     }
-    if (p.keepNextHop) L('  ipv4 { next hop keep on; };');
+    // Calico keeps the next hop for eBGP peers only (iBGP keeps it anyway).
+    if (p.keepNextHop && p.asNumber !== ownAs) L('  ipv4 { next hop keep on; };');
     L('}');
     rendered.push({ protocol: p.protocol, type: p.type, ip: p.ip, port: p.port, asNumber: p.asNumber, passive: p.passive, rrClient: p.rrClient });
   }

@@ -102,6 +102,22 @@ t.test('ToR peers: global and node-specific, ports, AS, next hop, source address
   t.match(r.config, /kernel table 122;\n  learn off;\n  persist;/);
 });
 
+t.test('route reflectors and the mesh (Calico: an RR skips the mesh, the mesh skips RRs); peerIP RR clients', async (t) => {
+  const nodes = [
+    node('node-1', { ipv4Address: '198.18.1.11/24' }),
+    node('node-2', { ipv4Address: '198.18.1.12/24' }),
+    node('rr-1', { ipv4Address: '198.18.1.21/24', routeReflectorClusterID: '224.0.0.1' }),
+  ];
+  const client = renderBird(baseState({ nodes }));
+  t.same(client.peers.map((p) => p.protocol), ['Mesh_198_18_1_12'], 'mesh without the reflector');
+  const rr = renderBird(baseState({ nodes, nodeName: 'rr-1', bgpPeers: [peer('n1', { peerIP: '198.18.1.11', asNumber: 64512 }), peer('ebgp', { peerIP: '198.18.1.1', asNumber: 65001, keepOriginalNextHop: true })] }));
+  t.same(rr.peers.map((p) => [p.protocol, p.rrClient]), [['Global_198_18_1_1', false], ['Global_198_18_1_11', true]], 'no mesh on the reflector; an iBGP peerIP peer is its client');
+  t.match(rr.config, /neighbor 198\.18\.1\.1 as 65001;[^}]*next hop keep on;/, 'keepOriginalNextHop on eBGP');
+  const ibgpKeep = renderBird(baseState({ bgpPeers: [peer('i', { peerIP: '198.18.1.5', asNumber: 64512, keepOriginalNextHop: true })] }));
+  t.notMatch(ibgpKeep.config, /next hop keep/, 'not on iBGP (as Calico)');
+  t.ok(birdParses(rr.config).ok);
+});
+
 t.test('passwords from secrets; a missing or unusable secret leaves the peer out, named', async (t) => {
   const secrets: Record<string, string> = { 'bgp/tor': 's3cret-Tor!', 'bgp/mesh': 'mesh-pw', 'bgp/bad': 'a"b' };
   const state = baseState({
@@ -127,10 +143,13 @@ t.test('restart times: mesh from BGPConfiguration, peers from maxRestartTime, de
     bgpConfigurations: [bgpConfig('default', { nodeMeshMaxRestartTime: '2m30s' }), bgpConfig('node.node-1', { listenPort: 1790, logSeverityScreen: 'Debug' })],
     bgpPeers: [peer('tor', { peerIP: '198.18.1.1', asNumber: 65001, maxRestartTime: '1h' }), peer('tor2', { peerIP: '198.18.1.2', asNumber: 65001 })],
   }));
-  t.same(r.peers.map((p) => p.protocol), ['Global_198_18_1_1', 'Global_198_18_1_2', 'Mesh_198_18_1_12_port_1790', 'Mesh_198_18_1_3_port_1790']);
+  // node-1 listens on 1790 (its node.node-1 resource); its mesh neighbours still listen on 179.
+  t.same(r.peers.map((p) => p.protocol), ['Global_198_18_1_1', 'Global_198_18_1_2', 'Mesh_198_18_1_12', 'Mesh_198_18_1_3']);
+  const n2 = renderBird(baseState({ nodeName: 'node-2', bgpConfigurations: [bgpConfig('node.node-1', { listenPort: 1790 })] }));
+  t.ok(n2.peers.some((p) => p.protocol === 'Mesh_198_18_1_11_port_1790' && p.port === 1790), 'node-2 connects to node-1 on 1790');
   t.match(r.config, /neighbor 198\.18\.1\.1 as 65001;[^}]*graceful restart time 3600;/);
   t.match(r.config, /neighbor 198\.18\.1\.2 as 65001;[^}]*graceful restart time 120;/);
-  t.match(r.config, /neighbor 198\.18\.1\.12 port 1790 as 64512;[^}]*graceful restart time 150;/);
+  t.match(r.config, /neighbor 198\.18\.1\.12 as 64512;[^}]*graceful restart time 150;/);
   t.match(r.config, /local port 1790;/);
   t.match(r.config, /log stderr all;/);
 });
