@@ -117,9 +117,8 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
     await registerNode(client, c.nodeName, detected?.address, log);
     const graph = new CalcGraph({ nodeName: c.nodeName, logger: log.child({ component: 'calc' }) });
     const dataplane = await BpfDataplane.open({
-      ...(c.bgp ? { routing: { routeSource: c.routeSource } } : {}),
       pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,
-      routing: { nat: c.nat }, ctMaxEntries: c.ct.maxEntries, ctQuota: c.ct.quota,
+      routing: { nat: c.nat, ...(c.bgp ? { routeSource: c.routeSource } : {}) }, ctMaxEntries: c.ct.maxEntries, ctQuota: c.ct.quota,
       onFlow: (flow) => log.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
     });
     const agent = new Agent({

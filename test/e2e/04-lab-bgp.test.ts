@@ -35,6 +35,12 @@ t.test('lab in BGP mode', async (t) => {
   const tortieRoutes = async (n: LabNode) => (await n.ns.exec(['ip', '-4', 'route', 'show', 'proto', '122'])).stdout;
   const bBlock = `${w('b-db').ip.split('.').slice(0, 3).join('.')}.${Number(w('b-db').ip.split('.')[3]) & ~63}/26`;
 
+  await t.test('routes come from BGP, one per block (not one per workload)', async (t) => {
+    const r = await tortieRoutes(node('node-a'));
+    t.ok(r.split('\n').some((l) => l.startsWith(`${bBlock} via ${node('node-b').ip} `)), `b-db's block via node-b:\n${r}`);
+    t.notOk(r.split('\n').some((l) => l.startsWith(`${w('b-db').ip} `)), 'no /32 for b-db');
+  });
+
   await t.test('tortiectl node status: Calico\'s BGP tables from bird2', async (t) => {
     const a = node('node-a');
     const r = await run(['nsenter', `--net=${a.ns.path}`, '--', process.execPath, TORTIECTL, 'node', 'status', '--name=node-a', `--run-dir=${lab.runDir}`],
