@@ -2,9 +2,10 @@
  * Agent benchmark (issue 5 item 5): policy apply → enforcement latency as observed by the
  * datapath (real packets changing verdict), agent RSS and initial sync time, with 10,000
  * WorkloadEndpoints and 1,000 GlobalNetworkPolicies in the store and 100 local endpoints, on
- * both datastore backends. Prints figures; asserts nothing.
+ * both datastore backends. Prints figures; asserts nothing. --scale felix: Felix's design target
+ * instead (100,000 endpoints, 100 local, 2,000 policies; bench/lib-agent/fixtures FELIX_SCALE).
  *
- *   node dist/bench/agent-latency.js [--quick] [--backends embedded,etcd] [--toggles N]
+ *   node dist/bench/agent-latency.js [--quick] [--scale quick|full|felix] [--backends embedded,etcd] [--toggles N]
  *        [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime]
  *        [--no-calc] [--out FILE] [--heap-snapshot DIR] [--agent-node-flags "FLAGS"] [--flood PPS] [--agent-log-level L]
  *
@@ -36,7 +37,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import * as os from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
-import { FULL_SCALE, QUICK_SCALE, generateFixtures, type FixtureScale } from './lib-agent/fixtures';
+import { FELIX_SCALE, FULL_SCALE, QUICK_SCALE, generateFixtures, type FixtureScale } from './lib-agent/fixtures';
 import { buildLab } from './lib-agent/lab';
 import { measureBackend, ROOT, type BackendName, type BackendResult, type MeasureConfig } from './lib-agent/measure';
 import { slope, type Summary } from './lib-agent/latency';
@@ -44,6 +45,8 @@ import type { CalcCost } from './lib-agent/calc-cost';
 
 interface Options {
   quick: boolean;
+  /** Store size: quick (1,000 × 100), full (10,000 × 1,000, the default) or felix (100,000 × 2,000). */
+  scale?: 'quick' | 'full' | 'felix';
   backends: BackendName[];
   toggles: number;
   cliToggles: number;
@@ -80,6 +83,12 @@ function parseArgs(argv: string[]): Options {
     const a = argv[i]!;
     switch (a) {
       case '--quick': o.quick = true; break;
+      case '--scale': {
+        const v = argv[++i];
+        if (v !== 'quick' && v !== 'full' && v !== 'felix') throw new UsageError(`--scale: "${v}" is not quick, full or felix`);
+        o.scale = v;
+        break;
+      }
       case '--backends': {
         const list = (argv[++i] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
         for (const b of list) if (b !== 'embedded' && b !== 'etcd') throw new UsageError(`--backends: "${b}" is not embedded or etcd`);
@@ -105,7 +114,7 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case '-h': case '--help':
-        process.stdout.write('usage: agent-latency [--quick] [--backends embedded,etcd] [--toggles N] [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime] [--no-calc] [--out FILE] [--heap-snapshot DIR] [--agent-node-flags "FLAGS"] [--flood PPS] [--agent-log-level L]\n');
+        process.stdout.write('usage: agent-latency [--quick] [--scale quick|full|felix] [--backends embedded,etcd] [--toggles N] [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime] [--no-calc] [--out FILE] [--heap-snapshot DIR] [--agent-node-flags "FLAGS"] [--flood PPS] [--agent-log-level L]\n');
         process.exit(0);
         break;
       default: throw new UsageError(`unknown argument "${a}"`);
@@ -184,7 +193,7 @@ async function outer(argv: string[]): Promise<number> {
     process.stderr.write('agent-latency: needs root (network namespaces, BPF)\n');
     return 1;
   }
-  const scale: FixtureScale = o.quick ? QUICK_SCALE : FULL_SCALE;
+  const scale: FixtureScale = { quick: QUICK_SCALE, full: FULL_SCALE, felix: FELIX_SCALE }[o.scale ?? (o.quick ? 'quick' : 'full')];
   const startedAt = new Date();
   const meta = {
     startedAt: startedAt.toISOString(), argv, mode: o.quick ? 'quick' : 'full',
@@ -236,7 +245,7 @@ async function outer(argv: string[]): Promise<number> {
     progress('[calc] the same fixtures through src/calc alone');
     try {
       const outText = execFileSync(process.execPath, ['--expose-gc', join(__dirname, 'lib-agent/calc-cost.js'), JSON.stringify(scale), '20'],
-        { encoding: 'utf8', timeout: 600_000, maxBuffer: 16 << 20 });
+        { encoding: 'utf8', timeout: 1_800_000, maxBuffer: 16 << 20 });
       calc = JSON.parse(outText.trim().split('\n').pop()!) as CalcCost;
     } catch (e) {
       failures.push({ backend: 'calc', error: (e as Error).message });

@@ -42,6 +42,17 @@ const N_APPS = 200;
 const N_TEAMS = 20;
 const N_NS = 50;
 
+/**
+ * Endpoint i's /32: 192.168.0.0/16 holds the first 65,536; past that (Felix's 100,000-endpoint
+ * scale) the benchmarking range 198.19.0.0/16 (never configured anywhere: this is a compile).
+ */
+function endpointAddress(i: number): string {
+  if (i >= 131_072) throw new Error(`endpoint ${i}: at most 131,072 endpoints have an address`);
+  const hi = i < 65_536 ? '192.168' : '198.19';
+  const j = i & 65_535;
+  return `${hi}.${j >> 8}.${j & 255}/32`;
+}
+
 function endpoint(i: number, labels?: Record<string, string>): WorkloadEndpoint {
   const ns = `ns${i % N_NS}`;
   const l = labels ?? {
@@ -58,7 +69,7 @@ function endpoint(i: number, labels?: Record<string, string>): WorkloadEndpoint 
     spec: {
       orchestrator: 'k8s',
       node: i < N_LOCAL ? 'node1' : `node${2 + (i % 50)}`,
-      ipNetworks: [`192.168.${i >> 8}.${i & 255}/32`],
+      ipNetworks: [endpointAddress(i)],
       interfaceName: `cali${i}`,
       profiles: [`kns.${ns}`],
       ports: rand() < 0.5 ? [{ name: 'http', protocol: 'TCP', port: pick([80, 8080, 8000]) }] : [],

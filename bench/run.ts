@@ -1,5 +1,5 @@
 /**
- * `npm run bench` — tortie's benchmark suite: bare vs tortie vs iptables/ipset, interleaved on one
+ * `npm run bench` — tortie's benchmark suite: bare vs tortie vs iptables/ipset vs nftables, interleaved on one
  * namespace topology, plus control-plane figures from the real agent.
  *
  *   npm run bench                      whole suite (< 15 min on 2 cores)
@@ -126,7 +126,7 @@ async function datapathGroup(run: RunResult, s: Settings, t: BenchTopology, sw: 
     conn: figure(run, { id: 'conn-rate', title: 'wrk → nginx, Connection: close', unit: 'conn/s', better: 'higher', group: G }),
   };
   const timings = await sw.program(s.base);
-  run.notes.push({ text: `same-node figures run with the server behind one policy of ${s.base.rules} rules and a member set of ${s.base.members} (tortie: compile ${timings.compileMs.toFixed(0)} ms, map writes ${timings.reconcileMs.toFixed(0)} ms; iptables: ${timings.iptablesRules} rules)` });
+  run.notes.push({ text: `same-node figures run with the server behind one policy of ${s.base.rules} rules and a member set of ${s.base.members} (tortie: compile ${timings.compileMs.toFixed(0)} ms, map writes ${timings.reconcileMs.toFixed(0)} ms; iptables: ${timings.iptablesRules} rules; nftables: ${timings.nftablesRules} rules)` });
   const lat = new Map<DataplaneName, number[]>();
   await interleaved(sw, s, async (dp, rep) => {
     log(`datapath: ${dp} repeat ${rep + 1}/${s.repeats}`);
@@ -180,7 +180,7 @@ async function sweepGroup(run: RunResult, s: Settings, t: BenchTopology, sw: Dat
       const tm = await sw.program(scale);
       if (!noted.has(level)) {
         noted.add(level);
-        run.notes.push({ figure: f.conn.id, text: `${param}=${level}: tortie compile ${tm.compileMs.toFixed(0)} ms, map writes ${tm.reconcileMs.toFixed(0)} ms, ${tm.tableCells} table cells, ${tm.prefixes} LPM prefixes; iptables ${tm.iptablesRules} rules` });
+        run.notes.push({ figure: f.conn.id, text: `${param}=${level}: tortie compile ${tm.compileMs.toFixed(0)} ms, map writes ${tm.reconcileMs.toFixed(0)} ms, ${tm.tableCells} table cells, ${tm.prefixes} LPM prefixes; iptables ${tm.iptablesRules} rules; nftables ${tm.nftablesRules} rules` });
       }
       for (const dp of orderFor(rep + levels.indexOf(level))) {
         await sw.use(dp);
@@ -209,19 +209,20 @@ function softirqNs(): number {
 
 async function prefilterGroup(run: RunResult, s: Settings, t: BenchTopology, sw: DataplaneSwitch): Promise<void> {
   const G = 'Early drop: XDP prefilter vs iptables raw DROP';
-  const labels = { bare: 'no filter (forwarded)', tortie: 'XDP prefilter', iptables: 'raw PREROUTING DROP' };
+  const labels = { bare: 'no filter (forwarded)', tortie: 'XDP prefilter', iptables: 'raw PREROUTING DROP', nftables: 'raw-priority prerouting drop' };
   const f = {
     rate: figure(run, { id: 'drop-rate', title: 'UDP flood from a denied source: packets handled/s at the node', unit: 'kpps', better: 'higher', group: G, labels }),
     cost: figure(run, { id: 'drop-softirq', title: 'softirq CPU per flood packet (whole machine)', unit: 'ns', better: 'lower', group: G, labels }),
   };
   await sw.program(s.base, { prefilter: true });
-  run.notes.push({ figure: 'drop-rate', text: `a UDP flood (64-byte datagrams from one python3 sendto loop, about one core) from ${FLOOD_SRC} on the outside host to the server; tortie drops it in XDP on the node's uplink (a doNotTrack deny of its /24), iptables in raw PREROUTING, bare forwards it. The sender is the limit when the node keeps up; the softirq figure is the cost side.` });
+  run.notes.push({ figure: 'drop-rate', text: `a UDP flood (64-byte datagrams from one python3 sendto loop, about one core) from ${FLOOD_SRC} on the outside host to the server; tortie drops it in XDP on the node's uplink (a doNotTrack deny of its /24), iptables in raw PREROUTING, nftables in a prerouting chain at raw priority, bare forwards it. The sender is the limit when the node keeps up; the softirq figure is the cost side.` });
   const fQuiet = figure(run, { id: 'drop-softirq-no-events', title: 'softirq CPU per flood packet, XDP prefilter built without flow events (diagnostic)', unit: 'ns', better: 'lower', group: G,
     labels: { tortie: 'XDP prefilter, events off' } });
   const fQuietRate = figure(run, { id: 'drop-rate-no-events', title: 'packets handled/s, XDP prefilter built without flow events (diagnostic)', unit: 'kpps', better: 'higher', group: G,
     labels: { tortie: 'XDP prefilter, events off' } });
   const counted = async (dp: DataplaneName): Promise<number> =>
-    dp === 'tortie' ? Number(sw.prefilterDrops()) : dp === 'iptables' ? Number(await sw.iptablesRawDrops()) : await readStat(t.node, '/sys/class/net/eth0/statistics/rx_packets');
+    dp === 'tortie' ? Number(sw.prefilterDrops()) : dp === 'iptables' ? Number(await sw.iptablesRawDrops())
+      : dp === 'nftables' ? Number(await sw.nftablesRawDrops()) : await readStat(t.node, '/sys/class/net/eth0/statistics/rx_packets');
   const flood = async (dp: DataplaneName): Promise<{ handled: number; sent: number; softirq: number; secs: number }> => {
     const before = await counted(dp);
     const si0 = softirqNs();

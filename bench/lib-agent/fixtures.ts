@@ -57,6 +57,8 @@ export interface FixtureScale {
 }
 
 export const FULL_SCALE: FixtureScale = { endpoints: 10_000, policies: 1_000, rulesPerPolicy: 5, localEndpoints: 100, remoteNodes: 99, seed: 20261121 };
+/** Felix's design target (issue 18): 100,000 endpoints, 100 local, 2,000 policies; 500 remote nodes of 200 endpoints. */
+export const FELIX_SCALE: FixtureScale = { endpoints: 100_000, policies: 2_000, rulesPerPolicy: 5, localEndpoints: 100, remoteNodes: 500, seed: 20261121 };
 export const QUICK_SCALE: FixtureScale = { endpoints: 1_000, policies: 100, rulesPerPolicy: 5, localEndpoints: 20, remoteNodes: 9, seed: 20261121 };
 
 export class FixtureError extends Error {
@@ -98,12 +100,24 @@ export function checkScale(s: FixtureScale): void {
     if (!Number.isInteger(v) || v < lo || v > hi) throw new FixtureError(`${what} must be an integer in [${lo}, ${hi}], got ${v}`);
   };
   intIn(s.localEndpoints, 2, 250, 'localEndpoints');
-  intIn(s.endpoints, s.localEndpoints, 60_000, 'endpoints');
+  intIn(s.endpoints, s.localEndpoints, 130_000, 'endpoints');
   intIn(s.policies, 0, 20_000, 'policies');
   intIn(s.rulesPerPolicy, 1, 50, 'rulesPerPolicy');
-  intIn(s.remoteNodes, s.endpoints > s.localEndpoints ? 1 : 0, 250, 'remoteNodes');
+  intIn(s.remoteNodes, s.endpoints > s.localEndpoints ? 1 : 0, MAX_REMOTE_NODES, 'remoteNodes');
   const perNode = s.remoteNodes === 0 ? 0 : Math.ceil((s.endpoints - s.localEndpoints) / s.remoteNodes);
   if (perNode > 254) throw new FixtureError(`${s.endpoints - s.localEndpoints} remote endpoints over ${s.remoteNodes} nodes is ${perNode} per node; at most 254 fit a node's /24`);
+}
+
+/** Remote node k's /24 block: 192.168.k.0 for k ≤ 250, then 198.19.(k − 250).0 (the pool /16 holds 250 nodes' blocks). */
+const MAX_REMOTE_NODES = 500;
+export function remoteBlock(k: number): string {
+  return k <= 250 ? `192.168.${k}` : `198.19.${k - 250}`;
+}
+
+/** Remote node k's own address (k ≥ 1): 198.18.0.11… then on into 198.18.1.x, 198.18.2.x. */
+export function remoteNodeAddress(k: number): string {
+  const n = 10 + k;
+  return `198.18.${n >> 8}.${n & 255}`;
 }
 
 function wep(node: string, pod: string, namespace: string, ip: string, labels: Record<string, string>, iface: string): WorkloadEndpoint {
@@ -165,8 +179,7 @@ export function generateFixtures(scale: FixtureScale): Fixtures {
   }
   const nodes: Node[] = [];
   for (let k = 1; k <= scale.remoteNodes; k++) {
-    const [a, b, c, d] = NODE_ADDRESS.split('/')[0]!.split('.').map(Number) as [number, number, number, number];
-    nodes.push({ apiVersion: V3, kind: 'Node', metadata: { name: `bench-remote-${k}` }, spec: { bgp: { ipv4Address: `${a}.${b}.${c}.${d + k}/24` } } } as Node);
+    nodes.push({ apiVersion: V3, kind: 'Node', metadata: { name: `bench-remote-${k}` }, spec: { bgp: { ipv4Address: `${remoteNodeAddress(k)}/24` } } } as Node);
   }
   const profile: Profile = {
     apiVersion: V3, kind: 'Profile', metadata: { name: PROFILE_NAME },
@@ -184,7 +197,7 @@ export function generateFixtures(scale: FixtureScale): Fixtures {
     const k = 1 + (e % scale.remoteNodes);
     const j = 1 + Math.floor(e / scale.remoteNodes);
     const labels = fillerLabels(rand);
-    endpoints.push(wep(`bench-remote-${k}`, `pod-${k}-${j}`, nsOf(labels), `192.168.${k}.${j}`, labels, `calir${String(e).padStart(8, '0')}`));
+    endpoints.push(wep(`bench-remote-${k}`, `pod-${k}-${j}`, nsOf(labels), `${remoteBlock(k)}.${j}`, labels, `calir${String(e).padStart(8, '0')}`));
   }
 
   const policies: GlobalNetworkPolicy[] = [];

@@ -1,10 +1,12 @@
 /**
- * The three dataplanes the suite compares, switched on one BenchTopology:
+ * The four dataplanes the suite compares, switched on one BenchTopology:
  *   - bare: routed veths, no programs, no rules (the physical limit here);
  *   - tortie: the real BpfDataplane (src/dataplane, default options: Calico networking on)
  *     programmed with CalcGraph's compiled state: programs on every cali* interface, the XDP
  *     prefilter and the IPIP/NAT tc programs on the uplink;
- *   - iptables: the rules and ipsets Calico's classic dataplane programs for the same resources.
+ *   - iptables: the rules and ipsets Calico's classic dataplane programs for the same resources;
+ *   - nftables: the same policies as one `calico` table in the shape of Calico's nftables
+ *     dataplane (verdict-map dispatch, named sets, kernel conntrack; bench/lib/scenarios.ts).
  *
  * Contract:
  * - Exactly one dataplane is active at a time; `use(name)` leaves the node in that state (no
@@ -12,10 +14,11 @@
  *   Switching tortie on/off attaches/detaches programs only: its maps stay programmed, so a
  *   switch costs milliseconds and repeats can interleave. iptables on/off restores/flushes the
  *   node namespace's ruleset (`nft flush ruleset` with the nft backend, so no netfilter hook or
- *   conntrack stays registered for the other two).
+ *   conntrack stays registered for the others); nftables on/off loads its table with `nft -f`
+ *   and flushes the ruleset the same way.
  * - `program(scale)` compiles (once per scale, then cached) and writes the policy for the next
- *   measurements on both tortie (a full reconcile of the maps) and iptables (kept as restore
- *   text, loaded when iptables becomes active).
+ *   measurements on tortie (a full reconcile of the maps), iptables and nftables (kept as
+ *   restore text / an nft script, loaded when that dataplane becomes active).
  * - `close()` detaches everything it attached, flushes rules, closes handles and removes its pin
  *   root. It is safe to call twice and after a failure half way.
  */
@@ -30,11 +33,11 @@ import { Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { tcAttach, tcDestroyHook, xdpAttach, xdpDetach } from '../../src/dataplane/native';
 import type { DataplaneName } from './results';
 import type { BenchTopology } from './topology';
-import { BENCH_NODE, calicoResources, iptablesRestore, ipsetRestore, iptablesRawDrop, prefilterPolicy, type PolicyScale } from './scenarios';
+import { BENCH_NODE, calicoResources, iptablesRestore, ipsetRestore, iptablesRawDrop, NFT_TABLE, nftablesRuleset, prefilterPolicy, type PolicyScale } from './scenarios';
 
 export type IptablesBackend = 'nft' | 'legacy';
 
-export interface ProgramTimings { compileMs: number; reconcileMs: number; tableCells: number; prefixes: number; iptablesRules: number }
+export interface ProgramTimings { compileMs: number; reconcileMs: number; tableCells: number; prefixes: number; iptablesRules: number; nftablesRules: number }
 
 export class DataplaneSwitch {
   readonly pinRoot = `/sys/fs/bpf/tortie-bench-${randomBytes(4).toString('hex')}`;
@@ -48,8 +51,9 @@ export class DataplaneSwitch {
   private filterRules = '';
   private rawRules = '';
   private ipsets = '';
+  private nftScript = '';
   private state?: CompiledState;
-  private readonly cache = new Map<string, { state: CompiledState; compileMs: number; filter: string; ipsets: string; raw: string }>();
+  private readonly cache = new Map<string, { state: CompiledState; compileMs: number; filter: string; ipsets: string; raw: string; nft: string }>();
   flowEvents = 0;
 
   constructor(private readonly t: BenchTopology, private readonly backend: IptablesBackend = 'nft') {}
@@ -96,6 +100,7 @@ export class DataplaneSwitch {
       c = {
         state, compileMs: performance.now() - t0,
         filter: iptablesRestore(scale), ipsets: ipsetRestore(scale), raw: opts.prefilter ? iptablesRawDrop('eth0') : '',
+        nft: nftablesRuleset(scale, opts.prefilter ? { prefilterUplink: 'eth0' } : {}),
       };
       this.cache.set(key, c);
     }
@@ -106,11 +111,14 @@ export class DataplaneSwitch {
     this.filterRules = c.filter;
     this.ipsets = c.ipsets;
     this.rawRules = c.raw;
+    this.nftScript = c.nft;
     if (this.active === 'iptables') { await this.iptablesOff(); await this.iptablesOn(); }
+    if (this.active === 'nftables') await this.nftablesOn(); // the script replaces its own table
     return {
       compileMs: c.compileMs, reconcileMs: t2 - t1,
       tableCells: c.state.tables.reduce((a, t) => a + t.cells.length, 0), prefixes: c.state.classes.prefixes.length,
       iptablesRules: c.filter.split('\n').filter((l) => l.startsWith('-A ')).length,
+      nftablesRules: c.nft.split('\n').filter((l) => l.startsWith('add rule ')).length,
     };
   }
 
@@ -125,9 +133,11 @@ export class DataplaneSwitch {
     if (next === this.active) return;
     if (this.active === 'tortie') await this.tortieOff();
     if (this.active === 'iptables') await this.iptablesOff();
+    if (this.active === 'nftables') await this.nftablesOff();
     this.active = undefined;
     if (next === 'tortie') await this.tortieOn();
     if (next === 'iptables') await this.iptablesOn();
+    if (next === 'nftables') await this.nftablesOn();
     this.active = next;
     // Let the neighbour/route caches and any queued work settle before measuring.
     await new Promise((r) => setTimeout(r, 100));
@@ -174,6 +184,15 @@ export class DataplaneSwitch {
     await node.exec(['ipset', 'destroy'], { timeoutMs: 60_000, allowFail: true });
   }
 
+  private async nftablesOn(): Promise<void> {
+    if (!this.nftScript) throw new Error('nftables: nothing programmed yet (call program() first)');
+    await this.t.node.exec(['nft', '-f', '-'], { input: this.nftScript, timeoutMs: 120_000 });
+  }
+
+  private async nftablesOff(): Promise<void> {
+    await this.t.node.exec(['nft', 'flush', 'ruleset'], { timeoutMs: 60_000 });
+  }
+
   /**
    * While tortie is active: swaps the uplink's XDP program for the variant without ring-buffer
    * flow events (false) or back to the agent's (true), to measure what per-drop events cost.
@@ -188,6 +207,7 @@ export class DataplaneSwitch {
   async reset(): Promise<void> {
     await this.tortieOff().catch(() => undefined);
     await this.iptablesOff().catch(() => undefined);
+    await this.nftablesOff().catch(() => undefined);
     this.active = 'bare';
   }
 
@@ -205,10 +225,18 @@ export class DataplaneSwitch {
     return m ? BigInt(m[1]!) : 0n;
   }
 
+  /** Packets the nftables raw-priority prefilter drop matched so far (its rule's counter). */
+  async nftablesRawDrops(): Promise<bigint> {
+    const r = await this.t.node.exec(['nft', 'list', 'chain', 'ip', NFT_TABLE, 'raw-PREROUTING'], { allowFail: true });
+    const m = /counter packets (\d+) bytes \d+ drop/.exec(r.stdout);
+    return m ? BigInt(m[1]!) : 0n;
+  }
+
   async close(): Promise<void> {
     try {
       if (this.active === 'tortie') await this.tortieOff().catch(() => undefined);
       if (this.active === 'iptables') await this.iptablesOff().catch(() => undefined);
+      if (this.active === 'nftables') await this.nftablesOff().catch(() => undefined);
     } finally {
       this.active = undefined;
       await this.dp?.close().catch(() => undefined);

@@ -72,9 +72,10 @@ export function performanceSection(run: RunResult, chartDirFromReadme: string): 
   const charts = renderCharts(run).map((c) => ({ title: c.title, file: `${chartDirFromReadme}/${c.file}` }));
   return [
     '',
-    'Measured by `npm run bench` (see [docs/benchmarks.md](docs/benchmarks.md)): three dataplanes on the same',
-    'namespace topology, interleaved — **bare** (routed veths, no programs, no rules), **tortie**, and',
-    "**iptables**/ipset rules equivalent to the same policies (Calico's classic dataplane layout). Figures",
+    'Measured by `npm run bench` (see [docs/benchmarks.md](docs/benchmarks.md)): four dataplanes on the same',
+    'namespace topology, interleaved — **bare** (routed veths, no programs, no rules), **tortie**,',
+    "**iptables**/ipset rules equivalent to the same policies (Calico's classic dataplane layout) and an",
+    "**nftables** ruleset of the same policies (the shape of Calico's nftables dataplane). Figures",
     'are from this 2-core machine while other work ran on it: read the ratios, not the absolute numbers.',
     `Full data: \`${chartDirFromReadme}/latest.json\`.`,
     '',

@@ -13,7 +13,7 @@
  */
 import { spread, type Spread } from './stats';
 
-export const DATAPLANES = ['bare', 'tortie', 'iptables'] as const;
+export const DATAPLANES = ['bare', 'tortie', 'iptables', 'nftables'] as const;
 export type DataplaneName = (typeof DATAPLANES)[number];
 
 export interface FigureDef {
@@ -181,13 +181,16 @@ export function headlines(run: RunResult): string[] {
     if (!s || s.params.length < 2) continue;
     const first = s.params[0];
     const last = s.params[s.params.length - 1];
-    const parts = (['tortie', 'iptables'] as const).map((d) => `${d} ${r2(scaleRatio(run, id, d, last, first))}`);
-    out.push(`New connections/s with ${(last ?? 0).toLocaleString('en-US')} ${s.def.param} vs ${(first ?? 0).toLocaleString('en-US')}: ${parts.join(', ')} (bare at ${(last ?? 0).toLocaleString('en-US')}: tortie ${r2(s.cells.get(last)?.get('tortie')?.ratio?.median)}, iptables ${r2(s.cells.get(last)?.get('iptables')?.ratio?.median)})`);
+    const present = (['tortie', 'iptables', 'nftables'] as const).filter((d) => s.cells.get(last)?.has(d));
+    const parts = present.map((d) => `${d} ${r2(scaleRatio(run, id, d, last, first))}`);
+    const vsBare = present.map((d) => `${d} ${r2(s.cells.get(last)?.get(d)?.ratio?.median)}`);
+    out.push(`New connections/s with ${(last ?? 0).toLocaleString('en-US')} ${s.def.param} vs ${(first ?? 0).toLocaleString('en-US')}: ${parts.join(', ')} (bare at ${(last ?? 0).toLocaleString('en-US')}: ${vsBare.join(', ')})`);
   }
   for (const [id, what] of [['tcp-1', 'iperf3 TCP 1 stream'], ['tcp-4', 'iperf3 TCP 4 streams'], ['conn-rate', 'new connections/s'], ['lat-p50', 'UDP latency p50']] as const) {
     const row = sums.get(id)?.cells.get(undefined);
     if (!row) continue;
-    out.push(`${what}, as a ratio to bare: tortie ${r2(row.get('tortie')?.ratio?.median)}, iptables ${r2(row.get('iptables')?.ratio?.median)}`);
+    const present = (['tortie', 'iptables', 'nftables'] as const).filter((d) => row.has(d));
+    out.push(`${what}, as a ratio to bare: ${present.map((d) => `${d} ${r2(row.get(d)?.ratio?.median)}`).join(', ')}`);
   }
   for (const [id, what] of [['ipip-tcp', 'Cross-node iperf3 with IPIP vs direct'], ['snat-conn-rate', 'Connections/s through SNAT vs none']] as const) {
     const r = sums.get(id)?.cells.get(undefined)?.get('tortie')?.ratio;
@@ -224,12 +227,14 @@ export function markdownReport(run: RunResult, opts: { charts?: { title: string;
     lines.push(`### ${g}`, '');
     const flat = inGroup.filter((s) => !s.def.param && dataplanesIn(s).length > 1);
     if (flat.length > 0) {
-      const others = DATAPLANES.filter((d) => d !== 'bare');
-      lines.push(`| figure | ${DATAPLANES.join(' | ')} | ${others.map((d) => `${d}/bare`).join(' | ')} |`);
-      lines.push(`|---|${DATAPLANES.map(() => '---').join('|')}|${others.map(() => '---').join('|')}|`);
+      // Columns for the dataplanes measured in this group (a run from before nftables has none).
+      const cols = DATAPLANES.filter((d) => flat.some((s) => dataplanesIn(s).includes(d)));
+      const others = cols.filter((d) => d !== 'bare');
+      lines.push(`| figure | ${cols.join(' | ')} | ${others.map((d) => `${d}/bare`).join(' | ')} |`);
+      lines.push(`|---|${cols.map(() => '---').join('|')}|${others.map(() => '---').join('|')}|`);
       for (const s of flat) {
         const row = s.cells.get(undefined)!;
-        const cells = DATAPLANES.map((d) => {
+        const cells = cols.map((d) => {
           const c = row.get(d);
           if (!c) return '—';
           const l = s.def.labels?.[d];

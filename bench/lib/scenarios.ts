@@ -17,6 +17,14 @@
  * INVALID drop, clear the accept mark, the endpoint's policy chains (each allow rule sets the
  * mark and is followed by a RETURN on the mark), profile chains when no policy applies, drop
  * when nothing accepted. Selector memberships are `hash:ip` ipsets (`cali40s:…`).
+ *
+ * nftables rendering follows the shape of Felix's nftables dataplane (Calico 3.31): one `calico`
+ * table per address family (the benchmark is IPv4: `table ip calico`), chains named after the
+ * iptables table they stand for (`filter-…`, `raw-…`), a base chain on the forward hook, the
+ * from/to-workload dispatch as `iifname`/`oifname` verdict maps onto per-endpoint chains, the
+ * same endpoint and policy chains in the same order with the same mark bits (Felix renders both
+ * dataplanes from one rule model), named `ipv4_addr` sets for selectors, kernel conntrack
+ * (`ct state`), and a counter on every rule as Felix writes them.
  */
 import { workloadEndpointName, type GlobalNetworkPolicy, type Namespace, type Node, type Profile, type Resource, type Rule, type WorkloadEndpoint } from '../../src/model';
 
@@ -158,6 +166,90 @@ export function iptablesRestore(s: PolicyScale): string {
 /** Number of iptables rules `iptablesRestore` programs (reported next to the figures). */
 export function iptablesRuleCount(s: PolicyScale): number {
   return iptablesRestore(s).split('\n').filter((l) => l.startsWith('-A ')).length;
+}
+
+// ------------------------------------------------------------------ nftables
+
+export const NFT_TABLE = 'calico';
+/** The member set's name in the nftables table (nft set names take no colon). */
+export const NFT_MEMBER_SET = 'cali40s-bench-member';
+const NFT_ACCEPT = '0x00010000';
+const NFT_PASS = '0x00020000';
+
+function nftEndpointChain(ch: string, policies: string[], profiles: string[]): string[] {
+  const accepted = `meta mark & ${NFT_ACCEPT} == ${NFT_ACCEPT}`;
+  const r = [
+    `add rule ip ${NFT_TABLE} ${ch} ct state established,related counter accept`,
+    `add rule ip ${NFT_TABLE} ${ch} ct state invalid counter drop`,
+    `add rule ip ${NFT_TABLE} ${ch} counter meta mark set meta mark & 0xfffeffff`,
+  ];
+  if (policies.length > 0) {
+    for (const p of policies) {
+      r.push(`add rule ip ${NFT_TABLE} ${ch} meta mark & ${NFT_PASS} == 0x00000000 counter jump ${p}`, `add rule ip ${NFT_TABLE} ${ch} ${accepted} counter return`);
+    }
+    r.push(`add rule ip ${NFT_TABLE} ${ch} meta mark & ${NFT_PASS} == 0x00000000 counter drop`);
+  } else {
+    for (const p of profiles) r.push(`add rule ip ${NFT_TABLE} ${ch} counter jump ${p}`, `add rule ip ${NFT_TABLE} ${ch} ${accepted} counter return`);
+    r.push(`add rule ip ${NFT_TABLE} ${ch} counter drop`);
+  }
+  return r;
+}
+
+/**
+ * `nft -f` input: the whole `calico` table for the scenario, replacing any earlier one (the
+ * table is created, then deleted and created again, so a reload is atomic and leaves nothing of
+ * the previous scale). `prefilterUplink`: also the doNotTrack deny of `prefilterPolicy` as a
+ * raw-priority drop on that interface.
+ */
+export function nftablesRuleset(s: PolicyScale, opts: { prefilterUplink?: string } = {}): string {
+  checkScale(s);
+  const T = `ip ${NFT_TABLE}`;
+  const pol = 'filter-cali-pi-bench-server-ingr';
+  const pro = `filter-cali-pro-kns.${BENCH_NS}`;
+  const pri = `filter-cali-pri-kns.${BENCH_NS}`;
+  const fw = (e: string) => `filter-cali-fw-${e}`;
+  const tw = (e: string) => `filter-cali-tw-${e}`;
+  const accepted = `meta mark & ${NFT_ACCEPT} == ${NFT_ACCEPT}`;
+  const setAccept = `meta mark set meta mark | ${NFT_ACCEPT}`;
+  const L: string[] = [`add table ${T}`, `delete table ${T}`, `add table ${T}`];
+  L.push(`add set ${T} ${NFT_MEMBER_SET} { type ipv4_addr; }`);
+  const members = [CLIENT.ip, ...Array.from({ length: s.members - 1 }, (_, k) => memberAddress(k))];
+  for (let i = 0; i < members.length; i += 5000) L.push(`add element ${T} ${NFT_MEMBER_SET} { ${members.slice(i, i + 5000).join(', ')} }`);
+  const chains = ['filter-cali-FORWARD', 'filter-cali-from-wl-dispatch', 'filter-cali-to-wl-dispatch', fw('benchcli'), tw('benchcli'), fw('benchsrv'), tw('benchsrv'), pol, pro, pri];
+  for (const c of chains) L.push(`add chain ${T} ${c}`);
+  L.push(`add map ${T} filter-cali-from-wl-dispatch { type ifname : verdict; }`, `add map ${T} filter-cali-to-wl-dispatch { type ifname : verdict; }`);
+  L.push(`add element ${T} filter-cali-from-wl-dispatch { "${CLIENT.hostIf}" : goto ${fw('benchcli')}, "${SERVER.hostIf}" : goto ${fw('benchsrv')} }`);
+  L.push(`add element ${T} filter-cali-to-wl-dispatch { "${CLIENT.hostIf}" : goto ${tw('benchcli')}, "${SERVER.hostIf}" : goto ${tw('benchsrv')} }`);
+  L.push(`add chain ${T} filter-FORWARD { type filter hook forward priority filter; policy accept; }`);
+  L.push(`add rule ${T} filter-FORWARD counter jump filter-cali-FORWARD`);
+  L.push(`add rule ${T} filter-cali-FORWARD meta mark & ${NFT_ACCEPT} == 0x00000000 counter meta mark set meta mark & 0xfff8ffff`);
+  L.push(`add rule ${T} filter-cali-FORWARD iifname "cali*" counter jump filter-cali-from-wl-dispatch`);
+  L.push(`add rule ${T} filter-cali-FORWARD oifname "cali*" counter jump filter-cali-to-wl-dispatch`);
+  L.push(`add rule ${T} filter-cali-FORWARD ${accepted} counter accept`);
+  // An interface named cali* with no endpoint is dropped, as in Felix.
+  L.push(`add rule ${T} filter-cali-from-wl-dispatch iifname vmap @filter-cali-from-wl-dispatch`, `add rule ${T} filter-cali-from-wl-dispatch counter drop`);
+  L.push(`add rule ${T} filter-cali-to-wl-dispatch oifname vmap @filter-cali-to-wl-dispatch`, `add rule ${T} filter-cali-to-wl-dispatch counter drop`);
+  L.push(...nftEndpointChain(fw('benchcli'), [], [pro]));
+  L.push(...nftEndpointChain(tw('benchcli'), [], [pri]));
+  L.push(...nftEndpointChain(fw('benchsrv'), [], [pro]));
+  L.push(...nftEndpointChain(tw('benchsrv'), [pol], []));
+  for (const p of [pro, pri]) L.push(`add rule ${T} ${p} counter ${setAccept}`, `add rule ${T} ${p} ${accepted} counter return`);
+  const src = `ip saddr @${NFT_MEMBER_SET}`;
+  for (let i = 0; i < s.rules - 1; i++) {
+    L.push(`add rule ${T} ${pol} ${src} tcp dport ${FILLER_PORT_BASE + i} counter ${setAccept}`);
+    L.push(`add rule ${T} ${pol} ${accepted} counter return`);
+  }
+  L.push(`add rule ${T} ${pol} ${src} counter ${setAccept}`, `add rule ${T} ${pol} ${accepted} counter return`);
+  if (opts.prefilterUplink) {
+    L.push(`add chain ${T} raw-PREROUTING { type filter hook prerouting priority raw; policy accept; }`);
+    L.push(`add rule ${T} raw-PREROUTING iifname "${opts.prefilterUplink}" ip saddr ${PREFILTER_SOURCE} counter drop`);
+  }
+  return L.join('\n') + '\n';
+}
+
+/** Number of rules `nftablesRuleset` programs (reported next to the figures). */
+export function nftablesRuleCount(s: PolicyScale): number {
+  return nftablesRuleset(s).split('\n').filter((l) => l.startsWith('add rule ')).length;
 }
 
 // ------------------------------------------------------------------ prefilter

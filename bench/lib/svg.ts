@@ -30,7 +30,7 @@ export class SvgError extends Error {
   }
 }
 
-const COLOURS: Record<string, string> = { bare: '#6b7280', tortie: '#d97706', iptables: '#2563eb' };
+const COLOURS: Record<string, string> = { bare: '#6b7280', tortie: '#d97706', iptables: '#2563eb', nftables: '#059669' };
 const SPARE = ['#059669', '#dc2626', '#7c3aed', '#0891b2', '#be185d'];
 
 export function colourOf(name: string, index: number): string {

@@ -9,7 +9,7 @@ import { cdf, median, percentile, spread, StatsError } from '../../bench/lib/sta
 import { addFigure, addSample, emptyRun, formatNumber, markdownReport, orderFor, pairedRatios, summarize, type DataplaneName, type RunResult } from '../../bench/lib/results';
 import { cdfChart, escapeXml, lineChart, linearTicks, logTicks, SvgError } from '../../bench/lib/svg';
 import { parseIperfTcp, parseIperfUdp, parseSockperf, parseSockperfFullLog, parseWrk, wrkDuration, ToolOutputError } from '../../bench/lib/tools';
-import { calicoResources, checkScale, iptablesRestore, iptablesRuleCount, ipsetRestore, memberAddress, MEMBER_SET, ScenarioError, serverPolicy } from '../../bench/lib/scenarios';
+import { calicoResources, checkScale, iptablesRestore, iptablesRuleCount, ipsetRestore, memberAddress, MEMBER_SET, nftablesRuleCount, nftablesRuleset, NFT_MEMBER_SET, ScenarioError, serverPolicy } from '../../bench/lib/scenarios';
 import { performanceSection, renderCharts, updateReadme } from '../../bench/lib/report';
 import { parseCompileBench, parseNetworkingBench, parsePktCost, ChildBenchError } from '../../bench/lib/children';
 
@@ -96,6 +96,13 @@ t.test('Markdown report', async (t) => {
   t.match(md, /- New connections\/s with 10,000 rules vs 1: tortie 1\.00×, iptables 0\.20× \(bare at 10,000: tortie 0\.95×, iptables 0\.20×\)/, 'headline: scale ratio per dataplane');
   t.match(md, /- iperf3 TCP 1 stream, as a ratio to bare: tortie 0\.90×, iptables 0\.50×/, 'headline: ratio to bare');
   t.match(md, /!\[c\]\(c\.svg\)/);
+  t.notMatch(md, /nftables/, 'no column for a dataplane the run did not measure');
+  const withNft = syntheticRun();
+  [100, 110, 90].forEach((v, r) => addSample(withNft, withNft.figures[0]!, 'nftables', r, v * 0.6));
+  const md2 = markdownReport(withNft);
+  t.match(md2, /\| figure \| bare \| tortie \| iptables \| nftables \| tortie\/bare \| iptables\/bare \| nftables\/bare \|/, 'an nftables column and ratio when measured');
+  t.match(md2, /\| 0\.90× \| 0\.50× \| 0\.60× \|/);
+  t.match(md2, /- iperf3 TCP 1 stream, as a ratio to bare: tortie 0\.90×, iptables 0\.50×, nftables 0\.60×/, 'and in the headline');
   t.equal(formatNumber(123456), '123,000');
   t.equal(formatNumber(0.01234), '0.0123');
   t.equal(formatNumber(9.876), '9.88');
@@ -199,6 +206,27 @@ t.test('scenario rendering: iptables/ipset equivalent of the policy', async (t) 
   t.throws(() => checkScale({ rules: 1, members: 1e7 }), /members must be/);
 });
 
+t.test('scenario rendering: the nftables equivalent (Calico nftables shape)', async (t) => {
+  t.equal(nftablesRuleCount({ rules: 1000, members: 1 }) - nftablesRuleCount({ rules: 1, members: 1 }), 2 * 999, 'two rules (mark, return) per extra Calico rule, as in iptables');
+  const small = nftablesRuleset({ rules: 1, members: 1 });
+  t.match(small, /^add table ip calico\ndelete table ip calico\nadd table ip calico\n/, 'replaces its own table atomically, one table for the family');
+  t.match(small, /add map ip calico filter-cali-from-wl-dispatch \{ type ifname : verdict; \}/, 'dispatch through a verdict map');
+  t.match(small, /"calibenchsrv" : goto filter-cali-tw-benchsrv/, 'onto the per-endpoint chain');
+  t.match(small, /filter-cali-from-wl-dispatch iifname vmap @filter-cali-from-wl-dispatch\nadd rule ip calico filter-cali-from-wl-dispatch counter drop/, 'unknown cali* interfaces dropped');
+  const tw = small.split('\n').filter((l) => l.startsWith('add rule ip calico filter-cali-tw-benchsrv '));
+  t.match(tw[0]!, /ct state established,related counter accept$/, 'kernel conntrack: established/related accepted first');
+  t.match(tw[1]!, /ct state invalid counter drop$/);
+  t.match(tw[tw.length - 1]!, /counter drop$/, 'dropped when no policy accepted');
+  t.notMatch(small, /raw-PREROUTING/, 'no prefilter unless asked');
+  t.match(nftablesRuleset({ rules: 1, members: 1 }, { prefilterUplink: 'eth0' }), /raw-PREROUTING \{ type filter hook prerouting priority raw;[^\n]*\n[^\n]*iifname "eth0" ip saddr 198\.18\.1\.0\/24 counter drop/);
+  const big = nftablesRuleset({ rules: 1000, members: 12_001 });
+  t.match(big, new RegExp(`ip saddr @${NFT_MEMBER_SET} tcp dport 20998 counter meta mark set`), 'selector memberships through a named set');
+  const elems = big.split('\n').filter((l) => l.startsWith(`add element ip calico ${NFT_MEMBER_SET} `));
+  t.equal(elems.length, 3, 'set elements added in chunks of 5,000');
+  t.equal(elems.reduce((a, l) => a + l.split(',').length, 0), 12_001, 'client + every remote member');
+  t.throws(() => nftablesRuleset({ rules: 0, members: 1 }), ScenarioError);
+});
+
 t.test('README section replacement and interleaving order', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tortie-bench-test-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -227,9 +255,10 @@ t.test('README section replacement and interleaving order', async (t) => {
   t.match(performanceSection(syntheticRun(), 'r'), /Full data: `r\/latest\.json`/);
   writeFileSync(readme, '# nothing\n');
   t.throws(() => updateReadme(readme, syntheticRun(), dir), /no "## Performance" section/);
-  t.same([orderFor(0), orderFor(1), orderFor(2), orderFor(3)], [
-    ['bare', 'tortie', 'iptables'], ['tortie', 'iptables', 'bare'], ['iptables', 'bare', 'tortie'], ['bare', 'tortie', 'iptables'],
-  ], 'each dataplane takes each position once per three repeats');
+  t.same([orderFor(0), orderFor(1), orderFor(2), orderFor(3), orderFor(4)], [
+    ['bare', 'tortie', 'iptables', 'nftables'], ['tortie', 'iptables', 'nftables', 'bare'], ['iptables', 'nftables', 'bare', 'tortie'],
+    ['nftables', 'bare', 'tortie', 'iptables'], ['bare', 'tortie', 'iptables', 'nftables'],
+  ], 'each dataplane takes each position once per four repeats');
 });
 
 t.test('parsers of the other benches\' printed figures', async (t) => {
