@@ -114,10 +114,15 @@ export function remoteBlock(k: number): string {
   return k <= 250 ? `192.168.${k}` : `198.19.${k - 250}`;
 }
 
-/** Remote node k's own address (k ≥ 1): 198.18.0.11… then on into 198.18.1.x, 198.18.2.x. */
+/**
+ * Remote node k's own address (k ≥ 1): 198.18.0.11–198.18.0.255 for the first 245, then
+ * 198.18.2.1… (198.18.1.0/24 is left alone: the benchmark topologies put the outside host's
+ * flood source there).
+ */
 export function remoteNodeAddress(k: number): string {
-  const n = 10 + k;
-  return `198.18.${n >> 8}.${n & 255}`;
+  if (k <= 245) return `198.18.0.${10 + k}`;
+  const n = k - 246;
+  return `198.18.${2 + Math.floor(n / 254)}.${1 + (n % 254)}`;
 }
 
 function wep(node: string, pod: string, namespace: string, ip: string, labels: Record<string, string>, iface: string): WorkloadEndpoint {

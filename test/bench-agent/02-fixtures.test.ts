@@ -2,8 +2,8 @@
 // shaped so that the probe policy alone decides the probe flow.
 import t from 'tap';
 import {
-  BENCH_NODE, FULL_SCALE, NAMESPACE_COUNT, PROBE_CLIENT, PROBE_PORT, PROBE_SERVER, QUICK_SCALE, checkScale, fillerSelector, generateFixtures,
-  localInterfaceName, probePolicy, prng, type FixtureScale,
+  BENCH_NODE, FELIX_SCALE, FULL_SCALE, NAMESPACE_COUNT, PROBE_CLIENT, PROBE_PORT, PROBE_SERVER, QUICK_SCALE, checkScale, fillerSelector, generateFixtures,
+  localInterfaceName, probePolicy, prng, remoteBlock, remoteNodeAddress, type FixtureScale,
 } from '../../bench/lib-agent/fixtures';
 import { validateResource, type Rule } from '../../src/model';
 import { parseSelector } from '../../src/selector';
@@ -106,6 +106,23 @@ t.test('checkScale', async (t) => {
   ];
   for (const [patch, msg] of bad) t.throws(() => checkScale({ ...QUICK_SCALE, ...patch }), { code: 'ERR_BENCH_FIXTURE', message: msg }, JSON.stringify(patch));
   t.doesNotThrow(() => checkScale({ ...QUICK_SCALE, endpoints: QUICK_SCALE.localEndpoints, remoteNodes: 0 }), 'local-only is fine');
+  t.doesNotThrow(() => checkScale(FELIX_SCALE), "Felix's design target fits");
+  t.throws(() => checkScale({ ...FELIX_SCALE, remoteNodes: 501 }), /remoteNodes/);
+});
+
+t.test("Felix's scale: remote blocks and node addresses past the 192.168/16 pool stay distinct and in the allowed ranges", async (t) => {
+  const blocks = Array.from({ length: FELIX_SCALE.remoteNodes }, (_, i) => remoteBlock(i + 1));
+  t.equal(new Set(blocks).size, blocks.length, 'one /24 per remote node');
+  t.ok(blocks.every((b) => /^192\.168\.(\d+)$/.test(b) || /^198\.19\.(\d+)$/.test(b)), '192.168.0.0/16, then the benchmarking range 198.19.0.0/16');
+  t.ok(blocks.every((b) => Number(b.split('.')[2]) >= 1 && Number(b.split('.')[2]) <= 250), 'third octets 1–250');
+  t.equal(remoteBlock(1), '192.168.1', 'small scales keep their addresses');
+  t.equal(remoteBlock(250), '192.168.250');
+  t.equal(remoteBlock(251), '198.19.1');
+  const nodes = Array.from({ length: FELIX_SCALE.remoteNodes }, (_, i) => remoteNodeAddress(i + 1));
+  t.equal(new Set(nodes).size, nodes.length, 'node addresses distinct');
+  t.equal(remoteNodeAddress(1), '198.18.0.11', 'unchanged for the first nodes');
+  t.ok(nodes.every((a) => a.split('.').every((o) => Number(o) <= 255) && a.startsWith('198.18.')), 'valid, inside 198.18.0.0/15');
+  t.notOk(nodes.includes('198.18.1.2') || nodes.includes('198.18.0.10'), 'never an address the labs configure');
 });
 
 t.test('a probe toggle recompiles exactly the server\'s ingress table (src/calc on the quick fixtures)', async (t) => {
