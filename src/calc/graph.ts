@@ -1902,7 +1902,8 @@ export class CalcGraph {
   private flushRoutes(delta: CalcDelta): void {
     const upserts = new Map<string, string>();
     const removals = new Set<string>();
-    for (const key of [...this.dirtyRoutes].sort()) {
+    // Any order: the owner of an address is chosen by sorting its owners, and the delta's lists are sorted below.
+    for (const key of this.dirtyRoutes) {
       const w = this.resources.endpoints.get(key);
       const now: string[] = [];
       if (w !== undefined && w.spec.node !== undefined && w.spec.node !== this.nodeName) {

@@ -7,18 +7,33 @@ export interface Cidr4 {
   len: number;
 }
 
-/** Parses `a.b.c.d` to an unsigned 32-bit integer; undefined if it is not one. */
+/**
+ * Parses `a.b.c.d` (four parts of 1–3 decimal digits, each ≤ 255) to an unsigned 32-bit
+ * integer; undefined if it is not one. One pass over the characters: at 100,000 endpoints the
+ * compiler parses a few hundred thousand addresses, and a split and four regular expressions
+ * each showed in its profile.
+ */
 export function parseIPv4(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
   let v = 0;
-  for (const p of parts) {
-    if (!/^[0-9]{1,3}$/.test(p)) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
-    v = v * 256 + n;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (++digits > 3) return undefined;
+      part = part * 10 + (c - 48);
+    } else if (c === 46) {
+      if (digits === 0 || part > 255 || ++dots > 3) return undefined;
+      v = v * 256 + part;
+      part = 0;
+      digits = 0;
+    } else {
+      return undefined;
+    }
   }
-  return v;
+  if (dots !== 3 || digits === 0 || part > 255) return undefined;
+  return v * 256 + part;
 }
 
 export function maskOf(len: number): number {
