@@ -88,6 +88,10 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 	}
 
 	cr = ct_lookup(&pkt, dir, &ct);
+	if (cr == CT_INVALID) {
+		ret = DROP_CT_INVALID;
+		goto out;
+	}
 	if (cr == CT_ESTABLISHED || cr == CT_RELATED) {
 		/* A big datagram of an established flow: its later fragments follow it. */
 		if (pkt.frag == TORTIE_FRAG_FIRST)

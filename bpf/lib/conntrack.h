@@ -50,7 +50,7 @@ const volatile __u64 ct_timeout_other_ns = 600 * NSEC;
 const volatile __u32 ct_quota = 0;
 
 /*
- * tortie_ct4_v2: struct tortie_ct4_key -> struct tortie_ct_value.
+ * tortie_ct4_v3: struct tortie_ct4_key -> struct tortie_ct_value.
  * Written by the cali* programs (create on an allowed new flow, state/last_seen on every
  * packet); read by them; the agent reads it for metrics and deletes expired entries.
  * max_entries is set by the agent at load (derived from memory); the value here is the
@@ -64,7 +64,7 @@ struct {
 	__type(value, struct tortie_ct_value);
 	__uint(max_entries, 262144);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tortie_ct4_v2 SEC(".maps");
+} tortie_ct4_v3 SEC(".maps");
 
 /*
  * tortie_ctq4_v1: per-workload counts of conntrack entries (shared/maps.h, lib/quota.h). The
@@ -95,6 +95,7 @@ enum ct_result {
 	CT_ESTABLISHED = 1, /* this point approved the flow already: pass */
 	CT_RELATED = 2,     /* ICMP error about a tracked flow: pass */
 	CT_UNAPPROVED = 3,  /* entry exists but this point never approved it: policy decides */
+	CT_INVALID = 4,     /* approved TCP flow, RST outside its window: DROP_CT_INVALID */
 };
 
 struct ct_ctx {
@@ -167,7 +168,7 @@ static __always_inline bool ct_icmp_related(const struct tortie_pkt *pkt, __u8 d
 		return false;
 	if (dir == TORTIE_DIR_EGRESS && pkt->saddr != quoted_dst)
 		return false;
-	v = bpf_map_lookup_elem(&tortie_ct4_v2, &pkt->inner);
+	v = bpf_map_lookup_elem(&tortie_ct4_v3, &pkt->inner);
 	if (!v || !ct_live(v, now))
 		return false;
 	f = v->flags;
@@ -195,27 +196,96 @@ static __always_inline __u8 ct_initial_state(const struct tortie_pkt *pkt)
 	}
 }
 
-static __always_inline void ct_tcp_advance(struct tortie_ct_value *v, const struct tortie_pkt *pkt,
+/* Serial-number comparison (RFC 1982): a is after b. */
+static __always_inline bool seq_after(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) > 0;
+}
+
+#define TORTIE_CT_RST_SLACK 65535u
+
+/*
+ * Is a RST from the sender (side a if sender_is_a) plausible, as Linux nf_conntrack's window
+ * check: its sequence number must not be before the highest ACK the peer sent (what the peer
+ * still expects) nor past what the sender sent plus one unscaled window. With nothing seen from
+ * the sender, a RST answering a SYN must acknowledge exactly what the peer sent (SYN_SENT rule).
+ * With nothing seen from either side there is nothing to judge against: accepted.
+ */
+static __always_inline bool ct_rst_ok(const struct tortie_ct_value *v, const struct tortie_pkt *pkt,
+				      bool sender_is_a)
+{
+	__u64 f = v->flags;
+	/* Fixed indices in both branches: a variable one is out of the verifier's reach. */
+	__u32 end_s = sender_is_a ? v->seq_end[0] : v->seq_end[1];
+	__u32 end_p = sender_is_a ? v->seq_end[1] : v->seq_end[0];
+	__u32 ack_pv = sender_is_a ? v->ack_max[1] : v->ack_max[0];
+	bool seq_s = f & (sender_is_a ? TORTIE_CTF_SEQ_A : TORTIE_CTF_SEQ_B);
+	bool seq_p = f & (sender_is_a ? TORTIE_CTF_SEQ_B : TORTIE_CTF_SEQ_A);
+	bool ack_p = f & (sender_is_a ? TORTIE_CTF_ACK_B : TORTIE_CTF_ACK_A);
+	__u32 seq = pkt->tcp_seq, lo, hi;
+
+	if (!seq_s) {
+		if (!seq_p)
+			return true;
+		return (pkt->tcp_flags & TCP_FLAG_ACK) && pkt->tcp_ack == end_p;
+	}
+	hi = end_s + TORTIE_CT_RST_SLACK;
+	lo = ack_p ? ack_pv : end_s - TORTIE_CT_RST_SLACK;
+	return seq - lo <= hi - lo;
+}
+
+/* Records the sequence end and ACK the sender sent (kept as maxima in serial order). */
+static __always_inline void ct_seq_max(__u32 *slot, __u32 val, __u64 *flags, __u32 bit)
+{
+	if (!(*flags & bit) || seq_after(val, *slot)) {
+		*slot = val;
+		if (!(*flags & bit))
+			__sync_fetch_and_or(flags, bit);
+	}
+}
+
+static __always_inline void ct_tcp_track(struct tortie_ct_value *v, const struct tortie_pkt *pkt,
+					 bool sender_is_a)
+{
+	bool ack = pkt->tcp_flags & TCP_FLAG_ACK;
+
+	if (sender_is_a) {
+		ct_seq_max(&v->seq_end[0], pkt->tcp_end, &v->flags, TORTIE_CTF_SEQ_A);
+		if (ack)
+			ct_seq_max(&v->ack_max[0], pkt->tcp_ack, &v->flags, TORTIE_CTF_ACK_A);
+	} else {
+		ct_seq_max(&v->seq_end[1], pkt->tcp_end, &v->flags, TORTIE_CTF_SEQ_B);
+		if (ack)
+			ct_seq_max(&v->ack_max[1], pkt->tcp_ack, &v->flags, TORTIE_CTF_ACK_B);
+	}
+}
+
+/* Advances the TCP state; false: an out-of-window RST (INVALID: dropped, the flow unchanged). */
+static __always_inline bool ct_tcp_advance(struct tortie_ct_value *v, const struct tortie_pkt *pkt,
 					   bool init_dir, bool sender_is_a)
 {
 	__u8 f = pkt->tcp_flags, st = v->state;
 
 	if (f & TCP_FLAG_RST) {
+		if (!ct_rst_ok(v, pkt, sender_is_a))
+			return false;
 		v->state = TORTIE_CT_RST;
-		return;
+		return true;
 	}
+	ct_tcp_track(v, pkt, sender_is_a);
 	if (f & TCP_FLAG_FIN) {
 		__u32 bit = sender_is_a ? TORTIE_CTF_FIN_A : TORTIE_CTF_FIN_B;
 		__u32 other = sender_is_a ? TORTIE_CTF_FIN_B : TORTIE_CTF_FIN_A;
 
 		__sync_fetch_and_or(&v->flags, bit);
 		v->state = (v->flags & other) ? TORTIE_CT_CLOSING : TORTIE_CT_FIN_WAIT;
-		return;
+		return true;
 	}
 	if (st == TORTIE_CT_SYN_SENT && !init_dir && (f & TCP_FLAG_SYN) && (f & TCP_FLAG_ACK))
 		v->state = TORTIE_CT_SYN_RECV;
 	else if (st == TORTIE_CT_SYN_RECV && init_dir && (f & TCP_FLAG_ACK) && !(f & TCP_FLAG_SYN))
 		v->state = TORTIE_CT_ESTABLISHED;
+	return true;
 }
 
 static __always_inline bool ct_tcp_reopens(const struct tortie_ct_value *v, const struct tortie_pkt *pkt)
@@ -240,7 +310,7 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 		return CT_RELATED;
 	if (pkt->untracked)
 		return CT_NEW;
-	v = bpf_map_lookup_elem(&tortie_ct4_v2, &c->key);
+	v = bpf_map_lookup_elem(&tortie_ct4_v3, &c->key);
 	if (!v || !ct_live(v, now) || ct_tcp_reopens(v, pkt))
 		return CT_NEW;
 	c->entry = v;
@@ -252,8 +322,8 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 	need = ct_need(local_is_init, dir, v->flags);
 	if ((v->flags & need) != need)
 		return CT_UNAPPROVED;
-	if (pkt->proto == IPPROTO_TCP)
-		ct_tcp_advance(v, pkt, c->init_dir, c->src_is_a);
+	if (pkt->proto == IPPROTO_TCP && !ct_tcp_advance(v, pkt, c->init_dir, c->src_is_a))
+		return CT_INVALID;
 	if (!c->init_dir && !(v->flags & TORTIE_CTF_REPLY))
 		__sync_fetch_and_or(&v->flags, TORTIE_CTF_REPLY);
 	v->last_seen_ns = now;
@@ -291,12 +361,25 @@ static __always_inline int ct_commit(const struct tortie_pkt *pkt, __u8 dir, str
 
 		if (!created || quota_full(&tortie_ctq4_v1, owner, created, ct_quota))
 			return DROP_CT_QUOTA;
-		err = bpf_map_update_elem(&tortie_ct4_v2, &c->key, &v, BPF_NOEXIST);
-		old = err == -EEXIST ? bpf_map_lookup_elem(&tortie_ct4_v2, &c->key) : NULL;
+		if (pkt->proto == IPPROTO_TCP && !(pkt->tcp_flags & TCP_FLAG_RST)) {
+			bool ack = pkt->tcp_flags & TCP_FLAG_ACK;
+
+			if (c->src_is_a) {
+				v.seq_end[0] = pkt->tcp_end;
+				v.ack_max[0] = ack ? pkt->tcp_ack : 0;
+				v.flags |= TORTIE_CTF_SEQ_A | (ack ? TORTIE_CTF_ACK_A : 0);
+			} else {
+				v.seq_end[1] = pkt->tcp_end;
+				v.ack_max[1] = ack ? pkt->tcp_ack : 0;
+				v.flags |= TORTIE_CTF_SEQ_B | (ack ? TORTIE_CTF_ACK_B : 0);
+			}
+		}
+		err = bpf_map_update_elem(&tortie_ct4_v3, &c->key, &v, BPF_NOEXIST);
+		old = err == -EEXIST ? bpf_map_lookup_elem(&tortie_ct4_v3, &c->key) : NULL;
 		if (old) {
 			/* An expired or closed entry of the same tuple: replaced, its owner released. */
 			old_owner = ct_owner(&c->key, old->flags);
-			err = bpf_map_update_elem(&tortie_ct4_v2, &c->key, &v, BPF_EXIST);
+			err = bpf_map_update_elem(&tortie_ct4_v3, &c->key, &v, BPF_EXIST);
 			if (err == 0)
 				quota_add(&tortie_ctq4_v1, old_owner, TORTIE_QUOTA_MOVED);
 		}
@@ -316,9 +399,9 @@ static __always_inline int ct_commit(const struct tortie_pkt *pkt, __u8 dir, str
 			quota_add(&tortie_ctq4_v1, ct_owner(&c->key, c->entry->flags), TORTIE_QUOTA_MOVED);
 			quota_add(&tortie_ctq4_v1, pkt->saddr, TORTIE_QUOTA_CREATED);
 		}
+		if (pkt->proto == IPPROTO_TCP && !ct_tcp_advance(c->entry, pkt, true, c->src_is_a))
+			return DROP_CT_INVALID;
 		__sync_fetch_and_or(&c->entry->flags, bit);
-		if (pkt->proto == IPPROTO_TCP)
-			ct_tcp_advance(c->entry, pkt, true, c->src_is_a);
 		c->entry->last_seen_ns = now;
 	}
 	return 0;

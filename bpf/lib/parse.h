@@ -68,6 +68,9 @@ struct tortie_pkt {
 	__u8 ip_opts;     /* 1: the IPv4 header carries options (IHL > 5) */
 	__u8 ip_hlen;     /* IPv4 header length in bytes */
 	__u8 pad2;
+	__u32 tcp_seq;    /* TCP, host order: sequence number, */
+	__u32 tcp_ack;    /* acknowledgment number (meaningful with ACK), */
+	__u32 tcp_end;    /* seq + payload + SYN + FIN (the datagram's bytes, never padding) */
 };
 
 #define TORTIE_ECHO_NONE 0
@@ -365,6 +368,10 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 		pkt->sport = bpf_ntohs(th->source);
 		pkt->dport = bpf_ntohs(th->dest);
 		pkt->tcp_flags = l4[13];
+		pkt->tcp_seq = bpf_ntohl(th->seq);
+		pkt->tcp_ack = bpf_ntohl(th->ack_seq);
+		pkt->tcp_end = pkt->tcp_seq + (tot - doff) + !!(pkt->tcp_flags & TCP_FLAG_SYN) +
+			       !!(pkt->tcp_flags & TCP_FLAG_FIN);
 		break;
 	}
 	case IPPROTO_UDP:

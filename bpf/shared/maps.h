@@ -107,7 +107,7 @@ struct tortie_verdict {
 	__u32 log_rules[TORTIE_MAX_LOG_RULES]; /* Log rules hit before the decision, in order */
 };
 
-/* ---- conntrack: tortie_ct4_v2 (v1 was an LRU) ---- */
+/* ---- conntrack: tortie_ct4_v3 (v1 was an LRU; v2 had no TCP sequence state) ---- */
 /* Normalised over both directions: (addr_a, port_a) <= (addr_b, port_b), comparing the
  * address then the port as host-order integers. For ICMP echo both ports hold the echo id and
  * pad[0] says which side sent the request (1: a, 2: b; lib/parse.h ct4_key_mark_echo), so the
@@ -144,6 +144,10 @@ enum tortie_ct_state {
 					* packet of the flow): replies to the initiator then need
 					* DST_OK too, so a request the responder's ingress policy
 					* denied never opens the reply path */
+#define TORTIE_CTF_SEQ_A (1u << 7)     /* seq_end[0] holds what side a sent (TCP) */
+#define TORTIE_CTF_SEQ_B (1u << 8)
+#define TORTIE_CTF_ACK_A (1u << 9)     /* ack_max[0] holds the highest ACK side a sent (TCP) */
+#define TORTIE_CTF_ACK_B (1u << 10)
 
 struct tortie_ct_value {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last packet */
@@ -152,6 +156,11 @@ struct tortie_ct_value {
 	__u8 state;         /* enum tortie_ct_state */
 	__u8 pad[3];
 	__u32 rule;         /* rule id that first allowed the flow */
+	/* TCP, host order, [0] side a, [1] side b (valid with TORTIE_CTF_SEQ_* / ACK_*): the
+	 * highest sequence end (seq + payload + SYN + FIN) and the highest ACK each side sent.
+	 * A RST is accepted only inside [peer's ack_max, sender's seq_end + 65535]. */
+	__u32 seq_end[2];
+	__u32 ack_max[2];
 };
 
 /* ---- IPv4 fragments: tortie_frag4_v1 (first fragment's ports for the later ones) ---- */

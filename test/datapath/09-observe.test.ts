@@ -24,7 +24,7 @@ t.test('stats, occupancy and flow events', async (t) => {
   const st = datapathStats(h.dp.maps.cnt!, [h.dp.maps.ct4!, h.dp.maps.pol!]);
   t.equal(st.forwarded, 3);
   t.same(st.drops, { policy_deny: 1, spoofed_src: 1 });
-  t.same(st.mapEntries.tortie_ct4_v2, { entries: 3, capacity: 4096 });
+  t.same(st.mapEntries.tortie_ct4_v3, { entries: 3, capacity: 4096 });
   t.ok(st.mapEntries.tortie_pol_v1.entries > 0);
 
   const sw = new ConntrackSweeper(h.dp.ct, 4096, h.dp.ctTimeouts);

@@ -171,3 +171,39 @@ t.test('an ICMP error quoting a later fragment is not related to anything', asyn
   t.equal(h.run('to', icmpErr(ROUTER, EP, q(0))).reason, R.FORWARD, 'quoting the datagram: related');
   t.equal(h.run('to', icmpErr(ROUTER, EP, q(100))).reason, R.POLICY_DENY, 'quoting a later fragment whose payload looks like the ports: policy');
 });
+
+t.test('TCP RST: only a RST inside the flow\'s sequence window closes it; a blind one is INVALID', async (t) => {
+  const h = await WepHarness.create('hrst');
+  t.teardown(() => h.close());
+  h.setEndpoint([`${EP}/32`], allowAll('i000000000000111', 'ingress'), allowAll('e000000000000111', 'egress'));
+  const seg = (src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number, len = 0) =>
+    eth({}, ipv4({ src, dst, proto: PROTO.TCP }, tcp({ sport, dport, flags, seq, ack, payload: Buffer.alloc(len, 0x61) })));
+  const open = (port: number) => {
+    t.equal(h.run('from', seg(EP, PEER, port, 80, 'S', 5000, 0)).reason, R.FORWARD, 'SYN');
+    t.equal(h.run('to', seg(PEER, EP, 80, port, 'SA', 90000, 5001)).reason, R.FORWARD, 'SYN-ACK');
+    t.equal(h.run('from', seg(EP, PEER, port, 80, 'PA', 5001, 90001, 100)).reason, R.FORWARD, 'data');
+    t.equal(h.run('to', seg(PEER, EP, 80, port, 'A', 90001, 5101)).reason, R.FORWARD, 'ACK');
+  };
+  open(43000);
+  // Blind RSTs from "the peer": before what the workload acknowledged, and far past what the peer sent.
+  for (const seq of [90000 - 1, 90001 - 70000, 90001 + 70000, 90001 + 0x80000000]) {
+    t.equal(h.run('to', seg(PEER, EP, 80, 43000, 'R', seq >>> 0, 0)).reason, R.CT_INVALID, `RST seq ${seq >>> 0} is INVALID`);
+  }
+  t.equal(h.run('to', seg(PEER, EP, 80, 43000, 'PA', 90001, 5101, 10)).reason, R.FORWARD, 'the flow survives the blind RSTs');
+  t.equal(h.run('from', seg(EP, PEER, 43000, 80, 'A', 5101, 90011)).reason, R.FORWARD);
+  t.ok(h.counters().some((c) => c.reason === R.CT_INVALID && c.packets === 4n), 'counted as CT_INVALID');
+  // The genuine RST (seq = what the peer sent next) closes the flow: a new SYN is policy's again.
+  t.equal(h.run('to', seg(PEER, EP, 80, 43000, 'RA', 90011, 5101)).reason, R.FORWARD, 'in-window RST accepted');
+  h.setEndpoint([`${EP}/32`], denyAll('i000000000000112', 'ingress'), allowAll('e000000000000111', 'egress'));
+  t.equal(h.run('to', seg(PEER, EP, 80, 43000, 'A', 90011, 5101)).reason, R.FORWARD, 'closed flow still passes until it expires');
+  t.equal(h.run('to', seg(PEER, EP, 80, 43000, 'S', 1, 0)).reason, R.POLICY_DENY, 'but a fresh SYN on the closed tuple is new');
+  h.setEndpoint([`${EP}/32`], allowAll('i000000000000111', 'ingress'), allowAll('e000000000000111', 'egress'));
+  // The workload's own RST, within its window, closes too.
+  open(43001);
+  t.equal(h.run('from', seg(EP, PEER, 43001, 80, 'R', 5101, 0)).reason, R.FORWARD, 'workload RST at its sequence');
+  // A refused SYN: the RST must acknowledge the SYN exactly.
+  t.equal(h.run('from', seg(EP, PEER, 43002, 80, 'S', 7000, 0)).reason, R.FORWARD);
+  t.equal(h.run('to', seg(PEER, EP, 80, 43002, 'RA', 0, 9999)).reason, R.CT_INVALID, 'RST acking something else is INVALID');
+  t.equal(h.run('to', seg(PEER, EP, 80, 43002, 'R', 0, 0)).reason, R.CT_INVALID, 'RST without ACK on a SYN is INVALID');
+  t.equal(h.run('to', seg(PEER, EP, 80, 43002, 'RA', 0, 7001)).reason, R.FORWARD, 'RST acking the SYN refuses it');
+});

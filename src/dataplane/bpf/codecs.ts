@@ -17,7 +17,7 @@ export const MAP = {
   proj: 'tortie_proj_v1',
   spc: 'tortie_spc_v1',
   pol: 'tortie_pol_v1',
-  ct4: 'tortie_ct4_v2',
+  ct4: 'tortie_ct4_v3',
   ctq4: 'tortie_ctq4_v1',
   frag4: 'tortie_frag4_v1',
   pf4: 'tortie_pf4_v1',
@@ -134,6 +134,8 @@ export const ctValueCodec = defineStruct('tortie_ct_value', [
   { name: 'state', type: 'u8' },
   { name: 'pad', type: 'pad', length: 3 },
   { name: 'rule', type: 'u32' },
+  { name: 'seq_end', type: 'u32', count: 2 },
+  { name: 'ack_max', type: 'u32', count: 2 },
 ] as const);
 export type CtValue = ValueOf<typeof ctValueCodec>;
 

@@ -3,7 +3,7 @@
  * timeout as absent, so expiry is exact without this module; the sweep returns memory (the table
  * is not LRU: nothing else frees it) and keeps the per-workload counts of the quota exact.
  *
- *   sweepConntrack(map, timeouts, now) — one pass over tortie_ct4_v2 with batch lookups,
+ *   sweepConntrack(map, timeouts, now) — one pass over tortie_ct4_v3 with batch lookups,
  *     deleting expired entries (batch delete); returns scanned/expired/live counts.
  *   defaultCtMaxEntries(totalMem) — the table size derived from memory when not configured.
  *

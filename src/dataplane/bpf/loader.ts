@@ -170,7 +170,7 @@ export async function loadWep(opts: LoadOptions = {}): Promise<WepDatapath> {
   try {
     const { timeouts: ctTimeouts, ctQuota, ctMaxEntries } = applyConstants(obj, opts, true);
     await obj.load();
-    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_ct4_v1']);
+    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_ct4_v1', 'tortie_ct4_v2']);
     const maps = mapsOf(obj);
     const need = (k: keyof typeof MAP): BpfMap => maps[k]!;
     return {

@@ -26,9 +26,11 @@ const IP_IDS = [1, 2, 3];
 const VALID_FLAGS = [0x02, 0x22, 0x12, 0x04, 0x14, 0x11, 0x31, 0x10, 0x30, 0x18, 0x42 | 0x80];
 
 const DIR = { INGRESS: 0, EGRESS: 1 } as const;
-const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32, DST_LOCAL: 64 };
+const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32, DST_LOCAL: 64, SEQ_A: 128, SEQ_B: 256, ACK_A: 512, ACK_B: 1024 };
 const ST = { SYN_SENT: 1, SYN_RECV: 2, ESTABLISHED: 3, FIN_WAIT: 4, CLOSING: 5, RST: 6, OTHER: 9 };
 const TCPF = { FIN: 1, SYN: 2, RST: 4, ACK: 0x10 };
+/** TCP sequence/ack numbers: close together, one window away, half the space away, wrapping. */
+const SEQS = [1000, 1000, 1040, 1008, 66535, 70000, 0x80000000, 0xfffffff0, 0];
 
 /** Candidate policy rules; each scenario takes a random subset per direction (first match). */
 const RULES: SimpleRule[] = [
@@ -45,6 +47,7 @@ const RULES: SimpleRule[] = [
 interface Parsed {
   saddr: string; daddr: string; proto: number; ipId: number; frag: 0 | 1 | 2;
   dport: number; ctS: number; ctD: number; flags: number; untracked: boolean; echo: 0 | 1 | 2; srcRoute: boolean;
+  seq: number; ack: number; end: number; // TCP, unsigned 32-bit
   inner?: { key: string; saddr: string; srcIsA: boolean; addrA: string; addrB: string };
 }
 
@@ -90,7 +93,7 @@ export function parse(f: Buffer): Parsed | number | 'arp' {
   let tot = f.readUInt16BE(16);
   if (tot < hlen || 14 + tot > len) return R.BAD_TOTLEN;
   const p: Parsed = { saddr: ip(f, 26), daddr: ip(f, 30), proto: f[23]!, ipId: f.readUInt16BE(18), frag: 0, dport: 0, ctS: 0, ctD: 0,
-    flags: 0, untracked: false, echo: 0, srcRoute: hasSourceRoute(f.subarray(14, 14 + hlen)) };
+    flags: 0, untracked: false, echo: 0, seq: 0, ack: 0, end: 0, srcRoute: hasSourceRoute(f.subarray(14, 14 + hlen)) };
   const fo = f.readUInt16BE(20);
   if (fo & 0x1fff) {
     p.frag = 2;
@@ -108,6 +111,8 @@ export function parse(f: Buffer): Parsed | number | 'arp' {
       const doff = (f[l4 + 12]! >> 4) * 4;
       if (doff < 20 || doff > tot) return R.BAD_TCP_HDR;
       p.ctS = f.readUInt16BE(l4); p.dport = p.ctD = f.readUInt16BE(l4 + 2); p.flags = f[l4 + 13]!;
+      p.seq = f.readUInt32BE(l4 + 4); p.ack = f.readUInt32BE(l4 + 8);
+      p.end = (p.seq + (tot - doff) + (p.flags & TCPF.SYN ? 1 : 0) + (p.flags & TCPF.FIN ? 1 : 0)) >>> 0;
       return p;
     }
     case PROTO.UDP: case PROTO.UDPLITE: case PROTO.SCTP:
@@ -158,7 +163,29 @@ function parseQuoted(f: Buffer, at: number, room: number): Parsed['inner'] {
   return { key: k.k + echoMark(k.srcIsA, echo), saddr: s, srcIsA: k.srcIsA, addrA: k.a, addrB: k.b };
 }
 
-interface Entry { state: number; flags: number }
+interface Entry { state: number; flags: number; seqEnd: [number, number]; ackMax: [number, number] }
+
+const seqAfter = (a: number, b: number) => ((a - b) | 0) > 0;
+const RST_SLACK = 65535;
+
+/** lib/conntrack.h ct_rst_ok: a RST's sequence number inside [peer's highest ACK, sender's end + 65535]. */
+function rstOk(e: Entry, p: Parsed, senderIsA: boolean): boolean {
+  const s = senderIsA ? 0 : 1, o = 1 - s;
+  const seqS = !!(e.flags & (senderIsA ? CTF.SEQ_A : CTF.SEQ_B));
+  const seqP = !!(e.flags & (senderIsA ? CTF.SEQ_B : CTF.SEQ_A));
+  const ackP = !!(e.flags & (senderIsA ? CTF.ACK_B : CTF.ACK_A));
+  if (!seqS) return !seqP || (!!(p.flags & TCPF.ACK) && p.ack === e.seqEnd[o]);
+  const hi = (e.seqEnd[s] + RST_SLACK) >>> 0;
+  const lo = ackP ? e.ackMax[o] : (e.seqEnd[s] - RST_SLACK) >>> 0;
+  return ((p.seq - lo) >>> 0) <= ((hi - lo) >>> 0);
+}
+
+function track(e: Entry, p: Parsed, senderIsA: boolean): void {
+  const s = senderIsA ? 0 : 1;
+  const sf = senderIsA ? CTF.SEQ_A : CTF.SEQ_B, af = senderIsA ? CTF.ACK_A : CTF.ACK_B;
+  if (!(e.flags & sf) || seqAfter(p.end, e.seqEnd[s])) { e.seqEnd[s] = p.end; e.flags |= sf; }
+  if (p.flags & TCPF.ACK && (!(e.flags & af) || seqAfter(p.ack, e.ackMax[s]))) { e.ackMax[s] = p.ack; e.flags |= af; }
+}
 
 /** The intended semantics of one node's workload policy points, as a state machine. */
 export class Model {
@@ -193,15 +220,22 @@ export class Model {
     return (e.flags & n) === n;
   }
 
-  private advance(e: Entry, flags: number, initDir: boolean, senderIsA: boolean): void {
-    if (flags & TCPF.RST) { e.state = ST.RST; return; }
+  /** false: an out-of-window RST (INVALID, the entry unchanged). */
+  private advance(e: Entry, p: Parsed, initDir: boolean, senderIsA: boolean): boolean {
+    const flags = p.flags;
+    if (flags & TCPF.RST) {
+      if (!rstOk(e, p, senderIsA)) return false;
+      e.state = ST.RST; return true;
+    }
+    track(e, p, senderIsA);
     if (flags & TCPF.FIN) {
       e.flags |= senderIsA ? CTF.FIN_A : CTF.FIN_B;
       e.state = e.flags & (senderIsA ? CTF.FIN_B : CTF.FIN_A) ? ST.CLOSING : ST.FIN_WAIT;
-      return;
+      return true;
     }
     if (e.state === ST.SYN_SENT && !initDir && flags & TCPF.SYN && flags & TCPF.ACK) e.state = ST.SYN_RECV;
     else if (e.state === ST.SYN_RECV && initDir && flags & TCPF.ACK && !(flags & TCPF.SYN)) e.state = ST.ESTABLISHED;
+    return true;
   }
 
   /** The outcome of one frame at one point: 0 (forwarded) or a drop reason. */
@@ -230,7 +264,7 @@ export class Model {
       if (!localIsInit) e.flags |= CTF.DST_LOCAL;
       const n = this.need(localIsInit, dir, e.flags);
       if ((e.flags & n) === n) {
-        if (p.proto === PROTO.TCP) this.advance(e, p.flags, initDir, k.srcIsA);
+        if (p.proto === PROTO.TCP && !this.advance(e, p, initDir, k.srcIsA)) return R.CT_INVALID;
         if (!initDir) e.flags |= CTF.REPLY;
         return pass();
       }
@@ -240,10 +274,12 @@ export class Model {
     if (p.untracked) return pass();
     if (!e) {
       const state = p.proto === PROTO.TCP ? (p.flags & TCPF.RST ? ST.RST : p.flags & TCPF.SYN ? ST.SYN_SENT : ST.ESTABLISHED) : ST.OTHER;
-      this.ct.set(ck, { state, flags: point | (k.srcIsA ? CTF.A_IS_INIT : 0) | (dir === DIR.INGRESS ? CTF.DST_LOCAL : 0) });
+      const ne: Entry = { state, flags: point | (k.srcIsA ? CTF.A_IS_INIT : 0) | (dir === DIR.INGRESS ? CTF.DST_LOCAL : 0), seqEnd: [0, 0], ackMax: [0, 0] };
+      if (p.proto === PROTO.TCP && !(p.flags & TCPF.RST)) track(ne, p, k.srcIsA);
+      this.ct.set(ck, ne);
     } else if (initDir) {
+      if (p.proto === PROTO.TCP && !this.advance(e, p, true, k.srcIsA)) return R.CT_INVALID;
       e.flags |= point;
-      if (p.proto === PROTO.TCP) this.advance(e, p.flags, true, k.srcIsA);
     }
     return pass();
   }
@@ -292,7 +328,7 @@ export class Generator {
       case 0: case 1: {
         const flags = g.chance(0.65) ? g.pick(VALID_FLAGS) : g.int(256);
         const sp = g.pick(PORTS), dp = g.pick(PORTS);
-        return [ipv4({ src, dst, proto: PROTO.TCP, id: g.pick(IP_IDS) }, Buffer.concat([tcp({ sport: sp, dport: dp, flags: '' }), pl]).fill(flags, 13, 14)),
+        return [ipv4({ src, dst, proto: PROTO.TCP, id: g.pick(IP_IDS) }, Buffer.concat([tcp({ sport: sp, dport: dp, flags: '', seq: g.pick(SEQS), ack: g.pick(SEQS) }), pl]).fill(flags, 13, 14)),
           `tcp ${src}:${sp} > ${dst}:${dp} flags 0x${flags.toString(16)}`];
       }
       case 2: {
