@@ -27,10 +27,12 @@ static __always_inline int nat_snat_icmp(struct __sk_buff *skb, const struct tor
 	__be16 ports[3], from_port = 0, to_port;
 	__be32 pod_ip = pkt->saddr;
 	__u16 old_ck, new_ck;
+	__u32 dgram_end = (__u32)pkt->l3_off + pkt->ip_tot; /* never Ethernet padding */
 
 	if (!icmp_is_error((__u8)(pkt->dport >> 8)))
 		return DROP_NAT_ICMP;
-	if (bpf_skb_load_bytes(skb, inoff, &in, sizeof(in)) < 0 || in.version != 4 || in.ihl < 5)
+	if (inoff + sizeof(in) > dgram_end ||
+	    bpf_skb_load_bytes(skb, inoff, &in, sizeof(in)) < 0 || in.version != 4 || in.ihl < 5)
 		return DROP_NAT_ICMP;
 	/* About a datagram the workload received, and addressed to that datagram's source. */
 	if (in.daddr != pkt->saddr || in.saddr != pkt->daddr)
@@ -43,14 +45,14 @@ static __always_inline int nat_snat_icmp(struct __sk_buff *skb, const struct tor
 	switch (in.protocol) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
-		if (bpf_skb_load_bytes(skb, pofs, ports, 4) < 0)
+		if (pofs + 4 > dgram_end || bpf_skb_load_bytes(skb, pofs, ports, 4) < 0)
 			return DROP_NAT_ICMP;
 		fk.sport = ports[1];
 		fk.dport = ports[0];
 		port_at = pofs + 2;
 		break;
 	case IPPROTO_ICMP:
-		if (bpf_skb_load_bytes(skb, pofs, ports, 6) < 0 || !icmp_is_echo(((__u8 *)ports)[0]))
+		if (pofs + 6 > dgram_end || bpf_skb_load_bytes(skb, pofs, ports, 6) < 0 || !icmp_is_echo(((__u8 *)ports)[0]))
 			return DROP_NAT_ICMP;
 		fk.sport = fk.dport = ports[2];
 		port_at = pofs + 4;

@@ -524,22 +524,32 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
  * it to the workload with the quoted header as the workload sent it. Returns 1 if translated,
  * 0 if not ours, < 0 a drop reason.
  */
-static __always_inline int nat_rev_icmp_err(struct __sk_buff *skb, __u32 l4off, __be32 node_ip)
+static __always_inline int nat_rev_icmp_err(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off,
+					    __be32 node_ip)
 {
-	struct tortie_nat4_key rk = {};
-	struct tortie_nat4_value *rv;
+	struct tortie_nat4_key rk = {}, fk = {};
+	struct tortie_nat4_value *rv, *fv;
 	struct iphdr in;
-	__u32 icsum = l4off + 2, inoff = l4off + 8, pofs;
+	__u32 icsum = l4off + 2, inoff = l4off + 8, pofs, need = 0;
+	__u32 dgram_end = (__u32)pkt->l3_off + pkt->ip_tot; /* never Ethernet padding */
 	__be16 ports[3], from_port, to_port;
 	__be32 to_ip;
 	__u16 old_ck, new_ck;
 
-	if (bpf_skb_load_bytes(skb, inoff, &in, sizeof(in)) < 0 || in.version != 4 || in.ihl < 5)
+	if (inoff + sizeof(in) > dgram_end ||
+	    bpf_skb_load_bytes(skb, inoff, &in, sizeof(in)) < 0 || in.version != 4 || in.ihl < 5)
 		return 0;
 	if (in.saddr != node_ip)
 		return 0;
 	pofs = inoff + in.ihl * 4;
-	if (bpf_skb_load_bytes(skb, pofs, ports, sizeof(ports)) < 0)
+	if (in.protocol == IPPROTO_TCP || in.protocol == IPPROTO_UDP)
+		need = 4;
+	else if (in.protocol == IPPROTO_ICMP)
+		need = 6;
+	/* The quoted ports must be inside the datagram: not translated otherwise (the node's). */
+	if (pofs + need > dgram_end)
+		return 0;
+	if (need && bpf_skb_load_bytes(skb, pofs, ports, sizeof(ports)) < 0)
 		return 0;
 	rk.saddr = in.daddr;
 	rk.daddr = node_ip;
@@ -555,6 +565,21 @@ static __always_inline int nat_rev_icmp_err(struct __sk_buff *skb, __u32 l4off, 
 	rv = bpf_map_lookup_elem(&tortie_nat4_v2, &rk);
 	if (!rv)
 		return 0;
+	/* Only about a flow that still has its live forward mapping, and never about a tuple a
+	 * node socket owns (a node port bound into the range after the claim): the node's. */
+	fk.saddr = rv->addr;
+	fk.daddr = in.daddr;
+	fk.sport = rv->port;
+	fk.dport = in.protocol == IPPROTO_ICMP ? rv->port : rk.sport;
+	fk.proto = in.protocol;
+	fk.dir = TORTIE_NAT_FWD;
+	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
+	if (!fv || !nat_live(fv, in.protocol, bpf_ktime_get_ns()))
+		return 0;
+	if (nat_host_sock(skb, in.protocol, in.daddr, rk.sport, node_ip, rk.dport)) {
+		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
+		return 0;
+	}
 	to_ip = rv->addr;
 	to_port = rv->port;
 	from_port = rk.dport;

@@ -71,6 +71,8 @@ struct tortie_pkt {
 	__u32 tcp_seq;    /* TCP, host order: sequence number, */
 	__u32 tcp_ack;    /* acknowledgment number (meaningful with ACK), */
 	__u32 tcp_end;    /* seq + payload + SYN + FIN (the datagram's bytes, never padding) */
+	__u16 ip_tot;     /* IPv4 total length: the datagram ends at l3_off + ip_tot (padding after) */
+	__u16 pad3;
 };
 
 #define TORTIE_ECHO_NONE 0
@@ -334,6 +336,7 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 		return DROP_BAD_TOTLEN;
 
 	pkt->l3_off = off;
+	pkt->ip_tot = tot;
 	pkt->saddr = ip->saddr;
 	pkt->daddr = ip->daddr;
 	pkt->ip_opts = hlen > sizeof(*ip);

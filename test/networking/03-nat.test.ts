@@ -314,3 +314,42 @@ t.test('fragments: later fragments follow their first fragment\'s translation, b
   const r2 = ipAt(h.run('in', eth({}, ipv4({ src: OUT, dst: NODE, proto: PROTO.UDP, id: 0x77, fragOffset: 1480 / 8 }, rwhole.subarray(1480)))).data);
   t.same([r1.dst, r1.csumOk, portsOf(r1)[1], r2.dst, r2.csumOk], [WL1, true, 25000, WL1, true], 'reply fragments both go to the workload');
 });
+
+t.test('ICMP errors in: translated only within the datagram, for a live mapping, never for a node socket\'s tuple', async (t) => {
+  const timeouts = { udpSec: 5 };
+  const ns = await topo.addNetns('icmpsock');
+  const py = new PySockets(ns);
+  t.teardown(() => py.close());
+  const h = await setup('naticmpin', { portMin: 32000, portMax: 32003, retries: 8, timeouts });
+  t.teardown(() => h.close());
+  h.netns = ns.path;
+  const errIn = (quoted: Buffer, pad = Buffer.alloc(0)) =>
+    Buffer.concat([eth({}, ipv4({ src: OUT, dst: NODE, proto: PROTO.ICMP }, icmp({ type: 3, code: 3, payload: quoted }))), pad]);
+  const sent = h.run('out', udpFrame({ src: WL1, dst: OUT, sport: 6100, dport: 9999 })).data;
+  const natPort = portsOf(ipAt(sent))[0];
+  const hdr = Buffer.from(ipAt(sent).raw.subarray(0, 20));
+  const ports = Buffer.from(ipAt(sent).raw.subarray(20, 28));
+  t.equal(ipAt(h.run('in', errIn(Buffer.concat([hdr, ports]))).data).dst, WL1, 'control: a full quote is translated');
+  // The quote ends after the IPv4 header; the ports sit in Ethernet padding after the datagram.
+  const padded = errIn(hdr, Buffer.concat([ports, Buffer.alloc(8)]));
+  t.ok(h.run('in', padded).data.equals(padded), 'ports in the padding are not read: untouched, left to the node');
+  // The forward mapping gone stale: the reverse one alone translates nothing.
+  const nat = h.dp.maps.nat4;
+  const old = await stampOlderThan(timeouts.udpSec);
+  for (const e of readNatEntries(nat)) {
+    if (e.key.dir === NAT_DIR.FWD && e.key.saddr === WL1) nat.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: old }));
+  }
+  const stale = errIn(Buffer.concat([hdr, ports]));
+  t.ok(h.run('in', stale).data.equals(stale), 'an error about an expired mapping is not translated');
+  // A live mapping whose tuple a node socket has bound since: the error is the node's.
+  const sent2 = h.run('out', udpFrame({ src: WL2, dst: OUT, sport: 6101, dport: 9998 })).data;
+  const p2 = portsOf(ipAt(sent2))[0];
+  t.not(p2, natPort);
+  const q2 = Buffer.from(ipAt(sent2).raw.subarray(0, 28));
+  t.equal(ipAt(h.run('in', errIn(q2)).data).dst, WL2, 'control: translated while no node socket holds the tuple');
+  await py.run(`w = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); w.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); w.bind(('0.0.0.0', ${p2})); _ = 1`);
+  const before = h.stats().natHostSock;
+  const owned = errIn(q2);
+  t.ok(h.run('in', owned).data.equals(owned), 'an error about a node socket\'s tuple never reaches the workload');
+  t.equal(h.stats().natHostSock, before + 1n, 'counted');
+});

@@ -69,3 +69,19 @@ t.test('ICMP from workloads to the outside: translated like the flow, or dropped
   t.equal(ipAt(h.run('in', icmpFrame({ src: OUT, dst: NODE, type: 8, id: echoId })).data).dst, NODE, 'an echo request with the mapped id stays the node\'s');
   t.equal(ipAt(h.run('in', icmpFrame({ src: OUT, dst: NODE, type: 13, id: echoId })).data).dst, NODE, 'so does a timestamp request');
 });
+
+t.test('an error from a workload whose quote ends before the ports: padding is never read as ports', async (t) => {
+  const h = await UplinkHarness.create('naticmppad');
+  t.teardown(() => h.close());
+  h.config(NODE);
+  h.pool('192.168.0.0/18', POOL_F.NAT_OUT);
+  h.node(NODE);
+  h.run('out', udpFrame({ src: WL1, dst: OUT, sport: 6200, dport: 9999 }));
+  const natPort = portsOf(ipAt(h.run('out', udpFrame({ src: WL2, dst: OUT, sport: 6200, dport: 9999 })).data))[0];
+  const delivered = ipAt(h.run('in', udpFrame({ src: OUT, dst: NODE, sport: 9999, dport: natPort })).data);
+  const hdr = Buffer.from(delivered.raw.subarray(0, 20)), ports = Buffer.from(delivered.raw.subarray(20, 28));
+  t.equal(h.run('out', errFrom(WL2, OUT, Buffer.concat([hdr, ports]))).reason, R.FORWARD, 'control: the full quote is translated');
+  const padded = Buffer.concat([errFrom(WL2, OUT, hdr), ports, Buffer.alloc(8)]);
+  const r = h.run('out', padded);
+  t.same([r.retval, r.reason], [TC_SHOT, R.NAT_ICMP], 'quote without its ports (they are padding): dropped, not translated');
+});

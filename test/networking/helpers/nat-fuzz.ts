@@ -90,7 +90,7 @@ export class NatModel {
     if (p.daddr !== NODE) return { reason: R.FORWARD, dst: p.daddr };
     const type = p.dport >> 8;
     if (p.proto === PROTO.ICMP && [3, 4, 5, 11, 12].includes(type)) {
-      const q = quoted(f, true);
+      const q = quoted(f);
       if (!q || q.src !== NODE) return { reason: R.FORWARD, dst: NODE };
       const echo = q.proto === PROTO.ICMP;
       const m = this.rev.get(this.rk(q.proto, q.dst, this.ports(q.proto) ? q.dport! : 0, echo ? q.id! : this.ports(q.proto) ? q.sport! : 0));
@@ -108,14 +108,18 @@ export class NatModel {
 
 interface Quoted { src: string; dst: string; proto: number; sport?: number; dport?: number; id?: number; echo?: boolean }
 /** The quoted header of an ICMP error (what lib/nat.h and lib/icmp_err.h read with bpf_skb_load_bytes). */
-function quoted(f: Buffer, rev = false): Quoted | undefined {
+function quoted(f: Buffer): Quoted | undefined {
   const hl = (f[14]! & 15) * 4, at = 14 + hl + 8;
-  if (f.length < at + 20 || f[at]! >> 4 !== 4 || (f[at]! & 15) < 5) return undefined;
+  // Everything is read within the datagram (IPv4 total length), never from Ethernet padding.
+  const end = 14 + f.readUInt16BE(16);
+  if (end < at + 20 || f[at]! >> 4 !== 4 || (f[at]! & 15) < 5) return undefined;
   const l4 = at + (f[at]! & 15) * 4, proto = f[at + 9]!;
   const q: Quoted = { src: ipAt(f, at).src, dst: ipAt(f, at).dst, proto };
-  // Inbound (nat_rev_icmp_err) always loads 6 bytes; outbound (nat_snat_icmp) 4 for TCP/UDP, 6 for ICMP, none otherwise.
-  const need = proto === PROTO.ICMP || rev ? 6 : 4;
-  if (f.length < l4 + need) return rev || proto === PROTO.TCP || proto === PROTO.UDP || proto === PROTO.ICMP ? undefined : q;
+  // Both ways: 4 bytes for TCP/UDP, 6 for ICMP (the echo id), none otherwise; a quote too short
+  // for its ports is not translated (inbound: left to the node; outbound: dropped).
+  const need = proto === PROTO.ICMP ? 6 : proto === PROTO.TCP || proto === PROTO.UDP ? 4 : 0;
+  if (end < l4 + need) return undefined;
+  if (need === 0) return q;
   if (proto === PROTO.ICMP) { q.id = f.readUInt16BE(l4 + 4); q.echo = f[l4] === 0 || f[l4] === 8; } else { q.sport = f.readUInt16BE(l4); q.dport = f.readUInt16BE(l4 + 2); }
   return q;
 }
