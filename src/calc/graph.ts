@@ -58,6 +58,7 @@ import {
   type TierInfo,
 } from './semantics';
 import { policyKey, resourceKey, ResourceState } from './store';
+import { NAMESPACE_PROFILE_PREFIX } from '../model/derived';
 import { ClassRowsMap, SigMemo, unpackId, unpackValue } from './class-map';
 import { fewAdd, fewDelete, fewSize, fewValues, type Few } from './compact';
 import { foldRows, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
@@ -441,6 +442,8 @@ export class CalcGraph {
         break;
       case 'Namespace':
         for (const k of this.itemsByNamespace.get(key) ?? []) this.dirtyItems.add(k);
+        // …and items naming the kns.<ns> profile derived from it (from any namespace).
+        for (const k of this.itemsByProfile.get(NAMESPACE_PROFILE_PREFIX + key) ?? []) this.dirtyItems.add(k);
         break;
       case 'Tier':
         this.allLocalDirty = true;
@@ -786,7 +789,7 @@ export class CalcGraph {
     }
     const labels = effectiveLabels(
       wep,
-      (n) => this.resources.profiles.get(n),
+      (n) => this.resources.profile(n),
       (n) => this.resources.namespaces.get(n),
     );
     const prefixes: Cidr4[] = [];
@@ -1284,7 +1287,7 @@ export class CalcGraph {
       plan.push({ kind: 'tier', tier, policies: parts });
     }
     for (const name of wep.spec.profiles ?? []) {
-      const prof = this.resources.profiles.get(name);
+      const prof = this.resources.profile(name);
       if (prof === undefined) continue;
       const pre = precompileProfile(prof);
       plan.push({ kind: 'profile', part: resolve('R', pre.hash, pre[d]) });

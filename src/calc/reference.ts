@@ -69,7 +69,7 @@ interface Ctx {
 function labelsOf(state: ResourceState, wep: WorkloadEndpoint): Record<string, string> {
   return effectiveLabels(
     wep,
-    (n) => state.profiles.get(n),
+    (n) => state.profile(n),
     (n) => state.namespaces.get(n),
   );
 }
@@ -176,7 +176,7 @@ function decide(ctx: Ctx): EvalResult {
     }
   }
   for (const name of ctx.local.spec.profiles ?? []) {
-    const prof = state.profiles.get(name);
+    const prof = state.profile(name);
     if (prof === undefined) continue;
     const rules = (dir === 'ingress' ? prof.spec.ingress : prof.spec.egress) ?? [];
     for (let i = 0; i < rules.length; i++) {

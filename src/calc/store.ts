@@ -18,6 +18,7 @@ import type {
   Tier,
   WorkloadEndpoint,
 } from '../model';
+import { namespaceOfProfile, namespaceProfile } from '../model/derived';
 
 export type AnyPolicy = NetworkPolicy | GlobalNetworkPolicy;
 
@@ -41,6 +42,27 @@ export class ResourceState {
   readonly namespaces = new Map<string, Namespace>();
   readonly nodes = new Map<string, Node>();
   readonly pools = new Map<string, IPPool>();
+  /** kns.<ns> profiles derived from namespaces, made on first use (one object per namespace version). */
+  private readonly derivedProfiles = new Map<string, Profile>();
+
+  /**
+   * The profile a WorkloadEndpoint's `profiles` entry names: the stored one, else the `kns.<ns>`
+   * profile derived from Namespace `<ns>` as Calico's Kubernetes datastore does.
+   */
+  profile(name: string): Profile | undefined {
+    const stored = this.profiles.get(name);
+    if (stored !== undefined) return stored;
+    const ns = namespaceOfProfile(name);
+    if (ns === undefined) return undefined;
+    let derived = this.derivedProfiles.get(ns);
+    if (derived === undefined) {
+      const n = this.namespaces.get(ns);
+      if (n === undefined) return undefined;
+      derived = namespaceProfile(n);
+      this.derivedProfiles.set(ns, derived);
+    }
+    return derived;
+  }
 
   upsert(r: Resource): void {
     const key = resourceKey(r);
@@ -60,6 +82,7 @@ export class ResourceState {
         break;
       case 'Namespace':
         this.namespaces.set(key, r);
+        this.derivedProfiles.delete(key);
         break;
       case 'Node':
         this.nodes.set(key, r);
@@ -87,6 +110,7 @@ export class ResourceState {
         break;
       case 'Namespace':
         this.namespaces.delete(key);
+        this.derivedProfiles.delete(key);
         break;
       case 'Node':
         this.nodes.delete(key);

@@ -10,8 +10,9 @@
  * - uid and creationTimestamp are set on create and kept on replace (input values ignored).
  * - Input from -f is loaded and validated completely before the first write (documents.ts):
  *   one invalid document → nothing written.
- * - Writes then happen in input order; apply/create/delete carry on past a failing resource
- *   and report "Partial success" the way calicoctl does; replace stops at the first failure.
+ * - Writes then happen in input order and stop at the first failure (as calicoctl's apply,
+ *   create and replace do), so "Partial success: applied the first N out of M" is exactly what
+ *   was written: documents 1..N, nothing after. delete carries on and reports each failure.
  *
  * Output wording and exit status follow calicoctl: results on stdout, errors on stderr,
  * status 1 on any failure.
@@ -179,8 +180,7 @@ interface Outcome {
   handled: number;
   total: number;
   singleKind: string;
-  errors: Error[];
-  /** A whole-command error (replace stops at its first). */
+  /** The error that stopped the writes (resources after it were not attempted). */
   fatal?: Error;
 }
 
@@ -217,7 +217,7 @@ export async function runWrite(verb: WriteVerb, binary: string, argv: readonly s
     return 0;
   }
 
-  const out: Outcome = { handled: 0, total: resources.length, singleKind: singleKindOf(resources), errors: [] };
+  const out: Outcome = { handled: 0, total: resources.length, singleKind: singleKindOf(resources) };
   await withDatastore(args, io, async (client) => {
     try {
       await preflight(client, verb, resources);
@@ -238,12 +238,8 @@ export async function runWrite(verb: WriteVerb, binary: string, argv: readonly s
         }
         out.handled++;
       } catch (e) {
-        const err = translate(e, r);
-        if (verb === 'replace') {
-          out.fatal = err;
-          break;
-        }
-        out.errors.push(err);
+        out.fatal = translate(e, r);
+        break;
       }
     }
   });
@@ -303,7 +299,7 @@ export async function preflight(client: ResourceClient, verb: WriteVerb, resourc
 function report(verb: WriteVerb, o: Outcome, io: CliIO): number {
   const past = PAST[verb];
   const kindText = o.singleKind ? ` '${o.singleKind}'` : '';
-  const errs = verb === 'replace' ? (o.fatal ? [o.fatal] : []) : o.errors;
+  const errs = o.fatal ? [o.fatal] : [];
   if (errs.length === 0) {
     io.stdout.write(`Successfully ${past} ${o.handled}${kindText} resource(s)\n`);
     return 0;

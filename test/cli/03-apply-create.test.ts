@@ -102,7 +102,7 @@ t.test('lists, JSON and top-level arrays are accepted; counts name the kind only
   t.equal(np.stdout, "NAMESPACE   NAME        TIER      ORDER   SELECTOR       \nprod        allow-web   default           app == 'web'   \n\n");
 });
 
-t.test('create: existing resources fail unless --skip-exists; partial success worded as calicoctl', async (t) => {
+t.test('create: existing resources fail unless --skip-exists; writes stop at the first failure and partial success says exactly what was written', async (t) => {
   const cli = cliFor(t);
   const two = `- apiVersion: projectcalico.org/v3
   kind: IPPool
@@ -117,7 +117,7 @@ t.test('create: existing resources fail unless --skip-exists; partial success wo
   t.same(await cli.run(['create', '-f', 'two.yaml']), { code: 0, stdout: 'Successfully created 2 resource(s)\n', stderr: '' });
   t.same(await cli.run(['create', '-f', 'two.yaml']), {
     code: 1, stdout: '',
-    stderr: 'Failed to create any resources: [resource already exists: IPPool(pool-a) resource already exists: Node(node2)]\n',
+    stderr: 'Failed to create any resources: [resource already exists: IPPool(pool-a)]\n',
   });
   t.same(await cli.run(['create', '-f', 'two.yaml', '--skip-exists']), { code: 0, stdout: 'Successfully created 2 resource(s)\n', stderr: '' });
   cli.file('one.yaml', 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool-a}\nspec: {cidr: 192.168.10.0/24}\n');
@@ -131,10 +131,26 @@ t.test('create: existing resources fail unless --skip-exists; partial success wo
 `);
   t.same(await cli.run(['create', '-f', 'three.yaml']), {
     code: 1,
-    stdout: 'Partial success: created the first 1 out of 3 resources:\n',
-    stderr: 'Hit error: [resource already exists: IPPool(pool-a) resource already exists: Node(node2)]\n',
+    stdout: '',
+    stderr: 'Failed to create any resources: [resource already exists: IPPool(pool-a)]\n',
   });
-  t.equal((await cli.run(['get', 'pool', 'pool-c', '-o', 'yaml'])).code, 0, 'the new one was created');
+  t.equal((await cli.run(['get', 'pool', 'pool-c', '-o', 'yaml'])).code, 1, 'writes stop at the first failure: the third was not attempted');
+  cli.file('three-b.yaml', `- apiVersion: projectcalico.org/v3
+  kind: IPPool
+  metadata: {name: pool-d}
+  spec: {cidr: 192.168.40.0/24}
+` + two + `- apiVersion: projectcalico.org/v3
+  kind: IPPool
+  metadata: {name: pool-e}
+  spec: {cidr: 192.168.50.0/24}
+`);
+  t.same(await cli.run(['create', '-f', 'three-b.yaml']), {
+    code: 1,
+    stdout: 'Partial success: created the first 1 out of 4 resources:\n',
+    stderr: 'Hit error: [resource already exists: IPPool(pool-a)]\n',
+  }, '"the first 1" is exactly what was written');
+  t.equal((await cli.run(['get', 'pool', 'pool-d', '-o', 'yaml'])).code, 0, 'the first was created');
+  t.equal((await cli.run(['get', 'pool', 'pool-e', '-o', 'yaml'])).code, 1, 'the one after the failure was not');
 });
 
 t.test('empty and unreadable inputs', async (t) => {

@@ -71,7 +71,7 @@ t.test('get', async (t) => {
               'node3                                   \n\n',
     }, 'the IPv4 address with its subnet; an unset ASN is the default in parentheses');
     t.equal((await cli.run(['get', 'nodes'])).stdout, 'NAME    \nnode1   \nnode2   \nnode3   \n\n');
-    t.equal((await cli.run(['get', 'tiers'])).stdout, 'NAME    ORDER   \nearly   50      \nlate    500     \n\n', 'tiers by order');
+    t.equal((await cli.run(['get', 'tiers'])).stdout, 'NAME      ORDER     \nearly     50        \nlate      500       \ndefault   1000000   \n\n', 'tiers by order, the built-in default tier included');
     t.equal((await cli.run(['get', 'ippool', '-o', 'custom-columns=name,ipipmode'])).stdout,
       'NAME                  IPIPMODE   \ndefault-ipv4-ippool   Always     \nedge                  Never      \n\n');
     t.equal((await cli.run(['get', 'node', 'node2', 'node1'])).stdout, 'NAME    \nnode2   \n\nNAME    \nnode1   \n\n', 'one table per named resource');

@@ -1,0 +1,52 @@
+/**
+ * Resources that exist without being written, as in Calico:
+ *
+ *   namespaceProfile(ns)   the `kns.<ns>` Profile Calico's Kubernetes datastore derives from
+ *                          every Namespace (libcalico-go's NamespaceToProfile): allow-all
+ *                          ingress and egress, labelsToApply `pcns.<key>: value` for each
+ *                          namespace label plus `pcns.projectcalico.org/name: <ns>`, uid and
+ *                          creationTimestamp of the namespace.
+ *   builtinTier(name)      the built-in `default` tier Calico creates at start-up (order
+ *                          1000000, defaultAction Deny); it always exists and cannot be deleted.
+ *
+ * A stored Profile of the same name takes precedence over the derived one (an etcd-mode Calico
+ * cluster keeps such profiles as written resources).
+ */
+import { API_VERSION_V3, type Namespace, type Profile, type Tier } from './types';
+import { BUILTIN_TIERS, DEFAULT_TIER } from './validate';
+
+export const NAMESPACE_PROFILE_PREFIX = 'kns.';
+export const NAMESPACE_LABEL_PREFIX = 'pcns.';
+export const NAMESPACE_NAME_LABEL = 'projectcalico.org/name';
+
+/** The namespace a `kns.<ns>` profile name is derived from, or undefined. */
+export function namespaceOfProfile(name: string): string | undefined {
+  return name.startsWith(NAMESPACE_PROFILE_PREFIX) && name.length > NAMESPACE_PROFILE_PREFIX.length
+    ? name.slice(NAMESPACE_PROFILE_PREFIX.length)
+    : undefined;
+}
+
+export function namespaceProfile(ns: Namespace): Profile {
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ns.metadata.labels ?? {})) labels[NAMESPACE_LABEL_PREFIX + k] = v;
+  labels[NAMESPACE_LABEL_PREFIX + NAMESPACE_NAME_LABEL] = ns.metadata.name;
+  const metadata: Profile['metadata'] = { name: NAMESPACE_PROFILE_PREFIX + ns.metadata.name };
+  if (ns.metadata.uid !== undefined) metadata.uid = ns.metadata.uid;
+  if (ns.metadata.creationTimestamp !== undefined) metadata.creationTimestamp = ns.metadata.creationTimestamp;
+  if (ns.metadata.resourceVersion !== undefined) metadata.resourceVersion = ns.metadata.resourceVersion;
+  return {
+    apiVersion: API_VERSION_V3,
+    kind: 'Profile',
+    metadata,
+    spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }], labelsToApply: labels },
+  };
+}
+
+/** Tiers that exist even when not stored (only `default`: Calico creates it at start-up). */
+export const ALWAYS_PRESENT_TIERS: readonly string[] = [DEFAULT_TIER];
+
+export function builtinTier(name: string): Tier | undefined {
+  if (!ALWAYS_PRESENT_TIERS.includes(name)) return undefined;
+  const b = BUILTIN_TIERS[name]!;
+  return { apiVersion: API_VERSION_V3, kind: 'Tier', metadata: { name }, spec: { order: b.order, defaultAction: b.defaultAction } };
+}
