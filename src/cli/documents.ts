@@ -13,6 +13,8 @@
  *   `default`: the model defaults it, so the two cannot be told apart) into NS; a resource
  *   explicitly in another namespace is a problem, as calicoctl's "resource namespace does not
  *   match client namespace".
+ * - Resources to write must also be enforced by tortie: a field Calico accepts that tortie does
+ *   not implement is a problem naming it (src/model's unenforcedProblems).
  * - `identities` (get/delete -f): when strict parsing fails, documents that still name a known
  *   kind and a name are accepted as bare identities, since calicoctl only decodes those files.
  * Nothing is written by this module.
@@ -20,7 +22,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { formatProblem, parseResources, resolveKind, ValidationError, type Problem, type Resource } from '../model';
+import { formatProblem, parseResources, resolveKind, unenforcedProblems, ValidationError, type Problem, type Resource } from '../model';
 import { CliError, readAll, type CliIO } from './io';
 import { isNamespacedKind } from './kinds';
 
@@ -47,6 +49,8 @@ export interface LoadOptions {
   namespace?: string;
   /** Accept documents that only identify a resource (get, delete). */
   identities?: boolean;
+  /** Calico's model only, without tortie's enforcement check (convert prints, never writes). */
+  modelOnly?: boolean;
 }
 
 interface Source {
@@ -147,7 +151,8 @@ export async function loadResources(filename: string, opts: LoadOptions, io: Cli
     }
     let rs: Resource[];
     try {
-      rs = parseResources(src.text);
+      // Written resources must be enforced; get/delete only name them.
+      rs = parseResources(src.text, opts.identities || opts.modelOnly ? {} : { check: unenforcedProblems });
     } catch (e) {
       if (!(e instanceof ValidationError)) throw e;
       const ids = opts.identities ? identitiesOf(src.text, opts.namespace) : undefined;

@@ -7,7 +7,7 @@
  * `columnsOf(kind, wide)` returns the default headings; every heading a kind lists has a cell
  * function in `cellsOf(kind)`, which is also what `-o custom-columns=` may name.
  */
-import { resolveKind } from '../model';
+import { resolveKind, UNSUPPORTED_KINDS } from '../model';
 import type {
   BGPConfiguration, BGPPeer, GlobalNetworkPolicy, IPPool, Namespace, NetworkPolicy, Node, Profile, Resource, ResourceKind, Tier, WorkloadEndpoint,
 } from '../model/types';
@@ -205,7 +205,9 @@ export function unknownKindMessage(name: string): string {
   const lower = name.trim().toLowerCase();
   const calico = CALICO_ONLY.find(([, aliases]) => aliases.includes(lower));
   const base = `resource type '${name}' is not supported`;
-  return calico ? `${base}: ${calico[0]} is a Calico resource tortie does not implement (tortie has: ${kindList().join(', ')})` : base;
+  if (!calico) return base;
+  const why = Object.prototype.hasOwnProperty.call(UNSUPPORTED_KINDS, calico[0]) ? `: ${UNSUPPORTED_KINDS[calico[0]]}` : '';
+  return `${base}: ${calico[0]} is a Calico resource tortie does not implement${why} (tortie has: ${kindList().join(', ')})`;
 }
 
 export function isNamespacedKind(kind: ResourceKind): boolean {

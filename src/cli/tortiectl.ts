@@ -127,7 +127,7 @@ async function runConvert(binary: string, argv: readonly string[], io: CliIO): P
   if (!['yaml', 'yml', 'json'].includes(output)) throw new CliError(`unrecognized output format '${output}'`, 'ERR_CLI_OUTPUT');
   let rs;
   try {
-    rs = await loadResources(filename, {}, io);
+    rs = await loadResources(filename, { modelOnly: true }, io);
   } catch (e) {
     if (e instanceof InputError) throw new CliError(`Failed to execute command: ${e.message}`, e.code);
     throw e;

@@ -2,8 +2,9 @@
  * ResourceClient: typed v3 resources over a Datastore (Calico's clientv3, in small).
  *
  * Contract:
- * - Every write validates the whole resource first (src/model); an invalid one is rejected with
- *   the model's ValidationError and nothing is written.
+ * - Every write validates the whole resource first (src/model), including that tortie enforces
+ *   every field in it (unenforcedProblems); an invalid one is rejected with the model's
+ *   ValidationError and nothing is written.
  * - Stored value = the validated resource as JSON, minus `metadata.resourceVersion`, under
  *   `resourceKey(plural, name, namespace)`. On read, `metadata.resourceVersion` is the key's
  *   modRevision as a decimal string, so `update` of a read resource is a compare-and-swap (as
@@ -19,6 +20,8 @@ import { resourceKey, resourcePrefix } from '../datastore/keys';
 import { NotFoundError } from '../datastore/errors';
 import { NAMESPACED_KINDS, type Resource, type ResourceKind, type ResourceOfKind } from '../model/types';
 import { validateResource } from '../model/validate';
+import { unenforcedProblems } from '../model/enforced';
+import { ValidationError } from '../model/errors';
 import { builtinTier, namespaceOfProfile, namespaceProfile, ALWAYS_PRESENT_TIERS } from '../model/derived';
 
 export const KIND_PLURAL: Readonly<Record<ResourceKind, string>> = {
@@ -80,8 +83,16 @@ function expectedRevisionOf(r: Resource): number | undefined {
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
+/** Valid in Calico's model and enforced by tortie, or a ValidationError naming each field. */
+export function validateEnforced(obj: unknown): Resource {
+  const r = validateResource(obj);
+  const problems = unenforcedProblems(r);
+  if (problems.length > 0) throw new ValidationError(problems);
+  return r;
+}
+
 export class ResourceClient {
-  constructor(readonly ds: Datastore, private readonly validate: (obj: unknown) => Resource = validateResource) {}
+  constructor(readonly ds: Datastore, private readonly validate: (obj: unknown) => Resource = validateEnforced) {}
 
   async get<K extends ResourceKind>(kind: K, name: string, namespace?: string): Promise<ResourceOfKind<K> | undefined> {
     const kv = await this.ds.get(keyOf(kind, name, namespace));

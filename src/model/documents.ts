@@ -25,7 +25,12 @@ import { isObject, own, setOwn } from './values';
 /** Inputs larger than this are refused outright (a resource file is kilobytes). */
 export const MAX_INPUT_BYTES = 64 * 1024 * 1024;
 
-export function parseResources(text: string): Resource[] {
+export interface ParseOptions {
+  /** More problems per valid resource (e.g. `unenforcedProblems`), reported like validation's. */
+  check?: (r: Resource) => Problem[];
+}
+
+export function parseResources(text: string, opts: ParseOptions = {}): Resource[] {
   const problems: Problem[] = [];
   const resources: Resource[] = [];
   if (typeof text !== 'string') {
@@ -47,13 +52,17 @@ export function parseResources(text: string): Resource[] {
       }
       items.forEach((item, j) => {
         const r = toV3(item);
+        const extra = r.problems === undefined && opts.check !== undefined ? opts.check(r.resource) : [];
         if (r.problems !== undefined) problems.push(...r.problems.map((p) => ({ ...p, document: docNo, item: j })));
+        else if (extra.length > 0) problems.push(...extra.map((p) => ({ ...p, document: docNo, item: j })));
         else resources.push(r.resource);
       });
       return;
     }
     const r = toV3(doc);
+    const extra = r.problems === undefined && opts.check !== undefined ? opts.check(r.resource) : [];
     if (r.problems !== undefined) problems.push(...r.problems.map((p) => ({ ...p, document: docNo })));
+    else if (extra.length > 0) problems.push(...extra.map((p) => ({ ...p, document: docNo })));
     else resources.push(r.resource);
   });
   // Syntax problems are found before the documents are checked; report in input order.

@@ -17,11 +17,15 @@
  *   toYaml / toJson(r | r[])                     calicoctl's output shapes (r[] → <Kind>List)
  *   checkUpdate(old, new), checkPoolOverlaps(pool, pools), checkPolicyTier(policy, tiers)
  *                                                what clientv3 refuses across resources
+ *   unenforcedProblems(r)                        fields valid in Calico that tortie does not
+ *                                                enforce (refused where resources are written)
+ *   namespaceProfile(ns), builtinTier(name)      resources Calico has without them being written
  *
  *   types.ts      the resource types (stable; additive changes only)
  *   validate.ts   per-kind validation and defaults      rules.ts  Rule / EntityRule
  *   convert.ts    v1 and Kubernetes conversions         documents.ts  parsing and printing
  *   values.ts     IPs, CIDRs, names, labels, ports      selectors.ts  via src/selector
+ *   enforced.ts   what tortie refuses as not enforced   derived.ts  kns.<ns> profiles, default tier
  */
 export * from './types';
 export {
@@ -39,6 +43,7 @@ export {
   workloadEndpointName,
   parseAsNumber,
   BUILTIN_TIERS,
+  UNSUPPORTED_KINDS,
   DEFAULT_TIER,
   LABEL_TIER,
   LABEL_NAMESPACE,
@@ -67,5 +72,14 @@ export {
   KIND_ALIASES,
   MAX_INPUT_BYTES,
   type OutputOptions,
+  type ParseOptions,
 } from './documents';
+export { unenforcedProblems } from './enforced';
+export {
+  namespaceProfile,
+  namespaceOfProfile,
+  builtinTier,
+  ALWAYS_PRESENT_TIERS,
+  NAMESPACE_PROFILE_PREFIX,
+} from './derived';
 export { checkUpdate, checkPoolOverlaps, checkPolicyTier } from './changes';

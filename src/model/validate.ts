@@ -109,6 +109,28 @@ export const META_FIELDS = [
   ...IGNORED_META_FIELDS,
 ];
 
+/**
+ * Calico kinds tortie refuses, and why (instead of "unknown kind"): Kubernetes-only ones, and
+ * ones tortie could not enforce end to end yet.
+ */
+export const UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
+  HostEndpoint:
+    'policy on host interfaces is not enforced (no BPF policy program on the uplink or named host interfaces, no failsafe ports); nothing would protect the host',
+  GlobalNetworkSet: 'rule selectors cannot match network sets yet, so a rule naming one would not match what Calico matches',
+  NetworkSet: 'rule selectors cannot match network sets yet, so a rule naming one would not match what Calico matches',
+  FelixConfiguration: "tortie-node is configured by its flags and environment (see 'tortie-node run --help'); its knobs are not read from FelixConfiguration yet",
+  IPReservation: "tortie's IPAM does not read reservations yet, so it could assign a reserved address",
+  ClusterInformation: 'tortie does not keep cluster information (GUID, datastoreReady) yet',
+  KubeControllersConfiguration:
+    'it configures calico-kube-controllers, which runs against the Kubernetes API; tortie has no Kubernetes API datastore and runs no kube-controllers',
+  CalicoNodeStatus: 'it is a Kubernetes-only status request served by calico-node through the Kubernetes API; use tortiectl node status',
+  IPAMConfiguration: "tortie's IPAM has no configurable strict affinity or block limits yet",
+  BlockAffinity: 'it is IPAM bookkeeping written by the IPAM itself, not by users',
+  StagedNetworkPolicy: 'staged (audit-only) policies are not evaluated by tortie',
+  StagedGlobalNetworkPolicy: 'staged (audit-only) policies are not evaluated by tortie',
+  StagedKubernetesNetworkPolicy: 'staged (audit-only) policies are not evaluated by tortie',
+};
+
 export type CheckResult = { resource: Resource; problems?: undefined } | { resource?: undefined; problems: Problem[] };
 
 export function validateResource(input: unknown): Resource {
@@ -151,6 +173,8 @@ export function checkResource(input: unknown): CheckResult {
   let kind: ResourceKind | undefined;
   if (typeof rawKind === 'string' && (RESOURCE_KINDS as readonly string[]).includes(rawKind)) {
     kind = rawKind as ResourceKind;
+  } else if (typeof rawKind === 'string' && Object.prototype.hasOwnProperty.call(UNSUPPORTED_KINDS, rawKind)) {
+    issues.add('kind', `${rawKind} is not supported by tortie: ${UNSUPPORTED_KINDS[rawKind]}`);
   } else {
     const hint =
       typeof rawKind === 'string' ? RESOURCE_KINDS.find((k) => k.toLowerCase() === rawKind.toLowerCase()) : undefined;

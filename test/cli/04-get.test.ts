@@ -93,7 +93,8 @@ t.test('get', async (t) => {
     t.same(await cli.run(['get', 'bgppeerz']), { code: 1, stdout: '', stderr: "Failed to get resources: resource type 'bgppeerz' is not supported\n" });
     t.same(await cli.run(['get', 'felixconfig']), {
       code: 1, stdout: '',
-      stderr: "Failed to get resources: resource type 'felixconfig' is not supported: FelixConfiguration is a Calico resource tortie does not implement " +
+      stderr: "Failed to get resources: resource type 'felixconfig' is not supported: FelixConfiguration is a Calico resource tortie does not implement: " +
+        "tortie-node is configured by its flags and environment (see 'tortie-node run --help'); its knobs are not read from FelixConfiguration yet " +
         '(tortie has: bgpConfiguration, bgpPeer, globalNetworkPolicy, ipPool, namespace, networkPolicy, node, profile, tier, workloadEndpoint)\n',
     });
   });

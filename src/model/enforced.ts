@@ -1,0 +1,118 @@
+/**
+ * What tortie enforces of what Calico's model accepts: the fields and values a valid v3
+ * resource may carry that tortie's dataplane, IPAM or agent would not honour. They are refused
+ * where resources are written (tortiectl, ResourceClient), never silently stored: "Successfully
+ * applied" must mean "in force".
+ *
+ * Contract: `unenforcedProblems(resource)` takes a *validated* resource and returns one Problem
+ * per field tortie does not implement (path and reason name the field and what is missing);
+ * empty = everything in it is enforced. Pure. The list is the one in README.md ("Not
+ * enforced, so refused"); change both together.
+ */
+import type { Problem } from './errors';
+import type { EntityRule, GlobalNetworkPolicy, IPPool, Resource, Rule, WorkloadEndpoint } from './types';
+import { parseCidr, protocolNumber } from './values';
+
+const NO_V6 = 'IPv6 is not implemented by tortie (its datapath, routes and IPAM are IPv4-only)';
+const NO_HEP = 'tortie has no host endpoints (HostEndpoint is not implemented)';
+
+export function unenforcedProblems(r: Resource): Problem[] {
+  const out: { path: string; reason: string }[] = [];
+  const add = (path: string, reason: string) => out.push({ path, reason });
+  switch (r.kind) {
+    case 'IPPool':
+      pool(r, add);
+      break;
+    case 'WorkloadEndpoint':
+      workloadEndpoint(r, add);
+      break;
+    case 'Profile':
+      rules(r.spec.ingress, 'spec.ingress', add);
+      rules(r.spec.egress, 'spec.egress', add);
+      break;
+    case 'NetworkPolicy':
+      rules(r.spec.ingress, 'spec.ingress', add);
+      rules(r.spec.egress, 'spec.egress', add);
+      break;
+    case 'GlobalNetworkPolicy':
+      globalPolicy(r, add);
+      break;
+    default:
+      break;
+  }
+  const name = r.metadata.namespace !== undefined ? `${r.metadata.namespace}/${r.metadata.name}` : r.metadata.name;
+  return out.map((o) => ({ kind: r.kind, name, path: o.path, reason: o.reason }));
+}
+
+type Add = (path: string, reason: string) => void;
+
+function isV6(cidr: string): boolean {
+  return parseCidr(cidr, true)?.ip.version === 6;
+}
+
+function pool(p: IPPool, add: Add): void {
+  if (isV6(p.spec.cidr)) add('spec.cidr', `${p.spec.cidr}: IPv6 pools are not supported: ${NO_V6}`);
+  if (p.spec.vxlanMode !== undefined && p.spec.vxlanMode !== 'Never') {
+    add('spec.vxlanMode', `${p.spec.vxlanMode} is not supported: tortie does not implement VXLAN (use ipipMode, or vxlanMode Never)`);
+  }
+  if (p.spec.namespaceSelector !== undefined) {
+    add('spec.namespaceSelector', "is not supported: tortie's IPAM does not choose pools by namespace");
+  }
+  if (p.spec.assignmentMode === 'Manual') {
+    add('spec.assignmentMode', "Manual is not supported: tortie's IPAM assigns from every matching pool (Automatic)");
+  }
+}
+
+function workloadEndpoint(w: WorkloadEndpoint, add: Add): void {
+  (w.spec.ipNetworks ?? []).forEach((n, i) => {
+    if (isV6(n)) add(`spec.ipNetworks[${i}]`, `${n}: ${NO_V6}`);
+  });
+  if (w.spec.ipv6Gateway !== undefined) add('spec.ipv6Gateway', NO_V6);
+  if (w.spec.ipNATs !== undefined) add('spec.ipNATs', 'is not supported: tortie does not implement floating IPs (1:1 NAT)');
+  if (w.spec.allowSpoofedSourcePrefixes !== undefined) {
+    add('spec.allowSpoofedSourcePrefixes', "is not supported: tortie's source-address check allows only the endpoint's own addresses");
+  }
+}
+
+function globalPolicy(p: GlobalNetworkPolicy, add: Add): void {
+  rules(p.spec.ingress, 'spec.ingress', add);
+  rules(p.spec.egress, 'spec.egress', add);
+  if (p.spec.preDNAT === true) add('spec.preDNAT', `preDNAT policies are not supported: ${NO_HEP}`);
+  if (p.spec.doNotTrack !== true) return;
+  // doNotTrack: only what the uplink prefilter (src/calc/prefilter.ts) enforces on the node's
+  // implicit host endpoint: ingress Deny rules whose only match is source.nets (and Log rules).
+  // (type Egress without egress rules is harmless: an untracked policy that matches nothing
+  // leaves the packet to normal processing.)
+  if (p.spec.egress !== undefined) add('spec.egress', `egress doNotTrack rules are not supported: ${NO_HEP}`);
+  (p.spec.ingress ?? []).forEach((r, i) => {
+    if (r.action === 'Log') return;
+    if (r.action !== 'Deny') {
+      add(`spec.ingress[${i}].action`, `${r.action} in a doNotTrack policy is not supported: ${NO_HEP}; only Deny rules matching source.nets are enforced (in the uplink prefilter)`);
+      return;
+    }
+    const extra = Object.keys(r).filter((k) => k !== 'action' && k !== 'source' && k !== 'metadata' && k !== 'ipVersion');
+    const srcExtra = Object.keys(r.source ?? {}).filter((k) => k !== 'nets');
+    if (r.source?.nets === undefined || extra.length > 0 || srcExtra.length > 0) {
+      const what = [...extra, ...srcExtra.map((k) => `source.${k}`)];
+      add(`spec.ingress[${i}]`, `a doNotTrack Deny rule may only match source.nets (the uplink prefilter)${what.length > 0 ? `; remove ${what.join(', ')}` : ''}`);
+    }
+  });
+}
+
+function rules(list: Rule[] | undefined, path: string, add: Add): void {
+  (list ?? []).forEach((r, i) => {
+    const p = `${path}[${i}]`;
+    if (r.ipVersion === 6) add(`${p}.ipVersion`, `6 is not supported: ${NO_V6}`);
+    if (r.protocol !== undefined && protocolNumber(r.protocol) === 58) add(`${p}.protocol`, `ICMPv6 is not supported: ${NO_V6}`);
+    entity(r.source, `${p}.source`, add);
+    entity(r.destination, `${p}.destination`, add);
+  });
+}
+
+function entity(e: EntityRule | undefined, path: string, add: Add): void {
+  for (const key of ['nets', 'notNets'] as const) {
+    (e?.[key] ?? []).forEach((n, i) => {
+      if (isV6(n)) add(`${path}.${key}[${i}]`, `${n}: ${NO_V6}`);
+    });
+  }
+}

@@ -1,0 +1,81 @@
+import t from 'tap';
+import { cliFor } from './helpers/cli';
+
+// "Successfully applied" means in force: what tortie does not enforce is refused at apply,
+// naming the field (or the kind and why), and nothing of the input is written.
+
+t.test('accepted-but-not-enforced fields are refused at apply, naming the field; nothing written', async (t) => {
+  const cli = cliFor(t);
+  cli.file('mixed.yaml', `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: good}
+spec: {cidr: 192.168.0.0/16, ipipMode: Always}
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: vx}
+spec: {cidr: 10.244.0.0/16, vxlanMode: Always}
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: six}
+spec: {cidr: "fd00:10::/48"}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: v6-allow}
+spec:
+  ingress: [{action: Allow, ipVersion: 6}]
+`);
+  const r = await cli.run(['apply', '-f', 'mixed.yaml']);
+  t.equal(r.code, 1);
+  t.equal(r.stdout, '');
+  t.equal(r.stderr,
+    'Failed to execute command: 3 problems, nothing was written:\n' +
+    '  document 2: IPPool vx: spec.vxlanMode: Always is not supported: tortie does not implement VXLAN (use ipipMode, or vxlanMode Never)\n' +
+    '  document 3: IPPool six: spec.cidr: fd00:10::/48: IPv6 pools are not supported: IPv6 is not implemented by tortie (its datapath, routes and IPAM are IPv4-only)\n' +
+    '  document 4: GlobalNetworkPolicy v6-allow: spec.ingress[0].ipVersion: 6 is not supported: IPv6 is not implemented by tortie (its datapath, routes and IPAM are IPv4-only)\n');
+  t.equal((await cli.run(['get', 'ippool', 'good'])).code, 1, 'not even the good pool was written');
+  t.equal((await cli.run(['validate', '-f', 'mixed.yaml'])).code, 1, 'validate answers what apply would');
+  const conv = await cli.run(['convert', '-f', 'mixed.yaml']);
+  t.equal(conv.code, 0, 'convert prints Calico resources whatever tortie enforces');
+  t.match(conv.stdout, /vxlanMode: Always/);
+});
+
+t.test('preDNAT and unenforceable doNotTrack policies are refused; a prefilter-shaped one is applied', async (t) => {
+  const cli = cliFor(t);
+  cli.file('pre.yaml', `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: pre}
+spec:
+  preDNAT: true
+  applyOnForward: true
+  ingress: [{action: Deny, source: {nets: [198.51.100.0/24]}}]
+`);
+  t.match((await cli.run(['apply', '-f', 'pre.yaml'])).stderr, /GlobalNetworkPolicy pre: spec\.preDNAT: preDNAT policies are not supported: tortie has no host endpoints/);
+  cli.file('dnt.yaml', `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: dnt}
+spec:
+  doNotTrack: true
+  applyOnForward: true
+  selector: "role == 'edge'"
+  ingress: [{action: Deny, source: {nets: [198.51.100.0/24]}}]
+`);
+  t.same(await cli.run(['apply', '-f', 'dnt.yaml']), { code: 0, stdout: "Successfully applied 1 'GlobalNetworkPolicy' resource(s)\n", stderr: '' });
+});
+
+t.test('Calico kinds tortie does not implement say why', async (t) => {
+  const cli = cliFor(t);
+  const kinds: [string, RegExp][] = [
+    ['HostEndpoint', /HostEndpoint is not supported by tortie: policy on host interfaces is not enforced \(no BPF policy program on the uplink/],
+    ['KubeControllersConfiguration', /KubeControllersConfiguration is not supported by tortie: it configures calico-kube-controllers, which runs against the Kubernetes API/],
+    ['GlobalNetworkSet', /GlobalNetworkSet is not supported by tortie: rule selectors cannot match network sets yet/],
+  ];
+  for (const [kind, why] of kinds) {
+    cli.file('k.yaml', `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: {name: x}\nspec: {}\n`);
+    const r = await cli.run(['apply', '-f', 'k.yaml']);
+    t.equal(r.code, 1, kind);
+    t.match(r.stderr, why, kind);
+  }
+});
