@@ -118,7 +118,7 @@ async function runValidate(binary: string, argv: readonly string[], io: CliIO): 
 async function runConvert(binary: string, argv: readonly string[], io: CliIO): Promise<number> {
   const args = parseArgs(binary, argv, 1, [{ long: 'filename', short: 'f', value: true }, { long: 'output', short: 'o', value: true }, { long: 'ignore-validation' }]);
   if (args.flag('help')) {
-    io.stdout.write(`Usage:\n  ${binary} convert --filename=<FILENAME> [--output=<OUTPUT>]\n\nPrint Calico v1 (ipPool, node) and Kubernetes NetworkPolicy resources as projectcalico.org/v3,\nvalidated. Output yaml (default) or json.\n`);
+    io.stdout.write(`Usage:\n  ${binary} convert --filename=<FILENAME> [--output=<OUTPUT>]\n\nPrint Calico v1 (ipPool, node, policy, profile) and Kubernetes NetworkPolicy resources as projectcalico.org/v3,\nvalidated. Output yaml (default) or json.\n`);
     return 0;
   }
   const filename = args.get('filename');

@@ -1,7 +1,8 @@
 /**
  * Conversions of other formats into projectcalico.org/v3 resources:
  *  - Calico v1 (`apiVersion: v1`) `ipPool` and `node`, the format older Calico docs show,
- *    converted the way calicoctl's v1→v3 converter did;
+ *    converted the way calicoctl's v1→v3 converter did; `policy` and `profile` in
+ *    convert-v1-policy.ts;
  *  - Kubernetes core `v1` Namespace (name and labels, for namespaceSelector);
  *  - Kubernetes `networking.k8s.io/v1` NetworkPolicy, converted the way Calico's
  *    Kubernetes backend does (name `knp.default.<name>`, tier default, order 1000, pod
@@ -15,6 +16,7 @@
 import { Issues, ValidationError, type Problem } from './errors';
 import { META_FIELDS, checkResource, describeInput, parseAsNumber } from './validate';
 import { API_VERSION_V3, type Resource } from './types';
+import { convertV1Policy, convertV1Profile } from './convert-v1-policy';
 import {
   asArray,
   asBoolean,
@@ -66,6 +68,8 @@ export function toV3(input: unknown): ConvertResult {
       if (kind === 'Namespace') return thenValidate(convertK8sNamespace(input), input, 'Namespace (v1)');
       if (kind === 'ipPool' || kind === 'ippool') return thenValidate(convertV1IPPool(input), input, 'ipPool (v1)');
       if (kind === 'node') return thenValidate(convertV1Node(input), input, 'node (v1)');
+      if (kind === 'policy') return thenValidate(convertV1Policy(input), input, 'policy (v1)');
+      if (kind === 'profile') return thenValidate(convertV1Profile(input), input, 'profile (v1)');
       const { name } = describeInput(input);
       return {
         problems: [
@@ -73,7 +77,7 @@ export function toV3(input: unknown): ConvertResult {
             kind: `${kind} (v1)`,
             name,
             path: 'kind',
-            reason: `converting v1 ${quote(kind)} is not supported (Calico v1 ipPool and node, and Kubernetes Namespace, are); write it as ${API_VERSION_V3}`,
+            reason: `converting v1 ${quote(kind)} is not supported (Calico v1 ipPool, node, policy and profile, and Kubernetes Namespace, are); write it as ${API_VERSION_V3}`,
           },
         ],
       };
@@ -96,7 +100,7 @@ export function toV3(input: unknown): ConvertResult {
   return checkResource(input);
 }
 
-type Converted = { value: JsonObject; issues?: undefined } | { value?: undefined; issues: Issues; name?: string };
+export type Converted = { value: JsonObject; issues?: undefined } | { value?: undefined; issues: Issues; name?: string };
 
 function thenValidate(c: Converted, input: unknown, inputKind: string): ConvertResult {
   if (c.issues !== undefined) {
@@ -115,7 +119,7 @@ export function cidrToName(c: Cidr): string {
   return s.replace('/', '-');
 }
 
-/** calicoctl's v1 node-name normalisation (lower-case; invalid runs → '-'; dots collapsed). */
+/** libcalico-go's normalizeName, its v1 node-name conversion (lower-case; invalid runs → '-'; dots collapsed). */
 export function convertNodeName(v1Name: string): string {
   let n = v1Name.toLowerCase().replace(/\//g, '.');
   n = n.replace(/[^-.a-z0-9]+/g, '-');

@@ -40,10 +40,10 @@ spec:
   t.equal(got.items[0].metadata.namespace, 'shop');
   t.match(got.items[0].metadata.name, /allow-frontend$/);
 
-  const v1Profile = 'apiVersion: v1\nkind: profile\nmetadata: {name: p}\nspec: {}\n';
-  const bad = await cli.run(['apply', '-f', '-'], { stdin: v1Profile });
+  const v1Wep = 'apiVersion: v1\nkind: workloadEndpoint\nmetadata: {name: p}\nspec: {}\n';
+  const bad = await cli.run(['apply', '-f', '-'], { stdin: v1Wep });
   t.equal(bad.code, 1);
-  t.match(bad.stderr, /^Failed to execute command: document 1: profile \(v1\) p: kind: /);
+  t.match(bad.stderr, /^Failed to execute command: document 1: workloadEndpoint \(v1\) p: kind: /);
 });
 
 t.test('validate checks without writing', async (t) => {
@@ -70,4 +70,32 @@ t.test('convert prints v1 input as v3, ready to apply', async (t) => {
   const one = await cli.run(['convert', '-f', '-', '-o', 'json'], { stdin: 'apiVersion: v1\nkind: node\nmetadata: {name: n3}\nspec: {}\n' });
   t.equal(JSON.parse(one.stdout).kind, 'Node', 'one resource: printed alone');
   t.same(await cli.run(['convert', '-f', 'v1.yaml', '-o', 'wide']), { code: 1, stdout: '', stderr: "unrecognized output format 'wide'\n" });
+});
+
+t.test('convert: v1 policy and profile become a GlobalNetworkPolicy and a Profile that apply as they are', async (t) => {
+  const cli = cliFor(t, 'tortiectl-formats-');
+  cli.file('v1p.yaml', `apiVersion: v1
+kind: policy
+metadata: {name: allow-tcp-6379}
+spec:
+  order: 100
+  selector: role == 'database'
+  ingress:
+  - {action: allow, protocol: tcp, source: {selector: role == 'frontend'}, destination: {ports: [6379]}}
+---
+apiVersion: v1
+kind: profile
+metadata: {name: k8s_ns.prod, labels: {env: prod}, tags: [blue]}
+spec:
+  ingress: [{action: allow, source: {tag: blue}}]
+  egress: [{action: allow}]
+`);
+  const r = await cli.run(['convert', '-f', 'v1p.yaml']);
+  t.equal(r.code, 0, r.stderr);
+  const docs = YAML.parse(r.stdout);
+  t.same(docs.map((d: { kind: string; metadata: { name: string } }) => `${d.kind} ${d.metadata.name}`), ['GlobalNetworkPolicy allow-tcp-6379', 'Profile kns.prod']);
+  t.same(docs[1].spec.labelsToApply, { env: 'prod', blue: '' });
+  t.same(docs[1].spec.ingress, [{ action: 'Allow', source: { selector: "blue == ''" } }]);
+  cli.file('v3p.yaml', r.stdout);
+  t.equal((await cli.run(['apply', '-f', 'v3p.yaml'])).stdout, 'Successfully applied 2 resource(s)\n', 'the output applies as is');
 });

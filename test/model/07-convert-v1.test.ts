@@ -62,8 +62,8 @@ t.test('v1 ipPool errors name v1 fields', async (t) => {
   t.same(problems({ apiVersion: 'v1', kind: 'ipPool', metadata: { cidr: '169.254.0.0/16' } }), [
     'IPPool 169-254-0-0-16: spec.cidr: 169.254.0.0/16 overlaps the link-local range 169.254.0.0/16',
   ], 'v3 rules apply after conversion');
-  t.same(problems({ apiVersion: 'v1', kind: 'policy', metadata: { name: 'x' } }), [
-    'policy (v1) x: kind: converting v1 "policy" is not supported (Calico v1 ipPool and node, and Kubernetes Namespace, are); write it as projectcalico.org/v3',
+  t.same(problems({ apiVersion: 'v1', kind: 'workloadEndpoint', metadata: { name: 'x' } }), [
+    'workloadEndpoint (v1) x: kind: converting v1 "workloadEndpoint" is not supported (Calico v1 ipPool, node, policy and profile, and Kubernetes Namespace, are); write it as projectcalico.org/v3',
   ]);
 });
 
@@ -138,6 +138,6 @@ status:
     `Namespace Prod: metadata.name: "Prod" must consist of lower-case letters, digits and '-', and start and end with a letter or digit`,
   ]);
   t.same(problems({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n' } }), [
-    'Node (v1) n: kind: converting v1 "Node" is not supported (Calico v1 ipPool and node, and Kubernetes Namespace, are); write it as projectcalico.org/v3',
+    'Node (v1) n: kind: converting v1 "Node" is not supported (Calico v1 ipPool, node, policy and profile, and Kubernetes Namespace, are); write it as projectcalico.org/v3',
   ]);
 });
