@@ -49,6 +49,7 @@ import {
   comparePolicies,
   compareTiers,
   effectiveLabels,
+  networkSetLabels,
   policyEndpointSelector,
   policyTier,
   policyTypes,
@@ -77,6 +78,16 @@ import {
   type RuleInfo,
   type VerdictTable,
 } from './types';
+
+/** Item-key prefixes of network sets (workload endpoint keys are `namespace/name`). */
+const GNS_ITEM = 'GlobalNetworkSet:';
+const NS_ITEM = 'NetworkSet:';
+
+function samePrefixes(a: readonly Cidr4[], b: readonly Cidr4[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.addr !== b[i]!.addr || a[i]!.len !== b[i]!.len) return false;
+  return true;
+}
 
 export interface CalcGraphOptions {
   /** This node's name: WorkloadEndpoints with spec.node equal to it are local. */
@@ -401,7 +412,7 @@ export class CalcGraph {
    * namespace. A namespaced kind given a bare name without namespace means namespace `default`.
    */
   onDelete(kind: ResourceKind, key: string, namespace?: string): void {
-    const namespaced = kind === 'WorkloadEndpoint' || kind === 'NetworkPolicy';
+    const namespaced = kind === 'WorkloadEndpoint' || kind === 'NetworkPolicy' || kind === 'NetworkSet';
     if (namespaced && namespace !== undefined) key = `${namespace}/${key}`;
     else if (namespaced && !key.includes('/')) key = `default/${key}`;
     this.markFor(kind, key, this.resourcesOf(kind, key));
@@ -426,6 +437,10 @@ export class CalcGraph {
         return s.nodes.get(key);
       case 'IPPool':
         return s.pools.get(key);
+      case 'GlobalNetworkSet':
+        return s.globalNetworkSets.get(key);
+      case 'NetworkSet':
+        return s.networkSets.get(key);
     }
   }
 
@@ -462,6 +477,12 @@ export class CalcGraph {
         break;
       case 'IPPool':
         this.routingDirty = true;
+        break;
+      case 'GlobalNetworkSet':
+        this.dirtyItems.add(GNS_ITEM + key);
+        break;
+      case 'NetworkSet':
+        this.dirtyItems.add(NS_ITEM + key);
         break;
     }
   }
@@ -772,21 +793,34 @@ export class CalcGraph {
 
   // =========================================================================== items
 
-  private recomputeItem(key: string): void {
-    const wep = this.resources.endpoints.get(key);
-    const old = this.items.get(key);
-    if (wep === undefined) {
-      if (old === undefined) return;
-      this.setItemLabels(old, {});
-      for (const s of old.sels) this.selAtoms.get(s)?.members.delete(key);
-      old.sels.clear();
-      this.setItemPrefixes(old, []);
-      for (const p of old.profiles) removeFrom(this.itemsByProfile, p, key);
-      removeFrom(this.itemsByNamespace, old.namespace, key);
-      this.items.delete(key);
-      if (old.local) this.dirtyLocal.add(key);
-      return;
+  /**
+   * What an item is made of: a WorkloadEndpoint (key `namespace/name`), or a network set (keys
+   * `GlobalNetworkSet:<name>`, `NetworkSet:<namespace>/<name>`: labels and CIDRs, never local,
+   * no ports) — rule selectors match both alike, through the prefix nodes of their addresses.
+   */
+  private itemSource(key: string): Omit<Item, 'key' | 'sels'> | undefined {
+    if (key.startsWith(GNS_ITEM) || key.startsWith(NS_ITEM)) {
+      const set = key.startsWith(GNS_ITEM)
+        ? this.resources.globalNetworkSets.get(key.slice(GNS_ITEM.length))
+        : this.resources.networkSets.get(key.slice(NS_ITEM.length));
+      if (set === undefined) return undefined;
+      const labels = networkSetLabels(set, (n) => this.resources.profile(n), (n) => this.resources.namespaces.get(n));
+      const prefixes: Cidr4[] = [];
+      const seen = new Set<string>();
+      for (const n of set.spec.nets ?? []) {
+        const c = parseCidr4(n);
+        if (c === undefined) continue;
+        const k = cidrKey(c);
+        if (!seen.has(k)) {
+          seen.add(k);
+          prefixes.push(c);
+        }
+      }
+      const ns = set.kind === 'NetworkSet' ? (set.metadata.namespace ?? 'default') : '';
+      return { labels, prefixes, ports: [], profiles: ns === '' ? [] : [NAMESPACE_PROFILE_PREFIX + ns], namespace: ns, local: false };
     }
+    const wep = this.resources.endpoints.get(key);
+    if (wep === undefined) return undefined;
     const labels = effectiveLabels(
       wep,
       (n) => this.resources.profile(n),
@@ -802,9 +836,32 @@ export class CalcGraph {
       const proto = protocolNumber(p.protocol);
       if (proto !== undefined) ports.push({ name: p.name, protocol: proto, port: p.port });
     }
-    const local = wep.spec.node === this.nodeName;
-    const profiles = wep.spec.profiles ?? [];
-    const namespace = wep.metadata.namespace ?? 'default';
+    return {
+      labels,
+      prefixes,
+      ports,
+      profiles: wep.spec.profiles ?? [],
+      namespace: wep.metadata.namespace ?? 'default',
+      local: wep.spec.node === this.nodeName,
+    };
+  }
+
+  private recomputeItem(key: string): void {
+    const src = this.itemSource(key);
+    const old = this.items.get(key);
+    if (src === undefined) {
+      if (old === undefined) return;
+      this.setItemLabels(old, {});
+      for (const s of old.sels) this.selAtoms.get(s)?.members.delete(key);
+      old.sels.clear();
+      this.setItemPrefixes(old, []);
+      for (const p of old.profiles) removeFrom(this.itemsByProfile, p, key);
+      removeFrom(this.itemsByNamespace, old.namespace, key);
+      this.items.delete(key);
+      if (old.local) this.dirtyLocal.add(key);
+      return;
+    }
+    const { labels, prefixes, ports, local, profiles, namespace } = src;
     let item = old;
     if (item === undefined) {
       item = { key, labels: {}, prefixes: [], ports: [], sels: new Set(), profiles: [], namespace, local };
@@ -849,7 +906,7 @@ export class CalcGraph {
         }
       }
     }
-    const prefChanged = JSON.stringify(item.prefixes) !== JSON.stringify(prefixes);
+    const prefChanged = !samePrefixes(item.prefixes, prefixes);
     if (changed && !prefChanged) this.markItemNodes(item);
     if (prefChanged) this.setItemPrefixes(item, prefixes);
   }

@@ -13,8 +13,8 @@
  *     the rest of the tier; a tier in which a policy applied and nothing decided or passed ends
  *     with its defaultAction (Deny decides, Pass continues);
  *   - then the endpoint's profiles in order (Pass skips to the next profile), then deny;
- *   - a rule side's selector matches if some endpoint owning the remote address matches it,
- *     notSelector if none does; nets/notNets test the address; ports/notPorts test the side's
+ *   - a rule side's selector matches if some endpoint owning the remote address, or some
+ *     network set with a CIDR containing it, matches it, notSelector if none does; nets/notNets test the address; ports/notPorts test the side's
  *     port (numbers, ranges, named ports of the local endpoint or of a remote endpoint owning
  *     the address and matching the side's selector) and only match port-carrying protocols;
  *     icmp/notICMP only match ICMP; the local side is tested against the local endpoint and its
@@ -30,6 +30,7 @@ import {
   compareTiers,
   effectiveLabels,
   entityNotSelector,
+  networkSetLabels,
   entitySelector,
   icmpRanges,
   inRanges,
@@ -59,8 +60,8 @@ interface Ctx {
   localLabels: Record<string, string>;
   localIP: number | undefined;
   remoteIP: number;
-  /** Endpoints owning the remote address, with their effective labels. */
-  remotes: { wep: WorkloadEndpoint; labels: Record<string, string> }[];
+  /** Endpoints owning the remote address and network sets containing it, with their labels. */
+  remotes: { wep?: WorkloadEndpoint; labels: Record<string, string> }[];
   protocol: number;
   srcPort: number;
   dstPort: number;
@@ -124,6 +125,11 @@ export function evaluate(packet: PolicyPacket, state: ResourceState): EvalResult
   const remotes: Ctx['remotes'] = [];
   for (const wep of state.endpoints.values()) {
     if (ownsAddress(wep, remoteIP)) remotes.push({ wep, labels: labelsOf(state, wep) });
+  }
+  for (const set of [...state.globalNetworkSets.values(), ...state.networkSets.values()]) {
+    if (netsMatch(set.spec.nets, remoteIP, false) && (set.spec.nets?.length ?? 0) > 0) {
+      remotes.push({ labels: networkSetLabels(set, (n) => state.profile(n), (n) => state.namespaces.get(n)) });
+    }
   }
   const ctx: Ctx = {
     state,
@@ -257,7 +263,7 @@ function matchRemote(ctx: Ctx, er: EntityRule | undefined, ns: string | undefine
     ctx.remotes.some(
       (r) =>
         namedSel.evaluate(r.labels) &&
-        (r.wep.spec.ports ?? []).some((p) => p.name === name && protocolNumber(p.protocol) === ctx.protocol && p.port === port),
+        (r.wep?.spec.ports ?? []).some((p) => p.name === name && protocolNumber(p.protocol) === ctx.protocol && p.port === port),
     );
   return portsMatch(er, port, named);
 }

@@ -29,9 +29,11 @@ import {
 import type {
   EntityRule,
   GlobalNetworkPolicy,
+  GlobalNetworkSet,
   ICMPFields,
   Namespace,
   NetworkPolicy,
+  NetworkSet,
   Port,
   Profile,
   Protocol,
@@ -41,6 +43,7 @@ import type {
   WorkloadEndpoint,
 } from '../model';
 import { parseCidr4, type Cidr4 } from './ipv4';
+import { NAMESPACE_PROFILE_PREFIX } from '../model/derived';
 
 export const SERVICE_ACCOUNT_LABEL = 'projectcalico.org/serviceaccount';
 export const SERVICE_ACCOUNT_LABEL_PREFIX = 'pcsa.';
@@ -177,6 +180,34 @@ export function effectiveLabels(
     out[SERVICE_ACCOUNT_LABEL] = wep.spec.serviceAccountName;
     out[SERVICE_ACCOUNT_LABEL_PREFIX + NAME_LABEL] = wep.spec.serviceAccountName;
   }
+  return out;
+}
+
+/**
+ * The labels Calico matches a network set with. A GlobalNetworkSet: its own labels, nothing
+ * else (it is in no namespace, so only `global()` or un-namespaced selectors reach it). A
+ * NetworkSet: as an endpoint of its namespace with the `kns.<ns>` profile as parent (libcalico-go
+ * gives it that profile and the `projectcalico.org/namespace` label): profile labelsToApply,
+ * `pcns.*` namespace labels, its own labels, then `projectcalico.org/namespace`.
+ */
+export function networkSetLabels(
+  set: GlobalNetworkSet | NetworkSet,
+  profileOf: (name: string) => Profile | undefined,
+  namespaceOf: (name: string) => Namespace | undefined,
+): Record<string, string> {
+  const out = Object.setPrototypeOf({}, null) as Record<string, string>;
+  if (set.kind === 'GlobalNetworkSet') {
+    for (const [k, v] of Object.entries(set.metadata.labels ?? {})) out[k] = v;
+    return out;
+  }
+  const ns = set.metadata.namespace ?? 'default';
+  const lta = profileOf(NAMESPACE_PROFILE_PREFIX + ns)?.spec.labelsToApply;
+  if (lta !== undefined) for (const [k, v] of Object.entries(lta)) out[k] = v;
+  const nsLabels = namespaceOf(ns)?.metadata.labels;
+  if (nsLabels !== undefined) for (const [k, v] of Object.entries(nsLabels)) out[NAMESPACE_LABEL_PREFIX + k] = v;
+  out[NAMESPACE_LABEL_PREFIX + NAME_LABEL] = ns;
+  for (const [k, v] of Object.entries(set.metadata.labels ?? {})) out[k] = v;
+  out[NAMESPACE_LABEL] = ns;
   return out;
 }
 

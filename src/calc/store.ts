@@ -1,13 +1,16 @@
 /**
  * ResourceState: the current v3 resources the calc graph and the reference evaluator read.
  *
- * Contract: keys are `namespace/name` for namespaced kinds (WorkloadEndpoint, NetworkPolicy) and
+ * Contract: keys are `namespace/name` for namespaced kinds (WorkloadEndpoint, NetworkPolicy,
+ * NetworkSet) and
  * `name` otherwise; `policies` holds both policy kinds under `<kind>/<key>`. Upsert replaces,
  * delete of an absent key is a no-op. No validation here: resources are expected to come from
  * src/model's validation (the syncer drops invalid ones).
  */
 import type {
   GlobalNetworkPolicy,
+  GlobalNetworkSet,
+  NetworkSet,
   IPPool,
   Namespace,
   NetworkPolicy,
@@ -24,7 +27,7 @@ export type AnyPolicy = NetworkPolicy | GlobalNetworkPolicy;
 
 /** The key of a resource within its kind. */
 export function resourceKey(r: Resource): string {
-  if (r.kind === 'WorkloadEndpoint' || r.kind === 'NetworkPolicy') {
+  if (r.kind === 'WorkloadEndpoint' || r.kind === 'NetworkPolicy' || r.kind === 'NetworkSet') {
     return `${r.metadata.namespace ?? 'default'}/${r.metadata.name}`;
   }
   return r.metadata.name;
@@ -42,6 +45,9 @@ export class ResourceState {
   readonly namespaces = new Map<string, Namespace>();
   readonly nodes = new Map<string, Node>();
   readonly pools = new Map<string, IPPool>();
+  /** GlobalNetworkSets by name, NetworkSets by `namespace/name`. */
+  readonly globalNetworkSets = new Map<string, GlobalNetworkSet>();
+  readonly networkSets = new Map<string, NetworkSet>();
   /** kns.<ns> profiles derived from namespaces, made on first use (one object per namespace version). */
   private readonly derivedProfiles = new Map<string, Profile>();
 
@@ -90,6 +96,12 @@ export class ResourceState {
       case 'IPPool':
         this.pools.set(key, r);
         break;
+      case 'GlobalNetworkSet':
+        this.globalNetworkSets.set(key, r);
+        break;
+      case 'NetworkSet':
+        this.networkSets.set(key, r);
+        break;
     }
   }
 
@@ -118,6 +130,12 @@ export class ResourceState {
       case 'IPPool':
         this.pools.delete(key);
         break;
+      case 'GlobalNetworkSet':
+        this.globalNetworkSets.delete(key);
+        break;
+      case 'NetworkSet':
+        this.networkSets.delete(key);
+        break;
     }
   }
 
@@ -131,6 +149,8 @@ export class ResourceState {
       ...this.profiles.values(),
       ...this.policies.values(),
       ...this.endpoints.values(),
+      ...this.globalNetworkSets.values(),
+      ...this.networkSets.values(),
     ];
   }
 }

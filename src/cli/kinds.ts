@@ -9,7 +9,8 @@
  */
 import { resolveKind, UNSUPPORTED_KINDS } from '../model';
 import type {
-  BGPConfiguration, BGPPeer, GlobalNetworkPolicy, IPPool, Namespace, NetworkPolicy, Node, Profile, Resource, ResourceKind, Tier, WorkloadEndpoint,
+  BGPConfiguration, BGPPeer, GlobalNetworkPolicy, GlobalNetworkSet, IPPool, Namespace, NetworkPolicy, NetworkSet, Node, Profile, Resource,
+  ResourceKind, Tier, WorkloadEndpoint,
 } from '../model/types';
 
 /** calicoctl shows a node's ASN in parentheses when it inherits the global default (Calico's default; this column does not look up BGPConfiguration default's asNumber). */
@@ -170,6 +171,31 @@ const KINDS: KindInfo[] = [
       ASN: (r: BGPPeer) => text(r.spec.asNumber),
     } as Record<string, Cell<Resource>>,
   },
+  {
+    kind: 'GlobalNetworkSet',
+    display: 'globalNetworkSet',
+    namespaced: false,
+    headings: ['NAME'],
+    wideHeadings: ['NAME', 'NETS', 'LABELS'],
+    cells: {
+      NAME: (r: GlobalNetworkSet) => r.metadata.name,
+      NETS: (r: GlobalNetworkSet) => (r.spec.nets ?? []).join(','),
+      LABELS: (r: GlobalNetworkSet) => joinKv(r.metadata.labels),
+    } as Record<string, Cell<Resource>>,
+  },
+  {
+    kind: 'NetworkSet',
+    display: 'networkSet',
+    namespaced: true,
+    headings: ['NAME'],
+    wideHeadings: ['NAME', 'NETS', 'LABELS'],
+    cells: {
+      NAME: (r: NetworkSet) => r.metadata.name,
+      NAMESPACE: (r: NetworkSet) => text(r.metadata.namespace),
+      NETS: (r: NetworkSet) => (r.spec.nets ?? []).join(','),
+      LABELS: (r: NetworkSet) => joinKv(r.metadata.labels),
+    } as Record<string, Cell<Resource>>,
+  },
 ];
 
 const BY_KIND = new Map<ResourceKind, KindInfo>(KINDS.map((k) => [k.kind, k]));
@@ -186,8 +212,6 @@ export function lookupKind(name: string): ResourceKind | undefined {
 const CALICO_ONLY: ReadonlyArray<[string, string[]]> = [
   ['BGPFilter', ['bgpfilter', 'bgpfilters']],
   ['FelixConfiguration', ['felixconfiguration', 'felixconfigurations', 'felixconfig', 'felixconfigs']],
-  ['GlobalNetworkSet', ['globalnetworkset', 'globalnetworksets']],
-  ['NetworkSet', ['networkset', 'networksets', 'netsets']],
   ['HostEndpoint', ['hostendpoint', 'hostendpoints', 'hep', 'heps']],
   ['IPReservation', ['ipreservation', 'ipreservations']],
   ['KubeControllersConfiguration', ['kubecontrollersconfiguration', 'kubecontrollersconfigurations']],

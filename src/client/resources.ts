@@ -35,6 +35,8 @@ export const KIND_PLURAL: Readonly<Record<ResourceKind, string>> = {
   Namespace: 'namespaces',
   BGPConfiguration: 'bgpconfigurations',
   BGPPeer: 'bgppeers',
+  GlobalNetworkSet: 'globalnetworksets',
+  NetworkSet: 'networksets',
 };
 
 const PLURAL_KIND: ReadonlyMap<string, ResourceKind> = new Map(

@@ -171,6 +171,8 @@ export const KIND_ALIASES: Readonly<Record<ResourceKind, readonly string[]>> = {
   Namespace: ['namespace', 'namespaces', 'ns'],
   BGPConfiguration: ['bgpconfiguration', 'bgpconfigurations', 'bgpconfig', 'bgpconfigs'],
   BGPPeer: ['bgppeer', 'bgppeers', 'bgpp', 'bgpps', 'bp', 'bps'],
+  GlobalNetworkSet: ['globalnetworkset', 'globalnetworksets'],
+  NetworkSet: ['networkset', 'networksets', 'netsets'],
 };
 
 export function resolveKind(text: string): ResourceKind | undefined {

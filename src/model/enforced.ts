@@ -37,6 +37,15 @@ export function unenforcedProblems(r: Resource): Problem[] {
     case 'GlobalNetworkPolicy':
       globalPolicy(r, add);
       break;
+    case 'GlobalNetworkSet':
+    case 'NetworkSet':
+      (r.spec.nets ?? []).forEach((n, i) => {
+        if (isV6(n)) add(`spec.nets[${i}]`, `${n}: ${NO_V6}`);
+      });
+      if (r.spec.allowedEgressDomains !== undefined) {
+        add('spec.allowedEgressDomains', 'is not supported: tortie does not implement DNS-based policy (a Calico Enterprise feature)');
+      }
+      break;
     default:
       break;
   }

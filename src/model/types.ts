@@ -364,6 +364,32 @@ export interface BGPPeer {
   spec: BGPPeerSpec;
 }
 
+// ---------------------------------------------------------------- network sets
+
+export interface NetworkSetSpec {
+  /** CIDRs (a bare address is normalised to a host route), masked as Calico's dataplane uses them. */
+  nets?: string[];
+  /** Calico Enterprise's DNS-based egress match; accepted by the model, refused by tortie. */
+  allowedEgressDomains?: string[];
+}
+
+/** A labelled set of CIDRs that rule selectors match (cluster-wide). */
+export interface GlobalNetworkSet {
+  apiVersion: ApiVersionV3;
+  kind: 'GlobalNetworkSet';
+  metadata: ObjectMeta;
+  spec: NetworkSetSpec;
+}
+
+/** A labelled set of CIDRs in a namespace: matched by rule selectors (and namespaceSelector). */
+export interface NetworkSet {
+  apiVersion: ApiVersionV3;
+  kind: 'NetworkSet';
+  /** metadata.namespace defaulted to `default`. */
+  metadata: ObjectMeta;
+  spec: NetworkSetSpec;
+}
+
 // ---------------------------------------------------------------- unions
 
 export type Resource =
@@ -376,7 +402,9 @@ export type Resource =
   | GlobalNetworkPolicy
   | Namespace
   | BGPConfiguration
-  | BGPPeer;
+  | BGPPeer
+  | GlobalNetworkSet
+  | NetworkSet;
 
 export type ResourceKind = Resource['kind'];
 
@@ -391,12 +419,15 @@ export const RESOURCE_KINDS: readonly ResourceKind[] = [
   'Namespace',
   'BGPConfiguration',
   'BGPPeer',
+  'GlobalNetworkSet',
+  'NetworkSet',
 ];
 
 /** Kinds whose resources live in a namespace (metadata.namespace required, default `default`). */
 export const NAMESPACED_KINDS: ReadonlySet<ResourceKind> = new Set<ResourceKind>([
   'WorkloadEndpoint',
   'NetworkPolicy',
+  'NetworkSet',
 ]);
 
 export type ResourceOfKind<K extends ResourceKind> = Extract<Resource, { kind: K }>;

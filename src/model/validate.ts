@@ -20,6 +20,9 @@ import {
   type EncapMode,
   type GlobalNetworkPolicy,
   type GlobalNetworkPolicySpec,
+  type GlobalNetworkSet,
+  type NetworkSet,
+  type NetworkSetSpec,
   type IPNAT,
   type IPPool,
   type IPPoolSpec,
@@ -116,8 +119,6 @@ export const META_FIELDS = [
 export const UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
   HostEndpoint:
     'policy on host interfaces is not enforced (no BPF policy program on the uplink or named host interfaces, no failsafe ports); nothing would protect the host',
-  GlobalNetworkSet: 'rule selectors cannot match network sets yet, so a rule naming one would not match what Calico matches',
-  NetworkSet: 'rule selectors cannot match network sets yet, so a rule naming one would not match what Calico matches',
   FelixConfiguration: "tortie-node is configured by its flags and environment (see 'tortie-node run --help'); its knobs are not read from FelixConfiguration yet",
   IPReservation: "tortie's IPAM does not read reservations yet, so it could assign a reserved address",
   ClusterInformation: 'tortie does not keep cluster information (GUID, datastoreReady) yet',
@@ -235,6 +236,10 @@ export function checkResource(input: unknown): CheckResult {
       if (s !== undefined) resource = bgpPeer(meta, s, issues);
       break;
     }
+    case 'GlobalNetworkSet':
+    case 'NetworkSet':
+      resource = networkSet(kind, meta, spec, issues);
+      break;
   }
   if (!issues.empty || resource === undefined) {
     const shown = resource?.metadata.name === '' ? '(no name)' : resource?.metadata.name;
@@ -1096,6 +1101,40 @@ function namespace(meta: ObjectMeta, v: unknown, issues: Issues): Namespace | un
     if (s !== undefined) checkKnownFields(s, [], 'spec', issues);
   }
   return { apiVersion: API_VERSION_V3, kind: 'Namespace', metadata: meta };
+}
+
+// ---------------------------------------------------------------- network sets
+
+/** Calico's limit on a set's size is the datastore's; tortie's compiler is sized for 100,000+. */
+const MAX_SET_NETS = 1_000_000;
+
+function networkSet(kind: 'GlobalNetworkSet' | 'NetworkSet', meta: ObjectMeta, v: unknown, issues: Issues): GlobalNetworkSet | NetworkSet | undefined {
+  const s = specObject(v, issues, false);
+  if (s === undefined) return undefined;
+  checkKnownFields(s, ['nets', 'allowedEgressDomains'], 'spec', issues);
+  const spec: NetworkSetSpec = {};
+  if (has(s, 'nets')) {
+    const arr = asArray(own(s, 'nets'), 'spec.nets', issues);
+    if (arr !== undefined && arr.length > MAX_SET_NETS) issues.add('spec.nets', `has ${arr.length} entries, more than ${MAX_SET_NETS}`);
+    const out: string[] = [];
+    arr?.forEach((n, i) => {
+      if (typeof n !== 'string') {
+        issues.add(index('spec.nets', i), `must be a string, got ${describe(n)}`);
+        return;
+      }
+      const c = parseCidr(n, true);
+      if (c === null) issues.add(index('spec.nets', i), `${quote(n)} is not an IP address or CIDR`);
+      else out.push(formatCidr(maskCidr(c)));
+    });
+    if (out.length > 0) spec.nets = out;
+  }
+  if (has(s, 'allowedEgressDomains')) {
+    const arr = asStringArray(own(s, 'allowedEgressDomains'), 'spec.allowedEgressDomains', issues);
+    if (arr !== undefined && arr.length > 0) spec.allowedEgressDomains = arr;
+  }
+  return kind === 'GlobalNetworkSet'
+    ? { apiVersion: API_VERSION_V3, kind, metadata: meta, spec }
+    : { apiVersion: API_VERSION_V3, kind, metadata: meta, spec };
 }
 
 // ---------------------------------------------------------------- helpers

@@ -2,6 +2,8 @@
 import type {
   GlobalNetworkPolicy,
   GlobalNetworkPolicySpec,
+  GlobalNetworkSet,
+  NetworkSet,
   Namespace,
   NetworkPolicy,
   NetworkPolicySpec,
@@ -66,4 +68,13 @@ export function node(name: string, labels: Record<string, string> = {}, ipv4Addr
   const n: Node = { apiVersion: V3, kind: 'Node', metadata: { name, labels }, spec: {} };
   if (ipv4Address) n.spec.bgp = { ipv4Address };
   return n;
+}
+
+export function gns(name: string, nets: string[], labels: Record<string, string> = {}): GlobalNetworkSet {
+  return { apiVersion: V3, kind: 'GlobalNetworkSet', metadata: { name, labels }, spec: { nets } };
+}
+
+export function netset(key: string, nets: string[], labels: Record<string, string> = {}): NetworkSet {
+  const [namespace, name] = key.split('/') as [string, string];
+  return { apiVersion: V3, kind: 'NetworkSet', metadata: { name, namespace, labels }, spec: { nets } };
 }
