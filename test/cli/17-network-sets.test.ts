@@ -1,0 +1,60 @@
+import t from 'tap';
+import YAML from 'yaml';
+import { cliFor } from './helpers/cli';
+
+// The Calico docs' GlobalNetworkSet and NetworkSet samples apply and read back.
+
+const GNS = `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata:
+  name: a-name-for-the-set
+  labels:
+    role: external-database
+spec:
+  nets:
+  - 198.51.100.0/28
+  - 203.0.113.0/24
+`;
+const NS = `apiVersion: projectcalico.org/v3
+kind: NetworkSet
+metadata:
+  name: external-database
+  namespace: staging
+  labels:
+    role: db
+spec:
+  nets:
+  - 198.51.100.0/28
+  - 203.0.113.0/24
+`;
+
+t.test("the docs' GlobalNetworkSet and NetworkSet samples apply and read back", async (t) => {
+  const cli = cliFor(t);
+  t.same(await cli.run(['apply', '-f', '-'], { stdin: GNS }), { code: 0, stdout: "Successfully applied 1 'GlobalNetworkSet' resource(s)\n", stderr: '' });
+  t.same(await cli.run(['apply', '-f', '-'], { stdin: NS }), { code: 0, stdout: "Successfully applied 1 'NetworkSet' resource(s)\n", stderr: '' });
+  const g = YAML.parse((await cli.run(['get', 'globalnetworkset', 'a-name-for-the-set', '-o', 'yaml'])).stdout);
+  t.same([g.kind, g.metadata.labels, g.spec], ['GlobalNetworkSet', { role: 'external-database' }, { nets: ['198.51.100.0/28', '203.0.113.0/24'] }]);
+  const n = YAML.parse((await cli.run(['get', 'networkset', 'external-database', '-n', 'staging', '-o', 'yaml'])).stdout);
+  t.same([n.kind, n.metadata.namespace, n.metadata.labels, n.spec], ['NetworkSet', 'staging', { role: 'db' }, { nets: ['198.51.100.0/28', '203.0.113.0/24'] }]);
+  t.equal((await cli.run(['get', 'globalnetworksets', '-o', 'wide'])).stdout,
+    'NAME                 NETS                             LABELS                   \n' +
+    'a-name-for-the-set   198.51.100.0/28,203.0.113.0/24   role=external-database   \n\n');
+  t.equal((await cli.run(['get', 'netsets', '-A'])).stdout, 'NAMESPACE   NAME                \nstaging     external-database   \n\n');
+  t.equal((await cli.run(['delete', 'networkset', 'external-database', '-n', 'staging'])).code, 0);
+  t.equal((await cli.run(['delete', 'globalnetworkset', 'a-name-for-the-set'])).code, 0);
+});
+
+t.test('set entries: bare addresses become host routes, host bits are masked; IPv6 and DNS domains are refused', async (t) => {
+  const cli = cliFor(t);
+  cli.file('s.yaml', 'apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: s}\nspec: {nets: [198.51.100.7, 203.0.113.9/24]}\n');
+  t.equal((await cli.run(['apply', '-f', 's.yaml'])).code, 0);
+  t.same(YAML.parse((await cli.run(['get', 'globalnetworkset', 's', '-o', 'yaml'])).stdout).spec.nets, ['198.51.100.7/32', '203.0.113.0/24']);
+  cli.file('bad.yaml', 'apiVersion: projectcalico.org/v3\nkind: NetworkSet\nmetadata: {name: b, namespace: x}\nspec: {nets: ["fd00::/64", "nope"], allowedEgressDomains: [example.com]}\n');
+  const r = await cli.run(['apply', '-f', 'bad.yaml']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /NetworkSet x\/b: spec\.nets\[1\]: "nope" is not an IP address or CIDR/);
+  cli.file('bad2.yaml', 'apiVersion: projectcalico.org/v3\nkind: NetworkSet\nmetadata: {name: b, namespace: x}\nspec: {nets: ["fd00::/64"], allowedEgressDomains: [example.com]}\n');
+  const r2 = await cli.run(['apply', '-f', 'bad2.yaml']);
+  t.match(r2.stderr, /spec\.nets\[0\]: fd00::\/64: IPv6 is not implemented by tortie/);
+  t.match(r2.stderr, /spec\.allowedEgressDomains: is not supported: tortie does not implement DNS-based policy/);
+});
