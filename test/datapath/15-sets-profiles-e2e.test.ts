@@ -1,0 +1,78 @@
+// Real packets through the wep programs for what issue 14 added to the compiler: a
+// GlobalNetworkSet matched by a rule selector (edited live), and the kns.<ns> profile derived
+// from a Namespace object alone (no stored Profile) letting a workload's traffic through.
+import t from 'tap';
+import { WepTopology, type Workload } from './helpers/wep-topology';
+import { uniquePinRoot, removePinRoot } from './helpers/harness';
+import { loadWep, mapOps, type WepDatapath } from '../../src/dataplane/bpf/loader';
+import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
+import { tcAttach } from '../../src/dataplane/native';
+import { CalcGraph } from '../../src/calc';
+import type { GlobalNetworkPolicy, GlobalNetworkSet, Namespace, WorkloadEndpoint } from '../../src/model';
+
+const V3 = 'projectcalico.org/v3' as const;
+const IP = { web: '192.168.10.1', a: '192.168.10.2', b: '192.168.10.3' };
+
+function wep(name: string, ip: string, app: string): WorkloadEndpoint {
+  return {
+    apiVersion: V3, kind: 'WorkloadEndpoint',
+    metadata: { name, namespace: 'ns1', labels: { app } },
+    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`], interfaceName: `cali${name}`, profiles: ['kns.ns1'] },
+  };
+}
+const trusted = (nets: string[]): GlobalNetworkSet => ({ apiVersion: V3, kind: 'GlobalNetworkSet', metadata: { name: 'trusted', labels: { role: 'trusted' } }, spec: { nets } });
+const webFromTrusted: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'web-from-trusted' },
+  spec: { selector: "app == 'web'", types: ['Ingress'], ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: "role == 'trusted'" }, destination: { ports: [8080] } }] } };
+const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
+
+t.test('network sets and derived namespace profiles, with real packets', async (t) => {
+  const topo = await WepTopology.create('dpsets');
+  const pinRoot = uniquePinRoot('sets');
+  let dp: WepDatapath | undefined;
+  t.teardown(async () => { dp?.close(); await topo.destroy(); removePinRoot(pinRoot); });
+
+  const w: Record<'web' | 'a' | 'b', Workload> = {
+    web: await topo.addWorkload('web', IP.web),
+    a: await topo.addWorkload('a', IP.a),
+    b: await topo.addWorkload('b', IP.b),
+  };
+  dp = await loadWep({ pinRoot, ctMaxEntries: 65536 });
+  const byIface = new Map(Object.values(w).map((x) => [x.hostIf, x.ifindex]));
+  const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (ep) => byIface.get(ep.interfaceName ?? ''));
+  const graph = new CalcGraph({ nodeName: 'node1' });
+  // No Profile resource anywhere: kns.ns1 exists only because Namespace ns1 does.
+  for (const r of [ns1, wep('web', IP.web, 'web'), wep('a', IP.a, 'a'), wep('b', IP.b, 'b'), trusted([IP.a + '/32', '10.200.0.0/16']), webFromTrusted]) {
+    graph.onUpdate(r);
+  }
+  graph.flush();
+  pd.applySnapshot(graph.snapshot());
+  t.same(pd.pendingEndpoints, [], 'every endpoint bound to its interface');
+  for (const x of Object.values(w)) {
+    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'ingress', program: dp.fromWep });
+    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'egress', program: dp.toWep });
+  }
+  await w.web.ns.spawn(['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'EXEC:cat']);
+  await w.web.ns.sh('for i in $(seq 50); do ss -ltn | grep -q :8080 && exit 0; sleep 0.1; done; exit 1');
+  const tcp = (from: Workload) => from.ns.sh(`echo hi | timeout 4 socat -T2 - TCP:${IP.web}:8080,connect-timeout=2`, { allowFail: true, timeoutMs: 10_000 });
+  const ping = (from: Workload, to: string) => from.ns.exec(['ping', '-c', '2', '-W', '1', '-i', '0.2', to], { allowFail: true, timeoutMs: 10_000 });
+  const apply = (...rs: (GlobalNetworkSet | Namespace)[]) => {
+    for (const r of rs) graph.onUpdate(r);
+    pd.applyDelta(graph.flush());
+  };
+
+  t.equal((await tcp(w.a)).stdout.trim(), 'hi', 'a (in the trusted set) -> web:8080 allowed');
+  t.not((await tcp(w.b)).stdout.trim(), 'hi', 'b (not in the set) -> web:8080 denied');
+  t.equal((await ping(w.web, IP.a)).code, 0, 'web -> a: allowed by the derived kns.ns1 profile (a has no policy)');
+
+  apply(trusted([IP.b + '/32']));
+  t.not((await tcp(w.a)).stdout.trim(), 'hi', 'set edited: a no longer trusted');
+  t.equal((await tcp(w.b)).stdout.trim(), 'hi', 'b now trusted');
+
+  apply(trusted(['192.168.10.0/30'])); // .0–.3: a and b both, as one CIDR
+  t.equal((await tcp(w.a)).stdout.trim(), 'hi', 'a inside the set\'s /30');
+  t.equal((await tcp(w.b)).stdout.trim(), 'hi', 'b inside the set\'s /30');
+
+  graph.onDelete('Namespace', 'ns1');
+  pd.applyDelta(graph.flush());
+  t.not((await ping(w.web, IP.a)).code, 0, 'namespace deleted: its profile went too, nothing allows web -> a');
+});
