@@ -4,7 +4,7 @@
  */
 import type { EntityRule, Port, Resource, Rule, WorkloadEndpointPort } from '../../../src/model';
 import type { PolicyPacket } from '../../../src/calc';
-import { gnp, namespace, np, profile, tier, wep } from './build';
+import { gns, gnp, namespace, netset, np, profile, tier, wep } from './build';
 
 /** mulberry32: small, fast, good enough for test generation. */
 export function rng(seed: number): () => number {
@@ -40,6 +40,7 @@ export class Gen {
 const KEYS = ['app', 'tier', 'env', 'role'];
 const VALUES = ['a', 'b', 'c'];
 const NETS = ['192.168.0.0/16', '192.168.1.0/24', '10.0.0.0/8', '192.168.1.5/32', '192.168.2.0/25', '0.0.0.0/0', '10.1.0.0/16', 'fd00::/64'];
+const SET_NETS = ['192.168.1.0/24', '192.168.1.0/28', '192.168.1.5/32', '10.0.0.0/8', '10.200.0.0/16', '192.168.2.1/32', '8.8.8.0/24', '192.168.0.0/16'];
 const PORT_NAMES = ['http', 'dns', 'metrics'];
 const NUM_PORTS = [22, 53, 80, 443, 8080, 9090];
 
@@ -207,6 +208,16 @@ export function scenario(g: Gen): Scenario {
     if (g.chance(0.7)) spec.types = g.pick([['Ingress'], ['Egress'], ['Ingress', 'Egress']] as const).slice() as ('Ingress' | 'Egress')[];
     if (g.chance(0.5)) res.push(gnp(`pol${i}`, spec));
     else res.push(np(`${g.pick(['ns1', 'ns2'])}/pol${i}`, spec));
+  }
+  // Network sets: labelled CIDRs overlapping the endpoints' addresses, the rules' nets and each
+  // other (drawn last, so the scenarios above are what they were before sets existed).
+  const nSets = g.int(4);
+  for (let i = 0; i < nSets; i++) {
+    const labels: Record<string, string> = {};
+    for (const k of KEYS) if (g.chance(0.5)) labels[k] = g.pick(VALUES);
+    const nets = g.some(SET_NETS, 3);
+    if (g.chance(0.5)) res.push(gns(`set${i}`, nets, labels));
+    else res.push(netset(`${g.pick(['ns1', 'ns2', 'ns3'])}/set${i}`, nets, labels));
   }
   return { resources: res, locals, addresses };
 }
