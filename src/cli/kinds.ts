@@ -9,8 +9,8 @@
  */
 import { resolveKind, UNSUPPORTED_KINDS } from '../model';
 import type {
-  BGPConfiguration, BGPPeer, GlobalNetworkPolicy, GlobalNetworkSet, IPPool, Namespace, NetworkPolicy, NetworkSet, Node, Profile, Resource,
-  ResourceKind, Tier, WorkloadEndpoint,
+  BGPConfiguration, BGPPeer, GlobalNetworkPolicy, GlobalNetworkSet, IPPool, IPReservation, Namespace, NetworkPolicy, NetworkSet, Node, Profile, Resource, ResourceKind, Tier,
+  WorkloadEndpoint,
 } from '../model/types';
 
 /** calicoctl shows a node's ASN in parentheses when it inherits the global default (Calico's default; this column does not look up BGPConfiguration default's asNumber). */
@@ -196,6 +196,17 @@ const KINDS: KindInfo[] = [
       LABELS: (r: NetworkSet) => joinKv(r.metadata.labels),
     } as Record<string, Cell<Resource>>,
   },
+  {
+    kind: 'IPReservation',
+    display: 'ipReservation',
+    namespaced: false,
+    headings: ['NAME'],
+    wideHeadings: ['NAME', 'CIDRS'],
+    cells: {
+      NAME: (r: IPReservation) => r.metadata.name,
+      CIDRS: (r: IPReservation) => (r.spec.reservedCIDRs ?? []).join(','),
+    } as Record<string, Cell<Resource>>,
+  },
 ];
 
 const BY_KIND = new Map<ResourceKind, KindInfo>(KINDS.map((k) => [k.kind, k]));
@@ -213,7 +224,6 @@ const CALICO_ONLY: ReadonlyArray<[string, string[]]> = [
   ['BGPFilter', ['bgpfilter', 'bgpfilters']],
   ['FelixConfiguration', ['felixconfiguration', 'felixconfigurations', 'felixconfig', 'felixconfigs']],
   ['HostEndpoint', ['hostendpoint', 'hostendpoints', 'hep', 'heps']],
-  ['IPReservation', ['ipreservation', 'ipreservations']],
   ['KubeControllersConfiguration', ['kubecontrollersconfiguration', 'kubecontrollersconfigurations']],
   ['ClusterInformation', ['clusterinformation', 'clusterinformations']],
   ['StagedNetworkPolicy', ['stagednetworkpolicy', 'stagednetworkpolicies', 'snp']],

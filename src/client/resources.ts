@@ -37,6 +37,7 @@ export const KIND_PLURAL: Readonly<Record<ResourceKind, string>> = {
   BGPPeer: 'bgppeers',
   GlobalNetworkSet: 'globalnetworksets',
   NetworkSet: 'networksets',
+  IPReservation: 'ipreservations',
 };
 
 const PLURAL_KIND: ReadonlyMap<string, ResourceKind> = new Map(

@@ -150,11 +150,14 @@ export function ordinalsOfHandle(b: BlockRecord, handleId: string): number[] {
  * Takes up to `count` free ordinals for `handleId`; returns the new record and the ordinals
  * (fewer than asked when the block runs out, none when it is full).
  */
-export function allocate(b: BlockRecord, count: number, handleId: string, attrs: Record<string, string>):
-  { block: BlockRecord; ordinals: number[] } {
-  const n = Math.min(count, b.unallocated.length);
+export function allocate(b: BlockRecord, count: number, handleId: string, attrs: Record<string, string>,
+  skip?: (ordinal: number) => boolean): { block: BlockRecord; ordinals: number[] } {
+  // Ordinals `skip` refuses (reserved addresses) stay unallocated, in their place in the list.
+  const free = skip === undefined ? b.unallocated : b.unallocated.filter((o) => !skip(o));
+  const n = Math.min(count, free.length);
   if (n <= 0) return { block: b, ordinals: [] };
-  const ordinals = b.unallocated.slice(0, n);
+  const ordinals = free.slice(0, n);
+  const taken = new Set(ordinals);
   const attrIndex = b.attributes.length;
   const allocations = b.allocations.slice();
   for (const o of ordinals) allocations[o] = attrIndex;
@@ -162,7 +165,7 @@ export function allocate(b: BlockRecord, count: number, handleId: string, attrs:
     block: {
       ...b,
       allocations,
-      unallocated: b.unallocated.slice(n),
+      unallocated: skip === undefined ? b.unallocated.slice(n) : b.unallocated.filter((o) => !taken.has(o)),
       attributes: [...b.attributes, { handle_id: handleId, secondary: { ...attrs } }],
       sequenceNumber: b.sequenceNumber + 1,
     },

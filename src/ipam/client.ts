@@ -19,7 +19,9 @@
  *   3. No unclaimed block left in any usable pool: borrow a free address from another node's
  *      block (Calico's non-strict affinity), so every address of the pool can be handed out.
  *   A usable pool is IPv4, not `disabled`, allows Workload use, and its `nodeSelector` matches
- *   the Node resource's labels (a missing Node has no labels).
+ *   the Node resource's labels (a missing Node has no labels). Addresses inside an
+ *   IPReservation's reservedCIDRs are skipped (they stay free in their block) and refused when
+ *   requested by address (assignIp: ERR_IPAM_RESERVED).
  *
  * Consistency: before an address is written into a block, the handle record names that block;
  * so a crash between the two writes leaves at worst a handle pointing at a block without its
@@ -141,6 +143,18 @@ export function poolFromResource(value: unknown): PoolInfo | undefined {
   };
 }
 
+/** The IPv4 ranges of a stored IPReservation (IPv6 entries: this IPAM never assigns IPv6). */
+export function reservedFromResource(value: unknown): V4Net[] {
+  const spec = (value as { spec?: { reservedCIDRs?: unknown } } | null)?.spec;
+  if (!Array.isArray(spec?.reservedCIDRs)) return [];
+  const out: V4Net[] = [];
+  for (const c of spec.reservedCIDRs) {
+    if (typeof c !== 'string') continue;
+    try { out.push(parseV4Net(c.includes('/') ? c : `${c}/32`)); } catch { /* IPv6 */ }
+  }
+  return out;
+}
+
 export class IpamClient {
   private readonly log: Logger;
   private readonly maxRetries: number;
@@ -151,6 +165,12 @@ export class IpamClient {
   }
 
   // ------------------------------------------------------------------ pools
+
+  /** Every IPv4 range of every IPReservation: never assigned, automatically or on request. */
+  async reservedRanges(): Promise<V4Net[]> {
+    const res = await this.ds.list(resourcePrefix('ipreservations'));
+    return res.items.flatMap((kv) => reservedFromResource(kv.value));
+  }
 
   /** Every IPv4 pool, in name order (disabled ones and every allowedUses included). */
   async listPools(): Promise<PoolInfo[]> {
@@ -256,6 +276,7 @@ export class IpamClient {
       throw new IpamError('ERR_IPAM_NO_POOLS', `no enabled IPv4 pool is usable by node ${JSON.stringify(args.node)} (check the pools' disabled and nodeSelector fields)`);
     }
     const host = `host:${args.node}`;
+    const reserved = await this.reservedRanges();
     // The node is always recorded: routing needs to know where a borrowed address lives.
     const attrs = { node: args.node, ...(args.attrs ?? {}) };
     const got: AssignedIp[] = [...existing];
@@ -271,7 +292,7 @@ export class IpamClient {
       // 1. Our own blocks.
       for (const cidr of await this.affineBlockCidrs(args.node)) {
         if (!inPools(cidr)) continue;
-        got.push(...await this.allocFromBlock(cidr, args.handleId, want - got.length, attrs, pools, host));
+        got.push(...await this.allocFromBlock(cidr, args.handleId, want - got.length, attrs, pools, host, reserved));
         if (got.length >= want) break;
       }
       if (got.length >= want) break;
@@ -282,7 +303,7 @@ export class IpamClient {
       const before = got.length;
       for (const b of await this.listBlocks()) {
         if (b.affinity === host || b.unallocated.length === 0 || !inPools(b.cidr)) continue;
-        got.push(...await this.allocFromBlock(b.cidr, args.handleId, want - got.length, attrs, pools, undefined));
+        got.push(...await this.allocFromBlock(b.cidr, args.handleId, want - got.length, attrs, pools, undefined, reserved));
         if (got.length >= want) break;
       }
       if (got.length >= want) break;
@@ -315,6 +336,8 @@ export class IpamClient {
     if (!pool) {
       throw new IpamError('ERR_IPAM_NO_POOLS', `requested address ${args.ip} is not in any ${pools.length ? 'enabled ' : ''}IP pool for workloads`);
     }
+    const hit = (await this.reservedRanges()).find((r) => v4Contains(r, addr));
+    if (hit) throw new IpamError('ERR_IPAM_RESERVED', `requested address ${args.ip} is reserved (IPReservation range ${formatV4Net(hit)})`);
     const size = 2 ** (32 - pool.blockSize);
     const cidr = `${intToIpv4(Math.floor(addr / size) * size)}/${pool.blockSize}`;
     const key = blockKey(cidr);
@@ -349,7 +372,7 @@ export class IpamClient {
 
   /** Allocates up to `n` addresses from one block by CAS; [] if it is full, gone or not ours. */
   private async allocFromBlock(cidr: string, handleId: string, n: number, attrs: Record<string, string>,
-    pools: readonly PoolInfo[], requireAffinity: string | undefined): Promise<AssignedIp[]> {
+    pools: readonly PoolInfo[], requireAffinity: string | undefined, reserved: readonly V4Net[] = []): Promise<AssignedIp[]> {
     const key = blockKey(cidr);
     for (let attempt = 0; attempt < this.maxRetries; attempt++) {
       const kv = await this.ds.get(key);
@@ -362,8 +385,11 @@ export class IpamClient {
         return [];
       }
       if (b.unallocated.length === 0) return [];
+      const base = parseV4Net(b.cidr).base;
+      const skip = reserved.length === 0 ? undefined : (o: number) => reserved.some((r) => v4Contains(r, base + o));
+      if (skip !== undefined && b.unallocated.every(skip)) return [];
       await this.addBlockToHandle(handleId, b.cidr);
-      const { block, ordinals } = allocate(b, n, handleId, attrs);
+      const { block, ordinals } = allocate(b, n, handleId, attrs, skip);
       try {
         await this.ds.update(key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
         return ordinals.map((o) => this.describe(block, o, pools));

@@ -10,7 +10,8 @@ export type IpamErrorCode =
   | 'ERR_IPAM_IN_USE'
   | 'ERR_IPAM_CONTENTION'
   | 'ERR_IPAM_CORRUPT'
-  | 'ERR_IPAM_NOT_FOUND';
+  | 'ERR_IPAM_NOT_FOUND'
+  | 'ERR_IPAM_RESERVED';
 
 export class IpamError extends Error {
   readonly code: IpamErrorCode;

@@ -173,6 +173,7 @@ export const KIND_ALIASES: Readonly<Record<ResourceKind, readonly string[]>> = {
   BGPPeer: ['bgppeer', 'bgppeers', 'bgpp', 'bgpps', 'bp', 'bps'],
   GlobalNetworkSet: ['globalnetworkset', 'globalnetworksets'],
   NetworkSet: ['networkset', 'networksets', 'netsets'],
+  IPReservation: ['ipreservation', 'ipreservations'],
 };
 
 export function resolveKind(text: string): ResourceKind | undefined {

@@ -390,6 +390,20 @@ export interface NetworkSet {
   spec: NetworkSetSpec;
 }
 
+// ---------------------------------------------------------------- IPReservation
+
+export interface IPReservationSpec {
+  /** Addresses or CIDRs IPAM must never hand out (bare addresses normalised to host routes). */
+  reservedCIDRs?: string[];
+}
+
+export interface IPReservation {
+  apiVersion: ApiVersionV3;
+  kind: 'IPReservation';
+  metadata: ObjectMeta;
+  spec: IPReservationSpec;
+}
+
 // ---------------------------------------------------------------- unions
 
 export type Resource =
@@ -404,7 +418,8 @@ export type Resource =
   | BGPConfiguration
   | BGPPeer
   | GlobalNetworkSet
-  | NetworkSet;
+  | NetworkSet
+  | IPReservation;
 
 export type ResourceKind = Resource['kind'];
 
@@ -421,6 +436,7 @@ export const RESOURCE_KINDS: readonly ResourceKind[] = [
   'BGPPeer',
   'GlobalNetworkSet',
   'NetworkSet',
+  'IPReservation',
 ];
 
 /** Kinds whose resources live in a namespace (metadata.namespace required, default `default`). */

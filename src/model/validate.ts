@@ -23,6 +23,8 @@ import {
   type GlobalNetworkSet,
   type NetworkSet,
   type NetworkSetSpec,
+  type IPReservation,
+  type IPReservationSpec,
   type IPNAT,
   type IPPool,
   type IPPoolSpec,
@@ -120,7 +122,6 @@ export const UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
   HostEndpoint:
     'policy on host interfaces is not enforced (no BPF policy program on the uplink or named host interfaces, no failsafe ports); nothing would protect the host',
   FelixConfiguration: "tortie-node is configured by its flags and environment (see 'tortie-node run --help'); its knobs are not read from FelixConfiguration yet",
-  IPReservation: "tortie's IPAM does not read reservations yet, so it could assign a reserved address",
   ClusterInformation: 'tortie does not keep cluster information (GUID, datastoreReady) yet',
   KubeControllersConfiguration:
     'it configures calico-kube-controllers, which runs against the Kubernetes API; tortie has no Kubernetes API datastore and runs no kube-controllers',
@@ -239,6 +240,9 @@ export function checkResource(input: unknown): CheckResult {
     case 'GlobalNetworkSet':
     case 'NetworkSet':
       resource = networkSet(kind, meta, spec, issues);
+      break;
+    case 'IPReservation':
+      resource = ipReservation(meta, spec, issues);
       break;
   }
   if (!issues.empty || resource === undefined) {
@@ -1114,18 +1118,7 @@ function networkSet(kind: 'GlobalNetworkSet' | 'NetworkSet', meta: ObjectMeta, v
   checkKnownFields(s, ['nets', 'allowedEgressDomains'], 'spec', issues);
   const spec: NetworkSetSpec = {};
   if (has(s, 'nets')) {
-    const arr = asArray(own(s, 'nets'), 'spec.nets', issues);
-    if (arr !== undefined && arr.length > MAX_SET_NETS) issues.add('spec.nets', `has ${arr.length} entries, more than ${MAX_SET_NETS}`);
-    const out: string[] = [];
-    arr?.forEach((n, i) => {
-      if (typeof n !== 'string') {
-        issues.add(index('spec.nets', i), `must be a string, got ${describe(n)}`);
-        return;
-      }
-      const c = parseCidr(n, true);
-      if (c === null) issues.add(index('spec.nets', i), `${quote(n)} is not an IP address or CIDR`);
-      else out.push(formatCidr(maskCidr(c)));
-    });
+    const out = cidrList(own(s, 'nets'), 'spec.nets', issues, MAX_SET_NETS);
     if (out.length > 0) spec.nets = out;
   }
   if (has(s, 'allowedEgressDomains')) {
@@ -1135,6 +1128,37 @@ function networkSet(kind: 'GlobalNetworkSet' | 'NetworkSet', meta: ObjectMeta, v
   return kind === 'GlobalNetworkSet'
     ? { apiVersion: API_VERSION_V3, kind, metadata: meta, spec }
     : { apiVersion: API_VERSION_V3, kind, metadata: meta, spec };
+}
+
+// ---------------------------------------------------------------- IPReservation
+
+/** Address or CIDR strings → masked CIDRs (bare addresses as host routes), problems by index. */
+function cidrList(v: unknown, path: string, issues: Issues, max: number): string[] {
+  const arr = asArray(v, path, issues);
+  if (arr !== undefined && arr.length > max) issues.add(path, `has ${arr.length} entries, more than ${max}`);
+  const out: string[] = [];
+  arr?.forEach((n, i) => {
+    if (typeof n !== 'string') {
+      issues.add(index(path, i), `must be a string, got ${describe(n)}`);
+      return;
+    }
+    const c = parseCidr(n, true);
+    if (c === null) issues.add(index(path, i), `${quote(n)} is not an IP address or CIDR`);
+    else out.push(formatCidr(maskCidr(c)));
+  });
+  return out;
+}
+
+function ipReservation(meta: ObjectMeta, v: unknown, issues: Issues): IPReservation | undefined {
+  const s = specObject(v, issues, false);
+  if (s === undefined) return undefined;
+  checkKnownFields(s, ['reservedCIDRs'], 'spec', issues);
+  const spec: IPReservationSpec = {};
+  if (has(s, 'reservedCIDRs')) {
+    const out = cidrList(own(s, 'reservedCIDRs'), 'spec.reservedCIDRs', issues, MAX_SET_NETS);
+    if (out.length > 0) spec.reservedCIDRs = out;
+  }
+  return { apiVersion: API_VERSION_V3, kind: 'IPReservation', metadata: meta, spec };
 }
 
 // ---------------------------------------------------------------- helpers

@@ -58,3 +58,22 @@ t.test('set entries: bare addresses become host routes, host bits are masked; IP
   t.match(r2.stderr, /spec\.nets\[0\]: fd00::\/64: IPv6 is not implemented by tortie/);
   t.match(r2.stderr, /spec\.allowedEgressDomains: is not supported: tortie does not implement DNS-based policy/);
 });
+
+t.test("the docs' IPReservation sample applies and reads back (its IPv6 entry too: this IPAM never assigns IPv6)", async (t) => {
+  const cli = cliFor(t);
+  const doc = `apiVersion: projectcalico.org/v3
+kind: IPReservation
+metadata:
+  name: my-ipreservation
+spec:
+  reservedCIDRs:
+    - 192.168.2.3
+    - 10.0.2.3/32
+    - cafe:f00d::/123
+`;
+  t.same(await cli.run(['apply', '-f', '-'], { stdin: doc }), { code: 0, stdout: "Successfully applied 1 'IPReservation' resource(s)\n", stderr: '' });
+  const r = YAML.parse((await cli.run(['get', 'ipreservation', 'my-ipreservation', '-o', 'yaml'])).stdout);
+  t.same(r.spec, { reservedCIDRs: ['192.168.2.3/32', '10.0.2.3/32', 'cafe:f00d::/123'] });
+  t.equal((await cli.run(['get', 'ipreservations', '-o', 'wide'])).stdout,
+    'NAME               CIDRS                                        \nmy-ipreservation   192.168.2.3/32,10.0.2.3/32,cafe:f00d::/123   \n\n');
+});
