@@ -9,7 +9,7 @@
  */
 import { resolveKind, UNSUPPORTED_KINDS } from '../model';
 import type {
-  BGPConfiguration, BGPPeer, GlobalNetworkPolicy, GlobalNetworkSet, IPPool, IPReservation, Namespace, NetworkPolicy, NetworkSet, Node, Profile, Resource, ResourceKind, Tier,
+  ClusterInformation, BGPConfiguration, BGPPeer, GlobalNetworkPolicy, GlobalNetworkSet, IPPool, IPReservation, Namespace, NetworkPolicy, NetworkSet, Node, Profile, Resource, ResourceKind, Tier,
   WorkloadEndpoint,
 } from '../model/types';
 
@@ -207,6 +207,20 @@ const KINDS: KindInfo[] = [
       CIDRS: (r: IPReservation) => (r.spec.reservedCIDRs ?? []).join(','),
     } as Record<string, Cell<Resource>>,
   },
+  {
+    kind: 'ClusterInformation',
+    display: 'clusterInformation',
+    namespaced: false,
+    headings: ['NAME'],
+    wideHeadings: ['NAME', 'GUID', 'TYPE', 'VERSION', 'READY'],
+    cells: {
+      NAME: (r: ClusterInformation) => r.metadata.name,
+      GUID: (r: ClusterInformation) => text(r.spec.clusterGUID),
+      TYPE: (r: ClusterInformation) => text(r.spec.clusterType),
+      VERSION: (r: ClusterInformation) => text(r.spec.calicoVersion),
+      READY: (r: ClusterInformation) => bool(r.spec.datastoreReady),
+    } as Record<string, Cell<Resource>>,
+  },
 ];
 
 const BY_KIND = new Map<ResourceKind, KindInfo>(KINDS.map((k) => [k.kind, k]));
@@ -225,7 +239,6 @@ const CALICO_ONLY: ReadonlyArray<[string, string[]]> = [
   ['FelixConfiguration', ['felixconfiguration', 'felixconfigurations', 'felixconfig', 'felixconfigs']],
   ['HostEndpoint', ['hostendpoint', 'hostendpoints', 'hep', 'heps']],
   ['KubeControllersConfiguration', ['kubecontrollersconfiguration', 'kubecontrollersconfigurations']],
-  ['ClusterInformation', ['clusterinformation', 'clusterinformations']],
   ['StagedNetworkPolicy', ['stagednetworkpolicy', 'stagednetworkpolicies', 'snp']],
   ['StagedGlobalNetworkPolicy', ['stagedglobalnetworkpolicy', 'stagedglobalnetworkpolicies', 'sgnp']],
   ['StagedKubernetesNetworkPolicy', ['stagedkubernetesnetworkpolicy', 'stagedkubernetesnetworkpolicies', 'sknp']],

@@ -19,7 +19,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VERSION } from '../version';
-import { DATASTORE_OPTIONS, invalidOption, parseArgs } from './args';
+import { DATASTORE_OPTIONS, invalidOption, parseArgs, type ParsedArgs } from './args';
+import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
+import { ResourceClient } from '../client/resources';
+import type { Datastore } from '../datastore/types';
+import { CLUSTER_INFORMATION_NAME, type ClusterInformation } from '../model';
 import { EmptyInputError, InputError, loadResources } from './documents';
 import { runLabel, runPatch } from './edit-commands';
 import { runIpam } from './ipam-commands';
@@ -88,7 +92,45 @@ async function runVersion(binary: string, argv: readonly string[], io: CliIO): P
   }
   io.stdout.write(`Client Version:    v${VERSION}\n`);
   io.stdout.write(`Git commit:        ${gitRevision()}\n`);
+  const info = await clusterInformation(args, io);
+  if (typeof info === 'string') {
+    io.stdout.write(`Unable to retrieve Cluster Version or Type: ${info}\n`);
+  } else {
+    io.stdout.write(`Cluster Version:   ${info.spec.calicoVersion ?? ''}\n`);
+    io.stdout.write(`Cluster Type:      ${info.spec.clusterType ?? ''}\n`);
+  }
   return 0;
+}
+
+/** How long `version` waits for the datastore before saying the cluster's version is unknown. */
+const VERSION_DATASTORE_TIMEOUT_MS = 5000;
+
+/**
+ * ClusterInformation `default` (written by tortie-node at start-up), or why it cannot be had.
+ * An embedded store that does not exist yet is not created by asking.
+ */
+async function clusterInformation(args: ParsedArgs, io: CliIO): Promise<ClusterInformation | string> {
+  let ds: Datastore | undefined;
+  try {
+    const config = resolveDatastoreConfig(args, io);
+    if (config.type === 'embedded' && config.dir !== undefined && !fs.existsSync(config.dir)) return `no datastore at ${config.dir} (no tortie-node has run against it)`;
+    ds = openConfiguredDatastore(config);
+    const client = new ResourceClient(ds);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the datastore did not answer within ${VERSION_DATASTORE_TIMEOUT_MS / 1000} s`)), VERSION_DATASTORE_TIMEOUT_MS);
+    });
+    try {
+      const r = await Promise.race([client.get('ClusterInformation', CLUSTER_INFORMATION_NAME), timeout]);
+      return r ?? `resource does not exist: ClusterInformation(${CLUSTER_INFORMATION_NAME}) (no tortie-node has started against this datastore)`;
+    } finally {
+      clearTimeout(timer);
+    }
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    await ds?.close().catch(() => undefined);
+  }
 }
 
 async function runValidate(binary: string, argv: readonly string[], io: CliIO): Promise<number> {

@@ -38,6 +38,7 @@ export const KIND_PLURAL: Readonly<Record<ResourceKind, string>> = {
   GlobalNetworkSet: 'globalnetworksets',
   NetworkSet: 'networksets',
   IPReservation: 'ipreservations',
+  ClusterInformation: 'clusterinformations',
 };
 
 const PLURAL_KIND: ReadonlyMap<string, ResourceKind> = new Map(

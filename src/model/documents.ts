@@ -174,6 +174,7 @@ export const KIND_ALIASES: Readonly<Record<ResourceKind, readonly string[]>> = {
   GlobalNetworkSet: ['globalnetworkset', 'globalnetworksets'],
   NetworkSet: ['networkset', 'networksets', 'netsets'],
   IPReservation: ['ipreservation', 'ipreservations'],
+  ClusterInformation: ['clusterinformation', 'clusterinformations', 'clusterinfo', 'clusterinfos'],
 };
 
 export function resolveKind(text: string): ResourceKind | undefined {

@@ -37,6 +37,11 @@ export function unenforcedProblems(r: Resource): Problem[] {
     case 'GlobalNetworkPolicy':
       globalPolicy(r, add);
       break;
+    case 'ClusterInformation':
+      if (r.spec.datastoreReady === false) {
+        add('spec.datastoreReady', 'false is not supported: tortie-node does not pause its dataplane updates on it (Calico Felix does)');
+      }
+      break;
     case 'GlobalNetworkSet':
     case 'NetworkSet':
       (r.spec.nets ?? []).forEach((n, i) => {

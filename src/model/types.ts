@@ -404,6 +404,28 @@ export interface IPReservation {
   spec: IPReservationSpec;
 }
 
+// ---------------------------------------------------------------- ClusterInformation
+
+/** Cluster-wide facts written by tortie-node at start-up (Calico: calico-node); one, `default`. */
+export interface ClusterInformationSpec {
+  /** 32 hex digits, made once. */
+  clusterGUID?: string;
+  /** Comma-separated, from CLUSTER_TYPE (Calico: e.g. `k8s,bgp`). */
+  clusterType?: string;
+  /** The version of the node software that last started (`v0.1.0`). */
+  calicoVersion?: string;
+  /** Set true at start-up when unset; tortie refuses false (it does not pause on it). */
+  datastoreReady?: boolean;
+  variant?: string;
+}
+
+export interface ClusterInformation {
+  apiVersion: ApiVersionV3;
+  kind: 'ClusterInformation';
+  metadata: ObjectMeta;
+  spec: ClusterInformationSpec;
+}
+
 // ---------------------------------------------------------------- unions
 
 export type Resource =
@@ -419,7 +441,8 @@ export type Resource =
   | BGPPeer
   | GlobalNetworkSet
   | NetworkSet
-  | IPReservation;
+  | IPReservation
+  | ClusterInformation;
 
 export type ResourceKind = Resource['kind'];
 
@@ -437,6 +460,7 @@ export const RESOURCE_KINDS: readonly ResourceKind[] = [
   'GlobalNetworkSet',
   'NetworkSet',
   'IPReservation',
+  'ClusterInformation',
 ];
 
 /** Kinds whose resources live in a namespace (metadata.namespace required, default `default`). */

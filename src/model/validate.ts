@@ -25,6 +25,8 @@ import {
   type NetworkSetSpec,
   type IPReservation,
   type IPReservationSpec,
+  type ClusterInformation,
+  type ClusterInformationSpec,
   type IPNAT,
   type IPPool,
   type IPPoolSpec,
@@ -122,7 +124,6 @@ export const UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
   HostEndpoint:
     'policy on host interfaces is not enforced (no BPF policy program on the uplink or named host interfaces, no failsafe ports); nothing would protect the host',
   FelixConfiguration: "tortie-node is configured by its flags and environment (see 'tortie-node run --help'); its knobs are not read from FelixConfiguration yet",
-  ClusterInformation: 'tortie does not keep cluster information (GUID, datastoreReady) yet',
   KubeControllersConfiguration:
     'it configures calico-kube-controllers, which runs against the Kubernetes API; tortie has no Kubernetes API datastore and runs no kube-controllers',
   CalicoNodeStatus: 'it is a Kubernetes-only status request served by calico-node through the Kubernetes API; use tortiectl node status',
@@ -243,6 +244,9 @@ export function checkResource(input: unknown): CheckResult {
       break;
     case 'IPReservation':
       resource = ipReservation(meta, spec, issues);
+      break;
+    case 'ClusterInformation':
+      resource = clusterInformation(meta, spec, issues);
       break;
   }
   if (!issues.empty || resource === undefined) {
@@ -1159,6 +1163,31 @@ function ipReservation(meta: ObjectMeta, v: unknown, issues: Issues): IPReservat
     if (out.length > 0) spec.reservedCIDRs = out;
   }
   return { apiVersion: API_VERSION_V3, kind: 'IPReservation', metadata: meta, spec };
+}
+
+// ---------------------------------------------------------------- ClusterInformation
+
+export const CLUSTER_INFORMATION_NAME = 'default';
+
+function clusterInformation(meta: ObjectMeta, v: unknown, issues: Issues): ClusterInformation | undefined {
+  const s = specObject(v, issues, false);
+  if (s === undefined) return undefined;
+  if (meta.name !== CLUSTER_INFORMATION_NAME) issues.add('metadata.name', `must be ${quote(CLUSTER_INFORMATION_NAME)} (there is one ClusterInformation)`);
+  checkKnownFields(s, ['clusterGUID', 'clusterType', 'calicoVersion', 'datastoreReady', 'variant'], 'spec', issues);
+  const spec: ClusterInformationSpec = {};
+  for (const key of ['clusterGUID', 'clusterType', 'calicoVersion', 'variant'] as const) {
+    if (!has(s, key)) continue;
+    const str = asString(own(s, key), `spec.${key}`, issues);
+    if (str !== undefined && str !== '') spec[key] = str;
+  }
+  if (spec.clusterGUID !== undefined && !/^[0-9a-f]{32}$/.test(spec.clusterGUID)) {
+    issues.add('spec.clusterGUID', `${quote(spec.clusterGUID)} must be 32 lower-case hex digits`);
+  }
+  if (has(s, 'datastoreReady')) {
+    const b = asBoolean(own(s, 'datastoreReady'), 'spec.datastoreReady', issues);
+    if (b !== undefined) spec.datastoreReady = b;
+  }
+  return { apiVersion: API_VERSION_V3, kind: 'ClusterInformation', metadata: meta, spec };
 }
 
 // ---------------------------------------------------------------- helpers

@@ -62,6 +62,8 @@ export interface NodeConfig {
   routeSource: 'datastore' | 'bgp';
   /** Password secrets for BGP peers: `<dir>/<secret name>/<key>` (as Kubernetes mounts a Secret). */
   bgpSecretsDir: string;
+  /** Calico's CLUSTER_TYPE, recorded in ClusterInformation (default `tortie`). */
+  clusterType: string;
 }
 
 export class ConfigError extends Error {
@@ -277,5 +279,6 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     bgp,
     routeSource,
     bgpSecretsDir: secretsDir ?? '/etc/tortie/bgp-secrets',
+    clusterType: (env.CLUSTER_TYPE ?? '').trim() || 'tortie',
   };
 }

@@ -22,6 +22,8 @@ import { birdDir } from './bird-dir';
 import { BirdDaemon } from '../bgp/bird';
 import { BgpDriver } from '../bgp/driver';
 import { LearnedRoutes } from '../bgp/learned';
+import { ensureClusterInformation } from './cluster-info';
+import { VERSION } from '../version';
 import { detectNodeAddress, readInterfaces, AutodetectError, type DetectedAddress } from '../net/autodetect';
 
 export function datastoreConfig(c: NodeConfig): DatastoreConfig {
@@ -115,6 +117,7 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
     const detected = await resolveNodeAddress(c);
     if (detected) log.info({ address: detected.address, interface: detected.ifname, method: detected.method }, 'node address');
     await registerNode(client, c.nodeName, detected?.address, log);
+    await ensureClusterInformation(client, `v${VERSION}`, c.clusterType, log);
     const graph = new CalcGraph({ nodeName: c.nodeName, logger: log.child({ component: 'calc' }) });
     const dataplane = await BpfDataplane.open({
       pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,

@@ -95,7 +95,7 @@ t.test('get', async (t) => {
       code: 1, stdout: '',
       stderr: "Failed to get resources: resource type 'felixconfig' is not supported: FelixConfiguration is a Calico resource tortie does not implement: " +
         "tortie-node is configured by its flags and environment (see 'tortie-node run --help'); its knobs are not read from FelixConfiguration yet " +
-        '(tortie has: bgpConfiguration, bgpPeer, globalNetworkPolicy, globalNetworkSet, ipPool, ipReservation, namespace, networkPolicy, networkSet, node, profile, tier, workloadEndpoint)\n',
+        '(tortie has: bgpConfiguration, bgpPeer, clusterInformation, globalNetworkPolicy, globalNetworkSet, ipPool, ipReservation, namespace, networkPolicy, networkSet, node, profile, tier, workloadEndpoint)\n',
     });
   });
 

@@ -48,6 +48,9 @@ t.test('node run / node status with the real agent in a namespace', { skip: buil
   const nodes = await inA(['get', 'nodes', '-o', 'wide']);
   t.match(nodes.stdout, new RegExp(`\\n${name} +\\(64512\\) +198\\.18\\.0\\.2/24 +\\n`), 'the agent registered its Node with its address and subnet');
 
+  const version = await inA(['version']);
+  t.match(version.stdout, /\nCluster Version: +v\d+\.\d+\.\d+\nCluster Type: +tortie\n$/, 'the agent wrote ClusterInformation; version shows it');
+
   const status = await inA(['node', 'status', `--name=${name}`, `--run-dir=${path.join(cli.dir, 'run')}`]);
   t.equal(status.code, 0, status.stderr);
   t.match(status.stdout, new RegExp(`\\| ${name} +\\| +${agentPid} \\| ready +\\|`));
