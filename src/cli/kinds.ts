@@ -9,7 +9,7 @@
  */
 import { resolveKind, UNSUPPORTED_KINDS } from '../model';
 import type {
-  ClusterInformation, BGPConfiguration, BGPPeer, GlobalNetworkPolicy, GlobalNetworkSet, IPPool, IPReservation, Namespace, NetworkPolicy, NetworkSet, Node, Profile, Resource, ResourceKind, Tier,
+  ClusterInformation, FelixConfiguration, BGPConfiguration, BGPPeer, GlobalNetworkPolicy, GlobalNetworkSet, IPPool, IPReservation, Namespace, NetworkPolicy, NetworkSet, Node, Profile, Resource, ResourceKind, Tier,
   WorkloadEndpoint,
 } from '../model/types';
 
@@ -221,6 +221,16 @@ const KINDS: KindInfo[] = [
       READY: (r: ClusterInformation) => bool(r.spec.datastoreReady),
     } as Record<string, Cell<Resource>>,
   },
+  {
+    kind: 'FelixConfiguration',
+    display: 'felixConfiguration',
+    namespaced: false,
+    headings: ['NAME'],
+    wideHeadings: ['NAME'],
+    cells: {
+      NAME: (r: FelixConfiguration) => r.metadata.name,
+    } as Record<string, Cell<Resource>>,
+  },
 ];
 
 const BY_KIND = new Map<ResourceKind, KindInfo>(KINDS.map((k) => [k.kind, k]));
@@ -236,7 +246,6 @@ export function lookupKind(name: string): ResourceKind | undefined {
 /** Calico kinds tortie does not implement, by calicoctl's names for them. */
 const CALICO_ONLY: ReadonlyArray<[string, string[]]> = [
   ['BGPFilter', ['bgpfilter', 'bgpfilters']],
-  ['FelixConfiguration', ['felixconfiguration', 'felixconfigurations', 'felixconfig', 'felixconfigs']],
   ['HostEndpoint', ['hostendpoint', 'hostendpoints', 'hep', 'heps']],
   ['KubeControllersConfiguration', ['kubecontrollersconfiguration', 'kubecontrollersconfigurations']],
   ['StagedNetworkPolicy', ['stagednetworkpolicy', 'stagednetworkpolicies', 'snp']],

@@ -243,6 +243,10 @@ export async function runWrite(verb: WriteVerb, binary: string, argv: readonly s
       }
     }
   });
+  if (out.handled > 0 && resources.slice(0, out.handled).some((r) => r.kind === 'FelixConfiguration')) {
+    // As Felix (which restarts on a config change), tortie-node reads FelixConfiguration at start-up.
+    io.stderr.write('Note: FelixConfiguration takes effect when tortie-node (re)starts\n');
+  }
   return report(verb, out, io);
 }
 

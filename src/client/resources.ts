@@ -39,6 +39,7 @@ export const KIND_PLURAL: Readonly<Record<ResourceKind, string>> = {
   NetworkSet: 'networksets',
   IPReservation: 'ipreservations',
   ClusterInformation: 'clusterinformations',
+  FelixConfiguration: 'felixconfigurations',
 };
 
 const PLURAL_KIND: ReadonlyMap<string, ResourceKind> = new Map(

@@ -175,6 +175,7 @@ export const KIND_ALIASES: Readonly<Record<ResourceKind, readonly string[]>> = {
   NetworkSet: ['networkset', 'networksets', 'netsets'],
   IPReservation: ['ipreservation', 'ipreservations'],
   ClusterInformation: ['clusterinformation', 'clusterinformations', 'clusterinfo', 'clusterinfos'],
+  FelixConfiguration: ['felixconfiguration', 'felixconfigurations', 'felixconfig', 'felixconfigs'],
 };
 
 export function resolveKind(text: string): ResourceKind | undefined {

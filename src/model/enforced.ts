@@ -10,7 +10,7 @@
  * enforced, so refused"); change both together.
  */
 import type { Problem } from './errors';
-import type { EntityRule, GlobalNetworkPolicy, IPPool, Resource, Rule, WorkloadEndpoint } from './types';
+import type { EntityRule, FelixConfigurationSpec, GlobalNetworkPolicy, IPPool, Resource, Rule, WorkloadEndpoint } from './types';
 import { parseCidr, protocolNumber } from './values';
 
 const NO_V6 = 'IPv6 is not implemented by tortie (its datapath, routes and IPAM are IPv4-only)';
@@ -36,6 +36,9 @@ export function unenforcedProblems(r: Resource): Problem[] {
       break;
     case 'GlobalNetworkPolicy':
       globalPolicy(r, add);
+      break;
+    case 'FelixConfiguration':
+      felix(r.spec, add);
       break;
     case 'ClusterInformation':
       if (r.spec.datastoreReady === false) {
@@ -111,6 +114,33 @@ function globalPolicy(p: GlobalNetworkPolicy, add: Add): void {
       add(`spec.ingress[${i}]`, `a doNotTrack Deny rule may only match source.nets (the uplink prefilter)${what.length > 0 ? `; remove ${what.join(', ')}` : ''}`);
     }
   });
+}
+
+/** FelixConfiguration fields tortie-node honours (at start-up, under flags and environment). */
+export const FELIX_HONOURED = ['logSeverityScreen', 'healthEnabled', 'healthPort', 'healthHost', 'interfacePrefix'] as const;
+
+/** Fields whose value is what tortie does anyway: accepted with that value only. */
+const FELIX_VACUOUS: Readonly<Record<string, { value: unknown; why: string }>> = {
+  bpfEnabled: { value: true, why: 'tortie is an eBPF dataplane' },
+  ipv6Support: { value: false, why: NO_V6 },
+  usageReportingEnabled: { value: false, why: 'tortie reports no usage' },
+  logSeverityFile: { value: 'None', why: 'tortie-node logs to stdout only' },
+  logSeveritySys: { value: 'None', why: 'tortie-node logs to stdout only' },
+};
+
+function felix(spec: FelixConfigurationSpec, add: Add): void {
+  for (const key of Object.keys(spec)) {
+    if ((FELIX_HONOURED as readonly string[]).includes(key)) continue;
+    const vac = Object.prototype.hasOwnProperty.call(FELIX_VACUOUS, key) ? FELIX_VACUOUS[key] : undefined;
+    if (vac !== undefined) {
+      if (spec[key] !== vac.value) add(`spec.${key}`, `only ${JSON.stringify(vac.value)} is supported: ${vac.why}`);
+      continue;
+    }
+    add(`spec.${key}`, `is not supported by tortie (tortie-node honours ${FELIX_HONOURED.join(', ')}; see README)`);
+  }
+  if (spec.interfacePrefix !== undefined && spec.interfacePrefix.includes(',')) {
+    add('spec.interfacePrefix', `${JSON.stringify(spec.interfacePrefix)}: a list of prefixes is not supported (tortie-node attaches to one prefix)`);
+  }
 }
 
 function rules(list: Rule[] | undefined, path: string, add: Add): void {

@@ -75,7 +75,7 @@ export {
   type OutputOptions,
   type ParseOptions,
 } from './documents';
-export { unenforcedProblems } from './enforced';
+export { unenforcedProblems, FELIX_HONOURED } from './enforced';
 export {
   namespaceProfile,
   namespaceOfProfile,

@@ -426,6 +426,31 @@ export interface ClusterInformation {
   spec: ClusterInformationSpec;
 }
 
+// ---------------------------------------------------------------- FelixConfiguration
+
+/**
+ * Felix's configuration, `default` (every node) and `node.<nodename>`. Only the fields tortie
+ * honours are typed here; the model keeps any other Calico field as written and tortie refuses
+ * it at apply (src/model/enforced.ts), so none is stored without being in force.
+ */
+export interface FelixConfigurationSpec {
+  /** Debug, Info, Warning, Error, Fatal (Calico's names; any case). */
+  logSeverityScreen?: string;
+  healthEnabled?: boolean;
+  healthPort?: number;
+  healthHost?: string;
+  /** One interface-name prefix (Calico also takes a comma list; tortie refuses more than one). */
+  interfacePrefix?: string;
+  [field: string]: unknown;
+}
+
+export interface FelixConfiguration {
+  apiVersion: ApiVersionV3;
+  kind: 'FelixConfiguration';
+  metadata: ObjectMeta;
+  spec: FelixConfigurationSpec;
+}
+
 // ---------------------------------------------------------------- unions
 
 export type Resource =
@@ -442,7 +467,8 @@ export type Resource =
   | GlobalNetworkSet
   | NetworkSet
   | IPReservation
-  | ClusterInformation;
+  | ClusterInformation
+  | FelixConfiguration;
 
 export type ResourceKind = Resource['kind'];
 
@@ -461,6 +487,7 @@ export const RESOURCE_KINDS: readonly ResourceKind[] = [
   'NetworkSet',
   'IPReservation',
   'ClusterInformation',
+  'FelixConfiguration',
 ];
 
 /** Kinds whose resources live in a namespace (metadata.namespace required, default `default`). */

@@ -27,6 +27,8 @@ import {
   type IPReservationSpec,
   type ClusterInformation,
   type ClusterInformationSpec,
+  type FelixConfiguration,
+  type FelixConfigurationSpec,
   type IPNAT,
   type IPPool,
   type IPPoolSpec,
@@ -123,7 +125,6 @@ export const META_FIELDS = [
 export const UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
   HostEndpoint:
     'policy on host interfaces is not enforced (no BPF policy program on the uplink or named host interfaces, no failsafe ports); nothing would protect the host',
-  FelixConfiguration: "tortie-node is configured by its flags and environment (see 'tortie-node run --help'); its knobs are not read from FelixConfiguration yet",
   KubeControllersConfiguration:
     'it configures calico-kube-controllers, which runs against the Kubernetes API; tortie has no Kubernetes API datastore and runs no kube-controllers',
   CalicoNodeStatus: 'it is a Kubernetes-only status request served by calico-node through the Kubernetes API; use tortiectl node status',
@@ -247,6 +248,9 @@ export function checkResource(input: unknown): CheckResult {
       break;
     case 'ClusterInformation':
       resource = clusterInformation(meta, spec, issues);
+      break;
+    case 'FelixConfiguration':
+      resource = felixConfiguration(meta, spec, issues);
       break;
   }
   if (!issues.empty || resource === undefined) {
@@ -1188,6 +1192,55 @@ function clusterInformation(meta: ObjectMeta, v: unknown, issues: Issues): Clust
     if (b !== undefined) spec.datastoreReady = b;
   }
   return { apiVersion: API_VERSION_V3, kind: 'ClusterInformation', metadata: meta, spec };
+}
+
+// ---------------------------------------------------------------- FelixConfiguration
+
+/** Calico's logSeverityScreen values. */
+export const FELIX_LOG_SEVERITIES = ['Debug', 'Info', 'Warning', 'Error', 'Fatal'] as const;
+
+function felixConfiguration(meta: ObjectMeta, v: unknown, issues: Issues): FelixConfiguration | undefined {
+  const s = specObject(v, issues, false);
+  if (s === undefined) return undefined;
+  const spec: FelixConfigurationSpec = {};
+  for (const key of Object.keys(s)) {
+    const val = own(s, key);
+    if (val === undefined || val === null) continue;
+    const p = `spec.${key}`;
+    switch (key) {
+      case 'logSeverityScreen': {
+        const str = asString(val, p, issues);
+        const hit = FELIX_LOG_SEVERITIES.find((x) => x.toLowerCase() === str?.toLowerCase());
+        if (str !== undefined && hit === undefined) issues.add(p, `must be one of ${FELIX_LOG_SEVERITIES.join(', ')}, got ${quote(str)}`);
+        else if (hit !== undefined) spec.logSeverityScreen = hit;
+        break;
+      }
+      case 'healthEnabled': {
+        const b = asBoolean(val, p, issues);
+        if (b !== undefined) spec.healthEnabled = b;
+        break;
+      }
+      case 'healthPort': {
+        const n = asInteger(val, p, issues, 1, 65535);
+        if (n !== undefined) spec.healthPort = n;
+        break;
+      }
+      case 'healthHost':
+      case 'interfacePrefix': {
+        const str = asString(val, p, issues);
+        if (str !== undefined && str !== '') spec[key] = str;
+        break;
+      }
+      default:
+        // A Felix field tortie does not implement: kept as written for unenforcedProblems to
+        // name (never stored: every write path refuses it).
+        setOwn(spec as Record<string, unknown>, key, structuredClone(val));
+    }
+  }
+  if (spec.interfacePrefix !== undefined && !spec.interfacePrefix.split(',').every((x) => /^[A-Za-z0-9_.-]{1,10}$/.test(x.trim()))) {
+    issues.add('spec.interfacePrefix', `${quote(spec.interfacePrefix)} must be interface-name prefixes of 1–10 characters (comma-separated)`);
+  }
+  return { apiVersion: API_VERSION_V3, kind: 'FelixConfiguration', metadata: meta, spec };
 }
 
 // ---------------------------------------------------------------- helpers

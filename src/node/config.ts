@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import type { FelixConfigurationSpec } from '../model';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -64,6 +65,42 @@ export interface NodeConfig {
   bgpSecretsDir: string;
   /** Calico's CLUSTER_TYPE, recorded in ClusterInformation (default `tortie`). */
   clusterType: string;
+  /** Settings a FelixConfiguration may also set that came from a flag or the environment (which win, as in Felix). */
+  explicit: FelixSettable[];
+}
+
+/** NodeConfig settings FelixConfiguration can set. */
+export type FelixSettable = 'logLevel' | 'healthPort' | 'healthHost' | 'interfacePrefix';
+
+/**
+ * Felix's precedence: flags and environment, then FelixConfiguration `node.<name>`, then
+ * `default`, then tortie's defaults. `layers` is [node.<name> spec, default spec] (either may be
+ * absent); values were validated by src/model. Returns the effective config and, per setting,
+ * where it came from (for the log).
+ */
+export function withFelixConfiguration(c: NodeConfig, layers: readonly (FelixConfigurationSpec | undefined)[]): { config: NodeConfig; from: Record<string, string> } {
+  const out: NodeConfig = { ...c };
+  const from: Record<string, string> = {};
+  const names = ['node', 'default'];
+  const first = <K extends keyof FelixConfigurationSpec>(key: K): [FelixConfigurationSpec[K], string] | undefined => {
+    for (let i = 0; i < layers.length; i++) {
+      const v = layers[i]?.[key];
+      if (v !== undefined) return [v as FelixConfigurationSpec[K], `FelixConfiguration ${names[i] === 'node' ? `node.${c.nodeName}` : 'default'}`];
+    }
+    return undefined;
+  };
+  const settable = (k: FelixSettable) => !c.explicit.includes(k);
+  const level = first('logSeverityScreen');
+  if (level && settable('logLevel')) [out.logLevel, from.logLevel] = [parseLogLevel(String(level[0]), level[1]), level[1]];
+  const host = first('healthHost');
+  if (host && settable('healthHost')) [out.healthHost, from.healthHost] = [String(host[0]), host[1]];
+  const port = first('healthPort');
+  if (port && settable('healthPort')) [out.healthPort, from.healthPort] = [Number(port[0]), port[1]];
+  const enabled = first('healthEnabled');
+  if (enabled && enabled[0] === false && settable('healthPort')) [out.healthPort, from.healthPort] = [0, `${enabled[1]} (healthEnabled: false)`];
+  const prefix = first('interfacePrefix');
+  if (prefix && settable('interfacePrefix')) [out.interfacePrefix, from.interfacePrefix] = [String(prefix[0]).trim(), prefix[1]];
+  return { config: out, from };
 }
 
 export class ConfigError extends Error {
@@ -280,5 +317,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     routeSource,
     bgpSecretsDir: secretsDir ?? '/etc/tortie/bgp-secrets',
     clusterType: (env.CLUSTER_TYPE ?? '').trim() || 'tortie',
+    explicit: ([['logLevel', level], ['healthPort', hport], ['healthHost', hhost], ['interfacePrefix', prefix]] as const)
+      .filter(([, v]) => v !== undefined).map(([k]) => k),
   };
 }

@@ -11,12 +11,12 @@ import { setFlagsFromString } from 'node:v8';
 import { openDatastore, type Datastore, type DatastoreConfig } from '../datastore';
 import { ResourceClient } from '../client/resources';
 import { CalcGraph } from '../calc/graph';
-import type { Node } from '../model';
+import { unenforcedProblems, type Node } from '../model';
 import { BpfDataplane } from '../dataplane/dataplane';
 import { createLogger, type Logger } from '../util/log';
 import { Agent, type Dataplane } from './agent';
 import type { NodeConfig } from './config';
-import { ConfigError } from './config';
+import { ConfigError, withFelixConfiguration } from './config';
 import { NodeMetrics } from './metrics';
 import { birdDir } from './bird-dir';
 import { BirdDaemon } from '../bgp/bird';
@@ -109,7 +109,24 @@ export async function resolveNodeAddress(c: NodeConfig): Promise<DetectedAddress
   }
 }
 
-export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAgent> {
+/** FelixConfiguration node.<name> and default, applied under flags and environment (Felix's precedence). */
+export async function effectiveConfig(client: ResourceClient, c: NodeConfig, log: Logger): Promise<NodeConfig> {
+  const nodeSpec = (await client.get('FelixConfiguration', `node.${c.nodeName}`))?.spec;
+  const defaultSpec = (await client.get('FelixConfiguration', 'default'))?.spec;
+  for (const r of [nodeSpec, defaultSpec]) {
+    if (r === undefined) continue;
+    // Written by something other than tortie (Calico's own tools on a shared etcd): say what is ignored.
+    const ignored = unenforcedProblems({ apiVersion: 'projectcalico.org/v3', kind: 'FelixConfiguration', metadata: { name: 'x' }, spec: r });
+    if (ignored.length > 0) log.warn({ fields: ignored.map((p) => p.path) }, 'FelixConfiguration fields tortie does not implement are ignored');
+  }
+  const { config, from } = withFelixConfiguration(c, [nodeSpec, defaultSpec]);
+  if (Object.keys(from).length > 0) log.info({ from }, 'settings from FelixConfiguration');
+  if (config.logLevel !== c.logLevel) log.level = config.logLevel;
+  return config;
+}
+
+export async function startAgent(given: NodeConfig, log: Logger): Promise<RunningAgent> {
+  let c = given;
   const metrics = new NodeMetrics();
   const datastore = openDatastore(datastoreConfig(c), log);
   try {
@@ -118,6 +135,7 @@ export async function startAgent(c: NodeConfig, log: Logger): Promise<RunningAge
     if (detected) log.info({ address: detected.address, interface: detected.ifname, method: detected.method }, 'node address');
     await registerNode(client, c.nodeName, detected?.address, log);
     await ensureClusterInformation(client, `v${VERSION}`, c.clusterType, log);
+    c = await effectiveConfig(client, c, log);
     const graph = new CalcGraph({ nodeName: c.nodeName, logger: log.child({ component: 'calc' }) });
     const dataplane = await BpfDataplane.open({
       pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,

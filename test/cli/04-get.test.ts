@@ -91,11 +91,11 @@ t.test('get', async (t) => {
       t.equal((await cli.run(['get', k])).code, 0, k);
     }
     t.same(await cli.run(['get', 'bgppeerz']), { code: 1, stdout: '', stderr: "Failed to get resources: resource type 'bgppeerz' is not supported\n" });
-    t.same(await cli.run(['get', 'felixconfig']), {
+    t.same(await cli.run(['get', 'kubecontrollersconfiguration']), {
       code: 1, stdout: '',
-      stderr: "Failed to get resources: resource type 'felixconfig' is not supported: FelixConfiguration is a Calico resource tortie does not implement: " +
-        "tortie-node is configured by its flags and environment (see 'tortie-node run --help'); its knobs are not read from FelixConfiguration yet " +
-        '(tortie has: bgpConfiguration, bgpPeer, clusterInformation, globalNetworkPolicy, globalNetworkSet, ipPool, ipReservation, namespace, networkPolicy, networkSet, node, profile, tier, workloadEndpoint)\n',
+      stderr: "Failed to get resources: resource type 'kubecontrollersconfiguration' is not supported: KubeControllersConfiguration is a Calico resource tortie does not implement: " +
+        'it configures calico-kube-controllers, which runs against the Kubernetes API; tortie has no Kubernetes API datastore and runs no kube-controllers ' +
+        '(tortie has: bgpConfiguration, bgpPeer, clusterInformation, felixConfiguration, globalNetworkPolicy, globalNetworkSet, ipPool, ipReservation, namespace, networkPolicy, networkSet, node, profile, tier, workloadEndpoint)\n',
     });
   });
 
