@@ -71,6 +71,16 @@ export function toV3(input: unknown): ConvertResult {
       if (kind === 'policy') return thenValidate(convertV1Policy(input), input, 'policy (v1)');
       if (kind === 'profile') return thenValidate(convertV1Profile(input), input, 'profile (v1)');
       const { name } = describeInput(input);
+      if (/^[A-Z]/.test(kind)) {
+        return {
+          problems: [{
+            kind: `${kind} (v1)`,
+            name,
+            path: 'kind',
+            reason: `${kind} is a Kubernetes-only resource: tortie has no Kubernetes API datastore to hold it (of Kubernetes core v1 it takes Namespace, and NetworkPolicy from ${K8S_NETWORKING_API})`,
+          }],
+        };
+      }
       return {
         problems: [
           {

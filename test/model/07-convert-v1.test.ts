@@ -138,6 +138,6 @@ status:
     `Namespace Prod: metadata.name: "Prod" must consist of lower-case letters, digits and '-', and start and end with a letter or digit`,
   ]);
   t.same(problems({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n' } }), [
-    'Node (v1) n: kind: converting v1 "Node" is not supported (Calico v1 ipPool, node, policy and profile, and Kubernetes Namespace, are); write it as projectcalico.org/v3',
+    'Node (v1) n: kind: Node is a Kubernetes-only resource: tortie has no Kubernetes API datastore to hold it (of Kubernetes core v1 it takes Namespace, and NetworkPolicy from networking.k8s.io/v1)',
   ]);
 });
