@@ -441,6 +441,10 @@ export interface FelixConfigurationSpec {
   healthHost?: string;
   /** One interface-name prefix (Calico also takes a comma list; tortie refuses more than one). */
   interfacePrefix?: string;
+  /** SNAT source ports, `min:max` (a single port as `p`). */
+  natPortRange?: string;
+  /** Conntrack table entries (1024–67108864). */
+  bpfMapSizeConntrack?: number;
   [field: string]: unknown;
 }
 

@@ -1225,6 +1225,19 @@ function felixConfiguration(meta: ObjectMeta, v: unknown, issues: Issues): Felix
         if (n !== undefined) spec.healthPort = n;
         break;
       }
+      case 'natPortRange': {
+        const m = /^(\d{1,5})(?::(\d{1,5}))?$/.exec(typeof val === 'number' ? String(val) : typeof val === 'string' ? val.trim() : '');
+        const lo = m ? Number(m[1]) : NaN;
+        const hi = m ? Number(m[2] ?? m[1]) : NaN;
+        if (!m || lo < 1 || hi > 65535 || lo > hi) issues.add(p, `must be a port or a range min:max with 1 <= min <= max <= 65535, got ${describe(val)}`);
+        else spec.natPortRange = lo === hi ? String(lo) : `${lo}:${hi}`;
+        break;
+      }
+      case 'bpfMapSizeConntrack': {
+        const n = asInteger(val, p, issues, 1024, 2 ** 26);
+        if (n !== undefined) spec.bpfMapSizeConntrack = n;
+        break;
+      }
       case 'healthHost':
       case 'interfacePrefix': {
         const str = asString(val, p, issues);

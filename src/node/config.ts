@@ -70,7 +70,7 @@ export interface NodeConfig {
 }
 
 /** NodeConfig settings FelixConfiguration can set. */
-export type FelixSettable = 'logLevel' | 'healthPort' | 'healthHost' | 'interfacePrefix';
+export type FelixSettable = 'logLevel' | 'healthPort' | 'healthHost' | 'interfacePrefix' | 'natPortRange' | 'ctMaxEntries';
 
 /**
  * Felix's precedence: flags and environment, then FelixConfiguration `node.<name>`, then
@@ -100,6 +100,14 @@ export function withFelixConfiguration(c: NodeConfig, layers: readonly (FelixCon
   if (enabled && enabled[0] === false && settable('healthPort')) [out.healthPort, from.healthPort] = [0, `${enabled[1]} (healthEnabled: false)`];
   const prefix = first('interfacePrefix');
   if (prefix && settable('interfacePrefix')) [out.interfacePrefix, from.interfacePrefix] = [String(prefix[0]).trim(), prefix[1]];
+  const nat = first('natPortRange');
+  if (nat && settable('natPortRange')) {
+    const [lo, hi] = String(nat[0]).split(':').map(Number);
+    out.nat = { ...out.nat, portMin: lo!, portMax: hi ?? lo! };
+    from.natPortRange = nat[1];
+  }
+  const ct = first('bpfMapSizeConntrack');
+  if (ct && settable('ctMaxEntries')) [out.ct, from.ctMaxEntries] = [{ ...out.ct, maxEntries: Number(ct[0]) }, ct[1]];
   return { config: out, from };
 }
 
@@ -317,7 +325,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     routeSource,
     bgpSecretsDir: secretsDir ?? '/etc/tortie/bgp-secrets',
     clusterType: (env.CLUSTER_TYPE ?? '').trim() || 'tortie',
-    explicit: ([['logLevel', level], ['healthPort', hport], ['healthHost', hhost], ['interfacePrefix', prefix]] as const)
+    explicit: ([['logLevel', level], ['healthPort', hport], ['healthHost', hhost], ['interfacePrefix', prefix], ['natPortRange', natRange], ['ctMaxEntries', ctMax]] as const)
       .filter(([, v]) => v !== undefined).map(([k]) => k),
   };
 }

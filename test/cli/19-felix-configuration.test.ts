@@ -13,6 +13,8 @@ spec:
   healthPort: 9199
   healthHost: 127.0.0.1
   interfacePrefix: cali
+  natPortRange: 32768:40000
+  bpfMapSizeConntrack: 262144
   ipv6Support: false
   bpfEnabled: true
 `);
@@ -20,7 +22,7 @@ spec:
     code: 0, stdout: "Successfully applied 1 'FelixConfiguration' resource(s)\n", stderr: 'Note: FelixConfiguration takes effect when tortie-node (re)starts\n',
   });
   const y = YAML.parse((await cli.run(['get', 'felixconfiguration', 'default', '-o', 'yaml'])).stdout);
-  t.same(y.spec, { logSeverityScreen: 'Warning', healthPort: 9199, healthHost: '127.0.0.1', interfacePrefix: 'cali', ipv6Support: false, bpfEnabled: true });
+  t.same(y.spec, { logSeverityScreen: 'Warning', healthPort: 9199, healthHost: '127.0.0.1', interfacePrefix: 'cali', natPortRange: '32768:40000', bpfMapSizeConntrack: 262144, ipv6Support: false, bpfEnabled: true });
 
   // The Calico docs' own sample: ipipMTU and chainInsertMode have no tortie equivalent.
   cli.file('docs.yaml', `apiVersion: projectcalico.org/v3
@@ -34,7 +36,7 @@ spec:
 `);
   const r = await cli.run(['apply', '-f', 'docs.yaml']);
   t.equal(r.code, 1);
-  t.match(r.stderr, /FelixConfiguration default: spec\.ipipMTU: is not supported by tortie \(tortie-node honours logSeverityScreen, healthEnabled, healthPort, healthHost, interfacePrefix; see README\)/);
+  t.match(r.stderr, /FelixConfiguration default: spec\.ipipMTU: is not supported by tortie \(tortie-node honours logSeverityScreen, healthEnabled, healthPort, healthHost, interfacePrefix, natPortRange, bpfMapSizeConntrack; see README\)/);
   t.match(r.stderr, /spec\.chainInsertMode: is not supported by tortie/);
   cli.file('bad.yaml', 'apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: node.n1}\nspec: {interfacePrefix: "cali,tap", ipv6Support: true, defaultEndpointToHostAction: Drop, logSeverityScreen: Loud}\n');
   const b = await cli.run(['apply', '-f', 'bad.yaml']);

@@ -29,6 +29,11 @@ t.test('precedence: environment over node.<name> over default over built-in', as
   t.same([e.config.logLevel, e.config.healthPort, e.config.interfacePrefix, e.config.healthHost], ['error', 9300, 'veth', '127.0.0.2'], 'the environment wins');
   t.equal(withFelixConfiguration(base, [undefined, { healthEnabled: false }]).config.healthPort, 0, 'healthEnabled: false turns the endpoints off');
   t.equal(withFelixConfiguration(base, [undefined, undefined]).config.healthPort, base.healthPort, 'nothing stored: built-in defaults');
+  const nat = withFelixConfiguration(base, [{ bpfMapSizeConntrack: 524288 }, { natPortRange: '32768:40000' }]).config;
+  t.same([nat.nat.portMin, nat.nat.portMax, nat.ct.maxEntries], [32768, 40000, 524288], 'natPortRange and the conntrack table size');
+  const natEnv = resolveConfig({ nodeName: 'n1' }, { FELIX_NATPORTRANGE: '1000:2000', TORTIE_CT_MAX_ENTRIES: '65536' });
+  const ne = withFelixConfiguration(natEnv, [{ bpfMapSizeConntrack: 524288 }, { natPortRange: '32768:40000' }]).config;
+  t.same([ne.nat.portMin, ne.nat.portMax, ne.ct.maxEntries], [1000, 2000, 65536], 'the environment wins for those too');
 });
 
 t.test('tortie-node reads default and node.<name> from the datastore', async (t) => {
