@@ -319,6 +319,9 @@ struct tortie_nat4_key {
 #define TORTIE_NATF_FIN_IN (1u << 1)  /* FIN seen arriving (outside side) */
 #define TORTIE_NATF_RST (1u << 2)
 #define TORTIE_NATF_REPLY (1u << 3)   /* a reply was reverse-translated */
+/* A RST arrived from outside: not a close by itself (it may be blind); the agent's sweep applies
+ * the closed timeout only when the workload's conntrack accepted a RST (state RST). */
+#define TORTIE_NATF_RST_IN (1u << 4)
 
 struct tortie_nat4_value {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns of the last packet (either direction) */

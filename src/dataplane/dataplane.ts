@@ -155,7 +155,7 @@ export class BpfDataplane {
     if (this.o.uplink) this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir });
     if (this.o.routing !== false) {
       this.routes = await RouteManager.open({
-        ...(this.o.routing ?? {}), pinRoot: this.o.pinRoot, uplink: this.o.uplink, netns: this.o.netns,
+        ...(this.o.routing ?? {}), pinRoot: this.o.pinRoot, uplink: this.o.uplink, netns: this.o.netns, ct4: this.wep.maps.ct4,
         objectDir: this.o.objectDir, log: this.log,
       });
     }

@@ -43,7 +43,7 @@ import {
   NETCFG_KEY, NODE_F, POOL_F, RT_F, type NetStats,
 } from './bpf/net-codecs';
 import { tcAttach, type BpfMap } from './native';
-import { readNatQuota, sweepNatEntries, type NatStatus } from './bpf/nat';
+import { ctAcceptedRst, readNatQuota, sweepNatEntries, type CtRstLookup, type NatStatus } from './bpf/nat';
 
 export const DEFAULT_ROUTE_PROTOCOL = 122;
 const RETRY_MIN_MS = 500;
@@ -74,6 +74,8 @@ export interface RouteManagerOptions {
    */
   routeSource?: 'datastore' | 'bgp';
   nat?: NatOptions;
+  /** The workloads' conntrack (tortie_ct4_v3): the NAT sweep's judge of RSTs from outside. */
+  ct4?: BpfMap;
   objectDir?: string;
   log?: Logger;
 }
@@ -203,7 +205,10 @@ export class RouteManager {
   private natEntries = 0;
   private natExpired = 0;
 
+  private readonly ctRst: CtRstLookup | undefined;
+
   private constructor(private readonly o: RouteManagerOptions) {
+    this.ctRst = o.ct4 ? ctAcceptedRst(o.ct4) : undefined;
     this.log = (o.log ?? silentLogger).child({ component: 'routes' });
     this.proto = o.routeProtocol ?? DEFAULT_ROUTE_PROTOCOL;
     if (!Number.isInteger(this.proto) || this.proto < 1 || this.proto > 255) {
@@ -500,7 +505,7 @@ export class RouteManager {
 
   /** Deletes NAT mappings whose flow is over (see sweepNatEntries); returns how many. */
   sweepNat(now = process.hrtime.bigint()): number {
-    const r = sweepNatEntries(this.dp.maps, this.dp.nat.timeouts, now);
+    const r = sweepNatEntries(this.dp.maps, this.dp.nat.timeouts, now, this.ctRst);
     this.natEntries = r.remaining;
     this.natExpired += r.deleted;
     return r.deleted;

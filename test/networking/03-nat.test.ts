@@ -9,9 +9,12 @@ import { NAT_DIR, POOL_F, readNatEntries, nat4KeyCodec, nat4ValueCodec } from '.
 import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
 import { Topology } from '../../src/util/netns';
 import { PySockets } from './helpers/pysock';
-import { readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat';
-import { eth, ipv4, icmp, udp, inetChecksum, PROTO } from '../../src/dataplane/bpf/packet';
-import { ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
+import { ctAcceptedRst, readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat';
+import { eth, ipv4, icmp, tcp, udp, inetChecksum, PROTO } from '../../src/dataplane/bpf/packet';
+import { fillL4Checksum, ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
+import { WepHarness } from '../datapath/helpers/harness';
+import { allowAll } from '../datapath/helpers/tables';
+import { NATF } from '../../src/dataplane/bpf/net-codecs';
 
 const NODE = '198.18.1.10';
 const OTHER_NODE = '198.18.1.11';
@@ -254,6 +257,81 @@ t.test('a port held by an expired flow is reclaimed; the agent sweeps dead mappi
   const q = new Map(readNatQuota(h.dp.maps.natq4).map((r) => [r.addr, r.live]));
   t.same([q.get('192.168.10.2'), q.get('192.168.10.3')], [0, 1], 'live mappings per workload');
   t.equal(sweepNatEntries(h.dp.maps, h.dp.nat.timeouts).deleted, 0, 'a live flow is not swept');
+});
+
+t.test('a blind RST from outside never shortens a live mapping; a RST the workload\'s conntrack accepts does', async (t) => {
+  // The uplink (SNAT) and the workload's program (conntrack with the RST sequence check) run the
+  // same packets in turn: each program's output is the next one's input, as on the node. One NAT
+  // port, so a mapping the program considers expired would be handed to another flow.
+  const timeouts = { tcpClosedSec: 5 };
+  const h = await setup('natrst', { portMin: 32000, portMax: 32000, retries: 4, timeouts });
+  t.teardown(() => h.close());
+  const w = await WepHarness.create('natrstw');
+  t.teardown(() => w.close());
+  w.setEndpoint([`${WL1}/32`], allowAll('i000000000000301', 'ingress'), allowAll('e000000000000301', 'egress'));
+  const nat = h.dp.maps.nat4;
+  const ctRst = ctAcceptedRst(w.dp.maps.ct4!);
+  const seg = (src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number, len = 0) =>
+    eth({}, fillL4Checksum(ipv4({ src, dst, proto: PROTO.TCP }, tcp({ sport, dport, flags, seq, ack, payload: Buffer.alloc(len, 0x61) }))));
+  const out = (flags: string, seq: number, ack: number, len = 0, sport = 2000) => {
+    const f = seg(WL1, OUT, sport, 443, flags, seq, ack, len);
+    const a = w.run('from', f);
+    t.equal(a.reason, R.FORWARD, `workload ${flags} passes its program`);
+    const b = h.run('out', f);
+    t.equal(b.reason, R.FORWARD, `workload ${flags} is SNATed`);
+    return ipAt(b.data);
+  };
+  const inn = (flags: string, seq: number, ack: number, len = 0, dport = 32000) => {
+    const b = h.run('in', seg(OUT, NODE, 443, dport, flags, seq, ack, len));
+    t.equal(b.reason, R.FORWARD, `outside ${flags} seq ${seq} reverse-translated`);
+    t.equal(ipAt(b.data).dst, WL1);
+    return w.run('to', b.data).reason;
+  };
+  const fwd = (sport = 2000) => readNatEntries(nat).find((e) => e.key.dir === NAT_DIR.FWD && e.key.saddr === WL1 && e.key.sport === sport)!;
+  const age = async (sport = 2000) => {
+    const old = await stampOlderThan(timeouts.tcpClosedSec);
+    for (const e of readNatEntries(nat)) {
+      if ((e.key.dir === NAT_DIR.FWD && e.key.saddr === WL1 && e.key.sport === sport) || (e.key.dir === NAT_DIR.REV && e.value.addr === WL1 && e.value.port === sport)) {
+        nat.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: old }));
+      }
+    }
+  };
+  t.same(portsOf(out('S', 5000, 0)), [32000, 443]);
+  t.equal(inn('SA', 90000, 5001), R.FORWARD);
+  out('PA', 5001, 90001, 100);
+  t.equal(inn('A', 90001, 5101), R.FORWARD);
+
+  // Blind RSTs (the attacker knows the 4-tuple, not the sequence): the workload's conntrack drops them.
+  for (const seq of [90001 - 70000, 90001 + 70000]) t.equal(inn('R', seq >>> 0, 0), R.CT_INVALID, 'blind RST is INVALID at the workload');
+  t.equal(fwd().value.flags & NATF.RST, 0, 'a RST from outside does not mark the mapping closed');
+  t.not(fwd().value.flags & NATF.RST_IN, 0, 'it is noted for the sweep');
+  // The flow idles past the closed-flow timeout (5 s here, 10 s by default).
+  await age();
+  t.equal(sweepNatEntries(h.dp.maps, h.dp.nat.timeouts, process.hrtime.bigint(), ctRst).deleted, 0, 'the sweep keeps the mapping');
+  t.equal(sweepNatEntries(h.dp.maps, h.dp.nat.timeouts).deleted, 0, 'also without a conntrack to ask');
+  t.equal(inn('PA', 90001, 5101, 10), R.FORWARD, 'the flow still works after the old 10 s window');
+  out('A', 5101, 90011);
+
+  // The genuine RST (the peer's next sequence): accepted by the workload's conntrack, and the
+  // mapping goes as soon as it idles past the closed timeout.
+  t.equal(inn('RA', 90011, 5101), R.FORWARD, 'in-window RST accepted');
+  t.ok(ctRst(fwd().key), 'the workload\'s conntrack holds the flow as reset');
+  await age();
+  const r = sweepNatEntries(h.dp.maps, h.dp.nat.timeouts, process.hrtime.bigint(), ctRst);
+  t.equal(r.deleted, 2, 'FWD and REV swept after the closed timeout');
+  t.same([...r.released], [[WL1, 1]]);
+  t.equal(h.run('out', tcpFrame({ src: WL2, dst: OUT, sport: 2000, dport: 443 })).reason, R.FORWARD, 'the port is free again');
+
+  // The workload's own RST marks the mapping closed in the program itself, as before.
+  const h2 = await setup('natrst2', { portMin: 32001, portMax: 32001, retries: 4, timeouts });
+  t.teardown(() => h2.close());
+  h2.run('out', seg(WL1, OUT, 2001, 443, 'S', 7000, 0));
+  h2.run('out', seg(WL1, OUT, 2001, 443, 'R', 7001, 0));
+  const e2 = readNatEntries(h2.dp.maps.nat4).find((e) => e.key.dir === NAT_DIR.FWD)!;
+  t.not(e2.value.flags & NATF.RST, 0, 'a RST leaving marks the mapping closed');
+  const old = await stampOlderThan(timeouts.tcpClosedSec);
+  for (const e of readNatEntries(h2.dp.maps.nat4)) h2.dp.maps.nat4.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: old }));
+  t.equal(sweepNatEntries(h2.dp.maps, h2.dp.nat.timeouts).deleted, 2, 'swept after the closed timeout, no conntrack needed');
 });
 
 t.test('ICMP errors about a SNATed flow are translated back to the workload', async (t) => {

@@ -6,6 +6,8 @@
  *   natTimeoutConstants(t)          the `const volatile` names of nat.h for the loader
  *   sweepNatEntries(maps, t, now)   deletes expired mappings; credits each deleted FWD entry to
  *                                   its workload's RELEASED count (tortie_natq4_v1)
+ *   ctAcceptedRst(ct4)              the sweep's view of the workload's conntrack: did it accept a
+ *                                   RST on a mapping's flow (a RST from outside only counts then)
  *   readNatQuota(natq4)             live mappings per workload address (CREATED - RELEASED)
  *
  * `now` is CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns (process.hrtime.bigint()).
@@ -13,7 +15,9 @@
  * count is exact (bpf/lib/nat.h explains the program's half).
  */
 import type { BpfMap } from '../native';
-import { NAT_DIR, NATF, QUOTA, nat4KeyCodec, readNatEntries } from './net-codecs';
+import { NAT_DIR, NATF, QUOTA, nat4KeyCodec, readNatEntries, type Nat4Key } from './net-codecs';
+import { CtState, ct4KeyCodec, ctValueCodec } from './codecs';
+import { ipv4ToU32 } from './packet';
 import { readQuota, readQuotaCounter, writeReleased } from './quota';
 
 export interface NatTimeouts {
@@ -55,9 +59,14 @@ export function natTimeoutConstants(t: NatTimeouts): Record<string, bigint> {
   };
 }
 
-/** Same rule as nat_live() in bpf/lib/nat.h (flags: the FWD entry's; REV entries carry none). */
-export function natTimeoutNs(proto: number, flags: number, t: NatTimeouts): bigint {
-  const closed = (flags & NATF.RST) !== 0 || (flags & (NATF.FIN_IN | NATF.FIN_OUT)) === (NATF.FIN_IN | NATF.FIN_OUT);
+/**
+ * Same rule as nat_live() in bpf/lib/nat.h (flags: the FWD entry's; REV entries carry none).
+ * `rstAccepted`: a RST from outside (NATF.RST_IN) that the workload's conntrack accepted — the
+ * sweep's knowledge only; the program never shortens a mapping on a RST from outside.
+ */
+export function natTimeoutNs(proto: number, flags: number, t: NatTimeouts, rstAccepted = false): bigint {
+  const closed = (flags & NATF.RST) !== 0 || (rstAccepted && (flags & NATF.RST_IN) !== 0) ||
+    (flags & (NATF.FIN_IN | NATF.FIN_OUT)) === (NATF.FIN_IN | NATF.FIN_OUT);
   return ns(proto === 6 ? (closed ? t.tcpClosedSec : t.tcpSec) : proto === 17 ? t.udpSec : proto === 1 ? t.icmpSec : t.otherSec);
 }
 
@@ -70,6 +79,28 @@ export interface NatSweepResult {
 
 function hex(b: Buffer): string { return b.toString('hex'); }
 
+/** Does the workload's conntrack hold a RST-closed entry for a FWD mapping's flow? */
+export type CtRstLookup = (fwd: Nat4Key) => boolean;
+
+/**
+ * The workload's conntrack (tortie_ct4_v3, keyed as ct4_key_make in bpf/lib/parse.h) as the
+ * sweep's judge of a RST from outside: its entry is in state RST only if the workload's program
+ * accepted a RST inside the flow's sequence window (bpf/lib/conntrack.h ct_rst_ok) or the
+ * workload sent one. A blind RST is dropped there and leaves the entry as it was.
+ */
+export function ctAcceptedRst(ct4: BpfMap): CtRstLookup {
+  return (k) => {
+    if (k.proto !== 6) return false;
+    const s = ipv4ToU32(k.saddr), d = ipv4ToU32(k.daddr);
+    const a = s < d || (s === d && k.sport <= k.dport);
+    const key = ct4KeyCodec.encode(a
+      ? { addr_a: s, addr_b: d, port_a: k.sport, port_b: k.dport, proto: 6 }
+      : { addr_a: d, addr_b: s, port_a: k.dport, port_b: k.sport, proto: 6 });
+    const v = ct4.lookup(key);
+    return v !== undefined && ctValueCodec.decode(v).state === CtState.RST;
+  };
+}
+
 
 /**
  * Deletes NAT mappings whose flow is over: the FWD entry past its timeout together with its REV
@@ -79,7 +110,7 @@ function hex(b: Buffer): string { return b.toString('hex'); }
  * RELEASED count.
  */
 export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTimeouts = DEFAULT_NAT_TIMEOUTS,
-  now = process.hrtime.bigint()): NatSweepResult {
+  now = process.hrtime.bigint(), ctRst?: CtRstLookup): NatSweepResult {
   const { nat4, natq4 } = maps;
   const entries = readNatEntries(nat4);
   const expired = (last: bigint, timeout: bigint) => last < now && now - last > timeout;
@@ -94,7 +125,11 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
     const owner = revOwner.get(rev);
     // The reply tuple may belong to a newer flow already (a reclaimed port): not ours to delete.
     const ours = owner !== undefined && owner.addr === k.saddr && owner.port === k.sport;
-    if (expired(v.last_seen_ns, natTimeoutNs(k.proto, v.flags, t))) {
+    // A RST from outside shortens the mapping only once the workload's conntrack accepted one
+    // (looked up only for such mappings idle past the closed timeout: rare).
+    const rstAccepted = (v.flags & NATF.RST_IN) !== 0 && ctRst !== undefined &&
+      expired(v.last_seen_ns, ns(t.tcpClosedSec)) && ctRst(k);
+    if (expired(v.last_seen_ns, natTimeoutNs(k.proto, v.flags, t, rstAccepted))) {
       deadFwd.push({ key: nat4KeyCodec.encode(k), addr: k.saddr });
       if (ours) deadRev.push(Buffer.from(rev, 'hex'));
     } else if (ours) {
