@@ -4,6 +4,6 @@
 # prints its connectivity matrix and stays up until Ctrl-C (`npm start -- --once` exits at once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh main
 node bin/tortie-node.js doctor
 exec node bin/tortie-lab.js "$@"

@@ -1,30 +1,60 @@
 #!/usr/bin/env bash
 # One-time and idempotent set-up for a Debian 12 host, run as root by the README's commands:
-# apt packages (only the missing ones), bpffs, npm ci (only when the lockfile changed), build.
+#   bash scripts/setup.sh [main|test|bench]      (default: main)
+# installs the Debian packages that command needs (only the missing ones), mounts bpffs, runs
+# `npm ci` (only when the lockfile changed) and builds.
+#
+# It never starts, stops or reconfigures the host's services: packages installed here are not
+# allowed to start theirs (policy-rc.d for the duration of apt-get, unless the host has its own),
+# and tests and benchmarks start private copies (etcd, nginx, bird, …) inside their namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+purpose=${1:-main}
+case "$purpose" in
+  main) cmd="npm start" ;;
+  test) cmd="npm test" ;;
+  bench) cmd="npm run bench" ;;
+  *) echo "setup: unknown purpose \"$purpose\" (expected main, test or bench)" >&2; exit 2 ;;
+esac
+
 if [ "$(id -u)" != 0 ]; then
   echo "tortie: this must run as root (BPF, network namespaces and tc need CAP_SYS_ADMIN/CAP_NET_ADMIN)." >&2
-  echo "        re-run with sudo, e.g.: sudo npm test" >&2
+  echo "        re-run with sudo, e.g.: sudo $cmd" >&2
   exit 1
 fi
 
-APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake ninja-build g++ make
-  bpftool iproute2 iputils-ping netcat-openbsd socat openssl iptables ipset conntrack tcpdump ethtool
-  iperf3 wrk sockperf nginx-light etcd-server etcd-client vagrant
+# The main job (build, doctor, the lab): the toolchain and the kernel tools the lab drives.
+MAIN_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake ninja-build g++ make
+  bpftool iproute2 iputils-ping netcat-openbsd tcpdump)
+# `npm test`: the real peers and clients the tests run against.
+TEST_PACKAGES=(socat openssl iptables ipset conntrack ethtool etcd-server etcd-client vagrant
   python3-scapy nftables podman containernetworking-plugins runc busybox-static bird2 frr)
+# `npm run bench`: load generators and the iptables/nftables baseline.
+BENCH_PACKAGES=(iperf3 wrk sockperf nginx-light nftables iptables ipset socat)
+
+APT_PACKAGES=("${MAIN_PACKAGES[@]}")
+[ "$purpose" = test ] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
+[ "$purpose" = bench ] && APT_PACKAGES+=("${BENCH_PACKAGES[@]}")
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
+  echo "setup ($purpose): installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Debian's invoke-rc.d asks policy-rc.d before starting a service; 101 = "not allowed". Only
+  # ours for this apt-get run, and only when the host has no policy of its own.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# written by tortie scripts/setup.sh during apt-get; removed afterwards\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # nginx-light and etcd-server start system services on install; tortie starts its own copies.
-  systemctl disable --now nginx etcd >/dev/null 2>&1 || true
+  if [ -n "$(trap -p EXIT)" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 
 if ! mountpoint -q /sys/fs/bpf; then

@@ -4,7 +4,7 @@
 # Extra arguments are passed to tap (e.g. `npm test -- dist/test/selector`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test
 if [ $# -eq 0 ]; then set -- dist/test; fi
 
 leftovers() { { ip netns list 2>/dev/null | awk '{print "netns " $1}' | grep -E '^netns tt' || true; ls -d /sys/fs/bpf/tortie* 2>/dev/null | sed 's/^/pin /' || true; } | sort; }

@@ -109,19 +109,28 @@ export class Lab {
   /** A CNI bin directory as a runtime would have it (`tortie`, `tortie-ipam`). */
   readonly cniBin = mkdtempSync(join(tmpdir(), 'tortie-lab-cni-'));
   readonly pinBase = `/sys/fs/bpf/tortie-lab-${randomBytes(4).toString('hex')}`;
+  /** The agents' run dir (TORTIE_RUN_DIR: pid files, each node's bird directory): private, so the host's /run/tortie never lists lab agents. */
+  readonly runDir = mkdtempSync(join(tmpdir(), 'tortie-lab-run-'));
   rtr!: Netns;
   outside!: Netns;
   readonly nodes = new Map<string, LabNode>();
   readonly workloads = new Map<string, LabWorkload>();
   /** BGP mode: agents run bird2 (--bgp, routes from BGP), `rtr` runs FRR as the ToR. */
   readonly bgp: boolean;
-  readonly runDir = mkdtempSync(join(tmpdir(), 'tortie-lab-run-'));
   tor?: FrrTor;
   private readonly log: (s: string) => void;
 
   constructor(opts: { log?: (s: string) => void; bgp?: boolean } = {}) {
     this.log = opts.log ?? (() => undefined);
     this.bgp = opts.bgp ?? false;
+    // Runs after the agents are killed, also when a signal or exit tears the topology down.
+    this.topo.onDestroy(() => this.removeFiles());
+  }
+
+  private removeFiles(): void {
+    this.tor?.cleanup();
+    for (const dir of [this.storeDir, this.cniBin, this.runDir]) rmSync(dir, { recursive: true, force: true });
+    if (existsSync(this.pinBase)) rmSync(this.pinBase, { recursive: true, force: true });
   }
 
   get env(): NodeJS.ProcessEnv {
@@ -396,12 +405,7 @@ spec:
 
   async destroy(): Promise<void> {
     for (const n of this.nodes.values()) if (n.agent && n.agent.exitCode === null) n.agent.kill('SIGKILL');
-    this.topo.destroySync();
-    this.tor?.cleanup();
-    rmSync(this.runDir, { recursive: true, force: true });
-    rmSync(this.storeDir, { recursive: true, force: true });
-    rmSync(this.cniBin, { recursive: true, force: true });
-    if (existsSync(this.pinBase)) rmSync(this.pinBase, { recursive: true, force: true });
+    this.topo.destroySync(); // then removeFiles()
   }
 }
 

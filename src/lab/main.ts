@@ -4,12 +4,38 @@
  */
 import { Lab, formatMatrix } from './lab';
 
+export const LAB_USAGE = `Usage: tortie-lab [--once]
+
+Builds a three-node tortie cluster in network namespaces on this machine (a tortie-node per node,
+workloads through the tortie CNI plugin, the Calico docs' pool and an example policy), prints its
+connectivity matrix measured with real traffic, then stays up until Ctrl-C or SIGTERM. On the way
+out it removes every namespace, process, bpffs pin and temporary file it made. Needs root.
+
+Options:
+  --once      exit (and tear down) right after printing the matrix
+  -h, --help  print this help
+`;
+
 export async function main(argv: string[]): Promise<number> {
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(LAB_USAGE);
+    return 0;
+  }
+  const unknown = argv.filter((a) => a !== '--once');
+  if (unknown.length > 0) {
+    process.stderr.write(`tortie-lab: unknown argument ${JSON.stringify(unknown[0])}\n\n${LAB_USAGE}`);
+    return 2;
+  }
+  if (process.geteuid?.() !== 0) {
+    process.stderr.write('tortie-lab: must run as root (namespaces, BPF and tc need CAP_SYS_ADMIN/CAP_NET_ADMIN); e.g. sudo npm start\n');
+    return 1;
+  }
   const once = argv.includes('--once');
   const say = (s: string) => process.stdout.write(`lab: ${s}\n`);
   const lab = new Lab({ log: say, bgp: argv.includes('--bgp') });
   let code = 0;
   try {
+    say(`namespaces ${lab.topo.prefix}-*, pins ${lab.pinBase}, agent run dir ${lab.runDir}`);
     await lab.build();
     await lab.setUpScenario();
     say('measuring the connectivity matrix (real traffic; captures on the router)');

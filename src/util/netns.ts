@@ -36,7 +36,17 @@ export class NetnsError extends Error {
 }
 
 const live = new Set<Topology>();
+/** Commands started by run() and not finished: killed first by the signal hooks (a CNI ADD or an
+ *  `ip` call finishing after the teardown would recreate what it just removed). */
+const inflight = new Set<ChildProcess>();
 let hooksInstalled = false;
+
+function killInflightSync(): void {
+  for (const c of inflight) {
+    try { c.kill('SIGKILL'); } catch { /* gone */ }
+  }
+  inflight.clear();
+}
 
 function installExitHooks(): void {
   if (hooksInstalled) return;
@@ -44,6 +54,7 @@ function installExitHooks(): void {
   process.on('exit', () => { for (const t of live) t.destroySync(); });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
+      killInflightSync();
       for (const t of live) t.destroySync();
       process.exit(sig === 'SIGINT' ? 130 : 143);
     });
@@ -62,6 +73,8 @@ export function run(argv: string[], opts: ExecOptions = {}): Promise<ExecResult>
           reject(new NetnsError(`command failed${killed} (exit ${code}): ${argv.join(' ')}\n${res.stderr.trim()}`, res));
         } else resolve(res);
       });
+    inflight.add(child);
+    child.once('exit', () => inflight.delete(child));
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
@@ -122,6 +135,7 @@ export class Netns {
 export class Topology {
   readonly prefix: string;
   private readonly namespaces: Netns[] = [];
+  private readonly cleanups: (() => void)[] = [];
   private destroyed = false;
 
   private constructor(label: string) {
@@ -138,11 +152,26 @@ export class Topology {
 
   get all(): readonly Netns[] { return this.namespaces; }
 
+  /**
+   * Runs `fn` (synchronously, errors ignored) in destroySync after the processes are killed and
+   * the namespaces deleted — also from the exit and signal hooks — for what the owner made
+   * outside the namespaces (bpffs pins, temporary directories, pid files).
+   */
+  onDestroy(fn: () => void): void {
+    this.cleanups.push(fn);
+  }
+
   async addNetns(short: string): Promise<Netns> {
     if (this.destroyed) throw new NetnsError('topology already destroyed');
     if (!/^[a-z0-9-]{1,20}$/.test(short)) throw new NetnsError(`bad namespace short name "${short}"`);
     const ns = new Netns(`${this.prefix}-${short}`);
-    await run(['ip', 'netns', 'add', ns.name]);
+    // Synchronous (a few ms): a signal handled while `ip netns add` ran asynchronously would tear
+    // down before the namespace was known here, and leave it behind.
+    try {
+      execFileSync('ip', ['netns', 'add', ns.name], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
+    } catch (e) {
+      throw new NetnsError(`command failed: ip netns add ${ns.name}\n${String((e as { stderr?: unknown }).stderr ?? (e as Error).message).trim()}`);
+    }
     this.namespaces.push(ns);
     await ns.exec(['ip', 'link', 'set', 'lo', 'up']);
     return ns;
@@ -176,6 +205,9 @@ export class Topology {
     for (const ns of this.namespaces) ns.killAllSync();
     for (const ns of this.namespaces) {
       try { execFileSync('ip', ['netns', 'del', ns.name], { stdio: 'ignore' }); } catch { /* gone */ }
+    }
+    for (const fn of this.cleanups.splice(0)) {
+      try { fn(); } catch { /* best effort: the rest still runs */ }
     }
   }
 }
