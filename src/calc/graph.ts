@@ -398,6 +398,15 @@ export class CalcGraph {
     this.partMemoSlack = opts.partMemoSlack ?? 1024;
   }
 
+  /** The figures behind the agent's felix_active_local_* and felix_cluster_* metrics; O(1). */
+  activityStats(): { localEndpoints: number; activeLocalPolicies: number; activeSelectors: number; hosts: number; workloadEndpoints: number; policies: number; profiles: number } {
+    const r = this.resources;
+    return {
+      localEndpoints: this.localEps.size, activeLocalPolicies: this.policyLocal.size, activeSelectors: this.selAtoms.size,
+      hosts: r.nodes.size, workloadEndpoints: r.endpoints.size, policies: r.policies.size, profiles: r.profiles.size,
+    };
+  }
+
   // =========================================================================== input
 
   onUpdate(r: Resource): void {

@@ -100,6 +100,8 @@ export interface DataplaneStatus {
   interfaces: number;
   tables: number;
   conntrackEntries: number;
+  /** The last conntrack sweep: entries visited and entries removed as expired. */
+  conntrackSweep: { scanned: number; expired: number };
   drops: Record<string, bigint>;
   mapEntries: Record<string, number>;
   events: FlowEventStatus;
@@ -343,7 +345,7 @@ export class BpfDataplane {
     };
     return {
       endpointsProgrammed: this.policy.boundCount, interfaces: this.attached.size, tables: this.policy.writer.tables.size,
-      conntrackEntries: ct.live, drops, mapEntries, events, nat: this.routes?.natStatus(),
+      conntrackEntries: ct.live, conntrackSweep: { scanned: ct.scanned, expired: ct.expired }, drops, mapEntries, events, nat: this.routes?.natStatus(),
       conntrack: ctStatus(ct, this.wep.ctMaxEntries, this.wep.ctQuota, (this.ctExpired += ct.expired)),
     };
   }

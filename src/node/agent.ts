@@ -23,7 +23,7 @@ import { checkResource, type Resource, type ResourceKind } from '../model';
 import { kindOfPlural, resourceFromKv } from '../client/resources';
 import type { CalcDelta, CompiledState } from '../calc/types';
 import type { Logger } from '../util/log';
-import type { NodeMetrics } from './metrics';
+import type { CalcStats, NodeMetrics } from './metrics';
 import { startHttp, type HealthSource } from './http';
 
 /** The calculation graph as the agent drives it (src/calc). */
@@ -34,6 +34,8 @@ export interface PolicyCalc {
   flush(): CalcDelta;
   /** The complete current output (for reconciles). */
   snapshot(): CompiledState;
+  /** Figures for felix_active_local_* / felix_cluster_* (optional for test doubles). */
+  activityStats?(): CalcStats;
 }
 
 /** The kernel side as the agent drives it (src/dataplane). */
@@ -55,9 +57,17 @@ export interface AgentOptions {
   log: Logger;
   metrics: NodeMetrics;
   health?: { host: string; port: number };
+  /** Where /metrics is served: its own listener, or on the health port when the ports are equal. Absent = not served. */
+  metricsListen?: { host: string; port: number };
   flushDelayMs?: number;
   maxFlushDelayMs?: number;
   housekeepingMs?: number;
+}
+
+/** `Kind namespace/name` (or `Kind name`) of the policy or profile a rule belongs to. */
+function policyName(r: CalcDelta['rulesUpserted'][number]): string | undefined {
+  if (!r.policy) return undefined;
+  return `${r.policy.kind} ${r.policy.namespace ? `${r.policy.namespace}/` : ''}${r.policy.name}`;
 }
 
 function isEmptyDelta(d: CalcDelta): boolean {
@@ -70,7 +80,7 @@ function isEmptyDelta(d: CalcDelta): boolean {
 
 export class Agent implements HealthSource {
   private syncer?: Syncer;
-  private server?: Server;
+  private servers: Server[] = [];
   private inSync = false;
   private needReconcile = true;
   private dirtySince?: number;
@@ -91,18 +101,24 @@ export class Agent implements HealthSource {
   }
 
   async start(): Promise<void> {
-    if (this.o.health) this.server = await startHttp(this.o.health.host, this.o.health.port, this.o.metrics.registry, this);
+    const h = this.o.health;
+    const m = this.o.metricsListen;
+    const shared = h && m && h.port !== 0 && h.port === m.port;
+    if (h) this.servers.push(await startHttp(h.host, h.port, shared ? this.o.metrics.registry : undefined, this));
+    if (m && !shared) this.servers.push(await startHttp(m.host, m.port, this.o.metrics.registry, undefined));
     this.syncer = new Syncer(this.o.datastore, RESOURCE_ROOT, {
       onUpdate: (u) => this.onSyncUpdate(u),
       onInSync: (rev) => {
         this.log.info({ revision: rev }, 'datastore in sync');
         this.inSync = true;
         this.o.metrics.resyncs.inc();
+        this.o.metrics.felix.resyncsStarted.inc();
         this.schedule(0);
       },
       onResync: (rev, reason) => {
         this.log.warn({ revision: rev, reason: reason.message }, 'resynced with the datastore');
         this.o.metrics.resyncs.inc();
+        this.o.metrics.felix.resyncsStarted.inc();
         this.schedule(0);
       },
       onStatus: (status, err) => {
@@ -119,6 +135,17 @@ export class Agent implements HealthSource {
     const parsed = parseResourceKey(u.key);
     const kind = parsed && kindOfPlural(parsed.plural);
     if (!parsed || !kind) return;
+    const endCalc = this.o.metrics.felix.calcGraphUpdateTime.startTimer();
+    this.o.metrics.felix.calcGraphUpdatesProcessed.inc();
+    try {
+      this.feedCalc(u, kind, parsed);
+    } finally {
+      endCalc();
+    }
+    this.markDirty();
+  }
+
+  private feedCalc(u: SyncUpdate, kind: ResourceKind, parsed: { name: string; namespace?: string }): void {
     if (u.type === 'delete') {
       this.o.calc.onDelete(kind, parsed.name, parsed.namespace);
     } else {
@@ -130,7 +157,6 @@ export class Agent implements HealthSource {
         this.o.calc.onUpdate(checked.resource);
       }
     }
-    this.markDirty();
   }
 
   private markDirty(): void {
@@ -159,6 +185,7 @@ export class Agent implements HealthSource {
     const dirtySince = this.dirtySince;
     this.dirtySince = undefined;
     const end = this.o.metrics.applySeconds.startTimer();
+    const endFelix = this.o.metrics.felix.intDataplaneApplyTime.startTimer();
     try {
       if (this.needReconcile) {
         this.o.calc.flush(); // the snapshot covers it
@@ -167,11 +194,15 @@ export class Agent implements HealthSource {
         this.needReconcile = false;
         this.o.metrics.endpoints.set(state.endpoints.length);
         this.o.metrics.inSync.set(1);
-        this.log.info({ endpoints: state.endpoints.length, tables: state.tables.length }, 'kernel reconciled with the datastore');
+        this.log.info({ endpoints: state.endpoints.length, tables: state.tables.length, policies: new Set(state.rules.map(policyName).filter(Boolean)).size }, 'kernel reconciled with the datastore');
       } else {
         const delta = this.o.calc.flush();
-        if (!isEmptyDelta(delta)) await this.o.dataplane.apply(delta);
+        if (!isEmptyDelta(delta)) {
+          await this.o.dataplane.apply(delta);
+          this.logProgrammed(delta);
+        }
       }
+      if (this.o.calc.activityStats) this.o.metrics.setCalcStats(this.o.calc.activityStats());
       if (dirtySince !== undefined) this.o.metrics.policyProgrammingSeconds.observe((performance.now() - dirtySince) / 1000);
       this.lastApplyOk = true;
       this.lastApplyError = undefined;
@@ -181,6 +212,7 @@ export class Agent implements HealthSource {
       this.lastApplyError = (e as Error).message;
       this.needReconcile = true;
       this.o.metrics.applyFailures.inc({ manager: 'dataplane' });
+      this.o.metrics.felix.intDataplaneFailures.inc();
       this.log.error({ err: e, retryMs: this.retryMs }, 'dataplane apply failed; will reconcile');
       this.dirtySince = dirtySince ?? performance.now();
       const wait = this.retryMs;
@@ -188,7 +220,22 @@ export class Agent implements HealthSource {
       setTimeout(() => this.schedule(0), wait).unref();
     } finally {
       end();
+      endFelix();
     }
+  }
+
+  /** Info lines for what a delta put into (or took out of) the kernel, as Felix logs its updates. */
+  private logProgrammed(d: CalcDelta): void {
+    for (const ep of d.endpointsUpserted) {
+      this.log.info({ endpoint: ep.key, interface: ep.interfaceName, ipNetworks: ep.ipNetworks, tables: ep.tables }, 'endpoint programmed');
+    }
+    for (const key of d.endpointsRemoved) this.log.info({ endpoint: key }, 'endpoint removed');
+    const policies = new Map<string, number>();
+    for (const r of d.rulesUpserted) {
+      const name = policyName(r);
+      if (name) policies.set(name, (policies.get(name) ?? 0) + 1);
+    }
+    for (const [policy, rules] of policies) this.log.info({ policy, rules }, 'policy programmed');
   }
 
   private async housekeeping(): Promise<void> {
@@ -208,6 +255,9 @@ export class Agent implements HealthSource {
       await new Promise((r) => setTimeout(r, 2));
     }
   }
+
+  /** The listeners: health first (when configured), then metrics (tests use port 0). */
+  get listeners(): readonly Server[] { return this.servers; }
 
   live(): { ok: boolean; detail: string } {
     const age = Date.now() - this.lastLoopAt;
@@ -234,7 +284,7 @@ export class Agent implements HealthSource {
     if (this.housekeepingTimer) clearInterval(this.housekeepingTimer);
     await this.syncer?.stop();
     await this.applying.catch(() => undefined);
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await Promise.all(this.servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
     await this.o.dataplane.close();
     await this.o.datastore.close();
   }

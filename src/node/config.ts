@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { FelixConfigurationSpec } from '../model';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
+export type LogFormat = 'json' | 'text';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface EtcdConfig {
@@ -25,8 +26,20 @@ export interface NodeConfig {
   datastoreType: DatastoreType;
   storeDir: string;
   etcd: EtcdConfig;
+  /** Screen (stderr) log level: --log-level, FELIX_LOGSEVERITYSCREEN. */
   logLevel: LogLevel;
+  /** Screen format: JSON lines (default) or Felix-like text lines. */
+  logFormat: LogFormat;
+  /** Log file (FELIX_LOGFILEPATH; empty or "none" = no file), always JSON lines. */
+  logFile: string;
+  /** FELIX_LOGSEVERITYFILE. */
+  logLevelFile: LogLevel;
+  /** Flow logs (denied flows, Log rules): '' = in the main log; a path = JSON lines in that file; '-' = stdout. */
+  flowLogFile: string;
   bpffsRoot: string;
+  /** FELIX_PROMETHEUSMETRICSENABLED (tortie default: true). */
+  metricsEnabled: boolean;
+  metricsHost: string;
   metricsPort: number;
   healthPort: number;
   healthHost: string;
@@ -134,6 +147,20 @@ function parseLogLevel(v: string, source: string): LogLevel {
   return mapped as LogLevel;
 }
 
+function parseLogFormat(v: string, source: string): LogFormat {
+  const l = v.trim().toLowerCase();
+  if (l === 'json' || l === 'text') return l;
+  throw new ConfigError(`${source}: log format "${v}" is not "json" or "text"`);
+}
+
+/** Calico's boolean spellings (true/false, 1/0, yes/no, on/off). */
+function parseBool(v: string, source: string): boolean {
+  const l = v.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(l)) return true;
+  if (['false', '0', 'no', 'off'].includes(l)) return false;
+  throw new ConfigError(`${source}: "${v}" is not a boolean (true or false)`);
+}
+
 function parsePort(v: string, source: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 0 || n > 65535) {
@@ -185,7 +212,13 @@ export interface RawNodeOptions {
   etcdCert?: string;
   etcdKey?: string;
   logLevel?: string;
+  logFormat?: string;
+  logFile?: string;
+  logLevelFile?: string;
+  flowLogFile?: string;
   bpffsRoot?: string;
+  metrics?: boolean | string;
+  metricsHost?: string;
   metricsPort?: string;
   healthPort?: string;
   healthHost?: string;
@@ -224,6 +257,13 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [level, levelSrc] = pick('log-level', opts.logLevel, 'TORTIE_LOGLEVEL', 'FELIX_LOGSEVERITYSCREEN', 'LOG_LEVEL');
   const [bpffs] = pick('bpffs-root', opts.bpffsRoot, 'TORTIE_BPFFS_ROOT');
   const [mport, mportSrc] = pick('metrics-port', opts.metricsPort, 'FELIX_PROMETHEUSMETRICSPORT');
+  const [mhost] = pick('metrics-host', opts.metricsHost, 'FELIX_PROMETHEUSMETRICSHOST');
+  const [menabled, menabledSrc] = pick('metrics', opts.metrics === undefined ? undefined : String(opts.metrics), 'FELIX_PROMETHEUSMETRICSENABLED');
+  const [lformat, lformatSrc] = pick('log-format', opts.logFormat, 'TORTIE_LOGFORMAT');
+  const [lfile] = pick('log-file', opts.logFile, 'FELIX_LOGFILEPATH');
+  const [lfileLevel, lfileLevelSrc] = pick('log-level-file', opts.logLevelFile, 'FELIX_LOGSEVERITYFILE');
+  const [flowFile] = pick('flow-log-file', opts.flowLogFile, 'TORTIE_FLOWLOGFILE');
+  const [flowDir] = pick('flow-log-file', undefined, 'FELIX_FLOWLOGSFILEDIRECTORY');
   const [hport, hportSrc] = pick('health-port', opts.healthPort, 'FELIX_HEALTHPORT');
   const [hhost] = pick('health-host', opts.healthHost, 'FELIX_HEALTHHOST');
   const [prefix] = pick('interface-prefix', opts.interfacePrefix, 'FELIX_INTERFACEPREFIX');
@@ -309,7 +349,13 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     storeDir: storeDir ?? '/var/lib/tortie/store',
     etcd: { endpoints: etcdEndpoints, caFile: ca, certFile: cert, keyFile: key },
     logLevel: parseLogLevel(level ?? 'info', levelSrc),
+    logFormat: parseLogFormat(lformat ?? 'json', lformatSrc),
+    logFile: lfile === undefined || lfile.trim().toLowerCase() === 'none' ? '' : lfile.trim(),
+    logLevelFile: parseLogLevel(lfileLevel ?? 'info', lfileLevelSrc),
+    flowLogFile: flowFile?.trim() ?? (flowDir ? `${flowDir.trim().replace(/\/+$/, '')}/flows.log` : ''),
     bpffsRoot: bpffs ?? '/sys/fs/bpf/tortie',
+    metricsEnabled: parseBool(menabled ?? 'true', menabledSrc),
+    metricsHost: mhost ?? hhost ?? '127.0.0.1',
     metricsPort: parsePort(mport ?? '9091', mportSrc),
     healthPort: parsePort(hport ?? '9099', hportSrc),
     healthHost: hhost ?? '127.0.0.1',

@@ -1,8 +1,9 @@
 /**
- * The agent's HTTP endpoints: `/metrics` (Prometheus), `/livez` (the event loop answers and the
- * last apply loop iteration is recent) and `/readyz` (in sync with the datastore and the last
- * apply succeeded). Bound to 127.0.0.1 by default; port 0 picks a free port (the caller decides
- * whether to start the server at all).
+ * The agent's HTTP endpoints: `/metrics` (Prometheus), `/livez` = Felix's `/liveness` (the event
+ * loop answers and the last apply loop iteration is recent) and `/readyz` = `/readiness` (in sync
+ * with the datastore and the last apply succeeded). One server serves health, metrics or both
+ * (the health port and the metrics port; one listener when they are the same port). Bound to
+ * 127.0.0.1 by default; port 0 picks a free port (the caller decides whether to start it at all).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,10 +14,14 @@ export interface HealthSource {
   ready(): { ok: boolean; detail: string };
 }
 
-export async function startHttp(host: string, port: number, registry: Registry, health: HealthSource): Promise<Server> {
+const LIVE_PATHS = new Set(['/livez', '/liveness']);
+const READY_PATHS = new Set(['/readyz', '/readiness']);
+
+/** `registry` undefined: no /metrics here; `health` undefined: no health paths here. */
+export async function startHttp(host: string, port: number, registry: Registry | undefined, health: HealthSource | undefined): Promise<Server> {
   const server = createServer((req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
-    if (url === '/metrics') {
+    const url = (req.url ?? '/').split('?')[0]!;
+    if (url === '/metrics' && registry) {
       registry.metrics().then((body) => {
         res.writeHead(200, { 'content-type': registry.contentType });
         res.end(body);
@@ -26,14 +31,15 @@ export async function startHttp(host: string, port: number, registry: Registry, 
       });
       return;
     }
-    if (url === '/livez' || url === '/readyz') {
-      const r = url === '/livez' ? health.live() : health.ready();
+    if (health && (LIVE_PATHS.has(url) || READY_PATHS.has(url))) {
+      const r = LIVE_PATHS.has(url) ? health.live() : health.ready();
       res.writeHead(r.ok ? 200 : 503, { 'content-type': 'text/plain' });
       res.end(`${r.ok ? 'ok' : 'not ok'}: ${r.detail}\n`);
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' });
-    res.end('not found; try /metrics, /livez or /readyz\n');
+    const paths = [...(registry ? ['/metrics'] : []), ...(health ? ['/livez', '/readyz', '/liveness', '/readiness'] : [])];
+    res.end(`not found; try ${paths.join(', ')}\n`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -37,11 +37,17 @@ export async function main(argv: string[]): Promise<number> {
     .option('--etcd-ca <file>', 'etcd CA certificate (ETCD_CA_CERT_FILE)')
     .option('--etcd-cert <file>', 'etcd client certificate (ETCD_CERT_FILE)')
     .option('--etcd-key <file>', 'etcd client key (ETCD_KEY_FILE)')
-    .option('--log-level <level>', 'trace | debug | info | warn | error')
+    .option('--log-level <level>', 'screen log level: trace | debug | info | warn | error | none (FELIX_LOGSEVERITYSCREEN, info)')
+    .option('--log-format <format>', 'screen log format: json | text (TORTIE_LOGFORMAT, json)')
+    .option('--log-file <path>', 'also log to this file as JSON lines, none = off (FELIX_LOGFILEPATH, off)')
+    .option('--log-level-file <level>', 'log file level (FELIX_LOGSEVERITYFILE, info)')
+    .option('--flow-log-file <path>', 'flow logs (denied flows, Log rules) to this file, - = stdout (TORTIE_FLOWLOGFILE, or FELIX_FLOWLOGSFILEDIRECTORY/flows.log; default: the main log)')
     .option('--bpffs-root <dir>', 'bpffs directory for pins (TORTIE_BPFFS_ROOT)')
-    .option('--metrics-port <port>', 'Prometheus port, 0 = off (FELIX_PROMETHEUSMETRICSPORT)')
-    .option('--health-port <port>', '/livez and /readyz port, 0 = off (FELIX_HEALTHPORT)')
-    .option('--health-host <host>', 'address for the health and metrics listener')
+    .option('--metrics-port <port>', 'Prometheus /metrics port, 0 = off (FELIX_PROMETHEUSMETRICSPORT, 9091)')
+    .option('--metrics-host <host>', 'address for the metrics listener (FELIX_PROMETHEUSMETRICSHOST, the health host)')
+    .option('--no-metrics', 'serve no metrics (FELIX_PROMETHEUSMETRICSENABLED=false)')
+    .option('--health-port <port>', '/livez, /readyz, /liveness, /readiness port, 0 = off (FELIX_HEALTHPORT, 9099)')
+    .option('--health-host <host>', 'address for the health listener (FELIX_HEALTHHOST, 127.0.0.1)')
     .option('--interface-prefix <prefix>', 'workload interface prefix (FELIX_INTERFACEPREFIX)')
     .option('--uplink <ifname>', 'host uplink interface (default: the one holding the node IP)')
     .option('--policy-only', 'enforce policy only: no IPAM, routes or encapsulation')
@@ -57,7 +63,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--ct-quota <n>', 'conntrack entries one workload may own, 0 = no quota (TORTIE_CT_QUOTA, table size / 8)')
     .option('--cni-socket <path>', 'serve the CNI plugins on this unix socket, "none" = off (TORTIE_CNI_SOCKET; default <run dir>/cni.sock)')
     .action(async (o: RawNodeOptions & { nodename?: string }) => {
-      const config = resolveConfig({ ...o, nodeName: o.nodename });
+      // commander defaults a --no-x option to true: only an explicit --no-metrics overrides the environment.
+      const config = resolveConfig({ ...o, nodeName: o.nodename, metrics: o.metrics === false ? false : undefined });
       const { runAgent } = await import('./run');
       exitCode = await runAgent(config);
     });

@@ -1,10 +1,51 @@
 /**
  * Prometheus metrics of the agent (prom-client, one registry per agent so tests can run several).
- * Names follow Felix's where one exists (felix_* → tortie_*).
+ *
+ * Two families side by side in one registry:
+ * - tortie's own names (`tortie_*`), the project's figures;
+ * - Felix's names (`felix_*`, FELIX_NAMES below, the one place they are listed) for the figures
+ *   tortie has, with Felix's types and meanings, so Calico dashboards and alerts keep working.
+ *   Felix metrics tortie has no figure for are not served (never a constant pretending).
+ *
+ * Extending: other parts add metrics with `gauge()`/`counter()` (idempotent by name, so two
+ * managers asking for the same metric share it); a Felix equivalent goes into FELIX_NAMES.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from 'prom-client';
 import type { NatStatus } from '../dataplane/bpf/nat';
 import type { CtStatus } from '../dataplane/bpf/conntrack';
+
+/** Felix's metric names tortie serves, with Felix's type and help (felix/… in projectcalico/calico). */
+export const FELIX_NAMES = {
+  activeLocalEndpoints: { name: 'felix_active_local_endpoints', type: 'gauge', help: 'Number of active endpoints on this host.' },
+  activeLocalPolicies: { name: 'felix_active_local_policies', type: 'gauge', help: 'Number of active policies on this host.' },
+  activeLocalSelectors: { name: 'felix_active_local_selectors', type: 'gauge', help: 'Number of active selectors on this host.' },
+  clusterNumHosts: { name: 'felix_cluster_num_hosts', type: 'gauge', help: 'Total number of Calico hosts in the cluster.' },
+  clusterNumWorkloadEndpoints: { name: 'felix_cluster_num_workload_endpoints', type: 'gauge', help: 'Total number of workload endpoints cluster-wide.' },
+  clusterNumPolicies: { name: 'felix_cluster_num_policies', type: 'gauge', help: 'Total number of policies in the cluster.' },
+  clusterNumProfiles: { name: 'felix_cluster_num_profiles', type: 'gauge', help: 'Total number of profiles in the cluster.' },
+  intDataplaneApplyTime: { name: 'felix_int_dataplane_apply_time_seconds', type: 'summary', help: 'Time in seconds that it took to apply a dataplane update.' },
+  intDataplaneFailures: { name: 'felix_int_dataplane_failures', type: 'counter', help: 'Number of times dataplane updates failed and will be retried.' },
+  resyncsStarted: { name: 'felix_resyncs_started', type: 'counter', help: 'Number of times Felix has started resyncing with the datastore.' },
+  calcGraphUpdateTime: { name: 'felix_calc_graph_update_time_seconds', type: 'summary', help: 'Seconds to update calculation graph for each datastore OnUpdate call.' },
+  calcGraphUpdatesProcessed: { name: 'felix_calc_graph_updates_processed', type: 'counter', help: 'Number of datastore updates processed by the calculation graph.' },
+  bpfConntrackSweeps: { name: 'felix_bpf_conntrack_sweeps', type: 'counter', help: 'Number of contrack table sweeps made so far' },
+  bpfConntrackUsed: { name: 'felix_bpf_conntrack_used', type: 'gauge', help: 'Number of used entries visited during a conntrack table sweep' },
+  bpfConntrackCleaned: { name: 'felix_bpf_conntrack_cleaned', type: 'gauge', help: 'Number of entries cleaned during a conntrack table sweep' },
+  bpfConntrackExpired: { name: 'felix_bpf_conntrack_expired', type: 'gauge', help: 'Number of entries cleaned during a conntrack table sweep due to expiration' },
+} as const;
+
+/** Calculation-graph figures behind felix_active_local_* and felix_cluster_* (CalcGraph.stats()). */
+export interface CalcStats {
+  localEndpoints: number;
+  activeLocalPolicies: number;
+  activeSelectors: number;
+  hosts: number;
+  workloadEndpoints: number;
+  policies: number;
+  profiles: number;
+}
+
+const SUMMARY_PERCENTILES = [0.5, 0.9, 0.99];
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -116,7 +157,66 @@ export class NodeMetrics {
     this.mapCapacity.set({ map: 'ct4' }, s.capacity);
   }
 
+  // ------------------------------------------------------------ Felix's names (FELIX_NAMES)
+  readonly felix = {
+    activeLocalEndpoints: this.gauge(FELIX_NAMES.activeLocalEndpoints),
+    activeLocalPolicies: this.gauge(FELIX_NAMES.activeLocalPolicies),
+    activeLocalSelectors: this.gauge(FELIX_NAMES.activeLocalSelectors),
+    clusterNumHosts: this.gauge(FELIX_NAMES.clusterNumHosts),
+    clusterNumWorkloadEndpoints: this.gauge(FELIX_NAMES.clusterNumWorkloadEndpoints),
+    clusterNumPolicies: this.gauge(FELIX_NAMES.clusterNumPolicies),
+    clusterNumProfiles: this.gauge(FELIX_NAMES.clusterNumProfiles),
+    intDataplaneApplyTime: this.summary(FELIX_NAMES.intDataplaneApplyTime),
+    intDataplaneFailures: this.counter(FELIX_NAMES.intDataplaneFailures),
+    resyncsStarted: this.counter(FELIX_NAMES.resyncsStarted),
+    calcGraphUpdateTime: this.summary(FELIX_NAMES.calcGraphUpdateTime),
+    calcGraphUpdatesProcessed: this.counter(FELIX_NAMES.calcGraphUpdatesProcessed),
+    bpfConntrackSweeps: this.counter(FELIX_NAMES.bpfConntrackSweeps),
+    bpfConntrackUsed: this.gauge(FELIX_NAMES.bpfConntrackUsed),
+    bpfConntrackCleaned: this.gauge(FELIX_NAMES.bpfConntrackCleaned),
+    bpfConntrackExpired: this.gauge(FELIX_NAMES.bpfConntrackExpired),
+  };
+
   constructor(withDefaults = true) {
     if (withDefaults) collectDefaultMetrics({ register: this.registry, prefix: 'tortie_node_' });
+  }
+
+  /** A gauge in this registry, created on first use (same name → same metric). */
+  gauge<L extends string = string>(o: { name: string; help: string; labelNames?: readonly L[] }): Gauge<L> {
+    const have = this.registry.getSingleMetric(o.name);
+    if (have) return have as Gauge<L>;
+    return new Gauge<L>({ name: o.name, help: o.help, labelNames: o.labelNames ?? [], registers: [this.registry] });
+  }
+
+  counter<L extends string = string>(o: { name: string; help: string; labelNames?: readonly L[] }): Counter<L> {
+    const have = this.registry.getSingleMetric(o.name);
+    if (have) return have as Counter<L>;
+    return new Counter<L>({ name: o.name, help: o.help, labelNames: o.labelNames ?? [], registers: [this.registry] });
+  }
+
+  summary(o: { name: string; help: string }): Summary {
+    const have = this.registry.getSingleMetric(o.name);
+    if (have) return have as Summary;
+    return new Summary({ name: o.name, help: o.help, percentiles: SUMMARY_PERCENTILES, maxAgeSeconds: 600, ageBuckets: 5, registers: [this.registry] });
+  }
+
+  /** felix_active_local_* and felix_cluster_* from the calculation graph's current figures. */
+  setCalcStats(s: CalcStats): void {
+    this.felix.activeLocalEndpoints.set(s.localEndpoints);
+    this.felix.activeLocalPolicies.set(s.activeLocalPolicies);
+    this.felix.activeLocalSelectors.set(s.activeSelectors);
+    this.felix.clusterNumHosts.set(s.hosts);
+    this.felix.clusterNumWorkloadEndpoints.set(s.workloadEndpoints);
+    this.felix.clusterNumPolicies.set(s.policies);
+    this.felix.clusterNumProfiles.set(s.profiles);
+  }
+
+  /** One conntrack sweep's figures (tortie's and Felix's names). */
+  recordConntrackSweep(r: { scanned: number; live: number; expired: number }): void {
+    this.conntrackEntries.set(r.live);
+    this.felix.bpfConntrackSweeps.inc();
+    this.felix.bpfConntrackUsed.set(r.scanned);
+    this.felix.bpfConntrackCleaned.set(r.expired);
+    this.felix.bpfConntrackExpired.set(r.expired);
   }
 }

@@ -13,7 +13,7 @@ import { ResourceClient } from '../client/resources';
 import { CalcGraph } from '../calc/graph';
 import { unenforcedProblems, type Node } from '../model';
 import { BpfDataplane } from '../dataplane/dataplane';
-import { createLogger, type Logger } from '../util/log';
+import { createAgentLogger, createFlowLogger, type Logger } from '../util/log';
 import { Agent, type Dataplane } from './agent';
 import type { NodeConfig } from './config';
 import { ConfigError, withFelixConfiguration } from './config';
@@ -38,7 +38,7 @@ export function dataplaneAdapter(dp: BpfDataplane, metrics: NodeMetrics): Datapl
     apply: (d) => dp.apply(d),
     housekeeping: async () => {
       const st = dp.housekeeping();
-      metrics.conntrackEntries.set(st.conntrackEntries);
+      metrics.recordConntrackSweep({ live: st.conntrackEntries, ...st.conntrackSweep });
       metrics.endpoints.set(st.endpointsProgrammed);
       for (const [reason, n] of Object.entries(st.drops)) metrics.drops.set({ reason }, Number(n));
       for (const [map, n] of Object.entries(st.mapEntries)) metrics.mapEntries.set({ map }, n);
@@ -137,14 +137,17 @@ export async function startAgent(given: NodeConfig, log: Logger): Promise<Runnin
     await ensureClusterInformation(client, `v${VERSION}`, c.clusterType, log);
     c = await effectiveConfig(client, c, log);
     const graph = new CalcGraph({ nodeName: c.nodeName, logger: log.child({ component: 'calc' }) });
+    // Flow logs: their own file or stdout when configured, else in the main log.
+    const flowLog = c.flowLogFile ? createFlowLogger(c.flowLogFile) : log;
     const dataplane = await BpfDataplane.open({
       pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,
       routing: { nat: c.nat, ...(c.bgp ? { routeSource: c.routeSource } : {}) }, ctMaxEntries: c.ct.maxEntries, ctQuota: c.ct.quota,
-      onFlow: (flow) => log.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
+      onFlow: (flow) => flowLog.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
     });
     const agent = new Agent({
       nodeName: c.nodeName, datastore, calc: graph, dataplane: dataplaneAdapter(dataplane, metrics), log, metrics,
       health: c.healthPort ? { host: c.healthHost, port: c.healthPort } : undefined,
+      metricsListen: c.metricsEnabled && c.metricsPort ? { host: c.metricsHost, port: c.metricsPort } : undefined,
     });
     await agent.start();
     let started: Awaited<ReturnType<typeof startBgp>> | undefined;
@@ -230,7 +233,10 @@ export async function startCni(c: NodeConfig, running: Pick<RunningAgent, 'datas
 }
 
 export async function runAgent(c: NodeConfig): Promise<number> {
-  const log = createLogger({ level: c.logLevel, name: 'tortie-node' });
+  const log = createAgentLogger({
+    name: 'tortie-node', screen: { level: c.logLevel, format: c.logFormat },
+    file: c.logFile ? { path: c.logFile, level: c.logLevelFile } : undefined,
+  });
   applyHeapGrowing(c.heapGrowingPercent);
   const runDir = process.env.TORTIE_RUN_DIR || '/run/tortie';
   const pidFile = `${runDir}/${c.nodeName}.pid`;

@@ -50,6 +50,21 @@ t.test('NAT and conntrack options: Calico\'s FELIX_NATPORTRANGE, quotas and tabl
   t.throws(() => resolveConfig({ nodeName: 'n1', ctMaxEntries: '10' }, {}), /--ct-max-entries: "10" is not an integer in 1024/);
 });
 
+t.test('Felix logging and metrics names', async (t) => {
+  const d = resolveConfig({ nodeName: 'n1' }, {});
+  t.match(d, { metricsEnabled: true, metricsHost: '127.0.0.1', logFile: '', logLevelFile: 'info', logFormat: 'json', flowLogFile: '' }, 'defaults: metrics on, no log file, JSON screen, flows in the main log');
+  const c = resolveConfig({ nodeName: 'n1' }, {
+    FELIX_PROMETHEUSMETRICSENABLED: 'false', FELIX_PROMETHEUSMETRICSPORT: '9191', FELIX_PROMETHEUSMETRICSHOST: '0.0.0.0',
+    FELIX_LOGFILEPATH: '/var/log/calico/felix.log', FELIX_LOGSEVERITYFILE: 'Debug', FELIX_LOGSEVERITYSCREEN: 'Error',
+    TORTIE_LOGFORMAT: 'text', FELIX_FLOWLOGSFILEDIRECTORY: '/var/log/calico/flowlogs/',
+  });
+  t.match(c, { metricsEnabled: false, metricsPort: 9191, metricsHost: '0.0.0.0', logFile: '/var/log/calico/felix.log', logLevelFile: 'debug',
+    logLevel: 'error', logFormat: 'text', flowLogFile: '/var/log/calico/flowlogs/flows.log' });
+  t.equal(resolveConfig({ nodeName: 'n1' }, { FELIX_LOGFILEPATH: 'None' }).logFile, '', 'none = no log file');
+  t.equal(resolveConfig({ nodeName: 'n1', metrics: false }, { FELIX_PROMETHEUSMETRICSENABLED: 'true' }).metricsEnabled, false, '--no-metrics wins');
+  t.equal(resolveConfig({ nodeName: 'n1', flowLogFile: '-' }, { FELIX_FLOWLOGSFILEDIRECTORY: '/x' }).flowLogFile, '-', 'flag wins');
+});
+
 t.test('etcd endpoints without a type select etcdv3 (as tortiectl and the CNI plugin)', async (t) => {
   t.equal(resolveConfig({ nodeName: 'n1' }, { ETCD_ENDPOINTS: 'http://127.0.0.9:2379' }).datastoreType, 'etcdv3');
   t.equal(resolveConfig({ nodeName: 'n1', etcdEndpoints: 'http://127.0.0.9:2379' }, {}).datastoreType, 'etcdv3');
@@ -78,6 +93,9 @@ t.test('bad values name the flag or variable and the value', async (t) => {
     [{}, { FELIX_HEALTHPORT: 'abc' }, /FELIX_HEALTHPORT: port "abc"/],
     [{ logLevel: 'loud' }, {}, /--log-level: log level "loud"/],
     [{ nodeName: 'Bad_Name' }, {}, /node name "Bad_Name"/],
+    [{}, { FELIX_PROMETHEUSMETRICSENABLED: 'maybe' }, /FELIX_PROMETHEUSMETRICSENABLED: "maybe" is not a boolean/],
+    [{ logFormat: 'xml' }, {}, /--log-format: log format "xml" is not "json" or "text"/],
+    [{}, { FELIX_LOGSEVERITYFILE: 'chatty' }, /FELIX_LOGSEVERITYFILE: log level "chatty"/],
     [{}, { ETCD_CERT_FILE: '/c.pem' }, /must be given together/],
     [{ maxBatch: '0' }, {}, /--max-batch: "0" is not a positive integer/],
     [{ heapGrowingPercent: '-5' }, {}, /--heap-growing-percent: "-5" is not an integer in 0–400/],

@@ -99,27 +99,36 @@ t.test('agent: in-sync → reconcile, then coalesced deltas; invalid resources a
   t.ok(dp.closed, 'dataplane closed (programs stay attached: close() must not detach)');
 });
 
-t.test('agent health endpoints', async (t) => {
+t.test('agent health endpoints (Felix\'s paths too) and metrics on the metrics port', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tortie-agent-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const dp = new RecordingDataplane();
   dp.failNext = 1000;
   const metrics = new NodeMetrics(false);
   const agent = new Agent({ nodeName: 'n1', datastore: new EmbeddedDatastore({ dir }), calc: new RecordingCalc(), dataplane: dp,
-    log: silentLogger, metrics, health: { host: '127.0.0.1', port: 0 } });
+    log: silentLogger, metrics, health: { host: '127.0.0.1', port: 0 }, metricsListen: { host: '127.0.0.1', port: 0 } });
   t.teardown(() => agent.stop());
   await agent.start();
-  const port = boundPort((agent as unknown as { server: import('node:http').Server }).server);
+  const [port, metricsPort] = agent.listeners.map(boundPort) as [number, number];
+  t.not(port, metricsPort, 'two listeners');
   await new Promise((r) => setTimeout(r, 100));
-  const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
-  t.equal(ready.status, 503, 'not ready while the dataplane keeps failing');
-  t.match(await ready.text(), /injected failure/);
+  for (const path of ['/readyz', '/readiness']) {
+    const ready = await fetch(`http://127.0.0.1:${port}${path}`);
+    t.equal(ready.status, 503, `${path}: not ready while the dataplane keeps failing`);
+    t.match(await ready.text(), /injected failure/);
+  }
   t.equal((await fetch(`http://127.0.0.1:${port}/livez`)).status, 200);
-  const m = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  t.equal((await fetch(`http://127.0.0.1:${port}/liveness`)).status, 200);
+  t.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 404, 'metrics are on the metrics port, not the health port');
+  t.equal((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status, 404, 'health is on the health port only');
+  const m = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   t.match(m, /tortie_dataplane_apply_failures_total\{manager="dataplane"\} [1-9]/);
+  t.match(m, /^felix_int_dataplane_failures [1-9]/m, 'Felix\'s name for the same figure');
+  t.match(m, /^# TYPE felix_int_dataplane_apply_time_seconds summary/m);
+  t.match(m, /^felix_resyncs_started 1$/m);
   t.equal((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
   dp.failNext = 0;
   for (let i = 0; i < 200 && !agent.ready().ok; i++) await new Promise((r) => setTimeout(r, 25));
-  t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200, 'ready once an apply succeeds');
+  t.equal((await fetch(`http://127.0.0.1:${port}/readiness`)).status, 200, 'ready once an apply succeeds');
   await agent.stop();
 });
