@@ -32,8 +32,10 @@ import { agentCommand } from '../node/launch';
 import { birdDir } from '../node/bird-dir';
 import { parseBirdProtocols, renderBgpStatus } from '../bgp/status';
 import { run } from '../util/netns';
+import { isAgentAlive, liveAgents, readAgent, type AgentRecord } from '../node/agents';
 
-export const DEFAULT_RUN_DIR = '/run/tortie';
+export { DEFAULT_RUN_DIR } from '../node/agents';
+import { DEFAULT_RUN_DIR } from '../node/agents';
 export const DEFAULT_LOG_DIR = '/var/log/tortie';
 export const DEFAULT_HEALTH_PORT = 9099;
 
@@ -114,66 +116,6 @@ function nodeNameOf(args: ParsedArgs, io: CliIO): string {
   return name;
 }
 
-interface AgentRecord {
-  node: string;
-  pid?: number;
-  healthPort?: number;
-  logFile?: string;
-  pidFile: string;
-}
-
-function readJson(file: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function readAgent(runDir: string, node: string): AgentRecord {
-  const pidFile = path.join(runDir, `${node}.pid`);
-  const rec: AgentRecord = { node, pidFile };
-  const side = readJson(path.join(runDir, `${node}.tortiectl.json`));
-  if (side) {
-    if (typeof side.healthPort === 'number') rec.healthPort = side.healthPort;
-    if (typeof side.logFile === 'string') rec.logFile = side.logFile;
-    // An agent that keeps its pid file elsewhere is still found through what node run recorded.
-    if (typeof side.pid === 'number') rec.pid = side.pid;
-  }
-  try {
-    const text = fs.readFileSync(pidFile, 'utf8').trim();
-    if (text.startsWith('{')) {
-      const j = readJson(pidFile) ?? {};
-      if (typeof j.pid === 'number') rec.pid = j.pid;
-      if (typeof j.healthPort === 'number') rec.healthPort = j.healthPort;
-    } else {
-      const n = Number(text.split(/\s+/)[0]);
-      if (Number.isSafeInteger(n) && n > 0) rec.pid = n;
-    }
-  } catch {
-    // no pid file: not running
-  }
-  return rec;
-}
-
-/** The process exists and is a tortie-node (guards against a recycled pid). */
-function isAgentAlive(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    // A zombie has an empty cmdline: it is not running any more.
-    return cmdline.includes('tortie-node') || cmdline.includes('tortie_node');
-  } catch {
-    return false;
-  }
-}
-
 /** GET http://127.0.0.1:<port>/readyz → status and body, or the connection error. */
 function probeReady(port: number, timeoutMs = 2000): Promise<{ status: number; body: string } | { error: string }> {
   return new Promise((resolve) => {
@@ -208,32 +150,15 @@ async function nodeStatus(binary: string, argv: readonly string[], io: CliIO): P
   }
   if (args.positionals.length > 0) throw invalidOption(binary, argv);
   const runDir = runDirOf(args, io);
-  let nodes: string[];
-  if (args.get('name') !== undefined) nodes = [nodeNameOf(args, io)];
-  else {
-    let files: string[] = [];
-    try {
-      const names = fs.readdirSync(runDir).map((f) => /^(.+)\.(pid|tortiectl\.json)$/.exec(f)?.[1]).filter((n): n is string => n !== undefined);
-      files = [...new Set(names)].sort();
-    } catch {
-      files = [];
-    }
-    nodes = files.length > 0 ? files : [nodeNameOf(args, io)];
-  }
-  const records = nodes.map((n) => readAgent(runDir, n));
-  const running = records.filter((r) => isAgentAlive(r.pid));
-  if (running.length === 0) {
-    const stale = records.filter((r) => r.pid !== undefined);
-    const note = stale.length > 0 ? ` (stale pid file${stale.length > 1 ? 's' : ''}: ${stale.map((r) => r.pidFile).join(', ')})` : '';
-    throw new CliError(`tortie process is not running.${note}`, 'ERR_CLI_NOT_RUNNING');
+  const named = args.get('name') !== undefined ? [nodeNameOf(args, io)] : undefined;
+  const { live, stale } = liveAgents(runDir, named);
+  const staleNote = stale.length > 0 ? ` (stale pid file${stale.length > 1 ? 's' : ''}: ${stale.map((r) => r.pidFile).join(', ')})` : '';
+  if (live.length === 0) {
+    throw new CliError(`tortie process is not running.${staleNote}`, 'ERR_CLI_NOT_RUNNING');
   }
   io.stdout.write('tortie process is running.\n\n');
   const rows: string[][] = [];
-  for (const r of records) {
-    if (!isAgentAlive(r.pid)) {
-      rows.push([r.node, r.pid !== undefined ? String(r.pid) : '-', 'not running', r.pid !== undefined ? `stale pid file ${r.pidFile}` : 'no pid file']);
-      continue;
-    }
+  for (const r of live) {
     const port = healthPortOf(args, io, r);
     const probe = await probeReady(port);
     if ('error' in probe) {
@@ -246,7 +171,8 @@ async function nodeStatus(binary: string, argv: readonly string[], io: CliIO): P
   io.stdout.write('Agent status\n');
   io.stdout.write(renderTable(['NODE', 'PID', 'STATE', 'INFO'], rows, ['left', 'right', 'left', 'left']));
   io.stdout.write('\n');
-  for (const r of records) if (isAgentAlive(r.pid)) io.stdout.write(await bgpStatusOf(runDir, r.node, records.length > 1));
+  for (const r of live) io.stdout.write(await bgpStatusOf(path.dirname(r.pidFile), r.node, live.length > 1));
+  if (staleNote) io.stderr.write(`note: not listed, not running${staleNote}\n`);
   return 0;
 }
 

@@ -37,6 +37,8 @@ export interface NodeConfig {
   /** Flow logs (denied flows, Log rules): '' = in the main log; a path = JSON lines in that file; '-' = stdout. */
   flowLogFile: string;
   bpffsRoot: string;
+  /** Pid and state files (TORTIE_RUN_DIR). */
+  runDir: string;
   /** FELIX_PROMETHEUSMETRICSENABLED (tortie default: true). */
   metricsEnabled: boolean;
   metricsHost: string;
@@ -217,6 +219,7 @@ export interface RawNodeOptions {
   logLevelFile?: string;
   flowLogFile?: string;
   bpffsRoot?: string;
+  runDir?: string;
   metrics?: boolean | string;
   metricsHost?: string;
   metricsPort?: string;
@@ -256,6 +259,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [key] = pick('etcd-key', opts.etcdKey, 'ETCD_KEY_FILE');
   const [level, levelSrc] = pick('log-level', opts.logLevel, 'TORTIE_LOGLEVEL', 'FELIX_LOGSEVERITYSCREEN', 'LOG_LEVEL');
   const [bpffs] = pick('bpffs-root', opts.bpffsRoot, 'TORTIE_BPFFS_ROOT');
+  const [runDir] = pick('run-dir', opts.runDir, 'TORTIE_RUN_DIR');
   const [mport, mportSrc] = pick('metrics-port', opts.metricsPort, 'FELIX_PROMETHEUSMETRICSPORT');
   const [mhost] = pick('metrics-host', opts.metricsHost, 'FELIX_PROMETHEUSMETRICSHOST');
   const [menabled, menabledSrc] = pick('metrics', opts.metrics === undefined ? undefined : String(opts.metrics), 'FELIX_PROMETHEUSMETRICSENABLED');
@@ -354,6 +358,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     logLevelFile: parseLogLevel(lfileLevel ?? 'info', lfileLevelSrc),
     flowLogFile: flowFile?.trim() ?? (flowDir ? `${flowDir.trim().replace(/\/+$/, '')}/flows.log` : ''),
     bpffsRoot: bpffs ?? '/sys/fs/bpf/tortie',
+    runDir: runDir ?? '/run/tortie',
     metricsEnabled: parseBool(menabled ?? 'true', menabledSrc),
     metricsHost: mhost ?? hhost ?? '127.0.0.1',
     metricsPort: parsePort(mport ?? '9091', mportSrc),

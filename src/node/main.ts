@@ -1,5 +1,7 @@
 /**
- * tortie-node: `run` (the agent, default), `doctor` (host feature checks), `version`.
+ * tortie-node: `run` (the agent; the default when no command is given), `doctor` (host feature
+ * checks), `install` / `uninstall` (systemd unit, env file, CNI plugins and conflist),
+ * `cleanup` (take the datapath off the host after the agent stopped), `version`.
  */
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version';
@@ -9,7 +11,8 @@ import { runDoctor, formatResults } from './doctor';
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const program = new Command('tortie-node')
-    .description('tortie node agent: keeps this host\'s eBPF dataplane matching the datastore')
+    .description('tortie node agent: keeps this host\'s eBPF dataplane matching the datastore.\n' +
+      'With no command, `run` is assumed: `tortie-node` = `tortie-node run` (flags go after run).')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
 
@@ -26,8 +29,54 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`tortie-node ${VERSION}\n`);
   });
 
+  program.command('install')
+    .description('place the systemd unit, /etc/tortie/tortie-node.env, the CNI plugins and conflist (starts nothing)')
+    .option('--root <dir>', 'install under this directory instead of / (packaging, tests)', '/')
+    .option('--cni-bin-dir <dir>', 'CNI plugin directory', '/opt/cni/bin')
+    .option('--cni-net-dir <dir>', 'CNI network configuration directory', '/etc/cni/net.d')
+    .option('--nodename <name>', 'node name for the conflist and env file (NODENAME, host name)')
+    .option('--datastore-type <type>', 'embedded | etcdv3 (DATASTORE_TYPE)')
+    .option('--store-dir <dir>', 'embedded datastore directory (TORTIE_DATASTORE_DIR)')
+    .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs (ETCD_ENDPOINTS)')
+    .action(async (o: { root: string; cniBinDir: string; cniNetDir: string; nodename?: string; datastoreType?: string; storeDir?: string; etcdEndpoints?: string }) => {
+      const { installOnHost } = await import('./host-install');
+      const config = resolveConfig({ nodeName: o.nodename, datastoreType: o.datastoreType, storeDir: o.storeDir, etcdEndpoints: o.etcdEndpoints });
+      const r = installOnHost({ root: o.root, config, cniBinDir: o.cniBinDir, cniNetDir: o.cniNetDir });
+      for (const f of r.written) process.stdout.write(`wrote ${f}\n`);
+      for (const f of r.kept) process.stdout.write(`kept ${f} (already there)\n`);
+      process.stdout.write(`recorded in ${r.manifest}\n`);
+      if (o.root === '/') process.stdout.write('next: edit /etc/tortie/tortie-node.env, then: systemctl daemon-reload && systemctl enable --now tortie-node\n');
+    });
+
+  program.command('uninstall')
+    .description('remove what install placed (stop the service first: systemctl disable --now tortie-node)')
+    .option('--root <dir>', 'the directory install used', '/')
+    .option('--purge', 'also remove /etc/tortie/tortie-node.env')
+    .action(async (o: { root: string; purge?: boolean }) => {
+      const { uninstallFromHost } = await import('./host-install');
+      const r = uninstallFromHost({ root: o.root, purge: o.purge });
+      for (const f of r.removed) process.stdout.write(`removed ${f}\n`);
+      for (const l of r.left) process.stdout.write(`left ${l.path}: ${l.why}\n`);
+    });
+
+  program.command('cleanup')
+    .description('after the agent stopped: detach tortie\'s programs, delete its routes, then remove its pins')
+    .option('--bpffs-root <dir>', 'bpffs directory of the pins (TORTIE_BPFFS_ROOT)')
+    .option('--run-dir <dir>', 'agents\' run directory, to refuse while one runs (TORTIE_RUN_DIR)')
+    .action(async (o: { bpffsRoot?: string; runDir?: string }) => {
+      const { cleanupHost, formatCleanup, CleanupRefused } = await import('./cleanup');
+      const opts = { bpffsRoot: o.bpffsRoot ?? process.env.TORTIE_BPFFS_ROOT ?? '/sys/fs/bpf/tortie', runDir: o.runDir ?? process.env.TORTIE_RUN_DIR ?? '/run/tortie' };
+      try {
+        process.stdout.write(formatCleanup(await cleanupHost(opts), opts));
+      } catch (e) {
+        if (!(e instanceof CleanupRefused)) throw e;
+        process.stderr.write(`tortie-node cleanup: ${e.message}\n`);
+        exitCode = 1;
+      }
+    });
+
   program.command('run', { isDefault: true })
-    .description('run the agent (flags override Calico environment variables)')
+    .description('run the agent (the default command; flags override Calico environment variables)')
     .option('--nodename <name>', 'this node\'s name (NODENAME)')
     .option('--ip <addr>', 'autodetect | none | ADDR/PREFIX (IP)')
     .option('--ip-autodetection-method <method>', 'first-found | can-reach=DEST | interface=RE | skip-interface=RE | cidr=CIDR')
@@ -43,6 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--log-level-file <level>', 'log file level (FELIX_LOGSEVERITYFILE, info)')
     .option('--flow-log-file <path>', 'flow logs (denied flows, Log rules) to this file, - = stdout (TORTIE_FLOWLOGFILE, or FELIX_FLOWLOGSFILEDIRECTORY/flows.log; default: the main log)')
     .option('--bpffs-root <dir>', 'bpffs directory for pins (TORTIE_BPFFS_ROOT)')
+    .option('--run-dir <dir>', 'where the pid and state files go (TORTIE_RUN_DIR, /run/tortie)')
     .option('--metrics-port <port>', 'Prometheus /metrics port, 0 = off (FELIX_PROMETHEUSMETRICSPORT, 9091)')
     .option('--metrics-host <host>', 'address for the metrics listener (FELIX_PROMETHEUSMETRICSHOST, the health host)')
     .option('--no-metrics', 'serve no metrics (FELIX_PROMETHEUSMETRICSENABLED=false)')

@@ -238,8 +238,10 @@ export async function runAgent(c: NodeConfig): Promise<number> {
     file: c.logFile ? { path: c.logFile, level: c.logLevelFile } : undefined,
   });
   applyHeapGrowing(c.heapGrowingPercent);
-  const runDir = process.env.TORTIE_RUN_DIR || '/run/tortie';
+  const runDir = c.runDir;
   const pidFile = `${runDir}/${c.nodeName}.pid`;
+  // What operators' tools need to find this agent (tortiectl node status / diags).
+  const stateFile = `${runDir}/${c.nodeName}.state.json`;
   let running: RunningAgent;
   try {
     running = await startAgent(c, log);
@@ -250,6 +252,11 @@ export async function runAgent(c: NodeConfig): Promise<number> {
   try {
     mkdirSync(runDir, { recursive: true });
     writeFileSync(pidFile, `${process.pid}\n`);
+    writeFileSync(stateFile, JSON.stringify({
+      pid: process.pid, node: c.nodeName, healthHost: c.healthHost, healthPort: c.healthPort,
+      metricsHost: c.metricsHost, metricsPort: c.metricsEnabled ? c.metricsPort : 0, bpffsRoot: c.bpffsRoot,
+      logFile: c.logFile || undefined, flowLogFile: c.flowLogFile || undefined, datastoreType: c.datastoreType,
+    }) + '\n');
   } catch (e) {
     log.warn({ err: e, pidFile }, 'could not write the pid file');
   }
@@ -263,5 +270,6 @@ export async function runAgent(c: NodeConfig): Promise<number> {
   if (cni) await cni.stop();
   await running.stop();
   rmSync(pidFile, { force: true });
+  rmSync(stateFile, { force: true });
   return 0;
 }

@@ -57,10 +57,15 @@ t.test('node run / node status with a stand-in agent', async (t) => {
     t.same(rec.argv, ['run', `--nodename=${name}`, '--ip-autodetection-method=can-reach=198.18.0.1', `--health-port=${port}`, '--ip=autodetect', '--datastore-type=embedded', `--store-dir=${cli.storeDir}`]);
     t.match(fs.readFileSync(path.join(logDir, `${name}.log`), 'utf8'), /fake tortie-node \d+ starting/, 'agent output goes to <log-dir>/<node>.log');
 
+    // A stale pid file (an agent that died without removing it) is not listed as an agent.
+    fs.writeFileSync(path.join(runDir, 'ghost.pid'), '999999999\n');
     const st = await cli.run(['node', 'status'], { env: env('ready') });
     t.equal(st.code, 0, st.stderr);
     t.match(st.stdout, /^tortie process is running\.\n\nAgent status\n\+-/);
     t.match(st.stdout, new RegExp(`\\| ${name} +\\| +${rec.pid} \\| ready +\\| in sync, kernel programmed +\\|`));
+    t.notMatch(st.stdout, /ghost/, 'only live agents are listed');
+    t.match(st.stderr, /not running \(stale pid file: .*ghost\.pid\)/, 'the stale file is named on stderr');
+    fs.rmSync(path.join(runDir, 'ghost.pid'));
 
     // Running again replaces the agent, as calicoctl replaces the calico-node container.
     const again = await cli.run(['node', 'run', ...common], { env: env('ready') });
