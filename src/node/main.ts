@@ -54,7 +54,14 @@ export async function main(argv: string[]): Promise<number> {
     .option('--purge', 'also remove /etc/tortie/tortie-node.env')
     .action(async (o: { root: string; purge?: boolean }) => {
       const { uninstallFromHost } = await import('./host-install');
-      const r = uninstallFromHost({ root: o.root, purge: o.purge });
+      let r: ReturnType<typeof uninstallFromHost>;
+      try {
+        r = uninstallFromHost({ root: o.root, purge: o.purge });
+      } catch (e) {
+        process.stderr.write(`tortie-node uninstall: ${(e as Error).message}\n`);
+        exitCode = 1;
+        return;
+      }
       for (const f of r.removed) process.stdout.write(`removed ${f}\n`);
       for (const l of r.left) process.stdout.write(`left ${l.path}: ${l.why}\n`);
     });
