@@ -46,9 +46,14 @@ function usage(binary: string): string {
                     [--log-level=<LEVEL>] [--backend=(bird|none)] [--no-default-ippools]
                     [--timeout=<SECONDS>] [--dryrun] [--init-system] [options]
   ${binary} node status [--name=<NAME>] [options]
+  ${binary} node diags [--output=<FILE>] [--log-dir=<DIR>] [--run-dir=<DIR>] [--bpffs-root=<DIR>]
+  ${binary} node checksystem [--ip=<IP>] [--ip-autodetection-method=<METHOD>] [options]
 
 node run starts the tortie-node agent on this host, detached, logging to <log-dir>/<name>.log,
 and waits until it reports ready (in sync with the datastore, kernel programmed).
+node status lists the agents running on this host (stale pid files are named, not listed).
+node diags collects logs, configuration, metrics, BPF and network state into one archive.
+node checksystem checks the kernel, the datastore and the node address autodetection.
 
 Options:
      --name=<NAME>         Node name (default: the host name).
@@ -91,7 +96,9 @@ export async function runNode(binary: string, argv: readonly string[], io: CliIO
   }
   if (sub === 'run') return nodeRun(binary, argv, io);
   if (sub === 'status') return nodeStatus(binary, argv, io);
-  throw invalidOption(binary, argv, `(tortiectl supports 'node run' and 'node status'; ${JSON.stringify(sub)} is not implemented)`);
+  if (sub === 'diags') return (await import('./node-diags')).nodeDiags(binary, argv, io);
+  if (sub === 'checksystem') return (await import('./node-diags')).nodeChecksystem(binary, argv, io);
+  throw invalidOption(binary, argv, `(tortiectl supports 'node run', 'node status', 'node diags' and 'node checksystem'; ${JSON.stringify(sub)} is not implemented)`);
 }
 
 // ---------------------------------------------------------------- shared

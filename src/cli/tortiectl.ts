@@ -48,7 +48,7 @@ function usage(binary: string): string {
     validate     Check resources in a file without writing them.
     convert      Print Calico v1 / Kubernetes resources as projectcalico.org/v3.
     ipam         IP address management (ipam show, check, release).
-    node         tortie node management (node run, node status).
+    node         tortie node management (node run, status, diags, checksystem).
     version      Show the version of this binary.
 
 Options:

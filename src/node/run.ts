@@ -96,17 +96,19 @@ export interface RunningAgent {
 export async function resolveNodeAddress(c: NodeConfig): Promise<DetectedAddress | undefined> {
   if (c.ip === 'none' || c.policyOnly) return undefined;
   try {
-    const d = await detectNodeAddress(c.ip, c.ipAutodetectionMethod);
-    if (d.ifname === '') {
-      // An explicit ADDR/PREFIX: the uplink is the interface holding that address, if any.
-      const holder = (await readInterfaces()).find((e) => e.addr_info.some((a) => a.family === 'inet' && a.local === d.ip));
-      if (holder) return { ...d, ifname: holder.ifname };
-    }
-    return d;
+    return await detectAddressAndInterface(c.ip, c.ipAutodetectionMethod);
   } catch (e) {
     if (e instanceof AutodetectError) throw new ConfigError(e.message);
     throw e;
   }
+}
+
+/** detectNodeAddress, plus the interface holding an explicit ADDR/PREFIX (the uplink), if any. */
+export async function detectAddressAndInterface(ip: string, method: string): Promise<DetectedAddress> {
+  const d = await detectNodeAddress(ip, method);
+  if (d.ifname !== '') return d;
+  const holder = (await readInterfaces()).find((e) => e.addr_info.some((a) => a.family === 'inet' && a.local === d.ip));
+  return holder ? { ...d, ifname: holder.ifname } : d;
 }
 
 /** FelixConfiguration node.<name> and default, applied under flags and environment (Felix's precedence). */
