@@ -32,7 +32,7 @@ import { agentCommand } from '../node/launch';
 import { birdDir } from '../node/bird-dir';
 import { parseBirdProtocols, renderBgpStatus } from '../bgp/status';
 import { run } from '../util/netns';
-import { isAgentAlive, liveAgents, readAgent, type AgentRecord } from '../node/agents';
+import { discoverRunDirs, isAgentAlive, liveAgents, readAgent, type AgentRecord } from '../node/agents';
 
 export { DEFAULT_RUN_DIR } from '../node/agents';
 import { DEFAULT_RUN_DIR } from '../node/agents';
@@ -156,9 +156,18 @@ async function nodeStatus(binary: string, argv: readonly string[], io: CliIO): P
     return 0;
   }
   if (args.positionals.length > 0) throw invalidOption(binary, argv);
-  const runDir = runDirOf(args, io);
+  // Given a run directory (--run-dir, TORTIE_RUN_DIR): that one. Otherwise the default one and
+  // those of every tortie-node running on this host (an agent started with another run dir).
+  const explicit = args.get('run-dir') !== undefined || !!io.env.TORTIE_RUN_DIR;
+  const runDirs = explicit ? [runDirOf(args, io)] : [...new Set([runDirOf(args, io), ...discoverRunDirs()])];
   const named = args.get('name') !== undefined ? [nodeNameOf(args, io)] : undefined;
-  const { live, stale } = liveAgents(runDir, named);
+  const live: AgentRecord[] = [];
+  const stale: AgentRecord[] = [];
+  for (const dir of runDirs) {
+    const r = liveAgents(dir, named);
+    live.push(...r.live);
+    if (dir === runDirOf(args, io)) stale.push(...r.stale);
+  }
   const staleNote = stale.length > 0 ? ` (stale pid file${stale.length > 1 ? 's' : ''}: ${stale.map((r) => r.pidFile).join(', ')})` : '';
   if (live.length === 0) {
     throw new CliError(`tortie process is not running.${staleNote}`, 'ERR_CLI_NOT_RUNNING');
@@ -174,6 +183,8 @@ async function nodeStatus(binary: string, argv: readonly string[], io: CliIO): P
       const detail = probe.body.replace(/^(not ok|ok):\s*/, '');
       rows.push([r.node, String(r.pid), probe.status === 200 ? 'ready' : 'not ready', detail]);
     }
+    const dir = path.dirname(r.pidFile);
+    if (dir !== runDirOf(args, io)) rows[rows.length - 1]![3] += ` (run dir ${dir})`;
   }
   io.stdout.write('Agent status\n');
   io.stdout.write(renderTable(['NODE', 'PID', 'STATE', 'INFO'], rows, ['left', 'right', 'left', 'left']));

@@ -106,3 +106,39 @@ export function liveAgents(runDir: string, nodes: string[] = recordedNodes(runDi
     stale: records.filter((r) => r.pid !== undefined && !isAgentAlive(r.pid)),
   };
 }
+
+/** The run directory a live tortie-node process uses: its --run-dir, else its TORTIE_RUN_DIR, else the default. */
+function runDirOfProcess(pid: number): string | undefined {
+  let argv: string[];
+  try { argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'); } catch { return undefined; }
+  const at = argv.findIndex((a) => /tortie-node(\.js)?$/.test(a));
+  if (at < 0) return undefined;
+  const args = argv.slice(at + 1);
+  if (args[0] !== undefined && args[0] !== '' && !args[0].startsWith('-') && args[0] !== 'run') return undefined; // doctor, cleanup, …
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--run-dir' && args[i + 1]) return args[i + 1];
+    if (args[i]!.startsWith('--run-dir=')) return args[i]!.slice('--run-dir='.length);
+  }
+  try {
+    const env = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((e) => e.startsWith('TORTIE_RUN_DIR='));
+    if (env && env.length > 'TORTIE_RUN_DIR='.length) return env.slice('TORTIE_RUN_DIR='.length);
+  } catch { /* not readable: assume the default */ }
+  return DEFAULT_RUN_DIR;
+}
+
+/**
+ * Run directories of the tortie-node agents running on this host (from /proc), so that tools
+ * asked about "the agents" find those started with another run directory too.
+ */
+export function discoverRunDirs(): string[] {
+  const dirs = new Set<string>();
+  let pids: string[] = [];
+  try { pids = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)); } catch { return []; }
+  for (const p of pids) {
+    const d = runDirOfProcess(Number(p));
+    if (d === undefined) continue;
+    if (path.isAbsolute(d)) { dirs.add(path.normalize(d)); continue; }
+    try { dirs.add(path.resolve(fs.readlinkSync(`/proc/${p}/cwd`), d)); } catch { /* exited meanwhile */ }
+  }
+  return [...dirs].sort();
+}

@@ -66,6 +66,11 @@ t.test('node run / node status with a stand-in agent', async (t) => {
     t.notMatch(st.stdout, /ghost/, 'only live agents are listed');
     t.match(st.stderr, /not running \(stale pid file: .*ghost\.pid\)/, 'the stale file is named on stderr');
     fs.rmSync(path.join(runDir, 'ghost.pid'));
+    // Without --run-dir or TORTIE_RUN_DIR, status still finds the agent through its process.
+    const { TORTIE_RUN_DIR: _omit, ...noRunDir } = env('ready');
+    const found = await cli.run(['node', 'status'], { env: noRunDir });
+    t.equal(found.code, 0, found.stderr);
+    t.match(found.stdout, new RegExp(`\\| ${name} +\\| +${rec.pid} \\| ready +\\| in sync, kernel programmed \\(run dir ${runDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\) +\\|`), 'an agent with another run dir is found and its run dir named');
 
     // Running again replaces the agent, as calicoctl replaces the calico-node container.
     const again = await cli.run(['node', 'run', ...common], { env: env('ready') });
@@ -145,6 +150,6 @@ t.test('flag checks, as calicoctl words them', async (t) => {
   }
   t.same(await cli.run(['node', 'frob']), {
     code: 1, stdout: '',
-    stderr: "Invalid option: 'tortiectl node frob'. Use flag '--help' to read about a specific subcommand.\n(tortiectl supports 'node run' and 'node status'; \"frob\" is not implemented)\n",
+    stderr: "Invalid option: 'tortiectl node frob'. Use flag '--help' to read about a specific subcommand.\n(tortiectl supports 'node run', 'node status', 'node diags' and 'node checksystem'; \"frob\" is not implemented)\n",
   });
 });
