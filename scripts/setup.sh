@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One-time and idempotent set-up for a Debian 12 host, run as root by the README's commands:
-#   bash scripts/setup.sh [main|test|bench]      (default: main)
+#   bash scripts/setup.sh [main|test|bench] [--packages]     (default: main)
 # installs the Debian packages that command needs (only the missing ones), mounts bpffs, runs
-# `npm ci` (only when the lockfile changed) and builds.
+# `npm ci` (only when the lockfile changed) and builds. --packages prints the package list and
+# changes nothing.
 #
 # It never starts, stops or reconfigures the host's services: packages installed here are not
 # allowed to start theirs (policy-rc.d for the duration of apt-get, unless the host has its own),
@@ -18,11 +19,14 @@ case "$purpose" in
   *) echo "setup: unknown purpose \"$purpose\" (expected main, test or bench)" >&2; exit 2 ;;
 esac
 
-if [ "$(id -u)" != 0 ]; then
-  echo "tortie: this must run as root (BPF, network namespaces and tc need CAP_SYS_ADMIN/CAP_NET_ADMIN)." >&2
-  echo "        re-run with sudo, e.g.: sudo $cmd" >&2
-  exit 1
-fi
+# (package lists below; --packages is handled after them)
+check_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "tortie: this must run as root (BPF, network namespaces and tc need CAP_SYS_ADMIN/CAP_NET_ADMIN)." >&2
+    echo "        re-run with sudo, e.g.: sudo $cmd" >&2
+    exit 1
+  fi
+}
 
 # The main job (build, doctor, the lab): the toolchain and the kernel tools the lab drives.
 MAIN_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake ninja-build g++ make
@@ -32,11 +36,18 @@ TEST_PACKAGES=(socat openssl iptables ipset conntrack ethtool etcd-server etcd-c
   python3-scapy nftables podman containernetworking-plugins runc busybox-static bird2 frr
   systemd)  # systemd-analyze verify for the packaged unit; installing it starts nothing
 # `npm run bench`: load generators and the iptables/nftables baseline.
-BENCH_PACKAGES=(iperf3 wrk sockperf nginx-light nftables iptables ipset socat)
+# (etcd: the control-plane group measures the agent on a private etcd too.)
+BENCH_PACKAGES=(iperf3 wrk sockperf nginx-light nftables iptables ipset socat etcd-server etcd-client openssl)
 
 APT_PACKAGES=("${MAIN_PACKAGES[@]}")
 [ "$purpose" = test ] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 [ "$purpose" = bench ] && APT_PACKAGES+=("${BENCH_PACKAGES[@]}")
+
+if [ "${2:-}" = --packages ]; then
+  printf '%s\n' "${APT_PACKAGES[@]}" | sort -u
+  exit 0
+fi
+check_root
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -7,7 +7,8 @@
  *   agents.txt                 live agents and stale records of the run directory
  *   config/                    the agents' state and tortiectl records, /etc/tortie/*.env, the
  *                              tortie CNI conflists, the resolved datastore (no key material)
- *   logs/                      each agent's log file (state or tortiectl record), <log-dir>/*.log
+ *   logs/                      each agent's log file (state or tortiectl record), <log-dir>/*.log,
+ *                              and the tortie-node unit's journal when systemd runs
  *   metrics/<node>.prom        /metrics of each live agent; health/<node>.txt its /readiness
  *   bpf/pins.txt               the pins under the bpffs root
  *   bpf/programs.json          bpftool's view of the pinned programs and of those attached here
@@ -123,6 +124,8 @@ export async function nodeDiags(binary: string, argv: readonly string[], io: Cli
     const logs = new Set<string>(walk(logDir).filter((f) => f.endsWith('.log')));
     for (const a of [...live, ...stale]) if (a.logFile) logs.add(a.logFile);
     for (const f of logs) await collect(`logs/${path.basename(f)}`, () => fs.readFileSync(f, 'utf8'));
+    // Under systemd the agent's screen log is in the journal.
+    if (fs.existsSync('/run/systemd/system')) await cmd('logs/journal-tortie-node.txt', ['journalctl', '-u', 'tortie-node', '--no-pager', '-n', '20000']);
 
     // metrics and health of the live agents
     for (const a of live) {

@@ -132,3 +132,18 @@ t.test('agent health endpoints (Felix\'s paths too) and metrics on the metrics p
   t.equal((await fetch(`http://127.0.0.1:${port}/readiness`)).status, 200, 'ready once an apply succeeds');
   await agent.stop();
 });
+
+t.test('health and metrics on one port when the two ports are the same', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-agent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const { createServer } = await import('node:net');
+  const port = await new Promise<number>((r) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => r(p)); }); });
+  const agent = new Agent({ nodeName: 'n1', datastore: new EmbeddedDatastore({ dir }), calc: new RecordingCalc(), dataplane: new RecordingDataplane(),
+    log: silentLogger, metrics: new NodeMetrics(false), health: { host: '127.0.0.1', port }, metricsListen: { host: '127.0.0.1', port } });
+  t.teardown(() => agent.stop());
+  await agent.start();
+  t.equal(agent.listeners.length, 1, 'one listener');
+  t.equal((await fetch(`http://127.0.0.1:${port}/liveness`)).status, 200);
+  t.match(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), /^# TYPE felix_resyncs_started counter$/m);
+  await agent.stop();
+});
