@@ -123,11 +123,16 @@ function nodeNameOf(args: ParsedArgs, io: CliIO): string {
   return name;
 }
 
-/** GET http://127.0.0.1:<port>/readyz → status and body, or the connection error. */
+/** GET http://127.0.0.1:<port>/readyz. */
 function probeReady(port: number, timeoutMs = 2000): Promise<{ status: number; body: string } | { error: string }> {
+  return httpGet(port, '/readyz', timeoutMs);
+}
+
+/** GET http://<host>:<port><path> → status and (trimmed) body, or the connection error; never rejects. */
+export function httpGet(port: number, urlPath: string, timeoutMs = 2000, host = '127.0.0.1'): Promise<{ status: number; body: string } | { error: string }> {
   return new Promise((resolve) => {
     // agent: false — one connection per probe, closed after it (no keep-alive socket left behind).
-    const req = http.get({ host: '127.0.0.1', port, path: '/readyz', timeout: timeoutMs, agent: false }, (res) => {
+    const req = http.get({ host, port, path: urlPath, timeout: timeoutMs, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => { body += c; });

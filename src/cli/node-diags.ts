@@ -23,13 +23,13 @@
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DATASTORE_OPTIONS, invalidOption, parseArgs } from './args';
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
 import { CliError, type CliIO } from './io';
 import { liveAgents, DEFAULT_RUN_DIR } from '../node/agents';
+import { httpGet } from './node-commands';
 import { VERSION } from '../version';
 import { RESOURCE_ROOT } from '../datastore/keys';
 
@@ -44,17 +44,10 @@ function sh(argv: string[], maxBuffer = DUMP_LIMIT): Promise<{ code: number; out
   });
 }
 
-function get(host: string, port: number, p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path: p, timeout: 5000, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
-      res.on('end', () => resolve(`${res.statusCode}\n${body}`));
-    });
-    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', reject);
-  });
+async function get(host: string, port: number, p: string): Promise<string> {
+  const r = await httpGet(port, p, 5000, host);
+  if ('error' in r) throw new Error(`GET http://${host}:${port}${p}: ${r.error}`);
+  return `${r.status}\n${r.body}\n`;
 }
 
 function walk(dir: string, out: string[] = []): string[] {

@@ -14,11 +14,12 @@
  *
  * Idempotent: a second run finds nothing and says so.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { run } from '../util/netns';
 import { BpfProgram, tcDestroyHook, tcDetach, tcQuery, xdpDetach, xdpQuery, type TcDirection } from '../dataplane/native';
 import { DEFAULT_ROUTE_PROTOCOL } from '../dataplane/routes';
 import { liveAgents } from './agents';
+import { isBpffsMounted } from './doctor';
 
 export interface CleanupOptions {
   bpffsRoot: string;
@@ -64,11 +65,6 @@ async function hasClsact(dev: string): Promise<boolean> {
   return (JSON.parse(r.stdout) as { kind?: string }[]).some((q) => q.kind === 'clsact');
 }
 
-function isBpffs(dir: string): boolean {
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
-  return mounts.some((m) => m[2] === 'bpf' && (dir === m[1] || dir.startsWith(`${m[1]}/`)));
-}
-
 export async function cleanupHost(o: CleanupOptions): Promise<CleanupReport> {
   const { live } = liveAgents(o.runDir);
   if (live.length > 0) {
@@ -111,7 +107,7 @@ export async function cleanupHost(o: CleanupOptions): Promise<CleanupReport> {
 
   // 4. pins
   if (existsSync(o.bpffsRoot)) {
-    if (!isBpffs(o.bpffsRoot)) throw new Error(`${o.bpffsRoot} is not on a bpf filesystem; not removing it`);
+    if (!isBpffsMounted(o.bpffsRoot)) throw new Error(`${o.bpffsRoot} is not on a bpf filesystem; not removing it`);
     rmSync(o.bpffsRoot, { recursive: true, force: true });
     report.pinsRemoved = true;
   }

@@ -13,7 +13,8 @@ export interface CheckResult { name: string; ok: boolean; detail: string; fix?: 
 
 const PROBE_OBJECT = resolve(__dirname, '../../../bpf/out/tortie_probe.bpf.o');
 
-function isBpffsMounted(dir: string): boolean {
+/** `dir` is on a bpf filesystem (at or below a bpffs mount point). */
+export function isBpffsMounted(dir: string): boolean {
   const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
   return mounts.some((m) => m[2] === 'bpf' && (dir === m[1] || dir.startsWith(`${m[1]}/`)));
 }
