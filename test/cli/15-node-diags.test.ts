@@ -20,9 +20,9 @@ t.test('node diags archive and node checksystem', async (t) => {
   await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: 'allow-all' }, spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } } as never);
   const spec = { node: 'node-a', orchestrator: 'k8s', pod: 'wa', endpoint: 'eth0', interfaceName: a.hostIf, ipNetworks: [`${a.ip}/32`], profiles: ['allow-all'] };
   await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint', metadata: { name: workloadEndpointName(spec as never) as string, namespace: 'default' }, spec } as unknown as Resource as never);
-  const runDir = join(dir, 'run');
+  const runDir = lab.runDir;
   const logFile = join(dir, 'log', 'node-a.log');
-  lab.startAgent(['--run-dir', runDir, '--metrics-port', String(lab.healthPort + 1), '--log-file', logFile]);
+  lab.startAgent(['--metrics-port', String(lab.healthPort + 1), '--log-file', logFile]);
   await lab.waitReady();
 
   const tortiectl = (args: string[], env: NodeJS.ProcessEnv = {}) => run(['nsenter', `--net=${lab.node.path}`, '--', process.execPath, join(ROOT, 'bin', 'tortiectl.js'), ...args],

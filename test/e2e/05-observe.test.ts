@@ -36,6 +36,8 @@ t.test('metrics with Felix names on the metrics port, health paths, logs and flo
   const flowFile = join(dir, 'flows', 'flows.log');
   lab.startAgent(['--metrics-port', String(metricsPort), '--log-format', 'text', '--log-file', logFile, '--log-level-file', 'debug', '--flow-log-file', flowFile]);
   await lab.waitReady();
+  t.match(JSON.parse(readFileSync(join(lab.runDir, 'node-a.state.json'), 'utf8')), { node: 'node-a', metricsPort, healthPort: lab.healthPort, logFile, flowLogFile: flowFile },
+    'the agent\'s state file (in its own run dir) says where to find it');
 
   const get = async (port: number, path: string): Promise<{ status: number; body: string }> => {
     const r = await lab.node.exec([process.execPath, '-e',

@@ -4,9 +4,7 @@
 // before the agent started: qdiscs, filters, XDP, routes, sysctls, pins. It refuses while the
 // agent runs, and a second run finds nothing.
 import t from 'tap';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { AgentLab, CHILD_ENV, eventually } from './helpers/agent-lab';
 import { run } from '../../src/util/netns';
 import { AGENT_BIN } from '../../src/node/launch';
@@ -26,8 +24,8 @@ echo "== sysctls"; sysctl -a 2>/dev/null | grep -E '^net\\.ipv4\\.(ip_forward|co
 
 t.test('cleanup leaves the node namespace as it found it', async (t) => {
   const lab = new AgentLab('e2eclean');
-  const runDir = mkdtempSync(join(tmpdir(), 'tortie-cleanup-run-'));
-  t.teardown(async () => { await lab.destroy(); rmSync(runDir, { recursive: true, force: true }); });
+  const runDir = lab.runDir;
+  t.teardown(() => lab.destroy());
   await lab.init();
   const a = await lab.addWorkload('wa', '192.168.40.1', 'calia000000001');
   await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: 'allow-all' }, spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } } as never);
@@ -40,7 +38,7 @@ t.test('cleanup leaves the node namespace as it found it', async (t) => {
   const before = await snapshot();
   t.notOk(existsSync(lab.pinRoot), 'no pins before');
 
-  lab.startAgent(['--run-dir', runDir]);
+  lab.startAgent();
   await lab.waitReady();
   t.ok(await eventually(async () => (await lab.node.exec(['ip', 'route', 'show', 'proto', '122'])).stdout.includes('192.168.41.5'), true), 'the agent routed the remote workload (proto 122)');
   const during = await snapshot();

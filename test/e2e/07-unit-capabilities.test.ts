@@ -26,7 +26,7 @@ async function startWith(t: Test, caps: string[]): Promise<{ ready: boolean; lab
   }
   const bounding = ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
   const child = lab.node.spawn(['setpriv', '--bounding-set', bounding, ...agentCommand(['run', '--nodename', 'node-a', '--ip', '198.18.0.10/24',
-    '--store-dir', lab.storeDir, '--bpffs-root', lab.pinRoot, '--health-port', String(lab.healthPort), '--metrics-port', '0', '--run-dir', lab.storeDir])],
+    '--store-dir', lab.storeDir, '--bpffs-root', lab.pinRoot, '--health-port', String(lab.healthPort), '--metrics-port', '0', '--run-dir', lab.runDir])],
   { netOnly: true, env: CHILD_ENV });
   child.stdout?.on('data', (d) => { lab.agentLog += String(d); });
   child.stderr?.on('data', (d) => { lab.agentLog += String(d); });

@@ -24,6 +24,8 @@ export class AgentLab {
   readonly topo: Topology;
   readonly storeDir = mkdtempSync(join(tmpdir(), 'tortie-e2e-store-'));
   readonly pinRoot = `/sys/fs/bpf/tortie-e2e-${randomBytes(4).toString('hex')}`;
+  /** The agent's pid and state files: private, so a killed agent leaves nothing in /run/tortie. */
+  readonly runDir = mkdtempSync(join(tmpdir(), 'tortie-e2e-run-'));
   readonly client: ResourceClient;
   readonly ds: EmbeddedDatastore;
   node!: Netns;
@@ -59,7 +61,7 @@ export class AgentLab {
 
   startAgent(extra: string[] = []): ChildProcess {
     const child = this.node.spawn(agentCommand(['run', '--nodename', this.nodeName, '--ip', '198.18.0.10/24',
-      '--store-dir', this.storeDir, '--bpffs-root', this.pinRoot, '--health-port', String(this.healthPort), '--metrics-port', '0',
+      '--store-dir', this.storeDir, '--bpffs-root', this.pinRoot, '--run-dir', this.runDir, '--health-port', String(this.healthPort), '--metrics-port', '0',
       '--log-level', 'info', ...extra]), { netOnly: true, env: CHILD_ENV });
     child.stdout?.on('data', (d) => { this.agentLog += String(d); });
     child.stderr?.on('data', (d) => { this.agentLog += String(d); });
@@ -92,6 +94,7 @@ export class AgentLab {
     await this.ds.close().catch(() => undefined);
     this.topo.destroySync();
     rmSync(this.storeDir, { recursive: true, force: true });
+    rmSync(this.runDir, { recursive: true, force: true });
     if (existsSync(this.pinRoot)) rmSync(this.pinRoot, { recursive: true, force: true });
   }
 }
