@@ -4,7 +4,7 @@
  *
  *   <root>/etc/systemd/system/tortie-node.service   the shipped unit, ExecStart = this installation
  *   <root>/etc/tortie/tortie-node.env                settings with Calico's names (kept if present)
- *   <root>/opt/cni/bin/tortie, tortie-ipam           the CNI plugins (links to this installation)
+ *   <root>/opt/cni/bin/tortie, tortie-ipam           the CNI plugins (wrappers of this installation)
  *   <root>/etc/cni/net.d/10-tortie.conflist          the network configuration list
  *   <root>/var/lib/tortie/install.json               what install wrote, for uninstall
  *
@@ -13,8 +13,8 @@
  * directory. uninstall removes only what install.json lists and still matches what install
  * wrote (a file someone replaced is left, and named); the env file stays unless `purge`.
  */
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { installCni, tortieConfList, type TortieNetworkOptions } from '../cni/install';
 import { AGENT_BIN, AGENT_NODE_FLAGS } from './launch';
 import type { NodeConfig } from './config';
@@ -112,7 +112,8 @@ export function uninstallFromHost(o: { root: string; purge?: boolean }): Uninsta
     removed.push(p);
   };
   remove(m.unit, () => readFileSync(m.unit, 'utf8').includes(AGENT_BIN), 'no longer the unit install wrote (ExecStart changed)');
-  for (const b of m.cniBinaries) remove(b, () => isLink(b) && readlinkSync(b).startsWith(m.launcherDir), 'not a link to this installation any more');
+  // The plugins are wrappers that exec this installation's launchers (src/cni/install.ts).
+  for (const b of m.cniBinaries) remove(b, () => readFileSync(b, 'utf8').includes(join(m.launcherDir, `${basename(b)}.js`)), 'no longer a wrapper of this installation');
   remove(m.confList, () => {
     try { return (JSON.parse(readFileSync(m.confList, 'utf8')) as { plugins?: { type?: string }[] }).plugins?.[0]?.type === tortieConfList({ nodename: 'x', datastore: { type: 'embedded', dir: '/' } }).plugins[0]!.type; } catch { return false; }
   }, 'not a tortie network configuration any more');
