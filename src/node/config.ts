@@ -338,7 +338,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   }
 
   const cniOff = cniSock !== undefined && ['none', 'off', 'false', ''].includes(cniSock.trim().toLowerCase());
-  const cniSocket = cniOff ? '' : (cniSock ?? join(env.TORTIE_RUN_DIR || '/run/tortie', 'cni.sock')).trim();
+  const cniSocket = cniOff ? '' : (cniSock ?? join(runDir || '/run/tortie', 'cni.sock')).trim();
   if (!cniOff && (!cniSocket.startsWith('/') || Buffer.byteLength(cniSocket) > 107)) {
     throw new ConfigError(`${cniSockSrc}: "${cniSock ?? cniSocket}" must be an absolute path of at most 107 bytes (a unix socket), or "none"`);
   }

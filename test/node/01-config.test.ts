@@ -65,6 +65,13 @@ t.test('Felix logging and metrics names', async (t) => {
   t.equal(resolveConfig({ nodeName: 'n1', flowLogFile: '-' }, { FELIX_FLOWLOGSFILEDIRECTORY: '/x' }).flowLogFile, '-', 'flag wins');
 });
 
+t.test('the CNI socket defaults into the run directory, from the flag or the environment', async (t) => {
+  t.equal(resolveConfig({ nodeName: 'n1' }, {}).cniSocket, '/run/tortie/cni.sock');
+  t.equal(resolveConfig({ nodeName: 'n1', runDir: '/tmp/r1' }, {}).cniSocket, '/tmp/r1/cni.sock', '--run-dir');
+  t.equal(resolveConfig({ nodeName: 'n1' }, { TORTIE_RUN_DIR: '/tmp/r2' }).cniSocket, '/tmp/r2/cni.sock', 'TORTIE_RUN_DIR');
+  t.equal(resolveConfig({ nodeName: 'n1', runDir: '/tmp/r1' }, {}).runDir, '/tmp/r1');
+});
+
 t.test('etcd endpoints without a type select etcdv3 (as tortiectl and the CNI plugin)', async (t) => {
   t.equal(resolveConfig({ nodeName: 'n1' }, { ETCD_ENDPOINTS: 'http://127.0.0.9:2379' }).datastoreType, 'etcdv3');
   t.equal(resolveConfig({ nodeName: 'n1', etcdEndpoints: 'http://127.0.0.9:2379' }, {}).datastoreType, 'etcdv3');
