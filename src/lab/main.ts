@@ -4,7 +4,7 @@
  */
 import { Lab, formatMatrix } from './lab';
 
-export const LAB_USAGE = `Usage: tortie-lab [--once]
+export const LAB_USAGE = `Usage: tortie-lab [--once] [--bgp]
 
 Builds a three-node tortie cluster in network namespaces on this machine (a tortie-node per node,
 workloads through the tortie CNI plugin, the Calico docs' pool and an example policy), prints its
@@ -13,6 +13,7 @@ out it removes every namespace, process, bpffs pin and temporary file it made. N
 
 Options:
   --once      exit (and tear down) right after printing the matrix
+  --bgp       BGP mode: agents run bird2 (routes from BGP), the router runs FRR as the ToR
   -h, --help  print this help
 `;
 
@@ -21,7 +22,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(LAB_USAGE);
     return 0;
   }
-  const unknown = argv.filter((a) => a !== '--once');
+  const unknown = argv.filter((a) => a !== '--once' && a !== '--bgp');
   if (unknown.length > 0) {
     process.stderr.write(`tortie-lab: unknown argument ${JSON.stringify(unknown[0])}\n\n${LAB_USAGE}`);
     return 2;
