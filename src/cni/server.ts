@@ -219,7 +219,29 @@ export async function stopCniServer(server: Server, graceMs = 5_000): Promise<vo
   await releaseStores();
 }
 
+const SERVER_USAGE = `usage: tortie-cni-server [--socket PATH] [--timeout-ms N]
+
+Serves tortie's CNI plugins (ADD, DEL, CHECK) on a unix socket for the installed wrappers, the
+same server tortie-node runs itself (see --cni-socket there). Runs until SIGINT or SIGTERM.
+  --socket PATH     socket to listen on (default ${DEFAULT_SOCKET})
+  --timeout-ms N    answer a call with CNI error 11 after N ms (default ${DEFAULT_TIMEOUT_MS})
+`;
+
 export async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(SERVER_USAGE);
+    return 0;
+  }
+  for (let i = 0; i < argv.length; i += 2) {
+    if (argv[i] !== '--socket' && argv[i] !== '--timeout-ms') {
+      process.stderr.write(`tortie-cni-server: unknown argument ${JSON.stringify(argv[i])}\n${SERVER_USAGE}`);
+      return 2;
+    }
+    if (argv[i + 1] === undefined) {
+      process.stderr.write(`tortie-cni-server: ${argv[i]} needs a value\n`);
+      return 2;
+    }
+  }
   const flag = (name: string): string | undefined => {
     const i = argv.indexOf(name);
     return i >= 0 ? argv[i + 1] : undefined;

@@ -7,19 +7,26 @@
  *   1. refuse while an agent of this host is running (it would attach everything again);
  *   2. detach every tortie program (name `tortie_*`) from tc ingress/egress and XDP on every
  *      interface; a clsact qdisc left without filters is removed (tc attach created it);
- *   3. delete the routes the agent wrote (protocol 122, or the one given);
- *   4. only then unpin the maps and programs under the bpffs root — nothing is emptied in place:
+ *   3. BGP mode: stop the bird the agent drove (its pid file under `<run dir>/<node>.bird/`;
+ *      bird is left running on purpose for a graceful restart, and `persist` keeps its routes),
+ *      flush its private learned-routes table (DEFAULT_LEARNED_TABLE) and, only when such a bird
+ *      directory was found, the `proto bird` routes of the main table (the own blocks'
+ *      blackholes), then remove the directory;
+ *   4. delete the routes the agent wrote (protocol 122, or the one given);
+ *   5. only then unpin the maps and programs under the bpffs root — nothing is emptied in place:
  *      the kernel frees each map when its last program is gone.
  * The agent sets no global sysctls; the CNI plugin's per-interface ones go with the interfaces.
  *
  * Idempotent: a second run finds nothing and says so.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { run } from '../util/netns';
 import { BpfProgram, tcDestroyHook, tcDetach, tcQuery, xdpDetach, xdpQuery, type TcDirection } from '../dataplane/native';
 import { DEFAULT_ROUTE_PROTOCOL } from '../dataplane/routes';
 import { liveAgents } from './agents';
 import { isBpffsMounted } from './doctor';
+import { DEFAULT_LEARNED_TABLE } from '../bgp/render';
 
 export interface CleanupOptions {
   bpffsRoot: string;
@@ -32,6 +39,8 @@ export interface CleanupReport {
   qdiscsRemoved: string[];
   routesRemoved: string[];
   pinsRemoved: boolean;
+  /** BGP mode: birds stopped (pid and directory) and bird directories removed. */
+  birdsStopped: string[];
 }
 
 export class CleanupRefused extends Error {
@@ -70,7 +79,7 @@ export async function cleanupHost(o: CleanupOptions): Promise<CleanupReport> {
   if (live.length > 0) {
     throw new CleanupRefused(`tortie-node is running (${live.map((a) => `${a.node} pid ${a.pid}`).join(', ')}; run dir ${o.runDir}): stop it first, or it attaches everything again`);
   }
-  const report: CleanupReport = { detached: [], qdiscsRemoved: [], routesRemoved: [], pinsRemoved: false };
+  const report: CleanupReport = { detached: [], qdiscsRemoved: [], routesRemoved: [], pinsRemoved: false, birdsStopped: [] };
 
   // 2. hooks
   const links = JSON.parse((await run(['ip', '-j', 'link', 'show'])).stdout) as { ifname: string; ifindex: number }[];
@@ -97,7 +106,10 @@ export async function cleanupHost(o: CleanupOptions): Promise<CleanupReport> {
     }
   }
 
-  // 3. routes
+  // 3. BGP: the bird the agent drove, its learned table, its blackholes
+  await cleanupBird(o.runDir, report);
+
+  // 4. routes
   const proto = String(o.routeProtocol ?? DEFAULT_ROUTE_PROTOCOL);
   const routes = (await run(['ip', '-4', 'route', 'show', 'proto', proto])).stdout.split('\n').map((s) => s.trim()).filter(Boolean);
   if (routes.length > 0) {
@@ -105,7 +117,7 @@ export async function cleanupHost(o: CleanupOptions): Promise<CleanupReport> {
     report.routesRemoved.push(...routes);
   }
 
-  // 4. pins
+  // 5. pins
   if (existsSync(o.bpffsRoot)) {
     if (!isBpffsMounted(o.bpffsRoot)) throw new Error(`${o.bpffsRoot} is not on a bpf filesystem; not removing it`);
     rmSync(o.bpffsRoot, { recursive: true, force: true });
@@ -114,14 +126,62 @@ export async function cleanupHost(o: CleanupOptions): Promise<CleanupReport> {
   return report;
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \([^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+async function cleanupBird(runDir: string, report: CleanupReport): Promise<void> {
+  const dirs = existsSync(runDir) ? readdirSync(runDir).filter((d) => d.endsWith('.bird')).map((d) => join(runDir, d)) : [];
+  for (const dir of dirs) {
+    const pidPath = join(dir, 'bird.pid');
+    const pid = existsSync(pidPath) ? Number.parseInt(readFileSync(pidPath, 'utf8'), 10) : NaN;
+    if (Number.isInteger(pid) && pid > 1 && alive(pid)) {
+      const comm = (() => { try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { return ''; } })();
+      if (comm !== 'bird') throw new Error(`${pidPath} names pid ${pid} (${comm || 'unknown'}), which is not bird; not stopping it`);
+      process.kill(pid, 'SIGTERM');
+      const until = Date.now() + 10_000;
+      while (alive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+      report.birdsStopped.push(`bird pid ${pid} (${dir})`);
+    }
+  }
+  const learned = (await run(['ip', '-4', 'route', 'show', 'table', String(DEFAULT_LEARNED_TABLE)], { allowFail: true })).stdout
+    .split('\n').map((l) => l.trim()).filter(Boolean);
+  if (learned.length > 0) {
+    await run(['ip', '-4', 'route', 'flush', 'table', String(DEFAULT_LEARNED_TABLE)]);
+    report.routesRemoved.push(...learned.map((l) => `${l} table ${DEFAULT_LEARNED_TABLE}`));
+  }
+  if (dirs.length > 0) {
+    const own = (await run(['ip', '-4', 'route', 'show', 'proto', 'bird'])).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    if (own.length > 0) {
+      await run(['ip', '-4', 'route', 'flush', 'proto', 'bird']);
+      report.routesRemoved.push(...own);
+    }
+    for (const dir of dirs) {
+      rmSync(dir, { recursive: true, force: true });
+      report.birdsStopped.push(`removed ${dir}`);
+    }
+  }
+}
+
 export function formatCleanup(r: CleanupReport, o: CleanupOptions): string {
   const lines = [
     ...r.detached.map((d) => `detached ${d}`),
+    ...r.birdsStopped.map((d) => (d.startsWith('removed ') ? d : `stopped ${d}`)),
     ...r.qdiscsRemoved.map((d) => `removed the clsact qdisc of ${d}`),
     ...r.routesRemoved.map((d) => `removed route ${d}`),
     r.pinsRemoved ? `removed pins under ${o.bpffsRoot}` : `no pins under ${o.bpffsRoot}`,
   ];
-  if (r.detached.length === 0 && r.routesRemoved.length === 0 && !r.pinsRemoved) lines.unshift('nothing of tortie found in this network namespace');
+  if (r.detached.length === 0 && r.routesRemoved.length === 0 && !r.pinsRemoved && r.birdsStopped.length === 0) lines.unshift('nothing of tortie found in this network namespace');
   lines.push('sysctls: the agent sets none (the CNI plugin\'s per-interface ones went with the interfaces)');
   return lines.join('\n') + '\n';
 }

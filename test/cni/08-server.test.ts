@@ -30,6 +30,19 @@ t.test('parseRequest', async (t) => {
   t.equal(parseRequest(Buffer.from('\nA=1\0\0')), undefined, 'no plugin');
 });
 
+t.test('--help prints usage and starts nothing; an unknown argument or a missing value is refused', async (t) => {
+  const help = await run([process.execPath, SERVER, '--help'], { allowFail: true, timeoutMs: 20_000 });
+  t.equal(help.code, 0);
+  t.match(help.stdout, /usage: tortie-cni-server \[--socket PATH\]/);
+  t.notMatch(help.stdout, /listening/);
+  const bad = await run([process.execPath, SERVER, '--sock', '/tmp/x'], { allowFail: true, timeoutMs: 20_000 });
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /unknown argument "--sock"/);
+  const missing = await run([process.execPath, SERVER, '--socket'], { allowFail: true, timeoutMs: 20_000 });
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /--socket needs a value/);
+});
+
 t.test('ADD, CHECK, DEL and 20 concurrent ADDs through the server', async (t) => {
   const bed = await cniBed('cnisrv', '192.168.90.0/24');
   const dir = mkdtempSync(join(tmpdir(), 'tortie-cnisrv-'));
