@@ -14,9 +14,10 @@ import { DEFAULT_LEARNED_TABLE } from '../../src/bgp/render';
 import { CHILD_ENV, eventually } from './helpers/agent-lab';
 
 t.test('cleanup stops the agent\'s bird and removes its routes, and only those', async (t) => {
-  const topo = new Topology('e2ecleanbgp');
+  const topo = Topology.create('e2ecleanbgp');
   const runDir = mkdtempSync(join(tmpdir(), 'tortie-cleanbgp-'));
-  t.teardown(async () => { await topo.destroy(); rmSync(runDir, { recursive: true, force: true }); });
+  topo.onDestroy(() => rmSync(runDir, { recursive: true, force: true }));
+  t.teardown(() => topo.destroy());
   const ns = await topo.addNetns('node');
   await ns.exec(['ip', 'link', 'set', 'lo', 'up']);
   const dir = join(runDir, 'node-a.bird');
