@@ -95,7 +95,7 @@ enum ct_result {
 	CT_ESTABLISHED = 1, /* this point approved the flow already: pass */
 	CT_RELATED = 2,     /* ICMP error about a tracked flow: pass */
 	CT_UNAPPROVED = 3,  /* entry exists but this point never approved it: policy decides */
-	CT_INVALID = 4,     /* approved TCP flow, RST outside its window: DROP_CT_INVALID */
+	CT_INVALID = 4,     /* approved TCP flow, RST/FIN outside its window: DROP_CT_INVALID */
 };
 
 struct ct_ctx {
@@ -205,14 +205,16 @@ static __always_inline bool seq_after(__u32 a, __u32 b)
 #define TORTIE_CT_RST_SLACK 65535u
 
 /*
- * Is a RST from the sender (side a if sender_is_a) plausible, as Linux nf_conntrack's window
- * check: its sequence number must not be before the highest ACK the peer sent (what the peer
- * still expects) nor past what the sender sent plus one unscaled window. With nothing seen from
- * the sender, a RST answering a SYN must acknowledge exactly what the peer sent (SYN_SENT rule).
- * With nothing seen from either side there is nothing to judge against: accepted.
+ * Is a RST or FIN from the sender (side a if sender_is_a) plausible, as Linux nf_conntrack's
+ * window check: `seq` must not be before the highest ACK the peer sent (what the peer still
+ * expects) nor past what the sender sent plus one unscaled window. A RST is judged by its
+ * sequence number, a FIN by its segment's end (seq + payload + 1: a retransmitted FIN the peer
+ * already acknowledged ends exactly at that ACK). With nothing seen from the sender, the segment
+ * must acknowledge exactly what the peer sent (SYN_SENT rule for a RST answering a SYN). With
+ * nothing seen from either side there is nothing to judge against: accepted.
  */
-static __always_inline bool ct_rst_ok(const struct tortie_ct_value *v, const struct tortie_pkt *pkt,
-				      bool sender_is_a)
+static __always_inline bool ct_seq_ok(const struct tortie_ct_value *v, const struct tortie_pkt *pkt,
+				      bool sender_is_a, __u32 seq)
 {
 	__u64 f = v->flags;
 	/* Fixed indices in both branches: a variable one is out of the verifier's reach. */
@@ -222,7 +224,7 @@ static __always_inline bool ct_rst_ok(const struct tortie_ct_value *v, const str
 	bool seq_s = f & (sender_is_a ? TORTIE_CTF_SEQ_A : TORTIE_CTF_SEQ_B);
 	bool seq_p = f & (sender_is_a ? TORTIE_CTF_SEQ_B : TORTIE_CTF_SEQ_A);
 	bool ack_p = f & (sender_is_a ? TORTIE_CTF_ACK_B : TORTIE_CTF_ACK_A);
-	__u32 seq = pkt->tcp_seq, lo, hi;
+	__u32 lo, hi;
 
 	if (!seq_s) {
 		if (!seq_p)
@@ -260,18 +262,21 @@ static __always_inline void ct_tcp_track(struct tortie_ct_value *v, const struct
 	}
 }
 
-/* Advances the TCP state; false: an out-of-window RST (INVALID: dropped, the flow unchanged). */
+/* Advances the TCP state; false: an out-of-window RST or FIN (INVALID: dropped, the flow
+ * unchanged — a blind FIN no longer counts towards "FIN both ways"). */
 static __always_inline bool ct_tcp_advance(struct tortie_ct_value *v, const struct tortie_pkt *pkt,
 					   bool init_dir, bool sender_is_a)
 {
 	__u8 f = pkt->tcp_flags, st = v->state;
 
 	if (f & TCP_FLAG_RST) {
-		if (!ct_rst_ok(v, pkt, sender_is_a))
+		if (!ct_seq_ok(v, pkt, sender_is_a, pkt->tcp_seq))
 			return false;
 		v->state = TORTIE_CT_RST;
 		return true;
 	}
+	if ((f & TCP_FLAG_FIN) && !ct_seq_ok(v, pkt, sender_is_a, pkt->tcp_end))
+		return false;
 	ct_tcp_track(v, pkt, sender_is_a);
 	if (f & TCP_FLAG_FIN) {
 		__u32 bit = sender_is_a ? TORTIE_CTF_FIN_A : TORTIE_CTF_FIN_B;

@@ -59,7 +59,7 @@ const volatile __u32 nat_port_max = 29999;
 const volatile __u32 nat_retries = 16;
 const volatile __u32 nat_quota = 8192;        /* FWD mappings per workload address; 0 = no quota */
 const volatile __u64 nat_timeout_tcp_ns = 3600 * NAT_NSEC;
-const volatile __u64 nat_timeout_tcp_closed_ns = 10 * NAT_NSEC; /* after a RST out, or FIN both ways */
+const volatile __u64 nat_timeout_tcp_closed_ns = 10 * NAT_NSEC; /* after a RST out (program); sweep: see nat.ts */
 const volatile __u64 nat_timeout_udp_ns = 60 * NAT_NSEC;
 const volatile __u64 nat_timeout_icmp_ns = 30 * NAT_NSEC;
 const volatile __u64 nat_timeout_other_ns = 600 * NAT_NSEC;
@@ -146,8 +146,8 @@ static __always_inline int nat_frag_later(struct __sk_buff *skb, const struct to
 
 static __always_inline bool nat_closed(__u8 flags)
 {
-	return (flags & TORTIE_NATF_RST) ||
-	       (flags & (TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN)) == (TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN);
+	/* Only the workload's own RST: FINs and RSTs from outside are judged by the sweep. */
+	return flags & TORTIE_NATF_RST;
 }
 
 static __always_inline bool nat_live(const struct tortie_nat4_value *v, __u8 proto, __u64 now)
@@ -231,11 +231,13 @@ static __always_inline void nat_track_tcp(struct tortie_nat4_value *v, const str
 		return;
 	/* A RST leaving (the workload's own) closes the mapping; one arriving may be blind (only the
 	 * 4-tuple known): it is only noted, and the workload's conntrack decides (its sequence
-	 * window check) — the sweep shortens the mapping once that conntrack entry is in RST state. */
+	 * window check) — the sweep shortens the mapping once that conntrack entry is in RST state.
+	 * Likewise a FIN arriving is only noted; FIN both ways shortens the mapping in the sweep once
+	 * the conntrack entry shows both FINs accepted (CLOSING). */
 	if (f & TCP_FLAG_RST)
 		add = out ? TORTIE_NATF_RST : TORTIE_NATF_RST_IN;
 	else if (f & TCP_FLAG_FIN)
-		add = out ? TORTIE_NATF_FIN_OUT : TORTIE_NATF_FIN_IN;
+		add = out ? TORTIE_NATF_FIN_OUT : TORTIE_NATF_FIN_IN_SEEN;
 	/* Plain read-modify-write: a lost bit only delays the short closed-flow timeout. */
 	if (add && !(v->flags & add))
 		v->flags |= add;

@@ -27,7 +27,7 @@ enum tortie_drop_reason {
 	DROP_UNSUPPORTED_L3 = -12,       /* ethertype neither IPv4 nor ARP (IPv6 not enabled yet) */
 	DROP_VLAN = -13,                 /* VLAN-tagged frame on a workload interface */
 	DROP_FRAG_UNKNOWN = -14,         /* non-first fragment whose first fragment was not seen */
-	DROP_CT_INVALID = -15,           /* TCP RST outside the flow's sequence window */
+	DROP_CT_INVALID = -15,           /* TCP RST/FIN outside the flow's sequence window */
 	DROP_BAD_TCP_HDR = -16,          /* TCP data offset < 5 or header past the datagram */
 	DROP_ENDPOINT_DISABLED = -17,    /* endpoint flagged down by the agent */
 	DROP_FRAG_TINY = -18,            /* fragment overlapping the L4 header (RFC 1858) */

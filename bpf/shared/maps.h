@@ -316,12 +316,18 @@ struct tortie_nat4_key {
 };
 
 #define TORTIE_NATF_FIN_OUT (1u << 0) /* FIN seen leaving (workload side) */
-#define TORTIE_NATF_FIN_IN (1u << 1)  /* FIN seen arriving (outside side) */
+/* FIN seen arriving: set by older programs only (it counted towards "FIN both ways" by itself);
+ * read by the sweep as TORTIE_NATF_FIN_IN_SEEN. */
+#define TORTIE_NATF_FIN_IN (1u << 1)
 #define TORTIE_NATF_RST (1u << 2)
 #define TORTIE_NATF_REPLY (1u << 3)   /* a reply was reverse-translated */
 /* A RST arrived from outside: not a close by itself (it may be blind); the agent's sweep applies
  * the closed timeout only when the workload's conntrack accepted a RST (state RST). */
 #define TORTIE_NATF_RST_IN (1u << 4)
+/* A FIN arrived from outside: noted only (it may be blind); with TORTIE_NATF_FIN_OUT the agent's
+ * sweep applies the closed timeout only when the workload's conntrack accepted both FINs
+ * (state CLOSING: the outside FIN passed its sequence window check). */
+#define TORTIE_NATF_FIN_IN_SEEN (1u << 5)
 
 struct tortie_nat4_value {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns of the last packet (either direction) */

@@ -43,7 +43,7 @@ import {
   NETCFG_KEY, NODE_F, POOL_F, RT_F, type NetStats,
 } from './bpf/net-codecs';
 import { tcAttach, type BpfMap } from './native';
-import { ctAcceptedRst, readNatQuota, sweepNatEntries, type CtRstLookup, type NatStatus } from './bpf/nat';
+import { ctAcceptedClose, readNatQuota, sweepNatEntries, type CtCloseLookup, type NatStatus } from './bpf/nat';
 
 export const DEFAULT_ROUTE_PROTOCOL = 122;
 const RETRY_MIN_MS = 500;
@@ -205,10 +205,10 @@ export class RouteManager {
   private natEntries = 0;
   private natExpired = 0;
 
-  private readonly ctRst: CtRstLookup | undefined;
+  private readonly ctRst: CtCloseLookup | undefined;
 
   private constructor(private readonly o: RouteManagerOptions) {
-    this.ctRst = o.ct4 ? ctAcceptedRst(o.ct4) : undefined;
+    this.ctRst = o.ct4 ? ctAcceptedClose(o.ct4) : undefined;
     this.log = (o.log ?? silentLogger).child({ component: 'routes' });
     this.proto = o.routeProtocol ?? DEFAULT_ROUTE_PROTOCOL;
     if (!Number.isInteger(this.proto) || this.proto < 1 || this.proto > 255) {

@@ -8,7 +8,8 @@ import t from 'tap';
 import { WepHarness } from './helpers/harness';
 import { buildTable, allowAll, denyAll } from './helpers/tables';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
-import { flowPacket, eth, ipv4, icmp, tcp, udp, PROTO } from '../../src/dataplane/bpf/packet';
+import { flowPacket, eth, ipv4, icmp, tcp, udp, PROTO, ipv4ToU32 } from '../../src/dataplane/bpf/packet';
+import { ct4KeyCodec, ctValueCodec, CtState } from '../../src/dataplane/bpf/codecs';
 
 const EP = '192.168.1.10';
 const EP2 = '192.168.1.20';
@@ -206,4 +207,46 @@ t.test('TCP RST: only a RST inside the flow\'s sequence window closes it; a blin
   t.equal(h.run('to', seg(PEER, EP, 80, 43002, 'RA', 0, 9999)).reason, R.CT_INVALID, 'RST acking something else is INVALID');
   t.equal(h.run('to', seg(PEER, EP, 80, 43002, 'R', 0, 0)).reason, R.CT_INVALID, 'RST without ACK on a SYN is INVALID');
   t.equal(h.run('to', seg(PEER, EP, 80, 43002, 'RA', 0, 7001)).reason, R.FORWARD, 'RST acking the SYN refuses it');
+});
+
+t.test('TCP FIN: only a FIN inside the flow\'s sequence window counts towards FIN both ways; a blind one is INVALID', async (t) => {
+  const h = await WepHarness.create('hfin');
+  t.teardown(() => h.close());
+  h.setEndpoint([`${EP}/32`], allowAll('i000000000000111', 'ingress'), allowAll('e000000000000111', 'egress'));
+  const seg = (src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number, len = 0) =>
+    eth({}, ipv4({ src, dst, proto: PROTO.TCP }, tcp({ sport, dport, flags, seq, ack, payload: Buffer.alloc(len, 0x61) })));
+  const entry = (port: number) => {
+    const a = ipv4ToU32(PEER) < ipv4ToU32(EP);
+    const v = h.dp.maps.ct4!.lookup(ct4KeyCodec.encode(a
+      ? { addr_a: ipv4ToU32(PEER), addr_b: ipv4ToU32(EP), port_a: 80, port_b: port, proto: PROTO.TCP }
+      : { addr_a: ipv4ToU32(EP), addr_b: ipv4ToU32(PEER), port_a: port, port_b: 80, proto: PROTO.TCP }));
+    return v ? ctValueCodec.decode(v) : undefined;
+  };
+  const P = 43010;
+  t.equal(h.run('from', seg(EP, PEER, P, 80, 'S', 5000, 0)).reason, R.FORWARD, 'SYN');
+  t.equal(h.run('to', seg(PEER, EP, 80, P, 'SA', 90000, 5001)).reason, R.FORWARD, 'SYN-ACK');
+  t.equal(h.run('from', seg(EP, PEER, P, 80, 'PA', 5001, 90001, 100)).reason, R.FORWARD, 'data');
+  t.equal(h.run('to', seg(PEER, EP, 80, P, 'A', 90001, 5101)).reason, R.FORWARD, 'ACK');
+  // The workload half-closes; the peer may still send for as long as it likes.
+  t.equal(h.run('from', seg(EP, PEER, P, 80, 'FA', 5101, 90001)).reason, R.FORWARD, 'workload FIN');
+  t.equal(entry(P)?.state, CtState.FIN_WAIT, 'half-closed');
+  const before = entry(P)!;
+  // Blind FINs from "the peer" (only the 4-tuple known): ending before what the workload
+  // acknowledged, far past what the peer sent, half the sequence space away; with data too.
+  const blind: [number, number][] = [[90001 - 2, 0], [90001 - 70000, 0], [90001 + 70000, 0], [90001 + 0x80000000, 0], [90001 - 5000, 100]];
+  for (const [seq, len] of blind) {
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'FA', seq >>> 0, 5102, len)).reason, R.CT_INVALID, `FIN seq ${seq >>> 0} (+${len}) is INVALID`);
+  }
+  const after = entry(P)!;
+  t.equal(after.state, CtState.FIN_WAIT, 'the blind FINs did not close the flow (not CLOSING)');
+  t.equal(after.flags, before.flags, 'flags unchanged (no FIN noted for the peer)');
+  t.same([after.seq_end, after.ack_max, after.last_seen_ns], [before.seq_end, before.ack_max, before.last_seen_ns], 'sequence state and last_seen unchanged');
+  t.ok(h.counters().some((c) => c.reason === R.CT_INVALID && c.packets === BigInt(blind.length)), 'counted as CT_INVALID');
+  // The peer's genuine data and FIN (at what it sent next) are accepted: FIN both ways.
+  t.equal(h.run('to', seg(PEER, EP, 80, P, 'PA', 90001, 5102, 10)).reason, R.FORWARD, 'the peer still sends');
+  t.equal(h.run('to', seg(PEER, EP, 80, P, 'FA', 90011, 5102)).reason, R.FORWARD, 'in-window FIN accepted');
+  t.equal(entry(P)?.state, CtState.CLOSING, 'FIN both ways');
+  t.equal(h.run('from', seg(EP, PEER, P, 80, 'A', 5102, 90012)).reason, R.FORWARD, 'last ACK');
+  // A retransmission of a FIN the peer already acknowledged still passes (its end is that ACK).
+  t.equal(h.run('from', seg(EP, PEER, P, 80, 'FA', 5101, 90012)).reason, R.FORWARD, 'retransmitted FIN passes');
 });

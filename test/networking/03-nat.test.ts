@@ -9,7 +9,7 @@ import { NAT_DIR, POOL_F, readNatEntries, nat4KeyCodec, nat4ValueCodec } from '.
 import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
 import { Topology } from '../../src/util/netns';
 import { PySockets } from './helpers/pysock';
-import { ctAcceptedRst, readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat';
+import { ctAcceptedClose, readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat';
 import { eth, ipv4, icmp, tcp, udp, inetChecksum, PROTO } from '../../src/dataplane/bpf/packet';
 import { fillL4Checksum, ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
 import { WepHarness } from '../datapath/helpers/harness';
@@ -270,7 +270,7 @@ t.test('a blind RST from outside never shortens a live mapping; a RST the worklo
   t.teardown(() => w.close());
   w.setEndpoint([`${WL1}/32`], allowAll('i000000000000301', 'ingress'), allowAll('e000000000000301', 'egress'));
   const nat = h.dp.maps.nat4;
-  const ctRst = ctAcceptedRst(w.dp.maps.ct4!);
+  const ctRst = ctAcceptedClose(w.dp.maps.ct4!);
   const seg = (src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number, len = 0) =>
     eth({}, fillL4Checksum(ipv4({ src, dst, proto: PROTO.TCP }, tcp({ sport, dport, flags, seq, ack, payload: Buffer.alloc(len, 0x61) }))));
   const out = (flags: string, seq: number, ack: number, len = 0, sport = 2000) => {
@@ -315,7 +315,7 @@ t.test('a blind RST from outside never shortens a live mapping; a RST the worklo
   // The genuine RST (the peer's next sequence): accepted by the workload's conntrack, and the
   // mapping goes as soon as it idles past the closed timeout.
   t.equal(inn('RA', 90011, 5101), R.FORWARD, 'in-window RST accepted');
-  t.ok(ctRst(fwd().key), 'the workload\'s conntrack holds the flow as reset');
+  t.ok(ctRst(fwd().key).rst, 'the workload\'s conntrack holds the flow as reset');
   await age();
   const r = sweepNatEntries(h.dp.maps, h.dp.nat.timeouts, process.hrtime.bigint(), ctRst);
   t.equal(r.deleted, 2, 'FWD and REV swept after the closed timeout');
@@ -332,6 +332,75 @@ t.test('a blind RST from outside never shortens a live mapping; a RST the worklo
   const old = await stampOlderThan(timeouts.tcpClosedSec);
   for (const e of readNatEntries(h2.dp.maps.nat4)) h2.dp.maps.nat4.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: old }));
   t.equal(sweepNatEntries(h2.dp.maps, h2.dp.nat.timeouts).deleted, 2, 'swept after the closed timeout, no conntrack needed');
+});
+
+t.test('a blind FIN from outside never shortens a half-closed mapping; FINs the workload\'s conntrack accepts both ways do', async (t) => {
+  // As the RST test above: uplink (SNAT) and workload program (conntrack with the sequence check
+  // on FINs) chained, one NAT port, the sweep asking the workload's real conntrack map.
+  const timeouts = { tcpClosedSec: 5 };
+  const h = await setup('natfin', { portMin: 32002, portMax: 32002, retries: 4, timeouts });
+  t.teardown(() => h.close());
+  const w = await WepHarness.create('natfinw');
+  t.teardown(() => w.close());
+  w.setEndpoint([`${WL1}/32`], allowAll('i000000000000302', 'ingress'), allowAll('e000000000000302', 'egress'));
+  const nat = h.dp.maps.nat4;
+  const ct = ctAcceptedClose(w.dp.maps.ct4!);
+  const seg = (src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number, len = 0) =>
+    eth({}, fillL4Checksum(ipv4({ src, dst, proto: PROTO.TCP }, tcp({ sport, dport, flags, seq, ack, payload: Buffer.alloc(len, 0x61) }))));
+  const out = (flags: string, seq: number, ack: number, len = 0) => {
+    const f = seg(WL1, OUT, 2002, 443, flags, seq, ack, len);
+    t.equal(w.run('from', f).reason, R.FORWARD, `workload ${flags} passes its program`);
+    const b = h.run('out', f);
+    t.equal(b.reason, R.FORWARD, `workload ${flags} is SNATed`);
+  };
+  const inn = (flags: string, seq: number, ack: number, len = 0) => {
+    const b = h.run('in', seg(OUT, NODE, 443, 32002, flags, seq, ack, len));
+    t.equal(b.reason, R.FORWARD, `outside ${flags} seq ${seq} reverse-translated`);
+    t.equal(ipAt(b.data).dst, WL1);
+    return w.run('to', b.data).reason;
+  };
+  const fwd = () => readNatEntries(nat).find((e) => e.key.dir === NAT_DIR.FWD && e.key.saddr === WL1 && e.key.sport === 2002)!;
+  const age = async () => {
+    const old = await stampOlderThan(timeouts.tcpClosedSec);
+    for (const e of readNatEntries(nat)) {
+      if ((e.key.dir === NAT_DIR.FWD && e.key.saddr === WL1 && e.key.sport === 2002) || (e.key.dir === NAT_DIR.REV && e.value.addr === WL1 && e.value.port === 2002)) {
+        nat.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: old }));
+      }
+    }
+  };
+  const sweep = () => sweepNatEntries(h.dp.maps, h.dp.nat.timeouts, process.hrtime.bigint(), ct);
+  out('S', 5000, 0);
+  t.equal(inn('SA', 90000, 5001), R.FORWARD);
+  out('PA', 5001, 90001, 100);
+  t.equal(inn('A', 90001, 5101), R.FORWARD);
+  // The workload half-closes (its FIN leaves: FIN_OUT); the outside keeps sending, slowly.
+  out('FA', 5101, 90001);
+  t.not(fwd().value.flags & NATF.FIN_OUT, 0, 'the workload\'s FIN is marked');
+
+  // Blind FINs (4-tuple known, sequence not): the workload's conntrack drops them.
+  for (const seq of [90001 - 70000, 90001 + 70000]) t.equal(inn('FA', seq >>> 0, 5102), R.CT_INVALID, 'blind FIN is INVALID at the workload');
+  t.equal(fwd().value.flags & NATF.FIN_IN, 0, 'a FIN from outside does not count towards FIN both ways in the program');
+  t.not(fwd().value.flags & NATF.FIN_IN_SEEN, 0, 'it is noted for the sweep');
+  t.same(ct(fwd().key), { rst: false, fins: false }, 'the workload\'s conntrack has not seen FIN both ways');
+  // The half-closed flow idles past the closed-flow timeout (5 s here, 10 s by default).
+  await age();
+  t.equal(sweep().deleted, 0, 'the sweep keeps the mapping');
+  t.equal(sweepNatEntries(h.dp.maps, h.dp.nat.timeouts).deleted, 0, 'also without a conntrack to ask');
+  t.equal(h.run('out', tcpFrame({ src: WL2, dst: OUT, sport: 2002, dport: 443 })).reason, R.NAT_NO_PORT,
+    'the program keeps the port: the mapping is live for it too');
+  t.equal(inn('PA', 90001, 5102, 10), R.FORWARD, 'the half-closed flow still works after the old window');
+  out('A', 5102, 90011);
+
+  // The outside's genuine FIN: accepted by the workload's conntrack (FIN both ways, CLOSING), and
+  // the mapping goes as soon as it idles past the closed timeout.
+  t.equal(inn('FA', 90011, 5102), R.FORWARD, 'in-window FIN accepted');
+  out('A', 5102, 90012);
+  t.same(ct(fwd().key), { rst: false, fins: true }, 'the workload\'s conntrack holds FIN both ways');
+  await age();
+  const r = sweep();
+  t.equal(r.deleted, 2, 'FWD and REV swept after the closed timeout');
+  t.same([...r.released], [[WL1, 1]]);
+  t.equal(h.run('out', tcpFrame({ src: WL2, dst: OUT, sport: 2002, dport: 443 })).reason, R.FORWARD, 'the port is free again');
 });
 
 t.test('ICMP errors about a SNATed flow are translated back to the workload', async (t) => {

@@ -6,8 +6,9 @@
  *   natTimeoutConstants(t)          the `const volatile` names of nat.h for the loader
  *   sweepNatEntries(maps, t, now)   deletes expired mappings; credits each deleted FWD entry to
  *                                   its workload's RELEASED count (tortie_natq4_v1)
- *   ctAcceptedRst(ct4)              the sweep's view of the workload's conntrack: did it accept a
- *                                   RST on a mapping's flow (a RST from outside only counts then)
+ *   ctAcceptedClose(ct4)            the sweep's view of the workload's conntrack: did it accept a
+ *                                   RST on a mapping's flow (a RST from outside only counts then),
+ *                                   or both FINs (a FIN from outside only counts then)
  *   readNatQuota(natq4)             live mappings per workload address (CREATED - RELEASED)
  *
  * `now` is CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns (process.hrtime.bigint()).
@@ -60,13 +61,17 @@ export function natTimeoutConstants(t: NatTimeouts): Record<string, bigint> {
 }
 
 /**
- * Same rule as nat_live() in bpf/lib/nat.h (flags: the FWD entry's; REV entries carry none).
- * `rstAccepted`: a RST from outside (NATF.RST_IN) that the workload's conntrack accepted — the
- * sweep's knowledge only; the program never shortens a mapping on a RST from outside.
+ * nat_live()'s rule in bpf/lib/nat.h (flags: the FWD entry's; REV entries carry none), plus what
+ * only the sweep knows.
+ * `ct`: what the workload's conntrack accepted on this flow — the sweep's knowledge only; the
+ * program never shortens a mapping on a RST or FIN from outside. A RST from outside (NATF.RST_IN)
+ * counts once conntrack accepted a RST; FIN both ways (NATF.FIN_OUT with NATF.FIN_IN_SEEN, or the
+ * FIN_IN of older programs) once conntrack accepted both FINs.
  */
-export function natTimeoutNs(proto: number, flags: number, t: NatTimeouts, rstAccepted = false): bigint {
-  const closed = (flags & NATF.RST) !== 0 || (rstAccepted && (flags & NATF.RST_IN) !== 0) ||
-    (flags & (NATF.FIN_IN | NATF.FIN_OUT)) === (NATF.FIN_IN | NATF.FIN_OUT);
+export function natTimeoutNs(proto: number, flags: number, t: NatTimeouts, ct: CtClose = CT_OPEN): bigint {
+  const finIn = (flags & (NATF.FIN_IN | NATF.FIN_IN_SEEN)) !== 0;
+  const closed = (flags & NATF.RST) !== 0 || (ct.rst && (flags & NATF.RST_IN) !== 0) ||
+    (ct.fins && finIn && (flags & NATF.FIN_OUT) !== 0);
   return ns(proto === 6 ? (closed ? t.tcpClosedSec : t.tcpSec) : proto === 17 ? t.udpSec : proto === 1 ? t.icmpSec : t.otherSec);
 }
 
@@ -79,25 +84,32 @@ export interface NatSweepResult {
 
 function hex(b: Buffer): string { return b.toString('hex'); }
 
-/** Does the workload's conntrack hold a RST-closed entry for a FWD mapping's flow? */
-export type CtRstLookup = (fwd: Nat4Key) => boolean;
+/** What the workload's conntrack accepted on a flow: a RST (state RST), both FINs (CLOSING). */
+export interface CtClose { rst: boolean; fins: boolean }
+const CT_OPEN: CtClose = { rst: false, fins: false };
+
+/** The workload's conntrack's view of a FWD mapping's flow. */
+export type CtCloseLookup = (fwd: Nat4Key) => CtClose;
 
 /**
  * The workload's conntrack (tortie_ct4_v3, keyed as ct4_key_make in bpf/lib/parse.h) as the
- * sweep's judge of a RST from outside: its entry is in state RST only if the workload's program
- * accepted a RST inside the flow's sequence window (bpf/lib/conntrack.h ct_rst_ok) or the
- * workload sent one. A blind RST is dropped there and leaves the entry as it was.
+ * sweep's judge of a RST or FIN from outside: its entry is in state RST only if the workload's
+ * program accepted a RST inside the flow's sequence window (bpf/lib/conntrack.h ct_seq_ok) or the
+ * workload sent one, in state CLOSING only if it accepted both sides' FINs (each window-checked
+ * the same way). A blind RST or FIN is dropped there and leaves the entry as it was.
  */
-export function ctAcceptedRst(ct4: BpfMap): CtRstLookup {
+export function ctAcceptedClose(ct4: BpfMap): CtCloseLookup {
   return (k) => {
-    if (k.proto !== 6) return false;
+    if (k.proto !== 6) return CT_OPEN;
     const s = ipv4ToU32(k.saddr), d = ipv4ToU32(k.daddr);
     const a = s < d || (s === d && k.sport <= k.dport);
     const key = ct4KeyCodec.encode(a
       ? { addr_a: s, addr_b: d, port_a: k.sport, port_b: k.dport, proto: 6 }
       : { addr_a: d, addr_b: s, port_a: k.dport, port_b: k.sport, proto: 6 });
     const v = ct4.lookup(key);
-    return v !== undefined && ctValueCodec.decode(v).state === CtState.RST;
+    if (v === undefined) return CT_OPEN;
+    const st = ctValueCodec.decode(v).state;
+    return { rst: st === CtState.RST, fins: st === CtState.CLOSING || st === CtState.RST };
   };
 }
 
@@ -110,7 +122,7 @@ export function ctAcceptedRst(ct4: BpfMap): CtRstLookup {
  * RELEASED count.
  */
 export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTimeouts = DEFAULT_NAT_TIMEOUTS,
-  now = process.hrtime.bigint(), ctRst?: CtRstLookup): NatSweepResult {
+  now = process.hrtime.bigint(), ctRst?: CtCloseLookup): NatSweepResult {
   const { nat4, natq4 } = maps;
   const entries = readNatEntries(nat4);
   const expired = (last: bigint, timeout: bigint) => last < now && now - last > timeout;
@@ -125,11 +137,13 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
     const owner = revOwner.get(rev);
     // The reply tuple may belong to a newer flow already (a reclaimed port): not ours to delete.
     const ours = owner !== undefined && owner.addr === k.saddr && owner.port === k.sport;
-    // A RST from outside shortens the mapping only once the workload's conntrack accepted one
-    // (looked up only for such mappings idle past the closed timeout: rare).
-    const rstAccepted = (v.flags & NATF.RST_IN) !== 0 && ctRst !== undefined &&
-      expired(v.last_seen_ns, ns(t.tcpClosedSec)) && ctRst(k);
-    if (expired(v.last_seen_ns, natTimeoutNs(k.proto, v.flags, t, rstAccepted))) {
+    // A RST or FIN from outside shortens the mapping only once the workload's conntrack accepted
+    // it (looked up only for such mappings idle past the closed timeout: rare).
+    const fromOutside = (v.flags & NATF.RST_IN) !== 0 ||
+      ((v.flags & NATF.FIN_OUT) !== 0 && (v.flags & (NATF.FIN_IN | NATF.FIN_IN_SEEN)) !== 0);
+    const ct = fromOutside && ctRst !== undefined && expired(v.last_seen_ns, ns(t.tcpClosedSec))
+      ? ctRst(k) : CT_OPEN;
+    if (expired(v.last_seen_ns, natTimeoutNs(k.proto, v.flags, t, ct))) {
       deadFwd.push({ key: nat4KeyCodec.encode(k), addr: k.saddr });
       if (ours) deadRev.push(Buffer.from(rev, 'hex'));
     } else if (ours) {

@@ -168,8 +168,11 @@ interface Entry { state: number; flags: number; seqEnd: [number, number]; ackMax
 const seqAfter = (a: number, b: number) => ((a - b) | 0) > 0;
 const RST_SLACK = 65535;
 
-/** lib/conntrack.h ct_rst_ok: a RST's sequence number inside [peer's highest ACK, sender's end + 65535]. */
-function rstOk(e: Entry, p: Parsed, senderIsA: boolean): boolean {
+/**
+ * lib/conntrack.h ct_seq_ok: `seq` (a RST's sequence number, a FIN's segment end) inside
+ * [peer's highest ACK, sender's end + 65535].
+ */
+function seqOk(e: Entry, p: Parsed, senderIsA: boolean, seq: number): boolean {
   const s = senderIsA ? 0 : 1, o = 1 - s;
   const seqS = !!(e.flags & (senderIsA ? CTF.SEQ_A : CTF.SEQ_B));
   const seqP = !!(e.flags & (senderIsA ? CTF.SEQ_B : CTF.SEQ_A));
@@ -177,7 +180,7 @@ function rstOk(e: Entry, p: Parsed, senderIsA: boolean): boolean {
   if (!seqS) return !seqP || (!!(p.flags & TCPF.ACK) && p.ack === e.seqEnd[o]);
   const hi = (e.seqEnd[s] + RST_SLACK) >>> 0;
   const lo = ackP ? e.ackMax[o] : (e.seqEnd[s] - RST_SLACK) >>> 0;
-  return ((p.seq - lo) >>> 0) <= ((hi - lo) >>> 0);
+  return ((seq - lo) >>> 0) <= ((hi - lo) >>> 0);
 }
 
 function track(e: Entry, p: Parsed, senderIsA: boolean): void {
@@ -220,13 +223,14 @@ export class Model {
     return (e.flags & n) === n;
   }
 
-  /** false: an out-of-window RST (INVALID, the entry unchanged). */
+  /** false: an out-of-window RST or FIN (INVALID, the entry unchanged). */
   private advance(e: Entry, p: Parsed, initDir: boolean, senderIsA: boolean): boolean {
     const flags = p.flags;
     if (flags & TCPF.RST) {
-      if (!rstOk(e, p, senderIsA)) return false;
+      if (!seqOk(e, p, senderIsA, p.seq)) return false;
       e.state = ST.RST; return true;
     }
+    if (flags & TCPF.FIN && !seqOk(e, p, senderIsA, p.end)) return false;
     track(e, p, senderIsA);
     if (flags & TCPF.FIN) {
       e.flags |= senderIsA ? CTF.FIN_A : CTF.FIN_B;
