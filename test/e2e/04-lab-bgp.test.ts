@@ -97,7 +97,12 @@ t.test('lab in BGP mode', async (t) => {
     const del = await lab.tortiectl(['delete', 'bgppeer', 'tor-node-a', 'tor-node-b', 'tor-node-c']);
     t.equal(del.code, 0, del.stderr);
     await until('ToR lost the blocks', () => lab.tor!.routes(), (r) => r.size === 0);
-    t.ok(await lab.tcp(w('a-web'), w('b-db'), 5432), 'mesh: a-web → b-db');
+    // Routes learned from the ToR (eBGP, preferred over the mesh's iBGP) are withdrawn now: wait
+    // for node-a to route node-b's block over the mesh before probing.
+    await until('node-a routes node-b\'s block over the mesh', () => tortieRoutes(node('node-a')), (s) => s.includes(`${bBlock} via ${node('node-b').ip}`));
+    // The switch from the ToR's path to the mesh's is a withdraw and an add in bird and in the
+    // route manager: connectivity comes back once both are through, so probe until it does.
+    t.ok(await until('mesh: a-web → b-db', () => lab.tcp(w('a-web'), w('b-db'), 5432), (ok) => ok, 20_000), 'mesh: a-web → b-db');
     const off = await lab.tortiectl(['apply', '-f', '-'], 'apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false}\n');
     t.equal(off.code, 0, off.stderr);
     await until('node-a lost node-b\'s block', () => tortieRoutes(node('node-a')), (s) => !s.includes(bBlock));
