@@ -298,7 +298,8 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     const snapFlags = cfg.heapSnapshotDir === undefined ? [] : ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${cfg.heapSnapshotDir}`];
     if (cfg.heapSnapshotDir !== undefined) mkdirSync(cfg.heapSnapshotDir, { recursive: true });
     const [node, ...agentArgv] = agentCommand(['run', '--nodename', BENCH_NODE, '--ip', NODE_ADDRESS, ...backend.flags,
-      '--bpffs-root', cfg.pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', cfg.agentLogLevel ?? 'warn'],
+      '--bpffs-root', cfg.pinRoot, '--run-dir', join(cfg.workDir, 'run'), '--cni-socket', 'none',
+      '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', cfg.agentLogLevel ?? 'warn'],
     ['--trace-gc', ...snapFlags, ...(cfg.agentNodeFlags ?? [])]);
     const agent = spawn(node!, agentArgv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     children.push(agent);

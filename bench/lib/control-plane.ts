@@ -244,7 +244,9 @@ interface RoundResult { syncMs: number; rssMb: number; applyMs: number[]; ackMs:
 
 async function agentRound(s: ControlSettings, root: string, storeDir: string, client: ResourceClient, log: (m: string) => void): Promise<RoundResult> {
   const pinRoot = `/sys/fs/bpf/tortie-bench-cp-${randomBytes(4).toString('hex')}`;
-  const dropPins = () => { if (existsSync(pinRoot)) rmSync(pinRoot, { recursive: true, force: true }); };
+  // A private run dir: the agent's pid, state and CNI socket never land in the host's /run/tortie.
+  const runDir = tempDir('tortie-bench-run-');
+  const dropPins = () => { if (existsSync(pinRoot)) rmSync(pinRoot, { recursive: true, force: true }); runDir.done(); };
   process.once('exit', dropPins);
   let topo: BenchTopology | undefined;
   let agent: ChildProcess | undefined;
@@ -258,7 +260,8 @@ async function agentRound(s: ControlSettings, root: string, storeDir: string, cl
     const healthPort = 20000 + Math.floor(Math.random() * 20000);
     const t0 = performance.now();
     agent = topo.node.spawn(agentCommand(['run', '--nodename', NODE, '--ip', `${NODE_IP}/24`,
-      '--store-dir', storeDir, '--bpffs-root', pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', 'warn',
+      '--store-dir', storeDir, '--bpffs-root', pinRoot, '--run-dir', runDir.path, '--cni-socket', 'none',
+      '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', 'warn',
       '--policy-only']), { netOnly: true, stdio: ['ignore', 'ignore', 'pipe'] });
     let agentErr = '';
     agent.stderr?.on('data', (d) => { agentErr = (agentErr + String(d)).slice(-4000); });
