@@ -2,6 +2,8 @@
 # `npm test`: set up (idempotent), build, then run every test under tap, then check that the run
 # left nothing behind in the kernel (test namespaces, bpffs pins).
 # Extra arguments are passed to tap (e.g. `npm test -- dist/test/selector`).
+# The TAP stream (with the tests' stderr) is kept in test-results/tap.log (gitignored; CI keeps it
+# as an artifact); the ten slowest test files are listed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
@@ -9,8 +11,12 @@ if [ $# -eq 0 ]; then set -- dist/test; fi
 
 leftovers() { { ip netns list 2>/dev/null | awk '{print "netns " $1}' | grep -E '^netns tt' || true; ls -d /sys/fs/bpf/tortie* 2>/dev/null | sed 's/^/pin /' || true; } | sort; }
 before=$(leftovers)
-rc=0
-node node_modules/tap/dist/esm/run.mjs "$@" || rc=$?
+mkdir -p test-results
+log=test-results/tap.log
+set +e
+node node_modules/tap/dist/esm/run.mjs "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
 after=$(leftovers)
 leaked=$(comm -13 <(echo "$before") <(echo "$after") | grep -v '^$' || true)
 if [ -n "$leaked" ]; then
@@ -20,5 +26,11 @@ if [ -n "$leaked" ]; then
   rc=1
 else
   echo "# leak check: no test namespaces or bpffs pins left behind"
+fi
+# tap closes each file with "ok N - dist/test/<file>.js # time=<ms>ms" (or "not ok …").
+slowest=$(sed -nE 's/^(not )?ok [0-9]+ - ([^ ]+\.js) .*# time=([0-9.]+)ms.*/\3 \2/p' "$log" | sort -rn | head -10 || true)
+if [ -n "$slowest" ]; then
+  echo "# ten slowest test files (TAP log: $log):"
+  awk '{ printf "#   %7.1f s  %s\n", $1 / 1000, $2 }' <<<"$slowest"
 fi
 exit $rc
