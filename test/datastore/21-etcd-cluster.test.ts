@@ -47,13 +47,15 @@ t.test('3-member cluster: leader killed mid-test while writers run, no acknowled
     }
   };
   const writers = [0, 1, 2, 3].map(writer);
-  await sleep(1000);
+  // Writers stop if a wait times out, so a failure ends the test instead of leaving them looping.
+  const waitOrStop = (cond: () => boolean, what: string) => until(cond, 10_000, what).catch((e: unknown) => { stop = true; throw e; });
+  await waitOrStop(() => acked.size > 20 && cluster.leaderIndex() >= 0, 'writes acknowledged before the kill');
   const leader = cluster.leaderIndex();
   t.ok(leader >= 0, `found the leader (member ${leader})`);
   const before = acked.size;
   const killedAt = Date.now();
   await cluster.killMember(leader);
-  await sleep(3000);
+  await waitOrStop(() => ackTimes.filter((x) => x > killedAt).length > 20, 'writes acknowledged after the kill');
   stop = true;
   await Promise.all(writers);
   const after = ackTimes.filter((x) => x > killedAt);

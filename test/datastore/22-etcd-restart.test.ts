@@ -8,7 +8,7 @@ import { EtcdCluster } from './helpers/etcd-server';
 interface Probe { start: number; end: number; ok: boolean; err?: string }
 
 /** Calls `call` back to back until stopped; records every outcome. */
-function probeLoop(call: () => Promise<unknown>): { stop: () => Promise<Probe[]> } {
+function probeLoop(call: () => Promise<unknown>): { probes: Probe[]; stop: () => Promise<Probe[]> } {
   const probes: Probe[] = [];
   let running = true;
   const done = (async () => {
@@ -23,7 +23,7 @@ function probeLoop(call: () => Promise<unknown>): { stop: () => Promise<Probe[]>
       }
     }
   })();
-  return { stop: async () => { running = false; await done; return probes; } };
+  return { probes, stop: async () => { running = false; await done; return probes; } };
 }
 
 t.test('etcd restarted on the same data dir: calls wait and resume at once, the watch resumes', async (t) => {
@@ -45,13 +45,17 @@ t.test('etcd restarted on the same data dir: calls wait and resume at once, the 
 
   const ours = probeLoop(() => ds.get('/rs/before'));
   const theirs = probeLoop(() => plain.get('/rs/before').string());
-  await sleep(200);
+  await until(() => ours.probes.some((p) => p.ok) && theirs.probes.some((p) => p.ok), 5000, 'both clients answering before the kill');
   await cluster.killMember(0);
   const killedAt = Date.now();
   await sleep(500);
   await cluster.startMember(0);
   const readyAt = Date.now();
-  await sleep(3000);
+  // Until our client has answered after the restart and etcd3's has too (or 3 s have passed, the
+  // window the comparison figures were always measured over).
+  const okAfterReady = (ps: Probe[]) => ps.some((p) => p.ok && p.end >= readyAt);
+  await until(() => okAfterReady(ours.probes) && (okAfterReady(theirs.probes) || Date.now() - readyAt >= 3000), 10_000, 'calls after the restart')
+    .catch(async (e: unknown) => { await Promise.all([ours.stop(), theirs.stop()]); throw e; });
   const [p1, p2] = await Promise.all([ours.stop(), theirs.stop()]);
 
   const firstOk = (ps: Probe[]) => ps.find((p) => p.ok && p.end >= readyAt)?.end ?? NaN;
