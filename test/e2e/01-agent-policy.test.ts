@@ -47,7 +47,8 @@ t.test('agent enforces policy from the datastore, survives kill -9 and converges
   t.ok(await tcpConnects(a.ns, b.ip, 8080), 'allowed: tcp/8080 from app=a');
   t.notOk(await tcpConnects(a.ns, b.ip, 9090), 'denied: tcp/9090');
   t.ok(await pings(b.ns, a.ip), 'b → a still allowed (a has no policy; reply via conntrack)');
-  await new Promise((r) => setTimeout(r, 300));
+  const deniedLogged = () => lab.agentLog.split('\n').some((l) => l.includes('"msg":"flow denied"') && l.includes('"dstPort":9090'));
+  await eventually(async () => deniedLogged(), true);
   const denied = lab.agentLog.split('\n').filter((l) => l.includes('"msg":"flow denied"') && l.includes('"dstPort":9090'));
   t.ok(denied.length > 0, 'the denied tcp/9090 flow is in the flow log');
   if (denied[0]) {
@@ -65,7 +66,7 @@ t.test('agent enforces policy from the datastore, survives kill -9 and converges
 
   // kill -9 during a flow: the flow continues, policy stays enforced while the agent is down.
   b.ns.spawn(['iperf3', '-s', '-1', '-p', '5201'], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 300));
+  await eventually(async () => (await b.ns.exec(['ss', '-ltnH', 'sport = :5201'], { allowFail: true })).stdout.trim() !== '', true);
   const flow = a.ns.exec(['iperf3', '-c', b.ip, '-p', '5201', '-t', '3', '-J'], { timeoutMs: 20_000, allowFail: true });
   await new Promise((r) => setTimeout(r, 1000));
   await lab.killAgent('SIGKILL');

@@ -87,8 +87,10 @@ t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
     const cap = c.router.spawn(['tcpdump', '-nli', 'pc', '-c', '2', 'ip proto 4 and src host 198.18.1.10 and dst host 198.18.2.10'],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let captured = '';
+    let capErr = '';
     cap.stdout!.on('data', (d) => { captured += String(d); });
-    await new Promise((res) => setTimeout(res, 1000));
+    cap.stderr!.on('data', (d) => { capErr += String(d); });
+    await eventually(async () => capErr.includes('listening on'), 5000); // tcpdump is capturing
     const a0 = c.stats('node-a'), c0 = c.stats('node-c');
     t.ok(await pings(wa.ns, wc.ip), 'wa → wc');
     t.ok(await pings(wc.ns, wa.ip), 'wc → wa');
@@ -98,7 +100,8 @@ t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
     t.ok(c1.decap >= c0.decap + 2n, 'C decapsulated the requests and replies');
     t.ok(c1.encapFast > c0.encapFast, 'C encapsulated its replies');
     t.ok(a1.decapFast + c1.decapFast > a0.decapFast + c0.decapFast, 'decapsulated packets went straight to the workloads\' cali*');
-    await new Promise((res) => setTimeout(res, 500));
+    const seen = /198\.18\.1\.10 > 198\.18\.2\.10: .*192\.168\.1\.1[01] > 192\.168\.3\.10/;
+    await eventually(async () => seen.test(captured), 5000);
     cap.kill('SIGINT');
     t.match(captured, /198\.18\.1\.10 > 198\.18\.2\.10: .*192\.168\.1\.1[01] > 192\.168\.3\.10/, 'the router saw IPIP with the workload packet inside');
   });
@@ -152,7 +155,7 @@ t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
       'for _ in range(3): s.sendto(h+ic,("198.18.1.10",0))',
     ].join('\n');
     await c.outside.exec(['python3', '-c', script]);
-    await new Promise((res) => setTimeout(res, 300));
+    await eventually(async () => drops() >= before + 3n, 3000);
     t.equal(drops(), before + 3n, 'three IPIP packets dropped as ipip_unknown_src');
   });
 
