@@ -107,7 +107,9 @@ t.test('named endpoints (one channel per member): a dead member is skipped witho
   }
   lat.sort((a, b) => a - b);
   t.equal(failed, 0, 'no call failed while a member was down');
-  t.ok(lat[Math.floor(lat.length * 0.99)] < 1000, `put+get p99 ${lat[Math.floor(lat.length * 0.99)]} ms, median ${lat[lat.length >> 1]} ms`);
+  // A call sent to the dead member would wait out the request timeout (3000 ms) before another
+  // member answered; staying under it is the mechanism, not a speed goal (no load luck needed).
+  t.ok(lat[lat.length - 1]! < 3000, `no call waited for the dead member: slowest put+get ${lat[lat.length - 1]} ms, p99 ${lat[Math.floor(lat.length * 0.99)]} ms, median ${lat[lat.length >> 1]} ms`);
   const col = new Collector();
   const w = ds.watch('/named/', col);
   await w.ready;
