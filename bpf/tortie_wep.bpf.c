@@ -24,6 +24,33 @@
 #include "lib/ipip.h"
 #include "shared/btf-anchor.h"
 
+/*
+ * Felix's defaultEndpointToHostAction (load-time constant, set by the loader from the agent's
+ * config): 0 = Drop (Calico's default), 1 = Accept (also Return: tortie has no host endpoints).
+ * "To the host" is what the kernel would deliver locally: bpf_fib_lookup from the cali* says
+ * NOT_FWDED (a local, broadcast or multicast route: every address of the node's namespace,
+ * whatever interface holds it, and any address later added: no list to keep in sync), or
+ * FWD_DISABLED (forwarding is off on the cali*, so the kernel could only deliver it locally).
+ * Only new flows the workload's egress policy allowed are judged here; replies and related
+ * packets of host-initiated flows are conntrack's (CT_ESTABLISHED) and never reach it. ARP
+ * (proxy ARP for the 169.254.1.1 gateway) is passed before.
+ */
+const volatile __u32 endpoint_to_host_accept = 0;
+
+static __always_inline bool to_host(struct __sk_buff *skb, const struct tortie_pkt *pkt)
+{
+	struct bpf_fib_lookup fib = {};
+	long rc;
+
+	fib.family = AF_INET;
+	fib.ifindex = skb->ifindex;
+	fib.ipv4_src = pkt->saddr;
+	fib.ipv4_dst = pkt->daddr;
+	fib.l4_protocol = pkt->proto;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	return rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED;
+}
+
 static __always_inline void log_hits(const struct tortie_verdict *v, __u32 ifindex, __u32 ep_id,
 				     __u8 dir, const struct tortie_pkt *pkt)
 {
@@ -115,6 +142,11 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 	}
 	if (verdict.nlog && ev_budget(ifindex, verdict.nlog < TORTIE_MAX_LOG_RULES ? verdict.nlog : TORTIE_MAX_LOG_RULES, true))
 		log_hits(&verdict, ifindex, ep.id, dir, &pkt);
+	/* Before the commit: a refused flow leaves no state that would pass its next packet. */
+	if (dir == TORTIE_DIR_EGRESS && !endpoint_to_host_accept && to_host(skb, &pkt)) {
+		ret = DROP_TO_HOST_DENIED;
+		goto out;
+	}
 	ret = ct_commit(&pkt, dir, &ct, cr, verdict.rule);
 	if (ret < 0)
 		goto out;

@@ -44,6 +44,10 @@ enum tortie_drop_reason {
 	DROP_IP_SRCROUTE = -26,          /* IPv4 loose/strict source-route option on a workload
 					  * interface: the next hop would not be the destination that
 					  * policy judged */
+	DROP_TO_HOST_DENIED = -27,       /* workload -> an address of this node's own (local delivery), a
+					  * new flow its egress policy allowed, refused by Felix's
+					  * defaultEndpointToHostAction Drop (replies to host-initiated
+					  * flows are conntrack's and pass) */
 	DROP_NAT_QUOTA = -30,            /* SNAT: the workload holds its quota of NAT mappings already */
 	DROP_NAT_TABLE_FULL = -31,       /* SNAT: tortie_nat4 is full (nothing is evicted for a new flow) */
 	DROP_CT_QUOTA = -32,             /* new flow: the workload owns its quota of conntrack entries already */

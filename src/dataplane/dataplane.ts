@@ -24,7 +24,7 @@ import { mkdirSync } from 'node:fs';
 import type { CalcDelta, CompiledState, LocalEndpoint, Prefilter, RuleInfo } from '../calc/types';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
-import { loadPrefilter, loadWep, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
+import { loadPrefilter, loadWep, type EndpointToHostAction, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
 import { PolicyDataplane } from './bpf/policy-sync';
 import { mapOps } from './bpf/loader';
 import { encodePrefilter, type Entry } from './bpf/encode';
@@ -48,6 +48,8 @@ export interface BpfDataplaneOptions {
   ctMaxEntries?: number;
   /** Conntrack entries one workload address may own (default ctMaxEntries / 8; 0 = no quota). */
   ctQuota?: number;
+  /** Felix's defaultEndpointToHostAction (default Drop, as Calico; Return acts as Accept). */
+  endpointToHostAction?: EndpointToHostAction;
   /** Flow-log sink for denied flows and Log rule hits (default: the logger at info). */
   onFlow?: (flow: FlowLog) => void;
   /** At most this many flow logs per second go to onFlow, the rest are counted and summarised
@@ -153,7 +155,7 @@ export class BpfDataplane {
 
   private async init(): Promise<void> {
     mkdirSync(this.o.pinRoot, { recursive: true });
-    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, ctQuota: this.o.ctQuota, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
+    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, ctQuota: this.o.ctQuota, endpointToHostAction: this.o.endpointToHostAction, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
     if (this.o.uplink) this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir });
     if (this.o.routing !== false) {
       this.routes = await RouteManager.open({

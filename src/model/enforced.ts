@@ -117,7 +117,7 @@ function globalPolicy(p: GlobalNetworkPolicy, add: Add): void {
 }
 
 /** FelixConfiguration fields tortie-node honours (at start-up, under flags and environment). */
-export const FELIX_HONOURED = ['logSeverityScreen', 'healthEnabled', 'healthPort', 'healthHost', 'interfacePrefix', 'natPortRange', 'bpfMapSizeConntrack'] as const;
+export const FELIX_HONOURED = ['logSeverityScreen', 'healthEnabled', 'healthPort', 'healthHost', 'interfacePrefix', 'natPortRange', 'bpfMapSizeConntrack', 'defaultEndpointToHostAction'] as const;
 
 /** Fields whose value is what tortie does anyway: accepted with that value only. */
 const FELIX_VACUOUS: Readonly<Record<string, { value: unknown; why: string }>> = {

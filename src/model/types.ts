@@ -445,6 +445,8 @@ export interface FelixConfigurationSpec {
   natPortRange?: string;
   /** Conntrack table entries (1024–67108864). */
   bpfMapSizeConntrack?: number;
+  /** Drop (Calico's default), Accept, Return (tortie has no host endpoints: as Accept). */
+  defaultEndpointToHostAction?: 'Drop' | 'Accept' | 'Return';
   [field: string]: unknown;
 }
 

@@ -1199,6 +1199,9 @@ function clusterInformation(meta: ObjectMeta, v: unknown, issues: Issues): Clust
 /** Calico's logSeverityScreen values. */
 export const FELIX_LOG_SEVERITIES = ['Debug', 'Info', 'Warning', 'Error', 'Fatal'] as const;
 
+/** Calico's defaultEndpointToHostAction values (Return: host endpoint policy decides; tortie has none, so it acts as Accept). */
+export const FELIX_ENDPOINT_TO_HOST_ACTIONS = ['Drop', 'Accept', 'Return'] as const;
+
 function felixConfiguration(meta: ObjectMeta, v: unknown, issues: Issues): FelixConfiguration | undefined {
   const s = specObject(v, issues, false);
   if (s === undefined) return undefined;
@@ -1236,6 +1239,13 @@ function felixConfiguration(meta: ObjectMeta, v: unknown, issues: Issues): Felix
       case 'bpfMapSizeConntrack': {
         const n = asInteger(val, p, issues, 1024, 2 ** 26);
         if (n !== undefined) spec.bpfMapSizeConntrack = n;
+        break;
+      }
+      case 'defaultEndpointToHostAction': {
+        const str = asString(val, p, issues);
+        const hit = FELIX_ENDPOINT_TO_HOST_ACTIONS.find((x) => x.toLowerCase() === str?.toLowerCase());
+        if (str !== undefined && hit === undefined) issues.add(p, `must be one of ${FELIX_ENDPOINT_TO_HOST_ACTIONS.join(', ')}, got ${quote(str)}`);
+        else if (hit !== undefined) spec.defaultEndpointToHostAction = hit;
         break;
       }
       case 'healthHost':

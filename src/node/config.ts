@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { FelixConfigurationSpec } from '../model';
+import { FELIX_ENDPOINT_TO_HOST_ACTIONS, type FelixConfigurationSpec } from '../model';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
 export type LogFormat = 'json' | 'text';
@@ -61,6 +61,12 @@ export interface NodeConfig {
   heapGrowingPercent: number;
   /** NAT outgoing: port range (Calico's natPortRange), per-workload quota, table size. */
   nat: { portMin: number; portMax: number; quota: number; maxEntries: number };
+  /**
+   * Felix's defaultEndpointToHostAction (FELIX_DEFAULTENDPOINTTOHOSTACTION): new flows from a
+   * workload to the node's own addresses, after its egress policy: Drop (default), Accept, or
+   * Return (= Accept: tortie has no host endpoint policy to return to).
+   */
+  endpointToHostAction: 'Drop' | 'Accept' | 'Return';
   /** Conntrack table size (undefined: derived from memory) and per-workload quota (undefined: size / 8). */
   ct: { maxEntries?: number; quota?: number };
   /**
@@ -85,7 +91,7 @@ export interface NodeConfig {
 }
 
 /** NodeConfig settings FelixConfiguration can set. */
-export type FelixSettable = 'logLevel' | 'healthPort' | 'healthHost' | 'interfacePrefix' | 'natPortRange' | 'ctMaxEntries';
+export type FelixSettable = 'logLevel' | 'healthPort' | 'healthHost' | 'interfacePrefix' | 'natPortRange' | 'ctMaxEntries' | 'endpointToHostAction';
 
 /**
  * Felix's precedence: flags and environment, then FelixConfiguration `node.<name>`, then
@@ -123,6 +129,8 @@ export function withFelixConfiguration(c: NodeConfig, layers: readonly (FelixCon
   }
   const ct = first('bpfMapSizeConntrack');
   if (ct && settable('ctMaxEntries')) [out.ct, from.ctMaxEntries] = [{ ...out.ct, maxEntries: Number(ct[0]) }, ct[1]];
+  const toHost = first('defaultEndpointToHostAction');
+  if (toHost && settable('endpointToHostAction')) [out.endpointToHostAction, from.endpointToHostAction] = [toHost[0]!, toHost[1]];
   return { config: out, from };
 }
 
@@ -278,6 +286,9 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [natQuota, natQuotaSrc] = pick('nat-quota', opts.natQuota, 'TORTIE_NAT_QUOTA');
   const [natMax, natMaxSrc] = pick('nat-max-entries', opts.natMaxEntries, 'TORTIE_NAT_MAX_ENTRIES');
   const [ctMax, ctMaxSrc] = pick('ct-max-entries', opts.ctMaxEntries, 'TORTIE_CT_MAX_ENTRIES');
+  const [toHostRaw, toHostSrc] = pick('default-endpoint-to-host-action', undefined, 'FELIX_DEFAULTENDPOINTTOHOSTACTION');
+  const toHost = toHostRaw === undefined ? 'Drop' : FELIX_ENDPOINT_TO_HOST_ACTIONS.find((a) => a.toLowerCase() === toHostRaw.trim().toLowerCase());
+  if (toHost === undefined) throw new ConfigError(`${toHostSrc}: "${toHostRaw}" is not one of ${FELIX_ENDPOINT_TO_HOST_ACTIONS.join(', ')}`);
   const [ctQuota, ctQuotaSrc] = pick('ct-quota', opts.ctQuota, 'TORTIE_CT_QUOTA');
   const [cniSock, cniSockSrc] = pick('cni-socket', opts.cniSocket, 'TORTIE_CNI_SOCKET');
   const [routeSourceRaw, routeSourceSrc] = pick('route-source', opts.routeSource, 'TORTIE_ROUTE_SOURCE');
@@ -370,13 +381,14 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     maxBatch,
     heapGrowingPercent,
     nat: { portMin, portMax, quota, maxEntries },
+    endpointToHostAction: toHost,
     ct: { maxEntries: ctMax === undefined ? undefined : Number(ctMax), quota: ctQuota === undefined ? undefined : Number(ctQuota) },
     cniSocket,
     bgp,
     routeSource,
     bgpSecretsDir: secretsDir ?? '/etc/tortie/bgp-secrets',
     clusterType: (env.CLUSTER_TYPE ?? '').trim() || 'tortie',
-    explicit: ([['logLevel', level], ['healthPort', hport], ['healthHost', hhost], ['interfacePrefix', prefix], ['natPortRange', natRange], ['ctMaxEntries', ctMax]] as const)
+    explicit: ([['logLevel', level], ['healthPort', hport], ['healthHost', hhost], ['interfacePrefix', prefix], ['natPortRange', natRange], ['ctMaxEntries', ctMax], ['endpointToHostAction', toHostRaw]] as const)
       .filter(([, v]) => v !== undefined).map(([k]) => k),
   };
 }

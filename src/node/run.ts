@@ -144,6 +144,7 @@ export async function startAgent(given: NodeConfig, log: Logger): Promise<Runnin
     const dataplane = await BpfDataplane.open({
       pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,
       routing: { nat: c.nat, ...(c.bgp ? { routeSource: c.routeSource } : {}) }, ctMaxEntries: c.ct.maxEntries, ctQuota: c.ct.quota,
+      endpointToHostAction: c.endpointToHostAction,
       onFlow: (flow) => flowLog.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
     });
     const agent = new Agent({

@@ -32,6 +32,7 @@ export const DropReason = {
   TCP_BAD_FLAGS: -24,
   NAT_ICMP: -25,
   IP_SRCROUTE: -26,
+  TO_HOST_DENIED: -27,
   NAT_QUOTA: -30,
   NAT_TABLE_FULL: -31,
   CT_QUOTA: -32,

@@ -43,6 +43,8 @@ export interface LoadOptions {
   /** max_entries overrides by map key (e.g. `{ pol: 4_000_000 }`); the table maps must hold the
    *  old and the new table of every endpoint switching at the same time. */
   mapSizes?: Partial<Record<keyof typeof MAP, number>>;
+  /** tortie_wep only: Felix's defaultEndpointToHostAction (default Drop, as Calico). */
+  endpointToHostAction?: EndpointToHostAction;
 }
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/tortie';
@@ -164,11 +166,21 @@ function unpinReplaced(pinRoot: string, names: string[]): void {
   for (const n of names) fs.rmSync(path.join(pinRoot, n), { force: true });
 }
 
+/**
+ * Felix's defaultEndpointToHostAction for new flows from a workload to the node itself (after
+ * its egress policy allowed them): Drop (Calico's default) or Accept. Return (host endpoint
+ * policy decides) is Accept: tortie has no host endpoints.
+ */
+export type EndpointToHostAction = 'Drop' | 'Accept' | 'Return';
+
 export async function loadWep(opts: LoadOptions = {}): Promise<WepDatapath> {
   const obj = BpfObject.open(path.join(opts.objectDir ?? defaultObjectDir(), 'tortie_wep.bpf.o'),
     { pinRoot: opts.pinRoot ?? DEFAULT_PIN_ROOT });
   try {
     const { timeouts: ctTimeouts, ctQuota, ctMaxEntries } = applyConstants(obj, opts, true);
+    const toHost = opts.endpointToHostAction ?? 'Drop';
+    if (!['Drop', 'Accept', 'Return'].includes(toHost)) throw new RangeError(`endpointToHostAction ${String(toHost)}: need Drop, Accept or Return`);
+    obj.setConstant('endpoint_to_host_accept', toHost === 'Drop' ? 0 : 1);
     await obj.load();
     unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_ct4_v1', 'tortie_ct4_v2']);
     const maps = mapsOf(obj);

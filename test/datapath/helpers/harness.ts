@@ -42,7 +42,10 @@ export class WepHarness {
   static async create(label: string, opts: LoadOptions = {}): Promise<WepHarness> {
     const pinRoot = uniquePinRoot(label);
     try {
-      const dp = await loadWep({ ctMaxEntries: 65536, ...opts, pinRoot });
+      // Accept unless a test asks: BPF_PROG_TEST_RUN runs on lo of the test process's own
+      // namespace, where bpf_fib_lookup answers "not forwarded" (local) or "forwarding disabled"
+      // for any destination, so Drop would refuse every new flow from the workload as host-bound.
+      const dp = await loadWep({ ctMaxEntries: 65536, endpointToHostAction: 'Accept', ...opts, pinRoot });
       return new WepHarness(dp, pinRoot);
     } catch (e) {
       removePinRoot(pinRoot);

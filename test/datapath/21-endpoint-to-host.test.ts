@@ -1,0 +1,155 @@
+// Felix's defaultEndpointToHostAction in tortie_from_wep: new flows from a workload to any
+// address of its node's namespace (the uplink address, another host address, 127.0.0.1) are
+// dropped after its egress policy allowed them (Drop, the default, counted as to_host_denied)
+// or let through (Accept; Return acts as Accept: tortie has no host endpoints). Forwarded
+// traffic through the node, proxy ARP for the 169.254.1.1 gateway and host -> workload flows
+// (their replies are conntrack's) keep working under Drop. Real packets in namespaces, and
+// BPF_PROG_TEST_RUN inside a namespace of the test's own.
+import t from 'tap';
+import { WepTopology, NODE_UPLINK_IP, EXT_IP, type Workload } from './helpers/wep-topology';
+import { uniquePinRoot, removePinRoot, WepHarness, TEST_IFINDEX, TC_ACT_OK, TC_ACT_SHOT } from './helpers/harness';
+import { allowAll } from './helpers/tables';
+import { loadWep, mapOps, type EndpointToHostAction, type WepDatapath } from '../../src/dataplane/bpf/loader';
+import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
+import { readCounters, counterPackets } from '../../src/dataplane/bpf/counters';
+import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
+import { tcAttach } from '../../src/dataplane/native';
+import { CalcGraph } from '../../src/calc';
+import { Topology } from '../../src/util/netns';
+import { tcpFrame, udpFrame, icmpFrame } from '../networking/helpers/pkt';
+import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
+
+const V3 = 'projectcalico.org/v3' as const;
+const WL_IP = '192.168.30.1';
+const HOST_LO_IP = '198.19.0.5'; // a second address of the node, on its lo
+
+const wep: WorkloadEndpoint = {
+  apiVersion: V3, kind: 'WorkloadEndpoint', metadata: { name: 'w', namespace: 'ns1', labels: { app: 'w' } },
+  spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${WL_IP}/32`], interfaceName: 'caliw', profiles: [] },
+};
+const allowAllPolicy: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'all' },
+  spec: { selector: 'all()', types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } };
+const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
+
+interface Node { topo: WepTopology; dp: WepDatapath; w: Workload; toHostDenied(): bigint; close(): Promise<void> }
+
+async function node(label: string, action: EndpointToHostAction | undefined): Promise<Node> {
+  const topo = await WepTopology.create(label);
+  const pinRoot = uniquePinRoot(label);
+  let dp: WepDatapath | undefined;
+  const close = async () => { dp?.close(); await topo.destroy(); removePinRoot(pinRoot); };
+  try {
+    const w = await topo.addWorkload('w', WL_IP);
+    await topo.node.sh(`ip addr add ${HOST_LO_IP}/32 dev lo`);
+    dp = await loadWep({ pinRoot, ctMaxEntries: 65536, ...(action ? { endpointToHostAction: action } : {}) });
+    const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, () => w.ifindex);
+    const graph = new CalcGraph({ nodeName: 'node1' });
+    for (const r of [ns1, wep, allowAllPolicy]) graph.onUpdate(r);
+    graph.flush();
+    pd.applySnapshot(graph.snapshot());
+    tcAttach({ iface: w.hostIf, netns: topo.node.path, direction: 'ingress', program: dp.fromWep });
+    tcAttach({ iface: w.hostIf, netns: topo.node.path, direction: 'egress', program: dp.toWep });
+    // Listeners on the node: TCP echo on every node address, UDP on the uplink's (its replies leave from it).
+    await topo.node.spawn(['socat', 'TCP-LISTEN:7000,fork,reuseaddr', 'EXEC:cat']);
+    await topo.node.spawn(['socat', `UDP-RECVFROM:7001,fork,bind=${NODE_UPLINK_IP}`, 'EXEC:cat']);
+    await topo.ext.spawn(['socat', 'TCP-LISTEN:7000,fork,reuseaddr', 'EXEC:cat']);
+    await w.ns.spawn(['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'EXEC:cat']);
+    for (const [ns, port] of [[topo.node, 7000], [topo.ext, 7000], [w.ns, 8080]] as const) {
+      await ns.sh(`for i in $(seq 100); do ss -ltn | grep -q ':${port} ' && exit 0; sleep 0.05; done; exit 1`);
+    }
+    await topo.node.sh(`for i in $(seq 100); do ss -lun | grep -q ':7001 ' && exit 0; sleep 0.05; done; exit 1`);
+    const d = dp;
+    return { topo, dp: d, w, close, toHostDenied: () => counterPackets(readCounters(d.maps.cnt!), w.ifindex, Dir.EGRESS, R.TO_HOST_DENIED) };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+const tcp = (from: { sh: Workload['ns']['sh'] }, dst: string, port: number) => from.sh(
+  `echo hello-${dst} | timeout 4 socat -T2 - TCP:${dst}:${port},connect-timeout=2`, { allowFail: true, timeoutMs: 10_000 });
+const udp = (w: Workload, dst: string) => w.ns.sh(`echo hello-udp | timeout 3 socat -T1 - UDP:${dst}:7001`, { allowFail: true, timeoutMs: 10_000 });
+const ping = (w: Workload, dst: string) => w.ns.exec(['ping', '-c', '2', '-W', '1', '-i', '0.2', dst], { allowFail: true, timeoutMs: 10_000 });
+
+t.test('default (Drop): a workload does not reach its node; everything else works', async (t) => {
+  const n = await node('e2hdrop', undefined);
+  t.teardown(() => n.close());
+  const { w, topo } = n;
+
+  let before = n.toHostDenied();
+  t.not((await tcp(w.ns, NODE_UPLINK_IP, 7000)).stdout.trim(), `hello-${NODE_UPLINK_IP}`, 'TCP to the uplink address: no answer');
+  t.ok(n.toHostDenied() > before, 'counted as to_host_denied');
+  before = n.toHostDenied();
+  t.not((await udp(w, NODE_UPLINK_IP)).stdout.trim(), 'hello-udp', 'UDP to the uplink address: no answer');
+  t.ok(n.toHostDenied() > before, 'counted');
+  before = n.toHostDenied();
+  t.not((await ping(w, NODE_UPLINK_IP)).code, 0, 'ICMP echo to the uplink address: no answer');
+  t.ok(n.toHostDenied() >= before + 2n, 'both echo requests counted');
+  before = n.toHostDenied();
+  t.not((await tcp(w.ns, HOST_LO_IP, 7000)).stdout.trim(), `hello-${HOST_LO_IP}`, 'TCP to another node address (on lo): no answer');
+  t.not((await ping(w, HOST_LO_IP)).code, 0, 'ICMP to it: no answer');
+  t.ok(n.toHostDenied() > before, 'counted');
+
+  // Through the node, not to it: untouched.
+  t.equal((await tcp(w.ns, EXT_IP, 7000)).stdout.trim(), `hello-${EXT_IP}`, 'TCP through the node to the outside works');
+  t.equal((await ping(w, EXT_IP)).code, 0, 'ICMP through the node works');
+  t.match((await w.ns.exec(['ip', 'neigh', 'show', '169.254.1.1'])).stdout, /lladdr ee:ee:ee:ee:ee:ee/, 'proxy ARP answered for the gateway');
+
+  // Host -> workload: the workload's replies are conntrack's, not new flows to the host.
+  before = n.toHostDenied();
+  t.equal((await tcp(topo.node, WL_IP, 8080)).stdout.trim(), `hello-${WL_IP}`, 'node -> workload TCP: echoed back');
+  t.equal((await topo.node.exec(['ping', '-c', '2', '-W', '1', '-i', '0.2', WL_IP], { allowFail: true, timeoutMs: 10_000 })).code, 0,
+    'node -> workload ping: replies come back');
+  t.equal(n.toHostDenied(), before, 'no reply was counted as to_host_denied');
+});
+
+for (const action of ['Accept', 'Return'] as const) {
+  t.test(`${action}: the workload reaches its node`, async (t) => {
+    const n = await node(`e2h${action.toLowerCase()}`, action);
+    t.teardown(() => n.close());
+    t.equal((await tcp(n.w.ns, NODE_UPLINK_IP, 7000)).stdout.trim(), `hello-${NODE_UPLINK_IP}`, 'TCP to the uplink address');
+    t.equal((await udp(n.w, NODE_UPLINK_IP)).stdout.trim(), 'hello-udp', 'UDP to the uplink address');
+    t.equal((await ping(n.w, NODE_UPLINK_IP)).code, 0, 'ICMP to the uplink address');
+    t.equal((await tcp(n.w.ns, HOST_LO_IP, 7000)).stdout.trim(), `hello-${HOST_LO_IP}`, 'TCP to the address on lo');
+    t.equal(n.toHostDenied(), 0n, 'nothing counted as to_host_denied');
+  });
+}
+
+t.test('BPF_PROG_TEST_RUN in a namespace: verdicts and counter', async (t) => {
+  const topo = Topology.create('e2hrun');
+  t.teardown(() => topo.destroy());
+  const ns = await topo.addNetns('node');
+  const peer = await topo.addNetns('peer');
+  await topo.addVeth(ns, 'up0', peer, 'up1');
+  await ns.sh(`sysctl -qw net.ipv4.ip_forward=1 && ip link set lo up && ip addr add ${NODE_UPLINK_IP}/24 dev up0 && ip route add default via ${EXT_IP}`);
+  const WL = '192.168.30.9';
+  const run = (h: WepHarness, hook: 'from' | 'to', pkt: Buffer) => {
+    const dir = hook === 'from' ? Dir.EGRESS : Dir.INGRESS;
+    const cnt = () => readCounters(h.dp.maps.cnt!).filter((r) => r.ifindex === TEST_IFINDEX && r.dir === dir);
+    const before = cnt();
+    const r = (hook === 'from' ? h.dp.fromWep : h.dp.toWep).testRun(pkt, { netns: ns.path });
+    const moved = cnt().filter((a) => a.packets !== (before.find((b) => b.reason === a.reason)?.packets ?? 0n));
+    return [r.retval, moved.length === 1 ? moved[0]!.reason : NaN];
+  };
+  const drop = await WepHarness.create('e2hdrop', { endpointToHostAction: 'Drop' });
+  t.teardown(() => drop.close());
+  const accept = await WepHarness.create('e2hacc', { endpointToHostAction: 'Accept' });
+  t.teardown(() => accept.close());
+  for (const h of [drop, accept]) h.setEndpoint([`${WL}/32`], allowAll('i00000000000021a', 'ingress'), allowAll('e00000000000021a', 'egress'));
+
+  for (const [what, pkt] of [
+    ['TCP SYN to the uplink address', tcpFrame({ src: WL, dst: NODE_UPLINK_IP, sport: 40000, dport: 22 })],
+    ['UDP to the uplink address', udpFrame({ src: WL, dst: NODE_UPLINK_IP, sport: 40000, dport: 53 })],
+    ['ICMP echo to the uplink address', icmpFrame({ src: WL, dst: NODE_UPLINK_IP, id: 77 })],
+    ['TCP SYN to 127.0.0.1', tcpFrame({ src: WL, dst: '127.0.0.1', sport: 40001, dport: 22 })],
+  ] as const) {
+    t.same(run(drop, 'from', pkt), [TC_ACT_SHOT, R.TO_HOST_DENIED], `Drop: ${what}`);
+    t.same(run(drop, 'from', pkt), [TC_ACT_SHOT, R.TO_HOST_DENIED], `Drop: ${what}, again (no conntrack state was left)`);
+    t.same(run(accept, 'from', pkt), [TC_ACT_OK, R.FORWARD], `Accept: ${what}`);
+  }
+  t.same(run(drop, 'from', tcpFrame({ src: WL, dst: EXT_IP, sport: 40002, dport: 80 })), [TC_ACT_OK, R.FORWARD], 'Drop: routed through the node: forwarded');
+  // Host-initiated: the node's SYN to the workload, then the workload's SYN-ACK is a reply.
+  t.same(run(drop, 'to', tcpFrame({ src: NODE_UPLINK_IP, dst: WL, sport: 50000, dport: 8080 })), [TC_ACT_OK, R.FORWARD], 'node -> workload SYN');
+  t.same(run(drop, 'from', tcpFrame({ src: WL, dst: NODE_UPLINK_IP, sport: 8080, dport: 50000, flags: 'SA' })), [TC_ACT_OK, R.FORWARD],
+    'Drop: the workload\'s SYN-ACK to the node is a reply: passes');
+});
