@@ -329,6 +329,14 @@ export class Lab {
     await tcpCell('a-web', 'b-db', 8080, false, 'direct');
     await tcpCell('b-db', 'c-client', 8080, true, 'IPIP');
     await tcpCell('c-web', 'c-client', 8080, true, 'local');
+    // defaultEndpointToHostAction is Drop (Calico's default): a workload does not reach its own
+    // node's services although its profile allows all egress; another node's address it does.
+    for (const [from, node, allowed] of [['a-web', 'node-a', false], ['a-web', 'node-c', true]] as const) {
+      const ip = this.nodes.get(node)!.ip;
+      const got = await this.retryUntil(async () => (await w(from).ns.exec(['ping', '-c', '1', '-W', '2', ip], { allowFail: true })).code === 0, allowed);
+      cells.push({ from, to: `${node} (${ip})`, what: allowed ? 'ping (another node)' : 'ping (its own node: defaultEndpointToHostAction Drop)',
+        expect: { allowed }, got: { allowed: got }, ok: got === allowed });
+    }
     for (const [from, node] of [['a-web', 'node-a'], ['c-client', 'node-c']] as const) {
       const seen = await this.outsideSees(w(from));
       const want = this.nodes.get(node)!.ip;

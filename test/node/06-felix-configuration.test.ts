@@ -36,6 +36,19 @@ t.test('precedence: environment over node.<name> over default over built-in', as
   t.same([ne.nat.portMin, ne.nat.portMax, ne.ct.maxEntries], [1000, 2000, 65536], 'the environment wins for those too');
 });
 
+t.test('defaultEndpointToHostAction: Drop by default, FelixConfiguration, FELIX_DEFAULTENDPOINTTOHOSTACTION wins', async (t) => {
+  const base = resolveConfig({ nodeName: 'n1' }, {});
+  t.equal(base.endpointToHostAction, 'Drop', "Calico's default");
+  const r = withFelixConfiguration(base, [{ defaultEndpointToHostAction: 'Return' }, { defaultEndpointToHostAction: 'Accept' }]);
+  t.same([r.config.endpointToHostAction, r.from.endpointToHostAction], ['Return', 'FelixConfiguration node.n1'], 'node.<name> over default');
+  t.equal(withFelixConfiguration(base, [undefined, { defaultEndpointToHostAction: 'Accept' }]).config.endpointToHostAction, 'Accept');
+  const env = resolveConfig({ nodeName: 'n1' }, { FELIX_DEFAULTENDPOINTTOHOSTACTION: 'accept' });
+  t.equal(env.endpointToHostAction, 'Accept', 'any case, as Felix');
+  t.equal(withFelixConfiguration(env, [{ defaultEndpointToHostAction: 'Drop' }, undefined]).config.endpointToHostAction, 'Accept', 'the environment wins');
+  t.throws(() => resolveConfig({ nodeName: 'n1' }, { FELIX_DEFAULTENDPOINTTOHOSTACTION: 'Allow' }),
+    /FELIX_DEFAULTENDPOINTTOHOSTACTION: "Allow" is not one of Drop, Accept, Return/);
+});
+
 t.test('tortie-node reads default and node.<name> from the datastore', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tortie-felix-'));
   const ds = new EmbeddedDatastore({ dir });
