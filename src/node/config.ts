@@ -239,6 +239,7 @@ export interface RawNodeOptions {
   maxBatch?: string;
   heapGrowingPercent?: string;
   natPortRange?: string;
+  defaultEndpointToHostAction?: string;
   natQuota?: string;
   natMaxEntries?: string;
   ctMaxEntries?: string;
@@ -286,7 +287,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [natQuota, natQuotaSrc] = pick('nat-quota', opts.natQuota, 'TORTIE_NAT_QUOTA');
   const [natMax, natMaxSrc] = pick('nat-max-entries', opts.natMaxEntries, 'TORTIE_NAT_MAX_ENTRIES');
   const [ctMax, ctMaxSrc] = pick('ct-max-entries', opts.ctMaxEntries, 'TORTIE_CT_MAX_ENTRIES');
-  const [toHostRaw, toHostSrc] = pick('default-endpoint-to-host-action', undefined, 'FELIX_DEFAULTENDPOINTTOHOSTACTION');
+  const [toHostRaw, toHostSrc] = pick('default-endpoint-to-host-action', opts.defaultEndpointToHostAction, 'FELIX_DEFAULTENDPOINTTOHOSTACTION');
   const toHost = toHostRaw === undefined ? 'Drop' : FELIX_ENDPOINT_TO_HOST_ACTIONS.find((a) => a.toLowerCase() === toHostRaw.trim().toLowerCase());
   if (toHost === undefined) throw new ConfigError(`${toHostSrc}: "${toHostRaw}" is not one of ${FELIX_ENDPOINT_TO_HOST_ACTIONS.join(', ')}`);
   const [ctQuota, ctQuotaSrc] = pick('ct-quota', opts.ctQuota, 'TORTIE_CT_QUOTA');

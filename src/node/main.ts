@@ -114,6 +114,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--max-batch <n>', 'largest number of kernel writes per batch')
     .option('--heap-growing-percent <p>', 'V8 heap headroom over live data before a full GC, 0 = V8 default (TORTIE_HEAP_GROWING_PERCENT, 20)')
     .option('--nat-port-range <min:max>', 'ports NAT outgoing may use, outside ip_local_port_range (FELIX_NATPORTRANGE, 20000:29999)')
+    .option('--default-endpoint-to-host-action <action>', 'new flows from a workload to this node: Drop | Accept | Return (= Accept) (FELIX_DEFAULTENDPOINTTOHOSTACTION, Drop)')
     .option('--nat-quota <n>', 'NAT mappings (flows) one workload may hold, 0 = no quota (TORTIE_NAT_QUOTA, 8192)')
     .option('--nat-max-entries <n>', 'NAT table size, two entries per flow (TORTIE_NAT_MAX_ENTRIES, 131072)')
     .option('--ct-max-entries <n>', 'conntrack table size (TORTIE_CT_MAX_ENTRIES, default from memory)')

@@ -45,8 +45,10 @@ t.test('defaultEndpointToHostAction: Drop by default, FelixConfiguration, FELIX_
   const env = resolveConfig({ nodeName: 'n1' }, { FELIX_DEFAULTENDPOINTTOHOSTACTION: 'accept' });
   t.equal(env.endpointToHostAction, 'Accept', 'any case, as Felix');
   t.equal(withFelixConfiguration(env, [{ defaultEndpointToHostAction: 'Drop' }, undefined]).config.endpointToHostAction, 'Accept', 'the environment wins');
+  t.equal(resolveConfig({ nodeName: 'n1', defaultEndpointToHostAction: 'Return' }, { FELIX_DEFAULTENDPOINTTOHOSTACTION: 'Accept' }).endpointToHostAction, 'Return', 'the flag over the environment');
   t.throws(() => resolveConfig({ nodeName: 'n1' }, { FELIX_DEFAULTENDPOINTTOHOSTACTION: 'Allow' }),
     /FELIX_DEFAULTENDPOINTTOHOSTACTION: "Allow" is not one of Drop, Accept, Return/);
+  t.throws(() => resolveConfig({ nodeName: 'n1', defaultEndpointToHostAction: 'drop!' }, {}), /--default-endpoint-to-host-action: "drop!" is not one of/);
 });
 
 t.test('tortie-node reads default and node.<name> from the datastore', async (t) => {
