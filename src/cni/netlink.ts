@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { CNI_ERR, CniError } from './errors';
-import { spawnerRun, type RunResult } from './spawner';
+import { spawnerRun, type RunResult } from '../util/spawner';
 
 export const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
 export const GATEWAY = '169.254.1.1';

@@ -41,7 +41,7 @@ import { CNI_ERR } from './errors';
 import { DEFAULT_SOCKET } from './install';
 import { handle as handleIpam } from './ipam-plugin';
 import { handle as handleTortie } from './plugin';
-import { startSpawner, stopSpawner } from './spawner';
+import { startSpawner, stopSpawner } from '../util/spawner';
 
 export const DEFAULT_TIMEOUT_MS = 60_000;
 /** A request is an environment and a network configuration: a few KiB; anything near this is not one. */

@@ -2,6 +2,13 @@
  * LinkWatcher: which network interfaces exist (name ↔ ifindex), kept current from
  * `ip -o monitor link` with a periodic full re-list to heal anything missed.
  *
+ * Cost: the agent is a large process, and forking `ip` from it blocks its event loop (~15 ms per
+ * fork, measured in tortie-node serving the CNI plugins). So monitor lines are applied directly
+ * where they are unambiguous (a deletion by ifindex; an up/down or MAC change of a link already
+ * known), and only a link not seen before (or renamed) triggers a re-list; re-lists are coalesced
+ * (one in flight, at most one queued behind it) and run through the spawn helper
+ * (src/util/spawner.ts) when the host process started one.
+ *
  * Contract:
  * - `start()` resolves once the initial list is known; 'add' is emitted for every link present
  *   then (when `emitInitial`) and for each new one later, 'remove' when one goes away, 'change'
@@ -11,10 +18,11 @@
  *   can watch a node namespace without entering it.
  */
 import { EventEmitter } from 'node:events';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
+import { spawnerRun } from '../util/spawner';
 
 export interface LinkInfo {
   name: string;
@@ -43,6 +51,22 @@ export function parseLinkList(json: string): LinkInfo[] {
   }));
 }
 
+/** One line of `ip -o monitor link`, as far as it can be read without ambiguity. */
+export interface MonitorLine {
+  deleted: boolean;
+  ifindex: number;
+  /** "name" or "name@peer" as ip prints it (a name may itself contain '@'). */
+  label: string;
+  up: boolean;
+  mac?: string;
+}
+
+export function parseMonitorLine(line: string): MonitorLine | undefined {
+  const m = /^(Deleted )?(\d+): (\S+): <([^>]*)>(?:.*?link\/\S+ ([0-9a-f]{2}(?::[0-9a-f]{2})+))?/.exec(line);
+  if (!m) return undefined;
+  return { deleted: !!m[1], ifindex: Number(m[2]), label: m[3]!, up: m[4]!.split(',').includes('UP'), mac: m[5] };
+}
+
 export class LinkWatcher extends EventEmitter {
   private readonly links = new Map<number, LinkInfo>();
   private readonly names = new Map<string, LinkInfo>();
@@ -60,15 +84,10 @@ export class LinkWatcher extends EventEmitter {
     return this.opts.netns ? ['-n', this.opts.netns, ...args] : args;
   }
 
-  private listNow(): Promise<LinkInfo[]> {
-    return new Promise((resolve, reject) => {
-      execFile('ip', this.ipArgs('-j', 'link', 'show'), { timeout: 10_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-        if (err) reject(new Error(`ip link show failed: ${String(stderr).trim() || err.message}`));
-        else {
-          try { resolve(parseLinkList(String(stdout))); } catch (e) { reject(e); }
-        }
-      });
-    });
+  private async listNow(): Promise<LinkInfo[]> {
+    const r = await spawnerRun(['ip', ...this.ipArgs('-j', 'link', 'show')], undefined, 10_000);
+    if (r.code !== 0) throw new Error(`ip link show failed: ${r.stderr.trim() || `exit status ${r.code}`}`);
+    return parseLinkList(r.stdout);
   }
 
   async start(): Promise<void> {
@@ -77,16 +96,56 @@ export class LinkWatcher extends EventEmitter {
       if (!this.stopped) this.log.warn({ code }, 'ip monitor exited; relying on periodic re-list');
     });
     const rl = createInterface({ input: this.monitor.stdout! });
-    // Any monitor line means "something changed": re-list (cheap) rather than parse every format.
-    let pending = false;
-    rl.on('line', () => {
-      if (pending || this.stopped) return;
-      pending = true;
-      setImmediate(() => { pending = false; void this.resync(); });
-    });
+    rl.on('line', (line) => { if (!this.stopped) this.onMonitorLine(line); });
     await this.resync();
-    this.timer = setInterval(() => void this.resync(), this.opts.resyncMs ?? 10_000);
+    this.timer = setInterval(() => this.requestResync(), this.opts.resyncMs ?? 10_000);
     this.timer.unref();
+  }
+
+  /** Applies a monitor line when it is unambiguous; anything else asks for a re-list. */
+  private onMonitorLine(line: string): void {
+    const m = parseMonitorLine(line);
+    const known = m ? this.links.get(m.ifindex) : undefined;
+    if (m?.deleted) {
+      if (known) this.forget(known);
+      return;
+    }
+    if (m && known && (m.label === known.name || m.label.startsWith(`${known.name}@`))) {
+      if (known.up !== m.up || (m.mac !== undefined && known.mac !== m.mac)) {
+        const l: LinkInfo = { ...known, up: m.up, mac: m.mac ?? known.mac };
+        this.remember(l);
+        this.emit('change', l);
+      }
+      return;
+    }
+    if (m && !known) {
+      // A new link: ip prints "name@peer" for links with a peer, and a name may contain '@'.
+      const filter = this.opts.filter ?? (() => true);
+      const candidates = [m.label, ...[...m.label.matchAll(/@/g)].map((a) => m.label.slice(0, a.index))];
+      if (!candidates.some((n) => n !== '' && filter(n))) return; // not tracked whatever its name is
+      if (!m.label.includes('@')) {
+        const l: LinkInfo = { name: m.label, ifindex: m.ifindex, up: m.up, mac: m.mac };
+        const clash = this.names.get(l.name);
+        if (clash) this.forget(clash);
+        this.remember(l);
+        this.emit('add', l);
+        return;
+      }
+    }
+    // A link whose name is not certain from the line, a rename, or a line not understood.
+    this.requestResync();
+  }
+
+  private resyncing?: Promise<void>;
+  private resyncQueued = false;
+
+  /** A re-list soon: at most one runs at a time and at most one waits behind it. */
+  private requestResync(): void {
+    if (this.resyncing) { this.resyncQueued = true; return; }
+    this.resyncing = this.resync().finally(() => {
+      this.resyncing = undefined;
+      if (this.resyncQueued && !this.stopped) { this.resyncQueued = false; this.requestResync(); }
+    });
   }
 
   /** Re-lists links and emits the differences. */

@@ -19,7 +19,7 @@ import { cniBed, type CniBed } from './helpers/cluster';
 import { run } from '../../src/util/netns';
 import { runPlugin } from './helpers/cni';
 import { CHILD_ENV, eventually } from '../e2e/helpers/agent-lab';
-import { spawnerPid, spawnerRun, startSpawner, stopSpawner } from '../../src/cni/spawner';
+import { spawnerPid, spawnerRun, startSpawner, stopSpawner } from '../../src/util/spawner';
 
 const SERVER = resolve(__dirname, '..', '..', '..', 'bin', 'tortie-cni-server.js');
 

@@ -1,5 +1,6 @@
 /**
- * A small helper process that starts the CNI plugin's commands (`ip`, `nsenter ip`) for a big
+ * A small helper process that starts short commands (`ip`, `nsenter ip`: the CNI plugin served
+ * in-process, the agent's link listing) for a big
  * host process: Node's spawn() is synchronous in the calling thread (fork/exec), and its cost
  * grows with the caller's memory. In tortie-node (a large heap, BPF maps mapped) it cost ~15 ms
  * of the agent's event loop per command, 3 per ADD; the helper, a Node process with a small heap,
