@@ -7,7 +7,7 @@
  * any path (a /run/netns bind mount or /proc/<pid>/ns/net). The veth is created with one
  * command whose peer lands directly in the container namespace, so no workload interface ever
  * appears in the host namespace. Every command is bounded by a timeout, and started without
- * blocking a big host process's event loop on fork/exec where it asked for that (spawner.ts).
+ * blocking a big host process's event loop on fork/exec where it asked for that (src/util/spawner.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';

@@ -193,8 +193,17 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
   }
   try {
     const [mtu, { contMac }] = await Promise.all([workloadMtu(ctx, ips), veth]);
-    await writeWep(ctx, buildWep(ctx, ips, contMac));
-    await Promise.all([configureHostSide(ctx.hostName, mtu, ips), configureContainerSide(env.netns, env.ifname, mtu, ips)]);
+    // Both sides are configured while the endpoint is written (the datastore commit overlaps the
+    // `ip` commands): until the agent has the endpoint, the workload's programs fail closed, so
+    // an interface up before its endpoint exists carries no traffic. Every step is awaited
+    // before the answer, and a failure of any undoes all of them below.
+    const steps = await Promise.allSettled([
+      configureHostSide(ctx.hostName, mtu, ips),
+      configureContainerSide(env.netns, env.ifname, mtu, ips),
+      writeWep(ctx, buildWep(ctx, ips, contMac)),
+    ]);
+    const failed = steps.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     ctx.log.info({ container: env.containerId, iface: ctx.hostName, ips }, 'workload networked');
     return {
       cniVersion: conf.cniVersion,

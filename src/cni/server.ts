@@ -23,7 +23,7 @@
  *   the failed ADD) sees what that work left and undoes it. No request can stop the server or
  *   its host process: every failure becomes an error answer.
  * - What a request does on the host is asynchronous (netlink through `ip` child processes,
- *   started by a helper process in the agent: spawner.ts), so a host process's event loop (the
+ *   started by a helper process in the agent: src/util/spawner.ts), so a host process's event loop (the
  *   agent's) keeps running. The one synchronous step is the embedded datastore's commit
  *   (fdatasync of a batch of writes), as for the agent's own writes; etcd has none.
  * - The socket's directory is made 0700 and the socket 0600 (root's, like the plugins). A stale
@@ -92,7 +92,7 @@ export interface CniServerOptions {
    */
   stores?: [DatastoreConfig, Datastore][];
   /**
-   * Start the requests' commands (`ip`, `nsenter`) through a small helper process (spawner.ts):
+   * Start the requests' commands (`ip`, `nsenter`) through a small helper process (src/util/spawner.ts):
    * for a host process with a big heap (the agent), whose own fork/exec would block its event
    * loop for several ms per command.
    */
