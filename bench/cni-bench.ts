@@ -1,7 +1,10 @@
 /**
  * CNI plugin latency, tortie beside the Go reference plugins in one run and one topology:
  *
- *   node dist/bench/cni-bench.js [--n 30] [--concurrent 20] [--json]
+ *   node dist/bench/cni-bench.js [--n 30] [--concurrent 20] [--json] [--agent-cpu-prof DIR]
+ *
+ * --agent-cpu-prof DIR: the agent runs with `node --cpu-prof` and writes its profile into DIR when
+ * it stops (open it in Chrome's DevTools) — to see what sits on an agent-hosted ADD's path.
  *
  * - VERSION: the installed `tortie` (as a runtime finds it on CNI_PATH) vs `portmap`.
  * - ADD and DEL of one workload: `tortie` + tortie-ipam (embedded store, one pool) three ways —
@@ -35,6 +38,9 @@ const opt = (name: string, dflt: number): number => {
   return Number.isInteger(v) && v > 0 ? v : dflt;
 };
 const N = opt('n', 30);
+const profIdx = args.indexOf('--agent-cpu-prof');
+const AGENT_PROF = profIdx >= 0 ? args[profIdx + 1] : undefined;
+if (profIdx >= 0 && !AGENT_PROF) throw new Error('--agent-cpu-prof needs a directory');
 const CONC = opt('concurrent', 20);
 const GO = '/usr/lib/cni';
 const CHILD_ENV = { ...process.env, NODE_OPTIONS: '' };
@@ -110,7 +116,8 @@ async function main(): Promise<void> {
     await up.sh('ip addr add 198.18.0.1/24 dev eth0');
     // tortie-node as installed: the agent, serving the CNI plugins on its socket.
     const agent = node.spawn(agentCommand(['run', '--nodename', 'node-a', '--ip', '198.18.0.2/24', '--store-dir', storeDir,
-      '--bpffs-root', pinRoot, '--health-port', '0', '--metrics-port', '0', '--log-level', 'warn', '--cni-socket', agentSock]), { netOnly: true, env: CHILD_ENV });
+      '--bpffs-root', pinRoot, '--health-port', '0', '--metrics-port', '0', '--log-level', 'warn', '--cni-socket', agentSock],
+      AGENT_PROF ? ['--cpu-prof', '--cpu-prof-dir', AGENT_PROF] : []), { netOnly: true, env: CHILD_ENV });
     let agentLog = '';
     agent.stdout!.on('data', (d) => { agentLog += String(d); });
     agent.stderr!.on('data', (d) => { agentLog += String(d); });
@@ -181,6 +188,11 @@ async function main(): Promise<void> {
     const cA = await concurrent('a');
     const cP = await concurrent('p');
     if (agent.exitCode !== null) throw new Error(`tortie-node exited during the run (${agent.exitCode}): ${agentLog}`);
+    if (AGENT_PROF) { // the profile is written when the agent stops on its own
+      const exited = new Promise((r) => agent.once('exit', r));
+      agent.kill('SIGTERM');
+      await exited;
+    }
 
     const ratio = (a: number[], b: number[]): number => q(a, 0.5) / q(b, 0.5);
     const out = {

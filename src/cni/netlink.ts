@@ -156,9 +156,21 @@ export async function ensureVeth(spec: VethSpec & { contMac?: string }): Promise
  * ARP without delay, forwards, and routes the workload's /32s to the veth.
  */
 export async function configureHostSide(hostName: string, mtu: number, ips: string[]): Promise<void> {
-  await writeSysctl(`/proc/sys/net/ipv4/conf/${hostName}/proxy_arp`, '1');
-  await writeSysctl(`/proc/sys/net/ipv4/neigh/${hostName}/proxy_delay`, '0');
-  await writeSysctl(`/proc/sys/net/ipv4/conf/${hostName}/forwarding`, '1');
+  await hostSysctls(hostName);
+  await configureHostLink(hostName, mtu, ips);
+}
+
+/** The host side's sysctls (they need only the interface: an ADD writes them while IPAM works). */
+export async function hostSysctls(hostName: string): Promise<void> {
+  await Promise.all([
+    writeSysctl(`/proc/sys/net/ipv4/conf/${hostName}/proxy_arp`, '1'),
+    writeSysctl(`/proc/sys/net/ipv4/neigh/${hostName}/proxy_delay`, '0'),
+    writeSysctl(`/proc/sys/net/ipv4/conf/${hostName}/forwarding`, '1'),
+  ]);
+}
+
+/** The host side's MTU, MAC, up and routes, once the addresses are known. */
+export async function configureHostLink(hostName: string, mtu: number, ips: string[]): Promise<void> {
   const batch = [`link set dev ${hostName} mtu ${mtu} address ${HOST_MAC} up`];
   for (const a of ips) batch.push(`route replace ${hostAddr(a)}/32 dev ${hostName} scope link`);
   await ipOk(['-batch', '-'], `configuring ${hostName}`, undefined, batch.join('\n') + '\n');

@@ -41,8 +41,8 @@ import { delegateIpam, type DelegateContext } from './delegate';
 import { CNI_ERR, CniError } from './errors';
 import { cniMain, cniRun } from './io';
 import {
-  GATEWAY, HOST_MAC, configureContainerSide, configureHostSide, deleteLink, ensureVeth, getAddrs, getLink, getLinkByIndex,
-  getRoutes, netnsExists, randomMac, type LinkInfo,
+  GATEWAY, HOST_MAC, configureContainerSide, configureHostLink, deleteLink, ensureVeth, getAddrs, getLink, getLinkByIndex,
+  getRoutes, hostSysctls, netnsExists, randomMac, type LinkInfo,
 } from './netlink';
 
 export const DEFAULT_MTU = 1500;
@@ -172,10 +172,13 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
   // The (still down) veth is made while IPAM assigns: it needs no address, and its MTU is set
   // again once the address's pool is known. The container MAC is chosen here, so the endpoint
   // can name it; a repeated ADD that finds the pair keeps the pair and its MAC.
-  const veth = ensureVeth({ hostName: ctx.hostName, contName: env.ifname, netns: env.netns, mtu: conf.mtu ?? DEFAULT_MTU, contMac: randomMac() });
-  veth.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  // Its host-side sysctls follow at once, also while IPAM works.
+  const made = ensureVeth({ hostName: ctx.hostName, contName: env.ifname, netns: env.netns, mtu: conf.mtu ?? DEFAULT_MTU, contMac: randomMac() });
+  const veth = made.then(async (v) => { await hostSysctls(ctx.hostName); return v; });
+  made.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  veth.catch(() => undefined);
   const dropNewVeth = async (): Promise<void> => {
-    const v = await veth.catch(() => undefined);
+    const v = await made.catch(() => undefined);
     if (v?.created) await deleteLink(ctx.hostName).catch(() => undefined);
   };
   let ipamRes: CniResult;
@@ -198,7 +201,7 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
     // an interface up before its endpoint exists carries no traffic. Every step is awaited
     // before the answer, and a failure of any undoes all of them below.
     const steps = await Promise.allSettled([
-      configureHostSide(ctx.hostName, mtu, ips),
+      configureHostLink(ctx.hostName, mtu, ips),
       configureContainerSide(env.netns, env.ifname, mtu, ips),
       writeWep(ctx, buildWep(ctx, ips, contMac)),
     ]);
