@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     await up.sh('ip addr add 198.18.0.1/24 dev eth0');
     // tortie-node as installed: the agent, serving the CNI plugins on its socket.
     const agent = node.spawn(agentCommand(['run', '--nodename', 'node-a', '--ip', '198.18.0.2/24', '--store-dir', storeDir,
-      '--bpffs-root', pinRoot, '--health-port', '0', '--metrics-port', '0', '--log-level', 'warn', '--cni-socket', agentSock],
+      '--bpffs-root', pinRoot, '--run-dir', join(tmp, 'run'), '--health-port', '0', '--metrics-port', '0', '--log-level', 'warn', '--cni-socket', agentSock],
       AGENT_PROF ? ['--cpu-prof', '--cpu-prof-dir', AGENT_PROF] : []), { netOnly: true, env: CHILD_ENV });
     let agentLog = '';
     agent.stdout!.on('data', (d) => { agentLog += String(d); });
