@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { run } from '../util/netns';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
+import { isProcessAlive, stopProcess } from '../util/process';
 
 export class BirdError extends Error {
   constructor(readonly code: 'ERR_BIRD_CONFIG' | 'ERR_BIRD_CONTROL' | 'ERR_BIRD_START', message: string) {
@@ -70,7 +71,7 @@ export class BirdDaemon {
   /** The pid of the running bird, if any. */
   get pid(): number | undefined {
     if (this.child?.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null) return this.child.pid;
-    return this.adoptedPid !== undefined && alive(this.adoptedPid) ? this.adoptedPid : undefined;
+    return this.adoptedPid !== undefined && isProcessAlive(this.adoptedPid) ? this.adoptedPid : undefined;
   }
 
   /** Checks `text` with bird's parser, installs it atomically and makes bird use it. */
@@ -125,7 +126,7 @@ export class BirdDaemon {
   private adopt(): boolean {
     if (!existsSync(this.pidPath) || !existsSync(this.socketPath)) return false;
     const pid = Number.parseInt(readFileSync(this.pidPath, 'utf8'), 10);
-    if (!Number.isInteger(pid) || pid <= 1 || !alive(pid)) return false;
+    if (!Number.isInteger(pid) || pid <= 1 || !isProcessAlive(pid)) return false;
     this.adoptedPid = pid;
     this.log.info({ pid }, 'adopted the running bird');
     this.watch();
@@ -171,7 +172,7 @@ export class BirdDaemon {
     if (this.watchTimer) return;
     this.watchTimer = setInterval(() => {
       if (this.stopping || this.restartTimer || this.child !== undefined) return;
-      if (this.adoptedPid !== undefined && !alive(this.adoptedPid)) {
+      if (this.adoptedPid !== undefined && !isProcessAlive(this.adoptedPid)) {
         this.log.warn({ pid: this.adoptedPid }, 'adopted bird exited; restarting');
         this.adoptedPid = undefined;
         this.scheduleRestart();
@@ -215,30 +216,13 @@ export class BirdDaemon {
     if (pid === undefined || mode === 'leave') return;
     if (mode === 'graceful') {
       await this.birdc(['graceful', 'restart']).catch((e: unknown) => this.log.warn({ err: e }, 'graceful restart request failed'));
+      await stopProcess(pid);
     } else {
-      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-    }
-    const until = Date.now() + 10_000;
-    while (alive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    if (alive(pid)) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      await stopProcess(pid, { signal: 'SIGTERM' });
     }
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie child (exited, not yet reaped) still answers kill 0.
-  try {
-    return !/^\d+ \([^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 function writeAtomic(path: string, text: string): void {
   const fd = openSync(path, 'w', 0o600);

@@ -27,6 +27,7 @@ import { DEFAULT_ROUTE_PROTOCOL } from '../dataplane/routes';
 import { liveAgents } from './agents';
 import { isBpffsMounted } from './doctor';
 import { DEFAULT_LEARNED_TABLE } from '../bgp/render';
+import { isProcessAlive, stopProcess } from '../util/process';
 
 export interface CleanupOptions {
   bpffsRoot: string;
@@ -126,31 +127,16 @@ export async function cleanupHost(o: CleanupOptions): Promise<CleanupReport> {
   return report;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \([^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 async function cleanupBird(runDir: string, report: CleanupReport): Promise<void> {
   const dirs = existsSync(runDir) ? readdirSync(runDir).filter((d) => d.endsWith('.bird')).map((d) => join(runDir, d)) : [];
   for (const dir of dirs) {
     const pidPath = join(dir, 'bird.pid');
     const pid = existsSync(pidPath) ? Number.parseInt(readFileSync(pidPath, 'utf8'), 10) : NaN;
-    if (Number.isInteger(pid) && pid > 1 && alive(pid)) {
+    if (Number.isInteger(pid) && pid > 1 && isProcessAlive(pid)) {
       const comm = (() => { try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { return ''; } })();
       if (comm !== 'bird') throw new Error(`${pidPath} names pid ${pid} (${comm || 'unknown'}), which is not bird; not stopping it`);
-      process.kill(pid, 'SIGTERM');
-      const until = Date.now() + 10_000;
-      while (alive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-      if (alive(pid)) process.kill(pid, 'SIGKILL');
+      await stopProcess(pid, { signal: 'SIGTERM' });
       report.birdsStopped.push(`bird pid ${pid} (${dir})`);
     }
   }
