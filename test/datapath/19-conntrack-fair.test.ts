@@ -66,20 +66,8 @@ t.test('a flood of new flows is refused past the workload\'s conntrack quota; an
   const web = new PySockets(w.web.ns), client = new PySockets(w.client.ns), flood = new PySockets(w.flood.ns);
   socks.push(web, client, flood);
   await web.run(`
-import threading
-l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(('${IP.web}', 8080)); l.listen(8)
 conns = []
-def conn(c):
-    conns.append(c)
-    while True:
-        d = c.recv(2000)
-        if not d:
-            break
-        c.sendall(b'echo:' + d)
-def loop():
-    while True:
-        c, a = l.accept(); threading.Thread(target=conn, args=(c,), daemon=True).start()
-threading.Thread(target=loop, daemon=True).start()
+tcp_echo('${IP.web}', 8080, conns)
 _ = 1`);
   t.equal(await client.run(`
 c = socket.create_connection(('${IP.web}', 8080), timeout=10); c.sendall(b'before'); _ = c.recv(100).decode()`), 'echo:before', 'the client\'s connection works');

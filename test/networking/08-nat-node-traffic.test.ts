@@ -31,36 +31,10 @@ const routing: RoutingState = {
 };
 
 const EXT_SERVERS = `
-import threading
-def udp_echo(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(('${EXT_IP}', port))
-    def loop():
-        while True:
-            d, a = s.recvfrom(2000)
-            s.sendto(b'echo:' + d, a)
-    threading.Thread(target=loop, daemon=True).start()
-def tcp_echo(port):
-    l = socket.socket()
-    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    l.bind(('${EXT_IP}', port))
-    l.listen(64)
-    def conn(c):
-        while True:
-            d = c.recv(2000)
-            if not d:
-                break
-            c.sendall(b'echo:' + d)
-    def loop():
-        while True:
-            c, a = l.accept()
-            threading.Thread(target=conn, args=(c,), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
 for p in (5300, 5301):
-    udp_echo(p)
-tcp_echo(8080)
-tcp_echo(7777)
+    udp_echo('${EXT_IP}', p)
+tcp_echo('${EXT_IP}', 8080)
+tcp_echo('${EXT_IP}', 7777)
 _ = 'ready'
 `;
 

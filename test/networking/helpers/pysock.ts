@@ -4,9 +4,43 @@
 import { createInterface } from 'node:readline';
 import type { Netns } from '../../../src/util/netns';
 
+// Echo servers every snippet can start: each answers b'echo:' + what it got, on a daemon thread;
+// tcp_echo appends each accepted connection to the list `conns` when given one (to push data later).
+const PRELUDE = `
+import threading
+def udp_echo(host, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, port))
+    def loop():
+        while True:
+            d, a = s.recvfrom(2000)
+            s.sendto(b'echo:' + d, a)
+    threading.Thread(target=loop, daemon=True).start()
+def tcp_echo(host, port, conns=None):
+    l = socket.socket()
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    l.bind((host, port))
+    l.listen(64)
+    def conn(c):
+        if conns is not None:
+            conns.append(c)
+        while True:
+            d = c.recv(2000)
+            if not d:
+                break
+            c.sendall(b'echo:' + d)
+    def loop():
+        while True:
+            c, a = l.accept()
+            threading.Thread(target=conn, args=(c,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+`;
+
 const AGENT = `
 import sys, json, socket, time, traceback
 g = {'socket': socket, 'time': time}
+exec(${JSON.stringify(PRELUDE)}, g)
 for line in sys.stdin:
     g['_'] = None
     try:
