@@ -26,7 +26,6 @@ static __always_inline int nat_snat_icmp(struct __sk_buff *skb, const struct tor
 	__u32 icsum = l4off + 2, inoff = l4off + 8, pofs, port_at = 0;
 	__be16 ports[3], from_port = 0, to_port;
 	__be32 pod_ip = pkt->saddr;
-	__u16 old_ck, new_ck;
 	__u32 dgram_end = (__u32)pkt->l3_off + pkt->ip_tot; /* never Ethernet padding */
 
 	if (!icmp_is_error((__u8)(pkt->dport >> 8)))
@@ -66,17 +65,8 @@ static __always_inline int nat_snat_icmp(struct __sk_buff *skb, const struct tor
 		return DROP_NAT_ICMP;
 	to_port = fv->port;
 
-	/* Raw memory order throughout: ones'-complement sums commute with the byte swap. */
-	old_ck = in.check;
-	new_ck = csum_fold32(bpf_csum_diff(&pod_ip, 4, &node_ip, 4, (__u16)~old_ck));
-	if (bpf_l4_csum_replace(skb, icsum, pod_ip, node_ip, 4) < 0 ||
-	    bpf_skb_store_bytes(skb, inoff + offsetof(struct iphdr, daddr), &node_ip, 4, 0) < 0 ||
-	    bpf_l4_csum_replace(skb, icsum, old_ck, new_ck, 2) < 0 ||
-	    bpf_skb_store_bytes(skb, inoff + offsetof(struct iphdr, check), &new_ck, 2, 0) < 0)
-		return DROP_ENCAP_FAILED;
-	if (port_at && from_port != to_port &&
-	    (bpf_l4_csum_replace(skb, icsum, from_port, to_port, 2) < 0 ||
-	     bpf_skb_store_bytes(skb, port_at, &to_port, 2, 0) < 0))
+	if (nat_icmp_quote_rewrite(skb, icsum, inoff, offsetof(struct iphdr, daddr), pod_ip, node_ip, in.check,
+				   port_at, from_port, to_port) < 0)
 		return DROP_ENCAP_FAILED;
 	/* Outer source (ICMP has no pseudo-header: only the IPv4 checksum changes). */
 	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), pod_ip, node_ip, 4) < 0 ||

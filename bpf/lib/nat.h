@@ -525,6 +525,33 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 }
 
 /*
+ * Rewrites the datagram an ICMP error quotes, starting at inoff: one of its addresses (addr_field:
+ * offsetof saddr or daddr in struct iphdr) from old_ip to new_ip, its IPv4 checksum (quoted_ck,
+ * as read), and the port or echo id at port_at (0: none) when it changes. Each change is folded
+ * into the ICMP checksum at icsum (the quoted header starts at an even offset of the ICMP
+ * message). Raw memory order throughout: ones'-complement sums commute with the byte swap. The
+ * quoted L4 checksum is left alone: receivers do not check it. Shared by both directions
+ * (nat_rev_icmp_err here, nat_snat_icmp in lib/icmp_err.h).
+ */
+static __always_inline int nat_icmp_quote_rewrite(struct __sk_buff *skb, __u32 icsum, __u32 inoff, __u32 addr_field,
+						  __be32 old_ip, __be32 new_ip, __u16 quoted_ck, __u32 port_at,
+						  __be16 from_port, __be16 to_port)
+{
+	__u16 new_ck = csum_fold32(bpf_csum_diff(&old_ip, 4, &new_ip, 4, (__u16)~quoted_ck));
+
+	if (bpf_l4_csum_replace(skb, icsum, old_ip, new_ip, 4) < 0 ||
+	    bpf_skb_store_bytes(skb, inoff + addr_field, &new_ip, 4, 0) < 0 ||
+	    bpf_l4_csum_replace(skb, icsum, quoted_ck, new_ck, 2) < 0 ||
+	    bpf_skb_store_bytes(skb, inoff + offsetof(struct iphdr, check), &new_ck, 2, 0) < 0)
+		return DROP_ENCAP_FAILED;
+	if (port_at && from_port != to_port &&
+	    (bpf_l4_csum_replace(skb, icsum, from_port, to_port, 2) < 0 ||
+	     bpf_skb_store_bytes(skb, port_at, &to_port, 2, 0) < 0))
+		return DROP_ENCAP_FAILED;
+	return 0;
+}
+
+/*
  * An ICMP error addressed to node_ip that quotes a SNATed packet (node_ip:port -> remote): send
  * it to the workload with the quoted header as the workload sent it. Returns 1 if translated,
  * 0 if not ours, < 0 a drop reason.
@@ -539,7 +566,6 @@ static __always_inline int nat_rev_icmp_err(struct __sk_buff *skb, const struct 
 	__u32 dgram_end = (__u32)pkt->l3_off + pkt->ip_tot; /* never Ethernet padding */
 	__be16 ports[3], from_port, to_port;
 	__be32 to_ip;
-	__u16 old_ck, new_ck;
 
 	if (inoff + sizeof(in) > dgram_end ||
 	    bpf_skb_load_bytes(skb, inoff, &in, sizeof(in)) < 0 || in.version != 4 || in.ihl < 5)
@@ -589,22 +615,10 @@ static __always_inline int nat_rev_icmp_err(struct __sk_buff *skb, const struct 
 	to_port = rv->port;
 	from_port = rk.dport;
 
-	/* Quoted header: source address, its checksum, the port; each change folded into the ICMP
-	 * checksum (the quoted header starts at an even offset of the ICMP message). */
-	/* Raw memory order throughout: ones'-complement sums commute with the byte swap. */
-	old_ck = in.check;
-	new_ck = csum_fold32(bpf_csum_diff(&node_ip, 4, &to_ip, 4, (__u16)~old_ck));
-	if (bpf_l4_csum_replace(skb, icsum, node_ip, to_ip, 4) < 0 ||
-	    bpf_skb_store_bytes(skb, inoff + offsetof(struct iphdr, saddr), &to_ip, 4, 0) < 0 ||
-	    bpf_l4_csum_replace(skb, icsum, old_ck, new_ck, 2) < 0 ||
-	    bpf_skb_store_bytes(skb, inoff + offsetof(struct iphdr, check), &new_ck, 2, 0) < 0)
+	/* Quoted header: source address, its checksum, the port or echo id. */
+	if (nat_icmp_quote_rewrite(skb, icsum, inoff, offsetof(struct iphdr, saddr), node_ip, to_ip, in.check,
+				   need ? pofs : 0, from_port, to_port) < 0)
 		return DROP_ENCAP_FAILED;
-	if ((in.protocol == IPPROTO_TCP || in.protocol == IPPROTO_UDP || in.protocol == IPPROTO_ICMP) &&
-	    from_port != to_port) {
-		if (bpf_l4_csum_replace(skb, icsum, from_port, to_port, 2) < 0 ||
-		    bpf_skb_store_bytes(skb, pofs, &to_port, 2, 0) < 0)
-			return DROP_ENCAP_FAILED;
-	}
 	/* Outer destination (ICMP has no pseudo-header: only the IPv4 checksum changes). */
 	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), node_ip, to_ip, 4) < 0 ||
 	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, daddr), &to_ip, 4, 0) < 0)
