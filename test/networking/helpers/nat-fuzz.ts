@@ -124,15 +124,19 @@ function quoted(f: Buffer): Quoted | undefined {
   return q;
 }
 
-/** The uplink under test: this node, a natOutgoing pool, a plain pool, another node. */
-export async function natFuzzHarness(): Promise<UplinkHarness> {
-  const h = await UplinkHarness.create('natfuzz');
+/** The layout the NAT tests share: this node, a natOutgoing pool, a plain pool, another node. */
+export function natLayout(h: UplinkHarness): UplinkHarness {
   h.config(NODE);
   h.pool('192.168.0.0/18', POOL_F.NAT_OUT);
   h.pool('192.168.200.0/24', 0);
   h.node(NODE);
   h.node(OTHER_NODE);
   return h;
+}
+
+/** The uplink under test, in the shared NAT layout. */
+export async function natFuzzHarness(): Promise<UplinkHarness> {
+  return natLayout(await UplinkHarness.create('natfuzz'));
 }
 
 export interface NatFuzzFailure { seed: number; scenario: number; packet: number; hook: string; what: string; frame: string; got: string; want: string }
