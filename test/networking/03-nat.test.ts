@@ -5,7 +5,7 @@
 // exhaustion as a counted drop that leaves existing flows intact.
 import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
-import { NAT_DIR, POOL_F, readNatEntries, nat4KeyCodec, nat4ValueCodec } from '../../src/dataplane/bpf/net-codecs';
+import { NATF, NAT_DIR, readNatEntries, nat4KeyCodec, nat4ValueCodec } from '../../src/dataplane/bpf/net-codecs';
 import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
 import { Topology } from '../../src/util/netns';
 import { PySockets } from './helpers/pysock';
@@ -14,10 +14,8 @@ import { eth, ipv4, icmp, tcp, udp, inetChecksum, PROTO } from '../../src/datapl
 import { fillL4Checksum, ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
 import { WepHarness } from '../datapath/helpers/harness';
 import { allowAll } from '../datapath/helpers/tables';
-import { NATF } from '../../src/dataplane/bpf/net-codecs';
+import { NODE, OTHER_NODE, natLayout } from './helpers/nat-fuzz';
 
-const NODE = '198.18.1.10';
-const OTHER_NODE = '198.18.1.11';
 const WL1 = '192.168.10.5';
 const WL2 = '192.168.10.6';
 const NONAT_WL = '192.168.200.9';
@@ -33,12 +31,7 @@ async function setup(label: string, nat?: Parameters<typeof UplinkHarness.create
   emptyNs ??= topo.addNetns('empty').then((n) => n.path);
   const h = await UplinkHarness.create(label, nat);
   h.netns = await emptyNs;
-  h.config(NODE);
-  h.pool('192.168.0.0/18', POOL_F.NAT_OUT);
-  h.pool('192.168.200.0/24', 0);
-  h.node(NODE);
-  h.node(OTHER_NODE);
-  return h;
+  return natLayout(h);
 }
 
 t.test('SNAT decisions, translation and reverse translation', async (t) => {
@@ -489,7 +482,9 @@ t.test('ICMP errors in: translated only within the datagram, for a live mapping,
   const stale = errIn(Buffer.concat([hdr, ports]));
   t.ok(h.run('in', stale).data.equals(stale), 'an error about an expired mapping is not translated');
   // A live mapping whose tuple a node socket has bound since: the error is the node's.
-  const sent2 = h.run('out', udpFrame({ src: WL2, dst: OUT, sport: 6101, dport: 9998 })).data;
+  // To the same remote as WL1's flow, whose reverse entry still holds natPort for it: the
+  // allocator must pick another port (with another remote it may legally reuse natPort).
+  const sent2 = h.run('out', udpFrame({ src: WL2, dst: OUT, sport: 6101, dport: 9999 })).data;
   const p2 = portsOf(ipAt(sent2))[0];
   t.not(p2, natPort);
   const q2 = Buffer.from(ipAt(sent2).raw.subarray(0, 28));
