@@ -6,12 +6,10 @@
 import t from 'tap';
 import { WepTopology, type Workload } from './helpers/wep-topology';
 import { uniquePinRoot, removePinRoot } from './helpers/harness';
-import { loadWep, mapOps, type WepDatapath } from '../../src/dataplane/bpf/loader';
-import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
+import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
-import { tcAttach, RingBuffer } from '../../src/dataplane/native';
-import { CalcGraph } from '../../src/calc';
+import { RingBuffer } from '../../src/dataplane/native';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint, Rule } from '../../src/model';
 
 const V3 = 'projectcalico.org/v3' as const;
@@ -54,19 +52,8 @@ t.test('netns end to end', async (t) => {
     other: await topo.addWorkload('other', IP.other),
   };
   dp = await loadWep({ pinRoot, ctMaxEntries: 65536 });
-  const byIface = new Map(Object.values(w).map((x) => [x.hostIf, x.ifindex]));
-  const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (ep) => byIface.get(ep.interfaceName ?? ''));
-  const graph = new CalcGraph({ nodeName: 'node1' });
-  for (const r of [ns1, wep('web', IP.web, 'web'), wep('client', IP.client, 'client'), wep('other', IP.other, 'other'), webIngress(true), egressAll]) {
-    graph.onUpdate(r);
-  }
-  graph.flush();
-  pd.applySnapshot(graph.snapshot());
+  const { pd, graph } = topo.program(dp, [ns1, wep('web', IP.web, 'web'), wep('client', IP.client, 'client'), wep('other', IP.other, 'other'), webIngress(true), egressAll]);
   t.same(pd.pendingEndpoints, [], 'every endpoint bound to its interface');
-  for (const x of Object.values(w)) {
-    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'ingress', program: dp.fromWep });
-    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'egress', program: dp.toWep });
-  }
   const events: FlowEvent[] = [];
   rb = RingBuffer.open(dp.maps.events!, (rec) => events.push(decodeEvent(rec)));
 

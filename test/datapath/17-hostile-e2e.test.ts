@@ -9,12 +9,9 @@
 import t from 'tap';
 import { WepTopology, type Workload, EXT_IP } from './helpers/wep-topology';
 import { uniquePinRoot, removePinRoot } from './helpers/harness';
-import { loadWep, mapOps, type WepDatapath } from '../../src/dataplane/bpf/loader';
-import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
+import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
-import { tcAttach } from '../../src/dataplane/native';
-import { CalcGraph } from '../../src/calc';
 import { Capture, scapy, until, ipId } from './helpers/probe';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
 
@@ -50,17 +47,8 @@ t.test('hostile packets in namespaces', async (t) => {
     atk: await topo.addWorkload('atk', IP.atk), vic: await topo.addWorkload('vic', IP.vic), cli: await topo.addWorkload('cli', IP.cli),
   };
   dp = await loadWep({ pinRoot, ctMaxEntries: 65536 });
-  const byIface = new Map(Object.values(w).map((x) => [x.hostIf, x.ifindex]));
-  const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (ep) => byIface.get(ep.interfaceName ?? ''));
-  const graph = new CalcGraph({ nodeName: 'node1' });
-  for (const r of [ns1, wep('atk', IP.atk, 'target'), wep('vic', IP.vic, 'target'), wep('cli', IP.cli, 'client'), targetsIngress, clientIngress, egressAll]) graph.onUpdate(r);
-  graph.flush();
-  pd.applySnapshot(graph.snapshot());
+  const { pd } = topo.program(dp, [ns1, wep('atk', IP.atk, 'target'), wep('vic', IP.vic, 'target'), wep('cli', IP.cli, 'client'), targetsIngress, clientIngress, egressAll]);
   t.same(pd.pendingEndpoints, [], 'every endpoint bound');
-  for (const x of Object.values(w)) {
-    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'ingress', program: dp.fromWep });
-    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'egress', program: dp.toWep });
-  }
   const nodeMac = (await topo.node.exec(['cat', '/sys/class/net/eth0/address'])).stdout.trim();
   const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!), x.ifindex, dir, reason);
   const fromWl = (x: Workload, pkts: string[]) => scapy(x.ns, pkts, 'ee:ee:ee:ee:ee:ee');

@@ -7,15 +7,12 @@
 import t from 'tap';
 import { WepTopology, EXT_IP, type Workload } from './helpers/wep-topology';
 import { uniquePinRoot, removePinRoot } from './helpers/harness';
-import { loadWep, mapOps, type WepDatapath } from '../../src/dataplane/bpf/loader';
-import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
+import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir, dropReasonLabel } from '../../src/dataplane/bpf/drop-reasons';
 import { ctStatus, sweepConntrack } from '../../src/dataplane/bpf/conntrack';
 import { NodeMetrics } from '../../src/node/metrics';
 import { readQuota } from '../../src/dataplane/bpf/quota';
-import { tcAttach } from '../../src/dataplane/native';
-import { CalcGraph } from '../../src/calc';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
 import { PySockets } from '../networking/helpers/pysock';
 
@@ -53,16 +50,7 @@ t.test('a flood of new flows is refused past the workload\'s conntrack quota; an
     flood: await topo.addWorkload('flood', IP.flood),
   };
   dp = await loadWep({ pinRoot, ctMaxEntries: TABLE, ctQuota: QUOTA });
-  const byIface = new Map(Object.values(w).map((x) => [x.hostIf, x.ifindex]));
-  const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (ep) => byIface.get(ep.interfaceName ?? ''));
-  const graph = new CalcGraph({ nodeName: 'node1' });
-  for (const r of [ns1, wep('web', IP.web, 'web'), wep('client', IP.client, 'client'), wep('flood', IP.flood, 'flood'), ...policies]) graph.onUpdate(r);
-  graph.flush();
-  pd.applySnapshot(graph.snapshot());
-  for (const x of Object.values(w)) {
-    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'ingress', program: dp.fromWep });
-    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'egress', program: dp.toWep });
-  }
+  topo.program(dp, [ns1, wep('web', IP.web, 'web'), wep('client', IP.client, 'client'), wep('flood', IP.flood, 'flood'), ...policies]);
   const web = new PySockets(w.web.ns), client = new PySockets(w.client.ns), flood = new PySockets(w.flood.ns);
   socks.push(web, client, flood);
   await web.run(`

@@ -4,10 +4,7 @@
 import t from 'tap';
 import { WepTopology, type Workload } from './helpers/wep-topology';
 import { uniquePinRoot, removePinRoot } from './helpers/harness';
-import { loadWep, mapOps, type WepDatapath } from '../../src/dataplane/bpf/loader';
-import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
-import { tcAttach } from '../../src/dataplane/native';
-import { CalcGraph } from '../../src/calc';
+import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import type { GlobalNetworkPolicy, GlobalNetworkSet, Namespace, WorkloadEndpoint } from '../../src/model';
 
 const V3 = 'projectcalico.org/v3' as const;
@@ -37,28 +34,14 @@ t.test('network sets and derived namespace profiles, with real packets', async (
     b: await topo.addWorkload('b', IP.b),
   };
   dp = await loadWep({ pinRoot, ctMaxEntries: 65536 });
-  const byIface = new Map(Object.values(w).map((x) => [x.hostIf, x.ifindex]));
-  const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (ep) => byIface.get(ep.interfaceName ?? ''));
-  const graph = new CalcGraph({ nodeName: 'node1' });
   // No Profile resource anywhere: kns.ns1 exists only because Namespace ns1 does.
-  for (const r of [ns1, wep('web', IP.web, 'web'), wep('a', IP.a, 'a'), wep('b', IP.b, 'b'), trusted([IP.a + '/32', '10.200.0.0/16']), webFromTrusted]) {
-    graph.onUpdate(r);
-  }
-  graph.flush();
-  pd.applySnapshot(graph.snapshot());
+  const { pd, graph, update } = topo.program(dp, [ns1, wep('web', IP.web, 'web'), wep('a', IP.a, 'a'), wep('b', IP.b, 'b'), trusted([IP.a + '/32', '10.200.0.0/16']), webFromTrusted]);
   t.same(pd.pendingEndpoints, [], 'every endpoint bound to its interface');
-  for (const x of Object.values(w)) {
-    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'ingress', program: dp.fromWep });
-    tcAttach({ iface: x.hostIf, netns: topo.node.path, direction: 'egress', program: dp.toWep });
-  }
   await w.web.ns.spawn(['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'EXEC:cat']);
   await w.web.ns.sh('for i in $(seq 50); do ss -ltn | grep -q :8080 && exit 0; sleep 0.1; done; exit 1');
   const tcp = (from: Workload) => from.ns.sh(`echo hi | timeout 4 socat -T2 - TCP:${IP.web}:8080,connect-timeout=2`, { allowFail: true, timeoutMs: 10_000 });
   const ping = (from: Workload, to: string) => from.ns.exec(['ping', '-c', '2', '-W', '1', '-i', '0.2', to], { allowFail: true, timeoutMs: 10_000 });
-  const apply = (...rs: (GlobalNetworkSet | Namespace)[]) => {
-    for (const r of rs) graph.onUpdate(r);
-    pd.applyDelta(graph.flush());
-  };
+  const apply = update;
 
   t.equal((await tcp(w.a)).stdout.trim(), 'hi', 'a (in the trusted set) -> web:8080 allowed');
   t.not((await tcp(w.b)).stdout.trim(), 'hi', 'b (not in the set) -> web:8080 denied');

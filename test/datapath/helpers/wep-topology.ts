@@ -3,6 +3,14 @@
 // per workload (its /32 from 192.168.0.0/16, default route via 169.254.1.1 onlink).
 // Everything lives in namespaces this test created; nothing touches the root namespace.
 import { Topology, type Netns } from '../../../src/util/netns';
+import { mapOps, type WepDatapath } from '../../../src/dataplane/bpf/loader';
+import { PolicyDataplane } from '../../../src/dataplane/bpf/policy-sync';
+import { tcAttach } from '../../../src/dataplane/native';
+import { CalcGraph } from '../../../src/calc';
+import type { Resource } from '../../../src/model';
+
+/** The real compiler and policy writer over a loaded datapath; `update` applies a delta. */
+export interface ProgrammedNode { pd: PolicyDataplane; graph: CalcGraph; update(...rs: Resource[]): void }
 
 export interface Workload { name: string; ns: Netns; ip: string; hostIf: string; ifindex: number }
 
@@ -59,6 +67,31 @@ export class WepTopology {
     const w: Workload = { name, ns, ip, hostIf, ifindex: await this.node.ifindex(hostIf) };
     this.workloads.set(name, w);
     return w;
+  }
+
+  /**
+   * What the agent does for this node, without the agent: compiles `resources` with the real
+   * CalcGraph (node "node1"), writes the snapshot into `dp`'s maps with PolicyDataplane (endpoints
+   * bound by interface name) and attaches the workload programs to every workload's host side.
+   */
+  program(dp: WepDatapath, resources: Resource[]): ProgrammedNode {
+    const byIface = new Map([...this.workloads.values()].map((x) => [x.hostIf, x.ifindex]));
+    const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (ep) => byIface.get(ep.interfaceName ?? ''));
+    const graph = new CalcGraph({ nodeName: 'node1' });
+    for (const r of resources) graph.onUpdate(r);
+    graph.flush();
+    pd.applySnapshot(graph.snapshot());
+    for (const x of this.workloads.values()) {
+      tcAttach({ iface: x.hostIf, netns: this.node.path, direction: 'ingress', program: dp.fromWep });
+      tcAttach({ iface: x.hostIf, netns: this.node.path, direction: 'egress', program: dp.toWep });
+    }
+    return {
+      pd, graph,
+      update: (...rs) => {
+        for (const r of rs) graph.onUpdate(r);
+        pd.applyDelta(graph.flush());
+      },
+    };
   }
 
   async destroy(): Promise<void> { await this.topo.destroy(); }
