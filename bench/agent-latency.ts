@@ -1,5 +1,5 @@
 /**
- * Agent benchmark (issue 5 item 5): policy apply → enforcement latency as observed by the
+ * Agent benchmark: policy apply → enforcement latency as observed by the
  * datapath (real packets changing verdict), agent RSS and initial sync time, with 10,000
  * WorkloadEndpoints and 1,000 GlobalNetworkPolicies in the store and 100 local endpoints, on
  * both datastore backends. Prints figures; asserts nothing. --scale felix: Felix's design target
@@ -9,7 +9,7 @@
  *        [--cli-toggles M] [--interval-ms 5] [--timeout-ms 100] [--hold-ms 250] [--no-realtime]
  *        [--no-calc] [--out FILE] [--heap-snapshot DIR] [--agent-node-flags "FLAGS"] [--flood PPS] [--agent-log-level L]
  *
- * --flood PPS (issue 11 item 6): the same toggles while the probe client floods the server with
+ * --flood PPS (docs/security.md, "Event budgets"): the same toggles while the probe client floods the server with
  * new denied UDP flows (bench/lib-agent/flooder.ts, at most PPS datagrams/s, 0 = as fast as it
  * can; a flood policy denies them). The goal is unchanged: apply → enforced median < 100 ms,
  * p99 < 250 ms. The table adds the flood's figures (datagrams sent, the agent's flow-event

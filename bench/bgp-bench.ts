@@ -1,5 +1,5 @@
 /**
- * BGP benchmark (issue 16 item 8). Prints figures; asserts nothing.
+ * BGP benchmark. Prints figures; asserts nothing.
  *
  *   node dist/bench/bgp-bench.js [--nodes-routes 100] [--endpoints 10000] [--bird-nodes 10] [--samples 10]
  *

@@ -15,7 +15,7 @@
  *   its own namespace, every plugin run with `nsenter --net=<node>` by the same installed
  *   wrapper a runtime finds on CNI_PATH.
  * - 20 concurrent ADDs on one node: no failure and no duplicate address, for each.
- * Goals (issue 13): VERSION ≤ 2× portmap; ADD and DEL p50 ≤ 2× ptp+host-local; concurrency clean.
+ * Goals: VERSION ≤ 2× portmap; ADD and DEL p50 ≤ 2× ptp+host-local; concurrency clean.
  * Prints figures and the ratios; exits 0 whether goals are met or not (a benchmark, not a test).
  * Everything runs in namespaces it creates (src/util/netns.ts) and is removed at the end.
  */

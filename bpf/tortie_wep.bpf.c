@@ -8,7 +8,7 @@
  * a counter and, for policy, an event within the endpoint's event budget (lib/drop.h). ARP passes (proxy ARP answers 169.254.1.1); every
  * other non-IPv4 frame, VLAN tag or malformed header is dropped with its reason.
  *
- * Networking (issue 6): every IPv4 packet tortie_from_wep forwards goes through
+ * Networking: every IPv4 packet tortie_from_wep forwards goes through
  * ipip_from_wep (lib/ipip.h) at the single exit: a remote workload behind IPIP is encapsulated
  * and redirected to the uplink there; anything else continues to the kernel (SNAT happens on the
  * uplink's egress).

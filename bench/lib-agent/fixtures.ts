@@ -57,7 +57,7 @@ export interface FixtureScale {
 }
 
 export const FULL_SCALE: FixtureScale = { endpoints: 10_000, policies: 1_000, rulesPerPolicy: 5, localEndpoints: 100, remoteNodes: 99, seed: 20261121 };
-/** Felix's design target (issue 18): 100,000 endpoints, 100 local, 2,000 policies; 500 remote nodes of 200 endpoints. */
+/** Felix's design target: 100,000 endpoints, 100 local, 2,000 policies; 500 remote nodes of 200 endpoints. */
 export const FELIX_SCALE: FixtureScale = { endpoints: 100_000, policies: 2_000, rulesPerPolicy: 5, localEndpoints: 100, remoteNodes: 500, seed: 20261121 };
 export const QUICK_SCALE: FixtureScale = { endpoints: 1_000, policies: 100, rulesPerPolicy: 5, localEndpoints: 20, remoteNodes: 9, seed: 20261121 };
 

@@ -1,5 +1,5 @@
 /**
- * The agent benchmark's hostile workload (issue 11 item 6), run inside the probe client's
+ * The agent benchmark's hostile workload (docs/security.md, "Event budgets"), run inside the probe client's
  * namespace (`ip netns exec`):
  *
  *   node flooder.js <ip> <seconds> [maxPps]

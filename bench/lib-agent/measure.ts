@@ -59,7 +59,7 @@ export interface MeasureConfig {
   /** Extra Node/V8 flags for the agent process. */
   agentNodeFlags?: string[];
   /**
-   * Issue 11 item 6: during the toggles, a hostile workload (the probe client's namespace) floods
+   * Event budgets (docs/security.md): during the toggles, a hostile workload (the probe client's namespace) floods
    * new denied UDP flows at the server (flooder.ts, at most `floodPps` datagrams/s, 0 = as fast
    * as it can), with the flood policy (fixtures.floodPolicy) loaded. Undefined = no flood.
    */

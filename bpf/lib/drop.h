@@ -37,7 +37,7 @@ struct {
 } tortie_evt_v1 SEC(".maps");
 
 /*
- * Per-endpoint event budget (issue 11 item 6): a token bucket per (endpoint interface, CPU).
+ * Per-endpoint event budget (docs/security.md, "Event budgets"): a token bucket per (endpoint interface, CPU).
  * One event costs ep_event_cost_ns of credit; credit refills at 1 ns per ns up to
  * ep_event_burst_ns (so: 1e9 / cost events per second per CPU, bursts of burst / cost). Over
  * budget, nothing goes to the ring: the would-be events are counted in the endpoint's

@@ -196,7 +196,7 @@ static __always_inline int ipip_from_wep(struct __sk_buff *skb, __be32 daddr)
 /*
  * Strips the outer header (hlen bytes, options included) after checking the inner one. Lengths
  * are the outer header's total length (outer_tot, as parse_packet validated it), never skb->len: a padded frame is longer than its
- * datagram (issue 11 item 8: any inner datagram under 26 bytes arrives padded from a real NIC).
+ * datagram (any inner datagram under 26 bytes arrives padded from a real NIC).
  * The padding is trimmed, so the inner packet leaves with exactly its own length.
  */
 static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen, __u32 outer_tot)

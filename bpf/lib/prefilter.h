@@ -43,7 +43,7 @@ static __always_inline int prefilter_check(const struct tortie_pkt *pkt, __u32 *
 
 #ifdef TORTIE_CTX_XDP
 /*
- * IPIP (issue 11 item 7): the uplink decapsulates IPIP from other nodes (lib/ipip.h), so the
+ * IPIP (docs/security.md, "Encapsulated traffic"): the uplink decapsulates IPIP from other nodes (lib/ipip.h), so the
  * inner packet is what reaches the workloads, and the deny list must hold for it as for a packet
  * that arrives directly. Fills *inner with the inner header's addresses and protocol when the
  * outer datagram (a whole one: outer fragments are never decapsulated) holds a complete inner

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Routing state the datapath consults (Calico networking, issue 6): remote workload routes,
+ * Routing state the datapath consults (Calico networking): remote workload routes,
  * IP pools, known nodes, this node's parameters, and the networking counters. All maps are
  * written only by the agent's route manager (src/dataplane/routes.ts) and read here; layouts in
  * shared/maps.h. Lookups are O(1) (hash, array) or one LPM walk each.

@@ -252,7 +252,7 @@ struct tortie_event {
 	__u32 pad2;
 };
 
-/* ---- networking (issue 6): routes, pools, nodes, node config, NAT, counters ----
+/* ---- networking: routes, pools, nodes, node config, NAT, counters ----
  * Written by the route manager (src/dataplane/routes.ts), read by tortie_wep (encap fast path)
  * and tortie_uplink (decap, SNAT, reverse SNAT, encap of kernel-routed traffic). */
 

@@ -4,7 +4,7 @@
 // stays alive while open (strong self-reference), so dropping it does not silently stop events.
 // close() stops and joins the thread before freeing the ring; the env cleanup hook does the same.
 //
-// Backpressure (issue 11 item 6): a round takes at most `maxBatch` records, and the next round
+// Backpressure (docs/security.md, "Event budgets"): a round takes at most `maxBatch` records, and the next round
 // starts only once JS calls next() after the previous batch (the TS wrapper does so from a
 // setImmediate, i.e. after the event loop has polled for I/O: a thread-safe function alone
 // would dispatch up to 1000 queued calls in one loop turn). So the event loop never holds more

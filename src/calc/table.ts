@@ -384,13 +384,6 @@ export function rowsKeyOfTexts(texts: string[]): string {
   return createHash('sha1').update(texts.join('|')).digest('hex').slice(0, 16);
 }
 
-/** Canonical fingerprint of final rows (hash of their canonical text). */
-export function rowsKeyOf(byProto: Map<number, Slab[]>): string {
-  const keyParts: string[] = [];
-  for (const [proto, slabs] of byProto) keyParts.push(slabsText(proto, slabs));
-  return rowsKeyOfTexts(keyParts);
-}
-
 export function sameSlabs(a: Slab[], b: Slab[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {

@@ -152,15 +152,8 @@ export async function ensureVeth(spec: VethSpec & { contMac?: string }): Promise
 }
 
 /**
- * Host side, Calico's way: the host answers ARP for the workload's gateway 169.254.1.1 by proxy
- * ARP without delay, forwards, and routes the workload's /32s to the veth.
- */
-export async function configureHostSide(hostName: string, mtu: number, ips: string[]): Promise<void> {
-  await hostSysctls(hostName);
-  await configureHostLink(hostName, mtu, ips);
-}
-
-/** The host side's sysctls (they need only the interface: an ADD writes them while IPAM works). */
+ * The host side's sysctls, Calico's way: the host answers ARP for the workload's gateway
+ * 169.254.1.1 by proxy ARP without delay, and forwards (they need only the interface: an ADD writes them while IPAM works). */
 export async function hostSysctls(hostName: string): Promise<void> {
   await Promise.all([
     writeSysctl(`/proc/sys/net/ipv4/conf/${hostName}/proxy_arp`, '1'),
@@ -183,11 +176,6 @@ export async function configureContainerSide(netns: string, ifname: string, mtu:
   batch.push(`route replace ${GATEWAY} dev ${ifname} scope link`);
   batch.push(`route replace default via ${GATEWAY} dev ${ifname}`);
   await ipOk(['-batch', '-'], `configuring ${ifname}`, netns, batch.join('\n') + '\n');
-}
-
-/** Drops the host routes to these addresses through `hostName` (when the veth is kept). */
-export async function deleteHostRoutes(hostName: string, ips: string[]): Promise<void> {
-  for (const a of ips) await ip(['route', 'del', `${hostAddr(a)}/32`, 'dev', hostName]);
 }
 
 function hostAddr(cidr: string): string {

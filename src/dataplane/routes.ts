@@ -1,6 +1,6 @@
 /**
  * RouteManager: Calico networking on this host — routes to other nodes' workloads, IPIP and NAT
- * outgoing (issue 6). Input is the compiler's RoutingState (pools, nodes with their address and
+ * outgoing. Input is the compiler's RoutingState (pools, nodes with their address and
  * subnet, remote workload /32s and their node); output is kernel routes and the BPF maps the
  * workload and uplink programs read (bpf/lib/route.h), plus the uplink's tc programs.
  *

@@ -1,4 +1,4 @@
-// Hostile packets against the real workload programs (BPF_PROG_TEST_RUN), issue 11 items 2-4:
+// Hostile packets against the real workload programs (BPF_PROG_TEST_RUN), the guarantees of docs/security.md:
 // impossible TCP flag combinations are INVALID; a request the receiver's ingress policy denied
 // never opens the reply path; the ICMP echo key tells request from reply; a later fragment
 // follows its own first fragment at each point and never creates or matches conntrack state;

@@ -1,4 +1,4 @@
-// Hostile traffic with real packets (issue 11 items 2-4): scapy crafts packets inside a workload
+// Hostile traffic with real packets (docs/security.md guarantees): scapy crafts packets inside a workload
 // namespace and on an outside host; the verdict is read from a capture in the receiving namespace
 // (incoming packets only) and from tortie's counters. A Calico-shaped node (helpers/wep-topology),
 // policies compiled by src/calc, programs attached with tc on every cali*.

@@ -1,4 +1,4 @@
-// Issue 11 item 6, kernel side: a workload's flood of new denied flows produces at most its
+// Event budgets (docs/security.md), kernel side: a workload's flood of new denied flows produces at most its
 // event budget in ring-buffer events (token bucket per endpoint and CPU), every packet is still
 // counted as a drop, and what was not emitted is counted per endpoint (tortie_evbud_v1
 // `suppressed`). Another endpoint's budget is its own. The ring-buffer consumer delivers

@@ -1,4 +1,4 @@
-// Conntrack fairness with real packets (issue 11, item 5): one workload floods new UDP flows
+// Conntrack fairness with real packets (docs/security.md, "Fair state tables"): one workload floods new UDP flows
 // (bounded: 2,000 of two datagrams each, paced) into a small conntrack table (256 entries) while another workload holds an
 // idle TCP connection on which the server then speaks first: that packet passes the client's
 // ingress (whose policy denies everything) only through the connection's conntrack entry.

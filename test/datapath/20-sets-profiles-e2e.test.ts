@@ -1,4 +1,4 @@
-// Real packets through the wep programs for what issue 14 added to the compiler: a
+// Real packets through the wep programs for network sets and profiles in the compiler: a
 // GlobalNetworkSet matched by a rule selector (edited live), and the kns.<ns> profile derived
 // from a Namespace object alone (no stored Profile) letting a workload's traffic through.
 import t from 'tap';

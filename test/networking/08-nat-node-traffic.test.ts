@@ -1,4 +1,4 @@
-// NAT outgoing against hostile workloads, with real sockets in namespaces (issue 11, items 1 and 5):
+// NAT outgoing against hostile workloads, with real sockets in namespaces (docs/security.md: NAT outgoing and the node's own traffic; fair state tables):
 //   - the node's own UDP socket, TCP connection and listening service keep working while a
 //     workload deliberately uses the same source port towards the same server / peer (no mapping
 //     ever takes a tuple a node socket uses or listens on; replies reach the node);

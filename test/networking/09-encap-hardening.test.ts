@@ -1,4 +1,4 @@
-// Issue 11 items 7 and 8 with BPF_PROG_TEST_RUN (the real programs, crafted frames):
+// Encapsulated-traffic hardening (docs/security.md) with BPF_PROG_TEST_RUN (the real programs, crafted frames):
 //   - IPIP decapsulation judges lengths by the outer IP total length, not the frame: a frame a
 //     NIC padded to 60 bytes (inner datagram < 26 bytes) is decapsulated, and the padding is
 //     trimmed so the inner datagram leaves with its own length; a datagram longer than the frame

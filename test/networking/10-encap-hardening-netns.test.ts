@@ -1,4 +1,4 @@
-// Issue 11 items 7 and 8 with real packets between nodes in namespaces (the three-node cluster,
+// Encapsulated-traffic hardening (docs/security.md) with real packets between nodes in namespaces (the three-node cluster,
 // IPIP Always), judged by what the receiving workload gets and by tortie's own counters:
 //   - item 7: a source deny-listed on node A reaches A's workload neither directly nor inside
 //     IPIP from another node (the XDP prefilter judges the inner source); lifting the entry lets

@@ -1,4 +1,4 @@
-// Issue 11 item 6 with real traffic: a workload floods another with new denied UDP flows (one new
+// Event budgets (docs/security.md) with real traffic: a workload floods another with new denied UDP flows (one new
 // 4-tuple per datagram, bounded in time and rate) on a node running tortie's dataplane. Asserted
 // on the mechanism, never on a time threshold:
 //   - every denied datagram is counted as a drop; ring-buffer events stay within the endpoint's

@@ -1,4 +1,4 @@
-// A workload address never leaves through nat-outgoing in an ICMP message (issue 11 item 2), with
+// A workload address never leaves through nat-outgoing in an ICMP message (docs/security.md), with
 // real packets in the three-node cluster: a workload's own kernel answers a reply of its SNATed
 // UDP flow with port unreachable, and the outside host receives it from the node's address,
 // quoting the datagram as the outside sent it; a forged error and an ICMP timestamp request

@@ -1,4 +1,4 @@
-// ICMP leaving a natOutgoing pool for the outside (issue 11 item 2, lib/icmp_err.h): a
+// ICMP leaving a natOutgoing pool for the outside (docs/security.md, "A workload address never leaks"; lib/icmp_err.h): a
 // workload's error about a SNATed flow leaves translated like the flow (outer source, quoted
 // destination and port, every checksum valid, recomputed here from the bytes); an error quoting
 // no mapping, addressed elsewhere, or an ICMP query without a mapping is dropped (DROP_NAT_ICMP):

@@ -28,10 +28,8 @@ export const MAP = {
 } as const;
 
 export const AF_INET = 4;
-export const AF_INET6 = 6;
 export const EP_F_DISABLED = 1;
 export const TBL_F_SPORT = 1;
-export const PROTO_OTHER = 256;
 export const ACT_ALLOW = 1;
 export const ACT_DENY = 2;
 export const MAX_LOG_RULES = 4;
@@ -68,26 +66,22 @@ export const epAddrKeyCodec = defineStruct('tortie_ep_addr_key', [
   { name: 'pad', type: 'pad', length: 3 },
   { name: 'addr', type: 'bytes', length: 16 },
 ] as const);
-export type EpAddrKey = ValueOf<typeof epAddrKeyCodec>;
 
 export const cls4KeyCodec = defineStruct('tortie_cls4_key', [
   { name: 'prefixlen', type: 'u32' },
   { name: 'addr', type: 'be32' },
 ] as const);
-export type Cls4Key = ValueOf<typeof cls4KeyCodec>;
 
 export const tableCodec = defineStruct('tortie_table', [
   { name: 'flags', type: 'u32' },
   { name: 'miss_rule', type: 'u32' },
   { name: 'hash', type: 'bytes', length: 8 },
 ] as const);
-export type TableMeta = ValueOf<typeof tableCodec>;
 
 export const projKeyCodec = defineStruct('tortie_proj_key', [
   { name: 'table', type: 'u32' },
   { name: 'gclass', type: 'u32' },
 ] as const);
-export type ProjKey = ValueOf<typeof projKeyCodec>;
 
 export const spcKeyCodec = defineStruct('tortie_spc_key', [
   { name: 'prefixlen', type: 'u32' },
@@ -95,7 +89,6 @@ export const spcKeyCodec = defineStruct('tortie_spc_key', [
   { name: 'proto', type: 'u16' },
   { name: 'port', type: 'be16' },
 ] as const);
-export type SpcKey = ValueOf<typeof spcKeyCodec>;
 
 export const polKeyCodec = defineStruct('tortie_pol_key', [
   { name: 'prefixlen', type: 'u32' },
@@ -106,7 +99,6 @@ export const polKeyCodec = defineStruct('tortie_pol_key', [
   { name: 'port', type: 'be16' },
   { name: 'pad', type: 'pad', length: 2 },
 ] as const);
-export type PolKey = ValueOf<typeof polKeyCodec>;
 
 export const verdictCodec = defineStruct('tortie_verdict', [
   { name: 'action', type: 'u8' },
@@ -115,7 +107,6 @@ export const verdictCodec = defineStruct('tortie_verdict', [
   { name: 'rule', type: 'u32' },
   { name: 'log_rules', type: 'u32', count: MAX_LOG_RULES },
 ] as const);
-export type VerdictValue = ValueOf<typeof verdictCodec>;
 
 export const ct4KeyCodec = defineStruct('tortie_ct4_key', [
   { name: 'addr_a', type: 'be32' },
@@ -229,4 +220,3 @@ export const ALL_CODECS = [
 /** __u32 map values (class ids, local classes, sport classes, epaddr flags). */
 export function u32Value(v: number): Buffer { const b = Buffer.alloc(4); b.writeUInt32LE(v >>> 0); return b; }
 export function u32Key(v: number): Buffer { return u32Value(v); }
-export function readU32(b: Buffer): number { return b.readUInt32LE(0); }

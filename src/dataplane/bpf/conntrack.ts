@@ -130,10 +130,6 @@ export function sweepConntrack(map: CtMapOps, t: CtTimeouts, now: bigint = proce
   return { scanned, expired: dead.length, live: scanned - dead.length, byState, byOwner: quota ? byOwner : undefined };
 }
 
-export function decodeCtEntry(k: Buffer, v: Buffer): { key: Ct4Key; value: CtValue } {
-  return { key: ct4KeyCodec.decode(k), value: ctValueCodec.decode(v) };
-}
-
 /** Conntrack table use for metrics (NodeMetrics.recordConntrack). */
 export interface CtStatus {
   entries: number;

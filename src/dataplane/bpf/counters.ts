@@ -3,7 +3,7 @@
  * and decoding ring-buffer events, for metrics, logs and tests. Counters are summed over CPUs; keys are (ifindex, direction, reason).
  */
 import type { BpfMap } from '../native';
-import { cntKeyCodec, cntValueCodec, evbudCodec, eventCodec, type EventRecord } from './codecs';
+import { EV_DENY, EV_LOG, EV_PREFILTER, cntKeyCodec, cntValueCodec, evbudCodec, eventCodec, type EventRecord } from './codecs';
 import { dropReasonLabel } from './drop-reasons';
 import { u32ToIpv4 } from './packet';
 
@@ -67,7 +67,7 @@ export interface FlowEvent {
 
 export function decodeEvent(buf: Buffer): FlowEvent {
   const e: EventRecord = eventCodec.decode(buf);
-  const kind = e.kind === 1 ? 'deny' : e.kind === 2 ? 'log' : e.kind === 3 ? 'prefilter' : 'unknown';
+  const kind = e.kind === EV_DENY ? 'deny' : e.kind === EV_LOG ? 'log' : e.kind === EV_PREFILTER ? 'prefilter' : 'unknown';
   const direction = e.dir === 0 ? 'ingress' : e.dir === 1 ? 'egress' : 'uplink';
   return {
     kind, tsNs: e.ts_ns, ifindex: e.ifindex, endpointId: e.ep_id, direction, ruleId: e.rule,

@@ -158,7 +158,7 @@ function mapsOf(obj: BpfObject): Record<keyof typeof MAP, BpfMap | undefined> {
 }
 
 /**
- * Pins of maps a newer version replaced (the LRU tables issue 11 made plain hashes, under a new
+ * Pins of maps a newer version replaced (the LRU tables that became plain hashes for fairness, under a new
  * name): a node upgraded in place would otherwise keep them in kernel memory forever. Programs
  * still attached from the previous run hold their own reference until they are replaced.
  */

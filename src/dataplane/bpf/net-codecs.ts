@@ -33,13 +33,11 @@ export const rt4KeyCodec = defineStruct('tortie_rt4_key', [
   { name: 'prefixlen', type: 'u32' },
   { name: 'addr', type: 'ipv4' },
 ] as const);
-export type Rt4Key = ValueOf<typeof rt4KeyCodec>;
 
 export const routeCodec = defineStruct('tortie_route', [
   { name: 'next_hop', type: 'ipv4' },
   { name: 'flags', type: 'u32' },
 ] as const);
-export type RouteValue = ValueOf<typeof routeCodec>;
 
 export const poolCodec = defineStruct('tortie_pool', [
   { name: 'flags', type: 'u32' },
@@ -59,7 +57,6 @@ export const netcfgCodec = defineStruct('tortie_netcfg', [
   { name: 'flags', type: 'u32' },
   { name: 'pad', type: 'pad', length: 4 },
 ] as const);
-export type NetCfg = ValueOf<typeof netcfgCodec>;
 
 export const nat4KeyCodec = defineStruct('tortie_nat4_key', [
   { name: 'saddr', type: 'ipv4' },

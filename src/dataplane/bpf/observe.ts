@@ -91,7 +91,7 @@ export class FlowEventStream {
 }
 
 /**
- * Flow-log sampling for the agent (issue 11 item 6): a token bucket over log lines. `admit`
+ * Flow-log sampling for the agent (docs/security.md, "Event budgets"): a token bucket over log lines. `admit`
  * says whether one more record may be written individually (at most `perSec` per second, bursts
  * of `burst`); a record that may not is counted under its `key` (kind, reason, endpoint) and
  * reported in the next summary instead. Logging is synchronous, so this bounds the time the

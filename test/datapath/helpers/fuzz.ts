@@ -1,4 +1,4 @@
-// Differential fuzzing of the workload programs (issue 11): random and mutated packet sequences
+// Differential fuzzing of the workload programs (docs/security.md, "Differential fuzzing"): random and mutated packet sequences
 // (TCP flag combinations, fragments, ICMP errors quoting real, reversed and forged flows, echo
 // both ways, truncation, Ethernet padding, header lies) run through the real tortie_from_wep /
 // tortie_to_wep (BPF_PROG_TEST_RUN) and through `Model`, a TypeScript statement of the intended

@@ -1,4 +1,4 @@
-// Differential fuzzing of nat-outgoing on the uplink (issue 11): random flows of two workloads of
+// Differential fuzzing of nat-outgoing on the uplink (docs/security.md): random flows of two workloads of
 // a natOutgoing pool and the host to outside hosts, pool addresses and a node (TCP, UDP, echo
 // both ways, ICMP queries, port-less protocols), the outside's replies, and ICMP errors both ways
 // quoting real, reversed and forged flows, plus truncation and header lies — through the real
