@@ -13,7 +13,8 @@
  * direct and SNAT vs none on a three-node cluster, bench/networking-bench).
  *
  * Writes bench/results/<stamp>.json (every sample), <stamp>.md and latest.{json,md} plus SVG
- * charts; `--readme` also replaces README.md's "## Performance" section with the latest table.
+ * charts; `--readme` also writes the tables into docs/benchmarks.md ("## Latest results") and a
+ * summary into README.md ("## Performance").
  * Ctrl-C or a failure tears down every namespace, process, ruleset and BPF pin the run created.
  */
 import { readFileSync } from 'node:fs';
@@ -26,7 +27,7 @@ import { hostInfo, toolVersions } from './lib/host';
 import { iperfTcp, iperfUdp, sockperfPingPong, wrkConnRate, udpFlood, startServers, waitServers } from './lib/tools';
 import { SERVER, type PolicyScale } from './lib/scenarios';
 import { cdf } from './lib/stats';
-import { writeReport, updateReadme } from './lib/report';
+import { writeReport, updateDocs } from './lib/report';
 import { runControlPlane, type ControlSettings } from './lib/control-plane';
 import { crossNode, packetCost } from './lib/children';
 
@@ -58,8 +59,8 @@ function settingsFrom(argv: string[]): Settings {
     .option('--repeats <n>', 'interleaved repeats per figure (≥ 3)')
     .option('--out <dir>', 'results directory', join(ROOT, 'bench/results'))
     .option('--iptables <backend>', 'iptables backend for the baseline: nft or legacy', 'nft')
-    .option('--readme', "replace README.md's Performance section with this run's table")
-    .option('--from <json>', 'measure nothing: re-render the reports (and README with --readme) from a results JSON')
+    .option('--readme', "write this run's tables into docs/benchmarks.md and its summary into README.md")
+    .option('--from <json>', 'measure nothing: re-render the reports (and the docs with --readme) from a results JSON')
     .exitOverride();
   cmd.parse(argv, { from: 'user' });
   const o = cmd.opts<{ quick?: boolean; only?: string; repeats?: string; out: string; iptables: string; readme?: boolean; from?: string }>();
@@ -267,8 +268,8 @@ function publish(run: RunResult, s: Settings): void {
   const written = writeReport(run, s.outDir);
   log(`wrote ${written.join(', ')}`);
   if (s.readme) {
-    updateReadme(join(ROOT, 'README.md'), run, s.outDir);
-    log('README.md Performance section updated');
+    updateDocs(join(ROOT, 'README.md'), join(ROOT, 'docs/benchmarks.md'), run, s.outDir);
+    log('docs/benchmarks.md Latest results and README.md Performance summary updated');
   }
   process.stdout.write(readFileSync(join(s.outDir, 'latest.md'), 'utf8'));
 }

@@ -1,14 +1,15 @@
 /**
  * Writing a run's results: the JSON document, the Markdown report and the SVG charts, under
- * the results directory, as `<stamp>.*` and `latest.*`; and the README's Performance section.
+ * the results directory, as `<stamp>.*` and `latest.*`; the full tables in docs/benchmarks.md and
+ * a summary in the README.
  *
  * Contract: `renderCharts` and `performanceSection` are pure (tested on synthetic runs);
- * `writeReport` only writes inside `outDir`; `updateReadme` replaces the text between the
- * `## Performance` heading and the next `## ` heading (or the end) and nothing else.
+ * `writeReport` only writes inside `outDir`; `replaceSectionBlock` replaces only the marked block
+ * of one `## ` section (README.md's "Performance", docs/benchmarks.md's "Latest results").
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
-import { markdownReport, summarize, DATAPLANES, type RunResult } from './results';
+import { headlines, markdownReport, summarize, DATAPLANES, type RunResult } from './results';
 import { cdfChart, lineChart, type Series } from './svg';
 
 export interface Chart { file: string; title: string; svg: string }
@@ -67,52 +68,74 @@ export function writeReport(run: RunResult, outDir: string): string[] {
   return written;
 }
 
-/** The README section body: the latest table with chart links relative to the README. */
-export function performanceSection(run: RunResult, chartDirFromReadme: string): string {
-  const charts = renderCharts(run).map((c) => ({ title: c.title, file: `${chartDirFromReadme}/${c.file}` }));
+/** The docs/benchmarks.md section body: the latest full tables with chart links relative to that file. */
+export function performanceSection(run: RunResult, chartDirFromDoc: string): string {
+  const charts = renderCharts(run).map((c) => ({ title: c.title, file: `${chartDirFromDoc}/${c.file}` }));
   return [
     '',
-    'Measured by `npm run bench` (see [docs/benchmarks.md](docs/benchmarks.md)): four dataplanes on the same',
-    'namespace topology, interleaved — **bare** (routed veths, no programs, no rules), **tortie**,',
-    "**iptables**/ipset rules equivalent to the same policies (Calico's classic dataplane layout) and an",
-    "**nftables** ruleset of the same policies (the shape of Calico's nftables dataplane). Figures",
-    'are from this 2-core machine while other work ran on it: read the ratios, not the absolute numbers.',
-    `Full data: \`${chartDirFromReadme}/latest.json\`.`,
+    'Measured by `npm run bench`: four dataplanes on the same namespace topology, interleaved —',
+    '**bare** (routed veths, no programs, no rules), **tortie**, **iptables**/ipset rules equivalent',
+    "to the same policies (Calico's classic dataplane layout) and an **nftables** ruleset of the same",
+    "policies (the shape of Calico's nftables dataplane). Figures are from this 2-core machine while",
+    'other work ran on it: read the ratios, not the absolute numbers.',
+    `Full data: \`${chartDirFromDoc}/latest.json\`.`,
     '',
-    markdownReport(run, { charts }).replace(/^### /gm, '#### '),
+    markdownReport(run, { charts }),
   ].join('\n');
 }
 
-export const README_BEGIN = '<!-- bench:begin (written by `npm run bench -- --readme`; edit bench/lib/report.ts instead) -->';
-export const README_END = '<!-- bench:end -->';
+/** The README's summary: the run's headline ratios and where the full tables are. */
+export function performanceSummary(run: RunResult, docFromReadme: string): string {
+  const m = run.meta;
+  const heads = headlines(run);
+  return [
+    `From the last full \`npm run bench\` (${m.startedAt.slice(0, 10)}, ${m.host.cores} × ${m.host.cpus}${m.gitCommit ? `, commit ${m.gitCommit.slice(0, 10)}` : ''}), each figure a ratio to a`,
+    'baseline measured in the same run, interleaved:',
+    '',
+    ...(heads.length > 0 ? heads.map((h) => `- ${h}`) : ['- (this run measured no headline figure)']),
+    '',
+    `Every table, chart and the method: [${docFromReadme}](${docFromReadme}#latest-results).`,
+  ].join('\n');
+}
+
+export const BENCH_BEGIN = '<!-- bench:begin (written by `npm run bench -- --readme`; edit bench/lib/report.ts instead) -->';
+export const BENCH_END = '<!-- bench:end -->';
 
 /**
- * Writes the suite's block into README.md's "## Performance" section: between the bench markers
- * when they exist, otherwise right under the heading (the section's own opening sentence is
- * replaced, anything else in the section, such as other benches' tables, is kept).
+ * Writes `block` into the `## <heading>` section of a Markdown file: between the bench markers
+ * when they exist, otherwise right under the heading (a "Figures land here" placeholder
+ * sentence is replaced; anything else in the section is kept, after the block).
  */
-export function updateReadme(readmePath: string, run: RunResult, outDir: string): void {
-  const text = readFileSync(readmePath, 'utf8');
-  const start = text.search(/^## Performance\s*$/m);
-  if (start < 0) throw new Error(`${readmePath}: no "## Performance" section`);
+export function replaceSectionBlock(path: string, heading: string, blockBody: string): void {
+  const text = readFileSync(path, 'utf8');
+  const start = text.search(new RegExp(`^## ${heading}\\s*$`, 'm'));
+  if (start < 0) throw new Error(`${path}: no "## ${heading}" section`);
   const headingEnd = text.indexOf('\n', start) + 1;
   const rest = text.slice(headingEnd);
   const next = rest.search(/^## /m);
   const section = next < 0 ? rest : rest.slice(0, next);
   const tail = next < 0 ? '' : rest.slice(next);
-  const rel = relative(dirname(readmePath), outDir) || '.';
-  const block = `${README_BEGIN}\n${performanceSection(run, rel).trim()}\n${README_END}\n`;
+  const block = `${BENCH_BEGIN}\n${blockBody.trim()}\n${BENCH_END}\n`;
   let body: string;
-  const b = section.indexOf(README_BEGIN);
-  const e = section.indexOf(README_END);
+  const b = section.indexOf(BENCH_BEGIN);
+  const e = section.indexOf(BENCH_END);
   if (b >= 0 && e > b) {
-    body = `${section.slice(0, b)}${block}${section.slice(e + README_END.length).replace(/^\n/, '')}`;
+    body = `${section.slice(0, b)}${block}${section.slice(e + BENCH_END.length).replace(/^\n/, '')}`;
   } else {
-    // The placeholder sentence the section started with is superseded by the block.
     const kept = section.replace(/^\s*Figures land here[\s\S]*?\n\s*\n/, '\n').replace(/^\s+/, '');
     body = `\n${block}${kept ? `\n${kept}` : ''}`;
   }
   if (!body.endsWith('\n')) body += '\n';
   if (tail && !body.endsWith('\n\n')) body += '\n';
-  writeFileSync(readmePath, `${text.slice(0, headingEnd)}${body}${tail}`);
+  writeFileSync(path, `${text.slice(0, headingEnd)}${body}${tail}`);
+}
+
+/**
+ * `--readme`: the full tables go to docs/benchmarks.md's "## Latest results" section, and the
+ * README's "## Performance" section gets the summary pointing there.
+ */
+export function updateDocs(readmePath: string, benchDocPath: string, run: RunResult, outDir: string): void {
+  const charts = relative(dirname(benchDocPath), outDir) || '.';
+  replaceSectionBlock(benchDocPath, 'Latest results', performanceSection(run, charts));
+  replaceSectionBlock(readmePath, 'Performance', performanceSummary(run, relative(dirname(readmePath), benchDocPath)));
 }

@@ -2,7 +2,7 @@
 // Markdown table, SVG charts, tool-output parsers, the iptables/ipset rendering of a scenario,
 // and the README section replacement. Nothing here is timed.
 import t from 'tap';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cdf, median, percentile, spread, StatsError } from '../../bench/lib/stats';
@@ -10,7 +10,7 @@ import { addFigure, addSample, emptyRun, formatNumber, markdownReport, orderFor,
 import { cdfChart, escapeXml, lineChart, linearTicks, logTicks, SvgError } from '../../bench/lib/svg';
 import { parseIperfTcp, parseIperfUdp, parseSockperf, parseSockperfFullLog, parseWrk, wrkDuration, ToolOutputError } from '../../bench/lib/tools';
 import { calicoResources, checkScale, iptablesRestore, iptablesRuleCount, ipsetRestore, memberAddress, MEMBER_SET, nftablesRuleCount, nftablesRuleset, NFT_MEMBER_SET, ScenarioError, serverPolicy } from '../../bench/lib/scenarios';
-import { performanceSection, renderCharts, updateReadme } from '../../bench/lib/report';
+import { performanceSection, performanceSummary, renderCharts, replaceSectionBlock, updateDocs } from '../../bench/lib/report';
 import { parseCompileBench, parseNetworkingBench, parsePktCost, ChildBenchError } from '../../bench/lib/children';
 
 function meta(): RunResult['meta'] {
@@ -227,34 +227,46 @@ t.test('scenario rendering: the nftables equivalent (Calico nftables shape)', as
   t.throws(() => nftablesRuleset({ rules: 0, members: 1 }), ScenarioError);
 });
 
-t.test('README section replacement and interleaving order', async (t) => {
+t.test('docs section replacement (full tables in docs/benchmarks.md, summary in README) and interleaving order', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tortie-bench-test-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const readme = join(dir, 'README.md');
-  writeFileSync(readme, '# x\n\n## Layout\nkeep me\n\n## Performance\n\nFigures land here as the benchmarks run.\n\n### Per-component figures\n\ntheirs\n\n## After\nkeep me too\n');
-  updateReadme(readme, syntheticRun(), join(dir, 'bench/results'));
+  const doc = join(dir, 'docs/benchmarks.md');
+  mkdirSync(join(dir, 'docs'));
+  writeFileSync(readme, '# x\n\n## Layout\nkeep me\n\n## Performance\n\nFigures land here as the benchmarks run.\n\nmore text\n\n## After\nkeep me too\n');
+  writeFileSync(doc, '# B\n\n## Method\nm\n\n## Latest results\n\nFigures land here as the benchmarks run.\n\n### Per-component figures\n\ntheirs\n\n## After\nkeep\n');
+  updateDocs(readme, doc, syntheticRun(), join(dir, 'bench/results'));
   const once = readFileSync(readme, 'utf8');
   t.match(once, /## Layout\nkeep me\n/);
   t.match(once, /## After\nkeep me too\n$/);
   t.notMatch(once, /Figures land here/, 'the placeholder sentence is replaced');
-  t.match(once, /<!-- bench:end -->\n\n### Per-component figures\n\ntheirs\n\n## After/, 'other text in the section is kept, after the block');
-  t.match(once, /#### G1/, 'report headings nested under the section');
-  t.match(once, /bench\/results\/conn-rate-vs-rules\.svg/, 'chart paths relative to the README');
+  t.match(once, /<!-- bench:end -->\n\nmore text\n\n## After/, 'other text in the section is kept, after the block');
+  t.notMatch(once, /### G1/, 'the README gets no tables');
+  t.match(once, /\[docs\/benchmarks\.md\]\(docs\/benchmarks\.md#latest-results\)/, 'the README points at the full tables');
+  const d1 = readFileSync(doc, 'utf8');
+  t.match(d1, /## Method\nm\n/);
+  t.match(d1, /### G1/, 'the tables are in docs/benchmarks.md');
+  t.match(d1, /\.\.\/bench\/results\/conn-rate-vs-rules\.svg/, 'chart paths relative to docs/');
+  t.match(d1, /<!-- bench:end -->\n\n### Per-component figures\n\ntheirs\n\n## After\nkeep\n$/);
   const run2 = syntheticRun();
   run2.meta.startedAt = '2027-01-01T00:00:00.000Z';
-  updateReadme(readme, run2, join(dir, 'bench/results'));
+  updateDocs(readme, doc, run2, join(dir, 'bench/results'));
   const twice = readFileSync(readme, 'utf8');
+  const d2 = readFileSync(doc, 'utf8');
   t.equal(twice.split('<!-- bench:begin').length, 2, 'a second update replaces the block, not adds one');
-  t.match(twice, /Run 2027-01-01/);
-  t.notMatch(twice, /Run 2026-01-02/);
-  t.match(twice, /### Per-component figures\n\ntheirs\n/);
+  t.equal(d2.split('<!-- bench:begin').length, 2);
+  t.match(twice, /full `npm run bench` \(2027-01-01/);
+  t.match(d2, /Run 2027-01-01/);
+  t.notMatch(d2, /Run 2026-01-02/);
   t.equal(twice.replace(/<!-- bench:begin[\s\S]*<!-- bench:end -->/, ''), once.replace(/<!-- bench:begin[\s\S]*<!-- bench:end -->/, ''), 'nothing outside the block changes');
+  t.equal(d2.replace(/<!-- bench:begin[\s\S]*<!-- bench:end -->/, ''), d1.replace(/<!-- bench:begin[\s\S]*<!-- bench:end -->/, ''));
   writeFileSync(readme, '# x\n## Performance\nold\n');
-  updateReadme(readme, syntheticRun(), join(dir, 'r'));
-  t.match(readFileSync(readme, 'utf8'), /^# x\n## Performance\n\n<!-- bench:begin[^\n]*\nMeasured by[\s\S]*<!-- bench:end -->\n\nold\n$/, 'unknown text is kept below the block');
+  replaceSectionBlock(readme, 'Performance', 'B');
+  t.equal(readFileSync(readme, 'utf8'), '# x\n## Performance\n\n<!-- bench:begin (written by `npm run bench -- --readme`; edit bench/lib/report.ts instead) -->\nB\n<!-- bench:end -->\n\nold\n', 'unknown text is kept below the block');
   t.match(performanceSection(syntheticRun(), 'r'), /Full data: `r\/latest\.json`/);
+  t.match(performanceSummary(syntheticRun(), 'docs/benchmarks.md'), /^- /m, 'the summary lists the headlines');
   writeFileSync(readme, '# nothing\n');
-  t.throws(() => updateReadme(readme, syntheticRun(), dir), /no "## Performance" section/);
+  t.throws(() => updateDocs(readme, doc, syntheticRun(), dir), /no "## Performance" section/);
   t.same([orderFor(0), orderFor(1), orderFor(2), orderFor(3), orderFor(4)], [
     ['bare', 'tortie', 'iptables', 'nftables'], ['tortie', 'iptables', 'nftables', 'bare'], ['iptables', 'nftables', 'bare', 'tortie'],
     ['nftables', 'bare', 'tortie', 'iptables'], ['bare', 'tortie', 'iptables', 'nftables'],
