@@ -9,10 +9,9 @@
  *       ETCD_KEY_FILE, TORTIE_STORE_DIR or TORTIE_DATASTORE_DIR)
  *     > defaults (embedded store in /var/lib/tortie/store).
  *
- * The datastore type defaults to `embedded` (as tortie-node does, so that the CLI and the agent
- * agree when nothing is configured), except that etcd endpoints given anywhere (flag, config
- * file, ETCD_ENDPOINTS) without a type mean etcdv3 — calicoctl's default — in tortiectl,
- * tortie-node and the CNI plugin alike.
+ * The layers are merged by the one resolver the agent and the CNI plugin use too
+ * (src/datastore/config.ts: type defaults, TORTIE_STORE_DIR vs TORTIE_DATASTORE_DIR, checks);
+ * this file reads the flags and calicoctl's config file into layers.
  *
  * Contract: `resolveDatastoreConfig` is pure apart from reading the config file and checking
  * that named certificate files are readable; every problem is a ConfigFileError whose message
@@ -21,8 +20,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import type { DatastoreConfig } from '../datastore';
-import { DEFAULT_EMBEDDED_DIR, EmbeddedDatastore } from '../datastore/embedded';
+import {
+  datastoreEnvLayer, datastoreSetting as setting, resolveDatastore, type DatastoreConfig, type DatastoreLayer as Layer,
+} from '../datastore/config';
+import { EmbeddedDatastore } from '../datastore/embedded';
+import { DatastoreConfigError } from '../datastore/errors';
 import type { Datastore } from '../datastore/types';
 import type { ParsedArgs } from './args';
 import { CliError, type CliIO } from './io';
@@ -30,25 +32,11 @@ import { CliError, type CliIO } from './io';
 export const DEFAULT_CONFIG_PATH = '/etc/tortie/tortiectl.cfg';
 
 export class ConfigFileError extends CliError {
-  constructor(message: string) {
+  constructor(message: string, cause?: unknown) {
     super(message, 'ERR_CLI_CONFIG');
     this.name = 'ConfigFileError';
+    if (cause !== undefined) this.cause = cause;
   }
-}
-
-interface Setting {
-  value: string;
-  /** Where it came from, for messages: `--etcd-ca`, `ETCD_CA_CERT_FILE`, `/path/cfg: spec.etcdCACertFile`. */
-  source: string;
-}
-
-interface Layer {
-  type?: Setting;
-  storeDir?: Setting;
-  endpoints?: Setting;
-  ca?: Setting;
-  cert?: Setting;
-  key?: Setting;
 }
 
 const FILE_SPEC_FIELDS: Record<string, keyof Layer> = {
@@ -67,10 +55,6 @@ const UNSUPPORTED_SPEC_FIELDS = new Set([
   'k8sInsecureSkipTLSVerify', 'k8sDisableNodePoll', 'k8sClientQPS', 'kubeconfigInline',
 ]);
 
-function setting(value: string | undefined, source: string): Setting | undefined {
-  return value === undefined || value === '' ? undefined : { value, source };
-}
-
 function fromFlags(args: ParsedArgs): Layer {
   return {
     type: setting(args.get('datastore-type'), '--datastore-type'),
@@ -79,24 +63,6 @@ function fromFlags(args: ParsedArgs): Layer {
     ca: setting(args.get('etcd-ca'), '--etcd-ca'),
     cert: setting(args.get('etcd-cert'), '--etcd-cert'),
     key: setting(args.get('etcd-key'), '--etcd-key'),
-  };
-}
-
-function fromEnv(env: NodeJS.ProcessEnv): Layer {
-  const pick = (...names: string[]): Setting | undefined => {
-    for (const n of names) {
-      const s = setting(env[n], n);
-      if (s) return s;
-    }
-    return undefined;
-  };
-  return {
-    type: pick('DATASTORE_TYPE'),
-    storeDir: pick('TORTIE_STORE_DIR', 'TORTIE_DATASTORE_DIR'),
-    endpoints: pick('ETCD_ENDPOINTS'),
-    ca: pick('ETCD_CA_CERT_FILE'),
-    cert: pick('ETCD_CERT_FILE'),
-    key: pick('ETCD_KEY_FILE'),
   };
 }
 
@@ -144,44 +110,6 @@ export function readConfigFile(file: string): Layer {
   return layer;
 }
 
-function parseType(s: Setting): 'embedded' | 'etcdv3' {
-  const v = s.value.trim().toLowerCase();
-  if (v === 'embedded') return 'embedded';
-  if (v === 'etcdv3' || v === 'etcd') return 'etcdv3';
-  if (v === 'kubernetes') {
-    throw new ConfigFileError(`${s.source}: datastore type "kubernetes" is not supported by tortie (expected "etcdv3" or "embedded")`);
-  }
-  throw new ConfigFileError(`${s.source}: datastore type ${JSON.stringify(s.value)} is not supported (expected "etcdv3" or "embedded")`);
-}
-
-function parseEndpoints(s: Setting): string[] {
-  const eps = s.value.split(',').map((e) => e.trim()).filter(Boolean);
-  if (eps.length === 0) throw new ConfigFileError(`${s.source}: no etcd endpoint given`);
-  for (const e of eps) {
-    let u: URL;
-    try {
-      u = new URL(e);
-    } catch {
-      throw new ConfigFileError(`${s.source}: etcd endpoint ${JSON.stringify(e)} is not a URL (e.g. http://127.0.0.1:2379)`);
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-      throw new ConfigFileError(`${s.source}: etcd endpoint ${JSON.stringify(e)} must use http or https`);
-    }
-  }
-  return eps;
-}
-
-function readableFile(s: Setting | undefined, cwd: string): string | undefined {
-  if (!s) return undefined;
-  const p = path.resolve(cwd, s.value);
-  try {
-    fs.accessSync(p, fs.constants.R_OK);
-  } catch (e) {
-    throw new ConfigFileError(`${s.source}: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  return p;
-}
-
 /** The effective datastore configuration for a command's parsed arguments. */
 export function resolveDatastoreConfig(args: ParsedArgs, io: CliIO): DatastoreConfig {
   const explicitFile = args.get('config');
@@ -191,34 +119,12 @@ export function resolveDatastoreConfig(args: ParsedArgs, io: CliIO): DatastoreCo
   } else if (fs.existsSync(DEFAULT_CONFIG_PATH)) {
     file = readConfigFile(DEFAULT_CONFIG_PATH);
   }
-  const flags = fromFlags(args);
-  const env = fromEnv(io.env);
-  // Each setting from the highest layer that has it.
-  const get = (k: keyof Layer): Setting | undefined => flags[k] ?? file[k] ?? env[k];
-
-  // No type anywhere: etcd when etcd endpoints are configured anywhere (as calicoctl, whose
-  // default is etcd), else the embedded store. tortie-node and the CNI plugin decide the same way.
-  const typeSetting = get('type');
-  const type = typeSetting ? parseType(typeSetting) : get('endpoints') ? 'etcdv3' : 'embedded';
-  if (type === 'embedded') {
-    const dir = get('storeDir');
-    return { type: 'embedded', dir: dir ? path.resolve(io.cwd, dir.value) : DEFAULT_EMBEDDED_DIR };
+  try {
+    return resolveDatastore([fromFlags(args), file, datastoreEnvLayer(io.env)], { cwd: io.cwd });
+  } catch (e) {
+    if (e instanceof DatastoreConfigError) throw new ConfigFileError(e.message, e);
+    throw e;
   }
-  const eps = get('endpoints');
-  const endpoints = eps ? parseEndpoints(eps) : ['http://127.0.0.1:2379'];
-  const cert = get('cert');
-  const key = get('key');
-  if ((cert === undefined) !== (key === undefined)) {
-    const given = (cert ?? key) as Setting;
-    throw new ConfigFileError(`${given.source}: an etcd client certificate and key must be given together (--etcd-cert and --etcd-key, ETCD_CERT_FILE and ETCD_KEY_FILE)`);
-  }
-  return {
-    type: 'etcdv3',
-    endpoints,
-    caFile: readableFile(get('ca'), io.cwd),
-    certFile: readableFile(cert, io.cwd),
-    keyFile: readableFile(key, io.cwd),
-  };
 }
 
 /**

@@ -57,7 +57,7 @@ Options:
                                info, debug).
      --allow-version-mismatch  Accepted for calicoctl compatibility.
 
-Datastore: the embedded store (/var/lib/tortie/store, or --store-dir / TORTIE_STORE_DIR) unless
+Datastore: the embedded store (/var/lib/tortie/store, or --store-dir / TORTIE_DATASTORE_DIR) unless
 DATASTORE_TYPE=etcdv3 (ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE) or a
 calicoctl configuration file (-c) says otherwise.
 

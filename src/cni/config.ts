@@ -9,8 +9,9 @@
  *   datastore_type        "embedded" | "etcdv3" (default: DATASTORE_TYPE env, else embedded)
  *   etcd_endpoints        "http://127.0.0.1:2379,…" (etcdv3)
  *   etcd_ca_cert_file, etcd_cert_file, etcd_key_file
- *   datastore_path        embedded store directory (tortie; default TORTIE_DATASTORE_DIR env,
- *                         else /var/lib/tortie/store)
+ *   datastore_path        embedded store directory (tortie; default TORTIE_DATASTORE_DIR env
+ *                         or its alias TORTIE_STORE_DIR, else /var/lib/tortie/store; the
+ *                         choice is src/datastore/config.ts's, shared with tortiectl and the agent)
  *   nodename, nodename_file   this node's name (default NODENAME env, else the hostname)
  *   mtu                   workload MTU (default: 1500, or 1480 when the address's pool uses IPIP)
  *   ipam                  {type: "tortie-ipam", ipv4_pools?: [name|cidr…]}

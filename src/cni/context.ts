@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_EMBEDDED_DIR, datastoreConfigFromEnv, openDatastore, type DatastoreConfig } from '../datastore';
+import { DEFAULT_EMBEDDED_DIR, datastoreEnvLayer, datastoreSetting, openDatastore, resolveDatastore, type DatastoreConfig, type DatastoreLayer } from '../datastore';
 import { DatastoreError } from '../datastore/errors';
 import type { Datastore } from '../datastore/types';
 import { IpamError } from '../ipam/errors';
@@ -15,22 +15,22 @@ import type { Logger } from '../util/log';
 import type { CniEnv, NetConf } from './config';
 import { CNI_ERR, CniError } from './errors';
 
+/**
+ * The network configuration's datastore fields over the environment, through the resolver
+ * tortiectl and tortie-node use (src/datastore/config.ts). `etcd_endpoints` without a
+ * `datastore_type` means etcdv3, as the same field in a calicoctl config file.
+ */
 export function datastoreConfig(conf: NetConf, env: NodeJS.ProcessEnv): DatastoreConfig {
-  const type = conf.datastore_type ?? (conf.etcd_endpoints ? 'etcdv3' : undefined);
-  if (type === undefined) {
-    const fromEnv = datastoreConfigFromEnv(env);
-    if (fromEnv.type === 'embedded' && conf.datastore_path) return { type: 'embedded', dir: conf.datastore_path };
-    return fromEnv;
-  }
-  if (type === 'embedded') return { type: 'embedded', dir: conf.datastore_path ?? env.TORTIE_DATASTORE_DIR };
-  const endpoints = (conf.etcd_endpoints ?? env.ETCD_ENDPOINTS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  return {
-    type: 'etcdv3',
-    endpoints,
-    caFile: conf.etcd_ca_cert_file ?? env.ETCD_CA_CERT_FILE,
-    certFile: conf.etcd_cert_file ?? env.ETCD_CERT_FILE,
-    keyFile: conf.etcd_key_file ?? env.ETCD_KEY_FILE,
+  const field = (f: keyof NetConf) => datastoreSetting(conf[f] as string | undefined, `network configuration field ${f}`);
+  const fromConf: DatastoreLayer = {
+    type: field('datastore_type') ?? (conf.etcd_endpoints ? { value: 'etcdv3', source: 'network configuration field etcd_endpoints' } : undefined),
+    storeDir: field('datastore_path'),
+    endpoints: field('etcd_endpoints'),
+    ca: field('etcd_ca_cert_file'),
+    cert: field('etcd_cert_file'),
+    key: field('etcd_key_file'),
   };
+  return resolveDatastore([fromConf, datastoreEnvLayer(env)]);
 }
 
 /** Open datastores kept by the resident server (server.ts), by configuration. */

@@ -87,7 +87,8 @@ export class ClosedError extends DatastoreError {
   }
 }
 
-export class ConfigError extends DatastoreError {
+/** A datastore setting is invalid (src/datastore/config.ts); tortie-node's other settings raise src/node/config.ts's ConfigError. */
+export class DatastoreConfigError extends DatastoreError {
   constructor(message: string) {
     super('ERR_DATASTORE_CONFIG', message);
   }

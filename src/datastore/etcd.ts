@@ -31,7 +31,7 @@ import {
 } from 'etcd3';
 import type { Logger } from 'pino';
 import {
-  AlreadyExistsError, ClosedError, CompactedError, ConfigError, ConflictError, DatastoreError,
+  AlreadyExistsError, ClosedError, CompactedError, DatastoreConfigError, ConflictError, DatastoreError,
   NotFoundError, PermissionError, UnavailableError,
 } from './errors';
 import { checkKey, encodeValue, prefixEnd } from './keys';
@@ -158,7 +158,7 @@ export class EtcdDatastore implements Datastore {
   private closed = false;
 
   constructor(readonly opts: EtcdOptions) {
-    if (!opts.endpoints?.length) throw new ConfigError('etcd: no endpoints given (ETCD_ENDPOINTS / --etcd-endpoints)');
+    if (!opts.endpoints?.length) throw new DatastoreConfigError('etcd: no endpoints given (ETCD_ENDPOINTS / --etcd-endpoints)');
     this.log = opts.logger?.child({ datastore: 'etcdv3' });
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
     this.pageSize = opts.listPageSize ?? 500;
@@ -166,12 +166,12 @@ export class EtcdDatastore implements Datastore {
     const cert = opts.cert ?? (opts.certFile ? readPem(opts.certFile, 'client certificate') : undefined);
     const key = opts.key ?? (opts.keyFile ? readPem(opts.keyFile, 'client key') : undefined);
     if ((cert === undefined) !== (key === undefined)) {
-      throw new ConfigError('etcd: a client certificate and a client key must be given together (--etcd-cert, --etcd-key)');
+      throw new DatastoreConfigError('etcd: a client certificate and a client key must be given together (--etcd-cert, --etcd-key)');
     }
     const parsed = opts.endpoints.map(parseEndpoint);
     const secure = parsed.some((p) => p.secure) || ca !== undefined;
     if (secure && parsed.some((p) => net.isIP(p.host))) filterTlsIpServernameWarning();
-    if (parsed.some((p) => p.secure !== parsed[0].secure)) throw new ConfigError('etcd: endpoints mix http:// and https://');
+    if (parsed.some((p) => p.secure !== parsed[0].secure)) throw new DatastoreConfigError('etcd: endpoints mix http:// and https://');
     if (secure && ca === undefined && cert === undefined) this.log?.debug('TLS with the system CA store');
     // One channel (wait-for-ready, pick_first over the addresses) when that is safe: a single
     // endpoint, or plaintext IP endpoints. With several TLS or named endpoints each member's
@@ -343,13 +343,13 @@ function readPem(file: string, what: string): Buffer {
   try {
     return fs.readFileSync(file);
   } catch (e) {
-    throw new ConfigError(`etcd: cannot read the ${what} ${file}: ${(e as Error).message}`);
+    throw new DatastoreConfigError(`etcd: cannot read the ${what} ${file}: ${(e as Error).message}`);
   }
 }
 
 function parseEndpoint(ep: string): { secure: boolean; host: string; address: string } {
   const m = /^(?:(https?):\/\/)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(ep.trim());
-  if (!m) throw new ConfigError(`etcd: invalid endpoint ${JSON.stringify(ep)} (expected http[s]://host:port)`);
+  if (!m) throw new DatastoreConfigError(`etcd: invalid endpoint ${JSON.stringify(ep)} (expected http[s]://host:port)`);
   const host = m[2].replace(/^\[|\]$/g, '');
   const port = m[3] ?? '2379';
   return { secure: m[1] === 'https', host, address: net.isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}` };

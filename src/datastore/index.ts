@@ -3,19 +3,19 @@
  * errors in errors.ts, list+watch helper in syncer.ts; backends: embedded.ts (default, a
  * directory shared by the processes of one host) and etcd.ts (etcd v3).
  *
- * Configuration follows Calico's names: DATASTORE_TYPE=etcdv3|embedded, ETCD_ENDPOINTS
- * (comma-separated), ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE; plus
- * TORTIE_DATASTORE_DIR for the embedded store (default /var/lib/tortie/store). CLI flags
- * (--etcd-endpoints, --etcd-ca, --etcd-cert, --etcd-key) map onto the same DatastoreConfig.
+ * Which store to open (flags, config files and Calico's environment names → DatastoreConfig)
+ * is decided in one place for every entry point: config.ts.
  */
 import type { Logger } from 'pino';
-import { ConfigError } from './errors';
-import { DEFAULT_EMBEDDED_DIR, EmbeddedDatastore } from './embedded';
+import type { DatastoreConfig } from './config';
+import { DatastoreConfigError } from './errors';
+import { EmbeddedDatastore } from './embedded';
 import type { Datastore } from './types';
 
 export * from './types';
 export * from './errors';
 export * from './keys';
+export * from './config';
 export { Syncer } from './syncer';
 export type { SyncUpdate, SyncerCallbacks, SyncerOptions } from './syncer';
 export { EmbeddedDatastore, DEFAULT_EMBEDDED_DIR } from './embedded';
@@ -25,17 +25,6 @@ export type { EmbeddedOptions } from './embedded';
 // './etcd' directly when needed.
 export type { EtcdDatastore, EtcdOptions } from './etcd';
 
-export type DatastoreConfig =
-  | { type: 'embedded'; dir?: string; maxLogBytes?: number; pollMs?: number }
-  | {
-      type: 'etcdv3';
-      endpoints: string[];
-      caFile?: string;
-      certFile?: string;
-      keyFile?: string;
-      requestTimeoutMs?: number;
-    };
-
 export function openDatastore(config: DatastoreConfig, logger?: Logger): Datastore {
   switch (config.type) {
     case 'embedded':
@@ -44,26 +33,6 @@ export function openDatastore(config: DatastoreConfig, logger?: Logger): Datasto
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       return new (require('./etcd') as typeof import('./etcd')).EtcdDatastore({ ...config, logger });
     default:
-      throw new ConfigError(`unknown datastore type ${JSON.stringify((config as { type: unknown }).type)} (expected etcdv3 or embedded)`);
+      throw new DatastoreConfigError(`unknown datastore type ${JSON.stringify((config as { type: unknown }).type)} (expected etcdv3 or embedded)`);
   }
-}
-
-/**
- * DatastoreConfig from Calico-style environment variables. DATASTORE_TYPE defaults to
- * etcdv3 when ETCD_ENDPOINTS is set, else embedded. `kubernetes` is not supported.
- */
-export function datastoreConfigFromEnv(env: NodeJS.ProcessEnv = process.env): DatastoreConfig {
-  const type = (env.DATASTORE_TYPE ?? (env.ETCD_ENDPOINTS ? 'etcdv3' : 'embedded')).trim().toLowerCase();
-  if (type === 'embedded') return { type: 'embedded', dir: env.TORTIE_DATASTORE_DIR || DEFAULT_EMBEDDED_DIR };
-  if (type === 'etcdv3' || type === 'etcd') {
-    const endpoints = (env.ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim()).filter(Boolean);
-    return {
-      type: 'etcdv3',
-      endpoints,
-      caFile: env.ETCD_CA_CERT_FILE || undefined,
-      certFile: env.ETCD_CERT_FILE || undefined,
-      keyFile: env.ETCD_KEY_FILE || undefined,
-    };
-  }
-  throw new ConfigError(`DATASTORE_TYPE=${JSON.stringify(env.DATASTORE_TYPE)} is not supported (expected etcdv3 or embedded)`);
 }

@@ -5,6 +5,8 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { datastoreEnvLayer, datastoreSetting, resolveDatastoreSettings } from '../datastore/config';
+import { DatastoreConfigError } from '../datastore/errors';
 import { FELIX_ENDPOINT_TO_HOST_ACTIONS, type FelixConfigurationSpec } from '../model';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
@@ -179,25 +181,6 @@ function parsePort(v: string, source: string): number {
   return n;
 }
 
-function parseDatastoreType(v: string, source: string): DatastoreType {
-  const l = v.trim().toLowerCase();
-  if (l === 'etcdv3' || l === 'etcd') return 'etcdv3';
-  if (l === 'embedded' || l === 'local' || l === '') return 'embedded';
-  throw new ConfigError(`${source}: datastore type "${v}" is not supported (expected "etcdv3" or "embedded")`);
-}
-
-function parseEndpoints(v: string, source: string): string[] {
-  const eps = v.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const e of eps) {
-    let u: URL;
-    try { u = new URL(e); } catch { throw new ConfigError(`${source}: etcd endpoint "${e}" is not a URL (e.g. http://127.0.0.1:2379)`); }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-      throw new ConfigError(`${source}: etcd endpoint "${e}" must use http or https`);
-    }
-  }
-  return eps;
-}
-
 function parseIp(v: string, source: string): string {
   const s = v.trim();
   if (s === '' || s.toLowerCase() === 'autodetect') return 'autodetect';
@@ -260,12 +243,6 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [nodeName] = pick('nodename', opts.nodeName, 'NODENAME', 'HOSTNAME');
   const [ip, ipSrc] = pick('ip', opts.ip, 'IP');
   const [method] = pick('ip-autodetection-method', opts.ipAutodetectionMethod, 'IP_AUTODETECTION_METHOD');
-  const [dsType, dsSrc] = pick('datastore-type', opts.datastoreType, 'DATASTORE_TYPE');
-  const [storeDir] = pick('store-dir', opts.storeDir, 'TORTIE_DATASTORE_DIR', 'TORTIE_STORE_DIR');
-  const [eps, epsSrc] = pick('etcd-endpoints', opts.etcdEndpoints, 'ETCD_ENDPOINTS');
-  const [ca] = pick('etcd-ca', opts.etcdCa, 'ETCD_CA_CERT_FILE');
-  const [cert] = pick('etcd-cert', opts.etcdCert, 'ETCD_CERT_FILE');
-  const [key] = pick('etcd-key', opts.etcdKey, 'ETCD_KEY_FILE');
   const [level, levelSrc] = pick('log-level', opts.logLevel, 'TORTIE_LOGLEVEL', 'FELIX_LOGSEVERITYSCREEN', 'LOG_LEVEL');
   const [bpffs] = pick('bpffs-root', opts.bpffsRoot, 'TORTIE_BPFFS_ROOT');
   const [runDir] = pick('run-dir', opts.runDir, 'TORTIE_RUN_DIR');
@@ -308,11 +285,19 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   }
   const policyOnlyRaw = opts.policyOnly !== undefined ? String(opts.policyOnly) : (env.TORTIE_POLICY_ONLY ?? env.CALICO_NETWORKING_BACKEND);
 
-  // As tortiectl and the CNI plugin: etcd endpoints without a type mean etcdv3.
-  const datastoreType = parseDatastoreType(dsType ?? (eps !== undefined ? 'etcdv3' : 'embedded'), dsSrc);
-  const etcdEndpoints = eps !== undefined ? parseEndpoints(eps, epsSrc) : ['http://127.0.0.1:2379'];
-  if ((cert === undefined) !== (key === undefined)) {
-    throw new ConfigError('--etcd-cert and --etcd-key (ETCD_CERT_FILE, ETCD_KEY_FILE) must be given together');
+  // The same resolver as tortiectl's and the CNI plugin's (src/datastore/config.ts).
+  let datastore: ReturnType<typeof resolveDatastoreSettings>;
+  try {
+    datastore = resolveDatastoreSettings([{
+      type: datastoreSetting(opts.datastoreType, '--datastore-type'),
+      storeDir: datastoreSetting(opts.storeDir, '--store-dir'),
+      endpoints: datastoreSetting(opts.etcdEndpoints, '--etcd-endpoints'),
+      ca: datastoreSetting(opts.etcdCa, '--etcd-ca'),
+      cert: datastoreSetting(opts.etcdCert, '--etcd-cert'),
+      key: datastoreSetting(opts.etcdKey, '--etcd-key'),
+    }, datastoreEnvLayer(env)]);
+  } catch (e) {
+    throw e instanceof DatastoreConfigError ? new ConfigError(e.message) : e;
   }
   const maxBatch = batch === undefined ? 1000 : Number(batch);
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new ConfigError(`${batchSrc}: "${batch}" is not a positive integer`);
@@ -361,9 +346,9 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     nodeName: name,
     ip: parseIp(ip ?? 'autodetect', ipSrc),
     ipAutodetectionMethod: (method ?? 'first-found').trim(),
-    datastoreType,
-    storeDir: storeDir ?? '/var/lib/tortie/store',
-    etcd: { endpoints: etcdEndpoints, caFile: ca, certFile: cert, keyFile: key },
+    datastoreType: datastore.type,
+    storeDir: datastore.dir,
+    etcd: datastore.etcd,
     logLevel: parseLogLevel(level ?? 'info', levelSrc),
     logFormat: parseLogFormat(lformat ?? 'json', lformatSrc),
     logFile: lfile === undefined || lfile.trim().toLowerCase() === 'none' ? '' : lfile.trim(),

@@ -36,7 +36,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--cni-net-dir <dir>', 'CNI network configuration directory', '/etc/cni/net.d')
     .option('--nodename <name>', 'node name for the conflist and env file (NODENAME, host name)')
     .option('--datastore-type <type>', 'embedded | etcdv3 (DATASTORE_TYPE)')
-    .option('--store-dir <dir>', 'embedded datastore directory (TORTIE_DATASTORE_DIR)')
+    .option('--store-dir <dir>', 'embedded datastore directory (TORTIE_DATASTORE_DIR, alias TORTIE_STORE_DIR)')
     .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs (ETCD_ENDPOINTS)')
     .action(async (o: { root: string; cniBinDir: string; cniNetDir: string; nodename?: string; datastoreType?: string; storeDir?: string; etcdEndpoints?: string }) => {
       const { installOnHost } = await import('./host-install');
@@ -88,7 +88,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--ip <addr>', 'autodetect | none | ADDR/PREFIX (IP)')
     .option('--ip-autodetection-method <method>', 'first-found | can-reach=DEST | interface=RE | skip-interface=RE | cidr=CIDR')
     .option('--datastore-type <type>', 'embedded | etcdv3 (DATASTORE_TYPE; default etcdv3 when etcd endpoints are given, else embedded)')
-    .option('--store-dir <dir>', 'embedded datastore directory (TORTIE_DATASTORE_DIR)')
+    .option('--store-dir <dir>', 'embedded datastore directory (TORTIE_DATASTORE_DIR, alias TORTIE_STORE_DIR)')
     .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs (ETCD_ENDPOINTS)')
     .option('--etcd-ca <file>', 'etcd CA certificate (ETCD_CA_CERT_FILE)')
     .option('--etcd-cert <file>', 'etcd client certificate (ETCD_CERT_FILE)')
