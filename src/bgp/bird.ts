@@ -26,11 +26,12 @@ import { run } from '../util/netns';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
 import { isProcessAlive, stopProcess } from '../util/process';
+import { TortieError } from '../util/errors';
 
-export class BirdError extends Error {
-  constructor(readonly code: 'ERR_BIRD_CONFIG' | 'ERR_BIRD_CONTROL' | 'ERR_BIRD_START', message: string) {
-    super(message);
-    this.name = 'BirdError';
+export class BirdError extends TortieError {
+  declare readonly code: 'ERR_BIRD_CONFIG' | 'ERR_BIRD_CONTROL' | 'ERR_BIRD_START';
+  constructor(code: 'ERR_BIRD_CONFIG' | 'ERR_BIRD_CONTROL' | 'ERR_BIRD_START', message: string) {
+    super(code, message);
   }
 }
 

@@ -33,9 +33,8 @@ export const DEFAULT_CONFIG_PATH = '/etc/tortie/tortiectl.cfg';
 
 export class ConfigFileError extends CliError {
   constructor(message: string, cause?: unknown) {
-    super(message, 'ERR_CLI_CONFIG');
+    super(message, 'ERR_CLI_CONFIG', 1, { cause });
     this.name = 'ConfigFileError';
-    if (cause !== undefined) this.cause = cause;
   }
 }
 

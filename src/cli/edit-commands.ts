@@ -9,14 +9,14 @@
  * strategic merge does for Calico's types, whose lists carry no merge keys.
  */
 import { ResourceClient } from '../client/resources';
-import { ConflictError } from '../datastore/errors';
+import { casLoop } from '../datastore/cas';
 import { validateResource, ValidationError, type Resource, type ResourceKind } from '../model';
 import { CNI_OWNED_LABELS_HELP, cniOwned } from '../model/wep-labels';
 import { DATASTORE_OPTIONS, invalidOption, parseArgs, type ParsedArgs } from './args';
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
 import { CliError, type CliIO } from './io';
 import { isNamespacedKind, lookupKind, unknownKindMessage } from './kinds';
-import { CONFLICT_RETRIES, conflictBackoff, preflight } from './resource-commands';
+import { CONFLICT_RETRIES, preflight } from './resource-commands';
 
 function target(args: ParsedArgs, binary: string, argv: readonly string[], count: number): { kind: ResourceKind; typed: string; name: string; namespace?: string } {
   if (args.positionals.length !== count) throw invalidOption(binary, argv);
@@ -39,7 +39,7 @@ async function editResource(
   const ds = openConfiguredDatastore(resolveDatastoreConfig(args, io));
   try {
     const client = new ResourceClient(ds);
-    for (let attempt = 1; ; attempt++) {
+    return await casLoop(async () => {
       const current = await client.get(t.kind, t.name, t.namespace);
       if (!current) throw notFound();
       const next = validateResource(edit(structuredClone(current)));
@@ -53,16 +53,8 @@ async function editResource(
       if (current.metadata.uid !== undefined) meta.uid = current.metadata.uid;
       if (current.metadata.creationTimestamp !== undefined) meta.creationTimestamp = current.metadata.creationTimestamp;
       next.metadata = meta;
-      try {
-        return await client.update(next);
-      } catch (e) {
-        if (e instanceof ConflictError && attempt < CONFLICT_RETRIES) {
-          await conflictBackoff(attempt);
-          continue;
-        }
-        throw e;
-      }
-    }
+      return client.update(next);
+    }, { attempts: CONFLICT_RETRIES });
   } finally {
     await ds.close().catch(() => undefined);
   }

@@ -7,6 +7,7 @@
  */
 import * as os from 'node:os';
 import type { Readable } from 'node:stream';
+import { TortieError, type TortieErrorOptions } from '../util/errors';
 
 export interface OutStream {
   write(chunk: string): unknown;
@@ -45,13 +46,11 @@ export async function readAll(stream: Readable): Promise<string> {
  * An error that ends a command: its message is printed on stderr as is (calicoctl prints its
  * errors the same way, one message, exit status 1).
  */
-export class CliError extends Error {
-  readonly code: string;
+export class CliError extends TortieError {
   readonly exitCode: number;
-  constructor(message: string, code = 'ERR_CLI_FAILED', exitCode = 1) {
-    super(message);
+  constructor(message: string, code = 'ERR_CLI_FAILED', exitCode = 1, opts: TortieErrorOptions = {}) {
+    super(code, message, opts);
     this.name = 'CliError';
-    this.code = code;
     this.exitCode = exitCode;
   }
 }

@@ -19,6 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ResourceClient, ResourceNotFoundError } from '../client/resources';
+import { casLoop } from '../datastore/cas';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../datastore/errors';
 import type { Datastore } from '../datastore/types';
 import {
@@ -110,16 +111,12 @@ async function createOne(client: ResourceClient, r: Resource): Promise<Resource>
 /** How often a write without the user's resourceVersion is retried after a concurrent change. */
 export const CONFLICT_RETRIES = 20;
 
-/** A short random wait growing with the attempt, so that writers racing on one key spread out. */
-export function conflictBackoff(attempt: number): Promise<void> {
-  const ms = Math.min(200, 5 * (attempt + 1)) * (0.5 + Math.random());
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 /** Replace an existing resource, CAS on the input's resourceVersion or, failing that, on the one read. */
 async function replaceOne(client: ResourceClient, r: Resource): Promise<Resource> {
   const wanted = r.metadata.resourceVersion;
-  for (let attempt = 0; ; attempt++) {
+  // Someone wrote between our read and our write: with an explicit resourceVersion that is the
+  // user's conflict; without one, read again after a short wait (src/datastore/cas.ts).
+  return casLoop(async () => {
     const current = await client.get(r.kind, r.metadata.name, nsOf(r));
     if (!current) throw new ResourceMissingError(idOf(r));
     const currentRv = current.metadata.resourceVersion as string;
@@ -131,18 +128,8 @@ async function replaceOne(client: ResourceClient, r: Resource): Promise<Resource
     else delete meta.uid;
     if (current.metadata.creationTimestamp !== undefined) meta.creationTimestamp = current.metadata.creationTimestamp;
     else delete meta.creationTimestamp;
-    try {
-      return await client.update({ ...r, metadata: meta } as Resource);
-    } catch (e) {
-      // Someone wrote between our read and our write: with an explicit resourceVersion that is
-      // the user's conflict; without one, read again after a short wait.
-      if (e instanceof ConflictError && !wanted && attempt < CONFLICT_RETRIES) {
-        await conflictBackoff(attempt);
-        continue;
-      }
-      throw e;
-    }
-  }
+    return client.update({ ...r, metadata: meta } as Resource);
+  }, { attempts: wanted ? 1 : CONFLICT_RETRIES + 1 });
 }
 
 async function applyOne(client: ResourceClient, r: Resource): Promise<Resource> {

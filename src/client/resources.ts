@@ -23,6 +23,7 @@ import { validateResource } from '../model/validate';
 import { unenforcedProblems } from '../model/enforced';
 import { ValidationError } from '../model/errors';
 import { builtinTier, namespaceOfProfile, namespaceProfile, ALWAYS_PRESENT_TIERS } from '../model/derived';
+import { TortieError } from '../util/errors';
 
 export const KIND_PLURAL: Readonly<Record<ResourceKind, string>> = {
   IPPool: 'ippools',
@@ -197,18 +198,16 @@ export class ResourceClient {
 }
 
 /** A delete Calico refuses (built-in tier, non-empty tier, derived profile). */
-export class DeleteRefusedError extends Error {
-  readonly code = 'ERR_RESOURCE_DELETE_REFUSED';
+export class DeleteRefusedError extends TortieError {
+  declare readonly code: 'ERR_RESOURCE_DELETE_REFUSED';
   constructor(message: string) {
-    super(message);
-    this.name = 'DeleteRefusedError';
+    super('ERR_RESOURCE_DELETE_REFUSED', message);
   }
 }
 
-export class ResourceNotFoundError extends Error {
-  readonly code = 'ERR_RESOURCE_NOT_FOUND';
+export class ResourceNotFoundError extends TortieError {
+  declare readonly code: 'ERR_RESOURCE_NOT_FOUND';
   constructor(readonly kind: ResourceKind, readonly resourceName: string, readonly namespace?: string) {
-    super(`resource does not exist: ${kind}(${namespace ? `${namespace}/` : ''}${resourceName})`);
-    this.name = 'ResourceNotFoundError';
+    super('ERR_RESOURCE_NOT_FOUND', `resource does not exist: ${kind}(${namespace ? `${namespace}/` : ''}${resourceName})`);
   }
 }

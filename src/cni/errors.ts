@@ -6,6 +6,7 @@
  * 7 invalid network config, 11 try again later. 100+ are tortie's own (listed below), stable
  * across releases so a runtime's logs can be searched for them.
  */
+import { TortieError } from '../util/errors';
 export const CNI_ERR = {
   INCOMPATIBLE_VERSION: 1,
   UNSUPPORTED_FIELD: 2,
@@ -27,11 +28,11 @@ export const CNI_ERR = {
   DATASTORE_FAILURE: 104,
 } as const;
 
-export class CniError extends Error {
-  readonly code = 'ERR_CNI';
+/** `recoverable` when the runtime is told to try again later (CNI error 11). */
+export class CniError extends TortieError {
+  declare readonly code: 'ERR_CNI';
   constructor(readonly cniCode: number, message: string, readonly details = '') {
-    super(message);
-    this.name = 'CniError';
+    super('ERR_CNI', message, { recoverable: cniCode === CNI_ERR.TRY_AGAIN_LATER });
   }
 
   toJSON(cniVersion: string): { cniVersion: string; code: number; msg: string; details?: string } {

@@ -44,18 +44,15 @@ import {
 } from './bpf/net-codecs';
 import { tcAttach, type BpfMap } from './native';
 import { ctAcceptedClose, readNatQuota, sweepNatEntries, type CtCloseLookup, type NatStatus } from './bpf/nat';
+import { TortieError } from '../util/errors';
+import { BACKOFF, backoffMs } from '../util/retry';
 
 export const DEFAULT_ROUTE_PROTOCOL = 122;
-const RETRY_MIN_MS = 500;
-const RETRY_MAX_MS = 10_000;
 export const IPIP_OVERHEAD = 20;
 
-export class RouteError extends Error {
-  readonly code: string;
+export class RouteError extends TortieError {
   constructor(code: string, message: string) {
-    super(message);
-    this.name = 'RouteError';
-    this.code = code;
+    super(code, message);
   }
 }
 
@@ -200,7 +197,8 @@ export class RouteManager {
   private readonly writes = { routes: 0, maps: 0 };
   private applyChain: Promise<void> = Promise.resolve();
   private retryTimer?: NodeJS.Timeout;
-  private retryMs = RETRY_MIN_MS;
+  /** Consecutive failed applies: the retry delay (BACKOFF.routeApply) grows with them. */
+  private applyFailures = 0;
   private closed = false;
   private natEntries = 0;
   private natExpired = 0;
@@ -266,8 +264,8 @@ export class RouteManager {
    */
   apply(): Promise<void> {
     const p = this.applyChain.then(() => this.applyNow());
-    this.applyChain = p.then(() => { this.retryMs = RETRY_MIN_MS; }, (e: unknown) => {
-      this.log.warn({ err: e, retryMs: this.retryMs }, 'routing apply failed; will retry');
+    this.applyChain = p.then(() => { this.applyFailures = 0; }, (e: unknown) => {
+      this.log.warn({ err: e, retryMs: backoffMs(BACKOFF.routeApply, this.applyFailures) }, 'routing apply failed; will retry');
       this.scheduleRetry();
     });
     return p;
@@ -277,9 +275,9 @@ export class RouteManager {
     if (this.retryTimer || this.closed) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+      this.applyFailures++;
       this.apply().catch(() => undefined); // logged and rescheduled by apply()
-    }, this.retryMs);
+    }, backoffMs(BACKOFF.routeApply, this.applyFailures));
     this.retryTimer.unref();
   }
 

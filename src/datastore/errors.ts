@@ -1,8 +1,10 @@
 /**
  * Datastore errors. Every failure a backend reports is one of these classes, each with a stable
  * `code`, so callers (resource layer, CLI, agent) can branch with one retry policy:
- * `isRecoverable(err)` says whether the same call may succeed later unchanged.
+ * `isRecoverable(err)` says whether the same call may succeed later unchanged. The base,
+ * `recoverable` and `cause` are util/errors.ts's, shared by every area.
  */
+import { TortieError, type TortieErrorOptions } from '../util/errors';
 
 export type DatastoreErrorCode =
   | 'ERR_DATASTORE_NOT_FOUND'
@@ -17,15 +19,11 @@ export type DatastoreErrorCode =
   | 'ERR_DATASTORE_CONFIG'
   | 'ERR_DATASTORE_PERMISSION';
 
-export class DatastoreError extends Error {
-  readonly code: DatastoreErrorCode;
-  /** True when retrying the same call later may succeed (the store was unreachable or busy). */
-  readonly recoverable: boolean;
-  constructor(code: DatastoreErrorCode, message: string, opts: { recoverable?: boolean; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.code = code;
-    this.recoverable = opts.recoverable ?? false;
-    this.name = new.target.name;
+/** `recoverable`: retrying the same call later may succeed (the store was unreachable or busy). */
+export class DatastoreError extends TortieError {
+  declare readonly code: DatastoreErrorCode;
+  constructor(code: DatastoreErrorCode, message: string, opts: TortieErrorOptions = {}) {
+    super(code, message, opts);
   }
 }
 

@@ -34,6 +34,7 @@ import {
   AlreadyExistsError, ClosedError, CompactedError, DatastoreConfigError, ConflictError, DatastoreError,
   NotFoundError, PermissionError, UnavailableError,
 } from './errors';
+import { BACKOFF, backoffMs } from '../util/retry';
 import { checkKey, encodeValue, prefixEnd } from './keys';
 import type {
   Datastore, JsonValue, KeyValue, ListResult, Watch, WatchCallbacks, WatchEvent, WatchOptions, WriteOptions,
@@ -372,7 +373,8 @@ class EtcdWatch implements Watch {
   private resolveReady!: () => void;
   private state: WatchState = 'connecting';
   private stream?: IDuplexStream<IWatchRequest, IWatchResponse>;
-  private backoffMs = 25;
+  /** Consecutive stream failures: the reconnect delay (BACKOFF.rewatch) grows with them. */
+  private failures = 0;
   private readonly sub: Subscription;
   private readonly key: Buffer;
   private readonly rangeEnd: Buffer;
@@ -427,7 +429,7 @@ class EtcdWatch implements Watch {
     }
     if (res.created) {
       this.state = 'watching';
-      this.backoffMs = 25;
+      this.failures = 0;
       if (this.nextRev === undefined) this.nextRev = Number(res.header.revision) + 1;
       this.resolveReady();
     }
@@ -455,7 +457,8 @@ class EtcdWatch implements Watch {
       s.cancel();
     }
     this.state = 'backoff';
-    this.log?.info({ prefix: this.prefix, nextRev: this.nextRev, err: err.message, retryMs: this.backoffMs }, 'watch stream lost; resuming');
+    const wait = backoffMs(BACKOFF.rewatch, this.failures++);
+    this.log?.info({ prefix: this.prefix, nextRev: this.nextRev, err: err.message, retryMs: wait }, 'watch stream lost; resuming');
     try {
       this.callbacks.onReconnect?.(err);
     } catch {
@@ -463,9 +466,8 @@ class EtcdWatch implements Watch {
     }
     const t = setTimeout(() => {
       if (this.state === 'backoff') void this.connect();
-    }, this.backoffMs);
+    }, wait);
     t.unref();
-    this.backoffMs = Math.min(this.backoffMs * 2, 1000);
   }
 
   /** Ends the watch; with `notify` the subscriber gets the error after the queued events. */

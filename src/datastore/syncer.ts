@@ -17,6 +17,7 @@
  * - Callbacks are never re-entered; a throwing callback is logged and skipped.
  */
 import type { Logger } from 'pino';
+import { BACKOFF, backoffMs, sleep } from '../util/retry';
 import { ClosedError } from './errors';
 import type { Datastore, KeyValue, Watch, WatchEvent } from './types';
 
@@ -83,7 +84,7 @@ export class Syncer {
 
   private async listAndWatch(reason: Error | undefined): Promise<void> {
     const gen = ++this.generation;
-    let backoff = 25;
+    let failures = 0;
     this.safe(() => this.cb.onStatus?.(this.inSync ? 'resyncing' : 'listing', reason));
     for (;;) {
       if (this.stopped || gen !== this.generation) return;
@@ -102,9 +103,9 @@ export class Syncer {
         return;
       } catch (e) {
         if (e instanceof ClosedError) return;
-        this.log?.warn({ err: e, retryMs: backoff }, 'listing failed; retrying');
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(backoff * 2, this.opts.maxBackoffMs ?? 2000);
+        const wait = backoffMs({ ...BACKOFF.relist, maxMs: this.opts.maxBackoffMs ?? BACKOFF.relist.maxMs }, failures++);
+        this.log?.warn({ err: e, retryMs: wait }, 'listing failed; retrying');
+        await sleep(wait);
       }
     }
   }

@@ -31,10 +31,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { Datastore, JsonValue, KeyValue } from '../datastore/types';
+import { casLoop } from '../datastore/cas';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../datastore/errors';
 import { resourceKey, resourcePrefix, tortieKey } from '../datastore/keys';
 import { parseSelector } from '../selector';
 import { silentLogger, type Logger } from '../util/log';
+import { BACKOFF } from '../util/retry';
 import {
   allocate, allocateOrdinal, checkBlock, cidrToSegment, formatV4Net, inUse, intToIpv4, ipv4ToInt, newBlock, ordinalToIp,
   ordinalsOfHandle, parseV4Net, releaseHandle, segmentToCidr, v4Contains, type BlockRecord, type V4Net,
@@ -111,14 +113,6 @@ export function handleKey(handleId: string): string {
   return tortieKey('ipam', 'v2', 'handle', handleId);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function backoff(attempt: number): Promise<void> {
-  return sleep(Math.random() * Math.min(50, 2 + attempt * 3));
-}
-
 /** Parses a stored IPPool resource loosely (the resource layer validated it on write). */
 export function poolFromResource(value: unknown): PoolInfo | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
@@ -162,6 +156,20 @@ export class IpamClient {
   constructor(private readonly ds: Datastore, opts: IpamClientOptions = {}) {
     this.log = opts.logger ?? silentLogger;
     this.maxRetries = opts.maxRetries ?? 200;
+  }
+
+  /**
+   * IPAM's compare-and-swap loop (src/datastore/cas.ts): `step` re-runs after a lost race (by
+   * default a ConflictError or NotFoundError) up to maxRetries times, then `what` is reported as
+   * recoverable contention.
+   */
+  private cas<T>(what: string, step: () => Promise<T>, conflicts: readonly (typeof ConflictError | typeof NotFoundError | typeof AlreadyExistsError)[] = [ConflictError, NotFoundError]): Promise<T> {
+    return casLoop(step, {
+      attempts: this.maxRetries,
+      conflicts,
+      backoff: BACKOFF.ipamConflict,
+      exhausted: () => new IpamError('ERR_IPAM_CONTENTION', `${what} kept changing under ${this.maxRetries} attempts`, { recoverable: true }),
+    });
   }
 
   // ------------------------------------------------------------------ pools
@@ -342,12 +350,12 @@ export class IpamClient {
     const cidr = `${intToIpv4(Math.floor(addr / size) * size)}/${pool.blockSize}`;
     const key = blockKey(cidr);
     const attrs = { node: args.node, ...(args.attrs ?? {}) };
-    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
-      const kv = await this.ds.get(key);
+    return this.cas(`block ${cidr}`, async () => {
+      let kv = await this.ds.get(key);
       if (!kv) {
         await this.claimSpecific(args.node, cidr);
-        if (!(await this.ds.get(key))) throw new IpamError('ERR_IPAM_CONTENTION', `block ${cidr} could not be created`, { recoverable: true });
-        continue;
+        kv = await this.ds.get(key);
+        if (!kv) throw new IpamError('ERR_IPAM_CONTENTION', `block ${cidr} could not be created`, { recoverable: true });
       }
       const b = checkBlock(kv.value, key);
       const ordinal = addr - parseV4Net(b.cidr).base;
@@ -359,22 +367,16 @@ export class IpamClient {
       }
       await this.addBlockToHandle(args.handleId, b.cidr);
       const next = allocateOrdinal(b, ordinal, args.handleId, attrs)!;
-      try {
-        await this.ds.update(key, next as unknown as JsonValue, { expectedRevision: kv.modRevision });
-        return this.describe(next, ordinal, pools);
-      } catch (err) {
-        if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
-        await backoff(attempt);
-      }
-    }
-    throw new IpamError('ERR_IPAM_CONTENTION', `block ${cidr} kept changing under ${this.maxRetries} attempts`, { recoverable: true });
+      await this.ds.update(key, next as unknown as JsonValue, { expectedRevision: kv.modRevision });
+      return this.describe(next, ordinal, pools);
+    });
   }
 
   /** Allocates up to `n` addresses from one block by CAS; [] if it is full, gone or not ours. */
   private async allocFromBlock(cidr: string, handleId: string, n: number, attrs: Record<string, string>,
     pools: readonly PoolInfo[], requireAffinity: string | undefined, reserved: readonly V4Net[] = []): Promise<AssignedIp[]> {
     const key = blockKey(cidr);
-    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+    return this.cas(`block ${cidr}`, async () => {
       const kv = await this.ds.get(key);
       if (!kv) return [];
       const b = checkBlock(kv.value, key);
@@ -390,36 +392,23 @@ export class IpamClient {
       if (skip !== undefined && b.unallocated.every(skip)) return [];
       await this.addBlockToHandle(handleId, b.cidr);
       const { block, ordinals } = allocate(b, n, handleId, attrs, skip);
-      try {
-        await this.ds.update(key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
-        return ordinals.map((o) => this.describe(block, o, pools));
-      } catch (err) {
-        if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
-        await backoff(attempt);
-      }
-    }
-    throw new IpamError('ERR_IPAM_CONTENTION', `block ${cidr} kept changing under ${this.maxRetries} attempts`, { recoverable: true });
+      await this.ds.update(key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
+      return ordinals.map((o) => this.describe(block, o, pools));
+    });
   }
 
   private async addBlockToHandle(handleId: string, cidr: string): Promise<void> {
     const key = handleKey(handleId);
-    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+    await this.cas(`handle ${handleId}`, async () => {
       const kv = await this.ds.get(key);
-      try {
-        if (!kv) {
-          await this.ds.create(key, { handleId, blocks: [cidr] });
-          return;
-        }
-        const h = kv.value as unknown as HandleRecord;
-        if (h.blocks.includes(cidr)) return;
-        await this.ds.update(key, { handleId, blocks: [...h.blocks, cidr] }, { expectedRevision: kv.modRevision });
+      if (!kv) {
+        await this.ds.create(key, { handleId, blocks: [cidr] });
         return;
-      } catch (err) {
-        if (!(err instanceof ConflictError) && !(err instanceof AlreadyExistsError) && !(err instanceof NotFoundError)) throw err;
-        await backoff(attempt);
       }
-    }
-    throw new IpamError('ERR_IPAM_CONTENTION', `handle ${handleId} kept changing under ${this.maxRetries} attempts`, { recoverable: true });
+      const h = kv.value as unknown as HandleRecord;
+      if (h.blocks.includes(cidr)) return;
+      await this.ds.update(key, { handleId, blocks: [...h.blocks, cidr] }, { expectedRevision: kv.modRevision });
+    }, [ConflictError, AlreadyExistsError, NotFoundError]);
   }
 
   /**
@@ -496,41 +485,34 @@ export class IpamClient {
     checkHandle(handleId);
     const key = handleKey(handleId);
     const released: string[] = [];
-    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+    // A conflict on the delete: a block was added to the handle meanwhile, so sweep again.
+    return this.cas(`handle ${handleId}`, async () => {
       const hkv: KeyValue | undefined = await this.ds.get(key);
       if (!hkv) return released;
       const h = hkv.value as unknown as HandleRecord;
       for (const cidr of h.blocks ?? []) released.push(...await this.releaseInBlock(cidr, handleId));
       try {
         await this.ds.delete(key, { expectedRevision: hkv.modRevision });
-        this.log.debug({ handleId, released }, 'released');
-        return released;
       } catch (err) {
         if (err instanceof NotFoundError) return released;
-        if (!(err instanceof ConflictError)) throw err;
-        await backoff(attempt); // a block was added to the handle meanwhile: sweep again
+        throw err;
       }
-    }
-    throw new IpamError('ERR_IPAM_CONTENTION', `handle ${handleId} kept changing under ${this.maxRetries} attempts`, { recoverable: true });
+      this.log.debug({ handleId, released }, 'released');
+      return released;
+    }, [ConflictError]);
   }
 
   private async releaseInBlock(cidr: string, handleId: string): Promise<string[]> {
     const key = blockKey(cidr);
-    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+    return this.cas(`block ${cidr}`, async () => {
       const kv = await this.ds.get(key);
       if (!kv) return [];
       const b = checkBlock(kv.value, key);
       const { block, ordinals } = releaseHandle(b, handleId);
       if (ordinals.length === 0) return [];
-      try {
-        await this.ds.update(key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
-        return ordinals.map((o) => ordinalToIp(block, o));
-      } catch (err) {
-        if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
-        await backoff(attempt);
-      }
-    }
-    throw new IpamError('ERR_IPAM_CONTENTION', `block ${cidr} kept changing under ${this.maxRetries} attempts`, { recoverable: true });
+      await this.ds.update(key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
+      return ordinals.map((o) => ordinalToIp(block, o));
+    });
   }
 
   /**
@@ -543,7 +525,7 @@ export class IpamClient {
     try { addr = parseV4Net(`${ip}/32`).base; } catch {
       throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `${JSON.stringify(ip)} is not an IPv4 address`);
     }
-    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+    const freed = await this.cas(`the block of ${ip}`, async () => {
       const kv = (await this.ds.list(blockPrefix())).items.find((x) => v4Contains(parseV4Net(segmentToCidr(x.key.slice(x.key.lastIndexOf('/') + 1))), addr));
       if (!kv) return undefined;
       const b = checkBlock(kv.value, kv.key);
@@ -552,22 +534,20 @@ export class IpamClient {
       if (a === null || a === undefined) return undefined;
       const handleId = b.attributes[a]!.handle_id ?? '';
       const { block } = releaseHandle(b, handleId, new Set([ordinal]));
-      try {
-        await this.ds.update(kv.key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
-      } catch (err) {
-        if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
-        await backoff(attempt);
-        continue;
-      }
-      if (handleId && ordinalsOfHandle(block, handleId).length === 0) await this.forgetBlock(handleId, block.cidr);
-      return handleId;
-    }
-    throw new IpamError('ERR_IPAM_CONTENTION', `the block of ${ip} kept changing under ${this.maxRetries} attempts`, { recoverable: true });
+      await this.ds.update(kv.key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
+      return { handleId, block };
+    });
+    if (!freed) return undefined;
+    const { handleId, block } = freed;
+    if (handleId && ordinalsOfHandle(block, handleId).length === 0) await this.forgetBlock(handleId, block.cidr);
+    return handleId;
   }
 
   private async forgetBlock(handleId: string, cidr: string): Promise<void> {
     const key = handleKey(handleId);
-    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+    // Best effort: a handle still changing after every attempt keeps the stale block entry
+    // (releaseByHandle sweeps blocks that no longer hold the handle).
+    await this.cas(`handle ${handleId}`, async () => {
       const kv = await this.ds.get(key);
       if (!kv) return;
       const h = kv.value as unknown as HandleRecord;
@@ -575,13 +555,13 @@ export class IpamClient {
       try {
         if (blocks.length === 0 && (await this.ipsByHandle(handleId)).length === 0) await this.ds.delete(key, { expectedRevision: kv.modRevision });
         else if (blocks.length !== h.blocks.length) await this.ds.update(key, { handleId, blocks }, { expectedRevision: kv.modRevision });
-        return;
       } catch (err) {
         if (err instanceof NotFoundError) return;
-        if (!(err instanceof ConflictError)) throw err;
-        await backoff(attempt);
+        throw err;
       }
-    }
+    }, [ConflictError]).catch((e: unknown) => {
+      if (!(e instanceof IpamError && e.code === 'ERR_IPAM_CONTENTION')) throw e;
+    });
   }
 
   /**
@@ -593,22 +573,15 @@ export class IpamClient {
     const host = `host:${node}`;
     const done: string[] = [];
     for (const cidr of await this.affineBlockCidrs(node)) {
-      for (let attempt = 0; ; attempt++) {
-        if (attempt >= this.maxRetries) throw new IpamError('ERR_IPAM_CONTENTION', `block ${cidr} kept changing`, { recoverable: true });
+      await this.cas(`block ${cidr}`, async () => {
         const kv = await this.ds.get(blockKey(cidr));
-        if (!kv) break;
+        if (!kv) return;
         const b = checkBlock(kv.value, kv.key);
-        if (b.affinity !== host) break;
-        try {
-          if (inUse(b) === 0) await this.ds.delete(kv.key, { expectedRevision: kv.modRevision });
-          else await this.ds.update(kv.key, { ...b, affinity: null, sequenceNumber: b.sequenceNumber + 1 } as unknown as JsonValue, { expectedRevision: kv.modRevision });
-          done.push(cidr);
-          break;
-        } catch (err) {
-          if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
-          await backoff(attempt);
-        }
-      }
+        if (b.affinity !== host) return;
+        if (inUse(b) === 0) await this.ds.delete(kv.key, { expectedRevision: kv.modRevision });
+        else await this.ds.update(kv.key, { ...b, affinity: null, sequenceNumber: b.sequenceNumber + 1 } as unknown as JsonValue, { expectedRevision: kv.modRevision });
+        done.push(cidr);
+      });
       await this.deleteIfPresent(affinityKey(node, cidr));
     }
     return done;

@@ -3,6 +3,8 @@
  * succeed later unchanged (contention that outlasted the retry budget, datastore unavailable),
  * which the CNI plugin reports as CNI error 11 ("try again later").
  */
+import { TortieError, type TortieErrorOptions } from '../util/errors';
+
 export type IpamErrorCode =
   | 'ERR_IPAM_INVALID_ARGUMENT'
   | 'ERR_IPAM_NO_POOLS'
@@ -13,13 +15,9 @@ export type IpamErrorCode =
   | 'ERR_IPAM_NOT_FOUND'
   | 'ERR_IPAM_RESERVED';
 
-export class IpamError extends Error {
-  readonly code: IpamErrorCode;
-  readonly recoverable: boolean;
-  constructor(code: IpamErrorCode, message: string, opts: { recoverable?: boolean; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.code = code;
-    this.recoverable = opts.recoverable ?? false;
-    this.name = new.target.name;
+export class IpamError extends TortieError {
+  declare readonly code: IpamErrorCode;
+  constructor(code: IpamErrorCode, message: string, opts: TortieErrorOptions = {}) {
+    super(code, message, opts);
   }
 }

@@ -6,6 +6,7 @@
  * `[document N: ]<Kind> <name>: <field path>: <reason>`, and `problems` carries the same
  * facts as data so callers (tortiectl, the syncer) can format or log them.
  */
+import { TortieError } from '../util/errors';
 
 export interface Problem {
   /** 1-based index of the document in a multi-document input (parseResources only). */
@@ -34,16 +35,15 @@ export function formatProblem(p: Problem): string {
   return parts.join(': ');
 }
 
-export class ValidationError extends Error {
-  readonly code = 'ERR_MODEL_INVALID' as const;
+export class ValidationError extends TortieError {
+  declare readonly code: 'ERR_MODEL_INVALID';
   readonly problems: readonly Problem[];
 
   constructor(problems: readonly Problem[]) {
     const lines = problems.map(formatProblem);
     const head =
       problems.length === 1 ? 'invalid resource: ' : `invalid input (${problems.length} problems):\n  `;
-    super(head + lines.join('\n  '));
-    this.name = 'ValidationError';
+    super('ERR_MODEL_INVALID', head + lines.join('\n  '));
     this.problems = problems;
   }
 }

@@ -34,13 +34,14 @@
 import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { parseCidr, parseIPv4, type Cidr } from '../model/values';
+import { TortieError } from '../util/errors';
 
 export type AutodetectErrorCode = 'ERR_AUTODETECT_METHOD' | 'ERR_AUTODETECT_ADDRESS' | 'ERR_AUTODETECT_NOT_FOUND' | 'ERR_AUTODETECT_SYSTEM';
 
-export class AutodetectError extends Error {
-  constructor(readonly code: AutodetectErrorCode, message: string) {
-    super(message);
-    this.name = 'AutodetectError';
+export class AutodetectError extends TortieError {
+  declare readonly code: AutodetectErrorCode;
+  constructor(code: AutodetectErrorCode, message: string) {
+    super(code, message);
   }
 }
 

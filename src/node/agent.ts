@@ -23,6 +23,7 @@ import { checkResource, type Resource, type ResourceKind } from '../model';
 import { kindOfPlural, resourceFromKv } from '../client/resources';
 import type { CalcDelta, CompiledState } from '../calc/types';
 import type { Logger } from '../util/log';
+import { BACKOFF, backoffMs } from '../util/retry';
 import type { CalcStats, NodeMetrics } from './metrics';
 import { startHttp, type HealthSource } from './http';
 
@@ -91,7 +92,8 @@ export class Agent implements HealthSource {
   private lastApplyOk = false;
   private lastApplyError?: string;
   private lastLoopAt = Date.now();
-  private retryMs = 50;
+  /** Consecutive failed applies: the retry delay (BACKOFF.dataplaneApply) grows with them. */
+  private applyFailures = 0;
   private stopped = false;
   private stopping?: Promise<void>;
   private readonly log: Logger;
@@ -206,17 +208,16 @@ export class Agent implements HealthSource {
       if (dirtySince !== undefined) this.o.metrics.policyProgrammingSeconds.observe((performance.now() - dirtySince) / 1000);
       this.lastApplyOk = true;
       this.lastApplyError = undefined;
-      this.retryMs = 50;
+      this.applyFailures = 0;
     } catch (e) {
       this.lastApplyOk = false;
       this.lastApplyError = (e as Error).message;
       this.needReconcile = true;
       this.o.metrics.applyFailures.inc({ manager: 'dataplane' });
       this.o.metrics.felix.intDataplaneFailures.inc();
-      this.log.error({ err: e, retryMs: this.retryMs }, 'dataplane apply failed; will reconcile');
+      const wait = backoffMs(BACKOFF.dataplaneApply, this.applyFailures++);
+      this.log.error({ err: e, retryMs: wait }, 'dataplane apply failed; will reconcile');
       this.dirtySince = dirtySince ?? performance.now();
-      const wait = this.retryMs;
-      this.retryMs = Math.min(this.retryMs * 2, 5000);
       setTimeout(() => this.schedule(0), wait).unref();
     } finally {
       end();

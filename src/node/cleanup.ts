@@ -28,6 +28,7 @@ import { liveAgents } from './agents';
 import { isBpffsMounted } from './doctor';
 import { DEFAULT_LEARNED_TABLE } from '../bgp/render';
 import { isProcessAlive, stopProcess } from '../util/process';
+import { TortieError } from '../util/errors';
 
 export interface CleanupOptions {
   bpffsRoot: string;
@@ -44,11 +45,10 @@ export interface CleanupReport {
   birdsStopped: string[];
 }
 
-export class CleanupRefused extends Error {
-  readonly code = 'ERR_CLEANUP_AGENT_RUNNING';
+export class CleanupRefused extends TortieError {
+  declare readonly code: 'ERR_CLEANUP_AGENT_RUNNING';
   constructor(message: string) {
-    super(message);
-    this.name = 'CleanupRefused';
+    super('ERR_CLEANUP_AGENT_RUNNING', message);
   }
 }
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { datastoreEnvLayer, datastoreSetting, resolveDatastoreSettings } from '../datastore/config';
 import { DatastoreConfigError } from '../datastore/errors';
 import { FELIX_ENDPOINT_TO_HOST_ACTIONS, type FelixConfigurationSpec } from '../model';
+import { TortieError } from '../util/errors';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
 export type LogFormat = 'json' | 'text';
@@ -136,11 +137,11 @@ export function withFelixConfiguration(c: NodeConfig, layers: readonly (FelixCon
   return { config: out, from };
 }
 
-export class ConfigError extends Error {
-  readonly code = 'ERR_CONFIG_INVALID';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
+/** A bad tortie-node setting (the datastore's own are DatastoreConfigError, re-raised as this). */
+export class ConfigError extends TortieError {
+  declare readonly code: 'ERR_CONFIG_INVALID';
+  constructor(message: string, cause?: unknown) {
+    super('ERR_CONFIG_INVALID', message, { cause });
   }
 }
 
@@ -297,7 +298,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
       key: datastoreSetting(opts.etcdKey, '--etcd-key'),
     }, datastoreEnvLayer(env)]);
   } catch (e) {
-    throw e instanceof DatastoreConfigError ? new ConfigError(e.message) : e;
+    throw e instanceof DatastoreConfigError ? new ConfigError(e.message, e) : e;
   }
   const maxBatch = batch === undefined ? 1000 : Number(batch);
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new ConfigError(`${batchSrc}: "${batch}" is not a positive integer`);

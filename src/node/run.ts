@@ -8,7 +8,8 @@
  */
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
-import { openDatastore, type Datastore, type DatastoreConfig } from '../datastore';
+import { AlreadyExistsError, ConflictError, openDatastore, type Datastore, type DatastoreConfig } from '../datastore';
+import { casLoop } from '../datastore/cas';
 import { ResourceClient } from '../client/resources';
 import { CalcGraph } from '../calc/graph';
 import { unenforcedProblems, type Node } from '../model';
@@ -55,31 +56,21 @@ export function dataplaneAdapter(dp: BpfDataplane, metrics: NodeMetrics): Datapl
  * address (with its subnet) when it changed. Retries on a concurrent update.
  */
 export async function registerNode(client: ResourceClient, name: string, ipv4: string | undefined, log: Logger): Promise<Node> {
-  for (let attempt = 0; ; attempt++) {
+  return casLoop(async () => {
     const cur = await client.get('Node', name);
     if (!cur) {
       const node: Node = { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name }, spec: ipv4 ? { bgp: { ipv4Address: ipv4 } } : {} } as Node;
-      try {
-        const created = await client.create(node);
-        log.info({ node: name, ipv4 }, 'registered node');
-        return created;
-      } catch (e) {
-        if ((e as { code?: string }).code === 'ERR_DATASTORE_EXISTS' && attempt < 5) continue;
-        throw e;
-      }
+      const created = await client.create(node);
+      log.info({ node: name, ipv4 }, 'registered node');
+      return created;
     }
     if (!ipv4 || cur.spec?.bgp?.ipv4Address === ipv4) return cur;
     const next = structuredClone(cur);
     next.spec = { ...(next.spec ?? {}), bgp: { ...(next.spec?.bgp ?? {}), ipv4Address: ipv4 } };
-    try {
-      const updated = await client.update(next);
-      log.info({ node: name, ipv4, previous: cur.spec?.bgp?.ipv4Address }, 'updated node address');
-      return updated;
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ERR_DATASTORE_CONFLICT' && attempt < 5) continue;
-      throw e;
-    }
-  }
+    const updated = await client.update(next);
+    log.info({ node: name, ipv4, previous: cur.spec?.bgp?.ipv4Address }, 'updated node address');
+    return updated;
+  }, { attempts: 6, conflicts: [AlreadyExistsError, ConflictError] });
 }
 
 export interface RunningAgent {

@@ -6,9 +6,10 @@
  * (a UTF-16 index into `input`; `input.length` when the text ended too early) and a
  * short `reason`. The message repeats all three so a log line alone is enough.
  */
-export class SelectorParseError extends Error {
-  readonly code = 'ERR_SELECTOR_PARSE' as const;
-  override readonly name = 'SelectorParseError';
+import { TortieError } from '../util/errors';
+
+export class SelectorParseError extends TortieError {
+  declare readonly code: 'ERR_SELECTOR_PARSE';
   /** Position of the problem in `input` (0-based, UTF-16 code units). */
   readonly offset: number;
   /** The selector text that failed to parse. */
@@ -17,7 +18,7 @@ export class SelectorParseError extends Error {
   readonly reason: string;
 
   constructor(input: string, offset: number, reason: string) {
-    super(`invalid selector ${JSON.stringify(truncate(input))} at offset ${offset}: ${reason}`);
+    super('ERR_SELECTOR_PARSE', `invalid selector ${JSON.stringify(truncate(input))} at offset ${offset}: ${reason}`);
     this.input = input;
     this.offset = offset;
     this.reason = reason;

@@ -12,6 +12,7 @@
  */
 import { execFile, execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { TortieError } from './errors';
 
 export interface ExecResult { code: number; stdout: string; stderr: string }
 export interface ExecOptions { timeoutMs?: number; input?: string; allowFail?: boolean; env?: NodeJS.ProcessEnv }
@@ -27,11 +28,10 @@ export interface SpawnOptions {
 }
 export interface VethOptions { aMac?: string; bMac?: string; mtu?: number }
 
-export class NetnsError extends Error {
-  readonly code = 'ERR_NETNS_COMMAND';
+export class NetnsError extends TortieError {
+  declare readonly code: 'ERR_NETNS_COMMAND';
   constructor(message: string, readonly result?: ExecResult) {
-    super(message);
-    this.name = 'NetnsError';
+    super('ERR_NETNS_COMMAND', message);
   }
 }
 

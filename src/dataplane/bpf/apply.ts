@@ -26,6 +26,7 @@ import {
 } from './codecs';
 import { encodeProjection, encodeTable, parseCidr4, type EncodedTable, type Entry } from './encode';
 import { PackedTable, unpacked, type AnyTable } from './packed-table';
+import { TortieError } from '../../util/errors';
 
 export interface MapOps {
   lookup(key: Buffer): Buffer | undefined;
@@ -60,9 +61,8 @@ export interface PolicyMaps {
   pol: MapOps;
 }
 
-export class ApplyError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) { super(message); this.name = 'ApplyError'; this.code = code; }
+export class ApplyError extends TortieError {
+  constructor(code: string, message: string) { super(code, message); }
 }
 
 /**

@@ -21,10 +21,11 @@ import {
   PF_KIND_DNT, PF_KIND_DENYLIST, cls4KeyCodec, polKeyCodec, projKeyCodec, spcKeyCodec, tableCodec, u32Value,
   u32Key, verdictCodec, pf4KeyCodec, pfValueCodec,
 } from './codecs';
+import { TortieError } from '../../util/errors';
 
-export class EncodeError extends Error {
-  readonly code = 'ERR_DATAPATH_ENCODE';
-  constructor(message: string) { super(message); this.name = 'EncodeError'; }
+export class EncodeError extends TortieError {
+  declare readonly code: 'ERR_DATAPATH_ENCODE';
+  constructor(message: string) { super('ERR_DATAPATH_ENCODE', message); }
 }
 
 export interface Entry { key: Buffer; value: Buffer }

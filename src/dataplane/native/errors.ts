@@ -10,6 +10,7 @@
  *   and `verifierSummary` its verdict line, which is also put in the message.
  */
 import { getSystemErrorMap } from 'node:util';
+import { TortieError } from '../../util/errors';
 
 const KERNEL_ONLY_ERRNO: Record<number, [string, string]> = {
   512: ['ERESTARTSYS', 'restart syscall'],
@@ -41,27 +42,25 @@ export function verifierSummary(log: string): string | undefined {
   return prog ? `program ${prog[1]}: ${last}` : last;
 }
 
-export class BpfError extends Error {
-  override readonly name = 'BpfError';
+/** Transient conditions a caller may retry: `recoverable` (util/retry.ts decides by it). */
+const RECOVERABLE_ERRNOS = ['EAGAIN', 'EBUSY', 'EINTR', 'ENOMEM', 'ENOBUFS'];
+
+export class BpfError extends TortieError {
   readonly errnoName: string;
   readonly verifierSummary: string | undefined;
 
   constructor(
-    readonly code: string,
+    code: string,
     readonly op: string,
     readonly errno: number,
     readonly detail: string,
     readonly log: string = '',
   ) {
     const summary = verifierSummary(log);
-    super(`${detail}: ${op}${errno ? ` failed (${errnoText(errno)})` : ' failed'}${summary ? `; verifier: ${summary}` : ''}`);
+    super(code, `${detail}: ${op}${errno ? ` failed (${errnoText(errno)})` : ' failed'}${summary ? `; verifier: ${summary}` : ''}`,
+      { recoverable: RECOVERABLE_ERRNOS.includes(errnoName(errno)) });
     this.errnoName = errnoName(errno);
     this.verifierSummary = summary;
-  }
-
-  /** Transient conditions a caller may retry (one retry policy decides, as with etcd3). */
-  get recoverable(): boolean {
-    return ['EAGAIN', 'EBUSY', 'EINTR', 'ENOMEM', 'ENOBUFS'].includes(this.errnoName);
   }
 }
 

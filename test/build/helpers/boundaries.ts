@@ -34,7 +34,8 @@ export const LATERAL: Record<string, Record<string, string>> = {
   ipam: { datastore: 'IPAM blocks and handles live in the datastore' },
   dataplane: { calc: 'the dataplane writes what calc compiled (its program/map types)' },
   bgp: { client: 'reads BGP resources', datastore: 'watches the datastore', ipam: 'advertises IPAM blocks' },
-  model: { selector: 'resources carry selectors and validate them' },
+  model: { selector: 'resources carry selectors and validate them', util: 'its errors derive from the one error base (util/errors)' },
+  selector: { util: 'its errors derive from the one error base (util/errors)' },
 };
 
 /** Known violations not fixed yet: "importer -> imported" (repo-relative, no extension) → reason. */
