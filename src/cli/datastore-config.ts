@@ -6,7 +6,7 @@
  *     > config file (-c/--config, calicoctl's CalicoAPIConfig; default /etc/tortie/tortiectl.cfg
  *       when it exists)
  *     > environment (DATASTORE_TYPE, ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ETCD_CERT_FILE,
- *       ETCD_KEY_FILE, TORTIE_STORE_DIR or TORTIE_DATASTORE_DIR)
+ *       ETCD_KEY_FILE, TORTIE_DATASTORE_DIR or its alias TORTIE_STORE_DIR)
  *     > defaults (embedded store in /var/lib/tortie/store).
  *
  * The layers are merged by the one resolver the agent and the CNI plugin use too
