@@ -96,7 +96,7 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 		__u8 type = (__u8)(pkt.dport >> 8);
 
 		if (pkt.proto == IPPROTO_ICMP && icmp_is_error(type))
-			ret = nat_rev_icmp_err(skb, &pkt, l4off, cfg->node_ip);
+			ret = icmp_err_rev(skb, &pkt, l4off, cfg->node_ip);
 		else if (pkt.proto == IPPROTO_ICMP && type != ICMP_ECHOREPLY)
 			ret = 0; /* only an echo reply answers a SNATed ping: requests and queries are the node's */
 		else
@@ -148,7 +148,7 @@ static __always_inline int uplink_egress(struct __sk_buff *skb)
 		}
 		/* Errors and queries: translated like their flow or dropped (lib/icmp_err.h). */
 		if (pkt.proto == IPPROTO_ICMP && !icmp_is_echo((__u8)(pkt.dport >> 8)))
-			return nat_snat_icmp(skb, &pkt, l4off, cfg->node_ip);
+			return icmp_err_snat(skb, &pkt, l4off, cfg->node_ip);
 		return nat_snat(skb, &pkt, l4off, cfg->node_ip);
 	}
 	if (pkt.saddr == cfg->node_ip)

@@ -33,6 +33,7 @@
 #include "lib/parse.h"
 #include "lib/route.h"
 #include "lib/endpoint.h"
+#include "lib/csum.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -41,13 +42,6 @@
 #define IPIP_L3_OFF ETH_HLEN
 /* enum values from newer uapi headers than the build host's (kernel >= 6.3 accepts them). */
 #define TORTIE_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
-
-static __always_inline __u16 csum_fold32(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
 
 /*
  * Drops what follows the IPv4 datagram at IPIP_L3_OFF whose total length is `tot`: Ethernet
@@ -60,7 +54,7 @@ static __always_inline int ipip_trim(struct __sk_buff *skb, __u32 tot)
 	if (skb->gso_size || skb->len <= IPIP_L3_OFF + tot)
 		return 0;
 	if (bpf_skb_change_tail(skb, IPIP_L3_OFF + tot, 0) < 0)
-		return DROP_ENCAP_FAILED;
+		return DROP_ENCAP_TRIM;
 	return 0;
 }
 
@@ -72,16 +66,18 @@ static __always_inline int ipip_trim(struct __sk_buff *skb, __u32 tot)
 static __always_inline int ipip_push(struct __sk_buff *skb, __be32 src, __be32 dst)
 {
 	struct iphdr inner, outer = {};
+	int ret;
 
 	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &inner, sizeof(inner)) < 0)
 		return DROP_TRUNC_IP;
 	/* Bytes after the datagram (padding, or a workload's trailing garbage) would end up after
 	 * the outer datagram on the wire: not part of the tunnel payload. */
-	if (ipip_trim(skb, bpf_ntohs(inner.tot_len)) < 0)
-		return DROP_ENCAP_FAILED;
+	ret = ipip_trim(skb, bpf_ntohs(inner.tot_len));
+	if (ret < 0)
+		return ret;
 	if (bpf_skb_adjust_room(skb, IPIP_HLEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
-		return DROP_ENCAP_FAILED;
+		return DROP_ENCAP_HEADROOM;
 	outer.version = 4;
 	outer.ihl = 5;
 	outer.tos = inner.tos;
@@ -92,9 +88,9 @@ static __always_inline int ipip_push(struct __sk_buff *skb, __be32 src, __be32 d
 	outer.protocol = IPPROTO_IPIP;
 	outer.saddr = src;
 	outer.daddr = dst;
-	outer.check = csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)&outer, sizeof(outer), 0));
+	outer.check = csum_ipv4_hdr(&outer);
 	if (bpf_skb_store_bytes(skb, IPIP_L3_OFF, &outer, sizeof(outer), 0) < 0)
-		return DROP_ENCAP_FAILED;
+		return DROP_ENCAP_STORE;
 	return 0;
 }
 
@@ -122,9 +118,8 @@ static __always_inline int ipip_ttl_dec(struct __sk_buff *skb, struct iphdr *ip)
 	__builtin_memcpy(&old_ttl, &ip->ttl, 2);
 	ip->ttl--;
 	__builtin_memcpy(&new_ttl, &ip->ttl, 2);
-	if (bpf_l3_csum_replace(skb, IPIP_L3_OFF + 10, old_ttl, new_ttl, 2) < 0 ||
-	    bpf_skb_store_bytes(skb, IPIP_L3_OFF + 8, &new_ttl, 2, 0) < 0)
-		return DROP_ENCAP_FAILED;
+	if (csum_l3_set16(skb, IPIP_L3_OFF, offsetof(struct iphdr, ttl), old_ttl, new_ttl) < 0)
+		return DROP_FWD_TTL;
 	return 0;
 }
 
@@ -133,7 +128,7 @@ static __always_inline int fib_redirect(struct __sk_buff *skb, const struct bpf_
 {
 	if (bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0) < 0 ||
 	    bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0) < 0)
-		return DROP_ENCAP_FAILED;
+		return DROP_FWD_MAC;
 	netstat_inc(stat);
 	return bpf_redirect(ifindex, 0);
 }
@@ -216,7 +211,7 @@ static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen, __u32 o
 	 * gso_size by the removed header and the inner segments would exceed the workload MTU). */
 	if (bpf_skb_adjust_room(skb, -(__s32)hlen, BPF_ADJ_ROOM_MAC,
 				TORTIE_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
-		return DROP_ENCAP_FAILED;
+		return DROP_DECAP_HEADROOM;
 	netstat_inc(TORTIE_NS_DECAP);
 	return 0;
 }

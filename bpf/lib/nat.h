@@ -32,20 +32,20 @@
  * created here and deleted by the sweep (a stale one is replaced in place), so the count is exact.
  * Checksums: the IPv4 header checksum, the TCP/UDP checksum (pseudo-header address and port;
  * a zero UDP checksum stays zero) and the ICMP echo checksum (id) are updated incrementally
- * with the kernel helpers, which also handle CHECKSUM_PARTIAL skbs.
+ * (lib/csum.h). Each failed rewrite has its own drop reason (DROP_NAT_L4_CSUM, _PORT, _ADDR).
  *
- * ICMP errors from outside about a SNATed flow (frag-needed, port unreachable, ...) are translated
- * back too (nat_rev_icmp_err): outer destination, the quoted header's source address and port or
- * echo id, the quoted IPv4 checksum and the ICMP checksum; the quoted L4 checksum is left alone
- * (receivers do not check it). ICMP errors sent by workloads: lib/icmp_err.h. Later fragments of a translated datagram get the address translation of
- * their first fragment (tortie_natfrag4_v1) when the first one went through first.
+ * This header translates the flow itself. ICMP errors about a SNATed flow (both directions: the
+ * quoted header is rewritten too) are lib/icmp_err.h's, built on the mapping helpers here
+ * (nat_live, nat_host_sock, nat_frag_record). Later fragments of a translated datagram get the
+ * address translation of their first fragment (tortie_natfrag4_v1) when the first one went
+ * through first.
  */
 #ifndef TORTIE_LIB_NAT_H
 #define TORTIE_LIB_NAT_H
 
 #include "lib/parse.h"
 #include "lib/route.h"
-#include "lib/ipip.h" /* csum_fold32 */
+#include "lib/csum.h"
 #include "lib/quota.h"
 
 #define NAT_NSEC 1000000000ULL
@@ -129,7 +129,7 @@ static __always_inline int nat_frag_later(struct __sk_buff *skb, const struct to
 {
 	struct tortie_natfrag4_key k;
 	struct tortie_natfrag_value *v;
-	__u32 off = ETH_HLEN + (dir == TORTIE_NAT_FWD ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr));
+	__u32 field = dir == TORTIE_NAT_FWD ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr);
 	__be32 from = dir == TORTIE_NAT_FWD ? pkt->saddr : pkt->daddr, to;
 
 	nat_frag_key(&k, pkt, dir);
@@ -137,9 +137,8 @@ static __always_inline int nat_frag_later(struct __sk_buff *skb, const struct to
 	if (!v)
 		return 0;
 	to = v->addr;
-	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), from, to, 4) < 0 ||
-	    bpf_skb_store_bytes(skb, off, &to, 4, 0) < 0)
-		return DROP_ENCAP_FAILED;
+	if (csum_l3_set32(skb, ETH_HLEN, field, from, to) < 0)
+		return DROP_NAT_FRAG_ADDR;
 	netstat_inc(TORTIE_NS_NAT_FRAG);
 	return 1;
 }
@@ -186,7 +185,7 @@ static __always_inline bool nat_has_port(const struct tortie_pkt *pkt)
 static __always_inline int nat_rewrite(struct __sk_buff *skb, __u32 l4off, __u8 proto, bool src,
 				       __be32 from_ip, __be32 to_ip, __be16 from_port, __be16 to_port)
 {
-	__u32 ipoff = ETH_HLEN + (src ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr));
+	__u32 field = src ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr);
 	__u32 csum_off = 0, port_off = 0, mangled = 0;
 	bool pseudo = false;
 
@@ -207,19 +206,12 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, __u32 l4off, __u8 
 		port_off = l4off + 4;
 		break;
 	}
-	if (csum_off && pseudo && from_ip != to_ip &&
-	    bpf_l4_csum_replace(skb, csum_off, from_ip, to_ip, BPF_F_PSEUDO_HDR | mangled | 4) < 0)
-		return DROP_ENCAP_FAILED;
-	if (port_off && from_port != to_port) {
-		if (bpf_l4_csum_replace(skb, csum_off, from_port, to_port, mangled | 2) < 0 ||
-		    bpf_skb_store_bytes(skb, port_off, &to_port, 2, 0) < 0)
-			return DROP_ENCAP_FAILED;
-	}
-	if (from_ip != to_ip) {
-		if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), from_ip, to_ip, 4) < 0 ||
-		    bpf_skb_store_bytes(skb, ipoff, &to_ip, 4, 0) < 0)
-			return DROP_ENCAP_FAILED;
-	}
+	if (csum_off && pseudo && from_ip != to_ip && csum_l4_pseudo32(skb, csum_off, from_ip, to_ip, mangled) < 0)
+		return DROP_NAT_L4_CSUM;
+	if (port_off && from_port != to_port && csum_l4_set16(skb, csum_off, port_off, from_port, to_port, mangled) < 0)
+		return DROP_NAT_PORT;
+	if (from_ip != to_ip && csum_l3_set32(skb, ETH_HLEN, field, from_ip, to_ip) < 0)
+		return DROP_NAT_ADDR;
 	return 0;
 }
 
@@ -481,6 +473,7 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 	__u64 now = bpf_ktime_get_ns();
 	bool ports = nat_has_port(pkt);
 	__be16 dport = bpf_htons(pkt->ct_dport);
+	int ret;
 
 	rk.saddr = pkt->saddr;
 	rk.daddr = node_ip;
@@ -520,111 +513,8 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 	rv->last_seen_ns = now;
 	netstat_inc(TORTIE_NS_RNAT);
 	nat_frag_record(pkt, TORTIE_NAT_REV, rv->addr);
-	return nat_rewrite(skb, l4off, pkt->proto, false, node_ip, rv->addr, rk.dport, rv->port) < 0 ?
-		DROP_ENCAP_FAILED : 1;
-}
-
-/*
- * Rewrites the datagram an ICMP error quotes, starting at inoff: one of its addresses (addr_field:
- * offsetof saddr or daddr in struct iphdr) from old_ip to new_ip, its IPv4 checksum (quoted_ck,
- * as read), and the port or echo id at port_at (0: none) when it changes. Each change is folded
- * into the ICMP checksum at icsum (the quoted header starts at an even offset of the ICMP
- * message). Raw memory order throughout: ones'-complement sums commute with the byte swap. The
- * quoted L4 checksum is left alone: receivers do not check it. Shared by both directions
- * (nat_rev_icmp_err here, nat_snat_icmp in lib/icmp_err.h).
- */
-static __always_inline int nat_icmp_quote_rewrite(struct __sk_buff *skb, __u32 icsum, __u32 inoff, __u32 addr_field,
-						  __be32 old_ip, __be32 new_ip, __u16 quoted_ck, __u32 port_at,
-						  __be16 from_port, __be16 to_port)
-{
-	__u16 new_ck = csum_fold32(bpf_csum_diff(&old_ip, 4, &new_ip, 4, (__u16)~quoted_ck));
-
-	if (bpf_l4_csum_replace(skb, icsum, old_ip, new_ip, 4) < 0 ||
-	    bpf_skb_store_bytes(skb, inoff + addr_field, &new_ip, 4, 0) < 0 ||
-	    bpf_l4_csum_replace(skb, icsum, quoted_ck, new_ck, 2) < 0 ||
-	    bpf_skb_store_bytes(skb, inoff + offsetof(struct iphdr, check), &new_ck, 2, 0) < 0)
-		return DROP_ENCAP_FAILED;
-	if (port_at && from_port != to_port &&
-	    (bpf_l4_csum_replace(skb, icsum, from_port, to_port, 2) < 0 ||
-	     bpf_skb_store_bytes(skb, port_at, &to_port, 2, 0) < 0))
-		return DROP_ENCAP_FAILED;
-	return 0;
-}
-
-/*
- * An ICMP error addressed to node_ip that quotes a SNATed packet (node_ip:port -> remote): send
- * it to the workload with the quoted header as the workload sent it. Returns 1 if translated,
- * 0 if not ours, < 0 a drop reason.
- */
-static __always_inline int nat_rev_icmp_err(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off,
-					    __be32 node_ip)
-{
-	struct tortie_nat4_key rk = {}, fk = {};
-	struct tortie_nat4_value *rv, *fv;
-	struct iphdr in;
-	__u32 icsum = l4off + 2, inoff = l4off + 8, pofs, need = 0;
-	__u32 dgram_end = (__u32)pkt->l3_off + pkt->ip_tot; /* never Ethernet padding */
-	__be16 ports[3], from_port, to_port;
-	__be32 to_ip;
-
-	if (inoff + sizeof(in) > dgram_end ||
-	    bpf_skb_load_bytes(skb, inoff, &in, sizeof(in)) < 0 || in.version != 4 || in.ihl < 5)
-		return 0;
-	if (in.saddr != node_ip)
-		return 0;
-	pofs = inoff + in.ihl * 4;
-	if (in.protocol == IPPROTO_TCP || in.protocol == IPPROTO_UDP)
-		need = 4;
-	else if (in.protocol == IPPROTO_ICMP)
-		need = 6;
-	/* The quoted ports must be inside the datagram: not translated otherwise (the node's). */
-	if (pofs + need > dgram_end)
-		return 0;
-	if (need && bpf_skb_load_bytes(skb, pofs, ports, sizeof(ports)) < 0)
-		return 0;
-	rk.saddr = in.daddr;
-	rk.daddr = node_ip;
-	rk.proto = in.protocol;
-	rk.dir = TORTIE_NAT_REV;
-	if (in.protocol == IPPROTO_TCP || in.protocol == IPPROTO_UDP) {
-		rk.sport = ports[1];
-		rk.dport = ports[0];
-	} else if (in.protocol == IPPROTO_ICMP) {
-		rk.dport = ports[2]; /* quoted echo request: id at offset 4 */
-		pofs += 4;
-	}
-	rv = bpf_map_lookup_elem(&tortie_nat4_v2, &rk);
-	if (!rv)
-		return 0;
-	/* Only about a flow that still has its live forward mapping, and never about a tuple a
-	 * node socket owns (a node port bound into the range after the claim): the node's. */
-	fk.saddr = rv->addr;
-	fk.daddr = in.daddr;
-	fk.sport = rv->port;
-	fk.dport = in.protocol == IPPROTO_ICMP ? rv->port : rk.sport;
-	fk.proto = in.protocol;
-	fk.dir = TORTIE_NAT_FWD;
-	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
-	if (!fv || !nat_live(fv, in.protocol, bpf_ktime_get_ns()))
-		return 0;
-	if (nat_host_sock(skb, in.protocol, in.daddr, rk.sport, node_ip, rk.dport)) {
-		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
-		return 0;
-	}
-	to_ip = rv->addr;
-	to_port = rv->port;
-	from_port = rk.dport;
-
-	/* Quoted header: source address, its checksum, the port or echo id. */
-	if (nat_icmp_quote_rewrite(skb, icsum, inoff, offsetof(struct iphdr, saddr), node_ip, to_ip, in.check,
-				   need ? pofs : 0, from_port, to_port) < 0)
-		return DROP_ENCAP_FAILED;
-	/* Outer destination (ICMP has no pseudo-header: only the IPv4 checksum changes). */
-	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), node_ip, to_ip, 4) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, daddr), &to_ip, 4, 0) < 0)
-		return DROP_ENCAP_FAILED;
-	netstat_inc(TORTIE_NS_RNAT);
-	return 1;
+	ret = nat_rewrite(skb, l4off, pkt->proto, false, node_ip, rv->addr, rk.dport, rv->port);
+	return ret < 0 ? ret : 1;
 }
 
 #endif

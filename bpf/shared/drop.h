@@ -35,7 +35,8 @@ enum tortie_drop_reason {
 	DROP_IPIP_UNKNOWN_SRC = -20,     /* uplink: IPIP whose outer source is not a known node */
 	DROP_IPIP_BAD_INNER = -21,       /* uplink: IPIP from a node whose inner header is malformed */
 	DROP_NAT_NO_PORT = -22,          /* SNAT: no free source port after the bounded retries */
-	DROP_ENCAP_FAILED = -23,         /* IPIP encap/decap or NAT rewrite failed in the kernel helper */
+	/* -23 was DROP_ENCAP_FAILED (one code for every failed rewrite): retired, now one code per
+	 * site (-36 onward). Not to be reused. */
 	DROP_TCP_BAD_FLAGS = -24,        /* TCP flag combination no stack sends (SYN+FIN, NULL, XMAS, ...):
 					  * INVALID as in Linux conntrack, dropped even on an allowed flow */
 	DROP_NAT_ICMP = -25,             /* uplink: ICMP from a natOutgoing pool that cannot be translated
@@ -52,7 +53,22 @@ enum tortie_drop_reason {
 	DROP_NAT_TABLE_FULL = -31,       /* SNAT: tortie_nat4 is full (nothing is evicted for a new flow) */
 	DROP_CT_QUOTA = -32,             /* new flow: the workload owns its quota of conntrack entries already */
 	DROP_CT_TABLE_FULL = -33,        /* new flow: tortie_ct4 is full (nothing is evicted for a new flow) */
-	TORTIE_DROP_MIN = -33,           /* keep equal to the most negative value */
+	/* A kernel helper refused a rewrite (bpf_skb_* / bpf_l3,l4_csum_replace failed: memory,
+	 * a clone that cannot be unshared, ...). One code per site, named after what failed. */
+	DROP_ENCAP_TRIM = -36,           /* IPIP encap/decap: trimming the frame's padding (lib/ipip.h) */
+	DROP_ENCAP_HEADROOM = -37,       /* IPIP encap: making room for the outer header (lib/ipip.h) */
+	DROP_ENCAP_STORE = -38,          /* IPIP encap: writing the outer header (lib/ipip.h) */
+	DROP_DECAP_HEADROOM = -39,       /* IPIP decap: removing the outer header (lib/ipip.h) */
+	DROP_FWD_TTL = -40,              /* BPF fast path: decrementing the TTL (lib/ipip.h) */
+	DROP_FWD_MAC = -41,              /* BPF fast path: writing the next hop's MACs (lib/ipip.h) */
+	DROP_NAT_L4_CSUM = -42,          /* NAT: the pseudo-header address into the TCP/UDP checksum (lib/nat.h) */
+	DROP_NAT_PORT = -43,             /* NAT: the port or echo id and its L4 checksum (lib/nat.h) */
+	DROP_NAT_ADDR = -44,             /* NAT: the address and the IPv4 checksum (lib/nat.h) */
+	DROP_NAT_FRAG_ADDR = -45,        /* NAT: a later fragment's address and IPv4 checksum (lib/nat.h) */
+	DROP_ICMP_QUOTE = -46,           /* ICMP error NAT: the quoted header (address, checksum, port or
+					  * id) and the ICMP checksum (lib/icmp_err.h) */
+	DROP_ICMP_OUTER = -47,           /* ICMP error NAT: the outer address and IPv4 checksum (lib/icmp_err.h) */
+	TORTIE_DROP_MIN = -47,           /* keep equal to the most negative value */
 };
 
 /* Directions, as seen from the workload (Calico's terms for policy). */

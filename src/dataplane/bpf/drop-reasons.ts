@@ -28,7 +28,6 @@ export const DropReason = {
   IPIP_UNKNOWN_SRC: -20,
   IPIP_BAD_INNER: -21,
   NAT_NO_PORT: -22,
-  ENCAP_FAILED: -23,
   TCP_BAD_FLAGS: -24,
   NAT_ICMP: -25,
   IP_SRCROUTE: -26,
@@ -37,6 +36,18 @@ export const DropReason = {
   NAT_TABLE_FULL: -31,
   CT_QUOTA: -32,
   CT_TABLE_FULL: -33,
+  ENCAP_TRIM: -36,
+  ENCAP_HEADROOM: -37,
+  ENCAP_STORE: -38,
+  DECAP_HEADROOM: -39,
+  FWD_TTL: -40,
+  FWD_MAC: -41,
+  NAT_L4_CSUM: -42,
+  NAT_PORT: -43,
+  NAT_ADDR: -44,
+  NAT_FRAG_ADDR: -45,
+  ICMP_QUOTE: -46,
+  ICMP_OUTER: -47,
 } as const;
 
 export type DropReasonName = keyof typeof DropReason;
