@@ -2,10 +2,12 @@
 /*
  * Uplink tc programs (the host's interface towards the other nodes and the outside):
  *   tortie_uplink_in   tc ingress: IPIP to this node from a known node is decapsulated and
- *                      redirected to the workload's cali* (lib/ipip.h ipip_deliver; else the
+ *                      redirected to the workload's cali* (lib/ipip.h ipip_uplink_in; else the
  *                      kernel routes the inner packet);
  *                      IPIP from anyone else is dropped (DROP_IPIP_UNKNOWN_SRC); replies of
- *                      SNATed flows are translated back to the workload (lib/nat.h).
+ *                      SNATed flows (lib/nat.h), ICMP errors about them (lib/icmp_err.h) and
+ *                      their later fragments (lib/nat.h nat_frag_later) are translated back to
+ *                      the workload.
  *   tortie_uplink_out  tc egress: packets the kernel routed to a remote workload whose route
  *                      says ENCAP get the outer header (lib/ipip.h); workload traffic from a
  *                      natOutgoing pool to a destination outside every pool, not a node and not
@@ -59,7 +61,6 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 {
 	const struct tortie_netcfg *cfg = netcfg_get();
 	struct tortie_pkt pkt = {};
-	struct iphdr *ip;
 	__u32 l4off = 0;
 	int ret;
 
@@ -68,28 +69,10 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 	ret = uplink_parse(skb, &pkt, &l4off);
 	if (ret <= 0)
 		return ret;
-	if (pkt.proto == IPPROTO_IPIP) {
-		if (!node_known(pkt.saddr))
-			return DROP_IPIP_UNKNOWN_SRC;
-		if (pkt.daddr != cfg->node_ip)
-			return TORTIE_FORWARD; /* not for us: the kernel decides */
-		if (pkt.frag != TORTIE_FRAG_NONE)
-			return DROP_IPIP_BAD_INNER; /* outer fragments are not reassembled here */
-		/* The outer IP total length, not skb->len: a padded frame is longer (lib/ipip.h). */
-		ip = ctx_data(skb) + ETH_HLEN;
-		if ((void *)(ip + 1) > ctx_data_end(skb))
-			return DROP_TRUNC_IP;
-		ret = ipip_decap(skb, l4off - ETH_HLEN, bpf_ntohs(ip->tot_len));
-		if (ret < 0)
-			return ret;
-		ret = ipip_deliver(skb);
-		if (ret < 0)
-			return ret;
-		*act = ret;
-		return TORTIE_FORWARD;
-	}
+	if (pkt.proto == IPPROTO_IPIP)
+		return ipip_uplink_in(skb, &pkt, l4off, cfg->node_ip, act);
 	if (pkt.daddr == cfg->node_ip && pkt.frag == TORTIE_FRAG_LATER) {
-		ret = nat_frag_later(skb, &pkt, TORTIE_NAT_REV);
+		ret = nat_frag_later(skb, &pkt, TORTIE_FRAG_PT_RNAT);
 		if (ret < 0)
 			return ret;
 	} else if (pkt.daddr == cfg->node_ip) {
@@ -143,7 +126,7 @@ static __always_inline int uplink_egress(struct __sk_buff *skb)
 	}
 	if (needs_snat(&pkt, cfg)) {
 		if (pkt.frag == TORTIE_FRAG_LATER) {
-			ret = nat_frag_later(skb, &pkt, TORTIE_NAT_FWD);
+			ret = nat_frag_later(skb, &pkt, TORTIE_FRAG_PT_SNAT);
 			return ret < 0 ? ret : TORTIE_FORWARD;
 		}
 		/* Errors and queries: translated like their flow or dropped (lib/icmp_err.h). */

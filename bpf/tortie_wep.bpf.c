@@ -8,10 +8,15 @@
  * a counter and, for policy, an event within the endpoint's event budget (lib/drop.h). ARP passes (proxy ARP answers 169.254.1.1); every
  * other non-IPv4 frame, VLAN tag or malformed header is dropped with its reason.
  *
- * Networking: every IPv4 packet tortie_from_wep forwards goes through
- * ipip_from_wep (lib/ipip.h) at the single exit: a remote workload behind IPIP is encapsulated
- * and redirected to the uplink there; anything else continues to the kernel (SNAT happens on the
- * uplink's egress).
+ * Networking: every IPv4 packet tortie_from_wep forwards goes through ipip_from_wep
+ * (lib/ipip.h) at the single exit: a remote workload behind IPIP is encapsulated and redirected
+ * to the uplink there; anything else continues to the kernel (SNAT happens on the uplink's
+ * egress).
+ *
+ * One header per concern: lib/endpoint.h (which endpoint, its addresses), lib/parse.h,
+ * lib/frag.h (later fragments follow their first), lib/conntrack.h, lib/policy.h, lib/host.h
+ * (workload -> its own node: defaultEndpointToHostAction), lib/ipip.h, lib/drop.h (the exit's
+ * counters and events).
  */
 #define TORTIE_CTX_SKB
 #include "lib/ctx.h"
@@ -21,35 +26,9 @@
 #include "lib/conntrack.h"
 #include "lib/policy.h"
 #include "lib/drop.h"
+#include "lib/host.h"
 #include "lib/ipip.h"
 #include "shared/btf-anchor.h"
-
-/*
- * Felix's defaultEndpointToHostAction (load-time constant, set by the loader from the agent's
- * config): 0 = Drop (Calico's default), 1 = Accept (also Return: tortie has no host endpoints).
- * "To the host" is what the kernel would deliver locally: bpf_fib_lookup from the cali* says
- * NOT_FWDED (a local, broadcast or multicast route: every address of the node's namespace,
- * whatever interface holds it, and any address later added: no list to keep in sync), or
- * FWD_DISABLED (forwarding is off on the cali*, so the kernel could only deliver it locally).
- * Only new flows the workload's egress policy allowed are judged here; replies and related
- * packets of host-initiated flows are conntrack's (CT_ESTABLISHED) and never reach it. ARP
- * (proxy ARP for the 169.254.1.1 gateway) is passed before.
- */
-const volatile __u32 endpoint_to_host_accept = 0;
-
-static __always_inline bool to_host(struct __sk_buff *skb, const struct tortie_pkt *pkt)
-{
-	struct bpf_fib_lookup fib = {};
-	long rc;
-
-	fib.family = AF_INET;
-	fib.ifindex = skb->ifindex;
-	fib.ipv4_src = pkt->saddr;
-	fib.ipv4_dst = pkt->daddr;
-	fib.l4_protocol = pkt->proto;
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	return rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED;
-}
 
 static __always_inline void log_hits(const struct tortie_verdict *v, __u32 ifindex, __u32 ep_id,
 				     __u8 dir, const struct tortie_pkt *pkt)
@@ -122,7 +101,7 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 	if (cr == CT_ESTABLISHED || cr == CT_RELATED) {
 		/* A big datagram of an established flow: its later fragments follow it. */
 		if (pkt.frag == TORTIE_FRAG_FIRST)
-			frag_record(&pkt, dir);
+			frag_record(&pkt, dir, 0);
 		ret = TORTIE_FORWARD;
 		goto out;
 	}
@@ -143,15 +122,16 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 	if (verdict.nlog && ev_budget(ifindex, verdict.nlog < TORTIE_MAX_LOG_RULES ? verdict.nlog : TORTIE_MAX_LOG_RULES, true))
 		log_hits(&verdict, ifindex, ep.id, dir, &pkt);
 	/* Before the commit: a refused flow leaves no state that would pass its next packet. */
-	if (dir == TORTIE_DIR_EGRESS && !endpoint_to_host_accept && to_host(skb, &pkt)) {
-		ret = DROP_TO_HOST_DENIED;
-		goto out;
+	if (dir == TORTIE_DIR_EGRESS) {
+		ret = host_from_wep(skb, &pkt);
+		if (ret < 0)
+			goto out;
 	}
 	ret = ct_commit(&pkt, dir, &ct, cr, verdict.rule);
 	if (ret < 0)
 		goto out;
 	if (pkt.frag == TORTIE_FRAG_FIRST)
-		frag_record(&pkt, dir);
+		frag_record(&pkt, dir, 0);
 	ret = TORTIE_FORWARD;
 out:
 	len = skb->len;

@@ -186,7 +186,7 @@ static __always_inline int icmp_err_snat(struct __sk_buff *skb, const struct tor
 	/* Outer source (ICMP has no pseudo-header: only the IPv4 checksum changes). */
 	if (csum_l3_set32(skb, ETH_HLEN, offsetof(struct iphdr, saddr), pod_ip, node_ip) < 0)
 		return DROP_ICMP_OUTER;
-	nat_frag_record(pkt, TORTIE_NAT_FWD, node_ip);
+	frag_record(pkt, TORTIE_FRAG_PT_SNAT, node_ip);
 	netstat_inc(TORTIE_NS_SNAT);
 	return 0;
 }

@@ -19,8 +19,11 @@
  * bpf_fib_lookup answers only when forwarding is enabled on the uplink (net.ipv4.ip_forward=1,
  * as on every Calico node); otherwise every packet takes the kernel path.
  *
- * Decapsulation (ipip_decap) is on the uplink's tc ingress, only for IPIP whose outer source is
- * a known node and whose outer destination is this node; other IPIP is the caller's drop.
+ * Decapsulation (ipip_uplink_in -> ipip_decap, ipip_deliver) is on the uplink's tc ingress, only
+ * for IPIP whose outer source is a known node and whose outer destination is this node; IPIP
+ * from anyone else is dropped there (DROP_IPIP_UNKNOWN_SRC).
+ * Every failed rewrite has its own drop reason: DROP_ENCAP_TRIM, _HEADROOM, _STORE,
+ * DROP_DECAP_HEADROOM, and DROP_FWD_TTL, DROP_FWD_MAC on the redirect fast paths.
  * Only untagged Ethernet frames are handled (L3 at ETH_HLEN); the callers check.
  *
  * Limits: the underlay is assumed to carry the uplink MTU end to end. An ICMP frag-needed from
@@ -248,6 +251,38 @@ static __always_inline int ipip_deliver(struct __sk_buff *skb)
 	if (ret < 0)
 		return ret;
 	return fib_redirect(skb, &fib, out, TORTIE_NS_DECAP_FAST);
+}
+
+/*
+ * IPIP arriving on the uplink (pkt->proto == IPPROTO_IPIP, l4off = ETH_HLEN + outer header
+ * length): from a known node to node_ip it is decapsulated and delivered (ipip_deliver; *act =
+ * its tc verdict); to another address it is the kernel's; from anyone else, and outer
+ * fragments (not reassembled here), a drop. Returns TORTIE_FORWARD or a drop reason.
+ */
+static __always_inline int ipip_uplink_in(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off,
+					  __be32 node_ip, int *act)
+{
+	struct iphdr *ip;
+	int ret;
+
+	if (!node_known(pkt->saddr))
+		return DROP_IPIP_UNKNOWN_SRC;
+	if (pkt->daddr != node_ip)
+		return TORTIE_FORWARD; /* not for us: the kernel decides */
+	if (pkt->frag != TORTIE_FRAG_NONE)
+		return DROP_IPIP_BAD_INNER; /* outer fragments are not reassembled here */
+	/* The outer IP total length, not skb->len: a padded frame is longer (ipip_decap). */
+	ip = ctx_data(skb) + ETH_HLEN;
+	if ((void *)(ip + 1) > ctx_data_end(skb))
+		return DROP_TRUNC_IP;
+	ret = ipip_decap(skb, l4off - ETH_HLEN, bpf_ntohs(ip->tot_len));
+	if (ret < 0)
+		return ret;
+	ret = ipip_deliver(skb);
+	if (ret < 0)
+		return ret;
+	*act = ret;
+	return TORTIE_FORWARD;
 }
 
 #endif

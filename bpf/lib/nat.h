@@ -36,9 +36,9 @@
  *
  * This header translates the flow itself. ICMP errors about a SNATed flow (both directions: the
  * quoted header is rewritten too) are lib/icmp_err.h's, built on the mapping helpers here
- * (nat_live, nat_host_sock, nat_frag_record). Later fragments of a translated datagram get the
- * address translation of their first fragment (tortie_natfrag4_v1) when the first one went
- * through first.
+ * (nat_live, nat_host_sock). Later fragments of a translated datagram get the address
+ * translation of their first fragment (nat_frag_later, recorded in the one fragment tracker,
+ * lib/frag.h) when the first one went through first.
  */
 #ifndef TORTIE_LIB_NAT_H
 #define TORTIE_LIB_NAT_H
@@ -47,6 +47,7 @@
 #include "lib/route.h"
 #include "lib/csum.h"
 #include "lib/quota.h"
+#include "lib/frag.h"
 
 #define NAT_NSEC 1000000000ULL
 #ifndef E2BIG
@@ -90,53 +91,20 @@ struct {
 } tortie_natq4_v1 SEC(".maps");
 
 /*
- * tortie_natfrag4_v1: first-fragment translations for the later fragments (see shared/maps.h).
- * Written and read by the uplink program. LRU: a forgotten datagram's later fragments leave
- * untranslated (the receiver cannot reassemble it; the sender's retry starts a new datagram).
- * Later fragments that overtake their first fragment are not translated either.
+ * A later fragment at a NAT point (TORTIE_FRAG_PT_SNAT: its source, _RNAT: its destination):
+ * translate its address like its first fragment's (lib/frag.h; no L4 header to fix). 1 done,
+ * 0 no record (left as is), < 0 a drop reason.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct tortie_natfrag4_key);
-	__type(value, struct tortie_natfrag_value);
-	__uint(max_entries, 8192);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tortie_natfrag4_v1 SEC(".maps");
-
-static __always_inline void nat_frag_key(struct tortie_natfrag4_key *k, const struct tortie_pkt *pkt, __u8 dir)
+static __always_inline int nat_frag_later(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u8 point)
 {
-	k->saddr = pkt->saddr;
-	k->daddr = pkt->daddr;
-	k->id = pkt->ip_id;
-	k->proto = pkt->proto;
-	k->dir = dir;
-}
+	struct tortie_frag_value *v;
+	__u32 field = point == TORTIE_FRAG_PT_SNAT ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr);
+	__be32 from = point == TORTIE_FRAG_PT_SNAT ? pkt->saddr : pkt->daddr, to;
 
-/* A first fragment was translated: remember the address written for its later fragments. */
-static __always_inline void nat_frag_record(const struct tortie_pkt *pkt, __u8 dir, __be32 addr)
-{
-	struct tortie_natfrag4_key k;
-	struct tortie_natfrag_value v = { .addr = addr };
-
-	if (pkt->frag != TORTIE_FRAG_FIRST)
-		return;
-	nat_frag_key(&k, pkt, dir);
-	bpf_map_update_elem(&tortie_natfrag4_v1, &k, &v, BPF_ANY);
-}
-
-/* A later fragment: translate its address like its first fragment's (no L4 header to fix). */
-static __always_inline int nat_frag_later(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u8 dir)
-{
-	struct tortie_natfrag4_key k;
-	struct tortie_natfrag_value *v;
-	__u32 field = dir == TORTIE_NAT_FWD ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr);
-	__be32 from = dir == TORTIE_NAT_FWD ? pkt->saddr : pkt->daddr, to;
-
-	nat_frag_key(&k, pkt, dir);
-	v = bpf_map_lookup_elem(&tortie_natfrag4_v1, &k);
+	v = frag_lookup(pkt, point);
 	if (!v)
 		return 0;
-	to = v->addr;
+	to = v->nat_addr;
 	if (csum_l3_set32(skb, ETH_HLEN, field, from, to) < 0)
 		return DROP_NAT_FRAG_ADDR;
 	netstat_inc(TORTIE_NS_NAT_FRAG);
@@ -434,7 +402,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 	nat_track_tcp(fv, pkt, true);
 	fv->last_seen_ns = now;
 	netstat_inc(TORTIE_NS_SNAT);
-	nat_frag_record(pkt, TORTIE_NAT_FWD, node_ip);
+	frag_record(pkt, TORTIE_FRAG_PT_SNAT, node_ip);
 	return nat_rewrite(skb, l4off, pkt->proto, true, pkt->saddr, node_ip, fk.sport, port);
 }
 
@@ -512,7 +480,7 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 	}
 	rv->last_seen_ns = now;
 	netstat_inc(TORTIE_NS_RNAT);
-	nat_frag_record(pkt, TORTIE_NAT_REV, rv->addr);
+	frag_record(pkt, TORTIE_FRAG_PT_RNAT, rv->addr);
 	ret = nat_rewrite(skb, l4off, pkt->proto, false, node_ip, rv->addr, rk.dport, rv->port);
 	return ret < 0 ? ret : 1;
 }

@@ -64,7 +64,7 @@ enum tortie_drop_reason {
 	DROP_NAT_L4_CSUM = -42,          /* NAT: the pseudo-header address into the TCP/UDP checksum (lib/nat.h) */
 	DROP_NAT_PORT = -43,             /* NAT: the port or echo id and its L4 checksum (lib/nat.h) */
 	DROP_NAT_ADDR = -44,             /* NAT: the address and the IPv4 checksum (lib/nat.h) */
-	DROP_NAT_FRAG_ADDR = -45,        /* NAT: a later fragment's address and IPv4 checksum (lib/nat.h) */
+	DROP_NAT_FRAG_ADDR = -45,        /* NAT: a later fragment's address and IPv4 checksum (lib/nat.h nat_frag_later) */
 	DROP_ICMP_QUOTE = -46,           /* ICMP error NAT: the quoted header (address, checksum, port or
 					  * id) and the ICMP checksum (lib/icmp_err.h) */
 	DROP_ICMP_OUTER = -47,           /* ICMP error NAT: the outer address and IPv4 checksum (lib/icmp_err.h) */

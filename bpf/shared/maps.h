@@ -163,13 +163,23 @@ struct tortie_ct_value {
 	__u32 ack_max[2];
 };
 
-/* ---- IPv4 fragments: tortie_frag4_v1 (first fragment's ports for the later ones) ---- */
+/* ---- IPv4 fragments: tortie_frag4_v2 (lib/frag.h), the first fragments seen at each point ----
+ * Later fragments carry no L4 header: each point that handles a datagram's first fragment
+ * records it under the (src, dst, IP id, proto) its later fragments will carry *at that point*
+ * (before any rewrite of the point), so they follow their first fragment. Points: */
+enum tortie_frag_point {
+	TORTIE_FRAG_PT_INGRESS = 0,  /* = TORTIE_DIR_INGRESS: cali* tc egress passed it (ingress policy) */
+	TORTIE_FRAG_PT_EGRESS = 1,   /* = TORTIE_DIR_EGRESS: cali* tc ingress passed it (egress policy) */
+	TORTIE_FRAG_PT_SNAT = 2,     /* uplink tc egress source-translated it (value: nat_addr = new source) */
+	TORTIE_FRAG_PT_RNAT = 3,     /* uplink tc ingress reverse-translated it (nat_addr = new destination) */
+};
+
 struct tortie_frag4_key {
 	__be32 saddr;
 	__be32 daddr;
 	__be16 id;
 	__u8 proto;
-	__u8 dir;        /* enum tortie_dir of the policy point that passed the first fragment */
+	__u8 point;      /* enum tortie_frag_point: no point's record vouches for another's */
 };
 
 struct tortie_frag_value {
@@ -177,6 +187,8 @@ struct tortie_frag_value {
 	__be16 dport;
 	__be16 ct_sport; /* its conntrack ports */
 	__be16 ct_dport;
+	__be32 nat_addr; /* NAT points: the address written into the first fragment; else 0 */
+	__u32 pad;
 };
 
 /* ---- XDP prefilter: tortie_pf4_v1 (LPM: (side, IPv4 prefix) -> struct tortie_pf_value) ---- */
@@ -358,22 +370,6 @@ struct tortie_quota4_key {
 
 struct tortie_quota_value {
 	__u64 count;
-};
-
-/* tortie_natfrag4_v1 (LRU hash): later fragments of a translated datagram carry no ports, so the
- * first fragment's translation is remembered per (src, dst, IP id, proto, dir) as seen on the
- * wire before translation: dir FWD = leaving (value: new source), REV = arriving (new destination). */
-struct tortie_natfrag4_key {
-	__be32 saddr;
-	__be32 daddr;
-	__be16 id;
-	__u8 proto;
-	__u8 dir;        /* TORTIE_NAT_FWD / TORTIE_NAT_REV */
-};
-
-struct tortie_natfrag_value {
-	__be32 addr;     /* address to write (source for FWD, destination for REV) */
-	__u32 pad;
 };
 
 /* tortie_netstat_v1 (per-CPU array of __u64 packet counts), index enum tortie_netstat */

@@ -19,7 +19,7 @@ export const MAP = {
   pol: 'tortie_pol_v1',
   ct4: 'tortie_ct4_v3',
   ctq4: 'tortie_ctq4_v1',
-  frag4: 'tortie_frag4_v1',
+  frag4: 'tortie_frag4_v2',
   pf4: 'tortie_pf4_v1',
   cnt: 'tortie_cnt_v1',
   events: 'tortie_evt_v1',
@@ -135,7 +135,7 @@ export const frag4KeyCodec = defineStruct('tortie_frag4_key', [
   { name: 'daddr', type: 'be32' },
   { name: 'id', type: 'be16' },
   { name: 'proto', type: 'u8' },
-  { name: 'dir', type: 'u8' },
+  { name: 'point', type: 'u8' },
 ] as const);
 
 export const fragValueCodec = defineStruct('tortie_frag_value', [
@@ -143,6 +143,8 @@ export const fragValueCodec = defineStruct('tortie_frag_value', [
   { name: 'dport', type: 'be16' },
   { name: 'ct_sport', type: 'be16' },
   { name: 'ct_dport', type: 'be16' },
+  { name: 'nat_addr', type: 'be32' },
+  { name: 'pad', type: 'pad', length: 4 },
 ] as const);
 
 export const pf4KeyCodec = defineStruct('tortie_pf4_key', [

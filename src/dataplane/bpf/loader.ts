@@ -182,7 +182,7 @@ export async function loadWep(opts: LoadOptions = {}): Promise<WepDatapath> {
     if (!['Drop', 'Accept', 'Return'].includes(toHost)) throw new RangeError(`endpointToHostAction ${String(toHost)}: need Drop, Accept or Return`);
     obj.setConstant('endpoint_to_host_accept', toHost === 'Drop' ? 0 : 1);
     await obj.load();
-    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_ct4_v1', 'tortie_ct4_v2']);
+    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_ct4_v1', 'tortie_ct4_v2', 'tortie_frag4_v1']);
     const maps = mapsOf(obj);
     const need = (k: keyof typeof MAP): BpfMap => maps[k]!;
     return {
@@ -291,7 +291,7 @@ export async function loadUplink(opts: LoadOptions & { nat?: NatOptions } = {}):
     for (const [k, v] of Object.entries(natTimeoutConstants(nat.timeouts))) obj.setConstant(k, v);
     obj.setMapMaxEntries(NET_MAP.nat4, nat.maxEntries);
     await obj.load();
-    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_nat4_v1']);
+    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_nat4_v1', 'tortie_natfrag4_v1']);
     const m = (n: string) => obj.map(n);
     return {
       obj, ingress: obj.program('tortie_uplink_in'), egress: obj.program('tortie_uplink_out'),

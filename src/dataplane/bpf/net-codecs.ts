@@ -15,7 +15,6 @@ export const NET_MAP = {
   nat4: 'tortie_nat4_v2',
   natq4: 'tortie_natq4_v1',
   netstat: 'tortie_netstat_v1',
-  natfrag4: 'tortie_natfrag4_v1',
 } as const;
 
 export const RT_F = { WORKLOAD: 1, ENCAP: 2 } as const;
@@ -87,22 +86,9 @@ export const quota4KeyCodec = defineStruct('tortie_quota4_key', [
 ] as const);
 export const quotaValueCodec = defineStruct('tortie_quota_value', [{ name: 'count', type: 'u64' }] as const);
 
-export const natFrag4KeyCodec = defineStruct('tortie_natfrag4_key', [
-  { name: 'saddr', type: 'ipv4' },
-  { name: 'daddr', type: 'ipv4' },
-  { name: 'id', type: 'be16' },
-  { name: 'proto', type: 'u8' },
-  { name: 'dir', type: 'u8' },
-] as const);
-
-export const natFragValueCodec = defineStruct('tortie_natfrag_value', [
-  { name: 'addr', type: 'ipv4' },
-  { name: 'pad', type: 'pad', length: 4 },
-] as const);
-
 /** Codecs whose struct exists in the uplink object's BTF (tortie_node_key is TS-only). */
 export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec,
-  quota4KeyCodec, quotaValueCodec, natFrag4KeyCodec, natFragValueCodec];
+  quota4KeyCodec, quotaValueCodec];
 
 /** Sums tortie_netstat_v1 over CPUs. */
 export function readNetStats(m: BpfMap): NetStats {
