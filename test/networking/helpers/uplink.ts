@@ -21,8 +21,8 @@ export class UplinkHarness {
 
   private constructor(readonly dp: UplinkDatapath, readonly pinRoot: string) {}
 
-  static async create(label: string, nat?: NatOptions): Promise<UplinkHarness> {
-    const pinRoot = uniquePinRoot(label);
+  /** pinRoot: another harness's, to share its maps (both close() it). */
+  static async create(label: string, nat?: NatOptions, pinRoot = uniquePinRoot(label)): Promise<UplinkHarness> {
     try {
       return new UplinkHarness(await loadUplink({ pinRoot, nat }), pinRoot);
     } catch (e) {
