@@ -6,8 +6,8 @@
  * never a way around policy.
  *
  * parse_packet() returns PARSE_IPV4 or PARSE_ARP (>0) or a negative DROP_* reason, and
- * fills struct tortie_pkt. Non-first fragments carry no L4 header: their ports are filled
- * later from the fragment map (lib/frag.h).
+ * fills struct tortie_pkt. Non-first fragments carry no L4 header (no ports): the callers
+ * place them by their first fragment (lib/frag.h).
  */
 #ifndef TORTIE_LIB_PARSE_H
 #define TORTIE_LIB_PARSE_H
