@@ -1,5 +1,5 @@
 /**
- * Compact maps of a table context (src/calc/graph.ts Ctx).
+ * Compact maps of a table context (src/calc/table-contexts.ts Ctx).
  *
  * ClassRowsMap: for one table context, global class id → rows key, and how many classes have
  * each rows key (the table's groups). There is one entry per class that has any of the table's
@@ -225,7 +225,7 @@ export class ClassRowsMap {
 
 /**
  * SigMemo: restricted-signature number → rows key, for one table context (a cache, cleared
- * wholesale). Keys are integers in [0, 2⁵³ − 2] (CalcGraph's sigNumber); values are rows keys,
+ * wholesale). Keys are integers in [0, 2⁵³ − 2] (sigNumber in classes.ts); values are rows keys,
  * stored once each. Open addressing over a Float64Array (key + 1; 0 marks an empty slot) and an
  * Int32Array of value indices: ~17 bytes per entry instead of ~110 for a Map<number, string>
  * whose keys above 2³¹ are heap numbers. No deletion (only `clear`).

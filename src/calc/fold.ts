@@ -37,7 +37,7 @@ import { PROTO_OTHER, type Direction } from './types';
 export interface PartRec {
   key: string;
   def: TableDef;
-  /** Restricted signature key → the part's function (bounded by CalcGraph.boundPartMemos). */
+  /** Restricted signature key → the part's function (bounded by TableContexts.boundPartMemos). */
   memo: Map<string, PartRows>;
   refs: number;
 }

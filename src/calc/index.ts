@@ -3,7 +3,10 @@
  *
  * Public surface:
  *   - `CalcGraph` (graph.ts): onUpdate(resource) / onDelete(kind, key) / flush() → CalcDelta /
- *     snapshot() → CompiledState; incremental, output a function of current state only;
+ *     snapshot() → CompiledState; incremental, output a function of current state only; a facade
+ *     over the calc graph's nodes (graph.ts shows the wiring, each node's file its contract);
+ *   - `RouteCalculator` (routes.ts): the routing inputs (pools, nodes, remote workload routes),
+ *     a node of its own that CalcGraph runs in its flush;
  *   - the compiled form (types.ts): address classes, verdict tables, rule table, prefilter,
  *     routing inputs, and the per-packet lookup contract;
  *   - `evaluate(packet, state)` (reference.ts): Calico semantics straight from the resources;
@@ -13,6 +16,7 @@
  */
 export * from './types';
 export { CalcGraph, type CalcGraphOptions } from './graph';
+export { RouteCalculator, type RouteDelta } from './routes';
 export { evaluate } from './reference';
 export { portValues, TableIndex, validateCompiled, type LookupResult } from './lookup';
 export { ResourceState, resourceKey } from './store';

@@ -8,12 +8,21 @@
  * doNotTrack rule, and every preDNAT rule, is listed in `skipped` with the reason — tortie has
  * no host endpoints, so those are not enforced (the agent logs them). Pure; ids come from the
  * caller so they share the graph's id space.
+ *
+ * `PrefilterCalc` (below) is the calc graph node around it:
+ *
+ *   Tier, Node, GlobalNetworkPolicy with doNotTrack / preDNAT / applyOnForward ──markDirty──>
+ *     emit(): computePrefilter, its rules ref'd in RuleIds (then the previous ones unref'd)
+ *     ──> delta.prefilter when it differs from what was last emitted
+ *
+ * Emit it before RuleIds.emit (its rules are in the same registry).
  */
 import type { GlobalNetworkPolicy, Rule } from '../model';
 import { formatCidr4, parseCidr4 } from './ipv4';
 import { comparePolicies, compareTiers, policyTier, selectorOf, tierInfo } from './semantics';
+import type { RuleIds } from './rule-ids';
 import type { ResourceState } from './store';
-import type { Prefilter, RuleInfo } from './types';
+import type { CalcDelta, Prefilter, RuleInfo } from './types';
 
 const ONLY_NETS_KEYS = new Set(['action', 'source', 'metadata', 'ipVersion']);
 
@@ -88,4 +97,48 @@ export function computePrefilter(
     }
   }
   return out;
+}
+
+/**
+ * The prefilter as a calc graph node. Contract: marks in any order; after emit() the prefilter
+ * is computePrefilter of the current resources, and it holds one rule reference per rule of that
+ * output (the previous output's released after the new one's are taken, so a kept rule keeps its id).
+ */
+export class PrefilterCalc {
+  /** The current output (as last emitted). */
+  state: Prefilter = { deny: [], skipped: [] };
+  private dirty = true;
+  private ruleKeys: string[] = [];
+  private emitted = '';
+
+  constructor(
+    private readonly resources: ResourceState,
+    private readonly nodeName: string,
+    private readonly ruleIds: RuleIds,
+  ) {}
+
+  markDirty(): void {
+    this.dirty = true;
+  }
+
+  emit(delta: CalcDelta): void {
+    if (this.dirty) {
+      this.dirty = false;
+      const old = this.ruleKeys;
+      this.ruleKeys = [];
+      this.state = computePrefilter(this.resources, this.nodeName, (info) => {
+        const key = `p|${info.direction}|${info.tier ?? ''}|${info.policy?.name ?? ''}|${info.index ?? ''}`;
+        this.ruleIds.ref(key, info);
+        this.ruleKeys.push(key);
+        return this.ruleIds.id(key);
+      });
+      for (const k of old) this.ruleIds.unref(k);
+      const s = JSON.stringify(this.state);
+      if (s !== this.emitted) {
+        this.emitted = s;
+        delta.prefilterChanged = true;
+        delta.prefilter = this.state;
+      }
+    }
+  }
 }

@@ -1,0 +1,419 @@
+/**
+ * ClassIndex — calc graph node: prefix nodes and global address classes.
+ *
+ *   LabelIndex ──markItemNodes / setItemPrefixes──┐      Atoms ──addCidrAtom / removeCidrAtom──┐
+ *                                                 ▼                                             ▼
+ *               prefix nodes (one per address prefix: the items with it, CIDR atoms of exactly it)
+ *                                                 │ update(): dirty nodes, by key
+ *                                                 ▼
+ *      signature = atoms of the items at the prefix or covering it + CIDR atoms covering it
+ *      (+ named-port values) ──> global class (id = hash of the signature, reference-counted by nodes)
+ *                                                 │
+ *                  added / removed classes, changed prefixes, class templates ──> TableContexts, Delta
+ *
+ * Also the per-class arithmetic the tables run on every class they look at (hot: keep these
+ * monomorphic): `restrictedKey` (fingerprint of a class restricted to a table's atoms) and
+ * `accumulate` (the same for every class with any of a set of atoms, in scratch arrays).
+ *
+ * Contract: marks arrive in any order (a mark of a prefix that has no node is a no-op); after
+ * update(), every node's class is the class of its current signature, classes exist exactly
+ * while a node references them, and `classesByAtom` holds each live class under each of its
+ * atoms (added with the class, removed with it). A node with no item and no CIDR atom is removed
+ * in update(), after releasing its class. A class's id depends only on its signature (probing past
+ * 32-bit collisions with live classes, see types.ts).
+ */
+import type { Item, LabelIndex } from './label-index';
+import { addTo, hashId, removeFrom } from './graph-util';
+import { cidrCovers, cidrKey, maskOf, type Cidr4 } from './ipv4';
+import { fewAdd, fewDelete, fewSize, fewValues, type Few } from './compact';
+import type { Signature } from './table';
+
+export interface PNode {
+  key: string;
+  cidr: Cidr4;
+  /** CIDR atoms of exactly this prefix (usually none). */
+  cidrAtoms: Set<string> | undefined;
+  /** Keys of the items with this prefix (usually one). */
+  items: Few<string>;
+  classId: number;
+}
+
+export interface ClassRec {
+  id: number;
+  sig: string;
+  members: string[];
+  /**
+   * Named-port atom id → hash pair of its member string (`id=values`, values differ per class);
+   * absent when the class has no named-port member. A plain atom's member string is the atom id
+   * itself, so its hash is the same in every class (ClassIndex.plainHash).
+   */
+  npHash?: Map<string, [number, number]>;
+  refs: number;
+  /** Dense internal index for scratch arrays. */
+  slot: number;
+}
+
+/** FNV-1a over UTF-16 code units with a seed; two seeds give a 64-bit member fingerprint. */
+function fnv(str: string, seed: number): number {
+  let h = seed >>> 0;
+  for (let i = 0; i < str.length; i++) {
+    h ^= str.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** Atom id of a class member (named-port members carry `=<ports>` after the id). */
+export function memberAtom(m: string): string {
+  return m.startsWith('n:') ? m.slice(0, m.lastIndexOf('=')) : m;
+}
+
+/** A class's membership signature, optionally restricted to the atoms `keep` accepts. */
+export function signatureOfMembers(members: string[], keep?: (atom: string) => boolean): { sig: Signature; member: Map<string, string> } {
+  const sig: Signature = new Map();
+  const member = new Map<string, string>();
+  for (const m of members) {
+    const id = memberAtom(m);
+    if (keep && !keep(id)) continue;
+    if (id !== m) {
+      sig.set(id, m.slice(id.length + 1).split(',').map((v) => v.split(':').map(Number) as [number, number]));
+    } else {
+      sig.set(m, true);
+    }
+    member.set(id, m);
+  }
+  return { sig, member };
+}
+
+/** Atoms whose membership differs between two signatures (`changed`), and those only in `b`. */
+export function memberDiff(a: string[], b: string[]): { changed: string[]; gained: string[] } {
+  const am = new Map(a.map((m) => [memberAtom(m), m]));
+  const bm = new Map(b.map((m) => [memberAtom(m), m]));
+  const changed: string[] = [];
+  const gained: string[] = [];
+  for (const [k, m] of bm) {
+    const o = am.get(k);
+    if (o === undefined) {
+      gained.push(k);
+      changed.push(k);
+    } else if (o !== m) changed.push(k);
+  }
+  for (const k of am.keys()) if (!bm.has(k)) changed.push(k);
+  return { changed, gained };
+}
+
+/** A 53-bit number from two 32-bit hashes (a Map key without string allocation). */
+export function sigNumber(h1: number, h2: number): number {
+  return h1 * 2097152 + (h2 >>> 11);
+}
+
+function memberHash(m: string): [number, number] {
+  return [fnv(m, 0x811c9dc5), fnv(m, 0x2f6b3c1d)];
+}
+
+/** Atom ids of signature members (named-port members carry `=values`). */
+export function atomsOfMembers(members: string[]): string[] {
+  return members.map(memberAtom);
+}
+
+export class ClassIndex {
+  readonly pnodes = new Map<string, PNode>();
+  private readonly lenCount = new Array<number>(33).fill(0);
+  /** Prefix nodes of length ≥ 24 by their first 24 bits, and the shorter ones (for subtree scans). */
+  private readonly nodesBy24 = new Map<number, Set<string>>();
+  private readonly shortNodes = new Set<string>();
+  private readonly dirtyNodes = new Set<string>();
+
+  readonly classes = new Map<number, ClassRec>();
+  private readonly classBySig = new Map<string, number>();
+  readonly classesByAtom = new Map<string, Set<ClassRec>>();
+  /** Dense slots of live classes (internal only) for scratch arrays; freed slots are reused. */
+  private readonly freeSlots: number[] = [];
+  slotCount = 0;
+  /** Scratch of accumulate() (replaced when slots outgrow them: read after the call). */
+  acc1 = new Uint32Array(1024);
+  acc2 = new Uint32Array(1024);
+  private stamp = new Int32Array(1024);
+  private stampGen = 0;
+  /** Hash pairs of plain atoms (selector and CIDR atoms), set when a class with the atom appears. */
+  private readonly atomHashes = new Map<string, [number, number]>();
+
+  // This flush only (cleared by endFlush()).
+  /** Members of the classes that lost their last node. */
+  readonly removedMembers = new Map<number, string[]>();
+  /** New class → the class its first address came from. */
+  readonly classTemplate = new Map<number, number>();
+  private readonly zeroRefClasses = new Set<number>();
+
+  constructor(private readonly labels: LabelIndex) {}
+
+  // ---------------------------------------------------------------- marks (from LabelIndex, Atoms)
+
+  markItemNodes(item: Item): void {
+    for (const c of item.prefixes) this.markNode(c);
+  }
+
+  setItemPrefixes(item: Item, prefixes: Cidr4[]): void {
+    this.markItemNodes(item);
+    for (const c of item.prefixes) {
+      const n = this.pnodes.get(cidrKey(c));
+      if (n === undefined) continue;
+      n.items = fewDelete(n.items, item.key);
+      this.maybeDropNode(n);
+    }
+    item.prefixes = prefixes.slice();
+    for (const c of prefixes) {
+      const n = this.nodeAt(c);
+      n.items = fewAdd(n.items, item.key);
+    }
+    this.markItemNodes(item);
+  }
+
+  addCidrAtom(id: string, c: Cidr4): void {
+    const n = this.nodeAt(c);
+    (n.cidrAtoms ??= new Set()).add(id);
+    this.markNode(c);
+  }
+
+  removeCidrAtom(id: string, c: Cidr4): void {
+    const n = this.pnodes.get(cidrKey(c));
+    if (n !== undefined) {
+      n.cidrAtoms?.delete(id);
+      if (n.cidrAtoms?.size === 0) n.cidrAtoms = undefined;
+      this.markNode(c);
+      this.maybeDropNode(n);
+    }
+  }
+
+  /** An atom went: its cached hash with it. */
+  dropAtomHash(id: string): void {
+    this.atomHashes.delete(id);
+  }
+
+  private nodeAt(c: Cidr4): PNode {
+    const k = cidrKey(c);
+    let n = this.pnodes.get(k);
+    if (n === undefined) {
+      n = { key: k, cidr: c, cidrAtoms: undefined, items: undefined, classId: 0 };
+      this.pnodes.set(k, n);
+      this.lenCount[c.len]!++;
+      if (c.len >= 24) addTo(this.nodesBy24, c.addr >>> 8, k);
+      else this.shortNodes.add(k);
+      this.dirtyNodes.add(k);
+    }
+    return n;
+  }
+
+  private maybeDropNode(n: PNode): void {
+    if (fewSize(n.items) > 0 || n.cidrAtoms !== undefined) return;
+    // Keep it until recomputeNode releases its class; it is deleted there.
+    this.dirtyNodes.add(n.key);
+  }
+
+  /** Marks a prefix and every prefix under it. */
+  private markNode(c: Cidr4): void {
+    const k = cidrKey(c);
+    if (this.pnodes.has(k)) this.dirtyNodes.add(k);
+    if (c.len === 32) return;
+    const visit = (nk: string): void => {
+      const n = this.pnodes.get(nk)!;
+      if (n.cidr.len > c.len && cidrCovers(c, n.cidr)) this.dirtyNodes.add(nk);
+    };
+    for (const nk of this.shortNodes) visit(nk);
+    if (c.len >= 24) {
+      for (const nk of this.nodesBy24.get(c.addr >>> 8) ?? []) visit(nk);
+      return;
+    }
+    const lo = c.addr >>> 8;
+    const hi = lo + 2 ** (24 - c.len) - 1;
+    if (hi - lo < this.nodesBy24.size) {
+      for (let b = lo; b <= hi; b++) for (const nk of this.nodesBy24.get(b) ?? []) visit(nk);
+    } else {
+      for (const [b, set] of this.nodesBy24) if (b >= lo && b <= hi) for (const nk of set) visit(nk);
+    }
+  }
+
+  // ---------------------------------------------------------------- flush
+
+  /** Flush step 3: dirty prefix nodes get their classes; classes no prefix uses any more are dropped. */
+  update(addedClasses: Set<number>, removedClasses: Set<number>, changedPrefixes: Set<string>): void {
+    for (const nk of [...this.dirtyNodes].sort()) this.recomputeNode(nk, addedClasses, changedPrefixes);
+    this.dirtyNodes.clear();
+    for (const id of this.zeroRefClasses) {
+      const c = this.classes.get(id);
+      if (c === undefined || c.refs > 0) continue;
+      this.classes.delete(id);
+      this.classBySig.delete(c.sig);
+      for (const a of atomsOfMembers(c.members)) removeFrom(this.classesByAtom, a, c);
+      this.freeSlots.push(c.slot);
+      if (addedClasses.has(id)) addedClasses.delete(id);
+      else removedClasses.add(id);
+    }
+  }
+
+  /** Clears what update() recorded for this flush (templates, removed members, zero-ref classes). */
+  endFlush(): void {
+    this.classTemplate.clear();
+    this.removedMembers.clear();
+    this.zeroRefClasses.clear();
+  }
+
+  private recomputeNode(nk: string, added: Set<number>, changed: Set<string>): void {
+    const n = this.pnodes.get(nk);
+    if (n === undefined) return;
+    const empty = fewSize(n.items) === 0 && n.cidrAtoms === undefined;
+    let newId = 0;
+    let sig = '';
+    if (!empty) {
+      const members = this.signatureOf(n);
+      sig = members.join('\n');
+      if (sig !== '') {
+        const existing = this.classBySig.get(sig);
+        if (existing !== undefined) newId = existing;
+        else {
+          newId = hashId(sig, (id) => this.classes.has(id));
+          let npHash: ClassRec['npHash'];
+          for (const m of members) {
+            if (m.startsWith('n:')) (npHash ??= new Map()).set(memberAtom(m), memberHash(m));
+            else if (!this.atomHashes.has(m)) this.atomHashes.set(m, memberHash(m));
+          }
+          const slot = this.freeSlots.pop() ?? this.slotCount++;
+          if (slot >= this.stamp.length) {
+            const grow = <T extends Uint32Array | Int32Array>(a: T): T => {
+              const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+              b.set(a);
+              return b;
+            };
+            this.acc1 = grow(this.acc1);
+            this.acc2 = grow(this.acc2);
+            this.stamp = grow(this.stamp);
+          }
+          const rec: ClassRec = { id: newId, sig, members, refs: 0, slot };
+          if (npHash !== undefined) rec.npHash = npHash;
+          this.classes.set(newId, rec);
+          this.zeroRefClasses.add(newId);
+          this.classBySig.set(sig, newId);
+          for (const a of atomsOfMembers(members)) addTo(this.classesByAtom, a, rec);
+          added.add(newId);
+        }
+      }
+    }
+    if (newId !== n.classId) {
+      if (newId !== 0 && n.classId !== 0 && added.has(newId) && !this.classTemplate.has(newId)) this.classTemplate.set(newId, n.classId);
+      if (n.classId !== 0) {
+        const oc = this.classes.get(n.classId)!;
+        oc.refs--;
+        if (oc.refs === 0) {
+          this.removedMembers.set(oc.id, oc.members);
+          this.zeroRefClasses.add(oc.id);
+        }
+      }
+      if (newId !== 0) this.classes.get(newId)!.refs++;
+      n.classId = newId;
+      changed.add(nk);
+    }
+    if (empty) {
+      this.pnodes.delete(nk);
+      this.lenCount[n.cidr.len]!--;
+      if (n.cidr.len >= 24) removeFrom(this.nodesBy24, n.cidr.addr >>> 8, nk);
+      else this.shortNodes.delete(nk);
+      changed.add(nk);
+    }
+  }
+
+  private signatureOf(n: PNode): string[] {
+    const members = new Set<string>();
+    const np = new Map<string, Set<string>>();
+    const items = this.labels.items;
+    const selectors = this.labels.selectors;
+    for (let len = 0; len <= n.cidr.len; len++) {
+      if (this.lenCount[len] === 0) continue;
+      const anc = len === n.cidr.len ? n : this.pnodes.get(`${(n.cidr.addr & maskOf(len)) >>> 0}/${len}`);
+      if (anc === undefined) continue;
+      if (anc.cidrAtoms !== undefined) for (const a of anc.cidrAtoms) members.add(a);
+      for (const ik of fewValues(anc.items)) {
+        const it = items.get(ik)!;
+        for (const s of it.sels) {
+          members.add(s);
+          const atom = selectors.get(s)!;
+          if (atom.np.size === 0) continue;
+          for (const [name, npId] of atom.np) {
+            for (const p of it.ports) {
+              if (p.name !== name) continue;
+              let set = np.get(npId);
+              if (set === undefined) np.set(npId, (set = new Set()));
+              set.add(`${p.protocol}:${p.port}`);
+            }
+          }
+        }
+      }
+    }
+    for (const [npId, vals] of np) members.add(`${npId}=${[...vals].sort().join(',')}`);
+    return [...members].sort();
+  }
+
+  // ---------------------------------------------------------------- per-class arithmetic (hot)
+
+  /**
+   * Fingerprint of a class's members restricted to `atoms` (a table's): an order-free 64-bit
+   * combination (XOR and sum) of member hashes, so it can be accumulated atom by atom; -1 when
+   * the restriction is empty.
+   */
+  restrictedKey(atoms: ReadonlySet<string>, cls: ClassRec): number {
+    let h1 = 0;
+    let h2 = 0;
+    let any = false;
+    for (const m of cls.members) {
+      // Named-port members (`n:…=values`) come from npHash below.
+      if (!atoms.has(m) || m.startsWith('n:')) continue;
+      const h = this.plainHash(m);
+      any = true;
+      h1 ^= h[0];
+      h2 = (h2 + h[1]) >>> 0;
+    }
+    if (cls.npHash !== undefined) {
+      for (const [atom, h] of cls.npHash) {
+        if (!atoms.has(atom)) continue;
+        any = true;
+        h1 ^= h[0];
+        h2 = (h2 + h[1]) >>> 0;
+      }
+    }
+    return any ? sigNumber(h1 >>> 0, h2 >>> 0) : -1;
+  }
+
+  /** Hash pair of a plain atom's member string (the atom id): cached, else computed. */
+  private plainHash(atom: string): [number, number] {
+    return this.atomHashes.get(atom) ?? memberHash(atom);
+  }
+
+  /**
+   * The classes with any of `atoms`, each with the fingerprint of its members restricted to them
+   * accumulated in acc1/acc2 at its slot (sigNumber(acc1[slot], acc2[slot])), until the next call.
+   */
+  accumulate(atoms: Iterable<string>): ClassRec[] {
+    const gen = ++this.stampGen;
+    const { acc1, acc2, stamp } = this;
+    const touched: ClassRec[] = [];
+    for (const a of atoms) {
+      const set = this.classesByAtom.get(a);
+      if (set === undefined) continue;
+      // Plain atoms hash the same in every class; named-port members carry per-class values.
+      const shared = a.startsWith('n:') ? undefined : this.plainHash(a);
+      for (const c of set) {
+        const h = shared ?? c.npHash!.get(a)!;
+        const i = c.slot;
+        if (stamp[i] !== gen) {
+          stamp[i] = gen;
+          acc1[i] = h[0];
+          acc2[i] = h[1];
+          touched.push(c);
+        } else {
+          acc1[i] = acc1[i]! ^ h[0];
+          acc2[i] = acc2[i]! + h[1];
+        }
+      }
+    }
+    return touched;
+  }
+}

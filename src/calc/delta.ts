@@ -1,0 +1,220 @@
+/**
+ * Delta — calc graph node at the end of a flush (Felix's event sequencer): what the dataplane
+ * was last told, and the difference to the current state.
+ *
+ *   ClassIndex (added / removed classes, changed prefixes) ──emitClasses──┐
+ *   TableContexts (assembled tables, projAdd / projDel) ──emitTables──────┤
+ *   EndpointPolicies (touched / removed endpoints) ──emitEndpoints────────┴──> CalcDelta
+ *   RuleIds (rule ids of cells) — PrefilterCalc, RuleIds and RouteCalculator emit their own parts
+ *
+ * Contract: emitting after each flush, the deltas applied in order to an empty state give the
+ * snapshot (test/calc/03-replay). Lists in a delta are sorted (by id, key or CIDR), so the delta
+ * depends only on the previous and current states, not on the order updates arrived in. Each
+ * emitted entry (prefix → class, class, table id → context, context → table id) is removed when
+ * its source goes.
+ */
+import type { ClassIndex } from './classes';
+import type { EndpointPolicies, LocalEp } from './endpoint-policies';
+import { compareCidr4, formatCidr4, parseCidr4 } from './ipv4';
+import type { RuleIds } from './rule-ids';
+import type { ResourceState } from './store';
+import { cellAt, type AssembledTable } from './table';
+import type { Ctx, TableContexts } from './table-contexts';
+import type { CalcDelta, ClassPrefix, GlobalClassInfo, LocalEndpoint, VerdictTable } from './types';
+
+/** An empty delta (field order is part of the output: digests hash its JSON). */
+export function emptyDelta(): CalcDelta {
+  return {
+    classesAdded: [],
+    classesRemoved: [],
+    prefixesUpserted: [],
+    prefixesRemoved: [],
+    tablesAdded: [],
+    tablesRemoved: [],
+    projectionAdded: [],
+    projectionRemoved: [],
+    endpointsUpserted: [],
+    endpointsRemoved: [],
+    rulesUpserted: [],
+    rulesRemoved: [],
+    prefilterChanged: false,
+    routingChanged: false,
+    workloadRoutesUpserted: [],
+    workloadRoutesRemoved: [],
+  };
+}
+
+export class Delta {
+  /** Prefix node key (cidrKey) → class id last emitted for it. */
+  private readonly prefixes = new Map<string, number>();
+  private readonly classes = new Set<number>();
+  /** Table id → definition key of the context last emitted with it. */
+  private readonly tables = new Map<string, string>();
+  /** Definition key → the table id last emitted for its endpoints. */
+  private readonly tableOfCtx = new Map<string, string>();
+
+  constructor(
+    private readonly resources: ResourceState,
+    private readonly classIndex: ClassIndex,
+    private readonly tableCtxs: TableContexts,
+    private readonly endpoints: EndpointPolicies,
+    private readonly ruleIds: RuleIds,
+  ) {}
+
+  /** Classes and prefixes of the delta. */
+  emitClasses(delta: CalcDelta, addedClasses: Set<number>, removedClasses: Set<number>, changedPrefixes: Set<string>): void {
+    for (const id of [...removedClasses].sort((a, b) => a - b)) {
+      if (this.classes.delete(id)) delta.classesRemoved.push(id);
+    }
+    for (const id of [...addedClasses].sort((a, b) => a - b)) {
+      const c = this.classIndex.classes.get(id)!;
+      this.classes.add(id);
+      delta.classesAdded.push({ classId: id, members: [...c.members] });
+    }
+    for (const nk of [...changedPrefixes].sort()) {
+      const node = this.classIndex.pnodes.get(nk);
+      const prev = this.prefixes.get(nk);
+      if (node === undefined || node.classId === 0) {
+        if (prev !== undefined) {
+          this.prefixes.delete(nk);
+          const slash = nk.indexOf('/');
+          delta.prefixesRemoved.push({ family: 4, cidr: formatCidr4({ addr: Number(nk.slice(0, slash)), len: Number(nk.slice(slash + 1)) }) });
+        }
+      } else if (prev !== node.classId) {
+        this.prefixes.set(nk, node.classId);
+        delta.prefixesUpserted.push({ family: 4, cidr: formatCidr4(node.cidr), classId: node.classId });
+      }
+    }
+  }
+
+  /** Tables added/removed and projection changes; returns the live tables by id. */
+  emitTables(delta: CalcDelta): Map<string, Ctx> {
+    const projAdd = this.tableCtxs.projAdd;
+    const projDel = this.tableCtxs.projDel;
+    const liveTables = new Map<string, Ctx>();
+    for (const ctx of this.tableCtxs.ctxs.values()) if (ctx.assembled) liveTables.set(ctx.assembled.id, ctx);
+    for (const [id] of this.tables) {
+      if (!liveTables.has(id)) {
+        this.tables.delete(id);
+        delta.tablesRemoved.push(id);
+      }
+    }
+    for (const [id, ctx] of [...liveTables].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      if (!this.tables.has(id)) {
+        this.tables.set(id, ctx.def.key);
+        delta.tablesAdded.push(this.tableOut(ctx));
+        continue;
+      }
+      const add = projAdd.get(ctx.def.key);
+      const del = projDel.get(ctx.def.key);
+      if (add !== undefined && add.size > 0) {
+        delta.projectionAdded.push({
+          tableId: id,
+          entries: [...add].sort((a, b) => a[0] - b[0]).map(([globalClass, localClass]) => ({ globalClass, localClass })),
+        });
+      }
+      if (del !== undefined && del.size > 0) {
+        delta.projectionRemoved.push({ tableId: id, globalClasses: [...del.keys()].sort((a, b) => a - b) });
+      }
+    }
+    delta.tablesRemoved.sort();
+    return liveTables;
+  }
+
+  /** Endpoints whose tables or fields changed, and those removed. */
+  emitEndpoints(delta: CalcDelta, liveTables: Map<string, Ctx>): void {
+    const touchedEps = new Set<string>(this.endpoints.touchedLocal);
+    this.endpoints.touchedLocal.clear();
+    for (const [id, ctx] of liveTables) {
+      if (this.tableOfCtx.get(ctx.def.key) === id) continue;
+      this.tableOfCtx.set(ctx.def.key, id);
+      for (const ref of ctx.refs) touchedEps.add(ref.slice(0, ref.lastIndexOf('|')));
+    }
+    for (const k of [...this.tableOfCtx.keys()]) if (!this.tableCtxs.has(k)) this.tableOfCtx.delete(k);
+    for (const key of [...touchedEps].sort()) {
+      const ep = this.endpoints.localEps.get(key);
+      if (ep === undefined) continue;
+      const out = this.endpointOut(key, ep);
+      if (out === undefined) continue;
+      if (ep.out === undefined || JSON.stringify(ep.out) !== JSON.stringify(out)) {
+        ep.out = out;
+        delta.endpointsUpserted.push(out);
+      }
+    }
+    for (const key of [...this.endpoints.removedEps].sort()) delta.endpointsRemoved.push(key);
+    this.endpoints.removedEps.clear();
+  }
+
+  // ---------------------------------------------------------------- the whole output
+
+  prefixesSnapshot(): ClassPrefix[] {
+    return [...this.classIndex.pnodes.values()]
+      .filter((n) => n.classId !== 0)
+      .sort((a, b) => compareCidr4(a.cidr, b.cidr))
+      .map((n) => ({ family: 4, cidr: formatCidr4(n.cidr), classId: n.classId }));
+  }
+
+  classesSnapshot(): GlobalClassInfo[] {
+    return [...this.classIndex.classes.values()]
+      .sort((a, b) => a.id - b.id)
+      .map((c) => ({ classId: c.id, members: [...c.members] }));
+  }
+
+  tablesSnapshot(): VerdictTable[] {
+    return [...this.tableCtxs.ctxs.values()]
+      .filter((c) => c.assembled !== undefined && c.refs.size > 0)
+      .map((c) => this.tableOut(c))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  endpointsSnapshot(): LocalEndpoint[] {
+    return [...this.endpoints.localEps]
+      .map(([k, ep]) => this.endpointOut(k, ep))
+      .filter((e): e is LocalEndpoint => e !== undefined)
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  private tableOut(ctx: Ctx): VerdictTable {
+    const a = ctx.assembled!;
+    const projection = this.tableCtxs.projectionEntries(ctx);
+    return {
+      id: a.id,
+      direction: ctx.def.direction,
+      localClassCount: a.localClassCount,
+      projection,
+      protocols: [...a.protocols],
+      srcPortClasses: a.srcPortClasses,
+      cells: this.cellsOut(a),
+    };
+  }
+
+  private cellsOut(a: AssembledTable): VerdictTable['cells'] {
+    const c = a.cells;
+    const out: VerdictTable['cells'] = [];
+    for (let i = 0; i < c.count; i++) {
+      const { rule, logs, ...cell } = cellAt(c, i);
+      out.push({ ...cell, ruleId: this.ruleIds.id(rule), logRuleIds: logs.map((l) => this.ruleIds.id(l)) });
+    }
+    return out;
+  }
+
+  private endpointOut(key: string, ep: LocalEp): LocalEndpoint | undefined {
+    const wep = this.resources.endpoints.get(key);
+    const ing = ep.defs.ingress !== undefined ? this.tableCtxs.assembledId(ep.defs.ingress) : undefined;
+    const eg = ep.defs.egress !== undefined ? this.tableCtxs.assembledId(ep.defs.egress) : undefined;
+    if (wep === undefined || ing === undefined || eg === undefined) return undefined;
+    const out: LocalEndpoint = {
+      key,
+      namespace: wep.metadata.namespace ?? 'default',
+      name: wep.metadata.name,
+      ipNetworks: (wep.spec.ipNetworks ?? []).map((n) => {
+        const c = parseCidr4(n);
+        return c !== undefined ? formatCidr4(c) : n;
+      }),
+      tables: { ingress: ing, egress: eg },
+    };
+    if (wep.spec.interfaceName !== undefined) out.interfaceName = wep.spec.interfaceName;
+    if (wep.spec.mac !== undefined) out.mac = wep.spec.mac;
+    return out;
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * EndpointPolicies — calc graph node: which policies apply to each local endpoint, and the
+ * definition of each local endpoint's table per direction.
+ *
+ *   NetworkPolicy, GlobalNetworkPolicy ──markPolicy──┐   LabelIndex ──markLocal / markRelabelled──┐
+ *   Tier ──markAllLocal──────────────────────────────┤                                            │
+ *                                                    ▼                                            ▼
+ *                  policy → local endpoints (policyLocal) ⇄ endpoint → policies (LocalEp.policies)
+ *                                                    │ recompute(): dirty policies, then endpoints, by key
+ *                                                    ▼
+ *      per endpoint and direction: tiers by order then name, policies by order then name, then
+ *      profiles, each with its local side resolved → a Definition (key + plan)
+ *                                                    │
+ *                            TableContexts.bind(endpoint|direction, definition) / unref
+ *
+ * Contract: marks arrive in any order, for policies, tiers and endpoints that may not exist (a
+ * missing tier is ordered last with defaultAction Deny, a missing profile contributes nothing).
+ * After recompute(), `localEps` holds exactly the local WorkloadEndpoints with an item, each with
+ * the set of policies whose endpoint selector selects it (`policyLocal` is its inverse: every
+ * add of one has the matching add of the other, and the same for removes), and each bound to the
+ * table context of its current definition in each direction. Equal definitions have equal keys
+ * (a hash of per-policy content hashes and each rule's local resolution).
+ */
+import { createHash } from 'node:crypto';
+import type { WorkloadEndpoint } from '../model';
+import type { Selector } from '../selector';
+import type { AtomNeeds } from './atoms';
+import { addTo, removeFrom } from './graph-util';
+import type { Cidr4 } from './ipv4';
+import type { LabelIndex } from './label-index';
+import {
+  endOfTierKey,
+  finalKey,
+  precompilePolicy,
+  precompileProfile,
+  remoteAtomNeeds,
+  resolveLocal,
+  type LocalResolution,
+  type LocalView,
+  type PreRule,
+} from './rules';
+import { appliesToWorkloads, comparePolicies, compareTiers, policyEndpointSelector, policyTier, policyTypes, tierInfo, type AnyPolicy, type TierInfo } from './semantics';
+import type { ResourceState } from './store';
+import type { TableContexts } from './table-contexts';
+import { DIRECTIONS, type Direction, type LocalEndpoint, type RuleInfo } from './types';
+
+export interface DefinitionExtras {
+  rules: Map<string, Omit<RuleInfo, 'id'>>;
+  needs: AtomNeeds;
+}
+
+/** One policy's or profile's rules as resolved for an endpoint, and the key they share by. */
+export interface PlanPart {
+  key: string;
+  rules: { r: PreRule; loc: LocalResolution }[];
+}
+
+export type PlanEntry = { kind: 'tier'; tier: TierInfo; policies: PlanPart[] } | { kind: 'profile'; part: PlanPart };
+
+/** A local endpoint's table in one direction, as a key and a plan (its steps built on demand). */
+export interface Definition {
+  key: string;
+  plan: PlanEntry[];
+  extras: () => DefinitionExtras;
+}
+
+export interface LocalEp {
+  key: string;
+  policies: Set<string>;
+  /** Definition key of its table per direction. */
+  defs: Partial<Record<Direction, string>>;
+  /** What was last emitted for it (Delta). */
+  out?: LocalEndpoint;
+}
+
+export class EndpointPolicies {
+  readonly localEps = new Map<string, LocalEp>();
+  /** Policy key → the local endpoints it selects (only policies selecting some). */
+  private readonly policyLocal = new Map<string, Set<string>>();
+  private readonly dirtyPolicies = new Set<string>();
+  private readonly dirtyLocal = new Set<string>();
+  /** Local endpoints whose labels may have changed: their policy set is re-evaluated in full. */
+  private readonly relabelledLocal = new Set<string>();
+  private allLocalDirty = false;
+  /** Endpoints recomputed since the last emit (Delta re-checks their output). */
+  readonly touchedLocal = new Set<string>();
+  /** Endpoints that had an output and went, since the last emit. */
+  readonly removedEps = new Set<string>();
+
+  /** Wired by the graph. */
+  tables!: TableContexts;
+
+  constructor(
+    private readonly resources: ResourceState,
+    private readonly labels: LabelIndex,
+  ) {}
+
+  get activePolicyCount(): number {
+    return this.policyLocal.size;
+  }
+
+  // ---------------------------------------------------------------- input marks
+
+  markPolicy(pk: string): void {
+    this.dirtyPolicies.add(pk);
+  }
+
+  /** Tiers changed: every local endpoint's definitions are rebuilt. */
+  markAllLocal(): void {
+    this.allLocalDirty = true;
+  }
+
+  markLocal(key: string): void {
+    this.dirtyLocal.add(key);
+  }
+
+  markRelabelled(key: string): void {
+    this.dirtyLocal.add(key);
+    this.relabelledLocal.add(key);
+  }
+
+  // ---------------------------------------------------------------- flush
+
+  /** Flush step 2: dirty policies → local endpoints; dirty endpoints → definitions, bound to contexts. */
+  recompute(newCtxs: Set<string>): void {
+    for (const pk of [...this.dirtyPolicies].sort()) this.recomputePolicy(pk);
+    this.dirtyPolicies.clear();
+    if (this.allLocalDirty) for (const k of this.localEps.keys()) this.dirtyLocal.add(k);
+    this.allLocalDirty = false;
+    for (const key of this.dirtyLocal) this.touchedLocal.add(key);
+    for (const key of [...this.dirtyLocal].sort()) this.recomputeLocal(key, newCtxs);
+    this.dirtyLocal.clear();
+    this.relabelledLocal.clear();
+  }
+
+  private recomputePolicy(pk: string): void {
+    const p = this.resources.policies.get(pk);
+    const prev = this.policyLocal.get(pk) ?? new Set<string>();
+    const now = new Set<string>();
+    if (p !== undefined && appliesToWorkloads(p)) {
+      const sel = policyEndpointSelector(p);
+      for (const [k, ep] of this.localEps) {
+        const it = this.labels.items.get(k);
+        if (it !== undefined && sel.evaluate(it.labels)) {
+          now.add(k);
+          ep.policies.add(pk);
+        }
+      }
+    }
+    for (const k of prev) {
+      if (!now.has(k)) this.localEps.get(k)?.policies.delete(pk);
+      this.dirtyLocal.add(k);
+    }
+    for (const k of now) this.dirtyLocal.add(k);
+    if (now.size > 0) this.policyLocal.set(pk, now);
+    else this.policyLocal.delete(pk);
+  }
+
+  private recomputeLocal(key: string, newCtxs: Set<string>): void {
+    const it = this.labels.items.get(key);
+    let ep = this.localEps.get(key);
+    if (it === undefined || !it.local) {
+      if (ep === undefined) return;
+      for (const pk of ep.policies) removeFrom(this.policyLocal, pk, key);
+      for (const d of DIRECTIONS) this.tables.unref(ep.defs[d], `${key}|${d}`);
+      this.localEps.delete(key);
+      if (ep.out !== undefined) this.removedEps.add(key);
+      return;
+    }
+    let fresh = false;
+    if (ep === undefined) {
+      ep = { key, policies: new Set(), defs: {} };
+      this.localEps.set(key, ep);
+      fresh = true;
+    }
+    if (fresh || this.relabelledLocal.has(key)) {
+      // Labels may have changed: re-evaluate every policy for this endpoint.
+      for (const pk of ep.policies) removeFrom(this.policyLocal, pk, key);
+      ep.policies.clear();
+      for (const [pk, p] of this.resources.policies) {
+        if (!appliesToWorkloads(p)) continue;
+        if (policyEndpointSelector(p).evaluate(it.labels)) {
+          ep.policies.add(pk);
+          addTo(this.policyLocal, pk, key);
+        }
+      }
+    }
+    const wep = this.resources.endpoints.get(key)!;
+    const view: LocalView = { labels: it.labels, ip: it.prefixes[0]?.addr, ports: it.ports };
+    for (const d of DIRECTIONS) {
+      const built = this.definition(ep, wep, view, d);
+      const old = ep.defs[d];
+      if (old === built.key && this.tables.has(old)) continue;
+      this.tables.bind(`${key}|${d}`, d, built, old, newCtxs);
+      ep.defs[d] = built.key;
+    }
+  }
+
+  /**
+   * The definition key of an endpoint's table in one direction (cheap: per-policy content
+   * hashes plus the local resolution of each rule) and a thunk building its steps.
+   */
+  private definition(ep: LocalEp, wep: WorkloadEndpoint, view: LocalView, d: Direction): Definition {
+    const byTier = new Map<string, AnyPolicy[]>();
+    for (const pk of ep.policies) {
+      const p = this.resources.policies.get(pk)!;
+      if (!policyTypes(p)[d]) continue;
+      const t = policyTier(p);
+      let l = byTier.get(t);
+      if (l === undefined) byTier.set(t, (l = []));
+      l.push(p);
+    }
+    const tiers: TierInfo[] = [...byTier.keys()].map((n) => tierInfo(n, this.resources.tiers.get(n))).sort(compareTiers);
+    const plan: PlanEntry[] = [];
+    const keyParts: string[] = [d];
+    const resolve = (kind: string, hash: string, rules: PreRule[]): PlanPart => {
+      const part: PlanPart = { key: '', rules: [] };
+      const res: string[] = [];
+      for (const r of rules) {
+        const loc = resolveLocal(r, d, view);
+        if (loc === undefined) continue;
+        part.rules.push({ r, loc });
+        res.push(`${r.index}${Object.keys(loc).length > 0 ? JSON.stringify(loc) : ''}`);
+      }
+      part.key = `${d}${kind}${hash}:${res.join(',')}`;
+      keyParts.push(part.key);
+      return part;
+    };
+    for (const tier of tiers) {
+      const policies = byTier.get(tier.name)!.sort(comparePolicies);
+      keyParts.push(`T${tier.name}\u0001${tier.defaultAction}`);
+      const parts: PlanPart[] = [];
+      for (const p of policies) {
+        const pre = precompilePolicy(p);
+        parts.push(resolve('P', pre.hash, pre[d]));
+      }
+      plan.push({ kind: 'tier', tier, policies: parts });
+    }
+    for (const name of wep.spec.profiles ?? []) {
+      const prof = this.resources.profile(name);
+      if (prof === undefined) continue;
+      const pre = precompileProfile(prof);
+      plan.push({ kind: 'profile', part: resolve('R', pre.hash, pre[d]) });
+    }
+    const key = createHash('sha1').update(keyParts.join('\u0002')).digest('hex');
+    const extras = (): DefinitionExtras => {
+      const m = new Map<string, Omit<RuleInfo, 'id'>>();
+      for (const entry of plan) {
+        const parts = entry.kind === 'tier' ? entry.policies : [entry.part];
+        for (const part of parts) for (const { r } of part.rules) m.set(r.ruleKey, r.info);
+        if (entry.kind === 'tier' && entry.tier.defaultAction === 'Deny') {
+          m.set(endOfTierKey(d, entry.tier.name), { kind: 'end-of-tier', direction: d, tier: entry.tier.name, action: 'Deny' });
+        }
+      }
+      m.set(finalKey(d), { kind: 'no-profile-match', direction: d, action: 'Deny' });
+      const needs = { sels: [] as Selector[], cidrs: [] as Cidr4[], named: [] as { sel: Selector; name: string }[] };
+      for (const entry of plan) {
+        const parts = entry.kind === 'tier' ? entry.policies : [entry.part];
+        for (const part of parts) {
+          for (const { r } of part.rules) {
+            const n = remoteAtomNeeds(r);
+            needs.sels.push(...n.sels);
+            needs.cidrs.push(...n.cidrs);
+            needs.named.push(...n.named);
+          }
+        }
+      }
+      return { rules: m, needs };
+    };
+    return { key, plan, extras };
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * LabelIndex — calc graph node: items and selector memberships.
+ *
+ *   WorkloadEndpoint, GlobalNetworkSet, NetworkSet ─┐ markItem
+ *   Profile, Namespace (labels inherited) ──────────┴ markProfile / markNamespace
+ *                                                   │
+ *                                          recompute(): dirty items, by key
+ *                                                   │
+ *          item labels ─> (k, v) → items; k → values        Atoms.acquire/release(selector)
+ *                                   ╲                        ╱  addSelector / removeSelector
+ *                         selector atoms by their most selective restriction ((k, v) sets, a key, none)
+ *                                   │
+ *                      memberships: item.sels ⇄ atom.members (and named ports: atom.np)
+ *                                   │
+ *       ClassIndex.markItemNodes / setItemPrefixes      EndpointPolicies.markLocal / markRelabelled
+ *       (the item's prefixes are re-signed)             (a local endpoint may have changed)
+ *
+ * Items: every WorkloadEndpoint (key `namespace/name`) and network set (keys
+ * `GlobalNetworkSet:<name>`, `NetworkSet:<namespace>/<name>`: labels and CIDRs, never local, no
+ * ports) — rule selectors match both alike, through the prefix nodes of their addresses.
+ *
+ * Contract: marks may arrive in any order, for items that do not exist (yet or any more): an item
+ * is built from the current resources only when recomputed, and a missing profile or namespace
+ * contributes no labels. After recompute(), for every item and every selector atom,
+ * `atom.members.has(item) === item.sels.has(atom) === atom.sel.evaluate(item.labels)`. Every index
+ * add has one matching remove: an item's (k, v), profile and namespace entries are removed when
+ * its labels change or it goes; a selector's index entries when its last reference goes.
+ */
+import type { Resource } from '../model';
+import { NAMESPACE_PROFILE_PREFIX } from '../model/derived';
+import type { Selector } from '../selector';
+import type { ClassIndex } from './classes';
+import type { EndpointPolicies } from './endpoint-policies';
+import { addTo, kv, removeFrom } from './graph-util';
+import { cidrKey, parseCidr4, type Cidr4 } from './ipv4';
+import { effectiveLabels, networkSetLabels, protocolNumber } from './semantics';
+import type { ResourceState } from './store';
+
+/** Item-key prefixes of network sets (workload endpoint keys are `namespace/name`). */
+export const GNS_ITEM = 'GlobalNetworkSet:';
+export const NS_ITEM = 'NetworkSet:';
+
+export interface Item {
+  key: string;
+  labels: Record<string, string>;
+  prefixes: Cidr4[];
+  ports: { name: string; protocol: number; port: number }[];
+  /** Selector atoms this item is a member of. */
+  sels: Set<string>;
+  profiles: string[];
+  namespace: string;
+  local: boolean;
+}
+
+export interface SelAtom {
+  id: string;
+  sel: Selector;
+  /** References held through Atoms (table contexts); the atom is removed at 0. */
+  refs: number;
+  members: Set<string>;
+  /** Named-port atoms over this selector: port name → atom id. */
+  np: Map<string, string>;
+  index: { kind: 'kv'; keys: string[] } | { kind: 'k'; key: string } | { kind: 'none' };
+}
+
+function samePrefixes(a: readonly Cidr4[], b: readonly Cidr4[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.addr !== b[i]!.addr || a[i]!.len !== b[i]!.len) return false;
+  return true;
+}
+
+export class LabelIndex {
+  readonly items = new Map<string, Item>();
+  private readonly itemsByKV = new Map<string, Set<string>>();
+  /**
+   * Label key → the values some item has for it. Items with a key are the union of their
+   * itemsByKV sets (no per-key item set: every item has the namespace/orchestrator keys).
+   */
+  private readonly valuesByK = new Map<string, Set<string>>();
+  private readonly itemsByProfile = new Map<string, Set<string>>();
+  private readonly itemsByNamespace = new Map<string, Set<string>>();
+  private readonly dirtyItems = new Set<string>();
+
+  readonly selectors = new Map<string, SelAtom>();
+  private readonly selByKV = new Map<string, Set<string>>();
+  private readonly selByK = new Map<string, Set<string>>();
+  private readonly selUnindexed = new Set<string>();
+
+  /** Wired by the graph (the nodes reference each other directly). */
+  classes!: ClassIndex;
+  endpoints!: EndpointPolicies;
+
+  constructor(
+    private readonly resources: ResourceState,
+    private readonly nodeName: string,
+  ) {}
+
+  // ---------------------------------------------------------------- input marks
+
+  markItem(key: string): void {
+    this.dirtyItems.add(key);
+  }
+
+  /** Items referencing the profile (even before it existed) re-read labels and, if local, rules. */
+  markProfile(name: string): void {
+    for (const k of this.itemsByProfile.get(name) ?? []) this.dirtyItems.add(k);
+  }
+
+  /** Items in the namespace, and items naming the kns.<ns> profile derived from it (from any namespace). */
+  markNamespace(name: string): void {
+    for (const k of this.itemsByNamespace.get(name) ?? []) this.dirtyItems.add(k);
+    this.markProfile(NAMESPACE_PROFILE_PREFIX + name);
+  }
+
+  /** The item key a WorkloadEndpoint / network set resource has here (undefined: not an item). */
+  static itemKey(kind: Resource['kind'], key: string): string | undefined {
+    if (kind === 'WorkloadEndpoint') return key;
+    if (kind === 'GlobalNetworkSet') return GNS_ITEM + key;
+    if (kind === 'NetworkSet') return NS_ITEM + key;
+    return undefined;
+  }
+
+  // ---------------------------------------------------------------- flush
+
+  /** Flush step 1: dirty items (by key) re-read their source and memberships. */
+  recompute(): void {
+    for (const key of [...this.dirtyItems].sort()) this.recomputeItem(key);
+    this.dirtyItems.clear();
+  }
+
+  /** What an item is made of (see the file comment), from the current resources. */
+  private itemSource(key: string): Omit<Item, 'key' | 'sels'> | undefined {
+    if (key.startsWith(GNS_ITEM) || key.startsWith(NS_ITEM)) {
+      const set = key.startsWith(GNS_ITEM)
+        ? this.resources.globalNetworkSets.get(key.slice(GNS_ITEM.length))
+        : this.resources.networkSets.get(key.slice(NS_ITEM.length));
+      if (set === undefined) return undefined;
+      const labels = networkSetLabels(set, (n) => this.resources.profile(n), (n) => this.resources.namespaces.get(n));
+      const prefixes: Cidr4[] = [];
+      const seen = new Set<string>();
+      for (const n of set.spec.nets ?? []) {
+        const c = parseCidr4(n);
+        if (c === undefined) continue;
+        const k = cidrKey(c);
+        if (!seen.has(k)) {
+          seen.add(k);
+          prefixes.push(c);
+        }
+      }
+      const ns = set.kind === 'NetworkSet' ? (set.metadata.namespace ?? 'default') : '';
+      return { labels, prefixes, ports: [], profiles: ns === '' ? [] : [NAMESPACE_PROFILE_PREFIX + ns], namespace: ns, local: false };
+    }
+    const wep = this.resources.endpoints.get(key);
+    if (wep === undefined) return undefined;
+    const labels = effectiveLabels(
+      wep,
+      (n) => this.resources.profile(n),
+      (n) => this.resources.namespaces.get(n),
+    );
+    const prefixes: Cidr4[] = [];
+    for (const n of wep.spec.ipNetworks ?? []) {
+      const c = parseCidr4(n);
+      if (c !== undefined && !prefixes.some((p) => p.addr === c.addr && p.len === c.len)) prefixes.push(c);
+    }
+    const ports: Item['ports'] = [];
+    for (const p of wep.spec.ports ?? []) {
+      const proto = protocolNumber(p.protocol);
+      if (proto !== undefined) ports.push({ name: p.name, protocol: proto, port: p.port });
+    }
+    return {
+      labels,
+      prefixes,
+      ports,
+      profiles: wep.spec.profiles ?? [],
+      namespace: wep.metadata.namespace ?? 'default',
+      local: wep.spec.node === this.nodeName,
+    };
+  }
+
+  private recomputeItem(key: string): void {
+    const src = this.itemSource(key);
+    const old = this.items.get(key);
+    if (src === undefined) {
+      if (old === undefined) return;
+      this.setItemLabels(old, {});
+      for (const s of old.sels) this.selectors.get(s)?.members.delete(key);
+      old.sels.clear();
+      this.classes.setItemPrefixes(old, []);
+      for (const p of old.profiles) removeFrom(this.itemsByProfile, p, key);
+      removeFrom(this.itemsByNamespace, old.namespace, key);
+      this.items.delete(key);
+      if (old.local) this.endpoints.markLocal(key);
+      return;
+    }
+    const { labels, prefixes, ports, local, profiles, namespace } = src;
+    let item = old;
+    if (item === undefined) {
+      item = { key, labels: {}, prefixes: [], ports: [], sels: new Set(), profiles: [], namespace, local };
+      this.items.set(key, item);
+      addTo(this.itemsByNamespace, namespace, key);
+    }
+    for (const p of item.profiles) removeFrom(this.itemsByProfile, p, key);
+    for (const p of profiles) addTo(this.itemsByProfile, p, key);
+    item.profiles = [...profiles];
+    if (item.namespace !== namespace) {
+      removeFrom(this.itemsByNamespace, item.namespace, key);
+      addTo(this.itemsByNamespace, namespace, key);
+      item.namespace = namespace;
+    }
+    if (item.local || local) this.endpoints.markRelabelled(key);
+    item.local = local;
+    let changed = JSON.stringify(item.ports) !== JSON.stringify(ports);
+    // Exact-length copies: arrays grown by push keep spare capacity (×10,000 items).
+    item.ports = ports.slice();
+    this.setItemLabels(item, labels);
+    // memberships: candidates from the label index plus current memberships
+    const cands = new Set<string>(this.selUnindexed);
+    for (const [k, v] of Object.entries(labels)) {
+      for (const s of this.selByKV.get(kv(k, v)) ?? []) cands.add(s);
+      for (const s of this.selByK.get(k) ?? []) cands.add(s);
+    }
+    for (const s of item.sels) cands.add(s);
+    for (const s of cands) {
+      const atom = this.selectors.get(s)!;
+      const m = atom.sel.evaluate(labels);
+      if (m !== item.sels.has(s)) {
+        changed = true;
+        if (m) {
+          item.sels.add(s);
+          atom.members.add(key);
+        } else {
+          item.sels.delete(s);
+          atom.members.delete(key);
+        }
+      }
+    }
+    const prefChanged = !samePrefixes(item.prefixes, prefixes);
+    if (changed && !prefChanged) this.classes.markItemNodes(item);
+    if (prefChanged) this.classes.setItemPrefixes(item, prefixes);
+  }
+
+  private setItemLabels(item: Item, labels: Record<string, string>): void {
+    const old = item.labels;
+    for (const [k, v] of Object.entries(old)) {
+      if (labels[k] === v) continue;
+      const key = kv(k, v);
+      removeFrom(this.itemsByKV, key, item.key);
+      if (!this.itemsByKV.has(key)) removeFrom(this.valuesByK, k, v);
+    }
+    for (const [k, v] of Object.entries(labels)) {
+      if (old[k] === v) continue;
+      addTo(this.itemsByKV, kv(k, v), item.key);
+      addTo(this.valuesByK, k, v);
+    }
+    item.labels = labels;
+  }
+
+  // ---------------------------------------------------------------- selector atoms (from Atoms)
+
+  /** A new selector atom (one reference): indexed, and its members found from the label index. */
+  addSelector(id: string, sel: Selector): void {
+    const atom: SelAtom = { id, sel, refs: 1, members: new Set(), np: new Map(), index: { kind: 'none' } };
+    // Index by the most selective restriction: a value set, else a required key.
+    let best: SelAtom['index'] = { kind: 'none' };
+    let bestSize = Infinity;
+    for (const [k, r] of sel.labelRestrictions()) {
+      if (r.mustHaveOneOfValues !== undefined && r.mustHaveOneOfValues.length < bestSize && r.mustHaveOneOfValues.length > 0) {
+        best = { kind: 'kv', keys: r.mustHaveOneOfValues.map((v) => kv(k, v)) };
+        bestSize = r.mustHaveOneOfValues.length;
+      } else if (r.mustBePresent && best.kind === 'none') {
+        best = { kind: 'k', key: k };
+      }
+    }
+    atom.index = best;
+    let cands: Iterable<string>;
+    if (best.kind === 'kv') {
+      for (const k of best.keys) addTo(this.selByKV, k, id);
+      const c = new Set<string>();
+      for (const k of best.keys) for (const i of this.itemsByKV.get(k) ?? []) c.add(i);
+      cands = c;
+    } else if (best.kind === 'k') {
+      addTo(this.selByK, best.key, id);
+      const c: string[] = [];
+      for (const v of this.valuesByK.get(best.key) ?? []) for (const i of this.itemsByKV.get(kv(best.key, v))!) c.push(i);
+      cands = c;
+    } else {
+      this.selUnindexed.add(id);
+      cands = [...this.items.keys()];
+    }
+    this.selectors.set(id, atom);
+    for (const ik of cands) {
+      const it = this.items.get(ik)!;
+      if (sel.evaluate(it.labels)) {
+        atom.members.add(ik);
+        it.sels.add(id);
+        this.classes.markItemNodes(it);
+      }
+    }
+  }
+
+  /** Undoes addSelector (the atom's last reference went). */
+  removeSelector(a: SelAtom): void {
+    const id = a.id;
+    for (const ik of a.members) {
+      const it = this.items.get(ik);
+      if (it === undefined) continue;
+      it.sels.delete(id);
+      this.classes.markItemNodes(it);
+    }
+    if (a.index.kind === 'kv') for (const k of a.index.keys) removeFrom(this.selByKV, k, id);
+    else if (a.index.kind === 'k') removeFrom(this.selByK, a.index.key, id);
+    else this.selUnindexed.delete(id);
+    this.selectors.delete(id);
+  }
+
+  /** A named-port atom over a selector appeared: members with that port are re-signed. */
+  addNamedPort(selId: string, name: string, npId: string): void {
+    const atom = this.selectors.get(selId)!;
+    atom.np.set(name, npId);
+    this.markMembersWithPort(atom, name);
+  }
+
+  /** Undoes addNamedPort. */
+  removeNamedPort(selId: string, name: string): void {
+    const atom = this.selectors.get(selId);
+    if (atom === undefined) return;
+    atom.np.delete(name);
+    this.markMembersWithPort(atom, name);
+  }
+
+  private markMembersWithPort(atom: SelAtom, name: string): void {
+    for (const ik of atom.members) {
+      const it = this.items.get(ik)!;
+      if (it.ports.some((p) => p.name === name)) this.classes.markItemNodes(it);
+    }
+  }
+}

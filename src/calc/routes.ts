@@ -1,0 +1,159 @@
+/**
+ * RouteCalculator — calc graph node, apart from the policy compiler: the routing inputs of the
+ * node's dataplane (src/dataplane/routes.ts plans kernel and BPF routes from them).
+ *
+ *   IPPool, Node ──markRouting──> pools (with Calico's defaults) and nodes (BGP address, IPIP tunnel address)
+ *   WorkloadEndpoint ──markEndpoint──> remote workload routes: endpoint → its CIDRs; CIDR → owners
+ *                                      (an address owned by several endpoints routes to the
+ *                                      smallest key's node)
+ *                    │ emit(): only what was marked
+ *                    ▼
+ *   delta.routingChanged / routing (pools + nodes in full), workloadRoutesUpserted / Removed (by CIDR)
+ *
+ * It reads the shared ResourceState and nothing of the policy compiler; CalcGraph runs it in its
+ * flush so one delta carries both (the agent applies one delta at a time).
+ *
+ * Contract: marks in any order, for resources that may not exist; output depends only on the
+ * current resources: `routing` = the pools and nodes sorted by name, `workloadRoutes` = for every
+ * IPv4 address of a WorkloadEndpoint on another node, that node. Every owner add has one
+ * matching remove (an endpoint's previous CIDRs are released before its current ones are taken).
+ */
+import { fewAdd, fewDelete, fewValues, type Few } from './compact';
+import { compareCidr4, formatCidr4, parseCidr4 } from './ipv4';
+import type { ResourceState } from './store';
+import type { CalcDelta, RoutingState } from './types';
+
+/** The part of a CalcDelta this node writes. */
+export type RouteDelta = Pick<CalcDelta, 'routingChanged' | 'routing' | 'workloadRoutesUpserted' | 'workloadRoutesRemoved'>;
+
+export class RouteCalculator {
+  private routingDirty = true;
+  private routing: RoutingState = { pools: [], nodes: [], workloadRoutes: [] };
+  private emittedRouting = '';
+  private readonly dirtyRoutes = new Set<string>();
+  /** Endpoint key → its route CIDRs; CIDR → the endpoints that have it (usually one each). */
+  private readonly routesOf = new Map<string, Few<string>>();
+  private readonly routeOwners = new Map<string, Few<string>>();
+  /** CIDR → node, as last emitted. */
+  private readonly emittedRoutes = new Map<string, string>();
+
+  constructor(
+    private readonly resources: ResourceState,
+    private readonly nodeName: string,
+  ) {}
+
+  /** An IPPool or Node changed. */
+  markRouting(): void {
+    this.routingDirty = true;
+  }
+
+  /** A WorkloadEndpoint changed (key `namespace/name`). */
+  markEndpoint(key: string): void {
+    this.dirtyRoutes.add(key);
+  }
+
+  /** Routing state when marked, then the remote workload routes of the marked endpoints. */
+  emit(delta: RouteDelta): void {
+    if (this.routingDirty) {
+      this.routingDirty = false;
+      this.routing = this.computeRouting();
+      const s = JSON.stringify(this.routing);
+      if (s !== this.emittedRouting) {
+        this.emittedRouting = s;
+        delta.routingChanged = true;
+        delta.routing = { ...this.routing, workloadRoutes: [] };
+      }
+    }
+    this.flushRoutes(delta);
+  }
+
+  /** The whole current routing input (as of the last emit). */
+  snapshot(): RoutingState {
+    const workloadRoutes = [...this.emittedRoutes]
+      .map(([cidr, node]) => ({ cidr, node, c: parseCidr4(cidr)! }))
+      .sort((a, b) => compareCidr4(a.c, b.c))
+      .map(({ cidr, node }) => ({ cidr, node }));
+    return { ...this.routing, workloadRoutes };
+  }
+
+  /** Remote workload routes of the dirty endpoints, diffed per address. */
+  private flushRoutes(delta: RouteDelta): void {
+    const upserts = new Map<string, string>();
+    const removals = new Set<string>();
+    // Any order: the owner of an address is chosen by sorting its owners, and the delta's lists are sorted below.
+    for (const key of this.dirtyRoutes) {
+      const w = this.resources.endpoints.get(key);
+      const now: string[] = [];
+      if (w !== undefined && w.spec.node !== undefined && w.spec.node !== this.nodeName) {
+        for (const n of w.spec.ipNetworks ?? []) {
+          const c = parseCidr4(n);
+          if (c !== undefined) now.push(formatCidr4(c));
+        }
+      }
+      for (const cidr of fewValues(this.routesOf.get(key))) {
+        const owners = fewDelete(this.routeOwners.get(cidr), key);
+        if (owners === undefined) this.routeOwners.delete(cidr);
+        else this.routeOwners.set(cidr, owners);
+        removals.add(cidr);
+      }
+      let mine: Few<string>;
+      for (const cidr of now) {
+        mine = fewAdd(mine, cidr);
+        this.routeOwners.set(cidr, fewAdd(this.routeOwners.get(cidr), key));
+        removals.add(cidr);
+      }
+      if (mine !== undefined) this.routesOf.set(key, mine);
+      else this.routesOf.delete(key);
+    }
+    this.dirtyRoutes.clear();
+    // An address owned by several endpoints routes to the smallest key's node (deterministic).
+    for (const cidr of removals) {
+      const owners = this.routeOwners.get(cidr);
+      const prev = this.emittedRoutes.get(cidr);
+      if (owners === undefined) {
+        if (prev !== undefined) {
+          this.emittedRoutes.delete(cidr);
+          delta.workloadRoutesRemoved.push(cidr);
+        }
+        continue;
+      }
+      const owner = [...fewValues(owners)].sort()[0]!;
+      const node = this.resources.endpoints.get(owner)!.spec.node!;
+      if (prev !== node) {
+        this.emittedRoutes.set(cidr, node);
+        upserts.set(cidr, node);
+      }
+    }
+    const byCidr = <T>(xs: T[], cidrOf: (x: T) => string): T[] =>
+      xs
+        .map((x) => ({ x, c: parseCidr4(cidrOf(x))! }))
+        .sort((a, b) => compareCidr4(a.c, b.c))
+        .map((e) => e.x);
+    delta.workloadRoutesUpserted = byCidr([...upserts].map(([cidr, node]) => ({ cidr, node })), (r) => r.cidr);
+    delta.workloadRoutesRemoved = byCidr(delta.workloadRoutesRemoved, (c) => c);
+  }
+
+  private computeRouting(): RoutingState {
+    const s = this.resources;
+    const pools = [...s.pools.values()]
+      .map((p) => ({
+        name: p.metadata.name,
+        cidr: p.spec.cidr,
+        ipipMode: p.spec.ipipMode ?? 'Never',
+        vxlanMode: p.spec.vxlanMode ?? 'Never',
+        natOutgoing: p.spec.natOutgoing ?? false,
+        disabled: p.spec.disabled ?? false,
+        blockSize: p.spec.blockSize ?? 26,
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const nodes = [...s.nodes.values()]
+      .map((n) => {
+        const o: RoutingState['nodes'][number] = { name: n.metadata.name };
+        if (n.spec.bgp?.ipv4Address !== undefined) o.ipv4Address = n.spec.bgp.ipv4Address;
+        if (n.spec.bgp?.ipv4IPIPTunnelAddr !== undefined) o.ipv4IPIPTunnelAddr = n.spec.bgp.ipv4IPIPTunnelAddr;
+        return o;
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { pools, nodes, workloadRoutes: [] };
+  }
+}

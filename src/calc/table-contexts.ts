@@ -1,0 +1,672 @@
+/**
+ * TableContexts — calc graph node: one context per distinct table definition, holding the
+ * table's class → rows map and its assembled form.
+ *
+ *   EndpointPolicies ──bind(endpoint|direction, definition) / unref──> contexts (refs: endpoint-directions)
+ *        create: parts (one policy's function, shared) ─ Atoms.acquire(remote atoms) ─ RuleIds.ref(rules)
+ *        destroy (sweep(): no refs left): the matching releases
+ *   ClassIndex ──added / removed classes, templates──> propagate():
+ *        a class in a table's atoms → its rows (memoised per restricted signature; a new class
+ *        whose template is in the table and differs only in atoms the table ignores takes the
+ *        template's rows) → a projection add/remove, or a reassembly when a group appears/empties;
+ *        new tables are built (from their predecessor's map when only a few parts changed)
+ *   ──> Delta: assembled tables, projection changes of this flush (projAdd / projDel)
+ *
+ * Hot paths (per class × table): ctxClassAdded/Removed, rowsOfKey, rebuild's loop over
+ * ClassIndex.accumulate. Keep them monomorphic: plain methods on this class and on ClassIndex,
+ * no callbacks or interfaces with several implementations on them (see README, Benchmark).
+ *
+ * Contract: bind/unref arrive in any order within a flush step; a context lives while some
+ * endpoint-direction refers to it (sweep() destroys the others, releasing exactly the atoms,
+ * rules and parts create() acquired). After propagate(), every live context's map holds exactly
+ * the classes with one of its atoms, each with the rows a fresh fold gives (verifyTables()), and
+ * projAdd / projDel hold the projection changes against the table as last emitted.
+ */
+import type { Atoms, AtomNeeds } from './atoms';
+import { ClassRowsMap, SigMemo, unpackId, unpackValue } from './class-map';
+import { atomsOfMembers, memberDiff, sigNumber, signatureOfMembers, memberAtom, type ClassIndex, type ClassRec } from './classes';
+import type { Definition, PlanPart } from './endpoint-policies';
+import { foldRows, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
+import { addTo, removeFrom } from './graph-util';
+import type { RuleIds } from './rule-ids';
+import { endOfTierKey, finalKey, stepMatch } from './rules';
+import { assembleTable, makeTableDef, type AssembledTable, type Rows, type Signature, type Step } from './table';
+import type { Direction, ProjectionEntry, RuleInfo } from './types';
+
+export interface Ctx {
+  def: TableProgram;
+  refs: Set<string>;
+  /** Rules this context's steps reference (rule key → info). */
+  rules: Map<string, Omit<RuleInfo, 'id'>>;
+  /** Atom acquisitions to release when the context dies. */
+  acquired: AtomNeeds;
+  /** Restricted signature key → rows key (the rows themselves live in `rowsCache`). */
+  memo: SigMemo;
+  /** Rows by rows key, for the groups present (and recently seen). */
+  rowsCache: Map<string, Rows>;
+  /** Rows of the empty signature (lazy: `zeroOf`; a table built from its predecessor shares the predecessor's). */
+  zero?: Rows;
+  /**
+   * Global class → its rows key, for every class with a non-empty restricted signature. The
+   * projection is derived from it: class → assembled.localOf(rows key), 0 (the default class)
+   * left out. Between flushes every rows key here is in `assembled.localOf`; within a flush it
+   * may not be (then `needReassemble`).
+   */
+  classRows: ClassRowsMap;
+  /**
+   * This flush only: the rows key each class changed in it had at the start of the flush
+   * (undefined: absent), so the projection last emitted can be rebuilt for the diff.
+   */
+  before?: Map<number, string | undefined>;
+  assembled?: AssembledTable;
+  /** The set of groups changed: renumber local classes and re-emit (no row recomputation). */
+  needReassemble: boolean;
+  /** Never assembled yet. */
+  fresh: boolean;
+  /**
+   * The table this one replaces for some endpoint, when both have the same shape and differ only
+   * in the parts at `changed`: rows of signatures for which those parts behave the same are
+   * taken from it instead of folding again (cleared after the first build).
+   */
+  pred?: { ctx: Ctx; changed: number[] };
+  /** Scratch stamps of a flush (TableContexts.ctxMarkGen): visited in the current walk; live. */
+  mark: number;
+  live: number;
+}
+
+/**
+ * Whether `next` can reuse rows of `prev`: same protocols and op structure, parts equal except
+ * at some positions. Returns those positions, or undefined when the shapes differ.
+ */
+function alignPredecessor(prev: Ctx, next: Ctx): { ctx: Ctx; changed: number[] } | undefined {
+  const a = prev.def;
+  const b = next.def;
+  if (a.ops.length !== b.ops.length || a.protocols.join(',') !== b.protocols.join(',')) return undefined;
+  const changed: number[] = [];
+  for (let i = 0; i < a.ops.length; i++) {
+    const x = a.ops[i]!;
+    const y = b.ops[i]!;
+    if (x.kind !== y.kind) return undefined;
+    if (x.kind === 'part') {
+      // A part's key names its resource version, so an edit of a policy's ingress rules changes
+      // the key of its egress part too; steps equal ⇒ the same function (not a change).
+      const yp = (y as typeof x).part;
+      if (x.part !== yp && x.part.key !== yp.key && JSON.stringify(x.part.def.steps) !== JSON.stringify(yp.def.steps)) changed.push(i);
+    } else if (JSON.stringify(x) !== JSON.stringify(y)) return undefined;
+  }
+  return changed.length <= 4 ? { ctx: prev, changed } : undefined;
+}
+
+export class TableContexts {
+  /** Definition key → context. */
+  readonly ctxs = new Map<string, Ctx>();
+  private readonly ctxByAtom = new Map<string, Set<Ctx>>();
+  /** Generation for Ctx.mark (dedupe in walks over ctxByAtom). */
+  private ctxMarkGen = 0;
+  private readonly parts = new Map<string, PartRec>();
+  /** Projection changes of this flush per context (def key → class → local class). */
+  readonly projAdd = new Map<string, Map<number, number>>();
+  readonly projDel = new Map<string, Map<number, number>>();
+  /** Cumulative: tables built from a predecessor's class → rows map. */
+  tablesFromPredecessor = 0;
+
+  constructor(
+    private readonly classIndex: ClassIndex,
+    private readonly atoms: Atoms,
+    private readonly ruleIds: RuleIds,
+    private readonly partMemoSlack: number,
+  ) {}
+
+  has(defKey: string): boolean {
+    return this.ctxs.has(defKey);
+  }
+
+  /**
+   * Points an endpoint-direction (`ref`) at the context of `built`, created if new (then added to
+   * `newCtxs`), and away from its `old` one. A new context replacing an assembled one of the same
+   * shape remembers it as its predecessor.
+   */
+  bind(ref: string, d: Direction, built: Definition, old: string | undefined, newCtxs: Set<string>): void {
+    let ctx = this.ctxs.get(built.key);
+    if (ctx === undefined) {
+      ctx = this.create(built.key, d, built);
+      newCtxs.add(built.key);
+    }
+    ctx.refs.add(ref);
+    if (ctx.fresh && ctx.pred === undefined && old !== undefined) {
+      const prev = this.ctxs.get(old);
+      if (prev !== undefined && prev.assembled !== undefined) ctx.pred = alignPredecessor(prev, ctx);
+    }
+    this.unref(old, ref);
+  }
+
+  unref(defKey: string | undefined, ref: string): void {
+    if (defKey === undefined) return;
+    this.ctxs.get(defKey)?.refs.delete(ref);
+  }
+
+  /** Start of a flush: the projection changes of the previous one are forgotten. */
+  beginFlush(): void {
+    this.projAdd.clear();
+    this.projDel.clear();
+  }
+
+  /** Destroys the contexts no endpoint-direction refers to any more. */
+  sweep(): void {
+    for (const [k, c] of [...this.ctxs]) if (c.refs.size === 0) this.destroy(k);
+  }
+
+  /** The assembled table id of a context, if it has one. */
+  assembledId(defKey: string): string | undefined {
+    return this.ctxs.get(defKey)?.assembled?.id;
+  }
+
+  /** Flush step 4: live tables hear about classes that appeared or disappeared; new tables are built. */
+  propagate(newCtxs: Set<string>, addedClasses: Set<number>, removedClasses: Set<number>): void {
+    const projAdd = this.projAdd;
+    const projDel = this.projDel;
+    const touch = (id: number, added: boolean): void => {
+      const c = added ? this.classIndex.classes.get(id) : undefined;
+      const members = c?.members ?? this.classIndex.removedMembers.get(id) ?? [];
+      const gen = ++this.ctxMarkGen;
+      for (const a of atomsOfMembers(members)) {
+        for (const ctx of this.ctxByAtom.get(a) ?? []) {
+          const ck = ctx.def.key;
+          if (ctx.mark === gen || newCtxs.has(ck)) continue;
+          ctx.mark = gen;
+          if (added) this.ctxClassAdded(ck, ctx, id, projAdd, projDel);
+          else this.ctxClassRemoved(ck, ctx, id, projAdd, projDel);
+        }
+      }
+    };
+    // Additions first: an address that moved from class A to a new class B keeps A's rows in every
+    // table that uses none of the atoms A and B differ in (no re-evaluation, just a projection
+    // entry); A's removal then never empties a group that B refills.
+    const live = [...this.ctxs].filter(([k, c]) => !newCtxs.has(k) && !c.fresh);
+    const liveGen = ++this.ctxMarkGen;
+    for (const [, c] of live) c.live = liveGen;
+    /**
+     * The live contexts with any of these atoms: a class is in a context's map iff the context
+     * has one of the class's atoms, so this finds the tables a class is in (or may join) without
+     * probing every table's map.
+     */
+    const liveWith = (...atomLists: string[][]): [string, Ctx][] => {
+      const out: [string, Ctx][] = [];
+      const gen = ++this.ctxMarkGen;
+      for (const atoms of atomLists) {
+        for (const a of atoms) {
+          for (const ctx of this.ctxByAtom.get(a) ?? []) {
+            if (ctx.mark === gen) continue;
+            ctx.mark = gen;
+            if (ctx.live === liveGen) out.push([ctx.def.key, ctx]);
+          }
+        }
+      }
+      return out;
+    };
+    for (const id of [...addedClasses].sort((a, b) => a - b)) {
+      const aId = this.classIndex.classTemplate.get(id);
+      const aMembers = aId !== undefined && !addedClasses.has(aId) ? (this.classIndex.classes.get(aId)?.members ?? this.classIndex.removedMembers.get(aId)) : undefined;
+      if (aId === undefined || aMembers === undefined) {
+        touch(id, true);
+        continue;
+      }
+      const b = this.classIndex.classes.get(id)!;
+      const { changed, gained } = memberDiff(aMembers, b.members);
+      for (const [ck, ctx] of liveWith(atomsOfMembers(aMembers), gained)) {
+        const rk = ctx.classRows.get(aId);
+        if (rk !== undefined) {
+          const same = !changed.some((a) => ctx.def.atoms.has(a));
+          this.ctxClassAdded(ck, ctx, id, projAdd, projDel, same ? rk : undefined);
+        } else if (gained.some((a) => ctx.def.atoms.has(a))) {
+          this.ctxClassAdded(ck, ctx, id, projAdd, projDel);
+        }
+      }
+    }
+    for (const id of [...removedClasses].sort((a, b) => a - b)) {
+      const members = this.classIndex.removedMembers.get(id);
+      const where = members !== undefined ? liveWith(atomsOfMembers(members)) : live;
+      for (const [ck, ctx] of where) if (ctx.classRows.has(id)) this.ctxClassRemoved(ck, ctx, id, projAdd, projDel);
+    }
+    this.classIndex.endFlush();
+    for (const [k, ctx] of this.ctxs) {
+      if (newCtxs.has(k) || ctx.fresh) this.rebuildCtx(ctx, addedClasses, removedClasses);
+      else if (ctx.needReassemble) this.reassemble(ctx);
+      delete ctx.before;
+    }
+
+  }
+
+  /** The shared part for a resolved policy/profile (reference-counted by table contexts). */
+  private acquirePart(d: Direction, pp: PlanPart): PartRec {
+    let rec = this.parts.get(pp.key);
+    if (rec === undefined) {
+      const steps: Step[] = pp.rules.map(({ r, loc }) => ({ kind: 'rule', rule: r.ruleKey, action: r.action, passTo: -1, m: stepMatch(r, d, loc) }));
+      const def = makeTableDef(d, steps);
+      def.key = pp.key;
+      rec = { key: pp.key, def, memo: new Map(), refs: 0 };
+      this.parts.set(pp.key, rec);
+    }
+    rec.refs++;
+    return rec;
+  }
+
+  private releasePart(rec: PartRec): void {
+    if (--rec.refs === 0) this.parts.delete(rec.key);
+  }
+
+  /**
+   * Bounds the part memos (each part's function per restricted signature; entries are small,
+   * functions and their buckets being shared): entries of classes that died stay until the memos
+   * hold more than twice as many entries as there are live classes and parts, then all are
+   * cleared (a leak guard: at steady state they hold about half a live class per part). Not
+   * tighter: a label change folds the new class's signature through every part of the tables it
+   * touches, and a warm memo is what keeps that cheap.
+   */
+  boundPartMemos(): void {
+    let entries = 0;
+    for (const p of this.parts.values()) entries += p.memo.size;
+    if (entries <= 2 * (this.classIndex.classes.size + this.parts.size) + this.partMemoSlack) return;
+    for (const p of this.parts.values()) {
+      p.memo.clear();
+      delete p.def.interned;
+    }
+  }
+
+
+  private create(key: string, d: Direction, built: Definition): Ctx {
+    const ops: Op[] = [];
+    for (const entry of built.plan) {
+      if (entry.kind === 'tier') {
+        for (const pp of entry.policies) ops.push({ kind: 'part', part: this.acquirePart(d, pp) });
+        ops.push({ kind: 'tierEnd', deny: entry.tier.defaultAction === 'Deny', rule: endOfTierKey(d, entry.tier.name) });
+      } else {
+        ops.push({ kind: 'part', part: this.acquirePart(d, entry.part) });
+        ops.push({ kind: 'profileEnd' });
+      }
+    }
+    ops.push({ kind: 'final', rule: finalKey(d) });
+    const def = makeProgram(key, d, ops);
+    const extra = built.extras();
+    this.atoms.acquire(extra.needs);
+    const ctx: Ctx = {
+      def,
+      refs: new Set(),
+      rules: extra.rules,
+      acquired: extra.needs,
+      memo: new SigMemo(),
+      rowsCache: new Map(),
+      classRows: new ClassRowsMap(),
+      needReassemble: false,
+      fresh: true,
+      mark: 0,
+      live: 0,
+    };
+    this.ctxs.set(key, ctx);
+    for (const a of def.atoms) addTo(this.ctxByAtom, a, ctx);
+    for (const [rk, info] of ctx.rules) this.ruleIds.ref(rk, info);
+    return ctx;
+  }
+
+  private destroy(key: string): void {
+    const ctx = this.ctxs.get(key)!;
+    this.ctxs.delete(key);
+    for (const a of ctx.def.atoms) removeFrom(this.ctxByAtom, a, ctx);
+    this.atoms.release(ctx.acquired);
+    for (const rk of ctx.rules.keys()) this.ruleIds.unref(rk);
+    for (const op of ctx.def.ops) if (op.kind === 'part') this.releasePart(op.part);
+  }
+
+  /** The context's rows of the empty signature, folded on first use. */
+  private zeroOf(ctx: Ctx): Rows {
+    return (ctx.zero ??= foldRows(ctx.def, new Map(), new Map()));
+  }
+
+  /** `key`: the restricted signature's number (sigNumber), -1 for the empty signature. */
+  private rowsOfKey(ctx: Ctx, key: number, cls: ClassRec): Rows {
+    if (key === -1) return this.zeroOf(ctx);
+    const rk = ctx.memo.get(key);
+    let rows = rk !== undefined ? ctx.rowsCache.get(rk) : undefined;
+    if (rows === undefined) {
+      const { sig, member } = signatureOfMembers(cls.members, (atom) => ctx.def.atoms.has(atom));
+      rows = ctx.pred !== undefined ? this.rowsFromPredecessor(ctx, ctx.pred, cls) : undefined;
+      rows ??= foldRows(ctx.def, sig, member);
+      ctx.memo.set(key, rows.key);
+      ctx.rowsCache.set(rows.key, rows);
+    }
+    return rows;
+  }
+
+  /**
+   * The predecessor's rows for a class, if the changed parts act identically on it. Both tables
+   * are pure functions of the class's current memberships restricted to their atoms; when the
+   * parts that differ give equal functions on those memberships, the folds are equal. (Parts are
+   * evaluated on all of the class's memberships: a part only reads its own atoms.)
+   */
+  private rowsFromPredecessor(ctx: Ctx, pred: NonNullable<Ctx['pred']>, cls: ClassRec): Rows | undefined {
+    const rk = pred.ctx.memo.get(this.classIndex.restrictedKey(pred.ctx.def.atoms, cls));
+    const rows = rk !== undefined ? pred.ctx.rowsCache.get(rk) : undefined;
+    if (rows === undefined) return undefined;
+    const { sig, member } = signatureOfMembers(cls.members);
+    for (const i of pred.changed) {
+      const np = (ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
+      const op = (pred.ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
+      if (partRows(np, partSigKey(np, sig, member), sig).key !== partRows(op, partSigKey(op, sig, member), sig).key) return undefined;
+    }
+    return rows;
+  }
+
+  /**
+   * A new context's class → rows map from its predecessor's, when the changed parts (old and new)
+   * act the same on the empty signature: then every class with none of those parts' atoms has
+   * the same restriction to both tables' atoms and the same rows (rowsFromPredecessor's argument),
+   * so the predecessor's map is copied wholesale. Of the classes with a changed part's atom, only
+   * those on whose restriction to these atoms the old and new parts differ (one part evaluation
+   * per distinct restriction), that were not in the predecessor's map, or that may leave the
+   * table (an atom only the old parts had) are computed, as are those that appeared in this
+   * flush (a predecessor that died in it did not hear of them); classes that disappeared are
+   * dropped. Cost: O(map capacity) copying plus Σ |classes of the changed parts' atoms| hash
+   * accumulations, instead of Σ |class ∩ table atoms| lookups.
+   * Returns false (nothing changed) when the shortcut does not apply.
+   */
+  private classRowsFromPredecessor(ctx: Ctx, pred: NonNullable<Ctx['pred']>, added: ReadonlySet<number>, removed: ReadonlySet<number>): boolean {
+    const old = pred.ctx;
+    const empty: Signature = new Map();
+    const changedAtoms = new Set<string>();
+    for (const i of pred.changed) {
+      const np = (ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
+      const op = (old.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
+      if (partRows(np, '', empty).key !== partRows(op, '', empty).key) return false;
+      for (const a of np.def.atoms) changedAtoms.add(a);
+      for (const a of op.def.atoms) changedAtoms.add(a);
+    }
+    // Equal on the empty signature and elsewhere the same program: the same default rows.
+    const zero = this.zeroOf(old);
+    if (ctx.zero !== undefined && ctx.zero.key !== zero.key) return false;
+    // Not worth it when the changed parts' classes are a large share of the table's (a local
+    // label change swapping policies): the full build walks each class once, this up to thrice.
+    let changedCost = 0;
+    for (const a of changedAtoms) changedCost += this.classIndex.classesByAtom.get(a)?.size ?? 0;
+    let fullCost = 0;
+    for (const a of ctx.def.atoms) fullCost += this.classIndex.classesByAtom.get(a)?.size ?? 0;
+    if (changedCost * 2 > fullCost) return false;
+    const map = old.classRows.clone();
+    const rowsCache = new Map<string, Rows>();
+    for (const rk of map.groups()) {
+      const rows = rk === zero.key ? zero : old.rowsCache.get(rk);
+      if (rows === undefined) return false;
+      rowsCache.set(rk, rows);
+    }
+    for (const id of removed) map.delete(id);
+    ctx.zero ??= zero;
+    ctx.classRows = map;
+    for (const [rk, rows] of rowsCache) ctx.rowsCache.set(rk, rows);
+    // Each class with a changed part's atom: its restriction to those atoms, hashed atom by atom.
+    const touched = this.classIndex.accumulate(changedAtoms);
+    const { acc1, acc2 } = this.classIndex;
+    // Classes with an atom only the old parts had may leave the table: always recomputed.
+    const leaving = new Uint8Array(this.classIndex.slotCount);
+    for (const a of changedAtoms) {
+      if (ctx.def.atoms.has(a)) continue;
+      for (const c of this.classIndex.classesByAtom.get(a) ?? []) leaving[c.slot] = 1;
+    }
+    // Per distinct restriction: do the old and new parts give the same functions on it?
+    const agree = new Map<number, boolean>();
+    const agrees = (c: ClassRec): boolean => {
+      const k = sigNumber(acc1[c.slot]!, acc2[c.slot]!);
+      let v = agree.get(k);
+      if (v === undefined) {
+        const { sig, member } = signatureOfMembers(c.members, (atom) => changedAtoms.has(atom));
+        v = true;
+        for (const i of pred.changed) {
+          const np = (ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
+          const op = (old.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
+          if (partRows(np, partSigKey(np, sig, member), sig).key !== partRows(op, partSigKey(op, sig, member), sig).key) {
+            v = false;
+            break;
+          }
+        }
+        agree.set(k, v);
+      }
+      return v;
+    };
+    const redo = (c: ClassRec): void => {
+      const key = this.classIndex.restrictedKey(ctx.def.atoms, c);
+      if (key === -1) map.delete(c.id);
+      else map.set(c.id, this.rowsOfKey(ctx, key, c).key);
+    };
+    // A class keeps the predecessor's rows if it was in its map, stays in this one and the
+    // changed parts agree on it; classes new in this flush are recomputed below.
+    for (const c of touched) {
+      if (added.has(c.id)) continue;
+      if (leaving[c.slot] === 1 || !map.has(c.id) || !agrees(c)) redo(c);
+    }
+    for (const id of added) {
+      const c = this.classIndex.classes.get(id);
+      if (c !== undefined) redo(c);
+    }
+    return true;
+  }
+
+  /**
+   * (Re)computes a context's class → rows map and assembles it. `added` / `removed`: the classes
+   * that appeared / disappeared in this flush (a predecessor's map may predate them).
+   */
+  private rebuildCtx(ctx: Ctx, added: ReadonlySet<number>, removed: ReadonlySet<number>): void {
+    ctx.fresh = false;
+    ctx.needReassemble = false;
+    // What was last emitted for this table, to diff against if the rebuild keeps its id.
+    const prevId = ctx.assembled?.id;
+    const prev = prevId !== undefined ? this.emittedProjection(ctx, ctx.assembled!.localOf) : undefined;
+    if (ctx.pred !== undefined && ctx.assembled === undefined && this.classRowsFromPredecessor(ctx, ctx.pred, added, removed)) {
+      this.tablesFromPredecessor++;
+      if (ctx.memo.size > 4 * ctx.classRows.size + 64) ctx.memo.clear();
+      delete ctx.pred;
+      this.assemble(ctx, prevId, prev);
+      return;
+    }
+    ctx.classRows.clear();
+    // Restricted members per relevant class, gathered atom by atom (cost: Σ |class ∩ atoms|).
+    const touched = this.classIndex.accumulate(ctx.def.atoms);
+    const { acc1, acc2 } = this.classIndex;
+    const relevant = { size: touched.length };
+    for (const c of touched) {
+      const id = c.id;
+      const rows = this.rowsOfKey(ctx, sigNumber(acc1[c.slot]!, acc2[c.slot]!), c);
+      ctx.classRows.set(id, rows.key);
+    }
+    if (ctx.memo.size > 4 * relevant.size + 64) ctx.memo.clear();
+    delete ctx.pred;
+    this.assemble(ctx, prevId, prev);
+  }
+
+  /** Renumbers and re-emits a table after its set of groups changed (rows are cached). */
+  private reassemble(ctx: Ctx): void {
+    ctx.needReassemble = false;
+    // The projection last emitted is rebuilt only if the table keeps its id (rare: a new set of
+    // groups almost always changes the cells); otherwise the whole table is re-emitted.
+    this.assemble(ctx, ctx.assembled?.id, undefined);
+  }
+
+  /**
+   * The projection as last emitted: the classes' rows keys at the start of this flush (current
+   * ones corrected by the journal), mapped through `localOf` of the table as last assembled.
+   */
+  private emittedProjection(ctx: Ctx, localOf: Map<string, number>): Map<number, number> {
+    const before = ctx.before;
+    const prev = new Map<number, number>();
+    ctx.classRows.forEach((id, rk) => {
+      if (before?.has(id)) return;
+      const lc = localOf.get(rk)!;
+      if (lc !== 0) prev.set(id, lc);
+    });
+    if (before !== undefined) {
+      for (const [id, rk] of before) {
+        if (rk === undefined) continue;
+        const lc = localOf.get(rk)!;
+        if (lc !== 0) prev.set(id, lc);
+      }
+    }
+    return prev;
+  }
+
+  /** The current projection (class → local class, default class left out), by class id. */
+  private projectionOf(ctx: Ctx): Map<number, number> {
+    const localOf = ctx.assembled!.localOf;
+    const out = new Map<number, number>();
+    ctx.classRows.forEach((id, rk) => {
+      const lc = localOf.get(rk)!;
+      if (lc !== 0) out.set(id, lc);
+    });
+    return out;
+  }
+
+  /** The current projection as output entries, sorted by class id. */
+  projectionEntries(ctx: Ctx): ProjectionEntry[] {
+    const localOf = ctx.assembled!.localOf;
+    const out: ProjectionEntry[] = [];
+    // Sorted as packed numbers in a typed array: no comparator call per comparison, no object
+    // until the order is known.
+    const packed = ctx.classRows.packedSorted((rk) => localOf.get(rk)!);
+    if (packed !== undefined) {
+      for (let i = 0; i < packed.length; i++) {
+        const p = packed[i]!;
+        out.push({ globalClass: unpackId(p), localClass: unpackValue(p) });
+      }
+      return out;
+    }
+    ctx.classRows.forEach((globalClass, rk) => {
+      const localClass = localOf.get(rk)!;
+      if (localClass !== 0) out.push({ globalClass, localClass });
+    });
+    return out.sort((x, y) => x.globalClass - y.globalClass);
+  }
+
+  /** Records a class's rows key as of the start of the flush, before its first change in it. */
+  private journal(ctx: Ctx, id: number): void {
+    const before = (ctx.before ??= new Map());
+    if (!before.has(id)) before.set(id, ctx.classRows.get(id));
+  }
+
+  /**
+   * Assembles the table from its current groups and records the projection changes against
+   * the table last emitted when the id stays the same (`prev`: that projection, or undefined to
+   * rebuild it from the journal).
+   */
+  private assemble(ctx: Ctx, prevId: string | undefined, prev: Map<number, number> | undefined): void {
+    const ck = ctx.def.key;
+    const zero = this.zeroOf(ctx);
+    const groups = new Map<string, Rows>([[zero.key, zero]]);
+    for (const rk of ctx.classRows.groups()) if (rk !== zero.key) groups.set(rk, ctx.rowsCache.get(rk)!);
+    // Keep only the rows of present groups (memory); evicted rows are recomputed if they return.
+    if (ctx.rowsCache.size > 2 * groups.size + 64) {
+      for (const rk of [...ctx.rowsCache.keys()]) if (!groups.has(rk)) ctx.rowsCache.delete(rk);
+      ctx.def.slabIntern.clear();
+    }
+    const old = ctx.assembled;
+    ctx.assembled = assembleTable(ctx.def, groups, zero.key);
+    this.projAdd.delete(ck);
+    this.projDel.delete(ck);
+    if (prevId !== undefined && prevId === ctx.assembled.id) {
+      prev ??= this.emittedProjection(ctx, old!.localOf);
+      const projection = this.projectionOf(ctx);
+      const add = new Map<number, number>();
+      const del = new Map<number, number>();
+      for (const [id, lc] of projection) if (prev.get(id) !== lc) add.set(id, lc);
+      for (const [id, lc] of prev) if (projection.get(id) !== lc) del.set(id, lc);
+      if (add.size > 0) this.projAdd.set(ck, add);
+      if (del.size > 0) this.projDel.set(ck, del);
+    }
+    delete ctx.before;
+  }
+
+  private ctxClassAdded(
+    ck: string,
+    ctx: Ctx,
+    id: number,
+    projAdd: Map<string, Map<number, number>>,
+    projDel: Map<string, Map<number, number>>,
+    knownRowsKey?: string,
+  ): void {
+    if (ctx.fresh || ctx.assembled === undefined) return;
+    let rk = knownRowsKey;
+    if (rk === undefined) {
+      // A class with none of the table's atoms (one that lost them, added because its template
+      // was in the table) is the default class: not in the map.
+      const cls = this.classIndex.classes.get(id)!;
+      const key = this.classIndex.restrictedKey(ctx.def.atoms, cls);
+      if (key === -1) return;
+      rk = this.rowsOfKey(ctx, key, cls).key;
+    }
+    this.journal(ctx, id);
+    ctx.classRows.set(id, rk);
+    const lc = ctx.assembled.localOf.get(rk);
+    if (lc === undefined) {
+      ctx.needReassemble = true;
+      return;
+    }
+    if (ctx.needReassemble) return;
+    if (lc !== 0) {
+      if (projDel.get(ck)?.delete(id) !== true) {
+        let m = projAdd.get(ck);
+        if (m === undefined) projAdd.set(ck, (m = new Map()));
+        m.set(id, lc);
+      }
+    }
+  }
+
+  private ctxClassRemoved(
+    ck: string,
+    ctx: Ctx,
+    id: number,
+    projAdd: Map<string, Map<number, number>>,
+    projDel: Map<string, Map<number, number>>,
+  ): void {
+    if (ctx.fresh || ctx.assembled === undefined) return;
+    const rk = ctx.classRows.get(id);
+    if (rk === undefined) return;
+    this.journal(ctx, id);
+    ctx.classRows.delete(id);
+    const n = ctx.classRows.count(rk);
+    if (n === 0 && rk !== this.zeroOf(ctx).key) {
+      ctx.needReassemble = true;
+      return;
+    }
+    if (ctx.needReassemble) return;
+    // Not reassembling, so every rows key is in the assembled table.
+    const lc = ctx.assembled.localOf.get(rk)!;
+    if (lc !== 0) {
+      if (projAdd.get(ck)?.delete(id) !== true) {
+        let m = projDel.get(ck);
+        if (m === undefined) projDel.set(ck, (m = new Map()));
+        m.set(id, lc);
+      }
+    }
+  }
+
+  /**
+   * Consistency check for tests (cost: every live table × every class, folds without memos): each
+   * table's class → rows map must hold exactly the classes with one of the table's atoms, each
+   * with the rows key a fresh fold of its restricted signature gives. Returns the problems found.
+   */
+  verifyTables(): string[] {
+    const problems: string[] = [];
+    for (const ctx of this.ctxs.values()) {
+      if (ctx.assembled === undefined || ctx.fresh) continue;
+      let n = 0;
+      for (const c of this.classIndex.classes.values()) {
+        const got = ctx.classRows.get(c.id);
+        if (!c.members.some((m) => ctx.def.atoms.has(memberAtom(m)))) {
+          if (got !== undefined) problems.push(`table ${ctx.def.key}: class ${c.id} has none of its atoms but rows ${got}`);
+          continue;
+        }
+        n++;
+        const { sig, member } = signatureOfMembers(c.members, (atom) => ctx.def.atoms.has(atom));
+        const want = foldRows(ctx.def, sig, member).key;
+        if (got !== want) problems.push(`table ${ctx.def.key}: class ${c.id} rows ${got} instead of ${want}`);
+      }
+      if (ctx.classRows.size !== n) problems.push(`table ${ctx.def.key}: ${ctx.classRows.size} classes mapped instead of ${n}`);
+    }
+    return problems;
+  }
+}
