@@ -123,8 +123,7 @@ export class Delta {
 
   /** Endpoints whose tables or fields changed, and those removed. */
   emitEndpoints(delta: CalcDelta, liveTables: Map<string, Ctx>): void {
-    const touchedEps = new Set<string>(this.endpoints.touchedLocal);
-    this.endpoints.touchedLocal.clear();
+    const touchedEps = this.endpoints.takeTouched();
     for (const [id, ctx] of liveTables) {
       if (this.tableOfCtx.get(ctx.def.key) === id) continue;
       this.tableOfCtx.set(ctx.def.key, id);
@@ -141,8 +140,7 @@ export class Delta {
         delta.endpointsUpserted.push(out);
       }
     }
-    for (const key of [...this.endpoints.removedEps].sort()) delta.endpointsRemoved.push(key);
-    this.endpoints.removedEps.clear();
+    for (const key of this.endpoints.takeRemoved()) delta.endpointsRemoved.push(key);
   }
 
   // ---------------------------------------------------------------- the whole output

@@ -83,9 +83,9 @@ export class EndpointPolicies {
   private readonly relabelledLocal = new Set<string>();
   private allLocalDirty = false;
   /** Endpoints recomputed since the last emit (Delta re-checks their output). */
-  readonly touchedLocal = new Set<string>();
+  private readonly touchedLocal = new Set<string>();
   /** Endpoints that had an output and went, since the last emit. */
-  readonly removedEps = new Set<string>();
+  private readonly removedEps = new Set<string>();
 
   /** Wired by the graph. */
   tables!: TableContexts;
@@ -97,6 +97,20 @@ export class EndpointPolicies {
 
   get activePolicyCount(): number {
     return this.policyLocal.size;
+  }
+
+  /** The endpoints recomputed since the last call (for Delta: their output may have changed). */
+  takeTouched(): Set<string> {
+    const touched = new Set<string>(this.touchedLocal);
+    this.touchedLocal.clear();
+    return touched;
+  }
+
+  /** The endpoints that had an output and went since the last call, by key. */
+  takeRemoved(): string[] {
+    const removed = [...this.removedEps].sort();
+    this.removedEps.clear();
+    return removed;
   }
 
   // ---------------------------------------------------------------- input marks

@@ -234,7 +234,6 @@ export class TableContexts {
       else if (ctx.needReassemble) this.reassemble(ctx);
       delete ctx.before;
     }
-
   }
 
   /** The shared part for a resolved policy/profile (reference-counted by table contexts). */
@@ -273,7 +272,7 @@ export class TableContexts {
     }
   }
 
-
+  /** A context for a new definition: its parts, atoms and rules are acquired (destroy() releases them). */
   private create(key: string, d: Direction, built: Definition): Ctx {
     const ops: Op[] = [];
     for (const entry of built.plan) {
