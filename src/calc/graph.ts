@@ -160,7 +160,7 @@ export class CalcGraph {
     switch (kind) {
       case 'WorkloadEndpoint':
         this.labels.markItem(key);
-        this.routes.markEndpoint(key);
+        this.routes.mark(kind, key);
         break;
       case 'Profile':
         this.labels.markProfile(key);
@@ -181,10 +181,10 @@ export class CalcGraph {
         break;
       case 'Node':
         this.prefilter.markDirty();
-        this.routes.markRouting();
+        this.routes.mark(kind, key);
         break;
       case 'IPPool':
-        this.routes.markRouting();
+        this.routes.mark(kind, key);
         break;
       case 'GlobalNetworkSet':
       case 'NetworkSet':

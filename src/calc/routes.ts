@@ -2,12 +2,11 @@
  * RouteCalculator — calc graph node, apart from the policy compiler: the routing inputs of the
  * node's dataplane (src/dataplane/routes.ts plans kernel and BPF routes from them).
  *
- *   IPPool, Node ──markRouting──> pools (with Calico's defaults) and nodes (BGP address, IPIP tunnel address)
- *   WorkloadEndpoint ──markEndpoint──> remote workload routes: endpoint → its CIDRs; CIDR → owners
- *                                      (an address owned by several endpoints routes to the
- *                                      smallest key's node)
- *                    │ emit(): only what was marked
- *                    ▼
+ *   IPPool, Node ──mark──────> pools (with Calico's defaults), nodes (BGP address, IPIP tunnel address)
+ *   WorkloadEndpoint ──mark──> remote workload routes: endpoint → its CIDRs; CIDR → owners (an
+ *                              address owned by several endpoints routes to the smallest key's node)
+ *                     │ emit(): only what was marked
+ *                     ▼
  *   delta.routingChanged / routing (pools + nodes in full), workloadRoutesUpserted / Removed (by CIDR)
  *
  * It reads the shared ResourceState and nothing of the policy compiler; CalcGraph runs it in its
@@ -18,6 +17,7 @@
  * IPv4 address of a WorkloadEndpoint on another node, that node. Every owner add has one
  * matching remove (an endpoint's previous CIDRs are released before its current ones are taken).
  */
+import type { ResourceKind } from '../model';
 import { fewAdd, fewDelete, fewValues, type Few } from './compact';
 import { compareCidr4, formatCidr4, parseCidr4 } from './ipv4';
 import type { ResourceState } from './store';
@@ -42,14 +42,14 @@ export class RouteCalculator {
     private readonly nodeName: string,
   ) {}
 
-  /** An IPPool or Node changed. */
-  markRouting(): void {
-    this.routingDirty = true;
-  }
-
-  /** A WorkloadEndpoint changed (key `namespace/name`). */
-  markEndpoint(key: string): void {
-    this.dirtyRoutes.add(key);
+  /**
+   * A resource changed (call before and after the store changes it, or either: marks are
+   * idempotent): IPPool and Node mark the routing state, a WorkloadEndpoint (key
+   * `namespace/name`) its routes; other kinds are not read here.
+   */
+  mark(kind: ResourceKind, key: string): void {
+    if (kind === 'WorkloadEndpoint') this.dirtyRoutes.add(key);
+    else if (kind === 'IPPool' || kind === 'Node') this.routingDirty = true;
   }
 
   /** Routing state when marked, then the remote workload routes of the marked endpoints. */
