@@ -1,5 +1,5 @@
 /**
- * Tables rebuilt from a predecessor (graph.ts classRowsFromPredecessor): an endpoint's new table
+ * Tables rebuilt from a predecessor (table-contexts.ts classRowsFromPredecessor): an endpoint's new table
  * that differs from its old one in a few parts copies the old class → rows map and recomputes
  * only the classes the changed parts treat differently. Random scenarios get one-rule edits of
  * their policies (same shape, so the shortcut applies), some together with endpoint label/address
