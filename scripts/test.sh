@@ -14,7 +14,9 @@ before=$(leftovers)
 mkdir -p test-results
 log=test-results/tap.log
 set +e
-node node_modules/tap/dist/esm/run.mjs "$@" 2>&1 | tee "$log"
+# Every test file runs inside one private network namespace (scripts/private-netns.sh): loopback
+# traffic (etcd, agents' ports) stays off the host's network stack.
+bash scripts/private-netns.sh node node_modules/tap/dist/esm/run.mjs "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 after=$(leftovers)
