@@ -60,7 +60,7 @@ async function routeCounts(dir: string): Promise<void> {
       for (const ip of r.ips) wl.push({ cidr: ip.cidr, node: `node-${i}` });
     }
     const blocks = new Map<string, string>();
-    for (const kv of (await ds.list('/tortie/ipam/v2/block/')).items) {
+    for (const kv of (await ds.list('/calico/ipam/v2/assignment/ipv4/block/')).items) {
       const b = kv.value as { cidr: string; affinity: string | null };
       if (b.affinity?.startsWith('host:')) blocks.set(b.cidr, b.affinity.slice(5));
     }

@@ -137,7 +137,7 @@ function cliApply(dir: string): { inProcessMs: number; moduleLoadMs: number; wal
     const { EmbeddedDatastore } = require(${JSON.stringify(mod)});
     const t1 = process.hrtime.bigint();
     const ds = new EmbeddedDatastore({ dir: ${JSON.stringify(dir)} });
-    ds.put('/tortie/v3/ippools/bench-' + process.pid, { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'p' }, spec: { cidr: '192.168.0.0/16', ipipMode: 'CrossSubnet', natOutgoing: true } })
+    ds.put('/calico/resources/v3/projectcalico.org/ippools/bench-' + process.pid, { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'p' }, spec: { cidr: '192.168.0.0/16', ipipMode: 'CrossSubnet', natOutgoing: true } })
       .then(() => ds.close()).then(() => {
         const t2 = process.hrtime.bigint();
         process.stdout.write(JSON.stringify({ load: Number(t1 - t0) / 1e6, apply: Number(t2 - t1) / 1e6 }));
@@ -162,7 +162,7 @@ async function main(): Promise<void> {
     for (const existing of [1000, 10000]) {
       const d = path.join(root, `cli-${existing}`);
       const ds = new EmbeddedDatastore({ dir: d, maxLogBytes: 64 * 1024 * 1024 });
-      for (let i = 0; i < existing; i++) await ds.put(`/tortie/v3/workloadendpoints/default/wep${i}`, resource(i));
+      for (let i = 0; i < existing; i++) await ds.put(`/calico/resources/v3/projectcalico.org/workloadendpoints/default/wep${i}`, resource(i));
       await ds.close();
       const runs = [0, 1, 2, 3, 4].map(() => cliApply(d));
       const med = (k: 'inProcessMs' | 'moduleLoadMs' | 'wallMs') => [...runs.map((r) => r[k])].sort((a, b) => a - b)[2];

@@ -129,8 +129,12 @@ async function showIp(ds: ConstructorParameters<typeof IpamClient>[0], ip: strin
     const attrIdx = b.allocations[ord];
     if (attrIdx === null || attrIdx === undefined) break;
     const attr = b.attributes[attrIdx];
+    if (typeof attr?.releasedAt === 'string') {
+      io.stdout.write(`IP ${ip} was released at ${attr.releasedAt} and is in its cooldown (Calico's ipCooldownSeconds)\n`);
+      return 0;
+    }
     io.stdout.write(`IP ${ip} is in use\n`);
-    io.stdout.write(`Handle ID: ${attr?.handle_id ?? '<none>'}\n`);
+    io.stdout.write(`Handle ID: ${attr?.handle_id || '<none>'}\n`);
     const entries = Object.entries(attr?.secondary ?? {}).sort(([a], [b2]) => (a < b2 ? -1 : a > b2 ? 1 : 0));
     if (entries.length === 0) io.stdout.write('No attributes defined\n');
     else {

@@ -31,7 +31,7 @@ import { CliError, type CliIO } from './io';
 import { liveAgents, DEFAULT_RUN_DIR } from '../node/agents';
 import { httpGet } from './node-commands';
 import { VERSION } from '../version';
-import { RESOURCE_ROOT } from '../datastore/keys';
+import { resourcePrefix } from '../datastore/keys';
 
 const DUMP_LIMIT = 8 << 20;
 
@@ -225,7 +225,7 @@ export async function nodeChecksystem(binary: string, argv: readonly string[], i
     try {
       let timer: NodeJS.Timeout | undefined;
       const listed = await Promise.race([
-        store.list(`${RESOURCE_ROOT}nodes/`),
+        store.list(resourcePrefix('nodes')),
         new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000); }),
       ]).finally(() => clearTimeout(timer));
       results.push({ name: `datastore reachable (${where})`, ok: true, detail: `${listed.items.length} node(s) registered, revision ${listed.revision}` });

@@ -5,19 +5,27 @@
  * - Every write validates the whole resource first (src/model), including that tortie enforces
  *   every field in it (unenforcedProblems); an invalid one is rejected with the model's
  *   ValidationError and nothing is written.
- * - Stored value = the validated resource as JSON, minus `metadata.resourceVersion`, under
- *   `resourceKey(plural, name, namespace)`. On read, `metadata.resourceVersion` is the key's
- *   modRevision as a decimal string, so `update` of a read resource is a compare-and-swap (as
- *   calicoctl `replace`); without a resourceVersion, `update` replaces unconditionally.
+ * - Stored value = the validated resource as libcalico-go's clientv3 stores it (resources.go,
+ *   etcdv3 backend), under `resourceKey(plural, name, namespace)` (Calico's key layout):
+ *   `kind`, `apiVersion`, `metadata` (name, namespace, uid, creationTimestamp, labels,
+ *   annotations, in Go's ObjectMeta order), `spec`; no `metadata.resourceVersion`. `uid` (a
+ *   random UUID) and `creationTimestamp` (RFC 3339, seconds) are set on create and kept from
+ *   the stored resource on every update, as clientv3 requires them. Policies (GNP, NP) carry
+ *   the annotation `projectcalico.org/metadata: {"name":…}` Calico ≥ 3.30 writes; it is removed
+ *   on read. On read, `metadata.resourceVersion` is the key's modRevision as a decimal string,
+ *   so `update` of a read resource is a compare-and-swap (as calicoctl `replace`); without a
+ *   resourceVersion, `update` replaces whatever is stored (still a compare-and-swap against the
+ *   revision it read, so the kept uid is the stored one).
  * - Namespaced kinds default to namespace `default` (calicoctl's behaviour).
  * - Resources Calico has without anyone writing them are read as if stored (src/model/derived):
  *   the `default` Tier, and a `kns.<ns>` Profile per Namespace (a stored profile of that name
  *   wins). Neither can be deleted: the tier is built in, the profile goes with its Namespace.
  * - A Tier still holding policies cannot be deleted (Calico: "Cannot delete a non-empty tier").
  */
+import { randomUUID } from 'node:crypto';
 import type { Datastore, JsonValue, KeyValue } from '../datastore/types';
 import { resourceKey, resourcePrefix } from '../datastore/keys';
-import { NotFoundError } from '../datastore/errors';
+import { AlreadyExistsError, ConflictError, NotFoundError } from '../datastore/errors';
 import { NAMESPACED_KINDS, type Resource, type ResourceKind, type ResourceOfKind } from '../model/types';
 import { validateResource } from '../model/validate';
 import { unenforcedProblems } from '../model/enforced';
@@ -66,20 +74,63 @@ export function keyOfResource(r: Resource): string {
   return keyOf(r.kind, r.metadata.name, r.metadata.namespace);
 }
 
+/** The annotation Calico's etcd backend (≥ 3.30) adds to policies: their v3 name, as JSON. */
+export const POLICY_METADATA_ANNOTATION = 'projectcalico.org/metadata';
+const POLICY_KINDS: ReadonlySet<string> = new Set(['GlobalNetworkPolicy', 'NetworkPolicy']);
+
 /** A datastore kv of the resource layout → the resource with its resourceVersion. */
 export function resourceFromKv<R extends Resource = Resource>(kv: KeyValue): R {
   const r = structuredClone(kv.value) as unknown as R;
-  r.metadata = { ...r.metadata, resourceVersion: String(kv.modRevision) };
+  const meta = { ...r.metadata, resourceVersion: String(kv.modRevision) };
+  const ann = meta.annotations;
+  if (POLICY_KINDS.has(r.kind) && ann && Object.prototype.hasOwnProperty.call(ann, POLICY_METADATA_ANNOTATION)) {
+    const rest = { ...ann };
+    delete rest[POLICY_METADATA_ANNOTATION];
+    if (Object.keys(rest).length > 0) meta.annotations = rest;
+    else delete meta.annotations;
+  }
+  r.metadata = meta;
   return r;
 }
 
-function toStored(r: Resource): JsonValue {
+/** RFC 3339 in whole seconds, as Go's metav1.Time marshals. */
+function nowRfc3339(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Go's ObjectMeta field order (json names), for the fields tortie stores. */
+const META_ORDER = ['name', 'generateName', 'namespace', 'selfLink', 'uid', 'generation', 'creationTimestamp', 'labels', 'annotations'];
+
+/**
+ * The stored form (see the contract above). `identity` is the stored resource's uid and
+ * creationTimestamp when there is one (they win over the written resource's); otherwise the
+ * written resource's, else new ones.
+ */
+function toStored(r: Resource, identity?: { uid?: string; creationTimestamp?: string }): JsonValue {
   const copy = structuredClone(r) as Resource;
-  const meta = { ...copy.metadata };
+  const meta: Record<string, unknown> = { ...copy.metadata };
   delete meta.resourceVersion;
   if (isNamespaced(copy.kind)) meta.namespace = meta.namespace || 'default';
-  copy.metadata = meta;
-  return copy as unknown as JsonValue;
+  meta.uid = identity?.uid || meta.uid || randomUUID();
+  meta.creationTimestamp = identity?.creationTimestamp || meta.creationTimestamp || nowRfc3339();
+  if (POLICY_KINDS.has(copy.kind)) {
+    meta.annotations = { ...(meta.annotations as Record<string, string> | undefined), [POLICY_METADATA_ANNOTATION]: JSON.stringify({ name: copy.metadata.name }) };
+  }
+  const ordered: Record<string, unknown> = {};
+  for (const k of META_ORDER) if (meta[k] !== undefined) ordered[k] = meta[k];
+  for (const [k, v] of Object.entries(meta)) if (!(k in ordered) && v !== undefined) ordered[k] = v;
+  // TypeMeta is inlined first in Go's structs: kind, then apiVersion.
+  const { kind, apiVersion, metadata: _m, ...rest } = copy as unknown as Record<string, unknown>;
+  return { kind, apiVersion, metadata: ordered, ...rest } as unknown as JsonValue;
+}
+
+function identityOf(kv: KeyValue | undefined): { uid?: string; creationTimestamp?: string } | undefined {
+  const m = (kv?.value as { metadata?: { uid?: unknown; creationTimestamp?: unknown } } | undefined)?.metadata;
+  if (!m) return undefined;
+  return {
+    uid: typeof m.uid === 'string' ? m.uid : undefined,
+    creationTimestamp: typeof m.creationTimestamp === 'string' ? m.creationTimestamp : undefined,
+  };
 }
 
 function expectedRevisionOf(r: Resource): number | undefined {
@@ -145,20 +196,38 @@ export class ResourceClient {
     return resourceFromKv<R>(kv);
   }
 
+  /**
+   * Writes `r` over whatever is stored under its key, keeping the stored uid and
+   * creationTimestamp: read, then compare-and-swap against that read (create when absent),
+   * again on a lost race. With `expected`, only over that revision (ConflictError otherwise).
+   */
+  private async replaceKeepingIdentity(r: Resource, expected: number | undefined, mustExist: boolean): Promise<KeyValue> {
+    const key = keyOfResource(r);
+    for (let attempt = 0; ; attempt++) {
+      const cur = await this.ds.get(key);
+      try {
+        if (!cur) {
+          if (mustExist || expected !== undefined) return await this.ds.update(key, toStored(r), { expectedRevision: expected }); // NotFoundError
+          return await this.ds.create(key, toStored(r));
+        }
+        return await this.ds.update(key, toStored(r, identityOf(cur)), { expectedRevision: expected ?? cur.modRevision });
+      } catch (e) {
+        const raced = expected === undefined && (e instanceof ConflictError || e instanceof AlreadyExistsError || (e instanceof NotFoundError && !mustExist));
+        if (!raced || attempt >= 100) throw e;
+      }
+    }
+  }
+
   /** Replace an existing resource; a compare-and-swap when it carries a resourceVersion. */
   async update<R extends Resource>(obj: R): Promise<R> {
     const r = this.validate(obj) as R;
-    const kv = await this.ds.update(keyOfResource(r), toStored(r), { expectedRevision: expectedRevisionOf(obj) });
-    return resourceFromKv<R>(kv);
+    return resourceFromKv<R>(await this.replaceKeepingIdentity(r, expectedRevisionOf(obj), true));
   }
 
   /** Create or replace (calicoctl apply). */
   async apply<R extends Resource>(obj: R): Promise<R> {
     const r = this.validate(obj) as R;
-    const expected = expectedRevisionOf(obj);
-    const key = keyOfResource(r);
-    const kv = expected === undefined ? await this.ds.put(key, toStored(r)) : await this.ds.update(key, toStored(r), { expectedRevision: expected });
-    return resourceFromKv<R>(kv);
+    return resourceFromKv<R>(await this.replaceKeepingIdentity(r, expectedRevisionOf(obj), false));
   }
 
   async delete<K extends ResourceKind>(kind: K, name: string, namespace?: string, resourceVersion?: string): Promise<ResourceOfKind<K>> {

@@ -55,7 +55,7 @@ import {
   NotFoundError, PermissionError, UnavailableError,
 } from './errors';
 import { FileLock } from './file-lock';
-import { checkKey, encodeValue } from './keys';
+import { checkKey, decodeValue, encodeValue } from './keys';
 import type {
   Datastore, JsonValue, KeyValue, ListResult, Watch, WatchCallbacks, WatchEvent, WatchOptions, WriteOptions,
 } from './types';
@@ -124,7 +124,7 @@ function permissionOr(e: unknown, what: string): unknown {
 }
 
 function toKv(key: string, e: Entry): KeyValue {
-  return { key, value: JSON.parse(e.valueText) as JsonValue, createRevision: e.create, modRevision: e.mod, version: e.version };
+  return { key, value: decodeValue(e.valueText), createRevision: e.create, modRevision: e.mod, version: e.version };
 }
 
 function encodeRecord(rev: number, key: string, valueText: string | undefined): Buffer {
@@ -500,7 +500,7 @@ export class EmbeddedDatastore implements Datastore {
     const text = encodeValue(key, value);
     return this.write(key, text, (cur) => {
       if (cur) throw new AlreadyExistsError(key, cur.mod);
-    }, (rev) => ({ key, value: JSON.parse(text) as JsonValue, createRevision: rev, modRevision: rev, version: 1 }));
+    }, (rev) => ({ key, value: decodeValue(text), createRevision: rev, modRevision: rev, version: 1 }));
   }
 
   async update(key: string, value: JsonValue, opts: WriteOptions = {}): Promise<KeyValue> {
@@ -511,14 +511,14 @@ export class EmbeddedDatastore implements Datastore {
       if (opts.expectedRevision !== undefined && cur.mod !== opts.expectedRevision) {
         throw new ConflictError(key, opts.expectedRevision, cur.mod);
       }
-    }, (rev, prev) => ({ key, value: JSON.parse(text) as JsonValue, createRevision: prev!.create, modRevision: rev, version: prev!.version + 1 }));
+    }, (rev, prev) => ({ key, value: decodeValue(text), createRevision: prev!.create, modRevision: rev, version: prev!.version + 1 }));
   }
 
   async put(key: string, value: JsonValue): Promise<KeyValue> {
     checkKey(key);
     const text = encodeValue(key, value);
     return this.write(key, text, () => undefined, (rev, prev) => ({
-      key, value: JSON.parse(text) as JsonValue, createRevision: prev ? prev.create : rev, modRevision: rev, version: prev ? prev.version + 1 : 1,
+      key, value: decodeValue(text), createRevision: prev ? prev.create : rev, modRevision: rev, version: prev ? prev.version + 1 : 1,
     }));
   }
 

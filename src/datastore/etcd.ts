@@ -21,7 +21,8 @@
  *   stream: connecting → watching → (stream error) backoff → connecting, always resuming at
  *   the revision after the last one delivered; a compaction ends it with CompactedError.
  *
- * Values are stored as their JSON text (Calico stores JSON too), keys as UTF-8.
+ * Values are stored as their JSON text (Calico stores JSON too; keys.ts decodeValue keeps its
+ * uint64 integers exact), keys as UTF-8.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -35,7 +36,7 @@ import {
   NotFoundError, PermissionError, UnavailableError,
 } from './errors';
 import { BACKOFF, backoffMs } from '../util/retry';
-import { checkKey, encodeValue, prefixEnd } from './keys';
+import { checkKey, decodeValue, encodeValue, prefixEnd } from './keys';
 import type {
   Datastore, JsonValue, KeyValue, ListResult, Watch, WatchCallbacks, WatchEvent, WatchOptions, WriteOptions,
 } from './types';
@@ -125,7 +126,7 @@ function toKv(kv: IKeyValue): KeyValue {
   const key = kv.key.toString('utf8');
   let value: JsonValue;
   try {
-    value = JSON.parse(kv.value.toString('utf8')) as JsonValue;
+    value = decodeValue(kv.value.toString('utf8'));
   } catch {
     value = kv.value.toString('utf8'); // written by something else than tortie: hand the raw text over
   }
@@ -286,7 +287,7 @@ export class EtcdDatastore implements Datastore {
     const v = encode(key, value);
     const { res } = await this.txn(`create ${key}`, key, 'absent', 'put', v);
     const rev = Number(res.header.revision);
-    return { key, value: JSON.parse(v.toString('utf8')) as JsonValue, createRevision: rev, modRevision: rev, version: 1 };
+    return { key, value: decodeValue(v.toString('utf8')), createRevision: rev, modRevision: rev, version: 1 };
   }
 
   async update(key: string, value: JsonValue, opts: WriteOptions = {}): Promise<KeyValue> {
@@ -294,7 +295,7 @@ export class EtcdDatastore implements Datastore {
     const v = encode(key, value);
     const { res, prev } = await this.txn(`update ${key}`, key, opts.expectedRevision ?? 'exists', 'put', v);
     const rev = Number(res.header.revision);
-    return { key, value: JSON.parse(v.toString('utf8')) as JsonValue, createRevision: Number(prev!.create_revision), modRevision: rev, version: Number(prev!.version) + 1 };
+    return { key, value: decodeValue(v.toString('utf8')), createRevision: Number(prev!.create_revision), modRevision: rev, version: Number(prev!.version) + 1 };
   }
 
   async put(key: string, value: JsonValue): Promise<KeyValue> {
@@ -304,7 +305,7 @@ export class EtcdDatastore implements Datastore {
     const rev = Number(res.header.revision);
     const prev = res.prev_kv;
     return {
-      key, value: JSON.parse(v.toString('utf8')) as JsonValue,
+      key, value: decodeValue(v.toString('utf8')),
       createRevision: prev ? Number(prev.create_revision) : rev, modRevision: rev, version: prev ? Number(prev.version) + 1 : 1,
     };
   }

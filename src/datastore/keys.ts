@@ -1,23 +1,39 @@
 /**
  * Keys and values: the key layout, key checks and the stored form of values.
  *
- * Key layout of tortie resources in a datastore (both backends):
+ * The layout is Calico's own etcd v3 layout (libcalico-go lib/backend/model: ResourceKey,
+ * BlockKey, BlockAffinityKey, IPAMHandleKey, IPAMConfigKey), in both backends, so that tortie
+ * can take over a cluster whose etcd Calico populated and calicoctl sees tortie's writes:
  *
- *   /tortie/v3/<kind-plural>/<name>                 cluster-scoped (ippools, nodes, globalnetworkpolicies, …)
- *   /tortie/v3/<kind-plural>/<namespace>/<name>     namespaced (networkpolicies, workloadendpoints, …)
+ *   /calico/resources/v3/projectcalico.org/<plural>/<name>               cluster-scoped kinds
+ *   /calico/resources/v3/projectcalico.org/<plural>/<namespace>/<name>   namespaced kinds
+ *   /calico/ipam/v2/assignment/ipv4/block/<a.b.c.d-nn>                   IPAM blocks
+ *   /calico/ipam/v2/host/<node>/ipv4/block/<a.b.c.d-nn>                  block affinities
+ *   /calico/ipam/v2/handle/<handle id>                                   IPAM handles
+ *   /calico/ipam/v2/config                                               IPAM configuration
  *
- * <kind-plural> is the lower-case plural of the v3 kind (Calico's `/calico/resources/v3/
- * projectcalico.org/<plural>/…` shape without the group). Other data (IPAM blocks, handles,
- * affinities) lives under `/tortie/ipam/v2/…`, built with `tortieKey`. Every prefix helper ends
- * with '/' so that a prefix scan of `ippools` never matches `ippoolsx`. Segments are non-empty
- * and contain no '/' and no control characters (Kubernetes names are DNS labels or subdomains;
- * workload endpoint names contain '-' and '.').
+ * <plural> is the lower-case plural of the v3 kind. What Calico has no key for lives under the
+ * API group `tortie.io` instead of `projectcalico.org`: today only Namespace
+ * (`/calico/resources/v3/tortie.io/namespaces/<name>`; with the Kubernetes datastore Calico
+ * reads namespaces from Kubernetes, in etcd it has none). libcalico-go only matches keys of its
+ * own group, so calicoctl and Felix never see these; one watch of RESOURCE_ROOT follows both.
+ * Every prefix helper ends with '/' so that a prefix scan of `ippools` never matches `ippoolsx`.
+ * Segments are non-empty and contain no '/' and no control characters (Kubernetes names are DNS
+ * labels or subdomains; workload endpoint names contain '-' and '.').
  */
 import { InvalidKeyError, InvalidValueError } from './errors';
 import type { JsonValue } from './types';
 
-export const KEY_ROOT = '/tortie/';
-export const RESOURCE_ROOT = '/tortie/v3/';
+/** Root of every resource key (both API groups): what the agent watches. */
+export const RESOURCE_ROOT = '/calico/resources/v3/';
+/** Calico's API group: every kind libcalico-go knows. */
+export const CALICO_RESOURCE_ROOT = '/calico/resources/v3/projectcalico.org/';
+/** tortie's API group: kinds Calico stores nowhere in etcd. */
+export const TORTIE_RESOURCE_ROOT = '/calico/resources/v3/tortie.io/';
+/** Plurals stored under tortie's group. */
+export const TORTIE_ONLY_PLURALS: ReadonlySet<string> = new Set(['namespaces']);
+/** Root of Calico's IPAM keys. */
+export const IPAM_ROOT = '/calico/ipam/v2/';
 
 // eslint-disable-next-line no-control-regex
 const BAD_SEGMENT = /[/\x00-\x1f\x7f]/;
@@ -28,9 +44,14 @@ function checkSegment(what: string, seg: string, full: string): void {
   if (seg === '.' || seg === '..') throw new InvalidKeyError(full, `${what} may not be ${JSON.stringify(seg)}`);
 }
 
+function rootOf(plural: string): string {
+  return TORTIE_ONLY_PLURALS.has(plural) ? TORTIE_RESOURCE_ROOT : CALICO_RESOURCE_ROOT;
+}
+
 /** Key of one resource. `namespace` must be given exactly for namespaced kinds. */
 export function resourceKey(plural: string, name: string, namespace?: string): string {
-  const full = namespace === undefined ? `${RESOURCE_ROOT}${plural}/${name}` : `${RESOURCE_ROOT}${plural}/${namespace}/${name}`;
+  const root = rootOf(plural);
+  const full = namespace === undefined ? `${root}${plural}/${name}` : `${root}${plural}/${namespace}/${name}`;
   checkSegment('kind', plural, full);
   if (plural !== plural.toLowerCase()) throw new InvalidKeyError(full, `kind ${JSON.stringify(plural)} must be lower-case plural`);
   if (namespace !== undefined) checkSegment('namespace', namespace, full);
@@ -40,7 +61,8 @@ export function resourceKey(plural: string, name: string, namespace?: string): s
 
 /** Prefix of all resources of a kind (optionally in one namespace), ending in '/'. */
 export function resourcePrefix(plural: string, namespace?: string): string {
-  const full = namespace === undefined ? `${RESOURCE_ROOT}${plural}/` : `${RESOURCE_ROOT}${plural}/${namespace}/`;
+  const root = rootOf(plural);
+  const full = namespace === undefined ? `${root}${plural}/` : `${root}${plural}/${namespace}/`;
   checkSegment('kind', plural, full);
   if (namespace !== undefined) checkSegment('namespace', namespace, full);
   return full;
@@ -52,19 +74,24 @@ export interface ParsedResourceKey {
   name: string;
 }
 
-/** Inverse of resourceKey; undefined for keys outside the resource layout. */
+/**
+ * Inverse of resourceKey; undefined for keys outside the resource layout, and for a plural
+ * under the other group's root (a `namespaces` key under projectcalico.org is not tortie's).
+ */
 export function parseResourceKey(key: string): ParsedResourceKey | undefined {
-  if (!key.startsWith(RESOURCE_ROOT)) return undefined;
-  const parts = key.slice(RESOURCE_ROOT.length).split('/');
+  const root = key.startsWith(CALICO_RESOURCE_ROOT) ? CALICO_RESOURCE_ROOT : key.startsWith(TORTIE_RESOURCE_ROOT) ? TORTIE_RESOURCE_ROOT : undefined;
+  if (root === undefined) return undefined;
+  const parts = key.slice(root.length).split('/');
   if (parts.some((p) => p.length === 0)) return undefined;
+  if (rootOf(parts[0]) !== root) return undefined;
   if (parts.length === 2) return { plural: parts[0], name: parts[1] };
   if (parts.length === 3) return { plural: parts[0], namespace: parts[1], name: parts[2] };
   return undefined;
 }
 
-/** Any other tortie key: `/tortie/<seg>/<seg>/…` (e.g. tortieKey('ipam', 'v2', 'block', '192.168.0.0-26')). */
-export function tortieKey(...segments: string[]): string {
-  const full = KEY_ROOT + segments.join('/');
+/** Any IPAM key: `/calico/ipam/v2/<seg>/<seg>/…` (e.g. ipamKey('handle', 'net.1234')). */
+export function ipamKey(...segments: string[]): string {
+  const full = IPAM_ROOT + segments.join('/');
   if (segments.length === 0) throw new InvalidKeyError(full, 'no segments');
   segments.forEach((s, i) => checkSegment(`segment ${i}`, s, full));
   return full;
@@ -90,6 +117,16 @@ export function prefixEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]); // etcd: "\0" as range_end means "to the end of the keyspace"
 }
 
+/**
+ * Integers beyond Number.MAX_SAFE_INTEGER are kept exact: Calico stores IPAM block sequence
+ * numbers as uint64 nanosecond timestamps (~1.7e18), which a JavaScript number would round, so
+ * a read-modify-write would corrupt them. `decodeValue` turns each such integer literal into
+ * the string BIG_INT_MARK + digits, `encodeValue` writes it back as the bare literal; use
+ * bigIntOf / bigIntValue to compute with them.
+ */
+export const BIG_INT_MARK = '\u0000int:';
+const BIG_INT_STRING = /"\\u0000int:(-?\d+)"/g;
+
 /** A value's stored form (both backends): its JSON text. Throws InvalidValueError naming the key. */
 export function encodeValue(key: string, value: JsonValue): string {
   let text: string | undefined;
@@ -99,5 +136,46 @@ export function encodeValue(key: string, value: JsonValue): string {
     throw new InvalidValueError(key, `not JSON-serialisable: ${(e as Error).message}`);
   }
   if (text === undefined) throw new InvalidValueError(key, `not JSON-serialisable: ${typeof value}`);
-  return text;
+  return text.includes('\\u0000int:') ? text.replace(BIG_INT_STRING, '$1') : text;
+}
+
+/** Parses a stored value's JSON text, keeping integers beyond 2^53 exact (see BIG_INT_MARK). */
+export function decodeValue(text: string): JsonValue {
+  if (!/\d{16}/.test(text)) return JSON.parse(text) as JsonValue;
+  let out = '';
+  let i = 0;
+  let last = 0;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // a string: skip to its closing quote
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+      i++;
+      continue;
+    }
+    if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      let j = i + 1;
+      while (j < text.length && /[0-9eE.+-]/.test(text[j])) j++;
+      const lit = text.slice(i, j);
+      if (/^-?\d{16,}$/.test(lit) && !Number.isSafeInteger(Number(lit))) {
+        out += text.slice(last, i) + JSON.stringify(BIG_INT_MARK + lit);
+        last = j;
+      }
+      i = j;
+      continue;
+    }
+    i++;
+  }
+  return JSON.parse(out + text.slice(last)) as JsonValue;
+}
+
+/** A stored integer (number or BIG_INT_MARK string) as a BigInt; undefined if it is neither. */
+export function bigIntOf(v: unknown): bigint | undefined {
+  if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
+  if (typeof v === 'string' && v.startsWith(BIG_INT_MARK) && /^-?\d+$/.test(v.slice(BIG_INT_MARK.length))) return BigInt(v.slice(BIG_INT_MARK.length));
+  return undefined;
+}
+
+/** The stored form of an integer: a number when exact, else a BIG_INT_MARK string. */
+export function bigIntValue(n: bigint): number | string {
+  return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : BIG_INT_MARK + n.toString();
 }

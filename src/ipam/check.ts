@@ -12,7 +12,7 @@
  */
 import type { Datastore } from '../datastore/types';
 import { resourcePrefix } from '../datastore/keys';
-import { ordinalToIp, parseV4Net, v4Contains } from './block';
+import { handleOf, ordinalToIp, parseV4Net, secondaryOf, v4Contains } from './block';
 import { IpamClient } from './client';
 
 export interface IpamAllocation { ip: string; block: string; handleId: string; attrs: Record<string, string> }
@@ -39,7 +39,8 @@ export async function ipamCheck(ds: Datastore): Promise<IpamCheckReport> {
       if (a === null) return;
       const attr = b.attributes[a]!;
       const ip = ordinalToIp(b, o);
-      allocs.set(ip, { ip, block: b.cidr, handleId: attr.handle_id ?? '', attrs: attr.secondary });
+      if (typeof attr.releasedAt === 'string') return; // in Calico's release cooldown: owned by nobody
+      allocs.set(ip, { ip, block: b.cidr, handleId: handleOf(attr), attrs: secondaryOf(attr) });
     });
   }
   const weps: WepLite[] = wepList.items.map((kv) => {

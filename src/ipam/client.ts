@@ -2,46 +2,55 @@
  * IpamClient: Calico-style block IPAM over any `Datastore`, safe under concurrent use from many
  * processes and nodes because every change is a compare-and-swap on one key.
  *
- * Datastore layout (all JSON):
- *   /tortie/ipam/v2/block/<a.b.c.d-NN>                       BlockRecord (block.ts)
- *   /tortie/ipam/v2/host/<node>/ipv4/block/<a.b.c.d-NN>      {state: pending|confirmed}: the
- *                                                            per-node index of claimed blocks
- *   /tortie/ipam/v2/handle/<handleId>                        {handleId, blocks: [cidr…]}: the
- *                                                            blocks that may hold the handle's
- *                                                            addresses
+ * Datastore layout: Calico's own (records.ts, block.ts): blocks, per-node affinities, handles
+ * with a count per block, and Calico's IPAM configuration, so Calico and tortie can allocate
+ * from the same pools side by side (an address Calico's block marks allocated is never handed
+ * out; releasing by handle updates the handle record Calico reads).
  *
  * Assignment (for one handle, on one node):
  *   0. If the handle already owns addresses, return them (assign is idempotent by handle).
  *   1. Try the node's own blocks (affinity `host:<node>`), lowest address first.
  *   2. All full (or none yet): claim a block no node has claimed, from a usable pool: pending
- *      affinity → create the block (fails if someone else created it first) → confirm. There is
- *      no per-node block limit and nothing is claimed ahead of need.
+ *      affinity → create the block (fails if someone else created it first) → confirm. Nothing
+ *      is claimed ahead of need; Calico's IPAM config `auto_allocate_blocks` (false: never) and
+ *      `maxBlocksPerHost` (at most that many per node) are honoured.
  *   3. No unclaimed block left in any usable pool: borrow a free address from another node's
- *      block (Calico's non-strict affinity), so every address of the pool can be handed out.
+ *      block (Calico's non-strict affinity), so every address of the pool can be handed out;
+ *      not with the config's `strict_affinity`.
  *   A usable pool is IPv4, not `disabled`, allows Workload use, and its `nodeSelector` matches
  *   the Node resource's labels (a missing Node has no labels). Addresses inside an
  *   IPReservation's reservedCIDRs are skipped (they stay free in their block) and refused when
  *   requested by address (assignIp: ERR_IPAM_RESERVED).
  *
- * Consistency: before an address is written into a block, the handle record names that block;
- * so a crash between the two writes leaves at worst a handle pointing at a block without its
- * address (harmless), never an address that release-by-handle cannot find (a leak). A block
- * write is a CAS on the revision read; on conflict the block is re-read and the choice redone,
- * so two writers can never take the same ordinal.
+ * Consistency (Calico's order): before addresses are written into a block, the handle record's
+ * count for that block is raised by as many (and lowered again when the block write loses its
+ * compare-and-swap); a release frees the addresses in the block first, then lowers the count.
+ * So a crash between the two writes leaves at worst a count above what the block holds
+ * (harmless: release by handle cleans it), never an address that release-by-handle cannot find
+ * (a leak). A block write is a CAS on the revision read; on conflict the block is re-read and the
+ * choice redone, so two writers can never take the same ordinal. Released addresses go through
+ * Calico's cooldown (`ipCooldownSeconds`) when the config sets one.
  */
 import { createHash } from 'node:crypto';
 import type { Datastore, JsonValue, KeyValue } from '../datastore/types';
 import { casLoop } from '../datastore/cas';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../datastore/errors';
-import { resourceKey, resourcePrefix, tortieKey } from '../datastore/keys';
+import { resourceKey, resourcePrefix } from '../datastore/keys';
+import { metaTimestamp } from '../model/values';
 import { parseSelector } from '../selector';
 import { silentLogger, type Logger } from '../util/log';
 import { BACKOFF } from '../util/retry';
 import {
-  allocate, allocateOrdinal, checkBlock, cidrToSegment, formatV4Net, inUse, intToIpv4, ipv4ToInt, newBlock, ordinalToIp,
-  ordinalsOfHandle, parseV4Net, releaseHandle, segmentToCidr, v4Contains, type BlockRecord, type V4Net,
+  allocate, allocateOrdinal, checkBlock, collectCooldown, formatV4Net, handleOf, inUse, intToIpv4, ipv4ToInt, newBlock, nextSequence,
+  ordinalToIp, ordinalsOfHandle, parseV4Net, releaseHandle, segmentToCidr, v4Contains, withClaimTime, type BlockRecord, type V4Net,
 } from './block';
 import { IpamError } from './errors';
+import {
+  IPAM_CONFIG_KEY, adjustHandle, affinityKey, affinityPrefix, affinityValue, blockKey, blockPrefix, decodeHandle, decodeIpamConfig,
+  encodeHandle, handleKey, type IpamConfig,
+} from './records';
+
+export { affinityKey, affinityPrefix, blockKey, blockPrefix, handleKey } from './records';
 
 export const DEFAULT_BLOCK_SIZE = 26;
 const HANDLE_RE = /^[A-Za-z0-9][A-Za-z0-9._:@=+-]{0,252}$/;
@@ -93,24 +102,6 @@ export interface IpamClientOptions {
   logger?: Logger;
   /** CAS attempts per key before giving up with a recoverable ERR_IPAM_CONTENTION. */
   maxRetries?: number;
-}
-
-interface HandleRecord { handleId: string; blocks: string[] }
-
-export function blockKey(cidr: string): string {
-  return tortieKey('ipam', 'v2', 'block', cidrToSegment(cidr));
-}
-export function blockPrefix(): string {
-  return tortieKey('ipam', 'v2', 'block') + '/';
-}
-export function affinityKey(node: string, cidr: string): string {
-  return tortieKey('ipam', 'v2', 'host', node, 'ipv4', 'block', cidrToSegment(cidr));
-}
-export function affinityPrefix(node: string): string {
-  return tortieKey('ipam', 'v2', 'host', node, 'ipv4', 'block') + '/';
-}
-export function handleKey(handleId: string): string {
-  return tortieKey('ipam', 'v2', 'handle', handleId);
 }
 
 /** Parses a stored IPPool resource loosely (the resource layer validated it on write). */
@@ -228,6 +219,11 @@ export class IpamClient {
     return out;
   }
 
+  /** Calico's IPAM configuration (`/calico/ipam/v2/config`), or its defaults when none is stored. */
+  async ipamConfig(): Promise<IpamConfig> {
+    return decodeIpamConfig((await this.ds.get(IPAM_CONFIG_KEY))?.value);
+  }
+
   // ------------------------------------------------------------------ reads
 
   async listBlocks(): Promise<BlockRecord[]> {
@@ -247,10 +243,10 @@ export class IpamClient {
     checkHandle(handleId);
     const hkv = await this.ds.get(handleKey(handleId));
     if (!hkv) return [];
-    const handle = hkv.value as unknown as HandleRecord;
+    const handle = decodeHandle(hkv.value, hkv.key);
     const pools = await this.listPools();
     const out: AssignedIp[] = [];
-    for (const cidr of handle.blocks ?? []) {
+    for (const cidr of Object.keys(handle.block)) {
       const kv = await this.ds.get(blockKey(cidr));
       if (!kv) continue;
       const b = checkBlock(kv.value, kv.key);
@@ -284,7 +280,7 @@ export class IpamClient {
       throw new IpamError('ERR_IPAM_NO_POOLS', `no enabled IPv4 pool is usable by node ${JSON.stringify(args.node)} (check the pools' disabled and nodeSelector fields)`);
     }
     const host = `host:${args.node}`;
-    const reserved = await this.reservedRanges();
+    const [reserved, config] = await Promise.all([this.reservedRanges(), this.ipamConfig()]);
     // The node is always recorded: routing needs to know where a borrowed address lives.
     const attrs = { node: args.node, ...(args.attrs ?? {}) };
     const got: AssignedIp[] = [...existing];
@@ -300,26 +296,32 @@ export class IpamClient {
       // 1. Our own blocks.
       for (const cidr of await this.affineBlockCidrs(args.node)) {
         if (!inPools(cidr)) continue;
-        got.push(...await this.allocFromBlock(cidr, args.handleId, want - got.length, attrs, pools, host, reserved));
+        got.push(...await this.allocFromBlock(cidr, args.handleId, want - got.length, attrs, pools, host, reserved, config));
         if (got.length >= want) break;
       }
       if (got.length >= want) break;
       // 2. A new block; the next round allocates from it (another process of this node may
       //    fill it first, in which case we claim again).
-      if (await this.claimBlock(args.node, pools)) continue;
-      // 3. Borrow from other nodes' blocks.
+      if (await this.mayClaim(args.node, config) && await this.claimBlock(args.node, pools)) continue;
+      // 3. Borrow from other nodes' blocks (never with strict affinity).
       const before = got.length;
-      for (const b of await this.listBlocks()) {
+      for (const b of config.strictAffinity ? [] : await this.listBlocks()) {
         if (b.affinity === host || b.unallocated.length === 0 || !inPools(b.cidr)) continue;
-        got.push(...await this.allocFromBlock(b.cidr, args.handleId, want - got.length, attrs, pools, undefined, reserved));
+        got.push(...await this.allocFromBlock(b.cidr, args.handleId, want - got.length, attrs, pools, undefined, reserved, config));
         if (got.length >= want) break;
       }
       if (got.length >= want) break;
       if (got.length === before) {
         // Give back what this call took so a failed assign leaves nothing behind.
         if (got.length > existing.length) await this.releaseByHandle(args.handleId);
+        const limits = [
+          ...(config.strictAffinity ? ['strict_affinity: no borrowing from other nodes\' blocks'] : []),
+          ...(!config.autoAllocateBlocks ? ['auto_allocate_blocks is off'] : []),
+          ...(config.maxBlocksPerHost > 0 ? [`maxBlocksPerHost ${config.maxBlocksPerHost}`] : []),
+        ];
         throw new IpamError('ERR_IPAM_EXHAUSTED',
-          `no free address left in the IP pools usable by node ${JSON.stringify(args.node)} (${pools.map((p) => p.cidr).join(', ')})`);
+          `no free address left in the IP pools usable by node ${JSON.stringify(args.node)} (${pools.map((p) => p.cidr).join(', ')})` +
+          (limits.length ? `; Calico IPAM config: ${limits.join(', ')}` : ''));
       }
     }
     this.log.debug({ handleId: args.handleId, node: args.node, ips: got.map((g) => g.ip) }, 'assigned');
@@ -350,6 +352,7 @@ export class IpamClient {
     const cidr = `${intToIpv4(Math.floor(addr / size) * size)}/${pool.blockSize}`;
     const key = blockKey(cidr);
     const attrs = { node: args.node, ...(args.attrs ?? {}) };
+    const config = await this.ipamConfig();
     return this.cas(`block ${cidr}`, async () => {
       let kv = await this.ds.get(key);
       if (!kv) {
@@ -357,29 +360,33 @@ export class IpamClient {
         kv = await this.ds.get(key);
         if (!kv) throw new IpamError('ERR_IPAM_CONTENTION', `block ${cidr} could not be created`, { recoverable: true });
       }
-      const b = checkBlock(kv.value, key);
+      const b = collectCooldown(checkBlock(kv.value, key), config.ipCooldownSeconds);
+      if (config.strictAffinity && b.affinity !== `host:${args.node}`) {
+        throw new IpamError('ERR_IPAM_IN_USE', `requested address ${args.ip} is in block ${b.cidr} of ${b.affinity ?? 'no node'}; Calico's IPAM config sets strict_affinity`);
+      }
       const ordinal = addr - parseV4Net(b.cidr).base;
       const cur = b.allocations[ordinal];
       if (cur !== null && cur !== undefined) {
-        const owner = b.attributes[cur]?.handle_id;
+        const attr = b.attributes[cur];
+        if (typeof attr?.releasedAt === 'string') throw new IpamError('ERR_IPAM_IN_USE', `requested address ${args.ip} was released at ${attr.releasedAt} and is in its cooldown (ipCooldownSeconds ${config.ipCooldownSeconds})`);
+        const owner = handleOf(attr);
         if (owner === args.handleId) return this.describe(b, ordinal, pools);
-        throw new IpamError('ERR_IPAM_IN_USE', `requested address ${args.ip} is already assigned (handle ${owner})`);
+        throw new IpamError('ERR_IPAM_IN_USE', `requested address ${args.ip} is already assigned (handle ${owner || '<none>'})`);
       }
-      await this.addBlockToHandle(args.handleId, b.cidr);
       const next = allocateOrdinal(b, ordinal, args.handleId, attrs)!;
-      await this.ds.update(key, next as unknown as JsonValue, { expectedRevision: kv.modRevision });
+      await this.writeCounted(args.handleId, b.cidr, 1, () => this.ds.update(key, next as unknown as JsonValue, { expectedRevision: kv!.modRevision }));
       return this.describe(next, ordinal, pools);
     });
   }
 
   /** Allocates up to `n` addresses from one block by CAS; [] if it is full, gone or not ours. */
   private async allocFromBlock(cidr: string, handleId: string, n: number, attrs: Record<string, string>,
-    pools: readonly PoolInfo[], requireAffinity: string | undefined, reserved: readonly V4Net[] = []): Promise<AssignedIp[]> {
+    pools: readonly PoolInfo[], requireAffinity: string | undefined, reserved: readonly V4Net[] = [], config?: IpamConfig): Promise<AssignedIp[]> {
     const key = blockKey(cidr);
     return this.cas(`block ${cidr}`, async () => {
       const kv = await this.ds.get(key);
       if (!kv) return [];
-      const b = checkBlock(kv.value, key);
+      const b = collectCooldown(checkBlock(kv.value, key), config?.ipCooldownSeconds ?? 0);
       if (requireAffinity !== undefined && b.affinity !== requireAffinity) {
         // Our index says the block is ours but it is not (a claim that lost, or affinity
         // released): drop the stale index entry so later assigns stop looking at it.
@@ -390,25 +397,52 @@ export class IpamClient {
       const base = parseV4Net(b.cidr).base;
       const skip = reserved.length === 0 ? undefined : (o: number) => reserved.some((r) => v4Contains(r, base + o));
       if (skip !== undefined && b.unallocated.every(skip)) return [];
-      await this.addBlockToHandle(handleId, b.cidr);
       const { block, ordinals } = allocate(b, n, handleId, attrs, skip);
-      await this.ds.update(key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
+      await this.writeCounted(handleId, b.cidr, ordinals.length, () => this.ds.update(key, block as unknown as JsonValue, { expectedRevision: kv.modRevision }));
       return ordinals.map((o) => this.describe(block, o, pools));
     });
   }
 
-  private async addBlockToHandle(handleId: string, cidr: string): Promise<void> {
+  /**
+   * A block write that hands `n` addresses to `handleId`, in Calico's order: the handle's count
+   * for the block goes up first, and down again when the write lost its compare-and-swap (not
+   * written). Any other failure may have been applied, so the count stays: too high is
+   * harmless (release by handle cleans it), too low is not.
+   */
+  private async writeCounted(handleId: string, cidr: string, n: number, write: () => Promise<unknown>): Promise<void> {
+    await this.adjustHandle(handleId, cidr, n);
+    try {
+      await write();
+    } catch (err) {
+      if (err instanceof ConflictError || err instanceof NotFoundError) await this.adjustHandle(handleId, cidr, -n);
+      throw err;
+    }
+  }
+
+  /**
+   * Raises (or lowers) the handle's count of addresses in `cidr` by `n` (Calico's
+   * incrementHandle / decrementHandle); the record is deleted when it holds nothing more.
+   */
+  private async adjustHandle(handleId: string, cidr: string, n: number): Promise<void> {
+    if (n === 0) return;
     const key = handleKey(handleId);
     await this.cas(`handle ${handleId}`, async () => {
       const kv = await this.ds.get(key);
       if (!kv) {
-        await this.ds.create(key, { handleId, blocks: [cidr] });
+        if (n > 0) await this.ds.create(key, encodeHandle(adjustHandle({ block: {}, deleted: false }, cidr, n)));
         return;
       }
-      const h = kv.value as unknown as HandleRecord;
-      if (h.blocks.includes(cidr)) return;
-      await this.ds.update(key, { handleId, blocks: [...h.blocks, cidr] }, { expectedRevision: kv.modRevision });
+      const next = adjustHandle(decodeHandle(kv.value, kv.key), cidr, n);
+      if (Object.keys(next.block).length === 0) await this.ds.delete(key, { expectedRevision: kv.modRevision });
+      else await this.ds.update(key, encodeHandle(next), { expectedRevision: kv.modRevision });
     }, [ConflictError, AlreadyExistsError, NotFoundError]);
+  }
+
+  /** Whether Calico's IPAM config lets `node` claim one more block. */
+  private async mayClaim(node: string, config: IpamConfig): Promise<boolean> {
+    if (!config.autoAllocateBlocks) return false;
+    if (config.maxBlocksPerHost <= 0) return true;
+    return (await this.affineBlockCidrs(node)).length < config.maxBlocksPerHost;
   }
 
   /**
@@ -435,7 +469,7 @@ export class IpamClient {
     const host = `host:${node}`;
     const aKey = affinityKey(node, cidr);
     try {
-      await this.ds.create(aKey, { state: 'pending' });
+      await this.ds.create(aKey, affinityValue('pending'));
     } catch (err) {
       // Ours already (another process of this node is claiming it, or an earlier attempt
       // crashed between the writes): go on and make the block exist.
@@ -451,7 +485,7 @@ export class IpamClient {
         return false;
       }
     }
-    await this.ds.put(aKey, { state: 'confirmed' });
+    await this.ds.put(aKey, affinityValue('confirmed'));
     this.log.info({ node, block: cidr }, 'claimed IPAM block');
     return true;
   }
@@ -480,17 +514,21 @@ export class IpamClient {
 
   // ------------------------------------------------------------------ release
 
-  /** Frees every address owned by `handleId`; returns them. Unknown handle: []. */
+  /**
+   * Frees every address owned by `handleId` and deletes its handle record; returns them.
+   * Unknown handle: []. Each block listed in the handle is swept, then the record is deleted by
+   * compare-and-swap; if it changed meanwhile (an assign added a block), the sweep is redone.
+   */
   async releaseByHandle(handleId: string): Promise<string[]> {
     checkHandle(handleId);
     const key = handleKey(handleId);
     const released: string[] = [];
-    // A conflict on the delete: a block was added to the handle meanwhile, so sweep again.
+    const config = await this.ipamConfig();
     return this.cas(`handle ${handleId}`, async () => {
       const hkv: KeyValue | undefined = await this.ds.get(key);
       if (!hkv) return released;
-      const h = hkv.value as unknown as HandleRecord;
-      for (const cidr of h.blocks ?? []) released.push(...await this.releaseInBlock(cidr, handleId));
+      const h = decodeHandle(hkv.value, hkv.key);
+      for (const cidr of Object.keys(h.block)) released.push(...await this.releaseInBlock(cidr, handleId, config));
       try {
         await this.ds.delete(key, { expectedRevision: hkv.modRevision });
       } catch (err) {
@@ -502,66 +540,55 @@ export class IpamClient {
     }, [ConflictError]);
   }
 
-  private async releaseInBlock(cidr: string, handleId: string): Promise<string[]> {
+  /** The stamp a release writes: `releasedAt` now when Calico's config asks for a cooldown. */
+  private static cooldownStamp(config: IpamConfig): string | undefined {
+    return config.ipCooldownSeconds > 0 ? metaTimestamp() : undefined;
+  }
+
+  /**
+   * Frees the handle's addresses in one block. A block left empty and without affinity is
+   * deleted, as Calico does.
+   */
+  private async releaseInBlock(cidr: string, handleId: string, config: IpamConfig): Promise<string[]> {
     const key = blockKey(cidr);
     return this.cas(`block ${cidr}`, async () => {
       const kv = await this.ds.get(key);
       if (!kv) return [];
-      const b = checkBlock(kv.value, key);
-      const { block, ordinals } = releaseHandle(b, handleId);
+      const { block: released, ordinals } = releaseHandle(checkBlock(kv.value, key), handleId, undefined, IpamClient.cooldownStamp(config));
       if (ordinals.length === 0) return [];
-      await this.ds.update(key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
+      const block = collectCooldown(released, config.ipCooldownSeconds);
+      if (inUse(block) === 0 && block.affinity === null) await this.ds.delete(key, { expectedRevision: kv.modRevision });
+      else await this.ds.update(key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
       return ordinals.map((o) => ordinalToIp(block, o));
     });
   }
 
   /**
    * Frees one address whoever holds it (calicoctl `ipam release --ip`); returns the handle it
-   * belonged to, or undefined when it was not allocated. The handle record forgets the block
-   * once the handle holds nothing more there (and is deleted when it holds nothing at all).
+   * belonged to ('' for an allocation without one), or undefined when it was not allocated (or
+   * is in its release cooldown). The handle's count for the block goes down by one.
    */
   async releaseIp(ip: string): Promise<string | undefined> {
     let addr: number;
     try { addr = parseV4Net(`${ip}/32`).base; } catch {
       throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `${JSON.stringify(ip)} is not an IPv4 address`);
     }
+    const config = await this.ipamConfig();
     const freed = await this.cas(`the block of ${ip}`, async () => {
       const kv = (await this.ds.list(blockPrefix())).items.find((x) => v4Contains(parseV4Net(segmentToCidr(x.key.slice(x.key.lastIndexOf('/') + 1))), addr));
       if (!kv) return undefined;
       const b = checkBlock(kv.value, kv.key);
       const ordinal = addr - parseV4Net(b.cidr).base;
       const a = b.allocations[ordinal];
-      if (a === null || a === undefined) return undefined;
-      const handleId = b.attributes[a]!.handle_id ?? '';
-      const { block } = releaseHandle(b, handleId, new Set([ordinal]));
-      await this.ds.update(kv.key, block as unknown as JsonValue, { expectedRevision: kv.modRevision });
+      if (a === null || a === undefined || typeof b.attributes[a]?.releasedAt === 'string') return undefined;
+      const handleId = handleOf(b.attributes[a]);
+      const { block } = releaseHandle(b, handleId, new Set([ordinal]), IpamClient.cooldownStamp(config));
+      await this.ds.update(kv.key, collectCooldown(block, config.ipCooldownSeconds) as unknown as JsonValue, { expectedRevision: kv.modRevision });
       return { handleId, block };
     });
     if (!freed) return undefined;
-    const { handleId, block } = freed;
-    if (handleId && ordinalsOfHandle(block, handleId).length === 0) await this.forgetBlock(handleId, block.cidr);
-    return handleId;
-  }
-
-  private async forgetBlock(handleId: string, cidr: string): Promise<void> {
-    const key = handleKey(handleId);
-    // Best effort: a handle still changing after every attempt keeps the stale block entry
-    // (releaseByHandle sweeps blocks that no longer hold the handle).
-    await this.cas(`handle ${handleId}`, async () => {
-      const kv = await this.ds.get(key);
-      if (!kv) return;
-      const h = kv.value as unknown as HandleRecord;
-      const blocks = h.blocks.filter((c) => c !== cidr);
-      try {
-        if (blocks.length === 0 && (await this.ipsByHandle(handleId)).length === 0) await this.ds.delete(key, { expectedRevision: kv.modRevision });
-        else if (blocks.length !== h.blocks.length) await this.ds.update(key, { handleId, blocks }, { expectedRevision: kv.modRevision });
-      } catch (err) {
-        if (err instanceof NotFoundError) return;
-        throw err;
-      }
-    }, [ConflictError]).catch((e: unknown) => {
-      if (!(e instanceof IpamError && e.code === 'ERR_IPAM_CONTENTION')) throw e;
-    });
+    if (freed.handleId) await this.adjustHandle(freed.handleId, freed.block.cidr, -1);
+    return freed.handleId;
   }
 
   /**
@@ -579,7 +606,7 @@ export class IpamClient {
         const b = checkBlock(kv.value, kv.key);
         if (b.affinity !== host) return;
         if (inUse(b) === 0) await this.ds.delete(kv.key, { expectedRevision: kv.modRevision });
-        else await this.ds.update(kv.key, { ...b, affinity: null, sequenceNumber: b.sequenceNumber + 1 } as unknown as JsonValue, { expectedRevision: kv.modRevision });
+        else await this.ds.update(kv.key, withClaimTime({ ...b, affinity: null, sequenceNumber: nextSequence(b) }, undefined) as unknown as JsonValue, { expectedRevision: kv.modRevision });
         done.push(cidr);
       });
       await this.deleteIfPresent(affinityKey(node, cidr));

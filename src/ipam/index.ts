@@ -11,16 +11,20 @@
  * - Concurrent use from any number of processes and nodes never hands one address to two
  *   handles and never loses an address (test/ipam/03-concurrency).
  * - `ipamShow(ds)` / `renderIpamShow(data)` / `renderBorrowed(data)` back `tortiectl ipam show`.
- * - For routing: every block is a key under `blockPrefix()` (`/tortie/ipam/v2/block/`) whose
+ * - For routing: every block is a key under `blockPrefix()` (`/calico/ipam/v2/assignment/ipv4/block/`) whose
  *   value (`checkBlock`) names its node in `affinity` (`host:<node>`); an allocation's
  *   attributes name the node using it (`secondary.node`), which differs for borrowed addresses.
  * - `ipamCheck(ds)` / `renderIpamCheck`: leaks and inconsistencies against endpoints and nodes.
  * - Errors are `IpamError` with codes ERR_IPAM_*; `recoverable` ones may succeed on retry.
+ * - Keys and values are Calico's own (records.ts, block.ts): Calico and tortie share one IPAM.
  * IPv6 pools are ignored by this version.
  */
 export { IpamClient, DEFAULT_BLOCK_SIZE, blockKey, blockPrefix, affinityKey, affinityPrefix, handleKey, poolFromResource, checkHandle } from './client';
 export type { AssignArgs, AssignResult, AssignedIp, PoolInfo, IpamClientOptions } from './client';
 export { IpamError, type IpamErrorCode } from './errors';
 export { ipamShow, renderIpamShow, renderBorrowed, renderTable, type IpamShow, type PoolUsage, type BlockUsage, type NodeUsage, type BorrowedIp } from './show';
-export { checkBlock, type BlockRecord, type AllocationAttribute } from './block';
+export { checkBlock, handleOf, secondaryOf, type BlockRecord, type AllocationAttribute } from './block';
+export {
+  IPAM_CONFIG_KEY, DEFAULT_IPAM_CONFIG, decodeHandle, encodeHandle, decodeIpamConfig, encodeIpamConfig, handlePrefix, type HandleRecord, type IpamConfig,
+} from './records';
 export { ipamCheck, renderIpamCheck, type IpamCheckReport, type IpamAllocation } from './check';

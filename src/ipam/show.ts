@@ -4,7 +4,7 @@
  * "N (P%)" usage cells).
  */
 import type { Datastore } from '../datastore/types';
-import { inUse, ordinalToIp, parseV4Net, v4Contains, type BlockRecord } from './block';
+import { handleOf, inUse, ordinalToIp, parseV4Net, secondaryOf, v4Contains, type BlockRecord } from './block';
 import { IpamClient } from './client';
 
 export interface BlockUsage {
@@ -92,13 +92,15 @@ export async function ipamShow(ds: Datastore): Promise<IpamShow> {
     b.allocations.forEach((a, o) => {
       if (a === null) return;
       const attr = b.attributes[a]!;
-      const node = attr.secondary.node ?? '';
+      if (typeof attr.releasedAt === 'string') return; // in Calico's release cooldown
+      const sec = secondaryOf(attr);
+      const node = sec.node ?? '';
       if (node === owner) return;
-      const ns = attr.secondary.namespace;
-      const pod = attr.secondary.pod;
+      const ns = sec.namespace;
+      const pod = sec.pod;
       borrowed.push({
-        ip: ordinalToIp(b, o), node, block: b.cidr, blockOwner: owner, handleId: attr.handle_id ?? '',
-        allocatedTo: pod ? `${ns ?? 'default'}/${pod}` : (attr.secondary.containerID ?? ''),
+        ip: ordinalToIp(b, o), node, block: b.cidr, blockOwner: owner, handleId: handleOf(attr),
+        allocatedTo: pod ? `${ns ?? 'default'}/${pod}` : (sec.containerID ?? ''),
       });
     });
   }

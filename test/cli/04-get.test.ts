@@ -166,7 +166,7 @@ t.test('a malformed stored resource does not break a listing', async (t) => {
   const cli = cliFor(t);
   const { EmbeddedDatastore } = await import('../../src/datastore/embedded');
   const ds = new EmbeddedDatastore({ dir: cli.storeDir });
-  await ds.put('/tortie/v3/ippools/odd', { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'odd' } });
+  await ds.put('/calico/resources/v3/projectcalico.org/ippools/odd', { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'odd' } });
   await ds.close();
   const r = await cli.run(['get', 'ippools', '-o', 'wide']);
   t.equal(r.code, 0);

@@ -55,7 +55,7 @@ t.test('errors and VERSION', async (t) => {
   }
   const r031 = await run({ ...base, CNI_NETNS: '/run/netns/tortie-no-such-ns' }, bed.conf({ cniVersion: '0.3.1' }));
   t.equal(r031.out?.cniVersion, '0.3.1', 'errors answer in the configuration\'s version');
-  t.same(await bed.store.ds.list('/tortie/ipam/'), { items: [], revision: (await bed.store.ds.list('/tortie/ipam/')).revision }, 'no failed ADD touched IPAM');
+  t.same(await bed.store.ds.list('/calico/ipam/'), { items: [], revision: (await bed.store.ds.list('/calico/ipam/')).revision }, 'no failed ADD touched IPAM');
 
   // tortie-ipam alone, on a one-address pool.
   const ipamEnv = { ...base, CNI_CONTAINERID: 'ipam1' };

@@ -45,7 +45,7 @@ t.test('policy_only: only the WorkloadEndpoint, for the interface the other plug
   t.equal(weps[0]!.metadata.labels?.app, 'cart');
   t.equal((await bed.node.exec(['ip', '-d', 'link', 'show', hostIf])).stdout, linkBefore, 'interface untouched');
   t.equal((await bed.node.exec(['ip', '-4', 'route', 'show', 'table', 'all'])).stdout, routesBefore, 'no routes added');
-  t.same((await bed.store.ds.list('/tortie/ipam/')).items, [], 'no IPAM');
+  t.same((await bed.store.ds.list('/calico/ipam/')).items, [], 'no IPAM');
 
   const chk = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'CHECK' }, conf, bed.cniPath);
   t.equal(chk.code, 0, `CHECK: ${chk.stdout}`);

@@ -75,7 +75,7 @@ t.test('parallel ADD and DEL on two nodes through an installed conflist', async 
   t.same((await bed.store.rc.list('WorkloadEndpoint')).items, [], 'no endpoints left');
   const blocks = await new IpamClient(bed.store.ds).listBlocks();
   t.equal(blocks.reduce((s, b) => s + b.allocations.filter((a) => a !== null).length, 0), 0, 'no addresses left allocated');
-  t.same((await bed.store.ds.list('/tortie/ipam/v2/handle/')).items, [], 'no handles left');
+  t.same((await bed.store.ds.list('/calico/ipam/v2/handle/')).items, [], 'no handles left');
   t.notMatch((await bed.node.exec(['ip', '-o', 'link', 'show'])).stdout, /cali[0-9a-f]{11}/, 'no host veths left');
   t.notMatch((await nodeB.exec(['ip', '-o', 'link', 'show'])).stdout, /cali[0-9a-f]{11}/, 'none on node-b either');
 });

@@ -143,7 +143,7 @@ t.test('podman run on tortie, through the agent\'s CNI socket', async (t) => {
   // DEL of everything: no endpoint, no address, no cali interface left.
   t.equal((await h.podman(['rm', '-af', '-t', '0'])).code, 0);
   t.same((await h.rc.list('WorkloadEndpoint', 'default')).items, [], 'no endpoint left');
-  t.same((await h.ds.list('/tortie/ipam/handles/')).items.length, 0, 'no IPAM handle left');
+  t.same((await h.ds.list('/calico/ipam/v2/handle/')).items.length, 0, 'no IPAM handle left');
   t.notMatch((await h.exec(['ip', '-o', 'link'])).stdout, /cali[0-9a-f]{11}/, 'no cali interface left');
 });
 
@@ -168,5 +168,5 @@ t.test('podman run with the agent\'s CNI socket disabled: the wrappers start the
   t.ok(await eventually(async () => (await h.rc.list('WorkloadEndpoint', 'default')).items.length === 4, true, 20_000), 'DEL on stop');
   t.equal((await h.podman(['rm', '-af', '-t', '0'])).code, 0);
   t.same((await h.rc.list('WorkloadEndpoint', 'default')).items, [], 'no endpoint left');
-  t.same((await h.ds.list('/tortie/ipam/handles/')).items.length, 0, 'no IPAM handle left');
+  t.same((await h.ds.list('/calico/ipam/v2/handle/')).items.length, 0, 'no IPAM handle left');
 });

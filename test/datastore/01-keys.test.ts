@@ -1,22 +1,30 @@
 import t from 'tap';
 import {
-  InvalidKeyError, RESOURCE_ROOT, datastoreConfigFromEnv, parseResourceKey, prefixEnd, resourceKey, resourcePrefix, tortieKey,
+  BIG_INT_MARK, CALICO_RESOURCE_ROOT, InvalidKeyError, bigIntOf, bigIntValue, datastoreConfigFromEnv, decodeValue, encodeValue, ipamKey,
+  parseResourceKey, prefixEnd, resourceKey, resourcePrefix,
 } from '../../src/datastore';
 
 t.test('resource keys: layout and round trip', async (t) => {
-  t.equal(resourceKey('ippools', 'pool1'), '/tortie/v3/ippools/pool1');
-  t.equal(resourceKey('networkpolicies', 'allow-db', 'prod'), '/tortie/v3/networkpolicies/prod/allow-db');
-  t.equal(resourcePrefix('ippools'), '/tortie/v3/ippools/');
-  t.equal(resourcePrefix('networkpolicies', 'prod'), '/tortie/v3/networkpolicies/prod/');
+  // Calico's etcd layout (libcalico-go model.ResourceKey).
+  t.equal(resourceKey('ippools', 'pool1'), '/calico/resources/v3/projectcalico.org/ippools/pool1');
+  t.equal(resourceKey('networkpolicies', 'allow-db', 'prod'), '/calico/resources/v3/projectcalico.org/networkpolicies/prod/allow-db');
+  t.equal(resourcePrefix('ippools'), '/calico/resources/v3/projectcalico.org/ippools/');
+  t.equal(resourcePrefix('networkpolicies', 'prod'), '/calico/resources/v3/projectcalico.org/networkpolicies/prod/');
+  // What Calico has no key for: tortie's own API group.
+  t.equal(resourceKey('namespaces', 'prod'), '/calico/resources/v3/tortie.io/namespaces/prod');
+  t.same(parseResourceKey('/calico/resources/v3/tortie.io/namespaces/prod'), { plural: 'namespaces', name: 'prod' });
+  t.equal(parseResourceKey('/calico/resources/v3/projectcalico.org/namespaces/prod'), undefined, 'namespaces are not under Calico\'s group');
+  t.equal(parseResourceKey('/calico/resources/v3/tortie.io/ippools/x'), undefined, 'Calico kinds are not under tortie\'s group');
   t.ok(resourceKey('ippools', 'p').startsWith(resourcePrefix('ippools')));
   t.notOk(resourceKey('ippoolsx', 'p').startsWith(resourcePrefix('ippools')), 'prefix of one kind never matches another');
-  t.same(parseResourceKey('/tortie/v3/ippools/pool1'), { plural: 'ippools', name: 'pool1' });
+  t.same(parseResourceKey('/calico/resources/v3/projectcalico.org/ippools/pool1'), { plural: 'ippools', name: 'pool1' });
   t.same(parseResourceKey(resourceKey('workloadendpoints', 'node1-k8s-pod.a-eth0', 'ns1')),
     { plural: 'workloadendpoints', namespace: 'ns1', name: 'node1-k8s-pod.a-eth0' });
   t.equal(parseResourceKey('/calico/v3/ippools/x'), undefined, 'outside the layout');
-  t.equal(parseResourceKey(`${RESOURCE_ROOT}a/b/c/d`), undefined, 'too deep');
-  t.equal(parseResourceKey(`${RESOURCE_ROOT}a//c`), undefined, 'empty segment');
-  t.equal(tortieKey('ipam', 'v2', 'block', '192.168.0.0-26'), '/tortie/ipam/v2/block/192.168.0.0-26');
+  t.equal(parseResourceKey('/tortie/v3/ippools/x'), undefined, 'tortie\'s former layout is not read');
+  t.equal(parseResourceKey(`${CALICO_RESOURCE_ROOT}a/b/c/d`), undefined, 'too deep');
+  t.equal(parseResourceKey(`${CALICO_RESOURCE_ROOT}a//c`), undefined, 'empty segment');
+  t.equal(ipamKey('assignment', 'ipv4', 'block', '192.168.0.0-26'), '/calico/ipam/v2/assignment/ipv4/block/192.168.0.0-26');
 });
 
 t.test('resource keys: bad segments are rejected with the reason', async (t) => {
@@ -26,7 +34,7 @@ t.test('resource keys: bad segments are rejected with the reason', async (t) => 
     [() => resourceKey('IPPools', 'a'), /lower-case/],
     [() => resourceKey('networkpolicies', 'a', ''), /namespace is empty/],
     [() => resourceKey('ippools', '..'), /may not be/],
-    [() => tortieKey('ipam', 'a\nb'), /control character/],
+    [() => ipamKey('handle', 'a\nb'), /control character/],
   ];
   for (const [fn, re] of bad) {
     const err = (() => { try { fn(); return undefined; } catch (e) { return e as InvalidKeyError; } })();
@@ -50,4 +58,18 @@ t.test('config from Calico environment names', async (t) => {
   });
   t.equal(datastoreConfigFromEnv({ DATASTORE_TYPE: 'etcdv3' }).type, 'etcdv3');
   t.throws(() => datastoreConfigFromEnv({ DATASTORE_TYPE: 'kubernetes' }), { code: 'ERR_DATASTORE_CONFIG' });
+});
+
+t.test('values: integers beyond 2^53 (Calico\'s uint64 sequence numbers) survive a read-modify-write exactly', async (t) => {
+  // As libcalico-go writes a new block: sequenceNumber = creation time in nanoseconds.
+  const text = '{"sequenceNumber":1733530000123456789,"m":{"0":1733530000123456789},"small":42,"f":1.5,"s":"1733530000123456789","n":-9007199254740993}';
+  const v = decodeValue(text) as Record<string, unknown>;
+  t.equal(v.sequenceNumber, BIG_INT_MARK + '1733530000123456789');
+  t.equal(v.small, 42);
+  t.equal(v.s, '1733530000123456789', 'a string of digits stays a string');
+  t.equal(bigIntOf(v.sequenceNumber), 1733530000123456789n);
+  t.equal(encodeValue('/k', v as never), text, 'encoded back byte for byte');
+  t.equal(bigIntValue(bigIntOf(v.sequenceNumber)! + 1n), BIG_INT_MARK + '1733530000123456790');
+  t.equal(bigIntValue(41n), 41);
+  t.same(decodeValue('{"a":[1,"x\\"12345678901234567890"]}'), { a: [1, 'x"12345678901234567890'] }, 'digits inside an escaped string are left alone');
 });

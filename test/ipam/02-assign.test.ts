@@ -19,8 +19,8 @@ t.test('assign claims a block of the pool blockSize for the node, then fills it'
   const kv = await s.ds.get(blockKey(blocks[0]!));
   const b = checkBlock(kv!.value, kv!.key);
   t.equal(b.affinity, 'host:node-a');
-  t.equal(b.attributes[0]!.secondary.pod, 'one');
-  t.equal(b.attributes[0]!.secondary.node, 'node-a', 'the node is recorded with every allocation');
+  t.equal(b.attributes[0]!.secondary!.pod, 'one');
+  t.equal(b.attributes[0]!.secondary!.node, 'node-a', 'the node is recorded with every allocation');
 
   // Fill the block: 16 addresses, first one included. The 17th needs a second block.
   const ips = new Set([r1.ips[0]!.ip]);
@@ -88,7 +88,7 @@ t.test('when no block is left, nodes borrow from others\' blocks: every pool add
   t.equal((await ipam.affineBlockCidrs('a')).length, 1);
   t.equal((await ipam.affineBlockCidrs('b')).length, 1, 'b borrowed one address from a\'s block');
   const aBlock = (await ipam.listBlocks()).find((x) => x.affinity === 'host:a')!;
-  t.same(aBlock.attributes.map((x) => x.secondary.node).sort(), ['a', 'a', 'a', 'b'], 'the borrowed address records the node using it');
+  t.same(aBlock.attributes.map((x) => x.secondary!.node).sort(), ['a', 'a', 'a', 'b'], 'the borrowed address records the node using it');
   await t.rejects(ipam.assign({ handleId: 'c0', node: 'c' }), { code: 'ERR_IPAM_EXHAUSTED', message: /10\.30\.0\.0\/29/ });
   t.same(await ipam.ipsByHandle('c0'), [], 'failed assign leaves nothing');
   await ipam.releaseByHandle('a1');
