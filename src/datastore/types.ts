@@ -4,7 +4,9 @@
  *
  * - Keys are strings starting with '/'; see keys.ts for the resource layout.
  * - Values are JSON values (objects, arrays, strings, numbers, booleans, null), stored as their
- *   JSON text; what `get` returns is an equal, freshly parsed copy.
+ *   JSON text; what `get` returns is an equal, freshly parsed copy. Integer literals beyond 2^53
+ *   (Calico's uint64 sequence numbers) come back as keys.ts BIG_INT_MARK strings and are written
+ *   back as the same literal, so a read-modify-write never rounds them.
  * - The store has one revision counter. Every successful write bumps it by one and stamps the key
  *   with it (`modRevision`); `createRevision` is the revision of the write that created the key,
  *   `version` counts writes since then (1 after create). Revisions only grow; a deleted then
