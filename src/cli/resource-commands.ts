@@ -26,6 +26,7 @@ import {
   API_VERSION_V3, checkPolicyTier, checkPoolOverlaps, checkUpdate, formatProblem,
   type IPPool, type Problem, type Resource, type ResourceKind, type ResourceList,
 } from '../model';
+import { metaTimestamp } from '../model/values';
 import { DATASTORE_OPTIONS, invalidOption, parseArgs, type OptionSpec, type ParsedArgs } from './args';
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
 import { EmptyInputError, InputError, loadResources } from './documents';
@@ -75,11 +76,6 @@ class UpdateConflictError extends CliError {
   }
 }
 
-/** Go's time.Time in RFC 3339 at second precision, as Kubernetes metadata prints it. */
-function nowTimestamp(): string {
-  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 async function withDatastore<T>(args: ParsedArgs, io: CliIO, fn: (client: ResourceClient) => Promise<T>): Promise<T> {
   const ds: Datastore = openConfiguredDatastore(resolveDatastoreConfig(args, io));
   try {
@@ -103,7 +99,7 @@ function translate(e: unknown, r: Resource): Error {
 }
 
 async function createOne(client: ResourceClient, r: Resource): Promise<Resource> {
-  const meta = { ...r.metadata, uid: randomUUID(), creationTimestamp: nowTimestamp() };
+  const meta = { ...r.metadata, uid: randomUUID(), creationTimestamp: metaTimestamp() };
   delete meta.resourceVersion;
   return client.create({ ...r, metadata: meta } as Resource);
 }

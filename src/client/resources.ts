@@ -28,6 +28,7 @@ import { resourceKey, resourcePrefix } from '../datastore/keys';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../datastore/errors';
 import { NAMESPACED_KINDS, type Resource, type ResourceKind, type ResourceOfKind } from '../model/types';
 import { validateResource } from '../model/validate';
+import { metaTimestamp } from '../model/values';
 import { unenforcedProblems } from '../model/enforced';
 import { ValidationError } from '../model/errors';
 import { builtinTier, namespaceOfProfile, namespaceProfile, ALWAYS_PRESENT_TIERS } from '../model/derived';
@@ -93,11 +94,6 @@ export function resourceFromKv<R extends Resource = Resource>(kv: KeyValue): R {
   return r;
 }
 
-/** RFC 3339 in whole seconds, as Go's metav1.Time marshals. */
-function nowRfc3339(): string {
-  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 /** Go's ObjectMeta field order (json names), for the fields tortie stores. */
 const META_ORDER = ['name', 'generateName', 'namespace', 'selfLink', 'uid', 'generation', 'creationTimestamp', 'labels', 'annotations'];
 
@@ -112,7 +108,7 @@ function toStored(r: Resource, identity?: { uid?: string; creationTimestamp?: st
   delete meta.resourceVersion;
   if (isNamespaced(copy.kind)) meta.namespace = meta.namespace || 'default';
   meta.uid = identity?.uid || meta.uid || randomUUID();
-  meta.creationTimestamp = identity?.creationTimestamp || meta.creationTimestamp || nowRfc3339();
+  meta.creationTimestamp = identity?.creationTimestamp || meta.creationTimestamp || metaTimestamp();
   if (POLICY_KINDS.has(copy.kind)) {
     meta.annotations = { ...(meta.annotations as Record<string, string> | undefined), [POLICY_METADATA_ANNOTATION]: JSON.stringify({ name: copy.metadata.name }) };
   }

@@ -29,7 +29,7 @@
  * compare-and-swap it against the revision it read.
  */
 import { bigIntOf, bigIntValue } from '../datastore/keys';
-import { parseCidr, type Cidr } from '../model/values';
+import { metaTimestamp, parseCidr, type Cidr } from '../model/values';
 import { IpamError } from './errors';
 
 /** libcalico-go's AllocationAttribute (json: handle_id, secondary; both omitted when unset). */
@@ -89,11 +89,6 @@ export function v4Contains(outer: V4Net, addr: number): boolean {
   return addr >= outer.base && addr < outer.base + outer.size;
 }
 
-/** RFC 3339 in whole seconds, as Go's metav1.Time marshals. */
-export function rfc3339Now(now: Date = new Date()): string {
-  return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 /**
  * A fresh, empty block claimed by `affinity`. As Calico, its sequence number starts at the
  * creation time in nanoseconds, so a block deleted and created again never repeats one.
@@ -111,7 +106,7 @@ export function newBlock(cidr: string, affinity: string | null, now: Date = new 
     deleted: false,
   };
   // Field order as libcalico-go writes it: affinity_claim_time follows affinity.
-  return affinity === null ? b : withClaimTime(b, rfc3339Now(now));
+  return affinity === null ? b : withClaimTime(b, metaTimestamp(now));
 }
 
 /** The record with `affinity_claim_time` set (right after `affinity`) or removed (undefined). */

@@ -493,3 +493,8 @@ export function parsePort(v: unknown): ParsedPort | { error: string } {
   }
   return { kind: 'named', name: v, value: v };
 }
+
+/** Go's metav1.Time as it marshals: RFC 3339 at second precision (creationTimestamp, releasedAt, …). */
+export function metaTimestamp(now: Date = new Date()): string {
+  return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
