@@ -94,6 +94,51 @@ export function resourceFromKv<R extends Resource = Resource>(kv: KeyValue): R {
   return r;
 }
 
+/**
+ * Go's struct field order (json names) of the specs libcalico-go marshals, per kind and for the
+ * nested structs whose order tortie's model does not keep. Fields not listed (tortie knows them,
+ * Go's order is unknown here) follow in tortie's order; a JSON reader takes either.
+ */
+const RULE_ORDER = ['action', 'ipVersion', 'protocol', 'icmp', 'notProtocol', 'notICMP', 'source', 'destination', 'http', 'metadata'];
+const ENTITY_ORDER = ['nets', 'selector', 'namespaceSelector', 'services', 'ports', 'notNets', 'notSelector', 'notPorts', 'serviceAccounts'];
+const SPEC_ORDER: Partial<Record<string, readonly string[]>> = {
+  WorkloadEndpoint: ['orchestrator', 'workload', 'node', 'containerID', 'pod', 'endpoint', 'serviceAccountName', 'ipNetworks', 'ipNATs',
+    'ipv4Gateway', 'ipv6Gateway', 'profiles', 'interfaceName', 'mac', 'ports', 'allowSpoofedSourcePrefixes', 'qosControls'],
+  IPPool: ['cidr', 'vxlanMode', 'ipipMode', 'natOutgoing', 'disabled', 'disableBGPExport', 'blockSize', 'nodeSelector', 'namespaceSelector', 'allowedUses', 'assignmentMode'],
+  Node: ['bgp', 'ipv4VXLANTunnelAddr', 'vxlanTunnelMACAddr', 'ipv6VXLANTunnelAddr', 'vxlanTunnelMACAddrV6', 'orchRefs', 'wireguard', 'addresses', 'interfaces'],
+  NetworkPolicy: ['tier', 'order', 'ingress', 'egress', 'selector', 'types', 'serviceAccountSelector', 'performanceHints'],
+  GlobalNetworkPolicy: ['tier', 'order', 'ingress', 'egress', 'selector', 'types', 'doNotTrack', 'preDNAT', 'applyOnForward', 'serviceAccountSelector', 'namespaceSelector', 'performanceHints'],
+  Profile: ['ingress', 'egress', 'labelsToApply'],
+  Tier: ['order', 'defaultAction'],
+  ClusterInformation: ['clusterGUID', 'clusterType', 'calicoVersion', 'datastoreReady', 'variant'],
+};
+const NODE_BGP_ORDER = ['asNumber', 'ipv4Address', 'ipv6Address', 'ipv4IPIPTunnelAddr', 'routeReflectorClusterID'];
+
+function inOrder(o: unknown, order: readonly string[]): unknown {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return o;
+  const src = o as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of order) if (src[k] !== undefined) out[k] = src[k];
+  for (const [k, v] of Object.entries(src)) if (!(k in out)) out[k] = v;
+  return out;
+}
+
+function specInGoOrder(kind: string, spec: unknown): unknown {
+  const order = SPEC_ORDER[kind];
+  if (order === undefined || typeof spec !== 'object' || spec === null) return spec;
+  const out = inOrder(spec, order) as Record<string, unknown>;
+  for (const dir of ['ingress', 'egress']) {
+    if (!Array.isArray(out[dir])) continue;
+    out[dir] = (out[dir] as unknown[]).map((r) => {
+      const rule = inOrder(r, RULE_ORDER) as Record<string, unknown>;
+      for (const side of ['source', 'destination']) if (rule[side] !== undefined) rule[side] = inOrder(rule[side], ENTITY_ORDER);
+      return rule;
+    });
+  }
+  if (kind === 'Node' && out.bgp !== undefined) out.bgp = inOrder(out.bgp, NODE_BGP_ORDER);
+  return out;
+}
+
 /** Go's ObjectMeta field order (json names), for the fields tortie stores. */
 const META_ORDER = ['name', 'generateName', 'namespace', 'selfLink', 'uid', 'generation', 'creationTimestamp', 'labels', 'annotations'];
 
@@ -115,9 +160,13 @@ function toStored(r: Resource, identity?: { uid?: string; creationTimestamp?: st
   const ordered: Record<string, unknown> = {};
   for (const k of META_ORDER) if (meta[k] !== undefined) ordered[k] = meta[k];
   for (const [k, v] of Object.entries(meta)) if (!(k in ordered) && v !== undefined) ordered[k] = v;
-  // TypeMeta is inlined first in Go's structs: kind, then apiVersion.
-  const { kind, apiVersion, metadata: _m, ...rest } = copy as unknown as Record<string, unknown>;
-  return { kind, apiVersion, metadata: ordered, ...rest } as unknown as JsonValue;
+  // TypeMeta is inlined first in Go's structs: kind, then apiVersion; then metadata, spec and
+  // (Node: a struct Go always writes, `{}` when empty) status.
+  const { kind, apiVersion, metadata: _m, spec, ...rest } = copy as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = { kind, apiVersion, metadata: ordered };
+  if (spec !== undefined) out.spec = specInGoOrder(copy.kind, spec);
+  if (copy.kind === 'Node' && rest.status === undefined) rest.status = {};
+  return { ...out, ...rest } as unknown as JsonValue;
 }
 
 function identityOf(kv: KeyValue | undefined): { uid?: string; creationTimestamp?: string } | undefined {

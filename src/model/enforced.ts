@@ -124,6 +124,9 @@ const FELIX_VACUOUS: Readonly<Record<string, { value: unknown; why: string }>> =
   bpfEnabled: { value: true, why: 'tortie is an eBPF dataplane' },
   ipv6Support: { value: false, why: NO_V6 },
   usageReportingEnabled: { value: false, why: 'tortie reports no usage' },
+  // calico/node writes reportingInterval 0s into the default FelixConfiguration of every etcd
+  // cluster: accepted so a Calico cluster's configuration can be edited and written back.
+  reportingInterval: { value: '0s', why: 'tortie-node reports no status to the datastore' },
   logSeverityFile: { value: 'None', why: 'tortie-node logs to stdout only' },
   logSeveritySys: { value: 'None', why: 'tortie-node logs to stdout only' },
 };
