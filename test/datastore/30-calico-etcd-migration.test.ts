@@ -129,6 +129,9 @@ t.test('a Calico-populated etcd: tortie reads every kind, allocates around Calic
       'the block, byte for byte as libcalico-go\'s AutoAssign writes it');
     t.equal(await raw(handleKey('tortie-migration.1')), goJson(path.join(EXPECTED, 'handle-tortie-migration.1.json')), 'the handle, as Calico writes it');
 
+    // The node keeps the IPIP tunnel address Calico gave it: same handle, assign is idempotent.
+    t.equal(await ipam.assignTunnelAddress('node-a'), '192.168.10.0');
+
     // Releasing a Calico allocation by its handle updates Calico's block and removes its handle.
     t.same(await ipam.releaseByHandle(POD_OLD), ['192.168.10.17']);
     t.equal(await raw(blockKey(BLOCK_A)), goJson(path.join(EXPECTED, 'block-192.168.10.0-26-after-release.json')),
