@@ -3,7 +3,7 @@
  * datastore's WorkloadEndpoints and Nodes use, so leaks left by runtimes that never called DEL
  * (or addresses in use that IPAM does not know about) can be found and released.
  *
- *   leaked      allocated to a workload (attributes carry a containerID) but held by no
+ *   leaked      allocated to a workload (attributes carry a containerID, or Calico's pod) but held by no
  *               WorkloadEndpoint, or the endpoint holding it is another container's
  *   unknown     an endpoint address inside a pool that IPAM has not allocated
  *   duplicate   one address on several endpoints
@@ -26,7 +26,7 @@ export interface IpamCheckReport {
   tunnel: { node: string; ip: string; problem: string }[];
 }
 
-interface WepLite { name: string; containerID?: string; ips: string[] }
+interface WepLite { name: string; namespace: string; containerID?: string; pod?: string; ips: string[] }
 
 export async function ipamCheck(ds: Datastore): Promise<IpamCheckReport> {
   const ipam = new IpamClient(ds);
@@ -44,10 +44,12 @@ export async function ipamCheck(ds: Datastore): Promise<IpamCheckReport> {
     });
   }
   const weps: WepLite[] = wepList.items.map((kv) => {
-    const v = kv.value as { metadata?: { name?: string; namespace?: string }; spec?: { containerID?: string; ipNetworks?: string[] } };
+    const v = kv.value as { metadata?: { name?: string; namespace?: string }; spec?: { containerID?: string; pod?: string; ipNetworks?: string[] } };
     return {
       name: `${v.metadata?.namespace ?? 'default'}/${v.metadata?.name ?? kv.key}`,
+      namespace: v.metadata?.namespace ?? 'default',
       containerID: v.spec?.containerID,
+      pod: v.spec?.pod,
       ips: (v.spec?.ipNetworks ?? []).map((n) => n.split('/')[0]!).filter((ip) => !ip.includes(':')),
     };
   });
@@ -58,9 +60,13 @@ export async function ipamCheck(ds: Datastore): Promise<IpamCheckReport> {
     blocks: blocks.length, allocations: allocs.size, endpoints: weps.length, leaked: [], unknown: [], duplicate: [], tunnel: [],
   };
   for (const a of allocs.values()) {
-    if (a.attrs.containerID === undefined) continue; // not a workload allocation (tunnel address, manual)
+    // A workload allocation: tortie's CNI records the containerID, Calico's the pod (k8s).
+    if (a.attrs.containerID === undefined && a.attrs.pod === undefined) continue; // tunnel address, manual
     const holders = byIp.get(a.ip) ?? [];
-    if (!holders.some((w) => !w.containerID || w.containerID === a.attrs.containerID)) report.leaked.push(a);
+    const holds = (w: WepLite): boolean => a.attrs.containerID !== undefined
+      ? !w.containerID || w.containerID === a.attrs.containerID
+      : w.pod === undefined || (w.pod === a.attrs.pod && (a.attrs.namespace === undefined || w.namespace === a.attrs.namespace));
+    if (!holders.some(holds)) report.leaked.push(a);
   }
   for (const [ip, holders] of byIp) {
     if (holders.length > 1) report.duplicate.push({ ip, endpoints: holders.map((w) => w.name).sort() });

@@ -12,7 +12,7 @@ import { EtcdCluster } from './helpers/etcd-server';
 import { EtcdDatastore } from '../../src/datastore/etcd';
 import { EmbeddedDatastore, decodeValue, encodeValue, resourcePrefix } from '../../src/datastore';
 import { KIND_PLURAL, ResourceClient, isNamespaced } from '../../src/client/resources';
-import { IpamClient, blockKey, handleKey, ipamShow } from '../../src/ipam';
+import { IpamClient, blockKey, handleKey, ipamCheck, ipamShow } from '../../src/ipam';
 import { CalcGraph } from '../../src/calc';
 import type { CalcDelta, CompiledState } from '../../src/calc/types';
 import { checkResource, type Resource, type ResourceKind } from '../../src/model';
@@ -91,6 +91,12 @@ t.test('a Calico-populated etcd: tortie reads every kind, allocates around Calic
     const shown = await cli.run(['ipam', 'show', '--show-blocks'], { env });
     t.equal(shown.code, 0, shown.stderr);
     t.match(shown.stdout, /192\.168\.10\.0\/26/, 'ipam show lists Calico\'s blocks');
+    const check = await ipamCheck(ds);
+    t.same(check.leaked.map((l) => [l.ip, l.handleId]), [['192.168.10.17', POD_OLD]], 'ipam check finds the address Calico leaked (pod old-1 is gone)');
+    t.same([check.unknown, check.duplicate, check.tunnel], [[], [], []], 'and nothing else');
+    const spawned = await cli.spawn(['get', 'workloadendpoints', '-A'], { env });
+    t.equal(spawned.code, 0, spawned.stderr);
+    t.match(spawned.stdout, /db-1 +node-b +192\.168\.20\.65\/32/, 'the installed tortiectl launcher too');
     const usage = await ipamShow(ds);
     t.same(usage.nodes.map((n) => [n.node, n.inUse]), [['node-a', 3], ['node-b', 2]], 'Calico\'s allocations counted per node');
 
