@@ -56,7 +56,7 @@ t.test('a Calico-populated etcd: tortie reads every kind, allocates around Calic
     const raw = async (key: string): Promise<string | null> => ds.client.get(key).string();
     const fx = fixtures();
     for (const [key, text] of fx) await ds.client.put(key).value(text);
-    t.equal(fx.size, 29, 'every fixture key loaded');
+    t.equal(fx.size, 30, 'every fixture key loaded');
 
     // Every resource Calico wrote is valid in tortie's model, listed under its own name.
     const rc = new ResourceClient(ds);
@@ -119,7 +119,7 @@ t.test('a Calico-populated etcd: tortie reads every kind, allocates around Calic
     t.same([...st.endpoints.keys()].sort(), ['default/node--a-k8s-web--1-eth0', 'default/node--b-k8s-db--1-eth0']);
     t.same([...st.tiers.keys()].sort(), ['default', 'kube-admin', 'kube-baseline']);
     t.same([...st.policies.keys()].sort(), ['GlobalNetworkPolicy/allow-web-to-db', 'NetworkPolicy/default/web-ingress']);
-    t.ok(st.profiles.has('kns.default'), 'the kns.default profile kube-controllers wrote');
+    t.same([...st.profiles.keys()].sort(), ['kns.default', 'ksa.default.default'], 'the profiles kube-controllers wrote');
     t.same([...st.globalNetworkSets.keys()], ['trusted-outside']);
     t.same([...st.networkSets.keys()], ['default/partners']);
     t.equal(seen.length, 1, 'one reconcile after in-sync');
@@ -180,7 +180,7 @@ t.test('a Calico-populated etcd: tortie reads every kind, allocates around Calic
       t.same(JSON.parse(older), JSON.parse(text), `${kind} ${m[3]}: written back as Calico wrote it`);
       if (older === text) sameBytes.push(`${kind} ${m[3]}`);
     }
-    t.equal(sameBytes.length, 18, `byte for byte: ${sameBytes.join(', ')}`);
+    t.equal(sameBytes.length, 19, `byte for byte: ${sameBytes.join(', ')}`);
 
     // Resources tortie writes: Calico's key, Go's field order, uid and creationTimestamp, no
     // resourceVersion; the stored uid survives an apply without one (calicoctl's Update needs it).
