@@ -25,6 +25,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Datastore, JsonValue, KeyValue } from '../datastore/types';
 import { resourceKey, resourcePrefix } from '../datastore/keys';
+import { casLoop } from '../datastore/cas';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../datastore/errors';
 import { NAMESPACED_KINDS, type Resource, type ResourceKind, type ResourceOfKind } from '../model/types';
 import { validateResource } from '../model/validate';
@@ -248,19 +249,19 @@ export class ResourceClient {
    */
   private async replaceKeepingIdentity(r: Resource, expected: number | undefined, mustExist: boolean): Promise<KeyValue> {
     const key = keyOfResource(r);
-    for (let attempt = 0; ; attempt++) {
+    // Without the user's resourceVersion a lost race is read again (src/datastore/cas.ts); with
+    // it, the conflict is the user's.
+    return casLoop(async () => {
       const cur = await this.ds.get(key);
-      try {
-        if (!cur) {
-          if (mustExist || expected !== undefined) return await this.ds.update(key, toStored(r), { expectedRevision: expected }); // NotFoundError
-          return await this.ds.create(key, toStored(r));
-        }
-        return await this.ds.update(key, toStored(r, identityOf(cur)), { expectedRevision: expected ?? cur.modRevision });
-      } catch (e) {
-        const raced = expected === undefined && (e instanceof ConflictError || e instanceof AlreadyExistsError || (e instanceof NotFoundError && !mustExist));
-        if (!raced || attempt >= 100) throw e;
+      if (!cur) {
+        if (mustExist || expected !== undefined) return this.ds.update(key, toStored(r), { expectedRevision: expected }); // NotFoundError
+        return this.ds.create(key, toStored(r));
       }
-    }
+      return this.ds.update(key, toStored(r, identityOf(cur)), { expectedRevision: expected ?? cur.modRevision });
+    }, {
+      attempts: expected === undefined ? 100 : 1,
+      conflicts: mustExist ? [ConflictError, AlreadyExistsError] : [ConflictError, AlreadyExistsError, NotFoundError],
+    });
   }
 
   /** Replace an existing resource; a compare-and-swap when it carries a resourceVersion. */
