@@ -127,16 +127,55 @@ export function prefixEnd(prefix: Buffer): Buffer {
 export const BIG_INT_MARK = '\u0000int:';
 const BIG_INT_STRING = /"\\u0000int:(-?\d+)"/g;
 
-/** A value's stored form (both backends): its JSON text. Throws InvalidValueError naming the key. */
+/** What Go's json.Marshal escapes inside strings (HTML-safe by default), and how. */
+const GO_ESCAPES: Readonly<Record<string, string>> = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' };
+const GO_ESCAPED = /[<>&\u2028\u2029]/g;
+
+/*
+ * JavaScript objects list integer-like keys first, in numeric order, whatever the insertion
+ * order; Go writes a map's keys sorted as strings ("0", "1", "17", "5": Calico's
+ * sequenceNumberForAllocation). An object with several such keys is written by hand in Go's
+ * order, carried through JSON.stringify as a RAW_MARK string and spliced back afterwards.
+ */
+const INT_KEY = /^(?:0|[1-9]\d*)$/;
+const RAW_MARK = '\u0001raw:';
+const RAW_STRING = /"\\u0001raw:((?:[^"\\]|\\.)*)"/g;
+
+function goMapOrder(this: unknown, _key: string, v: unknown): unknown {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  let ints = 0;
+  for (const k in v) if (INT_KEY.test(k) && ++ints > 1) break;
+  if (ints < 2) return v;
+  const o = v as Record<string, unknown>;
+  const parts: string[] = [];
+  for (const k of Object.keys(o).sort()) {
+    const inner = JSON.stringify(o[k], goMapOrder);
+    if (inner !== undefined) parts.push(`${JSON.stringify(k)}:${inner}`);
+  }
+  return RAW_MARK + '{' + parts.join(',') + '}';
+}
+
+function spliceRaw(text: string): string {
+  return text.replace(RAW_STRING, (_m, lit: string) => spliceRaw(JSON.parse(`"${lit}"`) as string));
+}
+
+/**
+ * A value's stored form (both backends): its JSON text, as Go's json.Marshal writes it (compact;
+ * map keys that are integers in Go's string order; `<`, `>`, `&`, U+2028 and U+2029 escaped —
+ * they only occur inside strings, so a selector's `&&` is stored as libcalico-go stores it).
+ * Throws InvalidValueError naming the key.
+ */
 export function encodeValue(key: string, value: JsonValue): string {
   let text: string | undefined;
   try {
-    text = JSON.stringify(value);
+    text = JSON.stringify(value, goMapOrder);
   } catch (e) {
     throw new InvalidValueError(key, `not JSON-serialisable: ${(e as Error).message}`);
   }
   if (text === undefined) throw new InvalidValueError(key, `not JSON-serialisable: ${typeof value}`);
-  return text.includes('\\u0000int:') ? text.replace(BIG_INT_STRING, '$1') : text;
+  if (text.includes('\\u0001raw:')) text = spliceRaw(text);
+  if (text.includes('\\u0000int:')) text = text.replace(BIG_INT_STRING, '$1');
+  return text.replace(GO_ESCAPED, (c) => GO_ESCAPES[c]!);
 }
 
 /** Parses a stored value's JSON text, keeping integers beyond 2^53 exact (see BIG_INT_MARK). */

@@ -73,3 +73,18 @@ t.test('values: integers beyond 2^53 (Calico\'s uint64 sequence numbers) survive
   t.equal(bigIntValue(41n), 41);
   t.same(decodeValue('{"a":[1,"x\\"12345678901234567890"]}'), { a: [1, 'x"12345678901234567890'] }, 'digits inside an escaped string are left alone');
 });
+
+t.test('values are written as Go\'s json.Marshal writes them: <, >, & escaped (a selector\'s &&)', async (t) => {
+  const v = { selector: "app == 'a' && tier != 'b'", html: '<x>', sep: 'a\u2028b' };
+  const text = encodeValue('/k', v);
+  t.equal(text, '{"selector":"app == \'a\' \\u0026\\u0026 tier != \'b\'","html":"\\u003cx\\u003e","sep":"a\\u2028b"}');
+  t.same(decodeValue(text), v, 'read back unchanged');
+});
+
+t.test('a map with integer keys is written in Go\'s order (keys sorted as strings), nested ones too', async (t) => {
+  const v = { sequenceNumberForAllocation: { 0: 1, 1: 2, 5: 3, 17: 4 }, nested: [{ m: { 10: 'a&', 9: { 2: 'x', 11: 'y' } } }], plain: { b: 1, a: 2 } };
+  t.equal(encodeValue('/k', v as never),
+    '{"sequenceNumberForAllocation":{"0":1,"1":2,"17":4,"5":3},"nested":[{"m":{"10":"a\\u0026","9":{"11":"y","2":"x"}}}],"plain":{"b":1,"a":2}}');
+  const big = decodeValue('{"m":{"5":1733530000123456789,"17":1733530000123456790}}');
+  t.equal(encodeValue('/k', big), '{"m":{"17":1733530000123456790,"5":1733530000123456789}}', 'with exact big integers inside');
+});

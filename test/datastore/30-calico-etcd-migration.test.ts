@@ -24,9 +24,28 @@ import { REPO_ROOT, cliFor } from '../cli/helpers/cli';
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'calico-etcd');
 const EXPECTED = path.join(REPO_ROOT, 'test', 'fixtures', 'calico-etcd-expected');
 
-/** A fixture file's text in the form Go's json.Marshal writes it: compact, same key order. */
+/**
+ * A fixture file's text in the form Go's json.Marshal writes it: compact, same key order, and
+ * `<`, `>`, `&` escaped inside strings. Done on the text itself (not with the code under test).
+ */
 function goJson(file: string): string {
-  return encodeValue(file, decodeValue(fs.readFileSync(file, 'utf8')));
+  const text = fs.readFileSync(file, 'utf8');
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (inString) {
+      if (c === '\\') { out += c + text[++i]; continue; }
+      if (c === '"') inString = false;
+      out += c === '&' ? '\\u0026' : c === '<' ? '\\u003c' : c === '>' ? '\\u003e' : c;
+    } else if (c === '"') {
+      inString = true;
+      out += c;
+    } else if (!/\s/.test(c)) {
+      out += c;
+    }
+  }
+  return out;
 }
 
 /** key → stored bytes of every fixture (the key is the file's path under FIXTURES). */
@@ -215,7 +234,7 @@ t.test('the embedded store uses the same key layout', async (t) => {
   t.teardown(() => ds.close());
   // Calico's pool, loaded as etcd would hold it, is read by the same client code.
   const poolKey = '/calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool';
-  await ds.put(poolKey, decodeValue(fs.readFileSync(path.join(FIXTURES, poolKey + '.json'), 'utf8')));
+  await ds.put(poolKey, decodeValue(goJson(path.join(FIXTURES, poolKey + '.json'))));
   const rc = new ResourceClient(ds);
   t.same((await rc.list('IPPool')).items.map((p) => p.metadata.name), ['default-ipv4-ippool']);
   const got = await new IpamClient(ds).assign({ handleId: 'h1', node: 'n1' });
