@@ -36,3 +36,20 @@ export function openDatastore(config: DatastoreConfig, logger?: Logger): Datasto
       throw new DatastoreConfigError(`unknown datastore type ${JSON.stringify((config as { type: unknown }).type)} (expected etcdv3 or embedded)`);
   }
 }
+
+/** Where tortie before Calico's layout kept its resources and IPAM records. */
+export const PRE_CALICO_LAYOUT_ROOT = '/tortie/';
+
+/**
+ * Refuses a store that still holds tortie's pre-Calico layout (`/tortie/v3/…`,
+ * `/tortie/ipam/…`): an agent reading it as Calico's would see no resources and program an
+ * empty policy over its workloads. Nothing is read or changed beyond the check.
+ */
+export async function assertNoPreCalicoLayout(ds: Datastore): Promise<void> {
+  const old = await ds.list(PRE_CALICO_LAYOUT_ROOT);
+  if (old.items.length === 0) return;
+  throw new DatastoreConfigError(
+    `the datastore holds ${old.items.length} key(s) under ${PRE_CALICO_LAYOUT_ROOT} (e.g. ${old.items[0]!.key}), written by an ` +
+    "older tortie before it used Calico's layout (/calico/resources/v3/…, /calico/ipam/v2/…); this tortie does not read them " +
+    `and does not migrate them: export them with the older tortiectl, re-apply them, then delete the ${PRE_CALICO_LAYOUT_ROOT} keys`);
+}

@@ -8,7 +8,7 @@
  */
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
-import { AlreadyExistsError, ConflictError, openDatastore, type Datastore, type DatastoreConfig } from '../datastore';
+import { AlreadyExistsError, ConflictError, assertNoPreCalicoLayout, openDatastore, type Datastore, type DatastoreConfig } from '../datastore';
 import { casLoop } from '../datastore/cas';
 import { ResourceClient } from '../client/resources';
 import { CalcGraph } from '../calc/graph';
@@ -123,6 +123,7 @@ export async function startAgent(given: NodeConfig, log: Logger): Promise<Runnin
   const metrics = new NodeMetrics();
   const datastore = openDatastore(datastoreConfig(c), log);
   try {
+    await assertNoPreCalicoLayout(datastore);
     const client = new ResourceClient(datastore);
     const detected = await resolveNodeAddress(c);
     if (detected) log.info({ address: detected.address, interface: detected.ifname, method: detected.method }, 'node address');
