@@ -56,6 +56,12 @@ static __always_inline int uplink_parse(struct __sk_buff *skb, struct tortie_pkt
 	return PARSE_IPV4;
 }
 
+/* The SNAT source of natOutgoing pools: Felix's natOutgoingAddress, else the node address. */
+static __always_inline __be32 snat_addr(const struct tortie_netcfg *cfg)
+{
+	return cfg->snat_ip ? cfg->snat_ip : cfg->node_ip;
+}
+
 /* Returns the drop reason (or TORTIE_FORWARD); *act is the tc verdict for forwarded packets. */
 static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 {
@@ -71,19 +77,19 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 		return ret;
 	if (pkt.proto == IPPROTO_IPIP)
 		return ipip_uplink_in(skb, &pkt, l4off, cfg->node_ip, act);
-	if (pkt.daddr == cfg->node_ip && pkt.frag == TORTIE_FRAG_LATER) {
+	if (pkt.daddr == snat_addr(cfg) && pkt.frag == TORTIE_FRAG_LATER) {
 		ret = nat_frag_later(skb, &pkt, TORTIE_FRAG_PT_RNAT);
 		if (ret < 0)
 			return ret;
-	} else if (pkt.daddr == cfg->node_ip) {
+	} else if (pkt.daddr == snat_addr(cfg)) {
 		__u8 type = (__u8)(pkt.dport >> 8);
 
 		if (pkt.proto == IPPROTO_ICMP && icmp_is_error(type))
-			ret = icmp_err_rev(skb, &pkt, l4off, cfg->node_ip);
+			ret = icmp_err_rev(skb, &pkt, l4off, snat_addr(cfg));
 		else if (pkt.proto == IPPROTO_ICMP && type != ICMP_ECHOREPLY)
 			ret = 0; /* only an echo reply answers a SNATed ping: requests and queries are the node's */
 		else
-			ret = nat_rev(skb, &pkt, l4off, cfg->node_ip);
+			ret = nat_rev(skb, &pkt, l4off, snat_addr(cfg));
 		if (ret < 0)
 			return ret;
 	}
@@ -97,7 +103,7 @@ static __always_inline bool needs_snat(const struct tortie_pkt *pkt, const struc
 
 	if (!src || !(src->flags & TORTIE_POOL_F_NAT_OUT))
 		return false;
-	if (pkt->daddr == cfg->node_ip || pool_lookup(pkt->daddr) || node_known(pkt->daddr))
+	if (pkt->daddr == cfg->node_ip || pkt->daddr == snat_addr(cfg) || pool_lookup(pkt->daddr) || node_known(pkt->daddr))
 		return false;
 	return true;
 }
@@ -131,10 +137,10 @@ static __always_inline int uplink_egress(struct __sk_buff *skb)
 		}
 		/* Errors and queries: translated like their flow or dropped (lib/icmp_err.h). */
 		if (pkt.proto == IPPROTO_ICMP && !icmp_is_echo((__u8)(pkt.dport >> 8)))
-			return icmp_err_snat(skb, &pkt, l4off, cfg->node_ip);
-		return nat_snat(skb, &pkt, l4off, cfg->node_ip);
+			return icmp_err_snat(skb, &pkt, l4off, snat_addr(cfg));
+		return nat_snat(skb, &pkt, l4off, snat_addr(cfg));
 	}
-	if (pkt.saddr == cfg->node_ip)
+	if (pkt.saddr == snat_addr(cfg))
 		nat_host_egress(&pkt);
 	return TORTIE_FORWARD;
 }

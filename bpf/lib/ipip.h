@@ -155,6 +155,8 @@ static __always_inline int ipip_encap_redirect(struct __sk_buff *skb, const stru
 	if (ip.ttl <= 1)
 		goto fallback; /* the kernel sends time-exceeded */
 	wire = ipip_wire_len(skb, &ip);
+	if (cfg->ipip_mtu && wire > cfg->ipip_mtu)
+		goto fallback; /* over the IPIP MTU: the kernel route (mtu ipip_mtu) answers frag-needed */
 	fib.family = AF_INET;
 	fib.l4_protocol = IPPROTO_IPIP;
 	fib.tot_len = wire + IPIP_HLEN > 0xffff ? 0xffff : wire + IPIP_HLEN;

@@ -303,10 +303,10 @@ struct tortie_node_info {
 /* tortie_netcfg_v1 (array, one entry at index 0): this node's networking parameters.
  * node_ip 0 = not configured yet: no encapsulation, no NAT, IPIP is not decapsulated. */
 struct tortie_netcfg {
-	__be32 node_ip;         /* outer source of IPIP, SNAT address */
+	__be32 node_ip;         /* outer source of IPIP; SNAT address unless snat_ip is set */
 	__u32 uplink_ifindex;   /* where encapsulated packets leave (fib lookup input) */
-	__u32 flags;            /* reserved */
-	__u32 pad;
+	__u32 ipip_mtu;         /* Felix's IPIP MTU: bigger inner packets are left to the kernel route; 0 = the uplink's less 20 */
+	__be32 snat_ip;         /* Felix's natOutgoingAddress; 0 = node_ip */
 };
 
 /* tortie_nat4_v2 (hash, not LRU: a live mapping is never evicted): one entry per direction of a

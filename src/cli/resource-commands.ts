@@ -23,7 +23,7 @@ import { casLoop } from '../datastore/cas';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../datastore/errors';
 import type { Datastore } from '../datastore/types';
 import {
-  API_VERSION_V3, checkPolicyTier, checkPoolOverlaps, checkUpdate, formatProblem,
+  API_VERSION_V3, checkPolicyTier, checkPoolOverlaps, checkUpdate, formatProblem, unenforcedWarnings, FELIX_HONOURED,
   type IPPool, type Problem, type Resource, type ResourceKind, type ResourceList,
 } from '../model';
 import { metaTimestamp } from '../model/values';
@@ -226,11 +226,24 @@ export async function runWrite(verb: WriteVerb, binary: string, argv: readonly s
       }
     }
   });
-  if (out.handled > 0 && resources.slice(0, out.handled).some((r) => r.kind === 'FelixConfiguration')) {
-    // As Felix (which restarts on a config change), tortie-node reads FelixConfiguration at start-up.
-    io.stderr.write('Note: FelixConfiguration takes effect when tortie-node (re)starts\n');
-  }
+  writeFelixNotes(resources.slice(0, out.handled), io);
   return report(verb, out, io);
+}
+
+/**
+ * What was written of FelixConfiguration: the hint fields accepted without effect (warnings), and
+ * which honoured fields make tortie-node restart itself (the others apply while it runs).
+ */
+function writeFelixNotes(written: readonly Resource[], io: CliIO): void {
+  const restart = new Set<string>();
+  for (const r of written) {
+    if (r.kind !== 'FelixConfiguration') continue;
+    for (const w of unenforcedWarnings(r)) io.stderr.write(`Warning: ${formatProblem(w)}\n`);
+    for (const k of Object.keys(r.spec)) if (FELIX_HONOURED[k] === 'restart') restart.add(k);
+  }
+  if (restart.size > 0) {
+    io.stderr.write(`Note: tortie-node restarts itself to apply ${[...restart].join(', ')} (as Felix does); the other fields apply while it runs\n`);
+  }
 }
 
 /** Above this many resources of a kind in one input, preflight lists the kind instead of reading each. */

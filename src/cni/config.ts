@@ -13,7 +13,11 @@
  *                         or its alias TORTIE_STORE_DIR, else /var/lib/tortie/store; the
  *                         choice is src/datastore/config.ts's, shared with tortiectl and the agent)
  *   nodename, nodename_file   this node's name (default NODENAME env, else the hostname)
- *   mtu                   workload MTU (default: 1500, or 1480 when the address's pool uses IPIP)
+ *   mtu                   workload MTU (default: what tortie-node wrote to mtu_file, as Calico's plugin
+ *                         reads /var/lib/calico/mtu; without that file 1500, or 1480 when the
+ *                         address's pool uses IPIP)
+ *   mtu_file              where tortie-node writes the detected MTU (default: TORTIE_MTU_FILE env,
+ *                         else <TORTIE_RUN_DIR or /run/tortie>/mtu)
  *   ipam                  {type: "tortie-ipam", ipv4_pools?: [name|cidr…]}
  *   policy                {type: "k8s" | "none"} (recorded; policy comes from the datastore)
  *   policy_only           true: beside another CNI plugin — no IPAM, veth or routes; only the
@@ -62,6 +66,7 @@ export interface NetConf {
   ipam?: IpamConf;
   policy?: { type: string };
   policy_only?: boolean;
+  mtu_file?: string;
   interface_prefix?: string;
   labels?: Record<string, string>;
   profiles?: string[];
@@ -182,6 +187,10 @@ export function parseNetConf(stdin: string): NetConf {
   if (raw.mtu !== undefined) {
     if (typeof raw.mtu !== 'number' || !Number.isInteger(raw.mtu) || raw.mtu < 576 || raw.mtu > 65535) bad('mtu', `${JSON.stringify(raw.mtu)} must be an integer from 576 to 65535`);
     conf.mtu = raw.mtu as number;
+  }
+  if (raw.mtu_file !== undefined) {
+    if (typeof raw.mtu_file !== 'string' || !raw.mtu_file.startsWith('/')) bad('mtu_file', `${JSON.stringify(raw.mtu_file)} must be an absolute path`);
+    conf.mtu_file = raw.mtu_file as string;
   }
   if (raw.policy_only !== undefined) {
     if (typeof raw.policy_only !== 'boolean') bad('policy_only', `must be true or false, got ${JSON.stringify(raw.policy_only)}`);

@@ -27,6 +27,8 @@
  * Errors: the spec's error object on stdout, exit status 1 (codes in errors.ts).
  */
 import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ResourceClient } from '../client/resources';
 import type { Datastore } from '../datastore/types';
 import { IpamClient } from '../ipam/client';
@@ -141,9 +143,24 @@ async function deleteWep(ctx: Ctx): Promise<void> {
   }
 }
 
-/** Config `mtu`, else 1500 less the IPIP header when the address's pool encapsulates. */
+/** The MTU tortie-node detected (src/dataplane/routes.ts writes it), if it wrote a sane one. */
+function agentMtu(conf: { mtu_file?: string }): number | undefined {
+  const file = conf.mtu_file ?? process.env.TORTIE_MTU_FILE ?? join(process.env.TORTIE_RUN_DIR || '/run/tortie', 'mtu');
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch { return undefined; }
+  const n = Number(text.trim());
+  return Number.isInteger(n) && n >= 576 && n <= 65535 ? n : undefined;
+}
+
+/**
+ * Config `mtu`; else, as Calico's plugin, the MTU the agent wrote (the IPIP MTU when a pool
+ * encapsulates: the host's detected MTU less 20); else 1500 less the IPIP header when the
+ * address's pool encapsulates.
+ */
 async function workloadMtu(ctx: Ctx, ips: string[]): Promise<number> {
   if (ctx.conf.mtu !== undefined) return ctx.conf.mtu;
+  const fromAgent = agentMtu(ctx.conf);
+  if (fromAgent !== undefined) return fromAgent;
   try {
     const pools = await new IpamClient(ctx.ds()).listPools();
     const addr = parseV4Net(`${ips[0]!.split('/')[0]}/32`).base;

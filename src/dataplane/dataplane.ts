@@ -28,7 +28,7 @@ import { loadPrefilter, loadWep, type EndpointToHostAction, type PrefilterDatapa
 import { PolicyDataplane } from './bpf/policy-sync';
 import { mapOps } from './bpf/loader';
 import { encodePrefilter, type Entry } from './bpf/encode';
-import { ctStatus, sweepConntrack, type CtStatus } from './bpf/conntrack';
+import { ctStatus, sweepConntrack, type CtStatus, type CtTimeouts } from './bpf/conntrack';
 import { decodeEvent, readCounters, readEventBudgets, type FlowEvent } from './bpf/counters';
 import { EventBudgetTotals, FlowLogLimiter, type FlowLogLimits } from './bpf/observe';
 import { dropReasonLabel } from './bpf/drop-reasons';
@@ -48,6 +48,8 @@ export interface BpfDataplaneOptions {
   ctMaxEntries?: number;
   /** Conntrack entries one workload address may own (default ctMaxEntries / 8; 0 = no quota). */
   ctQuota?: number;
+  /** Conntrack timeouts (load-time constants of the programs, and the sweep's; default Calico's). */
+  ctTimeouts?: CtTimeouts;
   /** Felix's defaultEndpointToHostAction (default Drop, as Calico; Return acts as Accept). */
   endpointToHostAction?: EndpointToHostAction;
   /** Flow-log sink for denied flows and Log rule hits (default: the logger at info). */
@@ -64,7 +66,7 @@ export interface BpfDataplaneOptions {
   /** Link re-list period (the monitor catches changes immediately). */
   linkResyncMs?: number;
   /** Calico networking (routes, IPIP, NAT outgoing); false = policy only. Default on. */
-  routing?: false | Pick<RouteManagerOptions, 'routeProtocol' | 'nat' | 'routeSource'>;
+  routing?: false | Pick<RouteManagerOptions, 'routeProtocol' | 'nat' | 'routeSource' | 'mtu' | 'natOutgoingAddress'>;
 }
 
 export interface FlowLog {
@@ -155,7 +157,7 @@ export class BpfDataplane {
 
   private async init(): Promise<void> {
     mkdirSync(this.o.pinRoot, { recursive: true });
-    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, ctQuota: this.o.ctQuota, endpointToHostAction: this.o.endpointToHostAction, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
+    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, ctQuota: this.o.ctQuota, ctTimeouts: this.o.ctTimeouts, endpointToHostAction: this.o.endpointToHostAction, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
     if (this.o.uplink) this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir });
     if (this.o.routing !== false) {
       this.routes = await RouteManager.open({

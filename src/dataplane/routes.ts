@@ -8,7 +8,7 @@
  *   applyDelta(delta) ───────────┼─> desired (pure) ───┼─> tortie_node4_v1 / tortie_pool4_v1
  *                                │   planRoutes()      ├─> tortie_rt4_v1     (cidr → node, ENCAP)
  *   apply() ─────────────────────┘                     ├─> ip route <cidr> via <next hop> dev <uplink>
- *                                                      │       proto 122 [mtu <uplink MTU − 20>]
+ *                                                      │       proto 122 [mtu <IPIP MTU>]
  *                                                      └─> tc ingress/egress on the uplink (tortie_uplink)
  *
  * Contract:
@@ -19,9 +19,15 @@
  *   (`bgp.ipv4Address`, with its subnet). Same subnet as this node (decided by this node's prefix)
  *   → next hop is the node itself; otherwise the underlay next hop towards it (`ip route get`).
  *   IPIP when the workload's pool says `Always`, or `CrossSubnet` and the node is in another
- *   subnet; such routes carry `mtu <uplink MTU − 20>` so the kernel answers frag-needed (or
+ *   subnet; such routes carry `mtu <IPIP MTU>` so the kernel answers frag-needed (or
  *   fragments) before the uplink program adds the outer header. Routes to this node's own
  *   workloads are the CNI plugin's, never touched here.
+ * - The IPIP MTU is Felix's: `ipipMTU` when set, else detected — the smallest MTU of the host
+ *   interfaces matching `mtuIfacePattern` (the uplink's when none matches), less the 20-byte
+ *   IPIP header (AWS: 9001 → 8981). It is also in tortie_netcfg_v1 (the workload program's fast
+ *   path leaves bigger packets to the kernel route) and, as Calico's /var/lib/calico/mtu, in the
+ *   MTU file the CNI plugin sizes new workloads by: the IPIP MTU when a pool encapsulates, else
+ *   the host MTU. setMtu() and setNatOutgoingAddress() change them while running.
  * - Everything this manager writes is recognisable after a restart: kernel routes by protocol
  *   `routeProtocol` (default 122, "tortie"), maps by their pinned names. reconcile() reads the
  *   kernel, writes the differences and sweeps what is not wanted (mark-and-sweep); apply() after
@@ -35,7 +41,8 @@ import type { CalcDelta, RoutingState } from '../calc/types';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
 import { run } from '../util/netns';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { loadUplink, resolveNatOptions, type NatOptions, type UplinkDatapath } from './bpf/loader';
 import { parseCidr4 } from './bpf/encode';
 import {
@@ -49,6 +56,8 @@ import { BACKOFF, backoffMs } from '../util/retry';
 
 export const DEFAULT_ROUTE_PROTOCOL = 122;
 export const IPIP_OVERHEAD = 20;
+/** Felix's default MTUIfacePattern: the usual names of physical NICs. */
+export const DEFAULT_MTU_PATTERN = '^((en|wl|ww|sl|ib)[Pcopsvx].*|(eth|wlan|wwan).*)';
 
 export class RouteError extends TortieError {
   constructor(code: string, message: string) {
@@ -71,10 +80,28 @@ export interface RouteManagerOptions {
    */
   routeSource?: 'datastore' | 'bgp';
   nat?: NatOptions;
+  /** IPIP MTU: Felix's ipipMTU (0 = detect), mtuIfacePattern, and the MTU file for the CNI plugin ('' = none). */
+  mtu?: MtuOptions;
+  /** Felix's natOutgoingAddress: SNAT source instead of the node address (undefined/'' = the node's). */
+  natOutgoingAddress?: string;
   /** The workloads' conntrack (tortie_ct4_v3): the NAT sweep's judge of RSTs from outside. */
   ct4?: BpfMap;
   objectDir?: string;
   log?: Logger;
+}
+
+export interface MtuOptions {
+  ipipMtu: number;
+  ifacePattern: string;
+  file?: string;
+}
+
+/** Felix's MTU detection: the smallest MTU of the links whose name matches `pattern`; undefined when none does. */
+export function smallestMatchingMtu(links: readonly { ifname: string; mtu: number }[], pattern: string): number | undefined {
+  const re = new RegExp(pattern);
+  let best: number | undefined;
+  for (const l of links) if (re.test(l.ifname) && (best === undefined || l.mtu < best)) best = l.mtu;
+  return best;
 }
 
 // ------------------------------------------------------------------ pure planning
@@ -190,6 +217,11 @@ export class RouteManager {
   private kernelRoutes = new Map<string, string>();            // cidr → routeSpec
   private readonly mapState = new Map<BpfMap, Map<string, string>>(); // map → hex(key) → hex(value) (strings: ~10k entries, Buffers cost several times more heap)
   private uplink?: { name: string; ifindex: number; mtu: number };
+  private mtuOpts: MtuOptions;
+  private natOutgoingAddress: string;
+  /** Host MTU (detected) and the IPIP MTU in force, as of the last uplink resolution. */
+  private mtu?: { host: number; ipip: number; from: string };
+  private writtenMtuFile?: string;
   private uplinkFor?: string;                                  // node address the uplink was resolved for
   private readonly gateways = new Map<string, string>();       // node address → underlay next hop
   private attachedIfindex?: number;
@@ -207,6 +239,8 @@ export class RouteManager {
 
   private constructor(private readonly o: RouteManagerOptions) {
     this.ctRst = o.ct4 ? ctAcceptedClose(o.ct4) : undefined;
+    this.mtuOpts = o.mtu ?? { ipipMtu: 0, ifacePattern: DEFAULT_MTU_PATTERN };
+    this.natOutgoingAddress = o.natOutgoingAddress ?? '';
     this.log = (o.log ?? silentLogger).child({ component: 'routes' });
     this.proto = o.routeProtocol ?? DEFAULT_ROUTE_PROTOCOL;
     if (!Number.isInteger(this.proto) || this.proto < 1 || this.proto > 255) {
@@ -247,6 +281,24 @@ export class RouteManager {
     if (changed) this.dirty = true;
     return changed;
   }
+
+  /** Felix's ipipMTU / mtuIfacePattern / the MTU file changed (FelixConfiguration): re-detect and rewrite on apply(). */
+  setMtu(m: MtuOptions): void {
+    new RegExp(m.ifacePattern); // throws on a bad pattern before anything changes
+    this.mtuOpts = { ...m };
+    this.uplinkFor = undefined; // re-read the links
+    this.dirty = true;
+  }
+
+  /** Felix's natOutgoingAddress changed ('' = the node address): new mappings use it after apply(). */
+  setNatOutgoingAddress(ip: string): void {
+    if (ip !== '') parseCidr4(`${ip}/32`); // throws on a bad address
+    this.natOutgoingAddress = ip;
+    this.dirty = true;
+  }
+
+  /** The host and IPIP MTUs in force (after the first apply that found the uplink). */
+  get mtuInForce(): { host: number; ipip: number; from: string } | undefined { return this.mtu; }
 
   /** routeSource 'bgp': the learned routes (cidr → node name), replacing the previous set. */
   setLearnedRoutes(routes: ReadonlyMap<string, string>): void {
@@ -296,6 +348,7 @@ export class RouteManager {
       this.gateways.clear();
       this.uplink = plan.nodeIp ? await this.resolveUplink(plan.nodeIp) : undefined;
       this.uplinkFor = plan.nodeIp;
+      if (this.uplink) await this.detectMtu(this.uplink);
     }
     if (this.needKernelRead) await this.readKernel();
 
@@ -338,7 +391,7 @@ export class RouteManager {
         const key = lpm4Key(r.cidr);
         const cidr = lpm4KeyCidr(key);
         rt.set(hex(key), routeCodec.encode({ next_hop: r.nodeIp, flags: RT_F.WORKLOAD | (r.encap ? RT_F.ENCAP : 0) }));
-        kernel.set(cidr, r.encap ? { via, mtu: this.uplink.mtu - IPIP_OVERHEAD } : { via });
+        kernel.set(cidr, r.encap ? { via, mtu: this.mtu!.ipip } : { via });
       }
     }
     this.syncMap(this.dp.maps.node4, nodes);
@@ -348,11 +401,14 @@ export class RouteManager {
     // at the end so that the agent retries (as a reconcile).
     const routeError = await this.syncKernelRoutes(kernel);
     this.syncMap(this.dp.maps.rt4, rt);
+    const on = plan.nodeIp !== undefined && this.uplink !== undefined;
     const cfg = netcfgCodec.encode({
-      node_ip: plan.nodeIp && this.uplink ? plan.nodeIp : '0.0.0.0', uplink_ifindex: this.uplink?.ifindex ?? 0, flags: 0,
+      node_ip: on ? plan.nodeIp! : '0.0.0.0', uplink_ifindex: this.uplink?.ifindex ?? 0,
+      ipip_mtu: on ? this.mtu!.ipip : 0, snat_ip: on && this.natOutgoingAddress ? this.natOutgoingAddress : '0.0.0.0',
     });
     this.syncMap(this.dp.maps.netcfg, new Map([[hex(NETCFG_KEY), cfg]]), false);
     this.attachUplink();
+    if (on) this.writeMtuFile();
     this.lastPlan = plan;
     if (routeError ?? deferred) {
       this.dirty = true;
@@ -382,6 +438,30 @@ export class RouteManager {
     if (!link) throw new RouteError('ERR_ROUTES_NO_UPLINK', `uplink ${name} does not exist`);
     if (this.uplink && this.uplink.ifindex !== link.ifindex) this.attachedIfindex = undefined;
     return { name, ifindex: link.ifindex, mtu: link.mtu };
+  }
+
+  /** Felix's MTU detection over the node's links (see the contract); logs what changed. */
+  private async detectMtu(uplink: { name: string; mtu: number }): Promise<void> {
+    const links = await this.ipJson<{ ifname: string; mtu: number }[]>(['link', 'show']);
+    const found = smallestMatchingMtu(links, this.mtuOpts.ifacePattern);
+    const host = found ?? uplink.mtu;
+    const ipip = this.mtuOpts.ipipMtu || host - IPIP_OVERHEAD;
+    const from = this.mtuOpts.ipipMtu ? 'ipipMTU' : found !== undefined ? `smallest MTU of the interfaces matching ${this.mtuOpts.ifacePattern}` : `uplink ${uplink.name} (no interface matches ${this.mtuOpts.ifacePattern})`;
+    if (this.mtu?.host !== host || this.mtu?.ipip !== ipip) this.log.info({ hostMtu: host, ipipMtu: ipip, from }, 'MTU');
+    this.mtu = { host, ipip, from };
+  }
+
+  /** Calico's MTU file: what the CNI plugin gives new workloads (IPIP MTU when a pool encapsulates). */
+  private writeMtuFile(): void {
+    const file = this.mtuOpts.file;
+    if (!file || !this.mtu) return;
+    const encap = this.routing.pools.some((p) => p.cidr.includes('.') && p.ipipMode !== 'Never' && !p.disabled);
+    const text = `${encap ? this.mtu.ipip : this.mtu.host}\n`;
+    if (text === this.writtenMtuFile) return;
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(`${file}.tmp`, text);
+    renameSync(`${file}.tmp`, file);
+    this.writtenMtuFile = text;
   }
 
   /** The underlay next hop towards a node outside this node's subnet. */

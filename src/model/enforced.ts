@@ -116,8 +116,30 @@ function globalPolicy(p: GlobalNetworkPolicy, add: Add): void {
   });
 }
 
-/** FelixConfiguration fields tortie-node honours (at start-up, under flags and environment). */
-export const FELIX_HONOURED = ['logSeverityScreen', 'healthEnabled', 'healthPort', 'healthHost', 'interfacePrefix', 'natPortRange', 'bpfMapSizeConntrack', 'defaultEndpointToHostAction'] as const;
+/**
+ * FelixConfiguration, field by field (README, "FelixConfiguration fields"; change both together).
+ * Honoured fields are in force on every tortie-node: `live` ones as soon as the resource changes,
+ * `restart` ones when the agent restarts (it restarts itself on such a change, as Felix does for
+ * every field: src/node/felix-live.ts). Failsafe ports belong to host endpoints (not listed here).
+ */
+export const FELIX_HONOURED: Readonly<Record<string, 'live' | 'restart'>> = {
+  logSeverityScreen: 'live',
+  logSeverityFile: 'live',
+  healthEnabled: 'live',
+  healthPort: 'live',
+  healthHost: 'live',
+  prometheusMetricsEnabled: 'live',
+  prometheusMetricsPort: 'live',
+  prometheusMetricsHost: 'live',
+  ipipMTU: 'live',
+  mtuIfacePattern: 'live',
+  natOutgoingAddress: 'live',
+  interfacePrefix: 'restart',
+  natPortRange: 'restart',
+  bpfMapSizeConntrack: 'restart',
+  bpfConntrackTimeouts: 'restart',
+  defaultEndpointToHostAction: 'restart',
+};
 
 /** Fields whose value is what tortie does anyway: accepted with that value only. */
 const FELIX_VACUOUS: Readonly<Record<string, { value: unknown; why: string }>> = {
@@ -125,25 +147,70 @@ const FELIX_VACUOUS: Readonly<Record<string, { value: unknown; why: string }>> =
   ipv6Support: { value: false, why: NO_V6 },
   usageReportingEnabled: { value: false, why: 'tortie reports no usage' },
   // calico/node writes reportingInterval 0s into the default FelixConfiguration of every etcd
-  // cluster: accepted so a Calico cluster's configuration can be edited and written back.
+  // cluster: accepted (silently) so a Calico cluster's configuration can be edited and written
+  // back; another value is a warned hint (FELIX_WARNED).
   reportingInterval: { value: '0s', why: 'tortie-node reports no status to the datastore' },
-  logSeverityFile: { value: 'None', why: 'tortie-node logs to stdout only' },
-  logSeveritySys: { value: 'None', why: 'tortie-node logs to stdout only' },
+  logSeveritySys: { value: 'None', why: 'tortie-node does not log to syslog (stderr and FELIX_LOGFILEPATH)' },
+  chainInsertMode: { value: 'Insert', why: "tortie's tc programs see every packet before any iptables rule (as Insert)" },
 };
+
+/**
+ * Tuning hints of Felix's iptables/refresh/reporting machinery, which tortie does not have:
+ * accepted with a warning (src/cli prints it), never with an effect.
+ */
+export const FELIX_WARNED: Readonly<Record<string, string>> = {
+  iptablesRefreshInterval: 'tortie programs no iptables rules',
+  iptablesPostWriteCheckInterval: 'tortie programs no iptables rules',
+  iptablesLockTimeout: 'tortie programs no iptables rules',
+  iptablesLockProbeInterval: 'tortie programs no iptables rules',
+  iptablesBackend: 'tortie programs no iptables rules',
+  ipsetsRefreshInterval: 'tortie uses no ipsets (BPF maps)',
+  maxIpsetSize: 'tortie uses no ipsets (BPF maps: sets have no size limit but memory)',
+  routeRefreshInterval: 'tortie reconciles routes on events and on every resync, not on a timer',
+  interfaceRefreshInterval: 'tortie follows interfaces with ip monitor and a periodic re-list of its own',
+  netlinkTimeout: 'tortie has no netlink timeout to tune',
+  reportingInterval: 'tortie-node writes no Felix status reports',
+  reportingTTL: 'tortie-node writes no Felix status reports',
+  dataplaneWatchdogTimeout: "tortie-node's liveness is its own (/liveness: the event loop's last turn)",
+  healthTimeoutOverrides: "tortie-node's health has no per-component timeouts",
+  bpfLogLevel: 'tortie\'s programs have no debug log (drops are counted and flow-logged)',
+  logPrefix: 'tortie has no iptables LOG rules (Log rules go to the flow log)',
+  prometheusGoMetricsEnabled: 'tortie-node is not a Go program',
+  prometheusProcessMetricsEnabled: "prom-client's process metrics are not served",
+};
+
+/** The warnings for a FelixConfiguration's hint fields (empty for other kinds): printed, not refused. */
+export function unenforcedWarnings(r: Resource): Problem[] {
+  if (r.kind !== 'FelixConfiguration') return [];
+  const out: Problem[] = [];
+  for (const key of Object.keys(r.spec)) {
+    if (!Object.prototype.hasOwnProperty.call(FELIX_WARNED, key)) continue;
+    if (Object.prototype.hasOwnProperty.call(FELIX_VACUOUS, key) && r.spec[key] === FELIX_VACUOUS[key]!.value) continue; // what tortie does anyway
+    out.push({ kind: r.kind, name: r.metadata.name, path: `spec.${key}`, reason: `accepted but ignored: ${FELIX_WARNED[key]}` });
+  }
+  const ct = r.spec.bpfConntrackTimeouts ?? {};
+  if (ct.creationGracePeriod !== undefined) {
+    out.push({ kind: r.kind, name: r.metadata.name, path: 'spec.bpfConntrackTimeouts.creationGracePeriod', reason: 'accepted but ignored: tortie creates a conntrack entry only after policy allowed the packet, so there is no grace period' });
+  }
+  for (const [k, v] of Object.entries(ct)) {
+    if (v === 'Auto' && k !== 'creationGracePeriod') {
+      out.push({ kind: r.kind, name: r.metadata.name, path: `spec.bpfConntrackTimeouts.${k}`, reason: "Auto means tortie's default (Calico's fixed default), not the Linux conntrack sysctl" });
+    }
+  }
+  return out;
+}
 
 function felix(spec: FelixConfigurationSpec, add: Add): void {
   for (const key of Object.keys(spec)) {
-    if ((FELIX_HONOURED as readonly string[]).includes(key)) continue;
+    if (Object.prototype.hasOwnProperty.call(FELIX_HONOURED, key) || Object.prototype.hasOwnProperty.call(FELIX_WARNED, key)) continue;
     const vac = Object.prototype.hasOwnProperty.call(FELIX_VACUOUS, key) ? FELIX_VACUOUS[key] : undefined;
     if (vac !== undefined) {
       if (spec[key] !== vac.value) add(`spec.${key}`, `only ${JSON.stringify(vac.value)} is supported: ${vac.why}`);
       continue;
     }
-    add(`spec.${key}`, `is not supported by tortie (tortie-node honours ${FELIX_HONOURED.join(', ')}; see README)`);
+    add(`spec.${key}`, 'is not supported by tortie (README, "FelixConfiguration fields", lists what tortie-node honours)');
   }
-  if (spec.interfacePrefix !== undefined && spec.interfacePrefix.includes(',')) {
-    add('spec.interfacePrefix', `${JSON.stringify(spec.interfacePrefix)}: a list of prefixes is not supported (tortie-node attaches to one prefix)`);
-  }
+  if (spec.natOutgoingAddress !== undefined && isV6(spec.natOutgoingAddress)) add('spec.natOutgoingAddress', `${spec.natOutgoingAddress}: ${NO_V6}`);
 }
 
 function rules(list: Rule[] | undefined, path: string, add: Add): void {

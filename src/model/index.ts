@@ -76,7 +76,7 @@ export {
   type OutputOptions,
   type ParseOptions,
 } from './documents';
-export { unenforcedProblems, FELIX_HONOURED } from './enforced';
+export { unenforcedProblems, unenforcedWarnings, FELIX_HONOURED, FELIX_WARNED } from './enforced';
 export {
   namespaceProfile,
   namespaceOfProfile,

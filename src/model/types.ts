@@ -439,7 +439,7 @@ export interface FelixConfigurationSpec {
   healthEnabled?: boolean;
   healthPort?: number;
   healthHost?: string;
-  /** One interface-name prefix (Calico also takes a comma list; tortie refuses more than one). */
+  /** Interface-name prefix of workloads, or Calico's comma list (`cali,tap`). */
   interfacePrefix?: string;
   /** SNAT source ports, `min:max` (a single port as `p`). */
   natPortRange?: string;
@@ -447,8 +447,24 @@ export interface FelixConfigurationSpec {
   bpfMapSizeConntrack?: number;
   /** Drop (Calico's default), Accept, Return (tortie has no host endpoints: as Accept). */
   defaultEndpointToHostAction?: 'Drop' | 'Accept' | 'Return';
+  /** Debug, Info, Warning, Error, Fatal, None: the log file's severity. */
+  logSeverityFile?: string;
+  prometheusMetricsEnabled?: boolean;
+  prometheusMetricsPort?: number;
+  prometheusMetricsHost?: string;
+  /** MTU of IPIP routes and workloads (0/absent: detected, the smallest MTU of the host interfaces matching mtuIfacePattern less 20). */
+  ipipMTU?: number;
+  /** Regular expression of the host interfaces MTU detection considers (Calico's default when absent). */
+  mtuIfacePattern?: string;
+  /** SNAT source address for natOutgoing pools instead of the node address. */
+  natOutgoingAddress?: string;
+  /** Felix's BPF conntrack timers: each a duration (`20s`, `1h30m`) or `Auto` (tortie's default). */
+  bpfConntrackTimeouts?: Partial<Record<FelixConntrackTimer, string>>;
   [field: string]: unknown;
 }
+
+/** Calico's bpfConntrackTimeouts keys. */
+export type FelixConntrackTimer = 'creationGracePeriod' | 'tcpSynSent' | 'tcpEstablished' | 'tcpFinsSeen' | 'tcpResetSeen' | 'udpTimeout' | 'genericTimeout' | 'icmpTimeout';
 
 export interface FelixConfiguration {
   apiVersion: ApiVersionV3;

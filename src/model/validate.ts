@@ -9,7 +9,7 @@
  * Only v3 input is accepted here; v1 and Kubernetes documents go through src/model/convert.
  */
 import { createHash } from 'node:crypto';
-import { bgpConfigNameProblem, bgpConfiguration, bgpPeer } from './bgp';
+import { bgpConfigNameProblem, bgpConfiguration, bgpPeer, parseDuration } from './bgp';
 import { Issues, ValidationError, type Problem } from './errors';
 import { MAX_RULES, asResourceName, validateRules } from './rules';
 import { checkSelector } from './selectors';
@@ -29,6 +29,7 @@ import {
   type ClusterInformationSpec,
   type FelixConfiguration,
   type FelixConfigurationSpec,
+  type FelixConntrackTimer,
   type IPNAT,
   type IPPool,
   type IPPoolSpec,
@@ -1199,6 +1200,9 @@ function clusterInformation(meta: ObjectMeta, v: unknown, issues: Issues): Clust
 /** Calico's logSeverityScreen values. */
 export const FELIX_LOG_SEVERITIES = ['Debug', 'Info', 'Warning', 'Error', 'Fatal'] as const;
 
+/** Calico's bpfConntrackTimeouts keys. */
+export const FELIX_CONNTRACK_TIMERS = ['creationGracePeriod', 'tcpSynSent', 'tcpEstablished', 'tcpFinsSeen', 'tcpResetSeen', 'udpTimeout', 'genericTimeout', 'icmpTimeout'] as const;
+
 /** Calico's defaultEndpointToHostAction values (Return: host endpoint policy decides; tortie has none, so it acts as Accept). */
 export const FELIX_ENDPOINT_TO_HOST_ACTIONS = ['Drop', 'Accept', 'Return'] as const;
 
@@ -1249,9 +1253,68 @@ function felixConfiguration(meta: ObjectMeta, v: unknown, issues: Issues): Felix
         break;
       }
       case 'healthHost':
+      case 'prometheusMetricsHost':
       case 'interfacePrefix': {
         const str = asString(val, p, issues);
         if (str !== undefined && str !== '') spec[key] = str;
+        break;
+      }
+      case 'logSeverityFile': {
+        const str = asString(val, p, issues);
+        const hit = [...FELIX_LOG_SEVERITIES, 'None'].find((x) => x.toLowerCase() === str?.toLowerCase());
+        if (str !== undefined && hit === undefined) issues.add(p, `must be one of ${FELIX_LOG_SEVERITIES.join(', ')}, None, got ${quote(str)}`);
+        else if (hit !== undefined) spec.logSeverityFile = hit;
+        break;
+      }
+      case 'prometheusMetricsEnabled': {
+        const b = asBoolean(val, p, issues);
+        if (b !== undefined) spec.prometheusMetricsEnabled = b;
+        break;
+      }
+      case 'prometheusMetricsPort': {
+        const n = asInteger(val, p, issues, 1, 65535);
+        if (n !== undefined) spec.prometheusMetricsPort = n;
+        break;
+      }
+      case 'ipipMTU': {
+        // 0 = detect (Calico's default); otherwise what IPv4 allows down to its minimum.
+        const n = asInteger(val, p, issues, 0, 65515);
+        if (n !== undefined && n !== 0 && n < 576) issues.add(p, `must be 0 (detect) or at least 576 (IPv4's minimum datagram), got ${n}`);
+        else if (n !== undefined) spec.ipipMTU = n;
+        break;
+      }
+      case 'mtuIfacePattern': {
+        const str = asString(val, p, issues);
+        if (str === undefined) break;
+        try { new RegExp(str); spec.mtuIfacePattern = str; } catch (e) { issues.add(p, `${quote(str)} is not a regular expression: ${(e as Error).message}`); }
+        break;
+      }
+      case 'natOutgoingAddress': {
+        const str = asString(val, p, issues);
+        if (str === undefined || str === '') break;
+        const ip = parseIP(str.trim());
+        if (!ip) issues.add(p, `must be an IP address, got ${quote(str)}`);
+        else spec.natOutgoingAddress = formatIP(ip);
+        break;
+      }
+      case 'bpfConntrackTimeouts': {
+        const o = asObject(val, p, issues);
+        if (o === undefined) break;
+        const out: Partial<Record<FelixConntrackTimer, string>> = {};
+        for (const [k, v] of Object.entries(o)) {
+          const kp = `${p}.${k}`;
+          if (!(FELIX_CONNTRACK_TIMERS as readonly string[]).includes(k)) {
+            issues.add(kp, `is not a conntrack timer (one of ${FELIX_CONNTRACK_TIMERS.join(', ')})`);
+            continue;
+          }
+          if (v === undefined || v === null) continue;
+          const str = asString(v, kp, issues);
+          if (str === undefined) continue;
+          const secs = str === 'Auto' ? 0 : parseDuration(str.trim());
+          if (secs === undefined || (str !== 'Auto' && (secs < 1 || secs > 86400 * 365))) issues.add(kp, `must be "Auto" or a duration from 1s to 8760h (e.g. 20s, 1h), got ${quote(str)}`);
+          else out[k as FelixConntrackTimer] = str === 'Auto' ? 'Auto' : str.trim();
+        }
+        spec.bpfConntrackTimeouts = out;
         break;
       }
       default:

@@ -19,7 +19,7 @@
  */
 import type { Server } from 'node:http';
 import { Syncer, RESOURCE_ROOT, parseResourceKey, type Datastore, type SyncUpdate } from '../datastore';
-import { checkResource, type Resource, type ResourceKind } from '../model';
+import { checkResource, type FelixConfigurationSpec, type Resource, type ResourceKind } from '../model';
 import { kindOfPlural, resourceFromKv } from '../client/resources';
 import type { CalcDelta, CompiledState } from '../calc/types';
 import type { Logger } from '../util/log';
@@ -63,6 +63,11 @@ export interface AgentOptions {
   flushDelayMs?: number;
   maxFlushDelayMs?: number;
   housekeepingMs?: number;
+  /**
+   * FelixConfiguration while running (src/node/felix-live.ts): every update or delete of one
+   * (validated; an invalid one is undefined, i.e. absent), and the moment the syncer is in sync.
+   */
+  felix?: { update(name: string, spec: FelixConfigurationSpec | undefined): void; inSync(): void };
 }
 
 /** `Kind namespace/name` (or `Kind name`) of the policy or profile a rule belongs to. */
@@ -97,22 +102,41 @@ export class Agent implements HealthSource {
   private stopped = false;
   private stopping?: Promise<void>;
   private readonly log: Logger;
+  private health?: { host: string; port: number };
+  private metricsListen?: { host: string; port: number };
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.log.child({ component: 'agent' });
+    this.health = o.health;
+    this.metricsListen = o.metricsListen;
   }
 
-  async start(): Promise<void> {
-    const h = this.o.health;
-    const m = this.o.metricsListen;
+  private async listen(): Promise<void> {
+    const h = this.health;
+    const m = this.metricsListen;
     const shared = h && m && h.port !== 0 && h.port === m.port;
     if (h) this.servers.push(await startHttp(h.host, h.port, shared ? this.o.metrics.registry : undefined, this));
     if (m && !shared) this.servers.push(await startHttp(m.host, m.port, this.o.metrics.registry, undefined));
+  }
+
+  /** New health / metrics listeners (FelixConfiguration changed them): the old ones close first. */
+  async relisten(health: { host: string; port: number } | undefined, metricsListen: { host: string; port: number } | undefined): Promise<void> {
+    const old = this.servers;
+    this.servers = [];
+    await Promise.all(old.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+    this.health = health;
+    this.metricsListen = metricsListen;
+    if (!this.stopped) await this.listen();
+  }
+
+  async start(): Promise<void> {
+    await this.listen();
     this.syncer = new Syncer(this.o.datastore, RESOURCE_ROOT, {
       onUpdate: (u) => this.onSyncUpdate(u),
       onInSync: (rev) => {
         this.log.info({ revision: rev }, 'datastore in sync');
         this.inSync = true;
+        this.o.felix?.inSync();
         this.o.metrics.resyncs.inc();
         this.o.metrics.felix.resyncsStarted.inc();
         this.schedule(0);
@@ -150,6 +174,7 @@ export class Agent implements HealthSource {
   private feedCalc(u: SyncUpdate, kind: ResourceKind, parsed: { name: string; namespace?: string }): void {
     if (u.type === 'delete') {
       this.o.calc.onDelete(kind, parsed.name, parsed.namespace);
+      if (kind === 'FelixConfiguration') this.o.felix?.update(parsed.name, undefined);
     } else {
       const checked = checkResource(resourceFromKv(u.kv));
       if (checked.problems !== undefined) {
@@ -158,6 +183,8 @@ export class Agent implements HealthSource {
       } else {
         this.o.calc.onUpdate(checked.resource);
       }
+      if (kind === 'FelixConfiguration') this.o.felix?.update(parsed.name, checked.resource?.kind === 'FelixConfiguration' ? checked.resource.spec : undefined);
+      return;
     }
   }
 

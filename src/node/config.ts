@@ -7,7 +7,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { datastoreEnvLayer, datastoreSetting, resolveDatastoreSettings } from '../datastore/config';
 import { DatastoreConfigError } from '../datastore/errors';
-import { FELIX_ENDPOINT_TO_HOST_ACTIONS, type FelixConfigurationSpec } from '../model';
+import { FELIX_ENDPOINT_TO_HOST_ACTIONS, parseDuration, parseCidr, type FelixConfigurationSpec, type FelixConntrackTimer } from '../model';
+import { CALICO_CT_TIMEOUTS, type CtTimeouts } from '../dataplane/bpf/conntrack';
+import { DEFAULT_MTU_PATTERN } from '../dataplane/routes';
 import { TortieError } from '../util/errors';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
@@ -70,8 +72,16 @@ export interface NodeConfig {
    * Return (= Accept: tortie has no host endpoint policy to return to).
    */
   endpointToHostAction: 'Drop' | 'Accept' | 'Return';
-  /** Conntrack table size (undefined: derived from memory) and per-workload quota (undefined: size / 8). */
-  ct: { maxEntries?: number; quota?: number };
+  /** Conntrack table size (undefined: derived from memory), per-workload quota (undefined: size / 8), timeouts (Calico's). */
+  ct: { maxEntries?: number; quota?: number; timeouts: CtTimeouts };
+  /** Felix's ipipMTU: the MTU of IPIP routes and of workloads in IPIP pools; 0 = detected (see mtuIfacePattern). */
+  ipipMtu: number;
+  /** Felix's mtuIfacePattern: host interfaces whose smallest MTU, less the IPIP header, is the detected MTU. */
+  mtuIfacePattern: string;
+  /** Where the agent writes the workload MTU for the CNI plugin (Calico: /var/lib/calico/mtu); '' = not written. */
+  mtuFile: string;
+  /** Felix's natOutgoingAddress: SNAT source for natOutgoing pools ('' = the node address). */
+  natOutgoingAddress: string;
   /**
    * The unix socket on which the agent answers the installed CNI wrappers (src/cni/server.ts);
    * '' = not served (the wrappers then start a plugin process per call). Default
@@ -94,7 +104,29 @@ export interface NodeConfig {
 }
 
 /** NodeConfig settings FelixConfiguration can set. */
-export type FelixSettable = 'logLevel' | 'healthPort' | 'healthHost' | 'interfacePrefix' | 'natPortRange' | 'ctMaxEntries' | 'endpointToHostAction';
+export type FelixSettable = 'logLevel' | 'healthPort' | 'healthHost' | 'interfacePrefix' | 'natPortRange' | 'ctMaxEntries' | 'endpointToHostAction'
+  | 'logLevelFile' | 'metricsEnabled' | 'metricsPort' | 'metricsHost' | 'ipipMtu' | 'mtuIfacePattern' | 'natOutgoingAddress' | 'ctTimeouts';
+
+
+/** Felix's bpfConntrackTimeouts timers → tortie's conntrack timeouts (creationGracePeriod has no equivalent). */
+const CT_TIMER_KEYS: Readonly<Partial<Record<FelixConntrackTimer, keyof CtTimeouts>>> = {
+  tcpSynSent: 'synSec', tcpEstablished: 'establishedSec', tcpFinsSeen: 'finSec', tcpResetSeen: 'rstSec',
+  udpTimeout: 'udpSec', icmpTimeout: 'icmpSec', genericTimeout: 'otherSec',
+};
+
+/** A bpfConntrackTimeouts map over Calico's defaults: a timer absent or `Auto` keeps its default. */
+export function ctTimeoutsFrom(timers: Partial<Record<string, string>>, source: string): CtTimeouts {
+  const out: CtTimeouts = { ...CALICO_CT_TIMEOUTS };
+  for (const [name, v] of Object.entries(timers)) {
+    const timer = (Object.keys(CT_TIMER_KEYS) as FelixConntrackTimer[]).find((k) => k.toLowerCase() === name.toLowerCase());
+    if (name.toLowerCase() === 'creationgraceperiod' || v === undefined || v === 'Auto') continue;
+    if (!timer) throw new ConfigError(`${source}: "${name}" is not a conntrack timer (${[...Object.keys(CT_TIMER_KEYS), 'creationGracePeriod'].join(', ')})`);
+    const secs = parseDuration(v.trim());
+    if (secs === undefined || secs < 1) throw new ConfigError(`${source}: ${name}="${v}" is not a duration of at least 1s (e.g. 20s, 1h) or Auto`);
+    out[CT_TIMER_KEYS[timer]!] = secs;
+  }
+  return out;
+}
 
 /**
  * Felix's precedence: flags and environment, then FelixConfiguration `node.<name>`, then
@@ -134,6 +166,23 @@ export function withFelixConfiguration(c: NodeConfig, layers: readonly (FelixCon
   if (ct && settable('ctMaxEntries')) [out.ct, from.ctMaxEntries] = [{ ...out.ct, maxEntries: Number(ct[0]) }, ct[1]];
   const toHost = first('defaultEndpointToHostAction');
   if (toHost && settable('endpointToHostAction')) [out.endpointToHostAction, from.endpointToHostAction] = [toHost[0]!, toHost[1]];
+  const fileLevel = first('logSeverityFile');
+  if (fileLevel && settable('logLevelFile')) [out.logLevelFile, from.logLevelFile] = [parseLogLevel(String(fileLevel[0]), fileLevel[1]), fileLevel[1]];
+  const menabled = first('prometheusMetricsEnabled');
+  if (menabled && settable('metricsEnabled')) [out.metricsEnabled, from.metricsEnabled] = [menabled[0] === true, menabled[1]];
+  const mport = first('prometheusMetricsPort');
+  if (mport && settable('metricsPort')) [out.metricsPort, from.metricsPort] = [Number(mport[0]), mport[1]];
+  const mhost = first('prometheusMetricsHost');
+  if (mhost && settable('metricsHost')) [out.metricsHost, from.metricsHost] = [String(mhost[0]), mhost[1]];
+  const mtu = first('ipipMTU');
+  if (mtu && settable('ipipMtu')) [out.ipipMtu, from.ipipMtu] = [Number(mtu[0]), mtu[1]];
+  const pattern = first('mtuIfacePattern');
+  if (pattern && settable('mtuIfacePattern')) [out.mtuIfacePattern, from.mtuIfacePattern] = [String(pattern[0]), pattern[1]];
+  const snat = first('natOutgoingAddress');
+  if (snat && settable('natOutgoingAddress')) [out.natOutgoingAddress, from.natOutgoingAddress] = [String(snat[0]), snat[1]];
+  // One parameter in Felix: the winning layer's map, over the defaults (not merged across layers).
+  const timers = first('bpfConntrackTimeouts');
+  if (timers && settable('ctTimeouts')) [out.ct, from.ctTimeouts] = [{ ...out.ct, timeouts: ctTimeoutsFrom(timers[0] ?? {}, timers[1]) }, timers[1]];
   return { config: out, from };
 }
 
@@ -223,6 +272,10 @@ export interface RawNodeOptions {
   maxBatch?: string;
   heapGrowingPercent?: string;
   natPortRange?: string;
+  natOutgoingAddress?: string;
+  ipipMtu?: string;
+  mtuIfacePattern?: string;
+  mtuFile?: string;
   defaultEndpointToHostAction?: string;
   natQuota?: string;
   natMaxEntries?: string;
@@ -269,6 +322,11 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const toHost = toHostRaw === undefined ? 'Drop' : FELIX_ENDPOINT_TO_HOST_ACTIONS.find((a) => a.toLowerCase() === toHostRaw.trim().toLowerCase());
   if (toHost === undefined) throw new ConfigError(`${toHostSrc}: "${toHostRaw}" is not one of ${FELIX_ENDPOINT_TO_HOST_ACTIONS.join(', ')}`);
   const [ctQuota, ctQuotaSrc] = pick('ct-quota', opts.ctQuota, 'TORTIE_CT_QUOTA');
+  const [ctTimers, ctTimersSrc] = pick('ct-timeouts', undefined, 'FELIX_BPFCONNTRACKTIMEOUTS');
+  const [snatAddr, snatAddrSrc] = pick('nat-outgoing-address', opts.natOutgoingAddress, 'FELIX_NATOUTGOINGADDRESS');
+  const [ipipMtuRaw, ipipMtuSrc] = pick('ipip-mtu', opts.ipipMtu, 'FELIX_IPIPMTU');
+  const [mtuPattern, mtuPatternSrc] = pick('mtu-iface-pattern', opts.mtuIfacePattern, 'FELIX_MTUIFACEPATTERN');
+  const [mtuFileRaw] = pick('mtu-file', opts.mtuFile, 'TORTIE_MTU_FILE');
   const [cniSock, cniSockSrc] = pick('cni-socket', opts.cniSocket, 'TORTIE_CNI_SOCKET');
   const [routeSourceRaw, routeSourceSrc] = pick('route-source', opts.routeSource, 'TORTIE_ROUTE_SOURCE');
   const [secretsDir] = pick('bgp-secrets-dir', opts.bgpSecretsDir, 'TORTIE_BGP_SECRETS_DIR');
@@ -325,6 +383,23 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   if (ctQuota !== undefined && (!/^\d+$/.test(ctQuota.trim()) || Number(ctQuota) > 2 ** 31)) {
     throw new ConfigError(`${ctQuotaSrc}: "${ctQuota}" is not a non-negative integer (0 = no quota)`);
   }
+  const ipipMtu = ipipMtuRaw === undefined ? 0 : Number(ipipMtuRaw);
+  if (ipipMtuRaw !== undefined && (!/^\d+$/.test(ipipMtuRaw.trim()) || (ipipMtu !== 0 && (ipipMtu < 576 || ipipMtu > 65515)))) {
+    throw new ConfigError(`${ipipMtuSrc}: "${ipipMtuRaw}" is not 0 (detect) or an MTU in 576–65515`);
+  }
+  if (mtuPattern !== undefined) {
+    try { new RegExp(mtuPattern); } catch (e) { throw new ConfigError(`${mtuPatternSrc}: "${mtuPattern}" is not a regular expression: ${(e as Error).message}`); }
+  }
+  const natOutgoingAddress = (snatAddr ?? '').trim();
+  if (natOutgoingAddress !== '' && (parseCidr(natOutgoingAddress, true)?.ip.version !== 4 || natOutgoingAddress.includes('/'))) {
+    throw new ConfigError(`${snatAddrSrc}: "${snatAddr}" is not an IPv4 address`);
+  }
+  // Felix's keyvaluelist form: TCPEstablished=1h,UDPTimeout=30s (names in any case).
+  const ctTimeouts = ctTimers === undefined ? { ...CALICO_CT_TIMEOUTS } : ctTimeoutsFrom(Object.fromEntries(ctTimers.split(',').map((kv) => kv.trim()).filter(Boolean).map((kv) => {
+    const i = kv.indexOf('=');
+    if (i < 1) throw new ConfigError(`${ctTimersSrc}: "${kv}" is not name=duration`);
+    return [kv.slice(0, i).trim(), kv.slice(i + 1).trim()];
+  })), ctTimersSrc);
   const name = (nodeName ?? hostname()).trim();
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
     throw new ConfigError(`node name "${name}" is not a valid DNS subdomain (lower-case letters, digits, '-', '.')`);
@@ -369,13 +444,19 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     heapGrowingPercent,
     nat: { portMin, portMax, quota, maxEntries },
     endpointToHostAction: toHost,
-    ct: { maxEntries: ctMax === undefined ? undefined : Number(ctMax), quota: ctQuota === undefined ? undefined : Number(ctQuota) },
+    ct: { maxEntries: ctMax === undefined ? undefined : Number(ctMax), quota: ctQuota === undefined ? undefined : Number(ctQuota), timeouts: ctTimeouts },
+    ipipMtu,
+    mtuIfacePattern: mtuPattern ?? DEFAULT_MTU_PATTERN,
+    mtuFile: mtuFileRaw === undefined ? join(runDir || '/run/tortie', 'mtu') : ['', 'none'].includes(mtuFileRaw.trim().toLowerCase()) ? '' : mtuFileRaw.trim(),
+    natOutgoingAddress,
     cniSocket,
     bgp,
     routeSource,
     bgpSecretsDir: secretsDir ?? '/etc/tortie/bgp-secrets',
     clusterType: (env.CLUSTER_TYPE ?? '').trim() || 'tortie',
-    explicit: ([['logLevel', level], ['healthPort', hport], ['healthHost', hhost], ['interfacePrefix', prefix], ['natPortRange', natRange], ['ctMaxEntries', ctMax], ['endpointToHostAction', toHostRaw]] as const)
+    explicit: ([['logLevel', level], ['healthPort', hport], ['healthHost', hhost], ['interfacePrefix', prefix], ['natPortRange', natRange], ['ctMaxEntries', ctMax], ['endpointToHostAction', toHostRaw],
+      ['logLevelFile', lfileLevel], ['metricsEnabled', menabled], ['metricsPort', mport], ['metricsHost', mhost], ['ipipMtu', ipipMtuRaw], ['mtuIfacePattern', mtuPattern],
+      ['natOutgoingAddress', snatAddr], ['ctTimeouts', ctTimers]] as const)
       .filter(([, v]) => v !== undefined).map(([k]) => k),
   };
 }

@@ -14,7 +14,8 @@ import { ResourceClient } from '../client/resources';
 import { CalcGraph } from '../calc/graph';
 import { unenforcedProblems, type Node } from '../model';
 import { BpfDataplane } from '../dataplane/dataplane';
-import { createAgentLogger, createFlowLogger, type Logger } from '../util/log';
+import { createAgentLogger, createFlowLogger, setAgentLogLevels, type Logger } from '../util/log';
+import { CONFIG_CHANGED_EXIT_CODE, FelixLive, listenersOf } from './felix-live';
 import { Agent, type Dataplane } from './agent';
 import type { NodeConfig } from './config';
 import { ConfigError, withFelixConfiguration } from './config';
@@ -80,6 +81,8 @@ export interface RunningAgent {
   datastore: Datastore;
   dataplane: BpfDataplane;
   metrics: NodeMetrics;
+  /** FelixConfiguration while running: the settings in force. */
+  felix: FelixLive;
   stop(): Promise<void>;
 }
 
@@ -114,11 +117,16 @@ export async function effectiveConfig(client: ResourceClient, c: NodeConfig, log
   }
   const { config, from } = withFelixConfiguration(c, [nodeSpec, defaultSpec]);
   if (Object.keys(from).length > 0) log.info({ from }, 'settings from FelixConfiguration');
-  if (config.logLevel !== c.logLevel) log.level = config.logLevel;
+  if (config.logLevel !== c.logLevel || config.logLevelFile !== c.logLevelFile) setAgentLogLevels(log, config.logLevel, c.logFile ? config.logLevelFile : undefined);
   return config;
 }
 
-export async function startAgent(given: NodeConfig, log: Logger): Promise<RunningAgent> {
+export interface AgentHooks {
+  /** A FelixConfiguration change needs a restart (runAgent exits 129); absent: only logged. */
+  restart?(reason: string): void;
+}
+
+export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHooks = {}): Promise<RunningAgent> {
   let c = given;
   const metrics = new NodeMetrics();
   const datastore = openDatastore(datastoreConfig(c), log);
@@ -135,14 +143,25 @@ export async function startAgent(given: NodeConfig, log: Logger): Promise<Runnin
     const flowLog = c.flowLogFile ? createFlowLogger(c.flowLogFile) : log;
     const dataplane = await BpfDataplane.open({
       pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,
-      routing: { nat: c.nat, ...(c.bgp ? { routeSource: c.routeSource } : {}) }, ctMaxEntries: c.ct.maxEntries, ctQuota: c.ct.quota,
+      routing: {
+        nat: c.nat, ...(c.bgp ? { routeSource: c.routeSource } : {}), natOutgoingAddress: c.natOutgoingAddress,
+        mtu: { ipipMtu: c.ipipMtu, ifacePattern: c.mtuIfacePattern, file: c.mtuFile || undefined },
+      },
+      ctMaxEntries: c.ct.maxEntries, ctQuota: c.ct.quota, ctTimeouts: c.ct.timeouts,
       endpointToHostAction: c.endpointToHostAction,
       onFlow: (flow) => flowLog.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
     });
-    const agent = new Agent({
+    const listeners = listenersOf(c);
+    let agent: Agent | undefined;
+    const felix = new FelixLive(given, c, {
+      setLogLevels: (screen, file) => setAgentLogLevels(log, screen, c.logFile ? file : undefined),
+      relisten: (h, m) => agent!.relisten(h, m),
+      routes: dataplane.routing,
+      restart: (reason) => (hooks.restart ? hooks.restart(reason) : log.warn({ reason }, 'restart tortie-node to apply this change')),
+    }, log);
+    agent = new Agent({
       nodeName: c.nodeName, datastore, calc: graph, dataplane: dataplaneAdapter(dataplane, metrics), log, metrics,
-      health: c.healthPort ? { host: c.healthHost, port: c.healthPort } : undefined,
-      metricsListen: c.metricsEnabled && c.metricsPort ? { host: c.metricsHost, port: c.metricsPort } : undefined,
+      health: listeners.health, metricsListen: listeners.metrics, felix,
     });
     await agent.start();
     let started: Awaited<ReturnType<typeof startBgp>> | undefined;
@@ -160,7 +179,7 @@ export async function startAgent(given: NodeConfig, log: Logger): Promise<Runnin
       await bgp?.stop('graceful');
       await agent.stop();
     };
-    return { agent, bgp, learned, datastore, dataplane, metrics, stop };
+    return { agent, bgp, learned, datastore, dataplane, metrics, felix, stop };
   } catch (e) {
     await datastore.close().catch(() => undefined);
     throw e;
@@ -238,8 +257,10 @@ export async function runAgent(c: NodeConfig): Promise<number> {
   // What operators' tools need to find this agent (tortiectl node status / diags).
   const stateFile = `${runDir}/${c.nodeName}.state.json`;
   let running: RunningAgent;
+  let restartFor: (reason: string) => void = () => undefined;
+  const restart = new Promise<string>((resolve) => { restartFor = resolve; });
   try {
-    running = await startAgent(c, log);
+    running = await startAgent(c, log, { restart: (reason) => restartFor(reason) });
   } catch (e) {
     log.fatal({ err: e }, 'agent failed to start');
     return 1;
@@ -257,14 +278,18 @@ export async function runAgent(c: NodeConfig): Promise<number> {
   }
   const cni = await startCni(c, running, log);
   log.info({ node: c.nodeName }, 'tortie-node running');
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  log.info({ signal }, 'stopping; the datapath keeps enforcing the last state');
+  const stopFor = await Promise.race([
+    new Promise<{ signal: NodeJS.Signals }>((resolve) => {
+      process.once('SIGTERM', () => resolve({ signal: 'SIGTERM' }));
+      process.once('SIGINT', () => resolve({ signal: 'SIGINT' }));
+    }),
+    restart.then((reason) => ({ restart: reason })),
+  ]);
+  log.info(stopFor, 'stopping; the datapath keeps enforcing the last state');
   if (cni) await cni.stop();
   await running.stop();
   rmSync(pidFile, { force: true });
   rmSync(stateFile, { force: true });
-  return 0;
+  // Felix's code for "configuration changed": its init (here systemd, Restart=always) starts it again.
+  return 'restart' in stopFor ? CONFIG_CHANGED_EXIT_CODE : 0;
 }

@@ -82,22 +82,62 @@ export interface AgentLogOptions {
 
 const LEVEL_VALUES: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
 
-/** The agent's root logger: the screen and an optional file, each with its own level (Felix's LogSeverityScreen/File). */
+/** The level gates of an agent logger's streams (screen, file), changed by setAgentLogLevels. */
+const GATES = new WeakMap<Logger, { screen: { level: number }; file?: { level: number } }>();
+
+/** A stream that passes lines at or above gate.level: multistream tells it each line's level (pino's metadata protocol). */
+function gated(inner: { write(line: string): unknown }, gate: { level: number }): pino.DestinationStream {
+  const s = {
+    [Symbol.for('pino.metadata')]: true,
+    lastLevel: 0,
+    write(line: string) { if (s.lastLevel >= gate.level) inner.write(line); },
+  };
+  return s as unknown as pino.DestinationStream;
+}
+
+/**
+ * The agent's root logger: the screen and an optional file, each with its own level (Felix's
+ * LogSeverityScreen/File). The levels are gates on the streams, so setAgentLogLevels changes them
+ * for every child logger at once (a child's own level is fixed at creation): the loggers log at
+ * debug (or trace when asked) and the gates drop what is below each stream's level.
+ */
 export function createAgentLogger(o: AgentLogOptions): Logger {
   const screenDest = loadPino().destination({ dest: 2, sync: true });
   const screen = o.screen.format === 'text'
     ? { write: (line: string) => { screenDest.write(formatTextLine(line)); } }
     : screenDest;
-  const streams: pino.StreamEntry[] = [];
-  if (o.screen.level !== 'silent') streams.push({ level: o.screen.level as pino.Level, stream: screen });
-  if (o.file && o.file.level !== 'silent') {
+  const gates: { screen: { level: number }; file?: { level: number } } = { screen: { level: LEVEL_VALUES[o.screen.level] ?? 30 } };
+  const streams: pino.StreamEntry[] = [{ level: 'trace', stream: gated(screen, gates.screen) }];
+  if (o.file) {
     mkdirSync(dirname(o.file.path), { recursive: true });
-    streams.push({ level: o.file.level as pino.Level, stream: loadPino().destination({ dest: o.file.path, sync: true, append: true }) });
+    gates.file = { level: LEVEL_VALUES[o.file.level] ?? 30 };
+    streams.push({ level: 'trace', stream: gated(loadPino().destination({ dest: o.file.path, sync: true, append: true }), gates.file) });
   }
-  const levels = [o.screen.level, ...(o.file ? [o.file.level] : [])];
-  const lowest = levels.reduce((a, b) => ((LEVEL_VALUES[a] ?? 30) <= (LEVEL_VALUES[b] ?? 30) ? a : b));
-  if (streams.length === 0) return loadPino()({ level: 'silent' });
-  return loadPino()({ level: lowest, name: o.name, base: { pid: process.pid } }, loadPino().multistream(streams));
+  const trace = o.screen.level === 'trace' || o.file?.level === 'trace';
+  const log = loadPino()({ level: trace ? 'trace' : 'debug', name: o.name, base: { pid: process.pid } }, loadPino().multistream(streams));
+  GATES.set(log, gates);
+  return log;
+}
+
+/**
+ * Changes the screen (and file) level of a running logger: the gates of an agent logger, else
+ * the logger's own level. Returns false when a level cannot take effect without a new logger
+ * (trace on an agent logger made at debug, or a file it was made without).
+ */
+export function setAgentLogLevels(log: Logger, screen: string, file?: string): boolean {
+  const g = GATES.get(log);
+  if (!g) {
+    log.level = screen;
+    return true;
+  }
+  let ok = true;
+  g.screen.level = LEVEL_VALUES[screen] ?? 30;
+  if (file !== undefined) {
+    if (g.file) g.file.level = LEVEL_VALUES[file] ?? 30;
+    else if (file !== 'silent') ok = false;
+  }
+  if ((screen === 'trace' || file === 'trace') && log.level !== 'trace') ok = false;
+  return ok;
 }
 
 /** Flow logs in their own stream: a file of JSON lines, or stdout for '-'. */

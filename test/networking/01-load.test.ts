@@ -22,9 +22,9 @@ t.test('uplink and workload objects load and share the networking maps', async (
   t.teardown(() => { up.close(); wep.close(); removePinRoot(pinRoot); });
   t.equal(up.ingress.name, 'tortie_uplink_in');
   t.equal(up.egress.name, 'tortie_uplink_out');
-  up.maps.netcfg.update(Buffer.alloc(4), netcfgCodec.encode({ node_ip: '198.18.1.10', uplink_ifindex: 7, flags: 0 }));
+  up.maps.netcfg.update(Buffer.alloc(4), netcfgCodec.encode({ node_ip: '198.18.1.10', uplink_ifindex: 7, ipip_mtu: 0, snat_ip: '0.0.0.0' }));
   const seen = wep.obj.map(NET_MAP.netcfg).lookup(Buffer.alloc(4));
-  t.same(netcfgCodec.decode(seen!), { node_ip: '198.18.1.10', uplink_ifindex: 7, flags: 0 }, 'one netcfg map for both objects');
+  t.same(netcfgCodec.decode(seen!), { node_ip: '198.18.1.10', uplink_ifindex: 7, ipip_mtu: 0, snat_ip: '0.0.0.0' }, 'one netcfg map for both objects');
   await t.rejects(loadUplink({ pinRoot, nat: { portMin: 5, portMax: 4 } }), /portMin <= portMax/);
   await t.rejects(loadUplink({ pinRoot, nat: { retries: 33 } }), /retries 33/);
 });

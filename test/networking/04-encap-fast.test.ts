@@ -42,7 +42,7 @@ t.test('from-workload IPIP fast path', async (t) => {
     rules: [{ proto: PROTO.TCP, portMin: 1, portMax: 999, action: 'allow', ruleId: 5 }], defaultRule: 6 });
   h.setEndpoint([`${WL}/32`], allowAll('i00000000000000e', 'ingress'), egress);
   const maps = h.dp.obj;
-  maps.map(NET_MAP.netcfg).update(NETCFG_KEY, netcfgCodec.encode({ node_ip: NODE_A, uplink_ifindex: upIfindex, flags: 0 }));
+  maps.map(NET_MAP.netcfg).update(NETCFG_KEY, netcfgCodec.encode({ node_ip: NODE_A, uplink_ifindex: upIfindex, ipip_mtu: 0, snat_ip: '0.0.0.0' }));
   const rt = maps.map(NET_MAP.rt4);
   rt.update(lpm4Key('192.168.20.0/26'), routeCodec.encode({ next_hop: NODE_B, flags: RT_F.WORKLOAD | RT_F.ENCAP }));
   rt.update(lpm4Key('192.168.30.7/32'), routeCodec.encode({ next_hop: NODE_C, flags: RT_F.WORKLOAD | RT_F.ENCAP }));

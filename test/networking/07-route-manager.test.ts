@@ -59,7 +59,7 @@ t.test('route manager in a node namespace', async (t) => {
     t.equal(m.maps.node4.keys().length, 3);
     t.ok(m.maps.node4.lookup(nodeKeyCodec.encode({ addr: '198.18.2.10' })), 'node C known');
     const ifindex = await n.ifindex('eth0');
-    t.same(netcfgCodec.decode(m.maps.netcfg.lookup(NETCFG_KEY)!), { node_ip: '198.18.1.10', uplink_ifindex: ifindex, flags: 0 });
+    t.same(netcfgCodec.decode(m.maps.netcfg.lookup(NETCFG_KEY)!), { node_ip: '198.18.1.10', uplink_ifindex: ifindex, ipip_mtu: 1480, snat_ip: '0.0.0.0' });
     for (const direction of ['ingress', 'egress'] as const) {
       t.ok(tcQuery({ iface: 'eth0', netns: n.path, direction }), `uplink tc ${direction} attached`);
     }

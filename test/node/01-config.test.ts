@@ -1,6 +1,7 @@
 import t from 'tap';
 import { resolveConfig } from '../../src/node/config';
 import { applyHeapGrowing } from '../../src/node/run';
+import { CALICO_CT_TIMEOUTS } from '../../src/dataplane/bpf/conntrack';
 
 t.test('Calico environment names are honoured, flags win over them', async (t) => {
   const env = {
@@ -44,8 +45,8 @@ t.test('NAT and conntrack options: Calico\'s FELIX_NATPORTRANGE, quotas and tabl
   t.throws(() => resolveConfig({ nodeName: 'n1' }, { FELIX_NATPORTRANGE: '30000:20000' }), /FELIX_NATPORTRANGE: "30000:20000" is not a port range/);
   t.throws(() => resolveConfig({ nodeName: 'n1', natQuota: '-1' }, {}), /--nat-quota: "-1" is not a non-negative integer/);
   t.throws(() => resolveConfig({ nodeName: 'n1', natMaxEntries: '1' }, {}), /--nat-max-entries: "1" is not an integer/);
-  t.same(resolveConfig({ nodeName: 'n1' }, {}).ct, { maxEntries: undefined, quota: undefined }, 'conntrack: sizes from memory');
-  t.same(resolveConfig({ nodeName: 'n1', ctQuota: '0' }, { TORTIE_CT_MAX_ENTRIES: '65536' }).ct, { maxEntries: 65536, quota: 0 });
+  t.same(resolveConfig({ nodeName: 'n1' }, {}).ct, { maxEntries: undefined, quota: undefined, timeouts: CALICO_CT_TIMEOUTS }, 'conntrack: sizes from memory');
+  t.same(resolveConfig({ nodeName: 'n1', ctQuota: '0' }, { TORTIE_CT_MAX_ENTRIES: '65536' }).ct, { maxEntries: 65536, quota: 0, timeouts: CALICO_CT_TIMEOUTS });
   t.throws(() => resolveConfig({ nodeName: 'n1' }, { TORTIE_CT_QUOTA: 'lots' }), /TORTIE_CT_QUOTA: "lots" is not a non-negative integer/);
   t.throws(() => resolveConfig({ nodeName: 'n1', ctMaxEntries: '10' }, {}), /--ct-max-entries: "10" is not an integer in 1024/);
 });

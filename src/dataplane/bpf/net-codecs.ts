@@ -53,8 +53,8 @@ export const nodeKeyCodec = defineStruct('tortie_node_key', [{ name: 'addr', typ
 export const netcfgCodec = defineStruct('tortie_netcfg', [
   { name: 'node_ip', type: 'ipv4' },
   { name: 'uplink_ifindex', type: 'u32' },
-  { name: 'flags', type: 'u32' },
-  { name: 'pad', type: 'pad', length: 4 },
+  { name: 'ipip_mtu', type: 'u32' },
+  { name: 'snat_ip', type: 'ipv4' },
 ] as const);
 
 export const nat4KeyCodec = defineStruct('tortie_nat4_key', [

@@ -32,7 +32,7 @@ export class UplinkHarness {
   }
 
   config(nodeIp: string, uplinkIfindex = 0): void {
-    this.dp.maps.netcfg.update(NETCFG_KEY, netcfgCodec.encode({ node_ip: nodeIp, uplink_ifindex: uplinkIfindex, flags: 0 }));
+    this.dp.maps.netcfg.update(NETCFG_KEY, netcfgCodec.encode({ node_ip: nodeIp, uplink_ifindex: uplinkIfindex, ipip_mtu: 0, snat_ip: '0.0.0.0' }));
   }
   pool(cidr: string, flags: number): void { this.dp.maps.pool4.update(lpm4Key(cidr), poolCodec.encode({ flags })); }
   node(ip: string, flags = 0): void { this.dp.maps.node4.update(nodeKeyCodec.encode({ addr: ip }), nodeInfoCodec.encode({ flags })); }
