@@ -9,7 +9,7 @@
 // cali* veths the way the CNI plugin wires them. Neither the router nor the outside host knows
 // any pool route: only IPIP and SNAT get pool traffic across. Everything is torn down by destroy().
 import { Topology, type Netns } from '../../../src/util/netns';
-import { BpfDataplane } from '../../../src/dataplane/dataplane';
+import { BpfDataplane, type BpfDataplaneOptions } from '../../../src/dataplane/dataplane';
 import { CalcGraph } from '../../../src/calc';
 import type { Resource, IPPool, WorkloadEndpoint } from '../../../src/model';
 import { readNetStats, type NetStats } from '../../../src/dataplane/bpf/net-codecs';
@@ -20,6 +20,13 @@ const V3 = 'projectcalico.org/v3' as const;
 export interface ClusterNode { name: string; ns: Netns; ip: string; subnet: string; dp?: BpfDataplane; graph: CalcGraph; pinRoot: string }
 export interface ClusterWorkload { name: string; ns: Netns; ip: string; node: ClusterNode; hostIf: string }
 
+export interface ClusterOptions {
+  /** MTU of the whole underlay (node uplinks, router ports and bridges, the outside link); default the veths' 1500. */
+  underlayMtu?: number;
+  /** Routing options of each node's dataplane (by node name), e.g. Felix's MTU settings. */
+  routing?: (node: string) => Exclude<BpfDataplaneOptions['routing'], false | undefined>;
+}
+
 export class Cluster {
   readonly nodes = new Map<string, ClusterNode>();
   readonly workloads = new Map<string, ClusterWorkload>();
@@ -28,10 +35,10 @@ export class Cluster {
   outside!: Netns;
   readonly outsideIp = '198.18.3.20';
 
-  private constructor(readonly topo: Topology) {}
+  private constructor(readonly topo: Topology, private readonly opts: ClusterOptions) {}
 
-  static async create(label: string): Promise<Cluster> {
-    const c = new Cluster(Topology.create(label));
+  static async create(label: string, opts: ClusterOptions = {}): Promise<Cluster> {
+    const c = new Cluster(Topology.create(label), opts);
     try {
       await c.build();
     } catch (e) {
@@ -48,14 +55,15 @@ export class Cluster {
     this.outside = await t.addNetns('out');
     await this.router.sh(`${quiet} net.ipv4.ip_forward=1 && ip link add br1 type bridge && ip link add br2 type bridge && ` +
       'ip link set br1 up && ip link set br2 up && ip addr add 198.18.1.1/24 dev br1 && ip addr add 198.18.2.1/24 dev br2');
-    await t.addVeth(this.router, 'o', this.outside, 'eth0');
+    const mtu = this.opts.underlayMtu ? { mtu: this.opts.underlayMtu } : {};
+    await t.addVeth(this.router, 'o', this.outside, 'eth0', mtu);
     await this.router.sh('ip addr add 198.18.3.1/24 dev o');
     await this.outside.sh(`${quiet} && ip addr add ${this.outsideIp}/24 dev eth0 && ip route add 198.18.0.0/15 via 198.18.3.1`);
     for (const [name, short, ip, br, gw] of [
       ['node-a', 'a', '198.18.1.10', 'br1', '198.18.1.1'], ['node-b', 'b', '198.18.1.11', 'br1', '198.18.1.1'],
       ['node-c', 'c', '198.18.2.10', 'br2', '198.18.2.1']] as const) {
       const ns = await t.addNetns(`n${short}`);
-      await t.addVeth(ns, 'eth0', this.router, `p${short}`);
+      await t.addVeth(ns, 'eth0', this.router, `p${short}`, mtu);
       await this.router.sh(`ip link set p${short} master ${br}`);
       await ns.sh(`${quiet} net.ipv4.ip_forward=1 && ip addr add ${ip}/24 dev eth0 && ip route add default via ${gw}`);
       this.nodes.set(name, { name, ns, ip, subnet: `${ip}/24`, graph: new CalcGraph({ nodeName: name }), pinRoot: uniquePinRoot(`cl-${short}`) });
@@ -100,7 +108,7 @@ export class Cluster {
       g.flush();
       n.graph = g;
       if (!n.dp) {
-        n.dp = await BpfDataplane.open({ pinRoot: n.pinRoot, interfacePrefix: 'cali', uplink: 'eth0',
+        n.dp = await BpfDataplane.open({ pinRoot: n.pinRoot, interfacePrefix: 'cali', uplink: 'eth0', routing: this.opts.routing?.(n.name),
           netns: { name: n.ns.name, path: n.ns.path }, linkResyncMs: 60_000 });
       }
       await n.dp.reconcile(g.snapshot());
