@@ -6,6 +6,9 @@
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { IpamClient } from '../../src/ipam';
 import { cniBed } from './helpers/cluster';
 import { runPlugin } from './helpers/cni';
@@ -152,4 +155,30 @@ t.test('MTU: 1480 by default when the pool uses IPIP; the config value otherwise
   t.equal(wep.spec.pod, undefined);
   t.equal(wep.metadata.name, 'node--a-cni-c1-eth0');
   t.same(wep.spec.profiles, ['k8s-pod-network'], 'plain CNI workloads get the network name as profile');
+});
+
+t.test("MTU: what tortie-node detected (its MTU file, as Calico's /var/lib/calico/mtu) unless the config says", async (t) => {
+  const bed = await cniBed('cnimtuf', '192.168.0.0/16', { ipipMode: 'CrossSubnet', natOutgoing: true });
+  t.teardown(() => bed.destroy());
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-cni-mtu-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'mtu');
+  writeFileSync(file, '8981\n'); // as src/dataplane/routes.ts writes it (test/networking/15 checks the agent's file)
+  const env = (cid: string, ns: string) => ({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: cid, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0' });
+  const cases: [string, Record<string, unknown>, string | undefined, RegExp][] = [
+    ['f1', { mtu_file: file }, undefined, /mtu 8981/],
+    ['f2', { mtu_file: file, mtu: 1400 }, undefined, /mtu 1400/],
+    ['f3', { mtu_file: file }, 'garbage\n', /mtu 1480/],
+    ['f4', { mtu_file: join(dir, 'absent') }, undefined, /mtu 1480/],
+  ];
+  for (const [name, conf, content, want] of cases) {
+    if (content !== undefined) writeFileSync(file, content);
+    const p = await bed.addWorkload(name);
+    const r = await runPlugin(bed.node, 'tortie', env(`c-${name}`, p.name), bed.conf(conf), bed.cniPath);
+    t.equal(r.code, 0, r.stdout);
+    t.match((await p.exec(['ip', '-o', 'link', 'show', 'eth0'])).stdout, want, `${name}: ${JSON.stringify(conf)}${content ? ` file ${JSON.stringify(content)}` : ''}`);
+    t.match((await bed.node.exec(['ip', '-o', 'link', 'show', `cali${sha11(`c-${name}`)}`])).stdout, want, 'the host side too');
+  }
+  const bad = await runPlugin(bed.node, 'tortie', env('c-bad', 'nonexistent'), bed.conf({ mtu_file: 'relative/mtu' }), bed.cniPath);
+  t.match(bad.stdout, /mtu_file.*must be an absolute path/);
 });
