@@ -59,10 +59,13 @@ export class AgentLab {
     return { ns, ip, hostIf, name };
   }
 
-  startAgent(extra: string[] = []): ChildProcess {
+  /** `omit`: default flags left out (say --log-level, so that FelixConfiguration decides); `env`: added to the agent's environment. */
+  startAgent(extra: string[] = [], opts: { omit?: string[]; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+    const defaults: [string, string][] = [['--health-port', String(this.healthPort)], ['--metrics-port', '0'], ['--log-level', 'info']];
+    const flags = defaults.filter(([f]) => !opts.omit?.includes(f)).flat();
     const child = this.node.spawn(agentCommand(['run', '--nodename', this.nodeName, '--ip', '198.18.0.10/24',
-      '--store-dir', this.storeDir, '--bpffs-root', this.pinRoot, '--run-dir', this.runDir, '--health-port', String(this.healthPort), '--metrics-port', '0',
-      '--log-level', 'info', ...extra]), { netOnly: true, env: CHILD_ENV });
+      '--store-dir', this.storeDir, '--bpffs-root', this.pinRoot, '--run-dir', this.runDir, ...flags, ...extra]),
+    { netOnly: true, env: { ...CHILD_ENV, ...opts.env } });
     child.stdout?.on('data', (d) => { this.agentLog += String(d); });
     child.stderr?.on('data', (d) => { this.agentLog += String(d); });
     this.agent = child;
