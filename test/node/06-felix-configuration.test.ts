@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { EmbeddedDatastore } from '../../src/datastore';
 import { ResourceClient } from '../../src/client/resources';
 import { resolveConfig, withFelixConfiguration } from '../../src/node/config';
+import { CALICO_CT_TIMEOUTS } from '../../src/dataplane/bpf/conntrack';
 import { effectiveConfig } from '../../src/node/run';
 import { createLogger, silentLogger } from '../../src/util/log';
 import type { Resource } from '../../src/model';
@@ -65,4 +66,36 @@ t.test('tortie-node reads default and node.<name> from the datastore', async (t)
   t.equal(log.level, 'debug', 'the running logger follows');
   const other = await effectiveConfig(client, resolveConfig({ nodeName: 'n3' }, {}), silentLogger);
   t.equal(other.healthPort, 9111, 'a node without its own: the default');
+});
+
+t.test('MTU, natOutgoingAddress, metrics, log file and conntrack timeouts: the same precedence', async (t) => {
+  const base = resolveConfig({ nodeName: 'n1' }, {});
+  t.same([base.ipipMtu, base.natOutgoingAddress, base.ct.timeouts], [0, '', CALICO_CT_TIMEOUTS], "built-in: detect, the node's address, Calico's timers");
+  const def = { ipipMTU: 1400, natOutgoingAddress: '198.18.9.1', prometheusMetricsPort: 9191, logSeverityFile: 'Debug', bpfConntrackTimeouts: { udpTimeout: '10s', tcpEstablished: '2h' } };
+  const node = { ipipMTU: 8981, bpfConntrackTimeouts: { icmpTimeout: '1s' }, prometheusMetricsEnabled: false };
+  const r = withFelixConfiguration(base, [node, def]);
+  t.same([r.config.ipipMtu, r.config.natOutgoingAddress, r.config.metricsPort, r.config.metricsEnabled, r.config.logLevelFile], [8981, '198.18.9.1', 9191, false, 'debug']);
+  t.same(r.config.ct.timeouts, { ...CALICO_CT_TIMEOUTS, icmpSec: 1 }, "node.<name>'s timer map wins whole (one Felix parameter), over Calico's defaults");
+  t.same(withFelixConfiguration(base, [undefined, def]).config.ct.timeouts, { ...CALICO_CT_TIMEOUTS, udpSec: 10, establishedSec: 7200 });
+  t.same(withFelixConfiguration(base, [{ bpfConntrackTimeouts: { udpTimeout: 'Auto', creationGracePeriod: '5s' } }, undefined]).config.ct.timeouts, CALICO_CT_TIMEOUTS,
+    'Auto and creationGracePeriod leave the defaults');
+
+  const env = resolveConfig({ nodeName: 'n1' }, {
+    FELIX_IPIPMTU: '1440', FELIX_NATOUTGOINGADDRESS: '198.18.9.2', FELIX_PROMETHEUSMETRICSPORT: '9300', FELIX_BPFCONNTRACKTIMEOUTS: 'UDPTimeout=5s, TCPEstablished=30m',
+    FELIX_MTUIFACEPATTERN: '^ens',
+  });
+  const e = withFelixConfiguration(env, [node, def]).config;
+  t.same([e.ipipMtu, e.natOutgoingAddress, e.metricsPort, e.mtuIfacePattern], [1440, '198.18.9.2', 9300, '^ens'], 'the environment wins');
+  t.same(e.ct.timeouts, { ...CALICO_CT_TIMEOUTS, udpSec: 5, establishedSec: 1800 }, "Felix's keyvaluelist form, any case");
+  t.equal(resolveConfig({ nodeName: 'n1', ipipMtu: '1300' }, { FELIX_IPIPMTU: '1440' }).ipipMtu, 1300, 'a flag over the environment');
+  for (const [envv, re] of [
+    [{ FELIX_IPIPMTU: '100' }, /FELIX_IPIPMTU: "100" is not 0 \(detect\) or an MTU in 576–65515/],
+    [{ FELIX_NATOUTGOINGADDRESS: 'fd00::1' }, /FELIX_NATOUTGOINGADDRESS: "fd00::1" is not an IPv4 address/],
+    [{ FELIX_MTUIFACEPATTERN: '(eth' }, /FELIX_MTUIFACEPATTERN: "\(eth" is not a regular expression/],
+    [{ FELIX_BPFCONNTRACKTIMEOUTS: 'UDPTimeout' }, /FELIX_BPFCONNTRACKTIMEOUTS: "UDPTimeout" is not name=duration/],
+    [{ FELIX_BPFCONNTRACKTIMEOUTS: 'Forever=10s' }, /FELIX_BPFCONNTRACKTIMEOUTS: "Forever" is not a conntrack timer/],
+    [{ FELIX_BPFCONNTRACKTIMEOUTS: 'UDPTimeout=soon' }, /FELIX_BPFCONNTRACKTIMEOUTS: UDPTimeout="soon" is not a duration/],
+  ] as const) t.throws(() => resolveConfig({ nodeName: 'n1' }, envv), re);
+  t.equal(resolveConfig({ nodeName: 'n1', runDir: '/tmp/x' }, {}).mtuFile, '/tmp/x/mtu', 'the MTU file lives in the run dir');
+  t.equal(resolveConfig({ nodeName: 'n1' }, { TORTIE_MTU_FILE: 'none' }).mtuFile, '', 'or nowhere');
 });
