@@ -91,7 +91,7 @@ export class FelixLive {
     if (name === 'default') this.default = spec;
     else if (name === `node.${this.base.nodeName}`) this.node = spec;
     else return;
-    if (spec) {
+    if (spec && this.synced) { // the initial listing was checked by effectiveConfig at start-up
       const ignored = unenforcedProblems({ apiVersion: 'projectcalico.org/v3', kind: 'FelixConfiguration', metadata: { name }, spec });
       if (ignored.length > 0) this.log.warn({ name, fields: ignored.map((p) => p.path) }, 'FelixConfiguration fields tortie does not implement are ignored');
     }

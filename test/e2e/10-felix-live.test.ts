@@ -1,7 +1,7 @@
 // FelixConfiguration while the real tortie-node runs, with Felix's precedence (environment >
 // node.<name> > default):
 //   - default says Info, node.<name> says Debug: debug lines appear at once, no restart;
-//   - node.<name> moves the health port: the new port answers, the old one is closed; back again;
+//   - node.<name> moves the health and metrics ports: the new ones answer, the old ones are closed;
 //   - a conntrack timeout change (a load-time constant of the programs) makes the agent exit
 //     129 naming the field, as Felix; started again (as systemd would), the shorter UDP timeout
 //     shows in behaviour: a reply 3.5 s late is dropped where it passed before;
@@ -24,6 +24,11 @@ function wep(w: Workload): Resource {
 
 async function healthAnswers(ns: Netns, port: number): Promise<boolean> {
   const probe = `fetch('http://127.0.0.1:${port}/readyz').then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))`;
+  return (await ns.exec([process.execPath, '-e', probe], { allowFail: true, env: CHILD_ENV })).code === 0;
+}
+
+async function metricsAnswer(ns: Netns, port: number): Promise<boolean> {
+  const probe = `fetch('http://127.0.0.1:${port}/metrics').then(r=>r.text()).then(t=>process.exit(t.includes('felix_resyncs_started')?0:1),()=>process.exit(1))`;
   return (await ns.exec([process.execPath, '-e', probe], { allowFail: true, env: CHILD_ENV })).code === 0;
 }
 
@@ -83,8 +88,9 @@ t.test('FelixConfiguration live: log severity and health port in place, conntrac
   await lab.client.create({ apiVersion: V3, kind: 'Profile', metadata: { name: 'egress-only' }, spec: { egress: [{ action: 'Allow' }] } } as Resource);
   await lab.client.create(wep(wa));
   const p1 = lab.healthPort, p2 = lab.healthPort + 1;
-  await lab.client.create(felix('default', { healthPort: p1, logSeverityScreen: 'Info' }));
-  const omit = ['--log-level', '--health-port'];
+  const m1 = lab.healthPort + 2, m2 = lab.healthPort + 3;
+  await lab.client.create(felix('default', { healthPort: p1, logSeverityScreen: 'Info', prometheusMetricsPort: m1, prometheusMetricsHost: '127.0.0.1' }));
+  const omit = ['--log-level', '--health-port', '--metrics-port'];
   const agent = lab.startAgent([], { omit });
   await lab.waitReady();
   const exited = new Promise<number | null>((r) => agent.once('exit', (code) => r(code)));
@@ -102,11 +108,14 @@ t.test('FelixConfiguration live: log severity and health port in place, conntrac
     t.equal(agent.exitCode, null, 'no restart');
   });
 
-  await t.test('node.<name> moves the health port while running', async (t) => {
+  await t.test('node.<name> moves the health and metrics ports while running', async (t) => {
+    t.ok(await metricsAnswer(lab.node, m1), `metrics on the default's ${m1}`);
     const cur = (await lab.client.get('FelixConfiguration', 'node.node-a'))!;
-    await lab.client.update({ ...cur, spec: { ...cur.spec, healthPort: p2 } } as Resource);
+    await lab.client.update({ ...cur, spec: { ...cur.spec, healthPort: p2, prometheusMetricsPort: m2 } } as Resource);
     t.ok(await eventually(() => healthAnswers(lab.node, p2), true, 10_000), `the health endpoint answers on ${p2}`);
     t.notOk(await healthAnswers(lab.node, p1), `${p1} is closed`);
+    t.ok(await eventually(() => metricsAnswer(lab.node, m2), true, 10_000), `metrics on ${m2}`);
+    t.notOk(await metricsAnswer(lab.node, m1), `${m1} is closed`);
     const again = (await lab.client.get('FelixConfiguration', 'node.node-a'))!;
     await lab.client.update({ ...again, spec: { logSeverityScreen: 'Debug' } } as Resource);
     t.ok(await eventually(() => healthAnswers(lab.node, p1), true, 10_000), `the default's ${p1} again`);
