@@ -144,8 +144,8 @@ async function deleteWep(ctx: Ctx): Promise<void> {
 }
 
 /** The MTU tortie-node detected (src/dataplane/routes.ts writes it), if it wrote a sane one. */
-function agentMtu(conf: { mtu_file?: string }): number | undefined {
-  const file = conf.mtu_file ?? process.env.TORTIE_MTU_FILE ?? join(process.env.TORTIE_RUN_DIR || '/run/tortie', 'mtu');
+function agentMtu(conf: { mtu_file?: string }, vars: NodeJS.ProcessEnv): number | undefined {
+  const file = conf.mtu_file ?? vars.TORTIE_MTU_FILE ?? join(vars.TORTIE_RUN_DIR || '/run/tortie', 'mtu');
   let text: string;
   try { text = readFileSync(file, 'utf8'); } catch { return undefined; }
   const n = Number(text.trim());
@@ -159,7 +159,7 @@ function agentMtu(conf: { mtu_file?: string }): number | undefined {
  */
 async function workloadMtu(ctx: Ctx, ips: string[]): Promise<number> {
   if (ctx.conf.mtu !== undefined) return ctx.conf.mtu;
-  const fromAgent = agentMtu(ctx.conf);
+  const fromAgent = agentMtu(ctx.conf, ctx.procEnv);
   if (fromAgent !== undefined) return fromAgent;
   try {
     const pools = await new IpamClient(ctx.ds()).listPools();
