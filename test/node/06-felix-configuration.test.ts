@@ -1,7 +1,7 @@
 // FelixConfiguration read by tortie-node at start-up, under flags and environment (Felix's
 // precedence: environment > node.<name> > default > built-in), over the real embedded store.
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedDatastore } from '../../src/datastore';
@@ -9,7 +9,7 @@ import { ResourceClient } from '../../src/client/resources';
 import { resolveConfig, withFelixConfiguration } from '../../src/node/config';
 import { CALICO_CT_TIMEOUTS } from '../../src/dataplane/bpf/conntrack';
 import { effectiveConfig } from '../../src/node/run';
-import { createLogger, silentLogger } from '../../src/util/log';
+import { createAgentLogger, createLogger, setAgentLogLevels, silentLogger } from '../../src/util/log';
 import type { Resource } from '../../src/model';
 
 const felix = (name: string, spec: Record<string, unknown>): Resource =>
@@ -98,4 +98,25 @@ t.test('MTU, natOutgoingAddress, metrics, log file and conntrack timeouts: the s
   ] as const) t.throws(() => resolveConfig({ nodeName: 'n1' }, envv), re);
   t.equal(resolveConfig({ nodeName: 'n1', runDir: '/tmp/x' }, {}).mtuFile, '/tmp/x/mtu', 'the MTU file lives in the run dir');
   t.equal(resolveConfig({ nodeName: 'n1' }, { TORTIE_MTU_FILE: 'none' }).mtuFile, '', 'or nowhere');
+});
+
+t.test('log levels change while running, for child loggers made before the change too', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-loglevels-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'agent.log');
+  const log = createAgentLogger({ name: 'test', screen: { level: 'silent', format: 'json' }, file: { path: file, level: 'info' } });
+  const child = log.child({ component: 'dataplane' });
+  const lines = () => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string });
+  child.debug('before');
+  child.info('info before');
+  t.same(lines().map((l) => l.msg), ['info before'], 'file at info: no debug line');
+  t.ok(setAgentLogLevels(log, 'silent', 'debug'), 'applies in place');
+  child.debug('after');
+  t.same(lines().map((l) => [l.level, l.msg]), [[30, 'info before'], [20, 'after']], "the existing child's debug line reaches the file");
+  t.ok(setAgentLogLevels(log, 'silent', 'warn'));
+  child.info('quiet');
+  t.equal(lines().length, 2, 'back up to warn: info dropped');
+  t.notOk(setAgentLogLevels(log, 'trace', 'warn'), 'trace needs a logger made at trace: a restart');
+  const noFile = createAgentLogger({ name: 'test', screen: { level: 'silent', format: 'json' } });
+  t.notOk(setAgentLogLevels(noFile, 'silent', 'debug'), 'a file the agent was started without needs a restart');
 });
