@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { Topology, run, type Netns } from '../util/netns';
 import { installCni } from '../cni/install';
 import { agentCommand } from '../node/launch';
+import { CONFIG_CHANGED_EXIT_CODE } from '../node/felix-live';
 import { FrrTor } from './tor';
 import { parseBirdProtocols, bgpPeers } from '../bgp/status';
 import { birdDir } from '../node/bird-dir';
@@ -190,6 +191,9 @@ export class Lab {
       child.stderr?.on('data', (d) => appendFileSync(f, d));
     }
     n.agent = child;
+    // As systemd's Restart=always: an agent that exits 129 to apply a FelixConfiguration change
+    // (as Felix does) is started again; teardown kills with SIGKILL, which never gives 129.
+    child.once('exit', (code) => { if (code === CONFIG_CHANGED_EXIT_CODE && n.agent === child) this.startAgent(n); });
   }
 
   async waitReady(n: LabNode, timeoutMs = 30_000): Promise<void> {
