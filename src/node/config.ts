@@ -107,7 +107,6 @@ export interface NodeConfig {
 export type FelixSettable = 'logLevel' | 'healthPort' | 'healthHost' | 'interfacePrefix' | 'natPortRange' | 'ctMaxEntries' | 'endpointToHostAction'
   | 'logLevelFile' | 'metricsEnabled' | 'metricsPort' | 'metricsHost' | 'ipipMtu' | 'mtuIfacePattern' | 'natOutgoingAddress' | 'ctTimeouts';
 
-
 /** Felix's bpfConntrackTimeouts timers → tortie's conntrack timeouts (creationGracePeriod has no equivalent). */
 const CT_TIMER_KEYS: Readonly<Partial<Record<FelixConntrackTimer, keyof CtTimeouts>>> = {
   tcpSynSent: 'synSec', tcpEstablished: 'establishedSec', tcpFinsSeen: 'finSec', tcpResetSeen: 'rstSec',
