@@ -142,6 +142,7 @@ export class BpfDataplane {
   /** Kernel state this process manages. */
   private readonly attached = new Set<number>();                   // ifindexes with programs
   private uplinkAttached = false;
+  private uplinkMtu?: number;
   private applyChain: Promise<void> = Promise.resolve();
 
   private constructor(private readonly o: BpfDataplaneOptions) {
@@ -184,6 +185,12 @@ export class BpfDataplane {
     });
     this.links.on('add', (l: LinkInfo) => this.enqueue(() => this.onLinkAdd(l)));
     this.links.on('remove', (l: LinkInfo) => this.enqueue(() => this.onLinkRemove(l)));
+    // The uplink's MTU changed (say, jumbo frames turned on): Felix's MTU detection runs again.
+    this.links.on('change', (l: LinkInfo) => {
+      if (l.name !== this.o.uplink || l.mtu === this.uplinkMtu) return;
+      this.uplinkMtu = l.mtu;
+      void this.enqueue(() => this.routes?.uplinkMtuChanged());
+    });
     await this.links.start();
     await this.applyChain;
   }
@@ -204,7 +211,7 @@ export class BpfDataplane {
   // ---------------------------------------------------------------- links
 
   private onLinkAdd(l: LinkInfo): void | Promise<void> {
-    if (l.name === this.o.uplink) { this.attachUplink(); return this.routes?.uplinkAppeared(); }
+    if (l.name === this.o.uplink) { this.uplinkMtu = l.mtu; this.attachUplink(); return this.routes?.uplinkAppeared(); }
     const ep = this.byInterface.get(l.name);
     if (ep && this.policy.ifindexOf(ep.key) !== l.ifindex) this.policy.bind(ep); // policy before programs
     this.attachWorkload(l);

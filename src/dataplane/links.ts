@@ -12,7 +12,7 @@
  * Contract:
  * - `start()` resolves once the initial list is known; 'add' is emitted for every link present
  *   then (when `emitInitial`) and for each new one later, 'remove' when one goes away, 'change'
- *   when an ifindex keeps its name but its oper state changes. Events are de-duplicated against
+ *   when an ifindex keeps its name but its oper state, MAC or MTU changes. Events are de-duplicated against
  *   the current view, so a link seen by both the monitor and a re-list is reported once.
  * - Runs in the caller's network namespace, or in `netns` (`ip -n <netns>`), so tests and the lab
  *   can watch a node namespace without entering it.
@@ -29,6 +29,7 @@ export interface LinkInfo {
   ifindex: number;
   up: boolean;
   mac?: string;
+  mtu?: number;
 }
 
 export interface LinkWatcherOptions {
@@ -39,7 +40,7 @@ export interface LinkWatcherOptions {
   log?: Logger;
 }
 
-interface IpJsonLink { ifindex: number; ifname: string; operstate?: string; flags?: string[]; address?: string }
+interface IpJsonLink { ifindex: number; ifname: string; operstate?: string; flags?: string[]; address?: string; mtu?: number }
 
 export function parseLinkList(json: string): LinkInfo[] {
   const arr = JSON.parse(json) as IpJsonLink[];
@@ -48,6 +49,7 @@ export function parseLinkList(json: string): LinkInfo[] {
     ifindex: l.ifindex,
     up: (l.flags ?? []).includes('UP'),
     mac: l.address,
+    mtu: l.mtu,
   }));
 }
 
@@ -59,12 +61,13 @@ export interface MonitorLine {
   label: string;
   up: boolean;
   mac?: string;
+  mtu?: number;
 }
 
 export function parseMonitorLine(line: string): MonitorLine | undefined {
-  const m = /^(Deleted )?(\d+): (\S+): <([^>]*)>(?:.*?link\/\S+ ([0-9a-f]{2}(?::[0-9a-f]{2})+))?/.exec(line);
+  const m = /^(Deleted )?(\d+): (\S+): <([^>]*)>(?: mtu (\d+))?(?:.*?link\/\S+ ([0-9a-f]{2}(?::[0-9a-f]{2})+))?/.exec(line);
   if (!m) return undefined;
-  return { deleted: !!m[1], ifindex: Number(m[2]), label: m[3]!, up: m[4]!.split(',').includes('UP'), mac: m[5] };
+  return { deleted: !!m[1], ifindex: Number(m[2]), label: m[3]!, up: m[4]!.split(',').includes('UP'), mtu: m[5] === undefined ? undefined : Number(m[5]), mac: m[6] };
 }
 
 export class LinkWatcher extends EventEmitter {
@@ -111,8 +114,8 @@ export class LinkWatcher extends EventEmitter {
       return;
     }
     if (m && known && (m.label === known.name || m.label.startsWith(`${known.name}@`))) {
-      if (known.up !== m.up || (m.mac !== undefined && known.mac !== m.mac)) {
-        const l: LinkInfo = { ...known, up: m.up, mac: m.mac ?? known.mac };
+      if (known.up !== m.up || (m.mac !== undefined && known.mac !== m.mac) || (m.mtu !== undefined && known.mtu !== m.mtu)) {
+        const l: LinkInfo = { ...known, up: m.up, mac: m.mac ?? known.mac, mtu: m.mtu ?? known.mtu };
         this.remember(l);
         this.emit('change', l);
       }
@@ -124,7 +127,7 @@ export class LinkWatcher extends EventEmitter {
       const candidates = [m.label, ...[...m.label.matchAll(/@/g)].map((a) => m.label.slice(0, a.index))];
       if (!candidates.some((n) => n !== '' && filter(n))) return; // not tracked whatever its name is
       if (!m.label.includes('@')) {
-        const l: LinkInfo = { name: m.label, ifindex: m.ifindex, up: m.up, mac: m.mac };
+        const l: LinkInfo = { name: m.label, ifindex: m.ifindex, up: m.up, mac: m.mac, mtu: m.mtu };
         const clash = this.names.get(l.name);
         if (clash) this.forget(clash);
         this.remember(l);
@@ -168,7 +171,7 @@ export class LinkWatcher extends EventEmitter {
         if (old) this.forget(old);
         this.remember(l);
         this.emit('add', l);
-      } else if (old.up !== l.up || old.mac !== l.mac) {
+      } else if (old.up !== l.up || old.mac !== l.mac || old.mtu !== l.mtu) {
         this.remember(l);
         this.emit('change', l);
       }

@@ -297,6 +297,13 @@ export class RouteManager {
     this.dirty = true;
   }
 
+  /** The uplink's MTU changed: detect again and rewrite routes, netcfg and the MTU file. */
+  uplinkMtuChanged(): Promise<void> {
+    this.uplinkFor = undefined;
+    this.dirty = true;
+    return this.apply();
+  }
+
   /** The host and IPIP MTUs in force (after the first apply that found the uplink). */
   get mtuInForce(): { host: number; ipip: number; from: string } | undefined { return this.mtu; }
 

@@ -47,9 +47,9 @@ t.test('watcher reports cali* links appearing and disappearing in a node namespa
 
 t.test('parseMonitorLine reads ip -o monitor link lines (captured from iproute2 6.1)', async (t) => {
   const add = parseMonitorLine('3: cali1@x@p1: <NO-CARRIER,BROADCAST,MULTICAST,UP,M-DOWN> mtu 1500 qdisc noqueue state LOWERLAYERDOWN group default \\    link/ether fe:7e:4d:1c:68:88 brd ff:ff:ff:ff:ff:ff');
-  t.same(add, { deleted: false, ifindex: 3, label: 'cali1@x@p1', up: true, mac: 'fe:7e:4d:1c:68:88' });
+  t.same(add, { deleted: false, ifindex: 3, label: 'cali1@x@p1', up: true, mtu: 1500, mac: 'fe:7e:4d:1c:68:88' });
   const del = parseMonitorLine('Deleted 2: p2@NONE: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default \\    link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff');
-  t.same(del, { deleted: true, ifindex: 2, label: 'p2@NONE', up: false, mac: '02:00:00:00:00:01' });
+  t.same(del, { deleted: true, ifindex: 2, label: 'p2@NONE', up: false, mtu: 1500, mac: '02:00:00:00:00:01' });
   t.equal(parseMonitorLine('garbage'), undefined);
 });
 

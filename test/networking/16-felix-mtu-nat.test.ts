@@ -4,6 +4,7 @@
 //     the IPIP header → IPIP routes carry mtu 8981, the workload program's fast path knows it
 //     (netcfg), and the MTU file the CNI plugin reads says 8981;
 //   - an 8981-byte DF packet crosses the tunnel, an 8982-byte one gets frag-needed with mtu 8981;
+//   - the uplink's MTU changed with ip link: routes and the MTU file follow by themselves;
 //   - ipipMTU 1400 set while running: routes, netcfg and the MTU file follow; a 1401-byte DF
 //     packet gets frag-needed with mtu 1400 (the fast path would otherwise have encapsulated it);
 //   - natOutgoingAddress set while running: the outside host's capture and socket see that
@@ -94,6 +95,14 @@ t.test('MTU detection on a jumbo underlay, ipipMTU and natOutgoingAddress while 
     await routesA.apply();
     t.equal(await routeTo(A.ns, wc.ip), '192.168.3.10 via 198.18.1.1 dev eth0 mtu 8981', 'back to detection');
     t.equal(readFileSync(mtuFile('node-a'), 'utf8'), '8981\n');
+  });
+
+  t.test('the uplink\'s MTU changed while running: detected again without any apply from outside', async (t) => {
+    await A.ns.exec(['ip', 'link', 'set', 'eth0', 'mtu', '9000']);
+    t.ok(await eventually(async () => (await routeTo(A.ns, wc.ip)).endsWith('mtu 8980'), 10_000), 'the route follows (9000 - 20)');
+    t.equal(readFileSync(mtuFile('node-a'), 'utf8'), '8980\n', 'and the MTU file');
+    await A.ns.exec(['ip', 'link', 'set', 'eth0', 'mtu', '9001']);
+    t.ok(await eventually(async () => (await routeTo(A.ns, wc.ip)).endsWith('mtu 8981'), 10_000), 'back to 8981');
   });
 
   t.test('mtuIfacePattern matching nothing: the uplink\'s MTU', async (t) => {
