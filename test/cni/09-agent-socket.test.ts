@@ -36,7 +36,7 @@ t.test('the agent serves the CNI plugins on its socket', async (t) => {
   const sock = join(dir, 'run', 'cni.sock');
   const healthPort = 20000 + Math.floor(Math.random() * 20000);
   const agent = bed.node.spawn(agentCommand(['run', '--nodename', 'node-a', '--ip', '198.18.0.2/24', '--store-dir', bed.store.dir,
-    '--bpffs-root', pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', 'info', '--cni-socket', sock]),
+    '--bpffs-root', pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', 'info', '--cni-socket', sock, '--run-dir', join(dir, 'agent-run')]),
   { netOnly: true, env: CHILD_ENV });
   let log = '';
   agent.stdout!.on('data', (d) => { log += String(d); });

@@ -23,7 +23,8 @@ export function makeCniPath(): { dir: string; cleanup(): void } {
 
 export async function runPlugin(node: Netns, plugin: 'tortie' | 'tortie-ipam', env: Record<string, string>, stdin: string | object,
   cniPath: string): Promise<CniRun> {
-  const vars = Object.entries({ CNI_PATH: cniPath, ...env }).map(([k, v]) => `${k}=${v}`);
+  // TORTIE_MTU_FILE: no agent's MTU file (a tortie-node on this host writes /run/tortie/mtu) unless a test gives one.
+  const vars = Object.entries({ CNI_PATH: cniPath, TORTIE_MTU_FILE: join(cniPath, 'no-agent-mtu'), ...env }).map(([k, v]) => `${k}=${v}`);
   // The installed executable, as a runtime runs it (the shell wrapper, or a launcher symlink).
   const r = await node.exec(['env', ...vars, join(cniPath, plugin)],
     { input: typeof stdin === 'string' ? stdin : JSON.stringify(stdin), allowFail: true, timeoutMs: 60_000 });

@@ -186,7 +186,7 @@ graphroot = "${join(this.dir, 'storage')}"
   /** opts.cniSocket false: the agent does not serve the CNI plugins (`--cni-socket none`). */
   startAgent(opts: { cniSocket?: boolean } = {}): ChildProcess {
     const cmd = agentCommand(['run', '--cni-socket', opts.cniSocket === false ? 'none' : this.agentSocket, '--nodename', this.nodeName, '--ip', '198.18.0.10/24', '--store-dir', this.storeDir,
-      '--bpffs-root', join(this.bpffs, 'tortie'), '--health-port', String(this.healthPort), '--metrics-port', '0', '--log-level', 'info',
+      '--bpffs-root', join(this.bpffs, 'tortie'), '--run-dir', join(this.dir, 'agent-run'), '--health-port', String(this.healthPort), '--metrics-port', '0', '--log-level', 'info',
       '--interface-prefix', 'cali,veth']);
     const child = this.host.spawn(['nsenter', `--mount=${this.mntNs}`, '--', ...cmd], { netOnly: true, env: CHILD_ENV });
     this.agentServesCni = opts.cniSocket !== false;
