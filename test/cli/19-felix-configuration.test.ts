@@ -54,6 +54,12 @@ spec:
   t.same(await cli.run(['apply', '-f', 'live.yaml']), { code: 0, stdout: "Successfully applied 1 'FelixConfiguration' resource(s)\n", stderr: '' },
     'live fields only: no note, no warning');
 
+  cli.file('rep0.yaml', 'apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: node.n3}\nspec: {reportingInterval: 0s}\n');
+  t.same((await cli.run(['apply', '-f', 'rep0.yaml'])).stderr, '', "reportingInterval 0s (what calico/node writes): what tortie does, silently");
+  cli.file('rep30.yaml', 'apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: node.n3}\nspec: {reportingInterval: 30s}\n');
+  t.same((await cli.run(['apply', '-f', 'rep30.yaml'])).stderr,
+    'Warning: FelixConfiguration node.n3: spec.reportingInterval: accepted but ignored: tortie-node writes no Felix status reports\n', 'another value: warned');
+
   // The Calico docs' own sample: ipipMTU is honoured now; chainInsertMode Append is not what tortie does.
   cli.file('docs.yaml', `apiVersion: projectcalico.org/v3
 kind: FelixConfiguration
