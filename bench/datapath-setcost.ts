@@ -18,6 +18,7 @@ import { CalcGraph } from '../src/calc';
 import type { GlobalNetworkPolicy, GlobalNetworkSet, Resource } from '../src/model';
 import { ns, wep } from './datapath-policies';
 import { median } from './lib/stats';
+import { u32ToIpv4 } from '../src/primitives';
 
 const REPEAT = Number(process.argv[2] ?? 1_000_000);
 const SET_SIZE = Number(process.argv[3] ?? 100_000);
@@ -35,7 +36,7 @@ function bigSet(): GlobalNetworkSet {
   const nets: string[] = [];
   for (let i = 0; i < SET_SIZE; i++) {
     const a = (198 << 24 | 18 << 16) + i;
-    nets.push(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/32`);
+    nets.push(`${u32ToIpv4(a)}/32`);
   }
   return { apiVersion: V3, kind: 'GlobalNetworkSet', metadata: { name: 'trusted', labels: { role: 'trusted' } }, spec: { nets } };
 }

@@ -32,6 +32,7 @@ import { percentile } from './stats';
 import { tempDir } from './tools';
 import { parseCompileBench } from './children';
 import { agentCommand } from '../../src/node/launch';
+import { u32ToIpv4 } from '../../src/primitives';
 
 export interface ControlSettings {
   storeEndpoints: number;
@@ -57,12 +58,9 @@ function wep(pod: string, node: string, ip: string, labels: Record<string, strin
   return { apiVersion: V3, kind: 'WorkloadEndpoint', metadata: { name, namespace: BENCH_NS, labels }, spec };
 }
 
-function ip4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
 /** Local endpoint i: 192.168.128.0/17; remote endpoint i: 192.168.0.0/17 (never configured anywhere). */
-const localIp = (i: number) => ip4(((192 << 24) | (168 << 16) | 0x8000) + 1 + i >>> 0);
-const remoteIp = (i: number) => ip4(((192 << 24) | (168 << 16)) + 1 + i >>> 0);
+const localIp = (i: number) => u32ToIpv4(((192 << 24) | (168 << 16) | 0x8000) + 1 + i >>> 0);
+const remoteIp = (i: number) => u32ToIpv4(((192 << 24) | (168 << 16)) + 1 + i >>> 0);
 
 function loadPolicy(i: number): GlobalNetworkPolicy {
   const app = (k: number) => `app${k % 200}`;

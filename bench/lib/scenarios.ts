@@ -27,6 +27,7 @@
  * (`ct state`), and a counter on every rule as Felix writes them.
  */
 import { workloadEndpointName, type GlobalNetworkPolicy, type Namespace, type Node, type Profile, type Resource, type Rule, type WorkloadEndpoint } from '../../src/model';
+import { u32ToIpv4 } from '../../src/primitives';
 
 export const BENCH_NODE = 'bench-node';
 export const BENCH_NS = 'bench';
@@ -58,13 +59,9 @@ export function checkScale(s: PolicyScale): void {
   }
 }
 
-function ipOf(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
-
 /** Address of remote member k (0-based): a permutation of the member space, so no two collide. */
 export function memberAddress(k: number): string {
-  return ipOf((MEMBER_SPACE_START + ((k * MEMBER_STEP) % MEMBER_SPACE)) >>> 0);
+  return u32ToIpv4((MEMBER_SPACE_START + ((k * MEMBER_STEP) % MEMBER_SPACE)) >>> 0);
 }
 
 function wep(pod: string, node: string, ip: string, labels: Record<string, string>, iface?: string): WorkloadEndpoint {

@@ -24,7 +24,8 @@ import type { BlockRecord } from '../ipam';
 import type { Logger } from '../util/log';
 import { renderBird, type BgpState } from './render';
 import type { BirdDaemon } from './bird';
-import { intToIpv4, parseV4Net } from '../ipam/block';
+import { parseV4Net } from '../ipam/block';
+import { u32ToIpv4 } from '../primitives';
 
 export interface BgpDriverOptions {
   nodeName: string;
@@ -127,7 +128,7 @@ export class BgpDriver {
         continue;
       }
       b.allocations.forEach((a, ordinal) => {
-        if (a !== null && b.attributes[a]?.secondary?.node === this.o.nodeName) borrowed.push(intToIpv4(net.base + ordinal));
+        if (a !== null && b.attributes[a]?.secondary?.node === this.o.nodeName) borrowed.push(u32ToIpv4(net.base + ordinal));
       });
     }
     return {

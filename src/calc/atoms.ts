@@ -16,7 +16,7 @@
  */
 import type { Selector } from '../selector';
 import type { ClassIndex } from './classes';
-import type { Cidr4 } from './ipv4';
+import type { Cidr4 } from '../primitives';
 import type { LabelIndex } from './label-index';
 import { cidrAtomId, npAtomId, selAtomId } from './rules';
 

@@ -24,7 +24,7 @@
  */
 import type { Item, LabelIndex } from './label-index';
 import { addTo, hashId, removeFrom } from './graph-util';
-import { cidrCovers, cidrKey, maskOf, type Cidr4 } from './ipv4';
+import { cidr4Covers, cidr4Key, prefixMask, type Cidr4 } from '../primitives';
 import { fewAdd, fewDelete, fewSize, fewValues, type Few } from './compact';
 import type { Signature } from './table';
 
@@ -156,7 +156,7 @@ export class ClassIndex {
   setItemPrefixes(item: Item, prefixes: Cidr4[]): void {
     this.markItemNodes(item);
     for (const c of item.prefixes) {
-      const n = this.pnodes.get(cidrKey(c));
+      const n = this.pnodes.get(cidr4Key(c));
       if (n === undefined) continue;
       n.items = fewDelete(n.items, item.key);
       this.maybeDropNode(n);
@@ -176,7 +176,7 @@ export class ClassIndex {
   }
 
   removeCidrAtom(id: string, c: Cidr4): void {
-    const n = this.pnodes.get(cidrKey(c));
+    const n = this.pnodes.get(cidr4Key(c));
     if (n !== undefined) {
       n.cidrAtoms?.delete(id);
       if (n.cidrAtoms?.size === 0) n.cidrAtoms = undefined;
@@ -191,7 +191,7 @@ export class ClassIndex {
   }
 
   private nodeAt(c: Cidr4): PNode {
-    const k = cidrKey(c);
+    const k = cidr4Key(c);
     let n = this.pnodes.get(k);
     if (n === undefined) {
       n = { key: k, cidr: c, cidrAtoms: undefined, items: undefined, classId: 0 };
@@ -212,12 +212,12 @@ export class ClassIndex {
 
   /** Marks a prefix and every prefix under it. */
   private markNode(c: Cidr4): void {
-    const k = cidrKey(c);
+    const k = cidr4Key(c);
     if (this.pnodes.has(k)) this.dirtyNodes.add(k);
     if (c.len === 32) return;
     const visit = (nk: string): void => {
       const n = this.pnodes.get(nk)!;
-      if (n.cidr.len > c.len && cidrCovers(c, n.cidr)) this.dirtyNodes.add(nk);
+      if (n.cidr.len > c.len && cidr4Covers(c, n.cidr)) this.dirtyNodes.add(nk);
     };
     for (const nk of this.shortNodes) visit(nk);
     if (c.len >= 24) {
@@ -328,7 +328,7 @@ export class ClassIndex {
     const selectors = this.labels.selectors;
     for (let len = 0; len <= n.cidr.len; len++) {
       if (this.lenCount[len] === 0) continue;
-      const anc = len === n.cidr.len ? n : this.pnodes.get(`${(n.cidr.addr & maskOf(len)) >>> 0}/${len}`);
+      const anc = len === n.cidr.len ? n : this.pnodes.get(`${(n.cidr.addr & prefixMask(len)) >>> 0}/${len}`);
       if (anc === undefined) continue;
       if (anc.cidrAtoms !== undefined) for (const a of anc.cidrAtoms) members.add(a);
       for (const ik of fewValues(anc.items)) {

@@ -15,7 +15,7 @@
  */
 import type { ClassIndex } from './classes';
 import type { EndpointPolicies, LocalEp } from './endpoint-policies';
-import { compareCidr4, formatCidr4, parseCidr4 } from './ipv4';
+import { compareCidr4, formatCidr4, tryParseCidrOrIp4 } from '../primitives';
 import type { RuleIds } from './rule-ids';
 import type { ResourceState } from './store';
 import { cellAt, type AssembledTable } from './table';
@@ -45,7 +45,7 @@ export function emptyDelta(): CalcDelta {
 }
 
 export class Delta {
-  /** Prefix node key (cidrKey) → class id last emitted for it. */
+  /** Prefix node key (cidr4Key) → class id last emitted for it. */
   private readonly prefixes = new Map<string, number>();
   private readonly classes = new Set<number>();
   /** Table id → definition key of the context last emitted with it. */
@@ -206,7 +206,7 @@ export class Delta {
       namespace: wep.metadata.namespace ?? 'default',
       name: wep.metadata.name,
       ipNetworks: (wep.spec.ipNetworks ?? []).map((n) => {
-        const c = parseCidr4(n);
+        const c = tryParseCidrOrIp4(n);
         return c !== undefined ? formatCidr4(c) : n;
       }),
       tables: { ingress: ing, egress: eg },

@@ -26,7 +26,7 @@ import type { WorkloadEndpoint } from '../model';
 import type { Selector } from '../selector';
 import type { AtomNeeds } from './atoms';
 import { addTo, removeFrom } from './graph-util';
-import type { Cidr4 } from './ipv4';
+import type { Cidr4 } from '../primitives';
 import type { LabelIndex } from './label-index';
 import {
   endOfTierKey,

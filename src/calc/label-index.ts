@@ -32,7 +32,7 @@ import type { Selector } from '../selector';
 import type { ClassIndex } from './classes';
 import type { EndpointPolicies } from './endpoint-policies';
 import { addTo, kv, removeFrom } from './graph-util';
-import { cidrKey, parseCidr4, type Cidr4 } from './ipv4';
+import { cidr4Key, tryParseCidrOrIp4, type Cidr4 } from '../primitives';
 import { effectiveLabels, networkSetLabels, protocolNumber } from './semantics';
 import type { ResourceState } from './store';
 
@@ -139,9 +139,9 @@ export class LabelIndex {
       const prefixes: Cidr4[] = [];
       const seen = new Set<string>();
       for (const n of set.spec.nets ?? []) {
-        const c = parseCidr4(n);
+        const c = tryParseCidrOrIp4(n);
         if (c === undefined) continue;
-        const k = cidrKey(c);
+        const k = cidr4Key(c);
         if (!seen.has(k)) {
           seen.add(k);
           prefixes.push(c);
@@ -159,7 +159,7 @@ export class LabelIndex {
     );
     const prefixes: Cidr4[] = [];
     for (const n of wep.spec.ipNetworks ?? []) {
-      const c = parseCidr4(n);
+      const c = tryParseCidrOrIp4(n);
       if (c !== undefined && !prefixes.some((p) => p.addr === c.addr && p.len === c.len)) prefixes.push(c);
     }
     const ports: Item['ports'] = [];

@@ -9,8 +9,7 @@
  * compiler bug: tables must cover every packet).
  */
 import { CalcError, UnknownEndpointError } from './errors';
-import { maskOf, parseCidr4, parseIPv4 } from './ipv4';
-import { isIcmpProtocol, isPortProtocol } from './semantics';
+import { isIcmpProtocol, isPortProtocol, prefixMask, tryParseCidrOrIp4, tryIpv4ToU32 } from '../primitives';
 import { PROTO_OTHER, type CompiledState, type PolicyPacket, type Verdict, type VerdictCell, type VerdictTable } from './types';
 
 export interface LookupResult {
@@ -45,7 +44,7 @@ export class TableIndex {
   constructor(state: CompiledState) {
     const lens = new Set<number>();
     for (const p of state.classes.prefixes) {
-      const c = parseCidr4(p.cidr)!;
+      const c = tryParseCidrOrIp4(p.cidr)!;
       this.lpm.set(`${c.addr}/${c.len}`, p.classId);
       lens.add(c.len);
     }
@@ -71,7 +70,7 @@ export class TableIndex {
 
   classOf(ip: number): number {
     for (const len of this.lens) {
-      const id = this.lpm.get(`${(ip & maskOf(len)) >>> 0}/${len}`);
+      const id = this.lpm.get(`${(ip & prefixMask(len)) >>> 0}/${len}`);
       if (id !== undefined) return id;
     }
     return 0;
@@ -82,7 +81,7 @@ export class TableIndex {
     if (ep === undefined) throw new UnknownEndpointError(packet.endpoint);
     const ti = this.tables.get(ep.tables[packet.direction]);
     if (ti === undefined) throw new CalcError('ERR_CALC_LOOKUP_MISS', `endpoint "${ep.key}": table ${ep.tables[packet.direction]} missing`);
-    const ip = parseIPv4(packet.remoteIP);
+    const ip = tryIpv4ToU32(packet.remoteIP);
     if (ip === undefined) throw new CalcError('ERR_CALC_BAD_PACKET', `packet.remoteIP: "${packet.remoteIP}" is not an IPv4 address`);
     const g = this.classOf(ip);
     const lc = ti.projection.get(g) ?? 0;

@@ -18,7 +18,7 @@
  * Emit it before RuleIds.emit (its rules are in the same registry).
  */
 import type { GlobalNetworkPolicy, Rule } from '../model';
-import { formatCidr4, parseCidr4 } from './ipv4';
+import { formatCidr4, tryParseCidrOrIp4 } from '../primitives';
 import { comparePolicies, compareTiers, policyTier, selectorOf, tierInfo } from './semantics';
 import type { RuleIds } from './rule-ids';
 import type { ResourceState } from './store';
@@ -79,7 +79,7 @@ export function computePrefilter(
         if (r.action === 'Log') return;
         if (r.action === 'Deny' && onlySourceNets(r) && !blocked) {
           for (const n of r.source!.nets!) {
-            const c = parseCidr4(n);
+            const c = tryParseCidrOrIp4(n);
             if (c !== undefined) out.deny.push({ family: 4, cidr: formatCidr4(c), ruleId: id });
           }
           return;

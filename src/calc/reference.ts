@@ -23,7 +23,7 @@
  */
 import type { EntityRule, Rule, WorkloadEndpoint } from '../model';
 import { BadPacketError, UnknownEndpointError } from './errors';
-import { cidrContains, parseCidr4, parseIPv4 } from './ipv4';
+import { cidr4Contains, isIcmpProtocol, isPortProtocol, tryParseCidrOrIp4, tryIpv4ToU32 } from '../primitives';
 import {
   appliesToWorkloads,
   comparePolicies,
@@ -34,8 +34,6 @@ import {
   entitySelector,
   icmpRanges,
   inRanges,
-  isIcmpProtocol,
-  isPortProtocol,
   parseNets,
   parsePorts,
   policyEndpointSelector,
@@ -77,7 +75,7 @@ function labelsOf(state: ResourceState, wep: WorkloadEndpoint): Record<string, s
 
 function firstIPv4(wep: WorkloadEndpoint): number | undefined {
   for (const n of wep.spec.ipNetworks ?? []) {
-    const c = parseCidr4(n);
+    const c = tryParseCidrOrIp4(n);
     if (c !== undefined) return c.addr;
   }
   return undefined;
@@ -85,8 +83,8 @@ function firstIPv4(wep: WorkloadEndpoint): number | undefined {
 
 function ownsAddress(wep: WorkloadEndpoint, ip: number): boolean {
   for (const n of wep.spec.ipNetworks ?? []) {
-    const c = parseCidr4(n);
-    if (c !== undefined && cidrContains(c, ip)) return true;
+    const c = tryParseCidrOrIp4(n);
+    if (c !== undefined && cidr4Contains(c, ip)) return true;
   }
   return false;
 }
@@ -106,11 +104,11 @@ export function evaluate(packet: PolicyPacket, state: ResourceState): EvalResult
   if (packet.direction !== 'ingress' && packet.direction !== 'egress') {
     throw new BadPacketError('direction', packet.direction, 'is not "ingress" or "egress"');
   }
-  const remoteIP = parseIPv4(packet.remoteIP);
+  const remoteIP = tryIpv4ToU32(packet.remoteIP);
   if (remoteIP === undefined) throw new BadPacketError('remoteIP', packet.remoteIP, 'is not an IPv4 address');
   let localIP = firstIPv4(local);
   if (packet.localIP !== undefined) {
-    localIP = parseIPv4(packet.localIP);
+    localIP = tryIpv4ToU32(packet.localIP);
     if (localIP === undefined) throw new BadPacketError('localIP', packet.localIP, 'is not an IPv4 address');
   }
   const protocol = checkPort('protocol', packet.protocol, 255);
@@ -229,7 +227,7 @@ function matchRule(ctx: Ctx, r: Rule, ns: string | undefined): boolean {
 function netsMatch(nets: string[] | undefined, ip: number | undefined, negated: boolean): boolean {
   const parsed = parseNets(nets);
   if (parsed === undefined) return true;
-  const hit = ip !== undefined && parsed.v4.some((c) => cidrContains(c, ip));
+  const hit = ip !== undefined && parsed.v4.some((c) => cidr4Contains(c, ip));
   return negated ? !hit : hit;
 }
 

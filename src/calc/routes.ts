@@ -19,7 +19,7 @@
  */
 import type { ResourceKind } from '../model';
 import { fewAdd, fewDelete, fewValues, type Few } from './compact';
-import { compareCidr4, formatCidr4, parseCidr4 } from './ipv4';
+import { compareCidr4, formatCidr4, IPPOOL_DEFAULTS, tryParseCidrOrIp4 } from '../primitives';
 import type { ResourceState } from './store';
 import type { CalcDelta, RoutingState } from './types';
 
@@ -70,7 +70,7 @@ export class RouteCalculator {
   /** The whole current routing input (as of the last emit). */
   snapshot(): RoutingState {
     const workloadRoutes = [...this.emittedRoutes]
-      .map(([cidr, node]) => ({ cidr, node, c: parseCidr4(cidr)! }))
+      .map(([cidr, node]) => ({ cidr, node, c: tryParseCidrOrIp4(cidr)! }))
       .sort((a, b) => compareCidr4(a.c, b.c))
       .map(({ cidr, node }) => ({ cidr, node }));
     return { ...this.routing, workloadRoutes };
@@ -86,7 +86,7 @@ export class RouteCalculator {
       const now: string[] = [];
       if (w !== undefined && w.spec.node !== undefined && w.spec.node !== this.nodeName) {
         for (const n of w.spec.ipNetworks ?? []) {
-          const c = parseCidr4(n);
+          const c = tryParseCidrOrIp4(n);
           if (c !== undefined) now.push(formatCidr4(c));
         }
       }
@@ -126,7 +126,7 @@ export class RouteCalculator {
     }
     const byCidr = <T>(xs: T[], cidrOf: (x: T) => string): T[] =>
       xs
-        .map((x) => ({ x, c: parseCidr4(cidrOf(x))! }))
+        .map((x) => ({ x, c: tryParseCidrOrIp4(cidrOf(x))! }))
         .sort((a, b) => compareCidr4(a.c, b.c))
         .map((e) => e.x);
     delta.workloadRoutesUpserted = byCidr([...upserts].map(([cidr, node]) => ({ cidr, node })), (r) => r.cidr);
@@ -139,11 +139,11 @@ export class RouteCalculator {
       .map((p) => ({
         name: p.metadata.name,
         cidr: p.spec.cidr,
-        ipipMode: p.spec.ipipMode ?? 'Never',
-        vxlanMode: p.spec.vxlanMode ?? 'Never',
-        natOutgoing: p.spec.natOutgoing ?? false,
+        ipipMode: p.spec.ipipMode ?? IPPOOL_DEFAULTS.ipipMode,
+        vxlanMode: p.spec.vxlanMode ?? IPPOOL_DEFAULTS.vxlanMode,
+        natOutgoing: p.spec.natOutgoing ?? IPPOOL_DEFAULTS.natOutgoing,
         disabled: p.spec.disabled ?? false,
-        blockSize: p.spec.blockSize ?? 26,
+        blockSize: p.spec.blockSize ?? IPPOOL_DEFAULTS.blockSizeV4,
       }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const nodes = [...s.nodes.values()]

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { EntityRule, Profile, Rule, WorkloadEndpoint } from '../model';
 import type { Selector } from '../selector';
-import { cidrContains, formatCidr4, type Cidr4 } from './ipv4';
+import { cidr4Contains, formatCidr4, type Cidr4 } from '../primitives';
 import {
   entityNotSelector,
   entitySelector,
@@ -217,8 +217,8 @@ export function resolveLocal(r: PreRule, dir: Direction, view: LocalView): Local
   const l = r.local;
   if (l.sel !== undefined && !l.sel.evaluate(view.labels)) return undefined;
   if (l.notSel !== undefined && l.notSel.evaluate(view.labels)) return undefined;
-  if (l.nets !== undefined && (view.ip === undefined || !l.nets.some((c) => cidrContains(c, view.ip!)))) return undefined;
-  if (l.notNets !== undefined && view.ip !== undefined && l.notNets.some((c) => cidrContains(c, view.ip!))) return undefined;
+  if (l.nets !== undefined && (view.ip === undefined || !l.nets.some((c) => cidr4Contains(c, view.ip!)))) return undefined;
+  if (l.notNets !== undefined && view.ip !== undefined && l.notNets.some((c) => cidr4Contains(c, view.ip!))) return undefined;
   const res: LocalResolution = {};
   const ports = l.ports !== undefined ? localPorts(l.ports, view) : undefined;
   const notPorts = l.notPorts !== undefined ? localPorts(l.notPorts, view) : undefined;

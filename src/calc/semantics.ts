@@ -17,8 +17,6 @@
  * used as written.
  */
 import {
-  NAMESPACE_LABEL,
-  NAMESPACE_LABEL_PREFIX,
   namespaceSelectorToEndpointSelector,
   parseSelector,
   prefixLabels,
@@ -42,16 +40,21 @@ import type {
   Tier,
   WorkloadEndpoint,
 } from '../model';
-import { parseCidr4, type Cidr4 } from './ipv4';
 import { NAMESPACE_PROFILE_PREFIX } from '../model/derived';
+import {
+  DEFAULT_TIER,
+  DEFAULT_TIER_ORDER,
+  LABEL_NAME,
+  LABEL_NAMESPACE,
+  LABEL_ORCHESTRATOR,
+  LABEL_SERVICE_ACCOUNT,
+  NAMESPACE_LABEL_PREFIX,
+  SERVICE_ACCOUNT_LABEL_PREFIX,
+  protocolNumberOfName,
+  tryParseCidrOrIp4,
+  type Cidr4,
+} from '../primitives';
 
-export const SERVICE_ACCOUNT_LABEL = 'projectcalico.org/serviceaccount';
-export const SERVICE_ACCOUNT_LABEL_PREFIX = 'pcsa.';
-export const ORCHESTRATOR_LABEL = 'projectcalico.org/orchestrator';
-export const NAME_LABEL = 'projectcalico.org/name';
-/** Calico's order of the implicit `default` tier. */
-export const DEFAULT_TIER_ORDER = 1_000_000;
-export const DEFAULT_TIER = 'default';
 
 // ------------------------------------------------------------------------------ selectors
 
@@ -77,7 +80,7 @@ function serviceAccountNode(sam: ServiceAccountMatch): SelectorNode | undefined 
     parts.push(prefixLabels(selectorOf(sam.selector), SERVICE_ACCOUNT_LABEL_PREFIX).root);
   }
   if (sam.names !== undefined && sam.names.length > 0) {
-    parts.push({ kind: 'in', label: SERVICE_ACCOUNT_LABEL, values: [...new Set(sam.names)].sort() });
+    parts.push({ kind: 'in', label: LABEL_SERVICE_ACCOUNT, values: [...new Set(sam.names)].sort() });
   }
   return parts.length === 0 ? undefined : and(parts);
 }
@@ -97,7 +100,7 @@ export function entitySelector(er: EntityRule | undefined, policyNamespace: stri
   if (hasSel) parts.push(selectorOf(er.selector).root);
   let nsNode: SelectorNode | undefined;
   if (hasNs) nsNode = namespaceSelectorToEndpointSelector(selectorOf(er.namespaceSelector)).root;
-  else if (policyNamespace !== undefined) nsNode = { kind: 'eq', label: NAMESPACE_LABEL, value: policyNamespace };
+  else if (policyNamespace !== undefined) nsNode = { kind: 'eq', label: LABEL_NAMESPACE, value: policyNamespace };
   if (nsNode !== undefined && (parts.length > 0 || hasNot || hasNs)) parts.unshift(nsNode);
   if (parts.length === 0) return undefined;
   return canonicalSelector(and(parts));
@@ -135,7 +138,7 @@ export function policyEndpointSelector(p: AnyPolicy): Selector {
 function buildPolicySelector(p: AnyPolicy): Selector {
   const parts: SelectorNode[] = [];
   if (p.kind === 'NetworkPolicy') {
-    parts.push({ kind: 'eq', label: NAMESPACE_LABEL, value: p.metadata.namespace ?? 'default' });
+    parts.push({ kind: 'eq', label: LABEL_NAMESPACE, value: p.metadata.namespace ?? 'default' });
   } else if (p.spec.namespaceSelector !== undefined && p.spec.namespaceSelector !== '') {
     parts.push(namespaceSelectorToEndpointSelector(selectorOf(p.spec.namespaceSelector)).root);
   }
@@ -171,14 +174,14 @@ export function effectiveLabels(
   const ns = wep.metadata.namespace ?? 'default';
   const nsLabels = namespaceOf(ns)?.metadata.labels;
   if (nsLabels !== undefined) for (const [k, v] of Object.entries(nsLabels)) out[NAMESPACE_LABEL_PREFIX + k] = v;
-  out[NAMESPACE_LABEL_PREFIX + NAME_LABEL] = ns;
+  out[NAMESPACE_LABEL_PREFIX + LABEL_NAME] = ns;
   const own = wep.metadata.labels;
   if (own !== undefined) for (const [k, v] of Object.entries(own)) out[k] = v;
-  out[NAMESPACE_LABEL] = ns;
-  if (wep.spec.orchestrator !== undefined) out[ORCHESTRATOR_LABEL] = wep.spec.orchestrator;
+  out[LABEL_NAMESPACE] = ns;
+  if (wep.spec.orchestrator !== undefined) out[LABEL_ORCHESTRATOR] = wep.spec.orchestrator;
   if (wep.spec.serviceAccountName !== undefined && wep.spec.serviceAccountName !== '') {
-    out[SERVICE_ACCOUNT_LABEL] = wep.spec.serviceAccountName;
-    out[SERVICE_ACCOUNT_LABEL_PREFIX + NAME_LABEL] = wep.spec.serviceAccountName;
+    out[LABEL_SERVICE_ACCOUNT] = wep.spec.serviceAccountName;
+    out[SERVICE_ACCOUNT_LABEL_PREFIX + LABEL_NAME] = wep.spec.serviceAccountName;
   }
   return out;
 }
@@ -205,28 +208,19 @@ export function networkSetLabels(
   if (lta !== undefined) for (const [k, v] of Object.entries(lta)) out[k] = v;
   const nsLabels = namespaceOf(ns)?.metadata.labels;
   if (nsLabels !== undefined) for (const [k, v] of Object.entries(nsLabels)) out[NAMESPACE_LABEL_PREFIX + k] = v;
-  out[NAMESPACE_LABEL_PREFIX + NAME_LABEL] = ns;
+  out[NAMESPACE_LABEL_PREFIX + LABEL_NAME] = ns;
   for (const [k, v] of Object.entries(set.metadata.labels ?? {})) out[k] = v;
-  out[NAMESPACE_LABEL] = ns;
+  out[LABEL_NAMESPACE] = ns;
   return out;
 }
 
 // ------------------------------------------------------------------------------ protocols
 
-const PROTOCOL_NAMES: Record<string, number> = {
-  tcp: 6,
-  udp: 17,
-  icmp: 1,
-  icmpv6: 58,
-  sctp: 132,
-  udplite: 136,
-};
-
 /** Protocol number of a name (any case) or number; undefined if it is neither. */
 export function protocolNumber(p: Protocol | undefined): number | undefined {
   if (p === undefined) return undefined;
   if (typeof p === 'number') return Number.isInteger(p) && p >= 0 && p <= 255 ? p : undefined;
-  const named = PROTOCOL_NAMES[p.toLowerCase()];
+  const named = protocolNumberOfName(p, true);
   if (named !== undefined) return named;
   if (/^[0-9]{1,3}$/.test(p)) {
     const n = Number(p);
@@ -235,13 +229,6 @@ export function protocolNumber(p: Protocol | undefined): number | undefined {
   return undefined;
 }
 
-export function isPortProtocol(p: number): boolean {
-  return p === 6 || p === 17 || p === 132 || p === 136;
-}
-
-export function isIcmpProtocol(p: number): boolean {
-  return p === 1 || p === 58;
-}
 
 // ------------------------------------------------------------------------------ ports
 
@@ -312,7 +299,7 @@ export function parseNets(nets: string[] | undefined): { v4: Cidr4[]; hadOther: 
   const v4: Cidr4[] = [];
   let hadOther = false;
   for (const n of nets) {
-    const c = parseCidr4(n);
+    const c = tryParseCidrOrIp4(n);
     if (c === undefined) hadOther = true;
     else v4.push(c);
   }

@@ -14,7 +14,8 @@
  * Cost: per signature, O(protocols × source slabs × destination intervals × active steps).
  */
 import { createHash } from 'node:crypto';
-import { inRanges, isIcmpProtocol, isPortProtocol, normaliseRanges, type Ranges } from './semantics';
+import { ICMP_PROTOCOLS, isIcmpProtocol, isPortProtocol, PORT_PROTOCOLS } from '../primitives';
+import { inRanges, normaliseRanges, type Ranges } from './semantics';
 import { PROTO_OTHER, type Direction, type SrcPortRange, type VerdictCell } from './types';
 
 /** Port constraint of one side after local resolution. */
@@ -105,10 +106,9 @@ export function makeTableDef(direction: Direction, steps: Step[]): TableDef {
     if (m.protocol !== undefined) protocols.add(m.protocol);
     if (m.notProtocol !== undefined) protocols.add(m.notProtocol);
     const hasPorts = m.src !== undefined || m.srcNot !== undefined || m.dst !== undefined || m.dstNot !== undefined;
-    if (hasPorts && m.protocol === undefined) for (const p of [6, 17, 132, 136]) protocols.add(p);
+    if (hasPorts && m.protocol === undefined) for (const p of PORT_PROTOCOLS) protocols.add(p);
     if ((m.icmp !== undefined || m.notIcmp !== undefined) && m.protocol === undefined) {
-      protocols.add(1);
-      protocols.add(58);
+      for (const p of ICMP_PROTOCOLS) protocols.add(p);
     }
     if (m.sel !== undefined) atoms.add(m.sel);
     if (m.notSel !== undefined) atoms.add(m.notSel);

@@ -63,10 +63,8 @@ export type IPFamily = 4 | 6;
 /** Protocol value meaning "any protocol not listed in the table's `protocols`". */
 export const PROTO_OTHER = 256;
 
-/** Protocols whose packets carry L4 ports. */
-export const PORT_PROTOCOLS: readonly number[] = [6, 17, 132, 136];
-/** Protocols whose type/code go in the destination port value. */
-export const ICMP_PROTOCOLS: readonly number[] = [1, 58];
+// Protocol sets (PORT_PROTOCOLS: ports are read; ICMP_PROTOCOLS: type/code go in the destination
+// port value): src/primitives/protocols.ts.
 
 export type Direction = 'ingress' | 'egress';
 export const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];

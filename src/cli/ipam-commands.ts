@@ -11,8 +11,8 @@
  * release exits 0 after freeing the address, 1 when it was not assigned.
  */
 import { ipamCheck, ipamShow, renderIpamCheck, renderIpamShow, IpamClient } from '../ipam';
-import { blockNet, ipToOrdinal, ipv4ToInt } from '../ipam/block';
-import { parseIPv4 } from '../model/values';
+import { blockNet, ipToOrdinal } from '../ipam/block';
+import { tryIpv4ToU32 } from '../primitives';
 import { DATASTORE_OPTIONS, invalidOption, parseArgs } from './args';
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
 import { CliError, type CliIO } from './io';
@@ -75,9 +75,9 @@ export async function runIpam(binary: string, argv: readonly string[], io: CliIO
 }
 
 function parseIp(arg: string): number {
-  const ip = parseIPv4(arg);
-  if (ip === null) throw new CliError(`invalid IP address: ${arg} (expected an IPv4 address)`, 'ERR_CLI_IP');
-  return ipv4ToInt(ip.bytes);
+  const ip = tryIpv4ToU32(arg);
+  if (ip === undefined) throw new CliError(`invalid IP address: ${arg} (expected an IPv4 address)`, 'ERR_CLI_IP');
+  return ip;
 }
 
 async function runCheck(binary: string, argv: readonly string[], io: CliIO): Promise<number> {

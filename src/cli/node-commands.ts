@@ -24,7 +24,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { renderTable } from '../ipam';
-import { parseCidr } from '../model/values';
+import { tryParseCidr, tryParseCidrOrIp } from '../primitives';
 import { DATASTORE_OPTIONS, invalidOption, parseArgs, type ParsedArgs } from './args';
 import { resolveDatastoreConfig } from './datastore-config';
 import { CliError, type CliIO } from './io';
@@ -226,7 +226,7 @@ export function checkAutodetectionMethod(method: string): void {
   switch (kind) {
     case 'can-reach=': {
       if (value === '') throw bad('can-reach needs an IP address or a host name');
-      if (parseCidr(value, true) !== null) {
+      if (tryParseCidrOrIp(value) !== undefined) {
         if (value.includes('/') || value.includes(':')) throw bad('can-reach takes an IPv4 address or a host name, not a CIDR or IPv6 address');
         return;
       }
@@ -249,8 +249,8 @@ export function checkAutodetectionMethod(method: string): void {
     case 'cidr=': {
       if (value === '') throw bad('cidr needs at least one CIDR');
       for (const c of value.split(',')) {
-        const p = parseCidr(c.trim(), false);
-        if (p === null || p.ip.version !== 4) throw bad(`"${c}" is not an IPv4 CIDR`);
+        const p = tryParseCidr(c.trim());
+        if (p === undefined || p.ip.version !== 4) throw bad(`"${c}" is not an IPv4 CIDR`);
       }
       return;
     }
@@ -261,8 +261,8 @@ export function checkAutodetectionMethod(method: string): void {
 
 function checkIp(ip: string): string {
   if (ip === 'autodetect') return ip;
-  const c = parseCidr(ip, true);
-  if (c === null) throw new CliError(`Error executing command: invalid IP address specified with --ip: ${ip} (expected autodetect or an IPv4 address with optional /prefix, e.g. 10.0.2.10/24)`, 'ERR_CLI_FLAG');
+  const c = tryParseCidrOrIp(ip);
+  if (c === undefined) throw new CliError(`Error executing command: invalid IP address specified with --ip: ${ip} (expected autodetect or an IPv4 address with optional /prefix, e.g. 10.0.2.10/24)`, 'ERR_CLI_FLAG');
   if (c.ip.version !== 4) throw new CliError('Error executing command: --ip is wrong IP version', 'ERR_CLI_FLAG');
   return ip;
 }

@@ -32,9 +32,10 @@ import { join } from 'node:path';
 import { ResourceClient } from '../client/resources';
 import type { Datastore } from '../datastore/types';
 import { IpamClient } from '../ipam/client';
-import { parseV4Net, v4Contains } from '../ipam/block';
+import { v4Contains } from '../ipam/block';
 import { workloadEndpointName } from '../model/validate';
 import type { WorkloadEndpoint } from '../model/types';
+import { LABEL_NAMESPACE, LABEL_ORCHESTRATOR, ipv4ToU32 } from '../primitives';
 import { CNI_OWNER, CONTAINER_NAME_LABEL, OWNER_ANNOTATION } from '../model/wep-labels';
 import { createLogger, lazyLogger, type Logger } from '../util/log';
 import { formatResult, type CniEnv, type CniResult, type NetConf } from './config';
@@ -101,8 +102,8 @@ function buildWep(ctx: Ctx, ips: string[], mac: string | undefined, hostName = c
   if (id.containerName && id.containerName.length <= 63 && LABEL_VALUE_RE.test(id.containerName)) {
     labels[CONTAINER_NAME_LABEL] = id.containerName;
   }
-  labels['projectcalico.org/namespace'] = id.namespace;
-  labels['projectcalico.org/orchestrator'] = id.orchestrator;
+  labels[LABEL_NAMESPACE] = id.namespace;
+  labels[LABEL_ORCHESTRATOR] = id.orchestrator;
   return {
     apiVersion: 'projectcalico.org/v3',
     kind: 'WorkloadEndpoint',
@@ -163,7 +164,7 @@ async function workloadMtu(ctx: Ctx, ips: string[]): Promise<number> {
   if (fromAgent !== undefined) return fromAgent;
   try {
     const pools = await new IpamClient(ctx.ds()).listPools();
-    const addr = parseV4Net(`${ips[0]!.split('/')[0]}/32`).base;
+    const addr = ipv4ToU32(ips[0]!.split('/')[0]);
     const pool = pools.find((p) => v4Contains(p.net, addr));
     return pool && pool.ipipMode !== 'Never' ? DEFAULT_MTU - IPIP_OVERHEAD : DEFAULT_MTU;
   } catch (err) {

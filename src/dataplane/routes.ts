@@ -44,7 +44,7 @@ import { run } from '../util/netns';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { loadUplink, resolveNatOptions, type NatOptions, type UplinkDatapath } from './bpf/loader';
-import { parseCidr4 } from './bpf/encode';
+import { cidr4ForMap } from './bpf/encode';
 import {
   lpm4Key, lpm4KeyCidr, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, readNetStats,
   NETCFG_KEY, NODE_F, POOL_F, RT_F, type NetStats,
@@ -53,6 +53,7 @@ import { tcAttach, type BpfMap } from './native';
 import { ctAcceptedClose, readNatQuota, sweepNatEntries, type CtCloseLookup, type NatStatus } from './bpf/nat';
 import { TortieError } from '../util/errors';
 import { BACKOFF, backoffMs } from '../util/retry';
+import { cidr4Contains } from '../primitives';
 
 export const DEFAULT_ROUTE_PROTOCOL = 122;
 export const IPIP_OVERHEAD = 20;
@@ -125,9 +126,7 @@ export interface RoutePlan {
 function addrOf(cidrOrIp: string): string { return cidrOrIp.split('/')[0]!; }
 
 function inPrefix(ip: string, cidr: string): boolean {
-  const p = parseCidr4(cidr);
-  const a = parseCidr4(`${addrOf(ip)}/${p.len}`);
-  return a.addr === p.addr;
+  return cidr4Contains(cidr4ForMap(cidr), cidr4ForMap(addrOf(ip)).addr);
 }
 
 /** The pool holding `cidr`'s first address: longest prefix wins. */
@@ -135,7 +134,7 @@ export function poolOf<P extends { cidr: string }>(pools: readonly P[], cidr: st
   let best: P | undefined, bestLen = -1;
   for (const p of pools) {
     if (!p.cidr.includes('.')) continue; // IPv6 pools
-    const len = parseCidr4(p.cidr).len;
+    const len = cidr4ForMap(p.cidr).len;
     if (len > bestLen && inPrefix(addrOf(cidr), p.cidr)) { best = p; bestLen = len; }
   }
   return best;

@@ -29,7 +29,8 @@
  * compare-and-swap it against the revision it read.
  */
 import { bigIntOf, bigIntValue } from '../datastore/keys';
-import { metaTimestamp, parseCidr, type Cidr } from '../model/values';
+import { metaTimestamp } from '../model/values';
+import { cidr4Contains, cidr4Size, formatCidr4, tryParseCidr4, u32ToIpv4 } from '../primitives';
 import { IpamError } from './errors';
 
 /** libcalico-go's AllocationAttribute (json: handle_id, secondary; both omitted when unset). */
@@ -62,31 +63,21 @@ export interface V4Net {
   size: number;
 }
 
-export function ipv4ToInt(bytes: readonly number[]): number {
-  return ((bytes[0]! << 24) >>> 0) + (bytes[1]! << 16) + (bytes[2]! << 8) + bytes[3]!;
-}
-
-export function intToIpv4(n: number): string {
-  return `${(n >>> 24) & 0xff}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
-}
-
 /** Parses an IPv4 CIDR (host bits masked off); throws ERR_IPAM_INVALID_ARGUMENT otherwise. */
 export function parseV4Net(text: string, what = 'cidr'): V4Net {
-  const c: Cidr | null = parseCidr(text, false);
-  if (c === null || c.ip.version !== 4) {
+  const c = tryParseCidr4(text);
+  if (c === undefined) {
     throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `${what} ${JSON.stringify(text)} is not an IPv4 CIDR`);
   }
-  const size = 2 ** (32 - c.prefix);
-  const base = size === 2 ** 32 ? 0 : Math.floor(ipv4ToInt(c.ip.bytes) / size) * size;
-  return { base, prefix: c.prefix, size };
+  return { base: c.addr, prefix: c.len, size: cidr4Size(c.len) };
 }
 
 export function formatV4Net(n: V4Net): string {
-  return `${intToIpv4(n.base)}/${n.prefix}`;
+  return formatCidr4({ addr: n.base, len: n.prefix });
 }
 
 export function v4Contains(outer: V4Net, addr: number): boolean {
-  return addr >= outer.base && addr < outer.base + outer.size;
+  return cidr4Contains({ addr: outer.base, len: outer.prefix }, addr);
 }
 
 /**
@@ -188,7 +179,7 @@ export function blockNet(b: BlockRecord): V4Net {
 }
 
 export function ordinalToIp(b: BlockRecord, ordinal: number): string {
-  return intToIpv4(blockNet(b).base + ordinal);
+  return u32ToIpv4(blockNet(b).base + ordinal);
 }
 
 export function ipToOrdinal(b: BlockRecord, ip: number): number | undefined {

@@ -12,8 +12,9 @@
  */
 import type { Datastore } from '../datastore/types';
 import { resourcePrefix } from '../datastore/keys';
-import { handleOf, ordinalToIp, parseV4Net, secondaryOf, v4Contains } from './block';
+import { handleOf, ordinalToIp, secondaryOf, v4Contains } from './block';
 import { IpamClient } from './client';
+import { ipv4ToU32 } from '../primitives';
 
 export interface IpamAllocation { ip: string; block: string; handleId: string; attrs: Record<string, string> }
 export interface IpamCheckReport {
@@ -70,7 +71,7 @@ export async function ipamCheck(ds: Datastore): Promise<IpamCheckReport> {
   }
   for (const [ip, holders] of byIp) {
     if (holders.length > 1) report.duplicate.push({ ip, endpoints: holders.map((w) => w.name).sort() });
-    const n = parseV4Net(`${ip}/32`).base;
+    const n = ipv4ToU32(ip);
     if (!allocs.has(ip) && pools.some((p) => v4Contains(p.net, n))) {
       for (const w of holders) report.unknown.push({ ip, endpoint: w.name });
     }
@@ -84,8 +85,8 @@ export async function ipamCheck(ds: Datastore): Promise<IpamCheckReport> {
     if (!a) report.tunnel.push({ node, ip: tip, problem: 'not allocated in IPAM' });
     else if (a.handleId !== `ipip-tunnel-addr-${node}`) report.tunnel.push({ node, ip: tip, problem: `allocated to handle ${a.handleId}` });
   }
-  report.leaked.sort((x, y) => parseV4Net(`${x.ip}/32`).base - parseV4Net(`${y.ip}/32`).base);
-  report.unknown.sort((x, y) => parseV4Net(`${x.ip}/32`).base - parseV4Net(`${y.ip}/32`).base);
+  report.leaked.sort((x, y) => ipv4ToU32(x.ip) - ipv4ToU32(y.ip));
+  report.unknown.sort((x, y) => ipv4ToU32(x.ip) - ipv4ToU32(y.ip));
   return report;
 }
 

@@ -41,7 +41,7 @@ import { parseSelector } from '../selector';
 import { silentLogger, type Logger } from '../util/log';
 import { BACKOFF } from '../util/retry';
 import {
-  allocate, allocateOrdinal, checkBlock, collectCooldown, formatV4Net, handleOf, inUse, intToIpv4, ipv4ToInt, newBlock, nextSequence,
+  allocate, allocateOrdinal, checkBlock, collectCooldown, formatV4Net, handleOf, inUse, newBlock, nextSequence,
   ordinalToIp, ordinalsOfHandle, parseV4Net, releaseHandle, segmentToCidr, v4Contains, withClaimTime, type BlockRecord, type V4Net,
 } from './block';
 import { IpamError } from './errors';
@@ -49,10 +49,10 @@ import {
   IPAM_CONFIG_KEY, adjustHandle, affinityKey, affinityPrefix, affinityValue, blockKey, blockPrefix, decodeHandle, decodeIpamConfig,
   encodeHandle, handleKey, type IpamConfig,
 } from './records';
+import { cidr4Of, formatCidr4, IPPOOL_DEFAULTS, ipv4ToU32, nthSubnet4, subnetCount4 } from '../primitives';
 
 export { affinityKey, affinityPrefix, blockKey, blockPrefix, handleKey } from './records';
 
-export const DEFAULT_BLOCK_SIZE = 26;
 const HANDLE_RE = /^[A-Za-z0-9][A-Za-z0-9._:@=+-]{0,252}$/;
 
 export interface PoolInfo {
@@ -112,17 +112,17 @@ export function poolFromResource(value: unknown): PoolInfo | undefined {
   if (typeof spec.cidr !== 'string' || typeof r.metadata?.name !== 'string') return undefined;
   let net: V4Net;
   try { net = parseV4Net(spec.cidr); } catch { return undefined; } // IPv6 pools: not handled by this IPAM yet
-  const blockSize = typeof spec.blockSize === 'number' ? spec.blockSize : DEFAULT_BLOCK_SIZE;
+  const blockSize = typeof spec.blockSize === 'number' ? spec.blockSize : IPPOOL_DEFAULTS.blockSizeV4;
   if (blockSize < net.prefix || blockSize > 32) return undefined;
-  const uses = Array.isArray(spec.allowedUses) ? spec.allowedUses.filter((u): u is string => typeof u === 'string') : ['Workload', 'Tunnel'];
+  const uses = Array.isArray(spec.allowedUses) ? spec.allowedUses.filter((u): u is string => typeof u === 'string') : [...IPPOOL_DEFAULTS.allowedUses];
   return {
     name: r.metadata.name,
     cidr: formatV4Net(net),
     net,
     blockSize,
     disabled: spec.disabled === true,
-    nodeSelector: typeof spec.nodeSelector === 'string' ? spec.nodeSelector : 'all()',
-    ipipMode: typeof spec.ipipMode === 'string' ? spec.ipipMode : 'Never',
+    nodeSelector: typeof spec.nodeSelector === 'string' ? spec.nodeSelector : IPPOOL_DEFAULTS.nodeSelector,
+    ipipMode: typeof spec.ipipMode === 'string' ? spec.ipipMode : IPPOOL_DEFAULTS.ipipMode,
     natOutgoing: spec.natOutgoing === true,
     allowedUses: uses,
   };
@@ -257,7 +257,7 @@ export class IpamClient {
 
   private describe(b: BlockRecord, ordinal: number, pools: readonly PoolInfo[]): AssignedIp {
     const ip = ordinalToIp(b, ordinal);
-    const n = ipv4ToInt(ip.split('.').map(Number));
+    const n = ipv4ToU32(ip);
     return { ip, cidr: `${ip}/32`, block: b.cidr, pool: pools.find((p) => v4Contains(p.net, n))?.name ?? '' };
   }
 
@@ -338,7 +338,7 @@ export class IpamClient {
   async assignIp(args: { ip: string; handleId: string; node: string; attrs?: Record<string, string> }): Promise<AssignedIp> {
     checkHandle(args.handleId);
     let addr: number;
-    try { addr = parseV4Net(`${args.ip}/32`, 'requested address').base; } catch {
+    try { addr = ipv4ToU32(args.ip); } catch {
       throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `requested address ${JSON.stringify(args.ip)} is not an IPv4 address`);
     }
     const pools = (await this.listPools()).filter((p) => v4Contains(p.net, addr) && p.allowedUses.includes('Workload'));
@@ -348,8 +348,7 @@ export class IpamClient {
     }
     const hit = (await this.reservedRanges()).find((r) => v4Contains(r, addr));
     if (hit) throw new IpamError('ERR_IPAM_RESERVED', `requested address ${args.ip} is reserved (IPReservation range ${formatV4Net(hit)})`);
-    const size = 2 ** (32 - pool.blockSize);
-    const cidr = `${intToIpv4(Math.floor(addr / size) * size)}/${pool.blockSize}`;
+    const cidr = formatCidr4(cidr4Of(addr, pool.blockSize));
     const key = blockKey(cidr);
     const attrs = { node: args.node, ...(args.attrs ?? {}) };
     const config = await this.ipamConfig();
@@ -453,11 +452,11 @@ export class IpamClient {
     const taken = new Set((await this.ds.list(blockPrefix())).items.map((kv) => segmentToCidr(kv.key.slice(kv.key.lastIndexOf('/') + 1))));
     const seed = createHash('sha1').update(node).digest().readUInt32BE(0);
     for (const pool of pools) {
-      const blockSize = 2 ** (32 - pool.blockSize);
-      const count = pool.net.size / blockSize;
+      const poolNet = { addr: pool.net.base, len: pool.net.prefix };
+      const count = subnetCount4(poolNet, pool.blockSize);
       const start = seed % count;
       for (let i = 0; i < count; i++) {
-        const cidr = `${intToIpv4(pool.net.base + ((start + i) % count) * blockSize)}/${pool.blockSize}`;
+        const cidr = formatCidr4(nthSubnet4(poolNet, pool.blockSize, (start + i) % count));
         if (taken.has(cidr)) continue;
         if (await this.claimSpecific(node, cidr)) return cidr;
       }
@@ -570,7 +569,7 @@ export class IpamClient {
    */
   async releaseIp(ip: string): Promise<string | undefined> {
     let addr: number;
-    try { addr = parseV4Net(`${ip}/32`).base; } catch {
+    try { addr = ipv4ToU32(ip); } catch {
       throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `${JSON.stringify(ip)} is not an IPv4 address`);
     }
     const config = await this.ipamConfig();

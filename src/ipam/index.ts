@@ -19,7 +19,7 @@
  * - Keys and values are Calico's own (records.ts, block.ts): Calico and tortie share one IPAM.
  * IPv6 pools are ignored by this version.
  */
-export { IpamClient, DEFAULT_BLOCK_SIZE, blockKey, blockPrefix, affinityKey, affinityPrefix, handleKey, poolFromResource, checkHandle } from './client';
+export { IpamClient, blockKey, blockPrefix, affinityKey, affinityPrefix, handleKey, poolFromResource, checkHandle } from './client';
 export type { AssignArgs, AssignResult, AssignedIp, PoolInfo, IpamClientOptions } from './client';
 export { IpamError, type IpamErrorCode } from './errors';
 export { ipamShow, renderIpamShow, renderBorrowed, renderTable, type IpamShow, type PoolUsage, type BlockUsage, type NodeUsage, type BorrowedIp } from './show';

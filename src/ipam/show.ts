@@ -6,6 +6,7 @@
 import type { Datastore } from '../datastore/types';
 import { handleOf, inUse, ordinalToIp, parseV4Net, secondaryOf, v4Contains, type BlockRecord } from './block';
 import { IpamClient } from './client';
+import { ipv4ToU32 } from '../primitives';
 
 export interface BlockUsage {
   cidr: string;
@@ -104,7 +105,7 @@ export async function ipamShow(ds: Datastore): Promise<IpamShow> {
       });
     });
   }
-  borrowed.sort((x, y) => parseV4Net(`${x.ip}/32`).base - parseV4Net(`${y.ip}/32`).base);
+  borrowed.sort((x, y) => ipv4ToU32(x.ip) - ipv4ToU32(y.ip));
   return {
     pools: poolRows,
     borrowed,

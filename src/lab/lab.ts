@@ -26,6 +26,7 @@ import { CONFIG_CHANGED_EXIT_CODE } from '../node/felix-live';
 import { FrrTor } from './tor';
 import { parseBirdProtocols, bgpPeers } from '../bgp/status';
 import { birdDir } from '../node/bird-dir';
+import { cidr4Contains, tryIpv4ToU32, tryParseCidr4 } from '../primitives';
 
 /**
  * BGP mode's pools: the seed pool's settings on half the range, and a pool without NAT outgoing
@@ -422,11 +423,8 @@ spec:
 }
 
 function inCidr(ip: string, cidr: string): boolean {
-  const [net, len] = cidr.split('/');
-  const n = (a: string) => a.split('.').reduce((x, o) => x * 256 + Number(o), 0);
-  const bits = Number(len);
-  const size = 2 ** (32 - bits);
-  return Math.floor(n(ip) / size) === Math.floor(n(net!) / size);
+  const c = tryParseCidr4(cidr), a = tryIpv4ToU32(ip);
+  return c !== undefined && a !== undefined && cidr4Contains(c, a);
 }
 
 export function formatMatrix(cells: Cell[]): string {

@@ -32,15 +32,11 @@ import {
   field,
   has,
   index,
-  isMasked,
   own,
-  parseCidr,
-  parseIP,
-  formatCidr,
-  formatIP,
   quote,
   type JsonObject,
 } from './values';
+import { formatCidr, formatIP, isMasked, tryParseCidrOrIp, tryParseIP } from '../primitives';
 import { parseAsNumber } from './validate';
 
 /** Calico's default AS number for nodes without their own. */
@@ -253,8 +249,8 @@ function serviceBlocks(v: unknown, path: string, issues: Issues): ServiceIPBlock
     checkKnownFields(o, ['cidr'], p, issues);
     const c = asString(own(o, 'cidr'), field(p, 'cidr'), issues);
     if (c === undefined) return;
-    const parsed = parseCidr(c, true);
-    if (parsed === null) issues.add(field(p, 'cidr'), `${quote(c)} is not a CIDR`);
+    const parsed = tryParseCidrOrIp(c);
+    if (parsed === undefined) issues.add(field(p, 'cidr'), `${quote(c)} is not a CIDR`);
     else if (!isMasked(parsed)) issues.add(field(p, 'cidr'), `${quote(c)} has host bits set`);
     else out.push({ cidr: formatCidr(parsed) });
   });
@@ -332,8 +328,8 @@ export function parsePeerIP(s: string): { ip: string; port?: number } | undefine
     port = Number(v4[2]);
   }
   if (port !== undefined && (port < 1 || port > 65535)) return undefined;
-  const ip = parseIP(host);
-  if (ip === null) return undefined;
+  const ip = tryParseIP(host);
+  if (ip === undefined) return undefined;
   if (v6 !== null && ip.version !== 6) return undefined;
   return { ip: formatIP(ip), port };
 }

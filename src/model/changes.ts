@@ -8,8 +8,7 @@
  */
 import type { Problem } from './errors';
 import type { GlobalNetworkPolicy, IPPool, NetworkPolicy, Resource } from './types';
-import { DEFAULT_TIER } from './validate';
-import { cidrsOverlap, parseCidr } from './values';
+import { DEFAULT_TIER, cidrsOverlap, tryParseCidr } from '../primitives';
 
 /** Problems with replacing `old` by `next` (same kind and name). */
 export function checkUpdate(old: Resource, next: Resource): Problem[] {
@@ -36,13 +35,13 @@ export function checkUpdate(old: Resource, next: Resource): Problem[] {
 
 /** Problems if `pool` overlaps any other pool (a pool never conflicts with its own old version). */
 export function checkPoolOverlaps(pool: IPPool, existing: readonly IPPool[]): Problem[] {
-  const mine = parseCidr(pool.spec.cidr, false);
-  if (mine === null) return [];
+  const mine = tryParseCidr(pool.spec.cidr);
+  if (mine === undefined) return [];
   const out: Problem[] = [];
   for (const other of existing) {
     if (other.metadata.name === pool.metadata.name) continue;
-    const theirs = parseCidr(other.spec.cidr, false);
-    if (theirs !== null && cidrsOverlap(mine, theirs)) {
+    const theirs = tryParseCidr(other.spec.cidr);
+    if (theirs !== undefined && cidrsOverlap(mine, theirs)) {
       out.push({
         kind: 'IPPool',
         name: pool.metadata.name,

@@ -30,15 +30,13 @@ import {
   checkKnownFields,
   describe,
   field,
-  formatCidr,
   has,
   index,
-  maskCidr,
   own,
-  parseCidr,
   quote,
   type JsonObject,
 } from './values';
+import { formatCidr, LABEL_NAMESPACE, maskCidr, PROTOCOL_NAMES, tryParseCidrOrIp } from '../primitives';
 
 import type { Converted } from './convert';
 import { convertNodeName as normalizeV1Name } from './convert';
@@ -58,7 +56,7 @@ export function convertV1ProfileName(v1Name: string): string {
 }
 
 function convertSelector(sel: string): string {
-  return sel.split('calico/k8s_ns').join('projectcalico.org/namespace');
+  return sel.split('calico/k8s_ns').join(LABEL_NAMESPACE);
 }
 
 function mergeTag(sel: string | undefined, tag: string | undefined): string | undefined {
@@ -66,19 +64,17 @@ function mergeTag(sel: string | undefined, tag: string | undefined): string | un
   return sel !== undefined && sel !== '' ? `(${sel}) && ${tag} == ''` : `${tag} == ''`;
 }
 
-const V1_PROTOCOLS: Readonly<Record<string, string>> = {
-  tcp: 'TCP', udp: 'UDP', icmp: 'ICMP', icmpv6: 'ICMPv6', sctp: 'SCTP', udplite: 'UDPLite',
-};
+const V1_PROTOCOLS: ReadonlyMap<string, string> = new Map(PROTOCOL_NAMES.map((n) => [n.toLowerCase(), n]));
 const V1_ACTIONS: Readonly<Record<string, string>> = { allow: 'Allow', deny: 'Deny', log: 'Log', pass: 'Pass', 'next-tier': 'Pass' };
 
 function protocol(v: unknown, path: string, issues: Issues): string | number | undefined {
   if (typeof v === 'number') return v;
   if (typeof v === 'string') {
-    const p = V1_PROTOCOLS[v.toLowerCase()];
+    const p = V1_PROTOCOLS.get(v.toLowerCase());
     if (p !== undefined) return p;
     if (/^\d+$/.test(v)) return Number(v);
   }
-  issues.add(path, `must be one of ${Object.keys(V1_PROTOCOLS).join(', ')} or a number, got ${describe(v)}`);
+  issues.add(path, `must be one of ${[...V1_PROTOCOLS.keys()].join(', ')} or a number, got ${describe(v)}`);
   return undefined;
 }
 
@@ -87,8 +83,8 @@ function nets(e: JsonObject, single: string, multi: string, path: string, issues
   const add = (s: unknown, p: string) => {
     const str = asString(s, p, issues);
     if (str === undefined) return;
-    const c = parseCidr(str, true);
-    if (c === null) issues.add(p, `${quote(str)} is not a CIDR`);
+    const c = tryParseCidrOrIp(str);
+    if (c === undefined) issues.add(p, `${quote(str)} is not a CIDR`);
     else out.push(formatCidr(maskCidr(c)));
   };
   if (has(e, single)) add(own(e, single), field(path, single));

@@ -24,25 +24,21 @@ import {
   asObject,
   asString,
   checkKnownFields,
-  cidrContains,
   describe,
   dnsLabelProblem,
   dnsSubdomainProblem,
   field,
-  formatCidr,
   has,
   index,
   isObject,
   labelValueProblem,
-  maskCidr,
   own,
-  parseCidr,
   portNameProblem,
   qualifiedNameProblem,
   quote,
-  type Cidr,
   type JsonObject,
 } from './values';
+import { type Cidr, cidrContains, formatCidr, IPPOOL_DEFAULTS, LABEL_ORCHESTRATOR, maskCidr, tryParseCidr } from '../primitives';
 
 export const K8S_NETWORKING_API = 'networking.k8s.io/v1';
 /** Name prefix of NetworkPolicies converted from Kubernetes, as in Calico. */
@@ -146,14 +142,14 @@ function convertV1IPPool(o: JsonObject): Converted {
     checkKnownFields(meta, ['cidr'], 'metadata', issues);
     const s = asString(own(meta, 'cidr'), 'metadata.cidr', issues);
     if (s !== undefined) {
-      const c = parseCidr(s, false);
-      if (c === null) issues.add('metadata.cidr', `${quote(s)} is not a valid CIDR (e.g. 192.168.0.0/16)`);
+      const c = tryParseCidr(s);
+      if (c === undefined) issues.add('metadata.cidr', `${quote(s)} is not a valid CIDR (e.g. 192.168.0.0/16)`);
       else cidr = maskCidr(c);
     }
   }
   const spec = own(o, 'spec') === undefined ? {} : asObject(own(o, 'spec'), 'spec', issues);
-  let ipipMode = 'Never';
-  let natOutgoing = false;
+  let ipipMode: string = IPPOOL_DEFAULTS.ipipMode;
+  let natOutgoing: boolean = IPPOOL_DEFAULTS.natOutgoing;
   let disabled = false;
   if (spec !== undefined) {
     checkKnownFields(spec, ['ipip', 'nat-outgoing', 'disabled'], 'spec', issues);
@@ -177,7 +173,7 @@ function convertV1IPPool(o: JsonObject): Converted {
     if (has(spec, 'disabled')) disabled = asBoolean(own(spec, 'disabled'), 'spec.disabled', issues) ?? false;
   }
   if (!issues.empty || cidr === undefined) return { issues };
-  const v3spec: JsonObject = { cidr: formatCidr(cidr), ipipMode, vxlanMode: 'Never' };
+  const v3spec: JsonObject = { cidr: formatCidr(cidr), ipipMode, vxlanMode: IPPOOL_DEFAULTS.vxlanMode };
   if (natOutgoing) v3spec.natOutgoing = true;
   if (disabled) v3spec.disabled = true;
   return {
@@ -462,8 +458,8 @@ function ipBlock(v: unknown, path: string, issues: Issues): K8sPeer | undefined 
   checkKnownFields(o, ['cidr', 'except'], path, issues);
   const s = asString(own(o, 'cidr'), field(path, 'cidr'), issues);
   if (s === undefined) return undefined;
-  const c = parseCidr(s, false);
-  if (c === null) {
+  const c = tryParseCidr(s);
+  if (c === undefined) {
     issues.add(field(path, 'cidr'), `${quote(s)} is not a valid CIDR`);
     return undefined;
   }
@@ -476,8 +472,8 @@ function ipBlock(v: unknown, path: string, issues: Issues): K8sPeer | undefined 
       const ep = index(field(path, 'except'), i);
       const es = asString(e, ep, issues);
       if (es === undefined) return;
-      const ec = parseCidr(es, false);
-      if (ec === null) {
+      const ec = tryParseCidr(es);
+      if (ec === undefined) {
         issues.add(ep, `${quote(es)} is not a valid CIDR`);
         return;
       }
@@ -586,7 +582,7 @@ export function simplifyPorts(ports: (number | string)[]): (number | string)[] {
  * namespace: `all()`.
  */
 function labelSelectorToCalico(v: unknown, path: string, issues: Issues, type: 'pod' | 'namespace'): string | undefined {
-  const terms: string[] = type === 'pod' ? ["projectcalico.org/orchestrator == 'k8s'"] : [];
+  const terms: string[] = type === 'pod' ? [`${LABEL_ORCHESTRATOR} == 'k8s'`] : [];
   if (v === null || v === undefined) return terms.join(' && ');
   const o = asObject(v, path, issues);
   if (o === undefined) return undefined;

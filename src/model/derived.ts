@@ -13,11 +13,10 @@
  * cluster keeps such profiles as written resources).
  */
 import { API_VERSION_V3, type Namespace, type Profile, type Tier } from './types';
-import { BUILTIN_TIERS, DEFAULT_TIER } from './validate';
+import { BUILTIN_TIERS } from './validate';
+import { DEFAULT_TIER, LABEL_NAME, NAMESPACE_LABEL_PREFIX } from '../primitives';
 
 export const NAMESPACE_PROFILE_PREFIX = 'kns.';
-export const NAMESPACE_LABEL_PREFIX = 'pcns.';
-export const NAMESPACE_NAME_LABEL = 'projectcalico.org/name';
 
 /** The namespace a `kns.<ns>` profile name is derived from, or undefined. */
 export function namespaceOfProfile(name: string): string | undefined {
@@ -29,7 +28,7 @@ export function namespaceOfProfile(name: string): string | undefined {
 export function namespaceProfile(ns: Namespace): Profile {
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(ns.metadata.labels ?? {})) labels[NAMESPACE_LABEL_PREFIX + k] = v;
-  labels[NAMESPACE_LABEL_PREFIX + NAMESPACE_NAME_LABEL] = ns.metadata.name;
+  labels[NAMESPACE_LABEL_PREFIX + LABEL_NAME] = ns.metadata.name;
   const metadata: Profile['metadata'] = { name: NAMESPACE_PROFILE_PREFIX + ns.metadata.name };
   if (ns.metadata.uid !== undefined) metadata.uid = ns.metadata.uid;
   if (ns.metadata.creationTimestamp !== undefined) metadata.creationTimestamp = ns.metadata.creationTimestamp;

@@ -11,7 +11,8 @@
  */
 import type { Problem } from './errors';
 import type { EntityRule, FelixConfigurationSpec, GlobalNetworkPolicy, IPPool, Resource, Rule, WorkloadEndpoint } from './types';
-import { parseCidr, protocolNumber } from './values';
+import { protocolNumber } from './values';
+import { tryParseCidrOrIp } from '../primitives';
 
 const NO_V6 = 'IPv6 is not implemented by tortie (its datapath, routes and IPAM are IPv4-only)';
 const NO_HEP = 'tortie has no host endpoints (HostEndpoint is not implemented)';
@@ -64,7 +65,7 @@ export function unenforcedProblems(r: Resource): Problem[] {
 type Add = (path: string, reason: string) => void;
 
 function isV6(cidr: string): boolean {
-  return parseCidr(cidr, true)?.ip.version === 6;
+  return tryParseCidrOrIp(cidr)?.ip.version === 6;
 }
 
 function pool(p: IPPool, add: Add): void {

@@ -46,15 +46,10 @@ export {
   UNSUPPORTED_KINDS,
   FELIX_ENDPOINT_TO_HOST_ACTIONS,
   CLUSTER_INFORMATION_NAME,
-  DEFAULT_TIER,
-  LABEL_TIER,
-  LABEL_NAMESPACE,
-  LABEL_ORCHESTRATOR,
-  LABEL_SERVICE_ACCOUNT,
   MAX_RULES,
   type CheckResult,
 } from './validate';
-export { parsePort, parseProtocol, protocolNumber, protocolSupportsPorts, parseCidr, formatCidr } from './values';
+export { parsePort, parseProtocol, protocolNumber, protocolSupportsPorts } from './values';
 export {
   toV3,
   convertToV3,

@@ -23,13 +23,9 @@ import {
   describe,
   dnsSubdomainProblem,
   field,
-  formatCidr,
   has,
   index,
-  isMasked,
-  maskCidr,
   own,
-  parseCidr,
   parsePort,
   parseProtocol,
   protocolNumber,
@@ -37,6 +33,7 @@ import {
   quote,
   asAnnotations,
 } from './values';
+import { formatCidr, isMasked, maskCidr, tryParseCidr } from '../primitives';
 
 export const MAX_RULES = 1024;
 const MAX_NETS = 256;
@@ -262,8 +259,8 @@ function validateNets(
   let ok = true;
   arr.forEach((s, i) => {
     const p = index(path, i);
-    const c = parseCidr(s, false);
-    if (c === null) {
+    const c = tryParseCidr(s);
+    if (c === undefined) {
       issues.add(p, `${quote(s)} is not a valid CIDR (e.g. 10.0.0.0/8)`);
       ok = false;
       return;

@@ -55,8 +55,6 @@ import {
   type WorkloadEndpointSpec,
 } from './types';
 import {
-  IPV4_LINK_LOCAL,
-  IPV6_LINK_LOCAL,
   asAnnotations,
   asArray,
   asBoolean,
@@ -67,21 +65,14 @@ import {
   asString,
   asStringArray,
   checkKnownFields,
-  cidrContains,
   describe,
   dnsLabelProblem,
   dnsSubdomainProblem,
   field,
-  formatCidr,
-  formatIP,
   has,
   index,
-  isMasked,
   isObject,
-  maskCidr,
   own,
-  parseCidr,
-  parseIP,
   parseMac,
   parseProtocol,
   portNameProblem,
@@ -90,12 +81,27 @@ import {
   setOwn,
   type JsonObject,
 } from './values';
-
-export const LABEL_TIER = 'projectcalico.org/tier';
-export const LABEL_NAMESPACE = 'projectcalico.org/namespace';
-export const LABEL_ORCHESTRATOR = 'projectcalico.org/orchestrator';
-export const LABEL_SERVICE_ACCOUNT = 'projectcalico.org/serviceaccount';
-export const DEFAULT_TIER = 'default';
+import {
+  type Cidr,
+  cidrContains,
+  DEFAULT_TIER,
+  formatCidr,
+  formatIP,
+  defaultBlockSize,
+  IPPOOL_BLOCK_SIZE_RANGE,
+  IPPOOL_DEFAULTS,
+  IPV4_LINK_LOCAL,
+  IPV6_LINK_LOCAL,
+  isMasked,
+  LABEL_NAMESPACE,
+  LABEL_ORCHESTRATOR,
+  LABEL_SERVICE_ACCOUNT,
+  LABEL_TIER,
+  maskCidr,
+  tryParseCidr,
+  tryParseCidrOrIp,
+  tryParseIP,
+} from '../primitives';
 
 /** Fields of Kubernetes ObjectMeta that are accepted but not kept (no meaning for tortie). */
 export const IGNORED_META_FIELDS = [
@@ -404,8 +410,8 @@ function ippool(meta: ObjectMeta, v: unknown, issues: Issues): IPPool | undefine
   } else if (typeof rawCidr !== 'string') {
     issues.add('spec.cidr', `must be a string, got ${describe(rawCidr)}`);
   } else {
-    const c = parseCidr(rawCidr, false);
-    if (c === null) issues.add('spec.cidr', `${quote(rawCidr)} is not a valid CIDR (e.g. 192.168.0.0/16)`);
+    const c = tryParseCidr(rawCidr);
+    if (c === undefined) issues.add('spec.cidr', `${quote(rawCidr)} is not a valid CIDR (e.g. 192.168.0.0/16)`);
     else cidr = maskCidr(c); // Calico stores the pool's network address, dropping host bits.
   }
 
@@ -421,7 +427,7 @@ function ippool(meta: ObjectMeta, v: unknown, issues: Issues): IPPool | undefine
   for (const key of ['vxlanMode', 'ipipMode'] as const) {
     const m = own(s, key);
     if (m === undefined || m === null || m === '') {
-      modes[key] = 'Never';
+      modes[key] = IPPOOL_DEFAULTS[key];
     } else if (typeof m === 'string' && (ENCAP_MODES as readonly string[]).includes(m)) {
       modes[key] = m as EncapMode;
     } else {
@@ -442,10 +448,9 @@ function ippool(meta: ObjectMeta, v: unknown, issues: Issues): IPPool | undefine
   }
 
   const v6 = cidr?.ip.version === 6;
-  const defaultBlock = v6 ? 122 : 26;
-  let blockSize = defaultBlock;
+  let blockSize = defaultBlockSize(v6 ? 6 : 4);
   if (has(s, 'blockSize') && own(s, 'blockSize') !== 0) {
-    const [lo, hi] = v6 ? [116, 128] : [20, 32];
+    const [lo, hi] = IPPOOL_BLOCK_SIZE_RANGE[v6 ? 6 : 4];
     const b = asInteger(own(s, 'blockSize'), 'spec.blockSize', issues, lo, hi);
     if (b !== undefined) blockSize = b;
   }
@@ -457,7 +462,7 @@ function ippool(meta: ObjectMeta, v: unknown, issues: Issues): IPPool | undefine
     );
   }
 
-  spec.nodeSelector = 'all()';
+  spec.nodeSelector = IPPOOL_DEFAULTS.nodeSelector;
   if (has(s, 'nodeSelector')) {
     const sel = checkSelector(own(s, 'nodeSelector'), 'spec.nodeSelector', issues, 'forbidden');
     if (sel.text !== undefined) spec.nodeSelector = sel.text;
@@ -467,7 +472,7 @@ function ippool(meta: ObjectMeta, v: unknown, issues: Issues): IPPool | undefine
     if (sel.text !== undefined) spec.namespaceSelector = sel.text;
   }
 
-  let uses: IPPoolSpec['allowedUses'] = ['Workload', 'Tunnel'];
+  let uses: IPPoolSpec['allowedUses'] = [...IPPOOL_DEFAULTS.allowedUses];
   if (has(s, 'allowedUses')) {
     const arr = asStringArray(own(s, 'allowedUses'), 'spec.allowedUses', issues);
     if (arr !== undefined) {
@@ -496,7 +501,7 @@ function ippool(meta: ObjectMeta, v: unknown, issues: Issues): IPPool | undefine
     issues.add('spec.namespaceSelector', 'a pool with allowed use Tunnel cannot have a namespaceSelector');
   }
 
-  spec.assignmentMode = 'Automatic';
+  spec.assignmentMode = IPPOOL_DEFAULTS.assignmentMode;
   if (has(s, 'assignmentMode')) {
     const am = own(s, 'assignmentMode');
     if (am === 'Automatic' || am === 'Manual') spec.assignmentMode = am;
@@ -634,8 +639,8 @@ export function parseAsNumber(v: unknown): number | string {
 function hostWithSubnet(v: unknown, ver: 4 | 6, path: string, issues: Issues): string | undefined {
   const s = asString(v, path, issues);
   if (s === undefined) return undefined;
-  const c = parseCidr(s, true);
-  if (c === null || c.ip.version !== ver) {
+  const c = tryParseCidrOrIp(s);
+  if (c === undefined || c.ip.version !== ver) {
     issues.add(path, `${quote(s)} is not an IPv${ver} address with optional prefix (e.g. ${ver === 4 ? '10.0.2.10/24' : 'fd00::10/64'})`);
     return undefined;
   }
@@ -645,8 +650,8 @@ function hostWithSubnet(v: unknown, ver: 4 | 6, path: string, issues: Issues): s
 function ipOfVersion(v: unknown, ver: 4 | 6, path: string, issues: Issues): string | undefined {
   const s = asString(v, path, issues);
   if (s === undefined) return undefined;
-  const ip = parseIP(s);
-  if (ip === null || ip.version !== ver) {
+  const ip = tryParseIP(s);
+  if (ip === undefined || ip.version !== ver) {
     issues.add(path, `${quote(s)} is not an IPv${ver} address`);
     return undefined;
   }
@@ -657,8 +662,8 @@ function ipOfVersion(v: unknown, ver: 4 | 6, path: string, issues: Issues): stri
 function maskedNetOrIP(v: unknown, path: string, issues: Issues): string | undefined {
   const s = asString(v, path, issues);
   if (s === undefined) return undefined;
-  const c = parseCidr(s, true);
-  if (c === null) {
+  const c = tryParseCidrOrIp(s);
+  if (c === undefined) {
     issues.add(path, `${quote(s)} is not an IP address or CIDR`);
     return undefined;
   }
@@ -721,13 +726,13 @@ function workloadEndpoint(meta: ObjectMeta, v: unknown, issues: Issues): Workloa
     }
   }
 
-  const nets: { net: string; cidr: ReturnType<typeof parseCidr> }[] = [];
+  const nets: { net: string; cidr: Cidr }[] = [];
   if (has(s, 'ipNetworks')) {
     const arr = asStringArray(own(s, 'ipNetworks'), 'spec.ipNetworks', issues);
     arr?.forEach((n, i) => {
       const p = index('spec.ipNetworks', i);
-      const c = parseCidr(n, true);
-      if (c === null) issues.add(p, `${quote(n)} is not an IP address or CIDR`);
+      const c = tryParseCidrOrIp(n);
+      if (c === undefined) issues.add(p, `${quote(n)} is not an IP address or CIDR`);
       else if (c.prefix !== (c.ip.version === 4 ? 32 : 128)) {
         issues.add(p, `${quote(n)} contains several addresses; a workload network must be a single address (/32 or /128)`);
       } else nets.push({ net: formatCidr(c), cidr: c });
@@ -745,13 +750,13 @@ function workloadEndpoint(meta: ObjectMeta, v: unknown, issues: Issues): Workloa
         checkKnownFields(o, ['internalIP', 'externalIP'], p, issues);
         const ii = asString(own(o, 'internalIP'), field(p, 'internalIP'), issues);
         const ei = asString(own(o, 'externalIP'), field(p, 'externalIP'), issues);
-        const iip = ii === undefined ? null : parseIP(ii);
-        const eip = ei === undefined ? null : parseIP(ei);
-        if (ii !== undefined && iip === null) issues.add(field(p, 'internalIP'), `${quote(ii)} is not an IP address`);
-        if (ei !== undefined && eip === null) issues.add(field(p, 'externalIP'), `${quote(ei)} is not an IP address`);
-        if (iip === null || eip === null) return;
+        const iip = ii === undefined ? undefined : tryParseIP(ii);
+        const eip = ei === undefined ? undefined : tryParseIP(ei);
+        if (ii !== undefined && iip === undefined) issues.add(field(p, 'internalIP'), `${quote(ii)} is not an IP address`);
+        if (ei !== undefined && eip === undefined) issues.add(field(p, 'externalIP'), `${quote(ei)} is not an IP address`);
+        if (iip === undefined || eip === undefined) return;
         if (iip.version !== eip.version) issues.add(p, 'internalIP and externalIP must be the same IP version');
-        if (!nets.some((n) => n.cidr !== null && cidrContains(n.cidr, { ip: iip, prefix: iip.version === 4 ? 32 : 128 }))) {
+        if (!nets.some((n) => cidrContains(n.cidr, { ip: iip, prefix: iip.version === 4 ? 32 : 128 }))) {
           issues.add(field(p, 'internalIP'), `${formatIP(iip)} is not one of the endpoint's ipNetworks`);
         }
         nats.push({ internalIP: formatIP(iip), externalIP: formatIP(eip) });
@@ -804,8 +809,8 @@ function workloadEndpoint(meta: ObjectMeta, v: unknown, issues: Issues): Workloa
     const arr = asStringArray(own(s, 'allowSpoofedSourcePrefixes'), 'spec.allowSpoofedSourcePrefixes', issues);
     const out: string[] = [];
     arr?.forEach((n, i) => {
-      const c = parseCidr(n, true);
-      if (c === null) issues.add(index('spec.allowSpoofedSourcePrefixes', i), `${quote(n)} is not a CIDR`);
+      const c = tryParseCidrOrIp(n);
+      if (c === undefined) issues.add(index('spec.allowSpoofedSourcePrefixes', i), `${quote(n)} is not a CIDR`);
       else out.push(formatCidr(c));
     });
     if (out.length > 0) spec.allowSpoofedSourcePrefixes = out;
@@ -1151,8 +1156,8 @@ function cidrList(v: unknown, path: string, issues: Issues, max: number): string
       issues.add(index(path, i), `must be a string, got ${describe(n)}`);
       return;
     }
-    const c = parseCidr(n, true);
-    if (c === null) issues.add(index(path, i), `${quote(n)} is not an IP address or CIDR`);
+    const c = tryParseCidrOrIp(n);
+    if (c === undefined) issues.add(index(path, i), `${quote(n)} is not an IP address or CIDR`);
     else out.push(formatCidr(maskCidr(c)));
   });
   return out;

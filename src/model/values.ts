@@ -1,16 +1,16 @@
 /**
  * Value-level checks and normalisers shared by the resource validators and converters:
- * JSON shape accessors, IP addresses and CIDRs, Kubernetes/Calico name and label rules,
- * ports and protocols.
+ * JSON shape accessors, Kubernetes/Calico name and label rules, ports and protocols
+ * (addresses and CIDRs: src/primitives).
  *
  * Contract: every function here accepts `unknown` (any JSON value) and never throws; the
  * accessors report problems into an `Issues` collector and return `undefined` on failure.
  * Reasons are written for a human who knows Calico: they say what was found and why it
  * is wrong.
  */
-import ipaddr from 'ipaddr.js';
 import type { Issues } from './errors';
 import type { Port, Protocol } from './types';
+import { PROTOCOL_NAMES, RULE_PORT_PROTOCOLS, protocolNumberOfName } from '../primitives';
 
 // ---------------------------------------------------------------- JSON shape
 
@@ -144,123 +144,7 @@ export function asStringArray(v: unknown, path: string, issues: Issues): string[
   return ok ? out : undefined;
 }
 
-// ---------------------------------------------------------------- IP addresses
-
-export interface IPAddr {
-  version: 4 | 6;
-  /** 4 or 16 bytes, network order. */
-  bytes: number[];
-}
-
-export interface Cidr {
-  ip: IPAddr;
-  prefix: number;
-}
-
-const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-/** Dotted-quad only; leading zeros rejected as Go's net.ParseIP does (octal ambiguity). */
-export function parseIPv4(s: string): IPAddr | null {
-  const m = IPV4_RE.exec(s);
-  if (m === null) return null;
-  const bytes: number[] = [];
-  for (let i = 1; i <= 4; i++) {
-    const part = m[i] as string;
-    if (part.length > 1 && part[0] === '0') return null;
-    const n = Number(part);
-    if (n > 255) return null;
-    bytes.push(n);
-  }
-  return { version: 4, bytes };
-}
-
-const IPV6_CHARS_RE = /^[0-9a-fA-F:.]+$/;
-
-export function parseIPv6(s: string): IPAddr | null {
-  // No zones (`%eth0`), no brackets; ipaddr.js does the grammar.
-  if (!s.includes(':') || !IPV6_CHARS_RE.test(s) || s.length > 45) return null;
-  if (!ipaddr.IPv6.isValid(s)) return null;
-  try {
-    return { version: 6, bytes: ipaddr.IPv6.parse(s).toByteArray() };
-  } catch {
-    return null;
-  }
-}
-
-export function parseIP(s: string): IPAddr | null {
-  return parseIPv4(s) ?? parseIPv6(s);
-}
-
-export function formatIP(ip: IPAddr): string {
-  if (ip.version === 4) return ip.bytes.join('.');
-  return ipaddr.fromByteArray(ip.bytes).toString();
-}
-
-export function bitLength(ip: IPAddr): number {
-  return ip.version === 4 ? 32 : 128;
-}
-
-export function maskIP(ip: IPAddr, prefix: number): IPAddr {
-  const bytes = ip.bytes.map((b, i) => {
-    const bitsHere = Math.max(0, Math.min(8, prefix - i * 8));
-    const mask = bitsHere === 0 ? 0 : (0xff << (8 - bitsHere)) & 0xff;
-    return b & mask;
-  });
-  return { version: ip.version, bytes };
-}
-
-export function ipEqual(a: IPAddr, b: IPAddr): boolean {
-  return a.version === b.version && a.bytes.every((x, i) => x === b.bytes[i]);
-}
-
-const PREFIX_RE = /^(0|[1-9]\d{0,2})$/;
-
-/**
- * `addr/prefix`, or a bare address when `allowBare` (taken as a full-length prefix, as
- * Calico's ParseCIDROrIP does). Host bits are kept; see `isMasked` / `maskCidr`.
- */
-export function parseCidr(s: string, allowBare: boolean): Cidr | null {
-  const slash = s.indexOf('/');
-  if (slash < 0) {
-    if (!allowBare) return null;
-    const ip = parseIP(s);
-    return ip === null ? null : { ip, prefix: bitLength(ip) };
-  }
-  const ip = parseIP(s.slice(0, slash));
-  const p = s.slice(slash + 1);
-  if (ip === null || !PREFIX_RE.test(p)) return null;
-  const prefix = Number(p);
-  if (prefix > bitLength(ip)) return null;
-  return { ip, prefix };
-}
-
-export function isMasked(c: Cidr): boolean {
-  return ipEqual(c.ip, maskIP(c.ip, c.prefix));
-}
-
-export function maskCidr(c: Cidr): Cidr {
-  return { ip: maskIP(c.ip, c.prefix), prefix: c.prefix };
-}
-
-export function formatCidr(c: Cidr): string {
-  return `${formatIP(c.ip)}/${c.prefix}`;
-}
-
-/** Whether `outer` contains every address of `inner`. */
-export function cidrContains(outer: Cidr, inner: Cidr): boolean {
-  if (outer.ip.version !== inner.ip.version || inner.prefix < outer.prefix) return false;
-  return ipEqual(maskIP(outer.ip, outer.prefix), maskIP(inner.ip, outer.prefix));
-}
-
-export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
-  return cidrContains(a, b) || cidrContains(b, a);
-}
-
-export const IPV4_LINK_LOCAL: Cidr = { ip: { version: 4, bytes: [169, 254, 0, 0] }, prefix: 16 };
-export const IPV6_LINK_LOCAL: Cidr = {
-  ip: { version: 6, bytes: [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] },
-  prefix: 10,
-};
+// IP addresses and CIDRs: src/primitives/ip.ts (one parser for every layer).
 
 // ---------------------------------------------------------------- names and labels
 
@@ -404,17 +288,6 @@ export function parseMac(s: string): string | null {
 
 // ---------------------------------------------------------------- ports and protocols
 
-export const PROTOCOL_NAMES = ['TCP', 'UDP', 'ICMP', 'ICMPv6', 'SCTP', 'UDPLite'] as const;
-
-const PROTOCOL_NUMBERS: Record<string, number> = {
-  TCP: 6,
-  UDP: 17,
-  ICMP: 1,
-  ICMPv6: 58,
-  SCTP: 132,
-  UDPLite: 136,
-};
-
 /**
  * Calico's numorstring.Protocol: a name (case-sensitive, as Calico's validator) or a number
  * 1–255; a numeric string becomes a number (Calico decodes `"6"` as 6).
@@ -441,13 +314,12 @@ export function parseProtocol(v: unknown): { value: Protocol } | { error: string
 
 /** The IP protocol number of a validated protocol value. */
 export function protocolNumber(p: Protocol): number {
-  return typeof p === 'number' ? p : (PROTOCOL_NUMBERS[p] ?? 0);
+  return typeof p === 'number' ? p : (protocolNumberOfName(p) ?? 0);
 }
 
 /** Calico allows port matches only for TCP, UDP and SCTP (by name or number). */
 export function protocolSupportsPorts(p: Protocol): boolean {
-  const n = protocolNumber(p);
-  return n === 6 || n === 17 || n === 132;
+  return RULE_PORT_PROTOCOLS.includes(protocolNumber(p));
 }
 
 export type ParsedPort =

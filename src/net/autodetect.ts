@@ -33,8 +33,8 @@
  */
 import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import { parseCidr, parseIPv4, type Cidr } from '../model/values';
 import { TortieError } from '../util/errors';
+import { cidr4Contains, toCidr4, tryIpv4ToU32, tryParseCidr, tryParseCidrOrIp, type Cidr } from '../primitives';
 
 export type AutodetectErrorCode = 'ERR_AUTODETECT_METHOD' | 'ERR_AUTODETECT_ADDRESS' | 'ERR_AUTODETECT_NOT_FOUND' | 'ERR_AUTODETECT_SYSTEM';
 
@@ -114,8 +114,8 @@ export function parseAutodetectMethod(text: string): AutodetectMethod {
       need();
       const cidrs = splitList(arg);
       for (const c of cidrs) {
-        const p = parseCidr(c, false);
-        if (p === null || p.ip.version !== 4) throw new AutodetectError('ERR_AUTODETECT_METHOD', `IP autodetection method ${JSON.stringify(m)}: ${JSON.stringify(c)} is not an IPv4 CIDR`);
+        const p = tryParseCidr(c);
+        if (p === undefined || p.ip.version !== 4) throw new AutodetectError('ERR_AUTODETECT_METHOD', `IP autodetection method ${JSON.stringify(m)}: ${JSON.stringify(c)} is not an IPv4 CIDR`);
       }
       return { kind: 'cidr', cidrs };
     }
@@ -131,23 +131,14 @@ export function parseAutodetectMethod(text: string): AutodetectMethod {
   }
 }
 
-function v4Int(ip: string): number | undefined {
-  const p = parseIPv4(ip);
-  return p ? ((p.bytes[0]! << 24) >>> 0) + (p.bytes[1]! << 16) + (p.bytes[2]! << 8) + p.bytes[3]! : undefined;
-}
-
 function inCidr(ip: string, c: Cidr): boolean {
-  const a = v4Int(ip);
-  const b = v4Int(c.ip.bytes.join('.'));
-  if (a === undefined || b === undefined) return false;
-  if (c.prefix === 0) return true;
-  const shift = 32 - c.prefix;
-  return Math.floor(a / 2 ** shift) === Math.floor(b / 2 ** shift);
+  const a = tryIpv4ToU32(ip);
+  return a !== undefined && c.ip.version === 4 && cidr4Contains(toCidr4(c), a);
 }
 
 /** Go's IP.IsGlobalUnicast for IPv4. */
 export function isGlobalUnicastV4(ip: string): boolean {
-  const n = v4Int(ip);
+  const n = tryIpv4ToU32(ip);
   if (n === undefined) return false;
   const first = n >>> 24;
   if (first === 0 || first === 127 || first >= 224) return false; // unspecified/"this network", loopback, multicast+reserved+broadcast
@@ -191,7 +182,7 @@ export function selectAddress(method: AutodetectMethod, entries: readonly IpAddr
       return c && detected(c, label);
     }
     case 'cidr': {
-      const cidrs = method.cidrs.map((s) => parseCidr(s, false)!);
+      const cidrs = method.cidrs.map((s) => tryParseCidr(s)!);
       const c = all.find((x) => cidrs.some((cc) => inCidr(x.ip, cc)));
       return c && detected(c, label);
     }
@@ -235,7 +226,7 @@ export async function readInterfaces(): Promise<IpAddrEntry[]> {
 /** The source address the kernel would pick towards `dest` (no packet is sent). */
 export async function routeSource(dest: string): Promise<string> {
   let ip = dest;
-  if (!parseIPv4(dest)) {
+  if (tryIpv4ToU32(dest) === undefined) {
     try {
       ip = (await lookup(dest, { family: 4 })).address;
     } catch (err) {
@@ -264,8 +255,8 @@ export async function detectNodeAddress(ip: string, method = 'first-found', opts
   const read = opts.readInterfaces ?? readInterfaces;
   const text = ip.trim();
   if (text !== '' && text.toLowerCase() !== 'autodetect') {
-    const c = parseCidr(text, true);
-    if (c === null || c.ip.version !== 4) {
+    const c = tryParseCidrOrIp(text);
+    if (c === undefined || c.ip.version !== 4) {
       throw new AutodetectError('ERR_AUTODETECT_ADDRESS', `node address ${JSON.stringify(ip)} is not "autodetect" or an IPv4 address with optional /prefix (e.g. 10.0.2.10/24)`);
     }
     const addr = c.ip.bytes.join('.');

@@ -11,6 +11,7 @@ import { FELIX_ENDPOINT_TO_HOST_ACTIONS, parseDuration, parseCidr, type FelixCon
 import { CALICO_CT_TIMEOUTS, type CtTimeouts } from '../dataplane/bpf/conntrack';
 import { DEFAULT_MTU_PATTERN } from '../dataplane/routes';
 import { TortieError } from '../util/errors';
+import { tryParseCidrOrIp4 } from '../primitives';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
 export type LogFormat = 'json' | 'text';
@@ -234,8 +235,7 @@ function parseIp(v: string, source: string): string {
   const s = v.trim();
   if (s === '' || s.toLowerCase() === 'autodetect') return 'autodetect';
   if (s.toLowerCase() === 'none') return 'none';
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(s);
-  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || (m[5] !== undefined && Number(m[5]) > 32)) {
+  if (tryParseCidrOrIp4(s) === undefined) {
     throw new ConfigError(`${source}: "${v}" is not "autodetect", "none" or an IPv4 address with optional /prefix (e.g. 10.0.2.10/24)`);
   }
   // A bare address takes its prefix from the interface holding it (src/net/autodetect).

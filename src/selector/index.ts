@@ -61,4 +61,4 @@ export {
   selectorFromAst,
   type Selector,
 } from './selector';
-export { NAMESPACE_LABEL, NAMESPACE_LABEL_PREFIX, namespaceSelectorToEndpointSelector, prefixLabels } from './transform';
+export { namespaceSelectorToEndpointSelector, prefixLabels } from './transform';

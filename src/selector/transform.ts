@@ -17,11 +17,8 @@
  */
 import type { SelectorNode } from './ast';
 import { parseSelector, selectorFromAst, type Selector } from './selector';
+import { LABEL_NAMESPACE, NAMESPACE_LABEL_PREFIX } from '../primitives';
 
-/** Label Calico puts on every namespaced endpoint: its namespace name. */
-export const NAMESPACE_LABEL = 'projectcalico.org/namespace';
-/** Prefix of namespace labels copied onto endpoints. */
-export const NAMESPACE_LABEL_PREFIX = 'pcns.';
 
 /** Rebuilds the tree bottom-up, letting `leaf` replace non-boolean nodes. */
 function mapLeaves(node: SelectorNode, leaf: (n: SelectorNode) => SelectorNode): SelectorNode {
@@ -79,8 +76,8 @@ export function namespaceSelectorToEndpointSelector(nsSelector: Selector): Selec
   const prefixed = prefixLabels(nsSelector, NAMESPACE_LABEL_PREFIX);
   return settle(
     mapLeaves(prefixed.root, (n) => {
-      if (n.kind === 'all') return { kind: 'has', label: NAMESPACE_LABEL };
-      if (n.kind === 'global') return { kind: 'not', operand: { kind: 'has', label: NAMESPACE_LABEL } };
+      if (n.kind === 'all') return { kind: 'has', label: LABEL_NAMESPACE };
+      if (n.kind === 'global') return { kind: 'not', operand: { kind: 'has', label: LABEL_NAMESPACE } };
       return n;
     }),
   );

@@ -8,11 +8,10 @@ import {
 import { validateResource, type Rule } from '../../src/model';
 import { parseSelector } from '../../src/selector';
 import { measureCalc } from '../../bench/lib-agent/calc-cost';
+import { cidr4Contains, cidr4Of, ipv4ToU32 } from '../../src/primitives';
 
 function inCidr(ip: string, base: string, bits: number): boolean {
-  const n = (s: string) => s.split('.').reduce((a, o) => (a << 8) + Number(o), 0) >>> 0;
-  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-  return ((n(ip) & mask) >>> 0) === ((n(base) & mask) >>> 0);
+  return cidr4Contains(cidr4Of(ipv4ToU32(base), bits), ipv4ToU32(ip));
 }
 
 for (const [label, scale] of [['quick', QUICK_SCALE], ['full', FULL_SCALE]] as const) {

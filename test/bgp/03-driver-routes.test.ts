@@ -22,6 +22,7 @@ import type { JsonValue } from '../../src/datastore/types';
 import { uniquePinRoot, removePinRoot } from '../datapath/helpers/harness';
 import { waitFor } from './helpers/cluster';
 import { bgpConfig, node, pool } from './helpers/state';
+import { parseCidr4, u32ToIpv4 } from '../../src/primitives';
 
 t.test('BgpDriver + LearnedRoutes + route manager (routeSource bgp)', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-bgpdrv-'));
@@ -54,7 +55,7 @@ t.test('BgpDriver + LearnedRoutes + route manager (routeSource bgp)', async (t) 
   rec.allocations[9] = rec.attributes.length - 1;
   rec.unallocated = rec.unallocated.filter((o) => o !== 9);
   await ds.put(blockKey(b2), rec as unknown as JsonValue);
-  const borrowed = `${b2.split('.').slice(0, 3).join('.')}.${Number(b2.split('.')[3]!.split('/')[0]) + 9}`;
+  const borrowed = u32ToIpv4(parseCidr4(b2).addr + 9);
 
   const sw = await topo.addNetns('sw');
   await sw.sh('ip link add br0 type bridge && ip link set br0 up');

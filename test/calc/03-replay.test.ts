@@ -10,6 +10,7 @@ import t from 'tap';
 import { CalcGraph, evaluate, resourceKey, TableIndex, validateCompiled, type CalcDelta, type CompiledState, type VerdictTable } from '../../src/calc';
 import type { Resource } from '../../src/model';
 import { Gen, packet, rng, rule, scenario, selector } from './helpers/random';
+import { compareCidr4, parseCidr4 } from '../../src/primitives';
 
 const SEED = Number(process.env.TORTIE_CALC_SEED ?? 20261121);
 const SCENARIOS = Number(process.env.TORTIE_CALC_REPLAYS ?? 60);
@@ -97,13 +98,7 @@ class Mirror {
 }
 
 function cmpCidr(a: string, b: string): number {
-  const n = (s: string): [number, number] => {
-    const [ip, len] = s.split('/') as [string, string];
-    return [ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0), Number(len)];
-  };
-  const [x, xl] = n(a);
-  const [y, yl] = n(b);
-  return x - y || xl - yl;
+  return compareCidr4(parseCidr4(a), parseCidr4(b));
 }
 
 function del(g: CalcGraph, r: Resource): void {

@@ -1,6 +1,6 @@
 // Map encoding, pure: port ranges → LPM prefixes, CIDRs, tables → entries.
 import t from 'tap';
-import { portRangeToPrefixes, parseCidr4, encodeTable, EncodeError } from '../../src/dataplane/bpf/encode';
+import { portRangeToPrefixes, cidr4ForMap, encodeTable, EncodeError } from '../../src/dataplane/bpf/encode';
 import { polKeyCodec, verdictCodec, spcKeyCodec, tableCodec, POL_FIXED_BITS, TBL_F_SPORT, ACT_ALLOW, ACT_DENY } from '../../src/dataplane/bpf/codecs';
 import type { VerdictTable } from '../../src/calc/types';
 
@@ -36,10 +36,10 @@ t.test('port ranges split into disjoint aligned prefixes covering exactly the ra
 });
 
 t.test('CIDR parsing masks host bits and rejects garbage', async (t) => {
-  t.same(parseCidr4('10.1.2.3/8'), { addr: 0x0a000000, len: 8 });
-  t.same(parseCidr4('192.168.0.7'), { addr: 0xc0a80007, len: 32 });
-  t.same(parseCidr4('0.0.0.0/0'), { addr: 0, len: 0 });
-  for (const bad of ['10.0.0.0/33', '256.1.1.1/32', 'fe80::/64', '10.0.0/8', '']) t.throws(() => parseCidr4(bad), EncodeError, bad);
+  t.same(cidr4ForMap('10.1.2.3/8'), { addr: 0x0a000000, len: 8 });
+  t.same(cidr4ForMap('192.168.0.7'), { addr: 0xc0a80007, len: 32 });
+  t.same(cidr4ForMap('0.0.0.0/0'), { addr: 0, len: 0 });
+  for (const bad of ['10.0.0.0/33', '256.1.1.1/32', 'fe80::/64', '10.0.0/8', '']) t.throws(() => cidr4ForMap(bad), EncodeError, bad);
 });
 
 t.test('a table becomes projection, source-port and cell entries with its id', async (t) => {

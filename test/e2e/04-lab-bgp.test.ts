@@ -6,6 +6,10 @@ import { join } from 'node:path';
 import { Lab, formatMatrix, type LabNode } from '../../src/lab/lab';
 import { leftoverNamespaces, run } from '../../src/util/netns';
 import { AGENT_BIN } from '../../src/node/launch';
+import { cidr4Of, formatCidr4, ipv4ToU32 } from '../../src/primitives';
+
+/** The IPAM block (/26) holding a workload address. */
+const block26 = (ip: string): string => formatCidr4(cidr4Of(ipv4ToU32(ip), 26));
 
 const TORTIECTL = join(AGENT_BIN, '..', 'tortiectl.js');
 
@@ -31,9 +35,9 @@ t.test('lab in BGP mode', async (t) => {
 
   const node = (n: string): LabNode => lab.nodes.get(n)!;
   const w = (n: string) => lab.workloads.get(n)!;
-  const torRoute = async (ip: string) => [...(await lab.tor!.routes())].find(([p]) => p === `${ip.split('.').slice(0, 3).join('.')}.${Number(ip.split('.')[3]) & ~63}/26`)?.[1];
+  const torRoute = async (ip: string) => [...(await lab.tor!.routes())].find(([p]) => p === block26(ip))?.[1];
   const tortieRoutes = async (n: LabNode) => (await n.ns.exec(['ip', '-4', 'route', 'show', 'proto', '122'])).stdout;
-  const bBlock = `${w('b-db').ip.split('.').slice(0, 3).join('.')}.${Number(w('b-db').ip.split('.')[3]) & ~63}/26`;
+  const bBlock = block26(w('b-db').ip);
 
   await t.test('routes come from BGP, one per block (not one per workload)', async (t) => {
     const r = await tortieRoutes(node('node-a'));
@@ -128,7 +132,7 @@ spec: {nodeSelector: "route-reflector == 'true'", peerSelector: "!has(route-refl
   });
 
   await t.test('a node leaving: its blocks are withdrawn from the others', async (t) => {
-    const cBlock = `${w('c-web').ip.split('.').slice(0, 3).join('.')}.${Number(w('c-web').ip.split('.')[3]) & ~63}/26`;
+    const cBlock = block26(w('c-web').ip);
     // Back to the mesh and the ToR peers for this step.
     const back = await lab.tortiectl(['apply', '-f', '-'], lab.torPeersYaml());
     t.equal(back.code, 0, back.stderr);

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { IpamClient, ipamShow, renderIpamShow, renderBorrowed, checkBlock, blockKey, affinityKey, handleKey } from '../../src/ipam';
 import { openTestStore, pool } from './helpers/store';
+import { parseCidr4, u32ToIpv4 } from '../../src/primitives';
 
 t.test('assign claims a block of the pool blockSize for the node, then fills it', async (t) => {
   const s = openTestStore('ipam-assign');
@@ -28,9 +29,9 @@ t.test('assign claims a block of the pool blockSize for the node, then fills it'
   t.equal(ips.size, 17, 'all distinct');
   const all = await ipam.affineBlockCidrs('node-a');
   t.equal(all.length, 2, 'a second block claimed when the first is full');
-  const base = blocks[0]!.split('/')[0]!.split('.').map(Number);
-  t.ok(ips.has(base.join('.')), 'block network address handed out');
-  t.ok(ips.has([base[0], base[1], base[2], base[3]! + 15].join('.')), 'block last address handed out');
+  const base = parseCidr4(blocks[0]!).addr;
+  t.ok(ips.has(u32ToIpv4(base)), 'block network address handed out');
+  t.ok(ips.has(u32ToIpv4(base + 15)), 'block last address handed out');
 });
 
 t.test('assign is idempotent by handle; release frees; release of unknown handle is a no-op', async (t) => {

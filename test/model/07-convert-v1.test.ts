@@ -1,5 +1,6 @@
 import t from 'tap';
-import { parseResources, toYaml, cidrToName, convertNodeName, parseCidr } from '../../src/model';
+import { parseResources, toYaml, cidrToName, convertNodeName } from '../../src/model';
+import { parseCidr } from '../../src/primitives';
 import { problems, thrown } from './helpers/util';
 import { SEED_POOL_YAML } from '../../src/lab/lab';
 
@@ -68,8 +69,8 @@ t.test('v1 ipPool errors name v1 fields', async (t) => {
 });
 
 t.test('cidrToName like calicoctl', async (t) => {
-  t.equal(cidrToName(parseCidr('192.168.0.0/16', false)!), '192-168-0-0-16');
-  t.equal(cidrToName(parseCidr('fd00:10::/48', false)!), 'fd00-10---48');
+  t.equal(cidrToName(parseCidr('192.168.0.0/16')), '192-168-0-0-16');
+  t.equal(cidrToName(parseCidr('fd00:10::/48')), 'fd00-10---48');
   const [p] = parseResources('apiVersion: v1\nkind: ipPool\nmetadata: {cidr: "fd00:10::/48"}\n');
   t.equal(p!.metadata.name, 'fd00-10---48');
 });

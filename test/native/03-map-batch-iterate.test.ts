@@ -3,6 +3,7 @@
 import t from 'tap';
 import { BpfMap, possibleCpus } from '../../src/dataplane/native';
 import { expectBpfError, requireRoot } from './helpers/env';
+import { ipv4ToU32 } from '../../src/primitives';
 
 requireRoot(t);
 
@@ -54,7 +55,7 @@ t.test('LPM trie: entries() falls back to per-key lookups', async (t) => {
   const key = (plen: number, ip: string): Buffer => {
     const b = Buffer.alloc(8);
     b.writeUInt32LE(plen, 0);
-    ip.split('.').forEach((o, i) => { b[4 + i] = Number(o); });
+    b.writeUInt32BE(ipv4ToU32(ip), 4);
     return b;
   };
   m.update(key(16, '192.168.0.0'), u32(1));

@@ -4,13 +4,13 @@ import t from 'tap';
 import {
   clearSelectorCache,
   namespaceSelectorToEndpointSelector,
-  NAMESPACE_LABEL,
   parseSelector,
   prefixLabels,
   SELECTOR_CACHE_LIMIT,
   selectorCacheSize,
   selectorFromAst,
 } from '../../src/selector';
+import { LABEL_NAMESPACE } from '../../src/primitives';
 
 t.test('prefixLabels behaves like Calico PrefixVisitor', async (t) => {
   const cases: Array<[string, string]> = [
@@ -43,11 +43,11 @@ t.test('prefixLabels behaves like Calico PrefixVisitor', async (t) => {
 
 t.test('namespaceSelector rewrite: all() = any namespace, global() = no namespace', async (t) => {
   const cases: Array<[string, string]> = [
-    ['all()', `has(${NAMESPACE_LABEL})`],
-    ['global()', `!has(${NAMESPACE_LABEL})`],
-    ['!global()', `has(${NAMESPACE_LABEL})`],
+    ['all()', `has(${LABEL_NAMESPACE})`],
+    ['global()', `!has(${LABEL_NAMESPACE})`],
+    ['!global()', `has(${LABEL_NAMESPACE})`],
     ["name == 'dev'", 'pcns.name == "dev"'],
-    ["env in {'prod', 'dev'} && all()", `(pcns.env in {"dev", "prod"} && has(${NAMESPACE_LABEL}))`],
+    ["env in {'prod', 'dev'} && all()", `(pcns.env in {"dev", "prod"} && has(${LABEL_NAMESPACE}))`],
     ['!has(team)', '!has(pcns.team)'],
     ['a == "all()"', 'pcns.a == "all()"'],
   ];
@@ -57,8 +57,8 @@ t.test('namespaceSelector rewrite: all() = any namespace, global() = no namespac
 
   // Endpoint label sets as Calico builds them: namespaced workloads carry their
   // namespace name and the namespace's labels under pcns.; host endpoints neither.
-  const devPod = { app: 'web', [NAMESPACE_LABEL]: 'dev', 'pcns.env': 'dev', 'pcns.projectcalico.org/name': 'dev' };
-  const prodPod = { app: 'web', [NAMESPACE_LABEL]: 'prod', 'pcns.env': 'prod', 'pcns.projectcalico.org/name': 'prod' };
+  const devPod = { app: 'web', [LABEL_NAMESPACE]: 'dev', 'pcns.env': 'dev', 'pcns.projectcalico.org/name': 'dev' };
+  const prodPod = { app: 'web', [LABEL_NAMESPACE]: 'prod', 'pcns.env': 'prod', 'pcns.projectcalico.org/name': 'prod' };
   const hostEndpoint = { role: 'gateway' };
 
   const matches = (ns: string, labels: Record<string, string>): boolean =>

@@ -14,6 +14,7 @@
 import type { BpfMap } from '../native';
 import { CTF, CtState, ct4KeyCodec, ctValueCodec, type Ct4Key, type CtValue } from './codecs';
 import { readQuota, writeReleased } from './quota';
+import { u32ToIpv4 } from '../../primitives';
 
 export interface CtTimeouts {
   synSec: number;
@@ -87,15 +88,13 @@ export interface SweepResult {
   byOwner?: Map<string, number>;
 }
 
-function dotted(v: number): string { return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.'); }
-
 /** Same rule as ct_owner() in bpf/lib/conntrack.h: the initiator if its egress point approved
  *  the flow, else the responder. */
 export function ctOwner(k: Ct4Key, flags: bigint | number): string {
   const f = BigInt(flags);
   const initA = (f & BigInt(CTF.A_IS_INIT)) !== 0n;
   const ownerA = (f & BigInt(CTF.SRC_OK)) !== 0n ? initA : !initA;
-  return dotted(ownerA ? k.addr_a : k.addr_b);
+  return u32ToIpv4(ownerA ? k.addr_a : k.addr_b);
 }
 
 /**

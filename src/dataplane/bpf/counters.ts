@@ -5,7 +5,7 @@
 import type { BpfMap } from '../native';
 import { EV_DENY, EV_LOG, EV_PREFILTER, cntKeyCodec, cntValueCodec, evbudCodec, eventCodec, type EventRecord } from './codecs';
 import { dropReasonLabel } from './drop-reasons';
-import { u32ToIpv4 } from './packet';
+import { u32ToIpv4 } from '../../primitives';
 
 export interface CounterRow { ifindex: number; dir: number; reason: number; packets: bigint; bytes: bigint }
 

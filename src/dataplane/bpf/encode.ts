@@ -22,6 +22,7 @@ import {
   u32Key, verdictCodec, pf4KeyCodec, pfValueCodec,
 } from './codecs';
 import { TortieError } from '../../util/errors';
+import { parseCidrOrIp4, tryParseCidrOrIp4, type Cidr4, type IpParseError } from '../../primitives';
 
 export class EncodeError extends TortieError {
   declare readonly code: 'ERR_DATAPATH_ENCODE';
@@ -49,26 +50,28 @@ export function portRangeToPrefixes(min: number, max: number): PortPrefix[] {
   return out;
 }
 
-/** Parses `a.b.c.d/len` into host-order address and length; throws EncodeError. */
-export function parseCidr4(cidr: string): { addr: number; len: number } {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(cidr);
-  if (!m) throw new EncodeError(`"${cidr}" is not an IPv4 CIDR`);
-  const oct = m.slice(1, 5).map(Number);
-  const len = m[5] === undefined ? 32 : Number(m[5]);
-  if (oct.some((o) => o > 255) || len > 32) throw new EncodeError(`"${cidr}" is not an IPv4 CIDR`);
-  const addr = ((oct[0] << 24) | (oct[1] << 16) | (oct[2] << 8) | oct[3]) >>> 0;
-  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  return { addr: (addr & mask) >>> 0, len };
+/**
+ * `a.b.c.d/len` or a bare address (= /32) → host-order network and length, host bits cleared
+ * (src/primitives' rules); throws EncodeError naming the input.
+ */
+export function cidr4ForMap(cidr: string): Cidr4 {
+  const c = tryParseCidrOrIp4(cidr);
+  if (c === undefined) {
+    let why = '';
+    try { parseCidrOrIp4(cidr); } catch (e) { why = `: ${(e as IpParseError).reason}`; }
+    throw new EncodeError(`"${cidr}" is not an IPv4 CIDR${why}`);
+  }
+  return c;
 }
 
 export function encodeClassPrefix(p: ClassPrefix): Entry | null {
   if (p.family !== 4) return null; // IPv6 classes go to tortie_cls6_v1 once the programs parse IPv6
-  const { addr, len } = parseCidr4(p.cidr);
+  const { addr, len } = cidr4ForMap(p.cidr);
   return { key: cls4KeyCodec.encode({ prefixlen: len, addr }), value: u32Value(p.classId) };
 }
 
 export function cls4KeyOf(cidr: string): Buffer {
-  const { addr, len } = parseCidr4(cidr);
+  const { addr, len } = cidr4ForMap(cidr);
   return cls4KeyCodec.encode({ prefixlen: len, addr });
 }
 
@@ -142,7 +145,7 @@ export function encodeTable(t: VerdictTable, id: number): EncodedTable {
 export function encodePrefilter(pf: Prefilter, denyList: string[] = []): Entry[] {
   const out = new Map<string, Entry>();
   const add = (cidr: string, kind: number, rule: number): void => {
-    const { addr, len } = parseCidr4(cidr);
+    const { addr, len } = cidr4ForMap(cidr);
     const key = pf4KeyCodec.encode({ prefixlen: PF_FIXED_BITS + len, side: PF_SRC, addr });
     out.set(key.toString('hex'), { key, value: pfValueCodec.encode({ kind, rule }) });
   };

@@ -21,7 +21,7 @@ export { PolicyDataplane } from './policy-sync';
 export type { PolicyDataplaneMaps } from './policy-sync';
 export { EndpointPolicyWriter, TableRegistry, ApplyError } from './apply';
 export type { MapOps, PolicyMaps, EndpointPolicy } from './apply';
-export { encodeTable, encodeClassPrefix, encodePrefilter, portRangeToPrefixes, parseCidr4, EncodeError } from './encode';
+export { encodeTable, encodeClassPrefix, encodePrefilter, portRangeToPrefixes, cidr4ForMap, EncodeError } from './encode';
 export type { Entry, EncodedTable } from './encode';
 export { sweepConntrack, defaultCtMaxEntries, CALICO_CT_TIMEOUTS, ctTimeoutConstants } from './conntrack';
 export type { CtTimeouts, SweepResult, CtMapOps } from './conntrack';

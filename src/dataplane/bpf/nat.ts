@@ -18,7 +18,7 @@
 import type { BpfMap } from '../native';
 import { NAT_DIR, NATF, QUOTA, nat4KeyCodec, readNatEntries, type Nat4Key } from './net-codecs';
 import { CtState, ct4KeyCodec, ctValueCodec } from './codecs';
-import { ipv4ToU32 } from './packet';
+import { ipv4ToU32 } from '../../primitives';
 import { readQuota, readQuotaCounter, writeReleased } from './quota';
 
 export interface NatTimeouts {

@@ -5,7 +5,8 @@
  */
 import { defineStruct, type BpfMap } from '../native';
 import type { ValueOf } from './codecs';
-import { parseCidr4 } from './encode';
+import { cidr4ForMap } from './encode';
+import { u32ToIpv4 } from '../../primitives';
 
 export const NET_MAP = {
   rt4: 'tortie_rt4_v1',
@@ -110,12 +111,10 @@ export function readNatEntries(m: BpfMap): { key: Nat4Key; value: Nat4Value }[] 
   return keys.map((k, i) => ({ key: nat4KeyCodec.decode(k), value: nat4ValueCodec.decode(values[i]!) }));
 }
 
-function dotted(v: number): string { return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.'); }
-
 /** LPM key of tortie_rt4_v1 / tortie_pool4_v1 for `a.b.c.d/len` (host bits cleared). */
 export function lpm4Key(cidr: string): Buffer {
-  const { addr, len } = parseCidr4(cidr);
-  return rt4KeyCodec.encode({ prefixlen: len, addr: dotted(addr) });
+  const { addr, len } = cidr4ForMap(cidr);
+  return rt4KeyCodec.encode({ prefixlen: len, addr: u32ToIpv4(addr) });
 }
 
 export function lpm4KeyCidr(key: Buffer): string {

@@ -5,6 +5,7 @@
  * needs to lie about (IHL, total length, version, data offset, fragment offset) can be
  * overridden, and `truncate()` cuts a packet short.
  */
+import { IPPROTO, tryIpv4ToU32 } from '../../primitives';
 
 export interface EthOpts {
   src?: string;          // MAC, default 02:00:00:00:00:01
@@ -48,7 +49,7 @@ export interface TcpOpts {
 export interface UdpOpts { sport: number; dport: number; payload?: Buffer }
 export interface IcmpOpts { type: number; code?: number; id?: number; seq?: number; payload?: Buffer }
 
-export const PROTO = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132, UDPLITE: 136, GRE: 47, IPIP: 4 } as const;
+export const PROTO = IPPROTO;
 export const ETH_P = { IPV4: 0x0800, ARP: 0x0806, IPV6: 0x86dd, VLAN: 0x8100, QINQ: 0x88a8 } as const;
 
 export function macBytes(mac: string): Buffer {
@@ -62,18 +63,14 @@ export function macBytes(mac: string): Buffer {
 }
 
 export function ipv4Bytes(ip: string): Buffer {
-  const parts = ip.split('.');
-  const nums = parts.map((p) => (/^\d{1,3}$/.test(p) ? Number(p) : NaN));
-  if (parts.length !== 4 || nums.some((n) => Number.isNaN(n) || n > 255)) {
-    throw new TypeError(`packet: "${ip}" is not a dotted-quad IPv4 address`);
-  }
-  return Buffer.from(nums);
+  const v = tryIpv4ToU32(ip);
+  if (v === undefined) throw new TypeError(`packet: "${ip}" is not a dotted-quad IPv4 address`);
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v, 0);
+  return b;
 }
 
-export function ipv4ToU32(ip: string): number { return ipv4Bytes(ip).readUInt32BE(0); }
-export function u32ToIpv4(v: number): string {
-  return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
-}
+export { ipv4ToU32, u32ToIpv4 } from '../../primitives';
 
 /** RFC 1071 ones'-complement sum over `buf`. */
 export function inetChecksum(buf: Buffer): number {

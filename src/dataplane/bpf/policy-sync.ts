@@ -24,6 +24,7 @@ import type { MapOps, PolicyMaps } from './apply';
 import { EndpointPolicyWriter } from './apply';
 import { cls4KeyOf, encodeClassPrefix, type Entry } from './encode';
 import { PackedTable } from './packed-table';
+import { u32ToIpv4 } from '../../primitives';
 
 export interface PolicyDataplaneMaps extends PolicyMaps { cls4: MapOps }
 
@@ -65,7 +66,7 @@ export class PolicyDataplane {
     for (const e of this.maps.cls4.entries?.() ?? []) {
       const len = e.key.readUInt32LE(0);
       const a = e.key.readUInt32BE(4);
-      const cidr = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${len}`;
+      const cidr = `${u32ToIpv4(a)}/${len}`;
       // A key this agent would not write (host bits set, length > 32) cannot be wanted: drop it.
       let canonical = false;
       try { canonical = cls4KeyOf(cidr).equals(e.key); } catch { /* not a CIDR */ }

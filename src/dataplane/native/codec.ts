@@ -18,6 +18,7 @@
  */
 import { endianness } from 'node:os';
 import { invalidOption } from './errors';
+import { tryIpv4ToU32, u32ToIpv4 } from '../../primitives';
 
 export type ScalarType = 'u8' | 'u16' | 'u32' | 'u64' | 'i8' | 'i16' | 'i32' | 'i64' | 'be16' | 'be32' | 'be64';
 export type FieldType = ScalarType | 'ipv4' | 'mac' | 'bytes' | 'pad' | 'struct';
@@ -177,9 +178,9 @@ function writeElem(b: Buffer, off: number, f: ResolvedField, x: unknown, where: 
       return;
     }
     case 'ipv4': {
-      const m = typeof x === 'string' ? /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(x) : null;
-      if (!m || m.slice(1).some((o) => Number(o) > 255)) throw invalidOption(where, `must be a dotted IPv4 address, got ${JSON.stringify(x)}`);
-      m.slice(1).forEach((o, i) => { b[off + i] = Number(o); });
+      const v = typeof x === 'string' ? tryIpv4ToU32(x) : undefined;
+      if (v === undefined) throw invalidOption(where, `must be a dotted IPv4 address, got ${JSON.stringify(x)}`);
+      b.writeUInt32BE(v, off);
       return;
     }
     case 'mac': {
@@ -196,7 +197,7 @@ function readElem(b: Buffer, off: number, f: ResolvedField): unknown {
   switch (f.type) {
     case 'struct': return (f.struct as StructCodec<object>).decode(b, off);
     case 'bytes': return Buffer.from(b.subarray(off, off + f.elemSize));
-    case 'ipv4': return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+    case 'ipv4': return u32ToIpv4(b.readUInt32BE(off));
     case 'mac': return Array.from(b.subarray(off, off + 6), (o) => o.toString(16).padStart(2, '0')).join(':');
     default: return readScalar(b, off, f.type as ScalarType);
   }

@@ -6,7 +6,7 @@
  * Rules (STYLE.md "Our conventions"):
  *  1. src/ areas sit in three tiers and import downward only: top (cli, cni, node, lab) →
  *     domain (datastore, calc, dataplane, ipam, bgp, client, net) → base (model, selector, util,
- *     version). An import inside a tier is allowed only where LATERAL lists it (that list must
+ *     version, primitives). An import inside a tier is allowed only where LATERAL lists it (that list must
  *     stay acyclic); an area not in TIERS is itself a violation, so a new area must be placed.
  *  2. Only src/dataplane loads the native addon: anywhere else in src/ and bench/, a `require()`
  *     of a computed path, a `require()` of a `.node` file or `process.dlopen` is a violation.
@@ -21,7 +21,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 export const TIERS: Record<string, 'top' | 'domain' | 'base'> = {
   cli: 'top', cni: 'top', node: 'top', lab: 'top',
   datastore: 'domain', calc: 'domain', dataplane: 'domain', ipam: 'domain', bgp: 'domain', client: 'domain', net: 'domain',
-  model: 'base', selector: 'base', util: 'base', version: 'base',
+  model: 'base', selector: 'base', util: 'base', version: 'base', primitives: 'base',
 };
 const RANK = { top: 2, domain: 1, base: 0 } as const;
 
@@ -34,8 +34,12 @@ export const LATERAL: Record<string, Record<string, string>> = {
   ipam: { datastore: 'IPAM blocks and handles live in the datastore' },
   dataplane: { calc: 'the dataplane writes what calc compiled (its program/map types)' },
   bgp: { client: 'reads BGP resources', datastore: 'watches the datastore', ipam: 'advertises IPAM blocks' },
-  model: { selector: 'resources carry selectors and validate them', util: 'its errors derive from the one error base (util/errors)' },
-  selector: { util: 'its errors derive from the one error base (util/errors)' },
+  model: {
+    selector: 'resources carry selectors and validate them',
+    util: 'its errors derive from the one error base (util/errors)',
+    primitives: 'addresses, CIDRs, Calico labels, protocols, pool defaults',
+  },
+  selector: { util: 'its errors derive from the one error base (util/errors)', primitives: 'the namespace label the selector rewriting adds' },
 };
 
 /** Known violations not fixed yet: "importer -> imported" (repo-relative, no extension) → reason. */
