@@ -15,6 +15,7 @@
  * workload address inside the benchmark's namespaces.
  */
 import * as dgram from 'node:dgram';
+import { cidr4Contains, parseCidr4, tryIpv4ToU32 } from '../../src/primitives';
 
 function flood(ip: string, seconds: number, maxPps: number): void {
   const payload = Buffer.alloc(16);
@@ -58,7 +59,8 @@ function main(argv: string[]): void {
     if (!Number.isFinite(n) || n < min) throw new Error(`flooder: ${what} must be a number ≥ ${min}, got ${JSON.stringify(v)}`);
     return n;
   };
-  if (!/^192\.168\.\d+\.\d+$/.test(argv[0] ?? '')) throw new Error(`flooder: ${JSON.stringify(argv[0])} is not a pool address (192.168.0.0/16)`);
+  const dst = tryIpv4ToU32(argv[0] ?? '');
+  if (dst === undefined || !cidr4Contains(parseCidr4('192.168.0.0/16'), dst)) throw new Error(`flooder: ${JSON.stringify(argv[0])} is not a pool address (192.168.0.0/16)`);
   flood(argv[0]!, num(argv[1], 'seconds', 1), argv[2] === undefined ? 0 : num(argv[2], 'maxPps', 0));
 }
 
