@@ -78,7 +78,7 @@ t.test('Calico labels: the validator and the compiler put the same names on an e
   const r = toV3({
     apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint',
     metadata: { name: 'node1-k8s-pod1-eth0', namespace: 'ns1' },
-    spec: { orchestrator: 'k8s', node: 'node1', pod: 'pod1', endpoint: 'eth0', ipNetworks: ['192.168.0.1/32'] },
+    spec: { orchestrator: 'k8s', node: 'node1', pod: 'pod1', endpoint: 'eth0', interfaceName: 'cali0123456789a', ipNetworks: ['192.168.0.1/32'] },
   });
   if (r.problems !== undefined) throw new Error('invalid endpoint');
   const labels = (r.resource.metadata as { labels?: Record<string, string> }).labels ?? {};
