@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
 import { BpfError } from '../../../src/dataplane/native';
+import { ipv4ToU32 } from '../../../src/primitives';
 
 export const ROOT = path.resolve(__dirname, '../../../..');
 export const OBJ = path.join(ROOT, 'bpf/out/tnative.bpf.o');
@@ -54,8 +55,8 @@ export function ipv4Packet(p: PacketSpec): Buffer {
   ip.writeUInt16BE(20 + payload, 2);
   ip[8] = 64;
   ip[9] = p.proto;
-  (p.src ?? '198.18.0.1').split('.').forEach((o, i) => { ip[12 + i] = Number(o); });
-  (p.dst ?? '198.18.0.2').split('.').forEach((o, i) => { ip[16 + i] = Number(o); });
+  ip.writeUInt32BE(ipv4ToU32(p.src ?? '198.18.0.1'), 12);
+  ip.writeUInt32BE(ipv4ToU32(p.dst ?? '198.18.0.2'), 16);
   ip.writeUInt16BE(ipChecksum(ip), 10);
   return b;
 }

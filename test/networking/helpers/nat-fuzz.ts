@@ -16,6 +16,7 @@ import { DropReason as R } from '../../../src/dataplane/bpf/drop-reasons';
 import { eth, ipv4, tcp, udp, icmp, PROTO } from '../../../src/dataplane/bpf/packet';
 import { parse } from '../../datapath/helpers/fuzz';
 import { POOL_F } from '../../../src/dataplane/bpf/net-codecs';
+import { cidr4Contains, ipv4ToU32, parseCidr4 } from '../../../src/primitives';
 
 export const NODE = '198.18.1.10';
 export const OTHER_NODE = '198.18.1.11';
@@ -23,8 +24,10 @@ const PODS = ['192.168.10.5', '192.168.10.6'];
 const REMOTES = ['198.18.3.20', '198.18.3.21'];
 const PORTS = [53, 80, 1000, 41000];
 const IDS = [0, 7, 41000];
-const inPool = (a: string) => a.startsWith('192.168.');               // 192.168.0.0/18 (natOutgoing) and 192.168.200.0/24
-const inNatPool = (a: string) => inPool(a) && Number(a.split('.')[2]) < 64;
+const POOLS = parseCidr4('192.168.0.0/16');                         // 192.168.0.0/18 (natOutgoing) and 192.168.200.0/24
+const NAT_POOL = parseCidr4('192.168.0.0/18');
+const inPool = (a: string) => cidr4Contains(POOLS, ipv4ToU32(a));
+const inNatPool = (a: string) => cidr4Contains(NAT_POOL, ipv4ToU32(a));
 
 interface Mapping { pod: string; port: number; nat: number }
 interface Expect { reason: number; src?: string; dst?: string; sport?: number; dport?: number; inner?: { src: string; dst: string; sport?: number; dport?: number } }
