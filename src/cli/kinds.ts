@@ -8,6 +8,7 @@
  * function in `cellsOf(kind)`, which is also what `-o custom-columns=` may name.
  */
 import { resolveKind, UNSUPPORTED_KINDS } from '../model';
+import { IPPOOL_DEFAULTS } from '../primitives';
 import type {
   ClusterInformation, FelixConfiguration, BGPConfiguration, BGPPeer, GlobalNetworkPolicy, GlobalNetworkSet, IPPool, IPReservation, Namespace, NetworkPolicy, NetworkSet, Node, Profile, Resource, ResourceKind, Tier,
   WorkloadEndpoint,
@@ -44,8 +45,8 @@ const KINDS: KindInfo[] = [
       NAME: (r: IPPool) => r.metadata.name,
       CIDR: (r: IPPool) => r.spec.cidr,
       NAT: (r: IPPool) => bool(r.spec.natOutgoing),
-      IPIPMODE: (r: IPPool) => r.spec.ipipMode || 'Never',
-      VXLANMODE: (r: IPPool) => r.spec.vxlanMode || 'Never',
+      IPIPMODE: (r: IPPool) => r.spec.ipipMode || IPPOOL_DEFAULTS.ipipMode,
+      VXLANMODE: (r: IPPool) => r.spec.vxlanMode || IPPOOL_DEFAULTS.vxlanMode,
       DISABLED: (r: IPPool) => bool(r.spec.disabled),
       DISABLEBGPEXPORT: (r: IPPool) => bool(r.spec.disableBGPExport),
       SELECTOR: (r: IPPool) => text(r.spec.nodeSelector),

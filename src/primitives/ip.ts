@@ -11,10 +11,10 @@
  *     at most 32 or 128. `…OrIp` variants also take a bare address as a full-length prefix
  *     (Calico's ParseCIDROrIP).
  *   - Host bits: a parsed `Cidr` keeps the address as written (`isMasked` / `maskCidr`), so each
- *     field decides, as Calico does per field: an IPPool's cidr is normalised to its network
- *     (libcalico-go's pool client), rule `nets` and BGP filter CIDRs with host bits are refused
- *     by tortie's validators (src/model). A `Cidr4` (the u32 form the compiler and the BPF map
- *     encoders use) is always a network: parsing it masks the host bits.
+ *     field decides (src/model): an IPPool's cidr (as libcalico-go's pool client stores it) and a
+ *     network set's nets are normalised to their network; rule `nets`, BGP service CIDRs and a v1
+ *     `net` with host bits are refused, naming the masked form where it helps. A `Cidr4` (the u32
+ *     form the compiler and the BPF map encoders use) is always a network: parsing masks it.
  *
  * Every parse has two entry points: `parseX` throws an `IpParseError` naming the input and what
  * is wrong with it; `tryParseX` returns `undefined` and never throws (for hot paths and for
