@@ -52,6 +52,9 @@ export interface Cidr4 {
 
 // ------------------------------------------------------------------ IPv4 as an unsigned 32-bit number
 
+/** The smallest octet value written with n digits and no leading zero (index = n). */
+const LEAD = [0, 0, 10, 100];
+
 /** `a.b.c.d` → host-order u32, or undefined (never throws). One pass over the characters. */
 export function tryIpv4ToU32(text: string): number | undefined {
   let v = 0;
@@ -61,11 +64,11 @@ export function tryIpv4ToU32(text: string): number | undefined {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c >= 48 && c <= 57) {
-      if (digits === 1 && part === 0) return undefined; // a leading zero
       if (++digits > 3) return undefined;
       part = part * 10 + (c - 48);
     } else if (c === 46) {
-      if (digits === 0 || part > 255 || ++dots > 3) return undefined;
+      // part < 10^(digits-1): the octet had a leading zero
+      if (digits === 0 || part > 255 || part < LEAD[digits]! || ++dots > 3) return undefined;
       v = v * 256 + part;
       part = 0;
       digits = 0;
@@ -73,7 +76,7 @@ export function tryIpv4ToU32(text: string): number | undefined {
       return undefined;
     }
   }
-  if (dots !== 3 || digits === 0 || part > 255) return undefined;
+  if (dots !== 3 || digits === 0 || part > 255 || part < LEAD[digits]!) return undefined;
   return v * 256 + part;
 }
 
