@@ -56,9 +56,10 @@
  *
  * Output depends only on the current resources (not on the order updates arrived in).
  */
+import type { IpFamily } from '../primitives';
 
 /** Address family of a prefix. Only 4 is compiled today; the types are ready for 6. */
-export type IPFamily = 4 | 6;
+export type IPFamily = IpFamily;
 
 /** Protocol value meaning "any protocol not listed in the table's `protocols`". */
 export const PROTO_OTHER = 256;
