@@ -2,7 +2,7 @@
  * src/primitives: the domain values every layer shares — IP addresses and CIDRs (ip.ts: one
  * parser, one set of rules, the prefix arithmetic), Calico's label constants (labels.ts),
  * protocol numbers and sets (protocols.ts), IPPool defaults (ippool.ts). Base tier: it imports
- * nothing of tortie, and everything may import it.
+ * only the error base (util/errors), and everything may import it.
  */
 export * from './ip';
 export * from './labels';

@@ -40,6 +40,7 @@ export const LATERAL: Record<string, Record<string, string>> = {
     primitives: 'addresses, CIDRs, Calico labels, protocols, pool defaults',
   },
   selector: { util: 'its errors derive from the one error base (util/errors)', primitives: 'the namespace label the selector rewriting adds' },
+  primitives: { util: 'its errors derive from the one error base (util/errors)' },
 };
 
 /** Known violations not fixed yet: "importer -> imported" (repo-relative, no extension) → reason. */
