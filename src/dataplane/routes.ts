@@ -291,7 +291,7 @@ export class RouteManager {
 
   /** Felix's natOutgoingAddress changed ('' = the node address): new mappings use it after apply(). */
   setNatOutgoingAddress(ip: string): void {
-    if (ip !== '') parseCidr4(`${ip}/32`); // throws on a bad address
+    if (ip !== '') cidr4ForMap(`${ip}/32`); // throws on a bad address
     this.natOutgoingAddress = ip;
     this.dirty = true;
   }

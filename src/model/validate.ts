@@ -1297,7 +1297,7 @@ function felixConfiguration(meta: ObjectMeta, v: unknown, issues: Issues): Felix
       case 'natOutgoingAddress': {
         const str = asString(val, p, issues);
         if (str === undefined || str === '') break;
-        const ip = parseIP(str.trim());
+        const ip = tryParseIP(str.trim());
         if (!ip) issues.add(p, `must be an IP address, got ${quote(str)}`);
         else spec.natOutgoingAddress = formatIP(ip);
         break;

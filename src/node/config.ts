@@ -7,11 +7,11 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { datastoreEnvLayer, datastoreSetting, resolveDatastoreSettings } from '../datastore/config';
 import { DatastoreConfigError } from '../datastore/errors';
-import { FELIX_ENDPOINT_TO_HOST_ACTIONS, parseDuration, parseCidr, type FelixConfigurationSpec, type FelixConntrackTimer } from '../model';
+import { FELIX_ENDPOINT_TO_HOST_ACTIONS, parseDuration, type FelixConfigurationSpec, type FelixConntrackTimer } from '../model';
 import { CALICO_CT_TIMEOUTS, type CtTimeouts } from '../dataplane/bpf/conntrack';
 import { DEFAULT_MTU_PATTERN } from '../dataplane/routes';
 import { TortieError } from '../util/errors';
-import { tryParseCidrOrIp4 } from '../primitives';
+import { tryParseCidrOrIp, tryParseCidrOrIp4 } from '../primitives';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
 export type LogFormat = 'json' | 'text';
@@ -390,7 +390,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     try { new RegExp(mtuPattern); } catch (e) { throw new ConfigError(`${mtuPatternSrc}: "${mtuPattern}" is not a regular expression: ${(e as Error).message}`); }
   }
   const natOutgoingAddress = (snatAddr ?? '').trim();
-  if (natOutgoingAddress !== '' && (parseCidr(natOutgoingAddress, true)?.ip.version !== 4 || natOutgoingAddress.includes('/'))) {
+  if (natOutgoingAddress !== '' && (tryParseCidrOrIp(natOutgoingAddress)?.ip.version !== 4 || natOutgoingAddress.includes('/'))) {
     throw new ConfigError(`${snatAddrSrc}: "${snatAddr}" is not an IPv4 address`);
   }
   // Felix's keyvaluelist form: TCPEstablished=1h,UDPTimeout=30s (names in any case).
