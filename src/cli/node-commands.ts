@@ -28,7 +28,7 @@ import { tryParseCidr, tryParseCidrOrIp } from '../primitives';
 import { DATASTORE_OPTIONS, invalidOption, parseArgs, type ParsedArgs } from './args';
 import { resolveDatastoreConfig } from './datastore-config';
 import { CliError, type CliIO } from './io';
-import { agentCommand } from '../node/launch';
+import { agentCommand, agentExit, waitForReady } from '../node/launch';
 import { birdDir } from '../node/bird-dir';
 import { parseBirdProtocols, renderBgpStatus } from '../bgp/status';
 import { run } from '../util/netns';
@@ -405,10 +405,7 @@ async function nodeRun(binary: string, argv: readonly string[], io: CliIO): Prom
     env: { ...io.env, TORTIE_RUN_DIR: runDir },
   });
   fs.closeSync(logFd);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-    child.on('exit', (code, signal) => resolve({ code, signal }));
-    child.on('error', (error) => resolve({ code: null, signal: null, error }));
-  });
+  const exited = agentExit(child);
   child.unref();
   if (child.pid === undefined) {
     const r = await exited;
@@ -417,24 +414,12 @@ async function nodeRun(binary: string, argv: readonly string[], io: CliIO): Prom
   fs.writeFileSync(path.join(runDir, `${name}.tortiectl.json`), JSON.stringify({ pid: child.pid, healthPort, logFile, command: cmd }) + '\n');
   io.stdout.write(`tortie-node started (pid ${child.pid}), logging to ${logFile}; waiting for it to become ready.\n`);
 
-  const deadline = Date.now() + timeoutS * 1000;
-  let last = 'no answer yet';
-  let done: { code: number | null; signal: NodeJS.Signals | null; error?: Error } | undefined;
-  void exited.then((r) => { done = r; });
-  while (Date.now() < deadline) {
-    if (done) break;
-    const p = await probeReady(healthPort, 1000);
-    if (!('error' in p)) {
-      last = p.body;
-      if (p.status === 200) {
-        io.stdout.write('tortie node started successfully\n');
-        return 0;
-      }
-    } else {
-      last = p.error;
-    }
-    await Promise.race([new Promise((r) => setTimeout(r, 200)), exited]);
+  const outcome = await waitForReady(() => probeReady(healthPort, 1000), exited, timeoutS * 1000);
+  if (outcome.ready) {
+    io.stdout.write('tortie node started successfully\n');
+    return 0;
   }
+  const { exited: done, last } = outcome;
   if (done) {
     const how = done.signal ? `signal ${done.signal}` : `exit status ${done.code}`;
     const tail = tailLines(logFile, 15);

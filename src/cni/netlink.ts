@@ -121,6 +121,71 @@ export function randomMac(): string {
 }
 
 /**
+ * One kernel step of wiring a workload, as data. The plugin and the testbed (src/testbed) execute
+ * the same list, so a test workload is wired exactly as a CNI ADD wires one:
+ * - `ip`: one `ip` command (args after `ip`), in the host (node) or the container namespace;
+ * - `batch`: `ip -batch -` lines, in the host or the container namespace;
+ * - `sysctl`: a host-namespace sysctl, by its /proc/sys path (`net/ipv4/conf/<if>/proxy_arp`).
+ */
+export type WireStep =
+  | { kind: 'ip'; ns: 'host' | 'container'; args: string[] }
+  | { kind: 'batch'; ns: 'host' | 'container'; lines: string[] }
+  | { kind: 'sysctl'; key: string; value: string };
+
+export interface WorkloadWiring extends VethSpec { contMac: string; ips: string[] }
+
+/** The veth pair in one command: host side here (MAC ee:ee:…), peer created in the container namespace. */
+export function vethStep(spec: VethSpec & { contMac: string }): WireStep & { kind: 'ip' } {
+  return {
+    kind: 'ip', ns: 'host', args: ['link', 'add', spec.hostName, 'mtu', String(spec.mtu), 'address', HOST_MAC, 'type', 'veth',
+      'peer', 'name', spec.contName, 'mtu', String(spec.mtu), 'address', spec.contMac, 'netns', spec.netns],
+  };
+}
+
+/**
+ * Host side, Calico's way: the host answers ARP for the workload's gateway 169.254.1.1 by proxy
+ * ARP without delay and forwards (they need only the interface: an ADD writes them while IPAM works).
+ */
+export function hostSysctlSteps(hostName: string): WireStep[] {
+  return [
+    { kind: 'sysctl', key: `net/ipv4/conf/${hostName}/proxy_arp`, value: '1' },
+    { kind: 'sysctl', key: `net/ipv4/neigh/${hostName}/proxy_delay`, value: '0' },
+    { kind: 'sysctl', key: `net/ipv4/conf/${hostName}/forwarding`, value: '1' },
+  ];
+}
+
+/** The host side's MTU, MAC, up and its /32 routes to the workload, once the addresses are known. */
+export function hostLinkStep(hostName: string, mtu: number, ips: string[]): WireStep {
+  const lines = [`link set dev ${hostName} mtu ${mtu} address ${HOST_MAC} up`];
+  for (const a of ips) lines.push(`route replace ${hostAddr(a)}/32 dev ${hostName} scope link`);
+  return { kind: 'batch', ns: 'host', lines };
+}
+
+/** Container side: the /32s, a link-scope route to the gateway and the default route via it. */
+export function containerStep(ifname: string, mtu: number, ips: string[]): WireStep {
+  const lines = [`link set dev ${ifname} mtu ${mtu} up`];
+  for (const a of ips) lines.push(`addr replace ${hostAddr(a)}/32 dev ${ifname}`);
+  lines.push(`route replace ${GATEWAY} dev ${ifname} scope link`);
+  lines.push(`route replace default via ${GATEWAY} dev ${ifname}`);
+  return { kind: 'batch', ns: 'container', lines };
+}
+
+/** Every step of wiring a new workload, in the order the plugin runs them. */
+export function wireSteps(w: WorkloadWiring): WireStep[] {
+  return [vethStep(w), ...hostSysctlSteps(w.hostName), hostLinkStep(w.hostName, w.mtu, w.ips), containerStep(w.contName, w.mtu, w.ips)];
+}
+
+/** Runs steps the plugin's way: `ip` here or under `nsenter --net=<netns>`, sysctls through /proc/sys. */
+async function runSteps(steps: WireStep[], netns: string, what: string): Promise<void> {
+  await Promise.all(steps.map(async (s) => {
+    if (s.kind === 'sysctl') return writeSysctl(`/proc/sys/${s.key}`, s.value);
+    const where = s.ns === 'container' ? netns : undefined;
+    if (s.kind === 'ip') return void await ipOk(s.args, what, where);
+    return void await ipOk(['-batch', '-'], what, where, s.lines.join('\n') + '\n');
+  }));
+}
+
+/**
  * Makes sure the veth pair exists (host side here, peer in the container named `contName`),
  * re-creating it when a same-named host device is not our pair. Returns the container side's
  * MAC. The common case (nothing there yet) is one `ip link add`, the container MAC chosen here;
@@ -128,8 +193,7 @@ export function randomMac(): string {
  */
 export async function ensureVeth(spec: VethSpec & { contMac?: string }): Promise<{ contMac: string; created: boolean }> {
   const mac = spec.contMac ?? randomMac();
-  const add = ['link', 'add', spec.hostName, 'mtu', String(spec.mtu), 'address', HOST_MAC, 'type', 'veth',
-    'peer', 'name', spec.contName, 'mtu', String(spec.mtu), 'address', mac, 'netns', spec.netns];
+  const add = vethStep({ ...spec, contMac: mac }).args;
   const fast = await ip(add);
   if (fast.code === 0) return { contMac: mac, created: true };
   if (!/File exists/i.test(fast.stderr)) {
@@ -151,31 +215,19 @@ export async function ensureVeth(spec: VethSpec & { contMac?: string }): Promise
   return { contMac: mac, created: true };
 }
 
-/**
- * The host side's sysctls, Calico's way: the host answers ARP for the workload's gateway
- * 169.254.1.1 by proxy ARP without delay, and forwards (they need only the interface: an ADD writes them while IPAM works). */
+/** The host side's sysctls (hostSysctlSteps). */
 export async function hostSysctls(hostName: string): Promise<void> {
-  await Promise.all([
-    writeSysctl(`/proc/sys/net/ipv4/conf/${hostName}/proxy_arp`, '1'),
-    writeSysctl(`/proc/sys/net/ipv4/neigh/${hostName}/proxy_delay`, '0'),
-    writeSysctl(`/proc/sys/net/ipv4/conf/${hostName}/forwarding`, '1'),
-  ]);
+  await runSteps(hostSysctlSteps(hostName), '', `setting sysctls of ${hostName}`);
 }
 
-/** The host side's MTU, MAC, up and routes, once the addresses are known. */
+/** The host side's link and routes (hostLinkStep). */
 export async function configureHostLink(hostName: string, mtu: number, ips: string[]): Promise<void> {
-  const batch = [`link set dev ${hostName} mtu ${mtu} address ${HOST_MAC} up`];
-  for (const a of ips) batch.push(`route replace ${hostAddr(a)}/32 dev ${hostName} scope link`);
-  await ipOk(['-batch', '-'], `configuring ${hostName}`, undefined, batch.join('\n') + '\n');
+  await runSteps([hostLinkStep(hostName, mtu, ips)], '', `configuring ${hostName}`);
 }
 
-/** Container side: the /32s, a link-scope route to the gateway and the default route via it. */
+/** The container side (containerStep) in the namespace at `netns`. */
 export async function configureContainerSide(netns: string, ifname: string, mtu: number, ips: string[]): Promise<void> {
-  const batch = [`link set dev ${ifname} mtu ${mtu} up`];
-  for (const a of ips) batch.push(`addr replace ${hostAddr(a)}/32 dev ${ifname}`);
-  batch.push(`route replace ${GATEWAY} dev ${ifname} scope link`);
-  batch.push(`route replace default via ${GATEWAY} dev ${ifname}`);
-  await ipOk(['-batch', '-'], `configuring ${ifname}`, netns, batch.join('\n') + '\n');
+  await runSteps([containerStep(ifname, mtu, ips)], netns, `configuring ${ifname}`);
 }
 
 function hostAddr(cidr: string): string {
