@@ -1,15 +1,15 @@
 /**
  * Long differential fuzz runs: the real workload programs against the TypeScript model
- * (test/datapath/helpers/fuzz.ts) and the uplink's nat-outgoing against its model
- * (test/networking/helpers/nat-fuzz.ts), many more scenarios than `npm test` runs. Prints the
+ * (src/testbed/fuzz/wep-fuzz.ts) and the uplink's nat-outgoing against its model
+ * (src/testbed/fuzz/nat-fuzz.ts), many more scenarios than `npm test` runs. Prints the
  * packet count, the outcome mix and every disagreement with its replay line; exits 1 on any.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/datapath-fuzz.js [scenarios=500] [packets=400] [seed] [wep|nat|both]
  */
-import { WepHarness } from '../test/datapath/helpers/harness';
-import { runFuzz } from '../test/datapath/helpers/fuzz';
+import { WepHarness } from '../src/testbed/wep-harness';
+import { runFuzz } from '../src/testbed/fuzz/wep-fuzz';
 import { dropReasonLabel } from '../src/dataplane/bpf/drop-reasons';
-import { runNatFuzz, natFuzzHarness } from '../test/networking/helpers/nat-fuzz';
+import { runNatFuzz, natFuzzHarness } from '../src/testbed/fuzz/nat-fuzz';
 
 const SCENARIOS = Number(process.argv[2] ?? 500);
 const PACKETS = Number(process.argv[3] ?? 400);

@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { EmbeddedDatastore, type Datastore, type JsonValue } from '../src/datastore';
 import { EtcdDatastore } from '../src/datastore/etcd';
-import { EtcdCluster } from '../test/datastore/helpers/etcd-server';
+import { EtcdCluster } from '../src/testbed/etcd';
 
 const args = process.argv.slice(2);
 const N = Number(args[args.indexOf('--n') + 1]) > 0 && args.includes('--n') ? Number(args[args.indexOf('--n') + 1]) : 1000;

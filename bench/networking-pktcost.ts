@@ -8,10 +8,10 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/networking-pktcost.js [copies]
  */
-import { UplinkHarness } from '../test/networking/helpers/uplink';
+import { UplinkHarness } from '../src/testbed/uplink-harness';
 import { POOL_F, RT_F } from '../src/dataplane/bpf/net-codecs';
 import { eth, ipv4, PROTO } from '../src/dataplane/bpf/packet';
-import { tcpFrame } from '../test/networking/helpers/pkt';
+import { tcpFrame } from '../src/testbed/fixtures';
 
 const COPIES = Number(process.argv[2] ?? 20_000);
 

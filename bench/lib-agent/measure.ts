@@ -24,7 +24,7 @@ import { stringify as toYaml } from 'yaml';
 import { EmbeddedDatastore, openDatastore, type Datastore } from '../../src/datastore';
 import { ResourceClient } from '../../src/client/resources';
 import type { Resource } from '../../src/model';
-import { EtcdCluster, freePort } from '../../test/datastore/helpers/etcd-server';
+import { EtcdCluster, freePort } from '../../src/testbed/etcd';
 import { BENCH_NODE, NODE_ADDRESS, PROBE_PORT, PROBE_SERVER, floodPolicy, generateFixtures, probePolicy, type FixtureScale } from './fixtures';
 import { ProbeStream, analyse, heldSince, parseGcTrace, promValue, summarize, type Summary, type Toggle, type ToggleResult } from './latency';
 import { agentCommand } from '../../src/node/launch';

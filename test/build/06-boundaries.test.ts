@@ -2,16 +2,14 @@ import t from 'tap';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { checkBoundaries, lateralCycle, staleExceptions, EXCEPTIONS } from './helpers/boundaries';
+import { checkBoundaries, lateralCycle } from './helpers/boundaries';
 
 const root = resolve(__dirname, '../../..');
 
 t.test('the tree respects the import boundaries (layers, addon, src ↛ test, bench ↛ test)', async (t) => {
   const v = checkBoundaries(root);
   t.same(v, [], v.join('\n'));
-  t.same(staleExceptions(root), [], 'every listed exception still occurs (remove fixed ones from EXCEPTIONS)');
   t.equal(lateralCycle(), undefined, 'imports inside a tier form no cycle');
-  for (const [k, why] of Object.entries(EXCEPTIONS)) t.ok(why.length > 10, `exception ${k} has a reason`);
 });
 
 t.test('each kind of violation is caught (synthetic tree)', async (t) => {
@@ -44,5 +42,4 @@ t.test('each kind of violation is caught (synthetic tree)', async (t) => {
   has(/^bench\/foo\.ts:1: .*bench\/ does not import test\//, 'bench importing a test helper is caught');
   has(/^src\/newarea\/a\.ts: src\/newarea is not placed in a tier/, 'an unplaced area is caught');
   t.equal(v.length, 9, 'nothing else is reported');
-  t.same(staleExceptions(dir), Object.keys(EXCEPTIONS), 'exceptions absent from a tree are reported stale');
 });

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { CalcGraph, evaluate, TableIndex, type PolicyPacket } from '../../src/calc';
 import type { Resource } from '../../src/model';
-import { gnp, namespace, np, profile, tier, wep } from './helpers/build';
+import { gnp, namespace, np, profile, tier, wep } from '../../src/testbed/fixtures';
 
 /** Compiles `resources` for node1 and returns a checker comparing table lookup and reference. */
 function setup(resources: Resource[]) {

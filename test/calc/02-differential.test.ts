@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { CalcGraph, evaluate, TableIndex, type EvalResult, type RuleInfo } from '../../src/calc';
-import { Gen, packet, rng, scenario } from './helpers/random';
+import { Gen, packet, rng, scenario } from '../../src/testbed/fuzz/random';
 
 const SEED = Number(process.env.TORTIE_CALC_SEED ?? 20261121);
 const SCENARIOS = Number(process.env.TORTIE_CALC_SCENARIOS ?? 500);

@@ -9,7 +9,7 @@
 import t from 'tap';
 import { CalcGraph, evaluate, resourceKey, TableIndex, validateCompiled, type CalcDelta, type CompiledState, type VerdictTable } from '../../src/calc';
 import type { Resource } from '../../src/model';
-import { Gen, packet, rng, rule, scenario, selector } from './helpers/random';
+import { Gen, packet, rng, rule, scenario, selector } from '../../src/testbed/fuzz/random';
 import { compareCidr4, parseCidr4 } from '../../src/primitives';
 
 const SEED = Number(process.env.TORTIE_CALC_SEED ?? 20261121);

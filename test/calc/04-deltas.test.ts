@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { CalcGraph } from '../../src/calc';
-import { gnp, np, profile, wep } from './helpers/build';
+import { gnp, np, profile, wep } from '../../src/testbed/fixtures';
 
 function base(): CalcGraph {
   const g = new CalcGraph({ nodeName: 'node1' });

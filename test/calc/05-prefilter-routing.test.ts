@@ -1,7 +1,7 @@
 import t from 'tap';
 import { CalcGraph } from '../../src/calc';
 import type { IPPool } from '../../src/model';
-import { gnp, node, tier, wep } from './helpers/build';
+import { gnp, node, tier, wep } from '../../src/testbed/fixtures';
 
 t.test('doNotTrack deny-by-nets rules become prefilter CIDRs; the rest is listed as skipped', async (t) => {
   const g = new CalcGraph({ nodeName: 'node1' });

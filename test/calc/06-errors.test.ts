@@ -1,6 +1,6 @@
 import t from 'tap';
 import { CalcGraph, evaluate, TableIndex, validateCompiled, type PolicyPacket } from '../../src/calc';
-import { gnp, wep } from './helpers/build';
+import { gnp, wep } from '../../src/testbed/fixtures';
 
 t.test('reference evaluator rejects bad packets with precise errors', async (t) => {
   const g = new CalcGraph({ nodeName: 'node1' });

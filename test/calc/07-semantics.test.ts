@@ -16,7 +16,7 @@ import {
   protocolNumber,
   tierInfo,
 } from '../../src/calc/semantics';
-import { gnp, namespace, np, profile, tier, wep } from './helpers/build';
+import { gnp, namespace, np, profile, tier, wep } from '../../src/testbed/fixtures';
 
 t.test('entity selectors compose namespace, service accounts and selector like Calico', async (t) => {
   t.equal(entitySelector({ selector: 'app == "a"' }, 'ns1')?.canonical, '(projectcalico.org/namespace == "ns1" && app == "a")');

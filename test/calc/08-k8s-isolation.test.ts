@@ -6,7 +6,7 @@
 import t from 'tap';
 import { CalcGraph, evaluate, TableIndex, type PolicyPacket } from '../../src/calc';
 import { convertToV3, type Resource } from '../../src/model';
-import { namespace, profile, wep } from './helpers/build';
+import { namespace, profile, wep } from '../../src/testbed/fixtures';
 
 t.test('converted Kubernetes NetworkPolicy isolates selected pods only', async (t) => {
   const knp = convertToV3({

@@ -8,8 +8,8 @@ import t from 'tap';
 import { fewAdd, fewDelete, fewHas, fewSize, fewValues, type Few } from '../../src/calc/compact';
 import { effectiveLabels } from '../../src/calc/semantics';
 import { cellAt, toColumns, type KeyedCell } from '../../src/calc/table';
-import { namespace, profile, wep } from './helpers/build';
-import { rng } from './helpers/random';
+import { namespace, profile, wep } from '../../src/testbed/fixtures';
+import { rng } from '../../src/testbed/fuzz/random';
 
 t.test('Few behaves as a Set under random adds and deletes', async (t) => {
   const rand = rng(20261121);

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { ClassRowsMap, SigMemo, unpackId, unpackValue } from '../../src/calc/class-map';
-import { rng } from './helpers/random';
+import { rng } from '../../src/testbed/fuzz/random';
 
 function check(m: ClassRowsMap, model: Map<number, string>, universe: number[]): string | undefined {
   if (m.size !== model.size) return `size ${m.size} vs ${model.size}`;

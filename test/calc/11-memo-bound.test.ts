@@ -6,7 +6,7 @@
 import t from 'tap';
 import { CalcGraph, resourceKey } from '../../src/calc';
 import type { Resource } from '../../src/model';
-import { Gen, rng, rule, scenario, selector } from './helpers/random';
+import { Gen, rng, rule, scenario, selector } from '../../src/testbed/fuzz/random';
 
 const SEED = Number(process.env.TORTIE_CALC_SEED ?? 20261121);
 

@@ -14,7 +14,7 @@
 import t from 'tap';
 import { CalcGraph, resourceKey, type CalcDelta, type CompiledState } from '../../src/calc';
 import type { GlobalNetworkPolicy, NetworkPolicy, Resource, Rule, WorkloadEndpoint } from '../../src/model';
-import { Gen, rng, rule, scenario, selector } from './helpers/random';
+import { Gen, rng, rule, scenario, selector } from '../../src/testbed/fuzz/random';
 
 const SEED = Number(process.env.TORTIE_CALC_SEED ?? 20261121);
 const SCENARIOS = 120;

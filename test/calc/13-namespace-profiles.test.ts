@@ -1,7 +1,7 @@
 import t from 'tap';
 import { CalcGraph, evaluate, TableIndex, type PolicyPacket } from '../../src/calc';
 import type { Resource } from '../../src/model';
-import { gnp, namespace, profile, wep } from './helpers/build';
+import { gnp, namespace, profile, wep } from '../../src/testbed/fixtures';
 
 // kns.<ns> profiles derived from Namespace objects as Calico's Kubernetes datastore does:
 // allow-all both ways, labelsToApply pcns.*; a stored profile of the same name wins.

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { CalcGraph, evaluate, TableIndex, type PolicyPacket } from '../../src/calc';
 import type { Resource } from '../../src/model';
-import { gnp, gns, namespace, netset, np, wep } from './helpers/build';
+import { gnp, gns, namespace, netset, np, wep } from '../../src/testbed/fixtures';
 
 // GlobalNetworkSet / NetworkSet: labelled CIDRs that rule selectors match as Calico evaluates
 // them (an address matches a selector when any endpoint owning it or any set containing it

@@ -1,7 +1,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import YAML from 'yaml';
-import { EtcdCluster } from '../datastore/helpers/etcd-server';
+import { EtcdCluster } from '../../src/testbed/etcd';
 import { cliFor, V1_POOL } from './helpers/cli';
 
 // The same CLI against a real etcd (single member on 127.0.0.1, started and removed here),

@@ -5,15 +5,15 @@
  * plugin inside a test namespace cannot reach — that case must fail with "try again later".
  */
 import t from 'tap';
+import { makeCniPath, runPlugin } from '../../src/testbed';
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { openDatastore } from '../../src/datastore';
 import { ResourceClient } from '../../src/client/resources';
 import { IpamClient } from '../../src/ipam';
 import { Topology } from '../../src/util/netns';
-import { EtcdCluster } from '../datastore/helpers/etcd-server';
-import { pool } from '../ipam/helpers/store';
-import { makeCniPath, runPlugin } from './helpers/cni';
+import { EtcdCluster } from '../../src/testbed/etcd';
+import { pool } from '../../src/testbed/fixtures';
 
 const IPAM_BIN = resolve(__dirname, '..', '..', '..', 'bin', 'tortie-ipam.js');
 

@@ -2,8 +2,8 @@
 // policy allow/deny per class, protocol, port; anti-spoofing; fail-closed cases; ARP; and the
 // reason counted for each drop.
 import t from 'tap';
-import { WepHarness } from './helpers/harness';
-import { buildTable } from './helpers/tables';
+import { WepHarness } from '../../src/testbed/wep-harness';
+import { buildTable } from '../../src/testbed/tables';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { flowPacket, eth, ipv4, PROTO, ETH_P } from '../../src/dataplane/bpf/packet';
 import { endpointCodec, u32Key, EP_F_DISABLED } from '../../src/dataplane/bpf/codecs';

@@ -2,8 +2,8 @@
 // options, total-length lies in both directions, VLAN tags, fragments (first, later, unknown,
 // tiny). Each case: the verdict and the drop reason.
 import t from 'tap';
-import { WepHarness } from './helpers/harness';
-import { buildTable, allowAll } from './helpers/tables';
+import { WepHarness } from '../../src/testbed/wep-harness';
+import { buildTable, allowAll } from '../../src/testbed/tables';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { eth, ipv4, tcp, udp, icmp, truncate, flowPacket, PROTO } from '../../src/dataplane/bpf/packet';
 

@@ -9,7 +9,7 @@ import { pf4KeyCodec, pfValueCodec, PF_DST, PF_FIXED_BITS, PF_KIND_DENYLIST } fr
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { flowPacket, eth, ipv4, tcp, truncate, PROTO, ETH_P } from '../../src/dataplane/bpf/packet';
 import { XdpAction } from '../../src/dataplane/native';
-import { uniquePinRoot, removePinRoot } from './helpers/harness';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 
 t.test('XDP prefilter', async (t) => {
   const pinRoot = uniquePinRoot('prefilter');

@@ -2,8 +2,8 @@
 // flip, per-side approval (an allow at one end never skips the other end's policy), ICMP errors
 // as related, expiry by timeout and the agent's sweep, LRU eviction when full.
 import t from 'tap';
-import { WepHarness } from './helpers/harness';
-import { buildTable, allowAll, denyAll } from './helpers/tables';
+import { WepHarness } from '../../src/testbed/wep-harness';
+import { buildTable, allowAll, denyAll } from '../../src/testbed/tables';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { flowPacket, eth, ipv4, icmp, tcp, PROTO, ipv4ToU32 } from '../../src/dataplane/bpf/packet';
 import { ct4KeyCodec, ctValueCodec, CtState, CTF, u32Key, MAP } from '../../src/dataplane/bpf/codecs';

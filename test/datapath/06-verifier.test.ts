@@ -4,7 +4,7 @@ import t from 'tap';
 import * as path from 'node:path';
 import { loadWep, loadPrefilter, defaultObjectDir } from '../../src/dataplane/bpf/loader';
 import { BpfObject, ProgType } from '../../src/dataplane/native';
-import { uniquePinRoot, removePinRoot } from './helpers/harness';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 
 t.test('workload programs, all variants', async (t) => {
   for (const events of [true, false]) {

@@ -14,8 +14,8 @@
  */
 import t from 'tap';
 import { CalcGraph, evaluate, type CompiledState, type PolicyPacket, type VerdictTable } from '../../src/calc';
-import { Gen, packet, rng, scenario } from '../calc/helpers/random';
-import { WepHarness, TC_ACT_OK } from './helpers/harness';
+import { Gen, packet, rng, scenario } from '../../src/testbed/fuzz/random';
+import { WepHarness, TC_ACT_OK } from '../../src/testbed/wep-harness';
 import { flowPacket } from '../../src/dataplane/bpf/packet';
 import { encodeClassPrefix } from '../../src/dataplane/bpf/encode';
 

@@ -1,8 +1,8 @@
 // Agent-side observability over the real maps: drop statistics by reason label, conntrack
 // occupancy from the sweeper, flow events carrying the compiler's rule info.
 import t from 'tap';
-import { WepHarness } from './helpers/harness';
-import { buildTable, denyAll } from './helpers/tables';
+import { WepHarness } from '../../src/testbed/wep-harness';
+import { buildTable, denyAll } from '../../src/testbed/tables';
 import { flowPacket, PROTO } from '../../src/dataplane/bpf/packet';
 import { ConntrackSweeper, FlowEventStream, datapathStats, type FlowLogRecord } from '../../src/dataplane/bpf/observe';
 

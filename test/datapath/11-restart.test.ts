@@ -3,8 +3,8 @@
 // tables get fresh ids above every old one, and what is no longer wanted (tables, prefixes,
 // endpoints) is removed. Traffic is checked before and after.
 import t from 'tap';
-import { WepHarness } from './helpers/harness';
-import { buildTable, allowAll, denyAll } from './helpers/tables';
+import { WepHarness } from '../../src/testbed/wep-harness';
+import { buildTable, allowAll, denyAll } from '../../src/testbed/tables';
 import { loadWep, mapOps } from '../../src/dataplane/bpf/loader';
 import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
 import { flowPacket, PROTO } from '../../src/dataplane/bpf/packet';

@@ -7,7 +7,7 @@ import { readCounters } from '../../src/dataplane/bpf/counters';
 import { Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { flowPacket, PROTO } from '../../src/dataplane/bpf/packet';
 import { RingBuffer, XdpAction } from '../../src/dataplane/native';
-import { uniquePinRoot, removePinRoot } from './helpers/harness';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 
 t.test('prefilter drops are all counted, events are budgeted', async (t) => {
   const pinRoot = uniquePinRoot('pfbudget');

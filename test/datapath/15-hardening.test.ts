@@ -5,8 +5,8 @@
 // ICMP errors pass as related only when addressed to the quoted source, about a live flow the
 // local endpoint approved. docs/security.md lists which guarantee each case holds.
 import t from 'tap';
-import { WepHarness } from './helpers/harness';
-import { buildTable, allowAll, denyAll } from './helpers/tables';
+import { WepHarness } from '../../src/testbed/wep-harness';
+import { buildTable, allowAll, denyAll } from '../../src/testbed/tables';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { flowPacket, eth, ipv4, icmp, tcp, udp, PROTO, ipv4ToU32 } from '../../src/dataplane/bpf/packet';
 import { ct4KeyCodec, ctValueCodec, CtState } from '../../src/dataplane/bpf/codecs';

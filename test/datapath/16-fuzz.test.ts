@@ -1,5 +1,5 @@
 // Differential fuzz of parsing + fragments + conntrack + ICMP errors + policy in the real
-// workload programs against the TypeScript model (helpers/fuzz.ts). Bounded for `npm test`
+// workload programs against the TypeScript model (src/testbed/fuzz/wep-fuzz.ts). Bounded for `npm test`
 // (a few seconds); longer runs: `node dist/bench/datapath-fuzz.js [scenarios] [packets] [seed]`.
 //
 //   TORTIE_FUZZ_SEED=<n>        base seed (default 20261206)
@@ -7,8 +7,8 @@
 //   TORTIE_FUZZ_PACKETS=<n>     packets per scenario (default 250)
 //   TORTIE_FUZZ_CASE=<s>[:<p>]  replay scenario s (up to packet p)
 import t from 'tap';
-import { WepHarness } from './helpers/harness';
-import { runFuzz } from './helpers/fuzz';
+import { WepHarness } from '../../src/testbed/wep-harness';
+import { runFuzz } from '../../src/testbed/fuzz/wep-fuzz';
 import { DropReason as R, dropReasonLabel } from '../../src/dataplane/bpf/drop-reasons';
 
 const SEED = Number(process.env.TORTIE_FUZZ_SEED ?? 20261206);

@@ -4,8 +4,8 @@
 // `suppressed`). Another endpoint's budget is its own. The ring-buffer consumer delivers
 // bounded batches, one at a time, with the event loop running in between.
 import t from 'tap';
-import { WepHarness, TEST_IFINDEX } from './helpers/harness';
-import { denyAll } from './helpers/tables';
+import { WepHarness, TEST_IFINDEX } from '../../src/testbed/wep-harness';
+import { denyAll } from '../../src/testbed/tables';
 import { flowPacket, PROTO } from '../../src/dataplane/bpf/packet';
 import { readEventBudgets, decodeEvent } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { EtcdDatastore } from '../../src/datastore/etcd';
 import { conformance } from './helpers/conformance';
-import { EtcdCluster } from './helpers/etcd-server';
+import { EtcdCluster } from '../../src/testbed/etcd';
 
 void (async () => {
   const cluster = await EtcdCluster.start(1);

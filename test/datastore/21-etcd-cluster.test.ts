@@ -2,7 +2,7 @@ import t from 'tap';
 import { EtcdDatastore } from '../../src/datastore/etcd';
 import { AlreadyExistsError } from '../../src/datastore';
 import { Collector, sleep, until } from './helpers/conformance';
-import { EtcdCluster } from './helpers/etcd-server';
+import { EtcdCluster } from '../../src/testbed/etcd';
 
 t.test('3-member cluster: leader killed mid-test while writers run, no acknowledged write lost', async (t) => {
   const cluster = await EtcdCluster.start(3);

@@ -3,7 +3,7 @@ import { Etcd3 } from 'etcd3';
 import { EtcdDatastore } from '../../src/datastore/etcd';
 import { Syncer } from '../../src/datastore';
 import { Collector, sleep, until, withTimeout } from './helpers/conformance';
-import { EtcdCluster } from './helpers/etcd-server';
+import { EtcdCluster } from '../../src/testbed/etcd';
 
 interface Probe { start: number; end: number; ok: boolean; err?: string }
 

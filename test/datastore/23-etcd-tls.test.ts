@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import { openDatastore, type Datastore } from '../../src/datastore';
 import { Collector, until, withTimeout } from './helpers/conformance';
-import { EtcdCluster, makeTls } from './helpers/etcd-server';
+import { EtcdCluster, makeTls } from '../../src/testbed/etcd';
 
 const tls = makeTls();
 t.teardown(() => fs.rmSync(tls.dir, { recursive: true, force: true }));

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { IpamClient, ipamShow, renderIpamShow, renderBorrowed, checkBlock, blockKey, affinityKey, handleKey } from '../../src/ipam';
-import { openTestStore, pool } from './helpers/store';
+import { openTestStore } from '../../src/testbed/store';
+import { pool } from '../../src/testbed/fixtures';
 import { parseCidr4, u32ToIpv4 } from '../../src/primitives';
 
 t.test('assign claims a block of the pool blockSize for the node, then fills it', async (t) => {

@@ -13,8 +13,9 @@ import { ResourceClient } from '../../src/client/resources';
 import { IpamClient, checkBlock, decodeHandle } from '../../src/ipam';
 import { blockKey, handleKey } from '../../src/ipam/client';
 import { ordinalToIp } from '../../src/ipam/block';
-import { EtcdCluster } from '../datastore/helpers/etcd-server';
-import { openTestStore, pool } from './helpers/store';
+import { EtcdCluster } from '../../src/testbed/etcd';
+import { openTestStore } from '../../src/testbed/store';
+import { pool } from '../../src/testbed/fixtures';
 
 const WORKER = join(__dirname, 'helpers', 'stress-worker.js');
 const NODES = ['node-a', 'node-b', 'node-c'];

@@ -2,7 +2,8 @@
 import t from 'tap';
 import { IpamClient, ipamCheck, renderIpamCheck } from '../../src/ipam';
 import type { WorkloadEndpoint } from '../../src/model/types';
-import { openTestStore, pool } from './helpers/store';
+import { openTestStore } from '../../src/testbed/store';
+import { pool } from '../../src/testbed/fixtures';
 
 function wep(pod: string, containerID: string, ip: string): WorkloadEndpoint {
   return {

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { IpamClient } from '../../src/ipam';
 import type { Resource } from '../../src/model';
-import { openTestStore, pool } from './helpers/store';
+import { openTestStore } from '../../src/testbed/store';
+import { pool } from '../../src/testbed/fixtures';
 
 // IPReservation: IPAM never hands out a reserved address, automatically or on request; the
 // rest of the pool is still used to the last address.

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { checkStructLayout } from '../../src/dataplane/native';
 import { defaultObjectDir, loadUplink, loadWep } from '../../src/dataplane/bpf/loader';
 import { NET_CODECS, NET_MAP, netcfgCodec } from '../../src/dataplane/bpf/net-codecs';
-import { uniquePinRoot, removePinRoot } from '../datapath/helpers/harness';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 
 const UPLINK = path.join(defaultObjectDir(), 'tortie_uplink.bpf.o');
 

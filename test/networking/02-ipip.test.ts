@@ -5,8 +5,8 @@ import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { RT_F } from '../../src/dataplane/bpf/net-codecs';
 import { eth, ipv4, PROTO, ETH_P } from '../../src/dataplane/bpf/packet';
-import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
-import { ipAt, tcpFrame, l4ChecksumOk, ETH_HLEN } from './helpers/pkt';
+import { UplinkHarness, TC_OK, TC_SHOT } from '../../src/testbed/uplink-harness';
+import { ipAt, tcpFrame, l4ChecksumOk, ETH_HLEN } from '../../src/testbed/fixtures';
 
 const NODE_A = '198.18.1.10';
 const NODE_B = '198.18.1.11';

@@ -6,15 +6,15 @@
 import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { NATF, NAT_DIR, readNatEntries, nat4KeyCodec, nat4ValueCodec } from '../../src/dataplane/bpf/net-codecs';
-import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
+import { UplinkHarness, TC_OK, TC_SHOT } from '../../src/testbed/uplink-harness';
 import { Topology } from '../../src/util/netns';
-import { PySockets } from './helpers/pysock';
+import { PySockets } from '../../src/testbed/probes';
 import { ctAcceptedClose, readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat';
 import { eth, ipv4, icmp, tcp, udp, inetChecksum, PROTO } from '../../src/dataplane/bpf/packet';
-import { fillL4Checksum, ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
-import { WepHarness } from '../datapath/helpers/harness';
-import { allowAll } from '../datapath/helpers/tables';
-import { NODE, OTHER_NODE, natLayout } from './helpers/nat-fuzz';
+import { fillL4Checksum, ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from '../../src/testbed/fixtures';
+import { WepHarness } from '../../src/testbed/wep-harness';
+import { allowAll } from '../../src/testbed/tables';
+import { NODE, OTHER_NODE, natLayout } from '../../src/testbed/fuzz/nat-fuzz';
 
 const WL1 = '192.168.10.5';
 const WL2 = '192.168.10.6';

@@ -12,10 +12,10 @@ import { eth, ipv4 } from '../../src/dataplane/bpf/packet';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { PROTO } from '../../src/dataplane/bpf/packet';
-import { WepHarness, TEST_IFINDEX } from '../datapath/helpers/harness';
-import { allowAll, buildTable } from '../datapath/helpers/tables';
-import { ipAt, tcpFrame, l4ChecksumOk, ETH_HLEN } from './helpers/pkt';
-import { TC_OK, TC_SHOT, TC_REDIRECT } from './helpers/uplink';
+import { WepHarness, TEST_IFINDEX } from '../../src/testbed/wep-harness';
+import { allowAll, buildTable } from '../../src/testbed/tables';
+import { ipAt, tcpFrame, l4ChecksumOk, ETH_HLEN } from '../../src/testbed/fixtures';
+import { TC_OK, TC_SHOT, TC_REDIRECT } from '../../src/testbed/uplink-harness';
 
 const NODE_A = '198.18.1.10';
 const NODE_B = '198.18.1.11';

@@ -17,10 +17,10 @@ import { loadPrefilter } from '../../src/dataplane/bpf/loader';
 import { encodePrefilter } from '../../src/dataplane/bpf/encode';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { XdpAction } from '../../src/dataplane/native';
-import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
-import { ipAt, tcpFrame, ETH_HLEN } from './helpers/pkt';
-import { uniquePinRoot, removePinRoot, WepHarness } from '../datapath/helpers/harness';
-import { allowAll } from '../datapath/helpers/tables';
+import { UplinkHarness, TC_OK, TC_SHOT } from '../../src/testbed/uplink-harness';
+import { ipAt, tcpFrame, ETH_HLEN } from '../../src/testbed/fixtures';
+import { uniquePinRoot, removePinRoot, WepHarness } from '../../src/testbed/wep-harness';
+import { allowAll } from '../../src/testbed/tables';
 
 const NODE_A = '198.18.1.10';
 const NODE_C = '198.18.2.10';

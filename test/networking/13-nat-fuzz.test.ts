@@ -1,8 +1,8 @@
-// Differential fuzz of nat-outgoing on the uplink (helpers/nat-fuzz.ts): the real programs against
+// Differential fuzz of nat-outgoing on the uplink (src/testbed/fuzz/nat-fuzz.ts): the real programs against
 // the model, a few seconds in `npm test`; `node dist/bench/datapath-fuzz.js … nat` for long runs.
 //   TORTIE_NATFUZZ_SEED / TORTIE_NATFUZZ_SCENARIOS (default 10) / TORTIE_NATFUZZ_PACKETS (default 250)
 import t from 'tap';
-import { runNatFuzz, natFuzzHarness } from './helpers/nat-fuzz';
+import { runNatFuzz, natFuzzHarness } from '../../src/testbed/fuzz/nat-fuzz';
 import { DropReason as R, dropReasonLabel } from '../../src/dataplane/bpf/drop-reasons';
 
 const SEED = Number(process.env.TORTIE_NATFUZZ_SEED ?? 20261206);

@@ -6,9 +6,9 @@
 import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { POOL_F } from '../../src/dataplane/bpf/net-codecs';
-import { UplinkHarness, TC_OK, TC_SHOT } from './helpers/uplink';
+import { UplinkHarness, TC_OK, TC_SHOT } from '../../src/testbed/uplink-harness';
 import { eth, ipv4, icmp, PROTO } from '../../src/dataplane/bpf/packet';
-import { ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from './helpers/pkt';
+import { ipAt, l4ChecksumOk, portsOf, tcpFrame, udpFrame, icmpFrame } from '../../src/testbed/fixtures';
 
 const NODE = '198.18.1.10';
 const WL1 = '192.168.10.5';

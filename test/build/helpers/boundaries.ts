@@ -4,22 +4,21 @@
  * `require()` and `import()` calls, type-only imports included: a type import is a dependency too).
  *
  * Rules (STYLE.md "Our conventions"):
- *  1. src/ areas sit in three tiers and import downward only: top (cli, cni, node, lab) →
+ *  1. src/ areas sit in three tiers and import downward only: top (cli, cni, node, lab, testbed) →
  *     domain (datastore, calc, dataplane, ipam, bgp, client, net) → base (model, selector, util,
  *     version, primitives). An import inside a tier is allowed only where LATERAL lists it (that list must
  *     stay acyclic); an area not in TIERS is itself a violation, so a new area must be placed.
  *  2. Only src/dataplane loads the native addon: anywhere else in src/ and bench/, a `require()`
  *     of a computed path, a `require()` of a `.node` file or `process.dlopen` is a violation.
  *  3. Production (src/) never imports test/ or bench/, nor the test runner (`tap`).
- *  4. bench/ does not import test/, except the imports listed in EXCEPTIONS (each with a reason);
- *     an exception that no longer occurs is reported too, so the list only shrinks.
+ *  4. bench/ does not import test/: what tests and benchmarks share lives in src/testbed.
  */
 import ts from 'typescript';
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 
 export const TIERS: Record<string, 'top' | 'domain' | 'base'> = {
-  cli: 'top', cni: 'top', node: 'top', lab: 'top',
+  cli: 'top', cni: 'top', node: 'top', lab: 'top', testbed: 'top',
   datastore: 'domain', calc: 'domain', dataplane: 'domain', ipam: 'domain', bgp: 'domain', client: 'domain', net: 'domain',
   model: 'base', selector: 'base', util: 'base', version: 'base', primitives: 'base',
 };
@@ -29,7 +28,8 @@ const RANK = { top: 2, domain: 1, base: 0 } as const;
 export const LATERAL: Record<string, Record<string, string>> = {
   cli: { node: 'tortiectl node run/status/diags start and find the agent (node/launch, node/agents)' },
   node: { cni: 'the agent installs the CNI config and binaries on the host (cni/install)' },
-  lab: { cni: 'the lab installs the CNI plugin', node: 'the lab starts agents (node/launch)' },
+  lab: { cni: 'the lab installs the CNI plugin', node: 'the lab starts agents (node/launch)', testbed: 'the lab is built on the testbed' },
+  testbed: { cni: 'workloads are wired by the plugin\'s own steps (cni/netlink) or by the installed plugin', node: 'agents start and are awaited as tortiectl node run does (node/launch)' },
   client: { datastore: 'the resource client is a typed view over a datastore' },
   ipam: { datastore: 'IPAM blocks and handles live in the datastore' },
   dataplane: { calc: 'the dataplane writes what calc compiled (its program/map types)' },
@@ -43,18 +43,6 @@ export const LATERAL: Record<string, Record<string, string>> = {
   primitives: { util: 'its errors derive from the one error base (util/errors)' },
 };
 
-/** Known violations not fixed yet: "importer -> imported" (repo-relative, no extension) → reason. */
-export const EXCEPTIONS: Record<string, string> = {
-  'bench/networking-pktcost -> test/networking/helpers/uplink': 'one testbed for tests and benches (issue item 1) not built yet',
-  'bench/networking-pktcost -> test/networking/helpers/pkt': 'packet builders move to the shared fixtures module with item 1',
-  'bench/networking-bench -> test/networking/helpers/cluster': 'one testbed for tests and benches (item 1) not built yet',
-  'bench/datastore-bench -> test/datastore/helpers/etcd-server': 'the etcd launcher moves to the shared testbed with item 1',
-  'bench/lib-agent/measure -> test/datastore/helpers/etcd-server': 'the etcd launcher moves to the shared testbed with item 1',
-  'bench/datapath-netns -> test/datapath/helpers/wep-topology': 'one testbed for tests and benches (item 1) not built yet',
-  'bench/datapath-fuzz -> test/datapath/helpers/harness': 'one testbed for tests and benches (item 1) not built yet',
-  'bench/datapath-fuzz -> test/datapath/helpers/fuzz': 'the fuzzer moves to the shared testbed with item 1',
-  'bench/datapath-fuzz -> test/networking/helpers/nat-fuzz': 'the NAT fuzzer moves to the shared testbed with item 1',
-};
 
 export interface Import { from: string; spec: string; line: number }
 
@@ -117,7 +105,6 @@ const noExt = (p: string) => p.replace(/\.(ts|js)$/, '').replace(/\/index$/, '')
 /** Checks the tree under `root`; returns one line per violation (empty when clean). */
 export function checkBoundaries(root: string): string[] {
   const out: string[] = [];
-  const seen = new Set<string>();
   const rel = (p: string) => relative(root, p).split(sep).join('/');
   for (const top of ['src', 'bench', 'test']) {
     for (const file of walk(join(root, top))) {
@@ -143,9 +130,7 @@ export function checkBoundaries(root: string): string[] {
           continue;
         }
         if (top === 'bench' && toTop === 'test') {
-          const key = `${noExt(from)} -> ${target}`;
-          if (key in EXCEPTIONS) { seen.add(key); continue; }
-          out.push(`${where}: bench/ does not import test/ (move the helper to src/ or bench/lib)`);
+          out.push(`${where}: bench/ does not import test/ (move the helper to src/testbed or bench/lib)`);
           continue;
         }
         if (top === 'src' && toTop === 'src' && fromArea !== undefined) {
@@ -161,18 +146,6 @@ export function checkBoundaries(root: string): string[] {
     }
   }
   return out;
-}
-
-/** Exceptions that no longer occur in the tree (the list must shrink as they are fixed). */
-export function staleExceptions(root: string): string[] {
-  const present = new Set<string>();
-  const rel = (p: string) => relative(root, p).split(sep).join('/');
-  for (const file of walk(join(root, 'bench'))) {
-    for (const i of scan(rel(file), readFileSync(file, 'utf8')).imports) {
-      if (i.spec.startsWith('.')) present.add(`${noExt(rel(file))} -> ${noExt(rel(resolve(dirname(file), i.spec)))}`);
-    }
-  }
-  return Object.keys(EXCEPTIONS).filter((k) => !present.has(k));
 }
 
 /** A cycle in LATERAL, as "a -> b -> a", or undefined. */

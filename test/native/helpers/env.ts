@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { pinRoot, removePinRoot } from '../../../src/testbed/pins';
 import type { Test } from 'tap';
 import { BpfError } from '../../../src/dataplane/native';
 import { ipv4ToU32 } from '../../../src/primitives';
@@ -27,9 +28,8 @@ export function requireRoot(t: Test): void {
 
 /** A fresh directory on bpffs, removed (with every pin in it) at teardown. */
 export function tempPinRoot(t: Test, label: string): string {
-  const dir = `/sys/fs/bpf/tortie-test-${label}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  fs.mkdirSync(dir);
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = pinRoot(`test-${label}`);
+  t.teardown(() => removePinRoot(dir));
   return dir;
 }
 

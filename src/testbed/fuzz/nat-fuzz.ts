@@ -8,15 +8,15 @@
 // choice; that it is in the range, 20000-29999 by default, and the workload's own port when that
 // lies in the range and is free, is asserted) and then holds it to that: the same port for the flow's every packet and its
 // replies, never a reply tuple shared by two flows. Fragments are not generated (the fragment
-// translation map is not cleared between scenarios). Seeded and replayable like helpers/fuzz.ts.
-import { Gen, rng } from '../../calc/helpers/random';
-import { UplinkHarness } from './uplink';
-import { ipAt, portsOf } from './pkt';
-import { DropReason as R } from '../../../src/dataplane/bpf/drop-reasons';
-import { eth, ipv4, tcp, udp, icmp, PROTO } from '../../../src/dataplane/bpf/packet';
-import { parse } from '../../datapath/helpers/fuzz';
-import { POOL_F } from '../../../src/dataplane/bpf/net-codecs';
-import { cidr4Contains, ipv4ToU32, parseCidr4 } from '../../../src/primitives';
+// translation map is not cleared between scenarios). Seeded and replayable like wep-fuzz.ts.
+import { Gen, rng } from './random';
+import { UplinkHarness } from '../uplink-harness';
+import { ipAt, portsOf } from '../fixtures';
+import { DropReason as R } from '../../dataplane/bpf/drop-reasons';
+import { eth, ipv4, tcp, udp, icmp, PROTO } from '../../dataplane/bpf/packet';
+import { parse } from './wep-fuzz';
+import { POOL_F } from '../../dataplane/bpf/net-codecs';
+import { cidr4Contains, ipv4ToU32, parseCidr4 } from '../../primitives';
 
 export const NODE = '198.18.1.10';
 export const OTHER_NODE = '198.18.1.11';

@@ -2,31 +2,26 @@
 // with BPF_PROG_TEST_RUN. Test runs happen in this process's namespace with skb->ifindex = 1
 // (the kernel's default device for test runs), so the endpoint under test is keyed by ifindex 1.
 // Everything pinned is removed by close().
-import * as fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { loadWep, type LoadOptions, type WepDatapath } from '../../../src/dataplane/bpf/loader';
-import { EndpointPolicyWriter } from '../../../src/dataplane/bpf/apply';
-import { readCounters, type CounterRow } from '../../../src/dataplane/bpf/counters';
-import { encodeClassPrefix } from '../../../src/dataplane/bpf/encode';
-import { Dir } from '../../../src/dataplane/bpf/drop-reasons';
-import { RingBuffer } from '../../../src/dataplane/native';
-import { decodeEvent, type FlowEvent } from '../../../src/dataplane/bpf/counters';
-import type { VerdictTable } from '../../../src/calc/types';
+import { pinRoot, removePinRoot } from './pins';
+import { loadWep, type LoadOptions, type WepDatapath } from '../dataplane/bpf/loader';
+import { EndpointPolicyWriter } from '../dataplane/bpf/apply';
+import { readCounters, type CounterRow } from '../dataplane/bpf/counters';
+import { encodeClassPrefix } from '../dataplane/bpf/encode';
+import { Dir } from '../dataplane/bpf/drop-reasons';
+import { RingBuffer } from '../dataplane/native';
+import { decodeEvent, type FlowEvent } from '../dataplane/bpf/counters';
+import type { VerdictTable } from '../calc/types';
 
 export const TEST_IFINDEX = 1;
 export const TC_ACT_OK = 0;
 export const TC_ACT_SHOT = 2;
 
+/** A test's pin root: the testbed's scheme (src/testbed/pins.ts) under `tortie-test-<label>-…`. */
 export function uniquePinRoot(label: string): string {
-  const dir = `/sys/fs/bpf/tortie-test-${label}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  fs.mkdirSync(dir);
-  return dir;
+  return pinRoot(`test-${label}`);
 }
 
-export function removePinRoot(dir: string): void {
-  if (!dir.startsWith('/sys/fs/bpf/tortie-test-')) throw new Error(`refusing to remove ${dir}`);
-  fs.rmSync(dir, { recursive: true, force: true });
-}
+export { removePinRoot };
 
 export interface RunResult { retval: number; pass: boolean; reason: number }
 

@@ -1,12 +1,12 @@
 // Loads tortie_uplink under a unique pin root and runs packets through its tc programs with
 // BPF_PROG_TEST_RUN; `reason` is the counter slot that moved (0 = passed). Cleans up on close().
-import { loadUplink, type NatOptions, type UplinkDatapath } from '../../../src/dataplane/bpf/loader';
-import { readCounters } from '../../../src/dataplane/bpf/counters';
-import { Dir } from '../../../src/dataplane/bpf/drop-reasons';
+import { loadUplink, type NatOptions, type UplinkDatapath } from '../dataplane/bpf/loader';
+import { readCounters } from '../dataplane/bpf/counters';
+import { Dir } from '../dataplane/bpf/drop-reasons';
 import {
   lpm4Key, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, readNetStats, NETCFG_KEY, type NetStats,
-} from '../../../src/dataplane/bpf/net-codecs';
-import { uniquePinRoot, removePinRoot } from '../../datapath/helpers/harness';
+} from '../dataplane/bpf/net-codecs';
+import { uniquePinRoot, removePinRoot } from './wep-harness';
 
 export const TC_OK = 0;
 export const TC_SHOT = 2;

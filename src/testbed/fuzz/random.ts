@@ -2,9 +2,9 @@
  * Seeded random scenarios for the differential and replay tests: small clusters whose policies
  * exercise every rule field, with packets aimed at the interesting addresses and ports.
  */
-import type { EntityRule, Port, Resource, Rule, WorkloadEndpointPort } from '../../../src/model';
-import type { PolicyPacket } from '../../../src/calc';
-import { gns, gnp, namespace, netset, np, profile, tier, wep } from './build';
+import type { EntityRule, Port, Resource, Rule, WorkloadEndpointPort } from '../../model';
+import type { PolicyPacket } from '../../calc';
+import { gns, gnp, namespace, netset, np, profile, tier, wep } from '../fixtures';
 
 /** mulberry32: small, fast, good enough for test generation. */
 export function rng(seed: number): () => number {

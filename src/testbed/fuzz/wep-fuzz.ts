@@ -11,11 +11,11 @@
 // The model is written from the contract (lib/parse.h, lib/conntrack.h, lib/frag.h headers and
 // docs/security.md), not by translating the C line by line; where the two disagree, one of them is
 // wrong and the test says which packet shows it.
-import { Gen, rng } from '../../calc/helpers/random';
-import { WepHarness } from './harness';
-import { buildTable, type SimpleRule } from './tables';
-import { DropReason as R } from '../../../src/dataplane/bpf/drop-reasons';
-import { eth, ipv4, tcp, udp, icmp, inetChecksum, PROTO, ipv4ToU32, u32ToIpv4 } from '../../../src/dataplane/bpf/packet';
+import { Gen, rng } from './random';
+import { WepHarness } from '../wep-harness';
+import { buildTable, type SimpleRule } from '../tables';
+import { DropReason as R } from '../../dataplane/bpf/drop-reasons';
+import { eth, ipv4, tcp, udp, icmp, inetChecksum, PROTO, ipv4ToU32, u32ToIpv4 } from '../../dataplane/bpf/packet';
 
 export const LOCAL = ['192.168.1.10', '192.168.1.20'];
 const REMOTE = ['10.2.3.4', '10.2.3.5', '198.18.0.1'];

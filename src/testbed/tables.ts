@@ -1,7 +1,7 @@
 // Hand-built verdict tables for unit tests that must not depend on the policy compiler:
 // first-match rules over (local class, protocol, source-port class, port range) turned into
 // the compiler's complete cell partition (see src/calc/types.ts).
-import { PROTO_OTHER, type VerdictCell, type VerdictTable, type Direction } from '../../../src/calc/types';
+import { PROTO_OTHER, type VerdictCell, type VerdictTable, type Direction } from '../calc/types';
 
 export interface SimpleRule {
   lclass?: number;        // undefined = any local class

@@ -1,0 +1,84 @@
+/**
+ * The three-node cluster (ThreeNodeCluster) with an in-process agent per node: each node's
+ * BpfDataplane (opened on its namespace, its own pin root) fed by its own CalcGraph from the same
+ * resources, exactly as tortie-node would. Workloads are wired by the CNI plugin's steps and get a
+ * WorkloadEndpoint (namespace ns1, label app=<name>); a Namespace ns1, a Node per node and an
+ * allow-all policy exist from the start. Neither the router nor the outside host knows any pool
+ * route: only IPIP and SNAT get pool traffic across. Everything goes with destroy().
+ */
+import { ThreeNodeCluster, type BedNode } from './layouts';
+import { InProcessNode } from './agent';
+import { pinRoot, removePinRoot } from './pins';
+import { gnp, namespace, node, pool, wep } from './fixtures';
+import { readNetStats, type NetStats } from '../dataplane/bpf/net-codecs';
+import type { IPPool, Resource } from '../model';
+import type { Netns, Topology } from '../util/netns';
+import type { Workload } from './wire';
+
+export class ClusterNode extends InProcessNode {
+  readonly ip: string;
+  readonly subnet: string;
+  constructor(n: BedNode) {
+    super(n.name, n.ns, pinRoot(`test-cl-${n.name.slice(-1)}`));
+    this.ip = n.ip;
+    this.subnet = `${n.ip}/${n.prefix}`;
+  }
+}
+
+export type ClusterWorkload = Workload & { node: ClusterNode };
+
+export class InProcessCluster {
+  readonly nodes = new Map<string, ClusterNode>();
+  readonly workloads = new Map<string, ClusterWorkload>();
+  readonly resources = new Map<string, Resource>();
+
+  private constructor(readonly bed: ThreeNodeCluster) {
+    for (const n of bed.nodes.values()) this.nodes.set(n.name, new ClusterNode(n));
+    bed.onDestroy(() => { for (const n of this.nodes.values()) removePinRoot(n.pinRoot); });
+    for (const n of this.nodes.values()) this.put(node(n.name, {}, n.subnet));
+    this.put(namespace('ns1'));
+    this.put(gnp('allow-all', { selector: 'all()', types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] }));
+  }
+
+  static async create(label: string): Promise<InProcessCluster> {
+    return new InProcessCluster(await ThreeNodeCluster.create(label));
+  }
+
+  get topo(): Topology { return this.bed.topo; }
+  get router(): Netns { return this.bed.router; }
+  get outside(): Netns { return this.bed.outside; }
+  get outsideIp(): string { return this.bed.outsideIp; }
+
+  /** The seed's pool by default: 192.168.0.0/16, IPIP cross-subnet, NAT outgoing. */
+  setPool(spec: Partial<IPPool['spec']> = {}): void {
+    this.put(pool('default-ipv4-ippool', '192.168.0.0/16', { ipipMode: 'CrossSubnet', natOutgoing: true, blockSize: 26, ...spec }));
+  }
+
+  put(r: Resource): void {
+    const key = `${r.kind}/${(r.metadata as { namespace?: string }).namespace ?? ''}/${r.metadata.name}`;
+    this.resources.set(key, r);
+  }
+
+  async addWorkload(name: string, nodeName: string, ip: string, mtu = 1480): Promise<ClusterWorkload> {
+    const n = this.nodes.get(nodeName);
+    if (!n) throw new Error(`no node ${nodeName}`);
+    const w = Object.assign(await this.bed.addWorkload(name, nodeName, ip, { mtu }), { node: n });
+    this.workloads.set(name, w);
+    this.put(wep(`ns1/${name}`, { labels: { app: name }, node: nodeName, ip, iface: w.hostIf }));
+    return w;
+  }
+
+  /** Starts (first call) or reconciles every node's dataplane with the current resources. */
+  async sync(): Promise<void> {
+    for (const n of this.nodes.values()) await n.sync(this.resources.values());
+  }
+
+  stats(nodeName: string): NetStats {
+    return readNetStats(this.nodes.get(nodeName)!.dp!.routing!.maps.netstat);
+  }
+
+  async destroy(): Promise<void> {
+    for (const n of this.nodes.values()) await n.close();
+    this.bed.destroySync();
+  }
+}
