@@ -4,9 +4,7 @@
  * on (programs attached, policies compiled and applied) and off (programs detached).
  * Everything lives in namespaces created here and is removed on exit.
  */
-import * as fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { WepTopology, type Workload } from '../test/datapath/helpers/wep-topology';
+import { SingleNode, pinRoot, removePinRoot, type Workload } from '../src/testbed';
 import { loadWep, mapOps, type WepDatapath } from '../src/dataplane/bpf/loader';
 import { PolicyDataplane } from '../src/dataplane/bpf/policy-sync';
 import { tcAttach, tcDetach } from '../src/dataplane/native';
@@ -22,10 +20,10 @@ export class BenchNode {
   private pd?: PolicyDataplane;
   private attached = false;
   private pinRoot?: string;
-  private constructor(readonly topo: WepTopology, readonly server: Workload, readonly client: Workload) {}
+  private constructor(readonly topo: SingleNode, readonly server: Workload, readonly client: Workload) {}
 
   static async create(label: string): Promise<BenchNode> {
-    const topo = await WepTopology.create(label);
+    const topo = await SingleNode.create(label, { outsideRoutesPools: true });
     try {
       const server = await topo.addWorkload('server', SERVER_IP);
       const client = await topo.addWorkload('client', CLIENT_IP);
@@ -55,8 +53,7 @@ export class BenchNode {
     await this.tortieOff();
     const { snap, ms: compileMs } = this.compile(policies, rulesEach, servePorts);
     const t0 = Date.now();
-    this.pinRoot = `/sys/fs/bpf/tortie-bench-${process.pid}-${randomBytes(3).toString('hex')}`;
-    fs.mkdirSync(this.pinRoot);
+    this.pinRoot = pinRoot('bench');
     const dp = await loadWep({ pinRoot: this.pinRoot, events: false });
     this.dp = dp;
     const byIf = new Map([[this.server.hostIf, this.server.ifindex], [this.client.hostIf, this.client.ifindex]]);
@@ -113,7 +110,7 @@ export class BenchNode {
     this.pd = undefined;
     this.dp.close();
     this.dp = undefined;
-    if (this.pinRoot) fs.rmSync(this.pinRoot, { recursive: true, force: true });
+    if (this.pinRoot) removePinRoot(this.pinRoot);
     this.pinRoot = undefined;
   }
 

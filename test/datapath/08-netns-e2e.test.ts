@@ -4,8 +4,9 @@
 // denied as policy says; replies admitted by conntrack; a spoofed source dropped; a policy change
 // under a running iperf3 flow: the flow never sees a drop, new connections get the new policy.
 import t from 'tap';
-import { WepTopology, type Workload } from './helpers/wep-topology';
-import { uniquePinRoot, removePinRoot } from './helpers/harness';
+import { namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
+import { SingleNode, type Workload } from '../../src/testbed';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
@@ -15,13 +16,7 @@ import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint, Rule } from '../
 const V3 = 'projectcalico.org/v3' as const;
 const IP = { web: '192.168.10.1', client: '192.168.10.2', other: '192.168.10.3' };
 
-function wep(name: string, ip: string, app: string): WorkloadEndpoint {
-  return {
-    apiVersion: V3, kind: 'WorkloadEndpoint',
-    metadata: { name, namespace: 'ns1', labels: { app } },
-    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`], interfaceName: `cali${name}`, profiles: [] },
-  };
-}
+const wep = (name: string, ip: string, app: string): WorkloadEndpoint => fixtureWep(`ns1/${name}`, { ip, labels: { app } });
 
 function webIngress(allowIperf: boolean): GlobalNetworkPolicy {
   const from = { selector: "app == 'client'" };
@@ -37,10 +32,10 @@ function webIngress(allowIperf: boolean): GlobalNetworkPolicy {
 
 const egressAll: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'egress-all' },
   spec: { selector: 'all()', types: ['Egress'], egress: [{ action: 'Allow' }] } };
-const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
+const ns1: Namespace = namespace('ns1');
 
 t.test('netns end to end', async (t) => {
-  const topo = await WepTopology.create('dpe2e');
+  const topo = await SingleNode.create('dpe2e', { outsideRoutesPools: true });
   const pinRoot = uniquePinRoot('e2e');
   let dp: WepDatapath | undefined;
   let rb: RingBuffer | undefined;

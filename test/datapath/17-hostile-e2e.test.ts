@@ -1,27 +1,25 @@
 // Hostile traffic with real packets (docs/security.md guarantees): scapy crafts packets inside a workload
 // namespace and on an outside host; the verdict is read from a capture in the receiving namespace
-// (incoming packets only) and from tortie's counters. A Calico-shaped node (helpers/wep-topology),
+// (incoming packets only) and from tortie's counters. A Calico-shaped node (src/testbed SingleNode),
 // policies compiled by src/calc, programs attached with tc on every cali*.
 //
 // Every probe carries a unique IPv4 id; after the probes an allowed sentinel is sent the same way,
 // and the capture is read once the sentinel has arrived (veth delivery keeps order), so nothing
 // waits on a fixed sleep.
 import t from 'tap';
-import { WepTopology, type Workload, EXT_IP } from './helpers/wep-topology';
-import { uniquePinRoot, removePinRoot } from './helpers/harness';
+import { namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
+import { SingleNode, type Workload, OUTSIDE_IP } from '../../src/testbed';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
-import { Capture, scapy, until, ipId } from './helpers/probe';
+import { Capture, scapy, until, ipId } from '../../src/testbed/probes';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
 
 const V3 = 'projectcalico.org/v3' as const;
 const IP = { atk: '192.168.40.1', vic: '192.168.40.2', cli: '192.168.40.3' };
 
-function wep(name: string, ip: string, role: string): WorkloadEndpoint {
-  return { apiVersion: V3, kind: 'WorkloadEndpoint', metadata: { name, namespace: 'ns1', labels: { role } },
-    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`], interfaceName: `cali${name}`, profiles: [] } };
-}
+const wep = (name: string, ip: string, role: string): WorkloadEndpoint => fixtureWep(`ns1/${name}`, { ip, labels: { role } });
 // Targets (atk, vic) accept TCP 8080 and ICMP destination-unreachable; nothing else, no echo.
 const targetsIngress: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'targets' },
   spec: { selector: "role == 'target'", types: ['Ingress'], ingress: [
@@ -33,11 +31,11 @@ const clientIngress: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetwor
   spec: { selector: "role == 'client'", types: ['Ingress'], ingress: [] } };
 const egressAll: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'egress-all' },
   spec: { selector: 'all()', types: ['Egress'], egress: [{ action: 'Allow' }] } };
-const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
+const ns1: Namespace = namespace('ns1');
 
 
 t.test('hostile packets in namespaces', async (t) => {
-  const topo = await WepTopology.create('hostile');
+  const topo = await SingleNode.create('hostile', { outsideRoutesPools: true });
   const pinRoot = uniquePinRoot('hostile');
   let dp: WepDatapath | undefined;
   const caps: Capture[] = [];
@@ -52,7 +50,7 @@ t.test('hostile packets in namespaces', async (t) => {
   const nodeMac = (await topo.node.exec(['cat', '/sys/class/net/eth0/address'])).stdout.trim();
   const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!), x.ifindex, dir, reason);
   const fromWl = (x: Workload, pkts: string[]) => scapy(x.ns, pkts, 'ee:ee:ee:ee:ee:ee');
-  const fromExt = (pkts: string[]) => scapy(topo.ext, pkts, nodeMac);
+  const fromExt = (pkts: string[]) => scapy(topo.outside, pkts, nodeMac);
   const capture = async (x: Workload) => { const c = await Capture.start(x.ns); caps.push(c); return c; };
   const sentinel = (src: string, dst: string, id: number) => `IP(src='${src}', dst='${dst}', id=${id})/TCP(sport=1, dport=8080, flags='S')`;
 
@@ -88,10 +86,10 @@ t.test('hostile packets in namespaces', async (t) => {
 
   t.test('an outgoing ping admits the reply, not the peer\'s echo requests', async (t) => {
     const cap = await capture(w.vic);
-    await fromWl(w.vic, [`IP(src='${IP.vic}', dst='${EXT_IP}', id=1301)/ICMP(type=8, id=4242, seq=1)/Raw(b'ping')`]);
+    await fromWl(w.vic, [`IP(src='${IP.vic}', dst='${OUTSIDE_IP}', id=1301)/ICMP(type=8, id=4242, seq=1)/Raw(b'ping')`]);
     t.ok(await cap.waitFor(/echo reply, id 4242/), 'the outside host\'s echo reply arrives');
     const before = count(w.vic, Dir.INGRESS, R.POLICY_DENY);
-    await fromExt([`IP(src='${EXT_IP}', dst='${IP.vic}', id=1302)/ICMP(type=8, id=4242, seq=2)`, sentinel(EXT_IP, IP.vic, 1399)]);
+    await fromExt([`IP(src='${OUTSIDE_IP}', dst='${IP.vic}', id=1302)/ICMP(type=8, id=4242, seq=2)`, sentinel(OUTSIDE_IP, IP.vic, 1399)]);
     t.ok(await cap.waitFor(ipId(1399)), 'sentinel from outside arrives');
     t.notOk(cap.has(ipId(1302)), 'the outside host\'s echo request with the same id does not');
     t.ok(count(w.vic, Dir.INGRESS, R.POLICY_DENY) > before, 'counted as a policy deny on the victim\'s ingress');
@@ -101,15 +99,15 @@ t.test('hostile packets in namespaces', async (t) => {
   t.test('ICMP errors: genuine ones pass, forged ones are policy\'s', async (t) => {
     const cap = await capture(w.vic);
     // A live flow vic:5555 -> ext:53 (UDP; nothing listens outside, ext's kernel answers port unreachable).
-    await fromWl(w.vic, [`IP(src='${IP.vic}', dst='${EXT_IP}', id=1401)/UDP(sport=5555, dport=53)/Raw(b'q')`]);
+    await fromWl(w.vic, [`IP(src='${IP.vic}', dst='${OUTSIDE_IP}', id=1401)/UDP(sport=5555, dport=53)/Raw(b'q')`]);
     t.ok(await cap.waitFor(/ICMP .*udp port 53 unreachable/), 'the outside\'s genuine port unreachable arrives (related)');
-    const quoteLive = `IP(src='${IP.vic}', dst='${EXT_IP}')/UDP(sport=5555, dport=53)`;
-    const quoteReversed = `IP(src='${EXT_IP}', dst='${IP.vic}')/UDP(sport=53, dport=5555)`;
+    const quoteLive = `IP(src='${IP.vic}', dst='${OUTSIDE_IP}')/UDP(sport=5555, dport=53)`;
+    const quoteReversed = `IP(src='${OUTSIDE_IP}', dst='${IP.vic}')/UDP(sport=53, dport=5555)`;
     await fromExt([
       `IP(src='198.18.0.3', dst='${IP.vic}', id=1402)/ICMP(type=11, code=0)/${quoteLive}`,
-      `IP(src='${EXT_IP}', dst='${IP.vic}', id=1403)/ICMP(type=11, code=0)/${quoteReversed}/Raw(b'y' * 1000)`,
-      `IP(src='${EXT_IP}', dst='${IP.vic}', id=1404)/ICMP(type=12, code=0)/IP(src='${IP.vic}', dst='${EXT_IP}')/UDP(sport=5556, dport=53)/Raw(b'z' * 1000)`,
-      sentinel(EXT_IP, IP.vic, 1499),
+      `IP(src='${OUTSIDE_IP}', dst='${IP.vic}', id=1403)/ICMP(type=11, code=0)/${quoteReversed}/Raw(b'y' * 1000)`,
+      `IP(src='${OUTSIDE_IP}', dst='${IP.vic}', id=1404)/ICMP(type=12, code=0)/IP(src='${IP.vic}', dst='${OUTSIDE_IP}')/UDP(sport=5556, dport=53)/Raw(b'z' * 1000)`,
+      sentinel(OUTSIDE_IP, IP.vic, 1499),
     ]);
     t.ok(await cap.waitFor(ipId(1499)), 'sentinel arrives');
     t.ok(cap.has(ipId(1402)), 'time exceeded from a router about the live flow, to its source: related');

@@ -5,8 +5,9 @@
 // The flooder is refused past its quota (counted ct_quota drops on its interface); the idle
 // connection survives; the sweep's per-workload counts match the table.
 import t from 'tap';
-import { WepTopology, EXT_IP, type Workload } from './helpers/wep-topology';
-import { uniquePinRoot, removePinRoot } from './helpers/harness';
+import { namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
+import { SingleNode, OUTSIDE_IP, type Workload } from '../../src/testbed';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir, dropReasonLabel } from '../../src/dataplane/bpf/drop-reasons';
@@ -14,7 +15,7 @@ import { ctStatus, sweepConntrack } from '../../src/dataplane/bpf/conntrack';
 import { NodeMetrics } from '../../src/node/metrics';
 import { readQuota } from '../../src/dataplane/bpf/quota';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
-import { PySockets } from '../networking/helpers/pysock';
+import { PySockets } from '../../src/testbed/probes';
 
 const V3 = 'projectcalico.org/v3' as const;
 const IP = { web: '192.168.10.1', client: '192.168.10.2', flood: '192.168.10.3' };
@@ -22,13 +23,7 @@ const QUOTA = 32;
 const TABLE = 256;
 const FLOOD = 2000;
 
-function wep(name: string, ip: string, app: string): WorkloadEndpoint {
-  return {
-    apiVersion: V3, kind: 'WorkloadEndpoint',
-    metadata: { name, namespace: 'ns1', labels: { app } },
-    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`], interfaceName: `cali${name}`, profiles: [] },
-  };
-}
+const wep = (name: string, ip: string, app: string): WorkloadEndpoint => fixtureWep(`ns1/${name}`, { ip, labels: { app } });
 
 const policies: GlobalNetworkPolicy[] = [
   { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'web-ingress' },
@@ -36,10 +31,10 @@ const policies: GlobalNetworkPolicy[] = [
   { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'egress-all' },
     spec: { selector: 'all()', types: ['Egress'], egress: [{ action: 'Allow' }] } },
 ];
-const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
+const ns1: Namespace = namespace('ns1');
 
 t.test('a flood of new flows is refused past the workload\'s conntrack quota; another workload\'s idle connection survives', async (t) => {
-  const topo = await WepTopology.create('ctfair');
+  const topo = await SingleNode.create('ctfair', { outsideRoutesPools: true });
   const pinRoot = uniquePinRoot('ctfair');
   let dp: WepDatapath | undefined;
   const socks: PySockets[] = [];
@@ -64,8 +59,8 @@ c = socket.create_connection(('${IP.web}', 8080), timeout=10); c.sendall(b'befor
   t.equal(await flood.run(`
 f = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(${FLOOD}):
-    f.sendto(b'x', ('${EXT_IP}', 10000 + i))
-    f.sendto(b'y', ('${EXT_IP}', 10000 + i))
+    f.sendto(b'x', ('${OUTSIDE_IP}', 10000 + i))
+    f.sendto(b'y', ('${OUTSIDE_IP}', 10000 + i))
     if i % 100 == 99:
         time.sleep(0.02)
 _ = ${FLOOD}`, 30_000), FLOOD);

@@ -2,28 +2,23 @@
 // GlobalNetworkSet matched by a rule selector (edited live), and the kns.<ns> profile derived
 // from a Namespace object alone (no stored Profile) letting a workload's traffic through.
 import t from 'tap';
-import { WepTopology, type Workload } from './helpers/wep-topology';
-import { uniquePinRoot, removePinRoot } from './helpers/harness';
+import { namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
+import { SingleNode, type Workload } from '../../src/testbed';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import type { GlobalNetworkPolicy, GlobalNetworkSet, Namespace, WorkloadEndpoint } from '../../src/model';
 
 const V3 = 'projectcalico.org/v3' as const;
 const IP = { web: '192.168.10.1', a: '192.168.10.2', b: '192.168.10.3' };
 
-function wep(name: string, ip: string, app: string): WorkloadEndpoint {
-  return {
-    apiVersion: V3, kind: 'WorkloadEndpoint',
-    metadata: { name, namespace: 'ns1', labels: { app } },
-    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`], interfaceName: `cali${name}`, profiles: ['kns.ns1'] },
-  };
-}
+const wep = (name: string, ip: string, app: string): WorkloadEndpoint => fixtureWep(`ns1/${name}`, { ip, labels: { app }, profiles: ['kns.ns1'] });
 const trusted = (nets: string[]): GlobalNetworkSet => ({ apiVersion: V3, kind: 'GlobalNetworkSet', metadata: { name: 'trusted', labels: { role: 'trusted' } }, spec: { nets } });
 const webFromTrusted: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'web-from-trusted' },
   spec: { selector: "app == 'web'", types: ['Ingress'], ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: "role == 'trusted'" }, destination: { ports: [8080] } }] } };
-const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
+const ns1: Namespace = namespace('ns1');
 
 t.test('network sets and derived namespace profiles, with real packets', async (t) => {
-  const topo = await WepTopology.create('dpsets');
+  const topo = await SingleNode.create('dpsets', { outsideRoutesPools: true });
   const pinRoot = uniquePinRoot('sets');
   let dp: WepDatapath | undefined;
   t.teardown(async () => { dp?.close(); await topo.destroy(); removePinRoot(pinRoot); });

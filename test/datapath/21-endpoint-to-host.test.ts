@@ -6,17 +6,16 @@
 // (their replies are conntrack's) keep working under Drop. Real packets in namespaces, and
 // BPF_PROG_TEST_RUN inside a namespace of the test's own.
 import t from 'tap';
-import { WepTopology, NODE_UPLINK_IP, EXT_IP, type Workload } from './helpers/wep-topology';
-import { uniquePinRoot, removePinRoot, WepHarness, TEST_IFINDEX, TC_ACT_OK, TC_ACT_SHOT } from './helpers/harness';
-import { allowAll } from './helpers/tables';
+import { SingleNode, NODE_IP, OUTSIDE_IP, type Workload } from '../../src/testbed';
+import { uniquePinRoot, removePinRoot, WepHarness, TEST_IFINDEX, TC_ACT_OK, TC_ACT_SHOT } from '../../src/testbed/wep-harness';
+import { allowAll } from '../../src/testbed/tables';
 import { loadWep, mapOps, type EndpointToHostAction, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
 import { readCounters, counterPackets } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { tcAttach } from '../../src/dataplane/native';
 import { CalcGraph } from '../../src/calc';
-import { Topology } from '../../src/util/netns';
-import { tcpFrame, udpFrame, icmpFrame } from '../networking/helpers/pkt';
+import { tcpFrame, udpFrame, icmpFrame } from '../../src/testbed/fixtures';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
 
 const V3 = 'projectcalico.org/v3' as const;
@@ -31,10 +30,10 @@ const allowAllPolicy: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetwo
   spec: { selector: 'all()', types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } };
 const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
 
-interface Node { topo: WepTopology; dp: WepDatapath; w: Workload; toHostDenied(): bigint; close(): Promise<void> }
+interface Node { topo: SingleNode; dp: WepDatapath; w: Workload; toHostDenied(): bigint; close(): Promise<void> }
 
 async function node(label: string, action: EndpointToHostAction | undefined): Promise<Node> {
-  const topo = await WepTopology.create(label);
+  const topo = await SingleNode.create(label, { outsideRoutesPools: true });
   const pinRoot = uniquePinRoot(label);
   let dp: WepDatapath | undefined;
   const close = async () => { dp?.close(); await topo.destroy(); removePinRoot(pinRoot); };
@@ -51,10 +50,10 @@ async function node(label: string, action: EndpointToHostAction | undefined): Pr
     tcAttach({ iface: w.hostIf, netns: topo.node.path, direction: 'egress', program: dp.toWep });
     // Listeners on the node: TCP echo on every node address, UDP on the uplink's (its replies leave from it).
     await topo.node.spawn(['socat', 'TCP-LISTEN:7000,fork,reuseaddr', 'EXEC:cat']);
-    await topo.node.spawn(['socat', `UDP-RECVFROM:7001,fork,bind=${NODE_UPLINK_IP}`, 'EXEC:cat']);
-    await topo.ext.spawn(['socat', 'TCP-LISTEN:7000,fork,reuseaddr', 'EXEC:cat']);
+    await topo.node.spawn(['socat', `UDP-RECVFROM:7001,fork,bind=${NODE_IP}`, 'EXEC:cat']);
+    await topo.outside.spawn(['socat', 'TCP-LISTEN:7000,fork,reuseaddr', 'EXEC:cat']);
     await w.ns.spawn(['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'EXEC:cat']);
-    for (const [ns, port] of [[topo.node, 7000], [topo.ext, 7000], [w.ns, 8080]] as const) {
+    for (const [ns, port] of [[topo.node, 7000], [topo.outside, 7000], [w.ns, 8080]] as const) {
       await ns.sh(`for i in $(seq 100); do ss -ltn | grep -q ':${port} ' && exit 0; sleep 0.05; done; exit 1`);
     }
     await topo.node.sh(`for i in $(seq 100); do ss -lun | grep -q ':7001 ' && exit 0; sleep 0.05; done; exit 1`);
@@ -77,13 +76,13 @@ t.test('default (Drop): a workload does not reach its node; everything else work
   const { w, topo } = n;
 
   let before = n.toHostDenied();
-  t.not((await tcp(w.ns, NODE_UPLINK_IP, 7000)).stdout.trim(), `hello-${NODE_UPLINK_IP}`, 'TCP to the uplink address: no answer');
+  t.not((await tcp(w.ns, NODE_IP, 7000)).stdout.trim(), `hello-${NODE_IP}`, 'TCP to the uplink address: no answer');
   t.ok(n.toHostDenied() > before, 'counted as to_host_denied');
   before = n.toHostDenied();
-  t.not((await udp(w, NODE_UPLINK_IP)).stdout.trim(), 'hello-udp', 'UDP to the uplink address: no answer');
+  t.not((await udp(w, NODE_IP)).stdout.trim(), 'hello-udp', 'UDP to the uplink address: no answer');
   t.ok(n.toHostDenied() > before, 'counted');
   before = n.toHostDenied();
-  t.not((await ping(w, NODE_UPLINK_IP)).code, 0, 'ICMP echo to the uplink address: no answer');
+  t.not((await ping(w, NODE_IP)).code, 0, 'ICMP echo to the uplink address: no answer');
   t.ok(n.toHostDenied() >= before + 2n, 'both echo requests counted');
   before = n.toHostDenied();
   t.not((await tcp(w.ns, HOST_LO_IP, 7000)).stdout.trim(), `hello-${HOST_LO_IP}`, 'TCP to another node address (on lo): no answer');
@@ -91,8 +90,8 @@ t.test('default (Drop): a workload does not reach its node; everything else work
   t.ok(n.toHostDenied() > before, 'counted');
 
   // Through the node, not to it: untouched.
-  t.equal((await tcp(w.ns, EXT_IP, 7000)).stdout.trim(), `hello-${EXT_IP}`, 'TCP through the node to the outside works');
-  t.equal((await ping(w, EXT_IP)).code, 0, 'ICMP through the node works');
+  t.equal((await tcp(w.ns, OUTSIDE_IP, 7000)).stdout.trim(), `hello-${OUTSIDE_IP}`, 'TCP through the node to the outside works');
+  t.equal((await ping(w, OUTSIDE_IP)).code, 0, 'ICMP through the node works');
   t.match((await w.ns.exec(['ip', 'neigh', 'show', '169.254.1.1'])).stdout, /lladdr ee:ee:ee:ee:ee:ee/, 'proxy ARP answered for the gateway');
 
   // Host -> workload: the workload's replies are conntrack's, not new flows to the host.
@@ -107,21 +106,18 @@ for (const action of ['Accept', 'Return'] as const) {
   t.test(`${action}: the workload reaches its node`, async (t) => {
     const n = await node(`e2h${action.toLowerCase()}`, action);
     t.teardown(() => n.close());
-    t.equal((await tcp(n.w.ns, NODE_UPLINK_IP, 7000)).stdout.trim(), `hello-${NODE_UPLINK_IP}`, 'TCP to the uplink address');
-    t.equal((await udp(n.w, NODE_UPLINK_IP)).stdout.trim(), 'hello-udp', 'UDP to the uplink address');
-    t.equal((await ping(n.w, NODE_UPLINK_IP)).code, 0, 'ICMP to the uplink address');
+    t.equal((await tcp(n.w.ns, NODE_IP, 7000)).stdout.trim(), `hello-${NODE_IP}`, 'TCP to the uplink address');
+    t.equal((await udp(n.w, NODE_IP)).stdout.trim(), 'hello-udp', 'UDP to the uplink address');
+    t.equal((await ping(n.w, NODE_IP)).code, 0, 'ICMP to the uplink address');
     t.equal((await tcp(n.w.ns, HOST_LO_IP, 7000)).stdout.trim(), `hello-${HOST_LO_IP}`, 'TCP to the address on lo');
     t.equal(n.toHostDenied(), 0n, 'nothing counted as to_host_denied');
   });
 }
 
 t.test('BPF_PROG_TEST_RUN in a namespace: verdicts and counter', async (t) => {
-  const topo = Topology.create('e2hrun');
-  t.teardown(() => topo.destroy());
-  const ns = await topo.addNetns('node');
-  const peer = await topo.addNetns('peer');
-  await topo.addVeth(ns, 'up0', peer, 'up1');
-  await ns.sh(`sysctl -qw net.ipv4.ip_forward=1 && ip link set lo up && ip addr add ${NODE_UPLINK_IP}/24 dev up0 && ip route add default via ${EXT_IP}`);
+  const bed = await SingleNode.create('e2hrun');
+  t.teardown(() => bed.destroy());
+  const ns = bed.node;
   const WL = '192.168.30.9';
   const run = (h: WepHarness, hook: 'from' | 'to', pkt: Buffer) => {
     const dir = hook === 'from' ? Dir.EGRESS : Dir.INGRESS;
@@ -138,18 +134,18 @@ t.test('BPF_PROG_TEST_RUN in a namespace: verdicts and counter', async (t) => {
   for (const h of [drop, accept]) h.setEndpoint([`${WL}/32`], allowAll('i00000000000021a', 'ingress'), allowAll('e00000000000021a', 'egress'));
 
   for (const [what, pkt] of [
-    ['TCP SYN to the uplink address', tcpFrame({ src: WL, dst: NODE_UPLINK_IP, sport: 40000, dport: 22 })],
-    ['UDP to the uplink address', udpFrame({ src: WL, dst: NODE_UPLINK_IP, sport: 40000, dport: 53 })],
-    ['ICMP echo to the uplink address', icmpFrame({ src: WL, dst: NODE_UPLINK_IP, id: 77 })],
+    ['TCP SYN to the uplink address', tcpFrame({ src: WL, dst: NODE_IP, sport: 40000, dport: 22 })],
+    ['UDP to the uplink address', udpFrame({ src: WL, dst: NODE_IP, sport: 40000, dport: 53 })],
+    ['ICMP echo to the uplink address', icmpFrame({ src: WL, dst: NODE_IP, id: 77 })],
     ['TCP SYN to 127.0.0.1', tcpFrame({ src: WL, dst: '127.0.0.1', sport: 40001, dport: 22 })],
   ] as const) {
     t.same(run(drop, 'from', pkt), [TC_ACT_SHOT, R.TO_HOST_DENIED], `Drop: ${what}`);
     t.same(run(drop, 'from', pkt), [TC_ACT_SHOT, R.TO_HOST_DENIED], `Drop: ${what}, again (no conntrack state was left)`);
     t.same(run(accept, 'from', pkt), [TC_ACT_OK, R.FORWARD], `Accept: ${what}`);
   }
-  t.same(run(drop, 'from', tcpFrame({ src: WL, dst: EXT_IP, sport: 40002, dport: 80 })), [TC_ACT_OK, R.FORWARD], 'Drop: routed through the node: forwarded');
+  t.same(run(drop, 'from', tcpFrame({ src: WL, dst: OUTSIDE_IP, sport: 40002, dport: 80 })), [TC_ACT_OK, R.FORWARD], 'Drop: routed through the node: forwarded');
   // Host-initiated: the node's SYN to the workload, then the workload's SYN-ACK is a reply.
-  t.same(run(drop, 'to', tcpFrame({ src: NODE_UPLINK_IP, dst: WL, sport: 50000, dport: 8080 })), [TC_ACT_OK, R.FORWARD], 'node -> workload SYN');
-  t.same(run(drop, 'from', tcpFrame({ src: WL, dst: NODE_UPLINK_IP, sport: 8080, dport: 50000, flags: 'SA' })), [TC_ACT_OK, R.FORWARD],
+  t.same(run(drop, 'to', tcpFrame({ src: NODE_IP, dst: WL, sport: 50000, dport: 8080 })), [TC_ACT_OK, R.FORWARD], 'node -> workload SYN');
+  t.same(run(drop, 'from', tcpFrame({ src: WL, dst: NODE_IP, sport: 8080, dport: 50000, flags: 'SA' })), [TC_ACT_OK, R.FORWARD],
     'Drop: the workload\'s SYN-ACK to the node is a reply: passes');
 });

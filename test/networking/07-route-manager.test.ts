@@ -3,7 +3,7 @@
 // and map entries a previous run left (other protocols' routes untouched); a restart on the same
 // pins writes nothing; deltas write only differences; policy-only (no address) programs nothing.
 import t from 'tap';
-import { Topology } from '../../src/util/netns';
+import { SingleNode } from '../../src/testbed';
 import { RouteManager, RouteError } from '../../src/dataplane/routes';
 import { loadUplink } from '../../src/dataplane/bpf/loader';
 import {
@@ -11,7 +11,7 @@ import {
 } from '../../src/dataplane/bpf/net-codecs';
 import { tcQuery } from '../../src/dataplane/native';
 import type { CalcDelta, RoutingState } from '../../src/calc/types';
-import { uniquePinRoot, removePinRoot } from '../datapath/helpers/harness';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 
 const routing = (workloadRoutes: { cidr: string; node: string }[], ipipMode = 'CrossSubnet'): RoutingState => ({
   pools: [{ name: 'p', cidr: '192.168.0.0/16', ipipMode, vxlanMode: 'Never', natOutgoing: true, disabled: false, blockSize: 26 }],
@@ -26,16 +26,12 @@ const emptyDelta = (): CalcDelta => ({
 });
 
 t.test('route manager in a node namespace', async (t) => {
-  const topo = Topology.create('rtmgr');
+  const bed = await SingleNode.create('rtmgr', { nodeIp: '198.18.1.10', outsideIp: '198.18.1.1' });
   const pinRoot = uniquePinRoot('rtmgr');
-  t.teardown(async () => { await topo.destroy(); removePinRoot(pinRoot); });
-  const n = await topo.addNetns('node');
-  const gw = await topo.addNetns('gw');
-  await topo.addVeth(n, 'eth0', gw, 'eth0');
-  await gw.sh('ip addr add 198.18.1.1/24 dev eth0');
-  await n.sh('sysctl -qw net.ipv4.ip_forward=1 && ip addr add 198.18.1.10/24 dev eth0 && ip route add default via 198.18.1.1 && ' +
-    // A previous run's leftovers, and a route that is not tortie's.
-    'ip route add 192.168.77.7/32 via 198.18.1.1 dev eth0 proto 122 && ip route add 10.9.0.0/16 via 198.18.1.1 dev eth0 proto static');
+  t.teardown(async () => { await bed.destroy(); removePinRoot(pinRoot); });
+  const n = bed.node;
+  // A previous run's leftovers, and a route that is not tortie's.
+  await n.sh('ip route add 192.168.77.7/32 via 198.18.1.1 dev eth0 proto 122 && ip route add 10.9.0.0/16 via 198.18.1.1 dev eth0 proto static');
   const stale = await loadUplink({ pinRoot });
   stale.maps.rt4.update(lpm4Key('192.168.77.7/32'), routeCodec.encode({ next_hop: '198.18.1.99', flags: RT_F.WORKLOAD | RT_F.ENCAP }));
   stale.close();

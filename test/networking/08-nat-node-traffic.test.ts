@@ -6,10 +6,10 @@
 //   - a NAT range overlapping the node's ip_local_port_range is refused;
 //   - a bounded flood of new UDP flows from one workload is refused past its quota (counted
 //     drop + metrics) while another workload's idle NAT'd TCP connection survives.
-// Node, workloads and the "outside" host are namespaces of this test (test/datapath/helpers/wep-topology).
+// Node, workloads and the "outside" host are namespaces of this test (src/testbed SingleNode).
 import t from 'tap';
-import { WepTopology, NODE_UPLINK_IP, EXT_IP } from '../datapath/helpers/wep-topology';
-import { uniquePinRoot, removePinRoot } from '../datapath/helpers/harness';
+import { SingleNode, NODE_IP, OUTSIDE_IP } from '../../src/testbed';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 import { RouteManager } from '../../src/dataplane/routes';
 import { NAT_DIR, readNatEntries, readNetStats } from '../../src/dataplane/bpf/net-codecs';
 import { readNatQuota } from '../../src/dataplane/bpf/nat';
@@ -17,7 +17,7 @@ import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { NodeMetrics } from '../../src/node/metrics';
 import type { RoutingState } from '../../src/calc/types';
-import { PySockets } from './helpers/pysock';
+import { PySockets } from '../../src/testbed/probes';
 
 const WA = '192.168.1.10';
 const WB = '192.168.1.11';
@@ -26,20 +26,20 @@ const FLOOD = 2000;
 
 const routing: RoutingState = {
   pools: [{ name: 'p', cidr: '192.168.0.0/16', ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: true, disabled: false, blockSize: 26 }],
-  nodes: [{ name: 'a', ipv4Address: `${NODE_UPLINK_IP}/24` }],
+  nodes: [{ name: 'a', ipv4Address: `${NODE_IP}/24` }],
   workloadRoutes: [],
 };
 
 const EXT_SERVERS = `
 for p in (5300, 5301):
-    udp_echo('${EXT_IP}', p)
-tcp_echo('${EXT_IP}', 8080)
-tcp_echo('${EXT_IP}', 7777)
+    udp_echo('${OUTSIDE_IP}', p)
+tcp_echo('${OUTSIDE_IP}', 8080)
+tcp_echo('${OUTSIDE_IP}', 7777)
 _ = 'ready'
 `;
 
 t.test('nat-outgoing never takes over the node\'s own traffic; floods are refused past the quota', async (t) => {
-  const topo = await WepTopology.create('natnode');
+  const topo = await SingleNode.create('natnode', { outsideRoutesPools: true });
   const pinRoot = uniquePinRoot('natnode');
   let rm: RouteManager | undefined;
   t.teardown(async () => { rm?.close(); await topo.destroy(); removePinRoot(pinRoot); });
@@ -58,7 +58,7 @@ t.test('nat-outgoing never takes over the node\'s own traffic; floods are refuse
   const revTuples = () => readNatEntries(maps.nat4).filter((e) => e.key.dir === NAT_DIR.REV)
     .map((e) => `${e.key.proto}:${e.key.saddr}:${e.key.sport}>${e.key.dport}=${e.value.addr}`);
 
-  const ext = new PySockets(topo.ext);
+  const ext = new PySockets(topo.outside);
   const node = new PySockets(topo.node);
   const pa = new PySockets(wa.ns);
   const pb = new PySockets(wb.ns);
@@ -70,15 +70,15 @@ t.test('nat-outgoing never takes over the node\'s own traffic; floods are refuse
     // that port (a wildcard UDP server and a listener own it for every remote).
     // Three mappings of workload B from port 20003 (free at claim time, so kept).
     t.same(await pb.run(`
-v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v.bind(('0.0.0.0', 20003)); v.connect(('${EXT_IP}', 5301)); v.settimeout(10)
+v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v.bind(('0.0.0.0', 20003)); v.connect(('${OUTSIDE_IP}', 5301)); v.settimeout(10)
 v.send(b'w'); a = v.recv(100).decode()
 v2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v2.bind(('0.0.0.0', 20003))
-v2.sendto(b'w', ('${EXT_IP}', 5302))
+v2.sendto(b'w', ('${OUTSIDE_IP}', 5302))
 # A TCP attempt the peer refuses (RST): the mapping stays for the closed-flow timeout.
 vt = socket.socket(); vt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); vt.bind(('0.0.0.0', 20003)); vt.settimeout(10)
-r = vt.connect_ex(('${EXT_IP}', 7778))
+r = vt.connect_ex(('${OUTSIDE_IP}', 7778))
 _ = [a, r]`), ['echo:w', 111]);
-    for (const m of [`17:${EXT_IP}:5301>20003=${WB}`, `17:${EXT_IP}:5302>20003=${WB}`, `6:${EXT_IP}:7778>20003=${WB}`]) {
+    for (const m of [`17:${OUTSIDE_IP}:5301>20003=${WB}`, `17:${OUTSIDE_IP}:5302>20003=${WB}`, `6:${OUTSIDE_IP}:7778>20003=${WB}`]) {
       t.ok(revTuples().includes(m), `mapping ${m} (port kept)`);
     }
     let seen = readNetStats(maps.netstat).natHostSock;
@@ -87,7 +87,7 @@ _ = [a, r]`), ['echo:w', 111]);
     // A connected UDP socket that sends first: its first datagram takes the tuple back.
     t.equal(await node.run(`
 late = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); late.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-late.bind(('${NODE_UPLINK_IP}', 20003)); late.connect(('${EXT_IP}', 5301)); late.settimeout(10)
+late.bind(('${NODE_IP}', 20003)); late.connect(('${OUTSIDE_IP}', 5301)); late.settimeout(10)
 late.send(b'late'); _ = late.recv(100).decode()`), 'echo:late', 'connected UDP: the reply reaches the node socket');
     t.ok(moved(), 'counted');
     // A UDP server that only receives: every datagram is checked against node sockets.
@@ -95,7 +95,7 @@ late.send(b'late'); _ = late.recv(100).decode()`), 'echo:late', 'connected UDP: 
 srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(('0.0.0.0', 20003)); srv.settimeout(10); _ = 1`);
     await ext.run(`
-e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.bind(('${EXT_IP}', 5302)); e.sendto(b'hello', ('${NODE_UPLINK_IP}', 20003)); e.close(); _ = 1`);
+e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.bind(('${OUTSIDE_IP}', 5302)); e.sendto(b'hello', ('${NODE_IP}', 20003)); e.close(); _ = 1`);
     t.equal(await node.run(`_ = srv.recv(100).decode()`), 'hello', 'unconnected UDP server: the datagram reaches the node');
     t.ok(moved(), 'counted');
     // A TCP service started after the mapping: the peer's SYN goes to the listener.
@@ -108,18 +108,18 @@ threading.Thread(target=serve2, daemon=True).start()
 _ = 1`);
     t.equal(await ext.run(`
 c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-c.bind(('${EXT_IP}', 7778)); c.settimeout(10); c.connect(('${NODE_UPLINK_IP}', 20003))
+c.bind(('${OUTSIDE_IP}', 7778)); c.settimeout(10); c.connect(('${NODE_IP}', 20003))
 _ = c.recv(100).decode(); c.close()`), 'late-service', 'TCP listener started later: the node answers');
     t.ok(moved(), 'counted');
-    t.notOk(revTuples().includes(`6:${EXT_IP}:7778>20003=${WB}`), 'the node took the TCP tuple back');
+    t.notOk(revTuples().includes(`6:${OUTSIDE_IP}:7778>20003=${WB}`), 'the node took the TCP tuple back');
   });
 
   t.test('the node\'s connections, UDP replies and listening service survive deliberate collisions', async (t) => {
     // The node: a UDP socket and a TCP connection from ports in the NAT range (bound explicitly),
     // and a service listening on another one.
     t.same(await node.run(`
-nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); nu.bind(('${NODE_UPLINK_IP}', 20000)); nu.connect(('${EXT_IP}', 5300)); nu.settimeout(10)
-nt = socket.create_connection(('${EXT_IP}', 8080), timeout=10, source_address=('${NODE_UPLINK_IP}', 20001))
+nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); nu.bind(('${NODE_IP}', 20000)); nu.connect(('${OUTSIDE_IP}', 5300)); nu.settimeout(10)
+nt = socket.create_connection(('${OUTSIDE_IP}', 8080), timeout=10, source_address=('${NODE_IP}', 20001))
 nl = socket.socket(); nl.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); nl.bind(('0.0.0.0', 20002)); nl.listen(8); nl.settimeout(5)
 nu.send(b'n0'); nt.sendall(b'n0')
 _ = [nu.recv(100).decode(), nt.recv(100).decode()]`), ['echo:n0', 'echo:n0'], 'node traffic before');
@@ -128,18 +128,18 @@ _ = [nu.recv(100).decode(), nt.recv(100).decode()]`), ['echo:n0', 'echo:n0'], 'n
     // The workload collides on purpose: same source ports, same server; and connects from the
     // port the node listens on to a peer (whose port it will use to call the node's service).
     t.same(await pa.run(`
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 20000)); u.connect(('${EXT_IP}', 5300)); u.settimeout(10)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 20000)); u.connect(('${OUTSIDE_IP}', 5300)); u.settimeout(10)
 u.send(b'w0')
 a = u.recv(100).decode()
-wt = socket.create_connection(('${EXT_IP}', 8080), timeout=10, source_address=('0.0.0.0', 20001))
+wt = socket.create_connection(('${OUTSIDE_IP}', 8080), timeout=10, source_address=('0.0.0.0', 20001))
 wt.sendall(b'w0')
 b = wt.recv(100).decode()
-wh = socket.create_connection(('${EXT_IP}', 7777), timeout=10, source_address=('0.0.0.0', 20002))
+wh = socket.create_connection(('${OUTSIDE_IP}', 7777), timeout=10, source_address=('0.0.0.0', 20002))
 wh.sendall(b'w0')
 _ = [a, b, wh.recv(100).decode()]`), ['echo:w0', 'echo:w0', 'echo:w0'], 'the workload\'s own flows work (on other ports)');
 
     const rev = revTuples();
-    for (const taken of [`17:${EXT_IP}:5300>20000`, `6:${EXT_IP}:8080>20001`, `6:${EXT_IP}:7777>20002`]) {
+    for (const taken of [`17:${OUTSIDE_IP}:5300>20000`, `6:${OUTSIDE_IP}:8080>20001`, `6:${OUTSIDE_IP}:7777>20002`]) {
       t.notOk(rev.some((r) => r.startsWith(taken)), `no mapping on the node's tuple ${taken}`);
     }
     t.ok(readNetStats(maps.netstat).natHostSock >= hostSock0 + 3n, 'candidates skipped because a node socket owns them, counted');
@@ -160,7 +160,7 @@ threading.Thread(target=serve, daemon=True).start()
 _ = 1`);
     t.equal(await ext.run(`
 c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-c.bind(('${EXT_IP}', 7777)); c.settimeout(10); c.connect(('${NODE_UPLINK_IP}', 20002))
+c.bind(('${OUTSIDE_IP}', 7777)); c.settimeout(10); c.connect(('${NODE_IP}', 20002))
 _ = c.recv(100).decode(); c.close()`), 'node-service', 'the node\'s listening service answers, not the workload');
   });
 
@@ -178,7 +178,7 @@ _ = c.recv(100).decode(); c.close()`), 'node-service', 'the node\'s listening se
     t.equal(await pb.run(`
 f = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(${FLOOD}):
-    f.sendto(b'x', ('${EXT_IP}', 10000 + i))
+    f.sendto(b'x', ('${OUTSIDE_IP}', 10000 + i))
     if i % 100 == 99:
         time.sleep(0.02)
 _ = ${FLOOD}`, 30_000), FLOOD);
