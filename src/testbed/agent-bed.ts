@@ -49,13 +49,19 @@ export class AgentBed {
     return this.bed.addWorkload(name, ip, { hostIf });
   }
 
-  /** Starts the agent (node address the node's uplink /24, log level info) with `extra` flags. */
-  startAgent(extra: string[] = [], o: { wrap?: string[] } = {}): AgentProcess {
-    this.agent = new AgentProcess(this.node, {
-      args: agentRunArgs({ nodeName: this.nodeName, ip: `${this.nodeIp}/24`, storeDir: this.storeDir, pinRoot: this.pinRoot, runDir: this.runDir,
-        extra: ['--log-level', 'info', ...extra] }),
-      healthPort: this.healthPort, env: childEnv(), wrap: o.wrap,
-    });
+  /**
+   * Starts the agent (node address the node's uplink /24) with `extra` flags. `omit`: default flags
+   * left out (`--log-level`, so that FelixConfiguration decides; `--metrics-port`); `env`: added to
+   * the agent's environment; `wrap`: a command the agent runs under (setpriv …).
+   */
+  startAgent(extra: string[] = [], o: { wrap?: string[]; omit?: string[]; env?: NodeJS.ProcessEnv } = {}): AgentProcess {
+    const args = agentRunArgs({ nodeName: this.nodeName, ip: `${this.nodeIp}/24`, storeDir: this.storeDir, pinRoot: this.pinRoot, runDir: this.runDir,
+      extra: ['--log-level', 'info', ...extra] });
+    for (const f of o.omit ?? []) {
+      const i = args.indexOf(f);
+      if (i >= 0) args.splice(i, 2);
+    }
+    this.agent = new AgentProcess(this.node, { args, healthPort: this.healthPort, env: childEnv(o.env), wrap: o.wrap });
     return this.agent;
   }
 

@@ -22,7 +22,9 @@ export function makeCniPath(): { dir: string; cleanup(): void } {
 /** Runs an installed plugin in `node` with `env` (CNI_PATH added) and the netconf on stdin. */
 export async function runPlugin(node: Netns, plugin: 'tortie' | 'tortie-ipam', env: Record<string, string>, stdin: string | object,
   cniPath: string, opts: { netOnly?: boolean; baseEnv?: NodeJS.ProcessEnv } = {}): Promise<CniRun> {
-  const vars = Object.entries({ CNI_PATH: cniPath, ...env }).map(([k, v]) => `${k}=${v}`);
+  // TORTIE_MTU_FILE: no agent's MTU file (a tortie-node on this host writes /run/tortie/mtu) unless the caller gives one.
+  const mtuFile = opts.baseEnv?.TORTIE_MTU_FILE ?? join(cniPath, 'no-agent-mtu');
+  const vars = Object.entries({ CNI_PATH: cniPath, TORTIE_MTU_FILE: mtuFile, ...env }).map(([k, v]) => `${k}=${v}`);
   const input = typeof stdin === 'string' ? stdin : JSON.stringify(stdin);
   // The installed executable, as a runtime runs it (the shell wrapper, or a launcher symlink).
   // netOnly: enter only the network namespace (`nsenter --net`), keeping the host's /sys mounts.

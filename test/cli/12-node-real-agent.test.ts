@@ -2,7 +2,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Topology } from '../../src/util/netns';
+import { SingleNode, pinRoot, removePinRoot } from '../../src/testbed';
 import { cliFor, freePort, REPO_ROOT, runCaptured, TORTIECTL, type CliResult } from './helpers/cli';
 
 // `tortiectl node run` starting the real tortie-node, inside a network namespace made here
@@ -12,24 +12,20 @@ const built = fs.existsSync(path.join(REPO_ROOT, 'build', 'Release', 'tortie_nat
 
 t.test('node run / node status with the real agent in a namespace', { skip: built ? false : 'native addon or BPF objects not built' }, async (t) => {
   const cli = cliFor(t, 'tortiectl-realnode-');
-  const topo = Topology.create('cli');
+  const bed = await SingleNode.create('cli');
   const name = `clinode-${randomBytes(3).toString('hex')}`;
-  const bpffs = `/sys/fs/bpf/tortie-test-${name}`;
+  const bpffs = pinRoot('test-clinode', { create: false });
   const logDir = path.join(cli.dir, 'log');
   let agentPid: number | undefined;
   t.teardown(async () => {
     if (agentPid !== undefined) {
       try { process.kill(agentPid, 'SIGKILL'); } catch { /* gone */ }
     }
-    await topo.destroy();
-    fs.rmSync(bpffs, { recursive: true, force: true });
+    await bed.destroy();
+    removePinRoot(bpffs);
     fs.rmSync(`/run/tortie/${name}.pid`, { force: true });
   });
-  const a = await topo.addNetns('a');
-  const b = await topo.addNetns('b');
-  await topo.addVeth(a, 'eth0', b, 'eth0');
-  await a.exec(['ip', 'addr', 'add', '198.18.0.2/24', 'dev', 'eth0']);
-  await b.exec(['ip', 'addr', 'add', '198.18.0.1/24', 'dev', 'eth0']);
+  const a = bed.node;
 
   // Run the CLI in namespace a, network only (bpffs stays the host's, as the agent needs).
   const inA = (args: string[]): Promise<CliResult> =>
@@ -37,7 +33,7 @@ t.test('node run / node status with the real agent in a namespace', { skip: buil
 
   const port = await freePort();
   const metricsPort = await freePort();
-  const run = await inA(['node', 'run', `--name=${name}`, '--ip=198.18.0.2/24', `--health-port=${port}`, `--metrics-port=${metricsPort}`,
+  const run = await inA(['node', 'run', `--name=${name}`, `--ip=${bed.nodeIp}/24`, `--health-port=${port}`, `--metrics-port=${metricsPort}`,
     `--bpffs-root=${bpffs}`, `--log-dir=${logDir}`, `--run-dir=${path.join(cli.dir, 'run')}`, '--timeout=90']);
   const m = /tortie-node started \(pid (\d+)\)/.exec(run.stdout);
   if (m) agentPid = Number(m[1]);

@@ -7,15 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentLab, CHILD_ENV, ROOT } from '../e2e/helpers/agent-lab';
+import { AgentBed, childEnv, PROJECT_ROOT } from '../../src/testbed';
 import { run } from '../../src/util/netns';
 import { workloadEndpointName, type Resource } from '../../src/model';
 
 t.test('node diags archive and node checksystem', async (t) => {
-  const lab = new AgentLab('clidiags');
+  const lab = await AgentBed.create('clidiags');
   const dir = mkdtempSync(join(tmpdir(), 'tortie-diags-test-'));
   t.teardown(async () => { await lab.destroy(); rmSync(dir, { recursive: true, force: true }); });
-  await lab.init();
   const a = await lab.addWorkload('wa', '192.168.50.1', 'calia000000001');
   await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: 'allow-all' }, spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } } as never);
   const spec = { node: 'node-a', orchestrator: 'k8s', pod: 'wa', endpoint: 'eth0', interfaceName: a.hostIf, ipNetworks: [`${a.ip}/32`], profiles: ['allow-all'] };
@@ -25,8 +24,8 @@ t.test('node diags archive and node checksystem', async (t) => {
   lab.startAgent(['--metrics-port', String(lab.healthPort + 1), '--log-file', logFile]);
   await lab.waitReady();
 
-  const tortiectl = (args: string[], env: NodeJS.ProcessEnv = {}) => run(['nsenter', `--net=${lab.node.path}`, '--', process.execPath, join(ROOT, 'bin', 'tortiectl.js'), ...args],
-    { env: { ...CHILD_ENV, DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: lab.storeDir, ...env }, allowFail: true, timeoutMs: 120_000 });
+  const tortiectl = (args: string[], env: NodeJS.ProcessEnv = {}) => run(['nsenter', `--net=${lab.node.path}`, '--', process.execPath, join(PROJECT_ROOT, 'bin', 'tortiectl.js'), ...args],
+    { env: { ...childEnv(), DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: lab.storeDir, ...env }, allowFail: true, timeoutMs: 120_000 });
 
   const archive = join(dir, 'diags.tar.gz');
   const d = await tortiectl(['node', 'diags', `--run-dir=${runDir}`, `--output=${archive}`, '--log-dir', join(dir, 'nolog')]);

@@ -5,13 +5,12 @@
  * CHECK verifies; DEL removes everything and releases the address.
  */
 import t from 'tap';
+import { cniBed, runPlugin } from '../../src/testbed';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IpamClient } from '../../src/ipam';
-import { cniBed } from './helpers/cluster';
-import { runPlugin } from './helpers/cni';
 
 const sha11 = (s: string): string => createHash('sha1').update(s).digest('hex').slice(0, 11);
 

@@ -4,8 +4,7 @@
  * The plugins run inside a test namespace; none of these inputs gets as far as creating links.
  */
 import t from 'tap';
-import { cniBed } from './helpers/cluster';
-import { runPlugin } from './helpers/cni';
+import { cniBed, runPlugin } from '../../src/testbed';
 
 t.test('errors and VERSION', async (t) => {
   const bed = await cniBed('cnierr', '192.168.77.0/32', { blockSize: 32 });

@@ -3,13 +3,12 @@
  * DEL of a container whose pod has since been re-created.
  */
 import t from 'tap';
+import { cniBed, runPlugin } from '../../src/testbed';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { IpamClient } from '../../src/ipam';
-import { cniBed } from './helpers/cluster';
-import { runPlugin } from './helpers/cni';
 
 const sha11 = (s: string): string => createHash('sha1').update(s).digest('hex').slice(0, 11);
 const podArgs = (ns: string, pod: string) => `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=${pod}`;

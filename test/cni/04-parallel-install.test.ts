@@ -4,13 +4,12 @@
  * address, interface and endpoint; afterwards nothing is left.
  */
 import t from 'tap';
+import { cniBed, runPlugin } from '../../src/testbed';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installCni, pluginConfig, type NetworkConfigList } from '../../src/cni/install';
 import { IpamClient } from '../../src/ipam';
-import { cniBed } from './helpers/cluster';
-import { runPlugin } from './helpers/cni';
 
 t.test('parallel ADD and DEL on two nodes through an installed conflist', async (t) => {
   const bed = await cniBed('cnipar', '192.168.0.0/24', { blockSize: 29 });

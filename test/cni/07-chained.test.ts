@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { PodmanHost } from './helpers/podman';
-import { eventually } from '../e2e/helpers/agent-lab';
+import { eventually } from '../../src/testbed';
 import { CONTAINER_NAME_LABEL } from '../../src/model/wep-labels';
 import type { Resource } from '../../src/model';
 import type { WorkloadEndpoint } from '../../src/model/types';

@@ -15,10 +15,8 @@ import { join, resolve } from 'node:path';
 import { cniClient, installCni, launcherScript } from '../../src/cni/install';
 import { parseRequest } from '../../src/cni/server';
 import { IpamClient } from '../../src/ipam/client';
-import { cniBed, type CniBed } from './helpers/cluster';
 import { run } from '../../src/util/netns';
-import { runPlugin } from './helpers/cni';
-import { CHILD_ENV, eventually } from '../e2e/helpers/agent-lab';
+import { childEnv, eventually, cniBed, type CniBed, runPlugin } from '../../src/testbed';
 import { spawnerPid, spawnerRun, startSpawner, stopSpawner } from '../../src/util/spawner';
 
 const SERVER = resolve(__dirname, '..', '..', '..', 'bin', 'tortie-cni-server.js');
@@ -50,7 +48,7 @@ t.test('ADD, CHECK, DEL and 20 concurrent ADDs through the server', async (t) =>
   const sock = join(dir, 'cni.sock');
   // Wrappers whose process fallback cannot run: only the server can answer them.
   installCni({ binDir: join(dir, 'bin'), socket: sock, nodePath: '/nonexistent/node' });
-  const server = bed.node.spawn([process.execPath, SERVER, '--socket', sock], { netOnly: true, env: CHILD_ENV });
+  const server = bed.node.spawn([process.execPath, SERVER, '--socket', sock], { netOnly: true, env: childEnv() });
   let out = '';
   await new Promise<void>((res, rej) => {
     server.stdout!.on('data', (d) => { out += String(d); if (out.includes('listening')) res(); });
@@ -113,7 +111,7 @@ t.test('ADD, CHECK, DEL and 20 concurrent ADDs through the server', async (t) =>
 });
 
 function startServer(bed: CniBed, sock: string, extra: string[] = []): Promise<ChildProcess> {
-  const server = bed.node.spawn([process.execPath, SERVER, '--socket', sock, ...extra], { netOnly: true, env: CHILD_ENV });
+  const server = bed.node.spawn([process.execPath, SERVER, '--socket', sock, ...extra], { netOnly: true, env: childEnv() });
   let out = '';
   return new Promise((res, rej) => {
     server.stdout!.on('data', (d) => { out += String(d); if (out.includes('listening')) res(server); });

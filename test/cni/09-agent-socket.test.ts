@@ -6,17 +6,13 @@
  * the socket.
  */
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { installCni } from '../../src/cni/install';
-import { agentCommand } from '../../src/node/launch';
 import { resolveConfig } from '../../src/node/config';
-import { cniBed } from './helpers/cluster';
-import { runPlugin } from './helpers/cni';
-import { CHILD_ENV, eventually } from '../e2e/helpers/agent-lab';
+import { AgentProcess, agentRunArgs, childEnv, eventually, cniBed, runPlugin, pinRoot, removePinRoot } from '../../src/testbed';
 
 const SERVER = resolve(__dirname, '..', '..', '..', 'bin', 'tortie-cni-server.js');
 
@@ -32,22 +28,18 @@ t.test('--cni-socket / TORTIE_CNI_SOCKET', async (t) => {
 t.test('the agent serves the CNI plugins on its socket', async (t) => {
   const bed = await cniBed('cniagent', '192.168.93.0/24');
   const dir = mkdtempSync(join(tmpdir(), 'tortie-cniagent-'));
-  const pinRoot = `/sys/fs/bpf/tortie-cniagent-${randomBytes(4).toString('hex')}`;
+  const pins = pinRoot('test-cniagent', { create: false });
   const sock = join(dir, 'run', 'cni.sock');
-  const healthPort = 20000 + Math.floor(Math.random() * 20000);
-  const agent = bed.node.spawn(agentCommand(['run', '--nodename', 'node-a', '--ip', '198.18.0.2/24', '--store-dir', bed.store.dir,
-    '--bpffs-root', pinRoot, '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', 'info', '--cni-socket', sock, '--run-dir', join(dir, 'agent-run')]),
-  { netOnly: true, env: CHILD_ENV });
-  let log = '';
-  agent.stdout!.on('data', (d) => { log += String(d); });
-  agent.stderr!.on('data', (d) => { log += String(d); });
+  const proc = new AgentProcess(bed.node, { args: agentRunArgs({ nodeName: 'node-a', ip: `${bed.nodeIp}/24`, storeDir: bed.store.dir, pinRoot: pins, runDir: join(dir, 'agent-run'),
+    extra: ['--log-level', 'info', '--cni-socket', sock] }) });
+  const agent = proc.child;
   t.teardown(async () => {
-    if (agent.exitCode === null) agent.kill('SIGKILL');
+    await proc.kill('SIGKILL');
     await bed.destroy();
     rmSync(dir, { recursive: true, force: true });
-    if (existsSync(pinRoot)) rmSync(pinRoot, { recursive: true, force: true });
+    removePinRoot(pins);
   });
-  t.ok(await eventually(async () => /serving the CNI plugins/.test(log) || agent.exitCode !== null, true, 60_000), `agent serving: ${log}`);
+  t.ok(await eventually(async () => /serving the CNI plugins/.test(proc.log) || agent.exitCode !== null, true, 60_000), `agent serving: ${proc.log}`);
   t.equal(statSync(sock).mode & 0o777, 0o600, 'socket: root only');
   t.equal(statSync(join(dir, 'run')).mode & 0o777, 0o700, 'the directory it made: root only');
 
@@ -73,13 +65,13 @@ t.test('the agent serves the CNI plugins on its socket', async (t) => {
   t.equal(del.code, 0, `DEL answered by the agent: ${del.stdout}`);
   t.same((await bed.store.rc.list('WorkloadEndpoint', 'default')).items, []);
 
-  const second = await bed.node.exec([process.execPath, SERVER, '--socket', sock], { allowFail: true, env: CHILD_ENV });
+  const second = await bed.node.exec([process.execPath, SERVER, '--socket', sock], { allowFail: true, env: childEnv() });
   t.equal(second.code, 1);
   t.match(second.stderr, /already listens on/, 'a second server on a live socket is refused');
   t.equal(agent.exitCode, null, 'the agent is still running');
 
   agent.kill('SIGTERM');
   await new Promise((r) => agent.exitCode !== null ? r(undefined) : agent.once('exit', r));
-  t.equal(agent.exitCode, 0, `agent stopped cleanly: ${log.slice(-500)}`);
+  t.equal(agent.exitCode, 0, `agent stopped cleanly: ${proc.log.slice(-500)}`);
   t.notOk(existsSync(sock), 'socket removed on SIGTERM');
 });

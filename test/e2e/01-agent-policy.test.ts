@@ -1,19 +1,13 @@
 // The real tortie-node in a node namespace: datastore → calc → BPF maps → verdicts on real traffic,
 // and a kill -9 / restart that leaves policy enforced and converges afterwards.
 import t from 'tap';
-import { AgentLab, eventually, pings, tcpConnects } from './helpers/agent-lab';
-import { workloadEndpointName, type Resource } from '../../src/model';
+import { AgentBed, eventually, pings, tcpConnects } from '../../src/testbed';
+import type { Resource } from '../../src/model';
+import { allowAllProfile, k8sWep } from '../../src/testbed/fixtures';
 
-const profile = (name: string): Resource => ({
-  apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name },
-  spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] },
-} as Resource);
+const profile = (name: string): Resource => allowAllProfile(name);
 
-function wep(pod: string, ip: string, iface: string, app: string): Resource {
-  const spec = { node: 'node-a', orchestrator: 'k8s', pod, endpoint: 'eth0', interfaceName: iface, ipNetworks: [`${ip}/32`], profiles: ['allow-all'] };
-  const name = workloadEndpointName(spec as never) as string;
-  return { apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint', metadata: { name, namespace: 'default', labels: { app } }, spec } as unknown as Resource;
-}
+const wep = (pod: string, ip: string, iface: string, app: string): Resource => k8sWep({ node: 'node-a', pod, ip, iface, labels: { app } });
 
 const onlyAto8080 = (icmp: boolean): Resource => ({
   apiVersion: 'projectcalico.org/v3', kind: 'GlobalNetworkPolicy', metadata: { name: 'b-ingress' },
@@ -27,9 +21,8 @@ const onlyAto8080 = (icmp: boolean): Resource => ({
 } as unknown as Resource);
 
 t.test('agent enforces policy from the datastore, survives kill -9 and converges on restart', async (t) => {
-  const lab = new AgentLab('e2eagent');
+  const lab = await AgentBed.create('e2eagent');
   t.teardown(() => lab.destroy());
-  await lab.init();
   const a = await lab.addWorkload('wa', '192.168.10.1', 'calia000000001');
   const b = await lab.addWorkload('wb', '192.168.10.2', 'calib000000002');
   for (const port of [8080, 9090]) b.ns.spawn(['nc', '-lk', '-p', String(port)], { stdio: 'ignore' });

@@ -5,16 +5,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentLab, CHILD_ENV, ROOT, eventually, tcpConnects, type Workload } from './helpers/agent-lab';
-import { workloadEndpointName, type Resource } from '../../src/model';
+import { AgentBed, childEnv, PROJECT_ROOT, eventually, tcpConnects, type Workload } from '../../src/testbed';
+import type { Resource } from '../../src/model';
+import { allowAllProfile, k8sWep } from '../../src/testbed/fixtures';
 
-const profile: Resource = { apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: 'allow-all' },
-  spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } } as Resource;
+const profile: Resource = allowAllProfile('allow-all');
 
-function wep(w: Workload, app: string): Resource {
-  const spec = { node: 'node-a', orchestrator: 'k8s', pod: w.name, endpoint: 'eth0', interfaceName: w.hostIf, ipNetworks: [`${w.ip}/32`], profiles: ['allow-all'] };
-  return { apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint', metadata: { name: workloadEndpointName(spec as never) as string, namespace: 'default', labels: { app } }, spec } as unknown as Resource;
-}
+const wep = (w: Workload, app: string): Resource => k8sWep({ node: 'node-a', pod: w.name, ip: w.ip, iface: w.hostIf, labels: { app } });
 
 /** Allows tcp/`port` (and 8080 always) into app=b. */
 function policy(port: number): Resource {
@@ -28,9 +25,8 @@ function pinnedCount(pinRoot: string, map: string): number {
 }
 
 async function setup(t: { teardown(fn: () => unknown): void }, label: string) {
-  const lab = new AgentLab(label);
+  const lab = await AgentBed.create(label);
   t.teardown(() => lab.destroy());
-  await lab.init();
   const a = await lab.addWorkload('wa', '192.168.20.1', 'calia000000001');
   const b = await lab.addWorkload('wb', '192.168.20.2', 'calib000000002');
   for (const p of [8080, 9000, 9001, 9002, 9003]) b.ns.spawn(['nc', '-lk', '-p', String(p)], { stdio: 'ignore' });
@@ -82,12 +78,12 @@ t.test('etcd outage: the datapath keeps enforcing; the agent resyncs when etcd r
     '--listen-peer-urls', `http://127.0.0.1:${port + 1}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${port + 1}`,
     '--initial-cluster', `e2e=http://127.0.0.1:${port + 1}`], { stdio: 'ignore' });
   let etcd = startEtcd();
-  const env = { ...CHILD_ENV, DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: endpoint };
+  const env = { ...childEnv(), DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: endpoint };
   const ctl = async (docs: Resource[]) => {
     const input = docs.map((d) => JSON.stringify(d)).join('\n---\n');
     for (let i = 0; ; i++) {
       const r = await lab.node.exec(['env', ...Object.entries({ DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: endpoint, NODE_OPTIONS: '' }).map(([k, v]) => `${k}=${v}`),
-        process.execPath, join(ROOT, 'bin/tortiectl.js'), 'apply', '-f', '-'], { input, allowFail: true, timeoutMs: 20_000 });
+        process.execPath, join(PROJECT_ROOT, 'bin/tortiectl.js'), 'apply', '-f', '-'], { input, allowFail: true, timeoutMs: 20_000 });
       if (r.code === 0) return;
       if (i > 40) throw new Error(`tortiectl apply failed: ${r.stdout}${r.stderr}`);
       await new Promise((res) => setTimeout(res, 250));

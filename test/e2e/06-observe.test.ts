@@ -6,14 +6,11 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentLab, eventually, tcpConnects } from './helpers/agent-lab';
-import { workloadEndpointName, type Resource } from '../../src/model';
+import { AgentBed, eventually, tcpConnects } from '../../src/testbed';
+import type { Resource } from '../../src/model';
+import { allowAllProfile, k8sWep } from '../../src/testbed/fixtures';
 
-function wep(pod: string, ip: string, iface: string, app: string): Resource {
-  const spec = { node: 'node-a', orchestrator: 'k8s', pod, endpoint: 'eth0', interfaceName: iface, ipNetworks: [`${ip}/32`], profiles: ['allow-all'] };
-  const name = workloadEndpointName(spec as never) as string;
-  return { apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint', metadata: { name, namespace: 'default', labels: { app } }, spec } as unknown as Resource;
-}
+const wep = (pod: string, ip: string, iface: string, app: string): Resource => k8sWep({ node: 'node-a', pod, ip, iface, labels: { app } });
 
 const policy = {
   apiVersion: 'projectcalico.org/v3', kind: 'GlobalNetworkPolicy', metadata: { name: 'b-ingress' },
@@ -21,14 +18,13 @@ const policy = {
 } as unknown as Resource;
 
 t.test('metrics with Felix names on the metrics port, health paths, logs and flow logs', async (t) => {
-  const lab = new AgentLab('e2eobs');
+  const lab = await AgentBed.create('e2eobs');
   const dir = mkdtempSync(join(tmpdir(), 'tortie-observe-'));
   t.teardown(async () => { await lab.destroy(); rmSync(dir, { recursive: true, force: true }); });
-  await lab.init();
   const a = await lab.addWorkload('wa', '192.168.20.1', 'calia000000001');
   const b = await lab.addWorkload('wb', '192.168.20.2', 'calib000000002');
   b.ns.spawn(['nc', '-lk', '-p', '9090'], { stdio: 'ignore' });
-  await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: 'allow-all' }, spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } } as never);
+  await lab.client.apply(allowAllProfile('allow-all') as never);
   await lab.client.apply(wep('wa', a.ip, a.hostIf, 'a') as never);
 
   const metricsPort = lab.healthPort + 1;

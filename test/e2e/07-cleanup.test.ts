@@ -5,15 +5,13 @@
 // agent runs, and a second run finds nothing.
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { AgentLab, CHILD_ENV, eventually } from './helpers/agent-lab';
+import { AgentBed, childEnv, eventually } from '../../src/testbed';
 import { run } from '../../src/util/netns';
 import { AGENT_BIN } from '../../src/node/launch';
-import { workloadEndpointName, type Resource } from '../../src/model';
+import type { Resource } from '../../src/model';
+import { allowAllProfile, k8sWep } from '../../src/testbed/fixtures';
 
-function wep(node: string, pod: string, ip: string, iface: string): Resource {
-  const spec = { node, orchestrator: 'k8s', pod, endpoint: 'eth0', interfaceName: iface, ipNetworks: [`${ip}/32`], profiles: ['allow-all'] };
-  return { apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint', metadata: { name: workloadEndpointName(spec as never) as string, namespace: 'default' }, spec } as unknown as Resource;
-}
+const wep = (node: string, pod: string, ip: string, iface: string): Resource => k8sWep({ node, pod, ip, iface });
 
 const SNAPSHOT = `for d in $(ls /sys/class/net | sort); do
   echo "== $d"; tc qdisc show dev $d; tc filter show dev $d ingress; tc filter show dev $d egress
@@ -23,12 +21,11 @@ echo "== routes"; ip -4 route show table all
 echo "== sysctls"; sysctl -a 2>/dev/null | grep -E '^net\\.ipv4\\.(ip_forward|conf\\.[^.]+\\.(forwarding|proxy_arp|rp_filter|accept_local)) ' | sort`;
 
 t.test('cleanup leaves the node namespace as it found it', async (t) => {
-  const lab = new AgentLab('e2eclean');
+  const lab = await AgentBed.create('e2eclean');
   const runDir = lab.runDir;
   t.teardown(() => lab.destroy());
-  await lab.init();
   const a = await lab.addWorkload('wa', '192.168.40.1', 'calia000000001');
-  await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: 'allow-all' }, spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } } as never);
+  await lab.client.apply(allowAllProfile('allow-all') as never);
   await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'pool' }, spec: { cidr: '192.168.0.0/16', ipipMode: 'Always', natOutgoing: true } } as never);
   await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'node-b' }, spec: { bgp: { ipv4Address: '198.18.0.20/24' } } } as never);
   await lab.client.apply(wep('node-a', 'wa', a.ip, a.hostIf) as never);
@@ -47,7 +44,7 @@ t.test('cleanup leaves the node namespace as it found it', async (t) => {
   t.ok(existsSync(lab.pinRoot), 'pins exist');
 
   const cleanup = (...args: string[]) => run(['nsenter', `--net=${lab.node.path}`, '--', process.execPath, AGENT_BIN, 'cleanup', '--bpffs-root', lab.pinRoot, '--run-dir', runDir, ...args],
-    { env: CHILD_ENV, allowFail: true });
+    { env: childEnv(), allowFail: true });
   const refused = await cleanup();
   t.equal(refused.code, 1, 'refused while the agent runs');
   t.match(refused.stderr, /tortie-node is running \(node-a pid \d+/);

@@ -5,17 +5,15 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AgentLab, CHILD_ENV, ROOT, eventually } from './helpers/agent-lab';
-import { agentCommand } from '../../src/node/launch';
+import { AgentBed, PROJECT_ROOT, eventually } from '../../src/testbed';
 import { workloadEndpointName, type Resource } from '../../src/model';
 
-const unit = readFileSync(join(ROOT, 'packaging/systemd/tortie-node.service'), 'utf8');
+const unit = readFileSync(join(PROJECT_ROOT, 'packaging/systemd/tortie-node.service'), 'utf8');
 const CAPS = /^CapabilityBoundingSet=(.*)$/m.exec(unit)![1]!.trim().split(/\s+/);
 
-async function startWith(t: Test, caps: string[]): Promise<{ ready: boolean; lab: AgentLab }> {
-  const lab = new AgentLab('e2ecaps');
+async function startWith(t: Test, caps: string[]): Promise<{ ready: boolean; lab: AgentBed }> {
+  const lab = await AgentBed.create('e2ecaps');
   t.teardown(() => lab.destroy());
-  await lab.init();
   const a = await lab.addWorkload('wa', '192.168.70.1', 'calia000000001');
   await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: 'allow-all' }, spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } } as never);
   await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'pool' }, spec: { cidr: '192.168.0.0/16', ipipMode: 'Always', natOutgoing: true } } as never);
@@ -25,12 +23,7 @@ async function startWith(t: Test, caps: string[]): Promise<{ ready: boolean; lab
     await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint', metadata: { name: workloadEndpointName(spec as never) as string, namespace: 'default' }, spec } as unknown as Resource as never);
   }
   const bounding = ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
-  const child = lab.node.spawn(['setpriv', '--bounding-set', bounding, ...agentCommand(['run', '--nodename', 'node-a', '--ip', '198.18.0.10/24',
-    '--store-dir', lab.storeDir, '--bpffs-root', lab.pinRoot, '--health-port', String(lab.healthPort), '--metrics-port', '0', '--run-dir', lab.runDir])],
-  { netOnly: true, env: CHILD_ENV });
-  child.stdout?.on('data', (d) => { lab.agentLog += String(d); });
-  child.stderr?.on('data', (d) => { lab.agentLog += String(d); });
-  lab.agent = child;
+  lab.startAgent([], { wrap: ['setpriv', '--bounding-set', bounding] });
   try {
     await lab.waitReady(20_000);
     return { ready: true, lab };

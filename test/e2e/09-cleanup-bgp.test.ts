@@ -7,11 +7,10 @@ import t from 'tap';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Topology, run } from '../../src/util/netns';
 import { AGENT_BIN } from '../../src/node/launch';
 import { DEFAULT_LEARNED_TABLE } from '../../src/bgp/render';
-import { CHILD_ENV, eventually } from './helpers/agent-lab';
+import { childEnv, eventually, pinRoot as newPinRoot } from '../../src/testbed';
 
 t.test('cleanup stops the agent\'s bird and removes its routes, and only those', async (t) => {
   const topo = Topology.create('e2ecleanbgp');
@@ -37,9 +36,9 @@ t.test('cleanup stops the agent\'s bird and removes its routes, and only those',
   await ns.exec(['ip', 'route', 'add', '192.168.8.0/26', 'dev', 'lo', 'table', String(DEFAULT_LEARNED_TABLE), 'proto', 'bird']);
   await ns.exec(['ip', 'route', 'add', '198.18.9.0/24', 'dev', 'lo', 'proto', 'static']);
 
-  const pinRoot = `/sys/fs/bpf/tortie-test-cleanbgp-${randomBytes(3).toString('hex')}`;
+  const pinRoot = newPinRoot('test-cleanbgp', { create: false });
   const cleanup = () => run(['nsenter', `--net=${ns.path}`, '--', process.execPath, AGENT_BIN, 'cleanup', '--bpffs-root', pinRoot, '--run-dir', runDir],
-    { env: CHILD_ENV, allowFail: true });
+    { env: childEnv(), allowFail: true });
   const done = await cleanup();
   t.equal(done.code, 0, done.stderr);
   t.match(done.stdout, new RegExp(`stopped bird pid ${bird.pid}`));

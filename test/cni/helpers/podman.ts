@@ -24,7 +24,7 @@ import { EmbeddedDatastore } from '../../../src/datastore';
 import { installCni } from '../../../src/cni/install';
 import { agentCommand } from '../../../src/node/launch';
 import { Topology, run, type ExecOptions, type ExecResult, type Netns } from '../../../src/util/netns';
-import { CHILD_ENV } from '../../e2e/helpers/agent-lab';
+import { childEnv } from '../../../src/testbed';
 
 const APPLETS = ['sh', 'nc', 'ip', 'sleep', 'cat', 'echo', 'hostname', 'ls', 'ps', 'true', 'kill'];
 const live = new Set<PodmanHost>();
@@ -66,7 +66,7 @@ export class PodmanHost {
   /** The podman environment: configuration files of our own, no test-runner hooks in Node. */
   get env(): NodeJS.ProcessEnv {
     return {
-      ...CHILD_ENV,
+      ...childEnv(),
       CONTAINERS_CONF: join(this.dir, 'containers.conf'),
       CONTAINERS_STORAGE_CONF: join(this.dir, 'storage.conf'),
       CONTAINERS_REGISTRIES_CONF: join(this.dir, 'registries.conf'),
@@ -99,7 +99,7 @@ export class PodmanHost {
       'echo ready',
       'exec sleep 86400',
     ].join('\n');
-    this.holder = this.host.spawn(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script], { netOnly: true, env: CHILD_ENV });
+    this.holder = this.host.spawn(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script], { netOnly: true, env: childEnv() });
     let out = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`mount namespace holder not ready: ${out}`)), 10_000);
@@ -188,7 +188,7 @@ graphroot = "${join(this.dir, 'storage')}"
     const cmd = agentCommand(['run', '--cni-socket', opts.cniSocket === false ? 'none' : this.agentSocket, '--nodename', this.nodeName, '--ip', '198.18.0.10/24', '--store-dir', this.storeDir,
       '--bpffs-root', join(this.bpffs, 'tortie'), '--run-dir', join(this.dir, 'agent-run'), '--health-port', String(this.healthPort), '--metrics-port', '0', '--log-level', 'info',
       '--interface-prefix', 'cali,veth']);
-    const child = this.host.spawn(['nsenter', `--mount=${this.mntNs}`, '--', ...cmd], { netOnly: true, env: CHILD_ENV });
+    const child = this.host.spawn(['nsenter', `--mount=${this.mntNs}`, '--', ...cmd], { netOnly: true, env: childEnv() });
     this.agentServesCni = opts.cniSocket !== false;
     child.stdout?.on('data', (d) => { this.agentLog += String(d); });
     child.stderr?.on('data', (d) => { this.agentLog += String(d); });
@@ -205,7 +205,7 @@ graphroot = "${join(this.dir, 'storage')}"
     const probe = `fetch('http://127.0.0.1:${this.healthPort}/readyz').then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))`;
     while (Date.now() < deadline) {
       if (this.agent && this.agent.exitCode !== null) throw new Error(`agent exited (${this.agent.exitCode}):\n${this.agentLog}`);
-      if (serving() && (await this.host.exec([process.execPath, '-e', probe], { allowFail: true, env: CHILD_ENV })).code === 0) return;
+      if (serving() && (await this.host.exec([process.execPath, '-e', probe], { allowFail: true, env: childEnv() })).code === 0) return;
       await new Promise((res) => setTimeout(res, 100));
     }
     throw new Error(`agent not ready after ${timeoutMs} ms:\n${this.agentLog}`);
