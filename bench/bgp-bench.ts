@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Topology, run, type Netns } from '../src/util/netns';
+import { pinRoot as newPinRoot } from '../src/testbed/pins';
 import { EmbeddedDatastore } from '../src/datastore';
 import { ResourceClient } from '../src/client/resources';
 import { IpamClient } from '../src/ipam';
@@ -47,7 +48,7 @@ const nodeIp = (i: number) => `198.18.${1 + Math.floor(i / 200)}.${10 + (i % 200
 async function routeCounts(dir: string): Promise<void> {
   const ds = new EmbeddedDatastore({ dir: path.join(dir, 'store-routes') });
   const topo = Topology.create('bgpbench');
-  const pinRoot = `/sys/fs/bpf/tortie-bgpbench-${process.pid}`;
+  const pinRoot = newPinRoot('bgpbench', { create: false });
   try {
     const rc = new ResourceClient(ds);
     await rc.create(res('IPPool', 'pods', { cidr: '192.168.0.0/16' }) as never);

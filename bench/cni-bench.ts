@@ -20,7 +20,6 @@
  * Everything runs in namespaces it creates (src/util/netns.ts) and is removed at the end.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +28,7 @@ import { ResourceClient } from '../src/client/resources';
 import { installCni } from '../src/cni/install';
 import type { Resource } from '../src/model';
 import { agentCommand } from '../src/node/launch';
-import { Topology, type Netns } from '../src/util/netns';
+import { SingleNode, childEnv, pinRoot as newPinRoot, removePinRoot, type Netns } from '../src/testbed';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -43,7 +42,7 @@ const AGENT_PROF = profIdx >= 0 ? args[profIdx + 1] : undefined;
 if (profIdx >= 0 && !AGENT_PROF) throw new Error('--agent-cpu-prof needs a directory');
 const CONC = opt('concurrent', 20);
 const GO = '/usr/lib/cni';
-const CHILD_ENV = { ...process.env, NODE_OPTIONS: '' };
+const CHILD_ENV = childEnv();
 
 interface Run { code: number; stdout: string; ms: number }
 
@@ -75,14 +74,15 @@ function addressOf(r: Run): string {
 }
 
 async function main(): Promise<void> {
-  const topo = Topology.create('cnibench');
+  const bed = await SingleNode.create('cnibench');
+  const topo = bed.topo;
   const tmp = mkdtempSync(join(tmpdir(), 'tortie-cnibench-'));
   const storeDir = join(tmp, 'store');
   const ds = new EmbeddedDatastore({ dir: storeDir });
-  const pinRoot = `/sys/fs/bpf/tortie-cnibench-${randomBytes(4).toString('hex')}`;
+  const pinRoot = newPinRoot('cnibench', { create: false });
   const cleanup = async (): Promise<void> => {
     topo.destroySync(); // kills what runs in its namespaces (the agent, the server)
-    if (existsSync(pinRoot)) rmSync(pinRoot, { recursive: true, force: true });
+    removePinRoot(pinRoot);
     await ds.close().catch(() => undefined);
     rmSync(tmp, { recursive: true, force: true });
   };
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
     const agentBin = join(tmp, 'agentbin');
     installCni({ binDir: agentBin, socket: agentSock });
     const tortieAgent = join(agentBin, 'tortie');
-    const node = await topo.addNetns('node');
+    const node = bed.node;
     const server = node.spawn([process.execPath, join(__dirname, '..', '..', 'bin', 'tortie-cni-server.js'), '--socket', sock], { netOnly: true, env: CHILD_ENV });
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -110,12 +110,8 @@ async function main(): Promise<void> {
       server.stderr!.on('data', (d) => { out += String(d); });
       server.once('exit', (c) => reject(new Error(`tortie-cni-server exited (${c}): ${out}`)));
     });
-    const up = await topo.addNetns('up');
-    await topo.addVeth(node, 'eth0', up, 'eth0');
-    await node.sh('ip addr add 198.18.0.2/24 dev eth0 && ip route add default via 198.18.0.1');
-    await up.sh('ip addr add 198.18.0.1/24 dev eth0');
     // tortie-node as installed: the agent, serving the CNI plugins on its socket.
-    const agent = node.spawn(agentCommand(['run', '--nodename', 'node-a', '--ip', '198.18.0.2/24', '--store-dir', storeDir,
+    const agent = node.spawn(agentCommand(['run', '--nodename', 'node-a', '--ip', `${bed.nodeIp}/24`, '--store-dir', storeDir,
       '--bpffs-root', pinRoot, '--run-dir', join(tmp, 'run'), '--health-port', '0', '--metrics-port', '0', '--log-level', 'warn', '--cni-socket', agentSock],
       AGENT_PROF ? ['--cpu-prof', '--cpu-prof-dir', AGENT_PROF] : []), { netOnly: true, env: CHILD_ENV });
     let agentLog = '';

@@ -16,9 +16,8 @@
  * root, and removed on return, failure, exit or signal.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { EmbeddedDatastore } from '../../src/datastore';
 import { ResourceClient } from '../../src/client/resources';
@@ -33,6 +32,7 @@ import { tempDir } from './tools';
 import { parseCompileBench } from './children';
 import { agentCommand } from '../../src/node/launch';
 import { u32ToIpv4 } from '../../src/primitives';
+import { pinRoot as newPinRoot, removePinRoot } from '../../src/testbed/pins';
 
 export interface ControlSettings {
   storeEndpoints: number;
@@ -241,10 +241,10 @@ function push(run: RunResult, f: FigureDef, repeat: number, value: number, extra
 interface RoundResult { syncMs: number; rssMb: number; applyMs: number[]; ackMs: number[]; bulkMs?: number; bulkWriteMs?: number }
 
 async function agentRound(s: ControlSettings, root: string, storeDir: string, client: ResourceClient, log: (m: string) => void): Promise<RoundResult> {
-  const pinRoot = `/sys/fs/bpf/tortie-bench-cp-${randomBytes(4).toString('hex')}`;
+  const pinRoot = newPinRoot('bench-cp', { create: false });
   // A private run dir: the agent's pid, state and CNI socket never land in the host's /run/tortie.
   const runDir = tempDir('tortie-bench-run-');
-  const dropPins = () => { if (existsSync(pinRoot)) rmSync(pinRoot, { recursive: true, force: true }); runDir.done(); };
+  const dropPins = () => { removePinRoot(pinRoot); runDir.done(); };
   process.once('exit', dropPins);
   let topo: BenchTopology | undefined;
   let agent: ChildProcess | undefined;

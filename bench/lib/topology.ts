@@ -1,96 +1,60 @@
 /**
- * The benchmark's namespace topology: one Calico-shaped node and what is around it.
+ * The benchmark's node: src/testbed's SingleNode with what the suite adds to it.
  *
  *   out (198.18.0.1/24, 198.18.1.2/32) ──eth0── node (198.18.0.10/24, forwarding)
  *                                               ├─ calibenchcli ── client (192.168.255.1/32)
  *                                               ├─ calibenchsrv ── server (192.168.255.2/32)
  *                                               └─ cali<n>… ── pods (extra endpoints, peers only)
  *
- * Contract: built on src/util/netns (unique namespace names, everything created inside them,
- * nothing in the root namespace); workloads are wired the way Calico's CNI does it (/32, gateway
- * 169.254.1.1 answered by proxy ARP from a host side with MAC ee:ee:ee:ee:ee:ee). `destroy()`
- * (also run on exit and signals by the Topology) removes the namespaces, their processes and veths.
+ * Added here: the flood source address on the outside host (pool traffic routed from it), and
+ * connection-rate sysctls in the workloads. Workloads are wired by the CNI plugin's own steps.
+ * `destroy()` (also run on exit and signals by the Topology) removes everything.
  */
-import { Topology, type Netns } from '../../src/util/netns';
+import { SingleNode, addFillerEndpoints, NODE_IP, OUTSIDE_IP, POOL_CIDR, type Netns, type Topology } from '../../src/testbed';
 import { CLIENT, SERVER } from './scenarios';
 
-export const NODE_IP = '198.18.0.10';
-export const OUT_IP = '198.18.0.1';
+export { NODE_IP };
+export const OUT_IP = OUTSIDE_IP;
 export const FLOOD_SRC = '198.18.1.2';
 
 export interface BenchWorkload { ns: Netns; ip: string; hostIf: string }
 
 export class BenchTopology {
-  private constructor(
-    readonly topo: Topology,
-    readonly node: Netns,
-    readonly out: Netns,
-    readonly client: BenchWorkload,
-    readonly server: BenchWorkload,
-  ) {}
+  private constructor(private readonly bed: SingleNode, readonly client: BenchWorkload, readonly server: BenchWorkload) {}
+
+  get topo(): Topology { return this.bed.topo; }
+  get node(): Netns { return this.bed.node; }
+  get out(): Netns { return this.bed.outside; }
 
   static async create(label = 'bench'): Promise<BenchTopology> {
-    const topo = Topology.create(label);
+    const bed = await SingleNode.create(label);
     try {
-      const node = await topo.addNetns('node');
-      const out = await topo.addNetns('out');
-      await topo.addVeth(node, 'eth0', out, 'eth0');
-      await node.sh([
-        'sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0',
-        `ip addr add ${NODE_IP}/24 dev eth0`, `ip route add default via ${OUT_IP}`,
-      ].join(' && '));
-      await out.sh([
-        `ip addr add ${OUT_IP}/24 dev eth0`, `ip addr add ${FLOOD_SRC}/32 dev eth0`,
-        `ip route add 192.168.0.0/16 via ${NODE_IP} src ${FLOOD_SRC}`,
-      ].join(' && '));
-      const client = await BenchTopology.workload(topo, node, 'client', CLIENT.ip, CLIENT.hostIf);
-      const server = await BenchTopology.workload(topo, node, 'server', SERVER.ip, SERVER.hostIf);
-      return new BenchTopology(topo, node, out, client, server);
+      await bed.outside.sh(`ip addr add ${FLOOD_SRC}/32 dev eth0 && ip route add ${POOL_CIDR} via ${NODE_IP} src ${FLOOD_SRC}`);
+      const ws: BenchWorkload[] = [];
+      for (const [name, w] of [['client', CLIENT], ['server', SERVER]] as const) {
+        const x = await bed.addWorkload(name, w.ip, { hostIf: w.hostIf });
+        // Connection-rate runs open tens of thousands of short connections.
+        await x.ns.sh('sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 60999"');
+        ws.push({ ns: x.ns, ip: x.ip, hostIf: x.hostIf });
+      }
+      return new BenchTopology(bed, ws[0]!, ws[1]!);
     } catch (e) {
-      topo.destroySync();
+      bed.destroySync();
       throw e;
     }
   }
 
-  private static async workload(topo: Topology, node: Netns, name: string, ip: string, hostIf: string): Promise<BenchWorkload> {
-    const ns = await topo.addNetns(name);
-    await topo.addVeth(node, hostIf, ns, 'eth0', { aMac: 'ee:ee:ee:ee:ee:ee' });
-    await node.sh([
-      `sysctl -qw net.ipv4.conf.${hostIf}.proxy_arp=1 net.ipv4.neigh.${hostIf}.proxy_delay=0 net.ipv4.conf.${hostIf}.forwarding=1 net.ipv4.conf.${hostIf}.rp_filter=0`,
-      `ip route add ${ip}/32 dev ${hostIf}`,
-    ].join(' && '));
-    await ns.sh([
-      `ip addr add ${ip}/32 dev eth0`, 'ip route add 169.254.1.1 dev eth0 scope link',
-      'ip route add default via 169.254.1.1 dev eth0 onlink',
-      // Connection-rate runs open tens of thousands of short connections.
-      'sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 60999"',
-    ].join(' && '));
-    return { ns, ip, hostIf };
-  }
-
   /**
-   * `count` extra endpoints' host-side veths (`<prefix><i>`, routed /32s from `firstIp`), peers in
+   * `count` extra endpoints' host-side veths (`<prefix><i>`, routed /32s from `ipOf`), peers in
    * one shared namespace: enough for the agent to program, without a namespace per endpoint.
-   * Uses `ip -batch` so a thousand interfaces take seconds, not minutes.
    */
   async addHostEndpoints(count: number, prefix: string, ipOf: (i: number) => string): Promise<{ pods: Netns; names: string[] }> {
-    const pods = await this.topo.addNetns(`pods-${prefix.toLowerCase().replace(/[^a-z0-9]/g, '')}`);
-    const names: string[] = [];
-    const links: string[] = [];
-    const routes: string[] = [];
-    for (let i = 0; i < count; i++) {
-      const name = `${prefix}${i}`;
-      if (name.length > 15) throw new Error(`interface name too long: ${name}`);
-      names.push(name);
-      links.push(`link add ${name} address ee:ee:ee:ee:ee:ee type veth peer name p${i} netns ${pods.name}`, `link set ${name} up`);
-      routes.push(`route add ${ipOf(i)}/32 dev ${name}`);
-    }
-    await this.node.exec(['ip', '-batch', '-'], { input: links.join('\n') + '\n', timeoutMs: 300_000 });
-    await this.node.exec(['ip', '-batch', '-'], { input: routes.join('\n') + '\n', timeoutMs: 300_000 });
-    return { pods, names };
+    const eps = Array.from({ length: count }, (_, i) => ({ hostIf: `${prefix}${i}`, ip: ipOf(i) }));
+    const pods = await addFillerEndpoints(this.topo, this.node, eps, `pods-${prefix.toLowerCase().replace(/[^a-z0-9]/g, '')}`);
+    return { pods, names: eps.map((e) => e.hostIf) };
   }
 
   destroy(): void {
-    this.topo.destroySync();
+    this.bed.destroySync();
   }
 }
