@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Cluster, type ClusterWorkload } from '../test/networking/helpers/cluster';
+import { InProcessCluster, type ClusterWorkload } from '../src/testbed';
 import { median } from './lib/stats';
 import { nginxConfig, parseWrk } from './lib/tools';
 
@@ -38,7 +38,7 @@ async function wrk(from: ClusterWorkload, ip: string): Promise<number> {
 
 
 async function main(): Promise<void> {
-  const c = await Cluster.create('netbench');
+  const c = await InProcessCluster.create('netbench');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-netbench-'));
   try {
     c.setPool({ ipipMode: 'Never', natOutgoing: true });

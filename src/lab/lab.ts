@@ -14,14 +14,14 @@
  * `destroy()`, which also runs on exit and on SIGINT/SIGTERM (src/util/netns). Addresses: the
  * underlay and the outside host use 198.18.0.0/15, workloads the seed pool 192.168.0.0/16.
  */
-import type { ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { Topology, run, type Netns } from '../util/netns';
-import { installCni } from '../cni/install';
-import { agentCommand } from '../node/launch';
+import {
+  ThreeNodeCluster, AgentProcess, agentRunArgs, agentLogFile, makeCniPath, runPlugin, containerId as newContainerId, pinRoot, removePinRoot,
+  tcpConnects, pings, httpSource, serveSourceEcho, PROJECT_ROOT, binPath,
+} from '../testbed';
 import { CONFIG_CHANGED_EXIT_CODE } from '../node/felix-live';
 import { FrrTor } from './tor';
 import { parseBirdProtocols, bgpPeers } from '../bgp/status';
@@ -46,8 +46,7 @@ spec: {cidr: 192.168.128.0/17, ipipMode: CrossSubnet, natOutgoing: false}
 /** The lab's ToR AS (FRR in `rtr`); the nodes keep Calico's default 64512. */
 export const TOR_AS = 65001;
 
-export const PROJECT_ROOT = resolve(__dirname, '../../..');
-const BIN = (name: string) => join(PROJECT_ROOT, 'bin', name);
+export { PROJECT_ROOT };
 
 /** The seed pool exactly as the Calico docs write it (v1 format). */
 export const SEED_POOL_YAML = `apiVersion: v1
@@ -90,7 +89,7 @@ spec:
       - 5432
 `;
 
-export interface LabNode { name: string; ns: Netns; ip: string; prefix: number; agent?: ChildProcess; log: string; healthPort: number; pinRoot: string }
+export interface LabNode { name: string; ns: Netns; ip: string; prefix: number; agent?: AgentProcess; healthPort: number; pinRoot: string }
 export interface LabWorkload { name: string; node: LabNode; ns: Netns; ip: string; labels: Record<string, string>; containerId: string }
 
 /** How a packet crossed: within one node, over the underlay unencapsulated, or in IPIP. */
@@ -108,13 +107,16 @@ export interface Cell {
 export class Lab {
   readonly topo = Topology.create('lab');
   readonly storeDir = mkdtempSync(join(tmpdir(), 'tortie-lab-store-'));
-  /** A CNI bin directory as a runtime would have it (`tortie`, `tortie-ipam`). */
-  readonly cniBin = mkdtempSync(join(tmpdir(), 'tortie-lab-cni-'));
-  readonly pinBase = `/sys/fs/bpf/tortie-lab-${randomBytes(4).toString('hex')}`;
+  /** A CNI bin directory as a runtime would have it (`tortie`, `tortie-ipam`; a socket nobody serves). */
+  private readonly cni = makeCniPath();
+  readonly cniBin = this.cni.dir;
+  /** The agents' pin roots are `<pinBase>/<node>` (each agent makes its own). */
+  readonly pinBase = pinRoot('lab', { create: false });
   /** The agents' run dir (TORTIE_RUN_DIR: pid files, each node's bird directory): private, so the host's /run/tortie never lists lab agents. */
   readonly runDir = mkdtempSync(join(tmpdir(), 'tortie-lab-run-'));
   rtr!: Netns;
   outside!: Netns;
+  readonly outsideIp = '198.18.3.10';
   readonly nodes = new Map<string, LabNode>();
   readonly workloads = new Map<string, LabWorkload>();
   /** BGP mode: agents run bird2 (--bgp, routes from BGP), `rtr` runs FRR as the ToR. */
@@ -131,8 +133,9 @@ export class Lab {
 
   private removeFiles(): void {
     this.tor?.cleanup();
-    for (const dir of [this.storeDir, this.cniBin, this.runDir]) rmSync(dir, { recursive: true, force: true });
-    if (existsSync(this.pinBase)) rmSync(this.pinBase, { recursive: true, force: true });
+    this.cni.cleanup();
+    for (const dir of [this.storeDir, this.runDir]) rmSync(dir, { recursive: true, force: true });
+    removePinRoot(this.pinBase);
   }
 
   get env(): NodeJS.ProcessEnv {
@@ -144,68 +147,41 @@ export class Lab {
   }
 
   async build(): Promise<void> {
-    // A socket nobody serves: the lab's nodes share these wrappers, each call runs the plugin process in its node.
-    installCni({ binDir: this.cniBin, socket: join(this.cniBin, 'no-server.sock') });
     this.log('building namespaces: rtr, node-a, node-b, node-c, outside');
-    this.rtr = await this.topo.addNetns('rtr');
-    await this.rtr.sh('sysctl -qw net.ipv4.ip_forward=1 && ip link add br1 type bridge && ip addr add 198.18.1.1/24 dev br1 && ip link set br1 up');
-    const specs: [string, string, number, string][] = [['node-a', '198.18.1.10', 24, 'br1'], ['node-b', '198.18.1.11', 24, 'br1'], ['node-c', '198.18.2.10', 24, '']];
+    const bed = await ThreeNodeCluster.create('lab', { topo: this.topo });
+    this.rtr = bed.router;
+    this.outside = bed.outside;
     let port = 21000 + Math.floor(Math.random() * 20000);
-    for (const [name, ip, prefix, bridge] of specs) {
-      const ns = await this.topo.addNetns(name);
-      const leg = `r-${name.slice(-1)}`;
-      await this.topo.addVeth(ns, 'eth0', this.rtr, leg);
-      if (bridge) await this.rtr.sh(`ip link set ${leg} master ${bridge}`);
-      else await this.rtr.sh(`ip addr add 198.18.2.1/24 dev ${leg}`);
-      const gw = bridge ? '198.18.1.1' : '198.18.2.1';
-      await ns.sh(`sysctl -qw net.ipv4.ip_forward=1 && ip addr add ${ip}/${prefix} dev eth0 && ip route add default via ${gw}`);
-      this.nodes.set(name, { name, ns, ip, prefix, log: '', healthPort: port++, pinRoot: `${this.pinBase}/${name}` });
+    for (const n of bed.nodes.values()) {
+      this.nodes.set(n.name, { name: n.name, ns: n.ns, ip: n.ip, prefix: n.prefix, healthPort: port++, pinRoot: `${this.pinBase}/${n.name}` });
     }
-    this.outside = await this.topo.addNetns('outside');
-    await this.topo.addVeth(this.outside, 'eth0', this.rtr, 'r-out');
-    await this.rtr.sh('ip addr add 198.18.3.1/24 dev r-out');
-    await this.outside.sh('ip addr add 198.18.3.10/24 dev eth0 && ip route add default via 198.18.3.1');
     if (this.bgp) {
       this.tor = new FrrTor(this.rtr, '198.18.1.1', TOR_AS);
       await this.tor.start([...this.nodes.values()].map((n) => ({ ip: n.ip, asNumber: 64512 })));
       this.log(`ToR: FRR bgpd in rtr, AS ${TOR_AS}, peers ${[...this.nodes.values()].map((n) => n.ip).join(', ')}`);
     }
     // The outside host answers HTTP with the source address it saw.
-    this.outside.spawn([process.execPath, '-e',
-      "require('http').createServer((q,s)=>s.end(q.socket.remoteAddress)).listen(80,'198.18.3.10')"], { stdio: 'ignore' });
+    serveSourceEcho(this.outside, this.outsideIp);
   }
 
   async tortiectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-    return run([process.execPath, BIN('tortiectl.js'), ...args], { input, env: this.env, allowFail: true });
+    return run([process.execPath, binPath('tortiectl.js'), ...args], { input, env: this.env, allowFail: true });
   }
 
   startAgent(n: LabNode): void {
-    const child = n.ns.spawn(agentCommand(['run', '--nodename', n.name, '--ip', `${n.ip}/${n.prefix}`,
-      '--store-dir', this.storeDir, '--bpffs-root', n.pinRoot, '--health-port', String(n.healthPort), '--metrics-port', '0',
-      ...(this.bgp ? ['--bgp'] : [])]),
-    { netOnly: true, env: this.env });
-    child.stdout?.on('data', (d) => { n.log += String(d); });
-    child.stderr?.on('data', (d) => { n.log += String(d); });
-    if (process.env.TORTIE_LAB_AGENT_LOGS) {
-      const f = join(process.env.TORTIE_LAB_AGENT_LOGS, `${n.name}.log`);
-      child.stdout?.on('data', (d) => appendFileSync(f, d));
-      child.stderr?.on('data', (d) => appendFileSync(f, d));
-    }
-    n.agent = child;
+    const agent = new AgentProcess(n.ns, {
+      args: agentRunArgs({ nodeName: n.name, ip: `${n.ip}/${n.prefix}`, storeDir: this.storeDir, pinRoot: n.pinRoot, extra: this.bgp ? ['--bgp'] : [] }),
+      healthPort: n.healthPort, env: this.env, logFile: agentLogFile(process.env.TORTIE_LAB_AGENT_LOGS, n.name),
+    });
+    n.agent = agent;
     // As systemd's Restart=always: an agent that exits 129 to apply a FelixConfiguration change
     // (as Felix does) is started again; teardown kills with SIGKILL, which never gives 129.
-    child.once('exit', (code) => { if (code === CONFIG_CHANGED_EXIT_CODE && n.agent === child) this.startAgent(n); });
+    agent.child.once('exit', (code) => { if (code === CONFIG_CHANGED_EXIT_CODE && n.agent === agent) this.startAgent(n); });
   }
 
   async waitReady(n: LabNode, timeoutMs = 30_000): Promise<void> {
-    const probe = `fetch('http://127.0.0.1:${n.healthPort}/readyz').then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))`;
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (n.agent && n.agent.exitCode !== null) throw new Error(`${n.name}: agent exited (${n.agent.exitCode}):\n${n.log}`);
-      if ((await n.ns.exec([process.execPath, '-e', probe], { allowFail: true })).code === 0) return;
-      await new Promise((r) => setTimeout(r, 150));
-    }
-    throw new Error(`${n.name}: agent not ready after ${timeoutMs} ms:\n${n.log}`);
+    if (!n.agent) throw new Error(`${n.name}: no agent started`);
+    await n.agent.waitReady(timeoutMs, `${n.name}: agent`);
   }
 
   async startAgents(): Promise<void> {
@@ -219,16 +195,13 @@ export class Lab {
     const node = this.nodes.get(nodeName);
     if (!node) throw new Error(`no node ${nodeName}`);
     const ns = await this.topo.addNetns(name);
-    const containerId = randomBytes(16).toString('hex');
+    const containerId = newContainerId();
     const conf = {
       cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tortie', nodename: node.name, datastore_type: 'embedded',
       datastore_path: this.storeDir, mtu: 1480, ipam: { type: 'tortie-ipam', ...(pools ? { ipv4_pools: pools } : {}) }, labels,
     };
-    const env = {
-      ...this.env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0',
-      CNI_PATH: this.cniBin, CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}`,
-    };
-    const r = await run(['nsenter', `--net=${node.ns.path}`, '--', join(this.cniBin, 'tortie')], { input: JSON.stringify(conf), env, allowFail: true });
+    const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}` };
+    const r = await runPlugin(node.ns, 'tortie', env, conf, this.cniBin, { netOnly: true, baseEnv: this.env });
     if (r.code !== 0) throw new Error(`CNI ADD for ${name} on ${nodeName} failed: ${r.stdout}${r.stderr}`);
     const result = JSON.parse(r.stdout) as { ips: { address: string }[] };
     const ip = result.ips[0]!.address.split('/')[0]!;
@@ -259,22 +232,17 @@ export class Lab {
     }
   }
 
-  async tcp(from: LabWorkload, to: LabWorkload, port: number): Promise<boolean> {
-    const r = await from.ns.exec(['nc', '-z', '-w', '2', to.ip, String(port)], { allowFail: true, timeoutMs: 8000 });
-    return r.code === 0;
+  tcp(from: LabWorkload, to: LabWorkload, port: number): Promise<boolean> {
+    return tcpConnects(from.ns, to.ip, port, 2);
   }
 
-  async ping(from: LabWorkload, to: LabWorkload): Promise<boolean> {
-    const r = await from.ns.exec(['ping', '-c', '1', '-W', '2', to.ip], { allowFail: true });
-    return r.code === 0;
+  ping(from: LabWorkload, to: LabWorkload): Promise<boolean> {
+    return pings(from.ns, to.ip, 2);
   }
 
   /** HTTP GET to the outside host; the body is the source address it saw. */
-  async outsideSees(from: LabWorkload): Promise<string | undefined> {
-    const r = await from.ns.exec([process.execPath, '-e',
-      "fetch('http://198.18.3.10/',{signal:AbortSignal.timeout(3000)}).then(async r=>process.stdout.write(await r.text()),()=>process.exit(1))"],
-    { allowFail: true, timeoutMs: 10_000 });
-    return r.code === 0 ? r.stdout.trim().replace(/^::ffff:/, '') : undefined;
+  outsideSees(from: LabWorkload): Promise<string | undefined> {
+    return httpSource(from.ns, this.outsideIp);
   }
 
   listen(w: LabWorkload, port: number): void {
@@ -304,7 +272,7 @@ export class Lab {
     if (this.bgp) {
       // Answers HTTP with the source it saw: the outside host's request through the ToR.
       const edge = await this.addWorkload('a-edge', 'node-a', { app: 'edge' }, ['edge']);
-      edge.ns.spawn([process.execPath, '-e', `require('http').createServer((q,s)=>s.end(q.socket.remoteAddress)).listen(80,'${edge.ip}')`], { stdio: 'ignore' });
+      serveSourceEcho(edge.ns, edge.ip);
     }
     for (const w of this.workloads.values()) for (const p of [5432, 8080]) this.listen(w, p);
     await new Promise((r) => setTimeout(r, 500));
@@ -338,7 +306,7 @@ export class Lab {
     // node's services although its profile allows all egress; another node's address it does.
     for (const [from, node, allowed] of [['a-web', 'node-a', false], ['a-web', 'node-c', true]] as const) {
       const ip = this.nodes.get(node)!.ip;
-      const got = await this.retryUntil(async () => (await w(from).ns.exec(['ping', '-c', '1', '-W', '2', ip], { allowFail: true })).code === 0, allowed);
+      const got = await this.retryUntil(() => pings(w(from).ns, ip, 2), allowed);
       cells.push({ from, to: `${node} (${ip})`, what: allowed ? 'ping (another node)' : 'ping (its own node: defaultEndpointToHostAction Drop)',
         expect: { allowed }, got: { allowed: got }, ok: got === allowed });
     }
@@ -392,13 +360,8 @@ spec:
       cells.push({ from: 'ToR (FRR)', to: `${w.node.name}'s block of ${w.name}`, what: `route ${hit?.[0] ?? '(none)'} via ${hit?.[1] ?? '-'}`, expect: { allowed: true }, got: { allowed: ok }, ok });
     }
     const edge = this.workloads.get('a-edge')!;
-    const r = await this.retryValue(async () => {
-      const x = await this.outside.exec([process.execPath, '-e',
-        `fetch('http://${edge.ip}/',{signal:AbortSignal.timeout(3000)}).then(async r=>process.stdout.write(await r.text()),()=>process.exit(1))`],
-      { allowFail: true, timeoutMs: 10_000 });
-      return x.code === 0 ? x.stdout.trim().replace(/^::ffff:/, '') : undefined;
-    }, (v) => v !== undefined, 8000);
-    cells.push({ from: 'outside', to: 'a-edge', what: 'http via the ToR (no NAT)', expect: { allowed: true, seenSource: '198.18.3.10' }, got: { allowed: r !== undefined, seenSource: r }, ok: r === '198.18.3.10' });
+    const r = await this.retryValue(() => httpSource(this.outside, edge.ip), (v) => v !== undefined, 8000);
+    cells.push({ from: 'outside', to: 'a-edge', what: 'http via the ToR (no NAT)', expect: { allowed: true, seenSource: this.outsideIp }, got: { allowed: r !== undefined, seenSource: r }, ok: r === this.outsideIp });
     return cells;
   }
 
@@ -417,7 +380,7 @@ spec:
   }
 
   async destroy(): Promise<void> {
-    for (const n of this.nodes.values()) if (n.agent && n.agent.exitCode === null) n.agent.kill('SIGKILL');
+    for (const n of this.nodes.values()) await n.agent?.kill('SIGKILL');
     this.topo.destroySync(); // then removeFiles()
   }
 }

@@ -13,7 +13,7 @@ import { appendFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { agentCommand, agentExit, waitForReady, type ReadyProbe } from '../node/launch';
-import { BpfDataplane } from '../dataplane/dataplane';
+import { BpfDataplane, type BpfDataplaneOptions } from '../dataplane/dataplane';
 import { mapOps, type WepDatapath } from '../dataplane/bpf/loader';
 import { PolicyDataplane } from '../dataplane/bpf/policy-sync';
 import { tcAttach } from '../dataplane/native';
@@ -133,12 +133,15 @@ export function programWorkloads(node: Netns, workloads: Iterable<Workload>, dp:
   };
 }
 
+export type InProcessRouting = Exclude<BpfDataplaneOptions['routing'], false | undefined>;
+
 /** A node's in-process agent: its CalcGraph over the current resources and its BpfDataplane. */
 export class InProcessNode {
   graph: CalcGraph;
   dp?: BpfDataplane;
 
-  constructor(readonly name: string, readonly ns: Netns, readonly pinRoot: string) {
+  /** `routing`: the dataplane's routing options (Felix's MTU settings, …). */
+  constructor(readonly name: string, readonly ns: Netns, readonly pinRoot: string, private readonly routing?: InProcessRouting) {
     this.graph = new CalcGraph({ nodeName: name });
   }
 
@@ -149,7 +152,7 @@ export class InProcessNode {
     g.flush();
     this.graph = g;
     if (!this.dp) {
-      this.dp = await BpfDataplane.open({ pinRoot: this.pinRoot, interfacePrefix: 'cali', uplink: 'eth0',
+      this.dp = await BpfDataplane.open({ pinRoot: this.pinRoot, interfacePrefix: 'cali', uplink: 'eth0', routing: this.routing,
         netns: { name: this.ns.name, path: this.ns.path }, linkResyncMs: 60_000 });
     }
     await this.dp.reconcile(g.snapshot());

@@ -7,7 +7,7 @@
  * route: only IPIP and SNAT get pool traffic across. Everything goes with destroy().
  */
 import { ThreeNodeCluster, type BedNode } from './layouts';
-import { InProcessNode } from './agent';
+import { InProcessNode, type InProcessRouting } from './agent';
 import { pinRoot, removePinRoot } from './pins';
 import { gnp, namespace, node, pool, wep } from './fixtures';
 import { readNetStats, type NetStats } from '../dataplane/bpf/net-codecs';
@@ -18,11 +18,18 @@ import type { Workload } from './wire';
 export class ClusterNode extends InProcessNode {
   readonly ip: string;
   readonly subnet: string;
-  constructor(n: BedNode) {
-    super(n.name, n.ns, pinRoot(`test-cl-${n.name.slice(-1)}`));
+  constructor(n: BedNode, routing?: InProcessRouting) {
+    super(n.name, n.ns, pinRoot(`test-cl-${n.name.slice(-1)}`), routing);
     this.ip = n.ip;
     this.subnet = `${n.ip}/${n.prefix}`;
   }
+}
+
+export interface InProcessClusterOptions {
+  /** MTU of the whole underlay (node uplinks, router ports, the outside link); default the veths' 1500. */
+  underlayMtu?: number;
+  /** Routing options of each node's dataplane (by node name), e.g. Felix's MTU settings. */
+  routing?: (node: string) => InProcessRouting;
 }
 
 export type ClusterWorkload = Workload & { node: ClusterNode };
@@ -32,16 +39,16 @@ export class InProcessCluster {
   readonly workloads = new Map<string, ClusterWorkload>();
   readonly resources = new Map<string, Resource>();
 
-  private constructor(readonly bed: ThreeNodeCluster) {
-    for (const n of bed.nodes.values()) this.nodes.set(n.name, new ClusterNode(n));
+  private constructor(readonly bed: ThreeNodeCluster, opts: InProcessClusterOptions) {
+    for (const n of bed.nodes.values()) this.nodes.set(n.name, new ClusterNode(n, opts.routing?.(n.name)));
     bed.onDestroy(() => { for (const n of this.nodes.values()) removePinRoot(n.pinRoot); });
     for (const n of this.nodes.values()) this.put(node(n.name, {}, n.subnet));
     this.put(namespace('ns1'));
     this.put(gnp('allow-all', { selector: 'all()', types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] }));
   }
 
-  static async create(label: string): Promise<InProcessCluster> {
-    return new InProcessCluster(await ThreeNodeCluster.create(label));
+  static async create(label: string, opts: InProcessClusterOptions = {}): Promise<InProcessCluster> {
+    return new InProcessCluster(await ThreeNodeCluster.create(label, { underlayMtu: opts.underlayMtu }), opts);
   }
 
   get topo(): Topology { return this.bed.topo; }

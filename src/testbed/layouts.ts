@@ -106,7 +106,8 @@ export class ThreeNodeCluster extends Layout {
     super(topo);
   }
 
-  static create(label: string, o: { topo?: Topology } = {}): Promise<ThreeNodeCluster> {
+  /** `underlayMtu`: MTU of the whole underlay (node uplinks, router ports, the outside link); default the veths' 1500. */
+  static create(label: string, o: { topo?: Topology; underlayMtu?: number } = {}): Promise<ThreeNodeCluster> {
     return Layout.building(label, async (topo) => {
       const router = await topo.addNetns('rtr');
       await router.sh('sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 && ' +
@@ -114,13 +115,14 @@ export class ThreeNodeCluster extends Layout {
         'ip addr add 198.18.1.1/24 dev br1 && ip addr add 198.18.2.1/24 dev br2');
       const outside = await topo.addNetns('outside');
       const c = new ThreeNodeCluster(topo, router, outside);
-      await topo.addVeth(router, 'o', outside, 'eth0');
+      const mtu = o.underlayMtu ? { mtu: o.underlayMtu } : {};
+      await topo.addVeth(router, 'o', outside, 'eth0', mtu);
       await router.sh('ip addr add 198.18.3.1/24 dev o');
       await outside.sh(`ip addr add ${c.outsideIp}/24 dev eth0 && ip route add default via 198.18.3.1`);
       for (const [name, ip, br] of [['node-a', '198.18.1.10', 'br1'], ['node-b', '198.18.1.11', 'br1'], ['node-c', '198.18.2.10', 'br2']] as const) {
         const ns = await topo.addNetns(name);
         const leg = `p${name.slice(-1)}`;
-        await topo.addVeth(ns, 'eth0', router, leg);
+        await topo.addVeth(ns, 'eth0', router, leg, mtu);
         await router.sh(`ip link set ${leg} master ${br}`);
         const gateway = ip.replace(/\.\d+$/, '.1');
         await configureNode(ns, { address: `${ip}/24`, gateway });

@@ -6,7 +6,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Topology, type Netns } from '../../src/util/netns';
+import { FlatCluster, type Netns } from '../../src/testbed';
 import { EmbeddedDatastore } from '../../src/datastore';
 import { ResourceClient } from '../../src/client/resources';
 import { IpamClient, blockKey } from '../../src/ipam';
@@ -19,7 +19,7 @@ import { lpm4Key, lpm4KeyCidr, routeCodec, RT_F } from '../../src/dataplane/bpf/
 import { silentLogger } from '../../src/util/log';
 import type { RoutingState } from '../../src/calc/types';
 import type { JsonValue } from '../../src/datastore/types';
-import { uniquePinRoot, removePinRoot } from '../datapath/helpers/harness';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 import { waitFor } from './helpers/cluster';
 import { bgpConfig, node, pool } from './helpers/state';
 import { parseCidr4, u32ToIpv4 } from '../../src/primitives';
@@ -27,12 +27,12 @@ import { parseCidr4, u32ToIpv4 } from '../../src/primitives';
 t.test('BgpDriver + LearnedRoutes + route manager (routeSource bgp)', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-bgpdrv-'));
   const ds = new EmbeddedDatastore({ dir: path.join(dir, 'store') });
-  const topo = Topology.create('bgpdrv');
+  const bed = await FlatCluster.create('bgpdrv');
   const pinRoot = uniquePinRoot('bgpdrv');
   const stops: (() => Promise<void> | void)[] = [];
   t.teardown(async () => {
     for (const s of stops.reverse()) await s();
-    await topo.destroy();
+    bed.destroySync();
     removePinRoot(pinRoot);
     await ds.close();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -57,17 +57,12 @@ t.test('BgpDriver + LearnedRoutes + route manager (routeSource bgp)', async (t) 
   await ds.put(blockKey(b2), rec as unknown as JsonValue);
   const borrowed = u32ToIpv4(parseCidr4(b2).addr + 9);
 
-  const sw = await topo.addNetns('sw');
-  await sw.sh('ip link add br0 type bridge && ip link set br0 up');
   const secrets = path.join(dir, 'secrets');
   fs.mkdirSync(path.join(secrets, 'bgp'), { recursive: true });
   fs.writeFileSync(path.join(secrets, 'bgp', 'mesh'), 'mesh-secret\n');
   const nodes: { name: string; ns: Netns; driver: BgpDriver; bird: BirdDaemon }[] = [];
   for (const i of [1, 2]) {
-    const ns = await topo.addNetns(`n${i}`);
-    await topo.addVeth(ns, 'eth0', sw, `p${i}`);
-    await sw.sh(`ip link set p${i} master br0`);
-    await ns.sh(`ip addr add 198.18.1.${10 + i}/24 dev eth0`);
+    const { ns } = await bed.addNode(i);
     const bird = new BirdDaemon({ dir: path.join(dir, `node-${i}.bird`), netnsPath: ns.path });
     const driver = new BgpDriver({ nodeName: `node-${i}`, datastore: ds, bird, log: silentLogger, secretsDir: secrets, debounceMs: 5 });
     await driver.start();

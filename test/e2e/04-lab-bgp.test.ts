@@ -83,8 +83,7 @@ t.test('lab in BGP mode', async (t) => {
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
-    b.agent!.kill('SIGTERM');
-    await new Promise((r) => b.agent!.once('exit', r));
+    await b.agent!.kill('SIGTERM');
     t.equal(b.agent!.exitCode, 0, 'agent stopped cleanly (bird shut down for a graceful restart)');
     t.ok(await lab.tcp(w('a-web'), w('b-db'), 5432), 'traffic flows while node-b\'s agent and bird are down');
     lab.startAgent(b);

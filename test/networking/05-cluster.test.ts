@@ -10,7 +10,7 @@
 //     no SNAT towards another workload or a node;
 //   - kernel routes carry tortie's protocol, and a removed workload's route is swept.
 import t from 'tap';
-import { Cluster } from './helpers/cluster';
+import { InProcessCluster } from '../../src/testbed';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import type { Netns } from '../../src/util/netns';
@@ -53,7 +53,7 @@ async function waitListening(ns: Netns, port: number): Promise<void> {
 }
 
 t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
-  const c = await Cluster.create('netcl');
+  const c = await InProcessCluster.create('netcl');
   t.teardown(() => c.destroy());
   c.setPool();
   const wa = await c.addWorkload('wa', 'node-a', '192.168.1.10', 1500);
@@ -143,7 +143,7 @@ t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
     const drops = () => readCounters(A.dp!.maps.cnt!).filter((x) => x.dir === Dir.UPLINK && x.reason === R.IPIP_UNKNOWN_SRC)
       .reduce((s, x) => s + x.packets, 0n);
     const before = drops();
-    // An IPIP packet from the outside host: outer 198.18.3.20 → A, inner to workload wa.
+    // An IPIP packet from the outside host: outer: the outside host → A, inner to workload wa.
     const script = [
       'import socket,struct',
       'def csum(b):',

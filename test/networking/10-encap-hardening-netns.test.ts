@@ -8,7 +8,7 @@
 //     Ethernet minimum as a NIC delivers it (scapy on the router's port facing A); A decapsulates
 //     both (no ipip_bad_inner) and the workload's socket receives the reassembled datagram.
 import t from 'tap';
-import { Cluster } from './helpers/cluster';
+import { InProcessCluster } from '../../src/testbed';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { loadPrefilter } from '../../src/dataplane/bpf/loader';
@@ -28,7 +28,7 @@ async function macOf(ns: Netns, ifname: string): Promise<string> {
 }
 
 t.test('encapsulated traffic on a real node: deny list and Ethernet padding', async (t) => {
-  const c = await Cluster.create('enchard');
+  const c = await InProcessCluster.create('enchard');
   t.teardown(() => c.destroy());
   c.setPool({ ipipMode: 'Always' });
   const wa = await c.addWorkload('wa', 'node-a', '192.168.1.10', 1500);

@@ -8,7 +8,7 @@
 //     (the reconcile resolves and a connection the change allows goes through).
 import t from 'tap';
 import { join } from 'node:path';
-import { Cluster } from './helpers/cluster';
+import { InProcessCluster } from '../../src/testbed';
 import { readCounters, readEventBudgets } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { possibleCpus } from '../../src/dataplane/native';
@@ -35,7 +35,7 @@ async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number):
 }
 
 t.test('a flood of new denied flows: bounded events, counted aggregates, policy changes still applied', async (t) => {
-  const c = await Cluster.create('evflood');
+  const c = await InProcessCluster.create('evflood');
   t.teardown(() => c.destroy());
   c.setPool();
   const wa = await c.addWorkload('wa', 'node-a', '192.168.1.10');

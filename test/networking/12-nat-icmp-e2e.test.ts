@@ -5,11 +5,11 @@
 // from the workload never arrive and are counted (nat_icmp). The outside host's capture never
 // shows the workload's address.
 import t from 'tap';
-import { Cluster } from './helpers/cluster';
-import { Capture, scapy, ipId } from '../datapath/helpers/probe';
+import { InProcessCluster } from '../../src/testbed';
+import { Capture, scapy, ipId } from '../../src/testbed/probes';
 
 t.test('ICMP from a nat-outgoing workload leaves translated or not at all', async (t) => {
-  const c = await Cluster.create('naticmp');
+  const c = await InProcessCluster.create('naticmp');
   const caps: Capture[] = [];
   t.teardown(async () => { for (const x of caps) x.stop(); await c.destroy(); });
   c.setPool();
@@ -19,15 +19,16 @@ t.test('ICMP from a nat-outgoing workload leaves translated or not at all', asyn
   const cap = await Capture.start(c.outside, 'udp or icmp');
   caps.push(cap);
   const WL = 'ee:ee:ee:ee:ee:ee';
+  const OUT = c.outsideIp.replace(/\./g, '\\.');
 
   await scapy(wa.ns, [`IP(src='${wa.ip}', dst='${c.outsideIp}', id=2001)/UDP(sport=41234, dport=9999)/Raw(b'q')`], WL);
   t.ok(await cap.waitFor(ipId(2001)), 'the workload\'s datagram reaches the outside host');
-  const m = /198\.18\.1\.10\.(\d+) > 198\.18\.3\.20\.9999: UDP/.exec(cap.text());
+  const m = new RegExp(`198\\.18\\.1\\.10\\.(\\d+) > ${OUT}\\.9999: UDP`).exec(cap.text());
   t.ok(m, 'from the node address (SNAT)');
   const natPort = Number(m?.[1]);
   // The outside answers; nothing listens on the workload's port, so its kernel sends port unreachable.
   await scapy(c.outside, [`IP(src='${c.outsideIp}', dst='198.18.1.10', id=2002)/UDP(sport=9999, dport=${natPort})/Raw(b'r')`]);
-  t.ok(await cap.waitFor(new RegExp(`198\\.18\\.1\\.10 > 198\\.18\\.3\\.20: ICMP 198\\.18\\.1\\.10 udp port ${natPort} unreachable`)),
+  t.ok(await cap.waitFor(new RegExp(`198\\.18\\.1\\.10 > ${OUT}: ICMP 198\\.18\\.1\\.10 udp port ${natPort} unreachable`)),
     'the workload kernel\'s port unreachable arrives from the node, about the node\'s port');
 
   const dropsBefore = A.dp!.housekeeping().drops.nat_icmp ?? 0n;

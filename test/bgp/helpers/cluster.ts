@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Topology, type Netns } from '../../../src/util/netns';
+import { FlatCluster, type Netns, type Topology } from '../../../src/testbed';
 import { BirdDaemon } from '../../../src/bgp/bird';
 import { renderBird, type BgpState } from '../../../src/bgp/render';
 import { parseBirdProtocols, type BirdProtocol } from '../../../src/bgp/status';
@@ -10,34 +10,28 @@ import type { BGPConfiguration, BGPPeer, Node } from '../../../src/model';
 
 export interface BirdNode { name: string; ip: string; block: string; ns: Netns; bird: BirdDaemon; dir: string }
 
-/** Nodes on one bridge (198.18.1.0/24, in namespace `sw`), each with a bird2 driven by BirdDaemon. */
+/** The testbed's FlatCluster (nodes on one bridge, 198.18.1.0/24), each node with a bird2 driven by BirdDaemon. */
 export class BirdCluster {
-  readonly topo: Topology;
+  bed!: FlatCluster;
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-bgp-'));
-  sw!: Netns;
   readonly nodes: BirdNode[] = [];
   nodeResources: Node[] = [];
   configs: BGPConfiguration[] = [];
   peers: BGPPeer[] = [];
   pools = [pool('pods', { cidr: '192.168.0.0/16' })];
 
-  constructor(label: string) {
-    this.topo = Topology.create(label);
-  }
+  constructor(readonly label: string) {}
+
+  get topo(): Topology { return this.bed.topo; }
+  get sw(): Netns { return this.bed.sw; }
 
   async build(count: number): Promise<void> {
-    this.sw = await this.topo.addNetns('sw');
-    await this.sw.sh('ip link add br0 type bridge && ip link set br0 up');
+    this.bed = await FlatCluster.create(this.label);
     for (let i = 1; i <= count; i++) await this.addNode(i);
   }
 
   async addNode(i: number, labels?: Record<string, string>, bgp: Record<string, unknown> = {}): Promise<BirdNode> {
-    const name = `node-${i}`;
-    const ns = await this.topo.addNetns(`n${i}`);
-    await this.topo.addVeth(ns, 'eth0', this.sw, `p${i}`);
-    await this.sw.sh(`ip link set p${i} master br0`);
-    const ip = `198.18.1.${10 + i}`;
-    await ns.sh(`ip addr add ${ip}/24 dev eth0`);
+    const { name, ns, ip } = await this.bed.addNode(i);
     const dir = path.join(this.dir, name);
     const n: BirdNode = { name, ip, block: `192.168.${i}.0/26`, ns, dir, bird: new BirdDaemon({ dir, netnsPath: ns.path }) };
     this.nodes.push(n);
@@ -72,7 +66,7 @@ export class BirdCluster {
 
   async destroy(): Promise<void> {
     for (const n of this.nodes) await n.bird.stop('down').catch(() => undefined);
-    await this.topo.destroy();
+    this.bed?.destroySync();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
