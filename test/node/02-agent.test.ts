@@ -1,6 +1,7 @@
 // The agent's control loop over the real embedded datastore, with a recording calc and dataplane
 // (the real ones have their own tests and are composed in the end-to-end tests).
 import t from 'tap';
+import { pool } from '../../src/testbed/fixtures';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,7 +55,6 @@ class RecordingDataplane implements Dataplane {
   async close(): Promise<void> { this.closed = true; }
 }
 
-const pool = (name: string, cidr: string): Resource => ({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name }, spec: { cidr } } as Resource);
 
 t.test('agent: in-sync → reconcile, then coalesced deltas; invalid resources are absent; retries as reconcile', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tortie-agent-'));
