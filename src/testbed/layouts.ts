@@ -65,6 +65,8 @@ export interface SingleNodeOptions {
   outsideRoutesPools?: boolean;
   /** The node forwards globally (default true; see NodeNetOptions.forwarding). */
   forwarding?: boolean;
+  /** Build in this topology (one the caller made to hold more of its own). */
+  topo?: Topology;
 }
 
 export class SingleNode extends Layout {
@@ -83,7 +85,7 @@ export class SingleNode extends Layout {
       // route to it through another interface.
       await configureNode(node, { address: `${nodeIp}/24`, gateway: outsideIp, forwarding: o.forwarding });
       return new SingleNode(topo, node, outside, nodeIp, outsideIp);
-    });
+    }, o.topo);
   }
 
   /** A workload behind `cali<name>` (or `hostIf`), wired by the CNI plugin's steps. */

@@ -22,9 +22,8 @@ import { join } from 'node:path';
 import { ResourceClient } from '../../../src/client/resources';
 import { EmbeddedDatastore } from '../../../src/datastore';
 import { installCni } from '../../../src/cni/install';
-import { agentCommand } from '../../../src/node/launch';
 import { Topology, run, type ExecOptions, type ExecResult, type Netns } from '../../../src/util/netns';
-import { childEnv } from '../../../src/testbed';
+import { AgentProcess, NODE_IP, SingleNode, childEnv, eventually } from '../../../src/testbed';
 
 const APPLETS = ['sh', 'nc', 'ip', 'sleep', 'cat', 'echo', 'hostname', 'ls', 'ps', 'true', 'kill'];
 const live = new Set<PodmanHost>();
@@ -45,12 +44,11 @@ export class PodmanHost {
   readonly rc: ResourceClient;
   host!: Netns;
   outside!: Netns;
-  agent?: ChildProcess;
-  agentLog = '';
+  agent?: AgentProcess;
   private holder?: ChildProcess;
   private destroyed = false;
 
-  constructor(label: string) {
+  constructor(readonly label: string) {
     this.topo = Topology.create(label);
     mkdirSync(this.storeDir);
     this.ds = new EmbeddedDatastore({ dir: this.storeDir });
@@ -81,11 +79,9 @@ export class PodmanHost {
    * answered by the agent on agentSocket.
    */
   async start(conflist?: Record<string, unknown>, opts: { noFallback?: boolean } = {}): Promise<void> {
-    this.host = await this.topo.addNetns('host');
-    this.outside = await this.topo.addNetns('out');
-    await this.topo.addVeth(this.host, 'eth0', this.outside, 'eth0');
-    await this.outside.sh('ip addr add 198.18.0.1/24 dev eth0');
-    await this.host.sh('sysctl -qw net.ipv4.ip_forward=1 && ip addr add 198.18.0.10/24 dev eth0 && ip route add default via 198.18.0.1');
+    const bed = await SingleNode.create(this.label, { topo: this.topo });
+    this.host = bed.node;
+    this.outside = bed.outside;
     this.writeRootfs();
     this.writeConfig(conflist, opts.noFallback === true);
     for (const d of ['bpffs', 'storage', 'run', 'tmp', 'volumes']) mkdirSync(join(this.dir, d), { recursive: true });
@@ -184,31 +180,29 @@ graphroot = "${join(this.dir, 'storage')}"
   }
 
   /** opts.cniSocket false: the agent does not serve the CNI plugins (`--cni-socket none`). */
-  startAgent(opts: { cniSocket?: boolean } = {}): ChildProcess {
-    const cmd = agentCommand(['run', '--cni-socket', opts.cniSocket === false ? 'none' : this.agentSocket, '--nodename', this.nodeName, '--ip', '198.18.0.10/24', '--store-dir', this.storeDir,
-      '--bpffs-root', join(this.bpffs, 'tortie'), '--run-dir', join(this.dir, 'agent-run'), '--health-port', String(this.healthPort), '--metrics-port', '0', '--log-level', 'info',
-      '--interface-prefix', 'cali,veth']);
-    const child = this.host.spawn(['nsenter', `--mount=${this.mntNs}`, '--', ...cmd], { netOnly: true, env: childEnv() });
+  startAgent(opts: { cniSocket?: boolean } = {}): AgentProcess {
+    // In the holder's mount namespace: the agent pins into the private bpffs mounted there.
+    this.agent = new AgentProcess(this.host, {
+      args: ['run', '--cni-socket', opts.cniSocket === false ? 'none' : this.agentSocket, '--nodename', this.nodeName, '--ip', `${NODE_IP}/24`, '--store-dir', this.storeDir,
+        '--bpffs-root', join(this.bpffs, 'tortie'), '--run-dir', join(this.dir, 'agent-run'), '--metrics-port', '0', '--log-level', 'info', '--interface-prefix', 'cali,veth'],
+      healthPort: this.healthPort, env: childEnv(), wrap: ['nsenter', `--mount=${this.mntNs}`, '--'],
+    });
     this.agentServesCni = opts.cniSocket !== false;
-    child.stdout?.on('data', (d) => { this.agentLog += String(d); });
-    child.stderr?.on('data', (d) => { this.agentLog += String(d); });
-    this.agent = child;
-    return child;
+    return this.agent;
   }
+
+  get agentLog(): string { return this.agent?.log ?? ''; }
 
   private agentServesCni = false;
 
   /** Ready: /readyz answers 200 and, when the agent serves the CNI plugins, its socket listens. */
   async waitAgentReady(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const serving = (): boolean => !this.agentServesCni || /serving the CNI plugins/.test(this.agentLog);
-    const probe = `fetch('http://127.0.0.1:${this.healthPort}/readyz').then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))`;
-    while (Date.now() < deadline) {
-      if (this.agent && this.agent.exitCode !== null) throw new Error(`agent exited (${this.agent.exitCode}):\n${this.agentLog}`);
-      if (serving() && (await this.host.exec([process.execPath, '-e', probe], { allowFail: true, env: childEnv() })).code === 0) return;
-      await new Promise((res) => setTimeout(res, 100));
+    if (!this.agent) throw new Error('no agent started');
+    const t0 = Date.now();
+    await this.agent.waitReady(timeoutMs);
+    if (this.agentServesCni && !(await eventually(async () => /serving the CNI plugins/.test(this.agentLog), true, Math.max(0, timeoutMs - (Date.now() - t0))))) {
+      throw new Error(`agent not serving the CNI plugins after ${timeoutMs} ms:\n${this.agentLog}`);
     }
-    throw new Error(`agent not ready after ${timeoutMs} ms:\n${this.agentLog}`);
   }
 
   /** Processes whose network namespace is one of podman's (in our /run/netns). */
