@@ -6,6 +6,7 @@
 // (their replies are conntrack's) keep working under Drop. Real packets in namespaces, and
 // BPF_PROG_TEST_RUN inside a namespace of the test's own.
 import t from 'tap';
+import { gnp, namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
 import { SingleNode, NODE_IP, OUTSIDE_IP, type Workload } from '../../src/testbed';
 import { uniquePinRoot, removePinRoot, WepHarness, TEST_IFINDEX, TC_ACT_OK, TC_ACT_SHOT } from '../../src/testbed/wep-harness';
 import { allowAll } from '../../src/testbed/tables';
@@ -18,17 +19,12 @@ import { CalcGraph } from '../../src/calc';
 import { tcpFrame, udpFrame, icmpFrame } from '../../src/testbed/fixtures';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
 
-const V3 = 'projectcalico.org/v3' as const;
 const WL_IP = '192.168.30.1';
 const HOST_LO_IP = '198.19.0.5'; // a second address of the node, on its lo
 
-const wep: WorkloadEndpoint = {
-  apiVersion: V3, kind: 'WorkloadEndpoint', metadata: { name: 'w', namespace: 'ns1', labels: { app: 'w' } },
-  spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${WL_IP}/32`], interfaceName: 'caliw', profiles: [] },
-};
-const allowAllPolicy: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'all' },
-  spec: { selector: 'all()', types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } };
-const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
+const wep: WorkloadEndpoint = fixtureWep('ns1/w', { ip: WL_IP, labels: { app: 'w' } });
+const allowAllPolicy: GlobalNetworkPolicy = gnp('all', { selector: 'all()', types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] });
+const ns1: Namespace = namespace('ns1');
 
 interface Node { topo: SingleNode; dp: WepDatapath; w: Workload; toHostDenied(): bigint; close(): Promise<void> }
 

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pinRoot, removePinRoot } from '../../../src/testbed/pins';
+import { inetChecksum } from '../../../src/dataplane/bpf/packet';
 import type { Test } from 'tap';
 import { BpfError } from '../../../src/dataplane/native';
 import { ipv4ToU32 } from '../../../src/primitives';
@@ -33,12 +34,8 @@ export function tempPinRoot(t: Test, label: string): string {
   return dir;
 }
 
-export function ipChecksum(hdr: Buffer): number {
-  let sum = 0;
-  for (let i = 0; i < hdr.length; i += 2) sum += hdr.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
+/** The Internet checksum (the one implementation, src/dataplane/bpf/packet.ts). */
+export const ipChecksum = inetChecksum;
 
 export interface PacketSpec { proto: number; src?: string; dst?: string; payload?: number; tos?: number }
 
