@@ -18,8 +18,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Topology, run, type Netns } from '../src/util/netns';
-import { pinRoot as newPinRoot } from '../src/testbed/pins';
+import { FlatCluster, SingleNode, run, pinRoot as newPinRoot, type Netns } from '../src/testbed';
 import { EmbeddedDatastore } from '../src/datastore';
 import { ResourceClient } from '../src/client/resources';
 import { IpamClient } from '../src/ipam';
@@ -47,7 +46,7 @@ const nodeIp = (i: number) => `198.18.${1 + Math.floor(i / 200)}.${10 + (i % 200
 
 async function routeCounts(dir: string): Promise<void> {
   const ds = new EmbeddedDatastore({ dir: path.join(dir, 'store-routes') });
-  const topo = Topology.create('bgpbench');
+  const bed = await SingleNode.create('bgpbench', { nodeIp: '198.18.0.2', outsideIp: '198.18.0.1', prefix: 16 });
   const pinRoot = newPinRoot('bgpbench', { create: false });
   try {
     const rc = new ResourceClient(ds);
@@ -67,10 +66,7 @@ async function routeCounts(dir: string): Promise<void> {
     }
     process.stdout.write(`  ${wl.length} endpoints on ${ROUTE_NODES} nodes allocated by IPAM in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${blocks.size} blocks\n`);
 
-    const ns = await topo.addNetns('node');
-    const gw = await topo.addNetns('gw');
-    await topo.addVeth(ns, 'eth0', gw, 'eth0');
-    await ns.sh('ip addr add 198.18.0.2/16 dev eth0');
+    const ns = bed.node;
     const routing: RoutingState = {
       pools: [{ name: 'pods', cidr: '192.168.0.0/16', ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false, disabled: false, blockSize: 26 }],
       nodes: [{ name: 'node-0', ipv4Address: '198.18.0.2/16' }, ...Array.from({ length: ROUTE_NODES - 1 }, (_, i) => ({ name: `node-${i + 1}`, ipv4Address: `${nodeIp(i + 1)}/16` }))],
@@ -110,7 +106,7 @@ async function routeCounts(dir: string): Promise<void> {
     process.stdout.write(`    bgp mode (per block):          ${cAfter.kernel} kernel routes, ${cAfter.map} rt4 entries, first apply ${applyAfter.toFixed(0)} ms\n`);
     process.stdout.write(`    ratio: ${(cBefore.kernel / Math.max(1, cAfter.kernel)).toFixed(1)}× fewer kernel routes, ${(cBefore.map / Math.max(1, cAfter.map)).toFixed(1)}× fewer route-map entries\n`);
   } finally {
-    await topo.destroy();
+    bed.destroySync();
     fs.rmSync(pinRoot, { recursive: true, force: true });
     await ds.close();
   }
@@ -118,28 +114,19 @@ async function routeCounts(dir: string): Promise<void> {
 
 async function propagation(dir: string): Promise<void> {
   const ds = new EmbeddedDatastore({ dir: path.join(dir, 'store-prop') });
-  const topo = Topology.create('bgpprop');
+  const bed = await FlatCluster.create('bgpprop');
   const drivers: BgpDriver[] = [];
   let tor: FrrTor | undefined;
   try {
     const rc = new ResourceClient(ds);
     await rc.create(res('IPPool', 'pods', { cidr: '192.168.0.0/16' }) as never);
     await rc.create(res('BGPPeer', 'tor', { peerIP: '198.18.1.1', asNumber: 65001 }) as never);
-    const sw = await topo.addNetns('sw');
-    await sw.sh('ip link add br0 type bridge && ip link set br0 up');
-    const torNs = await topo.addNetns('tor');
-    await topo.addVeth(torNs, 'eth0', sw, 'ptor');
-    await sw.sh('ip link set ptor master br0');
-    await torNs.sh('ip addr add 198.18.1.1/24 dev eth0');
+    const torNs = await bed.attach('tor', 'ptor', '198.18.1.1/24');
     const nodes: { name: string; ip: string; ns: Netns }[] = [];
     for (let i = 0; i < BIRD_NODES; i++) {
-      const ns = await topo.addNetns(`n${i}`);
-      await topo.addVeth(ns, 'eth0', sw, `p${i}`);
-      await sw.sh(`ip link set p${i} master br0`);
-      const ip = `198.18.1.${10 + i}`;
-      await ns.sh(`ip addr add ${ip}/24 dev eth0`);
-      await rc.create(res('Node', `node-${i}`, { bgp: { ipv4Address: `${ip}/24` } }) as never);
-      nodes.push({ name: `node-${i}`, ip, ns });
+      const n = await bed.addNode(i);
+      await rc.create(res('Node', n.name, { bgp: { ipv4Address: `${n.ip}/24` } }) as never);
+      nodes.push(n);
     }
     tor = new FrrTor(torNs, '198.18.1.1', 65001);
     await tor.start(nodes.map((n) => ({ ip: n.ip, asNumber: 64512 })));
@@ -201,7 +188,7 @@ async function propagation(dir: string): Promise<void> {
   } finally {
     for (const d of drivers) await d.stop('down').catch(() => undefined);
     await tor?.stop();
-    await topo.destroy();
+    bed.destroySync();
     tor?.cleanup();
     await ds.close();
   }

@@ -16,7 +16,8 @@
  *                          │ 198.18.3.0/24
  *                       outside .10  (default route via rtr; no routes to the pools)
  *
- * FlatCluster — N nodes (node-<i>, 198.18.1.<10+i>/24) on one bridge in namespace `sw`.
+ * FlatCluster — N nodes (node-<i>, 198.18.1.<10+i>/24) on one bridge in namespace `sw`, and other
+ *   hosts of that segment (`attach`: a ToR, a route reflector).
  *
  * Every node gets NODE_SYSCTLS (src/testbed/wire.ts); workloads are wired by the CNI plugin's own
  * steps. Owners register what they make outside the namespaces (pins, directories) with
@@ -61,6 +62,8 @@ abstract class Layout {
 export interface SingleNodeOptions {
   nodeIp?: string;
   outsideIp?: string;
+  /** Prefix length of the node–outside link (default 24). */
+  prefix?: number;
   /** The outside host routes the pools to the node (default false: replies need SNAT). */
   outsideRoutesPools?: boolean;
   /** The node forwards globally (default true; see NodeNetOptions.forwarding). */
@@ -80,10 +83,11 @@ export class SingleNode extends Layout {
       const node = await topo.addNetns('node');
       const outside = await topo.addNetns('out');
       await topo.addVeth(node, 'eth0', outside, 'eth0');
-      await outside.sh(`ip addr add ${outsideIp}/24 dev eth0${o.outsideRoutesPools ? ` && ip route add ${POOL_CIDR} via ${nodeIp}` : ''}`);
+      const prefix = o.prefix ?? 24;
+      await outside.sh(`ip addr add ${outsideIp}/${prefix} dev eth0${o.outsideRoutesPools ? ` && ip route add ${POOL_CIDR} via ${nodeIp}` : ''}`);
       // The default route matters: proxy ARP answers for 169.254.1.1 only when the node has a
       // route to it through another interface.
-      await configureNode(node, { address: `${nodeIp}/24`, gateway: outsideIp, forwarding: o.forwarding });
+      await configureNode(node, { address: `${nodeIp}/${prefix}`, gateway: outsideIp, forwarding: o.forwarding });
       return new SingleNode(topo, node, outside, nodeIp, outsideIp);
     }, o.topo);
   }
@@ -165,14 +169,25 @@ export class FlatCluster extends Layout {
 
   /** node-<i> at 198.18.1.<10+i>/24 on the bridge (no default route: the segment is the network). */
   async addNode(i: number): Promise<BedNode> {
+    if (!Number.isInteger(i) || i < 0 || i > 240) throw new Error(`node index ${i} out of range (0-240)`);
     const name = `node-${i}`;
-    const ns = await this.topo.addNetns(`n${i}`);
-    await this.topo.addVeth(ns, 'eth0', this.sw, `p${i}`);
-    await this.sw.sh(`ip link set p${i} master br0`);
     const ip = `198.18.1.${10 + i}`;
+    const ns = await this.attach(`n${i}`, `p${i}`);
     await configureNode(ns, { address: `${ip}/24` });
     const n: BedNode = { name, ns, ip, prefix: 24 };
     this.nodes.push(n);
     return n;
+  }
+
+  /**
+   * Another host on the segment (a ToR, a route reflector): namespace `short`, its eth0 on the
+   * bridge through `leg`, with `address` (198.18.1.1-9 are free of nodes) when given.
+   */
+  async attach(short: string, leg = `p${short}`, address?: string): Promise<Netns> {
+    const ns = await this.topo.addNetns(short);
+    await this.topo.addVeth(ns, 'eth0', this.sw, leg);
+    await this.sw.sh(`ip link set ${leg} master br0`);
+    if (address) await ns.sh(`ip addr add ${address} dev eth0`);
+    return ns;
   }
 }

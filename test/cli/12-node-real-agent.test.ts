@@ -42,7 +42,7 @@ t.test('node run / node status with the real agent in a namespace', { skip: buil
   t.match(run.stdout, /tortie node started successfully\n$/);
 
   const nodes = await inA(['get', 'nodes', '-o', 'wide']);
-  t.match(nodes.stdout, new RegExp(`\\n${name} +\\(64512\\) +198\\.18\\.0\\.2/24 +\\n`), 'the agent registered its Node with its address and subnet');
+  t.match(nodes.stdout, new RegExp(`\\n${name} +\\(64512\\) +${bed.nodeIp.replace(/\./g, '\\.')}/24 +\\n`), 'the agent registered its Node with its address and subnet');
 
   const version = await inA(['version']);
   t.match(version.stdout, /\nCluster Version: +v\d+\.\d+\.\d+\nCluster Type: +tortie\n$/, 'the agent wrote ClusterInformation; version shows it');
