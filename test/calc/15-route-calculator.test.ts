@@ -10,8 +10,8 @@
 import t from 'tap';
 import { CalcGraph, ResourceState, resourceKey, RouteCalculator, type RouteDelta, type RoutingState } from '../../src/calc';
 import type { IPPool, Resource, ResourceKind, WorkloadEndpoint } from '../../src/model';
-import { node, wep } from './helpers/build';
-import { Gen, rng } from './helpers/random';
+import { node, wep } from '../../src/testbed/fixtures';
+import { Gen, rng } from '../../src/testbed/fuzz/random';
 
 type Event = { op: 'upsert'; r: Resource } | { op: 'delete'; kind: ResourceKind; key: string };
 

@@ -8,11 +8,11 @@ import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { frag4KeyCodec, fragValueCodec } from '../../src/dataplane/bpf/codecs';
 import { eth, ipv4, udp, PROTO, ipv4ToU32 } from '../../src/dataplane/bpf/packet';
 import { Topology } from '../../src/util/netns';
-import { UplinkHarness } from './helpers/uplink';
-import { ipAt } from './helpers/pkt';
-import { WepHarness } from '../datapath/helpers/harness';
-import { allowAll } from '../datapath/helpers/tables';
-import { NODE, natLayout } from './helpers/nat-fuzz';
+import { UplinkHarness } from '../../src/testbed/uplink-harness';
+import { ipAt } from '../../src/testbed/fixtures';
+import { WepHarness } from '../../src/testbed/wep-harness';
+import { allowAll } from '../../src/testbed/tables';
+import { NODE, natLayout } from '../../src/testbed/fuzz/nat-fuzz';
 
 const WL1 = '192.168.10.5';
 const OUT = '198.18.3.20';
