@@ -18,9 +18,10 @@
  *   filler policies, as it would in a real cluster.
  */
 import {
-  workloadEndpointName, type GlobalNetworkPolicy, type Namespace, type Node, type Profile, type Rule,
+  type GlobalNetworkPolicy, type Namespace, type Node, type Profile, type Rule,
   type WorkloadEndpoint,
 } from '../../src/model';
+import { k8sWep } from '../../src/testbed/fixtures';
 
 const V3 = 'projectcalico.org/v3' as const;
 
@@ -125,12 +126,8 @@ export function remoteNodeAddress(k: number): string {
   return `198.18.${2 + Math.floor(n / 254)}.${1 + (n % 254)}`;
 }
 
-function wep(node: string, pod: string, namespace: string, ip: string, labels: Record<string, string>, iface: string): WorkloadEndpoint {
-  const spec = { orchestrator: 'k8s', node, pod, endpoint: 'eth0', interfaceName: iface, ipNetworks: [`${ip}/32`], profiles: [PROFILE_NAME] };
-  const name = workloadEndpointName(spec);
-  if (typeof name !== 'string') throw new FixtureError(`workload endpoint name for pod ${pod}: ${name.path} ${name.reason}`);
-  return { apiVersion: V3, kind: 'WorkloadEndpoint', metadata: { name, namespace, labels }, spec };
-}
+const wep = (node: string, pod: string, namespace: string, ip: string, labels: Record<string, string>, iface: string): WorkloadEndpoint =>
+  k8sWep({ node, pod, ip, iface, namespace, labels, profiles: [PROFILE_NAME] });
 
 function fillerLabels(rand: () => number): Record<string, string> {
   const app = Math.floor(rand() * APP_VALUES);

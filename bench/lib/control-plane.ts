@@ -23,7 +23,7 @@ import { EmbeddedDatastore } from '../../src/datastore';
 import { ResourceClient } from '../../src/client/resources';
 import { BpfMap } from '../../src/dataplane/native';
 import { MAP } from '../../src/dataplane/bpf/codecs';
-import { workloadEndpointName, type GlobalNetworkPolicy, type Resource, type Rule, type WorkloadEndpoint } from '../../src/model';
+import { type GlobalNetworkPolicy, type Resource, type Rule, type WorkloadEndpoint } from '../../src/model';
 import { BenchTopology, NODE_IP } from './topology';
 import { BENCH_NS, CLIENT, SERVER } from './scenarios';
 import { addFigure, addSample, type RunResult, type FigureDef } from './results';
@@ -33,6 +33,7 @@ import { parseCompileBench } from './children';
 import { agentCommand } from '../../src/node/launch';
 import { u32ToIpv4 } from '../../src/primitives';
 import { pinRoot as newPinRoot, removePinRoot } from '../../src/testbed/pins';
+import { k8sWep } from '../../src/testbed/fixtures';
 
 export interface ControlSettings {
   storeEndpoints: number;
@@ -52,11 +53,8 @@ const GATE_PORT = 9999;
 const CONTROL_PORT = 9998;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function wep(pod: string, node: string, ip: string, labels: Record<string, string>, iface?: string): WorkloadEndpoint {
-  const spec = { orchestrator: 'k8s', node, pod, endpoint: 'eth0', ipNetworks: [`${ip}/32`], profiles: [`kns.${BENCH_NS}`], ...(iface ? { interfaceName: iface } : {}) };
-  const name = workloadEndpointName(spec) as string;
-  return { apiVersion: V3, kind: 'WorkloadEndpoint', metadata: { name, namespace: BENCH_NS, labels }, spec };
-}
+const wep = (pod: string, node: string, ip: string, labels: Record<string, string>, iface: string): WorkloadEndpoint =>
+  k8sWep({ node, pod, ip, iface, namespace: BENCH_NS, labels, profiles: [`kns.${BENCH_NS}`] });
 
 /** Local endpoint i: 192.168.128.0/17; remote endpoint i: 192.168.0.0/17 (never configured anywhere). */
 const localIp = (i: number) => u32ToIpv4(((192 << 24) | (168 << 16) | 0x8000) + 1 + i >>> 0);

@@ -26,7 +26,8 @@
  * dataplanes from one rule model), named `ipv4_addr` sets for selectors, kernel conntrack
  * (`ct state`), and a counter on every rule as Felix writes them.
  */
-import { workloadEndpointName, type GlobalNetworkPolicy, type Namespace, type Node, type Profile, type Resource, type Rule, type WorkloadEndpoint } from '../../src/model';
+import { type GlobalNetworkPolicy, type Namespace, type Node, type Profile, type Resource, type Rule, type WorkloadEndpoint } from '../../src/model';
+import { k8sWep } from '../../src/testbed/fixtures';
 import { u32ToIpv4 } from '../../src/primitives';
 
 export const BENCH_NODE = 'bench-node';
@@ -64,12 +65,8 @@ export function memberAddress(k: number): string {
   return u32ToIpv4((MEMBER_SPACE_START + ((k * MEMBER_STEP) % MEMBER_SPACE)) >>> 0);
 }
 
-function wep(pod: string, node: string, ip: string, labels: Record<string, string>, iface?: string): WorkloadEndpoint {
-  const spec = { orchestrator: 'k8s', node, pod, endpoint: 'eth0', ipNetworks: [`${ip}/32`], profiles: [`kns.${BENCH_NS}`], ...(iface ? { interfaceName: iface } : {}) };
-  const name = workloadEndpointName(spec);
-  if (typeof name !== 'string') throw new ScenarioError(`endpoint ${pod}: ${name.path} ${name.reason}`);
-  return { apiVersion: V3, kind: 'WorkloadEndpoint', metadata: { name, namespace: BENCH_NS, labels }, spec };
-}
+const wep = (pod: string, node: string, ip: string, labels: Record<string, string>, iface: string): WorkloadEndpoint =>
+  k8sWep({ node, pod, ip, iface, namespace: BENCH_NS, labels, profiles: [`kns.${BENCH_NS}`] });
 
 export function serverPolicy(s: PolicyScale, version = 0): GlobalNetworkPolicy {
   const member = { selector: "role == 'member'" };
