@@ -41,7 +41,10 @@ abstract class Layout {
   async destroy(): Promise<void> { this.topo.destroySync(); }
   destroySync(): void { this.topo.destroySync(); }
 
-  /** Builds with `make` on a new topology (or `topo`, one the caller created to know its names early). */
+  /**
+   * Builds with `make` on a new topology, or on `topo` (one the caller created to know its names
+   * early or to hold more of its own). If building fails the topology is destroyed, either way.
+   */
   protected static async building<T extends Layout>(label: string, make: (topo: Topology) => Promise<T>, topo = Topology.create(label)): Promise<T> {
     try {
       return await make(topo);
