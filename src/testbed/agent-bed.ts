@@ -51,7 +51,7 @@ export class AgentBed {
 
   /**
    * Starts the agent (node address the node's uplink /24) with `extra` flags. `omit`: default flags
-   * left out (`--log-level`, so that FelixConfiguration decides; `--metrics-port`); `env`: added to
+   * left out (`--log-level`, `--health-port`, `--metrics-port`: FelixConfiguration decides); `env`: added to
    * the agent's environment; `wrap`: a command the agent runs under (setpriv …).
    */
   startAgent(extra: string[] = [], o: { wrap?: string[]; omit?: string[]; env?: NodeJS.ProcessEnv } = {}): AgentProcess {
@@ -61,7 +61,8 @@ export class AgentBed {
       const i = args.indexOf(f);
       if (i >= 0) args.splice(i, 2);
     }
-    this.agent = new AgentProcess(this.node, { args, healthPort: this.healthPort, env: childEnv(o.env), wrap: o.wrap });
+    this.agent = new AgentProcess(this.node, { args, healthPort: this.healthPort, env: childEnv(o.env), wrap: o.wrap,
+      healthPortFlag: !(o.omit ?? []).includes('--health-port') });
     return this.agent;
   }
 

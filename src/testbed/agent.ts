@@ -46,6 +46,8 @@ export interface AgentProcessOptions {
   logFile?: string;
   /** A command the agent's command line is appended to (e.g. `setpriv --bounding-set …`). */
   wrap?: string[];
+  /** Pass `--health-port` (default true; false: the port comes from FelixConfiguration, `healthPort` is where to probe). */
+  healthPortFlag?: boolean;
 }
 
 /** The real agent as a process in a node namespace; killed with the namespace's topology. */
@@ -56,7 +58,7 @@ export class AgentProcess {
 
   constructor(readonly ns: Netns, o: AgentProcessOptions) {
     this.healthPort = o.healthPort ?? randomPort();
-    this.child = ns.spawn([...(o.wrap ?? []), ...agentCommand([...o.args, '--health-port', String(this.healthPort)], o.nodeFlags)],
+    this.child = ns.spawn([...(o.wrap ?? []), ...agentCommand([...o.args, ...(o.healthPortFlag === false ? [] : ['--health-port', String(this.healthPort)])], o.nodeFlags)],
       { netOnly: true, env: o.env ?? childEnv() });
     const add = (d: Buffer) => {
       this.log += String(d);

@@ -8,7 +8,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EtcdCluster } from './helpers/etcd-server';
+import { EtcdCluster } from '../../src/testbed/etcd';
 import { EtcdDatastore } from '../../src/datastore/etcd';
 import { EmbeddedDatastore, decodeValue, encodeValue, resourcePrefix } from '../../src/datastore';
 import { KIND_PLURAL, ResourceClient, isNamespaced } from '../../src/client/resources';

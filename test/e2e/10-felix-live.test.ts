@@ -7,7 +7,7 @@
 //     shows in behaviour: a reply 3.5 s late is dropped where it passed before;
 //   - FELIX_LOGSEVERITYSCREEN=Warning in the environment wins over node.<name>'s Debug.
 import t from 'tap';
-import { AgentLab, CHILD_ENV, eventually, type Workload } from './helpers/agent-lab';
+import { AgentBed, childEnv, eventually, type Workload } from '../../src/testbed';
 import { workloadEndpointName, type Resource } from '../../src/model';
 import type { Netns } from '../../src/util/netns';
 
@@ -24,12 +24,12 @@ function wep(w: Workload): Resource {
 
 async function healthAnswers(ns: Netns, port: number): Promise<boolean> {
   const probe = `fetch('http://127.0.0.1:${port}/readyz').then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))`;
-  return (await ns.exec([process.execPath, '-e', probe], { allowFail: true, env: CHILD_ENV })).code === 0;
+  return (await ns.exec([process.execPath, '-e', probe], { allowFail: true, env: childEnv() })).code === 0;
 }
 
 async function metricsAnswer(ns: Netns, port: number): Promise<boolean> {
   const probe = `fetch('http://127.0.0.1:${port}/metrics').then(r=>r.text()).then(t=>process.exit(t.includes('felix_resyncs_started')?0:1),()=>process.exit(1))`;
-  return (await ns.exec([process.execPath, '-e', probe], { allowFail: true, env: CHILD_ENV })).code === 0;
+  return (await ns.exec([process.execPath, '-e', probe], { allowFail: true, env: childEnv() })).code === 0;
 }
 
 /** A link with the workload prefix (no endpoint): the agent attaches its programs and logs it at debug. */
@@ -44,7 +44,7 @@ async function addLink(node: Netns, name: string): Promise<void> {
  * later. Which answers arrive says whether the flow's conntrack entry lived that long (the
  * workload's profile allows no ingress: only replies get in).
  */
-async function udpReplies(lab: AgentLab, w: Workload, port: number): Promise<string[]> {
+async function udpReplies(lab: AgentBed, w: Workload, port: number): Promise<string[]> {
   const server = lab.outside.spawn(['/usr/bin/python3', '-c', `
 import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -80,9 +80,8 @@ print(','.join(got))
 }
 
 t.test('FelixConfiguration live: log severity and health port in place, conntrack timeouts by restart, environment wins', async (t) => {
-  const lab = new AgentLab('flxlive');
+  const lab = await AgentBed.create('flxlive');
   t.teardown(() => lab.destroy());
-  await lab.init();
   await lab.outside.sh('ip route add 192.168.20.0/24 via 198.18.0.10');
   const wa = await lab.addWorkload('wa', '192.168.20.1', 'calia000000001');
   await lab.client.create({ apiVersion: V3, kind: 'Profile', metadata: { name: 'egress-only' }, spec: { egress: [{ action: 'Allow' }] } } as Resource);
@@ -93,7 +92,7 @@ t.test('FelixConfiguration live: log severity and health port in place, conntrac
   const omit = ['--log-level', '--health-port', '--metrics-port'];
   const agent = lab.startAgent([], { omit });
   await lab.waitReady();
-  const exited = new Promise<number | null>((r) => agent.once('exit', (code) => r(code)));
+  const exited = new Promise<number | null>((r) => agent.child.once('exit', (code) => r(code)));
   const linesSince = (from: number) => lab.agentLog.slice(from).split('\n').filter(Boolean);
   const logged = (from: number, re: RegExp) => eventually(async () => linesSince(from).some((l) => re.test(l)), true, 10_000);
 

@@ -7,7 +7,8 @@ import {
 } from '../../src/ipam';
 import { collectCooldown, newBlock, releaseHandle, allocate } from '../../src/ipam/block';
 import type { JsonValue } from '../../src/datastore';
-import { openTestStore, pool } from './helpers/store';
+import { openTestStore } from '../../src/testbed/store';
+import { pool } from '../../src/testbed/fixtures';
 
 t.test('strict_affinity: no borrowing from another node\'s block, and the refusal says why', async (t) => {
   const s = openTestStore('ipam-strict');
