@@ -1,5 +1,6 @@
 /**
- * Test helper: real etcd members (/usr/bin/etcd) on 127.0.0.1 with free ports and temp data
+ * Test helper: real etcd members (/usr/bin/etcd) on 127.0.0.1 of the run's private network
+ * namespace (scripts/private-netns.sh; refused outside it) with free ports and temp data
  * dirs. Every member is SIGKILLed and every dir removed on stop(), on process exit and on
  * SIGINT/SIGTERM, whatever the test outcome.
  */
@@ -104,6 +105,12 @@ export class EtcdCluster {
   }
 
   static async start(size = 1, opts: ClusterOptions = {}): Promise<EtcdCluster> {
+    // Members listen on 127.0.0.1: only inside the private network namespace npm test and npm
+    // run bench run in (scripts/private-netns.sh), never on the host's own loopback.
+    if (process.env.TORTIE_PRIVATE_NETNS !== '1') {
+      throw new Error('etcd test members listen on 127.0.0.1 and must not use the host\'s network stack: run this through ' +
+        'scripts/private-netns.sh (npm test and npm run bench do), e.g. bash scripts/private-netns.sh node node_modules/tap/dist/esm/run.mjs <files>');
+    }
     installHooks();
     const c = new EtcdCluster(opts);
     liveClusters.add(c);
