@@ -14,8 +14,10 @@
  *                      this host, is SNATed to the node address; ICMP errors of SNATed
  *                      flows are translated like them, other ICMP from such pools is dropped
  *                      (lib/icmp_err.h).
- * Everything else passes untouched, including VLAN-tagged and non-IPv4 frames. Until the agent
- * has written tortie_netcfg_v1 (the node address) both programs only count.
+ * Both also carry host endpoint policy (lib/hostep.h; IPIP between nodes and tunnelled
+ * workload traffic excepted). Everything else passes untouched, including VLAN-tagged and
+ * non-IPv4 frames. Until the agent has written tortie_netcfg_v1 (the node address) both
+ * programs only count and apply host endpoint policy.
  * One exit per program: a DROP_* reason becomes TC_ACT_SHOT and a counter (TORTIE_DIR_UPLINK).
  */
 #define TORTIE_CTX_SKB
@@ -26,35 +28,13 @@
 #include "lib/ipip.h"
 #include "lib/nat.h"
 #include "lib/icmp_err.h"
+#include "lib/hostep.h"
 #include "shared/btf-anchor.h"
 
-/* Untagged IPv4 only: returns PARSE_IPV4 with pkt filled, 0 to pass untouched, < 0 a drop. */
-static __always_inline int uplink_parse(struct __sk_buff *skb, struct tortie_pkt *pkt, __u32 *l4off)
-{
-	struct ethhdr *eth;
-	struct iphdr *ip;
-	int ret;
-
-	if (skb->vlan_present)
-		return 0;
-	/* Only the headers parse_packet() reads (outer IP + 20 bytes for IPIP, whose inner header
-	 * the decap path reads with bpf_skb_load_bytes; the quoted header of an ICMP error): a GSO
-	 * packet's payload stays in its frags, and a cloned head (TCP's) is not copied. */
-	parse_pull_headers(skb);
-	eth = ctx_data(skb);
-	if ((void *)(eth + 1) > ctx_data_end(skb))
-		return 0;
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return 0;
-	ret = parse_packet(skb, pkt, false, true);
-	if (ret < 0)
-		return ret;
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > ctx_data_end(skb))
-		return DROP_TRUNC_IP;
-	*l4off = ETH_HLEN + ip->ihl * 4;
-	return PARSE_IPV4;
-}
+/* Untagged IPv4 only (lib/hostep.h host_parse): PARSE_IPV4, 0 to pass untouched, < 0 a drop.
+ * parse_pull_headers pulls the outer IP + 20 bytes (IPIP's inner header is read with
+ * bpf_skb_load_bytes) and an ICMP error's quote: a cloned head (TCP's) is not copied. */
+#define uplink_parse host_parse
 
 /* The SNAT source of natOutgoing pools: Felix's natOutgoingAddress, else the node address. */
 static __always_inline __be32 snat_addr(const struct tortie_netcfg *cfg)
@@ -67,11 +47,16 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 {
 	const struct tortie_netcfg *cfg = netcfg_get();
 	struct tortie_pkt pkt = {};
+	bool translated = false;
 	__u32 l4off = 0;
 	int ret;
 
-	if (!cfg)
-		return TORTIE_FORWARD;
+	if (!cfg) {
+		/* Networking not configured yet: only host endpoint policy applies (and what it cannot
+		 * parse passes, as everything did before). */
+		ret = uplink_parse(skb, &pkt, &l4off);
+		return ret <= 0 ? TORTIE_FORWARD : hep_ingress(skb, &pkt, false);
+	}
 	ret = uplink_parse(skb, &pkt, &l4off);
 	if (ret <= 0)
 		return ret;
@@ -81,6 +66,7 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 		ret = nat_frag_later(skb, &pkt, TORTIE_FRAG_PT_RNAT);
 		if (ret < 0)
 			return ret;
+		translated = ret > 0;
 	} else if (pkt.daddr == snat_addr(cfg)) {
 		__u8 type = (__u8)(pkt.dport >> 8);
 
@@ -92,8 +78,13 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 			ret = nat_rev(skb, &pkt, l4off, snat_addr(cfg));
 		if (ret < 0)
 			return ret;
+		translated = ret > 0;
 	}
-	return TORTIE_FORWARD;
+	/* Host endpoint policy: a reply of a SNATed flow (translated back) is established,
+	 * as in Linux conntrack; doNotTrack policy still sees it as it arrived (pkt is not
+	 * rewritten), as Felix's raw table does. IPIP from known nodes was handled above: Felix
+	 * allows it before host endpoint policy too. */
+	return hep_ingress(skb, &pkt, translated);
 }
 
 /* SNAT applies: source in a natOutgoing pool; destination in no pool, not a node, not us. */
@@ -116,12 +107,22 @@ static __always_inline int uplink_egress(struct __sk_buff *skb)
 	__u32 l4off = 0;
 	int ret;
 
-	if (!cfg)
-		return TORTIE_FORWARD;
+	if (!cfg) {
+		ret = uplink_parse(skb, &pkt, &l4off);
+		return ret <= 0 ? TORTIE_FORWARD : hep_egress(skb, &pkt);
+	}
 	ret = uplink_parse(skb, &pkt, &l4off);
 	if (ret <= 0)
 		return ret;
 	rt = rt_lookup(pkt.daddr);
+	/* Host endpoint policy, before SNAT (on the workload's address, as Felix's FORWARD chain):
+	 * not for what crosses the IPIP tunnel (Felix: via tunl0, its outer packet allowed to
+	 * Calico nodes). */
+	if (!(pkt.proto == IPPROTO_IPIP && node_known(pkt.daddr)) && !(rt && (rt->flags & TORTIE_RT_F_ENCAP))) {
+		ret = hep_egress(skb, &pkt);
+		if (ret < 0)
+			return ret;
+	}
 	if (rt) {
 		if (!(rt->flags & TORTIE_RT_F_ENCAP) || pkt.proto == IPPROTO_IPIP)
 			return TORTIE_FORWARD;

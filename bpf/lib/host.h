@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Traffic between workloads and their own node (the host).
+ * Traffic between workloads and their own node (the host); host_is_local_dst is also the
+ * "to the host or forwarded" decision of host endpoint policy (lib/hostep.h).
  *
  * Felix's defaultEndpointToHostAction (load-time constant, set by the loader from the agent's
- * config): 0 = Drop (Calico's default), 1 = Accept (also Return: tortie has no host endpoints).
+ * config): 0 = Drop (Calico's default), 1 = Accept (also Return: as in Felix, Return hands the
+ * packet to the host's own processing; host endpoint policy does not police workload->host).
  * "To the host" is what the kernel would deliver locally: bpf_fib_lookup from the cali* says
  * NOT_FWDED (a local, broadcast or multicast route: every address of the node's namespace,
  * whatever interface holds it, and any address later added: no list to keep in sync), or

@@ -90,7 +90,11 @@ static __always_inline __u16 policy_sport_class(const struct tortie_table *t, __
 	return val ? (__u16)*val : 0;
 }
 
-/* Fills *out; returns 0 when the verdict is allow, DROP_POLICY_DENY or DROP_NO_TABLE. */
+/* policy_decide: no policy of a TORTIE_TBL_F_PASS table decided (never for workload tables). */
+#define POLICY_NEXT 1
+
+/* Fills *out; returns 0 when the verdict is allow, DROP_POLICY_DENY or DROP_NO_TABLE (or
+ * POLICY_NEXT, TORTIE_TBL_F_PASS tables only). */
 static __always_inline int policy_decide(__u32 table, __be32 remote, const struct tortie_pkt *pkt,
 					 struct tortie_verdict *out)
 {
@@ -111,7 +115,7 @@ static __always_inline int policy_decide(__u32 table, __be32 remote, const struc
 	t = table ? bpf_map_lookup_elem(&tortie_tbl_v1, &table) : NULL;
 	if (!t)
 		return DROP_NO_TABLE;
-	out->rule = t->miss_rule;
+	out->rule = 0;
 
 	val = bpf_map_lookup_elem(&tortie_cls4_v1, &ck);
 	pk.gclass = val ? *val : 0;
@@ -129,7 +133,12 @@ static __always_inline int policy_decide(__u32 table, __be32 remote, const struc
 	if (!v)
 		return DROP_POLICY_DENY;
 	__builtin_memcpy(out, v, sizeof(*out));
-	return out->action == TORTIE_ACT_ALLOW ? 0 : DROP_POLICY_DENY;
+	if (out->action == TORTIE_ACT_ALLOW)
+		return 0;
+	/* Host endpoint stages that go on when none of their policies decided. */
+	if ((t->flags & TORTIE_TBL_F_PASS) && out->rule == t->miss_rule)
+		return POLICY_NEXT;
+	return DROP_POLICY_DENY;
 }
 
 #endif

@@ -23,6 +23,9 @@ struct tortie_btf_anchor {
 	struct tortie_pf_value pf;
 	struct tortie_evsup_key evsup;
 	struct tortie_evbud evbud;
+	struct tortie_hostep hostep;
+	struct tortie_fs4_key fs4;
+	struct tortie_hct_value hct;
 };
 
 __attribute__((used, noinline)) static int tortie_btf_anchor(struct tortie_btf_anchor *a)

@@ -68,7 +68,12 @@ enum tortie_drop_reason {
 	DROP_ICMP_QUOTE = -46,           /* ICMP error NAT: the quoted header (address, checksum, port or
 					  * id) and the ICMP checksum (lib/icmp_err.h) */
 	DROP_ICMP_OUTER = -47,           /* ICMP error NAT: the outer address and IPv4 checksum (lib/icmp_err.h) */
-	TORTIE_DROP_MIN = -47,           /* keep equal to the most negative value */
+	DROP_HEP_POLICY = -48,           /* host endpoint: its normal policy (and profiles) denied traffic
+					  * to or from the host itself */
+	DROP_HEP_FORWARD = -49,          /* host endpoint: an applyOnForward policy denied forwarded traffic */
+	DROP_HEP_PREDNAT = -50,          /* host endpoint: a preDNAT policy denied arriving traffic */
+	DROP_HEP_UNTRACKED = -51,        /* host endpoint: a doNotTrack policy denied (before conntrack) */
+	TORTIE_DROP_MIN = -51,           /* keep equal to the most negative value */
 };
 
 /* Directions, as seen from the workload (Calico's terms for policy). */

@@ -53,11 +53,13 @@ struct tortie_cls6_key { /* reserved for tortie_cls6_v1 */
 
 /* ---- verdict tables ---- */
 #define TORTIE_TBL_F_SPORT (1u << 0) /* table has source-port classes: consult tortie_spc_v1 */
+#define TORTIE_TBL_F_PASS (1u << 1)  /* a host endpoint's doNotTrack/preDNAT table: cells whose rule
+				      * is miss_rule mean "no policy decided, next stage" */
 
 /* tortie_tbl_v1: key __u32 table id. A table is usable only once this entry exists. */
 struct tortie_table {
 	__u32 flags;     /* TORTIE_TBL_F_* */
-	__u32 miss_rule; /* rule id reported when no cell matches (the packet is denied) */
+	__u32 miss_rule; /* TORTIE_TBL_F_PASS: the rule id of the "next stage" cells; else 0 */
 	__u8 hash[8];    /* the compiler's content hash of the table, so a restarted agent can map
 			  * ids back to tables; not read by BPF */
 };
@@ -386,6 +388,50 @@ enum tortie_netstat {
 	TORTIE_NS_DECAP_FAST = 9,     /* decapsulated and redirected straight to the workload's cali* */
 	TORTIE_NS_NAT_HOST_SOCK = 10, /* SNAT candidate port skipped, or a reply left alone: a node socket owns the tuple */
 	TORTIE_NS_MAX = 11,
+};
+
+/* ---- host endpoints: tortie_hep_v1 (key: __u32 ifindex of a host interface; 0 = the `*` one) ----
+ * One table id per stage (0 = the stage has no policy: forward allows, the others go on). */
+enum tortie_hep_slot {
+	TORTIE_HEP_IN = 0,        /* normal policy, traffic to the host (then profiles, default deny) */
+	TORTIE_HEP_OUT = 1,       /* normal policy, traffic from the host */
+	TORTIE_HEP_FWD_IN = 2,    /* applyOnForward policy, forwarded traffic arriving here */
+	TORTIE_HEP_FWD_OUT = 3,   /* applyOnForward policy, forwarded traffic leaving here */
+	TORTIE_HEP_PREDNAT = 4,   /* preDNAT policy (ingress) */
+	TORTIE_HEP_DNT_IN = 5,    /* doNotTrack policy, arriving */
+	TORTIE_HEP_DNT_OUT = 6,   /* doNotTrack policy, leaving */
+	TORTIE_HEP_SLOTS = 8,     /* slot 7 reserved */
+};
+
+struct tortie_hostep {
+	__u32 id;                        /* agent-assigned endpoint id, reported in events */
+	__u32 flags;                     /* reserved */
+	__u32 table[TORTIE_HEP_SLOTS];   /* enum tortie_hep_slot -> verdict table id */
+	__u32 version;                   /* bumped by the agent on every update */
+	__u32 pad;
+};
+
+/* ---- failsafe ports: tortie_fs4_v1 (LPM: (dir, proto, port, remote prefix) -> __u32 reserved) ----
+ * Felix's failsafeInboundHostPorts (dir IN: destination port, remote = source) and
+ * failsafeOutboundHostPorts (dir OUT: destination port, remote = destination). An entry
+ * without `net` has prefixlen TORTIE_FS_FIXED_BITS (any remote). */
+#define TORTIE_FS_IN 0
+#define TORTIE_FS_OUT 1
+#define TORTIE_FS_FIXED_BITS 32
+
+struct tortie_fs4_key {
+	__u32 prefixlen;
+	__u8 dir;        /* TORTIE_FS_IN / TORTIE_FS_OUT */
+	__u8 proto;      /* 6, 17 or 132 */
+	__be16 port;
+	__be32 addr;     /* remote address (prefix) */
+};
+
+/* ---- host endpoint conntrack: tortie_hct4_v1 (LRU: struct tortie_ct4_key -> this) ---- */
+struct tortie_hct_value {
+	__u64 last_seen_ns;
+	__u32 rule;      /* rule id that allowed the flow (0: failsafe or no policy) */
+	__u32 pad;
 };
 
 #endif

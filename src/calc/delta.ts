@@ -14,13 +14,14 @@
  * its source goes.
  */
 import type { ClassIndex } from './classes';
-import type { EndpointPolicies, LocalEp } from './endpoint-policies';
+import { HEP_SLOTS, type EndpointPolicies, type LocalEp, type Slot } from './endpoint-policies';
+import { HEP_ITEM } from './label-index';
 import { compareCidr4, formatCidr4, tryParseCidrOrIp4 } from '../primitives';
 import type { RuleIds } from './rule-ids';
 import type { ResourceState } from './store';
 import { cellAt, type AssembledTable } from './table';
 import type { Ctx, TableContexts } from './table-contexts';
-import type { CalcDelta, ClassPrefix, GlobalClassInfo, LocalEndpoint, VerdictTable } from './types';
+import type { CalcDelta, ClassPrefix, GlobalClassInfo, HostSlot, LocalEndpoint, VerdictTable } from './types';
 
 /** An empty delta (field order is part of the output: digests hash its JSON). */
 export function emptyDelta(): CalcDelta {
@@ -183,6 +184,7 @@ export class Delta {
       protocols: [...a.protocols],
       srcPortClasses: a.srcPortClasses,
       cells: this.cellsOut(a),
+      ...(ctx.passThrough !== undefined ? { passThroughRule: this.ruleIds.id(ctx.passThrough) } : {}),
     };
   }
 
@@ -197,9 +199,30 @@ export class Delta {
   }
 
   private endpointOut(key: string, ep: LocalEp): LocalEndpoint | undefined {
+    const tableOf = (slot: Slot): string | undefined => {
+      const def = ep.defs[slot];
+      return def !== undefined ? this.tableCtxs.assembledId(def) : undefined;
+    };
+    const ing = tableOf('ingress');
+    const eg = tableOf('egress');
+    if (ep.host) {
+      const hep = this.resources.hostEndpoints.get(key.slice(HEP_ITEM.length));
+      if (hep === undefined || ing === undefined || eg === undefined) return undefined;
+      const tables: Partial<Record<HostSlot, string>> = {};
+      for (const { slot } of HEP_SLOTS) {
+        if (slot === 'ingress' || slot === 'egress' || ep.defs[slot] === undefined) continue;
+        const id = tableOf(slot);
+        if (id === undefined) return undefined;
+        tables[slot] = id;
+      }
+      const out: LocalEndpoint = {
+        key, namespace: '', name: hep.metadata.name, ipNetworks: [], tables: { ingress: ing, egress: eg },
+        host: { expectedIPs: [...(hep.spec.expectedIPs ?? [])], tables },
+      };
+      if (hep.spec.interfaceName !== undefined) out.host!.interfaceName = hep.spec.interfaceName;
+      return out;
+    }
     const wep = this.resources.endpoints.get(key);
-    const ing = ep.defs.ingress !== undefined ? this.tableCtxs.assembledId(ep.defs.ingress) : undefined;
-    const eg = ep.defs.egress !== undefined ? this.tableCtxs.assembledId(ep.defs.egress) : undefined;
     if (wep === undefined || ing === undefined || eg === undefined) return undefined;
     const out: LocalEndpoint = {
       key,

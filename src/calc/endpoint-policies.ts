@@ -22,7 +22,7 @@
  * (a hash of per-policy content hashes and each rule's local resolution).
  */
 import { createHash } from 'node:crypto';
-import type { WorkloadEndpoint } from '../model';
+import type { Logger } from 'pino';
 import type { Selector } from '../selector';
 import type { AtomNeeds } from './atoms';
 import { addTo, removeFrom } from './graph-util';
@@ -42,7 +42,64 @@ import {
 import { appliesToWorkloads, comparePolicies, compareTiers, policyEndpointSelector, policyTier, policyTypes, tierInfo, type AnyPolicy, type TierInfo } from './semantics';
 import type { ResourceState } from './store';
 import type { TableContexts } from './table-contexts';
-import { DIRECTIONS, type Direction, type LocalEndpoint, type RuleInfo } from './types';
+import type { Direction, HostSlot, LocalEndpoint, RuleInfo } from './types';
+import { HEP_ITEM } from './label-index';
+
+/**
+ * How a table slot of a local endpoint is built (Calico's host endpoint stages, felix's
+ * HostEndpointTo*Chains): which policies it takes, whether profiles follow, and what is left
+ * undecided becomes.
+ *   normal    — workload tables; a host endpoint's traffic to/from the host itself: every
+ *               policy but doNotTrack/preDNAT ones, then the profiles, then deny;
+ *   forward   — a host endpoint's forwarded traffic: applyOnForward policies only, no profiles,
+ *               end of tier and the end deny; no such policy in the direction = no table (allow);
+ *   preDNAT   — preDNAT policies (ingress), untracked — doNotTrack policies: tiers do not end in
+ *               a deny and nothing decided = the next stage (the table's passThroughRule).
+ */
+export type SlotMode = 'normal' | 'forward' | 'preDNAT' | 'untracked';
+export type Slot = 'ingress' | 'egress' | HostSlot;
+const WEP_SLOTS: readonly { slot: Slot; d: Direction; mode: SlotMode }[] = [
+  { slot: 'ingress', d: 'ingress', mode: 'normal' },
+  { slot: 'egress', d: 'egress', mode: 'normal' },
+];
+export const HEP_SLOTS: readonly { slot: Slot; d: Direction; mode: SlotMode }[] = [
+  ...WEP_SLOTS,
+  { slot: 'forwardIngress', d: 'ingress', mode: 'forward' },
+  { slot: 'forwardEgress', d: 'egress', mode: 'forward' },
+  { slot: 'preDNAT', d: 'ingress', mode: 'preDNAT' },
+  { slot: 'untrackedIngress', d: 'ingress', mode: 'untracked' },
+  { slot: 'untrackedEgress', d: 'egress', mode: 'untracked' },
+];
+
+/** Whether a policy's stage is `mode` (on a host endpoint; workloads take only 'normal' ones). */
+function policyInMode(p: AnyPolicy, mode: SlotMode): boolean {
+  const g = p.kind === 'GlobalNetworkPolicy' ? p.spec : undefined;
+  switch (mode) {
+    case 'normal':
+      return g?.doNotTrack !== true && g?.preDNAT !== true;
+    case 'forward':
+      return g?.applyOnForward === true && g.doNotTrack !== true && g.preDNAT !== true;
+    case 'preDNAT':
+      return g?.preDNAT === true;
+    case 'untracked':
+      return g?.doNotTrack === true;
+  }
+}
+
+/** Rule key of the cells of a preDNAT/doNotTrack table where no policy decided. */
+export function stageEndKey(d: Direction, mode: SlotMode): string {
+  return `s|${d}|${mode}`;
+}
+
+/** A doNotTrack/preDNAT stage's tiers end without a deny and its end is "next stage" (felix NoEndTierDrop). */
+export function tierEndDenies(mode: SlotMode): boolean {
+  return mode === 'normal' || mode === 'forward';
+}
+
+/** NetworkPolicies select workloads only; GlobalNetworkPolicies both (workloads: not doNotTrack/preDNAT ones). */
+function policyAppliesTo(p: AnyPolicy, host: boolean): boolean {
+  return host ? p.kind === 'GlobalNetworkPolicy' : appliesToWorkloads(p);
+}
 
 export interface DefinitionExtras {
   rules: Map<string, Omit<RuleInfo, 'id'>>;
@@ -61,14 +118,17 @@ export type PlanEntry = { kind: 'tier'; tier: TierInfo; policies: PlanPart[] } |
 export interface Definition {
   key: string;
   plan: PlanEntry[];
+  mode: SlotMode;
   extras: () => DefinitionExtras;
 }
 
 export interface LocalEp {
   key: string;
+  /** A HostEndpoint (item key `HostEndpoint:<name>`). */
+  host: boolean;
   policies: Set<string>;
-  /** Definition key of its table per direction. */
-  defs: Partial<Record<Direction, string>>;
+  /** Definition key of its table per slot (workloads: ingress, egress). */
+  defs: Partial<Record<Slot, string>>;
   /** What was last emitted for it (Delta). */
   out?: LocalEndpoint;
 }
@@ -89,6 +149,7 @@ export class EndpointPolicies {
 
   /** Wired by the graph. */
   tables!: TableContexts;
+  log?: Logger;
 
   constructor(
     private readonly resources: ResourceState,
@@ -151,9 +212,10 @@ export class EndpointPolicies {
     const p = this.resources.policies.get(pk);
     const prev = this.policyLocal.get(pk) ?? new Set<string>();
     const now = new Set<string>();
-    if (p !== undefined && appliesToWorkloads(p)) {
+    if (p !== undefined) {
       const sel = policyEndpointSelector(p);
       for (const [k, ep] of this.localEps) {
+        if (!policyAppliesTo(p, ep.host)) continue;
         const it = this.labels.items.get(k);
         if (it !== undefined && sel.evaluate(it.labels)) {
           now.add(k);
@@ -176,14 +238,14 @@ export class EndpointPolicies {
     if (it === undefined || !it.local) {
       if (ep === undefined) return;
       for (const pk of ep.policies) removeFrom(this.policyLocal, pk, key);
-      for (const d of DIRECTIONS) this.tables.unref(ep.defs[d], `${key}|${d}`);
+      for (const [slot, def] of Object.entries(ep.defs)) this.tables.unref(def, `${key}|${slot}`);
       this.localEps.delete(key);
       if (ep.out !== undefined) this.removedEps.add(key);
       return;
     }
     let fresh = false;
     if (ep === undefined) {
-      ep = { key, policies: new Set(), defs: {} };
+      ep = { key, host: key.startsWith(HEP_ITEM), policies: new Set(), defs: {} };
       this.localEps.set(key, ep);
       fresh = true;
     }
@@ -192,21 +254,27 @@ export class EndpointPolicies {
       for (const pk of ep.policies) removeFrom(this.policyLocal, pk, key);
       ep.policies.clear();
       for (const [pk, p] of this.resources.policies) {
-        if (!appliesToWorkloads(p)) continue;
+        if (!policyAppliesTo(p, ep.host)) continue;
         if (policyEndpointSelector(p).evaluate(it.labels)) {
           ep.policies.add(pk);
           addTo(this.policyLocal, pk, key);
         }
       }
     }
-    const wep = this.resources.endpoints.get(key)!;
-    const view: LocalView = { labels: it.labels, ip: it.prefixes[0]?.addr, ports: it.ports };
-    for (const d of DIRECTIONS) {
-      const built = this.definition(ep, wep, view, d);
-      const old = ep.defs[d];
+    // A host endpoint's local address is not one (any address of the node, or a workload's when
+    // forwarded): rules' local-side nets cannot be resolved statically, so none matches there.
+    const view: LocalView = { labels: it.labels, ip: ep.host ? undefined : it.prefixes[0]?.addr, ports: it.ports, host: ep.host };
+    for (const { slot, d, mode } of ep.host ? HEP_SLOTS : WEP_SLOTS) {
+      const built = this.definition(ep, it.profiles, view, d, mode);
+      const old = ep.defs[slot];
+      if (built === undefined) {
+        delete ep.defs[slot];
+        this.tables.unref(old, `${key}|${slot}`);
+        continue;
+      }
       if (old === built.key && this.tables.has(old)) continue;
-      this.tables.bind(`${key}|${d}`, d, built, old, newCtxs);
-      ep.defs[d] = built.key;
+      this.tables.bind(`${key}|${slot}`, d, built, old, newCtxs);
+      ep.defs[slot] = built.key;
     }
   }
 
@@ -214,23 +282,28 @@ export class EndpointPolicies {
    * The definition key of an endpoint's table in one direction (cheap: per-policy content
    * hashes plus the local resolution of each rule) and a thunk building its steps.
    */
-  private definition(ep: LocalEp, wep: WorkloadEndpoint, view: LocalView, d: Direction): Definition {
+  private definition(ep: LocalEp, profiles: readonly string[], view: LocalView, d: Direction, mode: SlotMode): Definition | undefined {
     const byTier = new Map<string, AnyPolicy[]>();
     for (const pk of ep.policies) {
       const p = this.resources.policies.get(pk)!;
-      if (!policyTypes(p)[d]) continue;
+      if (!policyTypes(p)[d] || !policyInMode(p, mode)) continue;
       const t = policyTier(p);
       let l = byTier.get(t);
       if (l === undefined) byTier.set(t, (l = []));
       l.push(p);
     }
+    // Stages other than the normal one exist only when a policy of theirs applies (Calico).
+    if (mode !== 'normal' && byTier.size === 0) return undefined;
     const tiers: TierInfo[] = [...byTier.keys()].map((n) => tierInfo(n, this.resources.tiers.get(n))).sort(compareTiers);
     const plan: PlanEntry[] = [];
-    const keyParts: string[] = [d];
+    const keyParts: string[] = mode === 'normal' ? [d] : [d, mode];
     const resolve = (kind: string, hash: string, rules: PreRule[]): PlanPart => {
       const part: PlanPart = { key: '', rules: [] };
       const res: string[] = [];
       for (const r of rules) {
+        if (view.host && (r.local.nets !== undefined || r.local.notNets !== undefined)) {
+          this.log?.warn({ endpoint: ep.key, rule: r.info }, 'a host endpoint cannot match a rule\'s local-side nets/notNets (its local address varies): the rule never matches there');
+        }
         const loc = resolveLocal(r, d, view);
         if (loc === undefined) continue;
         part.rules.push({ r, loc });
@@ -250,7 +323,7 @@ export class EndpointPolicies {
       }
       plan.push({ kind: 'tier', tier, policies: parts });
     }
-    for (const name of wep.spec.profiles ?? []) {
+    for (const name of mode === 'normal' ? profiles : []) {
       const prof = this.resources.profile(name);
       if (prof === undefined) continue;
       const pre = precompileProfile(prof);
@@ -262,11 +335,12 @@ export class EndpointPolicies {
       for (const entry of plan) {
         const parts = entry.kind === 'tier' ? entry.policies : [entry.part];
         for (const part of parts) for (const { r } of part.rules) m.set(r.ruleKey, r.info);
-        if (entry.kind === 'tier' && entry.tier.defaultAction === 'Deny') {
+        if (entry.kind === 'tier' && entry.tier.defaultAction === 'Deny' && tierEndDenies(mode)) {
           m.set(endOfTierKey(d, entry.tier.name), { kind: 'end-of-tier', direction: d, tier: entry.tier.name, action: 'Deny' });
         }
       }
-      m.set(finalKey(d), { kind: 'no-profile-match', direction: d, action: 'Deny' });
+      if (tierEndDenies(mode)) m.set(finalKey(d), { kind: 'no-profile-match', direction: d, action: 'Deny' });
+      else m.set(stageEndKey(d, mode), { kind: 'stage-end', direction: d, action: 'Pass' });
       const needs = { sels: [] as Selector[], cidrs: [] as Cidr4[], named: [] as { sel: Selector; name: string }[] };
       for (const entry of plan) {
         const parts = entry.kind === 'tier' ? entry.policies : [entry.part];
@@ -281,6 +355,6 @@ export class EndpointPolicies {
       }
       return { rules: m, needs };
     };
-    return { key, plan, extras };
+    return { key, plan, mode, extras };
   }
 }

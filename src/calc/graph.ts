@@ -8,7 +8,8 @@
  *   ┌────────────────────┬───────────────────────┬─────────────────────┬──────────────────┐
  *   WorkloadEndpoint,    NetworkPolicy,          Tier, Node,           IPPool, Node,
  *   (Global)NetworkSet,  GlobalNetworkPolicy,    doNotTrack / preDNAT  WorkloadEndpoint
- *   Profile, Namespace   Tier                    policies
+ *   HostEndpoint,        Tier                    policies
+ *   Profile, Namespace
  *   ▼                    ▼                       ▼                     ▼
  *   1 LabelIndex ──────> 2 EndpointPolicies      PrefilterCalc         RouteCalculator
  *   │  ▲   local          │ bind(endpoint|dir,    │ ref                 (routing: apart from
@@ -95,6 +96,7 @@ export class CalcGraph {
     this.labels.classes = this.classIndex;
     this.labels.endpoints = this.endpoints;
     this.endpoints.tables = this.tables;
+    this.endpoints.log = this.log;
     this.prefilter = new PrefilterCalc(r, this.nodeName, this.ruleIds);
     this.out = new Delta(r, this.classIndex, this.tables, this.endpoints, this.ruleIds);
     this.routes = new RouteCalculator(r, this.nodeName);
@@ -152,6 +154,8 @@ export class CalcGraph {
         return s.globalNetworkSets.get(key);
       case 'NetworkSet':
         return s.networkSets.get(key);
+      case 'HostEndpoint':
+        return s.hostEndpoints.get(key);
     }
   }
 
@@ -188,6 +192,7 @@ export class CalcGraph {
         break;
       case 'GlobalNetworkSet':
       case 'NetworkSet':
+      case 'HostEndpoint':
         this.labels.markItem(LabelIndex.itemKey(kind, key)!);
         break;
     }

@@ -15,9 +15,10 @@
  *       ClassIndex.markItemNodes / setItemPrefixes      EndpointPolicies.markLocal / markRelabelled
  *       (the item's prefixes are re-signed)             (a local endpoint may have changed)
  *
- * Items: every WorkloadEndpoint (key `namespace/name`) and network set (keys
+ * Items: every WorkloadEndpoint (key `namespace/name`), network set (keys
  * `GlobalNetworkSet:<name>`, `NetworkSet:<namespace>/<name>`: labels and CIDRs, never local, no
- * ports) — rule selectors match both alike, through the prefix nodes of their addresses.
+ * ports) and HostEndpoint (`HostEndpoint:<name>`: labels, expectedIPs, named ports; local when on
+ * this node) — rule selectors match them alike, through the prefix nodes of their addresses.
  *
  * Contract: marks may arrive in any order, for items that do not exist (yet or any more): an item
  * is built from the current resources only when recomputed, and a missing profile or namespace
@@ -38,6 +39,8 @@ import type { ResourceState } from './store';
 
 /** Item-key prefixes of network sets (workload endpoint keys are `namespace/name`). */
 export const GNS_ITEM = 'GlobalNetworkSet:';
+/** Item-key prefix of host endpoints (local ones are local endpoints under the same key). */
+export const HEP_ITEM = 'HostEndpoint:';
 export const NS_ITEM = 'NetworkSet:';
 
 export interface Item {
@@ -117,6 +120,7 @@ export class LabelIndex {
     if (kind === 'WorkloadEndpoint') return key;
     if (kind === 'GlobalNetworkSet') return GNS_ITEM + key;
     if (kind === 'NetworkSet') return NS_ITEM + key;
+    if (kind === 'HostEndpoint') return HEP_ITEM + key;
     return undefined;
   }
 
@@ -150,6 +154,7 @@ export class LabelIndex {
       const ns = set.kind === 'NetworkSet' ? (set.metadata.namespace ?? 'default') : '';
       return { labels, prefixes, ports: [], profiles: ns === '' ? [] : [NAMESPACE_PROFILE_PREFIX + ns], namespace: ns, local: false };
     }
+    if (key.startsWith(HEP_ITEM)) return this.hostItemSource(key.slice(HEP_ITEM.length));
     const wep = this.resources.endpoints.get(key);
     if (wep === undefined) return undefined;
     const labels = effectiveLabels(
@@ -175,6 +180,34 @@ export class LabelIndex {
       namespace: wep.metadata.namespace ?? 'default',
       local: wep.spec.node === this.nodeName,
     };
+  }
+
+  /**
+   * A HostEndpoint as an item: its labels (after its profiles' labelsToApply, as a workload's;
+   * no namespace), its expectedIPs as its addresses (what rule selectors matching it match),
+   * its named ports. Local when spec.node is this node.
+   */
+  private hostItemSource(name: string): Omit<Item, 'key' | 'sels'> | undefined {
+    const hep = this.resources.hostEndpoints.get(name);
+    if (hep === undefined) return undefined;
+    const labels = Object.setPrototypeOf({}, null) as Record<string, string>;
+    const profiles = hep.spec.profiles ?? [];
+    for (let i = profiles.length - 1; i >= 0; i--) {
+      const lta = this.resources.profile(profiles[i]!)?.spec.labelsToApply;
+      if (lta !== undefined) for (const [k, v] of Object.entries(lta)) labels[k] = v;
+    }
+    for (const [k, v] of Object.entries(hep.metadata.labels ?? {})) labels[k] = v;
+    const prefixes: Cidr4[] = [];
+    for (const ip of hep.spec.expectedIPs ?? []) {
+      const c = tryParseCidrOrIp4(ip);
+      if (c !== undefined && !prefixes.some((p) => p.addr === c.addr && p.len === c.len)) prefixes.push(c);
+    }
+    const ports: Item['ports'] = [];
+    for (const p of hep.spec.ports ?? []) {
+      const proto = protocolNumber(p.protocol);
+      if (proto !== undefined) ports.push({ name: p.name, protocol: proto, port: p.port });
+    }
+    return { labels, prefixes, ports, profiles, namespace: '', local: hep.spec.node === this.nodeName };
   }
 
   private recomputeItem(key: string): void {

@@ -79,8 +79,13 @@ export class TableIndex {
   lookup(packet: PolicyPacket): LookupResult {
     const ep = this.endpoints.get(packet.endpoint);
     if (ep === undefined) throw new UnknownEndpointError(packet.endpoint);
-    const ti = this.tables.get(ep.tables[packet.direction]);
-    if (ti === undefined) throw new CalcError('ERR_CALC_LOOKUP_MISS', `endpoint "${ep.key}": table ${ep.tables[packet.direction]} missing`);
+    return this.lookupIn(ep.tables[packet.direction], packet, `endpoint "${ep.key}": `);
+  }
+
+  /** The lookup in one table by id (a host endpoint's other stages: LocalEndpoint.host.tables). */
+  lookupIn(tableId: string, packet: PolicyPacket, where = ''): LookupResult {
+    const ti = this.tables.get(tableId);
+    if (ti === undefined) throw new CalcError('ERR_CALC_LOOKUP_MISS', `${where}table ${tableId} missing`);
     const ip = tryIpv4ToU32(packet.remoteIP);
     if (ip === undefined) throw new CalcError('ERR_CALC_BAD_PACKET', `packet.remoteIP: "${packet.remoteIP}" is not an IPv4 address`);
     const g = this.classOf(ip);
@@ -180,7 +185,7 @@ export function validateCompiled(state: CompiledState): string[] {
     for (const k of groups.keys()) problems.push(`${where}: unexpected cells for ${k}`);
   }
   for (const e of state.endpoints) {
-    for (const id of [e.tables.ingress, e.tables.egress]) if (!tables.has(id)) problems.push(`endpoint ${e.key}: missing table ${id}`);
+    for (const id of [e.tables.ingress, e.tables.egress, ...Object.values(e.host?.tables ?? {})]) if (!tables.has(id)) problems.push(`endpoint ${e.key}: missing table ${id}`);
   }
   return problems;
 }

@@ -5,9 +5,10 @@
  * Contract: walking the selected doNotTrack policies in tier/policy order, an ingress Deny rule
  * whose only match is `source.nets` becomes deny entries as long as no earlier rule could have
  * decided differently (an Allow/Pass rule, or one the prefilter cannot express); every other
- * doNotTrack rule, and every preDNAT rule, is listed in `skipped` with the reason — tortie has
- * no host endpoints, so those are not enforced (the agent logs them). Pure; ids come from the
- * caller so they share the graph's id space.
+ * doNotTrack rule, and every preDNAT rule, is listed in `skipped` with the reason (the agent
+ * logs them): they are not enforced on the implicit endpoint, only on the HostEndpoints a policy
+ * selects (bpf/lib/hostep.h, as Calico, which knows no implicit host endpoint). Pure; ids come
+ * from the caller so they share the graph's id space.
  *
  * `PrefilterCalc` (below) is the calc graph node around it:
  *
@@ -69,11 +70,11 @@ export function computePrefilter(
         };
         const id = idOf(info);
         if (p.spec.preDNAT) {
-          out.skipped.push({ ruleId: id, reason: 'preDNAT policies are not enforced (no host endpoints)' });
+          out.skipped.push({ ruleId: id, reason: 'preDNAT policies are not enforced on the node\'s implicit endpoint (only on HostEndpoints)' });
           return;
         }
         if (dir === 'egress') {
-          out.skipped.push({ ruleId: id, reason: 'egress doNotTrack rules are not enforced (no host endpoints)' });
+          out.skipped.push({ ruleId: id, reason: 'egress doNotTrack rules are not enforced on the node\'s implicit endpoint (only on HostEndpoints)' });
           return;
         }
         if (r.action === 'Log') return;
@@ -92,7 +93,7 @@ export function computePrefilter(
           return;
         }
         blocked = true;
-        out.skipped.push({ ruleId: id, reason: `${r.action} doNotTrack rules are not enforced (no host endpoints)` });
+        out.skipped.push({ ruleId: id, reason: `${r.action} doNotTrack rules are not enforced on the node's implicit endpoint (only on HostEndpoints)` });
       });
     }
   }

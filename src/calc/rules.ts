@@ -185,6 +185,8 @@ export function precompileProfile(p: Profile): PreCompiled {
 export interface LocalView {
   labels: Record<string, string>;
   ip: number | undefined;
+  /** A host endpoint: its local address varies, so local-side nets/notNets never match. */
+  host?: boolean;
   ports: { name: string; protocol: number; port: number }[];
 }
 
@@ -217,6 +219,7 @@ export function resolveLocal(r: PreRule, dir: Direction, view: LocalView): Local
   const l = r.local;
   if (l.sel !== undefined && !l.sel.evaluate(view.labels)) return undefined;
   if (l.notSel !== undefined && l.notSel.evaluate(view.labels)) return undefined;
+  if (view.host && (l.nets !== undefined || l.notNets !== undefined)) return undefined;
   if (l.nets !== undefined && (view.ip === undefined || !l.nets.some((c) => cidr4Contains(c, view.ip!)))) return undefined;
   if (l.notNets !== undefined && view.ip !== undefined && l.notNets.some((c) => cidr4Contains(c, view.ip!))) return undefined;
   const res: LocalResolution = {};

@@ -10,6 +10,7 @@
 import type {
   GlobalNetworkPolicy,
   GlobalNetworkSet,
+  HostEndpoint,
   NetworkSet,
   IPPool,
   Namespace,
@@ -48,6 +49,7 @@ export class ResourceState {
   /** GlobalNetworkSets by name, NetworkSets by `namespace/name`. */
   readonly globalNetworkSets = new Map<string, GlobalNetworkSet>();
   readonly networkSets = new Map<string, NetworkSet>();
+  readonly hostEndpoints = new Map<string, HostEndpoint>();
   /** kns.<ns> profiles derived from namespaces, made on first use (one object per namespace version). */
   private readonly derivedProfiles = new Map<string, Profile>();
 
@@ -102,6 +104,9 @@ export class ResourceState {
       case 'NetworkSet':
         this.networkSets.set(key, r);
         break;
+      case 'HostEndpoint':
+        this.hostEndpoints.set(key, r);
+        break;
     }
   }
 
@@ -135,6 +140,9 @@ export class ResourceState {
         break;
       case 'NetworkSet':
         this.networkSets.delete(key);
+        break;
+      case 'HostEndpoint':
+        this.hostEndpoints.delete(key);
         break;
     }
   }

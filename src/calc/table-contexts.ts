@@ -25,7 +25,7 @@
 import type { Atoms, AtomNeeds } from './atoms';
 import { ClassRowsMap, SigMemo, unpackId, unpackValue } from './class-map';
 import { atomsOfMembers, memberDiff, sigNumber, signatureOfMembers, memberAtom, type ClassIndex, type ClassRec } from './classes';
-import type { Definition, PlanPart } from './endpoint-policies';
+import { stageEndKey, tierEndDenies, type Definition, type PlanPart } from './endpoint-policies';
 import { foldRows, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
 import { addTo, removeFrom } from './graph-util';
 import type { RuleIds } from './rule-ids';
@@ -35,6 +35,8 @@ import type { Direction, ProjectionEntry, RuleInfo } from './types';
 
 export interface Ctx {
   def: TableProgram;
+  /** preDNAT / doNotTrack tables of host endpoints: the rule key of "no policy decided, next stage". */
+  passThrough?: string;
   refs: Set<string>;
   /** Rules this context's steps reference (rule key → info). */
   rules: Map<string, Omit<RuleInfo, 'id'>>;
@@ -278,18 +280,20 @@ export class TableContexts {
     for (const entry of built.plan) {
       if (entry.kind === 'tier') {
         for (const pp of entry.policies) ops.push({ kind: 'part', part: this.acquirePart(d, pp) });
-        ops.push({ kind: 'tierEnd', deny: entry.tier.defaultAction === 'Deny', rule: endOfTierKey(d, entry.tier.name) });
+        ops.push({ kind: 'tierEnd', deny: entry.tier.defaultAction === 'Deny' && tierEndDenies(built.mode), rule: endOfTierKey(d, entry.tier.name) });
       } else {
         ops.push({ kind: 'part', part: this.acquirePart(d, entry.part) });
         ops.push({ kind: 'profileEnd' });
       }
     }
-    ops.push({ kind: 'final', rule: finalKey(d) });
+    const passThrough = tierEndDenies(built.mode) ? undefined : stageEndKey(d, built.mode);
+    ops.push({ kind: 'final', rule: passThrough ?? finalKey(d) });
     const def = makeProgram(key, d, ops);
     const extra = built.extras();
     this.atoms.acquire(extra.needs);
     const ctx: Ctx = {
       def,
+      passThrough,
       refs: new Set(),
       rules: extra.rules,
       acquired: extra.needs,

@@ -139,6 +139,11 @@ export interface VerdictTable {
   /** Per protocol (incl. PROTO_OTHER) that matches on source ports, its source-port classes. */
   srcPortClasses: { protocol: number; ranges: SrcPortRange[] }[];
   cells: VerdictCell[];
+  /**
+   * Tables of a host endpoint's doNotTrack and preDNAT stages only: the rule id of the cells in
+   * which no policy decided (kind 'stage-end'); the datapath goes on to the next stage there.
+   */
+  passThroughRule?: number;
 }
 
 export interface ProjectionEntry {
@@ -156,7 +161,13 @@ export type RuleKind =
   /** End of a tier in which some policy applied and none decided: the tier's default (Deny). */
   | 'end-of-tier'
   /** No policy applied and no profile decided (or the endpoint has no profile): drop. */
-  | 'no-profile-match';
+  | 'no-profile-match'
+  /**
+   * Host endpoints' doNotTrack and preDNAT tables: no policy of the stage decided, so the packet
+   * goes on to the next stage (action 'Pass'; the cells carry it as a deny whose rule is the
+   * table's `passThroughRule`).
+   */
+  | 'stage-end';
 
 export interface RuleInfo {
   id: number;
@@ -182,8 +193,26 @@ export interface LocalEndpoint {
   /** Canonical CIDRs of spec.ipNetworks (for anti-spoofing). */
   ipNetworks: string[];
   mac?: string;
-  /** Table id per direction. */
+  /** Table id per direction (a host endpoint: its normal policy, for traffic to/from the host). */
   tables: { ingress: string; egress: string };
+  /** A HostEndpoint of this node (key `HostEndpoint:<name>`, namespace ''). */
+  host?: LocalHostEndpoint;
+}
+
+/**
+ * A host endpoint's stages besides its normal ingress/egress tables. An absent slot means the
+ * stage has no policy: forwarded traffic is allowed in that direction (Calico: with no
+ * applyOnForward policy, forwarded traffic is not policed), doNotTrack / preDNAT go on.
+ */
+export type HostSlot = 'forwardIngress' | 'forwardEgress' | 'preDNAT' | 'untrackedIngress' | 'untrackedEgress';
+export const HOST_SLOTS: readonly HostSlot[] = ['forwardIngress', 'forwardEgress', 'preDNAT', 'untrackedIngress', 'untrackedEgress'];
+
+export interface LocalHostEndpoint {
+  /** One interface, `*` (every host interface that has no host endpoint of its own), or absent
+   *  (the interface holding one of expectedIPs). */
+  interfaceName?: string;
+  expectedIPs: string[];
+  tables: Partial<Record<HostSlot, string>>;
 }
 
 // ---------------------------------------------------------------------------- prefilter

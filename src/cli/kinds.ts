@@ -10,7 +10,7 @@
 import { resolveKind, UNSUPPORTED_KINDS } from '../model';
 import { IPPOOL_DEFAULTS } from '../primitives';
 import type {
-  ClusterInformation, FelixConfiguration, BGPConfiguration, BGPPeer, GlobalNetworkPolicy, GlobalNetworkSet, IPPool, IPReservation, Namespace, NetworkPolicy, NetworkSet, Node, Profile, Resource, ResourceKind, Tier,
+  ClusterInformation, FelixConfiguration, BGPConfiguration, BGPPeer, GlobalNetworkPolicy, GlobalNetworkSet, HostEndpoint, IPPool, IPReservation, Namespace, NetworkPolicy, NetworkSet, Node, Profile, Resource, ResourceKind, Tier,
   WorkloadEndpoint,
 } from '../model/types';
 
@@ -198,6 +198,20 @@ const KINDS: KindInfo[] = [
     } as Record<string, Cell<Resource>>,
   },
   {
+    kind: 'HostEndpoint',
+    display: 'hostEndpoint',
+    namespaced: false,
+    headings: ['NAME', 'NODE'],
+    wideHeadings: ['NAME', 'NODE', 'INTERFACE', 'IPS', 'PROFILES'],
+    cells: {
+      NAME: (r: HostEndpoint) => r.metadata.name,
+      NODE: (r: HostEndpoint) => text(r.spec.node),
+      INTERFACE: (r: HostEndpoint) => text(r.spec.interfaceName),
+      IPS: (r: HostEndpoint) => (r.spec.expectedIPs ?? []).join(','),
+      PROFILES: (r: HostEndpoint) => (r.spec.profiles ?? []).join(','),
+    } as Record<string, Cell<Resource>>,
+  },
+  {
     kind: 'IPReservation',
     display: 'ipReservation',
     namespaced: false,
@@ -247,7 +261,6 @@ export function lookupKind(name: string): ResourceKind | undefined {
 /** Calico kinds tortie does not implement, by calicoctl's names for them. */
 const CALICO_ONLY: ReadonlyArray<[string, string[]]> = [
   ['BGPFilter', ['bgpfilter', 'bgpfilters']],
-  ['HostEndpoint', ['hostendpoint', 'hostendpoints', 'hep', 'heps']],
   ['KubeControllersConfiguration', ['kubecontrollersconfiguration', 'kubecontrollersconfigurations']],
   ['StagedNetworkPolicy', ['stagednetworkpolicy', 'stagednetworkpolicies', 'snp']],
   ['StagedGlobalNetworkPolicy', ['stagedglobalnetworkpolicy', 'stagedglobalnetworkpolicies', 'sgnp']],

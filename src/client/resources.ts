@@ -48,6 +48,7 @@ export const KIND_PLURAL: Readonly<Record<ResourceKind, string>> = {
   BGPPeer: 'bgppeers',
   GlobalNetworkSet: 'globalnetworksets',
   NetworkSet: 'networksets',
+  HostEndpoint: 'hostendpoints',
   IPReservation: 'ipreservations',
   ClusterInformation: 'clusterinformations',
   FelixConfiguration: 'felixconfigurations',

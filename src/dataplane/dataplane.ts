@@ -6,6 +6,10 @@
  *   apply(delta) ─────┼─> endpoint ⋈ interface ─┼─>   tables, endpoint flip, addresses
  *   LinkWatcher ──────┘   (by interfaceName)    ├─> tc ingress/egress on every <prefix>* link
  *                                               ├─> tortie_pf4_v1 + XDP on the uplink (prefilter)
+ *                                               ├─> host endpoints: tortie_hep_v1 (ifindex, 0 = `*`),
+ *                                               │   failsafe ports (tortie_fs4_v1), tortie_hep_in/out
+ *                                               │   on host interfaces (the uplink's own programs
+ *                                               │   carry it when routing is on)
  *   routing (state.routing, delta routes) ──────────> RouteManager (routes.ts): kernel routes, route/
  *                                                     pool/node maps, IPIP + NAT tc on the uplink
  *
@@ -24,7 +28,10 @@ import { mkdirSync } from 'node:fs';
 import type { CalcDelta, CompiledState, LocalEndpoint, Prefilter, RuleInfo } from '../calc/types';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
-import { loadPrefilter, loadWep, type EndpointToHostAction, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
+import { loadHep, loadPrefilter, loadWep, type EndpointToHostAction, type HepDatapath, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
+import { execFileSync } from 'node:child_process';
+import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, type FailsafePort } from '../model/failsafe';
+import { encodeFailsafe } from './bpf/encode';
 import { PolicyDataplane } from './bpf/policy-sync';
 import { mapOps } from './bpf/loader';
 import { encodePrefilter, type Entry } from './bpf/encode';
@@ -52,6 +59,8 @@ export interface BpfDataplaneOptions {
   ctTimeouts?: CtTimeouts;
   /** Felix's defaultEndpointToHostAction (default Drop, as Calico; Return acts as Accept). */
   endpointToHostAction?: EndpointToHostAction;
+  /** Felix's failsafe ports for host endpoints (default Calico's). */
+  failsafe?: { inbound: readonly FailsafePort[]; outbound: readonly FailsafePort[] };
   /** Flow-log sink for denied flows and Log rule hits (default: the logger at info). */
   onFlow?: (flow: FlowLog) => void;
   /** At most this many flow logs per second go to onFlow, the rest are counted and summarised
@@ -124,6 +133,10 @@ export class BpfDataplane {
   private readonly log: Logger;
   private wep!: WepDatapath;
   private pf?: PrefilterDatapath;
+  private hep!: HepDatapath;
+  /** Local host endpoints by key (LocalEndpoint.host set). */
+  private readonly hostEps = new Map<string, LocalEndpoint>();
+  private readonly hostAttached = new Set<number>();
   private policy!: PolicyDataplane;
   private links!: LinkWatcher;
   private ring?: RingBuffer;
@@ -160,14 +173,16 @@ export class BpfDataplane {
     mkdirSync(this.o.pinRoot, { recursive: true });
     this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, ctQuota: this.o.ctQuota, ctTimeouts: this.o.ctTimeouts, endpointToHostAction: this.o.endpointToHostAction, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
     if (this.o.uplink) this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir });
+    this.hep = await loadHep({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
+    this.setFailsafe(this.o.failsafe ?? { inbound: DEFAULT_FAILSAFE_INBOUND, outbound: DEFAULT_FAILSAFE_OUTBOUND });
     if (this.o.routing !== false) {
       this.routes = await RouteManager.open({
         ...(this.o.routing ?? {}), pinRoot: this.o.pinRoot, uplink: this.o.uplink, netns: this.o.netns, ct4: this.wep.maps.ct4,
         objectDir: this.o.objectDir, log: this.log,
       });
     }
-    this.policy = new PolicyDataplane({ ...this.wep.policyMaps, cls4: mapOps(this.map('cls4')) },
-      (ep) => (ep.interfaceName ? this.links.byName(ep.interfaceName)?.ifindex : undefined));
+    this.policy = new PolicyDataplane({ ...this.wep.policyMaps, cls4: mapOps(this.map('cls4')), hep: mapOps(this.hep.maps.hep) },
+      (ep) => (ep.host ? this.hostKeyOf(ep) : ep.interfaceName ? this.links.byName(ep.interfaceName)?.ifindex : undefined));
     const recovered = this.policy.recover();
     if (recovered.endpoints + recovered.tables + recovered.prefixes > 0) this.log.info(recovered, 'adopted the policy state a previous run left');
     const events = this.wep.maps.events;
@@ -180,7 +195,8 @@ export class BpfDataplane {
       this.ring.unref();
     }
     this.links = new LinkWatcher({
-      netns: this.o.netns?.name, filter: (n) => matchesInterfacePrefix(this.o.interfacePrefix, n) || n === this.o.uplink,
+      // Every interface: workload ones get the workload programs, host ones may have host endpoints.
+      netns: this.o.netns?.name, filter: (n) => n !== 'lo',
       resyncMs: this.o.linkResyncMs, log: this.log,
     });
     this.links.on('add', (l: LinkInfo) => this.enqueue(() => this.onLinkAdd(l)));
@@ -211,7 +227,11 @@ export class BpfDataplane {
   // ---------------------------------------------------------------- links
 
   private onLinkAdd(l: LinkInfo): void | Promise<void> {
-    if (l.name === this.o.uplink) { this.uplinkMtu = l.mtu; this.attachUplink(); return this.routes?.uplinkAppeared(); }
+    if (!matchesInterfacePrefix(this.o.interfacePrefix, l.name)) {
+      this.syncHostEndpoints();
+      if (l.name === this.o.uplink) { this.uplinkMtu = l.mtu; this.attachUplink(); return this.routes?.uplinkAppeared(); }
+      return;
+    }
     const ep = this.byInterface.get(l.name);
     if (ep && this.policy.ifindexOf(ep.key) !== l.ifindex) this.policy.bind(ep); // policy before programs
     this.attachWorkload(l);
@@ -219,6 +239,11 @@ export class BpfDataplane {
 
   private onLinkRemove(l: LinkInfo): void {
     this.attached.delete(l.ifindex);
+    this.hostAttached.delete(l.ifindex);
+    if (!matchesInterfacePrefix(this.o.interfacePrefix, l.name)) {
+      for (const ep of this.hostEps.values()) if (ep.host!.interfaceName !== '*' && this.policy.ifindexOf(ep.key) === l.ifindex) this.policy.interfaceGone(ep.key);
+      this.syncHostEndpoints();
+    }
     if (l.name === this.o.uplink) { this.uplinkAttached = false; this.routes?.uplinkChanged(); return; }
     const ep = this.byInterface.get(l.name);
     if (ep && this.policy.ifindexOf(ep.key) === l.ifindex) this.policy.interfaceGone(ep.key);
@@ -232,6 +257,78 @@ export class BpfDataplane {
     tcAttach({ iface: l.ifindex, netns, direction: 'egress', program: this.wep.toWep, replace: true });
     this.attached.add(l.ifindex);
     this.log.debug({ iface: l.name, ifindex: l.ifindex }, 'workload programs attached');
+  }
+
+  // ---------------------------------------------------------------- host endpoints
+
+  /** tortie_hep_v1 key of a host endpoint: 0 for `*`, its interface's ifindex, else the
+   *  interface holding one of its expectedIPs; undefined while there is none. */
+  private hostKeyOf(ep: LocalEndpoint): number | undefined {
+    const h = ep.host!;
+    if (h.interfaceName === '*') return 0;
+    if (h.interfaceName !== undefined) return this.links.byName(h.interfaceName)?.ifindex;
+    const byAddr = this.interfaceAddresses();
+    for (const ip of h.expectedIPs) {
+      const i = byAddr.get(ip);
+      if (i !== undefined) return i;
+    }
+    return undefined;
+  }
+
+  /** IPv4 address → ifindex of this node's interfaces (read when an expectedIPs-only host endpoint is bound). */
+  private interfaceAddresses(): Map<string, number> {
+    const args = [...(this.o.netns ? ['-n', this.o.netns.name] : []), '-j', '-4', 'addr', 'show'];
+    const out = new Map<string, number>();
+    try {
+      for (const l of JSON.parse(execFileSync('ip', args, { encoding: 'utf8' })) as { ifindex: number; addr_info?: { local?: string }[] }[]) {
+        for (const a of l.addr_info ?? []) if (a.local) out.set(a.local, l.ifindex);
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'could not list interface addresses for host endpoints');
+    }
+    return out;
+  }
+
+  /**
+   * Host interfaces that need tortie_hep_in/out: those a host endpoint names or holds, every
+   * non-workload interface when a `*` endpoint exists; not the uplink when its own programs
+   * (routing on) carry host endpoint policy. Programs stay attached when endpoints go (without a
+   * tortie_hep_v1 entry they only count).
+   */
+  private syncHostEndpoints(): void {
+    const wild = [...this.hostEps.values()].some((e) => e.host!.interfaceName === '*');
+    const named = new Set<number>();
+    for (const e of this.hostEps.values()) {
+      const k = e.host!.interfaceName === '*' ? undefined : this.hostKeyOf(e);
+      if (k !== undefined) named.add(k);
+    }
+    for (const l of this.links.list()) {
+      if (matchesInterfacePrefix(this.o.interfacePrefix, l.name)) continue;
+      if (l.name === this.o.uplink && this.routes) continue;
+      if (!wild && !named.has(l.ifindex)) continue;
+      if (this.hostAttached.has(l.ifindex)) continue;
+      const netns = this.o.netns?.path;
+      tcAttach({ iface: l.ifindex, netns, direction: 'ingress', program: this.hep.ingress, replace: true });
+      tcAttach({ iface: l.ifindex, netns, direction: 'egress', program: this.hep.egress, replace: true });
+      this.hostAttached.add(l.ifindex);
+      this.log.debug({ iface: l.name, ifindex: l.ifindex }, 'host endpoint programs attached');
+    }
+    for (const e of this.policy.pendingHostEndpoints) this.policy.bind(e);
+  }
+
+  private trackHostEndpoints(upserted: LocalEndpoint[], removedKeys: string[], replaceAll: boolean): void {
+    if (replaceAll) this.hostEps.clear();
+    for (const k of removedKeys) this.hostEps.delete(k);
+    for (const e of upserted) if (e.host) this.hostEps.set(e.key, e); else this.hostEps.delete(e.key);
+  }
+
+  private setFailsafe(f: { inbound: readonly FailsafePort[]; outbound: readonly FailsafePort[] }): void {
+    const m = this.hep.maps.fs4;
+    const want = encodeFailsafe(f.inbound, f.outbound);
+    const keep = new Set(want.map((e) => hex(e.key)));
+    const { keys } = m.entries();
+    for (const k of keys) if (!keep.has(hex(k))) m.tryDelete(k);
+    for (const e of want) m.update(e.key, e.value);
   }
 
   private attachUplink(): void {
@@ -294,11 +391,13 @@ export class BpfDataplane {
     this.rules.clear();
     for (const r of state.rules) this.rules.set(r.id, r);
     this.trackEndpoints(state.endpoints, [], true);
+    this.trackHostEndpoints(state.endpoints, [], true);
     this.policy.applySnapshot(state);
+    this.syncHostEndpoints();
     this.classCount = state.classes.prefixes.length;
     for (const l of this.links.list()) {
       if (l.name === this.o.uplink) this.attachUplink();
-      else this.attachWorkload(l);
+      else if (matchesInterfacePrefix(this.o.interfacePrefix, l.name)) this.attachWorkload(l);
     }
     this.setPrefilter(state.prefilter);
     this.log.debug({ endpoints: this.policy.boundCount, pending: this.policy.pendingEndpoints.length, tables: this.policy.writer.tables.size }, 'reconciled');
@@ -314,7 +413,9 @@ export class BpfDataplane {
   private applyNow(d: CalcDelta): void {
     for (const r of d.rulesUpserted) this.rules.set(r.id, r);
     this.trackEndpoints(d.endpointsUpserted, d.endpointsRemoved, false);
+    this.trackHostEndpoints(d.endpointsUpserted, d.endpointsRemoved, false);
     this.policy.applyDelta(d); // CalcDelta's order: additions, prefixes, switches, removals
+    if (d.endpointsUpserted.some((e) => e.host) || d.endpointsRemoved.length > 0) this.syncHostEndpoints();
     this.classCount += d.prefixesUpserted.length - d.prefixesRemoved.length;
     for (const id of d.rulesRemoved) this.rules.delete(id);
     if (d.prefilterChanged && d.prefilter) this.setPrefilter(d.prefilter);
@@ -402,6 +503,7 @@ export class BpfDataplane {
     await this.applyChain;
     this.ring?.close();
     this.pf?.close();
+    this.hep?.close();
     this.routes?.close();
     this.wep?.close();
   }

@@ -173,6 +173,7 @@ export const KIND_ALIASES: Readonly<Record<ResourceKind, readonly string[]>> = {
   BGPPeer: ['bgppeer', 'bgppeers', 'bgpp', 'bgpps', 'bp', 'bps'],
   GlobalNetworkSet: ['globalnetworkset', 'globalnetworksets'],
   NetworkSet: ['networkset', 'networksets', 'netsets'],
+  HostEndpoint: ['hostendpoint', 'hostendpoints', 'hep', 'heps'],
   IPReservation: ['ipreservation', 'ipreservations'],
   ClusterInformation: ['clusterinformation', 'clusterinformations', 'clusterinfo', 'clusterinfos'],
   FelixConfiguration: ['felixconfiguration', 'felixconfigurations', 'felixconfig', 'felixconfigs'],

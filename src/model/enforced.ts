@@ -10,12 +10,11 @@
  * enforced, so refused"); change both together.
  */
 import type { Problem } from './errors';
-import type { EntityRule, FelixConfigurationSpec, GlobalNetworkPolicy, IPPool, Resource, Rule, WorkloadEndpoint } from './types';
+import type { EntityRule, FelixConfigurationSpec, GlobalNetworkPolicy, HostEndpoint, IPPool, Resource, Rule, WorkloadEndpoint } from './types';
 import { protocolNumber } from './values';
 import { tryParseCidrOrIp } from '../primitives';
 
 const NO_V6 = 'IPv6 is not implemented by tortie (its datapath, routes and IPAM are IPv4-only)';
-const NO_HEP = 'tortie has no host endpoints (HostEndpoint is not implemented)';
 
 export function unenforcedProblems(r: Resource): Problem[] {
   const out: { path: string; reason: string }[] = [];
@@ -40,6 +39,9 @@ export function unenforcedProblems(r: Resource): Problem[] {
       break;
     case 'FelixConfiguration':
       felix(r.spec, add);
+      break;
+    case 'HostEndpoint':
+      hostEndpoint(r, add);
       break;
     case 'ClusterInformation':
       if (r.spec.datastoreReady === false) {
@@ -81,6 +83,12 @@ function pool(p: IPPool, add: Add): void {
   }
 }
 
+function hostEndpoint(h: HostEndpoint, add: Add): void {
+  (h.spec.expectedIPs ?? []).forEach((ip, i) => {
+    if (ip.includes(':')) add(`spec.expectedIPs[${i}]`, `${ip}: ${NO_V6}`);
+  });
+}
+
 function workloadEndpoint(w: WorkloadEndpoint, add: Add): void {
   (w.spec.ipNetworks ?? []).forEach((n, i) => {
     if (isV6(n)) add(`spec.ipNetworks[${i}]`, `${n}: ${NO_V6}`);
@@ -95,33 +103,26 @@ function workloadEndpoint(w: WorkloadEndpoint, add: Add): void {
 function globalPolicy(p: GlobalNetworkPolicy, add: Add): void {
   rules(p.spec.ingress, 'spec.ingress', add);
   rules(p.spec.egress, 'spec.egress', add);
-  if (p.spec.preDNAT === true) add('spec.preDNAT', `preDNAT policies are not supported: ${NO_HEP}`);
-  if (p.spec.doNotTrack !== true) return;
-  // doNotTrack: only what the uplink prefilter (src/calc/prefilter.ts) enforces on the node's
-  // implicit host endpoint: ingress Deny rules whose only match is source.nets (and Log rules).
-  // (type Egress without egress rules is harmless: an untracked policy that matches nothing
-  // leaves the packet to normal processing.)
-  if (p.spec.egress !== undefined) add('spec.egress', `egress doNotTrack rules are not supported: ${NO_HEP}`);
-  (p.spec.ingress ?? []).forEach((r, i) => {
-    if (r.action === 'Log') return;
-    if (r.action !== 'Deny') {
-      add(`spec.ingress[${i}].action`, `${r.action} in a doNotTrack policy is not supported: ${NO_HEP}; only Deny rules matching source.nets are enforced (in the uplink prefilter)`);
-      return;
-    }
-    const extra = Object.keys(r).filter((k) => k !== 'action' && k !== 'source' && k !== 'metadata' && k !== 'ipVersion');
-    const srcExtra = Object.keys(r.source ?? {}).filter((k) => k !== 'nets');
-    if (r.source?.nets === undefined || extra.length > 0 || srcExtra.length > 0) {
-      const what = [...extra, ...srcExtra.map((k) => `source.${k}`)];
-      add(`spec.ingress[${i}]`, `a doNotTrack Deny rule may only match source.nets (the uplink prefilter)${what.length > 0 ? `; remove ${what.join(', ')}` : ''}`);
+  if (p.spec.doNotTrack !== true && p.spec.preDNAT !== true) return;
+  // doNotTrack and preDNAT policies select host endpoints only, where the local address is not
+  // one (any of the node's, or a workload's when forwarded): tortie's tables match the remote
+  // address, so a local-side nets match cannot be enforced there.
+  const local = (list: Rule[] | undefined, path: string, side: 'destination' | 'source') => (list ?? []).forEach((r, i) => {
+    for (const k of ['nets', 'notNets'] as const) {
+      if (r[side]?.[k] !== undefined) {
+        add(`${path}[${i}].${side}.${k}`, `is not supported in a ${p.spec.doNotTrack ? 'doNotTrack' : 'preDNAT'} policy: tortie matches a host endpoint's local side by selector and ports only (match the host by its HostEndpoint labels instead)`);
+      }
     }
   });
+  local(p.spec.ingress, 'spec.ingress', 'destination');
+  local(p.spec.egress, 'spec.egress', 'source');
 }
 
 /**
  * FelixConfiguration, field by field (README, "FelixConfiguration fields"; change both together).
  * Honoured fields are in force on every tortie-node: `live` ones as soon as the resource changes,
  * `restart` ones when the agent restarts (it restarts itself on such a change, as Felix does for
- * every field: src/node/felix-live.ts). Failsafe ports belong to host endpoints (not listed here).
+ * every field: src/node/felix-live.ts).
  */
 export const FELIX_HONOURED: Readonly<Record<string, 'live' | 'restart'>> = {
   logSeverityScreen: 'live',
@@ -140,6 +141,8 @@ export const FELIX_HONOURED: Readonly<Record<string, 'live' | 'restart'>> = {
   bpfMapSizeConntrack: 'restart',
   bpfConntrackTimeouts: 'restart',
   defaultEndpointToHostAction: 'restart',
+  failsafeInboundHostPorts: 'restart',
+  failsafeOutboundHostPorts: 'restart',
 };
 
 /** Fields whose value is what tortie does anyway: accepted with that value only. */

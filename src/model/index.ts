@@ -80,3 +80,4 @@ export {
   NAMESPACE_PROFILE_PREFIX,
 } from './derived';
 export { checkUpdate, checkPoolOverlaps, checkPolicyTier } from './changes';
+export { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, parseFailsafeText, type FailsafePort } from './failsafe';

@@ -9,6 +9,7 @@
  * present, and an absent boolean means false (Calico's omitempty). Changes to this file
  * are additive only: the policy compiler, datastore, CLI and IPAM build on it.
  */
+import type { FailsafePort } from './failsafe';
 
 export const API_VERSION_V3 = 'projectcalico.org/v3' as const;
 export type ApiVersionV3 = typeof API_VERSION_V3;
@@ -390,6 +391,36 @@ export interface NetworkSet {
   spec: NetworkSetSpec;
 }
 
+// ---------------------------------------------------------------- HostEndpoint
+
+export interface HostEndpointPort {
+  name: string;
+  protocol: Protocol;
+  port: number;
+}
+
+export interface HostEndpointSpec {
+  /** The node the interface is on (required). */
+  node?: string;
+  /** One host interface (≤ 15 characters), or `*` for all of the node's non-workload
+   *  interfaces. Either this or expectedIPs is required. */
+  interfaceName?: string;
+  /** The endpoint's addresses: rule selectors that match the endpoint match these; without an
+   *  interfaceName, the interface holding one of them is the one policed. */
+  expectedIPs?: string[];
+  profiles?: string[];
+  /** Named ports (rule ports may name them). */
+  ports?: HostEndpointPort[];
+}
+
+/** One or all of a node's own interfaces, policed by host endpoint policy. */
+export interface HostEndpoint {
+  apiVersion: ApiVersionV3;
+  kind: 'HostEndpoint';
+  metadata: ObjectMeta;
+  spec: HostEndpointSpec;
+}
+
 // ---------------------------------------------------------------- IPReservation
 
 export interface IPReservationSpec {
@@ -445,7 +476,7 @@ export interface FelixConfigurationSpec {
   natPortRange?: string;
   /** Conntrack table entries (1024–67108864). */
   bpfMapSizeConntrack?: number;
-  /** Drop (Calico's default), Accept, Return (tortie has no host endpoints: as Accept). */
+  /** Drop (Calico's default), Accept, Return (host endpoint policy does not police workload→host traffic, as Felix: as Accept). */
   defaultEndpointToHostAction?: 'Drop' | 'Accept' | 'Return';
   /** Debug, Info, Warning, Error, Fatal, None: the log file's severity. */
   logSeverityFile?: string;
@@ -460,6 +491,9 @@ export interface FelixConfigurationSpec {
   natOutgoingAddress?: string;
   /** Felix's BPF conntrack timers: each a duration (`20s`, `1h30m`) or `Auto` (tortie's default). */
   bpfConntrackTimeouts?: Partial<Record<FelixConntrackTimer, string>>;
+  /** Ports host endpoint policy never blocks (src/model/failsafe.ts; [] = none). */
+  failsafeInboundHostPorts?: FailsafePort[];
+  failsafeOutboundHostPorts?: FailsafePort[];
   [field: string]: unknown;
 }
 
@@ -488,6 +522,7 @@ export type Resource =
   | BGPPeer
   | GlobalNetworkSet
   | NetworkSet
+  | HostEndpoint
   | IPReservation
   | ClusterInformation
   | FelixConfiguration;
@@ -507,6 +542,7 @@ export const RESOURCE_KINDS: readonly ResourceKind[] = [
   'BGPPeer',
   'GlobalNetworkSet',
   'NetworkSet',
+  'HostEndpoint',
   'IPReservation',
   'ClusterInformation',
   'FelixConfiguration',

@@ -13,6 +13,7 @@ import { bgpConfigNameProblem, bgpConfiguration, bgpPeer, parseDuration } from '
 import { Issues, ValidationError, type Problem } from './errors';
 import { MAX_RULES, asResourceName, validateRules } from './rules';
 import { checkSelector } from './selectors';
+import { failsafeListProblems } from './failsafe';
 import {
   API_VERSION_V3,
   NAMESPACED_KINDS,
@@ -21,6 +22,9 @@ import {
   type GlobalNetworkPolicy,
   type GlobalNetworkPolicySpec,
   type GlobalNetworkSet,
+  type HostEndpoint,
+  type HostEndpointPort,
+  type HostEndpointSpec,
   type NetworkSet,
   type NetworkSetSpec,
   type IPReservation,
@@ -130,8 +134,6 @@ export const META_FIELDS = [
  * ones tortie could not enforce end to end yet.
  */
 export const UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
-  HostEndpoint:
-    'policy on host interfaces is not enforced (no BPF policy program on the uplink or named host interfaces, no failsafe ports); nothing would protect the host',
   KubeControllersConfiguration:
     'it configures calico-kube-controllers, which runs against the Kubernetes API; tortie has no Kubernetes API datastore and runs no kube-controllers',
   CalicoNodeStatus: 'it is a Kubernetes-only status request served by calico-node through the Kubernetes API; use tortiectl node status',
@@ -249,6 +251,9 @@ export function checkResource(input: unknown): CheckResult {
     case 'GlobalNetworkSet':
     case 'NetworkSet':
       resource = networkSet(kind, meta, spec, issues);
+      break;
+    case 'HostEndpoint':
+      resource = hostEndpoint(meta, spec, issues);
       break;
     case 'IPReservation':
       resource = ipReservation(meta, spec, issues);
@@ -1144,6 +1149,85 @@ function networkSet(kind: 'GlobalNetworkSet' | 'NetworkSet', meta: ObjectMeta, v
     : { apiVersion: API_VERSION_V3, kind, metadata: meta, spec };
 }
 
+// ---------------------------------------------------------------- HostEndpoint
+
+/**
+ * libcalico-go's HostEndpoint rules: node required; interfaceName (a Linux interface name, or
+ * `*` for all of the host's interfaces) and/or expectedIPs required; profiles are resource
+ * names; named ports as a workload's (unique names, TCP/UDP/SCTP, 1–65535).
+ */
+function hostEndpoint(meta: ObjectMeta, v: unknown, issues: Issues): HostEndpoint | undefined {
+  const s = specObject(v, issues, true);
+  if (s === undefined) return undefined;
+  checkKnownFields(s, ['node', 'interfaceName', 'expectedIPs', 'profiles', 'ports'], 'spec', issues);
+  const spec: HostEndpointSpec = {};
+  if (!has(s, 'node') || own(s, 'node') === '' || own(s, 'node') === null) {
+    issues.add('spec.node', 'is required: no node has been specified');
+  } else {
+    const n = asResourceName(own(s, 'node'), 'spec.node', issues);
+    if (n !== undefined) spec.node = n;
+  }
+  if (has(s, 'interfaceName') && own(s, 'interfaceName') !== '' && own(s, 'interfaceName') !== null) {
+    const n = asString(own(s, 'interfaceName'), 'spec.interfaceName', issues);
+    if (n !== undefined) {
+      if (n === '*' || INTERFACE_RE.test(n)) spec.interfaceName = n;
+      else issues.add('spec.interfaceName', `${quote(n)} must be '*' or 1 to 15 characters of letters, digits, '_', '.' or '-'`);
+    }
+  }
+  if (has(s, 'expectedIPs')) {
+    const arr = asStringArray(own(s, 'expectedIPs'), 'spec.expectedIPs', issues);
+    const out: string[] = [];
+    arr?.forEach((n, i) => {
+      const ip = tryParseIP(n);
+      if (ip === undefined) issues.add(index('spec.expectedIPs', i), `${quote(n)} is not an IP address`);
+      else out.push(formatIP(ip));
+    });
+    if (out.length > 0) spec.expectedIPs = out;
+  }
+  if (spec.interfaceName === undefined && spec.expectedIPs === undefined && !issues.list.some((i) => i.path.startsWith('spec.interfaceName') || i.path.startsWith('spec.expectedIPs'))) {
+    issues.add('spec.interfaceName', 'no interface or expected IPs have been specified (one of interfaceName, expectedIPs is required)');
+  }
+  if (has(s, 'profiles')) {
+    const arr = asStringArray(own(s, 'profiles'), 'spec.profiles', issues);
+    arr?.forEach((p, i) => {
+      const prob = dnsSubdomainProblem(p);
+      if (prob !== null) issues.add(index('spec.profiles', i), prob);
+    });
+    if (arr !== undefined && arr.length > 0) spec.profiles = arr;
+  }
+  if (has(s, 'ports')) {
+    const arr = asArray(own(s, 'ports'), 'spec.ports', issues);
+    if (arr !== undefined) {
+      const ports: HostEndpointPort[] = [];
+      const seen = new Set<string>();
+      arr.forEach((e, i) => {
+        const p = index('spec.ports', i);
+        const o = asObject(e, p, issues);
+        if (o === undefined) return;
+        checkKnownFields(o, ['name', 'protocol', 'port'], p, issues);
+        const before = issues.list.length;
+        const name = asString(own(o, 'name'), field(p, 'name'), issues);
+        if (name !== undefined) {
+          const prob = name === '' ? 'is required' : portNameProblem(name);
+          if (prob !== null) issues.add(field(p, 'name'), prob);
+          else if (seen.has(name)) issues.add(field(p, 'name'), `${quote(name)}: the ports list contains a duplicate named port`);
+          seen.add(name);
+        }
+        const pr = parseProtocol(own(o, 'protocol'));
+        if (!has(o, 'protocol')) issues.add(field(p, 'protocol'), 'is required (TCP, UDP or SCTP)');
+        else if ('error' in pr) issues.add(field(p, 'protocol'), pr.error);
+        else if (!protocolSupportsPorts(pr.value)) issues.add(field(p, 'protocol'), `${pr.value} has no ports; use TCP, UDP or SCTP`);
+        const port = asInteger(own(o, 'port'), field(p, 'port'), issues, 1, 65535);
+        if (issues.list.length === before && name !== undefined && port !== undefined && !('error' in pr)) {
+          ports.push({ name, protocol: pr.value, port });
+        }
+      });
+      if (ports.length > 0) spec.ports = ports;
+    }
+  }
+  return { apiVersion: API_VERSION_V3, kind: 'HostEndpoint', metadata: meta, spec };
+}
+
 // ---------------------------------------------------------------- IPReservation
 
 /** Address or CIDR strings → masked CIDRs (bare addresses as host routes), problems by index. */
@@ -1255,6 +1339,13 @@ function felixConfiguration(meta: ObjectMeta, v: unknown, issues: Issues): Felix
         const hit = FELIX_ENDPOINT_TO_HOST_ACTIONS.find((x) => x.toLowerCase() === str?.toLowerCase());
         if (str !== undefined && hit === undefined) issues.add(p, `must be one of ${FELIX_ENDPOINT_TO_HOST_ACTIONS.join(', ')}, got ${quote(str)}`);
         else if (hit !== undefined) spec.defaultEndpointToHostAction = hit;
+        break;
+      }
+      case 'failsafeInboundHostPorts':
+      case 'failsafeOutboundHostPorts': {
+        const r = failsafeListProblems(val, p);
+        for (const pr of r.problems) issues.add(pr.path, pr.reason);
+        if (r.list !== undefined) spec[key] = r.list;
         break;
       }
       case 'healthHost':

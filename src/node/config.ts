@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { datastoreEnvLayer, datastoreSetting, resolveDatastoreSettings } from '../datastore/config';
 import { DatastoreConfigError } from '../datastore/errors';
-import { FELIX_ENDPOINT_TO_HOST_ACTIONS, parseDuration, type FelixConfigurationSpec, type FelixConntrackTimer } from '../model';
+import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, FELIX_ENDPOINT_TO_HOST_ACTIONS, parseDuration, parseFailsafeText, type FailsafePort, type FelixConfigurationSpec, type FelixConntrackTimer } from '../model';
 import { CALICO_CT_TIMEOUTS, type CtTimeouts } from '../dataplane/bpf/conntrack';
 import { DEFAULT_MTU_PATTERN } from '../dataplane/routes';
 import { TortieError } from '../util/errors';
@@ -70,7 +70,7 @@ export interface NodeConfig {
   /**
    * Felix's defaultEndpointToHostAction (FELIX_DEFAULTENDPOINTTOHOSTACTION): new flows from a
    * workload to the node's own addresses, after its egress policy: Drop (default), Accept, or
-   * Return (= Accept: tortie has no host endpoint policy to return to).
+   * Return (= Accept: host endpoint policy does not police workload-to-host traffic).
    */
   endpointToHostAction: 'Drop' | 'Accept' | 'Return';
   /** Conntrack table size (undefined: derived from memory), per-workload quota (undefined: size / 8), timeouts (Calico's). */
@@ -83,6 +83,8 @@ export interface NodeConfig {
   mtuFile: string;
   /** Felix's natOutgoingAddress: SNAT source for natOutgoing pools ('' = the node address). */
   natOutgoingAddress: string;
+  /** Felix's failsafe ports (FELIX_FAILSAFEINBOUNDHOSTPORTS / …OUTBOUND…; Calico's defaults). */
+  failsafe: { inbound: FailsafePort[]; outbound: FailsafePort[] };
   /**
    * The unix socket on which the agent answers the installed CNI wrappers (src/cni/server.ts);
    * '' = not served (the wrappers then start a plugin process per call). Default
@@ -106,7 +108,8 @@ export interface NodeConfig {
 
 /** NodeConfig settings FelixConfiguration can set. */
 export type FelixSettable = 'logLevel' | 'healthPort' | 'healthHost' | 'interfacePrefix' | 'natPortRange' | 'ctMaxEntries' | 'endpointToHostAction'
-  | 'logLevelFile' | 'metricsEnabled' | 'metricsPort' | 'metricsHost' | 'ipipMtu' | 'mtuIfacePattern' | 'natOutgoingAddress' | 'ctTimeouts';
+  | 'logLevelFile' | 'metricsEnabled' | 'metricsPort' | 'metricsHost' | 'ipipMtu' | 'mtuIfacePattern' | 'natOutgoingAddress' | 'ctTimeouts'
+  | 'failsafeInbound' | 'failsafeOutbound';
 
 /** Felix's bpfConntrackTimeouts timers → tortie's conntrack timeouts (creationGracePeriod has no equivalent). */
 const CT_TIMER_KEYS: Readonly<Partial<Record<FelixConntrackTimer, keyof CtTimeouts>>> = {
@@ -183,6 +186,10 @@ export function withFelixConfiguration(c: NodeConfig, layers: readonly (FelixCon
   // One parameter in Felix: the winning layer's map, over the defaults (not merged across layers).
   const timers = first('bpfConntrackTimeouts');
   if (timers && settable('ctTimeouts')) [out.ct, from.ctTimeouts] = [{ ...out.ct, timeouts: ctTimeoutsFrom(timers[0] ?? {}, timers[1]) }, timers[1]];
+  const fsIn = first('failsafeInboundHostPorts');
+  if (fsIn && settable('failsafeInbound')) [out.failsafe, from.failsafeInbound] = [{ ...out.failsafe, inbound: fsIn[0]! }, fsIn[1]];
+  const fsOut = first('failsafeOutboundHostPorts');
+  if (fsOut && settable('failsafeOutbound')) [out.failsafe, from.failsafeOutbound] = [{ ...out.failsafe, outbound: fsOut[0]! }, fsOut[1]];
   return { config: out, from };
 }
 
@@ -276,6 +283,8 @@ export interface RawNodeOptions {
   mtuIfacePattern?: string;
   mtuFile?: string;
   defaultEndpointToHostAction?: string;
+  failsafeInboundHostPorts?: string;
+  failsafeOutboundHostPorts?: string;
   natQuota?: string;
   natMaxEntries?: string;
   ctMaxEntries?: string;
@@ -320,6 +329,15 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [toHostRaw, toHostSrc] = pick('default-endpoint-to-host-action', opts.defaultEndpointToHostAction, 'FELIX_DEFAULTENDPOINTTOHOSTACTION');
   const toHost = toHostRaw === undefined ? 'Drop' : FELIX_ENDPOINT_TO_HOST_ACTIONS.find((a) => a.toLowerCase() === toHostRaw.trim().toLowerCase());
   if (toHost === undefined) throw new ConfigError(`${toHostSrc}: "${toHostRaw}" is not one of ${FELIX_ENDPOINT_TO_HOST_ACTIONS.join(', ')}`);
+  const [fsInRaw, fsInSrc] = pick('failsafe-inbound-host-ports', opts.failsafeInboundHostPorts, 'FELIX_FAILSAFEINBOUNDHOSTPORTS');
+  const [fsOutRaw, fsOutSrc] = pick('failsafe-outbound-host-ports', opts.failsafeOutboundHostPorts, 'FELIX_FAILSAFEOUTBOUNDHOSTPORTS');
+  const failsafeOf = (raw: string | undefined, src: string, dflt: readonly FailsafePort[]): FailsafePort[] => {
+    if (raw === undefined) return [...dflt];
+    const r = parseFailsafeText(raw);
+    if ('error' in r) throw new ConfigError(`${src}: ${r.error}`);
+    return r;
+  };
+  const failsafe = { inbound: failsafeOf(fsInRaw, fsInSrc, DEFAULT_FAILSAFE_INBOUND), outbound: failsafeOf(fsOutRaw, fsOutSrc, DEFAULT_FAILSAFE_OUTBOUND) };
   const [ctQuota, ctQuotaSrc] = pick('ct-quota', opts.ctQuota, 'TORTIE_CT_QUOTA');
   const [ctTimers, ctTimersSrc] = pick('ct-timeouts', undefined, 'FELIX_BPFCONNTRACKTIMEOUTS');
   const [snatAddr, snatAddrSrc] = pick('nat-outgoing-address', opts.natOutgoingAddress, 'FELIX_NATOUTGOINGADDRESS');
@@ -448,6 +466,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     mtuIfacePattern: mtuPattern ?? DEFAULT_MTU_PATTERN,
     mtuFile: mtuFileRaw === undefined ? join(runDir || '/run/tortie', 'mtu') : ['', 'none'].includes(mtuFileRaw.trim().toLowerCase()) ? '' : mtuFileRaw.trim(),
     natOutgoingAddress,
+    failsafe,
     cniSocket,
     bgp,
     routeSource,
@@ -455,7 +474,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     clusterType: (env.CLUSTER_TYPE ?? '').trim() || 'tortie',
     explicit: ([['logLevel', level], ['healthPort', hport], ['healthHost', hhost], ['interfacePrefix', prefix], ['natPortRange', natRange], ['ctMaxEntries', ctMax], ['endpointToHostAction', toHostRaw],
       ['logLevelFile', lfileLevel], ['metricsEnabled', menabled], ['metricsPort', mport], ['metricsHost', mhost], ['ipipMtu', ipipMtuRaw], ['mtuIfacePattern', mtuPattern],
-      ['natOutgoingAddress', snatAddr], ['ctTimeouts', ctTimers]] as const)
+      ['natOutgoingAddress', snatAddr], ['ctTimeouts', ctTimers], ['failsafeInbound', fsInRaw], ['failsafeOutbound', fsOutRaw]] as const)
       .filter(([, v]) => v !== undefined).map(([k]) => k),
   };
 }

@@ -56,6 +56,8 @@ const SETTINGS: readonly Setting[] = [
   one('bpfMapSizeConntrack', (c) => c.ct.maxEntries, false),
   one('bpfConntrackTimeouts', (c) => JSON.stringify(c.ct.timeouts), false),
   one('defaultEndpointToHostAction', (c) => c.endpointToHostAction, false),
+  one('failsafeInboundHostPorts', (c) => JSON.stringify(c.failsafe.inbound), false),
+  one('failsafeOutboundHostPorts', (c) => JSON.stringify(c.failsafe.outbound), false),
 ];
 // Every honoured field has its row, with the same live/restart class as the model says.
 for (const [f, how] of Object.entries(FELIX_HONOURED)) {

@@ -149,6 +149,7 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
       },
       ctMaxEntries: c.ct.maxEntries, ctQuota: c.ct.quota, ctTimeouts: c.ct.timeouts,
       endpointToHostAction: c.endpointToHostAction,
+      failsafe: c.failsafe,
       onFlow: (flow) => flowLog.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
     });
     const listeners = listenersOf(c);

@@ -10,7 +10,7 @@
 import { inetChecksum, eth, ipv4, tcp, udp, icmp, PROTO, type EthOpts } from '../dataplane/bpf/packet';
 import { workloadEndpointName } from '../model';
 import type {
-  GlobalNetworkPolicy, GlobalNetworkPolicySpec, GlobalNetworkSet, IPPool, NetworkSet, Namespace, NetworkPolicy, NetworkPolicySpec,
+  GlobalNetworkPolicy, GlobalNetworkPolicySpec, GlobalNetworkSet, HostEndpoint, IPPool, NetworkSet, Namespace, NetworkPolicy, NetworkPolicySpec,
   Node, Profile, ProfileSpec, Tier, WorkloadEndpoint, WorkloadEndpointPort,
 } from '../model';
 
@@ -97,6 +97,19 @@ export function gns(name: string, nets: string[], labels: Record<string, string>
 export function netset(key: string, nets: string[], labels: Record<string, string> = {}): NetworkSet {
   const [namespace, name] = key.split('/') as [string, string];
   return { apiVersion: V3, kind: 'NetworkSet', metadata: { name, namespace, labels }, spec: { nets } };
+}
+
+/** A HostEndpoint (node `node1` unless given; interface, expected IPs, profiles, named ports as given). */
+export function hep(
+  name: string,
+  o: { labels?: Record<string, string>; node?: string; iface?: string; ips?: string[]; profiles?: string[]; ports?: { name: string; protocol: string; port: number }[] } = {},
+): HostEndpoint {
+  const h: HostEndpoint = { apiVersion: V3, kind: 'HostEndpoint', metadata: { name, labels: { ...(o.labels ?? {}) } }, spec: { node: o.node ?? 'node1' } };
+  if (o.iface !== undefined) h.spec.interfaceName = o.iface;
+  if (o.ips !== undefined) h.spec.expectedIPs = o.ips;
+  if (o.profiles !== undefined) h.spec.profiles = o.profiles;
+  if (o.ports !== undefined) h.spec.ports = o.ports;
+  return h;
 }
 
 export function pool(name: string, cidr: string, spec: Partial<IPPool['spec']> = {}): IPPool {

@@ -95,7 +95,7 @@ t.test('get', async (t) => {
       code: 1, stdout: '',
       stderr: "Failed to get resources: resource type 'kubecontrollersconfiguration' is not supported: KubeControllersConfiguration is a Calico resource tortie does not implement: " +
         'it configures calico-kube-controllers, which runs against the Kubernetes API; tortie has no Kubernetes API datastore and runs no kube-controllers ' +
-        '(tortie has: bgpConfiguration, bgpPeer, clusterInformation, felixConfiguration, globalNetworkPolicy, globalNetworkSet, ipPool, ipReservation, namespace, networkPolicy, networkSet, node, profile, tier, workloadEndpoint)\n',
+        '(tortie has: bgpConfiguration, bgpPeer, clusterInformation, felixConfiguration, globalNetworkPolicy, globalNetworkSet, hostEndpoint, ipPool, ipReservation, namespace, networkPolicy, networkSet, node, profile, tier, workloadEndpoint)\n',
     });
   });
 

@@ -42,33 +42,9 @@ spec:
   t.match(conv.stdout, /vxlanMode: Always/);
 });
 
-t.test('preDNAT and unenforceable doNotTrack policies are refused; a prefilter-shaped one is applied', async (t) => {
-  const cli = cliFor(t);
-  cli.file('pre.yaml', `apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata: {name: pre}
-spec:
-  preDNAT: true
-  applyOnForward: true
-  ingress: [{action: Deny, source: {nets: [198.51.100.0/24]}}]
-`);
-  t.match((await cli.run(['apply', '-f', 'pre.yaml'])).stderr, /GlobalNetworkPolicy pre: spec\.preDNAT: preDNAT policies are not supported: tortie has no host endpoints/);
-  cli.file('dnt.yaml', `apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata: {name: dnt}
-spec:
-  doNotTrack: true
-  applyOnForward: true
-  selector: "role == 'edge'"
-  ingress: [{action: Deny, source: {nets: [198.51.100.0/24]}}]
-`);
-  t.same(await cli.run(['apply', '-f', 'dnt.yaml']), { code: 0, stdout: "Successfully applied 1 'GlobalNetworkPolicy' resource(s)\n", stderr: '' });
-});
-
 t.test('Calico kinds tortie does not implement say why', async (t) => {
   const cli = cliFor(t);
   const kinds: [string, RegExp][] = [
-    ['HostEndpoint', /HostEndpoint is not supported by tortie: policy on host interfaces is not enforced \(no BPF policy program on the uplink/],
     ['KubeControllersConfiguration', /KubeControllersConfiguration is not supported by tortie: it configures calico-kube-controllers, which runs against the Kubernetes API/],
     ['CalicoNodeStatus', /CalicoNodeStatus is not supported by tortie: it is a Kubernetes-only status request/],
   ];

@@ -30,6 +30,9 @@ spec:
   bpfEnabled: true
   chainInsertMode: Insert
   defaultEndpointToHostAction: accept
+  failsafeInboundHostPorts:
+  - {protocol: TCP, port: 2222}
+  failsafeOutboundHostPorts: []
   routeRefreshInterval: 90s
   iptablesRefreshInterval: 60s
 `);
@@ -39,7 +42,7 @@ spec:
     'Warning: FelixConfiguration default: spec.routeRefreshInterval: accepted but ignored: tortie reconciles routes on events and on every resync, not on a timer',
     'Warning: FelixConfiguration default: spec.iptablesRefreshInterval: accepted but ignored: tortie programs no iptables rules',
     "Warning: FelixConfiguration default: spec.bpfConntrackTimeouts.icmpTimeout: Auto means tortie's default (Calico's fixed default), not the Linux conntrack sysctl",
-    'Note: tortie-node restarts itself to apply interfacePrefix, natPortRange, bpfMapSizeConntrack, bpfConntrackTimeouts, defaultEndpointToHostAction (as Felix does); the other fields apply while it runs',
+    'Note: tortie-node restarts itself to apply interfacePrefix, natPortRange, bpfMapSizeConntrack, bpfConntrackTimeouts, defaultEndpointToHostAction, failsafeInboundHostPorts, failsafeOutboundHostPorts (as Felix does); the other fields apply while it runs',
   ], 'hints warned by field; the restart fields named');
   const y = YAML.parse((await cli.run(['get', 'felixconfiguration', 'default', '-o', 'yaml'])).stdout);
   t.same(y.spec, {
@@ -47,7 +50,8 @@ spec:
     prometheusMetricsPort: 9191, prometheusMetricsHost: '127.0.0.1', interfacePrefix: 'cali,tap', natPortRange: '32768:40000',
     natOutgoingAddress: '198.18.9.1', ipipMTU: 8981, mtuIfacePattern: '^eth', bpfMapSizeConntrack: 262144,
     bpfConntrackTimeouts: { tcpEstablished: '2h', udpTimeout: '30s', icmpTimeout: 'Auto' }, ipv6Support: false, bpfEnabled: true,
-    chainInsertMode: 'Insert', defaultEndpointToHostAction: 'Accept', routeRefreshInterval: '90s', iptablesRefreshInterval: '60s',
+    chainInsertMode: 'Insert', defaultEndpointToHostAction: 'Accept', failsafeInboundHostPorts: [{ protocol: 'TCP', port: 2222 }],
+    failsafeOutboundHostPorts: [], routeRefreshInterval: '90s', iptablesRefreshInterval: '60s',
   });
 
   cli.file('live.yaml', 'apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: node.n1}\nspec: {logSeverityScreen: Debug, ipipMTU: 1400}\n');

@@ -51,7 +51,7 @@ t.test('map names: tortie_<x>_v<n>, at most 15 characters (the kernel keeps 15)'
   const { MAP } = await import('../../src/dataplane/bpf/codecs');
   const { BpfObject } = await import('../../src/dataplane/native');
   const inObjects = new Set<string>();
-  for (const f of ['tortie_wep.bpf.o', 'tortie_xdp.bpf.o']) {
+  for (const f of ['tortie_wep.bpf.o', 'tortie_xdp.bpf.o', 'tortie_hep.bpf.o']) {
     const o = BpfObject.open(path.join(defaultObjectDir(), f));
     for (const m of o.maps()) inObjects.add(m.name);
     o.close();

@@ -2,7 +2,7 @@
 // (events on/off, prefilter counting on/off, conntrack sizes and timeouts), and the uplink stub.
 import t from 'tap';
 import * as path from 'node:path';
-import { loadWep, loadPrefilter, defaultObjectDir } from '../../src/dataplane/bpf/loader';
+import { loadWep, loadPrefilter, loadHep, defaultObjectDir } from '../../src/dataplane/bpf/loader';
 import { BpfObject, ProgType } from '../../src/dataplane/native';
 import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 
@@ -46,6 +46,23 @@ t.test('uplink tc stub', async (t) => {
     t.equal(obj.program('tortie_uplink_in').info().type, ProgType.SCHED_CLS);
   } finally {
     obj.close();
+    removePinRoot(pinRoot);
+  }
+});
+
+t.test('host endpoint programs load and share their maps with the uplink object', async (t) => {
+  const pinRoot = uniquePinRoot('verif');
+  const up = BpfObject.open(path.join(defaultObjectDir(), 'tortie_uplink.bpf.o'), { pinRoot });
+  try {
+    const hep = await loadHep({ pinRoot });
+    t.equal(hep.ingress.info().type, ProgType.SCHED_CLS);
+    t.equal(hep.egress.info().type, ProgType.SCHED_CLS);
+    await up.load();
+    t.equal(up.map('tortie_hep_v1').info.id, hep.maps.hep.info.id, 'tortie_hep_v1 is one map');
+    t.equal(up.map('tortie_fs4_v1').info.id, hep.maps.fs4.info.id, 'tortie_fs4_v1 is one map');
+    hep.close();
+  } finally {
+    up.close();
     removePinRoot(pinRoot);
   }
 });

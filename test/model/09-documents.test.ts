@@ -107,7 +107,7 @@ t.test('resolveKind: calicoctl names and aliases, case-insensitive', async (t) =
     ['pro', 'Profile'], ['profiles', 'Profile'], ['tier', 'Tier'], ['Tiers', 'Tier'],
     ['networkpolicy', 'NetworkPolicy'], ['netpol', undefined], ['np', 'NetworkPolicy'], ['policy', 'NetworkPolicy'], ['pols', 'NetworkPolicy'],
     ['gnp', 'GlobalNetworkPolicy'], ['GlobalNetworkPolicies', 'GlobalNetworkPolicy'], ['ns', 'Namespace'],
-    ['hostendpoint', undefined], ['', undefined],
+    ['hostendpoint', 'HostEndpoint'], ['heps', 'HostEndpoint'], ['stagednetworkpolicy', undefined], ['', undefined],
   ];
   for (const [text, kind] of cases) t.equal(resolveKind(text), kind, text);
   for (const k of RESOURCE_KINDS) t.equal(resolveKind(k), k, `the kind name itself: ${k}`);

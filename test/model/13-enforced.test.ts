@@ -1,6 +1,4 @@
 import t from 'tap';
-import { computePrefilter } from '../../src/calc/prefilter';
-import { ResourceState } from '../../src/calc/store';
 import { formatProblem, unenforcedProblems, validateResource, type GlobalNetworkPolicy } from '../../src/model';
 
 // Valid in Calico's model, not enforced by tortie: refused with the field named.
@@ -46,29 +44,31 @@ t.test('workload endpoints: IPv6 addresses, floating IPs, spoofing allowances', 
 const dnt = (name: string, spec: Record<string, unknown>) =>
   validateResource({ apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name }, spec: { selector: 'all()', applyOnForward: true, ...spec } }) as GlobalNetworkPolicy;
 
-t.test('host-side policies: preDNAT refused; doNotTrack only as the uplink prefilter enforces it', async (t) => {
-  t.match(unenforcedProblems(dnt('pre', { preDNAT: true, ingress: [{ action: 'Deny', source: { nets: ['8.8.8.0/24'] } }] })).map(formatProblem),
-    [/^GlobalNetworkPolicy pre: spec\.preDNAT: preDNAT policies are not supported: tortie has no host endpoints/]);
+t.test('host-side policies: preDNAT and doNotTrack are enforced on host endpoints, except local-side nets', async (t) => {
   const cases: [string, Record<string, unknown>, string[]][] = [
-    ['deny-nets', { doNotTrack: true, ingress: [{ action: 'Deny', source: { nets: ['198.51.100.0/24'] } }, { action: 'Log' }] }, []],
-    ['deny-nets-types-egress', { doNotTrack: true, types: ['Ingress', 'Egress'], ingress: [{ action: 'Deny', source: { nets: ['198.51.100.0/24'] } }] }, []],
-    ['allow', { doNotTrack: true, ingress: [{ action: 'Allow', source: { nets: ['10.0.0.0/8'] } }] }, ['spec.ingress[0].action']],
-    ['proto', { doNotTrack: true, ingress: [{ action: 'Deny', protocol: 'TCP', source: { nets: ['192.0.2.0/24'] } }] }, ['spec.ingress[0]']],
-    ['sel', { doNotTrack: true, ingress: [{ action: 'Deny', source: { selector: 'a == "b"' } }] }, ['spec.ingress[0]']],
-    ['egress', { doNotTrack: true, egress: [{ action: 'Deny', destination: { nets: ['1.2.3.0/24'] } }] }, ['spec.egress']],
+    ['pre-deny-nets', { preDNAT: true, ingress: [{ action: 'Deny', source: { nets: ['198.51.100.0/24'] } }] }, []],
+    ['pre-allow-ports', { preDNAT: true, ingress: [{ action: 'Allow', protocol: 'TCP', destination: { ports: [30080], selector: 'has(host)' } }] }, []],
+    ['dnt-both', { doNotTrack: true, types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: 'a == "b"' } }],
+      egress: [{ action: 'Deny', destination: { nets: ['1.2.3.0/24'] } }] }, []],
+    ['pre-local-nets', { preDNAT: true, ingress: [{ action: 'Allow', destination: { nets: ['198.18.0.1/32'], ports: [80] }, protocol: 'TCP' }] }, ['spec.ingress[0].destination.nets']],
+    ['dnt-local-notnets', { doNotTrack: true, types: ['Egress'], egress: [{ action: 'Deny', source: { notNets: ['198.18.0.1/32'] } }] }, ['spec.egress[0].source.notNets']],
   ];
-  // What is accepted must be exactly what the prefilter enforces: no rule of an accepted
-  // policy may end up in computePrefilter's `skipped` list.
   for (const [name, spec, paths] of cases) {
-    const p = dnt(name, spec);
-    const ps = unenforcedProblems(p);
+    const ps = unenforcedProblems(dnt(name, spec));
     t.same(ps.map((x) => x.path), paths, name);
-    const state = new ResourceState();
-    state.upsert(p);
-    let id = 0;
-    const pf = computePrefilter(state, 'node1', () => ++id);
-    t.equal(pf.skipped.length === 0, ps.length === 0, `${name}: refused exactly when the prefilter would skip a rule`);
+    if (paths.length > 0) t.match(ps[0]!.reason, /tortie matches a host endpoint's local side by selector and ports only/);
   }
+});
+
+t.test('HostEndpoint: IPv4 expectedIPs enforced, IPv6 ones refused', async (t) => {
+  t.same(refusals({ apiVersion: V3, kind: 'HostEndpoint', metadata: { name: 'h' }, spec: { node: 'n', interfaceName: 'eth0', expectedIPs: ['198.18.0.1'] } }), []);
+  t.match(refusals({ apiVersion: V3, kind: 'HostEndpoint', metadata: { name: 'h' }, spec: { node: 'n', interfaceName: '*', expectedIPs: ['fd00::1'] } }),
+    [/^HostEndpoint h: spec\.expectedIPs\[0\]: fd00::1: IPv6 is not implemented/]);
+});
+
+t.test('FelixConfiguration: failsafe ports are honoured', async (t) => {
+  t.same(refusals({ apiVersion: V3, kind: 'FelixConfiguration', metadata: { name: 'default' },
+    spec: { failsafeInboundHostPorts: [{ protocol: 'TCP', port: 22 }], failsafeOutboundHostPorts: [] } }), []);
 });
 
 t.test('everything else of the other kinds is enforced', async (t) => {

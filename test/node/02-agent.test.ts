@@ -79,6 +79,10 @@ t.test('agent: in-sync → reconcile, then coalesced deltas; invalid resources a
   await client.create(pool('p3', '10.11.0.0/16') as never);
   for (let i = 0; i < 100 && dp.deltas.flat().length < 2; i++) { await new Promise((r) => setTimeout(r, 20)); await agent.settled(); }
   t.same(dp.deltas.flat(), ['+IPPool/p2', '+IPPool/p3'], 'updates reach the dataplane as deltas');
+  await client.create({ apiVersion: 'projectcalico.org/v3', kind: 'HostEndpoint', metadata: { name: 'n1-eth0', labels: { role: 'host' } },
+    spec: { node: 'n1', interfaceName: 'eth0' } } as never);
+  for (let i = 0; i < 100 && !dp.deltas.flat().includes('+HostEndpoint/n1-eth0'); i++) { await new Promise((r) => setTimeout(r, 20)); await agent.settled(); }
+  t.ok(calc.live.has('HostEndpoint/n1-eth0'), 'a HostEndpoint written through the client reaches the compiler');
 
   // An invalid resource written behind the client's back is treated as absent.
   await writer.put(keyOf('IPPool', 'p2'), { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'p2' }, spec: { cidr: 'not-a-cidr' } });

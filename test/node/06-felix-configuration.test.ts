@@ -52,6 +52,20 @@ t.test('defaultEndpointToHostAction: Drop by default, FelixConfiguration, FELIX_
   t.throws(() => resolveConfig({ nodeName: 'n1', defaultEndpointToHostAction: 'drop!' }, {}), /--default-endpoint-to-host-action: "drop!" is not one of/);
 });
 
+t.test('failsafe ports: Calico\'s defaults, FelixConfiguration, FELIX_FAILSAFE*HOSTPORTS wins', async (t) => {
+  const base = resolveConfig({ nodeName: 'n1' }, {});
+  t.same(base.failsafe.inbound.slice(0, 3), [{ protocol: 'TCP', port: 22 }, { protocol: 'UDP', port: 68 }, { protocol: 'TCP', port: 179 }], "Calico's inbound default");
+  t.same(base.failsafe.outbound[0], { protocol: 'UDP', port: 53 }, "Calico's outbound default");
+  const r = withFelixConfiguration(base, [{ failsafeInboundHostPorts: [{ protocol: 'TCP', port: 2222 }] }, { failsafeInboundHostPorts: [], failsafeOutboundHostPorts: [] }]);
+  t.same(r.config.failsafe, { inbound: [{ protocol: 'TCP', port: 2222 }], outbound: [] }, 'node.<name> over default, per field');
+  t.same([r.from.failsafeInbound, r.from.failsafeOutbound], ['FelixConfiguration node.n1', 'FelixConfiguration default']);
+  const env = resolveConfig({ nodeName: 'n1' }, { FELIX_FAILSAFEINBOUNDHOSTPORTS: 'tcp:10.0.0.0/8:22,udp:68', FELIX_FAILSAFEOUTBOUNDHOSTPORTS: 'none' });
+  t.same(env.failsafe, { inbound: [{ protocol: 'TCP', port: 22, net: '10.0.0.0/8' }, { protocol: 'UDP', port: 68 }], outbound: [] });
+  t.same(withFelixConfiguration(env, [{ failsafeInboundHostPorts: [] }, undefined]).config.failsafe.inbound.length, 2, 'the environment wins');
+  t.throws(() => resolveConfig({ nodeName: 'n1' }, { FELIX_FAILSAFEINBOUNDHOSTPORTS: 'tcp:22,icmp:1' }),
+    /FELIX_FAILSAFEINBOUNDHOSTPORTS: "icmp:1": protocol "icmp" is not tcp, udp or sctp/);
+});
+
 t.test('tortie-node reads default and node.<name> from the datastore', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tortie-felix-'));
   const ds = new EmbeddedDatastore({ dir });

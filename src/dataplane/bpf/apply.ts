@@ -21,7 +21,7 @@
  */
 import type { ProjectionEntry } from '../../calc/types';
 import {
-  AF_INET, EPADDR_FIXED_BITS, EP_F_DISABLED, endpointCodec, epAddrKeyCodec, projKeyCodec, tableCodec, u32Key, u32Value,
+  AF_INET, EPADDR_FIXED_BITS, EP_F_DISABLED, HEP_SLOT, HEP_SLOTS, endpointCodec, epAddrKeyCodec, hostepCodec, projKeyCodec, tableCodec, u32Key, u32Value,
   type Endpoint,
 } from './codecs';
 import { encodeProjection, encodeTable, cidr4ForMap, type EncodedTable, type Entry } from './encode';
@@ -322,4 +322,63 @@ export class EndpointPolicyWriter {
     for (const id of prev.tableIds) this.tables.release(id);
     this.eps.delete(ifindex);
   }
+}
+
+/** A host endpoint's tables by stage (enum tortie_hep_slot); absent = the stage has no policy. */
+export type HostEndpointTables = Partial<Record<keyof typeof HEP_SLOT, AnyTable>>;
+
+/**
+ * Host endpoints in tortie_hep_v1 (key: ifindex, 0 for the `*` endpoint), with the same
+ * atomicity as workload endpoints: every table complete first, one update switches all the
+ * stages, then the old tables are released. Tables are shared with the workload endpoints'
+ * registry (same content, same id).
+ */
+export class HostEndpointWriter {
+  private readonly heps = new Map<number, { tableIds: number[]; version: number }>();
+  constructor(private readonly map: MapOps, private readonly tables: TableRegistry) {}
+
+  /** Adopts what a previous agent left (call after TableRegistry.recover, before the first apply). */
+  recover(): number[] {
+    const found: number[] = [];
+    for (const e of this.map.entries?.() ?? []) {
+      const key = e.key.readUInt32LE(0);
+      const v = hostepCodec.decode(e.value);
+      const tableIds = v.table.filter((id) => id !== 0);
+      for (const id of tableIds) this.tables.holdRecovered(id);
+      this.heps.set(key, { tableIds, version: v.version });
+      found.push(key);
+    }
+    return found;
+  }
+
+  apply(key: number, id: number, tables: HostEndpointTables): void {
+    const prev = this.heps.get(key);
+    const ids = new Array<number>(HEP_SLOTS).fill(0);
+    const acquired: number[] = [];
+    try {
+      for (const [slot, t] of Object.entries(tables) as [keyof typeof HEP_SLOT, AnyTable | undefined][]) {
+        if (t === undefined) continue;
+        const n = this.tables.acquire(t);
+        acquired.push(n);
+        ids[HEP_SLOT[slot]] = n;
+      }
+    } catch (err) {
+      for (const n of acquired) this.tables.release(n);
+      throw err;
+    }
+    const version = ((prev?.version ?? 0) + 1) >>> 0;
+    this.map.update(u32Key(key), hostepCodec.encode({ id, flags: 0, table: ids, version })); // the flip
+    for (const n of prev?.tableIds ?? []) this.tables.release(n);
+    this.heps.set(key, { tableIds: acquired, version });
+  }
+
+  remove(key: number): void {
+    this.map.delete(u32Key(key));
+    const prev = this.heps.get(key);
+    if (!prev) return;
+    for (const n of prev.tableIds) this.tables.release(n);
+    this.heps.delete(key);
+  }
+
+  keys(): number[] { return [...this.heps.keys()]; }
 }

@@ -25,11 +25,15 @@ export const MAP = {
   events: 'tortie_evt_v1',
   evsup: 'tortie_evsup_v1',
   evbud: 'tortie_evbud_v1',
+  hep: 'tortie_hep_v1',
+  fs4: 'tortie_fs4_v1',
+  hct4: 'tortie_hct4_v1',
 } as const;
 
 export const AF_INET = 4;
 export const EP_F_DISABLED = 1;
 export const TBL_F_SPORT = 1;
+export const TBL_F_PASS = 2;
 export const ACT_ALLOW = 1;
 export const ACT_DENY = 2;
 export const MAX_LOG_RULES = 4;
@@ -206,6 +210,36 @@ export const eventCodec = defineStruct('tortie_event', [
 ] as const);
 export type EventRecord = ValueOf<typeof eventCodec>;
 
+/** Host endpoint slots (enum tortie_hep_slot), in the order of tortie_hostep.table. */
+export const HEP_SLOT = { in: 0, out: 1, forwardIngress: 2, forwardEgress: 3, preDNAT: 4, untrackedIngress: 5, untrackedEgress: 6 } as const;
+export const HEP_SLOTS = 8;
+
+export const hostepCodec = defineStruct('tortie_hostep', [
+  { name: 'id', type: 'u32' },
+  { name: 'flags', type: 'u32' },
+  { name: 'table', type: 'u32', count: HEP_SLOTS },
+  { name: 'version', type: 'u32' },
+  { name: 'pad', type: 'pad', length: 4 },
+] as const);
+export type HostEp = ValueOf<typeof hostepCodec>;
+
+export const FS_IN = 0;
+export const FS_OUT = 1;
+export const FS_FIXED_BITS = 32;
+export const fs4KeyCodec = defineStruct('tortie_fs4_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'dir', type: 'u8' },
+  { name: 'proto', type: 'u8' },
+  { name: 'port', type: 'be16' },
+  { name: 'addr', type: 'be32' },
+] as const);
+
+export const hctValueCodec = defineStruct('tortie_hct_value', [
+  { name: 'last_seen_ns', type: 'u64' },
+  { name: 'rule', type: 'u32' },
+  { name: 'pad', type: 'pad', length: 4 },
+] as const);
+
 /** IPv6 class key (reserved map tortie_cls6_v1), checked against BTF ahead of use. */
 export const cls6KeyCodec = defineStruct('tortie_cls6_key', [
   { name: 'prefixlen', type: 'u32' },
@@ -217,6 +251,7 @@ export const ALL_CODECS = [
   endpointCodec, epAddrKeyCodec, cls4KeyCodec, tableCodec, projKeyCodec, spcKeyCodec, polKeyCodec,
   verdictCodec, ct4KeyCodec, ctValueCodec, frag4KeyCodec, fragValueCodec, pf4KeyCodec, pfValueCodec,
   cntKeyCodec, cntValueCodec, eventCodec, cls6KeyCodec, evsupKeyCodec, evbudCodec,
+  hostepCodec, fs4KeyCodec, hctValueCodec,
 ];
 
 /** __u32 map values (class ids, local classes, sport classes, epaddr flags). */

@@ -48,6 +48,10 @@ export const DropReason = {
   NAT_FRAG_ADDR: -45,
   ICMP_QUOTE: -46,
   ICMP_OUTER: -47,
+  HEP_POLICY: -48,
+  HEP_FORWARD: -49,
+  HEP_PREDNAT: -50,
+  HEP_UNTRACKED: -51,
 } as const;
 
 export type DropReasonName = keyof typeof DropReason;

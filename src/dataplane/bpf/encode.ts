@@ -17,12 +17,13 @@
  */
 import type { ClassPrefix, VerdictTable, Prefilter } from '../../calc/types';
 import {
-  ACT_ALLOW, ACT_DENY, MAX_LOG_RULES, POL_FIXED_BITS, SPC_FIXED_BITS, TBL_F_SPORT, PF_FIXED_BITS, PF_SRC,
+  ACT_ALLOW, ACT_DENY, MAX_LOG_RULES, POL_FIXED_BITS, SPC_FIXED_BITS, TBL_F_SPORT, TBL_F_PASS, PF_FIXED_BITS, PF_SRC,
   PF_KIND_DNT, PF_KIND_DENYLIST, cls4KeyCodec, polKeyCodec, projKeyCodec, spcKeyCodec, tableCodec, u32Value,
-  u32Key, verdictCodec, pf4KeyCodec, pfValueCodec,
+  u32Key, verdictCodec, pf4KeyCodec, pfValueCodec, fs4KeyCodec, FS_FIXED_BITS, FS_IN, FS_OUT,
 } from './codecs';
 import { TortieError } from '../../util/errors';
 import { parseCidrOrIp4, tryParseCidrOrIp4, type Cidr4, type IpParseError } from '../../primitives';
+import type { FailsafePort } from '../../model/failsafe';
 
 export class EncodeError extends TortieError {
   declare readonly code: 'ERR_DATAPATH_ENCODE';
@@ -136,7 +137,10 @@ export function encodeTable(t: VerdictTable, id: number): EncodedTable {
   }
   const meta = {
     key: u32Key(id),
-    value: tableCodec.encode({ flags: t.srcPortClasses.length ? TBL_F_SPORT : 0, miss_rule: 0, hash: hashBytes(t.id) }),
+    value: tableCodec.encode({
+      flags: (t.srcPortClasses.length ? TBL_F_SPORT : 0) | (t.passThroughRule !== undefined ? TBL_F_PASS : 0),
+      miss_rule: t.passThroughRule ?? 0, hash: hashBytes(t.id),
+    }),
   };
   return { id, meta, proj, spc, pol, truncatedLogs };
 }
@@ -151,5 +155,24 @@ export function encodePrefilter(pf: Prefilter, denyList: string[] = []): Entry[]
   };
   for (const c of denyList) add(c, PF_KIND_DENYLIST, 0);
   for (const d of pf.deny) if (d.family === 4) add(d.cidr, PF_KIND_DNT, d.ruleId);
+  return [...out.values()];
+}
+
+/** tortie_fs4_v1 entries of Felix's failsafe ports (IPv4 and any-address entries; IPv6 nets skipped). */
+export function encodeFailsafe(inbound: readonly FailsafePort[], outbound: readonly FailsafePort[]): Entry[] {
+  const out = new Map<string, Entry>();
+  const proto = { TCP: 6, UDP: 17, SCTP: 132 } as const;
+  const add = (dir: number, p: FailsafePort) => {
+    let len = 0;
+    let addr = 0;
+    if (p.net !== undefined) {
+      if (p.net.includes(':')) return;
+      ({ addr, len } = cidr4ForMap(p.net));
+    }
+    const key = fs4KeyCodec.encode({ prefixlen: FS_FIXED_BITS + len, dir, proto: proto[p.protocol], port: p.port, addr });
+    out.set(key.toString('hex'), { key, value: u32Value(0) });
+  };
+  for (const p of inbound) add(FS_IN, p);
+  for (const p of outbound) add(FS_OUT, p);
   return [...out.values()];
 }

@@ -5,6 +5,7 @@
  *   loadWep(opts)       bpf/out/tortie_wep.bpf.o: tortie_from_wep / tortie_to_wep (tc on cali*)
  *   loadPrefilter(opts) bpf/out/tortie_xdp.bpf.o: tortie_xdp_prefilter (XDP on the uplink)
  *   loadUplink(opts)    bpf/out/tortie_uplink.bpf.o: tortie_uplink_in / _out (tc on the uplink)
+ *   loadHep(opts)       bpf/out/tortie_hep.bpf.o: tortie_hep_in / _out (tc on other host interfaces)
  *
  * Maps are pinned by name under `pinRoot` (default /sys/fs/bpf/tortie); a second load with the
  * same root reuses the pinned maps, so several objects and a restarted agent share one state.
@@ -168,8 +169,9 @@ function unpinReplaced(pinRoot: string, names: string[]): void {
 
 /**
  * Felix's defaultEndpointToHostAction for new flows from a workload to the node itself (after
- * its egress policy allowed them): Drop (Calico's default) or Accept. Return (host endpoint
- * policy decides) is Accept: tortie has no host endpoints.
+ * its egress policy allowed them): Drop (Calico's default) or Accept. Return hands the packet to
+ * the host's own processing as Felix does (its iptables INPUT chain; host endpoint policy does
+ * not police workload-to-host traffic), so it is Accept here.
  */
 export type EndpointToHostAction = 'Drop' | 'Accept' | 'Return';
 
@@ -300,6 +302,35 @@ export async function loadUplink(opts: LoadOptions & { nat?: NatOptions } = {}):
         nat4: m(NET_MAP.nat4), natq4: m(NET_MAP.natq4), netstat: m(NET_MAP.netstat), cnt: m(MAP.cnt),
       },
       nat,
+      close: () => obj.close(),
+    };
+  } catch (e) {
+    obj.close();
+    throw e;
+  }
+}
+
+export interface HepDatapath {
+  obj: BpfObject;
+  /** tc ingress / egress on a host interface other than the uplink (lib/hostep.h). */
+  ingress: BpfProgram;
+  egress: BpfProgram;
+  /** tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v1: pinned, shared with tortie_uplink's. */
+  maps: { hep: BpfMap; fs4: BpfMap; hct4: BpfMap; cnt: BpfMap };
+  close(): void;
+}
+
+/** bpf/out/tortie_hep.bpf.o: host endpoint policy for host interfaces besides the uplink. */
+export async function loadHep(opts: LoadOptions = {}): Promise<HepDatapath> {
+  const obj = BpfObject.open(path.join(opts.objectDir ?? defaultObjectDir(), 'tortie_hep.bpf.o'),
+    { pinRoot: opts.pinRoot ?? DEFAULT_PIN_ROOT });
+  try {
+    applyConstants(obj, opts, false);
+    await obj.load();
+    const m = (n: string) => obj.map(n);
+    return {
+      obj, ingress: obj.program('tortie_hep_in'), egress: obj.program('tortie_hep_out'),
+      maps: { hep: m(MAP.hep), fs4: m(MAP.fs4), hct4: m(MAP.hct4), cnt: m(MAP.cnt) },
       close: () => obj.close(),
     };
   } catch (e) {

@@ -32,6 +32,8 @@ export class PackedTable {
     private readonly proj: Uint32Array,
     private readonly cellWords: Uint32Array,
     private readonly logs: Uint32Array,
+    /** VerdictTable.passThroughRule (host endpoint doNotTrack/preDNAT tables). */
+    readonly passThroughRule?: number,
   ) {}
 
   /** Throws EncodeError when a number does not fit the table's u32 fields. */
@@ -64,7 +66,7 @@ export class PackedTable {
     });
     return new PackedTable(t.id, t.direction, t.localClassCount, [...t.protocols],
       t.srcPortClasses.map((s) => ({ protocol: s.protocol, ranges: s.ranges.map((r) => ({ ...r })) })),
-      proj, cells, Uint32Array.from(logs));
+      proj, cells, Uint32Array.from(logs), t.passThroughRule === undefined ? undefined : u32(t.passThroughRule, 'pass-through rule id'));
   }
 
   get projectionSize(): number { return this.proj.length / 2; }
@@ -100,6 +102,7 @@ export class PackedTable {
       protocols: [...this.protocols],
       srcPortClasses: this.srcPortClasses.map((s) => ({ protocol: s.protocol, ranges: s.ranges.map((r) => ({ ...r })) })),
       cells,
+      ...(this.passThroughRule !== undefined ? { passThroughRule: this.passThroughRule } : {}),
     };
   }
 
@@ -115,7 +118,7 @@ export class PackedTable {
     const keys = [...m.keys()].sort((a, b) => a - b);
     const proj = new Uint32Array(keys.length * 2);
     keys.forEach((g, i) => { proj[2 * i] = g; proj[2 * i + 1] = m.get(g)!; });
-    return new PackedTable(this.id, this.direction, this.localClassCount, this.protocols, this.srcPortClasses, proj, this.cellWords, this.logs);
+    return new PackedTable(this.id, this.direction, this.localClassCount, this.protocols, this.srcPortClasses, proj, this.cellWords, this.logs, this.passThroughRule);
   }
 }
 

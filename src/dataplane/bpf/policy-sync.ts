@@ -20,13 +20,17 @@
  * part of the agent's heap.
  */
 import type { CalcDelta, CompiledState, LocalEndpoint } from '../../calc/types';
-import type { MapOps, PolicyMaps } from './apply';
-import { EndpointPolicyWriter } from './apply';
+import type { HostEndpointTables, MapOps, PolicyMaps } from './apply';
+import { EndpointPolicyWriter, HostEndpointWriter } from './apply';
 import { cls4KeyOf, encodeClassPrefix, type Entry } from './encode';
 import { PackedTable } from './packed-table';
 import { u32ToIpv4 } from '../../primitives';
 
-export interface PolicyDataplaneMaps extends PolicyMaps { cls4: MapOps }
+export interface PolicyDataplaneMaps extends PolicyMaps {
+  cls4: MapOps;
+  /** tortie_hep_v1; without it host endpoints stay pending (never written). */
+  hep?: MapOps;
+}
 
 export class PolicyDataplane {
   readonly writer: EndpointPolicyWriter;
@@ -40,8 +44,16 @@ export class PolicyDataplane {
   private readonly recovered = new Set<number>();
   private nextEpId = 1;
 
+  readonly hosts?: HostEndpointWriter;
+  private readonly recoveredHosts = new Set<number>();
+
+  /**
+   * `resolveIfindex`: a workload endpoint's cali* ifindex; for a host endpoint (`host` set) the
+   * tortie_hep_v1 key: its interface's ifindex, 0 for `*`.
+   */
   constructor(private readonly maps: PolicyDataplaneMaps, private readonly resolveIfindex: (ep: LocalEndpoint) => number | undefined) {
     this.writer = new EndpointPolicyWriter(maps);
+    if (maps.hep) this.hosts = new HostEndpointWriter(maps.hep, this.writer.tables);
   }
 
   get pendingEndpoints(): string[] { return [...this.pending.keys()]; }
@@ -62,6 +74,7 @@ export class PolicyDataplane {
   recover(): { endpoints: number; tables: number; prefixes: number } {
     const eps = this.writer.recover();
     for (const i of eps) this.recovered.add(i);
+    for (const k of this.hosts?.recover() ?? []) this.recoveredHosts.add(k);
     let prefixes = 0;
     for (const e of this.maps.cls4.entries?.() ?? []) {
       const len = e.key.readUInt32LE(0);
@@ -97,9 +110,12 @@ export class PolicyDataplane {
     const live = new Set(s.tables.map((t) => t.id));
     for (const id of this.tables.keys()) if (!live.has(id)) this.tables.delete(id);
     // Endpoints a previous agent programmed that this snapshot does not bind any more.
-    const boundNow = new Set(this.bound.values());
+    const boundNow = new Set([...this.bound].filter(([k]) => !this.hostKeys.has(k)).map(([, i]) => i));
     for (const i of this.recovered) if (!boundNow.has(i)) this.writer.removeEndpoint(i);
     this.recovered.clear();
+    const hostsNow = new Set([...this.bound].filter(([k]) => this.hostKeys.has(k)).map(([, i]) => i));
+    for (const k of this.recoveredHosts) if (!hostsNow.has(k)) this.hosts?.remove(k);
+    this.recoveredHosts.clear();
     this.writer.tables.sweepOrphans();
   }
 
@@ -142,11 +158,55 @@ export class PolicyDataplane {
   interfaceGone(key: string): void {
     const ifindex = this.bound.get(key);
     if (ifindex === undefined) return;
-    this.writer.removeEndpoint(ifindex);
+    if (this.hostKeys.has(key)) this.hosts?.remove(ifindex);
+    else this.writer.removeEndpoint(ifindex);
     this.bound.delete(key);
   }
 
+  /** Keys of the bound or pending host endpoints. */
+  private readonly hostKeys = new Set<string>();
+
+  /** Host endpoints waiting for their interface (or for a tortie_hep_v1 map). */
+  get pendingHostEndpoints(): LocalEndpoint[] { return [...this.pending.values()].filter((e) => e.host !== undefined); }
+
+  private epId(key: string): number {
+    let id = this.ids.get(key);
+    if (id === undefined) { id = this.nextEpId++; this.ids.set(key, id); this.keyById.set(id, key); }
+    return id;
+  }
+
+  private upsertHostEndpoint(e: LocalEndpoint): boolean {
+    this.hostKeys.add(e.key);
+    const key = this.hosts ? this.resolveIfindex(e) : undefined;
+    const tables: HostEndpointTables = { in: this.tables.get(e.tables.ingress), out: this.tables.get(e.tables.egress) };
+    let complete = tables.in !== undefined && tables.out !== undefined;
+    for (const [slot, id] of Object.entries(e.host!.tables)) {
+      const t = this.tables.get(id);
+      if (t === undefined) complete = false;
+      tables[slot as keyof HostEndpointTables] = t;
+    }
+    // Two host endpoints on one interface: the one sorting first keeps it (deterministic).
+    const owner = key === undefined ? undefined : [...this.bound].find(([k, i]) => i === key && k !== e.key && this.hostKeys.has(k))?.[0];
+    if (key === undefined || !complete || (owner !== undefined && owner < e.key)) {
+      const prev = this.bound.get(e.key);
+      if (prev !== undefined) { this.hosts?.remove(prev); this.bound.delete(e.key); }
+      this.pending.set(e.key, e);
+      return false;
+    }
+    if (owner !== undefined) { this.bound.delete(owner); this.pending.set(owner, this.lastHost.get(owner)!); }
+    const prev = this.bound.get(e.key);
+    if (prev !== undefined && prev !== key) this.hosts!.remove(prev);
+    this.hosts!.apply(key, this.epId(e.key), tables);
+    this.bound.set(e.key, key);
+    this.lastHost.set(e.key, e);
+    this.pending.delete(e.key);
+    return true;
+  }
+
+  private readonly lastHost = new Map<string, LocalEndpoint>();
+
   private upsertEndpoint(e: LocalEndpoint): boolean {
+    if (e.host !== undefined) return this.upsertHostEndpoint(e);
     const ifindex = this.resolveIfindex(e);
     const ingress = this.tables.get(e.tables.ingress);
     const egress = this.tables.get(e.tables.egress);
@@ -164,7 +224,11 @@ export class PolicyDataplane {
   private removeEndpoint(key: string): void {
     this.pending.delete(key);
     const ifindex = this.bound.get(key);
-    if (ifindex !== undefined) this.writer.removeEndpoint(ifindex);
+    if (this.hostKeys.has(key)) {
+      if (ifindex !== undefined) this.hosts?.remove(ifindex);
+      this.hostKeys.delete(key);
+      this.lastHost.delete(key);
+    } else if (ifindex !== undefined) this.writer.removeEndpoint(ifindex);
     this.bound.delete(key);
   }
 }

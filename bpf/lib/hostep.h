@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Host endpoint policy (Calico's HostEndpoint) on the node's own interfaces: the uplink programs
+ * call it, and tortie_hep_in/_out carry it on any other host interface. Per packet it uses the
+ * same verdict tables as workload policy (lib/policy.h): at most one policy_decide per stage, so
+ * the cost does not depend on the number of policies, rules or set members.
+ *
+ * Order, as Felix's chains (raw → conntrack → mangle → filter):
+ *   arriving (tc ingress)                       leaving (tc egress)
+ *   1. doNotTrack ingress, unless failsafe      1. doNotTrack egress, unless failsafe
+ *      (allow: accepted untracked, nothing         (allow: accepted untracked)
+ *       else applies; deny: DROP_HEP_UNTRACKED)
+ *   2. conntrack: a flow this endpoint allowed  2. conntrack (TCP flags no stack sends:
+ *      before (or an ICMP error about one)         DROP_TCP_BAD_FLAGS, INVALID, as Felix)
+ *      (TCP flags no stack sends: dropped)
+ *   3. preDNAT, unless inbound failsafe         3. from the host (skb ingress_ifindex 0):
+ *      (allow: skips 4; deny: DROP_HEP_PREDNAT)    outbound failsafe, else normal egress
+ *   4. to the host (fib: local delivery):          (DROP_HEP_POLICY); forwarded: forward
+ *      inbound failsafe, else normal ingress       egress, none = allowed (DROP_HEP_FORWARD)
+ *      (DROP_HEP_POLICY); forwarded: forward
+ *      ingress, none = allowed (DROP_HEP_FORWARD)
+ * A new flow allowed by stages 3–4 is tracked (tortie_hct4_v1), so its replies pass step 2 in
+ * both directions. Failsafe in the untracked stage also skips replies (source port in the other
+ * direction's list), as Felix's raw failsafe chains do. Interfaces without a host endpoint (no
+ * entry for the ifindex, no `*` entry at 0) are not policed.
+ * Non-first fragments pass: their first fragment carries the ports policy judged, and a
+ * receiver cannot reassemble a datagram whose first fragment was dropped.
+ */
+#ifndef TORTIE_LIB_HOSTEP_H
+#define TORTIE_LIB_HOSTEP_H
+
+#include "lib/parse.h"
+#include "lib/policy.h"
+#include "lib/drop.h"
+#include "lib/host.h"
+
+#ifndef NSEC
+#define NSEC 1000000000ULL
+#endif
+
+/* Idle timeouts of host endpoint flows (load-time; Felix leaves these to Linux conntrack). */
+const volatile __u64 hep_ct_tcp_ns = 3600 * NSEC;
+const volatile __u64 hep_ct_other_ns = 120 * NSEC;
+
+/* tortie_hep_v1: __u32 ifindex (0 = `*`) -> struct tortie_hostep. Agent-written (one update per
+ * change, NO_PREALLOC: a reader sees the old or the new value whole). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct tortie_hostep);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_hep_v1 SEC(".maps");
+
+/* tortie_fs4_v1: failsafe ports (shared/maps.h). Agent-written from Felix's configuration. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct tortie_fs4_key);
+	__type(value, __u32);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_fs4_v1 SEC(".maps");
+
+/* tortie_hct4_v1: flows a host endpoint allowed (normalised key as conntrack's). LRU: the host's
+ * own flows are not per-workload state; an evicted flow is judged by policy again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tortie_ct4_key);
+	__type(value, struct tortie_hct_value);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_hct4_v1 SEC(".maps");
+
+/* Untagged IPv4 only: PARSE_IPV4 with pkt filled, 0 = not ours (passes untouched), < 0 a drop. */
+static __always_inline int host_parse(struct __sk_buff *skb, struct tortie_pkt *pkt, __u32 *l4off)
+{
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	int ret;
+
+	if (skb->vlan_present)
+		return 0;
+	/* Only the headers parse_packet() reads: a GSO packet's payload stays in its frags. */
+	parse_pull_headers(skb);
+	eth = ctx_data(skb);
+	if ((void *)(eth + 1) > ctx_data_end(skb))
+		return 0;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	ret = parse_packet(skb, pkt, false, true);
+	if (ret < 0)
+		return ret;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > ctx_data_end(skb))
+		return DROP_TRUNC_IP;
+	*l4off = ETH_HLEN + ip->ihl * 4;
+	return PARSE_IPV4;
+}
+
+static __always_inline const struct tortie_hostep *hep_lookup(__u32 ifindex)
+{
+	const struct tortie_hostep *h = bpf_map_lookup_elem(&tortie_hep_v1, &ifindex);
+	__u32 any = 0;
+
+	return h ? h : bpf_map_lookup_elem(&tortie_hep_v1, &any);
+}
+
+static __always_inline bool hep_failsafe(__u8 dir, const struct tortie_pkt *pkt, __u16 port, __be32 remote)
+{
+	struct tortie_fs4_key k = {
+		.prefixlen = TORTIE_FS_FIXED_BITS + 32, .dir = dir, .proto = pkt->proto,
+		.port = bpf_htons(port), .addr = remote,
+	};
+
+	if (pkt->proto != IPPROTO_TCP && pkt->proto != IPPROTO_UDP && pkt->proto != 132)
+		return false;
+	return bpf_map_lookup_elem(&tortie_fs4_v1, &k) != NULL;
+}
+
+static __always_inline void hep_ct_key(const struct tortie_pkt *pkt, struct tortie_ct4_key *k)
+{
+	bool src_is_a;
+
+	ct4_key_make(k, pkt->saddr, pkt->daddr, pkt->ct_sport, pkt->ct_dport, pkt->proto, &src_is_a);
+	ct4_key_mark_echo(k, src_is_a, pkt->echo);
+}
+
+static __always_inline bool hep_ct_live(const struct tortie_ct4_key *k, __u8 proto, __u64 now, bool touch)
+{
+	struct tortie_hct_value *v = bpf_map_lookup_elem(&tortie_hct4_v1, k);
+
+	if (!v || now - v->last_seen_ns > (proto == IPPROTO_TCP ? hep_ct_tcp_ns : hep_ct_other_ns))
+		return false;
+	if (touch)
+		v->last_seen_ns = now;
+	return true;
+}
+
+/* A flow this host's endpoints allowed before, or an ICMP error quoting one. */
+static __always_inline bool hep_ct_established(const struct tortie_pkt *pkt)
+{
+	struct tortie_ct4_key k;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (pkt->icmp_err)
+		return hep_ct_live(&pkt->inner, pkt->inner.proto, now, false);
+	if (pkt->untracked)
+		return false;
+	hep_ct_key(pkt, &k);
+	return hep_ct_live(&k, pkt->proto, now, true);
+}
+
+static __always_inline void hep_ct_commit(const struct tortie_pkt *pkt, __u32 rule)
+{
+	struct tortie_hct_value v = { .last_seen_ns = bpf_ktime_get_ns(), .rule = rule };
+	struct tortie_ct4_key k;
+
+	if (pkt->untracked || pkt->icmp_err)
+		return;
+	hep_ct_key(pkt, &k);
+	bpf_map_update_elem(&tortie_hct4_v1, &k, &v, BPF_ANY);
+}
+
+/* One stage: 1 allowed, 0 no table or no policy decided (next stage), < 0 `deny` or a drop. */
+static __always_inline int hep_stage(__u32 table, __be32 remote, const struct tortie_pkt *pkt,
+				     struct tortie_verdict *v, int deny)
+{
+	int ret;
+
+	if (!table)
+		return 0;
+	ret = policy_decide(table, remote, pkt, v);
+	if (ret == 0)
+		return 1;
+	if (ret == POLICY_NEXT)
+		return 0;
+	return ret == DROP_POLICY_DENY ? deny : ret;
+}
+
+/* Deny and Log-rule events of a host endpoint, within its interface's event budget. */
+static __always_inline void hep_report(__u32 ifindex, __u32 id, __u8 dir, const struct tortie_verdict *v,
+				       int ret, const struct tortie_pkt *pkt)
+{
+	struct tortie_ct4_key k;
+	__u32 n = v->nlog < TORTIE_MAX_LOG_RULES ? v->nlog : TORTIE_MAX_LOG_RULES;
+
+	if (ret < 0) {
+		hep_ct_key(pkt, &k);
+		if (!ev_budget(ifindex, n + 1, false) || !deny_report_due(&k, ifindex, dir) || !ev_budget(ifindex, n + 1, true))
+			return;
+	} else if (n == 0 || !ev_budget(ifindex, n, true)) {
+		return;
+	}
+#pragma unroll
+	for (int i = 0; i < TORTIE_MAX_LOG_RULES; i++)
+		if (i < n)
+			emit_event(TORTIE_EV_LOG, ifindex, id, dir, v->log_rules[i], 0, pkt);
+	if (ret < 0)
+		emit_event(TORTIE_EV_DENY, ifindex, id, dir, v->rule, ret, pkt);
+}
+
+/* A packet arriving on a host interface: TORTIE_FORWARD or a DROP_* reason. `tracked`: the
+ * packet belongs to a flow tracked elsewhere (a reply the uplink translated back from SNAT). */
+static __always_inline int hep_ingress(struct __sk_buff *skb, const struct tortie_pkt *pkt, bool tracked)
+{
+	const struct tortie_hostep *h = hep_lookup(skb->ifindex);
+	struct tortie_verdict v = {};
+	__u32 table[TORTIE_HEP_SLOTS], id;
+	int r;
+
+	if (!h)
+		return TORTIE_FORWARD;
+	__builtin_memcpy(table, h->table, sizeof(table));
+	id = h->id;
+	if (pkt->frag == TORTIE_FRAG_LATER)
+		return TORTIE_FORWARD;
+	if (!hep_failsafe(TORTIE_FS_IN, pkt, pkt->dport, pkt->saddr) &&
+	    !hep_failsafe(TORTIE_FS_OUT, pkt, pkt->sport, pkt->saddr)) {
+		r = hep_stage(table[TORTIE_HEP_DNT_IN], pkt->saddr, pkt, &v, DROP_HEP_UNTRACKED);
+		if (r != 0) {
+			hep_report(skb->ifindex, id, TORTIE_DIR_INGRESS, &v, r, pkt);
+			return r > 0 ? TORTIE_FORWARD : r;
+		}
+	}
+	/* INVALID in Linux conntrack: Felix's tracked host endpoint chains drop it first. */
+	if (pkt->proto == IPPROTO_TCP && !tcp_flags_valid(pkt->tcp_flags))
+		return DROP_TCP_BAD_FLAGS;
+	if (tracked || hep_ct_established(pkt))
+		return TORTIE_FORWARD;
+	if (!hep_failsafe(TORTIE_FS_IN, pkt, pkt->dport, pkt->saddr)) {
+		r = hep_stage(table[TORTIE_HEP_PREDNAT], pkt->saddr, pkt, &v, DROP_HEP_PREDNAT);
+		if (r != 0)
+			goto decided;
+	} else if (host_is_local_dst(skb, pkt)) {
+		hep_ct_commit(pkt, 0);
+		return TORTIE_FORWARD;
+	}
+	if (host_is_local_dst(skb, pkt)) {
+		r = hep_stage(table[TORTIE_HEP_IN], pkt->saddr, pkt, &v, DROP_HEP_POLICY);
+		if (r == 0)
+			r = DROP_HEP_POLICY; /* the normal table always decides; absent = fail closed */
+	} else {
+		r = table[TORTIE_HEP_FWD_IN] ? hep_stage(table[TORTIE_HEP_FWD_IN], pkt->saddr, pkt, &v, DROP_HEP_FORWARD) : 1;
+		if (r == 0)
+			r = DROP_HEP_FORWARD;
+	}
+decided:
+	hep_report(skb->ifindex, id, TORTIE_DIR_INGRESS, &v, r, pkt);
+	if (r < 0)
+		return r;
+	hep_ct_commit(pkt, v.rule);
+	return TORTIE_FORWARD;
+}
+
+/* A packet leaving through a host interface: TORTIE_FORWARD or a DROP_* reason. */
+static __always_inline int hep_egress(struct __sk_buff *skb, const struct tortie_pkt *pkt)
+{
+	const struct tortie_hostep *h = hep_lookup(skb->ifindex);
+	struct tortie_verdict v = {};
+	__u32 table[TORTIE_HEP_SLOTS], id;
+	int r;
+
+	if (!h)
+		return TORTIE_FORWARD;
+	__builtin_memcpy(table, h->table, sizeof(table));
+	id = h->id;
+	if (pkt->frag == TORTIE_FRAG_LATER)
+		return TORTIE_FORWARD;
+	if (!hep_failsafe(TORTIE_FS_OUT, pkt, pkt->dport, pkt->daddr) &&
+	    !hep_failsafe(TORTIE_FS_IN, pkt, pkt->sport, pkt->daddr)) {
+		r = hep_stage(table[TORTIE_HEP_DNT_OUT], pkt->daddr, pkt, &v, DROP_HEP_UNTRACKED);
+		if (r != 0) {
+			hep_report(skb->ifindex, id, TORTIE_DIR_EGRESS, &v, r, pkt);
+			return r > 0 ? TORTIE_FORWARD : r;
+		}
+	}
+	if (pkt->proto == IPPROTO_TCP && !tcp_flags_valid(pkt->tcp_flags))
+		return DROP_TCP_BAD_FLAGS;
+	if (hep_ct_established(pkt))
+		return TORTIE_FORWARD;
+	/* skb_iif is 0 for what the host's own stack sends; forwarded packets keep the interface
+	 * they arrived on (a cali* for a workload's, also when tortie_from_wep redirected it). */
+	if (skb->ingress_ifindex == 0) {
+		if (hep_failsafe(TORTIE_FS_OUT, pkt, pkt->dport, pkt->daddr)) {
+			hep_ct_commit(pkt, 0);
+			return TORTIE_FORWARD;
+		}
+		r = hep_stage(table[TORTIE_HEP_OUT], pkt->daddr, pkt, &v, DROP_HEP_POLICY);
+		if (r == 0)
+			r = DROP_HEP_POLICY;
+	} else {
+		r = table[TORTIE_HEP_FWD_OUT] ? hep_stage(table[TORTIE_HEP_FWD_OUT], pkt->daddr, pkt, &v, DROP_HEP_FORWARD) : 1;
+		if (r == 0)
+			r = DROP_HEP_FORWARD;
+	}
+	hep_report(skb->ifindex, id, TORTIE_DIR_EGRESS, &v, r, pkt);
+	if (r < 0)
+		return r;
+	hep_ct_commit(pkt, v.rule);
+	return TORTIE_FORWARD;
+}
+
+#endif
