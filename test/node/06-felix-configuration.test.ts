@@ -9,6 +9,7 @@ import { ResourceClient } from '../../src/client/resources';
 import { resolveConfig, withFelixConfiguration } from '../../src/node/config';
 import { CALICO_CT_TIMEOUTS } from '../../src/dataplane/bpf/conntrack';
 import { effectiveConfig } from '../../src/node/run';
+import { FelixLive } from '../../src/node/felix-live';
 import { createAgentLogger, createLogger, setAgentLogLevels, silentLogger } from '../../src/util/log';
 import type { Resource } from '../../src/model';
 
@@ -80,6 +81,27 @@ t.test('tortie-node reads default and node.<name> from the datastore', async (t)
   t.equal(log.level, 'debug', 'the running logger follows');
   const other = await effectiveConfig(client, resolveConfig({ nodeName: 'n3' }, {}), silentLogger);
   t.equal(other.healthPort, 9111, 'a node without its own: the default');
+});
+
+t.test('failsafe ports changed while running: a restart naming the field (read at start-up); the environment fixes them', async (t) => {
+  const watch = (env: Record<string, string>) => {
+    const restarts: string[] = [];
+    const base = resolveConfig({ nodeName: 'n1' }, env);
+    const live = new FelixLive(base, base, { setLogLevels: () => true, relisten: async () => {}, restart: (why) => { restarts.push(why); } }, silentLogger);
+    live.inSync();
+    return { live, restarts };
+  };
+  const a = watch({});
+  a.live.update('default', { logSeverityScreen: 'Info' });
+  t.same(a.restarts, [], 'no failsafe change: no restart');
+  a.live.update('node.n1', { failsafeOutboundHostPorts: [] });
+  t.same(a.restarts, ['FelixConfiguration changed failsafeOutboundHostPorts'], 'outbound list changed: restart naming it');
+  const b = watch({});
+  b.live.update('default', { failsafeInboundHostPorts: [{ protocol: 'TCP', port: 2222 }] });
+  t.same(b.restarts, ['FelixConfiguration changed failsafeInboundHostPorts']);
+  const c = watch({ FELIX_FAILSAFEINBOUNDHOSTPORTS: 'tcp:22' });
+  c.live.update('default', { failsafeInboundHostPorts: [{ protocol: 'TCP', port: 2222 }] });
+  t.same(c.restarts, [], 'FELIX_FAILSAFEINBOUNDHOSTPORTS wins: nothing to restart for');
 });
 
 t.test('MTU, natOutgoingAddress, metrics, log file and conntrack timeouts: the same precedence', async (t) => {
