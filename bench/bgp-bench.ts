@@ -22,7 +22,7 @@ import { FlatCluster, SingleNode, run, pinRoot as newPinRoot, type Netns } from 
 import { EmbeddedDatastore } from '../src/datastore';
 import { ResourceClient } from '../src/client/resources';
 import { IpamClient } from '../src/ipam';
-import { RouteManager } from '../src/dataplane/routes';
+import { RouteManager } from '../src/dataplane/routing';
 import { BirdDaemon } from '../src/bgp/bird';
 import { BgpDriver } from '../src/bgp/driver';
 import { FrrTor } from '../src/lab/tor';

@@ -22,7 +22,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../util/netns';
+import { run } from '../util/exec';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
 import { isProcessAlive, stopProcess } from '../util/process';

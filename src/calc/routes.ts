@@ -1,6 +1,6 @@
 /**
  * RouteCalculator — calc graph node, apart from the policy compiler: the routing inputs of the
- * node's dataplane (src/dataplane/routes.ts plans kernel and BPF routes from them).
+ * node's dataplane (src/dataplane/routing/plan.ts plans kernel and BPF routes from them).
  *
  *   IPPool, Node ──mark──────> pools (with Calico's defaults), nodes (BGP address, IPIP tunnel address)
  *   WorkloadEndpoint ──mark──> remote workload routes: endpoint → its CIDRs; CIDR → owners (an

@@ -31,7 +31,7 @@ import { CliError, type CliIO } from './io';
 import { agentCommand, agentExit, waitForReady } from '../node/launch';
 import { birdDir } from '../node/bird-dir';
 import { parseBirdProtocols, renderBgpStatus } from '../bgp/status';
-import { run } from '../util/netns';
+import { run } from '../util/exec';
 import { discoverRunDirs, isAgentAlive, liveAgents, readAgent, type AgentRecord } from '../node/agents';
 
 export { DEFAULT_RUN_DIR } from '../node/agents';

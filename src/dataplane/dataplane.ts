@@ -10,7 +10,7 @@
  *                                               │   failsafe ports (tortie_fs4_v1), tortie_hep_in/out
  *                                               │   on host interfaces (the uplink's own programs
  *                                               │   carry it when routing is on)
- *   routing (state.routing, delta routes) ──────────> RouteManager (routes.ts): kernel routes, route/
+ *   routing (state.routing, delta routes) ──────────> RouteManager (routing/): kernel routes, route/
  *                                                     pool/node maps, IPIP + NAT tc on the uplink
  *
  * Contract:
@@ -41,7 +41,7 @@ import { EventBudgetTotals, FlowLogLimiter, type FlowLogLimits } from './bpf/obs
 import { dropReasonLabel } from './bpf/drop-reasons';
 import { RingBuffer, tcAttach, xdpAttach, type BpfMap } from './native';
 import { LinkWatcher, type LinkInfo } from './links';
-import { RouteManager, type RouteManagerOptions } from './routes';
+import { RouteManager, type RouteManagerOptions } from './routing';
 import type { NatStatus } from './bpf/nat';
 
 export interface BpfDataplaneOptions {

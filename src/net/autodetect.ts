@@ -31,10 +31,10 @@
  *   ERR_AUTODETECT_ADDRESS for a bad explicit address, ERR_AUTODETECT_NOT_FOUND when nothing
  *   qualifies, ERR_AUTODETECT_SYSTEM when `ip` fails), each naming the method and why.
  */
-import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { TortieError } from '../util/errors';
 import { cidr4Contains, toCidr4, tryIpv4ToU32, tryParseCidr, tryParseCidrOrIp, type Cidr } from '../primitives';
+import { ipJson as ipJsonRun, type CommandError } from '../util/exec';
 
 export type AutodetectErrorCode = 'ERR_AUTODETECT_METHOD' | 'ERR_AUTODETECT_ADDRESS' | 'ERR_AUTODETECT_NOT_FOUND' | 'ERR_AUTODETECT_SYSTEM';
 
@@ -206,17 +206,14 @@ export function methodText(m: AutodetectMethod): string {
 
 // ---------------------------------------------------------------- I/O (this namespace)
 
-function ipJson(args: string[]): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    execFile('ip', ['-j', ...args], { timeout: 10_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) return reject(new AutodetectError('ERR_AUTODETECT_SYSTEM', `ip -j ${args.join(' ')} failed: ${String(stderr).trim() || err.message}`));
-      try {
-        resolve(JSON.parse(String(stdout) || '[]'));
-      } catch {
-        reject(new AutodetectError('ERR_AUTODETECT_SYSTEM', `ip -j ${args.join(' ')} printed invalid JSON`));
-      }
-    });
-  });
+async function ipJson(args: string[]): Promise<unknown> {
+  try {
+    return await ipJsonRun<unknown>(args, { timeoutMs: 10_000 });
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new AutodetectError('ERR_AUTODETECT_SYSTEM', `ip -j ${args.join(' ')} printed invalid JSON`);
+    const stderr = (e as CommandError).result?.stderr.trim();
+    throw new AutodetectError('ERR_AUTODETECT_SYSTEM', `ip -j ${args.join(' ')} failed: ${stderr || (e as Error).message}`);
+  }
 }
 
 export async function readInterfaces(): Promise<IpAddrEntry[]> {

@@ -21,9 +21,9 @@
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../util/netns';
+import { run } from '../util/exec';
 import { BpfProgram, tcDestroyHook, tcDetach, tcQuery, xdpDetach, xdpQuery, type TcDirection } from '../dataplane/native';
-import { DEFAULT_ROUTE_PROTOCOL } from '../dataplane/routes';
+import { DEFAULT_ROUTE_PROTOCOL } from '../dataplane/routing';
 import { liveAgents } from './agents';
 import { isBpffsMounted } from './doctor';
 import { DEFAULT_LEARNED_TABLE } from '../bgp/render';

@@ -9,7 +9,7 @@ import { datastoreEnvLayer, datastoreSetting, resolveDatastoreSettings } from '.
 import { DatastoreConfigError } from '../datastore/errors';
 import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, FELIX_ENDPOINT_TO_HOST_ACTIONS, parseDuration, parseFailsafeText, type FailsafePort, type FelixConfigurationSpec, type FelixConntrackTimer } from '../model';
 import { CALICO_CT_TIMEOUTS, type CtTimeouts } from '../dataplane/bpf/conntrack';
-import { DEFAULT_MTU_PATTERN } from '../dataplane/routes';
+import { DEFAULT_MTU_PATTERN } from '../dataplane/routing';
 import { TortieError } from '../util/errors';
 import { tryParseCidrOrIp, tryParseCidrOrIp4 } from '../primitives';
 

@@ -24,7 +24,7 @@
  *   logged as an error and the previous setting stays in force.
  */
 import { FELIX_HONOURED, unenforcedProblems, type FelixConfigurationSpec } from '../model';
-import type { MtuOptions } from '../dataplane/routes';
+import type { MtuOptions } from '../dataplane/routing';
 import type { Logger } from '../util/log';
 import { withFelixConfiguration, type NodeConfig } from './config';
 

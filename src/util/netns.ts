@@ -10,12 +10,14 @@
  *   their veths with them. It runs on success, failure, process exit, SIGINT and SIGTERM.
  * - Commands are bounded: `exec` has a timeout (default 30 s).
  */
-import { execFile, execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { TortieError } from './errors';
+import { CommandError, killRunningSync, run, type ExecOptions, type ExecResult } from './exec';
 
-export interface ExecResult { code: number; stdout: string; stderr: string }
-export interface ExecOptions { timeoutMs?: number; input?: string; allowFail?: boolean; env?: NodeJS.ProcessEnv }
+// The command runner lives in util/exec (production code uses it without this harness); re-exported
+// for the tests, the lab and the benchmarks that take it from here.
+export { run, type ExecOptions, type ExecResult };
+
 export interface SpawnOptions {
   stdio?: StdioOptions;
   env?: NodeJS.ProcessEnv;
@@ -28,25 +30,12 @@ export interface SpawnOptions {
 }
 export interface VethOptions { aMac?: string; bMac?: string; mtu?: number }
 
-export class NetnsError extends TortieError {
-  declare readonly code: 'ERR_NETNS_COMMAND';
-  constructor(message: string, readonly result?: ExecResult) {
-    super('ERR_NETNS_COMMAND', message);
-  }
-}
+/** A namespace command or set-up step failed (the one command error, util/exec). */
+export const NetnsError = CommandError;
+export type NetnsError = CommandError;
 
 const live = new Set<Topology>();
-/** Commands started by run() and not finished: killed first by the signal hooks (a CNI ADD or an
- *  `ip` call finishing after the teardown would recreate what it just removed). */
-const inflight = new Set<ChildProcess>();
 let hooksInstalled = false;
-
-function killInflightSync(): void {
-  for (const c of inflight) {
-    try { c.kill('SIGKILL'); } catch { /* gone */ }
-  }
-  inflight.clear();
-}
 
 function installExitHooks(): void {
   if (hooksInstalled) return;
@@ -54,29 +43,13 @@ function installExitHooks(): void {
   process.on('exit', () => { for (const t of live) t.destroySync(); });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
-      killInflightSync();
+      // Commands still running die first: a CNI ADD or an `ip` call finishing after the teardown
+      // would recreate what it just removed.
+      killRunningSync();
       for (const t of live) t.destroySync();
       process.exit(sig === 'SIGINT' ? 130 : 143);
     });
   }
-}
-
-/** Run a command in the root namespace's context; only used for `ip netns`/`ip -n` management. */
-export function run(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(argv[0]!, argv.slice(1), { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20, env: opts.env ?? process.env },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-        const res: ExecResult = { code, stdout: String(stdout), stderr: String(stderr) };
-        if (code !== 0 && !opts.allowFail) {
-          const killed = (err as { killed?: boolean } | null)?.killed ? ' (timed out)' : '';
-          reject(new NetnsError(`command failed${killed} (exit ${code}): ${argv.join(' ')}\n${res.stderr.trim()}`, res));
-        } else resolve(res);
-      });
-    inflight.add(child);
-    child.once('exit', () => inflight.delete(child));
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-  });
 }
 
 export class Netns {

@@ -14,7 +14,7 @@ import { BirdDaemon } from '../../src/bgp/bird';
 import { BgpDriver } from '../../src/bgp/driver';
 import { LearnedRoutes } from '../../src/bgp/learned';
 import { bgpPeers, parseBirdProtocols } from '../../src/bgp/status';
-import { RouteManager } from '../../src/dataplane/routes';
+import { RouteManager } from '../../src/dataplane/routing';
 import { lpm4Key, lpm4KeyCidr, routeCodec, RT_F } from '../../src/dataplane/bpf/net-codecs';
 import { silentLogger } from '../../src/util/log';
 import type { RoutingState } from '../../src/calc/types';

@@ -30,6 +30,11 @@ t.test('each kind of violation is caught (synthetic tree)', async (t) => {
   put('bench/lib/dl.ts', "process.dlopen({ exports: {} } as never, '/x.node');\n");
   put('bench/foo.ts', "import { h } from '../test/util/helpers/h';\nexport const w = h;\n");
   put('src/newarea/a.ts', 'export {};\n');
+  put('src/util/netns.ts', "export { run } from './exec';\n");
+  put('src/util/exec.ts', 'export const run = 1;\n');
+  put('src/dataplane/ip.ts', "import { run } from '../util/netns';\nexport const r = run;\n");
+  put('src/bgp/tb.ts', "import type { X } from '../testbed/layouts';\nexport type Y = X;\n");
+  put('src/lab/lab.ts', "import { run } from '../util/netns';\nexport const l = run;\n");
   const v = checkBoundaries(dir);
   const has = (re: RegExp, what: string) => t.ok(v.some((l) => re.test(l)), `${what}\n${v.join('\n')}`);
   has(/^src\/model\/up\.ts:1: .*upward from domain layer src\/calc/, 'base importing domain (type-only) is caught');
@@ -41,5 +46,7 @@ t.test('each kind of violation is caught (synthetic tree)', async (t) => {
   has(/^bench\/lib\/dl\.ts:1: loads native code \(process\.dlopen\)/, 'process.dlopen in bench is caught');
   has(/^bench\/foo\.ts:1: .*bench\/ does not import test\//, 'bench importing a test helper is caught');
   has(/^src\/newarea\/a\.ts: src\/newarea is not placed in a tier/, 'an unplaced area is caught');
-  t.equal(v.length, 9, 'nothing else is reported');
+  has(/^src\/dataplane\/ip\.ts:1: .*does not import the test harness \(src\/util\/netns\)/, 'production importing the namespace harness is caught');
+  has(/^src\/bgp\/tb\.ts:1: .*does not import the test harness \(src\/testbed\/layouts\)/, 'production importing the testbed is caught');
+  t.equal(v.length, 11, 'nothing else is reported (the lab may use the harness)');
 });

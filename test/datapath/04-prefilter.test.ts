@@ -3,7 +3,7 @@
 // passes, including non-IP frames; malformed IPv4 is dropped with its reason.
 import t from 'tap';
 import { loadPrefilter } from '../../src/dataplane/bpf/loader';
-import { encodePrefilter, cidr4ForMap } from '../../src/dataplane/bpf/encode';
+import { encodePrefilter, prefix4 } from '../../src/dataplane/bpf/encode';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { pf4KeyCodec, pfValueCodec, PF_DST, PF_FIXED_BITS, PF_KIND_DENYLIST } from '../../src/dataplane/bpf/codecs';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
@@ -23,7 +23,7 @@ t.test('XDP prefilter', async (t) => {
   t.equal(entries.length, 2, 'IPv6 entries are not written to the IPv4 map');
   for (const e of entries) dp.pf4.update(e.key, e.value);
   // A destination-side operator entry.
-  const d = cidr4ForMap('198.18.99.7/32');
+  const d = prefix4('198.18.99.7/32');
   dp.pf4.update(pf4KeyCodec.encode({ prefixlen: PF_FIXED_BITS + d.len, side: PF_DST, addr: d.addr }),
     pfValueCodec.encode({ kind: PF_KIND_DENYLIST, rule: 0 }));
 

@@ -25,7 +25,7 @@ const egressWeb = buildTable({
 
 function ctEntry(h: WepHarness, a: [string, number], b: [string, number], proto: number) {
   const [lo, hi] = ipv4ToU32(a[0]) < ipv4ToU32(b[0]) || (a[0] === b[0] && a[1] <= b[1]) ? [a, b] : [b, a];
-  const k = ct4KeyCodec.encode({ addr_a: ipv4ToU32(lo[0]), addr_b: ipv4ToU32(hi[0]), port_a: lo[1], port_b: hi[1], proto });
+  const k = ct4KeyCodec.encode({ addr_a: lo[0], addr_b: hi[0], port_a: lo[1], port_b: hi[1], proto });
   const v = h.dp.maps.ct4!.lookup(k);
   return v ? ctValueCodec.decode(v) : undefined;
 }

@@ -218,8 +218,8 @@ t.test('TCP FIN: only a FIN inside the flow\'s sequence window counts towards FI
   const entry = (port: number) => {
     const a = ipv4ToU32(PEER) < ipv4ToU32(EP);
     const v = h.dp.maps.ct4!.lookup(ct4KeyCodec.encode(a
-      ? { addr_a: ipv4ToU32(PEER), addr_b: ipv4ToU32(EP), port_a: 80, port_b: port, proto: PROTO.TCP }
-      : { addr_a: ipv4ToU32(EP), addr_b: ipv4ToU32(PEER), port_a: port, port_b: 80, proto: PROTO.TCP }));
+      ? { addr_a: PEER, addr_b: EP, port_a: 80, port_b: port, proto: PROTO.TCP }
+      : { addr_a: EP, addr_b: PEER, port_a: port, port_b: 80, proto: PROTO.TCP }));
     return v ? ctValueCodec.decode(v) : undefined;
   };
   const P = 43010;

@@ -93,3 +93,23 @@ t.test('definition and value errors name struct.field', async (t) => {
   expectBpfError(t, () => tnCounter.decode(Buffer.alloc(8)), { message: /needs 16 bytes at offset 0; buffer has 8/ });
   t.ok(new BpfError('ERR_X', 'op', 0, 'd') instanceof Error);
 });
+
+t.test('addresses are text at the codec boundary: ipv4, ipv6, and ip slots tagged by a family field', async (t) => {
+  const key = defineStruct('addr_key', [
+    { name: 'family', type: 'u8' },
+    { name: 'pad', type: 'pad', length: 3 },
+    { name: 'addr', type: 'ip', family: 'family' },
+    { name: 'v6', type: 'ipv6' },
+  ] as const);
+  t.same(key.fields.map((f) => [f.name, f.offset, f.size]), [['family', 0, 1], ['pad', 1, 3], ['addr', 4, 16], ['v6', 20, 16]]);
+  const v4 = key.encode({ family: 4, addr: '198.18.0.1', v6: 'fd00::1' });
+  t.same([...v4.subarray(4, 20)], [198, 18, 0, 1, ...Array(12).fill(0)], 'an IPv4 slot: first 4 bytes, network order, zeros after');
+  t.equal(v4.subarray(20).toString('hex'), 'fd000000000000000000000000000001', 'ipv6: 16 bytes, network order');
+  t.same(key.decode(v4), { family: 4, addr: '198.18.0.1', v6: 'fd00::1' });
+  const v6 = key.encode({ family: 6, addr: 'FD00:0:0::a:1', v6: '::' });
+  t.same(key.decode(v6), { family: 6, addr: 'fd00::a:1', v6: '::' }, 'decoded as RFC 5952 text');
+  expectBpfError(t, () => key.encode({ family: 4, addr: 'fd00::1', v6: '::' }), { message: /addr_key\.addr must be an IPv4 address \(family is 4\)/ });
+  expectBpfError(t, () => key.encode({ family: 6, addr: '1.2.3.4', v6: '::' }), { message: /addr_key\.addr must be an IPv6 address \(family is 6\)/ });
+  expectBpfError(t, () => key.encode({ family: 4, addr: '1.2.3.4', v6: 'fe80::1%eth0' }), { message: /addr_key\.v6 must be an IPv6 address/ });
+  expectBpfError(t, () => defineStruct('bad', [{ name: 'addr', type: 'ip', family: 'family' }] as const), { message: /struct bad\.addr has type ip and needs family/ });
+});

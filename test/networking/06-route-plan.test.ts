@@ -1,7 +1,9 @@
 // The Calico routing rules, without a kernel: next hop node, same subnet by this node's prefix,
-// IPIP per pool mode (Always / CrossSubnet / Never), longest-prefix pool, and what is skipped.
+// IPIP per pool mode (Always / CrossSubnet / Never), longest-prefix pool, and what is skipped;
+// then the map entries and kernel routes planned from that (planNetworking).
 import t from 'tap';
-import { planRoutes, poolOf } from '../../src/dataplane/routes';
+import { planNetworking, planRoutes, poolOf, underlayTargets } from '../../src/dataplane/routing';
+import { NODE_F, POOL_F, RT_F } from '../../src/dataplane/bpf/net-codecs';
 import type { RoutingState } from '../../src/calc/types';
 
 const pool = (name: string, cidr: string, ipipMode: string, natOutgoing = false) =>
@@ -52,4 +54,55 @@ t.test('poolOf: longest prefix, IPv6 pools ignored', async (t) => {
   t.equal(poolOf(pools, '192.168.200.1/32')?.name, 'always');
   t.equal(poolOf(pools, '192.168.0.0/32')?.name, 'cross');
   t.equal(poolOf(pools, '192.169.0.1/32'), undefined);
+});
+
+t.test('underlayTargets: nodes outside the subnet, once each, in route order', async (t) => {
+  t.same(underlayTargets(planRoutes('a', routing, wl)), [{ node: 'c', nodeIp: '198.18.2.10' }]);
+  t.same(underlayTargets(planRoutes('c', routing, wl)).map((x) => x.nodeIp), ['198.18.1.11', '198.18.1.10']);
+});
+
+t.test('planNetworking: maps and kernel routes of node a', async (t) => {
+  const withPools = { ...routing, pools: [...routing.pools, { ...pool('off', '10.66.1.7/16', 'Never', true), disabled: true }, pool('v6', 'fd00::/48', 'Always')] };
+  const plan = planRoutes('a', withPools, wl);
+  const d = planNetworking({ nodeName: 'a', routing: withPools, plan, uplink: { ifindex: 7 }, ipipMtu: 1480, gateways: new Map([['198.18.2.10', '198.18.1.1']]) });
+  t.same(d.netcfg, { node_ip: '198.18.1.10', uplink_ifindex: 7, ipip_mtu: 1480, snat_ip: '0.0.0.0' });
+  t.same(d.nodes, [
+    { addr: '198.18.1.10', flags: NODE_F.SELF | NODE_F.SAME_SUBNET }, { addr: '198.18.1.11', flags: NODE_F.SAME_SUBNET },
+    { addr: '198.18.2.10', flags: 0 },
+  ], 'every node with an address; d has none');
+  t.same(d.pools, [
+    { cidr: '192.168.0.0/16', flags: POOL_F.NAT_OUT }, { cidr: '192.168.128.0/17', flags: 0 }, { cidr: '10.65.0.0/16', flags: 0 },
+    { cidr: '10.66.0.0/16', flags: POOL_F.NAT_OUT | POOL_F.DISABLED },
+  ], 'IPv4 pools, host bits cleared; the IPv6 pool is not in the IPv4 map');
+  t.same(d.routes, [
+    { cidr: '192.168.1.5/32', nextHop: '198.18.1.11', flags: RT_F.WORKLOAD },
+    { cidr: '192.168.3.5/32', nextHop: '198.18.2.10', flags: RT_F.WORKLOAD | RT_F.ENCAP },
+    { cidr: '192.168.130.1/32', nextHop: '198.18.1.11', flags: RT_F.WORKLOAD | RT_F.ENCAP },
+    { cidr: '10.65.0.9/32', nextHop: '198.18.2.10', flags: RT_F.WORKLOAD },
+    { cidr: '172.16.0.1/32', nextHop: '198.18.2.10', flags: RT_F.WORKLOAD },
+  ], 'the route map names the node, whatever the underlay next hop');
+  t.same([...d.kernel], [
+    ['192.168.1.5/32', { via: '198.18.1.11' }],
+    ['192.168.3.5/32', { via: '198.18.1.1', mtu: 1480 }],
+    ['192.168.130.1/32', { via: '198.18.1.11', mtu: 1480 }],
+    ['10.65.0.9/32', { via: '198.18.1.1' }],
+    ['172.16.0.1/32', { via: '198.18.1.1' }],
+  ], 'kernel: same subnet via the node, other subnets via the underlay next hop; IPIP routes carry the IPIP MTU');
+  const snat = planNetworking({ nodeName: 'a', routing: withPools, plan, uplink: { ifindex: 7 }, ipipMtu: 1480, snatIp: '198.18.1.99', gateways: new Map() });
+  t.equal(snat.netcfg.snat_ip, '198.18.1.99', 'natOutgoingAddress is the SNAT source in netcfg');
+});
+
+t.test('planNetworking: an unknown next hop holds back only its node\'s routes', async (t) => {
+  const d = planNetworking({ nodeName: 'a', routing, plan: planRoutes('a', routing, wl), uplink: { ifindex: 7 }, ipipMtu: 8980, gateways: new Map() });
+  t.same(d.routes.map((r) => r.cidr), ['192.168.1.5/32', '192.168.130.1/32']);
+  t.same([...d.kernel], [['192.168.1.5/32', { via: '198.18.1.11' }], ['192.168.130.1/32', { via: '198.18.1.11', mtu: 8980 }]]);
+});
+
+t.test('planNetworking: no address or no uplink programs nothing', async (t) => {
+  const empty = (node: string, uplink?: { ifindex: number }) =>
+    planNetworking({ nodeName: node, routing, plan: planRoutes(node, routing, wl), uplink, ipipMtu: 1480, snatIp: '198.18.1.99', gateways: new Map() });
+  for (const d of [empty('d', { ifindex: 3 }), empty('a')]) {
+    t.same([d.nodes, d.pools, d.routes, [...d.kernel]], [[], [], [], []]);
+    t.same([d.netcfg.node_ip, d.netcfg.ipip_mtu, d.netcfg.snat_ip], ['0.0.0.0', 0, '0.0.0.0'], 'netcfg off: the programs neither encapsulate nor NAT');
+  }
 });

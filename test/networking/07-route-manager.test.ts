@@ -4,7 +4,7 @@
 // pins writes nothing; deltas write only differences; policy-only (no address) programs nothing.
 import t from 'tap';
 import { SingleNode } from '../../src/testbed';
-import { RouteManager, RouteError } from '../../src/dataplane/routes';
+import { RouteManager, RouteError } from '../../src/dataplane/routing';
 import { loadUplink } from '../../src/dataplane/bpf/loader';
 import {
   lpm4Key, lpm4KeyCidr, routeCodec, netcfgCodec, nodeKeyCodec, poolCodec, NETCFG_KEY, RT_F, POOL_F,

@@ -10,7 +10,7 @@
 import t from 'tap';
 import { SingleNode, NODE_IP, OUTSIDE_IP } from '../../src/testbed';
 import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
-import { RouteManager } from '../../src/dataplane/routes';
+import { RouteManager } from '../../src/dataplane/routing';
 import { NAT_DIR, readNatEntries, readNetStats } from '../../src/dataplane/bpf/net-codecs';
 import { readNatQuota } from '../../src/dataplane/bpf/nat';
 import { readCounters } from '../../src/dataplane/bpf/counters';

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { frag4KeyCodec, fragValueCodec } from '../../src/dataplane/bpf/codecs';
-import { eth, ipv4, udp, PROTO, ipv4ToU32 } from '../../src/dataplane/bpf/packet';
+import { eth, ipv4, udp, PROTO } from '../../src/dataplane/bpf/packet';
 import { Topology } from '../../src/util/netns';
 import { UplinkHarness } from '../../src/testbed/uplink-harness';
 import { ipAt } from '../../src/testbed/fixtures';
@@ -45,14 +45,14 @@ t.test('policy and NAT points share the tracker without vouching for each other'
   t.equal(ipAt(h.run('out', a1).data).src, NODE, 'first fragment SNATed');
   const nat = records().filter((r) => r.key.id === 0x4242);
   t.same(nat.map((r) => r.key.point), [PT.SNAT], 'recorded at the SNAT point only');
-  t.equal(nat[0]!.value.nat_addr, ipv4ToU32(NODE), 'with the address it was given');
+  t.equal(nat[0]!.value.nat_addr, NODE, 'with the address it was given');
   t.equal(w.run('from', a2).reason, R.FRAG_UNKNOWN, 'the NAT record does not pass its later fragment at the egress policy point');
   t.equal(ipAt(h.run('out', a2).data).src, NODE, 'while the uplink translates it like its first');
 
   // A first fragment passed by the workload's egress policy, never SNATed.
   const [b1, b2] = frags(0x4343);
   t.equal(w.run('from', b1).reason, R.FORWARD, 'first fragment passes the egress policy');
-  t.same(records().filter((r) => r.key.id === 0x4343).map((r) => [r.key.point, r.value.nat_addr]), [[PT.EGRESS, 0]],
+  t.same(records().filter((r) => r.key.id === 0x4343).map((r) => [r.key.point, r.value.nat_addr]), [[PT.EGRESS, '0.0.0.0']],
     'recorded at the egress point, with no address');
   t.equal(w.run('from', b2).reason, R.FORWARD, 'its later fragment follows it there');
   t.ok(h.run('out', b2).data.equals(b2), 'but the policy record does not make the uplink translate it');

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { InProcessCluster } from '../../src/testbed';
 import type { Netns } from '../../src/util/netns';
 import { netcfgCodec, NETCFG_KEY } from '../../src/dataplane/bpf/net-codecs';
-import { DEFAULT_MTU_PATTERN } from '../../src/dataplane/routes';
+import { DEFAULT_MTU_PATTERN } from '../../src/dataplane/routing';
 
 async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

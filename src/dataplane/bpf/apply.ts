@@ -24,7 +24,7 @@ import {
   AF_INET, EPADDR_FIXED_BITS, EP_F_DISABLED, HEP_SLOT, HEP_SLOTS, endpointCodec, epAddrKeyCodec, hostepCodec, projKeyCodec, tableCodec, u32Key, u32Value,
   type Endpoint,
 } from './codecs';
-import { encodeProjection, encodeTable, cidr4ForMap, type EncodedTable, type Entry } from './encode';
+import { encodeProjection, encodeTable, prefix4, type EncodedTable, type Entry } from './encode';
 import { PackedTable, unpacked, type AnyTable } from './packed-table';
 import { TortieError } from '../../util/errors';
 
@@ -232,10 +232,8 @@ interface EpState { tableIds: number[]; addrKeys: Map<string, Buffer>; version: 
 
 function epAddrKey(ifindex: number, cidr: string): Buffer | null {
   if (cidr.includes(':')) return null; // IPv6: the programs don't parse IPv6 yet; nothing to match
-  const { addr, len } = cidr4ForMap(cidr);
-  const a = Buffer.alloc(16);
-  a.writeUInt32BE(addr, 0);
-  return epAddrKeyCodec.encode({ prefixlen: EPADDR_FIXED_BITS + len, ifindex, family: AF_INET, addr: a });
+  const { addr, len } = prefix4(cidr);
+  return epAddrKeyCodec.encode({ prefixlen: EPADDR_FIXED_BITS + len, ifindex, family: AF_INET, addr });
 }
 
 /** Per-node endpoint programming: owns the TableRegistry and each endpoint's current state. */

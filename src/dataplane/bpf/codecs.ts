@@ -1,8 +1,9 @@
 /**
  * Codecs for every tortie map key/value (bpf/shared/maps.h), plus map names and constants.
  * Each codec's layout is checked against the BTF of the compiled objects by
- * test/datapath/01-layouts.test.ts. Addresses are handled as u32 numbers in host order
- * (192.168.0.1 = 0xc0a80001) and written in network order where the C type is __be32.
+ * test/datapath/01-layouts.test.ts. Addresses are text, as everywhere at the codec boundary
+ * (src/dataplane/native/codec.ts): `ipv4` dotted quads, `ipv6` and family-tagged `ip` slots
+ * (IPv4 in the first 4 bytes when the struct's family is 4), all in network order in the map.
  */
 import { defineStruct, type StructCodec } from '../native';
 
@@ -30,6 +31,7 @@ export const MAP = {
   hct4: 'tortie_hct4_v1',
 } as const;
 
+/** TORTIE_AF_INET (bpf/shared/maps.h; TORTIE_AF_INET6 is 6): the family of `ip` address slots. */
 export const AF_INET = 4;
 export const EP_F_DISABLED = 1;
 export const TBL_F_SPORT = 1;
@@ -68,12 +70,12 @@ export const epAddrKeyCodec = defineStruct('tortie_ep_addr_key', [
   { name: 'ifindex', type: 'u32' },
   { name: 'family', type: 'u8' },
   { name: 'pad', type: 'pad', length: 3 },
-  { name: 'addr', type: 'bytes', length: 16 },
+  { name: 'addr', type: 'ip', family: 'family' },
 ] as const);
 
 export const cls4KeyCodec = defineStruct('tortie_cls4_key', [
   { name: 'prefixlen', type: 'u32' },
-  { name: 'addr', type: 'be32' },
+  { name: 'addr', type: 'ipv4' },
 ] as const);
 
 export const tableCodec = defineStruct('tortie_table', [
@@ -113,8 +115,8 @@ export const verdictCodec = defineStruct('tortie_verdict', [
 ] as const);
 
 export const ct4KeyCodec = defineStruct('tortie_ct4_key', [
-  { name: 'addr_a', type: 'be32' },
-  { name: 'addr_b', type: 'be32' },
+  { name: 'addr_a', type: 'ipv4' },
+  { name: 'addr_b', type: 'ipv4' },
   { name: 'port_a', type: 'be16' },
   { name: 'port_b', type: 'be16' },
   { name: 'proto', type: 'u8' },
@@ -135,8 +137,8 @@ export const ctValueCodec = defineStruct('tortie_ct_value', [
 export type CtValue = ValueOf<typeof ctValueCodec>;
 
 export const frag4KeyCodec = defineStruct('tortie_frag4_key', [
-  { name: 'saddr', type: 'be32' },
-  { name: 'daddr', type: 'be32' },
+  { name: 'saddr', type: 'ipv4' },
+  { name: 'daddr', type: 'ipv4' },
   { name: 'id', type: 'be16' },
   { name: 'proto', type: 'u8' },
   { name: 'point', type: 'u8' },
@@ -147,7 +149,7 @@ export const fragValueCodec = defineStruct('tortie_frag_value', [
   { name: 'dport', type: 'be16' },
   { name: 'ct_sport', type: 'be16' },
   { name: 'ct_dport', type: 'be16' },
-  { name: 'nat_addr', type: 'be32' },
+  { name: 'nat_addr', type: 'ipv4' },
   { name: 'pad', type: 'pad', length: 4 },
 ] as const);
 
@@ -155,7 +157,7 @@ export const pf4KeyCodec = defineStruct('tortie_pf4_key', [
   { name: 'prefixlen', type: 'u32' },
   { name: 'side', type: 'u8' },
   { name: 'pad', type: 'pad', length: 3 },
-  { name: 'addr', type: 'be32' },
+  { name: 'addr', type: 'ipv4' },
 ] as const);
 
 export const pfValueCodec = defineStruct('tortie_pf_value', [
@@ -204,8 +206,8 @@ export const eventCodec = defineStruct('tortie_event', [
   { name: 'pad', type: 'pad', length: 1 },
   { name: 'sport', type: 'u16' },
   { name: 'dport', type: 'u16' },
-  { name: 'saddr', type: 'bytes', length: 16 },
-  { name: 'daddr', type: 'bytes', length: 16 },
+  { name: 'saddr', type: 'ip', family: 'family' },
+  { name: 'daddr', type: 'ip', family: 'family' },
   { name: 'pad2', type: 'pad', length: 4 },
 ] as const);
 export type EventRecord = ValueOf<typeof eventCodec>;
@@ -243,7 +245,7 @@ export const hctValueCodec = defineStruct('tortie_hct_value', [
 /** IPv6 class key (reserved map tortie_cls6_v1), checked against BTF ahead of use. */
 export const cls6KeyCodec = defineStruct('tortie_cls6_key', [
   { name: 'prefixlen', type: 'u32' },
-  { name: 'addr', type: 'bytes', length: 16 },
+  { name: 'addr', type: 'ipv6' },
 ] as const);
 
 /** Every codec whose layout the BTF test checks. */

@@ -14,7 +14,6 @@
 import type { BpfMap } from '../native';
 import { CTF, CtState, ct4KeyCodec, ctValueCodec, type Ct4Key, type CtValue } from './codecs';
 import { readQuota, writeReleased } from './quota';
-import { u32ToIpv4 } from '../../primitives';
 
 export interface CtTimeouts {
   synSec: number;
@@ -94,7 +93,7 @@ export function ctOwner(k: Ct4Key, flags: bigint | number): string {
   const f = BigInt(flags);
   const initA = (f & BigInt(CTF.A_IS_INIT)) !== 0n;
   const ownerA = (f & BigInt(CTF.SRC_OK)) !== 0n ? initA : !initA;
-  return u32ToIpv4(ownerA ? k.addr_a : k.addr_b);
+  return ownerA ? k.addr_a : k.addr_b;
 }
 
 /**

@@ -5,7 +5,6 @@
 import type { BpfMap } from '../native';
 import { EV_DENY, EV_LOG, EV_PREFILTER, cntKeyCodec, cntValueCodec, evbudCodec, eventCodec, type EventRecord } from './codecs';
 import { dropReasonLabel } from './drop-reasons';
-import { u32ToIpv4 } from '../../primitives';
 
 export interface CounterRow { ifindex: number; dir: number; reason: number; packets: bigint; bytes: bigint }
 
@@ -72,7 +71,7 @@ export function decodeEvent(buf: Buffer): FlowEvent {
   return {
     kind, tsNs: e.ts_ns, ifindex: e.ifindex, endpointId: e.ep_id, direction, ruleId: e.rule,
     reason: dropReasonLabel(e.reason), protocol: e.proto,
-    src: u32ToIpv4(e.saddr.readUInt32BE(0)), dst: u32ToIpv4(e.daddr.readUInt32BE(0)),
+    src: e.saddr, dst: e.daddr,
     srcPort: e.sport, dstPort: e.dport,
   };
 }

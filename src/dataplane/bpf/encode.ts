@@ -22,7 +22,7 @@ import {
   u32Key, verdictCodec, pf4KeyCodec, pfValueCodec, fs4KeyCodec, FS_FIXED_BITS, FS_IN, FS_OUT,
 } from './codecs';
 import { TortieError } from '../../util/errors';
-import { parseCidrOrIp4, tryParseCidrOrIp4, type Cidr4, type IpParseError } from '../../primitives';
+import { parseCidrOrIp4, tryParseCidrOrIp4, u32ToIpv4, type Cidr4, type IpParseError } from '../../primitives';
 import type { FailsafePort } from '../../model/failsafe';
 
 export class EncodeError extends TortieError {
@@ -65,14 +65,20 @@ export function cidr4ForMap(cidr: string): Cidr4 {
   return c;
 }
 
+/** `a.b.c.d/len` → the network as text (host bits cleared) and the length; throws EncodeError. */
+export function prefix4(cidr: string): { addr: string; len: number } {
+  const { addr, len } = cidr4ForMap(cidr);
+  return { addr: u32ToIpv4(addr), len };
+}
+
 export function encodeClassPrefix(p: ClassPrefix): Entry | null {
   if (p.family !== 4) return null; // IPv6 classes go to tortie_cls6_v1 once the programs parse IPv6
-  const { addr, len } = cidr4ForMap(p.cidr);
+  const { addr, len } = prefix4(p.cidr);
   return { key: cls4KeyCodec.encode({ prefixlen: len, addr }), value: u32Value(p.classId) };
 }
 
 export function cls4KeyOf(cidr: string): Buffer {
-  const { addr, len } = cidr4ForMap(cidr);
+  const { addr, len } = prefix4(cidr);
   return cls4KeyCodec.encode({ prefixlen: len, addr });
 }
 
@@ -149,7 +155,7 @@ export function encodeTable(t: VerdictTable, id: number): EncodedTable {
 export function encodePrefilter(pf: Prefilter, denyList: string[] = []): Entry[] {
   const out = new Map<string, Entry>();
   const add = (cidr: string, kind: number, rule: number): void => {
-    const { addr, len } = cidr4ForMap(cidr);
+    const { addr, len } = prefix4(cidr);
     const key = pf4KeyCodec.encode({ prefixlen: PF_FIXED_BITS + len, side: PF_SRC, addr });
     out.set(key.toString('hex'), { key, value: pfValueCodec.encode({ kind, rule }) });
   };

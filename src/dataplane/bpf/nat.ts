@@ -104,8 +104,8 @@ export function ctAcceptedClose(ct4: BpfMap): CtCloseLookup {
     const s = ipv4ToU32(k.saddr), d = ipv4ToU32(k.daddr);
     const a = s < d || (s === d && k.sport <= k.dport);
     const key = ct4KeyCodec.encode(a
-      ? { addr_a: s, addr_b: d, port_a: k.sport, port_b: k.dport, proto: 6 }
-      : { addr_a: d, addr_b: s, port_a: k.dport, port_b: k.sport, proto: 6 });
+      ? { addr_a: k.saddr, addr_b: k.daddr, port_a: k.sport, port_b: k.dport, proto: 6 }
+      : { addr_a: k.daddr, addr_b: k.saddr, port_a: k.dport, port_b: k.sport, proto: 6 });
     const v = ct4.lookup(key);
     if (v === undefined) return CT_OPEN;
     const st = ctValueCodec.decode(v).state;

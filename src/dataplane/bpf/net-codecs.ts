@@ -1,12 +1,12 @@
 /**
  * Codecs and constants for the networking maps (bpf/shared/maps.h, "networking" section; map
  * semantics in bpf/lib/route.h and bpf/lib/nat.h). test/networking checks each layout against
- * the BTF of tortie_uplink.bpf.o. Addresses are dotted-quad strings here (codec type ipv4).
+ * the BTF of tortie_uplink.bpf.o. Addresses are dotted-quad strings (codec type ipv4), the one
+ * address convention of every codec (src/dataplane/native/codec.ts).
  */
 import { defineStruct, type BpfMap } from '../native';
 import type { ValueOf } from './codecs';
-import { cidr4ForMap } from './encode';
-import { u32ToIpv4 } from '../../primitives';
+import { prefix4 } from './encode';
 
 export const NET_MAP = {
   rt4: 'tortie_rt4_v1',
@@ -113,8 +113,8 @@ export function readNatEntries(m: BpfMap): { key: Nat4Key; value: Nat4Value }[] 
 
 /** LPM key of tortie_rt4_v1 / tortie_pool4_v1 for `a.b.c.d/len` (host bits cleared). */
 export function lpm4Key(cidr: string): Buffer {
-  const { addr, len } = cidr4ForMap(cidr);
-  return rt4KeyCodec.encode({ prefixlen: len, addr: u32ToIpv4(addr) });
+  const { addr, len } = prefix4(cidr);
+  return rt4KeyCodec.encode({ prefixlen: len, addr });
 }
 
 export function lpm4KeyCidr(key: Buffer): string {

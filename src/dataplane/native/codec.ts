@@ -11,17 +11,23 @@
  *
  * Rules: offsets default to C natural alignment (as clang lays out structs for x86_64 and BPF);
  * the size rounds up to the largest alignment unless given. uN and iN are host byte order
- * (little-endian here), be* and ipv4 are network order. 64-bit fields are bigint. Encoding
+ * (little-endian here), be* and addresses are network order. 64-bit fields are bigint. Encoding
  * zero-fills first, so padding is always zero (hash and LPM keys compare padding bytes too).
  * `count` makes a fixed array of a scalar or nested struct. Values out of range are errors
  * naming struct.field, never silently truncated.
+ *
+ * Addresses cross this boundary in one convention, as text: `ipv4` (4 bytes, dotted quad),
+ * `ipv6` (16 bytes, RFC 5952 text on decode, any valid form on encode) and `ip` (16 bytes whose
+ * family another field of the struct names, `family: '<field>'`: 4 → IPv4 in the first 4 bytes,
+ * anything else → IPv6). Numbers (`be32`) are for values that are not addresses.
  */
 import { endianness } from 'node:os';
+import ipaddr from 'ipaddr.js';
 import { invalidOption } from './errors';
 import { tryIpv4ToU32, u32ToIpv4 } from '../../primitives';
 
 export type ScalarType = 'u8' | 'u16' | 'u32' | 'u64' | 'i8' | 'i16' | 'i32' | 'i64' | 'be16' | 'be32' | 'be64';
-export type FieldType = ScalarType | 'ipv4' | 'mac' | 'bytes' | 'pad' | 'struct';
+export type FieldType = ScalarType | 'ipv4' | 'ipv6' | 'ip' | 'mac' | 'bytes' | 'pad' | 'struct';
 
 export interface FieldDef {
   readonly name: string;
@@ -34,12 +40,14 @@ export interface FieldDef {
   readonly count?: number;
   /** Nested struct, for type 'struct'. */
   readonly struct?: StructCodec<object>;
+  /** For type 'ip': the field holding the address family (4 = IPv4, 6 = IPv6). */
+  readonly family?: string;
 }
 
 type ScalarValue<T> = T extends 'u64' | 'i64' | 'be64' ? bigint : number;
 type ElemValue<F> =
   F extends { type: 'struct'; struct: StructCodec<infer V> } ? V :
-  F extends { type: 'ipv4' | 'mac' } ? string :
+  F extends { type: 'ipv4' | 'ipv6' | 'ip' | 'mac' } ? string :
   F extends { type: 'bytes' } ? Buffer :
   F extends { type: infer T } ? ScalarValue<T> : never;
 export type FieldValue<F> = F extends { count: number } ? ElemValue<F>[] : ElemValue<F>;
@@ -58,6 +66,8 @@ export interface ResolvedField {
   elemSize: number;
   count: number | undefined;
   struct: StructCodec<object> | undefined;
+  /** For type 'ip': the field naming the family. */
+  family?: ResolvedField;
 }
 
 const SCALAR: Record<ScalarType | 'ipv4', number> = {
@@ -91,6 +101,9 @@ export class StructCodec<T extends object> {
       } else if (d.type === 'mac') {
         elemSize = 6;
         elemAlign = 1;
+      } else if (d.type === 'ipv6' || d.type === 'ip') {
+        elemSize = 16;
+        elemAlign = 1;
       } else if (d.type in SCALAR) {
         elemSize = SCALAR[d.type as ScalarType];
         elemAlign = elemSize;
@@ -102,7 +115,14 @@ export class StructCodec<T extends object> {
       const offset = d.offset ?? Math.ceil(end / elemAlign) * elemAlign;
       if (!Number.isInteger(offset) || offset < 0) throw invalidOption(where, `offset must be a non-negative integer, got ${offset}`);
       if (offset < end) throw invalidOption(where, `at offset ${offset} overlaps the previous field (ends at ${end})`);
-      fields.push({ name: d.name, type: d.type, offset, size, elemSize, count: d.count, struct: d.struct });
+      let family: ResolvedField | undefined;
+      if (d.type === 'ip') {
+        family = fields.find((f) => f.name === d.family);
+        if (!family || !(family.type in SCALAR) || family.type === 'ipv4' || family.count !== undefined) {
+          throw invalidOption(where, `has type ip and needs family: the name of an earlier integer field, got ${JSON.stringify(d.family)}`);
+        }
+      }
+      fields.push({ name: d.name, type: d.type, offset, size, elemSize, count: d.count, struct: d.struct, family });
       end = offset + size;
       align = Math.max(align, elemAlign);
     }
@@ -128,11 +148,12 @@ export class StructCodec<T extends object> {
       const x = v[f.name];
       const where = `struct ${this.name}.${f.name}`;
       if (x === undefined) throw invalidOption(where, 'is missing');
+      const fam = f.family ? v[f.family.name] : undefined;
       if (f.count !== undefined) {
         if (!Array.isArray(x) || x.length !== f.count) throw invalidOption(where, `must be an array of ${f.count}`);
-        x.forEach((e, i) => writeElem(b, at + f.offset + i * f.elemSize, f, e, `${where}[${i}]`));
+        x.forEach((e, i) => writeElem(b, at + f.offset + i * f.elemSize, f, e, `${where}[${i}]`, fam));
       } else {
-        writeElem(b, at + f.offset, f, x, where);
+        writeElem(b, at + f.offset, f, x, where, fam);
       }
     }
     return b;
@@ -144,9 +165,9 @@ export class StructCodec<T extends object> {
     for (const f of this.fields) {
       if (f.type === 'pad') continue;
       if (f.count !== undefined) {
-        out[f.name] = Array.from({ length: f.count }, (_, i) => readElem(buf, at + f.offset + i * f.elemSize, f));
+        out[f.name] = Array.from({ length: f.count }, (_, i) => readElem(buf, at + f.offset + i * f.elemSize, f, at));
       } else {
-        out[f.name] = readElem(buf, at + f.offset, f);
+        out[f.name] = readElem(buf, at + f.offset, f, at);
       }
     }
     return out as T;
@@ -169,7 +190,24 @@ export function defineStruct<const Fs extends readonly FieldDef[]>(name: string,
   return new StructCodec<StructValue<Fs>>(name, fields, opts);
 }
 
-function writeElem(b: Buffer, off: number, f: ResolvedField, x: unknown, where: string): void {
+/** Dotted quad into 4 bytes (src/primitives' one IPv4 parser); false when `x` is not one. */
+function writeIpv4(b: Buffer, off: number, x: unknown): boolean {
+  const v = typeof x === 'string' ? tryIpv4ToU32(x) : undefined;
+  if (v === undefined) return false;
+  b.writeUInt32BE(v, off);
+  return true;
+}
+
+function writeIpv6(b: Buffer, off: number, x: unknown): boolean {
+  if (typeof x !== 'string' || x.includes('%') || !ipaddr.IPv6.isValid(x)) return false;
+  Buffer.from(ipaddr.IPv6.parse(x).toByteArray()).copy(b, off);
+  return true;
+}
+
+function readIpv4(b: Buffer, off: number): string { return u32ToIpv4(b.readUInt32BE(off)); }
+function readIpv6(b: Buffer, off: number): string { return ipaddr.fromByteArray([...b.subarray(off, off + 16)]).toString(); }
+
+function writeElem(b: Buffer, off: number, f: ResolvedField, x: unknown, where: string, family?: unknown): void {
   switch (f.type) {
     case 'struct': (f.struct as StructCodec<object>).encode(x as object, b, off); return;
     case 'bytes': {
@@ -178,9 +216,16 @@ function writeElem(b: Buffer, off: number, f: ResolvedField, x: unknown, where: 
       return;
     }
     case 'ipv4': {
-      const v = typeof x === 'string' ? tryIpv4ToU32(x) : undefined;
-      if (v === undefined) throw invalidOption(where, `must be a dotted IPv4 address, got ${JSON.stringify(x)}`);
-      b.writeUInt32BE(v, off);
+      if (!writeIpv4(b, off, x)) throw invalidOption(where, `must be a dotted IPv4 address, got ${JSON.stringify(x)}`);
+      return;
+    }
+    case 'ipv6': {
+      if (!writeIpv6(b, off, x)) throw invalidOption(where, `must be an IPv6 address, got ${JSON.stringify(x)}`);
+      return;
+    }
+    case 'ip': {
+      const ok = family === 4 ? writeIpv4(b, off, x) : writeIpv6(b, off, x);
+      if (!ok) throw invalidOption(where, `must be an ${family === 4 ? 'IPv4' : 'IPv6'} address (${f.family!.name} is ${String(family)}), got ${JSON.stringify(x)}`);
       return;
     }
     case 'mac': {
@@ -193,11 +238,13 @@ function writeElem(b: Buffer, off: number, f: ResolvedField, x: unknown, where: 
   }
 }
 
-function readElem(b: Buffer, off: number, f: ResolvedField): unknown {
+function readElem(b: Buffer, off: number, f: ResolvedField, structAt = 0): unknown {
   switch (f.type) {
+    case 'ipv6': return readIpv6(b, off);
+    case 'ip': return readScalar(b, structAt + f.family!.offset, f.family!.type as ScalarType) === 4 ? readIpv4(b, off) : readIpv6(b, off);
     case 'struct': return (f.struct as StructCodec<object>).decode(b, off);
     case 'bytes': return Buffer.from(b.subarray(off, off + f.elemSize));
-    case 'ipv4': return u32ToIpv4(b.readUInt32BE(off));
+    case 'ipv4': return readIpv4(b, off);
     case 'mac': return Array.from(b.subarray(off, off + 6), (o) => o.toString(16).padStart(2, '0')).join(':');
     default: return readScalar(b, off, f.type as ScalarType);
   }

@@ -12,6 +12,9 @@
  *     of a computed path, a `require()` of a `.node` file or `process.dlopen` is a violation.
  *  3. Production (src/) never imports test/ or bench/, nor the test runner (`tap`).
  *  4. bench/ does not import test/: what tests and benchmarks share lives in src/testbed.
+ *  5. Production does not import the test infrastructure inside src/: the namespace harness
+ *     (src/util/netns) and src/testbed are for HARNESS_AREAS (the lab, the testbed) and the files
+ *     HARNESS_USERS lists with a reason; production runs commands through src/util/exec.
  */
 import ts from 'typescript';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -43,6 +46,15 @@ export const LATERAL: Record<string, Record<string, string>> = {
   primitives: { util: 'its errors derive from the one error base (util/errors)' },
 };
 
+
+/** src/ areas built on the namespace harness (rule 5). */
+export const HARNESS_AREAS = new Set(['lab', 'testbed']);
+/** Production files allowed to use the namespace harness (rule 5): file (repo-relative, no extension) → reason. */
+export const HARNESS_USERS: Record<string, string> = {
+  'src/node/doctor': 'its interface checks run in a throwaway namespace pair, under the harness\'s safety contract (a second harness is what the rule prevents)',
+};
+/** The test infrastructure inside src/ (rule 5), as repo-relative paths without extension. */
+const isHarness = (target: string) => target === 'src/util/netns' || target === 'src/testbed' || target.startsWith('src/testbed/');
 
 export interface Import { from: string; spec: string; line: number }
 
@@ -131,6 +143,11 @@ export function checkBoundaries(root: string): string[] {
         }
         if (top === 'bench' && toTop === 'test') {
           out.push(`${where}: bench/ does not import test/ (move the helper to src/testbed or bench/lib)`);
+          continue;
+        }
+        if (top === 'src' && fromArea !== undefined && isHarness(target) && !HARNESS_AREAS.has(fromArea)
+          && !(noExt(from) in HARNESS_USERS)) {
+          out.push(`${where}: production code does not import the test harness (${target}); run commands through src/util/exec`);
           continue;
         }
         if (top === 'src' && toTop === 'src' && fromArea !== undefined) {

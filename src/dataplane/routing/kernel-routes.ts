@@ -1,0 +1,94 @@
+/**
+ * Kernel routes of tortie (`proto <routeProtocol>`, default 122) in the node's namespace, through
+ * `ip` (util/exec), and the underlay facts the plan needs from the kernel.
+ *
+ * Contract:
+ * - `read()` loads what the kernel holds with tortie's protocol (a previous run's routes too);
+ *   `sync(want, dev)` writes only the differences against that view in one `ip -batch`
+ *   (replace what changed, delete what is not wanted — other protocols' routes are never touched)
+ *   and returns the error instead of throwing: a route the kernel refuses does not keep the others
+ *   from being written. After a refused batch the view is stale: `stale` says so, and the next
+ *   sync must be preceded by a read().
+ * - `nextHop(nodeIp)` asks the kernel (`ip route get`) for the underlay next hop towards a node
+ *   outside this node's subnet; answers are cached until `forgetNextHops()`.
+ */
+import { ipJson, run } from '../../util/exec';
+import type { Logger } from '../../util/log';
+import type { KernelRoute } from './plan';
+import { RouteError } from './errors';
+
+function routeSpec(r: KernelRoute): string { return `${r.via}|${r.mtu ?? ''}`; }
+
+export class KernelRoutes {
+  /** cidr → routeSpec, as last read or written. */
+  private have = new Map<string, string>();
+  private readonly gateways = new Map<string, string>(); // node address → underlay next hop
+  /** The view may differ from the kernel (a batch was partly refused): read() before sync(). */
+  stale = true;
+  /** Route lines written since creation (add/replace/del). */
+  writes = 0;
+
+  constructor(private readonly o: { proto: number; netns?: string; log: Logger }) {}
+
+  private ip(args: string[]): string[] { return this.o.netns ? ['ip', '-n', this.o.netns, ...args] : ['ip', ...args]; }
+
+  async read(): Promise<void> {
+    const rows = await ipJson<{ dst: string; gateway?: string; metrics?: { mtu?: number }[] }[]>(
+      ['-4', 'route', 'show', 'proto', String(this.o.proto)], { netns: this.o.netns });
+    this.have = new Map();
+    for (const r of rows) {
+      const cidr = r.dst === 'default' ? '0.0.0.0/0' : r.dst.includes('/') ? r.dst : `${r.dst}/32`;
+      const mtu = r.metrics?.find((m) => m.mtu !== undefined)?.mtu;
+      this.have.set(cidr, routeSpec({ via: r.gateway ?? '', mtu }));
+    }
+    this.stale = false;
+  }
+
+  async sync(want: ReadonlyMap<string, KernelRoute>, dev: string | undefined): Promise<RouteError | undefined> {
+    const lines: string[] = [];
+    const next = new Map<string, string>();
+    for (const [cidr, r] of want) {
+      const spec = routeSpec(r);
+      next.set(cidr, spec);
+      if (this.have.get(cidr) === spec) continue;
+      lines.push(`route replace ${cidr} via ${r.via} dev ${dev} proto ${this.o.proto}${r.mtu ? ` mtu ${r.mtu}` : ''}`);
+    }
+    for (const cidr of this.have.keys()) {
+      if (!want.has(cidr)) lines.push(`route del ${cidr} proto ${this.o.proto}`);
+    }
+    if (lines.length === 0) return undefined;
+    this.writes += lines.length;
+    const r = await run(this.ip(['-force', '-batch', '-']), { input: lines.join('\n') + '\n', allowFail: true });
+    if (r.code !== 0) {
+      this.stale = true; // partly applied
+      const err = new RouteError('ERR_ROUTES_KERNEL', `${lines.length} route change(s), some refused by the kernel: ${r.stderr.trim().split('\n').slice(0, 5).join('; ')}`);
+      this.o.log.error({ err }, 'kernel routes');
+      return err;
+    }
+    this.have = next;
+    this.o.log.debug({ changes: lines.length }, 'kernel routes written');
+    return undefined;
+  }
+
+  /** Cached underlay next hops (node address → next hop). */
+  get nextHops(): ReadonlyMap<string, string> { return this.gateways; }
+
+  forgetNextHops(): void { this.gateways.clear(); }
+
+  /** The underlay next hop towards a node outside this node's subnet (cached). */
+  async nextHop(nodeIp: string): Promise<string> {
+    const known = this.gateways.get(nodeIp);
+    if (known !== undefined) return known;
+    let rows: { gateway?: string; dev?: string }[];
+    try {
+      rows = await ipJson<{ gateway?: string; dev?: string }[]>(['route', 'get', nodeIp], { netns: this.o.netns });
+    } catch (e) {
+      throw new RouteError('ERR_ROUTES_UNREACHABLE', `no underlay route to node address ${nodeIp}: ${(e as Error).message.split('\n').pop()}`);
+    }
+    const [r] = rows;
+    if (!r) throw new RouteError('ERR_ROUTES_UNREACHABLE', `no underlay route to node address ${nodeIp}`);
+    const via = r.gateway ?? nodeIp;
+    this.gateways.set(nodeIp, via);
+    return via;
+  }
+}

@@ -1,0 +1,319 @@
+/**
+ * RouteManager: Calico networking on this host — routes to other nodes' workloads, IPIP and NAT
+ * outgoing. Input is the compiler's RoutingState (pools, nodes with their address and subnet,
+ * remote workload /32s and their node); output is kernel routes, the BPF maps the workload and
+ * uplink programs read (bpf/lib/route.h) and the uplink's tc programs. Felix's manager shape:
+ * the update calls only record the input and mark the manager dirty; apply() does the kernel I/O.
+ *
+ *   setState(node, routing) ─┐ mark dirty   apply() ── ApplyLoop (apply-loop.ts): serialised,
+ *   applyDelta(delta) ───────┤                          a failure retries itself with backoff
+ *   setLearnedRoutes(bgp) ───┘                  │
+ *                                               ▼ in this order:
+ *     1. planRoutes()                 plan.ts         pure: next hop node, same subnet, IPIP
+ *     2. checkPortRange()             sweep.ts        NAT range ∩ ip_local_port_range → refuse
+ *     3. resolve() the uplink         uplink.ts       (on reconcile / node address / MTU change)
+ *        detect() the MTU             mtu.ts          ipipMTU, or the links' smallest MTU − 20
+ *     4. read() kernel and maps       kernel-routes.ts, route-map.ts   (on reconcile)
+ *     5. nextHop() per other subnet   kernel-routes.ts `ip route get`, cached
+ *     6. planNetworking()             plan.ts         pure: map entries + kernel routes
+ *     7. writeNodes(), writePools()   route-map.ts    what the programs consult to decide …
+ *     8. sync() kernel routes         kernel-routes.ts  `ip -batch`, proto 122 [mtu <IPIP MTU>]
+ *     9. writeRoutes()                route-map.ts    … before the routes that make them act
+ *    10. writeNetcfg()                route-map.ts    node address last: nothing acts half-written
+ *    11. attach()                     uplink.ts       tc ingress/egress, once per ifindex
+ *    12. writeFile()                  mtu.ts          the MTU file new workloads are sized by
+ *   sweepNat(), natStatus()           sweep.ts        NAT mappings of finished flows; metrics
+ *
+ * Contract:
+ * - Remote routes are the compiler's remote workload /32s (routeSource `datastore`, the default)
+ *   or, with routeSource `bgp`, the blocks bird learned (setLearnedRoutes, from src/bgp); both
+ *   are planned the same way (plan.ts states the Calico rules).
+ * - Everything this manager writes is recognisable after a restart: kernel routes by protocol
+ *   `routeProtocol` (default 122, "tortie"), maps by their pinned names. A reconcile (setState,
+ *   or a partly refused batch) reads the kernel, writes the differences and sweeps what is not
+ *   wanted (mark-and-sweep); apply() after deltas writes only differences against what it last
+ *   wrote.
+ * - Failures do not stall what can be done: a node the underlay cannot reach and routes the
+ *   kernel refuses are left out, everything else is written, and the first such error is thrown
+ *   at the end. Any failure leaves the manager dirty (the agent answers with a reconcile; the
+ *   ApplyLoop retries on its own too).
+ * - Without an address of its own, the node programs nothing (netcfg stays zero: the programs
+ *   neither encapsulate nor NAT nor decapsulate) — policy-only mode ends up here.
+ * - VXLAN modes are not implemented: such pools route without encapsulation (warned once).
+ */
+import type { CalcDelta, RoutingState } from '../../calc/types';
+import type { Logger } from '../../util/log';
+import { silentLogger } from '../../util/log';
+import { BACKOFF } from '../../util/retry';
+import { loadUplink, resolveNatOptions, type NatOptions, type UplinkDatapath } from '../bpf/loader';
+import { readNetStats, type NetStats } from '../bpf/net-codecs';
+import type { BpfMap } from '../native';
+import type { NatStatus } from '../bpf/nat';
+import { planNetworking, planRoutes, underlayTargets, type RoutePlan } from './plan';
+import { KernelRoutes } from './kernel-routes';
+import { RouteMaps } from './route-map';
+import { Uplink } from './uplink';
+import { NatUpkeep } from './sweep';
+import { ApplyLoop } from './apply-loop';
+import { Mtu, type MtuInForce, type MtuOptions } from './mtu';
+import { prefix4 } from '../bpf/encode';
+import { RouteError } from './errors';
+
+export const DEFAULT_ROUTE_PROTOCOL = 122;
+
+export interface RouteManagerOptions {
+  pinRoot: string;
+  /** Uplink interface name; default: the interface that holds this node's address. */
+  uplink?: string;
+  /** Operate on another network namespace (tests): name for `ip -n`, path for setns. */
+  netns?: { name: string; path: string };
+  /** Kernel route protocol number marking tortie's routes (default 122). */
+  routeProtocol?: number;
+  /**
+   * Where the remote routes come from: `datastore` (default) — one per remote workload address,
+   * from the compiler; `bgp` — what bird learned from its peers (per block), given with
+   * setLearnedRoutes(); the compiler's workload routes are then ignored.
+   */
+  routeSource?: 'datastore' | 'bgp';
+  nat?: NatOptions;
+  /** IPIP MTU: Felix's ipipMTU (0 = detect), mtuIfacePattern, and the MTU file for the CNI plugin ('' = none). */
+  mtu?: MtuOptions;
+  /** Felix's natOutgoingAddress: SNAT source instead of the node address (undefined/'' = the node's). */
+  natOutgoingAddress?: string;
+  /** The workloads' conntrack (tortie_ct4_v3): the NAT sweep's judge of RSTs from outside. */
+  ct4?: BpfMap;
+  objectDir?: string;
+  log?: Logger;
+}
+
+export interface RouteStatus {
+  nodeIp?: string;
+  uplink?: string;
+  routes: number;
+  encapRoutes: number;
+  skipped: number;
+  natMappings: number;
+  stats: NetStats;
+  /** Kernel writes since open (route add/replace/del lines, map updates/deletes). */
+  writes: { routes: number; maps: number };
+}
+
+export class RouteManager {
+  private readonly log: Logger;
+  private readonly proto: number;
+  private dp!: UplinkDatapath;
+  private kernel!: KernelRoutes;
+  private rmaps!: RouteMaps;
+  private uplink!: Uplink;
+  private nat!: NatUpkeep;
+  private readonly mtu: Mtu;
+  private readonly loop: ApplyLoop;
+
+  /** Desired inputs. */
+  private nodeName?: string;
+  private routing: RoutingState = { pools: [], nodes: [], workloadRoutes: [] };
+  private readonly workloadRoutes = new Map<string, string>(); // cidr → node
+  private dirty = true;
+  /** Reconcile: re-read the kernel's routes, the maps and the underlay before writing. */
+  private needKernelRead = true;
+  private warnedVxlan = false;
+  private uplinkFor?: string;                                  // node address the uplink was resolved for
+  private natOutgoingAddress: string;
+  private lastPlan?: RoutePlan;
+
+  private constructor(private readonly o: RouteManagerOptions) {
+    this.log = (o.log ?? silentLogger).child({ component: 'routes' });
+    this.proto = o.routeProtocol ?? DEFAULT_ROUTE_PROTOCOL;
+    if (!Number.isInteger(this.proto) || this.proto < 1 || this.proto > 255) {
+      throw new RouteError('ERR_ROUTES_BAD_OPTION', `routeProtocol ${o.routeProtocol}: need an integer 1..255`);
+    }
+    this.mtu = new Mtu(o.mtu, { netns: o.netns?.name, log: this.log });
+    this.natOutgoingAddress = o.natOutgoingAddress ?? '';
+    this.loop = new ApplyLoop(() => this.applyNow(), { backoff: BACKOFF.routeApply, log: this.log, what: 'routing apply' });
+  }
+
+  static async open(o: RouteManagerOptions): Promise<RouteManager> {
+    const m = new RouteManager(o);
+    m.dp = await loadUplink({ pinRoot: o.pinRoot, objectDir: o.objectDir, nat: resolveNatOptions(o.nat) });
+    m.kernel = new KernelRoutes({ proto: m.proto, netns: o.netns?.name, log: m.log });
+    m.rmaps = new RouteMaps(m.dp.maps);
+    m.uplink = new Uplink({ name: o.uplink, netns: o.netns, log: m.log });
+    m.nat = new NatUpkeep(m.dp, { netns: o.netns?.name, ct4: o.ct4 });
+    return m;
+  }
+
+  get maps(): UplinkDatapath['maps'] { return this.dp.maps; }
+
+  // ---------------------------------------------------------------- input (marks dirty only)
+
+  /** Full routing input (snapshot): replaces everything, including the workload routes. */
+  setState(nodeName: string, routing: RoutingState): void {
+    this.nodeName = nodeName;
+    this.routing = { ...routing, workloadRoutes: [] };
+    if (this.o.routeSource !== 'bgp') {
+      this.workloadRoutes.clear();
+      for (const r of routing.workloadRoutes) this.workloadRoutes.set(r.cidr, r.node);
+    }
+    this.needKernelRead = true;
+    this.dirty = true;
+  }
+
+  /** Incremental input from a CalcDelta; returns whether anything routing-related changed. */
+  applyDelta(d: CalcDelta): boolean {
+    let changed = false;
+    if (d.routingChanged && d.routing) { this.routing = { ...d.routing, workloadRoutes: [] }; changed = true; }
+    if (this.o.routeSource === 'bgp') {
+      if (changed) this.dirty = true;
+      return changed;
+    }
+    for (const cidr of d.workloadRoutesRemoved) changed = this.workloadRoutes.delete(cidr) || changed;
+    for (const r of d.workloadRoutesUpserted) { this.workloadRoutes.set(r.cidr, r.node); changed = true; }
+    if (changed) this.dirty = true;
+    return changed;
+  }
+
+  /** routeSource 'bgp': the learned routes (cidr → node name), replacing the previous set. */
+  setLearnedRoutes(routes: ReadonlyMap<string, string>): void {
+    if (this.o.routeSource !== 'bgp') throw new RouteError('ERR_ROUTES_BAD_OPTION', 'learned routes need routeSource "bgp"');
+    this.workloadRoutes.clear();
+    for (const [cidr, node] of routes) this.workloadRoutes.set(cidr, node);
+    this.dirty = true;
+  }
+
+  /** Felix's ipipMTU / mtuIfacePattern / the MTU file changed (FelixConfiguration): re-detect and rewrite on apply(). */
+  setMtu(m: MtuOptions): void {
+    this.mtu.set(m); // throws on a bad pattern before anything changes
+    this.uplinkFor = undefined; // re-read the links
+    this.dirty = true;
+  }
+
+  /** Felix's natOutgoingAddress changed ('' = the node address): new mappings use it after apply(). */
+  setNatOutgoingAddress(ip: string): void {
+    if (ip !== '') prefix4(`${ip}/32`); // throws on a bad address
+    this.natOutgoingAddress = ip;
+    this.dirty = true;
+  }
+
+  /** The uplink's MTU changed: detect again and rewrite routes, netcfg and the MTU file. */
+  uplinkMtuChanged(): Promise<void> {
+    this.uplinkFor = undefined;
+    this.dirty = true;
+    return this.apply();
+  }
+
+  /** The host and IPIP MTUs in force (after the first apply that found the uplink). */
+  get mtuInForce(): MtuInForce | undefined { return this.mtu.current; }
+
+  /** The uplink's interface went away (or was recreated): attach again on the next apply. */
+  uplinkChanged(): void {
+    this.uplink.changed();
+    this.uplinkFor = undefined;
+    this.needKernelRead = true; // the kernel dropped the routes through the old interface
+    this.dirty = true;
+  }
+
+  /** The uplink (re)appeared: resolve it again, attach, and point the programs at its ifindex. */
+  async uplinkAppeared(): Promise<void> {
+    this.uplinkChanged();
+    await this.apply();
+  }
+
+  // ---------------------------------------------------------------- apply
+
+  /**
+   * Brings kernel routes, maps and the uplink programs to the desired state (the order in the
+   * header). Calls are serialised; a failure leaves the manager dirty, is rethrown, and also
+   * schedules a retry of its own (BACKOFF.routeApply).
+   */
+  apply(): Promise<void> { return this.loop.run(); }
+
+  private async applyNow(): Promise<void> {
+    if (!this.dirty || this.nodeName === undefined) return;
+    if (!this.warnedVxlan && this.routing.pools.some((p) => p.vxlanMode !== 'Never' && p.vxlanMode !== '')) {
+      this.warnedVxlan = true;
+      this.log.warn('VXLAN pools are routed without encapsulation (VXLAN is not implemented)');
+    }
+    const plan = planRoutes(this.nodeName, this.routing, this.workloadRoutes);
+    for (const s of plan.skipped) this.log.warn(s, 'workload route not programmed');
+    if (plan.nodeIp) await this.nat.checkPortRange();
+    // Underlay facts (uplink, next hops towards other subnets) are re-read on every reconcile
+    // and when this node's address changes; deltas reuse them.
+    // A batch the kernel partly refused leaves its view stale: that is a reconcile too.
+    const reconcile = this.needKernelRead || this.kernel.stale;
+    if (reconcile || plan.nodeIp !== this.uplinkFor) {
+      this.kernel.forgetNextHops();
+      const u = await this.uplink.resolve(plan.nodeIp);
+      this.uplinkFor = plan.nodeIp;
+      if (u) await this.mtu.detect(u);
+    }
+    if (reconcile) {
+      await this.kernel.read();
+      this.rmaps.read();
+      this.needKernelRead = false;
+    }
+    const up = this.uplink.current;
+    let deferred: RouteError | undefined;
+    if (plan.nodeIp && up) {
+      for (const { node, nodeIp } of underlayTargets(plan)) {
+        try {
+          await this.kernel.nextHop(nodeIp);
+        } catch (e) {
+          // One unreachable node must not stall the others: its routes wait for the retry.
+          deferred ??= e instanceof RouteError ? e : new RouteError('ERR_ROUTES_UNREACHABLE', `node ${node} (${nodeIp}): ${(e as Error).message}`);
+        }
+      }
+    }
+    const want = planNetworking({
+      nodeName: this.nodeName, routing: this.routing, plan, uplink: up, gateways: this.kernel.nextHops,
+      ipipMtu: this.mtu.current?.ipip ?? 0, snatIp: this.natOutgoingAddress,
+    });
+    this.rmaps.writeNodes(want);
+    this.rmaps.writePools(want);
+    // A route the kernel refuses (say, a next hop that is not on-link) must not keep the others
+    // from working: the batch continues past it, the maps are written, and the error is thrown
+    // at the end so that the agent retries (as a reconcile).
+    const routeError = await this.kernel.sync(want.kernel, up?.name);
+    this.rmaps.writeRoutes(want);
+    this.rmaps.writeNetcfg(want);
+    this.uplink.attach(this.dp);
+    if (plan.nodeIp !== undefined && up !== undefined) this.mtu.writeFile(this.routing.pools);
+    this.lastPlan = plan;
+    if (routeError ?? deferred) {
+      this.dirty = true;
+      throw routeError ?? deferred;
+    }
+    this.dirty = false;
+    this.log.debug({ routes: plan.routes.length, encap: plan.routes.filter((r) => r.encap).length }, 'routes applied');
+  }
+
+  // ---------------------------------------------------------------- housekeeping and figures
+
+  /** Deletes NAT mappings whose flow is over (see sweepNatEntries); returns how many. */
+  sweepNat(now = process.hrtime.bigint()): number { return this.nat.sweep(now); }
+
+  /** Occupancy, quota use and sweep deletions of the NAT table (metrics; refusals are drop counters). */
+  natStatus(): NatStatus { return this.nat.status(); }
+
+  /** Entry counts of the networking maps as of the last apply / NAT sweep (metrics). */
+  mapEntries(): Record<string, number> {
+    return {
+      rt4: this.rmaps.size(this.dp.maps.rt4), pool4: this.rmaps.size(this.dp.maps.pool4),
+      node4: this.rmaps.size(this.dp.maps.node4), nat4: this.nat.entries,
+    };
+  }
+
+  status(): RouteStatus {
+    const plan = this.lastPlan;
+    return {
+      nodeIp: plan?.nodeIp, uplink: this.uplink.current?.name, routes: plan?.routes.length ?? 0,
+      encapRoutes: plan?.routes.filter((r) => r.encap).length ?? 0, skipped: plan?.skipped.length ?? 0,
+      natMappings: this.dp.maps.nat4.entries().keys.length / 2, stats: readNetStats(this.dp.maps.netstat),
+      writes: { routes: this.kernel.writes, maps: this.rmaps.writes },
+    };
+  }
+
+  close(): void {
+    this.loop.close();
+    this.dp?.close();
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * Routing plan: what the networking side of this node should look like, computed from the
+ * compiler's RoutingState alone. Pure — no kernel, no maps, no clock — so the Calico rules are
+ * tested without a kernel (test/networking/06-route-plan).
+ *
+ *   planRoutes(node, routing, workloadRoutes) → RoutePlan        per remote route: node, next
+ *                                                                hop node, same subnet, IPIP
+ *   underlayTargets(plan)                     → node addresses   the ones whose underlay next
+ *                                                                hop the kernel must tell
+ *   planNetworking({ plan, uplink, gateways … }) → DesiredNetworking
+ *                                                                the entries of tortie_node4_v1,
+ *                                                                tortie_pool4_v1, tortie_rt4_v1,
+ *                                                                tortie_netcfg_v1 and the kernel
+ *                                                                routes (cidr → via, mtu)
+ *
+ * Rules (Calico's):
+ * - Per remote workload route, the node's address comes from its Node resource
+ *   (`bgp.ipv4Address`, with its subnet). Same subnet as this node (decided by this node's
+ *   prefix; a bare address is a /32) → the next hop is the node itself; otherwise the underlay
+ *   next hop towards it. IPIP when the route's pool (longest prefix) says `Always`, or
+ *   `CrossSubnet` and the node is in another subnet; a route in no pool is as `Never`. IPIP routes
+ *   carry `mtu <IPIP MTU>` (mtu.ts) so the kernel answers frag-needed (or fragments) before the
+ *   uplink program adds the outer header. Routes to this node's own workloads are the CNI plugin's.
+ * - Without an address of its own, or without its uplink, the node programs nothing: no routes,
+ *   no map entries, netcfg zero (the programs neither encapsulate nor NAT nor decapsulate).
+ * - A route whose underlay next hop is not known (absent from `gateways`) is left out of both the
+ *   kernel and the route map: it waits for the next attempt, the others do not.
+ */
+import type { RoutingState } from '../../calc/types';
+import { cidr4ForMap, prefix4 } from '../bpf/encode';
+import { cidr4Contains } from '../../primitives';
+import { NODE_F, POOL_F, RT_F } from '../bpf/net-codecs';
+
+export const IPIP_OVERHEAD = 20;
+
+export interface PlannedRoute {
+  cidr: string;
+  node: string;
+  nodeIp: string;
+  encap: boolean;
+  sameSubnet: boolean;
+}
+
+export interface RoutePlan {
+  /** This node's address (no prefix), or undefined: nothing is programmed. */
+  nodeIp?: string;
+  routes: PlannedRoute[];
+  /** Routes that could not be planned (unknown node, node without an address). */
+  skipped: { cidr: string; node: string; reason: string }[];
+}
+
+function addrOf(cidrOrIp: string): string { return cidrOrIp.split('/')[0]!; }
+
+function inPrefix(ip: string, cidr: string): boolean {
+  return cidr4Contains(cidr4ForMap(cidr), cidr4ForMap(addrOf(ip)).addr);
+}
+
+/** `a.b.c.d/len` with host bits cleared (how the kernel and the LPM maps show a prefix). */
+export function canonicalCidr4(cidr: string): string {
+  const { addr, len } = prefix4(cidr);
+  return `${addr}/${len}`;
+}
+
+/** The pool holding `cidr`'s first address: longest prefix wins. */
+export function poolOf<P extends { cidr: string }>(pools: readonly P[], cidr: string): P | undefined {
+  let best: P | undefined, bestLen = -1;
+  for (const p of pools) {
+    if (!p.cidr.includes('.')) continue; // IPv6 pools
+    const len = cidr4ForMap(p.cidr).len;
+    if (len > bestLen && inPrefix(addrOf(cidr), p.cidr)) { best = p; bestLen = len; }
+  }
+  return best;
+}
+
+/** Decides next hop node, same subnet and IPIP for every remote workload route. */
+export function planRoutes(nodeName: string, routing: RoutingState, workloadRoutes: Iterable<[string, string]>): RoutePlan {
+  const me = routing.nodes.find((n) => n.name === nodeName);
+  const plan: RoutePlan = { routes: [], skipped: [] };
+  if (!me?.ipv4Address) return plan;
+  plan.nodeIp = addrOf(me.ipv4Address);
+  const mySubnet = me.ipv4Address.includes('/') ? me.ipv4Address : `${me.ipv4Address}/32`;
+  const nodes = new Map(routing.nodes.map((n) => [n.name, n]));
+  for (const [cidr, node] of workloadRoutes) {
+    if (node === nodeName) continue;
+    const n = nodes.get(node);
+    if (!n) { plan.skipped.push({ cidr, node, reason: 'node not known' }); continue; }
+    if (!n.ipv4Address) { plan.skipped.push({ cidr, node, reason: 'node has no IPv4 address' }); continue; }
+    const nodeIp = addrOf(n.ipv4Address);
+    const sameSubnet = inPrefix(nodeIp, mySubnet);
+    const pool = poolOf(routing.pools, cidr);
+    const mode = pool?.ipipMode ?? 'Never';
+    const encap = mode === 'Always' || (mode === 'CrossSubnet' && !sameSubnet);
+    plan.routes.push({ cidr, node, nodeIp, encap, sameSubnet });
+  }
+  return plan;
+}
+
+/** Addresses of the nodes outside this node's subnet, in route order, each once. */
+export function underlayTargets(plan: RoutePlan): { node: string; nodeIp: string }[] {
+  const seen = new Set<string>();
+  const out: { node: string; nodeIp: string }[] = [];
+  for (const r of plan.routes) {
+    if (r.sameSubnet || seen.has(r.nodeIp)) continue;
+    seen.add(r.nodeIp);
+    out.push({ node: r.node, nodeIp: r.nodeIp });
+  }
+  return out;
+}
+
+export interface KernelRoute { via: string; mtu?: number }
+
+export interface NetworkingInput {
+  nodeName: string;
+  routing: RoutingState;
+  plan: RoutePlan;
+  /** This node's uplink as resolved; undefined: nothing is programmed. */
+  uplink?: { ifindex: number };
+  /** The IPIP MTU in force (mtu.ts): tunnelled routes and the workload program's fast path. */
+  ipipMtu: number;
+  /** Felix's natOutgoingAddress, the SNAT source ('' or undefined: the node address). */
+  snatIp?: string;
+  /** Underlay next hop per node address outside this node's subnet (underlayTargets). */
+  gateways: ReadonlyMap<string, string>;
+}
+
+/** Map entries (decoded) and kernel routes this node should have. */
+export interface DesiredNetworking {
+  /** tortie_node4_v1: every node with an address; flags NODE_F. */
+  nodes: { addr: string; flags: number }[];
+  /** tortie_pool4_v1: every IPv4 pool; flags POOL_F. */
+  pools: { cidr: string; flags: number }[];
+  /** tortie_rt4_v1: remote workload prefix → its node's address; flags RT_F. */
+  routes: { cidr: string; nextHop: string; flags: number }[];
+  /** Kernel routes with tortie's protocol, by canonical prefix. */
+  kernel: Map<string, KernelRoute>;
+  /** tortie_netcfg_v1 (node address 0.0.0.0: the programs stay off). */
+  netcfg: { node_ip: string; uplink_ifindex: number; ipip_mtu: number; snat_ip: string };
+}
+
+export function planNetworking(i: NetworkingInput): DesiredNetworking {
+  const out: DesiredNetworking = {
+    nodes: [], pools: [], routes: [], kernel: new Map(),
+    netcfg: { node_ip: '0.0.0.0', uplink_ifindex: i.uplink?.ifindex ?? 0, ipip_mtu: 0, snat_ip: '0.0.0.0' },
+  };
+  const { plan, uplink } = i;
+  if (!plan.nodeIp || !uplink) return out;
+  out.netcfg = { node_ip: plan.nodeIp, uplink_ifindex: uplink.ifindex, ipip_mtu: i.ipipMtu, snat_ip: i.snatIp || '0.0.0.0' };
+  const mySubnet = i.routing.nodes.find((n) => n.name === i.nodeName)!.ipv4Address!;
+  for (const n of i.routing.nodes) {
+    if (!n.ipv4Address) continue;
+    const ip = addrOf(n.ipv4Address);
+    const flags = (n.name === i.nodeName ? NODE_F.SELF : 0) | (mySubnet.includes('/') && inPrefix(ip, mySubnet) ? NODE_F.SAME_SUBNET : 0);
+    out.nodes.push({ addr: ip, flags });
+  }
+  for (const p of i.routing.pools) {
+    if (!p.cidr.includes('.')) continue;
+    out.pools.push({ cidr: canonicalCidr4(p.cidr), flags: (p.natOutgoing ? POOL_F.NAT_OUT : 0) | (p.disabled ? POOL_F.DISABLED : 0) });
+  }
+  for (const r of plan.routes) {
+    const via = r.sameSubnet ? r.nodeIp : i.gateways.get(r.nodeIp);
+    if (via === undefined) continue;
+    const cidr = canonicalCidr4(r.cidr);
+    out.routes.push({ cidr, nextHop: r.nodeIp, flags: RT_F.WORKLOAD | (r.encap ? RT_F.ENCAP : 0) });
+    out.kernel.set(cidr, r.encap ? { via, mtu: i.ipipMtu } : { via });
+  }
+  return out;
+}

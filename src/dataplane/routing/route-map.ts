@@ -1,0 +1,73 @@
+/**
+ * The networking maps the workload and uplink programs read (bpf/lib/route.h): tortie_node4_v1,
+ * tortie_pool4_v1, tortie_rt4_v1 and tortie_netcfg_v1, kept equal to a DesiredNetworking.
+ *
+ * Contract:
+ * - `read()` loads the pinned maps' current entries (a previous run's too) into a mirror; each
+ *   `write*` call then updates only entries whose bytes differ and deletes the entries the desired
+ *   state lacks (mark-and-sweep; netcfg has one slot and is only overwritten).
+ * - The caller orders the calls (manager.ts): nodes and pools — what the programs consult to
+ *   decide — before the routes that make them act, netcfg last so nothing acts on a half-written
+ *   state.
+ * - The mirror holds hex strings, not Buffers: ~10k routes as Buffers cost several times the heap.
+ */
+import type { BpfMap } from '../native';
+import type { UplinkDatapath } from '../bpf/loader';
+import { lpm4Key, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, NETCFG_KEY } from '../bpf/net-codecs';
+import type { DesiredNetworking } from './plan';
+
+function hex(b: Buffer): string { return b.toString('hex'); }
+
+export class RouteMaps {
+  private readonly mirror = new Map<BpfMap, Map<string, string>>(); // map → hex(key) → hex(value)
+  /** Map updates and deletes since creation. */
+  writes = 0;
+
+  constructor(private readonly maps: UplinkDatapath['maps']) {}
+
+  read(): void {
+    for (const m of [this.maps.node4, this.maps.pool4, this.maps.rt4, this.maps.netcfg]) {
+      const { keys, values } = m.entries();
+      this.mirror.set(m, new Map(keys.map((k, i) => [hex(k), hex(values[i]!)])));
+    }
+  }
+
+  writeNodes(d: DesiredNetworking): void {
+    this.sync(this.maps.node4, new Map(d.nodes.map((n) => [hex(nodeKeyCodec.encode({ addr: n.addr })), nodeInfoCodec.encode({ flags: n.flags })])));
+  }
+
+  writePools(d: DesiredNetworking): void {
+    this.sync(this.maps.pool4, new Map(d.pools.map((p) => [hex(lpm4Key(p.cidr)), poolCodec.encode({ flags: p.flags })])));
+  }
+
+  writeRoutes(d: DesiredNetworking): void {
+    this.sync(this.maps.rt4, new Map(d.routes.map((r) => [hex(lpm4Key(r.cidr)), routeCodec.encode({ next_hop: r.nextHop, flags: r.flags })])));
+  }
+
+  writeNetcfg(d: DesiredNetworking): void {
+    this.sync(this.maps.netcfg, new Map([[hex(NETCFG_KEY), netcfgCodec.encode(d.netcfg)]]), false);
+  }
+
+  /** Entries per map as of the last write (metrics). */
+  size(m: BpfMap): number { return this.mirror.get(m)?.size ?? 0; }
+
+  private sync(m: BpfMap, want: Map<string, Buffer>, sweep = true): void {
+    const have = this.mirror.get(m) ?? new Map<string, string>();
+    for (const [h, v] of want) {
+      const hv = hex(v);
+      if (have.get(h) === hv) continue;
+      m.update(Buffer.from(h, 'hex'), v);
+      have.set(h, hv);
+      this.writes++;
+    }
+    if (sweep) {
+      for (const h of [...have.keys()]) {
+        if (want.has(h)) continue;
+        m.tryDelete(Buffer.from(h, 'hex'));
+        have.delete(h);
+        this.writes++;
+      }
+    }
+    this.mirror.set(m, have);
+  }
+}
