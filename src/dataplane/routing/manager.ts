@@ -114,6 +114,8 @@ export class RouteManager {
   private routing: RoutingState = { pools: [], nodes: [], workloadRoutes: [] };
   private readonly workloadRoutes = new Map<string, string>(); // cidr → node
   private dirty = true;
+  /** Input changes so far: an apply that began before the latest change does not clear dirty. */
+  private gen = 0;
   /** Reconcile: re-read the kernel's routes, the maps and the underlay before writing. */
   private needKernelRead = true;
   private warnedVxlan = false;
@@ -146,6 +148,8 @@ export class RouteManager {
 
   // ---------------------------------------------------------------- input (marks dirty only)
 
+  private markDirty(): void { this.dirty = true; this.gen++; }
+
   /** Full routing input (snapshot): replaces everything, including the workload routes. */
   setState(nodeName: string, routing: RoutingState): void {
     this.nodeName = nodeName;
@@ -155,7 +159,7 @@ export class RouteManager {
       for (const r of routing.workloadRoutes) this.workloadRoutes.set(r.cidr, r.node);
     }
     this.needKernelRead = true;
-    this.dirty = true;
+    this.markDirty();
   }
 
   /** Incremental input from a CalcDelta; returns whether anything routing-related changed. */
@@ -163,12 +167,12 @@ export class RouteManager {
     let changed = false;
     if (d.routingChanged && d.routing) { this.routing = { ...d.routing, workloadRoutes: [] }; changed = true; }
     if (this.o.routeSource === 'bgp') {
-      if (changed) this.dirty = true;
+      if (changed) this.markDirty();
       return changed;
     }
     for (const cidr of d.workloadRoutesRemoved) changed = this.workloadRoutes.delete(cidr) || changed;
     for (const r of d.workloadRoutesUpserted) { this.workloadRoutes.set(r.cidr, r.node); changed = true; }
-    if (changed) this.dirty = true;
+    if (changed) this.markDirty();
     return changed;
   }
 
@@ -177,27 +181,27 @@ export class RouteManager {
     if (this.o.routeSource !== 'bgp') throw new RouteError('ERR_ROUTES_BAD_OPTION', 'learned routes need routeSource "bgp"');
     this.workloadRoutes.clear();
     for (const [cidr, node] of routes) this.workloadRoutes.set(cidr, node);
-    this.dirty = true;
+    this.markDirty();
   }
 
   /** Felix's ipipMTU / mtuIfacePattern / the MTU file changed (FelixConfiguration): re-detect and rewrite on apply(). */
   setMtu(m: MtuOptions): void {
     this.mtu.set(m); // throws on a bad pattern before anything changes
     this.uplinkFor = undefined; // re-read the links
-    this.dirty = true;
+    this.markDirty();
   }
 
   /** Felix's natOutgoingAddress changed ('' = the node address): new mappings use it after apply(). */
   setNatOutgoingAddress(ip: string): void {
     if (ip !== '') prefix4(`${ip}/32`); // throws on a bad address
     this.natOutgoingAddress = ip;
-    this.dirty = true;
+    this.markDirty();
   }
 
   /** The uplink's MTU changed: detect again and rewrite routes, netcfg and the MTU file. */
   uplinkMtuChanged(): Promise<void> {
     this.uplinkFor = undefined;
-    this.dirty = true;
+    this.markDirty();
     return this.apply();
   }
 
@@ -209,7 +213,7 @@ export class RouteManager {
     this.uplink.changed();
     this.uplinkFor = undefined;
     this.needKernelRead = true; // the kernel dropped the routes through the old interface
-    this.dirty = true;
+    this.markDirty();
   }
 
   /** The uplink (re)appeared: resolve it again, attach, and point the programs at its ifindex. */
@@ -229,6 +233,7 @@ export class RouteManager {
 
   private async applyNow(): Promise<void> {
     if (!this.dirty || this.nodeName === undefined) return;
+    const gen = this.gen;
     if (!this.warnedVxlan && this.routing.pools.some((p) => p.vxlanMode !== 'Never' && p.vxlanMode !== '')) {
       this.warnedVxlan = true;
       this.log.warn('VXLAN pools are routed without encapsulation (VXLAN is not implemented)');
@@ -279,10 +284,10 @@ export class RouteManager {
     if (plan.nodeIp !== undefined && up !== undefined) this.mtu.writeFile(this.routing.pools);
     this.lastPlan = plan;
     if (routeError ?? deferred) {
-      this.dirty = true;
+      this.markDirty();
       throw routeError ?? deferred;
     }
-    this.dirty = false;
+    if (this.gen === gen) this.dirty = false; // else an input changed meanwhile: the next apply writes it
     this.log.debug({ routes: plan.routes.length, encap: plan.routes.filter((r) => r.encap).length }, 'routes applied');
   }
 
