@@ -233,7 +233,7 @@ export const fs4KeyCodec = defineStruct('tortie_fs4_key', [
   { name: 'dir', type: 'u8' },
   { name: 'proto', type: 'u8' },
   { name: 'port', type: 'be16' },
-  { name: 'addr', type: 'be32' },
+  { name: 'addr', type: 'ipv4' },
 ] as const);
 
 export const hctValueCodec = defineStruct('tortie_hct_value', [

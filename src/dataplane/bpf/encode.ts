@@ -170,10 +170,10 @@ export function encodeFailsafe(inbound: readonly FailsafePort[], outbound: reado
   const proto = { TCP: 6, UDP: 17, SCTP: 132 } as const;
   const add = (dir: number, p: FailsafePort) => {
     let len = 0;
-    let addr = 0;
+    let addr = '0.0.0.0';
     if (p.net !== undefined) {
       if (p.net.includes(':')) return;
-      ({ addr, len } = cidr4ForMap(p.net));
+      ({ addr, len } = prefix4(p.net));
     }
     const key = fs4KeyCodec.encode({ prefixlen: FS_FIXED_BITS + len, dir, proto: proto[p.protocol], port: p.port, addr });
     out.set(key.toString('hex'), { key, value: u32Value(0) });
