@@ -17,6 +17,9 @@ export const CLIENT_IP = '192.168.20.2';
 export class BenchNode {
   private readonly compiled = new Map<string, CompiledState>();
   private dp?: WepDatapath;
+  /** The host-routing variant of the same object, on the same pinned maps (tortieOn with hostRouting). */
+  private dpHr?: WepDatapath;
+  private useHr = false;
   private pd?: PolicyDataplane;
   private attached = false;
   private pinRoot?: string;
@@ -33,14 +36,14 @@ export class BenchNode {
 
   /** Loads the programs with `policies` × `rulesEach` filler rules selecting the server. Returns compile+apply ms. */
   /** Compiles the policy set once per shape (the compiler has its own benchmark). */
-  compile(policies: number, rulesEach: number, servePorts: number[]): { snap: CompiledState; ms: number } {
-    const key = `${policies}x${rulesEach}:${servePorts.join(',')}`;
+  compile(policies: number, rulesEach: number, servePorts: number[], udpPorts: number[] = []): { snap: CompiledState; ms: number } {
+    const key = `${policies}x${rulesEach}:${servePorts.join(',')}:${udpPorts.join(',')}`;
     const t0 = Date.now();
     let snap = this.compiled.get(key);
     if (!snap) {
       const graph = new CalcGraph({ nodeName: 'node1' });
       for (const r of [ns('bench'), wep('server', SERVER_IP, 'server', this.server.hostIf), wep('client', CLIENT_IP, 'client', this.client.hostIf),
-        ...policySet(policies, rulesEach, servePorts)]) graph.onUpdate(r);
+        ...policySet(policies, rulesEach, servePorts, udpPorts)]) graph.onUpdate(r);
       graph.flush();
       snap = graph.snapshot();
       this.compiled.set(key, snap);
@@ -49,13 +52,17 @@ export class BenchNode {
   }
 
   /** Compile (cached), load, apply, attach. `ms` = load + apply + attach. */
-  async tortieOn(policies: number, rulesEach: number, servePorts: number[]): Promise<{ ms: number; cells: number; compileMs: number }> {
+  async tortieOn(policies: number, rulesEach: number, servePorts: number[], opts: { hostRouting?: boolean; udpPorts?: number[] } = {}): Promise<{ ms: number; cells: number; compileMs: number }> {
     await this.tortieOff();
-    const { snap, ms: compileMs } = this.compile(policies, rulesEach, servePorts);
+    const { snap, ms: compileMs } = this.compile(policies, rulesEach, servePorts, opts.udpPorts);
     const t0 = Date.now();
     this.pinRoot = pinRoot('bench');
     const dp = await loadWep({ pinRoot: this.pinRoot, events: false });
     this.dp = dp;
+    if (opts.hostRouting) {
+      this.dpHr = await loadWep({ pinRoot: this.pinRoot, events: false, hostRouting: 'auto' });
+      if (!this.dpHr.hostRouting.active) throw new Error(`host routing not available: ${this.dpHr.hostRouting.reason}`);
+    }
     const byIf = new Map([[this.server.hostIf, this.server.ifindex], [this.client.hostIf, this.client.ifindex]]);
     this.pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (e) => byIf.get(e.interfaceName ?? ''));
     this.pd.applySnapshot(snap);
@@ -64,14 +71,18 @@ export class BenchNode {
     return { ms: Date.now() - t0, cells: serverTable.cells.length, compileMs };
   }
 
-  /** Attaches the loaded programs to both cali* interfaces (maps stay as they are). */
-  attach(): void {
-    if (!this.dp || this.attached) return;
+  /** Attaches the loaded programs to both cali* interfaces (maps stay as they are); with
+   *  `hostRouting`, the peer-redirect variant (tortieOn must have loaded it). */
+  attach(hostRouting = false): void {
+    if (this.attached && this.useHr !== hostRouting) this.detach();
+    const dp = hostRouting ? this.dpHr : this.dp;
+    if (!dp || this.attached) return;
     for (const w of [this.server, this.client]) {
-      tcAttach({ iface: w.hostIf, netns: this.topo.node.path, direction: 'ingress', program: this.dp.fromWep });
-      tcAttach({ iface: w.hostIf, netns: this.topo.node.path, direction: 'egress', program: this.dp.toWep });
+      tcAttach({ iface: w.hostIf, netns: this.topo.node.path, direction: 'ingress', program: dp.fromWep });
+      tcAttach({ iface: w.hostIf, netns: this.topo.node.path, direction: 'egress', program: dp.toWep });
     }
     this.attached = true;
+    this.useHr = hostRouting;
   }
 
   /** Detaches the programs, keeping the maps (a quick "no programs" phase). */

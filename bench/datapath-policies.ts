@@ -26,7 +26,7 @@ export function wep(name: string, ip: string, app: string, iface: string): Workl
 }
 
 /** `policies` filler policies of `rulesEach` ingress rules selecting app=server, plus the allow. */
-export function policySet(policies: number, rulesEach: number, servePorts: number[]): GlobalNetworkPolicy[] {
+export function policySet(policies: number, rulesEach: number, servePorts: number[], udpPorts: number[] = []): GlobalNetworkPolicy[] {
   const out: GlobalNetworkPolicy[] = [];
   for (let p = 0; p < policies; p++) {
     const ingress: Rule[] = [];
@@ -43,6 +43,7 @@ export function policySet(policies: number, rulesEach: number, servePorts: numbe
   out.push({ apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'allow-client' },
     spec: { order: 1_000_000, selector: "app == 'server'", types: ['Ingress'],
       ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: "app == 'client'" }, destination: { ports: servePorts } },
+        ...(udpPorts.length ? [{ action: 'Allow' as const, protocol: 'UDP' as const, source: { selector: "app == 'client'" }, destination: { ports: udpPorts } }] : []),
         { action: 'Allow', protocol: 'ICMP', source: { selector: "app == 'client'" } }] } });
   out.push({ apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'egress-all' },
     spec: { selector: 'all()', types: ['Egress'], egress: [{ action: 'Allow' }] } });

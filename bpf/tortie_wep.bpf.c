@@ -4,19 +4,23 @@
  *   tortie_from_wep  tc ingress: packets FROM the workload: anti-spoofing, conntrack, the
  *                    endpoint's egress policy;
  *   tortie_to_wep    tc egress:  packets TO the workload: conntrack, its ingress policy.
- * Both share one path (wep_process) and one exit, where a DROP_* reason becomes a verdict,
- * a counter and, for policy, an event within the endpoint's event budget (lib/drop.h). ARP passes (proxy ARP answers 169.254.1.1); every
- * other non-IPv4 frame, VLAN tag or malformed header is dropped with its reason.
+ * Both judge through one path (wep_judge, one policy point) and each has one exit, where a
+ * DROP_* reason becomes a verdict, a counter and, for policy, an event within the endpoint's
+ * event budget (lib/drop.h). ARP passes (proxy ARP answers 169.254.1.1); every other non-IPv4
+ * frame, VLAN tag or malformed header is dropped with its reason.
  *
  * Networking: every IPv4 packet tortie_from_wep forwards goes through ipip_from_wep
- * (lib/ipip.h) at the single exit: a remote workload behind IPIP is encapsulated and redirected
- * to the uplink there; anything else continues to the kernel (SNAT happens on the uplink's
- * egress).
+ * (lib/ipip.h) at the exit: a remote workload behind IPIP is encapsulated and redirected to the
+ * uplink there. With host routing on (lib/host_route.h), a packet for another workload of this
+ * node is then judged by the destination's to-workload point (wep_to, the code tortie_to_wep
+ * runs, counted for the destination) and redirected into its namespace, and one the fib routes
+ * through the uplink is redirected to the uplink's egress. Anything else continues to the kernel
+ * (SNAT happens on the uplink's egress).
  *
  * One header per concern: lib/endpoint.h (which endpoint, its addresses), lib/parse.h,
  * lib/frag.h (later fragments follow their first), lib/conntrack.h, lib/policy.h, lib/host.h
- * (workload -> its own node: defaultEndpointToHostAction), lib/ipip.h, lib/drop.h (the exit's
- * counters and events).
+ * (workload -> its own node: defaultEndpointToHostAction), lib/ipip.h, lib/host_route.h,
+ * lib/drop.h (the exit's counters and events).
  */
 #define TORTIE_CTX_SKB
 #include "lib/ctx.h"
@@ -28,6 +32,7 @@
 #include "lib/drop.h"
 #include "lib/host.h"
 #include "lib/ipip.h"
+#include "lib/host_route.h"
 #include "shared/btf-anchor.h"
 
 static __always_inline void log_hits(const struct tortie_verdict *v, __u32 ifindex, __u32 ep_id,
@@ -39,17 +44,23 @@ static __always_inline void log_hits(const struct tortie_verdict *v, __u32 ifind
 			emit_event(TORTIE_EV_LOG, ifindex, ep_id, dir, v->log_rules[i], 0, pkt);
 }
 
-static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
+/*
+ * One policy point: the endpoint behind the cali* `ifindex` judging a packet in direction `dir`.
+ * Returns TORTIE_FORWARD or a drop reason; *ip4 says the packet parsed as IPv4 (*daddr set).
+ * It never reads skb->ifindex: tortie_from_wep runs it for the source endpoint and, on the
+ * host-routed path (lib/host_route.h), for the destination endpoint too.
+ */
+static __always_inline int wep_judge(struct __sk_buff *skb, __u32 ifindex, __u8 dir,
+				     __be32 *daddr, bool *ip4)
 {
 	struct tortie_pkt pkt = {};
 	struct tortie_endpoint ep;
 	struct tortie_verdict verdict;
 	struct ct_ctx ct;
 	enum ct_result cr;
-	__u32 ifindex = skb->ifindex, len, nev;
+	__u32 nev;
 	__be32 remote;
-	bool ip4 = false;
-	int ret, act = TC_ACT_OK;
+	int ret;
 
 	if (!ep_lookup(ifindex, &ep)) {
 		ret = DROP_UNKNOWN_IFACE;
@@ -72,7 +83,7 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 	}
 	if (ret < 0)
 		goto out;
-	ip4 = true;
+	*ip4 = true;
 	if (dir == TORTIE_DIR_EGRESS && !ep_addr4_ok(ifindex, pkt.saddr)) {
 		ret = DROP_SPOOFED_SRC;
 		goto out;
@@ -134,26 +145,52 @@ static __always_inline int wep_process(struct __sk_buff *skb, __u8 dir)
 		frag_record(&pkt, dir, 0);
 	ret = TORTIE_FORWARD;
 out:
-	len = skb->len;
-	if (ret == TORTIE_FORWARD && ip4 && dir == TORTIE_DIR_EGRESS) {
-		act = ipip_from_wep(skb, pkt.daddr);
-		if (act < 0)
-			ret = act;
-	}
-	count_packet(ifindex, dir, ret, len);
-	return ret < 0 ? TC_ACT_SHOT : act;
+	*daddr = pkt.daddr;
+	return ret;
+}
+
+/* The to-workload point, counted; tortie_to_wep, and the host-routed path for the destination. */
+static __always_inline int wep_to(struct __sk_buff *skb, __u32 ifindex)
+{
+	__be32 daddr = 0;
+	bool ip4 = false;
+	__u32 len = skb->len;
+	int ret;
+
+	ret = wep_judge(skb, ifindex, TORTIE_DIR_INGRESS, &daddr, &ip4);
+	count_packet(ifindex, TORTIE_DIR_INGRESS, ret, len);
+	return ret;
 }
 
 SEC("tc")
 int tortie_from_wep(struct __sk_buff *skb)
 {
-	return wep_process(skb, TORTIE_DIR_EGRESS);
+	__u32 ifindex = skb->ifindex, len = skb->len;
+	__be32 daddr = 0;
+	bool ip4 = false;
+	int ret, act = TC_ACT_OK;
+	__u32 dst = 0;
+
+	ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, &daddr, &ip4);
+	if (ret == TORTIE_FORWARD && ip4) {
+		act = ipip_from_wep(skb, daddr);
+		if (act == TC_ACT_OK)
+			act = hr_route(skb, &dst);
+		if (act < 0)
+			ret = act;
+	}
+	count_packet(ifindex, TORTIE_DIR_EGRESS, ret, len);
+	if (ret < 0)
+		return TC_ACT_SHOT;
+	if (dst > 0)
+		return wep_to(skb, dst) < 0 ? TC_ACT_SHOT : hr_redirect(dst);
+	return act;
 }
 
 SEC("tc")
 int tortie_to_wep(struct __sk_buff *skb)
 {
-	return wep_process(skb, TORTIE_DIR_INGRESS);
+	return wep_to(skb, skb->ifindex) < 0 ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -28,7 +28,7 @@ import { mkdirSync } from 'node:fs';
 import type { CalcDelta, CompiledState, LocalEndpoint, Prefilter, RuleInfo } from '../calc/types';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
-import { loadHep, loadPrefilter, loadWep, type EndpointToHostAction, type HepDatapath, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
+import { loadHep, loadPrefilter, loadWep, type EndpointToHostAction, type HepDatapath, type HostRoutingMode, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
 import { execFileSync } from 'node:child_process';
 import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, type FailsafePort } from '../model/failsafe';
 import { encodeFailsafe } from './bpf/encode';
@@ -61,6 +61,8 @@ export interface BpfDataplaneOptions {
   endpointToHostAction?: EndpointToHostAction;
   /** Felix's failsafe ports for host endpoints (default Calico's). */
   failsafe?: { inbound: readonly FailsafePort[]; outbound: readonly FailsafePort[] };
+  /** BPF host routing from workloads: peer redirect, uplink redirect (loader HostRoutingMode; default off). */
+  hostRouting?: HostRoutingMode;
   /** Flow-log sink for denied flows and Log rule hits (default: the logger at info). */
   onFlow?: (flow: FlowLog) => void;
   /** At most this many flow logs per second go to onFlow, the rest are counted and summarised
@@ -171,7 +173,8 @@ export class BpfDataplane {
 
   private async init(): Promise<void> {
     mkdirSync(this.o.pinRoot, { recursive: true });
-    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, ctQuota: this.o.ctQuota, ctTimeouts: this.o.ctTimeouts, endpointToHostAction: this.o.endpointToHostAction, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
+    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, ctQuota: this.o.ctQuota, ctTimeouts: this.o.ctTimeouts, endpointToHostAction: this.o.endpointToHostAction, hostRouting: this.o.hostRouting, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
+    this.log.info({ hostRouting: this.wep.hostRouting }, `BPF host routing ${this.wep.hostRouting.active ? 'on' : 'off'}: ${this.wep.hostRouting.reason}`);
     if (this.o.uplink) this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir });
     this.hep = await loadHep({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
     this.setFailsafe(this.o.failsafe ?? { inbound: DEFAULT_FAILSAFE_INBOUND, outbound: DEFAULT_FAILSAFE_OUTBOUND });

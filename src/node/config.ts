@@ -12,6 +12,7 @@ import { CALICO_CT_TIMEOUTS, type CtTimeouts } from '../dataplane/bpf/conntrack'
 import { DEFAULT_MTU_PATTERN } from '../dataplane/routing';
 import { TortieError } from '../util/errors';
 import { tryParseCidrOrIp, tryParseCidrOrIp4 } from '../primitives';
+import { DEFAULT_HOST_ROUTING, HOST_ROUTING_MODES, type HostRoutingMode } from '../dataplane/bpf/host-routing';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
 export type LogFormat = 'json' | 'text';
@@ -73,6 +74,8 @@ export interface NodeConfig {
    * Return (= Accept: host endpoint policy does not police workload-to-host traffic).
    */
   endpointToHostAction: 'Drop' | 'Accept' | 'Return';
+  /** BPF host routing from workloads (--bpf-host-routing, TORTIE_BPF_HOST_ROUTING): auto | off. */
+  hostRouting: HostRoutingMode;
   /** Conntrack table size (undefined: derived from memory), per-workload quota (undefined: size / 8), timeouts (Calico's). */
   ct: { maxEntries?: number; quota?: number; timeouts: CtTimeouts };
   /** Felix's ipipMTU: the MTU of IPIP routes and of workloads in IPIP pools; 0 = detected (see mtuIfacePattern). */
@@ -285,6 +288,7 @@ export interface RawNodeOptions {
   defaultEndpointToHostAction?: string;
   failsafeInboundHostPorts?: string;
   failsafeOutboundHostPorts?: string;
+  bpfHostRouting?: string;
   natQuota?: string;
   natMaxEntries?: string;
   ctMaxEntries?: string;
@@ -338,6 +342,9 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     return r;
   };
   const failsafe = { inbound: failsafeOf(fsInRaw, fsInSrc, DEFAULT_FAILSAFE_INBOUND), outbound: failsafeOf(fsOutRaw, fsOutSrc, DEFAULT_FAILSAFE_OUTBOUND) };
+  const [hrRaw, hrSrc] = pick('bpf-host-routing', opts.bpfHostRouting, 'TORTIE_BPF_HOST_ROUTING');
+  const hostRouting = hrRaw === undefined ? DEFAULT_HOST_ROUTING : HOST_ROUTING_MODES.find((m) => m === hrRaw.trim().toLowerCase());
+  if (hostRouting === undefined) throw new ConfigError(`${hrSrc}: "${hrRaw}" is not one of ${HOST_ROUTING_MODES.join(', ')}`);
   const [ctQuota, ctQuotaSrc] = pick('ct-quota', opts.ctQuota, 'TORTIE_CT_QUOTA');
   const [ctTimers, ctTimersSrc] = pick('ct-timeouts', undefined, 'FELIX_BPFCONNTRACKTIMEOUTS');
   const [snatAddr, snatAddrSrc] = pick('nat-outgoing-address', opts.natOutgoingAddress, 'FELIX_NATOUTGOINGADDRESS');
@@ -461,6 +468,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     heapGrowingPercent,
     nat: { portMin, portMax, quota, maxEntries },
     endpointToHostAction: toHost,
+    hostRouting,
     ct: { maxEntries: ctMax === undefined ? undefined : Number(ctMax), quota: ctQuota === undefined ? undefined : Number(ctQuota), timeouts: ctTimeouts },
     ipipMtu,
     mtuIfacePattern: mtuPattern ?? DEFAULT_MTU_PATTERN,

@@ -3,20 +3,27 @@
  * about each failure. Interface checks run in a throwaway pair of network namespaces joined by a
  * veth (198.18.0.0/30), removed afterwards; nothing in the root namespace is touched.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { BpfMap, BpfObject, XdpAction, TcAction, possibleCpus, tcAttach, xdpAttach, xdpQuery, tcQuery } from '../dataplane/native';
 import { Topology } from '../util/netns';
 import { flowPacket, PROTO } from '../dataplane/bpf/packet';
+import { loadWep } from '../dataplane/bpf/loader';
+import type { HostRoutingMode } from '../dataplane/bpf/host-routing';
 
 export interface CheckResult { name: string; ok: boolean; detail: string; fix?: string }
 
 const PROBE_OBJECT = resolve(__dirname, '../../../bpf/out/tortie_probe.bpf.o');
 
+/** The bpffs mount point `dir` is at or below, if any. */
+function bpffsMountOf(dir: string): string | undefined {
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+  return mounts.find((m) => m[2] === 'bpf' && (dir === m[1] || dir.startsWith(`${m[1]}/`)))?.[1];
+}
+
 /** `dir` is on a bpf filesystem (at or below a bpffs mount point). */
 export function isBpffsMounted(dir: string): boolean {
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
-  return mounts.some((m) => m[2] === 'bpf' && (dir === m[1] || dir.startsWith(`${m[1]}/`)));
+  return bpffsMountOf(dir) !== undefined;
 }
 
 function ipv4Udp(): Buffer {
@@ -31,7 +38,12 @@ function sumPerCpu(map: BpfMap, slot: number): bigint {
   return map.splitPerCpu(v).reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
 }
 
-export async function runDoctor(opts: { bpffsRoot: string }): Promise<CheckResult[]> {
+/**
+ * `hostRouting`: the mode the agent is configured with (--bpf-host-routing,
+ * TORTIE_BPF_HOST_ROUTING); the check loads the real workload object with it and reports the
+ * mode the agent would run in, and why.
+ */
+export async function runDoctor(opts: { bpffsRoot: string; hostRouting?: HostRoutingMode }): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   const check = async (name: string, fix: string, fn: () => Promise<string> | string): Promise<boolean> => {
     try {
@@ -72,6 +84,26 @@ export async function runDoctor(opts: { bpffsRoot: string }): Promise<CheckResul
     return 'probe object loaded';
   });
   if (!loaded || !obj) return results;
+  await check('BPF host routing (bpf_redirect_peer, bpf_redirect_neigh)', 'run `npm run build`; the kernel path needs nothing more', async () => {
+    // Its own pins in a throwaway directory at the bpffs mount (maps are pinned by name at load).
+    const mount = bpffsMountOf(opts.bpffsRoot);
+    if (!mount) throw new Error(`${opts.bpffsRoot} is not on a bpf filesystem`);
+    const pins = mkdtempSync(join(mount, 'tortie-doctor-'));
+    try {
+      const wep = await loadWep({ pinRoot: pins, hostRouting: opts.hostRouting, ctMaxEntries: 1024, events: false });
+      const hr = wep.hostRouting;
+      wep.close();
+      if (hr.mode === 'off') {
+        const avail = await loadWep({ pinRoot: pins, hostRouting: 'auto', ctMaxEntries: 1024, events: false });
+        const can = avail.hostRouting.active;
+        avail.close();
+        return `off (${hr.reason}); ${can ? 'this kernel has the helpers: --bpf-host-routing=auto would turn it on' : 'this kernel could not use it either'}`;
+      }
+      return `${hr.active ? 'on' : 'off'} (mode ${hr.mode}: ${hr.reason})`;
+    } finally {
+      rmSync(pins, { recursive: true, force: true });
+    }
+  });
   const probe = obj;
   try {
     await check('BPF_PROG_TEST_RUN (XDP and tc)', 'needs a kernel with BPF_PROG_TEST_RUN for XDP and sched_cls (4.12+)', () => {

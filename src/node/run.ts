@@ -148,7 +148,7 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
         mtu: { ipipMtu: c.ipipMtu, ifacePattern: c.mtuIfacePattern, file: c.mtuFile || undefined },
       },
       ctMaxEntries: c.ct.maxEntries, ctQuota: c.ct.quota, ctTimeouts: c.ct.timeouts,
-      endpointToHostAction: c.endpointToHostAction,
+      endpointToHostAction: c.endpointToHostAction, hostRouting: c.hostRouting,
       failsafe: c.failsafe,
       onFlow: (flow) => flowLog.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
     });

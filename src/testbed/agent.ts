@@ -19,6 +19,7 @@ import { PolicyDataplane } from '../dataplane/bpf/policy-sync';
 import { tcAttach } from '../dataplane/native';
 import { CalcGraph } from '../calc';
 import type { Resource } from '../model';
+import { testHostRouting } from './wep-harness';
 import type { Netns } from '../util/netns';
 import type { Workload } from './wire';
 
@@ -155,7 +156,7 @@ export class InProcessNode {
     this.graph = g;
     if (!this.dp) {
       this.dp = await BpfDataplane.open({ pinRoot: this.pinRoot, interfacePrefix: 'cali', uplink: 'eth0', routing: this.routing,
-        netns: { name: this.ns.name, path: this.ns.path }, linkResyncMs: 60_000 });
+        netns: { name: this.ns.name, path: this.ns.path }, linkResyncMs: 60_000, hostRouting: testHostRouting() });
     }
     await this.dp.reconcile(g.snapshot());
   }

@@ -11,6 +11,7 @@ import { Dir } from '../dataplane/bpf/drop-reasons';
 import { RingBuffer } from '../dataplane/native';
 import { decodeEvent, type FlowEvent } from '../dataplane/bpf/counters';
 import type { VerdictTable } from '../calc/types';
+import type { HostRoutingMode } from '../dataplane/bpf/host-routing';
 
 export const TEST_IFINDEX = 1;
 export const TC_ACT_OK = 0;
@@ -40,7 +41,10 @@ export class WepHarness {
       // Accept unless a test asks: BPF_PROG_TEST_RUN runs on lo of the test process's own
       // namespace, where bpf_fib_lookup answers "not forwarded" (local) or "forwarding disabled"
       // for any destination, so Drop would refuse every new flow from the workload as host-bound.
-      const dp = await loadWep({ ctMaxEntries: 65536, endpointToHostAction: 'Accept', ...opts, pinRoot });
+      // The kernel path unless a test asks: that namespace's fib is not a node's, and an
+      // interface of it whose ifindex is also a test endpoint's would be taken for a local
+      // workload by host routing (lib/host_route.h).
+      const dp = await loadWep({ ctMaxEntries: 65536, endpointToHostAction: 'Accept', hostRouting: 'off', ...opts, pinRoot });
       return new WepHarness(dp, pinRoot);
     } catch (e) {
       removePinRoot(pinRoot);
@@ -95,4 +99,12 @@ export class WepHarness {
     this.dp.close();
     removePinRoot(this.pinRoot);
   }
+}
+
+/** The host-routing mode the netns tests load tortie_wep with: TORTIE_TEST_HOST_ROUTING=auto
+ *  runs them over the host-routed path (bpf/lib/host_route.h), default off (the kernel path). */
+export function testHostRouting(): HostRoutingMode {
+  const v = process.env.TORTIE_TEST_HOST_ROUTING ?? 'off';
+  if (v !== 'auto' && v !== 'off') throw new Error(`TORTIE_TEST_HOST_ROUTING=${v}: need auto or off`);
+  return v;
 }

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
 import { SingleNode, type Workload } from '../../src/testbed';
-import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
+import { uniquePinRoot, removePinRoot, testHostRouting } from '../../src/testbed/wep-harness';
 import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
@@ -46,7 +46,7 @@ t.test('netns end to end', async (t) => {
     client: await topo.addWorkload('client', IP.client),
     other: await topo.addWorkload('other', IP.other),
   };
-  dp = await loadWep({ pinRoot, ctMaxEntries: 65536 });
+  dp = await loadWep({ pinRoot, hostRouting: testHostRouting(), ctMaxEntries: 65536 });
   const { pd, graph } = topo.program(dp, [ns1, wep('web', IP.web, 'web'), wep('client', IP.client, 'client'), wep('other', IP.other, 'other'), webIngress(true), egressAll]);
   t.same(pd.pendingEndpoints, [], 'every endpoint bound to its interface');
   const events: FlowEvent[] = [];

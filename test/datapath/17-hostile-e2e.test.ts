@@ -9,7 +9,7 @@
 import t from 'tap';
 import { namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
 import { SingleNode, type Workload, OUTSIDE_IP } from '../../src/testbed';
-import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
+import { uniquePinRoot, removePinRoot, testHostRouting } from '../../src/testbed/wep-harness';
 import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
@@ -44,7 +44,7 @@ t.test('hostile packets in namespaces', async (t) => {
   const w: Record<'atk' | 'vic' | 'cli', Workload> = {
     atk: await topo.addWorkload('atk', IP.atk), vic: await topo.addWorkload('vic', IP.vic), cli: await topo.addWorkload('cli', IP.cli),
   };
-  dp = await loadWep({ pinRoot, ctMaxEntries: 65536 });
+  dp = await loadWep({ pinRoot, hostRouting: testHostRouting(), ctMaxEntries: 65536 });
   const { pd } = topo.program(dp, [ns1, wep('atk', IP.atk, 'target'), wep('vic', IP.vic, 'target'), wep('cli', IP.cli, 'client'), targetsIngress, clientIngress, egressAll]);
   t.same(pd.pendingEndpoints, [], 'every endpoint bound');
   const nodeMac = (await topo.node.exec(['cat', '/sys/class/net/eth0/address'])).stdout.trim();

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
 import { SingleNode, OUTSIDE_IP, type Workload } from '../../src/testbed';
-import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
+import { uniquePinRoot, removePinRoot, testHostRouting } from '../../src/testbed/wep-harness';
 import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir, dropReasonLabel } from '../../src/dataplane/bpf/drop-reasons';
@@ -44,7 +44,7 @@ t.test('a flood of new flows is refused past the workload\'s conntrack quota; an
     client: await topo.addWorkload('client', IP.client),
     flood: await topo.addWorkload('flood', IP.flood),
   };
-  dp = await loadWep({ pinRoot, ctMaxEntries: TABLE, ctQuota: QUOTA });
+  dp = await loadWep({ pinRoot, hostRouting: testHostRouting(), ctMaxEntries: TABLE, ctQuota: QUOTA });
   topo.program(dp, [ns1, wep('web', IP.web, 'web'), wep('client', IP.client, 'client'), wep('flood', IP.flood, 'flood'), ...policies]);
   const web = new PySockets(w.web.ns), client = new PySockets(w.client.ns), flood = new PySockets(w.flood.ns);
   socks.push(web, client, flood);

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
 import { SingleNode, type Workload } from '../../src/testbed';
-import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
+import { uniquePinRoot, removePinRoot, testHostRouting } from '../../src/testbed/wep-harness';
 import { loadWep, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import type { GlobalNetworkPolicy, GlobalNetworkSet, Namespace, WorkloadEndpoint } from '../../src/model';
 
@@ -28,7 +28,7 @@ t.test('network sets and derived namespace profiles, with real packets', async (
     a: await topo.addWorkload('a', IP.a),
     b: await topo.addWorkload('b', IP.b),
   };
-  dp = await loadWep({ pinRoot, ctMaxEntries: 65536 });
+  dp = await loadWep({ pinRoot, hostRouting: testHostRouting(), ctMaxEntries: 65536 });
   // No Profile resource anywhere: kns.ns1 exists only because Namespace ns1 does.
   const { pd, graph, update } = topo.program(dp, [ns1, wep('web', IP.web, 'web'), wep('a', IP.a, 'a'), wep('b', IP.b, 'b'), trusted([IP.a + '/32', '10.200.0.0/16']), webFromTrusted]);
   t.same(pd.pendingEndpoints, [], 'every endpoint bound to its interface');

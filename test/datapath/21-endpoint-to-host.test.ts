@@ -8,7 +8,7 @@
 import t from 'tap';
 import { gnp, namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
 import { SingleNode, NODE_IP, OUTSIDE_IP, type Workload } from '../../src/testbed';
-import { uniquePinRoot, removePinRoot, WepHarness, TEST_IFINDEX, TC_ACT_OK, TC_ACT_SHOT } from '../../src/testbed/wep-harness';
+import { uniquePinRoot, removePinRoot, WepHarness, TEST_IFINDEX, TC_ACT_OK, TC_ACT_SHOT, testHostRouting } from '../../src/testbed/wep-harness';
 import { allowAll } from '../../src/testbed/tables';
 import { loadWep, mapOps, type EndpointToHostAction, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
@@ -36,7 +36,7 @@ async function node(label: string, action: EndpointToHostAction | undefined): Pr
   try {
     const w = await topo.addWorkload('w', WL_IP);
     await topo.node.sh(`ip addr add ${HOST_LO_IP}/32 dev lo`);
-    dp = await loadWep({ pinRoot, ctMaxEntries: 65536, ...(action ? { endpointToHostAction: action } : {}) });
+    dp = await loadWep({ pinRoot, hostRouting: testHostRouting(), ctMaxEntries: 65536, ...(action ? { endpointToHostAction: action } : {}) });
     const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, () => w.ifindex);
     const graph = new CalcGraph({ nodeName: 'node1' });
     for (const r of [ns1, wep, allowAllPolicy]) graph.onUpdate(r);

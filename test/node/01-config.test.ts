@@ -113,3 +113,11 @@ t.test('bad values name the flag or variable and the value', async (t) => {
     t.throws(() => resolveConfig({ nodeName: 'n1', ...opts }, env), { name: 'ConfigError', code: 'ERR_CONFIG_INVALID', message: re }, re.source);
   }
 });
+
+t.test('BPF host routing: off by default, auto from the flag or TORTIE_BPF_HOST_ROUTING, anything else refused', async (t) => {
+  t.equal(resolveConfig({ nodeName: 'n1' }, {}).hostRouting, 'off');
+  t.equal(resolveConfig({ nodeName: 'n1' }, { TORTIE_BPF_HOST_ROUTING: 'Auto' }).hostRouting, 'auto');
+  t.equal(resolveConfig({ nodeName: 'n1', bpfHostRouting: 'off' }, { TORTIE_BPF_HOST_ROUTING: 'auto' }).hostRouting, 'off', 'the flag wins');
+  t.throws(() => resolveConfig({ nodeName: 'n1' }, { TORTIE_BPF_HOST_ROUTING: 'on' }), /TORTIE_BPF_HOST_ROUTING: "on" is not one of auto, off/);
+  t.throws(() => resolveConfig({ nodeName: 'n1', bpfHostRouting: 'yes' }, {}), /--bpf-host-routing: "yes" is not one of auto, off/);
+});

@@ -18,7 +18,18 @@ t.test('doctor passes every check on this host and leaves nothing behind', async
     t.match(r.stdout, new RegExp(`\\[ ok \\] ${name.replace(/[()]/g, '\\$&')}`), name);
   }
   t.match(r.stdout, /all \d+ checks passed/);
+  t.match(r.stdout, /\[ ok \] BPF host routing \(bpf_redirect_peer, bpf_redirect_neigh\): off \(off by configuration\); this kernel has the helpers/,
+    'host routing: off by default, and whether the kernel could run it');
   t.same(leftoverNamespaces('ttdoctor-'), [], 'doctor namespaces removed');
+});
+
+t.test('doctor reports the host-routing mode it is given, and refuses an unknown one', async (t) => {
+  const r = await runNode(['doctor', '--bpf-host-routing', 'auto']);
+  t.equal(r.code, 0, r.stdout + r.stderr);
+  t.match(r.stdout, /\[ ok \] BPF host routing \(bpf_redirect_peer, bpf_redirect_neigh\): on \(mode auto: bpf_redirect_peer and bpf_redirect_neigh verified\)/);
+  const bad = await runNode(['doctor', '--bpf-host-routing', 'on']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--bpf-host-routing: "on" is not one of auto, off/);
 });
 
 t.test('doctor output names the failure and the fix', async (t) => {

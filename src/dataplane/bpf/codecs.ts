@@ -29,6 +29,7 @@ export const MAP = {
   hep: 'tortie_hep_v1',
   fs4: 'tortie_fs4_v1',
   hct4: 'tortie_hct4_v1',
+  hrst: 'tortie_hrst_v1',
 } as const;
 
 /** TORTIE_AF_INET (bpf/shared/maps.h; TORTIE_AF_INET6 is 6): the family of `ip` address slots. */

@@ -21,6 +21,8 @@ import { MAP } from './codecs';
 import { NET_MAP } from './net-codecs';
 import { DEFAULT_NAT_MAX_ENTRIES, DEFAULT_NAT_QUOTA, DEFAULT_NAT_TIMEOUTS, natTimeoutConstants, validateNatTimeouts, type NatTimeouts } from './nat';
 import type { MapOps, PolicyMaps } from './apply';
+import { DEFAULT_HOST_ROUTING, HOST_ROUTE_STATS, HOST_ROUTING_MODES, type HostRouteStats, type HostRoutingMode, type HostRoutingState } from './host-routing';
+import { sumPerCpuCounters } from './net-codecs';
 
 export interface LoadOptions {
   /** bpffs directory for the pinned maps. */
@@ -46,6 +48,18 @@ export interface LoadOptions {
   mapSizes?: Partial<Record<keyof typeof MAP, number>>;
   /** tortie_wep only: Felix's defaultEndpointToHostAction (default Drop, as Calico). */
   endpointToHostAction?: EndpointToHostAction;
+  /** tortie_wep only: BPF host routing from workloads (bpf/lib/host_route.h). `auto` turns it on
+   *  where the kernel verifies bpf_redirect_peer / _neigh, `off` keeps the kernel's path.
+   *  Default off (src/dataplane/bpf/host-routing.ts). */
+  hostRouting?: HostRoutingMode;
+}
+
+export { DEFAULT_HOST_ROUTING, HOST_ROUTING_MODES, type HostRoutingMode, type HostRoutingState } from './host-routing';
+
+/** tortie_hrst_v1 summed over CPUs: packets redirected into a local workload (`peer`), declined,
+ *  redirected to the uplink (`uplink`: next hop known; `uplinkNeigh`: bpf_redirect_neigh). */
+export function readHostRouteStats(m: BpfMap): HostRouteStats {
+  return sumPerCpuCounters(m, HOST_ROUTE_STATS);
 }
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/tortie';
@@ -121,6 +135,7 @@ export interface WepDatapath {
   ctq: BpfMap;
   ctQuota: number;
   ctMaxEntries: number;
+  hostRouting: HostRoutingState;
   close(): void;
 }
 
@@ -176,6 +191,21 @@ function unpinReplaced(pinRoot: string, names: string[]): void {
 export type EndpointToHostAction = 'Drop' | 'Accept' | 'Return';
 
 export async function loadWep(opts: LoadOptions = {}): Promise<WepDatapath> {
+  const mode = opts.hostRouting ?? DEFAULT_HOST_ROUTING;
+  if (!HOST_ROUTING_MODES.includes(mode)) throw new RangeError(`hostRouting ${String(mode)}: need ${HOST_ROUTING_MODES.join(' or ')}`);
+  if (mode === 'off') return loadWepOnce(opts, { mode, active: false, reason: 'off by configuration' });
+  // The probe is the program itself: the verifier accepts bpf_redirect_peer only where the
+  // kernel has it (5.10+, and from tc only). Any refusal loads the kernel-path variant, whose
+  // own failure, if any, is the one reported.
+  try {
+    return await loadWepOnce(opts, { mode, active: true, reason: 'bpf_redirect_peer and bpf_redirect_neigh verified' });
+  } catch (e) {
+    const why = (e as Error).message.split('\n')[0]!;
+    return loadWepOnce(opts, { mode, active: false, reason: `kernel path: the host-routing variant did not load (${why})` });
+  }
+}
+
+async function loadWepOnce(opts: LoadOptions, hostRouting: HostRoutingState): Promise<WepDatapath> {
   const obj = BpfObject.open(path.join(opts.objectDir ?? defaultObjectDir(), 'tortie_wep.bpf.o'),
     { pinRoot: opts.pinRoot ?? DEFAULT_PIN_ROOT });
   try {
@@ -183,6 +213,7 @@ export async function loadWep(opts: LoadOptions = {}): Promise<WepDatapath> {
     const toHost = opts.endpointToHostAction ?? 'Drop';
     if (!['Drop', 'Accept', 'Return'].includes(toHost)) throw new RangeError(`endpointToHostAction ${String(toHost)}: need Drop, Accept or Return`);
     obj.setConstant('endpoint_to_host_accept', toHost === 'Drop' ? 0 : 1);
+    obj.setConstant('host_routing', hostRouting.active ? 1 : 0);
     await obj.load();
     unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_ct4_v1', 'tortie_ct4_v2', 'tortie_frag4_v1']);
     const maps = mapsOf(obj);
@@ -201,6 +232,7 @@ export async function loadWep(opts: LoadOptions = {}): Promise<WepDatapath> {
       ctq: need('ctq4'),
       ctQuota,
       ctMaxEntries,
+      hostRouting,
       close: () => obj.close(),
     };
   } catch (e) {

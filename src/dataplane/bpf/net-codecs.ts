@@ -91,10 +91,10 @@ export const quotaValueCodec = defineStruct('tortie_quota_value', [{ name: 'coun
 export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec,
   quota4KeyCodec, quotaValueCodec];
 
-/** Sums tortie_netstat_v1 over CPUs. */
-export function readNetStats(m: BpfMap): NetStats {
-  const out = {} as NetStats;
-  NETSTAT.forEach((name, i) => {
+/** A per-CPU array of u64 counters, index i named names[i], summed over CPUs. */
+export function sumPerCpuCounters<K extends string>(m: BpfMap, names: readonly K[]): Record<K, bigint> {
+  const out = {} as Record<K, bigint>;
+  names.forEach((name, i) => {
     const k = Buffer.alloc(4);
     k.writeUInt32LE(i);
     const v = m.lookup(k);
@@ -103,6 +103,11 @@ export function readNetStats(m: BpfMap): NetStats {
     out[name] = sum;
   });
   return out;
+}
+
+/** Sums tortie_netstat_v1 over CPUs. */
+export function readNetStats(m: BpfMap): NetStats {
+  return sumPerCpuCounters(m, NETSTAT);
 }
 
 /** Mappings currently in tortie_nat4_v2, decoded (tests, status). */

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * BPF host routing from a workload: tortie_from_wep hands a packet its source's egress point
+ * allowed
+ *  - to another workload of this node straight into that workload's namespace with
+ *    bpf_redirect_peer, skipping the kernel's forwarding path and the destination cali*'s own
+ *    transmit (and so its tc egress hook, where tortie_to_wep runs);
+ *  - to anything the fib routes through the uplink straight to the uplink's egress (bpf_redirect
+ *    with the fib's MACs, or bpf_redirect_neigh while the next hop is unresolved), skipping the
+ *    kernel's forwarding path but not the uplink's tc egress program (SNAT, node-socket
+ *    precedence), which every packet sent on the uplink passes.
+ *
+ * Contract with the entry (tortie_wep.bpf.c): hr_route only prepares the packet as the kernel
+ * would have forwarded it (TTL decremented, the fib's MACs) and names the destination cali*; the
+ * entry then runs the destination's to-workload stage itself (its ingress policy, conntrack,
+ * fragments, counters, drop reasons and events, all attributed to the destination endpoint, the
+ * very code tortie_to_wep runs) and redirects to the peer only when that stage forwards. So
+ * nothing a peer-redirected packet passes depends on the destination's tc hook.
+ *
+ * bpf_redirect_peer is valid only from tc ingress (tortie_from_wep's hook: the host side of the
+ * source's veth), towards a veth whose peer sits in another namespace (every workload's).
+ * The path declines (TC_ACT_OK: the kernel forwards, and tortie_to_wep enforces on the
+ * destination cali* as without host routing) whenever the fib lookup is not a clean success to a
+ * tortie endpoint or the uplink (no neighbour entry yet for a workload, too big for the route
+ * MTU, the node itself, another interface), or the TTL would expire (the kernel answers
+ * time-exceeded).
+ *
+ * Limit: bpf_fib_lookup checks a packet against the egress device's MTU, or a route's MTU only
+ * when it is locked (`mtu lock`), where the kernel's forwarding honours any route MTU. tortie's
+ * own routes without IPIP carry none (and IPIP routes are left to lib/ipip.h and the kernel);
+ * an operator's route with an unlocked MTU below its device's would not produce frag-needed here.
+ *
+ * host_routing is a load-time constant set by the loader (src/dataplane/bpf/loader.ts): 0 keeps
+ * the kernel path; the loader sets 1 only after probing that the kernel accepts the helpers
+ * (a program calling bpf_redirect_peer / bpf_redirect_neigh only verifies where the kernel has
+ * them: 5.10+).
+ */
+#ifndef TORTIE_LIB_HOST_ROUTE_H
+#define TORTIE_LIB_HOST_ROUTE_H
+
+#include "lib/parse.h"
+#include "lib/endpoint.h"
+#include "lib/ipip.h"
+#include "lib/route.h"
+
+const volatile __u32 host_routing = 0;
+
+/* Index of tortie_hrst_v1. */
+enum tortie_hr_stat {
+	TORTIE_HR_PEER = 0,     /* redirected into the destination workload (its stage forwarded) */
+	TORTIE_HR_DECLINED = 1, /* for a local workload or the uplink, but left to the kernel (neighbour, TTL) */
+	TORTIE_HR_UPLINK = 2,   /* redirected to the uplink's egress, next hop resolved by the fib */
+	TORTIE_HR_UPLINK_NEIGH = 3, /* redirected to the uplink with bpf_redirect_neigh (no neighbour entry yet) */
+	TORTIE_HR_MAX = 8,      /* room for later counters without changing the pinned map */
+};
+
+/*
+ * tortie_hrst_v1: per-CPU array of __u64 packet counts, index enum tortie_hr_stat. Written by
+ * tortie_from_wep; read by tests (loader.ts readHostRouteStats). Only this object has it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, TORTIE_HR_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_hrst_v1 SEC(".maps");
+
+static __always_inline void hr_count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&tortie_hrst_v1, &idx);
+
+	if (c)
+		*c += 1;
+}
+
+/* Forwarding without the kernel: the TTL and the fib's MACs, as ip_forward would. */
+static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, const struct bpf_fib_lookup *fib)
+{
+	int ret = ipip_ttl_dec(skb, ip);
+
+	if (ret < 0)
+		return ret;
+	if (bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0) < 0)
+		return DROP_FWD_MAC;
+	return 0;
+}
+
+/*
+ * For a packet the source's egress point forwarded (untagged IPv4 at ETH_HLEN), after the IPIP
+ * fast path left it: returns the tc verdict (TC_ACT_OK: the kernel's path, the packet unchanged;
+ * TC_ACT_REDIRECT: sent to the uplink) or < 0 a drop reason (a rewrite failed). *local is set to
+ * the destination cali*'s ifindex when the destination is a workload of this node: the packet is
+ * then rewritten as forwarded and the caller runs the destination's point, then hr_redirect.
+ */
+static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local)
+{
+	const struct tortie_netcfg *cfg;
+	const struct tortie_route *rt;
+	struct bpf_fib_lookup fib = {};
+	struct iphdr ip;
+	__u32 out;
+	long rc;
+	int ret;
+
+	if (!host_routing)
+		return TC_ACT_OK;
+	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &ip, sizeof(ip)) < 0)
+		return TC_ACT_OK;
+	fib.family = AF_INET;
+	fib.l4_protocol = ip.protocol;
+	fib.tot_len = ipip_wire_len(skb, &ip);
+	fib.tos = ip.tos;
+	fib.ifindex = skb->ifindex;
+	fib.ipv4_src = ip.saddr;
+	fib.ipv4_dst = ip.daddr;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	/* NOT_FWDED (the node itself, broadcast), FRAG_NEEDED, ... leave fib.ifindex as it was. */
+	out = fib.ifindex;
+	if (out == skb->ifindex || (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH))
+		return TC_ACT_OK;
+	if (bpf_map_lookup_elem(&tortie_ep_v1, &out)) {
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS || ip.ttl <= 1) {
+			hr_count(TORTIE_HR_DECLINED);
+			return TC_ACT_OK;
+		}
+		ret = hr_rewrite(skb, &ip, &fib);
+		if (ret < 0)
+			return ret;
+		*local = out;
+		return TC_ACT_OK;
+	}
+	/* Leaving the node: only through the uplink, whose tc egress (SNAT, IPIP of kernel-routed
+	 * packets) a redirect to its egress still passes. */
+	cfg = netcfg_get();
+	if (!cfg || out != cfg->uplink_ifindex)
+		return TC_ACT_OK;
+	/* A remote workload behind IPIP the encapsulating fast path declined (lib/ipip.h): the
+	 * kernel's, whose route MTU answers frag-needed for the tunnel. */
+	rt = rt_lookup(ip.daddr);
+	if (rt && (rt->flags & TORTIE_RT_F_ENCAP))
+		return TC_ACT_OK;
+	if (ip.ttl <= 1) {
+		hr_count(TORTIE_HR_DECLINED);
+		return TC_ACT_OK;
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* The kernel resolves the next hop's address and queues the packet meanwhile. */
+		ret = ipip_ttl_dec(skb, &ip);
+		if (ret < 0)
+			return ret;
+		hr_count(TORTIE_HR_UPLINK_NEIGH);
+		return bpf_redirect_neigh(out, NULL, 0, 0);
+	}
+	ret = hr_rewrite(skb, &ip, &fib);
+	if (ret < 0)
+		return ret;
+	hr_count(TORTIE_HR_UPLINK);
+	return bpf_redirect(out, 0);
+}
+
+/* The destination's stage forwarded: into its namespace. */
+static __always_inline int hr_redirect(__u32 out)
+{
+	hr_count(TORTIE_HR_PEER);
+	return bpf_redirect_peer(out, 0);
+}
+
+#endif

@@ -1,0 +1,28 @@
+/**
+ * BPF host routing from workloads (bpf/lib/host_route.h): the modes the agent accepts, what the
+ * loader chose, the names of its counters (loader.ts readHostRouteStats). No addon import here,
+ * so configuration code can validate the mode.
+ *
+ * Default off: with it on, a packet between two workloads of one node skips the destination
+ * cali*'s tc egress and is judged there by the source's program instead, and packets leaving
+ * through the uplink skip the kernel's forwarding; `auto` turns it on where the kernel verifies
+ * bpf_redirect_peer and bpf_redirect_neigh. Not the default until the whole test set and the
+ * benchmark have run with it (docs/benchmarks.md, BPF host routing).
+ */
+
+/** `auto`: BPF host routing where the kernel has its helpers; `off`: the kernel's forwarding path. */
+export type HostRoutingMode = 'auto' | 'off';
+export const HOST_ROUTING_MODES: readonly HostRoutingMode[] = ['auto', 'off'];
+export const DEFAULT_HOST_ROUTING: HostRoutingMode = 'off';
+
+/** What loadWep chose, and why (tortie-node doctor and the agent's log print it). */
+export interface HostRoutingState {
+  mode: HostRoutingMode;
+  /** true: tortie_from_wep routes itself (bpf_redirect_peer into local workloads, redirects to the uplink). */
+  active: boolean;
+  reason: string;
+}
+
+/** enum tortie_hr_stat (bpf/lib/host_route.h), in index order. */
+export const HOST_ROUTE_STATS = ['peer', 'declined', 'uplink', 'uplinkNeigh'] as const;
+export type HostRouteStats = Record<typeof HOST_ROUTE_STATS[number], bigint>;

@@ -1,0 +1,156 @@
+// BPF host routing (bpf/lib/host_route.h) in network namespaces: with it on, a packet between two
+// workloads of the node is judged by the destination's to-workload point inside the source's
+// program and redirected into the destination's namespace (bpf_redirect_peer), so the
+// destination cali* never transmits it. Shown by the hrst counter and by the cali*'s own tx
+// counter staying still; a destination's ingress deny still drops, at the source, counted and
+// reported for the destination endpoint; a reply path opens only after the receiver's ingress
+// allowed the request; TTL 1 and the mode "off" keep the kernel's path.
+import t from 'tap';
+import { SingleNode, Capture, type Workload } from '../../src/testbed';
+import { netcfgCodec } from '../../src/dataplane/bpf/net-codecs';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
+import { loadWep, readHostRouteStats, type WepDatapath } from '../../src/dataplane/bpf/loader';
+import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../../src/dataplane/bpf/counters';
+import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
+import { RingBuffer } from '../../src/dataplane/native';
+import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
+
+const V3 = 'projectcalico.org/v3' as const;
+const IP = { web: '192.168.12.1', client: '192.168.12.2', other: '192.168.12.3' };
+
+function wep(name: string, ip: string, app: string): WorkloadEndpoint {
+  return {
+    apiVersion: V3, kind: 'WorkloadEndpoint',
+    metadata: { name, namespace: 'ns1', labels: { app } },
+    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`], interfaceName: `cali${name}`, profiles: [] },
+  };
+}
+const webIngress: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'web-ingress' },
+  spec: { selector: "app == 'web'", types: ['Ingress'], ingress: [
+    { action: 'Allow', protocol: 'TCP', source: { selector: "app == 'client'" }, destination: { ports: [8080] } },
+    { action: 'Allow', protocol: 'ICMP', source: { selector: "app == 'client'" } },
+  ] } };
+const egressAll: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'egress-all' },
+  spec: { selector: 'all()', types: ['Egress'], egress: [{ action: 'Allow' }] } };
+const ns1: Namespace = { apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns1', labels: {} } };
+
+t.test('host routing on: peer redirect, policy of the destination at the source', async (t) => {
+  const topo = await SingleNode.create('dphr', { outsideRoutesPools: true });
+  const pinRoot = uniquePinRoot('hr');
+  let dp: WepDatapath | undefined;
+  let rb: RingBuffer | undefined;
+  t.teardown(async () => { rb?.close(); dp?.close(); await topo.destroy(); removePinRoot(pinRoot); });
+
+  const w: Record<'web' | 'client' | 'other', Workload> = {
+    web: await topo.addWorkload('web', IP.web),
+    client: await topo.addWorkload('client', IP.client),
+    other: await topo.addWorkload('other', IP.other),
+  };
+  dp = await loadWep({ pinRoot, ctMaxEntries: 65536, hostRouting: 'auto' });
+  t.same(dp.hostRouting, { mode: 'auto', active: true, reason: 'bpf_redirect_peer and bpf_redirect_neigh verified' }, 'this kernel verifies the peer-redirect variant');
+  topo.program(dp, [ns1, wep('web', IP.web, 'web'), wep('client', IP.client, 'client'), wep('other', IP.other, 'other'), webIngress, egressAll]);
+  const events: FlowEvent[] = [];
+  rb = RingBuffer.open(dp.maps.events!, (rec) => events.push(decodeEvent(rec)));
+
+  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!), x.ifindex, dir, reason);
+  const hr = () => readHostRouteStats(dp!.maps.hrst!);
+  const txPackets = async (x: Workload) => BigInt((await topo.node.exec(['cat', `/sys/class/net/${x.hostIf}/statistics/tx_packets`])).stdout.trim());
+  const ping = (from: Workload, to: string, n: number, extra: string[] = []) =>
+    from.ns.exec(['ping', '-c', String(n), '-W', '1', '-i', '0.05', ...extra, to], { allowFail: true, timeoutMs: 15_000 });
+
+  // Neighbour entries first (the path declines until the node has resolved each workload's MAC).
+  await ping(w.client, IP.web, 1);
+  await ping(w.other, IP.client, 1);
+
+  t.test('allowed flow: redirected into both workloads, the cali*s transmit nothing', async (t) => {
+    const [hr0, webTx0, cliTx0] = [hr(), await txPackets(w.web), await txPackets(w.client)];
+    const webFwd0 = count(w.web, Dir.INGRESS, 0), cliFwd0 = count(w.client, Dir.INGRESS, 0);
+    t.equal((await ping(w.client, IP.web, 20)).code, 0, 'client -> web: 20 echoes answered');
+    const hr1 = hr();
+    t.ok(hr1.peer - hr0.peer >= 40n, `>= 40 packets peer-redirected (requests and replies): ${hr1.peer - hr0.peer}`);
+    t.ok(await txPackets(w.web) - webTx0 < 5n, 'caliweb transmitted (almost) none of them: its tc egress never ran for them');
+    t.ok(await txPackets(w.client) - cliTx0 < 5n, 'caliclient neither (the replies)');
+    t.ok(count(w.web, Dir.INGRESS, 0) - webFwd0 >= 20n, 'the requests counted as forwarded on web\'s ingress point');
+    t.ok(count(w.client, Dir.INGRESS, 0) - cliFwd0 >= 20n, 'the replies on client\'s ingress point');
+    await w.web.ns.spawn(['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'EXEC:cat']);
+    await new Promise((r) => setTimeout(r, 300));
+    const echo = await w.client.ns.sh(`echo hello-hr | timeout 4 socat -T2 - TCP:${IP.web}:8080,connect-timeout=2`, { allowFail: true, timeoutMs: 10_000 });
+    t.equal(echo.stdout.trim(), 'hello-hr', 'TCP through the peer path');
+  });
+
+  t.test('the destination\'s ingress deny drops at the source, attributed to the destination', async (t) => {
+    const [hr0, webTx0] = [hr(), await txPackets(w.web)];
+    const deny0 = count(w.web, Dir.INGRESS, R.POLICY_DENY), otherFwd0 = count(w.other, Dir.EGRESS, 0);
+    t.not((await ping(w.other, IP.web, 5)).code, 0, 'other -> web denied by web\'s ingress policy');
+    t.ok(count(w.web, Dir.INGRESS, R.POLICY_DENY) - deny0 >= 5n, 'counted as policy deny on web\'s ingress');
+    t.ok(count(w.other, Dir.EGRESS, 0) - otherFwd0 >= 5n, 'other\'s own egress point allowed them');
+    t.equal(hr().peer, hr0.peer, 'none redirected');
+    t.ok(await txPackets(w.web) - webTx0 < 2n, 'none reached caliweb either: dropped in other\'s program');
+    await new Promise((r) => setTimeout(r, 200));
+    const ev = events.find((e) => e.kind === 'deny' && e.src === IP.other && e.dst === IP.web && e.protocol === 1);
+    t.ok(ev, 'a deny event');
+    t.equal(ev?.ifindex, w.web.ifindex, 'for web\'s interface');
+    t.equal(ev?.direction, 'ingress', 'in web\'s ingress direction');
+    t.ok((ev?.ruleId ?? -1) >= 0, 'with its deciding rule');
+  });
+
+  t.test('a reply path opens only after the receiver allowed the request', async (t) => {
+    // client has no ingress policy: web -> client is denied by client's ingress, so client's
+    // answers never exist; other -> client likewise. web's egress allowed it (egress-all).
+    const deny0 = count(w.client, Dir.INGRESS, R.POLICY_DENY);
+    t.not((await ping(w.web, IP.client, 3)).code, 0, 'web -> client denied by client\'s ingress');
+    t.ok(count(w.client, Dir.INGRESS, R.POLICY_DENY) - deny0 >= 3n, 'on client\'s ingress point');
+    // other -> web was denied above by web's ingress: web's echo answering it would be a new
+    // flow at other's ingress point, and is denied there too.
+    const deny1 = count(w.other, Dir.INGRESS, R.POLICY_DENY);
+    t.not((await ping(w.web, IP.other, 2)).code, 0, 'web -> other denied by other\'s ingress');
+    t.ok(count(w.other, Dir.INGRESS, R.POLICY_DENY) - deny1 >= 2n, 'on other\'s ingress point');
+  });
+
+  t.test('leaving through the uplink: redirected to its egress, TTL decremented', async (t) => {
+    // What the RouteManager writes: this node's address and uplink.
+    dp!.obj.map('tortie_netcfg_v1').update(Buffer.alloc(4), netcfgCodec.encode({ node_ip: topo.nodeIp, uplink_ifindex: await topo.node.ifindex('eth0'), ipip_mtu: 0, snat_ip: '0.0.0.0' }));
+    await topo.node.exec(['ip', 'neigh', 'flush', 'dev', 'eth0']);
+    const cap = await Capture.start(topo.outside, `icmp and src ${IP.client}`);
+    try {
+      const hr0 = hr();
+      t.equal((await ping(w.client, topo.outsideIp, 5)).code, 0, 'client -> outside answered');
+      const hr1 = hr();
+      t.ok(hr1.uplinkNeigh - hr0.uplinkNeigh >= 1n, 'the first packet, next hop unresolved: bpf_redirect_neigh');
+      t.ok(hr1.uplink - hr0.uplink >= 3n, 'the others with the fib\'s MACs');
+      t.ok(await cap.waitFor(/ttl 63\b/), 'the outside host sees TTL 63: decremented once, as the kernel forwards');
+      t.notOk(cap.has(/ttl 64\b/), 'never 64');
+    } finally {
+      cap.stop();
+    }
+  });
+
+  t.test('TTL 1 is left to the kernel (time exceeded from the node)', async (t) => {
+    const hr0 = hr();
+    const r = await ping(w.client, IP.web, 2, ['-t', '1']);
+    t.not(r.code, 0, 'no echo reply with TTL 1');
+    t.match(r.stdout, /Time to live exceeded/i, 'the kernel answered time exceeded');
+    t.ok(hr().declined - hr0.declined >= 2n, 'declined by the host-routed path');
+  });
+});
+
+t.test('host routing off: the kernel path, nothing redirected', async (t) => {
+  const topo = await SingleNode.create('dphroff', { outsideRoutesPools: true });
+  const pinRoot = uniquePinRoot('hroff');
+  let dp: WepDatapath | undefined;
+  t.teardown(async () => { dp?.close(); await topo.destroy(); removePinRoot(pinRoot); });
+  const web = await topo.addWorkload('web', IP.web), client = await topo.addWorkload('client', IP.client);
+  dp = await loadWep({ pinRoot, ctMaxEntries: 65536, hostRouting: 'off' });
+  t.same(dp.hostRouting, { mode: 'off', active: false, reason: 'off by configuration' });
+  topo.program(dp, [ns1, wep('web', IP.web, 'web'), wep('client', IP.client, 'client'), webIngress, egressAll]);
+  const tx0 = BigInt((await topo.node.exec(['cat', `/sys/class/net/${web.hostIf}/statistics/tx_packets`])).stdout.trim());
+  const r = await client.ns.exec(['ping', '-c', '10', '-W', '1', '-i', '0.05', IP.web], { allowFail: true, timeoutMs: 15_000 });
+  t.equal(r.code, 0, 'client -> web answered');
+  const tx1 = BigInt((await topo.node.exec(['cat', `/sys/class/net/${web.hostIf}/statistics/tx_packets`])).stdout.trim());
+  t.ok(tx1 - tx0 >= 10n, 'caliweb transmitted the requests (its tc egress judged them)');
+  t.equal(readHostRouteStats(dp.maps.hrst!).peer, 0n, 'nothing peer-redirected');
+});
+
+t.test('a bad mode is refused by name', async (t) => {
+  await t.rejects(loadWep({ hostRouting: 'on' as never }), /hostRouting on: need auto or off/);
+});
