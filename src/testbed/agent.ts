@@ -19,7 +19,7 @@ import { PolicyDataplane } from '../dataplane/bpf/policy-sync';
 import { tcAttach } from '../dataplane/native';
 import { CalcGraph } from '../calc';
 import type { Resource } from '../model';
-import { testHostRouting } from './wep-harness';
+import { testHostRouting } from './modes';
 import type { Netns } from '../util/netns';
 import type { Workload } from './wire';
 

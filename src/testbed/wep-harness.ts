@@ -11,7 +11,6 @@ import { Dir } from '../dataplane/bpf/drop-reasons';
 import { RingBuffer } from '../dataplane/native';
 import { decodeEvent, type FlowEvent } from '../dataplane/bpf/counters';
 import type { VerdictTable } from '../calc/types';
-import type { HostRoutingMode } from '../dataplane/bpf/host-routing';
 
 export const TEST_IFINDEX = 1;
 export const TC_ACT_OK = 0;
@@ -101,10 +100,4 @@ export class WepHarness {
   }
 }
 
-/** The host-routing mode the netns tests load tortie_wep with: TORTIE_TEST_HOST_ROUTING=auto
- *  runs them over the host-routed path (bpf/lib/host_route.h), default off (the kernel path). */
-export function testHostRouting(): HostRoutingMode {
-  const v = process.env.TORTIE_TEST_HOST_ROUTING ?? 'off';
-  if (v !== 'auto' && v !== 'off') throw new Error(`TORTIE_TEST_HOST_ROUTING=${v}: need auto or off`);
-  return v;
-}
+export { testHostRouting } from './modes';
