@@ -22,7 +22,10 @@ import type {
   Tier,
   WorkloadEndpoint,
 } from '../model';
-import { namespaceOfProfile, namespaceProfile } from '../model/derived';
+import { builtinProfile, namespaceOfProfile, namespaceProfile, DEFAULT_ALLOW_PROFILE } from '../model/derived';
+
+/** The built-in default-allow profile, one object for every endpoint naming it. */
+const DEFAULT_ALLOW = builtinProfile(DEFAULT_ALLOW_PROFILE)!;
 
 export type AnyPolicy = NetworkPolicy | GlobalNetworkPolicy;
 
@@ -54,10 +57,12 @@ export class ResourceState {
   private readonly derivedProfiles = new Map<string, Profile>();
 
   /**
-   * The profile a WorkloadEndpoint's `profiles` entry names: the stored one, else the `kns.<ns>`
-   * profile derived from Namespace `<ns>` as Calico's Kubernetes datastore does.
+   * The profile an endpoint's `profiles` entry names: the built-in `projectcalico-default-allow`
+   * (whatever is stored under that name), the stored one, else the `kns.<ns>` profile derived
+   * from Namespace `<ns>` as Calico's Kubernetes datastore does.
    */
   profile(name: string): Profile | undefined {
+    if (name === DEFAULT_ALLOW_PROFILE) return DEFAULT_ALLOW;
     const stored = this.profiles.get(name);
     if (stored !== undefined) return stored;
     const ns = namespaceOfProfile(name);

@@ -18,8 +18,10 @@
  *   revision it read, so the kept uid is the stored one).
  * - Namespaced kinds default to namespace `default` (calicoctl's behaviour).
  * - Resources Calico has without anyone writing them are read as if stored (src/model/derived):
- *   the `default` Tier, and a `kns.<ns>` Profile per Namespace (a stored profile of that name
- *   wins). Neither can be deleted: the tier is built in, the profile goes with its Namespace.
+ *   the `default` Tier, the `projectcalico-default-allow` Profile (allow all; nothing stored
+ *   under its name replaces it, and validation refuses writing it), and a `kns.<ns>` Profile per
+ *   Namespace (a stored profile of that name wins). None can be deleted: the tier and the
+ *   default-allow profile are built in, a kns profile goes with its Namespace.
  * - A Tier still holding policies cannot be deleted (Calico: "Cannot delete a non-empty tier").
  */
 import { randomUUID } from 'node:crypto';
@@ -32,7 +34,7 @@ import { validateResource } from '../model/validate';
 import { metaTimestamp } from '../model/values';
 import { unenforcedProblems } from '../model/enforced';
 import { ValidationError } from '../model/errors';
-import { builtinTier, namespaceOfProfile, namespaceProfile, ALWAYS_PRESENT_TIERS } from '../model/derived';
+import { builtinProfile, builtinTier, namespaceOfProfile, namespaceProfile, ALWAYS_PRESENT_TIERS, BUILTIN_PROFILES } from '../model/derived';
 import { TortieError } from '../util/errors';
 
 export const KIND_PLURAL: Readonly<Record<ResourceKind, string>> = {
@@ -199,6 +201,10 @@ export class ResourceClient {
   constructor(readonly ds: Datastore, private readonly validate: (obj: unknown) => Resource = validateEnforced) {}
 
   async get<K extends ResourceKind>(kind: K, name: string, namespace?: string): Promise<ResourceOfKind<K> | undefined> {
+    if (kind === 'Profile') {
+      const b = builtinProfile(name);
+      if (b !== undefined) return b as ResourceOfKind<K>;
+    }
     const kv = await this.ds.get(keyOf(kind, name, namespace));
     if (kv) return resourceFromKv<ResourceOfKind<K>>(kv);
     return (await this.derived(kind, name)) as ResourceOfKind<K> | undefined;
@@ -208,6 +214,8 @@ export class ResourceClient {
   private async derived(kind: ResourceKind, name: string): Promise<Resource | undefined> {
     if (kind === 'Tier') return builtinTier(name);
     if (kind === 'Profile') {
+      const b = builtinProfile(name);
+      if (b !== undefined) return b;
       const ns = namespaceOfProfile(name);
       if (ns === undefined) return undefined;
       const kv = await this.ds.get(keyOf('Namespace', ns));
@@ -220,7 +228,11 @@ export class ResourceClient {
   async list<K extends ResourceKind>(kind: K, namespace?: string): Promise<{ items: ResourceOfKind<K>[]; revision: number }> {
     const prefix = isNamespaced(kind) && namespace ? resourcePrefix(KIND_PLURAL[kind], namespace) : resourcePrefix(KIND_PLURAL[kind]);
     const res = await this.ds.list(prefix);
-    const items = res.items.map((kv) => resourceFromKv<ResourceOfKind<K>>(kv));
+    let items = res.items.map((kv) => resourceFromKv<ResourceOfKind<K>>(kv));
+    if (kind === 'Profile') {
+      items = items.filter((r) => !BUILTIN_PROFILES.includes(r.metadata.name));
+      for (const b of BUILTIN_PROFILES) items.push(builtinProfile(b) as ResourceOfKind<K>);
+    }
     const have = new Set(items.map((r) => r.metadata.name));
     if (kind === 'Tier') {
       for (const t of ALWAYS_PRESENT_TIERS) if (!have.has(t)) items.push(builtinTier(t) as ResourceOfKind<K>);
@@ -281,6 +293,9 @@ export class ResourceClient {
     const key = keyOf(kind, name, namespace);
     const expected = resourceVersion ? Number(resourceVersion) : undefined;
     if (kind === 'Tier') await this.checkTierDeletable(name);
+    if (kind === 'Profile' && BUILTIN_PROFILES.includes(name)) {
+      throw new DeleteRefusedError(`Profile(${name}): cannot delete the ${name} profile (it is built in)`);
+    }
     try {
       const { prevKv } = await this.ds.delete(key, { expectedRevision: expected });
       return resourceFromKv<ResourceOfKind<K>>(prevKv);
@@ -313,7 +328,7 @@ export class ResourceClient {
   }
 }
 
-/** A delete Calico refuses (built-in tier, non-empty tier, derived profile). */
+/** A delete Calico refuses (built-in tier or profile, non-empty tier, derived profile). */
 export class DeleteRefusedError extends TortieError {
   declare readonly code: 'ERR_RESOURCE_DELETE_REFUSED';
   constructor(message: string) {

@@ -19,13 +19,15 @@
  *                                                what clientv3 refuses across resources
  *   unenforcedProblems(r)                        fields valid in Calico that tortie does not
  *                                                enforce (refused where resources are written)
- *   namespaceProfile(ns), builtinTier(name)      resources Calico has without them being written
+ *   namespaceProfile(ns), builtinTier(name),
+ *   builtinProfile(name)                         resources Calico has without them being written
  *
  *   types.ts      the resource types (stable; additive changes only)
  *   validate.ts   per-kind validation and defaults      rules.ts  Rule / EntityRule
  *   convert.ts    v1 and Kubernetes conversions         documents.ts  parsing and printing
  *   values.ts     IPs, CIDRs, names, labels, ports      selectors.ts  via src/selector
- *   enforced.ts   what tortie refuses as not enforced   derived.ts  kns.<ns> profiles, default tier
+ *   enforced.ts   what tortie refuses as not enforced   derived.ts  kns.<ns> profiles, default tier,
+ *                                                         projectcalico-default-allow
  */
 export * from './types';
 export {
@@ -76,7 +78,10 @@ export {
   namespaceProfile,
   namespaceOfProfile,
   builtinTier,
+  builtinProfile,
   ALWAYS_PRESENT_TIERS,
+  BUILTIN_PROFILES,
+  DEFAULT_ALLOW_PROFILE,
   NAMESPACE_PROFILE_PREFIX,
 } from './derived';
 export { checkUpdate, checkPoolOverlaps, checkPolicyTier } from './changes';

@@ -88,6 +88,7 @@ import {
 import {
   type Cidr,
   cidrContains,
+  DEFAULT_ALLOW_PROFILE,
   DEFAULT_TIER,
   formatCidr,
   formatIP,
@@ -941,6 +942,9 @@ function profile(meta: ObjectMeta, v: unknown, issues: Issues): Profile | undefi
   const s = specObject(v, issues, false);
   if (s === undefined) return undefined;
   checkKnownFields(s, ['ingress', 'egress', 'labelsToApply'], 'spec', issues);
+  if (meta.name === DEFAULT_ALLOW_PROFILE) {
+    issues.add('metadata.name', `${DEFAULT_ALLOW_PROFILE} is Calico's built-in profile (allow all ingress and egress); it cannot be created, replaced or deleted`);
+  }
   const spec: ProfileSpec = {};
   for (const key of ['ingress', 'egress'] as const) {
     if (!has(s, key)) continue;

@@ -21,3 +21,5 @@ export const SERVICE_ACCOUNT_LABEL_PREFIX = 'pcsa.';
 export const DEFAULT_TIER = 'default';
 /** Calico's order of the implicit `default` tier. */
 export const DEFAULT_TIER_ORDER = 1_000_000;
+/** Calico's built-in profile allowing all ingress and egress (libcalico-go DefaultAllowProfileName). */
+export const DEFAULT_ALLOW_PROFILE = 'projectcalico-default-allow';

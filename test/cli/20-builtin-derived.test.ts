@@ -69,3 +69,29 @@ t.test('a Namespace makes its kns.<ns> profile as Calico derives it; it goes wit
   t.equal((await cli.run(['delete', 'namespace', 'shop'])).code, 0);
   t.equal((await cli.run(['get', 'profile', 'kns.shop'])).code, 1, 'gone with its namespace');
 });
+
+t.test("Calico's built-in projectcalico-default-allow profile exists, is listed, and cannot be written or deleted", async (t) => {
+  const cli = cliFor(t);
+  const r = await cli.run(['get', 'profile', 'projectcalico-default-allow', '-o', 'yaml']);
+  t.equal(r.code, 0, r.stderr);
+  const p = YAML.parse(r.stdout);
+  t.same([p.kind, p.metadata.name, p.spec], ['Profile', 'projectcalico-default-allow', { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] }],
+    "libcalico-go's DefaultAllowProfile: one Allow rule each way, no labelsToApply");
+  t.match((await cli.run(['get', 'profiles'])).stdout, /^NAME\s+\nprojectcalico-default-allow\s+\n$/, 'listed with the profiles of an empty store');
+  t.same(await cli.run(['delete', 'profile', 'projectcalico-default-allow']), {
+    code: 1, stdout: '', stderr: "Failed to delete 'Profile' resource: Profile(projectcalico-default-allow): cannot delete the projectcalico-default-allow profile (it is built in)\n",
+  });
+  cli.file('deny.yaml', `apiVersion: projectcalico.org/v3
+kind: Profile
+metadata: {name: projectcalico-default-allow}
+spec:
+  ingress: [{action: Deny}]
+`);
+  for (const verb of ['apply', 'create', 'replace']) {
+    const w = await cli.run([verb, '-f', 'deny.yaml']);
+    t.equal(w.code, 1, `${verb} refused`);
+    t.match(w.stderr, /metadata\.name: projectcalico-default-allow is Calico's built-in profile \(allow all ingress and egress\); it cannot be created, replaced or deleted/, `${verb}: the error names the built-in`);
+  }
+  const after = YAML.parse((await cli.run(['get', 'profile', 'projectcalico-default-allow', '-o', 'yaml'])).stdout);
+  t.same(after.spec, p.spec, 'still allow-all');
+});
