@@ -142,6 +142,22 @@ t.test('a host endpoint with deny-all: the node\'s service is closed, failsafe p
   t.ok(await tcpOk(n.topo.outside, NODE_UPLINK_IP, 22), 'defaults again: tcp 22 open');
 });
 
+t.test('the built-in projectcalico-default-allow profile: a host endpoint naming it is open when no policy decides', async (t) => {
+  const n = await theNode();
+  await n.apply([hep('eth0', { interfaceName: 'eth0', profiles: ['projectcalico-default-allow'] })]);
+  t.ok(await tcpOk(n.topo.outside, NODE_UPLINK_IP, 8080), 'outside -> node tcp 8080 (not failsafe): allowed by the profile');
+  t.ok(await tcpOk(n.topo.node, EXT_IP, 7000), 'node -> outside tcp 7000: allowed by the profile');
+
+  await n.apply([hep('eth0', { interfaceName: 'eth0' })]);
+  const before = n.drops(n.eth0, R.HEP_POLICY);
+  t.notOk(await tcp(n.topo.outside, NODE_UPLINK_IP, 8080), 'without the profile and without policy: tcp 8080 denied');
+  t.ok(n.drops(n.eth0, R.HEP_POLICY) > before, 'counted as hep_policy on eth0');
+  t.ok(await tcpOk(n.topo.outside, NODE_UPLINK_IP, 22), 'failsafe tcp 22 still open');
+
+  await n.apply([hep('eth0', { interfaceName: 'eth0', profiles: ['projectcalico-default-allow'] }), DENY_ALL_HOST]);
+  t.notOk(await tcp(n.topo.outside, NODE_UPLINK_IP, 8080), 'with the profile under a deny-all policy: the policy decides, denied');
+});
+
 t.test('a host endpoint found by expectedIPs; its policy\'s rules and direction', async (t) => {
   const n = await theNode();
   await n.apply([hep('by-ip', { expectedIPs: [NODE_UPLINK_IP] }),
