@@ -67,3 +67,23 @@ t.test('the derived labels (pcns.*) are what policies select, from any namespace
   v = verdict(g, tcp('other/b', 'ingress', '10.0.0.1', 80));
   t.same([v.action, v.ref], ['allow', 'allow'], 'relabelled namespace: no longer selected, profile allows');
 });
+
+t.test("Calico's built-in projectcalico-default-allow: an endpoint naming it is allowed when no policy decides; nothing stored replaces it", async (t) => {
+  const g = new CalcGraph({ nodeName: 'node1' });
+  g.onUpdate(wep('shop/a', { ip: '192.168.0.1', profiles: ['projectcalico-default-allow'] }));
+  for (const dir of ['ingress', 'egress'] as const) {
+    const v = verdict(g, tcp('shop/a', dir, '10.0.0.1', 80));
+    t.same([v.action, v.ref], ['allow', 'allow'], `${dir}: allowed by the built-in profile, with no namespace and no policy`);
+    t.same(v.rule?.policy, { kind: 'Profile', name: 'projectcalico-default-allow' });
+  }
+  // A profile of that name reaching the graph (written to etcd behind the client's back) does not replace it.
+  g.onUpdate(profile('projectcalico-default-allow', { ingress: [{ action: 'Deny' }] }));
+  let v = verdict(g, tcp('shop/a', 'ingress', '10.0.0.1', 80));
+  t.same([v.action, v.ref], ['allow', 'allow'], 'the built-in wins over a stored one');
+  g.onUpdate(gnp('deny-a', { selector: 'all()', ingress: [{ action: 'Deny' }] }));
+  v = verdict(g, tcp('shop/a', 'ingress', '10.0.0.1', 80));
+  t.same([v.action, v.ref], ['deny', 'deny'], 'a policy that decides comes before the profile');
+  g.onUpdate(wep('shop/b', { ip: '192.168.0.2', profiles: [] }));
+  v = verdict(g, tcp('shop/b', 'egress', '10.0.0.1', 80));
+  t.same([v.action, v.ref, v.rule?.kind], ['deny', 'deny', 'no-profile-match'], 'an endpoint not naming it: nothing allows');
+});

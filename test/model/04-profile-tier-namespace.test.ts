@@ -1,5 +1,6 @@
 import t from 'tap';
 import { valid, problems, res } from './helpers/util';
+import { builtinProfile } from '../../src/model';
 
 t.test('Profile: rules and labelsToApply', async (t) => {
   const r = valid(
@@ -21,6 +22,19 @@ t.test('Profile: rules and labelsToApply', async (t) => {
   t.same(problems(res('Profile', 'p', { ingress: [{ action: 'allow' }] })), [
     'Profile p: spec.ingress[0].action: must be one of Allow, Deny, Log, Pass, got a string ("allow")',
   ]);
+});
+
+t.test("Profile: Calico's built-in projectcalico-default-allow is read, never written", async (t) => {
+  const expected = ["Profile projectcalico-default-allow: metadata.name: projectcalico-default-allow is Calico's built-in profile (allow all ingress and egress); it cannot be created, replaced or deleted"];
+  t.same(problems(res('Profile', 'projectcalico-default-allow', { ingress: [{ action: 'Deny' }] })), expected, 'a different spec refused');
+  t.same(problems(res('Profile', 'projectcalico-default-allow', { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] })), expected,
+    'its own spec too (as `get -o yaml | apply` would write it)');
+  const b = builtinProfile('projectcalico-default-allow')!;
+  t.same(b, { apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: 'projectcalico-default-allow' },
+    spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } }, "libcalico-go's DefaultAllowProfile");
+  t.not(builtinProfile('projectcalico-default-allow'), b, 'a new object each call (callers may annotate it)');
+  t.equal(builtinProfile('projectcalico-default-deny'), undefined, 'no other built-in profile');
+  t.equal(builtinProfile('kns.default'), undefined, 'kns profiles are derived from namespaces, not built in');
 });
 
 t.test('Tier: order, defaultAction default Deny, built-in tiers', async (t) => {
