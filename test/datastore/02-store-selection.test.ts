@@ -79,7 +79,8 @@ t.test('each variable alone, and both naming one directory, select that store ev
     { TORTIE_DATASTORE_DIR: A, TORTIE_STORE_DIR: `${A}/` },
     { DATASTORE_TYPE: 'embedded', TORTIE_STORE_DIR: B, ETCD_ENDPOINTS: 'http://198.18.0.1:2379' },
   ]) {
-    const want = env.TORTIE_DATASTORE_DIR === A ? 'in-a' : 'in-b';
+    // Every store also has Calico's built-in projectcalico-default-allow profile.
+    const want = `${env.TORTIE_DATASTORE_DIR === A ? 'in-a' : 'in-b'},projectcalico-default-allow`;
     t.same(await seenBy(t, env), { tortiectl: want, node: want, cni: want }, JSON.stringify(env));
   }
 });
