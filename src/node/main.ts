@@ -20,7 +20,7 @@ export async function main(argv: string[]): Promise<number> {
   program.command('doctor')
     .description('check the kernel features tortie needs, each with pass/fail and what to do')
     .option('--bpffs-root <dir>', 'bpffs directory for tortie pins', '/sys/fs/bpf/tortie')
-    .option('--bpf-host-routing <mode>', 'the host-routing mode to report on: auto | off (TORTIE_BPF_HOST_ROUTING, off)')
+    .option('--bpf-host-routing <mode>', 'the host-routing mode to report on: auto | off (TORTIE_BPF_HOST_ROUTING, auto)')
     .action(async (o: { bpffsRoot: string; bpfHostRouting?: string }) => {
       const mode = (o.bpfHostRouting ?? process.env.TORTIE_BPF_HOST_ROUTING ?? DEFAULT_HOST_ROUTING).trim().toLowerCase();
       if (!HOST_ROUTING_MODES.includes(mode as HostRoutingMode)) throw new ConfigError(`--bpf-host-routing: "${mode}" is not one of ${HOST_ROUTING_MODES.join(', ')}`);
@@ -123,7 +123,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--mtu-iface-pattern <regex>', 'host interfaces MTU detection considers (FELIX_MTUIFACEPATTERN, Calico\'s default)')
     .option('--mtu-file <path>', 'where the workload MTU is written for the CNI plugin; none = not written (TORTIE_MTU_FILE, <run dir>/mtu)')
     .option('--default-endpoint-to-host-action <action>', 'new flows from a workload to this node: Drop | Accept | Return (= Accept) (FELIX_DEFAULTENDPOINTTOHOSTACTION, Drop)')
-    .option('--bpf-host-routing <mode>', 'BPF host routing: packets between local workloads redirected into the destination (bpf_redirect_peer), packets leaving through the uplink redirected to it: auto | off (TORTIE_BPF_HOST_ROUTING, off)')
+    .option('--bpf-host-routing <mode>', 'BPF host routing: packets between local workloads redirected into the destination (bpf_redirect_peer), packets leaving through the uplink redirected to it: auto | off (TORTIE_BPF_HOST_ROUTING, auto)')
     .option('--nat-quota <n>', 'NAT mappings (flows) one workload may hold, 0 = no quota (TORTIE_NAT_QUOTA, 8192)')
     .option('--nat-max-entries <n>', 'NAT table size, two entries per flow (TORTIE_NAT_MAX_ENTRIES, 131072)')
     .option('--ct-max-entries <n>', 'conntrack table size (TORTIE_CT_MAX_ENTRIES, default from memory)')

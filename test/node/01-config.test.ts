@@ -114,8 +114,9 @@ t.test('bad values name the flag or variable and the value', async (t) => {
   }
 });
 
-t.test('BPF host routing: off by default, auto from the flag or TORTIE_BPF_HOST_ROUTING, anything else refused', async (t) => {
-  t.equal(resolveConfig({ nodeName: 'n1' }, {}).hostRouting, 'off');
+t.test('BPF host routing: auto by default, off from the flag or TORTIE_BPF_HOST_ROUTING, anything else refused', async (t) => {
+  t.equal(resolveConfig({ nodeName: 'n1' }, {}).hostRouting, 'auto');
+  t.equal(resolveConfig({ nodeName: 'n1' }, { TORTIE_BPF_HOST_ROUTING: 'Off' }).hostRouting, 'off');
   t.equal(resolveConfig({ nodeName: 'n1' }, { TORTIE_BPF_HOST_ROUTING: 'Auto' }).hostRouting, 'auto');
   t.equal(resolveConfig({ nodeName: 'n1', bpfHostRouting: 'off' }, { TORTIE_BPF_HOST_ROUTING: 'auto' }).hostRouting, 'off', 'the flag wins');
   t.throws(() => resolveConfig({ nodeName: 'n1' }, { TORTIE_BPF_HOST_ROUTING: 'on' }), /TORTIE_BPF_HOST_ROUTING: "on" is not one of auto, off/);
