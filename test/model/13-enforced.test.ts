@@ -76,3 +76,17 @@ t.test('everything else of the other kinds is enforced', async (t) => {
   t.same(refusals({ apiVersion: V3, kind: 'Namespace', metadata: { name: 'ns', labels: { a: 'b' } } }), []);
   t.same(refusals({ apiVersion: V3, kind: 'Node', metadata: { name: 'n' }, spec: { bgp: { ipv4Address: '198.18.0.1/24' } } }), []);
 });
+
+t.test('TORTIE_EXPERIMENTAL_IPV6=1 lifts the IPv6 refusals and only those', async (t) => {
+  const before = process.env.TORTIE_EXPERIMENTAL_IPV6;
+  t.teardown(() => {
+    if (before === undefined) delete process.env.TORTIE_EXPERIMENTAL_IPV6;
+    else process.env.TORTIE_EXPERIMENTAL_IPV6 = before;
+  });
+  const six = { apiVersion: V3, kind: 'IPPool', metadata: { name: 'six' }, spec: { cidr: 'fd00:10::/48', vxlanMode: 'Always' } };
+  process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
+  t.same(refusals(six), ['IPPool six: spec.vxlanMode: Always is not supported: tortie does not implement VXLAN (use ipipMode, or vxlanMode Never)'],
+    'the v6 cidr passes, the VXLAN refusal stays');
+  process.env.TORTIE_EXPERIMENTAL_IPV6 = '0';
+  t.equal(refusals(six).length, 2, 'any other value keeps both refusals');
+});
