@@ -28,7 +28,8 @@ import { mkdirSync } from 'node:fs';
 import type { CalcDelta, CompiledState, LocalEndpoint, Prefilter, RuleInfo } from '../calc/types';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
-import { loadHep, loadPrefilter, loadWep, type EndpointToHostAction, type HepDatapath, type HostRoutingMode, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
+import { loadHep, loadPrefilter, loadWep, readHostRouteStats, type EndpointToHostAction, type HepDatapath, type HostRoutingMode, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
+import type { HostRouteStats } from './bpf/host-routing';
 import { execFileSync } from 'node:child_process';
 import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, type FailsafePort } from '../model/failsafe';
 import { encodeFailsafe } from './bpf/encode';
@@ -124,6 +125,8 @@ export interface DataplaneStatus {
   nat?: NatStatus;
   /** Conntrack table use against its size and the per-workload quota. */
   conntrack: CtStatus;
+  /** BPF host routing: whether it is on, and its counters summed over CPUs (zeros when off). */
+  hostRouting: { active: boolean; stats: HostRouteStats };
 }
 
 
@@ -462,6 +465,10 @@ export class BpfDataplane {
       endpointsProgrammed: this.policy.boundCount, interfaces: this.attached.size, tables: this.policy.writer.tables.size,
       conntrackEntries: ct.live, conntrackSweep: { scanned: ct.scanned, expired: ct.expired }, drops, mapEntries, events, nat: this.routes?.natStatus(),
       conntrack: ctStatus(ct, this.wep.ctMaxEntries, this.wep.ctQuota, (this.ctExpired += ct.expired)),
+      hostRouting: {
+        active: this.wep.hostRouting.active,
+        stats: this.wep.maps.hrst ? readHostRouteStats(this.wep.maps.hrst) : { peer: 0n, declined: 0n, uplink: 0n, uplinkNeigh: 0n },
+      },
     };
   }
 

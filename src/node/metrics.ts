@@ -13,6 +13,7 @@
 import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from 'prom-client';
 import type { NatStatus } from '../dataplane/bpf/nat';
 import type { CtStatus } from '../dataplane/bpf/conntrack';
+import type { HostRouteStats } from '../dataplane/bpf/host-routing';
 
 /** Felix's metric names tortie serves, with Felix's type and help (felix/… in projectcalico/calico). */
 export const FELIX_NAMES = {
@@ -121,6 +122,24 @@ export class NodeMetrics {
     name: 'tortie_conntrack_expired_total', help: 'Conntrack entries deleted by the sweep after their flow ended (live entries are never evicted)', registers: [this.registry],
   });
   private ctExpiredSeen = 0;
+
+  readonly hostRouting = new Gauge({
+    name: 'tortie_bpf_host_routing', help: '1 when BPF host routing is on (bpf_redirect_peer/neigh verified), 0 on the kernel forwarding path', registers: [this.registry],
+  });
+  readonly hostRouted = new Gauge({
+    name: 'tortie_host_routed_packets',
+    help: 'Packets BPF host routing handled since load, by outcome: peer (redirected into a local workload), uplink (to the uplink, next hop known), uplink_neigh (to the uplink via bpf_redirect_neigh), declined (left to the kernel path)',
+    labelNames: ['outcome'] as const, registers: [this.registry],
+  });
+
+  /** Sets the host-routing metrics from a status read. */
+  recordHostRouting(h: { active: boolean; stats: HostRouteStats }): void {
+    this.hostRouting.set(h.active ? 1 : 0);
+    this.hostRouted.set({ outcome: 'peer' }, Number(h.stats.peer));
+    this.hostRouted.set({ outcome: 'uplink' }, Number(h.stats.uplink));
+    this.hostRouted.set({ outcome: 'uplink_neigh' }, Number(h.stats.uplinkNeigh));
+    this.hostRouted.set({ outcome: 'declined' }, Number(h.stats.declined));
+  }
 
   readonly datastoreReconnects = new Counter({
     name: 'tortie_datastore_reconnects_total', help: 'Times the datastore connection was lost and resumed', registers: [this.registry],

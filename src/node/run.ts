@@ -47,6 +47,7 @@ export function dataplaneAdapter(dp: BpfDataplane, metrics: NodeMetrics): Datapl
       for (const [outcome, n] of Object.entries(st.events)) metrics.flowEvents.set({ outcome }, n);
       if (st.nat) metrics.recordNat(st.nat);
       metrics.recordConntrack(st.conntrack);
+      metrics.recordHostRouting(st.hostRouting);
     },
     close: () => dp.close(),
   };
