@@ -83,6 +83,11 @@ static __always_inline int wep_judge(struct __sk_buff *skb, __u32 ifindex, __u8 
 	}
 	if (ret < 0)
 		goto out;
+	if (ret == PARSE_IPV6) {
+		/* Parsed (malformed headers are dropped with their reason above); not enforced yet. */
+		ret = DROP_UNSUPPORTED_L3;
+		goto out;
+	}
 	*ip4 = true;
 	if (dir == TORTIE_DIR_EGRESS && !ep_addr4_ok(ifindex, pkt.saddr)) {
 		ret = DROP_SPOOFED_SRC;

@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Header parsing: Ethernet (optionally VLAN), ARP, IPv4, TCP/UDP/SCTP/ICMP (with the inner
- * header of ICMP errors). Every bound is checked against both the linear data end and the
- * datagram end the IPv4 total length claims; a lie in either direction is a drop reason,
- * never a way around policy.
+ * Header parsing: Ethernet (optionally VLAN), ARP, IPv4, IPv6 with its extension headers (tc
+ * programs only), TCP/UDP/SCTP/ICMP/ICMPv6 (with the inner header of ICMP errors). Every bound
+ * is checked against both the linear data end and the datagram end the IPv4 total length (IPv6
+ * payload length) claims; a lie in either direction is a drop reason, never a way around policy.
  *
- * parse_packet() returns PARSE_IPV4 or PARSE_ARP (>0) or a negative DROP_* reason, and
- * fills struct tortie_pkt. Non-first fragments carry no L4 header (no ports): the callers
- * place them by their first fragment (lib/frag.h).
+ * parse_packet() returns PARSE_IPV4, PARSE_IPV6 or PARSE_ARP (>0) or a negative DROP_* reason,
+ * and fills struct tortie_pkt (family 4 or 6). Non-first fragments carry no L4 header (no
+ * ports): the callers place them by their first fragment (lib/frag.h).
  */
 #ifndef TORTIE_LIB_PARSE_H
 #define TORTIE_LIB_PARSE_H
 
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/in.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
@@ -30,6 +31,33 @@
 
 #define PARSE_IPV4 1
 #define PARSE_ARP 2
+#define PARSE_IPV6 3
+
+/* IPv6 next-header values (linux/ipv6.h's NEXTHDR_* are kernel-internal). */
+#define IP6_NH_HOP 0
+#define IP6_NH_ROUTING 43
+#define IP6_NH_FRAGMENT 44
+#define IP6_NH_ESP 50
+#define IP6_NH_AUTH 51
+#define IP6_NH_ICMP 58
+#define IP6_NH_NONE 59
+#define IP6_NH_DEST 60
+/* Extension headers walked before giving up (DROP_IP6_EXT_CHAIN): a legitimate packet carries at
+ * most hop-by-hop, destination options (twice), routing, fragment and AH (RFC 8200 4.1). */
+#define TORTIE_IP6_EXT_MAX 8
+
+/* ICMPv6 types (linux/icmpv6.h pulls in kernel-internal headers). */
+#define ICMP6_DEST_UNREACH 1
+#define ICMP6_PKT_TOOBIG 2
+#define ICMP6_TIME_EXCEED 3
+#define ICMP6_PARAMPROB 4
+#define ICMP6_ECHO_REQUEST 128
+#define ICMP6_ECHO_REPLY 129
+#define ICMP6_ROUTER_SOL 133
+#define ICMP6_ROUTER_ADV 134
+#define ICMP6_NEIGH_SOL 135
+#define ICMP6_NEIGH_ADV 136
+#define ICMP6_REDIRECT 137
 
 #define TORTIE_FRAG_NONE 0
 #define TORTIE_FRAG_FIRST 1
@@ -46,33 +74,36 @@ struct vlan_hdr_t {
 };
 
 struct tortie_pkt {
-	__be32 saddr;
-	__be32 daddr;
+	/* IPv4: saddr/daddr; IPv6 (family 6): saddr6/daddr6, saddr/daddr then hold their first word. */
+	union { __be32 saddr; __be32 saddr6[4]; };
+	union { __be32 daddr; __be32 daddr6[4]; };
 	__u16 sport;      /* host order; 0 for ICMP and port-less protocols */
 	__u16 dport;      /* host order; ICMP: type << 8 | code (the policy port field) */
 	__u16 ct_sport;   /* host order, ports for the conntrack key (ICMP echo: the id) */
 	__u16 ct_dport;
 	__be16 ip_id;
-	__u8 proto;
+	__u8 proto;       /* IPv6: the upper-layer protocol after the extension headers */
 	__u8 tcp_flags;
 	__u8 frag;        /* TORTIE_FRAG_* */
-	__u8 icmp_err;    /* 1: `inner` holds the normalised key of the flow this error is about */
+	__u8 icmp_err;    /* 1: `inner` (IPv6: `inner6`) holds the normalised key of the flow this error is about */
 	__u8 untracked;   /* 1: no conntrack entry is made or consulted (ICMP other than echo:
 			   * its type/code is what policy matches, and one entry per address pair
 			   * would let an allowed type carry a denied one) */
-	__u8 l3_off;      /* offset of the IPv4 header in the frame (after Ethernet and tags) */
+	__u8 l3_off;      /* offset of the IP header in the frame (after Ethernet and tags) */
 	__u8 echo;        /* TORTIE_ECHO_*: ICMP echo request or reply (the key marks the pinger) */
-	struct tortie_ct4_key inner;
-	__be32 inner_saddr; /* icmp_err: source of the quoted datagram (must be the error's destination) */
+	union { struct tortie_ct4_key inner; struct tortie_ct6_key inner6; };
+	/* icmp_err: source of the quoted datagram (must be the error's destination) */
+	union { __be32 inner_saddr; __be32 inner_saddr6[4]; };
 	__u8 inner_src_is_a; /* icmp_err: the quoted source is side a of `inner` */
 	__u8 ip_opts;     /* 1: the IPv4 header carries options (IHL > 5) */
 	__u8 ip_hlen;     /* IPv4 header length in bytes */
-	__u8 pad2;
+	__u8 family;      /* 4 or 6 (set by parse_packet for IP packets) */
 	__u32 tcp_seq;    /* TCP, host order: sequence number, */
 	__u32 tcp_ack;    /* acknowledgment number (meaningful with ACK), */
 	__u32 tcp_end;    /* seq + payload + SYN + FIN (the datagram's bytes, never padding) */
-	__u16 ip_tot;     /* IPv4 total length: the datagram ends at l3_off + ip_tot (padding after) */
-	__u16 pad3;
+	__u16 ip_tot;     /* IP datagram length (IPv6: 40 + payload length): it ends at l3_off + ip_tot */
+	__u16 l4_off;     /* IPv6: offset of the upper-layer header from the IPv6 header (40 + extension headers) */
+	__be32 frag_id6;  /* IPv6 fragment header's identification (frag != NONE) */
 };
 
 #define TORTIE_ECHO_NONE 0
@@ -185,6 +216,300 @@ static __always_inline void parse_icmp_inner(void *inner, void *end, __u32 room,
 	pkt->icmp_err = 1;
 }
 
+
+#ifdef TORTIE_CTX_SKB
+/* ---- IPv6 (tc only: the XDP prefilter leaves IPv6 alone, DROP_UNSUPPORTED_L3 there) ---- */
+
+static __always_inline bool icmp6_is_error(__u8 type)
+{
+	return type == ICMP6_DEST_UNREACH || type == ICMP6_PKT_TOOBIG || type == ICMP6_TIME_EXCEED ||
+	       type == ICMP6_PARAMPROB;
+}
+
+static __always_inline bool icmp6_is_echo(__u8 type)
+{
+	return type == ICMP6_ECHO_REQUEST || type == ICMP6_ECHO_REPLY;
+}
+
+/* addr a < addr b as 128-bit big-endian numbers (the normalisation order of tortie_ct6_key). */
+static __always_inline int ip6_cmp(const __be32 *a, const __be32 *b)
+{
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u32 x = bpf_ntohl(a[i]), y = bpf_ntohl(b[i]);
+
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	return 0;
+}
+
+static __always_inline bool ip6_eq(const __be32 *a, const __be32 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+}
+
+/* Normalised conntrack key of (s:sp -> d:dp), as ct4_key_make. */
+static __always_inline void ct6_key_make(struct tortie_ct6_key *k, const __be32 *s, const __be32 *d,
+					 __u16 sp, __u16 dp, __u8 proto, bool *src_is_a)
+{
+	int c = ip6_cmp(s, d);
+	bool a = c < 0 || (c == 0 && sp <= dp);
+
+	k->proto = proto;
+	k->pad[0] = k->pad[1] = k->pad[2] = 0;
+	if (a) {
+		__builtin_memcpy(k->addr_a, s, 16);
+		__builtin_memcpy(k->addr_b, d, 16);
+		k->port_a = bpf_htons(sp); k->port_b = bpf_htons(dp);
+	} else {
+		__builtin_memcpy(k->addr_a, d, 16);
+		__builtin_memcpy(k->addr_b, s, 16);
+		k->port_a = bpf_htons(dp); k->port_b = bpf_htons(sp);
+	}
+	if (src_is_a)
+		*src_is_a = a;
+}
+
+static __always_inline void ct6_key_mark_echo(struct tortie_ct6_key *k, bool src_is_a, __u8 echo)
+{
+	bool pinger_is_a = echo == TORTIE_ECHO_REQUEST ? src_is_a : !src_is_a;
+
+	if (echo != TORTIE_ECHO_NONE)
+		k->pad[0] = pinger_is_a ? 1 : 2;
+}
+
+/* Where an IPv6 extension-header walk ended. */
+struct ip6_walk {
+	__u32 off;      /* offset (from the frame start) of the upper-layer header */
+	__u8 nh;        /* upper-layer protocol */
+	__u8 frag;      /* TORTIE_FRAG_* */
+	__u16 frag_off; /* later fragment: offset in 8-byte units */
+	__be32 frag_id;
+};
+
+/*
+ * Walks the extension headers from `off` (just after the fixed header, whose next header is
+ * `nh`) up to `end` (the datagram's end), at most TORTIE_IP6_EXT_MAX of them, as Linux's
+ * ipv6_skip_exthdr: hop-by-hop, routing, destination options, fragment and AH are skipped (AH
+ * authenticates, it does not hide the upper layer; Cilium's parser skips it too); ESP and
+ * "no next header" end the walk as an upper-layer protocol without ports. A later fragment ends
+ * the walk at its fragment header (nothing after it is a header). strict (the outer packet):
+ * hop-by-hop anywhere but first, a second fragment header and a routing header with segments
+ * left are drops; the quote of an ICMPv6 error is walked leniently (not strict) and only needs
+ * to name a flow. Returns 0 or a DROP_* reason.
+ */
+static __always_inline int ip6_walk_exts(struct __sk_buff *skb, struct ip6_walk *w, __u32 end, bool strict)
+{
+	__u32 off = w->off;
+	__u8 nh = w->nh, b[8];
+	bool frag_seen = false;
+
+#pragma unroll
+	for (int i = 0; i < TORTIE_IP6_EXT_MAX; i++) {
+		__u32 len;
+
+		if (nh != IP6_NH_HOP && nh != IP6_NH_ROUTING && nh != IP6_NH_DEST &&
+		    nh != IP6_NH_FRAGMENT && nh != IP6_NH_AUTH)
+			goto done;
+		if (off + 8 > end || bpf_skb_load_bytes(skb, off, b, 8) < 0)
+			return DROP_IP6_BAD_EXT;
+		if (nh == IP6_NH_FRAGMENT) {
+			__u16 fo = ((__u16)b[2] << 8) | b[3];
+
+			if (frag_seen && strict)
+				return DROP_IP6_BAD_EXT;
+			frag_seen = true;
+			w->frag_id = *(__be32 *)&b[4];
+			len = 8;
+			if (fo >> 3) {
+				w->frag = TORTIE_FRAG_LATER;
+				w->frag_off = fo >> 3;
+				w->nh = b[0];
+				w->off = off + 8;
+				return 0;
+			}
+			/* Offset 0 without M is an atomic fragment (RFC 6946): a whole datagram. */
+			if (fo & 1)
+				w->frag = TORTIE_FRAG_FIRST;
+		} else if (nh == IP6_NH_AUTH) {
+			len = ((__u32)b[1] + 2) * 4;
+		} else {
+			len = ((__u32)b[1] + 1) * 8;
+			if (strict && nh == IP6_NH_HOP && i != 0)
+				return DROP_IP6_BAD_EXT;
+			/* Segments left: the destination is a waypoint, not where the packet goes. */
+			if (strict && nh == IP6_NH_ROUTING && b[3] != 0)
+				return DROP_IP6_SRCROUTE;
+		}
+		nh = b[0];
+		off += len;
+	}
+	if (nh == IP6_NH_HOP || nh == IP6_NH_ROUTING || nh == IP6_NH_DEST || nh == IP6_NH_FRAGMENT ||
+	    nh == IP6_NH_AUTH)
+		return DROP_IP6_EXT_CHAIN;
+done:
+	if (off > end)
+		return DROP_IP6_BAD_EXT;
+	w->off = off;
+	w->nh = nh;
+	return 0;
+}
+
+/* The quote of an ICMPv6 error (at `off`, up to `end`): the offending datagram as the peer sent
+ * it. Best effort, as parse_icmp_inner: incomplete, it is a plain ICMPv6 packet for policy. */
+static __always_inline void parse_icmp6_inner(struct __sk_buff *skb, __u32 off, __u32 end, struct tortie_pkt *pkt)
+{
+	struct ipv6hdr iip;
+	struct ip6_walk w = {};
+	__u16 isp = 0, idp = 0;
+	__u8 l4[8], echo = TORTIE_ECHO_NONE;
+	bool a;
+
+	if (off + sizeof(iip) > end || bpf_skb_load_bytes(skb, off, &iip, sizeof(iip)) < 0)
+		return;
+	if (iip.version != 6)
+		return;
+	w.off = off + sizeof(iip);
+	w.nh = iip.nexthdr;
+	if (ip6_walk_exts(skb, &w, end, false) < 0 || w.frag == TORTIE_FRAG_LATER)
+		return;
+	if (w.off + 8 > end || bpf_skb_load_bytes(skb, w.off, l4, 8) < 0)
+		return;
+	switch (w.nh) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+	case IPPROTO_SCTP:
+		isp = ((__u16)l4[0] << 8) | l4[1];
+		idp = ((__u16)l4[2] << 8) | l4[3];
+		break;
+	case IP6_NH_ICMP:
+		if (!icmp6_is_echo(l4[0]))
+			return;
+		isp = idp = ((__u16)l4[4] << 8) | l4[5];
+		echo = l4[0] == ICMP6_ECHO_REQUEST ? TORTIE_ECHO_REQUEST : TORTIE_ECHO_REPLY;
+		break;
+	default:
+		break;
+	}
+	ct6_key_make(&pkt->inner6, (const __be32 *)&iip.saddr, (const __be32 *)&iip.daddr, isp, idp, w.nh, &a);
+	ct6_key_mark_echo(&pkt->inner6, a, echo);
+	__builtin_memcpy(pkt->inner_saddr6, &iip.saddr, 16);
+	pkt->inner_src_is_a = a;
+	pkt->icmp_err = 1;
+}
+
+/*
+ * The IPv6 header at `off` and its extension headers; the upper-layer header is read with
+ * bpf_skb_load_bytes (it may sit past the linear head behind long extension headers). Bounds
+ * are the payload length's, never the frame's (Ethernet padding is ignored); a payload length
+ * past the frame is DROP_BAD_TOTLEN. A first fragment must hold the whole header chain and the
+ * upper-layer header (RFC 7112), else DROP_FRAG_TINY.
+ */
+static __always_inline int parse_ipv6(struct __sk_buff *skb, struct tortie_pkt *pkt, __u32 off, bool want_l4)
+{
+	void *data = ctx_data(skb), *end = ctx_data_end(skb);
+	struct ipv6hdr *ip6 = data + off;
+	struct ip6_walk w = {};
+	__u32 plen, dend, tot;
+	__u8 l4[20];
+	int ret;
+
+	if ((void *)(ip6 + 1) > end)
+		return DROP_TRUNC_IP;
+	if (ip6->version != 6)
+		return DROP_BAD_IP_VERSION;
+	plen = bpf_ntohs(ip6->payload_len);
+	/* A jumbogram (payload length 0, RFC 2675) has no place on a workload's veth either. */
+	if (off + sizeof(*ip6) + plen > skb->len || sizeof(*ip6) + plen > 0xffff)
+		return DROP_BAD_TOTLEN;
+	dend = off + sizeof(*ip6) + plen;
+	pkt->family = 6;
+	pkt->l3_off = off;
+	pkt->ip_tot = sizeof(*ip6) + plen;
+	__builtin_memcpy(pkt->saddr6, &ip6->saddr, 16);
+	__builtin_memcpy(pkt->daddr6, &ip6->daddr, 16);
+	w.off = off + sizeof(*ip6);
+	w.nh = ip6->nexthdr;
+	ret = ip6_walk_exts(skb, &w, dend, true);
+	if (ret < 0)
+		return ret;
+	pkt->proto = w.nh;
+	pkt->frag = w.frag;
+	pkt->frag_id6 = w.frag_id;
+	pkt->l4_off = w.off - off;
+	if (w.frag == TORTIE_FRAG_LATER) {
+		/* A later fragment at offset 8 would rewrite TCP flags of the first (RFC 1858). */
+		if (w.frag_off == 1 && w.nh == IPPROTO_TCP)
+			return DROP_FRAG_TINY;
+		return PARSE_IPV6;
+	}
+	if (!want_l4)
+		return PARSE_IPV6;
+	tot = dend - w.off; /* bytes of upper-layer header + payload */
+	switch (w.nh) {
+	case IPPROTO_TCP: {
+		__u32 doff;
+
+		if (tot < 20 || bpf_skb_load_bytes(skb, w.off, l4, 20) < 0)
+			return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
+		doff = (l4[12] >> 4) * 4;
+		if (doff < 20 || doff > tot)
+			return DROP_BAD_TCP_HDR;
+		pkt->sport = ((__u16)l4[0] << 8) | l4[1];
+		pkt->dport = ((__u16)l4[2] << 8) | l4[3];
+		pkt->tcp_flags = l4[13];
+		pkt->tcp_seq = bpf_ntohl(*(__be32 *)&l4[4]);
+		pkt->tcp_ack = bpf_ntohl(*(__be32 *)&l4[8]);
+		pkt->tcp_end = pkt->tcp_seq + (tot - doff) + !!(pkt->tcp_flags & TCP_FLAG_SYN) +
+			       !!(pkt->tcp_flags & TCP_FLAG_FIN);
+		break;
+	}
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+	case IPPROTO_SCTP: {
+		__u32 need = w.nh == IPPROTO_SCTP ? 12 : 8;
+
+		if (tot < need || bpf_skb_load_bytes(skb, w.off, l4, 8) < 0)
+			return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
+		pkt->sport = ((__u16)l4[0] << 8) | l4[1];
+		pkt->dport = ((__u16)l4[2] << 8) | l4[3];
+		break;
+	}
+	case IP6_NH_ICMP: {
+		__u8 type;
+
+		/* Every ICMPv6 message tortie reads has 8 bytes (type, code, checksum, 4 more). */
+		if (tot < 8 || bpf_skb_load_bytes(skb, w.off, l4, 8) < 0)
+			return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
+		type = l4[0];
+		pkt->dport = ((__u16)type << 8) | l4[1];
+		if (icmp6_is_echo(type)) {
+			pkt->ct_sport = pkt->ct_dport = ((__u16)l4[4] << 8) | l4[5];
+			pkt->echo = type == ICMP6_ECHO_REQUEST ? TORTIE_ECHO_REQUEST : TORTIE_ECHO_REPLY;
+		} else {
+			pkt->untracked = 1;
+			if (icmp6_is_error(type))
+				parse_icmp6_inner(skb, w.off + 8, dend, pkt);
+		}
+		return PARSE_IPV6;
+	}
+	case IPPROTO_ICMP: /* ICMPv4 in IPv6: policy matches type/code; no echo/error semantics */
+		if (tot < 4 || bpf_skb_load_bytes(skb, w.off, l4, 4) < 0)
+			return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
+		pkt->dport = ((__u16)l4[0] << 8) | l4[1];
+		pkt->untracked = 1;
+		return PARSE_IPV6;
+	default:
+		return PARSE_IPV6;
+	}
+	pkt->ct_sport = pkt->sport;
+	pkt->ct_dport = pkt->dport;
+	return PARSE_IPV6;
+}
+#endif
+
 /* IPOPT_END, IPOPT_NOOP, IPOPT_LSRR, IPOPT_SSRR: linux/ip.h (0, 1, 131, 137). */
 
 #ifdef TORTIE_CTX_SKB
@@ -271,7 +596,16 @@ static __always_inline void parse_pull_headers(struct __sk_buff *skb)
 		end = ctx_data_end(skb);
 		eth = data;
 	}
-	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+	if ((void *)(eth + 1) > end)
+		return;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		/* The fixed header is read in place; extension and upper-layer headers are loaded. */
+		need = sizeof(*eth) + sizeof(struct ipv6hdr);
+		if (need <= skb->len && data + need > end)
+			bpf_skb_pull_data(skb, need);
+		return;
+	}
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return;
 	ip = data + sizeof(*eth);
 	if ((void *)(ip + 1) > end)
@@ -315,6 +649,10 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 	}
 	if (proto == bpf_htons(ETH_P_ARP))
 		return PARSE_ARP;
+#ifdef TORTIE_CTX_SKB
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(ctx, pkt, off, want_l4);
+#endif
 	if (proto != bpf_htons(ETH_P_IP))
 		return (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) ?
 			DROP_VLAN : DROP_UNSUPPORTED_L3;
@@ -335,6 +673,7 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 	if (tot < hlen || off + tot > ctx_len(ctx))
 		return DROP_BAD_TOTLEN;
 
+	pkt->family = 4;
 	pkt->l3_off = off;
 	pkt->ip_tot = tot;
 	pkt->saddr = ip->saddr;

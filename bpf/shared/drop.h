@@ -73,7 +73,12 @@ enum tortie_drop_reason {
 	DROP_HEP_FORWARD = -49,          /* host endpoint: an applyOnForward policy denied forwarded traffic */
 	DROP_HEP_PREDNAT = -50,          /* host endpoint: a preDNAT policy denied arriving traffic */
 	DROP_HEP_UNTRACKED = -51,        /* host endpoint: a doNotTrack policy denied (before conntrack) */
-	TORTIE_DROP_MIN = -51,           /* keep equal to the most negative value */
+	DROP_IP6_EXT_CHAIN = -52,        /* IPv6: more extension headers than the parser walks (8) */
+	DROP_IP6_BAD_EXT = -53,          /* IPv6: extension header truncated, past the datagram, hop-by-hop
+					  * not first, or a second fragment header */
+	DROP_IP6_SRCROUTE = -54,         /* IPv6 routing header with segments left on a workload interface:
+					  * the next hop would not be the destination that policy judged */
+	TORTIE_DROP_MIN = -54,           /* keep equal to the most negative value */
 };
 
 /* Directions, as seen from the workload (Calico's terms for policy). */

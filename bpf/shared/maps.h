@@ -434,4 +434,18 @@ struct tortie_hct_value {
 	__u32 pad;
 };
 
+
+/* ---- IPv6 workload datapath: conntrack key (tortie_ct6_v1), fragment key (tortie_frag6_v1),
+ * quota key (tortie_ctq6_v1), class LPM key (tortie_cls6_v1) ---- */
+/* Like struct tortie_ct4_key with 128-bit addresses, normalised the same way (side a = the
+ * numerically smaller address, then port; pad[0] marks the pinger of an echo flow). */
+struct tortie_ct6_key {
+	__be32 addr_a[4];
+	__be32 addr_b[4];
+	__be16 port_a;
+	__be16 port_b;
+	__u8 proto;
+	__u8 pad[3];
+};
+
 #endif

@@ -52,6 +52,9 @@ export const DropReason = {
   HEP_FORWARD: -49,
   HEP_PREDNAT: -50,
   HEP_UNTRACKED: -51,
+  IP6_EXT_CHAIN: -52,
+  IP6_BAD_EXT: -53,
+  IP6_SRCROUTE: -54,
 } as const;
 
 export type DropReasonName = keyof typeof DropReason;

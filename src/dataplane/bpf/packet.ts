@@ -3,9 +3,10 @@
  * IPv4 / TCP / UDP / ICMP builders producing wire-format Buffers. Defaults produce valid
  * packets (lengths and IPv4 header checksum computed); every field a malformed-input test
  * needs to lie about (IHL, total length, version, data offset, fragment offset) can be
- * overridden, and `truncate()` cuts a packet short.
+ * overridden, and `truncate()` cuts a packet short. IPv6: `ipv6()` with a chain of extension
+ * headers (`ext6`, `frag6`), `icmp6()`.
  */
-import { IPPROTO, tryIpv4ToU32 } from '../../primitives';
+import { IPPROTO, tryIpv4ToU32, tryParseIPv6 } from '../../primitives';
 
 export interface EthOpts {
   src?: string;          // MAC, default 02:00:00:00:00:01
@@ -161,6 +162,99 @@ export function icmp(o: IcmpOpts): Buffer {
   const all = Buffer.concat([hdr, o.payload ?? Buffer.alloc(0)]);
   all.writeUInt16BE(inetChecksum(all), 2);
   return all;
+}
+
+export function ipv6Bytes(ip: string): Buffer {
+  const a = tryParseIPv6(ip);
+  if (a === undefined) throw new TypeError(`packet: "${ip}" is not IPv6 text`);
+  return Buffer.from(a.bytes);
+}
+
+/** IPv6 next-header values. */
+export const NH6 = { HOP: 0, TCP: 6, UDP: 17, ROUTING: 43, FRAGMENT: 44, ESP: 50, AUTH: 51, ICMP6: 58, NONE: 59, DEST: 60 } as const;
+
+/** One extension header: its next-header value in the chain and its bytes after the first two
+ * (next header, length), which ipv6() fills in. */
+export interface Ext6 { type: number; body: Buffer; /** Override of the length byte. */ lenByte?: number }
+
+/** Hop-by-hop / destination options / routing header with `body` padded to a multiple of 8 (with
+ * the 2 leading bytes); routing: `body` starts with routing type and segments left. */
+export function ext6(type: number, body: Buffer = Buffer.alloc(6)): Ext6 {
+  const total = Math.ceil((body.length + 2) / 8) * 8;
+  return { type, body: Buffer.concat([body, Buffer.alloc(total - 2 - body.length)]) };
+}
+
+/** Routing header (type 4 by default) with `segmentsLeft` and one 16-byte address. */
+export function routing6(segmentsLeft: number, routingType = 4): Ext6 {
+  const body = Buffer.alloc(6 + 16);
+  body[0] = routingType;
+  body[1] = segmentsLeft;
+  return { type: NH6.ROUTING, body };
+}
+
+/** Fragment header: offset in 8-byte units, more-fragments flag, identification. */
+export function frag6(o: { offset?: number; mf?: boolean; id?: number }): Ext6 {
+  const body = Buffer.alloc(6);
+  body.writeUInt16BE((((o.offset ?? 0) & 0x1fff) << 3) | (o.mf ? 1 : 0), 0);
+  body.writeUInt32BE((o.id ?? 0x1234) >>> 0, 2);
+  return { type: NH6.FRAGMENT, body };
+}
+
+/** Authentication header with `words` 32-bit words in all (length byte = words - 2). */
+export function auth6(words = 4): Ext6 {
+  return { type: NH6.AUTH, body: Buffer.alloc(words * 4 - 2), lenByte: words - 2 };
+}
+
+export interface Ipv6Opts {
+  src: string;
+  dst: string;
+  /** Upper-layer protocol after the extension headers. */
+  proto: number;
+  hopLimit?: number;
+  exts?: Ext6[];
+  /** Overrides (for malformed-input tests). */
+  payloadLength?: number;
+  version?: number;
+}
+
+export function ipv6(o: Ipv6Opts, payload: Buffer): Buffer {
+  const exts = o.exts ?? [];
+  const parts: Buffer[] = [];
+  for (let i = 0; i < exts.length; i++) {
+    const e = exts[i]!;
+    const h = Buffer.alloc(2);
+    h[0] = i + 1 < exts.length ? exts[i + 1]!.type : o.proto;
+    h[1] = e.lenByte ?? (e.type === NH6.FRAGMENT ? 0 : (e.body.length + 2) / 8 - 1);
+    parts.push(h, e.body);
+  }
+  const rest = Buffer.concat([...parts, payload]);
+  const hdr = Buffer.alloc(40);
+  hdr.writeUInt32BE(((o.version ?? 6) << 28) >>> 0, 0);
+  hdr.writeUInt16BE(o.payloadLength ?? rest.length, 4);
+  hdr[6] = exts.length ? exts[0]!.type : o.proto;
+  hdr[7] = o.hopLimit ?? 64;
+  ipv6Bytes(o.src).copy(hdr, 8);
+  ipv6Bytes(o.dst).copy(hdr, 24);
+  return Buffer.concat([hdr, rest]);
+}
+
+/** ICMPv6 message (checksum left 0: the programs do not verify it; real-stack tests use scapy).
+ * `rest` is the 4 bytes after the checksum (echo: id and seq; else 0 unless given). */
+export function icmp6(o: IcmpOpts & { rest?: Buffer }): Buffer {
+  const hdr = Buffer.alloc(8);
+  hdr[0] = o.type;
+  hdr[1] = o.code ?? 0;
+  if (o.rest) o.rest.copy(hdr, 4, 0, 4);
+  else {
+    hdr.writeUInt16BE(o.id ?? 0, 4);
+    hdr.writeUInt16BE(o.seq ?? 0, 6);
+  }
+  return Buffer.concat([hdr, o.payload ?? Buffer.alloc(0)]);
+}
+
+/** An Ethernet frame carrying `ipv6()`. */
+export function eth6(o: Ipv6Opts, payload: Buffer, e: EthOpts = {}): Buffer {
+  return eth({ ...e, ethertype: ETH_P.IPV6 }, ipv6(o, payload));
 }
 
 /** First `n` bytes of a packet (a copy). */
