@@ -11,8 +11,8 @@
  * release exits 0 after freeing the address, 1 when it was not assigned.
  */
 import { ipamCheck, ipamShow, renderIpamCheck, renderIpamShow, IpamClient } from '../ipam';
-import { blockNet, ipToOrdinal } from '../ipam/block';
-import { tryIpv4ToU32 } from '../primitives';
+import { blockSize, ipToOrdinal } from '../ipam/block';
+import { tryParseAddr, type IpNum } from '../ipam/net';
 import { DATASTORE_OPTIONS, invalidOption, parseArgs } from './args';
 import { openConfiguredDatastore, resolveDatastoreConfig } from './datastore-config';
 import { CliError, type CliIO } from './io';
@@ -74,9 +74,9 @@ export async function runIpam(binary: string, argv: readonly string[], io: CliIO
   }
 }
 
-function parseIp(arg: string): number {
-  const ip = tryIpv4ToU32(arg);
-  if (ip === undefined) throw new CliError(`invalid IP address: ${arg} (expected an IPv4 address)`, 'ERR_CLI_IP');
+function parseIp(arg: string): IpNum {
+  const ip = tryParseAddr(arg);
+  if (ip === undefined) throw new CliError(`invalid IP address: ${arg} (expected an IPv4 or IPv6 address)`, 'ERR_CLI_IP');
   return ip;
 }
 
@@ -121,8 +121,8 @@ async function runRelease(binary: string, argv: readonly string[], io: CliIO): P
   }
 }
 
-async function showIp(ds: ConstructorParameters<typeof IpamClient>[0], ip: string, ipInt: number, io: CliIO): Promise<number> {
-  const blocks = await new IpamClient(ds).listBlocks();
+async function showIp(ds: ConstructorParameters<typeof IpamClient>[0], ip: string, ipInt: IpNum, io: CliIO): Promise<number> {
+  const blocks = await new IpamClient(ds).listBlocks(ipInt.family);
   for (const b of blocks) {
     const ord = ipToOrdinal(b, ipInt);
     if (ord === undefined) continue;
@@ -141,7 +141,7 @@ async function showIp(ds: ConstructorParameters<typeof IpamClient>[0], ip: strin
       io.stdout.write('Attributes:\n');
       for (const [k, v] of entries) io.stdout.write(`  ${k}: ${v}\n`);
     }
-    io.stdout.write(`Block: ${b.cidr} (${blockNet(b).size} addresses, affinity ${b.affinity ?? '<none>'})\n`);
+    io.stdout.write(`Block: ${b.cidr} (${blockSize(b)} addresses, affinity ${b.affinity ?? '<none>'})\n`);
     return 0;
   }
   io.stdout.write(`${ip} is not assigned\n`);

@@ -18,7 +18,10 @@
  *                         address's pool uses IPIP)
  *   mtu_file              where tortie-node writes the detected MTU (default: TORTIE_MTU_FILE env,
  *                         else <TORTIE_RUN_DIR or /run/tortie>/mtu)
- *   ipam                  {type: "tortie-ipam", ipv4_pools?: [name|cidr…]}
+ *   ipam                  {type: "tortie-ipam", ipv4_pools?: [name|cidr…], ipv6_pools?: [name|cidr…],
+ *                         assign_ipv4?: "true" | "false" (default "true"), assign_ipv6?: "true" |
+ *                         "false" (default "false")} — Calico's calico-ipam fields, strings as
+ *                         Calico's; for another IPAM type the object is passed on unread
  *   policy                {type: "k8s" | "none"} (recorded; policy comes from the datastore)
  *   policy_only           true: beside another CNI plugin — no IPAM, veth or routes; only the
  *                         WorkloadEndpoint for the interface the other plugin made (chained:
@@ -48,7 +51,14 @@ export interface CniEnv {
 
 export interface PortSpec { name: string; protocol: string; port: number }
 
-export interface IpamConf { type: string; ipv4_pools?: string[]; [k: string]: unknown }
+export interface IpamConf {
+  type: string;
+  ipv4_pools?: string[];
+  ipv6_pools?: string[];
+  assign_ipv4?: 'true' | 'false';
+  assign_ipv6?: 'true' | 'false';
+  [k: string]: unknown;
+}
 
 export interface NetConf {
   cniVersion: string;
@@ -200,8 +210,19 @@ export function parseNetConf(stdin: string): NetConf {
     if (!isObj(raw.ipam)) bad('ipam', 'must be an object');
     const ipam = raw.ipam as Record<string, unknown>;
     if (typeof ipam.type !== 'string' || ipam.type === '') bad('ipam.type', 'is required (e.g. "tortie-ipam")');
-    if (ipam.ipv4_pools !== undefined && (!Array.isArray(ipam.ipv4_pools) || !ipam.ipv4_pools.every((p) => typeof p === 'string' && p !== ''))) {
-      bad('ipam.ipv4_pools', 'must be a list of pool names or CIDRs');
+    for (const key of ['ipv4_pools', 'ipv6_pools'] as const) {
+      const v = ipam[key];
+      if (v !== undefined && (!Array.isArray(v) || !v.every((p) => typeof p === 'string' && p !== ''))) bad(`ipam.${key}`, 'must be a list of pool names or CIDRs');
+    }
+    if (ipam.type === 'tortie-ipam') {
+      // Calico reads these as strings (*string in its NetConf): a JSON boolean is refused there too.
+      for (const key of ['assign_ipv4', 'assign_ipv6'] as const) {
+        const v = ipam[key];
+        if (v !== undefined && v !== 'true' && v !== 'false') bad(`ipam.${key}`, `must be the string "true" or "false", got ${JSON.stringify(v)}`);
+      }
+      if (ipam.assign_ipv4 === 'false' && ipam.assign_ipv6 !== 'true') {
+        bad('ipam.assign_ipv4', '"false" with assign_ipv6 not "true" leaves no address to assign');
+      }
     }
     conf.ipam = ipam as IpamConf;
   } else if (!conf.policy_only && conf.type !== 'tortie-ipam') {

@@ -1,17 +1,22 @@
 /**
  * The `tortie-ipam` CNI IPAM plugin (spec 1.0.0 IPAM: ADD, DEL, CHECK, VERSION), over src/ipam.
  *
- * - ADD: assigns one IPv4 address for the handle `<network name>.<CNI_CONTAINERID>` on this
- *   node (config `nodename`, …) from the usable pools (optionally `ipam.ipv4_pools`), or the
- *   exact address asked for with CNI_ARGS `IP=a.b.c.d` (Calico's convention); returns
- *   `{cniVersion, ips: [{address: "a.b.c.d/32"}]}`. Repeating it returns the same address.
- * - DEL: releases the handle's addresses; unknown handle: success.
- * - CHECK: fails (code 103) unless the handle owns exactly the addresses in prevResult.
+ * - ADD: assigns, as Calico's calico-ipam, one IPv4 address (unless `ipam.assign_ipv4` is
+ *   "false") and one IPv6 address (when `ipam.assign_ipv6` is "true") for the handle
+ *   `<network name>.<CNI_CONTAINERID>` on this node (config `nodename`, …) from the usable pools
+ *   of each family (optionally `ipam.ipv4_pools` / `ipam.ipv6_pools`), or the exact addresses
+ *   asked for with CNI_ARGS `IP=a.b.c.d[,fd00::5]` (Calico's convention: one per family, and
+ *   then only those); returns `{cniVersion, ips: [{address: "a.b.c.d/32"}, {address:
+ *   "fd00::5/128"}]}` (IPv4 first). When one family fails after the other succeeded, what this
+ *   call assigned is released again, as Calico does. Repeating it returns the same addresses.
+ * - DEL: releases the handle's addresses (both families); unknown handle: success.
+ * - CHECK: fails (code 103) unless the handle owns exactly the addresses in prevResult (both families).
  * It is exec'd by the `tortie` plugin per the spec's delegation rules, and the same functions
  * (`ipamAdd`, `ipamDel`, `ipamCheck`) are called in-process when the binary is not on CNI_PATH.
  */
 import type { Datastore } from '../datastore/types';
-import { IpamClient } from '../ipam/client';
+import { IpamClient, type AssignedIp } from '../ipam/client';
+import { formatAddr, tryParseAddr, type IpNum } from '../ipam/net';
 import { createLogger, lazyLogger, silentLogger, type Logger } from '../util/log';
 import type { CniEnv, CniResult, NetConf } from './config';
 import { handleIdFor, nodeName, openStore, toCniError, workloadIdentity } from './context';
@@ -24,23 +29,64 @@ export async function ipamAdd(ds: Datastore, conf: NetConf, env: CniEnv, procEnv
   const attrs: Record<string, string> = { node: nodeName(conf, procEnv), containerID: env.containerId, namespace: id.namespace };
   if (id.pod) attrs.pod = id.pod;
   const handleId = handleIdFor(conf, env);
-  try {
-    const requested = env.args.IP;
-    if (requested) {
-      // Calico's CNI_ARGS IP=: this exact address (comma-separated lists take the IPv4 one).
-      const ip = requested.split(',').map((x) => x.trim()).find((x) => !x.includes(':'));
-      if (!ip) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_ARGS IP=${requested} names no IPv4 address`);
-      const held = await ipam.ipsByHandle(handleId);
-      if (held.length > 0 && !held.some((h) => h.ip === ip)) {
-        throw new CniError(CNI_ERR.IPAM_FAILURE, `container already holds ${held.map((h) => h.ip).join(', ')}, not the requested ${ip}`);
-      }
-      const got = await ipam.assignIp({ ip, handleId, node: attrs.node!, attrs });
-      return { cniVersion: conf.cniVersion, ips: [{ address: got.cidr }], routes: [] };
+  const result = (ips: readonly AssignedIp[]): CniResult => ({
+    cniVersion: conf.cniVersion,
+    ips: [...ips].sort((a, b) => a.family - b.family).map((x) => ({ address: x.cidr })),
+    routes: [],
+  });
+  const requested = env.args.IP;
+  if (requested) return result(await assignRequested(ipam, requested, handleId, attrs));
+
+  const want: { family: 4 | 6; pools?: string[] }[] = [];
+  if (conf.ipam?.assign_ipv4 !== 'false') want.push({ family: 4, pools: conf.ipam?.ipv4_pools });
+  if (conf.ipam?.assign_ipv6 === 'true') want.push({ family: 6, pools: conf.ipam?.ipv6_pools });
+  const got: AssignedIp[] = [];
+  const taken: string[] = [];
+  for (const w of want) {
+    try {
+      const res = await ipam.assign({ handleId, node: attrs.node!, attrs, pools: w.pools, family: w.family });
+      got.push(...res.ips);
+      if (!res.existing) taken.push(...res.ips.map((x) => x.ip));
+    } catch (err) {
+      // The other family's addresses this call took go back (Calico releases them by address).
+      if (taken.length > 0) await ipam.releaseAddresses(handleId, taken).catch((e: unknown) => log.warn({ err: e, taken }, 'releasing after a failed assign'));
+      throw toCniError(err, `assigning an IPv${w.family} address`);
     }
-    const res = await ipam.assign({ handleId, node: attrs.node!, attrs, pools: conf.ipam?.ipv4_pools });
-    return { cniVersion: conf.cniVersion, ips: res.ips.map((x) => ({ address: x.cidr })), routes: [] };
+  }
+  return result(got);
+}
+
+/**
+ * Calico's CNI_ARGS `IP=`: these exact addresses, at most one per family. The handle may already
+ * hold them (a repeated ADD); holding others is an error.
+ */
+async function assignRequested(ipam: IpamClient, requested: string, handleId: string, attrs: Record<string, string>): Promise<AssignedIp[]> {
+  const addrs: IpNum[] = [];
+  for (const part of requested.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    const a = tryParseAddr(part);
+    if (a === undefined) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_ARGS IP=${requested}: ${JSON.stringify(part)} is not an IPv4 or IPv6 address`);
+    if (addrs.some((x) => x.family === a.family)) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_ARGS IP=${requested} names more than one IPv${a.family} address`);
+    addrs.push(a);
+  }
+  if (addrs.length === 0) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_ARGS IP=${requested} names no address`);
+  const wanted = addrs.map(formatAddr);
+  const taken: string[] = [];
+  try {
+    const held = await ipam.ipsByHandle(handleId);
+    const others = held.filter((h) => !wanted.includes(h.ip));
+    if (others.length > 0) {
+      throw new CniError(CNI_ERR.IPAM_FAILURE, `container already holds ${held.map((h) => h.ip).join(', ')}, not the requested ${wanted.join(', ')}`);
+    }
+    const out: AssignedIp[] = [];
+    for (const ip of wanted) {
+      const before = held.some((h) => h.ip === ip);
+      out.push(await ipam.assignIp({ ip, handleId, node: attrs.node!, attrs }));
+      if (!before) taken.push(ip);
+    }
+    return out;
   } catch (err) {
-    throw toCniError(err, 'assigning an IPv4 address');
+    if (taken.length > 0) await ipam.releaseAddresses(handleId, taken).catch(() => undefined);
+    throw toCniError(err, `assigning the requested address${wanted.length > 1 ? 'es' : ''} ${wanted.join(', ')}`);
   }
 }
 
@@ -60,7 +106,12 @@ export async function ipamCheck(ds: Datastore, conf: NetConf, env: CniEnv): Prom
   } catch (err) {
     throw toCniError(err, 'reading the container\'s addresses');
   }
-  const expected = (conf.prevResult?.ips ?? []).map((x) => x.address).filter((a) => !a.includes(':')).sort();
+  // Both families, in the canonical text the handle's addresses are printed in.
+  const expected = (conf.prevResult?.ips ?? []).map((x) => {
+    const [ip, len] = x.address.split('/');
+    const a = tryParseAddr(ip ?? '');
+    return a === undefined ? x.address : `${formatAddr(a)}/${len}`;
+  }).sort();
   if (owned.join(',') !== expected.join(',')) {
     throw new CniError(CNI_ERR.CHECK_FAILED, `IPAM handle ${handle} owns [${owned.join(', ')}] but prevResult lists [${expected.join(', ')}]`);
   }

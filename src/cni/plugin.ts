@@ -32,10 +32,10 @@ import { join } from 'node:path';
 import { ResourceClient } from '../client/resources';
 import type { Datastore } from '../datastore/types';
 import { IpamClient } from '../ipam/client';
-import { v4Contains } from '../ipam/block';
+import { familyBits, formatAddr, netContains, tryParseAddr } from '../ipam/net';
 import { workloadEndpointName } from '../model/validate';
 import type { WorkloadEndpoint } from '../model/types';
-import { LABEL_NAMESPACE, LABEL_ORCHESTRATOR, ipv4ToU32 } from '../primitives';
+import { LABEL_NAMESPACE, LABEL_ORCHESTRATOR } from '../primitives';
 import { CNI_OWNER, CONTAINER_NAME_LABEL, OWNER_ANNOTATION } from '../model/wep-labels';
 import { createLogger, lazyLogger, type Logger } from '../util/log';
 import { formatResult, type CniEnv, type CniResult, type NetConf } from './config';
@@ -110,7 +110,7 @@ function buildWep(ctx: Ctx, ips: string[], mac: string | undefined, hostName = c
     metadata: { name: wepName(ctx), namespace: id.namespace, labels, annotations: { [OWNER_ANNOTATION]: CNI_OWNER } },
     spec: {
       ...wepSpecIds(ctx),
-      ipNetworks: ips.map((a) => `${a.split('/')[0]}/32`),
+      ipNetworks: ips.map(hostCidr),
       profiles: conf.profiles ?? (id.orchestrator === 'k8s' ? [`kns.${id.namespace}`] : [conf.name]),
       interfaceName: hostName,
       ...(mac ? { mac } : {}),
@@ -164,16 +164,26 @@ async function workloadMtu(ctx: Ctx, ips: string[]): Promise<number> {
   if (fromAgent !== undefined) return fromAgent;
   try {
     const pools = await new IpamClient(ctx.ds()).listPools();
-    const addr = ipv4ToU32(ips[0]!.split('/')[0]);
-    const pool = pools.find((p) => v4Contains(p.net, addr));
+    // IPIP (the only overlay here) is IPv4's: the IPv4 address's pool decides.
+    const addr = tryParseAddr((ips.find((a) => !a.includes(':')) ?? '').split('/')[0]!);
+    const pool = addr === undefined ? undefined : pools.find((p) => netContains(p.net, addr));
     return pool && pool.ipipMode !== 'Never' ? DEFAULT_MTU - IPIP_OVERHEAD : DEFAULT_MTU;
   } catch (err) {
     throw toCniError(err, 'reading IP pools for the MTU');
   }
 }
 
-function v4Addresses(res: CniResult | undefined): string[] {
-  return (res?.ips ?? []).map((x) => x.address).filter((a) => typeof a === 'string' && !a.includes(':'));
+/** Every address of a result, both families, IPv4 first (as Calico's plugin orders them). */
+function resultAddresses(res: CniResult | undefined): string[] {
+  const all = (res?.ips ?? []).map((x) => x.address).filter((a) => typeof a === 'string' && a !== '');
+  return [...all.filter((a) => !a.includes(':')), ...all.filter((a) => a.includes(':'))];
+}
+
+/** An address (with or without a prefix) as the endpoint's host network: /32 or /128, canonical text. */
+function hostCidr(address: string): string {
+  const bare = address.split('/')[0]!;
+  const a = tryParseAddr(bare);
+  return a === undefined ? `${bare}/32` : `${formatAddr(a)}/${familyBits(a.family)}`;
 }
 
 async function requireNetns(env: CniEnv, code: number = CNI_ERR.INVALID_ENV): Promise<void> {
@@ -206,11 +216,12 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
     await dropNewVeth();
     throw err;
   }
-  const ips = v4Addresses(ipamRes);
+  // Every address goes to the wiring and the endpoint; the wiring handles each family.
+  const ips = resultAddresses(ipamRes);
   if (ips.length === 0) {
     await dropNewVeth();
     await delegateIpam('DEL', ctx).catch(() => undefined);
-    throw new CniError(CNI_ERR.IPAM_FAILURE, `IPAM plugin ${conf.ipam!.type} returned no IPv4 address`);
+    throw new CniError(CNI_ERR.IPAM_FAILURE, `IPAM plugin ${conf.ipam!.type} returned no address`);
   }
   try {
     const [mtu, { contMac }] = await Promise.all([workloadMtu(ctx, ips), veth]);
@@ -232,7 +243,7 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
         { name: ctx.hostName, mac: HOST_MAC },
         { name: env.ifname, mac: contMac, sandbox: env.netns },
       ],
-      ips: ips.map((address) => ({ address: `${address.split('/')[0]}/32`, interface: 1 })),
+      ips: ips.map((address) => ({ address: hostCidr(address), interface: 1 })),
       routes: [{ dst: '0.0.0.0/0', gw: GATEWAY }],
       // The spec's `dns` from the network configuration, passed on as Calico does.
       dns: typeof conf.raw.dns === 'object' && conf.raw.dns !== null && !Array.isArray(conf.raw.dns) ? conf.raw.dns as Record<string, unknown> : {},
@@ -249,9 +260,9 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
 async function addPolicyOnly(ctx: Ctx): Promise<CniResult> {
   const { conf, env } = ctx;
   const prev = conf.prevResult;
-  const ips = v4Addresses(prev);
+  const ips = resultAddresses(prev);
   if (!prev || ips.length === 0) {
-    throw new CniError(CNI_ERR.INVALID_CONFIG, 'network configuration field prevResult: policy_only mode needs the result of the plugin before tortie in the chain, with at least one IPv4 address');
+    throw new CniError(CNI_ERR.INVALID_CONFIG, 'network configuration field prevResult: policy_only mode needs the result of the plugin before tortie in the chain, with at least one address');
   }
   const cont = await getLink(env.ifname, env.netns);
   const host = await chainedHostInterface(ctx, prev, cont);
@@ -305,7 +316,7 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
   const prev = conf.prevResult;
   if (!prev) throw new CniError(CNI_ERR.INVALID_CONFIG, 'network configuration field prevResult: is required for CHECK');
   await requireNetns(env, CNI_ERR.UNKNOWN_CONTAINER);
-  const ips = v4Addresses(prev).map((a) => `${a.split('/')[0]}/32`).sort();
+  const ips = resultAddresses(prev).map(hostCidr).sort();
   const fail = (what: string): never => { throw new CniError(CNI_ERR.CHECK_FAILED, `CHECK ${env.containerId}: ${what}`); };
 
   const wep = await readWep(ctx);
@@ -331,14 +342,16 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
   if (cont.link_index !== host.ifindex || host.link_index !== cont.ifindex) fail(`${env.ifname} in the container is not the peer of ${ctx.hostName}`);
   if (!cont.flags.includes('UP')) fail(`container interface ${env.ifname} is down`);
   if (wep!.spec.mac && wep!.spec.mac !== cont.address) fail(`container MAC ${cont.address} differs from the WorkloadEndpoint's ${wep!.spec.mac}`);
+  // The interface checks below cover the IPv4 wiring (the IPv6 wiring checks belong with it).
+  const v4 = ips.filter((a) => !a.includes(':'));
   const addrs = await getAddrs(env.ifname, env.netns);
-  for (const a of ips) if (!addrs.includes(a)) fail(`address ${a} missing on ${env.ifname} (has ${addrs.join(', ') || 'none'})`);
+  for (const a of v4) if (!addrs.includes(a)) fail(`address ${a} missing on ${env.ifname} (has ${addrs.join(', ') || 'none'})`);
 
   const croutes = await getRoutes(env.netns);
   if (!croutes.some((r) => r.dst === GATEWAY && r.dev === env.ifname && r.scope === 'link')) fail(`container route ${GATEWAY} scope link dev ${env.ifname} missing`);
   if (!croutes.some((r) => r.dst === 'default' && r.gateway === GATEWAY && r.dev === env.ifname)) fail(`container default route via ${GATEWAY} dev ${env.ifname} missing`);
   const hroutes = await getRoutes(undefined, ctx.hostName);
-  for (const a of ips) {
+  for (const a of v4) {
     const bare = a.split('/')[0];
     if (!hroutes.some((r) => r.dst === bare || r.dst === a)) fail(`host route ${a} dev ${ctx.hostName} missing`);
   }

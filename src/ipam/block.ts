@@ -3,7 +3,7 @@
  *
  * A block record is stored as JSON under `blockKey(cidr)` exactly as libcalico-go stores its
  * AllocationBlock (lib/backend/model/block.go), field for field and in the same order:
- *   cidr          the block, e.g. "192.168.0.64/26" (IPv4 only in this version)
+ *   cidr          the block, e.g. "192.168.0.64/26" or "fd00:10::40/122" (Go's text form)
  *   affinity      "host:<node>" of the node that claimed it, or null (released / orphaned)
  *   affinity_claim_time  when the affinity was claimed (RFC 3339; newer Calico only, optional)
  *   allocations   one entry per address (ordinal = offset in the block): index into
@@ -30,8 +30,9 @@
  */
 import { bigIntOf, bigIntValue } from '../datastore/keys';
 import { metaTimestamp } from '../model/values';
-import { cidr4Contains, cidr4Size, formatCidr4, tryParseCidr4, u32ToIpv4 } from '../primitives';
+import { cidr4Contains, cidr4Size, formatCidr4, tryParseCidr4 } from '../primitives';
 import { IpamError } from './errors';
+import { formatAddr, formatNet, netContains, netSize, parseNet, type IpNet, type IpNum } from './net';
 
 /** libcalico-go's AllocationAttribute (json: handle_id, secondary; both omitted when unset). */
 export interface AllocationAttribute {
@@ -54,6 +55,18 @@ export interface BlockRecord {
   sequenceNumberForAllocation: Record<string, number | string> | null;
   deleted: boolean;
   [other: string]: unknown;
+}
+
+/** Most addresses a block may hold (a /20 or a /116: Calico's smallest blockSize). */
+const MAX_BLOCK_ADDRESSES = 4096;
+
+/** A block CIDR of either family; throws ERR_IPAM_INVALID_ARGUMENT when it is none or too large to be a block. */
+export function parseBlockNet(text: string, what = 'block cidr'): IpNet {
+  const n = parseNet(text, what);
+  if (netSize(n) > BigInt(MAX_BLOCK_ADDRESSES)) {
+    throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `${what} ${JSON.stringify(text)} holds more than ${MAX_BLOCK_ADDRESSES} addresses (the largest block is a /20 or /116)`);
+  }
+  return n;
 }
 
 /** An IPv4 network as integers: `base` is the first address (u32), `size` the address count. */
@@ -85,12 +98,13 @@ export function v4Contains(outer: V4Net, addr: number): boolean {
  * creation time in nanoseconds, so a block deleted and created again never repeats one.
  */
 export function newBlock(cidr: string, affinity: string | null, now: Date = new Date()): BlockRecord {
-  const net = parseV4Net(cidr, 'block cidr');
+  const net = parseBlockNet(cidr);
+  const size = Number(netSize(net));
   const b: BlockRecord = {
-    cidr: formatV4Net(net),
+    cidr: formatNet(net),
     affinity,
-    allocations: new Array<number | null>(net.size).fill(null),
-    unallocated: Array.from({ length: net.size }, (_, i) => i),
+    allocations: new Array<number | null>(size).fill(null),
+    unallocated: Array.from({ length: size }, (_, i) => i),
     attributes: [],
     sequenceNumber: bigIntValue(BigInt(now.getTime()) * 1_000_000n),
     sequenceNumberForAllocation: {},
@@ -140,10 +154,10 @@ export function checkBlock(value: unknown, key: string): BlockRecord {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) bad('not an object');
   const b = value as Partial<BlockRecord>;
   if (typeof b.cidr !== 'string') bad('cidr is not a string');
-  let net: V4Net;
-  try { net = parseV4Net(b.cidr!); } catch { return bad(`cidr ${JSON.stringify(b.cidr)} is not an IPv4 CIDR`); }
+  let size: number;
+  try { size = Number(netSize(parseBlockNet(b.cidr!))); } catch (err) { return bad(`cidr: ${(err as Error).message}`); }
   if (!(b.affinity === null || typeof b.affinity === 'string')) bad('affinity is neither null nor a string');
-  if (!Array.isArray(b.allocations) || b.allocations.length !== net.size) bad(`allocations must have ${net.size} entries`);
+  if (!Array.isArray(b.allocations) || b.allocations.length !== size) bad(`allocations must have ${size} entries`);
   if (!Array.isArray(b.unallocated)) bad('unallocated is not an array');
   if (!Array.isArray(b.attributes)) bad('attributes is not an array');
   if (bigIntOf(b.sequenceNumber) === undefined) bad('sequenceNumber is not an integer');
@@ -157,7 +171,7 @@ export function checkBlock(value: unknown, key: string): BlockRecord {
   });
   const seen = new Set<number>();
   for (const o of b.unallocated!) {
-    if (!Number.isInteger(o) || o < 0 || o >= net.size) bad(`unallocated ordinal ${o} out of range`);
+    if (!Number.isInteger(o) || o < 0 || o >= size) bad(`unallocated ordinal ${o} out of range`);
     if (seen.has(o)) bad(`ordinal ${o} listed twice in unallocated`);
     if (b.allocations![o] !== null) bad(`ordinal ${o} is both allocated and unallocated`);
     seen.add(o);
@@ -174,17 +188,23 @@ export function checkBlock(value: unknown, key: string): BlockRecord {
   return b as BlockRecord;
 }
 
-export function blockNet(b: BlockRecord): V4Net {
-  return parseV4Net(b.cidr);
+export function blockNet(b: BlockRecord): IpNet {
+  return parseBlockNet(b.cidr);
+}
+
+/** Addresses the block holds. */
+export function blockSize(b: BlockRecord): number {
+  return b.allocations.length;
 }
 
 export function ordinalToIp(b: BlockRecord, ordinal: number): string {
-  return u32ToIpv4(blockNet(b).base + ordinal);
+  const n = blockNet(b);
+  return formatAddr({ family: n.family, value: n.base + BigInt(ordinal) });
 }
 
-export function ipToOrdinal(b: BlockRecord, ip: number): number | undefined {
+export function ipToOrdinal(b: BlockRecord, ip: IpNum): number | undefined {
   const n = blockNet(b);
-  return v4Contains(n, ip) ? ip - n.base : undefined;
+  return netContains(n, ip) ? Number(ip.value - n.base) : undefined;
 }
 
 export function inUse(b: BlockRecord): number {
@@ -325,7 +345,7 @@ export function collectCooldown(b: BlockRecord, cooldownSeconds: number, now: Da
   };
 }
 
-/** "192.168.0.64/26" → "192.168.0.64-26": the form used as a datastore key segment. */
+/** "192.168.0.64/26" → "192.168.0.64-26", "fd00::40/122" → "fd00::40-122": the form used as a datastore key segment. */
 export function cidrToSegment(cidr: string): string {
   return cidr.replace('/', '-');
 }

@@ -12,9 +12,9 @@
  */
 import type { Datastore } from '../datastore/types';
 import { resourcePrefix } from '../datastore/keys';
-import { handleOf, ordinalToIp, secondaryOf, v4Contains } from './block';
+import { handleOf, ordinalToIp, secondaryOf } from './block';
+import { compareAddrText, formatAddr, netContains, tryParseAddr } from './net';
 import { IpamClient } from './client';
-import { ipv4ToU32 } from '../primitives';
 
 export interface IpamAllocation { ip: string; block: string; handleId: string; attrs: Record<string, string> }
 export interface IpamCheckReport {
@@ -51,7 +51,8 @@ export async function ipamCheck(ds: Datastore): Promise<IpamCheckReport> {
       namespace: v.metadata?.namespace ?? 'default',
       containerID: v.spec?.containerID,
       pod: v.spec?.pod,
-      ips: (v.spec?.ipNetworks ?? []).map((n) => n.split('/')[0]!).filter((ip) => !ip.includes(':')),
+      // Both families, in the canonical text the allocations are keyed by.
+      ips: (v.spec?.ipNetworks ?? []).map((n) => { const a = tryParseAddr(n.split('/')[0]!); return a === undefined ? n.split('/')[0]! : formatAddr(a); }),
     };
   });
   const byIp = new Map<string, WepLite[]>();
@@ -71,8 +72,8 @@ export async function ipamCheck(ds: Datastore): Promise<IpamCheckReport> {
   }
   for (const [ip, holders] of byIp) {
     if (holders.length > 1) report.duplicate.push({ ip, endpoints: holders.map((w) => w.name).sort() });
-    const n = ipv4ToU32(ip);
-    if (!allocs.has(ip) && pools.some((p) => v4Contains(p.net, n))) {
+    const n = tryParseAddr(ip);
+    if (!allocs.has(ip) && n !== undefined && pools.some((p) => netContains(p.net, n))) {
       for (const w of holders) report.unknown.push({ ip, endpoint: w.name });
     }
   }
@@ -85,8 +86,8 @@ export async function ipamCheck(ds: Datastore): Promise<IpamCheckReport> {
     if (!a) report.tunnel.push({ node, ip: tip, problem: 'not allocated in IPAM' });
     else if (a.handleId !== `ipip-tunnel-addr-${node}`) report.tunnel.push({ node, ip: tip, problem: `allocated to handle ${a.handleId}` });
   }
-  report.leaked.sort((x, y) => ipv4ToU32(x.ip) - ipv4ToU32(y.ip));
-  report.unknown.sort((x, y) => ipv4ToU32(x.ip) - ipv4ToU32(y.ip));
+  report.leaked.sort((x, y) => compareAddrText(x.ip, y.ip));
+  report.unknown.sort((x, y) => compareAddrText(x.ip, y.ip));
   return report;
 }
 

@@ -17,7 +17,10 @@
  *   3. No unclaimed block left in any usable pool: borrow a free address from another node's
  *      block (Calico's non-strict affinity), so every address of the pool can be handed out;
  *      not with the config's `strict_affinity`.
- *   A usable pool is IPv4, not `disabled`, allows Workload use, and its `nodeSelector` matches
+ *   Each call assigns in one family (`family`, default 4; Calico's Num4 / Num6): only that
+ *   family's pools, blocks and affinities are used, and repeating it returns the handle's
+ *   addresses of that family. A dual-stack workload makes one call per family under one handle.
+ *   A usable pool is of that family, not `disabled`, allows Workload use, and its `nodeSelector` matches
  *   the Node resource's labels (a missing Node has no labels). Addresses inside an
  *   IPReservation's reservedCIDRs are skipped (they stay free in their block) and refused when
  *   requested by address (assignIp: ERR_IPAM_RESERVED).
@@ -41,15 +44,19 @@ import { parseSelector } from '../selector';
 import { silentLogger, type Logger } from '../util/log';
 import { BACKOFF } from '../util/retry';
 import {
-  allocate, allocateOrdinal, checkBlock, collectCooldown, formatV4Net, handleOf, inUse, newBlock, nextSequence,
-  ordinalToIp, ordinalsOfHandle, parseV4Net, releaseHandle, segmentToCidr, v4Contains, withClaimTime, type BlockRecord, type V4Net,
+  allocate, allocateOrdinal, blockNet, checkBlock, collectCooldown, handleOf, inUse, newBlock, nextSequence,
+  ordinalToIp, ordinalsOfHandle, releaseHandle, segmentToCidr, withClaimTime, type BlockRecord,
 } from './block';
 import { IpamError } from './errors';
 import {
   IPAM_CONFIG_KEY, adjustHandle, affinityKey, affinityPrefix, affinityValue, blockKey, blockPrefix, decodeHandle, decodeIpamConfig,
   encodeHandle, handleKey, type IpamConfig,
 } from './records';
-import { cidr4Of, formatCidr4, IPPOOL_DEFAULTS, ipv4ToU32, nthSubnet4, subnetCount4 } from '../primitives';
+import { defaultBlockSize, IPPOOL_BLOCK_SIZE_RANGE, IPPOOL_DEFAULTS, type IpFamily } from '../primitives';
+import {
+  compareAddrText, compareNets, familyBits, formatAddr, formatNet, netContains, netCovers, netOf, nthSubnet, parseAddr, subnetCount, tryParseAddr,
+  tryParseNet, tryParseNetOrAddr, type IpNet, type IpNum,
+} from './net';
 
 export { affinityKey, affinityPrefix, blockKey, blockPrefix, handleKey } from './records';
 
@@ -58,7 +65,7 @@ const HANDLE_RE = /^[A-Za-z0-9][A-Za-z0-9._:@=+-]{0,252}$/;
 export interface PoolInfo {
   name: string;
   cidr: string;
-  net: V4Net;
+  net: IpNet;
   blockSize: number;
   disabled: boolean;
   nodeSelector: string;
@@ -80,12 +87,15 @@ export interface AssignArgs {
   pools?: string[];
   /** What the address is for (pool `allowedUses`); default Workload. */
   use?: 'Workload' | 'Tunnel';
+  /** Address family (default 4). */
+  family?: IpFamily;
 }
 
 export interface AssignedIp {
-  /** e.g. "192.168.0.5" */
+  /** e.g. "192.168.0.5", "fd00:10::5" */
   ip: string;
-  /** Host route form, e.g. "192.168.0.5/32". */
+  family: IpFamily;
+  /** Host route form, e.g. "192.168.0.5/32", "fd00:10::5/128". */
   cidr: string;
   block: string;
   /** Name of the pool containing the block ('' if the pool has since been deleted). */
@@ -110,14 +120,16 @@ export function poolFromResource(value: unknown): PoolInfo | undefined {
   const r = value as { metadata?: { name?: unknown }; spec?: Record<string, unknown> };
   const spec = r.spec ?? {};
   if (typeof spec.cidr !== 'string' || typeof r.metadata?.name !== 'string') return undefined;
-  let net: V4Net;
-  try { net = parseV4Net(spec.cidr); } catch { return undefined; } // IPv6 pools: not handled by this IPAM yet
-  const blockSize = typeof spec.blockSize === 'number' ? spec.blockSize : IPPOOL_DEFAULTS.blockSizeV4;
-  if (blockSize < net.prefix || blockSize > 32) return undefined;
+  const net = tryParseNet(spec.cidr);
+  if (net === undefined) return undefined;
+  // 0 or absent: the family's default, as Calico's pool client fills it in.
+  const blockSize = typeof spec.blockSize === 'number' && spec.blockSize !== 0 ? spec.blockSize : defaultBlockSize(net.family);
+  const [lo, hi] = IPPOOL_BLOCK_SIZE_RANGE[net.family];
+  if (blockSize < net.prefix || blockSize < lo || blockSize > hi) return undefined;
   const uses = Array.isArray(spec.allowedUses) ? spec.allowedUses.filter((u): u is string => typeof u === 'string') : [...IPPOOL_DEFAULTS.allowedUses];
   return {
     name: r.metadata.name,
-    cidr: formatV4Net(net),
+    cidr: formatNet(net),
     net,
     blockSize,
     disabled: spec.disabled === true,
@@ -128,17 +140,20 @@ export function poolFromResource(value: unknown): PoolInfo | undefined {
   };
 }
 
-/** The IPv4 ranges of a stored IPReservation (IPv6 entries: this IPAM never assigns IPv6). */
-export function reservedFromResource(value: unknown): V4Net[] {
+/** The ranges (both families) of a stored IPReservation; a bare address is its own /32 or /128. */
+export function reservedFromResource(value: unknown): IpNet[] {
   const spec = (value as { spec?: { reservedCIDRs?: unknown } } | null)?.spec;
   if (!Array.isArray(spec?.reservedCIDRs)) return [];
-  const out: V4Net[] = [];
+  const out: IpNet[] = [];
   for (const c of spec.reservedCIDRs) {
-    if (typeof c !== 'string') continue;
-    try { out.push(parseV4Net(c.includes('/') ? c : `${c}/32`)); } catch { /* IPv6 */ }
+    const n = typeof c === 'string' ? tryParseNetOrAddr(c) : undefined;
+    if (n !== undefined) out.push(n);
   }
   return out;
 }
+
+const familyName = (f: IpFamily): string => (f === 4 ? 'IPv4' : 'IPv6');
+const hostCidr = (a: IpNum): string => `${formatAddr(a)}/${familyBits(a.family)}`;
 
 export class IpamClient {
   private readonly log: Logger;
@@ -165,13 +180,13 @@ export class IpamClient {
 
   // ------------------------------------------------------------------ pools
 
-  /** Every IPv4 range of every IPReservation: never assigned, automatically or on request. */
-  async reservedRanges(): Promise<V4Net[]> {
+  /** Every range of every IPReservation (both families): never assigned, automatically or on request. */
+  async reservedRanges(): Promise<IpNet[]> {
     const res = await this.ds.list(resourcePrefix('ipreservations'));
     return res.items.flatMap((kv) => reservedFromResource(kv.value));
   }
 
-  /** Every IPv4 pool, in name order (disabled ones and every allowedUses included). */
+  /** Every pool of both families, in name order (disabled ones and every allowedUses included). */
   async listPools(): Promise<PoolInfo[]> {
     const res = await this.ds.list(resourcePrefix('ippools'));
     const out: PoolInfo[] = [];
@@ -182,18 +197,23 @@ export class IpamClient {
     return out;
   }
 
-  /** Pools `node` may assign from for `use`: enabled, allowing that use, nodeSelector matching the Node's labels. */
-  async usablePools(node: string, restrictTo?: readonly string[], use: 'Workload' | 'Tunnel' = 'Workload'): Promise<PoolInfo[]> {
+  /**
+   * Pools of `family` that `node` may assign from for `use`: enabled, allowing that use,
+   * nodeSelector matching the Node's labels. A requested pool of the other family is refused
+   * (Calico's ResolvePools: an ipv4_pools entry must be an IPv4 pool).
+   */
+  async usablePools(node: string, restrictTo?: readonly string[], use: 'Workload' | 'Tunnel' = 'Workload', family: IpFamily = 4): Promise<PoolInfo[]> {
     const [all, labels] = await Promise.all([this.listPools(), this.nodeLabels(node)]);
-    const pools = all.filter((p) => p.allowedUses.includes(use));
+    const pools = all.filter((p) => p.allowedUses.includes(use) && p.net.family === family);
     let candidates = pools;
     if (restrictTo && restrictTo.length > 0) {
       candidates = [];
       for (const want of restrictTo) {
-        let wantCidr: string | undefined;
-        try { wantCidr = formatV4Net(parseV4Net(want)); } catch { wantCidr = undefined; }
+        const wn = tryParseNet(want);
+        const wantCidr = wn === undefined ? undefined : formatNet(wn);
         const p = all.find((x) => x.name === want || x.cidr === wantCidr);
         if (!p) throw new IpamError('ERR_IPAM_NO_POOLS', `requested IP pool ${JSON.stringify(want)} does not exist (by name or CIDR)`);
+        if (p.net.family !== family) throw new IpamError('ERR_IPAM_NO_POOLS', `requested IP pool ${JSON.stringify(want)} (${p.cidr}) is not an ${familyName(family)} pool`);
         if (p.disabled) throw new IpamError('ERR_IPAM_NO_POOLS', `requested IP pool ${JSON.stringify(want)} is disabled`);
         if (!p.allowedUses.includes(use)) throw new IpamError('ERR_IPAM_NO_POOLS', `requested IP pool ${JSON.stringify(want)} does not allow ${use} use (allowedUses: ${p.allowedUses.join(', ')})`);
         candidates.push(p);
@@ -226,16 +246,22 @@ export class IpamClient {
 
   // ------------------------------------------------------------------ reads
 
-  async listBlocks(): Promise<BlockRecord[]> {
-    const res = await this.ds.list(blockPrefix());
-    return res.items.map((kv) => checkBlock(kv.value, kv.key));
+  /** Every block of `family`, or of both families (IPv4 first) when none is given. */
+  async listBlocks(family?: IpFamily): Promise<BlockRecord[]> {
+    const fams: IpFamily[] = family === undefined ? [4, 6] : [family];
+    const lists = await Promise.all(fams.map((f) => this.ds.list(blockPrefix(f))));
+    return lists.flatMap((res) => res.items.map((kv) => checkBlock(kv.value, kv.key)));
   }
 
-  /** Blocks claimed by `node`, per its affinity index, in address order. */
-  async affineBlockCidrs(node: string): Promise<string[]> {
-    const res = await this.ds.list(affinityPrefix(node));
-    const cidrs = res.items.map((kv) => segmentToCidr(kv.key.slice(kv.key.lastIndexOf('/') + 1)));
-    return cidrs.sort((a, b) => parseV4Net(a).base - parseV4Net(b).base);
+  /** Blocks of `family` claimed by `node`, per its affinity index, in address order. */
+  async affineBlockCidrs(node: string, family: IpFamily = 4): Promise<string[]> {
+    const res = await this.ds.list(affinityPrefix(node, family));
+    const nets: IpNet[] = [];
+    for (const kv of res.items) {
+      const n = tryParseNet(segmentToCidr(kv.key.slice(kv.key.lastIndexOf('/') + 1)));
+      if (n !== undefined && n.family === family) nets.push(n);
+    }
+    return nets.sort(compareNets).map(formatNet);
   }
 
   /** The addresses a handle owns now (empty when none or unknown). */
@@ -252,13 +278,14 @@ export class IpamClient {
       const b = checkBlock(kv.value, kv.key);
       for (const o of ordinalsOfHandle(b, handleId)) out.push(this.describe(b, o, pools));
     }
-    return out;
+    return out.sort((x, y) => compareAddrText(x.ip, y.ip));
   }
 
   private describe(b: BlockRecord, ordinal: number, pools: readonly PoolInfo[]): AssignedIp {
-    const ip = ordinalToIp(b, ordinal);
-    const n = ipv4ToU32(ip);
-    return { ip, cidr: `${ip}/32`, block: b.cidr, pool: pools.find((p) => v4Contains(p.net, n))?.name ?? '' };
+    const n = blockNet(b);
+    const a: IpNum = { family: n.family, value: n.base + BigInt(ordinal) };
+    const ip = formatAddr(a);
+    return { ip, family: a.family, cidr: hostCidr(a), block: b.cidr, pool: pools.find((p) => netContains(p.net, a))?.name ?? '' };
   }
 
   // ------------------------------------------------------------------ assign
@@ -272,12 +299,14 @@ export class IpamClient {
     if (!Number.isInteger(want) || want < 1 || want > 256) {
       throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `num ${JSON.stringify(args.num)} must be an integer 1–256`);
     }
-    const existing = await this.ipsByHandle(args.handleId);
+    const family: IpFamily = args.family ?? 4;
+    if (family !== 4 && family !== 6) throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `family ${JSON.stringify(args.family)} must be 4 or 6`);
+    const existing = (await this.ipsByHandle(args.handleId)).filter((x) => x.family === family);
     if (existing.length >= want) return { ips: existing, existing: true };
 
-    const pools = await this.usablePools(args.node, args.pools, args.use ?? 'Workload');
+    const pools = await this.usablePools(args.node, args.pools, args.use ?? 'Workload', family);
     if (pools.length === 0) {
-      throw new IpamError('ERR_IPAM_NO_POOLS', `no enabled IPv4 pool is usable by node ${JSON.stringify(args.node)} (check the pools' disabled and nodeSelector fields)`);
+      throw new IpamError('ERR_IPAM_NO_POOLS', `no enabled ${familyName(family)} pool is usable by node ${JSON.stringify(args.node)} (check the pools' disabled and nodeSelector fields)`);
     }
     const host = `host:${args.node}`;
     const [reserved, config] = await Promise.all([this.reservedRanges(), this.ipamConfig()]);
@@ -285,8 +314,8 @@ export class IpamClient {
     const attrs = { node: args.node, ...(args.attrs ?? {}) };
     const got: AssignedIp[] = [...existing];
     const inPools = (cidr: string): boolean => {
-      const n = parseV4Net(cidr);
-      return pools.some((p) => v4Contains(p.net, n.base) && n.prefix >= p.net.prefix);
+      const n = tryParseNet(cidr);
+      return n !== undefined && pools.some((p) => netCovers(p.net, n));
     };
 
     for (let round = 0; got.length < want; round++) {
@@ -294,7 +323,7 @@ export class IpamClient {
         throw new IpamError('ERR_IPAM_CONTENTION', `could not assign an address to ${args.handleId} after ${round} rounds of contention`, { recoverable: true });
       }
       // 1. Our own blocks.
-      for (const cidr of await this.affineBlockCidrs(args.node)) {
+      for (const cidr of await this.affineBlockCidrs(args.node, family)) {
         if (!inPools(cidr)) continue;
         got.push(...await this.allocFromBlock(cidr, args.handleId, want - got.length, attrs, pools, host, reserved, config));
         if (got.length >= want) break;
@@ -302,18 +331,19 @@ export class IpamClient {
       if (got.length >= want) break;
       // 2. A new block; the next round allocates from it (another process of this node may
       //    fill it first, in which case we claim again).
-      if (await this.mayClaim(args.node, config) && await this.claimBlock(args.node, pools)) continue;
+      if (await this.mayClaim(args.node, config, family) && await this.claimBlock(args.node, pools)) continue;
       // 3. Borrow from other nodes' blocks (never with strict affinity).
       const before = got.length;
-      for (const b of config.strictAffinity ? [] : await this.listBlocks()) {
+      for (const b of config.strictAffinity ? [] : await this.listBlocks(family)) {
         if (b.affinity === host || b.unallocated.length === 0 || !inPools(b.cidr)) continue;
         got.push(...await this.allocFromBlock(b.cidr, args.handleId, want - got.length, attrs, pools, undefined, reserved, config));
         if (got.length >= want) break;
       }
       if (got.length >= want) break;
       if (got.length === before) {
-        // Give back what this call took so a failed assign leaves nothing behind.
-        if (got.length > existing.length) await this.releaseByHandle(args.handleId);
+        // Give back what this call took so a failed assign leaves nothing behind (only those:
+        // the handle's other addresses, e.g. the other family's, stay).
+        if (got.length > existing.length) await this.releaseAddresses(args.handleId, got.slice(existing.length).map((g) => g.ip));
         const limits = [
           ...(config.strictAffinity ? ['strict_affinity: no borrowing from other nodes\' blocks'] : []),
           ...(!config.autoAllocateBlocks ? ['auto_allocate_blocks is off'] : []),
@@ -337,18 +367,18 @@ export class IpamClient {
    */
   async assignIp(args: { ip: string; handleId: string; node: string; attrs?: Record<string, string> }): Promise<AssignedIp> {
     checkHandle(args.handleId);
-    let addr: number;
-    try { addr = ipv4ToU32(args.ip); } catch {
-      throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `requested address ${JSON.stringify(args.ip)} is not an IPv4 address`);
+    const addr = tryParseAddr(args.ip);
+    if (addr === undefined) {
+      throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `requested address ${JSON.stringify(args.ip)} is not an IPv4 or IPv6 address`);
     }
-    const pools = (await this.listPools()).filter((p) => v4Contains(p.net, addr) && p.allowedUses.includes('Workload'));
+    const pools = (await this.listPools()).filter((p) => netContains(p.net, addr) && p.allowedUses.includes('Workload'));
     const pool = pools.find((p) => !p.disabled);
     if (!pool) {
       throw new IpamError('ERR_IPAM_NO_POOLS', `requested address ${args.ip} is not in any ${pools.length ? 'enabled ' : ''}IP pool for workloads`);
     }
-    const hit = (await this.reservedRanges()).find((r) => v4Contains(r, addr));
-    if (hit) throw new IpamError('ERR_IPAM_RESERVED', `requested address ${args.ip} is reserved (IPReservation range ${formatV4Net(hit)})`);
-    const cidr = formatCidr4(cidr4Of(addr, pool.blockSize));
+    const hit = (await this.reservedRanges()).find((r) => netContains(r, addr));
+    if (hit) throw new IpamError('ERR_IPAM_RESERVED', `requested address ${args.ip} is reserved (IPReservation range ${formatNet(hit)})`);
+    const cidr = formatNet(netOf(addr, pool.blockSize));
     const key = blockKey(cidr);
     const attrs = { node: args.node, ...(args.attrs ?? {}) };
     const config = await this.ipamConfig();
@@ -363,7 +393,7 @@ export class IpamClient {
       if (config.strictAffinity && b.affinity !== `host:${args.node}`) {
         throw new IpamError('ERR_IPAM_IN_USE', `requested address ${args.ip} is in block ${b.cidr} of ${b.affinity ?? 'no node'}; Calico's IPAM config sets strict_affinity`);
       }
-      const ordinal = addr - parseV4Net(b.cidr).base;
+      const ordinal = Number(addr.value - blockNet(b).base);
       const cur = b.allocations[ordinal];
       if (cur !== null && cur !== undefined) {
         const attr = b.attributes[cur];
@@ -380,7 +410,7 @@ export class IpamClient {
 
   /** Allocates up to `n` addresses from one block by CAS; [] if it is full, gone or not ours. */
   private async allocFromBlock(cidr: string, handleId: string, n: number, attrs: Record<string, string>,
-    pools: readonly PoolInfo[], requireAffinity: string | undefined, reserved: readonly V4Net[] = [], config?: IpamConfig): Promise<AssignedIp[]> {
+    pools: readonly PoolInfo[], requireAffinity: string | undefined, reserved: readonly IpNet[] = [], config?: IpamConfig): Promise<AssignedIp[]> {
     const key = blockKey(cidr);
     return this.cas(`block ${cidr}`, async () => {
       const kv = await this.ds.get(key);
@@ -393,8 +423,9 @@ export class IpamClient {
         return [];
       }
       if (b.unallocated.length === 0) return [];
-      const base = parseV4Net(b.cidr).base;
-      const skip = reserved.length === 0 ? undefined : (o: number) => reserved.some((r) => v4Contains(r, base + o));
+      const { family, base } = blockNet(b);
+      const mine = reserved.filter((r) => r.family === family);
+      const skip = mine.length === 0 ? undefined : (o: number) => mine.some((r) => netContains(r, { family, value: base + BigInt(o) }));
       if (skip !== undefined && b.unallocated.every(skip)) return [];
       const { block, ordinals } = allocate(b, n, handleId, attrs, skip);
       await this.writeCounted(handleId, b.cidr, ordinals.length, () => this.ds.update(key, block as unknown as JsonValue, { expectedRevision: kv.modRevision }));
@@ -437,11 +468,11 @@ export class IpamClient {
     }, [ConflictError, AlreadyExistsError, NotFoundError]);
   }
 
-  /** Whether Calico's IPAM config lets `node` claim one more block. */
-  private async mayClaim(node: string, config: IpamConfig): Promise<boolean> {
+  /** Whether Calico's IPAM config lets `node` claim one more block of `family` (maxBlocksPerHost counts per family, as Calico's). */
+  private async mayClaim(node: string, config: IpamConfig, family: IpFamily): Promise<boolean> {
     if (!config.autoAllocateBlocks) return false;
     if (config.maxBlocksPerHost <= 0) return true;
-    return (await this.affineBlockCidrs(node)).length < config.maxBlocksPerHost;
+    return (await this.affineBlockCidrs(node, family)).length < config.maxBlocksPerHost;
   }
 
   /**
@@ -449,14 +480,16 @@ export class IpamClient {
    * scanned from an offset derived from the node name so that nodes rarely race for the same one.
    */
   async claimBlock(node: string, pools: readonly PoolInfo[]): Promise<string | false> {
-    const taken = new Set((await this.ds.list(blockPrefix())).items.map((kv) => segmentToCidr(kv.key.slice(kv.key.lastIndexOf('/') + 1))));
-    const seed = createHash('sha1').update(node).digest().readUInt32BE(0);
+    const families = [...new Set(pools.map((p) => p.net.family))];
+    const listed = await Promise.all(families.map((f) => this.ds.list(blockPrefix(f))));
+    const taken = new Set(listed.flatMap((res) => res.items.map((kv) => segmentToCidr(kv.key.slice(kv.key.lastIndexOf('/') + 1)))));
+    // 64 bits of seed: an IPv6 pool holds up to 2^112 blocks, and the scan stops at the first free one.
+    const seed = createHash('sha1').update(node).digest().readBigUInt64BE(0);
     for (const pool of pools) {
-      const poolNet = { addr: pool.net.base, len: pool.net.prefix };
-      const count = subnetCount4(poolNet, pool.blockSize);
+      const count = subnetCount(pool.net, pool.blockSize);
       const start = seed % count;
-      for (let i = 0; i < count; i++) {
-        const cidr = formatCidr4(nthSubnet4(poolNet, pool.blockSize, (start + i) % count));
+      for (let i = 0n; i < count; i++) {
+        const cidr = formatNet(nthSubnet(pool.net, pool.blockSize, (start + i) % count));
         if (taken.has(cidr)) continue;
         if (await this.claimSpecific(node, cidr)) return cidr;
       }
@@ -505,7 +538,7 @@ export class IpamClient {
    * (idempotent like any handle). Undefined when no usable pool has IPIP on.
    */
   async assignTunnelAddress(node: string): Promise<string | undefined> {
-    const pools = (await this.usablePools(node, undefined, 'Tunnel')).filter((p) => p.ipipMode !== 'Never');
+    const pools = (await this.usablePools(node, undefined, 'Tunnel', 4)).filter((p) => p.ipipMode !== 'Never');
     if (pools.length === 0) return undefined;
     const res = await this.assign({ handleId: `ipip-tunnel-addr-${node}`, node, attrs: { type: 'ipipTunnelAddress' }, pools: pools.map((p) => p.name), use: 'Tunnel' });
     return res.ips[0]?.ip;
@@ -568,16 +601,19 @@ export class IpamClient {
    * is in its release cooldown). The handle's count for the block goes down by one.
    */
   async releaseIp(ip: string): Promise<string | undefined> {
-    let addr: number;
-    try { addr = ipv4ToU32(ip); } catch {
-      throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `${JSON.stringify(ip)} is not an IPv4 address`);
+    const addr = tryParseAddr(ip);
+    if (addr === undefined) {
+      throw new IpamError('ERR_IPAM_INVALID_ARGUMENT', `${JSON.stringify(ip)} is not an IPv4 or IPv6 address`);
     }
     const config = await this.ipamConfig();
     const freed = await this.cas(`the block of ${ip}`, async () => {
-      const kv = (await this.ds.list(blockPrefix())).items.find((x) => v4Contains(parseV4Net(segmentToCidr(x.key.slice(x.key.lastIndexOf('/') + 1))), addr));
+      const kv = (await this.ds.list(blockPrefix(addr.family))).items.find((x) => {
+        const n = tryParseNet(segmentToCidr(x.key.slice(x.key.lastIndexOf('/') + 1)));
+        return n !== undefined && netContains(n, addr);
+      });
       if (!kv) return undefined;
       const b = checkBlock(kv.value, kv.key);
-      const ordinal = addr - parseV4Net(b.cidr).base;
+      const ordinal = Number(addr.value - blockNet(b).base);
       const a = b.allocations[ordinal];
       if (a === null || a === undefined || typeof b.attributes[a]?.releasedAt === 'string') return undefined;
       const handleId = handleOf(b.attributes[a]);
@@ -591,6 +627,43 @@ export class IpamClient {
   }
 
   /**
+   * Frees the given addresses of `handleId` only (what a failed assign took; Calico's CNI
+   * releases the family that succeeded when the other failed), lowering the handle's counts.
+   * Addresses the handle does not hold are left alone. Returns the addresses freed.
+   */
+  async releaseAddresses(handleId: string, ips: readonly string[]): Promise<string[]> {
+    checkHandle(handleId);
+    const byBlock = new Map<string, Set<number>>();
+    const hkv = await this.ds.get(handleKey(handleId));
+    const blocks = hkv ? Object.keys(decodeHandle(hkv.value, hkv.key).block) : [];
+    for (const ip of ips) {
+      const a = parseAddr(ip);
+      const cidr = blocks.find((c) => { const n = tryParseNet(c); return n !== undefined && netContains(n, a); });
+      if (cidr === undefined) continue;
+      const n = tryParseNet(cidr)!;
+      let set = byBlock.get(cidr);
+      if (!set) byBlock.set(cidr, set = new Set());
+      set.add(Number(a.value - n.base));
+    }
+    const config = await this.ipamConfig();
+    const out: string[] = [];
+    for (const [cidr, only] of byBlock) {
+      const key = blockKey(cidr);
+      const freed = await this.cas(`block ${cidr}`, async () => {
+        const kv = await this.ds.get(key);
+        if (!kv) return [];
+        const { block, ordinals } = releaseHandle(checkBlock(kv.value, key), handleId, only, IpamClient.cooldownStamp(config));
+        if (ordinals.length === 0) return [];
+        await this.ds.update(key, collectCooldown(block, config.ipCooldownSeconds) as unknown as JsonValue, { expectedRevision: kv.modRevision });
+        return ordinals.map((o) => ordinalToIp(block, o));
+      });
+      if (freed.length > 0) await this.adjustHandle(handleId, cidr, -freed.length);
+      out.push(...freed);
+    }
+    return out;
+  }
+
+  /**
    * Gives up `node`'s claims (node removal): empty blocks are deleted, blocks still holding
    * addresses lose their affinity (their addresses stay valid until released). Returns the
    * CIDRs of the blocks it released.
@@ -598,7 +671,8 @@ export class IpamClient {
   async releaseHostAffinities(node: string): Promise<string[]> {
     const host = `host:${node}`;
     const done: string[] = [];
-    for (const cidr of await this.affineBlockCidrs(node)) {
+    const cidrs = [...await this.affineBlockCidrs(node, 4), ...await this.affineBlockCidrs(node, 6)];
+    for (const cidr of cidrs) {
       await this.cas(`block ${cidr}`, async () => {
         const kv = await this.ds.get(blockKey(cidr));
         if (!kv) return;

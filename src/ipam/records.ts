@@ -3,9 +3,12 @@
  * exactly as libcalico-go writes them so Calico and tortie share one IPAM:
  *
  *   /calico/ipam/v2/assignment/ipv4/block/<a.b.c.d-nn>     AllocationBlock (block.ts)
+ *   /calico/ipam/v2/assignment/ipv6/block/<fd00:10::-122>  the same for an IPv6 block (Go's
+ *                                                          text form of the CIDR, '/' → '-')
  *   /calico/ipam/v2/host/<node>/ipv4/block/<a.b.c.d-nn>    BlockAffinity {"state", "deleted"}
  *                                                          (model/block_affinity.go); the
  *                                                          per-node index of claimed blocks
+ *                                                          (…/ipv6/block/… for IPv6 blocks)
  *   /calico/ipam/v2/handle/<handle id>                     IPAMHandle {"block": {cidr: count},
  *                                                          "deleted"} (model/ipam_handle.go): how
  *                                                          many addresses the handle holds per block
@@ -20,18 +23,22 @@ import { IPAM_ROOT, ipamKey } from '../datastore/keys';
 import type { JsonValue } from '../datastore/types';
 import { cidrToSegment } from './block';
 import { IpamError } from './errors';
+import type { IpFamily } from '../primitives';
+
+/** `ipv4` / `ipv6`: the family segment of a key, from a CIDR's text (IPv6 text has a ':'). */
+const famSeg = (cidr: string): string => (cidr.includes(':') ? 'ipv6' : 'ipv4');
 
 export function blockKey(cidr: string): string {
-  return ipamKey('assignment', 'ipv4', 'block', cidrToSegment(cidr));
+  return ipamKey('assignment', famSeg(cidr), 'block', cidrToSegment(cidr));
 }
-export function blockPrefix(): string {
-  return ipamKey('assignment', 'ipv4', 'block') + '/';
+export function blockPrefix(family: IpFamily = 4): string {
+  return ipamKey('assignment', `ipv${family}`, 'block') + '/';
 }
 export function affinityKey(node: string, cidr: string): string {
-  return ipamKey('host', node, 'ipv4', 'block', cidrToSegment(cidr));
+  return ipamKey('host', node, famSeg(cidr), 'block', cidrToSegment(cidr));
 }
-export function affinityPrefix(node: string): string {
-  return ipamKey('host', node, 'ipv4', 'block') + '/';
+export function affinityPrefix(node: string, family: IpFamily = 4): string {
+  return ipamKey('host', node, `ipv${family}`, 'block') + '/';
 }
 export function handleKey(handleId: string): string {
   return ipamKey('handle', handleId);

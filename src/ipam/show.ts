@@ -4,9 +4,9 @@
  * "N (P%)" usage cells).
  */
 import type { Datastore } from '../datastore/types';
-import { handleOf, inUse, ordinalToIp, parseV4Net, secondaryOf, v4Contains, type BlockRecord } from './block';
+import { handleOf, inUse, ordinalToIp, secondaryOf, type BlockRecord } from './block';
+import { compareAddrText, compareNets, netCovers, netSize, parseNet } from './net';
 import { IpamClient } from './client';
-import { ipv4ToU32 } from '../primitives';
 
 export interface BlockUsage {
   cidr: string;
@@ -70,13 +70,15 @@ function blockUsage(b: BlockRecord): BlockUsage {
 export async function ipamShow(ds: Datastore): Promise<IpamShow> {
   const client = new IpamClient(ds);
   const [pools, blocks] = await Promise.all([client.listPools(), client.listBlocks()]);
-  const usage = blocks.map(blockUsage).sort((a, b) => parseV4Net(a.cidr).base - parseV4Net(b.cidr).base);
+  const usage = blocks.map(blockUsage).sort((a, b) => compareNets(parseNet(a.cidr), parseNet(b.cidr)));
   const claimed = new Set<BlockUsage>();
   const poolRows: PoolUsage[] = pools.map((p) => {
-    const mine = usage.filter((u) => v4Contains(p.net, parseV4Net(u.cidr).base));
+    const mine = usage.filter((u) => netCovers(p.net, parseNet(u.cidr)));
     mine.forEach((u) => claimed.add(u));
     const used = mine.reduce((s, u) => s + u.inUse, 0);
-    return { name: p.name, cidr: p.cidr, disabled: p.disabled, size: p.net.size, inUse: used, free: p.net.size - used, blocks: mine };
+    // An IPv6 pool's size is beyond 2^53: a float, as calicoctl's (it prints it with %.5g).
+    const size = Number(netSize(p.net));
+    return { name: p.name, cidr: p.cidr, disabled: p.disabled, size, inUse: used, free: size - used, blocks: mine };
   });
   const byNode = new Map<string, NodeUsage>();
   for (const u of usage) {
@@ -105,7 +107,7 @@ export async function ipamShow(ds: Datastore): Promise<IpamShow> {
       });
     });
   }
-  borrowed.sort((x, y) => ipv4ToU32(x.ip) - ipv4ToU32(y.ip));
+  borrowed.sort((x, y) => compareAddrText(x.ip, y.ip));
   return {
     pools: poolRows,
     borrowed,
@@ -114,8 +116,13 @@ export async function ipamShow(ds: Datastore): Promise<IpamShow> {
   };
 }
 
+/** A count as calicoctl prints it: exact up to 2^53, beyond (IPv6 pools) Go's %.5g. */
+function count(n: number): string {
+  return Number.isSafeInteger(n) ? String(n) : n.toPrecision(5);
+}
+
 function pct(n: number, total: number): string {
-  return `${n} (${total === 0 ? 0 : Math.round((100 * n) / total)}%)`;
+  return `${count(n)} (${total === 0 ? 0 : Math.round((100 * n) / total)}%)`;
 }
 
 type Align = 'left' | 'right';
@@ -145,7 +152,7 @@ export function renderIpamShow(data: IpamShow, opts: { showBlocks?: boolean } = 
   const align: Align[] = ['left', 'left', 'right', 'left', 'left'];
   const rows: string[][] = [];
   for (const p of data.pools) {
-    rows.push(['IP Pool', p.cidr, String(p.size), pct(p.inUse, p.size), pct(p.free, p.size)]);
+    rows.push(['IP Pool', p.cidr, count(p.size), pct(p.inUse, p.size), pct(p.free, p.size)]);
     if (opts.showBlocks) {
       for (const b of p.blocks) rows.push(['Block', b.cidr, String(b.size), pct(b.inUse, b.size), pct(b.free, b.size)]);
     }
