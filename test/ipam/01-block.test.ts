@@ -19,7 +19,11 @@ t.test('a new block has every address free, network and broadcast included', asy
 
 t.test('host bits of a block cidr are masked; bad cidrs rejected', async (t) => {
   t.equal(newBlock('10.0.0.77/26', null).cidr, '10.0.0.64/26');
-  t.throws(() => newBlock('fd00::/122', null), { code: 'ERR_IPAM_INVALID_ARGUMENT' });
+  t.equal(newBlock('fd00:10::7/122', null).cidr, 'fd00:10::/122', 'an IPv6 block: host bits masked, Go\'s text form');
+  t.equal(newBlock('fd00:10::7/122', null).allocations.length, 64);
+  t.throws(() => newBlock('fd00::/64', null), { code: 'ERR_IPAM_INVALID_ARGUMENT', message: /more than 4096 addresses/ });
+  t.throws(() => newBlock('10.0.0.0/16', null), { code: 'ERR_IPAM_INVALID_ARGUMENT', message: /more than 4096 addresses/ });
+  t.throws(() => newBlock('fd00::1', null), { code: 'ERR_IPAM_INVALID_ARGUMENT', message: /not an IPv4 or IPv6 CIDR/ });
   t.throws(() => parseV4Net('10.0.0.0'), { code: 'ERR_IPAM_INVALID_ARGUMENT', message: /10\.0\.0\.0/ });
 });
 

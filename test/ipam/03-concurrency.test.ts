@@ -22,9 +22,9 @@ const NODES = ['node-a', 'node-b', 'node-c'];
 
 interface WorkerOut { held: Record<string, string>; assigned: number; released: number; repeats: number; exhausted: number; mismatches: string[] }
 
-function runWorker(cfg: DatastoreConfig, node: string, id: number, ops: number, maxHeld: number): Promise<WorkerOut> {
+function runWorker(cfg: DatastoreConfig, node: string, id: number, ops: number, maxHeld: number, family: 4 | 6 = 4): Promise<WorkerOut> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [WORKER, JSON.stringify(cfg), node, String(id), String(ops), String(maxHeld)],
+    execFile(process.execPath, [WORKER, JSON.stringify(cfg), node, String(id), String(ops), String(maxHeld), String(family)],
       { timeout: 240_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
         if (err) return reject(new Error(`worker ${id} (${node}) failed: ${err.message}\n${stderr}`));
         const last = stdout.trim().split('\n').pop()!;
@@ -33,11 +33,14 @@ function runWorker(cfg: DatastoreConfig, node: string, id: number, ops: number, 
   });
 }
 
-async function hammer(t: Test, ds: Datastore, cfg: DatastoreConfig, workers: number, ops: number): Promise<void> {
+async function hammer(t: Test, ds: Datastore, cfg: DatastoreConfig, workers: number, ops: number, family: 4 | 6 = 4): Promise<void> {
   // 16 blocks of 8 = 128 addresses for at most workers × 8 live handles: blocks run out, so
-  // claiming and borrowing both race.
-  await new ResourceClient(ds).create(pool('stress', '10.60.0.0/25', { blockSize: 29 }));
-  const outs = await Promise.all(Array.from({ length: workers }, (_, i) => runWorker(cfg, NODES[i % NODES.length]!, i, ops, 8)));
+  // claiming and borrowing both race. IPv6: the same shape (a /121 in blocks of /125), and an
+  // IPv4 pool beside it that must stay untouched.
+  const rc = new ResourceClient(ds);
+  await rc.create(pool('stress', '10.60.0.0/25', { blockSize: 29 }));
+  if (family === 6) await rc.create(pool('stress6', 'fd00:60::/121', { blockSize: 125 }));
+  const outs = await Promise.all(Array.from({ length: workers }, (_, i) => runWorker(cfg, NODES[i % NODES.length]!, i, ops, 8, family)));
   const held = new Map<string, string>();
   for (const o of outs) {
     t.same(o.mismatches, [], 'repeat assigns and releases saw exactly their own addresses');
@@ -68,7 +71,11 @@ async function hammer(t: Test, ds: Datastore, cfg: DatastoreConfig, workers: num
   t.equal(owner.size, held.size, 'allocated count equals live handles');
   const handleKeys = (await ds.list(handleKey('x').replace(/x$/, ''))).items.map((kv) => kv.key.slice(kv.key.lastIndexOf('/') + 1));
   t.same(handleKeys.filter((h) => !held.has(h)), [], 'no stale handle records');
-  for (const n of NODES) t.ok((await ipam.affineBlockCidrs(n)).length >= 1, `${n} claimed blocks`);
+  for (const n of NODES) t.ok((await ipam.affineBlockCidrs(n, family)).length >= 1, `${n} claimed blocks`);
+  if (family === 6) {
+    t.same(await ipam.listBlocks(4), [], 'IPv6 assignments never touched the IPv4 pool');
+    t.ok([...owner.keys()].every((ip) => ip.startsWith('fd00:60::')), 'every address from the IPv6 pool');
+  }
 }
 
 t.test('embedded backend: 6 processes on 3 nodes', async (t) => {
@@ -84,6 +91,25 @@ t.test('etcd backend: 6 processes on 3 nodes', async (t) => {
   const ds = openDatastore(cfg);
   t.teardown(() => ds.close());
   await hammer(t, ds, cfg, 6, 60);
+});
+
+t.test('IPv6, embedded backend: 6 processes on 3 nodes', async (t) => {
+  process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
+  t.teardown(() => { delete process.env.TORTIE_EXPERIMENTAL_IPV6; });
+  const s = openTestStore('ipam-stress6');
+  t.teardown(() => s.close());
+  await hammer(t, s.ds, { type: 'embedded', dir: s.dir }, 6, 40, 6);
+});
+
+t.test('IPv6, etcd backend: 6 processes on 3 nodes', async (t) => {
+  process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
+  t.teardown(() => { delete process.env.TORTIE_EXPERIMENTAL_IPV6; });
+  const cluster = await EtcdCluster.start(1);
+  t.teardown(() => cluster.stop());
+  const cfg: DatastoreConfig = { type: 'etcdv3', endpoints: cluster.endpoints() };
+  const ds = openDatastore(cfg);
+  t.teardown(() => ds.close());
+  await hammer(t, ds, cfg, 6, 40, 6);
 });
 
 t.test('workers killed mid-flight leave no address that release-by-handle cannot reach', async (t) => {

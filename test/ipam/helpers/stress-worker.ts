@@ -1,13 +1,14 @@
 /**
  * Child process for test/ipam/03-concurrency: hammers one datastore with assign/release as one
  * node, then prints {held: {handle: ip}, ...counters} as the last stdout line.
- * argv: <datastore JSON config> <node> <worker id> <ops> <max held>
+ * argv: <datastore JSON config> <node> <worker id> <ops> <max held> [<family 4|6, default 4>]
  */
 import { openDatastore, type DatastoreConfig } from '../../../src/datastore';
 import { IpamClient, IpamError } from '../../../src/ipam';
 
 async function main(): Promise<void> {
-  const [cfgJson, node, id, opsText, maxHeldText] = process.argv.slice(2);
+  const [cfgJson, node, id, opsText, maxHeldText, familyText] = process.argv.slice(2);
+  const family = familyText === '6' ? 6 : 4;
   const ds = openDatastore(JSON.parse(cfgJson!) as DatastoreConfig);
   const ipam = new IpamClient(ds);
   const held = new Map<string, string>();
@@ -27,13 +28,13 @@ async function main(): Promise<void> {
     } else if (held.size > 0 && r < 0.45) {
       const handles = [...held.keys()];
       const h = handles[Math.floor(Math.random() * handles.length)]!;
-      const again = await ipam.assign({ handleId: h, node });
+      const again = await ipam.assign({ handleId: h, node, family });
       if (again.ips.length !== 1 || again.ips[0]!.ip !== held.get(h)) stats.mismatches.push(`repeat ${h}: expected ${held.get(h)}, got ${again.ips.map((x) => x.ip).join(',')}`);
       stats.repeats++;
     } else {
       const h = `stress.${node}.${id}.${seq++}`;
       try {
-        const res = await ipam.assign({ handleId: h, node, attrs: { node, worker: String(id) } });
+        const res = await ipam.assign({ handleId: h, node, attrs: { node, worker: String(id) }, family });
         held.set(h, res.ips[0]!.ip);
         stats.assigned++;
       } catch (err) {
