@@ -1,5 +1,7 @@
 /**
- * Node IPv4 address autodetection, Calico's `--ip` / `--ip-autodetection-method`.
+ * Node address autodetection, Calico's `--ip` / `--ip-autodetection-method` (IPv4) and `IP6` /
+ * `IP6_AUTODETECTION_METHOD` (IPv6): the same methods and rules in each family (`family`
+ * argument, default 4), each looking only at addresses of its own family.
  *
  * Contract
  * - `detectNodeAddress(ip, method)` returns the node address WITH the prefix of the subnet it
@@ -17,12 +19,14 @@
  *       skip-interface=RE[,…]  first address on the first interface matching none of them;
  *       cidr=CIDR[,CIDR…]      first address inside any of the CIDRs;
  *       can-reach=DEST         the source address the kernel would use towards DEST
- *                              (`ip route get`; no packet is sent), DEST an IPv4 address or a
- *                              host name (resolved with the system resolver).
+ *                              (`ip route get`; no packet is sent), DEST an address of the
+ *                              family or a host name (resolved with the system resolver).
  *   Interfaces are taken in ifindex order and addresses in the order the kernel lists them;
  *   regular expressions are matched unanchored, as Calico's Go regexps are (the defaults are
- *   anchored with ^). "Global unicast" excludes 0.0.0.0/8, 127/8, 169.254/16, multicast and
- *   255.255.255.255.
+ *   anchored with ^). "Global unicast" (Go's IP.IsGlobalUnicast) excludes 0.0.0.0/8, 127/8,
+ *   169.254/16, multicast and 255.255.255.255; in IPv6 ::, ::1, fe80::/10 and ff00::/8 (a ULA,
+ *   fc00::/7, is global unicast, as in Go). An IPv6 address whose duplicate address detection
+ *   failed (`dadfailed`) is never chosen.
  * - It acts in the calling process's network namespace (run it in a child under
  *   `ip netns exec` to look at another).
  * - Selection is pure (`selectAddress`, `parseAutodetectMethod`) over `ip -j` JSON so it is
@@ -33,7 +37,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { TortieError } from '../util/errors';
-import { cidr4Contains, toCidr4, tryIpv4ToU32, tryParseCidr, tryParseCidrOrIp, type Cidr } from '../primitives';
+import { cidrContains, formatIP, tryIpv4ToU32, tryParseCidr, tryParseCidrOrIp, tryParseIP, type Cidr, type IpFamily } from '../primitives';
 import { ipJson as ipJsonRun, type CommandError } from '../util/exec';
 
 export type AutodetectErrorCode = 'ERR_AUTODETECT_METHOD' | 'ERR_AUTODETECT_ADDRESS' | 'ERR_AUTODETECT_NOT_FOUND' | 'ERR_AUTODETECT_SYSTEM';
@@ -65,7 +69,7 @@ export interface IpAddrEntry {
   ifname: string;
   flags?: string[];
   operstate?: string;
-  addr_info: { family: string; local: string; prefixlen: number; scope?: string; label?: string }[];
+  addr_info: { family: string; local: string; prefixlen: number; scope?: string; label?: string; dadfailed?: boolean }[];
 }
 
 export interface DetectedAddress {
@@ -93,7 +97,9 @@ function splitList(s: string): string[] {
   return s.split(/\s*,\s*/).map((x) => x.trim()).filter((x) => x !== '');
 }
 
-export function parseAutodetectMethod(text: string): AutodetectMethod {
+const FAMILY_NAME = { 4: 'IPv4', 6: 'IPv6' } as const;
+
+export function parseAutodetectMethod(text: string, family: IpFamily = 4): AutodetectMethod {
   const m = text.trim();
   if (m === '' || m === 'first-found') return { kind: 'first-found' };
   const eq = m.indexOf('=');
@@ -115,13 +121,17 @@ export function parseAutodetectMethod(text: string): AutodetectMethod {
       const cidrs = splitList(arg);
       for (const c of cidrs) {
         const p = tryParseCidr(c);
-        if (p === undefined || p.ip.version !== 4) throw new AutodetectError('ERR_AUTODETECT_METHOD', `IP autodetection method ${JSON.stringify(m)}: ${JSON.stringify(c)} is not an IPv4 CIDR`);
+        if (p === undefined || p.ip.version !== family) throw new AutodetectError('ERR_AUTODETECT_METHOD', `IP autodetection method ${JSON.stringify(m)}: ${JSON.stringify(c)} is not an ${FAMILY_NAME[family]} CIDR`);
       }
       return { kind: 'cidr', cidrs };
     }
     case 'can-reach':
       need();
-      if (/[\s/]/.test(arg)) throw new AutodetectError('ERR_AUTODETECT_METHOD', `IP autodetection method ${JSON.stringify(m)}: ${JSON.stringify(arg)} is not an IPv4 address or host name`);
+      const asIp = tryParseIP(arg);
+      // A host name has no ':' or '/'; an address must be of the method's family.
+      if (/[\s/]/.test(arg) || (asIp !== undefined && asIp.version !== family) || (asIp === undefined && arg.includes(':'))) {
+        throw new AutodetectError('ERR_AUTODETECT_METHOD', `IP autodetection method ${JSON.stringify(m)}: ${JSON.stringify(arg)} is not an ${FAMILY_NAME[family]} address or host name`);
+      }
       return { kind: 'can-reach', dest: arg };
     case 'kubernetes-internal-ip':
       throw new AutodetectError('ERR_AUTODETECT_METHOD', 'IP autodetection method kubernetes-internal-ip needs the Kubernetes API, which tortie does not use; use can-reach=, interface= or cidr=');
@@ -132,8 +142,24 @@ export function parseAutodetectMethod(text: string): AutodetectMethod {
 }
 
 function inCidr(ip: string, c: Cidr): boolean {
-  const a = tryIpv4ToU32(ip);
-  return a !== undefined && c.ip.version === 4 && cidr4Contains(toCidr4(c), a);
+  const a = tryParseIP(ip);
+  return a !== undefined && a.version === c.ip.version && cidrContains(c, { ip: a, prefix: a.version === 4 ? 32 : 128 });
+}
+
+/** Go's IP.IsGlobalUnicast for IPv6 (and ULAs count, as there). */
+export function isGlobalUnicastV6(ip: string): boolean {
+  const a = tryParseIP(ip);
+  if (a === undefined || a.version !== 6) return false;
+  const b = a.bytes;
+  if (b.every((x) => x === 0)) return false;                         // ::
+  if (b.slice(0, 15).every((x) => x === 0) && b[15] === 1) return false; // ::1
+  if (b[0] === 0xff) return false;                                   // multicast
+  if (b[0] === 0xfe && (b[1]! & 0xc0) === 0x80) return false;         // fe80::/10 link-local
+  return true;
+}
+
+function isGlobalUnicast(ip: string, family: IpFamily): boolean {
+  return family === 4 ? isGlobalUnicastV4(ip) : isGlobalUnicastV6(ip);
 }
 
 /** Go's IP.IsGlobalUnicast for IPv4. */
@@ -148,12 +174,15 @@ export function isGlobalUnicastV4(ip: string): boolean {
 
 interface Candidate { ifname: string; ifindex: number; ip: string; prefixLength: number }
 
-function candidates(entries: readonly IpAddrEntry[]): Candidate[] {
+function candidates(entries: readonly IpAddrEntry[], family: IpFamily = 4): Candidate[] {
   const out: Candidate[] = [];
+  const fam = family === 4 ? 'inet' : 'inet6';
   for (const e of [...entries].sort((a, b) => a.ifindex - b.ifindex)) {
     for (const a of e.addr_info ?? []) {
-      if (a.family !== 'inet') continue;
-      out.push({ ifname: e.ifname, ifindex: e.ifindex, ip: a.local, prefixLength: a.prefixlen });
+      if (a.family !== fam || a.dadfailed === true) continue;
+      const ip = tryParseIP(a.local);
+      // IPv6 in Go's text form (`ip` prints it so already; normalised for equality).
+      out.push({ ifname: e.ifname, ifindex: e.ifindex, ip: ip === undefined ? a.local : formatIP(ip), prefixLength: a.prefixlen });
     }
   }
   return out;
@@ -167,8 +196,8 @@ function detected(c: Candidate, method: string): DetectedAddress {
  * Pure selection over `ip -j addr` output for every method but can-reach (which needs the
  * kernel's route lookup: pass its source address as `reachSource`).
  */
-export function selectAddress(method: AutodetectMethod, entries: readonly IpAddrEntry[], reachSource?: string): DetectedAddress | undefined {
-  const all = candidates(entries);
+export function selectAddress(method: AutodetectMethod, entries: readonly IpAddrEntry[], reachSource?: string, family: IpFamily = 4): DetectedAddress | undefined {
+  const all = candidates(entries, family);
   const label = methodText(method);
   switch (method.kind) {
     case 'first-found':
@@ -176,7 +205,7 @@ export function selectAddress(method: AutodetectMethod, entries: readonly IpAddr
     case 'skip-interface': {
       const include = method.kind === 'interface' ? compile(method.patterns, label) : undefined;
       const exclude = compile(method.kind === 'skip-interface' ? method.patterns : method.kind === 'first-found' ? [...DEFAULT_INTERFACES_TO_EXCLUDE] : [], label);
-      const c = all.find((x) => isGlobalUnicastV4(x.ip)
+      const c = all.find((x) => isGlobalUnicast(x.ip, family)
         && (include === undefined || include.some((r) => r.test(x.ifname)))
         && !exclude.some((r) => r.test(x.ifname)));
       return c && detected(c, label);
@@ -188,7 +217,9 @@ export function selectAddress(method: AutodetectMethod, entries: readonly IpAddr
     }
     case 'can-reach': {
       if (reachSource === undefined) return undefined;
-      const c = all.find((x) => x.ip === reachSource);
+      const src = tryParseIP(reachSource);
+      const want = src === undefined ? reachSource : formatIP(src);
+      const c = all.find((x) => x.ip === want);
       return c && detected(c, label);
     }
   }
@@ -216,23 +247,23 @@ async function ipJson(args: string[]): Promise<unknown> {
   }
 }
 
-export async function readInterfaces(): Promise<IpAddrEntry[]> {
-  return (await ipJson(['-4', 'addr', 'show'])) as IpAddrEntry[];
+export async function readInterfaces(family: IpFamily = 4): Promise<IpAddrEntry[]> {
+  return (await ipJson([`-${family}`, 'addr', 'show'])) as IpAddrEntry[];
 }
 
 /** The source address the kernel would pick towards `dest` (no packet is sent). */
-export async function routeSource(dest: string): Promise<string> {
+export async function routeSource(dest: string, family: IpFamily = 4): Promise<string> {
   let ip = dest;
-  if (tryIpv4ToU32(dest) === undefined) {
+  if (tryParseIP(dest)?.version !== family) {
     try {
-      ip = (await lookup(dest, { family: 4 })).address;
+      ip = (await lookup(dest, { family })).address;
     } catch (err) {
       throw new AutodetectError('ERR_AUTODETECT_NOT_FOUND', `can-reach=${dest}: cannot resolve ${dest} (${(err as Error).message})`);
     }
   }
   let routes: { prefsrc?: string }[];
   try {
-    routes = (await ipJson(['-4', 'route', 'get', ip])) as { prefsrc?: string }[];
+    routes = (await ipJson([`-${family}`, 'route', 'get', ip])) as { prefsrc?: string }[];
   } catch (err) {
     throw new AutodetectError('ERR_AUTODETECT_NOT_FOUND', `can-reach=${dest}: no route to ${ip} (${(err as Error).message})`);
   }
@@ -243,32 +274,38 @@ export async function routeSource(dest: string): Promise<string> {
 
 export interface DetectOptions {
   /** Replace the system reads (tests). */
-  readInterfaces?: () => Promise<IpAddrEntry[]>;
-  routeSource?: (dest: string) => Promise<string>;
+  readInterfaces?: (family: IpFamily) => Promise<IpAddrEntry[]>;
+  routeSource?: (dest: string, family: IpFamily) => Promise<string>;
+  /** Address family (default 4): IP/IP_AUTODETECTION_METHOD or IP6/IP6_AUTODETECTION_METHOD. */
+  family?: IpFamily;
 }
 
 /** See the module contract. */
 export async function detectNodeAddress(ip: string, method = 'first-found', opts: DetectOptions = {}): Promise<DetectedAddress> {
+  const family = opts.family ?? 4;
   const read = opts.readInterfaces ?? readInterfaces;
+  const name = FAMILY_NAME[family];
   const text = ip.trim();
   if (text !== '' && text.toLowerCase() !== 'autodetect') {
     const c = tryParseCidrOrIp(text);
-    if (c === undefined || c.ip.version !== 4) {
-      throw new AutodetectError('ERR_AUTODETECT_ADDRESS', `node address ${JSON.stringify(ip)} is not "autodetect" or an IPv4 address with optional /prefix (e.g. 10.0.2.10/24)`);
+    if (c === undefined || c.ip.version !== family) {
+      const eg = family === 4 ? '10.0.2.10/24' : 'fd00:2::10/64';
+      throw new AutodetectError('ERR_AUTODETECT_ADDRESS', `node address ${JSON.stringify(ip)} is not "autodetect" or an ${name} address with optional /prefix (e.g. ${eg})`);
     }
-    const addr = c.ip.bytes.join('.');
+    const addr = formatIP(c.ip);
+    const full = family === 4 ? 32 : 128;
     if (text.includes('/')) return { address: `${addr}/${c.prefix}`, ip: addr, prefixLength: c.prefix, ifname: '', method: 'explicit' };
-    const found = candidates(await read()).find((x) => x.ip === addr);
-    return found ? detected(found, 'explicit') : { address: `${addr}/32`, ip: addr, prefixLength: 32, ifname: '', method: 'explicit' };
+    const found = candidates(await read(family), family).find((x) => x.ip === addr);
+    return found ? detected(found, 'explicit') : { address: `${addr}/${full}`, ip: addr, prefixLength: full, ifname: '', method: 'explicit' };
   }
-  const m = parseAutodetectMethod(method);
-  const src = m.kind === 'can-reach' ? await (opts.routeSource ?? routeSource)(m.dest) : undefined;
-  const entries = await read();
-  const res = selectAddress(m, entries, src);
+  const m = parseAutodetectMethod(method, family);
+  const src = m.kind === 'can-reach' ? await (opts.routeSource ?? routeSource)(m.dest, family) : undefined;
+  const entries = await read(family);
+  const res = selectAddress(m, entries, src, family);
   if (!res) {
-    const seen = candidates(entries).map((c) => `${c.ifname}:${c.ip}/${c.prefixLength}`).join(', ') || 'none';
+    const seen = candidates(entries, family).map((c) => `${c.ifname}:${c.ip}/${c.prefixLength}`).join(', ') || 'none';
     const why = m.kind === 'can-reach' ? `source address ${src} is on no interface` : 'no interface address qualifies';
-    throw new AutodetectError('ERR_AUTODETECT_NOT_FOUND', `IP autodetection (${methodText(m)}): ${why} (IPv4 addresses seen: ${seen})`);
+    throw new AutodetectError('ERR_AUTODETECT_NOT_FOUND', `${family === 6 ? 'IPv6 ' : ''}IP autodetection (${methodText(m)}): ${why} (${name} addresses seen: ${seen})`);
   }
   return res;
 }
