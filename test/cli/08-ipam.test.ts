@@ -42,7 +42,7 @@ t.test('ipam show: pool usage, --show-blocks, --ip', async (t) => {
   t.match(one.stdout, new RegExp(`^IP ${ip.replace(/\./g, '\\.')} is in use\nHandle ID: k8s-pod-network\\.c1\n`));
   t.match(one.stdout, /^Attributes:\n(  \S+: \S+\n)*  namespace: default\n(  \S+: \S+\n)*  pod: web-1\n/m, "attributes, sorted by key");
   t.same(await cli.run(['ipam', 'show', '--ip=192.168.0.200']), { code: 0, stdout: '192.168.0.200 is not assigned\n', stderr: '' });
-  t.same(await cli.run(['ipam', 'show', '--ip=300.1.1.1']), { code: 1, stdout: '', stderr: 'invalid IP address: 300.1.1.1 (expected an IPv4 address)\n' });
+  t.same(await cli.run(['ipam', 'show', '--ip=300.1.1.1']), { code: 1, stdout: '', stderr: 'invalid IP address: 300.1.1.1 (expected an IPv4 or IPv6 address)\n' });
   t.equal((await cli.run(['ipam', 'split'])).code, 1, 'other ipam verbs are not implemented');
   t.equal((await cli.run(['ipam', 'show', 'extra'])).code, 1);
 });
@@ -84,7 +84,7 @@ spec: {node: node1, orchestrator: k8s, endpoint: eth0, containerID: c1, pod: web
   t.match((await cli.run(['ipam', 'show', `--ip=${kept}`])).stdout, /is in use/, 'the other address is untouched');
 
   t.same(await cli.run(['ipam', 'release', `--ip=${leak}`]), { code: 1, stdout: '', stderr: `IP address ${leak} is not assigned\n` });
-  t.same(await cli.run(['ipam', 'release', '--ip=192.168.0.300']), { code: 1, stdout: '', stderr: 'invalid IP address: 192.168.0.300 (expected an IPv4 address)\n' });
+  t.same(await cli.run(['ipam', 'release', '--ip=192.168.0.300']), { code: 1, stdout: '', stderr: 'invalid IP address: 192.168.0.300 (expected an IPv4 or IPv6 address)\n' });
   const noIp = await cli.run(['ipam', 'release']);
   t.equal(noIp.code, 1);
   t.match(noIp.stderr, /ipam release needs --ip=<IP>/);
@@ -92,4 +92,38 @@ spec: {node: node1, orchestrator: k8s, endpoint: eth0, containerID: c1, pod: web
   t.equal(report.code, 1);
   t.match(report.stderr, /--from-report is not supported by tortiectl ipam release/);
   t.match((await cli.run(['ipam', 'check', '-o', 'r.json'])).stderr, /--output is not supported by tortiectl ipam check/);
+});
+
+t.test('IPv6: ipam show (pool size as calicoctl prints it), show --ip, release --ip, check', async (t) => {
+  const cli = cliFor(t, 'tortiectl-ipam6-');
+  const env = { ...cli.env, TORTIE_EXPERIMENTAL_IPV6: '1' };
+  process.env.TORTIE_EXPERIMENTAL_IPV6 = '1'; // tortiectl runs in this process
+  t.teardown(() => { delete process.env.TORTIE_EXPERIMENTAL_IPV6; });
+  const seed = `${SEED}---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: pool6}
+spec: {cidr: 'fd00:10::/64'}
+`;
+  const applied = await cli.run(['apply', '-f', '-'], { stdin: seed, env });
+  t.equal(applied.code, 0, applied.stderr);
+  const ds = new EmbeddedDatastore({ dir: cli.storeDir });
+  const ipam = new IpamClient(ds);
+  const a = await ipam.assign({ handleId: 'k8s-pod-network.c6', node: 'node1', family: 6, attrs: { namespace: 'default', pod: 'web-6' } });
+  await ds.close();
+  const ip = a.ips[0]!.ip;
+
+  const shown = await cli.run(['ipam', 'show', '--show-blocks'], { env });
+  t.equal(shown.code, 0, shown.stderr);
+  t.match(shown.stdout, /\| IP Pool +\| fd00:10::\/64 +\| 1\.8447e\+19 \| 1 \(0%\) +\| 1\.8447e\+19 \(100%\) \|/);
+  t.match(shown.stdout, new RegExp(`\\| Block +\\| ${a.ips[0]!.block.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} +\\| +64 \\| 1 \\(2%\\) +\\| 63 \\(98%\\) +\\|`));
+  const one = await cli.run(['ipam', 'show', `--ip=${ip.toUpperCase()}`], { env });
+  t.match(one.stdout, new RegExp(`^IP ${ip.toUpperCase()} is in use\\nHandle ID: k8s-pod-network\\.c6\\n`));
+  t.match(one.stdout, /  pod: web-6\n/);
+  const check = await cli.run(['ipam', 'check', '--show-problem-ips'], { env });
+  t.equal(check.code, 0);
+  t.match(check.stdout, ip, 'the v6 allocation without an endpoint is reported as a leak');
+  t.same(await cli.run(['ipam', 'release', `--ip=${ip}`], { env }), { code: 0, stdout: `Successfully released IP address ${ip}\n`, stderr: '' });
+  t.same(await cli.run(['ipam', 'show', `--ip=${ip}`], { env }), { code: 0, stdout: `${ip} is not assigned\n`, stderr: '' });
+  t.same(await cli.run(['ipam', 'release', '--ip=fd00:10::zz'], { env }), { code: 1, stdout: '', stderr: 'invalid IP address: fd00:10::zz (expected an IPv4 or IPv6 address)\n' });
 });
