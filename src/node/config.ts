@@ -30,6 +30,13 @@ export interface NodeConfig {
   /** `autodetect`, `none`, or an address with its subnet (`10.0.2.10/24`). */
   ip: string;
   ipAutodetectionMethod: string;
+  /**
+   * Calico's IP6: `none` (default: no IPv6 address is detected and the Node's stored one is
+   * kept), `autodetect`, or an IPv6 address with optional /prefix.
+   */
+  ip6: string;
+  /** IP6_AUTODETECTION_METHOD (the methods of IP_AUTODETECTION_METHOD, over IPv6 addresses). */
+  ip6AutodetectionMethod: string;
   datastoreType: DatastoreType;
   storeDir: string;
   etcd: EtcdConfig;
@@ -252,11 +259,23 @@ function parseIp(v: string, source: string): string {
   return s;
 }
 
+function parseIp6(v: string, source: string): string {
+  const s = v.trim();
+  if (s === '' || s.toLowerCase() === 'none') return 'none';
+  if (s.toLowerCase() === 'autodetect') return 'autodetect';
+  if (tryParseCidrOrIp(s)?.ip.version !== 6) {
+    throw new ConfigError(`${source}: "${v}" is not "autodetect", "none" or an IPv6 address with optional /prefix (e.g. fd00:2::10/64)`);
+  }
+  return s;
+}
+
 /** Raw option values as the CLI parser produced them (strings, undefined when absent). */
 export interface RawNodeOptions {
   nodeName?: string;
   ip?: string;
   ipAutodetectionMethod?: string;
+  ip6?: string;
+  ip6AutodetectionMethod?: string;
   datastoreType?: string;
   storeDir?: string;
   etcdEndpoints?: string;
@@ -309,6 +328,8 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [nodeName] = pick('nodename', opts.nodeName, 'NODENAME', 'HOSTNAME');
   const [ip, ipSrc] = pick('ip', opts.ip, 'IP');
   const [method] = pick('ip-autodetection-method', opts.ipAutodetectionMethod, 'IP_AUTODETECTION_METHOD');
+  const [ip6, ip6Src] = pick('ip6', opts.ip6, 'IP6');
+  const [method6] = pick('ip6-autodetection-method', opts.ip6AutodetectionMethod, 'IP6_AUTODETECTION_METHOD');
   const [level, levelSrc] = pick('log-level', opts.logLevel, 'TORTIE_LOGLEVEL', 'FELIX_LOGSEVERITYSCREEN', 'LOG_LEVEL');
   const [bpffs] = pick('bpffs-root', opts.bpffsRoot, 'TORTIE_BPFFS_ROOT');
   const [runDir] = pick('run-dir', opts.runDir, 'TORTIE_RUN_DIR');
@@ -446,6 +467,8 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     nodeName: name,
     ip: parseIp(ip ?? 'autodetect', ipSrc),
     ipAutodetectionMethod: (method ?? 'first-found').trim(),
+    ip6: parseIp6(ip6 ?? 'none', ip6Src),
+    ip6AutodetectionMethod: (method6 ?? 'first-found').trim(),
     datastoreType: datastore.type,
     storeDir: datastore.dir,
     etcd: datastore.etcd,

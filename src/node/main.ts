@@ -91,6 +91,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--nodename <name>', 'this node\'s name (NODENAME)')
     .option('--ip <addr>', 'autodetect | none | ADDR/PREFIX (IP)')
     .option('--ip-autodetection-method <method>', 'first-found | can-reach=DEST | interface=RE | skip-interface=RE | cidr=CIDR')
+    .option('--ip6 <addr>', 'none | autodetect | ADDR/PREFIX (IP6; default none)')
+    .option('--ip6-autodetection-method <method>', 'as --ip-autodetection-method, over IPv6 addresses (IP6_AUTODETECTION_METHOD)')
     .option('--datastore-type <type>', 'embedded | etcdv3 (DATASTORE_TYPE; default etcdv3 when etcd endpoints are given, else embedded)')
     .option('--store-dir <dir>', 'embedded datastore directory (TORTIE_DATASTORE_DIR, alias TORTIE_STORE_DIR)')
     .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs (ETCD_ENDPOINTS)')

@@ -55,22 +55,28 @@ export function dataplaneAdapter(dp: BpfDataplane, metrics: NodeMetrics): Datapl
 
 /**
  * Creates or updates this node's Node resource: keeps everything else a user set, writes the
- * address (with its subnet) when it changed. Retries on a concurrent update.
+ * addresses (with their subnets; `spec.bgp.ipv4Address`, `spec.bgp.ipv6Address`, as calico/node)
+ * when they changed. An address not given (IP=none, IP6 none or unset) leaves the stored one as
+ * it is. Retries on a concurrent update.
  */
-export async function registerNode(client: ResourceClient, name: string, ipv4: string | undefined, log: Logger): Promise<Node> {
+export async function registerNode(client: ResourceClient, name: string, ipv4: string | undefined, log: Logger, ipv6?: string): Promise<Node> {
+  const addrs: { ipv4Address?: string; ipv6Address?: string } = {};
+  if (ipv4) addrs.ipv4Address = ipv4;
+  if (ipv6) addrs.ipv6Address = ipv6;
   return casLoop(async () => {
     const cur = await client.get('Node', name);
     if (!cur) {
-      const node: Node = { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name }, spec: ipv4 ? { bgp: { ipv4Address: ipv4 } } : {} } as Node;
+      const node: Node = { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name }, spec: ipv4 || ipv6 ? { bgp: addrs } : {} } as Node;
       const created = await client.create(node);
-      log.info({ node: name, ipv4 }, 'registered node');
+      log.info({ node: name, ipv4, ipv6 }, 'registered node');
       return created;
     }
-    if (!ipv4 || cur.spec?.bgp?.ipv4Address === ipv4) return cur;
+    const bgp = cur.spec?.bgp;
+    if ((!ipv4 || bgp?.ipv4Address === ipv4) && (!ipv6 || bgp?.ipv6Address === ipv6)) return cur;
     const next = structuredClone(cur);
-    next.spec = { ...(next.spec ?? {}), bgp: { ...(next.spec?.bgp ?? {}), ipv4Address: ipv4 } };
+    next.spec = { ...(next.spec ?? {}), bgp: { ...(next.spec?.bgp ?? {}), ...addrs } };
     const updated = await client.update(next);
-    log.info({ node: name, ipv4, previous: cur.spec?.bgp?.ipv4Address }, 'updated node address');
+    log.info({ node: name, ipv4, ipv6, previous: { ipv4: bgp?.ipv4Address, ipv6: bgp?.ipv6Address } }, 'updated node address');
     return updated;
   }, { attempts: 6, conflicts: [AlreadyExistsError, ConflictError] });
 }
@@ -94,6 +100,17 @@ export async function resolveNodeAddress(c: NodeConfig): Promise<DetectedAddress
     return await detectAddressAndInterface(c.ip, c.ipAutodetectionMethod);
   } catch (e) {
     if (e instanceof AutodetectError) throw new ConfigError(e.message);
+    throw e;
+  }
+}
+
+/** The node's IPv6 address per IP6 / IP6_AUTODETECTION_METHOD (undefined with IP6 none, or in policy-only mode). */
+export async function resolveNodeAddress6(c: NodeConfig): Promise<DetectedAddress | undefined> {
+  if (c.ip6 === 'none' || c.policyOnly) return undefined;
+  try {
+    return await detectNodeAddress(c.ip6, c.ip6AutodetectionMethod, { family: 6 });
+  } catch (e) {
+    if (e instanceof AutodetectError) throw new ConfigError(`IP6: ${e.message}`);
     throw e;
   }
 }
@@ -136,7 +153,9 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
     const client = new ResourceClient(datastore);
     const detected = await resolveNodeAddress(c);
     if (detected) log.info({ address: detected.address, interface: detected.ifname, method: detected.method }, 'node address');
-    await registerNode(client, c.nodeName, detected?.address, log);
+    const detected6 = await resolveNodeAddress6(c);
+    if (detected6) log.info({ address: detected6.address, interface: detected6.ifname, method: detected6.method }, 'node IPv6 address');
+    await registerNode(client, c.nodeName, detected?.address, log, detected6?.address);
     await ensureClusterInformation(client, `v${VERSION}`, c.clusterType, log);
     c = await effectiveConfig(client, c, log);
     const graph = new CalcGraph({ nodeName: c.nodeName, logger: log.child({ component: 'calc' }) });
