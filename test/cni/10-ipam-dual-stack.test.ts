@@ -85,3 +85,13 @@ t.test('tortie-ipam: dual-stack ADD, repeat, CHECK, DEL; assign_ipv4 false; pool
     t.match(String(r.out?.msg), msg);
   }
 });
+
+t.test('assign_ipv6 "true" is refused without TORTIE_EXPERIMENTAL_IPV6=1, naming the field', async (t) => {
+  const bed = await cniBed('cniv6off', '192.168.80.0/24');
+  t.teardown(() => bed.destroy());
+  const pod = await bed.addWorkload('pod');
+  const env = { CNI_COMMAND: 'ADD', CNI_NETNS: `/run/netns/${pod.name}`, CNI_IFNAME: 'eth0', CNI_CONTAINERID: 'off1', TORTIE_EXPERIMENTAL_IPV6: '0' };
+  const r = await runPlugin(bed.node, 'tortie-ipam', env, bed.conf({ ipam: { type: 'tortie-ipam', assign_ipv6: 'true' } }), bed.cniPath);
+  t.equal(r.out?.code, 7);
+  t.match(String(r.out?.msg), /ipam\.assign_ipv6: "true" needs IPv6 workload wiring/);
+});
