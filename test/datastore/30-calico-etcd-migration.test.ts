@@ -20,47 +20,11 @@ import { Agent, type Dataplane } from '../../src/node/agent';
 import { NodeMetrics } from '../../src/node/metrics';
 import { silentLogger } from '../../src/util/log';
 import { REPO_ROOT, cliFor } from '../cli/helpers/cli';
+import { fixtureKeys, goJson } from './helpers/go-json';
 
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'calico-etcd');
 const EXPECTED = path.join(REPO_ROOT, 'test', 'fixtures', 'calico-etcd-expected');
-
-/**
- * A fixture file's text in the form Go's json.Marshal writes it: compact, same key order, and
- * `<`, `>`, `&` escaped inside strings. Done on the text itself (not with the code under test).
- */
-function goJson(file: string): string {
-  const text = fs.readFileSync(file, 'utf8');
-  let out = '';
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (inString) {
-      if (c === '\\') { out += c + text[++i]; continue; }
-      if (c === '"') inString = false;
-      out += c === '&' ? '\\u0026' : c === '<' ? '\\u003c' : c === '>' ? '\\u003e' : c;
-    } else if (c === '"') {
-      inString = true;
-      out += c;
-    } else if (!/\s/.test(c)) {
-      out += c;
-    }
-  }
-  return out;
-}
-
-/** key → stored bytes of every fixture (the key is the file's path under FIXTURES). */
-function fixtures(): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (dir: string): void => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.json')) out.set('/' + path.relative(FIXTURES, p).slice(0, -'.json'.length), goJson(p));
-    }
-  };
-  walk(FIXTURES);
-  return out;
-}
+const fixtures = (): Map<string, string> => fixtureKeys(FIXTURES);
 
 const POD_A = 'k8s-pod-network.8d3ab1c2e4f5061728394a5b6c7d8e9f00112233445566778899aabbccddeeff';
 const POD_OLD = 'k8s-pod-network.c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00';
