@@ -41,7 +41,8 @@ export const DEFAULT_HEALTH_PORT = 9099;
 
 function usage(binary: string): string {
   return `Usage:
-  ${binary} node run [--ip=<IP>] [--name=<NAME>] [--ip-autodetection-method=<METHOD>]
+  ${binary} node run [--ip=<IP>] [--ip6=<IP6>] [--name=<NAME>] [--ip-autodetection-method=<METHOD>]
+                    [--ip6-autodetection-method=<METHOD>]
                     [--log-dir=<DIR>] [--health-port=<PORT>] [--metrics-port=<PORT>]
                     [--log-level=<LEVEL>] [--backend=(bird|none)] [--no-default-ippools]
                     [--timeout=<SECONDS>] [--dryrun] [--init-system] [options]
@@ -63,6 +64,10 @@ Options:
                            first-found | can-reach=<IP or name> | interface=<regex>[,<regex>...]
                            | skip-interface=<regex>[,<regex>...] | cidr=<CIDR>[,<CIDR>...]
                            [default: first-found]
+     --ip6=<IP6>           autodetect, or this node's IPv6 address with its subnet (e.g.
+                           fd00:2::10/64). By default the node has no IPv6 address.
+     --ip6-autodetection-method=<METHOD>
+                           as --ip-autodetection-method, over IPv6 addresses [default: first-found]
      --log-dir=<DIR>       [default: ${DEFAULT_LOG_DIR}]
      --health-port=<PORT>  Port of the agent's /livez and /readyz on 127.0.0.1 [default: ${DEFAULT_HEALTH_PORT}].
      --metrics-port=<PORT> Prometheus port of the agent.
@@ -216,9 +221,10 @@ async function bgpStatusOf(runDir: string, node: string, named: boolean): Promis
 
 // ---------------------------------------------------------------- run
 
-/** calicoctl's checks of --ip-autodetection-method (syntax only; the agent resolves names). */
-export function checkAutodetectionMethod(method: string): void {
-  const bad = (why: string): CliError => new CliError(`Error executing command: invalid IP autodetection method: ${method}${why ? ` (${why})` : ''}`, 'ERR_CLI_FLAG');
+/** calicoctl's checks of --ip-autodetection-method / --ip6-autodetection-method (syntax only; the agent resolves names). */
+export function checkAutodetectionMethod(method: string, family: 4 | 6 = 4): void {
+  const fam = family === 4 ? 'IPv4' : 'IPv6';
+  const bad = (why: string): CliError => new CliError(`Error executing command: invalid IP${family === 6 ? 'v6' : ''} autodetection method: ${method}${why ? ` (${why})` : ''}`, 'ERR_CLI_FLAG');
   if (method === 'first-found') return;
   const eq = method.indexOf('=');
   const kind = eq < 0 ? method : method.slice(0, eq + 1);
@@ -226,11 +232,12 @@ export function checkAutodetectionMethod(method: string): void {
   switch (kind) {
     case 'can-reach=': {
       if (value === '') throw bad('can-reach needs an IP address or a host name');
-      if (tryParseCidrOrIp(value) !== undefined) {
-        if (value.includes('/') || value.includes(':')) throw bad('can-reach takes an IPv4 address or a host name, not a CIDR or IPv6 address');
+      const asIp = tryParseCidrOrIp(value);
+      if (asIp !== undefined) {
+        if (value.includes('/') || asIp.ip.version !== family) throw bad(`can-reach takes an ${fam} address or a host name, not a CIDR or an address of the other family`);
         return;
       }
-      if (/^\d+(\.\d+){0,3}$/.test(value)) throw bad(`"${value}" is not a valid IPv4 address`);
+      if (/^\d+(\.\d+){0,3}$/.test(value) || value.includes(':')) throw bad(`"${value}" is not a valid ${fam} address`);
       if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$/.test(value)) throw bad(`"${value}" is not a valid host name`);
       return;
     }
@@ -250,7 +257,7 @@ export function checkAutodetectionMethod(method: string): void {
       if (value === '') throw bad('cidr needs at least one CIDR');
       for (const c of value.split(',')) {
         const p = tryParseCidr(c.trim());
-        if (p === undefined || p.ip.version !== 4) throw bad(`"${c}" is not an IPv4 CIDR`);
+        if (p === undefined || p.ip.version !== family) throw bad(`"${c}" is not an ${fam} CIDR`);
       }
       return;
     }
@@ -264,6 +271,14 @@ function checkIp(ip: string): string {
   const c = tryParseCidrOrIp(ip);
   if (c === undefined) throw new CliError(`Error executing command: invalid IP address specified with --ip: ${ip} (expected autodetect or an IPv4 address with optional /prefix, e.g. 10.0.2.10/24)`, 'ERR_CLI_FLAG');
   if (c.ip.version !== 4) throw new CliError('Error executing command: --ip is wrong IP version', 'ERR_CLI_FLAG');
+  return ip;
+}
+
+function checkIp6(ip: string): string {
+  if (ip === 'autodetect') return ip;
+  const c = tryParseCidrOrIp(ip);
+  if (c === undefined) throw new CliError(`Error executing command: invalid IP address specified with --ip6: ${ip} (expected autodetect or an IPv6 address with optional /prefix, e.g. fd00:2::10/64)`, 'ERR_CLI_FLAG');
+  if (c.ip.version !== 6) throw new CliError('Error executing command: --ip6 is wrong IP version', 'ERR_CLI_FLAG');
   return ip;
 }
 
@@ -308,6 +323,8 @@ async function nodeRun(binary: string, argv: readonly string[], io: CliIO): Prom
     ...COMMON,
     { long: 'ip', value: true },
     { long: 'ip-autodetection-method', value: true },
+    { long: 'ip6', value: true },
+    { long: 'ip6-autodetection-method', value: true },
     { long: 'log-dir', value: true },
     { long: 'metrics-port', value: true },
     { long: 'log-level', value: true },
@@ -328,6 +345,10 @@ async function nodeRun(binary: string, argv: readonly string[], io: CliIO): Prom
   if (ip !== undefined) checkIp(ip);
   const method = args.get('ip-autodetection-method') ?? 'first-found';
   checkAutodetectionMethod(method);
+  const ip6 = args.get('ip6');
+  if (ip6 !== undefined) checkIp6(ip6);
+  const method6 = args.get('ip6-autodetection-method');
+  if (method6 !== undefined) checkAutodetectionMethod(method6, 6);
   const backend = args.get('backend') ?? 'bird';
   if (backend === 'gobgp') throw new CliError("Error executing command: backend 'gobgp' is not implemented by tortie (bird or none)", 'ERR_CLI_FLAG');
   if (!['bird', 'none'].includes(backend)) throw new CliError(`Error executing command: unknown backend '${backend}'`, 'ERR_CLI_FLAG');
@@ -345,6 +366,8 @@ async function nodeRun(binary: string, argv: readonly string[], io: CliIO): Prom
   const ds = resolveDatastoreConfig(args, io);
   const agentArgs = ['run', `--nodename=${name}`, `--ip-autodetection-method=${method}`, `--health-port=${healthPort}`];
   if (ip !== undefined) agentArgs.push(`--ip=${ip}`);
+  if (ip6 !== undefined) agentArgs.push(`--ip6=${ip6}`);
+  if (method6 !== undefined) agentArgs.push(`--ip6-autodetection-method=${method6}`);
   if (metricsPort !== undefined) agentArgs.push(`--metrics-port=${metricsPort}`);
   if (args.get('log-level') !== undefined) agentArgs.push(`--log-level=${args.get('log-level')}`);
   if (backend === 'none') agentArgs.push('--policy-only');

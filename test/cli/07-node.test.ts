@@ -142,11 +142,21 @@ t.test('flag checks, as calicoctl words them', async (t) => {
   await fails(['--ip-autodetection-method=can-reach='], /can-reach needs an IP address or a host name/);
   await fails(['--backend=quagga'], /^Error executing command: unknown backend 'quagga'/);
   await fails(['--health-port=70000'], /--health-port: "70000" is not a port number/);
-  await fails(['--ip6=fe80::1'], /^Invalid option: 'tortiectl node run /);
+  await fails(['--ip6=10.0.2.10'], /^Error executing command: --ip6 is wrong IP version/);
+  await fails(['--ip6=fd00::zz'], /^Error executing command: invalid IP address specified with --ip6: fd00::zz/);
+  await fails(['--ip6-autodetection-method=cidr=10.0.0.0/8'], /^Error executing command: invalid IPv6 autodetection method: cidr=10\.0\.0\.0\/8 \("10\.0\.0\.0\/8" is not an IPv6 CIDR\)/);
+  await fails(['--ip6-autodetection-method=can-reach=8.8.8.8'], /can-reach takes an IPv6 address or a host name/);
+  await fails(['--ip-autodetection-method=can-reach=fd00::1'], /can-reach takes an IPv4 address or a host name/);
+  const dry6 = await cli.run(['node', 'run', '--name=n1', '--dryrun', '--ip6=autodetect', '--ip6-autodetection-method=interface=eth1'], { env });
+  t.equal(dry6.code, 0, dry6.stderr);
+  t.match(dry6.stdout, / --ip6=autodetect --ip6-autodetection-method=interface=eth1 /, 'passed on to the agent as its flags');
   const badName = await cli.run(['node', 'run', '--dryrun', '--name=Bad_Name'], { env });
   t.match(badName.stderr, /node name "Bad_Name" is not a valid DNS subdomain/);
   for (const ok of ['first-found', 'can-reach=8.8.8.8', 'can-reach=www.example.com', 'interface=eth.*,enp0s.*', 'skip-interface=docker.*', 'cidr=10.0.2.0/24,198.18.0.0/15']) {
     t.doesNotThrow(() => checkAutodetectionMethod(ok), ok);
+  }
+  for (const ok of ['first-found', 'can-reach=fd00:99::1', 'can-reach=www.example.com', 'interface=eth.*', 'cidr=fd00:1::/64,fd00:2::/64']) {
+    t.doesNotThrow(() => checkAutodetectionMethod(ok, 6), `IPv6: ${ok}`);
   }
   t.same(await cli.run(['node', 'frob']), {
     code: 1, stdout: '',
