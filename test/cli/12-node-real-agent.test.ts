@@ -31,9 +31,11 @@ t.test('node run / node status with the real agent in a namespace', { skip: buil
   const inA = (args: string[]): Promise<CliResult> =>
     runCaptured('nsenter', [`--net=${a.path}`, '--', process.execPath, TORTIECTL, ...args], { cwd: cli.dir, env: cli.env });
 
+  // A ULA address on the uplink: `--ip6=autodetect` (calico/node's IP6) finds it.
+  await a.exec(['ip', '-6', 'addr', 'add', 'fd00:18::10/64', 'dev', 'eth0', 'nodad']);
   const port = await freePort();
   const metricsPort = await freePort();
-  const run = await inA(['node', 'run', `--name=${name}`, `--ip=${bed.nodeIp}/24`, `--health-port=${port}`, `--metrics-port=${metricsPort}`,
+  const run = await inA(['node', 'run', `--name=${name}`, `--ip=${bed.nodeIp}/24`, '--ip6=autodetect', `--health-port=${port}`, `--metrics-port=${metricsPort}`,
     `--bpffs-root=${bpffs}`, `--log-dir=${logDir}`, `--run-dir=${path.join(cli.dir, 'run')}`, '--timeout=90']);
   const m = /tortie-node started \(pid (\d+)\)/.exec(run.stdout);
   if (m) agentPid = Number(m[1]);
@@ -42,7 +44,7 @@ t.test('node run / node status with the real agent in a namespace', { skip: buil
   t.match(run.stdout, /tortie node started successfully\n$/);
 
   const nodes = await inA(['get', 'nodes', '-o', 'wide']);
-  t.match(nodes.stdout, new RegExp(`\\n${name} +\\(64512\\) +${bed.nodeIp.replace(/\./g, '\\.')}/24 +\\n`), 'the agent registered its Node with its address and subnet');
+  t.match(nodes.stdout, new RegExp(`\\n${name} +\\(64512\\) +${bed.nodeIp.replace(/\./g, '\\.')}/24 +fd00:18::10/64 +\\n`), 'the agent registered its Node with both addresses and their subnets');
 
   const version = await inA(['version']);
   t.match(version.stdout, /\nCluster Version: +v\d+\.\d+\.\d+\nCluster Type: +tortie\n$/, 'the agent wrote ClusterInformation; version shows it');
