@@ -95,3 +95,28 @@ t.test('assign_ipv6 "true" is refused without TORTIE_EXPERIMENTAL_IPV6=1, naming
   t.equal(r.out?.code, 7);
   t.match(String(r.out?.msg), /ipam\.assign_ipv6: "true" needs IPv6 workload wiring/);
 });
+
+t.test('the tortie plugin records both families in the WorkloadEndpoint (policy_only: no wiring involved)', async (t) => {
+  const bed = await cniBed('cniv6pol');
+  t.teardown(() => bed.destroy());
+  const pod = await bed.addWorkload('pod');
+  const hostIf = 'enidual0';
+  await bed.topo.addVeth(bed.node, hostIf, pod, 'eth0');
+  const prevResult = {
+    cniVersion: '1.0.0',
+    interfaces: [{ name: hostIf }, { name: 'eth0', sandbox: `/run/netns/${pod.name}` }],
+    ips: [{ address: 'FD00:41:0::7/128', interface: 1 }, { address: '198.18.41.7/32', interface: 1 }],
+  };
+  const conf = bed.conf({ policy_only: true, interface_prefix: 'eni', ipam: undefined, prevResult });
+  const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'dual01', CNI_NETNS: `/run/netns/${pod.name}`, CNI_IFNAME: 'eth0', CNI_ARGS: 'K8S_POD_NAMESPACE=shop;K8S_POD_NAME=dual-1' };
+  const add = await runPlugin(bed.node, 'tortie', env, conf, bed.cniPath);
+  t.equal(add.code, 0, add.stdout);
+  const weps = (await bed.store.rc.list('WorkloadEndpoint', 'shop')).items;
+  t.same(weps[0]?.spec.ipNetworks, ['198.18.41.7/32', 'fd00:41::7/128'], 'IPv4 first, then the IPv6 /128 in Go\'s text form');
+  const chk = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'CHECK' }, conf, bed.cniPath);
+  t.equal(chk.code, 0, `CHECK compares both families: ${chk.stdout}`);
+  const v4only = { ...prevResult, ips: [prevResult.ips[1]!] };
+  const chkBad = await runPlugin(bed.node, 'tortie', { ...env, CNI_COMMAND: 'CHECK' }, { ...conf, prevResult: v4only }, bed.cniPath);
+  t.equal(chkBad.out?.code, 103);
+  t.match(String(chkBad.out?.msg), /ipNetworks \[198\.18\.41\.7\/32, fd00:41::7\/128\] differ from prevResult \[198\.18\.41\.7\/32\]/);
+});
