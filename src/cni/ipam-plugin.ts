@@ -6,8 +6,9 @@
  *   `<network name>.<CNI_CONTAINERID>` on this node (config `nodename`, …) from the usable pools
  *   of each family (optionally `ipam.ipv4_pools` / `ipam.ipv6_pools`), or the exact addresses
  *   asked for with CNI_ARGS `IP=a.b.c.d[,fd00::5]` (Calico's convention: one per family, and
- *   then only those); returns `{cniVersion, ips: [{address: "a.b.c.d/32"}, {address:
- *   "fd00::5/128"}]}` (IPv4 first). When one family fails after the other succeeded, what this
+ *   then only those); returns `{cniVersion, ips: [{address: …}, …]}`, IPv4 first, each address
+ *   with its block's prefix as libcalico-go's AutoAssign returns it (`192.168.0.5/26`,
+ *   `fd00::5/122`), or /32 and /128 for requested ones (its AssignIP path). When one family fails after the other succeeded, what this
  *   call assigned is released again, as Calico does. Repeating it returns the same addresses.
  * - DEL: releases the handle's addresses (both families); unknown handle: success.
  * - CHECK: fails (code 103) unless the handle owns exactly the addresses in prevResult (both families).
@@ -29,13 +30,13 @@ export async function ipamAdd(ds: Datastore, conf: NetConf, env: CniEnv, procEnv
   const attrs: Record<string, string> = { node: nodeName(conf, procEnv), containerID: env.containerId, namespace: id.namespace };
   if (id.pod) attrs.pod = id.pod;
   const handleId = handleIdFor(conf, env);
-  const result = (ips: readonly AssignedIp[]): CniResult => ({
+  const result = (ips: readonly AssignedIp[], withBlockPrefix: boolean): CniResult => ({
     cniVersion: conf.cniVersion,
-    ips: [...ips].sort((a, b) => a.family - b.family).map((x) => ({ address: x.cidr })),
+    ips: [...ips].sort((a, b) => a.family - b.family).map((x) => ({ address: withBlockPrefix ? `${x.ip}/${x.block.split('/')[1]}` : x.cidr })),
     routes: [],
   });
   const requested = env.args.IP;
-  if (requested) return result(await assignRequested(ipam, requested, handleId, attrs));
+  if (requested) return result(await assignRequested(ipam, requested, handleId, attrs), false);
 
   const want: { family: 4 | 6; pools?: string[] }[] = [];
   if (conf.ipam?.assign_ipv4 !== 'false') want.push({ family: 4, pools: conf.ipam?.ipv4_pools });
@@ -53,7 +54,7 @@ export async function ipamAdd(ds: Datastore, conf: NetConf, env: CniEnv, procEnv
       throw toCniError(err, `assigning an IPv${w.family} address`);
     }
   }
-  return result(got);
+  return result(got, true);
 }
 
 /**
@@ -102,15 +103,16 @@ export async function ipamCheck(ds: Datastore, conf: NetConf, env: CniEnv): Prom
   const handle = handleIdFor(conf, env);
   let owned: string[];
   try {
-    owned = (await new IpamClient(ds).ipsByHandle(handle)).map((x) => x.cidr).sort();
+    owned = (await new IpamClient(ds).ipsByHandle(handle)).map((x) => x.ip).sort();
   } catch (err) {
     throw toCniError(err, 'reading the container\'s addresses');
   }
-  // Both families, in the canonical text the handle's addresses are printed in.
+  // Addresses of both families (their prefix is the block's or /32, /128: not compared), in the
+  // canonical text the handle's addresses are printed in.
   const expected = (conf.prevResult?.ips ?? []).map((x) => {
-    const [ip, len] = x.address.split('/');
-    const a = tryParseAddr(ip ?? '');
-    return a === undefined ? x.address : `${formatAddr(a)}/${len}`;
+    const ip = x.address.split('/')[0] ?? '';
+    const a = tryParseAddr(ip);
+    return a === undefined ? ip : formatAddr(a);
   }).sort();
   if (owned.join(',') !== expected.join(',')) {
     throw new CniError(CNI_ERR.CHECK_FAILED, `IPAM handle ${handle} owns [${owned.join(', ')}] but prevResult lists [${expected.join(', ')}]`);

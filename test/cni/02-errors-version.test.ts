@@ -73,7 +73,7 @@ t.test('errors and VERSION', async (t) => {
   t.equal(chk.code, 0, `ipam CHECK: ${chk.stdout}`);
   const chkBad = await run({ ...ipamEnv, CNI_COMMAND: 'CHECK' }, bed.conf({ prevResult: { cniVersion: '1.0.0', ips: [{ address: '192.168.77.9/32' }] } }), 'tortie-ipam');
   t.equal(chkBad.out?.code, 103);
-  t.match(String(chkBad.out?.msg), /owns \[192\.168\.77\.0\/32\] but prevResult lists \[192\.168\.77\.9\/32\]/);
+  t.match(String(chkBad.out?.msg), /owns \[192\.168\.77\.0\] but prevResult lists \[192\.168\.77\.9\]/);
   t.equal((await run({ ...ipamEnv, CNI_COMMAND: 'DEL' }, bed.conf(), 'tortie-ipam')).code, 0);
   t.equal((await run({ ...ipamEnv, CNI_COMMAND: 'DEL' }, bed.conf(), 'tortie-ipam')).code, 0, 'repeat DEL');
   const after = await run({ ...base, CNI_CONTAINERID: 'ipam2' }, bed.conf(), 'tortie-ipam');

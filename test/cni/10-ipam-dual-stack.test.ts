@@ -25,8 +25,8 @@ t.test('tortie-ipam: dual-stack ADD, repeat, CHECK, DEL; assign_ipv4 false; pool
   t.equal(a.code, 0, a.stdout);
   const ips = (a.out?.ips as { address: string }[]).map((x) => x.address);
   t.equal(ips.length, 2, 'one address per family');
-  t.match(ips[0]!, /^192\.168\.79\.\d+\/32$/, 'IPv4 first, a /32');
-  t.match(ips[1]!, /^fd00:79::[0-9a-f]*\/128$/, 'then IPv6, a /128 in Go\'s text form');
+  t.match(ips[0]!, /^192\.168\.79\.\d+\/26$/, 'IPv4 first, with its block\'s prefix (libcalico-go\'s AutoAssign)');
+  t.match(ips[1]!, /^fd00:79::[0-9a-f]*\/122$/, 'then IPv6 in Go\'s text form, with its /122 block\'s prefix');
   const again = await run({ CNI_CONTAINERID: 'd1' }, bed.conf({ ipam: dual }));
   t.same((again.out?.ips as { address: string }[]).map((x) => x.address), ips, 'a repeated ADD returns the same two');
   const old = await run({ CNI_CONTAINERID: 'd1' }, bed.conf({ cniVersion: '0.4.0', ipam: dual }));
@@ -46,7 +46,7 @@ t.test('tortie-ipam: dual-stack ADD, repeat, CHECK, DEL; assign_ipv4 false; pool
   // assign_ipv4 "false": IPv6 only, from the pool ipv6_pools names.
   const v6only = await run({ CNI_CONTAINERID: 'd3' }, bed.conf({ ipam: { type: 'tortie-ipam', assign_ipv4: 'false', assign_ipv6: 'true', ipv6_pools: ['other-ipv6-ippool'] } }));
   t.equal(v6only.code, 0, v6only.stdout);
-  t.match((v6only.out?.ips as { address: string }[]).map((x) => x.address), [/^fd00:7a::[0-9a-f]*\/128$/]);
+  t.match((v6only.out?.ips as { address: string }[]).map((x) => x.address), [/^fd00:7a::[0-9a-f]*\/122$/]);
 
   // An IPv6 failure after the IPv4 success gives the IPv4 address back.
   const bad6 = await run({ CNI_CONTAINERID: 'd4' }, bed.conf({ ipam: { ...dual, ipv6_pools: ['default-ipv4-ippool'] } }));
@@ -57,7 +57,7 @@ t.test('tortie-ipam: dual-stack ADD, repeat, CHECK, DEL; assign_ipv4 false; pool
   // CNI_ARGS IP=: one address per family, exactly those.
   const exact = await run({ CNI_CONTAINERID: 'd5', CNI_ARGS: 'IP=192.168.79.200,fd00:79:0::c8' }, bed.conf({ ipam: dual }));
   t.equal(exact.code, 0, exact.stdout);
-  t.same(exact.out?.ips, [{ address: '192.168.79.200/32' }, { address: 'fd00:79::c8/128' }]);
+  t.same(exact.out?.ips, [{ address: '192.168.79.200/32' }, { address: 'fd00:79::c8/128' }], 'requested addresses: /32 and /128, as Calico\'s AssignIP path');
   const two6 = await run({ CNI_CONTAINERID: 'd6', CNI_ARGS: 'IP=fd00:79::c9,fd00:79::ca' }, bed.conf({ ipam: dual }));
   t.equal(two6.out?.code, 4);
   t.match(String(two6.out?.msg), /names more than one IPv6 address/);
