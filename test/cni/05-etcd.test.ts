@@ -44,10 +44,10 @@ t.test('tortie-ipam on etcd', async (t) => {
   t.equal(add.code, 0, JSON.stringify(add.out));
   t.ok(add.ms < 20_000, `the plugin exits promptly after closing its etcd client (${add.ms} ms)`);
   const ip = (add.out as { ips: { address: string }[] }).ips[0]!.address;
-  t.match(ip, /^192\.168\.90\.\d+\/32$/);
+  t.match(ip, /^192\.168\.90\.\d+\/26$/, 'with its block\'s prefix, as libcalico-go\'s AutoAssign returns it');
   const ipam = new IpamClient(ds);
   const held = await ipam.ipsByHandle('k8s-pod-network.etcd1');
-  t.same(held.map((x) => x.cidr), [ip]);
+  t.same(held.map((x) => `${x.ip}/26`), [ip]);
   const blk = (await ipam.listBlocks())[0]!;
   t.same(blk.attributes[0]!.secondary, { node: 'etcd-node', containerID: 'etcd1', namespace: 'default', pod: 'p1' });
   t.same((await ipamPlugin(env, conf)).out, add.out, 'repeat ADD');
