@@ -22,7 +22,9 @@ const NODES = ['node-a', 'node-b', 'node-c'];
 
 interface WorkerOut { held: Record<string, string>; assigned: number; released: number; repeats: number; exhausted: number; mismatches: string[] }
 
-function runWorker(cfg: DatastoreConfig, node: string, id: number, ops: number, maxHeld: number, family: 4 | 6 = 4): Promise<WorkerOut> {
+type Mode = 4 | 6 | 'dual';
+
+function runWorker(cfg: DatastoreConfig, node: string, id: number, ops: number, maxHeld: number, family: Mode = 4): Promise<WorkerOut> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [WORKER, JSON.stringify(cfg), node, String(id), String(ops), String(maxHeld), String(family)],
       { timeout: 240_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
@@ -33,13 +35,16 @@ function runWorker(cfg: DatastoreConfig, node: string, id: number, ops: number, 
   });
 }
 
-async function hammer(t: Test, ds: Datastore, cfg: DatastoreConfig, workers: number, ops: number, family: 4 | 6 = 4): Promise<void> {
+async function hammer(t: Test, ds: Datastore, cfg: DatastoreConfig, workers: number, ops: number, family: Mode = 4): Promise<void> {
   // 16 blocks of 8 = 128 addresses for at most workers × 8 live handles: blocks run out, so
   // claiming and borrowing both race. IPv6: the same shape (a /121 in blocks of /125), and an
-  // IPv4 pool beside it that must stay untouched.
+  // IPv4 pool beside it that must stay untouched. Dual stack: every handle takes one of each
+  // family; the IPv6 pool is the smaller (8 blocks of 4), so IPv6 runs out first and the IPv4
+  // address taken before is given back.
   const rc = new ResourceClient(ds);
   await rc.create(pool('stress', '10.60.0.0/25', { blockSize: 29 }));
   if (family === 6) await rc.create(pool('stress6', 'fd00:60::/121', { blockSize: 125 }));
+  if (family === 'dual') await rc.create(pool('stress6', 'fd00:60::/123', { blockSize: 126 }));
   const outs = await Promise.all(Array.from({ length: workers }, (_, i) => runWorker(cfg, NODES[i % NODES.length]!, i, ops, 8, family)));
   const held = new Map<string, string>();
   for (const o of outs) {
@@ -66,12 +71,17 @@ async function hammer(t: Test, ds: Datastore, cfg: DatastoreConfig, workers: num
   }
   const leaked = [...owner.entries()].filter(([, h]) => !held.has(h));
   t.same(leaked, [], 'no address owned by a released handle (no leak)');
-  const wrong = [...held.entries()].filter(([h, ip]) => byHandle.get(h)?.length !== 1 || byHandle.get(h)![0] !== ip);
-  t.same(wrong, [], 'every live handle owns exactly its address');
-  t.equal(owner.size, held.size, 'allocated count equals live handles');
+  const sorted = (ips: string[] | undefined): string => [...(ips ?? [])].sort().join(' ');
+  const wrong = [...held.entries()].filter(([h, ips]) => sorted(byHandle.get(h)) !== sorted(ips.split(' ')));
+  t.same(wrong, [], 'every live handle owns exactly its address(es)');
+  const perHandle = family === 'dual' ? 2 : 1;
+  t.equal(owner.size, held.size * perHandle, `allocated count equals live handles × ${perHandle}`);
   const handleKeys = (await ds.list(handleKey('x').replace(/x$/, ''))).items.map((kv) => kv.key.slice(kv.key.lastIndexOf('/') + 1));
   t.same(handleKeys.filter((h) => !held.has(h)), [], 'no stale handle records');
-  for (const n of NODES) t.ok((await ipam.affineBlockCidrs(n, family)).length >= 1, `${n} claimed blocks`);
+  for (const f of family === 'dual' ? [4, 6] as const : [family]) {
+    for (const n of NODES) t.ok((await ipam.affineBlockCidrs(n, f)).length >= 1, `${n} claimed IPv${f} blocks`);
+  }
+  if (family === 'dual') t.ok(outs.reduce((s, o) => s + o.exhausted, 0) > 0, 'IPv6 ran out: the rollback of the IPv4 address was exercised');
   if (family === 6) {
     t.same(await ipam.listBlocks(4), [], 'IPv6 assignments never touched the IPv4 pool');
     t.ok([...owner.keys()].every((ip) => ip.startsWith('fd00:60::')), 'every address from the IPv6 pool');
@@ -101,7 +111,7 @@ t.test('IPv6, embedded backend: 6 processes on 3 nodes', async (t) => {
   await hammer(t, s.ds, { type: 'embedded', dir: s.dir }, 6, 40, 6);
 });
 
-t.test('IPv6, etcd backend: 6 processes on 3 nodes', async (t) => {
+t.test('dual stack, etcd backend: 6 processes on 3 nodes, one address of each family per handle', async (t) => {
   process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
   t.teardown(() => { delete process.env.TORTIE_EXPERIMENTAL_IPV6; });
   const cluster = await EtcdCluster.start(1);
@@ -109,7 +119,7 @@ t.test('IPv6, etcd backend: 6 processes on 3 nodes', async (t) => {
   const cfg: DatastoreConfig = { type: 'etcdv3', endpoints: cluster.endpoints() };
   const ds = openDatastore(cfg);
   t.teardown(() => ds.close());
-  await hammer(t, ds, cfg, 6, 40, 6);
+  await hammer(t, ds, cfg, 6, 40, 'dual');
 });
 
 t.test('workers killed mid-flight leave no address that release-by-handle cannot reach', async (t) => {
