@@ -3,13 +3,14 @@
  * Uplink tc programs (the host's interface towards the other nodes and the outside):
  *   tortie_uplink_in   tc ingress: IPIP to this node from a known node is decapsulated and
  *                      redirected to the workload's cali* (lib/ipip.h ipip_uplink_in; else the
- *                      kernel routes the inner packet);
+ *                      kernel routes the inner packet), VXLAN to this node's port likewise
+ *                      after its checks (lib/vxlan.h vxlan_uplink_in);
  *                      IPIP from anyone else is dropped (DROP_IPIP_UNKNOWN_SRC); replies of
  *                      SNATed flows (lib/nat.h), ICMP errors about them (lib/icmp_err.h) and
  *                      their later fragments (lib/nat.h nat_frag_later) are translated back to
  *                      the workload.
  *   tortie_uplink_out  tc egress: packets the kernel routed to a remote workload whose route
- *                      says ENCAP get the outer header (lib/ipip.h); workload traffic from a
+ *                      says ENCAP get the outer headers (lib/ipip.h, lib/vxlan.h); workload traffic from a
  *                      natOutgoing pool to a destination outside every pool, not a node and not
  *                      this host, is SNATed to the node address; ICMP errors of SNATed
  *                      flows are translated like them, other ICMP from such pools is dropped
@@ -26,6 +27,7 @@
 #include "lib/drop.h"
 #include "lib/route.h"
 #include "lib/ipip.h"
+#include "lib/vxlan.h"
 #include "lib/nat.h"
 #include "lib/icmp_err.h"
 #include "lib/hostep.h"
@@ -46,6 +48,7 @@ static __always_inline __be32 snat_addr(const struct tortie_netcfg *cfg)
 static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 {
 	const struct tortie_netcfg *cfg = netcfg_get();
+	const struct tortie_vxlan_cfg *vx;
 	struct tortie_pkt pkt = {};
 	bool translated = false;
 	__u32 l4off = 0;
@@ -62,6 +65,9 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 		return ret;
 	if (pkt.proto == IPPROTO_IPIP)
 		return ipip_uplink_in(skb, &pkt, l4off, cfg->node_ip, act);
+	vx = vxlan_for_us(&pkt, cfg);
+	if (vx)
+		return vxlan_uplink_in(skb, &pkt, l4off, vx, cfg->node_ip, act);
 	if (pkt.daddr == snat_addr(cfg) && pkt.frag == TORTIE_FRAG_LATER) {
 		ret = nat_frag_later(skb, &pkt, TORTIE_FRAG_PT_RNAT);
 		if (ret < 0)
@@ -82,8 +88,8 @@ static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
 	}
 	/* Host endpoint policy: a reply of a SNATed flow (translated back) is established,
 	 * as in Linux conntrack; doNotTrack policy still sees it as it arrived (pkt is not
-	 * rewritten), as Felix's raw table does. IPIP from known nodes was handled above: Felix
-	 * allows it before host endpoint policy too. */
+	 * rewritten), as Felix's raw table does. IPIP and VXLAN from known nodes were handled
+	 * above: Felix allows them before host endpoint policy too. */
 	return hep_ingress(skb, &pkt, translated);
 }
 
@@ -114,10 +120,14 @@ static __always_inline int uplink_egress(struct __sk_buff *skb)
 	ret = uplink_parse(skb, &pkt, &l4off);
 	if (ret <= 0)
 		return ret;
+	/* Our own VXLAN packets to other nodes (encapsulated by the fast path): Felix allows them
+	 * to Calico nodes before host endpoint policy; not NAT candidates. */
+	if (vxlan_is_tunnel_out(&pkt, cfg))
+		return TORTIE_FORWARD;
 	rt = rt_lookup(pkt.daddr);
 	/* Host endpoint policy, before SNAT (on the workload's address, as Felix's FORWARD chain):
-	 * not for what crosses the IPIP tunnel (Felix: via tunl0, its outer packet allowed to
-	 * Calico nodes). */
+	 * not for what crosses the IPIP or VXLAN tunnel (Felix: via tunl0 / vxlan.calico, its outer
+	 * packet allowed to Calico nodes). */
 	if (!(pkt.proto == IPPROTO_IPIP && node_known(pkt.daddr)) && !(rt && (rt->flags & TORTIE_RT_F_ENCAP))) {
 		ret = hep_egress(skb, &pkt);
 		if (ret < 0)
@@ -126,6 +136,8 @@ static __always_inline int uplink_egress(struct __sk_buff *skb)
 	if (rt) {
 		if (!(rt->flags & TORTIE_RT_F_ENCAP) || pkt.proto == IPPROTO_IPIP)
 			return TORTIE_FORWARD;
+		if (rt->flags & TORTIE_RT_F_VXLAN)
+			return vxlan_uplink_out(skb, cfg, rt);
 		ret = ipip_push(skb, cfg->node_ip, rt->next_hop);
 		if (ret == 0)
 			netstat_inc(TORTIE_NS_ENCAP_UPLINK);

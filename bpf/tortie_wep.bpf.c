@@ -9,9 +9,9 @@
  * event budget (lib/drop.h). ARP passes (proxy ARP answers 169.254.1.1); every other non-IPv4
  * frame, VLAN tag or malformed header is dropped with its reason.
  *
- * Networking: every IPv4 packet tortie_from_wep forwards goes through ipip_from_wep
- * (lib/ipip.h) at the exit: a remote workload behind IPIP is encapsulated and redirected to the
- * uplink there. With host routing on (lib/host_route.h), a packet for another workload of this
+ * Networking: every IPv4 packet tortie_from_wep forwards goes through encap_from_wep
+ * (lib/vxlan.h) at the exit: a remote workload behind IPIP (lib/ipip.h) or VXLAN is encapsulated
+ * and redirected to the uplink there. With host routing on (lib/host_route.h), a packet for another workload of this
  * node is then judged by the destination's to-workload point (wep_to, the code tortie_to_wep
  * runs, counted for the destination) and redirected into its namespace, and one the fib routes
  * through the uplink is redirected to the uplink's egress. Anything else continues to the kernel
@@ -19,7 +19,7 @@
  *
  * One header per concern: lib/endpoint.h (which endpoint, its addresses), lib/parse.h,
  * lib/frag.h (later fragments follow their first), lib/conntrack.h, lib/policy.h, lib/host.h
- * (workload -> its own node: defaultEndpointToHostAction), lib/ipip.h, lib/host_route.h,
+ * (workload -> its own node: defaultEndpointToHostAction), lib/ipip.h, lib/vxlan.h, lib/host_route.h,
  * lib/drop.h (the exit's counters and events).
  */
 #define TORTIE_CTX_SKB
@@ -32,6 +32,7 @@
 #include "lib/drop.h"
 #include "lib/host.h"
 #include "lib/ipip.h"
+#include "lib/vxlan.h"
 #include "lib/host_route.h"
 #include "shared/btf-anchor.h"
 
@@ -178,7 +179,7 @@ int tortie_from_wep(struct __sk_buff *skb)
 
 	ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, &daddr, &ip4);
 	if (ret == TORTIE_FORWARD && ip4) {
-		act = ipip_from_wep(skb, daddr);
+		act = encap_from_wep(skb, daddr);
 		if (act == TC_ACT_OK)
 			act = hr_route(skb, &dst);
 		if (act < 0)

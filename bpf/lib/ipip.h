@@ -4,9 +4,10 @@
  * and not needing one keeps the datapath self-contained.
  *
  * Encapsulation happens in two places, with one header builder (ipip_push):
- *  - fast path, tortie_from_wep after the policy allow (ipip_encap_redirect): route map hit with
- *    ENCAP -> fib lookup of the outer destination (next-hop MACs, egress device, MTU) -> push the
- *    outer header -> redirect to the uplink, skipping the kernel's forwarding path;
+ *  - fast path, tortie_from_wep after the policy allow (lib/vxlan.h encap_from_wep ->
+ *    ipip_encap_redirect): route map hit with ENCAP and not VXLAN -> fib lookup of the outer
+ *    destination (next-hop MACs, egress device, MTU) -> push the outer header -> redirect to
+ *    the uplink, skipping the kernel's forwarding path;
  *  - uplink tc egress (ipip_push directly): whatever the kernel routed to a remote workload
  *    (host-originated traffic, and packets the fast path declined). The kernel route the agent
  *    writes for such a workload goes via the underlay next hop towards the node, with
@@ -126,14 +127,38 @@ static __always_inline int ipip_ttl_dec(struct __sk_buff *skb, struct iphdr *ip)
 	return 0;
 }
 
-/* The fast paths' last step: the fib's MACs into the Ethernet header, count, redirect. */
-static __always_inline int fib_redirect(struct __sk_buff *skb, const struct bpf_fib_lookup *fib, __u32 ifindex, __u32 stat)
+/* The fib's next-hop MACs into the Ethernet header. */
+static __always_inline int fib_set_macs(struct __sk_buff *skb, const struct bpf_fib_lookup *fib)
 {
 	if (bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0) < 0 ||
 	    bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0) < 0)
 		return DROP_FWD_MAC;
+	return 0;
+}
+
+/* The fast paths' last step: the fib's MACs into the Ethernet header, count, redirect. */
+static __always_inline int fib_redirect(struct __sk_buff *skb, const struct bpf_fib_lookup *fib, __u32 ifindex, __u32 stat)
+{
+	int ret = fib_set_macs(skb, fib);
+
+	if (ret < 0)
+		return ret;
 	netstat_inc(stat);
 	return bpf_redirect(ifindex, 0);
+}
+
+/* The outer packet's route (node address -> next_hop, leaving by the uplink): next-hop MACs,
+ * egress device, and the MTU check on outer_len (the outer IPv4 datagram's length). */
+static __always_inline long encap_fib(struct __sk_buff *skb, struct bpf_fib_lookup *fib, const struct tortie_netcfg *cfg,
+				      __be32 next_hop, __u8 proto, __u32 outer_len)
+{
+	fib->family = AF_INET;
+	fib->l4_protocol = proto;
+	fib->tot_len = outer_len > 0xffff ? 0xffff : outer_len;
+	fib->ifindex = cfg->uplink_ifindex;
+	fib->ipv4_src = cfg->node_ip;
+	fib->ipv4_dst = next_hop;
+	return bpf_fib_lookup(skb, fib, sizeof(*fib), BPF_FIB_LOOKUP_OUTPUT);
 }
 
 /*
@@ -157,13 +182,7 @@ static __always_inline int ipip_encap_redirect(struct __sk_buff *skb, const stru
 	wire = ipip_wire_len(skb, &ip);
 	if (cfg->ipip_mtu && wire > cfg->ipip_mtu)
 		goto fallback; /* over the IPIP MTU: the kernel route (mtu ipip_mtu) answers frag-needed */
-	fib.family = AF_INET;
-	fib.l4_protocol = IPPROTO_IPIP;
-	fib.tot_len = wire + IPIP_HLEN > 0xffff ? 0xffff : wire + IPIP_HLEN;
-	fib.ifindex = cfg->uplink_ifindex;
-	fib.ipv4_src = cfg->node_ip;
-	fib.ipv4_dst = rt->next_hop;
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT);
+	rc = encap_fib(skb, &fib, cfg, rt->next_hop, IPPROTO_IPIP, wire + IPIP_HLEN);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		goto fallback; /* FRAG_NEEDED: the kernel route's MTU makes it answer frag-needed */
 
@@ -177,20 +196,6 @@ static __always_inline int ipip_encap_redirect(struct __sk_buff *skb, const stru
 fallback:
 	netstat_inc(TORTIE_NS_ENCAP_FALLBACK);
 	return TC_ACT_OK;
-}
-
-/* The from-workload hook: encapsulate towards a remote workload behind IPIP, else pass. */
-static __always_inline int ipip_from_wep(struct __sk_buff *skb, __be32 daddr)
-{
-	const struct tortie_route *rt = rt_lookup(daddr);
-	const struct tortie_netcfg *cfg;
-
-	if (!rt || !(rt->flags & TORTIE_RT_F_ENCAP))
-		return TC_ACT_OK;
-	cfg = netcfg_get();
-	if (!cfg || !cfg->uplink_ifindex)
-		return TC_ACT_OK;
-	return ipip_encap_redirect(skb, rt, cfg);
 }
 
 /*

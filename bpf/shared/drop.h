@@ -78,7 +78,16 @@ enum tortie_drop_reason {
 					  * not first, or a second fragment header */
 	DROP_IP6_SRCROUTE = -54,         /* IPv6 routing header with segments left on a workload interface:
 					  * the next hop would not be the destination that policy judged */
-	TORTIE_DROP_MIN = -54,           /* keep equal to the most negative value */
+	/* VXLAN arriving on the uplink (lib/vxlan.h): UDP to this node's VXLAN port and address. */
+	DROP_VXLAN_UNKNOWN_SRC = -72,    /* VXLAN from an address that is not a known node */
+	DROP_VXLAN_BAD_HDR = -73,        /* VXLAN: outer fragment, truncated, UDP length not the datagram's,
+					  * flags other than the I bit, reserved bits set */
+	DROP_VXLAN_VNI = -74,            /* VXLAN with another VNI than this node's (Felix's vxlanVNI) */
+	DROP_VXLAN_BAD_INNER = -75,      /* VXLAN: inner Ethernet not to this node's VXLAN MAC, not IPv4,
+					  * or an inner IPv4 header that does not fill the payload exactly */
+	DROP_VXLAN_INNER_SRC = -76,      /* VXLAN: inner source neither the sending node nor one of its
+					  * workloads (as this node's route map has them) */
+	TORTIE_DROP_MIN = -76,           /* keep equal to the most negative value */
 };
 
 /* Directions, as seen from the workload (Calico's terms for policy). */

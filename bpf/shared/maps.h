@@ -448,4 +448,26 @@ struct tortie_ct6_key {
 	__u8 pad[3];
 };
 
+/* ---- VXLAN (lib/vxlan.h): the route flag, tortie_vxcfg_v1 and tortie_vxst_v1 ---- */
+#define TORTIE_RT_F_VXLAN (1u << 2)  /* with TORTIE_RT_F_ENCAP: the encapsulation is VXLAN, not IPIP */
+
+/* tortie_vxcfg_v1 (array, one entry at index 0): this node's VXLAN parameters (Felix's vxlanVNI,
+ * vxlanPort, vxlanMTU). vni 0: VXLAN is off (no IPv4 pool uses it): UDP to the port is not
+ * decapsulated, and no route carries TORTIE_RT_F_VXLAN. */
+struct tortie_vxlan_cfg {
+	__u32 vni;       /* 24-bit VXLAN network identifier, host order */
+	__u32 port;      /* UDP destination port, host order (Calico's 4789) */
+	__u32 mtu;       /* inner packets bigger than this are left to the kernel route (its mtu answers) */
+	__u32 pad;
+};
+
+/* tortie_vxst_v1 (per-CPU array of __u64 packet counts), index enum tortie_vxstat */
+enum tortie_vxstat {
+	TORTIE_VS_ENCAP_FAST = 0,     /* encapsulated in tortie_from_wep and redirected to the uplink */
+	TORTIE_VS_ENCAP_UPLINK = 1,   /* encapsulated on the uplink's egress (kernel-routed) */
+	TORTIE_VS_ENCAP_FALLBACK = 2, /* fast path declined (MTU, TTL, fib): left to the kernel */
+	TORTIE_VS_DECAP = 3,          /* VXLAN from a known node decapsulated */
+	TORTIE_VS_MAX = 4,
+};
+
 #endif

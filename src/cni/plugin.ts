@@ -35,7 +35,7 @@ import { IpamClient } from '../ipam/client';
 import { familyBits, formatAddr, netContains, tryParseAddr } from '../ipam/net';
 import { workloadEndpointName } from '../model/validate';
 import type { WorkloadEndpoint } from '../model/types';
-import { LABEL_NAMESPACE, LABEL_ORCHESTRATOR } from '../primitives';
+import { ENCAP_OVERHEAD, LABEL_NAMESPACE, LABEL_ORCHESTRATOR } from '../primitives';
 import { CNI_OWNER, CONTAINER_NAME_LABEL, OWNER_ANNOTATION } from '../model/wep-labels';
 import { createLogger, lazyLogger, type Logger } from '../util/log';
 import { formatResult, type CniEnv, type CniResult, type NetConf } from './config';
@@ -49,7 +49,6 @@ import {
 } from './netlink';
 
 export const DEFAULT_MTU = 1500;
-export const IPIP_OVERHEAD = 20;
 
 interface Ctx extends DelegateContext {
   node: string;
@@ -154,9 +153,9 @@ function agentMtu(conf: { mtu_file?: string }, vars: NodeJS.ProcessEnv): number 
 }
 
 /**
- * Config `mtu`; else, as Calico's plugin, the MTU the agent wrote (the IPIP MTU when a pool
- * encapsulates: the host's detected MTU less 20); else 1500 less the IPIP header when the
- * address's pool encapsulates.
+ * Config `mtu`; else, as Calico's plugin, the MTU the agent wrote (the smallest MTU of the
+ * encapsulations enabled pools use: the host's detected MTU less 20 for IPIP, 50 for VXLAN); else
+ * 1500 less the header of the address's pool's encapsulation (ENCAP_OVERHEAD).
  */
 async function workloadMtu(ctx: Ctx, ips: string[]): Promise<number> {
   if (ctx.conf.mtu !== undefined) return ctx.conf.mtu;
@@ -164,10 +163,11 @@ async function workloadMtu(ctx: Ctx, ips: string[]): Promise<number> {
   if (fromAgent !== undefined) return fromAgent;
   try {
     const pools = await new IpamClient(ctx.ds()).listPools();
-    // IPIP (the only overlay here) is IPv4's: the IPv4 address's pool decides.
+    // IPIP and VXLAN (the overlays here) are IPv4's: the IPv4 address's pool decides.
     const addr = tryParseAddr((ips.find((a) => !a.includes(':')) ?? '').split('/')[0]!);
     const pool = addr === undefined ? undefined : pools.find((p) => netContains(p.net, addr));
-    return pool && pool.ipipMode !== 'Never' ? DEFAULT_MTU - IPIP_OVERHEAD : DEFAULT_MTU;
+    if (pool && pool.vxlanMode !== 'Never') return DEFAULT_MTU - ENCAP_OVERHEAD.vxlan;
+    return pool && pool.ipipMode !== 'Never' ? DEFAULT_MTU - ENCAP_OVERHEAD.ipip : DEFAULT_MTU;
   } catch (err) {
     throw toCniError(err, 'reading IP pools for the MTU');
   }

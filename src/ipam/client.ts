@@ -70,6 +70,7 @@ export interface PoolInfo {
   disabled: boolean;
   nodeSelector: string;
   ipipMode: string;
+  vxlanMode: string;
   natOutgoing: boolean;
   /** Calico's allowedUses: 'Workload', 'Tunnel'. */
   allowedUses: string[];
@@ -135,6 +136,7 @@ export function poolFromResource(value: unknown): PoolInfo | undefined {
     disabled: spec.disabled === true,
     nodeSelector: typeof spec.nodeSelector === 'string' ? spec.nodeSelector : IPPOOL_DEFAULTS.nodeSelector,
     ipipMode: typeof spec.ipipMode === 'string' ? spec.ipipMode : IPPOOL_DEFAULTS.ipipMode,
+    vxlanMode: typeof spec.vxlanMode === 'string' ? spec.vxlanMode : IPPOOL_DEFAULTS.vxlanMode,
     natOutgoing: spec.natOutgoing === true,
     allowedUses: uses,
   };

@@ -26,3 +26,13 @@ export const IPPOOL_BLOCK_SIZE_RANGE = { 4: [20, 32], 6: [116, 128] } as const;
 export function defaultBlockSize(family: 4 | 6): number {
   return family === 6 ? IPPOOL_DEFAULTS.blockSizeV6 : IPPOOL_DEFAULTS.blockSizeV4;
 }
+
+/**
+ * Bytes an encapsulation adds to a workload's IPv4 packet on the underlay (Calico's: the IPIP and
+ * VXLAN MTUs are the host MTU less these). IPIP: the outer IPv4 header. VXLAN: outer IPv4, UDP,
+ * the VXLAN header and the inner Ethernet header (bpf/lib/vxlan.h VXLAN_OVERHEAD).
+ */
+export const ENCAP_OVERHEAD = { ipip: 20, vxlan: 50 } as const;
+
+/** Calico's VXLAN defaults (FelixConfiguration vxlanVNI, vxlanPort). */
+export const VXLAN_DEFAULTS = { vni: 4096, port: 4789 } as const;

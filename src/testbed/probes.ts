@@ -69,8 +69,9 @@ export class Capture {
   private constructor(private readonly proc: ReturnType<Netns['spawn']>) {
     proc.stdout!.on('data', (d: Buffer) => { this.out += d.toString(); });
   }
-  static async start(ns: Netns, filter = 'ip', o: { iface?: string; direction?: 'in' | 'out' | 'inout' } = {}): Promise<Capture> {
-    const proc = ns.spawn(['tcpdump', '-nl', '-v', '-Q', o.direction ?? 'in', '-i', o.iface ?? 'eth0', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `linkHeaders`: print Ethernet addresses too (tcpdump -e), the inner ones of tunnels included. */
+  static async start(ns: Netns, filter = 'ip', o: { iface?: string; direction?: 'in' | 'out' | 'inout'; linkHeaders?: boolean } = {}): Promise<Capture> {
+    const proc = ns.spawn(['tcpdump', '-nl', '-v', ...(o.linkHeaders ? ['-e'] : []), '-Q', o.direction ?? 'in', '-i', o.iface ?? 'eth0', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
     let ready = false;
     proc.stderr!.on('data', (d: Buffer) => { if (d.toString().includes('listening on')) ready = true; });
     if (!(await until(() => ready))) { proc.kill('SIGKILL'); throw new Error('tcpdump did not start'); }

@@ -7,8 +7,12 @@ const V3 = 'projectcalico.org/v3';
 const refusals = (doc: unknown) => unenforcedProblems(validateResource(doc)).map(formatProblem);
 
 t.test('pools: VXLAN, IPv6, namespaceSelector, Manual assignment', async (t) => {
-  t.same(refusals({ apiVersion: V3, kind: 'IPPool', metadata: { name: 'v' }, spec: { cidr: '192.168.0.0/16', vxlanMode: 'Always' } }),
-    ['IPPool v: spec.vxlanMode: Always is not supported: tortie does not implement VXLAN (use ipipMode, or vxlanMode Never)']);
+  for (const mode of ['Always', 'CrossSubnet'] as const) {
+    t.same(refusals({ apiVersion: V3, kind: 'IPPool', metadata: { name: 'v' }, spec: { cidr: '192.168.0.0/16', vxlanMode: mode } }), [],
+      `an IPv4 pool with vxlanMode ${mode} is enforced (bpf/lib/vxlan.h)`);
+  }
+  t.throws(() => validateResource({ apiVersion: V3, kind: 'IPPool', metadata: { name: 'both' }, spec: { cidr: '192.168.0.0/16', vxlanMode: 'Always', ipipMode: 'CrossSubnet' } }),
+    /ipipMode and vxlanMode cannot both be enabled/, 'ipipMode and vxlanMode both on: refused by the validator, as Calico\'s');
   t.match(refusals({ apiVersion: V3, kind: 'IPPool', metadata: { name: 'six' }, spec: { cidr: 'fd00:10::/48' } }),
     [/^IPPool six: spec\.cidr: fd00:10::\/48: IPv6 pools are not supported/]);
   t.match(refusals({ apiVersion: V3, kind: 'IPPool', metadata: { name: 'n' }, spec: { cidr: '192.168.0.0/16', allowedUses: ['Workload'], namespaceSelector: 'a == "b"', assignmentMode: 'Manual' } }),
@@ -85,8 +89,8 @@ t.test('TORTIE_EXPERIMENTAL_IPV6=1 lifts the IPv6 refusals and only those', asyn
   });
   const six = { apiVersion: V3, kind: 'IPPool', metadata: { name: 'six' }, spec: { cidr: 'fd00:10::/48', vxlanMode: 'Always' } };
   process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
-  t.same(refusals(six), ['IPPool six: spec.vxlanMode: Always is not supported: tortie does not implement VXLAN (use ipipMode, or vxlanMode Never)'],
-    'the v6 cidr passes, the VXLAN refusal stays');
+  t.same(refusals(six), ['IPPool six: spec.vxlanMode: Always is not supported on an IPv6 pool: tortie encapsulates only IPv4 in VXLAN (use vxlanMode Never)'],
+    'the v6 cidr passes, the refusal of VXLAN on an IPv6 pool stays');
   process.env.TORTIE_EXPERIMENTAL_IPV6 = '0';
   t.equal(refusals(six).length, 2, 'any other value keeps both refusals');
 });

@@ -106,3 +106,32 @@ t.test('planNetworking: no address or no uplink programs nothing', async (t) => 
     t.same([d.netcfg.node_ip, d.netcfg.ipip_mtu, d.netcfg.snat_ip], ['0.0.0.0', 0, '0.0.0.0'], 'netcfg off: the programs neither encapsulate nor NAT');
   }
 });
+
+t.test('VXLAN: vxlanMode Always / CrossSubnet by the same subnet rule, its MTU, vxcfg on only while a v4 pool uses it', async (t) => {
+  const vx = (name: string, cidr: string, vxlanMode: string) => ({ ...pool(name, cidr, 'Never'), vxlanMode });
+  const r: RoutingState = { ...routing, pools: [vx('vcross', '192.168.0.0/16', 'CrossSubnet'), vx('valways', '192.168.128.0/17', 'Always'), pool('ipip', '10.65.0.0/16', 'Always')] };
+  const plan = planRoutes('a', r, wl);
+  t.same(plan.routes.map((x) => [x.cidr, x.encap, x.vxlan]), [
+    ['192.168.1.5/32', false, false],   // CrossSubnet, same subnet: direct
+    ['192.168.3.5/32', true, true],     // CrossSubnet, other subnet: VXLAN
+    ['192.168.130.1/32', true, true],   // Always, same subnet: VXLAN
+    ['10.65.0.9/32', true, false],      // an IPIP pool beside: IPIP
+    ['172.16.0.1/32', false, false],
+  ]);
+  const d = planNetworking({ nodeName: 'a', routing: r, plan, uplink: { ifindex: 7 }, ipipMtu: 1480, vxlanMtu: 1450, gateways: new Map([['198.18.2.10', '198.18.1.1']]) });
+  t.same(d.vxcfg, { vni: 4096, port: 4789, mtu: 1450 }, "Calico's VNI and port by default");
+  t.same(d.routes.map((x) => [x.cidr, x.flags]), [
+    ['192.168.1.5/32', RT_F.WORKLOAD], ['192.168.3.5/32', RT_F.WORKLOAD | RT_F.ENCAP | RT_F.VXLAN],
+    ['192.168.130.1/32', RT_F.WORKLOAD | RT_F.ENCAP | RT_F.VXLAN], ['10.65.0.9/32', RT_F.WORKLOAD | RT_F.ENCAP], ['172.16.0.1/32', RT_F.WORKLOAD],
+  ]);
+  t.same([...d.kernel].map(([c, k]) => [c, k.mtu]), [
+    ['192.168.1.5/32', undefined], ['192.168.3.5/32', 1450], ['192.168.130.1/32', 1450], ['10.65.0.9/32', 1480], ['172.16.0.1/32', undefined],
+  ], 'VXLAN routes carry the VXLAN MTU, IPIP ones the IPIP MTU');
+  const custom = planNetworking({ nodeName: 'a', routing: r, plan, uplink: { ifindex: 7 }, ipipMtu: 1480, vxlanMtu: 8950, vxlan: { vni: 77, port: 8472 }, gateways: new Map() });
+  t.same(custom.vxcfg, { vni: 77, port: 8472, mtu: 8950 });
+  const off = planNetworking({ nodeName: 'a', routing, plan: planRoutes('a', routing, wl), uplink: { ifindex: 7 }, ipipMtu: 1480, vxlanMtu: 1450, gateways: new Map() });
+  t.same(off.vxcfg, { vni: 0, port: 0, mtu: 0 }, 'no pool uses VXLAN: off (UDP to 4789 is not decapsulated)');
+  const v6only = { ...routing, pools: [...routing.pools, vx('v6', 'fd00::/48', 'Always')] };
+  t.equal(planNetworking({ nodeName: 'a', routing: v6only, plan: planRoutes('a', v6only, wl), uplink: { ifindex: 7 }, ipipMtu: 1480, gateways: new Map() }).vxcfg.vni, 0,
+    'an IPv6 pool does not turn IPv4 VXLAN on');
+});

@@ -55,6 +55,11 @@ export const DropReason = {
   IP6_EXT_CHAIN: -52,
   IP6_BAD_EXT: -53,
   IP6_SRCROUTE: -54,
+  VXLAN_UNKNOWN_SRC: -72,
+  VXLAN_BAD_HDR: -73,
+  VXLAN_VNI: -74,
+  VXLAN_BAD_INNER: -75,
+  VXLAN_INNER_SRC: -76,
 } as const;
 
 export type DropReasonName = keyof typeof DropReason;

@@ -301,11 +301,11 @@ export function resolveNatOptions(nat: NatOptions = {}): Required<Omit<NatOption
 
 export interface UplinkDatapath {
   obj: BpfObject;
-  /** tc ingress on the uplink: IPIP decap from known nodes, reverse SNAT. */
+  /** tc ingress on the uplink: IPIP and VXLAN decap from known nodes, reverse SNAT. */
   ingress: BpfProgram;
-  /** tc egress on the uplink: IPIP encap of kernel-routed workload traffic, SNAT. */
+  /** tc egress on the uplink: IPIP / VXLAN encap of kernel-routed workload traffic, SNAT. */
   egress: BpfProgram;
-  maps: { rt4: BpfMap; pool4: BpfMap; node4: BpfMap; netcfg: BpfMap; nat4: BpfMap; natq4: BpfMap; netstat: BpfMap; cnt: BpfMap };
+  maps: { rt4: BpfMap; pool4: BpfMap; node4: BpfMap; netcfg: BpfMap; nat4: BpfMap; natq4: BpfMap; netstat: BpfMap; cnt: BpfMap; vxcfg: BpfMap; vxst: BpfMap };
   /** The NAT options it was loaded with (defaults applied): the sweep uses the same timeouts. */
   nat: ReturnType<typeof resolveNatOptions>;
   close(): void;
@@ -332,6 +332,7 @@ export async function loadUplink(opts: LoadOptions & { nat?: NatOptions } = {}):
       maps: {
         rt4: m(NET_MAP.rt4), pool4: m(NET_MAP.pool4), node4: m(NET_MAP.node4), netcfg: m(NET_MAP.netcfg),
         nat4: m(NET_MAP.nat4), natq4: m(NET_MAP.natq4), netstat: m(NET_MAP.netstat), cnt: m(MAP.cnt),
+        vxcfg: m(NET_MAP.vxcfg), vxst: m(NET_MAP.vxst),
       },
       nat,
       close: () => obj.close(),

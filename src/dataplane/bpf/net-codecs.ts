@@ -16,9 +16,12 @@ export const NET_MAP = {
   nat4: 'tortie_nat4_v2',
   natq4: 'tortie_natq4_v1',
   netstat: 'tortie_netstat_v1',
+  vxcfg: 'tortie_vxcfg_v1',
+  vxst: 'tortie_vxst_v1',
 } as const;
 
-export const RT_F = { WORKLOAD: 1, ENCAP: 2 } as const;
+/** TORTIE_RT_F_*: VXLAN (with ENCAP) is TORTIE_RT_F_VXLAN, the encapsulation is VXLAN rather than IPIP. */
+export const RT_F = { WORKLOAD: 1, ENCAP: 2, VXLAN: 4 } as const;
 export const POOL_F = { NAT_OUT: 1, DISABLED: 2 } as const;
 export const NODE_F = { SAME_SUBNET: 1, SELF: 2 } as const;
 export const NAT_DIR = { FWD: 0, REV: 1 } as const;
@@ -58,6 +61,23 @@ export const netcfgCodec = defineStruct('tortie_netcfg', [
   { name: 'snat_ip', type: 'ipv4' },
 ] as const);
 
+/** tortie_vxcfg_v1 (bpf/lib/vxlan.h): this node's VNI (0 = VXLAN off), UDP port, VXLAN MTU. */
+export const vxcfgCodec = defineStruct('tortie_vxlan_cfg', [
+  { name: 'vni', type: 'u32' },
+  { name: 'port', type: 'u32' },
+  { name: 'mtu', type: 'u32' },
+  { name: 'pad', type: 'pad', length: 4 },
+] as const);
+
+/** enum tortie_vxstat, in index order. */
+export const VXSTAT = ['encapFast', 'encapUplink', 'encapFallback', 'decap'] as const;
+export type VxStats = Record<typeof VXSTAT[number], bigint>;
+
+/** Sums tortie_vxst_v1 over CPUs. */
+export function readVxStats(m: BpfMap): VxStats {
+  return sumPerCpuCounters(m, VXSTAT);
+}
+
 export const nat4KeyCodec = defineStruct('tortie_nat4_key', [
   { name: 'saddr', type: 'ipv4' },
   { name: 'daddr', type: 'ipv4' },
@@ -89,7 +109,7 @@ export const quotaValueCodec = defineStruct('tortie_quota_value', [{ name: 'coun
 
 /** Codecs whose struct exists in the uplink object's BTF (tortie_node_key is TS-only). */
 export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec,
-  quota4KeyCodec, quotaValueCodec];
+  quota4KeyCodec, quotaValueCodec, vxcfgCodec];
 
 /** A per-CPU array of u64 counters, index i named names[i], summed over CPUs. */
 export function sumPerCpuCounters<K extends string>(m: BpfMap, names: readonly K[]): Record<K, bigint> {

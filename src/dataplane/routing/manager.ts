@@ -1,6 +1,6 @@
 /**
- * RouteManager: Calico networking on this host — routes to other nodes' workloads, IPIP and NAT
- * outgoing. Input is the compiler's RoutingState (pools, nodes with their address and subnet,
+ * RouteManager: Calico networking on this host — routes to other nodes' workloads, IPIP, VXLAN
+ * and NAT outgoing. Input is the compiler's RoutingState (pools, nodes with their address and subnet,
  * remote workload /32s and their node); output is kernel routes, the BPF maps the workload and
  * uplink programs read (bpf/lib/route.h) and the uplink's tc programs. Felix's manager shape:
  * the update calls only record the input and mark the manager dirty; apply() does the kernel I/O.
@@ -9,15 +9,16 @@
  *   applyDelta(delta) ───────┤                          a failure retries itself with backoff
  *   setLearnedRoutes(bgp) ───┘                  │
  *                                               ▼ in this order:
- *     1. planRoutes()                 plan.ts         pure: next hop node, same subnet, IPIP
+ *     1. planRoutes()                 plan.ts         pure: next hop node, same subnet, IPIP/VXLAN
  *     2. checkPortRange()             sweep.ts        NAT range ∩ ip_local_port_range → refuse
  *     3. resolve() the uplink         uplink.ts       (on reconcile / node address / MTU change)
- *        detect() the MTU             mtu.ts          ipipMTU, or the links' smallest MTU − 20
+ *        detect() the MTU             mtu.ts          ipipMTU / vxlanMTU, or the links' smallest MTU − 20 / − 50
  *     4. read() kernel and maps       kernel-routes.ts, route-map.ts   (on reconcile)
  *     5. nextHop() per other subnet   kernel-routes.ts `ip route get`, cached
  *     6. planNetworking()             plan.ts         pure: map entries + kernel routes
- *     7. writeNodes(), writePools()   route-map.ts    what the programs consult to decide …
- *     8. sync() kernel routes         kernel-routes.ts  `ip -batch`, proto 122 [mtu <IPIP MTU>]
+ *     7. writeNodes(), writePools(),  route-map.ts    what the programs consult to decide …
+ *        writeVxcfg()                                 (VNI, port, VXLAN MTU)
+ *     8. sync() kernel routes         kernel-routes.ts  `ip -batch`, proto 122 [mtu <IPIP/VXLAN MTU>]
  *     9. writeRoutes()                route-map.ts    … before the routes that make them act
  *    10. writeNetcfg()                route-map.ts    node address last: nothing acts half-written
  *    11. attach()                     uplink.ts       tc ingress/egress, once per ifindex
@@ -39,14 +40,15 @@
  *   ApplyLoop retries on its own too).
  * - Without an address of its own, the node programs nothing (netcfg stays zero: the programs
  *   neither encapsulate nor NAT nor decapsulate) — policy-only mode ends up here.
- * - VXLAN modes are not implemented: such pools route without encapsulation (warned once).
+ * - VXLAN (vxlanMode) is encapsulated by the programs (bpf/lib/vxlan.h) with `vxlan` (VNI, port;
+ *   Calico's 4096 and 4789 by default); IPv6 pools are not routed here.
  */
 import type { CalcDelta, RoutingState } from '../../calc/types';
 import type { Logger } from '../../util/log';
 import { silentLogger } from '../../util/log';
 import { BACKOFF } from '../../util/retry';
 import { loadUplink, resolveNatOptions, type NatOptions, type UplinkDatapath } from '../bpf/loader';
-import { readNetStats, type NetStats } from '../bpf/net-codecs';
+import { readNetStats, readVxStats, type NetStats, type VxStats } from '../bpf/net-codecs';
 import type { BpfMap } from '../native';
 import type { NatStatus } from '../bpf/nat';
 import { planNetworking, planRoutes, underlayTargets, type RoutePlan } from './plan';
@@ -58,6 +60,7 @@ import { ApplyLoop } from './apply-loop';
 import { Mtu, type MtuInForce, type MtuOptions } from './mtu';
 import { prefix4 } from '../bpf/encode';
 import { RouteError } from './errors';
+import { VXLAN_DEFAULTS } from '../../primitives';
 
 export const DEFAULT_ROUTE_PROTOCOL = 122;
 
@@ -78,6 +81,8 @@ export interface RouteManagerOptions {
   nat?: NatOptions;
   /** IPIP MTU: Felix's ipipMTU (0 = detect), mtuIfacePattern, and the MTU file for the CNI plugin ('' = none). */
   mtu?: MtuOptions;
+  /** VXLAN network identifier and UDP port (Felix's vxlanVNI, vxlanPort; default 4096, 4789). */
+  vxlan?: { vni?: number; port?: number };
   /** Felix's natOutgoingAddress: SNAT source instead of the node address (undefined/'' = the node's). */
   natOutgoingAddress?: string;
   /** The workloads' conntrack (tortie_ct4_v3): the NAT sweep's judge of RSTs from outside. */
@@ -94,6 +99,9 @@ export interface RouteStatus {
   skipped: number;
   natMappings: number;
   stats: NetStats;
+  /** VXLAN packet counts (tortie_vxst_v1). */
+  vxlan: VxStats;
+  vxlanRoutes: number;
   /** Kernel writes since open (route add/replace/del lines, map updates/deletes). */
   writes: { routes: number; maps: number };
 }
@@ -118,9 +126,9 @@ export class RouteManager {
   private gen = 0;
   /** Reconcile: re-read the kernel's routes, the maps and the underlay before writing. */
   private needKernelRead = true;
-  private warnedVxlan = false;
   private uplinkFor?: string;                                  // node address the uplink was resolved for
   private natOutgoingAddress: string;
+  private readonly vxlan: { vni: number; port: number };
   private lastPlan?: RoutePlan;
 
   private constructor(private readonly o: RouteManagerOptions) {
@@ -131,6 +139,10 @@ export class RouteManager {
     }
     this.mtu = new Mtu(o.mtu, { netns: o.netns?.name, log: this.log });
     this.natOutgoingAddress = o.natOutgoingAddress ?? '';
+    const vni = o.vxlan?.vni ?? VXLAN_DEFAULTS.vni, port = o.vxlan?.port ?? VXLAN_DEFAULTS.port;
+    if (!Number.isInteger(vni) || vni < 1 || vni > 0xffffff) throw new RouteError('ERR_ROUTES_BAD_OPTION', `vxlan vni ${vni}: need an integer 1..16777215`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RouteError('ERR_ROUTES_BAD_OPTION', `vxlan port ${port}: need an integer 1..65535`);
+    this.vxlan = { vni, port };
     this.loop = new ApplyLoop(() => this.applyNow(), { backoff: BACKOFF.routeApply, log: this.log, what: 'routing apply' });
   }
 
@@ -234,10 +246,6 @@ export class RouteManager {
   private async applyNow(): Promise<void> {
     if (!this.dirty || this.nodeName === undefined) return;
     const gen = this.gen;
-    if (!this.warnedVxlan && this.routing.pools.some((p) => p.vxlanMode !== 'Never' && p.vxlanMode !== '')) {
-      this.warnedVxlan = true;
-      this.log.warn('VXLAN pools are routed without encapsulation (VXLAN is not implemented)');
-    }
     const plan = planRoutes(this.nodeName, this.routing, this.workloadRoutes);
     for (const s of plan.skipped) this.log.warn(s, 'workload route not programmed');
     if (plan.nodeIp) await this.nat.checkPortRange();
@@ -271,9 +279,11 @@ export class RouteManager {
     const want = planNetworking({
       nodeName: this.nodeName, routing: this.routing, plan, uplink: up, gateways: this.kernel.nextHops,
       ipipMtu: this.mtu.current?.ipip ?? 0, snatIp: this.natOutgoingAddress,
+      vxlanMtu: this.mtu.current?.vxlan ?? 0, vxlan: this.vxlan,
     });
     this.rmaps.writeNodes(want);
     this.rmaps.writePools(want);
+    this.rmaps.writeVxcfg(want);
     // A route the kernel refuses (say, a next hop that is not on-link) must not keep the others
     // from working: the batch continues past it, the maps are written, and the error is thrown
     // at the end so that the agent retries (as a reconcile).
@@ -313,6 +323,7 @@ export class RouteManager {
       nodeIp: plan?.nodeIp, uplink: this.uplink.current?.name, routes: plan?.routes.length ?? 0,
       encapRoutes: plan?.routes.filter((r) => r.encap).length ?? 0, skipped: plan?.skipped.length ?? 0,
       natMappings: this.dp.maps.nat4.entries().keys.length / 2, stats: readNetStats(this.dp.maps.netstat),
+      vxlan: readVxStats(this.dp.maps.vxst), vxlanRoutes: plan?.routes.filter((r) => r.encap && r.vxlan).length ?? 0,
       writes: { routes: this.kernel.writes, maps: this.rmaps.writes },
     };
   }

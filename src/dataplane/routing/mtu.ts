@@ -1,32 +1,36 @@
 /**
- * Felix's MTU handling on this node: the IPIP MTU the tunnelled routes and the workload program's
- * fast path use, and Calico's MTU file the CNI plugin sizes new workloads by.
+ * Felix's MTU handling on this node: the IPIP and VXLAN MTUs the tunnelled routes and the workload
+ * program's fast path use, and Calico's MTU file the CNI plugin sizes new workloads by.
  *
  * Contract:
  * - The IPIP MTU is `ipipMTU` when set, else detected: the smallest MTU of the host interfaces
  *   matching `mtuIfacePattern` (the uplink's when none matches), less the 20-byte IPIP header
- *   (AWS: 9001 → 8981). `detect()` reads the links (`ip -j link show`) and logs what changed.
- * - The MTU file (Calico's /var/lib/calico/mtu) holds the IPIP MTU when an enabled IPv4 pool
- *   encapsulates, else the host MTU; written atomically (temporary file + rename), only when its
- *   text changes.
+ *   (AWS: 9001 → 8981). The VXLAN MTU likewise: `vxlanMtu` when set, else the same host MTU less
+ *   the 50 bytes of VXLAN (ENCAP_OVERHEAD). `detect()` reads the links (`ip -j link show`) and logs
+ *   what changed.
+ * - The MTU file (Calico's /var/lib/calico/mtu) holds the smallest MTU of the encapsulations the
+ *   enabled IPv4 pools use (IPIP, VXLAN), else the host MTU; written atomically (temporary file +
+ *   rename), only when its text changes.
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ipJson } from '../../util/exec';
 import type { Logger } from '../../util/log';
 import type { RoutingState } from '../../calc/types';
-import { IPIP_OVERHEAD } from './plan';
+import { ENCAP_OVERHEAD } from '../../primitives';
 
 /** Felix's default MTUIfacePattern: the usual names of physical NICs. */
 export const DEFAULT_MTU_PATTERN = '^((en|wl|ww|sl|ib)[Pcopsvx].*|(eth|wlan|wwan).*)';
 
 export interface MtuOptions {
   ipipMtu: number;
+  /** Felix's vxlanMTU (0 or absent: detected). */
+  vxlanMtu?: number;
   ifacePattern: string;
   file?: string;
 }
 
-export interface MtuInForce { host: number; ipip: number; from: string }
+export interface MtuInForce { host: number; ipip: number; vxlan: number; from: string }
 
 /** Felix's MTU detection: the smallest MTU of the links whose name matches `pattern`; undefined when none does. */
 export function smallestMatchingMtu(links: readonly { ifname: string; mtu: number }[], pattern: string): number | undefined {
@@ -54,21 +58,27 @@ export class Mtu {
 
   async detect(uplink: { name: string; mtu: number }): Promise<MtuInForce> {
     const links = await ipJson<{ ifname: string; mtu: number }[]>(['link', 'show'], { netns: this.o.netns });
-    const { ipipMtu, ifacePattern } = this.opts;
+    const { ipipMtu, vxlanMtu, ifacePattern } = this.opts;
     const found = smallestMatchingMtu(links, ifacePattern);
     const host = found ?? uplink.mtu;
-    const ipip = ipipMtu || host - IPIP_OVERHEAD;
-    const from = ipipMtu ? 'ipipMTU' : found !== undefined ? `smallest MTU of the interfaces matching ${ifacePattern}` : `uplink ${uplink.name} (no interface matches ${ifacePattern})`;
-    if (this.current?.host !== host || this.current?.ipip !== ipip) this.o.log.info({ hostMtu: host, ipipMtu: ipip, from }, 'MTU');
-    return (this.current = { host, ipip, from });
+    const ipip = ipipMtu || host - ENCAP_OVERHEAD.ipip;
+    const vxlan = vxlanMtu || host - ENCAP_OVERHEAD.vxlan;
+    const from = found !== undefined ? `smallest MTU of the interfaces matching ${ifacePattern}` : `uplink ${uplink.name} (no interface matches ${ifacePattern})`;
+    if (this.current?.host !== host || this.current?.ipip !== ipip || this.current?.vxlan !== vxlan) {
+      this.o.log.info({ hostMtu: host, ipipMtu: ipip, vxlanMtu: vxlan, from, ipipMTU: ipipMtu || undefined, vxlanMTU: vxlanMtu || undefined }, 'MTU');
+    }
+    return (this.current = { host, ipip, vxlan, from: ipipMtu ? 'ipipMTU' : from });
   }
 
-  /** Calico's MTU file: what the CNI plugin gives new workloads (IPIP MTU when a pool encapsulates). */
+  /** Calico's MTU file: what the CNI plugin gives new workloads (the smallest encapsulation MTU in use). */
   writeFile(pools: RoutingState['pools']): void {
     const file = this.opts.file;
     if (!file || !this.current) return;
-    const encap = pools.some((p) => p.cidr.includes('.') && p.ipipMode !== 'Never' && !p.disabled);
-    const text = `${encap ? this.current.ipip : this.current.host}\n`;
+    const enabled = pools.filter((p) => p.cidr.includes('.') && !p.disabled);
+    let mtu = this.current.host;
+    if (enabled.some((p) => p.ipipMode !== 'Never')) mtu = Math.min(mtu, this.current.ipip);
+    if (enabled.some((p) => p.vxlanMode !== 'Never' && p.vxlanMode !== '')) mtu = Math.min(mtu, this.current.vxlan);
+    const text = `${mtu}\n`;
     if (text === this.writtenFile) return;
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(`${file}.tmp`, text);

@@ -5,22 +5,28 @@
  *
  *   planRoutes(node, routing, workloadRoutes) → RoutePlan        per remote route: node, next
  *                                                                hop node, same subnet, IPIP
+ *                                                                or VXLAN
  *   underlayTargets(plan)                     → node addresses   the ones whose underlay next
  *                                                                hop the kernel must tell
  *   planNetworking({ plan, uplink, gateways … }) → DesiredNetworking
  *                                                                the entries of tortie_node4_v1,
  *                                                                tortie_pool4_v1, tortie_rt4_v1,
- *                                                                tortie_netcfg_v1 and the kernel
+ *                                                                tortie_netcfg_v1, tortie_vxcfg_v1
+ *                                                                and the kernel
  *                                                                routes (cidr → via, mtu)
  *
  * Rules (Calico's):
  * - Per remote workload route, the node's address comes from its Node resource
  *   (`bgp.ipv4Address`, with its subnet). Same subnet as this node (decided by this node's
  *   prefix; a bare address is a /32) → the next hop is the node itself; otherwise the underlay
- *   next hop towards it. IPIP when the route's pool (longest prefix) says `Always`, or
- *   `CrossSubnet` and the node is in another subnet; a route in no pool is as `Never`. IPIP routes
- *   carry `mtu <IPIP MTU>` (mtu.ts) so the kernel answers frag-needed (or fragments) before the
- *   uplink program adds the outer header. Routes to this node's own workloads are the CNI plugin's.
+ *   next hop towards it. IPIP when the route's pool (longest prefix) has ipipMode `Always`, or
+ *   `CrossSubnet` and the node is in another subnet; VXLAN by the same rule on vxlanMode (the
+ *   validator refuses a pool with both on); a route in no pool is as `Never`. Encapsulated
+ *   routes carry `mtu <IPIP MTU>` or `mtu <VXLAN MTU>` (mtu.ts) so the kernel answers
+ *   frag-needed (or fragments) before the uplink program adds the outer headers. Routes to this
+ *   node's own workloads are the CNI plugin's.
+ * - VXLAN is on (tortie_vxcfg_v1's VNI non-zero: the uplink decapsulates) while any IPv4 pool,
+ *   disabled ones too, has a vxlanMode other than Never, as Felix turns VXLAN on.
  * - Without an address of its own, or without its uplink, the node programs nothing: no routes,
  *   no map entries, netcfg zero (the programs neither encapsulate nor NAT nor decapsulate).
  * - A route whose underlay next hop is not known (absent from `gateways`) is left out of both the
@@ -28,16 +34,18 @@
  */
 import type { RoutingState } from '../../calc/types';
 import { cidr4ForMap, prefix4 } from '../bpf/encode';
-import { cidr4Contains } from '../../primitives';
+import { cidr4Contains, ENCAP_OVERHEAD, VXLAN_DEFAULTS } from '../../primitives';
 import { NODE_F, POOL_F, RT_F } from '../bpf/net-codecs';
 
-export const IPIP_OVERHEAD = 20;
+export const IPIP_OVERHEAD = ENCAP_OVERHEAD.ipip;
 
 export interface PlannedRoute {
   cidr: string;
   node: string;
   nodeIp: string;
   encap: boolean;
+  /** With encap: the encapsulation is VXLAN (vxlanMode), else IPIP. */
+  vxlan: boolean;
   sameSubnet: boolean;
 }
 
@@ -88,9 +96,10 @@ export function planRoutes(nodeName: string, routing: RoutingState, workloadRout
     const nodeIp = addrOf(n.ipv4Address);
     const sameSubnet = inPrefix(nodeIp, mySubnet);
     const pool = poolOf(routing.pools, cidr);
-    const mode = pool?.ipipMode ?? 'Never';
-    const encap = mode === 'Always' || (mode === 'CrossSubnet' && !sameSubnet);
-    plan.routes.push({ cidr, node, nodeIp, encap, sameSubnet });
+    const on = (mode: string | undefined) => mode === 'Always' || (mode === 'CrossSubnet' && !sameSubnet);
+    const vxlan = on(pool?.vxlanMode);
+    const encap = vxlan || on(pool?.ipipMode);
+    plan.routes.push({ cidr, node, nodeIp, encap, vxlan, sameSubnet });
   }
   return plan;
 }
@@ -117,6 +126,9 @@ export interface NetworkingInput {
   uplink?: { ifindex: number };
   /** The IPIP MTU in force (mtu.ts): tunnelled routes and the workload program's fast path. */
   ipipMtu: number;
+  /** The VXLAN MTU in force (mtu.ts; 0: none detected yet), VNI and UDP port (Calico's defaults when absent). */
+  vxlanMtu?: number;
+  vxlan?: { vni: number; port: number };
   /** Felix's natOutgoingAddress, the SNAT source ('' or undefined: the node address). */
   snatIp?: string;
   /** Underlay next hop per node address outside this node's subnet (underlayTargets). */
@@ -135,16 +147,28 @@ export interface DesiredNetworking {
   kernel: Map<string, KernelRoute>;
   /** tortie_netcfg_v1 (node address 0.0.0.0: the programs stay off). */
   netcfg: { node_ip: string; uplink_ifindex: number; ipip_mtu: number; snat_ip: string };
+  /** tortie_vxcfg_v1 (vni 0: VXLAN off). */
+  vxcfg: { vni: number; port: number; mtu: number };
+}
+
+/** Whether any IPv4 pool asks for VXLAN (Felix turns VXLAN on for it). */
+export function vxlanInUse(pools: RoutingState['pools']): boolean {
+  return pools.some((p) => p.cidr.includes('.') && p.vxlanMode !== 'Never' && p.vxlanMode !== '');
 }
 
 export function planNetworking(i: NetworkingInput): DesiredNetworking {
   const out: DesiredNetworking = {
     nodes: [], pools: [], routes: [], kernel: new Map(),
     netcfg: { node_ip: '0.0.0.0', uplink_ifindex: i.uplink?.ifindex ?? 0, ipip_mtu: 0, snat_ip: '0.0.0.0' },
+    vxcfg: { vni: 0, port: 0, mtu: 0 },
   };
   const { plan, uplink } = i;
   if (!plan.nodeIp || !uplink) return out;
   out.netcfg = { node_ip: plan.nodeIp, uplink_ifindex: uplink.ifindex, ipip_mtu: i.ipipMtu, snat_ip: i.snatIp || '0.0.0.0' };
+  const vxlanMtu = i.vxlanMtu ?? 0;
+  if (vxlanInUse(i.routing.pools)) {
+    out.vxcfg = { vni: i.vxlan?.vni ?? VXLAN_DEFAULTS.vni, port: i.vxlan?.port ?? VXLAN_DEFAULTS.port, mtu: vxlanMtu };
+  }
   const mySubnet = i.routing.nodes.find((n) => n.name === i.nodeName)!.ipv4Address!;
   for (const n of i.routing.nodes) {
     if (!n.ipv4Address) continue;
@@ -160,8 +184,9 @@ export function planNetworking(i: NetworkingInput): DesiredNetworking {
     const via = r.sameSubnet ? r.nodeIp : i.gateways.get(r.nodeIp);
     if (via === undefined) continue;
     const cidr = canonicalCidr4(r.cidr);
-    out.routes.push({ cidr, nextHop: r.nodeIp, flags: RT_F.WORKLOAD | (r.encap ? RT_F.ENCAP : 0) });
-    out.kernel.set(cidr, r.encap ? { via, mtu: i.ipipMtu } : { via });
+    const vxlan = r.encap && r.vxlan && out.vxcfg.vni !== 0;
+    out.routes.push({ cidr, nextHop: r.nodeIp, flags: RT_F.WORKLOAD | (r.encap ? RT_F.ENCAP : 0) | (vxlan ? RT_F.VXLAN : 0) });
+    out.kernel.set(cidr, r.encap ? { via, mtu: vxlan ? vxlanMtu : i.ipipMtu } : { via });
   }
   return out;
 }

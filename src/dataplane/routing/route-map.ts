@@ -1,19 +1,21 @@
 /**
  * The networking maps the workload and uplink programs read (bpf/lib/route.h): tortie_node4_v1,
- * tortie_pool4_v1, tortie_rt4_v1 and tortie_netcfg_v1, kept equal to a DesiredNetworking.
+ * tortie_pool4_v1, tortie_rt4_v1, tortie_netcfg_v1 and tortie_vxcfg_v1 (bpf/lib/vxlan.h), kept
+ * equal to a DesiredNetworking.
  *
  * Contract:
  * - `read()` loads the pinned maps' current entries (a previous run's too) into a mirror; each
  *   `write*` call then updates only entries whose bytes differ and deletes the entries the desired
  *   state lacks (mark-and-sweep; netcfg has one slot and is only overwritten).
  * - The caller orders the calls (manager.ts): nodes and pools — what the programs consult to
- *   decide — before the routes that make them act, netcfg last so nothing acts on a half-written
+ *   decide, and vxcfg (the VXLAN parameters an encapsulating route needs) — before the routes that
+ *   make them act, netcfg last so nothing acts on a half-written
  *   state.
  * - The mirror holds hex strings, not Buffers: ~10k routes as Buffers cost several times the heap.
  */
 import type { BpfMap } from '../native';
 import type { UplinkDatapath } from '../bpf/loader';
-import { lpm4Key, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, NETCFG_KEY } from '../bpf/net-codecs';
+import { lpm4Key, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, vxcfgCodec, NETCFG_KEY } from '../bpf/net-codecs';
 import type { DesiredNetworking } from './plan';
 
 function hex(b: Buffer): string { return b.toString('hex'); }
@@ -26,7 +28,7 @@ export class RouteMaps {
   constructor(private readonly maps: UplinkDatapath['maps']) {}
 
   read(): void {
-    for (const m of [this.maps.node4, this.maps.pool4, this.maps.rt4, this.maps.netcfg]) {
+    for (const m of [this.maps.node4, this.maps.pool4, this.maps.rt4, this.maps.netcfg, this.maps.vxcfg]) {
       const { keys, values } = m.entries();
       this.mirror.set(m, new Map(keys.map((k, i) => [hex(k), hex(values[i]!)])));
     }
@@ -46,6 +48,10 @@ export class RouteMaps {
 
   writeNetcfg(d: DesiredNetworking): void {
     this.sync(this.maps.netcfg, new Map([[hex(NETCFG_KEY), netcfgCodec.encode(d.netcfg)]]), false);
+  }
+
+  writeVxcfg(d: DesiredNetworking): void {
+    this.sync(this.maps.vxcfg, new Map([[hex(NETCFG_KEY), vxcfgCodec.encode(d.vxcfg)]]), false);
   }
 
   /** Entries per map as of the last write (metrics). */
