@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { checkStructLayout } from '../../src/dataplane/native';
 import { defaultObjectDir, loadUplink, loadWep } from '../../src/dataplane/bpf/loader';
-import { NET_CODECS, NET_MAP, netcfgCodec } from '../../src/dataplane/bpf/net-codecs';
+import { NET_CODECS, NET_MAP, NETSTAT, VXSTAT, netcfgCodec, vxcfgCodec } from '../../src/dataplane/bpf/net-codecs';
 import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 
 const UPLINK = path.join(defaultObjectDir(), 'tortie_uplink.bpf.o');
@@ -25,6 +25,10 @@ t.test('uplink and workload objects load and share the networking maps', async (
   up.maps.netcfg.update(Buffer.alloc(4), netcfgCodec.encode({ node_ip: '198.18.1.10', uplink_ifindex: 7, ipip_mtu: 0, snat_ip: '0.0.0.0' }));
   const seen = wep.obj.map(NET_MAP.netcfg).lookup(Buffer.alloc(4));
   t.same(netcfgCodec.decode(seen!), { node_ip: '198.18.1.10', uplink_ifindex: 7, ipip_mtu: 0, snat_ip: '0.0.0.0' }, 'one netcfg map for both objects');
+  up.maps.vxcfg.update(Buffer.alloc(4), vxcfgCodec.encode({ vni: 4096, port: 4789, mtu: 1450 }));
+  t.same(vxcfgCodec.decode(wep.obj.map(NET_MAP.vxcfg).lookup(Buffer.alloc(4))!), { vni: 4096, port: 4789, mtu: 1450 }, 'one VXLAN config for both objects');
+  t.equal(wep.obj.map(NET_MAP.vxst).maxEntries, VXSTAT.length, 'tortie_vxst_v1 has one slot per VXSTAT name (TORTIE_VS_MAX)');
+  t.equal(up.maps.netstat.maxEntries, NETSTAT.length, 'tortie_netstat_v1 has one slot per NETSTAT name (TORTIE_NS_MAX)');
   await t.rejects(loadUplink({ pinRoot, nat: { portMin: 5, portMax: 4 } }), /portMin <= portMax/);
   await t.rejects(loadUplink({ pinRoot, nat: { retries: 33 } }), /retries 33/);
 });

@@ -17,6 +17,11 @@ import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { readVxStats, type VxStats } from '../../src/dataplane/bpf/net-codecs';
 import type { Netns } from '../../src/util/netns';
+import { DEFAULT_MTU_PATTERN } from '../../src/dataplane/routing';
+import { NETCFG_KEY, vxcfgCodec } from '../../src/dataplane/bpf/net-codecs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 async function waitListening(ns: Netns, port: number): Promise<void> {
   if (!(await eventually(async () => (await ns.exec(['ss', '-ltnH', `sport = :${port}`], { allowFail: true })).stdout.trim() !== '', true))) {
@@ -25,7 +30,10 @@ async function waitListening(ns: Netns, port: number): Promise<void> {
 }
 
 t.test('VXLAN between nodes, built and checked by BPF', async (t) => {
-  const c = await InProcessCluster.create('vxlan');
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-vxlan-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const mtuFile = (node: string) => join(dir, `${node}.mtu`);
+  const c = await InProcessCluster.create('vxlan', { routing: (node) => ({ mtu: { ipipMtu: 0, ifacePattern: DEFAULT_MTU_PATTERN, file: mtuFile(node) } }) });
   t.teardown(() => c.destroy());
   c.setPool({ ipipMode: 'Never', vxlanMode: 'CrossSubnet' });
   const wa = await c.addWorkload('wa', 'node-a', '192.168.1.10', 1450);
@@ -43,6 +51,8 @@ t.test('VXLAN between nodes, built and checked by BPF', async (t) => {
     t.same(r.stdout.trim().split('\n').map((l) => l.trim()).sort(),
       ['192.168.2.10 via 198.18.1.11 dev eth0', '192.168.3.10 via 198.18.1.1 dev eth0 mtu 1450']);
     t.match(A.dp!.routing!.status(), { vxlanRoutes: 1, encapRoutes: 1 });
+    t.same(vxcfgCodec.decode(A.dp!.routing!.maps.vxcfg.lookup(NETCFG_KEY)!), { vni: 4096, port: 4789, mtu: 1450 }, 'VNI, port and MTU for the programs');
+    t.equal(readFileSync(mtuFile('node-a'), 'utf8'), '1450\n', 'the MTU file new workloads are sized by: 1500 - 50');
   });
 
   t.test('CrossSubnet: A↔B direct, nothing encapsulated', async (t) => {
@@ -116,6 +126,20 @@ t.test('VXLAN between nodes, built and checked by BPF', async (t) => {
     t.ok(vx('node-a').encapFast > a0.encapFast, 'through the encapsulating fast path');
   });
 
+  t.test('vxlanMTU set: routes, the programs\' MTU and the MTU file follow; detection again', async (t) => {
+    const routesA = A.dp!.routing!;
+    routesA.setMtu({ ipipMtu: 0, vxlanMtu: 1400, ifacePattern: DEFAULT_MTU_PATTERN, file: mtuFile('node-a') });
+    await routesA.apply();
+    t.equal((await A.ns.exec(['ip', '-4', 'route', 'show', 'proto', '122', wc.ip])).stdout.trim(), '192.168.3.10 via 198.18.1.1 dev eth0 mtu 1400');
+    t.equal(vxcfgCodec.decode(routesA.maps.vxcfg.lookup(NETCFG_KEY)!).mtu, 1400);
+    t.equal(readFileSync(mtuFile('node-a'), 'utf8'), '1400\n');
+    const over = await wa.ns.exec(['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', '1373', wc.ip], { allowFail: true });
+    t.match(over.stdout + over.stderr, /mtu ?= ?1400/i, 'a 1401-byte DF packet gets frag-needed 1400');
+    routesA.setMtu({ ipipMtu: 0, ifacePattern: DEFAULT_MTU_PATTERN, file: mtuFile('node-a') });
+    await routesA.apply();
+    t.equal(vxcfgCodec.decode(routesA.maps.vxcfg.lookup(NETCFG_KEY)!).mtu, 1450, 'detected again');
+  });
+
   t.test('host-originated traffic to a remote workload is encapsulated on the uplink egress', async (t) => {
     const a0 = vx('node-a');
     t.ok(await pings(A.ns, wc.ip), 'node A host → wc');
@@ -178,6 +202,8 @@ t.test('VXLAN between nodes, built and checked by BPF', async (t) => {
     await c.sync();
     const back = await A.ns.exec(['ip', '-4', 'route', 'show', 'proto', '122', '192.168.2.10']);
     t.equal(back.stdout.trim(), '192.168.2.10 via 198.18.1.11 dev eth0', 'the VXLAN MTU is gone');
+    t.equal(readFileSync(mtuFile('node-a'), 'utf8'), '1500\n', 'and the MTU file says the host MTU');
+    t.equal(vxcfgCodec.decode(A.dp!.routing!.maps.vxcfg.lookup(NETCFG_KEY)!).vni, 0, 'VXLAN off in the programs');
     const d0 = vx('node-a').decap;
     await scapy(B.ns, [`IP(src='${B.ip}', dst='198.18.1.10')/UDP(sport=40000, dport=4789)/VXLAN(vni=4096)/Ether(dst='0e:74:c6:12:01:0a')/IP(src='${wb.ip}', dst='${wa.ip}')/ICMP()`]);
     t.ok(await pings(wa.ns, wb.ip), 'wa → wb direct');
