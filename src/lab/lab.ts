@@ -43,6 +43,13 @@ metadata: {name: edge}
 spec: {cidr: 192.168.128.0/17, ipipMode: CrossSubnet, natOutgoing: false}
 `;
 
+/** The lab's pool with VXLAN instead of IPIP (`--vxlan`): the seed pool's settings otherwise. */
+export const VXLAN_POOL_YAML = `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: default-ipv4-ippool}
+spec: {cidr: 192.168.0.0/16, vxlanMode: CrossSubnet, natOutgoing: true}
+`;
+
 /** The lab's ToR AS (FRR in `rtr`); the nodes keep Calico's default 64512. */
 export const TOR_AS = 65001;
 
@@ -92,8 +99,8 @@ spec:
 export interface LabNode { name: string; ns: Netns; ip: string; prefix: number; agent?: AgentProcess; healthPort: number; pinRoot: string }
 export interface LabWorkload { name: string; node: LabNode; ns: Netns; ip: string; labels: Record<string, string>; containerId: string }
 
-/** How a packet crossed: within one node, over the underlay unencapsulated, or in IPIP. */
-export type PathKind = 'local' | 'direct' | 'IPIP';
+/** How a packet crossed: within one node, over the underlay unencapsulated, in IPIP or in VXLAN. */
+export type PathKind = 'local' | 'direct' | 'IPIP' | 'VXLAN';
 
 export interface Cell {
   from: string;
@@ -124,9 +131,13 @@ export class Lab {
   tor?: FrrTor;
   private readonly log: (s: string) => void;
 
-  constructor(opts: { log?: (s: string) => void; bgp?: boolean } = {}) {
+  /** The pools' encapsulation across subnets (--vxlan: vxlanMode CrossSubnet instead of ipipMode). */
+  readonly encap: 'IPIP' | 'VXLAN';
+
+  constructor(opts: { log?: (s: string) => void; bgp?: boolean; vxlan?: boolean } = {}) {
     this.log = opts.log ?? (() => undefined);
     this.bgp = opts.bgp ?? false;
+    this.encap = opts.vxlan ? 'VXLAN' : 'IPIP';
     // Runs after the agents are killed, also when a signal or exit tears the topology down.
     this.topo.onDestroy(() => this.removeFiles());
   }
@@ -198,7 +209,7 @@ export class Lab {
     const containerId = newContainerId();
     const conf = {
       cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tortie', nodename: node.name, datastore_type: 'embedded',
-      datastore_path: this.storeDir, mtu: 1480, ipam: { type: 'tortie-ipam', ...(pools ? { ipv4_pools: pools } : {}) }, labels,
+      datastore_path: this.storeDir, mtu: this.encap === 'VXLAN' ? 1450 : 1480, ipam: { type: 'tortie-ipam', ...(pools ? { ipv4_pools: pools } : {}) }, labels,
     };
     const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}` };
     const r = await runPlugin(node.ns, 'tortie', env, conf, this.cniBin, { netOnly: true, baseEnv: this.env });
@@ -211,9 +222,9 @@ export class Lab {
     return w;
   }
 
-  /** Counts IPIP and plain pool packets crossing the router while `fn` runs (live tcpdump). */
-  async capture<T>(fn: () => Promise<T>): Promise<{ result: T; ipip: number; plainPool: number }> {
-    const dump = this.rtr.spawn(['tcpdump', '-i', 'any', '-n', '-l', 'ip proto 4 or net 192.168.0.0/16']);
+  /** Counts IPIP, VXLAN and plain pool packets crossing the router while `fn` runs (live tcpdump). */
+  async capture<T>(fn: () => Promise<T>): Promise<{ result: T; ipip: number; vxlan: number; plainPool: number }> {
+    const dump = this.rtr.spawn(['tcpdump', '-i', 'any', '-n', '-l', 'ip proto 4 or udp port 4789 or net 192.168.0.0/16']);
     let out = '';
     dump.stdout?.on('data', (d) => { out += String(d); });
     let started = false;
@@ -222,11 +233,15 @@ export class Lab {
     try {
       const result = await fn();
       await new Promise((r) => setTimeout(r, 300));
-      const lines = out.split('\n').filter((l) => l.trim());
+      const all = out.split('\n').filter((l) => l.trim());
+      // VXLAN prints as "IP <outer>.<port> > <outer>.4789: VXLAN, flags [I] (0x08), vni N" and the
+      // inner packet on the next line (not counted as plain pool traffic).
+      const vxlan = all.filter((l) => /: VXLAN, /.test(l)).length;
+      const lines = all.filter((l, i) => i === 0 || !/: VXLAN, /.test(all[i - 1]!));
       // IPIP prints as "IP <outer> > <outer>: IP <inner> > <inner>: …"; plain pool traffic has a 192.168 outer header.
       const ipip = lines.filter((l) => /\bIP [\d.]+ > [\d.]+: IP /.test(l)).length;
       const plainPool = lines.filter((l) => /\bIP 192\.168\.[\d.]+ > [\d.]+: (?!IP )/.test(l)).length;
-      return { result, ipip, plainPool };
+      return { result, ipip, vxlan, plainPool };
     } finally {
       dump.kill('SIGKILL');
     }
@@ -251,10 +266,13 @@ export class Lab {
 
   /** The standard scenario: seed pool, example policy, four workloads, then the matrix. */
   async setUpScenario(): Promise<void> {
-    const pool = await this.tortiectl(['apply', '-f', '-'], this.bgp ? BGP_POOLS_YAML : SEED_POOL_YAML);
+    const vx = this.encap === 'VXLAN';
+    const poolYaml = this.bgp ? (vx ? BGP_POOLS_YAML.replaceAll('ipipMode:', 'vxlanMode:') : BGP_POOLS_YAML) : vx ? VXLAN_POOL_YAML : SEED_POOL_YAML;
+    const pool = await this.tortiectl(['apply', '-f', '-'], poolYaml);
     if (pool.code !== 0) throw new Error(`tortiectl apply (pool) failed: ${pool.stdout}${pool.stderr}`);
-    this.log(this.bgp ? `tortiectl apply -f - (pools default-ipv4-ippool and edge (no NAT), ipip cross-subnet): ${pool.stdout.trim()}`
-      : `tortiectl apply -f - (v1 ipPool, ipip cross-subnet, nat-outgoing): ${pool.stdout.trim()}`);
+    const mode = vx ? 'vxlan cross-subnet' : 'ipip cross-subnet';
+    this.log(this.bgp ? `tortiectl apply -f - (pools default-ipv4-ippool and edge (no NAT), ${mode}): ${pool.stdout.trim()}`
+      : `tortiectl apply -f - (${vx ? 'v3 IPPool' : 'v1 ipPool'}, ${mode}, nat-outgoing): ${pool.stdout.trim()}`);
     const pol = await this.tortiectl(['apply', '-f', '-'], EXAMPLE_POLICY_YAML);
     if (pol.code !== 0) throw new Error(`tortiectl apply (policy) failed: ${pol.stdout}${pol.stderr}`);
     this.log(`tortiectl apply -f - (profile kns.default, policy db-allow-web): ${pol.stdout.trim()}`);
@@ -291,16 +309,16 @@ export class Lab {
     const w = (n: string) => this.workloads.get(n)!;
     const cells: Cell[] = [];
     const tcpCell = async (from: string, to: string, port: number, allowed: boolean, path: PathKind) => {
-      const { result, ipip, plainPool } = await this.capture(() => this.retryUntil(() => this.tcp(w(from), w(to), port), allowed));
-      const seen: PathKind = ipip > 0 ? 'IPIP' : plainPool > 0 ? 'direct' : 'local';
+      const { result, ipip, vxlan, plainPool } = await this.capture(() => this.retryUntil(() => this.tcp(w(from), w(to), port), allowed));
+      const seen: PathKind = ipip > 0 ? 'IPIP' : vxlan > 0 ? 'VXLAN' : plainPool > 0 ? 'direct' : 'local';
       const got = { allowed: result, path: result ? seen : undefined };
       cells.push({ from, to, what: `tcp/${port}`, expect: { allowed, path: allowed ? path : undefined }, got, ok: result === allowed && (!result || seen === path) });
     };
     await tcpCell('a-web', 'b-db', 5432, true, 'direct');
-    await tcpCell('c-web', 'b-db', 5432, true, 'IPIP');
-    await tcpCell('c-client', 'b-db', 5432, false, 'IPIP');
+    await tcpCell('c-web', 'b-db', 5432, true, this.encap);
+    await tcpCell('c-client', 'b-db', 5432, false, this.encap);
     await tcpCell('a-web', 'b-db', 8080, false, 'direct');
-    await tcpCell('b-db', 'c-client', 8080, true, 'IPIP');
+    await tcpCell('b-db', 'c-client', 8080, true, this.encap);
     await tcpCell('c-web', 'c-client', 8080, true, 'local');
     // defaultEndpointToHostAction is Drop (Calico's default): a workload does not reach its own
     // node's services although its profile allows all egress; another node's address it does.

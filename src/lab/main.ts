@@ -4,7 +4,7 @@
  */
 import { Lab, formatMatrix } from './lab';
 
-export const LAB_USAGE = `Usage: tortie-lab [--once] [--bgp]
+export const LAB_USAGE = `Usage: tortie-lab [--once] [--bgp] [--vxlan]
 
 Builds a three-node tortie cluster in network namespaces on this machine (a tortie-node per node,
 workloads through the tortie CNI plugin, the Calico docs' pool and an example policy), prints its
@@ -14,6 +14,7 @@ out it removes every namespace, process, bpffs pin and temporary file it made. N
 Options:
   --once      exit (and tear down) right after printing the matrix
   --bgp       BGP mode: agents run bird2 (routes from BGP), the router runs FRR as the ToR
+  --vxlan     the pools use vxlanMode CrossSubnet instead of ipipMode (VXLAN across subnets)
   -h, --help  print this help
 `;
 
@@ -22,7 +23,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(LAB_USAGE);
     return 0;
   }
-  const unknown = argv.filter((a) => a !== '--once' && a !== '--bgp');
+  const unknown = argv.filter((a) => a !== '--once' && a !== '--bgp' && a !== '--vxlan');
   if (unknown.length > 0) {
     process.stderr.write(`tortie-lab: unknown argument ${JSON.stringify(unknown[0])}\n\n${LAB_USAGE}`);
     return 2;
@@ -33,7 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const once = argv.includes('--once');
   const say = (s: string) => process.stdout.write(`lab: ${s}\n`);
-  const lab = new Lab({ log: say, bgp: argv.includes('--bgp') });
+  const lab = new Lab({ log: say, bgp: argv.includes('--bgp'), vxlan: argv.includes('--vxlan') });
   let code = 0;
   try {
     say(`namespaces ${lab.topo.prefix}-*, pins ${lab.pinBase}, agent run dir ${lab.runDir}`);
