@@ -2,8 +2,10 @@
  * Networking benchmarks on the three-node namespace cluster of test/networking (tortie's
  * dataplane and route manager per node, in-process):
  *   1. throughput: iperf3 between a workload on node A and one on node B (same underlay subnet),
- *      pool ipipMode Never (routed directly) vs Always (IPIP built by BPF on the same path);
- *      plus A → C across the router with CrossSubnet (IPIP) for reference. Goal: IPIP ≥ 0.85×.
+ *      pool ipipMode Never (routed directly) vs Always (IPIP built by BPF on the same path) vs
+ *      vxlanMode Always (VXLAN built by BPF on the same path; the 1480-byte workloads learn the
+ *      1450 route MTU by PMTU discovery); plus A → C across the router with CrossSubnet (IPIP)
+ *      for reference. Goal: IPIP ≥ 0.85×.
  *   2. connection rate: wrk (`Connection: close`, every request a new TCP connection) from a
  *      workload on A to nginx on the outside host, natOutgoing on (SNAT in BPF on A's uplink)
  *      vs off (the router and the outside host get a route back to the workload instead).
@@ -17,6 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { InProcessCluster, type ClusterWorkload } from '../src/testbed';
 import { median } from './lib/stats';
+import { readVxStats } from '../src/dataplane/bpf/net-codecs';
 import { nginxConfig, parseWrk } from './lib/tools';
 
 const SECONDS = Number(process.argv[2] ?? 5);
@@ -53,7 +56,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1000));
 
     process.stdout.write(`networking bench: ${SECONDS}s per run, ${ROUNDS} rounds, wrk -c${CONNS}, workload MTU 1480\n`);
-    const tp: Record<string, number[]> = { direct: [], ipip: [], cross: [] };
+    const tp: Record<string, number[]> = { direct: [], ipip: [], vxlan: [], cross: [] };
     for (let i = 0; i < ROUNDS; i++) {
       c.setPool({ ipipMode: 'Never', natOutgoing: true });
       await c.sync();
@@ -64,10 +67,16 @@ async function main(): Promise<void> {
       tp.ipip!.push(await iperf(wa, wb));
       const s1 = c.stats('node-a');
       if (s1.encapFast + s1.encapUplink === s0.encapFast + s0.encapUplink) throw new Error('Always run was not encapsulated');
+      c.setPool({ ipipMode: 'Never', vxlanMode: 'Always', natOutgoing: true });
+      await c.sync();
+      const vx = () => readVxStats(c.nodes.get('node-a')!.dp!.routing!.maps.vxst);
+      const v0 = vx();
+      tp.vxlan!.push(await iperf(wa, wb));
+      if (vx().encapFast + vx().encapUplink === v0.encapFast + v0.encapUplink) throw new Error('VXLAN run was not encapsulated');
       c.setPool({ ipipMode: 'CrossSubnet', natOutgoing: true });
       await c.sync();
       tp.cross!.push(await iperf(wa, wc));
-      process.stdout.write(`  round ${i + 1}: A→B direct ${tp.direct!.at(-1)!.toFixed(2)} Gbit/s, A→B IPIP ${tp.ipip!.at(-1)!.toFixed(2)} Gbit/s, A→C IPIP via router ${tp.cross!.at(-1)!.toFixed(2)} Gbit/s\n`);
+      process.stdout.write(`  round ${i + 1}: A→B direct ${tp.direct!.at(-1)!.toFixed(2)} Gbit/s, A→B IPIP ${tp.ipip!.at(-1)!.toFixed(2)} Gbit/s, A→C IPIP via router ${tp.cross!.at(-1)!.toFixed(2)} Gbit/s, A→B VXLAN ${tp.vxlan!.at(-1)!.toFixed(2)} Gbit/s\n`);
     }
 
     const cr: Record<string, number[]> = { plain: [], snat: [] };
@@ -89,11 +98,12 @@ async function main(): Promise<void> {
         `(${s1.snatNew - s0.snatNew} new mappings, ${s1.snatRetry - s0.snatRetry} port collisions)\n`);
     }
 
-    const d = median(tp.direct!), p = median(tp.ipip!), x = median(tp.cross!);
+    const d = median(tp.direct!), p = median(tp.ipip!), v = median(tp.vxlan!), x = median(tp.cross!);
     const n = median(cr.plain!), s = median(cr.snat!);
     process.stdout.write('\nmedians\n');
     process.stdout.write(`  iperf3 A→B direct (Never)            ${d.toFixed(2)} Gbit/s\n`);
     process.stdout.write(`  iperf3 A→B IPIP (Always)             ${p.toFixed(2)} Gbit/s   ratio ${(p / d).toFixed(2)}× (goal ≥ 0.85×)\n`);
+    process.stdout.write(`  iperf3 A→B VXLAN (Always)            ${v.toFixed(2)} Gbit/s   ratio ${(v / d).toFixed(2)}×, ${(v / p).toFixed(2)}× IPIP\n`);
     process.stdout.write(`  iperf3 A→C IPIP (CrossSubnet, router) ${x.toFixed(2)} Gbit/s\n`);
     process.stdout.write(`  wrk A→outside without SNAT           ${n.toFixed(0)} conn/s\n`);
     process.stdout.write(`  wrk A→outside with SNAT (BPF)        ${s.toFixed(0)} conn/s   ratio ${(s / n).toFixed(2)}× (goal ≥ 0.90×)\n`);

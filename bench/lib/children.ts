@@ -2,7 +2,7 @@
  * Figures from the other engineers' benchmarks, run as child processes and parsed from what they
  * print (their output is their contract; a change there shows up here as a parse failure noted
  * in the run, never as a wrong number):
- *   - bench/networking-bench.ts: cross-node iperf3 with IPIP vs direct, wrk through BPF SNAT vs
+ *   - bench/networking-bench.ts: cross-node iperf3 with IPIP and VXLAN vs direct, wrk through BPF SNAT vs
  *     routed back, on the three-node namespace cluster — one sample per round, rounds interleave
  *     the configurations, so each IPIP/SNAT figure is paired with its direct/no-SNAT round;
  *   - bench/datapath-pktcost.ts: per-packet cost of the programs by BPF_PROG_TEST_RUN repeat;
@@ -50,14 +50,14 @@ export function parseCompileBench(out: string): { initialMs: number; policyUpdat
   return { initialMs: Number(init[1]), policyUpdateMs: pol ? Number(pol[1]) : undefined, rssAfterMb: rss ? Number(rss[1]) : undefined };
 }
 
-export interface NetworkingRound { direct: number; ipip: number; crossSubnet: number }
+export interface NetworkingRound { direct: number; ipip: number; crossSubnet: number; vxlan?: number }
 export interface SnatRound { plain: number; snat: number }
 
 export function parseNetworkingBench(out: string): { tp: NetworkingRound[]; conn: SnatRound[] } {
   const tp: NetworkingRound[] = [];
   const conn: SnatRound[] = [];
-  for (const m of out.matchAll(/round \d+: A→B direct ([\d.]+) Gbit\/s, A→B IPIP ([\d.]+) Gbit\/s, A→C IPIP via router ([\d.]+) Gbit\/s/g)) {
-    tp.push({ direct: Number(m[1]), ipip: Number(m[2]), crossSubnet: Number(m[3]) });
+  for (const m of out.matchAll(/round \d+: A→B direct ([\d.]+) Gbit\/s, A→B IPIP ([\d.]+) Gbit\/s, A→C IPIP via router ([\d.]+) Gbit\/s(?:, A→B VXLAN ([\d.]+) Gbit\/s)?/g)) {
+    tp.push({ direct: Number(m[1]), ipip: Number(m[2]), crossSubnet: Number(m[3]), ...(m[4] !== undefined ? { vxlan: Number(m[4]) } : {}) });
   }
   for (const m of out.matchAll(/round \d+: no SNAT ([\d.]+) conn\/s, SNAT ([\d.]+) conn\/s/g)) conn.push({ plain: Number(m[1]), snat: Number(m[2]) });
   if (tp.length === 0 && conn.length === 0) throw new ChildBenchError(`networking-bench: no "round N:" lines in its output: ${out.slice(0, 300)}`);
@@ -85,6 +85,8 @@ export async function crossNode(run: RunResult, root: string, seconds: number, r
   const G = 'Cross-node (three-node cluster, tortie on every node)';
   const fTp = addFigure(run, { id: 'ipip-tcp', title: 'iperf3 A→B, same subnet: IPIP vs direct', unit: 'Gbit/s', better: 'higher', group: G,
     goal: 'IPIP ≥ 0.85× direct', labels: { bare: 'direct (ipipMode Never)', tortie: 'IPIP (ipipMode Always)' } });
+  const fVxlan = addFigure(run, { id: 'vxlan-tcp', title: 'iperf3 A→B, same subnet: VXLAN vs direct', unit: 'Gbit/s', better: 'higher', group: G,
+    labels: { bare: 'direct (vxlanMode Never)', tortie: 'VXLAN (vxlanMode Always)' } });
   const fCross = addFigure(run, { id: 'ipip-cross-subnet', title: 'iperf3 A→C across a router, IPIP (CrossSubnet)', unit: 'Gbit/s', better: 'higher', group: G,
     labels: { tortie: 'IPIP via router' } });
   const fSnat = addFigure(run, { id: 'snat-conn-rate', title: 'wrk A→outside, Connection: close: SNAT vs none', unit: 'conn/s', better: 'higher', group: G,
@@ -96,6 +98,10 @@ export async function crossNode(run: RunResult, root: string, seconds: number, r
     addSample(run, fTp, 'bare', i, x.direct);
     addSample(run, fTp, 'tortie', i, x.ipip);
     addSample(run, fCross, 'tortie', i, x.crossSubnet);
+    if (x.vxlan !== undefined) {
+      addSample(run, fVxlan, 'bare', i, x.direct);
+      addSample(run, fVxlan, 'tortie', i, x.vxlan);
+    }
   });
   r.conn.forEach((x, i) => {
     addSample(run, fSnat, 'bare', i, x.plain);

@@ -4,7 +4,8 @@ import { loadUplink, type NatOptions, type UplinkDatapath } from '../dataplane/b
 import { readCounters } from '../dataplane/bpf/counters';
 import { Dir } from '../dataplane/bpf/drop-reasons';
 import {
-  lpm4Key, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, readNetStats, NETCFG_KEY, type NetStats,
+  lpm4Key, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, readNetStats, readVxStats, vxcfgCodec, NETCFG_KEY,
+  type NetStats, type VxStats,
 } from '../dataplane/bpf/net-codecs';
 import { uniquePinRoot, removePinRoot } from './wep-harness';
 
@@ -40,6 +41,9 @@ export class UplinkHarness {
     this.dp.maps.rt4.update(lpm4Key(cidr), routeCodec.encode({ next_hop: nextHop, flags }));
   }
   stats(): NetStats { return readNetStats(this.dp.maps.netstat); }
+  /** tortie_vxcfg_v1: VXLAN on with this VNI and port (vni 0: off). */
+  vxlan(vni: number, port = 4789, mtu = 0): void { this.dp.maps.vxcfg.update(NETCFG_KEY, vxcfgCodec.encode({ vni, port, mtu })); }
+  vxStats(): VxStats { return readVxStats(this.dp.maps.vxst); }
 
   run(hook: 'in' | 'out', pkt: Buffer, netns = this.netns): UplinkRun {
     const count = () => readCounters(this.dp.maps.cnt).filter((r) => r.dir === Dir.UPLINK);

@@ -276,10 +276,10 @@ t.test('docs section replacement (full tables in docs/benchmarks.md, summary in 
 t.test('parsers of the other benches\' printed figures', async (t) => {
   const net = parseNetworkingBench(`networking bench: 1s per run, 2 rounds, wrk -c16, workload MTU 1480
   round 1: A→B direct 9.50 Gbit/s, A→B IPIP 8.10 Gbit/s, A→C IPIP via router 6.00 Gbit/s
-  round 2: A→B direct 9.00 Gbit/s, A→B IPIP 8.00 Gbit/s, A→C IPIP via router 5.50 Gbit/s
+  round 2: A→B direct 9.00 Gbit/s, A→B IPIP 8.00 Gbit/s, A→C IPIP via router 5.50 Gbit/s, A→B VXLAN 7.50 Gbit/s
   round 1: no SNAT 4000 conn/s, SNAT 3800 conn/s (3800 new mappings, 0 port collisions)
 `);
-  t.same(net.tp, [{ direct: 9.5, ipip: 8.1, crossSubnet: 6 }, { direct: 9, ipip: 8, crossSubnet: 5.5 }]);
+  t.same(net.tp, [{ direct: 9.5, ipip: 8.1, crossSubnet: 6 }, { direct: 9, ipip: 8, crossSubnet: 5.5, vxlan: 7.5 }], 'the VXLAN figure when the round has one');
   t.same(net.conn, [{ plain: 4000, snat: 3800 }]);
   t.throws(() => parseNetworkingBench('nothing'), ChildBenchError);
   const pc = parsePktCost(`tortie datapath per-packet cost (BPF_PROG_TEST_RUN, repeat 100000, median of 3)

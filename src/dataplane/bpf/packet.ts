@@ -153,6 +153,14 @@ export function udp(o: UdpOpts): Buffer {
   return Buffer.concat([hdr, payload]);
 }
 
+/** VXLAN header (RFC 7348): flags (default I only), 24-bit VNI, reserved bytes `reserved` (default 0). */
+export function vxlanHeader(o: { vni: number; flags?: number; reserved?: number }): Buffer {
+  const hdr = Buffer.alloc(8);
+  hdr[0] = o.flags ?? 0x08;
+  hdr.writeUInt32BE(((o.vni & 0xffffff) << 8 | ((o.reserved ?? 0) & 0xff)) >>> 0, 4);
+  return hdr;
+}
+
 export function icmp(o: IcmpOpts): Buffer {
   const hdr = Buffer.alloc(8);
   hdr[0] = o.type;
