@@ -3,14 +3,14 @@
  * timing, no traffic, little noise from other load). The translating paths rewrite the packet, so
  * each run gets a fresh copy (a batch of N copies, one run each; the median is reported) rather
  * than `repeat`, which would run on the already rewritten packet: egress pass-through, egress
- * SNAT of an established mapping, egress IPIP encapsulation, ingress reverse SNAT, ingress IPIP
- * decapsulation, ingress pass-through. Prints ns/packet; asserts nothing.
+ * SNAT of an established mapping, egress IPIP and VXLAN encapsulation, ingress reverse SNAT,
+ * ingress IPIP and VXLAN decapsulation, ingress pass-through. Prints ns/packet; asserts nothing.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/networking-pktcost.js [copies]
  */
 import { UplinkHarness } from '../src/testbed/uplink-harness';
 import { POOL_F, RT_F } from '../src/dataplane/bpf/net-codecs';
-import { eth, ipv4, PROTO } from '../src/dataplane/bpf/packet';
+import { eth, ipv4, udp, vxlanHeader, PROTO } from '../src/dataplane/bpf/packet';
 import { tcpFrame } from '../src/testbed/fixtures';
 
 const COPIES = Number(process.argv[2] ?? 20_000);
@@ -23,15 +23,22 @@ async function main(): Promise<void> {
     h.node('198.18.1.10');
     h.node('198.18.2.10');
     h.route('192.168.3.10/32', '198.18.2.10', RT_F.WORKLOAD | RT_F.ENCAP);
+    h.route('192.168.4.10/32', '198.18.2.10', RT_F.WORKLOAD | RT_F.ENCAP | RT_F.VXLAN);
+    h.vxlan(4096);
+    const vxInner = eth({ dst: '0e:74:c6:12:01:0a', src: '0e:74:c6:12:02:0a' },
+      tcpFrame({ src: '192.168.4.10', dst: '192.168.1.10', sport: 80, dport: 40000, flags: 'A', payload: Buffer.alloc(64) }).subarray(14));
     const payload = Buffer.alloc(64);
     const cases: [string, 'in' | 'out', Buffer][] = [
       ['egress, pass-through (host traffic)', 'out', tcpFrame({ src: '198.18.1.10', dst: '198.18.3.20', sport: 1000, dport: 80, flags: 'A', payload })],
       // Workload port inside the NAT range (kept), so the reverse case below matches the mapping.
       ['egress, SNAT (established mapping)', 'out', tcpFrame({ src: '192.168.1.10', dst: '198.18.3.20', sport: 21000, dport: 80, flags: 'A', payload })],
       ['egress, IPIP encapsulation', 'out', tcpFrame({ src: '192.168.1.10', dst: '192.168.3.10', sport: 40000, dport: 80, flags: 'A', payload })],
+      ['egress, VXLAN encapsulation', 'out', tcpFrame({ src: '192.168.1.10', dst: '192.168.4.10', sport: 40000, dport: 80, flags: 'A', payload })],
       ['ingress, reverse SNAT', 'in', tcpFrame({ src: '198.18.3.20', dst: '198.18.1.10', sport: 80, dport: 21000, flags: 'A', payload })],
       ['ingress, IPIP decapsulation', 'in', eth({}, ipv4({ src: '198.18.2.10', dst: '198.18.1.10', proto: PROTO.IPIP },
         tcpFrame({ src: '192.168.3.10', dst: '192.168.1.10', sport: 80, dport: 40000, flags: 'A', payload }).subarray(14)))],
+      ['ingress, VXLAN decapsulation', 'in', eth({}, ipv4({ src: '198.18.2.10', dst: '198.18.1.10', proto: PROTO.UDP },
+        udp({ sport: 50000, dport: 4789, payload: Buffer.concat([vxlanHeader({ vni: 4096 }), vxInner]) })))],
       ['ingress, pass-through (host traffic)', 'in', tcpFrame({ src: '198.18.3.20', dst: '198.18.1.10', sport: 80, dport: 1000, flags: 'A', payload })],
     ];
     h.run('out', cases[1]![2]); // create the mapping

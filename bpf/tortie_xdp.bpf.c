@@ -3,9 +3,9 @@
  * Uplink XDP prefilter: drops packets whose source or destination is deny-listed (or matches
  * a doNotTrack deny rule) before an skb exists. Stateless. Non-IPv4 frames pass (the uplink
  * carries ARP, LLDP, ...); malformed IPv4 headers are dropped here, the stack would drop them
- * anyway. Up to two VLAN tags are parsed. IPIP is also judged by its inner addresses (the
- * uplink decapsulates it: lib/prefilter.h prefilter_ipip_inner); the drop reason is the same
- * and the event carries the inner addresses.
+ * anyway. Up to two VLAN tags are parsed. IPIP and VXLAN are also judged by their inner
+ * addresses (the uplink decapsulates them: lib/prefilter.h prefilter_ipip_inner,
+ * prefilter_vxlan_inner); the drop reason is the same and the event carries the inner addresses.
  */
 #define TORTIE_CTX_XDP
 #include "lib/ctx.h"
@@ -74,7 +74,7 @@ int tortie_xdp_prefilter(struct xdp_md *ctx)
 		goto out;
 	ret = prefilter_check(&pkt, &rule);
 	/* Encapsulated traffic meets the same deny list with its inner addresses. */
-	if (ret == 0 && prefilter_ipip_inner(ctx, &pkt, &inner)) {
+	if (ret == 0 && (prefilter_ipip_inner(ctx, &pkt, &inner) || prefilter_vxlan_inner(ctx, &pkt, &inner))) {
 		ret = prefilter_check(&inner, &rule);
 		if (ret < 0)
 			ev = &inner;

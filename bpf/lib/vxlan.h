@@ -49,6 +49,7 @@
 #define TORTIE_LIB_VXLAN_H
 
 #include "lib/ipip.h"
+#include "lib/vxcfg.h"
 
 #define VXLAN_HLEN 8
 /* Outer IPv4 + UDP + VXLAN + inner Ethernet: what a VXLAN packet adds to the inner L3 packet
@@ -59,15 +60,6 @@
 #define VXLAN_SPORT_MAX 61000u /* exclusive: Linux's default ip_local_port_range is 32768..60999 */
 #define VXLAN_MAC0 0x0e
 #define VXLAN_MAC1 0x74
-
-/* tortie_vxcfg_v1: index 0 -> this node's VXLAN parameters (shared/maps.h); written by the agent. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct tortie_vxlan_cfg);
-	__uint(max_entries, 1);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tortie_vxcfg_v1 SEC(".maps");
 
 /* tortie_vxst_v1: per-CPU packet counts per enum tortie_vxstat; read by the agent and tests. */
 struct {
@@ -104,15 +96,6 @@ static __always_inline void vxst_inc(__u32 idx)
 
 	if (c)
 		*c += 1;
-}
-
-/* This node's VXLAN parameters, or NULL while VXLAN is off (vni 0). */
-static __always_inline const struct tortie_vxlan_cfg *vxcfg_get(void)
-{
-	__u32 zero = 0;
-	const struct tortie_vxlan_cfg *c = bpf_map_lookup_elem(&tortie_vxcfg_v1, &zero);
-
-	return c && c->vni ? c : NULL;
 }
 
 /* A node's VXLAN MAC: 0e:74 and its underlay IPv4 address. */

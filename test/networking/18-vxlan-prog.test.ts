@@ -2,11 +2,17 @@
 // bytes checked): the outer headers tortie_uplink_out writes (IPv4 checksum, UDP 4789 with
 // checksum 0 and a flow-hash source port, flags I, VNI, the nodes' derived inner MACs, trailing
 // bytes trimmed), what tortie_uplink_in decapsulates (exactly the inner datagram, padding
-// trimmed) and every malformed or foreign frame it drops with its reason. Real traffic between
-// namespaces: 17-vxlan.test.ts.
+// trimmed) and every malformed or foreign frame it drops with its reason; the XDP prefilter
+// judges VXLAN by its inner addresses as it does IPIP. Real traffic between namespaces:
+// 17-vxlan.test.ts.
 import t from 'tap';
-import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
-import { RT_F } from '../../src/dataplane/bpf/net-codecs';
+import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
+import { NET_MAP, NETCFG_KEY, RT_F, vxcfgCodec } from '../../src/dataplane/bpf/net-codecs';
+import { loadPrefilter } from '../../src/dataplane/bpf/loader';
+import { encodePrefilter } from '../../src/dataplane/bpf/encode';
+import { readCounters } from '../../src/dataplane/bpf/counters';
+import { XdpAction } from '../../src/dataplane/native';
+import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 import { eth, inetChecksum, ipv4, udp, vxlanHeader, ETH_P, PROTO } from '../../src/dataplane/bpf/packet';
 import { UplinkHarness, TC_OK } from '../../src/testbed/uplink-harness';
 import { tcpFrame, udpFrame, ETH_HLEN } from '../../src/testbed/fixtures';
@@ -140,4 +146,32 @@ t.test('VXLAN in the uplink programs', async (t) => {
     t.equal(h.run('in', other).reason, R.FORWARD, 'UDP to the port but another destination: the kernel\'s');
     h.vxlan(4096);
   });
+});
+
+t.test('XDP prefilter: VXLAN meets the deny list with its inner addresses', async (t) => {
+  const pinRoot = uniquePinRoot('vxlanpf');
+  const dp = await loadPrefilter({ pinRoot });
+  t.teardown(() => { dp.close(); removePinRoot(pinRoot); });
+  const denied = '198.19.7.7';
+  for (const e of encodePrefilter({ deny: [{ family: 4, cidr: '192.168.99.0/24', ruleId: 5 }], skipped: [] }, [`${denied}/32`])) dp.pf4.update(e.key, e.value);
+  const drops = (reason: number) => readCounters(dp.cnt).filter((c) => c.dir === Dir.UPLINK && c.reason === reason).reduce((s, c) => s + c.packets, 0n);
+  const run = (frame: Buffer) => dp.prog.testRun(frame).retval;
+  const inner = (src: string) => ipv4({ src, dst: WL_A, proto: PROTO.UDP }, udp({ sport: 1000, dport: 53 }));
+  const setVx = (vni: number, port = 4789) => dp.obj.map(NET_MAP.vxcfg).update(NETCFG_KEY, vxcfgCodec.encode({ vni, port, mtu: 0 }));
+
+  setVx(0);
+  t.equal(run(vxlanFrame(inner(denied))), XdpAction.PASS, 'VXLAN off: UDP to 4789 is plain UDP (its outer addresses pass)');
+  setVx(4096);
+  const pf = drops(R.PREFILTER);
+  t.equal(run(vxlanFrame(inner(denied))), XdpAction.DROP, 'a deny-listed inner source inside VXLAN from a node is dropped');
+  t.equal(drops(R.PREFILTER), pf + 1n, 'with the deny-list reason');
+  const dnt = drops(R.DNT_DENY);
+  t.equal(run(vxlanFrame(inner('192.168.99.3'))), XdpAction.DROP, 'doNotTrack deny of the inner source');
+  t.equal(drops(R.DNT_DENY), dnt + 1n, 'with the doNotTrack reason');
+  t.equal(run(vxlanFrame(inner(WL_B))), XdpAction.PASS, 'allowed inner addresses pass');
+  t.equal(run(vxlanFrame(inner(denied).subarray(0, 12))), XdpAction.PASS, 'an incomplete inner header is left to tc (which drops it)');
+  t.equal(run(vxlanFrame(inner(denied), { ethertype: ETH_P.IPV6 })), XdpAction.PASS, 'a non-IPv4 inner frame is left to tc (which drops it)');
+  t.equal(run(vxlanFrame(inner(denied), { mf: true })), XdpAction.PASS, 'an outer fragment is left to tc (never decapsulated)');
+  setVx(4096, 8472);
+  t.equal(run(vxlanFrame(inner(denied))), XdpAction.PASS, 'another VXLAN port configured: UDP to 4789 is not VXLAN');
 });
