@@ -156,6 +156,15 @@ t.test('MTU: 1480 by default when the pool uses IPIP; the config value otherwise
   t.same(wep.spec.profiles, ['k8s-pod-network'], 'plain CNI workloads get the network name as profile');
 });
 
+t.test('MTU: 1450 by default when the pool uses VXLAN (ENCAP_OVERHEAD, one table with the agent)', async (t) => {
+  const bed = await cniBed('cnimtuv', '192.168.0.0/16', { ipipMode: 'Never', vxlanMode: 'Always', natOutgoing: true });
+  t.teardown(() => bed.destroy());
+  const p1 = await bed.addWorkload('p1');
+  const r1 = await runPlugin(bed.node, 'tortie', { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'v1', CNI_NETNS: `/run/netns/${p1.name}`, CNI_IFNAME: 'eth0' }, bed.conf(), bed.cniPath);
+  t.equal(r1.code, 0, r1.stdout);
+  t.match((await p1.exec(['ip', '-o', 'link', 'show', 'eth0'])).stdout, /mtu 1450/);
+});
+
 t.test("MTU: what tortie-node detected (its MTU file, as Calico's /var/lib/calico/mtu) unless the config says", async (t) => {
   const bed = await cniBed('cnimtuf', '192.168.0.0/16', { ipipMode: 'CrossSubnet', natOutgoing: true });
   t.teardown(() => bed.destroy());

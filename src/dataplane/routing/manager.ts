@@ -17,9 +17,10 @@
  *     5. nextHop() per other subnet   kernel-routes.ts `ip route get`, cached
  *     6. planNetworking()             plan.ts         pure: map entries + kernel routes
  *     7. writeNodes(), writePools(),  route-map.ts    what the programs consult to decide …
- *        writeVxcfg()                                 (VNI, port, VXLAN MTU)
+ *        writeVxcfg() (VXLAN on)                      (VNI, port, VXLAN MTU)
  *     8. sync() kernel routes         kernel-routes.ts  `ip -batch`, proto 122 [mtu <IPIP/VXLAN MTU>]
  *     9. writeRoutes()                route-map.ts    … before the routes that make them act
+ *        writeVxcfg() (VXLAN off)                     after the routes that used it
  *    10. writeNetcfg()                route-map.ts    node address last: nothing acts half-written
  *    11. attach()                     uplink.ts       tc ingress/egress, once per ifindex
  *    12. writeFile()                  mtu.ts          the MTU file new workloads are sized by
@@ -283,12 +284,16 @@ export class RouteManager {
     });
     this.rmaps.writeNodes(want);
     this.rmaps.writePools(want);
-    this.rmaps.writeVxcfg(want);
+    // VXLAN's parameters before the routes that use them; when VXLAN goes off, after the routes
+    // that used them are gone (a VXLAN route without them is dropped rather than sent bare).
+    const vxlanOn = want.vxcfg.vni !== 0;
+    if (vxlanOn) this.rmaps.writeVxcfg(want);
     // A route the kernel refuses (say, a next hop that is not on-link) must not keep the others
     // from working: the batch continues past it, the maps are written, and the error is thrown
     // at the end so that the agent retries (as a reconcile).
     const routeError = await this.kernel.sync(want.kernel, up?.name);
     this.rmaps.writeRoutes(want);
+    if (!vxlanOn) this.rmaps.writeVxcfg(want);
     this.rmaps.writeNetcfg(want);
     this.uplink.attach(this.dp);
     if (plan.nodeIp !== undefined && up !== undefined) this.mtu.writeFile(this.routing.pools);
