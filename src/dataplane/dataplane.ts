@@ -78,7 +78,7 @@ export interface BpfDataplaneOptions {
   /** Link re-list period (the monitor catches changes immediately). */
   linkResyncMs?: number;
   /** Calico networking (routes, IPIP, NAT outgoing); false = policy only. Default on. */
-  routing?: false | Pick<RouteManagerOptions, 'routeProtocol' | 'nat' | 'routeSource' | 'mtu' | 'natOutgoingAddress'>;
+  routing?: false | Pick<RouteManagerOptions, 'routeProtocol' | 'nat' | 'routeSource' | 'mtu' | 'natOutgoingAddress' | 'vxlan'>;
 }
 
 export interface FlowLog {

@@ -487,6 +487,12 @@ export interface FelixConfigurationSpec {
   ipipMTU?: number;
   /** Regular expression of the host interfaces MTU detection considers (Calico's default when absent). */
   mtuIfacePattern?: string;
+  /** MTU of VXLAN routes and workloads (0/absent: detected, as ipipMTU, less 50). */
+  vxlanMTU?: number;
+  /** UDP port of VXLAN (Calico's default 4789). */
+  vxlanPort?: number;
+  /** VXLAN network identifier (Calico's default 4096). */
+  vxlanVNI?: number;
   /** SNAT source address for natOutgoing pools instead of the node address. */
   natOutgoingAddress?: string;
   /** Felix's BPF conntrack timers: each a duration (`20s`, `1h30m`) or `Auto` (tortie's default). */

@@ -1383,6 +1383,23 @@ function felixConfiguration(meta: ObjectMeta, v: unknown, issues: Issues): Felix
         else if (n !== undefined) spec.ipipMTU = n;
         break;
       }
+      case 'vxlanMTU': {
+        const n = asInteger(val, p, issues, 0, 65485);
+        if (n !== undefined && n !== 0 && n < 576) issues.add(p, `must be 0 (detect) or at least 576 (IPv4's minimum datagram), got ${n}`);
+        else if (n !== undefined) spec.vxlanMTU = n;
+        break;
+      }
+      case 'vxlanPort': {
+        const n = asInteger(val, p, issues, 1, 65535);
+        if (n !== undefined) spec.vxlanPort = n;
+        break;
+      }
+      case 'vxlanVNI': {
+        // 24 bits; 0 would be "VXLAN off" in the programs' configuration.
+        const n = asInteger(val, p, issues, 1, 0xffffff);
+        if (n !== undefined) spec.vxlanVNI = n;
+        break;
+      }
       case 'mtuIfacePattern': {
         const str = asString(val, p, issues);
         if (str === undefined) break;

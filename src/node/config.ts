@@ -11,7 +11,7 @@ import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, FELIX_ENDPOINT_TO_
 import { CALICO_CT_TIMEOUTS, type CtTimeouts } from '../dataplane/bpf/conntrack';
 import { DEFAULT_MTU_PATTERN } from '../dataplane/routing';
 import { TortieError } from '../util/errors';
-import { tryParseCidrOrIp, tryParseCidrOrIp4 } from '../primitives';
+import { tryParseCidrOrIp, tryParseCidrOrIp4, VXLAN_DEFAULTS } from '../primitives';
 import { DEFAULT_HOST_ROUTING, HOST_ROUTING_MODES, type HostRoutingMode } from '../dataplane/bpf/host-routing';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
@@ -89,6 +89,11 @@ export interface NodeConfig {
   ipipMtu: number;
   /** Felix's mtuIfacePattern: host interfaces whose smallest MTU, less the IPIP header, is the detected MTU. */
   mtuIfacePattern: string;
+  /** Felix's vxlanMTU: the MTU of VXLAN routes and of workloads in VXLAN pools; 0 = detected (less 50). */
+  vxlanMtu: number;
+  /** Felix's vxlanPort and vxlanVNI (Calico's 4789 and 4096). */
+  vxlanPort: number;
+  vxlanVni: number;
   /** Where the agent writes the workload MTU for the CNI plugin (Calico: /var/lib/calico/mtu); '' = not written. */
   mtuFile: string;
   /** Felix's natOutgoingAddress: SNAT source for natOutgoing pools ('' = the node address). */
@@ -119,7 +124,7 @@ export interface NodeConfig {
 /** NodeConfig settings FelixConfiguration can set. */
 export type FelixSettable = 'logLevel' | 'healthPort' | 'healthHost' | 'interfacePrefix' | 'natPortRange' | 'ctMaxEntries' | 'endpointToHostAction'
   | 'logLevelFile' | 'metricsEnabled' | 'metricsPort' | 'metricsHost' | 'ipipMtu' | 'mtuIfacePattern' | 'natOutgoingAddress' | 'ctTimeouts'
-  | 'failsafeInbound' | 'failsafeOutbound';
+  | 'failsafeInbound' | 'failsafeOutbound' | 'vxlanMtu' | 'vxlanPort' | 'vxlanVni';
 
 /** Felix's bpfConntrackTimeouts timers → tortie's conntrack timeouts (creationGracePeriod has no equivalent). */
 const CT_TIMER_KEYS: Readonly<Partial<Record<FelixConntrackTimer, keyof CtTimeouts>>> = {
@@ -191,6 +196,12 @@ export function withFelixConfiguration(c: NodeConfig, layers: readonly (FelixCon
   if (mtu && settable('ipipMtu')) [out.ipipMtu, from.ipipMtu] = [Number(mtu[0]), mtu[1]];
   const pattern = first('mtuIfacePattern');
   if (pattern && settable('mtuIfacePattern')) [out.mtuIfacePattern, from.mtuIfacePattern] = [String(pattern[0]), pattern[1]];
+  const vxMtu = first('vxlanMTU');
+  if (vxMtu && settable('vxlanMtu')) [out.vxlanMtu, from.vxlanMtu] = [Number(vxMtu[0]), vxMtu[1]];
+  const vxPort = first('vxlanPort');
+  if (vxPort && settable('vxlanPort')) [out.vxlanPort, from.vxlanPort] = [Number(vxPort[0]), vxPort[1]];
+  const vxVni = first('vxlanVNI');
+  if (vxVni && settable('vxlanVni')) [out.vxlanVni, from.vxlanVni] = [Number(vxVni[0]), vxVni[1]];
   const snat = first('natOutgoingAddress');
   if (snat && settable('natOutgoingAddress')) [out.natOutgoingAddress, from.natOutgoingAddress] = [String(snat[0]), snat[1]];
   // One parameter in Felix: the winning layer's map, over the defaults (not merged across layers).
@@ -371,6 +382,9 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [snatAddr, snatAddrSrc] = pick('nat-outgoing-address', opts.natOutgoingAddress, 'FELIX_NATOUTGOINGADDRESS');
   const [ipipMtuRaw, ipipMtuSrc] = pick('ipip-mtu', opts.ipipMtu, 'FELIX_IPIPMTU');
   const [mtuPattern, mtuPatternSrc] = pick('mtu-iface-pattern', opts.mtuIfacePattern, 'FELIX_MTUIFACEPATTERN');
+  const [vxMtuRaw, vxMtuSrc] = pick('vxlan-mtu', undefined, 'FELIX_VXLANMTU');
+  const [vxPortRaw, vxPortSrc] = pick('vxlan-port', undefined, 'FELIX_VXLANPORT');
+  const [vxVniRaw, vxVniSrc] = pick('vxlan-vni', undefined, 'FELIX_VXLANVNI');
   const [mtuFileRaw] = pick('mtu-file', opts.mtuFile, 'TORTIE_MTU_FILE');
   const [cniSock, cniSockSrc] = pick('cni-socket', opts.cniSocket, 'TORTIE_CNI_SOCKET');
   const [routeSourceRaw, routeSourceSrc] = pick('route-source', opts.routeSource, 'TORTIE_ROUTE_SOURCE');
@@ -432,6 +446,15 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   if (ipipMtuRaw !== undefined && (!/^\d+$/.test(ipipMtuRaw.trim()) || (ipipMtu !== 0 && (ipipMtu < 576 || ipipMtu > 65515)))) {
     throw new ConfigError(`${ipipMtuSrc}: "${ipipMtuRaw}" is not 0 (detect) or an MTU in 576–65515`);
   }
+  const vxInt = (raw: string | undefined, src: string, def: number, ok: (n: number) => boolean, what: string): number => {
+    if (raw === undefined) return def;
+    const n = Number(raw.trim());
+    if (!/^\d+$/.test(raw.trim()) || !ok(n)) throw new ConfigError(`${src}: "${raw}" is not ${what}`);
+    return n;
+  };
+  const vxlanMtu = vxInt(vxMtuRaw, vxMtuSrc, 0, (n) => n === 0 || (n >= 576 && n <= 65485), '0 (detect) or an MTU in 576–65485');
+  const vxlanPort = vxInt(vxPortRaw, vxPortSrc, VXLAN_DEFAULTS.port, (n) => n >= 1 && n <= 65535, 'a port in 1–65535');
+  const vxlanVni = vxInt(vxVniRaw, vxVniSrc, VXLAN_DEFAULTS.vni, (n) => n >= 1 && n <= 0xffffff, 'a VNI in 1–16777215');
   if (mtuPattern !== undefined) {
     try { new RegExp(mtuPattern); } catch (e) { throw new ConfigError(`${mtuPatternSrc}: "${mtuPattern}" is not a regular expression: ${(e as Error).message}`); }
   }
@@ -495,6 +518,9 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     ct: { maxEntries: ctMax === undefined ? undefined : Number(ctMax), quota: ctQuota === undefined ? undefined : Number(ctQuota), timeouts: ctTimeouts },
     ipipMtu,
     mtuIfacePattern: mtuPattern ?? DEFAULT_MTU_PATTERN,
+    vxlanMtu,
+    vxlanPort,
+    vxlanVni,
     mtuFile: mtuFileRaw === undefined ? join(runDir || '/run/tortie', 'mtu') : ['', 'none'].includes(mtuFileRaw.trim().toLowerCase()) ? '' : mtuFileRaw.trim(),
     natOutgoingAddress,
     failsafe,
@@ -505,7 +531,8 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     clusterType: (env.CLUSTER_TYPE ?? '').trim() || 'tortie',
     explicit: ([['logLevel', level], ['healthPort', hport], ['healthHost', hhost], ['interfacePrefix', prefix], ['natPortRange', natRange], ['ctMaxEntries', ctMax], ['endpointToHostAction', toHostRaw],
       ['logLevelFile', lfileLevel], ['metricsEnabled', menabled], ['metricsPort', mport], ['metricsHost', mhost], ['ipipMtu', ipipMtuRaw], ['mtuIfacePattern', mtuPattern],
-      ['natOutgoingAddress', snatAddr], ['ctTimeouts', ctTimers], ['failsafeInbound', fsInRaw], ['failsafeOutbound', fsOutRaw]] as const)
+      ['natOutgoingAddress', snatAddr], ['ctTimeouts', ctTimers], ['failsafeInbound', fsInRaw], ['failsafeOutbound', fsOutRaw],
+      ['vxlanMtu', vxMtuRaw], ['vxlanPort', vxPortRaw], ['vxlanVni', vxVniRaw]] as const)
       .filter(([, v]) => v !== undefined).map(([k]) => k),
   };
 }

@@ -51,6 +51,9 @@ const SETTINGS: readonly Setting[] = [
   one('ipipMTU', (c) => c.ipipMtu, true),
   one('mtuIfacePattern', (c) => c.mtuIfacePattern, true),
   one('natOutgoingAddress', (c) => c.natOutgoingAddress, true),
+  one('vxlanMTU', (c) => c.vxlanMtu, true),
+  one('vxlanPort', (c) => c.vxlanPort, false),
+  one('vxlanVNI', (c) => c.vxlanVni, false),
   one('interfacePrefix', (c) => c.interfacePrefix, false),
   one('natPortRange', (c) => `${c.nat.portMin}:${c.nat.portMax}`, false),
   one('bpfMapSizeConntrack', (c) => c.ct.maxEntries, false),
@@ -143,8 +146,8 @@ export class FelixLive {
       work.push(() => this.targets.relisten(l.health, l.metrics));
     }
     const routes = this.targets.routes;
-    if (routes && (has('ipipMTU') || has('mtuIfacePattern') || has('natOutgoingAddress'))) {
-      routes.setMtu({ ipipMtu: next.ipipMtu, ifacePattern: next.mtuIfacePattern, file: next.mtuFile || undefined });
+    if (routes && (has('ipipMTU') || has('vxlanMTU') || has('mtuIfacePattern') || has('natOutgoingAddress'))) {
+      routes.setMtu({ ipipMtu: next.ipipMtu, vxlanMtu: next.vxlanMtu, ifacePattern: next.mtuIfacePattern, file: next.mtuFile || undefined });
       routes.setNatOutgoingAddress(next.natOutgoingAddress);
       work.push(() => routes.apply());
     }

@@ -146,6 +146,20 @@ t.test('VXLAN in the uplink programs', async (t) => {
     t.equal(h.run('in', other).reason, R.FORWARD, 'UDP to the port but another destination: the kernel\'s');
     h.vxlan(4096);
   });
+
+  t.test('another VNI and port (vxlanVNI, vxlanPort): used on both ends', async (t) => {
+    h.vxlan(77, 8472);
+    t.teardown(() => h.vxlan(4096));
+    const d = h.run('out', tcpFrame({ src: WL_A, dst: WL_B, sport: 40000, dport: 80, flags: 'A' })).data;
+    t.equal(d.readUInt16BE(36), 8472, 'UDP destination port 8472');
+    t.equal(d.readUInt32BE(46) >>> 8, 77, 'VNI 77');
+    const inner = innerFromB();
+    const frame = vxlanFrame(inner, { vni: 77 });
+    frame.writeUInt16BE(8472, 14 + 20 + 2);
+    const r = h.run('in', frame);
+    t.same([r.reason, r.data.subarray(ETH_HLEN)], [R.FORWARD, inner], 'VNI 77 to port 8472 decapsulated');
+    t.equal(h.run('in', vxlanFrame(inner, { vni: 4096 })).reason, R.FORWARD, 'VNI 4096 to 4789 is no longer VXLAN here (plain UDP)');
+  });
 });
 
 t.test('XDP prefilter: VXLAN meets the deny list with its inner addresses', async (t) => {

@@ -156,3 +156,32 @@ t.test('log levels change while running, for child loggers made before the chang
   const noFile = createAgentLogger({ name: 'test', screen: { level: 'silent', format: 'json' } });
   t.notOk(setAgentLogLevels(noFile, 'silent', 'debug'), 'a file the agent was started without needs a restart');
 });
+
+t.test('vxlanMTU (live), vxlanPort and vxlanVNI (restart): Calico\'s defaults, FelixConfiguration, FELIX_VXLAN* wins', async (t) => {
+  const base = resolveConfig({ nodeName: 'n1' }, {});
+  t.same([base.vxlanMtu, base.vxlanPort, base.vxlanVni], [0, 4789, 4096], "built-in: detect, Calico's port and VNI");
+  const r = withFelixConfiguration(base, [{ vxlanMTU: 8950 }, { vxlanMTU: 1400, vxlanPort: 8472, vxlanVNI: 77 }]);
+  t.same([r.config.vxlanMtu, r.config.vxlanPort, r.config.vxlanVni], [8950, 8472, 77], 'node.<name> over default, per field');
+  t.same([r.from.vxlanMtu, r.from.vxlanPort], ['FelixConfiguration node.n1', 'FelixConfiguration default']);
+  const env = resolveConfig({ nodeName: 'n1' }, { FELIX_VXLANMTU: '1410', FELIX_VXLANPORT: '4790', FELIX_VXLANVNI: '9' });
+  t.same(withFelixConfiguration(env, [{ vxlanMTU: 8950, vxlanPort: 8472, vxlanVNI: 77 }, undefined]).config.vxlanVni, 9, 'the environment wins');
+  t.same([env.vxlanMtu, env.vxlanPort], [1410, 4790]);
+  for (const [envv, re] of [
+    [{ FELIX_VXLANMTU: '100' }, /FELIX_VXLANMTU: "100" is not 0 \(detect\) or an MTU in 576–65485/],
+    [{ FELIX_VXLANPORT: '0' }, /FELIX_VXLANPORT: "0" is not a port in 1–65535/],
+    [{ FELIX_VXLANVNI: '16777216' }, /FELIX_VXLANVNI: "16777216" is not a VNI in 1–16777215/],
+  ] as const) t.throws(() => resolveConfig({ nodeName: 'n1' }, envv), re);
+
+  const restarts: string[] = [];
+  const mtus: unknown[] = [];
+  const live = new FelixLive(base, base, {
+    setLogLevels: () => true, relisten: async () => {}, restart: (why) => { restarts.push(why); },
+    routes: { setMtu: (m) => { mtus.push(m); }, setNatOutgoingAddress: () => {}, apply: async () => {} },
+  }, silentLogger);
+  live.inSync();
+  live.update('default', { vxlanMTU: 1400 });
+  t.same(restarts, [], 'vxlanMTU is live');
+  t.match(mtus, [{ vxlanMtu: 1400, ipipMtu: 0 }], 'handed to the route manager with the IPIP MTU');
+  live.update('default', { vxlanMTU: 1400, vxlanVNI: 5000 });
+  t.same(restarts, ['FelixConfiguration changed vxlanVNI'], 'vxlanVNI: a restart naming it (the programs are told at start-up)');
+});
