@@ -79,11 +79,12 @@ spec:
   t.match(d.stderr, /FelixConfiguration default: spec\.chainInsertMode: only "Insert" is supported: tortie's tc programs see every packet before any iptables rule/);
   t.notMatch(d.stderr, /ipipMTU/, 'ipipMTU is honoured');
 
-  cli.file('refused.yaml', 'apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: node.n1}\nspec: {wireguardEnabled: true, vxlanVNI: 4096, ipv6Support: true, logSeveritySys: Info}\n');
+  cli.file('refused.yaml', 'apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: node.n1}\nspec: {wireguardEnabled: true, vxlanMTUV6: 1430, ipv6Support: true, logSeveritySys: Info}\n');
   const f = await cli.run(['apply', '-f', 'refused.yaml']);
   t.equal(f.code, 1);
   t.match(f.stderr, /spec\.wireguardEnabled: is not supported by tortie \(README, "FelixConfiguration fields", lists what tortie-node honours\)/);
-  t.match(f.stderr, /spec\.vxlanVNI: is not supported by tortie/);
+  t.match(f.stderr, /spec\.vxlanMTUV6: is not supported by tortie/);
+  t.notMatch(f.stderr, /vxlanVNI/);
   t.match(f.stderr, /spec\.ipv6Support: only false is supported/);
   t.match(f.stderr, /spec\.logSeveritySys: only "None" is supported/);
 
@@ -93,6 +94,9 @@ metadata: {name: node.n1}
 spec:
   logSeverityScreen: Loud
   ipipMTU: 100
+  vxlanMTU: 100
+  vxlanPort: 70000
+  vxlanVNI: 0
   natOutgoingAddress: not-an-ip
   mtuIfacePattern: "(eth"
   defaultEndpointToHostAction: Allow
@@ -102,6 +106,9 @@ spec:
   t.equal(b.code, 1);
   t.match(b.stderr, /spec\.logSeverityScreen: must be one of Debug, Info, Warning, Error, Fatal, got "Loud"/);
   t.match(b.stderr, /spec\.ipipMTU: must be 0 \(detect\) or at least 576/);
+  t.match(b.stderr, /spec\.vxlanMTU: must be 0 \(detect\) or at least 576/);
+  t.match(b.stderr, /spec\.vxlanPort: 70000 is out of range \(1 to 65535\)/);
+  t.match(b.stderr, /spec\.vxlanVNI: 0 is out of range \(1 to 16777215\)/);
   t.match(b.stderr, /spec\.natOutgoingAddress: must be an IP address, got "not-an-ip"/);
   t.match(b.stderr, /spec\.mtuIfacePattern: "\(eth" is not a regular expression/);
   t.match(b.stderr, /spec\.defaultEndpointToHostAction: must be one of Drop, Accept, Return, got "Allow"/);
