@@ -26,11 +26,14 @@ const V3 = 'projectcalico.org/v3' as const;
 const SERVER = '192.168.20.1';
 
 /** n policies selecting both the workload and the host endpoint (label app=server), each
- *  allowing one /24 of 10.0.0.0/8 to one port: n address classes, n port ranges. */
-function policies(n: number): GlobalNetworkPolicy[] {
+ *  allowing one /24 of 10.0.0.0/8 to one port: n address classes, n port ranges. `localNets`:
+ *  each rule also names the local side's nets (destination.nets 127.0.0.0/8 and the server's
+ *  address), so the host endpoint's normal stage dispatches on the local address. */
+function policies(n: number, localNets = false): GlobalNetworkPolicy[] {
   return Array.from({ length: n }, (_, i) => ({
     apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: `p${i}` },
-    spec: { selector: "app == 'server'", order: i, types: ['Ingress'], ingress: [{ action: 'Allow', protocol: 'TCP', source: { nets: [`10.${(i >> 8) & 255}.${i & 255}.0/24`] }, destination: { ports: [1000 + (i % 5000)] } }] },
+    spec: { selector: "app == 'server'", order: i, types: ['Ingress'], ingress: [{ action: 'Allow', protocol: 'TCP', source: { nets: [`10.${(i >> 8) & 255}.${i & 255}.0/24`] },
+      destination: { ports: [1000 + (i % 5000)], ...(localNets ? { nets: ['127.0.0.0/8', `${SERVER}/32`] } : {}) } }] },
   }) as GlobalNetworkPolicy);
 }
 
@@ -38,18 +41,18 @@ const hep: HostEndpoint = { apiVersion: V3, kind: 'HostEndpoint', metadata: { na
 
 interface Figures { wepDeny: number; hepDeny: number; hepAllowedTracked: number; hepNoEndpoint: number }
 
-async function measure(netns: string, n: number): Promise<Figures> {
+async function measure(netns: string, n: number, localNets = false): Promise<Figures> {
   const root = `/sys/fs/bpf/tortie-bench-${process.pid}-${randomBytes(3).toString('hex')}`;
   fs.mkdirSync(root);
   const w = await loadWep({ pinRoot: root, events: false, ctMaxEntries: 65536 });
   const h = await loadHep({ pinRoot: root, events: false });
   try {
     const graph = new CalcGraph({ nodeName: 'node1' });
-    const rs: Resource[] = [ns('bench'), wep('server', SERVER, 'server', 'caliserver'), ...policies(n)];
+    const rs: Resource[] = [ns('bench'), wep('server', SERVER, 'server', 'caliserver'), ...policies(n, localNets)];
     for (const r of rs) graph.onUpdate(r);
     graph.flush();
     const noHep = graph.snapshot();
-    const pd = new PolicyDataplane({ ...w.policyMaps, cls4: mapOps(w.maps.cls4!), hep: mapOps(h.maps.hep) }, (e) => (e.host ? 0 : 1));
+    const pd = new PolicyDataplane({ ...w.policyMaps, cls4: mapOps(w.maps.cls4!), hep: mapOps(h.maps.hep), hlt4: mapOps(h.maps.hlt4) }, (e) => (e.host ? 0 : 1));
     pd.applySnapshot(noHep);
     const run = (prog: typeof h.ingress, p: Buffer) => median([0, 1, 2].map(() => prog.testRun(p, { repeat: REPEAT, netns }).durationNs));
     const denied = flowPacket({ src: '198.19.200.1', dst: SERVER, proto: 6, sport: 40000, dport: 1000 });
@@ -76,12 +79,18 @@ async function main(): Promise<void> {
     const one = await measure(node.path, 1);
     const many = await measure(node.path, N);
     const row = (name: string, f: Figures) => console.log(
-      `${name.padEnd(14)} workload deny ${String(f.wepDeny).padStart(4)} ns | host endpoint: deny ${String(f.hepDeny).padStart(4)} ns, ` +
+      `${name.padEnd(18)} workload deny ${String(f.wepDeny).padStart(4)} ns | host endpoint: deny ${String(f.hepDeny).padStart(4)} ns, ` +
       `allowed (tracked) ${String(f.hepAllowedTracked).padStart(4)} ns, interface without endpoint ${String(f.hepNoEndpoint).padStart(4)} ns`);
+    const oneLocal = await measure(node.path, 1, true);
+    const manyLocal = await measure(node.path, N, true);
     row('1 policy', one);
     row(`${N} policies`, many);
+    row('1, local nets', oneLocal);
+    row(`${N}, local nets`, manyLocal);
     console.log(`ratio ${N} / 1 policy: workload deny ${(many.wepDeny / one.wepDeny).toFixed(2)}×, host endpoint deny ${(many.hepDeny / one.hepDeny).toFixed(2)}×; ` +
       `host endpoint / workload deny at ${N}: ${(many.hepDeny / many.wepDeny).toFixed(2)}×`);
+    console.log(`local-side nets (one tortie_hlt4_v1 lookup): host endpoint deny with / without at 1 policy ${(oneLocal.hepDeny / one.hepDeny).toFixed(2)}×, ` +
+      `at ${N} ${(manyLocal.hepDeny / many.hepDeny).toFixed(2)}×; ${N} / 1 with them ${(manyLocal.hepDeny / oneLocal.hepDeny).toFixed(2)}×`);
   } finally {
     await topo.destroy();
   }

@@ -25,6 +25,12 @@
  * entry for the ifindex, no `*` entry at 0) are not policed.
  * Non-first fragments pass: their first fragment carries the ports policy judged, and a
  * receiver cannot reassemble a datagram whose first fragment was dropped.
+ * A rule's local side (ingress destination.nets/notNets, egress source.nets/notNets) matches the
+ * packet's own address on this side, as Felix's -d/-s: arriving the destination (before any DNAT
+ * in preDNAT, a workload's or another host's when forwarded), leaving the source. The remote
+ * address goes through the class lookup; the local one picks the table: the agent compiles such
+ * a stage once per region of the local nets (tortie_hlt4_v1 maps each net to its region's table)
+ * and one LPM lookup per stage chooses — a flat cost whatever the number of rules or nets.
  */
 #ifndef TORTIE_LIB_HOSTEP_H
 #define TORTIE_LIB_HOSTEP_H
@@ -52,6 +58,18 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_hep_v1 SEC(".maps");
+
+/* tortie_hlt4_v1: (dispatch id, local prefix) -> verdict table id (shared/maps.h). Agent-written:
+ * all of a dispatch's entries (with its 0.0.0.0/0 one) before the tortie_hep_v1 flip that names
+ * it, deleted after the flip away from it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct tortie_hlt4_key);
+	__type(value, __u32);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_hlt4_v1 SEC(".maps");
 
 /* tortie_fs4_v1: failsafe ports (shared/maps.h). Agent-written from Felix's configuration. */
 struct {
@@ -163,14 +181,28 @@ static __always_inline void hep_ct_commit(const struct tortie_pkt *pkt, __u32 ru
 	bpf_map_update_elem(&tortie_hct4_v1, &k, &v, BPF_ANY);
 }
 
-/* One stage: 1 allowed, 0 no table or no policy decided (next stage), < 0 `deny` or a drop. */
-static __always_inline int hep_stage(__u32 table, __be32 remote, const struct tortie_pkt *pkt,
-				     struct tortie_verdict *v, int deny)
+/* One stage: 1 allowed, 0 no table or no policy decided (next stage), < 0 `deny` or a drop.
+ * `dispatch`: `table` is a tortie_hlt4_v1 dispatch id — the stage's rules match the local address
+ * (the packet's destination arriving, its source leaving), so one LPM lookup of that address
+ * picks the table compiled for its region; a miss (a dispatch being replaced) fails closed. */
+static __always_inline int hep_stage(__u32 table, bool dispatch, __be32 remote, __be32 local,
+				     const struct tortie_pkt *pkt, struct tortie_verdict *v, int deny)
 {
+	struct tortie_hlt4_key lk = { .prefixlen = TORTIE_HLT_FIXED_BITS + 32, .id = table, .addr = local };
+	__u32 *t;
 	int ret;
 
 	if (!table)
 		return 0;
+	if (dispatch) {
+		t = bpf_map_lookup_elem(&tortie_hlt4_v1, &lk);
+		if (!t) {
+			__builtin_memset(v, 0, sizeof(*v));
+			v->action = TORTIE_ACT_DENY;
+			return DROP_NO_TABLE;
+		}
+		table = *t;
+	}
 	ret = policy_decide(table, remote, pkt, v);
 	if (ret == 0)
 		return 1;
@@ -207,18 +239,19 @@ static __always_inline int hep_ingress(struct __sk_buff *skb, const struct torti
 {
 	const struct tortie_hostep *h = hep_lookup(skb->ifindex);
 	struct tortie_verdict v = {};
-	__u32 table[TORTIE_HEP_SLOTS], id;
+	__u32 table[TORTIE_HEP_SLOTS], id, lf;
 	int r;
 
 	if (!h)
 		return TORTIE_FORWARD;
 	__builtin_memcpy(table, h->table, sizeof(table));
 	id = h->id;
+	lf = h->flags;
 	if (pkt->frag == TORTIE_FRAG_LATER)
 		return TORTIE_FORWARD;
 	if (!hep_failsafe(TORTIE_FS_IN, pkt, pkt->dport, pkt->saddr) &&
 	    !hep_failsafe(TORTIE_FS_OUT, pkt, pkt->sport, pkt->saddr)) {
-		r = hep_stage(table[TORTIE_HEP_DNT_IN], pkt->saddr, pkt, &v, DROP_HEP_UNTRACKED);
+		r = hep_stage(table[TORTIE_HEP_DNT_IN], (lf >> TORTIE_HEP_DNT_IN) & 1, pkt->saddr, pkt->daddr, pkt, &v, DROP_HEP_UNTRACKED);
 		if (r != 0) {
 			hep_report(skb->ifindex, id, TORTIE_DIR_INGRESS, &v, r, pkt);
 			return r > 0 ? TORTIE_FORWARD : r;
@@ -230,7 +263,7 @@ static __always_inline int hep_ingress(struct __sk_buff *skb, const struct torti
 	if (tracked || hep_ct_established(pkt))
 		return TORTIE_FORWARD;
 	if (!hep_failsafe(TORTIE_FS_IN, pkt, pkt->dport, pkt->saddr)) {
-		r = hep_stage(table[TORTIE_HEP_PREDNAT], pkt->saddr, pkt, &v, DROP_HEP_PREDNAT);
+		r = hep_stage(table[TORTIE_HEP_PREDNAT], (lf >> TORTIE_HEP_PREDNAT) & 1, pkt->saddr, pkt->daddr, pkt, &v, DROP_HEP_PREDNAT);
 		if (r != 0)
 			goto decided;
 	} else if (host_is_local_dst(skb, pkt)) {
@@ -238,11 +271,11 @@ static __always_inline int hep_ingress(struct __sk_buff *skb, const struct torti
 		return TORTIE_FORWARD;
 	}
 	if (host_is_local_dst(skb, pkt)) {
-		r = hep_stage(table[TORTIE_HEP_IN], pkt->saddr, pkt, &v, DROP_HEP_POLICY);
+		r = hep_stage(table[TORTIE_HEP_IN], (lf >> TORTIE_HEP_IN) & 1, pkt->saddr, pkt->daddr, pkt, &v, DROP_HEP_POLICY);
 		if (r == 0)
 			r = DROP_HEP_POLICY; /* the normal table always decides; absent = fail closed */
 	} else {
-		r = table[TORTIE_HEP_FWD_IN] ? hep_stage(table[TORTIE_HEP_FWD_IN], pkt->saddr, pkt, &v, DROP_HEP_FORWARD) : 1;
+		r = table[TORTIE_HEP_FWD_IN] ? hep_stage(table[TORTIE_HEP_FWD_IN], (lf >> TORTIE_HEP_FWD_IN) & 1, pkt->saddr, pkt->daddr, pkt, &v, DROP_HEP_FORWARD) : 1;
 		if (r == 0)
 			r = DROP_HEP_FORWARD;
 	}
@@ -259,18 +292,19 @@ static __always_inline int hep_egress(struct __sk_buff *skb, const struct tortie
 {
 	const struct tortie_hostep *h = hep_lookup(skb->ifindex);
 	struct tortie_verdict v = {};
-	__u32 table[TORTIE_HEP_SLOTS], id;
+	__u32 table[TORTIE_HEP_SLOTS], id, lf;
 	int r;
 
 	if (!h)
 		return TORTIE_FORWARD;
 	__builtin_memcpy(table, h->table, sizeof(table));
 	id = h->id;
+	lf = h->flags;
 	if (pkt->frag == TORTIE_FRAG_LATER)
 		return TORTIE_FORWARD;
 	if (!hep_failsafe(TORTIE_FS_OUT, pkt, pkt->dport, pkt->daddr) &&
 	    !hep_failsafe(TORTIE_FS_IN, pkt, pkt->sport, pkt->daddr)) {
-		r = hep_stage(table[TORTIE_HEP_DNT_OUT], pkt->daddr, pkt, &v, DROP_HEP_UNTRACKED);
+		r = hep_stage(table[TORTIE_HEP_DNT_OUT], (lf >> TORTIE_HEP_DNT_OUT) & 1, pkt->daddr, pkt->saddr, pkt, &v, DROP_HEP_UNTRACKED);
 		if (r != 0) {
 			hep_report(skb->ifindex, id, TORTIE_DIR_EGRESS, &v, r, pkt);
 			return r > 0 ? TORTIE_FORWARD : r;
@@ -287,11 +321,11 @@ static __always_inline int hep_egress(struct __sk_buff *skb, const struct tortie
 			hep_ct_commit(pkt, 0);
 			return TORTIE_FORWARD;
 		}
-		r = hep_stage(table[TORTIE_HEP_OUT], pkt->daddr, pkt, &v, DROP_HEP_POLICY);
+		r = hep_stage(table[TORTIE_HEP_OUT], (lf >> TORTIE_HEP_OUT) & 1, pkt->daddr, pkt->saddr, pkt, &v, DROP_HEP_POLICY);
 		if (r == 0)
 			r = DROP_HEP_POLICY;
 	} else {
-		r = table[TORTIE_HEP_FWD_OUT] ? hep_stage(table[TORTIE_HEP_FWD_OUT], pkt->daddr, pkt, &v, DROP_HEP_FORWARD) : 1;
+		r = table[TORTIE_HEP_FWD_OUT] ? hep_stage(table[TORTIE_HEP_FWD_OUT], (lf >> TORTIE_HEP_FWD_OUT) & 1, pkt->daddr, pkt->saddr, pkt, &v, DROP_HEP_FORWARD) : 1;
 		if (r == 0)
 			r = DROP_HEP_FORWARD;
 	}

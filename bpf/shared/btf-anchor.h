@@ -26,6 +26,7 @@ struct tortie_btf_anchor {
 	struct tortie_hostep hostep;
 	struct tortie_fs4_key fs4;
 	struct tortie_hct_value hct;
+	struct tortie_hlt4_key hlt4;
 };
 
 __attribute__((used, noinline)) static int tortie_btf_anchor(struct tortie_btf_anchor *a)

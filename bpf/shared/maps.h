@@ -391,7 +391,9 @@ enum tortie_netstat {
 };
 
 /* ---- host endpoints: tortie_hep_v1 (key: __u32 ifindex of a host interface; 0 = the `*` one) ----
- * One table id per stage (0 = the stage has no policy: forward allows, the others go on). */
+ * One table id per stage (0 = the stage has no policy: forward allows, the others go on); a slot
+ * whose bit (1 << slot) is set in `flags` holds a local-address dispatch id instead
+ * (tortie_hlt4_v1, at the end of this file). */
 enum tortie_hep_slot {
 	TORTIE_HEP_IN = 0,        /* normal policy, traffic to the host (then profiles, default deny) */
 	TORTIE_HEP_OUT = 1,       /* normal policy, traffic from the host */
@@ -405,7 +407,7 @@ enum tortie_hep_slot {
 
 struct tortie_hostep {
 	__u32 id;                        /* agent-assigned endpoint id, reported in events */
-	__u32 flags;                     /* reserved */
+	__u32 flags;                     /* bit (1 << slot): table[slot] is a tortie_hlt4_v1 dispatch id */
 	__u32 table[TORTIE_HEP_SLOTS];   /* enum tortie_hep_slot -> verdict table id */
 	__u32 version;                   /* bumped by the agent on every update */
 	__u32 pad;
@@ -468,6 +470,18 @@ enum tortie_vxstat {
 	TORTIE_VS_ENCAP_FALLBACK = 2, /* fast path declined (MTU, TTL, fib): left to the kernel */
 	TORTIE_VS_DECAP = 3,          /* VXLAN from a known node decapsulated */
 	TORTIE_VS_MAX = 4,
+};
+
+/* ---- host endpoint local-side nets: tortie_hlt4_v1 (LPM: (dispatch id, local prefix) -> table id) ----
+ * A stage whose rules match the packet's local address (ingress destination.nets, egress
+ * source.nets, their notNets) is compiled once per region of the local address space those nets
+ * cut: each entry maps a net (and 0.0.0.0/0, the rest) to the table of that region. */
+#define TORTIE_HLT_FIXED_BITS 32
+
+struct tortie_hlt4_key {
+	__u32 prefixlen;
+	__u32 id;        /* dispatch id (struct tortie_hostep.table[slot] when its flag bit is set) */
+	__be32 addr;     /* local address (prefix) */
 };
 
 #endif

@@ -21,7 +21,7 @@ import type { RuleIds } from './rule-ids';
 import type { ResourceState } from './store';
 import { cellAt, type AssembledTable } from './table';
 import type { Ctx, TableContexts } from './table-contexts';
-import type { CalcDelta, ClassPrefix, GlobalClassInfo, HostSlot, LocalEndpoint, VerdictTable } from './types';
+import type { CalcDelta, ClassPrefix, GlobalClassInfo, HostSlot, LocalEndpoint, LocalHostEndpoint, VerdictTable } from './types';
 
 /** An empty delta (field order is part of the output: digests hash its JSON). */
 export function emptyDelta(): CalcDelta {
@@ -215,9 +215,19 @@ export class Delta {
         if (id === undefined) return undefined;
         tables[slot] = id;
       }
+      const local: NonNullable<LocalHostEndpoint['local']> = {};
+      for (const k of Object.keys(ep.defs).sort()) {
+        const at = k.indexOf('@');
+        if (at < 0) continue;
+        const slot = k.slice(0, at) as Slot;
+        const id = this.tableCtxs.assembledId(ep.defs[k]!);
+        const root = tableOf(slot);
+        if (id === undefined || root === undefined) return undefined;
+        (local[slot] ??= [{ cidr: '0.0.0.0/0', table: root }]).push({ cidr: k.slice(at + 1), table: id });
+      }
       const out: LocalEndpoint = {
         key, namespace: '', name: hep.metadata.name, ipNetworks: [], tables: { ingress: ing, egress: eg },
-        host: { expectedIPs: [...(hep.spec.expectedIPs ?? [])], tables },
+        host: { expectedIPs: [...(hep.spec.expectedIPs ?? [])], tables, ...(Object.keys(local).length > 0 ? { local } : {}) },
       };
       if (hep.spec.interfaceName !== undefined) out.host!.interfaceName = hep.spec.interfaceName;
       return out;

@@ -26,7 +26,7 @@ import type { Logger } from 'pino';
 import type { Selector } from '../selector';
 import type { AtomNeeds } from './atoms';
 import { addTo, removeFrom } from './graph-util';
-import type { Cidr4 } from '../primitives';
+import { formatCidr4, type Cidr4 } from '../primitives';
 import type { LabelIndex } from './label-index';
 import {
   endOfTierKey,
@@ -127,8 +127,11 @@ export interface LocalEp {
   /** A HostEndpoint (item key `HostEndpoint:<name>`). */
   host: boolean;
   policies: Set<string>;
-  /** Definition key of its table per slot (workloads: ingress, egress). */
-  defs: Partial<Record<Slot, string>>;
+  /**
+   * Definition key of its table per slot (workloads: ingress, egress); a host endpoint slot
+   * split by local-side nets also has `<slot>@<net>` entries, one per region but 0.0.0.0/0.
+   */
+  defs: Record<string, string>;
   /** What was last emitted for it (Delta). */
   out?: LocalEndpoint;
 }
@@ -262,20 +265,62 @@ export class EndpointPolicies {
       }
     }
     // A host endpoint's local address is not one (any address of the node, or a workload's when
-    // forwarded): rules' local-side nets cannot be resolved statically, so none matches there.
+    // forwarded): a slot whose rules use local-side nets is defined once per region of those nets
+    // (defs `slot` = the 0.0.0.0/0 region, `slot@<net>` the others); the datapath picks per packet.
     const view: LocalView = { labels: it.labels, ip: ep.host ? undefined : it.prefixes[0]?.addr, ports: it.ports, host: ep.host };
     for (const { slot, d, mode } of ep.host ? HEP_SLOTS : WEP_SLOTS) {
-      const built = this.definition(ep, it.profiles, view, d, mode);
-      const old = ep.defs[slot];
-      if (built === undefined) {
-        delete ep.defs[slot];
-        this.tables.unref(old, `${key}|${slot}`);
-        continue;
+      const want = new Map<string, Definition>();
+      const regions = ep.host ? this.localRegions(ep, it.profiles, d, mode) : [];
+      if (regions.length === 0) {
+        const built = this.definition(ep, it.profiles, view, d, mode);
+        if (built !== undefined) want.set(slot, built);
+      } else {
+        for (const net of regions) {
+          const built = this.definition(ep, it.profiles, { ...view, localNet: net }, d, mode);
+          if (built !== undefined) want.set(net.len === 0 ? slot : `${slot}@${formatCidr4(net)}`, built);
+        }
+        // Every region alike (the nets decide nothing here): one table, no dispatch.
+        const root = want.get(slot);
+        if (root !== undefined && [...want.values()].every((b) => b.key === root.key)) {
+          want.clear();
+          want.set(slot, root);
+        }
       }
-      if (old === built.key && this.tables.has(old)) continue;
-      this.tables.bind(`${key}|${slot}`, d, built, old, newCtxs);
-      ep.defs[slot] = built.key;
+      for (const k of Object.keys(ep.defs)) {
+        if ((k === slot || k.startsWith(`${slot}@`)) && !want.has(k)) {
+          this.tables.unref(ep.defs[k], `${key}|${k}`);
+          delete ep.defs[k];
+        }
+      }
+      for (const [k, built] of want) {
+        const old = ep.defs[k];
+        if (old === built.key && this.tables.has(old)) continue;
+        this.tables.bind(`${key}|${k}`, d, built, old, newCtxs);
+        ep.defs[k] = built.key;
+      }
     }
+  }
+
+  /**
+   * The regions of a host endpoint slot's local-side nets: every distinct net of its rules'
+   * local nets/notNets, and 0.0.0.0/0 (the rest); none when no rule has local-side nets.
+   */
+  private localRegions(ep: LocalEp, profiles: readonly string[], d: Direction, mode: SlotMode): Cidr4[] {
+    const nets = new Map<string, Cidr4>();
+    const add = (rules: PreRule[]): void => {
+      for (const r of rules) for (const c of [...(r.local.nets ?? []), ...(r.local.notNets ?? [])]) nets.set(formatCidr4(c), c);
+    };
+    for (const pk of ep.policies) {
+      const p = this.resources.policies.get(pk)!;
+      if (policyTypes(p)[d] && policyInMode(p, mode)) add(precompilePolicy(p)[d]);
+    }
+    for (const name of mode === 'normal' ? profiles : []) {
+      const prof = this.resources.profile(name);
+      if (prof !== undefined) add(precompileProfile(prof)[d]);
+    }
+    if (nets.size === 0) return [];
+    nets.set('0.0.0.0/0', { addr: 0, len: 0 });
+    return [...nets.values()];
   }
 
   /**
@@ -301,9 +346,6 @@ export class EndpointPolicies {
       const part: PlanPart = { key: '', rules: [] };
       const res: string[] = [];
       for (const r of rules) {
-        if (view.host && (r.local.nets !== undefined || r.local.notNets !== undefined)) {
-          this.log?.warn({ endpoint: ep.key, rule: r.info }, 'a host endpoint cannot match a rule\'s local-side nets/notNets (its local address varies): the rule never matches there');
-        }
         const loc = resolveLocal(r, d, view);
         if (loc === undefined) continue;
         part.rules.push({ r, loc });

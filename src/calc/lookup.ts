@@ -10,7 +10,7 @@
  */
 import { CalcError, UnknownEndpointError } from './errors';
 import { isIcmpProtocol, isPortProtocol, prefixMask, tryParseCidrOrIp4, tryIpv4ToU32 } from '../primitives';
-import { PROTO_OTHER, type CompiledState, type PolicyPacket, type Verdict, type VerdictCell, type VerdictTable } from './types';
+import { PROTO_OTHER, type CompiledState, type HostSlot, type LocalEndpoint, type PolicyPacket, type Verdict, type VerdictCell, type VerdictTable } from './types';
 
 export interface LookupResult {
   action: Verdict;
@@ -123,6 +123,25 @@ export class TableIndex {
  * tables exist and every cell's rules are in the rule table. Returns the problems found (empty =
  * valid). For tests and for the datapath encoder's assertions.
  */
+/**
+ * The table a host endpoint's stage uses for a packet whose local address (arriving: destination,
+ * leaving: source) is `localIP`: the region of the longest listed net holding it, as the datapath's
+ * tortie_hlt4_v1 lookup; the slot's table when the stage does not depend on the local address.
+ */
+export function hostStageTable(e: LocalEndpoint, slot: 'ingress' | 'egress' | HostSlot, localIP: string): string | undefined {
+  const root = slot === 'ingress' || slot === 'egress' ? e.tables[slot] : e.host?.tables[slot];
+  const regions = e.host?.local?.[slot];
+  if (regions === undefined) return root;
+  const ip = tryIpv4ToU32(localIP);
+  if (ip === undefined) throw new CalcError('ERR_CALC_BAD_PACKET', `localIP ${localIP}: not an IPv4 address`);
+  let best: { len: number; table: string } | undefined;
+  for (const r of regions) {
+    const c = tryParseCidrOrIp4(r.cidr)!;
+    if (((ip & prefixMask(c.len)) >>> 0) === c.addr && (best === undefined || c.len > best.len)) best = { len: c.len, table: r.table };
+  }
+  return best?.table;
+}
+
 export function validateCompiled(state: CompiledState): string[] {
   const problems: string[] = [];
   const rules = new Set(state.rules.map((r) => r.id));
@@ -186,6 +205,11 @@ export function validateCompiled(state: CompiledState): string[] {
   }
   for (const e of state.endpoints) {
     for (const id of [e.tables.ingress, e.tables.egress, ...Object.values(e.host?.tables ?? {})]) if (!tables.has(id)) problems.push(`endpoint ${e.key}: missing table ${id}`);
+    for (const [slot, regions] of Object.entries(e.host?.local ?? {})) {
+      const root = slot === 'ingress' || slot === 'egress' ? e.tables[slot] : e.host!.tables[slot as HostSlot];
+      if (regions?.find((r) => r.cidr === '0.0.0.0/0')?.table !== root) problems.push(`endpoint ${e.key}: ${slot}: the 0.0.0.0/0 region is not the slot's table`);
+      for (const r of regions ?? []) if (!tables.has(r.table)) problems.push(`endpoint ${e.key}: ${slot} ${r.cidr}: missing table ${r.table}`);
+    }
   }
   return problems;
 }

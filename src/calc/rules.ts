@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { EntityRule, Profile, Rule, WorkloadEndpoint } from '../model';
 import type { Selector } from '../selector';
-import { cidr4Contains, formatCidr4, type Cidr4 } from '../primitives';
+import { cidr4Contains, cidr4Covers, formatCidr4, type Cidr4 } from '../primitives';
 import {
   entityNotSelector,
   entitySelector,
@@ -185,8 +185,14 @@ export function precompileProfile(p: Profile): PreCompiled {
 export interface LocalView {
   labels: Record<string, string>;
   ip: number | undefined;
-  /** A host endpoint: its local address varies, so local-side nets/notNets never match. */
+  /**
+   * A host endpoint: its local address varies (any of the node's, or a workload's or another
+   * host's when forwarded), so local-side nets/notNets are resolved for one region of the local
+   * address space at a time (`localNet`, a net no rule's net cuts: each rule's net either covers
+   * it or is disjoint from it or inside it) — the datapath picks the region per packet.
+   */
   host?: boolean;
+  localNet?: Cidr4;
   ports: { name: string; protocol: number; port: number }[];
 }
 
@@ -219,9 +225,15 @@ export function resolveLocal(r: PreRule, dir: Direction, view: LocalView): Local
   const l = r.local;
   if (l.sel !== undefined && !l.sel.evaluate(view.labels)) return undefined;
   if (l.notSel !== undefined && l.notSel.evaluate(view.labels)) return undefined;
-  if (view.host && (l.nets !== undefined || l.notNets !== undefined)) return undefined;
-  if (l.nets !== undefined && (view.ip === undefined || !l.nets.some((c) => cidr4Contains(c, view.ip!)))) return undefined;
-  if (l.notNets !== undefined && view.ip !== undefined && l.notNets.some((c) => cidr4Contains(c, view.ip!))) return undefined;
+  if (view.host) {
+    // The region is the longest net holding the address: a net matches iff it covers the region.
+    const at = view.localNet;
+    if (l.nets !== undefined && (at === undefined || !l.nets.some((c) => cidr4Covers(c, at)))) return undefined;
+    if (l.notNets !== undefined && at !== undefined && l.notNets.some((c) => cidr4Covers(c, at))) return undefined;
+  } else {
+    if (l.nets !== undefined && (view.ip === undefined || !l.nets.some((c) => cidr4Contains(c, view.ip!)))) return undefined;
+    if (l.notNets !== undefined && view.ip !== undefined && l.notNets.some((c) => cidr4Contains(c, view.ip!))) return undefined;
+  }
   const res: LocalResolution = {};
   const ports = l.ports !== undefined ? localPorts(l.ports, view) : undefined;
   const notPorts = l.notPorts !== undefined ? localPorts(l.notPorts, view) : undefined;

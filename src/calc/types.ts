@@ -213,6 +213,13 @@ export interface LocalHostEndpoint {
   interfaceName?: string;
   expectedIPs: string[];
   tables: Partial<Record<HostSlot, string>>;
+  /**
+   * Stages whose rules match the local address (ingress destination.nets/notNets, egress
+   * source.nets/notNets): the stage's table per region of those nets, each region named by its
+   * canonical net (`0.0.0.0/0`: in none of them; that region's table is also the stage's entry in
+   * `tables`). A packet takes the table of the longest listed net holding its local address.
+   */
+  local?: Partial<Record<'ingress' | 'egress' | HostSlot, { cidr: string; table: string }[]>>;
 }
 
 // ---------------------------------------------------------------------------- prefilter

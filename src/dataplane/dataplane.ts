@@ -187,7 +187,7 @@ export class BpfDataplane {
         objectDir: this.o.objectDir, log: this.log,
       });
     }
-    this.policy = new PolicyDataplane({ ...this.wep.policyMaps, cls4: mapOps(this.map('cls4')), hep: mapOps(this.hep.maps.hep) },
+    this.policy = new PolicyDataplane({ ...this.wep.policyMaps, cls4: mapOps(this.map('cls4')), hep: mapOps(this.hep.maps.hep), hlt4: mapOps(this.hep.maps.hlt4) },
       (ep) => (ep.host ? this.hostKeyOf(ep) : ep.interfaceName ? this.links.byName(ep.interfaceName)?.ifindex : undefined));
     const recovered = this.policy.recover();
     if (recovered.endpoints + recovered.tables + recovered.prefixes > 0) this.log.info(recovered, 'adopted the policy state a previous run left');
@@ -504,6 +504,8 @@ export class BpfDataplane {
   }
 
   get maps(): WepDatapath['maps'] { return this.wep.maps; }
+  /** The host endpoint maps (tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v1, tortie_hlt4_v1). */
+  get hostMaps(): HepDatapath['maps'] { return this.hep.maps; }
 
   /** The networking side (routes, IPIP, NAT), when enabled. */
   get routing(): RouteManager | undefined { return this.routes; }

@@ -116,19 +116,8 @@ function workloadEndpoint(w: WorkloadEndpoint, add: Add): void {
 function globalPolicy(p: GlobalNetworkPolicy, add: Add): void {
   rules(p.spec.ingress, 'spec.ingress', add);
   rules(p.spec.egress, 'spec.egress', add);
-  if (p.spec.doNotTrack !== true && p.spec.preDNAT !== true) return;
-  // doNotTrack and preDNAT policies select host endpoints only, where the local address is not
-  // one (any of the node's, or a workload's when forwarded): tortie's tables match the remote
-  // address, so a local-side nets match cannot be enforced there.
-  const local = (list: Rule[] | undefined, path: string, side: 'destination' | 'source') => (list ?? []).forEach((r, i) => {
-    for (const k of ['nets', 'notNets'] as const) {
-      if (r[side]?.[k] !== undefined) {
-        add(`${path}[${i}].${side}.${k}`, `is not supported in a ${p.spec.doNotTrack ? 'doNotTrack' : 'preDNAT'} policy: tortie matches a host endpoint's local side by selector and ports only (match the host by its HostEndpoint labels instead)`);
-      }
-    }
-  });
-  local(p.spec.ingress, 'spec.ingress', 'destination');
-  local(p.spec.egress, 'spec.egress', 'source');
+  // A rule's local-side nets on a host endpoint (doNotTrack and preDNAT policies select only
+  // those) are matched per packet: src/calc/endpoint-policies.ts localRegions, lib/hostep.h.
 }
 
 /**

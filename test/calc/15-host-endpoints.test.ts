@@ -1,5 +1,5 @@
 import t from 'tap';
-import { CalcGraph, TableIndex, validateCompiled, type PolicyPacket } from '../../src/calc';
+import { CalcGraph, hostStageTable, TableIndex, validateCompiled, type PolicyPacket } from '../../src/calc';
 import type { CompiledState, LocalEndpoint } from '../../src/calc/types';
 import type { Resource } from '../../src/model';
 import { gnp, hep, np, profile, wep } from '../../src/testbed/fixtures';
@@ -178,18 +178,63 @@ t.test('deltas rebuild the snapshot: host endpoint slots appear and disappear', 
   t.same(hepOf(g.snapshot(), 'eth0').host!.tables, {});
 });
 
-t.test('a rule\'s local-side nets or notNets never match on a host endpoint (its local address varies)', async (t) => {
+t.test('a rule\'s local-side nets/notNets on a host endpoint: the stage is compiled per region of those nets', async (t) => {
   const g = build([
     hep('eth0', { iface: 'eth0', labels: { role: 'host' }, ips: ['198.18.0.1'] }),
-    gnp('local-nets', { selector: "role == 'host'", ingress: [
+    gnp('local-nets', { selector: "role == 'host'", types: ['Ingress', 'Egress'], ingress: [
       { action: 'Allow', protocol: 'TCP', destination: { nets: ['198.18.0.1/32'], ports: [80] } },
-      { action: 'Allow', protocol: 'TCP', destination: { notNets: ['10.0.0.0/8'], ports: [81] } },
+      { action: 'Allow', protocol: 'TCP', destination: { notNets: ['198.18.0.0/24'], ports: [81] } },
       { action: 'Allow', protocol: 'TCP', destination: { ports: [82] } },
-    ] }),
+    ], egress: [{ action: 'Allow', source: { nets: ['198.18.0.2/32'] } }] }),
   ]);
   const s = g.snapshot();
+  t.same(validateCompiled(s), []);
   const e = hepOf(s, 'eth0');
-  t.equal(verdictIn(s, e.tables.ingress, pkt('ingress', '198.18.0.9', 80)), 'deny', 'local nets: never');
-  t.equal(verdictIn(s, e.tables.ingress, pkt('ingress', '198.18.0.9', 81)), 'deny', 'local notNets: never (not "always")');
-  t.equal(verdictIn(s, e.tables.ingress, pkt('ingress', '198.18.0.9', 82)), 'allow', 'the rest of the policy applies');
+  t.same(Object.keys(e.host!.local ?? {}).sort(), ['egress', 'ingress'], 'both normal slots dispatch on the local address');
+  t.same(e.host!.local!.ingress!.map((r) => r.cidr).sort(), ['0.0.0.0/0', '198.18.0.0/24', '198.18.0.1/32']);
+  const inAt = (local: string, port: number) => verdictIn(s, hostStageTable(e, 'ingress', local)!, pkt('ingress', '198.51.100.9', port));
+  t.equal(inAt('198.18.0.1', 80), 'allow', 'destination.nets: the named address');
+  t.equal(inAt('198.18.0.2', 80), 'deny', 'destination.nets: another address of the node');
+  t.equal(inAt('198.18.0.1', 81), 'deny', 'destination.notNets: an address in the net');
+  t.equal(inAt('198.18.0.2', 81), 'deny', 'destination.notNets: in the /24 (region of the /24, not of the /32)');
+  t.equal(inAt('10.1.2.3', 81), 'allow', 'destination.notNets: outside the net');
+  t.equal(inAt('10.1.2.3', 80), 'deny');
+  for (const a of ['198.18.0.1', '198.18.0.2', '10.1.2.3']) t.equal(inAt(a, 82), 'allow', `a rule without local nets: ${a}`);
+  const outAt = (local: string) => verdictIn(s, hostStageTable(e, 'egress', local)!, pkt('egress', '198.51.100.9', 53, 17));
+  t.equal(outAt('198.18.0.2'), 'allow', 'source.nets: the named address');
+  t.equal(outAt('198.18.0.1'), 'deny', 'source.nets: the other address');
+  t.equal(e.tables.ingress, hostStageTable(e, 'ingress', '10.1.2.3'), 'the slot table is the 0.0.0.0/0 region');
+});
+
+t.test('local-side nets in preDNAT, doNotTrack and applyOnForward stages; nets that decide nothing make no dispatch', async (t) => {
+  const g = build([
+    hep('eth0', { iface: 'eth0', labels: { role: 'host' }, ips: ['198.18.0.1'] }),
+    gnp('pre', { selector: "role == 'host'", preDNAT: true, applyOnForward: true, ingress: [{ action: 'Deny', destination: { nets: ['192.168.7.0/24'] } }] }),
+    gnp('dnt', { selector: "role == 'host'", doNotTrack: true, applyOnForward: true, types: ['Egress'], egress: [{ action: 'Allow', source: { notNets: ['198.18.0.1/32'] } }] }),
+    gnp('fwd', { selector: "role == 'host'", applyOnForward: true, ingress: [{ action: 'Allow', destination: { nets: ['0.0.0.0/0'] } }] }),
+  ]);
+  const s = g.snapshot();
+  t.same(validateCompiled(s), []);
+  const e = hepOf(s, 'eth0');
+  t.equal(verdictIn(s, hostStageTable(e, 'preDNAT', '192.168.7.5')!, pkt('ingress', '198.51.100.9', 80)), 'deny', 'preDNAT: to the net');
+  t.equal(verdictIn(s, hostStageTable(e, 'preDNAT', '198.18.0.1')!, pkt('ingress', '198.51.100.9', 80)), 'next', 'preDNAT: elsewhere, next stage');
+  t.equal(verdictIn(s, hostStageTable(e, 'untrackedEgress', '198.18.0.1')!, pkt('egress', '198.51.100.9', 80)), 'next', 'doNotTrack notNets: from the net');
+  t.equal(verdictIn(s, hostStageTable(e, 'untrackedEgress', '198.18.0.2')!, pkt('egress', '198.51.100.9', 80)), 'allow', 'doNotTrack notNets: elsewhere');
+  t.equal(e.host!.local?.forwardIngress, undefined, '0.0.0.0/0 holds every address: one table');
+  t.equal(verdictIn(s, e.host!.tables.forwardIngress!, pkt('ingress', '198.51.100.9', 80)), 'allow');
+});
+
+t.test('local-side nets: regions follow policy changes, and tables of dropped regions go', async (t) => {
+  const g = build([
+    hep('eth0', { iface: 'eth0', labels: { role: 'host' }, ips: ['198.18.0.1'] }),
+    gnp('p', { selector: "role == 'host'", ingress: [{ action: 'Allow', destination: { nets: ['198.18.0.1/32', '198.18.1.0/24'] } }] }),
+  ]);
+  t.same(hepOf(g.snapshot(), 'eth0').host!.local!.ingress!.map((r) => r.cidr).sort(), ['0.0.0.0/0', '198.18.0.1/32', '198.18.1.0/24']);
+  const before = g.snapshot().tables.length;
+  g.onUpdate(gnp('p', { selector: "role == 'host'", ingress: [{ action: 'Allow', destination: { ports: [22] }, protocol: 'TCP' }] }));
+  g.flush();
+  const s = g.snapshot();
+  t.same(validateCompiled(s), []);
+  t.equal(hepOf(s, 'eth0').host!.local, undefined, 'no local nets: no dispatch');
+  t.ok(s.tables.length < before, `the region tables are gone (${before} → ${s.tables.length})`);
 });

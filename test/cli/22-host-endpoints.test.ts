@@ -65,8 +65,6 @@ spec:
     ['{preDNAT: true, ingress: [{action: Deny}]}', /spec\.applyOnForward: must be true when preDNAT or doNotTrack is true/],
     ['{doNotTrack: true, ingress: [{action: Deny}]}', /spec\.applyOnForward: must be true when preDNAT or doNotTrack is true/],
     ['{doNotTrack: true, preDNAT: true, applyOnForward: true, ingress: [{action: Deny}]}', /spec: preDNAT and doNotTrack cannot both be true/],
-    ['{preDNAT: true, applyOnForward: true, ingress: [{action: Allow, destination: {nets: [198.18.0.1/32]}}]}',
-      /spec\.ingress\[0\]\.destination\.nets: is not supported in a preDNAT policy: tortie matches a host endpoint's local side by selector and ports only/],
   ];
   for (const [spec, msg] of cases) {
     cli.file('bad.yaml', `apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: bad}\nspec: ${spec}\n`);
@@ -75,4 +73,6 @@ spec:
     t.match(r.stderr, msg, spec);
   }
   t.equal((await cli.run(['get', 'gnp', 'bad'])).code, 1, 'nothing refused was written');
+  cli.file('local.yaml', `apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: local-nets}\nspec: {preDNAT: true, applyOnForward: true, ingress: [{action: Allow, destination: {nets: [198.18.0.1/32]}}]}\n`);
+  t.same(await cli.run(['apply', '-f', 'local.yaml']), { code: 0, stdout: "Successfully applied 1 'GlobalNetworkPolicy' resource(s)\n", stderr: '' }, 'a local-side nets match is enforced, so accepted');
 });

@@ -19,6 +19,8 @@ const V3 = 'projectcalico.org/v3' as const;
 const WL_IP = '192.168.40.1';
 const EXT2_IP = '198.18.2.2';
 const NODE_ETH1_IP = '198.18.2.1';
+/** The node's second address on its uplink (for rules' local-side nets). */
+const NODE_UPLINK_IP2 = '198.18.0.11';
 
 const gnp = (name: string, spec: GlobalNetworkPolicySpec): GlobalNetworkPolicy => ({ apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name }, spec });
 const hep = (name: string, spec: HostEndpoint['spec'], labels: Record<string, string> = { role: 'host' }): HostEndpoint =>
@@ -54,6 +56,7 @@ async function node(label: string): Promise<Node> {
     const ext2 = await topo.topo.addNetns('ext2');
     await topo.topo.addVeth(topo.node, 'eth1', ext2, 'eth0');
     await topo.node.sh(`ip link set eth1 up && ip addr add ${NODE_ETH1_IP}/24 dev eth1`);
+    await topo.node.sh(`ip addr add ${NODE_UPLINK_IP2}/24 dev eth0`);
     await ext2.sh(`ip link set lo up && ip link set eth0 up && ip addr add ${EXT2_IP}/24 dev eth0`);
     for (const port of [8080, 22, 179]) await topo.node.spawn(['socat', `TCP-LISTEN:${port},fork,reuseaddr`, 'EXEC:cat']);
     await topo.outside.spawn(['socat', 'TCP-LISTEN:7000,fork,reuseaddr', 'EXEC:cat']);
@@ -102,13 +105,15 @@ async function node(label: string): Promise<Node> {
 let shared: Promise<Node> | undefined;
 const theNode = (): Promise<Node> => (shared ??= node('hep'));
 
-const tcp = async (from: Netns, dst: string, port: number): Promise<boolean> => (await from.sh(
-  `echo hi-${port} | timeout 4 socat -T2 - TCP:${dst}:${port},connect-timeout=1.5`, { allowFail: true, timeoutMs: 10_000 })).stdout.trim() === `hi-${port}`;
+/** `bind`: the source address to connect from. */
+const tcp = async (from: Netns, dst: string, port: number, bind?: string): Promise<boolean> => (await from.sh(
+  `echo hi-${port} | timeout 4 socat -T2 - TCP:${dst}:${port},connect-timeout=1.5${bind !== undefined ? `,bind=${bind}` : ''}`,
+  { allowFail: true, timeoutMs: 10_000 })).stdout.trim() === `hi-${port}`;
 const udp = async (from: Netns, dst: string, port: number): Promise<boolean> => (await from.sh(
   `echo hu-${port} | timeout 3 socat -T1 - UDP:${dst}:${port}`, { allowFail: true, timeoutMs: 10_000 })).stdout.trim() === `hu-${port}`;
 // What must get through gets two tries (a loaded machine can lose a 1.5 s connect); what must
 // not is tried once (the mutation runs in the commit log show each of those fails without enforcement).
-const tcpOk = async (from: Netns, dst: string, port: number): Promise<boolean> => (await tcp(from, dst, port)) || tcp(from, dst, port);
+const tcpOk = async (from: Netns, dst: string, port: number, bind?: string): Promise<boolean> => (await tcp(from, dst, port, bind)) || tcp(from, dst, port, bind);
 const udpOk = async (from: Netns, dst: string, port: number): Promise<boolean> => (await udp(from, dst, port)) || udp(from, dst, port);
 
 t.test('a host endpoint with deny-all: the node\'s service is closed, failsafe ports stay open, its own outbound is denied but DNS', async (t) => {
@@ -224,6 +229,58 @@ t.test('doNotTrack: stateless in both directions, before conntrack; an allow nee
   t.ok(n.drops(n.eth0, R.HEP_UNTRACKED) > before, 'counted as hep_untracked');
   t.notOk(await tcp(n.topo.outside, WL_IP, 8080), 'forwarded traffic too (doNotTrack applies to all arriving traffic)');
   t.ok(await tcpOk(n.topo.outside, NODE_UPLINK_IP, 22), 'failsafe ports skip doNotTrack');
+});
+
+t.test('a rule\'s local-side nets match the packet\'s own address on the host endpoint\'s side', async (t) => {
+  const n = await theNode();
+  const only = (name: string, spec: GlobalNetworkPolicySpec) => [hep('eth0', { interfaceName: 'eth0' }), gnp(name, { selector: "role == 'host'", ...spec })];
+  // Ingress destination.nets: one of the node's two uplink addresses.
+  await n.apply(only('to-one', { types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow', protocol: 'TCP', destination: { nets: [`${NODE_UPLINK_IP}/32`], ports: [8080] } }], egress: [{ action: 'Allow' }] }));
+  t.ok(await tcpOk(n.topo.outside, NODE_UPLINK_IP, 8080), 'destination.nets: to the named address, allowed');
+  let before = n.drops(n.eth0, R.HEP_POLICY);
+  t.notOk(await tcp(n.topo.outside, NODE_UPLINK_IP2, 8080), 'destination.nets: to the node\'s other address, denied');
+  t.ok(n.drops(n.eth0, R.HEP_POLICY) > before, 'counted as hep_policy');
+  // Ingress destination.notNets: the mirror image.
+  await n.apply(only('not-one', { types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow', protocol: 'TCP', destination: { notNets: [`${NODE_UPLINK_IP}/32`], ports: [8080] } }], egress: [{ action: 'Allow' }] }));
+  t.notOk(await tcp(n.topo.outside, NODE_UPLINK_IP, 8080), 'destination.notNets: to the excluded address, denied');
+  t.ok(await tcpOk(n.topo.outside, NODE_UPLINK_IP2, 8080), 'destination.notNets: to the other address, allowed');
+  // Egress source.nets: the node's own connections by the address they leave from.
+  await n.apply(only('from-two', { types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow', protocol: 'TCP', source: { nets: [`${NODE_UPLINK_IP2}/32`] } }] }));
+  t.ok(await tcpOk(n.topo.node, EXT_IP, 7000, NODE_UPLINK_IP2), 'source.nets: from the named address, allowed');
+  before = n.drops(n.eth0, R.HEP_POLICY);
+  t.notOk(await tcp(n.topo.node, EXT_IP, 7000, NODE_UPLINK_IP), 'source.nets: from the other address, denied');
+  t.ok(n.drops(n.eth0, R.HEP_POLICY) > before, 'counted as hep_policy');
+  // preDNAT destination.nets on forwarded traffic: the workload's address, before anything else.
+  await n.apply([hep('eth0', { interfaceName: 'eth0' }), ALLOW_ALL_HOST,
+    gnp('pre', { selector: "role == 'host'", preDNAT: true, applyOnForward: true, ingress: [{ action: 'Deny', protocol: 'TCP', destination: { nets: [`${WL_IP}/32`] } }] })]);
+  before = n.drops(n.eth0, R.HEP_PREDNAT);
+  t.notOk(await tcp(n.topo.outside, WL_IP, 8080), 'preDNAT destination.nets: forwarded to the workload, denied');
+  t.ok(n.drops(n.eth0, R.HEP_PREDNAT) > before, 'counted as hep_prednat');
+  t.ok(await tcpOk(n.topo.outside, NODE_UPLINK_IP, 8080), 'preDNAT destination.nets: to the node, not decided there; the normal allow');
+  // preDNAT allow by destination under a deny-all normal policy.
+  await n.apply([hep('eth0', { interfaceName: 'eth0' }), DENY_ALL_HOST,
+    gnp('pre', { selector: "role == 'host'", preDNAT: true, applyOnForward: true, ingress: [{ action: 'Allow', protocol: 'TCP', destination: { nets: [`${NODE_UPLINK_IP2}/32`] } }] })]);
+  t.ok(await tcpOk(n.topo.outside, NODE_UPLINK_IP2, 8080), 'preDNAT allow to the named address skips the deny-all');
+  t.notOk(await tcp(n.topo.outside, NODE_UPLINK_IP, 8080), 'to the other address the deny-all decides');
+  // doNotTrack destination.nets: untracked deny of one address only.
+  await n.apply([hep('eth0', { interfaceName: 'eth0' }), ALLOW_ALL_HOST,
+    gnp('dnt', { selector: "role == 'host'", doNotTrack: true, applyOnForward: true, types: ['Ingress'], ingress: [{ action: 'Deny', destination: { nets: [`${NODE_UPLINK_IP2}/32`] } }] })]);
+  before = n.drops(n.eth0, R.HEP_UNTRACKED);
+  t.notOk(await tcp(n.topo.outside, NODE_UPLINK_IP2, 8080), 'doNotTrack destination.nets: to the named address, denied untracked');
+  t.ok(n.drops(n.eth0, R.HEP_UNTRACKED) > before, 'counted as hep_untracked');
+  t.ok(await tcpOk(n.topo.outside, NODE_UPLINK_IP, 8080), 'to the other address: the normal allow');
+  // doNotTrack egress source.notNets.
+  await n.apply([hep('eth0', { interfaceName: 'eth0' }), ALLOW_ALL_HOST,
+    gnp('dnt', { selector: "role == 'host'", doNotTrack: true, applyOnForward: true, types: ['Egress'], egress: [{ action: 'Deny', protocol: 'TCP', source: { notNets: [`${NODE_UPLINK_IP2}/32`] }, destination: { ports: [7000] } }] })]);
+  t.notOk(await tcp(n.topo.node, EXT_IP, 7000, NODE_UPLINK_IP), 'doNotTrack source.notNets: from an address outside the net, denied');
+  t.ok(await tcpOk(n.topo.node, EXT_IP, 7000, NODE_UPLINK_IP2), 'from the excluded address: the normal allow');
+  t.equal(n.dp.hostMaps.hlt4.keys().length, 2, 'the stage dispatches on the local address: tortie_hlt4_v1 has its net and 0.0.0.0/0');
+  await n.reopen({});
+  t.equal(n.dp.hostMaps.hlt4.keys().length, 2, 'an agent restart adopts the dispatch and leaves no stale entries');
+  t.notOk(await tcp(n.topo.node, EXT_IP, 7000, NODE_UPLINK_IP), 'after the restart: still denied');
+  t.ok(await tcpOk(n.topo.node, EXT_IP, 7000, NODE_UPLINK_IP2), 'after the restart: still allowed');
+  await n.apply([hep('eth0', { interfaceName: 'eth0' }), ALLOW_ALL_HOST]);
+  t.equal(n.dp.hostMaps.hlt4.keys().length, 0, 'and its entries go with the policy');
 });
 
 t.test('interfaceName "*": every host interface but the workloads\'', async (t) => {

@@ -48,19 +48,18 @@ t.test('workload endpoints: IPv6 addresses, floating IPs, spoofing allowances', 
 const dnt = (name: string, spec: Record<string, unknown>) =>
   validateResource({ apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name }, spec: { selector: 'all()', applyOnForward: true, ...spec } }) as GlobalNetworkPolicy;
 
-t.test('host-side policies: preDNAT and doNotTrack are enforced on host endpoints, except local-side nets', async (t) => {
+t.test('host-side policies: preDNAT and doNotTrack are enforced on host endpoints, local-side nets included', async (t) => {
   const cases: [string, Record<string, unknown>, string[]][] = [
     ['pre-deny-nets', { preDNAT: true, ingress: [{ action: 'Deny', source: { nets: ['198.51.100.0/24'] } }] }, []],
     ['pre-allow-ports', { preDNAT: true, ingress: [{ action: 'Allow', protocol: 'TCP', destination: { ports: [30080], selector: 'has(host)' } }] }, []],
     ['dnt-both', { doNotTrack: true, types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: 'a == "b"' } }],
       egress: [{ action: 'Deny', destination: { nets: ['1.2.3.0/24'] } }] }, []],
-    ['pre-local-nets', { preDNAT: true, ingress: [{ action: 'Allow', destination: { nets: ['198.18.0.1/32'], ports: [80] }, protocol: 'TCP' }] }, ['spec.ingress[0].destination.nets']],
-    ['dnt-local-notnets', { doNotTrack: true, types: ['Egress'], egress: [{ action: 'Deny', source: { notNets: ['198.18.0.1/32'] } }] }, ['spec.egress[0].source.notNets']],
+    ['pre-local-nets', { preDNAT: true, ingress: [{ action: 'Allow', destination: { nets: ['198.18.0.1/32'], ports: [80] }, protocol: 'TCP' }] }, []],
+    ['dnt-local-notnets', { doNotTrack: true, types: ['Egress'], egress: [{ action: 'Deny', source: { notNets: ['198.18.0.1/32'] } }] }, []],
   ];
   for (const [name, spec, paths] of cases) {
     const ps = unenforcedProblems(dnt(name, spec));
     t.same(ps.map((x) => x.path), paths, name);
-    if (paths.length > 0) t.match(ps[0]!.reason, /tortie matches a host endpoint's local side by selector and ports only/);
   }
 });
 

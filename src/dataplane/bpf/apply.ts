@@ -21,7 +21,7 @@
  */
 import type { ProjectionEntry } from '../../calc/types';
 import {
-  AF_INET, EPADDR_FIXED_BITS, EP_F_DISABLED, HEP_SLOT, HEP_SLOTS, endpointCodec, epAddrKeyCodec, hostepCodec, projKeyCodec, tableCodec, u32Key, u32Value,
+  AF_INET, EPADDR_FIXED_BITS, EP_F_DISABLED, HEP_SLOT, HEP_SLOTS, HLT_FIXED_BITS, endpointCodec, hlt4KeyCodec, epAddrKeyCodec, hostepCodec, projKeyCodec, tableCodec, u32Key, u32Value,
   type Endpoint,
 } from './codecs';
 import { encodeProjection, encodeTable, prefix4, type EncodedTable, type Entry } from './encode';
@@ -322,61 +322,126 @@ export class EndpointPolicyWriter {
   }
 }
 
+/**
+ * A stage compiled per region of its rules' local-side nets (ingress destination.nets/notNets,
+ * egress source.nets/notNets): each region's net, canonical, with its table; one region is
+ * `0.0.0.0/0` (addresses in none of the nets).
+ */
+export type LocalDispatch = { cidr: string; table: AnyTable }[];
+
 /** A host endpoint's tables by stage (enum tortie_hep_slot); absent = the stage has no policy. */
-export type HostEndpointTables = Partial<Record<keyof typeof HEP_SLOT, AnyTable>>;
+export type HostEndpointTables = Partial<Record<keyof typeof HEP_SLOT, AnyTable | LocalDispatch>>;
+
+interface HepState { tableIds: number[]; dispatch: number[]; version: number }
 
 /**
  * Host endpoints in tortie_hep_v1 (key: ifindex, 0 for the `*` endpoint), with the same
  * atomicity as workload endpoints: every table complete first, one update switches all the
  * stages, then the old tables are released. Tables are shared with the workload endpoints'
- * registry (same content, same id).
+ * registry (same content, same id). A LocalDispatch stage gets a dispatch id of its own in
+ * tortie_hlt4_v1 (the slot's flag bit set): its entries are written before the flip and deleted
+ * after the flip away from it; dispatch ids only grow, like table ids.
  */
 export class HostEndpointWriter {
-  private readonly heps = new Map<number, { tableIds: number[]; version: number }>();
-  constructor(private readonly map: MapOps, private readonly tables: TableRegistry) {}
+  private readonly heps = new Map<number, HepState>();
+  /** Dispatch id → its tortie_hlt4_v1 keys. */
+  private readonly dispatchKeys = new Map<number, Buffer[]>();
+  private nextDispatch = 1;
+  constructor(private readonly map: MapOps, private readonly tables: TableRegistry, private readonly hlt?: MapOps) {}
 
   /** Adopts what a previous agent left (call after TableRegistry.recover, before the first apply). */
   recover(): number[] {
     const found: number[] = [];
+    const dispatches = new Map<number, { keys: Buffer[]; tables: number[] }>();
+    for (const e of this.hlt?.entries?.() ?? []) {
+      const id = hlt4KeyCodec.decode(e.key).id;
+      let d = dispatches.get(id);
+      if (d === undefined) dispatches.set(id, (d = { keys: [], tables: [] }));
+      d.keys.push(e.key);
+      d.tables.push(e.value.readUInt32LE(0));
+      this.nextDispatch = Math.max(this.nextDispatch, id + 1);
+    }
     for (const e of this.map.entries?.() ?? []) {
       const key = e.key.readUInt32LE(0);
       const v = hostepCodec.decode(e.value);
-      const tableIds = v.table.filter((id) => id !== 0);
+      const tableIds: number[] = [];
+      const dispatch: number[] = [];
+      v.table.forEach((id, slot) => {
+        if (id === 0) return;
+        if (((v.flags >>> slot) & 1) === 0) { tableIds.push(id); return; }
+        const d = dispatches.get(id);
+        if (d === undefined) return; // a dispatch without entries: the stage fails closed until rewritten
+        dispatch.push(id);
+        this.dispatchKeys.set(id, d.keys);
+        tableIds.push(...d.tables);
+      });
       for (const id of tableIds) this.tables.holdRecovered(id);
-      this.heps.set(key, { tableIds, version: v.version });
+      this.heps.set(key, { tableIds, dispatch, version: v.version });
       found.push(key);
     }
+    // Dispatches no host endpoint names (an agent stopped between writing and flipping).
+    for (const [id, d] of dispatches) if (!this.dispatchKeys.has(id)) deleteAll(this.hlt!, d.keys);
     return found;
   }
 
   apply(key: number, id: number, tables: HostEndpointTables): void {
     const prev = this.heps.get(key);
     const ids = new Array<number>(HEP_SLOTS).fill(0);
+    let flags = 0;
     const acquired: number[] = [];
+    const dispatch: number[] = [];
     try {
-      for (const [slot, t] of Object.entries(tables) as [keyof typeof HEP_SLOT, AnyTable | undefined][]) {
+      for (const [slot, t] of Object.entries(tables) as [keyof typeof HEP_SLOT, AnyTable | LocalDispatch | undefined][]) {
         if (t === undefined) continue;
-        const n = this.tables.acquire(t);
-        acquired.push(n);
-        ids[HEP_SLOT[slot]] = n;
+        if (!Array.isArray(t)) {
+          const n = this.tables.acquire(t);
+          acquired.push(n);
+          ids[HEP_SLOT[slot]] = n;
+          continue;
+        }
+        if (this.hlt === undefined) throw new ApplyError('ERR_DATAPATH_NO_HLT', `host endpoint stage ${slot} matches local-side nets but tortie_hlt4_v1 is not loaded`);
+        const did = this.nextDispatch++;
+        const entries: Entry[] = [];
+        for (const { cidr, table } of t) {
+          const n = this.tables.acquire(table);
+          acquired.push(n);
+          const { addr, len } = prefix4(cidr);
+          entries.push({ key: hlt4KeyCodec.encode({ prefixlen: HLT_FIXED_BITS + len, id: did, addr }), value: u32Value(n) });
+        }
+        this.dispatchKeys.set(did, entries.map((e) => e.key));
+        dispatch.push(did);
+        updateAll(this.hlt, entries);
+        ids[HEP_SLOT[slot]] = did;
+        flags |= 1 << HEP_SLOT[slot];
       }
     } catch (err) {
+      for (const d of dispatch) this.dropDispatch(d);
       for (const n of acquired) this.tables.release(n);
       throw err;
     }
     const version = ((prev?.version ?? 0) + 1) >>> 0;
-    this.map.update(u32Key(key), hostepCodec.encode({ id, flags: 0, table: ids, version })); // the flip
+    this.map.update(u32Key(key), hostepCodec.encode({ id, flags, table: ids, version })); // the flip
+    for (const d of prev?.dispatch ?? []) this.dropDispatch(d);
     for (const n of prev?.tableIds ?? []) this.tables.release(n);
-    this.heps.set(key, { tableIds: acquired, version });
+    this.heps.set(key, { tableIds: acquired, dispatch, version });
   }
 
   remove(key: number): void {
     this.map.delete(u32Key(key));
     const prev = this.heps.get(key);
     if (!prev) return;
+    for (const d of prev.dispatch) this.dropDispatch(d);
     for (const n of prev.tableIds) this.tables.release(n);
     this.heps.delete(key);
   }
 
+  private dropDispatch(d: number): void {
+    const keys = this.dispatchKeys.get(d);
+    if (keys !== undefined && this.hlt !== undefined) deleteAll(this.hlt, keys);
+    this.dispatchKeys.delete(d);
+  }
+
   keys(): number[] { return [...this.heps.keys()]; }
+  /** Live local-address dispatches (tortie_hlt4_v1 ids). */
+  get dispatchCount(): number { return this.dispatchKeys.size; }
 }

@@ -29,6 +29,7 @@ export const MAP = {
   hep: 'tortie_hep_v1',
   fs4: 'tortie_fs4_v1',
   hct4: 'tortie_hct4_v1',
+  hlt4: 'tortie_hlt4_v1',
   hrst: 'tortie_hrst_v1',
 } as const;
 
@@ -243,6 +244,14 @@ export const hctValueCodec = defineStruct('tortie_hct_value', [
   { name: 'pad', type: 'pad', length: 4 },
 ] as const);
 
+/** Local-address dispatch of a host endpoint stage (tortie_hlt4_v1 -> __u32 table id). */
+export const HLT_FIXED_BITS = 32;
+export const hlt4KeyCodec = defineStruct('tortie_hlt4_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'id', type: 'u32' },
+  { name: 'addr', type: 'ipv4' },
+] as const);
+
 /** IPv6 class key (reserved map tortie_cls6_v1), checked against BTF ahead of use. */
 export const cls6KeyCodec = defineStruct('tortie_cls6_key', [
   { name: 'prefixlen', type: 'u32' },
@@ -254,7 +263,7 @@ export const ALL_CODECS = [
   endpointCodec, epAddrKeyCodec, cls4KeyCodec, tableCodec, projKeyCodec, spcKeyCodec, polKeyCodec,
   verdictCodec, ct4KeyCodec, ctValueCodec, frag4KeyCodec, fragValueCodec, pf4KeyCodec, pfValueCodec,
   cntKeyCodec, cntValueCodec, eventCodec, cls6KeyCodec, evsupKeyCodec, evbudCodec,
-  hostepCodec, fs4KeyCodec, hctValueCodec,
+  hostepCodec, fs4KeyCodec, hctValueCodec, hlt4KeyCodec,
 ];
 
 /** __u32 map values (class ids, local classes, sport classes, epaddr flags). */

@@ -348,8 +348,8 @@ export interface HepDatapath {
   /** tc ingress / egress on a host interface other than the uplink (lib/hostep.h). */
   ingress: BpfProgram;
   egress: BpfProgram;
-  /** tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v1: pinned, shared with tortie_uplink's. */
-  maps: { hep: BpfMap; fs4: BpfMap; hct4: BpfMap; cnt: BpfMap };
+  /** tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v1, tortie_hlt4_v1: pinned, shared with tortie_uplink's. */
+  maps: { hep: BpfMap; fs4: BpfMap; hct4: BpfMap; hlt4: BpfMap; cnt: BpfMap };
   close(): void;
 }
 
@@ -363,7 +363,7 @@ export async function loadHep(opts: LoadOptions = {}): Promise<HepDatapath> {
     const m = (n: string) => obj.map(n);
     return {
       obj, ingress: obj.program('tortie_hep_in'), egress: obj.program('tortie_hep_out'),
-      maps: { hep: m(MAP.hep), fs4: m(MAP.fs4), hct4: m(MAP.hct4), cnt: m(MAP.cnt) },
+      maps: { hep: m(MAP.hep), fs4: m(MAP.fs4), hct4: m(MAP.hct4), hlt4: m(MAP.hlt4), cnt: m(MAP.cnt) },
       close: () => obj.close(),
     };
   } catch (e) {

@@ -20,7 +20,7 @@
  * part of the agent's heap.
  */
 import type { CalcDelta, CompiledState, LocalEndpoint } from '../../calc/types';
-import type { HostEndpointTables, MapOps, PolicyMaps } from './apply';
+import type { HostEndpointTables, LocalDispatch, MapOps, PolicyMaps } from './apply';
 import { EndpointPolicyWriter, HostEndpointWriter } from './apply';
 import { cls4KeyOf, encodeClassPrefix, type Entry } from './encode';
 import { PackedTable } from './packed-table';
@@ -30,6 +30,8 @@ export interface PolicyDataplaneMaps extends PolicyMaps {
   cls4: MapOps;
   /** tortie_hep_v1; without it host endpoints stay pending (never written). */
   hep?: MapOps;
+  /** tortie_hlt4_v1: host endpoint stages that match local-side nets. */
+  hlt4?: MapOps;
 }
 
 export class PolicyDataplane {
@@ -53,7 +55,7 @@ export class PolicyDataplane {
    */
   constructor(private readonly maps: PolicyDataplaneMaps, private readonly resolveIfindex: (ep: LocalEndpoint) => number | undefined) {
     this.writer = new EndpointPolicyWriter(maps);
-    if (maps.hep) this.hosts = new HostEndpointWriter(maps.hep, this.writer.tables);
+    if (maps.hep) this.hosts = new HostEndpointWriter(maps.hep, this.writer.tables, maps.hlt4);
   }
 
   get pendingEndpoints(): string[] { return [...this.pending.keys()]; }
@@ -184,6 +186,15 @@ export class PolicyDataplane {
       const t = this.tables.get(id);
       if (t === undefined) complete = false;
       tables[slot as keyof HostEndpointTables] = t;
+    }
+    for (const [slot, regions] of Object.entries(e.host!.local ?? {})) {
+      const dispatch: LocalDispatch = [];
+      for (const { cidr, table } of regions ?? []) {
+        const t = this.tables.get(table);
+        if (t === undefined) complete = false;
+        else dispatch.push({ cidr, table: t });
+      }
+      tables[(slot === 'ingress' ? 'in' : slot === 'egress' ? 'out' : slot) as keyof HostEndpointTables] = dispatch;
     }
     // Two host endpoints on one interface: the one sorting first keeps it (deterministic).
     const owner = key === undefined ? undefined : [...this.bound].find(([k, i]) => i === key && k !== e.key && this.hostKeys.has(k))?.[0];
