@@ -9,12 +9,12 @@
  * empty = everything in it is enforced. Pure. The list is the one in README.md ("Not
  * enforced, so refused"); change both together.
  */
-import type { Problem } from './errors';
+import { NO_V6, type Problem } from './errors';
+import { FELIX_FIELDS, felixField, type FelixField } from './felix-fields';
 import type { EntityRule, FelixConfigurationSpec, GlobalNetworkPolicy, HostEndpoint, IPPool, Resource, Rule, WorkloadEndpoint } from './types';
 import { protocolNumber } from './values';
 import { tryParseCidrOrIp } from '../primitives';
 
-const NO_V6 = 'IPv6 is not implemented by tortie (its datapath, routes and IPAM are IPv4-only)';
 
 /**
  * IPv6 is being built part by part (IPAM, datapath, routing); until every part works the v6
@@ -121,81 +121,25 @@ function globalPolicy(p: GlobalNetworkPolicy, add: Add): void {
 }
 
 /**
- * FelixConfiguration, field by field (README, "FelixConfiguration fields"; change both together).
- * Honoured fields are in force on every tortie-node: `live` ones as soon as the resource changes,
- * `restart` ones when the agent restarts (it restarts itself on such a change, as Felix does for
- * every field: src/node/felix-live.ts).
+ * FelixConfiguration fields tortie-node honours, `live` or on `restart` (src/model/felix-fields.ts
+ * is the table; this is its view for the CLI and src/node/felix-live.ts).
  */
-export const FELIX_HONOURED: Readonly<Record<string, 'live' | 'restart'>> = {
-  logSeverityScreen: 'live',
-  logSeverityFile: 'live',
-  healthEnabled: 'live',
-  healthPort: 'live',
-  healthHost: 'live',
-  prometheusMetricsEnabled: 'live',
-  prometheusMetricsPort: 'live',
-  prometheusMetricsHost: 'live',
-  ipipMTU: 'live',
-  mtuIfacePattern: 'live',
-  natOutgoingAddress: 'live',
-  vxlanMTU: 'live',
-  vxlanPort: 'restart',
-  vxlanVNI: 'restart',
-  interfacePrefix: 'restart',
-  natPortRange: 'restart',
-  bpfMapSizeConntrack: 'restart',
-  bpfConntrackTimeouts: 'restart',
-  defaultEndpointToHostAction: 'restart',
-  failsafeInboundHostPorts: 'restart',
-  failsafeOutboundHostPorts: 'restart',
-};
+export const FELIX_HONOURED: Readonly<Record<string, 'live' | 'restart'>> = Object.fromEntries(
+  Object.entries(FELIX_FIELDS as Record<string, FelixField>).flatMap(([k, f]) => (f.kind === 'honoured' ? [[k, f.apply]] : [])));
 
-/** Fields whose value is what tortie does anyway: accepted with that value only. */
-const FELIX_VACUOUS: Readonly<Record<string, { value: unknown; why: string }>> = {
-  bpfEnabled: { value: true, why: 'tortie is an eBPF dataplane' },
-  ipv6Support: { value: false, why: NO_V6 },
-  usageReportingEnabled: { value: false, why: 'tortie reports no usage' },
-  // calico/node writes reportingInterval 0s into the default FelixConfiguration of every etcd
-  // cluster: accepted (silently) so a Calico cluster's configuration can be edited and written
-  // back; another value is a warned hint (FELIX_WARNED).
-  reportingInterval: { value: '0s', why: 'tortie-node reports no status to the datastore' },
-  logSeveritySys: { value: 'None', why: 'tortie-node does not log to syslog (stderr and FELIX_LOGFILEPATH)' },
-  chainInsertMode: { value: 'Insert', why: "tortie's tc programs see every packet before any iptables rule (as Insert)" },
-};
-
-/**
- * Tuning hints of Felix's iptables/refresh/reporting machinery, which tortie does not have:
- * accepted with a warning (src/cli prints it), never with an effect.
- */
-export const FELIX_WARNED: Readonly<Record<string, string>> = {
-  iptablesRefreshInterval: 'tortie programs no iptables rules',
-  iptablesPostWriteCheckInterval: 'tortie programs no iptables rules',
-  iptablesLockTimeout: 'tortie programs no iptables rules',
-  iptablesLockProbeInterval: 'tortie programs no iptables rules',
-  iptablesBackend: 'tortie programs no iptables rules',
-  ipsetsRefreshInterval: 'tortie uses no ipsets (BPF maps)',
-  maxIpsetSize: 'tortie uses no ipsets (BPF maps: sets have no size limit but memory)',
-  routeRefreshInterval: 'tortie reconciles routes on events and on every resync, not on a timer',
-  interfaceRefreshInterval: 'tortie follows interfaces with ip monitor and a periodic re-list of its own',
-  netlinkTimeout: 'tortie has no netlink timeout to tune',
-  reportingInterval: 'tortie-node writes no Felix status reports',
-  reportingTTL: 'tortie-node writes no Felix status reports',
-  dataplaneWatchdogTimeout: "tortie-node's liveness is its own (/liveness: the event loop's last turn)",
-  healthTimeoutOverrides: "tortie-node's health has no per-component timeouts",
-  bpfLogLevel: 'tortie\'s programs have no debug log (drops are counted and flow-logged)',
-  logPrefix: 'tortie has no iptables LOG rules (Log rules go to the flow log)',
-  prometheusGoMetricsEnabled: 'tortie-node is not a Go program',
-  prometheusProcessMetricsEnabled: "prom-client's process metrics are not served",
-};
+/** Tuning hints of Felix's machinery tortie does not have: accepted with this warning, never with an effect. */
+export const FELIX_WARNED: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(FELIX_FIELDS as Record<string, FelixField>).flatMap(([k, f]) => (f.kind === 'warned' ? [[k, f.why]] : [])));
 
 /** The warnings for a FelixConfiguration's hint fields (empty for other kinds): printed, not refused. */
 export function unenforcedWarnings(r: Resource): Problem[] {
   if (r.kind !== 'FelixConfiguration') return [];
   const out: Problem[] = [];
   for (const key of Object.keys(r.spec)) {
-    if (!Object.prototype.hasOwnProperty.call(FELIX_WARNED, key)) continue;
-    if (Object.prototype.hasOwnProperty.call(FELIX_VACUOUS, key) && r.spec[key] === FELIX_VACUOUS[key]!.value) continue; // what tortie does anyway
-    out.push({ kind: r.kind, name: r.metadata.name, path: `spec.${key}`, reason: `accepted but ignored: ${FELIX_WARNED[key]}` });
+    const f = felixField(key);
+    if (f?.kind !== 'warned') continue;
+    if ('quiet' in f && r.spec[key] === f.quiet) continue; // what tortie does anyway
+    out.push({ kind: r.kind, name: r.metadata.name, path: `spec.${key}`, reason: `accepted but ignored: ${f.why}` });
   }
   const ct = r.spec.bpfConntrackTimeouts ?? {};
   if (ct.creationGracePeriod !== undefined) {
@@ -211,10 +155,10 @@ export function unenforcedWarnings(r: Resource): Problem[] {
 
 function felix(spec: FelixConfigurationSpec, add: Add): void {
   for (const key of Object.keys(spec)) {
-    if (Object.prototype.hasOwnProperty.call(FELIX_HONOURED, key) || Object.prototype.hasOwnProperty.call(FELIX_WARNED, key)) continue;
-    const vac = Object.prototype.hasOwnProperty.call(FELIX_VACUOUS, key) ? FELIX_VACUOUS[key] : undefined;
-    if (vac !== undefined) {
-      if (spec[key] !== vac.value) add(`spec.${key}`, `only ${JSON.stringify(vac.value)} is supported: ${vac.why}`);
+    const f = felixField(key);
+    if (f?.kind === 'honoured' || f?.kind === 'warned') continue;
+    if (f?.kind === 'vacuous') {
+      if (spec[key] !== f.value) add(`spec.${key}`, `only ${JSON.stringify(f.value)} is supported: ${f.why}`);
       continue;
     }
     add(`spec.${key}`, 'is not supported by tortie (README, "FelixConfiguration fields", lists what tortie-node honours)');

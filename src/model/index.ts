@@ -74,6 +74,7 @@ export {
   type ParseOptions,
 } from './documents';
 export { unenforcedProblems, unenforcedWarnings, FELIX_HONOURED, FELIX_WARNED } from './enforced';
+export { FELIX_FIELDS, FELIX_HONOURED_FIELDS, felixEnv, felixField, type FelixField, type FelixHonouredField, type FelixSettable } from './felix-fields';
 export {
   namespaceProfile,
   namespaceOfProfile,

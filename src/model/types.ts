@@ -9,7 +9,7 @@
  * present, and an absent boolean means false (Calico's omitempty). Changes to this file
  * are additive only: the policy compiler, datastore, CLI and IPAM build on it.
  */
-import type { FailsafePort } from './failsafe';
+import type { FelixHonouredSpec } from './felix-fields';
 
 export const API_VERSION_V3 = 'projectcalico.org/v3' as const;
 export type ApiVersionV3 = typeof API_VERSION_V3;
@@ -464,44 +464,12 @@ export interface ClusterInformation {
  * honours are typed here; the model keeps any other Calico field as written and tortie refuses
  * it at apply (src/model/enforced.ts), so none is stored without being in force.
  */
-export interface FelixConfigurationSpec {
-  /** Debug, Info, Warning, Error, Fatal (Calico's names; any case). */
-  logSeverityScreen?: string;
-  healthEnabled?: boolean;
-  healthPort?: number;
-  healthHost?: string;
-  /** Interface-name prefix of workloads, or Calico's comma list (`cali,tap`). */
-  interfacePrefix?: string;
-  /** SNAT source ports, `min:max` (a single port as `p`). */
-  natPortRange?: string;
-  /** Conntrack table entries (1024–67108864). */
-  bpfMapSizeConntrack?: number;
-  /** Drop (Calico's default), Accept, Return (host endpoint policy does not police workload→host traffic, as Felix: as Accept). */
-  defaultEndpointToHostAction?: 'Drop' | 'Accept' | 'Return';
-  /** Debug, Info, Warning, Error, Fatal, None: the log file's severity. */
-  logSeverityFile?: string;
-  prometheusMetricsEnabled?: boolean;
-  prometheusMetricsPort?: number;
-  prometheusMetricsHost?: string;
-  /** MTU of IPIP routes and workloads (0/absent: detected, the smallest MTU of the host interfaces matching mtuIfacePattern less 20). */
-  ipipMTU?: number;
-  /** Regular expression of the host interfaces MTU detection considers (Calico's default when absent). */
-  mtuIfacePattern?: string;
-  /** MTU of VXLAN routes and workloads (0/absent: detected, as ipipMTU, less 50). */
-  vxlanMTU?: number;
-  /** UDP port of VXLAN (Calico's default 4789). */
-  vxlanPort?: number;
-  /** VXLAN network identifier (Calico's default 4096). */
-  vxlanVNI?: number;
-  /** SNAT source address for natOutgoing pools instead of the node address. */
-  natOutgoingAddress?: string;
-  /** Felix's BPF conntrack timers: each a duration (`20s`, `1h30m`) or `Auto` (tortie's default). */
-  bpfConntrackTimeouts?: Partial<Record<FelixConntrackTimer, string>>;
-  /** Ports host endpoint policy never blocks (src/model/failsafe.ts; [] = none). */
-  failsafeInboundHostPorts?: FailsafePort[];
-  failsafeOutboundHostPorts?: FailsafePort[];
-  [field: string]: unknown;
-}
+/**
+ * The honoured fields with their validated types, as src/model/felix-fields.ts's table defines
+ * them; any other field a document carries is kept as written for src/model/enforced.ts to refuse
+ * or warn about.
+ */
+export type FelixConfigurationSpec = FelixHonouredSpec & { [field: string]: unknown };
 
 /** Calico's bpfConntrackTimeouts keys. */
 export type FelixConntrackTimer = 'creationGracePeriod' | 'tcpSynSent' | 'tcpEstablished' | 'tcpFinsSeen' | 'tcpResetSeen' | 'udpTimeout' | 'genericTimeout' | 'icmpTimeout';

@@ -9,11 +9,11 @@
  * Only v3 input is accepted here; v1 and Kubernetes documents go through src/model/convert.
  */
 import { createHash } from 'node:crypto';
-import { bgpConfigNameProblem, bgpConfiguration, bgpPeer, parseDuration } from './bgp';
+import { bgpConfigNameProblem, bgpConfiguration, bgpPeer } from './bgp';
 import { Issues, ValidationError, type Problem } from './errors';
 import { MAX_RULES, asResourceName, validateRules } from './rules';
 import { checkSelector } from './selectors';
-import { failsafeListProblems } from './failsafe';
+import { felixField } from './felix-fields';
 import {
   API_VERSION_V3,
   NAMESPACED_KINDS,
@@ -33,7 +33,6 @@ import {
   type ClusterInformationSpec,
   type FelixConfiguration,
   type FelixConfigurationSpec,
-  type FelixConntrackTimer,
   type IPNAT,
   type IPPool,
   type IPPoolSpec,
@@ -1290,14 +1289,7 @@ function clusterInformation(meta: ObjectMeta, v: unknown, issues: Issues): Clust
 
 // ---------------------------------------------------------------- FelixConfiguration
 
-/** Calico's logSeverityScreen values. */
-export const FELIX_LOG_SEVERITIES = ['Debug', 'Info', 'Warning', 'Error', 'Fatal'] as const;
-
-/** Calico's bpfConntrackTimeouts keys. */
-export const FELIX_CONNTRACK_TIMERS = ['creationGracePeriod', 'tcpSynSent', 'tcpEstablished', 'tcpFinsSeen', 'tcpResetSeen', 'udpTimeout', 'genericTimeout', 'icmpTimeout'] as const;
-
-/** Calico's defaultEndpointToHostAction values (Return: host endpoint policy decides; tortie has none, so it acts as Accept). */
-export const FELIX_ENDPOINT_TO_HOST_ACTIONS = ['Drop', 'Accept', 'Return'] as const;
+export { FELIX_CONNTRACK_TIMERS, FELIX_ENDPOINT_TO_HOST_ACTIONS, FELIX_LOG_SEVERITIES } from './felix-fields';
 
 function felixConfiguration(meta: ObjectMeta, v: unknown, issues: Issues): FelixConfiguration | undefined {
   const s = specObject(v, issues, false);
@@ -1307,137 +1299,14 @@ function felixConfiguration(meta: ObjectMeta, v: unknown, issues: Issues): Felix
     const val = own(s, key);
     if (val === undefined || val === null) continue;
     const p = `spec.${key}`;
-    switch (key) {
-      case 'logSeverityScreen': {
-        const str = asString(val, p, issues);
-        const hit = FELIX_LOG_SEVERITIES.find((x) => x.toLowerCase() === str?.toLowerCase());
-        if (str !== undefined && hit === undefined) issues.add(p, `must be one of ${FELIX_LOG_SEVERITIES.join(', ')}, got ${quote(str)}`);
-        else if (hit !== undefined) spec.logSeverityScreen = hit;
-        break;
-      }
-      case 'healthEnabled': {
-        const b = asBoolean(val, p, issues);
-        if (b !== undefined) spec.healthEnabled = b;
-        break;
-      }
-      case 'healthPort': {
-        const n = asInteger(val, p, issues, 1, 65535);
-        if (n !== undefined) spec.healthPort = n;
-        break;
-      }
-      case 'natPortRange': {
-        const m = /^(\d{1,5})(?::(\d{1,5}))?$/.exec(typeof val === 'number' ? String(val) : typeof val === 'string' ? val.trim() : '');
-        const lo = m ? Number(m[1]) : NaN;
-        const hi = m ? Number(m[2] ?? m[1]) : NaN;
-        if (!m || lo < 1 || hi > 65535 || lo > hi) issues.add(p, `must be a port or a range min:max with 1 <= min <= max <= 65535, got ${describe(val)}`);
-        else spec.natPortRange = lo === hi ? String(lo) : `${lo}:${hi}`;
-        break;
-      }
-      case 'bpfMapSizeConntrack': {
-        const n = asInteger(val, p, issues, 1024, 2 ** 26);
-        if (n !== undefined) spec.bpfMapSizeConntrack = n;
-        break;
-      }
-      case 'defaultEndpointToHostAction': {
-        const str = asString(val, p, issues);
-        const hit = FELIX_ENDPOINT_TO_HOST_ACTIONS.find((x) => x.toLowerCase() === str?.toLowerCase());
-        if (str !== undefined && hit === undefined) issues.add(p, `must be one of ${FELIX_ENDPOINT_TO_HOST_ACTIONS.join(', ')}, got ${quote(str)}`);
-        else if (hit !== undefined) spec.defaultEndpointToHostAction = hit;
-        break;
-      }
-      case 'failsafeInboundHostPorts':
-      case 'failsafeOutboundHostPorts': {
-        const r = failsafeListProblems(val, p);
-        for (const pr of r.problems) issues.add(pr.path, pr.reason);
-        if (r.list !== undefined) spec[key] = r.list;
-        break;
-      }
-      case 'healthHost':
-      case 'prometheusMetricsHost':
-      case 'interfacePrefix': {
-        const str = asString(val, p, issues);
-        if (str !== undefined && str !== '') spec[key] = str;
-        break;
-      }
-      case 'logSeverityFile': {
-        const str = asString(val, p, issues);
-        const hit = [...FELIX_LOG_SEVERITIES, 'None'].find((x) => x.toLowerCase() === str?.toLowerCase());
-        if (str !== undefined && hit === undefined) issues.add(p, `must be one of ${FELIX_LOG_SEVERITIES.join(', ')}, None, got ${quote(str)}`);
-        else if (hit !== undefined) spec.logSeverityFile = hit;
-        break;
-      }
-      case 'prometheusMetricsEnabled': {
-        const b = asBoolean(val, p, issues);
-        if (b !== undefined) spec.prometheusMetricsEnabled = b;
-        break;
-      }
-      case 'prometheusMetricsPort': {
-        const n = asInteger(val, p, issues, 1, 65535);
-        if (n !== undefined) spec.prometheusMetricsPort = n;
-        break;
-      }
-      case 'ipipMTU': {
-        // 0 = detect (Calico's default); otherwise what IPv4 allows down to its minimum.
-        const n = asInteger(val, p, issues, 0, 65515);
-        if (n !== undefined && n !== 0 && n < 576) issues.add(p, `must be 0 (detect) or at least 576 (IPv4's minimum datagram), got ${n}`);
-        else if (n !== undefined) spec.ipipMTU = n;
-        break;
-      }
-      case 'vxlanMTU': {
-        const n = asInteger(val, p, issues, 0, 65485);
-        if (n !== undefined && n !== 0 && n < 576) issues.add(p, `must be 0 (detect) or at least 576 (IPv4's minimum datagram), got ${n}`);
-        else if (n !== undefined) spec.vxlanMTU = n;
-        break;
-      }
-      case 'vxlanPort': {
-        const n = asInteger(val, p, issues, 1, 65535);
-        if (n !== undefined) spec.vxlanPort = n;
-        break;
-      }
-      case 'vxlanVNI': {
-        // 24 bits; 0 would be "VXLAN off" in the programs' configuration.
-        const n = asInteger(val, p, issues, 1, 0xffffff);
-        if (n !== undefined) spec.vxlanVNI = n;
-        break;
-      }
-      case 'mtuIfacePattern': {
-        const str = asString(val, p, issues);
-        if (str === undefined) break;
-        try { new RegExp(str); spec.mtuIfacePattern = str; } catch (e) { issues.add(p, `${quote(str)} is not a regular expression: ${(e as Error).message}`); }
-        break;
-      }
-      case 'natOutgoingAddress': {
-        const str = asString(val, p, issues);
-        if (str === undefined || str === '') break;
-        const ip = tryParseIP(str.trim());
-        if (!ip) issues.add(p, `must be an IP address, got ${quote(str)}`);
-        else spec.natOutgoingAddress = formatIP(ip);
-        break;
-      }
-      case 'bpfConntrackTimeouts': {
-        const o = asObject(val, p, issues);
-        if (o === undefined) break;
-        const out: Partial<Record<FelixConntrackTimer, string>> = {};
-        for (const [k, v] of Object.entries(o)) {
-          const kp = `${p}.${k}`;
-          if (!(FELIX_CONNTRACK_TIMERS as readonly string[]).includes(k)) {
-            issues.add(kp, `is not a conntrack timer (one of ${FELIX_CONNTRACK_TIMERS.join(', ')})`);
-            continue;
-          }
-          if (v === undefined || v === null) continue;
-          const str = asString(v, kp, issues);
-          if (str === undefined) continue;
-          const secs = str === 'Auto' ? 0 : parseDuration(str.trim());
-          if (secs === undefined || (str !== 'Auto' && (secs < 1 || secs > 86400 * 365))) issues.add(kp, `must be "Auto" or a duration from 1s to 8760h (e.g. 20s, 1h), got ${quote(str)}`);
-          else out[k as FelixConntrackTimer] = str === 'Auto' ? 'Auto' : str.trim();
-        }
-        spec.bpfConntrackTimeouts = out;
-        break;
-      }
-      default:
-        // A Felix field tortie does not implement: kept as written for unenforcedProblems to
-        // name (never stored: every write path refuses it).
-        setOwn(spec as Record<string, unknown>, key, structuredClone(val));
+    const f = felixField(key);
+    if (f?.kind === 'honoured') {
+      const parsed = f.parse(val, p, issues);
+      if (parsed !== undefined) setOwn(spec as Record<string, unknown>, key, parsed);
+    } else {
+      // A Felix field tortie does not honour: kept as written for unenforcedProblems to refuse
+      // or warn about (never stored: every write path refuses what it refuses).
+      setOwn(spec as Record<string, unknown>, key, structuredClone(val));
     }
   }
   if (spec.interfacePrefix !== undefined && !spec.interfacePrefix.split(',').every((x) => /^[A-Za-z0-9_.-]{1,10}$/.test(x.trim()))) {

@@ -7,7 +7,10 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { datastoreEnvLayer, datastoreSetting, resolveDatastoreSettings } from '../datastore/config';
 import { DatastoreConfigError } from '../datastore/errors';
-import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, FELIX_ENDPOINT_TO_HOST_ACTIONS, parseDuration, parseFailsafeText, type FailsafePort, type FelixConfigurationSpec, type FelixConntrackTimer } from '../model';
+import {
+  DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, FELIX_ENDPOINT_TO_HOST_ACTIONS, FELIX_FIELDS, FELIX_HONOURED_FIELDS, felixEnv, parseDuration, parseFailsafeText,
+  type FailsafePort, type FelixConfigurationSpec, type FelixConntrackTimer, type FelixHonouredField, type FelixSettable as ModelFelixSettable,
+} from '../model';
 import { CALICO_CT_TIMEOUTS, type CtTimeouts } from '../dataplane/bpf/conntrack';
 import { DEFAULT_MTU_PATTERN } from '../dataplane/routing';
 import { TortieError } from '../util/errors';
@@ -121,10 +124,8 @@ export interface NodeConfig {
   explicit: FelixSettable[];
 }
 
-/** NodeConfig settings FelixConfiguration can set. */
-export type FelixSettable = 'logLevel' | 'healthPort' | 'healthHost' | 'interfacePrefix' | 'natPortRange' | 'ctMaxEntries' | 'endpointToHostAction'
-  | 'logLevelFile' | 'metricsEnabled' | 'metricsPort' | 'metricsHost' | 'ipipMtu' | 'mtuIfacePattern' | 'natOutgoingAddress' | 'ctTimeouts'
-  | 'failsafeInbound' | 'failsafeOutbound' | 'vxlanMtu' | 'vxlanPort' | 'vxlanVni';
+/** NodeConfig settings FelixConfiguration can set (each honoured field's `setting` in src/model/felix-fields.ts). */
+export type FelixSettable = ModelFelixSettable;
 
 /** Felix's bpfConntrackTimeouts timers → tortie's conntrack timeouts (creationGracePeriod has no equivalent). */
 const CT_TIMER_KEYS: Readonly<Partial<Record<FelixConntrackTimer, keyof CtTimeouts>>> = {
@@ -147,6 +148,43 @@ export function ctTimeoutsFrom(timers: Partial<Record<string, string>>, source: 
 }
 
 /**
+ * How each honoured FelixConfiguration field sets NodeConfig, in the table's order
+ * (FELIX_HONOURED_FIELDS: healthEnabled after healthPort, which it overrides). Returns false when
+ * the value sets nothing, or the text to log as where the setting came from.
+ */
+const FROM_FELIX: { [K in FelixHonouredField]-?: (out: NodeConfig, v: NonNullable<FelixConfigurationSpec[K]>, src: string) => void | false | string } = {
+  logSeverityScreen: (out, v, src) => { out.logLevel = parseLogLevel(String(v), src); },
+  logSeverityFile: (out, v, src) => { out.logLevelFile = parseLogLevel(String(v), src); },
+  healthHost: (out, v) => { out.healthHost = String(v); },
+  healthPort: (out, v) => { out.healthPort = Number(v); },
+  healthEnabled: (out, v, src) => {
+    if (v !== false) return false;
+    out.healthPort = 0;
+    return `${src} (healthEnabled: false)`;
+  },
+  prometheusMetricsEnabled: (out, v) => { out.metricsEnabled = v === true; },
+  prometheusMetricsPort: (out, v) => { out.metricsPort = Number(v); },
+  prometheusMetricsHost: (out, v) => { out.metricsHost = String(v); },
+  ipipMTU: (out, v) => { out.ipipMtu = Number(v); },
+  mtuIfacePattern: (out, v) => { out.mtuIfacePattern = String(v); },
+  vxlanMTU: (out, v) => { out.vxlanMtu = Number(v); },
+  vxlanPort: (out, v) => { out.vxlanPort = Number(v); },
+  vxlanVNI: (out, v) => { out.vxlanVni = Number(v); },
+  natOutgoingAddress: (out, v) => { out.natOutgoingAddress = String(v); },
+  interfacePrefix: (out, v) => { out.interfacePrefix = String(v).trim(); },
+  natPortRange: (out, v) => {
+    const [lo, hi] = String(v).split(':').map(Number);
+    out.nat = { ...out.nat, portMin: lo!, portMax: hi ?? lo! };
+  },
+  bpfMapSizeConntrack: (out, v) => { out.ct = { ...out.ct, maxEntries: Number(v) }; },
+  // One parameter in Felix: the winning layer's map, over the defaults (not merged across layers).
+  bpfConntrackTimeouts: (out, v, src) => { out.ct = { ...out.ct, timeouts: ctTimeoutsFrom(v ?? {}, src) }; },
+  defaultEndpointToHostAction: (out, v) => { out.endpointToHostAction = v; },
+  failsafeInboundHostPorts: (out, v) => { out.failsafe = { ...out.failsafe, inbound: v }; },
+  failsafeOutboundHostPorts: (out, v) => { out.failsafe = { ...out.failsafe, outbound: v }; },
+};
+
+/**
  * Felix's precedence: flags and environment, then FelixConfiguration `node.<name>`, then
  * `default`, then tortie's defaults. `layers` is [node.<name> spec, default spec] (either may be
  * absent); values were validated by src/model. Returns the effective config and, per setting,
@@ -164,53 +202,13 @@ export function withFelixConfiguration(c: NodeConfig, layers: readonly (FelixCon
     return undefined;
   };
   const settable = (k: FelixSettable) => !c.explicit.includes(k);
-  const level = first('logSeverityScreen');
-  if (level && settable('logLevel')) [out.logLevel, from.logLevel] = [parseLogLevel(String(level[0]), level[1]), level[1]];
-  const host = first('healthHost');
-  if (host && settable('healthHost')) [out.healthHost, from.healthHost] = [String(host[0]), host[1]];
-  const port = first('healthPort');
-  if (port && settable('healthPort')) [out.healthPort, from.healthPort] = [Number(port[0]), port[1]];
-  const enabled = first('healthEnabled');
-  if (enabled && enabled[0] === false && settable('healthPort')) [out.healthPort, from.healthPort] = [0, `${enabled[1]} (healthEnabled: false)`];
-  const prefix = first('interfacePrefix');
-  if (prefix && settable('interfacePrefix')) [out.interfacePrefix, from.interfacePrefix] = [String(prefix[0]).trim(), prefix[1]];
-  const nat = first('natPortRange');
-  if (nat && settable('natPortRange')) {
-    const [lo, hi] = String(nat[0]).split(':').map(Number);
-    out.nat = { ...out.nat, portMin: lo!, portMax: hi ?? lo! };
-    from.natPortRange = nat[1];
+  for (const key of FELIX_HONOURED_FIELDS) {
+    const hit = first(key);
+    const setting = FELIX_FIELDS[key].setting;
+    if (hit === undefined || !settable(setting)) continue;
+    const note = (FROM_FELIX[key] as (out: NodeConfig, v: unknown, src: string) => void | false | string)(out, hit[0], hit[1]);
+    if (note !== false) from[setting] = typeof note === 'string' ? note : hit[1];
   }
-  const ct = first('bpfMapSizeConntrack');
-  if (ct && settable('ctMaxEntries')) [out.ct, from.ctMaxEntries] = [{ ...out.ct, maxEntries: Number(ct[0]) }, ct[1]];
-  const toHost = first('defaultEndpointToHostAction');
-  if (toHost && settable('endpointToHostAction')) [out.endpointToHostAction, from.endpointToHostAction] = [toHost[0]!, toHost[1]];
-  const fileLevel = first('logSeverityFile');
-  if (fileLevel && settable('logLevelFile')) [out.logLevelFile, from.logLevelFile] = [parseLogLevel(String(fileLevel[0]), fileLevel[1]), fileLevel[1]];
-  const menabled = first('prometheusMetricsEnabled');
-  if (menabled && settable('metricsEnabled')) [out.metricsEnabled, from.metricsEnabled] = [menabled[0] === true, menabled[1]];
-  const mport = first('prometheusMetricsPort');
-  if (mport && settable('metricsPort')) [out.metricsPort, from.metricsPort] = [Number(mport[0]), mport[1]];
-  const mhost = first('prometheusMetricsHost');
-  if (mhost && settable('metricsHost')) [out.metricsHost, from.metricsHost] = [String(mhost[0]), mhost[1]];
-  const mtu = first('ipipMTU');
-  if (mtu && settable('ipipMtu')) [out.ipipMtu, from.ipipMtu] = [Number(mtu[0]), mtu[1]];
-  const pattern = first('mtuIfacePattern');
-  if (pattern && settable('mtuIfacePattern')) [out.mtuIfacePattern, from.mtuIfacePattern] = [String(pattern[0]), pattern[1]];
-  const vxMtu = first('vxlanMTU');
-  if (vxMtu && settable('vxlanMtu')) [out.vxlanMtu, from.vxlanMtu] = [Number(vxMtu[0]), vxMtu[1]];
-  const vxPort = first('vxlanPort');
-  if (vxPort && settable('vxlanPort')) [out.vxlanPort, from.vxlanPort] = [Number(vxPort[0]), vxPort[1]];
-  const vxVni = first('vxlanVNI');
-  if (vxVni && settable('vxlanVni')) [out.vxlanVni, from.vxlanVni] = [Number(vxVni[0]), vxVni[1]];
-  const snat = first('natOutgoingAddress');
-  if (snat && settable('natOutgoingAddress')) [out.natOutgoingAddress, from.natOutgoingAddress] = [String(snat[0]), snat[1]];
-  // One parameter in Felix: the winning layer's map, over the defaults (not merged across layers).
-  const timers = first('bpfConntrackTimeouts');
-  if (timers && settable('ctTimeouts')) [out.ct, from.ctTimeouts] = [{ ...out.ct, timeouts: ctTimeoutsFrom(timers[0] ?? {}, timers[1]) }, timers[1]];
-  const fsIn = first('failsafeInboundHostPorts');
-  if (fsIn && settable('failsafeInbound')) [out.failsafe, from.failsafeInbound] = [{ ...out.failsafe, inbound: fsIn[0]! }, fsIn[1]];
-  const fsOut = first('failsafeOutboundHostPorts');
-  if (fsOut && settable('failsafeOutbound')) [out.failsafe, from.failsafeOutbound] = [{ ...out.failsafe, outbound: fsOut[0]! }, fsOut[1]];
   return { config: out, from };
 }
 
@@ -341,32 +339,32 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [method] = pick('ip-autodetection-method', opts.ipAutodetectionMethod, 'IP_AUTODETECTION_METHOD');
   const [ip6, ip6Src] = pick('ip6', opts.ip6, 'IP6');
   const [method6] = pick('ip6-autodetection-method', opts.ip6AutodetectionMethod, 'IP6_AUTODETECTION_METHOD');
-  const [level, levelSrc] = pick('log-level', opts.logLevel, 'TORTIE_LOGLEVEL', 'FELIX_LOGSEVERITYSCREEN', 'LOG_LEVEL');
+  const [level, levelSrc] = pick('log-level', opts.logLevel, 'TORTIE_LOGLEVEL', felixEnv('logSeverityScreen'), 'LOG_LEVEL');
   const [bpffs] = pick('bpffs-root', opts.bpffsRoot, 'TORTIE_BPFFS_ROOT');
   const [runDir] = pick('run-dir', opts.runDir, 'TORTIE_RUN_DIR');
-  const [mport, mportSrc] = pick('metrics-port', opts.metricsPort, 'FELIX_PROMETHEUSMETRICSPORT');
-  const [mhost] = pick('metrics-host', opts.metricsHost, 'FELIX_PROMETHEUSMETRICSHOST');
-  const [menabled, menabledSrc] = pick('metrics', opts.metrics === undefined ? undefined : String(opts.metrics), 'FELIX_PROMETHEUSMETRICSENABLED');
+  const [mport, mportSrc] = pick('metrics-port', opts.metricsPort, felixEnv('prometheusMetricsPort'));
+  const [mhost] = pick('metrics-host', opts.metricsHost, felixEnv('prometheusMetricsHost'));
+  const [menabled, menabledSrc] = pick('metrics', opts.metrics === undefined ? undefined : String(opts.metrics), felixEnv('prometheusMetricsEnabled'));
   const [lformat, lformatSrc] = pick('log-format', opts.logFormat, 'TORTIE_LOGFORMAT');
   const [lfile] = pick('log-file', opts.logFile, 'FELIX_LOGFILEPATH');
-  const [lfileLevel, lfileLevelSrc] = pick('log-level-file', opts.logLevelFile, 'FELIX_LOGSEVERITYFILE');
+  const [lfileLevel, lfileLevelSrc] = pick('log-level-file', opts.logLevelFile, felixEnv('logSeverityFile'));
   const [flowFile] = pick('flow-log-file', opts.flowLogFile, 'TORTIE_FLOWLOGFILE');
   const [flowDir] = pick('flow-log-file', undefined, 'FELIX_FLOWLOGSFILEDIRECTORY');
-  const [hport, hportSrc] = pick('health-port', opts.healthPort, 'FELIX_HEALTHPORT');
-  const [hhost] = pick('health-host', opts.healthHost, 'FELIX_HEALTHHOST');
-  const [prefix] = pick('interface-prefix', opts.interfacePrefix, 'FELIX_INTERFACEPREFIX');
+  const [hport, hportSrc] = pick('health-port', opts.healthPort, felixEnv('healthPort'));
+  const [hhost] = pick('health-host', opts.healthHost, felixEnv('healthHost'));
+  const [prefix] = pick('interface-prefix', opts.interfacePrefix, felixEnv('interfacePrefix'));
   const [uplink] = pick('uplink', opts.uplink, 'TORTIE_UPLINK');
   const [batch, batchSrc] = pick('max-batch', opts.maxBatch, 'TORTIE_MAX_BATCH');
   const [growing, growingSrc] = pick('heap-growing-percent', opts.heapGrowingPercent, 'TORTIE_HEAP_GROWING_PERCENT');
-  const [natRange, natRangeSrc] = pick('nat-port-range', opts.natPortRange, 'FELIX_NATPORTRANGE');
+  const [natRange, natRangeSrc] = pick('nat-port-range', opts.natPortRange, felixEnv('natPortRange'));
   const [natQuota, natQuotaSrc] = pick('nat-quota', opts.natQuota, 'TORTIE_NAT_QUOTA');
   const [natMax, natMaxSrc] = pick('nat-max-entries', opts.natMaxEntries, 'TORTIE_NAT_MAX_ENTRIES');
-  const [ctMax, ctMaxSrc] = pick('ct-max-entries', opts.ctMaxEntries, 'TORTIE_CT_MAX_ENTRIES');
-  const [toHostRaw, toHostSrc] = pick('default-endpoint-to-host-action', opts.defaultEndpointToHostAction, 'FELIX_DEFAULTENDPOINTTOHOSTACTION');
+  const [ctMax, ctMaxSrc] = pick('ct-max-entries', opts.ctMaxEntries, felixEnv('bpfMapSizeConntrack'));
+  const [toHostRaw, toHostSrc] = pick('default-endpoint-to-host-action', opts.defaultEndpointToHostAction, felixEnv('defaultEndpointToHostAction'));
   const toHost = toHostRaw === undefined ? 'Drop' : FELIX_ENDPOINT_TO_HOST_ACTIONS.find((a) => a.toLowerCase() === toHostRaw.trim().toLowerCase());
   if (toHost === undefined) throw new ConfigError(`${toHostSrc}: "${toHostRaw}" is not one of ${FELIX_ENDPOINT_TO_HOST_ACTIONS.join(', ')}`);
-  const [fsInRaw, fsInSrc] = pick('failsafe-inbound-host-ports', opts.failsafeInboundHostPorts, 'FELIX_FAILSAFEINBOUNDHOSTPORTS');
-  const [fsOutRaw, fsOutSrc] = pick('failsafe-outbound-host-ports', opts.failsafeOutboundHostPorts, 'FELIX_FAILSAFEOUTBOUNDHOSTPORTS');
+  const [fsInRaw, fsInSrc] = pick('failsafe-inbound-host-ports', opts.failsafeInboundHostPorts, felixEnv('failsafeInboundHostPorts'));
+  const [fsOutRaw, fsOutSrc] = pick('failsafe-outbound-host-ports', opts.failsafeOutboundHostPorts, felixEnv('failsafeOutboundHostPorts'));
   const failsafeOf = (raw: string | undefined, src: string, dflt: readonly FailsafePort[]): FailsafePort[] => {
     if (raw === undefined) return [...dflt];
     const r = parseFailsafeText(raw);
@@ -378,13 +376,13 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const hostRouting = hrRaw === undefined ? DEFAULT_HOST_ROUTING : HOST_ROUTING_MODES.find((m) => m === hrRaw.trim().toLowerCase());
   if (hostRouting === undefined) throw new ConfigError(`${hrSrc}: "${hrRaw}" is not one of ${HOST_ROUTING_MODES.join(', ')}`);
   const [ctQuota, ctQuotaSrc] = pick('ct-quota', opts.ctQuota, 'TORTIE_CT_QUOTA');
-  const [ctTimers, ctTimersSrc] = pick('ct-timeouts', undefined, 'FELIX_BPFCONNTRACKTIMEOUTS');
-  const [snatAddr, snatAddrSrc] = pick('nat-outgoing-address', opts.natOutgoingAddress, 'FELIX_NATOUTGOINGADDRESS');
-  const [ipipMtuRaw, ipipMtuSrc] = pick('ipip-mtu', opts.ipipMtu, 'FELIX_IPIPMTU');
-  const [mtuPattern, mtuPatternSrc] = pick('mtu-iface-pattern', opts.mtuIfacePattern, 'FELIX_MTUIFACEPATTERN');
-  const [vxMtuRaw, vxMtuSrc] = pick('vxlan-mtu', undefined, 'FELIX_VXLANMTU');
-  const [vxPortRaw, vxPortSrc] = pick('vxlan-port', undefined, 'FELIX_VXLANPORT');
-  const [vxVniRaw, vxVniSrc] = pick('vxlan-vni', undefined, 'FELIX_VXLANVNI');
+  const [ctTimers, ctTimersSrc] = pick('ct-timeouts', undefined, felixEnv('bpfConntrackTimeouts'));
+  const [snatAddr, snatAddrSrc] = pick('nat-outgoing-address', opts.natOutgoingAddress, felixEnv('natOutgoingAddress'));
+  const [ipipMtuRaw, ipipMtuSrc] = pick('ipip-mtu', opts.ipipMtu, felixEnv('ipipMTU'));
+  const [mtuPattern, mtuPatternSrc] = pick('mtu-iface-pattern', opts.mtuIfacePattern, felixEnv('mtuIfacePattern'));
+  const [vxMtuRaw, vxMtuSrc] = pick('vxlan-mtu', undefined, felixEnv('vxlanMTU'));
+  const [vxPortRaw, vxPortSrc] = pick('vxlan-port', undefined, felixEnv('vxlanPort'));
+  const [vxVniRaw, vxVniSrc] = pick('vxlan-vni', undefined, felixEnv('vxlanVNI'));
   const [mtuFileRaw] = pick('mtu-file', opts.mtuFile, 'TORTIE_MTU_FILE');
   const [cniSock, cniSockSrc] = pick('cni-socket', opts.cniSocket, 'TORTIE_CNI_SOCKET');
   const [routeSourceRaw, routeSourceSrc] = pick('route-source', opts.routeSource, 'TORTIE_ROUTE_SOURCE');

@@ -41,31 +41,34 @@ export interface LiveTargets {
 /** A NodeConfig setting FelixConfiguration reaches, its FelixConfiguration field(s), and how it changes. */
 interface Setting { field: string; fields: readonly string[]; value(c: NodeConfig): unknown; live: boolean }
 
-const one = (field: string, value: (c: NodeConfig) => unknown, live: boolean): Setting => ({ field, fields: [field], value, live });
+/** Live when every one of its fields is, as src/model/felix-fields.ts says. */
+const group = (field: string, fields: readonly string[], value: (c: NodeConfig) => unknown): Setting =>
+  ({ field, fields, value, live: fields.every((f) => FELIX_HONOURED[f] === 'live') });
+const one = (field: string, value: (c: NodeConfig) => unknown): Setting => group(field, [field], value);
 
 const SETTINGS: readonly Setting[] = [
-  one('logSeverityScreen', (c) => c.logLevel, true),
-  one('logSeverityFile', (c) => c.logLevelFile, true),
-  { field: 'health', fields: ['healthEnabled', 'healthPort', 'healthHost'], value: (c) => `${c.healthHost}:${c.healthPort}`, live: true },
-  { field: 'metrics', fields: ['prometheusMetricsEnabled', 'prometheusMetricsPort', 'prometheusMetricsHost'], value: (c) => (c.metricsEnabled ? `${c.metricsHost}:${c.metricsPort}` : 'off'), live: true },
-  one('ipipMTU', (c) => c.ipipMtu, true),
-  one('mtuIfacePattern', (c) => c.mtuIfacePattern, true),
-  one('natOutgoingAddress', (c) => c.natOutgoingAddress, true),
-  one('vxlanMTU', (c) => c.vxlanMtu, true),
-  one('vxlanPort', (c) => c.vxlanPort, false),
-  one('vxlanVNI', (c) => c.vxlanVni, false),
-  one('interfacePrefix', (c) => c.interfacePrefix, false),
-  one('natPortRange', (c) => `${c.nat.portMin}:${c.nat.portMax}`, false),
-  one('bpfMapSizeConntrack', (c) => c.ct.maxEntries, false),
-  one('bpfConntrackTimeouts', (c) => JSON.stringify(c.ct.timeouts), false),
-  one('defaultEndpointToHostAction', (c) => c.endpointToHostAction, false),
-  one('failsafeInboundHostPorts', (c) => JSON.stringify(c.failsafe.inbound), false),
-  one('failsafeOutboundHostPorts', (c) => JSON.stringify(c.failsafe.outbound), false),
+  one('logSeverityScreen', (c) => c.logLevel),
+  one('logSeverityFile', (c) => c.logLevelFile),
+  group('health', ['healthEnabled', 'healthPort', 'healthHost'], (c) => `${c.healthHost}:${c.healthPort}`),
+  group('metrics', ['prometheusMetricsEnabled', 'prometheusMetricsPort', 'prometheusMetricsHost'], (c) => (c.metricsEnabled ? `${c.metricsHost}:${c.metricsPort}` : 'off')),
+  one('ipipMTU', (c) => c.ipipMtu),
+  one('mtuIfacePattern', (c) => c.mtuIfacePattern),
+  one('natOutgoingAddress', (c) => c.natOutgoingAddress),
+  one('vxlanMTU', (c) => c.vxlanMtu),
+  one('vxlanPort', (c) => c.vxlanPort),
+  one('vxlanVNI', (c) => c.vxlanVni),
+  one('interfacePrefix', (c) => c.interfacePrefix),
+  one('natPortRange', (c) => `${c.nat.portMin}:${c.nat.portMax}`),
+  one('bpfMapSizeConntrack', (c) => c.ct.maxEntries),
+  one('bpfConntrackTimeouts', (c) => JSON.stringify(c.ct.timeouts)),
+  one('defaultEndpointToHostAction', (c) => c.endpointToHostAction),
+  one('failsafeInboundHostPorts', (c) => JSON.stringify(c.failsafe.inbound)),
+  one('failsafeOutboundHostPorts', (c) => JSON.stringify(c.failsafe.outbound)),
 ];
-// Every honoured field has its row, with the same live/restart class as the model says.
+// Every honoured field has its row; a row's fields change the same way (all live or all restart).
 for (const [f, how] of Object.entries(FELIX_HONOURED)) {
   const s = SETTINGS.find((x) => x.fields.includes(f));
-  if (!s || s.live !== (how === 'live')) throw new Error(`felix-live: ${f} is ${how} in src/model/enforced.ts but ${s ? 'not here' : 'missing here'}`);
+  if (!s || s.live !== (how === 'live')) throw new Error(`felix-live: ${f} is ${how} in src/model/felix-fields.ts but ${s ? 'not here' : 'missing here'}`);
 }
 
 /** The health and metrics listeners a config asks for (as runAgent starts them). */
