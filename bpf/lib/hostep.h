@@ -233,13 +233,22 @@ static __always_inline void hep_report(__u32 ifindex, __u32 id, __u8 dir, const 
 		emit_event(TORTIE_EV_DENY, ifindex, id, dir, v->rule, ret, pkt);
 }
 
-/* A packet arriving on a host interface: TORTIE_FORWARD or a DROP_* reason. `tracked`: the
- * packet belongs to a flow tracked elsewhere (a reply the uplink translated back from SNAT). */
-static __always_inline int hep_ingress(struct __sk_buff *skb, const struct tortie_pkt *pkt, bool tracked)
+/* Host endpoint policy for one packet: TORTIE_FORWARD or a DROP_* reason. `in` (a constant at
+ * each call, so the compiler keeps one specialised copy per direction, as two functions would):
+ * the packet arrives (tc ingress), else it leaves. Arriving, the remote address is the source and
+ * the local one the destination; leaving, the other way round. `tracked`: the packet belongs to a
+ * flow tracked elsewhere (a reply the uplink translated back from SNAT; arriving only). */
+static __always_inline int hep_policy(struct __sk_buff *skb, const struct tortie_pkt *pkt, const bool in, bool tracked)
 {
 	const struct tortie_hostep *h = hep_lookup(skb->ifindex);
+	const __be32 remote = in ? pkt->saddr : pkt->daddr, local = in ? pkt->daddr : pkt->saddr;
+	const __u8 fs_dir = in ? TORTIE_FS_IN : TORTIE_FS_OUT, fs_other = in ? TORTIE_FS_OUT : TORTIE_FS_IN;
+	const __u8 dir = in ? TORTIE_DIR_INGRESS : TORTIE_DIR_EGRESS;
+	const int dnt = in ? TORTIE_HEP_DNT_IN : TORTIE_HEP_DNT_OUT, normal = in ? TORTIE_HEP_IN : TORTIE_HEP_OUT,
+		  fwd = in ? TORTIE_HEP_FWD_IN : TORTIE_HEP_FWD_OUT;
 	struct tortie_verdict v = {};
 	__u32 table[TORTIE_HEP_SLOTS], id, lf;
+	bool to_host;
 	int r;
 
 	if (!h)
@@ -249,91 +258,65 @@ static __always_inline int hep_ingress(struct __sk_buff *skb, const struct torti
 	lf = h->flags;
 	if (pkt->frag == TORTIE_FRAG_LATER)
 		return TORTIE_FORWARD;
-	if (!hep_failsafe(TORTIE_FS_IN, pkt, pkt->dport, pkt->saddr) &&
-	    !hep_failsafe(TORTIE_FS_OUT, pkt, pkt->sport, pkt->saddr)) {
-		r = hep_stage(table[TORTIE_HEP_DNT_IN], (lf >> TORTIE_HEP_DNT_IN) & 1, pkt->saddr, pkt->daddr, pkt, &v, DROP_HEP_UNTRACKED);
+	if (!hep_failsafe(fs_dir, pkt, pkt->dport, remote) && !hep_failsafe(fs_other, pkt, pkt->sport, remote)) {
+		r = hep_stage(table[dnt], (lf >> dnt) & 1, remote, local, pkt, &v, DROP_HEP_UNTRACKED);
 		if (r != 0) {
-			hep_report(skb->ifindex, id, TORTIE_DIR_INGRESS, &v, r, pkt);
+			hep_report(skb->ifindex, id, dir, &v, r, pkt);
 			return r > 0 ? TORTIE_FORWARD : r;
 		}
 	}
 	/* INVALID in Linux conntrack: Felix's tracked host endpoint chains drop it first. */
 	if (pkt->proto == IPPROTO_TCP && !tcp_flags_valid(pkt->tcp_flags))
 		return DROP_TCP_BAD_FLAGS;
-	if (tracked || hep_ct_established(pkt))
+	if ((in && tracked) || hep_ct_established(pkt))
 		return TORTIE_FORWARD;
-	if (!hep_failsafe(TORTIE_FS_IN, pkt, pkt->dport, pkt->saddr)) {
-		r = hep_stage(table[TORTIE_HEP_PREDNAT], (lf >> TORTIE_HEP_PREDNAT) & 1, pkt->saddr, pkt->daddr, pkt, &v, DROP_HEP_PREDNAT);
-		if (r != 0)
-			goto decided;
-	} else if (host_is_local_dst(skb, pkt)) {
-		hep_ct_commit(pkt, 0);
-		return TORTIE_FORWARD;
+	if (in) {
+		if (!hep_failsafe(TORTIE_FS_IN, pkt, pkt->dport, remote)) {
+			r = hep_stage(table[TORTIE_HEP_PREDNAT], (lf >> TORTIE_HEP_PREDNAT) & 1, remote, local, pkt, &v, DROP_HEP_PREDNAT);
+			if (r != 0)
+				goto decided;
+		} else if (host_is_local_dst(skb, pkt)) {
+			hep_ct_commit(pkt, 0);
+			return TORTIE_FORWARD;
+		}
+		to_host = host_is_local_dst(skb, pkt);
+	} else {
+		/* skb_iif is 0 for what the host's own stack sends; forwarded packets keep the interface
+		 * they arrived on (a cali* for a workload's, also when tortie_from_wep redirected it). */
+		to_host = skb->ingress_ifindex == 0;
+		if (to_host && hep_failsafe(TORTIE_FS_OUT, pkt, pkt->dport, remote)) {
+			hep_ct_commit(pkt, 0);
+			return TORTIE_FORWARD;
+		}
 	}
-	if (host_is_local_dst(skb, pkt)) {
-		r = hep_stage(table[TORTIE_HEP_IN], (lf >> TORTIE_HEP_IN) & 1, pkt->saddr, pkt->daddr, pkt, &v, DROP_HEP_POLICY);
+	if (to_host) {
+		r = hep_stage(table[normal], (lf >> normal) & 1, remote, local, pkt, &v, DROP_HEP_POLICY);
 		if (r == 0)
 			r = DROP_HEP_POLICY; /* the normal table always decides; absent = fail closed */
 	} else {
-		r = table[TORTIE_HEP_FWD_IN] ? hep_stage(table[TORTIE_HEP_FWD_IN], (lf >> TORTIE_HEP_FWD_IN) & 1, pkt->saddr, pkt->daddr, pkt, &v, DROP_HEP_FORWARD) : 1;
+		r = table[fwd] ? hep_stage(table[fwd], (lf >> fwd) & 1, remote, local, pkt, &v, DROP_HEP_FORWARD) : 1;
 		if (r == 0)
 			r = DROP_HEP_FORWARD;
 	}
 decided:
-	hep_report(skb->ifindex, id, TORTIE_DIR_INGRESS, &v, r, pkt);
+	hep_report(skb->ifindex, id, dir, &v, r, pkt);
 	if (r < 0)
 		return r;
 	hep_ct_commit(pkt, v.rule);
 	return TORTIE_FORWARD;
 }
 
+/* A packet arriving on a host interface: TORTIE_FORWARD or a DROP_* reason. `tracked`: the
+ * packet belongs to a flow tracked elsewhere (a reply the uplink translated back from SNAT). */
+static __always_inline int hep_ingress(struct __sk_buff *skb, const struct tortie_pkt *pkt, bool tracked)
+{
+	return hep_policy(skb, pkt, true, tracked);
+}
+
 /* A packet leaving through a host interface: TORTIE_FORWARD or a DROP_* reason. */
 static __always_inline int hep_egress(struct __sk_buff *skb, const struct tortie_pkt *pkt)
 {
-	const struct tortie_hostep *h = hep_lookup(skb->ifindex);
-	struct tortie_verdict v = {};
-	__u32 table[TORTIE_HEP_SLOTS], id, lf;
-	int r;
-
-	if (!h)
-		return TORTIE_FORWARD;
-	__builtin_memcpy(table, h->table, sizeof(table));
-	id = h->id;
-	lf = h->flags;
-	if (pkt->frag == TORTIE_FRAG_LATER)
-		return TORTIE_FORWARD;
-	if (!hep_failsafe(TORTIE_FS_OUT, pkt, pkt->dport, pkt->daddr) &&
-	    !hep_failsafe(TORTIE_FS_IN, pkt, pkt->sport, pkt->daddr)) {
-		r = hep_stage(table[TORTIE_HEP_DNT_OUT], (lf >> TORTIE_HEP_DNT_OUT) & 1, pkt->daddr, pkt->saddr, pkt, &v, DROP_HEP_UNTRACKED);
-		if (r != 0) {
-			hep_report(skb->ifindex, id, TORTIE_DIR_EGRESS, &v, r, pkt);
-			return r > 0 ? TORTIE_FORWARD : r;
-		}
-	}
-	if (pkt->proto == IPPROTO_TCP && !tcp_flags_valid(pkt->tcp_flags))
-		return DROP_TCP_BAD_FLAGS;
-	if (hep_ct_established(pkt))
-		return TORTIE_FORWARD;
-	/* skb_iif is 0 for what the host's own stack sends; forwarded packets keep the interface
-	 * they arrived on (a cali* for a workload's, also when tortie_from_wep redirected it). */
-	if (skb->ingress_ifindex == 0) {
-		if (hep_failsafe(TORTIE_FS_OUT, pkt, pkt->dport, pkt->daddr)) {
-			hep_ct_commit(pkt, 0);
-			return TORTIE_FORWARD;
-		}
-		r = hep_stage(table[TORTIE_HEP_OUT], (lf >> TORTIE_HEP_OUT) & 1, pkt->daddr, pkt->saddr, pkt, &v, DROP_HEP_POLICY);
-		if (r == 0)
-			r = DROP_HEP_POLICY;
-	} else {
-		r = table[TORTIE_HEP_FWD_OUT] ? hep_stage(table[TORTIE_HEP_FWD_OUT], (lf >> TORTIE_HEP_FWD_OUT) & 1, pkt->daddr, pkt->saddr, pkt, &v, DROP_HEP_FORWARD) : 1;
-		if (r == 0)
-			r = DROP_HEP_FORWARD;
-	}
-	hep_report(skb->ifindex, id, TORTIE_DIR_EGRESS, &v, r, pkt);
-	if (r < 0)
-		return r;
-	hep_ct_commit(pkt, v.rule);
-	return TORTIE_FORWARD;
+	return hep_policy(skb, pkt, false, false);
 }
 
 #endif
