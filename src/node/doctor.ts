@@ -9,6 +9,7 @@ import { BpfMap, BpfObject, XdpAction, TcAction, possibleCpus, tcAttach, xdpAtta
 import { Topology } from '../util/netns';
 import { flowPacket, PROTO } from '../dataplane/bpf/packet';
 import { loadWep } from '../dataplane/bpf/loader';
+import { sumPerCpuCounters } from '../dataplane/bpf/net-codecs';
 import type { HostRoutingMode } from '../dataplane/bpf/host-routing';
 
 export interface CheckResult { name: string; ok: boolean; detail: string; fix?: string }
@@ -28,14 +29,6 @@ export function isBpffsMounted(dir: string): boolean {
 
 function ipv4Udp(): Buffer {
   return flowPacket({ src: '198.18.0.1', dst: '198.18.0.2', proto: PROTO.UDP, sport: 1000, dport: 2000 });
-}
-
-function sumPerCpu(map: BpfMap, slot: number): bigint {
-  const key = Buffer.alloc(4);
-  key.writeUInt32LE(slot);
-  const v = map.lookup(key);
-  if (!v) return 0n;
-  return map.splitPerCpu(v).reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
 }
 
 /**
@@ -122,23 +115,25 @@ export async function runDoctor(opts: { bpffsRoot: string; hostRouting?: HostRou
       await a.exec(['ip', 'addr', 'add', '198.18.0.1/30', 'dev', 'veth0']);
       await b.exec(['ip', 'addr', 'add', '198.18.0.2/30', 'dev', 'veth0']);
       const counters = probe.map('tortie_probe_v1');
+      /** tortie_probe_v1: slot 0 counts what probe_xdp saw, slot 1 probe_tc. */
+      const seenBy = (prog: 'xdp' | 'tc') => sumPerCpuCounters(counters, ['xdp', 'tc'] as const)[prog];
       const ping = () => a.exec(['ping', '-c', '3', '-i', '0.05', '-W', '1', '198.18.0.2'], { allowFail: true });
 
       await check('tc clsact on veth (attach, traffic, query)', 'needs CONFIG_NET_CLS_ACT and CONFIG_NET_SCH_INGRESS (clsact qdisc)', async () => {
-        const before = sumPerCpu(counters, 1);
+        const before = seenBy('tc');
         const f = tcAttach({ iface: 'veth0', netns: b.path, direction: 'ingress', program: probe.program('probe_tc') });
         await ping();
-        const seen = sumPerCpu(counters, 1) - before;
+        const seen = seenBy('tc') - before;
         if (seen < 3n) throw new Error(`tc program saw ${seen} packets, expected at least 3`);
         const q = tcQuery({ iface: 'veth0', netns: b.path, direction: 'ingress' });
         if (!q || q.progId !== f.progId) throw new Error('query did not find the attached program');
         return `${seen} packets counted on ingress`;
       });
       await check('XDP on veth (native mode)', 'needs a 5.9+ kernel for native XDP on veth; generic mode works on older ones but slower', async () => {
-        const before = sumPerCpu(counters, 0);
+        const before = seenBy('xdp');
         xdpAttach({ iface: 'veth0', netns: b.path, program: probe.program('probe_xdp'), mode: 'native' });
         await ping();
-        const seen = sumPerCpu(counters, 0) - before;
+        const seen = seenBy('xdp') - before;
         if (seen < 3n) throw new Error(`XDP program saw ${seen} packets, expected at least 3`);
         const q = xdpQuery({ iface: 'veth0', netns: b.path });
         if (q.attachMode !== 'native') throw new Error(`attach mode is ${q.attachMode}`);
