@@ -21,7 +21,6 @@
  * within 5 s), and the node address autodetection finds an address with the given method.
  * Exit 0 when every check passes, 1 otherwise (each failure says what to do).
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -32,16 +31,15 @@ import { liveAgents, DEFAULT_RUN_DIR } from '../node/agents';
 import { httpGet } from './node-commands';
 import { VERSION } from '../version';
 import { resourcePrefix } from '../datastore/keys';
+import { run } from '../util/exec';
 
 const DUMP_LIMIT = 8 << 20;
 
-function sh(argv: string[], maxBuffer = DUMP_LIMIT): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(argv[0]!, argv.slice(1), { maxBuffer, timeout: 30_000, encoding: 'utf8' }, (e, out, err) => {
-      const code = e ? (typeof (e as { code?: unknown }).code === 'number' ? (e as { code: number }).code : 1) : 0;
-      resolve({ code, out: String(out ?? ''), err: e && code === 1 && !err ? (e as Error).message : String(err ?? '') });
-    });
-  });
+/** A command's output, its exit code and, when it failed without saying why on stderr, why. */
+async function sh(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const r = await run(argv, { allowFail: true, maxBuffer: DUMP_LIMIT });
+  const why = r.error ?? `Command failed: ${argv.join(' ')}\n`;
+  return { code: r.code, out: r.stdout, err: r.code === 1 && !r.stderr ? why : r.stderr };
 }
 
 async function get(host: string, port: number, p: string): Promise<string> {

@@ -13,8 +13,18 @@
 import { execFile, type ChildProcess } from 'node:child_process';
 import { TortieError } from './errors';
 
-export interface ExecResult { code: number; stdout: string; stderr: string }
-export interface ExecOptions { timeoutMs?: number; input?: string; allowFail?: boolean; env?: NodeJS.ProcessEnv }
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Why the command did not run or finish (not found, output over maxBuffer, timed out, killed): Node's message. Absent for an exit status. */
+  error?: string;
+}
+export interface ExecOptions {
+  timeoutMs?: number; input?: string; allowFail?: boolean; env?: NodeJS.ProcessEnv;
+  /** Output cap in bytes (default 64 MiB); beyond it the command is killed (code 1, `error` says so). */
+  maxBuffer?: number;
+}
 
 /**
  * A command failed. Its code, `ERR_NETNS_COMMAND`, and the alias NetnsError (util/netns) predate
@@ -41,10 +51,12 @@ export function killRunningSync(): void {
 /** Runs argv (no shell) and collects its output; see the contract for failures and bounds. */
 export function run(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(argv[0]!, argv.slice(1), { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20, env: opts.env ?? process.env },
+    const child = execFile(argv[0]!, argv.slice(1), { timeout: opts.timeoutMs ?? 30_000, maxBuffer: opts.maxBuffer ?? 64 << 20, env: opts.env ?? process.env },
       (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        const exited = typeof (err as { code?: unknown } | null)?.code === 'number';
+        const code = err ? (exited ? (err as unknown as { code: number }).code : 1) : 0;
         const res: ExecResult = { code, stdout: String(stdout), stderr: String(stderr) };
+        if (err && !exited) res.error = err.message;
         if (code !== 0 && !opts.allowFail) {
           const killed = (err as { killed?: boolean } | null)?.killed ? ' (timed out)' : '';
           reject(new CommandError(`command failed${killed} (exit ${code}): ${argv.join(' ')}\n${res.stderr.trim()}`, res));
