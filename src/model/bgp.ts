@@ -23,6 +23,7 @@ import { API_VERSION_V3 } from './types';
 import {
   asArray,
   asBoolean,
+  asCidr,
   asInteger,
   asObject,
   asString,
@@ -36,7 +37,7 @@ import {
   quote,
   type JsonObject,
 } from './values';
-import { formatCidr, formatIP, isMasked, tryParseCidrOrIp, tryParseIP } from '../primitives';
+import { formatCidr, formatIP, isMasked, tryParseIP } from '../primitives';
 import { parseAsNumber } from './validate';
 
 /** Calico's default AS number for nodes without their own. */
@@ -247,12 +248,10 @@ function serviceBlocks(v: unknown, path: string, issues: Issues): ServiceIPBlock
     const o = asObject(e, p, issues);
     if (o === undefined) return;
     checkKnownFields(o, ['cidr'], p, issues);
-    const c = asString(own(o, 'cidr'), field(p, 'cidr'), issues);
+    const c = asCidr(own(o, 'cidr'), field(p, 'cidr'), issues);
     if (c === undefined) return;
-    const parsed = tryParseCidrOrIp(c);
-    if (parsed === undefined) issues.add(field(p, 'cidr'), `${quote(c)} is not a CIDR`);
-    else if (!isMasked(parsed)) issues.add(field(p, 'cidr'), `${quote(c)} has host bits set`);
-    else out.push({ cidr: formatCidr(parsed) });
+    if (!isMasked(c.cidr)) issues.add(field(p, 'cidr'), `${quote(c.text)} has host bits set`);
+    else out.push({ cidr: formatCidr(c.cidr) });
   });
   return out;
 }

@@ -23,6 +23,7 @@ import { API_VERSION_V3 } from './types';
 import {
   asArray,
   asBoolean,
+  asCidr,
   asLabels,
   asObject,
   asString,
@@ -36,7 +37,7 @@ import {
   quote,
   type JsonObject,
 } from './values';
-import { formatCidr, LABEL_NAMESPACE, maskCidr, PROTOCOL_NAMES, tryParseCidrOrIp } from '../primitives';
+import { formatCidr, LABEL_NAMESPACE, maskCidr, PROTOCOL_NAMES } from '../primitives';
 
 import type { Converted } from './convert';
 import { convertNodeName as normalizeV1Name } from './convert';
@@ -81,11 +82,8 @@ function protocol(v: unknown, path: string, issues: Issues): string | number | u
 function nets(e: JsonObject, single: string, multi: string, path: string, issues: Issues): string[] | undefined {
   const out: string[] = [];
   const add = (s: unknown, p: string) => {
-    const str = asString(s, p, issues);
-    if (str === undefined) return;
-    const c = tryParseCidrOrIp(str);
-    if (c === undefined) issues.add(p, `${quote(str)} is not a CIDR`);
-    else out.push(formatCidr(maskCidr(c)));
+    const c = asCidr(s, p, issues);
+    if (c !== undefined) out.push(formatCidr(maskCidr(c.cidr)));
   };
   if (has(e, single)) add(own(e, single), field(path, single));
   if (has(e, multi)) asArray(own(e, multi), field(path, multi), issues)?.forEach((n, i) => add(n, index(field(path, multi), i)));

@@ -61,6 +61,7 @@ import {
   asAnnotations,
   asArray,
   asBoolean,
+  asCidr,
   asFiniteNumber,
   asInteger,
   asLabels,
@@ -814,9 +815,8 @@ function workloadEndpoint(meta: ObjectMeta, v: unknown, issues: Issues): Workloa
     const arr = asStringArray(own(s, 'allowSpoofedSourcePrefixes'), 'spec.allowSpoofedSourcePrefixes', issues);
     const out: string[] = [];
     arr?.forEach((n, i) => {
-      const c = tryParseCidrOrIp(n);
-      if (c === undefined) issues.add(index('spec.allowSpoofedSourcePrefixes', i), `${quote(n)} is not a CIDR`);
-      else out.push(formatCidr(c));
+      const c = asCidr(n, index('spec.allowSpoofedSourcePrefixes', i), issues);
+      if (c !== undefined) out.push(formatCidr(c.cidr));
     });
     if (out.length > 0) spec.allowSpoofedSourcePrefixes = out;
   }

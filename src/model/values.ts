@@ -10,7 +10,7 @@
  */
 import type { Issues } from './errors';
 import type { Port, Protocol } from './types';
-import { PROTOCOL_NAMES, RULE_PORT_PROTOCOLS, protocolNumberOfName } from '../primitives';
+import { PROTOCOL_NAMES, RULE_PORT_PROTOCOLS, protocolNumberOfName, tryParseCidrOrIp, type Cidr } from '../primitives';
 
 // ---------------------------------------------------------------- JSON shape
 
@@ -145,6 +145,18 @@ export function asStringArray(v: unknown, path: string, issues: Issues): string[
 }
 
 // IP addresses and CIDRs: src/primitives/ip.ts (one parser for every layer).
+
+/** A CIDR or a bare address (a host route) as written (`text`) and parsed; an issue at `path` when it is neither. */
+export function asCidr(v: unknown, path: string, issues: Issues): { text: string; cidr: Cidr } | undefined {
+  const text = asString(v, path, issues);
+  if (text === undefined) return undefined;
+  const cidr = tryParseCidrOrIp(text);
+  if (cidr === undefined) {
+    issues.add(path, `${quote(text)} is not a CIDR`);
+    return undefined;
+  }
+  return { text, cidr };
+}
 
 // ---------------------------------------------------------------- names and labels
 
