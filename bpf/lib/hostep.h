@@ -12,15 +12,18 @@
  *       else applies; deny: DROP_HEP_UNTRACKED)
  *   2. conntrack: a flow this endpoint allowed  2. conntrack (TCP flags no stack sends:
  *      before (or an ICMP error about one)         DROP_TCP_BAD_FLAGS, INVALID, as Felix)
- *      (TCP flags no stack sends: dropped)
+ *      (TCP flags no stack sends: dropped; a
+ *      RST/FIN outside the flow's window:
+ *      DROP_CT_INVALID, both directions)
  *   3. preDNAT, unless inbound failsafe         3. from the host (skb ingress_ifindex 0):
  *      (allow: skips 4; deny: DROP_HEP_PREDNAT)    outbound failsafe, else normal egress
  *   4. to the host (fib: local delivery):          (DROP_HEP_POLICY); forwarded: forward
  *      inbound failsafe, else normal ingress       egress, none = allowed (DROP_HEP_FORWARD)
  *      (DROP_HEP_POLICY); forwarded: forward
  *      ingress, none = allowed (DROP_HEP_FORWARD)
- * A new flow allowed by stages 3–4 is tracked (tortie_hct4_v1), so its replies pass step 2 in
- * both directions. Failsafe in the untracked stage also skips replies (source port in the other
+ * A new flow allowed by stages 3–4 is tracked (tortie_hct4_v2), so its replies pass step 2 in
+ * both directions; TCP flows follow Linux conntrack's states and windows (lib/ct_tcp.h), so a
+ * closed flow's tuple is judged by policy again on its next SYN and idle timeouts follow the state. Failsafe in the untracked stage also skips replies (source port in the other
  * direction's list), as Felix's raw failsafe chains do. Interfaces without a host endpoint (no
  * entry for the ifindex, no `*` entry at 0) are not policed.
  * Non-first fragments pass: their first fragment carries the ports policy judged, and a
@@ -39,14 +42,19 @@
 #include "lib/policy.h"
 #include "lib/drop.h"
 #include "lib/host.h"
+#include "lib/ct_tcp.h"
 
 #ifndef NSEC
 #define NSEC 1000000000ULL
 #endif
 
-/* Idle timeouts of host endpoint flows (load-time; Felix leaves these to Linux conntrack). */
-const volatile __u64 hep_ct_tcp_ns = 3600 * NSEC;
-const volatile __u64 hep_ct_other_ns = 120 * NSEC;
+/* Idle timeouts of host endpoint flows by state (load-time). Felix leaves host flows to Linux
+ * conntrack: its defaults where tortie had none, an hour for an established TCP flow as before. */
+const volatile __u64 hep_ct_tcp_ns = 3600 * NSEC;  /* TCP ESTABLISHED */
+const volatile __u64 hep_ct_syn_ns = 120 * NSEC;   /* SYN_SENT, SYN_RECV (Linux: 120 s, 60 s) */
+const volatile __u64 hep_ct_fin_ns = 120 * NSEC;   /* FIN_WAIT, CLOSING (Linux: TIME_WAIT 120 s) */
+const volatile __u64 hep_ct_rst_ns = 10 * NSEC;    /* RST (Linux: CLOSE 10 s) */
+const volatile __u64 hep_ct_other_ns = 120 * NSEC; /* UDP, ICMP, other protocols */
 
 /* tortie_hep_v1: __u32 ifindex (0 = `*`) -> struct tortie_hostep. Agent-written (one update per
  * change, NO_PREALLOC: a reader sees the old or the new value whole). */
@@ -81,15 +89,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_fs4_v1 SEC(".maps");
 
-/* tortie_hct4_v1: flows a host endpoint allowed (normalised key as conntrack's). LRU: the host's
- * own flows are not per-workload state; an evicted flow is judged by policy again. */
+/* tortie_hct4_v2: flows a host endpoint allowed (normalised key and value as workload conntrack's,
+ * TCP state and windows followed by lib/ct_tcp.h). LRU: the host's own flows are not per-workload
+ * state; an evicted flow is judged by policy again. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct tortie_ct4_key);
-	__type(value, struct tortie_hct_value);
+	__type(value, struct tortie_ct_value);
 	__uint(max_entries, 65536);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tortie_hct4_v1 SEC(".maps");
+} tortie_hct4_v2 SEC(".maps");
 
 /* Untagged IPv4 only: PARSE_IPV4 with pkt filled, 0 = not ours (passes untouched), < 0 a drop. */
 static __always_inline int host_parse(struct __sk_buff *skb, struct tortie_pkt *pkt, __u32 *l4off)
@@ -137,48 +146,81 @@ static __always_inline bool hep_failsafe(__u8 dir, const struct tortie_pkt *pkt,
 	return bpf_map_lookup_elem(&tortie_fs4_v1, &k) != NULL;
 }
 
-static __always_inline void hep_ct_key(const struct tortie_pkt *pkt, struct tortie_ct4_key *k)
+/* The packet's flow key; true when its source is the key's side a. */
+static __always_inline bool hep_ct_key(const struct tortie_pkt *pkt, struct tortie_ct4_key *k)
 {
 	bool src_is_a;
 
 	ct4_key_make(k, pkt->saddr, pkt->daddr, pkt->ct_sport, pkt->ct_dport, pkt->proto, &src_is_a);
 	ct4_key_mark_echo(k, src_is_a, pkt->echo);
+	return src_is_a;
 }
 
-static __always_inline bool hep_ct_live(const struct tortie_ct4_key *k, __u8 proto, __u64 now, bool touch)
+static __always_inline __u64 hep_ct_timeout(__u8 state)
 {
-	struct tortie_hct_value *v = bpf_map_lookup_elem(&tortie_hct4_v1, k);
-
-	if (!v || now - v->last_seen_ns > (proto == IPPROTO_TCP ? hep_ct_tcp_ns : hep_ct_other_ns))
-		return false;
-	if (touch)
-		v->last_seen_ns = now;
-	return true;
+	switch (state) {
+	case TORTIE_CT_SYN_SENT:
+	case TORTIE_CT_SYN_RECV:
+		return hep_ct_syn_ns;
+	case TORTIE_CT_ESTABLISHED:
+		return hep_ct_tcp_ns;
+	case TORTIE_CT_FIN_WAIT:
+	case TORTIE_CT_CLOSING:
+		return hep_ct_fin_ns;
+	case TORTIE_CT_RST:
+		return hep_ct_rst_ns;
+	default:
+		return hep_ct_other_ns;
+	}
 }
 
-/* A flow this host's endpoints allowed before, or an ICMP error quoting one. */
-static __always_inline bool hep_ct_established(const struct tortie_pkt *pkt)
+/* last_seen may be ahead of `now` (another CPU stamped it after our clock read): live. */
+static __always_inline bool hep_ct_live(const struct tortie_ct_value *v, __u64 now)
+{
+	__u64 seen = v->last_seen_ns;
+
+	return seen >= now || now - seen <= hep_ct_timeout(v->state);
+}
+
+/* 1: a flow this host's endpoints allowed before, or an ICMP error quoting one (pass); 0: none,
+ * or a fresh SYN on a closed flow (policy decides); DROP_CT_INVALID: a RST or FIN outside the
+ * flow's window (Linux conntrack's INVALID, which Felix's host endpoint chains drop). */
+static __always_inline int hep_ct_established(const struct tortie_pkt *pkt)
 {
 	struct tortie_ct4_key k;
+	struct tortie_ct_value *v;
 	__u64 now = bpf_ktime_get_ns();
+	bool src_is_a;
 
-	if (pkt->icmp_err)
-		return hep_ct_live(&pkt->inner, pkt->inner.proto, now, false);
+	if (pkt->icmp_err) {
+		v = bpf_map_lookup_elem(&tortie_hct4_v2, &pkt->inner);
+		return v && hep_ct_live(v, now);
+	}
 	if (pkt->untracked)
-		return false;
-	hep_ct_key(pkt, &k);
-	return hep_ct_live(&k, pkt->proto, now, true);
+		return 0;
+	src_is_a = hep_ct_key(pkt, &k);
+	v = bpf_map_lookup_elem(&tortie_hct4_v2, &k);
+	if (!v || !hep_ct_live(v, now) || ct_tcp_reopens(v, pkt))
+		return 0;
+	if (pkt->proto == IPPROTO_TCP && !ct_tcp_advance(v, pkt, src_is_a == !!(v->flags & TORTIE_CTF_A_IS_INIT), src_is_a))
+		return DROP_CT_INVALID;
+	v->last_seen_ns = now;
+	return 1;
 }
 
 static __always_inline void hep_ct_commit(const struct tortie_pkt *pkt, __u32 rule)
 {
-	struct tortie_hct_value v = { .last_seen_ns = bpf_ktime_get_ns(), .rule = rule };
+	__u64 now = bpf_ktime_get_ns();
+	struct tortie_ct_value v = { .last_seen_ns = now, .created_ns = now, .state = ct_initial_state(pkt), .rule = rule };
 	struct tortie_ct4_key k;
+	bool src_is_a;
 
 	if (pkt->untracked || pkt->icmp_err)
 		return;
-	hep_ct_key(pkt, &k);
-	bpf_map_update_elem(&tortie_hct4_v1, &k, &v, BPF_ANY);
+	src_is_a = hep_ct_key(pkt, &k);
+	v.flags = src_is_a ? TORTIE_CTF_A_IS_INIT : 0;
+	ct_tcp_init(&v, pkt, src_is_a);
+	bpf_map_update_elem(&tortie_hct4_v2, &k, &v, BPF_ANY);
 }
 
 /* One stage: 1 allowed, 0 no table or no policy decided (next stage), < 0 `deny` or a drop.
@@ -268,8 +310,11 @@ static __always_inline int hep_policy(struct __sk_buff *skb, const struct tortie
 	/* INVALID in Linux conntrack: Felix's tracked host endpoint chains drop it first. */
 	if (pkt->proto == IPPROTO_TCP && !tcp_flags_valid(pkt->tcp_flags))
 		return DROP_TCP_BAD_FLAGS;
-	if ((in && tracked) || hep_ct_established(pkt))
+	if (in && tracked)
 		return TORTIE_FORWARD;
+	r = hep_ct_established(pkt);
+	if (r != 0)
+		return r > 0 ? TORTIE_FORWARD : r;
 	if (in) {
 		if (!hep_failsafe(TORTIE_FS_IN, pkt, pkt->dport, remote)) {
 			r = hep_stage(table[TORTIE_HEP_PREDNAT], (lf >> TORTIE_HEP_PREDNAT) & 1, remote, local, pkt, &v, DROP_HEP_PREDNAT);

@@ -25,7 +25,6 @@ struct tortie_btf_anchor {
 	struct tortie_evbud evbud;
 	struct tortie_hostep hostep;
 	struct tortie_fs4_key fs4;
-	struct tortie_hct_value hct;
 	struct tortie_hlt4_key hlt4;
 };
 

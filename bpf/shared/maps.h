@@ -429,12 +429,8 @@ struct tortie_fs4_key {
 	__be32 addr;     /* remote address (prefix) */
 };
 
-/* ---- host endpoint conntrack: tortie_hct4_v1 (LRU: struct tortie_ct4_key -> this) ---- */
-struct tortie_hct_value {
-	__u64 last_seen_ns;
-	__u32 rule;      /* rule id that allowed the flow (0: failsafe or no policy) */
-	__u32 pad;
-};
+/* ---- host endpoint conntrack: tortie_hct4_v2 (LRU: struct tortie_ct4_key -> struct tortie_ct_value,
+ * as workload conntrack's; rule 0: allowed by a failsafe port) ---- */
 
 
 /* ---- IPv6 workload datapath: conntrack key (tortie_ct6_v1), fragment key (tortie_frag6_v1),

@@ -504,7 +504,7 @@ export class BpfDataplane {
   }
 
   get maps(): WepDatapath['maps'] { return this.wep.maps; }
-  /** The host endpoint maps (tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v1, tortie_hlt4_v1). */
+  /** The host endpoint maps (tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v2, tortie_hlt4_v1). */
   get hostMaps(): HepDatapath['maps'] { return this.hep.maps; }
 
   /** The networking side (routes, IPIP, NAT), when enabled. */

@@ -99,4 +99,21 @@ t.test('host endpoint programs on crafted packets', async (t) => {
   t.same(run('in', syn(OUT, FWD_DST, 8080, { sport: 50001 })), [TC_ACT_SHOT, R.HEP_FORWARD], 'a new flow forwarded to 8080: hep_forward');
   t.same(run('in', syn(OUT, FWD_DST, 22)), [TC_ACT_SHOT, R.HEP_FORWARD], 'failsafe ports do not apply to forwarded traffic');
   t.same(run('in', syn(OUT, HOST, 443)), [TC_ACT_OK, R.FORWARD], 'applyOnForward policies apply to the host too');
+
+  // Host endpoint conntrack follows TCP as workload conntrack does: windows, closed flows.
+  const open7443 = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'in-7443' }, spec: { selector: "role == 'host'", types: ['Ingress'],
+    ingress: [{ action: 'Allow', protocol: 'TCP', destination: { ports: [7443] } }] } } as Resource;
+  apply(open7443);
+  const toHost = (flags: string, seq: number, ack = 0) => flowPacket({ src: OUT, dst: HOST, proto: PROTO.TCP, sport: 41000, dport: 7443, flags, seq, ack });
+  const fromHost = (flags: string, seq: number, ack = 0) => flowPacket({ src: HOST, dst: OUT, proto: PROTO.TCP, sport: 7443, dport: 41000, flags, seq, ack });
+  t.same(run('in', toHost('S', 1000)), [TC_ACT_OK, R.FORWARD], 'SYN to 7443: allowed, tracked');
+  t.same(run('out', fromHost('SA', 5000, 1001)), [TC_ACT_OK, R.FORWARD], 'SYN-ACK: the tracked reply');
+  t.same(run('in', toHost('A', 1001, 5001)), [TC_ACT_OK, R.FORWARD], 'ACK: established');
+  t.same(run('in', toHost('R', 1001 + 10_000_000)), [TC_ACT_SHOT, R.CT_INVALID], 'a RST far outside the window: INVALID, dropped');
+  t.same(run('out', fromHost('R', 5001 + 10_000_000)), [TC_ACT_SHOT, R.CT_INVALID], 'the same leaving');
+  t.same(run('in', toHost('FA', 1001 + 10_000_000, 5001)), [TC_ACT_SHOT, R.CT_INVALID], 'a FIN outside the window: INVALID');
+  t.same(run('in', toHost('PA', 1001, 5001)), [TC_ACT_OK, R.FORWARD], 'the flow itself goes on');
+  t.same(run('in', toHost('R', 1001)), [TC_ACT_OK, R.FORWARD], 'an in-window RST closes it');
+  apply({ ...open7443, spec: { ...open7443.spec, ingress: [] } } as Resource);
+  t.same(run('in', toHost('S', 90000)), [TC_ACT_SHOT, R.HEP_POLICY], 'a fresh SYN on the closed tuple meets policy again (now denying)');
 });

@@ -28,7 +28,7 @@ export const MAP = {
   evbud: 'tortie_evbud_v1',
   hep: 'tortie_hep_v1',
   fs4: 'tortie_fs4_v1',
-  hct4: 'tortie_hct4_v1',
+  hct4: 'tortie_hct4_v2',
   hlt4: 'tortie_hlt4_v1',
   hrst: 'tortie_hrst_v1',
 } as const;
@@ -238,12 +238,6 @@ export const fs4KeyCodec = defineStruct('tortie_fs4_key', [
   { name: 'addr', type: 'ipv4' },
 ] as const);
 
-export const hctValueCodec = defineStruct('tortie_hct_value', [
-  { name: 'last_seen_ns', type: 'u64' },
-  { name: 'rule', type: 'u32' },
-  { name: 'pad', type: 'pad', length: 4 },
-] as const);
-
 /** Local-address dispatch of a host endpoint stage (tortie_hlt4_v1 -> __u32 table id). */
 export const HLT_FIXED_BITS = 32;
 export const hlt4KeyCodec = defineStruct('tortie_hlt4_key', [
@@ -263,7 +257,7 @@ export const ALL_CODECS = [
   endpointCodec, epAddrKeyCodec, cls4KeyCodec, tableCodec, projKeyCodec, spcKeyCodec, polKeyCodec,
   verdictCodec, ct4KeyCodec, ctValueCodec, frag4KeyCodec, fragValueCodec, pf4KeyCodec, pfValueCodec,
   cntKeyCodec, cntValueCodec, eventCodec, cls6KeyCodec, evsupKeyCodec, evbudCodec,
-  hostepCodec, fs4KeyCodec, hctValueCodec, hlt4KeyCodec,
+  hostepCodec, fs4KeyCodec, hlt4KeyCodec,
 ];
 
 /** __u32 map values (class ids, local classes, sport classes, epaddr flags). */

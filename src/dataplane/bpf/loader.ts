@@ -348,7 +348,7 @@ export interface HepDatapath {
   /** tc ingress / egress on a host interface other than the uplink (lib/hostep.h). */
   ingress: BpfProgram;
   egress: BpfProgram;
-  /** tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v1, tortie_hlt4_v1: pinned, shared with tortie_uplink's. */
+  /** tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v2, tortie_hlt4_v1: pinned, shared with tortie_uplink's. */
   maps: { hep: BpfMap; fs4: BpfMap; hct4: BpfMap; hlt4: BpfMap; cnt: BpfMap };
   close(): void;
 }

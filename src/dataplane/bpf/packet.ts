@@ -277,6 +277,9 @@ export interface FlowPacket {
   dport?: number;
   /** TCP flags, default 'S'. */
   flags?: string;
+  /** TCP sequence and acknowledgement numbers (default 0). */
+  seq?: number;
+  ack?: number;
   icmpType?: number;
   icmpCode?: number;
   icmpId?: number;
@@ -288,7 +291,7 @@ export interface FlowPacket {
 export function flowPacket(f: FlowPacket): Buffer {
   let l4: Buffer;
   switch (f.proto) {
-    case PROTO.TCP: l4 = tcp({ sport: f.sport ?? 0, dport: f.dport ?? 0, flags: f.flags ?? 'S', payload: f.payload }); break;
+    case PROTO.TCP: l4 = tcp({ sport: f.sport ?? 0, dport: f.dport ?? 0, flags: f.flags ?? 'S', seq: f.seq, ack: f.ack, payload: f.payload }); break;
     case PROTO.UDP: case PROTO.UDPLITE: l4 = udp({ sport: f.sport ?? 0, dport: f.dport ?? 0, payload: f.payload }); break;
     case PROTO.SCTP: {
       l4 = Buffer.alloc(12);
