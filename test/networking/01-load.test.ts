@@ -33,10 +33,10 @@ t.test('uplink and workload objects load and share the networking maps', async (
   await t.rejects(loadUplink({ pinRoot, nat: { retries: 33 } }), /retries 33/);
 });
 
-t.test('the tables a previous version pinned (tortie_nat4_v1, tortie_ct4_v1, tortie_ct4_v2, tortie_frag4_v1, tortie_natfrag4_v1) are unpinned on load', async (t) => {
+t.test('the tables a previous version pinned (tortie_nat4_v1, tortie_ct4_v1, tortie_ct4_v2, tortie_frag4_v1, tortie_natfrag4_v1, tortie_hct4_v1) are unpinned on load', async (t) => {
   const pinRoot = uniquePinRoot('net-unpin');
   t.teardown(() => removePinRoot(pinRoot));
-  for (const name of ['tortie_nat4_v1', 'tortie_ct4_v1', 'tortie_ct4_v2', 'tortie_frag4_v1', 'tortie_natfrag4_v1']) {
+  for (const name of ['tortie_nat4_v1', 'tortie_ct4_v1', 'tortie_ct4_v2', 'tortie_frag4_v1', 'tortie_natfrag4_v1', 'tortie_hct4_v1']) {
     execFileSync('bpftool', ['map', 'create', path.join(pinRoot, name), 'type', 'lru_hash', 'key', '16', 'value', '24', 'entries', '16', 'name', name]);
     t.ok(existsSync(path.join(pinRoot, name)), `${name} pinned as an old version left it`);
   }
@@ -48,6 +48,8 @@ t.test('the tables a previous version pinned (tortie_nat4_v1, tortie_ct4_v1, tor
   t.notOk(existsSync(path.join(pinRoot, 'tortie_ct4_v2')), 'conntrack table without TCP sequence state unpinned');
   t.notOk(existsSync(path.join(pinRoot, 'tortie_frag4_v1')), 'policy-only fragment table unpinned');
   t.notOk(existsSync(path.join(pinRoot, 'tortie_natfrag4_v1')), 'NAT-only fragment table unpinned');
+  t.notOk(existsSync(path.join(pinRoot, 'tortie_hct4_v1')), 'host endpoint conntrack without TCP state unpinned');
+  t.ok(existsSync(path.join(pinRoot, 'tortie_hct4_v2')), 'its successor pinned');
   t.ok(existsSync(path.join(pinRoot, 'tortie_frag4_v2')), 'the one fragment table (policy and NAT points) pinned');
   t.ok(existsSync(path.join(pinRoot, NET_MAP.nat4)) && existsSync(path.join(pinRoot, 'tortie_ct4_v3')), 'their successors pinned');
 });

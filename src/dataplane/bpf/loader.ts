@@ -325,7 +325,7 @@ export async function loadUplink(opts: LoadOptions & { nat?: NatOptions } = {}):
     for (const [k, v] of Object.entries(natTimeoutConstants(nat.timeouts))) obj.setConstant(k, v);
     obj.setMapMaxEntries(NET_MAP.nat4, nat.maxEntries);
     await obj.load();
-    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_nat4_v1', 'tortie_natfrag4_v1']);
+    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_nat4_v1', 'tortie_natfrag4_v1', 'tortie_hct4_v1']);
     const m = (n: string) => obj.map(n);
     return {
       obj, ingress: obj.program('tortie_uplink_in'), egress: obj.program('tortie_uplink_out'),
@@ -360,6 +360,7 @@ export async function loadHep(opts: LoadOptions = {}): Promise<HepDatapath> {
   try {
     applyConstants(obj, opts, false);
     await obj.load();
+    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_hct4_v1']);
     const m = (n: string) => obj.map(n);
     return {
       obj, ingress: obj.program('tortie_hep_in'), egress: obj.program('tortie_hep_out'),
