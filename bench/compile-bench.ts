@@ -13,6 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CalcGraph, type CompiledState } from '../src/calc';
+import { encodeTable } from '../src/dataplane/bpf/encode';
 import type { GlobalNetworkPolicy, NetworkPolicy, Resource, Rule, WorkloadEndpoint } from '../src/model';
 import { median } from './lib/stats';
 
@@ -185,6 +186,23 @@ function entriesPerLocal(s: CompiledState): { cells: number; projection: number;
   return { cells: cells / n, projection: projection / n, srcPort: srcPort / n };
 }
 
+/**
+ * Entries the agent writes into each policy map for this state (the tables encoded as the agent
+ * encodes them), against the maps' default max_entries: what a node at this scale needs.
+ */
+function mapEntries(s: CompiledState, prefixes: number): string {
+  let proj = 0;
+  let pol = 0;
+  let spc = 0;
+  for (const t of s.tables) {
+    const e = encodeTable(t, 1);
+    proj += e.proj.length;
+    pol += e.pol.length;
+    spc += e.spc.length;
+  }
+  return `proj ${proj}, pol ${pol}, spc ${spc}, tbl ${s.tables.length}, cls4 ${prefixes}`;
+}
+
 const digest = process.env.TORTIE_BENCH_DIGEST === '1' ? createHash('sha1') : undefined;
 
 /** g.flush(), its delta hashed into the digest when asked for. */
@@ -287,8 +305,9 @@ function main(): void {
   out('global classes / LPM prefixes', `${st.classes} / ${st.prefixes}`);
   out('tables (shared by local endpoint-directions)', `${snap.tables.length} for ${snap.endpoints.length * 2}`);
   out('policies selecting a local endpoint', `${activeIdx.length}`);
+  out('policy map entries (tortie_*_v1)', mapEntries(snap, st.prefixes));
   out('per local endpoint: cells / projection / sport', `${per.cells.toFixed(0)} / ${per.projection.toFixed(0)} / ${per.srcPort.toFixed(1)} (both directions)`);
-  const fig = (wall: number[], c: number[]): string =>
+  const fig = (wall: number[], c: number[]): string => wall.length === 0 ? 'no samples' :
     `${median(wall).toFixed(2)} ms wall / ${median(c).toFixed(2)} ms CPU (max ${Math.max(...wall).toFixed(1)} wall)`;
   out(`remote label change, median of ${REPEATS}`, fig(remote, remoteCpu));
   out(`local label change, median of ${REPEATS}`, fig(local, localCpu));

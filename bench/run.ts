@@ -19,7 +19,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { BenchTopology, FLOOD_SRC } from './lib/topology';
 import { DataplaneSwitch, type IptablesBackend } from './lib/dataplanes';
 import { addFigure, addSample, emptyRun, orderFor, type DataplaneName, type RunResult } from './lib/results';
@@ -275,7 +275,14 @@ function publish(run: RunResult, s: Settings): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const s = settingsFrom(argv);
+  let s: Settings;
+  try {
+    s = settingsFrom(argv);
+  } catch (e) {
+    // Commander has already printed the help (exit 0) or the usage error (exit 2).
+    if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
+    throw e;
+  }
   if (s.from) {
     const run = JSON.parse(readFileSync(s.from, 'utf8')) as RunResult;
     if (run.format !== 'tortie-bench/1') throw new Error(`${s.from}: not a tortie-bench/1 result (format ${String(run.format)})`);
