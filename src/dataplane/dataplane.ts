@@ -28,7 +28,7 @@ import { mkdirSync } from 'node:fs';
 import type { CalcDelta, CompiledState, LocalEndpoint, Prefilter, RuleInfo } from '../calc/types';
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
-import { loadHep, loadPrefilter, loadWep, readHostRouteStats, type EndpointToHostAction, type HepDatapath, type HostRoutingMode, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
+import { loadHep, loadPrefilter, loadWep, readHostRouteStats, type EndpointToHostAction, type LoadOptions, type HepDatapath, type HostRoutingMode, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
 import type { HostRouteStats } from './bpf/host-routing';
 import { execFileSync } from 'node:child_process';
 import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, type FailsafePort } from '../model/failsafe';
@@ -54,6 +54,8 @@ export interface BpfDataplaneOptions {
   /** Operate on another network namespace (tests): its name (for `ip -n`) and path (for setns). */
   netns?: { name: string; path: string };
   ctMaxEntries?: number;
+  /** max_entries of the policy maps (loader mapSizes; default DEFAULT_POLICY_MAP_SIZES), given to every object sharing them. */
+  mapSizes?: LoadOptions['mapSizes'];
   /** Conntrack entries one workload address may own (default ctMaxEntries / 8; 0 = no quota). */
   ctQuota?: number;
   /** Conntrack timeouts (load-time constants of the programs, and the sweep's; default Calico's). */
@@ -176,14 +178,14 @@ export class BpfDataplane {
 
   private async init(): Promise<void> {
     mkdirSync(this.o.pinRoot, { recursive: true });
-    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, ctQuota: this.o.ctQuota, ctTimeouts: this.o.ctTimeouts, endpointToHostAction: this.o.endpointToHostAction, hostRouting: this.o.hostRouting, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
+    this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, ctQuota: this.o.ctQuota, ctTimeouts: this.o.ctTimeouts, endpointToHostAction: this.o.endpointToHostAction, hostRouting: this.o.hostRouting, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget, mapSizes: this.o.mapSizes });
     this.log.info({ hostRouting: this.wep.hostRouting }, `BPF host routing ${this.wep.hostRouting.active ? 'on' : 'off'}: ${this.wep.hostRouting.reason}`);
-    if (this.o.uplink) this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir });
-    this.hep = await loadHep({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget });
+    if (this.o.uplink) this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir, mapSizes: this.o.mapSizes });
+    this.hep = await loadHep({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget, mapSizes: this.o.mapSizes });
     this.setFailsafe(this.o.failsafe ?? { inbound: DEFAULT_FAILSAFE_INBOUND, outbound: DEFAULT_FAILSAFE_OUTBOUND });
     if (this.o.routing !== false) {
       this.routes = await RouteManager.open({
-        ...(this.o.routing ?? {}), pinRoot: this.o.pinRoot, uplink: this.o.uplink, netns: this.o.netns, ct4: this.wep.maps.ct4,
+        ...(this.o.routing ?? {}), mapSizes: this.o.mapSizes, pinRoot: this.o.pinRoot, uplink: this.o.uplink, netns: this.o.netns, ct4: this.wep.maps.ct4,
         objectDir: this.o.objectDir, log: this.log,
       });
     }

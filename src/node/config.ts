@@ -16,6 +16,7 @@ import { DEFAULT_MTU_PATTERN } from '../dataplane/routing';
 import { TortieError } from '../util/errors';
 import { tryParseCidrOrIp, tryParseCidrOrIp4, VXLAN_DEFAULTS } from '../primitives';
 import { DEFAULT_HOST_ROUTING, HOST_ROUTING_MODES, type HostRoutingMode } from '../dataplane/bpf/host-routing';
+import { DEFAULT_POLICY_MAP_SIZES, POLICY_MAP_KEYS, type PolicyMapKey } from '../dataplane/bpf/map-sizes';
 
 export type DatastoreType = 'embedded' | 'etcdv3';
 export type LogFormat = 'json' | 'text';
@@ -86,6 +87,8 @@ export interface NodeConfig {
   endpointToHostAction: 'Drop' | 'Accept' | 'Return';
   /** BPF host routing from workloads (--bpf-host-routing, TORTIE_BPF_HOST_ROUTING): auto | off. */
   hostRouting: HostRoutingMode;
+  /** max_entries of policy maps set by --bpf-map-sizes / TORTIE_BPF_MAP_SIZES (others: DEFAULT_POLICY_MAP_SIZES). */
+  mapSizes: Partial<Record<PolicyMapKey, number>>;
   /** Conntrack table size (undefined: derived from memory), per-workload quota (undefined: size / 8), timeouts (Calico's). */
   ct: { maxEntries?: number; quota?: number; timeouts: CtTimeouts };
   /** Felix's ipipMTU: the MTU of IPIP routes and of workloads in IPIP pools; 0 = detected (see mtuIfacePattern). */
@@ -212,6 +215,27 @@ export function withFelixConfiguration(c: NodeConfig, layers: readonly (FelixCon
   return { config: out, from };
 }
 
+/**
+ * `proj=8388608,pol=4194304`: max_entries per policy map (keys of POLICY_MAP_KEYS), each at
+ * least its default's 1/64 (a map smaller than what one table needs only fails later) and at
+ * most 2^26.
+ */
+export function parseMapSizes(raw: string, source: string): Partial<Record<PolicyMapKey, number>> {
+  const out: Partial<Record<PolicyMapKey, number>> = {};
+  for (const kv of raw.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^([a-z0-9]+)\s*=\s*(\d+)$/i.exec(kv);
+    if (!m) throw new ConfigError(`${source}: "${kv}" is not map=entries (maps: ${POLICY_MAP_KEYS.join(', ')})`);
+    const key = m[1]!.toLowerCase() as PolicyMapKey;
+    if (!POLICY_MAP_KEYS.includes(key)) throw new ConfigError(`${source}: "${m[1]}" is not a policy map (maps: ${POLICY_MAP_KEYS.join(', ')})`);
+    const n = Number(m[2]);
+    const min = Math.max(1, DEFAULT_POLICY_MAP_SIZES[key] / 64);
+    if (n < min || n > 2 ** 26) throw new ConfigError(`${source}: ${key}=${m[2]} is not an integer in ${min}–67108864`);
+    if (out[key] !== undefined) throw new ConfigError(`${source}: ${key} given twice`);
+    out[key] = n;
+  }
+  return out;
+}
+
 /** A bad tortie-node setting (the datastore's own are DatastoreConfigError, re-raised as this). */
 export class ConfigError extends TortieError {
   declare readonly code: 'ERR_CONFIG_INVALID';
@@ -320,6 +344,7 @@ export interface RawNodeOptions {
   natQuota?: string;
   natMaxEntries?: string;
   ctMaxEntries?: string;
+  bpfMapSizes?: string;
   ctQuota?: string;
   cniSocket?: string;
   bgp?: boolean | string;
@@ -360,6 +385,8 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [natQuota, natQuotaSrc] = pick('nat-quota', opts.natQuota, 'TORTIE_NAT_QUOTA');
   const [natMax, natMaxSrc] = pick('nat-max-entries', opts.natMaxEntries, 'TORTIE_NAT_MAX_ENTRIES');
   const [ctMax, ctMaxSrc] = pick('ct-max-entries', opts.ctMaxEntries, felixEnv('bpfMapSizeConntrack'));
+  const [sizesRaw, sizesSrc] = pick('bpf-map-sizes', opts.bpfMapSizes, 'TORTIE_BPF_MAP_SIZES');
+  const mapSizes = sizesRaw === undefined ? {} : parseMapSizes(sizesRaw, sizesSrc);
   const [toHostRaw, toHostSrc] = pick('default-endpoint-to-host-action', opts.defaultEndpointToHostAction, felixEnv('defaultEndpointToHostAction'));
   const toHost = toHostRaw === undefined ? 'Drop' : FELIX_ENDPOINT_TO_HOST_ACTIONS.find((a) => a.toLowerCase() === toHostRaw.trim().toLowerCase());
   if (toHost === undefined) throw new ConfigError(`${toHostSrc}: "${toHostRaw}" is not one of ${FELIX_ENDPOINT_TO_HOST_ACTIONS.join(', ')}`);
@@ -513,6 +540,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     nat: { portMin, portMax, quota, maxEntries },
     endpointToHostAction: toHost,
     hostRouting,
+    mapSizes,
     ct: { maxEntries: ctMax === undefined ? undefined : Number(ctMax), quota: ctQuota === undefined ? undefined : Number(ctQuota), timeouts: ctTimeouts },
     ipipMtu,
     mtuIfacePattern: mtuPattern ?? DEFAULT_MTU_PATTERN,

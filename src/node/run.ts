@@ -168,7 +168,7 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
         mtu: { ipipMtu: c.ipipMtu, vxlanMtu: c.vxlanMtu, ifacePattern: c.mtuIfacePattern, file: c.mtuFile || undefined },
         vxlan: { vni: c.vxlanVni, port: c.vxlanPort },
       },
-      ctMaxEntries: c.ct.maxEntries, ctQuota: c.ct.quota, ctTimeouts: c.ct.timeouts,
+      ctMaxEntries: c.ct.maxEntries, mapSizes: c.mapSizes, ctQuota: c.ct.quota, ctTimeouts: c.ct.timeouts,
       endpointToHostAction: c.endpointToHostAction, hostRouting: c.hostRouting,
       failsafe: c.failsafe,
       onFlow: (flow) => flowLog.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),

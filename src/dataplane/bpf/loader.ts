@@ -15,9 +15,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BpfObject, type BpfMap, type BpfProgram } from '../native';
+import { BpfMap, BpfObject, isBpfError, type BpfProgram } from '../native';
+import { TortieError } from '../../util/errors';
 import { CALICO_CT_TIMEOUTS, ctTimeoutConstants, defaultCtMaxEntries, type CtMapOps, type CtTimeouts } from './conntrack';
 import { MAP } from './codecs';
+import { DEFAULT_POLICY_MAP_SIZES, POLICY_MAP_KEYS } from './map-sizes';
 import { NET_MAP } from './net-codecs';
 import { DEFAULT_NAT_MAX_ENTRIES, DEFAULT_NAT_QUOTA, DEFAULT_NAT_TIMEOUTS, natTimeoutConstants, validateNatTimeouts, type NatTimeouts } from './nat';
 import type { MapOps, PolicyMaps } from './apply';
@@ -44,7 +46,10 @@ export interface LoadOptions {
    */
   eventBudget?: { perSec: number; burst: number };
   /** max_entries overrides by map key (e.g. `{ pol: 4_000_000 }`); the table maps must hold the
-   *  old and the new table of every endpoint switching at the same time. */
+   *  old and the new table of every endpoint switching at the same time. Every object sharing a
+   *  map must be given the same size (BpfDataplane passes its own to all of them); the policy
+   *  maps default to DEFAULT_POLICY_MAP_SIZES. A pinned map of another size is replaced (see
+   *  replaceResizedPins). */
   mapSizes?: Partial<Record<keyof typeof MAP, number>>;
   /** tortie_wep only: Felix's defaultEndpointToHostAction (default Drop, as Calico). */
   endpointToHostAction?: EndpointToHostAction;
@@ -87,14 +92,15 @@ const BATCH = 8192;
  *  BPF_MAP_{UPDATE,DELETE}_BATCH in chunks (a delete batch stops at a missing key, so a failed
  *  chunk is finished key by key). */
 export function mapOps(m: BpfMap): MapOps {
+  const full = (e: unknown): unknown => (isBpfError(e, 'E2BIG') || isBpfError(e, 'ENOSPC') ? new MapFullError(m, e) : e);
   return {
     lookup: (k) => m.lookup(k),
-    update: (k, v) => m.update(k, v),
+    update: (k, v) => { try { m.update(k, v); } catch (e) { throw full(e); } },
     delete: (k) => { m.tryDelete(k); },
     updateMany: (entries) => {
       for (let i = 0; i < entries.length; i += BATCH) {
         const chunk = entries.slice(i, i + BATCH);
-        m.updateBatch(chunk.map((e) => e.key), chunk.map((e) => e.value));
+        try { m.updateBatch(chunk.map((e) => e.key), chunk.map((e) => e.value)); } catch (e) { throw full(e); }
       }
     },
     entries: () => {
@@ -108,6 +114,23 @@ export function mapOps(m: BpfMap): MapOps {
       }
     },
   };
+}
+
+/**
+ * A write failed because the map holds max_entries entries (E2BIG from a hash, ENOSPC from an
+ * LPM trie): names the map, its capacity and the setting that sizes it.
+ */
+export class MapFullError extends TortieError {
+  readonly map: string;
+  readonly capacity: number;
+  constructor(m: BpfMap, cause: unknown) {
+    const key = (Object.keys(MAP) as (keyof typeof MAP)[]).find((k) => MAP[k] === m.name);
+    const knob = key === 'ct4' ? 'bpfMapSizeConntrack (FelixConfiguration) or --ct-max-entries'
+      : key !== undefined && (POLICY_MAP_KEYS as readonly string[]).includes(key) ? `--bpf-map-sizes ${key}=N (TORTIE_BPF_MAP_SIZES)` : undefined;
+    super('ERR_BPF_MAP_FULL', `BPF map ${m.name} is full (max_entries ${m.maxEntries})${knob ? `: raise it with ${knob}` : ''} (${(cause as Error).message})`, { cause });
+    this.map = m.name;
+    this.capacity = m.maxEntries;
+  }
 }
 
 export function ctMapOps(m: BpfMap): CtMapOps {
@@ -139,6 +162,38 @@ export interface WepDatapath {
   close(): void;
 }
 
+export { DEFAULT_POLICY_MAP_SIZES, POLICY_MAP_KEYS, type PolicyMapKey } from './map-sizes';
+
+/**
+ * A pinned map's max_entries cannot change, and libbpf refuses to reuse a pin whose definition
+ * differs (load fails with EINVAL). When a policy map is to be sized differently from its pin
+ * (a new configuration or a new default), all the policy maps' pins are removed so the load
+ * creates them afresh, together: a table id then never refers to another map generation's
+ * entries. Programs still attached from the previous run keep their own references until they
+ * are replaced; until the agent's first apply writes the new maps, workloads fail closed
+ * (DROP_NO_TABLE), as at a first start. Returns the names of the maps replaced.
+ */
+export function replaceResizedPins(obj: BpfObject, pinRoot: string): string[] {
+  const want = new Map(obj.maps().map((m) => [m.name, m.maxEntries]));
+  const names = POLICY_MAP_KEYS.map((k) => MAP[k]).filter((n) => want.has(n));
+  const resized = names.filter((n) => {
+    const pin = path.join(pinRoot, n);
+    if (!fs.existsSync(pin)) return false;
+    let have: number;
+    try {
+      const m = BpfMap.openPinned(pin);
+      have = m.maxEntries;
+      m.close();
+    } catch {
+      return false; // not a map we can open: let the load report it
+    }
+    return have !== want.get(n);
+  });
+  if (resized.length === 0) return [];
+  for (const n of names) fs.rmSync(path.join(pinRoot, n), { force: true });
+  return resized;
+}
+
 function applyConstants(obj: BpfObject, opts: LoadOptions, hasCt: boolean): { timeouts: CtTimeouts; ctQuota: number; ctMaxEntries: number } {
   const timeouts = opts.ctTimeouts ?? CALICO_CT_TIMEOUTS;
   const ctMaxEntries = opts.ctMaxEntries ?? defaultCtMaxEntries(os.totalmem());
@@ -150,10 +205,11 @@ function applyConstants(obj: BpfObject, opts: LoadOptions, hasCt: boolean): { ti
     obj.setConstant('ct_quota', ctQuota);
   }
   const present = new Set(obj.maps().map((m) => m.name));
-  for (const [k, n] of Object.entries(opts.mapSizes ?? {}) as [keyof typeof MAP, number][]) {
+  for (const [k, n] of Object.entries({ ...DEFAULT_POLICY_MAP_SIZES, ...opts.mapSizes }) as [keyof typeof MAP, number][]) {
     if (k === 'ct4' || !present.has(MAP[k])) continue; // ct4 is sized by ctMaxEntries
     obj.setMapMaxEntries(MAP[k], n);
   }
+  replaceResizedPins(obj, opts.pinRoot ?? DEFAULT_PIN_ROOT);
   obj.setConstant('events_enabled', opts.events === false ? 0 : 1);
   const { costNs, burstNs } = eventBudgetConstants(opts.eventBudget ?? DEFAULT_EVENT_BUDGET);
   if (obj.constants().some((c) => c.name === 'ep_event_cost_ns')) {

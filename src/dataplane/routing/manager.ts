@@ -48,7 +48,7 @@ import type { CalcDelta, RoutingState } from '../../calc/types';
 import type { Logger } from '../../util/log';
 import { silentLogger } from '../../util/log';
 import { BACKOFF } from '../../util/retry';
-import { loadUplink, resolveNatOptions, type NatOptions, type UplinkDatapath } from '../bpf/loader';
+import { loadUplink, resolveNatOptions, type LoadOptions, type NatOptions, type UplinkDatapath } from '../bpf/loader';
 import { readNetStats, readVxStats, type NetStats, type VxStats } from '../bpf/net-codecs';
 import type { BpfMap } from '../native';
 import type { NatStatus } from '../bpf/nat';
@@ -67,6 +67,8 @@ export const DEFAULT_ROUTE_PROTOCOL = 122;
 
 export interface RouteManagerOptions {
   pinRoot: string;
+  /** max_entries of the policy maps the uplink object shares with the workload object (loader mapSizes). */
+  mapSizes?: LoadOptions['mapSizes'];
   /** Uplink interface name; default: the interface that holds this node's address. */
   uplink?: string;
   /** Operate on another network namespace (tests): name for `ip -n`, path for setns. */
@@ -149,7 +151,7 @@ export class RouteManager {
 
   static async open(o: RouteManagerOptions): Promise<RouteManager> {
     const m = new RouteManager(o);
-    m.dp = await loadUplink({ pinRoot: o.pinRoot, objectDir: o.objectDir, nat: resolveNatOptions(o.nat) });
+    m.dp = await loadUplink({ pinRoot: o.pinRoot, objectDir: o.objectDir, nat: resolveNatOptions(o.nat), mapSizes: o.mapSizes });
     m.kernel = new KernelRoutes({ proto: m.proto, netns: o.netns?.name, log: m.log });
     m.rmaps = new RouteMaps(m.dp.maps);
     m.uplink = new Uplink({ name: o.uplink, netns: o.netns, log: m.log });
