@@ -492,6 +492,13 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
       flood,
     };
   } finally {
+    // A failed run still stops the agent gracefully first, so what it writes at exit (a
+    // --cpu-prof profile through --agent-node-flags, its last log lines) is not lost.
+    const agentProc = children[1];
+    if (agentProc !== undefined && agentProc.exitCode === null && agentProc.signalCode === null) {
+      agentProc.kill('SIGTERM');
+      await exited(agentProc, 15_000);
+    }
     for (const c of children) killGroup(c);
     await backend.stop().catch(() => undefined);
   }

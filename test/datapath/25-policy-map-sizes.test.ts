@@ -23,6 +23,7 @@ t.test('defaults fit Felix’s scale and every object sharing the maps gets the 
   t.equal(wep.maps.proj!.maxEntries, 1 << 16);
   t.equal(wep.maps.pol!.maxEntries, 1 << 15);
   t.equal(wep.maps.tbl!.maxEntries, DEFAULT_POLICY_MAP_SIZES.tbl, 'a map not configured keeps its default');
+  t.equal(up.maps.rt4.maxEntries, 262_144, 'the route map holds one route per remote workload at 100,000 endpoints (Calico bpfMapSizeRoute default)');
   for (const [what, obj] of [['hep', hep.obj], ['uplink', up.obj]] as const) {
     t.equal(obj.map(MAP.proj).info.id, wep.maps.proj!.info.id, `${what} object shares the workload object's projection map`);
   }
@@ -48,6 +49,10 @@ t.test('a configured size that differs from the pinned map replaces the policy m
   const c = await loadWep({ pinRoot, ctMaxEntries: 4096, hostRouting: 'off', mapSizes: { proj: 1 << 17 } });
   t.equal(c.maps.proj!.info.id, b.maps.proj!.info.id, 'the same size reuses the pin');
   c.close();
+  const up = await loadUplink({ pinRoot, mapSizes: { proj: 1 << 17, rt4: 1 << 17 } });
+  t.equal(up.maps.rt4.maxEntries, 1 << 17, 'the route map resized on its own');
+  t.equal(up.obj.map(MAP.proj).info.id, b.maps.proj!.info.id, 'a resized route map leaves the policy maps in place');
+  up.close();
   t.ok(existsSync(path.join(pinRoot, MAP.pol)));
 });
 

@@ -19,7 +19,7 @@ import { BpfMap, BpfObject, isBpfError, type BpfProgram } from '../native';
 import { TortieError } from '../../util/errors';
 import { CALICO_CT_TIMEOUTS, ctTimeoutConstants, defaultCtMaxEntries, type CtMapOps, type CtTimeouts } from './conntrack';
 import { MAP } from './codecs';
-import { DEFAULT_POLICY_MAP_SIZES, POLICY_MAP_KEYS } from './map-sizes';
+import { POLICY_MAP_KEYS, SIZED_MAPS, SIZED_MAP_KEYS, type SizedMapKey } from './map-sizes';
 import { NET_MAP } from './net-codecs';
 import { DEFAULT_NAT_MAX_ENTRIES, DEFAULT_NAT_QUOTA, DEFAULT_NAT_TIMEOUTS, natTimeoutConstants, validateNatTimeouts, type NatTimeouts } from './nat';
 import type { MapOps, PolicyMaps } from './apply';
@@ -50,7 +50,7 @@ export interface LoadOptions {
    *  map must be given the same size (BpfDataplane passes its own to all of them); the policy
    *  maps default to DEFAULT_POLICY_MAP_SIZES. A pinned map of another size is replaced (see
    *  replaceResizedPins). */
-  mapSizes?: Partial<Record<keyof typeof MAP, number>>;
+  mapSizes?: Partial<Record<keyof typeof MAP | SizedMapKey, number>>;
   /** tortie_wep only: Felix's defaultEndpointToHostAction (default Drop, as Calico). */
   endpointToHostAction?: EndpointToHostAction;
   /** tortie_wep only: BPF host routing from workloads (bpf/lib/host_route.h). `auto` turns it on
@@ -124,9 +124,9 @@ export class MapFullError extends TortieError {
   readonly map: string;
   readonly capacity: number;
   constructor(m: BpfMap, cause: unknown) {
-    const key = (Object.keys(MAP) as (keyof typeof MAP)[]).find((k) => MAP[k] === m.name);
-    const knob = key === 'ct4' ? 'bpfMapSizeConntrack (FelixConfiguration) or --ct-max-entries'
-      : key !== undefined && (POLICY_MAP_KEYS as readonly string[]).includes(key) ? `--bpf-map-sizes ${key}=N (TORTIE_BPF_MAP_SIZES)` : undefined;
+    const sized = POLICY_MAP_KEYS.find((k) => SIZED_MAPS[k].name === m.name);
+    const knob = m.name === MAP.ct4 ? 'bpfMapSizeConntrack (FelixConfiguration) or --ct-max-entries'
+      : sized !== undefined ? `--bpf-map-sizes ${sized}=N (TORTIE_BPF_MAP_SIZES)` : undefined;
     super('ERR_BPF_MAP_FULL', `BPF map ${m.name} is full (max_entries ${m.maxEntries})${knob ? `: raise it with ${knob}` : ''} (${(cause as Error).message})`, { cause });
     this.map = m.name;
     this.capacity = m.maxEntries;
@@ -162,35 +162,39 @@ export interface WepDatapath {
   close(): void;
 }
 
-export { DEFAULT_POLICY_MAP_SIZES, POLICY_MAP_KEYS, type PolicyMapKey } from './map-sizes';
+export { DEFAULT_POLICY_MAP_SIZES, POLICY_MAP_KEYS, SIZED_MAPS, type PolicyMapKey, type SizedMapKey } from './map-sizes';
 
 /**
  * A pinned map's max_entries cannot change, and libbpf refuses to reuse a pin whose definition
- * differs (load fails with EINVAL). When a policy map is to be sized differently from its pin
- * (a new configuration or a new default), all the policy maps' pins are removed so the load
- * creates them afresh, together: a table id then never refers to another map generation's
+ * differs (load fails with EINVAL). When a sized map (SIZED_MAPS) is to be sized differently
+ * from its pin (a new configuration or a new default), the pins of its whole group are removed so
+ * the load creates them afresh, together: a table id then never refers to another generation's
  * entries. Programs still attached from the previous run keep their own references until they
  * are replaced; until the agent's first apply writes the new maps, workloads fail closed
- * (DROP_NO_TABLE), as at a first start. Returns the names of the maps replaced.
+ * (DROP_NO_TABLE) as at a first start, and remote routes take the kernel's path. Returns the
+ * names of the maps whose size changed.
  */
 export function replaceResizedPins(obj: BpfObject, pinRoot: string): string[] {
   const want = new Map(obj.maps().map((m) => [m.name, m.maxEntries]));
-  const names = POLICY_MAP_KEYS.map((k) => MAP[k]).filter((n) => want.has(n));
-  const resized = names.filter((n) => {
-    const pin = path.join(pinRoot, n);
-    if (!fs.existsSync(pin)) return false;
+  const resized: string[] = [];
+  const groups = new Set<string>();
+  for (const k of SIZED_MAP_KEYS) {
+    const { name, group } = SIZED_MAPS[k];
+    const pin = path.join(pinRoot, name);
+    if (!want.has(name) || !fs.existsSync(pin)) continue;
     let have: number;
     try {
       const m = BpfMap.openPinned(pin);
       have = m.maxEntries;
       m.close();
     } catch {
-      return false; // not a map we can open: let the load report it
+      continue; // not a map we can open: let the load report it
     }
-    return have !== want.get(n);
-  });
-  if (resized.length === 0) return [];
-  for (const n of names) fs.rmSync(path.join(pinRoot, n), { force: true });
+    if (have !== want.get(name)) { resized.push(name); groups.add(group); }
+  }
+  for (const k of SIZED_MAP_KEYS) {
+    if (groups.has(SIZED_MAPS[k].group)) fs.rmSync(path.join(pinRoot, SIZED_MAPS[k].name), { force: true });
+  }
   return resized;
 }
 
@@ -205,9 +209,13 @@ function applyConstants(obj: BpfObject, opts: LoadOptions, hasCt: boolean): { ti
     obj.setConstant('ct_quota', ctQuota);
   }
   const present = new Set(obj.maps().map((m) => m.name));
-  for (const [k, n] of Object.entries({ ...DEFAULT_POLICY_MAP_SIZES, ...opts.mapSizes }) as [keyof typeof MAP, number][]) {
-    if (k === 'ct4' || !present.has(MAP[k])) continue; // ct4 is sized by ctMaxEntries
+  for (const [k, n] of Object.entries(opts.mapSizes ?? {}) as [keyof typeof MAP, number][]) {
+    if (k === 'ct4' || k in SIZED_MAPS || !present.has(MAP[k])) continue; // ct4 is sized by ctMaxEntries
     obj.setMapMaxEntries(MAP[k], n);
+  }
+  for (const k of SIZED_MAP_KEYS) {
+    const n = (opts.mapSizes as Partial<Record<SizedMapKey, number>> | undefined)?.[k] ?? SIZED_MAPS[k].entries;
+    if (present.has(SIZED_MAPS[k].name)) obj.setMapMaxEntries(SIZED_MAPS[k].name, n);
   }
   replaceResizedPins(obj, opts.pinRoot ?? DEFAULT_PIN_ROOT);
   obj.setConstant('events_enabled', opts.events === false ? 0 : 1);
