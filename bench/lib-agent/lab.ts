@@ -1,7 +1,7 @@
 /**
  * The benchmark's namespaces (src/testbed SingleNode, built by the outer process):
  *
- *   out ──eth0══eth0── node (198.18.0.10/24, default route via out's .1, forwarding)
+ *   out ──eth0══eth0── node (198.18.0.10/16, default route via out's .1, forwarding)
  *                        ├─ calilatcli ══ eth0 of `cli` (probe client, /32, gw 169.254.1.1)
  *                        ├─ calilatsrv ══ eth0 of `srv` (probe server)
  *                        └─ calilat0002 … (filler endpoints: host sides, peers in one namespace)
@@ -27,7 +27,10 @@ export interface BenchLab {
 /** Builds the lab for `local` (probe client, probe server, then fillers). */
 export async function buildLab(local: readonly LocalEndpoint[]): Promise<BenchLab> {
   if (local.length < 2) throw new Error('buildLab: need at least the probe client and server');
-  const bed = await SingleNode.create('agentlat', { nodeIp: NODE_ADDRESS.split('/')[0] });
+  // A /16 uplink: the remote nodes' addresses (fixtures remoteNodeAddress) are then on-link at
+  // every scale. At Felix's (500 nodes) they leave 198.18.0.0/24, and the kernel refuses a route
+  // via a gateway it cannot reach ("Nexthop has invalid gateway"), which kept the agent unready.
+  const bed = await SingleNode.create('agentlat', { nodeIp: NODE_ADDRESS.split('/')[0], prefix: 16 });
   const pinRoot = newPinRoot('agentlat', { create: false });
   bed.onDestroy(() => removePinRoot(pinRoot));
   try {
