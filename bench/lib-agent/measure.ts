@@ -28,6 +28,8 @@ import { EtcdCluster, freePort } from '../../src/testbed/etcd';
 import { BENCH_NODE, NODE_ADDRESS, PROBE_PORT, PROBE_SERVER, floodPolicy, generateFixtures, probePolicy, type FixtureScale } from './fixtures';
 import { ProbeStream, analyse, heldSince, parseGcTrace, promValue, summarize, type Summary, type Toggle, type ToggleResult } from './latency';
 import { agentCommand } from '../../src/node/launch';
+import { BpfMap } from '../../src/dataplane/native';
+import { SIZED_MAPS, SIZED_MAP_KEYS } from '../../src/dataplane/bpf/map-sizes';
 
 export const ROOT = resolve(__dirname, '../../..');
 const CTL_BIN = join(ROOT, 'bin/tortiectl.js');
@@ -212,6 +214,24 @@ async function bulkLoad(client: ResourceClient, resources: readonly Resource[], 
   await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
 }
 
+/**
+ * Entries in the pinned maps the agent sizes for the cluster (src/dataplane/bpf/map-sizes.ts),
+ * counted in the kernel after the agent stopped (its datapath state stays pinned until the lab
+ * goes): what the node needed, against each map's max_entries.
+ */
+function pinnedMapEntries(pinRoot: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of SIZED_MAP_KEYS) {
+    const name = SIZED_MAPS[k].name;
+    try {
+      const m = BpfMap.openPinned(join(pinRoot, name));
+      out[name] = m.keys().length;
+      m.close();
+    } catch { /* not pinned (the object that has it did not load) */ }
+  }
+  return out;
+}
+
 function readRss(pid: number): RssKb {
   const st = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(st)?.[1] ?? NaN);
@@ -301,7 +321,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     if (cfg.heapSnapshotDir !== undefined) mkdirSync(cfg.heapSnapshotDir, { recursive: true });
     const [node, ...agentArgv] = agentCommand(['run', '--nodename', BENCH_NODE, '--ip', NODE_ADDRESS, ...backend.flags,
       '--bpffs-root', cfg.pinRoot, '--run-dir', join(cfg.workDir, 'run'), '--cni-socket', 'none',
-      '--health-port', String(healthPort), '--metrics-port', '0', '--log-level', cfg.agentLogLevel ?? 'warn'],
+      '--health-port', String(healthPort), '--metrics-port', String(healthPort), '--log-level', cfg.agentLogLevel ?? 'warn'],
     ['--trace-gc', ...snapFlags, ...(cfg.agentNodeFlags ?? [])]);
     const agent = spawn(node!, agentArgv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     children.push(agent);
@@ -472,6 +492,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
 
     agent.kill('SIGTERM');
     if (!(await exited(agent, 15_000))) killGroup(agent);
+    const pinned = pinnedMapEntries(cfg.pinRoot);
     return {
       backend: cfg.backend, scale: cfg.scale, resources: resources.length, loadMs, syncMs, syncPhases: { httpUpMs, inSyncMs }, rssAfterSync, rssAfterToggles,
       toggles: results,
@@ -486,7 +507,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
       probes: { total: stream.sorted.length, failedOther: stream.failedOther, wideStamps: stream.wideStamps, maxStampGapMs: stream.maxGapUs / 1000, realtime: cfg.realtimeProber },
       agentReported: {
         programming: meanMs('tortie_policy_programming_seconds'), apply: meanMs('tortie_dataplane_apply_seconds'),
-        memoryAfterSync: memory(before), memoryAfterToggles: memory(after), mapEntries: mapEntries(after),
+        memoryAfterSync: memory(before), memoryAfterToggles: memory(after), mapEntries: { ...mapEntries(after), ...pinned },
       },
       agentLogTail: tail(agentLog, 2000),
       flood,
