@@ -80,3 +80,17 @@ t.test('a table becomes projection, source-port and cell entries with its id', a
   t.equal(verdictCodec.decode(enc.pol[0].value).action, ACT_DENY);
   t.throws(() => encodeTable(table, 0), EncodeError);
 });
+
+t.test('projection entries: the hand-written encoding is the codec’s, byte for byte', async (t) => {
+  const { encodeProjection } = await import('../../src/dataplane/bpf/encode');
+  const { projKeyCodec, u32Value } = await import('../../src/dataplane/bpf/codecs');
+  for (const [id, g, l] of [[1, 1, 1], [7, 123456, 42], [0xffffffff, 0xfffffffe, 0xffffffff], [65536, 3, 0]] as const) {
+    const e = encodeProjection(id, g, l);
+    t.same(e.key, projKeyCodec.encode({ table: id, gclass: g }), `key ${id}/${g}`);
+    t.same(e.value, u32Value(l), `value ${l}`);
+    t.equal(e.key.length, 8);
+    t.equal(e.value.length, 4);
+  }
+  t.throws(() => encodeProjection(2 ** 32, 1, 1), RangeError, 'a table id past u32 is refused');
+  t.throws(() => encodeProjection(1, -1, 1), RangeError, 'a negative class is refused');
+});
