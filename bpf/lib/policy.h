@@ -47,7 +47,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct tortie_proj_key);
 	__type(value, __u32);
-	__uint(max_entries, 524288);
+	__uint(max_entries, 4194304); /* the agent sets it: src/dataplane/bpf/map-sizes.ts */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_proj_v1 SEC(".maps");
@@ -68,7 +68,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct tortie_pol_key);
 	__type(value, struct tortie_verdict);
-	__uint(max_entries, 1048576);
+	__uint(max_entries, 2097152); /* the agent sets it: src/dataplane/bpf/map-sizes.ts */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_pol_v1 SEC(".maps");

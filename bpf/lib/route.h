@@ -19,7 +19,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct tortie_rt4_key);
 	__type(value, struct tortie_route);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 262144); /* the agent sets it: src/dataplane/bpf/map-sizes.ts */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_rt4_v1 SEC(".maps");
