@@ -226,7 +226,7 @@ export function parseMapSizes(raw: string, source: string): Partial<Record<Polic
     const m = /^([a-z0-9]+)\s*=\s*(\d+)$/i.exec(kv);
     if (!m) throw new ConfigError(`${source}: "${kv}" is not map=entries (maps: ${POLICY_MAP_KEYS.join(', ')})`);
     const key = m[1]!.toLowerCase() as PolicyMapKey;
-    if (!POLICY_MAP_KEYS.includes(key)) throw new ConfigError(`${source}: "${m[1]}" is not a policy map (maps: ${POLICY_MAP_KEYS.join(', ')})`);
+    if (!POLICY_MAP_KEYS.includes(key)) throw new ConfigError(`${source}: "${m[1]}" is not a map sized by this setting (maps: ${POLICY_MAP_KEYS.join(', ')})`);
     const n = Number(m[2]);
     const min = Math.max(1, DEFAULT_POLICY_MAP_SIZES[key] / 64);
     if (n < min || n > 2 ** 26) throw new ConfigError(`${source}: ${key}=${m[2]} is not an integer in ${min}–67108864`);

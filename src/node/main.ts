@@ -129,7 +129,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--nat-quota <n>', 'NAT mappings (flows) one workload may hold, 0 = no quota (TORTIE_NAT_QUOTA, 8192)')
     .option('--nat-max-entries <n>', 'NAT table size, two entries per flow (TORTIE_NAT_MAX_ENTRIES, 131072)')
     .option('--ct-max-entries <n>', 'conntrack table size (TORTIE_CT_MAX_ENTRIES, default from memory)')
-    .option('--bpf-map-sizes <key=n,…>', 'max_entries of the policy maps: cls4, tbl, proj, spc, pol, e.g. proj=8388608,pol=4194304 (TORTIE_BPF_MAP_SIZES; defaults sized for 100,000 endpoints × 2,000 policies)')
+    .option('--bpf-map-sizes <key=n,…>', 'max_entries of the maps sized for the cluster: policy maps cls4, tbl, proj, spc, pol and the route map rt4, e.g. proj=8388608,pol=4194304 (TORTIE_BPF_MAP_SIZES; defaults sized for 100,000 endpoints × 2,000 policies)')
     .option('--ct-quota <n>', 'conntrack entries one workload may own, 0 = no quota (TORTIE_CT_QUOTA, table size / 8)')
     .option('--cni-socket <path>', 'serve the CNI plugins on this unix socket, "none" = off (TORTIE_CNI_SOCKET; default <run dir>/cni.sock)')
     .action(async (o: RawNodeOptions & { nodename?: string }) => {

@@ -127,7 +127,7 @@ t.test('policy map sizes: --bpf-map-sizes / TORTIE_BPF_MAP_SIZES, checked', asyn
   t.same(resolveConfig({ nodeName: 'n1' }, {}).mapSizes, {}, 'none: the loader defaults');
   t.same(resolveConfig({ nodeName: 'n1' }, { TORTIE_BPF_MAP_SIZES: 'proj=8388608, pol=4194304,rt4=524288' }).mapSizes, { proj: 8388608, pol: 4194304, rt4: 524288 });
   t.same(resolveConfig({ nodeName: 'n1', bpfMapSizes: 'cls4=524288' }, { TORTIE_BPF_MAP_SIZES: 'proj=8388608' }).mapSizes, { cls4: 524288 }, 'the flag wins');
-  t.throws(() => resolveConfig({ nodeName: 'n1' }, { TORTIE_BPF_MAP_SIZES: 'ct4=100000' }), /TORTIE_BPF_MAP_SIZES: "ct4" is not a policy map \(maps: cls4, tbl, proj, spc, pol, rt4\)/);
+  t.throws(() => resolveConfig({ nodeName: 'n1' }, { TORTIE_BPF_MAP_SIZES: 'ct4=100000' }), /TORTIE_BPF_MAP_SIZES: "ct4" is not a map sized by this setting \(maps: cls4, tbl, proj, spc, pol, rt4\)/);
   t.throws(() => resolveConfig({ nodeName: 'n1', bpfMapSizes: 'proj' }), /--bpf-map-sizes: "proj" is not map=entries/);
   t.throws(() => resolveConfig({ nodeName: 'n1', bpfMapSizes: 'proj=10' }), /proj=10 is not an integer in 65536–67108864/);
   t.throws(() => resolveConfig({ nodeName: 'n1', bpfMapSizes: 'pol=99999999999' }), /pol=99999999999 is not an integer/);
