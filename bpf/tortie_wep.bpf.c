@@ -6,8 +6,9 @@
  *   tortie_to_wep    tc egress:  packets TO the workload: conntrack, its ingress policy.
  * Both judge through one path (wep_judge, one policy point) and each has one exit, where a
  * DROP_* reason becomes a verdict, a counter and, for policy, an event within the endpoint's
- * event budget (lib/drop.h). ARP passes (proxy ARP answers 169.254.1.1); every other non-IPv4
- * frame, VLAN tag or malformed header is dropped with its reason.
+ * event budget (lib/drop.h). ARP passes (proxy ARP answers 169.254.1.1); IPv6 takes wep_judge6
+ * (the same sequence over the IPv6 maps, neighbour discovery before policy); every other frame,
+ * VLAN tag or malformed header is dropped with its reason.
  *
  * Networking: every IPv4 packet tortie_from_wep forwards goes through encap_from_wep
  * (lib/vxlan.h) at the exit: a remote workload behind IPIP (lib/ipip.h) or VXLAN is encapsulated
@@ -23,6 +24,7 @@
  * lib/drop.h (the exit's counters and events).
  */
 #define TORTIE_CTX_SKB
+#define TORTIE_PARSE_V6_APART
 #include "lib/ctx.h"
 #include "lib/parse.h"
 #include "lib/endpoint.h"
@@ -43,6 +45,188 @@ static __always_inline void log_hits(const struct tortie_verdict *v, __u32 ifind
 	for (int i = 0; i < TORTIE_MAX_LOG_RULES; i++)
 		if (i < v->nlog)
 			emit_event(TORTIE_EV_LOG, ifindex, ep_id, dir, v->log_rules[i], 0, pkt);
+}
+
+/* ICMPv6 types of neighbour discovery and multicast listener discovery (MLDv1 130-132, MLDv2
+ * 143): link-local by nature, handled before policy as Felix accepts them between a workload and
+ * its host. */
+static __always_inline bool icmp6_is_ndp(__u8 type)
+{
+	return (type >= 130 && type <= 133) || type == ICMP6_NEIGH_SOL || type == ICMP6_NEIGH_ADV || type == 143;
+}
+
+static __always_inline bool ip6_is_linklocal(const __be32 *a)
+{
+	return (bpf_ntohl(a[0]) & 0xffc00000) == 0xfe800000;
+}
+
+static __always_inline bool ip6_is_multicast(const __be32 *a)
+{
+	return (bpf_ntohl(a[0]) >> 24) == 0xff;
+}
+
+static __always_inline bool ip6_is_unspecified(const __be32 *a)
+{
+	return (a[0] | a[1] | a[2] | a[3]) == 0;
+}
+
+/*
+ * Neighbour discovery, MLD and router messages, before anti-spoofing and policy. From a workload:
+ * router advertisements and redirects are dropped (DROP_ICMP6_ROUTER); NS/NA/RS/MLD pass only to a
+ * link-local or multicast destination (never forwarded by the node) and from the unspecified
+ * address (DAD), a link-local address or the workload's own (DROP_ICMP6_ND_SCOPE otherwise). To a
+ * workload: ND/RS/RA/MLD from a link-local or unspecified source (the node on this link: routers
+ * never forward link-local sources) pass. Returns 1 (not such a message: go on), TORTIE_FORWARD or
+ * a drop reason.
+ */
+static __always_inline int wep_ndp(const struct tortie_pkt *pkt, __u32 ifindex, __u8 dir)
+{
+	__u8 type = pkt->dport >> 8;
+
+	if (pkt->proto != IP6_NH_ICMP || pkt->frag != TORTIE_FRAG_NONE)
+		return 1;
+	if (dir == TORTIE_DIR_EGRESS) {
+		if (type == ICMP6_ROUTER_ADV || type == ICMP6_REDIRECT)
+			return DROP_ICMP6_ROUTER;
+		if (!icmp6_is_ndp(type))
+			return 1;
+		if (!ip6_is_linklocal(pkt->daddr6) && !ip6_is_multicast(pkt->daddr6))
+			return DROP_ICMP6_ND_SCOPE;
+		if (!ip6_is_unspecified(pkt->saddr6) && !ip6_is_linklocal(pkt->saddr6) &&
+		    !ep_addr6_ok(ifindex, pkt->saddr6))
+			return DROP_ICMP6_ND_SCOPE;
+		return TORTIE_FORWARD;
+	}
+	if (!icmp6_is_ndp(type) && type != ICMP6_ROUTER_ADV && type != ICMP6_REDIRECT)
+		return 1;
+	if (ip6_is_linklocal(pkt->saddr6) || ip6_is_unspecified(pkt->saddr6))
+		return TORTIE_FORWARD;
+	return 1;
+}
+
+/* The deny-report key of an IPv6 flow: its conntrack key folded into the IPv4-sized one the
+ * suppression map is keyed by (a collision only merges two flows' report intervals). */
+static __always_inline void ct6_fold(struct tortie_ct4_key *k, const struct tortie_ct6_key *k6)
+{
+	k->addr_a = k6->addr_a[0] ^ k6->addr_a[1] ^ k6->addr_a[2] ^ k6->addr_a[3];
+	k->addr_b = k6->addr_b[0] ^ k6->addr_b[1] ^ k6->addr_b[2] ^ k6->addr_b[3];
+	k->port_a = k6->port_a;
+	k->port_b = k6->port_b;
+	k->proto = k6->proto;
+	k->pad[0] = k6->pad[0];
+	k->pad[1] = 6;
+	k->pad[2] = 0;
+}
+
+/* wep_judge6's working state: in a per-CPU slot, not on the stack (the caller's frame and this
+ * one's together must stay within the verifier's 512 bytes). tc programs do not nest on a CPU. */
+struct wep6_scratch {
+	struct tortie_pkt pkt;
+	struct tortie_verdict verdict;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct wep6_scratch);
+	__uint(max_entries, 1);
+} tortie_wep6s SEC(".maps");
+
+/*
+ * One IPv6 policy point: wep_judge's sequence for an IPv6 packet (parse, ND before policy,
+ * anti-spoofing, later fragments, INVALID TCP flags, conntrack, policy through tortie_cls6_v1 and
+ * the endpoint's tables, endpoint-to-host, commit). The entry programs branch to it before the
+ * IPv4 path, which it leaves unchanged. IPv6 is not host-routed: it always takes the kernel path,
+ * where tortie_to_wep runs the receiver's point.
+ */
+static __always_inline int wep_judge6(struct __sk_buff *skb, __u32 ifindex, __u32 dir, __u32 ep_id,
+				      __u32 table)
+{
+	struct wep6_scratch *sc;
+	struct tortie_pkt *p;
+	struct ct6_ctx ct, *c = &ct;
+	struct tortie_verdict *v;
+	struct tortie_ct4_key fold;
+	enum ct_result cr;
+	const __be32 *remote;
+	__u32 nev, zero = 0;
+	int ret;
+
+	if (dir > TORTIE_DIR_EGRESS)
+		return DROP_UNSUPPORTED_L3;
+	sc = bpf_map_lookup_elem(&tortie_wep6s, &zero);
+	if (!sc)
+		return DROP_UNSUPPORTED_L3;
+	__builtin_memset(&sc->pkt, 0, sizeof(sc->pkt));
+	p = &sc->pkt;
+	v = &sc->verdict;
+	parse_pull_headers(skb);
+	ret = parse_ipv6(skb, p, ETH_HLEN, true);
+	if (ret < 0)
+		return ret;
+	ret = wep_ndp(p, ifindex, dir);
+	if (ret <= 0)
+		return ret;
+	if (dir == TORTIE_DIR_EGRESS && !ep_addr6_ok(ifindex, p->saddr6))
+		return DROP_SPOOFED_SRC;
+	if (p->frag == TORTIE_FRAG_LATER)
+		return frag6_follow(p, dir);
+	if (p->proto == IPPROTO_TCP && !tcp_flags_valid(p->tcp_flags))
+		return DROP_TCP_BAD_FLAGS;
+
+	cr = ct6_lookup(p, dir, c);
+	if (cr == CT_INVALID)
+		return DROP_CT_INVALID;
+	if (cr == CT_ESTABLISHED || cr == CT_RELATED) {
+		if (p->frag == TORTIE_FRAG_FIRST)
+			frag6_record(p, dir);
+		return TORTIE_FORWARD;
+	}
+
+	remote = dir == TORTIE_DIR_EGRESS ? p->daddr6 : p->saddr6;
+	ret = policy_decide6(table, remote, p, v);
+	if (ret < 0) {
+		nev = 1 + (v->nlog < TORTIE_MAX_LOG_RULES ? v->nlog : TORTIE_MAX_LOG_RULES);
+		ct6_fold(&fold, &c->key);
+		if (ev_budget(ifindex, nev, false) && deny_report_due(&fold, ifindex, dir) &&
+		    ev_budget(ifindex, nev, true)) {
+			log_hits(v, ifindex, ep_id, dir, p);
+			emit_event(TORTIE_EV_DENY, ifindex, ep_id, dir, v->rule, ret, p);
+		}
+		return ret;
+	}
+	if (v->nlog && ev_budget(ifindex, v->nlog < TORTIE_MAX_LOG_RULES ? v->nlog : TORTIE_MAX_LOG_RULES, true))
+		log_hits(v, ifindex, ep_id, dir, p);
+	if (dir == TORTIE_DIR_EGRESS) {
+		ret = host_from_wep6(skb, p);
+		if (ret < 0)
+			return ret;
+	}
+	ret = ct6_commit(p, dir, c, cr, v->rule);
+	if (ret < 0)
+		return ret;
+	if (p->frag == TORTIE_FRAG_FIRST)
+		frag6_record(p, dir);
+	return TORTIE_FORWARD;
+}
+
+/* The IPv6 policy point of the endpoint behind `ifindex`, counted: both entry programs. */
+static __always_inline int wep6_point(struct __sk_buff *skb, __u32 ifindex, __u8 dir)
+{
+	struct tortie_endpoint ep;
+	__u32 len = skb->len;
+	int ret;
+
+	if (!ep_lookup(ifindex, &ep))
+		ret = DROP_UNKNOWN_IFACE;
+	else if (ep.flags & TORTIE_EP_F_DISABLED)
+		ret = DROP_ENDPOINT_DISABLED;
+	else if (skb->vlan_present)
+		ret = DROP_VLAN;
+	else
+		ret = wep_judge6(skb, ifindex, dir, ep.id, ep.table[dir & 1]);
+	count_packet(ifindex, dir, ret, len);
+	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
 /*
@@ -84,11 +268,6 @@ static __always_inline int wep_judge(struct __sk_buff *skb, __u32 ifindex, __u8 
 	}
 	if (ret < 0)
 		goto out;
-	if (ret == PARSE_IPV6) {
-		/* Parsed (malformed headers are dropped with their reason above); not enforced yet. */
-		ret = DROP_UNSUPPORTED_L3;
-		goto out;
-	}
 	*ip4 = true;
 	if (dir == TORTIE_DIR_EGRESS && !ep_addr4_ok(ifindex, pkt.saddr)) {
 		ret = DROP_SPOOFED_SRC;
@@ -177,6 +356,8 @@ int tortie_from_wep(struct __sk_buff *skb)
 	int ret, act = TC_ACT_OK;
 	__u32 dst = 0;
 
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return wep6_point(skb, ifindex, TORTIE_DIR_EGRESS);
 	ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, &daddr, &ip4);
 	if (ret == TORTIE_FORWARD && ip4) {
 		act = encap_from_wep(skb, daddr);
@@ -196,6 +377,8 @@ int tortie_from_wep(struct __sk_buff *skb)
 SEC("tc")
 int tortie_to_wep(struct __sk_buff *skb)
 {
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return wep6_point(skb, skb->ifindex, TORTIE_DIR_INGRESS);
 	return wep_to(skb, skb->ifindex) < 0 ? TC_ACT_SHOT : TC_ACT_OK;
 }
 

@@ -280,4 +280,174 @@ static __always_inline int ct_commit(const struct tortie_pkt *pkt, __u8 dir, str
 	return 0;
 }
 
+
+/* ---------------------------------------------------------------- IPv6 (tc programs)
+ * The same model over 128-bit keys: tortie_ct6_v1 (struct tortie_ct6_key -> the same value,
+ * same states, TCP window, approvals and timeouts) and tortie_ctq6_v1 (per-workload counts, the
+ * same quota ct_quota). The agent sizes and sweeps it like tortie_ct4_v3. */
+#ifdef TORTIE_CTX_SKB
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tortie_ct6_key);
+	__type(value, struct tortie_ct_value);
+	__uint(max_entries, 262144);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_ct6_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tortie_quota6_key);
+	__type(value, struct tortie_quota_value);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_ctq6_v1 SEC(".maps");
+
+struct ct6_ctx {
+	struct tortie_ct6_key key;
+	struct tortie_ct_value *entry;
+	bool src_is_a;
+	bool init_dir;
+};
+
+static __always_inline const __be32 *ct6_owner(const struct tortie_ct6_key *k, __u64 flags)
+{
+	bool init_a = flags & TORTIE_CTF_A_IS_INIT;
+	bool owner_a = (flags & TORTIE_CTF_SRC_OK) ? init_a : !init_a;
+
+	return owner_a ? k->addr_a : k->addr_b;
+}
+
+/* ICMPv6 errors, under ct_icmp_related's rules. */
+static __always_inline bool ct6_icmp_related(const struct tortie_pkt *pkt, __u8 dir, __u64 now)
+{
+	struct tortie_ct_value *v;
+	bool quoted_src_is_init, local_is_init;
+	const __be32 *quoted_dst = pkt->inner_src_is_a ? pkt->inner6.addr_b : pkt->inner6.addr_a;
+	__u32 need;
+	__u64 f;
+
+	if (!ip6_eq(pkt->daddr6, pkt->inner_saddr6))
+		return false;
+	if (dir == TORTIE_DIR_EGRESS && !ip6_eq(pkt->saddr6, quoted_dst))
+		return false;
+	v = bpf_map_lookup_elem(&tortie_ct6_v1, &pkt->inner6);
+	if (!v || !ct_live(v, now))
+		return false;
+	f = v->flags;
+	quoted_src_is_init = pkt->inner_src_is_a == !!(f & TORTIE_CTF_A_IS_INIT);
+	local_is_init = dir == TORTIE_DIR_INGRESS ? quoted_src_is_init : !quoted_src_is_init;
+	need = ct_need(local_is_init, dir, f);
+	return (f & need) == need;
+}
+
+static __always_inline __u8 ct6_initial_state(const struct tortie_pkt *pkt)
+{
+	if (pkt->proto == IP6_NH_ICMP)
+		return TORTIE_CT_ICMP;
+	return ct_initial_state(pkt);
+}
+
+/* ct_lookup for IPv6. */
+static __always_inline enum ct_result ct6_lookup(const struct tortie_pkt *pkt, __u8 dir, struct ct6_ctx *c)
+{
+	struct tortie_ct_value *v;
+	__u64 now = bpf_ktime_get_ns();
+	bool local_is_init;
+	__u32 need;
+
+	ct6_key_make(&c->key, pkt->saddr6, pkt->daddr6, pkt->ct_sport, pkt->ct_dport, pkt->proto, &c->src_is_a);
+	ct6_key_mark_echo(&c->key, c->src_is_a, pkt->echo);
+	c->entry = NULL;
+	if (pkt->icmp_err && ct6_icmp_related(pkt, dir, now))
+		return CT_RELATED;
+	if (pkt->untracked)
+		return CT_NEW;
+	v = bpf_map_lookup_elem(&tortie_ct6_v1, &c->key);
+	if (!v || !ct_live(v, now) || ct_tcp_reopens(v, pkt))
+		return CT_NEW;
+	c->entry = v;
+	c->init_dir = c->src_is_a == !!(v->flags & TORTIE_CTF_A_IS_INIT);
+	local_is_init = (dir == TORTIE_DIR_EGRESS) == c->init_dir;
+	if (!local_is_init && !(v->flags & TORTIE_CTF_DST_LOCAL))
+		__sync_fetch_and_or(&v->flags, TORTIE_CTF_DST_LOCAL);
+	need = ct_need(local_is_init, dir, v->flags);
+	if ((v->flags & need) != need)
+		return CT_UNAPPROVED;
+	if (pkt->proto == IPPROTO_TCP && !ct_tcp_advance(v, pkt, c->init_dir, c->src_is_a))
+		return CT_INVALID;
+	if (!c->init_dir && !(v->flags & TORTIE_CTF_REPLY))
+		__sync_fetch_and_or(&v->flags, TORTIE_CTF_REPLY);
+	v->last_seen_ns = now;
+	return CT_ESTABLISHED;
+}
+
+/* ct_commit for IPv6: the same quota (ct_quota) per workload address, counted in tortie_ctq6_v1. */
+static __always_inline int ct6_commit(const struct tortie_pkt *pkt, __u8 dir, struct ct6_ctx *c,
+				      enum ct_result r, __u32 rule)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	if (pkt->untracked)
+		return 0;
+	if (r == CT_NEW) {
+		struct tortie_ct_value v = {
+			.last_seen_ns = now,
+			.created_ns = now,
+			.state = ct6_initial_state(pkt),
+			.flags = ct_point_flag(dir) | (c->src_is_a ? TORTIE_CTF_A_IS_INIT : 0) |
+				 (dir == TORTIE_DIR_INGRESS ? TORTIE_CTF_DST_LOCAL : 0),
+			.rule = rule,
+		};
+		const __be32 *owner = dir == TORTIE_DIR_EGRESS ? pkt->saddr6 : pkt->daddr6;
+		struct tortie_quota_value *created = quota6_counter(&tortie_ctq6_v1, owner, TORTIE_QUOTA_CREATED);
+		struct tortie_ct_value *old;
+		long err;
+
+		if (!created || quota6_full(&tortie_ctq6_v1, owner, created, ct_quota))
+			return DROP_CT_QUOTA;
+		if (pkt->proto == IPPROTO_TCP && !(pkt->tcp_flags & TCP_FLAG_RST)) {
+			bool ack = pkt->tcp_flags & TCP_FLAG_ACK;
+
+			if (c->src_is_a) {
+				v.seq_end[0] = pkt->tcp_end;
+				v.ack_max[0] = ack ? pkt->tcp_ack : 0;
+				v.flags |= TORTIE_CTF_SEQ_A | (ack ? TORTIE_CTF_ACK_A : 0);
+			} else {
+				v.seq_end[1] = pkt->tcp_end;
+				v.ack_max[1] = ack ? pkt->tcp_ack : 0;
+				v.flags |= TORTIE_CTF_SEQ_B | (ack ? TORTIE_CTF_ACK_B : 0);
+			}
+		}
+		err = bpf_map_update_elem(&tortie_ct6_v1, &c->key, &v, BPF_NOEXIST);
+		old = err == -EEXIST ? bpf_map_lookup_elem(&tortie_ct6_v1, &c->key) : NULL;
+		if (old) {
+			__be32 old_owner[4];
+
+			__builtin_memcpy(old_owner, ct6_owner(&c->key, old->flags), 16);
+			err = bpf_map_update_elem(&tortie_ct6_v1, &c->key, &v, BPF_EXIST);
+			if (err == 0)
+				quota6_add(&tortie_ctq6_v1, old_owner, TORTIE_QUOTA_MOVED);
+		}
+		if (err == -E2BIG)
+			return DROP_CT_TABLE_FULL;
+		if (err == 0)
+			__sync_fetch_and_add(&created->count, 1);
+		return 0;
+	}
+	if (r == CT_UNAPPROVED && c->entry && c->init_dir) {
+		__u32 bit = ct_point_flag(dir);
+
+		if (bit == TORTIE_CTF_SRC_OK && !(c->entry->flags & TORTIE_CTF_SRC_OK)) {
+			quota6_add(&tortie_ctq6_v1, ct6_owner(&c->key, c->entry->flags), TORTIE_QUOTA_MOVED);
+			quota6_add(&tortie_ctq6_v1, pkt->saddr6, TORTIE_QUOTA_CREATED);
+		}
+		if (pkt->proto == IPPROTO_TCP && !ct_tcp_advance(c->entry, pkt, true, c->src_is_a))
+			return DROP_CT_INVALID;
+		__sync_fetch_and_or(&c->entry->flags, bit);
+		c->entry->last_seen_ns = now;
+	}
+	return 0;
+}
+#endif
+
 #endif

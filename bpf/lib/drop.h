@@ -181,12 +181,18 @@ static __always_inline void emit_event(__u32 kind, __u32 ifindex, __u32 ep_id, _
 	e->rule = rule;
 	e->reason = reason;
 	e->dir = dir;
-	e->family = TORTIE_AF_INET;
 	e->proto = pkt->proto;
 	e->sport = pkt->sport;
 	e->dport = pkt->dport;
-	__builtin_memcpy(e->saddr, &pkt->saddr, 4);
-	__builtin_memcpy(e->daddr, &pkt->daddr, 4);
+	if (pkt->family == 6) {
+		e->family = TORTIE_AF_INET6;
+		__builtin_memcpy(e->saddr, pkt->saddr6, 16);
+		__builtin_memcpy(e->daddr, pkt->daddr6, 16);
+	} else {
+		e->family = TORTIE_AF_INET;
+		__builtin_memcpy(e->saddr, &pkt->saddr, 4);
+		__builtin_memcpy(e->daddr, &pkt->daddr, 4);
+	}
 	bpf_ringbuf_submit(e, 0);
 }
 

@@ -57,4 +57,20 @@ static __always_inline bool ep_addr4_ok(__u32 ifindex, __be32 saddr)
 	return bpf_map_lookup_elem(&tortie_epip_v1, &k) != NULL;
 }
 
+/* Anti-spoofing for IPv6 sources (the same map, family TORTIE_AF_INET6). */
+static __always_inline bool ep_addr6_ok(__u32 ifindex, const __be32 *saddr)
+{
+	struct tortie_ep_addr_key k = {
+		.prefixlen = TORTIE_EPADDR_FIXED_BITS + 128, .ifindex = ifindex, .family = TORTIE_AF_INET6 };
+
+	__builtin_memcpy(k.addr, saddr, 16);
+	return bpf_map_lookup_elem(&tortie_epip_v1, &k) != NULL;
+}
+
+/* Does the endpoint have any IPv6 address? (An LPM lookup for the whole family.) */
+static __always_inline bool ep_has_v6(__u32 ifindex, const __be32 *any)
+{
+	return ep_addr6_ok(ifindex, any);
+}
+
 #endif

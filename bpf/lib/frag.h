@@ -83,4 +83,47 @@ static __always_inline int frag_follow(const struct tortie_pkt *pkt, __u8 point)
 	return frag_lookup(pkt, point) ? TORTIE_FORWARD : DROP_FRAG_UNKNOWN;
 }
 
+#ifdef TORTIE_CTX_SKB
+/* IPv6 fragments at the policy points, the same rules (tortie_frag6_v1, LRU, 16384): the key
+ * carries the fragment header's 32-bit id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tortie_frag6_key);
+	__type(value, struct tortie_frag_value);
+	__uint(max_entries, 16384);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_frag6_v1 SEC(".maps");
+
+static __always_inline void frag6_key(struct tortie_frag6_key *k, const struct tortie_pkt *pkt, __u8 point)
+{
+	__builtin_memcpy(k->saddr, pkt->saddr6, 16);
+	__builtin_memcpy(k->daddr, pkt->daddr6, 16);
+	k->id = pkt->frag_id6;
+	k->proto = pkt->proto;
+	k->point = point;
+	k->pad[0] = k->pad[1] = 0;
+}
+
+static __always_inline void frag6_record(const struct tortie_pkt *pkt, __u8 point)
+{
+	struct tortie_frag6_key k;
+	struct tortie_frag_value v = {
+		.sport = bpf_htons(pkt->sport), .dport = bpf_htons(pkt->dport),
+		.ct_sport = bpf_htons(pkt->ct_sport), .ct_dport = bpf_htons(pkt->ct_dport) };
+
+	if (pkt->frag != TORTIE_FRAG_FIRST)
+		return;
+	frag6_key(&k, pkt, point);
+	bpf_map_update_elem(&tortie_frag6_v1, &k, &v, BPF_ANY);
+}
+
+static __always_inline int frag6_follow(const struct tortie_pkt *pkt, __u8 point)
+{
+	struct tortie_frag6_key k;
+
+	frag6_key(&k, pkt, point);
+	return bpf_map_lookup_elem(&tortie_frag6_v1, &k) ? TORTIE_FORWARD : DROP_FRAG_UNKNOWN;
+}
+#endif
+
 #endif

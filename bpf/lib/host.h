@@ -22,6 +22,9 @@
 #ifndef AF_INET
 #define AF_INET 2
 #endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
 
 const volatile __u32 endpoint_to_host_accept = 0;
 
@@ -47,6 +50,25 @@ static __always_inline bool host_is_local_dst(struct __sk_buff *skb, const struc
 static __always_inline int host_from_wep(struct __sk_buff *skb, const struct tortie_pkt *pkt)
 {
 	if (!endpoint_to_host_accept && host_is_local_dst(skb, pkt))
+		return DROP_TO_HOST_DENIED;
+	return TORTIE_FORWARD;
+}
+
+/* The same for an IPv6 packet (host_from_wep's rule, one fib lookup). */
+static __always_inline int host_from_wep6(struct __sk_buff *skb, const struct tortie_pkt *pkt)
+{
+	struct bpf_fib_lookup fib = {};
+	long rc;
+
+	if (endpoint_to_host_accept)
+		return TORTIE_FORWARD;
+	fib.family = AF_INET6;
+	fib.ifindex = skb->ifindex;
+	__builtin_memcpy(fib.ipv6_src, pkt->saddr6, 16);
+	__builtin_memcpy(fib.ipv6_dst, pkt->daddr6, 16);
+	fib.l4_protocol = pkt->proto;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
 		return DROP_TO_HOST_DENIED;
 	return TORTIE_FORWARD;
 }

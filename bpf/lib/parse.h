@@ -649,7 +649,9 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 	}
 	if (proto == bpf_htons(ETH_P_ARP))
 		return PARSE_ARP;
-#ifdef TORTIE_CTX_SKB
+#if defined(TORTIE_CTX_SKB) && !defined(TORTIE_PARSE_V6_APART)
+	/* Entry files that route IPv6 to a program path of its own before parse_packet() (the
+	 * workload programs: wep_judge6) define TORTIE_PARSE_V6_APART and call parse_ipv6(). */
 	if (proto == bpf_htons(ETH_P_IPV6))
 		return parse_ipv6(ctx, pkt, off, want_l4);
 #endif

@@ -31,6 +31,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_cls4_v1 SEC(".maps");
 
+#ifdef TORTIE_CTX_SKB
+/* tortie_cls6_v1: remote IPv6 prefix -> global class (__u32), the same class ids as
+ * tortie_cls4_v1 (one partition of both families' addresses), feeding the same tables. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct tortie_cls6_key);
+	__type(value, __u32);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_cls6_v1 SEC(".maps");
+#endif
+
 /* tortie_tbl_v1: table id -> struct tortie_table. Written last when a table is added and
  * deleted first when it is removed; its presence means the table is complete. */
 struct {
@@ -95,12 +108,11 @@ static __always_inline __u16 policy_sport_class(const struct tortie_table *t, __
 
 /* Fills *out; returns 0 when the verdict is allow, DROP_POLICY_DENY or DROP_NO_TABLE (or
  * POLICY_NEXT, TORTIE_TBL_F_PASS tables only). */
-static __always_inline int policy_decide(__u32 table, __be32 remote, const struct tortie_pkt *pkt,
-					 struct tortie_verdict *out)
+static __always_inline int policy_decide_gclass(__u32 table, __u32 *gclass, const struct tortie_pkt *pkt,
+						struct tortie_verdict *out)
 {
 	struct tortie_table *t;
 	struct tortie_verdict *v;
-	struct tortie_cls4_key ck = { .prefixlen = 32, .addr = remote };
 	struct tortie_proj_key pk = { .table = table };
 	struct tortie_pol_key k = {
 		.prefixlen = TORTIE_POL_FIXED_BITS + 16,
@@ -117,8 +129,7 @@ static __always_inline int policy_decide(__u32 table, __be32 remote, const struc
 		return DROP_NO_TABLE;
 	out->rule = 0;
 
-	val = bpf_map_lookup_elem(&tortie_cls4_v1, &ck);
-	pk.gclass = val ? *val : 0;
+	pk.gclass = gclass ? *gclass : 0;
 	val = bpf_map_lookup_elem(&tortie_proj_v1, &pk);
 	k.lclass = val ? *val : 0;
 	k.sclass = policy_sport_class(t, table, pkt->proto, pkt->sport);
@@ -140,5 +151,25 @@ static __always_inline int policy_decide(__u32 table, __be32 remote, const struc
 		return POLICY_NEXT;
 	return DROP_POLICY_DENY;
 }
+
+static __always_inline int policy_decide(__u32 table, __be32 remote, const struct tortie_pkt *pkt,
+					 struct tortie_verdict *out)
+{
+	struct tortie_cls4_key ck = { .prefixlen = 32, .addr = remote };
+
+	return policy_decide_gclass(table, bpf_map_lookup_elem(&tortie_cls4_v1, &ck), pkt, out);
+}
+
+#ifdef TORTIE_CTX_SKB
+/* The same decision for an IPv6 remote address (class from tortie_cls6_v1). */
+static __always_inline int policy_decide6(__u32 table, const __be32 *remote, const struct tortie_pkt *pkt,
+					  struct tortie_verdict *out)
+{
+	struct tortie_cls6_key ck = { .prefixlen = 128 };
+
+	__builtin_memcpy(ck.addr, remote, 16);
+	return policy_decide_gclass(table, bpf_map_lookup_elem(&tortie_cls6_v1, &ck), pkt, out);
+}
+#endif
 
 #endif

@@ -51,4 +51,46 @@ static __always_inline void quota_add(void *map, __be32 addr, __u32 kind)
 		__sync_fetch_and_add(&c->count, 1);
 }
 
+/* The same for IPv6 workload addresses (struct tortie_quota6_key maps). */
+static __always_inline struct tortie_quota_value *quota6_counter(void *map, const __be32 *addr, __u32 kind)
+{
+	struct tortie_quota6_key k = { .kind = kind };
+	struct tortie_quota_value zero = {}, *c;
+
+	__builtin_memcpy(k.addr, addr, 16);
+	c = bpf_map_lookup_elem(map, &k);
+	if (c)
+		return c;
+	bpf_map_update_elem(map, &k, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, &k);
+}
+
+static __always_inline __u64 quota6_read(void *map, const __be32 *addr, __u32 kind)
+{
+	struct tortie_quota6_key k = { .kind = kind };
+	struct tortie_quota_value *c;
+
+	__builtin_memcpy(k.addr, addr, 16);
+	c = bpf_map_lookup_elem(map, &k);
+	return c ? c->count : 0;
+}
+
+static __always_inline bool quota6_full(void *map, const __be32 *addr, const struct tortie_quota_value *created, __u32 quota)
+{
+	__u64 c = created->count, gone;
+
+	if (!quota)
+		return false;
+	gone = quota6_read(map, addr, TORTIE_QUOTA_RELEASED) + quota6_read(map, addr, TORTIE_QUOTA_MOVED);
+	return c > gone && c - gone >= quota;
+}
+
+static __always_inline void quota6_add(void *map, const __be32 *addr, __u32 kind)
+{
+	struct tortie_quota_value *c = quota6_counter(map, addr, kind);
+
+	if (c)
+		__sync_fetch_and_add(&c->count, 1);
+}
+
 #endif

@@ -78,6 +78,11 @@ enum tortie_drop_reason {
 					  * not first, or a second fragment header */
 	DROP_IP6_SRCROUTE = -54,         /* IPv6 routing header with segments left on a workload interface:
 					  * the next hop would not be the destination that policy judged */
+	DROP_ICMP6_ROUTER = -55,         /* ICMPv6 router advertisement or redirect from a workload (a
+					  * workload is never the router of its link) */
+	DROP_ICMP6_ND_SCOPE = -56,       /* neighbour discovery / MLD from a workload to an address beyond the
+					  * link (not link-local, not multicast), or from a source that is
+					  * neither unspecified, link-local nor the workload's own */
 	/* VXLAN arriving on the uplink (lib/vxlan.h): UDP to this node's VXLAN port and address. */
 	DROP_VXLAN_UNKNOWN_SRC = -72,    /* VXLAN from an address that is not a known node */
 	DROP_VXLAN_BAD_HDR = -73,        /* VXLAN: outer fragment, truncated, UDP length not the datagram's,

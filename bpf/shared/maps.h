@@ -480,4 +480,20 @@ struct tortie_hlt4_key {
 	__be32 addr;     /* local address (prefix) */
 };
 
+/* tortie_frag6_v1: like struct tortie_frag4_key, with the fragment header's 32-bit id. */
+struct tortie_frag6_key {
+	__be32 saddr[4];
+	__be32 daddr[4];
+	__be32 id;
+	__u8 proto;
+	__u8 point;      /* enum tortie_frag_point */
+	__u8 pad[2];
+};
+
+/* tortie_ctq6_v1: per-workload conntrack entry counts, as tortie_ctq4_v1's (TORTIE_QUOTA_*). */
+struct tortie_quota6_key {
+	__be32 addr[4];  /* workload address */
+	__u32 kind;      /* TORTIE_QUOTA_* */
+};
+
 #endif

@@ -189,7 +189,7 @@ export class BpfDataplane {
         objectDir: this.o.objectDir, log: this.log,
       });
     }
-    this.policy = new PolicyDataplane({ ...this.wep.policyMaps, cls4: mapOps(this.map('cls4')), hep: mapOps(this.hep.maps.hep), hlt4: mapOps(this.hep.maps.hlt4) },
+    this.policy = new PolicyDataplane({ ...this.wep.policyMaps, cls4: mapOps(this.map('cls4')), cls6: mapOps(this.map('cls6')), hep: mapOps(this.hep.maps.hep), hlt4: mapOps(this.hep.maps.hlt4) },
       (ep) => (ep.host ? this.hostKeyOf(ep) : ep.interfaceName ? this.links.byName(ep.interfaceName)?.ifindex : undefined));
     const recovered = this.policy.recover();
     if (recovered.endpoints + recovered.tables + recovered.prefixes > 0) this.log.info(recovered, 'adopted the policy state a previous run left');

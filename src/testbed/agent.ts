@@ -118,7 +118,7 @@ export interface ProgrammedNode { pd: PolicyDataplane; graph: CalcGraph; update(
 export function programWorkloads(node: Netns, workloads: Iterable<Workload>, dp: WepDatapath, resources: Resource[], nodeName = 'node1'): ProgrammedNode {
   const list = [...workloads];
   const byIface = new Map(list.map((x) => [x.hostIf, x.ifindex]));
-  const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (ep) => byIface.get(ep.interfaceName ?? ''));
+  const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!), cls6: mapOps(dp.maps.cls6!) }, (ep) => byIface.get(ep.interfaceName ?? ''));
   const graph = new CalcGraph({ nodeName });
   for (const r of resources) graph.onUpdate(r);
   graph.flush();

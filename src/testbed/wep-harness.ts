@@ -53,8 +53,9 @@ export class WepHarness {
 
   setClasses(prefixes: [string, number][]): void {
     for (const [cidr, classId] of prefixes) {
-      const e = encodeClassPrefix({ family: 4, cidr, classId })!;
-      this.dp.maps.cls4!.update(e.key, e.value);
+      const v6 = cidr.includes(':');
+      const e = encodeClassPrefix({ family: v6 ? 6 : 4, cidr, classId })!;
+      (v6 ? this.dp.maps.cls6! : this.dp.maps.cls4!).update(e.key, e.value);
     }
   }
 
@@ -88,9 +89,10 @@ export class WepHarness {
   }
 
   clearConntrack(): void {
-    const ct = this.dp.maps.ct4!;
-    const keys = ct.keys();
-    for (const k of keys) ct.tryDelete(k);
+    for (const ct of [this.dp.maps.ct4!, this.dp.maps.ct6!]) {
+      const keys = ct.keys();
+      for (const k of keys) ct.tryDelete(k);
+    }
   }
 
   close(): void {

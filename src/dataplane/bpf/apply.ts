@@ -21,10 +21,10 @@
  */
 import type { ProjectionEntry } from '../../calc/types';
 import {
-  AF_INET, EPADDR_FIXED_BITS, EP_F_DISABLED, HEP_SLOT, HEP_SLOTS, HLT_FIXED_BITS, endpointCodec, hlt4KeyCodec, epAddrKeyCodec, hostepCodec, projKeyCodec, tableCodec, u32Key, u32Value,
+  AF_INET, AF_INET6, EPADDR_FIXED_BITS, EP_F_DISABLED, HEP_SLOT, HEP_SLOTS, HLT_FIXED_BITS, endpointCodec, hlt4KeyCodec, epAddrKeyCodec, hostepCodec, projKeyCodec, tableCodec, u32Key, u32Value,
   type Endpoint,
 } from './codecs';
-import { encodeProjection, encodeTable, prefix4, type EncodedTable, type Entry } from './encode';
+import { encodeProjection, encodeTable, prefix4, prefix6, type EncodedTable, type Entry } from './encode';
 import { PackedTable, unpacked, type AnyTable } from './packed-table';
 import { TortieError } from '../../util/errors';
 
@@ -231,7 +231,10 @@ export interface EndpointPolicy {
 interface EpState { tableIds: number[]; addrKeys: Map<string, Buffer>; version: number }
 
 function epAddrKey(ifindex: number, cidr: string): Buffer | null {
-  if (cidr.includes(':')) return null; // IPv6: the programs don't parse IPv6 yet; nothing to match
+  if (cidr.includes(':')) {
+    const { addr, len } = prefix6(cidr);
+    return epAddrKeyCodec.encode({ prefixlen: EPADDR_FIXED_BITS + len, ifindex, family: AF_INET6, addr });
+  }
   const { addr, len } = prefix4(cidr);
   return epAddrKeyCodec.encode({ prefixlen: EPADDR_FIXED_BITS + len, ifindex, family: AF_INET, addr });
 }

@@ -31,10 +31,15 @@ export const MAP = {
   hct4: 'tortie_hct4_v2',
   hlt4: 'tortie_hlt4_v1',
   hrst: 'tortie_hrst_v1',
+  cls6: 'tortie_cls6_v1',
+  ct6: 'tortie_ct6_v1',
+  ctq6: 'tortie_ctq6_v1',
+  frag6: 'tortie_frag6_v1',
 } as const;
 
 /** TORTIE_AF_INET (bpf/shared/maps.h; TORTIE_AF_INET6 is 6): the family of `ip` address slots. */
 export const AF_INET = 4;
+export const AF_INET6 = 6;
 export const EP_F_DISABLED = 1;
 export const TBL_F_SPORT = 1;
 export const TBL_F_PASS = 2;
@@ -252,12 +257,36 @@ export const cls6KeyCodec = defineStruct('tortie_cls6_key', [
   { name: 'addr', type: 'ipv6' },
 ] as const);
 
+/** IPv6 conntrack key (tortie_ct6_v1), normalised as tortie_ct4_key. */
+export const ct6KeyCodec = defineStruct('tortie_ct6_key', [
+  { name: 'addr_a', type: 'ipv6' },
+  { name: 'addr_b', type: 'ipv6' },
+  { name: 'port_a', type: 'be16' },
+  { name: 'port_b', type: 'be16' },
+  { name: 'proto', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 3 },
+] as const);
+
+export const frag6KeyCodec = defineStruct('tortie_frag6_key', [
+  { name: 'saddr', type: 'ipv6' },
+  { name: 'daddr', type: 'ipv6' },
+  { name: 'id', type: 'be32' },
+  { name: 'proto', type: 'u8' },
+  { name: 'point', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 2 },
+] as const);
+
+export const quota6KeyCodec = defineStruct('tortie_quota6_key', [
+  { name: 'addr', type: 'ipv6' },
+  { name: 'kind', type: 'u32' },
+] as const);
+
 /** Every codec whose layout the BTF test checks. */
 export const ALL_CODECS = [
   endpointCodec, epAddrKeyCodec, cls4KeyCodec, tableCodec, projKeyCodec, spcKeyCodec, polKeyCodec,
   verdictCodec, ct4KeyCodec, ctValueCodec, frag4KeyCodec, fragValueCodec, pf4KeyCodec, pfValueCodec,
   cntKeyCodec, cntValueCodec, eventCodec, cls6KeyCodec, evsupKeyCodec, evbudCodec,
-  hostepCodec, fs4KeyCodec, hlt4KeyCodec,
+  hostepCodec, fs4KeyCodec, hlt4KeyCodec, ct6KeyCodec, frag6KeyCodec, quota6KeyCodec,
 ];
 
 /** __u32 map values (class ids, local classes, sport classes, epaddr flags). */

@@ -55,6 +55,8 @@ export const DropReason = {
   IP6_EXT_CHAIN: -52,
   IP6_BAD_EXT: -53,
   IP6_SRCROUTE: -54,
+  ICMP6_ROUTER: -55,
+  ICMP6_ND_SCOPE: -56,
   VXLAN_UNKNOWN_SRC: -72,
   VXLAN_BAD_HDR: -73,
   VXLAN_VNI: -74,

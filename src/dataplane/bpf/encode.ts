@@ -19,11 +19,11 @@ import { endianness } from 'node:os';
 import type { ClassPrefix, VerdictTable, Prefilter } from '../../calc/types';
 import {
   ACT_ALLOW, ACT_DENY, MAX_LOG_RULES, POL_FIXED_BITS, SPC_FIXED_BITS, TBL_F_SPORT, TBL_F_PASS, PF_FIXED_BITS, PF_SRC,
-  PF_KIND_DNT, PF_KIND_DENYLIST, cls4KeyCodec, polKeyCodec, spcKeyCodec, tableCodec, u32Value,
+  PF_KIND_DNT, PF_KIND_DENYLIST, cls4KeyCodec, cls6KeyCodec, polKeyCodec, spcKeyCodec, tableCodec, u32Value,
   u32Key, verdictCodec, pf4KeyCodec, pfValueCodec, fs4KeyCodec, FS_FIXED_BITS, FS_IN, FS_OUT,
 } from './codecs';
 import { TortieError } from '../../util/errors';
-import { parseCidrOrIp4, tryParseCidrOrIp4, u32ToIpv4, type Cidr4, type IpParseError } from '../../primitives';
+import { formatIP, maskCidr, parseCidrOrIp4, tryParseCidrOrIp, tryParseCidrOrIp4, u32ToIpv4, type Cidr4, type IpParseError } from '../../primitives';
 import type { FailsafePort } from '../../model/failsafe';
 
 export class EncodeError extends TortieError {
@@ -72,10 +72,27 @@ export function prefix4(cidr: string): { addr: string; len: number } {
   return { addr: u32ToIpv4(addr), len };
 }
 
+/** An IPv6 `addr/len` (or bare address) → the network as text and the length; throws EncodeError. */
+export function prefix6(cidr: string): { addr: string; len: number } {
+  const c = tryParseCidrOrIp(cidr);
+  if (c === undefined || c.ip.version !== 6) throw new EncodeError(`"${cidr}" is not an IPv6 CIDR`);
+  const m = maskCidr(c);
+  return { addr: formatIP(m.ip), len: m.prefix };
+}
+
+/** A class prefix as its tortie_cls4_v1 (family 4) or tortie_cls6_v1 (family 6) entry. */
 export function encodeClassPrefix(p: ClassPrefix): Entry | null {
-  if (p.family !== 4) return null; // IPv6 classes go to tortie_cls6_v1 once the programs parse IPv6
+  if (p.family === 6) {
+    const { addr, len } = prefix6(p.cidr);
+    return { key: cls6KeyCodec.encode({ prefixlen: len, addr }), value: u32Value(p.classId) };
+  }
   const { addr, len } = prefix4(p.cidr);
   return { key: cls4KeyCodec.encode({ prefixlen: len, addr }), value: u32Value(p.classId) };
+}
+
+export function cls6KeyOf(cidr: string): Buffer {
+  const { addr, len } = prefix6(cidr);
+  return cls6KeyCodec.encode({ prefixlen: len, addr });
 }
 
 export function cls4KeyOf(cidr: string): Buffer {

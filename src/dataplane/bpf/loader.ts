@@ -206,11 +206,12 @@ function applyConstants(obj: BpfObject, opts: LoadOptions, hasCt: boolean): { ti
   if (hasCt) {
     for (const [k, v] of Object.entries(ctTimeoutConstants(timeouts))) obj.setConstant(k, v);
     obj.setMapMaxEntries(MAP.ct4, ctMaxEntries);
+    if (obj.maps().some((m) => m.name === MAP.ct6)) obj.setMapMaxEntries(MAP.ct6, ctMaxEntries);
     obj.setConstant('ct_quota', ctQuota);
   }
   const present = new Set(obj.maps().map((m) => m.name));
   for (const [k, n] of Object.entries(opts.mapSizes ?? {}) as [keyof typeof MAP, number][]) {
-    if (k === 'ct4' || k in SIZED_MAPS || !present.has(MAP[k])) continue; // ct4 is sized by ctMaxEntries
+    if (k === 'ct4' || k === 'ct6' || k in SIZED_MAPS || !present.has(MAP[k])) continue; // ct4/ct6 are sized by ctMaxEntries
     obj.setMapMaxEntries(MAP[k], n);
   }
   for (const k of SIZED_MAP_KEYS) {

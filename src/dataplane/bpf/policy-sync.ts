@@ -22,12 +22,19 @@
 import type { CalcDelta, CompiledState, LocalEndpoint } from '../../calc/types';
 import type { HostEndpointTables, LocalDispatch, MapOps, PolicyMaps } from './apply';
 import { EndpointPolicyWriter, HostEndpointWriter } from './apply';
-import { cls4KeyOf, encodeClassPrefix, type Entry } from './encode';
+import { cls4KeyOf, cls6KeyOf, encodeClassPrefix, type Entry } from './encode';
 import { PackedTable } from './packed-table';
-import { u32ToIpv4 } from '../../primitives';
+import { formatCidr, maskCidr, parseCidr, u32ToIpv4 } from '../../primitives';
+
+/** The canonical text of an IPv6 prefix (as the compiler writes it). */
+function prefixKey6(cidr: string): string {
+  return formatCidr(maskCidr(parseCidr(cidr)));
+}
 
 export interface PolicyDataplaneMaps extends PolicyMaps {
   cls4: MapOps;
+  /** tortie_cls6_v1; without it IPv6 class prefixes are not written (IPv6 remotes are class 0). */
+  cls6?: MapOps;
   /** tortie_hep_v1; without it host endpoints stay pending (never written). */
   hep?: MapOps;
   /** tortie_hlt4_v1: host endpoint stages that match local-side nets. */
@@ -37,7 +44,7 @@ export interface PolicyDataplaneMaps extends PolicyMaps {
 export class PolicyDataplane {
   readonly writer: EndpointPolicyWriter;
   private readonly tables = new Map<string, PackedTable>();
-  /** Class prefixes in tortie_cls4_v1, by canonical CIDR. */
+  /** Class prefixes in tortie_cls4_v1 and tortie_cls6_v1, by canonical CIDR (IPv6 ones contain ':'). */
   private readonly prefixes = new Set<string>();
   private readonly bound = new Map<string, number>(); // endpoint key → ifindex
   private readonly pending = new Map<string, LocalEndpoint>();
@@ -89,6 +96,17 @@ export class PolicyDataplane {
       this.prefixes.add(cidr);
       prefixes++;
     }
+    for (const e of this.maps.cls6?.entries?.() ?? []) {
+      const len = e.key.readUInt32LE(0);
+      const parts: string[] = [];
+      for (let i = 0; i < 8; i++) parts.push(e.key.readUInt16BE(4 + 2 * i).toString(16));
+      const cidr = `${parts.join(':')}/${len}`;
+      let canonical = '';
+      try { canonical = prefixKey6(cidr); } catch { /* not a CIDR */ }
+      if (canonical === '' || !cls6KeyOf(canonical).equals(e.key)) { this.maps.cls6!.delete(e.key); continue; }
+      this.prefixes.add(canonical);
+      prefixes++;
+    }
     return { endpoints: eps.length, tables: this.writer.tables.orphanCount, prefixes };
   }
 
@@ -96,16 +114,19 @@ export class PolicyDataplane {
     for (const t of s.tables) this.tables.set(t.id, PackedTable.pack(t));
     const want = new Set<string>();
     const entries: Entry[] = [];
+    const entries6: Entry[] = [];
     for (const p of s.classes.prefixes) {
+      if (p.family === 6 && !this.maps.cls6) continue;
       const e = encodeClassPrefix(p);
       if (!e) continue;
       want.add(p.cidr);
-      entries.push(e);
+      (p.family === 6 ? entries6 : entries).push(e);
       this.prefixes.add(p.cidr);
     }
     if (this.maps.cls4.updateMany) this.maps.cls4.updateMany(entries);
     else for (const e of entries) this.maps.cls4.update(e.key, e.value);
-    for (const cidr of this.prefixes) if (!want.has(cidr)) { this.maps.cls4.delete(cls4KeyOf(cidr)); this.prefixes.delete(cidr); }
+    for (const e of entries6) this.maps.cls6!.update(e.key, e.value);
+    for (const cidr of this.prefixes) if (!want.has(cidr)) { this.deletePrefix(cidr); this.prefixes.delete(cidr); }
     const eps = new Set(s.endpoints.map((e) => e.key));
     for (const e of s.endpoints) this.upsertEndpoint(e);
     for (const k of [...this.bound.keys(), ...this.pending.keys()]) if (!eps.has(k)) this.removeEndpoint(k);
@@ -121,6 +142,11 @@ export class PolicyDataplane {
     this.writer.tables.sweepOrphans();
   }
 
+  private deletePrefix(cidr: string): void {
+    if (cidr.includes(':')) this.maps.cls6?.delete(cls6KeyOf(cidr));
+    else this.maps.cls4.delete(cls4KeyOf(cidr));
+  }
+
   applyDelta(d: CalcDelta): void {
     for (const t of d.tablesAdded) this.tables.set(t.id, PackedTable.pack(t));
     for (const pa of d.projectionAdded) {
@@ -129,14 +155,15 @@ export class PolicyDataplane {
       this.writer.tables.addProjection(pa.tableId, pa.entries);
     }
     for (const p of d.prefixesUpserted) {
+      if (p.family === 6 && !this.maps.cls6) continue;
       const e = encodeClassPrefix(p);
       if (!e) continue;
-      this.maps.cls4.update(e.key, e.value);
+      (p.family === 6 ? this.maps.cls6! : this.maps.cls4).update(e.key, e.value);
       this.prefixes.add(p.cidr);
     }
     for (const p of d.prefixesRemoved) {
-      if (p.family !== 4) continue;
-      this.maps.cls4.delete(cls4KeyOf(p.cidr));
+      if (!this.prefixes.has(p.cidr)) continue;
+      this.deletePrefix(p.cidr);
       this.prefixes.delete(p.cidr);
     }
     for (const e of d.endpointsUpserted) this.upsertEndpoint(e);
