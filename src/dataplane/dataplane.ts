@@ -36,7 +36,7 @@ import { encodeFailsafe } from './bpf/encode';
 import { PolicyDataplane } from './bpf/policy-sync';
 import { mapOps } from './bpf/loader';
 import { encodePrefilter, type Entry } from './bpf/encode';
-import { ctStatus, sweepConntrack, type CtStatus, type CtTimeouts } from './bpf/conntrack';
+import { ctStatus, mergeSweeps, sweepConntrack, type CtStatus, type CtTimeouts } from './bpf/conntrack';
 import { decodeEvent, readCounters, readEventBudgets, type FlowEvent } from './bpf/counters';
 import { EventBudgetTotals, FlowLogLimiter, type FlowLogLimits } from './bpf/observe';
 import { dropReasonLabel } from './bpf/drop-reasons';
@@ -450,7 +450,10 @@ export class BpfDataplane {
 
   /** Conntrack sweep and a status read for metrics; cheap enough to run every few seconds. */
   housekeeping(): DataplaneStatus {
-    const ct = sweepConntrack(this.wep.ct, this.wep.ctTimeouts, process.hrtime.bigint(), this.wep.ctq);
+    const now = process.hrtime.bigint();
+    const ct4 = sweepConntrack(this.wep.ct, this.wep.ctTimeouts, now, this.wep.ctq);
+    const ct6 = sweepConntrack(this.wep.ct6, this.wep.ctTimeouts, now, this.wep.ctq6);
+    const ct = mergeSweeps(ct4, ct6);
     this.routes?.sweepNat();
     const drops: Record<string, bigint> = {};
     for (const row of readCounters(this.map('cnt'))) {
@@ -460,7 +463,7 @@ export class BpfDataplane {
     }
     const events = this.flowEvents();
     const mapEntries: Record<string, number> = {
-      cls4: this.classCount, ep: this.policy.boundCount, ct4: ct.live, pf4: this.prefilterKeys.size,
+      cls4: this.classCount, ep: this.policy.boundCount, ct4: ct4.live, ct6: ct6.live, pf4: this.prefilterKeys.size,
       ...this.routes?.mapEntries(),
     };
     return {

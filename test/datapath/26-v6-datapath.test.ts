@@ -6,6 +6,8 @@ import t from 'tap';
 import { WepHarness } from '../../src/testbed/wep-harness';
 import { buildTable, allowAll, denyAll } from '../../src/testbed/tables';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
+import { sweepConntrack } from '../../src/dataplane/bpf/conntrack';
+import { readQuota } from '../../src/dataplane/bpf/quota';
 import { eth6, ext6, flowPacket, frag6, ipv6, tcp, udp, icmp6, NH6, PROTO } from '../../src/dataplane/bpf/packet';
 
 const EP = 'fd00:10::a';
@@ -128,4 +130,20 @@ t.test('fragments follow their first fragment at each point', async (t) => {
     R.FRAG_UNKNOWN, 'the sender\'s record does not vouch for the other point');
   t.equal(h.run('from', eth6({ src: EP, dst: PEER, proto: PROTO.UDP, exts: [ext6(NH6.DEST), frag6({ offset: 0, mf: true, id: 103 })] },
     udp({ sport: 1, dport: 53 }))).reason, R.FORWARD, 'a first fragment behind a destination options header');
+});
+
+t.test('the agent sweeps tortie_ct6_v1 and keeps the per-workload counts of tortie_ctq6_v1', async (t) => {
+  const h = await WepHarness.create('v6sweep', { ctQuota: 3 });
+  t.teardown(() => h.close());
+  h.setEndpoint([`${EP}/128`], denyAll('i000000000000267', 'ingress'), allowAll('e000000000000267', 'egress'));
+  for (let i = 0; i < 3; i++) t.equal(h.run('from', udp6(EP, PEER, 44000 + i, 53)).reason, R.FORWARD, `flow ${i} within the quota`);
+  t.equal(h.run('from', udp6(EP, PEER, 44003, 53)).reason, R.CT_QUOTA, 'the fourth flow is over the quota');
+  const live = sweepConntrack(h.dp.ct6, h.dp.ctTimeouts, process.hrtime.bigint(), h.dp.ctq6);
+  t.equal(live.live, 3, 'three live IPv6 entries');
+  t.equal(live.byOwner?.get(EP), 3, 'owned by the workload\'s IPv6 address');
+  const later = process.hrtime.bigint() + 3600n * 1_000_000_000n;
+  const gone = sweepConntrack(h.dp.ct6, h.dp.ctTimeouts, later, h.dp.ctq6);
+  t.equal(gone.expired, 3, 'expired entries deleted');
+  t.equal(readQuota(h.dp.ctq6).find((r) => r.addr === EP)?.live, 0, 'the workload\'s count released');
+  t.equal(h.run('from', udp6(EP, PEER, 44003, 53)).reason, R.FORWARD, 'and it may open a flow again');
 });

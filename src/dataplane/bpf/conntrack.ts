@@ -3,7 +3,8 @@
  * timeout as absent, so expiry is exact without this module; the sweep returns memory (the table
  * is not LRU: nothing else frees it) and keeps the per-workload counts of the quota exact.
  *
- *   sweepConntrack(map, timeouts, now) — one pass over tortie_ct4_v3 with batch lookups,
+ *   sweepConntrack(map, timeouts, now) — one pass over tortie_ct4_v3 or tortie_ct6_v1 (the key's
+ *     size tells which) with batch lookups,
  *     deleting expired entries (batch delete); returns scanned/expired/live counts.
  *   defaultCtMaxEntries(totalMem) — the table size derived from memory when not configured.
  *
@@ -12,7 +13,7 @@
  * process.hrtime.bigint() reads the same clock on Linux).
  */
 import type { BpfMap } from '../native';
-import { CTF, CtState, ct4KeyCodec, ctValueCodec, type Ct4Key, type CtValue } from './codecs';
+import { CTF, CtState, ct4KeyCodec, ct6KeyCodec, ctValueCodec, type CtValue } from './codecs';
 import { readQuota, writeReleased } from './quota';
 
 export interface CtTimeouts {
@@ -89,7 +90,7 @@ export interface SweepResult {
 
 /** Same rule as ct_owner() in bpf/lib/conntrack.h: the initiator if its egress point approved
  *  the flow, else the responder. */
-export function ctOwner(k: Ct4Key, flags: bigint | number): string {
+export function ctOwner(k: { addr_a: string; addr_b: string }, flags: bigint | number): string {
   const f = BigInt(flags);
   const initA = (f & BigInt(CTF.A_IS_INIT)) !== 0n;
   const ownerA = (f & BigInt(CTF.SRC_OK)) !== 0n ? initA : !initA;
@@ -114,7 +115,7 @@ export function sweepConntrack(map: CtMapOps, t: CtTimeouts, now: bigint = proce
     if (ctExpired(val, now, t)) { dead.push(k); continue; }
     byState[val.state] = (byState[val.state] ?? 0) + 1;
     if (quota) {
-      const owner = ctOwner(ct4KeyCodec.decode(k), val.flags);
+      const owner = ctOwner(k.length === ct4KeyCodec.size ? ct4KeyCodec.decode(k) : ct6KeyCodec.decode(k), val.flags);
       byOwner.set(owner, (byOwner.get(owner) ?? 0) + 1);
     }
   }
@@ -126,6 +127,14 @@ export function sweepConntrack(map: CtMapOps, t: CtTimeouts, now: bigint = proce
     }
   }
   return { scanned, expired: dead.length, live: scanned - dead.length, byState, byOwner: quota ? byOwner : undefined };
+}
+
+/** Two sweeps (the IPv4 and IPv6 tables) as one: counts added, owners kept apart by address. */
+export function mergeSweeps(a: SweepResult, b: SweepResult): SweepResult {
+  const byState: Record<number, number> = { ...a.byState };
+  for (const [k, n] of Object.entries(b.byState)) byState[Number(k)] = (byState[Number(k)] ?? 0) + n;
+  const byOwner = a.byOwner || b.byOwner ? new Map([...(a.byOwner ?? []), ...(b.byOwner ?? [])]) : undefined;
+  return { scanned: a.scanned + b.scanned, expired: a.expired + b.expired, live: a.live + b.live, byState, byOwner };
 }
 
 /** Conntrack table use for metrics (NodeMetrics.recordConntrack). */

@@ -156,6 +156,9 @@ export interface WepDatapath {
   ctTimeouts: CtTimeouts;
   /** tortie_ctq4_v1 (per-workload entry counts) and the quota / size it was loaded with. */
   ctq: BpfMap;
+  /** tortie_ct6_v1 and tortie_ctq6_v1: the IPv6 conntrack table and its per-workload counts. */
+  ct6: CtMapOps;
+  ctq6: BpfMap;
   ctQuota: number;
   ctMaxEntries: number;
   hostRouting: HostRoutingState;
@@ -295,6 +298,8 @@ async function loadWepOnce(opts: LoadOptions, hostRouting: HostRoutingState): Pr
       ct: ctMapOps(need('ct4')),
       ctTimeouts,
       ctq: need('ctq4'),
+      ct6: ctMapOps(need('ct6')),
+      ctq6: need('ctq6'),
       ctQuota,
       ctMaxEntries,
       hostRouting,
