@@ -16,20 +16,20 @@
  */
 import type { Selector } from '../selector';
 import type { ClassIndex } from './classes';
-import type { Cidr4 } from '../primitives';
+import type { AnyCidr } from '../primitives';
 import type { LabelIndex } from './label-index';
 import { cidrAtomId, npAtomId, selAtomId } from './rules';
 
 /** The atoms a table context acquires (and releases when it dies). */
 export interface AtomNeeds {
   sels: Selector[];
-  cidrs: Cidr4[];
+  cidrs: AnyCidr[];
   named: { sel: Selector; name: string }[];
 }
 
 export class Atoms {
   private readonly npAtoms = new Map<string, { sel: string; name: string; refs: number }>();
-  private readonly cidrAtoms = new Map<string, { cidr: Cidr4; refs: number }>();
+  private readonly cidrAtoms = new Map<string, { cidr: AnyCidr; refs: number }>();
 
   constructor(
     private readonly labels: LabelIndex,
@@ -103,7 +103,7 @@ export class Atoms {
     this.releaseSel(sel);
   }
 
-  private acquireCidr(c: Cidr4): void {
+  private acquireCidr(c: AnyCidr): void {
     const id = cidrAtomId(c);
     const a = this.cidrAtoms.get(id);
     if (a !== undefined) {
@@ -114,7 +114,7 @@ export class Atoms {
     this.classes.addCidrAtom(id, c);
   }
 
-  private releaseCidr(c: Cidr4): void {
+  private releaseCidr(c: AnyCidr): void {
     const id = cidrAtomId(c);
     const a = this.cidrAtoms.get(id);
     if (a === undefined || --a.refs > 0) return;

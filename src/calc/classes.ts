@@ -24,13 +24,14 @@
  */
 import type { Item, LabelIndex } from './label-index';
 import { addTo, hashId, removeFrom } from './graph-util';
-import { cidr4Covers, cidr4Key, prefixMask, type Cidr4 } from '../primitives';
+import { cidr4Covers, cidr4Key, cidr6Covers, cidr6Key, isCidr6, mask6, prefixMask, type AnyCidr, type Cidr4, type Cidr6 } from '../primitives';
 import { fewAdd, fewDelete, fewSize, fewValues, type Few } from './compact';
 import type { Signature } from './table';
 
 export interface PNode {
   key: string;
-  cidr: Cidr4;
+  /** IPv4 (`Cidr4`) or IPv6 (`Cidr6`, key `6:…`): one partition of both families' addresses. */
+  cidr: AnyCidr;
   /** CIDR atoms of exactly this prefix (usually none). */
   cidrAtoms: Set<string> | undefined;
   /** Keys of the items with this prefix (usually one). */
@@ -116,6 +117,11 @@ export function atomsOfMembers(members: string[]): string[] {
   return members.map(memberAtom);
 }
 
+/** The prefix node key of either family (IPv4: cidr4Key, IPv6: `6:…`). */
+export function anyKey(c: AnyCidr): string {
+  return isCidr6(c) ? cidr6Key(c) : cidr4Key(c);
+}
+
 export class ClassIndex {
   readonly pnodes = new Map<string, PNode>();
   private readonly lenCount = new Array<number>(33).fill(0);
@@ -123,6 +129,9 @@ export class ClassIndex {
   private readonly nodesBy24 = new Map<number, Set<string>>();
   private readonly shortNodes = new Set<string>();
   private readonly dirtyNodes = new Set<string>();
+  /** IPv6 prefix nodes: per length, and all of them (few: scanned for subtrees). */
+  private readonly lenCount6 = new Array<number>(129).fill(0);
+  private readonly nodes6 = new Set<string>();
 
   readonly classes = new Map<number, ClassRec>();
   private readonly classBySig = new Map<string, number>();
@@ -153,10 +162,10 @@ export class ClassIndex {
     for (const c of item.prefixes) this.markNode(c);
   }
 
-  setItemPrefixes(item: Item, prefixes: Cidr4[]): void {
+  setItemPrefixes(item: Item, prefixes: AnyCidr[]): void {
     this.markItemNodes(item);
     for (const c of item.prefixes) {
-      const n = this.pnodes.get(cidr4Key(c));
+      const n = this.pnodes.get(anyKey(c));
       if (n === undefined) continue;
       n.items = fewDelete(n.items, item.key);
       this.maybeDropNode(n);
@@ -169,14 +178,14 @@ export class ClassIndex {
     this.markItemNodes(item);
   }
 
-  addCidrAtom(id: string, c: Cidr4): void {
+  addCidrAtom(id: string, c: AnyCidr): void {
     const n = this.nodeAt(c);
     (n.cidrAtoms ??= new Set()).add(id);
     this.markNode(c);
   }
 
-  removeCidrAtom(id: string, c: Cidr4): void {
-    const n = this.pnodes.get(cidr4Key(c));
+  removeCidrAtom(id: string, c: AnyCidr): void {
+    const n = this.pnodes.get(anyKey(c));
     if (n !== undefined) {
       n.cidrAtoms?.delete(id);
       if (n.cidrAtoms?.size === 0) n.cidrAtoms = undefined;
@@ -190,10 +199,18 @@ export class ClassIndex {
     this.atomHashes.delete(id);
   }
 
-  private nodeAt(c: Cidr4): PNode {
-    const k = cidr4Key(c);
+  private nodeAt(c: AnyCidr): PNode {
+    const k = anyKey(c);
     let n = this.pnodes.get(k);
-    if (n === undefined) {
+    if (n === undefined && isCidr6(c)) {
+      n = { key: k, cidr: c, cidrAtoms: undefined, items: undefined, classId: 0 };
+      this.pnodes.set(k, n);
+      this.lenCount6[c.len]!++;
+      this.nodes6.add(k);
+      this.dirtyNodes.add(k);
+      return n;
+    }
+    if (n === undefined && !isCidr6(c)) {
       n = { key: k, cidr: c, cidrAtoms: undefined, items: undefined, classId: 0 };
       this.pnodes.set(k, n);
       this.lenCount[c.len]!++;
@@ -201,7 +218,7 @@ export class ClassIndex {
       else this.shortNodes.add(k);
       this.dirtyNodes.add(k);
     }
-    return n;
+    return n!;
   }
 
   private maybeDropNode(n: PNode): void {
@@ -211,13 +228,17 @@ export class ClassIndex {
   }
 
   /** Marks a prefix and every prefix under it. */
-  private markNode(c: Cidr4): void {
+  private markNode(c: AnyCidr): void {
+    if (isCidr6(c)) {
+      this.markNode6(c);
+      return;
+    }
     const k = cidr4Key(c);
     if (this.pnodes.has(k)) this.dirtyNodes.add(k);
     if (c.len === 32) return;
     const visit = (nk: string): void => {
       const n = this.pnodes.get(nk)!;
-      if (n.cidr.len > c.len && cidr4Covers(c, n.cidr)) this.dirtyNodes.add(nk);
+      if (n.cidr.len > c.len && cidr4Covers(c, n.cidr as Cidr4)) this.dirtyNodes.add(nk);
     };
     for (const nk of this.shortNodes) visit(nk);
     if (c.len >= 24) {
@@ -230,6 +251,16 @@ export class ClassIndex {
       for (let b = lo; b <= hi; b++) for (const nk of this.nodesBy24.get(b) ?? []) visit(nk);
     } else {
       for (const [b, set] of this.nodesBy24) if (b >= lo && b <= hi) for (const nk of set) visit(nk);
+    }
+  }
+
+  private markNode6(c: Cidr6): void {
+    const k = cidr6Key(c);
+    if (this.pnodes.has(k)) this.dirtyNodes.add(k);
+    if (c.len === 128) return;
+    for (const nk of this.nodes6) {
+      const n = this.pnodes.get(nk)!;
+      if (n.cidr.len > c.len && cidr6Covers(c, n.cidr as Cidr6)) this.dirtyNodes.add(nk);
     }
   }
 
@@ -314,9 +345,14 @@ export class ClassIndex {
     }
     if (empty) {
       this.pnodes.delete(nk);
-      this.lenCount[n.cidr.len]!--;
-      if (n.cidr.len >= 24) removeFrom(this.nodesBy24, n.cidr.addr >>> 8, nk);
-      else this.shortNodes.delete(nk);
+      if (isCidr6(n.cidr)) {
+        this.lenCount6[n.cidr.len]!--;
+        this.nodes6.delete(nk);
+      } else {
+        this.lenCount[n.cidr.len]!--;
+        if (n.cidr.len >= 24) removeFrom(this.nodesBy24, n.cidr.addr >>> 8, nk);
+        else this.shortNodes.delete(nk);
+      }
       changed.add(nk);
     }
   }
@@ -326,9 +362,12 @@ export class ClassIndex {
     const np = new Map<string, Set<string>>();
     const items = this.labels.items;
     const selectors = this.labels.selectors;
+    const c6 = isCidr6(n.cidr) ? n.cidr : undefined;
+    const c4 = c6 === undefined ? (n.cidr as Cidr4) : undefined;
     for (let len = 0; len <= n.cidr.len; len++) {
-      if (this.lenCount[len] === 0) continue;
-      const anc = len === n.cidr.len ? n : this.pnodes.get(`${(n.cidr.addr & prefixMask(len)) >>> 0}/${len}`);
+      if ((c6 ? this.lenCount6 : this.lenCount)[len] === 0) continue;
+      const anc = len === n.cidr.len ? n
+        : this.pnodes.get(c6 ? cidr6Key({ addr6: c6.addr6 & mask6(len), len }) : `${(c4!.addr & prefixMask(len)) >>> 0}/${len}`);
       if (anc === undefined) continue;
       if (anc.cidrAtoms !== undefined) for (const a of anc.cidrAtoms) members.add(a);
       for (const ik of fewValues(anc.items)) {

@@ -16,7 +16,7 @@
 import type { ClassIndex } from './classes';
 import { HEP_SLOTS, type EndpointPolicies, type LocalEp, type Slot } from './endpoint-policies';
 import { HEP_ITEM } from './label-index';
-import { compareCidr4, formatCidr4, tryParseCidrOrIp4 } from '../primitives';
+import { compareCidr4, formatCidr4, formatCidr6, isCidr6, tryParseCidrOrIp4, type AnyCidr, type Cidr4, type Cidr6 } from '../primitives';
 import type { RuleIds } from './rule-ids';
 import type { ResourceState } from './store';
 import { cellAt, type AssembledTable } from './table';
@@ -43,6 +43,10 @@ export function emptyDelta(): CalcDelta {
     workloadRoutesUpserted: [],
     workloadRoutesRemoved: [],
   };
+}
+
+function classPrefix(c: AnyCidr, classId: number): ClassPrefix {
+  return isCidr6(c) ? { family: 6, cidr: formatCidr6(c), classId } : { family: 4, cidr: formatCidr4(c), classId };
 }
 
 export class Delta {
@@ -79,11 +83,15 @@ export class Delta {
         if (prev !== undefined) {
           this.prefixes.delete(nk);
           const slash = nk.indexOf('/');
-          delta.prefixesRemoved.push({ family: 4, cidr: formatCidr4({ addr: Number(nk.slice(0, slash)), len: Number(nk.slice(slash + 1)) }) });
+          if (nk.startsWith('6:')) {
+            delta.prefixesRemoved.push({ family: 6, cidr: formatCidr6({ addr6: BigInt(`0x${nk.slice(2, slash)}`), len: Number(nk.slice(slash + 1)) }) });
+          } else {
+            delta.prefixesRemoved.push({ family: 4, cidr: formatCidr4({ addr: Number(nk.slice(0, slash)), len: Number(nk.slice(slash + 1)) }) });
+          }
         }
       } else if (prev !== node.classId) {
         this.prefixes.set(nk, node.classId);
-        delta.prefixesUpserted.push({ family: 4, cidr: formatCidr4(node.cidr), classId: node.classId });
+        delta.prefixesUpserted.push(classPrefix(node.cidr, node.classId));
       }
     }
   }
@@ -147,10 +155,13 @@ export class Delta {
   // ---------------------------------------------------------------- the whole output
 
   prefixesSnapshot(): ClassPrefix[] {
-    return [...this.classIndex.pnodes.values()]
-      .filter((n) => n.classId !== 0)
-      .sort((a, b) => compareCidr4(a.cidr, b.cidr))
-      .map((n) => ({ family: 4, cidr: formatCidr4(n.cidr), classId: n.classId }));
+    const nodes = [...this.classIndex.pnodes.values()].filter((n) => n.classId !== 0);
+    const v4 = nodes.filter((n) => !isCidr6(n.cidr)).sort((a, b) => compareCidr4(a.cidr as Cidr4, b.cidr as Cidr4));
+    const v6 = nodes.filter((n) => isCidr6(n.cidr)).sort((a, b) => {
+      const x = a.cidr as Cidr6, y = b.cidr as Cidr6;
+      return x.addr6 < y.addr6 ? -1 : x.addr6 > y.addr6 ? 1 : x.len - y.len;
+    });
+    return [...v4, ...v6].map((n) => classPrefix(n.cidr, n.classId));
   }
 
   classesSnapshot(): GlobalClassInfo[] {

@@ -26,7 +26,7 @@ import type { Logger } from 'pino';
 import type { Selector } from '../selector';
 import type { AtomNeeds } from './atoms';
 import { addTo, removeFrom } from './graph-util';
-import { formatCidr4, type Cidr4 } from '../primitives';
+import { formatCidr4, isCidr6, type AnyCidr, type Cidr4 } from '../primitives';
 import type { LabelIndex } from './label-index';
 import {
   endOfTierKey,
@@ -267,7 +267,10 @@ export class EndpointPolicies {
     // A host endpoint's local address is not one (any address of the node, or a workload's when
     // forwarded): a slot whose rules use local-side nets is defined once per region of those nets
     // (defs `slot` = the 0.0.0.0/0 region, `slot@<net>` the others); the datapath picks per packet.
-    const view: LocalView = { labels: it.labels, ip: ep.host ? undefined : it.prefixes[0]?.addr, ports: it.ports, host: ep.host };
+    const first4 = it.prefixes.find((c) => !isCidr6(c)) as Cidr4 | undefined;
+    const first6 = it.prefixes.find(isCidr6);
+    const view: LocalView = { labels: it.labels, ip: ep.host ? undefined : first4?.addr, ports: it.ports, host: ep.host };
+    if (!ep.host && first6 !== undefined) view.ip6 = first6.addr6;
     for (const { slot, d, mode } of ep.host ? HEP_SLOTS : WEP_SLOTS) {
       const want = new Map<string, Definition>();
       const regions = ep.host ? this.localRegions(ep, it.profiles, d, mode) : [];
@@ -308,7 +311,8 @@ export class EndpointPolicies {
   private localRegions(ep: LocalEp, profiles: readonly string[], d: Direction, mode: SlotMode): Cidr4[] {
     const nets = new Map<string, Cidr4>();
     const add = (rules: PreRule[]): void => {
-      for (const r of rules) for (const c of [...(r.local.nets ?? []), ...(r.local.notNets ?? [])]) nets.set(formatCidr4(c), c);
+      // Host endpoints are IPv4: IPv6 local nets cut no region of theirs.
+      for (const r of rules) for (const c of [...(r.local.nets ?? []), ...(r.local.notNets ?? [])]) if (!isCidr6(c)) nets.set(formatCidr4(c), c);
     };
     for (const pk of ep.policies) {
       const p = this.resources.policies.get(pk)!;
@@ -383,7 +387,7 @@ export class EndpointPolicies {
       }
       if (tierEndDenies(mode)) m.set(finalKey(d), { kind: 'no-profile-match', direction: d, action: 'Deny' });
       else m.set(stageEndKey(d, mode), { kind: 'stage-end', direction: d, action: 'Pass' });
-      const needs = { sels: [] as Selector[], cidrs: [] as Cidr4[], named: [] as { sel: Selector; name: string }[] };
+      const needs = { sels: [] as Selector[], cidrs: [] as AnyCidr[], named: [] as { sel: Selector; name: string }[] };
       for (const entry of plan) {
         const parts = entry.kind === 'tier' ? entry.policies : [entry.part];
         for (const part of parts) {

@@ -30,10 +30,10 @@
 import type { Resource } from '../model';
 import { NAMESPACE_PROFILE_PREFIX } from '../model/derived';
 import type { Selector } from '../selector';
-import type { ClassIndex } from './classes';
+import { anyKey, type ClassIndex } from './classes';
 import type { EndpointPolicies } from './endpoint-policies';
 import { addTo, kv, removeFrom } from './graph-util';
-import { cidr4Key, tryParseCidrOrIp4, type Cidr4 } from '../primitives';
+import { cidr4Key, isCidr6, tryParseCidrOrIp4, tryParseCidrOrIp6, type AnyCidr } from '../primitives';
 import { effectiveLabels, networkSetLabels, protocolNumber } from './semantics';
 import type { ResourceState } from './store';
 
@@ -46,7 +46,8 @@ export const NS_ITEM = 'NetworkSet:';
 export interface Item {
   key: string;
   labels: Record<string, string>;
-  prefixes: Cidr4[];
+  /** IPv4 prefixes first, then IPv6 ones (the compiler's address partition holds both). */
+  prefixes: AnyCidr[];
   ports: { name: string; protocol: number; port: number }[];
   /** Selector atoms this item is a member of. */
   sels: Set<string>;
@@ -66,10 +67,26 @@ export interface SelAtom {
   index: { kind: 'kv'; keys: string[] } | { kind: 'k'; key: string } | { kind: 'none' };
 }
 
-function samePrefixes(a: readonly Cidr4[], b: readonly Cidr4[]): boolean {
+function samePrefixes(a: readonly AnyCidr[], b: readonly AnyCidr[]): boolean {
   if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i]!.addr !== b[i]!.addr || a[i]!.len !== b[i]!.len) return false;
+  for (let i = 0; i < a.length; i++) if (anyKey(a[i]!) !== anyKey(b[i]!)) return false;
   return true;
+}
+
+/** IPv4 and IPv6 prefixes of a list of addresses/CIDRs, deduplicated, IPv4 first; others skipped. */
+function prefixesOf(list: readonly string[]): AnyCidr[] {
+  const v4: AnyCidr[] = [];
+  const v6: AnyCidr[] = [];
+  const seen = new Set<string>();
+  for (const n of list) {
+    const c: AnyCidr | undefined = tryParseCidrOrIp4(n) ?? tryParseCidrOrIp6(n);
+    if (c === undefined) continue;
+    const k = anyKey(c);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    (isCidr6(c) ? v6 : v4).push(c);
+  }
+  return [...v4, ...v6];
 }
 
 export class LabelIndex {
@@ -140,17 +157,7 @@ export class LabelIndex {
         : this.resources.networkSets.get(key.slice(NS_ITEM.length));
       if (set === undefined) return undefined;
       const labels = networkSetLabels(set, (n) => this.resources.profile(n), (n) => this.resources.namespaces.get(n));
-      const prefixes: Cidr4[] = [];
-      const seen = new Set<string>();
-      for (const n of set.spec.nets ?? []) {
-        const c = tryParseCidrOrIp4(n);
-        if (c === undefined) continue;
-        const k = cidr4Key(c);
-        if (!seen.has(k)) {
-          seen.add(k);
-          prefixes.push(c);
-        }
-      }
+      const prefixes = prefixesOf(set.spec.nets ?? []);
       const ns = set.kind === 'NetworkSet' ? (set.metadata.namespace ?? 'default') : '';
       return { labels, prefixes, ports: [], profiles: ns === '' ? [] : [NAMESPACE_PROFILE_PREFIX + ns], namespace: ns, local: false };
     }
@@ -162,11 +169,7 @@ export class LabelIndex {
       (n) => this.resources.profile(n),
       (n) => this.resources.namespaces.get(n),
     );
-    const prefixes: Cidr4[] = [];
-    for (const n of wep.spec.ipNetworks ?? []) {
-      const c = tryParseCidrOrIp4(n);
-      if (c !== undefined && !prefixes.some((p) => p.addr === c.addr && p.len === c.len)) prefixes.push(c);
-    }
+    const prefixes = prefixesOf(wep.spec.ipNetworks ?? []);
     const ports: Item['ports'] = [];
     for (const p of wep.spec.ports ?? []) {
       const proto = protocolNumber(p.protocol);
@@ -197,10 +200,10 @@ export class LabelIndex {
       if (lta !== undefined) for (const [k, v] of Object.entries(lta)) labels[k] = v;
     }
     for (const [k, v] of Object.entries(hep.metadata.labels ?? {})) labels[k] = v;
-    const prefixes: Cidr4[] = [];
+    const prefixes: AnyCidr[] = [];
     for (const ip of hep.spec.expectedIPs ?? []) {
       const c = tryParseCidrOrIp4(ip);
-      if (c !== undefined && !prefixes.some((p) => p.addr === c.addr && p.len === c.len)) prefixes.push(c);
+      if (c !== undefined && !prefixes.some((p) => anyKey(p) === cidr4Key(c))) prefixes.push(c);
     }
     const ports: Item['ports'] = [];
     for (const p of hep.spec.ports ?? []) {

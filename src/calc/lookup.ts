@@ -9,7 +9,7 @@
  * compiler bug: tables must cover every packet).
  */
 import { CalcError, UnknownEndpointError } from './errors';
-import { isIcmpProtocol, isPortProtocol, prefixMask, tryParseCidrOrIp4, tryIpv4ToU32 } from '../primitives';
+import { cidr6Key, isIcmpProtocol, isPortProtocol, mask6, prefixMask, tryParseCidrOrIp4, tryParseCidrOrIp6, tryIpv4ToU32 } from '../primitives';
 import { PROTO_OTHER, type CompiledState, type HostSlot, type LocalEndpoint, type PolicyPacket, type Verdict, type VerdictCell, type VerdictTable } from './types';
 
 export interface LookupResult {
@@ -38,17 +38,27 @@ export function portValues(p: Pick<PolicyPacket, 'protocol' | 'srcPort' | 'dstPo
 export class TableIndex {
   private readonly lpm = new Map<string, number>();
   private readonly lens: number[];
+  private readonly lpm6 = new Map<string, number>();
+  private readonly lens6: number[];
   private readonly tables = new Map<string, TableIdx>();
   private readonly endpoints: Map<string, CompiledState['endpoints'][number]>;
 
   constructor(state: CompiledState) {
     const lens = new Set<number>();
+    const lens6 = new Set<number>();
     for (const p of state.classes.prefixes) {
+      if (p.family === 6) {
+        const c = tryParseCidrOrIp6(p.cidr)!;
+        this.lpm6.set(cidr6Key(c), p.classId);
+        lens6.add(c.len);
+        continue;
+      }
       const c = tryParseCidrOrIp4(p.cidr)!;
       this.lpm.set(`${c.addr}/${c.len}`, p.classId);
       lens.add(c.len);
     }
     this.lens = [...lens].sort((a, b) => b - a);
+    this.lens6 = [...lens6].sort((a, b) => b - a);
     for (const t of state.tables) {
       const cells = new Map<string, VerdictCell[]>();
       for (const c of t.cells) {
@@ -76,6 +86,14 @@ export class TableIndex {
     return 0;
   }
 
+  classOf6(ip: bigint): number {
+    for (const len of this.lens6) {
+      const id = this.lpm6.get(cidr6Key({ addr6: ip & mask6(len), len }));
+      if (id !== undefined) return id;
+    }
+    return 0;
+  }
+
   lookup(packet: PolicyPacket): LookupResult {
     const ep = this.endpoints.get(packet.endpoint);
     if (ep === undefined) throw new UnknownEndpointError(packet.endpoint);
@@ -87,8 +105,11 @@ export class TableIndex {
     const ti = this.tables.get(tableId);
     if (ti === undefined) throw new CalcError('ERR_CALC_LOOKUP_MISS', `${where}table ${tableId} missing`);
     const ip = tryIpv4ToU32(packet.remoteIP);
-    if (ip === undefined) throw new CalcError('ERR_CALC_BAD_PACKET', `packet.remoteIP: "${packet.remoteIP}" is not an IPv4 address`);
-    const g = this.classOf(ip);
+    const ip6 = ip === undefined ? tryParseCidrOrIp6(packet.remoteIP) : undefined;
+    if (ip === undefined && (ip6 === undefined || ip6.len !== 128)) {
+      throw new CalcError('ERR_CALC_BAD_PACKET', `packet.remoteIP: "${packet.remoteIP}" is not an IPv4 or IPv6 address`);
+    }
+    const g = ip !== undefined ? this.classOf(ip) : this.classOf6(ip6!.addr6);
     const lc = ti.projection.get(g) ?? 0;
     const proto = ti.protocols.has(packet.protocol) ? packet.protocol : PROTO_OTHER;
     const [sport, dport] = portValues(packet);

@@ -227,6 +227,9 @@ function matchRule(ctx: Ctx, r: Rule, ns: string | undefined): boolean {
 function netsMatch(nets: string[] | undefined, ip: number | undefined, negated: boolean): boolean {
   const parsed = parseNets(nets);
   if (parsed === undefined) return true;
+  // Felix renders a rule per family with that family's nets: none of this family (IPv4 packets
+  // here) means the rule has no IPv4 version, for nets and notNets alike.
+  if (parsed.v4.length === 0) return false;
   const hit = ip !== undefined && parsed.v4.some((c) => cidr4Contains(c, ip));
   return negated ? !hit : hit;
 }

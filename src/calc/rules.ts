@@ -6,13 +6,21 @@
  * Contract: `precompile*` results are cached per resource object (resources are treated as
  * immutable; an update is a new object). `resolveLocal` decides a rule's local side for one
  * endpoint: undefined = the rule can never match there (omitted from its table), otherwise the
- * resolved local port constraints. Rules that can never match an IPv4 packet (ipVersion 6,
- * unknown protocol, IPv6-only nets) are marked `never`.
+ * resolved local port constraints. Rules that can never match (unknown protocol, nets of no
+ * family, families that exclude each other) are marked `never`.
+ *
+ * IPv6 and dual stack: one table serves both families (the class partition holds IPv4 and IPv6
+ * prefixes). As Felix renders a rule once per family with that family's CIDRs and drops the
+ * version whose nets/notNets list has none of that family (and the version ipVersion excludes),
+ * a rule carries the set of families it exists for (`families`, from ipVersion and every
+ * nets/notNets list) and, per endpoint, the families its local side allows. When only one family
+ * remains and the remote nets do not already imply it, the step match restricts the remote
+ * address by the family atom `c:::/0` (IPv6: member; IPv4: not a member).
  */
 import { createHash } from 'node:crypto';
 import type { EntityRule, Profile, Rule, WorkloadEndpoint } from '../model';
 import type { Selector } from '../selector';
-import { cidr4Contains, cidr4Covers, formatCidr4, type Cidr4 } from '../primitives';
+import { ALL6, cidr4Contains, cidr4Covers, cidr6Contains, formatCidr4, formatCidr6, isCidr6, type AnyCidr, type Cidr4 } from '../primitives';
 import {
   entityNotSelector,
   entitySelector,
@@ -34,8 +42,8 @@ import type { Direction, PolicyKind, RuleInfo } from './types';
 export interface SideParts {
   sel?: Selector;
   notSel?: Selector;
-  nets?: Cidr4[];
-  notNets?: Cidr4[];
+  nets?: AnyCidr[];
+  notNets?: AnyCidr[];
   ports?: PortSpec;
   notPorts?: PortSpec;
 }
@@ -46,6 +54,8 @@ export interface PreRule {
   ruleKey: string;
   info: Omit<RuleInfo, 'id'>;
   never: boolean;
+  /** The families the rule exists for (Felix's per-family rendering): 4, 6 or both. */
+  families: Fam;
   protocol?: number;
   notProtocol?: number;
   icmp?: Ranges;
@@ -63,26 +73,44 @@ export interface PreCompiled {
 
 const cache = new WeakMap<object, PreCompiled>();
 
-function sideParts(er: EntityRule | undefined, ns: string | undefined): { parts: SideParts; never: boolean } {
+/** A set of address families as bits: 1 = IPv4, 2 = IPv6. */
+export type Fam = 0 | 1 | 2 | 3;
+export const FAM4: Fam = 1;
+export const FAM6: Fam = 2;
+export const FAM_BOTH: Fam = 3;
+
+/** Families a nets/notNets list has CIDRs of. */
+function famOf(list: readonly AnyCidr[]): Fam {
+  let f = 0;
+  for (const c of list) f |= isCidr6(c) ? FAM6 : FAM4;
+  return f as Fam;
+}
+
+function sideParts(er: EntityRule | undefined, ns: string | undefined): { parts: SideParts; never: boolean; fams: Fam } {
   const parts: SideParts = {};
   let never = false;
-  if (er === undefined) return { parts, never };
+  let fams: Fam = FAM_BOTH;
+  if (er === undefined) return { parts, never, fams };
   const sel = entitySelector(er, ns);
   if (sel !== undefined) parts.sel = sel;
   const notSel = entityNotSelector(er);
   if (notSel !== undefined) parts.notSel = notSel;
   const nets = parseNets(er.nets);
   if (nets !== undefined) {
-    if (nets.v4.length === 0) never = true;
-    parts.nets = nets.v4;
+    parts.nets = [...nets.v4, ...nets.v6];
+    fams = (fams & famOf(parts.nets)) as Fam;
+    if (parts.nets.length === 0) never = true;
   }
   const notNets = parseNets(er.notNets);
-  if (notNets !== undefined && notNets.v4.length > 0) parts.notNets = notNets.v4;
+  if (notNets !== undefined && notNets.v4.length + notNets.v6.length > 0) {
+    parts.notNets = [...notNets.v4, ...notNets.v6];
+    fams = (fams & famOf(parts.notNets)) as Fam;
+  }
   const ports = parsePorts(er.ports);
   if (ports !== undefined) parts.ports = ports;
   const notPorts = parsePorts(er.notPorts);
   if (notPorts !== undefined) parts.notPorts = notPorts;
-  return { parts, never };
+  return { parts, never, fams };
 }
 
 function preRule(r: Rule, index: number, dir: Direction, ns: string | undefined, info: Omit<RuleInfo, 'id'>, ruleKey: string): PreRule {
@@ -92,7 +120,8 @@ function preRule(r: Rule, index: number, dir: Direction, ns: string | undefined,
     action: action === 'Allow' ? 'allow' : action === 'Deny' ? 'deny' : action === 'Pass' ? 'pass' : 'log',
     ruleKey,
     info,
-    never: r.ipVersion === 6,
+    never: false,
+    families: r.ipVersion === 4 ? FAM4 : r.ipVersion === 6 ? FAM6 : FAM_BOTH,
     local: {},
     remote: {},
   };
@@ -112,7 +141,8 @@ function preRule(r: Rule, index: number, dir: Direction, ns: string | undefined,
   const remote = sideParts(ingress ? r.source : r.destination, ns);
   out.local = local.parts;
   out.remote = remote.parts;
-  if (local.never || remote.never) out.never = true;
+  out.families = (out.families & local.fams & remote.fams) as Fam;
+  if (local.never || remote.never || out.families === 0) out.never = true;
   return out;
 }
 
@@ -185,6 +215,8 @@ export function precompileProfile(p: Profile): PreCompiled {
 export interface LocalView {
   labels: Record<string, string>;
   ip: number | undefined;
+  /** The endpoint's first IPv6 address (a workload's), if any. */
+  ip6?: bigint;
   /**
    * A host endpoint: its local address varies (any of the node's, or a workload's or another
    * host's when forwarded), so local-side nets/notNets are resolved for one region of the local
@@ -197,6 +229,8 @@ export interface LocalView {
 }
 
 export interface LocalResolution {
+  /** Only packets of this family can match here (the rule's families and the local side's). */
+  family?: 4 | 6;
   src?: PortMatchDef;
   srcNot?: PortMatchDef;
   dst?: PortMatchDef;
@@ -226,15 +260,39 @@ export function resolveLocal(r: PreRule, dir: Direction, view: LocalView): Local
   if (l.sel !== undefined && !l.sel.evaluate(view.labels)) return undefined;
   if (l.notSel !== undefined && l.notSel.evaluate(view.labels)) return undefined;
   if (view.host) {
-    // The region is the longest net holding the address: a net matches iff it covers the region.
+    // The region is the longest net holding the address: a net matches iff it covers the region
+    // (host endpoints are IPv4: their IPv6 nets never match).
     const at = view.localNet;
-    if (l.nets !== undefined && (at === undefined || !l.nets.some((c) => cidr4Covers(c, at)))) return undefined;
-    if (l.notNets !== undefined && at !== undefined && l.notNets.some((c) => cidr4Covers(c, at))) return undefined;
-  } else {
-    if (l.nets !== undefined && (view.ip === undefined || !l.nets.some((c) => cidr4Contains(c, view.ip!)))) return undefined;
-    if (l.notNets !== undefined && view.ip !== undefined && l.notNets.some((c) => cidr4Contains(c, view.ip!))) return undefined;
+    const nets4 = l.nets?.filter((c): c is Cidr4 => !isCidr6(c));
+    const notNets4 = l.notNets?.filter((c): c is Cidr4 => !isCidr6(c));
+    if (nets4 !== undefined && (at === undefined || !nets4.some((c) => cidr4Covers(c, at)))) return undefined;
+    if (notNets4 !== undefined && at !== undefined && notNets4.some((c) => cidr4Covers(c, at))) return undefined;
   }
+  // Per family: the local side's nets/notNets against the endpoint's address of that family. An
+  // endpoint without an address of a family never has that family's packets judged as its own
+  // (no route leads to it, anti-spoofing stops it sending them): no constraint for that family.
+  const has4 = view.ip !== undefined;
+  const has6 = view.ip6 !== undefined;
+  const inList = (list: readonly AnyCidr[], f: Fam): boolean => list.some((c) => (isCidr6(c)
+    ? f === FAM6 && cidr6Contains(c, view.ip6!) : f === FAM4 && cidr4Contains(c, view.ip!)));
+  const ok = (f: Fam): boolean => {
+    if (!(f === FAM4 ? has4 : has6)) return true;
+    if (l.nets !== undefined && !inList(l.nets, f)) return false;
+    if (l.notNets !== undefined && inList(l.notNets, f)) return false;
+    return true;
+  };
+  let fams = r.families;
+  if (!ok(FAM4)) fams = (fams & ~FAM4) as Fam;
+  if (!ok(FAM6)) fams = (fams & ~FAM6) as Fam;
+  if (fams === 0) return undefined;
+  if (!view.host && l.nets !== undefined && !has4 && !has6) return undefined;
   const res: LocalResolution = {};
+  // One family left: say so when it matters — the endpoint has an address of the other family
+  // and the remote nets (if any) do not already hold only addresses of this one.
+  if (fams !== FAM_BOTH && (fams === FAM4 ? has6 : has4)) {
+    const rn = r.remote.nets;
+    if (rn === undefined || (famOf(rn) & ~fams) !== 0) res.family = fams === FAM4 ? 4 : 6;
+  }
   const ports = l.ports !== undefined ? localPorts(l.ports, view) : undefined;
   const notPorts = l.notPorts !== undefined ? localPorts(l.notPorts, view) : undefined;
   if (dir === 'ingress') {
@@ -253,9 +311,12 @@ export function selAtomId(sel: Selector): string {
   return sel.uniqueId;
 }
 
-export function cidrAtomId(c: Cidr4): string {
-  return `c:${formatCidr4(c)}`;
+export function cidrAtomId(c: AnyCidr): string {
+  return isCidr6(c) ? `c:${formatCidr6(c)}` : `c:${formatCidr4(c)}`;
 }
+
+/** The family atom: member = an IPv6 address. */
+export const FAMILY6_ATOM = cidrAtomId(ALL6);
 
 export function npAtomId(selId: string, name: string): string {
   return `n:${selId}:${name}`;
@@ -273,8 +334,14 @@ export function stepMatch(r: PreRule, dir: Direction, loc: LocalResolution): Ste
   const rem = r.remote;
   if (rem.sel !== undefined) m.sel = selAtomId(rem.sel);
   if (rem.notSel !== undefined) m.notSel = selAtomId(rem.notSel);
-  if (rem.nets !== undefined) m.nets = [...new Set(rem.nets.map(cidrAtomId))].sort();
+  const fam = loc.family;
+  const nets = fam === undefined ? rem.nets : rem.nets?.filter((c) => isCidr6(c) === (fam === 6));
+  if (nets !== undefined) m.nets = [...new Set(nets.map(cidrAtomId))].sort();
   if (rem.notNets !== undefined) m.notNets = [...new Set(rem.notNets.map(cidrAtomId))].sort();
+  if (fam !== undefined && rem.nets === undefined) {
+    if (fam === 6) m.nets = [FAMILY6_ATOM];
+    else m.notNets = [...new Set([...(m.notNets ?? []), FAMILY6_ATOM])].sort();
+  }
   const npSel = selAtomId(rem.sel ?? ALL_SELECTOR());
   const remotePorts = (spec: PortSpec): PortMatchDef => {
     const pm: PortMatchDef = { ranges: spec.ranges };
@@ -298,12 +365,17 @@ export function stepMatch(r: PreRule, dir: Direction, loc: LocalResolution): Ste
 }
 
 /** Atoms a pre-rule's remote side needs: selectors (with their all() for named ports), CIDRs. */
-export function remoteAtomNeeds(r: PreRule): { sels: Selector[]; cidrs: Cidr4[]; named: { sel: Selector; name: string }[] } {
+export function remoteAtomNeeds(r: PreRule): { sels: Selector[]; cidrs: AnyCidr[]; named: { sel: Selector; name: string }[] } {
   const rem = r.remote;
   const sels: Selector[] = [];
   if (rem.sel) sels.push(rem.sel);
   if (rem.notSel) sels.push(rem.notSel);
-  const cidrs = [...(rem.nets ?? []), ...(rem.notNets ?? [])];
+  const cidrs: AnyCidr[] = [...(rem.nets ?? []), ...(rem.notNets ?? [])];
+  // The family atom, for step matches restricted to one family (resolveLocal's `family`) whose
+  // remote nets do not imply it: a rule of one family, or one whose local side may leave one.
+  const implied = rem.nets !== undefined && famOf(rem.nets) !== FAM_BOTH;
+  const mayRestrict = r.families !== FAM_BOTH || r.local.nets !== undefined || r.local.notNets !== undefined;
+  if (!implied && mayRestrict) cidrs.push(ALL6);
   const named: { sel: Selector; name: string }[] = [];
   const npSel = rem.sel ?? ALL_SELECTOR();
   for (const spec of [rem.ports, rem.notPorts]) for (const n of spec?.named ?? []) named.push({ sel: npSel, name: n });

@@ -52,6 +52,8 @@ import {
   SERVICE_ACCOUNT_LABEL_PREFIX,
   protocolNumberOfName,
   tryParseCidrOrIp4,
+  tryParseCidrOrIp6,
+  type Cidr6,
   type Cidr4,
 } from '../primitives';
 
@@ -294,16 +296,22 @@ export function icmpRanges(f: ICMPFields): Ranges {
 // ------------------------------------------------------------------------------ nets
 
 /** IPv4 CIDRs of a nets list; other families and garbage are left out (`hadOther` says so). */
-export function parseNets(nets: string[] | undefined): { v4: Cidr4[]; hadOther: boolean } | undefined {
+export function parseNets(nets: string[] | undefined): { v4: Cidr4[]; v6: Cidr6[]; hadOther: boolean } | undefined {
   if (nets === undefined || nets.length === 0) return undefined;
   const v4: Cidr4[] = [];
+  const v6: Cidr6[] = [];
   let hadOther = false;
   for (const n of nets) {
     const c = tryParseCidrOrIp4(n);
-    if (c === undefined) hadOther = true;
-    else v4.push(c);
+    if (c !== undefined) {
+      v4.push(c);
+      continue;
+    }
+    const c6 = tryParseCidrOrIp6(n);
+    if (c6 === undefined) hadOther = true;
+    else v6.push(c6);
   }
-  return { v4, hadOther };
+  return { v4, v6, hadOther };
 }
 
 // ------------------------------------------------------------------------------ ordering

@@ -9,3 +9,4 @@ export * from './labels';
 export * from './protocols';
 export * from './ippool';
 export { IpParseError } from './errors';
+export * from './cidr6';

@@ -32,7 +32,7 @@ export function wep(
     spec: {
       orchestrator: 'k8s',
       node: o.node ?? 'node1',
-      ipNetworks: ips.map((i) => (i.includes('/') ? i : `${i}/32`)),
+      ipNetworks: ips.map((i) => (i.includes('/') ? i : i.includes(':') ? `${i}/128` : `${i}/32`)),
       interfaceName: o.iface ?? `cali${name}`.slice(0, 15),
       profiles: o.profiles ?? [],
     },

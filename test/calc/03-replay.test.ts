@@ -10,7 +10,7 @@ import t from 'tap';
 import { CalcGraph, evaluate, resourceKey, TableIndex, validateCompiled, type CalcDelta, type CompiledState, type VerdictTable } from '../../src/calc';
 import type { Resource } from '../../src/model';
 import { Gen, packet, rng, rule, scenario, selector } from '../../src/testbed/fuzz/random';
-import { compareCidr4, parseCidr4 } from '../../src/primitives';
+import { compareCidr4, parseCidr4, tryParseCidrOrIp6 } from '../../src/primitives';
 
 const SEED = Number(process.env.TORTIE_CALC_SEED ?? 20261121);
 const SCENARIOS = Number(process.env.TORTIE_CALC_REPLAYS ?? 60);
@@ -75,7 +75,7 @@ class Mirror {
       nodeName,
       classes: {
         prefixes: snap.classes.prefixes.filter(() => true).length >= 0
-          ? [...this.prefixes].map(([cidr, classId]) => ({ family: 4 as const, cidr, classId })).sort((a, b) => cmpCidr(a.cidr, b.cidr))
+          ? [...this.prefixes].map(([cidr, classId]) => ({ family: (cidr.includes(':') ? 6 : 4) as 4 | 6, cidr, classId })).sort((a, b) => cmpCidr(a.cidr, b.cidr))
           : [],
         classes: snap.classes.classes.filter((c) => this.classes.has(c.classId)),
       },
@@ -97,8 +97,15 @@ class Mirror {
   }
 }
 
+// IPv4 first (by address, then length), then IPv6 the same way: the snapshot's order.
 function cmpCidr(a: string, b: string): number {
-  return compareCidr4(parseCidr4(a), parseCidr4(b));
+  const a6 = a.includes(':');
+  const b6 = b.includes(':');
+  if (a6 !== b6) return a6 ? 1 : -1;
+  if (!a6) return compareCidr4(parseCidr4(a), parseCidr4(b));
+  const x = tryParseCidrOrIp6(a)!;
+  const y = tryParseCidrOrIp6(b)!;
+  return x.addr6 < y.addr6 ? -1 : x.addr6 > y.addr6 ? 1 : x.len - y.len;
 }
 
 function del(g: CalcGraph, r: Resource): void {
