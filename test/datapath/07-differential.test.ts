@@ -57,9 +57,10 @@ t.test(`encoded tables in BPF agree with the reference (seed ${SEED})`, async (t
     const eps = new Map(snap.endpoints.map((e) => [e.key, e]));
 
     for (const k of cls.keys()) cls.tryDelete(k);
+    for (const k of h.dp.maps.cls6!.keys()) h.dp.maps.cls6!.tryDelete(k);
     for (const p of snap.classes.prefixes) {
       const e = encodeClassPrefix(p);
-      if (e) cls.update(e.key, e.value);
+      if (e) (p.family === 6 ? h.dp.maps.cls6! : cls).update(e.key, e.value);
     }
 
     // Packets for this scenario, grouped by (endpoint, direction) = one batch each.
