@@ -16,6 +16,9 @@ import { spawnerRun, type RunResult } from '../util/spawner';
 
 export const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
 export const GATEWAY = '169.254.1.1';
+/** The IPv6 gateway of every workload: the link-local address the kernel derives (EUI-64) from
+ * the host side's MAC ee:ee:ee:ee:ee:ee, so no address is read back from the host side. */
+export const GATEWAY6 = 'fe80::ecee:eeff:feee:eeee';
 
 export interface LinkInfo {
   ifindex: number;
@@ -154,25 +157,58 @@ export function hostSysctlSteps(hostName: string): WireStep[] {
   ];
 }
 
-/** The host side's MTU, MAC, up and its /32 routes to the workload, once the addresses are known. */
+/**
+ * Host side of a workload with an IPv6 address, as Calico's CNI plugin sets it: IPv6 on, router
+ * advertisements ignored (accept_ra=0), proxy NDP, forwarding, and no duplicate address detection
+ * (accept_dad=0, before the link is up), so its link-local gateway address GATEWAY6 answers
+ * neighbour solicitations at once.
+ */
+export function hostSysctl6Steps(hostName: string): WireStep[] {
+  return [
+    { kind: 'sysctl', key: `net/ipv6/conf/${hostName}/disable_ipv6`, value: '0' },
+    { kind: 'sysctl', key: `net/ipv6/conf/${hostName}/accept_dad`, value: '0' },
+    { kind: 'sysctl', key: `net/ipv6/conf/${hostName}/accept_ra`, value: '0' },
+    { kind: 'sysctl', key: `net/ipv6/conf/${hostName}/proxy_ndp`, value: '1' },
+    { kind: 'sysctl', key: `net/ipv6/conf/${hostName}/forwarding`, value: '1' },
+  ];
+}
+
+function isV6(cidr: string): boolean {
+  return hostAddr(cidr).includes(':');
+}
+
+/** The host side's MTU, MAC, up and its /32 (IPv6: /128) routes to the workload, once the addresses are known. */
 export function hostLinkStep(hostName: string, mtu: number, ips: string[]): WireStep {
   const lines = [`link set dev ${hostName} mtu ${mtu} address ${HOST_MAC} up`];
-  for (const a of ips) lines.push(`route replace ${hostAddr(a)}/32 dev ${hostName} scope link`);
+  for (const a of ips) {
+    if (isV6(a)) lines.push(`route replace ${hostAddr(a)}/128 dev ${hostName}`);
+    else lines.push(`route replace ${hostAddr(a)}/32 dev ${hostName} scope link`);
+  }
   return { kind: 'batch', ns: 'host', lines };
 }
 
-/** Container side: the /32s, a link-scope route to the gateway and the default route via it. */
+/**
+ * Container side: the /32s, a link-scope route to the gateway and the default route via it; with
+ * IPv6, the /128s without duplicate address detection and the IPv6 default route via GATEWAY6.
+ */
 export function containerStep(ifname: string, mtu: number, ips: string[]): WireStep {
   const lines = [`link set dev ${ifname} mtu ${mtu} up`];
-  for (const a of ips) lines.push(`addr replace ${hostAddr(a)}/32 dev ${ifname}`);
-  lines.push(`route replace ${GATEWAY} dev ${ifname} scope link`);
-  lines.push(`route replace default via ${GATEWAY} dev ${ifname}`);
+  for (const a of ips) {
+    if (isV6(a)) lines.push(`addr replace ${hostAddr(a)}/128 dev ${ifname} nodad`);
+    else lines.push(`addr replace ${hostAddr(a)}/32 dev ${ifname}`);
+  }
+  if (ips.some((a) => !isV6(a))) {
+    lines.push(`route replace ${GATEWAY} dev ${ifname} scope link`);
+    lines.push(`route replace default via ${GATEWAY} dev ${ifname}`);
+  }
+  if (ips.some(isV6)) lines.push(`route replace ::/0 via ${GATEWAY6} dev ${ifname}`);
   return { kind: 'batch', ns: 'container', lines };
 }
 
 /** Every step of wiring a new workload, in the order the plugin runs them. */
 export function wireSteps(w: WorkloadWiring): WireStep[] {
-  return [vethStep(w), ...hostSysctlSteps(w.hostName), hostLinkStep(w.hostName, w.mtu, w.ips), containerStep(w.contName, w.mtu, w.ips)];
+  const v6 = w.ips.some(isV6) ? hostSysctl6Steps(w.hostName) : [];
+  return [vethStep(w), ...hostSysctlSteps(w.hostName), ...v6, hostLinkStep(w.hostName, w.mtu, w.ips), containerStep(w.contName, w.mtu, w.ips)];
 }
 
 /** Runs steps the plugin's way: `ip` here or under `nsenter --net=<netns>`, sysctls through /proc/sys. */
@@ -220,8 +256,9 @@ export async function hostSysctls(hostName: string): Promise<void> {
   await runSteps(hostSysctlSteps(hostName), '', `setting sysctls of ${hostName}`);
 }
 
-/** The host side's link and routes (hostLinkStep). */
+/** The host side's link and routes (hostLinkStep); with IPv6, its IPv6 sysctls first (before the link is up). */
 export async function configureHostLink(hostName: string, mtu: number, ips: string[]): Promise<void> {
+  if (ips.some(isV6)) await runSteps(hostSysctl6Steps(hostName), '', `setting IPv6 sysctls of ${hostName}`);
   await runSteps([hostLinkStep(hostName, mtu, ips)], '', `configuring ${hostName}`);
 }
 

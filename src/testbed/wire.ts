@@ -16,7 +16,7 @@ import { wireSteps, randomMac, type WireStep } from '../cni/netlink';
 import { run, type Netns, type Topology } from '../util/netns';
 
 /** The node sysctls every layout sets (`forwarding: false` leaves out ip_forward). */
-export const NODE_SYSCTLS = ['net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0'] as const;
+export const NODE_SYSCTLS = ['net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0', 'net.ipv6.conf.all.forwarding=1'] as const;
 
 export interface NodeNetOptions {
   /** Address with prefix on `dev`, e.g. 198.18.0.10/24. */
@@ -34,7 +34,7 @@ export interface NodeNetOptions {
 /** Addresses the node's uplink and applies NODE_SYSCTLS. */
 export async function configureNode(ns: Netns, o: NodeNetOptions): Promise<void> {
   const dev = o.dev ?? 'eth0';
-  const sysctls = NODE_SYSCTLS.filter((s) => o.forwarding !== false || !s.startsWith('net.ipv4.ip_forward'));
+  const sysctls = NODE_SYSCTLS.filter((s) => o.forwarding !== false || !(s.startsWith('net.ipv4.ip_forward') || s.startsWith('net.ipv6.conf.all.forwarding')));
   await ns.sh([
     `sysctl -qw ${sysctls.join(' ')}`,
     `ip addr add ${o.address} dev ${dev}`,
@@ -46,13 +46,15 @@ export interface WorkloadSpec {
   /** Workload namespace short name (unique in the topology). */
   name: string;
   ip: string;
+  /** An IPv6 address too (ULA fd00::/8 in tests): wired as Calico's CNI wires a dual-stack workload. */
+  ip6?: string;
   /** Host-side interface (default `cali<name>`, cut to 15 characters). */
   hostIf?: string;
   /** Link MTU on both sides (default 1500, the plugin's default). */
   mtu?: number;
 }
 
-export interface Workload { name: string; ns: Netns; ip: string; hostIf: string; ifindex: number }
+export interface Workload { name: string; ns: Netns; ip: string; ip6?: string; hostIf: string; ifindex: number }
 
 /** Executes the plugin's wiring steps with `node` as the host namespace and `ws` as the container's. */
 export async function runWireSteps(node: Netns, ws: Netns, steps: WireStep[]): Promise<void> {
@@ -76,8 +78,11 @@ export async function runWireSteps(node: Netns, ws: Netns, steps: WireStep[]): P
 export async function wireWorkload(topo: Topology, node: Netns, spec: WorkloadSpec): Promise<Workload> {
   const hostIf = spec.hostIf ?? `cali${spec.name}`.slice(0, 15);
   const ns = await topo.addNetns(spec.name);
-  await runWireSteps(node, ns, wireSteps({ hostName: hostIf, contName: 'eth0', netns: ns.path, mtu: spec.mtu ?? 1500, contMac: randomMac(), ips: [`${spec.ip}/32`] }));
-  return { name: spec.name, ns, ip: spec.ip, hostIf, ifindex: await node.ifindex(hostIf) };
+  const ips = [`${spec.ip}/32`, ...(spec.ip6 ? [`${spec.ip6}/128`] : [])];
+  await runWireSteps(node, ns, wireSteps({ hostName: hostIf, contName: 'eth0', netns: ns.path, mtu: spec.mtu ?? 1500, contMac: randomMac(), ips }));
+  const w: Workload = { name: spec.name, ns, ip: spec.ip, hostIf, ifindex: await node.ifindex(hostIf) };
+  if (spec.ip6) w.ip6 = spec.ip6;
+  return w;
 }
 
 /**
