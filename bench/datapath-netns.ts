@@ -13,6 +13,9 @@ import { ns, policySet, wep } from './datapath-policies';
 
 export const SERVER_IP = '192.168.20.1';
 export const CLIENT_IP = '192.168.20.2';
+/** The workloads' IPv6 addresses when the node is built with `v6` (ULA). */
+export const SERVER_IP6 = 'fd00:20::1';
+export const CLIENT_IP6 = 'fd00:20::2';
 
 export class BenchNode {
   private readonly compiled = new Map<string, CompiledState>();
@@ -23,14 +26,15 @@ export class BenchNode {
   private pd?: PolicyDataplane;
   private attached = false;
   private pinRoot?: string;
-  private constructor(readonly topo: SingleNode, readonly server: Workload, readonly client: Workload) {}
+  private constructor(readonly topo: SingleNode, readonly server: Workload, readonly client: Workload, readonly v6: boolean) {}
 
-  static async create(label: string): Promise<BenchNode> {
+  /** `v6`: the workloads are dual stack (SERVER_IP6, CLIENT_IP6), their endpoints too. */
+  static async create(label: string, o: { v6?: boolean } = {}): Promise<BenchNode> {
     const topo = await SingleNode.create(label, { outsideRoutesPools: true });
     try {
-      const server = await topo.addWorkload('server', SERVER_IP);
-      const client = await topo.addWorkload('client', CLIENT_IP);
-      return new BenchNode(topo, server, client);
+      const server = await topo.addWorkload('server', SERVER_IP, o.v6 ? { ip6: SERVER_IP6 } : {});
+      const client = await topo.addWorkload('client', CLIENT_IP, o.v6 ? { ip6: CLIENT_IP6 } : {});
+      return new BenchNode(topo, server, client, o.v6 === true);
     } catch (e) { await topo.destroy(); throw e; }
   }
 
@@ -42,7 +46,9 @@ export class BenchNode {
     let snap = this.compiled.get(key);
     if (!snap) {
       const graph = new CalcGraph({ nodeName: 'node1' });
-      for (const r of [ns('bench'), wep('server', SERVER_IP, 'server', this.server.hostIf), wep('client', CLIENT_IP, 'client', this.client.hostIf),
+      const v6 = this.v6;
+      for (const r of [ns('bench'), wep('server', SERVER_IP, 'server', this.server.hostIf, v6 ? SERVER_IP6 : undefined),
+        wep('client', CLIENT_IP, 'client', this.client.hostIf, v6 ? CLIENT_IP6 : undefined),
         ...policySet(policies, rulesEach, servePorts, udpPorts)]) graph.onUpdate(r);
       graph.flush();
       snap = graph.snapshot();

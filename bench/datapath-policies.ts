@@ -17,11 +17,11 @@ export function ns(name: string): Namespace {
   return { apiVersion: V3, kind: 'Namespace', metadata: { name, labels: {} } };
 }
 
-export function wep(name: string, ip: string, app: string, iface: string): WorkloadEndpoint {
+export function wep(name: string, ip: string, app: string, iface: string, ip6?: string): WorkloadEndpoint {
   return {
     apiVersion: V3, kind: 'WorkloadEndpoint',
     metadata: { name, namespace: 'bench', labels: { app } },
-    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`], interfaceName: iface, profiles: [] },
+    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`, ...(ip6 ? [`${ip6}/128`] : [])], interfaceName: iface, profiles: [] },
   };
 }
 

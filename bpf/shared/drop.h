@@ -24,7 +24,7 @@ enum tortie_drop_reason {
 	DROP_NO_TABLE = -9,              /* endpoint names a table that is not loaded: fail closed */
 	DROP_PREFILTER = -10,            /* XDP prefilter: deny-listed CIDR */
 	DROP_DNT_DENY = -11,             /* XDP prefilter: doNotTrack deny rule */
-	DROP_UNSUPPORTED_L3 = -12,       /* ethertype neither IPv4 nor ARP (IPv6 not enabled yet) */
+	DROP_UNSUPPORTED_L3 = -12,       /* ethertype neither IPv4, IPv6 nor ARP (XDP: IPv6 is not filtered) */
 	DROP_VLAN = -13,                 /* VLAN-tagged frame on a workload interface */
 	DROP_FRAG_UNKNOWN = -14,         /* non-first fragment whose first fragment was not seen */
 	DROP_CT_INVALID = -15,           /* TCP RST/FIN outside the flow's sequence window */

@@ -28,8 +28,10 @@
  * Protocol semantics the cells encode: ports/notPorts only match TCP/UDP/SCTP/UDPLite packets,
  * icmp/notICMP only ICMP/ICMPv6 packets (a rule with such a match never matches other protocols).
  *
- * IPv4 only for now: IPv6 addresses in ipNetworks and IPv6 CIDRs in nets are ignored (nets with
- * only IPv6 CIDRs never match), rules with ipVersion 6 never match, the LPM holds IPv4 prefixes.
+ * Both families: `classes.prefixes` holds IPv4 (family 4) and IPv6 (family 6) prefixes of one
+ * partition (a class id means the same membership in either family), so one table serves IPv4 and
+ * IPv6 packets. Rules are rendered per family as Felix does (rules.ts): ipVersion, and a
+ * nets/notNets list with CIDRs of one family only, restrict a rule to that family.
  *
  * Why this split: the global class LPM is shared by all tables (one entry per distinct
  * membership combination of the prefixes that matter), each table only distinguishes the

@@ -147,3 +147,17 @@ t.test('the agent sweeps tortie_ct6_v1 and keeps the per-workload counts of tort
   t.equal(readQuota(h.dp.ctq6).find((r) => r.addr === EP)?.live, 0, 'the workload\'s count released');
   t.equal(h.run('from', udp6(EP, PEER, 44003, 53)).reason, R.FORWARD, 'and it may open a flow again');
 });
+
+t.test('a denied IPv6 flow is reported with its IPv6 addresses', async (t) => {
+  const h = await WepHarness.create('v6evt');
+  t.teardown(() => h.close());
+  h.setEndpoint([`${EP}/128`], denyAll('i000000000000268', 'ingress', 21), allowAll('e000000000000268', 'egress'));
+  h.startEvents();
+  t.equal(h.run('to', tcp6(PEER, EP, 45000, 22)).reason, R.POLICY_DENY, 'denied');
+  const ev = (await h.takeEvents()).find((e) => e.kind === 'deny');
+  t.ok(ev, 'one deny event');
+  t.equal(ev?.src, PEER, 'source as IPv6 text');
+  t.equal(ev?.dst, EP, 'destination as IPv6 text');
+  t.equal(ev?.dstPort, 22);
+  t.equal(ev?.ruleId, 21, 'naming the deciding rule');
+});
