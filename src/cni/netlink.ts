@@ -80,14 +80,14 @@ export async function getLinkByIndex(ifindex: number): Promise<LinkInfo | undefi
   return (JSON.parse(out || '[]') as LinkInfo[]).find((l) => l.ifindex === ifindex);
 }
 
-export async function getAddrs(dev: string, netns?: string): Promise<string[]> {
-  const out = await ipOk(['-j', '-4', 'addr', 'show', 'dev', dev], `reading addresses of ${dev}`, netns);
+export async function getAddrs(dev: string, netns?: string, family: 4 | 6 = 4): Promise<string[]> {
+  const out = await ipOk(['-j', `-${family}`, 'addr', 'show', 'dev', dev], `reading addresses of ${dev}`, netns);
   const arr = JSON.parse(out || '[]') as AddrInfo[];
   return arr.flatMap((a) => a.addr_info.map((x) => `${x.local}/${x.prefixlen}`));
 }
 
-export async function getRoutes(netns?: string, dev?: string): Promise<RouteInfo[]> {
-  const args = ['-j', '-4', 'route', 'show'];
+export async function getRoutes(netns?: string, dev?: string, family: 4 | 6 = 4): Promise<RouteInfo[]> {
+  const args = ['-j', `-${family}`, 'route', 'show'];
   if (dev) args.push('dev', dev);
   const out = await ipOk(args, 'reading routes', netns);
   const arr = JSON.parse(out || '[]') as RouteInfo[];

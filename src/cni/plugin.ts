@@ -44,7 +44,7 @@ import { delegateIpam, type DelegateContext } from './delegate';
 import { CNI_ERR, CniError } from './errors';
 import { cniMain, cniRun } from './io';
 import {
-  GATEWAY, HOST_MAC, configureContainerSide, configureHostLink, deleteLink, ensureVeth, getAddrs, getLink, getLinkByIndex,
+  GATEWAY, GATEWAY6, HOST_MAC, configureContainerSide, configureHostLink, deleteLink, ensureVeth, getAddrs, getLink, getLinkByIndex,
   getRoutes, hostSysctls, netnsExists, randomMac, type LinkInfo,
 } from './netlink';
 
@@ -244,7 +244,10 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
         { name: env.ifname, mac: contMac, sandbox: env.netns },
       ],
       ips: ips.map((address) => ({ address: hostCidr(address), interface: 1 })),
-      routes: [{ dst: '0.0.0.0/0', gw: GATEWAY }],
+      routes: [
+        ...(ips.some((a) => !a.includes(':')) ? [{ dst: '0.0.0.0/0', gw: GATEWAY }] : []),
+        ...(ips.some((a) => a.includes(':')) ? [{ dst: '::/0', gw: GATEWAY6 }] : []),
+      ],
       // The spec's `dns` from the network configuration, passed on as Calico does.
       dns: typeof conf.raw.dns === 'object' && conf.raw.dns !== null && !Array.isArray(conf.raw.dns) ? conf.raw.dns as Record<string, unknown> : {},
     };
@@ -342,24 +345,38 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
   if (cont.link_index !== host.ifindex || host.link_index !== cont.ifindex) fail(`${env.ifname} in the container is not the peer of ${ctx.hostName}`);
   if (!cont.flags.includes('UP')) fail(`container interface ${env.ifname} is down`);
   if (wep!.spec.mac && wep!.spec.mac !== cont.address) fail(`container MAC ${cont.address} differs from the WorkloadEndpoint's ${wep!.spec.mac}`);
-  // The interface checks below cover the IPv4 wiring (the IPv6 wiring checks belong with it).
+  // Each family's wiring: the container's addresses and default route, the host's routes and sysctls.
   const v4 = ips.filter((a) => !a.includes(':'));
-  const addrs = await getAddrs(env.ifname, env.netns);
-  for (const a of v4) if (!addrs.includes(a)) fail(`address ${a} missing on ${env.ifname} (has ${addrs.join(', ') || 'none'})`);
-
-  const croutes = await getRoutes(env.netns);
-  if (!croutes.some((r) => r.dst === GATEWAY && r.dev === env.ifname && r.scope === 'link')) fail(`container route ${GATEWAY} scope link dev ${env.ifname} missing`);
-  if (!croutes.some((r) => r.dst === 'default' && r.gateway === GATEWAY && r.dev === env.ifname)) fail(`container default route via ${GATEWAY} dev ${env.ifname} missing`);
-  const hroutes = await getRoutes(undefined, ctx.hostName);
-  for (const a of v4) {
-    const bare = a.split('/')[0];
-    if (!hroutes.some((r) => r.dst === bare || r.dst === a)) fail(`host route ${a} dev ${ctx.hostName} missing`);
+  const v6 = ips.filter((a) => a.includes(':'));
+  const sysctls: [string, string][] = [];
+  if (v4.length > 0) {
+    const addrs = await getAddrs(env.ifname, env.netns);
+    for (const a of v4) if (!addrs.includes(a)) fail(`address ${a} missing on ${env.ifname} (has ${addrs.join(', ') || 'none'})`);
+    const croutes = await getRoutes(env.netns);
+    if (!croutes.some((r) => r.dst === GATEWAY && r.dev === env.ifname && r.scope === 'link')) fail(`container route ${GATEWAY} scope link dev ${env.ifname} missing`);
+    if (!croutes.some((r) => r.dst === 'default' && r.gateway === GATEWAY && r.dev === env.ifname)) fail(`container default route via ${GATEWAY} dev ${env.ifname} missing`);
+    const hroutes = await getRoutes(undefined, ctx.hostName);
+    for (const a of v4) {
+      const bare = a.split('/')[0];
+      if (!hroutes.some((r) => r.dst === bare || r.dst === a)) fail(`host route ${a} dev ${ctx.hostName} missing`);
+    }
+    sysctls.push([`/proc/sys/net/ipv4/conf/${ctx.hostName}/proxy_arp`, '1'], [`/proc/sys/net/ipv4/neigh/${ctx.hostName}/proxy_delay`, '0'],
+      [`/proc/sys/net/ipv4/conf/${ctx.hostName}/forwarding`, '1']);
   }
-  for (const [path, want] of [
-    [`/proc/sys/net/ipv4/conf/${ctx.hostName}/proxy_arp`, '1'],
-    [`/proc/sys/net/ipv4/neigh/${ctx.hostName}/proxy_delay`, '0'],
-    [`/proc/sys/net/ipv4/conf/${ctx.hostName}/forwarding`, '1'],
-  ] as const) {
+  if (v6.length > 0) {
+    const addrs = await getAddrs(env.ifname, env.netns, 6);
+    for (const a of v6) if (!addrs.includes(a)) fail(`address ${a} missing on ${env.ifname} (has ${addrs.join(', ') || 'none'})`);
+    const croutes = await getRoutes(env.netns, undefined, 6);
+    if (!croutes.some((r) => r.dst === 'default' && r.gateway === GATEWAY6 && r.dev === env.ifname)) fail(`container default route via ${GATEWAY6} dev ${env.ifname} missing`);
+    const hroutes = await getRoutes(undefined, ctx.hostName, 6);
+    for (const a of v6) {
+      const bare = a.split('/')[0];
+      if (!hroutes.some((r) => r.dst === bare || r.dst === a)) fail(`host route ${a} dev ${ctx.hostName} missing`);
+    }
+    sysctls.push([`/proc/sys/net/ipv6/conf/${ctx.hostName}/accept_ra`, '0'], [`/proc/sys/net/ipv6/conf/${ctx.hostName}/proxy_ndp`, '1'],
+      [`/proc/sys/net/ipv6/conf/${ctx.hostName}/forwarding`, '1']);
+  }
+  for (const [path, want] of sysctls) {
     const got = (await readFile(path, 'utf8')).trim();
     if (got !== want) fail(`${path} is ${got}, expected ${want}`);
   }
