@@ -4,7 +4,8 @@
  *   - prefilter (XDP): a passing and a dropped packet, with 10,000 deny-listed CIDRs;
  *   - workload tc program, policy path (new flow: conntrack miss + class/verdict lookups) with
  *     1 rule and with 10,000 rules (1,000 policies × 10, compiled by src/calc);
- *   - workload tc program, established path (conntrack hit).
+ *   - workload tc program, established path (conntrack hit);
+ *   - the same two paths for IPv6 packets (dual-stack endpoints, one table for both families).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/datapath-pktcost.js [repeat]
  */
@@ -13,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { loadPrefilter, loadWep, mapOps } from '../src/dataplane/bpf/loader';
 import { encodePrefilter } from '../src/dataplane/bpf/encode';
 import { PolicyDataplane } from '../src/dataplane/bpf/policy-sync';
-import { flowPacket } from '../src/dataplane/bpf/packet';
+import { eth6, flowPacket, tcp } from '../src/dataplane/bpf/packet';
 import { CalcGraph } from '../src/calc';
 import { ns, policySet, wep } from './datapath-policies';
 import { median } from './lib/stats';
@@ -21,6 +22,8 @@ import { median } from './lib/stats';
 const REPEAT = Number(process.argv[2] ?? 1_000_000);
 const SERVER = '192.168.20.1';
 const CLIENT = '192.168.20.2';
+const SERVER6 = 'fd00:20::1';
+const CLIENT6 = 'fd00:20::2';
 
 function pinRoot(): string {
   const d = `/sys/fs/bpf/tortie-bench-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -46,17 +49,17 @@ async function prefilter(): Promise<void> {
   }
 }
 
-async function policyPath(policies: number, rulesEach: number): Promise<{ rules: number; newFlowDeny: number; newFlowAllow: number; established: number; cells: number }> {
+async function policyPath(policies: number, rulesEach: number): Promise<{ rules: number; newFlowDeny: number; newFlowAllow: number; established: number; cells: number; deny6: number; established6: number }> {
   const root = pinRoot();
   const dp = await loadWep({ pinRoot: root, events: false, ctMaxEntries: 65536 });
   try {
     const graph = new CalcGraph({ nodeName: 'node1' });
-    for (const r of [ns('bench'), wep('server', SERVER, 'server', 'caliserver'), wep('client', CLIENT, 'client', 'caliclient'),
+    for (const r of [ns('bench'), wep('server', SERVER, 'server', 'caliserver', SERVER6), wep('client', CLIENT, 'client', 'caliclient', CLIENT6),
       ...policySet(policies, rulesEach, [80])]) graph.onUpdate(r);
     graph.flush();
     const snap = graph.snapshot();
     // The server's endpoint is programmed at ifindex 1, where test runs happen.
-    const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (e) => (e.key === 'bench/server' ? 1 : undefined));
+    const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!), cls6: mapOps(dp.maps.cls6!) }, (e) => (e.key === 'bench/server' ? 1 : undefined));
     pd.applySnapshot(snap);
     const table = snap.tables.find((t) => t.id === snap.endpoints.find((e) => e.key === 'bench/server')!.tables.ingress)!;
     const denied = flowPacket({ src: '10.99.1.1', dst: SERVER, proto: 6, sport: 40000, dport: 81 });
@@ -72,7 +75,9 @@ async function policyPath(policies: number, rulesEach: number): Promise<{ rules:
       const p = flowPacket({ src: CLIENT, dst: SERVER, proto: 6, sport: 1024 + i, dport: 80 });
       samples.push(dp.toWep.testRun(p, { repeat: 1 }).durationNs);
     }
-    return { rules: policies * rulesEach + 2, newFlowDeny, newFlowAllow: median(samples), established, cells: table.cells.length };
+    const deny6 = r(eth6({ src: 'fd00:99::1', dst: SERVER6, proto: 6 }, tcp({ sport: 40000, dport: 81 })));
+    const established6 = r(eth6({ src: CLIENT6, dst: SERVER6, proto: 6 }, tcp({ sport: 40001, dport: 80 })));
+    return { rules: policies * rulesEach + 2, newFlowDeny, newFlowAllow: median(samples), established, cells: table.cells.length, deny6, established6 };
   } finally {
     dp.close();
     fs.rmSync(root, { recursive: true, force: true });
@@ -86,6 +91,8 @@ async function main(): Promise<void> {
     const x = await policyPath(p, r);
     console.log(`workload tc, ${x.rules} rules (${x.cells} cells in the table): new flow denied ${x.newFlowDeny} ns/pkt, ` +
       `new flow allowed ${x.newFlowAllow} ns/pkt (single runs, includes conntrack create), established ${x.established} ns/pkt`);
+    console.log(`  IPv6, same table: new flow denied ${x.deny6} ns/pkt (${(x.deny6 / x.newFlowDeny).toFixed(2)}× IPv4), ` +
+      `established ${x.established6} ns/pkt (${(x.established6 / x.established).toFixed(2)}× IPv4)`);
   }
 }
 
