@@ -7,6 +7,9 @@ import { WepHarness } from '../../src/testbed/wep-harness';
 import { buildTable, allowAll, denyAll } from '../../src/testbed/tables';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { sweepConntrack } from '../../src/dataplane/bpf/conntrack';
+import { mapOps } from '../../src/dataplane/bpf/loader';
+import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
+import type { CompiledState } from '../../src/calc/types';
 import { readQuota } from '../../src/dataplane/bpf/quota';
 import { eth6, ext6, flowPacket, frag6, ipv6, tcp, udp, icmp6, NH6, PROTO } from '../../src/dataplane/bpf/packet';
 
@@ -160,4 +163,34 @@ t.test('a denied IPv6 flow is reported with its IPv6 addresses', async (t) => {
   t.equal(ev?.dst, EP, 'destination as IPv6 text');
   t.equal(ev?.dstPort, 22);
   t.equal(ev?.ruleId, 21, 'naming the deciding rule');
+});
+
+t.test('IPv6 class prefixes: written by PolicyDataplane, adopted and swept after a restart', async (t) => {
+  const h = await WepHarness.create('v6recover');
+  t.teardown(() => h.close());
+  const ingress = buildTable({ id: 'aaaaaaaaaaaa0269', direction: 'ingress', projection: [[5, 1]], protocols: [PROTO.TCP],
+    rules: [{ lclass: 1, proto: PROTO.TCP, portMin: 80, portMax: 80, action: 'allow', ruleId: 1 }], defaultRule: 2 });
+  const egress = allowAll('eeeeeeeeeeee0269', 'egress', 3);
+  const snap = (prefixes: [string, number][]): CompiledState => ({
+    nodeName: 'node1',
+    classes: { prefixes: prefixes.map(([cidr, classId]) => ({ family: (cidr.includes(':') ? 6 : 4) as 4 | 6, cidr, classId })), classes: [] },
+    tables: [ingress, egress],
+    endpoints: [{ key: 'ns/a', namespace: 'ns', name: 'a', interfaceName: 'calia', ipNetworks: [`${EP}/128`], tables: { ingress: ingress.id, egress: egress.id } }],
+    rules: [], prefilter: { deny: [], skipped: [] }, routing: { pools: [], nodes: [], workloadRoutes: [] },
+  });
+  const maps = () => ({ ...h.dp.policyMaps, cls4: mapOps(h.dp.maps.cls4!), cls6: mapOps(h.dp.maps.cls6!) });
+  const pd1 = new PolicyDataplane(maps(), () => 1);
+  pd1.applySnapshot(snap([['fd00:20::/64', 5], ['fd00:30::/48', 5], ['10.0.0.0/8', 5]]));
+  t.equal(h.run('to', tcp6(PEER, EP, 46000, 80)).reason, R.FORWARD, 'a remote in fd00:20::/64 (class 5) is allowed');
+  t.equal(h.run('to', tcp6(OTHER, EP, 46001, 80)).reason, R.FORWARD, 'and one in fd00:30::/48');
+  t.equal(h.run('to', tcp6('fd00:40::1', EP, 46003, 80)).reason, R.POLICY_DENY, 'one in neither is class 0: denied');
+  // A restarted agent: a new PolicyDataplane over the same pinned maps.
+  const pd2 = new PolicyDataplane(maps(), () => 1);
+  t.equal(pd2.recover().prefixes, 3, 'adopts the three class prefixes (two of them IPv6)');
+  pd2.applySnapshot(snap([['fd00:30::/48', 5]]));
+  t.equal(h.dp.maps.cls6!.keys().length, 1, 'the IPv6 prefix no longer wanted is deleted');
+  t.equal(h.dp.maps.cls4!.keys().length, 0, 'and the IPv4 one');
+  h.clearConntrack();
+  t.equal(h.run('to', tcp6(PEER, EP, 46002, 80)).reason, R.POLICY_DENY, 'fd00:20::/64 is class 0 now');
+  t.equal(h.run('to', tcp6(OTHER, EP, 46004, 80)).reason, R.FORWARD, 'fd00:30::/48, kept, still class 5');
 });
