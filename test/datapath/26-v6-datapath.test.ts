@@ -194,3 +194,18 @@ t.test('IPv6 class prefixes: written by PolicyDataplane, adopted and swept after
   t.equal(h.run('to', tcp6(PEER, EP, 46002, 80)).reason, R.POLICY_DENY, 'fd00:20::/64 is class 0 now');
   t.equal(h.run('to', tcp6(OTHER, EP, 46004, 80)).reason, R.FORWARD, 'fd00:30::/48, kept, still class 5');
 });
+
+t.test('IPv6: a request the receiver denied opens no reply path; impossible TCP flags are INVALID', async (t) => {
+  const h = await WepHarness.create('v6reply');
+  t.teardown(() => h.close());
+  // Both workloads' addresses on the interface under test: the sender's egress and the
+  // receiver's ingress are the two points of one same-node flow.
+  h.setEndpoint([`${EP}/128`, `${EP2}/128`], denyAll('i00000000000026a', 'ingress'), allowAll('e00000000000026a', 'egress'));
+  t.equal(h.run('from', tcp6(EP, EP2, 47000, 80)).reason, R.FORWARD, 'sender egress allows');
+  t.equal(h.run('to', tcp6(EP, EP2, 47000, 80)).reason, R.POLICY_DENY, 'receiver ingress denies');
+  t.equal(h.run('from', tcp6(EP2, EP, 80, 47000, 'SA')).reason, R.FORWARD, 'the receiver may send');
+  t.equal(h.run('to', tcp6(EP2, EP, 80, 47000, 'SA')).reason, R.POLICY_DENY, 'but its "reply" is new traffic to the sender, denied');
+  for (const f of ['SF', 'SR', '', 'FPU', 'F']) {
+    t.equal(h.run('from', tcp6(EP, PEER, 47001, 80, f)).reason, R.TCP_BAD_FLAGS, `"${f || 'NULL'}" is INVALID`);
+  }
+});
