@@ -52,7 +52,7 @@ async function measure(netns: string, n: number, localNets = false): Promise<Fig
     for (const r of rs) graph.onUpdate(r);
     graph.flush();
     const noHep = graph.snapshot();
-    const pd = new PolicyDataplane({ ...w.policyMaps, cls4: mapOps(w.maps.cls4!), hep: mapOps(h.maps.hep), hlt4: mapOps(h.maps.hlt4) }, (e) => (e.host ? 0 : 1));
+    const pd = new PolicyDataplane({ ...w.policyMaps, cls4: mapOps(w.maps.cls4!), cls6: mapOps(w.maps.cls6!), hep: mapOps(h.maps.hep), hlt4: mapOps(h.maps.hlt4) }, (e) => (e.host ? 0 : 1));
     pd.applySnapshot(noHep);
     const run = (prog: typeof h.ingress, p: Buffer) => median([0, 1, 2].map(() => prog.testRun(p, { repeat: REPEAT, netns }).durationNs));
     const denied = flowPacket({ src: '198.19.200.1', dst: SERVER, proto: 6, sport: 40000, dport: 1000 });

@@ -70,7 +70,7 @@ export class BenchNode {
       if (!this.dpHr.hostRouting.active) throw new Error(`host routing not available: ${this.dpHr.hostRouting.reason}`);
     }
     const byIf = new Map([[this.server.hostIf, this.server.ifindex], [this.client.hostIf, this.client.ifindex]]);
-    this.pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (e) => byIf.get(e.interfaceName ?? ''));
+    this.pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!), cls6: mapOps(dp.maps.cls6!) }, (e) => byIf.get(e.interfaceName ?? ''));
     this.pd.applySnapshot(snap);
     this.attach();
     const serverTable = snap.tables.find((t) => t.id === snap.endpoints.find((e) => e.key === 'bench/server')!.tables.ingress)!;

@@ -63,7 +63,7 @@ async function measure(resources: Resource[], allowedSrc: string, deniedSrc: str
     graph.flush();
     const snap = graph.snapshot();
     const compileMs = Number(process.hrtime.bigint() - t0) / 1e6;
-    const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, (e) => (e.key === 'bench/server' ? 1 : undefined));
+    const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!), cls6: mapOps(dp.maps.cls6!) }, (e) => (e.key === 'bench/server' ? 1 : undefined));
     pd.applySnapshot(snap);
     const r = (p: Buffer) => median([0, 1, 2].map(() => dp.toWep.testRun(p, { repeat: REPEAT }).durationNs));
     const deny = r(flowPacket({ src: deniedSrc, dst: SERVER, proto: 6, sport: 40000, dport: 80 }));

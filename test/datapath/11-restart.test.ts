@@ -40,7 +40,7 @@ t.test('restart adopts, switches only what changed, sweeps the rest', async (t) 
   const s2 = state([['10.0.0.0/8', 5], ['172.16.0.0/12', 7]], [Ai, E, Bi2],
     [['ns/a', A, Ai.id, E.id], ['ns/b', '192.168.1.11', Bi2.id, E.id]]);
 
-  const maps = (dp: typeof h.dp) => ({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) });
+  const maps = (dp: typeof h.dp) => ({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!), cls6: mapOps(dp.maps.cls6!) });
   const pd1 = new PolicyDataplane(maps(h.dp), (e) => ifx[e.key]);
   pd1.applySnapshot(s1);
   let sport = 5555;

@@ -37,7 +37,7 @@ async function node(label: string, action: EndpointToHostAction | undefined): Pr
     const w = await topo.addWorkload('w', WL_IP);
     await topo.node.sh(`ip addr add ${HOST_LO_IP}/32 dev lo`);
     dp = await loadWep({ pinRoot, hostRouting: testHostRouting(), ctMaxEntries: 65536, ...(action ? { endpointToHostAction: action } : {}) });
-    const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!) }, () => w.ifindex);
+    const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!), cls6: mapOps(dp.maps.cls6!) }, () => w.ifindex);
     const graph = new CalcGraph({ nodeName: 'node1' });
     for (const r of [ns1, wep, allowAllPolicy]) graph.onUpdate(r);
     graph.flush();

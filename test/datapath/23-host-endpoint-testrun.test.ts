@@ -31,7 +31,7 @@ t.test('host endpoint programs on crafted packets', async (t) => {
   const w = await loadWep({ pinRoot, ctMaxEntries: 65536 });
   const h = await loadHep({ pinRoot });
   t.teardown(() => { h.close(); w.close(); removePinRoot(pinRoot); });
-  const pd = new PolicyDataplane({ ...w.policyMaps, cls4: mapOps(w.maps.cls4!), hep: mapOps(h.maps.hep) }, (e) => (e.host ? 0 : undefined));
+  const pd = new PolicyDataplane({ ...w.policyMaps, cls4: mapOps(w.maps.cls4!), cls6: mapOps(w.maps.cls6!), hep: mapOps(h.maps.hep) }, (e) => (e.host ? 0 : undefined));
   const graph = new CalcGraph({ nodeName: 'node1' });
   const apply = (...rs: Resource[]) => { for (const r of rs) graph.onUpdate(r); pd.applyDelta(graph.flush()); };
   const fs = encodeFailsafe([...DEFAULT_FAILSAFE_INBOUND, { protocol: 'TCP', port: 2222, net: '198.18.9.0/24' }], DEFAULT_FAILSAFE_OUTBOUND);

@@ -33,8 +33,8 @@ function prefixKey6(cidr: string): string {
 
 export interface PolicyDataplaneMaps extends PolicyMaps {
   cls4: MapOps;
-  /** tortie_cls6_v1; without it IPv6 class prefixes are not written (IPv6 remotes are class 0). */
-  cls6?: MapOps;
+  /** tortie_cls6_v1: IPv6 class prefixes. */
+  cls6: MapOps;
   /** tortie_hep_v1; without it host endpoints stay pending (never written). */
   hep?: MapOps;
   /** tortie_hlt4_v1: host endpoint stages that match local-side nets. */
@@ -96,14 +96,14 @@ export class PolicyDataplane {
       this.prefixes.add(cidr);
       prefixes++;
     }
-    for (const e of this.maps.cls6?.entries?.() ?? []) {
+    for (const e of this.maps.cls6.entries?.() ?? []) {
       const len = e.key.readUInt32LE(0);
       const parts: string[] = [];
       for (let i = 0; i < 8; i++) parts.push(e.key.readUInt16BE(4 + 2 * i).toString(16));
       const cidr = `${parts.join(':')}/${len}`;
       let canonical = '';
       try { canonical = prefixKey6(cidr); } catch { /* not a CIDR */ }
-      if (canonical === '' || !cls6KeyOf(canonical).equals(e.key)) { this.maps.cls6!.delete(e.key); continue; }
+      if (canonical === '' || !cls6KeyOf(canonical).equals(e.key)) { this.maps.cls6.delete(e.key); continue; }
       this.prefixes.add(canonical);
       prefixes++;
     }
@@ -116,7 +116,6 @@ export class PolicyDataplane {
     const entries: Entry[] = [];
     const entries6: Entry[] = [];
     for (const p of s.classes.prefixes) {
-      if (p.family === 6 && !this.maps.cls6) continue;
       const e = encodeClassPrefix(p);
       if (!e) continue;
       want.add(p.cidr);
@@ -125,7 +124,7 @@ export class PolicyDataplane {
     }
     if (this.maps.cls4.updateMany) this.maps.cls4.updateMany(entries);
     else for (const e of entries) this.maps.cls4.update(e.key, e.value);
-    for (const e of entries6) this.maps.cls6!.update(e.key, e.value);
+    for (const e of entries6) this.maps.cls6.update(e.key, e.value);
     for (const cidr of this.prefixes) if (!want.has(cidr)) { this.deletePrefix(cidr); this.prefixes.delete(cidr); }
     const eps = new Set(s.endpoints.map((e) => e.key));
     for (const e of s.endpoints) this.upsertEndpoint(e);
@@ -143,7 +142,7 @@ export class PolicyDataplane {
   }
 
   private deletePrefix(cidr: string): void {
-    if (cidr.includes(':')) this.maps.cls6?.delete(cls6KeyOf(cidr));
+    if (cidr.includes(':')) this.maps.cls6.delete(cls6KeyOf(cidr));
     else this.maps.cls4.delete(cls4KeyOf(cidr));
   }
 
@@ -155,10 +154,9 @@ export class PolicyDataplane {
       this.writer.tables.addProjection(pa.tableId, pa.entries);
     }
     for (const p of d.prefixesUpserted) {
-      if (p.family === 6 && !this.maps.cls6) continue;
       const e = encodeClassPrefix(p);
       if (!e) continue;
-      (p.family === 6 ? this.maps.cls6! : this.maps.cls4).update(e.key, e.value);
+      (p.family === 6 ? this.maps.cls6 : this.maps.cls4).update(e.key, e.value);
       this.prefixes.add(p.cidr);
     }
     for (const p of d.prefixesRemoved) {
