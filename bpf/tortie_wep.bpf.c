@@ -60,9 +60,10 @@ static __always_inline bool ip6_is_linklocal(const __be32 *a)
 	return (bpf_ntohl(a[0]) & 0xffc00000) == 0xfe800000;
 }
 
+/* Link-scope multicast (ff02::/16, any flags): never forwarded off the link. */
 static __always_inline bool ip6_is_multicast(const __be32 *a)
 {
-	return (bpf_ntohl(a[0]) >> 24) == 0xff;
+	return (bpf_ntohl(a[0]) & 0xff0f0000) == 0xff020000;
 }
 
 static __always_inline bool ip6_is_unspecified(const __be32 *a)
@@ -73,7 +74,7 @@ static __always_inline bool ip6_is_unspecified(const __be32 *a)
 /*
  * Neighbour discovery, MLD and router messages, before anti-spoofing and policy. From a workload:
  * router advertisements and redirects are dropped (DROP_ICMP6_ROUTER); NS/NA/RS/MLD pass only to a
- * link-local or multicast destination (never forwarded by the node) and from the unspecified
+ * link-local or link-scope multicast destination (never forwarded by the node) and from the unspecified
  * address (DAD), a link-local address or the workload's own (DROP_ICMP6_ND_SCOPE otherwise). To a
  * workload: ND/RS/RA/MLD from a link-local or unspecified source (the node on this link: routers
  * never forward link-local sources) pass. Returns 1 (not such a message: go on), TORTIE_FORWARD or

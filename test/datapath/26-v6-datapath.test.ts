@@ -78,6 +78,7 @@ t.test('neighbour discovery and router messages are handled before policy', asyn
   t.equal(h.run('from', icmpv6(LL, 'ff02::1', 134, { hop: 255 })).reason, R.ICMP6_ROUTER, 'a workload\'s router advertisement');
   t.equal(h.run('from', icmpv6(LL, GW, 137, { hop: 255 })).reason, R.ICMP6_ROUTER, 'a workload\'s redirect');
   t.equal(ns(EP, PEER, 'from'), R.ICMP6_ND_SCOPE, 'NS to a global address beyond the link');
+  t.equal(h.run('from', icmpv6(LL, 'ff0e::16', 143, { hop: 1 })).reason, R.ICMP6_ND_SCOPE, 'MLD to a global-scope group');
   t.equal(ns(EP2, 'ff02::1:ff00:b', 'from'), R.ICMP6_ND_SCOPE, 'NS from another workload\'s address');
   t.equal(ns(GW, 'ff02::1:ff00:a', 'to'), R.FORWARD, 'the node\'s NS to the workload');
   t.equal(h.run('to', icmpv6(GW, EP, 136, { hop: 255, payload: Buffer.alloc(16) })).reason, R.FORWARD, 'the node\'s NA');
