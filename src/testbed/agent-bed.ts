@@ -44,9 +44,9 @@ export class AgentBed {
   get storeDir() { return this.store.dir; }
   get agentLog(): string { return this.agent?.log ?? ''; }
 
-  /** A workload behind `hostIf`, wired by the CNI plugin's steps. */
-  addWorkload(name: string, ip: string, hostIf?: string): Promise<Workload> {
-    return this.bed.addWorkload(name, ip, { hostIf });
+  /** A workload behind `hostIf`, wired by the CNI plugin's steps (dual stack with `ip6`). */
+  addWorkload(name: string, ip: string, hostIf?: string, ip6?: string): Promise<Workload> {
+    return this.bed.addWorkload(name, ip, ip6 ? { hostIf, ip6 } : { hostIf });
   }
 
   /**
