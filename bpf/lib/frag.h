@@ -99,7 +99,7 @@ static __always_inline void frag6_key(struct tortie_frag6_key *k, const struct t
 	__builtin_memcpy(k->saddr, pkt->saddr6, 16);
 	__builtin_memcpy(k->daddr, pkt->daddr6, 16);
 	k->id = pkt->frag_id6;
-	k->proto = pkt->proto;
+	k->proto = pkt->frag_nh6; /* every fragment's: not the upper layer behind later headers */
 	k->point = point;
 	k->pad[0] = k->pad[1] = 0;
 }

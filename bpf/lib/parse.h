@@ -104,6 +104,9 @@ struct tortie_pkt {
 	__u16 ip_tot;     /* IP datagram length (IPv6: 40 + payload length): it ends at l3_off + ip_tot */
 	__u16 l4_off;     /* IPv6: offset of the upper-layer header from the IPv6 header (40 + extension headers) */
 	__be32 frag_id6;  /* IPv6 fragment header's identification (frag != NONE) */
+	__u8 frag_nh6;    /* IPv6: the fragment header's next header (the same in every fragment of a
+			   * datagram, unlike `proto` when more extension headers follow it) */
+	__u8 pad6[3];
 };
 
 #define TORTIE_ECHO_NONE 0
@@ -286,6 +289,7 @@ struct ip6_walk {
 	__u8 frag;      /* TORTIE_FRAG_* */
 	__u16 frag_off; /* later fragment: offset in 8-byte units */
 	__be32 frag_id;
+	__u8 frag_nh;   /* the fragment header's next header */
 };
 
 /*
@@ -321,6 +325,7 @@ static __always_inline int ip6_walk_exts(struct __sk_buff *skb, struct ip6_walk 
 				return DROP_IP6_BAD_EXT;
 			frag_seen = true;
 			w->frag_id = *(__be32 *)&b[4];
+			w->frag_nh = b[0];
 			len = 8;
 			if (fo >> 3) {
 				w->frag = TORTIE_FRAG_LATER;
@@ -438,6 +443,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct tortie_pkt *
 	pkt->proto = w.nh;
 	pkt->frag = w.frag;
 	pkt->frag_id6 = w.frag_id;
+	pkt->frag_nh6 = w.frag_nh;
 	pkt->l4_off = w.off - off;
 	if (w.frag == TORTIE_FRAG_LATER) {
 		/* A later fragment at offset 8 would rewrite TCP flags of the first (RFC 1858). */

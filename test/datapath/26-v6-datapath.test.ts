@@ -134,6 +134,13 @@ t.test('fragments follow their first fragment at each point', async (t) => {
     R.FRAG_UNKNOWN, 'the sender\'s record does not vouch for the other point');
   t.equal(h.run('from', eth6({ src: EP, dst: PEER, proto: PROTO.UDP, exts: [ext6(NH6.DEST), frag6({ offset: 0, mf: true, id: 103 })] },
     udp({ sport: 1, dport: 53 }))).reason, R.FORWARD, 'a first fragment behind a destination options header');
+  // Destination options after the fragment header: the first fragment's upper layer is UDP, the
+  // later fragments' fragment header names destination options; the record must match both.
+  t.equal(h.run('from', eth6({ src: EP, dst: PEER, proto: PROTO.UDP, exts: [frag6({ offset: 0, mf: true, id: 104 }), ext6(NH6.DEST)] },
+    udp({ sport: 1, dport: 53, payload: Buffer.alloc(16) }))).reason, R.FORWARD, 'a first fragment with destination options after the fragment header');
+  const later = eth6({ src: EP, dst: PEER, proto: PROTO.UDP, exts: [frag6({ offset: 4, id: 104 })] }, Buffer.alloc(16));
+  later[14 + 40] = NH6.DEST; // the fragment header's next header, as the sender's later fragments carry it
+  t.equal(h.run('from', later).reason, R.FORWARD, 'its later fragment follows it');
 });
 
 t.test('the agent sweeps tortie_ct6_v1 and keeps the per-workload counts of tortie_ctq6_v1', async (t) => {
