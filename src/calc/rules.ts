@@ -261,7 +261,9 @@ export function resolveLocal(r: PreRule, dir: Direction, view: LocalView): Local
   if (l.notSel !== undefined && l.notSel.evaluate(view.labels)) return undefined;
   if (view.host) {
     // The region is the longest net holding the address: a net matches iff it covers the region
-    // (host endpoints are IPv4: their IPv6 nets never match).
+    // (host endpoints are IPv4: their IPv6 nets never match, and a rule of IPv6 only — by
+    // ipVersion or by nets/notNets holding only IPv6 CIDRs — never matches there).
+    if ((r.families & FAM4) === 0) return undefined;
     const at = view.localNet;
     const nets4 = l.nets?.filter((c): c is Cidr4 => !isCidr6(c));
     const notNets4 = l.notNets?.filter((c): c is Cidr4 => !isCidr6(c));

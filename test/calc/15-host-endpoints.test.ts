@@ -238,3 +238,21 @@ t.test('local-side nets: regions follow policy changes, and tables of dropped re
   t.equal(hepOf(s, 'eth0').host!.local, undefined, 'no local nets: no dispatch');
   t.ok(s.tables.length < before, `the region tables are gone (${before} → ${s.tables.length})`);
 });
+
+t.test('IPv6-only nets on a host endpoint never match its IPv4 traffic (the rule is IPv6 only, as Felix renders it)', async (t) => {
+  const g = build([
+    hep('eth0', { iface: 'eth0', labels: { role: 'host' } }),
+    gnp('v6-local', { selector: "role == 'host'", order: 1, ingress: [{ action: 'Allow', destination: { nets: ['fd00:1::/64'] } }] }),
+    gnp('v6-remote', { selector: "role == 'host'", order: 2, ingress: [{ action: 'Allow', source: { nets: ['fd00:2::/64'] } }] }),
+    gnp('v6-not', { selector: "role == 'host'", order: 3, egress: [{ action: 'Allow', source: { notNets: ['fd00:3::/64'] } }] }),
+  ]);
+  const s = g.snapshot();
+  t.same(validateCompiled(s), []);
+  const e = hepOf(s, 'eth0');
+  for (const local of ['198.18.0.1', '10.1.2.3']) {
+    const tbl = hostStageTable(e, 'ingress', local) ?? e.tables.ingress;
+    t.equal(verdictIn(s, tbl, pkt('ingress', '198.18.0.9', 80)), 'deny', `ingress to ${local}: the IPv6 rules do not match IPv4`);
+    const out = hostStageTable(e, 'egress', local) ?? e.tables.egress;
+    t.equal(verdictIn(s, out, pkt('egress', '198.18.0.9', 53, 17)), 'deny', `egress from ${local}: an IPv6 notNets does not match IPv4`);
+  }
+});
