@@ -2,7 +2,7 @@
  * RouteCalculator — calc graph node, apart from the policy compiler: the routing inputs of the
  * node's dataplane (src/dataplane/routing/plan.ts plans kernel and BPF routes from them).
  *
- *   IPPool, Node ──mark──────> pools (with Calico's defaults), nodes (BGP address, IPIP tunnel address)
+ *   IPPool, Node ──mark──────> pools (with Calico's defaults), nodes (BGP IPv4/IPv6 address, IPIP tunnel address)
  *   WorkloadEndpoint ──mark──> remote workload routes: endpoint → its CIDRs; CIDR → owners (an
  *                              address owned by several endpoints routes to the smallest key's node)
  *                     │ emit(): only what was marked
@@ -14,17 +14,28 @@
  *
  * Contract: marks in any order, for resources that may not exist; output depends only on the
  * current resources: `routing` = the pools and nodes sorted by name, `workloadRoutes` = for every
- * IPv4 address of a WorkloadEndpoint on another node, that node. Every owner add has one
+ * address (IPv4 /32, IPv6 /128) of a WorkloadEndpoint on another node, that node; CIDRs sorted IPv4
+ * first, then by address and length. Every owner add has one
  * matching remove (an endpoint's previous CIDRs are released before its current ones are taken).
  */
 import type { ResourceKind } from '../model';
 import { fewAdd, fewDelete, fewValues, type Few } from './compact';
-import { compareCidr4, formatCidr4, IPPOOL_DEFAULTS, tryParseCidrOrIp4 } from '../primitives';
+import { defaultBlockSize, formatCidr, IPPOOL_DEFAULTS, maskCidr, tryParseCidrOrIp, type Cidr } from '../primitives';
 import type { ResourceState } from './store';
 import type { CalcDelta, RoutingState } from './types';
 
 /** The part of a CalcDelta this node writes. */
 export type RouteDelta = Pick<CalcDelta, 'routingChanged' | 'routing' | 'workloadRoutesUpserted' | 'workloadRoutesRemoved'>;
+
+/** Route order: IPv4 before IPv6, then by address bytes, then by prefix length. */
+function compareRouteCidr(a: Cidr, b: Cidr): number {
+  if (a.ip.version !== b.ip.version) return a.ip.version - b.ip.version;
+  for (let i = 0; i < a.ip.bytes.length; i++) {
+    const d = a.ip.bytes[i]! - b.ip.bytes[i]!;
+    if (d !== 0) return d;
+  }
+  return a.prefix - b.prefix;
+}
 
 export class RouteCalculator {
   private routingDirty = true;
@@ -70,8 +81,8 @@ export class RouteCalculator {
   /** The whole current routing input (as of the last emit). */
   snapshot(): RoutingState {
     const workloadRoutes = [...this.emittedRoutes]
-      .map(([cidr, node]) => ({ cidr, node, c: tryParseCidrOrIp4(cidr)! }))
-      .sort((a, b) => compareCidr4(a.c, b.c))
+      .map(([cidr, node]) => ({ cidr, node, c: tryParseCidrOrIp(cidr)! }))
+      .sort((a, b) => compareRouteCidr(a.c, b.c))
       .map(({ cidr, node }) => ({ cidr, node }));
     return { ...this.routing, workloadRoutes };
   }
@@ -86,8 +97,8 @@ export class RouteCalculator {
       const now: string[] = [];
       if (w !== undefined && w.spec.node !== undefined && w.spec.node !== this.nodeName) {
         for (const n of w.spec.ipNetworks ?? []) {
-          const c = tryParseCidrOrIp4(n);
-          if (c !== undefined) now.push(formatCidr4(c));
+          const c = tryParseCidrOrIp(n);
+          if (c !== undefined) now.push(formatCidr(maskCidr(c)));
         }
       }
       for (const cidr of fewValues(this.routesOf.get(key))) {
@@ -126,8 +137,8 @@ export class RouteCalculator {
     }
     const byCidr = <T>(xs: T[], cidrOf: (x: T) => string): T[] =>
       xs
-        .map((x) => ({ x, c: tryParseCidrOrIp4(cidrOf(x))! }))
-        .sort((a, b) => compareCidr4(a.c, b.c))
+        .map((x) => ({ x, c: tryParseCidrOrIp(cidrOf(x))! }))
+        .sort((a, b) => compareRouteCidr(a.c, b.c))
         .map((e) => e.x);
     delta.workloadRoutesUpserted = byCidr([...upserts].map(([cidr, node]) => ({ cidr, node })), (r) => r.cidr);
     delta.workloadRoutesRemoved = byCidr(delta.workloadRoutesRemoved, (c) => c);
@@ -143,13 +154,14 @@ export class RouteCalculator {
         vxlanMode: p.spec.vxlanMode ?? IPPOOL_DEFAULTS.vxlanMode,
         natOutgoing: p.spec.natOutgoing ?? IPPOOL_DEFAULTS.natOutgoing,
         disabled: p.spec.disabled ?? false,
-        blockSize: p.spec.blockSize ?? IPPOOL_DEFAULTS.blockSizeV4,
+        blockSize: p.spec.blockSize ?? (p.spec.cidr.includes(':') ? defaultBlockSize(6) : IPPOOL_DEFAULTS.blockSizeV4),
       }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const nodes = [...s.nodes.values()]
       .map((n) => {
         const o: RoutingState['nodes'][number] = { name: n.metadata.name };
         if (n.spec.bgp?.ipv4Address !== undefined) o.ipv4Address = n.spec.bgp.ipv4Address;
+        if (n.spec.bgp?.ipv6Address !== undefined) o.ipv6Address = n.spec.bgp.ipv6Address;
         if (n.spec.bgp?.ipv4IPIPTunnelAddr !== undefined) o.ipv4IPIPTunnelAddr = n.spec.bgp.ipv4IPIPTunnelAddr;
         return o;
       })

@@ -242,7 +242,7 @@ export interface Prefilter {
 /** Routing inputs, passed through for src/dataplane's route manager (not designed here). */
 export interface RoutingState {
   pools: { name: string; cidr: string; ipipMode: string; vxlanMode: string; natOutgoing: boolean; disabled: boolean; blockSize: number }[];
-  nodes: { name: string; ipv4Address?: string; ipv4IPIPTunnelAddr?: string }[];
+  nodes: { name: string; ipv4Address?: string; ipv6Address?: string; ipv4IPIPTunnelAddr?: string }[];
   /** Remote workload routes: every non-local WorkloadEndpoint address and its node. */
   workloadRoutes: { cidr: string; node: string }[];
 }

@@ -12,6 +12,7 @@ import { CalcGraph, ResourceState, resourceKey, RouteCalculator, type RouteDelta
 import type { IPPool, Resource, ResourceKind, WorkloadEndpoint } from '../../src/model';
 import { node, wep } from '../../src/testbed/fixtures';
 import { Gen, rng } from '../../src/testbed/fuzz/random';
+import ipaddr from 'ipaddr.js';
 
 type Event = { op: 'upsert'; r: Resource } | { op: 'delete'; kind: ResourceKind; key: string };
 
@@ -27,7 +28,7 @@ function events(g: Gen, n: number): Event[] {
     const k = g.int(10);
     if (k < 6) {
       // Few addresses for many endpoints: owners collide, and an address moves between nodes.
-      const ips = g.some(['192.168.0.1', '192.168.0.2', '192.168.1.7', '192.168.9.0/30', 'fd00::1', 'not-an-ip'], 2);
+      const ips = g.some(['192.168.0.1', '192.168.0.2', '192.168.1.7', '192.168.9.0/30', 'fd00::1', 'fd00:10:0:0::2', 'fd00:10::1:0/124', 'not-an-ip'], 2);
       out.push({ op: 'upsert', r: wep(`ns${g.int(2)}/w${g.int(6)}`, { ip: ips, node: g.pick(NODES) }) });
     } else if (k < 7) {
       out.push({ op: 'delete', kind: 'WorkloadEndpoint', key: `ns${g.int(2)}/w${g.int(6)}` });
@@ -67,25 +68,37 @@ function feed(g: CalcGraph, e: Event): void {
   else g.onDelete(e.kind, e.key);
 }
 
-/** Routes straight from the resources: every IPv4 address of an endpoint on another node, to the node of its smallest-key owner. */
+/**
+ * Routes straight from the resources: every address of an endpoint on another node (IPv4, and
+ * IPv6 in the compressed form), to the node of its smallest-key owner; IPv4 first.
+ */
 function referenceRoutes(eps: Iterable<WorkloadEndpoint>): { cidr: string; node: string }[] {
-  const owner = new Map<string, { key: string; node: string }>();
+  const owner = new Map<string, { key: string; node: string; sort: number[] }>();
   for (const w of eps) {
     if (w.spec.node === 'node1') continue;
     const key = `${w.metadata.namespace}/${w.metadata.name}`;
     for (const n of w.spec.ipNetworks ?? []) {
+      let cidr: string;
+      let sort: number[];
       const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(n);
-      if (m === null) continue;
-      const cur = owner.get(n);
-      if (cur === undefined || key < cur.key) owner.set(n, { key, node: w.spec.node! });
+      if (m !== null) {
+        cidr = n;
+        sort = [4, ...n.split(/[./]/).map(Number)];
+      } else if (n.includes(':') && ipaddr.IPv6.isValidCIDR(n)) {
+        const len = ipaddr.IPv6.parseCIDR(n)[1];
+        const net = ipaddr.IPv6.networkAddressFromCIDR(n);
+        cidr = `${net.toString()}/${len}`;
+        sort = [6, ...net.toByteArray(), len];
+      } else continue;
+      const cur = owner.get(cidr);
+      if (cur === undefined || key < cur.key) owner.set(cidr, { key, node: w.spec.node!, sort });
     }
   }
-  const num = (c: string): number[] => c.split(/[./]/).map(Number);
   return [...owner]
     .sort((a, b) => {
-      const x = num(a[0]);
-      const y = num(b[0]);
-      for (let i = 0; i < 5; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+      const x = a[1].sort;
+      const y = b[1].sort;
+      for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
       return 0;
     })
     .map(([cidr, o]) => ({ cidr, node: o.node }));

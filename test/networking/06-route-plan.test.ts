@@ -2,7 +2,7 @@
 // IPIP per pool mode (Always / CrossSubnet / Never), longest-prefix pool, and what is skipped;
 // then the map entries and kernel routes planned from that (planNetworking).
 import t from 'tap';
-import { planNetworking, planRoutes, poolOf, underlayTargets } from '../../src/dataplane/routing';
+import { planNetworking, planRoutes, planRoutes6, poolOf, underlayTargets } from '../../src/dataplane/routing';
 import { NODE_F, POOL_F, RT_F } from '../../src/dataplane/bpf/net-codecs';
 import type { RoutingState } from '../../src/calc/types';
 
@@ -134,4 +134,60 @@ t.test('VXLAN: vxlanMode Always / CrossSubnet by the same subnet rule, its MTU, 
   const v6only = { ...routing, pools: [...routing.pools, vx('v6', 'fd00::/48', 'Always')] };
   t.equal(planNetworking({ nodeName: 'a', routing: v6only, plan: planRoutes('a', v6only, wl), uplink: { ifindex: 7 }, ipipMtu: 1480, gateways: new Map() }).vxcfg.vni, 0,
     'an IPv6 pool does not turn IPv4 VXLAN on');
+});
+
+// IPv6: direct routes to the node's bgp.ipv6Address within this node's IPv6 subnet; every other
+// case is skipped with a reason (across subnets Calico would use VXLAN, not implemented for IPv6).
+const routing6: RoutingState = {
+  pools: [pool('v4', '192.168.0.0/16', 'Always'), { ...pool('v6', 'fd00:10::/48', 'Never', true), blockSize: 122 }],
+  nodes: [
+    { name: 'a', ipv4Address: '198.18.1.10/24', ipv6Address: 'fd00:198:18:1::10/64' },
+    { name: 'b', ipv4Address: '198.18.1.11/24', ipv6Address: 'FD00:198:18:1:0::11/64' }, // not in the canonical form
+    { name: 'c', ipv4Address: '198.18.2.10/24', ipv6Address: 'fd00:198:18:2::10/64' },   // another IPv6 subnet
+    { name: 'd', ipv4Address: '198.18.1.12/24' },                                      // no IPv6 address
+    { name: 'v6only', ipv6Address: 'fd00:198:18:1::20/64' },
+  ],
+  workloadRoutes: [],
+};
+const wl6: [string, string][] = [
+  ['192.168.1.5/32', 'b'], ['fd00:10:0:1::5/128', 'b'], ['fd00:10:0:1::1:0/122', 'v6only'], ['fd00:10:0:3::5/128', 'c'],
+  ['fd00:10:0:4::5/128', 'd'], ['fd00:10:0:5::5/128', 'gone'], ['fd00:10:0:0::9/128', 'a'],
+];
+
+t.test('IPv6 routes: same IPv6 subnet direct, the rest skipped with the reason', async (t) => {
+  const p = planRoutes6('a', routing6, wl6);
+  t.equal(p.nodeIp, 'fd00:198:18:1::10');
+  t.same(p.routes, [
+    { cidr: 'fd00:10:0:1::5/128', node: 'b', nodeIp: 'fd00:198:18:1::11' },
+    { cidr: 'fd00:10:0:1::1:0/122', node: 'v6only', nodeIp: 'fd00:198:18:1::20' },
+  ], 'next hop in the canonical form; own routes left to the CNI plugin');
+  t.same(p.skipped.map((s) => [s.cidr, s.reason]), [
+    ['fd00:10:0:3::5/128', "node fd00:198:18:2::10 is outside this node's IPv6 subnet fd00:198:18:1::/64: IPv6 across subnets needs VXLAN, not implemented for IPv6"],
+    ['fd00:10:0:4::5/128', 'node has no IPv6 address'],
+    ['fd00:10:0:5::5/128', 'node not known'],
+  ]);
+  t.same(planRoutes('a', routing6, wl6).routes.map((r) => r.cidr), ['192.168.1.5/32'], 'the IPv4 plan takes no IPv6 route');
+  const d = planNetworking({ nodeName: 'a', routing: routing6, plan: planRoutes('a', routing6, wl6), plan6: p, uplink: { ifindex: 7 }, ipipMtu: 1480, gateways: new Map() });
+  t.same([...d.kernel6], [
+    ['fd00:10:0:1::5/128', { via: 'fd00:198:18:1::11' }],
+    ['fd00:10:0:1::1:0/122', { via: 'fd00:198:18:1::20' }],
+  ], 'IPv6 kernel routes via the node, no route MTU (no overlay)');
+  t.same(d.pools.map((x) => x.cidr), ['192.168.0.0/16'], 'the IPv4 pool map holds no IPv6 pool');
+  t.same(d.routes.map((x) => x.cidr), ['192.168.1.5/32']);
+});
+
+t.test('IPv6 routes: a node with only an IPv6 address; a node without one', async (t) => {
+  const p = planRoutes6('v6only', routing6, wl6);
+  t.same(p.routes.map((r) => [r.cidr, r.nodeIp]), [['fd00:10:0:1::5/128', 'fd00:198:18:1::11'], ['fd00:10::9/128', 'fd00:198:18:1::10']]);
+  const d = planNetworking({ nodeName: 'v6only', routing: routing6, plan: planRoutes('v6only', routing6, wl6), plan6: p, uplink: { ifindex: 7 }, ipipMtu: 1480, gateways: new Map() });
+  t.equal(d.kernel6.size, 2, 'IPv6 routes without an IPv4 node address');
+  t.same([d.nodes, d.routes, d.netcfg.node_ip], [[], [], '0.0.0.0'], 'and nothing of IPv4');
+  const none = planRoutes6('d', routing6, wl6);
+  t.equal(none.nodeIp, undefined);
+  t.equal(none.routes.length, 0);
+  t.match(none.skipped[0], { reason: 'this node has no IPv6 address (spec.bgp.ipv6Address)' });
+  const noUplink = planNetworking({ nodeName: 'a', routing: routing6, plan: planRoutes('a', routing6, wl6), plan6: planRoutes6('a', routing6, wl6), ipipMtu: 1480, gateways: new Map() });
+  t.equal(noUplink.kernel6.size, 0, 'no uplink: nothing');
+  const bare = planRoutes6('a', { ...routing6, nodes: routing6.nodes.map((n) => (n.name === 'a' ? { ...n, ipv6Address: 'fd00:198:18:1::10' } : n)) }, wl6);
+  t.same(bare.routes, [], 'a bare address is a /128: every other node is in another subnet');
 });

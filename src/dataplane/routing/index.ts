@@ -6,6 +6,6 @@ export { RouteManager, DEFAULT_ROUTE_PROTOCOL, type RouteManagerOptions, type Ro
 export { RouteError } from './errors';
 export { DEFAULT_MTU_PATTERN, smallestMatchingMtu, type MtuOptions, type MtuInForce } from './mtu';
 export {
-  planRoutes, planNetworking, poolOf, underlayTargets, IPIP_OVERHEAD,
+  planRoutes, planRoutes6, canonicalCidr6, planNetworking, poolOf, underlayTargets, IPIP_OVERHEAD,
   type PlannedRoute, type RoutePlan, type KernelRoute, type NetworkingInput, type DesiredNetworking,
 } from './plan';

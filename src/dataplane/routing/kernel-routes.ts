@@ -9,6 +9,8 @@
  *   and returns the error instead of throwing: a route the kernel refuses does not keep the others
  *   from being written. After a refused batch the view is stale: `stale` says so, and the next
  *   sync must be preceded by a read().
+ * - One instance per family (`family`, default 4): the IPv6 instance reads and writes `ip -6`
+ *   routes only, so the two never sweep each other's.
  * - `nextHop(nodeIp)` asks the kernel (`ip route get`) for the underlay next hop towards a node
  *   outside this node's subnet; answers are cached until `forgetNextHops()`.
  */
@@ -28,16 +30,21 @@ export class KernelRoutes {
   /** Route lines written since creation (add/replace/del). */
   writes = 0;
 
-  constructor(private readonly o: { proto: number; netns?: string; log: Logger }) {}
+  private readonly family: 4 | 6;
+
+  constructor(private readonly o: { proto: number; netns?: string; log: Logger; family?: 4 | 6 }) {
+    this.family = o.family ?? 4;
+  }
 
   private ip(args: string[]): string[] { return this.o.netns ? ['ip', '-n', this.o.netns, ...args] : ['ip', ...args]; }
 
   async read(): Promise<void> {
     const rows = await ipJson<{ dst: string; gateway?: string; metrics?: { mtu?: number }[] }[]>(
-      ['-4', 'route', 'show', 'proto', String(this.o.proto)], { netns: this.o.netns });
+      [`-${this.family}`, 'route', 'show', 'proto', String(this.o.proto)], { netns: this.o.netns });
     this.have = new Map();
+    const [any, full] = this.family === 6 ? ['::/0', 128] : ['0.0.0.0/0', 32];
     for (const r of rows) {
-      const cidr = r.dst === 'default' ? '0.0.0.0/0' : r.dst.includes('/') ? r.dst : `${r.dst}/32`;
+      const cidr = r.dst === 'default' ? any : r.dst.includes('/') ? r.dst : `${r.dst}/${full}`;
       const mtu = r.metrics?.find((m) => m.mtu !== undefined)?.mtu;
       this.have.set(cidr, routeSpec({ via: r.gateway ?? '', mtu }));
     }
@@ -58,7 +65,7 @@ export class KernelRoutes {
     }
     if (lines.length === 0) return undefined;
     this.writes += lines.length;
-    const r = await run(this.ip(['-force', '-batch', '-']), { input: lines.join('\n') + '\n', allowFail: true });
+    const r = await run(this.ip([`-${this.family}`, '-force', '-batch', '-']), { input: lines.join('\n') + '\n', allowFail: true });
     if (r.code !== 0) {
       this.stale = true; // partly applied
       const err = new RouteError('ERR_ROUTES_KERNEL', `${lines.length} route change(s), some refused by the kernel: ${r.stderr.trim().split('\n').slice(0, 5).join('; ')}`);

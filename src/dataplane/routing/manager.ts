@@ -9,7 +9,7 @@
  *   applyDelta(delta) ───────┤                          a failure retries itself with backoff
  *   setLearnedRoutes(bgp) ───┘                  │
  *                                               ▼ in this order:
- *     1. planRoutes()                 plan.ts         pure: next hop node, same subnet, IPIP/VXLAN
+ *     1. planRoutes(), planRoutes6()  plan.ts         pure: next hop node, same subnet, IPIP/VXLAN
  *     2. checkPortRange()             sweep.ts        NAT range ∩ ip_local_port_range → refuse
  *     3. resolve() the uplink         uplink.ts       (on reconcile / node address / MTU change)
  *        detect() the MTU             mtu.ts          ipipMTU / vxlanMTU, or the links' smallest MTU − 20 / − 50
@@ -18,7 +18,8 @@
  *     6. planNetworking()             plan.ts         pure: map entries + kernel routes
  *     7. writeNodes(), writePools(),  route-map.ts    what the programs consult to decide …
  *        writeVxcfg() (VXLAN on)                      (VNI, port, VXLAN MTU)
- *     8. sync() kernel routes         kernel-routes.ts  `ip -batch`, proto 122 [mtu <IPIP/VXLAN MTU>]
+ *     8. sync() kernel routes         kernel-routes.ts  `ip -batch`, proto 122 [mtu <IPIP/VXLAN MTU>];
+ *                                                     IPv6 routes through a second instance (`ip -6`)
  *     9. writeRoutes()                route-map.ts    … before the routes that make them act
  *        writeVxcfg() (VXLAN off)                     after the routes that used it
  *    10. writeNetcfg()                route-map.ts    node address last: nothing acts half-written
@@ -42,7 +43,11 @@
  * - Without an address of its own, the node programs nothing (netcfg stays zero: the programs
  *   neither encapsulate nor NAT nor decapsulate) — policy-only mode ends up here.
  * - VXLAN (vxlanMode) is encapsulated by the programs (bpf/lib/vxlan.h) with `vxlan` (VNI, port;
- *   Calico's 4096 and 4789 by default); IPv6 pools are not routed here.
+ *   Calico's 4096 and 4789 by default), IPv4 pools only (IPv6 across subnets is skipped, below).
+ * - IPv6: remote workload /128s (or learned IPv6 blocks) route directly to the node's
+ *   `bgp.ipv6Address` within this node's IPv6 subnet; other IPv6 routes are skipped with a
+ *   warning naming why (plan.ts). The uplink is found by the IPv4 node address, or by the IPv6
+ *   one on a node that has only that.
  */
 import type { CalcDelta, RoutingState } from '../../calc/types';
 import type { Logger } from '../../util/log';
@@ -52,7 +57,7 @@ import { loadUplink, resolveNatOptions, type LoadOptions, type NatOptions, type 
 import { readNetStats, readVxStats, type NetStats, type VxStats } from '../bpf/net-codecs';
 import type { BpfMap } from '../native';
 import type { NatStatus } from '../bpf/nat';
-import { planNetworking, planRoutes, underlayTargets, type RoutePlan } from './plan';
+import { planNetworking, planRoutes, planRoutes6, underlayTargets, type RoutePlan, type RoutePlan6 } from './plan';
 import { KernelRoutes } from './kernel-routes';
 import { RouteMaps } from './route-map';
 import { Uplink } from './uplink';
@@ -99,6 +104,9 @@ export interface RouteStatus {
   uplink?: string;
   routes: number;
   encapRoutes: number;
+  /** This node's IPv6 address and its IPv6 routes programmed (direct). */
+  nodeIp6?: string;
+  routes6: number;
   skipped: number;
   natMappings: number;
   stats: NetStats;
@@ -114,6 +122,7 @@ export class RouteManager {
   private readonly proto: number;
   private dp!: UplinkDatapath;
   private kernel!: KernelRoutes;
+  private kernel6!: KernelRoutes;
   private rmaps!: RouteMaps;
   private uplink!: Uplink;
   private nat!: NatUpkeep;
@@ -133,6 +142,7 @@ export class RouteManager {
   private natOutgoingAddress: string;
   private readonly vxlan: { vni: number; port: number };
   private lastPlan?: RoutePlan;
+  private lastPlan6?: RoutePlan6;
 
   private constructor(private readonly o: RouteManagerOptions) {
     this.log = (o.log ?? silentLogger).child({ component: 'routes' });
@@ -153,6 +163,7 @@ export class RouteManager {
     const m = new RouteManager(o);
     m.dp = await loadUplink({ pinRoot: o.pinRoot, objectDir: o.objectDir, nat: resolveNatOptions(o.nat), mapSizes: o.mapSizes });
     m.kernel = new KernelRoutes({ proto: m.proto, netns: o.netns?.name, log: m.log });
+    m.kernel6 = new KernelRoutes({ proto: m.proto, netns: o.netns?.name, log: m.log, family: 6 });
     m.rmaps = new RouteMaps(m.dp.maps);
     m.uplink = new Uplink({ name: o.uplink, netns: o.netns, log: m.log });
     m.nat = new NatUpkeep(m.dp, { netns: o.netns?.name, ct4: o.ct4 });
@@ -250,20 +261,23 @@ export class RouteManager {
     if (!this.dirty || this.nodeName === undefined) return;
     const gen = this.gen;
     const plan = planRoutes(this.nodeName, this.routing, this.workloadRoutes);
-    for (const s of plan.skipped) this.log.warn(s, 'workload route not programmed');
+    const plan6 = planRoutes6(this.nodeName, this.routing, this.workloadRoutes);
+    for (const s of [...plan.skipped, ...plan6.skipped]) this.log.warn(s, 'workload route not programmed');
+    const uplinkIp = plan.nodeIp ?? plan6.nodeIp;
     if (plan.nodeIp) await this.nat.checkPortRange();
     // Underlay facts (uplink, next hops towards other subnets) are re-read on every reconcile
     // and when this node's address changes; deltas reuse them.
     // A batch the kernel partly refused leaves its view stale: that is a reconcile too.
-    const reconcile = this.needKernelRead || this.kernel.stale;
-    if (reconcile || plan.nodeIp !== this.uplinkFor) {
+    const reconcile = this.needKernelRead || this.kernel.stale || this.kernel6.stale;
+    if (reconcile || uplinkIp !== this.uplinkFor) {
       this.kernel.forgetNextHops();
-      const u = await this.uplink.resolve(plan.nodeIp);
-      this.uplinkFor = plan.nodeIp;
+      const u = await this.uplink.resolve(uplinkIp);
+      this.uplinkFor = uplinkIp;
       if (u) await this.mtu.detect(u);
     }
     if (reconcile) {
       await this.kernel.read();
+      await this.kernel6.read();
       this.rmaps.read();
       this.needKernelRead = false;
     }
@@ -280,7 +294,7 @@ export class RouteManager {
       }
     }
     const want = planNetworking({
-      nodeName: this.nodeName, routing: this.routing, plan, uplink: up, gateways: this.kernel.nextHops,
+      nodeName: this.nodeName, routing: this.routing, plan, plan6, uplink: up, gateways: this.kernel.nextHops,
       ipipMtu: this.mtu.current?.ipip ?? 0, snatIp: this.natOutgoingAddress,
       vxlanMtu: this.mtu.current?.vxlan ?? 0, vxlan: this.vxlan,
     });
@@ -293,13 +307,15 @@ export class RouteManager {
     // A route the kernel refuses (say, a next hop that is not on-link) must not keep the others
     // from working: the batch continues past it, the maps are written, and the error is thrown
     // at the end so that the agent retries (as a reconcile).
-    const routeError = await this.kernel.sync(want.kernel, up?.name);
+    const routeError4 = await this.kernel.sync(want.kernel, up?.name);
+    const routeError = (await this.kernel6.sync(want.kernel6, up?.name)) ?? routeError4;
     this.rmaps.writeRoutes(want);
     if (!vxlanOn) this.rmaps.writeVxcfg(want);
     this.rmaps.writeNetcfg(want);
     this.uplink.attach(this.dp);
     if (plan.nodeIp !== undefined && up !== undefined) this.mtu.writeFile(this.routing.pools);
     this.lastPlan = plan;
+    this.lastPlan6 = plan6;
     if (routeError ?? deferred) {
       this.markDirty();
       throw routeError ?? deferred;
@@ -328,7 +344,9 @@ export class RouteManager {
     const plan = this.lastPlan;
     return {
       nodeIp: plan?.nodeIp, uplink: this.uplink.current?.name, routes: plan?.routes.length ?? 0,
-      encapRoutes: plan?.routes.filter((r) => r.encap).length ?? 0, skipped: plan?.skipped.length ?? 0,
+      encapRoutes: plan?.routes.filter((r) => r.encap).length ?? 0,
+      nodeIp6: this.lastPlan6?.nodeIp, routes6: this.lastPlan6?.nodeIp ? this.lastPlan6.routes.length : 0,
+      skipped: (plan?.skipped.length ?? 0) + (this.lastPlan6?.skipped.length ?? 0),
       natMappings: this.dp.maps.nat4.entries().keys.length / 2, stats: readNetStats(this.dp.maps.netstat),
       vxlan: readVxStats(this.dp.maps.vxst), vxlanRoutes: plan?.routes.filter((r) => r.encap && r.vxlan).length ?? 0,
       writes: { routes: this.kernel.writes, maps: this.rmaps.writes },

@@ -6,6 +6,8 @@
  *   planRoutes(node, routing, workloadRoutes) → RoutePlan        per remote route: node, next
  *                                                                hop node, same subnet, IPIP
  *                                                                or VXLAN
+ *   planRoutes6(node, routing, workloadRoutes) → RoutePlan6     per remote IPv6 route: node,
+ *                                                                its IPv6 address (direct only)
  *   underlayTargets(plan)                     → node addresses   the ones whose underlay next
  *                                                                hop the kernel must tell
  *   planNetworking({ plan, uplink, gateways … }) → DesiredNetworking
@@ -31,10 +33,17 @@
  *   no map entries, netcfg zero (the programs neither encapsulate nor NAT nor decapsulate).
  * - A route whose underlay next hop is not known (absent from `gateways`) is left out of both the
  *   kernel and the route map: it waits for the next attempt, the others do not.
+ * - IPv6 (planRoutes6): per remote workload /128 (or learned block), the next hop is the node's
+ *   `bgp.ipv6Address`, which must be in this node's IPv6 subnet (its own `bgp.ipv6Address` with
+ *   prefix): native routing without overlay, no route MTU (the workloads are sized by the host
+ *   MTU). A node in another IPv6 subnet is skipped with a reason — Calico uses VXLAN there, which
+ *   tortie does not implement for IPv6 yet — as are routes when either node has no IPv6 address.
+ *   `ipipMode` never applies to IPv6 (IPIP carries IPv4 only). IPv6 routes do not depend on an
+ *   IPv4 node address: a node with only `bgp.ipv6Address` programs its IPv6 routes.
  */
 import type { RoutingState } from '../../calc/types';
 import { cidr4ForMap, prefix4 } from '../bpf/encode';
-import { cidr4Contains, ENCAP_OVERHEAD, VXLAN_DEFAULTS } from '../../primitives';
+import { cidr4Contains, cidrContains, ENCAP_OVERHEAD, formatCidr, formatIP, maskCidr, parseCidrOrIp, parseIP, VXLAN_DEFAULTS } from '../../primitives';
 import { NODE_F, POOL_F, RT_F } from '../bpf/net-codecs';
 
 export const IPIP_OVERHEAD = ENCAP_OVERHEAD.ipip;
@@ -89,7 +98,7 @@ export function planRoutes(nodeName: string, routing: RoutingState, workloadRout
   const mySubnet = me.ipv4Address.includes('/') ? me.ipv4Address : `${me.ipv4Address}/32`;
   const nodes = new Map(routing.nodes.map((n) => [n.name, n]));
   for (const [cidr, node] of workloadRoutes) {
-    if (node === nodeName) continue;
+    if (node === nodeName || cidr.includes(':')) continue; // IPv6: planRoutes6
     const n = nodes.get(node);
     if (!n) { plan.skipped.push({ cidr, node, reason: 'node not known' }); continue; }
     if (!n.ipv4Address) { plan.skipped.push({ cidr, node, reason: 'node has no IPv4 address' }); continue; }
@@ -100,6 +109,46 @@ export function planRoutes(nodeName: string, routing: RoutingState, workloadRout
     const vxlan = on(pool?.vxlanMode);
     const encap = vxlan || on(pool?.ipipMode);
     plan.routes.push({ cidr, node, nodeIp, encap, vxlan, sameSubnet });
+  }
+  return plan;
+}
+
+export interface PlannedRoute6 { cidr: string; node: string; nodeIp: string }
+
+export interface RoutePlan6 {
+  /** This node's IPv6 address (no prefix), or undefined: no IPv6 route is programmed. */
+  nodeIp?: string;
+  routes: PlannedRoute6[];
+  skipped: { cidr: string; node: string; reason: string }[];
+}
+
+/** `addr/len` of an IPv6 CIDR or address, host bits cleared, in the kernel's text form. */
+export function canonicalCidr6(cidr: string): string {
+  return formatCidr(maskCidr(parseCidrOrIp(cidr)));
+}
+
+/** Next hop node for every remote IPv6 workload route (same IPv6 subnet only; see the header). */
+export function planRoutes6(nodeName: string, routing: RoutingState, workloadRoutes: Iterable<[string, string]>): RoutePlan6 {
+  const me = routing.nodes.find((n) => n.name === nodeName);
+  const plan: RoutePlan6 = { routes: [], skipped: [] };
+  const v6 = [...workloadRoutes].filter(([cidr, node]) => cidr.includes(':') && node !== nodeName);
+  if (!me?.ipv6Address) {
+    for (const [cidr, node] of v6) plan.skipped.push({ cidr, node, reason: 'this node has no IPv6 address (spec.bgp.ipv6Address)' });
+    return plan;
+  }
+  plan.nodeIp = formatIP(parseIP(addrOf(me.ipv6Address)));
+  const mySubnet = parseCidrOrIp(me.ipv6Address); // a bare address is a /128
+  const nodes = new Map(routing.nodes.map((n) => [n.name, n]));
+  for (const [cidr, node] of v6) {
+    const n = nodes.get(node);
+    if (!n) { plan.skipped.push({ cidr, node, reason: 'node not known' }); continue; }
+    if (!n.ipv6Address) { plan.skipped.push({ cidr, node, reason: 'node has no IPv6 address' }); continue; }
+    const nodeIp = formatIP(parseIP(addrOf(n.ipv6Address)));
+    if (!cidrContains(mySubnet, parseCidrOrIp(nodeIp))) {
+      plan.skipped.push({ cidr, node, reason: `node ${nodeIp} is outside this node's IPv6 subnet ${formatCidr(maskCidr(mySubnet))}: IPv6 across subnets needs VXLAN, not implemented for IPv6` });
+      continue;
+    }
+    plan.routes.push({ cidr: canonicalCidr6(cidr), node, nodeIp });
   }
   return plan;
 }
@@ -122,6 +171,8 @@ export interface NetworkingInput {
   nodeName: string;
   routing: RoutingState;
   plan: RoutePlan;
+  /** IPv6 routes (planRoutes6); absent: none. */
+  plan6?: RoutePlan6;
   /** This node's uplink as resolved; undefined: nothing is programmed. */
   uplink?: { ifindex: number };
   /** The IPIP MTU in force (mtu.ts): tunnelled routes and the workload program's fast path. */
@@ -145,6 +196,8 @@ export interface DesiredNetworking {
   routes: { cidr: string; nextHop: string; flags: number }[];
   /** Kernel routes with tortie's protocol, by canonical prefix. */
   kernel: Map<string, KernelRoute>;
+  /** IPv6 kernel routes with tortie's protocol, by canonical prefix (the kernel's text form). */
+  kernel6: Map<string, KernelRoute>;
   /** tortie_netcfg_v1 (node address 0.0.0.0: the programs stay off). */
   netcfg: { node_ip: string; uplink_ifindex: number; ipip_mtu: number; snat_ip: string };
   /** tortie_vxcfg_v1 (vni 0: VXLAN off). */
@@ -158,12 +211,15 @@ export function vxlanInUse(pools: RoutingState['pools']): boolean {
 
 export function planNetworking(i: NetworkingInput): DesiredNetworking {
   const out: DesiredNetworking = {
-    nodes: [], pools: [], routes: [], kernel: new Map(),
+    nodes: [], pools: [], routes: [], kernel: new Map(), kernel6: new Map(),
     netcfg: { node_ip: '0.0.0.0', uplink_ifindex: i.uplink?.ifindex ?? 0, ipip_mtu: 0, snat_ip: '0.0.0.0' },
     vxcfg: { vni: 0, port: 0, mtu: 0 },
   };
   const { plan, uplink } = i;
-  if (!plan.nodeIp || !uplink) return out;
+  if (!uplink) return out;
+  // IPv6: direct routes to nodes of this node's IPv6 subnet (the kernel resolves the neighbour).
+  if (i.plan6?.nodeIp) for (const r of i.plan6.routes) out.kernel6.set(r.cidr, { via: r.nodeIp });
+  if (!plan.nodeIp) return out;
   out.netcfg = { node_ip: plan.nodeIp, uplink_ifindex: uplink.ifindex, ipip_mtu: i.ipipMtu, snat_ip: i.snatIp || '0.0.0.0' };
   const vxlanMtu = i.vxlanMtu ?? 0;
   if (vxlanInUse(i.routing.pools)) {

@@ -4,7 +4,7 @@
  * replies; egress: encapsulation fallback and SNAT).
  *
  * Contract:
- * - `resolve(nodeIp)` asks the kernel (`ip -j addr/link`); an interface that changed its ifindex
+ * - `resolve(nodeIp)` (the IPv4 node address, or the IPv6 one on an IPv6-only node) asks the kernel (`ip -j addr/link`); an interface that changed its ifindex
  *   (recreated) is attached again by the next `attach()`.
  * - `attach()` attaches both directions with replace, once per ifindex; `changed()` (the link
  *   went away or came back) makes the next attach() do it again.
@@ -29,7 +29,7 @@ export class Uplink {
     const netns = this.o.netns?.name;
     let name = this.o.name;
     if (!name) {
-      const addrs = await ipJson<{ ifname: string; addr_info?: { family: string; local: string }[] }[]>(['-4', 'addr', 'show'], { netns });
+      const addrs = await ipJson<{ ifname: string; addr_info?: { family: string; local: string }[] }[]>([nodeIp.includes(':') ? '-6' : '-4', 'addr', 'show'], { netns });
       name = addrs.find((l) => l.addr_info?.some((a) => a.local === nodeIp))?.ifname;
       if (!name) throw new RouteError('ERR_ROUTES_NO_UPLINK', `no interface holds the node address ${nodeIp}; pass the uplink explicitly`);
     }
