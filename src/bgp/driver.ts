@@ -2,7 +2,7 @@
  * BgpDriver: keeps this node's bird2 configured from the datastore (Calico's confd, in small).
  *
  *   datastore ─Syncer(/tortie/v3/: Node, BGPConfiguration, BGPPeer, IPPool)─┐
- *             ─Syncer(IPAM blocks)───────────────────────────────────────────┼─> renderBird ─> BirdDaemon.apply
+ *             ─Syncer(IPAM blocks, IPv4 and IPv6)────────────────────────────┼─> renderBird ─> BirdDaemon.apply
  *   secrets dir (<dir>/<secret name>/<key>, as Kubernetes mounts a Secret) ──┘   (only when the text changed)
  *
  * Contract:
@@ -24,8 +24,21 @@ import type { BlockRecord } from '../ipam';
 import type { Logger } from '../util/log';
 import { renderBird, type BgpState } from './render';
 import type { BirdDaemon } from './bird';
-import { parseV4Net } from '../ipam/block';
-import { u32ToIpv4 } from '../primitives';
+import { ipamKey } from '../datastore/keys';
+import { formatIP, tryParseCidr, tryParseIP, type IPAddr } from '../primitives';
+import { nodeIPv6 } from './render';
+
+/** The address `ordinal` places after `base` (IPv4 or IPv6), in its text form. */
+function nthAddress(base: IPAddr, ordinal: number): string {
+  const bytes = [...base.bytes];
+  let carry = ordinal;
+  for (let i = bytes.length - 1; i >= 0 && carry > 0; i--) {
+    const v = bytes[i]! + (carry % 256);
+    bytes[i] = v % 256;
+    carry = Math.floor(carry / 256) + Math.floor(v / 256);
+  }
+  return formatIP({ version: base.version, bytes });
+}
 
 export interface BgpDriverOptions {
   nodeName: string;
@@ -74,7 +87,11 @@ export class BgpDriver {
           this.schedule();
         },
       }, { logger: this.log });
-    this.syncers.push(mk(RESOURCE_ROOT, (u) => this.onResource(u)), mk(blockPrefix(), (u) => this.onBlock(u)));
+    this.syncers.push(
+      mk(RESOURCE_ROOT, (u) => this.onResource(u)),
+      mk(blockPrefix(), (u) => this.onBlock(u)),
+      mk(ipamKey('assignment', 'ipv6', 'block') + '/', (u) => this.onBlock(u)),
+    );
     await Promise.all(this.syncers.map((s) => s.start()));
   }
 
@@ -105,9 +122,12 @@ export class BgpDriver {
     else this.blocks.set(u.key, u.kv.value as unknown as BlockRecord);
   }
 
-  /** The node whose BGP address is `ip` (no prefix), if any. */
+  /** The node whose BGP IPv4 or IPv6 address is `ip` (no prefix), if any. */
   nodeOfAddress(ip: string): string | undefined {
-    for (const n of this.nodes.values()) if (n.spec.bgp?.ipv4Address?.split('/')[0] === ip) return n.metadata.name;
+    const v6 = ip.includes(':') ? tryParseIP(ip) : undefined;
+    for (const n of this.nodes.values()) {
+      if (v6 === undefined ? n.spec.bgp?.ipv4Address?.split('/')[0] === ip : nodeIPv6(n) === formatIP(v6)) return n.metadata.name;
+    }
     return undefined;
   }
 
@@ -121,14 +141,10 @@ export class BgpDriver {
         blocks.push(b.cidr);
         continue;
       }
-      let net: ReturnType<typeof parseV4Net>;
-      try {
-        net = parseV4Net(b.cidr);
-      } catch {
-        continue;
-      }
+      const base = tryParseCidr(b.cidr);
+      if (base === undefined) continue;
       b.allocations.forEach((a, ordinal) => {
-        if (a !== null && b.attributes[a]?.secondary?.node === this.o.nodeName) borrowed.push(u32ToIpv4(net.base + ordinal));
+        if (a !== null && b.attributes[a]?.secondary?.node === this.o.nodeName) borrowed.push(nthAddress(base.ip, ordinal));
       });
     }
     return {

@@ -2,9 +2,11 @@
  * LearnedRoutes: what bird learned from its peers, mapped to the nodes that advertised it, for
  * the route manager (routeSource `bgp`).
  *
- *   ip -4 monitor route ──(any event; bursts coalesce)──> birdc show route table tortie_learned4 all
- *   (bird mirrors that table into kernel table N,             └─> BGP.next_hop → node (Node bgp.ipv4Address)
- *    render.ts: `tortie_kernel_learned`)                          └─> onRoutes(Map<cidr, node>)
+ *   ip monitor route ──(any event; bursts coalesce)──> birdc show route table tortie_learned4 all
+ *   (bird mirrors that table into kernel table N,         (and tortie_learned6 on a node with IPv6)
+ *    IPv4 and IPv6)                                          └─> BGP.next_hop → node (Node bgp.ipv4Address
+ *                                                                 or bgp.ipv6Address)
+ *    render.ts: `tortie_kernel_learned[6]`)                    └─> onRoutes(Map<cidr, node>)
  *
  * The BGP next hop is read from bird, not from the kernel table: for a multihop iBGP route (a node
  * in another subnet) the kernel's gateway is the resolved underlay hop, not the node.
@@ -12,7 +14,8 @@
  * Contract: onRoutes gets the complete current set each time it changes (never a delta); it is
  * re-read after `resyncMs` without events too (a lost monitor event cannot leave it stale).
  * Routes whose next hop is no known node (a ToR's own prefixes) are left out and counted in
- * `foreign`. Only the first (best) route of a prefix counts.
+ * `foreign`. Only the first (best) route of a prefix counts. An IPv6 route's BGP next hop is its
+ * global address (bird shows the link-local one after it, which is ignored).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../util/log';
@@ -23,7 +26,7 @@ export function parseBirdRoutes(text: string): Map<string, string> {
   let net: string | undefined;
   let first = false;
   for (const line of text.split('\n')) {
-    const head = /^(\d+\.\d+\.\d+\.\d+\/\d+)\s+\S/.exec(line);
+    const head = /^(\d+\.\d+\.\d+\.\d+\/\d+|[0-9a-f]*:[0-9a-f:.]*\/\d+)\s+\S/i.exec(line);
     if (head !== null) {
       net = head[1];
       first = !out.has(net);
@@ -42,8 +45,18 @@ export function parseBirdRoutes(text: string): Map<string, string> {
   return out;
 }
 
+/**
+ * The text LearnedRoutes reads: bird's learned IPv4 table, then the IPv6 one (rendered only on a
+ * node with an IPv6 address: its absence is no error).
+ */
+export async function showLearnedTables(birdc: (args: string[]) => Promise<string>): Promise<string> {
+  const v4 = await birdc(['show', 'route', 'table', 'tortie_learned4', 'all']);
+  const v6 = await birdc(['show', 'route', 'table', 'tortie_learned6', 'all']).catch(() => '');
+  return `${v4}\n${v6}`;
+}
+
 export interface LearnedRoutesOptions {
-  /** bird's `show route table tortie_learned4 all` output (BirdDaemon.birdc). */
+  /** bird's `show route table tortie_learned4 all` output, and tortie_learned6's (showLearnedTables). */
   showRoutes: () => Promise<string>;
   /** Node address (no prefix) → node name, as of now. */
   nodeOfAddress: (ip: string) => string | undefined;
@@ -70,7 +83,7 @@ export class LearnedRoutes {
   }
 
   async start(): Promise<void> {
-    const [cmd, ...args] = [...this.ip(), '-4', 'monitor', 'route'];
+    const [cmd, ...args] = [...this.ip(), 'monitor', 'route'];
     this.monitor = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     this.monitor.stdout?.on('data', () => this.kick());
     this.monitor.once('exit', () => {

@@ -13,14 +13,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type Netns } from '../util/netns';
 
+/** A BGP neighbour of the ToR; an IPv6 `ip` makes an IPv6 session (ipv6 unicast only). */
 export interface TorPeer { ip: string; asNumber: number }
+
+export interface TorOptions {
+  /** IPv6 prefixes the ToR announces to its IPv6 peers (without a route of its own for them). */
+  networks6?: readonly string[];
+  /**
+   * The ToR only accepts sessions (FRR `passive`). bird 2.0.12 started with -R keeps its
+   * graceful-restart recovery (and so every kernel export) waiting — up to `graceful restart wait`,
+   * 240 s — when one of its BGP sessions fails before its first End-of-RIB, as a connection
+   * collision does; started before the nodes and passive, the ToR causes none.
+   */
+  passive?: boolean;
+}
 
 export class FrrTor {
   readonly dir = mkdtempSync(join(tmpdir(), 'tortie-lab-frr-'));
 
   constructor(readonly ns: Netns, readonly routerId: string, readonly asNumber: number) {}
 
-  config(peers: readonly TorPeer[]): string {
+  config(peers: readonly TorPeer[], o: TorOptions = {}): string {
+    const v6 = peers.filter((p) => p.ip.includes(':'));
     const lines = [
       'frr defaults datacenter',
       'hostname tor',
@@ -29,22 +43,35 @@ export class FrrTor {
       ` bgp router-id ${this.routerId}`,
       // The lab's ToR takes whatever the nodes advertise (FRR otherwise wants a policy for eBGP).
       ' no bgp ebgp-requires-policy',
+      // Announced prefixes need no route in the ToR's own table (the lab runs no staticd).
+      ...(o.networks6?.length ? [' no bgp network import-check'] : []),
       ...peers.map((p) => ` neighbor ${p.ip} remote-as ${p.asNumber}`),
       ...peers.map((p) => ` neighbor ${p.ip} timers connect 2`),
+      ...(o.passive ? peers.map((p) => ` neighbor ${p.ip} passive`) : []),
+      // IPv6 neighbours stay active in ipv4 unicast too (FRR's default; bird's IPv6 sessions
+      // negotiate ipv6 only, so nothing IPv4 crosses them): with ipv4 unicast deactivated, bird
+      // 2.0.12 started with -R never ends its graceful-restart recovery, and its kernel
+      // protocols install nothing until `graceful restart wait` expires.
       ' address-family ipv4 unicast',
       ...peers.map((p) => `  neighbor ${p.ip} activate`),
       ' exit-address-family',
+      ...(v6.length === 0 ? [] : [
+        ' address-family ipv6 unicast',
+        ...v6.map((p) => `  neighbor ${p.ip} activate`),
+        ...(o.networks6 ?? []).map((n) => `  network ${n}`),
+        ' exit-address-family',
+      ]),
       '!',
     ];
     return lines.join('\n') + '\n';
   }
 
-  async start(peers: readonly TorPeer[]): Promise<void> {
+  async start(peers: readonly TorPeer[], o: TorOptions = {}): Promise<void> {
     const uid = Number(execFileSync('id', ['-u', 'frr'], { encoding: 'utf8' }).trim());
     const gid = Number(execFileSync('id', ['-g', 'frr'], { encoding: 'utf8' }).trim());
     chownSync(this.dir, uid, gid);
     const conf = join(this.dir, 'frr.conf');
-    writeFileSync(conf, this.config(peers));
+    writeFileSync(conf, this.config(peers, o));
     chownSync(conf, uid, gid);
     const d = this.dir;
     const common = `-f ${conf} -z ${d}/zserv.api --vty_socket ${d} -A 127.0.0.1 -P 0`;
@@ -60,15 +87,20 @@ export class FrrTor {
     return r.stdout;
   }
 
-  /** Neighbor address → BGP state (`Established`, `Active`, …). */
-  async sessions(): Promise<Map<string, string>> {
-    const j = JSON.parse(await this.vtysh('show bgp ipv4 unicast summary json')) as { peers?: Record<string, { state: string }> };
+  /** Configuration commands in order, as one `vtysh` session (`configure terminal` first). */
+  async configure(commands: readonly string[]): Promise<void> {
+    await run(['vtysh', '--vty_socket', this.dir, '-c', 'configure terminal', ...commands.flatMap((c) => ['-c', c])], { timeoutMs: 10_000 });
+  }
+
+  /** Neighbor address → BGP state (`Established`, `Active`, …), of the IPv4 or IPv6 unicast sessions. */
+  async sessions(family: 4 | 6 = 4): Promise<Map<string, string>> {
+    const j = JSON.parse(await this.vtysh(`show bgp ipv${family} unicast summary json`)) as { peers?: Record<string, { state: string }> };
     return new Map(Object.entries(j.peers ?? {}).map(([ip, p]) => [ip, p.state]));
   }
 
-  /** BGP routes the ToR installed: prefix → next hop. */
-  async routes(): Promise<Map<string, string>> {
-    const j = JSON.parse(await this.vtysh('show ip route bgp json')) as Record<string, { selected?: boolean; nexthops: { ip?: string }[] }[]>;
+  /** BGP routes the ToR installed: prefix → next hop (IPv6: the global next hop). */
+  async routes(family: 4 | 6 = 4): Promise<Map<string, string>> {
+    const j = JSON.parse(await this.vtysh(`show ${family === 6 ? 'ipv6' : 'ip'} route bgp json`)) as Record<string, { selected?: boolean; nexthops: { ip?: string }[] }[]>;
     const out = new Map<string, string>();
     for (const [prefix, entries] of Object.entries(j)) {
       const sel = entries.find((e) => e.selected) ?? entries[0];

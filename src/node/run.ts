@@ -23,7 +23,7 @@ import { NodeMetrics } from './metrics';
 import { birdDir } from './bird-dir';
 import { BirdDaemon } from '../bgp/bird';
 import { BgpDriver } from '../bgp/driver';
-import { LearnedRoutes } from '../bgp/learned';
+import { LearnedRoutes, showLearnedTables } from '../bgp/learned';
 import { ensureClusterInformation } from './cluster-info';
 import { VERSION } from '../version';
 import { detectNodeAddress, readInterfaces, AutodetectError, type DetectedAddress } from '../net/autodetect';
@@ -217,7 +217,7 @@ async function startBgp(c: NodeConfig, datastore: Datastore, dataplane: BpfDatap
   const routes = dataplane.routing;
   if (c.routeSource === 'bgp' && routes) {
     learned = new LearnedRoutes({
-      showRoutes: () => bird.birdc(['show', 'route', 'table', 'tortie_learned4', 'all']),
+      showRoutes: () => showLearnedTables((args) => bird.birdc(args)),
       nodeOfAddress: (ip) => bgp.nodeOfAddress(ip),
       onRoutes: (m) => {
         routes.setLearnedRoutes(m);

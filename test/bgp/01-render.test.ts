@@ -1,9 +1,10 @@
 import t, { type Test } from 'tap';
+process.env.TORTIE_EXPERIMENTAL_IPV6 = '1'; // IPv6 node addresses and pools in the resources below
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { renderBird, effectiveBgpConfig, peerTypeOf, type BgpState } from '../../src/bgp/render';
+import { renderBird, effectiveBgpConfig, peerTypeOf, routerIdHash, type BgpState } from '../../src/bgp/render';
 import { baseState, bgpConfig, node, peer, pool } from './helpers/state';
 
 // Golden files live next to the test sources; TORTIE_UPDATE_GOLDEN=1 rewrites them (review the diff).
@@ -160,9 +161,10 @@ t.test('effective config and edge cases', async (t) => {
     nodeMeshMaxRestartSeconds: 120, serviceClusterIPs: [], serviceExternalIPs: [],
   });
   const none = renderBird(baseState({ nodeName: 'node-9' }));
-  t.same(none, { config: '', problems: ['node node-9 has no spec.bgp.ipv4Address: BGP is not configured on it'], peers: [] });
+  t.same(none, { config: '', problems: ['node node-9 has neither spec.bgp.ipv4Address nor spec.bgp.ipv6Address: BGP is not configured on it'], peers: [] });
   const v6 = renderBird(baseState({ bgpPeers: [peer('v6', { peerIP: 'fd00::1', asNumber: 1 })] }));
-  t.same(v6.problems, ['BGPPeer v6: peer fd00::1 is IPv6; tortie renders IPv4 sessions only']);
+  t.same(v6.problems, ['BGPPeer v6: peer fd00::1 is IPv6 and node node-1 has no spec.bgp.ipv6Address; peer left out']);
+  t.notMatch(v6.config, /ipv6|tortie_peer6/, 'a node without an IPv6 address renders no IPv6 part');
   const empty = renderBird(baseState({ blocks: [], borrowed: [], pools: [] }));
   t.ok(birdParses(empty.config).ok, 'no blocks, no pools: still a valid config');
   // A peer at a node's own address (a BGPPeer pointing at this node) is skipped.
@@ -173,4 +175,66 @@ t.test('effective config and edge cases', async (t) => {
   t.equal(peerTypeOf('Node_1_2_3_4_port_1179'), 'node specific');
   t.equal(peerTypeOf('kernel1'), undefined);
   t.notOk(birdParses('protocol bgp { neighbor as; }').ok, 'bird -p rejects a broken config (the check can fail)');
+});
+
+// IPv6 as Calico's bird6 template: IPv6 sessions to IPv6 addresses carry the ipv6 channel only.
+t.test('dual stack: IPv6 mesh, IPv6 peers, IPv6 blocks and pools beside the IPv4 ones', async (t) => {
+  const nodes = [
+    node('node-1', { ipv4Address: '198.18.1.11/24', ipv6Address: 'fd00:198:18:1::11/64' }),
+    node('node-2', { ipv4Address: '198.18.1.12/24', ipv6Address: 'FD00:198:18:1:0::12/64' }),
+    node('node-3', { ipv4Address: '198.18.1.3/24' }), // no IPv6 address: IPv4 mesh only
+    node('node-4', { ipv6Address: 'fd00:198:18:1::4/64' }), // IPv6 only
+  ];
+  const state = baseState({
+    nodes,
+    pools: [pool('pods', { cidr: '192.168.0.0/16' }), pool('pods6', { cidr: 'fd00:10::/48' }), pool('quiet6', { cidr: 'fd00:11::/48', disableBGPExport: true })],
+    blocks: ['192.168.1.0/26', 'fd00:10:0:1::/122', 'fd00:10:0:1::40/122'],
+    borrowed: ['192.168.7.5', 'fd00:10:0:7::5'],
+    bgpConfigurations: [bgpConfig('default', { serviceClusterIPs: [{ cidr: '10.96.0.0/12' }, { cidr: 'fd00:96::/108' }] })],
+    bgpPeers: [
+      peer('tor6', { peerIP: 'fd00:198:18:1::1', asNumber: 65001, keepOriginalNextHop: true }),
+      peer('tor6-port', { node: 'node-1', peerIP: '[fd00:198:18:1::2]:1179', asNumber: 65002 }),
+    ],
+  });
+  const r = golden(t, 'dual-stack', state);
+  t.same(r.problems, []);
+  t.same(r.peers.map((p) => [p.protocol, p.type, p.ip, p.passive]), [
+    ['Global_fd00_198_18_1__1', 'global', 'fd00:198:18:1::1', false],
+    ['Mesh_198_18_1_12', 'node-to-node mesh', '198.18.1.12', true],
+    ['Mesh_198_18_1_3', 'node-to-node mesh', '198.18.1.3', true],
+    ['Mesh_fd00_198_18_1__12', 'node-to-node mesh', 'fd00:198:18:1::12', true], // canonical form; "…::12" > "…::11"
+    ['Mesh_fd00_198_18_1__4', 'node-to-node mesh', 'fd00:198:18:1::4', true],
+    ['Node_fd00_198_18_1__2_port_1179', 'node specific', 'fd00:198:18:1::2', false],
+  ]);
+  t.match(r.config, /protocol bgp Mesh_fd00_198_18_1__12 from tortie_peer6 \{\n  neighbor fd00:198:18:1::12 as 64512;\n  source address fd00:198:18:1::11;/);
+  t.match(r.config, /protocol bgp Mesh_198_18_1_12 from tortie_peer \{\n  neighbor 198\.18\.1\.12 as 64512;\n  source address 198\.18\.1\.11;/);
+  t.match(r.config, /neighbor fd00:198:18:1::1 as 65001;[^}]*ipv6 \{ next hop keep on; \};/, 'keepOriginalNextHop on an IPv6 eBGP peer');
+  t.match(r.config, /define TORTIE_POOLS6 = \[ fd00:10::\/48\+, fd00:11::\/48\+ \];/);
+  t.match(r.config, /define TORTIE_NO_EXPORT6 = \[ fd00:11::\/48\+ \];/);
+  t.match(r.config, /define TORTIE_POOLS = \[ 192\.168\.0\.0\/16\+ \];/, 'IPv4 pools apart');
+  t.match(r.config, /protocol static tortie_blocks \{\n  ipv4;\n  route 192\.168\.1\.0\/26 blackhole;\n\}/, 'IPv4 blocks only in the IPv4 static');
+  t.match(r.config, /protocol static tortie_blocks6 \{\n  ipv6;\n  route fd00:10:0:1::\/122 blackhole;\n  route fd00:10:0:1::40\/122 blackhole;\n\}/);
+  t.match(r.config, /protocol static tortie_borrowed6 \{\n  ipv6;\n  route fd00:10:0:7::5\/128 blackhole;/);
+  t.match(r.config, /protocol static tortie_services6 \{\n  ipv6;\n  route fd00:96::\/108 blackhole;/);
+  t.notMatch(r.config, /route fd00[^;]*;[^}]*\n  ipv4/, 'no IPv6 route in an IPv4 protocol');
+  // The other side connects: node-2 is active towards node-1 over IPv6 too.
+  const n2 = renderBird({ ...state, nodeName: 'node-2' });
+  t.equal(n2.peers.find((p) => p.protocol === 'Mesh_fd00_198_18_1__11')?.passive, false);
+  t.ok(birdParses(n2.config).ok);
+});
+
+t.test('IPv6-only node: hashed router id (Calico\'s CALICO_ROUTER_ID=hash), IPv6 sessions only', async (t) => {
+  const nodes = [node('node-4', { ipv6Address: 'fd00:198:18:1::4/64' }), node('node-1', { ipv4Address: '198.18.1.11/24', ipv6Address: 'fd00:198:18:1::11/64' })];
+  const r = renderBird(baseState({ nodeName: 'node-4', nodes, pools: [pool('pods6', { cidr: 'fd00:10::/48' })], blocks: ['fd00:10:0:4::/122'], borrowed: [] }));
+  t.same(r.problems, []);
+  t.same(r.peers.map((p) => p.protocol), ['Mesh_fd00_198_18_1__11']);
+  t.equal(routerIdHash('node-4'), routerIdHash('node-4'));
+  t.match(r.config, new RegExp(`^router id ${routerIdHash('node-4').replace(/\./g, '\\.')};$`, 'm'));
+  for (const name of ['node-4', 'a', 'kube-worker-17', 'x'.repeat(63)]) {
+    const octets = routerIdHash(name).split('.').map(Number);
+    t.ok(octets.length === 4 && octets.every((o) => o >= 0 && o <= 255) && octets[0]! <= 223, `${name}: ${routerIdHash(name)} is a unicast IPv4 id`);
+  }
+  t.equal(routerIdHash('a'), '202.151.129.18', 'sha256("a") = ca978112…');
+  const p = birdParses(r.config);
+  t.ok(p.ok, `bird -p accepts it ${p.out}`);
 });
