@@ -20,10 +20,9 @@ export interface TorOptions {
   /** IPv6 prefixes the ToR announces to its IPv6 peers (without a route of its own for them). */
   networks6?: readonly string[];
   /**
-   * The ToR only accepts sessions (FRR `passive`). bird 2.0.12 started with -R keeps its
-   * graceful-restart recovery (and so every kernel export) waiting — up to `graceful restart wait`,
-   * 240 s — when one of its BGP sessions fails before its first End-of-RIB, as a connection
-   * collision does; started before the nodes and passive, the ToR causes none.
+   * The ToR only accepts sessions (FRR `passive`): started before the nodes, it makes no
+   * connection collision with them, after which bird 2.0.12 started with -R was seen to keep
+   * its graceful-restart recovery (every kernel export) waiting up to 240 s (docs/bgp.md).
    */
   passive?: boolean;
 }
@@ -49,9 +48,8 @@ export class FrrTor {
       ...peers.map((p) => ` neighbor ${p.ip} timers connect 2`),
       ...(o.passive ? peers.map((p) => ` neighbor ${p.ip} passive`) : []),
       // IPv6 neighbours stay active in ipv4 unicast too (FRR's default; bird's IPv6 sessions
-      // negotiate ipv6 only, so nothing IPv4 crosses them): with ipv4 unicast deactivated, bird
-      // 2.0.12 started with -R never ends its graceful-restart recovery, and its kernel
-      // protocols install nothing until `graceful restart wait` expires.
+      // negotiate ipv6 only, so nothing IPv4 crosses them): with it deactivated, bird 2.0.12
+      // started with -R was seen to keep its graceful-restart recovery waiting (docs/bgp.md).
       ' address-family ipv4 unicast',
       ...peers.map((p) => `  neighbor ${p.ip} activate`),
       ' exit-address-family',
