@@ -15,9 +15,12 @@
  *                      this host, is SNATed to the node address; ICMP errors of SNATed
  *                      flows are translated like them, other ICMP from such pools is dropped
  *                      (lib/icmp_err.h).
+ * Untagged IPv6 (uplink6_ingress / uplink6_egress): NAT66 of natOutgoing IPv6 pools (lib/nat6.h),
+ * once the agent has written tortie_netcfg6_v1; other IPv6 passes untouched (no host endpoint
+ * policy for IPv6 yet).
  * Both also carry host endpoint policy (lib/hostep.h; IPIP between nodes and tunnelled
  * workload traffic excepted). Everything else passes untouched, including VLAN-tagged and
- * non-IPv4 frames. Until the agent has written tortie_netcfg_v1 (the node address) both
+ * non-IP frames. Until the agent has written tortie_netcfg_v1 (the node address) both
  * programs only count and apply host endpoint policy.
  * One exit per program: a DROP_* reason becomes TC_ACT_SHOT and a counter (TORTIE_DIR_UPLINK).
  */
@@ -29,6 +32,7 @@
 #include "lib/ipip.h"
 #include "lib/vxlan.h"
 #include "lib/nat.h"
+#include "lib/nat6.h"
 #include "lib/icmp_err.h"
 #include "lib/hostep.h"
 #include "shared/btf-anchor.h"
@@ -44,8 +48,73 @@ static __always_inline __be32 snat_addr(const struct tortie_netcfg *cfg)
 	return cfg->snat_ip ? cfg->snat_ip : cfg->node_ip;
 }
 
+/* Untagged IPv6 with NAT66 on: PARSE_IPV6 with pkt filled, 0 = pass untouched, < 0 a parse drop. */
+static __always_inline int uplink_parse6(struct __sk_buff *skb, struct tortie_pkt *pkt)
+{
+	struct ethhdr *eth;
+
+	if (skb->vlan_present)
+		return 0;
+	parse_pull_headers(skb);
+	eth = ctx_data(skb);
+	if ((void *)(eth + 1) > ctx_data_end(skb) || eth->h_proto != bpf_htons(ETH_P_IPV6))
+		return 0;
+	return parse_packet(skb, pkt, false, true);
+}
+
+/* An IPv6 packet arriving: replies of NAT66 mappings are translated back; anything else (a parse
+ * failure included: it is the node's to judge) passes untouched. */
+static __noinline int uplink6_ingress(struct __sk_buff *skb)
+{
+	const struct tortie_netcfg6 *cfg = netcfg6_get();
+	struct tortie_pkt pkt = {};
+	int ret;
+
+	if (!cfg)
+		return TORTIE_FORWARD;
+	ret = uplink_parse6(skb, &pkt);
+	if (ret != PARSE_IPV6 || !ip6_eq(pkt.daddr6, snat6_addr(cfg)) || pkt.frag != TORTIE_FRAG_NONE)
+		return TORTIE_FORWARD;
+	/* Only an echo reply answers a translated ping: requests and other ICMPv6 are the node's. */
+	if (pkt.proto == IP6_NH_ICMP && pkt.echo != TORTIE_ECHO_REPLY)
+		return TORTIE_FORWARD;
+	ret = nat6_rev(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
+	return ret < 0 ? ret : TORTIE_FORWARD;
+}
+
+/* An IPv6 packet leaving: NAT66 of natOutgoing pools' traffic to the outside; the node's own
+ * packets take back a tuple a mapping holds. Nothing from such a pool leaves untranslated. */
+static __noinline int uplink6_egress(struct __sk_buff *skb)
+{
+	const struct tortie_netcfg6 *cfg = netcfg6_get();
+	struct tortie_pkt pkt = {};
+	int ret;
+
+	if (!cfg)
+		return TORTIE_FORWARD;
+	ret = uplink_parse6(skb, &pkt);
+	if (ret == 0)
+		return TORTIE_FORWARD;
+	if (ret < 0) {
+		/* Unparseable: passes, unless it is a natOutgoing pool's (its addresses are read first). */
+		return pkt.family == 6 && needs_snat6(&pkt, cfg) ? ret : TORTIE_FORWARD;
+	}
+	if (ret != PARSE_IPV6)
+		return TORTIE_FORWARD;
+	if (needs_snat6(&pkt, cfg)) {
+		if (pkt.frag != TORTIE_FRAG_NONE)
+			return DROP_NAT6_FRAG;
+		if (pkt.proto == IP6_NH_ICMP && pkt.echo != TORTIE_ECHO_REQUEST)
+			return DROP_NAT6_ICMP;
+		return nat6_snat(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
+	}
+	if (ip6_eq(pkt.saddr6, snat6_addr(cfg)))
+		nat6_host_egress(&pkt);
+	return TORTIE_FORWARD;
+}
+
 /* Returns the drop reason (or TORTIE_FORWARD); *act is the tc verdict for forwarded packets. */
-static __always_inline int uplink_ingress(struct __sk_buff *skb, int *act)
+static __noinline int uplink_ingress(struct __sk_buff *skb, int *act)
 {
 	const struct tortie_netcfg *cfg = netcfg_get();
 	const struct tortie_vxlan_cfg *vx;
@@ -105,7 +174,7 @@ static __always_inline bool needs_snat(const struct tortie_pkt *pkt, const struc
 	return true;
 }
 
-static __always_inline int uplink_egress(struct __sk_buff *skb)
+static __noinline int uplink_egress(struct __sk_buff *skb)
 {
 	const struct tortie_netcfg *cfg = netcfg_get();
 	const struct tortie_route *rt;
@@ -169,8 +238,11 @@ SEC("tc")
 int tortie_uplink_in(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex, len = skb->len;
-	int act = TC_ACT_OK, ret = uplink_ingress(skb, &act);
+	int act = TC_ACT_OK, ret;
 
+	/* Each family in a frame of its own: NAT66's 128-bit state and the IPv4 path never share one
+	 * stack (the verifier bounds a call chain's total at 512 bytes). */
+	ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_ingress(skb) : uplink_ingress(skb, &act);
 	return uplink_exit(ifindex, len, ret, act);
 }
 
@@ -178,8 +250,9 @@ SEC("tc")
 int tortie_uplink_out(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex, len = skb->len;
+	int ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_egress(skb) : uplink_egress(skb);
 
-	return uplink_exit(ifindex, len, uplink_egress(skb), TC_ACT_OK);
+	return uplink_exit(ifindex, len, ret, TC_ACT_OK);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

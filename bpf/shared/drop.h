@@ -83,6 +83,11 @@ enum tortie_drop_reason {
 	DROP_ICMP6_ND_SCOPE = -56,       /* neighbour discovery / MLD from a workload to an address beyond the
 					  * link (not link-local, not multicast), or from a source that is
 					  * neither unspecified, link-local nor the workload's own */
+	DROP_NAT6_ADDR = -64,            /* NAT66: storing the translated IPv6 address (lib/nat6.h) */
+	DROP_NAT6_FRAG = -65,            /* NAT66: a fragment of an IPv6 datagram from a natOutgoing pool
+					  * to the outside (fragments are not translated; lib/nat6.h) */
+	DROP_NAT6_ICMP = -66,            /* NAT66: ICMPv6 other than echo from a natOutgoing pool to the
+					  * outside (errors about translated flows are not translated) */
 	/* VXLAN arriving on the uplink (lib/vxlan.h): UDP to this node's VXLAN port and address. */
 	DROP_VXLAN_UNKNOWN_SRC = -72,    /* VXLAN from an address that is not a known node */
 	DROP_VXLAN_BAD_HDR = -73,        /* VXLAN: outer fragment, truncated, UDP length not the datagram's,

@@ -496,4 +496,44 @@ struct tortie_quota6_key {
 	__u32 kind;      /* TORTIE_QUOTA_* */
 };
 
+/* ---- NAT66 (NAT outgoing of IPv6 pools, lib/nat6.h): tortie_nat6_v1 entries, tortie_natq6_v1
+ * counts (keyed by struct tortie_quota6_key), the IPv6 pool LPM key (tortie_pool6_v1) and this node's IPv6 parameters ---- */
+/* tortie_nat6_v1: struct tortie_nat4_key's layout with 128-bit addresses, same dir semantics. */
+struct tortie_nat6_key {
+	__be32 saddr[4];
+	__be32 daddr[4];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir;        /* TORTIE_NAT_FWD / TORTIE_NAT_REV */
+	__u8 pad[2];
+};
+
+struct tortie_nat6_value {
+	__u64 last_seen_ns;
+	__u64 created_ns;
+	__be32 addr[4];  /* FWD: address to write as source; REV: as destination */
+	__be16 port;
+	__u8 flags;      /* TORTIE_NATF_* (on the FWD entry) */
+	__u8 pad[5];
+};
+
+/* tortie_pool6_v1 (LPM): IPv6 pool prefix -> struct tortie_pool. */
+struct tortie_pool6_key {
+	__u32 prefixlen;
+	__be32 addr[4];
+};
+
+/* tortie_netcfg6_v1[0]: this node's IPv6 address (0 = NAT66 off) and Felix's IPv6
+ * natOutgoingAddress (0 = the node address). tortie_node6_v1: __be32[4] node address -> struct
+ * tortie_node_info (no SNAT towards nodes). */
+struct tortie_netcfg6 {
+	__be32 node_ip6[4];
+	__be32 snat_ip6[4];
+};
+
+struct tortie_node6_key {
+	__be32 addr[4];
+};
+
 #endif

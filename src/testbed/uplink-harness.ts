@@ -4,8 +4,8 @@ import { loadUplink, type NatOptions, type UplinkDatapath } from '../dataplane/b
 import { readCounters } from '../dataplane/bpf/counters';
 import { Dir } from '../dataplane/bpf/drop-reasons';
 import {
-  lpm4Key, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, readNetStats, readVxStats, vxcfgCodec, NETCFG_KEY,
-  type NetStats, type VxStats,
+  lpm4Key, lpm6Key, netcfgCodec, netcfg6Codec, nodeInfoCodec, nodeKeyCodec, node6KeyCodec, poolCodec, routeCodec, readNetStats, readVxStats,
+  vxcfgCodec, NETCFG_KEY, type NetStats, type VxStats,
 } from '../dataplane/bpf/net-codecs';
 import { uniquePinRoot, removePinRoot } from './wep-harness';
 
@@ -40,6 +40,12 @@ export class UplinkHarness {
   route(cidr: string, nextHop: string, flags: number): void {
     this.dp.maps.rt4.update(lpm4Key(cidr), routeCodec.encode({ next_hop: nextHop, flags }));
   }
+  /** NAT66: this node's IPv6 address (tortie_netcfg6_v1), IPv6 pools and node addresses. */
+  config6(nodeIp6: string, snatIp6 = '::'): void {
+    this.dp.maps.netcfg6.update(NETCFG_KEY, netcfg6Codec.encode({ node_ip6: nodeIp6, snat_ip6: snatIp6 }));
+  }
+  pool6(cidr: string, flags: number): void { this.dp.maps.pool6.update(lpm6Key(cidr), poolCodec.encode({ flags })); }
+  node6(ip: string, flags = 0): void { this.dp.maps.node6.update(node6KeyCodec.encode({ addr: ip }), nodeInfoCodec.encode({ flags })); }
   stats(): NetStats { return readNetStats(this.dp.maps.netstat); }
   /** tortie_vxcfg_v1: VXLAN on with this VNI and port (vni 0: off). */
   vxlan(vni: number, port = 4789, mtu = 0): void { this.dp.maps.vxcfg.update(NETCFG_KEY, vxcfgCodec.encode({ vni, port, mtu })); }

@@ -344,7 +344,7 @@ export interface NatOptions {
   portMax?: number;
   /** Candidates tried before DROP_NAT_NO_PORT (default 16, at most 32). */
   retries?: number;
-  /** tortie_nat4_v2 size (two entries per flow; default 131072). */
+  /** tortie_nat4_v2 size, and tortie_nat6_v1's (two entries per flow; default 131072 each). */
   maxEntries?: number;
   /** Flows one workload address may hold (default 8192; 0 = no quota). */
   quota?: number;
@@ -375,7 +375,11 @@ export interface UplinkDatapath {
   ingress: BpfProgram;
   /** tc egress on the uplink: IPIP / VXLAN encap of kernel-routed workload traffic, SNAT. */
   egress: BpfProgram;
-  maps: { rt4: BpfMap; pool4: BpfMap; node4: BpfMap; netcfg: BpfMap; nat4: BpfMap; natq4: BpfMap; netstat: BpfMap; cnt: BpfMap; vxcfg: BpfMap; vxst: BpfMap };
+  maps: {
+    rt4: BpfMap; pool4: BpfMap; node4: BpfMap; netcfg: BpfMap; nat4: BpfMap; natq4: BpfMap; netstat: BpfMap; cnt: BpfMap; vxcfg: BpfMap; vxst: BpfMap;
+    /** NAT66 (bpf/lib/nat6.h): mappings, counts per workload, IPv6 pools, node addresses, this node's IPv6 parameters. */
+    nat6: BpfMap; natq6: BpfMap; pool6: BpfMap; node6: BpfMap; netcfg6: BpfMap;
+  };
   /** The NAT options it was loaded with (defaults applied): the sweep uses the same timeouts. */
   nat: ReturnType<typeof resolveNatOptions>;
   close(): void;
@@ -394,6 +398,7 @@ export async function loadUplink(opts: LoadOptions & { nat?: NatOptions } = {}):
     obj.setConstant('nat_quota', nat.quota);
     for (const [k, v] of Object.entries(natTimeoutConstants(nat.timeouts))) obj.setConstant(k, v);
     obj.setMapMaxEntries(NET_MAP.nat4, nat.maxEntries);
+    obj.setMapMaxEntries(NET_MAP.nat6, nat.maxEntries);
     await obj.load();
     unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_nat4_v1', 'tortie_natfrag4_v1', 'tortie_hct4_v1']);
     const m = (n: string) => obj.map(n);
@@ -403,6 +408,8 @@ export async function loadUplink(opts: LoadOptions & { nat?: NatOptions } = {}):
         rt4: m(NET_MAP.rt4), pool4: m(NET_MAP.pool4), node4: m(NET_MAP.node4), netcfg: m(NET_MAP.netcfg),
         nat4: m(NET_MAP.nat4), natq4: m(NET_MAP.natq4), netstat: m(NET_MAP.netstat), cnt: m(MAP.cnt),
         vxcfg: m(NET_MAP.vxcfg), vxst: m(NET_MAP.vxst),
+        nat6: m(NET_MAP.nat6), natq6: m(NET_MAP.natq6), pool6: m(NET_MAP.pool6), node6: m(NET_MAP.node6),
+        netcfg6: m(NET_MAP.netcfg6),
       },
       nat,
       close: () => obj.close(),

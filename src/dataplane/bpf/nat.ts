@@ -16,10 +16,20 @@
  * count is exact (bpf/lib/nat.h explains the program's half).
  */
 import type { BpfMap } from '../native';
-import { NAT_DIR, NATF, QUOTA, nat4KeyCodec, readNatEntries, type Nat4Key } from './net-codecs';
+import { NAT_DIR, NATF, QUOTA, nat4KeyCodec, nat4ValueCodec, nat6KeyCodec, nat6ValueCodec, type Nat4Key, type Nat4Value } from './net-codecs';
 import { CtState, ct4KeyCodec, ctValueCodec } from './codecs';
 import { ipv4ToU32 } from '../../primitives';
 import { readQuota, readQuotaCounter, writeReleased } from './quota';
+
+/** One NAT table's encodings: tortie_nat4_v2 with tortie_natq4_v1, or NAT66's tortie_nat6_v1 with tortie_natq6_v1. */
+export interface NatFamily {
+  key: { encode(k: Nat4Key): Buffer; decode(b: Buffer): Nat4Key };
+  value: { decode(b: Buffer): Nat4Value };
+  /** The ICMP protocol number of the family (echo mappings have no remote port). */
+  icmp: number;
+}
+export const NAT4: NatFamily = { key: nat4KeyCodec, value: nat4ValueCodec, icmp: 1 };
+export const NAT6: NatFamily = { key: nat6KeyCodec, value: nat6ValueCodec, icmp: 58 };
 
 export interface NatTimeouts {
   tcpSec: number;
@@ -72,7 +82,7 @@ export function natTimeoutNs(proto: number, flags: number, t: NatTimeouts, ct: C
   const finIn = (flags & (NATF.FIN_IN | NATF.FIN_IN_SEEN)) !== 0;
   const closed = (flags & NATF.RST) !== 0 || (ct.rst && (flags & NATF.RST_IN) !== 0) ||
     (ct.fins && finIn && (flags & NATF.FIN_OUT) !== 0);
-  return ns(proto === 6 ? (closed ? t.tcpClosedSec : t.tcpSec) : proto === 17 ? t.udpSec : proto === 1 ? t.icmpSec : t.otherSec);
+  return ns(proto === 6 ? (closed ? t.tcpClosedSec : t.tcpSec) : proto === 17 ? t.udpSec : proto === 1 || proto === 58 ? t.icmpSec : t.otherSec);
 }
 
 export interface NatSweepResult {
@@ -122,18 +132,20 @@ export function ctAcceptedClose(ct4: BpfMap): CtCloseLookup {
  * RELEASED count.
  */
 export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTimeouts = DEFAULT_NAT_TIMEOUTS,
-  now = process.hrtime.bigint(), ctRst?: CtCloseLookup): NatSweepResult {
+  now = process.hrtime.bigint(), ctRst?: CtCloseLookup, fam: NatFamily = NAT4): NatSweepResult {
   const { nat4, natq4 } = maps;
-  const entries = readNatEntries(nat4);
+  const codec = fam.key;
+  const { keys, values } = nat4.entries();
+  const entries = keys.map((k, i) => ({ key: codec.decode(k), value: fam.value.decode(values[i]!) }));
   const expired = (last: bigint, timeout: bigint) => last < now && now - last > timeout;
   const liveRev = new Set<string>();
   const deadFwd: { key: Buffer; addr: string }[] = [];
   const deadRev: Buffer[] = [];
   const revOwner = new Map<string, { addr: string; port: number }>();
-  for (const { key: k, value: v } of entries) if (k.dir === NAT_DIR.REV) revOwner.set(hex(nat4KeyCodec.encode(k)), v);
+  for (const { key: k, value: v } of entries) if (k.dir === NAT_DIR.REV) revOwner.set(hex(codec.encode(k)), v);
   for (const { key: k, value: v } of entries) {
     if (k.dir !== NAT_DIR.FWD) continue;
-    const rev = hex(nat4KeyCodec.encode({ saddr: k.daddr, daddr: v.addr, sport: k.proto === 1 ? 0 : k.dport, dport: v.port, proto: k.proto, dir: NAT_DIR.REV }));
+    const rev = hex(codec.encode({ saddr: k.daddr, daddr: v.addr, sport: k.proto === fam.icmp ? 0 : k.dport, dport: v.port, proto: k.proto, dir: NAT_DIR.REV }));
     const owner = revOwner.get(rev);
     // The reply tuple may belong to a newer flow already (a reclaimed port): not ours to delete.
     const ours = owner !== undefined && owner.addr === k.saddr && owner.port === k.sport;
@@ -144,7 +156,7 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
     const ct = fromOutside && ctRst !== undefined && expired(v.last_seen_ns, ns(t.tcpClosedSec))
       ? ctRst(k) : CT_OPEN;
     if (expired(v.last_seen_ns, natTimeoutNs(k.proto, v.flags, t, ct))) {
-      deadFwd.push({ key: nat4KeyCodec.encode(k), addr: k.saddr });
+      deadFwd.push({ key: codec.encode(k), addr: k.saddr });
       if (ours) deadRev.push(Buffer.from(rev, 'hex'));
     } else if (ours) {
       liveRev.add(rev);
@@ -152,7 +164,7 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
   }
   for (const { key: k, value: v } of entries) {
     if (k.dir !== NAT_DIR.REV) continue;
-    const kb = nat4KeyCodec.encode(k);
+    const kb = codec.encode(k);
     if (!liveRev.has(hex(kb)) && expired(v.last_seen_ns, natTimeoutNs(k.proto, 0, t))) deadRev.push(kb);
   }
   let deleted = 0;
@@ -170,7 +182,7 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
   }
   if (natq4) {
     for (const [addr, n] of released) {
-      writeReleased(natq4, addr, readQuotaCounter(natq4, addr, QUOTA.RELEASED) + BigInt(n));
+      writeReleased(natq4, addr, readQuotaCounter(natq4, addr, QUOTA.RELEASED) + BigInt(n)); // the key's family follows the address
     }
   }
   return { deleted, remaining: entries.length - deleted, released };

@@ -7,6 +7,7 @@
 import { defineStruct, type BpfMap } from '../native';
 import type { ValueOf } from './codecs';
 import { prefix4 } from './encode';
+import { formatIP, maskCidr, parseCidrOrIp } from '../../primitives';
 
 export const NET_MAP = {
   rt4: 'tortie_rt4_v1',
@@ -18,6 +19,11 @@ export const NET_MAP = {
   netstat: 'tortie_netstat_v1',
   vxcfg: 'tortie_vxcfg_v1',
   vxst: 'tortie_vxst_v1',
+  nat6: 'tortie_nat6_v1',
+  natq6: 'tortie_natq6_v1',
+  pool6: 'tortie_pool6_v1',
+  node6: 'tortie_node6_v1',
+  netcfg6: 'tortie_netcfg6_v1',
 } as const;
 
 /** TORTIE_RT_F_*: VXLAN (with ENCAP) is TORTIE_RT_F_VXLAN, the encapsulation is VXLAN rather than IPIP. */
@@ -107,9 +113,61 @@ export const quota4KeyCodec = defineStruct('tortie_quota4_key', [
 ] as const);
 export const quotaValueCodec = defineStruct('tortie_quota_value', [{ name: 'count', type: 'u64' }] as const);
 
+// NAT66 (bpf/lib/nat6.h): the IPv4 layouts with 128-bit addresses.
+export const nat6KeyCodec = defineStruct('tortie_nat6_key', [
+  { name: 'saddr', type: 'ipv6' },
+  { name: 'daddr', type: 'ipv6' },
+  { name: 'sport', type: 'be16' },
+  { name: 'dport', type: 'be16' },
+  { name: 'proto', type: 'u8' },
+  { name: 'dir', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 2 },
+] as const);
+export type Nat6Key = ValueOf<typeof nat6KeyCodec>;
+
+export const nat6ValueCodec = defineStruct('tortie_nat6_value', [
+  { name: 'last_seen_ns', type: 'u64' },
+  { name: 'created_ns', type: 'u64' },
+  { name: 'addr', type: 'ipv6' },
+  { name: 'port', type: 'be16' },
+  { name: 'flags', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 5 },
+] as const);
+export type Nat6Value = ValueOf<typeof nat6ValueCodec>;
+
+export const pool6KeyCodec = defineStruct('tortie_pool6_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'addr', type: 'ipv6' },
+] as const);
+
+export const node6KeyCodec = defineStruct('tortie_node6_key', [{ name: 'addr', type: 'ipv6' }] as const);
+
+export const netcfg6Codec = defineStruct('tortie_netcfg6', [
+  { name: 'node_ip6', type: 'ipv6' },
+  { name: 'snat_ip6', type: 'ipv6' },
+] as const);
+
 /** Codecs whose struct exists in the uplink object's BTF (tortie_node_key is TS-only). */
 export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec,
-  quota4KeyCodec, quotaValueCodec, vxcfgCodec];
+  quota4KeyCodec, quotaValueCodec, vxcfgCodec, nat6KeyCodec, nat6ValueCodec, pool6KeyCodec, node6KeyCodec, netcfg6Codec];
+
+/** Mappings currently in tortie_nat6_v1, decoded (tests, status). */
+export function readNat6Entries(m: BpfMap): { key: Nat6Key; value: Nat6Value }[] {
+  const { keys, values } = m.entries();
+  return keys.map((k, i) => ({ key: nat6KeyCodec.decode(k), value: nat6ValueCodec.decode(values[i]!) }));
+}
+
+/** LPM key of tortie_pool6_v1 for an IPv6 prefix (host bits cleared). */
+export function lpm6Key(cidr: string): Buffer {
+  const c = maskCidr(parseCidrOrIp(cidr));
+  if (c.ip.version !== 6) throw new RangeError(`${cidr} is not an IPv6 prefix`);
+  return pool6KeyCodec.encode({ prefixlen: c.prefix, addr: formatIP(c.ip) });
+}
+
+export function lpm6KeyCidr(key: Buffer): string {
+  const k = pool6KeyCodec.decode(key);
+  return `${k.addr}/${k.prefixlen}`;
+}
 
 /** A per-CPU array of u64 counters, index i named names[i], summed over CPUs. */
 export function sumPerCpuCounters<K extends string>(m: BpfMap, names: readonly K[]): Record<K, bigint> {

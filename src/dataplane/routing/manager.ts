@@ -44,6 +44,10 @@
  *   neither encapsulate nor NAT nor decapsulate) — policy-only mode ends up here.
  * - VXLAN (vxlanMode) is encapsulated by the programs (bpf/lib/vxlan.h) with `vxlan` (VNI, port;
  *   Calico's 4096 and 4789 by default), IPv4 pools only (IPv6 across subnets is skipped, below).
+ * - NAT66: natOutgoing IPv6 pools are SNATed to this node's IPv6 address on the uplink
+ *   (bpf/lib/nat6.h) once the node has one: tortie_pool6_v1 / tortie_node6_v1 / tortie_netcfg6_v1
+ *   are written beside their IPv4 counterparts, the same port-range check guards both, and the
+ *   sweep returns both tables' memory.
  * - IPv6: remote workload /128s (or learned IPv6 blocks) route directly to the node's
  *   `bgp.ipv6Address` within this node's IPv6 subnet; other IPv6 routes are skipped with a
  *   warning naming why (plan.ts). The uplink is found by the IPv4 node address, or by the IPv6
@@ -264,7 +268,7 @@ export class RouteManager {
     const plan6 = planRoutes6(this.nodeName, this.routing, this.workloadRoutes);
     for (const s of [...plan.skipped, ...plan6.skipped]) this.log.warn(s, 'workload route not programmed');
     const uplinkIp = plan.nodeIp ?? plan6.nodeIp;
-    if (plan.nodeIp) await this.nat.checkPortRange();
+    if (plan.nodeIp || plan6.nodeIp) await this.nat.checkPortRange();
     // Underlay facts (uplink, next hops towards other subnets) are re-read on every reconcile
     // and when this node's address changes; deltas reuse them.
     // A batch the kernel partly refused leaves its view stale: that is a reconcile too.
@@ -337,6 +341,7 @@ export class RouteManager {
     return {
       rt4: this.rmaps.size(this.dp.maps.rt4), pool4: this.rmaps.size(this.dp.maps.pool4),
       node4: this.rmaps.size(this.dp.maps.node4), nat4: this.nat.entries,
+      pool6: this.rmaps.size(this.dp.maps.pool6), node6: this.rmaps.size(this.dp.maps.node6), nat6: this.nat.entries6,
     };
   }
 

@@ -198,6 +198,11 @@ export interface DesiredNetworking {
   kernel: Map<string, KernelRoute>;
   /** IPv6 kernel routes with tortie's protocol, by canonical prefix (the kernel's text form). */
   kernel6: Map<string, KernelRoute>;
+  /** NAT66 (bpf/lib/nat6.h): tortie_node6_v1 (every node's IPv6 address), tortie_pool6_v1 (every
+   *  IPv6 pool), tortie_netcfg6_v1 (this node's IPv6 address; '::' keeps NAT66 off). */
+  nodes6: { addr: string; flags: number }[];
+  pools6: { cidr: string; flags: number }[];
+  netcfg6: { node_ip6: string; snat_ip6: string };
   /** tortie_netcfg_v1 (node address 0.0.0.0: the programs stay off). */
   netcfg: { node_ip: string; uplink_ifindex: number; ipip_mtu: number; snat_ip: string };
   /** tortie_vxcfg_v1 (vni 0: VXLAN off). */
@@ -211,14 +216,30 @@ export function vxlanInUse(pools: RoutingState['pools']): boolean {
 
 export function planNetworking(i: NetworkingInput): DesiredNetworking {
   const out: DesiredNetworking = {
-    nodes: [], pools: [], routes: [], kernel: new Map(), kernel6: new Map(),
+    nodes: [], pools: [], routes: [], kernel: new Map(), kernel6: new Map(), nodes6: [], pools6: [],
+    netcfg6: { node_ip6: '::', snat_ip6: '::' },
     netcfg: { node_ip: '0.0.0.0', uplink_ifindex: i.uplink?.ifindex ?? 0, ipip_mtu: 0, snat_ip: '0.0.0.0' },
     vxcfg: { vni: 0, port: 0, mtu: 0 },
   };
   const { plan, uplink } = i;
   if (!uplink) return out;
-  // IPv6: direct routes to nodes of this node's IPv6 subnet (the kernel resolves the neighbour).
-  if (i.plan6?.nodeIp) for (const r of i.plan6.routes) out.kernel6.set(r.cidr, { via: r.nodeIp });
+  // IPv6: direct routes to nodes of this node's IPv6 subnet (the kernel resolves the neighbour),
+  // and NAT66's view: pools, nodes, this node's IPv6 address (the SNAT source).
+  if (i.plan6?.nodeIp) {
+    for (const r of i.plan6.routes) out.kernel6.set(r.cidr, { via: r.nodeIp });
+    const mySubnet6 = parseCidrOrIp(i.routing.nodes.find((n) => n.name === i.nodeName)!.ipv6Address!);
+    for (const n of i.routing.nodes) {
+      if (!n.ipv6Address) continue;
+      const ip = formatIP(parseIP(addrOf(n.ipv6Address)));
+      const flags = (n.name === i.nodeName ? NODE_F.SELF : 0) | (cidrContains(mySubnet6, parseCidrOrIp(ip)) ? NODE_F.SAME_SUBNET : 0);
+      out.nodes6.push({ addr: ip, flags });
+    }
+    for (const p of i.routing.pools) {
+      if (!p.cidr.includes(':')) continue;
+      out.pools6.push({ cidr: canonicalCidr6(p.cidr), flags: (p.natOutgoing ? POOL_F.NAT_OUT : 0) | (p.disabled ? POOL_F.DISABLED : 0) });
+    }
+    out.netcfg6 = { node_ip6: i.plan6.nodeIp, snat_ip6: '::' };
+  }
   if (!plan.nodeIp) return out;
   out.netcfg = { node_ip: plan.nodeIp, uplink_ifindex: uplink.ifindex, ipip_mtu: i.ipipMtu, snat_ip: i.snatIp || '0.0.0.0' };
   const vxlanMtu = i.vxlanMtu ?? 0;

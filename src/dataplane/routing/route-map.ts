@@ -1,7 +1,8 @@
 /**
  * The networking maps the workload and uplink programs read (bpf/lib/route.h): tortie_node4_v1,
- * tortie_pool4_v1, tortie_rt4_v1, tortie_netcfg_v1 and tortie_vxcfg_v1 (bpf/lib/vxlan.h), kept
- * equal to a DesiredNetworking.
+ * tortie_pool4_v1, tortie_rt4_v1, tortie_netcfg_v1 and tortie_vxcfg_v1 (bpf/lib/vxlan.h), and
+ * NAT66's (bpf/lib/nat6.h) tortie_node6_v1, tortie_pool6_v1 and tortie_netcfg6_v1, kept equal to
+ * a DesiredNetworking.
  *
  * Contract:
  * - `read()` loads the pinned maps' current entries (a previous run's too) into a mirror; each
@@ -15,7 +16,9 @@
  */
 import type { BpfMap } from '../native';
 import type { UplinkDatapath } from '../bpf/loader';
-import { lpm4Key, netcfgCodec, nodeInfoCodec, nodeKeyCodec, poolCodec, routeCodec, vxcfgCodec, NETCFG_KEY } from '../bpf/net-codecs';
+import {
+  lpm4Key, lpm6Key, netcfgCodec, netcfg6Codec, nodeInfoCodec, nodeKeyCodec, node6KeyCodec, poolCodec, routeCodec, vxcfgCodec, NETCFG_KEY,
+} from '../bpf/net-codecs';
 import type { DesiredNetworking } from './plan';
 
 function hex(b: Buffer): string { return b.toString('hex'); }
@@ -28,7 +31,7 @@ export class RouteMaps {
   constructor(private readonly maps: UplinkDatapath['maps']) {}
 
   read(): void {
-    for (const m of [this.maps.node4, this.maps.pool4, this.maps.rt4, this.maps.netcfg, this.maps.vxcfg]) {
+    for (const m of [this.maps.node4, this.maps.pool4, this.maps.rt4, this.maps.netcfg, this.maps.vxcfg, this.maps.node6, this.maps.pool6, this.maps.netcfg6]) {
       const { keys, values } = m.entries();
       this.mirror.set(m, new Map(keys.map((k, i) => [hex(k), hex(values[i]!)])));
     }
@@ -36,10 +39,12 @@ export class RouteMaps {
 
   writeNodes(d: DesiredNetworking): void {
     this.sync(this.maps.node4, new Map(d.nodes.map((n) => [hex(nodeKeyCodec.encode({ addr: n.addr })), nodeInfoCodec.encode({ flags: n.flags })])));
+    this.sync(this.maps.node6, new Map(d.nodes6.map((n) => [hex(node6KeyCodec.encode({ addr: n.addr })), nodeInfoCodec.encode({ flags: n.flags })])));
   }
 
   writePools(d: DesiredNetworking): void {
     this.sync(this.maps.pool4, new Map(d.pools.map((p) => [hex(lpm4Key(p.cidr)), poolCodec.encode({ flags: p.flags })])));
+    this.sync(this.maps.pool6, new Map(d.pools6.map((p) => [hex(lpm6Key(p.cidr)), poolCodec.encode({ flags: p.flags })])));
   }
 
   writeRoutes(d: DesiredNetworking): void {
@@ -48,6 +53,7 @@ export class RouteMaps {
 
   writeNetcfg(d: DesiredNetworking): void {
     this.sync(this.maps.netcfg, new Map([[hex(NETCFG_KEY), netcfgCodec.encode(d.netcfg)]]), false);
+    this.sync(this.maps.netcfg6, new Map([[hex(NETCFG_KEY), netcfg6Codec.encode(d.netcfg6)]]), false);
   }
 
   writeVxcfg(d: DesiredNetworking): void {

@@ -8,7 +8,7 @@
  *   that range without looking at the NAT table, so an overlap would let the node pick a mapped
  *   tuple later. The manager calls it on every apply that programs the node, before anything is
  *   written (the sysctl may change while the agent runs; one small file read).
- * - `sweep(now)` deletes mappings whose flow is over (bpf/nat.ts sweepNatEntries, with the very
+ * - `sweep(now)` deletes mappings whose flow is over (tortie_nat4_v2 and NAT66's tortie_nat6_v1) (bpf/nat.ts sweepNatEntries, with the very
  *   timeouts the program was loaded with, and the workloads' conntrack as judge of RSTs and FINs
  *   from outside); `status()` reports occupancy, quota use and what the sweeps deleted.
  */
@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { run } from '../../util/exec';
 import type { BpfMap } from '../native';
 import type { UplinkDatapath } from '../bpf/loader';
-import { ctAcceptedClose, readNatQuota, sweepNatEntries, type CtCloseLookup, type NatStatus } from '../bpf/nat';
+import { ctAcceptedClose, readNatQuota, sweepNatEntries, NAT6, type CtCloseLookup, type NatStatus } from '../bpf/nat';
 import { RouteError } from './errors';
 
 /** net.ipv4.ip_local_port_range of the node's namespace (the given one in tests). */
@@ -30,8 +30,9 @@ export async function readLocalPortRange(netns?: string): Promise<{ min: number;
 
 export class NatUpkeep {
   private readonly ctClose: CtCloseLookup | undefined;
-  /** Entries left by the last sweep, and deleted by all sweeps. */
+  /** Entries left by the last sweep (IPv4, NAT66), and deleted by all sweeps. */
   entries = 0;
+  entries6 = 0;
   private expired = 0;
 
   constructor(private readonly dp: UplinkDatapath, private readonly o: { netns?: string; ct4?: BpfMap }) {
@@ -50,9 +51,13 @@ export class NatUpkeep {
   /** Deletes NAT mappings whose flow is over; returns how many. */
   sweep(now = process.hrtime.bigint()): number {
     const r = sweepNatEntries(this.dp.maps, this.dp.nat.timeouts, now, this.ctClose);
+    // NAT66: no IPv6 conntrack judge here, so a RST or FIN from outside does not shorten a mapping
+    // (it ends by its timeout, or by the workload's own RST).
+    const r6 = sweepNatEntries({ nat4: this.dp.maps.nat6, natq4: this.dp.maps.natq6 }, this.dp.nat.timeouts, now, undefined, NAT6);
     this.entries = r.remaining;
-    this.expired += r.deleted;
-    return r.deleted;
+    this.entries6 = r6.remaining;
+    this.expired += r.deleted + r6.deleted;
+    return r.deleted + r6.deleted;
   }
 
   status(): NatStatus {

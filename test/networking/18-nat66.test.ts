@@ -1,0 +1,239 @@
+// NAT66 (natOutgoing on an IPv6 pool) in BPF on the uplink, with BPF_PROG_TEST_RUN: which IPv6
+// packets are translated (source in a natOutgoing IPv6 pool, destination in no pool, not a node,
+// not this host), ports only from the NAT range (the workload's kept when inside), no two flows
+// sharing a reply tuple, reverse translation, TCP/UDP/ICMPv6 checksums (pseudo-header included)
+// recomputed from the bytes, node sockets' ports skipped, exhaustion, per-workload quota and a
+// full table as counted drops that leave existing flows intact, fragments and ICMPv6 errors from
+// such pools refused, the sweep returning memory and crediting the workload's count.
+import t from 'tap';
+import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
+import { NAT_DIR, POOL_F, readNat6Entries } from '../../src/dataplane/bpf/net-codecs';
+import { UplinkHarness, TC_OK, TC_SHOT } from '../../src/testbed/uplink-harness';
+import { Topology } from '../../src/util/netns';
+import { PySockets } from '../../src/testbed/probes';
+import { NAT6, readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat';
+import { readQuota } from '../../src/dataplane/bpf/quota';
+import { eth6, frag6, icmp6, inetChecksum, ipv6Bytes, tcp, udp, NH6 } from '../../src/dataplane/bpf/packet';
+import { formatIP } from '../../src/primitives';
+
+const NODE6 = 'fd00:198:18:1::10';
+const OTHER_NODE6 = 'fd00:198:18:1::11';
+const WL1 = 'fd00:10::5';
+const WL2 = 'fd00:10::6';
+const NONAT = 'fd00:20::9';
+const OUT = 'fd00:198:18:3::20';
+
+// ---- IPv6 frames with valid L4 checksums, and their reading ----
+const CSUM_AT: Record<number, number> = { [NH6.TCP]: 16, [NH6.UDP]: 6, [NH6.ICMP6]: 2 };
+
+function l4sum(src: Buffer, dst: Buffer, nh: number, l4: Buffer): number {
+  const pseudo = Buffer.alloc(40);
+  src.copy(pseudo, 0);
+  dst.copy(pseudo, 16);
+  pseudo.writeUInt32BE(l4.length, 32);
+  pseudo[39] = nh;
+  return inetChecksum(Buffer.concat([pseudo, l4]));
+}
+
+function frame6(src: string, dst: string, nh: number, l4: Buffer): Buffer {
+  const f = eth6({ src, dst, proto: nh }, l4);
+  const at = 14 + 40 + CSUM_AT[nh]!;
+  f.writeUInt16BE(0, at);
+  f.writeUInt16BE(l4sum(ipv6Bytes(src), ipv6Bytes(dst), nh, f.subarray(54)), at);
+  return f;
+}
+const tcp6 = (src: string, dst: string, sport: number, dport: number, flags = 'S') =>
+  frame6(src, dst, NH6.TCP, tcp({ sport, dport, flags, payload: Buffer.from('hello') }));
+const udp6 = (src: string, dst: string, sport: number, dport: number) => frame6(src, dst, NH6.UDP, udp({ sport, dport, payload: Buffer.from('q') }));
+const echo6 = (src: string, dst: string, type: number, id: number) => frame6(src, dst, NH6.ICMP6, icmp6({ type, id, seq: 1, payload: Buffer.from('ping') }));
+
+interface Read6 { src: string; dst: string; nh: number; ports: [number, number]; csumOk: boolean }
+function read6(f: Buffer): Read6 {
+  const ip = f.subarray(14);
+  const nh = ip[6]!;
+  const l4 = f.subarray(54);
+  const addr = (o: number) => formatIP({ version: 6, bytes: [...ip.subarray(o, o + 16)] });
+  return {
+    src: addr(8), dst: addr(24), nh,
+    ports: nh === NH6.ICMP6 ? [l4.readUInt16BE(4), l4.readUInt16BE(4)] : [l4.readUInt16BE(0), l4.readUInt16BE(2)],
+    csumOk: l4sum(ip.subarray(8, 24), ip.subarray(24, 40), nh, l4) === 0 || l4sum(ip.subarray(8, 24), ip.subarray(24, 40), nh, l4) === 0xffff,
+  };
+}
+
+const topo = Topology.create('nat66');
+t.teardown(() => topo.destroy());
+let emptyNs: Promise<string> | undefined;
+
+async function setup(label: string, nat?: Parameters<typeof UplinkHarness.create>[1]): Promise<UplinkHarness> {
+  emptyNs ??= topo.addNetns('empty').then((n) => n.path);
+  const h = await UplinkHarness.create(label, nat);
+  h.netns = await emptyNs;
+  h.config6(NODE6);
+  h.pool6('fd00:10::/48', POOL_F.NAT_OUT);
+  h.pool6('fd00:20::/48', 0);
+  h.node6(NODE6);
+  h.node6(OTHER_NODE6);
+  return h;
+}
+
+t.test('the frame helpers compute checksums the test can verify (the check can fail)', async (t) => {
+  const f = tcp6(WL1, OUT, 1, 2);
+  t.ok(read6(f).csumOk);
+  f[f.length - 1] ^= 0xff;
+  t.notOk(read6(f).csumOk);
+});
+
+t.test('SNAT decisions, translation and reverse translation', async (t) => {
+  const h = await setup('nat66');
+  t.teardown(() => h.close());
+
+  t.test('TCP: source becomes the node, a workload port inside the range is kept, checksum valid both ways', async (t) => {
+    const before = h.stats();
+    const r = h.run('out', tcp6(WL1, OUT, 21000, 80));
+    t.same([r.retval, r.reason], [TC_OK, R.FORWARD]);
+    const o = read6(r.data);
+    t.same([o.src, o.dst, o.ports], [NODE6, OUT, [21000, 80]]);
+    t.ok(o.csumOk, 'TCP checksum (pseudo-header with the node address)');
+    t.equal(h.stats().snatNew, before.snatNew + 1n);
+    t.same(read6(h.run('out', tcp6(WL1, OUT, 21000, 80, 'A')).data).ports, [21000, 80], 'the same flow reuses its mapping');
+    t.equal(h.stats().snatNew, before.snatNew + 1n, 'no second mapping');
+    const back = h.run('in', tcp6(OUT, NODE6, 80, 21000, 'SA'));
+    t.same([back.retval, back.reason], [TC_OK, R.FORWARD]);
+    const b = read6(back.data);
+    t.same([b.src, b.dst, b.ports], [OUT, WL1, [80, 21000]], 'reply goes back to the workload');
+    t.ok(b.csumOk, 'reply checksum');
+  });
+
+  t.test('a workload port outside the range is replaced by one inside; replies map back', async (t) => {
+    const o = read6(h.run('out', tcp6(WL1, OUT, 41000, 80)).data);
+    const p = o.ports[0];
+    t.ok(p >= 20000 && p <= 29999, `41000 became ${p}`);
+    t.ok(o.csumOk);
+    const b = read6(h.run('in', tcp6(OUT, NODE6, 80, p, 'SA')).data);
+    t.same([b.dst, b.ports[1], b.csumOk], [WL1, 41000, true]);
+    const stray = tcp6(OUT, NODE6, 80, 41000, 'SA');
+    t.ok(h.run('in', stray).data.equals(stray), 'the workload port itself stays the node\'s');
+  });
+
+  t.test('a second workload with the same port gets another; replies are not mixed up', async (t) => {
+    const o = read6(h.run('out', tcp6(WL2, OUT, 21000, 80)).data);
+    t.not(o.ports[0], 21000, 'collision avoided');
+    t.same(read6(h.run('in', tcp6(OUT, NODE6, 80, o.ports[0], 'A')).data).dst, WL2);
+    t.same(read6(h.run('in', tcp6(OUT, NODE6, 80, 21000, 'A')).data).dst, WL1);
+  });
+
+  t.test('UDP and ICMPv6 echo (id translated, checksum with pseudo-header)', async (t) => {
+    const u = read6(h.run('out', udp6(WL1, OUT, 5353, 53)).data);
+    t.same([u.src, u.csumOk], [NODE6, true]);
+    t.ok(u.ports[0] >= 20000 && u.ports[0] <= 29999);
+    const ub = read6(h.run('in', udp6(OUT, NODE6, 53, u.ports[0])).data);
+    t.same([ub.dst, ub.ports, ub.csumOk], [WL1, [53, 5353], true]);
+    const e = read6(h.run('out', echo6(WL1, OUT, 128, 7)).data);
+    t.same([e.src, e.csumOk], [NODE6, true]);
+    const eb = read6(h.run('in', echo6(OUT, NODE6, 129, e.ports[0])).data);
+    t.same([eb.dst, eb.ports[0], eb.csumOk], [WL1, 7, true], 'echo reply back with the workload\'s id');
+    const req = echo6(OUT, NODE6, 128, e.ports[0]);
+    t.ok(h.run('in', req).data.equals(req), 'an echo request to the node is the node\'s, never translated');
+  });
+
+  t.test('not translated: destination in a pool, a node, this node; a pool without natOutgoing', async (t) => {
+    for (const [src, dst, what] of [[WL1, 'fd00:20::1', 'another pool'], [WL1, 'fd00:10::99', 'its own pool'], [WL1, OTHER_NODE6, 'a node'],
+      [WL1, NODE6, 'this node'], [NONAT, OUT, 'a pool without natOutgoing'], ['fd00:99::1', OUT, 'an address in no pool']] as const) {
+      const f = tcp6(src, dst, 21001, 80);
+      const r = h.run('out', f);
+      t.ok(r.reason === R.FORWARD && r.data.equals(f), `${what}: untouched`);
+    }
+    t.equal(readNat6Entries(h.dp.maps.nat6).filter((e) => e.key.dport === 80 && e.key.sport === 21001).length, 0, 'no mapping made');
+  });
+
+  t.test('refused: fragments and ICMPv6 errors from a natOutgoing pool; a reply nobody mapped is left alone', async (t) => {
+    const frag = eth6({ src: WL1, dst: OUT, proto: NH6.UDP, exts: [frag6({ offset: 0, mf: true })] }, udp({ sport: 5000, dport: 53, payload: Buffer.alloc(16) }));
+    t.same([h.run('out', frag).retval, h.run('out', frag).reason], [TC_SHOT, R.NAT6_FRAG]);
+    const later = eth6({ src: WL1, dst: OUT, proto: NH6.UDP, exts: [frag6({ offset: 4, mf: false })] }, Buffer.alloc(16));
+    t.equal(h.run('out', later).reason, R.NAT6_FRAG, 'a later fragment too: the workload address never leaves');
+    const err = frame6(WL1, OUT, NH6.ICMP6, icmp6({ type: 1, code: 4, rest: Buffer.alloc(4), payload: Buffer.alloc(48) }));
+    t.equal(h.run('out', err).reason, R.NAT6_ICMP, 'a destination-unreachable from the workload');
+    const stray = udp6(OUT, NODE6, 53, 29999);
+    t.ok(h.run('in', stray).data.equals(stray), 'no mapping: untouched');
+    const v4 = eth6({ src: NODE6, dst: OUT, proto: NH6.TCP }, tcp({ sport: 40000, dport: 22 }));
+    t.equal(h.run('out', v4).reason, R.FORWARD, 'the node\'s own traffic passes');
+  });
+
+  t.test('NAT66 off (no node IPv6 address): nothing is translated', async (t) => {
+    h.config6('::');
+    const f = tcp6(WL1, OUT, 21000, 80);
+    t.ok(h.run('out', f).data.equals(f));
+    h.config6(NODE6);
+  });
+});
+
+t.test('candidates a node socket owns are skipped (IPv6 listener and bound UDP socket)', async (t) => {
+  const ns = await topo.addNetns('socks');
+  await ns.sh(`ip link set lo up && ip -6 addr add ${NODE6}/128 dev lo nodad`);
+  const py = new PySockets(ns);
+  t.teardown(() => py.close());
+  await py.run(`
+l = socket.socket(socket.AF_INET6); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(('::', 21500)); l.listen(1)
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(('::', 21501))
+_ = 1`);
+  const h = await setup('nat66sock', { portMin: 21500, portMax: 21502, retries: 8 });
+  t.teardown(() => h.close());
+  h.netns = ns.path;
+  const before = h.stats().natHostSock;
+  const tp = read6(h.run('out', tcp6(WL1, OUT, 21500, 80)).data).ports[0];
+  t.ok(tp === 21501 || tp === 21502, `TCP: the listener's port 21500 is not taken (got ${tp})`);
+  const up = read6(h.run('out', udp6(WL1, OUT, 21501, 53)).data).ports[0];
+  t.ok(up === 21500 || up === 21502, `UDP: the bound socket's port 21501 is not taken (got ${up})`);
+  t.ok(h.stats().natHostSock >= before + 2n, 'skips counted');
+  t.equal(read6(h.run('in', udp6(OUT, NODE6, 53, up)).data).dst, WL1, 'reply translated while no node socket holds its tuple');
+  await py.run(`v = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); v.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v.bind(('::', ${up})); _ = 1`);
+  const taken = udp6(OUT, NODE6, 53, up);
+  t.ok(h.run('in', taken).data.equals(taken), 'once a node socket is bound there, the datagram is left to it');
+  // The node's own packet from a range port takes the tuple back from a mapping.
+  const tp2 = read6(h.run('out', tcp6(WL2, OUT, 21502, 443)).data).ports[0];
+  h.run('out', tcp6(NODE6, OUT, tp2, 443));
+  const rv = tcp6(OUT, NODE6, 443, tp2, 'A');
+  t.ok(h.run('in', rv).data.equals(rv), 'after the node used the tuple, replies are the node\'s');
+});
+
+t.test('port exhaustion is a counted drop; existing flows keep working', async (t) => {
+  const h = await setup('nat66full', { portMin: 30000, portMax: 30001, retries: 8 });
+  t.teardown(() => h.close());
+  const srcs = ['fd00:10::1', 'fd00:10::2', 'fd00:10::3'];
+  const results = srcs.map((src) => h.run('out', tcp6(src, OUT, 1000, 443)));
+  t.same(results.slice(0, 2).map((r) => r.reason), [R.FORWARD, R.FORWARD]);
+  t.same(results.slice(0, 2).map((r) => read6(r.data).ports[0]).sort(), [30000, 30001], 'two distinct ports from the range');
+  t.same([results[2]!.retval, results[2]!.reason], [TC_SHOT, R.NAT_NO_PORT], 'third flow: no port left');
+  t.notOk(readNat6Entries(h.dp.maps.nat6).some((e) => e.key.dir === NAT_DIR.FWD && e.key.saddr === 'fd00:10::3'), 'no half mapping left');
+  t.equal(h.run('out', tcp6(srcs[1]!, OUT, 1000, 443, 'A')).reason, R.FORWARD, 'an existing flow still passes');
+  t.equal(h.run('out', tcp6(srcs[0]!, 'fd00:198:18:3::21', 1000, 443)).reason, R.FORWARD, 'another destination has its own port space');
+});
+
+t.test('per-workload quota and a full table refuse new flows (fairness); established flows keep working', async (t) => {
+  const h = await setup('nat66quota', { quota: 2, maxEntries: 8 });
+  t.teardown(() => h.close());
+  const out = (src: string, dport: number, flags = 'S') => h.run('out', tcp6(src, OUT, 21000, dport, flags));
+  t.same([out(WL1, 1).reason, out(WL1, 2).reason], [R.FORWARD, R.FORWARD], 'two flows within the quota');
+  t.same([out(WL1, 3).retval, out(WL1, 3).reason], [TC_SHOT, R.NAT_QUOTA], 'the third is refused: nat_quota');
+  t.equal(out(WL1, 1, 'A').reason, R.FORWARD, 'an established flow of the same workload still passes');
+  t.same([out(WL2, 1).reason, out(WL2, 2).reason], [R.FORWARD, R.FORWARD], 'another workload has its own quota');
+  t.same([out('fd00:10::7', 1).retval, out('fd00:10::7', 1).reason], [TC_SHOT, R.NAT_TABLE_FULL], 'full table: refused, nothing evicted');
+  for (const [src, dport] of [[WL1, 1], [WL1, 2], [WL2, 1], [WL2, 2]] as const) {
+    t.equal(out(src, dport, 'A').reason, R.FORWARD, `established ${src} -> :${dport} keeps its mapping`);
+  }
+  t.equal(readNat6Entries(h.dp.maps.nat6).length, 8);
+  t.same(readQuota(h.dp.maps.natq6).map((r) => [r.addr, r.live]).sort(), [[WL1, 2], [WL2, 2], ['fd00:10::7', 0]]);
+  t.equal(readNatQuota(h.dp.maps.natq4).length, 0, 'the IPv4 counts untouched');
+
+  await t.test('the sweep deletes expired mappings and credits the workload: a new flow fits again', async (t) => {
+    const far = process.hrtime.bigint() + 7200n * 1_000_000_000n; // past every timeout
+    const r = sweepNatEntries({ nat4: h.dp.maps.nat6, natq4: h.dp.maps.natq6 }, h.dp.nat.timeouts, far, undefined, NAT6);
+    t.same([r.deleted, r.remaining], [8, 0]);
+    t.same([...r.released].sort(), [[WL1, 2], [WL2, 2]]);
+    t.same(readQuota(h.dp.maps.natq6).map((q) => [q.addr, q.live]).sort(), [[WL1, 0], [WL2, 0], ['fd00:10::7', 0]]);
+    t.equal(out(WL1, 3).reason, R.FORWARD, 'within its quota again');
+    const live = sweepNatEntries({ nat4: h.dp.maps.nat6, natq4: h.dp.maps.natq6 }, h.dp.nat.timeouts, process.hrtime.bigint(), undefined, NAT6);
+    t.same([live.deleted, live.remaining], [0, 2], 'a live mapping stays');
+  });
+});
+
