@@ -24,7 +24,6 @@ import type { BlockRecord } from '../ipam';
 import type { Logger } from '../util/log';
 import { renderBird, type BgpState } from './render';
 import type { BirdDaemon } from './bird';
-import { ipamKey } from '../datastore/keys';
 import { formatIP, tryParseCidr, tryParseIP, type IPAddr } from '../primitives';
 import { nodeIPv6 } from './render';
 
@@ -89,8 +88,8 @@ export class BgpDriver {
       }, { logger: this.log });
     this.syncers.push(
       mk(RESOURCE_ROOT, (u) => this.onResource(u)),
-      mk(blockPrefix(), (u) => this.onBlock(u)),
-      mk(ipamKey('assignment', 'ipv6', 'block') + '/', (u) => this.onBlock(u)),
+      mk(blockPrefix(4), (u) => this.onBlock(u)),
+      mk(blockPrefix(6), (u) => this.onBlock(u)),
     );
     await Promise.all(this.syncers.map((s) => s.start()));
   }

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FlatCluster } from '../../src/testbed';
 import { EmbeddedDatastore } from '../../src/datastore';
-import { ipamKey } from '../../src/datastore/keys';
+import { blockKey } from '../../src/ipam';
 import { ResourceClient } from '../../src/client/resources';
 import { BirdDaemon } from '../../src/bgp/bird';
 import { BgpDriver } from '../../src/bgp/driver';
@@ -38,7 +38,7 @@ t.test('BgpDriver renders IPv6 blocks and borrowed IPv6 addresses from IPAM', as
   await rc.create(pool('pods6', { cidr: 'fd00:10::/48' }));
   await rc.create(node('node-1', { ipv4Address: '198.18.1.11/24', ipv6Address: 'fd00:198:18:1::11/64' }));
   await rc.create(node('node-2', { ipv4Address: '198.18.1.12/24', ipv6Address: 'fd00:198:18:1::12/64' }));
-  const sixKey = (cidr: string) => ipamKey('assignment', 'ipv6', 'block', cidr.replace('/', '-'));
+  const sixKey = (cidr: string) => blockKey(cidr); // …/assignment/ipv6/block/<addr>-<len>, as libcalico-go
   // node-1's own IPv6 block; node-2's block whose ordinal 5 node-1 uses (a borrowed address).
   await ds.put(sixKey('fd00:10:0:1::/122'), block('fd00:10:0:1::/122', 'host:node-1', [0], [{ handle_id: 'h1', secondary: { node: 'node-1' } }]) as unknown as JsonValue);
   const alloc = Array<number | null>(64).fill(null);
@@ -64,7 +64,8 @@ t.test('BgpDriver renders IPv6 blocks and borrowed IPv6 addresses from IPAM', as
   t.match(conf, /protocol static tortie_blocks6 \{\n  ipv6;\n  route fd00:10:0:1::\/122 blackhole;\n\}/);
   t.match(conf, /protocol static tortie_borrowed6 \{\n  ipv6;\n  route fd00:10:0:2::ffc5\/128 blackhole;/);
   t.match(conf, /protocol bgp Mesh_fd00_198_18_1__12 from tortie_peer6/);
-  t.match(await bird.birdc(['show', 'route', 'table', 'master6']), /fd00:10:0:1::\/122\s+blackhole/, 'bird loaded it');
+  await waitFor('bird loaded the IPv6 block', async () => /fd00:10:0:1::\/122\s+blackhole/.test(await bird.birdc(['show', 'route', 'table', 'master6'])));
+  t.pass('bird loaded it (the own IPv6 block is a blackhole in master6)');
   t.equal(driver.nodeOfAddress('fd00:198:18:1::12'), 'node-2');
   t.equal(driver.nodeOfAddress('FD00:198:18:1:0:0:0:12'), 'node-2', 'any spelling of the address');
   t.equal(driver.nodeOfAddress('198.18.1.12'), 'node-2');
