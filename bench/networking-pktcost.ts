@@ -4,13 +4,15 @@
  * each run gets a fresh copy (a batch of N copies, one run each; the median is reported) rather
  * than `repeat`, which would run on the already rewritten packet: egress pass-through, egress
  * SNAT of an established mapping, egress IPIP and VXLAN encapsulation, ingress reverse SNAT,
- * ingress IPIP and VXLAN decapsulation, ingress pass-through. Prints ns/packet; asserts nothing.
+ * ingress IPIP and VXLAN decapsulation, ingress pass-through; and NAT66 (IPv6 pools): egress IPv6
+ * pass-through, egress SNAT66 of an established mapping, ingress reverse NAT66. Prints ns/packet;
+ * asserts nothing.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/networking-pktcost.js [copies]
  */
 import { UplinkHarness } from '../src/testbed/uplink-harness';
 import { POOL_F, RT_F } from '../src/dataplane/bpf/net-codecs';
-import { eth, ipv4, udp, vxlanHeader, PROTO } from '../src/dataplane/bpf/packet';
+import { eth, eth6, ipv4, tcp, udp, vxlanHeader, PROTO } from '../src/dataplane/bpf/packet';
 import { tcpFrame } from '../src/testbed/fixtures';
 
 const COPIES = Number(process.argv[2] ?? 20_000);
@@ -27,6 +29,9 @@ async function main(): Promise<void> {
     h.vxlan(4096);
     const vxInner = eth({ dst: '0e:74:c6:12:01:0a', src: '0e:74:c6:12:02:0a' },
       tcpFrame({ src: '192.168.4.10', dst: '192.168.1.10', sport: 80, dport: 40000, flags: 'A', payload: Buffer.alloc(64) }).subarray(14));
+    h.config6('fd00:198:18:1::10');
+    h.pool6('fd00:10::/48', POOL_F.NAT_OUT);
+    h.node6('fd00:198:18:1::10');
     const payload = Buffer.alloc(64);
     const cases: [string, 'in' | 'out', Buffer][] = [
       ['egress, pass-through (host traffic)', 'out', tcpFrame({ src: '198.18.1.10', dst: '198.18.3.20', sport: 1000, dport: 80, flags: 'A', payload })],
@@ -40,8 +45,12 @@ async function main(): Promise<void> {
       ['ingress, VXLAN decapsulation', 'in', eth({}, ipv4({ src: '198.18.2.10', dst: '198.18.1.10', proto: PROTO.UDP },
         udp({ sport: 50000, dport: 4789, payload: Buffer.concat([vxlanHeader({ vni: 4096 }), vxInner]) })))],
       ['ingress, pass-through (host traffic)', 'in', tcpFrame({ src: '198.18.3.20', dst: '198.18.1.10', sport: 80, dport: 1000, flags: 'A', payload })],
+      ['IPv6 egress, pass-through (host traffic)', 'out', eth6({ src: 'fd00:198:18:1::10', dst: 'fd00:198:18:3::20', proto: PROTO.TCP }, tcp({ sport: 1000, dport: 80, flags: 'A', payload }))],
+      ['IPv6 egress, SNAT66 (established mapping)', 'out', eth6({ src: 'fd00:10::10', dst: 'fd00:198:18:3::20', proto: PROTO.TCP }, tcp({ sport: 21000, dport: 80, flags: 'A', payload }))],
+      ['IPv6 ingress, reverse NAT66', 'in', eth6({ src: 'fd00:198:18:3::20', dst: 'fd00:198:18:1::10', proto: PROTO.TCP }, tcp({ sport: 80, dport: 21000, flags: 'A', payload }))],
     ];
-    h.run('out', cases[1]![2]); // create the mapping
+    h.run('out', cases[1]![2]); // create the mappings
+    h.run('out', cases.find(([name]) => name.startsWith('IPv6 egress, SNAT66'))![2]);
     process.stdout.write(`uplink per-packet cost, BPF_PROG_TEST_RUN, ${COPIES} fresh copies (median ns/packet, one run each)\n`);
     for (const [name, hook, pkt] of cases) {
       const prog = hook === 'in' ? h.dp.ingress : h.dp.egress;
