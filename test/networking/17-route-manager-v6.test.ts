@@ -5,6 +5,9 @@
 // tortie's protocol are swept while other protocols' routes and tortie's IPv4 routes stay; a
 // removed workload's route is withdrawn; an IPv6-only node finds its uplink by its IPv6 address.
 import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { FlatCluster } from '../../src/testbed';
 import { RouteManager } from '../../src/dataplane/routing';
 import type { CalcDelta, RoutingState } from '../../src/calc/types';
@@ -88,7 +91,9 @@ t.test('IPv6 routes in node namespaces', async (t) => {
 
   await t.test('an IPv6-only node finds its uplink by its IPv6 address and routes', async (t) => {
     await n2.ns.sh('ip -6 addr add fd00:10:0:1::7/128 dev lo');
-    const m2 = await RouteManager.open({ pinRoot: pinRoot2, netns: { name: n2.ns.name, path: n2.ns.path } });
+    const mtuFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-rt6-')), 'mtu');
+    stops.push(() => fs.rmSync(path.dirname(mtuFile), { recursive: true, force: true }));
+    const m2 = await RouteManager.open({ pinRoot: pinRoot2, netns: { name: n2.ns.name, path: n2.ns.path }, mtu: { ipipMtu: 0, ifacePattern: '^eth', file: mtuFile } });
     stops.push(() => m2.close());
     const r: RoutingState = {
       ...routing,
@@ -99,5 +104,6 @@ t.test('IPv6 routes in node namespaces', async (t) => {
     await m2.apply();
     t.match(m2.status(), { nodeIp: undefined, nodeIp6: 'fd00:198:18:1::12', uplink: 'eth0', routes6: 1 });
     t.match((await n2.ns.exec(['ip', '-6', 'route', 'show', 'proto', '122'])).stdout, /^fd00:10:0:1::8 via fd00:198:18:1::11 dev eth0/);
+    t.equal(fs.readFileSync(mtuFile, 'utf8'), '1500\n', 'the MTU file for the CNI plugin: the host MTU (nothing encapsulates IPv6)');
   });
 });

@@ -317,7 +317,7 @@ export class RouteManager {
     if (!vxlanOn) this.rmaps.writeVxcfg(want);
     this.rmaps.writeNetcfg(want);
     this.uplink.attach(this.dp);
-    if (plan.nodeIp !== undefined && up !== undefined) this.mtu.writeFile(this.routing.pools);
+    if (uplinkIp !== undefined && up !== undefined) this.mtu.writeFile(this.routing.pools); // an IPv6-only node too
     this.lastPlan = plan;
     this.lastPlan6 = plan6;
     if (routeError ?? deferred) {
