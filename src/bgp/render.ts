@@ -258,7 +258,10 @@ export function renderBird(state: BgpState): RenderResult {
       };
       if (p.spec.peerIP !== undefined) {
         const pi = parsePeerIP(p.spec.peerIP);
-        if (pi === undefined) continue; // validated on write; absent here
+        if (pi === undefined) {
+          problems.push(`BGPPeer ${p.metadata.name}: peerIP ${p.spec.peerIP} is not an address, ip:port or [ipv6]:port; peer left out`);
+          continue;
+        }
         const family = pi.ip.includes(':') ? 6 : 4;
         if (ownOf(family) === undefined) {
           problems.push(`BGPPeer ${p.metadata.name}: peer ${p.spec.peerIP} is IPv${family} and node ${state.nodeName} has no spec.bgp.ipv${family}Address; peer left out`);
