@@ -10,9 +10,16 @@
  *                          │ 198.18.3.0/24
  *                       outside .10  (no routes to the pools: replies need SNAT)
  *
+ * Dual stack (`--ipv6`): each subnet also has a ULA /64 (fd00:198:18:<n>::/64, the router ::1,
+ * the hosts the same last number as in IPv4), a second pool fd00:10::/48 (natOutgoing, blocks /122)
+ * and every workload gets one address of each family through the CNI plugin's IPAM
+ * (`assign_ipv6`). node-c is in another subnet: IPv6 across subnets needs VXLAN for v6, which
+ * tortie does not have, so those cells are expected unreachable and say so.
+ *
  * Contract: every namespace, process, capture and bpffs pin the lab makes is removed by
  * `destroy()`, which also runs on exit and on SIGINT/SIGTERM (src/util/netns). Addresses: the
- * underlay and the outside host use 198.18.0.0/15, workloads the seed pool 192.168.0.0/16.
+ * underlay and the outside host use 198.18.0.0/15 (and ULA fd00:198:18::/48 with --ipv6),
+ * workloads the seed pool 192.168.0.0/16 (and ULA fd00:10::/48).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,6 +56,22 @@ kind: IPPool
 metadata: {name: default-ipv4-ippool}
 spec: {cidr: 192.168.0.0/16, vxlanMode: CrossSubnet, natOutgoing: true}
 `;
+
+/** The IPv6 pool of the dual-stack lab (`--ipv6`): ULA, NAT outgoing, Calico's default /122 blocks. */
+export const IPV6_POOL_YAML = `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: default-ipv6-ippool}
+spec: {cidr: 'fd00:10::/48', natOutgoing: true}
+`;
+
+/** Why the IPv6 cells across subnets are expected unreachable. */
+export const V6_CROSS_SUBNET = 'not supported (IPv6 across subnets needs VXLAN)';
+
+/** The ULA underlay address of an IPv4 underlay host: 198.18.<n>.<h> → fd00:198:18:<n>::<h> (h as written). */
+export function underlay6(ip4: string): string {
+  const [, , n, h] = ip4.split('.');
+  return `fd00:198:18:${n}::${h}`;
+}
 
 /** The lab's ToR AS (FRR in `rtr`); the nodes keep Calico's default 64512. */
 export const TOR_AS = 65001;
@@ -96,8 +119,8 @@ spec:
       - 5432
 `;
 
-export interface LabNode { name: string; ns: Netns; ip: string; prefix: number; agent?: AgentProcess; healthPort: number; pinRoot: string }
-export interface LabWorkload { name: string; node: LabNode; ns: Netns; ip: string; labels: Record<string, string>; containerId: string }
+export interface LabNode { name: string; ns: Netns; ip: string; prefix: number; ip6?: string; agent?: AgentProcess; healthPort: number; pinRoot: string }
+export interface LabWorkload { name: string; node: LabNode; ns: Netns; ip: string; ip6?: string; labels: Record<string, string>; containerId: string }
 
 /** How a packet crossed: within one node, over the underlay unencapsulated, in IPIP or in VXLAN. */
 export type PathKind = 'local' | 'direct' | 'IPIP' | 'VXLAN';
@@ -106,7 +129,8 @@ export interface Cell {
   from: string;
   to: string;
   what: string;
-  expect: { allowed: boolean; path?: PathKind; seenSource?: string };
+  /** `unsupported`: what tortie does not do here (the traffic is expected not to get through). */
+  expect: { allowed: boolean; path?: PathKind; seenSource?: string; unsupported?: string };
   got: { allowed: boolean; path?: PathKind; seenSource?: string };
   ok: boolean;
 }
@@ -133,11 +157,15 @@ export class Lab {
 
   /** The pools' encapsulation across subnets (--vxlan: vxlanMode CrossSubnet instead of ipipMode). */
   readonly encap: 'IPIP' | 'VXLAN';
+  /** Dual stack (--ipv6): ULA underlay and pool, workloads of both families, the IPv6 cells. */
+  readonly ipv6: boolean;
+  get outsideIp6(): string { return underlay6(this.outsideIp); }
 
-  constructor(opts: { log?: (s: string) => void; bgp?: boolean; vxlan?: boolean } = {}) {
+  constructor(opts: { log?: (s: string) => void; bgp?: boolean; vxlan?: boolean; ipv6?: boolean } = {}) {
     this.log = opts.log ?? (() => undefined);
     this.bgp = opts.bgp ?? false;
     this.encap = opts.vxlan ? 'VXLAN' : 'IPIP';
+    this.ipv6 = opts.ipv6 ?? false;
     // Runs after the agents are killed, also when a signal or exit tears the topology down.
     this.topo.onDestroy(() => this.removeFiles());
   }
@@ -154,7 +182,9 @@ export class Lab {
     // TORTIE_CNI_SOCKET=none: the lab's agents serve no CNI socket (the lab runs the plugin
     // processes in each node itself; a shared default socket would reach one node's agent).
     // TORTIE_RUN_DIR: the lab's own (pid files, each node's bird directory).
-    return { ...process.env, NODE_OPTIONS: '', DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: this.storeDir, TORTIE_CNI_SOCKET: 'none', TORTIE_RUN_DIR: this.runDir };
+    // TORTIE_EXPERIMENTAL_IPV6=1 with --ipv6: IPv6 is still gated (src/model/enforced.ts).
+    return { ...process.env, NODE_OPTIONS: '', DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: this.storeDir, TORTIE_CNI_SOCKET: 'none', TORTIE_RUN_DIR: this.runDir,
+      ...(this.ipv6 ? { TORTIE_EXPERIMENTAL_IPV6: '1' } : {}) };
   }
 
   async build(): Promise<void> {
@@ -166,6 +196,7 @@ export class Lab {
     for (const n of bed.nodes.values()) {
       this.nodes.set(n.name, { name: n.name, ns: n.ns, ip: n.ip, prefix: n.prefix, healthPort: port++, pinRoot: `${this.pinBase}/${n.name}` });
     }
+    if (this.ipv6) await this.addIpv6Underlay();
     if (this.bgp) {
       this.tor = new FrrTor(this.rtr, '198.18.1.1', TOR_AS);
       await this.tor.start([...this.nodes.values()].map((n) => ({ ip: n.ip, asNumber: 64512 })));
@@ -175,13 +206,28 @@ export class Lab {
     serveSourceEcho(this.outside, this.outsideIp);
   }
 
+  /** The ULA underlay next to the IPv4 one: router ::1 on each subnet, nodes and the outside host by their IPv4 host number. */
+  private async addIpv6Underlay(): Promise<void> {
+    const rtrAddrs = ['br1', 'br2', 'o'].map((dev, i) => `ip -6 addr add fd00:198:18:${i + 1}::1/64 dev ${dev} nodad`);
+    await this.rtr.sh(['sysctl -qw net.ipv6.conf.all.forwarding=1', ...rtrAddrs].join(' && '));
+    const host = async (ns: Netns, ip4: string) => {
+      const ip6 = underlay6(ip4);
+      await ns.sh(`ip -6 addr add ${ip6}/64 dev eth0 nodad && ip -6 route add default via ${ip6.replace(/::\d+$/, '::1')}`);
+      return ip6;
+    };
+    for (const n of this.nodes.values()) n.ip6 = await host(n.ns, n.ip);
+    await host(this.outside, this.outsideIp);
+    this.log(`IPv6 underlay (ULA): ${[...this.nodes.values()].map((n) => `${n.name} ${n.ip6}/64`).join(', ')}, outside ${this.outsideIp6}`);
+  }
+
   async tortiectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
     return run([process.execPath, binPath('tortiectl.js'), ...args], { input, env: this.env, allowFail: true });
   }
 
   startAgent(n: LabNode): void {
     const agent = new AgentProcess(n.ns, {
-      args: agentRunArgs({ nodeName: n.name, ip: `${n.ip}/${n.prefix}`, storeDir: this.storeDir, pinRoot: n.pinRoot, extra: this.bgp ? ['--bgp'] : [] }),
+      args: agentRunArgs({ nodeName: n.name, ip: `${n.ip}/${n.prefix}`, storeDir: this.storeDir, pinRoot: n.pinRoot,
+        extra: [...(this.bgp ? ['--bgp'] : []), ...(n.ip6 ? ['--ip6', `${n.ip6}/64`] : [])] }),
       healthPort: n.healthPort, env: this.env, logFile: agentLogFile(process.env.TORTIE_LAB_AGENT_LOGS, n.name),
     });
     n.agent = agent;
@@ -209,22 +255,26 @@ export class Lab {
     const containerId = newContainerId();
     const conf = {
       cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tortie', nodename: node.name, datastore_type: 'embedded',
-      datastore_path: this.storeDir, mtu: this.encap === 'VXLAN' ? 1450 : 1480, ipam: { type: 'tortie-ipam', ...(pools ? { ipv4_pools: pools } : {}) }, labels,
+      datastore_path: this.storeDir, mtu: this.encap === 'VXLAN' ? 1450 : 1480, ipam: { type: 'tortie-ipam', ...(pools ? { ipv4_pools: pools } : {}), ...(this.ipv6 ? { assign_ipv6: 'true' } : {}) }, labels,
     };
     const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}` };
     const r = await runPlugin(node.ns, 'tortie', env, conf, this.cniBin, { netOnly: true, baseEnv: this.env });
     if (r.code !== 0) throw new Error(`CNI ADD for ${name} on ${nodeName} failed: ${r.stdout}${r.stderr}`);
     const result = JSON.parse(r.stdout) as { ips: { address: string }[] };
-    const ip = result.ips[0]!.address.split('/')[0]!;
-    const w: LabWorkload = { name, node, ns, ip, labels, containerId };
+    const addrs = result.ips.map((x) => x.address.split('/')[0]!);
+    const ip = addrs.find((a) => !a.includes(':'));
+    const ip6 = addrs.find((a) => a.includes(':'));
+    if (!ip || (this.ipv6 && !ip6)) throw new Error(`CNI ADD for ${name} on ${nodeName}: expected ${this.ipv6 ? 'an IPv4 and an IPv6 address' : 'an IPv4 address'}, got ${addrs.join(', ') || 'none'}`);
+    const w: LabWorkload = { name, node, ns, ip, ...(ip6 ? { ip6 } : {}), labels, containerId };
     this.workloads.set(name, w);
-    this.log(`workload ${name} on ${nodeName}: ${ip} ${JSON.stringify(labels)}`);
+    this.log(`workload ${name} on ${nodeName}: ${ip}${ip6 ? ` ${ip6}` : ''} ${JSON.stringify(labels)}`);
     return w;
   }
 
   /** Counts IPIP, VXLAN and plain pool packets crossing the router while `fn` runs (live tcpdump). */
   async capture<T>(fn: () => Promise<T>): Promise<{ result: T; ipip: number; vxlan: number; plainPool: number }> {
-    const dump = this.rtr.spawn(['tcpdump', '-i', 'any', '-n', '-l', 'ip proto 4 or udp port 4789 or net 192.168.0.0/16']);
+    const filter = `ip proto 4 or udp port 4789 or net 192.168.0.0/16${this.ipv6 ? ' or net fd00:10::/48' : ''}`;
+    const dump = this.rtr.spawn(['tcpdump', '-i', 'any', '-n', '-l', filter]);
     let out = '';
     dump.stdout?.on('data', (d) => { out += String(d); });
     let started = false;
@@ -240,7 +290,7 @@ export class Lab {
       const lines = all.filter((l, i) => i === 0 || !/: VXLAN, /.test(all[i - 1]!));
       // IPIP prints as "IP <outer> > <outer>: IP <inner> > <inner>: …"; plain pool traffic has a 192.168 outer header.
       const ipip = lines.filter((l) => /\bIP [\d.]+ > [\d.]+: IP /.test(l)).length;
-      const plainPool = lines.filter((l) => /\bIP 192\.168\.[\d.]+ > [\d.]+: (?!IP )/.test(l)).length;
+      const plainPool = lines.filter((l) => /\bIP 192\.168\.[\d.]+ > [\d.]+: (?!IP )/.test(l) || /\bIP6 fd00:10:[\da-f:.]+ > /.test(l)).length;
       return { result, ipip, vxlan, plainPool };
     } finally {
       dump.kill('SIGKILL');
@@ -262,6 +312,8 @@ export class Lab {
 
   listen(w: LabWorkload, port: number): void {
     w.ns.spawn(['nc', '-lk', '-p', String(port)], { stdio: 'ignore' });
+    // OpenBSD nc listens on one family: a second listener for IPv6.
+    if (w.ip6) w.ns.spawn(['nc', '-6', '-lk', '-p', String(port)], { stdio: 'ignore' });
   }
 
   /** The standard scenario: seed pool, example policy, four workloads, then the matrix. */
@@ -273,6 +325,11 @@ export class Lab {
     const mode = vx ? 'vxlan cross-subnet' : 'ipip cross-subnet';
     this.log(this.bgp ? `tortiectl apply -f - (pools default-ipv4-ippool and edge (no NAT), ${mode}): ${pool.stdout.trim()}`
       : `tortiectl apply -f - (${vx ? 'v3 IPPool' : 'v1 ipPool'}, ${mode}, nat-outgoing): ${pool.stdout.trim()}`);
+    if (this.ipv6) {
+      const p6 = await this.tortiectl(['apply', '-f', '-'], IPV6_POOL_YAML);
+      if (p6.code !== 0) throw new Error(`tortiectl apply (IPv6 pool) failed: ${p6.stdout}${p6.stderr}`);
+      this.log(`tortiectl apply -f - (v3 IPPool fd00:10::/48, nat-outgoing; TORTIE_EXPERIMENTAL_IPV6=1 set for the agents, tortiectl and the CNI plugin: IPv6 is still experimental): ${p6.stdout.trim()}`);
+    }
     const pol = await this.tortiectl(['apply', '-f', '-'], EXAMPLE_POLICY_YAML);
     if (pol.code !== 0) throw new Error(`tortiectl apply (policy) failed: ${pol.stdout}${pol.stderr}`);
     this.log(`tortiectl apply -f - (profile kns.default, policy db-allow-web): ${pol.stdout.trim()}`);
@@ -287,6 +344,9 @@ export class Lab {
     await this.addWorkload('b-db', 'node-b', { app: 'db' }, main);
     await this.addWorkload('c-web', 'node-c', { app: 'web' }, main);
     await this.addWorkload('c-client', 'node-c', { app: 'client' }, main);
+    // The IPv6 cells' same-node pair: a web client next to the db (node-b).
+    if (this.ipv6) await this.addWorkload('b-web', 'node-b', { app: 'web' }, main);
+    if (this.ipv6) serveSourceEcho(this.outside, this.outsideIp6);
     if (this.bgp) {
       // Answers HTTP with the source it saw: the outside host's request through the ToR.
       const edge = await this.addWorkload('a-edge', 'node-a', { app: 'edge' }, ['edge']);
@@ -332,6 +392,43 @@ export class Lab {
       const seen = await this.outsideSees(w(from));
       const want = this.nodes.get(node)!.ip;
       cells.push({ from, to: 'outside', what: 'http (NAT outgoing)', expect: { allowed: true, seenSource: want }, got: { allowed: seen !== undefined, seenSource: seen }, ok: seen === want });
+    }
+    if (this.ipv6) cells.push(...await this.matrix6());
+    return cells;
+  }
+
+  /** Same-subnet nodes (node-a, node-b) hold a direct IPv6 path; node-c across the router does not. */
+  private sameSubnet(a: LabNode, b: LabNode): boolean {
+    return a.ip.split('.').slice(0, 3).join('.') === b.ip.split('.').slice(0, 3).join('.');
+  }
+
+  /** The IPv6 cells (--ipv6): policy on one node and across nodes in one subnet, across subnets (not supported), NAT66 to the outside. */
+  async matrix6(): Promise<Cell[]> {
+    const w = (n: string) => this.workloads.get(n)!;
+    const cells: Cell[] = [];
+    const tcpCell = async (from: string, to: string, port: number, allowed: boolean) => {
+      const a = w(from), b = w(to);
+      const local = a.node === b.node;
+      const unsupported = !local && !this.sameSubnet(a.node, b.node) ? V6_CROSS_SUBNET : undefined;
+      const want = allowed && !unsupported;
+      const { result, ipip, vxlan, plainPool } = await this.capture(() => this.retryUntil(() => tcpConnects(a.ns, b.ip6!, port, 2), want));
+      const seen: PathKind = ipip > 0 ? 'IPIP' : vxlan > 0 ? 'VXLAN' : plainPool > 0 ? 'direct' : 'local';
+      const path: PathKind = local ? 'local' : 'direct';
+      cells.push({ from, to, what: `tcp6/${port}`, expect: { allowed: want, path: want ? path : undefined, ...(unsupported ? { unsupported } : {}) },
+        got: { allowed: result, path: result ? seen : undefined }, ok: result === want && (!result || seen === path) });
+    };
+    await tcpCell('b-web', 'b-db', 5432, true);
+    await tcpCell('b-web', 'b-db', 8080, false);
+    await tcpCell('c-web', 'c-client', 8080, true);
+    await tcpCell('a-web', 'b-db', 5432, true);
+    await tcpCell('a-web', 'b-db', 8080, false);
+    await tcpCell('b-db', 'a-web', 8080, true);
+    await tcpCell('c-web', 'b-db', 5432, true);
+    await tcpCell('b-db', 'c-client', 8080, true);
+    for (const [from, node] of [['a-web', 'node-a'], ['c-client', 'node-c']] as const) {
+      const seen = await this.retryValue(() => httpSource(w(from).ns, this.outsideIp6), (v) => v !== undefined, 4000);
+      const want = this.nodes.get(node)!.ip6!;
+      cells.push({ from, to: 'outside (IPv6)', what: 'http (NAT66 outgoing)', expect: { allowed: true, seenSource: want }, got: { allowed: seen !== undefined, seenSource: seen }, ok: seen === want });
     }
     return cells;
   }
@@ -410,7 +507,7 @@ function inCidr(ip: string, cidr: string): boolean {
 
 export function formatMatrix(cells: Cell[]): string {
   const rows = cells.map((c) => {
-    const exp = c.expect.seenSource ? `source ${c.expect.seenSource}` : `${c.expect.allowed ? 'allowed' : 'denied'}${c.expect.path ? `, ${c.expect.path}` : ''}`;
+    const exp = c.expect.seenSource ? `source ${c.expect.seenSource}` : c.expect.unsupported ?? `${c.expect.allowed ? 'allowed' : 'denied'}${c.expect.path ? `, ${c.expect.path}` : ''}`;
     const got = c.got.seenSource !== undefined || c.expect.seenSource ? `source ${c.got.seenSource ?? '(no reply)'}` : `${c.got.allowed ? 'allowed' : 'denied'}${c.got.path ? `, ${c.got.path}` : ''}`;
     return [c.ok ? 'ok  ' : 'FAIL', `${c.from} → ${c.to}`, c.what, exp, got];
   });

@@ -4,7 +4,7 @@
  */
 import { Lab, formatMatrix } from './lab';
 
-export const LAB_USAGE = `Usage: tortie-lab [--once] [--bgp] [--vxlan]
+export const LAB_USAGE = `Usage: tortie-lab [--once] [--bgp] [--vxlan] [--ipv6]
 
 Builds a three-node tortie cluster in network namespaces on this machine (a tortie-node per node,
 workloads through the tortie CNI plugin, the Calico docs' pool and an example policy), prints its
@@ -15,6 +15,10 @@ Options:
   --once      exit (and tear down) right after printing the matrix
   --bgp       BGP mode: agents run bird2 (routes from BGP), the router runs FRR as the ToR
   --vxlan     the pools use vxlanMode CrossSubnet instead of ipipMode (VXLAN across subnets)
+  --ipv6      dual stack: a ULA underlay (fd00:198:18::/48), the pool fd00:10::/48 (NAT
+              outgoing) and an IPv6 address per workload, and the IPv6 cells in the matrix;
+              sets TORTIE_EXPERIMENTAL_IPV6=1 for the lab's agents, tortiectl and CNI plugin
+              (IPv6 is still experimental); not with --bgp
   -h, --help  print this help
 `;
 
@@ -23,9 +27,13 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(LAB_USAGE);
     return 0;
   }
-  const unknown = argv.filter((a) => a !== '--once' && a !== '--bgp' && a !== '--vxlan');
+  const unknown = argv.filter((a) => !['--once', '--bgp', '--vxlan', '--ipv6'].includes(a));
   if (unknown.length > 0) {
     process.stderr.write(`tortie-lab: unknown argument ${JSON.stringify(unknown[0])}\n\n${LAB_USAGE}`);
+    return 2;
+  }
+  if (argv.includes('--ipv6') && argv.includes('--bgp')) {
+    process.stderr.write('tortie-lab: --ipv6 with --bgp is not supported (the ToR and the BGP cells are IPv4 only)\n');
     return 2;
   }
   if (process.geteuid?.() !== 0) {
@@ -34,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const once = argv.includes('--once');
   const say = (s: string) => process.stdout.write(`lab: ${s}\n`);
-  const lab = new Lab({ log: say, bgp: argv.includes('--bgp'), vxlan: argv.includes('--vxlan') });
+  const lab = new Lab({ log: say, bgp: argv.includes('--bgp'), vxlan: argv.includes('--vxlan'), ipv6: argv.includes('--ipv6') });
   let code = 0;
   try {
     say(`namespaces ${lab.topo.prefix}-*, pins ${lab.pinBase}, agent run dir ${lab.runDir}`);

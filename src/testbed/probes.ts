@@ -52,7 +52,7 @@ export function serveSourceEcho(ns: Netns, ip: string, port = 80): void {
 /** HTTP GET from `from` to a serveSourceEcho server: the source address it saw, or undefined. */
 export async function httpSource(from: Netns, ip: string, port = 80): Promise<string | undefined> {
   const r = await from.exec([process.execPath, '-e',
-    `fetch('http://${ip}:${port}/',{signal:AbortSignal.timeout(3000)}).then(async r=>process.stdout.write(await r.text()),()=>process.exit(1))`],
+    `fetch('http://${ip.includes(':') ? `[${ip}]` : ip}:${port}/',{signal:AbortSignal.timeout(3000)}).then(async r=>process.stdout.write(await r.text()),()=>process.exit(1))`],
   { allowFail: true, timeoutMs: 10_000, env: { ...process.env, NODE_OPTIONS: '' } });
   return r.code === 0 ? r.stdout.trim().replace(/^::ffff:/, '') : undefined;
 }

@@ -1,0 +1,47 @@
+// The dual-stack lab (`tortie-lab --ipv6`): a ULA underlay next to the IPv4 one, the pool
+// fd00:10::/48 with NAT outgoing, every workload given an IPv4 and an IPv6 address by the real CNI
+// plugin's IPAM (assign_ipv6). Every cell holds: the IPv4 matrix as before, IPv6 policy on one
+// node and directly between the two nodes of one subnet, the cross-subnet IPv6 cells unreachable
+// (no VXLAN for IPv6), and the outside host seeing each node's IPv6 address (NAT66).
+import t from 'tap';
+import { Lab, formatMatrix, V6_CROSS_SUBNET } from '../../src/lab/lab';
+import { leftoverNamespaces } from '../../src/util/netns';
+import { main } from '../../src/lab/main';
+
+t.test('tortie-lab refuses --ipv6 with --bgp', async (t) => {
+  t.equal(await main(['--ipv6', '--bgp', '--once']), 2);
+});
+
+t.test('lab --ipv6: dual-stack workloads, the IPv6 cells', async (t) => {
+  const logs: string[] = [];
+  const lab = new Lab({ ipv6: true, log: (s) => logs.push(s) });
+  t.teardown(() => lab.destroy());
+  await lab.build();
+  await lab.setUpScenario();
+  t.match(logs.join('\n'), /TORTIE_EXPERIMENTAL_IPV6=1/, 'the lab says IPv6 is enabled as experimental');
+  for (const n of lab.nodes.values()) t.match(n.ip6, /^fd00:198:18:\d::\d+$/, `${n.name}: a ULA underlay address`);
+  for (const w of lab.workloads.values()) {
+    t.match(w.ip, /^192\.168\./, `${w.name}: IPv4 from the seed pool`);
+    t.match(w.ip6, /^fd00:10:/, `${w.name}: IPv6 from the ULA pool`);
+  }
+  const cells = await lab.matrix();
+  t.comment('\n' + formatMatrix(cells));
+  for (const c of cells) {
+    t.ok(c.ok, `${c.from} → ${c.to} ${c.what}: expected ${JSON.stringify(c.expect)}, got ${JSON.stringify(c.got)}`);
+  }
+  const v6 = cells.filter((c) => c.what.startsWith('tcp6/') || c.to.includes('IPv6'));
+  const find = (from: string, to: string, what: string) => v6.find((c) => c.from === from && c.to === to && c.what === what);
+  t.match(find('b-web', 'b-db', 'tcp6/5432')?.got, { allowed: true, path: 'local' }, 'same node: policy allows web → db');
+  t.match(find('b-web', 'b-db', 'tcp6/8080')?.got, { allowed: false }, 'same node: policy denies tcp/8080 to db');
+  t.match(find('a-web', 'b-db', 'tcp6/5432')?.got, { allowed: true, path: 'direct' }, 'across nodes in one subnet: direct');
+  t.match(find('a-web', 'b-db', 'tcp6/8080')?.got, { allowed: false }, 'across nodes: denied by policy');
+  const cross = v6.filter((c) => c.expect.unsupported === V6_CROSS_SUBNET);
+  t.equal(cross.length, 2, 'the cross-subnet IPv6 cells say they are not supported');
+  for (const c of cross) t.equal(c.got.allowed, false, `${c.from} → ${c.to}: unreachable`);
+  t.match(formatMatrix(cells), V6_CROSS_SUBNET);
+  const nat = v6.filter((c) => c.what === 'http (NAT66 outgoing)');
+  t.same(nat.map((c) => c.got.seenSource), [lab.nodes.get('node-a')!.ip6, lab.nodes.get('node-c')!.ip6], 'NAT66: the outside host sees each node\'s IPv6 address');
+  const prefix = lab.topo.prefix;
+  await lab.destroy();
+  t.same(leftoverNamespaces(prefix), [], 'lab namespaces removed');
+});
