@@ -508,7 +508,8 @@ function inCidr(ip: string, cidr: string): boolean {
 export function formatMatrix(cells: Cell[]): string {
   const rows = cells.map((c) => {
     const exp = c.expect.seenSource ? `source ${c.expect.seenSource}` : c.expect.unsupported ?? `${c.expect.allowed ? 'allowed' : 'denied'}${c.expect.path ? `, ${c.expect.path}` : ''}`;
-    const got = c.got.seenSource !== undefined || c.expect.seenSource ? `source ${c.got.seenSource ?? '(no reply)'}` : `${c.got.allowed ? 'allowed' : 'denied'}${c.got.path ? `, ${c.got.path}` : ''}`;
+    const got = c.got.seenSource !== undefined || c.expect.seenSource ? `source ${c.got.seenSource ?? '(no reply)'}`
+      : `${c.got.allowed ? 'allowed' : c.expect.unsupported ? 'unreachable' : 'denied'}${c.got.path ? `, ${c.got.path}` : ''}`;
     return [c.ok ? 'ok  ' : 'FAIL', `${c.from} → ${c.to}`, c.what, exp, got];
   });
   const head = ['', 'path', 'traffic', 'expected', 'observed'];

@@ -7,6 +7,10 @@ import t from 'tap';
 import { Lab, formatMatrix, V6_CROSS_SUBNET } from '../../src/lab/lab';
 import { leftoverNamespaces } from '../../src/util/netns';
 import { main } from '../../src/lab/main';
+import ipaddr from 'ipaddr.js';
+
+/** The /122 an IPv6 address is in, as its first address. */
+const blockOf122 = (ip: string) => ipaddr.IPv6.networkAddressFromCIDR(`${ip}/122`).toString();
 
 t.test('tortie-lab refuses --ipv6 with --bgp', async (t) => {
   t.equal(await main(['--ipv6', '--bgp', '--once']), 2);
@@ -41,6 +45,11 @@ t.test('lab --ipv6: dual-stack workloads, the IPv6 cells', async (t) => {
   t.match(formatMatrix(cells), V6_CROSS_SUBNET);
   const nat = v6.filter((c) => c.what === 'http (NAT66 outgoing)');
   t.same(nat.map((c) => c.got.seenSource), [lab.nodes.get('node-a')!.ip6, lab.nodes.get('node-c')!.ip6], 'NAT66: the outside host sees each node\'s IPv6 address');
+  const pools = await lab.tortiectl(['get', 'ippool', '-o', 'wide']);
+  t.match(pools.stdout, /fd00:10::\/48\s+true\s+Never\s+Never/, 'tortiectl shows the IPv6 pool with NAT outgoing');
+  const b = (n: string) => lab.workloads.get(n)!.ip6!;
+  t.equal(blockOf122(b('b-web')), blockOf122(b('b-db')), 'node-b\'s two workloads share one /122 block');
+  t.not(blockOf122(b('a-web')), blockOf122(b('b-db')), 'node-a\'s block is another');
   const prefix = lab.topo.prefix;
   await lab.destroy();
   t.same(leftoverNamespaces(prefix), [], 'lab namespaces removed');
