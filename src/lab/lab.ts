@@ -365,12 +365,17 @@ export class Lab {
     }
   }
 
+  /** A TCP connection from `from` to `ip` (retried until it gives `want`) and the path the router saw. */
+  private async tcpPath(from: LabWorkload, ip: string, port: number, want: boolean): Promise<{ result: boolean; seen: PathKind }> {
+    const { result, ipip, vxlan, plainPool } = await this.capture(() => this.retryUntil(() => tcpConnects(from.ns, ip, port, 2), want));
+    return { result, seen: ipip > 0 ? 'IPIP' : vxlan > 0 ? 'VXLAN' : plainPool > 0 ? 'direct' : 'local' };
+  }
+
   async matrix(): Promise<Cell[]> {
     const w = (n: string) => this.workloads.get(n)!;
     const cells: Cell[] = [];
     const tcpCell = async (from: string, to: string, port: number, allowed: boolean, path: PathKind) => {
-      const { result, ipip, vxlan, plainPool } = await this.capture(() => this.retryUntil(() => this.tcp(w(from), w(to), port), allowed));
-      const seen: PathKind = ipip > 0 ? 'IPIP' : vxlan > 0 ? 'VXLAN' : plainPool > 0 ? 'direct' : 'local';
+      const { result, seen } = await this.tcpPath(w(from), w(to).ip, port, allowed);
       const got = { allowed: result, path: result ? seen : undefined };
       cells.push({ from, to, what: `tcp/${port}`, expect: { allowed, path: allowed ? path : undefined }, got, ok: result === allowed && (!result || seen === path) });
     };
@@ -411,8 +416,7 @@ export class Lab {
       const local = a.node === b.node;
       const unsupported = !local && !this.sameSubnet(a.node, b.node) ? V6_CROSS_SUBNET : undefined;
       const want = allowed && !unsupported;
-      const { result, ipip, vxlan, plainPool } = await this.capture(() => this.retryUntil(() => tcpConnects(a.ns, b.ip6!, port, 2), want));
-      const seen: PathKind = ipip > 0 ? 'IPIP' : vxlan > 0 ? 'VXLAN' : plainPool > 0 ? 'direct' : 'local';
+      const { result, seen } = await this.tcpPath(a, b.ip6!, port, want);
       const path: PathKind = local ? 'local' : 'direct';
       cells.push({ from, to, what: `tcp6/${port}`, expect: { allowed: want, path: want ? path : undefined, ...(unsupported ? { unsupported } : {}) },
         got: { allowed: result, path: result ? seen : undefined }, ok: result === want && (!result || seen === path) });
