@@ -75,10 +75,14 @@ static __noinline int uplink6_ingress(struct __sk_buff *skb)
 	ret = uplink_parse6(skb, &pkt);
 	if (ret != PARSE_IPV6 || !ip6_eq(pkt.daddr6, snat6_addr(cfg)) || pkt.frag != TORTIE_FRAG_NONE)
 		return TORTIE_FORWARD;
-	/* Only an echo reply answers a translated ping: requests and other ICMPv6 are the node's. */
-	if (pkt.proto == IP6_NH_ICMP && pkt.echo != TORTIE_ECHO_REPLY)
+	/* An error quoting a translated flow goes to its workload; only an echo reply answers a
+	 * translated ping: requests and other ICMPv6 are the node's. */
+	if (pkt.proto == IP6_NH_ICMP && icmp6_is_error((__u8)(pkt.dport >> 8)))
+		ret = nat6_err_rev(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
+	else if (pkt.proto == IP6_NH_ICMP && pkt.echo != TORTIE_ECHO_REPLY)
 		return TORTIE_FORWARD;
-	ret = nat6_rev(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
+	else
+		ret = nat6_rev(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
 	return ret < 0 ? ret : TORTIE_FORWARD;
 }
 
@@ -104,8 +108,9 @@ static __noinline int uplink6_egress(struct __sk_buff *skb)
 	if (needs_snat6(&pkt, cfg)) {
 		if (pkt.frag != TORTIE_FRAG_NONE)
 			return DROP_NAT6_FRAG;
+		/* Errors about a translated flow leave as the node's; other ICMPv6 is refused. */
 		if (pkt.proto == IP6_NH_ICMP && pkt.echo != TORTIE_ECHO_REQUEST)
-			return DROP_NAT6_ICMP;
+			return nat6_err_snat(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
 		return nat6_snat(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
 	}
 	if (ip6_eq(pkt.saddr6, snat6_addr(cfg)))

@@ -514,4 +514,184 @@ static __always_inline int nat6_rev(struct __sk_buff *skb, const struct tortie_p
 	return ret < 0 ? ret : 1;
 }
 
+/*
+ * ICMPv6 errors about NAT66 mappings (destination unreachable, Packet Too Big, time exceeded,
+ * parameter problem), both ways, as lib/icmp_err.h does for IPv4: the outer address and the
+ * quoted datagram's address and port (or echo id) are rewritten, each change folded into the
+ * ICMPv6 checksum (the outer one through the pseudo-header, the quoted one through the message
+ * body; IPv6 has no header checksum, the quoted L4 checksum is left alone: receivers do not
+ * check it). The quote is read only within the error's payload length and walked past its
+ * extension headers as the parser walks it (leniently); a quoted later fragment names no flow.
+ */
+
+/* The quoted datagram of an ICMPv6 error at inoff: its header in *in, its upper-layer protocol
+ * and offset in *w. false: not a quote that names a flow (not IPv6, truncated, a later fragment). */
+static __always_inline bool nat6_err_quote(struct __sk_buff *skb, __u32 inoff, __u32 dgram_end, struct ipv6hdr *in,
+					   struct ip6_walk *w)
+{
+	if (inoff + sizeof(*in) > dgram_end || bpf_skb_load_bytes(skb, inoff, in, sizeof(*in)) < 0 || in->version != 6)
+		return false;
+	w->off = inoff + sizeof(*in);
+	w->nh = in->nexthdr;
+	return ip6_walk_exts(skb, w, dgram_end, false) == 0 && w->frag != TORTIE_FRAG_LATER;
+}
+
+/* Rewrites a 16-byte address at `at` (from -> to), folding it into the ICMPv6 checksum at icsum;
+ * pseudo: the address is the outer header's (pseudo-header), else it is in the message body. */
+static __always_inline int nat6_err_set_addr(struct __sk_buff *skb, __u32 icsum, __u32 at, const __be32 *from,
+					     const __be32 *to, bool pseudo)
+{
+	__s64 diff = bpf_csum_diff((__be32 *)from, 16, (__be32 *)to, 16, 0);
+
+	if (diff < 0 || bpf_l4_csum_replace(skb, icsum, 0, (__u32)diff, pseudo ? BPF_F_PSEUDO_HDR : 0) < 0 ||
+	    bpf_skb_store_bytes(skb, at, to, 16, 0) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * An ICMPv6 error addressed to node_ip that quotes a NAT66-translated packet (node_ip:port ->
+ * remote): sent on to the workload with the quoted datagram as the workload sent it (outer
+ * destination, quoted source address and port or echo id). Only while the flow's forward mapping
+ * is live and no node socket owns the quoted tuple. 1 translated, 0 not ours (the node's), < 0 a drop.
+ */
+static __noinline int nat6_err_rev(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off,
+				   const __be32 *node_ip)
+{
+	struct nat6_scratch *sc = nat6_scratch();
+	struct tortie_nat6_key *rk, *fk;
+	struct tortie_nat6_value *rv, *fv;
+	struct ipv6hdr in;
+	struct ip6_walk w = {};
+	__u32 icsum = l4off + 2, inoff = l4off + 8, need = 0, port_at = 0;
+	__u32 dgram_end = (__u32)pkt->l3_off + pkt->ip_tot; /* never Ethernet padding */
+	__be16 ports[3];
+	__be32 to_ip[4];
+	__be16 to_port;
+
+	if (!sc || !nat6_err_quote(skb, inoff, dgram_end, &in, &w))
+		return 0;
+	if (!ip6_eq((const __be32 *)&in.saddr, node_ip))
+		return 0;
+	if (w.nh == IPPROTO_TCP || w.nh == IPPROTO_UDP)
+		need = 4;
+	else if (w.nh == IP6_NH_ICMP)
+		need = 6;
+	/* The quoted ports must be inside the datagram: not translated otherwise (the node's). */
+	if (w.off + need > dgram_end)
+		return 0;
+	if (need && bpf_skb_load_bytes(skb, w.off, ports, sizeof(ports)) < 0)
+		return 0;
+	rk = &sc->rk;
+	fk = &sc->fk;
+	__builtin_memset(rk, 0, sizeof(*rk));
+	__builtin_memset(fk, 0, sizeof(*fk));
+	ip6_copy(rk->saddr, (const __be32 *)&in.daddr);
+	ip6_copy(rk->daddr, node_ip);
+	rk->proto = w.nh;
+	rk->dir = TORTIE_NAT_REV;
+	if (need == 4) {
+		rk->sport = ports[1];
+		rk->dport = ports[0];
+		port_at = w.off;
+	} else if (need == 6) {
+		/* Only a quoted echo request is a packet of a translated ping (the node sends no others). */
+		if (((__u8 *)ports)[0] != ICMP6_ECHO_REQUEST)
+			return 0;
+		rk->dport = ports[2];
+		port_at = w.off + 4;
+	}
+	rv = bpf_map_lookup_elem(&tortie_nat6_v1, rk);
+	if (!rv)
+		return 0;
+	ip6_copy(fk->saddr, rv->addr);
+	ip6_copy(fk->daddr, (const __be32 *)&in.daddr);
+	fk->sport = rv->port;
+	fk->dport = w.nh == IP6_NH_ICMP ? rv->port : rk->sport;
+	fk->proto = w.nh;
+	fk->dir = TORTIE_NAT_FWD;
+	fv = bpf_map_lookup_elem(&tortie_nat6_v1, fk);
+	if (!fv || !nat6_live(fv, w.nh, bpf_ktime_get_ns()))
+		return 0;
+	ip6_copy(to_ip, rv->addr);
+	to_port = rv->port;
+	if (nat6_host_sock(skb, w.nh, (const __be32 *)&in.daddr, rk->sport, node_ip, rk->dport)) {
+		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
+		return 0;
+	}
+	/* Quoted source address and port or echo id (message body), then the outer destination. */
+	if (nat6_err_set_addr(skb, icsum, inoff + offsetof(struct ipv6hdr, saddr), node_ip, to_ip, false) < 0)
+		return DROP_ICMP_QUOTE;
+	if (port_at && rk->dport != to_port && csum_l4_set16(skb, icsum, port_at, rk->dport, to_port, 0) < 0)
+		return DROP_ICMP_QUOTE;
+	if (nat6_err_set_addr(skb, icsum, pkt->l3_off + offsetof(struct ipv6hdr, daddr), node_ip, to_ip, true) < 0)
+		return DROP_ICMP_OUTER;
+	netstat_inc(TORTIE_NS_RNAT);
+	return 1;
+}
+
+/*
+ * ICMPv6 from a natOutgoing pool to the outside other than echo requests (which nat6_snat maps):
+ * a workload's error about a packet of a translated flow it received (quoted: remote -> workload:port,
+ * as nat6_rev delivered it) leaves as the node would send it (outer source, the quoted destination
+ * address and port or echo id back to the node's mapping). Anything else — not an error, a quote
+ * naming no live mapping, an error not addressed to the quoted datagram's source — is dropped
+ * (DROP_NAT6_ICMP): a workload address never leaves in an ICMPv6 message. 0 or a drop reason.
+ */
+static __noinline int nat6_err_snat(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off,
+				    const __be32 *node_ip)
+{
+	struct nat6_scratch *sc = nat6_scratch();
+	struct tortie_nat6_key *fk;
+	struct tortie_nat6_value *fv;
+	struct ipv6hdr in;
+	struct ip6_walk w = {};
+	__u32 icsum = l4off + 2, inoff = l4off + 8, port_at = 0;
+	__u32 dgram_end = (__u32)pkt->l3_off + pkt->ip_tot; /* never Ethernet padding */
+	__be16 ports[3], to_port;
+
+	if (!sc || !icmp6_is_error((__u8)(pkt->dport >> 8)) || !nat6_err_quote(skb, inoff, dgram_end, &in, &w))
+		return DROP_NAT6_ICMP;
+	/* About a datagram the workload received, and addressed to that datagram's source. */
+	if (!ip6_eq((const __be32 *)&in.daddr, pkt->saddr6) || !ip6_eq((const __be32 *)&in.saddr, pkt->daddr6))
+		return DROP_NAT6_ICMP;
+	fk = &sc->fk;
+	__builtin_memset(fk, 0, sizeof(*fk));
+	ip6_copy(fk->saddr, pkt->saddr6);
+	ip6_copy(fk->daddr, pkt->daddr6);
+	fk->proto = w.nh;
+	fk->dir = TORTIE_NAT_FWD;
+	switch (w.nh) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		if (w.off + 4 > dgram_end || bpf_skb_load_bytes(skb, w.off, ports, 4) < 0)
+			return DROP_NAT6_ICMP;
+		fk->sport = ports[1];
+		fk->dport = ports[0];
+		port_at = w.off + 2;
+		break;
+	case IP6_NH_ICMP:
+		if (w.off + 6 > dgram_end || bpf_skb_load_bytes(skb, w.off, ports, 6) < 0 ||
+		    !icmp6_is_echo(((__u8 *)ports)[0]))
+			return DROP_NAT6_ICMP;
+		fk->sport = fk->dport = ports[2];
+		port_at = w.off + 4;
+		break;
+	default:
+		break;
+	}
+	fv = bpf_map_lookup_elem(&tortie_nat6_v1, fk);
+	if (!fv || !ip6_eq(fv->addr, node_ip) || !nat6_live(fv, w.nh, bpf_ktime_get_ns()))
+		return DROP_NAT6_ICMP;
+	to_port = fv->port;
+	if (nat6_err_set_addr(skb, icsum, inoff + offsetof(struct ipv6hdr, daddr), pkt->saddr6, node_ip, false) < 0)
+		return DROP_ICMP_QUOTE;
+	if (port_at && fk->sport != to_port && csum_l4_set16(skb, icsum, port_at, fk->sport, to_port, 0) < 0)
+		return DROP_ICMP_QUOTE;
+	if (nat6_err_set_addr(skb, icsum, pkt->l3_off + offsetof(struct ipv6hdr, saddr), pkt->saddr6, node_ip, true) < 0)
+		return DROP_ICMP_OUTER;
+	netstat_inc(TORTIE_NS_SNAT);
+	return 0;
+}
+
 #endif

@@ -3,8 +3,10 @@
 // not this host), ports only from the NAT range (the workload's kept when inside), no two flows
 // sharing a reply tuple, reverse translation, TCP/UDP/ICMPv6 checksums (pseudo-header included)
 // recomputed from the bytes, node sockets' ports skipped, exhaustion, per-workload quota and a
-// full table as counted drops that leave existing flows intact, fragments and ICMPv6 errors from
-// such pools refused, the sweep returning memory and crediting the workload's count.
+// full table as counted drops that leave existing flows intact, fragments and ICMPv6 other than echo
+// or errors about a live mapping refused, ICMPv6 errors about mappings translated both ways (quote,
+// outer address, checksum) and forged ones left alone, the sweep returning memory and crediting the
+// workload's count.
 import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { NAT_DIR, POOL_F, readNat6Entries } from '../../src/dataplane/bpf/net-codecs';
@@ -164,6 +166,130 @@ t.test('SNAT decisions, translation and reverse translation', async (t) => {
     const f = tcp6(WL1, OUT, 21000, 80);
     t.ok(h.run('out', f).data.equals(f));
     h.config6(NODE6);
+  });
+});
+
+// ---- ICMPv6 errors about NAT66 flows (both ways) ----
+const ROUTER = 'fd00:198:18:2::1'; // a router on the path, outside every pool
+
+/** The IPv6 datagram inside an Ethernet frame (what an ICMPv6 error quotes). */
+const datagram = (f: Buffer) => Buffer.from(f.subarray(14));
+/** An ICMPv6 error from src to dst quoting `quoted` (type 2: Packet Too Big, `rest` its MTU). */
+const err6 = (src: string, dst: string, type: number, code: number, quoted: Buffer, rest = Buffer.alloc(4)) =>
+  frame6(src, dst, NH6.ICMP6, icmp6({ type, code, rest, payload: quoted }));
+
+interface Quote6 { src: string; dst: string; nh: number; ports: [number, number] }
+/** The quoted datagram of an ICMPv6 error frame (no extension headers in these tests). */
+function quote6(f: Buffer): Quote6 {
+  const q = f.subarray(14 + 40 + 8);
+  const addr = (o: number) => formatIP({ version: 6, bytes: [...q.subarray(o, o + 16)] });
+  const nh = q[6]!;
+  const l4 = q.subarray(40);
+  return { src: addr(8), dst: addr(24), nh, ports: nh === NH6.ICMP6 ? [l4.readUInt16BE(4), l4.readUInt16BE(4)] : [l4.readUInt16BE(0), l4.readUInt16BE(2)] };
+}
+
+t.test('ICMPv6 errors about NAT66 flows are translated both ways, only for a live mapping', async (t) => {
+  const h = await setup('nat66err');
+  t.teardown(() => h.close());
+  // Three live mappings: TCP, UDP and an echo, as the outside saw them.
+  const tcpOut = h.run('out', tcp6(WL1, OUT, 41000, 80));
+  const tp = read6(tcpOut.data).ports[0];
+  h.run('in', tcp6(OUT, NODE6, 80, tp, 'SA'));
+  const udpOut = h.run('out', udp6(WL1, OUT, 5353, 53));
+  const up = read6(udpOut.data).ports[0];
+  const echoOut = h.run('out', echo6(WL1, OUT, 128, 7));
+  const eid = read6(echoOut.data).ports[0];
+  t.ok(tp !== 41000 && up !== 5353, 'the ports were translated (so the quoted ports must be too)');
+
+  t.test('in: Packet Too Big, destination unreachable and time exceeded reach the workload as it sent the flow', async (t) => {
+    const cases: [string, Buffer, number, number, Quote6][] = [
+      ['Packet Too Big quoting TCP', datagram(tcpOut.data), 2, 0, { src: WL1, dst: OUT, nh: NH6.TCP, ports: [41000, 80] }],
+      ['port unreachable quoting UDP', datagram(udpOut.data), 1, 4, { src: WL1, dst: OUT, nh: NH6.UDP, ports: [5353, 53] }],
+      ['time exceeded quoting an echo request', datagram(echoOut.data), 3, 0, { src: WL1, dst: OUT, nh: NH6.ICMP6, ports: [7, 7] }],
+    ];
+    for (const [what, quoted, type, code, want] of cases) {
+      const mtu = Buffer.alloc(4);
+      mtu.writeUInt32BE(type === 2 ? 1280 : 0);
+      const before = h.stats().rnat;
+      const f = err6(ROUTER, NODE6, type, code, quoted, mtu);
+      const r = h.run('in', f);
+      t.same([r.retval, r.reason], [TC_OK, R.FORWARD], `${what}: passes`);
+      const o = read6(r.data);
+      t.same([o.src, o.dst, o.nh], [ROUTER, WL1, NH6.ICMP6], `${what}: outer destination is the workload, source kept`);
+      t.same(quote6(r.data), want, `${what}: the quote is the workload's own packet`);
+      t.ok(o.csumOk, `${what}: ICMPv6 checksum (pseudo-header and quote) valid`);
+      t.same([r.data[54], r.data[55], r.data.readUInt32BE(58)], [type, code, type === 2 ? 1280 : 0], `${what}: type, code and MTU kept`);
+      const rest = 14 + 40 + 8 + 40 + (want.nh === NH6.ICMP6 ? 6 : 4); // past the ports / echo id
+      t.same(r.data.subarray(rest), f.subarray(rest), `${what}: the rest of the quote untouched`);
+      t.equal(h.stats().rnat, before + 1n, `${what}: counted`);
+    }
+  });
+
+  t.test('in: forged or unmatched errors are left to the node untouched', async (t) => {
+    const tcpQ = datagram(tcpOut.data);
+    const forged: [string, Buffer][] = [
+      ['no mapping for the quoted port', datagram(tcp6(NODE6, OUT, tp + 1 > 29999 ? tp - 1 : tp + 1, 80))],
+      ['another remote than the mapping\'s', datagram(tcp6(NODE6, 'fd00:198:18:3::21', tp, 80))],
+      ['another protocol than the mapping\'s', datagram(udp6(NODE6, OUT, tp, 80))],
+      ['quoting the outside\'s packet (reversed flow)', datagram(tcp6(OUT, NODE6, 80, tp, 'SA'))],
+      ['quote truncated before the ports', tcpQ.subarray(0, 41)],
+      ['quoting an echo reply with the mapped id', datagram(echo6(NODE6, OUT, 129, eid))],
+      ['quoting a later fragment', datagram(eth6({ src: NODE6, dst: OUT, proto: NH6.TCP, exts: [frag6({ offset: 4, mf: false })] }, tcpQ.subarray(40)))],
+    ];
+    for (const [what, q] of forged) {
+      const f = err6(ROUTER, NODE6, 1, 4, q);
+      const r = h.run('in', f);
+      t.ok(r.reason === R.FORWARD && r.data.equals(f), `${what}: untouched`);
+    }
+    const other = err6(ROUTER, 'fd00:198:18:1::99', 2, 0, tcpQ);
+    t.ok(h.run('in', other).data.equals(other), 'an error addressed to another address than the node: untouched');
+  });
+
+  t.test('in: a mapping that is no longer live is not a flow to report on', async (t) => {
+    const o = h.run('out', udp6(WL2, OUT, 6000, 53));
+    const q = datagram(o.data);
+    const far = process.hrtime.bigint() + 7200n * 1_000_000_000n;
+    sweepNatEntries({ nat4: h.dp.maps.nat6, natq4: h.dp.maps.natq6 }, h.dp.nat.timeouts, far, undefined, NAT6);
+    const f = err6(ROUTER, NODE6, 1, 4, q);
+    t.ok(h.run('in', f).data.equals(f), 'after the sweep: untouched');
+  });
+
+  t.test('out: a workload\'s error about a packet it received on a translated flow leaves as the node\'s', async (t) => {
+    const u = read6(h.run('out', udp6(WL1, OUT, 5400, 53)).data).ports[0];
+    const delivered = h.run('in', udp6(OUT, NODE6, 53, u));
+    t.same(read6(delivered.data).dst, WL1);
+    const before = h.stats().snat;
+    const f = err6(WL1, OUT, 1, 4, datagram(delivered.data));
+    const r = h.run('out', f);
+    t.same([r.retval, r.reason], [TC_OK, R.FORWARD], 'port unreachable about the delivered datagram passes');
+    const o = read6(r.data);
+    t.same([o.src, o.dst], [NODE6, OUT], 'outer source is the node');
+    t.same(quote6(r.data), { src: OUT, dst: NODE6, nh: NH6.UDP, ports: [53, u] }, 'the quote is the datagram as the outside sent it');
+    t.ok(o.csumOk, 'ICMPv6 checksum valid');
+    t.ok(!r.data.includes(ipv6Bytes(WL1)), 'the workload address appears nowhere in the frame');
+    t.equal(h.stats().snat, before + 1n, 'counted');
+    // A ping of the workload: its error about the echo reply it received, too.
+    const id = read6(h.run('out', echo6(WL1, OUT, 128, 8)).data).ports[0];
+    const pe = h.run('in', echo6(OUT, NODE6, 129, id));
+    t.same(read6(pe.data).dst, WL1);
+    const re = h.run('out', err6(WL1, OUT, 1, 4, datagram(pe.data)));
+    t.same([re.reason, quote6(re.data).ports, read6(re.data).src, read6(re.data).csumOk], [R.FORWARD, [id, id], NODE6, true], 'quoted echo id back to the mapped one');
+  });
+
+  t.test('out: errors that cannot be translated like their flow are refused', async (t) => {
+    const u = read6(h.run('out', udp6(WL1, OUT, 5401, 53)).data).ports[0];
+    const delivered = datagram(h.run('in', udp6(OUT, NODE6, 53, u)).data);
+    const refused: [string, Buffer][] = [
+      ['not addressed to the quoted datagram\'s source', err6(WL1, 'fd00:198:18:3::21', 1, 4, delivered)],
+      ['quoting a flow with no mapping', err6(WL1, OUT, 1, 4, datagram(udp6(OUT, WL1, 53, 5999)))],
+      ['quoting another workload\'s flow', err6(WL2, OUT, 1, 4, delivered)],
+      ['quote truncated before the ports', err6(WL1, OUT, 1, 4, delivered.subarray(0, 42))],
+      ['an ICMPv6 message that is not an error (echo reply)', echo6(WL1, OUT, 129, 99)],
+    ];
+    for (const [what, f] of refused) {
+      const r = h.run('out', f);
+      t.same([r.retval, r.reason], [TC_SHOT, R.NAT6_ICMP], what);
+    }
   });
 });
 
