@@ -15,8 +15,8 @@
  *                      this host, is SNATed to the node address; ICMP errors of SNATed
  *                      flows are translated like them, other ICMP from such pools is dropped
  *                      (lib/icmp_err.h).
- * Untagged IPv6 (uplink6_ingress / uplink6_egress): NAT66 of natOutgoing IPv6 pools (lib/nat6.h),
- * once the agent has written tortie_netcfg6_v1; other IPv6 passes untouched (no host endpoint
+ * Untagged IPv6 (uplink6_ingress / uplink6_egress): NAT66 of natOutgoing IPv6 pools and of
+ * ICMPv6 errors about their mappings (lib/nat6.h), once the agent has written tortie_netcfg6_v1; other IPv6 passes untouched (no host endpoint
  * policy for IPv6 yet).
  * Both also carry host endpoint policy (lib/hostep.h; IPIP between nodes and tunnelled
  * workload traffic excepted). Everything else passes untouched, including VLAN-tagged and

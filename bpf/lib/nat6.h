@@ -21,9 +21,10 @@
  * Checksums: IPv6 has no header checksum; the TCP/UDP/ICMPv6 checksum covers the pseudo-header,
  * so the 128-bit address change is folded in with bpf_csum_diff (and the port or echo id with it).
  *
- * Not translated (refused instead, so nothing leaves with a pool address): fragments of datagrams
- * from a natOutgoing pool (DROP_NAT6_FRAG) and ICMPv6 other than echo (DROP_NAT6_ICMP); ICMPv6
- * errors about a mapping arriving from outside (Packet Too Big included) go to the node untranslated.
+ * ICMPv6 errors about a mapping are translated both ways (nat6_err_rev, nat6_err_snat below, as
+ * lib/icmp_err.h for IPv4). Not translated (refused instead, so nothing leaves with a pool
+ * address): fragments of datagrams from a natOutgoing pool (DROP_NAT6_FRAG) and ICMPv6 other than
+ * echo requests and errors about a live mapping (DROP_NAT6_ICMP).
  */
 #ifndef TORTIE_LIB_NAT6_H
 #define TORTIE_LIB_NAT6_H

@@ -86,8 +86,9 @@ enum tortie_drop_reason {
 	DROP_NAT6_ADDR = -64,            /* NAT66: storing the translated IPv6 address (lib/nat6.h) */
 	DROP_NAT6_FRAG = -65,            /* NAT66: a fragment of an IPv6 datagram from a natOutgoing pool
 					  * to the outside (fragments are not translated; lib/nat6.h) */
-	DROP_NAT6_ICMP = -66,            /* NAT66: ICMPv6 other than echo from a natOutgoing pool to the
-					  * outside (errors about translated flows are not translated) */
+	DROP_NAT6_ICMP = -66,            /* NAT66: ICMPv6 from a natOutgoing pool to the outside that cannot
+					  * be translated like its flow: not an echo request nor an error
+					  * quoting a live mapping and addressed to the quoted source */
 	/* VXLAN arriving on the uplink (lib/vxlan.h): UDP to this node's VXLAN port and address. */
 	DROP_VXLAN_UNKNOWN_SRC = -72,    /* VXLAN from an address that is not a known node */
 	DROP_VXLAN_BAD_HDR = -73,        /* VXLAN: outer fragment, truncated, UDP length not the datagram's,

@@ -315,6 +315,10 @@ _ = 1`);
   await py.run(`v = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); v.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); v.bind(('::', ${up})); _ = 1`);
   const taken = udp6(OUT, NODE6, 53, up);
   t.ok(h.run('in', taken).data.equals(taken), 'once a node socket is bound there, the datagram is left to it');
+  const err = err6(ROUTER, NODE6, 2, 0, datagram(udp6(NODE6, OUT, up, 53)));
+  const hs = h.stats().natHostSock;
+  t.ok(h.run('in', err).data.equals(err), 'and so is a Packet Too Big quoting that tuple (never sent to the workload)');
+  t.equal(h.stats().natHostSock, hs + 1n, 'counted');
   // The node's own packet from a range port takes the tuple back from a mapping.
   const tp2 = read6(h.run('out', tcp6(WL2, OUT, 21502, 443)).data).ports[0];
   h.run('out', tcp6(NODE6, OUT, tp2, 443));
