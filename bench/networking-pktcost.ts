@@ -5,14 +5,15 @@
  * than `repeat`, which would run on the already rewritten packet: egress pass-through, egress
  * SNAT of an established mapping, egress IPIP and VXLAN encapsulation, ingress reverse SNAT,
  * ingress IPIP and VXLAN decapsulation, ingress pass-through; and NAT66 (IPv6 pools): egress IPv6
- * pass-through, egress SNAT66 of an established mapping, ingress reverse NAT66. Prints ns/packet;
+ * pass-through, egress SNAT66 of an established mapping, ingress reverse NAT66, an ICMPv6 Packet
+ * Too Big about that mapping translated to its workload. Prints ns/packet;
  * asserts nothing.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/networking-pktcost.js [copies]
  */
 import { UplinkHarness } from '../src/testbed/uplink-harness';
 import { POOL_F, RT_F } from '../src/dataplane/bpf/net-codecs';
-import { eth, eth6, ipv4, tcp, udp, vxlanHeader, PROTO } from '../src/dataplane/bpf/packet';
+import { eth, eth6, icmp6, ipv4, tcp, udp, vxlanHeader, NH6, PROTO } from '../src/dataplane/bpf/packet';
 import { tcpFrame } from '../src/testbed/fixtures';
 
 const COPIES = Number(process.argv[2] ?? 20_000);
@@ -48,6 +49,9 @@ async function main(): Promise<void> {
       ['IPv6 egress, pass-through (host traffic)', 'out', eth6({ src: 'fd00:198:18:1::10', dst: 'fd00:198:18:3::20', proto: PROTO.TCP }, tcp({ sport: 1000, dport: 80, flags: 'A', payload }))],
       ['IPv6 egress, SNAT66 (established mapping)', 'out', eth6({ src: 'fd00:10::10', dst: 'fd00:198:18:3::20', proto: PROTO.TCP }, tcp({ sport: 21000, dport: 80, flags: 'A', payload }))],
       ['IPv6 ingress, reverse NAT66', 'in', eth6({ src: 'fd00:198:18:3::20', dst: 'fd00:198:18:1::10', proto: PROTO.TCP }, tcp({ sport: 80, dport: 21000, flags: 'A', payload }))],
+      ['IPv6 ingress, Packet Too Big to a workload', 'in', eth6({ src: 'fd00:198:18:2::1', dst: 'fd00:198:18:1::10', proto: NH6.ICMP6 },
+        icmp6({ type: 2, code: 0, rest: Buffer.from([0, 0, 5, 0]), payload: eth6({ src: 'fd00:198:18:1::10', dst: 'fd00:198:18:3::20', proto: PROTO.TCP },
+          tcp({ sport: 21000, dport: 80, flags: 'A', payload })).subarray(14) }))],
     ];
     h.run('out', cases[1]![2]); // create the mappings
     h.run('out', cases.find(([name]) => name.startsWith('IPv6 egress, SNAT66'))![2]);
