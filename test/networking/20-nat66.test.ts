@@ -15,7 +15,7 @@ import { Topology } from '../../src/util/netns';
 import { PySockets } from '../../src/testbed/probes';
 import { NAT6, readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat';
 import { readQuota } from '../../src/dataplane/bpf/quota';
-import { eth6, frag6, icmp6, inetChecksum, ipv6Bytes, tcp, udp, NH6 } from '../../src/dataplane/bpf/packet';
+import { eth6, ext6, frag6, icmp6, inetChecksum, ipv6Bytes, tcp, udp, NH6 } from '../../src/dataplane/bpf/packet';
 import { formatIP } from '../../src/primitives';
 
 const NODE6 = 'fd00:198:18:1::10';
@@ -223,6 +223,14 @@ t.test('ICMPv6 errors about NAT66 flows are translated both ways, only for a liv
       t.same(r.data.subarray(rest), f.subarray(rest), `${what}: the rest of the quote untouched`);
       t.equal(h.stats().rnat, before + 1n, `${what}: counted`);
     }
+  });
+
+  t.test('in: a quote with an extension header before TCP is walked to its ports', async (t) => {
+    const q = datagram(eth6({ src: NODE6, dst: OUT, proto: NH6.TCP, exts: [ext6(NH6.DEST)] }, tcp({ sport: tp, dport: 80, flags: 'A' })));
+    const r = h.run('in', err6(ROUTER, NODE6, 2, 0, q));
+    const o = read6(r.data);
+    const l4 = r.data.subarray(14 + 40 + 8 + 40 + 8); // past the 8-byte destination options
+    t.same([r.reason, o.dst, o.csumOk, l4.readUInt16BE(0), l4.readUInt16BE(2)], [R.FORWARD, WL1, true, 41000, 80]);
   });
 
   t.test('in: forged or unmatched errors are left to the node untouched', async (t) => {
