@@ -5,7 +5,8 @@
 // address (the flow's translated source); the uplink program translates it back (lib/nat6.h
 // nat6_err_rev) so the workload's kernel learns the path MTU and its large transfer completes.
 // Without the translation the error would go to the node, which has no socket for the tuple, and
-// the transfer would stall (a black hole).
+// the transfer would stall (a black hole). The other way, the workload kernel's own port
+// unreachable about a translated datagram reaches the far host's socket (nat6_err_snat).
 import t from 'tap';
 import { Topology } from '../../src/util/netns';
 import { RouteManager } from '../../src/dataplane/routing';
@@ -28,7 +29,7 @@ const routing: RoutingState = {
   workloadRoutes: [],
 };
 
-t.test('a real Packet Too Big about a NAT66 flow reaches the workload; its large TCP transfer completes', async (t) => {
+t.test('real ICMPv6 errors about NAT66 flows: a Packet Too Big in (the workload\'s large TCP transfer completes), a port unreachable out', async (t) => {
   const topo = Topology.create('nat66m');
   const pinRoot = uniquePinRoot('nat66m');
   const socks: PySockets[] = [];
@@ -82,4 +83,22 @@ a.sendall(str(n).encode()); a.close(); _ = [addr[0], n]`, 30_000),
   t.equal(peer[1], BYTES, 'every byte arrived');
   t.equal(sent, String(BYTES), 'the workload got the count back');
   t.match((await wl.exec(['ip', '-6', 'route', 'get', FAR6])).stdout, new RegExp(`mtu ${SMALL_MTU}`), 'the workload\'s kernel learnt the path MTU from the translated Packet Too Big');
+
+  await t.test('out: the workload kernel\'s port unreachable about a datagram of a translated flow reaches the far host as the node\'s', async (t) => {
+    // The workload sends a datagram and closes its socket; the far host answers on a connected
+    // socket: the answer is translated to the workload's closed port, its kernel's ICMPv6 port
+    // unreachable leaves with the node's address and the quote as the far host sent it, so the
+    // far host's kernel finds the socket and reports ECONNREFUSED.
+    await pyFar.run(`us = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); us.bind(('${FAR6}', 5354)); us.settimeout(10); _ = 1`);
+    await pyWl.run(`uc = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); uc.sendto(b'q', ('${FAR6}', 5354)); uc.close(); _ = 1`);
+    const got = await pyFar.run<[string, string]>(`d, fa = us.recvfrom(64); us.connect(fa); us.send(b'a')
+try:
+    us.recv(64); r = 'answered'
+except ConnectionRefusedError:
+    r = 'refused'
+except socket.timeout:
+    r = 'timeout'
+_ = [fa[0], r]`);
+    t.same(got, [NODE6, 'refused'], 'the far host\'s socket got the translated port unreachable');
+  });
 });
