@@ -29,7 +29,7 @@ import type { CalcDelta, CompiledState, LocalEndpoint, Prefilter, RuleInfo } fro
 import type { Logger } from '../util/log';
 import { silentLogger } from '../util/log';
 import { loadHep, loadPrefilter, loadWep, readHostRouteStats, type EndpointToHostAction, type LoadOptions, type HepDatapath, type HostRoutingMode, type PrefilterDatapath, type WepDatapath } from './bpf/loader';
-import type { HostRouteStats } from './bpf/host-routing';
+import { NO_HOST_ROUTE_STATS, type HostRouteStats } from './bpf/host-routing';
 import { execFileSync } from 'node:child_process';
 import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, type FailsafePort } from '../model/failsafe';
 import { encodeFailsafe } from './bpf/encode';
@@ -472,7 +472,7 @@ export class BpfDataplane {
       conntrack: ctStatus(ct, this.wep.ctMaxEntries, this.wep.ctQuota, (this.ctExpired += ct.expired)),
       hostRouting: {
         active: this.wep.hostRouting.active,
-        stats: this.wep.maps.hrst ? readHostRouteStats(this.wep.maps.hrst) : { peer: 0n, declined: 0n, uplink: 0n, uplinkNeigh: 0n },
+        stats: this.wep.maps.hrst ? readHostRouteStats(this.wep.maps.hrst) : { ...NO_HOST_ROUTE_STATS },
       },
     };
   }

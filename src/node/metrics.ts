@@ -13,7 +13,7 @@
 import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from 'prom-client';
 import type { NatStatus } from '../dataplane/bpf/nat';
 import type { CtStatus } from '../dataplane/bpf/conntrack';
-import type { HostRouteStats } from '../dataplane/bpf/host-routing';
+import { HOST_ROUTE_STATS, type HostRouteStats } from '../dataplane/bpf/host-routing';
 
 /** Felix's metric names tortie serves, with Felix's type and help (felix/… in projectcalico/calico). */
 export const FELIX_NAMES = {
@@ -135,10 +135,8 @@ export class NodeMetrics {
   /** Sets the host-routing metrics from a status read. */
   recordHostRouting(h: { active: boolean; stats: HostRouteStats }): void {
     this.hostRouting.set(h.active ? 1 : 0);
-    this.hostRouted.set({ outcome: 'peer' }, Number(h.stats.peer));
-    this.hostRouted.set({ outcome: 'uplink' }, Number(h.stats.uplink));
-    this.hostRouted.set({ outcome: 'uplink_neigh' }, Number(h.stats.uplinkNeigh));
-    this.hostRouted.set({ outcome: 'declined' }, Number(h.stats.declined));
+    // Label values in Prometheus' snake case: uplinkNeigh -> uplink_neigh.
+    for (const k of HOST_ROUTE_STATS) this.hostRouted.set({ outcome: k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) }, Number(h.stats[k]));
   }
 
   readonly datastoreReconnects = new Counter({

@@ -27,3 +27,6 @@ export interface HostRoutingState {
 /** enum tortie_hr_stat (bpf/lib/host_route.h), in index order. */
 export const HOST_ROUTE_STATS = ['peer', 'declined', 'uplink', 'uplinkNeigh'] as const;
 export type HostRouteStats = Record<typeof HOST_ROUTE_STATS[number], bigint>;
+/** Every counter at zero (the kernel path: nothing host-routed). */
+export const NO_HOST_ROUTE_STATS: Readonly<HostRouteStats> = Object.freeze(
+  Object.fromEntries(HOST_ROUTE_STATS.map((k) => [k, 0n])) as HostRouteStats);
