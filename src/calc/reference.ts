@@ -18,12 +18,14 @@
  *     port (numbers, ranges, named ports of the local endpoint or of a remote endpoint owning
  *     the address and matching the side's selector) and only match port-carrying protocols;
  *     icmp/notICMP only match ICMP; the local side is tested against the local endpoint and its
- *     address (`packet.localIP`, default its first IPv4 address); rules with ipVersion 6 and
- *     IPv6-only nets never match IPv4 packets.
+ *     address (`packet.localIP`, default its first address of the packet's family); a rule exists
+ *     for the families its ipVersion allows, and nets/notNets holding no CIDR of the packet's
+ *     family mean the rule has no version of that family (Felix renders a rule per family).
+ *     Addresses are IPv4 (`number`, u32) or IPv6 (`bigint`, 128 bits).
  */
 import type { EntityRule, Rule, WorkloadEndpoint } from '../model';
 import { BadPacketError, UnknownEndpointError } from './errors';
-import { cidr4Contains, isIcmpProtocol, isPortProtocol, tryParseCidrOrIp4, tryIpv4ToU32 } from '../primitives';
+import { cidr4Contains, cidr6Contains, isIcmpProtocol, isPortProtocol, tryParseCidrOrIp4, tryParseCidrOrIp6, tryIpv4ToU32 } from '../primitives';
 import {
   appliesToWorkloads,
   comparePolicies,
@@ -56,8 +58,8 @@ interface Ctx {
   dir: Direction;
   local: WorkloadEndpoint;
   localLabels: Record<string, string>;
-  localIP: number | undefined;
-  remoteIP: number;
+  localIP: Addr | undefined;
+  remoteIP: Addr;
   /** Endpoints owning the remote address and network sets containing it, with their labels. */
   remotes: { wep?: WorkloadEndpoint; labels: Record<string, string> }[];
   protocol: number;
@@ -73,18 +75,33 @@ function labelsOf(state: ResourceState, wep: WorkloadEndpoint): Record<string, s
   );
 }
 
-function firstIPv4(wep: WorkloadEndpoint): number | undefined {
+/** An address of either family: IPv4 as a u32 number, IPv6 as a 128-bit bigint. */
+type Addr = number | bigint;
+
+function parseAddr(text: string): Addr | undefined {
+  const v4 = tryIpv4ToU32(text);
+  if (v4 !== undefined) return v4;
+  const v6 = tryParseCidrOrIp6(text);
+  return v6 !== undefined && v6.len === 128 && !text.includes('/') ? v6.addr6 : undefined;
+}
+
+function firstOfFamily(wep: WorkloadEndpoint, v6: boolean): Addr | undefined {
   for (const n of wep.spec.ipNetworks ?? []) {
-    const c = tryParseCidrOrIp4(n);
-    if (c !== undefined) return c.addr;
+    const c = v6 ? tryParseCidrOrIp6(n)?.addr6 : tryParseCidrOrIp4(n)?.addr;
+    if (c !== undefined) return c;
   }
   return undefined;
 }
 
-function ownsAddress(wep: WorkloadEndpoint, ip: number): boolean {
+function ownsAddress(wep: WorkloadEndpoint, ip: Addr): boolean {
   for (const n of wep.spec.ipNetworks ?? []) {
-    const c = tryParseCidrOrIp4(n);
-    if (c !== undefined && cidr4Contains(c, ip)) return true;
+    if (typeof ip === 'bigint') {
+      const c = tryParseCidrOrIp6(n);
+      if (c !== undefined && cidr6Contains(c, ip)) return true;
+    } else {
+      const c = tryParseCidrOrIp4(n);
+      if (c !== undefined && cidr4Contains(c, ip)) return true;
+    }
   }
   return false;
 }
@@ -104,12 +121,15 @@ export function evaluate(packet: PolicyPacket, state: ResourceState): EvalResult
   if (packet.direction !== 'ingress' && packet.direction !== 'egress') {
     throw new BadPacketError('direction', packet.direction, 'is not "ingress" or "egress"');
   }
-  const remoteIP = tryIpv4ToU32(packet.remoteIP);
-  if (remoteIP === undefined) throw new BadPacketError('remoteIP', packet.remoteIP, 'is not an IPv4 address');
-  let localIP = firstIPv4(local);
+  const remoteIP = parseAddr(packet.remoteIP);
+  if (remoteIP === undefined) throw new BadPacketError('remoteIP', packet.remoteIP, 'is not an IPv4 or IPv6 address');
+  const v6 = typeof remoteIP === 'bigint';
+  let localIP = firstOfFamily(local, v6);
   if (packet.localIP !== undefined) {
-    localIP = tryIpv4ToU32(packet.localIP);
-    if (localIP === undefined) throw new BadPacketError('localIP', packet.localIP, 'is not an IPv4 address');
+    localIP = parseAddr(packet.localIP);
+    if (localIP === undefined || typeof localIP !== typeof remoteIP) {
+      throw new BadPacketError('localIP', packet.localIP, `is not an ${v6 ? 'IPv6' : 'IPv4'} address (the remote address's family)`);
+    }
   }
   const protocol = checkPort('protocol', packet.protocol, 255);
   let srcPort = 0;
@@ -125,7 +145,7 @@ export function evaluate(packet: PolicyPacket, state: ResourceState): EvalResult
     if (ownsAddress(wep, remoteIP)) remotes.push({ wep, labels: labelsOf(state, wep) });
   }
   for (const set of [...state.globalNetworkSets.values(), ...state.networkSets.values()]) {
-    if (netsMatch(set.spec.nets, remoteIP, false) && (set.spec.nets?.length ?? 0) > 0) {
+    if (netsMatch(set.spec.nets, remoteIP, false, v6) && (set.spec.nets?.length ?? 0) > 0) {
       remotes.push({ labels: networkSetLabels(set, (n) => state.profile(n), (n) => state.namespaces.get(n)) });
     }
   }
@@ -203,7 +223,7 @@ function policyRef(p: AnyPolicy): NonNullable<RuleInfo['policy']> {
 }
 
 function matchRule(ctx: Ctx, r: Rule, ns: string | undefined): boolean {
-  if (r.ipVersion === 6) return false;
+  if (r.ipVersion !== undefined && r.ipVersion !== (typeof ctx.remoteIP === 'bigint' ? 6 : 4)) return false;
   const proto = ctx.protocol;
   if (r.protocol !== undefined) {
     const p = protocolNumber(r.protocol);
@@ -224,13 +244,15 @@ function matchRule(ctx: Ctx, r: Rule, ns: string | undefined): boolean {
   return matchLocal(ctx, localEr, ns, localPort) && matchRemote(ctx, remoteEr, ns, remotePort);
 }
 
-function netsMatch(nets: string[] | undefined, ip: number | undefined, negated: boolean): boolean {
+function netsMatch(nets: string[] | undefined, ip: Addr | undefined, negated: boolean, v6: boolean): boolean {
   const parsed = parseNets(nets);
   if (parsed === undefined) return true;
-  // Felix renders a rule per family with that family's nets: none of this family (IPv4 packets
-  // here) means the rule has no IPv4 version, for nets and notNets alike.
-  if (parsed.v4.length === 0) return false;
-  const hit = ip !== undefined && parsed.v4.some((c) => cidr4Contains(c, ip));
+  // Felix renders a rule per family with that family's nets: none of the packet's family means
+  // the rule has no version of that family, for nets and notNets alike.
+  if ((v6 ? parsed.v6 : parsed.v4).length === 0) return false;
+  const hit =
+    ip !== undefined &&
+    (typeof ip === 'bigint' ? parsed.v6.some((c) => cidr6Contains(c, ip)) : parsed.v4.some((c) => cidr4Contains(c, ip)));
   return negated ? !hit : hit;
 }
 
@@ -244,7 +266,8 @@ function matchLocal(ctx: Ctx, er: EntityRule | undefined, ns: string | undefined
   if (sel !== undefined && !sel.evaluate(ctx.localLabels)) return false;
   const notSel = entityNotSelector(er);
   if (notSel !== undefined && notSel.evaluate(ctx.localLabels)) return false;
-  if (!netsMatch(er.nets, ctx.localIP, false) || !netsMatch(er.notNets, ctx.localIP, true)) return false;
+  const v6 = typeof ctx.remoteIP === 'bigint';
+  if (!netsMatch(er.nets, ctx.localIP, false, v6) || !netsMatch(er.notNets, ctx.localIP, true, v6)) return false;
   if (hasPortMatch(er) && !isPortProtocol(ctx.protocol)) return false;
   const named = (name: string): boolean =>
     (ctx.local.spec.ports ?? []).some((p) => p.name === name && protocolNumber(p.protocol) === ctx.protocol && p.port === port);
@@ -257,7 +280,8 @@ function matchRemote(ctx: Ctx, er: EntityRule | undefined, ns: string | undefine
   if (sel !== undefined && !ctx.remotes.some((r) => sel.evaluate(r.labels))) return false;
   const notSel = entityNotSelector(er);
   if (notSel !== undefined && ctx.remotes.some((r) => notSel.evaluate(r.labels))) return false;
-  if (!netsMatch(er.nets, ctx.remoteIP, false) || !netsMatch(er.notNets, ctx.remoteIP, true)) return false;
+  const v6 = typeof ctx.remoteIP === 'bigint';
+  if (!netsMatch(er.nets, ctx.remoteIP, false, v6) || !netsMatch(er.notNets, ctx.remoteIP, true, v6)) return false;
   if (hasPortMatch(er) && !isPortProtocol(ctx.protocol)) return false;
   const namedSel = sel ?? selectorOf('all()');
   const named = (name: string): boolean =>
