@@ -268,7 +268,10 @@ export function eth6(o: Ipv6Opts, payload: Buffer, e: EthOpts = {}): Buffer {
 /** First `n` bytes of a packet (a copy). */
 export function truncate(pkt: Buffer, n: number): Buffer { return Buffer.from(pkt.subarray(0, n)); }
 
-/** A whole Ethernet + IPv4 + L4 frame from one flat description (the common test case). */
+/**
+ * A whole Ethernet + IP + L4 frame from one flat description (the common test case): IPv6 when
+ * the addresses are IPv6 text (ICMP then means ICMPv6, protocol 58; `ip` options are IPv4's).
+ */
 export interface FlowPacket {
   src: string;
   dst: string;
@@ -301,7 +304,11 @@ export function flowPacket(f: FlowPacket): Buffer {
       break;
     }
     case PROTO.ICMP: l4 = icmp({ type: f.icmpType ?? 8, code: f.icmpCode ?? 0, id: f.icmpId ?? 1, payload: f.payload }); break;
+    case NH6.ICMP6: // in IPv4, an unknown protocol
+      l4 = f.src.includes(':') ? icmp6({ type: f.icmpType ?? 128, code: f.icmpCode ?? 0, id: f.icmpId ?? 1, payload: f.payload }) : f.payload ?? Buffer.alloc(8);
+      break;
     default: l4 = f.payload ?? Buffer.alloc(8);
   }
+  if (f.src.includes(':')) return eth6({ src: f.src, dst: f.dst, proto: f.proto }, l4, f.eth ?? {});
   return eth(f.eth ?? {}, ipv4({ src: f.src, dst: f.dst, proto: f.proto, ...f.ip }, l4));
 }
