@@ -8,6 +8,12 @@
 // scenario and packet index and the frame; TORTIE_FUZZ_SEED / TORTIE_FUZZ_SCENARIOS /
 // TORTIE_FUZZ_PACKETS set the run (test/datapath/16-fuzz, bench/datapath-fuzz for long runs).
 //
+// Dual stack (`runFuzz(..., 'dual')`): the endpoint has IPv4 and IPv6 addresses and every
+// scenario interleaves both families' traffic through the same programs and tables; the IPv6
+// half adds extension headers (harmless ones, source routes), fragment headers, ICMPv6 echo and
+// errors quoting IPv6 datagrams, router messages from the workload, payload-length lies
+// (parse_ipv6 / wep_judge6's order: parse, router messages, anti-spoofing, later fragments, ...).
+//
 // The model is written from the contract (lib/parse.h, lib/conntrack.h, lib/frag.h headers and
 // docs/security.md), not by translating the C line by line; where the two disagree, one of them is
 // wrong and the test says which packet shows it.
@@ -15,9 +21,12 @@ import { Gen, rng } from './random';
 import { WepHarness } from '../wep-harness';
 import { buildTable, type SimpleRule } from '../tables';
 import { DropReason as R } from '../../dataplane/bpf/drop-reasons';
-import { eth, ipv4, tcp, udp, icmp, inetChecksum, PROTO, ipv4ToU32, u32ToIpv4 } from '../../dataplane/bpf/packet';
+import { eth, eth6, ipv4, ipv6, ipv6Bytes, ext6, frag6, tcp, udp, icmp, icmp6, inetChecksum, NH6, PROTO, ipv4ToU32, u32ToIpv4, type Ext6 } from '../../dataplane/bpf/packet';
 
 export const LOCAL = ['192.168.1.10', '192.168.1.20'];
+export const LOCAL6 = ['fd00:10::a', 'fd00:10::14'];
+const REMOTE6 = ['fd00:20::3:4', 'fd00:20::3:5', 'fd00:18::1'];
+const ADDRS6 = [...LOCAL6, ...REMOTE6];
 const REMOTE = ['10.2.3.4', '10.2.3.5', '198.18.0.1'];
 const ADDRS = [...LOCAL, ...REMOTE];
 const PORTS = [80, 53, 5000, 5001, 40000];
@@ -43,16 +52,27 @@ const RULES: SimpleRule[] = [
   { proto: PROTO.UDP, action: 'deny', ruleId: 7 },
   { action: 'allow', ruleId: 8 },
 ];
+/** Dual stack adds ICMPv6 rules (echo request, echo reply, destination unreachable). */
+const RULES6: SimpleRule[] = [
+  { proto: NH6.ICMP6, portMin: 0x8000, portMax: 0x80ff, action: 'allow', ruleId: 9 },
+  { proto: NH6.ICMP6, portMin: 0x8100, portMax: 0x81ff, action: 'allow', ruleId: 10 },
+  { proto: NH6.ICMP6, portMin: 0x0100, portMax: 0x01ff, action: 'allow', ruleId: 11 },
+];
 
 interface Parsed {
-  saddr: string; daddr: string; proto: number; ipId: number; frag: 0 | 1 | 2;
+  saddr: string; daddr: string; proto: number; ipId: number; frag: 0 | 1 | 2; fragNh?: number;
   dport: number; ctS: number; ctD: number; flags: number; untracked: boolean; echo: 0 | 1 | 2; srcRoute: boolean;
   seq: number; ack: number; end: number; // TCP, unsigned 32-bit
   inner?: { key: string; saddr: string; srcIsA: boolean; addrA: string; addrB: string };
 }
 
+/** IPv6 addresses in the model: 32 hex digits, so text order is the 128-bit order (ip6_cmp). */
+const hex6 = (b: Buffer, o: number) => b.subarray(o, o + 16).toString('hex');
+const canon6 = (a: string) => ipv6Bytes(a).toString('hex');
+
 function key(s: string, d: string, sp: number, dp: number, proto: number): { k: string; srcIsA: boolean; a: string; b: string } {
-  const hs = ipv4ToU32(s), hd = ipv4ToU32(d);
+  const v6 = s.length === 32;
+  const hs = v6 ? s : ipv4ToU32(s), hd = v6 ? d : ipv4ToU32(d);
   const a = hs < hd || (hs === hd && sp <= dp);
   return a ? { k: `${proto}|${s}:${sp}|${d}:${dp}`, srcIsA: true, a: s, b: d } : { k: `${proto}|${d}:${dp}|${s}:${sp}`, srcIsA: false, a: d, b: s };
 }
@@ -163,6 +183,110 @@ function parseQuoted(f: Buffer, at: number, room: number): Parsed['inner'] {
   return { key: k.k + echoMark(k.srcIsA, echo), saddr: s, srcIsA: k.srcIsA, addrA: k.a, addrB: k.b };
 }
 
+const EXT6: number[] = [NH6.HOP, NH6.ROUTING, NH6.DEST, NH6.FRAGMENT, NH6.AUTH];
+
+/** ip6_walk_exts: where the upper layer starts, or a drop reason; strict for the outer header. */
+function walk6(f: Buffer, off: number, nh: number, end: number, strict: boolean):
+  { off: number; nh: number; frag: 0 | 1 | 2; fragOff: number; fragId: number; fragNh: number } | number {
+  const w = { off, nh, frag: 0 as 0 | 1 | 2, fragOff: 0, fragId: 0, fragNh: 0 };
+  let fragSeen = false;
+  for (let i = 0; i < 8 && EXT6.includes(nh); i++) {
+    if (off + 8 > end || off + 8 > f.length) return R.IP6_BAD_EXT;
+    let len: number;
+    if (nh === NH6.FRAGMENT) {
+      if (fragSeen && strict) return R.IP6_BAD_EXT;
+      fragSeen = true;
+      const fo = f.readUInt16BE(off + 2);
+      w.fragId = f.readUInt32BE(off + 4); w.fragNh = f[off]!;
+      len = 8;
+      if (fo >> 3) return { ...w, frag: 2, fragOff: fo >> 3, nh: f[off]!, off: off + 8 };
+      if (fo & 1) w.frag = 1;
+    } else if (nh === NH6.AUTH) {
+      len = (f[off + 1]! + 2) * 4;
+    } else {
+      len = (f[off + 1]! + 1) * 8;
+      if (strict && nh === NH6.HOP && i !== 0) return R.IP6_BAD_EXT;
+      if (strict && nh === NH6.ROUTING && f[off + 3] !== 0) return R.IP6_SRCROUTE;
+    }
+    nh = f[off]!;
+    off += len;
+  }
+  if (EXT6.includes(nh)) return R.IP6_EXT_CHAIN;
+  if (off > end) return R.IP6_BAD_EXT; // a header's length past the datagram (a short first fragment too)
+  return { ...w, off, nh };
+}
+
+/** parse_ipv6's contract for a frame carrying IPv6 (Ethernet type 0x86dd). */
+function parse6(f: Buffer): Parsed | number {
+  if (f.length < 54) return R.TRUNC_IP;
+  if (f[14]! >> 4 !== 6) return R.BAD_IP_VERSION;
+  const plen = f.readUInt16BE(18);
+  if (54 + plen > f.length) return R.BAD_TOTLEN;
+  const end = 54 + plen;
+  const w = walk6(f, 54, f[20]!, end, true);
+  if (typeof w === 'number') return w;
+  const p: Parsed = { saddr: hex6(f, 22), daddr: hex6(f, 38), proto: w.nh, ipId: w.fragId, frag: w.frag, fragNh: w.fragNh, dport: 0, ctS: 0, ctD: 0,
+    flags: 0, untracked: false, echo: 0, seq: 0, ack: 0, end: 0, srcRoute: false };
+  if (w.frag === 2) return w.fragOff === 1 && w.nh === PROTO.TCP ? R.FRAG_TINY : p;
+  const l4 = w.off, tot = end - l4;
+  const trunc = p.frag ? R.FRAG_TINY : R.TRUNC_L4;
+  switch (p.proto) {
+    case PROTO.TCP: {
+      if (tot < 20) return trunc;
+      const doff = (f[l4 + 12]! >> 4) * 4;
+      if (doff < 20 || doff > tot) return R.BAD_TCP_HDR;
+      p.ctS = f.readUInt16BE(l4); p.dport = p.ctD = f.readUInt16BE(l4 + 2); p.flags = f[l4 + 13]!;
+      p.seq = f.readUInt32BE(l4 + 4); p.ack = f.readUInt32BE(l4 + 8);
+      p.end = (p.seq + (tot - doff) + (p.flags & TCPF.SYN ? 1 : 0) + (p.flags & TCPF.FIN ? 1 : 0)) >>> 0;
+      return p;
+    }
+    case PROTO.UDP: case PROTO.UDPLITE: case PROTO.SCTP:
+      if (tot < (p.proto === PROTO.SCTP ? 12 : 8)) return trunc;
+      p.ctS = f.readUInt16BE(l4); p.dport = p.ctD = f.readUInt16BE(l4 + 2);
+      return p;
+    case NH6.ICMP6: {
+      if (tot < 8) return trunc;
+      const type = f[l4]!;
+      p.dport = f.readUInt16BE(l4);
+      if (type === 128 || type === 129) {
+        p.ctS = p.ctD = f.readUInt16BE(l4 + 4);
+        p.echo = type === 128 ? 1 : 2;
+        return p;
+      }
+      p.untracked = true;
+      if (type >= 1 && type <= 4) p.inner = parseQuoted6(f, l4 + 8, end);
+      return p;
+    }
+    case PROTO.ICMP: // ICMPv4 in IPv6: type and code for policy, nothing more
+      if (tot < 4) return trunc;
+      p.dport = f.readUInt16BE(l4); p.untracked = true;
+      return p;
+    default:
+      return p;
+  }
+}
+
+/** parse_icmp6_inner: the quoted IPv6 datagram, walked leniently up to the outer datagram's end. */
+function parseQuoted6(f: Buffer, at: number, end: number): Parsed['inner'] {
+  if (at + 40 > end || f[at]! >> 4 !== 6) return undefined;
+  const w = walk6(f, at + 40, f[at + 6]!, end, false);
+  if (typeof w === 'number' || w.frag === 2) return undefined;
+  const l4 = w.off;
+  if (l4 + 8 > end) return undefined;
+  let sp = 0, dp = 0;
+  let echo: 0 | 1 | 2 = 0;
+  if ([PROTO.TCP, PROTO.UDP, PROTO.UDPLITE, PROTO.SCTP].includes(w.nh as 6)) {
+    sp = f.readUInt16BE(l4); dp = f.readUInt16BE(l4 + 2);
+  } else if (w.nh === NH6.ICMP6) {
+    if (f[l4] !== 128 && f[l4] !== 129) return undefined;
+    sp = dp = f.readUInt16BE(l4 + 4);
+    echo = f[l4] === 128 ? 1 : 2;
+  }
+  const s = hex6(f, at + 8), d = hex6(f, at + 24);
+  const k = key(s, d, sp, dp, w.nh);
+  return { key: k.k + echoMark(k.srcIsA, echo), saddr: s, srcIsA: k.srcIsA, addrA: k.a, addrB: k.b };
+}
+
 interface Entry { state: number; flags: number; seqEnd: [number, number]; ackMax: [number, number] }
 
 const seqAfter = (a: number, b: number) => ((a - b) | 0) > 0;
@@ -244,12 +368,17 @@ export class Model {
 
   /** The outcome of one frame at one point: 0 (forwarded) or a drop reason. */
   run(dir: number, frame: Buffer): number {
-    const p = parse(frame);
+    const v6 = frame.length >= 14 && frame.readUInt16BE(12) === 0x86dd;
+    const p = v6 ? parse6(frame) : parse(frame);
     if (p === 'arp') return R.FORWARD;
     if (typeof p === 'number') return p;
+    // wep_ndp: a workload's router advertisement or redirect, before anti-spoofing (the
+    // generator sends no neighbour discovery: its ULA addresses would make it beyond the link).
+    if (v6 && dir === DIR.EGRESS && p.proto === NH6.ICMP6 && p.frag === 0 && [134, 137].includes(p.dport >> 8)) return R.ICMP6_ROUTER;
     if (dir === DIR.EGRESS && !this.addrs.includes(p.saddr)) return R.SPOOFED_SRC;
     if (p.srcRoute) return R.IP_SRCROUTE;
-    const fk = `${p.saddr}|${p.daddr}|${p.ipId}|${p.proto}|${dir}`;
+    // IPv6 fragments are recorded under the fragment header's next header and 32-bit id.
+    const fk = `${p.saddr}|${p.daddr}|${p.ipId}|${v6 ? p.fragNh : p.proto}|${dir}`;
     if (p.frag === 2) return this.frags.has(fk) ? R.FORWARD : R.FRAG_UNKNOWN;
     if (p.proto === PROTO.TCP) {
       const m = p.flags & 0x37;
@@ -437,28 +566,210 @@ export class Generator {
   }
 }
 
-export interface FuzzFailure { seed: number; scenario: number; packet: number; hook: string; what: string; frame: string; bpf: number; model: number }
-export interface FuzzResult { packets: number; failures: FuzzFailure[]; outcomes: Map<number, number> }
+const a6 = (d: Buffer, o: number) => ipv6Text(d.subarray(o, o + 16));
+function ipv6Text(b: Buffer): string {
+  const parts: string[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(i).toString(16));
+  return parts.join(':');
+}
 
-/** Runs `scenarios` × `packets` steps; each scenario gets fresh policy, conntrack and fragment state. */
-export function runFuzz(h: WepHarness, seed: number, scenarios: number, packets: number, only?: [number, number?]): FuzzResult {
-  const res: FuzzResult = { packets: 0, failures: [], outcomes: new Map() };
+/**
+ * The IPv6 counterpart of `Generator`: datagrams over a few ULA addresses and ports (flows
+ * repeat, reverse and collide), replies, ICMPv6 echo and errors quoting real, reversed and forged
+ * IPv6 datagrams, router messages, extension headers, fragment headers, header lies.
+ */
+export class Generator6 {
+  private history: Buffer[] = []; // IPv6 datagrams (no extension headers) sent so far
+  private queue: Step[] = [];
+  constructor(private readonly g: Gen) {}
+
+  private reply(): [Buffer, string] | undefined {
+    const d = this.g.pick(this.history.slice(-6));
+    const proto = d[6]!;
+    if (d.length < 48 || ![PROTO.TCP, PROTO.UDP, NH6.ICMP6].includes(proto as 6)) return undefined;
+    const r = Buffer.from(d);
+    d.copy(r, 8, 24, 40);
+    d.copy(r, 24, 8, 24);
+    if (proto === NH6.ICMP6) {
+      if (d[40] !== 128) return undefined;
+      r[40] = 129;
+    } else {
+      r.writeUInt16BE(d.readUInt16BE(42), 40);
+      r.writeUInt16BE(d.readUInt16BE(40), 42);
+      if (proto === PROTO.TCP) r[53] = this.g.pick([0x12, 0x10, 0x18, 0x11, 0x04]);
+    }
+    return [r, `reply ${a6(r, 8)} > ${a6(r, 24)} proto ${proto}`];
+  }
+
+  private datagram(): [Buffer, string] {
+    const g = this.g;
+    if (this.history.length && g.chance(0.35)) {
+      const r = this.reply();
+      if (r) return r;
+    }
+    const src = g.chance(0.6) ? g.pick(LOCAL6) : g.pick(ADDRS6);
+    const dst = g.pick(ADDRS6.filter((a) => a !== src));
+    const pl = Buffer.alloc(g.pick([0, 0, 8, 40]), g.int(256));
+    switch (g.int(6)) {
+      case 0: case 1: {
+        const flags = g.chance(0.65) ? g.pick(VALID_FLAGS) : g.int(256);
+        const sp = g.pick(PORTS), dp = g.pick(PORTS);
+        return [ipv6({ src, dst, proto: PROTO.TCP }, Buffer.concat([tcp({ sport: sp, dport: dp, flags: '', seq: g.pick(SEQS), ack: g.pick(SEQS) }), pl]).fill(flags, 13, 14)),
+          `tcp ${src}.${sp} > ${dst}.${dp} flags 0x${flags.toString(16)}`];
+      }
+      case 2: {
+        const sp = g.pick(PORTS), dp = g.pick(PORTS);
+        return [ipv6({ src, dst, proto: PROTO.UDP }, udp({ sport: sp, dport: dp, payload: pl })), `udp ${src}.${sp} > ${dst}.${dp}`];
+      }
+      case 3: {
+        const type = g.pick([128, 128, 129, 200, 134, 137]), id = g.pick(ECHO_IDS);
+        return [ipv6({ src, dst, proto: NH6.ICMP6 }, icmp6({ type, id, payload: pl })), `icmp6 ${type} id ${id} ${src} > ${dst}`];
+      }
+      case 4: return this.icmpError(src, dst);
+      default: {
+        const proto = g.pick([47, PROTO.ICMP, PROTO.SCTP, PROTO.UDPLITE, NH6.NONE]);
+        return [ipv6({ src, dst, proto }, Buffer.concat([Buffer.from([8, 0, 0, 53, 0, 12, 0, 0, 0, 0, 0, 0]), pl])), `proto ${proto} ${src} > ${dst}`];
+      }
+    }
+  }
+
+  private icmpError(src: string, dst: string): [Buffer, string] {
+    const g = this.g;
+    let q: Buffer;
+    let how: string;
+    if (this.history.length && g.chance(0.7)) {
+      q = Buffer.from(g.pick(this.history));
+      how = 'real';
+      if (g.chance(0.3)) {
+        const sa = Buffer.from(q.subarray(8, 24));
+        q.copy(q, 8, 24, 40); sa.copy(q, 24);
+        if (q.length >= 44 && (q[6] === PROTO.TCP || q[6] === PROTO.UDP)) {
+          const sp = q.readUInt16BE(40); q.writeUInt16BE(q.readUInt16BE(42), 40); q.writeUInt16BE(sp, 42);
+        }
+        how = 'reversed';
+      }
+      if (g.chance(0.5)) {
+        dst = a6(q, 8);
+        src = g.chance(0.5) ? a6(q, 24) : 'fd00:18::1';
+        how += ', to the quoted source';
+      }
+    } else {
+      q = ipv6({ src: g.pick(ADDRS6), dst: g.pick(ADDRS6), proto: g.pick([PROTO.TCP, PROTO.UDP, NH6.ICMP6]) },
+        Buffer.from([g.pick([0, 128, 129]), g.pick(PORTS), 0, g.pick(PORTS), 0, g.pick(ECHO_IDS), 0, 0]));
+      how = 'forged';
+    }
+    q = q.subarray(0, g.pick([48, 48, q.length, g.int(q.length + 1)]));
+    const type = g.pick([1, 1, 3, 2, 4]);
+    return [ipv6({ src, dst, proto: NH6.ICMP6 }, icmp6({ type, code: g.int(5), payload: q })),
+      `icmp6 error ${type} ${src} > ${dst} quoting ${how} (${q.length} bytes)`];
+  }
+
+  private hookFor(src: string): 'from' | 'to' {
+    if (LOCAL6.includes(src)) return this.g.chance(0.55) ? 'from' : 'to';
+    return this.g.chance(0.05) ? 'from' : 'to';
+  }
+
+  /** Header lies and damage: truncation, padding, version, payload length, TCP data offset. */
+  private mutate(frame: Buffer): [Buffer, string] {
+    const g = this.g;
+    const f = Buffer.from(frame);
+    switch (g.int(14)) {
+      case 0: { const n = 54 + g.int(Math.max(1, f.length - 54)); return [f.subarray(0, n), `truncated to ${n}`]; }
+      case 1: case 2: return [Buffer.concat([f, Buffer.alloc(1 + g.int(24), g.int(256))]), 'padded'];
+      case 3: f[14] = g.int(256); return [f, `version byte 0x${f[14]!.toString(16)}`];
+      case 4: f.writeUInt16BE(g.int(f.length - 40), 18); return [f, `payload length ${f.readUInt16BE(18)}`];
+      case 5: if (f.length > 66) f[66] = g.int(256); return [f, 'tcp doff byte'];
+      default: return [f, ''];
+    }
+  }
+
+  /** Extension headers before the upper layer: harmless ones, or a source route / long chain. */
+  private exts(): [Ext6[], string] {
+    const g = this.g;
+    switch (g.int(6)) {
+      case 0: return [[ext6(NH6.HOP)], 'hop-by-hop'];
+      case 1: return [[ext6(NH6.DEST), ext6(NH6.DEST)], 'two destination options'];
+      case 2: return [[ext6(NH6.ROUTING, Buffer.from([4, g.pick([0, 0, 1]), 0, 0, 0, 0]))], 'routing header'];
+      case 3: return [[ext6(NH6.DEST), ext6(NH6.HOP)], 'hop-by-hop not first'];
+      case 4: return [Array.from({ length: 9 }, () => ext6(NH6.DEST)), 'nine destination options'];
+      default: return [[{ type: NH6.AUTH, body: Buffer.alloc(14), lenByte: 2 }], 'authentication header'];
+    }
+  }
+
+  next(): Step {
+    const queued = this.queue.shift();
+    if (queued) return queued;
+    const g = this.g;
+    let [d, what] = this.datagram();
+    const src = a6(d, 8), dst = a6(d, 24);
+    this.history.push(d);
+    if (this.history.length > 32) this.history.shift();
+    if (g.chance(0.08)) {
+      const [x, how] = this.exts();
+      d = ipv6({ src, dst, proto: d[6]!, exts: x }, d.subarray(40));
+      what += ` with ${how}`;
+    }
+    const hook = this.hookFor(src);
+    if (g.chance(0.15) && d[6] !== NH6.HOP && d.length - 40 >= 16) {
+      // Fragment headers: the first at a multiple of 8, then the rest (alone, on the other hook,
+      // or under another id sometimes), as Generator does for IPv4.
+      const proto = d[6]!, body = d.subarray(40), k = 1 + g.int(Math.floor((body.length - 1) / 8));
+      const id = g.pick([...IP_IDS, 0x10001]);
+      const mk = (o: number, mf: boolean, part: Buffer, fid = id) => eth6({ src, dst, proto, exts: [frag6({ offset: o, mf, id: fid })] }, part);
+      const first = mk(0, true, body.subarray(0, k * 8));
+      const later = mk(k, false, body.subarray(k * 8), g.chance(0.2) ? g.pick(IP_IDS) : id);
+      const lhook = g.chance(0.2) ? (hook === 'from' ? 'to' : 'from') : hook;
+      if (!g.chance(0.15)) this.queue.push({ hook, frame: first, what: `${what}: first fragment (${k * 8} bytes)` });
+      this.queue.push({ hook: lhook, frame: later, what: `${what}: later fragment at ${k * 8}` });
+      return this.queue.shift()!;
+    }
+    const frame = eth({ ethertype: 0x86dd }, d);
+    const [m, how] = g.chance(0.25) ? this.mutate(frame) : [frame, ''];
+    if (hook === 'from' && LOCAL6.includes(dst) && g.chance(0.6)) this.queue.push({ hook: 'to', frame: m, what: `${what} (receiver's point)` });
+    return { hook, frame: m, what: how ? `${what}, ${how}` : what };
+  }
+}
+
+/** Both families interleaved: one step of IPv4 or of IPv6 traffic, each with its own history. */
+class DualGenerator {
+  private readonly v4: Generator;
+  private readonly v6: Generator6;
+  constructor(private readonly g: Gen) { this.v4 = new Generator(g); this.v6 = new Generator6(g); }
+  next(): Step { return this.g.chance(0.5) ? this.v6.next() : this.v4.next(); }
+}
+
+export interface FuzzFailure { seed: number; scenario: number; packet: number; hook: string; what: string; frame: string; bpf: number; model: number }
+export interface FuzzResult { packets: number; failures: FuzzFailure[]; outcomes: Map<number, number>; /** IPv6 frames among them */ v6: number }
+
+/**
+ * Runs `scenarios` × `packets` steps; each scenario gets fresh policy, conntrack and fragment
+ * state. `family` 'dual': the endpoint has both families' addresses and the traffic mixes them.
+ */
+export function runFuzz(h: WepHarness, seed: number, scenarios: number, packets: number, only?: [number, number?], family: 4 | 'dual' = 4): FuzzResult {
+  const res: FuzzResult = { packets: 0, failures: [], outcomes: new Map(), v6: 0 };
+  const dual = family === 'dual';
+  const rules = dual ? [...RULES, ...RULES6] : RULES;
+  const ips = dual ? [...LOCAL.map((a) => `${a}/32`), ...LOCAL6.map((a) => `${a}/128`)] : LOCAL.map((a) => `${a}/32`);
+  const addrs = dual ? [...LOCAL, ...LOCAL6.map(canon6)] : LOCAL;
   for (let s = 0; s < scenarios; s++) {
     if (only && only[0] !== s) continue;
     const g = new Gen(rng((seed ^ Math.imul(s + 1, 0x9e3779b1)) >>> 0));
-    const pick = () => RULES.filter(() => g.chance(0.4));
+    const pick = () => rules.filter(() => g.chance(0.4));
     const pol: [SimpleRule[], SimpleRule[]] = [pick(), pick()];
-    h.setEndpoint(LOCAL.map((a) => `${a}/32`), buildTable({ id: `f${s.toString(16).padStart(14, '0')}1`, direction: 'ingress', rules: pol[0], defaultRule: 90 }),
+    h.setEndpoint(ips, buildTable({ id: `f${s.toString(16).padStart(14, '0')}1`, direction: 'ingress', rules: pol[0], defaultRule: 90 }),
       buildTable({ id: `f${s.toString(16).padStart(14, '0')}2`, direction: 'egress', rules: pol[1], defaultRule: 91 }));
     h.clearConntrack();
     // Fresh state: fragments, and the per-workload conntrack quota counts of the cleared entries.
-    for (const m of [h.dp.maps.frag4!, h.dp.maps.ctq4!]) for (const k of m.keys()) m.tryDelete(k);
-    const model = new Model(pol, LOCAL);
-    const gen = new Generator(g);
+    for (const m of [h.dp.maps.frag4!, h.dp.maps.ctq4!, h.dp.maps.frag6!, h.dp.maps.ctq6!]) for (const k of m.keys()) m.tryDelete(k);
+    const model = new Model(pol, addrs);
+    const gen = dual ? new DualGenerator(g) : new Generator(g);
     for (let i = 0; i < packets; i++) {
       const st = gen.next();
       if (only && only[1] !== undefined && i > only[1]) break;
-      if (st.frame.length < 34) continue; // BPF_PROG_TEST_RUN refuses IPv4 frames shorter than Ethernet + 20 (03-malformed)
+      const v6 = st.frame.readUInt16BE(12) === 0x86dd;
+      // BPF_PROG_TEST_RUN refuses frames shorter than Ethernet + the fixed IP header (03-malformed)
+      if (st.frame.length < (v6 ? 54 : 34)) continue;
+      if (v6) res.v6++;
       const want = model.run(st.hook === 'from' ? DIR.EGRESS : DIR.INGRESS, st.frame);
       const got = h.run(st.hook, st.frame).reason;
       res.packets++;
