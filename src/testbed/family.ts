@@ -32,6 +32,11 @@ export interface Family {
   /** The conntrack entry of a flow, or undefined. */
   ctEntry(h: WepHarness, a: [string, number], b: [string, number], proto: number): CtValue | undefined;
   ctKeys(h: WepHarness): number;
+  /** The family's conntrack table and per-workload count map (for the agent's sweep). */
+  ct(h: WepHarness): WepHarness['dp']['ct'];
+  ctq(h: WepHarness): WepHarness['dp']['ctq'];
+  /** An informational ICMP type that is neither echo nor neighbour discovery (timestamp, node information query). */
+  icmpOther: number;
 }
 
 const hostOrder4 = (a: string) => ipv4ToU32(a);
@@ -54,6 +59,7 @@ export const V4: Family = {
     return v ? ctValueCodec.decode(v) : undefined;
   },
   ctKeys: (h) => h.dp.maps.ct4!.keys().length,
+  ct: (h) => h.dp.ct, ctq: (h) => h.dp.ctq, icmpOther: 13,
 };
 
 export const V6: Family = {
@@ -73,6 +79,7 @@ export const V6: Family = {
     return v ? ctValueCodec.decode(v) : undefined;
   },
   ctKeys: (h) => h.dp.maps.ct6!.keys().length,
+  ct: (h) => h.dp.ct6, ctq: (h) => h.dp.ctq6, icmpOther: 139,
 };
 
 export const FAMILIES: readonly Family[] = [V4, V6];
