@@ -4,7 +4,8 @@
 // or let through (Accept; Return acts as Accept: tortie has no host endpoints). Forwarded
 // traffic through the node, proxy ARP for the 169.254.1.1 gateway and host -> workload flows
 // (their replies are conntrack's) keep working under Drop. Real packets in namespaces, and
-// BPF_PROG_TEST_RUN inside a namespace of the test's own.
+// BPF_PROG_TEST_RUN inside a namespace of the test's own, in IPv4 and in IPv6 (the node's IPv6
+// addresses, ::1, a routed IPv6 destination, a node-initiated IPv6 flow's reply).
 import t from 'tap';
 import { gnp, namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
 import { SingleNode, NODE_IP, OUTSIDE_IP, type Workload } from '../../src/testbed';
@@ -17,6 +18,10 @@ import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { tcAttach } from '../../src/dataplane/native';
 import { CalcGraph } from '../../src/calc';
 import { tcpFrame, udpFrame, icmpFrame } from '../../src/testbed/fixtures';
+import { V6 } from '../../src/testbed/family';
+import { PROTO, tcp as tcpHdr, udp as udpHdr } from '../../src/dataplane/bpf/packet';
+const tcpL4 = (sport: number, dport: number, flags: string) => tcpHdr({ sport, dport, flags });
+const udpL4 = (sport: number, dport: number) => udpHdr({ sport, dport });
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
 
 const WL_IP = '192.168.30.1';
@@ -144,4 +149,23 @@ t.test('BPF_PROG_TEST_RUN in a namespace: verdicts and counter', async (t) => {
   t.same(run(drop, 'to', tcpFrame({ src: NODE_IP, dst: WL, sport: 50000, dport: 8080 })), [TC_ACT_OK, R.FORWARD], 'node -> workload SYN');
   t.same(run(drop, 'from', tcpFrame({ src: WL, dst: NODE_IP, sport: 8080, dport: 50000, flags: 'SA' })), [TC_ACT_OK, R.FORWARD],
     'Drop: the workload\'s SYN-ACK to the node is a reply: passes');
+
+  // IPv6: the node's own IPv6 address (on its uplink), ::1, and a destination routed out.
+  const WL6 = 'fd00:10::9', NODE6 = 'fd00:18::5', OUT6 = 'fd00:20::1';
+  await ns.sh(`sysctl -qw net.ipv6.conf.all.forwarding=1 && ip -6 addr add ${NODE6}/64 dev eth0 nodad && ip -6 route add fd00:20::/64 via ${NODE6.replace(/5$/, '1')} dev eth0`);
+  for (const h of [drop, accept]) h.setEndpoint([`${WL}/32`, `${WL6}/128`], allowAll('i00000000000021a', 'ingress'), allowAll('e00000000000021a', 'egress'));
+  const tcp6 = (src: string, dst: string, sport: number, dport: number, flags = 'S') => V6.frame(src, dst, PROTO.TCP, tcpL4(sport, dport, flags));
+  for (const [what, pkt] of [
+    ['IPv6 TCP SYN to the node\'s address', tcp6(WL6, NODE6, 40000, 22)],
+    ['IPv6 UDP to the node\'s address', V6.frame(WL6, NODE6, PROTO.UDP, udpL4(40000, 53))],
+    ['ICMPv6 echo to the node\'s address', V6.frame(WL6, NODE6, V6.icmpProto, V6.icmp(V6.echoRequest, 0, { id: 77 }))],
+    ['IPv6 TCP SYN to ::1', tcp6(WL6, '::1', 40001, 22)],
+  ] as const) {
+    t.same(run(drop, 'from', pkt), [TC_ACT_SHOT, R.TO_HOST_DENIED], `Drop: ${what}`);
+    t.same(run(drop, 'from', pkt), [TC_ACT_SHOT, R.TO_HOST_DENIED], `Drop: ${what}, again (no conntrack state was left)`);
+    t.same(run(accept, 'from', pkt), [TC_ACT_OK, R.FORWARD], `Accept: ${what}`);
+  }
+  t.same(run(drop, 'from', tcp6(WL6, OUT6, 40002, 80)), [TC_ACT_OK, R.FORWARD], 'Drop: IPv6 routed through the node: forwarded');
+  t.same(run(drop, 'to', tcp6(NODE6, WL6, 50000, 8080)), [TC_ACT_OK, R.FORWARD], 'node -> workload IPv6 SYN');
+  t.same(run(drop, 'from', tcp6(WL6, NODE6, 8080, 50000, 'SA')), [TC_ACT_OK, R.FORWARD], 'Drop: the workload\'s IPv6 SYN-ACK to the node is a reply: passes');
 });
