@@ -15,6 +15,7 @@
  *   Imported by path, for BPF_PROG_TEST_RUN and external peers:
  *   wep-harness.ts, uplink-harness.ts  the workload / uplink programs under a pin root, one packet at a time
  *   tables.ts    hand-built verdict tables; fuzz/  seeded differential fuzzers (workload, NAT)
+ *   family.ts    one address family for test bodies run in IPv4 and IPv6 (docs/testing.md)
  *   etcd.ts      a private etcd (single node, cluster, TLS) for datastore tests and benchmarks
  *
  * Namespaces themselves come from src/util/netns.ts, whose contract is the network-safety rules:
