@@ -2,25 +2,28 @@
 // event budget in ring-buffer events (token bucket per endpoint and CPU), every packet is still
 // counted as a drop, and what was not emitted is counted per endpoint (tortie_evbud_v1
 // `suppressed`). Another endpoint's budget is its own. The ring-buffer consumer delivers
-// bounded batches, one at a time, with the event loop running in between.
+// bounded batches, one at a time, with the event loop running in between. The kernel side runs in
+// IPv4 and in IPv6 (the IPv6 deny path charges the same budget).
 import t from 'tap';
 import { WepHarness, TEST_IFINDEX } from '../../src/testbed/wep-harness';
 import { denyAll } from '../../src/testbed/tables';
-import { flowPacket, PROTO } from '../../src/dataplane/bpf/packet';
+import { PROTO } from '../../src/dataplane/bpf/packet';
+import { FAMILIES, V4 } from '../../src/testbed/family';
 import { readEventBudgets, decodeEvent } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { eventBudgetConstants } from '../../src/dataplane/bpf/loader';
 import { RingBuffer, possibleCpus } from '../../src/dataplane/native';
 import { EventBudgetTotals, FlowLogLimiter } from '../../src/dataplane/bpf/observe';
 
-const WL = '192.168.1.10';
 const FLOWS = 2000;
 
-t.test('per-endpoint event budget in the kernel', async (t) => {
+for (const F of FAMILIES) t.test(`${F.label}: per-endpoint event budget in the kernel`, async (t) => {
+  const WL = F.EP, FAR = F.v === 4 ? '198.18.9.9' : 'fd00:18::9:9';
+  const flowPacket = F.flow;
   const budget = { perSec: 2, burst: 20 };
-  const h = await WepHarness.create('evbud', { eventBudget: budget });
+  const h = await WepHarness.create(`evbud${F.v}`, { eventBudget: budget });
   t.teardown(() => h.close());
-  h.setEndpoint([`${WL}/32`], denyAll('i00000000000000e', 'ingress', 41), denyAll('e00000000000000e', 'egress', 42));
+  h.setEndpoint([F.host(WL)], denyAll('i00000000000000e', 'ingress', 41), denyAll('e00000000000000e', 'egress', 42));
   let events = 0;
   const rb = RingBuffer.open(h.dp.maps.events!, (rec) => { if (decodeEvent(rec).ifindex === TEST_IFINDEX) events++; });
   t.teardown(() => rb.close());
@@ -28,7 +31,7 @@ t.test('per-endpoint event budget in the kernel', async (t) => {
   const t0 = performance.now();
   let notDropped = 0;
   for (let i = 0; i < FLOWS; i++) {
-    const r = h.dp.fromWep.testRun(flowPacket({ src: WL, dst: '198.18.9.9', proto: PROTO.UDP, sport: 1024 + i, dport: 53 }));
+    const r = h.dp.fromWep.testRun(flowPacket({ src: WL, dst: FAR, proto: PROTO.UDP, sport: 1024 + i, dport: 53 }));
     if (r.retval !== 2) notDropped++; // TC_ACT_SHOT
   }
   t.equal(notDropped, 0, 'every flow denied');
@@ -51,7 +54,7 @@ t.test('per-endpoint event budget in the kernel', async (t) => {
 
   // A retransmission of a flow reported within the interval costs no budget and emits nothing.
   const e0 = events;
-  h.dp.toWep.testRun(flowPacket({ src: '198.18.9.9', dst: WL, proto: PROTO.TCP, sport: 5000, dport: 80 }));
+  h.dp.toWep.testRun(flowPacket({ src: FAR, dst: WL, proto: PROTO.TCP, sport: 5000, dport: 80 }));
   await new Promise((r) => setTimeout(r, 50));
   t.ok(events <= e0 + 1, 'the same endpoint, other direction: at most one more event');
 });
@@ -66,8 +69,8 @@ t.test('budget constants: validation and derivation', async (t) => {
 t.test('ring buffer: bounded batches, one in flight, the event loop runs between them', async (t) => {
   const h = await WepHarness.create('evbatch', { eventBudget: { perSec: 0, burst: 1 } }); // no budget: a burst of events
   t.teardown(() => h.close());
-  h.setEndpoint([`${WL}/32`], denyAll('i00000000000000f', 'ingress', 41), denyAll('e00000000000000f', 'egress', 42));
-  for (let i = 0; i < 1000; i++) h.dp.fromWep.testRun(flowPacket({ src: WL, dst: '198.18.9.9', proto: PROTO.UDP, sport: 1024 + i, dport: 53 }));
+  h.setEndpoint([V4.host(V4.EP)], denyAll('i00000000000000f', 'ingress', 41), denyAll('e00000000000000f', 'egress', 42));
+  for (let i = 0; i < 1000; i++) h.dp.fromWep.testRun(V4.flow({ src: V4.EP, dst: '198.18.9.9', proto: PROTO.UDP, sport: 1024 + i, dport: 53 }));
   // One loop iteration = one tick (a self-rescheduling setImmediate); each record notes the tick
   // it was delivered in. One unbounded batch would deliver all of them in a single tick.
   let tick = 0;
