@@ -4,7 +4,9 @@
  * (src/testbed/fuzz/nat-fuzz.ts), many more scenarios than `npm test` runs. Prints the
  * packet count, the outcome mix and every disagreement with its replay line; exits 1 on any.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/datapath-fuzz.js [scenarios=500] [packets=400] [seed] [wep|nat|both]
+ *   npx tsc -p tsconfig.json && node dist/bench/datapath-fuzz.js [scenarios=500] [packets=400] [seed] [wep|nat|both|dual]
+ *
+ * `dual`: the workload fuzz only, dual stack (IPv4 and IPv6 interleaved through one endpoint).
  */
 import { WepHarness } from '../src/testbed/wep-harness';
 import { runFuzz } from '../src/testbed/fuzz/wep-fuzz';
@@ -33,19 +35,20 @@ async function nat(): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  if (WHICH !== 'wep') process.exitCode = (await nat()) ? 1 : 0;
+  if (WHICH !== 'wep' && WHICH !== 'dual') process.exitCode = (await nat()) ? 1 : 0;
   if (WHICH === 'nat') return;
   const long = 3600;
   const h = await WepHarness.create('fuzzbench', { events: false, ctTimeouts: { synSec: long, establishedSec: long, finSec: long, rstSec: long, udpSec: long, icmpSec: long, otherSec: long } });
   try {
     const started = Date.now();
-    const r = runFuzz(h, SEED, SCENARIOS, PACKETS);
+    const family = WHICH === 'dual' ? 'dual' : 4;
+    const r = runFuzz(h, SEED, SCENARIOS, PACKETS, undefined, family);
     const secs = (Date.now() - started) / 1000;
-    process.stdout.write(`datapath fuzz: seed ${SEED}, ${SCENARIOS} scenarios, ${r.packets} packets in ${secs.toFixed(1)} s, ${r.failures.length} disagreement(s)\n`);
+    process.stdout.write(`datapath fuzz${family === 'dual' ? ' (dual stack)' : ''}: seed ${SEED}, ${SCENARIOS} scenarios, ${r.packets} packets (${r.v6} IPv6) in ${secs.toFixed(1)} s, ${r.failures.length} disagreement(s)\n`);
     process.stdout.write(`  outcomes: ${[...r.outcomes].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${dropReasonLabel(k)} ${v}`).join(', ')}\n`);
     for (const f of r.failures) {
       process.stdout.write(`  scenario ${f.scenario} packet ${f.packet} (${f.hook}) ${f.what}: BPF ${dropReasonLabel(f.bpf)}, model ${dropReasonLabel(f.model)}\n` +
-        `    replay: TORTIE_FUZZ_SEED=${f.seed} TORTIE_FUZZ_CASE=${f.scenario}:${f.packet} node node_modules/tap/dist/esm/run.mjs dist/test/datapath/16-fuzz.test.js\n    frame ${f.frame}\n`);
+        `    replay: TORTIE_FUZZ_SEED=${f.seed} TORTIE_FUZZ_FAMILY=${family} TORTIE_FUZZ_CASE=${f.scenario}:${f.packet} node node_modules/tap/dist/esm/run.mjs dist/test/datapath/16-fuzz.test.js\n    frame ${f.frame}\n`);
     }
     if (r.failures.length) process.exitCode = 1;
   } finally {
