@@ -658,7 +658,13 @@ export class Generator6 {
         Buffer.from([g.pick([0, 128, 129]), g.pick(PORTS), 0, g.pick(PORTS), 0, g.pick(ECHO_IDS), 0, 0]));
       how = 'forged';
     }
-    q = q.subarray(0, g.pick([48, 48, q.length, g.int(q.length + 1)]));
+    if (q.length >= 48 && g.chance(0.2)) { // the quote with extension headers before its upper layer (walked leniently)
+      const x = g.pick([[ext6(NH6.DEST)], [ext6(NH6.HOP), ext6(NH6.DEST)], [ext6(NH6.DEST), ext6(NH6.HOP)], [ext6(NH6.ROUTING, Buffer.from([4, 1, 0, 0, 0, 0]))],
+        [frag6({ offset: 0, mf: true, id: 9 })], [frag6({ offset: 3, id: 9 })]]);
+      q = ipv6({ src: a6(q, 8), dst: a6(q, 24), proto: q[6]!, exts: x }, q.subarray(40));
+      how += ` behind ${x.length} extension header(s)`;
+    }
+    q = q.subarray(0, g.pick([48, 48, q.length, q.length, g.int(q.length + 1)]));
     const type = g.pick([1, 1, 3, 2, 4]);
     return [ipv6({ src, dst, proto: NH6.ICMP6 }, icmp6({ type, code: g.int(5), payload: q })),
       `icmp6 error ${type} ${src} > ${dst} quoting ${how} (${q.length} bytes)`];
