@@ -32,7 +32,7 @@ check_root() {
 MAIN_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config cmake ninja-build g++ make
   bpftool iproute2 iputils-ping netcat-openbsd tcpdump)
 # `npm test`: the real peers and clients the tests run against.
-TEST_PACKAGES=(socat openssl iptables ipset conntrack ethtool etcd-server etcd-client vagrant
+TEST_PACKAGES=(socat curl openssl iptables ipset conntrack ethtool etcd-server etcd-client vagrant
   python3-scapy nftables podman containernetworking-plugins runc busybox-static bird2 frr
   systemd)  # systemd-analyze verify for the packaged unit; installing it starts nothing
 # `npm run bench`: load generators and the iptables/nftables baseline.
