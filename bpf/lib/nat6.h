@@ -23,8 +23,19 @@
  *
  * ICMPv6 errors about a mapping are translated both ways (nat6_err_rev, nat6_err_snat below, as
  * lib/icmp_err.h for IPv4). Not translated (refused instead, so nothing leaves with a pool
- * address): fragments of datagrams from a natOutgoing pool (DROP_NAT6_FRAG) and ICMPv6 other than
- * echo requests and errors about a live mapping (DROP_NAT6_ICMP).
+ * address): ICMPv6 other than echo requests and errors about a live mapping (DROP_NAT6_ICMP).
+ *
+ * Fragments, as lib/frag.h's NAT points for IPv4: a first fragment carries the upper-layer header
+ * and is translated like a whole datagram (its L4 checksum covers the whole datagram: the
+ * incremental update stays right); a translated first fragment records the address it was given
+ * (tortie_nfrag6_v1, keyed by the tuple before translation, the fragment header's 32-bit id and
+ * the point); its later fragments get that address (nat6_frag_later; no header checksum in IPv6,
+ * no L4 header in them). Leaving, a later fragment from a natOutgoing pool without a record (its
+ * first fragment not translated, not seen, overtaken or forgotten) is dropped (DROP_NAT6_FRAG):
+ * the workload address never leaves. Arriving for the node, a later fragment without a record is
+ * the node's and passes untouched. The tracker is an LRU of 16384 datagrams: a full one forgets
+ * the oldest, whose remaining fragments are refused (out) or left to the node (in); the sender's
+ * retry starts a new datagram.
  */
 #ifndef TORTIE_LIB_NAT6_H
 #define TORTIE_LIB_NAT6_H
@@ -82,6 +93,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_netcfg6_v1 SEC(".maps");
 
+/* tortie_nfrag6_v1: struct tortie_frag6_key (point TORTIE_FRAG_PT_SNAT or _RNAT; addresses as the
+ * first fragment arrived) -> struct tortie_natfrag6_value. Written and read by the uplink program
+ * only; LRU (bounded, see above). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tortie_frag6_key);
+	__type(value, struct tortie_natfrag6_value);
+	__uint(max_entries, 16384);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_nfrag6_v1 SEC(".maps");
+
 /* Per-CPU scratch of nat6_snat: its keys and values would not fit the 512-byte stack of the call
  * chain next to the parsed packet. A tc program runs to completion on its CPU, so one slot serves. */
 struct nat6_scratch {
@@ -89,6 +111,8 @@ struct nat6_scratch {
 	struct tortie_nat6_value nv, rv;
 	struct bpf_sock_tuple t;            /* nat6_host_sock's lookup */
 	__be32 stale[4];
+	struct tortie_frag6_key frk;        /* nat6_frag_record / nat6_frag_later */
+	struct tortie_natfrag6_value frv;
 };
 
 
@@ -117,6 +141,47 @@ static __always_inline void ip6_copy(__be32 *to, const __be32 *from)
 	to[1] = from[1];
 	to[2] = from[2];
 	to[3] = from[3];
+}
+
+/* A translated first fragment (any translated packet may be passed: only first fragments are
+ * recorded): its later fragments at `point` will get nat_addr. */
+static __always_inline void nat6_frag_record(const struct tortie_pkt *pkt, __u8 point, const __be32 *nat_addr)
+{
+	struct nat6_scratch *sc;
+
+	if (pkt->frag != TORTIE_FRAG_FIRST)
+		return;
+	sc = nat6_scratch();
+	if (!sc)
+		return;
+	frag6_key(&sc->frk, pkt, point);
+	ip6_copy(sc->frv.nat_addr, nat_addr);
+	bpf_map_update_elem(&tortie_nfrag6_v1, &sc->frk, &sc->frv, BPF_ANY);
+}
+
+/*
+ * A later fragment at a NAT66 point (TORTIE_FRAG_PT_SNAT: its source, _RNAT: its destination):
+ * the address its first fragment was given. 1 translated; 0 no record arriving (the node's);
+ * no record leaving: DROP_NAT6_FRAG; a failed store: DROP_NAT6_FRAG_ADDR.
+ */
+static __noinline int nat6_frag_later(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u8 point)
+{
+	struct nat6_scratch *sc = nat6_scratch();
+	bool out = point == TORTIE_FRAG_PT_SNAT;
+	__u32 field = pkt->l3_off + (out ? offsetof(struct ipv6hdr, saddr) : offsetof(struct ipv6hdr, daddr));
+	struct tortie_natfrag6_value *v;
+
+	if (!sc)
+		return out ? DROP_NAT6_FRAG : 0;
+	frag6_key(&sc->frk, pkt, point);
+	v = bpf_map_lookup_elem(&tortie_nfrag6_v1, &sc->frk);
+	if (!v)
+		return out ? DROP_NAT6_FRAG : 0;
+	ip6_copy(sc->frv.nat_addr, v->nat_addr);
+	if (bpf_skb_store_bytes(skb, field, sc->frv.nat_addr, 16, 0) < 0)
+		return DROP_NAT6_FRAG_ADDR;
+	netstat_inc(TORTIE_NS_NAT_FRAG);
+	return 1;
 }
 
 /* This node's IPv6 parameters, or NULL while NAT66 is off. */
@@ -445,6 +510,7 @@ static __noinline int nat6_snat(struct __sk_buff *skb, const struct tortie_pkt *
 	nat6_track_tcp(fv, pkt, true);
 	fv->last_seen_ns = now;
 	netstat_inc(TORTIE_NS_SNAT);
+	nat6_frag_record(pkt, TORTIE_FRAG_PT_SNAT, node_ip);
 	return nat6_rewrite(skb, pkt, l4off, true, pkt->saddr6, node_ip, ports ? sport : 0, port);
 }
 
@@ -511,6 +577,7 @@ static __always_inline int nat6_rev(struct __sk_buff *skb, const struct tortie_p
 	}
 	rv->last_seen_ns = now;
 	netstat_inc(TORTIE_NS_RNAT);
+	nat6_frag_record(pkt, TORTIE_FRAG_PT_RNAT, rv->addr);
 	ret = nat6_rewrite(skb, pkt, l4off, false, node_ip, rv->addr, rk.dport, rv->port);
 	return ret < 0 ? ret : 1;
 }

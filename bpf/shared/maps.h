@@ -536,4 +536,10 @@ struct tortie_node6_key {
 	__be32 addr[4];
 };
 
+/* ---- NAT66 fragments (lib/nat6.h): tortie_nfrag6_v1, struct tortie_frag6_key (point SNAT or
+ * RNAT) -> the address the NAT point wrote into the datagram's first fragment ---- */
+struct tortie_natfrag6_value {
+	__be32 nat_addr[4];  /* SNAT: the new source; RNAT: the new destination (the workload) */
+};
+
 #endif
