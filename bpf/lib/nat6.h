@@ -2,7 +2,7 @@
 /*
  * NAT66: NAT outgoing of IPv6 pools (Calico's natOutgoing on an IPv6 IPPool), on the uplink. Workload
  * traffic from a natOutgoing IPv6 pool to a destination outside every IPv6 pool, not a node and not
- * this host leaves with the node's IPv6 address (or Felix's IPv6 natOutgoingAddress) as source
+ * this host leaves with the node's IPv6 address as source (Calico's natOutgoingAddress is IPv4 only)
  * (nat6_snat, tc egress); replies are translated back (nat6_rev, tc ingress).
  *
  * The guarantees are lib/nat.h's, with the same load-time tunables (port range, retries, quota,
@@ -193,7 +193,8 @@ static __always_inline const struct tortie_netcfg6 *netcfg6_get(void)
 	return c && !ip6_zero(c->node_ip6) ? c : NULL;
 }
 
-/* The SNAT source: Felix's IPv6 natOutgoingAddress, else the node's IPv6 address. */
+/* The SNAT source: tortie_netcfg6's snat_ip6 if set (the agent leaves it zero: Calico's
+ * natOutgoingAddress is IPv4 only), else the node's IPv6 address. */
 static __always_inline const __be32 *snat6_addr(const struct tortie_netcfg6 *cfg)
 {
 	return ip6_zero(cfg->snat_ip6) ? cfg->node_ip6 : cfg->snat_ip6;
