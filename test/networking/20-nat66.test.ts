@@ -16,9 +16,10 @@ import { Topology } from '../../src/util/netns';
 import { PySockets } from '../../src/testbed/probes';
 import { NAT6, readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat';
 import { readQuota } from '../../src/dataplane/bpf/quota';
-import { eth6, ext6, frag6, icmp6, inetChecksum, ipv6Bytes, tcp, udp, NH6 } from '../../src/dataplane/bpf/packet';
+import { eth6, ext6, frag6, icmp6, ipv6Bytes, tcp, udp, NH6 } from '../../src/dataplane/bpf/packet';
 import { formatIP } from '../../src/primitives';
 import { frag6KeyCodec } from '../../src/dataplane/bpf/codecs';
+import { frame6, ip6At, l4Sum6 } from '../../src/testbed/fixtures';
 
 const NODE6 = 'fd00:198:18:1::10';
 const OTHER_NODE6 = 'fd00:198:18:1::11';
@@ -27,42 +28,14 @@ const WL2 = 'fd00:10::6';
 const NONAT = 'fd00:20::9';
 const OUT = 'fd00:198:18:3::20';
 
-// ---- IPv6 frames with valid L4 checksums, and their reading ----
-const CSUM_AT: Record<number, number> = { [NH6.TCP]: 16, [NH6.UDP]: 6, [NH6.ICMP6]: 2 };
-
-function l4sum(src: Buffer, dst: Buffer, nh: number, l4: Buffer): number {
-  const pseudo = Buffer.alloc(40);
-  src.copy(pseudo, 0);
-  dst.copy(pseudo, 16);
-  pseudo.writeUInt32BE(l4.length, 32);
-  pseudo[39] = nh;
-  return inetChecksum(Buffer.concat([pseudo, l4]));
-}
-
-function frame6(src: string, dst: string, nh: number, l4: Buffer): Buffer {
-  const f = eth6({ src, dst, proto: nh }, l4);
-  const at = 14 + 40 + CSUM_AT[nh]!;
-  f.writeUInt16BE(0, at);
-  f.writeUInt16BE(l4sum(ipv6Bytes(src), ipv6Bytes(dst), nh, f.subarray(54)), at);
-  return f;
-}
+// ---- IPv6 frames with valid L4 checksums (src/testbed/fixtures.ts), and their reading ----
+const l4sum = l4Sum6;
 const tcp6 = (src: string, dst: string, sport: number, dport: number, flags = 'S') =>
   frame6(src, dst, NH6.TCP, tcp({ sport, dport, flags, payload: Buffer.from('hello') }));
 const udp6 = (src: string, dst: string, sport: number, dport: number) => frame6(src, dst, NH6.UDP, udp({ sport, dport, payload: Buffer.from('q') }));
 const echo6 = (src: string, dst: string, type: number, id: number) => frame6(src, dst, NH6.ICMP6, icmp6({ type, id, seq: 1, payload: Buffer.from('ping') }));
 
-interface Read6 { src: string; dst: string; nh: number; ports: [number, number]; csumOk: boolean }
-function read6(f: Buffer): Read6 {
-  const ip = f.subarray(14);
-  const nh = ip[6]!;
-  const l4 = f.subarray(54);
-  const addr = (o: number) => formatIP({ version: 6, bytes: [...ip.subarray(o, o + 16)] });
-  return {
-    src: addr(8), dst: addr(24), nh,
-    ports: nh === NH6.ICMP6 ? [l4.readUInt16BE(4), l4.readUInt16BE(4)] : [l4.readUInt16BE(0), l4.readUInt16BE(2)],
-    csumOk: l4sum(ip.subarray(8, 24), ip.subarray(24, 40), nh, l4) === 0 || l4sum(ip.subarray(8, 24), ip.subarray(24, 40), nh, l4) === 0xffff,
-  };
-}
+const read6 = (f: Buffer) => ip6At(f);
 
 const topo = Topology.create('nat66');
 t.teardown(() => topo.destroy());
