@@ -104,7 +104,8 @@ static __noinline int uplink6_egress(struct __sk_buff *skb)
 	if (ret == 0)
 		return TORTIE_FORWARD;
 	if (ret < 0) {
-		/* Unparseable: passes, unless it is a natOutgoing pool's (its addresses are read first). */
+		/* Unparseable: passes, unless it is a natOutgoing pool's. */
+		nat6_refused_addrs(skb, &pkt);
 		return pkt.family == 6 && needs_snat6(&pkt, cfg) ? ret : TORTIE_FORWARD;
 	}
 	if (ret != PARSE_IPV6)

@@ -216,6 +216,18 @@ static __always_inline bool node6_known(const __be32 *addr)
 	return bpf_map_lookup_elem(&tortie_node6_v1, &k) != NULL;
 }
 
+/* A leaving IPv6 frame the parser refused before it read the addresses (a payload length beyond
+ * the frame): its addresses, if the fixed header is there, so that a natOutgoing pool's frame is
+ * refused rather than passed (nothing leaves with a pool address). */
+static __always_inline void nat6_refused_addrs(struct __sk_buff *skb, struct tortie_pkt *pkt)
+{
+	if (pkt->family == 6)
+		return;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, saddr), pkt->saddr6, 16) == 0 &&
+	    bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, daddr), pkt->daddr6, 16) == 0)
+		pkt->family = 6;
+}
+
 /* SNAT applies: source in a natOutgoing IPv6 pool; destination in no pool, not a node, not us. */
 static __always_inline bool needs_snat6(const struct tortie_pkt *pkt, const struct tortie_netcfg6 *cfg)
 {
