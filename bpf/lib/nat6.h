@@ -661,7 +661,10 @@ static __noinline int nat6_err_rev(struct __sk_buff *skb, const struct tortie_pk
 	/* The quoted ports must be inside the datagram: not translated otherwise (the node's). */
 	if (w.off + need > dgram_end)
 		return 0;
-	if (need && bpf_skb_load_bytes(skb, w.off, ports, sizeof(ports)) < 0)
+	/* Exactly what the quote must hold: a 4-byte TCP/UDP quote ending the frame is read too. */
+	if (need == 4 && bpf_skb_load_bytes(skb, w.off, ports, 4) < 0)
+		return 0;
+	if (need == 6 && bpf_skb_load_bytes(skb, w.off, ports, 6) < 0)
 		return 0;
 	rk = &sc->rk;
 	fk = &sc->fk;

@@ -251,6 +251,13 @@ t.test('ICMPv6 errors about NAT66 flows are translated both ways, only for a liv
     t.same([r.reason, o.dst, o.csumOk, l4.readUInt16BE(0), l4.readUInt16BE(2)], [R.FORWARD, WL1, true, 41000, 80]);
   });
 
+  t.test('in: a quote holding just the ports, ending the frame, is translated (nothing read past it)', async (t) => {
+    const q = datagram(tcpOut.data).subarray(0, 44);
+    const r = h.run('in', err6(ROUTER, NODE6, 1, 4, q));
+    const o = read6(r.data);
+    t.same([r.reason, o.dst, o.csumOk, r.data.length, r.data.readUInt16BE(14 + 40 + 8 + 40)], [R.FORWARD, WL1, true, 14 + 40 + 8 + 44, 41000]);
+  });
+
   t.test('in: forged or unmatched errors are left to the node untouched', async (t) => {
     const tcpQ = datagram(tcpOut.data);
     const forged: [string, Buffer][] = [
