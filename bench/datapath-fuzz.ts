@@ -1,10 +1,11 @@
 /**
  * Long differential fuzz runs: the real workload programs against the TypeScript model
  * (src/testbed/fuzz/wep-fuzz.ts) and the uplink's nat-outgoing against its model
- * (src/testbed/fuzz/nat-fuzz.ts), many more scenarios than `npm test` runs. Prints the
- * packet count, the outcome mix and every disagreement with its replay line; exits 1 on any.
+ * (src/testbed/fuzz/nat-fuzz.ts), many more scenarios than `npm test` runs; `nat6` runs NAT66
+ * against its model (src/testbed/fuzz/nat6-fuzz.ts) alone. Prints the packet count, the outcome
+ * mix and every disagreement with its replay line; exits 1 on any.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/datapath-fuzz.js [scenarios=500] [packets=400] [seed] [wep|nat|both|dual]
+ *   npx tsc -p tsconfig.json && node dist/bench/datapath-fuzz.js [scenarios=500] [packets=400] [seed] [wep|nat|both|dual|nat6]
  *
  * `dual`: the workload fuzz only, dual stack (IPv4 and IPv6 interleaved through one endpoint).
  */
@@ -12,6 +13,9 @@ import { WepHarness } from '../src/testbed/wep-harness';
 import { runFuzz } from '../src/testbed/fuzz/wep-fuzz';
 import { dropReasonLabel } from '../src/dataplane/bpf/drop-reasons';
 import { runNatFuzz, natFuzzHarness } from '../src/testbed/fuzz/nat-fuzz';
+import { runNat66Fuzz, nat66FuzzHarness } from '../src/testbed/fuzz/nat6-fuzz';
+import { UplinkHarness } from '../src/testbed/uplink-harness';
+import { Topology } from '../src/util/netns';
 
 const SCENARIOS = Number(process.argv[2] ?? 500);
 const PACKETS = Number(process.argv[3] ?? 400);
@@ -34,7 +38,34 @@ async function nat(): Promise<number> {
   }
 }
 
+/** NAT66 against its model; the programs' node-socket lookups in an empty namespace of this run. */
+async function nat6(): Promise<number> {
+  const topo = Topology.create('nat6fz');
+  try {
+    const h = await nat66FuzzHarness((l) => UplinkHarness.create(l), (await topo.addNetns('empty')).path);
+    try {
+      const started = Date.now();
+      const r = runNat66Fuzz(h, SEED, SCENARIOS, PACKETS);
+      process.stdout.write(`nat66 fuzz: seed ${SEED}, ${SCENARIOS} scenarios, ${r.packets} packets in ${((Date.now() - started) / 1000).toFixed(1)} s, ${r.failures.length} disagreement(s)\n`);
+      process.stdout.write(`  outcomes: ${[...r.outcomes].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${dropReasonLabel(k)} ${v}`).join(', ')}\n`);
+      process.stdout.write(`  translated: ${[...r.hits].map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+      for (const f of r.failures) {
+        process.stdout.write(`  scenario ${f.scenario} packet ${f.packet} (${f.hook}) ${f.what}\n    BPF:   ${f.got}\n    model: ${f.want}\n    frame ${f.frame}\n`);
+      }
+      return r.failures.length;
+    } finally {
+      h.close();
+    }
+  } finally {
+    await topo.destroy();
+  }
+}
+
 async function main(): Promise<void> {
+  if (WHICH === 'nat6') {
+    process.exitCode = (await nat6()) ? 1 : 0;
+    return;
+  }
   if (WHICH !== 'wep' && WHICH !== 'dual') process.exitCode = (await nat()) ? 1 : 0;
   if (WHICH === 'nat') return;
   const long = 3600;

@@ -6,14 +6,15 @@
  * SNAT of an established mapping, egress IPIP and VXLAN encapsulation, ingress reverse SNAT,
  * ingress IPIP and VXLAN decapsulation, ingress pass-through; and NAT66 (IPv6 pools): egress IPv6
  * pass-through, egress SNAT66 of an established mapping, ingress reverse NAT66, an ICMPv6 Packet
- * Too Big about that mapping translated to its workload. Prints ns/packet;
+ * Too Big about that mapping translated to its workload, later fragments of translated datagrams
+ * both ways. Prints ns/packet;
  * asserts nothing.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/networking-pktcost.js [copies]
  */
 import { UplinkHarness } from '../src/testbed/uplink-harness';
 import { POOL_F, RT_F } from '../src/dataplane/bpf/net-codecs';
-import { eth, eth6, icmp6, ipv4, tcp, udp, vxlanHeader, NH6, PROTO } from '../src/dataplane/bpf/packet';
+import { eth, eth6, frag6, icmp6, ipv4, tcp, udp, vxlanHeader, NH6, PROTO } from '../src/dataplane/bpf/packet';
 import { tcpFrame } from '../src/testbed/fixtures';
 
 const COPIES = Number(process.argv[2] ?? 20_000);
@@ -52,9 +53,15 @@ async function main(): Promise<void> {
       ['IPv6 ingress, Packet Too Big to a workload', 'in', eth6({ src: 'fd00:198:18:2::1', dst: 'fd00:198:18:1::10', proto: NH6.ICMP6 },
         icmp6({ type: 2, code: 0, rest: Buffer.from([0, 0, 5, 0]), payload: eth6({ src: 'fd00:198:18:1::10', dst: 'fd00:198:18:3::20', proto: PROTO.TCP },
           tcp({ sport: 21000, dport: 80, flags: 'A', payload })).subarray(14) }))],
+      // Later fragments of a datagram whose first fragment was translated (the record made below).
+      ['IPv6 egress, later fragment (SNAT66)', 'out', eth6({ src: 'fd00:10::10', dst: 'fd00:198:18:3::20', proto: PROTO.UDP, exts: [frag6({ offset: 154, id: 77 })] }, payload)],
+      ['IPv6 ingress, later fragment (reverse)', 'in', eth6({ src: 'fd00:198:18:3::20', dst: 'fd00:198:18:1::10', proto: PROTO.UDP, exts: [frag6({ offset: 154, id: 78 })] }, payload)],
     ];
     h.run('out', cases[1]![2]); // create the mappings
     h.run('out', cases.find(([name]) => name.startsWith('IPv6 egress, SNAT66'))![2]);
+    // A UDP mapping and both ways' first fragments: the records the later-fragment cases follow.
+    h.run('out', eth6({ src: 'fd00:10::10', dst: 'fd00:198:18:3::20', proto: PROTO.UDP, exts: [frag6({ offset: 0, mf: true, id: 77 })] }, udp({ sport: 21001, dport: 53, payload })));
+    h.run('in', eth6({ src: 'fd00:198:18:3::20', dst: 'fd00:198:18:1::10', proto: PROTO.UDP, exts: [frag6({ offset: 0, mf: true, id: 78 })] }, udp({ sport: 53, dport: 21001, payload })));
     process.stdout.write(`uplink per-packet cost, BPF_PROG_TEST_RUN, ${COPIES} fresh copies (median ns/packet, one run each)\n`);
     for (const [name, hook, pkt] of cases) {
       const prog = hook === 'in' ? h.dp.ingress : h.dp.egress;

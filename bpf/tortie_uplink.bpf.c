@@ -15,8 +15,8 @@
  *                      this host, is SNATed to the node address; ICMP errors of SNATed
  *                      flows are translated like them, other ICMP from such pools is dropped
  *                      (lib/icmp_err.h).
- * Untagged IPv6 (uplink6_ingress / uplink6_egress): NAT66 of natOutgoing IPv6 pools and of
- * ICMPv6 errors about their mappings (lib/nat6.h), once the agent has written tortie_netcfg6_v1; other IPv6 passes untouched (no host endpoint
+ * Untagged IPv6 (uplink6_ingress / uplink6_egress): NAT66 of natOutgoing IPv6 pools, of
+ * ICMPv6 errors about their mappings and of their later fragments (lib/nat6.h), once the agent has written tortie_netcfg6_v1; other IPv6 passes untouched (no host endpoint
  * policy for IPv6 yet).
  * Both also carry host endpoint policy (lib/hostep.h; IPIP between nodes and tunnelled
  * workload traffic excepted). Everything else passes untouched, including VLAN-tagged and
@@ -73,8 +73,12 @@ static __noinline int uplink6_ingress(struct __sk_buff *skb)
 	if (!cfg)
 		return TORTIE_FORWARD;
 	ret = uplink_parse6(skb, &pkt);
-	if (ret != PARSE_IPV6 || !ip6_eq(pkt.daddr6, snat6_addr(cfg)) || pkt.frag != TORTIE_FRAG_NONE)
+	if (ret != PARSE_IPV6 || !ip6_eq(pkt.daddr6, snat6_addr(cfg)))
 		return TORTIE_FORWARD;
+	if (pkt.frag == TORTIE_FRAG_LATER) {
+		ret = nat6_frag_later(skb, &pkt, TORTIE_FRAG_PT_RNAT);
+		return ret < 0 ? ret : TORTIE_FORWARD;
+	}
 	/* An error quoting a translated flow goes to its workload; only an echo reply answers a
 	 * translated ping: requests and other ICMPv6 are the node's. */
 	if (pkt.proto == IP6_NH_ICMP && icmp6_is_error((__u8)(pkt.dport >> 8)))
@@ -100,14 +104,17 @@ static __noinline int uplink6_egress(struct __sk_buff *skb)
 	if (ret == 0)
 		return TORTIE_FORWARD;
 	if (ret < 0) {
-		/* Unparseable: passes, unless it is a natOutgoing pool's (its addresses are read first). */
+		/* Unparseable: passes, unless it is a natOutgoing pool's. */
+		nat6_refused_addrs(skb, &pkt);
 		return pkt.family == 6 && needs_snat6(&pkt, cfg) ? ret : TORTIE_FORWARD;
 	}
 	if (ret != PARSE_IPV6)
 		return TORTIE_FORWARD;
 	if (needs_snat6(&pkt, cfg)) {
-		if (pkt.frag != TORTIE_FRAG_NONE)
-			return DROP_NAT6_FRAG;
+		if (pkt.frag == TORTIE_FRAG_LATER) {
+			ret = nat6_frag_later(skb, &pkt, TORTIE_FRAG_PT_SNAT);
+			return ret < 0 ? ret : TORTIE_FORWARD;
+		}
 		/* Errors about a translated flow leave as the node's; other ICMPv6 is refused. */
 		if (pkt.proto == IP6_NH_ICMP && pkt.echo != TORTIE_ECHO_REQUEST)
 			return nat6_err_snat(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));

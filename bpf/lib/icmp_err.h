@@ -83,7 +83,10 @@ static __always_inline int icmp_err_rev(struct __sk_buff *skb, const struct tort
 	/* The quoted ports must be inside the datagram: not translated otherwise (the node's). */
 	if (pofs + need > dgram_end)
 		return 0;
-	if (need && bpf_skb_load_bytes(skb, pofs, ports, sizeof(ports)) < 0)
+	/* Exactly what the quote must hold: a 4-byte TCP/UDP quote ending the frame is read too. */
+	if (need == 4 && bpf_skb_load_bytes(skb, pofs, ports, 4) < 0)
+		return 0;
+	if (need == 6 && bpf_skb_load_bytes(skb, pofs, ports, 6) < 0)
 		return 0;
 	rk.saddr = in.daddr;
 	rk.daddr = node_ip;

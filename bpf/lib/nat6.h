@@ -2,7 +2,7 @@
 /*
  * NAT66: NAT outgoing of IPv6 pools (Calico's natOutgoing on an IPv6 IPPool), on the uplink. Workload
  * traffic from a natOutgoing IPv6 pool to a destination outside every IPv6 pool, not a node and not
- * this host leaves with the node's IPv6 address (or Felix's IPv6 natOutgoingAddress) as source
+ * this host leaves with the node's IPv6 address as source (Calico's natOutgoingAddress is IPv4 only)
  * (nat6_snat, tc egress); replies are translated back (nat6_rev, tc ingress).
  *
  * The guarantees are lib/nat.h's, with the same load-time tunables (port range, retries, quota,
@@ -23,8 +23,19 @@
  *
  * ICMPv6 errors about a mapping are translated both ways (nat6_err_rev, nat6_err_snat below, as
  * lib/icmp_err.h for IPv4). Not translated (refused instead, so nothing leaves with a pool
- * address): fragments of datagrams from a natOutgoing pool (DROP_NAT6_FRAG) and ICMPv6 other than
- * echo requests and errors about a live mapping (DROP_NAT6_ICMP).
+ * address): ICMPv6 other than echo requests and errors about a live mapping (DROP_NAT6_ICMP).
+ *
+ * Fragments, as lib/frag.h's NAT points for IPv4: a first fragment carries the upper-layer header
+ * and is translated like a whole datagram (its L4 checksum covers the whole datagram: the
+ * incremental update stays right); a translated first fragment records the address it was given
+ * (tortie_nfrag6_v1, keyed by the tuple before translation, the fragment header's 32-bit id and
+ * the point); its later fragments get that address (nat6_frag_later; no header checksum in IPv6,
+ * no L4 header in them). Leaving, a later fragment from a natOutgoing pool without a record (its
+ * first fragment not translated, not seen, overtaken or forgotten) is dropped (DROP_NAT6_FRAG):
+ * the workload address never leaves. Arriving for the node, a later fragment without a record is
+ * the node's and passes untouched. The tracker is an LRU of 16384 datagrams: a full one forgets
+ * the oldest, whose remaining fragments are refused (out) or left to the node (in); the sender's
+ * retry starts a new datagram.
  */
 #ifndef TORTIE_LIB_NAT6_H
 #define TORTIE_LIB_NAT6_H
@@ -82,6 +93,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_netcfg6_v1 SEC(".maps");
 
+/* tortie_nfrag6_v1: struct tortie_frag6_key (point TORTIE_FRAG_PT_SNAT or _RNAT; addresses as the
+ * first fragment arrived) -> struct tortie_natfrag6_value. Written and read by the uplink program
+ * only; LRU (bounded, see above). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tortie_frag6_key);
+	__type(value, struct tortie_natfrag6_value);
+	__uint(max_entries, 16384);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_nfrag6_v1 SEC(".maps");
+
 /* Per-CPU scratch of nat6_snat: its keys and values would not fit the 512-byte stack of the call
  * chain next to the parsed packet. A tc program runs to completion on its CPU, so one slot serves. */
 struct nat6_scratch {
@@ -89,6 +111,8 @@ struct nat6_scratch {
 	struct tortie_nat6_value nv, rv;
 	struct bpf_sock_tuple t;            /* nat6_host_sock's lookup */
 	__be32 stale[4];
+	struct tortie_frag6_key frk;        /* nat6_frag_record / nat6_frag_later */
+	struct tortie_natfrag6_value frv;
 };
 
 
@@ -119,6 +143,47 @@ static __always_inline void ip6_copy(__be32 *to, const __be32 *from)
 	to[3] = from[3];
 }
 
+/* A translated first fragment (any translated packet may be passed: only first fragments are
+ * recorded): its later fragments at `point` will get nat_addr. */
+static __always_inline void nat6_frag_record(const struct tortie_pkt *pkt, __u8 point, const __be32 *nat_addr)
+{
+	struct nat6_scratch *sc;
+
+	if (pkt->frag != TORTIE_FRAG_FIRST)
+		return;
+	sc = nat6_scratch();
+	if (!sc)
+		return;
+	frag6_key(&sc->frk, pkt, point);
+	ip6_copy(sc->frv.nat_addr, nat_addr);
+	bpf_map_update_elem(&tortie_nfrag6_v1, &sc->frk, &sc->frv, BPF_ANY);
+}
+
+/*
+ * A later fragment at a NAT66 point (TORTIE_FRAG_PT_SNAT: its source, _RNAT: its destination):
+ * the address its first fragment was given. 1 translated; 0 no record arriving (the node's);
+ * no record leaving: DROP_NAT6_FRAG; a failed store: DROP_NAT6_FRAG_ADDR.
+ */
+static __noinline int nat6_frag_later(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u8 point)
+{
+	struct nat6_scratch *sc = nat6_scratch();
+	bool out = point == TORTIE_FRAG_PT_SNAT;
+	__u32 field = pkt->l3_off + (out ? offsetof(struct ipv6hdr, saddr) : offsetof(struct ipv6hdr, daddr));
+	struct tortie_natfrag6_value *v;
+
+	if (!sc)
+		return out ? DROP_NAT6_FRAG : 0;
+	frag6_key(&sc->frk, pkt, point);
+	v = bpf_map_lookup_elem(&tortie_nfrag6_v1, &sc->frk);
+	if (!v)
+		return out ? DROP_NAT6_FRAG : 0;
+	ip6_copy(sc->frv.nat_addr, v->nat_addr);
+	if (bpf_skb_store_bytes(skb, field, sc->frv.nat_addr, 16, 0) < 0)
+		return DROP_NAT6_FRAG_ADDR;
+	netstat_inc(TORTIE_NS_NAT_FRAG);
+	return 1;
+}
+
 /* This node's IPv6 parameters, or NULL while NAT66 is off. */
 static __always_inline const struct tortie_netcfg6 *netcfg6_get(void)
 {
@@ -128,7 +193,8 @@ static __always_inline const struct tortie_netcfg6 *netcfg6_get(void)
 	return c && !ip6_zero(c->node_ip6) ? c : NULL;
 }
 
-/* The SNAT source: Felix's IPv6 natOutgoingAddress, else the node's IPv6 address. */
+/* The SNAT source: tortie_netcfg6's snat_ip6 if set (the agent leaves it zero: Calico's
+ * natOutgoingAddress is IPv4 only), else the node's IPv6 address. */
 static __always_inline const __be32 *snat6_addr(const struct tortie_netcfg6 *cfg)
 {
 	return ip6_zero(cfg->snat_ip6) ? cfg->node_ip6 : cfg->snat_ip6;
@@ -148,6 +214,18 @@ static __always_inline bool node6_known(const __be32 *addr)
 
 	ip6_copy(k.addr, addr);
 	return bpf_map_lookup_elem(&tortie_node6_v1, &k) != NULL;
+}
+
+/* A leaving IPv6 frame the parser refused before it read the addresses (a payload length beyond
+ * the frame): its addresses, if the fixed header is there, so that a natOutgoing pool's frame is
+ * refused rather than passed (nothing leaves with a pool address). */
+static __always_inline void nat6_refused_addrs(struct __sk_buff *skb, struct tortie_pkt *pkt)
+{
+	if (pkt->family == 6)
+		return;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, saddr), pkt->saddr6, 16) == 0 &&
+	    bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, daddr), pkt->daddr6, 16) == 0)
+		pkt->family = 6;
 }
 
 /* SNAT applies: source in a natOutgoing IPv6 pool; destination in no pool, not a node, not us. */
@@ -445,6 +523,7 @@ static __noinline int nat6_snat(struct __sk_buff *skb, const struct tortie_pkt *
 	nat6_track_tcp(fv, pkt, true);
 	fv->last_seen_ns = now;
 	netstat_inc(TORTIE_NS_SNAT);
+	nat6_frag_record(pkt, TORTIE_FRAG_PT_SNAT, node_ip);
 	return nat6_rewrite(skb, pkt, l4off, true, pkt->saddr6, node_ip, ports ? sport : 0, port);
 }
 
@@ -511,6 +590,7 @@ static __always_inline int nat6_rev(struct __sk_buff *skb, const struct tortie_p
 	}
 	rv->last_seen_ns = now;
 	netstat_inc(TORTIE_NS_RNAT);
+	nat6_frag_record(pkt, TORTIE_FRAG_PT_RNAT, rv->addr);
 	ret = nat6_rewrite(skb, pkt, l4off, false, node_ip, rv->addr, rk.dport, rv->port);
 	return ret < 0 ? ret : 1;
 }
@@ -581,7 +661,10 @@ static __noinline int nat6_err_rev(struct __sk_buff *skb, const struct tortie_pk
 	/* The quoted ports must be inside the datagram: not translated otherwise (the node's). */
 	if (w.off + need > dgram_end)
 		return 0;
-	if (need && bpf_skb_load_bytes(skb, w.off, ports, sizeof(ports)) < 0)
+	/* Exactly what the quote must hold: a 4-byte TCP/UDP quote ending the frame is read too. */
+	if (need == 4 && bpf_skb_load_bytes(skb, w.off, ports, 4) < 0)
+		return 0;
+	if (need == 6 && bpf_skb_load_bytes(skb, w.off, ports, 6) < 0)
 		return 0;
 	rk = &sc->rk;
 	fk = &sc->fk;

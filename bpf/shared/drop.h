@@ -84,11 +84,13 @@ enum tortie_drop_reason {
 					  * link (not link-local, not multicast), or from a source that is
 					  * neither unspecified, link-local nor the workload's own */
 	DROP_NAT6_ADDR = -64,            /* NAT66: storing the translated IPv6 address (lib/nat6.h) */
-	DROP_NAT6_FRAG = -65,            /* NAT66: a fragment of an IPv6 datagram from a natOutgoing pool
-					  * to the outside (fragments are not translated; lib/nat6.h) */
+	DROP_NAT6_FRAG = -65,            /* NAT66: a later fragment of an IPv6 datagram from a natOutgoing
+					  * pool to the outside whose first fragment was not translated here
+					  * (not seen, overtaken or forgotten: lib/nat6.h nat6_frag_later) */
 	DROP_NAT6_ICMP = -66,            /* NAT66: ICMPv6 from a natOutgoing pool to the outside that cannot
 					  * be translated like its flow: not an echo request nor an error
 					  * quoting a live mapping and addressed to the quoted source */
+	DROP_NAT6_FRAG_ADDR = -67,       /* NAT66: storing a later fragment's translated address (lib/nat6.h) */
 	/* VXLAN arriving on the uplink (lib/vxlan.h): UDP to this node's VXLAN port and address. */
 	DROP_VXLAN_UNKNOWN_SRC = -72,    /* VXLAN from an address that is not a known node */
 	DROP_VXLAN_BAD_HDR = -73,        /* VXLAN: outer fragment, truncated, UDP length not the datagram's,

@@ -524,8 +524,8 @@ struct tortie_pool6_key {
 	__be32 addr[4];
 };
 
-/* tortie_netcfg6_v1[0]: this node's IPv6 address (0 = NAT66 off) and Felix's IPv6
- * natOutgoingAddress (0 = the node address). tortie_node6_v1: __be32[4] node address -> struct
+/* tortie_netcfg6_v1[0]: this node's IPv6 address (0 = NAT66 off) and an IPv6 SNAT source
+ * (0 = the node address; the agent writes 0: Calico's natOutgoingAddress is IPv4 only). tortie_node6_v1: __be32[4] node address -> struct
  * tortie_node_info (no SNAT towards nodes). */
 struct tortie_netcfg6 {
 	__be32 node_ip6[4];
@@ -534,6 +534,12 @@ struct tortie_netcfg6 {
 
 struct tortie_node6_key {
 	__be32 addr[4];
+};
+
+/* ---- NAT66 fragments (lib/nat6.h): tortie_nfrag6_v1, struct tortie_frag6_key (point SNAT or
+ * RNAT) -> the address the NAT point wrote into the datagram's first fragment ---- */
+struct tortie_natfrag6_value {
+	__be32 nat_addr[4];  /* SNAT: the new source; RNAT: the new destination (the workload) */
 };
 
 #endif

@@ -125,6 +125,8 @@ export interface DataplaneStatus {
   events: FlowEventStatus;
   /** NAT outgoing state (absent in policy-only mode). */
   nat?: NatStatus;
+  /** NAT66's table (tortie_nat6_v1), the same figures. */
+  nat6?: NatStatus;
   /** Conntrack table use against its size and the per-workload quota. */
   conntrack: CtStatus;
   /** BPF host routing: whether it is on, and its counters summed over CPUs (zeros when off). */
@@ -185,7 +187,7 @@ export class BpfDataplane {
     this.setFailsafe(this.o.failsafe ?? { inbound: DEFAULT_FAILSAFE_INBOUND, outbound: DEFAULT_FAILSAFE_OUTBOUND });
     if (this.o.routing !== false) {
       this.routes = await RouteManager.open({
-        ...(this.o.routing ?? {}), mapSizes: this.o.mapSizes, pinRoot: this.o.pinRoot, uplink: this.o.uplink, netns: this.o.netns, ct4: this.wep.maps.ct4,
+        ...(this.o.routing ?? {}), mapSizes: this.o.mapSizes, pinRoot: this.o.pinRoot, uplink: this.o.uplink, netns: this.o.netns, ct4: this.wep.maps.ct4, ct6: this.wep.maps.ct6,
         objectDir: this.o.objectDir, log: this.log,
       });
     }
@@ -468,7 +470,7 @@ export class BpfDataplane {
     };
     return {
       endpointsProgrammed: this.policy.boundCount, interfaces: this.attached.size, tables: this.policy.writer.tables.size,
-      conntrackEntries: ct.live, conntrackSweep: { scanned: ct.scanned, expired: ct.expired }, drops, mapEntries, events, nat: this.routes?.natStatus(),
+      conntrackEntries: ct.live, conntrackSweep: { scanned: ct.scanned, expired: ct.expired }, drops, mapEntries, events, nat: this.routes?.natStatus(), nat6: this.routes?.natStatus(6),
       conntrack: ctStatus(ct, this.wep.ctMaxEntries, this.wep.ctQuota, (this.ctExpired += ct.expired)),
       hostRouting: {
         active: this.wep.hostRouting.active,

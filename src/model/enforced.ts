@@ -163,7 +163,12 @@ function felix(spec: FelixConfigurationSpec, add: Add): void {
     }
     add(`spec.${key}`, 'is not supported by tortie (README, "FelixConfiguration fields", lists what tortie-node honours)');
   }
-  if (spec.natOutgoingAddress !== undefined && isV6(spec.natOutgoingAddress)) add('spec.natOutgoingAddress', `${spec.natOutgoingAddress}: ${NO_V6}`);
+  // Calico's natOutgoingAddress is IPv4 only (Felix reads it as an IPv4 address, libcalico-go
+  // validates it so); NAT66 leaves with the node's IPv6 address. A refusal of its own, not NO_V6:
+  // it stays when the IPv6 gate is lifted.
+  if (spec.natOutgoingAddress !== undefined && isV6(spec.natOutgoingAddress)) {
+    add('spec.natOutgoingAddress', `${spec.natOutgoingAddress} is not an IPv4 address: natOutgoingAddress is IPv4 only, as in Calico (NAT66 of IPv6 pools uses the node's IPv6 address)`);
+  }
 }
 
 function rules(list: Rule[] | undefined, path: string, add: Add): void {

@@ -88,24 +88,24 @@ export class NodeMetrics {
     labelNames: ['outcome'] as const, registers: [this.registry],
   });
   readonly natFlows = new Gauge({
-    name: 'tortie_nat_mappings', help: 'Live NAT-outgoing mappings (flows)', registers: [this.registry],
+    name: 'tortie_nat_mappings', help: 'Live NAT-outgoing mappings (flows), by address family ("4": IPv4 NAT, "6": NAT66)', labelNames: ['family'] as const, registers: [this.registry],
   });
   readonly natCapacity = new Gauge({
-    name: 'tortie_nat_table_capacity', help: 'NAT table size in entries (two per flow); a full table refuses new flows', registers: [this.registry],
+    name: 'tortie_nat_table_capacity', help: 'NAT table size in entries (two per flow); a full table refuses new flows', labelNames: ['family'] as const, registers: [this.registry],
   });
   readonly natQuota = new Gauge({
-    name: 'tortie_nat_workload_quota', help: 'NAT mappings (flows) one workload address may hold (0 = no quota)', registers: [this.registry],
+    name: 'tortie_nat_workload_quota', help: 'NAT mappings (flows) one workload address may hold (0 = no quota)', labelNames: ['family'] as const, registers: [this.registry],
   });
   readonly natWorkloadsAtQuota = new Gauge({
-    name: 'tortie_nat_workloads_at_quota', help: 'Workload addresses holding their whole NAT quota (new flows refused: tortie_dropped_packets{reason="nat_quota"})', registers: [this.registry],
+    name: 'tortie_nat_workloads_at_quota', help: 'Workload addresses holding their whole NAT quota (new flows refused: tortie_dropped_packets{reason="nat_quota"})', labelNames: ['family'] as const, registers: [this.registry],
   });
   readonly natMaxWorkloadFlows = new Gauge({
-    name: 'tortie_nat_workload_mappings_max', help: 'Largest number of NAT mappings held by one workload address', registers: [this.registry],
+    name: 'tortie_nat_workload_mappings_max', help: 'Largest number of NAT mappings held by one workload address', labelNames: ['family'] as const, registers: [this.registry],
   });
   readonly natExpired = new Counter({
-    name: 'tortie_nat_expired_total', help: 'NAT mappings deleted by the sweep after their flow ended (live mappings are never evicted)', registers: [this.registry],
+    name: 'tortie_nat_expired_total', help: 'NAT mappings deleted by the sweep after their flow ended (live mappings are never evicted)', labelNames: ['family'] as const, registers: [this.registry],
   });
-  private natExpiredSeen = 0;
+  private readonly natExpiredSeen = { 4: 0, 6: 0 };
   readonly ctCapacity = new Gauge({
     name: 'tortie_conntrack_capacity', help: 'Conntrack table size; a full table refuses new flows', registers: [this.registry],
   });
@@ -149,17 +149,20 @@ export class NodeMetrics {
     name: 'tortie_in_sync', help: '1 once the initial datastore snapshot has been applied to the kernel', registers: [this.registry],
   });
 
-  /** Sets the NAT metrics from a status read (the expired counter follows the running total). */
-  recordNat(s: NatStatus): void {
-    this.natFlows.set(s.flows);
-    this.natCapacity.set(s.capacity);
-    this.natQuota.set(s.quota);
-    this.natWorkloadsAtQuota.set(s.workloadsAtQuota);
-    this.natMaxWorkloadFlows.set(s.maxWorkloadFlows);
-    if (s.expiredTotal > this.natExpiredSeen) this.natExpired.inc(s.expiredTotal - this.natExpiredSeen);
-    this.natExpiredSeen = s.expiredTotal;
-    this.mapEntries.set({ map: 'nat4' }, s.entries);
-    this.mapCapacity.set({ map: 'nat4' }, s.capacity);
+  /** Sets one family's NAT metrics from a status read (label family="4": tortie_nat4_v2, "6":
+   *  NAT66's tortie_nat6_v1); the expired counter follows that family's running total. */
+  recordNat(s: NatStatus, family: 4 | 6 = 4): void {
+    const l = { family: String(family) };
+    this.natFlows.set(l, s.flows);
+    this.natCapacity.set(l, s.capacity);
+    this.natQuota.set(l, s.quota);
+    this.natWorkloadsAtQuota.set(l, s.workloadsAtQuota);
+    this.natMaxWorkloadFlows.set(l, s.maxWorkloadFlows);
+    const seen = this.natExpiredSeen[family];
+    if (s.expiredTotal > seen) this.natExpired.inc(l, s.expiredTotal - seen);
+    this.natExpiredSeen[family] = s.expiredTotal;
+    this.mapEntries.set({ map: `nat${family}` }, s.entries);
+    this.mapCapacity.set({ map: `nat${family}` }, s.capacity);
   }
 
   /** Sets the conntrack table metrics from a status read. */

@@ -46,6 +46,7 @@ export function dataplaneAdapter(dp: BpfDataplane, metrics: NodeMetrics): Datapl
       for (const [map, n] of Object.entries(st.mapEntries)) metrics.mapEntries.set({ map }, n);
       for (const [outcome, n] of Object.entries(st.events)) metrics.flowEvents.set({ outcome }, n);
       if (st.nat) metrics.recordNat(st.nat);
+      if (st.nat6) metrics.recordNat(st.nat6, 6);
       metrics.recordConntrack(st.conntrack);
       metrics.recordHostRouting(st.hostRouting);
     },

@@ -4,10 +4,13 @@
  *   `profile`, `tier`, `namespace`, `node`, `gns`, `netset`, `pool`, `allowAllProfile`);
  * - packet builders and checks: frames with valid L4 checksums (`tcpFrame`, `udpFrame`,
  *   `icmpFrame`), an IPv4 view (`ipAt`), checksums recomputed from the bytes (`l4ChecksumOk`,
- *   `fillL4Checksum`) so incremental updates in BPF are verified independently. The header
- *   builders themselves are src/dataplane/bpf/packet.ts.
+ *   `fillL4Checksum`) so incremental updates in BPF are verified independently; IPv6 frames without
+ *   extension headers likewise (`frame6`, `ip6At`);
+ * - `stampOlderThan`: a CLOCK_MONOTONIC stamp older than n seconds, for ageing map entries.
+ * The header builders themselves are src/dataplane/bpf/packet.ts.
  */
-import { inetChecksum, eth, ipv4, tcp, udp, icmp, PROTO, type EthOpts } from '../dataplane/bpf/packet';
+import { inetChecksum, eth, eth6, ipv4, ipv6Bytes, tcp, udp, icmp, PROTO, NH6, type EthOpts } from '../dataplane/bpf/packet';
+import { formatIP } from '../primitives';
 import { workloadEndpointName } from '../model';
 import type {
   GlobalNetworkPolicy, GlobalNetworkPolicySpec, GlobalNetworkSet, HostEndpoint, IPPool, NetworkSet, Namespace, NetworkPolicy, NetworkPolicySpec,
@@ -184,4 +187,52 @@ export function icmpFrame(f: Flow, e: EthOpts = {}): Buffer {
 export function portsOf(ip: IpView): [number, number] {
   if (ip.proto === PROTO.ICMP) { const id = ip.l4.readUInt16BE(4); return [id, id]; }
   return [ip.l4.readUInt16BE(0), ip.l4.readUInt16BE(2)];
+}
+
+// ---------------------------------------------------------------- IPv6 frames
+
+const CSUM6_AT: Record<number, number> = { [NH6.TCP]: 16, [NH6.UDP]: 6, [NH6.ICMP6]: 2 };
+
+/** The upper-layer checksum over the IPv6 pseudo-header (RFC 8200 8.1) and `l4`. */
+export function l4Sum6(src: Buffer, dst: Buffer, nh: number, l4: Buffer): number {
+  const p = Buffer.alloc(40);
+  src.copy(p, 0);
+  dst.copy(p, 16);
+  p.writeUInt32BE(l4.length, 32);
+  p[39] = nh;
+  return inetChecksum(Buffer.concat([p, l4]));
+}
+
+/** An IPv6 frame (no extension headers) whose TCP, UDP or ICMPv6 checksum is filled in. */
+export function frame6(src: string, dst: string, nh: number, l4: Buffer, e: EthOpts = {}): Buffer {
+  const f = eth6({ src, dst, proto: nh }, l4, e);
+  const at = ETH_HLEN + 40 + CSUM6_AT[nh]!;
+  f.writeUInt16BE(0, at);
+  const sum = l4Sum6(ipv6Bytes(src), ipv6Bytes(dst), nh, f.subarray(ETH_HLEN + 40));
+  f.writeUInt16BE(nh === NH6.UDP && sum === 0 ? 0xffff : sum, at);
+  return f;
+}
+
+export interface Ip6View { src: string; dst: string; nh: number; l4: Buffer; ports: [number, number]; csumOk: boolean }
+
+/** An IPv6 frame without extension headers: addresses, ports (echo id twice for ICMPv6), checksum recomputed. */
+export function ip6At(frame: Buffer, off = ETH_HLEN): Ip6View {
+  const ip = frame.subarray(off);
+  const nh = ip[6]!;
+  const l4 = ip.subarray(40, 40 + ip.readUInt16BE(4));
+  const addr = (o: number) => formatIP({ version: 6, bytes: [...ip.subarray(o, o + 16)] });
+  const sum = l4Sum6(ip.subarray(8, 24), ip.subarray(24, 40), nh, l4);
+  return {
+    src: addr(8), dst: addr(24), nh, l4,
+    ports: nh === NH6.ICMP6 ? [l4.readUInt16BE(4), l4.readUInt16BE(4)] : [l4.readUInt16BE(0), l4.readUInt16BE(2)],
+    csumOk: sum === 0 || sum === 0xffff,
+  };
+}
+
+/** A last_seen stamp older than `sec` on the monotonic clock (bpf_ktime_get_ns's). Waits (never
+ *  fails) on a machine whose clock has not run that long yet: no assumption about the time since boot. */
+export async function stampOlderThan(sec: number): Promise<bigint> {
+  const age = BigInt(Math.round((sec + 1) * 1e9));
+  while (process.hrtime.bigint() <= age) await new Promise((r) => setTimeout(r, 100));
+  return process.hrtime.bigint() - age;
 }

@@ -115,6 +115,6 @@ spec:
   t.match(b.stderr, /spec\.bpfConntrackTimeouts\.tcpEstablished: must be "Auto" or a duration/);
   t.match(b.stderr, /spec\.bpfConntrackTimeouts\.tcpSomething: is not a conntrack timer/);
   cli.file('v6.yaml', 'apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: node.n2}\nspec: {natOutgoingAddress: "fd00::1"}\n');
-  t.match((await cli.run(['apply', '-f', 'v6.yaml'])).stderr, /spec\.natOutgoingAddress: fd00::1: IPv6 is not implemented by tortie/);
+  t.match((await cli.run(['apply', '-f', 'v6.yaml'])).stderr, /spec\.natOutgoingAddress: fd00::1 is not an IPv4 address: natOutgoingAddress is IPv4 only, as in Calico/);
   t.equal((await cli.run(['get', 'felixconfiguration', 'node.n2'])).code, 1, 'nothing written');
 });

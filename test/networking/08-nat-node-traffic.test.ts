@@ -203,11 +203,14 @@ for i in range(5):
     const metrics = new NodeMetrics(false);
     const st = rm!.natStatus();
     metrics.recordNat(st);
+    metrics.recordNat(rm!.natStatus(6), 6);
     const text = await metrics.registry.metrics();
-    t.match(text, /^tortie_nat_workloads_at_quota 1$/m, 'metric: one workload at its quota');
-    t.match(text, new RegExp(`^tortie_nat_workload_mappings_max ${QUOTA}$`, 'm'));
-    t.match(text, new RegExp(`^tortie_nat_workload_quota ${QUOTA}$`, 'm'));
-    t.match(text, /^tortie_nat_table_capacity 1024$/m);
+    t.match(text, /^tortie_nat_workloads_at_quota\{family="4"\} 1$/m, 'metric: one workload at its quota');
+    t.match(text, new RegExp(`^tortie_nat_workload_mappings_max\\{family="4"\\} ${QUOTA}$`, 'm'));
+    t.match(text, new RegExp(`^tortie_nat_workload_quota\\{family="4"\\} ${QUOTA}$`, 'm'));
+    t.match(text, /^tortie_nat_table_capacity\{family="4"\} 1024$/m);
+    t.match(text, /^tortie_nat_mappings\{family="6"\} 0$/m, 'NAT66 has its own series (no IPv6 flows here)');
+    t.match(text, /^tortie_nat_workloads_at_quota\{family="6"\} 0$/m);
     t.equal(st.flows, rows.get(WA)! + QUOTA, 'occupancy: every live flow counted');
   });
 });

@@ -85,3 +85,19 @@ t.test('an error from a workload whose quote ends before the ports: padding is n
   const r = h.run('out', padded);
   t.same([r.retval, r.reason], [TC_SHOT, R.NAT_ICMP], 'quote without its ports (they are padding): dropped, not translated');
 });
+
+t.test('an error from outside whose quote holds just the ports, ending the frame, is translated back (nothing read past it)', async (t) => {
+  const h = await UplinkHarness.create('naticmp4end');
+  t.teardown(() => h.close());
+  h.config(NODE);
+  h.pool('192.168.0.0/18', POOL_F.NAT_OUT);
+  h.node(NODE);
+  h.run('out', udpFrame({ src: WL1, dst: OUT, sport: 6300, dport: 9999 }));
+  const sent = ipAt(h.run('out', udpFrame({ src: WL2, dst: OUT, sport: 6300, dport: 9999 })).data);
+  const f = eth({}, ipv4({ src: '198.18.3.1', dst: NODE, proto: PROTO.ICMP }, icmp({ type: 3, code: 3, payload: Buffer.from(sent.raw.subarray(0, 24)) })));
+  t.equal(f.length, 14 + 20 + 8 + 24, 'the frame ends with the quoted ports (no padding)');
+  const r = h.run('in', f);
+  const o = ipAt(r.data);
+  const q = ipAt(o.l4, 8);
+  t.same([r.reason, o.dst, q.src, o.l4.readUInt16BE(8 + 20), l4ChecksumOk(o)], [R.FORWARD, WL2, WL2, 6300, true]);
+});

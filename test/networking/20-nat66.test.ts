@@ -3,8 +3,9 @@
 // not this host), ports only from the NAT range (the workload's kept when inside), no two flows
 // sharing a reply tuple, reverse translation, TCP/UDP/ICMPv6 checksums (pseudo-header included)
 // recomputed from the bytes, node sockets' ports skipped, exhaustion, per-workload quota and a
-// full table as counted drops that leave existing flows intact, fragments and ICMPv6 other than echo
-// or errors about a live mapping refused, ICMPv6 errors about mappings translated both ways (quote,
+// full table as counted drops that leave existing flows intact, later fragments translated like their
+// first fragment both ways (refused leaving when it was not), ICMPv6 other than echo or errors about
+// a live mapping refused, ICMPv6 errors about mappings translated both ways (quote,
 // outer address, checksum) and forged ones left alone, the sweep returning memory and crediting the
 // workload's count.
 import t from 'tap';
@@ -15,8 +16,10 @@ import { Topology } from '../../src/util/netns';
 import { PySockets } from '../../src/testbed/probes';
 import { NAT6, readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat';
 import { readQuota } from '../../src/dataplane/bpf/quota';
-import { eth6, ext6, frag6, icmp6, inetChecksum, ipv6Bytes, tcp, udp, NH6 } from '../../src/dataplane/bpf/packet';
+import { eth6, ext6, frag6, icmp6, ipv6Bytes, tcp, udp, NH6 } from '../../src/dataplane/bpf/packet';
 import { formatIP } from '../../src/primitives';
+import { frag6KeyCodec } from '../../src/dataplane/bpf/codecs';
+import { frame6, ip6At, l4Sum6 } from '../../src/testbed/fixtures';
 
 const NODE6 = 'fd00:198:18:1::10';
 const OTHER_NODE6 = 'fd00:198:18:1::11';
@@ -25,42 +28,14 @@ const WL2 = 'fd00:10::6';
 const NONAT = 'fd00:20::9';
 const OUT = 'fd00:198:18:3::20';
 
-// ---- IPv6 frames with valid L4 checksums, and their reading ----
-const CSUM_AT: Record<number, number> = { [NH6.TCP]: 16, [NH6.UDP]: 6, [NH6.ICMP6]: 2 };
-
-function l4sum(src: Buffer, dst: Buffer, nh: number, l4: Buffer): number {
-  const pseudo = Buffer.alloc(40);
-  src.copy(pseudo, 0);
-  dst.copy(pseudo, 16);
-  pseudo.writeUInt32BE(l4.length, 32);
-  pseudo[39] = nh;
-  return inetChecksum(Buffer.concat([pseudo, l4]));
-}
-
-function frame6(src: string, dst: string, nh: number, l4: Buffer): Buffer {
-  const f = eth6({ src, dst, proto: nh }, l4);
-  const at = 14 + 40 + CSUM_AT[nh]!;
-  f.writeUInt16BE(0, at);
-  f.writeUInt16BE(l4sum(ipv6Bytes(src), ipv6Bytes(dst), nh, f.subarray(54)), at);
-  return f;
-}
+// ---- IPv6 frames with valid L4 checksums (src/testbed/fixtures.ts), and their reading ----
+const l4sum = l4Sum6;
 const tcp6 = (src: string, dst: string, sport: number, dport: number, flags = 'S') =>
   frame6(src, dst, NH6.TCP, tcp({ sport, dport, flags, payload: Buffer.from('hello') }));
 const udp6 = (src: string, dst: string, sport: number, dport: number) => frame6(src, dst, NH6.UDP, udp({ sport, dport, payload: Buffer.from('q') }));
 const echo6 = (src: string, dst: string, type: number, id: number) => frame6(src, dst, NH6.ICMP6, icmp6({ type, id, seq: 1, payload: Buffer.from('ping') }));
 
-interface Read6 { src: string; dst: string; nh: number; ports: [number, number]; csumOk: boolean }
-function read6(f: Buffer): Read6 {
-  const ip = f.subarray(14);
-  const nh = ip[6]!;
-  const l4 = f.subarray(54);
-  const addr = (o: number) => formatIP({ version: 6, bytes: [...ip.subarray(o, o + 16)] });
-  return {
-    src: addr(8), dst: addr(24), nh,
-    ports: nh === NH6.ICMP6 ? [l4.readUInt16BE(4), l4.readUInt16BE(4)] : [l4.readUInt16BE(0), l4.readUInt16BE(2)],
-    csumOk: l4sum(ip.subarray(8, 24), ip.subarray(24, 40), nh, l4) === 0 || l4sum(ip.subarray(8, 24), ip.subarray(24, 40), nh, l4) === 0xffff,
-  };
-}
+const read6 = (f: Buffer) => ip6At(f);
 
 const topo = Topology.create('nat66');
 t.teardown(() => topo.destroy());
@@ -148,11 +123,54 @@ t.test('SNAT decisions, translation and reverse translation', async (t) => {
     t.equal(readNat6Entries(h.dp.maps.nat6).filter((e) => e.key.dport === 80 && e.key.sport === 21001).length, 0, 'no mapping made');
   });
 
-  t.test('refused: fragments and ICMPv6 errors from a natOutgoing pool; a reply nobody mapped is left alone', async (t) => {
-    const frag = eth6({ src: WL1, dst: OUT, proto: NH6.UDP, exts: [frag6({ offset: 0, mf: true })] }, udp({ sport: 5000, dport: 53, payload: Buffer.alloc(16) }));
-    t.same([h.run('out', frag).retval, h.run('out', frag).reason], [TC_SHOT, R.NAT6_FRAG]);
-    const later = eth6({ src: WL1, dst: OUT, proto: NH6.UDP, exts: [frag6({ offset: 4, mf: false })] }, Buffer.alloc(16));
-    t.equal(h.run('out', later).reason, R.NAT6_FRAG, 'a later fragment too: the workload address never leaves');
+  t.test('fragments: later fragments follow their first fragment\'s translation, both ways', async (t) => {
+    // A 2000-byte UDP datagram (checksum over the whole of it) as two fragments, as the sender's kernel cuts it.
+    const split = (src: string, dst: string, sport: number, dport: number, id: number): [Buffer, Buffer] => {
+      const whole = udp({ sport, dport, payload: Buffer.alloc(2000, 0x5a) });
+      whole.writeUInt16BE(l4sum(ipv6Bytes(src), ipv6Bytes(dst), NH6.UDP, whole), 6);
+      return [eth6({ src, dst, proto: NH6.UDP, exts: [frag6({ offset: 0, mf: true, id })] }, whole.subarray(0, 1232)),
+        eth6({ src, dst, proto: NH6.UDP, exts: [frag6({ offset: 1232 / 8, mf: false, id })] }, whole.subarray(1232))];
+    };
+    // The datagram the receiver reassembles from the two translated fragments (L4 after the 8-byte fragment header).
+    const joined = (a: Buffer, b: Buffer) => {
+      const ip = a.subarray(14);
+      const l4 = Buffer.concat([a.subarray(62), b.subarray(62)]);
+      const addr = (o: number) => formatIP({ version: 6, bytes: [...ip.subarray(o, o + 16)] });
+      const later = b.subarray(14);
+      return { src: addr(8), dst: addr(24), laterSrc: formatIP({ version: 6, bytes: [...later.subarray(8, 24)] }),
+        laterDst: formatIP({ version: 6, bytes: [...later.subarray(24, 40)] }), ports: [l4.readUInt16BE(0), l4.readUInt16BE(2)],
+        csumOk: [0, 0xffff].includes(l4sum(ip.subarray(8, 24), ip.subarray(24, 40), NH6.UDP, l4)) };
+    };
+    const [f1, f2] = split(WL1, OUT, 25001, 53, 0x4242);
+    const r1 = h.run('out', f1);
+    t.equal(r1.reason, R.FORWARD, 'first fragment: translated like a whole datagram');
+    const before = h.stats().natFrag;
+    const r2 = h.run('out', f2);
+    const o = joined(r1.data, r2.data);
+    t.same([r2.reason, o.src, o.laterSrc, o.ports, o.csumOk], [R.FORWARD, NODE6, NODE6, [25001, 53], true],
+      'later fragment: the node as source too; the reassembled datagram\'s checksum holds');
+    t.equal(h.stats().natFrag, before + 1n, 'counted (natFrag)');
+    const stray = eth6({ src: WL1, dst: OUT, proto: NH6.UDP, exts: [frag6({ offset: 4, mf: false, id: 0x4343 })] }, Buffer.alloc(16));
+    t.same([h.run('out', stray).retval, h.run('out', stray).reason], [TC_SHOT, R.NAT6_FRAG],
+      'a later fragment whose first was not translated here: refused, the workload address never leaves');
+    const [o1] = split(WL1, OUT, 25002, 53, 0x4444);
+    const other = eth6({ src: WL2, dst: OUT, proto: NH6.UDP, exts: [frag6({ offset: 1232 / 8, mf: false, id: 0x4444 })] }, Buffer.alloc(64));
+    h.run('out', o1);
+    t.equal(h.run('out', other).reason, R.NAT6_FRAG, 'another workload\'s fragment with the same id does not borrow the record');
+
+    const [i1, i2] = split(OUT, NODE6, 53, 25001, 0x7777);
+    const q1 = h.run('in', i1);
+    const q2 = h.run('in', i2);
+    const b = joined(q1.data, q2.data);
+    t.same([q1.reason, q2.reason, b.dst, b.laterDst, b.ports, b.csumOk], [R.FORWARD, R.FORWARD, WL1, WL1, [53, 25001], true],
+      'reply fragments both go to the workload, checksum valid');
+    const nodes = eth6({ src: OUT, dst: NODE6, proto: NH6.UDP, exts: [frag6({ offset: 8, mf: false, id: 0x7878 })] }, Buffer.alloc(32));
+    t.ok(h.run('in', nodes).data.equals(nodes), 'an arriving later fragment without a record is the node\'s: untouched');
+    const keys = h.dp.maps.nfrag6.keys().map((k) => frag6KeyCodec.decode(k));
+    t.ok(keys.some((k) => k.point === 2 && k.id === 0x4242) && keys.some((k) => k.point === 3 && k.id === 0x7777), 'one record per translated first fragment and point');
+  });
+
+  t.test('refused: ICMPv6 errors from a natOutgoing pool; a reply nobody mapped is left alone', async (t) => {
     const err = frame6(WL1, OUT, NH6.ICMP6, icmp6({ type: 1, code: 4, rest: Buffer.alloc(4), payload: Buffer.alloc(48) }));
     t.equal(h.run('out', err).reason, R.NAT6_ICMP, 'a destination-unreachable from the workload');
     const stray = udp6(OUT, NODE6, 53, 29999);
@@ -231,6 +249,13 @@ t.test('ICMPv6 errors about NAT66 flows are translated both ways, only for a liv
     const o = read6(r.data);
     const l4 = r.data.subarray(14 + 40 + 8 + 40 + 8); // past the 8-byte destination options
     t.same([r.reason, o.dst, o.csumOk, l4.readUInt16BE(0), l4.readUInt16BE(2)], [R.FORWARD, WL1, true, 41000, 80]);
+  });
+
+  t.test('in: a quote holding just the ports, ending the frame, is translated (nothing read past it)', async (t) => {
+    const q = datagram(tcpOut.data).subarray(0, 44);
+    const r = h.run('in', err6(ROUTER, NODE6, 1, 4, q));
+    const o = read6(r.data);
+    t.same([r.reason, o.dst, o.csumOk, r.data.length, r.data.readUInt16BE(14 + 40 + 8 + 40)], [R.FORWARD, WL1, true, 14 + 40 + 8 + 44, 41000]);
   });
 
   t.test('in: forged or unmatched errors are left to the node untouched', async (t) => {

@@ -60,6 +60,7 @@ export const DropReason = {
   NAT6_ADDR: -64,
   NAT6_FRAG: -65,
   NAT6_ICMP: -66,
+  NAT6_FRAG_ADDR: -67,
   VXLAN_UNKNOWN_SRC: -72,
   VXLAN_BAD_HDR: -73,
   VXLAN_VNI: -74,

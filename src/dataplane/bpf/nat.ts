@@ -9,6 +9,7 @@
  *   ctAcceptedClose(ct4)            the sweep's view of the workload's conntrack: did it accept a
  *                                   RST on a mapping's flow (a RST from outside only counts then),
  *                                   or both FINs (a FIN from outside only counts then)
+ *   ctAcceptedClose6(ct6)           the same for NAT66 mappings (the workloads' IPv6 conntrack)
  *   readNatQuota(natq4)             live mappings per workload address (CREATED - RELEASED)
  *
  * `now` is CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns (process.hrtime.bigint()).
@@ -17,8 +18,8 @@
  */
 import type { BpfMap } from '../native';
 import { NAT_DIR, NATF, QUOTA, nat4KeyCodec, nat4ValueCodec, nat6KeyCodec, nat6ValueCodec, type Nat4Key, type Nat4Value } from './net-codecs';
-import { CtState, ct4KeyCodec, ctValueCodec } from './codecs';
-import { ipv4ToU32 } from '../../primitives';
+import { CtState, ct4KeyCodec, ct6KeyCodec, ctValueCodec } from './codecs';
+import { ipv4ToU32, parseIP } from '../../primitives';
 import { readQuota, readQuotaCounter, writeReleased } from './quota';
 
 /** One NAT table's encodings: tortie_nat4_v2 with tortie_natq4_v1, or NAT66's tortie_nat6_v1 with tortie_natq6_v1. */
@@ -113,14 +114,30 @@ export function ctAcceptedClose(ct4: BpfMap): CtCloseLookup {
     if (k.proto !== 6) return CT_OPEN;
     const s = ipv4ToU32(k.saddr), d = ipv4ToU32(k.daddr);
     const a = s < d || (s === d && k.sport <= k.dport);
-    const key = ct4KeyCodec.encode(a
+    return ctClose(ct4.lookup(ct4KeyCodec.encode(a
       ? { addr_a: k.saddr, addr_b: k.daddr, port_a: k.sport, port_b: k.dport, proto: 6 }
-      : { addr_a: k.daddr, addr_b: k.saddr, port_a: k.dport, port_b: k.sport, proto: 6 });
-    const v = ct4.lookup(key);
-    if (v === undefined) return CT_OPEN;
-    const st = ctValueCodec.decode(v).state;
-    return { rst: st === CtState.RST, fins: st === CtState.CLOSING || st === CtState.RST };
+      : { addr_a: k.daddr, addr_b: k.saddr, port_a: k.dport, port_b: k.sport, proto: 6 })));
   };
+}
+
+/** The same judge for NAT66 mappings: the workloads' IPv6 conntrack (tortie_ct6_v1, keyed as
+ *  ct6_key_make: side a the numerically smaller 128-bit address, then port; same states and
+ *  window checks as tortie_ct4_v3). */
+export function ctAcceptedClose6(ct6: BpfMap): CtCloseLookup {
+  return (k) => {
+    if (k.proto !== 6) return CT_OPEN;
+    const c = Buffer.compare(Buffer.from(parseIP(k.saddr).bytes), Buffer.from(parseIP(k.daddr).bytes));
+    const a = c < 0 || (c === 0 && k.sport <= k.dport);
+    return ctClose(ct6.lookup(ct6KeyCodec.encode(a
+      ? { addr_a: k.saddr, addr_b: k.daddr, port_a: k.sport, port_b: k.dport, proto: 6 }
+      : { addr_a: k.daddr, addr_b: k.saddr, port_a: k.dport, port_b: k.sport, proto: 6 })));
+  };
+}
+
+function ctClose(v: Buffer | undefined): CtClose {
+  if (v === undefined) return CT_OPEN;
+  const st = ctValueCodec.decode(v).state;
+  return { rst: st === CtState.RST, fins: st === CtState.CLOSING || st === CtState.RST };
 }
 
 

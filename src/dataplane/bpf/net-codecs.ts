@@ -24,6 +24,7 @@ export const NET_MAP = {
   pool6: 'tortie_pool6_v1',
   node6: 'tortie_node6_v1',
   netcfg6: 'tortie_netcfg6_v1',
+  nfrag6: 'tortie_nfrag6_v1',
 } as const;
 
 /** TORTIE_RT_F_*: VXLAN (with ENCAP) is TORTIE_RT_F_VXLAN, the encapsulation is VXLAN rather than IPIP. */
@@ -147,9 +148,13 @@ export const netcfg6Codec = defineStruct('tortie_netcfg6', [
   { name: 'snat_ip6', type: 'ipv6' },
 ] as const);
 
+/** tortie_nfrag6_v1's value (key: tortie_frag6_key of codecs.ts): the address NAT66 wrote into a first fragment. */
+export const natFrag6ValueCodec = defineStruct('tortie_natfrag6_value', [{ name: 'nat_addr', type: 'ipv6' }] as const);
+
 /** Codecs whose struct exists in the uplink object's BTF (tortie_node_key is TS-only). */
 export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec,
-  quota4KeyCodec, quotaValueCodec, vxcfgCodec, nat6KeyCodec, nat6ValueCodec, pool6KeyCodec, node6KeyCodec, netcfg6Codec];
+  quota4KeyCodec, quotaValueCodec, vxcfgCodec, nat6KeyCodec, nat6ValueCodec, pool6KeyCodec, node6KeyCodec, netcfg6Codec,
+  natFrag6ValueCodec];
 
 /** Mappings currently in tortie_nat6_v1, decoded (tests, status). */
 export function readNat6Entries(m: BpfMap): { key: Nat6Key; value: Nat6Value }[] {

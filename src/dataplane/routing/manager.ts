@@ -97,8 +97,9 @@ export interface RouteManagerOptions {
   vxlan?: { vni?: number; port?: number };
   /** Felix's natOutgoingAddress: SNAT source instead of the node address (undefined/'' = the node's). */
   natOutgoingAddress?: string;
-  /** The workloads' conntrack (tortie_ct4_v3): the NAT sweep's judge of RSTs from outside. */
+  /** The workloads' conntrack (tortie_ct4_v3, tortie_ct6_v1): the NAT sweeps' judges of RSTs and FINs from outside. */
   ct4?: BpfMap;
+  ct6?: BpfMap;
   objectDir?: string;
   log?: Logger;
 }
@@ -170,7 +171,7 @@ export class RouteManager {
     m.kernel6 = new KernelRoutes({ proto: m.proto, netns: o.netns?.name, log: m.log, family: 6 });
     m.rmaps = new RouteMaps(m.dp.maps);
     m.uplink = new Uplink({ name: o.uplink, netns: o.netns, log: m.log });
-    m.nat = new NatUpkeep(m.dp, { netns: o.netns?.name, ct4: o.ct4 });
+    m.nat = new NatUpkeep(m.dp, { netns: o.netns?.name, ct4: o.ct4, ct6: o.ct6 });
     return m;
   }
 
@@ -334,7 +335,7 @@ export class RouteManager {
   sweepNat(now = process.hrtime.bigint()): number { return this.nat.sweep(now); }
 
   /** Occupancy, quota use and sweep deletions of the NAT table (metrics; refusals are drop counters). */
-  natStatus(): NatStatus { return this.nat.status(); }
+  natStatus(family: 4 | 6 = 4): NatStatus { return this.nat.status(family); }
 
   /** Entry counts of the networking maps as of the last apply / NAT sweep (metrics). */
   mapEntries(): Record<string, number> {

@@ -9,14 +9,14 @@
  *   tuple later. The manager calls it on every apply that programs the node, before anything is
  *   written (the sysctl may change while the agent runs; one small file read).
  * - `sweep(now)` deletes mappings whose flow is over (tortie_nat4_v2 and NAT66's tortie_nat6_v1) (bpf/nat.ts sweepNatEntries, with the very
- *   timeouts the program was loaded with, and the workloads' conntrack as judge of RSTs and FINs
- *   from outside); `status()` reports occupancy, quota use and what the sweeps deleted.
+ *   timeouts the program was loaded with, and the workloads' conntrack — tortie_ct4_v3, tortie_ct6_v1
+ *   for NAT66 — as judge of RSTs and FINs from outside); `status(family)` reports occupancy, quota use and what the sweeps deleted, per family.
  */
 import { readFileSync } from 'node:fs';
 import { run } from '../../util/exec';
 import type { BpfMap } from '../native';
 import type { UplinkDatapath } from '../bpf/loader';
-import { ctAcceptedClose, readNatQuota, sweepNatEntries, NAT6, type CtCloseLookup, type NatStatus } from '../bpf/nat';
+import { ctAcceptedClose, ctAcceptedClose6, readNatQuota, sweepNatEntries, NAT6, type CtCloseLookup, type NatStatus } from '../bpf/nat';
 import { RouteError } from './errors';
 
 /** net.ipv4.ip_local_port_range of the node's namespace (the given one in tests). */
@@ -30,13 +30,16 @@ export async function readLocalPortRange(netns?: string): Promise<{ min: number;
 
 export class NatUpkeep {
   private readonly ctClose: CtCloseLookup | undefined;
+  private readonly ctClose6: CtCloseLookup | undefined;
   /** Entries left by the last sweep (IPv4, NAT66), and deleted by all sweeps. */
   entries = 0;
   entries6 = 0;
   private expired = 0;
+  private expired6 = 0;
 
-  constructor(private readonly dp: UplinkDatapath, private readonly o: { netns?: string; ct4?: BpfMap }) {
+  constructor(private readonly dp: UplinkDatapath, private readonly o: { netns?: string; ct4?: BpfMap; ct6?: BpfMap }) {
     this.ctClose = o.ct4 ? ctAcceptedClose(o.ct4) : undefined;
+    this.ctClose6 = o.ct6 ? ctAcceptedClose6(o.ct6) : undefined;
   }
 
   async checkPortRange(): Promise<void> {
@@ -51,22 +54,23 @@ export class NatUpkeep {
   /** Deletes NAT mappings whose flow is over; returns how many. */
   sweep(now = process.hrtime.bigint()): number {
     const r = sweepNatEntries(this.dp.maps, this.dp.nat.timeouts, now, this.ctClose);
-    // NAT66: no IPv6 conntrack judge here, so a RST or FIN from outside does not shorten a mapping
-    // (it ends by its timeout, or by the workload's own RST).
-    const r6 = sweepNatEntries({ nat4: this.dp.maps.nat6, natq4: this.dp.maps.natq6 }, this.dp.nat.timeouts, now, undefined, NAT6);
+    const r6 = sweepNatEntries({ nat4: this.dp.maps.nat6, natq4: this.dp.maps.natq6 }, this.dp.nat.timeouts, now, this.ctClose6, NAT6);
     this.entries = r.remaining;
     this.entries6 = r6.remaining;
-    this.expired += r.deleted + r6.deleted;
+    this.expired += r.deleted;
+    this.expired6 += r6.deleted;
     return r.deleted + r6.deleted;
   }
 
-  status(): NatStatus {
-    const rows = readNatQuota(this.dp.maps.natq4);
+  /** One family's table: IPv4 NAT (tortie_nat4_v2) or NAT66 (tortie_nat6_v1; same size, quota and timeouts). */
+  status(family: 4 | 6 = 4): NatStatus {
+    const v6 = family === 6;
+    const rows = readNatQuota(v6 ? this.dp.maps.natq6 : this.dp.maps.natq4);
     const { quota, maxEntries } = this.dp.nat;
     return {
-      flows: rows.reduce((a, r) => a + r.live, 0), entries: this.dp.maps.nat4.keys().length, capacity: maxEntries, quota,
+      flows: rows.reduce((a, r) => a + r.live, 0), entries: (v6 ? this.dp.maps.nat6 : this.dp.maps.nat4).keys().length, capacity: maxEntries, quota,
       workloadsAtQuota: quota ? rows.filter((r) => r.live >= quota).length : 0,
-      maxWorkloadFlows: rows[0]?.live ?? 0, expiredTotal: this.expired,
+      maxWorkloadFlows: rows[0]?.live ?? 0, expiredTotal: v6 ? this.expired6 : this.expired,
     };
   }
 }
