@@ -5,7 +5,12 @@
  *   - workload tc program, policy path (new flow: conntrack miss + class/verdict lookups) with
  *     1 rule and with 10,000 rules (1,000 policies × 10, compiled by src/calc);
  *   - workload tc program, established path (conntrack hit);
- *   - the same two paths for IPv6 packets (dual-stack endpoints, one table for both families).
+ *   - the same two paths for IPv6 packets (dual-stack endpoints, one table for both families);
+ *   - the source's side of an established flow (tortie_from_wep, the server's reply) in both
+ *     families, with BPF host routing off and on: on adds its fib lookup (bpf/lib/host_route.h,
+ *     host_route6.h). In the test run's namespace the lookup finds no forwarding path and declines,
+ *     so this is the lookup's cost, not a redirect's; a peer redirect adds the destination's point
+ *     (the "established" figure), which the kernel path runs on the destination's cali* instead.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/datapath-pktcost.js [repeat]
  */
@@ -49,9 +54,17 @@ async function prefilter(): Promise<void> {
   }
 }
 
-async function policyPath(policies: number, rulesEach: number): Promise<{ rules: number; newFlowDeny: number; newFlowAllow: number; established: number; cells: number; deny6: number; established6: number }> {
+interface PathCosts {
+  rules: number; newFlowDeny: number; newFlowAllow: number; established: number; cells: number; deny6: number; established6: number;
+  /** tortie_from_wep, the reply of the established flow: host routing off / on, IPv4 and IPv6. */
+  reply: { off: number; on: number }; reply6: { off: number; on: number };
+}
+
+async function policyPath(policies: number, rulesEach: number): Promise<PathCosts> {
   const root = pinRoot();
-  const dp = await loadWep({ pinRoot: root, events: false, ctMaxEntries: 65536 });
+  const dp = await loadWep({ pinRoot: root, events: false, ctMaxEntries: 65536, hostRouting: 'off' });
+  // The host-routing variant on the same pinned maps (its conntrack, endpoints, tables).
+  const hr = await loadWep({ pinRoot: root, events: false, ctMaxEntries: 65536, hostRouting: 'auto' });
   try {
     const graph = new CalcGraph({ nodeName: 'node1' });
     for (const r of [ns('bench'), wep('server', SERVER, 'server', 'caliserver', SERVER6), wep('client', CLIENT, 'client', 'caliclient', CLIENT6),
@@ -77,8 +90,20 @@ async function policyPath(policies: number, rulesEach: number): Promise<{ rules:
     }
     const deny6 = r(eth6({ src: 'fd00:99::1', dst: SERVER6, proto: 6 }, tcp({ sport: 40000, dport: 81 })));
     const established6 = r(eth6({ src: CLIENT6, dst: SERVER6, proto: 6 }, tcp({ sport: 40001, dport: 80 })));
-    return { rules: policies * rulesEach + 2, newFlowDeny, newFlowAllow: median(samples), established, cells: table.cells.length, deny6, established6 };
+    // The server's SYN-ACK (its retransmissions stay valid in conntrack): must be forwarded, or
+    // the figure would be a drop path's.
+    const from = (d: typeof dp, p: Buffer) => median([0, 1, 2].map(() => {
+      const res = d.fromWep.testRun(p, { repeat: REPEAT });
+      if (res.retval !== 0) throw new Error(`tortie_from_wep returned ${res.retval} for the established reply, not TC_ACT_OK`);
+      return res.durationNs;
+    }));
+    const rep4 = flowPacket({ src: SERVER, dst: CLIENT, proto: 6, sport: 80, dport: 40001, flags: 'SA', seq: 5000, ack: 1001 });
+    const rep6 = eth6({ src: SERVER6, dst: CLIENT6, proto: 6 }, tcp({ sport: 80, dport: 40001, flags: 'SA', seq: 5000, ack: 1001 }));
+    const reply = { off: from(dp, rep4), on: from(hr, rep4) };
+    const reply6 = { off: from(dp, rep6), on: from(hr, rep6) };
+    return { rules: policies * rulesEach + 2, newFlowDeny, newFlowAllow: median(samples), established, cells: table.cells.length, deny6, established6, reply, reply6 };
   } finally {
+    hr.close();
     dp.close();
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -93,6 +118,8 @@ async function main(): Promise<void> {
       `new flow allowed ${x.newFlowAllow} ns/pkt (single runs, includes conntrack create), established ${x.established} ns/pkt`);
     console.log(`  IPv6, same table: new flow denied ${x.deny6} ns/pkt (${(x.deny6 / x.newFlowDeny).toFixed(2)}× IPv4), ` +
       `established ${x.established6} ns/pkt (${(x.established6 / x.established).toFixed(2)}× IPv4)`);
+    console.log(`  established, the source's side (tortie_from_wep): IPv4 ${x.reply.off} ns/pkt, with host routing's fib lookup ${x.reply.on}; ` +
+      `IPv6 ${x.reply6.off}, with host routing's fib lookup ${x.reply6.on}`);
   }
 }
 

@@ -15,13 +15,14 @@
  * and redirected to the uplink there. With host routing on (lib/host_route.h), a packet for another workload of this
  * node is then judged by the destination's to-workload point (wep_to, the code tortie_to_wep
  * runs, counted for the destination) and redirected into its namespace, and one the fib routes
- * through the uplink is redirected to the uplink's egress. Anything else continues to the kernel
- * (SNAT happens on the uplink's egress).
+ * through the uplink is redirected to the uplink's egress. IPv6 the same way (lib/host_route6.h,
+ * the destination judged by wep6_point). Anything else continues to the kernel (SNAT and NAT66
+ * happen on the uplink's egress).
  *
  * One header per concern: lib/endpoint.h (which endpoint, its addresses), lib/parse.h,
  * lib/frag.h (later fragments follow their first), lib/conntrack.h, lib/policy.h, lib/host.h
  * (workload -> its own node: defaultEndpointToHostAction), lib/ipip.h, lib/vxlan.h, lib/host_route.h,
- * lib/drop.h (the exit's counters and events).
+ * lib/host_route6.h, lib/drop.h (the exit's counters and events).
  */
 #define TORTIE_CTX_SKB
 #define TORTIE_PARSE_V6_APART
@@ -36,6 +37,7 @@
 #include "lib/ipip.h"
 #include "lib/vxlan.h"
 #include "lib/host_route.h"
+#include "lib/host_route6.h"
 #include "shared/btf-anchor.h"
 
 static __always_inline void log_hits(const struct tortie_verdict *v, __u32 ifindex, __u32 ep_id,
@@ -137,8 +139,8 @@ struct {
  * One IPv6 policy point: wep_judge's sequence for an IPv6 packet (parse, ND before policy,
  * anti-spoofing, later fragments, INVALID TCP flags, conntrack, policy through tortie_cls6_v1 and
  * the endpoint's tables, endpoint-to-host, commit). The entry programs branch to it before the
- * IPv4 path, which it leaves unchanged. IPv6 is not host-routed: it always takes the kernel path,
- * where tortie_to_wep runs the receiver's point.
+ * IPv4 path, which it leaves unchanged. With host routing on, tortie_from_wep runs it for the
+ * destination workload too (lib/host_route6.h), as wep_judge for IPv4.
  */
 static __always_inline int wep_judge6(struct __sk_buff *skb, __u32 ifindex, __u32 dir, __u32 ep_id,
 				      __u32 table)
@@ -211,21 +213,27 @@ static __always_inline int wep_judge6(struct __sk_buff *skb, __u32 ifindex, __u3
 	return TORTIE_FORWARD;
 }
 
-/* The IPv6 policy point of the endpoint behind `ifindex`, counted: both entry programs. */
-static __always_inline int wep6_point(struct __sk_buff *skb, __u32 ifindex, __u8 dir)
+/* The IPv6 policy point of the endpoint behind `ifindex` (never skb->ifindex: on the host-routed
+ * path tortie_from_wep runs it for the destination too). Returns TORTIE_FORWARD or a drop reason. */
+static __always_inline int wep6_judge_ep(struct __sk_buff *skb, __u32 ifindex, __u8 dir)
 {
 	struct tortie_endpoint ep;
-	__u32 len = skb->len;
-	int ret;
 
 	if (!ep_lookup(ifindex, &ep))
-		ret = DROP_UNKNOWN_IFACE;
-	else if (ep.flags & TORTIE_EP_F_DISABLED)
-		ret = DROP_ENDPOINT_DISABLED;
-	else if (skb->vlan_present)
-		ret = DROP_VLAN;
-	else
-		ret = wep_judge6(skb, ifindex, dir, ep.id, ep.table[dir & 1]);
+		return DROP_UNKNOWN_IFACE;
+	if (ep.flags & TORTIE_EP_F_DISABLED)
+		return DROP_ENDPOINT_DISABLED;
+	if (skb->vlan_present)
+		return DROP_VLAN;
+	return wep_judge6(skb, ifindex, dir, ep.id, ep.table[dir & 1]);
+}
+
+/* The same, counted: tortie_to_wep, and the host-routed path for the destination. */
+static __always_inline int wep6_point(struct __sk_buff *skb, __u32 ifindex, __u8 dir)
+{
+	__u32 len = skb->len;
+	int ret = wep6_judge_ep(skb, ifindex, dir);
+
 	count_packet(ifindex, dir, ret, len);
 	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
 }
@@ -357,21 +365,29 @@ int tortie_from_wep(struct __sk_buff *skb)
 	int ret, act = TC_ACT_OK;
 	__u32 dst = 0;
 
-	if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		return wep6_point(skb, ifindex, TORTIE_DIR_EGRESS);
-	ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, &daddr, &ip4);
-	if (ret == TORTIE_FORWARD && ip4) {
-		act = encap_from_wep(skb, daddr);
-		if (act == TC_ACT_OK)
-			act = hr_route(skb, &dst);
-		if (act < 0)
-			ret = act;
+	bool v6 = skb->protocol == bpf_htons(ETH_P_IPV6);
+
+	if (v6) {
+		ret = wep6_judge_ep(skb, ifindex, TORTIE_DIR_EGRESS);
+		if (ret == TORTIE_FORWARD)
+			act = hr6_route(skb, &dst);
+	} else {
+		ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, &daddr, &ip4);
+		if (ret == TORTIE_FORWARD && ip4) {
+			act = encap_from_wep(skb, daddr);
+			if (act == TC_ACT_OK)
+				act = hr_route(skb, &dst);
+		}
 	}
+	if (act < 0)
+		ret = act;
 	count_packet(ifindex, TORTIE_DIR_EGRESS, ret, len);
 	if (ret < 0)
 		return TC_ACT_SHOT;
+	if (dst > 0 && v6)
+		return wep6_point(skb, dst, TORTIE_DIR_INGRESS) == TC_ACT_SHOT ? TC_ACT_SHOT : hr_redirect(dst, TORTIE_HR_V6);
 	if (dst > 0)
-		return wep_to(skb, dst) < 0 ? TC_ACT_SHOT : hr_redirect(dst);
+		return wep_to(skb, dst) < 0 ? TC_ACT_SHOT : hr_redirect(dst, 0);
 	return act;
 }
 

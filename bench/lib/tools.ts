@@ -144,6 +144,9 @@ export function tempDir(prefix: string): { path: string; done: () => void } {
 
 export const PORTS = { iperf: 5201, sockperf: 11111, http: 80 } as const;
 
+/** `ip:port`, an IPv6 address in brackets (URLs, nginx's listen). */
+export const hostPort = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+
 async function must(ns: Netns, argv: string[], timeoutMs: number): Promise<string> {
   const r = await ns.exec(argv, { timeoutMs, allowFail: true });
   if (r.code !== 0) throw new ToolOutputError(argv[0]!, `exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(-600)}`);
@@ -199,7 +202,7 @@ export async function udpFlood(client: Netns, ip: string, port: number, seconds:
 
 /** New connections per second: one request per connection (`Connection: close`). */
 export async function wrkConnRate(client: Netns, ip: string, seconds: number, connections = 16): Promise<WrkResult> {
-  const out = await must(client, ['wrk', '-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '2s', '--latency', '-H', 'Connection: close', `http://${ip}:${PORTS.http}/`],
+  const out = await must(client, ['wrk', '-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '2s', '--latency', '-H', 'Connection: close', `http://${hostPort(ip, PORTS.http)}/`],
     (seconds + 15) * 1000);
   return parseWrk(out);
 }
@@ -215,14 +218,15 @@ export function nginxConfig(dir: string, listen: string): string {
   ].join('\n');
 }
 
-/** Servers of every workload in the server namespace; returns a cleanup for nginx's temp dir. */
+/** Servers of every workload in the server namespace; returns a cleanup for nginx's temp dir.
+ *  sockperf (3.7 here) listens on IPv4 only: not started for an IPv6 address. */
 export async function startServers(server: Netns, ip: string): Promise<() => void> {
   const tmp = tempDir('tortie-bench-nginx-');
   const dir = tmp.path;
-  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, `${ip}:${PORTS.http}`));
+  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, hostPort(ip, PORTS.http)));
   server.spawn(['nginx', '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
   server.spawn(['iperf3', '-s', '-p', String(PORTS.iperf)], { stdio: 'ignore' });
-  server.spawn(['sockperf', 'server', '-i', ip, '-p', String(PORTS.sockperf)], { stdio: 'ignore' });
+  if (!ip.includes(':')) server.spawn(['sockperf', 'server', '-i', ip, '-p', String(PORTS.sockperf)], { stdio: 'ignore' });
   await server.sh('sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096');
   return tmp.done;
 }

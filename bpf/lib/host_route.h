@@ -51,7 +51,8 @@ enum tortie_hr_stat {
 	TORTIE_HR_DECLINED = 1, /* for a local workload or the uplink, but left to the kernel (neighbour, TTL) */
 	TORTIE_HR_UPLINK = 2,   /* redirected to the uplink's egress, next hop resolved by the fib */
 	TORTIE_HR_UPLINK_NEIGH = 3, /* redirected to the uplink with bpf_redirect_neigh (no neighbour entry yet) */
-	TORTIE_HR_MAX = 8,      /* room for later counters without changing the pinned map */
+	TORTIE_HR_V6 = 4,       /* IPv6's counters (lib/host_route6.h): TORTIE_HR_V6 + each of the above */
+	TORTIE_HR_MAX = 8,      /* the pinned map's size (IPv4's four, IPv6's four) */
 };
 
 /*
@@ -160,10 +161,10 @@ static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local)
 	return bpf_redirect(out, 0);
 }
 
-/* The destination's stage forwarded: into its namespace. */
-static __always_inline int hr_redirect(__u32 out)
+/* The destination's stage forwarded: into its namespace. `family`: 0, or TORTIE_HR_V6 for IPv6. */
+static __always_inline int hr_redirect(__u32 out, __u32 family)
 {
-	hr_count(TORTIE_HR_PEER);
+	hr_count(family + TORTIE_HR_PEER);
 	return bpf_redirect_peer(out, 0);
 }
 

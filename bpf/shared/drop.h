@@ -59,7 +59,7 @@ enum tortie_drop_reason {
 	DROP_ENCAP_HEADROOM = -37,       /* IPIP encap: making room for the outer header (lib/ipip.h) */
 	DROP_ENCAP_STORE = -38,          /* IPIP encap: writing the outer header (lib/ipip.h) */
 	DROP_DECAP_HEADROOM = -39,       /* IPIP decap: removing the outer header (lib/ipip.h) */
-	DROP_FWD_TTL = -40,              /* BPF fast path: decrementing the TTL (lib/ipip.h) */
+	DROP_FWD_TTL = -40,              /* BPF fast path: decrementing the TTL (lib/ipip.h) or IPv6 hop limit (lib/host_route6.h) */
 	DROP_FWD_MAC = -41,              /* BPF fast path: writing the next hop's MACs (lib/ipip.h) */
 	DROP_NAT_L4_CSUM = -42,          /* NAT: the pseudo-header address into the TCP/UDP checksum (lib/nat.h) */
 	DROP_NAT_PORT = -43,             /* NAT: the port or echo id and its L4 checksum (lib/nat.h) */

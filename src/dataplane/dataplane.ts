@@ -130,7 +130,7 @@ export interface DataplaneStatus {
   /** Conntrack table use against its size and the per-workload quota. */
   conntrack: CtStatus;
   /** BPF host routing: whether it is on, and its counters summed over CPUs (zeros when off). */
-  hostRouting: { active: boolean; stats: HostRouteStats };
+  hostRouting: { active: boolean; stats: HostRouteStats; stats6: HostRouteStats };
 }
 
 
@@ -475,6 +475,7 @@ export class BpfDataplane {
       hostRouting: {
         active: this.wep.hostRouting.active,
         stats: this.wep.maps.hrst ? readHostRouteStats(this.wep.maps.hrst) : { ...NO_HOST_ROUTE_STATS },
+        stats6: this.wep.maps.hrst ? readHostRouteStats(this.wep.maps.hrst, 6) : { ...NO_HOST_ROUTE_STATS },
       },
     };
   }

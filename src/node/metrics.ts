@@ -128,15 +128,17 @@ export class NodeMetrics {
   });
   readonly hostRouted = new Gauge({
     name: 'tortie_host_routed_packets',
-    help: 'Packets BPF host routing handled since load, by outcome: peer (redirected into a local workload), uplink (to the uplink, next hop known), uplink_neigh (to the uplink via bpf_redirect_neigh), declined (left to the kernel path)',
-    labelNames: ['outcome'] as const, registers: [this.registry],
+    help: 'Packets BPF host routing handled since load, by outcome: peer (redirected into a local workload), uplink (to the uplink, next hop known), uplink_neigh (to the uplink via bpf_redirect_neigh), declined (left to the kernel path); family 4 or 6',
+    labelNames: ['outcome', 'family'] as const, registers: [this.registry],
   });
 
   /** Sets the host-routing metrics from a status read. */
-  recordHostRouting(h: { active: boolean; stats: HostRouteStats }): void {
+  recordHostRouting(h: { active: boolean; stats: HostRouteStats; stats6: HostRouteStats }): void {
     this.hostRouting.set(h.active ? 1 : 0);
     // Label values in Prometheus' snake case: uplinkNeigh -> uplink_neigh.
-    for (const k of HOST_ROUTE_STATS) this.hostRouted.set({ outcome: k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) }, Number(h.stats[k]));
+    for (const [family, stats] of [['4', h.stats], ['6', h.stats6]] as const) {
+      for (const k of HOST_ROUTE_STATS) this.hostRouted.set({ outcome: k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), family }, Number(stats[k]));
+    }
   }
 
   readonly datastoreReconnects = new Counter({

@@ -74,11 +74,11 @@ t.test('metrics with Felix names on the metrics port, health paths, logs and flo
   // connection between the two local workloads is redirected into b by a's program.
   b.ns.spawn(['nc', '-lk', '-p', '8080'], { stdio: 'ignore' });
   t.ok(await eventually(() => tcpConnects(a.ns, b.ip, 8080), true), 'tcp/8080 allowed a -> b');
-  t.ok(await eventually(async () => (await metric('tortie_host_routed_packets{outcome="declined"}')) !== undefined, true, 15_000), 'host-routing counters exported');
+  t.ok(await eventually(async () => (await metric('tortie_host_routed_packets{outcome="declined",family="6"}')) !== undefined, true, 15_000), 'host-routing counters exported');
   const hrOn = await metric('tortie_bpf_host_routing');
   t.ok(hrOn === 0 || hrOn === 1, `tortie_bpf_host_routing is 0 or 1 (${hrOn})`);
-  const peer = () => metric('tortie_host_routed_packets{outcome="peer"}');
-  if (hrOn === 1) t.ok(await metricBecomes('tortie_host_routed_packets{outcome="peer"}', (v) => v > 0), 'packets redirected into b counted');
+  const peer = () => metric('tortie_host_routed_packets{outcome="peer",family="4"}');
+  if (hrOn === 1) t.ok(await metricBecomes('tortie_host_routed_packets{outcome="peer",family="4"}', (v) => v > 0), 'packets redirected into b counted');
   else t.equal(await peer(), 0, 'kernel path: nothing counted as redirected');
   t.match(lab.agentLog, hrOn === 1 ? /BPF host routing on:/ : /BPF host routing off:/, 'the log says the same as the metric');
   t.ok(await eventually(() => tcpConnects(a.ns, b.ip, 9090), false), 'tcp/9090 denied by the policy');

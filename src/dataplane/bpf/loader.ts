@@ -23,7 +23,7 @@ import { POLICY_MAP_KEYS, SIZED_MAPS, SIZED_MAP_KEYS, type SizedMapKey } from '.
 import { NET_MAP } from './net-codecs';
 import { DEFAULT_NAT_MAX_ENTRIES, DEFAULT_NAT_QUOTA, DEFAULT_NAT_TIMEOUTS, natTimeoutConstants, validateNatTimeouts, type NatTimeouts } from './nat';
 import type { MapOps, PolicyMaps } from './apply';
-import { DEFAULT_HOST_ROUTING, HOST_ROUTE_STATS, HOST_ROUTING_MODES, type HostRouteStats, type HostRoutingMode, type HostRoutingState } from './host-routing';
+import { DEFAULT_HOST_ROUTING, HOST_ROUTE_STATS, HOST_ROUTE_V6, HOST_ROUTING_MODES, type HostRouteFamily, type HostRouteStats, type HostRoutingMode, type HostRoutingState } from './host-routing';
 import { sumPerCpuCounters } from './net-codecs';
 
 export interface LoadOptions {
@@ -61,10 +61,14 @@ export interface LoadOptions {
 
 export { DEFAULT_HOST_ROUTING, HOST_ROUTING_MODES, type HostRoutingMode, type HostRoutingState } from './host-routing';
 
-/** tortie_hrst_v1 summed over CPUs: packets redirected into a local workload (`peer`), declined,
- *  redirected to the uplink (`uplink`: next hop known; `uplinkNeigh`: bpf_redirect_neigh). */
-export function readHostRouteStats(m: BpfMap): HostRouteStats {
-  return sumPerCpuCounters(m, HOST_ROUTE_STATS);
+/** tortie_hrst_v1 summed over CPUs, for one family (default IPv4): packets redirected into a local
+ *  workload (`peer`), declined, redirected to the uplink (`uplink`: next hop known; `uplinkNeigh`:
+ *  bpf_redirect_neigh). */
+export function readHostRouteStats(m: BpfMap, family: HostRouteFamily = 4): HostRouteStats {
+  if (family === 4) return sumPerCpuCounters(m, HOST_ROUTE_STATS);
+  const skip = Array.from({ length: HOST_ROUTE_V6 }, (_, i) => `_${i}`);
+  const all = sumPerCpuCounters(m, [...skip, ...HOST_ROUTE_STATS]);
+  return Object.fromEntries(HOST_ROUTE_STATS.map((k) => [k, all[k]])) as HostRouteStats;
 }
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/tortie';
