@@ -15,7 +15,8 @@
  *                      this host, is SNATed to the node address; ICMP errors of SNATed
  *                      flows are translated like them, other ICMP from such pools is dropped
  *                      (lib/icmp_err.h).
- * Untagged IPv6 (uplink6_ingress / uplink6_egress): NAT66 of natOutgoing IPv6 pools and of
+ * Untagged IPv6 (uplink6_ingress / uplink6_egress): VXLAN over IPv6 (lib/vxlan6.h: decapsulated
+ * on ingress after its checks, encapsulated on egress for routes that say so), NAT66 of natOutgoing IPv6 pools and of
  * ICMPv6 errors about their mappings (lib/nat6.h), once the agent has written tortie_netcfg6_v1; other IPv6 passes untouched (no host endpoint
  * policy for IPv6 yet).
  * Both also carry host endpoint policy (lib/hostep.h; IPIP between nodes and tunnelled
@@ -31,6 +32,7 @@
 #include "lib/route.h"
 #include "lib/ipip.h"
 #include "lib/vxlan.h"
+#include "lib/vxlan6.h"
 #include "lib/nat.h"
 #include "lib/nat6.h"
 #include "lib/icmp_err.h"
@@ -72,6 +74,9 @@ static __noinline int uplink6_ingress(struct __sk_buff *skb)
 
 	if (!cfg)
 		return TORTIE_FORWARD;
+	ret = vxlan6_uplink_in(skb); /* VXLAN over IPv6 for this node: decapsulated or dropped */
+	if (ret != VXLAN6_NOT_OURS)
+		return ret;
 	ret = uplink_parse6(skb, &pkt);
 	if (ret != PARSE_IPV6 || !ip6_eq(pkt.daddr6, snat6_addr(cfg)) || pkt.frag != TORTIE_FRAG_NONE)
 		return TORTIE_FORWARD;
@@ -96,6 +101,9 @@ static __noinline int uplink6_egress(struct __sk_buff *skb)
 
 	if (!cfg)
 		return TORTIE_FORWARD;
+	ret = vxlan6_uplink_out(skb); /* to a remote workload behind VXLAN over IPv6 */
+	if (ret != VXLAN6_NOT_OURS)
+		return ret;
 	ret = uplink_parse6(skb, &pkt);
 	if (ret == 0)
 		return TORTIE_FORWARD;

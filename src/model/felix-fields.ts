@@ -85,6 +85,8 @@ export const FELIX_FIELDS = {
   ipipMTU: honoured('live', 'ipipMtu', 'FELIX_IPIPMTU', mtu(65515)),
   /** MTU of VXLAN routes and workloads (0: detected, as ipipMTU, less 50). */
   vxlanMTU: honoured('live', 'vxlanMtu', 'FELIX_VXLANMTU', mtu(65485)),
+  /** MTU of IPv6 VXLAN routes and workloads (0: detected, as vxlanMTU, less 70). */
+  vxlanMTUV6: honoured('live', 'vxlanMtuV6', 'FELIX_VXLANMTUV6', mtu(65465)),
   /** UDP port of VXLAN (Calico's default 4789). */
   vxlanPort: honoured('restart', 'vxlanPort', 'FELIX_VXLANPORT', port),
   /** VXLAN network identifier (Calico's default 4096); 24 bits, 0 would be "VXLAN off" in the programs' configuration. */

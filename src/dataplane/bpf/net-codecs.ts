@@ -24,6 +24,8 @@ export const NET_MAP = {
   pool6: 'tortie_pool6_v1',
   node6: 'tortie_node6_v1',
   netcfg6: 'tortie_netcfg6_v1',
+  rt6: 'tortie_rt6_v1',
+  vx6st: 'tortie_vx6st_v1',
 } as const;
 
 /** TORTIE_RT_F_*: VXLAN (with ENCAP) is TORTIE_RT_F_VXLAN, the encapsulation is VXLAN rather than IPIP. */
@@ -147,9 +149,19 @@ export const netcfg6Codec = defineStruct('tortie_netcfg6', [
   { name: 'snat_ip6', type: 'ipv6' },
 ] as const);
 
+/** tortie_rt6_v1 values (bpf/lib/vxlan6.h): the node's IPv6 address and RT_F (key: lpm6Key). */
+export const route6Codec = defineStruct('tortie_route6', [
+  { name: 'next_hop', type: 'ipv6' },
+  { name: 'flags', type: 'u32' },
+  { name: 'pad', type: 'pad', length: 4 },
+] as const);
+
+/** enum tortie_vx6stat, in index order. */
+export const VX6STAT = ['encapUplink', 'decap'] as const;
+
 /** Codecs whose struct exists in the uplink object's BTF (tortie_node_key is TS-only). */
 export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec,
-  quota4KeyCodec, quotaValueCodec, vxcfgCodec, nat6KeyCodec, nat6ValueCodec, pool6KeyCodec, node6KeyCodec, netcfg6Codec];
+  quota4KeyCodec, quotaValueCodec, vxcfgCodec, nat6KeyCodec, nat6ValueCodec, pool6KeyCodec, node6KeyCodec, netcfg6Codec, route6Codec];
 
 /** Mappings currently in tortie_nat6_v1, decoded (tests, status). */
 export function readNat6Entries(m: BpfMap): { key: Nat6Key; value: Nat6Value }[] {
