@@ -74,9 +74,6 @@ static __noinline int uplink6_ingress(struct __sk_buff *skb)
 
 	if (!cfg)
 		return TORTIE_FORWARD;
-	ret = vxlan6_uplink_in(skb); /* VXLAN over IPv6 for this node: decapsulated or dropped */
-	if (ret != VXLAN6_NOT_OURS)
-		return ret;
 	ret = uplink_parse6(skb, &pkt);
 	if (ret != PARSE_IPV6 || !ip6_eq(pkt.daddr6, snat6_addr(cfg)) || pkt.frag != TORTIE_FRAG_NONE)
 		return TORTIE_FORWARD;
@@ -101,9 +98,6 @@ static __noinline int uplink6_egress(struct __sk_buff *skb)
 
 	if (!cfg)
 		return TORTIE_FORWARD;
-	ret = vxlan6_uplink_out(skb); /* to a remote workload behind VXLAN over IPv6 */
-	if (ret != VXLAN6_NOT_OURS)
-		return ret;
 	ret = uplink_parse6(skb, &pkt);
 	if (ret == 0)
 		return TORTIE_FORWARD;
@@ -255,7 +249,9 @@ int tortie_uplink_in(struct __sk_buff *skb)
 
 	/* Each family in a frame of its own: NAT66's 128-bit state and the IPv4 path never share one
 	 * stack (the verifier bounds a call chain's total at 512 bytes). */
-	ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_ingress(skb) : uplink_ingress(skb, &act);
+	ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? vxlan6_uplink_in(skb) : VXLAN6_NOT_OURS; /* its own frame too */
+	if (ret == VXLAN6_NOT_OURS)
+		ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_ingress(skb) : uplink_ingress(skb, &act);
 	return uplink_exit(ifindex, len, ret, act);
 }
 
@@ -263,7 +259,10 @@ SEC("tc")
 int tortie_uplink_out(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex, len = skb->len;
-	int ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_egress(skb) : uplink_egress(skb);
+	int ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? vxlan6_uplink_out(skb) : VXLAN6_NOT_OURS;
+
+	if (ret == VXLAN6_NOT_OURS)
+		ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_egress(skb) : uplink_egress(skb);
 
 	return uplink_exit(ifindex, len, ret, TC_ACT_OK);
 }
