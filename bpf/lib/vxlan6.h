@@ -17,8 +17,9 @@
  * remote node's, traffic class copied from the inner packet, flow label from the flow hash, hop
  * limit 64; UDP from the flow-hash port (lib/vxlan.h vxlan_sport) to the VXLAN port; VXLAN flags
  * I and the VNI; inner Ethernet from this node's VXLAN MAC to the remote node's. A node's IPv6
- * VXLAN MAC is 0e:76 and the low 32 bits of its IPv6 address (locally administered, unicast;
- * the receiver only checks that the inner destination is its own).
+ * VXLAN MAC is 0e:76 and the XOR of its IPv6 address's four 32-bit words (locally administered,
+ * unicast; nodes ::10 of two /64s differ; the receiver only checks that the inner destination is
+ * its own).
  *
  * Outer UDP checksum (RFC 8200 requires one over IPv6, RFC 6935/6936 allow zero for tunnels):
  *  - a non-GSO packet whose inner IPv6 header is followed directly by TCP, UDP or ICMPv6 gets a
@@ -98,12 +99,14 @@ static __always_inline const struct tortie_route6 *rt6_lookup(const __be32 *addr
 	return bpf_map_lookup_elem(&tortie_rt6_v1, &k);
 }
 
-/* A node's IPv6 VXLAN MAC: 0e:76 and the low 32 bits of its IPv6 address. */
+/* A node's IPv6 VXLAN MAC: 0e:76 and the XOR of its IPv6 address's four 32-bit words. */
 static __always_inline void vxlan6_node_mac(__u8 *mac, const __be32 *node)
 {
+	__be32 w = node[0] ^ node[1] ^ node[2] ^ node[3];
+
 	mac[0] = VXLAN_MAC0;
 	mac[1] = VXLAN6_MAC1;
-	__builtin_memcpy(mac + 2, &node[3], 4);
+	__builtin_memcpy(mac + 2, &w, 4);
 }
 
 /* The headers vxlan6 puts in front of the inner IPv6 packet (after the outer Ethernet header). */

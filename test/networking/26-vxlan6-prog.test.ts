@@ -7,7 +7,7 @@
 // frame dropped with its reason. Real traffic between namespaces: 25-vxlan6.test.ts.
 import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
-import { RT_F } from '../../src/dataplane/bpf/net-codecs';
+import { RT_F, vxlan6Mac } from '../../src/dataplane/bpf/net-codecs';
 import { eth, eth6, ext6, fillL4Checksum6, icmp6, inetChecksum, ipv6, ipv6Bytes, tcp, udp, vxlanHeader, ETH_P, NH6 } from '../../src/dataplane/bpf/packet';
 import { UplinkHarness, TC_OK, TC_SHOT } from '../../src/testbed/uplink-harness';
 import { tcpFrame, ETH_HLEN } from '../../src/testbed/fixtures';
@@ -16,8 +16,8 @@ const NODE_A = 'fd00:198:18:1::10'; // this node
 const NODE_B = 'fd00:198:18:2::b';
 const WL_A = 'fd00:10:1::a';
 const WL_B = 'fd00:10:2::b';
-const MAC_A = '0e:76:00:00:00:10'; // 0e:76 and the low 32 bits of the node's IPv6 address
-const MAC_B = '0e:76:00:00:00:0b';
+const MAC_A = vxlan6Mac(NODE_A);
+const MAC_B = vxlan6Mac(NODE_B);
 const NEXT_HOP_MACS = { dst: '02:00:00:00:00:0b', src: '02:00:00:00:00:0a' };
 
 function mac(b: Buffer, off: number): string {

@@ -7,7 +7,7 @@
 import { defineStruct, type BpfMap } from '../native';
 import type { ValueOf } from './codecs';
 import { prefix4 } from './encode';
-import { formatIP, maskCidr, parseCidrOrIp } from '../../primitives';
+import { formatIP, maskCidr, parseCidrOrIp, parseIP } from '../../primitives';
 
 export const NET_MAP = {
   rt4: 'tortie_rt4_v1',
@@ -155,6 +155,13 @@ export const route6Codec = defineStruct('tortie_route6', [
   { name: 'flags', type: 'u32' },
   { name: 'pad', type: 'pad', length: 4 },
 ] as const);
+
+/** A node's IPv6 VXLAN MAC as bpf/lib/vxlan6.h derives it: 0e:76 and the XOR of the address's four 32-bit words. */
+export function vxlan6Mac(ip: string): string {
+  const b = Buffer.from(parseIP(ip).bytes);
+  const w = (b.readUInt32BE(0) ^ b.readUInt32BE(4) ^ b.readUInt32BE(8) ^ b.readUInt32BE(12)) >>> 0;
+  return ['0e', '76', ...[24, 16, 8, 0].map((s) => ((w >>> s) & 0xff).toString(16).padStart(2, '0'))].join(':');
+}
 
 /** enum tortie_vx6stat, in index order. */
 export const VX6STAT = ['encapUplink', 'decap'] as const;
