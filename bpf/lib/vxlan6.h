@@ -172,8 +172,8 @@ static __always_inline int vxlan6_push(struct __sk_buff *skb, const struct torti
 				       const __be32 *dst)
 {
 	struct vxlan6_outer h = {};
-	__be16 sport = vxlan_sport(skb);
-	__u32 hash = bpf_get_hash_recalc(skb), len;
+	__u32 hash = bpf_get_hash_recalc(skb), len; /* hashes the inner headers: before they move */
+	__be16 sport = vxlan_sport_of(hash);
 	struct ipv6hdr in;
 	int ret;
 
