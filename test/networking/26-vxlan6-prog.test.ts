@@ -4,11 +4,12 @@
 // over the whole datagram for TCP, UDP and ICMPv6 inner packets, 0 for an inner packet with
 // extension headers), what tortie_uplink_in decapsulates (exactly the inner datagram), one
 // node's output decapsulated by another node's program, and every malformed, foreign or spoofed
-// frame dropped with its reason. Real traffic between namespaces: 25-vxlan6.test.ts.
+// frame dropped with its reason; and what IPv4 VXLAN does with its outer UDP checksum (sends 0,
+// does not verify a non-zero one). Real traffic between namespaces: 25-vxlan6.test.ts.
 import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { RT_F, vxlan6Mac } from '../../src/dataplane/bpf/net-codecs';
-import { eth, eth6, ext6, fillL4Checksum6, icmp6, inetChecksum, ipv6, ipv6Bytes, tcp, udp, vxlanHeader, ETH_P, NH6 } from '../../src/dataplane/bpf/packet';
+import { eth, eth6, ext6, fillL4Checksum6, icmp6, inetChecksum, ipv4, ipv6, ipv6Bytes, tcp, udp, vxlanHeader, ETH_P, NH6 } from '../../src/dataplane/bpf/packet';
 import { UplinkHarness, TC_OK, TC_SHOT } from '../../src/testbed/uplink-harness';
 import { tcpFrame, ETH_HLEN } from '../../src/testbed/fixtures';
 
@@ -237,4 +238,22 @@ t.test('one node encapsulates, the other decapsulates: the inner packet arrives 
     t.same([r.retval, r.reason], [TC_OK, R.FORWARD], `next header ${proto}: node B decapsulates node A's packet (checksum verified)`);
     t.same(r.data.subarray(ETH_HLEN), inner, 'the inner datagram as node A\'s workload sent it');
   }
+});
+
+t.test('IPv4 VXLAN: the outer UDP checksum is not verified (stated in docs/security.md)', async (t) => {
+  const h = await UplinkHarness.create('vx4csum');
+  t.teardown(() => h.close());
+  h.config('198.18.1.10');
+  h.node('198.18.2.10');
+  h.vxlan(4096);
+  h.route('192.168.2.10/32', '198.18.2.10', RT_F.WORKLOAD | RT_F.ENCAP | RT_F.VXLAN);
+  const inner = tcpFrame({ src: '192.168.2.10', dst: '192.168.1.10', flags: 'A' }).subarray(ETH_HLEN);
+  const out = h.run('out', tcpFrame({ src: '192.168.1.10', dst: '192.168.2.10', flags: 'A' }));
+  t.equal(out.data.readUInt16BE(ETH_HLEN + 20 + 6), 0, 'sent with checksum 0 (RFC 7348 over IPv4)');
+  const frame = eth({}, ipv4({ src: '198.18.2.10', dst: '198.18.1.10', proto: 17 },
+    udp({ sport: 50000, dport: 4789, payload: Buffer.concat([vxlanHeader({ vni: 4096 }), eth({ dst: '0e:74:c6:12:01:0a', src: '0e:74:c6:12:02:0a' }, inner)]) })));
+  frame.writeUInt16BE(0x1234, ETH_HLEN + 20 + 6); // a non-zero checksum that is wrong
+  const r = h.run('in', frame);
+  t.same([r.retval, r.reason], [TC_OK, R.FORWARD], 'a wrong non-zero outer checksum is accepted over IPv4');
+  t.same(r.data.subarray(ETH_HLEN), inner, 'and decapsulated');
 });
