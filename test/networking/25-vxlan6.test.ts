@@ -14,13 +14,12 @@
 //   - Always: A↔B encapsulated too.
 import t from 'tap';
 import { Capture, InProcessCluster, eventually, pings, scapy } from '../../src/testbed';
-import { gnp, node, pool, wep } from '../../src/testbed/fixtures';
+import { gnp, pool } from '../../src/testbed/fixtures';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { sumPerCpuCounters, vxlan6Mac, VX6STAT } from '../../src/dataplane/bpf/net-codecs';
 import { DEFAULT_MTU_PATTERN } from '../../src/dataplane/routing';
 import type { Netns } from '../../src/util/netns';
-import type { Workload } from '../../src/testbed/wire';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +27,6 @@ import { join } from 'node:path';
 process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
 
 const V6: Record<string, string> = { 'node-a': 'fd00:198:18:1::10', 'node-b': 'fd00:198:18:1::11', 'node-c': 'fd00:198:18:2::10' };
-const OUTSIDE6 = 'fd00:198:18:3::10';
 
 async function waitListening(ns: Netns, port: number): Promise<void> {
   if (!(await eventually(async () => (await ns.exec(['ss', '-ltnH', `sport = :${port}`], { allowFail: true })).stdout.trim() !== '', true))) {
@@ -42,24 +40,11 @@ t.test('VXLAN over IPv6 between nodes, built and checked by BPF', async (t) => {
   const mtuFile = (n: string) => join(dir, `${n}.mtu`);
   const c = await InProcessCluster.create('vxlan6', { routing: (n) => ({ mtu: { ipipMtu: 0, ifacePattern: DEFAULT_MTU_PATTERN, file: mtuFile(n) } }) });
   t.teardown(() => c.destroy());
-  // The IPv6 underlay: the router ::1 on each subnet, the outside host behind it.
-  await c.router.sh('sysctl -qw net.ipv6.conf.all.forwarding=1 && ip -6 addr add fd00:198:18:1::1/64 dev br1 nodad && ' +
-    'ip -6 addr add fd00:198:18:2::1/64 dev br2 nodad && ip -6 addr add fd00:198:18:3::1/64 dev o nodad');
-  await c.outside.sh(`ip -6 addr add ${OUTSIDE6}/64 dev eth0 nodad && ip -6 route add default via fd00:198:18:3::1`);
-  for (const [name, n] of c.nodes) {
-    const gw = V6[name]!.replace(/::\w+$/, '::1');
-    await n.ns.sh(`ip -6 addr add ${V6[name]}/64 dev eth0 nodad && ip -6 route add default via ${gw}`);
-    const res = node(name, {}, n.subnet);
-    res.spec.bgp = { ...res.spec.bgp, ipv6Address: `${V6[name]}/64` };
-    c.put(res);
-  }
+  const v6 = await c.addIpv6(); // the ULA underlay beside the IPv4 one, Node resources with bgp.ipv6Address
+  t.same(Object.fromEntries(v6), V6, 'the nodes\' IPv6 addresses');
   c.setPool({ ipipMode: 'CrossSubnet', vxlanMode: 'Never', natOutgoing: false }); // IPv4 across by IPIP
   c.put(pool('default-ipv6-ippool', 'fd00:10::/48', { vxlanMode: 'CrossSubnet', blockSize: 122, natOutgoing: false }));
-  const add = async (name: string, n: string, ip: string, ip6: string, mtu: number): Promise<Workload> => {
-    const w = await c.bed.addWorkload(name, n, ip, { mtu, ip6 });
-    c.put(wep(`ns1/${name}`, { labels: { app: name }, node: n, ip: [ip, ip6], iface: w.hostIf }));
-    return w;
-  };
+  const add = (name: string, n: string, ip: string, ip6: string, mtu: number) => c.addWorkload6(name, n, ip, ip6, mtu);
   const wa = await add('wa', 'node-a', '192.168.1.10', 'fd00:10:0:1::a', 1430);
   const wa2 = await add('wa2', 'node-a', '192.168.1.11', 'fd00:10:0:1::b', 1500);
   const wb = await add('wb', 'node-b', '192.168.2.10', 'fd00:10:0:2::a', 1430);
@@ -76,6 +61,7 @@ t.test('VXLAN over IPv6 between nodes, built and checked by BPF', async (t) => {
     t.same(await routes6(A.ns), [
       'fd00:10:0:2::a via fd00:198:18:1::11 dev eth0',
       'fd00:10:0:3::a via fd00:198:18:1::1 dev eth0 mtu lock 1430',
+      'fd00:10:0:3::b via fd00:198:18:1::1 dev eth0 mtu lock 1430',
     ]);
     t.equal(readFileSync(mtuFile('node-a'), 'utf8'), '1430\n', 'the MTU file new workloads are sized by: 1500 - 70 (vxlanMTUV6)');
   });
@@ -168,10 +154,10 @@ t.test('VXLAN over IPv6 between nodes, built and checked by BPF', async (t) => {
     const cap = await Capture.start(wa.ns, 'icmp6 and ip6[40] == 128');
     t.teardown(() => cap.stop());
     const cases: [string, number, Netns, Parameters<typeof pkt>[0]][] = [
-      ['from a host that is not a node', R.VXLAN_UNKNOWN_SRC, c.outside, { src: OUTSIDE6, id: 7001 }],
+      ['from a host that is not a node', R.VXLAN_UNKNOWN_SRC, c.outside, { src: c.outsideIp6, id: 7001 }],
       ['another VNI', R.VXLAN_VNI, B.ns, { src: V6['node-b']!, vni: 4097, id: 7002 }],
       ['inner source of another node\'s workload (spoofed)', R.VXLAN_INNER_SRC, B.ns, { src: V6['node-b']!, inner: wc.ip6, id: 7003 }],
-      ['inner source outside every node (spoofed)', R.VXLAN_INNER_SRC, B.ns, { src: V6['node-b']!, inner: OUTSIDE6, id: 7004 }],
+      ['inner source outside every node (spoofed)', R.VXLAN_INNER_SRC, B.ns, { src: V6['node-b']!, inner: c.outsideIp6, id: 7004 }],
       ['inner Ethernet to another MAC', R.VXLAN_BAD_INNER, B.ns, { src: V6['node-b']!, dmac: '02:00:00:00:00:01', id: 7005 }],
       ['VXLAN flags without I', R.VXLAN_BAD_HDR, B.ns, { src: V6['node-b']!, flags: 0x00, id: 7006 }],
       ['a wrong outer UDP checksum', R.VXLAN6_CSUM, B.ns, { src: V6['node-b']!, chksum: 0x1234, id: 7007 }],
