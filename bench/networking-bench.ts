@@ -31,7 +31,9 @@ const CONNS = Number(process.argv[4] ?? 16);
 
 async function iperf(from: ClusterWorkload, to: ClusterWorkload, family: 4 | 6 = 4): Promise<number> {
   const r = await from.ns.exec(['iperf3', `-${family}`, '-c', family === 6 ? to.ip6! : to.ip, '-p', '5201', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 30) * 1000 });
-  return (JSON.parse(r.stdout).end.sum_received.bits_per_second as number) / 1e9;
+  const j = JSON.parse(r.stdout);
+  if (j.error) throw new Error(`iperf3 → ${family === 6 ? to.ip6 : to.ip}: ${j.error}`);
+  return (j.end.sum_received.bits_per_second as number) / 1e9;
 }
 
 async function wrk(from: ClusterWorkload, ip: string): Promise<number> {
