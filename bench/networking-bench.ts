@@ -5,7 +5,9 @@
  *      pool ipipMode Never (routed directly) vs Always (IPIP built by BPF on the same path) vs
  *      vxlanMode Always (VXLAN built by BPF on the same path; the 1480-byte workloads learn the
  *      1450 route MTU by PMTU discovery); plus A → C across the router with CrossSubnet (IPIP)
- *      for reference. Goal: IPIP ≥ 0.85×.
+ *      for reference. Goal: IPIP ≥ 0.85×. Across the router A → C also VXLAN both ways (the
+ *      cluster is dual stack): IPv4 VXLAN (vxlanMode CrossSubnet) vs VXLAN over IPv6 (the IPv6
+ *      pool's vxlanMode CrossSubnet, iperf3 -6), reported as a ratio.
  *   2. connection rate: wrk (`Connection: close`, every request a new TCP connection) from a
  *      workload on A to nginx on the outside host, natOutgoing on (SNAT in BPF on A's uplink)
  *      vs off (the router and the outside host get a route back to the workload instead).
@@ -19,16 +21,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { InProcessCluster, type ClusterWorkload } from '../src/testbed';
 import { median } from './lib/stats';
-import { readVxStats } from '../src/dataplane/bpf/net-codecs';
+import { readVxStats, sumPerCpuCounters, VX6STAT } from '../src/dataplane/bpf/net-codecs';
+import { pool } from '../src/testbed/fixtures';
 import { nginxConfig, parseWrk } from './lib/tools';
 
 const SECONDS = Number(process.argv[2] ?? 5);
 const ROUNDS = Number(process.argv[3] ?? 3);
 const CONNS = Number(process.argv[4] ?? 16);
 
-async function iperf(from: ClusterWorkload, to: ClusterWorkload): Promise<number> {
-  const r = await from.ns.exec(['iperf3', '-c', to.ip, '-p', '5201', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 30) * 1000 });
-  return (JSON.parse(r.stdout).end.sum_received.bits_per_second as number) / 1e9;
+async function iperf(from: ClusterWorkload, to: ClusterWorkload, family: 4 | 6 = 4): Promise<number> {
+  const r = await from.ns.exec(['iperf3', `-${family}`, '-c', family === 6 ? to.ip6! : to.ip, '-p', '5201', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 30) * 1000 });
+  const j = JSON.parse(r.stdout);
+  if (j.error) throw new Error(`iperf3 → ${family === 6 ? to.ip6 : to.ip}: ${j.error}`);
+  return (j.end.sum_received.bits_per_second as number) / 1e9;
 }
 
 async function wrk(from: ClusterWorkload, ip: string): Promise<number> {
@@ -41,13 +46,16 @@ async function wrk(from: ClusterWorkload, ip: string): Promise<number> {
 
 
 async function main(): Promise<void> {
+  process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
   const c = await InProcessCluster.create('netbench');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-netbench-'));
   try {
     c.setPool({ ipipMode: 'Never', natOutgoing: true });
-    const wa = await c.addWorkload('wa', 'node-a', '192.168.1.10', 1480);
-    const wb = await c.addWorkload('wb', 'node-b', '192.168.2.10', 1480);
-    const wc = await c.addWorkload('wc', 'node-c', '192.168.3.10', 1480);
+    await c.addIpv6();
+    c.put(pool('default-ipv6-ippool', 'fd00:10::/48', { vxlanMode: 'CrossSubnet', blockSize: 122 }));
+    const wa = await c.addWorkload6('wa', 'node-a', '192.168.1.10', 'fd00:10:0:1::a', 1480);
+    const wb = await c.addWorkload6('wb', 'node-b', '192.168.2.10', 'fd00:10:0:2::a', 1480);
+    const wc = await c.addWorkload6('wc', 'node-c', '192.168.3.10', 'fd00:10:0:3::a', 1480);
     await c.sync();
     for (const w of [wb, wc]) w.ns.spawn(['iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
     fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, `${c.outsideIp}:80`));
@@ -56,7 +64,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1000));
 
     process.stdout.write(`networking bench: ${SECONDS}s per run, ${ROUNDS} rounds, wrk -c${CONNS}, workload MTU 1480\n`);
-    const tp: Record<string, number[]> = { direct: [], ipip: [], vxlan: [], cross: [] };
+    const tp: Record<string, number[]> = { direct: [], ipip: [], vxlan: [], cross: [], crossVx4: [], crossVx6: [] };
     for (let i = 0; i < ROUNDS; i++) {
       c.setPool({ ipipMode: 'Never', natOutgoing: true });
       await c.sync();
@@ -76,6 +84,14 @@ async function main(): Promise<void> {
       c.setPool({ ipipMode: 'CrossSubnet', natOutgoing: true });
       await c.sync();
       tp.cross!.push(await iperf(wa, wc));
+      c.setPool({ ipipMode: 'Never', vxlanMode: 'CrossSubnet', natOutgoing: true });
+      await c.sync();
+      tp.crossVx4!.push(await iperf(wa, wc));
+      const vx6 = () => sumPerCpuCounters(c.nodes.get('node-a')!.dp!.routing!.maps.vx6st, VX6STAT).encapUplink;
+      const e0 = vx6();
+      tp.crossVx6!.push(await iperf(wa, wc, 6));
+      if (vx6() === e0) throw new Error('IPv6 A→C run was not encapsulated');
+      process.stdout.write(`  round ${i + 1}: A→C VXLAN via router: IPv4 ${tp.crossVx4!.at(-1)!.toFixed(2)} Gbit/s, IPv6 (outer IPv6) ${tp.crossVx6!.at(-1)!.toFixed(2)} Gbit/s\n`);
       process.stdout.write(`  round ${i + 1}: A→B direct ${tp.direct!.at(-1)!.toFixed(2)} Gbit/s, A→B IPIP ${tp.ipip!.at(-1)!.toFixed(2)} Gbit/s, A→C IPIP via router ${tp.cross!.at(-1)!.toFixed(2)} Gbit/s, A→B VXLAN ${tp.vxlan!.at(-1)!.toFixed(2)} Gbit/s\n`);
     }
 
@@ -99,12 +115,15 @@ async function main(): Promise<void> {
     }
 
     const d = median(tp.direct!), p = median(tp.ipip!), v = median(tp.vxlan!), x = median(tp.cross!);
+    const x4 = median(tp.crossVx4!), x6 = median(tp.crossVx6!);
     const n = median(cr.plain!), s = median(cr.snat!);
     process.stdout.write('\nmedians\n');
     process.stdout.write(`  iperf3 A→B direct (Never)            ${d.toFixed(2)} Gbit/s\n`);
     process.stdout.write(`  iperf3 A→B IPIP (Always)             ${p.toFixed(2)} Gbit/s   ratio ${(p / d).toFixed(2)}× (goal ≥ 0.85×)\n`);
     process.stdout.write(`  iperf3 A→B VXLAN (Always)            ${v.toFixed(2)} Gbit/s   ratio ${(v / d).toFixed(2)}×, ${(v / p).toFixed(2)}× IPIP\n`);
     process.stdout.write(`  iperf3 A→C IPIP (CrossSubnet, router) ${x.toFixed(2)} Gbit/s\n`);
+    process.stdout.write(`  iperf3 A→C VXLAN IPv4 (router)       ${x4.toFixed(2)} Gbit/s\n`);
+    process.stdout.write(`  iperf3 A→C VXLAN IPv6 (outer IPv6)   ${x6.toFixed(2)} Gbit/s   ratio ${(x6 / x4).toFixed(2)}× IPv4 VXLAN\n`);
     process.stdout.write(`  wrk A→outside without SNAT           ${n.toFixed(0)} conn/s\n`);
     process.stdout.write(`  wrk A→outside with SNAT (BPF)        ${s.toFixed(0)} conn/s   ratio ${(s / n).toFixed(2)}× (goal ≥ 0.90×)\n`);
   } finally {

@@ -7,14 +7,16 @@
  * ingress IPIP and VXLAN decapsulation, ingress pass-through; and NAT66 (IPv6 pools): egress IPv6
  * pass-through, egress SNAT66 of an established mapping, ingress reverse NAT66, an ICMPv6 Packet
  * Too Big about that mapping translated to its workload, later fragments of translated datagrams
- * both ways. Prints ns/packet;
- * asserts nothing.
+ * both ways; VXLAN over IPv6 (bpf/lib/vxlan6.h):
+ * egress encapsulation (outer UDP checksum computed), ingress decapsulation with the checksum
+ * verified and with checksum 0, each also as a ratio to its IPv4 VXLAN counterpart measured in
+ * the same run. Prints ns/packet; asserts nothing.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/networking-pktcost.js [copies]
  */
 import { UplinkHarness } from '../src/testbed/uplink-harness';
-import { POOL_F, RT_F } from '../src/dataplane/bpf/net-codecs';
-import { eth, eth6, frag6, icmp6, ipv4, tcp, udp, vxlanHeader, NH6, PROTO } from '../src/dataplane/bpf/packet';
+import { POOL_F, RT_F, vxlan6Mac } from '../src/dataplane/bpf/net-codecs';
+import { eth, eth6, fillL4Checksum6, frag6, icmp6, inetChecksum, ipv4, ipv6, tcp, udp, vxlanHeader, ETH_P, NH6, PROTO } from '../src/dataplane/bpf/packet';
 import { tcpFrame } from '../src/testbed/fixtures';
 
 const COPIES = Number(process.argv[2] ?? 20_000);
@@ -35,6 +37,23 @@ async function main(): Promise<void> {
     h.pool6('fd00:10::/48', POOL_F.NAT_OUT);
     h.node6('fd00:198:18:1::10');
     const payload = Buffer.alloc(64);
+    // VXLAN over IPv6: node B fd00:198:18:2::10 holds fd00:10:4::/122.
+    h.node6('fd00:198:18:2::10');
+    h.route6('fd00:10:4::/122', 'fd00:198:18:2::10', RT_F.WORKLOAD | RT_F.ENCAP | RT_F.VXLAN);
+    const inner6 = (src: string, dst: string, sport: number, dport: number) => fillL4Checksum6(ipv6({ src, dst, proto: NH6.TCP }, tcp({ sport, dport, flags: 'A', payload })));
+    const vx6Frame = (check: boolean) => {
+      const inner = eth({ dst: vxlan6Mac('fd00:198:18:1::10'), src: vxlan6Mac('fd00:198:18:2::10'), ethertype: ETH_P.IPV6 }, inner6('fd00:10:4::5', 'fd00:10::10', 80, 40000));
+      const f = eth6({ src: 'fd00:198:18:2::10', dst: 'fd00:198:18:1::10', proto: NH6.UDP }, udp({ sport: 50000, dport: 4789, payload: Buffer.concat([vxlanHeader({ vni: 4096 }), inner]) }));
+      if (check) {
+        const ip = f.subarray(14), u = ip.subarray(40);
+        const ph = Buffer.alloc(40);
+        ip.copy(ph, 0, 8, 40);
+        ph.writeUInt32BE(u.length, 32);
+        ph[39] = NH6.UDP;
+        u.writeUInt16BE(inetChecksum(Buffer.concat([ph, u])) || 0xffff, 6);
+      }
+      return f;
+    };
     const cases: [string, 'in' | 'out', Buffer][] = [
       ['egress, pass-through (host traffic)', 'out', tcpFrame({ src: '198.18.1.10', dst: '198.18.3.20', sport: 1000, dport: 80, flags: 'A', payload })],
       // Workload port inside the NAT range (kept), so the reverse case below matches the mapping.
@@ -56,7 +75,11 @@ async function main(): Promise<void> {
       // Later fragments of a datagram whose first fragment was translated (the record made below).
       ['IPv6 egress, later fragment (SNAT66)', 'out', eth6({ src: 'fd00:10::10', dst: 'fd00:198:18:3::20', proto: PROTO.UDP, exts: [frag6({ offset: 154, id: 77 })] }, payload)],
       ['IPv6 ingress, later fragment (reverse)', 'in', eth6({ src: 'fd00:198:18:3::20', dst: 'fd00:198:18:1::10', proto: PROTO.UDP, exts: [frag6({ offset: 154, id: 78 })] }, payload)],
+      ['IPv6 egress, VXLAN encapsulation (outer IPv6)', 'out', eth({ ethertype: ETH_P.IPV6 }, inner6('fd00:10::10', 'fd00:10:4::5', 40000, 80))],
+      ['IPv6 ingress, VXLAN decapsulation, checksum verified', 'in', vx6Frame(true)],
+      ['IPv6 ingress, VXLAN decapsulation, checksum 0', 'in', vx6Frame(false)],
     ];
+    const medians = new Map<string, number>();
     h.run('out', cases[1]![2]); // create the mappings
     h.run('out', cases.find(([name]) => name.startsWith('IPv6 egress, SNAT66'))![2]);
     // A UDP mapping and both ways' first fragments: the records the later-fragment cases follow.
@@ -68,8 +91,14 @@ async function main(): Promise<void> {
       const r = prog.testRunBatch(Array.from({ length: COPIES }, () => Buffer.from(pkt)), { wantData: true });
       const changed = r.data!.filter((d) => !d.equals(pkt)).length;
       const ns = [...r.durationsNs].sort((a, b) => a - b);
-      process.stdout.write(`  ${name.padEnd(40)} ${String(ns[ns.length >> 1]).padStart(5)} ns   (${changed === COPIES ? 'every packet rewritten' : changed === 0 ? 'unchanged' : `${changed} rewritten`})\n`);
+      medians.set(name, ns[ns.length >> 1]!);
+      process.stdout.write(`  ${name.padEnd(52)} ${String(ns[ns.length >> 1]).padStart(5)} ns   (${changed === COPIES ? 'every packet rewritten' : changed === 0 ? 'unchanged' : `${changed} rewritten`})\n`);
     }
+    const ratio = (a: string, b: string) => process.stdout.write(`  ${a} / ${b}: ${(medians.get(a)! / medians.get(b)!).toFixed(2)}\n`);
+    process.stdout.write('VXLAN over IPv6 vs IPv4 (same run):\n');
+    ratio('IPv6 egress, VXLAN encapsulation (outer IPv6)', 'egress, VXLAN encapsulation');
+    ratio('IPv6 ingress, VXLAN decapsulation, checksum verified', 'ingress, VXLAN decapsulation');
+    ratio('IPv6 ingress, VXLAN decapsulation, checksum 0', 'ingress, VXLAN decapsulation');
   } finally {
     h.close();
   }

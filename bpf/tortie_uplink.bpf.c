@@ -15,7 +15,8 @@
  *                      this host, is SNATed to the node address; ICMP errors of SNATed
  *                      flows are translated like them, other ICMP from such pools is dropped
  *                      (lib/icmp_err.h).
- * Untagged IPv6 (uplink6_ingress / uplink6_egress): NAT66 of natOutgoing IPv6 pools, of
+ * Untagged IPv6 (uplink6_ingress / uplink6_egress): VXLAN over IPv6 (lib/vxlan6.h: decapsulated
+ * on ingress after its checks, encapsulated on egress for routes that say so), NAT66 of natOutgoing IPv6 pools, of
  * ICMPv6 errors about their mappings and of their later fragments (lib/nat6.h), once the agent has written tortie_netcfg6_v1; other IPv6 passes untouched (no host endpoint
  * policy for IPv6 yet).
  * Both also carry host endpoint policy (lib/hostep.h; IPIP between nodes and tunnelled
@@ -31,6 +32,7 @@
 #include "lib/route.h"
 #include "lib/ipip.h"
 #include "lib/vxlan.h"
+#include "lib/vxlan6.h"
 #include "lib/nat.h"
 #include "lib/nat6.h"
 #include "lib/icmp_err.h"
@@ -254,7 +256,9 @@ int tortie_uplink_in(struct __sk_buff *skb)
 
 	/* Each family in a frame of its own: NAT66's 128-bit state and the IPv4 path never share one
 	 * stack (the verifier bounds a call chain's total at 512 bytes). */
-	ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_ingress(skb) : uplink_ingress(skb, &act);
+	ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? vxlan6_uplink_in(skb) : VXLAN6_NOT_OURS; /* its own frame too */
+	if (ret == VXLAN6_NOT_OURS)
+		ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_ingress(skb) : uplink_ingress(skb, &act);
 	return uplink_exit(ifindex, len, ret, act);
 }
 
@@ -262,7 +266,10 @@ SEC("tc")
 int tortie_uplink_out(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex, len = skb->len;
-	int ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_egress(skb) : uplink_egress(skb);
+	int ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? vxlan6_uplink_out(skb) : VXLAN6_NOT_OURS;
+
+	if (ret == VXLAN6_NOT_OURS)
+		ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_egress(skb) : uplink_egress(skb);
 
 	return uplink_exit(ifindex, len, ret, TC_ACT_OK);
 }

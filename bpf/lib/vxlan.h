@@ -111,13 +111,17 @@ static __always_inline bool vxlan_mac_eq(const __u8 *a, const __u8 *b)
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5];
 }
 
-/* The outer UDP source port from the flow hash, as Linux's udp_flow_src_port. */
-static __always_inline __be16 vxlan_sport(struct __sk_buff *skb)
+/* The outer UDP source port from a flow hash, as Linux's udp_flow_src_port. */
+static __always_inline __be16 vxlan_sport_of(__u32 hash)
 {
-	__u32 hash = bpf_get_hash_recalc(skb);
-
 	hash ^= hash << 16;
 	return bpf_htons((__u16)((((__u64)hash * (VXLAN_SPORT_MAX - VXLAN_SPORT_MIN)) >> 32) + VXLAN_SPORT_MIN));
+}
+
+/* The outer UDP source port from the packet's flow hash. */
+static __always_inline __be16 vxlan_sport(struct __sk_buff *skb)
+{
+	return vxlan_sport_of(bpf_get_hash_recalc(skb));
 }
 
 /*

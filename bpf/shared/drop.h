@@ -83,6 +83,8 @@ enum tortie_drop_reason {
 	DROP_ICMP6_ND_SCOPE = -56,       /* neighbour discovery / MLD from a workload to an address beyond the
 					  * link (not link-local, not multicast), or from a source that is
 					  * neither unspecified, link-local nor the workload's own */
+	DROP_VXLAN6_CSUM = -57,          /* VXLAN over IPv6: a non-zero outer UDP checksum that is wrong for
+					  * its headers (lib/vxlan6.h; zero is accepted, RFC 6936) */
 	DROP_NAT6_ADDR = -64,            /* NAT66: storing the translated IPv6 address (lib/nat6.h) */
 	DROP_NAT6_FRAG = -65,            /* NAT66: a later fragment of an IPv6 datagram from a natOutgoing
 					  * pool to the outside whose first fragment was not translated here
@@ -96,7 +98,7 @@ enum tortie_drop_reason {
 	DROP_VXLAN_BAD_HDR = -73,        /* VXLAN: outer fragment, truncated, UDP length not the datagram's,
 					  * flags other than the I bit, reserved bits set */
 	DROP_VXLAN_VNI = -74,            /* VXLAN with another VNI than this node's (Felix's vxlanVNI) */
-	DROP_VXLAN_BAD_INNER = -75,      /* VXLAN: inner Ethernet not to this node's VXLAN MAC, not IPv4,
+	DROP_VXLAN_BAD_INNER = -75,      /* VXLAN: inner Ethernet not to this node's VXLAN MAC, not IPv4 (IPv6 over IPv6),
 					  * or an inner IPv4 header that does not fill the payload exactly */
 	DROP_VXLAN_INNER_SRC = -76,      /* VXLAN: inner source neither the sending node nor one of its
 					  * workloads (as this node's route map has them) */

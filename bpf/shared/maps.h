@@ -542,4 +542,17 @@ struct tortie_natfrag6_value {
 	__be32 nat_addr[4];  /* SNAT: the new source; RNAT: the new destination (the workload) */
 };
 
+/* ---- VXLAN over IPv6 (lib/vxlan6.h): tortie_rt6_v1 values (LPM key struct tortie_pool6_key) and tortie_vx6st_v1 indexes ---- */
+struct tortie_route6 {
+	__be32 next_hop[4]; /* the node's IPv6 address (outer destination with ENCAP|VXLAN) */
+	__u32 flags;        /* TORTIE_RT_F_* */
+	__u32 pad;
+};
+
+enum tortie_vx6stat {
+	TORTIE_VS6_ENCAP_UPLINK = 0, /* IPv6 encapsulated in outer IPv6 on the uplink's egress */
+	TORTIE_VS6_DECAP = 1,        /* VXLAN over IPv6 from a known node decapsulated */
+	TORTIE_VS6_MAX = 2,
+};
+
 #endif

@@ -83,11 +83,8 @@ function isV6(cidr: string): boolean {
 
 function pool(p: IPPool, add: Add): void {
   if (isV6(p.spec.cidr)) add('spec.cidr', `${p.spec.cidr}: IPv6 pools are not supported: ${NO_V6}`);
-  // VXLAN is built by tortie's programs for IPv4 (bpf/lib/vxlan.h); IPv6 inner packets are not
-  // encapsulated yet. A pool with both ipipMode and vxlanMode on is the validator's refusal.
-  if (isV6(p.spec.cidr) && p.spec.vxlanMode !== undefined && p.spec.vxlanMode !== 'Never') {
-    add('spec.vxlanMode', `${p.spec.vxlanMode} is not supported on an IPv6 pool: tortie encapsulates only IPv4 in VXLAN (use vxlanMode Never)`);
-  }
+  // vxlanMode on an IPv6 pool is VXLAN in outer IPv6 (bpf/lib/vxlan6.h). A pool with both
+  // ipipMode and vxlanMode on is the validator's refusal.
   if (p.spec.namespaceSelector !== undefined) {
     add('spec.namespaceSelector', "is not supported: tortie's IPAM does not choose pools by namespace");
   }

@@ -62,6 +62,12 @@ const mtu = (max: number): Parse<number> => (val, p, issues) => {
   if (n !== undefined && n !== 0 && n < 576) { issues.add(p, `must be 0 (detect) or at least 576 (IPv4's minimum datagram), got ${n}`); return undefined; }
   return n;
 };
+/** vxlanMTUV6: 0 = detect; otherwise at least IPv6's minimum link MTU (1280), at most `max`. */
+const mtu6 = (max: number): Parse<number> => (val, p, issues) => {
+  const n = asInteger(val, p, issues, 0, max);
+  if (n !== undefined && n !== 0 && n < 1280) { issues.add(p, `must be 0 (detect) or at least 1280 (IPv6's minimum link MTU), got ${n}`); return undefined; }
+  return n;
+};
 const failsafe: Parse<FailsafePort[]> = (val, p, issues) => {
   const r = failsafeListProblems(val, p);
   for (const pr of r.problems) issues.add(pr.path, pr.reason);
@@ -85,6 +91,8 @@ export const FELIX_FIELDS = {
   ipipMTU: honoured('live', 'ipipMtu', 'FELIX_IPIPMTU', mtu(65515)),
   /** MTU of VXLAN routes and workloads (0: detected, as ipipMTU, less 50). */
   vxlanMTU: honoured('live', 'vxlanMtu', 'FELIX_VXLANMTU', mtu(65485)),
+  /** MTU of IPv6 VXLAN routes and workloads (0: detected, as vxlanMTU, less 70). */
+  vxlanMTUV6: honoured('live', 'vxlanMtuV6', 'FELIX_VXLANMTUV6', mtu6(65465)),
   /** UDP port of VXLAN (Calico's default 4789). */
   vxlanPort: honoured('restart', 'vxlanPort', 'FELIX_VXLANPORT', port),
   /** VXLAN network identifier (Calico's default 4096); 24 bits, 0 would be "VXLAN off" in the programs' configuration. */

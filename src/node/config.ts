@@ -97,6 +97,8 @@ export interface NodeConfig {
   mtuIfacePattern: string;
   /** Felix's vxlanMTU: the MTU of VXLAN routes and of workloads in VXLAN pools; 0 = detected (less 50). */
   vxlanMtu: number;
+  /** Felix's vxlanMTUV6: the same for IPv6 VXLAN (outer IPv6); 0 = detected (less 70). */
+  vxlanMtuV6: number;
   /** Felix's vxlanPort and vxlanVNI (Calico's 4789 and 4096). */
   vxlanPort: number;
   vxlanVni: number;
@@ -171,6 +173,7 @@ const FROM_FELIX: { [K in FelixHonouredField]-?: (out: NodeConfig, v: NonNullabl
   ipipMTU: (out, v) => { out.ipipMtu = Number(v); },
   mtuIfacePattern: (out, v) => { out.mtuIfacePattern = String(v); },
   vxlanMTU: (out, v) => { out.vxlanMtu = Number(v); },
+  vxlanMTUV6: (out, v) => { out.vxlanMtuV6 = Number(v); },
   vxlanPort: (out, v) => { out.vxlanPort = Number(v); },
   vxlanVNI: (out, v) => { out.vxlanVni = Number(v); },
   natOutgoingAddress: (out, v) => { out.natOutgoingAddress = String(v); },
@@ -408,6 +411,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [ipipMtuRaw, ipipMtuSrc] = pick('ipip-mtu', opts.ipipMtu, felixEnv('ipipMTU'));
   const [mtuPattern, mtuPatternSrc] = pick('mtu-iface-pattern', opts.mtuIfacePattern, felixEnv('mtuIfacePattern'));
   const [vxMtuRaw, vxMtuSrc] = pick('vxlan-mtu', undefined, felixEnv('vxlanMTU'));
+  const [vxMtu6Raw, vxMtu6Src] = pick('vxlan-mtu-v6', undefined, felixEnv('vxlanMTUV6'));
   const [vxPortRaw, vxPortSrc] = pick('vxlan-port', undefined, felixEnv('vxlanPort'));
   const [vxVniRaw, vxVniSrc] = pick('vxlan-vni', undefined, felixEnv('vxlanVNI'));
   const [mtuFileRaw] = pick('mtu-file', opts.mtuFile, 'TORTIE_MTU_FILE');
@@ -478,6 +482,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     return n;
   };
   const vxlanMtu = vxInt(vxMtuRaw, vxMtuSrc, 0, (n) => n === 0 || (n >= 576 && n <= 65485), '0 (detect) or an MTU in 576–65485');
+  const vxlanMtuV6 = vxInt(vxMtu6Raw, vxMtu6Src, 0, (n) => n === 0 || (n >= 1280 && n <= 65465), '0 (detect) or an MTU in 1280–65465');
   const vxlanPort = vxInt(vxPortRaw, vxPortSrc, VXLAN_DEFAULTS.port, (n) => n >= 1 && n <= 65535, 'a port in 1–65535');
   const vxlanVni = vxInt(vxVniRaw, vxVniSrc, VXLAN_DEFAULTS.vni, (n) => n >= 1 && n <= 0xffffff, 'a VNI in 1–16777215');
   if (mtuPattern !== undefined) {
@@ -545,6 +550,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     ipipMtu,
     mtuIfacePattern: mtuPattern ?? DEFAULT_MTU_PATTERN,
     vxlanMtu,
+    vxlanMtuV6,
     vxlanPort,
     vxlanVni,
     mtuFile: mtuFileRaw === undefined ? join(runDir || '/run/tortie', 'mtu') : ['', 'none'].includes(mtuFileRaw.trim().toLowerCase()) ? '' : mtuFileRaw.trim(),
@@ -558,7 +564,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     explicit: ([['logLevel', level], ['healthPort', hport], ['healthHost', hhost], ['interfacePrefix', prefix], ['natPortRange', natRange], ['ctMaxEntries', ctMax], ['endpointToHostAction', toHostRaw],
       ['logLevelFile', lfileLevel], ['metricsEnabled', menabled], ['metricsPort', mport], ['metricsHost', mhost], ['ipipMtu', ipipMtuRaw], ['mtuIfacePattern', mtuPattern],
       ['natOutgoingAddress', snatAddr], ['ctTimeouts', ctTimers], ['failsafeInbound', fsInRaw], ['failsafeOutbound', fsOutRaw],
-      ['vxlanMtu', vxMtuRaw], ['vxlanPort', vxPortRaw], ['vxlanVni', vxVniRaw]] as const)
+      ['vxlanMtu', vxMtuRaw], ['vxlanMtuV6', vxMtu6Raw], ['vxlanPort', vxPortRaw], ['vxlanVni', vxVniRaw]] as const)
       .filter(([, v]) => v !== undefined).map(([k]) => k),
   };
 }

@@ -55,6 +55,7 @@ const SETTINGS: readonly Setting[] = [
   one('mtuIfacePattern', (c) => c.mtuIfacePattern),
   one('natOutgoingAddress', (c) => c.natOutgoingAddress),
   one('vxlanMTU', (c) => c.vxlanMtu),
+  one('vxlanMTUV6', (c) => c.vxlanMtuV6),
   one('vxlanPort', (c) => c.vxlanPort),
   one('vxlanVNI', (c) => c.vxlanVni),
   one('interfacePrefix', (c) => c.interfacePrefix),
@@ -149,8 +150,8 @@ export class FelixLive {
       work.push(() => this.targets.relisten(l.health, l.metrics));
     }
     const routes = this.targets.routes;
-    if (routes && (has('ipipMTU') || has('vxlanMTU') || has('mtuIfacePattern') || has('natOutgoingAddress'))) {
-      routes.setMtu({ ipipMtu: next.ipipMtu, vxlanMtu: next.vxlanMtu, ifacePattern: next.mtuIfacePattern, file: next.mtuFile || undefined });
+    if (routes && (has('ipipMTU') || has('vxlanMTU') || has('vxlanMTUV6') || has('mtuIfacePattern') || has('natOutgoingAddress'))) {
+      routes.setMtu({ ipipMtu: next.ipipMtu, vxlanMtu: next.vxlanMtu, vxlanMtuV6: next.vxlanMtuV6, ifacePattern: next.mtuIfacePattern, file: next.mtuFile || undefined });
       routes.setNatOutgoingAddress(next.natOutgoingAddress);
       work.push(() => routes.apply());
     }

@@ -166,7 +166,7 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
       pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,
       routing: {
         nat: c.nat, ...(c.bgp ? { routeSource: c.routeSource } : {}), natOutgoingAddress: c.natOutgoingAddress,
-        mtu: { ipipMtu: c.ipipMtu, vxlanMtu: c.vxlanMtu, ifacePattern: c.mtuIfacePattern, file: c.mtuFile || undefined },
+        mtu: { ipipMtu: c.ipipMtu, vxlanMtu: c.vxlanMtu, vxlanMtuV6: c.vxlanMtuV6, ifacePattern: c.mtuIfacePattern, file: c.mtuFile || undefined },
         vxlan: { vni: c.vxlanVni, port: c.vxlanPort },
       },
       ctMaxEntries: c.ct.maxEntries, mapSizes: c.mapSizes, ctQuota: c.ct.quota, ctTimeouts: c.ct.timeouts,

@@ -32,7 +32,8 @@ export function defaultBlockSize(family: 4 | 6): number {
  * VXLAN MTUs are the host MTU less these). IPIP: the outer IPv4 header. VXLAN: outer IPv4, UDP,
  * the VXLAN header and the inner Ethernet header (bpf/lib/vxlan.h VXLAN_OVERHEAD).
  */
-export const ENCAP_OVERHEAD = { ipip: 20, vxlan: 50 } as const;
+/** Bytes each encapsulation adds to the inner packet (vxlan6: VXLAN in outer IPv6, Calico's vxlan-v6.calico). */
+export const ENCAP_OVERHEAD = { ipip: 20, vxlan: 50, vxlan6: 70 } as const;
 
 /** Calico's VXLAN defaults (FelixConfiguration vxlanVNI, vxlanPort). */
 export const VXLAN_DEFAULTS = { vni: 4096, port: 4789 } as const;

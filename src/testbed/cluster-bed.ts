@@ -75,6 +75,42 @@ export class InProcessCluster {
     return w;
   }
 
+  /**
+   * Dual stack: a ULA /64 beside each IPv4 subnet (fd00:198:18:<n>::/64, the router ::1, the
+   * outside host fd00:198:18:3::10), each node `fd00:198:18:<n>::<h>` (its IPv4 address's last
+   * number) with a default route via the router, its Node resource's `bgp.ipv6Address`. Returns
+   * node name → IPv6 address. Resources with IPv6 need TORTIE_EXPERIMENTAL_IPV6=1 elsewhere; the
+   * in-process agents take them as they are.
+   */
+  async addIpv6(): Promise<Map<string, string>> {
+    await this.router.sh('sysctl -qw net.ipv6.conf.all.forwarding=1 && ip -6 addr add fd00:198:18:1::1/64 dev br1 nodad && ' +
+      'ip -6 addr add fd00:198:18:2::1/64 dev br2 nodad && ip -6 addr add fd00:198:18:3::1/64 dev o nodad');
+    await this.outside.sh(`ip -6 addr add ${this.outsideIp6}/64 dev eth0 nodad && ip -6 route add default via fd00:198:18:3::1`);
+    const out = new Map<string, string>();
+    for (const [name, n] of this.nodes) {
+      const [, , subnet, host] = n.ip.split('.');
+      const ip6 = `fd00:198:18:${subnet}::${host}`;
+      await n.ns.sh(`ip -6 addr add ${ip6}/64 dev eth0 nodad && ip -6 route add default via fd00:198:18:${subnet}::1`);
+      const res = node(name, {}, n.subnet);
+      res.spec.bgp = { ...res.spec.bgp, ipv6Address: `${ip6}/64` };
+      this.put(res);
+      out.set(name, ip6);
+    }
+    return out;
+  }
+
+  readonly outsideIp6 = 'fd00:198:18:3::10';
+
+  /** A dual-stack workload (addIpv6 first): wired with both addresses, its endpoint holding both. */
+  async addWorkload6(name: string, nodeName: string, ip: string, ip6: string, mtu = 1480): Promise<ClusterWorkload> {
+    const n = this.nodes.get(nodeName);
+    if (!n) throw new Error(`no node ${nodeName}`);
+    const w = Object.assign(await this.bed.addWorkload(name, nodeName, ip, { mtu, ip6 }), { node: n });
+    this.workloads.set(name, w);
+    this.put(wep(`ns1/${name}`, { labels: { app: name }, node: nodeName, ip: [ip, ip6], iface: w.hostIf }));
+    return w;
+  }
+
   /** Starts (first call) or reconciles every node's dataplane with the current resources. */
   async sync(): Promise<void> {
     for (const n of this.nodes.values()) await n.sync(this.resources.values());

@@ -5,7 +5,7 @@ import { readCounters } from '../dataplane/bpf/counters';
 import { Dir } from '../dataplane/bpf/drop-reasons';
 import {
   lpm4Key, lpm6Key, netcfgCodec, netcfg6Codec, nodeInfoCodec, nodeKeyCodec, node6KeyCodec, poolCodec, routeCodec, readNetStats, readVxStats,
-  vxcfgCodec, NETCFG_KEY, type NetStats, type VxStats,
+  vxcfgCodec, route6Codec, sumPerCpuCounters, VX6STAT, NETCFG_KEY, type NetStats, type VxStats,
 } from '../dataplane/bpf/net-codecs';
 import { uniquePinRoot, removePinRoot } from './wep-harness';
 
@@ -46,6 +46,11 @@ export class UplinkHarness {
   }
   pool6(cidr: string, flags: number): void { this.dp.maps.pool6.update(lpm6Key(cidr), poolCodec.encode({ flags })); }
   node6(ip: string, flags = 0): void { this.dp.maps.node6.update(node6KeyCodec.encode({ addr: ip }), nodeInfoCodec.encode({ flags })); }
+  /** tortie_rt6_v1 (VXLAN over IPv6): a remote IPv6 workload prefix behind a node's IPv6 address. */
+  route6(cidr: string, nextHop: string, flags: number): void {
+    this.dp.maps.rt6.update(lpm6Key(cidr), route6Codec.encode({ next_hop: nextHop, flags }));
+  }
+  vx6Stats(): Record<typeof VX6STAT[number], bigint> { return sumPerCpuCounters(this.dp.maps.vx6st, VX6STAT); }
   stats(): NetStats { return readNetStats(this.dp.maps.netstat); }
   /** tortie_vxcfg_v1: VXLAN on with this VNI and port (vni 0: off). */
   vxlan(vni: number, port = 4789, mtu = 0): void { this.dp.maps.vxcfg.update(NETCFG_KEY, vxcfgCodec.encode({ vni, port, mtu })); }

@@ -83,7 +83,7 @@ spec:
   const f = await cli.run(['apply', '-f', 'refused.yaml']);
   t.equal(f.code, 1);
   t.match(f.stderr, /spec\.wireguardEnabled: is not supported by tortie \(README, "FelixConfiguration fields", lists what tortie-node honours\)/);
-  t.match(f.stderr, /spec\.vxlanMTUV6: is not supported by tortie/);
+  t.notMatch(f.stderr, /vxlanMTUV6/, 'vxlanMTUV6 is honoured (VXLAN over IPv6)');
   t.notMatch(f.stderr, /vxlanVNI/);
   t.match(f.stderr, /spec\.ipv6Support: only false is supported/);
   t.match(f.stderr, /spec\.logSeveritySys: only "None" is supported/);
@@ -95,6 +95,7 @@ spec:
   logSeverityScreen: Loud
   ipipMTU: 100
   vxlanMTU: 100
+  vxlanMTUV6: 1200
   vxlanPort: 70000
   vxlanVNI: 0
   natOutgoingAddress: not-an-ip
@@ -107,6 +108,7 @@ spec:
   t.match(b.stderr, /spec\.logSeverityScreen: must be one of Debug, Info, Warning, Error, Fatal, got "Loud"/);
   t.match(b.stderr, /spec\.ipipMTU: must be 0 \(detect\) or at least 576/);
   t.match(b.stderr, /spec\.vxlanMTU: must be 0 \(detect\) or at least 576/);
+  t.match(b.stderr, /spec\.vxlanMTUV6: must be 0 \(detect\) or at least 1280/);
   t.match(b.stderr, /spec\.vxlanPort: 70000 is out of range \(1 to 65535\)/);
   t.match(b.stderr, /spec\.vxlanVNI: 0 is out of range \(1 to 16777215\)/);
   t.match(b.stderr, /spec\.natOutgoingAddress: must be an IP address, got "not-an-ip"/);

@@ -1,10 +1,11 @@
 // The dual-stack lab (`tortie-lab --ipv6`): a ULA underlay next to the IPv4 one, the pool
 // fd00:10::/48 with NAT outgoing, every workload given an IPv4 and an IPv6 address by the real CNI
-// plugin's IPAM (assign_ipv6). Every cell holds: the IPv4 matrix as before, IPv6 policy on one
-// node and directly between the two nodes of one subnet, the cross-subnet IPv6 cells unreachable
-// (no VXLAN for IPv6), and the outside host seeing each node's IPv6 address (NAT66).
+// plugin's IPAM (assign_ipv6), the IPv6 pool in vxlanMode CrossSubnet. Every cell holds: the IPv4
+// matrix as before, IPv6 policy on one node, directly between the two nodes of one subnet and over
+// VXLAN in outer IPv6 to node-c in the other subnet (allowed and denied by policy, the path seen
+// on the router), and the outside host seeing each node's IPv6 address (NAT66).
 import t from 'tap';
-import { Lab, formatMatrix, V6_CROSS_SUBNET } from '../../src/lab/lab';
+import { Lab, formatMatrix } from '../../src/lab/lab';
 import { leftoverNamespaces } from '../../src/util/netns';
 import { main } from '../../src/lab/main';
 import ipaddr from 'ipaddr.js';
@@ -39,14 +40,15 @@ t.test('lab --ipv6: dual-stack workloads, the IPv6 cells', async (t) => {
   t.match(find('b-web', 'b-db', 'tcp6/8080')?.got, { allowed: false }, 'same node: policy denies tcp/8080 to db');
   t.match(find('a-web', 'b-db', 'tcp6/5432')?.got, { allowed: true, path: 'direct' }, 'across nodes in one subnet: direct');
   t.match(find('a-web', 'b-db', 'tcp6/8080')?.got, { allowed: false }, 'across nodes: denied by policy');
-  const cross = v6.filter((c) => c.expect.unsupported === V6_CROSS_SUBNET);
-  t.equal(cross.length, 2, 'the cross-subnet IPv6 cells say they are not supported');
-  for (const c of cross) t.equal(c.got.allowed, false, `${c.from} → ${c.to}: unreachable`);
-  t.match(formatMatrix(cells), V6_CROSS_SUBNET);
+  t.match(find('c-web', 'b-db', 'tcp6/5432')?.got, { allowed: true, path: 'VXLAN' }, 'across subnets: over VXLAN (outer IPv6, seen on the router)');
+  t.match(find('b-db', 'c-client', 'tcp6/8080')?.got, { allowed: true, path: 'VXLAN' }, 'and the other way');
+  t.match(find('c-web', 'b-db', 'tcp6/8080')?.got, { allowed: false }, 'across subnets: denied by policy');
+  t.notOk(cells.some((c) => c.expect.unsupported), 'no cell is marked not supported');
+  t.notMatch(formatMatrix(cells), /not supported/);
   const nat = v6.filter((c) => c.what === 'http (NAT66 outgoing)');
   t.same(nat.map((c) => c.got.seenSource), [lab.nodes.get('node-a')!.ip6, lab.nodes.get('node-c')!.ip6], 'NAT66: the outside host sees each node\'s IPv6 address');
   const pools = await lab.tortiectl(['get', 'ippool', '-o', 'wide']);
-  t.match(pools.stdout, /fd00:10::\/48\s+true\s+Never\s+Never/, 'tortiectl shows the IPv6 pool with NAT outgoing');
+  t.match(pools.stdout, /fd00:10::\/48\s+true\s+Never\s+CrossSubnet/, 'tortiectl shows the IPv6 pool with NAT outgoing and VXLAN across subnets');
   const b = (n: string) => lab.workloads.get(n)!.ip6!;
   t.equal(blockOf122(b('b-web')), blockOf122(b('b-db')), 'node-b\'s two workloads share one /122 block');
   t.not(blockOf122(b('a-web')), blockOf122(b('b-db')), 'node-a\'s block is another');

@@ -86,10 +86,10 @@ t.test('TORTIE_EXPERIMENTAL_IPV6=1 lifts the IPv6 refusals and only those', asyn
     if (before === undefined) delete process.env.TORTIE_EXPERIMENTAL_IPV6;
     else process.env.TORTIE_EXPERIMENTAL_IPV6 = before;
   });
-  const six = { apiVersion: V3, kind: 'IPPool', metadata: { name: 'six' }, spec: { cidr: 'fd00:10::/48', vxlanMode: 'Always' } };
+  const six = { apiVersion: V3, kind: 'IPPool', metadata: { name: 'six' }, spec: { cidr: 'fd00:10::/48', vxlanMode: 'Always', assignmentMode: 'Manual' } };
   process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
-  t.same(refusals(six), ['IPPool six: spec.vxlanMode: Always is not supported on an IPv6 pool: tortie encapsulates only IPv4 in VXLAN (use vxlanMode Never)'],
-    'the v6 cidr passes, the refusal of VXLAN on an IPv6 pool stays');
+  t.same(refusals(six), ["IPPool six: spec.assignmentMode: Manual is not supported: tortie's IPAM assigns from every matching pool (Automatic)"],
+    'the v6 cidr passes (and VXLAN on it: bpf/lib/vxlan6.h), the refusal that is not about IPv6 stays');
   const felix = { apiVersion: V3, kind: 'FelixConfiguration', metadata: { name: 'default' }, spec: { natOutgoingAddress: 'fd00:198:18::1' } };
   t.same(refusals(felix), ['FelixConfiguration default: spec.natOutgoingAddress: fd00:198:18::1 is not an IPv4 address: natOutgoingAddress is IPv4 only, as in Calico (NAT66 of IPv6 pools uses the node\'s IPv6 address)'],
     'an IPv6 natOutgoingAddress stays refused with the gate lifted (Calico accepts only IPv4 there)');

@@ -158,11 +158,11 @@ t.test('IPv6 routes: same IPv6 subnet direct, the rest skipped with the reason',
   const p = planRoutes6('a', routing6, wl6);
   t.equal(p.nodeIp, 'fd00:198:18:1::10');
   t.same(p.routes, [
-    { cidr: 'fd00:10:0:1::5/128', node: 'b', nodeIp: 'fd00:198:18:1::11' },
-    { cidr: 'fd00:10:0:1::1:0/122', node: 'v6only', nodeIp: 'fd00:198:18:1::20' },
+    { cidr: 'fd00:10:0:1::5/128', node: 'b', nodeIp: 'fd00:198:18:1::11', vxlan: false, sameSubnet: true },
+    { cidr: 'fd00:10:0:1::1:0/122', node: 'v6only', nodeIp: 'fd00:198:18:1::20', vxlan: false, sameSubnet: true },
   ], 'next hop in the canonical form; own routes left to the CNI plugin');
   t.same(p.skipped.map((s) => [s.cidr, s.reason]), [
-    ['fd00:10:0:3::5/128', "node fd00:198:18:2::10 is outside this node's IPv6 subnet fd00:198:18:1::/64: IPv6 across subnets needs VXLAN, not implemented for IPv6"],
+    ['fd00:10:0:3::5/128', "node fd00:198:18:2::10 is outside this node's IPv6 subnet fd00:198:18:1::/64 and the route's IPv6 pool has no vxlanMode (Always or CrossSubnet): IPv6 across subnets needs VXLAN"],
     ['fd00:10:0:4::5/128', 'node has no IPv6 address'],
     ['fd00:10:0:5::5/128', 'node not known'],
   ]);
@@ -190,4 +190,36 @@ t.test('IPv6 routes: a node with only an IPv6 address; a node without one', asyn
   t.equal(noUplink.kernel6.size, 0, 'no uplink: nothing');
   const bare = planRoutes6('a', { ...routing6, nodes: routing6.nodes.map((n) => (n.name === 'a' ? { ...n, ipv6Address: 'fd00:198:18:1::10' } : n)) }, wl6);
   t.same(bare.routes, [], 'a bare address is a /128: every other node is in another subnet');
+});
+
+t.test('IPv6 VXLAN (vxlanMode of the IPv6 pool): across subnets via the underlay next hop with mtu vxlanMTUV6', async (t) => {
+  const withMode = (mode: string): RoutingState => ({ ...routing6, pools: [routing6.pools[0]!, { ...routing6.pools[1]!, vxlanMode: mode }] });
+  const cross = withMode('CrossSubnet');
+  const p = planRoutes6('a', cross, wl6);
+  t.same(p.routes.map((r) => [r.cidr, r.vxlan, r.sameSubnet]), [
+    ['fd00:10:0:1::5/128', false, true], ['fd00:10:0:1::1:0/122', false, true], ['fd00:10:0:3::5/128', true, false],
+  ], 'CrossSubnet: the node in another IPv6 subnet over VXLAN, the others direct');
+  t.same(p.skipped.map((s) => s.cidr), ['fd00:10:0:4::5/128', 'fd00:10:0:5::5/128']);
+  const gw = new Map([['fd00:198:18:2::10', 'fd00:198:18:1::1']]);
+  const d = planNetworking({ nodeName: 'a', routing: cross, plan: planRoutes('a', cross, wl6), plan6: p, uplink: { ifindex: 7 }, ipipMtu: 1480, vxlanMtu: 1450, vxlan6Mtu: 1430, vxlan: { vni: 77, port: 8472 }, gateways: gw });
+  t.same(d.kernel6.get('fd00:10:0:3::5/128'), { via: 'fd00:198:18:1::1', mtu: 1430 }, 'via the underlay next hop, with the IPv6 VXLAN MTU');
+  t.same(d.kernel6.get('fd00:10:0:1::5/128'), { via: 'fd00:198:18:1::11' }, 'same subnet: direct, no MTU');
+  t.same(d.routes6, [
+    { cidr: 'fd00:10:0:1::5/128', nextHop: 'fd00:198:18:1::11', flags: RT_F.WORKLOAD },
+    { cidr: 'fd00:10:0:1::1:0/122', nextHop: 'fd00:198:18:1::20', flags: RT_F.WORKLOAD },
+    { cidr: 'fd00:10:0:3::5/128', nextHop: 'fd00:198:18:2::10', flags: RT_F.WORKLOAD | RT_F.ENCAP | RT_F.VXLAN },
+  ], 'tortie_rt6_v1: every IPv6 route (the decapsulator judges inner sources by it), the tunnelled one flagged');
+  t.same(d.vxcfg, { vni: 77, port: 8472, mtu: 1450 }, 'VXLAN on for an IPv6 pool alone: one VNI and port for both families');
+  const noGw = planNetworking({ nodeName: 'a', routing: cross, plan: planRoutes('a', cross, wl6), plan6: p, uplink: { ifindex: 7 }, ipipMtu: 1480, vxlan6Mtu: 1430, gateways: new Map() });
+  t.notOk(noGw.kernel6.has('fd00:10:0:3::5/128'), 'the underlay next hop unknown: the route waits');
+  t.notOk(noGw.routes6.some((r) => r.cidr === 'fd00:10:0:3::5/128'), 'in the map too');
+  const always = withMode('Always');
+  const pa = planRoutes6('a', always, wl6);
+  t.ok(pa.routes.every((r) => r.vxlan), 'Always: every IPv6 route over VXLAN');
+  const da = planNetworking({ nodeName: 'a', routing: always, plan: planRoutes('a', always, wl6), plan6: pa, uplink: { ifindex: 7 }, ipipMtu: 1480, vxlan6Mtu: 1430, gateways: gw });
+  t.same(da.kernel6.get('fd00:10:0:1::5/128'), { via: 'fd00:198:18:1::11', mtu: 1430 }, 'same subnet: to the node, with the MTU');
+  const v6only = planRoutes6('v6only', cross, wl6);
+  const dv = planNetworking({ nodeName: 'v6only', routing: cross, plan: planRoutes('v6only', cross, wl6), plan6: v6only, uplink: { ifindex: 7 }, ipipMtu: 1480, vxlan6Mtu: 1430, gateways: gw });
+  t.equal(dv.vxcfg.vni, 4096, 'an IPv6-only node turns VXLAN on too');
+  t.equal(dv.netcfg.node_ip, '0.0.0.0', 'and nothing of IPv4');
 });

@@ -57,6 +57,7 @@ export const DropReason = {
   IP6_SRCROUTE: -54,
   ICMP6_ROUTER: -55,
   ICMP6_ND_SCOPE: -56,
+  VXLAN6_CSUM: -57,
   NAT6_ADDR: -64,
   NAT6_FRAG: -65,
   NAT6_ICMP: -66,

@@ -384,6 +384,8 @@ export interface UplinkDatapath {
     /** NAT66 (bpf/lib/nat6.h): mappings, counts per workload, IPv6 pools, node addresses, this node's IPv6 parameters,
      *  first fragments' translations. */
     nat6: BpfMap; natq6: BpfMap; pool6: BpfMap; node6: BpfMap; netcfg6: BpfMap; nfrag6: BpfMap;
+    /** VXLAN over IPv6 (bpf/lib/vxlan6.h): remote IPv6 workload routes, counters. */
+    rt6: BpfMap; vx6st: BpfMap;
   };
   /** The NAT options it was loaded with (defaults applied): the sweep uses the same timeouts. */
   nat: ReturnType<typeof resolveNatOptions>;
@@ -414,7 +416,7 @@ export async function loadUplink(opts: LoadOptions & { nat?: NatOptions } = {}):
         nat4: m(NET_MAP.nat4), natq4: m(NET_MAP.natq4), netstat: m(NET_MAP.netstat), cnt: m(MAP.cnt),
         vxcfg: m(NET_MAP.vxcfg), vxst: m(NET_MAP.vxst),
         nat6: m(NET_MAP.nat6), natq6: m(NET_MAP.natq6), pool6: m(NET_MAP.pool6), node6: m(NET_MAP.node6),
-        netcfg6: m(NET_MAP.netcfg6), nfrag6: m(NET_MAP.nfrag6),
+        netcfg6: m(NET_MAP.netcfg6), nfrag6: m(NET_MAP.nfrag6), rt6: m(NET_MAP.rt6), vx6st: m(NET_MAP.vx6st),
       },
       nat,
       close: () => obj.close(),

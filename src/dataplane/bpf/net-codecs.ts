@@ -7,7 +7,7 @@
 import { defineStruct, type BpfMap } from '../native';
 import type { ValueOf } from './codecs';
 import { prefix4 } from './encode';
-import { formatIP, maskCidr, parseCidrOrIp } from '../../primitives';
+import { formatIP, maskCidr, parseCidrOrIp, parseIP } from '../../primitives';
 
 export const NET_MAP = {
   rt4: 'tortie_rt4_v1',
@@ -25,6 +25,8 @@ export const NET_MAP = {
   node6: 'tortie_node6_v1',
   netcfg6: 'tortie_netcfg6_v1',
   nfrag6: 'tortie_nfrag6_v1',
+  rt6: 'tortie_rt6_v1',
+  vx6st: 'tortie_vx6st_v1',
 } as const;
 
 /** TORTIE_RT_F_*: VXLAN (with ENCAP) is TORTIE_RT_F_VXLAN, the encapsulation is VXLAN rather than IPIP. */
@@ -151,10 +153,27 @@ export const netcfg6Codec = defineStruct('tortie_netcfg6', [
 /** tortie_nfrag6_v1's value (key: tortie_frag6_key of codecs.ts): the address NAT66 wrote into a first fragment. */
 export const natFrag6ValueCodec = defineStruct('tortie_natfrag6_value', [{ name: 'nat_addr', type: 'ipv6' }] as const);
 
+/** tortie_rt6_v1 values (bpf/lib/vxlan6.h): the node's IPv6 address and RT_F (key: lpm6Key). */
+export const route6Codec = defineStruct('tortie_route6', [
+  { name: 'next_hop', type: 'ipv6' },
+  { name: 'flags', type: 'u32' },
+  { name: 'pad', type: 'pad', length: 4 },
+] as const);
+
+/** A node's IPv6 VXLAN MAC as bpf/lib/vxlan6.h derives it: 0e:76 and the XOR of the address's four 32-bit words. */
+export function vxlan6Mac(ip: string): string {
+  const b = Buffer.from(parseIP(ip).bytes);
+  const w = (b.readUInt32BE(0) ^ b.readUInt32BE(4) ^ b.readUInt32BE(8) ^ b.readUInt32BE(12)) >>> 0;
+  return ['0e', '76', ...[24, 16, 8, 0].map((s) => ((w >>> s) & 0xff).toString(16).padStart(2, '0'))].join(':');
+}
+
+/** enum tortie_vx6stat, in index order. */
+export const VX6STAT = ['encapUplink', 'decap'] as const;
+
 /** Codecs whose struct exists in the uplink object's BTF (tortie_node_key is TS-only). */
 export const NET_CODECS = [rt4KeyCodec, routeCodec, poolCodec, nodeInfoCodec, netcfgCodec, nat4KeyCodec, nat4ValueCodec,
   quota4KeyCodec, quotaValueCodec, vxcfgCodec, nat6KeyCodec, nat6ValueCodec, pool6KeyCodec, node6KeyCodec, netcfg6Codec,
-  natFrag6ValueCodec];
+  natFrag6ValueCodec, route6Codec];
 
 /** Mappings currently in tortie_nat6_v1, decoded (tests, status). */
 export function readNat6Entries(m: BpfMap): { key: Nat6Key; value: Nat6Value }[] {

@@ -260,6 +260,22 @@ export function icmp6(o: IcmpOpts & { rest?: Buffer }): Buffer {
   return Buffer.concat([hdr, o.payload ?? Buffer.alloc(0)]);
 }
 
+/** Fills the TCP/UDP/ICMPv6 checksum of an IPv6 datagram without extension headers, in place. */
+export function fillL4Checksum6(datagram: Buffer): Buffer {
+  const nh = datagram[6]!;
+  const l4 = datagram.subarray(40);
+  const at = nh === NH6.TCP ? 16 : nh === NH6.UDP ? 6 : nh === NH6.ICMP6 ? 2 : -1;
+  if (at < 0) throw new RangeError(`fillL4Checksum6: next header ${nh} is not TCP, UDP or ICMPv6`);
+  l4.writeUInt16BE(0, at);
+  const ph = Buffer.alloc(40);
+  datagram.copy(ph, 0, 8, 40);
+  ph.writeUInt32BE(l4.length, 32);
+  ph[39] = nh;
+  const sum = inetChecksum(Buffer.concat([ph, l4]));
+  l4.writeUInt16BE(nh === NH6.UDP && sum === 0 ? 0xffff : sum, at);
+  return datagram;
+}
+
 /** An Ethernet frame carrying `ipv6()`. */
 export function eth6(o: Ipv6Opts, payload: Buffer, e: EthOpts = {}): Buffer {
   return eth({ ...e, ethertype: ETH_P.IPV6 }, ipv6(o, payload));

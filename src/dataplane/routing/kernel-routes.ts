@@ -58,7 +58,10 @@ export class KernelRoutes {
       const spec = routeSpec(r);
       next.set(cidr, spec);
       if (this.have.get(cidr) === spec) continue;
-      lines.push(`route replace ${cidr} via ${r.via} dev ${dev} proto ${this.o.proto}${r.mtu ? ` mtu ${r.mtu}` : ''}`);
+      // IPv6 forwarding ignores a route MTU unless it is locked (ip6_dst_mtu_maybe_forward): locked,
+      // the kernel answers Packet Too Big for what exceeds it, as IPv4 answers frag-needed.
+      const mtu = r.mtu ? ` mtu ${this.family === 6 ? 'lock ' : ''}${r.mtu}` : '';
+      lines.push(`route replace ${cidr} via ${r.via} dev ${dev} proto ${this.o.proto}${mtu}`);
     }
     for (const cidr of this.have.keys()) {
       if (!want.has(cidr)) lines.push(`route del ${cidr} proto ${this.o.proto}`);

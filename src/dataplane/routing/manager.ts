@@ -43,14 +43,16 @@
  * - Without an address of its own, the node programs nothing (netcfg stays zero: the programs
  *   neither encapsulate nor NAT nor decapsulate) — policy-only mode ends up here.
  * - VXLAN (vxlanMode) is encapsulated by the programs (bpf/lib/vxlan.h) with `vxlan` (VNI, port;
- *   Calico's 4096 and 4789 by default), IPv4 pools only (IPv6 across subnets is skipped, below).
+ *   Calico's 4096 and 4789 by default); IPv6 pools' vxlanMode by bpf/lib/vxlan6.h (outer IPv6,
+ *   the same VNI and port, routes with `mtu lock <vxlanMTUV6>`).
  * - NAT66: natOutgoing IPv6 pools are SNATed to this node's IPv6 address on the uplink
  *   (bpf/lib/nat6.h) once the node has one: tortie_pool6_v1 / tortie_node6_v1 / tortie_netcfg6_v1
  *   are written beside their IPv4 counterparts, the same port-range check guards both, and the
  *   sweep returns both tables' memory.
  * - IPv6: remote workload /128s (or learned IPv6 blocks) route directly to the node's
- *   `bgp.ipv6Address` within this node's IPv6 subnet; other IPv6 routes are skipped with a
- *   warning naming why (plan.ts). The uplink is found by the IPv4 node address, or by the IPv6
+ *   `bgp.ipv6Address` within this node's IPv6 subnet, or over VXLAN (vxlanMode of the IPv6 pool;
+ *   across subnets through the underlay next hop `ip route get` gives); other IPv6 routes are
+ *   skipped with a warning naming why (plan.ts). The uplink is found by the IPv4 node address, or by the IPv6
  *   one on a node that has only that.
  */
 import type { CalcDelta, RoutingState } from '../../calc/types';
@@ -61,7 +63,7 @@ import { loadUplink, resolveNatOptions, type LoadOptions, type NatOptions, type 
 import { readNetStats, readVxStats, type NetStats, type VxStats } from '../bpf/net-codecs';
 import type { BpfMap } from '../native';
 import type { NatStatus } from '../bpf/nat';
-import { planNetworking, planRoutes, planRoutes6, underlayTargets, type RoutePlan, type RoutePlan6 } from './plan';
+import { planNetworking, planRoutes, planRoutes6, underlayTargets, underlayTargets6, type RoutePlan, type RoutePlan6 } from './plan';
 import { KernelRoutes } from './kernel-routes';
 import { RouteMaps } from './route-map';
 import { Uplink } from './uplink';
@@ -276,6 +278,7 @@ export class RouteManager {
     const reconcile = this.needKernelRead || this.kernel.stale || this.kernel6.stale;
     if (reconcile || uplinkIp !== this.uplinkFor) {
       this.kernel.forgetNextHops();
+      this.kernel6.forgetNextHops();
       const u = await this.uplink.resolve(uplinkIp);
       this.uplinkFor = uplinkIp;
       if (u) await this.mtu.detect(u);
@@ -298,10 +301,20 @@ export class RouteManager {
         }
       }
     }
+    if (plan6.nodeIp && up) {
+      for (const { node, nodeIp } of underlayTargets6(plan6)) {
+        try {
+          await this.kernel6.nextHop(nodeIp);
+        } catch (e) {
+          deferred ??= e instanceof RouteError ? e : new RouteError('ERR_ROUTES_UNREACHABLE', `node ${node} (${nodeIp}): ${(e as Error).message}`);
+        }
+      }
+    }
     const want = planNetworking({
-      nodeName: this.nodeName, routing: this.routing, plan, plan6, uplink: up, gateways: this.kernel.nextHops,
+      nodeName: this.nodeName, routing: this.routing, plan, plan6, uplink: up,
+      gateways: new Map([...this.kernel.nextHops, ...this.kernel6.nextHops]),
       ipipMtu: this.mtu.current?.ipip ?? 0, snatIp: this.natOutgoingAddress,
-      vxlanMtu: this.mtu.current?.vxlan ?? 0, vxlan: this.vxlan,
+      vxlanMtu: this.mtu.current?.vxlan ?? 0, vxlan6Mtu: this.mtu.current?.vxlan6 ?? 0, vxlan: this.vxlan,
     });
     this.rmaps.writeNodes(want);
     this.rmaps.writePools(want);

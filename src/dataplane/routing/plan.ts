@@ -33,13 +33,19 @@
  *   no map entries, netcfg zero (the programs neither encapsulate nor NAT nor decapsulate).
  * - A route whose underlay next hop is not known (absent from `gateways`) is left out of both the
  *   kernel and the route map: it waits for the next attempt, the others do not.
- * - IPv6 (planRoutes6): per remote workload /128 (or learned block), the next hop is the node's
- *   `bgp.ipv6Address`, which must be in this node's IPv6 subnet (its own `bgp.ipv6Address` with
- *   prefix): native routing without overlay, no route MTU (the workloads are sized by the host
- *   MTU). A node in another IPv6 subnet is skipped with a reason — Calico uses VXLAN there, which
- *   tortie does not implement for IPv6 yet — as are routes when either node has no IPv6 address.
- *   `ipipMode` never applies to IPv6 (IPIP carries IPv4 only). IPv6 routes do not depend on an
- *   IPv4 node address: a node with only `bgp.ipv6Address` programs its IPv6 routes.
+ * - IPv6 (planRoutes6): per remote workload /128 (or learned block), the node is known by its
+ *   `bgp.ipv6Address`; same IPv6 subnet is judged on this node's own `bgp.ipv6Address` with its
+ *   prefix (a bare address is a /128). VXLAN over IPv6 (Calico's vxlan-v6.calico,
+ *   bpf/lib/vxlan6.h) when the route's IPv6 pool (longest prefix) has vxlanMode `Always`, or
+ *   `CrossSubnet` and the node is in another IPv6 subnet: the kernel route goes to the node (same
+ *   subnet) or to the underlay next hop towards it, with `mtu lock <vxlanMTUV6>`, and
+ *   tortie_rt6_v1 says ENCAP|VXLAN with the node's IPv6 address as outer destination. Otherwise
+ *   native routing to the node without overlay and without route MTU; a node in another IPv6
+ *   subnet without VXLAN is skipped with a reason, as are routes when either node has no IPv6
+ *   address. `ipipMode` never applies to IPv6 (IPIP carries IPv4 only). IPv6 routes do not depend
+ *   on an IPv4 node address: a node with only `bgp.ipv6Address` programs its IPv6 routes.
+ * - VXLAN is on (tortie_vxcfg_v1) also while an IPv6 pool has a vxlanMode and this node has an
+ *   IPv6 address: one VNI and port for both families, as Felix's vxlanVNI / vxlanPort.
  */
 import type { RoutingState } from '../../calc/types';
 import { cidr4ForMap, prefix4 } from '../bpf/encode';
@@ -113,7 +119,24 @@ export function planRoutes(nodeName: string, routing: RoutingState, workloadRout
   return plan;
 }
 
-export interface PlannedRoute6 { cidr: string; node: string; nodeIp: string }
+export interface PlannedRoute6 {
+  cidr: string; node: string; nodeIp: string;
+  /** VXLAN over IPv6 (vxlanMode of the route's IPv6 pool). */
+  vxlan: boolean;
+  sameSubnet: boolean;
+}
+
+/** The IPv6 pool holding `cidr`'s first address: longest prefix wins. */
+export function poolOf6<P extends { cidr: string }>(pools: readonly P[], cidr: string): P | undefined {
+  let best: P | undefined, bestLen = -1;
+  const at = parseCidrOrIp(addrOf(cidr));
+  for (const p of pools) {
+    if (!p.cidr.includes(':')) continue;
+    const c = parseCidrOrIp(p.cidr);
+    if (c.prefix > bestLen && cidrContains(c, at)) { best = p; bestLen = c.prefix; }
+  }
+  return best;
+}
 
 export interface RoutePlan6 {
   /** This node's IPv6 address (no prefix), or undefined: no IPv6 route is programmed. */
@@ -127,7 +150,7 @@ export function canonicalCidr6(cidr: string): string {
   return formatCidr(maskCidr(parseCidrOrIp(cidr)));
 }
 
-/** Next hop node for every remote IPv6 workload route (same IPv6 subnet only; see the header). */
+/** Node, same subnet and VXLAN for every remote IPv6 workload route (see the header). */
 export function planRoutes6(nodeName: string, routing: RoutingState, workloadRoutes: Iterable<[string, string]>): RoutePlan6 {
   const me = routing.nodes.find((n) => n.name === nodeName);
   const plan: RoutePlan6 = { routes: [], skipped: [] };
@@ -144,11 +167,14 @@ export function planRoutes6(nodeName: string, routing: RoutingState, workloadRou
     if (!n) { plan.skipped.push({ cidr, node, reason: 'node not known' }); continue; }
     if (!n.ipv6Address) { plan.skipped.push({ cidr, node, reason: 'node has no IPv6 address' }); continue; }
     const nodeIp = formatIP(parseIP(addrOf(n.ipv6Address)));
-    if (!cidrContains(mySubnet, parseCidrOrIp(nodeIp))) {
-      plan.skipped.push({ cidr, node, reason: `node ${nodeIp} is outside this node's IPv6 subnet ${formatCidr(maskCidr(mySubnet))}: IPv6 across subnets needs VXLAN, not implemented for IPv6` });
+    const sameSubnet = cidrContains(mySubnet, parseCidrOrIp(nodeIp));
+    const mode = poolOf6(routing.pools, cidr)?.vxlanMode;
+    const vxlan = mode === 'Always' || (mode === 'CrossSubnet' && !sameSubnet);
+    if (!sameSubnet && !vxlan) {
+      plan.skipped.push({ cidr, node, reason: `node ${nodeIp} is outside this node's IPv6 subnet ${formatCidr(maskCidr(mySubnet))} and the route's IPv6 pool has no vxlanMode (Always or CrossSubnet): IPv6 across subnets needs VXLAN` });
       continue;
     }
-    plan.routes.push({ cidr: canonicalCidr6(cidr), node, nodeIp });
+    plan.routes.push({ cidr: canonicalCidr6(cidr), node, nodeIp, vxlan, sameSubnet });
   }
   return plan;
 }
@@ -179,10 +205,12 @@ export interface NetworkingInput {
   ipipMtu: number;
   /** The VXLAN MTU in force (mtu.ts; 0: none detected yet), VNI and UDP port (Calico's defaults when absent). */
   vxlanMtu?: number;
+  /** The IPv6 VXLAN MTU in force (vxlanMTUV6 or detected; 0: none detected yet). */
+  vxlan6Mtu?: number;
   vxlan?: { vni: number; port: number };
   /** Felix's natOutgoingAddress, the SNAT source ('' or undefined: the node address). */
   snatIp?: string;
-  /** Underlay next hop per node address outside this node's subnet (underlayTargets). */
+  /** Underlay next hop per node address (IPv4 or IPv6) outside this node's subnet (underlayTargets, underlayTargets6). */
   gateways: ReadonlyMap<string, string>;
 }
 
@@ -194,6 +222,8 @@ export interface DesiredNetworking {
   pools: { cidr: string; flags: number }[];
   /** tortie_rt4_v1: remote workload prefix → its node's address; flags RT_F. */
   routes: { cidr: string; nextHop: string; flags: number }[];
+  /** tortie_rt6_v1: remote IPv6 workload prefix → its node's IPv6 address; flags RT_F. */
+  routes6: { cidr: string; nextHop: string; flags: number }[];
   /** Kernel routes with tortie's protocol, by canonical prefix. */
   kernel: Map<string, KernelRoute>;
   /** IPv6 kernel routes with tortie's protocol, by canonical prefix (the kernel's text form). */
@@ -209,14 +239,26 @@ export interface DesiredNetworking {
   vxcfg: { vni: number; port: number; mtu: number };
 }
 
-/** Whether any IPv4 pool asks for VXLAN (Felix turns VXLAN on for it). */
-export function vxlanInUse(pools: RoutingState['pools']): boolean {
-  return pools.some((p) => p.cidr.includes('.') && p.vxlanMode !== 'Never' && p.vxlanMode !== '');
+/** Whether any IPv4 pool (family 6: IPv6 pool) asks for VXLAN (Felix turns VXLAN on for it). */
+export function vxlanInUse(pools: RoutingState['pools'], family: 4 | 6 = 4): boolean {
+  return pools.some((p) => p.cidr.includes(family === 4 ? '.' : ':') && p.vxlanMode !== 'Never' && p.vxlanMode !== '');
+}
+
+/** Addresses of the IPv6 nodes reached over VXLAN outside this node's IPv6 subnet, each once. */
+export function underlayTargets6(plan: RoutePlan6): { node: string; nodeIp: string }[] {
+  const seen = new Set<string>();
+  const out: { node: string; nodeIp: string }[] = [];
+  for (const r of plan.routes) {
+    if (r.sameSubnet || seen.has(r.nodeIp)) continue;
+    seen.add(r.nodeIp);
+    out.push({ node: r.node, nodeIp: r.nodeIp });
+  }
+  return out;
 }
 
 export function planNetworking(i: NetworkingInput): DesiredNetworking {
   const out: DesiredNetworking = {
-    nodes: [], pools: [], routes: [], kernel: new Map(), kernel6: new Map(), nodes6: [], pools6: [],
+    nodes: [], pools: [], routes: [], routes6: [], kernel: new Map(), kernel6: new Map(), nodes6: [], pools6: [],
     netcfg6: { node_ip6: '::', snat_ip6: '::' },
     netcfg: { node_ip: '0.0.0.0', uplink_ifindex: i.uplink?.ifindex ?? 0, ipip_mtu: 0, snat_ip: '0.0.0.0' },
     vxcfg: { vni: 0, port: 0, mtu: 0 },
@@ -225,8 +267,21 @@ export function planNetworking(i: NetworkingInput): DesiredNetworking {
   if (!uplink) return out;
   // IPv6: direct routes to nodes of this node's IPv6 subnet (the kernel resolves the neighbour),
   // and NAT66's view: pools, nodes, this node's IPv6 address (the SNAT source).
+  const vxcfg = { vni: i.vxlan?.vni ?? VXLAN_DEFAULTS.vni, port: i.vxlan?.port ?? VXLAN_DEFAULTS.port, mtu: i.vxlanMtu ?? 0 };
   if (i.plan6?.nodeIp) {
-    for (const r of i.plan6.routes) out.kernel6.set(r.cidr, { via: r.nodeIp });
+    const vxlan6 = vxlanInUse(i.routing.pools, 6);
+    if (vxlan6) out.vxcfg = vxcfg;
+    for (const r of i.plan6.routes) {
+      if (!r.vxlan) {
+        out.kernel6.set(r.cidr, { via: r.nodeIp });
+        out.routes6.push({ cidr: r.cidr, nextHop: r.nodeIp, flags: RT_F.WORKLOAD });
+        continue;
+      }
+      const via = r.sameSubnet ? r.nodeIp : i.gateways.get(r.nodeIp);
+      if (via === undefined || !vxlan6 || !i.vxlan6Mtu) continue; // waits for the underlay next hop / the MTU
+      out.kernel6.set(r.cidr, { via, mtu: i.vxlan6Mtu });
+      out.routes6.push({ cidr: r.cidr, nextHop: r.nodeIp, flags: RT_F.WORKLOAD | RT_F.ENCAP | RT_F.VXLAN });
+    }
     const mySubnet6 = parseCidrOrIp(i.routing.nodes.find((n) => n.name === i.nodeName)!.ipv6Address!);
     for (const n of i.routing.nodes) {
       if (!n.ipv6Address) continue;
@@ -243,9 +298,7 @@ export function planNetworking(i: NetworkingInput): DesiredNetworking {
   if (!plan.nodeIp) return out;
   out.netcfg = { node_ip: plan.nodeIp, uplink_ifindex: uplink.ifindex, ipip_mtu: i.ipipMtu, snat_ip: i.snatIp || '0.0.0.0' };
   const vxlanMtu = i.vxlanMtu ?? 0;
-  if (vxlanInUse(i.routing.pools)) {
-    out.vxcfg = { vni: i.vxlan?.vni ?? VXLAN_DEFAULTS.vni, port: i.vxlan?.port ?? VXLAN_DEFAULTS.port, mtu: vxlanMtu };
-  }
+  if (vxlanInUse(i.routing.pools)) out.vxcfg = vxcfg;
   const mySubnet = i.routing.nodes.find((n) => n.name === i.nodeName)!.ipv4Address!;
   for (const n of i.routing.nodes) {
     if (!n.ipv4Address) continue;

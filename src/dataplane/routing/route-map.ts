@@ -1,7 +1,8 @@
 /**
  * The networking maps the workload and uplink programs read (bpf/lib/route.h): tortie_node4_v1,
  * tortie_pool4_v1, tortie_rt4_v1, tortie_netcfg_v1 and tortie_vxcfg_v1 (bpf/lib/vxlan.h), and
- * NAT66's (bpf/lib/nat6.h) tortie_node6_v1, tortie_pool6_v1 and tortie_netcfg6_v1, kept equal to
+ * NAT66's (bpf/lib/nat6.h) tortie_node6_v1, tortie_pool6_v1 and tortie_netcfg6_v1, and the IPv6
+ * routes of bpf/lib/vxlan6.h (tortie_rt6_v1), kept equal to
  * a DesiredNetworking.
  *
  * Contract:
@@ -17,7 +18,7 @@
 import type { BpfMap } from '../native';
 import type { UplinkDatapath } from '../bpf/loader';
 import {
-  lpm4Key, lpm6Key, netcfgCodec, netcfg6Codec, nodeInfoCodec, nodeKeyCodec, node6KeyCodec, poolCodec, routeCodec, vxcfgCodec, NETCFG_KEY,
+  lpm4Key, lpm6Key, route6Codec, netcfgCodec, netcfg6Codec, nodeInfoCodec, nodeKeyCodec, node6KeyCodec, poolCodec, routeCodec, vxcfgCodec, NETCFG_KEY,
 } from '../bpf/net-codecs';
 import type { DesiredNetworking } from './plan';
 
@@ -31,7 +32,7 @@ export class RouteMaps {
   constructor(private readonly maps: UplinkDatapath['maps']) {}
 
   read(): void {
-    for (const m of [this.maps.node4, this.maps.pool4, this.maps.rt4, this.maps.netcfg, this.maps.vxcfg, this.maps.node6, this.maps.pool6, this.maps.netcfg6]) {
+    for (const m of [this.maps.node4, this.maps.pool4, this.maps.rt4, this.maps.netcfg, this.maps.vxcfg, this.maps.node6, this.maps.pool6, this.maps.netcfg6, this.maps.rt6]) {
       const { keys, values } = m.entries();
       this.mirror.set(m, new Map(keys.map((k, i) => [hex(k), hex(values[i]!)])));
     }
@@ -49,6 +50,7 @@ export class RouteMaps {
 
   writeRoutes(d: DesiredNetworking): void {
     this.sync(this.maps.rt4, new Map(d.routes.map((r) => [hex(lpm4Key(r.cidr)), routeCodec.encode({ next_hop: r.nextHop, flags: r.flags })])));
+    this.sync(this.maps.rt6, new Map(d.routes6.map((r) => [hex(lpm6Key(r.cidr)), route6Codec.encode({ next_hop: r.nextHop, flags: r.flags })])));
   }
 
   writeNetcfg(d: DesiredNetworking): void {
