@@ -16,8 +16,10 @@
  *                      flows are translated like them, other ICMP from such pools is dropped
  *                      (lib/icmp_err.h).
  * Untagged IPv6 (uplink6_ingress / uplink6_egress): NAT66 of natOutgoing IPv6 pools and of
- * ICMPv6 errors about their mappings (lib/nat6.h), once the agent has written tortie_netcfg6_v1; other IPv6 passes untouched (no host endpoint
- * policy for IPv6 yet).
+ * ICMPv6 errors about their mappings (lib/nat6.h), once the agent has written tortie_netcfg6_v1; host
+ * endpoint policy for IPv6 (lib/hostep.h) as for IPv4: arriving after NAT66's reverse translation
+ * (a translated reply is tracked; judged at the program's entry, hep6_run_deferred), leaving
+ * before NAT66 (hep6_uplink_out).
  * Both also carry host endpoint policy (lib/hostep.h; IPIP between nodes and tunnelled
  * workload traffic excepted). Everything else passes untouched, including VLAN-tagged and
  * non-IP frames. Until the agent has written tortie_netcfg_v1 (the node address) both
@@ -62,28 +64,27 @@ static __always_inline int uplink_parse6(struct __sk_buff *skb, struct tortie_pk
 	return parse_packet(skb, pkt, false, true);
 }
 
-/* An IPv6 packet arriving: replies of NAT66 mappings are translated back; anything else (a parse
- * failure included: it is the node's to judge) passes untouched. */
+/* An IPv6 packet arriving: replies of NAT66 mappings are translated back; then host endpoint
+ * policy (lib/hostep.h hep6_point: a parse failure passes where no host endpoint applies). */
 static __noinline int uplink6_ingress(struct __sk_buff *skb)
 {
 	const struct tortie_netcfg6 *cfg = netcfg6_get();
-	struct tortie_pkt pkt = {};
+	struct tortie_pkt pkt = {}, *hp;
 	int ret;
 
-	if (!cfg)
-		return TORTIE_FORWARD;
 	ret = uplink_parse6(skb, &pkt);
-	if (ret != PARSE_IPV6 || !ip6_eq(pkt.daddr6, snat6_addr(cfg)) || pkt.frag != TORTIE_FRAG_NONE)
-		return TORTIE_FORWARD;
+	hp = hep6_slot(&pkt); /* host endpoint policy's copy, as the packet arrived */
+	if (!cfg || ret != PARSE_IPV6 || !ip6_eq(pkt.daddr6, snat6_addr(cfg)) || pkt.frag != TORTIE_FRAG_NONE)
+		return hep6_defer(hp, ret, false);
 	/* An error quoting a translated flow goes to its workload; only an echo reply answers a
 	 * translated ping: requests and other ICMPv6 are the node's. */
 	if (pkt.proto == IP6_NH_ICMP && icmp6_is_error((__u8)(pkt.dport >> 8)))
 		ret = nat6_err_rev(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
 	else if (pkt.proto == IP6_NH_ICMP && pkt.echo != TORTIE_ECHO_REPLY)
-		return TORTIE_FORWARD;
+		ret = 0;
 	else
 		ret = nat6_rev(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
-	return ret < 0 ? ret : TORTIE_FORWARD;
+	return ret < 0 ? ret : hep6_defer(hp, PARSE_IPV6, ret > 0);
 }
 
 /* An IPv6 packet leaving: NAT66 of natOutgoing pools' traffic to the outside; the node's own
@@ -248,6 +249,8 @@ int tortie_uplink_in(struct __sk_buff *skb)
 	/* Each family in a frame of its own: NAT66's 128-bit state and the IPv4 path never share one
 	 * stack (the verifier bounds a call chain's total at 512 bytes). */
 	ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_ingress(skb) : uplink_ingress(skb, &act);
+	if (ret >= 0 && skb->protocol == bpf_htons(ETH_P_IPV6))
+		ret = hep6_run_deferred(skb, true); /* host endpoint policy (lib/hostep.h) */
 	return uplink_exit(ifindex, len, ret, act);
 }
 
@@ -255,7 +258,16 @@ SEC("tc")
 int tortie_uplink_out(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex, len = skb->len;
-	int ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_egress(skb) : uplink_egress(skb);
+	int ret;
+
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		/* Host endpoint policy first, on the workload's address (as IPv4's before SNAT). */
+		ret = hep6_uplink_out(skb);
+		if (ret >= 0)
+			ret = uplink6_egress(skb);
+	} else {
+		ret = uplink_egress(skb);
+	}
 
 	return uplink_exit(ifindex, len, ret, TC_ACT_OK);
 }
