@@ -6,13 +6,13 @@
 // Then the XDP prefilter's IPv6 deny list (plain, VLAN-tagged, inside VXLAN of either family).
 import t from 'tap';
 import { uniquePinRoot, removePinRoot, TC_ACT_OK, TC_ACT_SHOT } from '../../src/testbed/wep-harness';
-import { loadHep, loadPrefilter, loadWep, mapOps } from '../../src/dataplane/bpf/loader';
+import { loadHep, loadPrefilter, loadUplink, loadWep, mapOps } from '../../src/dataplane/bpf/loader';
 import { PolicyDataplane } from '../../src/dataplane/bpf/policy-sync';
 import { encodeFailsafe, encodeFailsafe6, encodePrefilter } from '../../src/dataplane/bpf/encode';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { eth, eth6, ext6, flowPacket, frag6, icmp6, ipv4, ipv6, tcp, udp, vxlanHeader, ETH_P, NH6, PROTO } from '../../src/dataplane/bpf/packet';
-import { NET_MAP, NETCFG_KEY, vxcfgCodec } from '../../src/dataplane/bpf/net-codecs';
+import { NET_MAP, NETCFG_KEY, netcfg6Codec, vxcfgCodec } from '../../src/dataplane/bpf/net-codecs';
 import { XdpAction } from '../../src/dataplane/native';
 import { CalcGraph } from '../../src/calc';
 import { Topology } from '../../src/util/netns';
@@ -61,9 +61,12 @@ t.test('host endpoint programs on crafted IPv6 packets', async (t) => {
   for (const e of encodeFailsafe6(inbound, DEFAULT_FAILSAFE_OUTBOUND)) h.maps.fs6.update(e.key, e.value);
 
   const counts = () => readCounters(h.maps.cnt).filter((r) => r.dir === Dir.UPLINK);
-  const run = (hook: 'in' | 'out', pkt: Buffer): [number, number] => {
+  const up = await loadUplink({ pinRoot });
+  t.teardown(() => up.close());
+  const run = (hook: 'in' | 'out' | 'upin' | 'upout', pkt: Buffer): [number, number] => {
     const before = counts();
-    const r = (hook === 'in' ? h.ingress : h.egress).testRun(pkt, { netns: ns.path });
+    const prog = { in: h.ingress, out: h.egress, upin: up.ingress, upout: up.egress }[hook];
+    const r = prog.testRun(pkt, { netns: ns.path });
     const moved = counts().filter((a) => a.packets !== (before.find((b) => b.reason === a.reason && b.ifindex === a.ifindex)?.packets ?? 0n));
     return [r.retval, moved.length === 1 ? moved[0]!.reason : NaN];
   };
@@ -195,6 +198,21 @@ t.test('host endpoint programs on crafted IPv6 packets', async (t) => {
     t.same(run('in', syn6(OUT6, HOST6, 8448)), drop(R.HEP_POLICY), 'IPv6 to the IPv4 rule\'s port: no match');
     t.same(run('in', syn6(OUT6, HOST6, 8444)), PASS, 'other IPv6 rules still hold in the dispatched stage');
     t.same(run('in', syn6(OUT6, HOST6, 22)), PASS, 'failsafe still');
+  });
+
+  t.test('the uplink\'s programs carry the same IPv6 stages (NAT66 off, then on)', async (t) => {
+    for (const nat of [false, true]) {
+      if (nat) up.maps.netcfg6.update(NETCFG_KEY, netcfg6Codec.encode({ node_ip6: HOST6, snat_ip6: '::' }));
+      const w = nat ? 'NAT66 on' : 'NAT66 off';
+      t.same(run('upin', syn6(OUT6, HOST6, 8090, { sport: nat ? 41001 : 41000 })), drop(R.HEP_POLICY), `${w}: arriving, normal deny`);
+      t.same(run('upin', syn6(OUT6, HOST6, 8444, { sport: nat ? 41001 : 41000 })), PASS, `${w}: arriving, an allowed port`);
+      t.same(run('upout', eth6({ src: HOST6, dst: OUT6, proto: PROTO.TCP }, tcp({ sport: 8444, dport: nat ? 41001 : 41000, flags: 'SA', seq: 1, ack: 1 }))), PASS,
+        `${w}: its reply leaving, tracked`);
+      t.same(run('upout', syn6(HOST6, OUT6, 7000)), drop(R.HEP_POLICY), `${w}: leaving, normal deny`);
+      t.same(run('upin', icmpv6(OUT6, 'ff02::1:ff00:1', 135)), PASS, `${w}: neighbour solicitation`);
+      t.same(run('upin', syn6(OUT6, FWD6, 9000)), drop(R.HEP_UNTRACKED), `${w}: doNotTrack deny of forwarded traffic`);
+      t.same(run('upin', syn4(OUT, HOST, 8443)), PASS, `${w}: IPv4 beside it, unchanged`);
+    }
   });
 });
 
