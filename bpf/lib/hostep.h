@@ -34,6 +34,9 @@
  * address goes through the class lookup; the local one picks the table: the agent compiles such
  * a stage once per region of the local nets (tortie_hlt4_v1 maps each net to its region's table)
  * and one LPM lookup per stage chooses — a flat cost whatever the number of rules or nets.
+ * IPv6 takes the same sequence over the IPv6 maps (tortie_fs6_v1, tortie_hct6_v1, tortie_hlt6_v1,
+ * tortie_cls6_v1), with neighbour discovery, router messages and MLD passing first (hep_ndp);
+ * its stage parts are global functions (hep6_*), verified once whatever calls them.
  */
 #ifndef TORTIE_LIB_HOSTEP_H
 #define TORTIE_LIB_HOSTEP_H
