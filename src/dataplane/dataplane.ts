@@ -5,9 +5,9 @@
  *   reconcile(state) ─┐                         ┌─> PolicyDataplane (bpf/policy-sync.ts): classes,
  *   apply(delta) ─────┼─> endpoint ⋈ interface ─┼─>   tables, endpoint flip, addresses
  *   LinkWatcher ──────┘   (by interfaceName)    ├─> tc ingress/egress on every <prefix>* link
- *                                               ├─> tortie_pf4_v1 + XDP on the uplink (prefilter)
+ *                                               ├─> tortie_pf4_v1, tortie_pf6_v1 + XDP on the uplink (prefilter)
  *                                               ├─> host endpoints: tortie_hep_v1 (ifindex, 0 = `*`),
- *                                               │   failsafe ports (tortie_fs4_v1), tortie_hep_in/out
+ *                                               │   failsafe ports (tortie_fs4_v1, tortie_fs6_v1), tortie_hep_in/out
  *                                               │   on host interfaces (the uplink's own programs
  *                                               │   carry it when routing is on)
  *   routing (state.routing, delta routes) ──────────> RouteManager (routing/): kernel routes, route/
@@ -477,7 +477,7 @@ export class BpfDataplane {
     }
     const events = this.flowEvents();
     const mapEntries: Record<string, number> = {
-      cls4: this.classCount, ep: this.policy.boundCount, ct4: ct4.live, ct6: ct6.live, pf4: this.prefilterKeys.size,
+      cls4: this.classCount, ep: this.policy.boundCount, ct4: ct4.live, ct6: ct6.live, pf4: this.prefilterKeys.size, pf6: this.prefilterKeys6.size,
       ...this.routes?.mapEntries(),
     };
     return {
@@ -523,7 +523,8 @@ export class BpfDataplane {
   }
 
   get maps(): WepDatapath['maps'] { return this.wep.maps; }
-  /** The host endpoint maps (tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v2, tortie_hlt4_v1). */
+  /** The host endpoint maps (tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v2, tortie_hlt4_v1 and IPv6's
+   *  tortie_fs6_v1, tortie_hct6_v1, tortie_hlt6_v1). */
   get hostMaps(): HepDatapath['maps'] { return this.hep.maps; }
 
   /** The networking side (routes, IPIP, NAT), when enabled. */
