@@ -18,8 +18,8 @@
  * Untagged IPv6 (uplink6_ingress / uplink6_egress): NAT66 of natOutgoing IPv6 pools and of
  * ICMPv6 errors about their mappings (lib/nat6.h), once the agent has written tortie_netcfg6_v1; host
  * endpoint policy for IPv6 (lib/hostep.h) as for IPv4: arriving after NAT66's reverse translation
- * (a translated reply is tracked; judged at the program's entry, hep6_run_deferred), leaving
- * before NAT66 (hep6_uplink_out).
+ * (a translated reply is tracked; judged at the program's entry, uplink6_hep), leaving before
+ * NAT66; VXLAN between this node and known nodes is not judged (uplink6_node_vxlan).
  * Both also carry host endpoint policy (lib/hostep.h; IPIP between nodes and tunnelled
  * workload traffic excepted). Everything else passes untouched, including VLAN-tagged and
  * non-IP frames. Until the agent has written tortie_netcfg_v1 (the node address) both
@@ -117,6 +117,47 @@ static __noinline int uplink6_egress(struct __sk_buff *skb)
 	if (ip6_eq(pkt.saddr6, snat6_addr(cfg)))
 		nat6_host_egress(&pkt);
 	return TORTIE_FORWARD;
+}
+
+/* VXLAN between this node and a known node (outer IPv6): not host endpoint traffic, as Felix
+ * allows VXLAN from and to Calico hosts ahead of host endpoint policy (IPv4: vxlan_is_tunnel_out,
+ * vxlan_for_us). */
+static __always_inline bool uplink6_node_vxlan(const struct tortie_pkt *p, bool in)
+{
+	const struct tortie_vxlan_cfg *vx;
+	struct tortie_node6_key k = {};
+
+	if (p->proto != IPPROTO_UDP || p->frag != TORTIE_FRAG_NONE)
+		return false;
+	vx = vxcfg_get();
+	if (!vx || p->dport != vx->port)
+		return false;
+	__builtin_memcpy(k.addr, in ? p->saddr6 : p->daddr6, 16);
+	return bpf_map_lookup_elem(&tortie_node6_v1, &k) != NULL;
+}
+
+/* Host endpoint policy for an IPv6 packet on the uplink (lib/hostep.h): arriving, what
+ * uplink6_ingress deferred; leaving, the packet parsed and judged before NAT66 (which parses
+ * again). */
+static __noinline int uplink6_hep(struct __sk_buff *skb, bool in)
+{
+	struct hep6_scratch *sc;
+	struct tortie_pkt *p;
+	int parsed;
+
+	if (in) {
+		sc = hep6_deferred();
+		if (!sc || (sc->parsed == PARSE_IPV6 && uplink6_node_vxlan(&sc->pkt, true)))
+			return TORTIE_FORWARD;
+		return hep6_point(skb, &sc->pkt, sc->parsed, true, sc->tracked);
+	}
+	p = hep6_slot(NULL);
+	if (!p)
+		return TORTIE_FORWARD;
+	parsed = hep6_parse(skb, p);
+	if (parsed == PARSE_IPV6 && uplink6_node_vxlan(p, false))
+		return TORTIE_FORWARD;
+	return hep6_point(skb, p, parsed, false, false);
 }
 
 /* Returns the drop reason (or TORTIE_FORWARD); *act is the tc verdict for forwarded packets. */
@@ -250,7 +291,7 @@ int tortie_uplink_in(struct __sk_buff *skb)
 	 * stack (the verifier bounds a call chain's total at 512 bytes). */
 	ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_ingress(skb) : uplink_ingress(skb, &act);
 	if (ret >= 0 && skb->protocol == bpf_htons(ETH_P_IPV6))
-		ret = hep6_run_deferred(skb, true); /* host endpoint policy (lib/hostep.h) */
+		ret = uplink6_hep(skb, true);
 	return uplink_exit(ifindex, len, ret, act);
 }
 
@@ -262,7 +303,7 @@ int tortie_uplink_out(struct __sk_buff *skb)
 
 	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		/* Host endpoint policy first, on the workload's address (as IPv4's before SNAT). */
-		ret = hep6_uplink_out(skb);
+		ret = uplink6_hep(skb, false);
 		if (ret >= 0)
 			ret = uplink6_egress(skb);
 	} else {

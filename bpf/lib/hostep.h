@@ -166,7 +166,7 @@ struct hep6_scratch {
 	struct tortie_pkt pkt;
 	struct tortie_ct6_key k6; /* hep_report's flow key */
 	int parsed;               /* hep6_defer: the parse result of pkt, */
-	__u8 pending;             /* set: judge pkt at the program's exit (hep6_run_deferred) */
+	__u8 pending;             /* set: judge pkt at the program's entry, after its path (hep6_deferred) */
 	__u8 tracked;             /* translated back by NAT66 */
 	__u8 pad[2];
 };
@@ -656,7 +656,7 @@ static __always_inline int hep6_point(struct __sk_buff *skb, const struct tortie
  * functions together exceed the 512-byte stack of one call chain, so the uplink's IPv6 path
  * records what host endpoint policy is to judge (hep6_defer: the packet as it arrived, copied by
  * hep6_slot, and whether NAT66 translated it back) and its program's entry runs the judgment
- * when that path returns (hep6_run_deferred). A drop reason of the path itself stands.
+ * when that path returns (hep6_deferred, hep6_point). A drop reason of the path itself stands.
  */
 static __always_inline int hep6_defer(struct tortie_pkt *hp, int parsed, bool tracked)
 {
@@ -670,36 +670,23 @@ static __always_inline int hep6_defer(struct tortie_pkt *hp, int parsed, bool tr
 	return TORTIE_FORWARD;
 }
 
-static __always_inline int hep6_run_deferred(struct __sk_buff *skb, const bool in)
+/* The slot hep6_defer filled (its pending mark cleared), or NULL when nothing is pending. */
+static __always_inline struct hep6_scratch *hep6_deferred(void)
 {
 	struct hep6_scratch *sc;
 	__u32 zero = 0;
 
 	sc = bpf_map_lookup_elem(&tortie_hep6s, &zero);
 	if (!sc || !sc->pending)
-		return TORTIE_FORWARD;
+		return NULL;
 	sc->pending = 0;
-	return hep6_point(skb, &sc->pkt, sc->parsed, in, sc->tracked);
+	return sc;
 }
 
 /* host_parse6 in a frame of its own (a sibling of the stages' calls, not their parent). */
 __noinline int hep6_parse(struct __sk_buff *skb, struct tortie_pkt *pkt)
 {
 	return skb && pkt ? host_parse6(skb, pkt) : 0;
-}
-
-/* The uplink's IPv6 point for a leaving packet, before its NAT66 (which parses again): the
- * packet parsed into the slot and judged. */
-static __always_inline int hep6_uplink_out(struct __sk_buff *skb)
-{
-	struct tortie_pkt *pkt = hep6_slot(NULL);
-
-	int ret;
-
-	if (!pkt)
-		return TORTIE_FORWARD;
-	ret = hep6_parse(skb, pkt);
-	return hep6_point(skb, pkt, ret, false, false);
 }
 
 #endif
