@@ -5,7 +5,9 @@
  * bench's own (the host endpoint path does a FIB lookup there). Packets: a new TCP flow from an
  * address no rule allows (the whole path: stages, conntrack miss, FIB, the normal table's
  * lookups, deny), and one from an allowed address to the host (allowed, tracked; later runs
- * of the same packet are conntrack hits). Prints figures; asserts nothing; nothing is sent.
+ * of the same packet are conntrack hits). Then IPv6 against IPv4 on the host endpoint: the same
+ * policies with an IPv6 /64 beside each IPv4 /24 (one table for both families), the same packets
+ * in each family. Prints figures; asserts nothing; nothing is sent.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/datapath-hepcost.js [repeat] [policies]
  */
@@ -13,7 +15,7 @@ import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { loadHep, loadWep, mapOps } from '../src/dataplane/bpf/loader';
 import { PolicyDataplane } from '../src/dataplane/bpf/policy-sync';
-import { flowPacket } from '../src/dataplane/bpf/packet';
+import { eth6, flowPacket, tcp } from '../src/dataplane/bpf/packet';
 import { CalcGraph } from '../src/calc';
 import { Topology } from '../src/util/netns';
 import type { GlobalNetworkPolicy, HostEndpoint, Resource } from '../src/model';
@@ -29,10 +31,11 @@ const SERVER = '192.168.20.1';
  *  allowing one /24 of 10.0.0.0/8 to one port: n address classes, n port ranges. `localNets`:
  *  each rule also names the local side's nets (destination.nets 127.0.0.0/8 and the server's
  *  address), so the host endpoint's normal stage dispatches on the local address. */
-function policies(n: number, localNets = false): GlobalNetworkPolicy[] {
+function policies(n: number, localNets = false, dual = false): GlobalNetworkPolicy[] {
   return Array.from({ length: n }, (_, i) => ({
     apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: `p${i}` },
-    spec: { selector: "app == 'server'", order: i, types: ['Ingress'], ingress: [{ action: 'Allow', protocol: 'TCP', source: { nets: [`10.${(i >> 8) & 255}.${i & 255}.0/24`] },
+    spec: { selector: "app == 'server'", order: i, types: ['Ingress'], ingress: [{ action: 'Allow', protocol: 'TCP',
+      source: { nets: [`10.${(i >> 8) & 255}.${i & 255}.0/24`, ...(dual ? [`fd00:a:${i.toString(16)}::/64`] : [])] },
       destination: { ports: [1000 + (i % 5000)], ...(localNets ? { nets: ['127.0.0.0/8', `${SERVER}/32`] } : {}) } }] },
   }) as GlobalNetworkPolicy);
 }
@@ -40,6 +43,40 @@ function policies(n: number, localNets = false): GlobalNetworkPolicy[] {
 const hep: HostEndpoint = { apiVersion: V3, kind: 'HostEndpoint', metadata: { name: 'all', labels: { app: 'server' } }, spec: { node: 'node1', interfaceName: '*' } };
 
 interface Figures { wepDeny: number; hepDeny: number; hepAllowedTracked: number; hepNoEndpoint: number }
+interface Figures6 { deny4: number; deny6: number; tracked4: number; tracked6: number; none4: number; none6: number }
+
+/** Host endpoint, IPv4 and IPv6 packets through the same policies (IPv4 and IPv6 nets). */
+async function measure6(netns: string, n: number): Promise<Figures6> {
+  const root = `/sys/fs/bpf/tortie-bench-${process.pid}-${randomBytes(3).toString('hex')}`;
+  fs.mkdirSync(root);
+  const w = await loadWep({ pinRoot: root, events: false, ctMaxEntries: 65536 });
+  const h = await loadHep({ pinRoot: root, events: false });
+  try {
+    const graph = new CalcGraph({ nodeName: 'node1' });
+    for (const r of [ns('bench'), wep('server', SERVER, 'server', 'caliserver'), ...policies(n, false, true)] as Resource[]) graph.onUpdate(r);
+    graph.flush();
+    const pd = new PolicyDataplane({ ...w.policyMaps, cls4: mapOps(w.maps.cls4!), cls6: mapOps(w.maps.cls6!), hep: mapOps(h.maps.hep),
+      hlt4: mapOps(h.maps.hlt4), hlt6: mapOps(h.maps.hlt6) }, (e) => (e.host ? 0 : 1));
+    pd.applySnapshot(graph.snapshot());
+    const run = (p: Buffer) => median([0, 1, 2].map(() => h.ingress.testRun(p, { repeat: REPEAT, netns }).durationNs));
+    const v6 = (src: string, dst: string, sport: number) => eth6({ src, dst, proto: 6 }, tcp({ sport, dport: 1000, flags: 'S' }));
+    const none4 = run(flowPacket({ src: '198.19.200.1', dst: '127.0.0.1', proto: 6, sport: 40000, dport: 1000 }));
+    const none6 = run(v6('fd00:ff::1', '::1', 40000));
+    graph.onUpdate(hep);
+    pd.applyDelta(graph.flush());
+    return {
+      deny4: run(flowPacket({ src: '198.19.200.1', dst: '127.0.0.1', proto: 6, sport: 40000, dport: 1000 })),
+      deny6: run(v6('fd00:ff::1', '::1', 40000)),
+      tracked4: run(flowPacket({ src: '10.0.0.7', dst: '127.0.0.1', proto: 6, sport: 40001, dport: 1000 })),
+      tracked6: run(v6('fd00:a:0::7', '::1', 40001)),
+      none4, none6,
+    };
+  } finally {
+    h.close();
+    w.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
 
 async function measure(netns: string, n: number, localNets = false): Promise<Figures> {
   const root = `/sys/fs/bpf/tortie-bench-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -52,7 +89,7 @@ async function measure(netns: string, n: number, localNets = false): Promise<Fig
     for (const r of rs) graph.onUpdate(r);
     graph.flush();
     const noHep = graph.snapshot();
-    const pd = new PolicyDataplane({ ...w.policyMaps, cls4: mapOps(w.maps.cls4!), cls6: mapOps(w.maps.cls6!), hep: mapOps(h.maps.hep), hlt4: mapOps(h.maps.hlt4) }, (e) => (e.host ? 0 : 1));
+    const pd = new PolicyDataplane({ ...w.policyMaps, cls4: mapOps(w.maps.cls4!), cls6: mapOps(w.maps.cls6!), hep: mapOps(h.maps.hep), hlt4: mapOps(h.maps.hlt4), hlt6: mapOps(h.maps.hlt6) }, (e) => (e.host ? 0 : 1));
     pd.applySnapshot(noHep);
     const run = (prog: typeof h.ingress, p: Buffer) => median([0, 1, 2].map(() => prog.testRun(p, { repeat: REPEAT, netns }).durationNs));
     const denied = flowPacket({ src: '198.19.200.1', dst: SERVER, proto: 6, sport: 40000, dport: 1000 });
@@ -91,6 +128,16 @@ async function main(): Promise<void> {
       `host endpoint / workload deny at ${N}: ${(many.hepDeny / many.wepDeny).toFixed(2)}×`);
     console.log(`local-side nets (one tortie_hlt4_v1 lookup): host endpoint deny with / without at 1 policy ${(oneLocal.hepDeny / one.hepDeny).toFixed(2)}×, ` +
       `at ${N} ${(manyLocal.hepDeny / many.hepDeny).toFixed(2)}×; ${N} / 1 with them ${(manyLocal.hepDeny / oneLocal.hepDeny).toFixed(2)}×`);
+    const d1 = await measure6(node.path, 1);
+    const dn = await measure6(node.path, N);
+    const row6 = (name: string, f: Figures6) => console.log(
+      `${name.padEnd(18)} deny IPv4 ${String(f.deny4).padStart(4)} / IPv6 ${String(f.deny6).padStart(4)} ns (${(f.deny6 / f.deny4).toFixed(2)}×) | ` +
+      `allowed (tracked) ${String(f.tracked4).padStart(4)} / ${String(f.tracked6).padStart(4)} ns (${(f.tracked6 / f.tracked4).toFixed(2)}×) | ` +
+      `interface without endpoint ${String(f.none4).padStart(4)} / ${String(f.none6).padStart(4)} ns (${(f.none6 / f.none4).toFixed(2)}×)`);
+    console.log('host endpoint, IPv6 against IPv4 (the same policies with an IPv6 /64 beside each IPv4 /24):');
+    row6('1 policy', d1);
+    row6(`${N} policies`, dn);
+    console.log(`ratio ${N} / 1 policy: IPv4 deny ${(dn.deny4 / d1.deny4).toFixed(2)}×, IPv6 deny ${(dn.deny6 / d1.deny6).toFixed(2)}×`);
   } finally {
     await topo.destroy();
   }

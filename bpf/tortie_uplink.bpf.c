@@ -17,8 +17,11 @@
  *                      (lib/icmp_err.h).
  * Untagged IPv6 (uplink6_ingress / uplink6_egress): VXLAN over IPv6 (lib/vxlan6.h: decapsulated
  * on ingress after its checks, encapsulated on egress for routes that say so), NAT66 of natOutgoing IPv6 pools, of
- * ICMPv6 errors about their mappings and of their later fragments (lib/nat6.h), once the agent has written tortie_netcfg6_v1; other IPv6 passes untouched (no host endpoint
- * policy for IPv6 yet).
+ * ICMPv6 errors about their mappings and of their later fragments (lib/nat6.h), once the agent has written tortie_netcfg6_v1; host
+ * endpoint policy for IPv6 (lib/hostep.h) as for IPv4: arriving after NAT66's reverse translation
+ * (a translated reply is tracked; judged at the program's entry, uplink6_hep), leaving before
+ * NAT66; VXLAN between this node and known nodes is not judged (vxlan6.h's own checks apply;
+ * uplink6_node_vxlan), nor is workload traffic the uplink encapsulates.
  * Both also carry host endpoint policy (lib/hostep.h; IPIP between nodes and tunnelled
  * workload traffic excepted). Everything else passes untouched, including VLAN-tagged and
  * non-IP frames. Until the agent has written tortie_netcfg_v1 (the node address) both
@@ -64,32 +67,31 @@ static __always_inline int uplink_parse6(struct __sk_buff *skb, struct tortie_pk
 	return parse_packet(skb, pkt, false, true);
 }
 
-/* An IPv6 packet arriving: replies of NAT66 mappings are translated back; anything else (a parse
- * failure included: it is the node's to judge) passes untouched. */
+/* An IPv6 packet arriving: replies of NAT66 mappings are translated back; then host endpoint
+ * policy (lib/hostep.h hep6_point: a parse failure passes where no host endpoint applies). */
 static __noinline int uplink6_ingress(struct __sk_buff *skb)
 {
 	const struct tortie_netcfg6 *cfg = netcfg6_get();
-	struct tortie_pkt pkt = {};
+	struct tortie_pkt pkt = {}, *hp;
 	int ret;
 
-	if (!cfg)
-		return TORTIE_FORWARD;
 	ret = uplink_parse6(skb, &pkt);
-	if (ret != PARSE_IPV6 || !ip6_eq(pkt.daddr6, snat6_addr(cfg)))
-		return TORTIE_FORWARD;
+	hp = hep6_slot(&pkt); /* host endpoint policy's copy, as the packet arrived */
+	if (!cfg || ret != PARSE_IPV6 || !ip6_eq(pkt.daddr6, snat6_addr(cfg)))
+		return hep6_defer(hp, ret, false);
 	if (pkt.frag == TORTIE_FRAG_LATER) {
 		ret = nat6_frag_later(skb, &pkt, TORTIE_FRAG_PT_RNAT);
-		return ret < 0 ? ret : TORTIE_FORWARD;
+		return ret < 0 ? ret : hep6_defer(hp, PARSE_IPV6, ret > 0);
 	}
 	/* An error quoting a translated flow goes to its workload; only an echo reply answers a
 	 * translated ping: requests and other ICMPv6 are the node's. */
 	if (pkt.proto == IP6_NH_ICMP && icmp6_is_error((__u8)(pkt.dport >> 8)))
 		ret = nat6_err_rev(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
 	else if (pkt.proto == IP6_NH_ICMP && pkt.echo != TORTIE_ECHO_REPLY)
-		return TORTIE_FORWARD;
+		ret = 0;
 	else
 		ret = nat6_rev(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
-	return ret < 0 ? ret : TORTIE_FORWARD;
+	return ret < 0 ? ret : hep6_defer(hp, PARSE_IPV6, ret > 0);
 }
 
 /* An IPv6 packet leaving: NAT66 of natOutgoing pools' traffic to the outside; the node's own
@@ -125,6 +127,47 @@ static __noinline int uplink6_egress(struct __sk_buff *skb)
 	if (ip6_eq(pkt.saddr6, snat6_addr(cfg)))
 		nat6_host_egress(&pkt);
 	return TORTIE_FORWARD;
+}
+
+/* VXLAN between this node and a known node (outer IPv6): not host endpoint traffic, as Felix
+ * allows VXLAN from and to Calico hosts ahead of host endpoint policy (IPv4: vxlan_is_tunnel_out,
+ * vxlan_for_us). */
+static __always_inline bool uplink6_node_vxlan(const struct tortie_pkt *p, bool in)
+{
+	const struct tortie_vxlan_cfg *vx;
+	struct tortie_node6_key k = {};
+
+	if (p->proto != IPPROTO_UDP || p->frag != TORTIE_FRAG_NONE)
+		return false;
+	vx = vxcfg_get();
+	if (!vx || p->dport != vx->port)
+		return false;
+	__builtin_memcpy(k.addr, in ? p->saddr6 : p->daddr6, 16);
+	return bpf_map_lookup_elem(&tortie_node6_v1, &k) != NULL;
+}
+
+/* Host endpoint policy for an IPv6 packet on the uplink (lib/hostep.h): arriving, what
+ * uplink6_ingress deferred; leaving, the packet parsed and judged before NAT66 (which parses
+ * again). */
+static __noinline int uplink6_hep(struct __sk_buff *skb, bool in)
+{
+	struct hep6_scratch *sc;
+	struct tortie_pkt *p;
+	int parsed;
+
+	if (in) {
+		sc = hep6_deferred();
+		if (!sc || (sc->parsed == PARSE_IPV6 && uplink6_node_vxlan(&sc->pkt, true)))
+			return TORTIE_FORWARD;
+		return hep6_point(skb, &sc->pkt, sc->parsed, true, sc->tracked);
+	}
+	p = hep6_slot(NULL);
+	if (!p)
+		return TORTIE_FORWARD;
+	parsed = hep6_parse(skb, p);
+	if (parsed == PARSE_IPV6 && uplink6_node_vxlan(p, false))
+		return TORTIE_FORWARD;
+	return hep6_point(skb, p, parsed, false, false);
 }
 
 /* Returns the drop reason (or TORTIE_FORWARD); *act is the tc verdict for forwarded packets. */
@@ -257,8 +300,11 @@ int tortie_uplink_in(struct __sk_buff *skb)
 	/* Each family in a frame of its own: NAT66's 128-bit state and the IPv4 path never share one
 	 * stack (the verifier bounds a call chain's total at 512 bytes). */
 	ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? vxlan6_uplink_in(skb) : VXLAN6_NOT_OURS; /* its own frame too */
-	if (ret == VXLAN6_NOT_OURS)
+	if (ret == VXLAN6_NOT_OURS) {
 		ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_ingress(skb) : uplink_ingress(skb, &act);
+		if (ret >= 0 && skb->protocol == bpf_htons(ETH_P_IPV6))
+			ret = uplink6_hep(skb, true); /* host endpoint policy (lib/hostep.h) */
+	}
 	return uplink_exit(ifindex, len, ret, act);
 }
 
@@ -268,8 +314,16 @@ int tortie_uplink_out(struct __sk_buff *skb)
 	__u32 ifindex = skb->ifindex, len = skb->len;
 	int ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? vxlan6_uplink_out(skb) : VXLAN6_NOT_OURS;
 
-	if (ret == VXLAN6_NOT_OURS)
-		ret = skb->protocol == bpf_htons(ETH_P_IPV6) ? uplink6_egress(skb) : uplink_egress(skb);
+	if (ret != VXLAN6_NOT_OURS) {
+		/* Workload traffic encapsulated towards a node: not host endpoint traffic. */
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		/* Host endpoint policy first, on the workload's address (as IPv4's before SNAT). */
+		ret = uplink6_hep(skb, false);
+		if (ret >= 0)
+			ret = uplink6_egress(skb);
+	} else {
+		ret = uplink_egress(skb);
+	}
 
 	return uplink_exit(ifindex, len, ret, TC_ACT_OK);
 }

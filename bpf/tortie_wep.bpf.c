@@ -49,30 +49,6 @@ static __always_inline void log_hits(const struct tortie_verdict *v, __u32 ifind
 			emit_event(TORTIE_EV_LOG, ifindex, ep_id, dir, v->log_rules[i], 0, pkt);
 }
 
-/* ICMPv6 types of neighbour discovery and multicast listener discovery (MLDv1 130-132, MLDv2
- * 143): link-local by nature, handled before policy as Felix accepts them between a workload and
- * its host. */
-static __always_inline bool icmp6_is_ndp(__u8 type)
-{
-	return (type >= 130 && type <= 133) || type == ICMP6_NEIGH_SOL || type == ICMP6_NEIGH_ADV || type == 143;
-}
-
-static __always_inline bool ip6_is_linklocal(const __be32 *a)
-{
-	return (bpf_ntohl(a[0]) & 0xffc00000) == 0xfe800000;
-}
-
-/* Link-scope multicast (ff02::/16, any flags): never forwarded off the link. */
-static __always_inline bool ip6_is_multicast(const __be32 *a)
-{
-	return (bpf_ntohl(a[0]) & 0xff0f0000) == 0xff020000;
-}
-
-static __always_inline bool ip6_is_unspecified(const __be32 *a)
-{
-	return (a[0] | a[1] | a[2] | a[3]) == 0;
-}
-
 /*
  * Neighbour discovery, MLD and router messages, before anti-spoofing and policy. From a workload:
  * router advertisements and redirects are dropped (DROP_ICMP6_ROUTER); NS/NA/RS/MLD pass only to a
@@ -105,20 +81,6 @@ static __always_inline int wep_ndp(const struct tortie_pkt *pkt, __u32 ifindex, 
 	if (ip6_is_linklocal(pkt->saddr6) || ip6_is_unspecified(pkt->saddr6))
 		return TORTIE_FORWARD;
 	return 1;
-}
-
-/* The deny-report key of an IPv6 flow: its conntrack key folded into the IPv4-sized one the
- * suppression map is keyed by (a collision only merges two flows' report intervals). */
-static __always_inline void ct6_fold(struct tortie_ct4_key *k, const struct tortie_ct6_key *k6)
-{
-	k->addr_a = k6->addr_a[0] ^ k6->addr_a[1] ^ k6->addr_a[2] ^ k6->addr_a[3];
-	k->addr_b = k6->addr_b[0] ^ k6->addr_b[1] ^ k6->addr_b[2] ^ k6->addr_b[3];
-	k->port_a = k6->port_a;
-	k->port_b = k6->port_b;
-	k->proto = k6->proto;
-	k->pad[0] = k6->pad[0];
-	k->pad[1] = 6;
-	k->pad[2] = 0;
 }
 
 /* wep_judge6's working state: in a per-CPU slot, not on the stack (the caller's frame and this

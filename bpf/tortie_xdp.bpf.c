@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Uplink XDP prefilter: drops packets whose source or destination is deny-listed (or matches
- * a doNotTrack deny rule) before an skb exists. Stateless. Non-IPv4 frames pass (the uplink
+ * a doNotTrack deny rule) before an skb exists. Stateless. IPv4 and IPv6 are judged (IPv6 by its
+ * fixed header's addresses: lib/prefilter.h prefilter_parse6); other frames pass (the uplink
  * carries ARP, LLDP, ...); malformed IPv4 headers are dropped here, the stack would drop them
  * anyway. Up to two VLAN tags are parsed. IPIP and VXLAN are also judged by their inner
  * addresses (the uplink decapsulates them: lib/prefilter.h prefilter_ipip_inner,
@@ -66,6 +67,8 @@ int tortie_xdp_prefilter(struct xdp_md *ctx)
 	__u32 ifindex = ctx->ingress_ifindex, rule = 0;
 	int ret = parse_packet(ctx, &pkt, true, false);
 
+	if (ret == DROP_UNSUPPORTED_L3 && prefilter_parse6(ctx, &pkt))
+		ret = PARSE_IPV6;
 	if (ret == PARSE_ARP || ret == DROP_UNSUPPORTED_L3) {
 		ret = TORTIE_FORWARD;
 		goto out;

@@ -54,21 +54,25 @@ static __always_inline int host_from_wep(struct __sk_buff *skb, const struct tor
 	return TORTIE_FORWARD;
 }
 
-/* The same for an IPv6 packet (host_from_wep's rule, one fib lookup). */
-static __always_inline int host_from_wep6(struct __sk_buff *skb, const struct tortie_pkt *pkt)
+/* host_is_local_dst for an IPv6 packet. */
+static __always_inline bool host_is_local_dst6(struct __sk_buff *skb, const struct tortie_pkt *pkt)
 {
 	struct bpf_fib_lookup fib = {};
 	long rc;
 
-	if (endpoint_to_host_accept)
-		return TORTIE_FORWARD;
 	fib.family = AF_INET6;
 	fib.ifindex = skb->ifindex;
 	__builtin_memcpy(fib.ipv6_src, pkt->saddr6, 16);
 	__builtin_memcpy(fib.ipv6_dst, pkt->daddr6, 16);
 	fib.l4_protocol = pkt->proto;
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
+	return rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED;
+}
+
+/* The same for an IPv6 packet (host_from_wep's rule, one fib lookup). */
+static __always_inline int host_from_wep6(struct __sk_buff *skb, const struct tortie_pkt *pkt)
+{
+	if (!endpoint_to_host_accept && host_is_local_dst6(skb, pkt))
 		return DROP_TO_HOST_DENIED;
 	return TORTIE_FORWARD;
 }

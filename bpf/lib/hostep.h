@@ -34,6 +34,9 @@
  * address goes through the class lookup; the local one picks the table: the agent compiles such
  * a stage once per region of the local nets (tortie_hlt4_v1 maps each net to its region's table)
  * and one LPM lookup per stage chooses — a flat cost whatever the number of rules or nets.
+ * IPv6 takes the same sequence over the IPv6 maps (tortie_fs6_v1, tortie_hct6_v1, tortie_hlt6_v1,
+ * tortie_cls6_v1), with neighbour discovery, router messages and MLD passing first (hep_ndp);
+ * its stage parts are global functions (hep6_*), verified once whatever calls them.
  */
 #ifndef TORTIE_LIB_HOSTEP_H
 #define TORTIE_LIB_HOSTEP_H
@@ -100,6 +103,36 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_hct4_v2 SEC(".maps");
 
+/* tortie_hlt6_v1: the dispatch of tortie_hlt4_v1 for IPv6 local addresses (struct tortie_hlt6_key,
+ * the same dispatch ids; a dispatch's ::/0 entry is written with its 0.0.0.0/0 one). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct tortie_hlt6_key);
+	__type(value, __u32);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_hlt6_v1 SEC(".maps");
+
+/* tortie_fs6_v1: failsafe ports for IPv6 remotes (entries without a net, and IPv6 nets). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct tortie_fs6_key);
+	__type(value, __u32);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_fs6_v1 SEC(".maps");
+
+/* tortie_hct6_v1: IPv6 flows a host endpoint allowed, as tortie_hct4_v2 (struct tortie_ct6_key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tortie_ct6_key);
+	__type(value, struct tortie_ct_value);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_hct6_v1 SEC(".maps");
+
 /* Untagged IPv4 only: PARSE_IPV4 with pkt filled, 0 = not ours (passes untouched), < 0 a drop. */
 static __always_inline int host_parse(struct __sk_buff *skb, struct tortie_pkt *pkt, __u32 *l4off)
 {
@@ -126,6 +159,59 @@ static __always_inline int host_parse(struct __sk_buff *skb, struct tortie_pkt *
 	return PARSE_IPV4;
 }
 
+/* tortie_hep6s: a per-CPU slot for an IPv6 packet's state (program-private): the IPv6 packet and
+ * the stages' locals together exceed the 512-byte stack, and a copy taken before a call keeps the
+ * caller's stack dead across it (the verifier prunes such paths). tc programs do not nest on a CPU. */
+struct hep6_scratch {
+	struct tortie_pkt pkt;
+	struct tortie_ct6_key k6; /* hep_report's flow key */
+	int parsed;               /* hep6_defer: the parse result of pkt, */
+	__u8 pending;             /* set: judge pkt at the program's entry, after its path (hep6_deferred) */
+	__u8 tracked;             /* translated back by NAT66 */
+	__u8 pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct hep6_scratch);
+	__uint(max_entries, 1);
+} tortie_hep6s SEC(".maps");
+
+/* The slot, holding a copy of *src unless src is NULL; NULL only if the map lookup failed. */
+static __always_inline struct tortie_pkt *hep6_slot(const struct tortie_pkt *src)
+{
+	struct hep6_scratch *sc;
+	__u32 zero = 0;
+
+	sc = bpf_map_lookup_elem(&tortie_hep6s, &zero);
+	if (!sc)
+		return NULL;
+	if (src)
+		__builtin_memcpy(&sc->pkt, src, sizeof(*src));
+	else
+		__builtin_memset(&sc->pkt, 0, sizeof(sc->pkt));
+	sc->pending = 0;
+	return &sc->pkt;
+}
+
+#ifdef TORTIE_CTX_SKB
+/* Untagged IPv6: PARSE_IPV6 with pkt filled (extension headers walked, lib/parse.h), 0 = not
+ * IPv6 (passes untouched), < 0 a drop. */
+static __always_inline int host_parse6(struct __sk_buff *skb, struct tortie_pkt *pkt)
+{
+	struct ethhdr *eth;
+
+	if (skb->vlan_present)
+		return 0;
+	parse_pull_headers(skb);
+	eth = ctx_data(skb);
+	if ((void *)(eth + 1) > ctx_data_end(skb) || eth->h_proto != bpf_htons(ETH_P_IPV6))
+		return 0;
+	return parse_ipv6(skb, pkt, ETH_HLEN, true);
+}
+#endif
+
 static __always_inline const struct tortie_hostep *hep_lookup(__u32 ifindex)
 {
 	const struct tortie_hostep *h = bpf_map_lookup_elem(&tortie_hep_v1, &ifindex);
@@ -134,16 +220,24 @@ static __always_inline const struct tortie_hostep *hep_lookup(__u32 ifindex)
 	return h ? h : bpf_map_lookup_elem(&tortie_hep_v1, &any);
 }
 
-static __always_inline bool hep_failsafe(__u8 dir, const struct tortie_pkt *pkt, __u16 port, __be32 remote)
+/* `remote`: the remote address (IPv4: its first word). */
+static __always_inline bool hep_failsafe(__u8 dir, const struct tortie_pkt *pkt, __u16 port, const __be32 *remote,
+					 const bool v6)
 {
 	struct tortie_fs4_key k = {
 		.prefixlen = TORTIE_FS_FIXED_BITS + 32, .dir = dir, .proto = pkt->proto,
-		.port = bpf_htons(port), .addr = remote,
+		.port = bpf_htons(port), .addr = remote[0],
+	};
+	struct tortie_fs6_key k6 = {
+		.prefixlen = TORTIE_FS_FIXED_BITS + 128, .dir = dir, .proto = pkt->proto, .port = bpf_htons(port),
 	};
 
 	if (pkt->proto != IPPROTO_TCP && pkt->proto != IPPROTO_UDP && pkt->proto != 132)
 		return false;
-	return bpf_map_lookup_elem(&tortie_fs4_v1, &k) != NULL;
+	if (!v6)
+		return bpf_map_lookup_elem(&tortie_fs4_v1, &k) != NULL;
+	__builtin_memcpy(k6.addr, remote, 16);
+	return bpf_map_lookup_elem(&tortie_fs6_v1, &k6) != NULL;
 }
 
 /* The packet's flow key; true when its source is the key's side a. */
@@ -153,6 +247,15 @@ static __always_inline bool hep_ct_key(const struct tortie_pkt *pkt, struct tort
 
 	ct4_key_make(k, pkt->saddr, pkt->daddr, pkt->ct_sport, pkt->ct_dport, pkt->proto, &src_is_a);
 	ct4_key_mark_echo(k, src_is_a, pkt->echo);
+	return src_is_a;
+}
+
+static __always_inline bool hep_ct6_key(const struct tortie_pkt *pkt, struct tortie_ct6_key *k)
+{
+	bool src_is_a;
+
+	ct6_key_make(k, pkt->saddr6, pkt->daddr6, pkt->ct_sport, pkt->ct_dport, pkt->proto, &src_is_a);
+	ct6_key_mark_echo(k, src_is_a, pkt->echo);
 	return src_is_a;
 }
 
@@ -182,24 +285,36 @@ static __always_inline bool hep_ct_live(const struct tortie_ct_value *v, __u64 n
 	return seen >= now || now - seen <= hep_ct_timeout(v->state);
 }
 
+/* The tracked flow of a packet (tortie_hct4_v2 or, v6, tortie_hct6_v1); *src_is_a as hep_ct_key. */
+static __always_inline struct tortie_ct_value *hep_ct_find(const struct tortie_pkt *pkt, const bool v6, bool *src_is_a)
+{
+	struct tortie_ct4_key k;
+	struct tortie_ct6_key k6;
+
+	if (v6) {
+		*src_is_a = hep_ct6_key(pkt, &k6);
+		return bpf_map_lookup_elem(&tortie_hct6_v1, &k6);
+	}
+	*src_is_a = hep_ct_key(pkt, &k);
+	return bpf_map_lookup_elem(&tortie_hct4_v2, &k);
+}
+
 /* 1: a flow this host's endpoints allowed before, or an ICMP error quoting one (pass); 0: none,
  * or a fresh SYN on a closed flow (policy decides); DROP_CT_INVALID: a RST or FIN outside the
  * flow's window (Linux conntrack's INVALID, which Felix's host endpoint chains drop). */
-static __always_inline int hep_ct_established(const struct tortie_pkt *pkt)
+static __always_inline int hep_ct_established(const struct tortie_pkt *pkt, const bool v6)
 {
-	struct tortie_ct4_key k;
 	struct tortie_ct_value *v;
 	__u64 now = bpf_ktime_get_ns();
 	bool src_is_a;
 
 	if (pkt->icmp_err) {
-		v = bpf_map_lookup_elem(&tortie_hct4_v2, &pkt->inner);
+		v = v6 ? bpf_map_lookup_elem(&tortie_hct6_v1, &pkt->inner6) : bpf_map_lookup_elem(&tortie_hct4_v2, &pkt->inner);
 		return v && hep_ct_live(v, now);
 	}
 	if (pkt->untracked)
 		return 0;
-	src_is_a = hep_ct_key(pkt, &k);
-	v = bpf_map_lookup_elem(&tortie_hct4_v2, &k);
+	v = hep_ct_find(pkt, v6, &src_is_a);
 	if (!v || !hep_ct_live(v, now) || ct_tcp_reopens(v, pkt))
 		return 0;
 	if (pkt->proto == IPPROTO_TCP && !ct_tcp_advance(v, pkt, src_is_a == !!(v->flags & TORTIE_CTF_A_IS_INIT), src_is_a))
@@ -208,36 +323,47 @@ static __always_inline int hep_ct_established(const struct tortie_pkt *pkt)
 	return 1;
 }
 
-static __always_inline void hep_ct_commit(const struct tortie_pkt *pkt, __u32 rule)
+static __always_inline void hep_ct_commit(const struct tortie_pkt *pkt, __u32 rule, const bool v6)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct tortie_ct_value v = { .last_seen_ns = now, .created_ns = now, .state = ct_initial_state(pkt), .rule = rule };
 	struct tortie_ct4_key k;
+	struct tortie_ct6_key k6;
 	bool src_is_a;
 
 	if (pkt->untracked || pkt->icmp_err)
 		return;
-	src_is_a = hep_ct_key(pkt, &k);
+	src_is_a = v6 ? hep_ct6_key(pkt, &k6) : hep_ct_key(pkt, &k);
 	v.flags = src_is_a ? TORTIE_CTF_A_IS_INIT : 0;
 	ct_tcp_init(&v, pkt, src_is_a);
-	bpf_map_update_elem(&tortie_hct4_v2, &k, &v, BPF_ANY);
+	if (v6)
+		bpf_map_update_elem(&tortie_hct6_v1, &k6, &v, BPF_ANY);
+	else
+		bpf_map_update_elem(&tortie_hct4_v2, &k, &v, BPF_ANY);
 }
 
 /* One stage: 1 allowed, 0 no table or no policy decided (next stage), < 0 `deny` or a drop.
- * `dispatch`: `table` is a tortie_hlt4_v1 dispatch id — the stage's rules match the local address
- * (the packet's destination arriving, its source leaving), so one LPM lookup of that address
- * picks the table compiled for its region; a miss (a dispatch being replaced) fails closed. */
-static __always_inline int hep_stage(__u32 table, bool dispatch, __be32 remote, __be32 local,
-				     const struct tortie_pkt *pkt, struct tortie_verdict *v, int deny)
+ * `dispatch`: `table` is a tortie_hlt4_v1 / tortie_hlt6_v1 dispatch id — the stage's rules match
+ * the local address (the packet's destination arriving, its source leaving), so one LPM lookup of
+ * that address picks the table compiled for its region; a miss (a dispatch being replaced) fails
+ * closed. `remote`, `local`: addresses (IPv4: the first word); v6: the packet is IPv6. */
+static __always_inline int hep_stage(__u32 table, bool dispatch, const __be32 *remote, const __be32 *local,
+				     const struct tortie_pkt *pkt, struct tortie_verdict *v, int deny, const bool v6)
 {
-	struct tortie_hlt4_key lk = { .prefixlen = TORTIE_HLT_FIXED_BITS + 32, .id = table, .addr = local };
+	struct tortie_hlt4_key lk = { .prefixlen = TORTIE_HLT_FIXED_BITS + 32, .id = table, .addr = local[0] };
+	struct tortie_hlt6_key lk6 = { .prefixlen = TORTIE_HLT_FIXED_BITS + 128, .id = table };
 	__u32 *t;
 	int ret;
 
 	if (!table)
 		return 0;
 	if (dispatch) {
-		t = bpf_map_lookup_elem(&tortie_hlt4_v1, &lk);
+		if (v6) {
+			__builtin_memcpy(lk6.addr, local, 16);
+			t = bpf_map_lookup_elem(&tortie_hlt6_v1, &lk6);
+		} else {
+			t = bpf_map_lookup_elem(&tortie_hlt4_v1, &lk);
+		}
 		if (!t) {
 			__builtin_memset(v, 0, sizeof(*v));
 			v->action = TORTIE_ACT_DENY;
@@ -245,7 +371,12 @@ static __always_inline int hep_stage(__u32 table, bool dispatch, __be32 remote, 
 		}
 		table = *t;
 	}
-	ret = policy_decide(table, remote, pkt, v);
+#ifdef TORTIE_CTX_SKB
+	if (v6)
+		ret = policy_decide6(table, remote, pkt, v);
+	else
+#endif
+		ret = policy_decide(table, remote[0], pkt, v);
 	if (ret == 0)
 		return 1;
 	if (ret == POLICY_NEXT)
@@ -255,13 +386,23 @@ static __always_inline int hep_stage(__u32 table, bool dispatch, __be32 remote, 
 
 /* Deny and Log-rule events of a host endpoint, within its interface's event budget. */
 static __always_inline void hep_report(__u32 ifindex, __u32 id, __u8 dir, const struct tortie_verdict *v,
-				       int ret, const struct tortie_pkt *pkt)
+				       int ret, const struct tortie_pkt *pkt, const bool v6)
 {
 	struct tortie_ct4_key k;
+	struct hep6_scratch *sc;
+	__u32 zero = 0;
 	__u32 n = v->nlog < TORTIE_MAX_LOG_RULES ? v->nlog : TORTIE_MAX_LOG_RULES;
 
 	if (ret < 0) {
-		hep_ct_key(pkt, &k);
+		if (v6) {
+			sc = bpf_map_lookup_elem(&tortie_hep6s, &zero);
+			if (!sc)
+				return;
+			hep_ct6_key(pkt, &sc->k6);
+			ct6_fold(&k, &sc->k6);
+		} else {
+			hep_ct_key(pkt, &k);
+		}
 		if (!ev_budget(ifindex, n + 1, false) || !deny_report_due(&k, ifindex, dir) || !ev_budget(ifindex, n + 1, true))
 			return;
 	} else if (n == 0 || !ev_budget(ifindex, n, true)) {
@@ -275,15 +416,119 @@ static __always_inline void hep_report(__u32 ifindex, __u32 id, __u8 dir, const 
 		emit_event(TORTIE_EV_DENY, ifindex, id, dir, v->rule, ret, pkt);
 }
 
+/*
+ * The IPv6 stages' parts as global functions: the verifier checks each once, apart from its
+ * callers (hep_policy's paths multiply the states of what is inlined in them; the uplink's
+ * IPv4 and NAT66 paths leave little of the verifier's budget). Pointer arguments may be NULL
+ * to the verifier: checked.
+ */
+__noinline int hep6_ct_est(const struct tortie_pkt *pkt)
+{
+	return pkt ? hep_ct_established(pkt, true) : 0;
+}
+
+__noinline int hep6_ct_put(const struct tortie_pkt *pkt, __u32 rule)
+{
+	if (pkt)
+		hep_ct_commit(pkt, rule, true);
+	return 0;
+}
+
+/* hep_stage for an IPv6 packet; how: bit 0 dispatch, bit 1 arriving. */
+__noinline int hep6_stage(const struct tortie_pkt *pkt, struct tortie_verdict *v, __u32 table, __u32 how, int deny)
+{
+	if (!pkt || !v)
+		return DROP_NO_TABLE;
+	if (how & 2)
+		return hep_stage(table, how & 1, pkt->saddr6, pkt->daddr6, pkt, v, deny, true);
+	return hep_stage(table, how & 1, pkt->daddr6, pkt->saddr6, pkt, v, deny, true);
+}
+
+/* hep_report for an IPv6 packet; where: ifindex | id << 32, dir in the low byte of `dir`. */
+__noinline int hep6_report(const struct tortie_pkt *pkt, const struct tortie_verdict *v, __u64 where, __u32 dir, int ret)
+{
+	if (pkt && v)
+		hep_report((__u32)where, (__u32)(where >> 32), (__u8)dir, v, ret, pkt, true);
+	return 0;
+}
+
+/* One stage of either family (hep_stage; IPv6 through hep6_stage). */
+static __always_inline int hep_stage_any(__u32 table, bool dispatch, const __be32 *remote, const __be32 *local,
+					 const struct tortie_pkt *pkt, struct tortie_verdict *v, int deny, const bool v6,
+					 const bool in)
+{
+	if (v6)
+		return table ? hep6_stage(pkt, v, table, (dispatch ? 1 : 0) | (in ? 2 : 0), deny) : 0;
+	return hep_stage(table, dispatch, remote, local, pkt, v, deny, false);
+}
+
+static __always_inline void hep_report_any(__u32 ifindex, __u32 id, __u8 dir, const struct tortie_verdict *v,
+					   int ret, const struct tortie_pkt *pkt, const bool v6)
+{
+	if (v6)
+		hep6_report(pkt, v, ifindex | ((__u64)id << 32), dir, ret);
+	else
+		hep_report(ifindex, id, dir, v, ret, pkt, false);
+}
+
+static __always_inline int hep_ct_established_any(const struct tortie_pkt *pkt, const bool v6)
+{
+	return v6 ? hep6_ct_est(pkt) : hep_ct_established(pkt, false);
+}
+
+static __always_inline void hep_ct_commit_any(const struct tortie_pkt *pkt, __u32 rule, const bool v6)
+{
+	if (v6)
+		hep6_ct_put(pkt, rule);
+	else
+		hep_ct_commit(pkt, rule, false);
+}
+
+#ifdef TORTIE_CTX_SKB
+/*
+ * ICMPv6 neighbour discovery, router messages and MLD, which no host endpoint stage cuts off (as
+ * Felix allows them ahead of policy; without them the node loses its IPv6 neighbours and routes):
+ * router solicitation / advertisement, neighbour solicitation / advertisement and redirect with a
+ * hop limit of 255 (RFC 4861: only then did they not cross a router — a receiver drops the
+ * others, and what a router forwarded has a lower one), MLD (130-132, 143) from a link-local or
+ * the unspecified source (RFC 3810: never forwarded). Anything else with those types meets policy.
+ */
+static __always_inline bool hep_ndp(struct __sk_buff *skb, const struct tortie_pkt *pkt)
+{
+	__u8 type = pkt->dport >> 8, hl = 0;
+
+	if (pkt->proto != IP6_NH_ICMP || pkt->frag != TORTIE_FRAG_NONE)
+		return false;
+	if (type >= ICMP6_ROUTER_SOL && type <= ICMP6_REDIRECT)
+		return bpf_skb_load_bytes(skb, pkt->l3_off + offsetof(struct ipv6hdr, hop_limit), &hl, 1) == 0 && hl == 255;
+	if ((type >= 130 && type <= 132) || type == 143)
+		return ip6_is_linklocal(pkt->saddr6) || ip6_is_unspecified(pkt->saddr6);
+	return false;
+}
+#endif
+
+/* To the host (a local delivery by the kernel's fib), for either family. */
+static __always_inline bool hep_to_host(struct __sk_buff *skb, const struct tortie_pkt *pkt, const bool v6)
+{
+#ifdef TORTIE_CTX_SKB
+	if (v6)
+		return host_is_local_dst6(skb, pkt);
+#endif
+	return host_is_local_dst(skb, pkt);
+}
+
 /* Host endpoint policy for one packet: TORTIE_FORWARD or a DROP_* reason. `in` (a constant at
  * each call, so the compiler keeps one specialised copy per direction, as two functions would):
  * the packet arrives (tc ingress), else it leaves. Arriving, the remote address is the source and
  * the local one the destination; leaving, the other way round. `tracked`: the packet belongs to a
- * flow tracked elsewhere (a reply the uplink translated back from SNAT; arriving only). */
-static __always_inline int hep_policy(struct __sk_buff *skb, const struct tortie_pkt *pkt, const bool in, bool tracked)
+ * flow tracked elsewhere (a reply the uplink translated back from SNAT; arriving only). `v6` (a
+ * constant too): an IPv6 packet — the same sequence over the IPv6 maps (tortie_fs6_v1,
+ * tortie_hct6_v1, tortie_hlt6_v1, tortie_cls6_v1), neighbour discovery passing first. */
+static __always_inline int hep_policy(struct __sk_buff *skb, const struct tortie_pkt *pkt, const bool in, bool tracked,
+				      const bool v6)
 {
 	const struct tortie_hostep *h = hep_lookup(skb->ifindex);
-	const __be32 remote = in ? pkt->saddr : pkt->daddr, local = in ? pkt->daddr : pkt->saddr;
+	const __be32 *remote = in ? pkt->saddr6 : pkt->daddr6, *local = in ? pkt->daddr6 : pkt->saddr6;
 	const __u8 fs_dir = in ? TORTIE_FS_IN : TORTIE_FS_OUT, fs_other = in ? TORTIE_FS_OUT : TORTIE_FS_IN;
 	const __u8 dir = in ? TORTIE_DIR_INGRESS : TORTIE_DIR_EGRESS;
 	const int dnt = in ? TORTIE_HEP_DNT_IN : TORTIE_HEP_DNT_OUT, normal = in ? TORTIE_HEP_IN : TORTIE_HEP_OUT,
@@ -300,10 +545,14 @@ static __always_inline int hep_policy(struct __sk_buff *skb, const struct tortie
 	lf = h->flags;
 	if (pkt->frag == TORTIE_FRAG_LATER)
 		return TORTIE_FORWARD;
-	if (!hep_failsafe(fs_dir, pkt, pkt->dport, remote) && !hep_failsafe(fs_other, pkt, pkt->sport, remote)) {
-		r = hep_stage(table[dnt], (lf >> dnt) & 1, remote, local, pkt, &v, DROP_HEP_UNTRACKED);
+#ifdef TORTIE_CTX_SKB
+	if (v6 && hep_ndp(skb, pkt))
+		return TORTIE_FORWARD;
+#endif
+	if (!hep_failsafe(fs_dir, pkt, pkt->dport, remote, v6) && !hep_failsafe(fs_other, pkt, pkt->sport, remote, v6)) {
+		r = hep_stage_any(table[dnt], (lf >> dnt) & 1, remote, local, pkt, &v, DROP_HEP_UNTRACKED, v6, in);
 		if (r != 0) {
-			hep_report(skb->ifindex, id, dir, &v, r, pkt);
+			hep_report_any(skb->ifindex, id, dir, &v, r, pkt, v6);
 			return r > 0 ? TORTIE_FORWARD : r;
 		}
 	}
@@ -312,42 +561,43 @@ static __always_inline int hep_policy(struct __sk_buff *skb, const struct tortie
 		return DROP_TCP_BAD_FLAGS;
 	if (in && tracked)
 		return TORTIE_FORWARD;
-	r = hep_ct_established(pkt);
+	r = hep_ct_established_any(pkt, v6);
 	if (r != 0)
 		return r > 0 ? TORTIE_FORWARD : r;
 	if (in) {
-		if (!hep_failsafe(TORTIE_FS_IN, pkt, pkt->dport, remote)) {
-			r = hep_stage(table[TORTIE_HEP_PREDNAT], (lf >> TORTIE_HEP_PREDNAT) & 1, remote, local, pkt, &v, DROP_HEP_PREDNAT);
+		if (!hep_failsafe(TORTIE_FS_IN, pkt, pkt->dport, remote, v6)) {
+			r = hep_stage_any(table[TORTIE_HEP_PREDNAT], (lf >> TORTIE_HEP_PREDNAT) & 1, remote, local, pkt, &v,
+				      DROP_HEP_PREDNAT, v6, in);
 			if (r != 0)
 				goto decided;
-		} else if (host_is_local_dst(skb, pkt)) {
-			hep_ct_commit(pkt, 0);
+		} else if (hep_to_host(skb, pkt, v6)) {
+			hep_ct_commit_any(pkt, 0, v6);
 			return TORTIE_FORWARD;
 		}
-		to_host = host_is_local_dst(skb, pkt);
+		to_host = hep_to_host(skb, pkt, v6);
 	} else {
 		/* skb_iif is 0 for what the host's own stack sends; forwarded packets keep the interface
 		 * they arrived on (a cali* for a workload's, also when tortie_from_wep redirected it). */
 		to_host = skb->ingress_ifindex == 0;
-		if (to_host && hep_failsafe(TORTIE_FS_OUT, pkt, pkt->dport, remote)) {
-			hep_ct_commit(pkt, 0);
+		if (to_host && hep_failsafe(TORTIE_FS_OUT, pkt, pkt->dport, remote, v6)) {
+			hep_ct_commit_any(pkt, 0, v6);
 			return TORTIE_FORWARD;
 		}
 	}
 	if (to_host) {
-		r = hep_stage(table[normal], (lf >> normal) & 1, remote, local, pkt, &v, DROP_HEP_POLICY);
+		r = hep_stage_any(table[normal], (lf >> normal) & 1, remote, local, pkt, &v, DROP_HEP_POLICY, v6, in);
 		if (r == 0)
 			r = DROP_HEP_POLICY; /* the normal table always decides; absent = fail closed */
 	} else {
-		r = table[fwd] ? hep_stage(table[fwd], (lf >> fwd) & 1, remote, local, pkt, &v, DROP_HEP_FORWARD) : 1;
+		r = table[fwd] ? hep_stage_any(table[fwd], (lf >> fwd) & 1, remote, local, pkt, &v, DROP_HEP_FORWARD, v6, in) : 1;
 		if (r == 0)
 			r = DROP_HEP_FORWARD;
 	}
 decided:
-	hep_report(skb->ifindex, id, dir, &v, r, pkt);
+	hep_report_any(skb->ifindex, id, dir, &v, r, pkt, v6);
 	if (r < 0)
 		return r;
-	hep_ct_commit(pkt, v.rule);
+	hep_ct_commit_any(pkt, v.rule, v6);
 	return TORTIE_FORWARD;
 }
 
@@ -355,13 +605,88 @@ decided:
  * packet belongs to a flow tracked elsewhere (a reply the uplink translated back from SNAT). */
 static __always_inline int hep_ingress(struct __sk_buff *skb, const struct tortie_pkt *pkt, bool tracked)
 {
-	return hep_policy(skb, pkt, true, tracked);
+	return hep_policy(skb, pkt, true, tracked, false);
 }
 
 /* A packet leaving through a host interface: TORTIE_FORWARD or a DROP_* reason. */
 static __always_inline int hep_egress(struct __sk_buff *skb, const struct tortie_pkt *pkt)
 {
-	return hep_policy(skb, pkt, false, false);
+	return hep_policy(skb, pkt, false, false, false);
+}
+
+/* The same for an IPv6 packet (host_parse6); `tracked`: translated back from NAT66. */
+static __always_inline int hep_ingress6(struct __sk_buff *skb, const struct tortie_pkt *pkt, bool tracked)
+{
+	return hep_policy(skb, pkt, true, tracked, true);
+}
+
+static __always_inline int hep_egress6(struct __sk_buff *skb, const struct tortie_pkt *pkt)
+{
+	return hep_policy(skb, pkt, false, false, true);
+}
+
+/* Host endpoint policy for an IPv6 packet, as one global function: the verifier checks it once,
+ * apart from its callers' paths (inlined at every IPv6 call site of the uplink, its states
+ * multiplied past the verifier's budget). how: bit 0 arriving, bit 1 tracked (arriving only). */
+__noinline int hep6_judge(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 how)
+{
+	if (!skb || !pkt)
+		return TORTIE_FORWARD;
+	if (how & 1)
+		return hep_policy(skb, pkt, true, how & 2, true);
+	return hep_policy(skb, pkt, false, false, true);
+}
+
+/* An IPv6 packet after parsing (`parsed`: host_parse6's result): 0 passes untouched; a parse drop
+ * stands where a host endpoint applies (as IPv4's) and passes on an interface without one;
+ * PARSE_IPV6 goes through the stages (pkt NULL: hep6_slot failed, passes). Both the uplink and
+ * tortie_hep_in/_out call it. */
+static __always_inline int hep6_point(struct __sk_buff *skb, const struct tortie_pkt *pkt, int parsed, const bool in,
+				      bool tracked)
+{
+	if (parsed < 0)
+		return hep_lookup(skb->ifindex) ? parsed : TORTIE_FORWARD;
+	if (parsed != PARSE_IPV6 || !pkt)
+		return TORTIE_FORWARD;
+	return hep6_judge(skb, pkt, (in ? 1 : 0) | (tracked ? 2 : 0));
+}
+
+/*
+ * The uplink's IPv6 point, deferred: its NAT66 functions' frames and the stages' global
+ * functions together exceed the 512-byte stack of one call chain, so the uplink's IPv6 path
+ * records what host endpoint policy is to judge (hep6_defer: the packet as it arrived, copied by
+ * hep6_slot, and whether NAT66 translated it back) and its program's entry runs the judgment
+ * when that path returns (hep6_deferred, hep6_point). A drop reason of the path itself stands.
+ */
+static __always_inline int hep6_defer(struct tortie_pkt *hp, int parsed, bool tracked)
+{
+	struct hep6_scratch *sc = (struct hep6_scratch *)hp; /* hp is the slot's first member */
+
+	if (sc) {
+		sc->parsed = parsed;
+		sc->tracked = tracked;
+		sc->pending = 1;
+	}
+	return TORTIE_FORWARD;
+}
+
+/* The slot hep6_defer filled (its pending mark cleared), or NULL when nothing is pending. */
+static __always_inline struct hep6_scratch *hep6_deferred(void)
+{
+	struct hep6_scratch *sc;
+	__u32 zero = 0;
+
+	sc = bpf_map_lookup_elem(&tortie_hep6s, &zero);
+	if (!sc || !sc->pending)
+		return NULL;
+	sc->pending = 0;
+	return sc;
+}
+
+/* host_parse6 in a frame of its own (a sibling of the stages' calls, not their parent). */
+__noinline int hep6_parse(struct __sk_buff *skb, struct tortie_pkt *pkt)
+{
+	return skb && pkt ? host_parse6(skb, pkt) : 0;
 }
 
 #endif

@@ -282,6 +282,44 @@ static __always_inline void ct6_key_mark_echo(struct tortie_ct6_key *k, bool src
 		k->pad[0] = pinger_is_a ? 1 : 2;
 }
 
+/* ICMPv6 types of neighbour discovery and multicast listener discovery (MLDv1 130-132, MLDv2
+ * 143): link-local by nature, handled before policy as Felix accepts them between a workload and
+ * its host. */
+static __always_inline bool icmp6_is_ndp(__u8 type)
+{
+	return (type >= 130 && type <= 133) || type == ICMP6_NEIGH_SOL || type == ICMP6_NEIGH_ADV || type == 143;
+}
+
+static __always_inline bool ip6_is_linklocal(const __be32 *a)
+{
+	return (bpf_ntohl(a[0]) & 0xffc00000) == 0xfe800000;
+}
+
+/* Link-scope multicast (ff02::/16, any flags): never forwarded off the link. */
+static __always_inline bool ip6_is_multicast(const __be32 *a)
+{
+	return (bpf_ntohl(a[0]) & 0xff0f0000) == 0xff020000;
+}
+
+static __always_inline bool ip6_is_unspecified(const __be32 *a)
+{
+	return (a[0] | a[1] | a[2] | a[3]) == 0;
+}
+
+/* The deny-report key of an IPv6 flow: its conntrack key folded into the IPv4-sized one the
+ * suppression map is keyed by (a collision only merges two flows' report intervals). */
+static __always_inline void ct6_fold(struct tortie_ct4_key *k, const struct tortie_ct6_key *k6)
+{
+	k->addr_a = k6->addr_a[0] ^ k6->addr_a[1] ^ k6->addr_a[2] ^ k6->addr_a[3];
+	k->addr_b = k6->addr_b[0] ^ k6->addr_b[1] ^ k6->addr_b[2] ^ k6->addr_b[3];
+	k->port_a = k6->port_a;
+	k->port_b = k6->port_b;
+	k->proto = k6->proto;
+	k->pad[0] = k6->pad[0];
+	k->pad[1] = 6;
+	k->pad[2] = 0;
+}
+
 /* Where an IPv6 extension-header walk ended. */
 struct ip6_walk {
 	__u32 off;      /* offset (from the frame start) of the upper-layer header */

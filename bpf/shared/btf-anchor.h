@@ -26,6 +26,9 @@ struct tortie_btf_anchor {
 	struct tortie_hostep hostep;
 	struct tortie_fs4_key fs4;
 	struct tortie_hlt4_key hlt4;
+	struct tortie_hlt6_key hlt6;
+	struct tortie_fs6_key fs6;
+	struct tortie_pf6_key pf6;
 };
 
 __attribute__((used, noinline)) static int tortie_btf_anchor(struct tortie_btf_anchor *a)

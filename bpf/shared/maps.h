@@ -555,4 +555,32 @@ enum tortie_vx6stat {
 	TORTIE_VS6_MAX = 2,
 };
 
+/* ---- host endpoints and the XDP prefilter, IPv6 ---- */
+/* tortie_hlt6_v1 (LPM): struct tortie_hlt4_key's dispatch with an IPv6 local prefix (prefixlen
+ * TORTIE_HLT_FIXED_BITS + 0..128); the same dispatch ids as tortie_hlt4_v1. */
+struct tortie_hlt6_key {
+	__u32 prefixlen;
+	__u32 id;
+	__be32 addr[4];
+};
+
+/* tortie_fs6_v1 (LPM): failsafe ports for IPv6 remotes, as struct tortie_fs4_key (prefixlen
+ * TORTIE_FS_FIXED_BITS + 0..128). */
+struct tortie_fs6_key {
+	__u32 prefixlen;
+	__u8 dir;
+	__u8 proto;
+	__be16 port;
+	__be32 addr[4];
+};
+
+/* tortie_pf6_v1 (LPM): the prefilter's IPv6 prefixes, as struct tortie_pf4_key (prefixlen
+ * TORTIE_PF_FIXED_BITS + 0..128) -> struct tortie_pf_value. */
+struct tortie_pf6_key {
+	__u32 prefixlen;
+	__u8 side;
+	__u8 pad[3];
+	__be32 addr[4];
+};
+
 #endif

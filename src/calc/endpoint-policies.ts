@@ -26,7 +26,7 @@ import type { Logger } from 'pino';
 import type { Selector } from '../selector';
 import type { AtomNeeds } from './atoms';
 import { addTo, removeFrom } from './graph-util';
-import { formatCidr4, isCidr6, type AnyCidr, type Cidr4 } from '../primitives';
+import { ALL6, formatCidr4, formatCidr6, isCidr6, type AnyCidr, type Cidr4 } from '../primitives';
 import type { LabelIndex } from './label-index';
 import {
   endOfTierKey,
@@ -280,7 +280,7 @@ export class EndpointPolicies {
       } else {
         for (const net of regions) {
           const built = this.definition(ep, it.profiles, { ...view, localNet: net }, d, mode);
-          if (built !== undefined) want.set(net.len === 0 ? slot : `${slot}@${formatCidr4(net)}`, built);
+          if (built !== undefined) want.set(net.len === 0 && !isCidr6(net) ? slot : `${slot}@${isCidr6(net) ? formatCidr6(net) : formatCidr4(net)}`, built);
         }
         // Every region alike (the nets decide nothing here): one table, no dispatch.
         const root = want.get(slot);
@@ -306,13 +306,13 @@ export class EndpointPolicies {
 
   /**
    * The regions of a host endpoint slot's local-side nets: every distinct net of its rules'
-   * local nets/notNets, and 0.0.0.0/0 (the rest); none when no rule has local-side nets.
+   * local nets/notNets (either family), and 0.0.0.0/0 and ::/0 (the rest of each family); none
+   * when no rule has local-side nets.
    */
-  private localRegions(ep: LocalEp, profiles: readonly string[], d: Direction, mode: SlotMode): Cidr4[] {
-    const nets = new Map<string, Cidr4>();
+  private localRegions(ep: LocalEp, profiles: readonly string[], d: Direction, mode: SlotMode): AnyCidr[] {
+    const nets = new Map<string, AnyCidr>();
     const add = (rules: PreRule[]): void => {
-      // Host endpoints are IPv4: IPv6 local nets cut no region of theirs.
-      for (const r of rules) for (const c of [...(r.local.nets ?? []), ...(r.local.notNets ?? [])]) if (!isCidr6(c)) nets.set(formatCidr4(c), c);
+      for (const r of rules) for (const c of [...(r.local.nets ?? []), ...(r.local.notNets ?? [])]) nets.set(isCidr6(c) ? formatCidr6(c) : formatCidr4(c), c);
     };
     for (const pk of ep.policies) {
       const p = this.resources.policies.get(pk)!;
@@ -323,7 +323,9 @@ export class EndpointPolicies {
       if (prof !== undefined) add(precompileProfile(prof)[d]);
     }
     if (nets.size === 0) return [];
+    // Both families' roots: a packet of either finds its region (the datapath's LPM per family).
     nets.set('0.0.0.0/0', { addr: 0, len: 0 });
+    nets.set('::/0', ALL6);
     return [...nets.values()];
   }
 

@@ -33,7 +33,7 @@ import type { Selector } from '../selector';
 import { anyKey, type ClassIndex } from './classes';
 import type { EndpointPolicies } from './endpoint-policies';
 import { addTo, kv, removeFrom } from './graph-util';
-import { cidr4Key, isCidr6, tryParseCidrOrIp4, tryParseCidrOrIp6, type AnyCidr } from '../primitives';
+import { isCidr6, tryParseCidrOrIp4, tryParseCidrOrIp6, type AnyCidr } from '../primitives';
 import { effectiveLabels, networkSetLabels, protocolNumber } from './semantics';
 import type { ResourceState } from './store';
 
@@ -202,8 +202,8 @@ export class LabelIndex {
     for (const [k, v] of Object.entries(hep.metadata.labels ?? {})) labels[k] = v;
     const prefixes: AnyCidr[] = [];
     for (const ip of hep.spec.expectedIPs ?? []) {
-      const c = tryParseCidrOrIp4(ip);
-      if (c !== undefined && !prefixes.some((p) => anyKey(p) === cidr4Key(c))) prefixes.push(c);
+      const c: AnyCidr | undefined = tryParseCidrOrIp4(ip) ?? tryParseCidrOrIp6(ip);
+      if (c !== undefined && !prefixes.some((p) => anyKey(p) === anyKey(c))) prefixes.push(c);
     }
     const ports: Item['ports'] = [];
     for (const p of hep.spec.ports ?? []) {

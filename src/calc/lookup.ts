@@ -9,7 +9,7 @@
  * compiler bug: tables must cover every packet).
  */
 import { CalcError, UnknownEndpointError } from './errors';
-import { cidr6Key, isIcmpProtocol, isPortProtocol, mask6, prefixMask, tryParseCidrOrIp4, tryParseCidrOrIp6, tryIpv4ToU32 } from '../primitives';
+import { cidr6Contains, cidr6Key, isIcmpProtocol, isPortProtocol, mask6, prefixMask, tryParseCidrOrIp4, tryParseCidrOrIp6, tryIpv4ToU32 } from '../primitives';
 import { PROTO_OTHER, type CompiledState, type HostSlot, type LocalEndpoint, type PolicyPacket, type Verdict, type VerdictCell, type VerdictTable } from './types';
 
 export interface LookupResult {
@@ -146,19 +146,29 @@ export class TableIndex {
  */
 /**
  * The table a host endpoint's stage uses for a packet whose local address (arriving: destination,
- * leaving: source) is `localIP`: the region of the longest listed net holding it, as the datapath's
- * tortie_hlt4_v1 lookup; the slot's table when the stage does not depend on the local address.
+ * leaving: source) is `localIP` (either family): the region of the longest listed net of its family
+ * holding it, as the datapath's tortie_hlt4_v1 / tortie_hlt6_v1 lookup; the slot's table when the stage does not depend on the local address.
  */
 export function hostStageTable(e: LocalEndpoint, slot: 'ingress' | 'egress' | HostSlot, localIP: string): string | undefined {
   const root = slot === 'ingress' || slot === 'egress' ? e.tables[slot] : e.host?.tables[slot];
   const regions = e.host?.local?.[slot];
   if (regions === undefined) return root;
   const ip = tryIpv4ToU32(localIP);
-  if (ip === undefined) throw new CalcError('ERR_CALC_BAD_PACKET', `localIP ${localIP}: not an IPv4 address`);
+  const ip6 = ip === undefined ? tryParseCidrOrIp6(localIP) : undefined;
+  if (ip === undefined && (ip6 === undefined || ip6.len !== 128)) throw new CalcError('ERR_CALC_BAD_PACKET', `localIP ${localIP}: not an IP address`);
   let best: { len: number; table: string } | undefined;
   for (const r of regions) {
-    const c = tryParseCidrOrIp4(r.cidr)!;
-    if (((ip & prefixMask(c.len)) >>> 0) === c.addr && (best === undefined || c.len > best.len)) best = { len: c.len, table: r.table };
+    let len: number;
+    if (ip !== undefined) {
+      const c = tryParseCidrOrIp4(r.cidr);
+      if (c === undefined || ((ip & prefixMask(c.len)) >>> 0) !== c.addr) continue;
+      len = c.len;
+    } else {
+      const c = tryParseCidrOrIp6(r.cidr);
+      if (c === undefined || !cidr6Contains(c, ip6!.addr6)) continue;
+      len = c.len;
+    }
+    if (best === undefined || len > best.len) best = { len, table: r.table };
   }
   return best?.table;
 }

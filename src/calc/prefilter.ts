@@ -19,7 +19,7 @@
  * Emit it before RuleIds.emit (its rules are in the same registry).
  */
 import type { GlobalNetworkPolicy, Rule } from '../model';
-import { formatCidr4, tryParseCidrOrIp4 } from '../primitives';
+import { formatCidr4, formatCidr6, tryParseCidrOrIp4, tryParseCidrOrIp6 } from '../primitives';
 import { comparePolicies, compareTiers, policyTier, selectorOf, tierInfo } from './semantics';
 import type { RuleIds } from './rule-ids';
 import type { ResourceState } from './store';
@@ -29,7 +29,6 @@ const ONLY_NETS_KEYS = new Set(['action', 'source', 'metadata', 'ipVersion']);
 
 function onlySourceNets(r: Rule): boolean {
   for (const k of Object.keys(r)) if (!ONLY_NETS_KEYS.has(k)) return false;
-  if (r.ipVersion === 6) return false;
   const s = r.source;
   if (s === undefined || s.nets === undefined || s.nets.length === 0) return false;
   return Object.keys(s).every((k) => k === 'nets');
@@ -79,9 +78,12 @@ export function computePrefilter(
         }
         if (r.action === 'Log') return;
         if (r.action === 'Deny' && onlySourceNets(r) && !blocked) {
+          // Per family, as Felix renders the rule: ipVersion keeps one family's nets only.
           for (const n of r.source!.nets!) {
-            const c = tryParseCidrOrIp4(n);
-            if (c !== undefined) out.deny.push({ family: 4, cidr: formatCidr4(c), ruleId: id });
+            const c4 = tryParseCidrOrIp4(n);
+            const c6 = c4 === undefined ? tryParseCidrOrIp6(n) : undefined;
+            if (c4 !== undefined && r.ipVersion !== 6) out.deny.push({ family: 4, cidr: formatCidr4(c4), ruleId: id });
+            if (c6 !== undefined && r.ipVersion !== 4) out.deny.push({ family: 6, cidr: formatCidr6(c6), ruleId: id });
           }
           return;
         }

@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import type { EntityRule, Profile, Rule, WorkloadEndpoint } from '../model';
 import type { Selector } from '../selector';
-import { ALL6, cidr4Contains, cidr4Covers, cidr6Contains, formatCidr4, formatCidr6, isCidr6, type AnyCidr, type Cidr4 } from '../primitives';
+import { ALL6, cidr4Contains, cidr4Covers, cidr6Contains, cidr6Covers, formatCidr4, formatCidr6, isCidr6, type AnyCidr } from '../primitives';
 import {
   entityNotSelector,
   entitySelector,
@@ -224,7 +224,7 @@ export interface LocalView {
    * it or is disjoint from it or inside it) — the datapath picks the region per packet.
    */
   host?: boolean;
-  localNet?: Cidr4;
+  localNet?: AnyCidr;
   ports: { name: string; protocol: number; port: number }[];
 }
 
@@ -259,16 +259,27 @@ export function resolveLocal(r: PreRule, dir: Direction, view: LocalView): Local
   const l = r.local;
   if (l.sel !== undefined && !l.sel.evaluate(view.labels)) return undefined;
   if (l.notSel !== undefined && l.notSel.evaluate(view.labels)) return undefined;
+  let hostFamily: Fam | undefined;
   if (view.host) {
-    // The region is the longest net holding the address: a net matches iff it covers the region
-    // (host endpoints are IPv4: their IPv6 nets never match, and a rule of IPv6 only — by
-    // ipVersion or by nets/notNets holding only IPv6 CIDRs — never matches there).
-    if ((r.families & FAM4) === 0) return undefined;
+    // The region is the longest net holding the address: a net matches iff it covers the region.
+    // A region is of one family (its packets' local address is), so a rule of the other family
+    // only — by ipVersion or by nets/notNets of that family only — never matches there, and the
+    // other family's nets of a rule hold none of its addresses (Felix renders a rule per family).
+    // Without regions (no rule of the stage has local-side nets) one table serves both families:
+    // a rule of one family is restricted to it on the remote side below.
     const at = view.localNet;
-    const nets4 = l.nets?.filter((c): c is Cidr4 => !isCidr6(c));
-    const notNets4 = l.notNets?.filter((c): c is Cidr4 => !isCidr6(c));
-    if (nets4 !== undefined && (at === undefined || !nets4.some((c) => cidr4Covers(c, at)))) return undefined;
-    if (notNets4 !== undefined && at !== undefined && notNets4.some((c) => cidr4Covers(c, at))) return undefined;
+    if (at !== undefined) {
+      const fam: Fam = isCidr6(at) ? FAM6 : FAM4;
+      if ((r.families & fam) === 0) return undefined;
+      const covers = (c: AnyCidr): boolean => (isCidr6(c) ? isCidr6(at) && cidr6Covers(c, at) : !isCidr6(at) && cidr4Covers(c, at));
+      const netsF = l.nets?.filter((c) => isCidr6(c) === (fam === FAM6));
+      const notNetsF = l.notNets?.filter((c) => isCidr6(c) === (fam === FAM6));
+      if (netsF !== undefined && !netsF.some(covers)) return undefined;
+      if (notNetsF !== undefined && notNetsF.some(covers)) return undefined;
+      hostFamily = fam;
+    } else if (l.nets !== undefined) {
+      return undefined;
+    }
   }
   // Per family: the local side's nets/notNets against the endpoint's address of that family. An
   // endpoint without an address of a family never has that family's packets judged as its own
@@ -290,8 +301,9 @@ export function resolveLocal(r: PreRule, dir: Direction, view: LocalView): Local
   if (!view.host && l.nets !== undefined && !has4 && !has6) return undefined;
   const res: LocalResolution = {};
   // One family left: say so when it matters — the endpoint has an address of the other family
-  // and the remote nets (if any) do not already hold only addresses of this one.
-  if (fams !== FAM_BOTH && (fams === FAM4 ? has6 : has4)) {
+  // (a host endpoint outside regions: any) and the remote nets (if any) do not already hold only
+  // addresses of this one. In a host endpoint's region the local address decides the family.
+  if (fams !== FAM_BOTH && hostFamily === undefined && (view.host || (fams === FAM4 ? has6 : has4))) {
     const rn = r.remote.nets;
     if (rn === undefined || (famOf(rn) & ~fams) !== 0) res.family = fams === FAM4 ? 4 : 6;
   }

@@ -5,9 +5,9 @@
  *   reconcile(state) ─┐                         ┌─> PolicyDataplane (bpf/policy-sync.ts): classes,
  *   apply(delta) ─────┼─> endpoint ⋈ interface ─┼─>   tables, endpoint flip, addresses
  *   LinkWatcher ──────┘   (by interfaceName)    ├─> tc ingress/egress on every <prefix>* link
- *                                               ├─> tortie_pf4_v1 + XDP on the uplink (prefilter)
+ *                                               ├─> tortie_pf4_v1, tortie_pf6_v1 + XDP on the uplink (prefilter)
  *                                               ├─> host endpoints: tortie_hep_v1 (ifindex, 0 = `*`),
- *                                               │   failsafe ports (tortie_fs4_v1), tortie_hep_in/out
+ *                                               │   failsafe ports (tortie_fs4_v1, tortie_fs6_v1), tortie_hep_in/out
  *                                               │   on host interfaces (the uplink's own programs
  *                                               │   carry it when routing is on)
  *   routing (state.routing, delta routes) ──────────> RouteManager (routing/): kernel routes, route/
@@ -32,7 +32,8 @@ import { loadHep, loadPrefilter, loadWep, readHostRouteStats, type EndpointToHos
 import { NO_HOST_ROUTE_STATS, type HostRouteStats } from './bpf/host-routing';
 import { execFileSync } from 'node:child_process';
 import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, type FailsafePort } from '../model/failsafe';
-import { encodeFailsafe } from './bpf/encode';
+import { encodeFailsafe, encodeFailsafe6 } from './bpf/encode';
+import { formatIP, tryParseIP } from '../primitives';
 import { PolicyDataplane } from './bpf/policy-sync';
 import { mapOps } from './bpf/loader';
 import { encodePrefilter, type Entry } from './bpf/encode';
@@ -138,6 +139,12 @@ export type { CtStatus };
 
 function hex(b: Buffer): string { return b.toString('hex'); }
 
+/** An address in canonical text (IPv6 compressed, lower case), or as given if unparseable. */
+function canonicalIp(s: string): string {
+  const ip = tryParseIP(s);
+  return ip === undefined ? s : formatIP(ip);
+}
+
 export class BpfDataplane {
   private readonly log: Logger;
   private wep!: WepDatapath;
@@ -159,6 +166,8 @@ export class BpfDataplane {
   private readonly interfaceOf = new Map<string, string>();        // endpoint key → interface name
   private readonly rules = new Map<number, RuleInfo>();
   private prefilterKeys = new Map<string, Entry>();
+  /** tortie_pf6_v1's entries, as prefilterKeys. */
+  private prefilterKeys6 = new Map<string, Entry>();
   private classCount = 0;
 
   /** Kernel state this process manages. */
@@ -191,7 +200,7 @@ export class BpfDataplane {
         objectDir: this.o.objectDir, log: this.log,
       });
     }
-    this.policy = new PolicyDataplane({ ...this.wep.policyMaps, cls4: mapOps(this.map('cls4')), cls6: mapOps(this.map('cls6')), hep: mapOps(this.hep.maps.hep), hlt4: mapOps(this.hep.maps.hlt4) },
+    this.policy = new PolicyDataplane({ ...this.wep.policyMaps, cls4: mapOps(this.map('cls4')), cls6: mapOps(this.map('cls6')), hep: mapOps(this.hep.maps.hep), hlt4: mapOps(this.hep.maps.hlt4), hlt6: mapOps(this.hep.maps.hlt6) },
       (ep) => (ep.host ? this.hostKeyOf(ep) : ep.interfaceName ? this.links.byName(ep.interfaceName)?.ifindex : undefined));
     const recovered = this.policy.recover();
     if (recovered.endpoints + recovered.tables + recovered.prefixes > 0) this.log.info(recovered, 'adopted the policy state a previous run left');
@@ -279,19 +288,20 @@ export class BpfDataplane {
     if (h.interfaceName !== undefined) return this.links.byName(h.interfaceName)?.ifindex;
     const byAddr = this.interfaceAddresses();
     for (const ip of h.expectedIPs) {
-      const i = byAddr.get(ip);
+      const i = byAddr.get(canonicalIp(ip));
       if (i !== undefined) return i;
     }
     return undefined;
   }
 
-  /** IPv4 address → ifindex of this node's interfaces (read when an expectedIPs-only host endpoint is bound). */
+  /** Address (either family, canonical text) → ifindex of this node's interfaces (read when an
+   *  expectedIPs-only host endpoint is bound). */
   private interfaceAddresses(): Map<string, number> {
-    const args = [...(this.o.netns ? ['-n', this.o.netns.name] : []), '-j', '-4', 'addr', 'show'];
+    const args = [...(this.o.netns ? ['-n', this.o.netns.name] : []), '-j', 'addr', 'show'];
     const out = new Map<string, number>();
     try {
       for (const l of JSON.parse(execFileSync('ip', args, { encoding: 'utf8' })) as { ifindex: number; addr_info?: { local?: string }[] }[]) {
-        for (const a of l.addr_info ?? []) if (a.local) out.set(a.local, l.ifindex);
+        for (const a of l.addr_info ?? []) if (a.local) out.set(canonicalIp(a.local), l.ifindex);
       }
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'could not list interface addresses for host endpoints');
@@ -333,12 +343,12 @@ export class BpfDataplane {
   }
 
   private setFailsafe(f: { inbound: readonly FailsafePort[]; outbound: readonly FailsafePort[] }): void {
-    const m = this.hep.maps.fs4;
-    const want = encodeFailsafe(f.inbound, f.outbound);
-    const keep = new Set(want.map((e) => hex(e.key)));
-    const { keys } = m.entries();
-    for (const k of keys) if (!keep.has(hex(k))) m.tryDelete(k);
-    for (const e of want) m.update(e.key, e.value);
+    for (const [m, want] of [[this.hep.maps.fs4, encodeFailsafe(f.inbound, f.outbound)], [this.hep.maps.fs6, encodeFailsafe6(f.inbound, f.outbound)]] as const) {
+      const keep = new Set(want.map((e) => hex(e.key)));
+      const { keys } = m.entries();
+      for (const k of keys) if (!keep.has(hex(k))) m.tryDelete(k);
+      for (const e of want) m.update(e.key, e.value);
+    }
   }
 
   private attachUplink(): void {
@@ -383,6 +393,10 @@ export class BpfDataplane {
     for (const [h, e] of want) if (this.prefilterKeys.get(h)?.value.equals(e.value) !== true) this.pf.pf4.update(e.key, e.value);
     for (const [h, e] of this.prefilterKeys) if (!want.has(h)) this.pf.pf4.tryDelete(e.key);
     this.prefilterKeys = want;
+    const want6 = new Map(encodePrefilter(pf, [], true).map((e) => [hex(e.key), e]));
+    for (const [h, e] of want6) if (this.prefilterKeys6.get(h)?.value.equals(e.value) !== true) this.pf.pf6.update(e.key, e.value);
+    for (const [h, e] of this.prefilterKeys6) if (!want6.has(h)) this.pf.pf6.tryDelete(e.key);
+    this.prefilterKeys6 = want6;
   }
 
   // ---------------------------------------------------------------- public API
@@ -465,7 +479,7 @@ export class BpfDataplane {
     }
     const events = this.flowEvents();
     const mapEntries: Record<string, number> = {
-      cls4: this.classCount, ep: this.policy.boundCount, ct4: ct4.live, ct6: ct6.live, pf4: this.prefilterKeys.size,
+      cls4: this.classCount, ep: this.policy.boundCount, ct4: ct4.live, ct6: ct6.live, pf4: this.prefilterKeys.size, pf6: this.prefilterKeys6.size,
       ...this.routes?.mapEntries(),
     };
     return {
@@ -512,7 +526,8 @@ export class BpfDataplane {
   }
 
   get maps(): WepDatapath['maps'] { return this.wep.maps; }
-  /** The host endpoint maps (tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v2, tortie_hlt4_v1). */
+  /** The host endpoint maps (tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v2, tortie_hlt4_v1 and IPv6's
+   *  tortie_fs6_v1, tortie_hct6_v1, tortie_hlt6_v1). */
   get hostMaps(): HepDatapath['maps'] { return this.hep.maps; }
 
   /** The networking side (routes, IPIP, NAT), when enabled. */

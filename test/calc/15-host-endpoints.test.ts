@@ -191,7 +191,7 @@ t.test('a rule\'s local-side nets/notNets on a host endpoint: the stage is compi
   t.same(validateCompiled(s), []);
   const e = hepOf(s, 'eth0');
   t.same(Object.keys(e.host!.local ?? {}).sort(), ['egress', 'ingress'], 'both normal slots dispatch on the local address');
-  t.same(e.host!.local!.ingress!.map((r) => r.cidr).sort(), ['0.0.0.0/0', '198.18.0.0/24', '198.18.0.1/32']);
+  t.same(e.host!.local!.ingress!.map((r) => r.cidr).sort(), ['0.0.0.0/0', '198.18.0.0/24', '198.18.0.1/32', '::/0'], 'the nets, and each family\'s rest');
   const inAt = (local: string, port: number) => verdictIn(s, hostStageTable(e, 'ingress', local)!, pkt('ingress', '198.51.100.9', port));
   t.equal(inAt('198.18.0.1', 80), 'allow', 'destination.nets: the named address');
   t.equal(inAt('198.18.0.2', 80), 'deny', 'destination.nets: another address of the node');
@@ -211,7 +211,7 @@ t.test('local-side nets in preDNAT, doNotTrack and applyOnForward stages; nets t
     hep('eth0', { iface: 'eth0', labels: { role: 'host' }, ips: ['198.18.0.1'] }),
     gnp('pre', { selector: "role == 'host'", preDNAT: true, applyOnForward: true, ingress: [{ action: 'Deny', destination: { nets: ['192.168.7.0/24'] } }] }),
     gnp('dnt', { selector: "role == 'host'", doNotTrack: true, applyOnForward: true, types: ['Egress'], egress: [{ action: 'Allow', source: { notNets: ['198.18.0.1/32'] } }] }),
-    gnp('fwd', { selector: "role == 'host'", applyOnForward: true, ingress: [{ action: 'Allow', destination: { nets: ['0.0.0.0/0'] } }] }),
+    gnp('fwd', { selector: "role == 'host'", applyOnForward: true, ingress: [{ action: 'Allow', destination: { nets: ['0.0.0.0/0', '::/0'] } }] }),
   ]);
   const s = g.snapshot();
   t.same(validateCompiled(s), []);
@@ -220,7 +220,7 @@ t.test('local-side nets in preDNAT, doNotTrack and applyOnForward stages; nets t
   t.equal(verdictIn(s, hostStageTable(e, 'preDNAT', '198.18.0.1')!, pkt('ingress', '198.51.100.9', 80)), 'next', 'preDNAT: elsewhere, next stage');
   t.equal(verdictIn(s, hostStageTable(e, 'untrackedEgress', '198.18.0.1')!, pkt('egress', '198.51.100.9', 80)), 'next', 'doNotTrack notNets: from the net');
   t.equal(verdictIn(s, hostStageTable(e, 'untrackedEgress', '198.18.0.2')!, pkt('egress', '198.51.100.9', 80)), 'allow', 'doNotTrack notNets: elsewhere');
-  t.equal(e.host!.local?.forwardIngress, undefined, '0.0.0.0/0 holds every address: one table');
+  t.equal(e.host!.local?.forwardIngress, undefined, '0.0.0.0/0 and ::/0 hold every address: one table');
   t.equal(verdictIn(s, e.host!.tables.forwardIngress!, pkt('ingress', '198.51.100.9', 80)), 'allow');
 });
 
@@ -229,7 +229,7 @@ t.test('local-side nets: regions follow policy changes, and tables of dropped re
     hep('eth0', { iface: 'eth0', labels: { role: 'host' }, ips: ['198.18.0.1'] }),
     gnp('p', { selector: "role == 'host'", ingress: [{ action: 'Allow', destination: { nets: ['198.18.0.1/32', '198.18.1.0/24'] } }] }),
   ]);
-  t.same(hepOf(g.snapshot(), 'eth0').host!.local!.ingress!.map((r) => r.cidr).sort(), ['0.0.0.0/0', '198.18.0.1/32', '198.18.1.0/24']);
+  t.same(hepOf(g.snapshot(), 'eth0').host!.local!.ingress!.map((r) => r.cidr).sort(), ['0.0.0.0/0', '198.18.0.1/32', '198.18.1.0/24', '::/0']);
   const before = g.snapshot().tables.length;
   g.onUpdate(gnp('p', { selector: "role == 'host'", ingress: [{ action: 'Allow', destination: { ports: [22] }, protocol: 'TCP' }] }));
   g.flush();

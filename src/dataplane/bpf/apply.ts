@@ -21,7 +21,7 @@
  */
 import type { ProjectionEntry } from '../../calc/types';
 import {
-  AF_INET, AF_INET6, EPADDR_FIXED_BITS, EP_F_DISABLED, HEP_SLOT, HEP_SLOTS, HLT_FIXED_BITS, endpointCodec, hlt4KeyCodec, epAddrKeyCodec, hostepCodec, projKeyCodec, tableCodec, u32Key, u32Value,
+  AF_INET, AF_INET6, EPADDR_FIXED_BITS, EP_F_DISABLED, HEP_SLOT, HEP_SLOTS, HLT_FIXED_BITS, endpointCodec, hlt4KeyCodec, hlt6KeyCodec, epAddrKeyCodec, hostepCodec, projKeyCodec, tableCodec, u32Key, u32Value,
   type Endpoint,
 } from './codecs';
 import { encodeProjection, encodeTable, prefix4, prefix6, type EncodedTable, type Entry } from './encode';
@@ -342,25 +342,25 @@ interface HepState { tableIds: number[]; dispatch: number[]; version: number }
  * atomicity as workload endpoints: every table complete first, one update switches all the
  * stages, then the old tables are released. Tables are shared with the workload endpoints'
  * registry (same content, same id). A LocalDispatch stage gets a dispatch id of its own in
- * tortie_hlt4_v1 (the slot's flag bit set): its entries are written before the flip and deleted
+ * tortie_hlt4_v1 and, for IPv6 local nets, tortie_hlt6_v1 (the slot's flag bit set): its entries are written before the flip and deleted
  * after the flip away from it; dispatch ids only grow, like table ids.
  */
 export class HostEndpointWriter {
   private readonly heps = new Map<number, HepState>();
-  /** Dispatch id → its tortie_hlt4_v1 keys. */
-  private readonly dispatchKeys = new Map<number, Buffer[]>();
+  /** Dispatch id → its tortie_hlt4_v1 keys and tortie_hlt6_v1 keys. */
+  private readonly dispatchKeys = new Map<number, { k4: Buffer[]; k6: Buffer[] }>();
   private nextDispatch = 1;
-  constructor(private readonly map: MapOps, private readonly tables: TableRegistry, private readonly hlt?: MapOps) {}
+  constructor(private readonly map: MapOps, private readonly tables: TableRegistry, private readonly hlt?: MapOps, private readonly hlt6?: MapOps) {}
 
   /** Adopts what a previous agent left (call after TableRegistry.recover, before the first apply). */
   recover(): number[] {
     const found: number[] = [];
-    const dispatches = new Map<number, { keys: Buffer[]; tables: number[] }>();
-    for (const e of this.hlt?.entries?.() ?? []) {
-      const id = hlt4KeyCodec.decode(e.key).id;
+    const dispatches = new Map<number, { keys: { k4: Buffer[]; k6: Buffer[] }; tables: number[] }>();
+    const found6 = (this.hlt6?.entries?.() ?? []).map((e) => ({ e, id: hlt6KeyCodec.decode(e.key).id, v6: true }));
+    for (const { e, id, v6 } of [...(this.hlt?.entries?.() ?? []).map((e) => ({ e, id: hlt4KeyCodec.decode(e.key).id, v6: false })), ...found6]) {
       let d = dispatches.get(id);
-      if (d === undefined) dispatches.set(id, (d = { keys: [], tables: [] }));
-      d.keys.push(e.key);
+      if (d === undefined) dispatches.set(id, (d = { keys: { k4: [], k6: [] }, tables: [] }));
+      (v6 ? d.keys.k6 : d.keys.k4).push(e.key);
       d.tables.push(e.value.readUInt32LE(0));
       this.nextDispatch = Math.max(this.nextDispatch, id + 1);
     }
@@ -383,7 +383,11 @@ export class HostEndpointWriter {
       found.push(key);
     }
     // Dispatches no host endpoint names (an agent stopped between writing and flipping).
-    for (const [id, d] of dispatches) if (!this.dispatchKeys.has(id)) deleteAll(this.hlt!, d.keys);
+    for (const [id, d] of dispatches) {
+      if (this.dispatchKeys.has(id)) continue;
+      if (d.keys.k4.length > 0) deleteAll(this.hlt!, d.keys.k4);
+      if (d.keys.k6.length > 0) deleteAll(this.hlt6!, d.keys.k6);
+    }
     return found;
   }
 
@@ -405,15 +409,23 @@ export class HostEndpointWriter {
         if (this.hlt === undefined) throw new ApplyError('ERR_DATAPATH_NO_HLT', `host endpoint stage ${slot} matches local-side nets but tortie_hlt4_v1 is not loaded`);
         const did = this.nextDispatch++;
         const entries: Entry[] = [];
+        const entries6: Entry[] = [];
         for (const { cidr, table } of t) {
           const n = this.tables.acquire(table);
           acquired.push(n);
-          const { addr, len } = prefix4(cidr);
-          entries.push({ key: hlt4KeyCodec.encode({ prefixlen: HLT_FIXED_BITS + len, id: did, addr }), value: u32Value(n) });
+          if (cidr.includes(':')) {
+            const { addr, len } = prefix6(cidr);
+            entries6.push({ key: hlt6KeyCodec.encode({ prefixlen: HLT_FIXED_BITS + len, id: did, addr }), value: u32Value(n) });
+          } else {
+            const { addr, len } = prefix4(cidr);
+            entries.push({ key: hlt4KeyCodec.encode({ prefixlen: HLT_FIXED_BITS + len, id: did, addr }), value: u32Value(n) });
+          }
         }
-        this.dispatchKeys.set(did, entries.map((e) => e.key));
+        if (entries6.length > 0 && this.hlt6 === undefined) throw new ApplyError('ERR_DATAPATH_NO_HLT', `host endpoint stage ${slot} matches IPv6 local-side nets but tortie_hlt6_v1 is not loaded`);
+        this.dispatchKeys.set(did, { k4: entries.map((e) => e.key), k6: entries6.map((e) => e.key) });
         dispatch.push(did);
         updateAll(this.hlt, entries);
+        if (entries6.length > 0) updateAll(this.hlt6!, entries6);
         ids[HEP_SLOT[slot]] = did;
         flags |= 1 << HEP_SLOT[slot];
       }
@@ -440,7 +452,8 @@ export class HostEndpointWriter {
 
   private dropDispatch(d: number): void {
     const keys = this.dispatchKeys.get(d);
-    if (keys !== undefined && this.hlt !== undefined) deleteAll(this.hlt, keys);
+    if (keys !== undefined && this.hlt !== undefined) deleteAll(this.hlt, keys.k4);
+    if (keys !== undefined && this.hlt6 !== undefined && keys.k6.length > 0) deleteAll(this.hlt6, keys.k6);
     this.dispatchKeys.delete(d);
   }
 

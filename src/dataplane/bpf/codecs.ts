@@ -35,6 +35,10 @@ export const MAP = {
   ct6: 'tortie_ct6_v1',
   ctq6: 'tortie_ctq6_v1',
   frag6: 'tortie_frag6_v1',
+  hlt6: 'tortie_hlt6_v1',
+  fs6: 'tortie_fs6_v1',
+  hct6: 'tortie_hct6_v1',
+  pf6: 'tortie_pf6_v1',
 } as const;
 
 /** TORTIE_AF_INET (bpf/shared/maps.h; TORTIE_AF_INET6 is 6): the family of `ip` address slots. */
@@ -281,12 +285,35 @@ export const quota6KeyCodec = defineStruct('tortie_quota6_key', [
   { name: 'kind', type: 'u32' },
 ] as const);
 
+/** Host endpoints and the prefilter for IPv6 (bpf/shared/maps.h, their block). */
+export const hlt6KeyCodec = defineStruct('tortie_hlt6_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'id', type: 'u32' },
+  { name: 'addr', type: 'ipv6' },
+] as const);
+
+export const fs6KeyCodec = defineStruct('tortie_fs6_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'dir', type: 'u8' },
+  { name: 'proto', type: 'u8' },
+  { name: 'port', type: 'be16' },
+  { name: 'addr', type: 'ipv6' },
+] as const);
+
+export const pf6KeyCodec = defineStruct('tortie_pf6_key', [
+  { name: 'prefixlen', type: 'u32' },
+  { name: 'side', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 3 },
+  { name: 'addr', type: 'ipv6' },
+] as const);
+
 /** Every codec whose layout the BTF test checks. */
 export const ALL_CODECS = [
   endpointCodec, epAddrKeyCodec, cls4KeyCodec, tableCodec, projKeyCodec, spcKeyCodec, polKeyCodec,
   verdictCodec, ct4KeyCodec, ctValueCodec, frag4KeyCodec, fragValueCodec, pf4KeyCodec, pfValueCodec,
   cntKeyCodec, cntValueCodec, eventCodec, cls6KeyCodec, evsupKeyCodec, evbudCodec,
   hostepCodec, fs4KeyCodec, hlt4KeyCodec, ct6KeyCodec, frag6KeyCodec, quota6KeyCodec,
+  hlt6KeyCodec, fs6KeyCodec, pf6KeyCodec,
 ];
 
 /** __u32 map values (class ids, local classes, sport classes, epaddr flags). */

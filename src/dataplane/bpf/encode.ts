@@ -20,7 +20,7 @@ import type { ClassPrefix, VerdictTable, Prefilter } from '../../calc/types';
 import {
   ACT_ALLOW, ACT_DENY, MAX_LOG_RULES, POL_FIXED_BITS, SPC_FIXED_BITS, TBL_F_SPORT, TBL_F_PASS, PF_FIXED_BITS, PF_SRC,
   PF_KIND_DNT, PF_KIND_DENYLIST, cls4KeyCodec, cls6KeyCodec, polKeyCodec, spcKeyCodec, tableCodec, u32Value,
-  u32Key, verdictCodec, pf4KeyCodec, pfValueCodec, fs4KeyCodec, FS_FIXED_BITS, FS_IN, FS_OUT,
+  u32Key, verdictCodec, pf4KeyCodec, pfValueCodec, fs4KeyCodec, fs6KeyCodec, pf6KeyCodec, FS_FIXED_BITS, FS_IN, FS_OUT,
 } from './codecs';
 import { TortieError } from '../../util/errors';
 import { formatIP, maskCidr, parseCidrOrIp4, tryParseCidrOrIp, tryParseCidrOrIp4, u32ToIpv4, type Cidr4, type IpParseError } from '../../primitives';
@@ -188,16 +188,24 @@ export function encodeTable(t: VerdictTable, id: number): EncodedTable {
   return { id, meta, proj, spc, pol, truncatedLogs };
 }
 
-/** Prefilter CIDRs (doNotTrack deny, source side) plus operator deny-list CIDRs. */
-export function encodePrefilter(pf: Prefilter, denyList: string[] = []): Entry[] {
+/** Prefilter CIDRs (doNotTrack deny, source side) plus operator deny-list CIDRs: tortie_pf4_v1's
+ *  entries (IPv4), or with `v6` tortie_pf6_v1's (IPv6). */
+export function encodePrefilter(pf: Prefilter, denyList: string[] = [], v6 = false): Entry[] {
   const out = new Map<string, Entry>();
   const add = (cidr: string, kind: number, rule: number): void => {
-    const { addr, len } = prefix4(cidr);
-    const key = pf4KeyCodec.encode({ prefixlen: PF_FIXED_BITS + len, side: PF_SRC, addr });
+    if (cidr.includes(':') !== v6) return;
+    let key: Buffer;
+    if (v6) {
+      const { addr, len } = prefix6(cidr);
+      key = pf6KeyCodec.encode({ prefixlen: PF_FIXED_BITS + len, side: PF_SRC, addr });
+    } else {
+      const { addr, len } = prefix4(cidr);
+      key = pf4KeyCodec.encode({ prefixlen: PF_FIXED_BITS + len, side: PF_SRC, addr });
+    }
     out.set(key.toString('hex'), { key, value: pfValueCodec.encode({ kind, rule }) });
   };
   for (const c of denyList) add(c, PF_KIND_DENYLIST, 0);
-  for (const d of pf.deny) if (d.family === 4) add(d.cidr, PF_KIND_DNT, d.ruleId);
+  for (const d of pf.deny) if (d.family === (v6 ? 6 : 4)) add(d.cidr, PF_KIND_DNT, d.ruleId);
   return [...out.values()];
 }
 
@@ -213,6 +221,26 @@ export function encodeFailsafe(inbound: readonly FailsafePort[], outbound: reado
       ({ addr, len } = prefix4(p.net));
     }
     const key = fs4KeyCodec.encode({ prefixlen: FS_FIXED_BITS + len, dir, proto: proto[p.protocol], port: p.port, addr });
+    out.set(key.toString('hex'), { key, value: u32Value(0) });
+  };
+  for (const p of inbound) add(FS_IN, p);
+  for (const p of outbound) add(FS_OUT, p);
+  return [...out.values()];
+}
+
+/** tortie_fs6_v1 entries: Felix applies its failsafe ports to both families — an entry without a
+ *  net holds for any IPv6 remote too, one with an IPv6 net for that net (IPv4 nets skipped). */
+export function encodeFailsafe6(inbound: readonly FailsafePort[], outbound: readonly FailsafePort[]): Entry[] {
+  const out = new Map<string, Entry>();
+  const proto = { TCP: 6, UDP: 17, SCTP: 132 } as const;
+  const add = (dir: number, p: FailsafePort) => {
+    let len = 0;
+    let addr = '::';
+    if (p.net !== undefined) {
+      if (!p.net.includes(':')) return;
+      ({ addr, len } = prefix6(p.net));
+    }
+    const key = fs6KeyCodec.encode({ prefixlen: FS_FIXED_BITS + len, dir, proto: proto[p.protocol], port: p.port, addr });
     out.set(key.toString('hex'), { key, value: u32Value(0) });
   };
   for (const p of inbound) add(FS_IN, p);

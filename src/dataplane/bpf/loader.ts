@@ -319,6 +319,7 @@ export interface PrefilterDatapath {
   obj: BpfObject;
   prog: BpfProgram;
   pf4: BpfMap;
+  pf6: BpfMap;
   cnt: BpfMap;
   close(): void;
 }
@@ -331,7 +332,7 @@ export async function loadPrefilter(opts: LoadOptions & { countPassed?: boolean 
     obj.setConstant('count_passed', opts.countPassed === false ? 0 : 1);
     await obj.load();
     return {
-      obj, prog: obj.program('tortie_xdp_prefilter'), pf4: obj.map(MAP.pf4), cnt: obj.map(MAP.cnt),
+      obj, prog: obj.program('tortie_xdp_prefilter'), pf4: obj.map(MAP.pf4), pf6: obj.map(MAP.pf6), cnt: obj.map(MAP.cnt),
       close: () => obj.close(),
     };
   } catch (e) {
@@ -432,8 +433,9 @@ export interface HepDatapath {
   /** tc ingress / egress on a host interface other than the uplink (lib/hostep.h). */
   ingress: BpfProgram;
   egress: BpfProgram;
-  /** tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v2, tortie_hlt4_v1: pinned, shared with tortie_uplink's. */
-  maps: { hep: BpfMap; fs4: BpfMap; hct4: BpfMap; hlt4: BpfMap; cnt: BpfMap };
+  /** tortie_hep_v1, tortie_fs4_v1, tortie_hct4_v2, tortie_hlt4_v1 and their IPv6 peers tortie_fs6_v1,
+   *  tortie_hct6_v1, tortie_hlt6_v1: pinned, shared with tortie_uplink's. */
+  maps: { hep: BpfMap; fs4: BpfMap; hct4: BpfMap; hlt4: BpfMap; fs6: BpfMap; hct6: BpfMap; hlt6: BpfMap; cnt: BpfMap };
   close(): void;
 }
 
@@ -448,7 +450,7 @@ export async function loadHep(opts: LoadOptions = {}): Promise<HepDatapath> {
     const m = (n: string) => obj.map(n);
     return {
       obj, ingress: obj.program('tortie_hep_in'), egress: obj.program('tortie_hep_out'),
-      maps: { hep: m(MAP.hep), fs4: m(MAP.fs4), hct4: m(MAP.hct4), hlt4: m(MAP.hlt4), cnt: m(MAP.cnt) },
+      maps: { hep: m(MAP.hep), fs4: m(MAP.fs4), hct4: m(MAP.hct4), hlt4: m(MAP.hlt4), fs6: m(MAP.fs6), hct6: m(MAP.hct6), hlt6: m(MAP.hlt6), cnt: m(MAP.cnt) },
       close: () => obj.close(),
     };
   } catch (e) {

@@ -39,6 +39,8 @@ export interface PolicyDataplaneMaps extends PolicyMaps {
   hep?: MapOps;
   /** tortie_hlt4_v1: host endpoint stages that match local-side nets. */
   hlt4?: MapOps;
+  /** tortie_hlt6_v1: the same for IPv6 local addresses. */
+  hlt6?: MapOps;
 }
 
 export class PolicyDataplane {
@@ -62,7 +64,7 @@ export class PolicyDataplane {
    */
   constructor(private readonly maps: PolicyDataplaneMaps, private readonly resolveIfindex: (ep: LocalEndpoint) => number | undefined) {
     this.writer = new EndpointPolicyWriter(maps);
-    if (maps.hep) this.hosts = new HostEndpointWriter(maps.hep, this.writer.tables, maps.hlt4);
+    if (maps.hep) this.hosts = new HostEndpointWriter(maps.hep, this.writer.tables, maps.hlt4, maps.hlt6);
   }
 
   get pendingEndpoints(): string[] { return [...this.pending.keys()]; }
