@@ -165,7 +165,54 @@ function overlaySegs(a: SSeg[], b: PartSlab['segs']): SSeg[] {
   return out;
 }
 
+/**
+ * Whether overlaying `b` on `a` changes any state: only an undecided, not passed state under an
+ * allow/deny/pass or a Log changes (combine). Most overlays at scale change nothing (the ports a
+ * part decides are already decided), and then the fold keeps `a` without allocating.
+ */
+function overlayChanges(a: SSlab[], b: PartSlab[]): boolean {
+  let i = 0;
+  let j = 0;
+  let lo = 0;
+  while (lo <= 65535) {
+    const x = a[i]!;
+    const y = b[j]!;
+    const hi = Math.min(x.max, y.max);
+    if (segsChange(x.segs, y.segs)) return true;
+    lo = hi + 1;
+    if (x.max === hi) i++;
+    if (y.max === hi) j++;
+  }
+  return false;
+}
+
+function segsChange(a: SSeg[], b: PartSlab['segs']): boolean {
+  let i = 0;
+  let j = 0;
+  let lo = 0;
+  while (lo <= 65535) {
+    const x = a[i]!;
+    const y = b[j]!;
+    const s = x.s;
+    if (s.d === 0 && !s.pass && (y.o !== 0 || y.logs.length !== 0)) return true;
+    const hi = Math.min(x.max, y.max);
+    lo = hi + 1;
+    if (x.max === hi) i++;
+    if (y.max === hi) j++;
+  }
+  return false;
+}
+
+/** Every state decided: no later op changes anything (parts, tier/profile ends and final keep decided states). */
+function settled(state: FoldState): boolean {
+  for (const slabs of state.values()) {
+    for (const sl of slabs) for (const g of sl.segs) if (g.s.d === 0) return false;
+  }
+  return true;
+}
+
 function overlaySlabs(a: SSlab[], b: PartSlab[]): SSlab[] {
+  if (!overlayChanges(a, b)) return a;
   const out: SSlab[] = [];
   let i = 0;
   let j = 0;
@@ -216,8 +263,10 @@ function applyOp(prog: TableProgram, state: FoldState, op: Op, fn: PartRows | un
       for (const [p, slabs] of state) {
         const part = fn!.slabs[bucketOf(op.part.def, p)]!;
         if (part === NOOP_SLABS) continue;
+        const next = overlaySlabs(slabs, part);
+        if (next === slabs) continue;
         out ??= new Map(state);
-        out.set(p, overlaySlabs(slabs, part));
+        out.set(p, next);
       }
       return out ?? state;
     }
@@ -313,6 +362,32 @@ export function partRows(part: PartRec, key: string, sig: Signature): PartRows {
 }
 
 /**
+ * A protocol's final slabs and their text, per fold state object: the states are immutable and
+ * shared between folds (a protocol no part of the signature touches keeps the prefix's object),
+ * so most folds convert only the protocols they changed.
+ */
+interface Final {
+  p: number;
+  out: Slab[];
+  text: string;
+  h: number;
+}
+const finals = new WeakMap<SSlab[], Final>();
+function finalSlabs(p: number, slabs: SSlab[]): Final {
+  const hit = finals.get(slabs);
+  if (hit !== undefined && hit.p === p) return hit;
+  const out = slabs.map((sl) => ({
+    min: sl.min,
+    max: sl.max,
+    segs: sl.segs.map((g): Seg => ({ min: g.min, max: g.max, allow: g.s.d === 1, rule: g.s.rule, logs: g.s.logs.length === 0 ? NO_LOGS : [...g.s.logs] })),
+  }));
+  const text = slabsText(p, out);
+  const f: Final = { p, out, text, h: textHash(text) };
+  finals.set(slabs, f);
+  return f;
+}
+
+/**
  * The table's final rows for a signature (member: atom id → its signature member string).
  * A straight fold: each part's function comes from the part's memo (shared by all tables using
  * the part); parts that do nothing for this signature and protocol cost one lookup.
@@ -335,6 +410,7 @@ export function foldRows(prog: TableProgram, sig: Signature, member: Map<string,
   for (let i = first; i < ops.length; i++) {
     if (visit[i] === 0) continue;
     const op = ops[i]!;
+    const before = state;
     if (op.kind === 'part') {
       const fn = partRows(op.part, partSigKey(op.part, sig, member), sig);
       // A part that does nothing for this signature leaves the state as it is.
@@ -342,21 +418,17 @@ export function foldRows(prog: TableProgram, sig: Signature, member: Map<string,
     } else {
       state = applyOp(prog, state, op, undefined);
     }
+    // Once every packet of the signature has a verdict, the rest of the fold is the identity.
+    if (state !== before && settled(state)) break;
   }
   const byProto = new Map<number, Slab[]>();
   const texts: string[] = [];
   for (const [p, slabs] of state) {
-    const out = slabs.map((sl) => ({
-      min: sl.min,
-      max: sl.max,
-      segs: sl.segs.map((g): Seg => ({ min: g.min, max: g.max, allow: g.s.d === 1, rule: g.s.rule, logs: g.s.logs.length === 0 ? NO_LOGS : [...g.s.logs] })),
-    }));
-    const text = slabsText(p, out);
+    const { out, text, h } = finalSlabs(p, slabs);
     texts.push(text);
-    const h = textHash(text);
     const same = prog.slabIntern.get(h);
     if (same === undefined) prog.slabIntern.set(h, out);
-    byProto.set(p, same !== undefined && sameSlabs(same, out) ? same : out);
+    byProto.set(p, same !== undefined && (same === out || sameSlabs(same, out)) ? same : out);
   }
   return { key: rowsKeyOfTexts(texts), byProto };
 }
