@@ -67,7 +67,8 @@ interface SSlab {
   max: number;
   segs: SSeg[];
 }
-type FoldState = Map<number, SSlab[]>;
+/** Per protocol of the table (TableProgram.protoList order), its slabs. Never mutated once built. */
+type FoldState = SSlab[][];
 
 export interface TableProgram {
   key: string;
@@ -75,6 +76,8 @@ export interface TableProgram {
   ops: Op[];
   protocols: number[];
   atoms: Set<string>;
+  /** `[...protocols, PROTO_OTHER]`: the fold state's protocol order. */
+  protoList: number[];
   /** Fold state before the first op: everything undecided. */
   initial: FoldState;
   /**
@@ -98,9 +101,9 @@ export function makeProgram(key: string, direction: Direction, ops: Op[]): Table
     for (const a of op.part.def.atoms) atoms.add(a);
   }
   const protos = [...protocols].sort((a, b) => a - b);
-  const state: FoldState = new Map();
-  for (const p of [...protos, PROTO_OTHER]) state.set(p, [{ min: 0, max: 65535, segs: [{ min: 0, max: 65535, s: UNDECIDED }] }]);
-  return { key, direction, ops, protocols: protos, atoms, initial: state, slabIntern: new Map() };
+  const protoList = [...protos, PROTO_OTHER];
+  const state: FoldState = protoList.map(() => [{ min: 0, max: 65535, segs: [{ min: 0, max: 65535, s: UNDECIDED }] }]);
+  return { key, direction, ops, protocols: protos, protoList, atoms, initial: state, slabIntern: new Map() };
 }
 
 function sameSt(a: St, b: St): boolean {
@@ -165,7 +168,54 @@ function overlaySegs(a: SSeg[], b: PartSlab['segs']): SSeg[] {
   return out;
 }
 
+/**
+ * Whether overlaying `b` on `a` changes any state: only an undecided, not passed state under an
+ * allow/deny/pass or a Log changes (combine). Most overlays at scale change nothing (the ports a
+ * part decides are already decided), and then the fold keeps `a` without allocating.
+ */
+function overlayChanges(a: SSlab[], b: PartSlab[]): boolean {
+  let i = 0;
+  let j = 0;
+  let lo = 0;
+  while (lo <= 65535) {
+    const x = a[i]!;
+    const y = b[j]!;
+    const hi = Math.min(x.max, y.max);
+    if (segsChange(x.segs, y.segs)) return true;
+    lo = hi + 1;
+    if (x.max === hi) i++;
+    if (y.max === hi) j++;
+  }
+  return false;
+}
+
+function segsChange(a: SSeg[], b: PartSlab['segs']): boolean {
+  let i = 0;
+  let j = 0;
+  let lo = 0;
+  while (lo <= 65535) {
+    const x = a[i]!;
+    const y = b[j]!;
+    const s = x.s;
+    if (s.d === 0 && !s.pass && (y.o !== 0 || y.logs.length !== 0)) return true;
+    const hi = Math.min(x.max, y.max);
+    lo = hi + 1;
+    if (x.max === hi) i++;
+    if (y.max === hi) j++;
+  }
+  return false;
+}
+
+/** Every state decided: no later op changes anything (parts, tier/profile ends and final keep decided states). */
+function settled(state: FoldState): boolean {
+  for (const slabs of state) {
+    for (const sl of slabs) for (const g of sl.segs) if (g.s.d === 0) return false;
+  }
+  return true;
+}
+
 function overlaySlabs(a: SSlab[], b: PartSlab[]): SSlab[] {
+  if (!overlayChanges(a, b)) return a;
   const out: SSlab[] = [];
   let i = 0;
   let j = 0;
@@ -185,7 +235,8 @@ function overlaySlabs(a: SSlab[], b: PartSlab[]): SSlab[] {
 /** Applies f to every state; returns the same object when nothing changes. */
 function mapStates(state: FoldState, f: (s: St) => St): FoldState {
   let out: FoldState | undefined;
-  for (const [p, slabs] of state) {
+  for (let k = 0; k < state.length; k++) {
+    const slabs = state[k]!;
     let changed = false;
     for (const sl of slabs) {
       for (const g of sl.segs) {
@@ -203,21 +254,26 @@ function mapStates(state: FoldState, f: (s: St) => St): FoldState {
       for (const g of sl.segs) pushSeg(segs, g.min, g.max, f(g.s));
       pushSlab(ns, sl.min, sl.max, segs);
     }
-    out ??= new Map(state);
-    out.set(p, ns);
+    out ??= state.slice();
+    out[k] = ns;
   }
   return out ?? state;
 }
 
-function applyOp(prog: TableProgram, state: FoldState, op: Op, fn: PartRows | undefined): FoldState {
+/** `buckets`: for a part op, the part's bucket of each of the table's protocols (protoList order). */
+function applyOp(prog: TableProgram, state: FoldState, op: Op, fn: PartRows | undefined, buckets?: Int32Array): FoldState {
   switch (op.kind) {
     case 'part': {
       let out: FoldState | undefined;
-      for (const [p, slabs] of state) {
-        const part = fn!.slabs[bucketOf(op.part.def, p)]!;
+      const fs = fn!.slabs;
+      for (let k = 0; k < state.length; k++) {
+        const part = fs[buckets![k]!]!;
         if (part === NOOP_SLABS) continue;
-        out ??= new Map(state);
-        out.set(p, overlaySlabs(slabs, part));
+        const slabs = state[k]!;
+        const next = overlaySlabs(slabs, part);
+        if (next === slabs) continue;
+        out ??= state.slice();
+        out[k] = next;
       }
       return out ?? state;
     }
@@ -260,27 +316,39 @@ const EMPTY_SIG: Signature = new Map();
  */
 interface FoldPlan {
   always: number[];
-  /** Op indices of the parts not always visited that have an atom, ascending. */
-  byAtom: Map<string, number[]>;
   /** The first op index of any part with an atom (from there the fold depends on it). */
   firstOp: Map<string, number>;
   /** prefix[i]: the empty signature's fold state before op i (prefix[ops.length]: after all). */
   prefix: FoldState[];
+  /** Per op: a part's bucket of each table protocol (protoList order); undefined for other ops. */
+  buckets: (Int32Array | undefined)[];
+  /** Per op: a part's function on the empty restriction (what it is for a signature with none of its atoms). */
+  emptyFn: (PartRows | undefined)[];
+  /** Every part op index with an atom (always visited or not), by atom. */
+  atomOps: Map<string, number[]>;
 }
 
 function planOf(prog: TableProgram): FoldPlan {
   const always: number[] = [];
-  const byAtom = new Map<string, number[]>();
   const firstOp = new Map<string, number>();
   prog.ops.forEach((op, i) => {
     if (op.kind === 'part') for (const a of op.part.def.atomList) if (!firstOp.has(a)) firstOp.set(a, i);
-    if (op.kind !== 'part' || !isNoop(partRows(op.part, '', EMPTY_SIG))) {
-      always.push(i);
+    if (op.kind !== 'part' || !isNoop(partRows(op.part, '', EMPTY_SIG))) always.push(i);
+  });
+  const buckets: (Int32Array | undefined)[] = [];
+  const emptyFn: (PartRows | undefined)[] = [];
+  const atomOps = new Map<string, number[]>();
+  prog.ops.forEach((op, i) => {
+    if (op.kind !== 'part') {
+      buckets.push(undefined);
+      emptyFn.push(undefined);
       return;
     }
+    buckets.push(Int32Array.from(prog.protoList, (p) => bucketOf(op.part.def, p)));
+    emptyFn.push(partRows(op.part, '', EMPTY_SIG));
     for (const a of new Set(op.part.def.atomList)) {
-      let l = byAtom.get(a);
-      if (l === undefined) byAtom.set(a, (l = []));
+      let l = atomOps.get(a);
+      if (l === undefined) atomOps.set(a, (l = []));
       l.push(i);
     }
   });
@@ -288,12 +356,10 @@ function planOf(prog: TableProgram): FoldPlan {
   let state = prog.initial;
   const isAlways = new Set(always);
   prog.ops.forEach((op, i) => {
-    if (isAlways.has(i)) {
-      state = op.kind === 'part' ? applyOp(prog, state, op, partRows(op.part, '', EMPTY_SIG)) : applyOp(prog, state, op, undefined);
-    }
+    if (isAlways.has(i)) state = applyOp(prog, state, op, emptyFn[i], buckets[i]);
     prefix.push(state);
   });
-  return { always, byAtom, firstOp, prefix };
+  return { always, firstOp, prefix, buckets, emptyFn, atomOps };
 }
 
 /** Key of a signature restricted to a part's atoms. */
@@ -313,6 +379,32 @@ export function partRows(part: PartRec, key: string, sig: Signature): PartRows {
 }
 
 /**
+ * A protocol's final slabs and their text, per fold state object: the states are immutable and
+ * shared between folds (a protocol no part of the signature touches keeps the prefix's object),
+ * so most folds convert only the protocols they changed.
+ */
+interface Final {
+  p: number;
+  out: Slab[];
+  text: string;
+  h: number;
+}
+const finals = new WeakMap<SSlab[], Final>();
+function finalSlabs(p: number, slabs: SSlab[]): Final {
+  const hit = finals.get(slabs);
+  if (hit !== undefined && hit.p === p) return hit;
+  const out = slabs.map((sl) => ({
+    min: sl.min,
+    max: sl.max,
+    segs: sl.segs.map((g): Seg => ({ min: g.min, max: g.max, allow: g.s.d === 1, rule: g.s.rule, logs: g.s.logs.length === 0 ? NO_LOGS : [...g.s.logs] })),
+  }));
+  const text = slabsText(p, out);
+  const f: Final = { p, out, text, h: textHash(text) };
+  finals.set(slabs, f);
+  return f;
+}
+
+/**
  * The table's final rows for a signature (member: atom id → its signature member string).
  * A straight fold: each part's function comes from the part's memo (shared by all tables using
  * the part); parts that do nothing for this signature and protocol cost one lookup.
@@ -322,6 +414,7 @@ export function foldRows(prog: TableProgram, sig: Signature, member: Map<string,
   const plan = (prog.plan ??= planOf(prog));
   // The ops this signature can reach: those always applied, and the parts with one of its atoms.
   // Up to the first part with one of its atoms, the fold is the empty signature's: start there.
+  // visit: 1 = an op applied as for the empty signature, 2 = a part with one of its atoms.
   const visit = new Uint8Array(ops.length);
   for (const i of plan.always) visit[i] = 1;
   let first = ops.length;
@@ -329,34 +422,33 @@ export function foldRows(prog: TableProgram, sig: Signature, member: Map<string,
     const f = plan.firstOp.get(a);
     if (f === undefined) continue;
     if (f < first) first = f;
-    for (const i of plan.byAtom.get(a) ?? []) visit[i] = 1;
+    for (const i of plan.atomOps.get(a)!) visit[i] = 2;
   }
   let state = plan.prefix[first]!;
   for (let i = first; i < ops.length; i++) {
     if (visit[i] === 0) continue;
     const op = ops[i]!;
+    const before = state;
     if (op.kind === 'part') {
-      const fn = partRows(op.part, partSigKey(op.part, sig, member), sig);
+      const fn = visit[i] === 2 ? partRows(op.part, partSigKey(op.part, sig, member), sig) : plan.emptyFn[i]!;
       // A part that does nothing for this signature leaves the state as it is.
-      if (!isNoop(fn)) state = applyOp(prog, state, op, fn);
+      if (!isNoop(fn)) state = applyOp(prog, state, op, fn, plan.buckets[i]);
     } else {
       state = applyOp(prog, state, op, undefined);
     }
+    // Once every packet of the signature has a verdict, the rest of the fold is the identity.
+    if (state !== before && settled(state)) break;
   }
   const byProto = new Map<number, Slab[]>();
   const texts: string[] = [];
-  for (const [p, slabs] of state) {
-    const out = slabs.map((sl) => ({
-      min: sl.min,
-      max: sl.max,
-      segs: sl.segs.map((g): Seg => ({ min: g.min, max: g.max, allow: g.s.d === 1, rule: g.s.rule, logs: g.s.logs.length === 0 ? NO_LOGS : [...g.s.logs] })),
-    }));
-    const text = slabsText(p, out);
+  const protoList = prog.protoList;
+  for (let k = 0; k < state.length; k++) {
+    const p = protoList[k]!;
+    const { out, text, h } = finalSlabs(p, state[k]!);
     texts.push(text);
-    const h = textHash(text);
     const same = prog.slabIntern.get(h);
     if (same === undefined) prog.slabIntern.set(h, out);
-    byProto.set(p, same !== undefined && sameSlabs(same, out) ? same : out);
+    byProto.set(p, same !== undefined && (same === out || sameSlabs(same, out)) ? same : out);
   }
   return { key: rowsKeyOfTexts(texts), byProto };
 }
