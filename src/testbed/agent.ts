@@ -32,8 +32,12 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...process.env, NODE_OPTIONS: '', ...extra };
 }
 
-/** A free-looking health port in [base, base + span) (agents in different namespaces may share one). */
-export function randomPort(base = 20000, span = 20000): number {
+/**
+ * A free-looking health port in [base, base + span) (agents in different namespaces may share one),
+ * below Linux's ephemeral range (32768–60999): a port in it can be the source port of a connection
+ * in the node's namespace, and the agent's listen then failed with EADDRINUSE (seen once in CI).
+ */
+export function randomPort(base = 12000, span = 20000): number {
   return base + Math.floor(Math.random() * span);
 }
 
