@@ -44,9 +44,7 @@ async function wrk(from: ClusterWorkload, ip: string): Promise<number> {
   return w.requestsPerSecond;
 }
 
-
 async function main(): Promise<void> {
-  process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
   const c = await InProcessCluster.create('netbench');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-netbench-'));
   try {

@@ -26,6 +26,7 @@ import { renderBird, type BgpState } from './render';
 import type { BirdDaemon } from './bird';
 import { formatIP, tryParseCidr, tryParseIP, type IPAddr } from '../primitives';
 import { nodeIPv6 } from './render';
+import { withoutIpv6 } from '../model/ipv6-off';
 
 /** The address `ordinal` places after `base` (IPv4 or IPv6), in its text form. */
 function nthAddress(base: IPAddr, ordinal: number): string {
@@ -51,6 +52,8 @@ export interface BgpDriverOptions {
   retryMs?: number;
   /** Called after each render (the node list may have changed: LearnedRoutes re-maps next hops). */
   onRender?: () => void;
+  /** Felix's ipv6Support (default true); false: IPv6 pools, blocks and node addresses are left out (src/model/ipv6-off.ts). */
+  ipv6?: boolean;
 }
 
 export class BgpDriver {
@@ -89,7 +92,7 @@ export class BgpDriver {
     this.syncers.push(
       mk(RESOURCE_ROOT, (u) => this.onResource(u)),
       mk(blockPrefix(4), (u) => this.onBlock(u)),
-      mk(blockPrefix(6), (u) => this.onBlock(u)),
+      ...(this.o.ipv6 === false ? [] : [mk(blockPrefix(6), (u) => this.onBlock(u))]),
     );
     await Promise.all(this.syncers.map((s) => s.start()));
   }
@@ -112,7 +115,9 @@ export class BgpDriver {
       this.log.error({ key: u.key, problems: checked.problems }, 'invalid resource in the datastore; treating it as absent');
       m.delete(parsed.name);
     } else {
-      m.set(parsed.name, checked.resource);
+      const r = this.o.ipv6 === false ? withoutIpv6(checked.resource) : checked.resource;
+      if (r === undefined) m.delete(parsed.name);
+      else m.set(parsed.name, r);
     }
   }
 

@@ -33,7 +33,6 @@
  *   log_level             pino level for stderr logs (default "warn")
  */
 import { CNI_ERR, CniError } from './errors';
-import { ipv6Experimental } from '../model/enforced';
 
 import { SUPPORTED_VERSIONS } from './version';
 
@@ -220,9 +219,6 @@ export function parseNetConf(stdin: string): NetConf {
       for (const key of ['assign_ipv4', 'assign_ipv6'] as const) {
         const v = ipam[key];
         if (v !== undefined && v !== 'true' && v !== 'false') bad(`ipam.${key}`, `must be the string "true" or "false", got ${JSON.stringify(v)}`);
-      }
-      if (ipam.assign_ipv6 === 'true' && !ipv6Experimental()) {
-        bad('ipam.assign_ipv6', '"true" needs IPv6 workload wiring, which tortie does not have yet (TORTIE_EXPERIMENTAL_IPV6=1 lifts this refusal for testing)');
       }
       if (ipam.assign_ipv4 === 'false' && ipam.assign_ipv6 !== 'true') {
         bad('ipam.assign_ipv4', '"false" with assign_ipv6 not "true" leaves no address to assign');

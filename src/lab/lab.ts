@@ -180,9 +180,7 @@ export class Lab {
     // TORTIE_CNI_SOCKET=none: the lab's agents serve no CNI socket (the lab runs the plugin
     // processes in each node itself; a shared default socket would reach one node's agent).
     // TORTIE_RUN_DIR: the lab's own (pid files, each node's bird directory).
-    // TORTIE_EXPERIMENTAL_IPV6=1 with --ipv6: IPv6 is still gated (src/model/enforced.ts).
-    return { ...process.env, NODE_OPTIONS: '', DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: this.storeDir, TORTIE_CNI_SOCKET: 'none', TORTIE_RUN_DIR: this.runDir,
-      ...(this.ipv6 ? { TORTIE_EXPERIMENTAL_IPV6: '1' } : {}) };
+    return { ...process.env, NODE_OPTIONS: '', DATASTORE_TYPE: 'embedded', TORTIE_DATASTORE_DIR: this.storeDir, TORTIE_CNI_SOCKET: 'none', TORTIE_RUN_DIR: this.runDir };
   }
 
   async build(): Promise<void> {
@@ -326,7 +324,7 @@ export class Lab {
     if (this.ipv6) {
       const p6 = await this.tortiectl(['apply', '-f', '-'], IPV6_POOL_YAML);
       if (p6.code !== 0) throw new Error(`tortiectl apply (IPv6 pool) failed: ${p6.stdout}${p6.stderr}`);
-      this.log(`tortiectl apply -f - (v3 IPPool fd00:10::/48, nat-outgoing; TORTIE_EXPERIMENTAL_IPV6=1 set for the agents, tortiectl and the CNI plugin: IPv6 is still experimental): ${p6.stdout.trim()}`);
+      this.log(`tortiectl apply -f - (v3 IPPool fd00:10::/48, nat-outgoing, vxlan cross-subnet; workloads get an IPv4 and an IPv6 address: assign_ipv6): ${p6.stdout.trim()}`);
     }
     const pol = await this.tortiectl(['apply', '-f', '-'], EXAMPLE_POLICY_YAML);
     if (pol.code !== 0) throw new Error(`tortiectl apply (policy) failed: ${pol.stdout}${pol.stderr}`);

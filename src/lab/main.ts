@@ -4,7 +4,7 @@
  */
 import { Lab, formatMatrix } from './lab';
 
-export const LAB_USAGE = `Usage: tortie-lab [--once] [--bgp] [--vxlan] [--ipv6]
+export const LAB_USAGE = `Usage: tortie-lab [--once] [--bgp] [--vxlan] [--ipv4-only]
 
 Builds a three-node tortie cluster in network namespaces on this machine (a tortie-node per node,
 workloads through the tortie CNI plugin, the Calico docs' pool and an example policy), prints its
@@ -15,19 +15,25 @@ Options:
   --once      exit (and tear down) right after printing the matrix
   --bgp       BGP mode: agents run bird2 (routes from BGP), the router runs FRR as the ToR
   --vxlan     the pools use vxlanMode CrossSubnet instead of ipipMode (VXLAN across subnets)
-  --ipv6      dual stack: a ULA underlay (fd00:198:18::/48), the pool fd00:10::/48 (NAT
-              outgoing) and an IPv6 address per workload, and the IPv6 cells in the matrix;
-              sets TORTIE_EXPERIMENTAL_IPV6=1 for the lab's agents, tortiectl and CNI plugin
-              (IPv6 is still experimental); not with --bgp
+  --ipv4-only IPv4 only. By default the lab is dual stack: a ULA underlay (fd00:198:18::/48)
+              beside the IPv4 one, the pool fd00:10::/48 (NAT outgoing, VXLAN across subnets),
+              an IPv4 and an IPv6 address per workload, and the IPv6 cells in the matrix.
+              --bgp implies it (the ToR and the BGP cells are IPv4 only)
+  --ipv6      dual stack (the default; not with --bgp)
   -h, --help  print this help
 `;
+
+/** Dual stack unless --ipv4-only or --bgp (whose ToR and cells are IPv4 only). */
+export function labIpv6(argv: readonly string[]): boolean {
+  return !argv.includes('--ipv4-only') && !argv.includes('--bgp');
+}
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes('-h') || argv.includes('--help')) {
     process.stdout.write(LAB_USAGE);
     return 0;
   }
-  const unknown = argv.filter((a) => !['--once', '--bgp', '--vxlan', '--ipv6'].includes(a));
+  const unknown = argv.filter((a) => !['--once', '--bgp', '--vxlan', '--ipv6', '--ipv4-only'].includes(a));
   if (unknown.length > 0) {
     process.stderr.write(`tortie-lab: unknown argument ${JSON.stringify(unknown[0])}\n\n${LAB_USAGE}`);
     return 2;
@@ -36,13 +42,17 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write('tortie-lab: --ipv6 with --bgp is not supported (the ToR and the BGP cells are IPv4 only)\n');
     return 2;
   }
+  if (argv.includes('--ipv6') && argv.includes('--ipv4-only')) {
+    process.stderr.write('tortie-lab: --ipv6 and --ipv4-only exclude each other\n');
+    return 2;
+  }
   if (process.geteuid?.() !== 0) {
     process.stderr.write('tortie-lab: must run as root (namespaces, BPF and tc need CAP_SYS_ADMIN/CAP_NET_ADMIN); e.g. sudo npm start\n');
     return 1;
   }
   const once = argv.includes('--once');
   const say = (s: string) => process.stdout.write(`lab: ${s}\n`);
-  const lab = new Lab({ log: say, bgp: argv.includes('--bgp'), vxlan: argv.includes('--vxlan'), ipv6: argv.includes('--ipv6') });
+  const lab = new Lab({ log: say, bgp: argv.includes('--bgp'), vxlan: argv.includes('--vxlan'), ipv6: labIpv6(argv) });
   let code = 0;
   try {
     say(`namespaces ${lab.topo.prefix}-*, pins ${lab.pinBase}, agent run dir ${lab.runDir}`);

@@ -67,6 +67,3 @@ export class Issues {
     return this.list.map((i) => ({ document, kind, name, path: i.path, reason: i.reason }));
   }
 }
-
-/** The reason of every IPv6 refusal (src/model/enforced.ts lifts them together under TORTIE_EXPERIMENTAL_IPV6=1). */
-export const NO_V6 = 'IPv6 is not implemented by tortie (its datapath, routes and IPAM are IPv4-only)';

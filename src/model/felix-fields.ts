@@ -15,7 +15,7 @@
  * Any other field is refused at apply, naming it.
  */
 import { parseDuration } from './bgp';
-import { NO_V6, type Issues } from './errors';
+import type { Issues } from './errors';
 import { failsafeListProblems, type FailsafePort } from './failsafe';
 import type { FelixConntrackTimer } from './types';
 import { asBoolean, asInteger, asObject, asString, describe, quote } from './values';
@@ -149,9 +149,10 @@ export const FELIX_FIELDS = {
   /** Ports host endpoint policy never blocks (src/model/failsafe.ts; [] = none). */
   failsafeInboundHostPorts: honoured('restart', 'failsafeInbound', 'FELIX_FAILSAFEINBOUNDHOSTPORTS', failsafe),
   failsafeOutboundHostPorts: honoured('restart', 'failsafeOutbound', 'FELIX_FAILSAFEOUTBOUNDHOSTPORTS', failsafe),
+  /** false: the agent programs no IPv6 (src/model/ipv6-off.ts): workloads' IPv6 is dropped, no IPv6 routes, NAT66 or BGP. */
+  ipv6Support: honoured('restart', 'ipv6Support', 'FELIX_IPV6SUPPORT', bool),
 
   bpfEnabled: vacuous(true, 'tortie is an eBPF dataplane'),
-  ipv6Support: vacuous(false, NO_V6),
   usageReportingEnabled: vacuous(false, 'tortie reports no usage'),
   logSeveritySys: vacuous('None', 'tortie-node does not log to syslog (stderr and FELIX_LOGFILEPATH)'),
   chainInsertMode: vacuous('Insert', "tortie's tc programs see every packet before any iptables rule (as Insert)"),

@@ -26,6 +26,7 @@ import type { Logger } from '../util/log';
 import { BACKOFF, backoffMs } from '../util/retry';
 import type { CalcStats, NodeMetrics } from './metrics';
 import { startHttp, type HealthSource } from './http';
+import { withoutIpv6 } from '../model/ipv6-off';
 
 /** The calculation graph as the agent drives it (src/calc). */
 export interface PolicyCalc {
@@ -68,6 +69,8 @@ export interface AgentOptions {
    * (validated; an invalid one is undefined, i.e. absent), and the moment the syncer is in sync.
    */
   felix?: { update(name: string, spec: FelixConfigurationSpec | undefined): void; inSync(): void };
+  /** Felix's ipv6Support (default true); false: resources are compiled without their IPv6 parts (src/model/ipv6-off.ts). */
+  ipv6?: boolean;
 }
 
 /** `Kind namespace/name` (or `Kind name`) of the policy or profile a rule belongs to. */
@@ -181,7 +184,9 @@ export class Agent implements HealthSource {
         this.log.error({ key: u.key, problems: checked.problems }, 'invalid resource in the datastore; treating it as absent');
         this.o.calc.onDelete(kind, parsed.name, parsed.namespace);
       } else {
-        this.o.calc.onUpdate(checked.resource);
+        const r = this.o.ipv6 === false ? withoutIpv6(checked.resource) : checked.resource;
+        if (r === undefined) this.o.calc.onDelete(kind, parsed.name, parsed.namespace);
+        else this.o.calc.onUpdate(r);
       }
       if (kind === 'FelixConfiguration') this.o.felix?.update(parsed.name, checked.resource?.kind === 'FelixConfiguration' ? checked.resource.spec : undefined);
       return;

@@ -104,6 +104,12 @@ export interface NodeConfig {
   vxlanVni: number;
   /** Where the agent writes the workload MTU for the CNI plugin (Calico: /var/lib/calico/mtu); '' = not written. */
   mtuFile: string;
+  /**
+   * Felix's ipv6Support (default true): false = the agent programs no IPv6 — IPv6 pools, workload
+   * and host endpoint IPv6 addresses and nodes' IPv6 addresses are left out of what it compiles,
+   * routes and advertises (src/model/ipv6-off.ts), so a workload's IPv6 traffic is dropped.
+   */
+  ipv6Support: boolean;
   /** Felix's natOutgoingAddress: SNAT source for natOutgoing pools ('' = the node address). */
   natOutgoingAddress: string;
   /** Felix's failsafe ports (FELIX_FAILSAFEINBOUNDHOSTPORTS / …OUTBOUND…; Calico's defaults). */
@@ -177,6 +183,7 @@ const FROM_FELIX: { [K in FelixHonouredField]-?: (out: NodeConfig, v: NonNullabl
   vxlanPort: (out, v) => { out.vxlanPort = Number(v); },
   vxlanVNI: (out, v) => { out.vxlanVni = Number(v); },
   natOutgoingAddress: (out, v) => { out.natOutgoingAddress = String(v); },
+  ipv6Support: (out, v) => { out.ipv6Support = v === true; },
   interfacePrefix: (out, v) => { out.interfacePrefix = String(v).trim(); },
   natPortRange: (out, v) => {
     const [lo, hi] = String(v).split(':').map(Number);
@@ -414,6 +421,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
   const [vxMtu6Raw, vxMtu6Src] = pick('vxlan-mtu-v6', undefined, felixEnv('vxlanMTUV6'));
   const [vxPortRaw, vxPortSrc] = pick('vxlan-port', undefined, felixEnv('vxlanPort'));
   const [vxVniRaw, vxVniSrc] = pick('vxlan-vni', undefined, felixEnv('vxlanVNI'));
+  const [v6Support, v6SupportSrc] = pick('ipv6-support', undefined, felixEnv('ipv6Support'));
   const [mtuFileRaw] = pick('mtu-file', opts.mtuFile, 'TORTIE_MTU_FILE');
   const [cniSock, cniSockSrc] = pick('cni-socket', opts.cniSocket, 'TORTIE_CNI_SOCKET');
   const [routeSourceRaw, routeSourceSrc] = pick('route-source', opts.routeSource, 'TORTIE_ROUTE_SOURCE');
@@ -555,6 +563,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     vxlanVni,
     mtuFile: mtuFileRaw === undefined ? join(runDir || '/run/tortie', 'mtu') : ['', 'none'].includes(mtuFileRaw.trim().toLowerCase()) ? '' : mtuFileRaw.trim(),
     natOutgoingAddress,
+    ipv6Support: parseBool(v6Support ?? 'true', v6SupportSrc),
     failsafe,
     cniSocket,
     bgp,
@@ -564,7 +573,7 @@ export function resolveConfig(opts: RawNodeOptions, env: NodeJS.ProcessEnv = pro
     explicit: ([['logLevel', level], ['healthPort', hport], ['healthHost', hhost], ['interfacePrefix', prefix], ['natPortRange', natRange], ['ctMaxEntries', ctMax], ['endpointToHostAction', toHostRaw],
       ['logLevelFile', lfileLevel], ['metricsEnabled', menabled], ['metricsPort', mport], ['metricsHost', mhost], ['ipipMtu', ipipMtuRaw], ['mtuIfacePattern', mtuPattern],
       ['natOutgoingAddress', snatAddr], ['ctTimeouts', ctTimers], ['failsafeInbound', fsInRaw], ['failsafeOutbound', fsOutRaw],
-      ['vxlanMtu', vxMtuRaw], ['vxlanMtuV6', vxMtu6Raw], ['vxlanPort', vxPortRaw], ['vxlanVni', vxVniRaw]] as const)
+      ['vxlanMtu', vxMtuRaw], ['vxlanMtuV6', vxMtu6Raw], ['vxlanPort', vxPortRaw], ['vxlanVni', vxVniRaw], ['ipv6Support', v6Support]] as const)
       .filter(([, v]) => v !== undefined).map(([k]) => k),
   };
 }

@@ -58,6 +58,7 @@ const SETTINGS: readonly Setting[] = [
   one('vxlanMTUV6', (c) => c.vxlanMtuV6),
   one('vxlanPort', (c) => c.vxlanPort),
   one('vxlanVNI', (c) => c.vxlanVni),
+  one('ipv6Support', (c) => c.ipv6Support),
   one('interfacePrefix', (c) => c.interfacePrefix),
   one('natPortRange', (c) => `${c.nat.portMin}:${c.nat.portMax}`),
   one('bpfMapSizeConntrack', (c) => c.ct.maxEntries),

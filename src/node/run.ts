@@ -159,6 +159,7 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
     await registerNode(client, c.nodeName, detected?.address, log, detected6?.address);
     await ensureClusterInformation(client, `v${VERSION}`, c.clusterType, log);
     c = await effectiveConfig(client, c, log);
+    if (!c.ipv6Support) log.warn({ ipv6Support: false }, "IPv6 is not programmed (ipv6Support false): workloads' IPv6 traffic is dropped, no IPv6 routes, NAT66 or BGP");
     const graph = new CalcGraph({ nodeName: c.nodeName, logger: log.child({ component: 'calc' }) });
     // Flow logs: their own file or stdout when configured, else in the main log.
     const flowLog = c.flowLogFile ? createFlowLogger(c.flowLogFile) : log;
@@ -184,7 +185,7 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
     }, log);
     agent = new Agent({
       nodeName: c.nodeName, datastore, calc: graph, dataplane: dataplaneAdapter(dataplane, metrics), log, metrics,
-      health: listeners.health, metricsListen: listeners.metrics, felix,
+      health: listeners.health, metricsListen: listeners.metrics, felix, ipv6: c.ipv6Support,
     });
     await agent.start();
     let started: Awaited<ReturnType<typeof startBgp>> | undefined;
@@ -213,14 +214,16 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
 async function startBgp(c: NodeConfig, datastore: Datastore, dataplane: BpfDataplane, log: Logger): Promise<{ bgp: BgpDriver; learned?: LearnedRoutes }> {
   const bird = new BirdDaemon({ dir: birdDir(process.env.TORTIE_RUN_DIR || '/run/tortie', c.nodeName), log });
   let learned: LearnedRoutes | undefined;
-  const bgp = new BgpDriver({ nodeName: c.nodeName, datastore, bird, log, secretsDir: c.bgpSecretsDir, onRender: () => learned?.kick() });
+  const bgp = new BgpDriver({ nodeName: c.nodeName, datastore, bird, log, secretsDir: c.bgpSecretsDir, onRender: () => learned?.kick(), ipv6: c.ipv6Support });
   await bgp.start();
   const routes = dataplane.routing;
   if (c.routeSource === 'bgp' && routes) {
     learned = new LearnedRoutes({
       showRoutes: () => showLearnedTables((args) => bird.birdc(args)),
       nodeOfAddress: (ip) => bgp.nodeOfAddress(ip),
-      onRoutes: (m) => {
+      onRoutes: (learnt) => {
+        // ipv6Support false: no IPv6 routes, learnt ones included.
+        const m = c.ipv6Support ? learnt : new Map([...learnt].filter(([cidr]) => !cidr.includes(':')));
         routes.setLearnedRoutes(m);
         routes.apply().catch(() => undefined); // logged and retried by the route manager
         log.debug({ routes: m.size }, 'learned routes');

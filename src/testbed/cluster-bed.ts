@@ -79,8 +79,7 @@ export class InProcessCluster {
    * Dual stack: a ULA /64 beside each IPv4 subnet (fd00:198:18:<n>::/64, the router ::1, the
    * outside host fd00:198:18:3::10), each node `fd00:198:18:<n>::<h>` (its IPv4 address's last
    * number) with a default route via the router, its Node resource's `bgp.ipv6Address`. Returns
-   * node name → IPv6 address. Resources with IPv6 need TORTIE_EXPERIMENTAL_IPV6=1 elsewhere; the
-   * in-process agents take them as they are.
+   * node name → IPv6 address.
    */
   async addIpv6(): Promise<Map<string, string>> {
     await this.router.sh('sysctl -qw net.ipv6.conf.all.forwarding=1 && ip -6 addr add fd00:198:18:1::1/64 dev br1 nodad && ' +

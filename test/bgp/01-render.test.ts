@@ -1,5 +1,4 @@
 import t, { type Test } from 'tap';
-process.env.TORTIE_EXPERIMENTAL_IPV6 = '1'; // IPv6 node addresses and pools in the resources below
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';

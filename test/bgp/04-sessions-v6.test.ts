@@ -15,7 +15,6 @@ import { RouteManager } from '../../src/dataplane/routing';
 import type { RoutingState } from '../../src/calc/types';
 import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 
-process.env.TORTIE_EXPERIMENTAL_IPV6 = '1'; // IPv6 node addresses and pools in the resources
 
 const ip6 = (i: number) => `fd00:198:18:1::${10 + i}`;
 const block6 = (i: number) => `fd00:10:0:${i}::/122`;

@@ -17,7 +17,6 @@ import type { JsonValue } from '../../src/datastore/types';
 import { waitFor } from './helpers/cluster';
 import { node, pool } from './helpers/state';
 
-process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
 
 const block = (cidr: string, affinity: string, allocations: (number | null)[], attributes: unknown[]) => ({
   cidr, affinity, allocations, unallocated: [], attributes, sequenceNumber: 1, sequenceNumberForAllocation: {}, deleted: false,

@@ -96,9 +96,7 @@ spec: {node: node1, orchestrator: k8s, endpoint: eth0, containerID: c1, pod: web
 
 t.test('IPv6: ipam show (pool size as calicoctl prints it), show --ip, release --ip, check', async (t) => {
   const cli = cliFor(t, 'tortiectl-ipam6-');
-  const env = { ...cli.env, TORTIE_EXPERIMENTAL_IPV6: '1' };
-  process.env.TORTIE_EXPERIMENTAL_IPV6 = '1'; // tortiectl runs in this process
-  t.teardown(() => { delete process.env.TORTIE_EXPERIMENTAL_IPV6; });
+  const env = cli.env;
   const seed = `${SEED}---
 apiVersion: projectcalico.org/v3
 kind: IPPool

@@ -19,21 +19,20 @@ spec: {cidr: 10.244.0.0/16, vxlanMode: Always}
 apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata: {name: six}
-spec: {cidr: "fd00:10::/48"}
+spec: {cidr: "fd00:10::/48", allowedUses: [Workload], namespaceSelector: "team == 'a'"}
 ---
 apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata: {name: v6-allow}
-spec:
-  ingress: [{action: Allow, ipVersion: 6}]
+kind: GlobalNetworkSet
+metadata: {name: six-set}
+spec: {nets: ["fd00:99::/64"], allowedEgressDomains: [example.com]}
 `);
   const r = await cli.run(['apply', '-f', 'mixed.yaml']);
   t.equal(r.code, 1);
   t.equal(r.stdout, '');
   t.equal(r.stderr,
     'Failed to execute command: 2 problems, nothing was written:\n' +
-    '  document 3: IPPool six: spec.cidr: fd00:10::/48: IPv6 pools are not supported: IPv6 is not implemented by tortie (its datapath, routes and IPAM are IPv4-only)\n' +
-    '  document 4: GlobalNetworkPolicy v6-allow: spec.ingress[0].ipVersion: 6 is not supported: IPv6 is not implemented by tortie (its datapath, routes and IPAM are IPv4-only)\n');
+    "  document 3: IPPool six: spec.namespaceSelector: is not supported: tortie's IPAM does not choose pools by namespace\n" +
+    '  document 4: GlobalNetworkSet six-set: spec.allowedEgressDomains: is not supported: tortie does not implement DNS-based policy (a Calico Enterprise feature)\n');
   t.equal((await cli.run(['get', 'ippool', 'good'])).code, 1, 'not even the good pool was written');
   t.equal((await cli.run(['get', 'ippool', 'vx'])).code, 1, 'nor the VXLAN pool (an IPv4 VXLAN pool is accepted: tortie encapsulates it)');
   t.equal((await cli.run(['validate', '-f', 'mixed.yaml'])).code, 1, 'validate answers what apply would');

@@ -42,7 +42,7 @@ spec:
     'Warning: FelixConfiguration default: spec.routeRefreshInterval: accepted but ignored: tortie reconciles routes on events and on every resync, not on a timer',
     'Warning: FelixConfiguration default: spec.iptablesRefreshInterval: accepted but ignored: tortie programs no iptables rules',
     "Warning: FelixConfiguration default: spec.bpfConntrackTimeouts.icmpTimeout: Auto means tortie's default (Calico's fixed default), not the Linux conntrack sysctl",
-    'Note: tortie-node restarts itself to apply interfacePrefix, natPortRange, bpfMapSizeConntrack, bpfConntrackTimeouts, defaultEndpointToHostAction, failsafeInboundHostPorts, failsafeOutboundHostPorts (as Felix does); the other fields apply while it runs',
+    'Note: tortie-node restarts itself to apply interfacePrefix, natPortRange, bpfMapSizeConntrack, bpfConntrackTimeouts, ipv6Support, defaultEndpointToHostAction, failsafeInboundHostPorts, failsafeOutboundHostPorts (as Felix does); the other fields apply while it runs',
   ], 'hints warned by field; the restart fields named');
   const y = YAML.parse((await cli.run(['get', 'felixconfiguration', 'default', '-o', 'yaml'])).stdout);
   t.same(y.spec, {
@@ -85,7 +85,7 @@ spec:
   t.match(f.stderr, /spec\.wireguardEnabled: is not supported by tortie \(README, "FelixConfiguration fields", lists what tortie-node honours\)/);
   t.notMatch(f.stderr, /vxlanMTUV6/, 'vxlanMTUV6 is honoured (VXLAN over IPv6)');
   t.notMatch(f.stderr, /vxlanVNI/);
-  t.match(f.stderr, /spec\.ipv6Support: only false is supported/);
+  t.notMatch(f.stderr, /ipv6Support/, 'ipv6Support is honoured (true: IPv6 programmed; false: none)');
   t.match(f.stderr, /spec\.logSeveritySys: only "None" is supported/);
 
   cli.file('bad.yaml', `apiVersion: projectcalico.org/v3

@@ -9,8 +9,6 @@ import { cniBed, runPlugin } from '../../src/testbed';
 import { pool } from '../../src/testbed/fixtures';
 import { handleKey } from '../../src/ipam';
 
-process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
-
 t.test('tortie-ipam: dual-stack ADD, repeat, CHECK, DEL; assign_ipv4 false; pools per family', async (t) => {
   const bed = await cniBed('cniv6', '192.168.79.0/24');
   t.teardown(() => bed.destroy());
@@ -86,14 +84,15 @@ t.test('tortie-ipam: dual-stack ADD, repeat, CHECK, DEL; assign_ipv4 false; pool
   }
 });
 
-t.test('assign_ipv6 "true" is refused without TORTIE_EXPERIMENTAL_IPV6=1, naming the field', async (t) => {
-  const bed = await cniBed('cniv6off', '192.168.80.0/24');
+t.test('assign_ipv6 "true" with no IPv6 pool fails naming the family, and gives the IPv4 address back', async (t) => {
+  const bed = await cniBed('cniv6none', '192.168.80.0/24');
   t.teardown(() => bed.destroy());
   const pod = await bed.addWorkload('pod');
-  const env = { CNI_COMMAND: 'ADD', CNI_NETNS: `/run/netns/${pod.name}`, CNI_IFNAME: 'eth0', CNI_CONTAINERID: 'off1', TORTIE_EXPERIMENTAL_IPV6: '0' };
+  const env = { CNI_COMMAND: 'ADD', CNI_NETNS: `/run/netns/${pod.name}`, CNI_IFNAME: 'eth0', CNI_CONTAINERID: 'none1' };
   const r = await runPlugin(bed.node, 'tortie-ipam', env, bed.conf({ ipam: { type: 'tortie-ipam', assign_ipv6: 'true' } }), bed.cniPath);
-  t.equal(r.out?.code, 7);
-  t.match(String(r.out?.msg), /ipam\.assign_ipv6: "true" needs IPv6 workload wiring/);
+  t.not(r.code, 0, 'the ADD fails');
+  t.match(String(r.out?.msg), /IPv6/, `the error names the family: ${r.out?.msg}`);
+  t.equal(await bed.store.ds.get(handleKey('k8s-pod-network.none1')), undefined, 'the IPv4 address taken first was released: no handle left');
 });
 
 t.test('the tortie plugin records both families in the WorkloadEndpoint (policy_only: no wiring involved)', async (t) => {

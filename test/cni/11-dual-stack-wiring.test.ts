@@ -11,7 +11,6 @@ import { cniBed, runPlugin } from '../../src/testbed';
 import { pool } from '../../src/testbed/fixtures';
 import { eventually } from '../../src/testbed/probes';
 
-process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
 
 t.test('a dual-stack ADD wires IPv6 as Calico does; CHECK covers it', async (t) => {
   const bed = await cniBed('cniv6wire', '192.168.81.0/24');

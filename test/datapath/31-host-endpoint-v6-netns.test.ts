@@ -16,7 +16,6 @@ import { Topology, type Netns } from '../../src/util/netns';
 import type { Resource } from '../../src/model';
 import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND } from '../../src/model/failsafe';
 
-process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
 const V3 = 'projectcalico.org/v3' as const;
 const NODE = 'fd00:18::1';
 const PEER = 'fd00:18::2';

@@ -24,8 +24,6 @@ const B6 = 'fd00:10::3a4b:19c2:e5f0:1c0/122';
 
 t.test('a dual-stack Calico etcd: tortie reads the IPv6 pieces, allocates around them, writes what libcalico-go writes',
   { skip: fs.existsSync('/usr/bin/etcd') ? false : 'no /usr/bin/etcd on this machine' }, async (t) => {
-    process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
-    t.teardown(() => { delete process.env.TORTIE_EXPERIMENTAL_IPV6; });
     const cluster = await EtcdCluster.start(1);
     t.teardown(() => cluster.stop());
     const ds = new EtcdDatastore({ endpoints: cluster.endpoints() });
@@ -61,7 +59,7 @@ t.test('a dual-stack Calico etcd: tortie reads the IPv6 pieces, allocates around
 
     // tortiectl against that etcd: the IPV6 column and the v6 pool.
     const cli = cliFor(t, 'tortiectl-migration6-');
-    const env = { PATH: process.env.PATH, DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: cluster.endpoints().join(','), TORTIE_EXPERIMENTAL_IPV6: '1' };
+    const env = { PATH: process.env.PATH, DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: cluster.endpoints().join(',') };
     const nodes = await cli.run(['get', 'nodes', '-o', 'wide'], { env });
     t.match(nodes.stdout, /^NAME +ASN +IPV4 +IPV6 +\nnode-a +\(64512\) +198\.18\.1\.10\/24 +fd00:1::10\/64 +\n/);
     const shown = await cli.run(['ipam', 'show', '--show-blocks'], { env });

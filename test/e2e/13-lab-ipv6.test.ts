@@ -1,4 +1,4 @@
-// The dual-stack lab (`tortie-lab --ipv6`): a ULA underlay next to the IPv4 one, the pool
+// The dual-stack lab (`tortie-lab`, dual stack by default): a ULA underlay next to the IPv4 one, the pool
 // fd00:10::/48 with NAT outgoing, every workload given an IPv4 and an IPv6 address by the real CNI
 // plugin's IPAM (assign_ipv6), the IPv6 pool in vxlanMode CrossSubnet. Every cell holds: the IPv4
 // matrix as before, IPv6 policy on one node, directly between the two nodes of one subnet and over
@@ -7,14 +7,19 @@
 import t from 'tap';
 import { Lab, formatMatrix } from '../../src/lab/lab';
 import { leftoverNamespaces } from '../../src/util/netns';
-import { main } from '../../src/lab/main';
+import { labIpv6, main } from '../../src/lab/main';
 import ipaddr from 'ipaddr.js';
 
 /** The /122 an IPv6 address is in, as its first address. */
 const blockOf122 = (ip: string) => ipaddr.IPv6.networkAddressFromCIDR(`${ip}/122`).toString();
 
-t.test('tortie-lab refuses --ipv6 with --bgp', async (t) => {
+t.test('tortie-lab is dual stack by default; --ipv4-only and --bgp leave IPv6 out; contradictions refused', async (t) => {
+  t.equal(labIpv6([]), true, 'no flags: dual stack');
+  t.equal(labIpv6(['--once', '--vxlan']), true);
+  t.equal(labIpv6(['--ipv4-only']), false);
+  t.equal(labIpv6(['--bgp']), false, '--bgp: IPv4 only (its ToR and cells)');
   t.equal(await main(['--ipv6', '--bgp', '--once']), 2);
+  t.equal(await main(['--ipv6', '--ipv4-only', '--once']), 2);
 });
 
 t.test('lab --ipv6: dual-stack workloads, the IPv6 cells', async (t) => {
@@ -23,7 +28,7 @@ t.test('lab --ipv6: dual-stack workloads, the IPv6 cells', async (t) => {
   t.teardown(() => lab.destroy());
   await lab.build();
   await lab.setUpScenario();
-  t.match(logs.join('\n'), /TORTIE_EXPERIMENTAL_IPV6=1/, 'the lab says IPv6 is enabled as experimental');
+  t.notMatch(logs.join('\n'), /experimental|TORTIE_EXPERIMENTAL/i, 'IPv6 is not gated any more');
   for (const n of lab.nodes.values()) t.match(n.ip6, /^fd00:198:18:\d::\d+$/, `${n.name}: a ULA underlay address`);
   for (const w of lab.workloads.values()) {
     t.match(w.ip, /^192\.168\./, `${w.name}: IPv4 from the seed pool`);

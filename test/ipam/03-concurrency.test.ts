@@ -104,16 +104,12 @@ t.test('etcd backend: 6 processes on 3 nodes', async (t) => {
 });
 
 t.test('IPv6, embedded backend: 6 processes on 3 nodes', async (t) => {
-  process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
-  t.teardown(() => { delete process.env.TORTIE_EXPERIMENTAL_IPV6; });
   const s = openTestStore('ipam-stress6');
   t.teardown(() => s.close());
   await hammer(t, s.ds, { type: 'embedded', dir: s.dir }, 6, 40, 6);
 });
 
 t.test('dual stack, etcd backend: 6 processes on 3 nodes, one address of each family per handle', async (t) => {
-  process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
-  t.teardown(() => { delete process.env.TORTIE_EXPERIMENTAL_IPV6; });
   const cluster = await EtcdCluster.start(1);
   t.teardown(() => cluster.stop());
   const cfg: DatastoreConfig = { type: 'etcdv3', endpoints: cluster.endpoints() };

@@ -7,7 +7,6 @@ import type { Resource } from '../../src/model';
 import { openTestStore } from '../../src/testbed/store';
 import { pool } from '../../src/testbed/fixtures';
 
-process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
 
 const reservation = (name: string, reservedCIDRs: string[]): Resource =>
   ({ apiVersion: 'projectcalico.org/v3', kind: 'IPReservation', metadata: { name }, spec: { reservedCIDRs } } as Resource);

@@ -1,5 +1,4 @@
-// IPv6 in the resources item 1 of the dual-stack work names, as the model takes them with
-// TORTIE_EXPERIMENTAL_IPV6=1 (without it enforced.ts refuses them: 13-enforced): GlobalNetworkSet and
+// IPv6 in the resources of dual-stack Calico, as the model takes them: GlobalNetworkSet and
 // NetworkSet v6 nets, IPReservation v6 entries, Kubernetes NetworkPolicy ipBlocks in v6.
 import t from 'tap';
 import { convertToV3, type NetworkPolicy } from '../../src/model';
@@ -7,9 +6,7 @@ import { problems, res, valid } from './helpers/util';
 
 const knp = (spec: unknown) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'np', namespace: 'prod' }, spec });
 
-t.test('with it: v6 nets, reservations and ipBlocks as Calico takes them', async (t) => {
-  process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
-  t.teardown(() => { delete process.env.TORTIE_EXPERIMENTAL_IPV6; });
+t.test('v6 nets, reservations and ipBlocks as Calico takes them', async (t) => {
   const g = valid(res('GlobalNetworkSet', 'g', { nets: ['198.18.0.0/15', 'FD00:10:0::1/64', 'fd00:20::7'] })) as { spec: { nets: string[] } };
   t.same(g.spec.nets, ['198.18.0.0/15', 'fd00:10::/64', 'fd00:20::7/128'], 'both families; v6 normalised to its network, a bare address to /128');
   const n = valid(res('NetworkSet', 'n', { nets: ['fd00:30::/48'] }, { namespace: 'prod' })) as { spec: { nets: string[] } };

@@ -24,7 +24,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-process.env.TORTIE_EXPERIMENTAL_IPV6 = '1';
 
 const V6: Record<string, string> = { 'node-a': 'fd00:198:18:1::10', 'node-b': 'fd00:198:18:1::11', 'node-c': 'fd00:198:18:2::10' };
 
