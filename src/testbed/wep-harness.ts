@@ -81,6 +81,19 @@ export class WepHarness {
     this.rb = RingBuffer.open(this.dp.maps.events!, (rec) => { this.events.push(decodeEvent(rec)); });
   }
 
+  /**
+   * Events taken from now until `done` holds for all taken so far (polled every 10 ms; at most
+   * `timeoutMs`, then what arrived). The ring is FIFO: once the events of the last packet sent
+   * are in, every earlier one is too — waiting on them instead of a fixed delay is exact under load.
+   */
+  async eventsUntil(done: (ev: FlowEvent[]) => boolean, timeoutMs = 10_000): Promise<FlowEvent[]> {
+    const end = Date.now() + timeoutMs;
+    while (!done(this.events) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    const e = this.events;
+    this.events = [];
+    return e;
+  }
+
   async takeEvents(waitMs = 100): Promise<FlowEvent[]> {
     await new Promise((r) => setTimeout(r, waitMs));
     const e = this.events;
