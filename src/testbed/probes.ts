@@ -151,10 +151,13 @@ export const SCAPY_FAMILIES: readonly ScapyFamily[] = [SCAPY_V4, SCAPY_V6];
 
 // Echo servers every snippet can start: each answers b'echo:' + what it got, on a daemon thread;
 // tcp_echo appends each accepted connection to the list `conns` when given one (to push data later).
+// An IPv6 host address gives an IPv6 socket (family(host)).
 const PRELUDE = `
 import threading
+def family(host):
+    return socket.AF_INET6 if ':' in host else socket.AF_INET
 def udp_echo(host, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
     s.bind((host, port))
     def loop():
         while True:
@@ -162,7 +165,7 @@ def udp_echo(host, port):
             s.sendto(b'echo:' + d, a)
     threading.Thread(target=loop, daemon=True).start()
 def tcp_echo(host, port, conns=None):
-    l = socket.socket()
+    l = socket.socket(family(host))
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     l.bind((host, port))
