@@ -62,7 +62,8 @@ t.test('netns end to end', async (t) => {
   await w.web.ns.spawn(['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'EXEC:cat']);
   await w.web.ns.spawn(['socat', 'UDP-RECVFROM:9000,fork', 'EXEC:cat']);
   await w.web.ns.spawn(['iperf3', '-s', '-p', '5201']);
-  await new Promise((r) => setTimeout(r, 500));
+  // Listening (TCP 8080 and 5201, UDP 9000) before the first probe.
+  await w.web.ns.sh('for i in $(seq 100); do [ $(ss -ltn | grep -cE ":(8080|5201) ") = 2 ] && ss -lun | grep -q ":9000 " && exit 0; sleep 0.05; done; exit 1');
 
   const tcp = (from: Workload, port: number) => from.ns.sh(
     `echo hello-${port} | timeout 4 socat -T2 - TCP:${IP.web}:${port},connect-timeout=2`, { allowFail: true, timeoutMs: 10_000 });
