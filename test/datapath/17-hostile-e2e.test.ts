@@ -6,6 +6,8 @@
 // One body for both families: the workloads and the node–outside link are dual stack, and every
 // probe is written once in scapy for IPv4 and IPv6 (src/testbed/probes.ts SCAPY_FAMILIES).
 //
+// Spoofed sources are refused at the sender.
+//
 // Every probe carries a unique mark (IPv4 id, IPv6 flow label); after the probes an allowed
 // sentinel is sent the same way, and the capture is read once the sentinel has arrived (veth
 // delivery keeps order), so nothing waits on a fixed sleep.
@@ -136,6 +138,22 @@ t.test('hostile packets in namespaces', async (t) => {
       t.notOk(cap.has(ipId(1405)), 'the SYN to 9999 is denied');
       t.notOk(cap.has(ipId(1406)), 'and an "error" quoting the victim\'s reply to it is denied too');
       t.ok(count(w.vic, Dir.INGRESS, R.POLICY_DENY) >= before + 2n, 'both counted as policy denies');
+      cap.stop();
+    });
+
+    t.test(`${F.label}: a workload cannot send with another's source address`, async (t) => {
+      const cap = await capture(w.vic);
+      const before = count(w.atk, Dir.EGRESS, R.SPOOFED_SRC);
+      // As the client (a neighbour workload), as the outside host, as the victim itself.
+      await fromWl(w.atk, [
+        `${ip(IP.cli, IP.vic, 1601)}/TCP(sport=42000, dport=8080, flags='S')`,
+        `${ip(OUT, IP.vic, 1602)}/TCP(sport=42001, dport=8080, flags='S')`,
+        `${ip(IP.vic, IP.vic, 1603)}/TCP(sport=42002, dport=8080, flags='S')`,
+        sentinel(IP.atk, IP.vic, 1699),
+      ]);
+      t.ok(await cap.waitFor(ipId(1699)), 'sentinel (from its own address) arrives');
+      [1601, 1602, 1603].forEach((id) => t.notOk(cap.has(ipId(id)), `spoofed SYN ${id} not delivered`));
+      t.equal(count(w.atk, Dir.EGRESS, R.SPOOFED_SRC), before + 3n, 'each counted as spoofed_src at the sender');
       cap.stop();
     });
 
