@@ -12,14 +12,15 @@
  *
  * Bounded: exits (printing `sent <n>`) after `seconds`, or when stdin closes (the parent is done
  * or died). Sends only to <ip>, a
- * workload address inside the benchmark's namespaces.
+ * workload address inside the benchmark's namespaces: in the pool 192.168.0.0/16 or, IPv6, in the
+ * ULA range fd00::/8.
  */
 import * as dgram from 'node:dgram';
-import { cidr4Contains, parseCidr4, tryIpv4ToU32 } from '../../src/primitives';
+import { cidr4Contains, cidr6Contains, parseCidr4, tryIpv4ToU32, tryParseCidrOrIp6 } from '../../src/primitives';
 
 function flood(ip: string, seconds: number, maxPps: number): void {
   const payload = Buffer.alloc(16);
-  const socks = Array.from({ length: 8 }, () => dgram.createSocket('udp4').on('error', () => undefined));
+  const socks = Array.from({ length: 8 }, () => dgram.createSocket(ip.includes(':') ? 'udp6' : 'udp4').on('error', () => undefined));
   let which = 0;
   let sent = 0;
   let port = 1024;
@@ -59,8 +60,10 @@ function main(argv: string[]): void {
     if (!Number.isFinite(n) || n < min) throw new Error(`flooder: ${what} must be a number ≥ ${min}, got ${JSON.stringify(v)}`);
     return n;
   };
-  const dst = tryIpv4ToU32(argv[0] ?? '');
-  if (dst === undefined || !cidr4Contains(parseCidr4('192.168.0.0/16'), dst)) throw new Error(`flooder: ${JSON.stringify(argv[0])} is not a pool address (192.168.0.0/16)`);
+  const dst = tryIpv4ToU32(argv[0] ?? ''), dst6 = tryParseCidrOrIp6(argv[0] ?? '');
+  const inPool = dst !== undefined ? cidr4Contains(parseCidr4('192.168.0.0/16'), dst)
+    : dst6 !== undefined && dst6.len === 128 && cidr6Contains(tryParseCidrOrIp6('fd00::/8')!, dst6.addr6);
+  if (!inPool) throw new Error(`flooder: ${JSON.stringify(argv[0])} is not a pool address (192.168.0.0/16 or fd00::/8)`);
   flood(argv[0]!, num(argv[1], 'seconds', 1), argv[2] === undefined ? 0 : num(argv[2], 'maxPps', 0));
 }
 

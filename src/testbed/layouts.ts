@@ -5,7 +5,9 @@
  * SingleNode — one node and the world outside it:
  *
  *     out 198.18.0.1/24 ══ eth0 ── node 198.18.0.10/24 (default route via out)
- *                                   ├─ cali<w> ══ eth0 of workload w (/32, via 169.254.1.1)
+ *         fd00:198:18::1/64            fd00:198:18::10/64 (with `ipv6`; default route via out)
+ *                                   ├─ cali<w> ══ eth0 of workload w (/32, via 169.254.1.1;
+ *                                   │             its /128 via fe80::ecee:eeff:feee:eeee with `ip6`)
  *                                   └─ …
  *
  * ThreeNodeCluster — the lab's cluster (README):
@@ -32,6 +34,10 @@ import type { Resource } from '../model';
 export const NODE_IP = '198.18.0.10';
 export const OUTSIDE_IP = '198.18.0.1';
 export const POOL_CIDR = '192.168.0.0/16';
+/** SingleNode's IPv6 (ULA) underlay with `ipv6: true`, and the IPv6 pool the outside routes to the node. */
+export const NODE_IP6 = 'fd00:198:18::10';
+export const OUTSIDE_IP6 = 'fd00:198:18::1';
+export const POOL6_CIDR = 'fd00:10::/32';
 
 /** What every layout has: its topology, workloads by name, teardown. */
 abstract class Layout {
@@ -69,6 +75,11 @@ export interface SingleNodeOptions {
   prefix?: number;
   /** The outside host routes the pools to the node (default false: replies need SNAT). */
   outsideRoutesPools?: boolean;
+  /**
+   * Dual-stack underlay (default false): NODE_IP6/64 and OUTSIDE_IP6/64 on the link (no DAD), the
+   * node's IPv6 default route via the outside; with `outsideRoutesPools`, POOL6_CIDR via the node.
+   */
+  ipv6?: boolean;
   /** The node forwards globally (default true; see NodeNetOptions.forwarding). */
   forwarding?: boolean;
   /** Build in this topology (one the caller made to hold more of its own). */
@@ -91,6 +102,10 @@ export class SingleNode extends Layout {
       // The default route matters: proxy ARP answers for 169.254.1.1 only when the node has a
       // route to it through another interface.
       await configureNode(node, { address: `${nodeIp}/${prefix}`, gateway: outsideIp, forwarding: o.forwarding });
+      if (o.ipv6) {
+        await outside.sh(`ip -6 addr add ${OUTSIDE_IP6}/64 dev eth0 nodad${o.outsideRoutesPools ? ` && ip -6 route add ${POOL6_CIDR} via ${NODE_IP6}` : ''}`);
+        await node.sh(`ip -6 addr add ${NODE_IP6}/64 dev eth0 nodad && ip -6 route add default via ${OUTSIDE_IP6} dev eth0`);
+      }
       return new SingleNode(topo, node, outside, nodeIp, outsideIp);
     }, o.topo);
   }

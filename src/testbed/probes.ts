@@ -86,12 +86,78 @@ export class Capture {
 /** Matches a packet with this IPv4 id in `tcpdump -v` output. */
 export const ipId = (n: number) => new RegExp(`\\bid ${n},`);
 
+/**
+ * One address family in scapy expressions and `tcpdump -v` output, so a test body that crafts
+ * packets runs in IPv4 and in IPv6 (`for (const F of SCAPY_FAMILIES)`). A probe is marked with a
+ * number (IPv4: its id; IPv6: its flow label, and the fragment id of fragments) to find it again in
+ * a capture.
+ */
+export interface ScapyFamily {
+  v: 4 | 6;
+  label: 'IPv4' | 'IPv6';
+  /** tcpdump's filter for the family's packets. */
+  filter: 'ip' | 'ip6';
+  /** Calico's rule protocol for the family's ICMP, and its destination-unreachable type. */
+  icmpProtocol: 'ICMP' | 'ICMPv6';
+  unreachType: number;
+  /** The IP header (scapy), marked with `mark` when given. */
+  ip(src: string, dst: string, mark?: number): string;
+  /** Matches the packet marked `mark`. */
+  marked(mark: number): RegExp;
+  echoRequest(id: number, seq: number): string;
+  echoReply(id: number, seq: number): string;
+  /** ICMP errors (scapy), to be followed by the quoted datagram. */
+  portUnreach: string; timeExceeded: string; paramProblem: string;
+  /** The fragments of `ip(src, dst, mark)/l4` (`l4` a scapy expression), `size` bytes of payload each at most. */
+  fragments(src: string, dst: string, mark: number, l4: string, size: number): string[];
+  /** Matches the first / a later fragment of the datagram marked `mark`. */
+  firstFragment(mark: number): RegExp;
+  laterFragment(mark: number): RegExp;
+  /** Matches a port unreachable about a UDP datagram to `port`. */
+  udpPortUnreachable(port: number): RegExp;
+}
+
+export const SCAPY_V4: ScapyFamily = {
+  v: 4, label: 'IPv4', filter: 'ip', icmpProtocol: 'ICMP', unreachType: 3,
+  ip: (src, dst, mark) => `IP(src='${src}', dst='${dst}'${mark === undefined ? '' : `, id=${mark}`})`,
+  marked: ipId,
+  echoRequest: (id, seq) => `ICMP(type=8, id=${id}, seq=${seq})`,
+  echoReply: (id, seq) => `ICMP(type=0, id=${id}, seq=${seq})`,
+  portUnreach: 'ICMP(type=3, code=3)', timeExceeded: 'ICMP(type=11, code=0)', paramProblem: 'ICMP(type=12, code=0)',
+  fragments: (src, dst, mark, l4, size) => [0, 1].map((i) => `fragment(IP(src='${src}', dst='${dst}', id=${mark})/${l4}, fragsize=${size})[${i}]`),
+  firstFragment: (mark) => new RegExp(`id ${mark}, offset 0, flags \\[\\+\\]`),
+  laterFragment: (mark) => new RegExp(`id ${mark}, offset [1-9]`),
+  udpPortUnreachable: (port) => new RegExp(`ICMP .*udp port ${port} unreachable`),
+};
+
+const flowLabel = (mark: number) => `0x${mark.toString(16).padStart(5, '0')}`;
+const fragId = (mark: number) => `0x${mark.toString(16).padStart(8, '0')}`;
+export const SCAPY_V6: ScapyFamily = {
+  v: 6, label: 'IPv6', filter: 'ip6', icmpProtocol: 'ICMPv6', unreachType: 1,
+  ip: (src, dst, mark) => `IPv6(src='${src}', dst='${dst}'${mark === undefined ? '' : `, fl=${mark}`})`,
+  marked: (mark) => new RegExp(`flowlabel ${flowLabel(mark)},`),
+  echoRequest: (id, seq) => `ICMPv6EchoRequest(id=${id}, seq=${seq})`,
+  echoReply: (id, seq) => `ICMPv6EchoReply(id=${id}, seq=${seq})`,
+  portUnreach: 'ICMPv6DestUnreach(code=4)', timeExceeded: 'ICMPv6TimeExceeded(code=0)', paramProblem: 'ICMPv6ParamProblem(code=0)',
+  // fragment6's size counts the IPv6 and fragment headers (48 bytes).
+  fragments: (src, dst, mark, l4, size) => [0, 1].map((i) =>
+    `fragment6(IPv6(src='${src}', dst='${dst}', fl=${mark})/IPv6ExtHdrFragment(id=${mark})/${l4}, ${size + 48})[${i}]`),
+  firstFragment: (mark) => new RegExp(`frag \\(${fragId(mark)}:0\\|`),
+  laterFragment: (mark) => new RegExp(`frag \\(${fragId(mark)}:[1-9]`),
+  udpPortUnreachable: (port) => new RegExp(`ICMP6, destination unreachable, unreachable port, \\S+ udp port ${port}`),
+};
+
+export const SCAPY_FAMILIES: readonly ScapyFamily[] = [SCAPY_V4, SCAPY_V6];
+
 // Echo servers every snippet can start: each answers b'echo:' + what it got, on a daemon thread;
 // tcp_echo appends each accepted connection to the list `conns` when given one (to push data later).
+// An IPv6 host address gives an IPv6 socket (family(host)).
 const PRELUDE = `
 import threading
+def family(host):
+    return socket.AF_INET6 if ':' in host else socket.AF_INET
 def udp_echo(host, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
     s.bind((host, port))
     def loop():
         while True:
@@ -99,7 +165,7 @@ def udp_echo(host, port):
             s.sendto(b'echo:' + d, a)
     threading.Thread(target=loop, daemon=True).start()
 def tcp_echo(host, port, conns=None):
-    l = socket.socket()
+    l = socket.socket(family(host))
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     l.bind((host, port))

@@ -3,12 +3,14 @@
 // dropped after its egress policy allowed them (Drop, the default, counted as to_host_denied)
 // or let through (Accept; Return acts as Accept: tortie has no host endpoints). Forwarded
 // traffic through the node, proxy ARP for the 169.254.1.1 gateway and host -> workload flows
-// (their replies are conntrack's) keep working under Drop. Real packets in namespaces, and
-// BPF_PROG_TEST_RUN inside a namespace of the test's own, in IPv4 and in IPv6 (the node's IPv6
-// addresses, ::1, a routed IPv6 destination, a node-initiated IPv6 flow's reply).
+// (their replies are conntrack's) keep working under Drop. Real packets in namespaces (one body
+// for IPv4 and IPv6: a dual-stack workload, node and outside; the gateway's neighbour entry is
+// proxy ARP's in IPv4, the host side's link-local address in IPv6), and BPF_PROG_TEST_RUN inside
+// a namespace of the test's own, in IPv4 and in IPv6 (the node's IPv6 addresses, ::1, a routed
+// IPv6 destination, a node-initiated IPv6 flow's reply).
 import t from 'tap';
 import { gnp, namespace, wep as fixtureWep } from '../../src/testbed/fixtures';
-import { SingleNode, NODE_IP, OUTSIDE_IP, type Workload } from '../../src/testbed';
+import { SingleNode, NODE_IP, NODE_IP6, OUTSIDE_IP, OUTSIDE_IP6, type Workload } from '../../src/testbed';
 import { uniquePinRoot, removePinRoot, WepHarness, TEST_IFINDEX, TC_ACT_OK, TC_ACT_SHOT, testHostRouting } from '../../src/testbed/wep-harness';
 import { allowAll } from '../../src/testbed/tables';
 import { loadWep, mapOps, type EndpointToHostAction, type WepDatapath } from '../../src/dataplane/bpf/loader';
@@ -26,21 +28,27 @@ import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src
 
 const WL_IP = '192.168.30.1';
 const HOST_LO_IP = '198.19.0.5'; // a second address of the node, on its lo
+// The addresses of each family: the workload's, the node's (uplink, lo), the outside's, the gateway.
+const FAM = {
+  4: { wl: WL_IP, node: NODE_IP, lo: HOST_LO_IP, out: OUTSIDE_IP, gw: '169.254.1.1' },
+  6: { wl: 'fd00:10:21::1', node: NODE_IP6, lo: 'fd00:198:20::5', out: OUTSIDE_IP6, gw: 'fe80::ecee:eeff:feee:eeee' },
+} as const;
+const bracket = (ip: string) => ip.includes(':') ? `[${ip}]` : ip;
 
-const wep: WorkloadEndpoint = fixtureWep('ns1/w', { ip: WL_IP, labels: { app: 'w' } });
+const wep: WorkloadEndpoint = fixtureWep('ns1/w', { ip: [FAM[4].wl, FAM[6].wl], labels: { app: 'w' } });
 const allowAllPolicy: GlobalNetworkPolicy = gnp('all', { selector: 'all()', types: ['Ingress', 'Egress'], ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] });
 const ns1: Namespace = namespace('ns1');
 
 interface Node { topo: SingleNode; dp: WepDatapath; w: Workload; toHostDenied(): bigint; close(): Promise<void> }
 
 async function node(label: string, action: EndpointToHostAction | undefined): Promise<Node> {
-  const topo = await SingleNode.create(label, { outsideRoutesPools: true });
+  const topo = await SingleNode.create(label, { outsideRoutesPools: true, ipv6: true });
   const pinRoot = uniquePinRoot(label);
   let dp: WepDatapath | undefined;
   const close = async () => { dp?.close(); await topo.destroy(); removePinRoot(pinRoot); };
   try {
-    const w = await topo.addWorkload('w', WL_IP);
-    await topo.node.sh(`ip addr add ${HOST_LO_IP}/32 dev lo`);
+    const w = await topo.addWorkload('w', WL_IP, { ip6: FAM[6].wl });
+    await topo.node.sh(`ip addr add ${HOST_LO_IP}/32 dev lo && ip -6 addr add ${FAM[6].lo}/128 dev lo`);
     dp = await loadWep({ pinRoot, hostRouting: testHostRouting(), ctMaxEntries: 65536, ...(action ? { endpointToHostAction: action } : {}) });
     const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!), cls6: mapOps(dp.maps.cls6!) }, () => w.ifindex);
     const graph = new CalcGraph({ nodeName: 'node1' });
@@ -49,15 +57,18 @@ async function node(label: string, action: EndpointToHostAction | undefined): Pr
     pd.applySnapshot(graph.snapshot());
     tcAttach({ iface: w.hostIf, netns: topo.node.path, direction: 'ingress', program: dp.fromWep });
     tcAttach({ iface: w.hostIf, netns: topo.node.path, direction: 'egress', program: dp.toWep });
-    // Listeners on the node: TCP echo on every node address, UDP on the uplink's (its replies leave from it).
-    await topo.node.spawn(['socat', 'TCP-LISTEN:7000,fork,reuseaddr', 'EXEC:cat']);
+    // Listeners on the node: TCP echo on every node address (both families), UDP on the uplink's
+    // addresses (its replies leave from them).
+    const tcpEcho = ['socat', 'TCP6-LISTEN:7000,fork,reuseaddr,ipv6only=0', 'EXEC:cat'];
+    await topo.node.spawn(tcpEcho);
     await topo.node.spawn(['socat', `UDP-RECVFROM:7001,fork,bind=${NODE_IP}`, 'EXEC:cat']);
-    await topo.outside.spawn(['socat', 'TCP-LISTEN:7000,fork,reuseaddr', 'EXEC:cat']);
-    await w.ns.spawn(['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'EXEC:cat']);
+    await topo.node.spawn(['socat', `UDP6-RECVFROM:7001,fork,bind=[${NODE_IP6}]`, 'EXEC:cat']);
+    await topo.outside.spawn(tcpEcho);
+    await w.ns.spawn(['socat', 'TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=0', 'EXEC:cat']);
     for (const [ns, port] of [[topo.node, 7000], [topo.outside, 7000], [w.ns, 8080]] as const) {
       await ns.sh(`for i in $(seq 100); do ss -ltn | grep -q ':${port} ' && exit 0; sleep 0.05; done; exit 1`);
     }
-    await topo.node.sh(`for i in $(seq 100); do ss -lun | grep -q ':7001 ' && exit 0; sleep 0.05; done; exit 1`);
+    await topo.node.sh(`for i in $(seq 100); do [ $(ss -lun | grep -c ':7001 ') = 2 ] && exit 0; sleep 0.05; done; exit 1`);
     const d = dp;
     return { topo, dp: d, w, close, toHostDenied: () => counterPackets(readCounters(d.maps.cnt!), w.ifindex, Dir.EGRESS, R.TO_HOST_DENIED) };
   } catch (e) {
@@ -67,8 +78,8 @@ async function node(label: string, action: EndpointToHostAction | undefined): Pr
 }
 
 const tcp = (from: { sh: Workload['ns']['sh'] }, dst: string, port: number) => from.sh(
-  `echo hello-${dst} | timeout 4 socat -T2 - TCP:${dst}:${port},connect-timeout=2`, { allowFail: true, timeoutMs: 10_000 });
-const udp = (w: Workload, dst: string) => w.ns.sh(`echo hello-udp | timeout 3 socat -T1 - UDP:${dst}:7001`, { allowFail: true, timeoutMs: 10_000 });
+  `echo hello-${dst} | timeout 3 socat -T1 - TCP:${bracket(dst)}:${port},connect-timeout=1`, { allowFail: true, timeoutMs: 10_000 });
+const udp = (w: Workload, dst: string) => w.ns.sh(`echo hello-udp | timeout 3 socat -T1 - UDP:${bracket(dst)}:7001`, { allowFail: true, timeoutMs: 10_000 });
 const ping = (w: Workload, dst: string) => w.ns.exec(['ping', '-c', '2', '-W', '1', '-i', '0.2', dst], { allowFail: true, timeoutMs: 10_000 });
 
 t.test('default (Drop): a workload does not reach its node; everything else works', async (t) => {
@@ -76,41 +87,47 @@ t.test('default (Drop): a workload does not reach its node; everything else work
   t.teardown(() => n.close());
   const { w, topo } = n;
 
-  let before = n.toHostDenied();
-  t.not((await tcp(w.ns, NODE_IP, 7000)).stdout.trim(), `hello-${NODE_IP}`, 'TCP to the uplink address: no answer');
-  t.ok(n.toHostDenied() > before, 'counted as to_host_denied');
-  before = n.toHostDenied();
-  t.not((await udp(w, NODE_IP)).stdout.trim(), 'hello-udp', 'UDP to the uplink address: no answer');
-  t.ok(n.toHostDenied() > before, 'counted');
-  before = n.toHostDenied();
-  t.not((await ping(w, NODE_IP)).code, 0, 'ICMP echo to the uplink address: no answer');
-  t.ok(n.toHostDenied() >= before + 2n, 'both echo requests counted');
-  before = n.toHostDenied();
-  t.not((await tcp(w.ns, HOST_LO_IP, 7000)).stdout.trim(), `hello-${HOST_LO_IP}`, 'TCP to another node address (on lo): no answer');
-  t.not((await ping(w, HOST_LO_IP)).code, 0, 'ICMP to it: no answer');
-  t.ok(n.toHostDenied() > before, 'counted');
+  for (const v of [4, 6] as const) t.test(`IPv${v}`, async (t) => {
+    const A = FAM[v];
+    let before = n.toHostDenied();
+    t.not((await tcp(w.ns, A.node, 7000)).stdout.trim(), `hello-${A.node}`, 'TCP to the uplink address: no answer');
+    t.ok(n.toHostDenied() > before, 'counted as to_host_denied');
+    before = n.toHostDenied();
+    t.not((await udp(w, A.node)).stdout.trim(), 'hello-udp', 'UDP to the uplink address: no answer');
+    t.ok(n.toHostDenied() > before, 'counted');
+    before = n.toHostDenied();
+    t.not((await ping(w, A.node)).code, 0, 'ICMP echo to the uplink address: no answer');
+    t.ok(n.toHostDenied() >= before + 2n, 'both echo requests counted');
+    before = n.toHostDenied();
+    t.not((await tcp(w.ns, A.lo, 7000)).stdout.trim(), `hello-${A.lo}`, 'TCP to another node address (on lo): no answer');
+    t.not((await ping(w, A.lo)).code, 0, 'ICMP to it: no answer');
+    t.ok(n.toHostDenied() > before, 'counted');
 
-  // Through the node, not to it: untouched.
-  t.equal((await tcp(w.ns, OUTSIDE_IP, 7000)).stdout.trim(), `hello-${OUTSIDE_IP}`, 'TCP through the node to the outside works');
-  t.equal((await ping(w, OUTSIDE_IP)).code, 0, 'ICMP through the node works');
-  t.match((await w.ns.exec(['ip', 'neigh', 'show', '169.254.1.1'])).stdout, /lladdr ee:ee:ee:ee:ee:ee/, 'proxy ARP answered for the gateway');
+    // Through the node, not to it: untouched.
+    t.equal((await tcp(w.ns, A.out, 7000)).stdout.trim(), `hello-${A.out}`, 'TCP through the node to the outside works');
+    t.equal((await ping(w, A.out)).code, 0, 'ICMP through the node works');
+    t.match((await w.ns.exec(['ip', `-${v}`, 'neigh', 'show', A.gw])).stdout, /lladdr ee:ee:ee:ee:ee:ee/, `the gateway ${A.gw} resolved (${v === 4 ? 'proxy ARP' : 'the host side\'s link-local address'})`);
 
-  // Host -> workload: the workload's replies are conntrack's, not new flows to the host.
-  before = n.toHostDenied();
-  t.equal((await tcp(topo.node, WL_IP, 8080)).stdout.trim(), `hello-${WL_IP}`, 'node -> workload TCP: echoed back');
-  t.equal((await topo.node.exec(['ping', '-c', '2', '-W', '1', '-i', '0.2', WL_IP], { allowFail: true, timeoutMs: 10_000 })).code, 0,
-    'node -> workload ping: replies come back');
-  t.equal(n.toHostDenied(), before, 'no reply was counted as to_host_denied');
+    // Host -> workload: the workload's replies are conntrack's, not new flows to the host.
+    before = n.toHostDenied();
+    t.equal((await tcp(topo.node, A.wl, 8080)).stdout.trim(), `hello-${A.wl}`, 'node -> workload TCP: echoed back');
+    t.equal((await topo.node.exec(['ping', '-c', '2', '-W', '1', '-i', '0.2', A.wl], { allowFail: true, timeoutMs: 10_000 })).code, 0,
+      'node -> workload ping: replies come back');
+    t.equal(n.toHostDenied(), before, 'no reply was counted as to_host_denied');
+  });
 });
 
 for (const action of ['Accept', 'Return'] as const) {
   t.test(`${action}: the workload reaches its node`, async (t) => {
     const n = await node(`e2h${action.toLowerCase()}`, action);
     t.teardown(() => n.close());
-    t.equal((await tcp(n.w.ns, NODE_IP, 7000)).stdout.trim(), `hello-${NODE_IP}`, 'TCP to the uplink address');
-    t.equal((await udp(n.w, NODE_IP)).stdout.trim(), 'hello-udp', 'UDP to the uplink address');
-    t.equal((await ping(n.w, NODE_IP)).code, 0, 'ICMP to the uplink address');
-    t.equal((await tcp(n.w.ns, HOST_LO_IP, 7000)).stdout.trim(), `hello-${HOST_LO_IP}`, 'TCP to the address on lo');
+    for (const v of [4, 6] as const) {
+      const A = FAM[v];
+      t.equal((await tcp(n.w.ns, A.node, 7000)).stdout.trim(), `hello-${A.node}`, `IPv${v}: TCP to the uplink address`);
+      t.equal((await udp(n.w, A.node)).stdout.trim(), 'hello-udp', `IPv${v}: UDP to the uplink address`);
+      t.equal((await ping(n.w, A.node)).code, 0, `IPv${v}: ICMP to the uplink address`);
+      t.equal((await tcp(n.w.ns, A.lo, 7000)).stdout.trim(), `hello-${A.lo}`, `IPv${v}: TCP to the address on lo`);
+    }
     t.equal(n.toHostDenied(), 0n, 'nothing counted as to_host_denied');
   });
 }
