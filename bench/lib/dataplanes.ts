@@ -140,6 +140,12 @@ export class DataplaneSwitch {
 
   get compiled(): CompiledState | undefined { return this.state; }
 
+  /** Whether tortie's workload programs route themselves (host routing, the agent's default `auto`) or take the kernel path. */
+  get hostRouting(): string {
+    const h = this.wep?.hostRouting;
+    return h ? `${h.mode}: ${h.active ? 'active (bpf_redirect_peer between local workloads)' : `kernel path (${h.reason})`}` : 'not loaded';
+  }
+
   async use(next: DataplaneName): Promise<void> {
     if (next === this.active) return;
     if (this.active === 'tortie') await this.tortieOff();
