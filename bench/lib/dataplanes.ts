@@ -56,6 +56,8 @@ export class DataplaneSwitch {
   private nftScript = '';
   /** The family of what `program` wrote last (iptables or ip6tables rules). */
   private family: Family = 4;
+  /** ip6tables rules were loaded at least once (legacy backend: their tables then need flushing). */
+  private ip6Loaded = false;
   private state?: CompiledState;
   private readonly cache = new Map<string, { state: CompiledState; compileMs: number; filter: string; ipsets: string; raw: string; nft: string }>();
   flowEvents = 0;
@@ -185,6 +187,7 @@ export class DataplaneSwitch {
   private async iptablesOn(): Promise<void> {
     const node = this.t.node;
     await node.exec(['ipset', 'restore'], { input: this.ipsets, timeoutMs: 120_000 });
+    if (this.family === 6) this.ip6Loaded = true;
     await node.exec(this.restore(), { input: this.filterRules, timeoutMs: 120_000 });
     if (this.rawRules) await node.exec(this.restore(4), { input: this.rawRules, timeoutMs: 30_000 });
   }
@@ -193,7 +196,8 @@ export class DataplaneSwitch {
     const node = this.t.node;
     if (this.backend === 'nft') await node.exec(['nft', 'flush', 'ruleset'], { timeoutMs: 60_000 });
     else {
-      for (const bin of ['iptables-legacy', 'ip6tables-legacy']) {
+      // ip6tables' legacy tables only once IPv6 rules were loaded (flushing registers them).
+      for (const bin of this.ip6Loaded ? ['iptables-legacy', 'ip6tables-legacy'] : ['iptables-legacy']) {
         for (const table of ['filter', 'raw']) {
           await node.exec([bin, '-t', table, '-F'], { timeoutMs: 60_000 });
           await node.exec([bin, '-t', table, '-X'], { timeoutMs: 60_000 });
