@@ -3,12 +3,14 @@
  * namespace topology, plus control-plane figures from the real agent.
  *
  *   npm run bench                      whole suite (< 15 min on 2 cores)
- *   npm run bench -- --quick           every group at small scale, short runs (< 2 min)
+ *   npm run bench -- --quick           the suite's own IPv4 groups at small scale, short runs (< 2 min)
  *   npm run bench -- --only datapath,rules --repeats 5 --readme
  *
  * Groups: datapath (iperf3 TCP 1/4 streams, UDP packet rate, sockperf latency, wrk connection
- * rate), rules and members (policy scale sweeps on connection rate and latency), prefilter (XDP
- * drop vs iptables raw DROP), pktcost (per-packet program cost, bench/datapath-pktcost), control
+ * rate), datapath6 (the same over IPv6 between dual-stack workloads, each dataplane's IPv6 path:
+ * ip6tables, `table ip6`, tortie's IPv6 programs; latency by a python3 ping-pong, as this sockperf
+ * has no IPv6), rules and members (policy scale sweeps on connection rate and latency), prefilter (XDP
+ * drop vs iptables raw DROP), pktcost (per-packet program cost in both families, bench/datapath-pktcost), control
  * (compile, agent initial sync and RSS, apply-to-enforced, 1,000 endpoints), crossnode (IPIP vs
  * direct and SNAT vs none on a three-node cluster, bench/networking-bench).
  *
@@ -24,8 +26,8 @@ import { BenchTopology, FLOOD_SRC } from './lib/topology';
 import { DataplaneSwitch, type IptablesBackend } from './lib/dataplanes';
 import { addFigure, addSample, emptyRun, orderFor, type DataplaneName, type RunResult } from './lib/results';
 import { hostInfo, toolVersions } from './lib/host';
-import { iperfTcp, iperfUdp, sockperfPingPong, wrkConnRate, udpFlood, startServers, waitServers } from './lib/tools';
-import { SERVER, type PolicyScale } from './lib/scenarios';
+import { iperfTcp, iperfUdp, sockperfPingPong, udpPingPong, wrkConnRate, udpFlood, startServers, waitServers } from './lib/tools';
+import { SERVER, type Family, type PolicyScale } from './lib/scenarios';
 import { cdf } from './lib/stats';
 import { writeReport, updateDocs } from './lib/report';
 import { runControlPlane, type ControlSettings } from './lib/control-plane';
@@ -50,9 +52,13 @@ export interface Settings {
   from?: string;
 }
 
-const GROUPS = ['datapath', 'rules', 'members', 'prefilter', 'pktcost', 'control', 'crossnode'];
+export const GROUPS = ['datapath', 'datapath6', 'rules', 'members', 'prefilter', 'pktcost', 'control', 'crossnode'];
+/** Groups measured on the one-node topology (built when any of them runs). */
+const TOPOLOGY_GROUPS = ['datapath', 'datapath6', 'rules', 'members', 'prefilter'];
+/** Groups `--quick` runs only when named with --only. */
+const QUICK_SKIPS = ['crossnode', 'pktcost', 'datapath6'];
 
-function settingsFrom(argv: string[]): Settings {
+export function settingsFrom(argv: string[]): Settings {
   const cmd = new Command('bench')
     .option('--quick', 'small scale and short runs (< 2 min)')
     .option('--only <groups>', `comma-separated subset of ${GROUPS.join(',')}`)
@@ -65,8 +71,9 @@ function settingsFrom(argv: string[]): Settings {
   cmd.parse(argv, { from: 'user' });
   const o = cmd.opts<{ quick?: boolean; only?: string; repeats?: string; out: string; iptables: string; readme?: boolean; from?: string }>();
   const quick = o.quick === true;
-  // Quick mode leaves out the other engineers' benches (crossnode, pktcost) unless asked for.
-  const groups = new Set(o.only ? o.only.split(',').map((s) => s.trim()) : quick ? GROUPS.filter((g) => g !== 'crossnode' && g !== 'pktcost') : GROUPS);
+  // Quick mode leaves out the other engineers' benches (crossnode, pktcost) and the IPv6 same-node
+  // group (about 30 s more: quick would pass its 2 minutes) unless asked for (`--quick --only datapath6`).
+  const groups = new Set(o.only ? o.only.split(',').map((s) => s.trim()) : quick ? GROUPS.filter((g) => !QUICK_SKIPS.includes(g)) : GROUPS);
   for (const g of groups) if (!GROUPS.includes(g)) throw new Error(`--only: unknown group "${g}" (groups: ${GROUPS.join(', ')})`);
   const repeats = o.repeats === undefined ? 3 : Number(o.repeats);
   if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats must be a positive integer, got "${o.repeats}"`);
@@ -116,47 +123,61 @@ async function guarded(run: RunResult, what: string, fn: () => Promise<void>): P
   }
 }
 
-async function datapathGroup(run: RunResult, s: Settings, t: BenchTopology, sw: DataplaneSwitch): Promise<void> {
-  const G = 'Same-node pod to pod';
+/**
+ * The same-node figures: over IPv4 (group `datapath`), or over IPv6 (`datapath6`: figure ids with
+ * `-v6`, the client reaching the server's ULA address, every dataplane programmed with the
+ * scenario's IPv6 rendering; the ping-pong by python3 since sockperf 3.7 has no IPv6).
+ */
+async function datapathGroup(run: RunResult, s: Settings, t: BenchTopology, sw: DataplaneSwitch, family: Family = 4): Promise<void> {
+  const v6 = family === 6;
+  const G = v6 ? 'Same-node pod to pod (IPv6)' : 'Same-node pod to pod';
+  const id = (x: string) => (v6 ? `${x}-v6` : x);
+  const title = (x: string) => (v6 ? `${x} (IPv6)` : x);
+  const pp = v6 ? 'python3 UDP ping-pong latency' : 'sockperf UDP ping-pong latency';
   const f = {
-    tcp1: figure(run, { id: 'tcp-1', title: 'iperf3 TCP, 1 stream', unit: 'Gbit/s', better: 'higher', group: G, goal: 'tortie ≥ 0.95× bare' }),
-    tcp4: figure(run, { id: 'tcp-4', title: 'iperf3 TCP, 4 streams', unit: 'Gbit/s', better: 'higher', group: G }),
-    udp: figure(run, { id: 'udp-pps', title: 'iperf3 UDP packet rate (64 B)', unit: 'kpps', better: 'higher', group: G }),
-    p50: figure(run, { id: 'lat-p50', title: 'sockperf UDP ping-pong latency p50', unit: 'µs', better: 'lower', group: G }),
-    p99: figure(run, { id: 'lat-p99', title: 'sockperf UDP ping-pong latency p99', unit: 'µs', better: 'lower', group: G }),
-    conn: figure(run, { id: 'conn-rate', title: 'wrk → nginx, Connection: close', unit: 'conn/s', better: 'higher', group: G }),
+    tcp1: figure(run, { id: id('tcp-1'), title: title('iperf3 TCP, 1 stream'), unit: 'Gbit/s', better: 'higher', group: G, goal: 'tortie ≥ 0.95× bare' }),
+    tcp4: figure(run, { id: id('tcp-4'), title: title('iperf3 TCP, 4 streams'), unit: 'Gbit/s', better: 'higher', group: G }),
+    udp: figure(run, { id: id('udp-pps'), title: title('iperf3 UDP packet rate (64 B)'), unit: 'kpps', better: 'higher', group: G }),
+    p50: figure(run, { id: id('lat-p50'), title: title(`${pp} p50`), unit: 'µs', better: 'lower', group: G }),
+    p99: figure(run, { id: id('lat-p99'), title: title(`${pp} p99`), unit: 'µs', better: 'lower', group: G }),
+    conn: figure(run, { id: id('conn-rate'), title: title('wrk → nginx, Connection: close'), unit: 'conn/s', better: 'higher', group: G }),
   };
-  const timings = await sw.program(s.base);
-  run.notes.push({ text: `same-node figures run with the server behind one policy of ${s.base.rules} rules and a member set of ${s.base.members} (tortie: compile ${timings.compileMs.toFixed(0)} ms, map writes ${timings.reconcileMs.toFixed(0)} ms; iptables: ${timings.iptablesRules} rules; nftables: ${timings.nftablesRules} rules)` });
+  const serverIp = v6 ? t.server.ip6 : t.server.ip;
+  if (!serverIp) throw new Error('the topology was built without IPv6 addresses (BenchTopology.create with v6)');
+  if (v6) await waitServers(t.server.ns, serverIp);
+  const timings = await sw.program(s.base, { family });
+  run.notes.push({ ...(v6 ? { figure: f.tcp1.id } : {}), text: `same-node figures${v6 ? ' over IPv6' : ''} run with the server behind one policy of ${s.base.rules} rules and a member set of ${s.base.members}${v6 ? ' (IPv6 members; client and server dual stack)' : ''} (tortie: compile ${timings.compileMs.toFixed(0)} ms, map writes ${timings.reconcileMs.toFixed(0)} ms; ${v6 ? 'ip6tables' : 'iptables'}: ${timings.iptablesRules} rules; nftables${v6 ? ' (table ip6)' : ''}: ${timings.nftablesRules} rules)` });
+  if (v6) run.notes.push({ figure: f.p50.id, text: 'sockperf 3.7 has no IPv6: the IPv6 ping-pong is a python3 client and echo server (one 64-byte datagram in flight, half the round trip, as sockperf reports); python3\'s own per-message time is in every figure, so its latencies are higher than sockperf\'s and its ratios closer to 1' });
   const lat = new Map<DataplaneName, number[]>();
   await interleaved(sw, s, async (dp, rep) => {
-    log(`datapath: ${dp} repeat ${rep + 1}/${s.repeats}`);
+    log(`${v6 ? 'datapath6' : 'datapath'}: ${dp} repeat ${rep + 1}/${s.repeats}`);
     const c = t.client.ns;
     const w = s.workloads;
-    if (w.has('tcp-1')) await guarded(run, `${dp} iperf3 1 stream`, async () => {
-      const r = await iperfTcp(c, SERVER.ip, s.seconds.iperf, 1);
+    const what = (x: string) => `${dp} ${x}${v6 ? ' (IPv6)' : ''}`;
+    if (w.has('tcp-1')) await guarded(run, what('iperf3 1 stream'), async () => {
+      const r = await iperfTcp(c, serverIp, s.seconds.iperf, 1);
       sample(run, f.tcp1, dp, rep, r.bitsPerSecond / 1e9, undefined, { retransmits: r.retransmits });
     });
-    if (w.has('tcp-4')) await guarded(run, `${dp} iperf3 4 streams`, async () => {
-      const r = await iperfTcp(c, SERVER.ip, s.seconds.iperf, 4);
+    if (w.has('tcp-4')) await guarded(run, what('iperf3 4 streams'), async () => {
+      const r = await iperfTcp(c, serverIp, s.seconds.iperf, 4);
       sample(run, f.tcp4, dp, rep, r.bitsPerSecond / 1e9, undefined, { retransmits: r.retransmits });
     });
-    if (w.has('udp')) await guarded(run, `${dp} iperf3 UDP`, async () => {
-      const r = await iperfUdp(c, SERVER.ip, s.seconds.iperf);
+    if (w.has('udp')) await guarded(run, what('iperf3 UDP'), async () => {
+      const r = await iperfUdp(c, serverIp, s.seconds.iperf);
       sample(run, f.udp, dp, rep, r.packetsPerSecond / 1e3, undefined, { sent: r.sentPackets, lost: r.lostPackets });
     });
-    if (w.has('sockperf')) await guarded(run, `${dp} sockperf`, async () => {
-      const r = await sockperfPingPong(c, SERVER.ip, s.seconds.sockperf);
-      sample(run, f.p50, dp, rep, r.summary.p50, undefined, { p999: r.summary.p999, max: r.summary.max, n: r.summary.observations });
+    if (w.has('sockperf')) await guarded(run, what(v6 ? 'UDP ping-pong' : 'sockperf'), async () => {
+      const r = v6 ? await udpPingPong(c, serverIp, s.seconds.sockperf) : await sockperfPingPong(c, serverIp, s.seconds.sockperf);
+      sample(run, f.p50, dp, rep, r.summary.p50, undefined, { p999: r.summary.p999, max: r.summary.max, n: r.summary.observations, ...('lost' in r ? { lost: r.lost } : {}) });
       sample(run, f.p99, dp, rep, r.summary.p99);
       lat.set(dp, [...(lat.get(dp) ?? []), ...r.latencies]);
     });
-    if (w.has('wrk')) await guarded(run, `${dp} wrk`, async () => {
-      const r = await wrkConnRate(c, SERVER.ip, s.seconds.wrk);
+    if (w.has('wrk')) await guarded(run, what('wrk'), async () => {
+      const r = await wrkConnRate(c, serverIp, s.seconds.wrk);
       sample(run, f.conn, dp, rep, r.requestsPerSecond, undefined, { errors: r.errors, non2xx: r.non2xx, ...r.latency });
     });
   });
-  for (const [dp, xs] of lat) if (xs.length > 0) run.cdfs.push({ figure: 'lat-p50', dataplane: dp, points: cdf(xs, 150) });
+  for (const [dp, xs] of lat) if (xs.length > 0) run.cdfs.push({ figure: f.p50.id, dataplane: dp, points: cdf(xs, 150) });
 }
 
 async function sweepGroup(run: RunResult, s: Settings, t: BenchTopology, sw: DataplaneSwitch, kind: 'rules' | 'members'): Promise<void> {
@@ -309,14 +330,28 @@ export async function main(argv: string[]): Promise<number> {
     });
   }
   try {
-    const needTopo = ['datapath', 'rules', 'members', 'prefilter'].some((g) => s.groups.has(g));
+    const needTopo = TOPOLOGY_GROUPS.some((g) => s.groups.has(g));
     if (needTopo) {
-      log('building the topology');
-      topo = await BenchTopology.create('bench');
-      cleanups.push(await startServers(topo.server.ns, SERVER.ip));
-      await waitServers(topo.server.ns, SERVER.ip);
+      // Dual-stack workloads only when an IPv6 group runs (the IPv4 groups' topology stays as it
+      // was). If the IPv6 wiring fails, the IPv4 groups still run on an IPv4 topology; datapath6
+      // then fails on its own, noted.
+      let v6 = s.groups.has('datapath6');
+      log(`building the topology${v6 ? ' (dual-stack workloads)' : ''}`);
+      try {
+        topo = await BenchTopology.create('bench', { v6 });
+      } catch (e) {
+        if (!v6) throw e;
+        const msg = (e as Error).message.split('\n')[0]!.slice(0, 300);
+        log(`dual-stack topology failed (${msg}): building it IPv4 only`);
+        run.notes.push({ text: `group datapath6: the dual-stack topology could not be built (${msg})` });
+        v6 = false;
+        topo = await BenchTopology.create('bench');
+      }
+      cleanups.push(await startServers(topo.server.ns, v6 ? [SERVER.ip, SERVER.ip6] : [SERVER.ip]));
+      await waitServers(topo.server.ns, SERVER.ip); // the IPv6 listeners are awaited by datapath6
       sw = new DataplaneSwitch(topo, s.iptables);
       await sw.open();
+      run.notes.push({ text: `tortie's workload programs in this run: host routing ${sw.hostRouting}` });
       const t = topo;
       const d = sw;
       // A group that fails is noted; the node goes back to bare and the next group runs.
@@ -326,6 +361,7 @@ export async function main(argv: string[]): Promise<number> {
         await d.reset();
       };
       await group('datapath', () => datapathGroup(run, s, t, d));
+      await group('datapath6', () => datapathGroup(run, s, t, d, 6));
       await group('rules', () => sweepGroup(run, s, t, d, 'rules'));
       await group('members', () => sweepGroup(run, s, t, d, 'members'));
       await group('prefilter', () => prefilterGroup(run, s, t, d));

@@ -5,7 +5,8 @@
  *   - bench/networking-bench.ts: cross-node iperf3 with IPIP and VXLAN vs direct, wrk through BPF SNAT vs
  *     routed back, on the three-node namespace cluster — one sample per round, rounds interleave
  *     the configurations, so each IPIP/SNAT figure is paired with its direct/no-SNAT round;
- *   - bench/datapath-pktcost.ts: per-packet cost of the programs by BPF_PROG_TEST_RUN repeat;
+ *   - bench/datapath-pktcost.ts: per-packet cost of the programs by BPF_PROG_TEST_RUN repeat, IPv4
+ *     and IPv6 packets through the same tables;
  *   - bench/compile-bench.ts (run by control-plane.ts): its figures are parsed here.
  */
 import { spawn } from 'node:child_process';
@@ -64,18 +65,35 @@ export function parseNetworkingBench(out: string): { tp: NetworkingRound[]; conn
   return { tp, conn };
 }
 
+export interface PktCostPolicy {
+  rules: number; cells: number; newFlowDeny: number; newFlowAllow: number; established: number;
+  /** IPv6 packets through the same table, when printed. */
+  deny6?: number; established6?: number;
+  /** The established flow's reply through tortie_from_wep: host routing off / on (its fib lookup). */
+  reply?: { off: number; on: number }; reply6?: { off: number; on: number };
+}
+
 export interface PktCost {
   prefilterPass?: number;
   prefilterDrop?: number;
-  policy: { rules: number; cells: number; newFlowDeny: number; newFlowAllow: number; established: number }[];
+  policy: PktCostPolicy[];
 }
 
 export function parsePktCost(out: string): PktCost {
   const r: PktCost = { policy: [] };
   const pf = /prefilter \([^)]*\): pass (\d+) ns\/pkt, drop (\d+) ns\/pkt/.exec(out);
   if (pf) { r.prefilterPass = Number(pf[1]); r.prefilterDrop = Number(pf[2]); }
-  for (const m of out.matchAll(/workload tc, (\d+) rules \((\d+) cells in the table\): new flow denied (\d+) ns\/pkt, new flow allowed (\d+) ns\/pkt.*?, established (\d+) ns\/pkt/g)) {
-    r.policy.push({ rules: Number(m[1]), cells: Number(m[2]), newFlowDeny: Number(m[3]), newFlowAllow: Number(m[4]), established: Number(m[5]) });
+  // Each "workload tc, N rules" line may be followed by its indented IPv6 and reply lines.
+  const blocks = out.split(/\n(?=workload tc, )/);
+  for (const b of blocks) {
+    const m = /^workload tc, (\d+) rules \((\d+) cells in the table\): new flow denied (\d+) ns\/pkt, new flow allowed (\d+) ns\/pkt.*?, established (\d+) ns\/pkt/m.exec(b);
+    if (!m) continue;
+    const p: PktCostPolicy = { rules: Number(m[1]), cells: Number(m[2]), newFlowDeny: Number(m[3]), newFlowAllow: Number(m[4]), established: Number(m[5]) };
+    const v6 = /^\s+IPv6, same table: new flow denied (\d+) ns\/pkt.*?, established (\d+) ns\/pkt/m.exec(b);
+    if (v6) { p.deny6 = Number(v6[1]); p.established6 = Number(v6[2]); }
+    const rp = /^\s+established, the source's side \(tortie_from_wep\): IPv4 (\d+) ns\/pkt, with host routing's fib lookup (\d+); IPv6 (\d+), with host routing's fib lookup (\d+)/m.exec(b);
+    if (rp) { p.reply = { off: Number(rp[1]), on: Number(rp[2]) }; p.reply6 = { off: Number(rp[3]), on: Number(rp[4]) }; }
+    r.policy.push(p);
   }
   if (r.prefilterDrop === undefined && r.policy.length === 0) throw new ChildBenchError(`datapath-pktcost: no figures in its output: ${out.slice(0, 300)}`);
   return r;
@@ -119,9 +137,20 @@ export async function packetCost(run: RunResult, root: string, repeat: number, r
     if (r.prefilterDrop !== undefined) addSample(run, f('pkt-prefilter-drop', 'XDP prefilter, dropped packet (10,000 deny-listed CIDRs)'), 'tortie', i, r.prefilterDrop);
     if (r.prefilterPass !== undefined) addSample(run, f('pkt-prefilter-pass', 'XDP prefilter, passed packet (10,000 deny-listed CIDRs)'), 'tortie', i, r.prefilterPass);
     for (const p of r.policy) {
-      addSample(run, f(`pkt-new-deny-${p.rules}`, `tc policy path, new flow denied, ${p.rules.toLocaleString('en-US')} rules`), 'tortie', i, p.newFlowDeny, undefined, { cells: p.cells });
-      addSample(run, f(`pkt-new-allow-${p.rules}`, `tc policy path, new flow allowed (+ conntrack create), ${p.rules.toLocaleString('en-US')} rules`), 'tortie', i, p.newFlowAllow);
-      addSample(run, f(`pkt-established-${p.rules}`, `tc established flow (conntrack hit), ${p.rules.toLocaleString('en-US')} rules`), 'tortie', i, p.established);
+      const n = p.rules.toLocaleString('en-US');
+      addSample(run, f(`pkt-new-deny-${p.rules}`, `tc policy path, new flow denied, ${n} rules`), 'tortie', i, p.newFlowDeny, undefined, { cells: p.cells });
+      addSample(run, f(`pkt-new-allow-${p.rules}`, `tc policy path, new flow allowed (+ conntrack create), ${n} rules`), 'tortie', i, p.newFlowAllow);
+      addSample(run, f(`pkt-established-${p.rules}`, `tc established flow (conntrack hit), ${n} rules`), 'tortie', i, p.established);
+      if (p.deny6 !== undefined) addSample(run, f(`pkt-new-deny-v6-${p.rules}`, `tc policy path, new flow denied, IPv6, ${n} rules (same table)`), 'tortie', i, p.deny6, undefined, { ipv4: p.newFlowDeny });
+      if (p.established6 !== undefined) addSample(run, f(`pkt-established-v6-${p.rules}`, `tc established flow (conntrack hit), IPv6, ${n} rules`), 'tortie', i, p.established6, undefined, { ipv4: p.established });
+      if (p.reply) {
+        addSample(run, f(`pkt-reply-${p.rules}`, `tc established reply at the source (tortie_from_wep), ${n} rules`), 'tortie', i, p.reply.off);
+        addSample(run, f(`pkt-reply-hr-${p.rules}`, `tc established reply at the source with host routing's fib lookup, ${n} rules`), 'tortie', i, p.reply.on);
+      }
+      if (p.reply6) {
+        addSample(run, f(`pkt-reply-v6-${p.rules}`, `tc established reply at the source (tortie_from_wep), IPv6, ${n} rules`), 'tortie', i, p.reply6.off);
+        addSample(run, f(`pkt-reply-hr-v6-${p.rules}`, `tc established reply at the source with host routing's fib lookup, IPv6, ${n} rules`), 'tortie', i, p.reply6.on);
+      }
     }
   }
 }

@@ -18,7 +18,9 @@
  *   and flushes the ruleset the same way.
  * - `program(scale)` compiles (once per scale, then cached) and writes the policy for the next
  *   measurements on tortie (a full reconcile of the maps), iptables and nftables (kept as
- *   restore text / an nft script, loaded when that dataplane becomes active).
+ *   restore text / an nft script, loaded when that dataplane becomes active). With `family: 6`
+ *   the scenario's IPv6 rendering: dual-stack client and server, IPv6 members; iptables is then
+ *   ip6tables (an inet6 ipset), nftables a `table ip6 calico`.
  * - `close()` detaches everything it attached, flushes rules, closes handles and removes its pin
  *   root. It is safe to call twice and after a failure half way.
  */
@@ -33,7 +35,7 @@ import { Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { tcAttach, tcDestroyHook, xdpAttach, xdpDetach } from '../../src/dataplane/native';
 import type { DataplaneName } from './results';
 import type { BenchTopology } from './topology';
-import { BENCH_NODE, calicoResources, iptablesRestore, ipsetRestore, iptablesRawDrop, NFT_TABLE, nftablesRuleset, prefilterPolicy, type PolicyScale } from './scenarios';
+import { BENCH_NODE, calicoResources, iptablesRestore, ipsetRestore, iptablesRawDrop, NFT_TABLE, nftablesRuleset, prefilterPolicy, type Family, type PolicyScale } from './scenarios';
 
 export type IptablesBackend = 'nft' | 'legacy';
 
@@ -52,6 +54,10 @@ export class DataplaneSwitch {
   private rawRules = '';
   private ipsets = '';
   private nftScript = '';
+  /** The family of what `program` wrote last (iptables or ip6tables rules). */
+  private family: Family = 4;
+  /** ip6tables rules were loaded at least once (legacy backend: their tables then need flushing). */
+  private ip6Loaded = false;
   private state?: CompiledState;
   private readonly cache = new Map<string, { state: CompiledState; compileMs: number; filter: string; ipsets: string; raw: string; nft: string }>();
   flowEvents = 0;
@@ -76,21 +82,23 @@ export class DataplaneSwitch {
     await this.use('bare');
   }
 
-  /** iptables-restore of the chosen backend, replacing only the tables in its input. */
-  private restore(): string[] {
-    return [this.backend === 'nft' ? 'iptables-nft-restore' : 'iptables-legacy-restore', '--noflush'];
+  /** iptables-restore (ip6tables-restore for IPv6 rules) of the chosen backend, replacing only the tables in its input. */
+  private restore(family: Family = this.family): string[] {
+    return [`${family === 6 ? 'ip6tables' : 'iptables'}-${this.backend === 'nft' ? 'nft' : 'legacy'}-restore`, '--noflush'];
   }
 
   /**
    * Compiles `resources` (default: the scenario at `scale`) with a fresh CalcGraph, writes the
    * result into tortie's maps, and prepares the iptables equivalent for the next activation.
    */
-  async program(scale: PolicyScale, opts: { prefilter?: boolean } = {}): Promise<ProgramTimings> {
+  async program(scale: PolicyScale, opts: { prefilter?: boolean; family?: Family } = {}): Promise<ProgramTimings> {
     if (!this.dp) throw new Error('dataplane switch not open');
-    const key = JSON.stringify([scale.rules, scale.members, opts.prefilter === true]);
+    const family = opts.family ?? 4;
+    if (family === 6 && opts.prefilter) throw new Error('the prefilter scenario is IPv4 only');
+    const key = JSON.stringify([scale.rules, scale.members, opts.prefilter === true, family]);
     let c = this.cache.get(key);
     if (!c) {
-      const resources: Resource[] = calicoResources(scale);
+      const resources: Resource[] = calicoResources(scale, family);
       if (opts.prefilter) resources.push(prefilterPolicy());
       const t0 = performance.now();
       const g = new CalcGraph({ nodeName: BENCH_NODE });
@@ -99,8 +107,8 @@ export class DataplaneSwitch {
       const state = g.snapshot();
       c = {
         state, compileMs: performance.now() - t0,
-        filter: iptablesRestore(scale), ipsets: ipsetRestore(scale), raw: opts.prefilter ? iptablesRawDrop('eth0') : '',
-        nft: nftablesRuleset(scale, opts.prefilter ? { prefilterUplink: 'eth0' } : {}),
+        filter: iptablesRestore(scale, family), ipsets: ipsetRestore(scale, family), raw: opts.prefilter ? iptablesRawDrop('eth0') : '',
+        nft: nftablesRuleset(scale, opts.prefilter ? { prefilterUplink: 'eth0' } : { family }),
       };
       this.cache.set(key, c);
     }
@@ -108,11 +116,16 @@ export class DataplaneSwitch {
     await this.dp.reconcile(c.state);
     const t2 = performance.now();
     this.state = c.state;
+    // iptables switches off with the rules of the family it switched on with.
+    if (this.active === 'iptables') await this.iptablesOff();
+    // The nftables script replaces its own family's table only.
+    if (this.active === 'nftables' && this.family !== family) await this.nftablesOff();
+    this.family = family;
     this.filterRules = c.filter;
     this.ipsets = c.ipsets;
     this.rawRules = c.raw;
     this.nftScript = c.nft;
-    if (this.active === 'iptables') { await this.iptablesOff(); await this.iptablesOn(); }
+    if (this.active === 'iptables') await this.iptablesOn();
     if (this.active === 'nftables') await this.nftablesOn(); // the script replaces its own table
     return {
       compileMs: c.compileMs, reconcileMs: t2 - t1,
@@ -128,6 +141,12 @@ export class DataplaneSwitch {
   }
 
   get compiled(): CompiledState | undefined { return this.state; }
+
+  /** Whether tortie's workload programs route themselves (host routing, the agent's default `auto`) or take the kernel path. */
+  get hostRouting(): string {
+    const h = this.wep?.hostRouting;
+    return h ? `${h.mode}: ${h.active ? 'active (bpf_redirect_peer between local workloads)' : `kernel path (${h.reason})`}` : 'not loaded';
+  }
 
   async use(next: DataplaneName): Promise<void> {
     if (next === this.active) return;
@@ -168,17 +187,21 @@ export class DataplaneSwitch {
   private async iptablesOn(): Promise<void> {
     const node = this.t.node;
     await node.exec(['ipset', 'restore'], { input: this.ipsets, timeoutMs: 120_000 });
+    if (this.family === 6) this.ip6Loaded = true;
     await node.exec(this.restore(), { input: this.filterRules, timeoutMs: 120_000 });
-    if (this.rawRules) await node.exec(this.restore(), { input: this.rawRules, timeoutMs: 30_000 });
+    if (this.rawRules) await node.exec(this.restore(4), { input: this.rawRules, timeoutMs: 30_000 });
   }
 
   private async iptablesOff(): Promise<void> {
     const node = this.t.node;
     if (this.backend === 'nft') await node.exec(['nft', 'flush', 'ruleset'], { timeoutMs: 60_000 });
     else {
-      for (const table of ['filter', 'raw']) {
-        await node.exec(['iptables-legacy', '-t', table, '-F'], { timeoutMs: 60_000 });
-        await node.exec(['iptables-legacy', '-t', table, '-X'], { timeoutMs: 60_000 });
+      // ip6tables' legacy tables only once IPv6 rules were loaded (flushing registers them).
+      for (const bin of this.ip6Loaded ? ['iptables-legacy', 'ip6tables-legacy'] : ['iptables-legacy']) {
+        for (const table of ['filter', 'raw']) {
+          await node.exec([bin, '-t', table, '-F'], { timeoutMs: 60_000 });
+          await node.exec([bin, '-t', table, '-X'], { timeoutMs: 60_000 });
+        }
       }
     }
     await node.exec(['ipset', 'destroy'], { timeoutMs: 60_000, allowFail: true });

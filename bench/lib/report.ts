@@ -37,10 +37,13 @@ export function renderCharts(run: RunResult): Chart[] {
     const title = `${sum.def.title} (median, min–max of ${run.meta.settings.repeats ?? '?'})`;
     charts.push({ file, title, svg: lineChart(series, { title, xLabel, yLabel: sum.def.unit, xLog: true }) });
   }
-  const lat = run.cdfs.filter((c) => c.figure === 'lat-p50');
-  if (lat.length > 0) {
-    const title = 'sockperf UDP ping-pong latency CDF (all repeats)';
-    charts.push({ file: 'latency-cdf.svg', title, svg: cdfChart(lat.map((c) => ({ name: c.dataplane, points: c.points })), { title, xLabel: 'latency, µs (log)', xLog: true }) });
+  for (const [id, file, title] of [
+    ['lat-p50', 'latency-cdf.svg', 'sockperf UDP ping-pong latency CDF (all repeats)'],
+    ['lat-p50-v6', 'latency-cdf-v6.svg', 'IPv6 UDP ping-pong latency CDF (python3 client and echo server, all repeats)'],
+  ] as const) {
+    const lat = run.cdfs.filter((c) => c.figure === id);
+    if (lat.length === 0) continue;
+    charts.push({ file, title, svg: cdfChart(lat.map((c) => ({ name: c.dataplane, points: c.points })), { title, xLabel: 'latency, µs (log)', xLog: true }) });
   }
   return charts;
 }

@@ -186,11 +186,12 @@ export function headlines(run: RunResult): string[] {
     const vsBare = present.map((d) => `${d} ${r2(s.cells.get(last)?.get(d)?.ratio?.median)}`);
     out.push(`New connections/s with ${(last ?? 0).toLocaleString('en-US')} ${s.def.param} vs ${(first ?? 0).toLocaleString('en-US')}: ${parts.join(', ')} (bare at ${(last ?? 0).toLocaleString('en-US')}: ${vsBare.join(', ')})`);
   }
-  for (const [id, what] of [['tcp-1', 'iperf3 TCP 1 stream'], ['tcp-4', 'iperf3 TCP 4 streams'], ['conn-rate', 'new connections/s'], ['lat-p50', 'UDP latency p50']] as const) {
+  for (const [id, what] of [['tcp-1', 'iperf3 TCP 1 stream'], ['tcp-4', 'iperf3 TCP 4 streams'], ['conn-rate', 'new connections/s'], ['lat-p50', 'UDP latency p50'],
+    ['tcp-1-v6', 'iperf3 TCP 1 stream over IPv6'], ['conn-rate-v6', 'new connections/s over IPv6']] as const) {
     const row = sums.get(id)?.cells.get(undefined);
     if (!row) continue;
     const present = (['tortie', 'iptables', 'nftables'] as const).filter((d) => row.has(d));
-    out.push(`${what}, as a ratio to bare: ${present.map((d) => `${d} ${r2(row.get(d)?.ratio?.median)}`).join(', ')}`);
+    out.push(`${what}, as a ratio to bare${id.endsWith('-v6') ? ' IPv6' : ''}: ${present.map((d) => `${d} ${r2(row.get(d)?.ratio?.median)}`).join(', ')}`);
   }
   for (const [id, what] of [['ipip-tcp', 'Cross-node iperf3 with IPIP vs direct'], ['snat-conn-rate', 'Connections/s through SNAT vs none']] as const) {
     const r = sums.get(id)?.cells.get(undefined)?.get('tortie')?.ratio;

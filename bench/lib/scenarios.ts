@@ -18,8 +18,14 @@
  * mark and is followed by a RETURN on the mark), profile chains when no policy applies, drop
  * when nothing accepted. Selector memberships are `hash:ip` ipsets (`cali40s:…`).
  *
+ * Every rendering takes an address family (default 4). With 6 the same shape is rendered for the
+ * IPv6 figures: the client and server are dual stack (their ULA addresses next to the IPv4 ones,
+ * as the CNI plugin wires them), the remote members have ULA addresses in fd00:18::/32 (never
+ * configured on any interface, never sent to), the ipset is Felix's `cali60s:…` of family inet6
+ * for ip6tables-restore, the nftables table is `table ip6 calico` with an `ipv6_addr` set.
+ *
  * nftables rendering follows the shape of Felix's nftables dataplane (Calico 3.31): one `calico`
- * table per address family (the benchmark is IPv4: `table ip calico`), chains named after the
+ * table per address family (`table ip calico`, `table ip6 calico`), chains named after the
  * iptables table they stand for (`filter-…`, `raw-…`), a base chain on the forward hook, the
  * from/to-workload dispatch as `iifname`/`oifname` verdict maps onto per-endpoint chains, the
  * same endpoint and policy chains in the same order with the same mark bits (Felix renders both
@@ -32,14 +38,17 @@ import { u32ToIpv4 } from '../../src/primitives';
 
 export const BENCH_NODE = 'bench-node';
 export const BENCH_NS = 'bench';
-export const CLIENT = { name: 'client', ip: '192.168.255.1', hostIf: 'calibenchcli' } as const;
-export const SERVER = { name: 'server', ip: '192.168.255.2', hostIf: 'calibenchsrv' } as const;
+export const CLIENT = { name: 'client', ip: '192.168.255.1', ip6: 'fd00:255::1', hostIf: 'calibenchcli' } as const;
+export const SERVER = { name: 'server', ip: '192.168.255.2', ip6: 'fd00:255::2', hostIf: 'calibenchsrv' } as const;
 export const FILLER_PORT_BASE = 20000;
 export const MEMBER_SET = 'cali40s:bench-member';
+/** The member set of the IPv6 rendering (Felix names its IPv6 sets cali60s:…). */
+export const MEMBER_SET6 = 'cali60s:bench-member';
 const V3 = 'projectcalico.org/v3' as const;
 const ACCEPT_MARK = '0x10000/0x10000';
 
 export interface PolicyScale { rules: number; members: number }
+export type Family = 4 | 6;
 
 export class ScenarioError extends Error {
   readonly code = 'ERR_BENCH_SCENARIO';
@@ -65,8 +74,21 @@ export function memberAddress(k: number): string {
   return u32ToIpv4((MEMBER_SPACE_START + ((k * MEMBER_STEP) % MEMBER_SPACE)) >>> 0);
 }
 
-const wep = (pod: string, node: string, ip: string, labels: Record<string, string>, iface: string): WorkloadEndpoint =>
-  k8sWep({ node, pod, ip, iface, namespace: BENCH_NS, labels, profiles: [`kns.${BENCH_NS}`] });
+/** IPv6 address of remote member k: the same permutation, in fd00:18::/32 (ULA). */
+export function memberAddress6(k: number): string {
+  const n = (k * MEMBER_STEP) % MEMBER_SPACE;
+  return `fd00:18::${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
+}
+
+const memberOf = (f: Family) => (f === 6 ? memberAddress6 : memberAddress);
+const clientIp = (f: Family) => (f === 6 ? CLIENT.ip6 : CLIENT.ip);
+
+/** `ip6` alone: an IPv6-only endpoint; `ip` and `ip6`: dual stack. */
+function wep(pod: string, node: string, ip: string | undefined, labels: Record<string, string>, iface: string, ip6?: string): WorkloadEndpoint {
+  const w = k8sWep({ node, pod, ip: ip ?? ip6!, iface, namespace: BENCH_NS, labels, profiles: [`kns.${BENCH_NS}`] });
+  w.spec.ipNetworks = [...(ip ? [`${ip}/32`] : []), ...(ip6 ? [`${ip6}/128`] : [])];
+  return w;
+}
 
 export function serverPolicy(s: PolicyScale, version = 0): GlobalNetworkPolicy {
   const member = { selector: "role == 'member'" };
@@ -82,25 +104,33 @@ export function serverPolicy(s: PolicyScale, version = 0): GlobalNetworkPolicy {
   };
 }
 
-/** Everything tortie's compiler needs for one scale point (node, namespace, profile, endpoints, policy). */
-export function calicoResources(s: PolicyScale): Resource[] {
+/**
+ * Everything tortie's compiler needs for one scale point (node, namespace, profile, endpoints,
+ * policy). Family 6: client and server dual stack, the remote members IPv6 only.
+ */
+export function calicoResources(s: PolicyScale, family: Family = 4): Resource[] {
   checkScale(s);
   const out: Resource[] = [];
   out.push({ apiVersion: V3, kind: 'Node', metadata: { name: BENCH_NODE, labels: { 'bench/node': 'true' } }, spec: { bgp: { ipv4Address: '198.18.0.10/24' } } } as Node);
   out.push({ apiVersion: V3, kind: 'Namespace', metadata: { name: BENCH_NS, labels: {} } } as Namespace);
   out.push({ apiVersion: V3, kind: 'Profile', metadata: { name: `kns.${BENCH_NS}` }, spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } } as Profile);
-  out.push(wep(CLIENT.name, BENCH_NODE, CLIENT.ip, { app: 'client', role: 'member' }, CLIENT.hostIf));
-  out.push(wep(SERVER.name, BENCH_NODE, SERVER.ip, { app: 'server' }, SERVER.hostIf));
-  for (let k = 0; k < s.members - 1; k++) out.push(wep(`member-${k}`, 'bench-remote', memberAddress(k), { app: 'remote', role: 'member' }, `calim${k}`));
+  const v6 = family === 6;
+  out.push(wep(CLIENT.name, BENCH_NODE, CLIENT.ip, { app: 'client', role: 'member' }, CLIENT.hostIf, v6 ? CLIENT.ip6 : undefined));
+  out.push(wep(SERVER.name, BENCH_NODE, SERVER.ip, { app: 'server' }, SERVER.hostIf, v6 ? SERVER.ip6 : undefined));
+  for (let k = 0; k < s.members - 1; k++) {
+    out.push(wep(`member-${k}`, 'bench-remote', v6 ? undefined : memberAddress(k), { app: 'remote', role: 'member' }, `calim${k}`, v6 ? memberAddress6(k) : undefined));
+  }
   out.push(serverPolicy(s));
   return out;
 }
 
-/** `ipset restore` input: the member set (client + remote members). */
-export function ipsetRestore(s: PolicyScale): string {
+/** `ipset restore` input: the member set (client + remote members) of `family`. */
+export function ipsetRestore(s: PolicyScale, family: Family = 4): string {
   checkScale(s);
-  const lines = [`create ${MEMBER_SET} hash:ip family inet hashsize 1024 maxelem ${Math.max(1_048_576, s.members * 2)}`, `add ${MEMBER_SET} ${CLIENT.ip}`];
-  for (let k = 0; k < s.members - 1; k++) lines.push(`add ${MEMBER_SET} ${memberAddress(k)}`);
+  const set = family === 6 ? MEMBER_SET6 : MEMBER_SET;
+  const member = memberOf(family);
+  const lines = [`create ${set} hash:ip family ${family === 6 ? 'inet6' : 'inet'} hashsize 1024 maxelem ${Math.max(1_048_576, s.members * 2)}`, `add ${set} ${clientIp(family)}`];
+  for (let k = 0; k < s.members - 1; k++) lines.push(`add ${set} ${member(k)}`);
   return lines.join('\n') + '\n';
 }
 
@@ -125,9 +155,10 @@ function endpointChains(suffix: string, fromWl: boolean, policies: string[], pro
 
 /**
  * `iptables-restore` input for the filter table: what Felix programs for the same resources
- * (the client's egress falls to its profile, the server's ingress to the policy).
+ * (the client's egress falls to its profile, the server's ingress to the policy). Family 6: the
+ * `ip6tables-restore` input, identical but for the set it matches.
  */
-export function iptablesRestore(s: PolicyScale): string {
+export function iptablesRestore(s: PolicyScale, family: Family = 4): string {
   checkScale(s);
   const pol = 'cali-pi-bench-server-ingr';
   const pro = `cali-pro-kns.${BENCH_NS}`;
@@ -147,7 +178,7 @@ export function iptablesRestore(s: PolicyScale): string {
   L.push(...endpointChains('benchsrv', false, [pol], []));
   L.push(`-A ${pro} -j MARK --set-xmark ${ACCEPT_MARK}`, `-A ${pro} -m mark --mark ${ACCEPT_MARK} -j RETURN`);
   L.push(`-A ${pri} -j MARK --set-xmark ${ACCEPT_MARK}`, `-A ${pri} -m mark --mark ${ACCEPT_MARK} -j RETURN`);
-  const set = `-m set --match-set ${MEMBER_SET} src`;
+  const set = `-m set --match-set ${family === 6 ? MEMBER_SET6 : MEMBER_SET} src`;
   for (let i = 0; i < s.rules - 1; i++) {
     L.push(`-A ${pol} -p tcp ${set} -m multiport --destination-ports ${FILLER_PORT_BASE + i} -j MARK --set-xmark ${ACCEPT_MARK}`);
     L.push(`-A ${pol} -m mark --mark ${ACCEPT_MARK} -j RETURN`);
@@ -170,21 +201,21 @@ export const NFT_MEMBER_SET = 'cali40s-bench-member';
 const NFT_ACCEPT = '0x00010000';
 const NFT_PASS = '0x00020000';
 
-function nftEndpointChain(ch: string, policies: string[], profiles: string[]): string[] {
+function nftEndpointChain(T: string, ch: string, policies: string[], profiles: string[]): string[] {
   const accepted = `meta mark & ${NFT_ACCEPT} == ${NFT_ACCEPT}`;
   const r = [
-    `add rule ip ${NFT_TABLE} ${ch} ct state established,related counter accept`,
-    `add rule ip ${NFT_TABLE} ${ch} ct state invalid counter drop`,
-    `add rule ip ${NFT_TABLE} ${ch} counter meta mark set meta mark & 0xfffeffff`,
+    `add rule ${T} ${ch} ct state established,related counter accept`,
+    `add rule ${T} ${ch} ct state invalid counter drop`,
+    `add rule ${T} ${ch} counter meta mark set meta mark & 0xfffeffff`,
   ];
   if (policies.length > 0) {
     for (const p of policies) {
-      r.push(`add rule ip ${NFT_TABLE} ${ch} meta mark & ${NFT_PASS} == 0x00000000 counter jump ${p}`, `add rule ip ${NFT_TABLE} ${ch} ${accepted} counter return`);
+      r.push(`add rule ${T} ${ch} meta mark & ${NFT_PASS} == 0x00000000 counter jump ${p}`, `add rule ${T} ${ch} ${accepted} counter return`);
     }
-    r.push(`add rule ip ${NFT_TABLE} ${ch} meta mark & ${NFT_PASS} == 0x00000000 counter drop`);
+    r.push(`add rule ${T} ${ch} meta mark & ${NFT_PASS} == 0x00000000 counter drop`);
   } else {
-    for (const p of profiles) r.push(`add rule ip ${NFT_TABLE} ${ch} counter jump ${p}`, `add rule ip ${NFT_TABLE} ${ch} ${accepted} counter return`);
-    r.push(`add rule ip ${NFT_TABLE} ${ch} counter drop`);
+    for (const p of profiles) r.push(`add rule ${T} ${ch} counter jump ${p}`, `add rule ${T} ${ch} ${accepted} counter return`);
+    r.push(`add rule ${T} ${ch} counter drop`);
   }
   return r;
 }
@@ -193,11 +224,14 @@ function nftEndpointChain(ch: string, policies: string[], profiles: string[]): s
  * `nft -f` input: the whole `calico` table for the scenario, replacing any earlier one (the
  * table is created, then deleted and created again, so a reload is atomic and leaves nothing of
  * the previous scale). `prefilterUplink`: also the doNotTrack deny of `prefilterPolicy` as a
- * raw-priority drop on that interface.
+ * raw-priority drop on that interface (IPv4 only). `family` 6: `table ip6 calico` for the IPv6
+ * rendering of the scenario.
  */
-export function nftablesRuleset(s: PolicyScale, opts: { prefilterUplink?: string } = {}): string {
+export function nftablesRuleset(s: PolicyScale, opts: { prefilterUplink?: string; family?: Family } = {}): string {
   checkScale(s);
-  const T = `ip ${NFT_TABLE}`;
+  const family = opts.family ?? 4;
+  if (family === 6 && opts.prefilterUplink) throw new ScenarioError('the prefilter scenario is IPv4 only');
+  const T = `${nftFamily(family)} ${NFT_TABLE}`;
   const pol = 'filter-cali-pi-bench-server-ingr';
   const pro = `filter-cali-pro-kns.${BENCH_NS}`;
   const pri = `filter-cali-pri-kns.${BENCH_NS}`;
@@ -206,8 +240,9 @@ export function nftablesRuleset(s: PolicyScale, opts: { prefilterUplink?: string
   const accepted = `meta mark & ${NFT_ACCEPT} == ${NFT_ACCEPT}`;
   const setAccept = `meta mark set meta mark | ${NFT_ACCEPT}`;
   const L: string[] = [`add table ${T}`, `delete table ${T}`, `add table ${T}`];
-  L.push(`add set ${T} ${NFT_MEMBER_SET} { type ipv4_addr; }`);
-  const members = [CLIENT.ip, ...Array.from({ length: s.members - 1 }, (_, k) => memberAddress(k))];
+  L.push(`add set ${T} ${NFT_MEMBER_SET} { type ${family === 6 ? 'ipv6_addr' : 'ipv4_addr'}; }`);
+  const member = memberOf(family);
+  const members = [clientIp(family), ...Array.from({ length: s.members - 1 }, (_, k) => member(k))];
   for (let i = 0; i < members.length; i += 5000) L.push(`add element ${T} ${NFT_MEMBER_SET} { ${members.slice(i, i + 5000).join(', ')} }`);
   const chains = ['filter-cali-FORWARD', 'filter-cali-from-wl-dispatch', 'filter-cali-to-wl-dispatch', fw('benchcli'), tw('benchcli'), fw('benchsrv'), tw('benchsrv'), pol, pro, pri];
   for (const c of chains) L.push(`add chain ${T} ${c}`);
@@ -223,12 +258,12 @@ export function nftablesRuleset(s: PolicyScale, opts: { prefilterUplink?: string
   // An interface named cali* with no endpoint is dropped, as in Felix.
   L.push(`add rule ${T} filter-cali-from-wl-dispatch iifname vmap @filter-cali-from-wl-dispatch`, `add rule ${T} filter-cali-from-wl-dispatch counter drop`);
   L.push(`add rule ${T} filter-cali-to-wl-dispatch oifname vmap @filter-cali-to-wl-dispatch`, `add rule ${T} filter-cali-to-wl-dispatch counter drop`);
-  L.push(...nftEndpointChain(fw('benchcli'), [], [pro]));
-  L.push(...nftEndpointChain(tw('benchcli'), [], [pri]));
-  L.push(...nftEndpointChain(fw('benchsrv'), [], [pro]));
-  L.push(...nftEndpointChain(tw('benchsrv'), [pol], []));
+  L.push(...nftEndpointChain(T, fw('benchcli'), [], [pro]));
+  L.push(...nftEndpointChain(T, tw('benchcli'), [], [pri]));
+  L.push(...nftEndpointChain(T, fw('benchsrv'), [], [pro]));
+  L.push(...nftEndpointChain(T, tw('benchsrv'), [pol], []));
   for (const p of [pro, pri]) L.push(`add rule ${T} ${p} counter ${setAccept}`, `add rule ${T} ${p} ${accepted} counter return`);
-  const src = `ip saddr @${NFT_MEMBER_SET}`;
+  const src = `${family === 6 ? 'ip6' : 'ip'} saddr @${NFT_MEMBER_SET}`;
   for (let i = 0; i < s.rules - 1; i++) {
     L.push(`add rule ${T} ${pol} ${src} tcp dport ${FILLER_PORT_BASE + i} counter ${setAccept}`);
     L.push(`add rule ${T} ${pol} ${accepted} counter return`);
@@ -242,8 +277,13 @@ export function nftablesRuleset(s: PolicyScale, opts: { prefilterUplink?: string
 }
 
 /** Number of rules `nftablesRuleset` programs (reported next to the figures). */
-export function nftablesRuleCount(s: PolicyScale): number {
-  return nftablesRuleset(s).split('\n').filter((l) => l.startsWith('add rule ')).length;
+export function nftablesRuleCount(s: PolicyScale, family: Family = 4): number {
+  return nftablesRuleset(s, { family }).split('\n').filter((l) => l.startsWith('add rule ')).length;
+}
+
+/** The nftables family keyword of the table for `family`. */
+export function nftFamily(family: Family): 'ip' | 'ip6' {
+  return family === 6 ? 'ip6' : 'ip';
 }
 
 // ------------------------------------------------------------------ prefilter

@@ -200,6 +200,60 @@ export async function udpFlood(client: Netns, ip: string, port: number, seconds:
   return n;
 }
 
+// sockperf 3.7 (Debian 12's) takes IPv4 addresses only, so the IPv6 ping-pong is a python3
+// client and echo server doing what sockperf's ping-pong does: one 64-byte datagram in flight,
+// the next sent when the echo arrives, half of each round trip taken as the latency (as sockperf
+// reports it), the first 0.2 s left out as warm-up. python3's own time per message (a few µs per
+// side) is inside each figure, so these latencies are higher than sockperf's and a ratio between
+// two dataplanes is diluted towards 1: compare them with each other, not with the IPv4 figures.
+const PINGPONG_CLIENT = `import socket,sys,time
+ip,port,secs,size=sys.argv[1],int(sys.argv[2]),float(sys.argv[3]),int(sys.argv[4])
+s=socket.socket(socket.AF_INET6 if ':' in ip else socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(1.0);s.connect((ip,port))
+b=b'x'*size;pc=time.perf_counter_ns;mono=time.monotonic;out=[];lost=0;warm=mono()+0.2;end=warm+secs
+while True:
+  now=mono()
+  if now>=end: break
+  keep=now>=warm
+  for i in range(64):
+    t0=pc();s.send(b)
+    try: s.recv(2048)
+    except socket.timeout: lost+=1; continue
+    if keep: out.append(pc()-t0)
+print('lost',lost)
+print(' '.join(str(x) for x in out))`;
+
+const PINGPONG_SERVER = `import socket,sys
+ip,port=sys.argv[1],int(sys.argv[2])
+s=socket.socket(socket.AF_INET6 if ':' in ip else socket.AF_INET,socket.SOCK_DGRAM);s.bind((ip,port))
+while True:
+  d,a=s.recvfrom(2048);s.sendto(d,a)`;
+
+/** The python3 ping-pong client's output: "lost N", then round trips in ns → half-round-trip latencies (µs). */
+export function parsePingPong(out: string): { latencies: number[]; lost: number } {
+  const [head, body] = out.split('\n');
+  const m = /^lost (\d+)$/.exec(head?.trim() ?? '');
+  if (!m) throw new ToolOutputError('udp ping-pong', 'no "lost N" line', out.slice(0, 300));
+  const latencies = (body ?? '').trim().split(/\s+/).filter((x) => x !== '').map((x) => Number(x) / 2000);
+  if (latencies.length === 0 || latencies.some((x) => !Number.isFinite(x))) throw new ToolOutputError('udp ping-pong', 'no round trips measured', out.slice(0, 300));
+  return { latencies, lost: Number(m[1]) };
+}
+
+/**
+ * UDP ping-pong latency without sockperf (IPv6: see PINGPONG_CLIENT), bounded by `seconds`;
+ * the summary in sockperf's shape, from the same per-message latencies.
+ */
+export async function udpPingPong(client: Netns, ip: string, seconds: number): Promise<{ summary: SockperfSummary; latencies: number[]; lost: number }> {
+  const out = await must(client, ['python3', '-c', PINGPONG_CLIENT, ip, String(PORTS.sockperf), String(seconds), '64'], (seconds + 15) * 1000);
+  const { latencies, lost } = parsePingPong(out);
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+  return {
+    summary: { p50: at(0.5), p99: at(0.99), p999: at(0.999), min: sorted[0]!, max: sorted[sorted.length - 1]!,
+      avg: latencies.reduce((a, x) => a + x, 0) / latencies.length, observations: latencies.length },
+    latencies, lost,
+  };
+}
+
 /** New connections per second: one request per connection (`Connection: close`). */
 export async function wrkConnRate(client: Netns, ip: string, seconds: number, connections = 16): Promise<WrkResult> {
   const out = await must(client, ['wrk', '-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '2s', '--latency', '-H', 'Connection: close', `http://${hostPort(ip, PORTS.http)}/`],
@@ -207,37 +261,44 @@ export async function wrkConnRate(client: Netns, ip: string, seconds: number, co
   return parseWrk(out);
 }
 
-/** A root-less nginx answering 200 "ok" on `listen` (ip:port), all state under `dir`. */
-export function nginxConfig(dir: string, listen: string): string {
+/** A root-less nginx answering 200 "ok" on `listen` (ip:port, or several), all state under `dir`. */
+export function nginxConfig(dir: string, listen: string | readonly string[]): string {
+  const listens = (typeof listen === 'string' ? [listen] : listen).map((l) => `listen ${l} reuseport backlog=4096;`).join(' ');
   return [
     'worker_processes 1;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log;`, 'daemon off;',
     'events { worker_connections 4096; }',
     'http {', '  access_log off;', `  client_body_temp_path ${dir};`, `  proxy_temp_path ${dir};`, `  fastcgi_temp_path ${dir};`,
     `  uwsgi_temp_path ${dir};`, `  scgi_temp_path ${dir};`, '  keepalive_timeout 0;',
-    `  server { listen ${listen} reuseport backlog=4096; location / { return 200 "ok\\n"; } }`, '}', '',
+    `  server { ${listens} location / { return 200 "ok\\n"; } }`, '}', '',
   ].join('\n');
 }
 
-/** Servers of every workload in the server namespace; returns a cleanup for nginx's temp dir.
- *  sockperf (3.7 here) listens on IPv4 only: not started for an IPv6 address. */
-export async function startServers(server: Netns, ip: string): Promise<() => void> {
+/** Servers of every workload in the server namespace, on each of `ips`; returns a cleanup for
+ *  nginx's temp dir. sockperf (3.7 here) listens on IPv4 only: an IPv6 address gets the python3
+ *  echo server of `udpPingPong` on the same port instead. iperf3 listens on both families. */
+export async function startServers(server: Netns, ips: string | readonly string[]): Promise<() => void> {
+  const all = typeof ips === 'string' ? [ips] : [...ips];
   const tmp = tempDir('tortie-bench-nginx-');
   const dir = tmp.path;
-  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, hostPort(ip, PORTS.http)));
+  writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, all.map((ip) => hostPort(ip, PORTS.http))));
   server.spawn(['nginx', '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
   server.spawn(['iperf3', '-s', '-p', String(PORTS.iperf)], { stdio: 'ignore' });
-  if (!ip.includes(':')) server.spawn(['sockperf', 'server', '-i', ip, '-p', String(PORTS.sockperf)], { stdio: 'ignore' });
+  for (const ip of all) {
+    if (!ip.includes(':')) server.spawn(['sockperf', 'server', '-i', ip, '-p', String(PORTS.sockperf)], { stdio: 'ignore' });
+    else server.spawn(['python3', '-c', PINGPONG_SERVER, ip, String(PORTS.sockperf)], { stdio: 'ignore' });
+  }
   await server.sh('sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096');
   return tmp.done;
 }
 
-/** Waits until every server answers (TCP ports open) in the server namespace. */
-export async function waitServers(server: Netns, ip: string, timeoutMs = 10_000): Promise<void> {
+/** Waits until every server answers (TCP ports open on each of `ips`) in the server namespace. */
+export async function waitServers(server: Netns, ips: string | readonly string[], timeoutMs = 10_000): Promise<void> {
+  const all = typeof ips === 'string' ? [ips] : [...ips];
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const r = await server.sh(`nc -z -w1 ${ip} ${PORTS.http} && nc -z -w1 ${ip} ${PORTS.iperf}`, { allowFail: true });
+    const r = await server.sh(all.map((ip) => `nc -z -w1 ${ip} ${PORTS.http} && nc -z -w1 ${ip} ${PORTS.iperf}`).join(' && '), { allowFail: true });
     if (r.code === 0) return;
-    if (Date.now() > deadline) throw new ToolOutputError('servers', `nginx/iperf3 not listening on ${ip} after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new ToolOutputError('servers', `nginx/iperf3 not listening on ${all.join(', ')} after ${timeoutMs} ms`);
     await new Promise((res) => setTimeout(res, 100));
   }
 }

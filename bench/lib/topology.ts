@@ -2,12 +2,14 @@
  * The benchmark's node: src/testbed's SingleNode with what the suite adds to it.
  *
  *   out (198.18.0.1/24, 198.18.1.2/32) ──eth0── node (198.18.0.10/24, forwarding)
- *                                               ├─ calibenchcli ── client (192.168.255.1/32)
- *                                               ├─ calibenchsrv ── server (192.168.255.2/32)
+ *                                               ├─ calibenchcli ── client (192.168.255.1/32[, fd00:255::1/128])
+ *                                               ├─ calibenchsrv ── server (192.168.255.2/32[, fd00:255::2/128])
  *                                               └─ cali<n>… ── pods (extra endpoints, peers only)
  *
  * Added here: the flood source address on the outside host (pool traffic routed from it), and
- * connection-rate sysctls in the workloads. Workloads are wired by the CNI plugin's own steps.
+ * connection-rate sysctls in the workloads. Workloads are wired by the CNI plugin's own steps;
+ * with `v6` they are dual stack as the plugin wires them (the ULA /128 without DAD, the default
+ * IPv6 route via the host side's link-local fe80::ecee:eeff:feee:eeee; the node forwards IPv6).
  * `destroy()` (also run on exit and signals by the Topology) removes everything.
  */
 import { SingleNode, addFillerEndpoints, NODE_IP, OUTSIDE_IP, POOL_CIDR, type Netns, type Topology } from '../../src/testbed';
@@ -17,7 +19,7 @@ export { NODE_IP };
 export const OUT_IP = OUTSIDE_IP;
 export const FLOOD_SRC = '198.18.1.2';
 
-export interface BenchWorkload { ns: Netns; ip: string; hostIf: string }
+export interface BenchWorkload { ns: Netns; ip: string; ip6?: string; hostIf: string }
 
 export class BenchTopology {
   private constructor(private readonly bed: SingleNode, readonly client: BenchWorkload, readonly server: BenchWorkload) {}
@@ -26,16 +28,16 @@ export class BenchTopology {
   get node(): Netns { return this.bed.node; }
   get out(): Netns { return this.bed.outside; }
 
-  static async create(label = 'bench'): Promise<BenchTopology> {
+  static async create(label = 'bench', o: { v6?: boolean } = {}): Promise<BenchTopology> {
     const bed = await SingleNode.create(label);
     try {
       await bed.outside.sh(`ip addr add ${FLOOD_SRC}/32 dev eth0 && ip route add ${POOL_CIDR} via ${NODE_IP} src ${FLOOD_SRC}`);
       const ws: BenchWorkload[] = [];
       for (const [name, w] of [['client', CLIENT], ['server', SERVER]] as const) {
-        const x = await bed.addWorkload(name, w.ip, { hostIf: w.hostIf });
+        const x = await bed.addWorkload(name, w.ip, o.v6 ? { hostIf: w.hostIf, ip6: w.ip6 } : { hostIf: w.hostIf });
         // Connection-rate runs open tens of thousands of short connections.
         await x.ns.sh('sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 60999"');
-        ws.push({ ns: x.ns, ip: x.ip, hostIf: x.hostIf });
+        ws.push({ ns: x.ns, ip: x.ip, hostIf: x.hostIf, ...(x.ip6 ? { ip6: x.ip6 } : {}) });
       }
       return new BenchTopology(bed, ws[0]!, ws[1]!);
     } catch (e) {

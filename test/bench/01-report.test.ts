@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import { cdf, median, percentile, spread, StatsError } from '../../bench/lib/stats';
 import { addFigure, addSample, emptyRun, formatNumber, markdownReport, orderFor, pairedRatios, summarize, type DataplaneName, type RunResult } from '../../bench/lib/results';
 import { cdfChart, escapeXml, lineChart, linearTicks, logTicks, SvgError } from '../../bench/lib/svg';
-import { parseIperfTcp, parseIperfUdp, parseSockperf, parseSockperfFullLog, parseWrk, wrkDuration, ToolOutputError } from '../../bench/lib/tools';
-import { calicoResources, checkScale, iptablesRestore, iptablesRuleCount, ipsetRestore, memberAddress, MEMBER_SET, nftablesRuleCount, nftablesRuleset, NFT_MEMBER_SET, ScenarioError, serverPolicy } from '../../bench/lib/scenarios';
+import { nginxConfig, parseIperfTcp, parseIperfUdp, parsePingPong, parseSockperf, parseSockperfFullLog, parseWrk, wrkDuration, ToolOutputError } from '../../bench/lib/tools';
+import { calicoResources, checkScale, CLIENT, iptablesRestore, iptablesRuleCount, ipsetRestore, memberAddress, memberAddress6, MEMBER_SET, MEMBER_SET6, nftablesRuleCount, nftablesRuleset, NFT_MEMBER_SET, ScenarioError, SERVER, serverPolicy } from '../../bench/lib/scenarios';
+import { GROUPS, settingsFrom } from '../../bench/run';
+import type { WorkloadEndpoint } from '../../src/model';
 import { performanceSection, performanceSummary, renderCharts, replaceSectionBlock, updateDocs } from '../../bench/lib/report';
 import { parseCompileBench, parseNetworkingBench, parsePktCost, ChildBenchError } from '../../bench/lib/children';
 
@@ -181,6 +183,74 @@ t.test('tool output parsers', async (t) => {
   const cb = parseCompileBench('initial compile (wall / CPU)                 2345 ms / 2000 ms\nRSS before / after compile / after deltas    50 MB / 310 MB / 320 MB\npolicy update (any policy), median of 21     1.25 ms wall / 1.10 ms CPU (max 3.0 wall); 2.0 tables rebuilt/update\n');
   t.same(cb, { initialMs: 2345, policyUpdateMs: 1.25, rssAfterMb: 310 });
   t.throws(() => parseCompileBench('garbage'), /initial compile/);
+  const pp = parsePingPong('lost 2\n20000 30000 10000\n');
+  t.same(pp, { latencies: [10, 15, 5], lost: 2 }, 'ping-pong: half of each round trip (ns) in µs, and the lost count');
+  t.throws(() => parsePingPong('Traceback (most recent call last)'), /no "lost N" line/);
+  t.throws(() => parsePingPong('lost 0\n\n'), /no round trips/);
+  t.match(nginxConfig('/d', ['192.168.255.2:80', '[fd00:255::2]:80']), /server \{ listen 192\.168\.255\.2:80 reuseport backlog=4096; listen \[fd00:255::2\]:80 reuseport backlog=4096; location/,
+    'nginx listens on both families of a dual-stack server');
+});
+
+t.test('the IPv6 rendering of the scenario (group datapath6)', async (t) => {
+  const addrs = new Set(Array.from({ length: 100000 }, (_, k) => memberAddress6(k)));
+  t.equal(addrs.size, 100000, 'IPv6 member addresses never collide');
+  t.ok([...addrs].every((a) => a.startsWith('fd00:18::')), 'all in the ULA range fd00:18::/32');
+  t.notOk(addrs.has(CLIENT.ip6) || addrs.has(SERVER.ip6), 'none is a workload\'s');
+  const res = calicoResources({ rules: 3, members: 5 }, 6);
+  const weps = res.filter((r): r is WorkloadEndpoint => r.kind === 'WorkloadEndpoint');
+  const nets = (pod: string) => weps.find((w) => w.spec.pod === pod)!.spec.ipNetworks;
+  t.same(nets('client'), [`${CLIENT.ip}/32`, `${CLIENT.ip6}/128`], 'client dual stack');
+  t.same(nets('server'), [`${SERVER.ip}/32`, `${SERVER.ip6}/128`], 'server dual stack');
+  t.same(nets('member-0'), [`${memberAddress6(0)}/128`], 'remote members IPv6 only');
+  t.equal(weps.length, 2 + 4);
+  t.same(calicoResources({ rules: 3, members: 5 }).filter((r): r is WorkloadEndpoint => r.kind === 'WorkloadEndpoint').find((w) => w.spec.pod === 'client')!.spec.ipNetworks,
+    [`${CLIENT.ip}/32`], 'the IPv4 rendering is unchanged');
+  const sets = ipsetRestore({ rules: 1, members: 10 }, 6).trim().split('\n');
+  t.match(sets[0]!, new RegExp(`^create ${MEMBER_SET6} hash:ip family inet6 `), 'an inet6 ipset named as Felix names IPv6 sets');
+  t.equal(sets[1], `add ${MEMBER_SET6} ${CLIENT.ip6}`);
+  t.equal(sets.filter((l) => l.startsWith('add ')).length, 10);
+  const ip6t = iptablesRestore({ rules: 3, members: 1 }, 6);
+  t.match(ip6t, new RegExp(`-m set --match-set ${MEMBER_SET6} src`), 'ip6tables rules match the inet6 set');
+  t.notMatch(ip6t, new RegExp(MEMBER_SET), 'and never the IPv4 one');
+  const nft = nftablesRuleset({ rules: 3, members: 4 }, { family: 6 });
+  t.match(nft, /^add table ip6 calico\ndelete table ip6 calico\nadd table ip6 calico\n/, 'table ip6 calico, replaced atomically');
+  t.match(nft, new RegExp(`add set ip6 calico ${NFT_MEMBER_SET} \\{ type ipv6_addr; \\}`));
+  t.match(nft, new RegExp(`ip6 saddr @${NFT_MEMBER_SET} tcp dport 20001 counter`), 'rules match the IPv6 source');
+  t.notMatch(nft, /(^|\n)add \w+ ip calico|ip saddr/, 'nothing of the IPv4 table');
+  t.equal(nftablesRuleCount({ rules: 3, members: 4 }, 6), nftablesRuleCount({ rules: 3, members: 4 }), 'the same rules as the IPv4 table');
+  t.throws(() => nftablesRuleset({ rules: 1, members: 1 }, { family: 6, prefilterUplink: 'eth0' }), /IPv4 only/);
+});
+
+t.test('bench arguments: the datapath6 group', async (t) => {
+  t.ok(GROUPS.includes('datapath6'));
+  t.same([...settingsFrom(['--only', 'datapath6,pktcost']).groups], ['datapath6', 'pktcost']);
+  t.notOk(settingsFrom(['--quick']).groups.has('datapath6'), 'quick mode leaves it out (its 2 minutes)…');
+  t.ok(settingsFrom(['--quick', '--only', 'datapath6']).groups.has('datapath6'), '…unless named');
+  t.ok(settingsFrom([]).groups.has('datapath6'), 'and the full run');
+  t.throws(() => settingsFrom(['--only', 'datapath7']), /unknown group "datapath7"/);
+});
+
+t.test('report: the IPv6 same-node group, its headline and its CDF chart', async (t) => {
+  const run = emptyRun(meta());
+  const G = 'Same-node pod to pod (IPv6)';
+  const f = addFigure(run, { id: 'tcp-1-v6', title: 'iperf3 TCP, 1 stream (IPv6)', unit: 'Gbit/s', better: 'higher', group: G });
+  const c = addFigure(run, { id: 'conn-rate-v6', title: 'wrk → nginx, Connection: close (IPv6)', unit: 'conn/s', better: 'higher', group: G });
+  [10, 12, 8].forEach((v, r) => {
+    addSample(run, f, 'bare', r, v);
+    addSample(run, f, 'tortie', r, v * 0.95);
+    addSample(run, f, 'nftables', r, v * 0.7);
+    addSample(run, c, 'bare', r, 1000 * v);
+    addSample(run, c, 'tortie', r, 900 * v);
+  });
+  run.cdfs.push({ figure: 'lat-p50-v6', dataplane: 'bare', points: cdf([5, 6, 7]) });
+  const md = markdownReport(run);
+  t.match(md, /### Same-node pod to pod \(IPv6\)/);
+  t.match(md, /\| iperf3 TCP, 1 stream \(IPv6\) \(higher is better\) \| 10\.0 Gbit\/s \(8\.00–12\.0\) \| 9\.50 Gbit\/s \(7\.60–11\.4\) \| 7\.00 Gbit\/s \(5\.60–8\.40\) \| 0\.95× \| 0\.70× \|/);
+  t.match(md, /- iperf3 TCP 1 stream over IPv6, as a ratio to bare IPv6: tortie 0\.95×, nftables 0\.70×/, 'headline against the bare IPv6 path');
+  t.match(md, /- new connections\/s over IPv6, as a ratio to bare IPv6: tortie 0\.90×/);
+  t.notMatch(md, /- iperf3 TCP 1 stream, as a ratio/, 'no IPv4 headline without IPv4 figures');
+  const charts = renderCharts(run).map((x) => x.file);
+  t.same(charts, ['latency-cdf-v6.svg'], 'the IPv6 ping-pong CDF gets its own chart');
 });
 
 t.test('scenario rendering: iptables/ipset equivalent of the policy', async (t) => {
@@ -290,5 +360,18 @@ workload tc, 10002 rules (10005 cells in the table): new flow denied 130 ns/pkt,
   t.equal(pc.prefilterPass, 31);
   t.equal(pc.prefilterDrop, 45);
   t.same(pc.policy.map((p) => [p.rules, p.cells, p.newFlowDeny, p.newFlowAllow, p.established]), [[2, 3, 120, 900, 60], [10002, 10005, 130, 950, 61]]);
+  t.equal(pc.policy[0]!.deny6, undefined, 'no IPv6 figure where none was printed');
+  // The output as datapath-pktcost prints it now: IPv6 and the source's side after each table size.
+  const pc6 = parsePktCost(`tortie datapath per-packet cost (BPF_PROG_TEST_RUN, repeat 100000, median of 3)
+prefilter (XDP, 10,000 CIDRs, passed not counted): pass 31 ns/pkt, drop 45 ns/pkt
+workload tc, 2 rules (3 cells in the table): new flow denied 120 ns/pkt, new flow allowed 900 ns/pkt (single runs, includes conntrack create), established 60 ns/pkt
+  IPv6, same table: new flow denied 140 ns/pkt (1.17× IPv4), established 70 ns/pkt (1.17× IPv4)
+  established, the source's side (tortie_from_wep): IPv4 80 ns/pkt, with host routing's fib lookup 110; IPv6 90, with host routing's fib lookup 125
+workload tc, 10002 rules (10005 cells in the table): new flow denied 130 ns/pkt, new flow allowed 950 ns/pkt (single runs, includes conntrack create), established 61 ns/pkt
+  IPv6, same table: new flow denied 150 ns/pkt (1.15× IPv4), established 71 ns/pkt (1.16× IPv4)
+`);
+  t.same(pc6.policy.map((p) => [p.rules, p.established, p.deny6, p.established6]), [[2, 60, 140, 70], [10002, 61, 150, 71]], 'the IPv6 line of each table size');
+  t.same([pc6.policy[0]!.reply, pc6.policy[0]!.reply6], [{ off: 80, on: 110 }, { off: 90, on: 125 }], 'the source\'s side, both families, host routing off/on');
+  t.equal(pc6.policy[1]!.reply, undefined, 'not borrowed from another table size');
   t.throws(() => parsePktCost(''), /no figures/);
 });
