@@ -66,10 +66,22 @@ export class Delta {
     private readonly ruleIds: RuleIds,
   ) {}
 
-  /** Classes and prefixes of the delta. */
-  emitClasses(delta: CalcDelta, addedClasses: Set<number>, removedClasses: Set<number>, changedPrefixes: Set<string>): void {
+  /**
+   * Classes and prefixes of the delta. `quiet`: what was emitted is recorded as usual but the
+   * delta's class and prefix lists are left empty (the caller takes a snapshot instead).
+   */
+  emitClasses(delta: CalcDelta, addedClasses: Set<number>, removedClasses: Set<number>, changedPrefixes: Set<string>, quiet = false): void {
     for (const id of [...removedClasses].sort((a, b) => a - b)) {
-      if (this.classes.delete(id)) delta.classesRemoved.push(id);
+      if (this.classes.delete(id) && !quiet) delta.classesRemoved.push(id);
+    }
+    if (quiet) {
+      for (const id of addedClasses) this.classes.add(id);
+      for (const nk of changedPrefixes) {
+        const node = this.classIndex.pnodes.get(nk);
+        if (node === undefined || node.classId === 0) this.prefixes.delete(nk);
+        else this.prefixes.set(nk, node.classId);
+      }
+      return;
     }
     for (const id of [...addedClasses].sort((a, b) => a - b)) {
       const c = this.classIndex.classes.get(id)!;
@@ -96,8 +108,11 @@ export class Delta {
     }
   }
 
-  /** Tables added/removed and projection changes; returns the live tables by id. */
-  emitTables(delta: CalcDelta): Map<string, Ctx> {
+  /**
+   * Tables added/removed and projection changes; returns the live tables by id. `quiet`: tables
+   * are recorded as emitted, but neither they nor projection changes are put into the delta.
+   */
+  emitTables(delta: CalcDelta, quiet = false): Map<string, Ctx> {
     const projAdd = this.tableCtxs.projAdd;
     const projDel = this.tableCtxs.projDel;
     const liveTables = new Map<string, Ctx>();
@@ -111,9 +126,10 @@ export class Delta {
     for (const [id, ctx] of [...liveTables].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       if (!this.tables.has(id)) {
         this.tables.set(id, ctx.def.key);
-        delta.tablesAdded.push(this.tableOut(ctx));
+        if (!quiet) delta.tablesAdded.push(this.tableOut(ctx));
         continue;
       }
+      if (quiet) continue;
       const add = projAdd.get(ctx.def.key);
       const del = projDel.get(ctx.def.key);
       if (add !== undefined && add.size > 0) {
