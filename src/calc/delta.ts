@@ -19,7 +19,7 @@ import { HEP_ITEM } from './label-index';
 import { compareCidr4, formatCidr4, formatCidr6, isCidr6, tryParseCidrOrIp4, type AnyCidr, type Cidr4, type Cidr6 } from '../primitives';
 import type { RuleIds } from './rule-ids';
 import type { ResourceState } from './store';
-import { cellAt, type AssembledTable } from './table';
+import type { AssembledTable } from './table';
 import type { Ctx, TableContexts } from './table-contexts';
 import type { CalcDelta, ClassPrefix, GlobalClassInfo, HostSlot, LocalEndpoint, LocalHostEndpoint, VerdictTable } from './types';
 
@@ -215,12 +215,33 @@ export class Delta {
     };
   }
 
+  /**
+   * The cells as output objects, each built as one literal from the columns (field order as
+   * VerdictCell's: it is part of the output), a rule's id looked up once per rule key.
+   */
   private cellsOut(a: AssembledTable): VerdictTable['cells'] {
     const c = a.cells;
-    const out: VerdictTable['cells'] = [];
+    const out: VerdictTable['cells'] = new Array<VerdictTable['cells'][number]>(c.count);
+    const ids = new Map<string, number>();
+    const idOf = (key: string): number => {
+      let id = ids.get(key);
+      if (id === undefined) ids.set(key, (id = this.ruleIds.id(key)));
+      return id;
+    };
     for (let i = 0; i < c.count; i++) {
-      const { rule, logs, ...cell } = cellAt(c, i);
-      out.push({ ...cell, ruleId: this.ruleIds.id(rule), logRuleIds: logs.map((l) => this.ruleIds.id(l)) });
+      const logs = c.logs[i]!;
+      const logRuleIds: number[] = [];
+      for (let k = 0; k < logs.length; k++) logRuleIds.push(idOf(logs[k]!));
+      out[i] = {
+        localClass: c.localClass[i]!,
+        protocol: c.protocol[i]!,
+        srcPortClass: c.srcPortClass[i]!,
+        portMin: c.portMin[i]!,
+        portMax: c.portMax[i]!,
+        action: c.allow[i] === 1 ? 'allow' : 'deny',
+        ruleId: idOf(c.rule[i]!),
+        logRuleIds,
+      };
     }
     return out;
   }
