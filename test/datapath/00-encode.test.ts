@@ -132,9 +132,13 @@ t.test('packed table entries are the codecs’ encodings, byte for byte, and ref
   t.same(p.proj.keys, Buffer.concat(table.projection.map((e) => projKeyCodec.encode({ table: 0x01020304, gclass: e.globalClass }))));
   t.same(p.proj.values, Buffer.concat(table.projection.map((e) => u32Value(e.localClass))));
   const bad = (cell: Partial<VerdictTable['cells'][number]>): VerdictTable => ({ ...table, cells: [{ ...table.cells[0]!, ...cell }] });
-  t.throws(() => encodeTablePacked(bad({ localClass: -1 }), 1), RangeError, 'a negative local class is refused');
-  t.throws(() => encodeTablePacked(bad({ protocol: 70000 }), 1), RangeError, 'a protocol past u16 is refused');
-  t.throws(() => encodeTablePacked(bad({ ruleId: 2 ** 32 }), 1), RangeError, 'a rule id past u32 is refused');
+  t.throws(() => encodeTablePacked(bad({ localClass: -1 }), 1), EncodeError, 'a negative local class is refused');
+  t.throws(() => encodeTablePacked(bad({ protocol: 70000 }), 1), EncodeError, 'a protocol past u16 is refused');
+  t.throws(() => encodeTablePacked(bad({ srcPortClass: 70000 }), 1), EncodeError, 'a source-port class past u16 is refused');
+  t.throws(() => encodeTablePacked(bad({ ruleId: 2 ** 32 }), 1), EncodeError, 'a rule id past u32 is refused');
   t.throws(() => encodeTablePacked(bad({ portMin: 9, portMax: 8 }), 1), EncodeError, 'an empty port range is refused');
-  t.throws(() => encodeTablePacked({ ...table, projection: [{ globalClass: -3, localClass: 1 }] }, 1), RangeError, 'a negative global class is refused');
+  t.throws(() => encodeTablePacked({ ...table, projection: [{ globalClass: -3, localClass: 1 }] }, 1), EncodeError, 'a negative global class is refused');
+  const { PackedTable } = await import('../../src/dataplane/bpf/packed-table');
+  const fromPacked = encodeTablePacked(PackedTable.pack(table), 0x01020304);
+  t.same([fromPacked.proj.keys, fromPacked.proj.values, fromPacked.pol.keys, fromPacked.pol.values], [p.proj.keys, p.proj.values, p.pol.keys, p.pol.values], 'a PackedTable encodes as its VerdictTable');
 });

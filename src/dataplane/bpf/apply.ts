@@ -25,7 +25,7 @@ import {
   type Endpoint,
 } from './codecs';
 import { encodeProjection, encodeTablePacked, entriesOf, keysOf, prefix4, prefix6, type Entry, type PackedEntries, type PackedTableEntries } from './encode';
-import { PackedTable, unpacked, type AnyTable } from './packed-table';
+import { PackedTable, type AnyTable } from './packed-table';
 import { TortieError } from '../../util/errors';
 
 export interface MapOps {
@@ -84,7 +84,7 @@ export class ApplyError extends TortieError {
 /**
  * A loaded table. Neither its encoded entries nor its object form are kept (at 100 endpoints ×
  * thousands of projection entries they were the agent's largest allocations): the table is kept
- * packed, and encodeTable is deterministic, so erase() re-encodes it as it was written to find
+ * packed, and encodeTablePacked is deterministic, so erase() re-encodes it as it was written to find
  * its keys.
  */
 interface TableRef { id: number; hash: string; refs: number; table: PackedTable; extraProj: Set<number> }
@@ -150,7 +150,7 @@ export class TableRegistry {
     if (orphan) {
       // Complete in the maps already (its meta entry exists). Projection entries are rewritten
       // (idempotent, same keys and values) to pick up additions made while no agent ran.
-      const enc = encodeTablePacked(unpacked(t), orphan.id);
+      const enc = encodeTablePacked(packed, orphan.id);
       updatePackedAll(this.maps.proj, enc.proj);
       const ref: TableRef = { id: orphan.id, hash: t.id, refs: orphan.refs + 1, table: packed, extraProj: new Set() };
       this.orphansById.delete(orphan.id);
@@ -160,7 +160,7 @@ export class TableRegistry {
       return ref.id;
     }
     const id = this.allocId();
-    const enc = encodeTablePacked(unpacked(t), id);
+    const enc = encodeTablePacked(packed, id);
     const ref: TableRef = { id, hash: t.id, refs: 1, table: packed, extraProj: new Set() };
     try {
       updatePackedAll(this.maps.proj, enc.proj);
@@ -208,7 +208,7 @@ export class TableRegistry {
     }
   }
 
-  private erase(ref: TableRef, written: PackedTableEntries = encodeTablePacked(ref.table.unpack(), ref.id)): void {
+  private erase(ref: TableRef, written: PackedTableEntries = encodeTablePacked(ref.table, ref.id)): void {
     this.maps.tbl.delete(written.meta.key); // first: from now on the id fails closed
     deletePackedAll(this.maps.pol, written.pol);
     deleteAll(this.maps.spc, written.spc.map((e) => e.key));

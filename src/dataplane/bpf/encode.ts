@@ -22,14 +22,12 @@ import {
   PF_KIND_DNT, PF_KIND_DENYLIST, cls4KeyCodec, cls6KeyCodec, polKeyCodec, projKeyCodec, spcKeyCodec, tableCodec, u32Value,
   u32Key, verdictCodec, pf4KeyCodec, pfValueCodec, fs4KeyCodec, fs6KeyCodec, pf6KeyCodec, FS_FIXED_BITS, FS_IN, FS_OUT,
 } from './codecs';
-import { TortieError } from '../../util/errors';
+import { EncodeError } from './encode-error';
+import { C_ACTION, C_LOCAL, C_LOG_START, C_PORT_MAX, C_PORT_MIN, C_PROTO, C_RULE, C_SPC, CELL_WORDS, PackedTable, type AnyTable } from './packed-table';
 import { formatIP, maskCidr, parseCidrOrIp4, tryParseCidrOrIp, tryParseCidrOrIp4, u32ToIpv4, type Cidr4, type IpParseError } from '../../primitives';
 import type { FailsafePort } from '../../model/failsafe';
 
-export class EncodeError extends TortieError {
-  declare readonly code: 'ERR_DATAPATH_ENCODE';
-  constructor(message: string) { super('ERR_DATAPATH_ENCODE', message); }
-}
+export { EncodeError };
 
 export interface Entry { key: Buffer; value: Buffer }
 
@@ -181,26 +179,20 @@ if (polKeyCodec.size !== POL_KEY || verdictCodec.size !== VERDICT || projKeyCode
   throw new Error(`encode: hand-written layouts disagree with the codecs (pol key ${polKeyCodec.size}, verdict ${verdictCodec.size}, proj key ${projKeyCodec.size})`);
 }
 
-function u32Checked(v: number, what: string): number {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${what} ${v} is not a u32`);
-  return v;
-}
-
 /**
- * struct tortie_proj_key {u32 table; u32 gclass} → u32 local class, for every projection entry,
- * in host order as projKeyCodec writes them.
+ * struct tortie_proj_key {u32 table; u32 gclass} → u32 local class, for every projection pair
+ * [global, local, …], in host order as projKeyCodec writes them.
  */
-function packProjection(t: VerdictTable, id: number): PackedEntries {
-  const n = t.projection.length;
+function packProjection(pairs: Uint32Array, id: number): PackedEntries {
+  const n = pairs.length / 2;
   const keys = Buffer.allocUnsafe(n * PROJ_KEY);
   const values = Buffer.allocUnsafe(n * U32);
   const kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength);
   const vv = new DataView(values.buffer, values.byteOffset, values.byteLength);
   for (let i = 0; i < n; i++) {
-    const p = t.projection[i]!;
     kv.setUint32(i * PROJ_KEY, id, HOST_LE);
-    kv.setUint32(i * PROJ_KEY + 4, u32Checked(p.globalClass, 'global class'), HOST_LE);
-    vv.setUint32(i * U32, u32Checked(p.localClass, 'local class'), HOST_LE);
+    kv.setUint32(i * PROJ_KEY + 4, pairs[2 * i]!, HOST_LE);
+    vv.setUint32(i * U32, pairs[2 * i + 1]!, HOST_LE);
   }
   return { count: n, keySize: PROJ_KEY, valueSize: U32, keys, values };
 }
@@ -210,16 +202,17 @@ function packProjection(t: VerdictTable, id: number): PackedEntries {
  * {u32 prefixlen; u32 table; u32 lclass; u16 proto; u16 sclass; be16 port; u8 pad[2]} → struct
  * tortie_verdict {u8 action; u8 nlog; u16 flags; u32 rule; u32 log_rules[MAX_LOG_RULES]}, as
  * polKeyCodec and verdictCodec write them (host order, port in network order, zero padding).
+ * `cells`/`logs`: a PackedTable's columns (all values u32 already).
  */
-function packCells(t: VerdictTable, id: number): { pol: PackedEntries; truncatedLogs: number } {
-  const prefixes: PortPrefix[][] = new Array<PortPrefix[]>(t.cells.length);
+function packCells(tableId: string, cells: Uint32Array, logs: Uint32Array, id: number): { pol: PackedEntries; truncatedLogs: number } {
+  const count = cells.length / CELL_WORDS;
+  const prefixes: PortPrefix[][] = new Array<PortPrefix[]>(count);
   let n = 0;
-  for (let i = 0; i < t.cells.length; i++) {
-    const c = t.cells[i]!;
-    if (c.srcPortClass > 0xffff || c.localClass > 0xffffffff) {
-      throw new EncodeError(`table ${t.id}: cell class (${c.localClass}, ${c.srcPortClass}) out of range`);
-    }
-    prefixes[i] = portRangeToPrefixes(c.portMin, c.portMax);
+  for (let i = 0; i < count; i++) {
+    const o = i * CELL_WORDS;
+    if (cells[o + C_SPC]! > 0xffff) throw new EncodeError(`table ${tableId}: cell class (${cells[o + C_LOCAL]}, ${cells[o + C_SPC]}) out of range`);
+    if (cells[o + C_PROTO]! > 0xffff) throw new EncodeError(`table ${tableId}: cell protocol ${cells[o + C_PROTO]} is not a u16`);
+    prefixes[i] = portRangeToPrefixes(cells[o + C_PORT_MIN]!, cells[o + C_PORT_MAX]!);
     n += prefixes[i]!.length;
   }
   const keys = Buffer.alloc(n * POL_KEY);
@@ -228,25 +221,26 @@ function packCells(t: VerdictTable, id: number): { pol: PackedEntries; truncated
   const vv = new DataView(values.buffer, values.byteOffset, values.byteLength);
   let truncatedLogs = 0;
   let e = 0;
-  for (let i = 0; i < t.cells.length; i++) {
-    const c = t.cells[i]!;
-    const nlog = Math.min(c.logRuleIds.length, MAX_LOG_RULES);
-    truncatedLogs += c.logRuleIds.length - nlog;
+  for (let i = 0; i < count; i++) {
+    const o = i * CELL_WORDS;
+    const logStart = cells[o + C_LOG_START]!;
+    const logEnd = i + 1 < count ? cells[o + CELL_WORDS + C_LOG_START]! : logs.length;
+    const nlog = Math.min(logEnd - logStart, MAX_LOG_RULES);
+    truncatedLogs += logEnd - logStart - nlog;
     const first = e * VERDICT;
-    vv.setUint8(first, c.action === 'allow' ? ACT_ALLOW : ACT_DENY);
+    vv.setUint8(first, cells[o + C_ACTION] === 1 ? ACT_ALLOW : ACT_DENY);
     vv.setUint8(first + 1, nlog);
     vv.setUint16(first + 2, 0, HOST_LE);
-    vv.setUint32(first + 4, u32Checked(c.ruleId, 'rule id'), HOST_LE);
-    for (let l = 0; l < nlog; l++) vv.setUint32(first + 8 + 4 * l, u32Checked(c.logRuleIds[l]!, 'log rule id'), HOST_LE);
-    const proto = u16Checked(c.protocol, 'protocol');
+    vv.setUint32(first + 4, cells[o + C_RULE]!, HOST_LE);
+    for (let l = 0; l < nlog; l++) vv.setUint32(first + 8 + 4 * l, logs[logStart + l]!, HOST_LE);
     for (const pp of prefixes[i]!) {
-      const o = e * POL_KEY;
-      kv.setUint32(o, POL_FIXED_BITS + pp.bits, HOST_LE);
-      kv.setUint32(o + 4, id, HOST_LE);
-      kv.setUint32(o + 8, u32Checked(c.localClass, 'local class'), HOST_LE);
-      kv.setUint16(o + 12, proto, HOST_LE);
-      kv.setUint16(o + 14, u16Checked(c.srcPortClass, 'source-port class'), HOST_LE);
-      kv.setUint16(o + 16, pp.value, false);
+      const k = e * POL_KEY;
+      kv.setUint32(k, POL_FIXED_BITS + pp.bits, HOST_LE);
+      kv.setUint32(k + 4, id, HOST_LE);
+      kv.setUint32(k + 8, cells[o + C_LOCAL]!, HOST_LE);
+      kv.setUint16(k + 12, cells[o + C_PROTO]!, HOST_LE);
+      kv.setUint16(k + 14, cells[o + C_SPC]!, HOST_LE);
+      kv.setUint16(k + 16, pp.value, false);
       if (e * VERDICT !== first) values.copy(values, e * VERDICT, first, first + VERDICT);
       e++;
     }
@@ -254,15 +248,15 @@ function packCells(t: VerdictTable, id: number): { pol: PackedEntries; truncated
   return { pol: { count: n, keySize: POL_KEY, valueSize: VERDICT, keys, values }, truncatedLogs };
 }
 
-function u16Checked(v: number, what: string): number {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new RangeError(`${what} ${v} is not a u16`);
-  return v;
-}
-
-/** A table's entries, the projection and cells packed (what TableRegistry writes). */
-export function encodeTablePacked(t: VerdictTable, id: number): PackedTableEntries {
+/**
+ * A table's entries, the projection and cells packed (what TableRegistry writes), from its
+ * packed form (a VerdictTable is packed first: PackedTable.pack checks every field is a u32).
+ */
+export function encodeTablePacked(table: AnyTable, id: number): PackedTableEntries {
   if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) throw new EncodeError(`table id ${id} is not in 1..2^32-1`);
-  const proj = packProjection(t, id);
+  const t = table instanceof PackedTable ? table : PackedTable.pack(table);
+  const cols = t.columns();
+  const proj = packProjection(cols.proj, id);
   const spc: Entry[] = [];
   for (const sp of t.srcPortClasses) {
     for (const r of sp.ranges) {
@@ -274,7 +268,7 @@ export function encodeTablePacked(t: VerdictTable, id: number): PackedTableEntri
       }
     }
   }
-  const { pol, truncatedLogs } = packCells(t, id);
+  const { pol, truncatedLogs } = packCells(t.id, cols.cells, cols.logs, id);
   const meta = {
     key: u32Key(id),
     value: tableCodec.encode({
