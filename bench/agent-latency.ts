@@ -18,8 +18,8 @@
  * --agent-log-level overrides both.
  *
  * After the backends, unless --no-calc: the same fixtures through src/calc alone in a child
- * process (bench/lib-agent/calc-cost.ts), to attribute the agent's sync time, heap and
- * per-toggle time to the calculation graph.
+ * process (bench/lib-agent/calc-cost.ts --agent-sync: the first flush as the agent's, no delta
+ * built), to attribute the agent's sync time, heap and per-toggle time to the calculation graph.
  *
  * Shape: this (outer) process builds the namespaces from the root namespace (bench/lib-agent/
  * lab.ts), then re-executes itself with `--inner` inside the node's network namespace
@@ -244,7 +244,7 @@ async function outer(argv: string[]): Promise<number> {
   if (o.calc) {
     progress('[calc] the same fixtures through src/calc alone');
     try {
-      const outText = execFileSync(process.execPath, ['--expose-gc', join(__dirname, 'lib-agent/calc-cost.js'), JSON.stringify(scale), '20'],
+      const outText = execFileSync(process.execPath, ['--expose-gc', join(__dirname, 'lib-agent/calc-cost.js'), JSON.stringify(scale), '20', '--agent-sync'],
         { encoding: 'utf8', timeout: 1_800_000, maxBuffer: 16 << 20 });
       calc = JSON.parse(outText.trim().split('\n').pop()!) as CalcCost;
     } catch (e) {
@@ -252,7 +252,7 @@ async function outer(argv: string[]): Promise<number> {
     }
   }
   const calcText = calc ? `\nsrc/calc alone, same fixtures (no kernel, no datastore; ${calc.tables} tables, ${calc.classes} address classes):\n` +
-    `  ingest ${calc.resources} resources ${ms(calc.ingestMs, 0)} ms, first flush ${ms(calc.firstFlushMs, 0)} ms, snapshot ${ms(calc.snapshotMs, 0)} ms; ` +
+    `  ingest ${calc.resources} resources ${ms(calc.ingestMs, 0)} ms, first flush as the agent's (no delta) ${ms(calc.firstFlushMs, 0)} ms, snapshot ${ms(calc.snapshotMs, 0)} ms; ` +
     `heap for its state ${ms(calc.heapMiB, 0)} MiB\n` +
     `  one probe-policy toggle: flush ${fmt(calc.toggleMs)} ms (median / p99 / min / max); its delta: ${calc.toggleDelta.tablesAdded} table(s) added ` +
     `with ${calc.toggleDelta.cellsAdded} cells and ${calc.toggleDelta.projectionEntriesAdded} projection entries, ${calc.toggleDelta.tablesRemoved} removed, ` +

@@ -6,6 +6,8 @@
  *   node --expose-gc calc-cost.js '<FixtureScale JSON>' <toggles> [--heap-snapshot FILE] [--with-resources]
  *     → one JSON line (CalcCost) on stdout
  *
+ * --agent-sync: the first flush is the agent's (flushForSnapshot(): no delta built, a snapshot
+ * follows), as at the agent's start; the digest then covers the toggles and the snapshots only.
  * --heap-snapshot FILE writes a V8 heap snapshot after the first flush (before snapshot(), so
  * only the graph's own state is in it); read it with bench/heap-summary.js --under CalcGraph.
  * --with-resources adds `heapWithResourcesMiB`, measured in a fresh process (module caches warmed
@@ -84,7 +86,7 @@ function benchResources(scale: FixtureScale): Resource[] {
   return [self, fx.profile, ...fx.namespaces, ...fx.nodes, ...fx.policies, probePolicy('Allow'), ...fx.endpoints];
 }
 
-export function measureCalc(scale: FixtureScale, toggles: number, heapSnapshotFile?: string): CalcCost {
+export function measureCalc(scale: FixtureScale, toggles: number, heapSnapshotFile?: string, agentSync = false): CalcCost {
   const resources = benchResources(scale).map((r) => validateResource(r));
   const allow = validateResource(probePolicy('Allow'));
   const deny = validateResource(probePolicy('Deny'));
@@ -94,7 +96,8 @@ export function measureCalc(scale: FixtureScale, toggles: number, heapSnapshotFi
   let t = performance.now();
   for (const r of resources) g.onUpdate(r);
   const ingestMs = performance.now() - t;
-  const firstFlushMs = timedFlush(g, digest);
+  t = performance.now();
+  const firstFlushMs = agentSync ? (g.flushForSnapshot(), performance.now() - t) : timedFlush(g, digest);
   const afterFlush = heapUsed();
   if (heapSnapshotFile !== undefined) writeHeapSnapshot(heapSnapshotFile);
   t = performance.now();
@@ -140,7 +143,7 @@ if (require.main === module) {
   if (process.argv.includes('--resources-only')) {
     process.stdout.write(`${JSON.stringify({ heapWithResourcesMiB: heapWithResources(benchResources(scale).map((r) => JSON.stringify(r))) })}\n`);
   } else {
-    const cost = measureCalc(scale, toggles, file);
+    const cost = measureCalc(scale, toggles, file, process.argv.includes('--agent-sync'));
     if (process.argv.includes('--with-resources')) {
       const out = execFileSync(process.execPath, ['--expose-gc', __filename, JSON.stringify(scale), '0', '--resources-only'], { encoding: 'utf8' });
       cost.heapWithResourcesMiB = (JSON.parse(out) as { heapWithResourcesMiB?: number }).heapWithResourcesMiB;

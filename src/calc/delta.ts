@@ -19,7 +19,7 @@ import { HEP_ITEM } from './label-index';
 import { compareCidr4, formatCidr4, formatCidr6, isCidr6, tryParseCidrOrIp4, type AnyCidr, type Cidr4, type Cidr6 } from '../primitives';
 import type { RuleIds } from './rule-ids';
 import type { ResourceState } from './store';
-import { cellAt, type AssembledTable } from './table';
+import type { AssembledTable } from './table';
 import type { Ctx, TableContexts } from './table-contexts';
 import type { CalcDelta, ClassPrefix, GlobalClassInfo, HostSlot, LocalEndpoint, LocalHostEndpoint, VerdictTable } from './types';
 
@@ -66,10 +66,22 @@ export class Delta {
     private readonly ruleIds: RuleIds,
   ) {}
 
-  /** Classes and prefixes of the delta. */
-  emitClasses(delta: CalcDelta, addedClasses: Set<number>, removedClasses: Set<number>, changedPrefixes: Set<string>): void {
+  /**
+   * Classes and prefixes of the delta. `quiet`: what was emitted is recorded as usual but the
+   * delta's class and prefix lists are left empty (the caller takes a snapshot instead).
+   */
+  emitClasses(delta: CalcDelta, addedClasses: Set<number>, removedClasses: Set<number>, changedPrefixes: Set<string>, quiet = false): void {
     for (const id of [...removedClasses].sort((a, b) => a - b)) {
-      if (this.classes.delete(id)) delta.classesRemoved.push(id);
+      if (this.classes.delete(id) && !quiet) delta.classesRemoved.push(id);
+    }
+    if (quiet) {
+      for (const id of addedClasses) this.classes.add(id);
+      for (const nk of changedPrefixes) {
+        const node = this.classIndex.pnodes.get(nk);
+        if (node === undefined || node.classId === 0) this.prefixes.delete(nk);
+        else this.prefixes.set(nk, node.classId);
+      }
+      return;
     }
     for (const id of [...addedClasses].sort((a, b) => a - b)) {
       const c = this.classIndex.classes.get(id)!;
@@ -96,8 +108,11 @@ export class Delta {
     }
   }
 
-  /** Tables added/removed and projection changes; returns the live tables by id. */
-  emitTables(delta: CalcDelta): Map<string, Ctx> {
+  /**
+   * Tables added/removed and projection changes; returns the live tables by id. `quiet`: tables
+   * are recorded as emitted, but neither they nor projection changes are put into the delta.
+   */
+  emitTables(delta: CalcDelta, quiet = false): Map<string, Ctx> {
     const projAdd = this.tableCtxs.projAdd;
     const projDel = this.tableCtxs.projDel;
     const liveTables = new Map<string, Ctx>();
@@ -111,9 +126,10 @@ export class Delta {
     for (const [id, ctx] of [...liveTables].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       if (!this.tables.has(id)) {
         this.tables.set(id, ctx.def.key);
-        delta.tablesAdded.push(this.tableOut(ctx));
+        if (!quiet) delta.tablesAdded.push(this.tableOut(ctx));
         continue;
       }
+      if (quiet) continue;
       const add = projAdd.get(ctx.def.key);
       const del = projDel.get(ctx.def.key);
       if (add !== undefined && add.size > 0) {
@@ -199,12 +215,33 @@ export class Delta {
     };
   }
 
+  /**
+   * The cells as output objects, each built as one literal from the columns (field order as
+   * VerdictCell's: it is part of the output), a rule's id looked up once per rule key.
+   */
   private cellsOut(a: AssembledTable): VerdictTable['cells'] {
     const c = a.cells;
-    const out: VerdictTable['cells'] = [];
+    const out: VerdictTable['cells'] = new Array<VerdictTable['cells'][number]>(c.count);
+    const ids = new Map<string, number>();
+    const idOf = (key: string): number => {
+      let id = ids.get(key);
+      if (id === undefined) ids.set(key, (id = this.ruleIds.id(key)));
+      return id;
+    };
     for (let i = 0; i < c.count; i++) {
-      const { rule, logs, ...cell } = cellAt(c, i);
-      out.push({ ...cell, ruleId: this.ruleIds.id(rule), logRuleIds: logs.map((l) => this.ruleIds.id(l)) });
+      const logs = c.logs[i]!;
+      const logRuleIds: number[] = [];
+      for (let k = 0; k < logs.length; k++) logRuleIds.push(idOf(logs[k]!));
+      out[i] = {
+        localClass: c.localClass[i]!,
+        protocol: c.protocol[i]!,
+        srcPortClass: c.srcPortClass[i]!,
+        portMin: c.portMin[i]!,
+        portMax: c.portMax[i]!,
+        action: c.allow[i] === 1 ? 'allow' : 'deny',
+        ruleId: idOf(c.rule[i]!),
+        logRuleIds,
+      };
     }
     return out;
   }

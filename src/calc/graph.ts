@@ -201,6 +201,20 @@ export class CalcGraph {
   // =========================================================================== flush
 
   flush(): CalcDelta {
+    return this.flushInto(false);
+  }
+
+  /**
+   * A flush whose delta the caller would discard because it takes a snapshot next (the agent's
+   * reconcile): the graph's state, and what it records as emitted, are exactly as after flush(),
+   * but the tables, classes, prefixes and projection changes are not built as output objects (at
+   * 100,000 endpoints that is the whole compiled state a second time).
+   */
+  flushForSnapshot(): void {
+    this.flushInto(true);
+  }
+
+  private flushInto(quiet: boolean): CalcDelta {
     const delta = emptyDelta();
     const started = process.hrtime.bigint();
 
@@ -223,10 +237,10 @@ export class CalcGraph {
     this.tables.propagate(newCtxs, addedClasses, removedClasses);
 
     // 5. delta
-    this.out.emitClasses(delta, addedClasses, removedClasses, changedPrefixes);
+    this.out.emitClasses(delta, addedClasses, removedClasses, changedPrefixes, quiet);
     this.prefilter.emit(delta);
     this.ruleIds.emit(delta);
-    const liveTables = this.out.emitTables(delta);
+    const liveTables = this.out.emitTables(delta, quiet);
     this.out.emitEndpoints(delta, liveTables);
     this.routes.emit(delta);
     this.tables.boundPartMemos();

@@ -36,6 +36,8 @@ export interface PolicyCalc {
   flush(): CalcDelta;
   /** The complete current output (for reconciles). */
   snapshot(): CompiledState;
+  /** A flush before snapshot(): the same state change, no delta built (optional for test doubles). */
+  flushForSnapshot?(): void;
   /** Figures for felix_active_local_* / felix_cluster_* (optional for test doubles). */
   activityStats?(): CalcStats;
 }
@@ -222,7 +224,9 @@ export class Agent implements HealthSource {
     const endFelix = this.o.metrics.felix.intDataplaneApplyTime.startTimer();
     try {
       if (this.needReconcile) {
-        this.o.calc.flush(); // the snapshot covers it
+        // The snapshot covers this flush's changes: its delta is not needed.
+        if (this.o.calc.flushForSnapshot) this.o.calc.flushForSnapshot();
+        else this.o.calc.flush();
         const state = this.o.calc.snapshot();
         await this.o.dataplane.reconcile(state);
         this.needReconcile = false;

@@ -94,3 +94,51 @@ t.test('projection entries: the hand-written encoding is the codec’s, byte for
   t.throws(() => encodeProjection(2 ** 32, 1, 1), RangeError, 'a table id past u32 is refused');
   t.throws(() => encodeProjection(1, -1, 1), RangeError, 'a negative class is refused');
 });
+
+t.test('packed table entries are the codecs’ encodings, byte for byte, and refuse what does not fit', async (t) => {
+  const { encodeTablePacked } = await import('../../src/dataplane/bpf/encode');
+  const { projKeyCodec, u32Value } = await import('../../src/dataplane/bpf/codecs');
+  const table: VerdictTable = {
+    id: 'fedcba9876543210',
+    direction: 'egress',
+    localClassCount: 3,
+    projection: [{ globalClass: 5, localClass: 2 }, { globalClass: 0xfffffffe, localClass: 1 }],
+    protocols: [1, 17],
+    srcPortClasses: [],
+    cells: [
+      { localClass: 0, protocol: 17, srcPortClass: 0, portMin: 0, portMax: 52, action: 'deny', ruleId: 3, logRuleIds: [] },
+      { localClass: 0, protocol: 17, srcPortClass: 0, portMin: 53, portMax: 53, action: 'allow', ruleId: 0xffffffff, logRuleIds: [7, 8] },
+      { localClass: 0, protocol: 17, srcPortClass: 0, portMin: 54, portMax: 65535, action: 'deny', ruleId: 3, logRuleIds: [1, 2, 3, 4, 5, 6] },
+      { localClass: 2, protocol: 1, srcPortClass: 0, portMin: 0x0800, portMax: 0x08ff, action: 'allow', ruleId: 4, logRuleIds: [9] },
+      { localClass: 1, protocol: 256, srcPortClass: 0, portMin: 1000, portMax: 2000, action: 'deny', ruleId: 6, logRuleIds: [] },
+    ],
+  };
+  const p = encodeTablePacked(table, 0x01020304);
+  const want: { key: Buffer; value: Buffer }[] = [];
+  let truncated = 0;
+  for (const c of table.cells) {
+    const logs = c.logRuleIds.slice(0, 4);
+    truncated += c.logRuleIds.length - logs.length;
+    const value = verdictCodec.encode({ action: c.action === 'allow' ? ACT_ALLOW : ACT_DENY, nlog: logs.length, flags: 0, rule: c.ruleId, log_rules: [...logs, 0, 0, 0, 0].slice(0, 4) });
+    for (const pp of portRangeToPrefixes(c.portMin, c.portMax)) {
+      want.push({ key: polKeyCodec.encode({ prefixlen: POL_FIXED_BITS + pp.bits, table: 0x01020304, lclass: c.localClass, proto: c.protocol, sclass: c.srcPortClass, port: pp.value }), value });
+    }
+  }
+  t.equal(p.pol.count, want.length);
+  t.same(p.pol.keys, Buffer.concat(want.map((e) => e.key)), 'cell keys');
+  t.same(p.pol.values, Buffer.concat(want.map((e) => e.value)), 'verdicts');
+  t.equal(p.truncatedLogs, truncated);
+  t.equal(p.proj.count, 2);
+  t.same(p.proj.keys, Buffer.concat(table.projection.map((e) => projKeyCodec.encode({ table: 0x01020304, gclass: e.globalClass }))));
+  t.same(p.proj.values, Buffer.concat(table.projection.map((e) => u32Value(e.localClass))));
+  const bad = (cell: Partial<VerdictTable['cells'][number]>): VerdictTable => ({ ...table, cells: [{ ...table.cells[0]!, ...cell }] });
+  t.throws(() => encodeTablePacked(bad({ localClass: -1 }), 1), EncodeError, 'a negative local class is refused');
+  t.throws(() => encodeTablePacked(bad({ protocol: 70000 }), 1), EncodeError, 'a protocol past u16 is refused');
+  t.throws(() => encodeTablePacked(bad({ srcPortClass: 70000 }), 1), EncodeError, 'a source-port class past u16 is refused');
+  t.throws(() => encodeTablePacked(bad({ ruleId: 2 ** 32 }), 1), EncodeError, 'a rule id past u32 is refused');
+  t.throws(() => encodeTablePacked(bad({ portMin: 9, portMax: 8 }), 1), EncodeError, 'an empty port range is refused');
+  t.throws(() => encodeTablePacked({ ...table, projection: [{ globalClass: -3, localClass: 1 }] }, 1), EncodeError, 'a negative global class is refused');
+  const { PackedTable } = await import('../../src/dataplane/bpf/packed-table');
+  const fromPacked = encodeTablePacked(PackedTable.pack(table), 0x01020304);
+  t.same([fromPacked.proj.keys, fromPacked.proj.values, fromPacked.pol.keys, fromPacked.pol.values], [p.proj.keys, p.proj.values, p.pol.keys, p.pol.values], 'a PackedTable encodes as its VerdictTable');
+});

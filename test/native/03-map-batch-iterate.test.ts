@@ -37,6 +37,23 @@ t.test('batch input sizes are checked', async (t) => {
   expectBpfError(t, () => m.updateBatch([u32(1)], []), { message: /1 keys but 0 values/ });
   expectBpfError(t, () => m.updateBatch([u32(1)], [Buffer.alloc(15)]), { errnoName: 'EINVAL', message: /value 0 is 15 bytes; expected 16/ });
   t.equal(m.updateBatch([], []), 0, 'empty batch is a no-op');
+  expectBpfError(t, () => m.updateBatchPacked(Buffer.alloc(8), Buffer.alloc(16), 2), { message: /2 entries need 8 key and 32 value bytes; got 8 and 16/ });
+  expectBpfError(t, () => m.deleteBatchPacked(Buffer.alloc(6), 2), { message: /2 keys need 8 bytes; got 6/ });
+  t.same(m.keys(), [], 'nothing was written');
+});
+
+t.test('packed batches: entries side by side in one key and one value buffer', async (t) => {
+  const m = BpfMap.create({ type: 'HASH', keySize: 4, valueSize: 16, maxEntries: 1000, name: 'tt_batchp' });
+  t.teardown(() => m.close());
+  const ids = Array.from({ length: 300 }, (_, i) => i * 5 + 2);
+  t.equal(m.updateBatchPacked(Buffer.concat(ids.map(u32)), Buffer.concat(ids.map(val)), ids.length), 300);
+  const all = m.entries();
+  t.same(sortedNums(all.keys), ids);
+  all.keys.forEach((k, i) => {
+    if (!all.values[i]!.equals(val(k.readUInt32LE(0)))) t.fail(`value of key ${k.readUInt32LE(0)} differs`);
+  });
+  t.equal(m.deleteBatchPacked(Buffer.concat(ids.slice(0, 100).map(u32)), 100), 100);
+  t.same(sortedNums(m.keys()), ids.slice(100));
 });
 
 t.test('nextKey walks every key once', async (t) => {

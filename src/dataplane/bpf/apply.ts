@@ -24,8 +24,8 @@ import {
   AF_INET, AF_INET6, EPADDR_FIXED_BITS, EP_F_DISABLED, HEP_SLOT, HEP_SLOTS, HLT_FIXED_BITS, endpointCodec, hlt4KeyCodec, hlt6KeyCodec, epAddrKeyCodec, hostepCodec, projKeyCodec, tableCodec, u32Key, u32Value,
   type Endpoint,
 } from './codecs';
-import { encodeProjection, encodeTable, prefix4, prefix6, type EncodedTable, type Entry } from './encode';
-import { PackedTable, unpacked, type AnyTable } from './packed-table';
+import { encodeProjection, encodeTablePacked, entriesOf, keysOf, prefix4, prefix6, type Entry, type PackedEntries, type PackedTableEntries } from './encode';
+import { PackedTable, type AnyTable } from './packed-table';
 import { TortieError } from '../../util/errors';
 
 export interface MapOps {
@@ -36,6 +36,9 @@ export interface MapOps {
   /** Optional batch forms (BPF_MAP_*_BATCH); same semantics as a loop of the above. */
   updateMany?(entries: readonly Entry[]): void;
   deleteMany?(keys: readonly Buffer[]): void;
+  /** Optional packed forms of the batches (entries side by side, no per-entry Buffers). */
+  updatePacked?(entries: PackedEntries): void;
+  deletePacked?(entries: PackedEntries): void;
   /** Every entry (used once, when recovering state after an agent restart). */
   entries?(): Entry[];
 }
@@ -44,6 +47,19 @@ function updateAll(m: MapOps, entries: readonly Entry[]): void {
   if (entries.length === 0) return;
   if (m.updateMany) m.updateMany(entries);
   else for (const e of entries) m.update(e.key, e.value);
+}
+
+function updatePackedAll(m: MapOps, p: PackedEntries): void {
+  if (p.count === 0) return;
+  if (m.updatePacked) m.updatePacked(p);
+  else updateAll(m, entriesOf(p));
+}
+
+/** Deletes the keys of `p` (its values are not looked at). */
+function deletePackedAll(m: MapOps, p: PackedEntries): void {
+  if (p.count === 0) return;
+  if (m.deletePacked) m.deletePacked(p);
+  else deleteAll(m, keysOf(p));
 }
 
 function deleteAll(m: MapOps, keys: readonly Buffer[]): void {
@@ -68,7 +84,7 @@ export class ApplyError extends TortieError {
 /**
  * A loaded table. Neither its encoded entries nor its object form are kept (at 100 endpoints ×
  * thousands of projection entries they were the agent's largest allocations): the table is kept
- * packed, and encodeTable is deterministic, so erase() re-encodes it as it was written to find
+ * packed, and encodeTablePacked is deterministic, so erase() re-encodes it as it was written to find
  * its keys.
  */
 interface TableRef { id: number; hash: string; refs: number; table: PackedTable; extraProj: Set<number> }
@@ -134,8 +150,8 @@ export class TableRegistry {
     if (orphan) {
       // Complete in the maps already (its meta entry exists). Projection entries are rewritten
       // (idempotent, same keys and values) to pick up additions made while no agent ran.
-      const enc = encodeTable(unpacked(t), orphan.id);
-      updateAll(this.maps.proj, enc.proj);
+      const enc = encodeTablePacked(packed, orphan.id);
+      updatePackedAll(this.maps.proj, enc.proj);
       const ref: TableRef = { id: orphan.id, hash: t.id, refs: orphan.refs + 1, table: packed, extraProj: new Set() };
       this.orphansById.delete(orphan.id);
       this.orphansByHash.delete(orphan.hash);
@@ -144,12 +160,12 @@ export class TableRegistry {
       return ref.id;
     }
     const id = this.allocId();
-    const enc = encodeTable(unpacked(t), id);
+    const enc = encodeTablePacked(packed, id);
     const ref: TableRef = { id, hash: t.id, refs: 1, table: packed, extraProj: new Set() };
     try {
-      updateAll(this.maps.proj, enc.proj);
+      updatePackedAll(this.maps.proj, enc.proj);
       updateAll(this.maps.spc, enc.spc);
-      updateAll(this.maps.pol, enc.pol);
+      updatePackedAll(this.maps.pol, enc.pol);
       this.maps.tbl.update(enc.meta.key, enc.meta.value); // last: now the table is usable
     } catch (err) {
       this.erase(ref, enc);
@@ -192,12 +208,12 @@ export class TableRegistry {
     }
   }
 
-  private erase(ref: TableRef, written: EncodedTable = encodeTable(ref.table.unpack(), ref.id)): void {
+  private erase(ref: TableRef, written: PackedTableEntries = encodeTablePacked(ref.table, ref.id)): void {
     this.maps.tbl.delete(written.meta.key); // first: from now on the id fails closed
-    deleteAll(this.maps.pol, written.pol.map((e) => e.key));
+    deletePackedAll(this.maps.pol, written.pol);
     deleteAll(this.maps.spc, written.spc.map((e) => e.key));
-    const extra = [...ref.extraProj].map((g) => projKeyCodec.encode({ table: ref.id, gclass: g }));
-    deleteAll(this.maps.proj, [...written.proj.map((e) => e.key), ...extra]);
+    deletePackedAll(this.maps.proj, written.proj);
+    deleteAll(this.maps.proj, [...ref.extraProj].map((g) => projKeyCodec.encode({ table: ref.id, gclass: g })));
   }
 
   /** Deletes a table known only by id: its meta first, then every entry keyed by that id. */

@@ -19,17 +19,15 @@ import { endianness } from 'node:os';
 import type { ClassPrefix, VerdictTable, Prefilter } from '../../calc/types';
 import {
   ACT_ALLOW, ACT_DENY, MAX_LOG_RULES, POL_FIXED_BITS, SPC_FIXED_BITS, TBL_F_SPORT, TBL_F_PASS, PF_FIXED_BITS, PF_SRC,
-  PF_KIND_DNT, PF_KIND_DENYLIST, cls4KeyCodec, cls6KeyCodec, polKeyCodec, spcKeyCodec, tableCodec, u32Value,
+  PF_KIND_DNT, PF_KIND_DENYLIST, cls4KeyCodec, cls6KeyCodec, polKeyCodec, projKeyCodec, spcKeyCodec, tableCodec, u32Value,
   u32Key, verdictCodec, pf4KeyCodec, pfValueCodec, fs4KeyCodec, fs6KeyCodec, pf6KeyCodec, FS_FIXED_BITS, FS_IN, FS_OUT,
 } from './codecs';
-import { TortieError } from '../../util/errors';
+import { EncodeError } from './encode-error';
+import { C_ACTION, C_LOCAL, C_LOG_START, C_PORT_MAX, C_PORT_MIN, C_PROTO, C_RULE, C_SPC, CELL_WORDS, PackedTable, type AnyTable } from './packed-table';
 import { formatIP, maskCidr, parseCidrOrIp4, tryParseCidrOrIp, tryParseCidrOrIp4, u32ToIpv4, type Cidr4, type IpParseError } from '../../primitives';
 import type { FailsafePort } from '../../model/failsafe';
 
-export class EncodeError extends TortieError {
-  declare readonly code: 'ERR_DATAPATH_ENCODE';
-  constructor(message: string) { super('ERR_DATAPATH_ENCODE', message); }
-}
+export { EncodeError };
 
 export interface Entry { key: Buffer; value: Buffer }
 
@@ -139,9 +137,126 @@ export function encodeProjection(id: number, globalClass: number, localClass: nu
   return { key: b.subarray(0, 8), value: b.subarray(8, 12) };
 }
 
-export function encodeTable(t: VerdictTable, id: number): EncodedTable {
+/**
+ * Fixed-size entries side by side, as BPF_MAP_UPDATE_BATCH takes them: entry i's key is
+ * keys[i·keySize, (i+1)·keySize), its value values[i·valueSize, …). A table's projection and
+ * cells are encoded this way (one buffer per kind instead of three Buffer views per entry: at
+ * 100,000 endpoints a first sync writes ~2.3 million such entries).
+ */
+export interface PackedEntries { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer }
+
+/** The entries as key/value views into the packed buffers (no copy). */
+export function entriesOf(p: PackedEntries): Entry[] {
+  const out: Entry[] = new Array<Entry>(p.count);
+  for (let i = 0; i < p.count; i++) {
+    out[i] = { key: p.keys.subarray(i * p.keySize, (i + 1) * p.keySize), value: p.values.subarray(i * p.valueSize, (i + 1) * p.valueSize) };
+  }
+  return out;
+}
+
+/** The keys as views into the packed buffer (no copy). */
+export function keysOf(p: PackedEntries): Buffer[] {
+  const out: Buffer[] = new Array<Buffer>(p.count);
+  for (let i = 0; i < p.count; i++) out[i] = p.keys.subarray(i * p.keySize, (i + 1) * p.keySize);
+  return out;
+}
+
+/** A table as packed entries (encodeTable's content; its projection and cells packed). */
+export interface PackedTableEntries {
+  id: number;
+  meta: Entry;
+  proj: PackedEntries;
+  spc: Entry[];
+  pol: PackedEntries;
+  truncatedLogs: number;
+}
+
+const PROJ_KEY = 8;
+const U32 = 4;
+const POL_KEY = 20;
+const VERDICT = 8 + 4 * MAX_LOG_RULES;
+if (polKeyCodec.size !== POL_KEY || verdictCodec.size !== VERDICT || projKeyCodec.size !== PROJ_KEY) {
+  throw new Error(`encode: hand-written layouts disagree with the codecs (pol key ${polKeyCodec.size}, verdict ${verdictCodec.size}, proj key ${projKeyCodec.size})`);
+}
+
+/**
+ * struct tortie_proj_key {u32 table; u32 gclass} → u32 local class, for every projection pair
+ * [global, local, …], in host order as projKeyCodec writes them.
+ */
+function packProjection(pairs: Uint32Array, id: number): PackedEntries {
+  const n = pairs.length / 2;
+  const keys = Buffer.allocUnsafe(n * PROJ_KEY);
+  const values = Buffer.allocUnsafe(n * U32);
+  const kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength);
+  const vv = new DataView(values.buffer, values.byteOffset, values.byteLength);
+  for (let i = 0; i < n; i++) {
+    kv.setUint32(i * PROJ_KEY, id, HOST_LE);
+    kv.setUint32(i * PROJ_KEY + 4, pairs[2 * i]!, HOST_LE);
+    vv.setUint32(i * U32, pairs[2 * i + 1]!, HOST_LE);
+  }
+  return { count: n, keySize: PROJ_KEY, valueSize: U32, keys, values };
+}
+
+/**
+ * Every cell's [portMin, portMax] split into aligned prefixes, each a tortie_pol_key
+ * {u32 prefixlen; u32 table; u32 lclass; u16 proto; u16 sclass; be16 port; u8 pad[2]} → struct
+ * tortie_verdict {u8 action; u8 nlog; u16 flags; u32 rule; u32 log_rules[MAX_LOG_RULES]}, as
+ * polKeyCodec and verdictCodec write them (host order, port in network order, zero padding).
+ * `cells`/`logs`: a PackedTable's columns (all values u32 already).
+ */
+function packCells(tableId: string, cells: Uint32Array, logs: Uint32Array, id: number): { pol: PackedEntries; truncatedLogs: number } {
+  const count = cells.length / CELL_WORDS;
+  const prefixes: PortPrefix[][] = new Array<PortPrefix[]>(count);
+  let n = 0;
+  for (let i = 0; i < count; i++) {
+    const o = i * CELL_WORDS;
+    if (cells[o + C_SPC]! > 0xffff) throw new EncodeError(`table ${tableId}: cell class (${cells[o + C_LOCAL]}, ${cells[o + C_SPC]}) out of range`);
+    if (cells[o + C_PROTO]! > 0xffff) throw new EncodeError(`table ${tableId}: cell protocol ${cells[o + C_PROTO]} is not a u16`);
+    prefixes[i] = portRangeToPrefixes(cells[o + C_PORT_MIN]!, cells[o + C_PORT_MAX]!);
+    n += prefixes[i]!.length;
+  }
+  const keys = Buffer.alloc(n * POL_KEY);
+  const values = Buffer.alloc(n * VERDICT);
+  const kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength);
+  const vv = new DataView(values.buffer, values.byteOffset, values.byteLength);
+  let truncatedLogs = 0;
+  let e = 0;
+  for (let i = 0; i < count; i++) {
+    const o = i * CELL_WORDS;
+    const logStart = cells[o + C_LOG_START]!;
+    const logEnd = i + 1 < count ? cells[o + CELL_WORDS + C_LOG_START]! : logs.length;
+    const nlog = Math.min(logEnd - logStart, MAX_LOG_RULES);
+    truncatedLogs += logEnd - logStart - nlog;
+    const first = e * VERDICT;
+    vv.setUint8(first, cells[o + C_ACTION] === 1 ? ACT_ALLOW : ACT_DENY);
+    vv.setUint8(first + 1, nlog);
+    vv.setUint16(first + 2, 0, HOST_LE);
+    vv.setUint32(first + 4, cells[o + C_RULE]!, HOST_LE);
+    for (let l = 0; l < nlog; l++) vv.setUint32(first + 8 + 4 * l, logs[logStart + l]!, HOST_LE);
+    for (const pp of prefixes[i]!) {
+      const k = e * POL_KEY;
+      kv.setUint32(k, POL_FIXED_BITS + pp.bits, HOST_LE);
+      kv.setUint32(k + 4, id, HOST_LE);
+      kv.setUint32(k + 8, cells[o + C_LOCAL]!, HOST_LE);
+      kv.setUint16(k + 12, cells[o + C_PROTO]!, HOST_LE);
+      kv.setUint16(k + 14, cells[o + C_SPC]!, HOST_LE);
+      kv.setUint16(k + 16, pp.value, false);
+      if (e * VERDICT !== first) values.copy(values, e * VERDICT, first, first + VERDICT);
+      e++;
+    }
+  }
+  return { pol: { count: n, keySize: POL_KEY, valueSize: VERDICT, keys, values }, truncatedLogs };
+}
+
+/**
+ * A table's entries, the projection and cells packed (what TableRegistry writes), from its
+ * packed form (a VerdictTable is packed first: PackedTable.pack checks every field is a u32).
+ */
+export function encodeTablePacked(table: AnyTable, id: number): PackedTableEntries {
   if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) throw new EncodeError(`table id ${id} is not in 1..2^32-1`);
-  const proj = t.projection.map((p) => encodeProjection(id, p.globalClass, p.localClass));
+  const t = table instanceof PackedTable ? table : PackedTable.pack(table);
+  const cols = t.columns();
+  const proj = packProjection(cols.proj, id);
   const spc: Entry[] = [];
   for (const sp of t.srcPortClasses) {
     for (const r of sp.ranges) {
@@ -153,31 +268,7 @@ export function encodeTable(t: VerdictTable, id: number): EncodedTable {
       }
     }
   }
-  let truncatedLogs = 0;
-  const pol: Entry[] = [];
-  for (const c of t.cells) {
-    if (c.srcPortClass > 0xffff || c.localClass > 0xffffffff) {
-      throw new EncodeError(`table ${t.id}: cell class (${c.localClass}, ${c.srcPortClass}) out of range`);
-    }
-    const logs = c.logRuleIds.slice(0, MAX_LOG_RULES);
-    truncatedLogs += c.logRuleIds.length - logs.length;
-    const value = verdictCodec.encode({
-      action: c.action === 'allow' ? ACT_ALLOW : ACT_DENY,
-      nlog: logs.length,
-      flags: 0,
-      rule: c.ruleId,
-      log_rules: [...logs, ...new Array<number>(MAX_LOG_RULES - logs.length).fill(0)],
-    });
-    for (const pp of portRangeToPrefixes(c.portMin, c.portMax)) {
-      pol.push({
-        key: polKeyCodec.encode({
-          prefixlen: POL_FIXED_BITS + pp.bits, table: id, lclass: c.localClass, proto: c.protocol,
-          sclass: c.srcPortClass, port: pp.value,
-        }),
-        value,
-      });
-    }
-  }
+  const { pol, truncatedLogs } = packCells(t.id, cols.cells, cols.logs, id);
   const meta = {
     key: u32Key(id),
     value: tableCodec.encode({
@@ -186,6 +277,11 @@ export function encodeTable(t: VerdictTable, id: number): EncodedTable {
     }),
   };
   return { id, meta, proj, spc, pol, truncatedLogs };
+}
+
+export function encodeTable(t: VerdictTable, id: number): EncodedTable {
+  const p = encodeTablePacked(t, id);
+  return { id, meta: p.meta, proj: entriesOf(p.proj), spc: p.spc, pol: entriesOf(p.pol), truncatedLogs: p.truncatedLogs };
 }
 
 /** Prefilter CIDRs (doNotTrack deny, source side) plus operator deny-list CIDRs: tortie_pf4_v1's

@@ -107,6 +107,23 @@ export function mapOps(m: BpfMap): MapOps {
         try { m.updateBatch(chunk.map((e) => e.key), chunk.map((e) => e.value)); } catch (e) { throw full(e); }
       }
     },
+    updatePacked: (p) => {
+      for (let i = 0; i < p.count; i += BATCH) {
+        const n = Math.min(BATCH, p.count - i);
+        const keys = p.keys.subarray(i * p.keySize, (i + n) * p.keySize);
+        const values = p.values.subarray(i * p.valueSize, (i + n) * p.valueSize);
+        try { m.updateBatchPacked(keys, values, n); } catch (e) { throw full(e); }
+      }
+    },
+    deletePacked: (p) => {
+      for (let i = 0; i < p.count; i += BATCH) {
+        const n = Math.min(BATCH, p.count - i);
+        const keys = p.keys.subarray(i * p.keySize, (i + n) * p.keySize);
+        try { m.deleteBatchPacked(keys, n); } catch {
+          for (let j = 0; j < n; j++) m.tryDelete(keys.subarray(j * p.keySize, (j + 1) * p.keySize));
+        }
+      }
+    },
     entries: () => {
       const { keys, values } = m.entries();
       return keys.map((key, i) => ({ key, value: values[i] }));

@@ -8,18 +8,18 @@
  * global class); `withProjection` returns a new table, the receiver is never modified.
  */
 import type { Direction, ProjectionEntry, SrcPortRange, VerdictCell, VerdictTable } from '../../calc/types';
-import { EncodeError } from './encode';
+import { EncodeError } from './encode-error';
 
 /** Cell fields in order, one u32 each; logs are a slice of `logs` from `logStart`. */
-const CELL_WORDS = 8;
-const C_LOCAL = 0;
-const C_PROTO = 1;
-const C_SPC = 2;
-const C_PORT_MIN = 3;
-const C_PORT_MAX = 4;
-const C_ACTION = 5; // 1 = allow, 0 = deny
-const C_RULE = 6;
-const C_LOG_START = 7; // the logs of cell i are logs[cells[i*8+7] .. cells[(i+1)*8+7]) (or logs.length)
+export const CELL_WORDS = 8;
+export const C_LOCAL = 0;
+export const C_PROTO = 1;
+export const C_SPC = 2;
+export const C_PORT_MIN = 3;
+export const C_PORT_MAX = 4;
+export const C_ACTION = 5; // 1 = allow, 0 = deny
+export const C_RULE = 6;
+export const C_LOG_START = 7; // the logs of cell i are logs[cells[i*8+7] .. cells[(i+1)*8+7]) (or logs.length)
 
 export class PackedTable {
   private constructor(
@@ -70,6 +70,14 @@ export class PackedTable {
   }
 
   get projectionSize(): number { return this.proj.length / 2; }
+
+  /**
+   * The packed arrays themselves, for the map encoder (encode.ts): projection pairs, cell words
+   * (CELL_WORDS per cell, fields at the C_* offsets) and log rule ids. Read only: never modify.
+   */
+  columns(): { proj: Uint32Array; cells: Uint32Array; logs: Uint32Array } {
+    return { proj: this.proj, cells: this.cellWords, logs: this.logs };
+  }
   get cellCount(): number { return this.cellWords.length / CELL_WORDS; }
 
   projection(): ProjectionEntry[] {

@@ -197,6 +197,30 @@ export class BpfMap extends FdHandle {
     return native().mapUpdateBatch(this.fd, joinSized('key', keys, this.info.keySize), joinSized('value', values, this.valueBufSize), keys.length, elemFlags);
   }
 
+  /**
+   * bpf_map_update_batch of `count` entries already side by side: keys of key_size bytes each in
+   * `keys`, values of the value buffer size each in `values` (no per-entry Buffers).
+   */
+  updateBatchPacked(keys: Buffer, values: Buffer, count: number, elemFlags: number = UpdateFlag.ANY): number {
+    checkInt('count', count, 0, U32_MAX);
+    checkBuffer('keys', keys);
+    checkBuffer('values', values);
+    if (keys.length !== count * this.info.keySize || values.length !== count * this.valueBufSize) {
+      throw invalidOption('updateBatchPacked', `${count} entries need ${count * this.info.keySize} key and ${count * this.valueBufSize} value bytes; got ${keys.length} and ${values.length}`);
+    }
+    return native().mapUpdateBatch(this.fd, keys, values, count, elemFlags);
+  }
+
+  /** bpf_map_delete_batch of `count` keys side by side in `keys`; as deleteBatch. */
+  deleteBatchPacked(keys: Buffer, count: number): number {
+    checkInt('count', count, 0, U32_MAX);
+    checkBuffer('keys', keys);
+    if (keys.length !== count * this.info.keySize) {
+      throw invalidOption('deleteBatchPacked', `${count} keys need ${count * this.info.keySize} bytes; got ${keys.length}`);
+    }
+    return native().mapDeleteBatch(this.fd, keys, count);
+  }
+
   /** bpf_map_delete_batch; ENOENT if a key is absent (keys before it are deleted). */
   deleteBatch(keys: Buffer[]): number {
     return native().mapDeleteBatch(this.fd, joinSized('key', keys, this.info.keySize), keys.length);

@@ -12,7 +12,10 @@
  * - One instance per family (`family`, default 4): the IPv6 instance reads and writes `ip -6`
  *   routes only, so the two never sweep each other's.
  * - `nextHop(nodeIp)` asks the kernel (`ip route get`) for the underlay next hop towards a node
- *   outside this node's subnet; answers are cached until `forgetNextHops()`.
+ *   outside this node's subnet; answers are cached until `forgetNextHops()`. `prefetchNextHops`
+ *   asks for many in one `ip -batch` (one process instead of one per node: at 500 nodes the
+ *   agent spent ~2 s of CPU starting `ip`), with the same answers; what it got no answer for is
+ *   left to nextHop(), which reports the error.
  */
 import { ipJson, run } from '../../util/exec';
 import type { Logger } from '../../util/log';
@@ -84,6 +87,28 @@ export class KernelRoutes {
   get nextHops(): ReadonlyMap<string, string> { return this.gateways; }
 
   forgetNextHops(): void { this.gateways.clear(); }
+
+  /**
+   * The next hops of every address not cached yet, in one `ip -j -force -batch -` of `route get`
+   * lines (-force: an unreachable address does not stop the others). Each answer names its
+   * address (`dst`); an address without an answer stays uncached.
+   */
+  async prefetchNextHops(nodeIps: readonly string[]): Promise<void> {
+    const todo = [...new Set(nodeIps)].filter((ip) => !this.gateways.has(ip));
+    if (todo.length < 2) return;
+    const r = await run(this.ip(['-j', '-force', '-batch', '-']), { input: todo.map((ip) => `route get ${ip}`).join('\n') + '\n', allowFail: true });
+    const asked = new Set(todo);
+    for (const line of r.stdout.split('\n')) {
+      if (line.trim() === '') continue;
+      let rows: unknown;
+      try { rows = JSON.parse(line); } catch { continue; }
+      if (!Array.isArray(rows)) continue;
+      for (const row of rows as { dst?: unknown; gateway?: unknown }[]) {
+        if (typeof row?.dst !== 'string' || !asked.has(row.dst)) continue;
+        this.gateways.set(row.dst, typeof row.gateway === 'string' ? row.gateway : row.dst);
+      }
+    }
+  }
 
   /** The underlay next hop towards a node outside this node's subnet (cached). */
   async nextHop(nodeIp: string): Promise<string> {

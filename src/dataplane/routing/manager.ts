@@ -292,7 +292,9 @@ export class RouteManager {
     const up = this.uplink.current;
     let deferred: RouteError | undefined;
     if (plan.nodeIp && up) {
-      for (const { node, nodeIp } of underlayTargets(plan)) {
+      const targets = underlayTargets(plan);
+      await this.kernel.prefetchNextHops(targets.map((x) => x.nodeIp));
+      for (const { node, nodeIp } of targets) {
         try {
           await this.kernel.nextHop(nodeIp);
         } catch (e) {
@@ -302,7 +304,9 @@ export class RouteManager {
       }
     }
     if (plan6.nodeIp && up) {
-      for (const { node, nodeIp } of underlayTargets6(plan6)) {
+      const targets = underlayTargets6(plan6);
+      await this.kernel6.prefetchNextHops(targets.map((x) => x.nodeIp));
+      for (const { node, nodeIp } of targets) {
         try {
           await this.kernel6.nextHop(nodeIp);
         } catch (e) {
