@@ -53,20 +53,6 @@ static __always_inline __be32 snat_addr(const struct tortie_netcfg *cfg)
 	return cfg->snat_ip ? cfg->snat_ip : cfg->node_ip;
 }
 
-/* Untagged IPv6 with NAT66 on: PARSE_IPV6 with pkt filled, 0 = pass untouched, < 0 a parse drop. */
-static __always_inline int uplink_parse6(struct __sk_buff *skb, struct tortie_pkt *pkt)
-{
-	struct ethhdr *eth;
-
-	if (skb->vlan_present)
-		return 0;
-	parse_pull_headers(skb);
-	eth = ctx_data(skb);
-	if ((void *)(eth + 1) > ctx_data_end(skb) || eth->h_proto != bpf_htons(ETH_P_IPV6))
-		return 0;
-	return parse_packet(skb, pkt, false, true);
-}
-
 /* An IPv6 packet arriving: replies of NAT66 mappings are translated back; then host endpoint
  * policy (lib/hostep.h hep6_point: a parse failure passes where no host endpoint applies). */
 static __noinline int uplink6_ingress(struct __sk_buff *skb)
@@ -75,7 +61,7 @@ static __noinline int uplink6_ingress(struct __sk_buff *skb)
 	struct tortie_pkt pkt = {}, *hp;
 	int ret;
 
-	ret = uplink_parse6(skb, &pkt);
+	ret = host_parse6(skb, &pkt) /* lib/hostep.h */;
 	hp = hep6_slot(&pkt); /* host endpoint policy's copy, as the packet arrived */
 	if (!cfg || ret != PARSE_IPV6 || !ip6_eq(pkt.daddr6, snat6_addr(cfg)))
 		return hep6_defer(hp, ret, false);
@@ -104,7 +90,7 @@ static __noinline int uplink6_egress(struct __sk_buff *skb)
 
 	if (!cfg)
 		return TORTIE_FORWARD;
-	ret = uplink_parse6(skb, &pkt);
+	ret = host_parse6(skb, &pkt) /* lib/hostep.h */;
 	if (ret == 0)
 		return TORTIE_FORWARD;
 	if (ret < 0) {
