@@ -63,7 +63,7 @@ import { loadUplink, resolveNatOptions, type LoadOptions, type NatOptions, type 
 import { readNetStats, readVxStats, type NetStats, type VxStats } from '../bpf/net-codecs';
 import type { BpfMap } from '../native';
 import type { NatStatus } from '../bpf/nat';
-import { planNetworking, planRoutes, planRoutes6, underlayTargets, underlayTargets6, type RoutePlan, type RoutePlan6 } from './plan';
+import { planNetworking, planRoutes, planRoutes6, underlayTargets, type RoutePlan, type RoutePlan6 } from './plan';
 import { KernelRoutes } from './kernel-routes';
 import { RouteMaps } from './route-map';
 import { Uplink } from './uplink';
@@ -291,25 +291,15 @@ export class RouteManager {
     }
     const up = this.uplink.current;
     let deferred: RouteError | undefined;
-    if (plan.nodeIp && up) {
-      const targets = underlayTargets(plan);
-      await this.kernel.prefetchNextHops(targets.map((x) => x.nodeIp));
+    for (const [p, kernel] of [[plan, this.kernel], [plan6, this.kernel6]] as const) {
+      if (!p.nodeIp || !up) continue;
+      const targets = underlayTargets(p);
+      await kernel.prefetchNextHops(targets.map((x) => x.nodeIp));
       for (const { node, nodeIp } of targets) {
         try {
-          await this.kernel.nextHop(nodeIp);
+          await kernel.nextHop(nodeIp);
         } catch (e) {
           // One unreachable node must not stall the others: its routes wait for the retry.
-          deferred ??= e instanceof RouteError ? e : new RouteError('ERR_ROUTES_UNREACHABLE', `node ${node} (${nodeIp}): ${(e as Error).message}`);
-        }
-      }
-    }
-    if (plan6.nodeIp && up) {
-      const targets = underlayTargets6(plan6);
-      await this.kernel6.prefetchNextHops(targets.map((x) => x.nodeIp));
-      for (const { node, nodeIp } of targets) {
-        try {
-          await this.kernel6.nextHop(nodeIp);
-        } catch (e) {
           deferred ??= e instanceof RouteError ? e : new RouteError('ERR_ROUTES_UNREACHABLE', `node ${node} (${nodeIp}): ${(e as Error).message}`);
         }
       }

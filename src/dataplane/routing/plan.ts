@@ -179,8 +179,8 @@ export function planRoutes6(nodeName: string, routing: RoutingState, workloadRou
   return plan;
 }
 
-/** Addresses of the nodes outside this node's subnet, in route order, each once. */
-export function underlayTargets(plan: RoutePlan): { node: string; nodeIp: string }[] {
+/** Addresses of the nodes outside this node's subnet (IPv4 plan) or IPv6 subnet (IPv6 plan), in route order, each once. */
+export function underlayTargets(plan: { routes: readonly { sameSubnet: boolean; node: string; nodeIp: string }[] }): { node: string; nodeIp: string }[] {
   const seen = new Set<string>();
   const out: { node: string; nodeIp: string }[] = [];
   for (const r of plan.routes) {
@@ -210,7 +210,7 @@ export interface NetworkingInput {
   vxlan?: { vni: number; port: number };
   /** Felix's natOutgoingAddress, the SNAT source ('' or undefined: the node address). */
   snatIp?: string;
-  /** Underlay next hop per node address (IPv4 or IPv6) outside this node's subnet (underlayTargets, underlayTargets6). */
+  /** Underlay next hop per node address (IPv4 or IPv6) outside this node's subnet (underlayTargets). */
   gateways: ReadonlyMap<string, string>;
 }
 
@@ -242,18 +242,6 @@ export interface DesiredNetworking {
 /** Whether any IPv4 pool (family 6: IPv6 pool) asks for VXLAN (Felix turns VXLAN on for it). */
 export function vxlanInUse(pools: RoutingState['pools'], family: 4 | 6 = 4): boolean {
   return pools.some((p) => p.cidr.includes(family === 4 ? '.' : ':') && p.vxlanMode !== 'Never' && p.vxlanMode !== '');
-}
-
-/** Addresses of the IPv6 nodes reached over VXLAN outside this node's IPv6 subnet, each once. */
-export function underlayTargets6(plan: RoutePlan6): { node: string; nodeIp: string }[] {
-  const seen = new Set<string>();
-  const out: { node: string; nodeIp: string }[] = [];
-  for (const r of plan.routes) {
-    if (r.sameSubnet || seen.has(r.nodeIp)) continue;
-    seen.add(r.nodeIp);
-    out.push({ node: r.node, nodeIp: r.nodeIp });
-  }
-  return out;
 }
 
 export function planNetworking(i: NetworkingInput): DesiredNetworking {
