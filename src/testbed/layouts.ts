@@ -209,3 +209,28 @@ export class FlatCluster extends Layout {
     return ns;
   }
 }
+
+/**
+ * The NAT66 tests' three namespaces: `node` (IPv6 forwarding, `node6`/64 on eth0 towards `out`,
+ * the workload's gateway `gw6`/128 on caliwl and a /128 route to the workload), the outside host
+ * `out` (`out6`/64) and the workload `wl` (`wl6`/128, default route via `gw6`); no DAD anywhere.
+ * `mtu`: both ends' links (out's eth0, wl's eth0) at that MTU, so each sender fragments its own
+ * datagrams.
+ */
+export async function nat66Triangle(topo: Topology, a: { node6: string; out6: string; wl6: string; gw6: string; mtu?: number }): Promise<{ node: Netns; out: Netns; wl: Netns }> {
+  const node = await topo.addNetns('node');
+  const out = await topo.addNetns('out');
+  const wl = await topo.addNetns('wl');
+  await topo.addVeth(node, 'eth0', out, 'eth0');
+  await topo.addVeth(node, 'caliwl', wl, 'eth0');
+  await node.sh([
+    'sysctl -qw net.ipv6.conf.all.forwarding=1',
+    `ip -6 addr add ${a.node6}/64 dev eth0 nodad`,
+    `ip -6 addr add ${a.gw6}/128 dev caliwl nodad`,
+    `ip -6 route add ${a.wl6}/128 dev caliwl`,
+  ].join(' && '));
+  const mtu = a.mtu === undefined ? '' : `ip link set eth0 mtu ${a.mtu} && `;
+  await out.sh(`${mtu}ip -6 addr add ${a.out6}/64 dev eth0 nodad`);
+  await wl.sh(`${mtu}ip -6 addr add ${a.wl6}/128 dev eth0 nodad && ip -6 route add ${a.gw6}/128 dev eth0 && ip -6 route add default via ${a.gw6} dev eth0`);
+  return { node, out, wl };
+}

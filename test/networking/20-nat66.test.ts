@@ -10,7 +10,7 @@
 // workload's count.
 import t from 'tap';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
-import { NAT_DIR, POOL_F, readNat6Entries } from '../../src/dataplane/bpf/net-codecs';
+import { NAT_DIR, readNat6Entries } from '../../src/dataplane/bpf/net-codecs';
 import { UplinkHarness, TC_OK, TC_SHOT } from '../../src/testbed/uplink-harness';
 import { Topology } from '../../src/util/netns';
 import { PySockets } from '../../src/testbed/probes';
@@ -18,11 +18,10 @@ import { NAT6, readNatQuota, sweepNatEntries } from '../../src/dataplane/bpf/nat
 import { readQuota } from '../../src/dataplane/bpf/quota';
 import { eth6, ext6, frag6, icmp6, ipv6Bytes, tcp, udp, NH6 } from '../../src/dataplane/bpf/packet';
 import { formatIP } from '../../src/primitives';
+import { nat66FuzzHarness, NODE6, OTHER_NODE6 } from '../../src/testbed/fuzz/nat6-fuzz';
 import { frag6KeyCodec } from '../../src/dataplane/bpf/codecs';
 import { frame6, ip6At, l4Sum6 } from '../../src/testbed/fixtures';
 
-const NODE6 = 'fd00:198:18:1::10';
-const OTHER_NODE6 = 'fd00:198:18:1::11';
 const WL1 = 'fd00:10::5';
 const WL2 = 'fd00:10::6';
 const NONAT = 'fd00:20::9';
@@ -43,14 +42,7 @@ let emptyNs: Promise<string> | undefined;
 
 async function setup(label: string, nat?: Parameters<typeof UplinkHarness.create>[1]): Promise<UplinkHarness> {
   emptyNs ??= topo.addNetns('empty').then((n) => n.path);
-  const h = await UplinkHarness.create(label, nat);
-  h.netns = await emptyNs;
-  h.config6(NODE6);
-  h.pool6('fd00:10::/48', POOL_F.NAT_OUT);
-  h.pool6('fd00:20::/48', 0);
-  h.node6(NODE6);
-  h.node6(OTHER_NODE6);
-  return h;
+  return nat66FuzzHarness((l) => UplinkHarness.create(l, nat), await emptyNs, label);
 }
 
 t.test('the frame helpers compute checksums the test can verify (the check can fail)', async (t) => {

@@ -11,6 +11,7 @@ import { PySockets } from '../../src/testbed/probes';
 import { readNat6Entries, NAT_DIR } from '../../src/dataplane/bpf/net-codecs';
 import type { RoutingState } from '../../src/calc/types';
 import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
+import { nat66Triangle } from '../../src/testbed/layouts';
 
 const NODE6 = 'fd00:198:18:1::10';
 const OUT6 = 'fd00:198:18:1::20';
@@ -29,19 +30,7 @@ t.test('NAT66 with real traffic', async (t) => {
   const socks: PySockets[] = [];
   let m: RouteManager | undefined;
   t.teardown(async () => { for (const s of socks) s.close(); m?.close(); await topo.destroy(); removePinRoot(pinRoot); });
-  const node = await topo.addNetns('node');
-  const out = await topo.addNetns('out');
-  const wl = await topo.addNetns('wl');
-  await topo.addVeth(node, 'eth0', out, 'eth0');
-  await topo.addVeth(node, 'caliwl', wl, 'eth0');
-  await node.sh([
-    'sysctl -qw net.ipv6.conf.all.forwarding=1',
-    `ip -6 addr add ${NODE6}/64 dev eth0 nodad`,
-    `ip -6 addr add ${GW6}/128 dev caliwl nodad`,
-    `ip -6 route add ${WL6}/128 dev caliwl`,
-  ].join(' && '));
-  await out.sh(`ip -6 addr add ${OUT6}/64 dev eth0 nodad`);
-  await wl.sh(`ip -6 addr add ${WL6}/128 dev eth0 nodad && ip -6 route add ${GW6}/128 dev eth0 && ip -6 route add default via ${GW6} dev eth0`);
+  const { node, out, wl } = await nat66Triangle(topo, { node6: NODE6, out6: OUT6, wl6: WL6, gw6: GW6 });
   t.match((await out.exec(['ip', '-6', 'route', 'get', WL6], { allowFail: true })).stderr, /unreachable|Network is unreachable/, 'the outside host has no route to the pool');
 
   const ping = () => wl.exec(['ping', '-6', '-c', '1', '-W', '2', OUT6], { allowFail: true });

@@ -21,6 +21,7 @@ import { frame6, ip6At, stampOlderThan } from '../../src/testbed/fixtures';
 import { UplinkHarness } from '../../src/testbed/uplink-harness';
 import { WepHarness, uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 import { allowAll } from '../../src/testbed/tables';
+import { nat66Triangle } from '../../src/testbed/layouts';
 import type { RoutingState } from '../../src/calc/types';
 
 const NODE6 = 'fd00:198:18:1::10';
@@ -37,20 +38,8 @@ t.test('fragmented UDP both ways through a 1280-byte path: translated, reassembl
   const socks: PySockets[] = [];
   let m: RouteManager | undefined;
   t.teardown(() => { for (const s of socks) s.close(); m?.close(); removePinRoot(pinRoot); });
-  const node = await topo.addNetns('node');
-  const out = await topo.addNetns('out');
-  const wl = await topo.addNetns('wl');
-  await topo.addVeth(node, 'eth0', out, 'eth0');
-  await topo.addVeth(node, 'caliwl', wl, 'eth0');
-  await node.sh([
-    'sysctl -qw net.ipv6.conf.all.forwarding=1',
-    `ip -6 addr add ${NODE6}/64 dev eth0 nodad`,
-    `ip -6 addr add ${GW6}/128 dev caliwl nodad`,
-    `ip -6 route add ${WL6}/128 dev caliwl`,
-  ].join(' && '));
   // Small links at both ends: each sender's kernel fragments its own datagrams (IPv6 routers never do).
-  await out.sh(`ip link set eth0 mtu 1280 && ip -6 addr add ${OUT6}/64 dev eth0 nodad`);
-  await wl.sh(`ip link set eth0 mtu 1280 && ip -6 addr add ${WL6}/128 dev eth0 nodad && ip -6 route add ${GW6}/128 dev eth0 && ip -6 route add default via ${GW6} dev eth0`);
+  const { node, out, wl } = await nat66Triangle(topo, { node6: NODE6, out6: OUT6, wl6: WL6, gw6: GW6, mtu: 1280 });
 
   const routing: RoutingState = {
     pools: [{ name: 'v6', cidr: 'fd00:10::/48', ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: true, disabled: false, blockSize: 122 }],

@@ -19,7 +19,7 @@ import { POOL_F } from '../../dataplane/bpf/net-codecs';
 import { formatIP } from '../../primitives';
 
 export const NODE6 = 'fd00:198:18:1::10';
-const OTHER_NODE6 = 'fd00:198:18:1::11';
+export const OTHER_NODE6 = 'fd00:198:18:1::11';
 const PODS = ['fd00:10::5', 'fd00:10::6'];
 const NONAT_POD = 'fd00:20::9';
 const REMOTES = ['fd00:198:18:3::20', 'fd00:198:18:3::21'];
@@ -207,8 +207,8 @@ export class Nat66Model {
 
 /** The uplink under test: NAT66 on for NODE6, the natOutgoing pool fd00:10::/48, a plain pool
  *  fd00:20::/48, two nodes. `netns`: an empty namespace of the caller's (the node-socket lookups). */
-export async function nat66FuzzHarness(create: typeof UplinkHarness.create, netns: string): Promise<UplinkHarness> {
-  const h = await create('nat66fuzz');
+export async function nat66FuzzHarness(create: (label: string) => Promise<UplinkHarness>, netns: string, label = 'nat66fuzz'): Promise<UplinkHarness> {
+  const h = await create(label);
   h.netns = netns;
   h.config6(NODE6);
   h.pool6('fd00:10::/48', POOL_F.NAT_OUT);
