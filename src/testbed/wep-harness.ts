@@ -94,13 +94,6 @@ export class WepHarness {
     return e;
   }
 
-  async takeEvents(waitMs = 100): Promise<FlowEvent[]> {
-    await new Promise((r) => setTimeout(r, waitMs));
-    const e = this.events;
-    this.events = [];
-    return e;
-  }
-
   clearConntrack(): void {
     for (const ct of [this.dp.maps.ct4!, this.dp.maps.ct6!]) {
       const keys = ct.keys();
