@@ -3,6 +3,7 @@
 // (the family's conntrack table) from one body.
 import t from 'tap';
 import { WepHarness } from '../../src/testbed/wep-harness';
+import { until } from '../../src/testbed/probes';
 import { buildTable, denyAll } from '../../src/testbed/tables';
 import { PROTO } from '../../src/dataplane/bpf/packet';
 import { FAMILIES } from '../../src/testbed/family';
@@ -37,7 +38,7 @@ for (const F of FAMILIES) t.test(`${F.label}: stats, occupancy and flow events`,
   t.match(sw.occupancy(), { live: 3, capacity: 4096, expiredLastSweep: 0 });
   t.equal(sw.occupancy()!.ratio, 3 / 4096);
 
-  await new Promise((r) => setTimeout(r, 100));
+  await until(() => got.some((e) => e.kind === 'deny'));
   const deny = got.find((e) => e.kind === 'deny');
   t.match(deny, { ruleId: 32, src: EP, dst: PEER, dstPort: 81, rule: { kind: 'end-of-tier', tier: 'default' } }, 'deny event names the deciding rule');
 });

@@ -13,6 +13,7 @@ import { loadWep, readHostRouteStats, type WepDatapath } from '../../src/datapla
 import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { RingBuffer } from '../../src/dataplane/native';
+import { eventually, until } from '../../src/testbed/probes';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
 
 const V3 = 'projectcalico.org/v3' as const;
@@ -73,7 +74,8 @@ t.test('host routing on: peer redirect, policy of the destination at the source'
     t.ok(count(w.web, Dir.INGRESS, 0) - webFwd0 >= 20n, 'the requests counted as forwarded on web\'s ingress point');
     t.ok(count(w.client, Dir.INGRESS, 0) - cliFwd0 >= 20n, 'the replies on client\'s ingress point');
     await w.web.ns.spawn(['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'EXEC:cat']);
-    await new Promise((r) => setTimeout(r, 300));
+    t.ok(await eventually(async () => (await w.web.ns.exec(['ss', '-ltnH', 'sport = :8080'], { allowFail: true })).stdout.trim() !== '', true),
+      'the echo server listens');
     const echo = await w.client.ns.sh(`echo hello-hr | timeout 4 socat -T2 - TCP:${IP.web}:8080,connect-timeout=2`, { allowFail: true, timeoutMs: 10_000 });
     t.equal(echo.stdout.trim(), 'hello-hr', 'TCP through the peer path');
   });
@@ -86,8 +88,9 @@ t.test('host routing on: peer redirect, policy of the destination at the source'
     t.ok(count(w.other, Dir.EGRESS, 0) - otherFwd0 >= 5n, 'other\'s own egress point allowed them');
     t.equal(hr().peer, hr0.peer, 'none redirected');
     t.ok(await txPackets(w.web) - webTx0 < 2n, 'none reached caliweb either: dropped in other\'s program');
-    await new Promise((r) => setTimeout(r, 200));
-    const ev = events.find((e) => e.kind === 'deny' && e.src === IP.other && e.dst === IP.web && e.protocol === 1);
+    const denied = (e: FlowEvent) => e.kind === 'deny' && e.src === IP.other && e.dst === IP.web && e.protocol === 1;
+    await until(() => events.some(denied));
+    const ev = events.find(denied);
     t.ok(ev, 'a deny event');
     t.equal(ev?.ifindex, w.web.ifindex, 'for web\'s interface');
     t.equal(ev?.direction, 'ingress', 'in web\'s ingress direction');
