@@ -75,6 +75,18 @@ static __always_inline void hr_count(__u32 idx)
 		*c += 1;
 }
 
+/* The fib's next-hop MACs into the Ethernet header, in one store (both families). */
+static __always_inline int hr_set_macs(struct __sk_buff *skb, const struct bpf_fib_lookup *fib)
+{
+	__u8 macs[2 * ETH_ALEN];
+
+	__builtin_memcpy(macs, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(macs + ETH_ALEN, fib->smac, ETH_ALEN);
+	if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
+		return DROP_FWD_MAC;
+	return 0;
+}
+
 /* Forwarding without the kernel: the TTL and the fib's MACs, as ip_forward would. */
 static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, const struct bpf_fib_lookup *fib)
 {
@@ -82,22 +94,21 @@ static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, c
 
 	if (ret < 0)
 		return ret;
-	if (bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0) < 0)
-		return DROP_FWD_MAC;
-	return 0;
+	return hr_set_macs(skb, fib);
 }
 
 /*
  * For a packet the source's egress point forwarded (untagged IPv4 at ETH_HLEN), after the IPIP
  * fast path left it: returns the tc verdict (TC_ACT_OK: the kernel's path, the packet unchanged;
  * TC_ACT_REDIRECT: sent to the uplink) or < 0 a drop reason (a rewrite failed). *local is set to
- * the destination cali*'s ifindex when the destination is a workload of this node: the packet is
- * then rewritten as forwarded and the caller runs the destination's point, then hr_redirect.
+ * the destination cali*'s ifindex when the destination is a workload of this node (*local_ep to
+ * its endpoint entry, for the destination's point): the packet is then rewritten as forwarded and
+ * the caller runs the destination's point, then hr_redirect.
  */
-static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local)
+static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep)
 {
 	const struct tortie_netcfg *cfg;
+	const struct tortie_endpoint *ep;
 	const struct tortie_route *rt;
 	struct bpf_fib_lookup fib = {};
 	struct iphdr ip;
@@ -121,7 +132,8 @@ static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local)
 	out = fib.ifindex;
 	if (out == skb->ifindex || (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH))
 		return TC_ACT_OK;
-	if (bpf_map_lookup_elem(&tortie_ep_v1, &out)) {
+	ep = bpf_map_lookup_elem(&tortie_ep_v1, &out);
+	if (ep) {
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS || ip.ttl <= 1) {
 			hr_count(TORTIE_HR_DECLINED);
 			return TC_ACT_OK;
@@ -130,6 +142,7 @@ static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local)
 		if (ret < 0)
 			return ret;
 		*local = out;
+		*local_ep = ep;
 		return TC_ACT_OK;
 	}
 	/* Leaving the node: only through the uplink, whose tc egress (SNAT, IPIP of kernel-routed
