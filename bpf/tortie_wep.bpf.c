@@ -327,11 +327,12 @@ int tortie_from_wep(struct __sk_buff *skb)
 	__u32 ifindex = skb->ifindex, len = skb->len, zero = 0;
 	const struct tortie_endpoint *dst_ep = NULL;
 	struct wep_scratch *sc;
-	/* The source's conntrack context, which the destination's point reuses (wep_judge). */
+	/* The source's conntrack context, which the destination's point reuses (wep_judge); no
+	 * entry until a lookup found one. */
 	union {
 		struct ct_ctx v4;
 		struct ct6_ctx v6;
-	} ct = {};
+	} ct;
 	bool ip4 = false;
 	int ret, act = TC_ACT_OK;
 	__u32 dst = 0;
@@ -341,6 +342,8 @@ int tortie_from_wep(struct __sk_buff *skb)
 	sc = bpf_map_lookup_elem(&tortie_weps, &zero);
 	if (!sc)
 		return TC_ACT_SHOT;
+	ct.v4.entry = NULL;
+	ct.v6.entry = NULL;
 	if (v6) {
 		ret = wep6_judge_ep(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &ct.v6);
 		if (ret == TORTIE_FORWARD)
@@ -370,8 +373,8 @@ int tortie_from_wep(struct __sk_buff *skb)
 SEC("tc")
 int tortie_to_wep(struct __sk_buff *skb)
 {
-	struct ct_ctx ct = {};
-	struct ct6_ctx ct6 = {};
+	struct ct_ctx ct = { .entry = NULL };
+	struct ct6_ctx ct6 = { .entry = NULL };
 	struct tortie_pkt pkt = {};
 
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
