@@ -14,7 +14,8 @@
  * (lib/vxlan.h) at the exit: a remote workload behind IPIP (lib/ipip.h) or VXLAN is encapsulated
  * and redirected to the uplink there. With host routing on (lib/host_route.h), a packet for another workload of this
  * node is then judged by the destination's to-workload point (wep_to, the code tortie_to_wep
- * runs, counted for the destination) and redirected into its namespace, and one the fib routes
+ * runs, counted for the destination; it takes the source point's parse and conntrack entry
+ * instead of redoing them) and redirected into its namespace, and one the fib routes
  * through the uplink is redirected to the uplink's egress. IPv6 the same way (lib/host_route6.h,
  * the destination judged by wep6_point). Anything else continues to the kernel (SNAT and NAT66
  * happen on the uplink's egress).

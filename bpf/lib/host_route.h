@@ -14,8 +14,9 @@
  * would have forwarded it (TTL decremented, the fib's MACs) and names the destination cali*; the
  * entry then runs the destination's to-workload stage itself (its ingress policy, conntrack,
  * fragments, counters, drop reasons and events, all attributed to the destination endpoint, the
- * very code tortie_to_wep runs) and redirects to the peer only when that stage forwards. So
- * nothing a peer-redirected packet passes depends on the destination's tc hook.
+ * very code tortie_to_wep runs, given the source stage's parse and conntrack entry so that
+ * neither is done twice) and redirects to the peer only when that stage forwards. So nothing a
+ * peer-redirected packet passes depends on the destination's tc hook.
  *
  * bpf_redirect_peer is valid only from tc ingress (tortie_from_wep's hook: the host side of the
  * source's veth), towards a veth whose peer sits in another namespace (every workload's).

@@ -71,8 +71,9 @@ static __always_inline int hr6_rewrite(struct __sk_buff *skb, const struct ipv6h
  * For an IPv6 packet (untagged, at ETH_HLEN) the source's egress point forwarded: returns the tc
  * verdict (TC_ACT_OK: the kernel's path; TC_ACT_REDIRECT: sent to the uplink) or < 0 a drop
  * reason (a rewrite failed). *local is set to the destination cali*'s ifindex (*local_ep to its
- * endpoint entry) when the destination is a workload of this node: the packet is then rewritten as forwarded and the
- * caller runs the destination's IPv6 point, then hr_redirect(*local, TORTIE_HR_V6).
+ * endpoint entry) when the destination is a workload of this node: the packet is then rewritten
+ * as forwarded and the caller runs the destination's IPv6 point, then hr_redirect(*local,
+ * TORTIE_HR_V6).
  */
 static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep)
 {
