@@ -58,15 +58,15 @@ export class BenchNode {
   }
 
   /** Compile (cached), load, apply, attach. `ms` = load + apply + attach. */
-  async tortieOn(policies: number, rulesEach: number, servePorts: number[], opts: { hostRouting?: boolean; udpPorts?: number[] } = {}): Promise<{ ms: number; cells: number; compileMs: number }> {
+  async tortieOn(policies: number, rulesEach: number, servePorts: number[], opts: { hostRouting?: boolean; udpPorts?: number[]; objectDir?: string } = {}): Promise<{ ms: number; cells: number; compileMs: number }> {
     await this.tortieOff();
     const { snap, ms: compileMs } = this.compile(policies, rulesEach, servePorts, opts.udpPorts);
     const t0 = Date.now();
     this.pinRoot = pinRoot('bench');
-    const dp = await loadWep({ pinRoot: this.pinRoot, events: false });
+    const dp = await loadWep({ pinRoot: this.pinRoot, events: false, objectDir: opts.objectDir });
     this.dp = dp;
     if (opts.hostRouting) {
-      this.dpHr = await loadWep({ pinRoot: this.pinRoot, events: false, hostRouting: 'auto' });
+      this.dpHr = await loadWep({ pinRoot: this.pinRoot, events: false, hostRouting: 'auto', objectDir: opts.objectDir });
       if (!this.dpHr.hostRouting.active) throw new Error(`host routing not available: ${this.dpHr.hostRouting.reason}`);
     }
     const byIf = new Map([[this.server.hostIf, this.server.ifindex], [this.client.hostIf, this.client.ifindex]]);
@@ -89,6 +89,12 @@ export class BenchNode {
     }
     this.attached = true;
     this.useHr = hostRouting;
+  }
+
+  /** The programs attached now (undefined while detached). */
+  programs(): { fromWep: WepDatapath['fromWep']; toWep: WepDatapath['toWep'] } | undefined {
+    const dp = this.useHr ? this.dpHr : this.dp;
+    return this.attached && dp ? { fromWep: dp.fromWep, toWep: dp.toWep } : undefined;
   }
 
   /** Detaches the programs, keeping the maps (a quick "no programs" phase). */
@@ -127,6 +133,8 @@ export class BenchNode {
     this.pd = undefined;
     this.dp.close();
     this.dp = undefined;
+    this.dpHr?.close();
+    this.dpHr = undefined;
     if (this.pinRoot) removePinRoot(this.pinRoot);
     this.pinRoot = undefined;
   }

@@ -14,7 +14,8 @@
  * (lib/vxlan.h) at the exit: a remote workload behind IPIP (lib/ipip.h) or VXLAN is encapsulated
  * and redirected to the uplink there. With host routing on (lib/host_route.h), a packet for another workload of this
  * node is then judged by the destination's to-workload point (wep_to, the code tortie_to_wep
- * runs, counted for the destination) and redirected into its namespace, and one the fib routes
+ * runs, counted for the destination; it takes the source point's parse and conntrack entry
+ * instead of redoing them) and redirected into its namespace, and one the fib routes
  * through the uplink is redirected to the uplink's egress. IPv6 the same way (lib/host_route6.h,
  * the destination judged by wep6_point). Anything else continues to the kernel (SNAT and NAT66
  * happen on the uplink's egress).
@@ -83,9 +84,11 @@ static __always_inline int wep_ndp(const struct tortie_pkt *pkt, __u32 ifindex, 
 	return 1;
 }
 
-/* wep_judge6's working state: in a per-CPU slot, not on the stack (the caller's frame and this
- * one's together must stay within the verifier's 512 bytes). tc programs do not nest on a CPU. */
-struct wep6_scratch {
+/* The parsed packet (both families; on the host-routed path the destination's point reuses the
+ * source's) and wep_judge6's verdict: in a per-CPU slot, not on the stack (the caller's frame and
+ * the points' together must stay within the verifier's 512 bytes). tc programs do not nest on a
+ * CPU, and tortie_from_wep reads the slot only within its own run. */
+struct wep_scratch {
 	struct tortie_pkt pkt;
 	struct tortie_verdict verdict;
 };
@@ -93,9 +96,9 @@ struct wep6_scratch {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
-	__type(value, struct wep6_scratch);
+	__type(value, struct wep_scratch);
 	__uint(max_entries, 1);
-} tortie_wep6s SEC(".maps");
+} tortie_weps SEC(".maps");
 
 /*
  * One IPv6 policy point: wep_judge's sequence for an IPv6 packet (parse, ND before policy,
@@ -105,11 +108,10 @@ struct {
  * destination workload too (lib/host_route6.h), as wep_judge for IPv4.
  */
 static __always_inline int wep_judge6(struct __sk_buff *skb, __u32 ifindex, __u32 dir, __u32 ep_id,
-				      __u32 table)
+				      __u32 table, bool again, struct ct6_ctx *c)
 {
-	struct wep6_scratch *sc;
+	struct wep_scratch *sc;
 	struct tortie_pkt *p;
-	struct ct6_ctx ct, *c = &ct;
 	struct tortie_verdict *v;
 	struct tortie_ct4_key fold;
 	enum ct_result cr;
@@ -119,16 +121,19 @@ static __always_inline int wep_judge6(struct __sk_buff *skb, __u32 ifindex, __u3
 
 	if (dir > TORTIE_DIR_EGRESS)
 		return DROP_UNSUPPORTED_L3;
-	sc = bpf_map_lookup_elem(&tortie_wep6s, &zero);
+	sc = bpf_map_lookup_elem(&tortie_weps, &zero);
 	if (!sc)
 		return DROP_UNSUPPORTED_L3;
-	__builtin_memset(&sc->pkt, 0, sizeof(sc->pkt));
 	p = &sc->pkt;
 	v = &sc->verdict;
-	parse_pull_headers(skb);
-	ret = parse_ipv6(skb, p, ETH_HLEN, true);
-	if (ret < 0)
-		return ret;
+	/* again: the destination's point of a host-routed packet, parsed by the source's (as wep_judge). */
+	if (!again) {
+		__builtin_memset(p, 0, sizeof(*p));
+		parse_pull_headers(skb);
+		ret = parse_ipv6(skb, p, ETH_HLEN, true);
+		if (ret < 0)
+			return ret;
+	}
 	ret = wep_ndp(p, ifindex, dir);
 	if (ret <= 0)
 		return ret;
@@ -136,10 +141,10 @@ static __always_inline int wep_judge6(struct __sk_buff *skb, __u32 ifindex, __u3
 		return DROP_SPOOFED_SRC;
 	if (p->frag == TORTIE_FRAG_LATER)
 		return frag6_follow(p, dir);
-	if (p->proto == IPPROTO_TCP && !tcp_flags_valid(p->tcp_flags))
+	if (!again && p->proto == IPPROTO_TCP && !tcp_flags_valid(p->tcp_flags))
 		return DROP_TCP_BAD_FLAGS;
 
-	cr = ct6_lookup(p, dir, c);
+	cr = again ? ct6_lookup_again(p, dir, c) : ct6_lookup(p, dir, c);
 	if (cr == CT_INVALID)
 		return DROP_CT_INVALID;
 	if (cr == CT_ESTABLISHED || cr == CT_RELATED) {
@@ -175,26 +180,39 @@ static __always_inline int wep_judge6(struct __sk_buff *skb, __u32 ifindex, __u3
 	return TORTIE_FORWARD;
 }
 
+/* The endpoint behind `ifindex`: `known` (the entry host routing found, again: the destination's
+ * point) copied, else looked up. False if unknown. */
+static __always_inline bool wep_ep(__u32 ifindex, const struct tortie_endpoint *known, struct tortie_endpoint *ep)
+{
+	if (!known)
+		return ep_lookup(ifindex, ep);
+	__builtin_memcpy(ep, known, sizeof(*ep));
+	return true;
+}
+
 /* The IPv6 policy point of the endpoint behind `ifindex` (never skb->ifindex: on the host-routed
- * path tortie_from_wep runs it for the destination too). Returns TORTIE_FORWARD or a drop reason. */
-static __always_inline int wep6_judge_ep(struct __sk_buff *skb, __u32 ifindex, __u8 dir)
+ * path tortie_from_wep runs it for the destination too, `again` with the source's parse and
+ * conntrack context, as wep_judge). Returns TORTIE_FORWARD or a drop reason. */
+static __always_inline int wep6_judge_ep(struct __sk_buff *skb, __u32 ifindex, __u8 dir, bool again,
+					 const struct tortie_endpoint *known, struct ct6_ctx *c)
 {
 	struct tortie_endpoint ep;
 
-	if (!ep_lookup(ifindex, &ep))
+	if (!wep_ep(ifindex, known, &ep))
 		return DROP_UNKNOWN_IFACE;
 	if (ep.flags & TORTIE_EP_F_DISABLED)
 		return DROP_ENDPOINT_DISABLED;
 	if (skb->vlan_present)
 		return DROP_VLAN;
-	return wep_judge6(skb, ifindex, dir, ep.id, ep.table[dir & 1]);
+	return wep_judge6(skb, ifindex, dir, ep.id, ep.table[dir & 1], again, c);
 }
 
 /* The same, counted: tortie_to_wep, and the host-routed path for the destination. */
-static __always_inline int wep6_point(struct __sk_buff *skb, __u32 ifindex, __u8 dir)
+static __always_inline int wep6_point(struct __sk_buff *skb, __u32 ifindex, __u8 dir, bool again,
+				      const struct tortie_endpoint *known, struct ct6_ctx *c)
 {
 	__u32 len = skb->len;
-	int ret = wep6_judge_ep(skb, ifindex, dir);
+	int ret = wep6_judge_ep(skb, ifindex, dir, again, known, c);
 
 	count_packet(ifindex, dir, ret, len);
 	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
@@ -202,118 +220,104 @@ static __always_inline int wep6_point(struct __sk_buff *skb, __u32 ifindex, __u8
 
 /*
  * One policy point: the endpoint behind the cali* `ifindex` judging a packet in direction `dir`.
- * Returns TORTIE_FORWARD or a drop reason; *ip4 says the packet parsed as IPv4 (*daddr set).
- * It never reads skb->ifindex: tortie_from_wep runs it for the source endpoint and, on the
- * host-routed path (lib/host_route.h), for the destination endpoint too.
+ * Returns TORTIE_FORWARD or a drop reason; *ip4 says the packet parsed as IPv4 (into *pkt, with
+ * its flow's conntrack key and entry in *ct). It never reads skb->ifindex: tortie_from_wep runs it
+ * for the source endpoint and, on the host-routed path (lib/host_route.h), for the destination
+ * endpoint too. That second run (`again`) takes *pkt and *ct as the source's run left them: the
+ * same datagram (the forwarding rewrite changed only TTL, checksum and MACs) already parsed and
+ * past the checks that do not depend on the point (IP options, TCP flags), and its flow's
+ * conntrack entry (ct_lookup_again); the destination's own checks, fragments, conntrack approval,
+ * policy, events and commit run as on its cali*.
  */
-static __always_inline int wep_judge(struct __sk_buff *skb, __u32 ifindex, __u8 dir,
-				     __be32 *daddr, bool *ip4)
+static __always_inline int wep_judge(struct __sk_buff *skb, __u32 ifindex, __u8 dir, bool again,
+				     const struct tortie_endpoint *known, struct tortie_pkt *p,
+				     struct ct_ctx *ct, bool *ip4)
 {
-	struct tortie_pkt pkt = {};
 	struct tortie_endpoint ep;
 	struct tortie_verdict verdict;
-	struct ct_ctx ct;
 	enum ct_result cr;
 	__u32 nev;
 	__be32 remote;
 	int ret;
 
-	if (!ep_lookup(ifindex, &ep)) {
-		ret = DROP_UNKNOWN_IFACE;
-		goto out;
-	}
-	if (ep.flags & TORTIE_EP_F_DISABLED) {
-		ret = DROP_ENDPOINT_DISABLED;
-		goto out;
-	}
+	if (!wep_ep(ifindex, known, &ep))
+		return DROP_UNKNOWN_IFACE;
+	if (ep.flags & TORTIE_EP_F_DISABLED)
+		return DROP_ENDPOINT_DISABLED;
 	/* A hardware-accelerated tag never shows in the data: check the skb field too. */
-	if (skb->vlan_present) {
-		ret = DROP_VLAN;
-		goto out;
+	if (skb->vlan_present)
+		return DROP_VLAN;
+	if (!again) {
+		parse_pull_headers(skb);
+		ret = parse_packet(skb, p, false, true);
+		if (ret == PARSE_ARP)
+			return TORTIE_FORWARD;
+		if (ret < 0)
+			return ret;
+		*ip4 = true;
+		if (dir == TORTIE_DIR_EGRESS && !ep_addr4_ok(ifindex, p->saddr))
+			return DROP_SPOOFED_SRC;
+		/* Options are rare: only then walk them. VLAN tags never reach this point on a cali*. */
+		if (p->ip_opts && parse_ip_srcroute(skb, p->ip_hlen))
+			return DROP_IP_SRCROUTE;
 	}
-	parse_pull_headers(skb);
-	ret = parse_packet(skb, &pkt, false, true);
-	if (ret == PARSE_ARP) {
-		ret = TORTIE_FORWARD;
-		goto out;
-	}
-	if (ret < 0)
-		goto out;
-	*ip4 = true;
-	if (dir == TORTIE_DIR_EGRESS && !ep_addr4_ok(ifindex, pkt.saddr)) {
-		ret = DROP_SPOOFED_SRC;
-		goto out;
-	}
-	/* Options are rare: only then walk them. VLAN tags never reach this point on a cali*. */
-	if (pkt.ip_opts && parse_ip_srcroute(skb, pkt.ip_hlen)) {
-		ret = DROP_IP_SRCROUTE;
-		goto out;
-	}
-	if (pkt.frag == TORTIE_FRAG_LATER) {
+	if (p->frag == TORTIE_FRAG_LATER) {
 		/* The datagram's verdict here is its first fragment's (lib/frag.h). */
-		ret = frag_follow(&pkt, dir);
-		goto out;
+		return frag_follow(p, dir);
 	}
 	/* INVALID in Linux conntrack, which Calico drops whatever the policy. */
-	if (pkt.proto == IPPROTO_TCP && !tcp_flags_valid(pkt.tcp_flags)) {
-		ret = DROP_TCP_BAD_FLAGS;
-		goto out;
-	}
+	if (!again && p->proto == IPPROTO_TCP && !tcp_flags_valid(p->tcp_flags))
+		return DROP_TCP_BAD_FLAGS;
 
-	cr = ct_lookup(&pkt, dir, &ct);
-	if (cr == CT_INVALID) {
-		ret = DROP_CT_INVALID;
-		goto out;
-	}
+	cr = again ? ct_lookup_again(p, dir, ct) : ct_lookup(p, dir, ct);
+	if (cr == CT_INVALID)
+		return DROP_CT_INVALID;
 	if (cr == CT_ESTABLISHED || cr == CT_RELATED) {
 		/* A big datagram of an established flow: its later fragments follow it. */
-		if (pkt.frag == TORTIE_FRAG_FIRST)
-			frag_record(&pkt, dir, 0);
-		ret = TORTIE_FORWARD;
-		goto out;
+		if (p->frag == TORTIE_FRAG_FIRST)
+			frag_record(p, dir, 0);
+		return TORTIE_FORWARD;
 	}
 
-	remote = dir == TORTIE_DIR_EGRESS ? pkt.daddr : pkt.saddr;
-	ret = policy_decide(ep.table[dir & 1], remote, &pkt, &verdict);
+	remote = dir == TORTIE_DIR_EGRESS ? p->daddr : p->saddr;
+	ret = policy_decide(ep.table[dir & 1], remote, p, &verdict);
 	if (ret < 0) {
 		/* One report per denied flow and interval, not one per retransmitted SYN; and only
 		 * within the endpoint's event budget (a flood of new tuples is counted, not logged). */
 		nev = 1 + (verdict.nlog < TORTIE_MAX_LOG_RULES ? verdict.nlog : TORTIE_MAX_LOG_RULES);
-		if (ev_budget(ifindex, nev, false) && deny_report_due(&ct.key, ifindex, dir) &&
+		if (ev_budget(ifindex, nev, false) && deny_report_due(&ct->key, ifindex, dir) &&
 		    ev_budget(ifindex, nev, true)) {
-			log_hits(&verdict, ifindex, ep.id, dir, &pkt);
-			emit_event(TORTIE_EV_DENY, ifindex, ep.id, dir, verdict.rule, ret, &pkt);
+			log_hits(&verdict, ifindex, ep.id, dir, p);
+			emit_event(TORTIE_EV_DENY, ifindex, ep.id, dir, verdict.rule, ret, p);
 		}
-		goto out;
+		return ret;
 	}
 	if (verdict.nlog && ev_budget(ifindex, verdict.nlog < TORTIE_MAX_LOG_RULES ? verdict.nlog : TORTIE_MAX_LOG_RULES, true))
-		log_hits(&verdict, ifindex, ep.id, dir, &pkt);
+		log_hits(&verdict, ifindex, ep.id, dir, p);
 	/* Before the commit: a refused flow leaves no state that would pass its next packet. */
 	if (dir == TORTIE_DIR_EGRESS) {
-		ret = host_from_wep(skb, &pkt);
+		ret = host_from_wep(skb, p);
 		if (ret < 0)
-			goto out;
+			return ret;
 	}
-	ret = ct_commit(&pkt, dir, &ct, cr, verdict.rule);
+	ret = ct_commit(p, dir, ct, cr, verdict.rule);
 	if (ret < 0)
-		goto out;
-	if (pkt.frag == TORTIE_FRAG_FIRST)
-		frag_record(&pkt, dir, 0);
-	ret = TORTIE_FORWARD;
-out:
-	*daddr = pkt.daddr;
-	return ret;
+		return ret;
+	if (p->frag == TORTIE_FRAG_FIRST)
+		frag_record(p, dir, 0);
+	return TORTIE_FORWARD;
 }
 
-/* The to-workload point, counted; tortie_to_wep, and the host-routed path for the destination. */
-static __always_inline int wep_to(struct __sk_buff *skb, __u32 ifindex)
+/* The to-workload point, counted; tortie_to_wep, and (again: see wep_judge) the host-routed
+ * path for the destination. */
+static __always_inline int wep_to(struct __sk_buff *skb, __u32 ifindex, bool again,
+				  const struct tortie_endpoint *known, struct tortie_pkt *p, struct ct_ctx *ct)
 {
-	__be32 daddr = 0;
 	bool ip4 = false;
 	__u32 len = skb->len;
 	int ret;
 
-	ret = wep_judge(skb, ifindex, TORTIE_DIR_INGRESS, &daddr, &ip4);
+	ret = wep_judge(skb, ifindex, TORTIE_DIR_INGRESS, again, known, p, ct, &ip4);
 	count_packet(ifindex, TORTIE_DIR_INGRESS, ret, len);
 	return ret;
 }
@@ -321,24 +325,37 @@ static __always_inline int wep_to(struct __sk_buff *skb, __u32 ifindex)
 SEC("tc")
 int tortie_from_wep(struct __sk_buff *skb)
 {
-	__u32 ifindex = skb->ifindex, len = skb->len;
-	__be32 daddr = 0;
+	__u32 ifindex = skb->ifindex, len = skb->len, zero = 0;
+	const struct tortie_endpoint *dst_ep = NULL;
+	struct wep_scratch *sc;
+	/* The source's conntrack context, which the destination's point reuses (wep_judge); no
+	 * entry until a lookup found one. */
+	union {
+		struct ct_ctx v4;
+		struct ct6_ctx v6;
+	} ct;
 	bool ip4 = false;
 	int ret, act = TC_ACT_OK;
 	__u32 dst = 0;
 
 	bool v6 = skb->protocol == bpf_htons(ETH_P_IPV6);
 
+	sc = bpf_map_lookup_elem(&tortie_weps, &zero);
+	if (!sc)
+		return TC_ACT_SHOT;
+	ct.v4.entry = NULL;
+	ct.v6.entry = NULL;
 	if (v6) {
-		ret = wep6_judge_ep(skb, ifindex, TORTIE_DIR_EGRESS);
+		ret = wep6_judge_ep(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &ct.v6);
 		if (ret == TORTIE_FORWARD)
-			act = hr6_route(skb, &dst);
+			act = hr6_route(skb, &dst, &dst_ep);
 	} else {
-		ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, &daddr, &ip4);
+		__builtin_memset(&sc->pkt, 0, sizeof(sc->pkt));
+		ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &sc->pkt, &ct.v4, &ip4);
 		if (ret == TORTIE_FORWARD && ip4) {
-			act = encap_from_wep(skb, daddr);
+			act = encap_from_wep(skb, sc->pkt.daddr);
 			if (act == TC_ACT_OK)
-				act = hr_route(skb, &dst);
+				act = hr_route(skb, &dst, &dst_ep);
 		}
 	}
 	if (act < 0)
@@ -347,18 +364,23 @@ int tortie_from_wep(struct __sk_buff *skb)
 	if (ret < 0)
 		return TC_ACT_SHOT;
 	if (dst > 0 && v6)
-		return wep6_point(skb, dst, TORTIE_DIR_INGRESS) == TC_ACT_SHOT ? TC_ACT_SHOT : hr_redirect(dst, TORTIE_HR_V6);
+		return wep6_point(skb, dst, TORTIE_DIR_INGRESS, true, dst_ep, &ct.v6) == TC_ACT_SHOT ?
+			TC_ACT_SHOT : hr_redirect(dst, TORTIE_HR_V6);
 	if (dst > 0)
-		return wep_to(skb, dst) < 0 ? TC_ACT_SHOT : hr_redirect(dst, 0);
+		return wep_to(skb, dst, true, dst_ep, &sc->pkt, &ct.v4) < 0 ? TC_ACT_SHOT : hr_redirect(dst, 0);
 	return act;
 }
 
 SEC("tc")
 int tortie_to_wep(struct __sk_buff *skb)
 {
+	struct ct_ctx ct = { .entry = NULL };
+	struct ct6_ctx ct6 = { .entry = NULL };
+	struct tortie_pkt pkt = {};
+
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		return wep6_point(skb, skb->ifindex, TORTIE_DIR_INGRESS);
-	return wep_to(skb, skb->ifindex) < 0 ? TC_ACT_SHOT : TC_ACT_OK;
+		return wep6_point(skb, skb->ifindex, TORTIE_DIR_INGRESS, false, NULL, &ct6);
+	return wep_to(skb, skb->ifindex, false, NULL, &pkt, &ct) < 0 ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -67,6 +67,8 @@ export function parseNetworkingBench(out: string): { tp: NetworkingRound[]; conn
 
 export interface PktCostPolicy {
   rules: number; cells: number; newFlowDeny: number; newFlowAllow: number; established: number;
+  /** The established packet in single runs, as newFlowAllow is measured (its floor), when printed. */
+  establishedSingle?: number;
   /** IPv6 packets through the same table, when printed. */
   deny6?: number; established6?: number;
   /** The established flow's reply through tortie_from_wep: host routing off / on (its fib lookup). */
@@ -89,6 +91,8 @@ export function parsePktCost(out: string): PktCost {
     const m = /^workload tc, (\d+) rules \((\d+) cells in the table\): new flow denied (\d+) ns\/pkt, new flow allowed (\d+) ns\/pkt.*?, established (\d+) ns\/pkt/m.exec(b);
     if (!m) continue;
     const p: PktCostPolicy = { rules: Number(m[1]), cells: Number(m[2]), newFlowDeny: Number(m[3]), newFlowAllow: Number(m[4]), established: Number(m[5]) };
+    const single = /the established packet in single runs: (\d+) ns\/pkt/.exec(b);
+    if (single) p.establishedSingle = Number(single[1]);
     const v6 = /^\s+IPv6, same table: new flow denied (\d+) ns\/pkt.*?, established (\d+) ns\/pkt/m.exec(b);
     if (v6) { p.deny6 = Number(v6[1]); p.established6 = Number(v6[2]); }
     const rp = /^\s+established, the source's side \(tortie_from_wep\): IPv4 (\d+) ns\/pkt, with host routing's fib lookup (\d+); IPv6 (\d+), with host routing's fib lookup (\d+)/m.exec(b);
@@ -141,6 +145,7 @@ export async function packetCost(run: RunResult, root: string, repeat: number, r
       addSample(run, f(`pkt-new-deny-${p.rules}`, `tc policy path, new flow denied, ${n} rules`), 'tortie', i, p.newFlowDeny, undefined, { cells: p.cells });
       addSample(run, f(`pkt-new-allow-${p.rules}`, `tc policy path, new flow allowed (+ conntrack create), ${n} rules`), 'tortie', i, p.newFlowAllow);
       addSample(run, f(`pkt-established-${p.rules}`, `tc established flow (conntrack hit), ${n} rules`), 'tortie', i, p.established);
+      if (p.establishedSingle !== undefined) addSample(run, f(`pkt-established-single-${p.rules}`, `tc established flow in single runs (the floor of the new-flow figure's method), ${n} rules`), 'tortie', i, p.establishedSingle);
       if (p.deny6 !== undefined) addSample(run, f(`pkt-new-deny-v6-${p.rules}`, `tc policy path, new flow denied, IPv6, ${n} rules (same table)`), 'tortie', i, p.deny6, undefined, { ipv4: p.newFlowDeny });
       if (p.established6 !== undefined) addSample(run, f(`pkt-established-v6-${p.rules}`, `tc established flow (conntrack hit), IPv6, ${n} rules`), 'tortie', i, p.established6, undefined, { ipv4: p.established });
       if (p.reply) {

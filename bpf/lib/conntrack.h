@@ -102,6 +102,7 @@ enum ct_result {
 struct ct_ctx {
 	struct tortie_ct4_key key;
 	struct tortie_ct_value *entry;
+	__u64 now;      /* bpf_ktime_get_ns of the lookup; ct_commit stamps with it */
 	bool src_is_a;
 	bool init_dir;  /* packet travels initiator -> responder */
 };
@@ -180,14 +181,40 @@ static __always_inline bool ct_icmp_related(const struct tortie_pkt *pkt, __u8 d
 	return (f & need) == need;
 }
 
+/*
+ * A live entry `v` of the packet's flow (c->entry = v), judged at this point: the approval bits
+ * it needs here, then on ESTABLISHED the TCP state and last_seen. Both families.
+ */
+static __always_inline enum ct_result ct_entry_judge(const struct tortie_pkt *pkt, __u8 dir,
+						     struct tortie_ct_value *v, bool src_is_a,
+						     bool *init_dir, __u64 now)
+{
+	bool local_is_init;
+	__u32 need;
+
+	*init_dir = src_is_a == !!(v->flags & TORTIE_CTF_A_IS_INIT);
+	local_is_init = (dir == TORTIE_DIR_EGRESS) == *init_dir;
+	/* The responder's point runs before any reply of its reaches the initiator's point. */
+	if (!local_is_init && !(v->flags & TORTIE_CTF_DST_LOCAL))
+		__sync_fetch_and_or(&v->flags, TORTIE_CTF_DST_LOCAL);
+	need = ct_need(local_is_init, dir, v->flags);
+	if ((v->flags & need) != need)
+		return CT_UNAPPROVED;
+	if (pkt->proto == IPPROTO_TCP && !ct_tcp_advance(v, pkt, *init_dir, src_is_a))
+		return CT_INVALID;
+	if (!*init_dir && !(v->flags & TORTIE_CTF_REPLY))
+		__sync_fetch_and_or(&v->flags, TORTIE_CTF_REPLY);
+	v->last_seen_ns = now;
+	return CT_ESTABLISHED;
+}
+
 /* Looks the packet up; on ESTABLISHED also advances state and last_seen. */
 static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __u8 dir, struct ct_ctx *c)
 {
 	struct tortie_ct_value *v;
 	__u64 now = bpf_ktime_get_ns();
-	bool local_is_init;
-	__u32 need;
 
+	c->now = now;
 	ct4_key_make(&c->key, pkt->saddr, pkt->daddr, pkt->ct_sport, pkt->ct_dport, pkt->proto, &c->src_is_a);
 	ct4_key_mark_echo(&c->key, c->src_is_a, pkt->echo);
 	c->entry = NULL;
@@ -199,20 +226,22 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 	if (!v || !ct_live(v, now) || ct_tcp_reopens(v, pkt))
 		return CT_NEW;
 	c->entry = v;
-	c->init_dir = c->src_is_a == !!(v->flags & TORTIE_CTF_A_IS_INIT);
-	local_is_init = (dir == TORTIE_DIR_EGRESS) == c->init_dir;
-	/* The responder's point runs before any reply of its reaches the initiator's point. */
-	if (!local_is_init && !(v->flags & TORTIE_CTF_DST_LOCAL))
-		__sync_fetch_and_or(&v->flags, TORTIE_CTF_DST_LOCAL);
-	need = ct_need(local_is_init, dir, v->flags);
-	if ((v->flags & need) != need)
-		return CT_UNAPPROVED;
-	if (pkt->proto == IPPROTO_TCP && !ct_tcp_advance(v, pkt, c->init_dir, c->src_is_a))
-		return CT_INVALID;
-	if (!c->init_dir && !(v->flags & TORTIE_CTF_REPLY))
-		__sync_fetch_and_or(&v->flags, TORTIE_CTF_REPLY);
-	v->last_seen_ns = now;
-	return CT_ESTABLISHED;
+	return ct_entry_judge(pkt, dir, v, c->src_is_a, &c->init_dir, now);
+}
+
+/*
+ * The second point of a host-routed packet (the destination's, right after the source's in the
+ * same program run): the source's lookup left the flow's key in `c` and, when it found a live
+ * entry, the entry itself, which this run still holds (same tuple, same RCU section, and an entry
+ * is only replaced when no live one was found). Judges that entry at this point without a second
+ * hash lookup; otherwise (no entry then, or an ICMP error, whose related check is per point)
+ * looks up as ct_lookup does.
+ */
+static __always_inline enum ct_result ct_lookup_again(const struct tortie_pkt *pkt, __u8 dir, struct ct_ctx *c)
+{
+	if (!c->entry || pkt->icmp_err || pkt->untracked)
+		return ct_lookup(pkt, dir, c);
+	return ct_entry_judge(pkt, dir, c->entry, c->src_is_a, &c->init_dir, c->now);
 }
 
 /*
@@ -225,7 +254,7 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 static __always_inline int ct_commit(const struct tortie_pkt *pkt, __u8 dir, struct ct_ctx *c,
 				     enum ct_result r, __u32 rule)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = c->now;
 
 	if (pkt->untracked)
 		return 0;
@@ -244,7 +273,8 @@ static __always_inline int ct_commit(const struct tortie_pkt *pkt, __u8 dir, str
 		struct tortie_ct_value *old;
 		long err;
 
-		if (!created || quota_full(&tortie_ctq4_v1, owner, created, ct_quota))
+		/* Below the quota in CREATED alone, RELEASED and MOVED need not be read. */
+		if (!created || (created->count >= ct_quota && quota_full(&tortie_ctq4_v1, owner, created, ct_quota)))
 			return DROP_CT_QUOTA;
 		ct_tcp_init(&v, pkt, c->src_is_a);
 		err = bpf_map_update_elem(&tortie_ct4_v3, &c->key, &v, BPF_NOEXIST);
@@ -305,6 +335,7 @@ struct {
 struct ct6_ctx {
 	struct tortie_ct6_key key;
 	struct tortie_ct_value *entry;
+	__u64 now;
 	bool src_is_a;
 	bool init_dir;
 };
@@ -352,9 +383,8 @@ static __always_inline enum ct_result ct6_lookup(const struct tortie_pkt *pkt, _
 {
 	struct tortie_ct_value *v;
 	__u64 now = bpf_ktime_get_ns();
-	bool local_is_init;
-	__u32 need;
 
+	c->now = now;
 	ct6_key_make(&c->key, pkt->saddr6, pkt->daddr6, pkt->ct_sport, pkt->ct_dport, pkt->proto, &c->src_is_a);
 	ct6_key_mark_echo(&c->key, c->src_is_a, pkt->echo);
 	c->entry = NULL;
@@ -366,26 +396,22 @@ static __always_inline enum ct_result ct6_lookup(const struct tortie_pkt *pkt, _
 	if (!v || !ct_live(v, now) || ct_tcp_reopens(v, pkt))
 		return CT_NEW;
 	c->entry = v;
-	c->init_dir = c->src_is_a == !!(v->flags & TORTIE_CTF_A_IS_INIT);
-	local_is_init = (dir == TORTIE_DIR_EGRESS) == c->init_dir;
-	if (!local_is_init && !(v->flags & TORTIE_CTF_DST_LOCAL))
-		__sync_fetch_and_or(&v->flags, TORTIE_CTF_DST_LOCAL);
-	need = ct_need(local_is_init, dir, v->flags);
-	if ((v->flags & need) != need)
-		return CT_UNAPPROVED;
-	if (pkt->proto == IPPROTO_TCP && !ct_tcp_advance(v, pkt, c->init_dir, c->src_is_a))
-		return CT_INVALID;
-	if (!c->init_dir && !(v->flags & TORTIE_CTF_REPLY))
-		__sync_fetch_and_or(&v->flags, TORTIE_CTF_REPLY);
-	v->last_seen_ns = now;
-	return CT_ESTABLISHED;
+	return ct_entry_judge(pkt, dir, v, c->src_is_a, &c->init_dir, now);
+}
+
+/* ct_lookup_again for IPv6. */
+static __always_inline enum ct_result ct6_lookup_again(const struct tortie_pkt *pkt, __u8 dir, struct ct6_ctx *c)
+{
+	if (!c->entry || pkt->icmp_err || pkt->untracked)
+		return ct6_lookup(pkt, dir, c);
+	return ct_entry_judge(pkt, dir, c->entry, c->src_is_a, &c->init_dir, c->now);
 }
 
 /* ct_commit for IPv6: the same quota (ct_quota) per workload address, counted in tortie_ctq6_v1. */
 static __always_inline int ct6_commit(const struct tortie_pkt *pkt, __u8 dir, struct ct6_ctx *c,
 				      enum ct_result r, __u32 rule)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = c->now;
 
 	if (pkt->untracked)
 		return 0;
@@ -403,7 +429,7 @@ static __always_inline int ct6_commit(const struct tortie_pkt *pkt, __u8 dir, st
 		struct tortie_ct_value *old;
 		long err;
 
-		if (!created || quota6_full(&tortie_ctq6_v1, owner, created, ct_quota))
+		if (!created || (created->count >= ct_quota && quota6_full(&tortie_ctq6_v1, owner, created, ct_quota)))
 			return DROP_CT_QUOTA;
 		if (pkt->proto == IPPROTO_TCP && !(pkt->tcp_flags & TCP_FLAG_RST)) {
 			bool ack = pkt->tcp_flags & TCP_FLAG_ACK;

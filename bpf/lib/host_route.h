@@ -14,8 +14,9 @@
  * would have forwarded it (TTL decremented, the fib's MACs) and names the destination cali*; the
  * entry then runs the destination's to-workload stage itself (its ingress policy, conntrack,
  * fragments, counters, drop reasons and events, all attributed to the destination endpoint, the
- * very code tortie_to_wep runs) and redirects to the peer only when that stage forwards. So
- * nothing a peer-redirected packet passes depends on the destination's tc hook.
+ * very code tortie_to_wep runs, given the source stage's parse and conntrack entry so that
+ * neither is done twice) and redirects to the peer only when that stage forwards. So nothing a
+ * peer-redirected packet passes depends on the destination's tc hook.
  *
  * bpf_redirect_peer is valid only from tc ingress (tortie_from_wep's hook: the host side of the
  * source's veth), towards a veth whose peer sits in another namespace (every workload's).
@@ -75,15 +76,54 @@ static __always_inline void hr_count(__u32 idx)
 		*c += 1;
 }
 
-/* Forwarding without the kernel: the TTL and the fib's MACs, as ip_forward would. */
+/* The fib's next-hop MACs into the Ethernet header, in one store (both families). */
+static __always_inline int hr_set_macs(struct __sk_buff *skb, const struct bpf_fib_lookup *fib)
+{
+	__u8 macs[2 * ETH_ALEN];
+
+	__builtin_memcpy(macs, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(macs + ETH_ALEN, fib->smac, ETH_ALEN);
+	if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
+		return DROP_FWD_MAC;
+	return 0;
+}
+
+/* An IPv4 header checksum after one 16-bit word of the header went from -> to (RFC 1624,
+ * eqn. 3), in plain arithmetic: raw (network order) values, as csum.h's. */
+static __always_inline __u16 hr_csum_update16(__u16 check, __u16 from, __u16 to)
+{
+	return csum_fold32((__u32)(__u16)~check + (__u16)~from + to);
+}
+
+/*
+ * Forwarding without the kernel: the TTL and the fib's MACs, as ip_forward would, in one store of
+ * the frame's first 26 bytes (both MACs, the EtherType as it is, the IPv4 header up to its
+ * checksum with the TTL decremented and the checksum updated) instead of a checksum helper and
+ * two stores. The header's ones'-complement sum is unchanged (the checksum compensates the TTL),
+ * so a CHECKSUM_COMPLETE skb->csum stays right, as with bpf_l3_csum_replace; the Ethernet header
+ * is outside it.
+ */
 static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, const struct bpf_fib_lookup *fib)
 {
-	int ret = ipip_ttl_dec(skb, ip);
+	struct {
+		__u8 dmac[ETH_ALEN];
+		__u8 smac[ETH_ALEN];
+		__be16 proto;
+		__u8 ip[12]; /* up to saddr: version/IHL ... TTL, protocol, check */
+	} __attribute__((packed)) h;
+	__u16 old_w, new_w;
 
-	if (ret < 0)
-		return ret;
-	if (bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0) < 0)
+	_Static_assert(__builtin_offsetof(struct iphdr, saddr) == 12, "IPv4 header layout");
+
+	__builtin_memcpy(&old_w, &ip->ttl, 2);
+	ip->ttl--;
+	__builtin_memcpy(&new_w, &ip->ttl, 2);
+	ip->check = hr_csum_update16(ip->check, old_w, new_w);
+	__builtin_memcpy(h.dmac, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(h.smac, fib->smac, ETH_ALEN);
+	h.proto = bpf_htons(ETH_P_IP);
+	__builtin_memcpy(h.ip, ip, sizeof(h.ip));
+	if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0) < 0)
 		return DROP_FWD_MAC;
 	return 0;
 }
@@ -92,12 +132,14 @@ static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, c
  * For a packet the source's egress point forwarded (untagged IPv4 at ETH_HLEN), after the IPIP
  * fast path left it: returns the tc verdict (TC_ACT_OK: the kernel's path, the packet unchanged;
  * TC_ACT_REDIRECT: sent to the uplink) or < 0 a drop reason (a rewrite failed). *local is set to
- * the destination cali*'s ifindex when the destination is a workload of this node: the packet is
- * then rewritten as forwarded and the caller runs the destination's point, then hr_redirect.
+ * the destination cali*'s ifindex when the destination is a workload of this node (*local_ep to
+ * its endpoint entry, for the destination's point): the packet is then rewritten as forwarded and
+ * the caller runs the destination's point, then hr_redirect.
  */
-static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local)
+static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep)
 {
 	const struct tortie_netcfg *cfg;
+	const struct tortie_endpoint *ep;
 	const struct tortie_route *rt;
 	struct bpf_fib_lookup fib = {};
 	struct iphdr ip;
@@ -121,7 +163,8 @@ static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local)
 	out = fib.ifindex;
 	if (out == skb->ifindex || (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH))
 		return TC_ACT_OK;
-	if (bpf_map_lookup_elem(&tortie_ep_v1, &out)) {
+	ep = bpf_map_lookup_elem(&tortie_ep_v1, &out);
+	if (ep) {
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS || ip.ttl <= 1) {
 			hr_count(TORTIE_HR_DECLINED);
 			return TC_ACT_OK;
@@ -130,6 +173,7 @@ static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local)
 		if (ret < 0)
 			return ret;
 		*local = out;
+		*local_ep = ep;
 		return TC_ACT_OK;
 	}
 	/* Leaving the node: only through the uplink, whose tc egress (SNAT, IPIP of kernel-routed

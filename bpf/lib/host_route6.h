@@ -64,19 +64,21 @@ static __always_inline int hr6_rewrite(struct __sk_buff *skb, const struct ipv6h
 
 	if (bpf_skb_store_bytes(skb, HR6_L3_OFF + offsetof(struct ipv6hdr, hop_limit), &hl, 1, BPF_F_RECOMPUTE_CSUM) < 0)
 		return DROP_FWD_TTL;
-	return fib ? fib_set_macs(skb, fib) : 0;
+	return fib ? hr_set_macs(skb, fib) : 0;
 }
 
 /*
  * For an IPv6 packet (untagged, at ETH_HLEN) the source's egress point forwarded: returns the tc
  * verdict (TC_ACT_OK: the kernel's path; TC_ACT_REDIRECT: sent to the uplink) or < 0 a drop
- * reason (a rewrite failed). *local is set to the destination cali*'s ifindex when the
- * destination is a workload of this node: the packet is then rewritten as forwarded and the
- * caller runs the destination's IPv6 point, then hr_redirect(*local, TORTIE_HR_V6).
+ * reason (a rewrite failed). *local is set to the destination cali*'s ifindex (*local_ep to its
+ * endpoint entry) when the destination is a workload of this node: the packet is then rewritten
+ * as forwarded and the caller runs the destination's IPv6 point, then hr_redirect(*local,
+ * TORTIE_HR_V6).
  */
-static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local)
+static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep)
 {
 	const struct tortie_netcfg *cfg;
+	const struct tortie_endpoint *ep;
 	struct bpf_fib_lookup fib = {};
 	struct ipv6hdr ip6;
 	__u32 out;
@@ -101,7 +103,8 @@ static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local)
 	out = fib.ifindex;
 	if (out == skb->ifindex || (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH))
 		return TC_ACT_OK;
-	if (bpf_map_lookup_elem(&tortie_ep_v1, &out)) {
+	ep = bpf_map_lookup_elem(&tortie_ep_v1, &out);
+	if (ep) {
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS || ip6.hop_limit <= 1) {
 			hr_count(TORTIE_HR_V6 + TORTIE_HR_DECLINED);
 			return TC_ACT_OK;
@@ -110,6 +113,7 @@ static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local)
 		if (ret < 0)
 			return ret;
 		*local = out;
+		*local_ep = ep;
 		return TC_ACT_OK;
 	}
 	/* Leaving the node: only through the uplink (tortie_netcfg_v1 names it in either family). */

@@ -373,5 +373,11 @@ workload tc, 10002 rules (10005 cells in the table): new flow denied 130 ns/pkt,
   t.same(pc6.policy.map((p) => [p.rules, p.established, p.deny6, p.established6]), [[2, 60, 140, 70], [10002, 61, 150, 71]], 'the IPv6 line of each table size');
   t.same([pc6.policy[0]!.reply, pc6.policy[0]!.reply6], [{ off: 80, on: 110 }, { off: 90, on: 125 }], 'the source\'s side, both families, host routing off/on');
   t.equal(pc6.policy[1]!.reply, undefined, 'not borrowed from another table size');
+  t.equal(pc6.policy[0]!.establishedSingle, undefined, 'no single-run floor where none was printed');
+  // With the established packet's single-run floor printed inside the new-flow figure's note.
+  const pcs = parsePktCost(`workload tc, 2 rules (3 cells in the table): new flow denied 120 ns/pkt, new flow allowed 900 ns/pkt (single runs, includes conntrack create; the established packet in single runs: 270 ns/pkt), established 60 ns/pkt
+workload tc, 10002 rules (10005 cells in the table): new flow denied 130 ns/pkt, new flow allowed 950 ns/pkt (single runs, includes conntrack create; the established packet in single runs: 281 ns/pkt), established 61 ns/pkt
+`);
+  t.same(pcs.policy.map((p) => [p.rules, p.newFlowAllow, p.establishedSingle, p.established]), [[2, 900, 270, 60], [10002, 950, 281, 61]], 'the single-run floor beside the new-flow figure, per table size');
   t.throws(() => parsePktCost(''), /no figures/);
 });

@@ -12,6 +12,7 @@ import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 import { loadWep, readHostRouteStats, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
+import { CTF, CtState, ct4KeyCodec, ctValueCodec, type Ct4Key, type CtValue } from '../../src/dataplane/bpf/codecs';
 import { RingBuffer } from '../../src/dataplane/native';
 import { eventually, until } from '../../src/testbed/probes';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
@@ -108,6 +109,39 @@ t.test('host routing on: peer redirect, policy of the destination at the source'
     const deny1 = count(w.other, Dir.INGRESS, R.POLICY_DENY);
     t.not((await ping(w.web, IP.other, 2)).code, 0, 'web -> other denied by other\'s ingress');
     t.ok(count(w.other, Dir.INGRESS, R.POLICY_DENY) - deny1 >= 2n, 'on other\'s ingress point');
+  });
+
+  // The destination's point takes the source point's conntrack entry (no second lookup): the
+  // entry must still carry each point's own approval, and TCP tracking must see every packet.
+  t.test('one conntrack entry per flow, each point approving for itself', async (t) => {
+    const tcpTo = (a: string, port: number): [Ct4Key, CtValue][] => {
+      const { keys, values } = dp!.maps.ct4!.lookupBatch();
+      return keys.map((k, i) => [ct4KeyCodec.decode(k), ctValueCodec.decode(values[i]!)] as [Ct4Key, CtValue])
+        .filter(([k]) => k.proto === 6 && [k.addr_a, k.addr_b].includes(a) && [k.addr_a, k.addr_b].includes(IP.web) &&
+          (k.port_a === port || k.port_b === port));
+    };
+    const has = (v: CtValue, f: number) => (Number(v.flags) & f) === f;
+    // Allowed (client -> web:8080, the echo of the first subtest): both points approved, the
+    // responder's point saw it, replies seen, and the close tracked (FIN both ways).
+    const ok = tcpTo(IP.client, 8080);
+    t.equal(ok.length, 1, 'the echo connection has one entry');
+    const [, v] = ok[0]!;
+    t.ok(has(v, CTF.SRC_OK) && has(v, CTF.DST_OK), 'approved by client\'s egress and web\'s ingress point');
+    t.ok(has(v, CTF.DST_LOCAL | CTF.REPLY), 'web\'s point saw it and its replies went back');
+    t.ok(v.state === CtState.FIN_WAIT || v.state === CtState.CLOSING, `the close was tracked (state ${v.state})`);
+    // Denied (other -> web:8080): other's egress allows and commits on the first SYN; web's ingress
+    // denies it, and again each retransmitted SYN, which finds the entry at other's point and
+    // hands it to web's point.
+    const deny0 = count(w.web, Dir.INGRESS, R.POLICY_DENY);
+    const r = await w.other.ns.sh(`echo x | timeout 5 socat -T1 - TCP:${IP.web}:8080,connect-timeout=3`, { allowFail: true, timeoutMs: 10_000 });
+    t.not(r.code, 0, 'other -> web:8080 does not connect');
+    t.ok(count(w.web, Dir.INGRESS, R.POLICY_DENY) - deny0 >= 2n, 'the SYN and its retransmission both denied at web\'s point');
+    const denied = tcpTo(IP.other, 8080);
+    t.equal(denied.length, 1, 'one entry for the refused connection');
+    const [, d] = denied[0]!;
+    t.ok(has(d, CTF.SRC_OK | CTF.DST_LOCAL), 'approved by other\'s egress point, seen by web\'s');
+    t.notOk(Number(d.flags) & CTF.DST_OK, 'never approved by web\'s ingress point');
+    t.equal(d.state, CtState.SYN_SENT, 'still a SYN that was never answered');
   });
 
   t.test('leaving through the uplink: redirected to its egress, TTL decremented', async (t) => {

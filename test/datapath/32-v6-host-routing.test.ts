@@ -22,6 +22,7 @@ import { Capture, PySockets, eventually } from '../../src/testbed/probes';
 import { loadWep, readHostRouteStats, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
+import { CTF, CtState, ct6KeyCodec, ctValueCodec, type CtValue } from '../../src/dataplane/bpf/codecs';
 import { RingBuffer } from '../../src/dataplane/native';
 import { RouteManager } from '../../src/dataplane/routing';
 import type { RoutingState } from '../../src/calc/types';
@@ -131,6 +132,30 @@ t.test('IPv6 host routing on: peer redirect, uplink redirect with NAT66, the ker
     const deny1 = count(w.oth, Dir.INGRESS, R.POLICY_DENY);
     t.not((await ping6(w.web, IP.oth[1], 2)).code, 0, 'web -> oth denied by oth\'s ingress (no reply path was opened)');
     t.ok(count(w.oth, Dir.INGRESS, R.POLICY_DENY) - deny1 >= 2n, 'on oth\'s ingress point');
+  });
+
+  // As datapath/24 for IPv4: the destination's point judges the source point's entry (no second
+  // lookup) and still approves for itself only.
+  await t.test('one conntrack entry per flow, each point approving for itself', async (t) => {
+    const tcpTo = (a: string, port: number): CtValue[] => [...dp!.ct6.entries()]
+      .map(([k, v]) => [ct6KeyCodec.decode(k), ctValueCodec.decode(v)] as const)
+      .filter(([k]) => k.proto === 6 && [k.addr_a, k.addr_b].includes(a) && [k.addr_a, k.addr_b].includes(IP.web[1]) &&
+        (k.port_a === port || k.port_b === port))
+      .map(([, v]) => v);
+    const has = (v: CtValue, f: number) => (Number(v.flags) & f) === f;
+    const ok = tcpTo(IP.cli[1], 8080);
+    t.equal(ok.length, 1, 'the echo connection has one entry');
+    t.ok(has(ok[0]!, CTF.SRC_OK | CTF.DST_OK | CTF.DST_LOCAL | CTF.REPLY), 'approved at both points, replies seen');
+    t.ok(ok[0]!.state === CtState.FIN_WAIT || ok[0]!.state === CtState.CLOSING, `the close was tracked (state ${ok[0]!.state})`);
+    const deny0 = count(w.web, Dir.INGRESS, R.POLICY_DENY);
+    const r = await w.oth.ns.sh(`echo x | timeout 5 socat -T1 - TCP6:[${IP.web[1]}]:8080,connect-timeout=3`, { allowFail: true, timeoutMs: 10_000 });
+    t.not(r.code, 0, 'oth -> web:8080 does not connect');
+    t.ok(count(w.web, Dir.INGRESS, R.POLICY_DENY) - deny0 >= 2n, 'the SYN and its retransmission both denied at web\'s point');
+    const denied = tcpTo(IP.oth[1], 8080);
+    t.equal(denied.length, 1, 'one entry for the refused connection');
+    t.ok(has(denied[0]!, CTF.SRC_OK | CTF.DST_LOCAL), 'approved by oth\'s egress point, seen by web\'s');
+    t.notOk(Number(denied[0]!.flags) & CTF.DST_OK, 'never approved by web\'s ingress point');
+    t.equal(denied[0]!.state, CtState.SYN_SENT, 'still a SYN that was never answered');
   });
 
   await t.test('hop limit 1 is left to the kernel: Time Exceeded', async (t) => {
