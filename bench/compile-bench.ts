@@ -10,8 +10,12 @@
  *
  * TORTIE_BENCH_DIGEST=1 also prints a SHA-1 of every delta and the final snapshot (hashing is
  * then inside the timings): two compiler versions that print the same digest gave the same output.
+ * TORTIE_BENCH_PROFILE=FILE writes a V8 CPU profile (.cpuprofile) of the deltas alone (after the
+ * initial compile), for `node --cpu-prof`-style reading of where a delta's time goes.
  */
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { CalcGraph, type CompiledState } from '../src/calc';
 import { encodeTable } from '../src/dataplane/bpf/encode';
 import type { GlobalNetworkPolicy, NetworkPolicy, Resource, Rule, WorkloadEndpoint } from '../src/model';
@@ -212,6 +216,23 @@ function flushOf(g: CalcGraph): ReturnType<CalcGraph['flush']> {
   return d;
 }
 
+/** The inspector's CPU profiler around the deltas (TORTIE_BENCH_PROFILE=FILE); synchronous. */
+function deltaProfiler(): { stop(): void } {
+  const file = process.env.TORTIE_BENCH_PROFILE;
+  if (file === undefined || file === '') return { stop: () => undefined };
+  const s = new Session();
+  s.connect();
+  s.post('Profiler.enable');
+  s.post('Profiler.setSamplingInterval', { interval: 200 });
+  s.post('Profiler.start');
+  return {
+    stop: () => s.post('Profiler.stop', (err, r) => {
+      if (err === null) writeFileSync(file, JSON.stringify(r.profile));
+      s.disconnect();
+    }),
+  };
+}
+
 function main(): void {
   const resources: Resource[] = [];
   for (let n = 0; n < N_NS; n++) {
@@ -240,6 +261,7 @@ function main(): void {
   const st = g.stats();
   const per = entriesPerLocal(snap);
 
+  const profiler = deltaProfiler();
   // remote label change: an endpoint on another node gets another app label
   const remote: number[] = [];
   for (let k = 0; k < REPEATS; k++) {
@@ -292,6 +314,7 @@ function main(): void {
     broadProj += d!.projectionAdded.reduce((a, x) => a + x.entries.length, 0) + d!.projectionRemoved.reduce((a, x) => a + x.globalClasses.length, 0);
   }
   const broadCpu = lastCpu(broadMs.length);
+  profiler.stop();
   gc();
   const rss2 = process.memoryUsage().rss;
   const heap2 = process.memoryUsage().heapUsed;

@@ -15,6 +15,11 @@
  * - Unavailable stores are retried with backoff (25 ms doubling to `maxBackoffMs`); onStatus
  *   reports 'resyncing' / 'in-sync' transitions for metrics and readiness.
  * - Callbacks are never re-entered; a throwing callback is logged and skipped.
+ * - The first list is emitted in slices of `LIST_SLICE` items with a turn of the event loop
+ *   between them, so that work started beside the syncer (the agent loading and attaching its
+ *   BPF programs, mostly kernel time) goes on while a large store is fed; nothing is in sync
+ *   until the whole list is out. A re-list (already in sync) is emitted in one go, so a
+ *   consumer never acts on half of it.
  */
 import type { Logger } from 'pino';
 import { BACKOFF, backoffMs, sleep } from '../util/retry';
@@ -34,6 +39,9 @@ export interface SyncerCallbacks {
   /** The watch lost its connection and is resuming by itself (for a reconnects metric). */
   onReconnect?(err: Error): void;
 }
+
+/** Items of the first list emitted between two turns of the event loop. */
+const LIST_SLICE = 2000;
 
 export interface SyncerOptions {
   logger?: Logger;
@@ -91,6 +99,13 @@ export class Syncer {
       try {
         const { items, revision } = await this.ds.list(this.prefix);
         if (this.stopped || gen !== this.generation) return;
+        if (!this.inSync) {
+          for (let i = LIST_SLICE; i < items.length; i += LIST_SLICE) {
+            this.applyPuts(items, i - LIST_SLICE, i);
+            await new Promise<void>((r) => setImmediate(r));
+            if (this.stopped || gen !== this.generation) return;
+          }
+        }
         this.applyList(items, revision);
         if (!this.inSync) {
           this.inSync = true;
@@ -110,15 +125,21 @@ export class Syncer {
     }
   }
 
-  private applyList(items: KeyValue[], revision: number): void {
-    const present = new Set<string>();
-    for (const kv of items) {
-      present.add(kv.key);
+  /** Puts for items[from, to) that are new or changed (already emitted ones are skipped). */
+  private applyPuts(items: KeyValue[], from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+      const kv = items[i]!;
       if (this.seen.get(kv.key) !== kv.modRevision) {
         this.seen.set(kv.key, kv.modRevision);
         this.safe(() => this.cb.onUpdate({ type: 'put', key: kv.key, kv, revision: kv.modRevision }));
       }
     }
+  }
+
+  private applyList(items: KeyValue[], revision: number): void {
+    this.applyPuts(items, 0, items.length);
+    const present = new Set<string>();
+    for (const kv of items) present.add(kv.key);
     for (const key of [...this.seen.keys()]) {
       if (!present.has(key)) {
         this.seen.delete(key);

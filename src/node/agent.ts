@@ -44,6 +44,13 @@ export interface PolicyCalc {
 
 /** The kernel side as the agent drives it (src/dataplane). */
 export interface Dataplane {
+  /**
+   * Resolves once the kernel side can be written (programs loaded and attached; optional): the
+   * first reconcile waits for it before the calc graph's first flush, so that a dataplane still
+   * opening (mostly kernel time) overlaps the datastore list instead of the flush, and is not
+   * held up by it.
+   */
+  ready?(): Promise<void>;
   /** Brings the kernel to exactly `state` (writes differences, removes what is not wanted). */
   reconcile(state: CompiledState): Promise<void>;
   /** Applies one ordered delta. */
@@ -224,6 +231,10 @@ export class Agent implements HealthSource {
     const endFelix = this.o.metrics.felix.intDataplaneApplyTime.startTimer();
     try {
       if (this.needReconcile) {
+        if (this.o.dataplane.ready) {
+          await this.o.dataplane.ready();
+          if (this.stopped) return;
+        }
         // The snapshot covers this flush's changes: its delta is not needed.
         if (this.o.calc.flushForSnapshot) this.o.calc.flushForSnapshot();
         else this.o.calc.flush();

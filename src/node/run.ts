@@ -15,7 +15,7 @@ import { CalcGraph } from '../calc/graph';
 import { unenforcedProblems, type Node } from '../model';
 import { BpfDataplane } from '../dataplane/dataplane';
 import { createAgentLogger, createFlowLogger, setAgentLogLevels, type Logger } from '../util/log';
-import { CONFIG_CHANGED_EXIT_CODE, FelixLive, listenersOf } from './felix-live';
+import { CONFIG_CHANGED_EXIT_CODE, FelixLive, listenersOf, type LiveTargets } from './felix-live';
 import { Agent, type Dataplane } from './agent';
 import type { NodeConfig } from './config';
 import { ConfigError, withFelixConfiguration } from './config';
@@ -34,11 +34,20 @@ export function datastoreConfig(c: NodeConfig): DatastoreConfig {
     : { type: 'embedded', dir: c.storeDir };
 }
 
-export function dataplaneAdapter(dp: BpfDataplane, metrics: NodeMetrics): Dataplane {
+/**
+ * The agent's view of a BpfDataplane that may still be opening: writes wait for it (`ready`
+ * before the first reconcile), housekeeping skips until it is open, close waits for the open to
+ * settle (a failed open has nothing to close).
+ */
+export function dataplaneAdapter(opening: Promise<BpfDataplane>, metrics: NodeMetrics): Dataplane {
+  let dp: BpfDataplane | undefined;
+  void opening.then((d) => { dp = d; }, () => undefined);
   return {
-    reconcile: (s) => dp.reconcile(s),
-    apply: (d) => dp.apply(d),
+    ready: async () => { await opening; },
+    reconcile: async (s) => (await opening).reconcile(s),
+    apply: async (d) => (await opening).apply(d),
     housekeeping: async () => {
+      if (dp === undefined) return;
       const st = dp.housekeeping();
       metrics.recordConntrackSweep({ live: st.conntrackEntries, ...st.conntrackSweep });
       metrics.endpoints.set(st.endpointsProgrammed);
@@ -50,7 +59,21 @@ export function dataplaneAdapter(dp: BpfDataplane, metrics: NodeMetrics): Datapl
       metrics.recordConntrack(st.conntrack);
       metrics.recordHostRouting(st.hostRouting);
     },
-    close: () => dp.close(),
+    close: async () => {
+      const d = await opening.catch(() => undefined);
+      await d?.close();
+    },
+  };
+}
+
+/** FelixLive's route target before the dataplane is open: each call goes to the route manager, in order, once it is. */
+function routesOnceOpen(opening: Promise<BpfDataplane>): NonNullable<LiveTargets['routes']> {
+  const routes = opening.then((d) => d.routing);
+  const later = (f: (r: NonNullable<BpfDataplane['routing']>) => void): void => void routes.then((r) => { if (r) f(r); }, () => undefined);
+  return {
+    setMtu: (m) => later((r) => r.setMtu(m)),
+    setNatOutgoingAddress: (ip) => later((r) => r.setNatOutgoingAddress(ip)),
+    apply: async () => { await (await routes)?.apply(); },
   };
 }
 
@@ -163,7 +186,11 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
     const graph = new CalcGraph({ nodeName: c.nodeName, logger: log.child({ component: 'calc' }) });
     // Flow logs: their own file or stdout when configured, else in the main log.
     const flowLog = c.flowLogFile ? createFlowLogger(c.flowLogFile) : log;
-    const dataplane = await BpfDataplane.open({
+    // The programs load and attach (BPF verification and tc: kernel time, off the main thread)
+    // while the agent lists the datastore and feeds the calc graph; its first reconcile waits for
+    // them (dataplaneAdapter's ready) and nothing is written to the kernel before. A failed open
+    // stops the agent below.
+    const opening = BpfDataplane.open({
       pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,
       routing: {
         nat: c.nat, ...(c.bgp ? { routeSource: c.routeSource } : {}), natOutgoingAddress: c.natOutgoingAddress,
@@ -175,19 +202,32 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
       failsafe: c.failsafe,
       onFlow: (flow) => flowLog.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
     });
+    opening.catch(() => undefined); // awaited below
     const listeners = listenersOf(c);
     let agent: Agent | undefined;
     const felix = new FelixLive(given, c, {
       setLogLevels: (screen, file) => setAgentLogLevels(log, screen, c.logFile ? file : undefined),
       relisten: (h, m) => agent!.relisten(h, m),
-      routes: dataplane.routing,
+      routes: routesOnceOpen(opening),
       restart: (reason) => (hooks.restart ? hooks.restart(reason) : log.warn({ reason }, 'restart tortie-node to apply this change')),
     }, log);
     agent = new Agent({
-      nodeName: c.nodeName, datastore, calc: graph, dataplane: dataplaneAdapter(dataplane, metrics), log, metrics,
+      nodeName: c.nodeName, datastore, calc: graph, dataplane: dataplaneAdapter(opening, metrics), log, metrics,
       health: listeners.health, metricsListen: listeners.metrics, felix, ipv6: c.ipv6Support,
     });
-    await agent.start();
+    try {
+      await agent.start();
+    } catch (e) {
+      await opening.then((d) => d.close(), () => undefined).catch(() => undefined);
+      throw e;
+    }
+    let dataplane: BpfDataplane;
+    try {
+      dataplane = await opening;
+    } catch (e) {
+      await agent.stop().catch(() => undefined);
+      throw e;
+    }
     let started: Awaited<ReturnType<typeof startBgp>> | undefined;
     try {
       started = c.bgp ? await startBgp(c, datastore, dataplane, log) : undefined;

@@ -151,3 +151,46 @@ t.test('health and metrics on one port when the two ports are the same', async (
   t.match(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), /^# TYPE felix_resyncs_started counter$/m);
   await agent.stop();
 });
+
+t.test('a dataplane still opening (ready pending): the calc is fed but not flushed, and nothing is written, until it is ready', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-agent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const writer = new EmbeddedDatastore({ dir });
+  t.teardown(() => writer.close());
+  await new ResourceClient(writer).create(pool('p1', '192.168.0.0/16') as never);
+
+  const run = async (stopBeforeReady: boolean): Promise<{ calc: RecordingCalc; dp: RecordingDataplane & { ready(): Promise<void> } }> => {
+    let open!: () => void;
+    const opened = new Promise<void>((r) => (open = r));
+    const dp = Object.assign(new RecordingDataplane(), { ready: () => opened });
+    const calc = new RecordingCalc();
+    let flushes = 0;
+    const flush = calc.flush.bind(calc);
+    calc.flush = () => { flushes++; return flush(); };
+    const agent = new Agent({ nodeName: 'n1', datastore: new EmbeddedDatastore({ dir }), calc, dataplane: dp, log: silentLogger, metrics: new NodeMetrics(false) });
+    await agent.start();
+    for (let i = 0; i < 100 && !calc.live.has('IPPool/p1'); i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50)); // past the agent's flush delay
+    t.ok(calc.live.has('IPPool/p1'), 'the store was listed into the calc');
+    t.equal(flushes, 0, 'no flush while the dataplane opens');
+    t.equal(dp.reconciles.length, 0, 'nothing written');
+    t.notOk(agent.ready().ok, 'not ready');
+    if (stopBeforeReady) {
+      const stopping = agent.stop();
+      open();
+      await stopping;
+      t.equal(flushes, 0, 'stopped while opening: never flushed');
+      t.equal(dp.reconciles.length, 0, 'stopped while opening: nothing written');
+    } else {
+      open();
+      for (let i = 0; i < 100 && dp.reconciles.length === 0; i++) { await new Promise((r) => setTimeout(r, 10)); await agent.settled(); }
+      t.equal(dp.reconciles.length, 1, 'one reconcile once the dataplane is ready');
+      t.same(dp.reconciles[0]!.routing.pools.map((p) => p.name), ['p1']);
+      t.ok(agent.ready().ok, agent.ready().detail);
+      await agent.stop();
+    }
+    return { calc, dp };
+  };
+  await run(false);
+  await run(true);
+});
