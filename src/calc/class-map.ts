@@ -168,7 +168,8 @@ export class ClassRowsMap {
       if (!(v >= 0 && v < PACK) || !Number.isInteger(v)) return undefined;
       byKey[k] = v;
     }
-    const out = new Float64Array(this.n);
+    let a = new Uint32Array(this.n);
+    let av = new Uint32Array(this.n);
     const ids = this.ids;
     const vals = this.vals;
     let n = 0;
@@ -176,9 +177,36 @@ export class ClassRowsMap {
       const x = ids[i]!;
       if (x === 0) continue;
       const v = byKey[vals[i]!]!;
-      if (v !== 0) out[n++] = x * PACK + v;
+      if (v !== 0) {
+        a[n] = x;
+        av[n++] = v;
+      }
     }
-    return out.subarray(0, n).sort();
+    // Ids are distinct: a least-significant-digit radix sort on them (three 11-bit digits) gives
+    // the same order as sorting the packed numbers, in linear time.
+    let b = new Uint32Array(n);
+    let bv = new Uint32Array(n);
+    const counts = new Uint32Array(2048);
+    for (let shift = 0; shift < 33; shift += 11) {
+      counts.fill(0);
+      for (let i = 0; i < n; i++) counts[(a[i]! >>> shift) & 2047]!++;
+      let sum = 0;
+      for (let d = 0; d < 2048; d++) {
+        const c = counts[d]!;
+        counts[d] = sum;
+        sum += c;
+      }
+      for (let i = 0; i < n; i++) {
+        const j = counts[(a[i]! >>> shift) & 2047]!++;
+        b[j] = a[i]!;
+        bv[j] = av[i]!;
+      }
+      [a, b] = [b, a];
+      [av, bv] = [bv, av];
+    }
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) out[i] = a[i]! * PACK + av[i]!;
+    return out;
   }
 
   /** The rows keys that at least one class has. */
