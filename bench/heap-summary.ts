@@ -22,6 +22,47 @@ interface Snapshot {
   strings: string[];
 }
 
+/**
+ * Reads a snapshot without making the whole file one string (V8 refuses strings over ~512 MiB;
+ * the agent's snapshot at 100,000 endpoints is ~630 MB): the metadata and the string table are
+ * parsed as JSON, the node and edge arrays (non-negative integers) straight from the bytes.
+ */
+export function loadSnapshot(file: string): Snapshot {
+  const buf = readFileSync(file);
+  const at = (pat: string, from = 0): number => {
+    const i = buf.indexOf(pat, from);
+    if (i < 0) throw new Error(`${file}: no ${pat} (not a V8 heap snapshot?)`);
+    return i;
+  };
+  const nodesAt = at('"nodes":');
+  const head = JSON.parse(`${buf.toString('utf8', 0, nodesAt).replace(/,\s*$/, '')}}`) as Pick<Snapshot, 'snapshot'>;
+  const ints = (from: number): number[] => {
+    const out: number[] = [];
+    let i = buf.indexOf(0x5b, from) + 1; // [
+    let v = 0;
+    let inNum = false;
+    for (; i < buf.length; i++) {
+      const c = buf[i]!;
+      if (c >= 0x30 && c <= 0x39) {
+        v = v * 10 + c - 0x30;
+        inNum = true;
+        continue;
+      }
+      if (inNum) out.push(v);
+      v = 0;
+      inNum = false;
+      if (c === 0x5d) return out; // ]
+    }
+    throw new Error(`${file}: unterminated array`);
+  };
+  const nodes = ints(nodesAt);
+  const edges = ints(at('"edges":', nodesAt));
+  const stringsAt = buf.indexOf(0x5b, at('"strings":', nodesAt));
+  const stringsEnd = buf.lastIndexOf(0x5d);
+  const strings = JSON.parse(buf.toString('utf8', stringsAt, stringsEnd + 1)) as string[];
+  return { snapshot: head.snapshot, nodes, edges, strings };
+}
+
 export interface HeapNode { index: number; type: string; name: string; selfSize: number; retained: number }
 
 export class HeapGraph {
@@ -239,7 +280,7 @@ function main(argv: string[]): void {
   };
   const top = opt('--top', 40);
   const depth = opt('--depth', 6);
-  const g = new HeapGraph(JSON.parse(readFileSync(file, 'utf8')) as Snapshot);
+  const g = new HeapGraph(loadSnapshot(file));
   const under = argv.indexOf('--under');
   if (under >= 0) {
     const anchor = argv[under + 1];
