@@ -41,8 +41,57 @@ export function policyKey(kind: 'NetworkPolicy' | 'GlobalNetworkPolicy', key: st
   return `${kind}/${key}`;
 }
 
+/**
+ * One copy of each equal string and `profiles` list of the endpoints kept: parsed from JSON, every
+ * endpoint has its own copies of its label values, namespace, node and profile names (at 100,000
+ * endpoints ~35 MiB). Values only, never keys of objects (V8 internalises those already); a
+ * cache, cleared when it holds more entries than the endpoints could need.
+ */
+class EndpointInterner {
+  private readonly strs = new Map<string, string>();
+  private readonly lists = new Map<string, string[]>();
+
+  str(x: string): string {
+    const y = this.strs.get(x);
+    if (y !== undefined) return y;
+    this.strs.set(x, x);
+    return x;
+  }
+
+  list(xs: string[]): string[] {
+    const k = xs.join('\u0000');
+    const y = this.lists.get(k);
+    if (y !== undefined && y.length === xs.length) return y;
+    const own = xs.map((x) => this.str(x));
+    this.lists.set(k, own);
+    return own;
+  }
+
+  /** An equal endpoint sharing its repeated values with earlier ones (the input is not changed). */
+  endpoint(r: WorkloadEndpoint, live: number): WorkloadEndpoint {
+    if (this.strs.size + this.lists.size > 16 * live + 4096) {
+      this.strs.clear();
+      this.lists.clear();
+    }
+    const metadata = { ...r.metadata };
+    if (metadata.namespace !== undefined) metadata.namespace = this.str(metadata.namespace);
+    if (metadata.labels !== undefined) {
+      const labels: Record<string, string> = {};
+      for (const [k, v] of Object.entries(metadata.labels)) labels[k] = this.str(v);
+      metadata.labels = labels;
+    }
+    const spec = { ...r.spec };
+    if (spec.node !== undefined) spec.node = this.str(spec.node);
+    if (spec.orchestrator !== undefined) spec.orchestrator = this.str(spec.orchestrator);
+    if (spec.serviceAccountName !== undefined) spec.serviceAccountName = this.str(spec.serviceAccountName);
+    if (spec.profiles !== undefined) spec.profiles = this.list(spec.profiles);
+    return { ...r, metadata, spec };
+  }
+}
+
 export class ResourceState {
   readonly endpoints = new Map<string, WorkloadEndpoint>();
+  private readonly interner = new EndpointInterner();
   readonly profiles = new Map<string, Profile>();
   readonly tiers = new Map<string, Tier>();
   readonly policies = new Map<string, AnyPolicy>();
@@ -81,7 +130,7 @@ export class ResourceState {
     const key = resourceKey(r);
     switch (r.kind) {
       case 'WorkloadEndpoint':
-        this.endpoints.set(key, r);
+        this.endpoints.set(key, this.interner.endpoint(r, this.endpoints.size));
         break;
       case 'Profile':
         this.profiles.set(key, r);

@@ -88,3 +88,30 @@ t.test('cell columns hold every field of every cell', async (t) => {
   t.same(back, cells);
   t.same(toColumns([]).count, 0);
 });
+
+t.test('ResourceState keeps an equal endpoint whose repeated values are one copy; the input is untouched', async (t) => {
+  const { ResourceState } = await import('../../src/calc/store');
+  const s = new ResourceState();
+  // Values built at run time, as JSON.parse gives them: equal strings, distinct copies.
+  const fresh = (x: string): string => [...x].join('');
+  const mk = (i: number) => wep(`ns${i % 2}/pod${i}`, {
+    labels: { app: fresh('web'), tier: fresh(i % 2 === 0 ? 'front' : 'back') }, node: fresh('node7'),
+    profiles: [fresh(`kns.ns${i % 2}`), fresh('ksa.sa')], ip: `192.168.0.${i + 1}/32`, sa: fresh('sa'),
+  });
+  const inputs = [mk(0), mk(1), mk(2)];
+  const copies = inputs.map((r) => structuredClone(r));
+  for (const r of inputs) s.upsert(r);
+  const got = inputs.map((r) => s.endpoints.get(`${r.metadata.namespace}/${r.metadata.name}`)!);
+  t.same(got, copies, 'stored endpoints equal their input');
+  t.same(inputs, copies, 'inputs not changed');
+  t.ok(got[0]!.spec.profiles === got[2]!.spec.profiles, 'equal profiles lists: one array');
+  t.ok(got[0]!.spec.profiles !== got[1]!.spec.profiles, 'different lists stay apart');
+  t.same(got[1]!.spec.profiles, ['kns.ns1', 'ksa.sa']);
+  // One copy per value: identity of strings is not observable in JS, but the structures holding
+  // them are; an update of a stored endpoint replaces it and does not touch the others.
+  s.upsert(wep('ns0/pod0', { labels: { app: 'db' }, node: 'node8', profiles: ['kns.ns0', 'ksa.sa'] }));
+  t.equal(s.endpoints.get('ns0/pod0')!.metadata.labels!.app, 'db');
+  t.equal(s.endpoints.get('ns0/pod2')!.metadata.labels!.app, 'web', 'other endpoints keep their values');
+  t.same(s.endpoints.get('ns0/pod2')!.spec.profiles, ['kns.ns0', 'ksa.sa']);
+  t.ok(s.endpoints.get('ns0/pod0')!.spec.profiles === s.endpoints.get('ns0/pod2')!.spec.profiles, 'the update shares the list too');
+});
