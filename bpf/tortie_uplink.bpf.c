@@ -108,7 +108,7 @@ static __noinline int uplink6_egress(struct __sk_buff *skb)
 		/* Errors about a translated flow leave as the node's; other ICMPv6 is refused. */
 		if (pkt.proto == IP6_NH_ICMP && pkt.echo != TORTIE_ECHO_REQUEST)
 			return nat6_err_snat(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
-		return nat6_snat(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
+		return nat6_out(skb, &pkt, pkt.l3_off + pkt.l4_off, snat6_addr(cfg));
 	}
 	if (ip6_eq(pkt.saddr6, snat6_addr(cfg)))
 		nat6_host_egress(&pkt);

@@ -48,6 +48,7 @@
 #include "lib/csum.h"
 #include "lib/quota.h"
 #include "lib/frag.h"
+#include "lib/ct_tcp.h"
 
 #define NAT_NSEC 1000000000ULL
 #ifndef E2BIG
@@ -91,6 +92,116 @@ struct {
 } tortie_natq4_v1 SEC(".maps");
 
 /*
+ * The workloads' conntrack (lib/conntrack.h's tortie_ct4_v3), read only here: the judge of a
+ * closed flow. The loader points this at the cali* programs' table (bpf_map__reuse_fd); loaded
+ * without it, this is an empty private map and no mapping is released before the sweep.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tortie_ct4_key);
+	__type(value, struct tortie_ct_value);
+	__uint(max_entries, 1);
+} tortie_natct4 SEC(".maps");
+
+/*
+ * Is the TCP flow over at both ends, by the workload's conntrack entry v (wl_is_a: the workload is
+ * side a of its key)? Both FINs accepted there (state CLOSING; a FIN from outside passed the
+ * sequence window check), the workload acknowledged exactly the outside's FIN (its stack took
+ * it: it never acknowledges a FIN out of order), and the outside acknowledged exactly the
+ * workload's FIN: in v already when the last ACK left the workload (out: conntrack saw it), or
+ * this arriving pkt is that ACK (not yet seen by conntrack: its sequence number must be the
+ * outside's FIN end and its acknowledgment the workload's, exactly — 64 bits a blind sender
+ * cannot guess).
+ */
+static __always_inline bool nat_ct_closed(const struct tortie_ct_value *v, bool wl_is_a, const struct tortie_pkt *pkt,
+					  bool out)
+{
+	const __u64 need = TORTIE_CTF_FIN_A | TORTIE_CTF_FIN_B | TORTIE_CTF_SEQ_A | TORTIE_CTF_SEQ_B |
+			   TORTIE_CTF_ACK_A | TORTIE_CTF_ACK_B;
+	__u32 w_end = wl_is_a ? v->seq_end[0] : v->seq_end[1];
+	__u32 r_end = wl_is_a ? v->seq_end[1] : v->seq_end[0];
+	__u32 w_ack = wl_is_a ? v->ack_max[0] : v->ack_max[1];
+	__u32 r_ack = wl_is_a ? v->ack_max[1] : v->ack_max[0];
+
+	if (v->state != TORTIE_CT_CLOSING || (v->flags & need) != need || w_ack != r_end)
+		return false;
+	if (r_ack == w_end)
+		return true;
+	return !out && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_FIN | TCP_FLAG_RST)) == TCP_FLAG_ACK &&
+	       pkt->tcp_ack == w_end && pkt->tcp_seq == r_end && pkt->tcp_end == r_end;
+}
+
+/* nat_tcp_ts's answer: a timestamp value, with this bit set when the segment carried one. */
+#define NAT_TS_SEEN (1ULL << 32)
+
+/*
+ * The TCP timestamp option of the segment at l4off: TSval (ecr false) or TSecr, with NAT_TS_SEEN
+ * set; 0 if it has none. Walks at most 12 options; read only for a new flow's SYN and for the
+ * segment that releases a mapping. A global function: verified once, not at every call site.
+ */
+__noinline __u64 nat_tcp_ts(struct __sk_buff *skb, __u32 l4off, __u32 ecr)
+{
+	__u8 b[4]; /* one small buffer: the caller's chain (nat6_snat) is near the stack limit */
+	__u32 off, end, i;
+
+	if (bpf_skb_load_bytes(skb, l4off + 12, b, 1) < 0)
+		return 0;
+	end = l4off + (b[0] >> 4) * 4;
+	off = l4off + 20;
+	for (i = 0; i < 12; i++) {
+		if (off >= end || bpf_skb_load_bytes(skb, off, b, 1) < 0 || b[0] == 0)
+			return 0;
+		if (b[0] == 1) {
+			off++;
+			continue;
+		}
+		if (off + 2 > end || bpf_skb_load_bytes(skb, off, b, 2) < 0 || b[1] < 2)
+			return 0;
+		if (b[0] == 8 && b[1] == 10 && off + 10 <= end) {
+			if (bpf_skb_load_bytes(skb, off + (ecr ? 6 : 2), b, 4) < 0)
+				return 0;
+			return NAT_TS_SEEN | ((__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3]);
+		}
+		off += b[1];
+	}
+	return 0;
+}
+
+/*
+ * May a new flow's SYN (pkt; syn_ts its timestamp, nat_tcp_ts) take the port of a closed flow's
+ * tombstone (TIME-WAIT reuse)? Only if the outside's TIME-WAIT socket for the old flow will take
+ * it as a new connection (RFC 6191, as Linux's tcp_timewait_state_process): with timestamps on
+ * both, a SYN whose timestamp is newer than the old flow's last one (PAWS then also keeps the old
+ * flow's late segments out of the new connection), or as new with a sequence number past
+ * everything the old flow's workload sent; without, that sequence condition alone (as Linux
+ * nf_nat's reuse of a TIME_WAIT tuple, nf_seq_has_advanced). Timestamp offsets and initial
+ * sequence numbers differ from one connection to the next, so about half the tombstones qualify
+ * for a given SYN. The tombstone keeps both values (tombstone_created, below); one past the
+ * closed timeout is free, as any expired entry.
+ */
+static __always_inline bool nat_tw_ok(const struct tortie_pkt *pkt, __u64 syn_ts, __u8 tflags, __u64 tomb)
+{
+	__u32 old_ts = (__u32)(tomb >> 32), ts = (__u32)syn_ts;
+
+	if (pkt->proto != IPPROTO_TCP || (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) != TCP_FLAG_SYN)
+		return false;
+	if ((syn_ts & NAT_TS_SEEN) && (tflags & TORTIE_NATF_TW_TS)) {
+		if (seq_after(ts, old_ts))
+			return true;
+		if (ts != old_ts)
+			return false; /* PAWS would reject it */
+	}
+	return seq_after(pkt->tcp_seq, (__u32)tomb);
+}
+
+/* A tombstone's created_ns: the closed flow's last timestamp from the workload (high half; with
+ * TORTIE_NATF_TW_TS) and the end of the workload's sequence space (its FIN's end, low half). */
+static __always_inline __u64 tombstone_created(__u64 ts, __u32 wl_seq_end)
+{
+	return ((__u64)(__u32)ts << 32) | wl_seq_end;
+}
+
+/*
  * A later fragment at a NAT point (TORTIE_FRAG_PT_SNAT: its source, _RNAT: its destination):
  * translate its address like its first fragment's (lib/frag.h; no L4 header to fix). 1 done,
  * 0 no record (left as is), < 0 a drop reason.
@@ -113,8 +224,9 @@ static __always_inline int nat_frag_later(struct __sk_buff *skb, const struct to
 
 static __always_inline bool nat_closed(__u8 flags)
 {
-	/* Only the workload's own RST: FINs and RSTs from outside are judged by the sweep. */
-	return flags & TORTIE_NATF_RST;
+	/* The workload's own RST (FWD entry), or a REV entry left as the tombstone of a verified
+	 * close (nat_tcp_release); other FINs and RSTs from outside are judged by the sweep. */
+	return flags & (TORTIE_NATF_RST | TORTIE_NATF_DONE);
 }
 
 static __always_inline bool nat_live(const struct tortie_nat4_value *v, __u8 proto, __u64 now)
@@ -234,8 +346,8 @@ static __always_inline bool nat_host_sock(struct __sk_buff *skb, __u8 proto, __b
  * Claims the REV tuple rk (rk->dport = candidate port) for the flow: creates the REV entry, or
  * reclaims it if its flow is over. 1 claimed, 0 taken, < 0 the table is full.
  */
-static __always_inline int nat_claim(struct tortie_nat4_key *rk, const struct tortie_nat4_value *rv,
-				     __u8 proto, __u64 now)
+static __always_inline int nat_claim(const struct tortie_pkt *pkt, __u64 syn_ts, struct tortie_nat4_key *rk,
+				     const struct tortie_nat4_value *rv, __u8 proto, __u64 now)
 {
 	struct tortie_nat4_value *cur, *fv;
 	struct tortie_nat4_key fk = {};
@@ -249,9 +361,18 @@ static __always_inline int nat_claim(struct tortie_nat4_key *rk, const struct to
 	cur = bpf_map_lookup_elem(&tortie_nat4_v2, rk);
 	if (!cur)
 		return bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST) == 0;
-	if (cur->addr == rv->addr && cur->port == rv->port)
-		return 1; /* ours already: we lost a race to ourselves */
-	if (nat_live(cur, proto, now))
+	if (cur->addr == rv->addr && cur->port == rv->port) {
+		/* Ours already: we lost a race to ourselves, or our own tombstone (the flow reopened
+		 * its tuple): live again. */
+		if (cur->flags & TORTIE_NATF_DONE) {
+			cur->flags = 0;
+			cur->created_ns = now;
+		}
+		return 1;
+	}
+	/* A live verified close's tombstone: its port goes to a new SYN that TIME-WAIT would accept. */
+	if (nat_live(cur, proto, now) &&
+	    (!(cur->flags & TORTIE_NATF_DONE) || !nat_tw_ok(pkt, syn_ts, cur->flags, cur->created_ns)))
 		return 0;
 	/* REV entries are refreshed by replies only: a one-way flow keeps its port while its FWD
 	 * entry (refreshed by every outgoing packet) is live and still maps to this port. */
@@ -269,14 +390,55 @@ static __always_inline int nat_claim(struct tortie_nat4_key *rk, const struct to
 }
 
 /* One candidate: free of node sockets, then claimed. 1 claimed, 0 not, < 0 table full. */
-static __always_inline int nat_try_port(struct __sk_buff *skb, const struct tortie_pkt *pkt, struct tortie_nat4_key *rk,
-					const struct tortie_nat4_value *rv, __be32 node_ip, __u64 now)
+static __always_inline int nat_try_port(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u64 syn_ts,
+					struct tortie_nat4_key *rk, const struct tortie_nat4_value *rv, __be32 node_ip,
+					__u64 now)
 {
 	if (nat_host_sock(skb, pkt->proto, pkt->daddr, rk->sport, node_ip, rk->dport)) {
 		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
 		return 0;
 	}
-	return nat_claim(rk, rv, pkt->proto, now);
+	return nat_claim(pkt, syn_ts, rk, rv, pkt->proto, now);
+}
+
+/*
+ * A TCP mapping whose close is verified (nat_ct_closed, by the workload's conntrack) is released
+ * at once: its FWD entry is deleted, and the CPU whose delete succeeds credits the workload's
+ * quota (MOVED, an atomic add: a kind only the programs write), so the count stays exact with the
+ * sweep crediting RELEASED only for the deletes that succeed for it. The REV entry stays as the
+ * flow's tombstone (TORTIE_NATF_DONE, closed timeout): late segments of the closed flow still
+ * reach the workload, and its port goes to the next flow only under nat_tw_reusable. Called last
+ * for the packet (fv may be gone after it); only once both FINs were seen here, and only with
+ * an ACK, so other packets pay one test of the flags.
+ */
+static __always_inline void nat_tcp_release(struct __sk_buff *skb, __u32 l4off, const struct tortie_pkt *pkt,
+					    const struct tortie_nat4_key *fk, const struct tortie_nat4_value *fv,
+					    const struct tortie_nat4_key *rk, bool out, __u64 now)
+{
+	const __u8 fins = TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN_SEEN;
+	struct tortie_nat4_value *rv;
+	struct tortie_ct_value *cv;
+	struct tortie_ct4_key ck;
+	__u64 ts;
+	bool a;
+
+	if (pkt->proto != IPPROTO_TCP || (fv->flags & fins) != fins || !(pkt->tcp_flags & TCP_FLAG_ACK))
+		return;
+	ct4_key_make(&ck, fk->saddr, fk->daddr, bpf_ntohs(fk->sport), bpf_ntohs(fk->dport), IPPROTO_TCP, &a);
+	cv = bpf_map_lookup_elem(&tortie_natct4, &ck);
+	if (!cv || !nat_ct_closed(cv, a, pkt, out))
+		return;
+	rv = bpf_map_lookup_elem(&tortie_nat4_v2, rk);
+	if (rv && rv->addr == fk->saddr && rv->port == fk->sport) {
+		/* For nat_tw_ok: the workload's last timestamp (this segment's TSval leaving, or the
+		 * TSecr of the outside's last ACK: what its TIME-WAIT keeps) and sequence end. */
+		ts = nat_tcp_ts(skb, l4off, !out);
+		rv->created_ns = tombstone_created(ts, a ? cv->seq_end[0] : cv->seq_end[1]);
+		rv->flags = TORTIE_NATF_DONE | ((ts & NAT_TS_SEEN) ? TORTIE_NATF_TW_TS : 0);
+		rv->last_seen_ns = now;
+	}
+	if (bpf_map_delete_elem(&tortie_nat4_v2, fk) == 0)
+		quota_add(&tortie_natq4_v1, fk->saddr, TORTIE_QUOTA_MOVED);
 }
 
 /*
@@ -295,6 +457,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 	__be32 stale_addr = 0;
 	__be16 stale_port = 0;
 	__u32 span, start, i, own = pkt->ct_sport;
+	__u64 syn_ts = 0;
 	int got = 0;
 
 	fk.saddr = pkt->saddr;
@@ -320,12 +483,15 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 		stale_addr = fv->addr;
 		stale_port = fv->port;
 	}
+	/* A new flow's SYN: its timestamp, for taking a closed flow's port (nat_tw_reusable). */
+	if (!fv && pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		syn_ts = nat_tcp_ts(skb, l4off, false);
 	if (fv && fv->addr == node_ip) {
 		/* Existing mapping: its REV half must still be ours. After this mapping expired, another
 		 * flow may have reclaimed the port (or the sweep deleted the REV half): claim again. */
 		rk.dport = fv->port;
 		cur = bpf_map_lookup_elem(&tortie_nat4_v2, &rk);
-		if (cur ? (cur->addr == rv.addr && cur->port == rv.port) : nat_try_port(skb, pkt, &rk, &rv, node_ip, now) > 0)
+		if (cur ? (cur->addr == rv.addr && cur->port == rv.port) : nat_try_port(skb, pkt, syn_ts, &rk, &rv, node_ip, now) > 0)
 			port = fv->port;
 		else
 			fv = NULL; /* someone else holds that port now: allocate afresh */
@@ -342,12 +508,12 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 		}
 		if (!ports) {
 			rk.dport = 0;
-			got = nat_try_port(skb, pkt, &rk, &rv, node_ip, now);
+			got = nat_try_port(skb, pkt, syn_ts, &rk, &rv, node_ip, now);
 		} else {
 			span = nat_port_max >= nat_port_min ? nat_port_max - nat_port_min + 1 : 1;
 			if (own >= nat_port_min && own <= nat_port_max) {
 				rk.dport = sport;
-				got = nat_try_port(skb, pkt, &rk, &rv, node_ip, now);
+				got = nat_try_port(skb, pkt, syn_ts, &rk, &rv, node_ip, now);
 			}
 			start = bpf_get_prandom_u32();
 			for (i = 0; i < NAT_MAX_RETRIES && got == 0; i++) {
@@ -355,7 +521,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 					break;
 				netstat_inc(TORTIE_NS_SNAT_RETRY);
 				rk.dport = bpf_htons((__u16)(nat_port_min + (start + i) % span));
-				got = nat_try_port(skb, pkt, &rk, &rv, node_ip, now);
+				got = nat_try_port(skb, pkt, syn_ts, &rk, &rv, node_ip, now);
 			}
 		}
 		if (got < 0)
@@ -403,6 +569,8 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 	fv->last_seen_ns = now;
 	netstat_inc(TORTIE_NS_SNAT);
 	frag_record(pkt, TORTIE_FRAG_PT_SNAT, node_ip);
+	rk.dport = port;
+	nat_tcp_release(skb, l4off, pkt, &fk, fv, &rk, true, now);
 	return nat_rewrite(skb, l4off, pkt->proto, true, pkt->saddr, node_ip, fk.sport, port);
 }
 
@@ -479,6 +647,8 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 			fv->flags |= TORTIE_NATF_REPLY;
 	}
 	rv->last_seen_ns = now;
+	if (fv)
+		nat_tcp_release(skb, l4off, pkt, &fk, fv, &rk, false, now);
 	netstat_inc(TORTIE_NS_RNAT);
 	frag_record(pkt, TORTIE_FRAG_PT_RNAT, rv->addr);
 	ret = nat_rewrite(skb, l4off, pkt->proto, false, node_ip, rv->addr, rk.dport, rv->port);

@@ -17,7 +17,10 @@
  *   ports from a pseudo-random start; none left: DROP_NAT_NO_PORT;
  * - tortie_nat6_v1 is a plain hash (a full table refuses new flows: DROP_NAT_TABLE_FULL) and a
  *   workload address holds at most nat_quota flows (DROP_NAT_QUOTA; counts in tortie_natq6_v1,
- *   CREATED here, RELEASED by the agent's sweep).
+ *   CREATED here, RELEASED by the agent's sweep, MOVED here at a verified close);
+ * - a TCP flow whose close the workloads' IPv6 conntrack verifies (tortie_ct6_v1 through
+ *   tortie_natct6) is released at once and its port reused under TIME-WAIT rules
+ *   (nat6_tcp_release, nat6_tw_reusable), as lib/nat.h explains.
  * Checksums: IPv6 has no header checksum; the TCP/UDP/ICMPv6 checksum covers the pseudo-header,
  * so the 128-bit address change is folded in with bpf_csum_diff (and the port or echo id with it).
  *
@@ -113,7 +116,19 @@ struct nat6_scratch {
 	__be32 stale[4];
 	struct tortie_frag6_key frk;        /* nat6_frag_record / nat6_frag_later */
 	struct tortie_natfrag6_value frv;
+	struct tortie_ct6_key ctk;          /* nat6_tw_reusable / nat6_tcp_release */
+	__u64 syn_ts;                       /* nat6_snat: a new flow's SYN timestamp (nat_tcp_ts) */
+	__u8 wl_a;                          /* nat6_ct_find: the workload is side a of ctk */
+	__u8 closing;                       /* nat6_snat: the mapping may be released (nat6_out) */
 };
+
+/* The workloads' IPv6 conntrack (tortie_ct6_v1), read only, as tortie_natct4 for IPv4. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tortie_ct6_key);
+	__type(value, struct tortie_ct_value);
+	__uint(max_entries, 1);
+} tortie_natct6 SEC(".maps");
 
 
 struct {
@@ -312,9 +327,52 @@ static __always_inline bool nat6_host_sock(struct __sk_buff *skb, __u8 proto, co
 	return true;
 }
 
+/* The workload's conntrack entry of a NAT66 TCP flow (key built in sc->ctk; sc->wl_a: the workload
+ * is its side a). Ports in host order. */
+static __always_inline struct tortie_ct_value *nat6_ct_find(struct nat6_scratch *sc, const __be32 *wl, __u32 wl_port,
+							    const __be32 *remote, __u32 remote_port)
+{
+	ct6_key_make(&sc->ctk, wl, remote, (__u16)wl_port, (__u16)remote_port, IPPROTO_TCP, NULL);
+	sc->wl_a = sc->ctk.port_a == bpf_htons((__u16)wl_port) && ip6_eq(sc->ctk.addr_a, wl);
+	return bpf_map_lookup_elem(&tortie_natct6, &sc->ctk);
+}
+
+/* As nat_tcp_release: a verified close releases the FWD entry (MOVED credited by the deleter)
+ * and leaves the REV entry as the flow's tombstone. Called last for the packet. */
+static __always_inline void nat6_tcp_release(struct __sk_buff *skb, __u32 l4off, const struct tortie_pkt *pkt,
+					     const struct tortie_nat6_key *fk, const struct tortie_nat6_value *fv,
+					     const struct tortie_nat6_key *rk, bool out, __u64 now)
+{
+	const __u8 fins = TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN_SEEN;
+	struct nat6_scratch *sc;
+	struct tortie_nat6_value *rv;
+	struct tortie_ct_value *cv;
+	__u64 ts;
+	bool a;
+
+	if (pkt->proto != IPPROTO_TCP || (fv->flags & fins) != fins || !(pkt->tcp_flags & TCP_FLAG_ACK))
+		return;
+	sc = nat6_scratch();
+	if (!sc)
+		return;
+	cv = nat6_ct_find(sc, fk->saddr, bpf_ntohs(fk->sport), fk->daddr, bpf_ntohs(fk->dport));
+	a = sc->wl_a;
+	if (!cv || !nat_ct_closed(cv, a, pkt, out))
+		return;
+	rv = bpf_map_lookup_elem(&tortie_nat6_v1, rk);
+	if (rv && ip6_eq(rv->addr, fk->saddr) && rv->port == fk->sport) {
+		ts = nat_tcp_ts(skb, l4off, !out);
+		rv->created_ns = tombstone_created(ts, a ? cv->seq_end[0] : cv->seq_end[1]);
+		rv->flags = TORTIE_NATF_DONE | ((ts & NAT_TS_SEEN) ? TORTIE_NATF_TW_TS : 0);
+		rv->last_seen_ns = now;
+	}
+	if (bpf_map_delete_elem(&tortie_nat6_v1, fk) == 0)
+		quota6_add(&tortie_natq6_v1, fk->saddr, TORTIE_QUOTA_MOVED);
+}
+
 /* Claims the REV tuple rk for the flow, as nat_claim. 1 claimed, 0 taken, < 0 the table is full. */
-static __always_inline int nat6_claim(struct tortie_nat6_key *rk, const struct tortie_nat6_value *rv, __u8 proto,
-				      __u64 now)
+static __always_inline int nat6_claim(const struct tortie_pkt *pkt, struct tortie_nat6_key *rk,
+				      const struct tortie_nat6_value *rv, __u8 proto, __u64 now)
 {
 	struct nat6_scratch *sc = nat6_scratch();
 	struct tortie_nat6_value *cur, *fv;
@@ -329,9 +387,15 @@ static __always_inline int nat6_claim(struct tortie_nat6_key *rk, const struct t
 	cur = bpf_map_lookup_elem(&tortie_nat6_v1, rk);
 	if (!cur)
 		return bpf_map_update_elem(&tortie_nat6_v1, rk, rv, BPF_NOEXIST) == 0;
-	if (ip6_eq(cur->addr, rv->addr) && cur->port == rv->port)
+	if (ip6_eq(cur->addr, rv->addr) && cur->port == rv->port) {
+		if (cur->flags & TORTIE_NATF_DONE) { /* our own tombstone: the flow reopened its tuple */
+			cur->flags = 0;
+			cur->created_ns = now;
+		}
 		return 1;
-	if (nat6_live(cur, proto, now))
+	}
+	if (nat6_live(cur, proto, now) &&
+	    (!(cur->flags & TORTIE_NATF_DONE) || !nat_tw_ok(pkt, sc ? sc->syn_ts : 0, cur->flags, cur->created_ns)))
 		return 0;
 	/* A one-way flow keeps its port while its FWD entry is live and still maps to it. */
 	if (!sc)
@@ -358,7 +422,7 @@ static __always_inline int nat6_try_port(struct __sk_buff *skb, const struct tor
 		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
 		return 0;
 	}
-	return nat6_claim(rk, rv, pkt->proto, now);
+	return nat6_claim(pkt, rk, rv, pkt->proto, now);
 }
 
 /*
@@ -403,7 +467,7 @@ static __always_inline int nat6_rewrite(struct __sk_buff *skb, const struct tort
 
 /* SNAT an IPv6 packet leaving through the uplink (the caller decided it needs it). 0 or DROP_*. */
 static __noinline int nat6_snat(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off,
-				const __be32 *node_ip)
+				const __be32 *node_ip, __u64 syn_ts)
 {
 	struct tortie_nat6_value *fv, *cur;
 	struct tortie_quota_value *created = NULL;
@@ -420,6 +484,7 @@ static __noinline int nat6_snat(struct __sk_buff *skb, const struct tortie_pkt *
 	if (!sc)
 		return DROP_NAT_NO_PORT;
 	__builtin_memset(sc, 0, sizeof(*sc));
+	sc->syn_ts = syn_ts;
 	fk = &sc->fk;
 	rk = &sc->rk;
 	nv = &sc->nv;
@@ -524,7 +589,41 @@ static __noinline int nat6_snat(struct __sk_buff *skb, const struct tortie_pkt *
 	fv->last_seen_ns = now;
 	netstat_inc(TORTIE_NS_SNAT);
 	nat6_frag_record(pkt, TORTIE_FRAG_PT_SNAT, node_ip);
+	rk->dport = port;
+	/* Both FINs seen and an ACK: nat6_out checks for a verified close after the rewrite. */
+	sc->closing = pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & TCP_FLAG_ACK) &&
+		      (fv->flags & (TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN_SEEN)) == (TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN_SEEN);
 	return nat6_rewrite(skb, pkt, l4off, true, pkt->saddr6, node_ip, ports ? sport : 0, port);
+}
+
+/* After nat6_snat translated a segment of a flow whose FINs both went by: is the close verified?
+ * (Its own subprogram, out of nat6_snat's call chain: the stack of that chain is at its limit.) */
+static __noinline void nat6_release_out(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off)
+{
+	struct nat6_scratch *sc = nat6_scratch();
+	struct tortie_nat6_value *fv;
+
+	if (!sc || !sc->closing)
+		return;
+	fv = bpf_map_lookup_elem(&tortie_nat6_v1, &sc->fk);
+	if (fv)
+		nat6_tcp_release(skb, l4off, pkt, &sc->fk, fv, &sc->rk, true, bpf_ktime_get_ns());
+}
+
+/* NAT66 of a packet leaving (the caller decided it needs it): nat6_snat, with a new flow's SYN
+ * timestamp read first and a verified close released after. 0 or DROP_*. */
+static __always_inline int nat6_out(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off,
+				    const __be32 *node_ip)
+{
+	__u64 syn_ts = 0;
+	int ret;
+
+	if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		syn_ts = nat_tcp_ts(skb, l4off, false);
+	ret = nat6_snat(skb, pkt, l4off, node_ip, syn_ts);
+	if (ret == 0 && pkt->proto == IPPROTO_TCP)
+		nat6_release_out(skb, pkt, l4off);
+	return ret;
 }
 
 /* The node's own IPv6 packet from node_ip with a source port in the NAT range: as nat_host_egress. */
@@ -589,6 +688,8 @@ static __always_inline int nat6_rev(struct __sk_buff *skb, const struct tortie_p
 			fv->flags |= TORTIE_NATF_REPLY;
 	}
 	rv->last_seen_ns = now;
+	if (fv)
+		nat6_tcp_release(skb, l4off, pkt, &fk, fv, &rk, false, now);
 	netstat_inc(TORTIE_NS_RNAT);
 	nat6_frag_record(pkt, TORTIE_FRAG_PT_RNAT, rv->addr);
 	ret = nat6_rewrite(skb, pkt, l4off, false, node_ip, rv->addr, rk.dport, rv->port);

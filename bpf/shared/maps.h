@@ -342,10 +342,18 @@ struct tortie_nat4_key {
  * sweep applies the closed timeout only when the workload's conntrack accepted both FINs
  * (state CLOSING: the outside FIN passed its sequence window check). */
 #define TORTIE_NATF_FIN_IN_SEEN (1u << 5)
+/* On a REV entry only: the tombstone of a flow whose close the program verified against the
+ * workload's conntrack (lib/nat.h nat_tcp_release): its FWD entry is gone, late segments are
+ * still translated back, the closed timeout applies, and a new SYN may take the port (TIME-WAIT
+ * reuse, nat_tw_reusable). */
+#define TORTIE_NATF_DONE (1u << 6)
+/* With TORTIE_NATF_DONE: the tombstone's created_ns holds the closed flow's last TCP timestamp from
+ * the workload (high 32 bits) besides its sequence end (low 32 bits; lib/nat.h tombstone_created). */
+#define TORTIE_NATF_TW_TS (1u << 7)
 
 struct tortie_nat4_value {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns of the last packet (either direction) */
-	__u64 created_ns;
+	__u64 created_ns;   /* REV with TORTIE_NATF_DONE: the closed flow's timestamp and sequence end */
 	__be32 addr;        /* FWD: address to write as source; REV: as destination */
 	__be16 port;        /* FWD: source port / echo id to write; REV: destination port / id */
 	__u8 flags;         /* TORTIE_NATF_* (on the FWD entry) */
@@ -358,8 +366,9 @@ struct tortie_nat4_value {
  *   CREATED  added to atomically by the programs for every entry they create;
  *   RELEASED written by the agent's sweep only (NAT: + every FWD entry it deleted; conntrack: set
  *            so that the count matches the entries the sweep saw, correcting any race);
- *   MOVED    added to atomically by the programs when they replace an entry of this workload by
- *            one of another (conntrack only).
+ *   MOVED    added to atomically by the programs for entries they remove themselves: conntrack,
+ *            an entry of this workload replaced by one of another; NAT, a mapping released at
+ *            its verified close (counted by the CPU whose delete succeeded).
  * Live entries of the workload = CREATED - RELEASED - MOVED. */
 #define TORTIE_QUOTA_CREATED 0
 #define TORTIE_QUOTA_RELEASED 1

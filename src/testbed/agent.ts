@@ -149,9 +149,13 @@ export function programWorkloads(node: Netns, workloads: Iterable<Workload>, dp:
 export type InProcessRouting = Exclude<BpfDataplaneOptions['routing'], false | undefined>;
 
 /** A node's in-process agent: its CalcGraph over the current resources and its BpfDataplane. */
+/** tortie-node's housekeeping period (src/node/agent.ts, housekeepingMs): conntrack and NAT sweeps. */
+export const AGENT_HOUSEKEEPING_MS = 5000;
+
 export class InProcessNode {
   graph: CalcGraph;
   dp?: BpfDataplane;
+  private housekeepingTimer?: NodeJS.Timeout;
 
   /** `routing`: the dataplane's routing options (Felix's MTU settings, …). */
   constructor(readonly name: string, readonly ns: Netns, readonly pinRoot: string, private readonly routing?: InProcessRouting) {
@@ -167,11 +171,16 @@ export class InProcessNode {
     if (!this.dp) {
       this.dp = await BpfDataplane.open({ pinRoot: this.pinRoot, interfacePrefix: 'cali', uplink: 'eth0', routing: this.routing,
         netns: { name: this.ns.name, path: this.ns.path }, linkResyncMs: 60_000, hostRouting: testHostRouting() });
+      // The agent's housekeeping as deployed (conntrack and NAT sweeps), so benchmarks measure the product.
+      const dp = this.dp;
+      this.housekeepingTimer = setInterval(() => { try { dp.housekeeping(); } catch { /* as the agent: retried next period */ } }, AGENT_HOUSEKEEPING_MS);
+      this.housekeepingTimer.unref();
     }
     await this.dp.reconcile(g.snapshot());
   }
 
   async close(): Promise<void> {
+    clearInterval(this.housekeepingTimer);
     await this.dp?.close().catch(() => undefined);
   }
 }

@@ -411,11 +411,15 @@ export interface UplinkDatapath {
 }
 
 /** bpf/out/tortie_uplink.bpf.o; its networking maps are shared (pinned) with tortie_wep's. */
-export async function loadUplink(opts: LoadOptions & { nat?: NatOptions } = {}): Promise<UplinkDatapath> {
+export async function loadUplink(opts: LoadOptions & { nat?: NatOptions; ct4?: BpfMap; ct6?: BpfMap } = {}): Promise<UplinkDatapath> {
   const obj = BpfObject.open(path.join(opts.objectDir ?? defaultObjectDir(), 'tortie_uplink.bpf.o'),
     { pinRoot: opts.pinRoot ?? DEFAULT_PIN_ROOT });
   try {
     applyConstants(obj, opts, false);
+    // The workloads' conntrack, NAT's judge of a closed flow (bpf/lib/nat.h tortie_natct4); without
+    // it the program's own map stays empty and mappings wait for the sweep.
+    if (opts.ct4) obj.reuseMap('tortie_natct4', opts.ct4);
+    if (opts.ct6) obj.reuseMap('tortie_natct6', opts.ct6);
     const nat = resolveNatOptions(opts.nat);
     obj.setConstant('nat_port_min', nat.portMin);
     obj.setConstant('nat_port_max', nat.portMax);

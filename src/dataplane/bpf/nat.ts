@@ -13,8 +13,9 @@
  *   readNatQuota(natq4)             live mappings per workload address (CREATED - RELEASED)
  *
  * `now` is CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns (process.hrtime.bigint()).
- * The sweep is the only deleter of FWD entries and the only writer of RELEASED, so a workload's
- * count is exact (bpf/lib/nat.h explains the program's half).
+ * FWD entries are deleted by the sweep (which credits RELEASED, its kind alone) and by the program
+ * at a verified TCP close (which credits MOVED, atomically); each side credits only the deletes
+ * that succeeded for it, so a workload's count is exact (bpf/lib/nat.h explains the program's half).
  */
 import type { BpfMap } from '../native';
 import { NAT_DIR, NATF, QUOTA, nat4KeyCodec, nat4ValueCodec, nat6KeyCodec, nat6ValueCodec, type Nat4Key, type Nat4Value } from './net-codecs';
@@ -81,7 +82,7 @@ export function natTimeoutConstants(t: NatTimeouts): Record<string, bigint> {
  */
 export function natTimeoutNs(proto: number, flags: number, t: NatTimeouts, ct: CtClose = CT_OPEN): bigint {
   const finIn = (flags & (NATF.FIN_IN | NATF.FIN_IN_SEEN)) !== 0;
-  const closed = (flags & NATF.RST) !== 0 || (ct.rst && (flags & NATF.RST_IN) !== 0) ||
+  const closed = (flags & (NATF.RST | NATF.DONE)) !== 0 || (ct.rst && (flags & NATF.RST_IN) !== 0) ||
     (ct.fins && finIn && (flags & NATF.FIN_OUT) !== 0);
   return ns(proto === 6 ? (closed ? t.tcpClosedSec : t.tcpSec) : proto === 17 ? t.udpSec : proto === 1 || proto === 58 ? t.icmpSec : t.otherSec);
 }
@@ -156,7 +157,7 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
   const entries = keys.map((k, i) => ({ key: codec.decode(k), value: fam.value.decode(values[i]!) }));
   const expired = (last: bigint, timeout: bigint) => last < now && now - last > timeout;
   const liveRev = new Set<string>();
-  const deadFwd: { key: Buffer; addr: string }[] = [];
+  const deadFwd: { key: Buffer; addr: string; created: bigint }[] = [];
   const deadRev: Buffer[] = [];
   const revOwner = new Map<string, { addr: string; port: number }>();
   for (const { key: k, value: v } of entries) if (k.dir === NAT_DIR.REV) revOwner.set(hex(codec.encode(k)), v);
@@ -173,7 +174,7 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
     const ct = fromOutside && ctRst !== undefined && expired(v.last_seen_ns, ns(t.tcpClosedSec))
       ? ctRst(k) : CT_OPEN;
     if (expired(v.last_seen_ns, natTimeoutNs(k.proto, v.flags, t, ct))) {
-      deadFwd.push({ key: codec.encode(k), addr: k.saddr });
+      deadFwd.push({ key: codec.encode(k), addr: k.saddr, created: v.created_ns });
       if (ours) deadRev.push(Buffer.from(rev, 'hex'));
     } else if (ours) {
       liveRev.add(rev);
@@ -182,12 +183,18 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
   for (const { key: k, value: v } of entries) {
     if (k.dir !== NAT_DIR.REV) continue;
     const kb = codec.encode(k);
-    if (!liveRev.has(hex(kb)) && expired(v.last_seen_ns, natTimeoutNs(k.proto, 0, t))) deadRev.push(kb);
+    // A REV entry carries no flags but DONE (the tombstone of a verified close: closed timeout).
+    if (!liveRev.has(hex(kb)) && expired(v.last_seen_ns, natTimeoutNs(k.proto, v.flags & NATF.DONE, t))) deadRev.push(kb);
   }
   let deleted = 0;
   const released = new Map<string, number>();
-  for (const { key, addr } of deadFwd) {
-    if (!nat4.tryDelete(key)) continue; // deleted meanwhile by nobody else: only the sweep deletes FWD entries
+  for (const { key, addr, created } of deadFwd) {
+    // The program may have released this flow at its close since the dump, and a new flow of the
+    // same tuple taken the key: that one is not ours to delete (narrows the race; the count stays
+    // exact either way: only the deleter that succeeds credits).
+    const cur = nat4.lookup(key);
+    if (cur === undefined || fam.value.decode(cur).created_ns !== created) continue;
+    if (!nat4.tryDelete(key)) continue; // released by the program meanwhile: it credited MOVED
     deleted++;
     released.set(addr, (released.get(addr) ?? 0) + 1);
   }

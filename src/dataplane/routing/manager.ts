@@ -168,7 +168,7 @@ export class RouteManager {
 
   static async open(o: RouteManagerOptions): Promise<RouteManager> {
     const m = new RouteManager(o);
-    m.dp = await loadUplink({ pinRoot: o.pinRoot, objectDir: o.objectDir, nat: resolveNatOptions(o.nat), mapSizes: o.mapSizes });
+    m.dp = await loadUplink({ pinRoot: o.pinRoot, objectDir: o.objectDir, nat: resolveNatOptions(o.nat), mapSizes: o.mapSizes, ct4: o.ct4, ct6: o.ct6 });
     m.kernel = new KernelRoutes({ proto: m.proto, netns: o.netns?.name, log: m.log });
     m.kernel6 = new KernelRoutes({ proto: m.proto, netns: o.netns?.name, log: m.log, family: 6 });
     m.rmaps = new RouteMaps(m.dp.maps);
