@@ -44,6 +44,12 @@ async function wrk(from: ClusterWorkload, ip: string): Promise<number> {
   return w.requestsPerSecond;
 }
 
+/** Node A's NAT refusals so far (the agent's housekeeping, which also runs its sweeps). */
+function natDrops(c: InProcessCluster): { noPort: bigint; quota: bigint } {
+  const d = c.nodes.get('node-a')!.dp!.housekeeping().drops;
+  return { noPort: d.nat_no_port ?? 0n, quota: d.nat_quota ?? 0n };
+}
+
 async function main(): Promise<void> {
   const c = await InProcessCluster.create('netbench');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-netbench-'));
@@ -105,11 +111,12 @@ async function main(): Promise<void> {
       await c.outside.sh('ip route del 192.168.0.0/16');
       c.setPool({ ipipMode: 'CrossSubnet', natOutgoing: true });
       await c.sync();
-      const s0 = c.stats('node-a');
+      const s0 = c.stats('node-a'), d0 = natDrops(c);
       cr.snat!.push(await wrk(wa, c.outsideIp));
-      const s1 = c.stats('node-a');
+      const s1 = c.stats('node-a'), d1 = natDrops(c);
       process.stdout.write(`  round ${i + 1}: no SNAT ${cr.plain!.at(-1)!.toFixed(0)} conn/s, SNAT ${cr.snat!.at(-1)!.toFixed(0)} conn/s ` +
-        `(${s1.snatNew - s0.snatNew} new mappings, ${s1.snatRetry - s0.snatRetry} port collisions)\n`);
+        `(${s1.snatNew - s0.snatNew} new mappings, ${s1.snatRetry - s0.snatRetry} port candidates tried, ` +
+        `SYNs refused: ${d1.noPort - d0.noPort} no port, ${d1.quota - d0.quota} over quota)\n`);
     }
 
     const d = median(tp.direct!), p = median(tp.ipip!), v = median(tp.vxlan!), x = median(tp.cross!);
@@ -123,7 +130,7 @@ async function main(): Promise<void> {
     process.stdout.write(`  iperf3 A→C VXLAN IPv4 (router)       ${x4.toFixed(2)} Gbit/s\n`);
     process.stdout.write(`  iperf3 A→C VXLAN IPv6 (outer IPv6)   ${x6.toFixed(2)} Gbit/s   ratio ${(x6 / x4).toFixed(2)}× IPv4 VXLAN\n`);
     process.stdout.write(`  wrk A→outside without SNAT           ${n.toFixed(0)} conn/s\n`);
-    process.stdout.write(`  wrk A→outside with SNAT (BPF)        ${s.toFixed(0)} conn/s   ratio ${(s / n).toFixed(2)}× (goal ≥ 0.90×)\n`);
+    process.stdout.write(`  wrk A→outside with SNAT (BPF)        ${s.toFixed(0)} conn/s   ratio ${(s / n).toFixed(2)}× (goal ≥ 0.97×)\n`);
   } finally {
     await c.destroy();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -28,8 +28,26 @@
  * nat_quota FWD mappings (flows); a new flow over it is refused with DROP_NAT_QUOTA, so one
  * workload's flood never takes the table from the others. The count is tortie_natq4_v1:
  * CREATED (added here on every FWD creation, atomically) minus RELEASED (added by the agent's
- * sweep for every FWD entry it deletes; src/dataplane/routes.ts). FWD entries are only ever
- * created here and deleted by the sweep (a stale one is replaced in place), so the count is exact.
+ * sweep for every FWD entry it deletes; src/dataplane/bpf/nat.ts) minus MOVED (added here,
+ * atomically, for every FWD entry released at a verified close). FWD entries are only created
+ * here and deleted by the sweep or by nat_tcp_release (a stale one is replaced in place); each
+ * deleter credits only a delete that succeeded for it, so the count is exact.
+ *
+ * Connection churn (docs/security.md, "A closed TCP flow's mapping is released at once"): a TCP
+ * flow whose close the workload's conntrack verifies (nat_ct_closed: both FINs accepted there and
+ * each acknowledged exactly by the other end) is released by the packet that completes it
+ * (nat_tcp_release): the FWD entry goes, the REV entry stays as a tombstone (TORTIE_NATF_DONE,
+ * closed timeout) that still translates late segments and holds the port, and a new SYN takes a
+ * tombstone's port only when the outside's TIME-WAIT socket will accept it (nat_tw_ok: RFC 6191
+ * by timestamp, else by sequence number, as Linux nf_nat reuses a TIME_WAIT tuple). Why not
+ * release at the first FIN, or delete both entries: the last ACK and retransmitted FINs would then
+ * find no mapping (a new port, a RST from outside); why the TIME-WAIT rules: the outside keeps
+ * TIME-WAIT for (node address, port) for 60 s, and a reused port whose SYN it refuses costs the
+ * new connection a 1 s SYN retransmission. Linux MASQUERADE avoids most reuse by keeping the
+ * workload's port; here the ports come from a range apart from the node's own, so a closed
+ * flow's port must serve the next flow. The conntrack judge is read through tortie_natct4 (the
+ * loader reuses the cali* programs' table); per packet this costs one flags test until both FINs
+ * went by.
  * Checksums: the IPv4 header checksum, the TCP/UDP checksum (pseudo-header address and port;
  * a zero UDP checksum stays zero) and the ICMP echo checksum (id) are updated incrementally
  * (lib/csum.h). Each failed rewrite has its own drop reason (DROP_NAT_L4_CSUM, _PORT, _ADDR).

@@ -8,6 +8,7 @@ import {
   vxcfgCodec, route6Codec, sumPerCpuCounters, VX6STAT, NETCFG_KEY, type NetStats, type VxStats,
 } from '../dataplane/bpf/net-codecs';
 import { uniquePinRoot, removePinRoot } from './wep-harness';
+import type { BpfMap } from '../dataplane/native';
 
 export const TC_OK = 0;
 export const TC_SHOT = 2;
@@ -22,10 +23,12 @@ export class UplinkHarness {
 
   private constructor(readonly dp: UplinkDatapath, readonly pinRoot: string) {}
 
-  /** pinRoot: another harness's, to share its maps (both close() it). */
-  static async create(label: string, nat?: NatOptions, pinRoot = uniquePinRoot(label)): Promise<UplinkHarness> {
+  /** pinRoot: another harness's, to share its maps (both close() it). `conntrack`: the workloads'
+   *  conntrack tables (a WepHarness's), NAT's judge of a closed TCP flow, as the agent passes them. */
+  static async create(label: string, nat?: NatOptions, pinRoot = uniquePinRoot(label),
+    conntrack: { ct4?: BpfMap; ct6?: BpfMap } = {}): Promise<UplinkHarness> {
     try {
-      return new UplinkHarness(await loadUplink({ pinRoot, nat }), pinRoot);
+      return new UplinkHarness(await loadUplink({ pinRoot, nat, ...conntrack }), pinRoot);
     } catch (e) {
       removePinRoot(pinRoot);
       throw e;

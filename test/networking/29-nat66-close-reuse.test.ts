@@ -1,0 +1,111 @@
+// NAT66 at a verified TCP close, as IPv4 NAT (networking/28-nat-churn with real traffic): the
+// uplink and the workload's program (its IPv6 conntrack: states, windows) run the same segments in
+// turn, as on the node, with the uplink reading that conntrack as the agent loads it. With ONE NAT
+// port, so that every new flow needs the closed flow's port:
+//   - the mapping is released by the outside's last ACK, and not before: not at the FINs, not by
+//     an ACK with a wrong acknowledgment; the quota is credited once (MOVED);
+//   - the tombstone keeps the port from a SYN the outside's TIME-WAIT would refuse (timestamp
+//     older; no timestamps and sequence number not past the closed flow's) and gives it to one it
+//     accepts (timestamp newer);
+//   - a sweep afterwards changes no count.
+import t from 'tap';
+import { Topology } from '../../src/util/netns';
+import { NatUpkeep } from '../../src/dataplane/routing/sweep';
+import { readNat6Entries, NATF, NAT_DIR, POOL_F, QUOTA } from '../../src/dataplane/bpf/net-codecs';
+import { readNatQuota } from '../../src/dataplane/bpf/nat';
+import { readQuotaCounter } from '../../src/dataplane/bpf/quota';
+import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
+import { NH6, tcp } from '../../src/dataplane/bpf/packet';
+import { frame6, ip6At } from '../../src/testbed/fixtures';
+import { UplinkHarness } from '../../src/testbed/uplink-harness';
+import { WepHarness } from '../../src/testbed/wep-harness';
+import { allowAll } from '../../src/testbed/tables';
+
+const NODE6 = 'fd00:198:18:1::10';
+const OUT6 = 'fd00:198:18:1::20';
+const WL6 = 'fd00:10::5';
+const WL6B = 'fd00:10::6';
+const PORT = 33000;
+
+const topo = Topology.create('nat66cr');
+t.teardown(() => topo.destroy());
+
+/** A TCP segment with a timestamp option (NOP NOP TS) unless ts is undefined. */
+function seg(src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number,
+  ts?: [number, number]): Buffer {
+  const l4 = tcp({ sport, dport, flags, seq, ack, doff: ts ? 8 : 5 });
+  if (ts) {
+    l4.set([1, 1, 8, 10], 20);
+    l4.writeUInt32BE(ts[0] >>> 0, 24);
+    l4.writeUInt32BE(ts[1] >>> 0, 28);
+  }
+  return frame6(src, dst, NH6.TCP, l4);
+}
+
+t.test('NAT66: a verified close releases the mapping; its port goes only to a SYN TIME-WAIT accepts', async (t) => {
+  const empty = (await topo.addNetns('empty')).path;
+  const w = await WepHarness.create('nat66crw');
+  t.teardown(() => w.close());
+  w.setEndpoint([`${WL6}/128`, `${WL6B}/128`], allowAll('i000000000000291', 'ingress'), allowAll('e000000000000291', 'egress'));
+  const h = await UplinkHarness.create('nat66cr', { portMin: PORT, portMax: PORT, retries: 4 }, undefined, { ct6: w.dp.maps.ct6! });
+  t.teardown(() => h.close());
+  h.netns = empty;
+  h.config6(NODE6);
+  h.pool6('fd00:10::/48', POOL_F.NAT_OUT);
+  h.node6(NODE6);
+  const nat = h.dp.maps.nat6, natq = h.dp.maps.natq6;
+  const fwd = (wl: string) => readNat6Entries(nat).find((e) => e.key.dir === NAT_DIR.FWD && e.key.saddr === wl);
+  const rev = () => readNat6Entries(nat).find((e) => e.key.dir === NAT_DIR.REV && e.key.dport === PORT);
+  const live = (wl: string) => readNatQuota(natq).find((r) => r.addr === wl)?.live ?? 0;
+
+  /** Workload segment: its program, then the uplink leaving; the uplink's drop reason. */
+  const out = (wl: string, flags: string, seq: number, ack: number, ts?: [number, number]) => {
+    const f = seg(wl, OUT6, 3000, 443, flags, seq, ack, ts);
+    t.equal(w.run('from', f).reason, R.FORWARD, `${wl} ${flags} passes its program`);
+    const r = h.run('out', f);
+    if (r.reason === R.FORWARD) t.same(ip6At(r.data).ports, [PORT, 443], `${wl} ${flags} leaves from the NAT port`);
+    return r.reason;
+  };
+  /** Outside segment: the uplink arriving, then the workload's program; its drop reason. */
+  const inn = (wl: string, flags: string, seq: number, ack: number, ts?: [number, number]) => {
+    const r = h.run('in', seg(OUT6, NODE6, 443, PORT, flags, seq, ack, ts));
+    t.equal(r.reason, R.FORWARD, `outside ${flags} reverse-translated`);
+    t.equal(ip6At(r.data).dst, wl, `to ${wl}`);
+    return w.run('to', r.data).reason;
+  };
+
+  // Flow A: handshake and data, then the outside closes first (as a web server with
+  // `Connection: close`): its FIN, the workload's FIN, the outside's last ACK.
+  t.equal(out(WL6, 'S', 5000, 0, [100, 0]), R.FORWARD);
+  t.equal(inn(WL6, 'SA', 90000, 5001, [7000, 100]), R.FORWARD);
+  t.equal(out(WL6, 'A', 5001, 90001, [101, 7000]), R.FORWARD);
+  t.equal(inn(WL6, 'FA', 90001, 5001, [7001, 101]), R.FORWARD, 'the outside\'s FIN passes the workload\'s conntrack');
+  t.equal(out(WL6, 'FA', 5001, 90002, [110, 7001]), R.FORWARD);
+  t.ok(fwd(WL6), 'both FINs went by: the mapping stays until the outside acknowledges the workload\'s FIN');
+  const moved0 = readQuotaCounter(natq, WL6, QUOTA.MOVED);
+  t.equal(inn(WL6, 'A', 90002, 5001, [7002, 110]), R.FORWARD, 'an ACK that does not acknowledge the FIN');
+  t.ok(fwd(WL6), 'leaves the mapping');
+  t.equal(inn(WL6, 'A', 90002, 5002, [7002, 110]), R.FORWARD, 'the outside\'s last ACK');
+  t.equal(fwd(WL6), undefined, 'releases the mapping at once');
+  t.equal(readQuotaCounter(natq, WL6, QUOTA.MOVED), moved0 + 1n, 'credited once (MOVED)');
+  t.equal(live(WL6), 0, 'the workload holds no mapping');
+  const tomb = rev()!;
+  t.equal(tomb.value.addr, WL6, 'the reverse entry stays: the closed flow\'s tombstone');
+  t.equal(tomb.value.flags & (NATF.DONE | NATF.TW_TS), NATF.DONE | NATF.TW_TS, 'marked, with the flow\'s last timestamp');
+  t.equal(inn(WL6, 'FA', 90001, 5001, [7001, 101]), R.FORWARD, 'a late segment of the closed flow still reaches its workload');
+
+  // Flow B (another workload, same destination) needs the only port.
+  t.equal(out(WL6B, 'S', 4000, 0, [50, 0]), R.NAT_NO_PORT, 'a SYN with an older timestamp is refused (the outside\'s PAWS would drop it)');
+  t.equal(out(WL6B, 'S', 9000, 0, [50, 0]), R.NAT_NO_PORT, '... even with a later sequence number');
+  t.equal(out(WL6B, 'S', 4000, 0), R.NAT_NO_PORT, 'without timestamps, a sequence number not past the closed flow\'s is refused');
+  t.equal(rev()!.value.addr, WL6, 'the tombstone still holds the port');
+  t.equal(out(WL6B, 'S', 4000, 0, [111, 0]), R.FORWARD, 'a SYN with a newer timestamp takes the port');
+  t.equal(rev()!.value.addr, WL6B, 'the port is the new flow\'s');
+  t.equal(rev()!.value.flags & NATF.DONE, 0, 'live again');
+  t.equal(inn(WL6B, 'SA', 20000, 4001, [7100, 111]), R.FORWARD, 'its reply reaches the new workload');
+  t.same([live(WL6), live(WL6B)], [0, 1], 'counts: the closed flow none, the new one 1');
+
+  const upkeep = new NatUpkeep(h.dp, { ct6: w.dp.maps.ct6! });
+  t.equal(upkeep.sweep(), 0, 'the sweep deletes nothing live');
+  t.same([live(WL6), live(WL6B)], [0, 1], 'and changes no count');
+});
