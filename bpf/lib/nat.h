@@ -242,9 +242,10 @@ static __always_inline int nat_frag_later(struct __sk_buff *skb, const struct to
 
 static __always_inline bool nat_closed(__u8 flags)
 {
-	/* The workload's own RST (FWD entry), or a REV entry left as the tombstone of a verified
-	 * close (nat_tcp_release); other FINs and RSTs from outside are judged by the sweep. */
-	return flags & (TORTIE_NATF_RST | TORTIE_NATF_DONE);
+	/* The workload's own RST or a mid-stream pickup (FWD entry), or a REV entry left as the
+	 * tombstone of a verified close (nat_tcp_release); other FINs and RSTs from outside are
+	 * judged by the sweep. (TORTIE_NATF_PICKUP and _DONE are one bit, on FWD and REV entries.) */
+	return flags & (TORTIE_NATF_RST | TORTIE_NATF_DONE | TORTIE_NATF_PICKUP);
 }
 
 static __always_inline bool nat_live(const struct tortie_nat4_value *v, __u8 proto, __u64 now)
@@ -267,6 +268,17 @@ static __always_inline bool nat_live(const struct tortie_nat4_value *v, __u8 pro
 		t = nat_timeout_other_ns;
 	}
 	return now - seen <= t;
+}
+
+/*
+ * A TCP mapping created by a segment other than a SYN: a flow picked up mid-stream, in practice a
+ * closed flow's late segment after its release (its TIME-WAIT answering a retransmitted FIN) —
+ * with a new port the outside does not know, so it gets the closed timeout (TORTIE_NATF_PICKUP)
+ * rather than an hour of the workload's quota; a SYN on the tuple reopens it as any flow.
+ */
+static __always_inline bool nat_pickup(const struct tortie_pkt *pkt)
+{
+	return pkt->proto == IPPROTO_TCP && !(pkt->tcp_flags & TCP_FLAG_SYN);
 }
 
 /* Does the protocol carry a port (or echo id) we translate? */
@@ -553,6 +565,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 		nv.port = port;
 		nv.last_seen_ns = now;
 		nv.created_ns = now;
+		nv.flags = nat_pickup(pkt) ? TORTIE_NATF_PICKUP : 0;
 		/* The unusable FWD entry seen above (other node address, or a port lost to another
 		 * flow) is replaced in place (the workload's count does not change); otherwise the
 		 * entry is created only if no other CPU created it meanwhile. */

@@ -558,6 +558,7 @@ static __noinline int nat6_snat(struct __sk_buff *skb, const struct tortie_pkt *
 		nv->port = port;
 		nv->last_seen_ns = now;
 		nv->created_ns = now;
+		nv->flags = nat_pickup(pkt) ? TORTIE_NATF_PICKUP : 0;
 		cur = bpf_map_lookup_elem(&tortie_nat6_v1, fk);
 		if (replace && cur && ip6_eq(cur->addr, sc->stale) && cur->port == stale_port &&
 		    bpf_map_update_elem(&tortie_nat6_v1, fk, nv, BPF_EXIST) == 0) {

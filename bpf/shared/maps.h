@@ -347,6 +347,9 @@ struct tortie_nat4_key {
  * still translated back, the closed timeout applies, and a new SYN may take the port (TIME-WAIT
  * reuse, nat_tw_reusable). */
 #define TORTIE_NATF_DONE (1u << 6)
+/* On a FWD entry (the same bit): created by a TCP segment other than a SYN (lib/nat.h nat_pickup):
+ * the closed timeout applies until a SYN reopens the tuple. */
+#define TORTIE_NATF_PICKUP (1u << 6)
 /* With TORTIE_NATF_DONE: the tombstone's created_ns holds the closed flow's last TCP timestamp from
  * the workload (high 32 bits) besides its sequence end (low 32 bits; lib/nat.h tombstone_created). */
 #define TORTIE_NATF_TW_TS (1u << 7)

@@ -7,7 +7,8 @@
 //   - the tombstone keeps the port from a SYN the outside's TIME-WAIT would refuse (timestamp
 //     older; no timestamps and sequence number not past the closed flow's) and gives it to one it
 //     accepts (timestamp newer);
-//   - a sweep afterwards changes no count.
+//   - a sweep afterwards changes no count; a late segment of a closed flow is a mid-stream pickup
+//     that keeps its mapping for the closed timeout only.
 import t from 'tap';
 import { Topology } from '../../src/util/netns';
 import { NatUpkeep } from '../../src/dataplane/routing/sweep';
@@ -108,4 +109,16 @@ t.test('NAT66: a verified close releases the mapping; its port goes only to a SY
   const upkeep = new NatUpkeep(h.dp, { ct6: w.dp.maps.ct6! });
   t.equal(upkeep.sweep(), 0, 'the sweep deletes nothing live');
   t.same([live(WL6), live(WL6B)], [0, 1], 'and changes no count');
+
+  // A late segment of a released flow (here towards another port of the outside host, where the
+  // NAT port is free) is a mid-stream pickup: translated, but only for the closed timeout.
+  const late = seg(WL6, OUT6, 3001, 444, 'A', 7000, 8000);
+  t.equal(w.run('from', late).reason, R.FORWARD, 'the workload\'s program passes it (loose pickup)');
+  t.equal(h.run('out', late).reason, R.FORWARD, 'translated');
+  const pick = readNat6Entries(nat).find((e) => e.key.dir === NAT_DIR.FWD && e.key.sport === 3001)!;
+  t.not(pick.value.flags & NATF.PICKUP, 0, 'marked as a pickup');
+  t.equal(live(WL6), 1, 'counted');
+  const later = process.hrtime.bigint() + 11n * 1_000_000_000n;
+  t.equal(upkeep.sweep(later), 2, 'gone after the closed timeout (10 s), not the TCP one (3600 s)');
+  t.same([live(WL6), live(WL6B)], [0, 1], 'counts still exact');
 });

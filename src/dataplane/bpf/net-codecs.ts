@@ -34,7 +34,7 @@ export const RT_F = { WORKLOAD: 1, ENCAP: 2, VXLAN: 4 } as const;
 export const POOL_F = { NAT_OUT: 1, DISABLED: 2 } as const;
 export const NODE_F = { SAME_SUBNET: 1, SELF: 2 } as const;
 export const NAT_DIR = { FWD: 0, REV: 1 } as const;
-export const NATF = { FIN_OUT: 1, FIN_IN: 2, RST: 4, REPLY: 8, RST_IN: 16, FIN_IN_SEEN: 32, DONE: 64, TW_TS: 128 } as const;
+export const NATF = { FIN_OUT: 1, FIN_IN: 2, RST: 4, REPLY: 8, RST_IN: 16, FIN_IN_SEEN: 32, DONE: 64, TW_TS: 128, /** FWD entries: the same bit as DONE */ PICKUP: 64 } as const;
 
 /** enum tortie_netstat, in index order. */
 export const NETSTAT = ['encapFast', 'encapUplink', 'encapFallback', 'decap', 'snat', 'snatNew', 'snatRetry', 'rnat', 'natFrag', 'decapFast', 'natHostSock'] as const;
