@@ -1,7 +1,7 @@
-// NAT66 at a verified TCP close, as IPv4 NAT (networking/28-nat-churn with real traffic): the
-// uplink and the workload's program (its IPv6 conntrack: states, windows) run the same segments in
-// turn, as on the node, with the uplink reading that conntrack as the agent loads it. With ONE NAT
-// port, so that every new flow needs the closed flow's port:
+// NAT at a verified TCP close, IPv4 and NAT66 alike (networking/28-nat-churn does IPv4 with real
+// traffic): the uplink and the workload's program (its conntrack: states, windows) run the same
+// segments in turn, as on the node, with the uplink reading that conntrack as the agent loads it.
+// With ONE NAT port, so that every new flow needs the closed flow's port:
 //   - the mapping is released by the outside's last ACK, and not before: not at the FINs, not by
 //     an ACK with a wrong acknowledgment; the quota is credited once (MOVED);
 //   - the tombstone keeps the port from a SYN the outside's TIME-WAIT would refuse (timestamp
@@ -12,27 +12,28 @@
 import t from 'tap';
 import { Topology } from '../../src/util/netns';
 import { NatUpkeep } from '../../src/dataplane/routing/sweep';
-import { readNat6Entries, NATF, NAT_DIR, POOL_F, QUOTA } from '../../src/dataplane/bpf/net-codecs';
+import { readNat6Entries, readNatEntries, NATF, NAT_DIR, POOL_F, QUOTA } from '../../src/dataplane/bpf/net-codecs';
 import { readNatQuota } from '../../src/dataplane/bpf/nat';
 import { readQuotaCounter } from '../../src/dataplane/bpf/quota';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
-import { NH6, tcp } from '../../src/dataplane/bpf/packet';
-import { frame6, ip6At } from '../../src/testbed/fixtures';
+import { NH6, PROTO, eth, ipv4, tcp } from '../../src/dataplane/bpf/packet';
+import { fillL4Checksum, frame6, ip6At, ipAt, portsOf } from '../../src/testbed/fixtures';
 import { UplinkHarness } from '../../src/testbed/uplink-harness';
 import { WepHarness } from '../../src/testbed/wep-harness';
 import { allowAll } from '../../src/testbed/tables';
 
-const NODE6 = 'fd00:198:18:1::10';
-const OUT6 = 'fd00:198:18:1::20';
-const WL6 = 'fd00:10::5';
-const WL6B = 'fd00:10::6';
 const PORT = 33000;
+const FAMILIES = {
+  4: { node: '198.18.1.10', out: '198.18.1.20', wl: '192.168.10.5', wlb: '192.168.10.6', pool: '192.168.0.0/16', host: 32 },
+  6: { node: 'fd00:198:18:1::10', out: 'fd00:198:18:1::20', wl: 'fd00:10::5', wlb: 'fd00:10::6', pool: 'fd00:10::/48', host: 128 },
+} as const;
 
-const topo = Topology.create('nat66cr');
+const topo = Topology.create('natcr');
 t.teardown(() => topo.destroy());
+const emptyNs = topo.addNetns('empty').then((n) => n.path);
 
 /** A TCP segment with a timestamp option (NOP NOP TS) unless ts is undefined. */
-function seg(src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number,
+function seg(fam: 4 | 6, src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number,
   ts?: [number, number]): Buffer {
   const l4 = tcp({ sport, dport, flags, seq, ack, doff: ts ? 8 : 5 });
   if (ts) {
@@ -40,38 +41,53 @@ function seg(src: string, dst: string, sport: number, dport: number, flags: stri
     l4.writeUInt32BE(ts[0] >>> 0, 24);
     l4.writeUInt32BE(ts[1] >>> 0, 28);
   }
-  return frame6(src, dst, NH6.TCP, l4);
+  return fam === 6 ? frame6(src, dst, NH6.TCP, l4) : eth({}, fillL4Checksum(ipv4({ src, dst, proto: PROTO.TCP }, l4)));
 }
 
-t.test('NAT66: a verified close releases the mapping; its port goes only to a SYN TIME-WAIT accepts', async (t) => {
-  const empty = (await topo.addNetns('empty')).path;
-  const w = await WepHarness.create('nat66crw');
+/** Destination address and ports of a translated frame. */
+function view(fam: 4 | 6, frame: Buffer): { dst: string; ports: [number, number] } {
+  if (fam === 6) { const v = ip6At(frame); return { dst: v.dst, ports: v.ports }; }
+  const v = ipAt(frame);
+  return { dst: v.dst, ports: portsOf(v) };
+}
+
+for (const fam of [4, 6] as const) t.test(`IPv${fam}: a verified close releases the mapping; its port goes only to a SYN TIME-WAIT accepts`, async (t) => {
+  const { node: NODE6, out: OUT6, wl: WL6, wlb: WL6B } = FAMILIES[fam];
+  const w = await WepHarness.create(`natcrw${fam}`);
   t.teardown(() => w.close());
-  w.setEndpoint([`${WL6}/128`, `${WL6B}/128`], allowAll('i000000000000291', 'ingress'), allowAll('e000000000000291', 'egress'));
-  const h = await UplinkHarness.create('nat66cr', { portMin: PORT, portMax: PORT, retries: 4 }, undefined, { ct6: w.dp.maps.ct6! });
+  w.setEndpoint([`${WL6}/${FAMILIES[fam].host}`, `${WL6B}/${FAMILIES[fam].host}`], allowAll(`i00000000000029${fam}`, 'ingress'), allowAll(`e00000000000029${fam}`, 'egress'));
+  const h = await UplinkHarness.create(`natcr${fam}`, { portMin: PORT, portMax: PORT, retries: 4 }, undefined,
+    fam === 6 ? { ct6: w.dp.maps.ct6! } : { ct4: w.dp.maps.ct4! });
   t.teardown(() => h.close());
-  h.netns = empty;
-  h.config6(NODE6);
-  h.pool6('fd00:10::/48', POOL_F.NAT_OUT);
-  h.node6(NODE6);
-  const nat = h.dp.maps.nat6, natq = h.dp.maps.natq6;
-  const fwd = (wl: string) => readNat6Entries(nat).find((e) => e.key.dir === NAT_DIR.FWD && e.key.saddr === wl);
-  const rev = () => readNat6Entries(nat).find((e) => e.key.dir === NAT_DIR.REV && e.key.dport === PORT);
+  h.netns = await emptyNs;
+  if (fam === 6) {
+    h.config6(NODE6);
+    h.pool6(FAMILIES[6].pool, POOL_F.NAT_OUT);
+    h.node6(NODE6);
+  } else {
+    h.config(NODE6);
+    h.pool(FAMILIES[4].pool, POOL_F.NAT_OUT);
+    h.node(NODE6);
+  }
+  const nat = fam === 6 ? h.dp.maps.nat6 : h.dp.maps.nat4, natq = fam === 6 ? h.dp.maps.natq6 : h.dp.maps.natq4;
+  const entries = () => (fam === 6 ? readNat6Entries(nat) : readNatEntries(nat));
+  const fwd = (wl: string) => entries().find((e) => e.key.dir === NAT_DIR.FWD && e.key.saddr === wl);
+  const rev = () => entries().find((e) => e.key.dir === NAT_DIR.REV && e.key.dport === PORT);
   const live = (wl: string) => readNatQuota(natq).find((r) => r.addr === wl)?.live ?? 0;
 
   /** Workload segment: its program, then the uplink leaving; the uplink's drop reason. */
   const out = (wl: string, flags: string, seq: number, ack: number, ts?: [number, number]) => {
-    const f = seg(wl, OUT6, 3000, 443, flags, seq, ack, ts);
+    const f = seg(fam, wl, OUT6, 3000, 443, flags, seq, ack, ts);
     t.equal(w.run('from', f).reason, R.FORWARD, `${wl} ${flags} passes its program`);
     const r = h.run('out', f);
-    if (r.reason === R.FORWARD) t.same(ip6At(r.data).ports, [PORT, 443], `${wl} ${flags} leaves from the NAT port`);
+    if (r.reason === R.FORWARD) t.same(view(fam, r.data).ports, [PORT, 443], `${wl} ${flags} leaves from the NAT port`);
     return r.reason;
   };
   /** Outside segment: the uplink arriving, then the workload's program; its drop reason. */
   const inn = (wl: string, flags: string, seq: number, ack: number, ts?: [number, number]) => {
-    const r = h.run('in', seg(OUT6, NODE6, 443, PORT, flags, seq, ack, ts));
+    const r = h.run('in', seg(fam, OUT6, NODE6, 443, PORT, flags, seq, ack, ts));
     t.equal(r.reason, R.FORWARD, `outside ${flags} reverse-translated`);
-    t.equal(ip6At(r.data).dst, wl, `to ${wl}`);
+    t.equal(view(fam, r.data).dst, wl, `to ${wl}`);
     return w.run('to', r.data).reason;
   };
 
@@ -106,16 +122,16 @@ t.test('NAT66: a verified close releases the mapping; its port goes only to a SY
   t.equal(inn(WL6B, 'SA', 20000, 4001, [7100, 111]), R.FORWARD, 'its reply reaches the new workload');
   t.same([live(WL6), live(WL6B)], [0, 1], 'counts: the closed flow none, the new one 1');
 
-  const upkeep = new NatUpkeep(h.dp, { ct6: w.dp.maps.ct6! });
+  const upkeep = new NatUpkeep(h.dp, fam === 6 ? { ct6: w.dp.maps.ct6! } : { ct4: w.dp.maps.ct4! });
   t.equal(upkeep.sweep(), 0, 'the sweep deletes nothing live');
   t.same([live(WL6), live(WL6B)], [0, 1], 'and changes no count');
 
   // A late segment of a released flow (here towards another port of the outside host, where the
   // NAT port is free) is a mid-stream pickup: translated, but only for the closed timeout.
-  const late = seg(WL6, OUT6, 3001, 444, 'A', 7000, 8000);
+  const late = seg(fam, WL6, OUT6, 3001, 444, 'A', 7000, 8000);
   t.equal(w.run('from', late).reason, R.FORWARD, 'the workload\'s program passes it (loose pickup)');
   t.equal(h.run('out', late).reason, R.FORWARD, 'translated');
-  const pick = readNat6Entries(nat).find((e) => e.key.dir === NAT_DIR.FWD && e.key.sport === 3001)!;
+  const pick = entries().find((e) => e.key.dir === NAT_DIR.FWD && e.key.sport === 3001)!;
   t.not(pick.value.flags & NATF.PICKUP, 0, 'marked as a pickup');
   t.equal(live(WL6), 1, 'counted');
   const later = process.hrtime.bigint() + 11n * 1_000_000_000n;
