@@ -437,7 +437,7 @@ static __always_inline int nat_try_port(struct __sk_buff *skb, const struct tort
  * quota (MOVED, an atomic add: a kind only the programs write), so the count stays exact with the
  * sweep crediting RELEASED only for the deletes that succeed for it. The REV entry stays as the
  * flow's tombstone (TORTIE_NATF_DONE, closed timeout): late segments of the closed flow still
- * reach the workload, and its port goes to the next flow only under nat_tw_reusable. Called last
+ * reach the workload, and its port goes to the next flow only under nat_tw_ok. Called last
  * for the packet (fv may be gone after it); only once both FINs were seen here, and only with
  * an ACK, so other packets pay one test of the flags.
  */
@@ -513,7 +513,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 		stale_addr = fv->addr;
 		stale_port = fv->port;
 	}
-	/* A new flow's SYN: its timestamp, for taking a closed flow's port (nat_tw_reusable). */
+	/* A new flow's SYN: its timestamp, for taking a closed flow's port (nat_tw_ok). */
 	if (!fv && pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
 		syn_ts = nat_tcp_ts(skb, l4off, false);
 	if (fv && fv->addr == node_ip) {

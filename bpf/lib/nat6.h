@@ -20,7 +20,7 @@
  *   CREATED here, RELEASED by the agent's sweep, MOVED here at a verified close);
  * - a TCP flow whose close the workloads' IPv6 conntrack verifies (tortie_ct6_v1 through
  *   tortie_natct6) is released at once and its port reused under TIME-WAIT rules
- *   (nat6_tcp_release, nat6_tw_reusable), as lib/nat.h explains.
+ *   (nat6_tcp_release, nat_tw_ok), as lib/nat.h explains.
  * Checksums: IPv6 has no header checksum; the TCP/UDP/ICMPv6 checksum covers the pseudo-header,
  * so the 128-bit address change is folded in with bpf_csum_diff (and the port or echo id with it).
  *
@@ -116,7 +116,7 @@ struct nat6_scratch {
 	__be32 stale[4];
 	struct tortie_frag6_key frk;        /* nat6_frag_record / nat6_frag_later */
 	struct tortie_natfrag6_value frv;
-	struct tortie_ct6_key ctk;          /* nat6_tw_reusable / nat6_tcp_release */
+	struct tortie_ct6_key ctk;          /* nat6_ct_find (nat6_tcp_release) */
 	__u64 syn_ts;                       /* nat6_snat: a new flow's SYN timestamp (nat_tcp_ts) */
 	__u8 wl_a;                          /* nat6_ct_find: the workload is side a of ctk */
 	__u8 closing;                       /* nat6_snat: the mapping may be released (nat6_out) */

@@ -10,7 +10,7 @@
  *                                   RST on a mapping's flow (a RST from outside only counts then),
  *                                   or both FINs (a FIN from outside only counts then)
  *   ctAcceptedClose6(ct6)           the same for NAT66 mappings (the workloads' IPv6 conntrack)
- *   readNatQuota(natq4)             live mappings per workload address (CREATED - RELEASED)
+ *   readNatQuota(natq4)             live mappings per workload address (CREATED - RELEASED - MOVED)
  *
  * `now` is CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns (process.hrtime.bigint()).
  * FWD entries are deleted by the sweep (which credits RELEASED, its kind alone) and by the program
