@@ -14,7 +14,11 @@
  *      Goal: SNAT ≥ 0.90×.
  * Rounds alternate the configurations; medians are reported. Prints figures; asserts nothing.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/networking-bench.js [seconds] [rounds] [connections]
+ *   npx tsc -p tsconfig.json && node dist/bench/networking-bench.js [seconds] [rounds] [connections] [ab]
+ *
+ * `ab` as the fourth argument runs only the A→B throughput figures (direct, IPIP, VXLAN,
+ * interleaved) and prints their medians and ranges: the tunnel overhead without the router
+ * and wrk runs.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -28,6 +32,7 @@ import { nginxConfig, parseWrk } from './lib/tools';
 const SECONDS = Number(process.argv[2] ?? 5);
 const ROUNDS = Number(process.argv[3] ?? 3);
 const CONNS = Number(process.argv[4] ?? 16);
+const ONLY_AB = process.argv[5] === 'ab';
 
 async function iperf(from: ClusterWorkload, to: ClusterWorkload, family: 4 | 6 = 4): Promise<number> {
   const r = await from.ns.exec(['iperf3', `-${family}`, '-c', family === 6 ? to.ip6! : to.ip, '-p', '5201', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 30) * 1000 });
@@ -85,6 +90,10 @@ async function main(): Promise<void> {
       const v0 = vx();
       tp.vxlan!.push(await iperf(wa, wb));
       if (vx().encapFast + vx().encapUplink === v0.encapFast + v0.encapUplink) throw new Error('VXLAN run was not encapsulated');
+      if (ONLY_AB) {
+        process.stdout.write(`  round ${i + 1}: A→B direct ${tp.direct!.at(-1)!.toFixed(2)} Gbit/s, IPIP ${tp.ipip!.at(-1)!.toFixed(2)} Gbit/s, VXLAN ${tp.vxlan!.at(-1)!.toFixed(2)} Gbit/s\n`);
+        continue;
+      }
       c.setPool({ ipipMode: 'CrossSubnet', natOutgoing: true });
       await c.sync();
       tp.cross!.push(await iperf(wa, wc));
@@ -97,6 +106,20 @@ async function main(): Promise<void> {
       if (vx6() === e0) throw new Error('IPv6 A→C run was not encapsulated');
       process.stdout.write(`  round ${i + 1}: A→C VXLAN via router: IPv4 ${tp.crossVx4!.at(-1)!.toFixed(2)} Gbit/s, IPv6 (outer IPv6) ${tp.crossVx6!.at(-1)!.toFixed(2)} Gbit/s\n`);
       process.stdout.write(`  round ${i + 1}: A→B direct ${tp.direct!.at(-1)!.toFixed(2)} Gbit/s, A→B IPIP ${tp.ipip!.at(-1)!.toFixed(2)} Gbit/s, A→C IPIP via router ${tp.cross!.at(-1)!.toFixed(2)} Gbit/s, A→B VXLAN ${tp.vxlan!.at(-1)!.toFixed(2)} Gbit/s\n`);
+    }
+
+    if (ONLY_AB) {
+      const d = median(tp.direct!);
+      const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
+      const ratios = (xs: number[]) => xs.map((x, i) => x / tp.direct![i]!);
+      process.stdout.write(`\nmedians (min–max), load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+      process.stdout.write(`  iperf3 A→B direct (Never)   ${d.toFixed(2)} Gbit/s (${range(tp.direct!)})\n`);
+      for (const [k, label] of [['ipip', 'IPIP (Always)'], ['vxlan', 'VXLAN (Always)']] as const) {
+        const xs = tp[k]!;
+        process.stdout.write(`  iperf3 A→B ${label.padEnd(16)} ${median(xs).toFixed(2)} Gbit/s (${range(xs)})   ratio ${(median(xs) / d).toFixed(2)}×, ` +
+          `per-round ratios median ${median(ratios(xs)).toFixed(2)}× (${range(ratios(xs))})\n`);
+      }
+      return;
     }
 
     const cr: Record<string, number[]> = { plain: [], snat: [] };

@@ -232,32 +232,50 @@ static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen, __u32 o
  * then enforces the workload's ingress policy as on the kernel path), skipping the kernel's
  * forwarding. Returns the tc verdict: TC_ACT_REDIRECT, or TC_ACT_OK to leave the packet to the
  * kernel (other destinations, TTL 1, no neighbour entry yet, too big); < 0 a drop reason.
+ *
+ * This runs once per received packet (without GRO, once per MTU-sized segment), so the rewrite
+ * is done in place with direct packet access, as the kernel's forwarding does it: the inner
+ * header is read where it lies (the parser pulled the outer header and 20 bytes more, and
+ * bpf_skb_adjust_room keeps the linear part), the TTL is decremented with the checksum adjusted
+ * by the same constant (ip_decrease_ttl's arithmetic: no helper, and the ones'-complement sum of
+ * the header is unchanged, so a CHECKSUM_COMPLETE skb->csum stays right), and the fib's MACs
+ * are written into the Ethernet header. No bpf_skb_store_bytes / bpf_l3_csum_replace calls.
  */
 static __always_inline int ipip_deliver(struct __sk_buff *skb)
 {
 	struct bpf_fib_lookup fib = {};
-	struct iphdr ip;
-	__u32 out;
-	int ret;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	__u32 out, check;
 
-	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &ip, sizeof(ip)) < 0 || ip.ttl <= 1)
+	if (ctx_data(skb) + ETH_HLEN + sizeof(*ip) > ctx_data_end(skb) &&
+	    bpf_skb_pull_data(skb, ETH_HLEN + sizeof(*ip)) < 0)
+		return TC_ACT_OK;
+	eth = ctx_data(skb);
+	ip = ctx_data(skb) + ETH_HLEN;
+	if ((void *)(ip + 1) > ctx_data_end(skb) || ip->ttl <= 1)
 		return TC_ACT_OK;
 	fib.family = AF_INET;
-	fib.l4_protocol = ip.protocol;
-	fib.tot_len = ipip_wire_len(skb, &ip);
-	fib.tos = ip.tos;
+	fib.l4_protocol = ip->protocol;
+	fib.tot_len = ipip_wire_len(skb, ip);
+	fib.tos = ip->tos;
 	fib.ifindex = skb->ifindex;
-	fib.ipv4_src = ip.saddr;
-	fib.ipv4_dst = ip.daddr;
+	fib.ipv4_src = ip->saddr;
+	fib.ipv4_dst = ip->daddr;
 	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TC_ACT_OK;
 	out = fib.ifindex;
 	if (out == skb->ifindex || !bpf_map_lookup_elem(&tortie_ep_v1, &out))
 		return TC_ACT_OK;
-	ret = ipip_ttl_dec(skb, &ip);
-	if (ret < 0)
-		return ret;
-	return fib_redirect(skb, &fib, out, TORTIE_NS_DECAP_FAST);
+	/* bpf_fib_lookup and bpf_skb_load_bytes leave the packet where it was: eth and ip hold. */
+	check = ip->check;
+	check += bpf_htons(0x0100);
+	ip->check = (__sum16)(check + (check >= 0xffff));
+	ip->ttl--;
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	netstat_inc(TORTIE_NS_DECAP_FAST);
+	return bpf_redirect(out, 0);
 }
 
 /*
