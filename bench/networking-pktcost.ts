@@ -12,8 +12,10 @@
  * verified and with checksum 0, each also as a ratio to its IPv4 VXLAN counterpart measured in
  * the same run; and IPIP / VXLAN decapsulation delivered to a local workload (inside a namespace
  * where the fib resolves the inner destination to a tortie endpoint's cali*: decapsulation, fib
- * lookup, TTL and MAC rewrite, redirect; the path every received tunnelled packet takes). Prints
- * ns/packet; asserts nothing.
+ * lookup, TTL and MAC rewrite, redirect; the path every received tunnelled packet takes), and
+ * the sending side's fast path: tortie_from_wep on an established flow to a remote workload
+ * behind IPIP / VXLAN / no tunnel (policy, conntrack, fib lookup, encapsulation, redirect to
+ * the uplink). Prints ns/packet; asserts nothing.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/networking-pktcost.js [copies]
  */
@@ -22,6 +24,9 @@ import { POOL_F, RT_F, vxlan6Mac } from '../src/dataplane/bpf/net-codecs';
 import { eth, eth6, fillL4Checksum6, frag6, icmp6, inetChecksum, ipv4, ipv6, tcp, udp, vxlanHeader, ETH_P, NH6, PROTO } from '../src/dataplane/bpf/packet';
 import { tcpFrame } from '../src/testbed/fixtures';
 import { Topology } from '../src/util/netns';
+import { WepHarness } from '../src/testbed/wep-harness';
+import { allowAll } from '../src/testbed/tables';
+import { NET_MAP, NETCFG_KEY, lpm4Key, netcfgCodec, routeCodec, vxcfgCodec } from '../src/dataplane/bpf/net-codecs';
 
 const COPIES = Number(process.argv[2] ?? 20_000);
 
@@ -129,12 +134,40 @@ async function delivered(h: UplinkHarness, payload: Buffer, vxInner: Buffer): Pr
       ['ingress, VXLAN decapsulation + redirect to the workload', eth({}, ipv4({ src: '198.18.2.10', dst: '198.18.1.10', proto: PROTO.UDP },
         udp({ sport: 50000, dport: 4789, payload: Buffer.concat([vxlanHeader({ vni: 4096 }), vxInner]) })))],
     ];
-    process.stdout.write('delivered to a local workload (in a namespace: decapsulation, fib lookup, rewrite, redirect):\n');
-    for (const [name, pkt] of frames) {
-      const r = h.dp.ingress.testRunBatch(Array.from({ length: COPIES }, () => Buffer.from(pkt)), { netns: n.path });
+    const report = (name: string, r: { retvals: Uint32Array; durationsNs: Uint32Array }) => {
       const redirected = r.retvals.filter((v) => v === 7).length;
       const ns = [...r.durationsNs].sort((a, b) => a - b);
-      process.stdout.write(`  ${name.padEnd(56)} ${String(ns[ns.length >> 1]).padStart(5)} ns   (${redirected} of ${COPIES} redirected)\n`);
+      process.stdout.write(`  ${name.padEnd(68)} ${String(ns[ns.length >> 1]).padStart(5)} ns   (${redirected} of ${r.retvals.length} redirected)\n`);
+    };
+    process.stdout.write('delivered to a local workload (in a namespace: decapsulation, fib lookup, rewrite, redirect):\n');
+    for (const [name, pkt] of frames) report(name, h.dp.ingress.testRunBatch(Array.from({ length: COPIES }, () => Buffer.from(pkt)), { netns: n.path }));
+
+    // The sending side: an uplink in the namespace (the node 198.18.1.10/24, the router
+    // 198.18.1.1 resolved) and tortie_from_wep with an allow-all endpoint.
+    await n.sh('ip link add up0 type veth peer name up1 && ip link set up0 up && ip link set up1 up && ' +
+      'ip addr add 198.18.1.10/24 dev up0 && ip route add 198.18.2.0/24 via 198.18.1.1 && ' +
+      'ip neigh add 198.18.1.1 lladdr 02:00:00:00:00:01 dev up0 nud permanent');
+    // Host routing on, so the same flow without a tunnel is redirected too (the direct path).
+    const w = await WepHarness.create('pktcost', { hostRouting: 'auto' });
+    try {
+      w.setEndpoint(['192.168.1.10/32'], allowAll('i0000000000000a1', 'ingress'), allowAll('e0000000000000a1', 'egress'));
+      w.dp.obj.map(NET_MAP.netcfg).update(NETCFG_KEY, netcfgCodec.encode({ node_ip: '198.18.1.10', uplink_ifindex: await n.ifindex('up0'), ipip_mtu: 0, snat_ip: '0.0.0.0' }));
+      const rt = w.dp.obj.map(NET_MAP.rt4);
+      rt.update(lpm4Key('192.168.3.10/32'), routeCodec.encode({ next_hop: '198.18.2.10', flags: RT_F.WORKLOAD | RT_F.ENCAP }));
+      rt.update(lpm4Key('192.168.4.10/32'), routeCodec.encode({ next_hop: '198.18.2.10', flags: RT_F.WORKLOAD | RT_F.ENCAP | RT_F.VXLAN }));
+      rt.update(lpm4Key('192.168.5.10/32'), routeCodec.encode({ next_hop: '198.18.2.10', flags: RT_F.WORKLOAD }));
+      await n.sh('ip route add 192.168.5.10/32 via 198.18.1.1');
+      w.dp.obj.map(NET_MAP.vxcfg).update(NETCFG_KEY, vxcfgCodec.encode({ vni: 4096, port: 4789, mtu: 0 }));
+      process.stdout.write('sent from a workload (tortie_from_wep, established flow: policy, conntrack, fib lookup, encapsulation, redirect):\n');
+      for (const [name, dst] of [['egress fast path, no tunnel (host routing) + redirect to the uplink', '192.168.5.10'],
+        ['egress fast path, IPIP encapsulation + redirect to the uplink', '192.168.3.10'],
+        ['egress fast path, VXLAN encapsulation + redirect to the uplink', '192.168.4.10']] as const) {
+        const out = tcpFrame({ src: '192.168.1.10', dst, sport: 40000, dport: 80, flags: 'A', payload });
+        w.dp.fromWep.testRun(out, { netns: n.path }); // the flow's conntrack entry
+        report(name, w.dp.fromWep.testRunBatch(Array.from({ length: COPIES }, () => Buffer.from(out)), { netns: n.path }));
+      }
+    } finally {
+      w.close();
     }
   } finally {
     await topo.destroy();

@@ -3,7 +3,7 @@
  * Checksums: the one place tortie's BPF code computes or updates an Internet checksum.
  *
  *  csum_fold32       folds a 32-bit ones'-complement sum (bpf_csum_diff's) into a checksum;
- *  csum_ipv4_hdr     full recompute of a 20-byte IPv4 header built from scratch (IPIP's outer);
+ *  csum_ipv4_hdr     full sum of a 20-byte IPv4 header built from scratch (IPIP's outer), inline;
  *  csum_update32     a checksum *value* after one 32-bit word changed (RFC 1624), for checksums
  *                    that are data, not a header field the helpers know (an ICMP error's quoted
  *                    IPv4 header);
@@ -33,10 +33,17 @@ static __always_inline __u16 csum_fold32(__u32 sum)
 	return (__u16)~sum;
 }
 
-/* The header checksum of an option-less IPv4 header whose `check` is 0. */
+/* The header checksum of an option-less IPv4 header whose `check` is 0: ten 16-bit words summed
+ * inline (cheaper than a bpf_csum_diff call for a header built on the stack). */
 static __always_inline __u16 csum_ipv4_hdr(const struct iphdr *ip)
 {
-	return csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)ip, sizeof(*ip), 0));
+	const __u16 *w = (const __u16 *)ip;
+	__u32 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*ip) / 2); i++)
+		sum += w[i];
+	return csum_fold32(sum);
 }
 
 /* `check` (as read from the packet) after a 32-bit word of the data it covers went from -> to. */

@@ -63,39 +63,67 @@ static __always_inline int ipip_trim(struct __sk_buff *skb, __u32 tot)
 }
 
 /*
- * Inserts an outer IPv4 header (src -> dst, protocol 4) after the Ethernet header. TOS and
- * the DF bit are copied from the inner header (RFC 2003 / Linux ipip defaults), TTL 64. GSO
- * packets keep their gso_size: callers have checked that each segment fits with the header.
+ * Inserts an outer IPv4 header (src -> dst, protocol 4) after the Ethernet header, in front of
+ * `inner` (the inner header as loaded, 20 bytes). TOS and the DF bit are copied from the inner
+ * header (RFC 2003 / Linux ipip defaults), TTL 64. GSO packets keep their gso_size (callers have
+ * checked that each segment fits with the header) and become SKB_GSO_IPXIP4, segmented by the
+ * kernel (or a NIC) with both headers replicated. With `store_inner` the first 20 bytes of the
+ * inner header are written back too, in the same store (the forwarding path's decremented TTL).
  */
-static __always_inline int ipip_push(struct __sk_buff *skb, __be32 src, __be32 dst)
+static __always_inline int ipip_push_hdr(struct __sk_buff *skb, const struct iphdr *inner, __be32 src, __be32 dst,
+					 bool store_inner)
 {
-	struct iphdr inner, outer = {};
+	struct {
+		struct iphdr outer;
+		struct iphdr inner;
+	} h = {};
 	int ret;
 
-	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &inner, sizeof(inner)) < 0)
-		return DROP_TRUNC_IP;
 	/* Bytes after the datagram (padding, or a workload's trailing garbage) would end up after
 	 * the outer datagram on the wire: not part of the tunnel payload. */
-	ret = ipip_trim(skb, bpf_ntohs(inner.tot_len));
+	ret = ipip_trim(skb, bpf_ntohs(inner->tot_len));
 	if (ret < 0)
 		return ret;
 	if (bpf_skb_adjust_room(skb, IPIP_HLEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return DROP_ENCAP_HEADROOM;
-	outer.version = 4;
-	outer.ihl = 5;
-	outer.tos = inner.tos;
-	outer.tot_len = bpf_htons(bpf_ntohs(inner.tot_len) + IPIP_HLEN);
-	outer.id = inner.id;
-	outer.frag_off = inner.frag_off & bpf_htons(0x4000);
-	outer.ttl = 64;
-	outer.protocol = IPPROTO_IPIP;
-	outer.saddr = src;
-	outer.daddr = dst;
-	outer.check = csum_ipv4_hdr(&outer);
-	if (bpf_skb_store_bytes(skb, IPIP_L3_OFF, &outer, sizeof(outer), 0) < 0)
+	h.outer.version = 4;
+	h.outer.ihl = 5;
+	h.outer.tos = inner->tos;
+	h.outer.tot_len = bpf_htons(bpf_ntohs(inner->tot_len) + IPIP_HLEN);
+	h.outer.id = inner->id;
+	h.outer.frag_off = inner->frag_off & bpf_htons(0x4000);
+	h.outer.ttl = 64;
+	h.outer.protocol = IPPROTO_IPIP;
+	h.outer.saddr = src;
+	h.outer.daddr = dst;
+	h.outer.check = csum_ipv4_hdr(&h.outer);
+	h.inner = *inner;
+	if (bpf_skb_store_bytes(skb, IPIP_L3_OFF, &h, store_inner ? sizeof(h) : sizeof(h.outer), 0) < 0)
 		return DROP_ENCAP_STORE;
 	return 0;
+}
+
+/* ipip_push_hdr for the packet as it is (the uplink's egress: the kernel already forwarded it). */
+static __always_inline int ipip_push(struct __sk_buff *skb, __be32 src, __be32 dst)
+{
+	struct iphdr inner;
+
+	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &inner, sizeof(inner)) < 0)
+		return DROP_TRUNC_IP;
+	return ipip_push_hdr(skb, &inner, src, dst, false);
+}
+
+/* The TTL decrement of forwarding on a loaded header copy, with its checksum adjusted by the
+ * same constant (the kernel's ip_decrease_ttl arithmetic: the header's ones'-complement sum is
+ * unchanged, so a CHECKSUM_COMPLETE skb->csum stays right). The caller stores it. */
+static __always_inline void ipip_ttl_dec_copy(struct iphdr *ip)
+{
+	__u32 check = ip->check;
+
+	check += bpf_htons(0x0100);
+	ip->check = (__sum16)(check + (check >= 0xffff));
+	ip->ttl--;
 }
 
 /* Largest IPv4 datagram this skb will put on the wire: one GSO segment, or the packet. */
@@ -114,24 +142,24 @@ static __always_inline __u32 ipip_wire_len(struct __sk_buff *skb, const struct i
 	return hlen + l4len + skb->gso_size;
 }
 
-/* Forwarding without the kernel: decrement the TTL as it would have (the caller checked > 1). */
+/* Forwarding without the kernel: decrement the TTL as it would have (the caller checked > 1):
+ * TTL, protocol and checksum (contiguous) in one store, no bpf_l3_csum_replace. */
 static __always_inline int ipip_ttl_dec(struct __sk_buff *skb, struct iphdr *ip)
 {
-	__be16 old_ttl, new_ttl;
-
-	__builtin_memcpy(&old_ttl, &ip->ttl, 2);
-	ip->ttl--;
-	__builtin_memcpy(&new_ttl, &ip->ttl, 2);
-	if (csum_l3_set16(skb, IPIP_L3_OFF, offsetof(struct iphdr, ttl), old_ttl, new_ttl) < 0)
+	ipip_ttl_dec_copy(ip);
+	if (bpf_skb_store_bytes(skb, IPIP_L3_OFF + offsetof(struct iphdr, ttl), &ip->ttl, 4, 0) < 0)
 		return DROP_FWD_TTL;
 	return 0;
 }
 
-/* The fib's next-hop MACs into the Ethernet header. */
+/* The fib's next-hop MACs into the Ethernet header (one store). */
 static __always_inline int fib_set_macs(struct __sk_buff *skb, const struct bpf_fib_lookup *fib)
 {
-	if (bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0) < 0)
+	__u8 macs[2 * ETH_ALEN];
+
+	__builtin_memcpy(macs, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(macs + ETH_ALEN, fib->smac, ETH_ALEN);
+	if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
 		return DROP_FWD_MAC;
 	return 0;
 }
@@ -186,10 +214,9 @@ static __always_inline int ipip_encap_redirect(struct __sk_buff *skb, const stru
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		goto fallback; /* FRAG_NEEDED: the kernel route's MTU makes it answer frag-needed */
 
-	ret = ipip_ttl_dec(skb, &ip);
-	if (ret < 0)
-		return ret;
-	ret = ipip_push(skb, cfg->node_ip, rt->next_hop);
+	/* The inner TTL decrement goes out with the outer header: one load, one store. */
+	ipip_ttl_dec_copy(&ip);
+	ret = ipip_push_hdr(skb, &ip, cfg->node_ip, rt->next_hop, true);
 	if (ret < 0)
 		return ret;
 	return fib_redirect(skb, &fib, fib.ifindex, TORTIE_NS_ENCAP_FAST);
@@ -236,17 +263,20 @@ static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen, __u32 o
  * This runs once per received packet (without GRO, once per MTU-sized segment), so the rewrite
  * is done in place with direct packet access, as the kernel's forwarding does it: the inner
  * header is read where it lies (the parser pulled the outer header and 20 bytes more, and
- * bpf_skb_adjust_room keeps the linear part), the TTL is decremented with the checksum adjusted
- * by the same constant (ip_decrease_ttl's arithmetic: no helper, and the ones'-complement sum of
- * the header is unchanged, so a CHECKSUM_COMPLETE skb->csum stays right), and the fib's MACs
- * are written into the Ethernet header. No bpf_skb_store_bytes / bpf_l3_csum_replace calls.
+ * bpf_skb_adjust_room keeps the linear part), the TTL is decremented in place
+ * (ipip_ttl_dec_copy) and the fib's MACs are written into the Ethernet header: no
+ * bpf_skb_store_bytes / bpf_l3_csum_replace calls. Direct writes make the verifier add an
+ * unclone prologue to tortie_uplink_in (a cloned skb's head is copied first, as
+ * bpf_skb_store_bytes would have done); tortie_from_wep keeps the store helpers, as such a
+ * prologue would copy the head of every cloned skb it sees (TCP's transmitted ones), the ones it
+ * does not rewrite too.
  */
 static __always_inline int ipip_deliver(struct __sk_buff *skb)
 {
 	struct bpf_fib_lookup fib = {};
 	struct ethhdr *eth;
 	struct iphdr *ip;
-	__u32 out, check;
+	__u32 out;
 
 	if (ctx_data(skb) + ETH_HLEN + sizeof(*ip) > ctx_data_end(skb) &&
 	    bpf_skb_pull_data(skb, ETH_HLEN + sizeof(*ip)) < 0)
@@ -268,10 +298,7 @@ static __always_inline int ipip_deliver(struct __sk_buff *skb)
 	if (out == skb->ifindex || !bpf_map_lookup_elem(&tortie_ep_v1, &out))
 		return TC_ACT_OK;
 	/* bpf_fib_lookup and bpf_skb_load_bytes leave the packet where it was: eth and ip hold. */
-	check = ip->check;
-	check += bpf_htons(0x0100);
-	ip->check = (__sum16)(check + (check >= 0xffff));
-	ip->ttl--;
+	ipip_ttl_dec_copy(ip);
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 	netstat_inc(TORTIE_NS_DECAP_FAST);

@@ -80,6 +80,11 @@ export class Capture {
   waitFor(re: RegExp, ms = 10_000): Promise<boolean> { return until(() => re.test(this.out), ms); }
   has(re: RegExp): boolean { return re.test(this.out); }
   text(): string { return this.out; }
+  /** Total lengths of the captured IPv4 packets whose header says `proto` (tcpdump -v's
+   *  "proto IPIP (4), length N"; an encapsulated packet's inner header has its own protocol). */
+  ipLengths(proto: 'IPIP' | 'UDP' | 'TCP'): number[] {
+    return [...this.out.matchAll(new RegExp(`proto ${proto} \\(\\d+\\), length (\\d+)`, 'g'))].map((m) => Number(m[1]));
+  }
   stop(): void { this.proc.kill('SIGKILL'); }
 }
 
