@@ -11,7 +11,7 @@
 //     dropped with its reason; the same packet done right is delivered;
 //   - Always: A↔B encapsulated too; vxlanMode Never: nothing is decapsulated any more.
 import t from 'tap';
-import { Capture, InProcessCluster, eventually, pings, scapy } from '../../src/testbed';
+import { Capture, InProcessCluster, eventually, pings, scapy, until } from '../../src/testbed';
 import { gnp } from '../../src/testbed/fixtures';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
@@ -120,10 +120,17 @@ t.test('VXLAN between nodes, built and checked by BPF', async (t) => {
     wc.ns.spawn(['iperf3', '-s', '-1', '-p', '5201'], { stdio: 'ignore' });
     await waitListening(wc.ns, 5201);
     const a0 = vx('node-a');
+    // GSO kept through the encapsulation: the uplink is handed UDP-tunnel GSO packets longer
+    // than its MTU (segmented later, outer headers replicated), not MTU-sized ones.
+    const cap = await Capture.start(A.ns, 'udp dst port 4789 and src host 198.18.1.10', { direction: 'out' });
+    t.teardown(() => cap.stop());
     const ip = await wa.ns.exec(['iperf3', '-c', wc.ip, '-p', '5201', '-t', '2', '-J'], { timeoutMs: 20_000 });
     const bps = JSON.parse(ip.stdout).end.sum_received.bits_per_second as number;
     t.ok(bps > 10e6, `iperf3 wa → wc over VXLAN: ${(bps / 1e9).toFixed(2)} Gbit/s`);
     t.ok(vx('node-a').encapFast > a0.encapFast, 'through the encapsulating fast path');
+    const big = () => cap.ipLengths('UDP').filter((l) => l > 1500);
+    await until(() => big().length >= 10, 5000);
+    t.ok(big().length >= 10, `VXLAN packets longer than the MTU on A's uplink: ${big().length} (largest ${Math.max(0, ...cap.ipLengths('UDP'))})`);
   });
 
   t.test('vxlanMTU set: routes, the programs\' MTU and the MTU file follow; detection again', async (t) => {
