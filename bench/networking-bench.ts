@@ -70,6 +70,10 @@ async function main(): Promise<void> {
     fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, `${c.outsideIp}:80`));
     c.outside.spawn(['nginx', '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
     await wa.ns.sh('sysctl -qw net.ipv4.ip_local_port_range="1024 65000"');
+    // Every iperf3 run starts from the same TCP state: without this the kernel would seed a
+    // connection's ssthresh from the previous run to the same workload (the metrics cache), and
+    // the configurations follow each other in a fixed order. The default again for wrk below.
+    await wa.ns.sh('sysctl -qw net.ipv4.tcp_no_metrics_save=1');
     await new Promise((r) => setTimeout(r, 1000));
 
     process.stdout.write(`networking bench: ${SECONDS}s per run, ${ROUNDS} rounds, wrk -c${CONNS}, workload MTU 1480\n`);
@@ -108,6 +112,7 @@ async function main(): Promise<void> {
       process.stdout.write(`  round ${i + 1}: A→B direct ${tp.direct!.at(-1)!.toFixed(2)} Gbit/s, A→B IPIP ${tp.ipip!.at(-1)!.toFixed(2)} Gbit/s, A→C IPIP via router ${tp.cross!.at(-1)!.toFixed(2)} Gbit/s, A→B VXLAN ${tp.vxlan!.at(-1)!.toFixed(2)} Gbit/s\n`);
     }
 
+    await wa.ns.sh('sysctl -qw net.ipv4.tcp_no_metrics_save=0');
     if (ONLY_AB) {
       const d = median(tp.direct!);
       const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
