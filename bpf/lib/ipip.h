@@ -67,13 +67,18 @@ static __always_inline int ipip_trim(struct __sk_buff *skb, __u32 tot)
  * `inner` (the inner header as loaded, 20 bytes). TOS and the DF bit are copied from the inner
  * header (RFC 2003 / Linux ipip defaults), TTL 64. GSO packets keep their gso_size (callers have
  * checked that each segment fits with the header) and become SKB_GSO_IPXIP4, segmented by the
- * kernel (or a NIC) with both headers replicated. With `store_inner` the first 20 bytes of the
- * inner header are written back too, in the same store (the forwarding path's decremented TTL).
+ * kernel (or a NIC) with both headers replicated. With `fib` (the forwarding fast path) the
+ * next hop's Ethernet header and the first 20 bytes of `inner` (its decremented TTL) are written
+ * too: Ethernet, outer and inner header in one 54-byte store.
  */
 static __always_inline int ipip_push_hdr(struct __sk_buff *skb, const struct iphdr *inner, __be32 src, __be32 dst,
-					 bool store_inner)
+					 const struct bpf_fib_lookup *fib)
 {
+	/* pad: the 14-byte Ethernet header ends where a 4-byte boundary starts, so both IPv4
+	 * headers are aligned on the stack and the three are contiguous from &h.eth. */
 	struct {
+		__u16 pad;
+		struct ethhdr eth;
 		struct iphdr outer;
 		struct iphdr inner;
 	} h = {};
@@ -98,8 +103,16 @@ static __always_inline int ipip_push_hdr(struct __sk_buff *skb, const struct iph
 	h.outer.saddr = src;
 	h.outer.daddr = dst;
 	h.outer.check = csum_ipv4_hdr(&h.outer);
+	if (!fib) {
+		if (bpf_skb_store_bytes(skb, IPIP_L3_OFF, &h.outer, sizeof(h.outer), 0) < 0)
+			return DROP_ENCAP_STORE;
+		return 0;
+	}
+	__builtin_memcpy(h.eth.h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(h.eth.h_source, fib->smac, ETH_ALEN);
+	h.eth.h_proto = bpf_htons(ETH_P_IP);
 	h.inner = *inner;
-	if (bpf_skb_store_bytes(skb, IPIP_L3_OFF, &h, store_inner ? sizeof(h) : sizeof(h.outer), 0) < 0)
+	if (bpf_skb_store_bytes(skb, 0, &h.eth, sizeof(h) - offsetof(typeof(h), eth), 0) < 0)
 		return DROP_ENCAP_STORE;
 	return 0;
 }
@@ -111,7 +124,7 @@ static __always_inline int ipip_push(struct __sk_buff *skb, __be32 src, __be32 d
 
 	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &inner, sizeof(inner)) < 0)
 		return DROP_TRUNC_IP;
-	return ipip_push_hdr(skb, &inner, src, dst, false);
+	return ipip_push_hdr(skb, &inner, src, dst, NULL);
 }
 
 /* The TTL decrement of forwarding on a loaded header copy, with its checksum adjusted by the
@@ -164,17 +177,6 @@ static __always_inline int fib_set_macs(struct __sk_buff *skb, const struct bpf_
 	return 0;
 }
 
-/* The fast paths' last step: the fib's MACs into the Ethernet header, count, redirect. */
-static __always_inline int fib_redirect(struct __sk_buff *skb, const struct bpf_fib_lookup *fib, __u32 ifindex, __u32 stat)
-{
-	int ret = fib_set_macs(skb, fib);
-
-	if (ret < 0)
-		return ret;
-	netstat_inc(stat);
-	return bpf_redirect(ifindex, 0);
-}
-
 /* The outer packet's route (node address -> next_hop, leaving by the uplink): next-hop MACs,
  * egress device, and the MTU check on outer_len (the outer IPv4 datagram's length). */
 static __always_inline long encap_fib(struct __sk_buff *skb, struct bpf_fib_lookup *fib, const struct tortie_netcfg *cfg,
@@ -214,12 +216,14 @@ static __always_inline int ipip_encap_redirect(struct __sk_buff *skb, const stru
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		goto fallback; /* FRAG_NEEDED: the kernel route's MTU makes it answer frag-needed */
 
-	/* The inner TTL decrement goes out with the outer header: one load, one store. */
+	/* The inner TTL decrement and the next hop's MACs go out with the outer header: one load,
+	 * one store. */
 	ipip_ttl_dec_copy(&ip);
-	ret = ipip_push_hdr(skb, &ip, cfg->node_ip, rt->next_hop, true);
+	ret = ipip_push_hdr(skb, &ip, cfg->node_ip, rt->next_hop, &fib);
 	if (ret < 0)
 		return ret;
-	return fib_redirect(skb, &fib, fib.ifindex, TORTIE_NS_ENCAP_FAST);
+	netstat_inc(TORTIE_NS_ENCAP_FAST);
+	return bpf_redirect(fib.ifindex, 0);
 fallback:
 	netstat_inc(TORTIE_NS_ENCAP_FALLBACK);
 	return TC_ACT_OK;
