@@ -126,13 +126,20 @@ static __always_inline __be16 vxlan_sport(struct __sk_buff *skb)
 
 /*
  * Inserts outer IPv4/UDP/VXLAN and the inner Ethernet header between the Ethernet header and the
- * L3 packet at ETH_HLEN (in->len bytes, nothing after it: the caller trimmed). The outer
- * Ethernet header stays (the caller writes the next hop's MACs) with type IPv4.
+ * L3 packet at ETH_HLEN (in->len bytes, nothing after it: the caller trimmed). Without `fib` the
+ * outer Ethernet header keeps its MACs (the kernel routed the packet) and gets type IPv4; with
+ * `fib` (the forwarding fast path) it is written whole, next hop's MACs included, in the same
+ * store as the headers after it (64 bytes).
  */
 static __always_inline int vxlan_push(struct __sk_buff *skb, const struct tortie_vxlan_cfg *vx, __be32 src, __be32 dst,
-				      const struct vxlan_inner *in)
+				      const struct vxlan_inner *in, const struct bpf_fib_lookup *fib)
 {
-	struct vxlan_outer h = {};
+	/* pad: the outer IPv4 header after the 14-byte Ethernet header starts 4-byte aligned. */
+	struct {
+		__u16 pad;
+		struct ethhdr eth;
+		struct vxlan_outer h;
+	} o = {};
 	__be16 ip_type = bpf_htons(ETH_P_IP);
 	__be16 sport = vxlan_sport(skb); /* hashes the inner headers: before they move */
 
@@ -141,34 +148,43 @@ static __always_inline int vxlan_push(struct __sk_buff *skb, const struct tortie
 				BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN) |
 				BPF_F_ADJ_ROOM_FIXED_GSO))
 		return DROP_ENCAP_HEADROOM;
-	h.ip.version = 4;
-	h.ip.ihl = 5;
-	h.ip.tos = in->tos;
-	h.ip.tot_len = bpf_htons(in->len + VXLAN_OVERHEAD);
-	h.ip.id = in->id;
-	h.ip.frag_off = in->df;
-	h.ip.ttl = 64;
-	h.ip.protocol = IPPROTO_UDP;
-	h.ip.saddr = src;
-	h.ip.daddr = dst;
-	h.ip.check = csum_ipv4_hdr(&h.ip);
-	h.udp.source = sport;
-	h.udp.dest = bpf_htons((__u16)vx->port);
-	h.udp.len = bpf_htons(in->len + VXLAN_OVERHEAD - 20);
-	h.udp.check = 0;
-	h.vx_flags = bpf_htonl(VXLAN_F_I);
-	h.vx_vni = bpf_htonl(vx->vni << 8);
-	vxlan_node_mac(h.eth.h_dest, dst);
-	vxlan_node_mac(h.eth.h_source, src);
-	h.eth.h_proto = in->proto;
-	if (bpf_skb_store_bytes(skb, ETH_HLEN, &h, VXLAN_OVERHEAD, 0) < 0 ||
+	o.h.ip.version = 4;
+	o.h.ip.ihl = 5;
+	o.h.ip.tos = in->tos;
+	o.h.ip.tot_len = bpf_htons(in->len + VXLAN_OVERHEAD);
+	o.h.ip.id = in->id;
+	o.h.ip.frag_off = in->df;
+	o.h.ip.ttl = 64;
+	o.h.ip.protocol = IPPROTO_UDP;
+	o.h.ip.saddr = src;
+	o.h.ip.daddr = dst;
+	o.h.ip.check = csum_ipv4_hdr(&o.h.ip);
+	o.h.udp.source = sport;
+	o.h.udp.dest = bpf_htons((__u16)vx->port);
+	o.h.udp.len = bpf_htons(in->len + VXLAN_OVERHEAD - 20);
+	o.h.udp.check = 0;
+	o.h.vx_flags = bpf_htonl(VXLAN_F_I);
+	o.h.vx_vni = bpf_htonl(vx->vni << 8);
+	vxlan_node_mac(o.h.eth.h_dest, dst);
+	vxlan_node_mac(o.h.eth.h_source, src);
+	o.h.eth.h_proto = in->proto;
+	if (fib) {
+		__builtin_memcpy(o.eth.h_dest, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(o.eth.h_source, fib->smac, ETH_ALEN);
+		o.eth.h_proto = ip_type;
+		if (bpf_skb_store_bytes(skb, 0, &o.eth, ETH_HLEN + VXLAN_OVERHEAD, 0) < 0)
+			return DROP_ENCAP_STORE;
+		return 0;
+	}
+	if (bpf_skb_store_bytes(skb, ETH_HLEN, &o.h, VXLAN_OVERHEAD, 0) < 0 ||
 	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &ip_type, sizeof(ip_type), 0) < 0)
 		return DROP_ENCAP_STORE;
 	return 0;
 }
 
 /* vxlan_push for the IPv4 packet at ETH_HLEN: trims what follows the datagram (lib/ipip.h ipip_trim). */
-static __always_inline int vxlan_push4(struct __sk_buff *skb, const struct tortie_vxlan_cfg *vx, __be32 src, __be32 dst)
+static __always_inline int vxlan_push4(struct __sk_buff *skb, const struct tortie_vxlan_cfg *vx, __be32 src, __be32 dst,
+				       const struct bpf_fib_lookup *fib)
 {
 	struct vxlan_inner in = { .proto = bpf_htons(ETH_P_IP) };
 	struct iphdr ip;
@@ -183,7 +199,7 @@ static __always_inline int vxlan_push4(struct __sk_buff *skb, const struct torti
 	in.tos = ip.tos;
 	in.df = ip.frag_off & bpf_htons(0x4000);
 	in.id = ip.id;
-	return vxlan_push(skb, vx, src, dst, &in);
+	return vxlan_push(skb, vx, src, dst, &in, fib);
 }
 
 /*
@@ -214,10 +230,7 @@ static __always_inline int vxlan_encap_redirect(struct __sk_buff *skb, const str
 	ret = ipip_ttl_dec(skb, &ip);
 	if (ret < 0)
 		return ret;
-	ret = vxlan_push4(skb, vx, cfg->node_ip, rt->next_hop);
-	if (ret < 0)
-		return ret;
-	ret = fib_set_macs(skb, &fib);
+	ret = vxlan_push4(skb, vx, cfg->node_ip, rt->next_hop, &fib);
 	if (ret < 0)
 		return ret;
 	vxst_inc(TORTIE_VS_ENCAP_FAST);
@@ -256,7 +269,7 @@ static __always_inline int vxlan_uplink_out(struct __sk_buff *skb, const struct 
 
 	if (!vx)
 		return DROP_ENCAP_STORE;
-	ret = vxlan_push4(skb, vx, cfg->node_ip, rt->next_hop);
+	ret = vxlan_push4(skb, vx, cfg->node_ip, rt->next_hop, NULL);
 	if (ret < 0)
 		return ret;
 	vxst_inc(TORTIE_VS_ENCAP_UPLINK);
