@@ -334,7 +334,7 @@ int tortie_from_wep(struct __sk_buff *skb)
 		struct ct_ctx v4;
 		struct ct6_ctx v6;
 	} ct;
-	bool ip4 = false;
+	bool ip4 = false, via_fib = false;
 	int ret, act = TC_ACT_OK;
 	__u32 dst = 0;
 
@@ -348,14 +348,14 @@ int tortie_from_wep(struct __sk_buff *skb)
 	if (v6) {
 		ret = wep6_judge_ep(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &ct.v6);
 		if (ret == TORTIE_FORWARD)
-			act = hr6_route(skb, &dst, &dst_ep);
+			act = hr6_route(skb, &dst, &dst_ep, &via_fib);
 	} else {
 		__builtin_memset(&sc->pkt, 0, sizeof(sc->pkt));
 		ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &sc->pkt, &ct.v4, &ip4);
 		if (ret == TORTIE_FORWARD && ip4) {
 			act = encap_from_wep(skb, sc->pkt.daddr);
 			if (act == TC_ACT_OK)
-				act = hr_route(skb, &dst, &dst_ep);
+				act = hr_route(skb, &dst, &dst_ep, &via_fib);
 		}
 	}
 	if (act < 0)
@@ -365,9 +365,9 @@ int tortie_from_wep(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	if (dst > 0 && v6)
 		return wep6_point(skb, dst, TORTIE_DIR_INGRESS, true, dst_ep, &ct.v6) == TC_ACT_SHOT ?
-			TC_ACT_SHOT : hr_redirect(dst, TORTIE_HR_V6);
+			TC_ACT_SHOT : hr_redirect(dst, TORTIE_HR_V6, via_fib);
 	if (dst > 0)
-		return wep_to(skb, dst, true, dst_ep, &sc->pkt, &ct.v4) < 0 ? TC_ACT_SHOT : hr_redirect(dst, 0);
+		return wep_to(skb, dst, true, dst_ep, &sc->pkt, &ct.v4) < 0 ? TC_ACT_SHOT : hr_redirect(dst, 0, via_fib);
 	return act;
 }
 

@@ -37,6 +37,52 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tortie_epip_v1 SEC(".maps");
 
+/*
+ * tortie_epdst_v1: struct tortie_ep_dst_key (a host address) -> struct tortie_ep_dst.
+ * The local workload an address belongs to, for BPF host routing (lib/host_route.h): its cali*,
+ * endpoint id and MACs, so that same-node delivery needs no fib lookup. Written by the agent
+ * (applyEndpointPolicy) after the endpoint's tortie_ep_v1 entry, only for workloads whose MAC is
+ * known; removed before that entry. A reader trusts an entry only while tortie_ep_v1 still has
+ * an entry for its ifindex with the same endpoint id (ep_dst_live): anything else, or no entry,
+ * leaves the packet to the fib. BPF_F_NO_PREALLOC: readers see an old or new value whole.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tortie_ep_dst_key);
+	__type(value, struct tortie_ep_dst);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_epdst_v1 SEC(".maps");
+
+/* The local workload at an IPv4 / IPv6 address, if the agent named one (see above). */
+static __always_inline const struct tortie_ep_dst *ep_dst4(__be32 addr)
+{
+	struct tortie_ep_dst_key k = { .family = TORTIE_AF_INET };
+
+	__builtin_memcpy(k.addr, &addr, 4);
+	return bpf_map_lookup_elem(&tortie_epdst_v1, &k);
+}
+
+static __always_inline const struct tortie_ep_dst *ep_dst6(const void *addr)
+{
+	struct tortie_ep_dst_key k = { .family = TORTIE_AF_INET6 };
+
+	__builtin_memcpy(k.addr, addr, 16);
+	return bpf_map_lookup_elem(&tortie_epdst_v1, &k);
+}
+
+/* The endpoint entry behind an address entry, only while they agree (the same endpoint id on
+ * the same interface): an entry left behind by an endpoint deleted, moved or re-added meanwhile
+ * is never followed. NULL: use the fib. */
+static __always_inline const struct tortie_endpoint *ep_dst_live(const struct tortie_ep_dst *d)
+{
+	__u32 ifindex = d->ifindex;
+	const struct tortie_endpoint *ep = bpf_map_lookup_elem(&tortie_ep_v1, &ifindex);
+
+	return ep && ep->id == d->ep_id ? ep : NULL;
+}
+
 /* Copies the endpoint (one consistent snapshot for the whole packet); false if unknown. */
 static __always_inline bool ep_lookup(__u32 ifindex, struct tortie_endpoint *out)
 {

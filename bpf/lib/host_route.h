@@ -46,18 +46,19 @@
 
 const volatile __u32 host_routing = 0;
 
-/* Index of tortie_hrst_v1. */
+/* Index of tortie_hrst_v2. */
 enum tortie_hr_stat {
 	TORTIE_HR_PEER = 0,     /* redirected into the destination workload (its stage forwarded) */
 	TORTIE_HR_DECLINED = 1, /* for a local workload or the uplink, but left to the kernel (neighbour, TTL) */
 	TORTIE_HR_UPLINK = 2,   /* redirected to the uplink's egress, next hop resolved by the fib */
 	TORTIE_HR_UPLINK_NEIGH = 3, /* redirected to the uplink with bpf_redirect_neigh (no neighbour entry yet) */
-	TORTIE_HR_V6 = 4,       /* IPv6's counters (lib/host_route6.h): TORTIE_HR_V6 + each of the above */
-	TORTIE_HR_MAX = 8,      /* the pinned map's size (IPv4's four, IPv6's four) */
+	TORTIE_HR_PEER_FIB = 4, /* of TORTIE_HR_PEER, those whose destination the fib found (not tortie_epdst_v1) */
+	TORTIE_HR_V6 = 5,       /* IPv6's counters (lib/host_route6.h): TORTIE_HR_V6 + each of the above */
+	TORTIE_HR_MAX = 10,     /* the pinned map's size (IPv4's five, IPv6's five) */
 };
 
 /*
- * tortie_hrst_v1: per-CPU array of __u64 packet counts, index enum tortie_hr_stat. Written by
+ * tortie_hrst_v2: per-CPU array of __u64 packet counts, index enum tortie_hr_stat. Written by
  * tortie_from_wep; read by tests (loader.ts readHostRouteStats). Only this object has it.
  */
 struct {
@@ -66,23 +67,24 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, TORTIE_HR_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tortie_hrst_v1 SEC(".maps");
+} tortie_hrst_v2 SEC(".maps");
 
 static __always_inline void hr_count(__u32 idx)
 {
-	__u64 *c = bpf_map_lookup_elem(&tortie_hrst_v1, &idx);
+	__u64 *c = bpf_map_lookup_elem(&tortie_hrst_v2, &idx);
 
 	if (c)
 		*c += 1;
 }
 
-/* The fib's next-hop MACs into the Ethernet header, in one store (both families). */
-static __always_inline int hr_set_macs(struct __sk_buff *skb, const struct bpf_fib_lookup *fib)
+/* The next hop's MACs (the fib's, or a local workload's from tortie_epdst_v1) into the Ethernet
+ * header, in one store (both families). */
+static __always_inline int hr_set_macs(struct __sk_buff *skb, const __u8 *dmac, const __u8 *smac)
 {
 	__u8 macs[2 * ETH_ALEN];
 
-	__builtin_memcpy(macs, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(macs + ETH_ALEN, fib->smac, ETH_ALEN);
+	__builtin_memcpy(macs, dmac, ETH_ALEN);
+	__builtin_memcpy(macs + ETH_ALEN, smac, ETH_ALEN);
 	if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
 		return DROP_FWD_MAC;
 	return 0;
@@ -96,14 +98,14 @@ static __always_inline __u16 hr_csum_update16(__u16 check, __u16 from, __u16 to)
 }
 
 /*
- * Forwarding without the kernel: the TTL and the fib's MACs, as ip_forward would, in one store of
+ * Forwarding without the kernel: the TTL and the next hop's MACs, as ip_forward would, in one store of
  * the frame's first 26 bytes (both MACs, the EtherType as it is, the IPv4 header up to its
  * checksum with the TTL decremented and the checksum updated) instead of a checksum helper and
  * two stores. The header's ones'-complement sum is unchanged (the checksum compensates the TTL),
  * so a CHECKSUM_COMPLETE skb->csum stays right, as with bpf_l3_csum_replace; the Ethernet header
  * is outside it.
  */
-static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, const struct bpf_fib_lookup *fib)
+static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, const __u8 *dmac, const __u8 *smac)
 {
 	struct {
 		__u8 dmac[ETH_ALEN];
@@ -119,8 +121,8 @@ static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, c
 	ip->ttl--;
 	__builtin_memcpy(&new_w, &ip->ttl, 2);
 	ip->check = hr_csum_update16(ip->check, old_w, new_w);
-	__builtin_memcpy(h.dmac, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(h.smac, fib->smac, ETH_ALEN);
+	__builtin_memcpy(h.dmac, dmac, ETH_ALEN);
+	__builtin_memcpy(h.smac, smac, ETH_ALEN);
 	h.proto = bpf_htons(ETH_P_IP);
 	__builtin_memcpy(h.ip, ip, sizeof(h.ip));
 	if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0) < 0)
@@ -129,17 +131,35 @@ static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, c
 }
 
 /*
+ * Would the packet fit the MTU of the cali* `ifindex` (a GSO packet: its segments)? What the fib
+ * checks against its egress device, for the destinations found without it; over it, the fib's
+ * path answers (FRAG_NEEDED: the kernel's).
+ */
+static __always_inline bool hr_fits(struct __sk_buff *skb, __u32 ifindex)
+{
+	__u32 mtu_len = 0;
+
+	return bpf_check_mtu(skb, ifindex, &mtu_len, 0, 0) == BPF_MTU_CHK_RET_SUCCESS;
+}
+
+/*
  * For a packet the source's egress point forwarded (untagged IPv4 at ETH_HLEN), after the IPIP
  * fast path left it: returns the tc verdict (TC_ACT_OK: the kernel's path, the packet unchanged;
  * TC_ACT_REDIRECT: sent to the uplink) or < 0 a drop reason (a rewrite failed). *local is set to
  * the destination cali*'s ifindex when the destination is a workload of this node (*local_ep to
- * its endpoint entry, for the destination's point): the packet is then rewritten as forwarded and
- * the caller runs the destination's point, then hr_redirect.
+ * its endpoint entry, for the destination's point; *fib true when the fib found it): the packet
+ * is then rewritten as forwarded and the caller runs the destination's point, then hr_redirect.
+ *
+ * A local workload is found first by its address (tortie_epdst_v1, checked against tortie_ep_v1:
+ * ep_dst_live), which gives its cali* and both MACs without a fib lookup; the fib answers for
+ * everything else: addresses the agent has no entry for (its MAC not known yet, not a workload
+ * of this node), a stale entry, the TTL expiring, a packet over the cali*'s MTU.
  */
-static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep)
+static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep, bool *via_fib)
 {
 	const struct tortie_netcfg *cfg;
 	const struct tortie_endpoint *ep;
+	const struct tortie_ep_dst *d;
 	const struct tortie_route *rt;
 	struct bpf_fib_lookup fib = {};
 	struct iphdr ip;
@@ -151,6 +171,19 @@ static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local, const s
 		return TC_ACT_OK;
 	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &ip, sizeof(ip)) < 0)
 		return TC_ACT_OK;
+	d = ep_dst4(ip.daddr);
+	if (d && d->ifindex != skb->ifindex && ip.ttl > 1) {
+		out = d->ifindex;
+		ep = ep_dst_live(d);
+		if (ep && hr_fits(skb, out)) {
+			ret = hr_rewrite(skb, &ip, d->mac, d->host_mac);
+			if (ret < 0)
+				return ret;
+			*local = out;
+			*local_ep = ep;
+			return TC_ACT_OK;
+		}
+	}
 	fib.family = AF_INET;
 	fib.l4_protocol = ip.protocol;
 	fib.tot_len = ipip_wire_len(skb, &ip);
@@ -169,11 +202,12 @@ static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local, const s
 			hr_count(TORTIE_HR_DECLINED);
 			return TC_ACT_OK;
 		}
-		ret = hr_rewrite(skb, &ip, &fib);
+		ret = hr_rewrite(skb, &ip, fib.dmac, fib.smac);
 		if (ret < 0)
 			return ret;
 		*local = out;
 		*local_ep = ep;
+		*via_fib = true;
 		return TC_ACT_OK;
 	}
 	/* Leaving the node: only through the uplink, whose tc egress (SNAT, IPIP of kernel-routed
@@ -198,17 +232,20 @@ static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local, const s
 		hr_count(TORTIE_HR_UPLINK_NEIGH);
 		return bpf_redirect_neigh(out, NULL, 0, 0);
 	}
-	ret = hr_rewrite(skb, &ip, &fib);
+	ret = hr_rewrite(skb, &ip, fib.dmac, fib.smac);
 	if (ret < 0)
 		return ret;
 	hr_count(TORTIE_HR_UPLINK);
 	return bpf_redirect(out, 0);
 }
 
-/* The destination's stage forwarded: into its namespace. `family`: 0, or TORTIE_HR_V6 for IPv6. */
-static __always_inline int hr_redirect(__u32 out, __u32 family)
+/* The destination's stage forwarded: into its namespace. `family`: 0, or TORTIE_HR_V6 for IPv6;
+ * `via_fib`: hr_route's. */
+static __always_inline int hr_redirect(__u32 out, __u32 family, bool via_fib)
 {
 	hr_count(family + TORTIE_HR_PEER);
+	if (via_fib)
+		hr_count(family + TORTIE_HR_PEER_FIB);
 	return bpf_redirect_peer(out, 0);
 }
 

@@ -16,7 +16,7 @@
  * the destination cali*): hop limit <= 1 (the kernel sends Time Exceeded), FRAG_NEEDED (over the
  * route MTU: the kernel sends Packet Too Big with its MTU), no neighbour entry yet for a local
  * workload, link-local or multicast addresses (the fib never forwards them: NOT_FWDED), the node
- * itself, forwarding off on the cali*, any other interface. Counted in tortie_hrst_v1 at
+ * itself, forwarding off on the cali*, any other interface. Counted in tortie_hrst_v2 at
  * TORTIE_HR_V6 + enum tortie_hr_stat, beside IPv4's.
  *
  * MTU: bpf_fib_lookup (AF_INET6) checks tot_len against the route's MTU when it is locked, a
@@ -64,7 +64,7 @@ static __always_inline int hr6_rewrite(struct __sk_buff *skb, const struct ipv6h
 
 	if (bpf_skb_store_bytes(skb, HR6_L3_OFF + offsetof(struct ipv6hdr, hop_limit), &hl, 1, BPF_F_RECOMPUTE_CSUM) < 0)
 		return DROP_FWD_TTL;
-	return fib ? hr_set_macs(skb, fib) : 0;
+	return fib ? hr_set_macs(skb, fib->dmac, fib->smac) : 0;
 }
 
 /*
@@ -75,10 +75,11 @@ static __always_inline int hr6_rewrite(struct __sk_buff *skb, const struct ipv6h
  * as forwarded and the caller runs the destination's IPv6 point, then hr_redirect(*local,
  * TORTIE_HR_V6).
  */
-static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep)
+static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep, bool *via_fib)
 {
 	const struct tortie_netcfg *cfg;
 	const struct tortie_endpoint *ep;
+	const struct tortie_ep_dst *d;
 	struct bpf_fib_lookup fib = {};
 	struct ipv6hdr ip6;
 	__u32 out;
@@ -89,6 +90,23 @@ static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local, const 
 		return TC_ACT_OK;
 	if (bpf_skb_load_bytes(skb, HR6_L3_OFF, &ip6, sizeof(ip6)) < 0)
 		return TC_ACT_OK;
+	/* A local workload by its address, without the fib (lib/host_route.h's hr_route). */
+	d = ep_dst6(&ip6.daddr);
+	if (d && d->ifindex != skb->ifindex && ip6.hop_limit > 1) {
+		out = d->ifindex;
+		ep = ep_dst_live(d);
+		if (ep && hr_fits(skb, out)) {
+			ret = hr6_rewrite(skb, &ip6, NULL);
+			if (ret < 0)
+				return ret;
+			ret = hr_set_macs(skb, d->mac, d->host_mac);
+			if (ret < 0)
+				return ret;
+			*local = out;
+			*local_ep = ep;
+			return TC_ACT_OK;
+		}
+	}
 	fib.family = AF_INET6;
 	/* Traffic class and flow label, as ip6_forward's route lookup sees them (fib rules). */
 	fib.flowinfo = *(__be32 *)&ip6 & bpf_htonl(0x0fffffff);
@@ -114,6 +132,7 @@ static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local, const 
 			return ret;
 		*local = out;
 		*local_ep = ep;
+		*via_fib = true;
 		return TC_ACT_OK;
 	}
 	/* Leaving the node: only through the uplink (tortie_netcfg_v1 names it in either family). */

@@ -29,6 +29,8 @@ struct tortie_btf_anchor {
 	struct tortie_hlt6_key hlt6;
 	struct tortie_fs6_key fs6;
 	struct tortie_pf6_key pf6;
+	struct tortie_ep_dst_key ep_dst_key;
+	struct tortie_ep_dst ep_dst;
 };
 
 __attribute__((used, noinline)) static int tortie_btf_anchor(struct tortie_btf_anchor *a)

@@ -40,6 +40,23 @@ struct tortie_ep_addr_key {
 };
 #define TORTIE_EPADDR_FIXED_BITS 64
 
+/* ---- local workloads by address: tortie_epdst_v1 (hash: host address -> where it lives) ----
+ * One entry per host address (/32, /128) of a local workload whose MAC is known: the host-side
+ * cali* ifindex, the endpoint id of its tortie_ep_v1 entry (the reader checks they still agree),
+ * and the Ethernet header a packet forwarded to it carries (the workload's MAC, then the cali*'s). */
+struct tortie_ep_dst_key {
+	__u8 family;    /* TORTIE_AF_INET or TORTIE_AF_INET6 */
+	__u8 pad[3];
+	__u8 addr[16];  /* network order; IPv4 in addr[0..3], rest zero */
+};
+
+struct tortie_ep_dst {
+	__u32 ifindex;      /* the host-side cali* */
+	__u32 ep_id;        /* struct tortie_endpoint.id of that interface's entry when written */
+	__u8 mac[6];        /* the workload's (destination MAC) */
+	__u8 host_mac[6];   /* the cali*'s (source MAC) */
+};
+
 /* ---- address classes: tortie_cls4_v1 (LPM: remote IPv4 prefix -> global class, __u32) ---- */
 struct tortie_cls4_key {
 	__u32 prefixlen; /* 0..32 */

@@ -9,6 +9,12 @@
  *        table ids (the "flip"; the map is BPF_F_NO_PREALLOC so readers see old or new whole);
  *     4. addresses no longer wanted are removed, and the old tables are released: a table no
  *        endpoint references loses its tortie_tbl_v1 entry first, then its cells.
+ *   With `epdst` (host routing) and the workload's MAC known, each host address (/32, /128) of
+ *   the endpoint also names the endpoint in tortie_epdst_v1 (its cali*, its id, both MACs),
+ *   written after the flip and removed (addresses dropped) before it; the datapath follows such
+ *   an entry only while tortie_ep_v1 has the same id on that interface. Two endpoints claiming
+ *   one address (an address moving between workloads) : the latest claim is written; when it is
+ *   withdrawn the entry goes back to the other claimant, and is removed with the last one.
  *   A packet therefore sees the whole old table or the whole new one, never a mix or nothing;
  *   flows already in conntrack keep their verdict until they expire (Calico's behaviour).
  *
@@ -21,7 +27,7 @@
  */
 import type { ProjectionEntry } from '../../calc/types';
 import {
-  AF_INET, AF_INET6, EPADDR_FIXED_BITS, EP_F_DISABLED, HEP_SLOT, HEP_SLOTS, HLT_FIXED_BITS, endpointCodec, hlt4KeyCodec, hlt6KeyCodec, epAddrKeyCodec, hostepCodec, projKeyCodec, tableCodec, u32Key, u32Value,
+  AF_INET, AF_INET6, EPADDR_FIXED_BITS, EP_F_DISABLED, epDstCodec, epDstKeyCodec, HEP_SLOT, HEP_SLOTS, HLT_FIXED_BITS, endpointCodec, hlt4KeyCodec, hlt6KeyCodec, epAddrKeyCodec, hostepCodec, projKeyCodec, tableCodec, u32Key, u32Value,
   type Endpoint,
 } from './codecs';
 import { encodeProjection, encodeTablePacked, entriesOf, keysOf, prefix4, prefix6, type Entry, type PackedEntries, type PackedTableEntries } from './encode';
@@ -71,6 +77,8 @@ function deleteAll(m: MapOps, keys: readonly Buffer[]): void {
 export interface PolicyMaps {
   ep: MapOps;
   epaddr: MapOps;
+  /** tortie_epdst_v1 (the wep object's); absent: no address -> endpoint entries are written. */
+  epdst?: MapOps;
   tbl: MapOps;
   proj: MapOps;
   spc: MapOps;
@@ -242,9 +250,25 @@ export interface EndpointPolicy {
   ipNetworks: string[];
   tables: { ingress: AnyTable; egress: AnyTable };
   disabled?: boolean;
+  /** The workload's MAC and its cali*'s: with both, host routing finds it by address (tortie_epdst_v1). */
+  mac?: string;
+  hostMac?: string;
 }
 
-interface EpState { tableIds: number[]; addrKeys: Map<string, Buffer>; version: number }
+interface EpState { tableIds: number[]; addrKeys: Map<string, Buffer>; version: number; dstKeys: Map<string, Buffer> }
+
+/** tortie_epdst_v1 keys of the host addresses (/32, /128) among `ipNetworks`. */
+function epDstKeys(ipNetworks: readonly string[]): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const c of ipNetworks) {
+    const v6 = c.includes(':');
+    const { addr, len } = v6 ? prefix6(c) : prefix4(c);
+    if (len !== (v6 ? 128 : 32)) continue;
+    const k = epDstKeyCodec.encode({ family: v6 ? AF_INET6 : AF_INET, addr });
+    out.set(k.toString('hex'), k);
+  }
+  return out;
+}
 
 function epAddrKey(ifindex: number, cidr: string): Buffer | null {
   if (cidr.includes(':')) {
@@ -259,6 +283,8 @@ function epAddrKey(ifindex: number, cidr: string): Buffer | null {
 export class EndpointPolicyWriter {
   readonly tables: TableRegistry;
   private readonly eps = new Map<number, EpState>();
+  /** tortie_epdst_v1: per address (key hex), the endpoints claiming it (ifindex -> value), latest last. */
+  private readonly dstClaims = new Map<string, { key: Buffer; by: Map<number, Buffer> }>();
 
   /** `firstTableId`: ids continue after those a previous run left in the kernel (never reused). */
   constructor(private readonly maps: PolicyMaps, firstTableId = 1) { this.tables = new TableRegistry(maps, firstTableId); }
@@ -282,8 +308,16 @@ export class EndpointPolicyWriter {
       const v = endpointCodec.decode(e.value);
       const tableIds = v.table.filter((id) => id !== 0);
       for (const id of tableIds) this.tables.holdRecovered(id);
-      this.eps.set(ifindex, { tableIds, addrKeys: addrs.get(ifindex) ?? new Map(), version: v.version });
+      this.eps.set(ifindex, { tableIds, addrKeys: addrs.get(ifindex) ?? new Map(), version: v.version, dstKeys: new Map() });
       found.push(ifindex);
+    }
+    // Address entries of endpoints still there are theirs (rewritten by the next apply); others go.
+    for (const e of this.maps.epdst?.entries?.() ?? []) {
+      const st = this.eps.get(epDstCodec.decode(e.value).ifindex);
+      if (!st) { this.maps.epdst!.delete(e.key); continue; }
+      const h = e.key.toString('hex');
+      st.dstKeys.set(h, e.key);
+      this.dstClaims.set(h, { key: e.key, by: new Map([[epDstCodec.decode(e.value).ifindex, e.value]]) });
     }
     return found;
   }
@@ -314,6 +348,8 @@ export class EndpointPolicyWriter {
       if (k) addrKeys.set(k.toString('hex'), k);
     }
     for (const [h, k] of addrKeys) if (!prev?.addrKeys.has(h)) this.maps.epaddr.update(k, u32Value(0));
+    const dstKeys = this.maps.epdst && p.mac && p.hostMac ? epDstKeys(p.ipNetworks) : new Map<string, Buffer>();
+    for (const h of prev?.dstKeys.keys() ?? []) if (!dstKeys.has(h)) this.withdrawDst(h, p.ifindex);
 
     const old = this.current(p.ifindex);
     const value: Endpoint = {
@@ -323,17 +359,45 @@ export class EndpointPolicyWriter {
       version: ((old?.version ?? prev?.version ?? 0) + 1) >>> 0,
     };
     this.maps.ep.update(u32Key(p.ifindex), endpointCodec.encode(value)); // the flip
+    if (dstKeys.size > 0) {
+      const v = epDstCodec.encode({ ifindex: p.ifindex, ep_id: p.id, mac: p.mac!, host_mac: p.hostMac! });
+      for (const [h, k] of dstKeys) this.claimDst(h, k, p.ifindex, v);
+    }
 
     if (prev) for (const [h, k] of prev.addrKeys) if (!addrKeys.has(h)) this.maps.epaddr.delete(k);
     for (const id of prev?.tableIds ?? []) this.tables.release(id);
-    this.eps.set(p.ifindex, { tableIds: newIds, addrKeys, version: value.version });
+    this.eps.set(p.ifindex, { tableIds: newIds, addrKeys, version: value.version, dstKeys });
     return value;
   }
 
+  /** The entry of the address this endpoint lives at, as it claims it now (the latest claim wins). */
+  private claimDst(h: string, key: Buffer, ifindex: number, value: Buffer): void {
+    let c = this.dstClaims.get(h);
+    if (!c) { c = { key, by: new Map() }; this.dstClaims.set(h, c); }
+    const same = c.by.get(ifindex)?.equals(value) && [...c.by.keys()].pop() === ifindex;
+    c.by.delete(ifindex);
+    c.by.set(ifindex, value);
+    if (!same) this.maps.epdst!.update(key, value);
+  }
+
+  /** This endpoint no longer claims the address: its entry goes to the latest other claimant, or away. */
+  private withdrawDst(h: string, ifindex: number): void {
+    const c = this.dstClaims.get(h);
+    if (!c?.by.has(ifindex)) return;
+    const wasOwner = [...c.by.keys()].pop() === ifindex;
+    c.by.delete(ifindex);
+    if (c.by.size === 0) { this.dstClaims.delete(h); this.maps.epdst!.delete(c.key); return; }
+    if (wasOwner) this.maps.epdst!.update(c.key, [...c.by.values()].pop()!);
+  }
+
+  /** The ifindex tortie_epdst_v1 names for an address (what the writer wrote), for tests. */
+  dstOwnerOf(h: string): number | undefined { return [...(this.dstClaims.get(h)?.by.keys() ?? [])].pop(); }
+
   /** Removes an endpoint (its interface is going away): entry, addresses, table references. */
   removeEndpoint(ifindex: number): void {
-    this.maps.ep.delete(u32Key(ifindex));
     const prev = this.eps.get(ifindex);
+    for (const h of prev?.dstKeys.keys() ?? []) this.withdrawDst(h, ifindex);
+    this.maps.ep.delete(u32Key(ifindex));
     if (!prev) return;
     for (const k of prev.addrKeys.values()) this.maps.epaddr.delete(k);
     for (const id of prev.tableIds) this.tables.release(id);

@@ -13,6 +13,7 @@ export type ValueOf<C> = C extends StructCodec<infer V> ? V : never;
 export const MAP = {
   ep: 'tortie_ep_v1',
   epaddr: 'tortie_epip_v1',
+  epdst: 'tortie_epdst_v1',
   cls4: 'tortie_cls4_v1',
   tbl: 'tortie_tbl_v1',
   proj: 'tortie_proj_v1',
@@ -30,7 +31,7 @@ export const MAP = {
   fs4: 'tortie_fs4_v1',
   hct4: 'tortie_hct4_v2',
   hlt4: 'tortie_hlt4_v1',
-  hrst: 'tortie_hrst_v1',
+  hrst: 'tortie_hrst_v2',
   cls6: 'tortie_cls6_v1',
   ct6: 'tortie_ct6_v1',
   ctq6: 'tortie_ctq6_v1',
@@ -83,6 +84,21 @@ export const epAddrKeyCodec = defineStruct('tortie_ep_addr_key', [
   { name: 'pad', type: 'pad', length: 3 },
   { name: 'addr', type: 'ip', family: 'family' },
 ] as const);
+
+/** tortie_epdst_v1: a local workload's host address -> its cali*, endpoint id and MACs. */
+export const epDstKeyCodec = defineStruct('tortie_ep_dst_key', [
+  { name: 'family', type: 'u8' },
+  { name: 'pad', type: 'pad', length: 3 },
+  { name: 'addr', type: 'ip', family: 'family' },
+] as const);
+
+export const epDstCodec = defineStruct('tortie_ep_dst', [
+  { name: 'ifindex', type: 'u32' },
+  { name: 'ep_id', type: 'u32' },
+  { name: 'mac', type: 'mac' },
+  { name: 'host_mac', type: 'mac' },
+] as const);
+export type EpDst = ValueOf<typeof epDstCodec>;
 
 export const cls4KeyCodec = defineStruct('tortie_cls4_key', [
   { name: 'prefixlen', type: 'u32' },
@@ -309,7 +325,7 @@ export const pf6KeyCodec = defineStruct('tortie_pf6_key', [
 
 /** Every codec whose layout the BTF test checks. */
 export const ALL_CODECS = [
-  endpointCodec, epAddrKeyCodec, cls4KeyCodec, tableCodec, projKeyCodec, spcKeyCodec, polKeyCodec,
+  endpointCodec, epAddrKeyCodec, epDstKeyCodec, epDstCodec, cls4KeyCodec, tableCodec, projKeyCodec, spcKeyCodec, polKeyCodec,
   verdictCodec, ct4KeyCodec, ctValueCodec, frag4KeyCodec, fragValueCodec, pf4KeyCodec, pfValueCodec,
   cntKeyCodec, cntValueCodec, eventCodec, cls6KeyCodec, evsupKeyCodec, evbudCodec,
   hostepCodec, fs4KeyCodec, hlt4KeyCodec, ct6KeyCodec, frag6KeyCodec, quota6KeyCodec,

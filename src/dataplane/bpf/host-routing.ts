@@ -25,9 +25,9 @@ export interface HostRoutingState {
 }
 
 /** enum tortie_hr_stat (bpf/lib/host_route.h), in index order; IPv6's follow at HOST_ROUTE_V6 (bpf/lib/host_route6.h). */
-export const HOST_ROUTE_STATS = ['peer', 'declined', 'uplink', 'uplinkNeigh'] as const;
-/** TORTIE_HR_V6: where IPv6's counters start in tortie_hrst_v1. */
-export const HOST_ROUTE_V6 = 4;
+export const HOST_ROUTE_STATS = ['peer', 'declined', 'uplink', 'uplinkNeigh', 'peerFib'] as const;
+/** TORTIE_HR_V6: where IPv6's counters start in tortie_hrst_v2. */
+export const HOST_ROUTE_V6 = 5;
 export type HostRouteFamily = 4 | 6;
 export type HostRouteStats = Record<typeof HOST_ROUTE_STATS[number], bigint>;
 /** Every counter at zero (the kernel path: nothing host-routed). */

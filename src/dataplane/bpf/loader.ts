@@ -61,9 +61,9 @@ export interface LoadOptions {
 
 export { DEFAULT_HOST_ROUTING, HOST_ROUTING_MODES, type HostRoutingMode, type HostRoutingState } from './host-routing';
 
-/** tortie_hrst_v1 summed over CPUs, for one family (default IPv4): packets redirected into a local
- *  workload (`peer`), declined, redirected to the uplink (`uplink`: next hop known; `uplinkNeigh`:
- *  bpf_redirect_neigh). */
+/** tortie_hrst_v2 summed over CPUs, for one family (default IPv4): packets redirected into a local
+ *  workload (`peer`; `peerFib`: those of them whose destination the fib found, not tortie_epdst_v1),
+ *  declined, redirected to the uplink (`uplink`: next hop known; `uplinkNeigh`: bpf_redirect_neigh). */
 export function readHostRouteStats(m: BpfMap, family: HostRouteFamily = 4): HostRouteStats {
   if (family === 4) return sumPerCpuCounters(m, HOST_ROUTE_STATS);
   const skip = Array.from({ length: HOST_ROUTE_V6 }, (_, i) => `_${i}`);
@@ -304,7 +304,7 @@ async function loadWepOnce(opts: LoadOptions, hostRouting: HostRoutingState): Pr
     obj.setConstant('endpoint_to_host_accept', toHost === 'Drop' ? 0 : 1);
     obj.setConstant('host_routing', hostRouting.active ? 1 : 0);
     await obj.load();
-    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_ct4_v1', 'tortie_ct4_v2', 'tortie_frag4_v1']);
+    unpinReplaced(opts.pinRoot ?? DEFAULT_PIN_ROOT, ['tortie_ct4_v1', 'tortie_ct4_v2', 'tortie_frag4_v1', 'tortie_hrst_v1']);
     const maps = mapsOf(obj);
     const need = (k: keyof typeof MAP): BpfMap => maps[k]!;
     return {
@@ -313,7 +313,7 @@ async function loadWepOnce(opts: LoadOptions, hostRouting: HostRoutingState): Pr
       toWep: obj.program('tortie_to_wep'),
       maps,
       policyMaps: {
-        ep: mapOps(need('ep')), epaddr: mapOps(need('epaddr')), tbl: mapOps(need('tbl')),
+        ep: mapOps(need('ep')), epaddr: mapOps(need('epaddr')), epdst: mapOps(need('epdst')), tbl: mapOps(need('tbl')),
         proj: mapOps(need('proj')), spc: mapOps(need('spc')), pol: mapOps(need('pol')),
       },
       ct: ctMapOps(need('ct4')),
