@@ -24,7 +24,7 @@ const V3 = 'projectcalico.org/v3' as const;
 /** A WorkloadEndpoint `namespace/name` (interface `cali<name>` cut to 15, node `node1`, /32 when no prefix). */
 export function wep(
   key: string,
-  o: { labels?: Record<string, string>; ip?: string | string[]; node?: string; profiles?: string[]; ports?: WorkloadEndpointPort[]; sa?: string; iface?: string } = {},
+  o: { labels?: Record<string, string>; ip?: string | string[]; node?: string; profiles?: string[]; ports?: WorkloadEndpointPort[]; sa?: string; iface?: string; mac?: string } = {},
 ): WorkloadEndpoint {
   const [namespace, name] = key.split('/') as [string, string];
   const ips = o.ip === undefined ? [] : Array.isArray(o.ip) ? o.ip : [o.ip];
@@ -42,6 +42,7 @@ export function wep(
   };
   if (o.ports) w.spec.ports = o.ports;
   if (o.sa) w.spec.serviceAccountName = o.sa;
+  if (o.mac) w.spec.mac = o.mac;
   return w;
 }
 

@@ -13,7 +13,9 @@
 // once, NAT66'd there. Left to the kernel, which answers: hop limit 1 (Time Exceeded), over the
 // uplink's MTU (Packet Too Big: the workload learns the path MTU). A real router's Packet Too Big
 // about a redirected, NAT66'd TCP flow reaches the workload, whose transfer completes. With host
-// routing off nothing is redirected.
+// routing off nothing is redirected. Endpoints without a MAC are found by the fib; with their
+// MACs, by address (tortie_epdst_v1) without it, and an entry that no longer agrees with the
+// endpoint map is never followed.
 import t from 'tap';
 import { SingleNode, type Workload } from '../../src/testbed';
 import { namespace, wep } from '../../src/testbed/fixtures';
@@ -22,7 +24,7 @@ import { Capture, PySockets, eventually } from '../../src/testbed/probes';
 import { loadWep, readHostRouteStats, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
-import { CTF, CtState, ct6KeyCodec, ctValueCodec, type CtValue } from '../../src/dataplane/bpf/codecs';
+import { AF_INET6, CTF, CtState, ct6KeyCodec, ctValueCodec, epDstCodec, epDstKeyCodec, type CtValue } from '../../src/dataplane/bpf/codecs';
 import { RingBuffer } from '../../src/dataplane/native';
 import { RouteManager } from '../../src/dataplane/routing';
 import type { RoutingState } from '../../src/calc/types';
@@ -49,7 +51,8 @@ const webIngress: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPo
   ] as Rule[] } };
 const egressAll: GlobalNetworkPolicy = { apiVersion: V3, kind: 'GlobalNetworkPolicy', metadata: { name: 'egress-all' },
   spec: { selector: 'all()', types: ['Egress'], egress: [{ action: 'Allow' }] } };
-const resources = (names: (keyof typeof IP)[]) => [namespace('ns1'), ...names.map((k) => wep(`ns1/${k}`, { ip: [...IP[k]], labels: { app: k } })), webIngress, egressAll];
+const wepOf = (k: keyof typeof IP, mac?: string) => wep(`ns1/${k}`, { ip: [...IP[k]], labels: { app: k }, mac });
+const resources = (names: (keyof typeof IP)[]) => [namespace('ns1'), ...names.map((k) => wepOf(k)), webIngress, egressAll];
 
 const txPackets = async (node: SingleNode, x: Workload) => BigInt((await node.node.exec(['cat', `/sys/class/net/${x.hostIf}/statistics/tx_packets`])).stdout.trim());
 const ping6 = (from: Workload, to: string, n: number, extra: string[] = []) =>
@@ -76,7 +79,8 @@ t.test('IPv6 host routing on: peer redirect, uplink redirect with NAT66, the ker
   for (const k of Object.keys(IP) as (keyof typeof IP)[]) w[k] = await topo.addWorkload(k, IP[k][0], { ip6: IP[k][1] });
   dp = await loadWep({ pinRoot, ctMaxEntries: 65536, hostRouting: 'auto' });
   t.same(dp.hostRouting, { mode: 'auto', active: true, reason: 'bpf_redirect_peer and bpf_redirect_neigh verified' }, 'this kernel verifies the host-routing variant');
-  const { pd } = topo.program(dp, resources(['web', 'cli', 'oth']));
+  const prog = topo.program(dp, resources(['web', 'cli', 'oth']));
+  const { pd } = prog;
   t.same(pd.pendingEndpoints, [], 'every endpoint bound');
   // The uplink's programs and maps (netcfg names the uplink, NAT66 for the pool), as the agent has them.
   m = await RouteManager.open({ pinRoot, netns: { name: topo.node.name, path: topo.node.path } });
@@ -103,6 +107,7 @@ t.test('IPv6 host routing on: peer redirect, uplink redirect with NAT66, the ker
     t.equal((await ping6(w.cli, IP.web[1], 20)).code, 0, 'cli -> web: 20 echoes answered');
     const h1 = hr6();
     t.ok(h1.peer - h0.peer >= 40n, `>= 40 packets peer-redirected (requests and replies): ${h1.peer - h0.peer}`);
+    t.equal(h1.peerFib - h0.peerFib, h1.peer - h0.peer, 'all found by the fib (the endpoints name no MAC yet)');
     t.ok(await txPackets(topo, w.web) - webTx0 < 5n, 'caliweb transmitted (almost) none of them: its tc egress never ran for them');
     t.ok(await txPackets(topo, w.cli) - cliTx0 < 5n, 'calicli neither (the replies)');
     t.ok(count(w.web, Dir.INGRESS, 0) - webFwd0 >= 20n, 'the requests counted as forwarded on web\'s ingress point');
@@ -156,6 +161,33 @@ t.test('IPv6 host routing on: peer redirect, uplink redirect with NAT66, the ker
     t.ok(has(denied[0]!, CTF.SRC_OK | CTF.DST_LOCAL), 'approved by oth\'s egress point, seen by web\'s');
     t.notOk(Number(denied[0]!.flags) & CTF.DST_OK, 'never approved by web\'s ingress point');
     t.equal(denied[0]!.state, CtState.SYN_SENT, 'still a SYN that was never answered');
+  });
+
+  await t.test('with the workloads\' MACs: found by address, no fib lookup; a stale entry never followed', async (t) => {
+    const macOf = async (x: Workload) => (await x.ns.exec(['cat', '/sys/class/net/eth0/address'])).stdout.trim();
+    prog.update(wepOf('web', await macOf(w.web)), wepOf('cli', await macOf(w.cli)), wepOf('oth', await macOf(w.oth)));
+    const key = epDstKeyCodec.encode({ family: AF_INET6, addr: IP.web[1] });
+    const entry = epDstCodec.decode(dp!.maps.epdst!.lookup(key)!);
+    t.match(entry, { ifindex: w.web.ifindex, mac: await macOf(w.web), host_mac: 'ee:ee:ee:ee:ee:ee' }, 'web\'s IPv6 address names its cali* and MACs');
+    const webFwd0 = count(w.web, Dir.INGRESS, 0);
+    let h0 = hr6();
+    t.equal((await ping6(w.cli, IP.web[1], 20)).code, 0, 'cli -> web: 20 echoes answered');
+    let h1 = hr6();
+    t.ok(h1.peer - h0.peer >= 40n, `>= 40 packets peer-redirected: ${h1.peer - h0.peer}`);
+    t.equal(h1.peerFib - h0.peerFib, 0n, 'none needed a fib lookup');
+    t.ok(count(w.web, Dir.INGRESS, 0) - webFwd0 >= 20n, 'judged by web\'s point');
+    // oth's cali* under web's endpoint id: not followed, the fib finds web.
+    const othIn0 = count(w.oth, Dir.INGRESS, 0) + count(w.oth, Dir.INGRESS, R.POLICY_DENY);
+    try {
+      dp!.maps.epdst!.update(key, epDstCodec.encode({ ...entry, ifindex: w.oth.ifindex }));
+      h0 = hr6();
+      t.equal((await ping6(w.cli, IP.web[1], 10)).code, 0, 'stale entry: cli -> web still answered');
+      h1 = hr6();
+      t.ok(h1.peerFib - h0.peerFib >= 10n, `the requests found web by the fib (${h1.peerFib - h0.peerFib})`);
+      t.equal(count(w.oth, Dir.INGRESS, 0) + count(w.oth, Dir.INGRESS, R.POLICY_DENY), othIn0, 'nothing reached oth\'s point');
+    } finally {
+      dp!.maps.epdst!.update(key, epDstCodec.encode(entry));
+    }
   });
 
   await t.test('hop limit 1 is left to the kernel: Time Exceeded', async (t) => {
@@ -244,5 +276,5 @@ t.test('IPv6 host routing off: the kernel path, nothing redirected', async (t) =
   t.equal((await ping6(cli, IP.web[1], 10)).code, 0, 'cli -> web answered');
   t.ok(await txPackets(topo, web) - tx0 >= 10n, 'caliweb transmitted the requests (its tc egress judged them)');
   t.ok(counterPackets(readCounters(dp.maps.cnt!), web.ifindex, Dir.INGRESS, 0) >= 10n, 'counted on web\'s ingress point there');
-  t.same(readHostRouteStats(dp.maps.hrst!, 6), { peer: 0n, declined: 0n, uplink: 0n, uplinkNeigh: 0n }, 'nothing redirected or declined');
+  t.same(readHostRouteStats(dp.maps.hrst!, 6), { peer: 0n, declined: 0n, uplink: 0n, uplinkNeigh: 0n, peerFib: 0n }, 'nothing redirected or declined');
 });
