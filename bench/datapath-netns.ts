@@ -26,6 +26,8 @@ export class BenchNode {
   private pd?: PolicyDataplane;
   private attached = false;
   private pinRoot?: string;
+  /** The workloads' MACs (their endpoints name them, as the CNI plugin's do). */
+  private readonly macs = new Map<string, string>();
   private constructor(readonly topo: SingleNode, readonly server: Workload, readonly client: Workload, readonly v6: boolean) {}
 
   /** `v6`: the workloads are dual stack (SERVER_IP6, CLIENT_IP6), their endpoints too. */
@@ -34,7 +36,9 @@ export class BenchNode {
     try {
       const server = await topo.addWorkload('server', SERVER_IP, o.v6 ? { ip6: SERVER_IP6 } : {});
       const client = await topo.addWorkload('client', CLIENT_IP, o.v6 ? { ip6: CLIENT_IP6 } : {});
-      return new BenchNode(topo, server, client, o.v6 === true);
+      const n = new BenchNode(topo, server, client, o.v6 === true);
+      for (const w of [server, client]) n.macs.set(w.name, (await w.ns.exec(['cat', '/sys/class/net/eth0/address'])).stdout.trim());
+      return n;
     } catch (e) { await topo.destroy(); throw e; }
   }
 
@@ -47,8 +51,8 @@ export class BenchNode {
     if (!snap) {
       const graph = new CalcGraph({ nodeName: 'node1' });
       const v6 = this.v6;
-      for (const r of [ns('bench'), wep('server', SERVER_IP, 'server', this.server.hostIf, v6 ? SERVER_IP6 : undefined),
-        wep('client', CLIENT_IP, 'client', this.client.hostIf, v6 ? CLIENT_IP6 : undefined),
+      for (const r of [ns('bench'), wep('server', SERVER_IP, 'server', this.server.hostIf, v6 ? SERVER_IP6 : undefined, this.macs.get('server')),
+        wep('client', CLIENT_IP, 'client', this.client.hostIf, v6 ? CLIENT_IP6 : undefined, this.macs.get('client')),
         ...policySet(policies, rulesEach, servePorts, udpPorts)]) graph.onUpdate(r);
       graph.flush();
       snap = graph.snapshot();

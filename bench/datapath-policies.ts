@@ -17,11 +17,13 @@ export function ns(name: string): Namespace {
   return { apiVersion: V3, kind: 'Namespace', metadata: { name, labels: {} } };
 }
 
-export function wep(name: string, ip: string, app: string, iface: string, ip6?: string): WorkloadEndpoint {
+/** `mac`: the workload's, as the CNI plugin writes it (host routing then finds it by address). */
+export function wep(name: string, ip: string, app: string, iface: string, ip6?: string, mac?: string): WorkloadEndpoint {
   return {
     apiVersion: V3, kind: 'WorkloadEndpoint',
     metadata: { name, namespace: 'bench', labels: { app } },
-    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`, ...(ip6 ? [`${ip6}/128`] : [])], interfaceName: iface, profiles: [] },
+    spec: { orchestrator: 'k8s', node: 'node1', ipNetworks: [`${ip}/32`, ...(ip6 ? [`${ip6}/128`] : [])], interfaceName: iface, profiles: [],
+      ...(mac ? { mac } : {}) },
   };
 }
 

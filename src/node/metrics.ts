@@ -128,7 +128,7 @@ export class NodeMetrics {
   });
   readonly hostRouted = new Gauge({
     name: 'tortie_host_routed_packets',
-    help: 'Packets BPF host routing handled since load, by outcome: peer (redirected into a local workload), uplink (to the uplink, next hop known), uplink_neigh (to the uplink via bpf_redirect_neigh), declined (left to the kernel path); family 4 or 6',
+    help: 'Packets BPF host routing handled since load, by outcome: peer (redirected into a local workload), peer_fib (of those, found by a fib lookup rather than by address), uplink (to the uplink, next hop known), uplink_neigh (to the uplink via bpf_redirect_neigh), declined (left to the kernel path); family 4 or 6',
     labelNames: ['outcome', 'family'] as const, registers: [this.registry],
   });
 

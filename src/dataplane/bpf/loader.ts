@@ -313,7 +313,7 @@ async function loadWepOnce(opts: LoadOptions, hostRouting: HostRoutingState): Pr
       toWep: obj.program('tortie_to_wep'),
       maps,
       policyMaps: {
-        ep: mapOps(need('ep')), epaddr: mapOps(need('epaddr')), epdst: mapOps(need('epdst')), tbl: mapOps(need('tbl')),
+        ep: mapOps(need('ep')), epaddr: mapOps(need('epaddr')), epdst: maps.epdst && mapOps(maps.epdst), tbl: mapOps(need('tbl')),
         proj: mapOps(need('proj')), spc: mapOps(need('spc')), pol: mapOps(need('pol')),
       },
       ct: ctMapOps(need('ct4')),
