@@ -139,7 +139,7 @@ static __always_inline bool hr_fits(struct __sk_buff *skb, __u32 ifindex)
 {
 	__u32 mtu_len = 0;
 
-	return bpf_check_mtu(skb, ifindex, &mtu_len, 0, 0) == BPF_MTU_CHK_RET_SUCCESS;
+	return bpf_check_mtu(skb, ifindex, &mtu_len, 0, BPF_MTU_CHK_SEGS) == BPF_MTU_CHK_RET_SUCCESS;
 }
 
 /*

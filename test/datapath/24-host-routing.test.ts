@@ -226,6 +226,21 @@ t.test('host routing on: peer redirect, policy of the destination at the source'
     t.same(dstOf(IP.web), webEntry, 'with its MAC again');
   });
 
+  t.test('over the destination cali*\'s MTU: left to the kernel, which answers frag needed', async (t) => {
+    await topo.node.exec(['ip', 'link', 'set', w.web.hostIf, 'mtu', '1000']);
+    try {
+      const hr0 = hr(), webFwd0 = count(w.web, Dir.INGRESS, 0);
+      const r = await ping(w.client, IP.web, 2, ['-M', 'do', '-s', '1200']);
+      t.not(r.code, 0, 'no answer to a 1228-byte echo with DF');
+      t.match(r.stdout + r.stderr, /Frag needed|mtu ?= ?1000/i, 'the node answered frag needed with caliweb\'s MTU');
+      t.equal(hr().peer, hr0.peer, 'not redirected (the address path checked the MTU, the fib said FRAG_NEEDED)');
+      t.equal(count(w.web, Dir.INGRESS, 0), webFwd0, 'nor judged by web\'s point');
+      t.equal((await ping(w.client, IP.web, 2, ['-M', 'do', '-s', '900'])).code, 0, 'a 928-byte echo still passes');
+    } finally {
+      await topo.node.exec(['ip', 'link', 'set', w.web.hostIf, 'mtu', '1500']);
+    }
+  });
+
   t.test('leaving through the uplink: redirected to its egress, TTL decremented', async (t) => {
     // What the RouteManager writes: this node's address and uplink.
     dp!.obj.map('tortie_netcfg_v1').update(Buffer.alloc(4), netcfgCodec.encode({ node_ip: topo.nodeIp, uplink_ifindex: await topo.node.ifindex('eth0'), ipip_mtu: 0, snat_ip: '0.0.0.0' }));
