@@ -13,8 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { CNI_ERR, CniError } from './errors';
 import { spawnerRun, type RunResult } from '../util/spawner';
+import { WORKLOAD_HOST_MAC } from '../primitives';
 
-export const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
+export const HOST_MAC = WORKLOAD_HOST_MAC;
 export const GATEWAY = '169.254.1.1';
 /** The IPv6 gateway of every workload: the link-local address the kernel derives (EUI-64) from
  * the host side's MAC ee:ee:ee:ee:ee:ee, so no address is read back from the host side. */

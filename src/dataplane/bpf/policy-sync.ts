@@ -24,8 +24,7 @@ import type { HostEndpointTables, LocalDispatch, MapOps, PolicyMaps } from './ap
 import { EndpointPolicyWriter, HostEndpointWriter } from './apply';
 import { cls4KeyOf, cls6KeyOf, encodeClassPrefix, type Entry } from './encode';
 import { PackedTable } from './packed-table';
-import { HOST_MAC } from '../../cni/netlink';
-import { formatCidr, maskCidr, parseCidr, u32ToIpv4 } from '../../primitives';
+import { WORKLOAD_HOST_MAC, formatCidr, maskCidr, parseCidr, u32ToIpv4 } from '../../primitives';
 
 /** The canonical text of an IPv6 prefix (as the compiler writes it). */
 function prefixKey6(cidr: string): string {
@@ -255,7 +254,7 @@ export class PolicyDataplane {
     let id = this.ids.get(e.key);
     if (id === undefined) { id = this.nextEpId++; this.ids.set(e.key, id); this.keyById.set(id, e.key); }
     // The cali*'s MAC is the one tortie's CNI plugin gives every host side (it refuses others).
-    this.writer.applyEndpointPolicy({ ifindex, id, ipNetworks: e.ipNetworks, tables: { ingress, egress }, mac: e.mac, hostMac: HOST_MAC });
+    this.writer.applyEndpointPolicy({ ifindex, id, ipNetworks: e.ipNetworks, tables: { ingress, egress }, mac: e.mac, hostMac: WORKLOAD_HOST_MAC });
     this.bound.set(e.key, ifindex);
     this.pending.delete(e.key);
     return true;
