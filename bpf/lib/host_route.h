@@ -4,7 +4,9 @@
  * allowed
  *  - to another workload of this node straight into that workload's namespace with
  *    bpf_redirect_peer, skipping the kernel's forwarding path and the destination cali*'s own
- *    transmit (and so its tc egress hook, where tortie_to_wep runs);
+ *    transmit (and so its tc egress hook, where tortie_to_wep runs); the workload is found by its
+ *    address (tortie_epdst_v1, lib/endpoint.h: its cali* and MACs, no fib lookup) where the agent
+ *    knows its MAC, else by the fib;
  *  - to anything the fib routes through the uplink straight to the uplink's egress (bpf_redirect
  *    with the fib's MACs, or bpf_redirect_neigh while the next hop is unresolved), skipping the
  *    kernel's forwarding path but not the uplink's tc egress program (SNAT, node-socket
