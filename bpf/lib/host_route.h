@@ -35,8 +35,8 @@
  *
  * host_routing is a load-time constant set by the loader (src/dataplane/bpf/loader.ts): 0 keeps
  * the kernel path; the loader sets 1 only after probing that the kernel accepts the helpers
- * (a program calling bpf_redirect_peer / bpf_redirect_neigh only verifies where the kernel has
- * them: 5.10+).
+ * (a program calling bpf_redirect_peer / bpf_redirect_neigh / bpf_check_mtu only verifies where
+ * the kernel has them: 5.12+, for bpf_check_mtu).
  */
 #ifndef TORTIE_LIB_HOST_ROUTE_H
 #define TORTIE_LIB_HOST_ROUTE_H

@@ -284,7 +284,7 @@ export async function loadWep(opts: LoadOptions = {}): Promise<WepDatapath> {
   if (!HOST_ROUTING_MODES.includes(mode)) throw new RangeError(`hostRouting ${String(mode)}: need ${HOST_ROUTING_MODES.join(' or ')}`);
   if (mode === 'off') return loadWepOnce(opts, { mode, active: false, reason: 'off by configuration' });
   // The probe is the program itself: the verifier accepts bpf_redirect_peer only where the
-  // kernel has it (5.10+, and from tc only). Any refusal loads the kernel-path variant, whose
+  // kernel has it (5.10+, and from tc only; bpf_check_mtu, which the variant calls too, 5.12+). Any refusal loads the kernel-path variant, whose
   // own failure, if any, is the one reported.
   try {
     return await loadWepOnce(opts, { mode, active: true, reason: 'bpf_redirect_peer and bpf_redirect_neigh verified' });
