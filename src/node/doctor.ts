@@ -77,7 +77,7 @@ export async function runDoctor(opts: { bpffsRoot: string; hostRouting?: HostRou
     return 'probe object loaded';
   });
   if (!loaded || !obj) return results;
-  await check('BPF host routing, IPv4 and IPv6 (bpf_redirect_peer, bpf_redirect_neigh)', 'run `npm run build`; the kernel path needs nothing more', async () => {
+  await check('BPF host routing, IPv4 and IPv6 (bpf_redirect_peer, bpf_redirect_neigh, bpf_check_mtu)', 'run `npm run build`; the kernel path needs nothing more', async () => {
     // Its own pins in a throwaway directory at the bpffs mount (maps are pinned by name at load).
     const mount = bpffsMountOf(opts.bpffsRoot);
     if (!mount) throw new Error(`${opts.bpffsRoot} is not on a bpf filesystem`);

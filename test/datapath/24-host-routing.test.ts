@@ -57,7 +57,7 @@ t.test('host routing on: peer redirect, policy of the destination at the source'
     other: await topo.addWorkload('other', IP.other),
   };
   dp = await loadWep({ pinRoot, ctMaxEntries: 65536, hostRouting: 'auto' });
-  t.same(dp.hostRouting, { mode: 'auto', active: true, reason: 'bpf_redirect_peer and bpf_redirect_neigh verified' }, 'this kernel verifies the peer-redirect variant');
+  t.same(dp.hostRouting, { mode: 'auto', active: true, reason: 'bpf_redirect_peer, bpf_redirect_neigh and bpf_check_mtu verified' }, 'this kernel verifies the peer-redirect variant');
   const mac = { web: await macOf(w.web), client: await macOf(w.client), other: await macOf(w.other) };
   const weps = {
     web: wep('web', IP.web, 'web', mac.web), client: wep('client', IP.client, 'client', mac.client), other: wep('other', IP.other, 'other', mac.other),

@@ -78,7 +78,7 @@ t.test('IPv6 host routing on: peer redirect, uplink redirect with NAT66, the ker
   const w = {} as Record<keyof typeof IP, Workload>;
   for (const k of Object.keys(IP) as (keyof typeof IP)[]) w[k] = await topo.addWorkload(k, IP[k][0], { ip6: IP[k][1] });
   dp = await loadWep({ pinRoot, ctMaxEntries: 65536, hostRouting: 'auto' });
-  t.same(dp.hostRouting, { mode: 'auto', active: true, reason: 'bpf_redirect_peer and bpf_redirect_neigh verified' }, 'this kernel verifies the host-routing variant');
+  t.same(dp.hostRouting, { mode: 'auto', active: true, reason: 'bpf_redirect_peer, bpf_redirect_neigh and bpf_check_mtu verified' }, 'this kernel verifies the host-routing variant');
   const prog = topo.program(dp, resources(['web', 'cli', 'oth']));
   const { pd } = prog;
   t.same(pd.pendingEndpoints, [], 'every endpoint bound');

@@ -20,8 +20,8 @@ t.test('doctor passes every check on this host and leaves nothing behind', async
   t.match(r.stdout, /all \d+ checks passed/);
   const mode = process.env.TORTIE_BPF_HOST_ROUTING?.trim().toLowerCase() === 'off' ? 'off' : 'auto';
   t.match(r.stdout, mode === 'auto'
-    ? /\[ ok \] BPF host routing, IPv4 and IPv6 \(bpf_redirect_peer, bpf_redirect_neigh\): on \(mode auto: bpf_redirect_peer and bpf_redirect_neigh verified\)/
-    : /\[ ok \] BPF host routing, IPv4 and IPv6 \(bpf_redirect_peer, bpf_redirect_neigh\): off \(off by configuration\); this kernel has the helpers/,
+    ? /\[ ok \] BPF host routing, IPv4 and IPv6 \(bpf_redirect_peer, bpf_redirect_neigh, bpf_check_mtu\): on \(mode auto: bpf_redirect_peer, bpf_redirect_neigh and bpf_check_mtu verified\)/
+    : /\[ ok \] BPF host routing, IPv4 and IPv6 \(bpf_redirect_peer, bpf_redirect_neigh, bpf_check_mtu\): off \(off by configuration\); this kernel has the helpers/,
   'host routing: on by default (auto) where the kernel verifies its helpers');
   t.same(leftoverNamespaces('ttdoctor-'), [], 'doctor namespaces removed');
 });
@@ -29,10 +29,10 @@ t.test('doctor passes every check on this host and leaves nothing behind', async
 t.test('doctor reports the host-routing mode it is given, and refuses an unknown one', async (t) => {
   const r = await runNode(['doctor', '--bpf-host-routing', 'auto']);
   t.equal(r.code, 0, r.stdout + r.stderr);
-  t.match(r.stdout, /\[ ok \] BPF host routing, IPv4 and IPv6 \(bpf_redirect_peer, bpf_redirect_neigh\): on \(mode auto: bpf_redirect_peer and bpf_redirect_neigh verified\)/);
+  t.match(r.stdout, /\[ ok \] BPF host routing, IPv4 and IPv6 \(bpf_redirect_peer, bpf_redirect_neigh, bpf_check_mtu\): on \(mode auto: bpf_redirect_peer, bpf_redirect_neigh and bpf_check_mtu verified\)/);
   const off = await runNode(['doctor', '--bpf-host-routing', 'off']);
   t.equal(off.code, 0, off.stdout + off.stderr);
-  t.match(off.stdout, /\[ ok \] BPF host routing, IPv4 and IPv6 \(bpf_redirect_peer, bpf_redirect_neigh\): off \(off by configuration\); this kernel has the helpers/, 'off, and whether the kernel could run it');
+  t.match(off.stdout, /\[ ok \] BPF host routing, IPv4 and IPv6 \(bpf_redirect_peer, bpf_redirect_neigh, bpf_check_mtu\): off \(off by configuration\); this kernel has the helpers/, 'off, and whether the kernel could run it');
   const bad = await runNode(['doctor', '--bpf-host-routing', 'on']);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--bpf-host-routing: "on" is not one of auto, off/);

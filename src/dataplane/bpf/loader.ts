@@ -287,7 +287,7 @@ export async function loadWep(opts: LoadOptions = {}): Promise<WepDatapath> {
   // kernel has it (5.10+, and from tc only; bpf_check_mtu, which the variant calls too, 5.12+). Any refusal loads the kernel-path variant, whose
   // own failure, if any, is the one reported.
   try {
-    return await loadWepOnce(opts, { mode, active: true, reason: 'bpf_redirect_peer and bpf_redirect_neigh verified' });
+    return await loadWepOnce(opts, { mode, active: true, reason: 'bpf_redirect_peer, bpf_redirect_neigh and bpf_check_mtu verified' });
   } catch (e) {
     const why = (e as Error).message.split('\n')[0]!;
     return loadWepOnce(opts, { mode, active: false, reason: `kernel path: the host-routing variant did not load (${why})` });
