@@ -41,7 +41,7 @@ import { ctStatus, mergeSweeps, sweepConntrack, type CtStatus, type CtTimeouts }
 import { decodeEvent, readCounters, readEventBudgets, type FlowEvent } from './bpf/counters';
 import { EventBudgetTotals, FlowLogLimiter, type FlowLogLimits } from './bpf/observe';
 import { dropReasonLabel } from './bpf/drop-reasons';
-import { RingBuffer, tcAttach, xdpAttach, type BpfMap } from './native';
+import { BpfProgram, RingBuffer, tcAttach, xdpAttach, xdpDetach, xdpQuery, type BpfMap } from './native';
 import { LinkWatcher, type LinkInfo } from './links';
 import { RouteManager, type RouteManagerOptions } from './routing';
 import type { NatStatus } from './bpf/nat';
@@ -139,6 +139,16 @@ export type { CtStatus };
 
 function hex(b: Buffer): string { return b.toString('hex'); }
 
+/** An attached XDP program is tortie's prefilter (the kernel keeps 15 characters of its name). */
+function isPrefilterProg(id: number): boolean {
+  try {
+    const p = BpfProgram.fromId(id);
+    try { const n = p.info().name; return n.length > 0 && 'tortie_xdp_prefilter'.startsWith(n); } finally { p.close(); }
+  } catch {
+    return false;
+  }
+}
+
 /** An address in canonical text (IPv6 compressed, lower case), or as given if unparseable. */
 function canonicalIp(s: string): string {
   const ip = tryParseIP(s);
@@ -172,7 +182,8 @@ export class BpfDataplane {
 
   /** Kernel state this process manages. */
   private readonly attached = new Set<number>();                   // ifindexes with programs
-  private uplinkAttached = false;
+  /** The prefilter's mode on the uplink while attached (only while it has entries). */
+  private uplinkXdp?: 'native' | 'generic';
   private uplinkMtu?: number;
   private applyChain: Promise<void> = Promise.resolve();
 
@@ -191,7 +202,15 @@ export class BpfDataplane {
     mkdirSync(this.o.pinRoot, { recursive: true });
     this.wep = await loadWep({ pinRoot: this.o.pinRoot, ctMaxEntries: this.o.ctMaxEntries, ctQuota: this.o.ctQuota, ctTimeouts: this.o.ctTimeouts, endpointToHostAction: this.o.endpointToHostAction, hostRouting: this.o.hostRouting, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget, mapSizes: this.o.mapSizes });
     this.log.info({ hostRouting: this.wep.hostRouting }, `BPF host routing ${this.wep.hostRouting.active ? 'on' : 'off'}: ${this.wep.hostRouting.reason}`);
-    if (this.o.uplink) this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir, mapSizes: this.o.mapSizes });
+    if (this.o.uplink) {
+      this.pf = await loadPrefilter({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir, mapSizes: this.o.mapSizes });
+      // Adopt what a previous run left in the pinned deny lists: the uplink keeps its prefilter
+      // until the first snapshot says otherwise, and stale entries are deleted by it.
+      for (const [m, keys] of [[this.pf.pf4, this.prefilterKeys], [this.pf.pf6, this.prefilterKeys6]] as const) {
+        const { keys: ks, values } = m.entries();
+        ks.forEach((k, i) => keys.set(hex(k), { key: k, value: values[i]! }));
+      }
+    }
     this.hep = await loadHep({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget, mapSizes: this.o.mapSizes });
     this.setFailsafe(this.o.failsafe ?? { inbound: DEFAULT_FAILSAFE_INBOUND, outbound: DEFAULT_FAILSAFE_OUTBOUND });
     if (this.o.routing !== false) {
@@ -248,7 +267,7 @@ export class BpfDataplane {
   private onLinkAdd(l: LinkInfo): void | Promise<void> {
     if (!matchesInterfacePrefix(this.o.interfacePrefix, l.name)) {
       this.syncHostEndpoints();
-      if (l.name === this.o.uplink) { this.uplinkMtu = l.mtu; this.attachUplink(); return this.routes?.uplinkAppeared(); }
+      if (l.name === this.o.uplink) { this.uplinkMtu = l.mtu; this.syncUplinkXdp(); return this.routes?.uplinkAppeared(); }
       return;
     }
     const ep = this.byInterface.get(l.name);
@@ -263,7 +282,7 @@ export class BpfDataplane {
       for (const ep of this.hostEps.values()) if (ep.host!.interfaceName !== '*' && this.policy.ifindexOf(ep.key) === l.ifindex) this.policy.interfaceGone(ep.key);
       this.syncHostEndpoints();
     }
-    if (l.name === this.o.uplink) { this.uplinkAttached = false; this.routes?.uplinkChanged(); return; }
+    if (l.name === this.o.uplink) { this.uplinkXdp = undefined; this.routes?.uplinkChanged(); return; }
     const ep = this.byInterface.get(l.name);
     if (ep && this.policy.ifindexOf(ep.key) === l.ifindex) this.policy.interfaceGone(ep.key);
   }
@@ -351,16 +370,53 @@ export class BpfDataplane {
     }
   }
 
-  private attachUplink(): void {
-    if (!this.pf || this.uplinkAttached || !this.o.uplink) return;
+  /** Deny-list entries (both families) the prefilter holds. */
+  get prefilterEntries(): number {
+    return this.prefilterKeys.size + this.prefilterKeys6.size;
+  }
+
+  /** The prefilter's XDP mode on the uplink, undefined while it is not attached. */
+  get uplinkXdpMode(): 'native' | 'generic' | undefined {
+    return this.uplinkXdp;
+  }
+
+  /**
+   * The XDP prefilter is on the uplink while it has at least one entry, as Felix attaches XDP
+   * only where there is something to enforce: with none the program would only pass and count,
+   * and on a veth an XDP program makes the peer give up GSO (every packet sent to this node is
+   * segmented to the MTU first). Entries are written before the attach and the caller's promise
+   * resolves after it, so a deny entry is enforced once the apply that carried it has resolved.
+   * The interface is queried, not trusted from memory: a previous run's attachment is adopted,
+   * or removed when there is nothing left to enforce.
+   */
+  private syncUplinkXdp(): void {
+    if (!this.pf || !this.o.uplink) return;
     const netns = this.o.netns?.path;
-    try {
-      xdpAttach({ iface: this.o.uplink, netns, program: this.pf.prog, mode: 'native', replace: true });
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'native XDP failed on the uplink; using generic mode');
-      xdpAttach({ iface: this.o.uplink, netns, program: this.pf.prog, mode: 'generic', replace: true });
+    const uplink = this.links.byName(this.o.uplink);
+    if (!uplink) { this.uplinkXdp = undefined; return; }
+    const q = xdpQuery({ iface: uplink.ifindex, netns });
+    const ours = q.nativeProgId === this.pf.prog.id ? 'native' : q.genericProgId === this.pf.prog.id ? 'generic' : undefined;
+    const want = this.prefilterEntries > 0;
+    if (want && ours) { this.uplinkXdp = ours; return; }
+    if (want) {
+      try {
+        xdpAttach({ iface: uplink.ifindex, netns, program: this.pf.prog, mode: 'native', replace: true });
+        this.uplinkXdp = 'native';
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'native XDP failed on the uplink; using generic mode');
+        xdpAttach({ iface: uplink.ifindex, netns, program: this.pf.prog, mode: 'generic', replace: true });
+        this.uplinkXdp = 'generic';
+      }
+      this.log.info({ iface: this.o.uplink, mode: this.uplinkXdp, entries: this.prefilterEntries }, 'XDP prefilter attached to the uplink');
+      return;
     }
-    this.uplinkAttached = true;
+    this.uplinkXdp = undefined;
+    // A tortie prefilter (this run's or a previous one's, same pinned program or not) goes.
+    for (const [mode, id] of [['native', q.nativeProgId], ['generic', q.genericProgId]] as const) {
+      if (!id || (id !== this.pf.prog.id && !isPrefilterProg(id))) continue;
+      xdpDetach({ iface: uplink.ifindex, netns, mode });
+      this.log.info({ iface: this.o.uplink, mode }, 'XDP prefilter detached from the uplink: no prefilter entries');
+    }
   }
 
   // ---------------------------------------------------------------- endpoints
@@ -420,10 +476,11 @@ export class BpfDataplane {
     this.syncHostEndpoints();
     this.classCount = state.classes.prefixes.length;
     for (const l of this.links.list()) {
-      if (l.name === this.o.uplink) this.attachUplink();
-      else if (matchesInterfacePrefix(this.o.interfacePrefix, l.name)) this.attachWorkload(l);
+      if (l.name === this.o.uplink) continue;
+      if (matchesInterfacePrefix(this.o.interfacePrefix, l.name)) this.attachWorkload(l);
     }
     this.setPrefilter(state.prefilter);
+    this.syncUplinkXdp();
     this.log.debug({ endpoints: this.policy.boundCount, pending: this.policy.pendingEndpoints.length, tables: this.policy.writer.tables.size }, 'reconciled');
   }
 
@@ -442,7 +499,10 @@ export class BpfDataplane {
     if (d.endpointsUpserted.some((e) => e.host) || d.endpointsRemoved.length > 0) this.syncHostEndpoints();
     this.classCount += d.prefixesUpserted.length - d.prefixesRemoved.length;
     for (const id of d.rulesRemoved) this.rules.delete(id);
-    if (d.prefilterChanged && d.prefilter) this.setPrefilter(d.prefilter);
+    if (d.prefilterChanged && d.prefilter) {
+      this.setPrefilter(d.prefilter);
+      this.syncUplinkXdp();
+    }
   }
 
   // ---------------------------------------------------------------- observability
