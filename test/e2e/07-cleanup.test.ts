@@ -1,5 +1,5 @@
 // `tortie-node cleanup` in a node namespace: after a real agent programmed workload hooks, the
-// uplink (XDP + tc), a route to a remote node's workload and its pins, and then stopped (leaving
+// uplink (XDP, there for a doNotTrack deny policy's prefilter entry, + tc), a route to a remote node's workload and its pins, and then stopped (leaving
 // all of it enforcing, on purpose), cleanup brings the namespace back to exactly what it was
 // before the agent started: qdiscs, filters, XDP, routes, sysctls, pins. It refuses while the
 // agent runs, and a second run finds nothing.
@@ -30,6 +30,9 @@ t.test('cleanup leaves the node namespace as it found it', async (t) => {
   await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'node-b' }, spec: { bgp: { ipv4Address: '198.18.0.20/24' } } } as never);
   await lab.client.apply(wep('node-a', 'wa', a.ip, a.hostIf) as never);
   await lab.client.apply(wep('node-b', 'wb', '192.168.41.5', 'calib000000002') as never);
+  // A prefilter entry, so the uplink gets the XDP prefilter (it is attached only while it has one).
+  await lab.client.apply({ apiVersion: 'projectcalico.org/v3', kind: 'GlobalNetworkPolicy', metadata: { name: 'dnt-deny' },
+    spec: { selector: 'all()', doNotTrack: true, applyOnForward: true, types: ['Ingress'], ingress: [{ action: 'Deny', source: { nets: ['198.18.99.0/24'] } }] } } as never);
 
   const snapshot = async () => (await lab.node.sh(SNAPSHOT)).stdout;
   const before = await snapshot();

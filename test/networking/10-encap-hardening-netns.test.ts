@@ -1,8 +1,9 @@
 // Encapsulated-traffic hardening (docs/security.md) with real packets between nodes in namespaces (the three-node cluster,
 // IPIP Always), judged by what the receiving workload gets and by tortie's own counters:
-//   - item 7: a source deny-listed on node A reaches A's workload neither directly nor inside
-//     IPIP from another node (the XDP prefilter judges the inner source); lifting the entry lets
-//     it through again;
+//   - item 7: a source denied on node A by a doNotTrack policy (the agent compiles it into the
+//     XDP prefilter and attaches it to the uplink for it) reaches A's workload neither directly
+//     nor inside IPIP from another node (the XDP prefilter judges the inner source); removing the
+//     policy lets it through again (and takes the XDP program off the uplink);
 //   - item 8: a UDP datagram from B's workload to A's arrives at A in two IPIP-encapsulated
 //     fragments (outer source node B), the last carrying 4 bytes, in a frame padded to the
 //     Ethernet minimum as a NIC delivers it (scapy on the router's port facing A); A decapsulates
@@ -12,7 +13,8 @@ import { InProcessCluster } from '../../src/testbed';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { loadPrefilter } from '../../src/dataplane/bpf/loader';
-import { encodePrefilter } from '../../src/dataplane/bpf/encode';
+import { xdpQuery } from '../../src/dataplane/native';
+import { gnp, node } from '../../src/testbed/fixtures';
 import type { Netns } from '../../src/util/netns';
 
 const SCAPY = '/usr/bin/python3'; // the Debian python with scapy (the PATH one has none)
@@ -42,17 +44,22 @@ t.test('encapsulated traffic on a real node: deny list and Ethernet padding', as
   const uplinkDrops = (reason: number) => readCounters(pf.cnt).filter((r) => r.dir === Dir.UPLINK && r.reason === reason)
     .reduce((s, r) => s + r.packets, 0n);
 
-  t.test('item 7: a deny-listed source stays out when it arrives in IPIP from another node', async (t) => {
+  t.test('item 7: a denied source stays out when it arrives in IPIP from another node', async (t) => {
     t.ok(await pings(wc.ns, wa.ip), 'wc → wa works (IPIP from node C)');
-    const entries = encodePrefilter({ deny: [], skipped: [] }, [`${wc.ip}/32`]);
-    for (const e of entries) pf.pf4.update(e.key, e.value);
-    const d0 = uplinkDrops(R.PREFILTER), decap0 = c.stats('node-a').decap;
-    t.notOk(await pings(wc.ns, wa.ip), 'wc → wa fails once wc is deny-listed on node A');
-    t.ok(uplinkDrops(R.PREFILTER) >= d0 + 2n, `node A's XDP dropped the encapsulated echo requests (${uplinkDrops(R.PREFILTER) - d0})`);
+    t.match(xdpQuery({ iface: 'eth0', netns: A.ns.path }), { attachMode: 'none' }, 'no prefilter entry: no XDP on A\'s uplink');
+    c.put(node('node-a', { deny: 'wc' }, A.subnet));
+    c.put(gnp('deny-wc', { selector: "deny == 'wc'", doNotTrack: true, applyOnForward: true, types: ['Ingress'], ingress: [{ action: 'Deny', source: { nets: [`${wc.ip}/32`] } }] }));
+    await c.sync();
+    t.not(xdpQuery({ iface: 'eth0', netns: A.ns.path }).attachMode, 'none', 'the deny entry brought the XDP prefilter');
+    const d0 = uplinkDrops(R.DNT_DENY), decap0 = c.stats('node-a').decap;
+    t.notOk(await pings(wc.ns, wa.ip), 'wc → wa fails once wc is denied on node A');
+    t.ok(uplinkDrops(R.DNT_DENY) >= d0 + 2n, `node A's XDP dropped the encapsulated echo requests (${uplinkDrops(R.DNT_DENY) - d0})`);
     t.equal(c.stats('node-a').decap, decap0, 'nothing was decapsulated');
     t.ok(await pings(wb.ns, wa.ip), 'another node\'s workload still gets through');
-    for (const e of entries) pf.pf4.delete(e.key);
-    t.ok(await pings(wc.ns, wa.ip), 'and wc again once the entry is gone');
+    c.resources.delete('GlobalNetworkPolicy//deny-wc');
+    await c.sync();
+    t.match(xdpQuery({ iface: 'eth0', netns: A.ns.path }), { attachMode: 'none' }, 'the last entry gone: XDP off the uplink');
+    t.ok(await pings(wc.ns, wa.ip), 'and wc again once the policy is gone');
   });
 
   t.test('item 8: a padded IPIP frame carrying a 24-byte inner fragment is decapsulated and delivered', async (t) => {
