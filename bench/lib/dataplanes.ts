@@ -3,7 +3,8 @@
  *   - bare: routed veths, no programs, no rules (the physical limit here);
  *   - tortie: the real BpfDataplane (src/dataplane, default options: Calico networking on)
  *     programmed with CalcGraph's compiled state: programs on every cali* interface, the XDP
- *     prefilter and the IPIP/NAT tc programs on the uplink;
+ *     prefilter (only while it has entries, as the agent attaches it) and the IPIP/NAT tc
+ *     programs on the uplink;
  *   - iptables: the rules and ipsets Calico's classic dataplane programs for the same resources;
  *   - nftables: the same policies as one `calico` table in the shape of Calico's nftables
  *     dataplane (verdict-map dispatch, named sets, kernel conntrack; bench/lib/scenarios.ts).
@@ -172,7 +173,9 @@ export class DataplaneSwitch {
       tcAttach({ iface, netns, direction: 'ingress', program: this.wep!.fromWep, replace: true });
       tcAttach({ iface, netns, direction: 'egress', program: this.wep!.toWep, replace: true });
     }
-    xdpAttach({ iface: 'eth0', netns, program: this.pf!.prog, mode: 'native', replace: true });
+    // As the agent: the XDP prefilter only while it has entries (the prefilter group's doNotTrack
+    // deny); without, the uplink has no XDP program (and its veth peer keeps GSO).
+    if (this.dp!.prefilterEntries > 0) xdpAttach({ iface: 'eth0', netns, program: this.pf!.prog, mode: 'native', replace: true });
     tcAttach({ iface: 'eth0', netns, direction: 'ingress', program: this.up!.ingress, replace: true });
     tcAttach({ iface: 'eth0', netns, direction: 'egress', program: this.up!.egress, replace: true });
   }
