@@ -7,7 +7,8 @@
 //     passes, and the router's port towards A sends MTU-sized packets only (the veth gave up GSO);
 //   - agent restarts adopt the state: with the entry the program stays (and keeps dropping); a
 //     restart whose snapshot has no entry any more detaches what the previous run left;
-//   - the policy removed: detached, wc reaches wa again, GSO is back.
+//   - the policy removed: detached, wc reaches wa again, GSO is back;
+//   - an IPv6 deny entry alone attaches it as well (either family counts).
 import t from 'tap';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -136,5 +137,17 @@ t.test('uplink XDP attached iff the prefilter has entries', async (t) => {
     t.ok(await pings(wc.ns, wa.ip), 'wc → wa passes again');
     const l = await lengths(wb.ns, 'TCP');
     t.ok(l.filter((n) => n > 1500).length >= 10, `GSO again on the router's port towards A: ${over(l)}`);
+  });
+
+  t.test('an IPv6 entry alone attaches it too', async (t) => {
+    c.put(gnp('deny-v6', { selector: "prefilter == 'on'", doNotTrack: true, applyOnForward: true, types: ['Ingress'],
+      ingress: [{ action: 'Deny', source: { nets: ['fd00:99::/64'] } }] }));
+    await c.sync();
+    t.equal(pf.pf4.keys().length, 0, 'no IPv4 entry');
+    t.equal(pf.pf6.keys().length, 1, 'one IPv6 entry');
+    t.equal(xdp().attachMode, 'native', 'attached');
+    c.resources.delete('GlobalNetworkPolicy//deny-v6');
+    await c.sync();
+    t.match(xdp(), { attachMode: 'none', progId: 0 }, 'detached with it');
   });
 });
