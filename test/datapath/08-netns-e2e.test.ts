@@ -145,6 +145,11 @@ t.test('netns end to end', async (t) => {
     // TCP retransmissions can come from the kernel's own queues on a busy 2-core machine; what
     // tortie did is in the drop counters above. Reported for the record.
     t.comment(`iperf3 -${v}: ${(res.end.sum_sent.bytes / 1e6).toFixed(1)} MB sent, ${res.end.sum_sent.retransmits} retransmits`);
-    t.equal(res.end.sum_received.bytes, res.end.sum_sent.bytes, 'everything sent was received');
+    // A timed iperf3 run stops counting at its time limit: what was still in flight then (socket
+    // buffers) is missing from its received total, so that total may fall a little short of the
+    // sent one (131 KB of ~75 MB seen once) without any loss. Loss would show as tortie drops
+    // above, or as a missing interval or a short total here.
+    const short = res.end.sum_sent.bytes - res.end.sum_received.bytes;
+    t.ok(short >= 0 && short <= res.end.sum_sent.bytes / 100, `received all but what was in flight at the end (${short} of ${res.end.sum_sent.bytes} bytes)`);
   });
 });
