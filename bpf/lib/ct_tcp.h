@@ -44,6 +44,8 @@ static __always_inline void ct_tcp_init(struct tortie_ct_value *v, const struct 
 		v->ack_max[1] = ack ? pkt->tcp_ack : 0;
 		v->flags |= TORTIE_CTF_SEQ_B | (ack ? TORTIE_CTF_ACK_B : 0);
 	}
+	if ((pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		v->flags |= TORTIE_CTF_SYN_SEEN;
 }
 
 /* Serial-number comparison (RFC 1982): a is after b. */
@@ -83,7 +85,48 @@ static __always_inline bool ct_seq_ok(const struct tortie_ct_value *v, const str
 	}
 	hi = end_s + TORTIE_CT_RST_SLACK;
 	lo = ack_p ? ack_pv : end_s - TORTIE_CT_RST_SLACK;
+	/* The peer acknowledged past what the sender could have sent: an empty window, not a wrap. */
+	if (seq_after(lo, hi))
+		return false;
 	return seq - lo <= hi - lo;
+}
+
+/*
+ * How far a sender's sequence end may lie from what its peer acknowledged (either way): a bound
+ * on the receive window, which tortie does not track (no window scale). Real flows stay inside
+ * it (the sender's end never passes the peer's ACK plus its window; a retransmission is at most
+ * a window behind it); a forged segment can move the sender's maxima at most this far.
+ */
+#define TORTIE_CT_SEQ_BOUND (8u << 20)
+
+/*
+ * May a segment (not a RST) from the sender move its maxima? As Linux nf_conntrack's
+ * tcp_in_window: it must carry an ACK (only a SYN may not), the ACK must not be after what the
+ * peer sent (nobody acknowledges data never sent: tortie sees every segment of the flow both
+ * ways), and its sequence end must lie within TORTIE_CT_SEQ_BOUND of what the peer acknowledged
+ * (of the sender's own end while the peer acknowledged nothing yet). What is not known yet is
+ * not checked.
+ */
+static __always_inline bool ct_tcp_plausible(const struct tortie_ct_value *v, const struct tortie_pkt *pkt,
+					     bool sender_is_a)
+{
+	__u64 f = v->flags;
+	__u32 end_s = sender_is_a ? v->seq_end[0] : v->seq_end[1];
+	__u32 end_p = sender_is_a ? v->seq_end[1] : v->seq_end[0];
+	__u32 ack_pv = sender_is_a ? v->ack_max[1] : v->ack_max[0];
+	__u32 ref;
+
+	if (!(pkt->tcp_flags & TCP_FLAG_ACK))
+		return false;
+	if ((f & (sender_is_a ? TORTIE_CTF_SEQ_B : TORTIE_CTF_SEQ_A)) && seq_after(pkt->tcp_ack, end_p))
+		return false;
+	if (f & (sender_is_a ? TORTIE_CTF_ACK_B : TORTIE_CTF_ACK_A))
+		ref = ack_pv;
+	else if (f & (sender_is_a ? TORTIE_CTF_SEQ_A : TORTIE_CTF_SEQ_B))
+		ref = end_s;
+	else
+		return true;
+	return pkt->tcp_end - (ref - TORTIE_CT_SEQ_BOUND) <= 2 * TORTIE_CT_SEQ_BOUND;
 }
 
 /* Records the sequence end and ACK the sender sent (kept as maxima in serial order). */
@@ -112,8 +155,9 @@ static __always_inline void ct_tcp_track(struct tortie_ct_value *v, const struct
 	}
 }
 
-/* Advances the TCP state; false: an out-of-window RST or FIN (INVALID: dropped, the flow
- * unchanged — a blind FIN no longer counts towards "FIN both ways"). */
+/* Advances the TCP state; false: an out-of-window RST or FIN, or an implausible segment of a flow
+ * tortie saw open (INVALID: dropped, the flow unchanged — a blind FIN no longer counts towards
+ * "FIN both ways", a blind ACK no longer widens the window a RST is judged by). */
 static __always_inline bool ct_tcp_advance(struct tortie_ct_value *v, const struct tortie_pkt *pkt,
 					   bool init_dir, bool sender_is_a)
 {
@@ -125,6 +169,15 @@ static __always_inline bool ct_tcp_advance(struct tortie_ct_value *v, const stru
 		v->state = TORTIE_CT_RST;
 		return true;
 	}
+	/*
+	 * Outside the handshake (where SYN and SYN-ACK set what the rest is judged by), an
+	 * implausible segment changes nothing. It is INVALID when tortie saw the flow open (Linux
+	 * conntrack marks it so, Calico drops INVALID); a SYN (a new connection attempt on the
+	 * tuple, which Linux ignores) and any segment of a flow picked up mid-stream (a side's
+	 * sequence may predate the entry: Linux is liberal there too) are only ignored: passed.
+	 */
+	if (st != TORTIE_CT_SYN_SENT && !ct_tcp_plausible(v, pkt, sender_is_a))
+		return !(v->flags & TORTIE_CTF_SYN_SEEN) || (f & TCP_FLAG_SYN);
 	if ((f & TCP_FLAG_FIN) && !ct_seq_ok(v, pkt, sender_is_a, pkt->tcp_end))
 		return false;
 	ct_tcp_track(v, pkt, sender_is_a);

@@ -35,11 +35,12 @@ const IP_IDS = [1, 2, 3];
 const VALID_FLAGS = [0x02, 0x22, 0x12, 0x04, 0x14, 0x11, 0x31, 0x10, 0x30, 0x18, 0x42 | 0x80];
 
 const DIR = { INGRESS: 0, EGRESS: 1 } as const;
-const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32, DST_LOCAL: 64, SEQ_A: 128, SEQ_B: 256, ACK_A: 512, ACK_B: 1024 };
+const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32, DST_LOCAL: 64, SEQ_A: 128, SEQ_B: 256, ACK_A: 512, ACK_B: 1024, SYN_SEEN: 2048 };
 const ST = { SYN_SENT: 1, SYN_RECV: 2, ESTABLISHED: 3, FIN_WAIT: 4, CLOSING: 5, RST: 6, OTHER: 9 };
 const TCPF = { FIN: 1, SYN: 2, RST: 4, ACK: 0x10 };
 /** TCP sequence/ack numbers: close together, one window away, half the space away, wrapping. */
-const SEQS = [1000, 1000, 1040, 1008, 66535, 70000, 0x80000000, 0xfffffff0, 0];
+// Around 1000 ± TORTIE_CT_SEQ_BOUND too (8 MiB): the edges of the plausible sequence ends.
+const SEQS = [1000, 1000, 1040, 1008, 66535, 70000, 0x80000000, 0xfffffff0, 0, 1000 + 0x800000, 1001 + 0x800000, (1000 - 0x800000) >>> 0, (999 - 0x800000) >>> 0];
 
 /** Candidate policy rules; each scenario takes a random subset per direction (first match). */
 const RULES: SimpleRule[] = [
@@ -293,7 +294,7 @@ const seqAfter = (a: number, b: number) => ((a - b) | 0) > 0;
 const RST_SLACK = 65535;
 
 /**
- * lib/conntrack.h ct_seq_ok: `seq` (a RST's sequence number, a FIN's segment end) inside
+ * lib/ct_tcp.h ct_seq_ok: `seq` (a RST's sequence number, a FIN's segment end) inside
  * [peer's highest ACK, sender's end + 65535].
  */
 function seqOk(e: Entry, p: Parsed, senderIsA: boolean, seq: number): boolean {
@@ -304,7 +305,25 @@ function seqOk(e: Entry, p: Parsed, senderIsA: boolean, seq: number): boolean {
   if (!seqS) return !seqP || (!!(p.flags & TCPF.ACK) && p.ack === e.seqEnd[o]);
   const hi = (e.seqEnd[s] + RST_SLACK) >>> 0;
   const lo = ackP ? e.ackMax[o] : (e.seqEnd[s] - RST_SLACK) >>> 0;
+  if (seqAfter(lo, hi)) return false;
   return ((seq - lo) >>> 0) <= ((hi - lo) >>> 0);
+}
+
+const SEQ_BOUND = 8 << 20;
+
+/**
+ * lib/ct_tcp.h ct_tcp_plausible: an ACK is set, not after what the peer sent, and the segment's
+ * end lies within SEQ_BOUND of what the peer acknowledged (of the sender's own end before that).
+ */
+function plausible(e: Entry, p: Parsed, senderIsA: boolean): boolean {
+  const s = senderIsA ? 0 : 1, o = 1 - s;
+  if (!(p.flags & TCPF.ACK)) return false;
+  if (e.flags & (senderIsA ? CTF.SEQ_B : CTF.SEQ_A) && seqAfter(p.ack, e.seqEnd[o])) return false;
+  let ref: number;
+  if (e.flags & (senderIsA ? CTF.ACK_B : CTF.ACK_A)) ref = e.ackMax[o];
+  else if (e.flags & (senderIsA ? CTF.SEQ_A : CTF.SEQ_B)) ref = e.seqEnd[s];
+  else return true;
+  return ((p.end - ((ref - SEQ_BOUND) >>> 0)) >>> 0) <= 2 * SEQ_BOUND;
 }
 
 function track(e: Entry, p: Parsed, senderIsA: boolean): void {
@@ -347,13 +366,15 @@ export class Model {
     return (e.flags & n) === n;
   }
 
-  /** false: an out-of-window RST or FIN (INVALID, the entry unchanged). */
+  /** false: an out-of-window RST or FIN, or an implausible segment of a flow seen opening (INVALID, the entry unchanged). */
   private advance(e: Entry, p: Parsed, initDir: boolean, senderIsA: boolean): boolean {
     const flags = p.flags;
     if (flags & TCPF.RST) {
       if (!seqOk(e, p, senderIsA, p.seq)) return false;
       e.state = ST.RST; return true;
     }
+    // Implausible: INVALID on a flow seen opening (a SYN only ignored), ignored on a pickup.
+    if (e.state !== ST.SYN_SENT && !plausible(e, p, senderIsA)) return !(e.flags & CTF.SYN_SEEN) || !!(flags & TCPF.SYN);
     if (flags & TCPF.FIN && !seqOk(e, p, senderIsA, p.end)) return false;
     track(e, p, senderIsA);
     if (flags & TCPF.FIN) {
@@ -408,7 +429,10 @@ export class Model {
     if (!e) {
       const state = p.proto === PROTO.TCP ? (p.flags & TCPF.RST ? ST.RST : p.flags & TCPF.SYN ? ST.SYN_SENT : ST.ESTABLISHED) : ST.OTHER;
       const ne: Entry = { state, flags: point | (k.srcIsA ? CTF.A_IS_INIT : 0) | (dir === DIR.INGRESS ? CTF.DST_LOCAL : 0), seqEnd: [0, 0], ackMax: [0, 0] };
-      if (p.proto === PROTO.TCP && !(p.flags & TCPF.RST)) track(ne, p, k.srcIsA);
+      if (p.proto === PROTO.TCP && !(p.flags & TCPF.RST)) {
+        track(ne, p, k.srcIsA);
+        if ((p.flags & (TCPF.SYN | TCPF.ACK)) === TCPF.SYN) ne.flags |= CTF.SYN_SEEN;
+      }
       this.ct.set(ck, ne);
     } else if (initDir) {
       if (p.proto === PROTO.TCP && !this.advance(e, p, true, k.srcIsA)) return R.CT_INVALID;
