@@ -11,8 +11,10 @@ import { WepHarness } from '../../src/testbed/wep-harness';
 import { buildTable, allowAll, denyAll } from '../../src/testbed/tables';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { flowPacket, eth, ipv4, icmp, tcp, udp, PROTO } from '../../src/dataplane/bpf/packet';
-import { CtState } from '../../src/dataplane/bpf/codecs';
+import { CtState, CTF } from '../../src/dataplane/bpf/codecs';
 import { FAMILIES, tcpFrame, udpFrame } from '../../src/testbed/family';
+
+const CTF_SYN_SEEN = 1 << 11; // bpf/shared/maps.h TORTIE_CTF_SYN_SEEN
 
 for (const F of FAMILIES) {
   const { EP, EP2, PEER, ROUTER, OTHER } = F;
@@ -219,6 +221,52 @@ for (const F of FAMILIES) {
     t.equal(h.run('from', seg(EP, PEER, P, 80, 'A', 5102, 90012)).reason, R.FORWARD, 'last ACK');
     // A retransmission of a FIN the peer already acknowledged still passes (its end is that ACK).
     t.equal(h.run('from', seg(EP, PEER, P, 80, 'FA', 5101, 90012)).reason, R.FORWARD, 'retransmitted FIN passes');
+  });
+
+  t.test(`${F.label}: TCP: blind ACKs with guessed sequence numbers cannot widen the RST window`, async (t) => {
+    const h = await WepHarness.create(`hack${F.v}`);
+    t.teardown(() => h.close());
+    h.setEndpoint([H(EP)], allowAll('i000000000000111', 'ingress'), allowAll('e000000000000111', 'egress'));
+    const seg = (src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number, len = 0) =>
+      tcpFrame(F, src, dst, sport, dport, flags, seq >>> 0, ack >>> 0, len);
+    const entry = (port: number) => F.ctEntry(h, [EP, port], [PEER, 80], PROTO.TCP);
+    const invalid = () => h.counters().find((c) => c.reason === R.CT_INVALID)?.packets ?? 0n;
+    const P = 43020;
+    t.equal(h.run('from', seg(EP, PEER, P, 80, 'S', 5000, 0)).reason, R.FORWARD, 'SYN');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'SA', 90000, 5001)).reason, R.FORWARD, 'SYN-ACK');
+    t.equal(h.run('from', seg(EP, PEER, P, 80, 'PA', 5001, 90001, 100)).reason, R.FORWARD, 'data');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'A', 90001, 5101)).reason, R.FORWARD, 'ACK');
+    // 256 ACKs "from the peer", 16 MiB apart over the whole sequence space, each acknowledging
+    // exactly what the workload sent (an attacker who even knows that); then 256 blind RSTs,
+    // also 16 MiB apart, halfway between. Unchecked, the ACKs drag the peer's sequence end
+    // round the space and most RSTs land in [workload's ACK, that end + 65535].
+    const MiB = 1 << 20, N = 256, before = invalid();
+    let fwd = 0;
+    for (let i = 0; i < N; i++) if (h.run('to', seg(PEER, EP, 80, P, 'A', 90001 + 4 * MiB + i * 16 * MiB, 5101)).reason === R.FORWARD) fwd++;
+    t.equal(fwd, 1, 'only the ACK within 8 MiB of what the workload acknowledged passes');
+    t.equal(invalid() - before, BigInt(N - 1), 'the others are INVALID');
+    const e = entry(P)!;
+    const peerSide = Number(e.flags) & CTF.A_IS_INIT ? 1 : 0; // side a opened the flow: the peer is side b
+    t.ok(((e.seq_end[peerSide]! - 90001) >>> 0) <= 8 * MiB, 'the peer\'s sequence end moved at most 8 MiB past the workload\'s ACK');
+    let accepted = 0;
+    for (let j = 0; j < N; j++) if (h.run('to', seg(PEER, EP, 80, P, 'R', 90001 + 12 * MiB + j * 16 * MiB, 0)).reason === R.FORWARD) accepted++;
+    t.equal(accepted, 0, 'no blind RST accepted');
+    t.equal(entry(P)?.state, CtState.ESTABLISHED, 'the flow stays ESTABLISHED');
+    // Implausible one by one (without ACK only SYN or RST is a valid flag set: tcp_bad_flags above).
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'A', 90001, 5102)).reason, R.CT_INVALID, 'ACK of data the workload never sent');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'PA', 90001 + 9 * MiB, 5101, 10)).reason, R.CT_INVALID, 'data 9 MiB ahead');
+    // Real traffic: retransmitted acknowledged data, a window probe, new data; the genuine RST closes.
+    t.equal(h.run('from', seg(EP, PEER, P, 80, 'PA', 5001, 90001, 100)).reason, R.FORWARD, 'retransmission of acknowledged data');
+    t.equal(h.run('from', seg(EP, PEER, P, 80, 'A', 5100, 90001)).reason, R.FORWARD, 'window probe (seq one before)');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'PA', 90001, 5101, 1000)).reason, R.FORWARD, 'the peer\'s real data');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'RA', 91001, 5101)).reason, R.FORWARD, 'the genuine RST');
+    t.equal(entry(P)?.state, CtState.RST, 'closes the flow');
+    // A flow picked up mid-stream (no SYN seen) stays liberal: an implausible segment passes, unrecorded.
+    const Q = 43021;
+    t.equal(h.run('from', seg(EP, PEER, Q, 80, 'PA', 7000, 30000, 10)).reason, R.FORWARD, 'pickup');
+    t.equal(h.run('to', seg(PEER, EP, 80, Q, 'A', 30000, 8000)).reason, R.FORWARD, 'ACK past what tortie saw the workload send passes');
+    t.equal(Number(entry(Q)!.flags) & CTF_SYN_SEEN, 0, 'not seen opening');
+    t.equal(h.run('to', seg(PEER, EP, 80, Q, 'R', 30000 + 0x40000000, 0)).reason, R.CT_INVALID, 'a blind RST still INVALID');
   });
 }
 
