@@ -175,7 +175,10 @@ struct tortie_ct_value {
 	__u64 created_ns;
 	__u64 flags;        /* TORTIE_CTF_*, set with atomic or (64-bit: BPF atomics need it) */
 	__u8 state;         /* enum tortie_ct_state */
-	__u8 pad[3];
+	__u8 wscale;        /* TCP: the window scale shift + 1 each side's SYN announced, side a in the
+			     * low 4 bits, side b in the high 4 (0: its SYN had no option / was not seen) */
+	__u8 win_log[2];    /* TCP, [0] side a, [1] side b: ceil(log2(the largest window the side
+			     * advertised, scaled)), at least 1; 0: none seen (lib/ct_tcp.h) */
 	__u32 rule;         /* rule id that first allowed the flow */
 	/* TCP, host order, [0] side a, [1] side b (valid with TORTIE_CTF_SEQ_* / ACK_*): the
 	 * highest sequence end (seq + payload + SYN + FIN) and the highest ACK each side sent.
