@@ -382,7 +382,7 @@ int tortie_to_wep(struct __sk_buff *skb)
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
 		return wep6_point(skb, skb->ifindex, TORTIE_DIR_INGRESS, false, NULL, &ct6);
 	/* The packet in the per-CPU slot (as tortie_from_wep): the stack leaves room for the
-	 * option walk's global function (tcp_opt). The IPv4 path uses no other part of it. */
+	 * option walk's global function (tcp_opt_wscale). The IPv4 path uses no other part of it. */
 	sc = bpf_map_lookup_elem(&tortie_weps, &zero);
 	if (!sc)
 		return TC_ACT_SHOT;

@@ -156,7 +156,7 @@ static __always_inline bool nat_ct_closed(const struct tortie_ct_value *v, bool 
 /* The TCP timestamp option of the segment at l4off: TSval (ecr false) or TSecr (lib/tcp_opt.h). */
 static __always_inline __u64 nat_tcp_ts(struct __sk_buff *skb, __u32 l4off, __u32 ecr)
 {
-	return tcp_opt(skb, l4off, ecr ? TCP_OPT_TSECR : TCP_OPT_TSVAL);
+	return tcp_opt_ts(skb, l4off, ecr);
 }
 
 /*

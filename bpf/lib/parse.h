@@ -409,7 +409,7 @@ done:
 /* A SYN's window scale option (the TCP header at l4off) as tcp_wscale: shift + 1, 0 none. */
 static __always_inline __u8 parse_tcp_wscale(struct __sk_buff *skb, __u32 l4off)
 {
-	__u64 o = tcp_opt(skb, l4off, TCP_OPT_WSCALE);
+	__u64 o = tcp_opt_wscale(skb, l4off);
 
 	if (!(o & TCP_OPT_SEEN))
 		return 0;

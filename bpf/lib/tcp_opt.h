@@ -8,7 +8,7 @@
 
 #include "lib/ctx.h"
 
-/* tcp_opt's answer: the option's value, with this bit set when the segment carried it. */
+/* The answer of tcp_opt_ts and tcp_opt_wscale: the option's value, with this bit set when the segment carried it. */
 #define TCP_OPT_SEEN (1ULL << 32)
 
 #define TCP_OPT_TSVAL 0  /* timestamp option (kind 8): TSval */
@@ -18,9 +18,11 @@
 /*
  * One option (`which`, TCP_OPT_*) of the TCP segment at l4off, with TCP_OPT_SEEN set; 0 if it
  * has none. Walks at most 12 options; read only for SYNs and for the segment that releases a NAT
- * mapping. A global function: verified once, not at every call site.
+ * mapping. Called through the global functions below (verified once, not at every call site),
+ * one per option kind: a constant `which` keeps each one's stack frame at its minimum (the
+ * uplink's deepest call chain has no byte to spare).
  */
-__noinline __u64 tcp_opt(struct __sk_buff *skb, __u32 l4off, __u32 which)
+static __always_inline __u64 tcp_opt_walk(struct __sk_buff *skb, __u32 l4off, __u32 which)
 {
 	__u8 b[4]; /* one small buffer: the callers' chains (nat6_snat) are near the stack limit */
 	__u32 off, end, i;
@@ -51,6 +53,18 @@ __noinline __u64 tcp_opt(struct __sk_buff *skb, __u32 l4off, __u32 which)
 		off += b[1];
 	}
 	return 0;
+}
+
+/* The timestamp option: TSval (ecr 0) or TSecr (ecr 1). */
+__noinline __u64 tcp_opt_ts(struct __sk_buff *skb, __u32 l4off, __u32 ecr)
+{
+	return tcp_opt_walk(skb, l4off, ecr ? TCP_OPT_TSECR : TCP_OPT_TSVAL);
+}
+
+/* The window scale option's shift count. */
+__noinline __u64 tcp_opt_wscale(struct __sk_buff *skb, __u32 l4off)
+{
+	return tcp_opt_walk(skb, l4off, TCP_OPT_WSCALE);
 }
 
 #endif
