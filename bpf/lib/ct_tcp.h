@@ -2,9 +2,9 @@
 /*
  * TCP state of a tracked flow (struct tortie_ct_value), as Linux nf_conntrack follows it: the
  * state machine (SYN_SENT → SYN_RECV → ESTABLISHED → FIN_WAIT/CLOSING, RST), each side's highest
- * sequence end and ACK (moved only by plausible segments), and the window check that makes a RST
- * or FIN outside them INVALID. No
- * maps: workload conntrack (lib/conntrack.h) and host endpoint conntrack (lib/hostep.h) keep
+ * sequence end and ACK (moved only by segments inside the window the other side advertised,
+ * scaled), each side's window scale and largest window, and the window check that makes a RST or
+ * FIN outside them INVALID. No maps: workload conntrack (lib/conntrack.h) and host endpoint conntrack (lib/hostep.h) keep
  * their entries in tables of their own and share this.
  */
 #ifndef TORTIE_LIB_CT_TCP_H
