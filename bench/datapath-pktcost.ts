@@ -4,7 +4,7 @@
  *   - prefilter (XDP): a passing and a dropped packet, with 10,000 deny-listed CIDRs;
  *   - workload tc program, policy path (new flow: conntrack miss + class/verdict lookups) with
  *     1 rule and with 10,000 rules (1,000 policies × 10, compiled by src/calc);
- *   - workload tc program, established path (conntrack hit);
+ *   - workload tc program, established path (conntrack hit: the ACKs of a flow past its handshake);
  *   - the established packet in single runs, interleaved with the new-flow single runs: a single
  *     run pays the test run's own fixed cost and cold caches, so the new flow's extra cost over an
  *     established packet is the difference of the two single-run figures, not new flow - established;
@@ -85,8 +85,26 @@ async function policyPath(policies: number, rulesEach: number): Promise<PathCost
     const r = (p: Buffer) => median([0, 1, 2].map(() => dp.toWep.testRun(p, { repeat: REPEAT }).durationNs));
     // A denied packet never creates conntrack state: every repeat takes the full policy path.
     const newFlowDeny = r(denied);
-    // An allowed packet: the first run creates the flow, the rest are conntrack hits.
-    const established = r(allowed);
+    // An ESTABLISHED flow's own packets, on a port of their own: the handshake once (the SYN
+    // creates the flow, the SYN-ACK and ACK establish it), then the client's ACK (towards the
+    // server) and the server's ACK (its side) repeated. ACKs, not SYNs: a SYN also walks its
+    // TCP options (window scale), which an established flow's packets never do.
+    const handshake = (src: string, dst: string, sport: number): { ack: Buffer; reply: Buffer } => {
+      const steps: [typeof dp.toWep, Buffer][] = [
+        [dp.toWep, flowPacket({ src, dst, proto: 6, sport, dport: 80, flags: 'S', seq: 1000 })],
+        [dp.fromWep, flowPacket({ src: dst, dst: src, proto: 6, sport: 80, dport: sport, flags: 'SA', seq: 5000, ack: 1001 })],
+        [dp.toWep, flowPacket({ src, dst, proto: 6, sport, dport: 80, flags: 'A', seq: 1001, ack: 5001 })],
+      ];
+      for (const [prog, p] of steps) {
+        const res = prog.testRun(p, { repeat: 1 });
+        if (res.retval !== 0) throw new Error(`the handshake of ${src} -> ${dst}:${sport} was not forwarded (retval ${res.retval})`);
+      }
+      return { ack: steps[2]![1], reply: flowPacket({ src: dst, dst: src, proto: 6, sport: 80, dport: sport, flags: 'A', seq: 5001, ack: 1001 }) };
+    };
+    const est4 = handshake(CLIENT, SERVER, 40002), est6 = handshake(CLIENT6, SERVER6, 40002);
+    const established = r(est4.ack);
+    // The new-flow method's floor below is the SYN of an existing flow (a conntrack hit).
+    dp.toWep.testRun(allowed, { repeat: 1 });
     // Policy path for allowed new flows: a new source port for each single run; interleaved
     // with single runs of the established packet (the method's own floor).
     const samples: number[] = [], singles: number[] = [];
@@ -96,18 +114,15 @@ async function policyPath(policies: number, rulesEach: number): Promise<PathCost
       samples.push(dp.toWep.testRun(p, { repeat: 1 }).durationNs);
     }
     const deny6 = r(eth6({ src: 'fd00:99::1', dst: SERVER6, proto: 6 }, tcp({ sport: 40000, dport: 81 })));
-    const established6 = r(eth6({ src: CLIENT6, dst: SERVER6, proto: 6 }, tcp({ sport: 40001, dport: 80 })));
-    // The server's SYN-ACK (its retransmissions stay valid in conntrack): must be forwarded, or
-    // the figure would be a drop path's.
+    const established6 = r(est6.ack);
+    // The server's ACK: must be forwarded, or the figure would be a drop path's.
     const from = (d: typeof dp, p: Buffer) => median([0, 1, 2].map(() => {
       const res = d.fromWep.testRun(p, { repeat: REPEAT });
       if (res.retval !== 0) throw new Error(`tortie_from_wep returned ${res.retval} for the established reply, not TC_ACT_OK`);
       return res.durationNs;
     }));
-    const rep4 = flowPacket({ src: SERVER, dst: CLIENT, proto: 6, sport: 80, dport: 40001, flags: 'SA', seq: 5000, ack: 1001 });
-    const rep6 = eth6({ src: SERVER6, dst: CLIENT6, proto: 6 }, tcp({ sport: 80, dport: 40001, flags: 'SA', seq: 5000, ack: 1001 }));
-    const reply = { off: from(dp, rep4), on: from(hr, rep4) };
-    const reply6 = { off: from(dp, rep6), on: from(hr, rep6) };
+    const reply = { off: from(dp, est4.reply), on: from(hr, est4.reply) };
+    const reply6 = { off: from(dp, est6.reply), on: from(hr, est6.reply) };
     return { rules: policies * rulesEach + 2, newFlowDeny, newFlowAllow: median(samples), establishedSingle: median(singles), established, cells: table.cells.length, deny6, established6, reply, reply6 };
   } finally {
     hr.close();
