@@ -34,6 +34,13 @@ export async function eventually(check: () => Promise<boolean>, want: boolean, t
   }
 }
 
+/** Waits until a TCP socket listens on `port` in `ns` (a server just spawned there); throws after `timeoutMs`. */
+export async function waitListening(ns: Netns, port: number, timeoutMs = 5000): Promise<void> {
+  if (!(await eventually(async () => (await ns.exec(['ss', '-ltnH', `sport = :${port}`], { allowFail: true })).stdout.trim() !== '', true, timeoutMs))) {
+    throw new Error(`nothing listens on ${port}`);
+  }
+}
+
 /** Polls `cond` every 25 ms until it holds or `ms` pass. */
 export async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
   for (let waited = 0; waited < ms; waited += 25) {

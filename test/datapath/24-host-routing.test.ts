@@ -17,7 +17,7 @@ import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../..
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { AF_INET, CTF, CtState, ct4KeyCodec, ctValueCodec, epDstCodec, epDstKeyCodec, type Ct4Key, type CtValue } from '../../src/dataplane/bpf/codecs';
 import { RingBuffer } from '../../src/dataplane/native';
-import { eventually, until } from '../../src/testbed/probes';
+import { until, waitListening } from '../../src/testbed/probes';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
 
 const V3 = 'projectcalico.org/v3' as const;
@@ -96,8 +96,7 @@ t.test('host routing on: peer redirect, policy of the destination at the source'
     t.ok(count(w.web, Dir.INGRESS, 0) - webFwd0 >= 20n, 'the requests counted as forwarded on web\'s ingress point');
     t.ok(count(w.client, Dir.INGRESS, 0) - cliFwd0 >= 20n, 'the replies on client\'s ingress point');
     await w.web.ns.spawn(['socat', 'TCP-LISTEN:8080,fork,reuseaddr', 'EXEC:cat']);
-    t.ok(await eventually(async () => (await w.web.ns.exec(['ss', '-ltnH', 'sport = :8080'], { allowFail: true })).stdout.trim() !== '', true),
-      'the echo server listens');
+    await waitListening(w.web.ns, 8080);
     const echo = await w.client.ns.sh(`echo hello-hr | timeout 4 socat -T2 - TCP:${IP.web}:8080,connect-timeout=2`, { allowFail: true, timeoutMs: 10_000 });
     t.equal(echo.stdout.trim(), 'hello-hr', 'TCP through the peer path');
   });

@@ -20,7 +20,7 @@ import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import type { Netns } from '../../src/util/netns';
 import { tcQuery } from '../../src/dataplane/native';
 import { netcfgCodec, NETCFG_KEY } from '../../src/dataplane/bpf/net-codecs';
-import { Capture, until } from '../../src/testbed/probes';
+import { Capture, until, waitListening } from '../../src/testbed/probes';
 
 async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -48,14 +48,6 @@ function whoSaw(ns: Netns, port: number): void {
   ns.spawn(['socat', `TCP-LISTEN:${port},fork,reuseaddr`, 'SYSTEM:read x; echo $SOCAT_PEERADDR']);
 }
 
-async function waitListening(ns: Netns, port: number): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const r = await ns.exec(['ss', '-ltnH', `sport = :${port}`], { allowFail: true });
-    if (r.stdout.trim()) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 t.test('three-node cluster: routes, IPIP, NAT outgoing', async (t) => {
   const c = await InProcessCluster.create('netcl');

@@ -11,7 +11,7 @@
 //     dropped with its reason; the same packet done right is delivered;
 //   - Always: A↔B encapsulated too; vxlanMode Never: nothing is decapsulated any more.
 import t from 'tap';
-import { Capture, InProcessCluster, eventually, pings, scapy, until } from '../../src/testbed';
+import { Capture, InProcessCluster, eventually, pings, scapy, until, waitListening } from '../../src/testbed';
 import { gnp } from '../../src/testbed/fixtures';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
@@ -23,11 +23,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-async function waitListening(ns: Netns, port: number): Promise<void> {
-  if (!(await eventually(async () => (await ns.exec(['ss', '-ltnH', `sport = :${port}`], { allowFail: true })).stdout.trim() !== '', true))) {
-    throw new Error(`nothing listens on ${port}`);
-  }
-}
 
 t.test('VXLAN between nodes, built and checked by BPF', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tortie-vxlan-'));

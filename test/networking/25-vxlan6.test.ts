@@ -13,7 +13,7 @@
 //     its reason; the same packet done right is delivered;
 //   - Always: A↔B encapsulated too.
 import t from 'tap';
-import { Capture, InProcessCluster, eventually, pings, scapy } from '../../src/testbed';
+import { Capture, InProcessCluster, eventually, pings, scapy, waitListening } from '../../src/testbed';
 import { gnp, pool } from '../../src/testbed/fixtures';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
@@ -27,11 +27,6 @@ import { join } from 'node:path';
 
 const V6: Record<string, string> = { 'node-a': 'fd00:198:18:1::10', 'node-b': 'fd00:198:18:1::11', 'node-c': 'fd00:198:18:2::10' };
 
-async function waitListening(ns: Netns, port: number): Promise<void> {
-  if (!(await eventually(async () => (await ns.exec(['ss', '-ltnH', `sport = :${port}`], { allowFail: true })).stdout.trim() !== '', true))) {
-    throw new Error(`nothing listens on ${port}`);
-  }
-}
 
 t.test('VXLAN over IPv6 between nodes, built and checked by BPF', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tortie-vxlan6-'));

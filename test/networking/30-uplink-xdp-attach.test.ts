@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { InProcessCluster } from '../../src/testbed';
 import { gnp, node } from '../../src/testbed/fixtures';
-import { Capture, until } from '../../src/testbed/probes';
+import { Capture, until, waitListening } from '../../src/testbed/probes';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { xdpQuery } from '../../src/dataplane/native';
@@ -28,14 +28,6 @@ async function pings(from: Netns, ip: string): Promise<boolean> {
   return r.code === 0;
 }
 
-async function waitListening(ns: Netns, port: number): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const r = await ns.exec(['ss', '-ltnH', `sport = :${port}`], { allowFail: true });
-    if (r.stdout.trim()) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 t.test('uplink XDP attached iff the prefilter has entries', async (t) => {
   const c = await InProcessCluster.create('xdpon');
