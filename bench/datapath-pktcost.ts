@@ -87,8 +87,8 @@ async function policyPath(policies: number, rulesEach: number): Promise<PathCost
     const newFlowDeny = r(denied);
     // An ESTABLISHED flow's own packets, on a port of their own: the handshake once (the SYN
     // creates the flow, the SYN-ACK and ACK establish it), then the client's ACK (towards the
-    // server) and the server's ACK (its side) repeated. ACKs, not SYNs: a SYN also walks its
-    // TCP options (window scale), which an established flow's packets never do.
+    // server) and the server's ACK (its side) repeated. ACKs, not a repeated SYN / SYN-ACK:
+    // those are a handshake's packets (states SYN_SENT / SYN_RECV), not an established flow's.
     const handshake = (src: string, dst: string, sport: number): { ack: Buffer; reply: Buffer } => {
       const steps: [typeof dp.toWep, Buffer][] = [
         [dp.toWep, flowPacket({ src, dst, proto: 6, sport, dport: 80, flags: 'S', seq: 1000 })],
