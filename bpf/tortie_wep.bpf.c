@@ -100,6 +100,25 @@ struct {
 	__uint(max_entries, 1);
 } tortie_weps SEC(".maps");
 
+/* count_packet for a workload's point: a forwarded packet of an endpoint with a counter slot is
+ * counted in its tortie_epcnt_v1 slot (an array index: no hash lookup), anything else in
+ * tortie_cnt_v1. Readers see one (ifindex, dir, reason) counter either way (lib/endpoint.h). */
+static __always_inline void count_ep_packet(__u32 ifindex, __u32 slot, __u8 dir, int reason, __u32 len)
+{
+	__u32 i = slot * 2 + (dir & 1);
+	struct tortie_cnt_value *c;
+
+	if (reason == TORTIE_FORWARD && slot && slot < TORTIE_EPCNT_SLOTS) {
+		c = bpf_map_lookup_elem(&tortie_epcnt_v1, &i);
+		if (c) {
+			c->packets++;
+			c->bytes += len;
+			return;
+		}
+	}
+	count_packet(ifindex, dir, reason, len);
+}
+
 /*
  * One IPv6 policy point: wep_judge's sequence for an IPv6 packet (parse, ND before policy,
  * anti-spoofing, later fragments, INVALID TCP flags, conntrack, policy through tortie_cls6_v1 and
@@ -194,12 +213,13 @@ static __always_inline bool wep_ep(__u32 ifindex, const struct tortie_endpoint *
  * path tortie_from_wep runs it for the destination too, `again` with the source's parse and
  * conntrack context, as wep_judge). Returns TORTIE_FORWARD or a drop reason. */
 static __always_inline int wep6_judge_ep(struct __sk_buff *skb, __u32 ifindex, __u8 dir, bool again,
-					 const struct tortie_endpoint *known, struct ct6_ctx *c)
+					 const struct tortie_endpoint *known, struct ct6_ctx *c, __u32 *slot)
 {
 	struct tortie_endpoint ep;
 
 	if (!wep_ep(ifindex, known, &ep))
 		return DROP_UNKNOWN_IFACE;
+	*slot = ep.slot;
 	if (ep.flags & TORTIE_EP_F_DISABLED)
 		return DROP_ENDPOINT_DISABLED;
 	if (skb->vlan_present)
@@ -211,10 +231,10 @@ static __always_inline int wep6_judge_ep(struct __sk_buff *skb, __u32 ifindex, _
 static __always_inline int wep6_point(struct __sk_buff *skb, __u32 ifindex, __u8 dir, bool again,
 				      const struct tortie_endpoint *known, struct ct6_ctx *c)
 {
-	__u32 len = skb->len;
-	int ret = wep6_judge_ep(skb, ifindex, dir, again, known, c);
+	__u32 len = skb->len, slot = 0;
+	int ret = wep6_judge_ep(skb, ifindex, dir, again, known, c, &slot);
 
-	count_packet(ifindex, dir, ret, len);
+	count_ep_packet(ifindex, slot, dir, ret, len);
 	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
@@ -231,7 +251,7 @@ static __always_inline int wep6_point(struct __sk_buff *skb, __u32 ifindex, __u8
  */
 static __always_inline int wep_judge(struct __sk_buff *skb, __u32 ifindex, __u8 dir, bool again,
 				     const struct tortie_endpoint *known, struct tortie_pkt *p,
-				     struct ct_ctx *ct, bool *ip4)
+				     struct ct_ctx *ct, bool *ip4, __u32 *slot)
 {
 	struct tortie_endpoint ep;
 	struct tortie_verdict verdict;
@@ -242,6 +262,7 @@ static __always_inline int wep_judge(struct __sk_buff *skb, __u32 ifindex, __u8 
 
 	if (!wep_ep(ifindex, known, &ep))
 		return DROP_UNKNOWN_IFACE;
+	*slot = ep.slot;
 	if (ep.flags & TORTIE_EP_F_DISABLED)
 		return DROP_ENDPOINT_DISABLED;
 	/* A hardware-accelerated tag never shows in the data: check the skb field too. */
@@ -314,18 +335,18 @@ static __always_inline int wep_to(struct __sk_buff *skb, __u32 ifindex, bool aga
 				  const struct tortie_endpoint *known, struct tortie_pkt *p, struct ct_ctx *ct)
 {
 	bool ip4 = false;
-	__u32 len = skb->len;
+	__u32 len = skb->len, slot = 0;
 	int ret;
 
-	ret = wep_judge(skb, ifindex, TORTIE_DIR_INGRESS, again, known, p, ct, &ip4);
-	count_packet(ifindex, TORTIE_DIR_INGRESS, ret, len);
+	ret = wep_judge(skb, ifindex, TORTIE_DIR_INGRESS, again, known, p, ct, &ip4, &slot);
+	count_ep_packet(ifindex, slot, TORTIE_DIR_INGRESS, ret, len);
 	return ret;
 }
 
 SEC("tc")
 int tortie_from_wep(struct __sk_buff *skb)
 {
-	__u32 ifindex = skb->ifindex, len = skb->len, zero = 0;
+	__u32 ifindex = skb->ifindex, len = skb->len, zero = 0, slot = 0;
 	const struct tortie_endpoint *dst_ep = NULL;
 	struct wep_scratch *sc;
 	/* The source's conntrack context, which the destination's point reuses (wep_judge); no
@@ -346,12 +367,12 @@ int tortie_from_wep(struct __sk_buff *skb)
 	ct.v4.entry = NULL;
 	ct.v6.entry = NULL;
 	if (v6) {
-		ret = wep6_judge_ep(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &ct.v6);
+		ret = wep6_judge_ep(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &ct.v6, &slot);
 		if (ret == TORTIE_FORWARD)
 			act = hr6_route(skb, &dst, &dst_ep, &via_fib);
 	} else {
 		__builtin_memset(&sc->pkt, 0, sizeof(sc->pkt));
-		ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &sc->pkt, &ct.v4, &ip4);
+		ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &sc->pkt, &ct.v4, &ip4, &slot);
 		if (ret == TORTIE_FORWARD && ip4) {
 			act = encap_from_wep(skb, sc->pkt.daddr);
 			if (act == TC_ACT_OK)
@@ -360,7 +381,7 @@ int tortie_from_wep(struct __sk_buff *skb)
 	}
 	if (act < 0)
 		ret = act;
-	count_packet(ifindex, TORTIE_DIR_EGRESS, ret, len);
+	count_ep_packet(ifindex, slot, TORTIE_DIR_EGRESS, ret, len);
 	if (ret < 0)
 		return TC_ACT_SHOT;
 	if (dst > 0 && v6)

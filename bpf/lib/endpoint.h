@@ -24,6 +24,22 @@ struct {
 } tortie_ep_v1 SEC(".maps");
 
 /*
+ * tortie_epcnt_v1: slot * 2 + dir -> per-CPU struct tortie_cnt_value: the packets an endpoint's
+ * points forward (reason 0), at an index the agent gives the endpoint (tortie_endpoint.slot), so
+ * the per-packet count is an array slot instead of a tortie_cnt_v1 hash lookup. Drops still go
+ * to tortie_cnt_v1. The agent zeroes a slot before giving it out, reads it as the endpoint's
+ * (ifindex, dir, 0) counter, and when the endpoint goes adds what it counted to that
+ * tortie_cnt_v1 key (src/dataplane/bpf/counters.ts), so readers see one counter either way.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct tortie_cnt_value);
+	__uint(max_entries, TORTIE_EPCNT_SLOTS * 2);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tortie_epcnt_v1 SEC(".maps");
+
+/*
  * tortie_epip_v1 (LPM): (ifindex, family, address prefix) -> __u32 (reserved, 0).
  * The addresses an endpoint may send from (anti-spoofing). Written by the agent with the
  * endpoint; read by the from-workload program. Full map: agent error, endpoint not added.

@@ -25,8 +25,13 @@ struct tortie_endpoint {
 	__u32 flags;    /* TORTIE_EP_F_* */
 	__u32 table[2]; /* active verdict table per enum tortie_dir (INGRESS, EGRESS); 0 = none */
 	__u32 version;  /* bumped by the agent on every table flip; for debugging and tests */
-	__u32 pad;
+	__u32 slot;     /* its forwarded-packet counters in tortie_epcnt_v1 (slot * 2 + dir); 0 = none:
+			 * counted in tortie_cnt_v1 like everything else */
 };
+
+/* ---- forwarded packets per endpoint: tortie_epcnt_v1 (per-CPU array of struct tortie_cnt_value,
+ * index slot * 2 + enum tortie_dir for slots 1 .. TORTIE_EPCNT_SLOTS - 1) ---- */
+#define TORTIE_EPCNT_SLOTS 4096
 
 /* ---- endpoint addresses: tortie_epip_v1 (LPM: anti-spoofing set, value __u32 reserved) ----
  * Fixed part = 64 bits (ifindex, family, pad); then 0..32 (IPv4) or 0..128 (IPv6) bits of

@@ -63,7 +63,7 @@ export class WepHarness {
     return this.writer.applyEndpointPolicy({ ifindex: TEST_IFINDEX, id, ipNetworks: ips, tables: { ingress, egress } });
   }
 
-  counters(): CounterRow[] { return readCounters(this.dp.maps.cnt!); }
+  counters(): CounterRow[] { return readCounters(this.dp.maps.cnt!, this.dp.maps); }
 
   /** Runs one packet; `reason` is the counter slot that moved (0 = forwarded). */
   run(hook: 'from' | 'to', pkt: Buffer): RunResult {

@@ -55,7 +55,7 @@ t.test('netns end to end', async (t) => {
   const events: FlowEvent[] = [];
   rb = RingBuffer.open(dp.maps.events!, (rec) => events.push(decodeEvent(rec)));
 
-  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!), x.ifindex, dir, reason);
+  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!, dp!.maps), x.ifindex, dir, reason);
   const ping = (from: Workload, to: string, extra: string[] = []) =>
     from.ns.exec(['ping', '-c', '2', '-W', '1', '-i', '0.2', ...extra, to], { allowFail: true, timeoutMs: 10_000 });
 
@@ -107,8 +107,8 @@ t.test('netns end to end', async (t) => {
     pd.applyDelta(graph.flush());
     // Every tortie drop on any interface (both families: nothing of the workloads' own IPv6
     // chatter, neighbour or router messages, is dropped).
-    const drops = () => readCounters(dp!.maps.cnt!).filter((r) => r.reason < 0).reduce((a, r) => a + r.packets, 0n);
-    const fwdBytes = () => readCounters(dp!.maps.cnt!).find((r) => r.ifindex === w.web.ifindex && r.dir === Dir.INGRESS && r.reason === 0)?.bytes ?? 0n;
+    const drops = () => readCounters(dp!.maps.cnt!, dp!.maps).filter((r) => r.reason < 0).reduce((a, r) => a + r.packets, 0n);
+    const fwdBytes = () => readCounters(dp!.maps.cnt!, dp!.maps).find((r) => r.ifindex === w.web.ifindex && r.dir === Dir.INGRESS && r.reason === 0)?.bytes ?? 0n;
     const fwd0 = fwdBytes();
     const client = w.client.ns.spawn(['iperf3', `-${v}`, '-c', webIp, '-p', '5201', '-t', '3', '-b', '200M', '-J'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -119,7 +119,7 @@ t.test('netns end to end', async (t) => {
 
     t.ok(await until(() => fwdBytes() > fwd0 + 1_000_000n, 5000), 'flow running (1 MB forwarded to web)');
     const dropsAtStart = drops();
-    const snap0 = readCounters(dp!.maps.cnt!);
+    const snap0 = readCounters(dp!.maps.cnt!, dp!.maps);
     graph.onUpdate(webIngress(false));
     const delta = graph.flush();
     t.ok(delta.endpointsUpserted.some((e) => e.key === 'ns1/web'), 'the compiler switched web to a new table');
@@ -131,7 +131,7 @@ t.test('netns end to end', async (t) => {
     t.not(after.table[Dir.INGRESS], before.table[Dir.INGRESS], 'to a new ingress table');
     t.ok(await until(() => fwdBytes() > bytesAtFlip + 5_000_000n, 5000), 'and it kept flowing (5 MB forwarded after the flip)');
     t.equal(drops(), dropsAtStart, 'not one packet dropped by tortie while the flow ran across the flip');
-    if (drops() !== dropsAtStart) t.comment(JSON.stringify(readCounters(dp!.maps.cnt!).filter((r) => r.reason < 0).map((r) => [r.ifindex, r.dir, r.reason, Number(r.packets - (snap0.find((x) => x.ifindex === r.ifindex && x.dir === r.dir && x.reason === r.reason)?.packets ?? 0n))])));
+    if (drops() !== dropsAtStart) t.comment(JSON.stringify(readCounters(dp!.maps.cnt!, dp!.maps).filter((r) => r.reason < 0).map((r) => [r.ifindex, r.dir, r.reason, Number(r.packets - (snap0.find((x) => x.ifindex === r.ifindex && x.dir === r.dir && x.reason === r.reason)?.packets ?? 0n))])));
     const denyBeforeProbe = count(w.web, Dir.INGRESS, R.POLICY_DENY);
     const addr = v === 4 ? webIp : `[${webIp}]`;
     const probe = await w.client.ns.sh(`timeout 3 socat -T1 /dev/null TCP:${addr}:5201,connect-timeout=1`, { allowFail: true, timeoutMs: 10_000 });

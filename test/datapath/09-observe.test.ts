@@ -26,7 +26,7 @@ for (const F of FAMILIES) t.test(`${F.label}: stats, occupancy and flow events`,
   h.run('from', F.flow({ src: EP, dst: PEER, proto: PROTO.TCP, sport: 2000, dport: 81 }));
   h.run('from', F.flow({ src: SPOOF, dst: PEER, proto: PROTO.TCP, sport: 2001, dport: 80 }));
 
-  const st = datapathStats(h.dp.maps.cnt!, [ct, h.dp.maps.pol!]);
+  const st = datapathStats(h.dp.maps.cnt!, [ct, h.dp.maps.pol!], h.dp.maps);
   t.equal(st.forwarded, 3);
   t.same(st.drops, { policy_deny: 1, spoofed_src: 1 });
   t.same(st.mapEntries[ct.name], { entries: 3, capacity: 4096 }, `${ct.name}: the three flows`);

@@ -57,7 +57,7 @@ t.test('hostile packets in namespaces', async (t) => {
   const { pd } = topo.program(dp, [ns1, wep('atk', 'target'), wep('vic', 'target'), wep('cli', 'client'), targetsIngress, clientIngress, egressAll]);
   t.same(pd.pendingEndpoints, [], 'every endpoint bound');
   const nodeMac = (await topo.node.exec(['cat', '/sys/class/net/eth0/address'])).stdout.trim();
-  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!), x.ifindex, dir, reason);
+  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!, dp!.maps), x.ifindex, dir, reason);
   const fromWl = (x: Workload, pkts: string[]) => scapy(x.ns, pkts, 'ee:ee:ee:ee:ee:ee');
   const fromExt = (pkts: string[]) => scapy(topo.outside, pkts, nodeMac);
 

@@ -47,7 +47,7 @@ t.test('a flood of new flows is refused past the workload\'s conntrack quota; an
   topo.program(dp, [ns1, wep('web'), wep('client'), wep('flood'), ...policies]);
   const web = new PySockets(w.web.ns), client = new PySockets(w.client.ns), flood = new PySockets(w.flood.ns);
   socks.push(web, client, flood);
-  const counted = () => counterPackets(readCounters(dp!.maps.cnt!), w.flood.ifindex, Dir.EGRESS, R.CT_QUOTA);
+  const counted = () => counterPackets(readCounters(dp!.maps.cnt!, dp!.maps), w.flood.ifindex, Dir.EGRESS, R.CT_QUOTA);
 
   for (const v of [4, 6] as const) t.test(`IPv${v}`, async (t) => {
     const IP = v === 4 ? IP4 : IP6;

@@ -70,7 +70,7 @@ async function node(label: string, action: EndpointToHostAction | undefined): Pr
     }
     await topo.node.sh(`for i in $(seq 100); do [ $(ss -lun | grep -c ':7001 ') = 2 ] && exit 0; sleep 0.05; done; exit 1`);
     const d = dp;
-    return { topo, dp: d, w, close, toHostDenied: () => counterPackets(readCounters(d.maps.cnt!), w.ifindex, Dir.EGRESS, R.TO_HOST_DENIED) };
+    return { topo, dp: d, w, close, toHostDenied: () => counterPackets(readCounters(d.maps.cnt!, d.maps), w.ifindex, Dir.EGRESS, R.TO_HOST_DENIED) };
   } catch (e) {
     await close();
     throw e;
@@ -139,7 +139,7 @@ t.test('BPF_PROG_TEST_RUN in a namespace: verdicts and counter', async (t) => {
   const WL = '192.168.30.9';
   const run = (h: WepHarness, hook: 'from' | 'to', pkt: Buffer) => {
     const dir = hook === 'from' ? Dir.EGRESS : Dir.INGRESS;
-    const cnt = () => readCounters(h.dp.maps.cnt!).filter((r) => r.ifindex === TEST_IFINDEX && r.dir === dir);
+    const cnt = () => readCounters(h.dp.maps.cnt!, h.dp.maps).filter((r) => r.ifindex === TEST_IFINDEX && r.dir === dir);
     const before = cnt();
     const r = (hook === 'from' ? h.dp.fromWep : h.dp.toWep).testRun(pkt, { netns: ns.path });
     const moved = cnt().filter((a) => a.packets !== (before.find((b) => b.reason === a.reason)?.packets ?? 0n));

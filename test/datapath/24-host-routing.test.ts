@@ -68,7 +68,7 @@ t.test('host routing on: peer redirect, policy of the destination at the source'
   const events: FlowEvent[] = [];
   rb = RingBuffer.open(dp.maps.events!, (rec) => events.push(decodeEvent(rec)));
 
-  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!), x.ifindex, dir, reason);
+  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!, dp!.maps), x.ifindex, dir, reason);
   const hr = () => readHostRouteStats(dp!.maps.hrst!);
   const ping = (from: Workload, to: string, n: number, extra: string[] = []) =>
     from.ns.exec(['ping', '-c', String(n), '-W', '1', '-i', '0.05', ...extra, to], { allowFail: true, timeoutMs: 15_000 });

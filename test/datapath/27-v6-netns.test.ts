@@ -47,7 +47,7 @@ t.test('IPv6 on one node, real packets', async (t) => {
   const weps = (Object.keys(IP) as (keyof typeof IP)[]).map((k) => fixtureWep(`ns1/${k}`, { ip: [...IP[k]], labels: { app: k } }));
   const { pd } = topo.program(dp, [namespace('ns1'), ...weps, webIngress, egressAll]);
   t.same(pd.pendingEndpoints, [], 'every endpoint bound');
-  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!), x.ifindex, dir, reason);
+  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!, dp!.maps), x.ifindex, dir, reason);
   await w.web.ns.spawn(['socat', 'TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=0', 'EXEC:echo ok8080']);
   await w.web.ns.spawn(['socat', 'TCP6-LISTEN:8081,fork,reuseaddr,ipv6only=0', 'EXEC:echo ok8081']);
   await w.web.ns.spawn(['socat', 'TCP6-LISTEN:8082,fork,reuseaddr,ipv6only=0', 'EXEC:echo ok8082']);

@@ -90,7 +90,7 @@ t.test('IPv6 host routing on: peer redirect, uplink redirect with NAT66, the ker
   const events: FlowEvent[] = [];
   rb = RingBuffer.open(dp.maps.events!, (rec) => events.push(decodeEvent(rec)));
 
-  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!), x.ifindex, dir, reason);
+  const count = (x: Workload, dir: number, reason: number) => counterPackets(readCounters(dp!.maps.cnt!, dp!.maps), x.ifindex, dir, reason);
   const hr6 = () => readHostRouteStats(dp!.maps.hrst!, 6);
   const hr4 = () => readHostRouteStats(dp!.maps.hrst!, 4);
 
@@ -275,6 +275,6 @@ t.test('IPv6 host routing off: the kernel path, nothing redirected', async (t) =
   const tx0 = await txPackets(topo, web);
   t.equal((await ping6(cli, IP.web[1], 10)).code, 0, 'cli -> web answered');
   t.ok(await txPackets(topo, web) - tx0 >= 10n, 'caliweb transmitted the requests (its tc egress judged them)');
-  t.ok(counterPackets(readCounters(dp.maps.cnt!), web.ifindex, Dir.INGRESS, 0) >= 10n, 'counted on web\'s ingress point there');
+  t.ok(counterPackets(readCounters(dp.maps.cnt!, dp.maps), web.ifindex, Dir.INGRESS, 0) >= 10n, 'counted on web\'s ingress point there');
   t.same(readHostRouteStats(dp.maps.hrst!, 6), { peer: 0n, declined: 0n, uplink: 0n, uplinkNeigh: 0n, peerFib: 0n }, 'nothing redirected or declined');
 });

@@ -51,7 +51,7 @@ t.test('from-workload IPIP fast path', async (t) => {
   const stats = () => readNetStats(maps.map(NET_MAP.netstat));
 
   const run = (pkt: Buffer) => {
-    const cnt = () => readCounters(h.dp.maps.cnt!).filter((r) => r.ifindex === TEST_IFINDEX && r.dir === Dir.EGRESS);
+    const cnt = () => readCounters(h.dp.maps.cnt!, h.dp.maps).filter((r) => r.ifindex === TEST_IFINDEX && r.dir === Dir.EGRESS);
     const before = cnt();
     const r = h.dp.fromWep.testRun(pkt, { netns: n.path });
     const moved = cnt().filter((a) => a.packets !== (before.find((b) => b.reason === a.reason)?.packets ?? 0n));

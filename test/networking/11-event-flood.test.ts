@@ -53,7 +53,7 @@ t.test('a flood of new denied flows: bounded events, counted aggregates, policy 
   const dp = A.dp!;
   const wtIf = await A.ns.ifindex(wt.hostIf);
   wt.ns.spawn(['socat', `TCP6-LISTEN:${PORT},fork,reuseaddr,ipv6only=0`, 'SYSTEM:true'], { stdio: 'ignore' });
-  const denied = () => readCounters(dp.maps.cnt!).filter((r) => r.ifindex === wtIf && r.dir === Dir.INGRESS && r.reason === R.POLICY_DENY)
+  const denied = () => readCounters(dp.maps.cnt!, dp.maps).filter((r) => r.ifindex === wtIf && r.dir === Dir.INGRESS && r.reason === R.POLICY_DENY)
     .reduce((s, r) => s + r.packets, 0n);
   const budget = () => readEventBudgets(dp.maps.evbud!).find((r) => r.ifindex === wtIf) ?? { emitted: 0n, suppressed: 0n, lost: 0n };
 

@@ -33,6 +33,7 @@ import {
 import { encodeProjection, encodeTablePacked, entriesOf, keysOf, prefix4, prefix6, type Entry, type PackedEntries, type PackedTableEntries } from './encode';
 import { PackedTable, type AnyTable } from './packed-table';
 import { TortieError } from '../../util/errors';
+import type { EpCounterSlots } from './counters';
 
 export interface MapOps {
   lookup(key: Buffer): Buffer | undefined;
@@ -79,6 +80,8 @@ export interface PolicyMaps {
   epaddr: MapOps;
   /** tortie_epdst_v1 (the wep object's); absent: no address -> endpoint entries are written. */
   epdst?: MapOps;
+  /** Endpoint counter slots (tortie_epcnt_v1); absent: endpoints get slot 0 (counted in tortie_cnt_v1). */
+  counterSlots?: EpCounterSlots;
   tbl: MapOps;
   proj: MapOps;
   spc: MapOps;
@@ -255,7 +258,7 @@ export interface EndpointPolicy {
   hostMac?: string;
 }
 
-interface EpState { tableIds: number[]; addrKeys: Map<string, Buffer>; version: number; dstKeys: Map<string, Buffer> }
+interface EpState { tableIds: number[]; addrKeys: Map<string, Buffer>; version: number; dstKeys: Map<string, Buffer>; slot: number }
 
 /** tortie_epdst_v1 keys of the host addresses (/32, /128) among `ipNetworks`. */
 function epDstKeys(ipNetworks: readonly string[]): Map<string, Buffer> {
@@ -308,7 +311,9 @@ export class EndpointPolicyWriter {
       const v = endpointCodec.decode(e.value);
       const tableIds = v.table.filter((id) => id !== 0);
       for (const id of tableIds) this.tables.holdRecovered(id);
-      this.eps.set(ifindex, { tableIds, addrKeys: addrs.get(ifindex) ?? new Map(), version: v.version, dstKeys: new Map() });
+      // Its counter slot stays its own (a slot out of range or claimed twice: a new one at the next apply).
+      const slot = v.slot > 0 && this.maps.counterSlots?.adopt(v.slot) ? v.slot : 0;
+      this.eps.set(ifindex, { tableIds, addrKeys: addrs.get(ifindex) ?? new Map(), version: v.version, dstKeys: new Map(), slot });
       found.push(ifindex);
     }
     // Address entries of endpoints still there are theirs (rewritten by the next apply); others go.
@@ -357,6 +362,7 @@ export class EndpointPolicyWriter {
       flags: p.disabled ? EP_F_DISABLED : 0,
       table: newIds,
       version: ((old?.version ?? prev?.version ?? 0) + 1) >>> 0,
+      slot: prev?.slot || this.maps.counterSlots?.take() || 0,
     };
     this.maps.ep.update(u32Key(p.ifindex), endpointCodec.encode(value)); // the flip
     if (dstKeys.size > 0) {
@@ -366,7 +372,7 @@ export class EndpointPolicyWriter {
 
     if (prev) for (const [h, k] of prev.addrKeys) if (!addrKeys.has(h)) this.maps.epaddr.delete(k);
     for (const id of prev?.tableIds ?? []) this.tables.release(id);
-    this.eps.set(p.ifindex, { tableIds: newIds, addrKeys, version: value.version, dstKeys });
+    this.eps.set(p.ifindex, { tableIds: newIds, addrKeys, version: value.version, dstKeys, slot: value.slot });
     return value;
   }
 
@@ -399,6 +405,7 @@ export class EndpointPolicyWriter {
     for (const h of prev?.dstKeys.keys() ?? []) this.withdrawDst(h, ifindex);
     this.maps.ep.delete(u32Key(ifindex));
     if (!prev) return;
+    if (prev.slot) this.maps.counterSlots?.retire(ifindex, prev.slot);
     for (const k of prev.addrKeys.values()) this.maps.epaddr.delete(k);
     for (const id of prev.tableIds) this.tables.release(id);
     this.eps.delete(ifindex);

@@ -24,6 +24,7 @@ export const MAP = {
   frag4: 'tortie_frag4_v2',
   pf4: 'tortie_pf4_v1',
   cnt: 'tortie_cnt_v1',
+  epcnt: 'tortie_epcnt_v1',
   events: 'tortie_evt_v1',
   evsup: 'tortie_evsup_v1',
   evbud: 'tortie_evbud_v1',
@@ -73,9 +74,11 @@ export const endpointCodec = defineStruct('tortie_endpoint', [
   { name: 'flags', type: 'u32' },
   { name: 'table', type: 'u32', count: 2 },
   { name: 'version', type: 'u32' },
-  { name: 'pad', type: 'pad', length: 4 },
+  { name: 'slot', type: 'u32' },
 ] as const);
 export type Endpoint = ValueOf<typeof endpointCodec>;
+/** TORTIE_EPCNT_SLOTS: endpoint counter slots 1 .. EPCNT_SLOTS - 1 in tortie_epcnt_v1 (index slot * 2 + dir). */
+export const EPCNT_SLOTS = 4096;
 
 export const epAddrKeyCodec = defineStruct('tortie_ep_addr_key', [
   { name: 'prefixlen', type: 'u32' },

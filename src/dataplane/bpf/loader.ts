@@ -19,6 +19,7 @@ import { BpfMap, BpfObject, isBpfError, type BpfProgram } from '../native';
 import { TortieError } from '../../util/errors';
 import { CALICO_CT_TIMEOUTS, ctTimeoutConstants, defaultCtMaxEntries, type CtMapOps, type CtTimeouts } from './conntrack';
 import { MAP } from './codecs';
+import { EpCounterSlots } from './counters';
 import { POLICY_MAP_KEYS, SIZED_MAPS, SIZED_MAP_KEYS, type SizedMapKey } from './map-sizes';
 import { NET_MAP } from './net-codecs';
 import { DEFAULT_NAT_MAX_ENTRIES, DEFAULT_NAT_QUOTA, DEFAULT_NAT_TIMEOUTS, natTimeoutConstants, validateNatTimeouts, type NatTimeouts } from './nat';
@@ -314,6 +315,7 @@ async function loadWepOnce(opts: LoadOptions, hostRouting: HostRoutingState): Pr
       maps,
       policyMaps: {
         ep: mapOps(need('ep')), epaddr: mapOps(need('epaddr')), epdst: maps.epdst && mapOps(maps.epdst), tbl: mapOps(need('tbl')),
+        counterSlots: maps.epcnt && maps.cnt && new EpCounterSlots(maps.cnt, maps.epcnt),
         proj: mapOps(need('proj')), spc: mapOps(need('spc')), pol: mapOps(need('pol')),
       },
       ct: ctMapOps(need('ct4')),

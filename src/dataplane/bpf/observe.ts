@@ -12,7 +12,7 @@ import type { BpfMap } from '../native';
 import { RingBuffer } from '../native';
 import type { RuleInfo } from '../../calc/types';
 import { sweepConntrack, type CtMapOps, type CtTimeouts, type SweepResult } from './conntrack';
-import { decodeEvent, readCounters, type FlowEvent } from './counters';
+import { decodeEvent, readCounters, type EpCounterMaps, type FlowEvent } from './counters';
 import { dropReasonLabel } from './drop-reasons';
 
 export interface Occupancy { live: number; capacity: number; ratio: number; expiredLastSweep: number; sweptAtMs: number }
@@ -55,10 +55,10 @@ export interface DatapathStats {
   mapEntries: Record<string, { entries: number; capacity: number }>;
 }
 
-export function datapathStats(cnt: BpfMap, maps: BpfMap[] = []): DatapathStats {
+export function datapathStats(cnt: BpfMap, maps: BpfMap[] = [], fast?: EpCounterMaps): DatapathStats {
   const drops: Record<string, number> = {};
   let forwarded = 0;
-  for (const r of readCounters(cnt)) {
+  for (const r of readCounters(cnt, fast)) {
     if (r.reason === 0) forwarded += Number(r.packets);
     else drops[dropReasonLabel(r.reason)] = (drops[dropReasonLabel(r.reason)] ?? 0) + Number(r.packets);
   }
