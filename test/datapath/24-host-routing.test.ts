@@ -15,7 +15,9 @@ import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 import { loadWep, readHostRouteStats, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../../src/dataplane/bpf/counters';
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
-import { AF_INET, CTF, CtState, ct4KeyCodec, ctValueCodec, epDstCodec, epDstKeyCodec, type Ct4Key, type CtValue } from '../../src/dataplane/bpf/codecs';
+import { AF_INET, CTF, CtState, cntValueCodec, ct4KeyCodec, ctValueCodec, endpointCodec, epDstCodec, epDstKeyCodec, u32Key, type Ct4Key, type CtValue } from '../../src/dataplane/bpf/codecs';
+import { EndpointPolicyWriter } from '../../src/dataplane/bpf/apply';
+import { EpCounterSlots } from '../../src/dataplane/bpf/counters';
 import { RingBuffer } from '../../src/dataplane/native';
 import { until, waitListening } from '../../src/testbed/probes';
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint } from '../../src/model';
@@ -99,6 +101,64 @@ t.test('host routing on: peer redirect, policy of the destination at the source'
     await waitListening(w.web.ns, 8080);
     const echo = await w.client.ns.sh(`echo hello-hr | timeout 4 socat -T2 - TCP:${IP.web}:8080,connect-timeout=2`, { allowFail: true, timeoutMs: 10_000 });
     t.equal(echo.stdout.trim(), 'hello-hr', 'TCP through the peer path');
+  });
+
+  t.test('per-interface counters under host routing: each forwarded packet once, in the endpoint\'s slot; kept when it goes', async (t) => {
+    const epOf = (x: Workload) => { const v = dp!.maps.ep!.lookup(u32Key(x.ifindex)); return v ? endpointCodec.decode(v) : undefined; };
+    const hashFwd = (x: Workload, dir: number) => readCounters(dp!.maps.cnt!).find((r) => r.ifindex === x.ifindex && r.dir === dir && r.reason === 0);
+    const fwd = (x: Workload, dir: number) => readCounters(dp!.maps.cnt!, dp!.maps).find((r) => r.ifindex === x.ifindex && r.dir === dir && r.reason === 0)
+      ?? { packets: 0n, bytes: 0n };
+    const slotSum = (slot: number, dir: number) => dp!.maps.epcnt!.splitPerCpu(dp!.maps.epcnt!.lookup(u32Key(slot * 2 + dir))!)
+      .map((b) => cntValueCodec.decode(b)).reduce((a, c) => ({ packets: a.packets + c.packets, bytes: a.bytes + c.bytes }), { packets: 0n, bytes: 0n });
+    const sWeb = epOf(w.web)!.slot, sCli = epOf(w.client)!.slot;
+    t.ok(sWeb > 0 && sCli > 0 && sWeb !== sCli, `web and client have counter slots of their own (${sWeb}, ${sCli})`);
+    // Echoes of a size nothing else here has (1,000 bytes of data: 1,042-byte frames at the
+    // points); whatever else crosses the points meanwhile (ARP, IPv6 neighbour discovery) is small.
+    const N = 20n, FRAME = 1042n;
+    const hash0 = { web: hashFwd(w.web, Dir.INGRESS), cli: hashFwd(w.client, Dir.EGRESS) };
+    const web0 = fwd(w.web, Dir.INGRESS), cli0 = fwd(w.client, Dir.EGRESS), back0 = fwd(w.client, Dir.INGRESS);
+    t.equal((await ping(w.client, IP.web, Number(N), ['-s', '1000'])).code, 0, 'client -> web: 20 big echoes answered');
+    for (const [what, d] of [
+      ['requests on web\'s ingress point', { a: web0, b: fwd(w.web, Dir.INGRESS) }],
+      ['requests on client\'s egress point', { a: cli0, b: fwd(w.client, Dir.EGRESS) }],
+      ['replies on client\'s ingress point', { a: back0, b: fwd(w.client, Dir.INGRESS) }],
+    ] as const) {
+      const pk = d.b.packets - d.a.packets, by = d.b.bytes - d.a.bytes;
+      t.ok(pk >= N && by >= N * FRAME, `${what}: all ${N} counted (${pk} packets, ${by} bytes)`);
+      t.ok(by - N * FRAME < (pk - N) * 200n || (pk === N && by === N * FRAME), `${what}: none counted twice (${by - N * FRAME} bytes beyond them in ${pk - N} other packets)`);
+    }
+    t.same(hashFwd(w.web, Dir.INGRESS), hash0.web, 'web\'s forwarded packets went to its slot, not the hash');
+    t.same(hashFwd(w.client, Dir.EGRESS), hash0.cli, 'client\'s too');
+    t.ok(slotSum(sWeb, Dir.INGRESS).packets >= N, 'web\'s slot holds them');
+
+    // The endpoint goes: what its slot counted moves to tortie_cnt_v1, the slot is zeroed for the next.
+    const before = fwd(w.web, Dir.INGRESS), beforeOut = fwd(w.web, Dir.EGRESS);
+    prog.graph.onDelete('WorkloadEndpoint', 'web', 'ns1');
+    prog.pd.applyDelta(prog.graph.flush());
+    t.equal(epOf(w.web), undefined, 'web\'s endpoint entry deleted');
+    const after = fwd(w.web, Dir.INGRESS), afterOut = fwd(w.web, Dir.EGRESS);
+    t.ok(after.packets >= before.packets && after.bytes >= before.bytes, `web's ingress counter kept (${before.packets} -> ${after.packets})`);
+    t.ok(afterOut.packets >= beforeOut.packets, `and its egress counter (${beforeOut.packets} -> ${afterOut.packets})`);
+    t.same(hashFwd(w.web, Dir.INGRESS), { ifindex: w.web.ifindex, dir: Dir.INGRESS, reason: 0, ...after }, 'now all in the hash');
+    t.same(slotSum(sWeb, Dir.INGRESS), { packets: 0n, bytes: 0n }, 'the slot zeroed');
+    t.same(slotSum(sWeb, Dir.EGRESS), { packets: 0n, bytes: 0n }, 'both directions');
+    prog.update(weps.web);
+    const sWeb2 = epOf(w.web)!.slot;
+    t.ok(sWeb2 > 0 && sWeb2 !== sWeb, `back with another slot (freed ones are reused last): ${sWeb2}`);
+    t.same(fwd(w.web, Dir.INGRESS), after, 'its counter continues from where it was');
+    const again0 = fwd(w.web, Dir.INGRESS);
+    t.equal((await ping(w.client, IP.web, 5, ['-s', '1000'])).code, 0, 'client -> web answered again');
+    t.ok(fwd(w.web, Dir.INGRESS).packets - again0.packets >= 5n, 'counted in the new slot');
+
+    // A restarted agent keeps each endpoint's slot (recover), so the counters do not move.
+    const slots = new EpCounterSlots(dp!.maps.cnt!, dp!.maps.epcnt!);
+    const writer = new EndpointPolicyWriter({ ...dp!.policyMaps, counterSlots: slots });
+    const held = fwd(w.web, Dir.INGRESS);
+    t.ok(writer.recover().includes(w.web.ifindex), 'a new writer finds web');
+    t.notOk(slots.adopt(sWeb2), 'and holds web\'s slot as in use (it would not hand it out)');
+    t.notOk(slots.adopt(sCli), 'client\'s too');
+    t.ok(slots.adopt(sWeb), 'the freed one is free');
+    t.ok(fwd(w.web, Dir.INGRESS).packets >= held.packets, 'web\'s counter untouched by the recovery');
   });
 
   t.test('the destination\'s ingress deny drops at the source, attributed to the destination', async (t) => {
