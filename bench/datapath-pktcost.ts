@@ -16,6 +16,8 @@
  *     (the "established" figure), which the kernel path runs on the destination's cali* instead.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/datapath-pktcost.js [repeat]
+ * TORTIE_BENCH_OBJECT_DIR=<dir>: the workload object from that directory (a tortie_wep.bpf.o built
+ * from another commit) instead of bpf/out, to compare builds run by run.
  */
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +30,7 @@ import { ns, policySet, wep } from './datapath-policies';
 import { median } from './lib/stats';
 
 const REPEAT = Number(process.argv[2] ?? 1_000_000);
+const OBJECT_DIR = process.env.TORTIE_BENCH_OBJECT_DIR || undefined;
 const SERVER = '192.168.20.1';
 const CLIENT = '192.168.20.2';
 const SERVER6 = 'fd00:20::1';
@@ -67,9 +70,9 @@ interface PathCosts {
 
 async function policyPath(policies: number, rulesEach: number): Promise<PathCosts> {
   const root = pinRoot();
-  const dp = await loadWep({ pinRoot: root, events: false, ctMaxEntries: 65536, hostRouting: 'off' });
+  const dp = await loadWep({ pinRoot: root, events: false, ctMaxEntries: 65536, hostRouting: 'off', objectDir: OBJECT_DIR });
   // The host-routing variant on the same pinned maps (its conntrack, endpoints, tables).
-  const hr = await loadWep({ pinRoot: root, events: false, ctMaxEntries: 65536, hostRouting: 'auto' });
+  const hr = await loadWep({ pinRoot: root, events: false, ctMaxEntries: 65536, hostRouting: 'auto', objectDir: OBJECT_DIR });
   try {
     const graph = new CalcGraph({ nodeName: 'node1' });
     for (const r of [ns('bench'), wep('server', SERVER, 'server', 'caliserver', SERVER6), wep('client', CLIENT, 'client', 'caliclient', CLIENT6),
