@@ -102,7 +102,7 @@ enum ct_result {
 struct ct_ctx {
 	struct tortie_ct4_key key;
 	struct tortie_ct_value *entry;
-	__u64 now;      /* bpf_ktime_get_ns of the lookup; ct_commit stamps with it */
+	__u64 now;      /* the lookup's clock (ct_now); ct_commit stamps with it */
 	bool src_is_a;
 	bool init_dir;  /* packet travels initiator -> responder */
 };
@@ -127,6 +127,18 @@ static __always_inline __u64 ct_timeout(__u8 state)
 	default:
 		return ct_timeout_other_ns;
 	}
+}
+
+/*
+ * The conntrack clock: CLOCK_MONOTONIC at the kernel tick's resolution (bpf_ktime_get_coarse_ns,
+ * the time of the last tick: 4 ms at HZ=250), the clock of bpf_ktime_get_ns and of the agent's
+ * sweep (process.hrtime), read without the clock source. Timeouts are seconds, so a stamp up to a
+ * tick early changes nothing observable; it saved ~15 ns of an established packet's ~150 ns in
+ * BPF_PROG_TEST_RUN (docs/benchmarks.md, Per-packet).
+ */
+static __always_inline __u64 ct_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
 }
 
 /* `now` was read before the lookup; another CPU may have stamped the entry after that, so
@@ -212,7 +224,7 @@ static __always_inline enum ct_result ct_entry_judge(const struct tortie_pkt *pk
 static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __u8 dir, struct ct_ctx *c)
 {
 	struct tortie_ct_value *v;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = ct_now();
 
 	c->now = now;
 	ct4_key_make(&c->key, pkt->saddr, pkt->daddr, pkt->ct_sport, pkt->ct_dport, pkt->proto, &c->src_is_a);
@@ -382,7 +394,7 @@ static __always_inline __u8 ct6_initial_state(const struct tortie_pkt *pkt)
 static __always_inline enum ct_result ct6_lookup(const struct tortie_pkt *pkt, __u8 dir, struct ct6_ctx *c)
 {
 	struct tortie_ct_value *v;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = ct_now();
 
 	c->now = now;
 	ct6_key_make(&c->key, pkt->saddr6, pkt->daddr6, pkt->ct_sport, pkt->ct_dport, pkt->proto, &c->src_is_a);
