@@ -132,6 +132,19 @@ static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, c
 	return 0;
 }
 
+/* The network header at IPIP_L3_OFF (ETH_HLEN; both families, `to` its fixed header): read in
+ * place where the parse left it linear (always, short of a malformed packet), else loaded. */
+#define hr_load_l3(skb, to)                                                                    \
+	({                                                                                      \
+		void *_d = ctx_data(skb), *_e = ctx_data_end(skb);                            \
+		long _r = 0;                                                                    \
+		if (_d + IPIP_L3_OFF + sizeof(*(to)) <= _e)                                    \
+			__builtin_memcpy((to), _d + IPIP_L3_OFF, sizeof(*(to)));              \
+		else                                                                            \
+			_r = bpf_skb_load_bytes(skb, IPIP_L3_OFF, (to), sizeof(*(to)));       \
+		_r;                                                                             \
+	})
+
 /*
  * Would the packet fit the MTU of the cali* `ifindex` (a GSO packet: its segments)? What the fib
  * checks against its egress device, for the destinations found without it; over it, the fib's
@@ -171,7 +184,7 @@ static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local, const s
 
 	if (!host_routing)
 		return TC_ACT_OK;
-	if (bpf_skb_load_bytes(skb, IPIP_L3_OFF, &ip, sizeof(ip)) < 0)
+	if (hr_load_l3(skb, &ip) < 0)
 		return TC_ACT_OK;
 	d = ep_dst4(ip.daddr);
 	if (d && d->ifindex != skb->ifindex && ip.ttl > 1) {

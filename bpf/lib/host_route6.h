@@ -88,7 +88,7 @@ static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local, const 
 
 	if (!host_routing)
 		return TC_ACT_OK;
-	if (bpf_skb_load_bytes(skb, HR6_L3_OFF, &ip6, sizeof(ip6)) < 0)
+	if (hr_load_l3(skb, &ip6) < 0)
 		return TC_ACT_OK;
 	/* A local workload by its address, without the fib (lib/host_route.h's hr_route). */
 	d = ep_dst6(&ip6.daddr);
