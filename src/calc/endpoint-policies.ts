@@ -367,7 +367,7 @@ export class EndpointPolicies {
       const parts: PlanPart[] = [];
       for (const p of policies) {
         const pre = precompilePolicy(p);
-        parts.push(resolve('P', pre.hash, pre[d]));
+        parts.push(resolve('P', pre.hash[d], pre[d]));
       }
       plan.push({ kind: 'tier', tier, policies: parts });
     }
@@ -375,7 +375,7 @@ export class EndpointPolicies {
       const prof = this.resources.profile(name);
       if (prof === undefined) continue;
       const pre = precompileProfile(prof);
-      plan.push({ kind: 'profile', part: resolve('R', pre.hash, pre[d]) });
+      plan.push({ kind: 'profile', part: resolve('R', pre.hash[d], pre[d]) });
     }
     const key = createHash('sha1').update(keyParts.join('\u0002')).digest('hex');
     const extras = (): DefinitionExtras => {

@@ -65,8 +65,12 @@ export interface PreRule {
 }
 
 export interface PreCompiled {
-  /** Content hash of the resource's policy-relevant fields. */
-  hash: string;
+  /**
+   * Content hash per direction of the resource's fields that the direction's rules depend on
+   * (identity, tier, that direction's rules): an edit of the ingress rules leaves the egress hash,
+   * so the endpoints' egress tables keep their definitions (no rebuild, no new table).
+   */
+  hash: Record<Direction, string>;
   ingress: PreRule[];
   egress: PreRule[];
 }
@@ -178,7 +182,10 @@ export function precompilePolicy(p: AnyPolicy): PreCompiled {
       return preRule(r, i, dir, ns, info, ruleKeyOf(info));
     });
   const out: PreCompiled = {
-    hash: hashOf([p.kind, ns, p.metadata.name, tier, p.spec.ingress ?? [], p.spec.egress ?? []]),
+    hash: {
+      ingress: hashOf([p.kind, ns, p.metadata.name, tier, 'ingress', p.spec.ingress ?? []]),
+      egress: hashOf([p.kind, ns, p.metadata.name, tier, 'egress', p.spec.egress ?? []]),
+    },
     ingress: build('ingress'),
     egress: build('egress'),
   };
@@ -201,7 +208,10 @@ export function precompileProfile(p: Profile): PreCompiled {
       return preRule(r, i, dir, undefined, info, ruleKeyOf(info));
     });
   const out: PreCompiled = {
-    hash: hashOf(['Profile', p.metadata.name, p.spec.ingress ?? [], p.spec.egress ?? []]),
+    hash: {
+      ingress: hashOf(['Profile', p.metadata.name, 'ingress', p.spec.ingress ?? []]),
+      egress: hashOf(['Profile', p.metadata.name, 'egress', p.spec.egress ?? []]),
+    },
     ingress: build('ingress'),
     egress: build('egress'),
   };

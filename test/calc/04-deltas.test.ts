@@ -107,6 +107,38 @@ t.test('policy update: only the selected endpoint switches tables', async (t) =>
   t.ok(d.rulesUpserted.some((r) => r.policy?.name === 'web-in' && r.index === 0 && r.action === 'Deny'), 'changed rule re-announced');
 });
 
+t.test('an edit of one direction\'s rules keeps the other direction\'s table', async (t) => {
+  const g = base();
+  const both = (ingressAction: 'Allow' | 'Deny', egressPort: number) =>
+    gnp('web-both', {
+      selector: 'app == "web"',
+      ingress: [{ action: ingressAction, protocol: 'TCP', source: { selector: 'app == "db"' } }],
+      egress: [{ action: 'Allow', protocol: 'TCP', destination: { selector: 'app == "cache"', ports: [egressPort] } }],
+    });
+  g.onUpdate(both('Allow', 80));
+  g.flush();
+  const s0 = g.snapshot().endpoints.find((e) => e.key === 'ns1/a')!.tables;
+  g.onUpdate(both('Deny', 80));
+  const d1 = g.flush();
+  t.same(d1.endpointsUpserted.map((e) => e.key), ['ns1/a']);
+  const s1 = d1.endpointsUpserted[0]!.tables;
+  t.not(s1.ingress, s0.ingress, 'ingress edit: new ingress table');
+  t.equal(s1.egress, s0.egress, 'ingress edit: egress table kept');
+  t.same(d1.tablesAdded.map((x) => x.id), [s1.ingress]);
+  t.same(d1.tablesRemoved, [s0.ingress]);
+  g.onUpdate(both('Deny', 443));
+  const d2 = g.flush();
+  const s2 = d2.endpointsUpserted[0]!.tables;
+  t.equal(s2.ingress, s1.ingress, 'egress edit: ingress table kept');
+  t.not(s2.egress, s1.egress, 'egress edit: new egress table');
+  t.same(d2.tablesAdded.map((x) => x.id), [s2.egress]);
+  // and the result is the table a fresh graph builds from the same resources
+  const fresh = base();
+  fresh.onUpdate(both('Deny', 443));
+  fresh.flush();
+  t.same(fresh.snapshot().endpoints.find((e) => e.key === 'ns1/a')!.tables, s2);
+});
+
 t.test('identical definitions share one table', async (t) => {
   const g = new CalcGraph({ nodeName: 'node1' });
   for (const n of ['x', 'y', 'z']) g.onUpdate(wep(`ns1/${n}`, { ip: `192.168.0.${n.charCodeAt(0) - 100}`, labels: { app: 'same' } }));
