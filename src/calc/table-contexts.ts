@@ -30,7 +30,7 @@ import { foldRows, makeProgram, partRows, partSigKey, type Op, type PartRec, typ
 import { addTo, removeFrom } from './graph-util';
 import type { RuleIds } from './rule-ids';
 import { endOfTierKey, finalKey, stepMatch } from './rules';
-import { assembleTable, makeTableDef, type AssembledTable, type Rows, type Signature, type Step } from './table';
+import { assembleTable, makeTableDef, remoteMatches, type AssembledTable, type Rows, type Signature, type Step } from './table';
 import type { Direction, ProjectionEntry, RuleInfo } from './types';
 
 export interface Ctx {
@@ -74,6 +74,30 @@ export interface Ctx {
   /** Scratch stamps of a flush (TableContexts.ctxMarkGen): visited in the current walk; live. */
   mark: number;
   live: number;
+}
+
+/**
+ * The atoms of the steps in which two versions of a part differ, when every such step (old and
+ * new) is a rule that matches no address in none of its atoms (a positive selector or nets on
+ * the remote side): then on a signature with none of those atoms both versions have the same
+ * active rules, so the same function, and only classes with one of these atoms can differ.
+ * Undefined when the step lists differ in length or a differing step matches such addresses
+ * (then the caller compares the whole parts).
+ */
+function changedStepAtoms(next: Step[], prev: Step[], d: Direction): Set<string> | undefined {
+  if (next.length !== prev.length) return undefined;
+  const empty: Signature = new Map();
+  const differing: Step[] = [];
+  for (let k = 0; k < next.length; k++) {
+    const a = next[k]!;
+    const b = prev[k]!;
+    if (JSON.stringify(a) === JSON.stringify(b)) continue;
+    for (const s of [a, b]) {
+      if (s.kind !== 'rule' || remoteMatches(s.m, empty)) return undefined;
+      differing.push(s);
+    }
+  }
+  return makeTableDef(d, differing).atoms;
 }
 
 /**
@@ -375,10 +399,20 @@ export class TableContexts {
   private classRowsFromPredecessor(ctx: Ctx, pred: NonNullable<Ctx['pred']>, added: ReadonlySet<number>, removed: ReadonlySet<number>): boolean {
     const old = pred.ctx;
     const empty: Signature = new Map();
+    // changedAtoms: a class with none of them has the same rows in both tables; partAtoms: all
+    // atoms of the changed parts (what their functions read, for `agrees`).
     const changedAtoms = new Set<string>();
+    const partAtoms = new Set<string>();
     for (const i of pred.changed) {
       const np = (ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
       const op = (old.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
+      for (const a of np.def.atoms) partAtoms.add(a);
+      for (const a of op.def.atoms) partAtoms.add(a);
+      const narrow = changedStepAtoms(np.def.steps, op.def.steps, ctx.def.direction);
+      if (narrow !== undefined) {
+        for (const a of narrow) changedAtoms.add(a);
+        continue;
+      }
       if (partRows(np, '', empty).key !== partRows(op, '', empty).key) return false;
       for (const a of np.def.atoms) changedAtoms.add(a);
       for (const a of op.def.atoms) changedAtoms.add(a);
@@ -406,7 +440,6 @@ export class TableContexts {
     for (const [rk, rows] of rowsCache) ctx.rowsCache.set(rk, rows);
     // Each class with a changed part's atom: its restriction to those atoms, hashed atom by atom.
     const touched = this.classIndex.accumulate(changedAtoms);
-    const { acc1, acc2 } = this.classIndex;
     // Classes with an atom only the old parts had may leave the table: always recomputed.
     const leaving = new Uint8Array(this.classIndex.slotCount);
     for (const a of changedAtoms) {
@@ -414,12 +447,13 @@ export class TableContexts {
       for (const c of this.classIndex.classesByAtom.get(a) ?? []) leaving[c.slot] = 1;
     }
     // Per distinct restriction: do the old and new parts give the same functions on it?
+    // (Keyed by the restriction to all of the changed parts' atoms: a part reads them all.)
     const agree = new Map<number, boolean>();
     const agrees = (c: ClassRec): boolean => {
-      const k = sigNumber(acc1[c.slot]!, acc2[c.slot]!);
+      const k = this.classIndex.restrictedKey(partAtoms, c);
       let v = agree.get(k);
       if (v === undefined) {
-        const { sig, member } = signatureOfMembers(c.members, (atom) => changedAtoms.has(atom));
+        const { sig, member } = signatureOfMembers(c.members, (atom) => partAtoms.has(atom));
         v = true;
         for (const i of pred.changed) {
           const np = (ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;

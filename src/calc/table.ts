@@ -171,7 +171,8 @@ interface Active {
 }
 
 /** Remote-side predicate of a rule for a signature. */
-function remoteMatches(m: StepMatch, sig: Signature): boolean {
+/** Whether a rule's remote side (selector, notSelector, nets, notNets) matches a signature. */
+export function remoteMatches(m: StepMatch, sig: Signature): boolean {
   if (m.sel !== undefined && !sig.has(m.sel)) return false;
   if (m.notSel !== undefined && sig.has(m.notSel)) return false;
   if (m.nets !== undefined && !m.nets.some((a) => sig.has(a))) return false;
