@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
-import { CalcGraph, type CompiledState } from '../src/calc';
+import { CalcGraph, compiledJson, type CompiledState } from '../src/calc';
 import { encodeTable } from '../src/dataplane/bpf/encode';
 import type { GlobalNetworkPolicy, NetworkPolicy, Resource, Rule, WorkloadEndpoint } from '../src/model';
 import { median } from './lib/stats';
@@ -182,7 +182,7 @@ function entriesPerLocal(s: CompiledState): { cells: number; projection: number;
     for (const id of [e.tables.ingress, e.tables.egress]) {
       const t = byId.get(id)!;
       cells += t.cells.length;
-      projection += t.projection.length;
+      projection += t.projection.length / 2;
       srcPort += t.srcPortClasses.reduce((a, p) => a + p.ranges.length, 0);
     }
   }
@@ -208,11 +208,22 @@ function mapEntries(s: CompiledState, prefixes: number): string {
 }
 
 const digest = process.env.TORTIE_BENCH_DIGEST === '1' ? createHash('sha1') : undefined;
+const verbose = process.env.TORTIE_BENCH_VERBOSE === '1';
+
+/** One line per delta (TORTIE_BENCH_VERBOSE=1). */
+function describe(what: string, d: ReturnType<CalcGraph['flush']>): void {
+  if (!verbose) return;
+  const projAdd = d.projectionAdded.reduce((a, x) => a + x.entries.length, 0);
+  const projDel = d.projectionRemoved.reduce((a, x) => a + x.globalClasses.length, 0);
+  const tableProj = d.tablesAdded.reduce((a, t) => a + t.projection.length / 2, 0);
+  process.stdout.write(`  ${what}: ${lastCpu(1)[0]!.toFixed(2)} ms CPU, classes +${d.classesAdded.length} -${d.classesRemoved.length}, ` +
+    `tables +${d.tablesAdded.length} (${tableProj} projection entries), projection in live tables +${projAdd} -${projDel}\n`);
+}
 
 /** g.flush(), its delta hashed into the digest when asked for. */
 function flushOf(g: CalcGraph): ReturnType<CalcGraph['flush']> {
   const d = g.flush();
-  digest?.update(JSON.stringify(d));
+  digest?.update(JSON.stringify(d, compiledJson));
   return d;
 }
 
@@ -279,7 +290,9 @@ function main(): void {
     const e = endpoint(i, { ...eps[i]!.metadata.labels!, tier: pick(TIERS) });
     eps[i] = e;
     g.onUpdate(e);
-    local.push(timeMs(() => flushOf(g)));
+    let d: ReturnType<CalcGraph['flush']> | undefined;
+    local.push(timeMs(() => (d = flushOf(g))));
+    describe('local label change', d!);
   }
   const localCpu = lastCpu(REPEATS);
   // policy update: one rule of one policy changes
@@ -309,6 +322,7 @@ function main(): void {
     g.onUpdate(p);
     let d: ReturnType<CalcGraph['flush']> | undefined;
     broadMs.push(timeMs(() => (d = flushOf(g))));
+    describe('local-table edit', d!);
     broadTables += d!.tablesAdded.length;
     broadClasses += d!.classesAdded.length + d!.classesRemoved.length;
     broadProj += d!.projectionAdded.reduce((a, x) => a + x.entries.length, 0) + d!.projectionRemoved.reduce((a, x) => a + x.globalClasses.length, 0);
@@ -336,8 +350,8 @@ function main(): void {
   out(`local label change, median of ${REPEATS}`, fig(local, localCpu));
   out(`policy update (any policy), median of ${REPEATS}`, `${fig(policyMs, policyCpu)}; ${(tablesTouched / REPEATS).toFixed(1)} tables rebuilt/update`);
   if (digest !== undefined) {
-    digest.update(JSON.stringify(snap));
-    digest.update(JSON.stringify(g.snapshot()));
+    digest.update(JSON.stringify(snap, compiledJson));
+    digest.update(JSON.stringify(g.snapshot(), compiledJson));
   }
   out(`policy update (policy in a local table), median of ${broadMs.length}`, `${fig(broadMs, broadCpu)}; per update: ${(broadTables / Math.max(1, broadMs.length)).toFixed(1)} tables rebuilt, ${(broadClasses / Math.max(1, broadMs.length)).toFixed(0)} classes added/removed, ${(broadProj / Math.max(1, broadMs.length)).toFixed(0)} projection changes`);
   if (digest !== undefined) out('output digest (deltas + snapshots)', digest.digest('hex'));

@@ -24,6 +24,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import { writeHeapSnapshot } from 'node:v8';
 import { CalcGraph } from '../../src/calc/graph';
+import { compiledJson } from '../../src/calc/lookup';
 import type { CalcDelta } from '../../src/calc/types';
 import { validateResource, type Node, type Resource } from '../../src/model';
 import { BENCH_NODE, NODE_ADDRESS, generateFixtures, probePolicy, type FixtureScale } from './fixtures';
@@ -64,7 +65,7 @@ function timedFlush(g: CalcGraph, digest: Hash | undefined): number {
   const t = performance.now();
   const d = g.flush();
   const ms = performance.now() - t;
-  digest?.update(JSON.stringify(d));
+  digest?.update(JSON.stringify(d, compiledJson));
   return ms;
 }
 
@@ -111,11 +112,11 @@ export function measureCalc(scale: FixtureScale, toggles: number, heapSnapshotFi
     g.onUpdate(i % 2 === 0 ? deny : allow);
     last = g.flush();
     times.push(performance.now() - t);
-    digest?.update(JSON.stringify(last));
+    digest?.update(JSON.stringify(last, compiledJson));
   }
   if (digest !== undefined) {
-    digest.update(JSON.stringify(snap));
-    digest.update(JSON.stringify(g.snapshot()));
+    digest.update(JSON.stringify(snap, compiledJson));
+    digest.update(JSON.stringify(g.snapshot(), compiledJson));
   }
   return {
     resources: resources.length, ingestMs, firstFlushMs, snapshotMs,
@@ -125,7 +126,7 @@ export function measureCalc(scale: FixtureScale, toggles: number, heapSnapshotFi
     toggleDelta: {
       tablesAdded: last?.tablesAdded.length ?? 0, tablesRemoved: last?.tablesRemoved.length ?? 0,
       cellsAdded: last?.tablesAdded.reduce((a, tb) => a + tb.cells.length, 0) ?? 0,
-      projectionEntriesAdded: (last?.tablesAdded.reduce((a, tb) => a + tb.projection.length, 0) ?? 0) +
+      projectionEntriesAdded: (last?.tablesAdded.reduce((a, tb) => a + tb.projection.length / 2, 0) ?? 0) +
         (last?.projectionAdded.reduce((a, p) => a + p.entries.length, 0) ?? 0),
       endpointsUpserted: last?.endpointsUpserted.length ?? 0,
     },

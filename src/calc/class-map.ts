@@ -18,12 +18,6 @@
  * Cost: O(1) expected per operation (ids are hashes, so the low bits spread evenly); memory
  * ~12–24 bytes per entry versus ~40 for a Map<number, string> (plus a heap number per id ≥ 2³¹).
  */
-/** Packing base of ClassRowsMap.packedSorted: id × PACK + value stays below 2⁵³. */
-const PACK = 2097152;
-export const unpackId = (p: number): number => Math.floor(p / PACK);
-/** `| 0`: a small integer (Smi) — a double here would make V8 box the field in every object it lands in. */
-export const unpackValue = (p: number): number => (p % PACK) | 0;
-
 export class ClassRowsMap {
   private ids: Uint32Array;
   private vals: Int32Array;
@@ -155,19 +149,29 @@ export class ClassRowsMap {
   }
 
   /**
-   * The entries whose value `valueOf(rows key)` (called once per rows key) is not 0, packed as
-   * id × 2²¹ + value and sorted ascending (so by id); undefined when a value is outside
-   * [0, 2²¹). Unpack with `unpackId` / `unpackValue`.
+   * The entries whose value `valueOf(rows key)` (called once per rows key; a u32) is not 0, as
+   * pairs [id, value] one after the other, sorted by id.
    */
-  packedSorted(valueOf: (rk: string) => number): Float64Array | undefined {
+  pairsSorted(valueOf: (rk: string) => number): Uint32Array {
     const byKey = new Float64Array(this.keys.length);
     for (let k = 0; k < this.keys.length; k++) {
       const rk = this.keys[k];
       if (rk === undefined) continue;
       const v = valueOf(rk);
-      if (!(v >= 0 && v < PACK) || !Number.isInteger(v)) return undefined;
+      if (!(v >= 0 && v <= 0xffffffff) || !Number.isInteger(v)) throw new RangeError(`ClassRowsMap: value ${v} is not a u32`);
       byKey[k] = v;
     }
+    const { a, av, n } = this.sortedById(byKey);
+    const out = new Uint32Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      out[2 * i] = a[i]!;
+      out[2 * i + 1] = av[i]!;
+    }
+    return out;
+  }
+
+  /** Ids and values (value of an entry = byKey[its rows key index]) of the non-zero entries, sorted by id. */
+  private sortedById(byKey: Float64Array): { a: Uint32Array; av: Uint32Array; n: number } {
     let a = new Uint32Array(this.n);
     let av = new Uint32Array(this.n);
     const ids = this.ids;
@@ -183,7 +187,7 @@ export class ClassRowsMap {
       }
     }
     // Ids are distinct: a least-significant-digit radix sort on them (three 11-bit digits) gives
-    // the same order as sorting the packed numbers, in linear time.
+    // the order of the ids, in linear time.
     let b = new Uint32Array(n);
     let bv = new Uint32Array(n);
     const counts = new Uint32Array(2048);
@@ -204,9 +208,7 @@ export class ClassRowsMap {
       [a, b] = [b, a];
       [av, bv] = [bv, av];
     }
-    const out = new Float64Array(n);
-    for (let i = 0; i < n; i++) out[i] = a[i]! * PACK + av[i]!;
-    return out;
+    return { a, av, n };
   }
 
   /** The rows keys that at least one class has. */

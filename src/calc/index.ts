@@ -18,6 +18,6 @@ export * from './types';
 export { CalcGraph, type CalcGraphOptions } from './graph';
 export { RouteCalculator, type RouteDelta } from './routes';
 export { evaluate } from './reference';
-export { hostStageTable, portValues, TableIndex, validateCompiled, type LookupResult } from './lookup';
+export { compiledJson, hostStageTable, packProjection, portValues, projectionEntries, TableIndex, validateCompiled, type LookupResult } from './lookup';
 export { ResourceState, resourceKey } from './store';
 export { CalcError, UnknownEndpointError, BadPacketError } from './errors';

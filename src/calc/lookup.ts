@@ -10,7 +10,7 @@
  */
 import { CalcError, UnknownEndpointError } from './errors';
 import { cidr6Contains, cidr6Key, isIcmpProtocol, isPortProtocol, mask6, prefixMask, tryParseCidrOrIp4, tryParseCidrOrIp6, tryIpv4ToU32 } from '../primitives';
-import { PROTO_OTHER, type CompiledState, type HostSlot, type LocalEndpoint, type PolicyPacket, type Verdict, type VerdictCell, type VerdictTable } from './types';
+import { PROTO_OTHER, type CompiledState, type HostSlot, type LocalEndpoint, type PolicyPacket, type ProjectionEntry, type Verdict, type VerdictCell, type VerdictTable } from './types';
 
 export interface LookupResult {
   action: Verdict;
@@ -18,6 +18,35 @@ export interface LookupResult {
   logRuleIds: number[];
   globalClass: number;
   localClass: number;
+}
+
+/** VerdictTable.projection as entries. */
+export function projectionEntries(p: Uint32Array): ProjectionEntry[] {
+  const out: ProjectionEntry[] = new Array<ProjectionEntry>(p.length >> 1);
+  for (let i = 0; i < out.length; i++) out[i] = { globalClass: p[2 * i]!, localClass: p[2 * i + 1]! };
+  return out;
+}
+
+/**
+ * JSON.stringify replacer for compiled output (deltas, snapshots): a table's projection as its
+ * list of entries (as it was before it was packed), not as a typed array's index-keyed object.
+ */
+export function compiledJson(key: string, v: unknown): unknown {
+  return key === 'projection' && v instanceof Uint32Array ? projectionEntries(v) : v;
+}
+
+/** Entries as VerdictTable.projection (sorted by global class here; each must be a u32). */
+export function packProjection(entries: readonly ProjectionEntry[]): Uint32Array {
+  const sorted = [...entries].sort((a, b) => a.globalClass - b.globalClass);
+  const out = new Uint32Array(2 * sorted.length);
+  sorted.forEach((e, i) => {
+    for (const v of [e.globalClass, e.localClass]) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`projection: ${v} is not a u32`);
+    }
+    out[2 * i] = e.globalClass;
+    out[2 * i + 1] = e.localClass;
+  });
+  return out;
 }
 
 interface TableIdx {
@@ -69,7 +98,7 @@ export class TableIndex {
       }
       this.tables.set(t.id, {
         t,
-        projection: new Map(t.projection.map((e) => [e.globalClass, e.localClass])),
+        projection: new Map(projectionEntries(t.projection).map((e) => [e.globalClass, e.localClass])),
         protocols: new Set(t.protocols),
         srcClasses: new Map(t.srcPortClasses.map((s) => [s.protocol, s.ranges])),
         cells,
@@ -182,7 +211,11 @@ export function validateCompiled(state: CompiledState): string[] {
   for (const t of state.tables) {
     tables.add(t.id);
     const where = `table ${t.id}`;
-    for (const e of t.projection) {
+    if (t.projection.length % 2 !== 0) problems.push(`${where}: projection of odd length ${t.projection.length}`);
+    for (let i = 2; i < t.projection.length; i += 2) {
+      if (t.projection[i]! <= t.projection[i - 2]!) problems.push(`${where}: projection not sorted by global class at ${t.projection[i]}`);
+    }
+    for (const e of projectionEntries(t.projection)) {
       if (e.localClass < 1 || e.localClass >= t.localClassCount) problems.push(`${where}: projection ${e.globalClass} → ${e.localClass} out of range`);
       if (!classes.has(e.globalClass)) problems.push(`${where}: projection of unknown class ${e.globalClass}`);
     }

@@ -134,8 +134,14 @@ export interface VerdictTable {
   direction: Direction;
   /** Number of local classes; local class 0 is the class of addresses in no relevant set. */
   localClassCount: number;
-  /** global class id → local class id (≥ 1 only; absent = 0). Sorted by globalClass. */
-  projection: ProjectionEntry[];
+  /**
+   * global class id → local class id (≥ 1 only; absent = 0), packed: pairs [globalClass,
+   * localClass] one after the other (length = 2 × entries), sorted by globalClass. Packed because
+   * a table's projection has one entry per global class with one of its atoms (~14,000 at
+   * 100,000 endpoints): as objects, building them was a large share of a policy edit's flush.
+   * `projectionEntries` / `packProjection` (lookup.ts) convert.
+   */
+  projection: Uint32Array;
   /** Protocols this table distinguishes, sorted; all others are looked up as PROTO_OTHER. */
   protocols: number[];
   /** Per protocol (incl. PROTO_OTHER) that matches on source ports, its source-port classes. */

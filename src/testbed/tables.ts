@@ -2,6 +2,7 @@
 // first-match rules over (local class, protocol, source-port class, port range) turned into
 // the compiler's complete cell partition (see src/calc/types.ts).
 import { PROTO_OTHER, type VerdictCell, type VerdictTable, type Direction } from '../calc/types';
+import { packProjection } from '../calc/lookup';
 
 export interface SimpleRule {
   lclass?: number;        // undefined = any local class
@@ -63,7 +64,7 @@ export function buildTable(s: SimpleTableSpec): VerdictTable {
       }
     }
   }
-  return { id: s.id, direction: s.direction, localClassCount: lcount, projection, protocols, srcPortClasses: spcs, cells };
+  return { id: s.id, direction: s.direction, localClassCount: lcount, projection: packProjection(projection), protocols, srcPortClasses: spcs, cells };
 }
 
 /** Table that allows everything (ruleId given) in a direction. */

@@ -7,7 +7,7 @@
  *   TORTIE_CALC_SEED=<n>  base seed (default 20261121)
  */
 import t from 'tap';
-import { CalcGraph, evaluate, resourceKey, TableIndex, validateCompiled, type CalcDelta, type CompiledState, type VerdictTable } from '../../src/calc';
+import { CalcGraph, evaluate, packProjection, projectionEntries, resourceKey, TableIndex, validateCompiled, type CalcDelta, type CompiledState, type VerdictTable } from '../../src/calc';
 import type { Resource } from '../../src/model';
 import { Gen, packet, rng, rule, scenario, selector } from '../../src/testbed/fuzz/random';
 import { compareCidr4, parseCidr4, tryParseCidrOrIp6 } from '../../src/primitives';
@@ -32,7 +32,7 @@ class Mirror {
     for (const c of d.classesAdded) this.classes.add(c.classId);
     for (const tb of d.tablesAdded) {
       this.tables.set(tb.id, tb);
-      this.projections.set(tb.id, new Map(tb.projection.map((e) => [e.globalClass, e.localClass])));
+      this.projections.set(tb.id, new Map(projectionEntries(tb.projection).map((e) => [e.globalClass, e.localClass])));
     }
     for (const pa of d.projectionAdded) {
       const m = this.projections.get(pa.tableId);
@@ -82,7 +82,7 @@ class Mirror {
       tables: [...this.tables.values()]
         .map((tb) => ({
           ...tb,
-          projection: [...this.projections.get(tb.id)!].sort((a, b) => a[0] - b[0]).map(([globalClass, localClass]) => ({ globalClass, localClass })),
+          projection: packProjection([...this.projections.get(tb.id)!].map(([globalClass, localClass]) => ({ globalClass, localClass }))),
         }))
         .sort((a, b) => (a.id < b.id ? -1 : 1)),
       endpoints: [...this.endpoints.values()].sort((a, b) => (a.key < b.key ? -1 : 1)),

@@ -12,7 +12,7 @@
  *   TORTIE_CALC_SEED=<n>  base seed (default 20261121)
  */
 import t from 'tap';
-import { CalcGraph, resourceKey, type CalcDelta, type CompiledState } from '../../src/calc';
+import { CalcGraph, projectionEntries, resourceKey, type CalcDelta, type CompiledState } from '../../src/calc';
 import type { GlobalNetworkPolicy, NetworkPolicy, Resource, Rule, WorkloadEndpoint } from '../../src/model';
 import { Gen, rng, rule, scenario, selector } from '../../src/testbed/fuzz/random';
 
@@ -26,7 +26,7 @@ function tablesOf(s: CompiledState): Tables {
   const m: Tables = new Map();
   for (const tb of s.tables) {
     const { projection, ...rest } = tb;
-    m.set(tb.id, { projection: new Map(projection.map((e) => [e.globalClass, e.localClass])), rest: JSON.stringify(rest) });
+    m.set(tb.id, { projection: new Map(projectionEntries(projection).map((e) => [e.globalClass, e.localClass])), rest: JSON.stringify(rest) });
   }
   return m;
 }
@@ -37,7 +37,7 @@ function applyTables(prev: Tables, d: CalcDelta): Tables {
   for (const id of d.tablesRemoved) m.delete(id);
   for (const tb of d.tablesAdded) {
     const { projection, ...rest } = tb;
-    m.set(tb.id, { projection: new Map(projection.map((e) => [e.globalClass, e.localClass])), rest: JSON.stringify(rest) });
+    m.set(tb.id, { projection: new Map(projectionEntries(projection).map((e) => [e.globalClass, e.localClass])), rest: JSON.stringify(rest) });
   }
   for (const pr of d.projectionRemoved) for (const c of pr.globalClasses) m.get(pr.tableId)?.projection.delete(c);
   for (const pa of d.projectionAdded) for (const e of pa.entries) m.get(pa.tableId)?.projection.set(e.globalClass, e.localClass);

@@ -47,7 +47,7 @@ t.test('a table becomes projection, source-port and cell entries with its id', a
     id: '0123456789abcdef',
     direction: 'ingress',
     localClassCount: 2,
-    projection: [{ globalClass: 77, localClass: 1 }],
+    projection: Uint32Array.of(77, 1),
     protocols: [6],
     srcPortClasses: [{ protocol: 6, ranges: [{ portMin: 1000, portMax: 1001, srcPortClass: 1 }] }],
     cells: [
@@ -102,7 +102,7 @@ t.test('packed table entries are the codecs’ encodings, byte for byte, and ref
     id: 'fedcba9876543210',
     direction: 'egress',
     localClassCount: 3,
-    projection: [{ globalClass: 5, localClass: 2 }, { globalClass: 0xfffffffe, localClass: 1 }],
+    projection: Uint32Array.of(5, 2, 0xfffffffe, 1),
     protocols: [1, 17],
     srcPortClasses: [],
     cells: [
@@ -129,15 +129,17 @@ t.test('packed table entries are the codecs’ encodings, byte for byte, and ref
   t.same(p.pol.values, Buffer.concat(want.map((e) => e.value)), 'verdicts');
   t.equal(p.truncatedLogs, truncated);
   t.equal(p.proj.count, 2);
-  t.same(p.proj.keys, Buffer.concat(table.projection.map((e) => projKeyCodec.encode({ table: 0x01020304, gclass: e.globalClass }))));
-  t.same(p.proj.values, Buffer.concat(table.projection.map((e) => u32Value(e.localClass))));
+  const entries = [{ globalClass: 5, localClass: 2 }, { globalClass: 0xfffffffe, localClass: 1 }];
+  t.same(p.proj.keys, Buffer.concat(entries.map((e) => projKeyCodec.encode({ table: 0x01020304, gclass: e.globalClass }))));
+  t.same(p.proj.values, Buffer.concat(entries.map((e) => u32Value(e.localClass))));
   const bad = (cell: Partial<VerdictTable['cells'][number]>): VerdictTable => ({ ...table, cells: [{ ...table.cells[0]!, ...cell }] });
   t.throws(() => encodeTablePacked(bad({ localClass: -1 }), 1), EncodeError, 'a negative local class is refused');
   t.throws(() => encodeTablePacked(bad({ protocol: 70000 }), 1), EncodeError, 'a protocol past u16 is refused');
   t.throws(() => encodeTablePacked(bad({ srcPortClass: 70000 }), 1), EncodeError, 'a source-port class past u16 is refused');
   t.throws(() => encodeTablePacked(bad({ ruleId: 2 ** 32 }), 1), EncodeError, 'a rule id past u32 is refused');
   t.throws(() => encodeTablePacked(bad({ portMin: 9, portMax: 8 }), 1), EncodeError, 'an empty port range is refused');
-  t.throws(() => encodeTablePacked({ ...table, projection: [{ globalClass: -3, localClass: 1 }] }, 1), EncodeError, 'a negative global class is refused');
+  t.throws(() => encodeTablePacked({ ...table, projection: Uint32Array.of(5, 2, 7) }, 1), EncodeError, 'a projection of odd length is refused');
+  t.throws(() => encodeTablePacked({ ...table, projection: Uint32Array.of(9, 2, 5, 1) }, 1), EncodeError, 'an unsorted projection is refused');
   const { PackedTable } = await import('../../src/dataplane/bpf/packed-table');
   const fromPacked = encodeTablePacked(PackedTable.pack(table), 0x01020304);
   t.same([fromPacked.proj.keys, fromPacked.proj.values, fromPacked.pol.keys, fromPacked.pol.values], [p.proj.keys, p.proj.values, p.pol.keys, p.pol.values], 'a PackedTable encodes as its VerdictTable');

@@ -22,7 +22,7 @@ function table(id: string, ports: [number, number][]): VerdictTable {
   }
   if (lo <= 65535) cells.push({ localClass: 0, protocol: 6, srcPortClass: 0, portMin: lo, portMax: 65535, action: 'deny' as const, ruleId: 2, logRuleIds: [] });
   cells.push({ localClass: 0, protocol: 256, srcPortClass: 0, portMin: 0, portMax: 65535, action: 'deny' as const, ruleId: 2, logRuleIds: [] });
-  return { id, direction: 'ingress', localClassCount: 1, projection: [{ globalClass: 7, localClass: 0 }], protocols: [6], srcPortClasses: [], cells };
+  return { id, direction: 'ingress', localClassCount: 1, projection: Uint32Array.of(7, 0), protocols: [6], srcPortClasses: [], cells };
 }
 
 t.test('release removes every entry a table wrote, extra projections included', async (t) => {

@@ -6,6 +6,7 @@ import t from 'tap';
 import { PackedTable } from '../../src/dataplane/bpf/packed-table';
 import { TableRegistry, type MapOps, type PolicyMaps } from '../../src/dataplane/bpf/apply';
 import type { ProjectionEntry, VerdictCell, VerdictTable } from '../../src/calc/types';
+import { packProjection, projectionEntries } from '../../src/calc/lookup';
 
 /** Deterministic PRNG (mulberry32) so a failure replays. */
 function rng(seed: number): () => number {
@@ -24,7 +25,7 @@ function randomTable(r: () => number, i: number): VerdictTable {
   const globals = new Set<number>();
   const nproj = int(300);
   while (globals.size < nproj) globals.add(1 + int(0xfffffffe));
-  const projection: ProjectionEntry[] = [...globals].sort((a, b) => a - b).map((g) => ({ globalClass: g, localClass: 1 + int(locals - 1 || 1) }));
+  const projection = packProjection([...globals].map((g) => ({ globalClass: g, localClass: 1 + int(locals - 1 || 1) })));
   const cells: VerdictCell[] = [];
   for (let c = 0; c < int(50); c++) {
     const lo = int(65536);
@@ -46,12 +47,12 @@ t.test('pack then unpack gives the same table', async (t) => {
     const tb = randomTable(r, i);
     const p = PackedTable.pack(tb);
     t.same(p.unpack(), tb, `table ${i}`);
-    t.equal(p.projectionSize, tb.projection.length);
+    t.equal(p.projectionSize, tb.projection.length / 2);
     t.equal(p.cellCount, tb.cells.length);
     // The packed copy does not alias the input.
     if (tb.cells[0]) { tb.cells[0].logRuleIds.push(1); tb.cells[0].portMin = 1; }
     if (tb.srcPortClasses[0]) tb.srcPortClasses[0].ranges[0]!.srcPortClass = 9;
-    tb.projection.push({ globalClass: 0xffffffff, localClass: 1 });
+    if (tb.projection.length > 0) tb.projection[1] = tb.projection[1]! + 1;
     t.not(JSON.stringify(p.unpack()), JSON.stringify(tb), 'later edits of the input do not reach the packed copy');
   }
 });
@@ -63,9 +64,10 @@ t.test('withProjection adds, replaces and removes, keeps order, leaves the recei
     const p = PackedTable.pack(tb);
     const before = JSON.stringify(p.unpack());
     const add: ProjectionEntry[] = Array.from({ length: Math.floor(r() * 20) }, () => ({ globalClass: 1 + Math.floor(r() * 0xfffffffe), localClass: Math.floor(r() * 9) }));
-    if (tb.projection.length > 0) add.push({ globalClass: tb.projection[0]!.globalClass, localClass: 77 });
-    const remove = tb.projection.filter(() => r() < 0.2).map((e) => e.globalClass);
-    const want = new Map(tb.projection.map((e) => [e.globalClass, e.localClass]));
+    const entries = projectionEntries(tb.projection);
+    if (entries.length > 0) add.push({ globalClass: entries[0]!.globalClass, localClass: 77 });
+    const remove = entries.filter(() => r() < 0.2).map((e) => e.globalClass);
+    const want = new Map(entries.map((e) => [e.globalClass, e.localClass]));
     for (const g of remove) want.delete(g);
     for (const e of add) want.set(e.globalClass, e.localClass);
     const got = p.withProjection(add, remove);
@@ -79,8 +81,8 @@ t.test('values that do not fit the u32 fields are refused, naming the table and 
   const base = randomTable(rng(3), 1);
   const cell: VerdictCell = { localClass: 0, protocol: 6, srcPortClass: 0, portMin: 0, portMax: 65535, action: 'allow', ruleId: 1, logRuleIds: [] };
   const bad: [VerdictTable, RegExp][] = [
-    [{ ...base, projection: [{ globalClass: 2 ** 32, localClass: 1 }] }, /global class 4294967296 is not a u32/],
-    [{ ...base, projection: [{ globalClass: 5, localClass: -1 }] }, /local class -1 is not a u32/],
+    [{ ...base, projection: Uint32Array.of(5, 1, 6) }, /projection of odd length 3/],
+    [{ ...base, projection: Uint32Array.of(6, 1, 5, 1) }, /projection not sorted by global class at 5/],
     [{ ...base, cells: [{ ...cell, ruleId: 1.5 }] }, /cell rule id 1.5 is not a u32/],
     [{ ...base, cells: [{ ...cell, logRuleIds: [2 ** 33] }] }, /log rule id 8589934592 is not a u32/],
   ];

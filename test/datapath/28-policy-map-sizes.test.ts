@@ -64,7 +64,7 @@ t.test('a full policy map is an error naming the map and its setting; nothing ha
     ep: mapOps(dp.maps.ep!), epaddr: mapOps(dp.maps.epaddr!), tbl: mapOps(dp.maps.tbl!),
     proj: mapOps(dp.maps.proj!), spc: mapOps(dp.maps.spc!), pol: mapOps(dp.maps.pol!),
   };
-  const projection = Array.from({ length: 5000 }, (_, i) => ({ globalClass: i + 1, localClass: 1 }));
+  const projection = new Uint32Array(10000).map((_, i) => (i % 2 === 0 ? i / 2 + 1 : 1));
   const table: VerdictTable = {
     id: '00000000000000bb', direction: 'ingress', localClassCount: 2, projection, protocols: [], srcPortClasses: [],
     cells: [{ localClass: 0, protocol: 256, srcPortClass: 0, portMin: 0, portMax: 65535, action: 'deny', ruleId: 1, logRuleIds: [] },

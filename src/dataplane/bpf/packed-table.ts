@@ -4,7 +4,7 @@
  * erased). As objects, 200 tables of ~1,600 projection entries took ~22 MiB of the agent's heap;
  * packed they take ~8 bytes per projection entry and 32 bytes per cell plus a small header.
  *
- * Contract: `unpack(pack(t))` deep-equals `t` (the compiler's VerdictTable, projection sorted by
+ * Contract: `unpack(pack(t))` deep-equals `t` (the compiler's VerdictTable, projection pairs sorted by
  * global class); `withProjection` returns a new table, the receiver is never modified.
  */
 import type { Direction, ProjectionEntry, SrcPortRange, VerdictCell, VerdictTable } from '../../calc/types';
@@ -42,14 +42,17 @@ export class PackedTable {
       if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new EncodeError(`table ${t.id}: ${what} ${v} is not a u32`);
       return v;
     };
-    for (const p of t.projection) { u32(p.globalClass, 'global class'); u32(p.localClass, 'local class'); }
+    // The projection is u32 pairs already (a Uint32Array); it must be whole pairs, sorted.
+    if (t.projection.length % 2 !== 0) throw new EncodeError(`table ${t.id}: projection of odd length ${t.projection.length}`);
+    for (let i = 2; i < t.projection.length; i += 2) {
+      if (t.projection[i]! <= t.projection[i - 2]!) throw new EncodeError(`table ${t.id}: projection not sorted by global class at ${t.projection[i]}`);
+    }
     for (const c of t.cells) {
       for (const [k, v] of [['cell local class', c.localClass], ['cell protocol', c.protocol], ['cell source-port class', c.srcPortClass],
         ['cell port', c.portMin], ['cell port', c.portMax], ['cell rule id', c.ruleId]] as const) u32(v, k);
       for (const l of c.logRuleIds) u32(l, 'log rule id');
     }
-    const proj = new Uint32Array(t.projection.length * 2);
-    t.projection.forEach((p, i) => { proj[2 * i] = p.globalClass; proj[2 * i + 1] = p.localClass; });
+    const proj = t.projection.slice();
     const cells = new Uint32Array(t.cells.length * CELL_WORDS);
     const logs: number[] = [];
     t.cells.forEach((c, i) => {
@@ -106,7 +109,7 @@ export class PackedTable {
       id: this.id,
       direction: this.direction,
       localClassCount: this.localClassCount,
-      projection: this.projection(),
+      projection: this.proj.slice(),
       protocols: [...this.protocols],
       srcPortClasses: this.srcPortClasses.map((s) => ({ protocol: s.protocol, ranges: s.ranges.map((r) => ({ ...r })) })),
       cells,
