@@ -78,9 +78,9 @@ export interface Ctx {
 
 /**
  * The atoms of the steps in which two versions of a part differ, when every such step (old and
- * new) is a rule that matches no address in none of its atoms (a positive selector or nets on
- * the remote side): then on a signature with none of those atoms both versions have the same
- * active rules, so the same function, and only classes with one of these atoms can differ.
+ * new) is a rule that matches only addresses holding one of its atoms (a positive selector or
+ * nets on the remote side): then on a signature with none of those atoms both versions have the
+ * same active rules, so the same function, and only classes with one of these atoms can differ.
  * Undefined when the step lists differ in length or a differing step matches such addresses
  * (then the caller compares the whole parts).
  */
@@ -387,12 +387,14 @@ export class TableContexts {
    * A new context's class → rows map from its predecessor's, when the changed parts (old and new)
    * act the same on the empty signature: then every class with none of those parts' atoms has
    * the same restriction to both tables' atoms and the same rows (rowsFromPredecessor's argument),
-   * so the predecessor's map is copied wholesale. Of the classes with a changed part's atom, only
-   * those on whose restriction to these atoms the old and new parts differ (one part evaluation
-   * per distinct restriction), that were not in the predecessor's map, or that may leave the
+   * so the predecessor's map is copied wholesale. The changed atoms are those of the edited rules
+   * when changedStepAtoms allows (the same argument, per rule), else all of the changed parts'.
+   * Of the classes with a changed atom, only those on whose restriction to the changed parts'
+   * atoms the old and new parts differ (one part evaluation per distinct restriction), that were
+   * not in the predecessor's map, or that may leave the
    * table (an atom only the old parts had) are computed, as are those that appeared in this
    * flush (a predecessor that died in it did not hear of them); classes that disappeared are
-   * dropped. Cost: O(map capacity) copying plus Σ |classes of the changed parts' atoms| hash
+   * dropped. Cost: O(map capacity) copying plus Σ |classes of the changed atoms| hash
    * accumulations, instead of Σ |class ∩ table atoms| lookups.
    * Returns false (nothing changed) when the shortcut does not apply.
    */
