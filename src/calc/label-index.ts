@@ -100,6 +100,12 @@ export class LabelIndex {
   private readonly itemsByProfile = new Map<string, Set<string>>();
   private readonly itemsByNamespace = new Map<string, Set<string>>();
   private readonly dirtyItems = new Set<string>();
+  /**
+   * Items' label maps by content: items with equal labels (same keys in the same order, same
+   * values) share one object (at 100,000 endpoints a few thousand distinct maps). Never mutated;
+   * a cache, cleared when it holds more maps than the items could need.
+   */
+  private readonly labelMaps = new Map<string, Record<string, string>>();
 
   readonly selectors = new Map<string, SelAtom>();
   private readonly selByKV = new Map<string, Set<string>>();
@@ -228,7 +234,8 @@ export class LabelIndex {
       if (old.local) this.endpoints.markLocal(key);
       return;
     }
-    const { labels, prefixes, ports, local, profiles, namespace } = src;
+    const { prefixes, ports, local, profiles, namespace } = src;
+    const labels = this.sharedLabels(src.labels);
     let item = old;
     if (item === undefined) {
       item = { key, labels: {}, prefixes: [], ports: [], sels: new Set(), profiles: [], namespace, local };
@@ -237,7 +244,7 @@ export class LabelIndex {
     }
     for (const p of item.profiles) removeFrom(this.itemsByProfile, p, key);
     for (const p of profiles) addTo(this.itemsByProfile, p, key);
-    item.profiles = [...profiles];
+    item.profiles = profiles;
     if (item.namespace !== namespace) {
       removeFrom(this.itemsByNamespace, item.namespace, key);
       addTo(this.itemsByNamespace, namespace, key);
@@ -273,6 +280,16 @@ export class LabelIndex {
     const prefChanged = !samePrefixes(item.prefixes, prefixes);
     if (changed && !prefChanged) this.classes.markItemNodes(item);
     if (prefChanged) this.classes.setItemPrefixes(item, prefixes);
+  }
+
+  private sharedLabels(labels: Record<string, string>): Record<string, string> {
+    let k = '';
+    for (const [lk, lv] of Object.entries(labels)) k += `${lk}\u0000${lv}\u0000`;
+    const y = this.labelMaps.get(k);
+    if (y !== undefined) return y;
+    if (this.labelMaps.size > 2 * this.items.size + 4096) this.labelMaps.clear();
+    this.labelMaps.set(k, labels);
+    return labels;
   }
 
   private setItemLabels(item: Item, labels: Record<string, string>): void {

@@ -21,6 +21,7 @@ import type {
   ResourceKind,
   Tier,
   WorkloadEndpoint,
+  WorkloadEndpointPort,
 } from '../model';
 import { builtinProfile, namespaceOfProfile, namespaceProfile, DEFAULT_ALLOW_PROFILE } from '../model/derived';
 
@@ -42,14 +43,22 @@ export function policyKey(kind: 'NetworkPolicy' | 'GlobalNetworkPolicy', key: st
 }
 
 /**
- * One copy of each equal string and `profiles` list of the endpoints kept: parsed from JSON, every
- * endpoint has its own copies of its label values, namespace, node and profile names (at 100,000
- * endpoints ~35 MiB). Values only, never keys of objects (V8 internalises those already); a
- * cache, cleared when it holds more entries than the endpoints could need.
+ * The endpoints as the graph keeps them: only the fields the graph and the reference evaluator
+ * read (name, namespace, labels; node, orchestrator, service account, addresses, profiles,
+ * interface, MAC, named ports), with one copy of each equal value. Parsed from JSON, every
+ * endpoint has its own copies of its label values, namespace, node and profile names, and
+ * fields nothing here reads (uid, timestamps, resourceVersion, annotations, pod, container id):
+ * at 100,000 endpoints ~1 KB each. Shared values are strings, `profiles` lists, label maps
+ * (endpoints with equal own labels share one object) and `ports` lists; they are never mutated
+ * (the graph replaces, never edits, a resource). Values only, never keys of objects (V8
+ * internalises those already); a cache, cleared when it holds more entries than the endpoints
+ * could need.
  */
 class EndpointInterner {
   private readonly strs = new Map<string, string>();
   private readonly lists = new Map<string, string[]>();
+  private readonly labelMaps = new Map<string, Record<string, string>>();
+  private readonly portLists = new Map<string, WorkloadEndpointPort[]>();
 
   str(x: string): string {
     const y = this.strs.get(x);
@@ -67,25 +76,50 @@ class EndpointInterner {
     return own;
   }
 
-  /** An equal endpoint sharing its repeated values with earlier ones (the input is not changed). */
+  /** One object per distinct label map (same keys in the same order, same values). */
+  labels(m: Record<string, string>): Record<string, string> {
+    let k = '';
+    for (const [lk, lv] of Object.entries(m)) k += `${lk}\u0000${lv}\u0000`;
+    const y = this.labelMaps.get(k);
+    if (y !== undefined) return y;
+    const own: Record<string, string> = {};
+    for (const [lk, lv] of Object.entries(m)) own[lk] = this.str(lv);
+    this.labelMaps.set(k, own);
+    return own;
+  }
+
+  ports(ps: WorkloadEndpointPort[]): WorkloadEndpointPort[] {
+    const k = JSON.stringify(ps);
+    const y = this.portLists.get(k);
+    if (y !== undefined) return y;
+    const own = ps.map((p) => ({ ...p, name: this.str(p.name) }));
+    this.portLists.set(k, own);
+    return own;
+  }
+
+  /** The compact equal (for what is read here) of an endpoint; the input is not changed. */
   endpoint(r: WorkloadEndpoint, live: number): WorkloadEndpoint {
-    if (this.strs.size + this.lists.size > 16 * live + 4096) {
+    if (this.strs.size + this.lists.size + this.labelMaps.size + this.portLists.size > 16 * live + 4096) {
       this.strs.clear();
       this.lists.clear();
+      this.labelMaps.clear();
+      this.portLists.clear();
     }
-    const metadata = { ...r.metadata };
-    if (metadata.namespace !== undefined) metadata.namespace = this.str(metadata.namespace);
-    if (metadata.labels !== undefined) {
-      const labels: Record<string, string> = {};
-      for (const [k, v] of Object.entries(metadata.labels)) labels[k] = this.str(v);
-      metadata.labels = labels;
-    }
-    const spec = { ...r.spec };
-    if (spec.node !== undefined) spec.node = this.str(spec.node);
-    if (spec.orchestrator !== undefined) spec.orchestrator = this.str(spec.orchestrator);
-    if (spec.serviceAccountName !== undefined) spec.serviceAccountName = this.str(spec.serviceAccountName);
-    if (spec.profiles !== undefined) spec.profiles = this.list(spec.profiles);
-    return { ...r, metadata, spec };
+    const m = r.metadata;
+    const metadata: WorkloadEndpoint['metadata'] = { name: m.name };
+    if (m.namespace !== undefined) metadata.namespace = this.str(m.namespace);
+    if (m.labels !== undefined) metadata.labels = this.labels(m.labels);
+    const s = r.spec;
+    const spec: WorkloadEndpoint['spec'] = {};
+    if (s.node !== undefined) spec.node = this.str(s.node);
+    if (s.orchestrator !== undefined) spec.orchestrator = this.str(s.orchestrator);
+    if (s.serviceAccountName !== undefined) spec.serviceAccountName = this.str(s.serviceAccountName);
+    if (s.ipNetworks !== undefined) spec.ipNetworks = s.ipNetworks.slice();
+    if (s.profiles !== undefined) spec.profiles = this.list(s.profiles);
+    if (s.interfaceName !== undefined) spec.interfaceName = s.interfaceName;
+    if (s.mac !== undefined) spec.mac = s.mac;
+    if (s.ports !== undefined) spec.ports = this.ports(s.ports);
+    return { apiVersion: r.apiVersion, kind: r.kind, metadata, spec };
   }
 }
 
