@@ -20,11 +20,14 @@
  *   BPF programs, mostly kernel time) goes on while a large store is fed; nothing is in sync
  *   until the whole list is out. A re-list (already in sync) is emitted in one go, so a
  *   consumer never acts on half of it.
+ * - The first list is taken with `listLazy` where the store has it: each value is decoded when
+ *   its put is emitted, so the decoded list is never in memory at once (at 100,000 endpoints
+ *   ~170 MiB when it was).
  */
 import type { Logger } from 'pino';
 import { BACKOFF, backoffMs, sleep } from '../util/retry';
 import { ClosedError } from './errors';
-import type { Datastore, KeyValue, Watch, WatchEvent } from './types';
+import type { Datastore, KeyValue, LazyKeyValue, Watch, WatchEvent } from './types';
 
 export type SyncUpdate =
   | { type: 'put'; key: string; kv: KeyValue; revision: number }
@@ -39,6 +42,9 @@ export interface SyncerCallbacks {
   /** The watch lost its connection and is resuming by itself (for a reconnects metric). */
   onReconnect?(err: Error): void;
 }
+
+/** A listed item, its value decoded already or on demand (Datastore.listLazy). */
+type Listed = KeyValue | LazyKeyValue;
 
 /** Items of the first list emitted between two turns of the event loop. */
 const LIST_SLICE = 2000;
@@ -97,7 +103,8 @@ export class Syncer {
     for (;;) {
       if (this.stopped || gen !== this.generation) return;
       try {
-        const { items, revision } = await this.ds.list(this.prefix);
+        // The first list lazily where the store can: each value is decoded as it is emitted.
+        const { items, revision } = !this.inSync && this.ds.listLazy ? await this.ds.listLazy(this.prefix) : await this.ds.list(this.prefix);
         if (this.stopped || gen !== this.generation) return;
         if (!this.inSync) {
           for (let i = LIST_SLICE; i < items.length; i += LIST_SLICE) {
@@ -126,17 +133,20 @@ export class Syncer {
   }
 
   /** Puts for items[from, to) that are new or changed (already emitted ones are skipped). */
-  private applyPuts(items: KeyValue[], from: number, to: number): void {
+  private applyPuts(items: Listed[], from: number, to: number): void {
     for (let i = from; i < to; i++) {
-      const kv = items[i]!;
-      if (this.seen.get(kv.key) !== kv.modRevision) {
-        this.seen.set(kv.key, kv.modRevision);
+      const item = items[i]!;
+      if (this.seen.get(item.key) !== item.modRevision) {
+        this.seen.set(item.key, item.modRevision);
+        const kv = typeof item.value === 'function'
+          ? { key: item.key, value: item.value(), createRevision: item.createRevision, modRevision: item.modRevision, version: item.version }
+          : item as KeyValue;
         this.safe(() => this.cb.onUpdate({ type: 'put', key: kv.key, kv, revision: kv.modRevision }));
       }
     }
   }
 
-  private applyList(items: KeyValue[], revision: number): void {
+  private applyList(items: Listed[], revision: number): void {
     this.applyPuts(items, 0, items.length);
     const present = new Set<string>();
     for (const kv of items) present.add(kv.key);

@@ -30,6 +30,21 @@ export interface KeyValue<V extends JsonValue = JsonValue> {
   version: number;
 }
 
+/** A listed key whose value is decoded only when asked for (each call decodes anew). */
+export interface LazyKeyValue {
+  key: string;
+  value(): JsonValue;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+}
+
+export interface LazyListResult {
+  /** Sorted by key, as ListResult's. */
+  items: LazyKeyValue[];
+  revision: number;
+}
+
 export interface ListResult<V extends JsonValue = JsonValue> {
   /** Sorted by key (byte order of the UTF-8 encoding). */
   items: KeyValue<V>[];
@@ -82,6 +97,12 @@ export interface Datastore {
   get(key: string): Promise<KeyValue | undefined>;
   /** Prefix scan; the prefix is matched byte-wise ('' lists everything). */
   list(prefix: string): Promise<ListResult>;
+  /**
+   * list() with the values left encoded until each is asked for (optional): for a reader of a
+   * large store that hands them on one at a time (the Syncer's first list), so that they are
+   * never all decoded at once.
+   */
+  listLazy?(prefix: string): Promise<LazyListResult>;
   /** Create if absent, else `AlreadyExistsError`. */
   create(key: string, value: JsonValue): Promise<KeyValue>;
   /**
