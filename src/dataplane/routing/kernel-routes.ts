@@ -27,6 +27,20 @@ function routeSpec(r: KernelRoute): string { return `${r.via}|${r.mtu ?? ''}`; }
 export class KernelRoutes {
   /** cidr → routeSpec, as last read or written. */
   private have = new Map<string, string>();
+  /**
+   * One string per distinct routeSpec (a few per remote node, against one route per remote
+   * workload: 99,900 routes over 500 nodes hold 500 specs, not 99,900 copies).
+   */
+  private readonly specs = new Map<string, string>();
+
+  private spec(r: KernelRoute): string {
+    const s = routeSpec(r);
+    const own = this.specs.get(s);
+    if (own !== undefined) return own;
+    if (this.specs.size > 2 * this.have.size + 1024) this.specs.clear();
+    this.specs.set(s, s);
+    return s;
+  }
   private readonly gateways = new Map<string, string>(); // node address → underlay next hop
   /** The view may differ from the kernel (a batch was partly refused): read() before sync(). */
   stale = true;
@@ -49,7 +63,7 @@ export class KernelRoutes {
     for (const r of rows) {
       const cidr = r.dst === 'default' ? any : r.dst.includes('/') ? r.dst : `${r.dst}/${full}`;
       const mtu = r.metrics?.find((m) => m.mtu !== undefined)?.mtu;
-      this.have.set(cidr, routeSpec({ via: r.gateway ?? '', mtu }));
+      this.have.set(cidr, this.spec({ via: r.gateway ?? '', mtu }));
     }
     this.stale = false;
   }
@@ -58,7 +72,7 @@ export class KernelRoutes {
     const lines: string[] = [];
     const next = new Map<string, string>();
     for (const [cidr, r] of want) {
-      const spec = routeSpec(r);
+      const spec = this.spec(r);
       next.set(cidr, spec);
       if (this.have.get(cidr) === spec) continue;
       // IPv6 forwarding ignores a route MTU unless it is locked (ip6_dst_mtu_maybe_forward): locked,

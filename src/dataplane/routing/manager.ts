@@ -76,6 +76,26 @@ import { VXLAN_DEFAULTS } from '../../primitives';
 
 export const DEFAULT_ROUTE_PROTOCOL = 122;
 
+interface PlanSummary {
+  nodeIp?: string;
+  routes: number;
+  encap: number;
+  vxlan: number;
+  skipped: number;
+}
+
+function summarise(p: RoutePlan | RoutePlan6): PlanSummary {
+  let encap = 0;
+  let vxlan = 0;
+  for (const r of p.routes as { encap?: unknown; vxlan?: unknown }[]) {
+    if (r.encap) {
+      encap++;
+      if (r.vxlan) vxlan++;
+    }
+  }
+  return { nodeIp: p.nodeIp, routes: p.routes.length, encap, vxlan, skipped: p.skipped.length };
+}
+
 export interface RouteManagerOptions {
   pinRoot: string;
   /** max_entries of the policy maps the uplink object shares with the workload object (loader mapSizes). */
@@ -148,8 +168,9 @@ export class RouteManager {
   private uplinkFor?: string;                                  // node address the uplink was resolved for
   private natOutgoingAddress: string;
   private readonly vxlan: { vni: number; port: number };
-  private lastPlan?: RoutePlan;
-  private lastPlan6?: RoutePlan6;
+  /** Counts of the last plans (status()); the plans themselves are not kept (~10 MiB at 100,000 routes). */
+  private lastPlan?: PlanSummary;
+  private lastPlan6?: PlanSummary;
 
   private constructor(private readonly o: RouteManagerOptions) {
     this.log = (o.log ?? silentLogger).child({ component: 'routes' });
@@ -326,8 +347,8 @@ export class RouteManager {
     this.rmaps.writeNetcfg(want);
     this.uplink.attach(this.dp);
     if (uplinkIp !== undefined && up !== undefined) this.mtu.writeFile(this.routing.pools); // an IPv6-only node too
-    this.lastPlan = plan;
-    this.lastPlan6 = plan6;
+    this.lastPlan = summarise(plan);
+    this.lastPlan6 = summarise(plan6);
     if (routeError ?? deferred) {
       this.markDirty();
       throw routeError ?? deferred;
@@ -356,12 +377,12 @@ export class RouteManager {
   status(): RouteStatus {
     const plan = this.lastPlan;
     return {
-      nodeIp: plan?.nodeIp, uplink: this.uplink.current?.name, routes: plan?.routes.length ?? 0,
-      encapRoutes: plan?.routes.filter((r) => r.encap).length ?? 0,
-      nodeIp6: this.lastPlan6?.nodeIp, routes6: this.lastPlan6?.nodeIp ? this.lastPlan6.routes.length : 0,
-      skipped: (plan?.skipped.length ?? 0) + (this.lastPlan6?.skipped.length ?? 0),
+      nodeIp: plan?.nodeIp, uplink: this.uplink.current?.name, routes: plan?.routes ?? 0,
+      encapRoutes: plan?.encap ?? 0,
+      nodeIp6: this.lastPlan6?.nodeIp, routes6: this.lastPlan6?.nodeIp ? this.lastPlan6.routes : 0,
+      skipped: (plan?.skipped ?? 0) + (this.lastPlan6?.skipped ?? 0),
       natMappings: this.dp.maps.nat4.entries().keys.length / 2, stats: readNetStats(this.dp.maps.netstat),
-      vxlan: readVxStats(this.dp.maps.vxst), vxlanRoutes: plan?.routes.filter((r) => r.encap && r.vxlan).length ?? 0,
+      vxlan: readVxStats(this.dp.maps.vxst), vxlanRoutes: plan?.vxlan ?? 0,
       writes: { routes: this.kernel.writes, maps: this.rmaps.writes },
     };
   }

@@ -14,6 +14,8 @@
  *   make them act, netcfg last so nothing acts on a half-written
  *   state.
  * - The mirror holds hex strings, not Buffers: ~10k routes as Buffers cost several times the heap.
+ *   Equal values share one string (a route's value is its node's next hop and flags: 99,900
+ *   routes to 500 nodes hold ~500 distinct values).
  */
 import type { BpfMap } from '../native';
 import type { UplinkDatapath } from '../bpf/loader';
@@ -28,13 +30,24 @@ export class RouteMaps {
   private readonly mirror = new Map<BpfMap, Map<string, string>>(); // map → hex(key) → hex(value)
   /** Map updates and deletes since creation. */
   writes = 0;
+  private readonly values = new Map<string, string>();
+
+  /** hex(v), one string per distinct value (a cache, cleared when it outgrows the mirror). */
+  private hexValue(v: Buffer): string {
+    const h = hex(v);
+    const own = this.values.get(h);
+    if (own !== undefined) return own;
+    if (this.values.size > 1024 + 2 * (this.mirror.get(this.maps.rt4)?.size ?? 0)) this.values.clear();
+    this.values.set(h, h);
+    return h;
+  }
 
   constructor(private readonly maps: UplinkDatapath['maps']) {}
 
   read(): void {
     for (const m of [this.maps.node4, this.maps.pool4, this.maps.rt4, this.maps.netcfg, this.maps.vxcfg, this.maps.node6, this.maps.pool6, this.maps.netcfg6, this.maps.rt6]) {
       const { keys, values } = m.entries();
-      this.mirror.set(m, new Map(keys.map((k, i) => [hex(k), hex(values[i]!)])));
+      this.mirror.set(m, new Map(keys.map((k, i) => [hex(k), this.hexValue(values[i]!)])));
     }
   }
 
@@ -68,7 +81,7 @@ export class RouteMaps {
   private sync(m: BpfMap, want: Map<string, Buffer>, sweep = true): void {
     const have = this.mirror.get(m) ?? new Map<string, string>();
     for (const [h, v] of want) {
-      const hv = hex(v);
+      const hv = this.hexValue(v);
       if (have.get(h) === hv) continue;
       m.update(Buffer.from(h, 'hex'), v);
       have.set(h, hv);
