@@ -6,7 +6,7 @@
  *                                                   │
  *                                          recompute(): dirty items, by key
  *                                                   │
- *          item labels ─> (k, v) → items; k → values        Atoms.acquire/release(selector)
+ *   item labels ─> label group ─> (k, v) → groups; k → values  Atoms.acquire/release(selector)
  *                                   ╲                        ╱  addSelector / removeSelector
  *                         selector atoms by their most selective restriction ((k, v) sets, a key, none)
  *                                   │
@@ -24,8 +24,9 @@
  * is built from the current resources only when recomputed, and a missing profile or namespace
  * contributes no labels. After recompute(), for every item and every selector atom,
  * `atom.members.has(item) === item.sels.has(atom) === atom.sel.evaluate(item.labels)`. Every index
- * add has one matching remove: an item's (k, v), profile and namespace entries are removed when
- * its labels change or it goes; a selector's index entries when its last reference goes.
+ * add has one matching remove: an item leaves its label group, and its profile and namespace
+ * entries are removed, when its labels change or it goes (a group's (k, v) entries go with its
+ * last item); a selector's index entries when its last reference goes.
  */
 import type { Resource } from '../model';
 import { NAMESPACE_PROFILE_PREFIX } from '../model/derived';
@@ -54,6 +55,19 @@ export interface Item {
   profiles: string[];
   namespace: string;
   local: boolean;
+  /** The items with the same labels (`labels` is the group's object); undefined until first labelled. */
+  group?: LabelGroup;
+}
+
+/**
+ * Items with equal labels (same keys in the same order, same values): one label map and one
+ * entry per (k, v) in the label index for all of them (at 100,000 endpoints ~2,300 groups).
+ * Selector memberships are a function of the labels, so a selector is evaluated once per group.
+ */
+export interface LabelGroup {
+  key: string;
+  labels: Record<string, string>;
+  items: Set<string>;
 }
 
 export interface SelAtom {
@@ -91,21 +105,18 @@ function prefixesOf(list: readonly string[]): AnyCidr[] {
 
 export class LabelIndex {
   readonly items = new Map<string, Item>();
-  private readonly itemsByKV = new Map<string, Set<string>>();
+  /** Label (k, v) → the label groups with it (their items are the items with it). */
+  private readonly groupsByKV = new Map<string, Set<LabelGroup>>();
   /**
    * Label key → the values some item has for it. Items with a key are the union of their
-   * itemsByKV sets (no per-key item set: every item has the namespace/orchestrator keys).
+   * groupsByKV groups (no per-key set: every item has the namespace/orchestrator keys).
    */
   private readonly valuesByK = new Map<string, Set<string>>();
   private readonly itemsByProfile = new Map<string, Set<string>>();
   private readonly itemsByNamespace = new Map<string, Set<string>>();
   private readonly dirtyItems = new Set<string>();
-  /**
-   * Items' label maps by content: items with equal labels (same keys in the same order, same
-   * values) share one object (at 100,000 endpoints a few thousand distinct maps). Never mutated;
-   * a cache, cleared when it holds more maps than the items could need.
-   */
-  private readonly labelMaps = new Map<string, Record<string, string>>();
+  /** Label groups by their key (labelsKey); a group goes with its last item. */
+  private readonly groups = new Map<string, LabelGroup>();
 
   readonly selectors = new Map<string, SelAtom>();
   private readonly selByKV = new Map<string, Set<string>>();
@@ -224,7 +235,7 @@ export class LabelIndex {
     const old = this.items.get(key);
     if (src === undefined) {
       if (old === undefined) return;
-      this.setItemLabels(old, {});
+      this.leaveGroup(old);
       for (const s of old.sels) this.selectors.get(s)?.members.delete(key);
       old.sels.clear();
       this.classes.setItemPrefixes(old, []);
@@ -235,10 +246,9 @@ export class LabelIndex {
       return;
     }
     const { prefixes, ports, local, profiles, namespace } = src;
-    const labels = this.sharedLabels(src.labels);
     let item = old;
     if (item === undefined) {
-      item = { key, labels: {}, prefixes: [], ports: [], sels: new Set(), profiles: [], namespace, local };
+      item = { key, labels: {}, prefixes: [], ports: [], sels: new Set(), profiles: [], namespace, local, group: undefined };
       this.items.set(key, item);
       addTo(this.itemsByNamespace, namespace, key);
     }
@@ -255,7 +265,8 @@ export class LabelIndex {
     let changed = JSON.stringify(item.ports) !== JSON.stringify(ports);
     // Exact-length copies: arrays grown by push keep spare capacity (×10,000 items).
     item.ports = ports.slice();
-    this.setItemLabels(item, labels);
+    this.setItemLabels(item, src.labels);
+    const labels = item.labels;
     // memberships: candidates from the label index plus current memberships
     const cands = new Set<string>(this.selUnindexed);
     for (const [k, v] of Object.entries(labels)) {
@@ -282,30 +293,39 @@ export class LabelIndex {
     if (prefChanged) this.classes.setItemPrefixes(item, prefixes);
   }
 
-  private sharedLabels(labels: Record<string, string>): Record<string, string> {
-    let k = '';
-    for (const [lk, lv] of Object.entries(labels)) k += `${lk}\u0000${lv}\u0000`;
-    const y = this.labelMaps.get(k);
-    if (y !== undefined) return y;
-    if (this.labelMaps.size > 2 * this.items.size + 4096) this.labelMaps.clear();
-    this.labelMaps.set(k, labels);
-    return labels;
+  /** Moves the item into the group of `labels` (made if new; the old one goes if emptied). */
+  private setItemLabels(item: Item, labels: Record<string, string>): void {
+    let key = '';
+    for (const [k, v] of Object.entries(labels)) key += `${k}\u0000${v}\u0000`;
+    if (item.group?.key === key) return;
+    this.leaveGroup(item);
+    let g = this.groups.get(key);
+    if (g === undefined) {
+      g = { key, labels, items: new Set() };
+      this.groups.set(key, g);
+      for (const [k, v] of Object.entries(labels)) {
+        addTo(this.groupsByKV, kv(k, v), g);
+        addTo(this.valuesByK, k, v);
+      }
+    }
+    g.items.add(item.key);
+    item.group = g;
+    item.labels = g.labels;
   }
 
-  private setItemLabels(item: Item, labels: Record<string, string>): void {
-    const old = item.labels;
-    for (const [k, v] of Object.entries(old)) {
-      if (labels[k] === v) continue;
+  private leaveGroup(item: Item): void {
+    const g = item.group;
+    if (g === undefined) return;
+    item.group = undefined;
+    item.labels = {};
+    g.items.delete(item.key);
+    if (g.items.size > 0) return;
+    this.groups.delete(g.key);
+    for (const [k, v] of Object.entries(g.labels)) {
       const key = kv(k, v);
-      removeFrom(this.itemsByKV, key, item.key);
-      if (!this.itemsByKV.has(key)) removeFrom(this.valuesByK, k, v);
+      removeFrom(this.groupsByKV, key, g);
+      if (!this.groupsByKV.has(key)) removeFrom(this.valuesByK, k, v);
     }
-    for (const [k, v] of Object.entries(labels)) {
-      if (old[k] === v) continue;
-      addTo(this.itemsByKV, kv(k, v), item.key);
-      addTo(this.valuesByK, k, v);
-    }
-    item.labels = labels;
   }
 
   // ---------------------------------------------------------------- selector atoms (from Atoms)
@@ -325,25 +345,27 @@ export class LabelIndex {
       }
     }
     atom.index = best;
-    let cands: Iterable<string>;
+    // Candidate groups (a group has one value per key: the value sets' groups are disjoint).
+    let cands: Iterable<LabelGroup>;
     if (best.kind === 'kv') {
       for (const k of best.keys) addTo(this.selByKV, k, id);
-      const c = new Set<string>();
-      for (const k of best.keys) for (const i of this.itemsByKV.get(k) ?? []) c.add(i);
+      const c: LabelGroup[] = [];
+      for (const k of best.keys) for (const g of this.groupsByKV.get(k) ?? []) c.push(g);
       cands = c;
     } else if (best.kind === 'k') {
       addTo(this.selByK, best.key, id);
-      const c: string[] = [];
-      for (const v of this.valuesByK.get(best.key) ?? []) for (const i of this.itemsByKV.get(kv(best.key, v))!) c.push(i);
+      const c: LabelGroup[] = [];
+      for (const v of this.valuesByK.get(best.key) ?? []) for (const g of this.groupsByKV.get(kv(best.key, v))!) c.push(g);
       cands = c;
     } else {
       this.selUnindexed.add(id);
-      cands = [...this.items.keys()];
+      cands = [...this.groups.values()];
     }
     this.selectors.set(id, atom);
-    for (const ik of cands) {
-      const it = this.items.get(ik)!;
-      if (sel.evaluate(it.labels)) {
+    for (const g of cands) {
+      if (!sel.evaluate(g.labels)) continue;
+      for (const ik of g.items) {
+        const it = this.items.get(ik)!;
         atom.members.add(ik);
         it.sels.add(id);
         this.classes.markItemNodes(it);
