@@ -144,14 +144,18 @@ export interface BackendResult {
   syncMs: number;
   /** Spawn → health listener answering, and → datastore in sync (±100 ms; see measureBackend). */
   syncPhases: { httpUpMs?: number; inSyncMs: number };
+  /** RSS once the agent's heap compaction after the sync is done (rssAtReady: at /readyz 200, before it). */
   rssAfterSync: RssKb;
+  rssAtReady: RssKb;
+  /** The agent's heap compaction (tortie_node_heap_compact_seconds) and ready → its end seen here. */
+  heapCompact: { ms?: number; readyToDoneMs: number };
   rssAfterToggles: RssKb;
   toggles: ToggleRecord[];
   api: { latency?: Summary; write?: Summary; ackToEnforced?: Summary; notEnforced: number; flaps: number };
   cli: { latency?: Summary; notEnforced: number; errors: string[] };
   /** 1/5/15-minute load averages when this backend's run started and ended (noise indicator). */
   loadAvg: { atStart: number[]; atEnd: number[] };
-  /** The agent's GC pauses (V8 --trace-gc) until ready, and from ready to the end of the toggles. */
+  /** The agent's GC pauses (V8 --trace-gc) until ready, and from the heap compaction after it to the end of the toggles. */
   gc: { untilReady: GcSummary; toggles: GcSummary };
   /** wideStamps: probes whose send time is uncertain by more than 1 ms (maxStampGapMs the worst). */
   probes: { total: number; failedOther: number; wideStamps: number; maxStampGapMs: number; realtime: boolean };
@@ -364,8 +368,25 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     const syncMs = performance.now() - t0;
     const readyUs = nowUs();
     inSyncMs ??= syncMs;
+    const rssAtReady = readRss(agent.pid!);
+    // The agent compacts its heap once after its first reconcile (src/node/heap.ts), right after
+    // it reports ready: RSS after sync is read once that is done (up to 60 s) and settled.
+    let heapCompactMs: number | undefined;
+    for (const until = performance.now() + 60_000; performance.now() < until && agent.exitCode === null;) {
+      const text = await fetch(`http://127.0.0.1:${healthPort}/metrics`).then((r) => r.text(), () => '');
+      const s = promValue(text, 'tortie_node_heap_compact_seconds') ?? 0;
+      if (s > 0) {
+        heapCompactMs = s * 1000;
+        break;
+      }
+      await sleep(100);
+    }
+    const readyToCompactedMs = performance.now() - t0 - syncMs;
+    const compactedUs = nowUs();
+    // V8 returns the pages a compaction emptied from a background thread: RSS read 1 s later.
+    if (heapCompactMs !== undefined) await sleep(1000);
     const rssAfterSync = readRss(agent.pid!);
-    progress(`[${cfg.backend}] agent ready in ${(syncMs / 1000).toFixed(2)} s, RSS ${(rssAfterSync.rss / 1024).toFixed(0)} MiB`);
+    progress(`[${cfg.backend}] agent ready in ${(syncMs / 1000).toFixed(2)} s, RSS ${(rssAtReady.rss / 1024).toFixed(0)} MiB; heap compacted in ${heapCompactMs === undefined ? '—' : heapCompactMs.toFixed(0)} ms, RSS ${(rssAfterSync.rss / 1024).toFixed(0)} MiB`);
 
     // Prober; bounded by a generous duration, stopped explicitly below.
     const maxSeconds = Math.ceil((cfg.toggles + cfg.cliToggles + 2) * (cfg.toggleTimeoutMs + cfg.holdMs + 500) / 1000) + 60;
@@ -494,7 +515,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     if (!(await exited(agent, 15_000))) killGroup(agent);
     const pinned = pinnedMapEntries(cfg.pinRoot);
     return {
-      backend: cfg.backend, scale: cfg.scale, resources: resources.length, loadMs, syncMs, syncPhases: { httpUpMs, inSyncMs }, rssAfterSync, rssAfterToggles,
+      backend: cfg.backend, scale: cfg.scale, resources: resources.length, loadMs, syncMs, syncPhases: { httpUpMs, inSyncMs }, rssAfterSync, rssAtReady, heapCompact: { ms: heapCompactMs, readyToDoneMs: readyToCompactedMs }, rssAfterToggles,
       toggles: results,
       api: {
         latency: summarize(lat(api)), write: summarize(api.map((r) => r.writeMs)),
@@ -503,7 +524,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
       },
       cli: { latency: summarize(lat(cli)), notEnforced: cli.filter((r) => r.latencyMs === undefined).length, errors: cliErrors },
       loadAvg: { atStart: loadAtStart, atEnd: loadavg() },
-      gc: { untilReady: gcSummary(gcs.filter((g) => g.endUs <= readyUs)), toggles: gcSummary(gcs.filter((g) => g.endUs > readyUs && g.endUs <= endUs)) },
+      gc: { untilReady: gcSummary(gcs.filter((g) => g.endUs <= readyUs)), toggles: gcSummary(gcs.filter((g) => g.endUs > compactedUs && g.endUs <= endUs)) },
       probes: { total: stream.sorted.length, failedOther: stream.failedOther, wideStamps: stream.wideStamps, maxStampGapMs: stream.maxGapUs / 1000, realtime: cfg.realtimeProber },
       agentReported: {
         programming: meanMs('tortie_policy_programming_seconds'), apply: meanMs('tortie_dataplane_apply_seconds'),

@@ -80,6 +80,13 @@ export interface AgentOptions {
   felix?: { update(name: string, spec: FelixConfigurationSpec | undefined): void; inSync(): void };
   /** Felix's ipv6Support (default true); false: resources are compiled without their IPv6 parts (src/model/ipv6-off.ts). */
   ipv6?: boolean;
+  /**
+   * Called once, half a second after the first successful reconcile (the agent is ready and has
+   * answered its health checks), queued like a flush so that none runs meanwhile, with nothing of that reconcile (list, snapshot) referenced any
+   * more: run.ts compacts the heap there (src/node/heap.ts). Returns its duration (ms; logged
+   * and exported as tortie_node_heap_compact_seconds) or undefined if nothing was done.
+   */
+  afterFirstSync?: () => number | undefined;
 }
 
 /** `Kind namespace/name` (or `Kind name`) of the policy or profile a rule belongs to. */
@@ -96,11 +103,15 @@ function isEmptyDelta(d: CalcDelta): boolean {
     !d.prefilterChanged && !d.routingChanged && d.workloadRoutesUpserted.length === 0 && d.workloadRoutesRemoved.length === 0;
 }
 
+/** From the first successful reconcile to the after-sync step (AgentOptions.afterFirstSync). */
+const AFTER_SYNC_DELAY_MS = 500;
+
 export class Agent implements HealthSource {
   private syncer?: Syncer;
   private servers: Server[] = [];
   private inSync = false;
   private needReconcile = true;
+  private firstSyncDone = false;
   private dirtySince?: number;
   /** Oldest change (hrtime ms) not yet in the kernel, for the programming-latency histogram. */
   private flushTimer?: NodeJS.Timeout;
@@ -235,15 +246,24 @@ export class Agent implements HealthSource {
           await this.o.dataplane.ready();
           if (this.stopped) return;
         }
-        // The snapshot covers this flush's changes: its delta is not needed.
-        if (this.o.calc.flushForSnapshot) this.o.calc.flushForSnapshot();
-        else this.o.calc.flush();
-        const state = this.o.calc.snapshot();
-        await this.o.dataplane.reconcile(state);
+        await this.reconcileAll();
         this.needReconcile = false;
-        this.o.metrics.endpoints.set(state.endpoints.length);
-        this.o.metrics.inSync.set(1);
-        this.log.info({ endpoints: state.endpoints.length, tables: state.tables.length, policies: new Set(state.rules.map(policyName).filter(Boolean)).size }, 'kernel reconciled with the datastore');
+        if (!this.firstSyncDone) {
+          this.firstSyncDone = true;
+          const after = this.o.afterFirstSync;
+          // A moment after ready (the health endpoints answer first), between flushes.
+          if (after) {
+            setTimeout(() => {
+              this.applying = this.applying.then(() => {
+                if (this.stopped) return;
+                const ms = after();
+                if (ms === undefined) return;
+                this.o.metrics.heapCompactSeconds.set(ms / 1000);
+                this.log.info({ ms: Math.round(ms) }, 'heap compacted after the initial sync');
+              });
+            }, AFTER_SYNC_DELAY_MS).unref();
+          }
+        }
       } else {
         const delta = this.o.calc.flush();
         if (!isEmptyDelta(delta)) {
@@ -270,6 +290,18 @@ export class Agent implements HealthSource {
       end();
       endFelix();
     }
+  }
+
+  /** The whole compiled state into the kernel (a separate frame: nothing of it outlives the call). */
+  private async reconcileAll(): Promise<void> {
+    // The snapshot covers this flush's changes: its delta is not needed.
+    if (this.o.calc.flushForSnapshot) this.o.calc.flushForSnapshot();
+    else this.o.calc.flush();
+    const state = this.o.calc.snapshot();
+    await this.o.dataplane.reconcile(state);
+    this.o.metrics.endpoints.set(state.endpoints.length);
+    this.o.metrics.inSync.set(1);
+    this.log.info({ endpoints: state.endpoints.length, tables: state.tables.length, policies: new Set(state.rules.map(policyName).filter(Boolean)).size }, 'kernel reconciled with the datastore');
   }
 
   /** Info lines for what a delta put into (or took out of) the kernel, as Felix logs its updates. */

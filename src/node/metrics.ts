@@ -66,6 +66,11 @@ export class NodeMetrics {
     name: 'tortie_dataplane_apply_failures_total', help: 'Dataplane applies that failed and will be retried',
     labelNames: ['manager'] as const, registers: [this.registry],
   });
+  /** The heap compaction after the initial sync (src/node/heap.ts): its duration once done, 0 before. */
+  readonly heapCompactSeconds = new Gauge({
+    name: 'tortie_node_heap_compact_seconds', help: 'Duration of the heap compaction after the initial sync (0 until it ran)',
+    registers: [this.registry],
+  });
   readonly endpoints = new Gauge({
     name: 'tortie_local_endpoints', help: 'Workload endpoints programmed on this node', registers: [this.registry],
   });

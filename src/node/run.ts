@@ -8,6 +8,7 @@
  */
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
+import { compactHeap } from './heap';
 import { AlreadyExistsError, ConflictError, assertNoPreCalicoLayout, openDatastore, type Datastore, type DatastoreConfig } from '../datastore';
 import { casLoop } from '../datastore/cas';
 import { ResourceClient } from '../client/resources';
@@ -214,6 +215,7 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
     agent = new Agent({
       nodeName: c.nodeName, datastore, calc: graph, dataplane: dataplaneAdapter(opening, metrics), log, metrics,
       health: listeners.health, metricsListen: listeners.metrics, felix, ipv6: c.ipv6Support,
+      afterFirstSync: compactHeap,
     });
     try {
       await agent.start();

@@ -194,3 +194,34 @@ t.test('a dataplane still opening (ready pending): the calc is fed but not flush
   await run(false);
   await run(true);
 });
+
+t.test('after the first reconcile only, the agent runs its after-sync step once it is ready, and exports its duration', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-agent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const writer = new EmbeddedDatastore({ dir });
+  t.teardown(() => writer.close());
+  const client = new ResourceClient(writer);
+  await client.create(pool('p1', '192.168.0.0/16') as never);
+  const dp = new RecordingDataplane();
+  dp.failNext = 1; // the first reconcile fails: the step waits for the one that succeeds
+  const metrics = new NodeMetrics(false);
+  const calls: { readyAtCall: boolean; reconciles: number }[] = [];
+  let agent: Agent | undefined;
+  agent = new Agent({ nodeName: 'n1', datastore: new EmbeddedDatastore({ dir }), calc: new RecordingCalc(), dataplane: dp, log: silentLogger, metrics,
+    afterFirstSync: () => {
+      calls.push({ readyAtCall: agent!.ready().ok, reconciles: dp.reconciles.length });
+      return 12.5;
+    } });
+  await agent.start();
+  for (let i = 0; i < 200 && calls.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await agent.settled();
+  t.same(calls, [{ readyAtCall: true, reconciles: 1 }], 'called once, after the successful reconcile, the agent ready');
+  t.match(await metrics.registry.getSingleMetricAsString('tortie_node_heap_compact_seconds'), /tortie_node_heap_compact_seconds 0\.0125\b/);
+  dp.failNext = 1;
+  await client.create(pool('p2', '10.10.0.0/16') as never);
+  for (let i = 0; i < 200 && dp.reconciles.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+  await agent.settled();
+  t.equal(dp.reconciles.length, 2, 'a later reconcile (after a failed apply)');
+  t.equal(calls.length, 1, 'does not run the step again');
+  await agent.stop();
+});
