@@ -50,7 +50,10 @@ export interface Item {
   /** IPv4 prefixes first, then IPv6 ones (the compiler's address partition holds both). */
   prefixes: AnyCidr[];
   ports: { name: string; protocol: number; port: number }[];
-  /** Selector atoms this item is a member of. */
+  /**
+   * Selector atoms this item is a member of: its label group's set (memberships are a function of
+   * the labels), shared by the group's items; changed only here.
+   */
   sels: Set<string>;
   profiles: string[];
   namespace: string;
@@ -68,7 +71,12 @@ export interface LabelGroup {
   key: string;
   labels: Record<string, string>;
   items: Set<string>;
+  /** The selector atoms matching `labels` (every item's `sels`). */
+  sels: Set<string>;
 }
+
+/** The `sels` of an item in no group (no labels yet, or gone): never added to. */
+const NO_SELS: ReadonlySet<string> = new Set<string>();
 
 export interface SelAtom {
   id: string;
@@ -235,9 +243,9 @@ export class LabelIndex {
     const old = this.items.get(key);
     if (src === undefined) {
       if (old === undefined) return;
+      const oldSels = old.sels;
       this.leaveGroup(old);
-      for (const s of old.sels) this.selectors.get(s)?.members.delete(key);
-      old.sels.clear();
+      for (const s of oldSels) this.selectors.get(s)?.members.delete(key);
       this.classes.setItemPrefixes(old, []);
       for (const p of old.profiles) removeFrom(this.itemsByProfile, p, key);
       removeFrom(this.itemsByNamespace, old.namespace, key);
@@ -248,7 +256,7 @@ export class LabelIndex {
     const { prefixes, ports, local, profiles, namespace } = src;
     let item = old;
     if (item === undefined) {
-      item = { key, labels: {}, prefixes: [], ports: [], sels: new Set(), profiles: [], namespace, local, group: undefined };
+      item = { key, labels: {}, prefixes: [], ports: [], sels: NO_SELS as Set<string>, profiles: [], namespace, local, group: undefined };
       this.items.set(key, item);
       addTo(this.itemsByNamespace, namespace, key);
     }
@@ -265,27 +273,20 @@ export class LabelIndex {
     let changed = JSON.stringify(item.ports) !== JSON.stringify(ports);
     // Exact-length copies: arrays grown by push keep spare capacity (×10,000 items).
     item.ports = ports.slice();
+    // Memberships: the new label group's (computed when the group was made), against the old.
+    const oldSels = item.sels;
     this.setItemLabels(item, src.labels);
-    const labels = item.labels;
-    // memberships: candidates from the label index plus current memberships
-    const cands = new Set<string>(this.selUnindexed);
-    for (const [k, v] of Object.entries(labels)) {
-      for (const s of this.selByKV.get(kv(k, v)) ?? []) cands.add(s);
-      for (const s of this.selByK.get(k) ?? []) cands.add(s);
-    }
-    for (const s of item.sels) cands.add(s);
-    for (const s of cands) {
-      const atom = this.selectors.get(s)!;
-      const m = atom.sel.evaluate(labels);
-      if (m !== item.sels.has(s)) {
+    const now = item.sels;
+    if (now !== oldSels) {
+      for (const s of oldSels) {
+        if (now.has(s)) continue;
         changed = true;
-        if (m) {
-          item.sels.add(s);
-          atom.members.add(key);
-        } else {
-          item.sels.delete(s);
-          atom.members.delete(key);
-        }
+        this.selectors.get(s)?.members.delete(key);
+      }
+      for (const s of now) {
+        if (oldSels.has(s)) continue;
+        changed = true;
+        this.selectors.get(s)!.members.add(key);
       }
     }
     const prefChanged = !samePrefixes(item.prefixes, prefixes);
@@ -301,7 +302,7 @@ export class LabelIndex {
     this.leaveGroup(item);
     let g = this.groups.get(key);
     if (g === undefined) {
-      g = { key, labels, items: new Set() };
+      g = { key, labels, items: new Set(), sels: this.matchingSelectors(labels) };
       this.groups.set(key, g);
       for (const [k, v] of Object.entries(labels)) {
         addTo(this.groupsByKV, kv(k, v), g);
@@ -311,6 +312,19 @@ export class LabelIndex {
     g.items.add(item.key);
     item.group = g;
     item.labels = g.labels;
+    item.sels = g.sels;
+  }
+
+  /** The selector atoms `labels` match: candidates from the selector index, evaluated. */
+  private matchingSelectors(labels: Record<string, string>): Set<string> {
+    const cands = new Set<string>(this.selUnindexed);
+    for (const [k, v] of Object.entries(labels)) {
+      for (const s of this.selByKV.get(kv(k, v)) ?? []) cands.add(s);
+      for (const s of this.selByK.get(k) ?? []) cands.add(s);
+    }
+    const out = new Set<string>();
+    for (const s of cands) if (this.selectors.get(s)!.sel.evaluate(labels)) out.add(s);
+    return out;
   }
 
   private leaveGroup(item: Item): void {
@@ -318,6 +332,7 @@ export class LabelIndex {
     if (g === undefined) return;
     item.group = undefined;
     item.labels = {};
+    item.sels = NO_SELS as Set<string>;
     g.items.delete(item.key);
     if (g.items.size > 0) return;
     this.groups.delete(g.key);
@@ -364,11 +379,10 @@ export class LabelIndex {
     this.selectors.set(id, atom);
     for (const g of cands) {
       if (!sel.evaluate(g.labels)) continue;
+      g.sels.add(id);
       for (const ik of g.items) {
-        const it = this.items.get(ik)!;
         atom.members.add(ik);
-        it.sels.add(id);
-        this.classes.markItemNodes(it);
+        this.classes.markItemNodes(this.items.get(ik)!);
       }
     }
   }
@@ -379,7 +393,7 @@ export class LabelIndex {
     for (const ik of a.members) {
       const it = this.items.get(ik);
       if (it === undefined) continue;
-      it.sels.delete(id);
+      it.sels.delete(id); // the group's set: once per group is enough, again is harmless
       this.classes.markItemNodes(it);
     }
     if (a.index.kind === 'kv') for (const k of a.index.keys) removeFrom(this.selByKV, k, id);
