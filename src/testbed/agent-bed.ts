@@ -66,7 +66,7 @@ export class AgentBed {
     return this.agent;
   }
 
-  waitReady(timeoutMs = 20_000): Promise<void> {
+  waitReady(timeoutMs = 60_000): Promise<void> {
     if (!this.agent) throw new Error('no agent started');
     return this.agent.waitReady(timeoutMs);
   }
