@@ -12,8 +12,9 @@
  *
  * Networking: every IPv4 packet tortie_from_wep forwards goes through encap_from_wep
  * (lib/vxlan.h) at the exit: a remote workload behind IPIP (lib/ipip.h) or VXLAN is encapsulated
- * and redirected to the uplink there. With host routing on (lib/host_route.h), a packet for another workload of this
- * node is then judged by the destination's to-workload point (wep_to, the code tortie_to_wep
+ * and redirected to the uplink there. With host routing on (lib/host_route.h), a packet for another
+ * workload of this node (found by its address first, hr_local, before the remote-route lookup of
+ * encap_from_wep, or by the fib after it) is judged by the destination's to-workload point (wep_to, the code tortie_to_wep
  * runs, counted for the destination; it takes the source point's parse and conntrack entry
  * instead of redoing them) and redirected into its namespace, and one the fib routes
  * through the uplink is redirected to the uplink's egress. IPv6 the same way (lib/host_route6.h,
@@ -374,8 +375,13 @@ int tortie_from_wep(struct __sk_buff *skb)
 		__builtin_memset(&sc->pkt, 0, sizeof(sc->pkt));
 		ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &sc->pkt, &ct.v4, &ip4, &slot);
 		if (ret == TORTIE_FORWARD && ip4) {
-			act = encap_from_wep(skb, sc->pkt.daddr);
-			if (act == TC_ACT_OK)
+			/* A local workload first: it needs neither the remote-route lookup nor the fib. */
+			act = hr_local(skb, &dst, &dst_ep);
+			if (act == 0)
+				act = encap_from_wep(skb, sc->pkt.daddr);
+			else if (act > 0)
+				act = TC_ACT_OK;
+			if (act == TC_ACT_OK && dst == 0)
 				act = hr_route(skb, &dst, &dst_ep, &via_fib);
 		}
 	}

@@ -158,23 +158,55 @@ static __always_inline bool hr_fits(struct __sk_buff *skb, __u32 ifindex)
 }
 
 /*
- * For a packet the source's egress point forwarded (untagged IPv4 at ETH_HLEN), after the IPIP
- * fast path left it: returns the tc verdict (TC_ACT_OK: the kernel's path, the packet unchanged;
- * TC_ACT_REDIRECT: sent to the uplink) or < 0 a drop reason (a rewrite failed). *local is set to
- * the destination cali*'s ifindex when the destination is a workload of this node (*local_ep to
- * its endpoint entry, for the destination's point; *fib true when the fib found it): the packet
+ * A local workload by its address, first of all (tortie_from_wep runs it before the IPIP/VXLAN
+ * fast path, whose remote-route LPM lookup a local destination does not need): for a packet the
+ * source's egress point forwarded (untagged IPv4 at ETH_HLEN). tortie_epdst_v1, checked against
+ * tortie_ep_v1 (ep_dst_live), gives the destination's cali* and both MACs without a fib lookup.
+ * Returns 1 when the destination is such a workload (the packet rewritten as forwarded, *local
+ * its cali*'s ifindex, *local_ep its endpoint entry: the caller runs the destination's point,
+ * then hr_redirect), 0 to go on (encapsulation, then hr_route), < 0 a drop reason (a rewrite
+ * failed). Declines (0) for anything else: addresses the agent has no entry for (its MAC not
+ * known yet, not a workload of this node), a stale entry, the TTL expiring, a packet over the
+ * cali*'s MTU; hr_route's fib then answers for those.
+ */
+static __always_inline int hr_local(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep)
+{
+	const struct tortie_endpoint *ep;
+	const struct tortie_ep_dst *d;
+	struct iphdr ip;
+	__u32 out;
+	int ret;
+
+	if (!host_routing)
+		return 0;
+	if (hr_load_l3(skb, &ip) < 0)
+		return 0;
+	d = ep_dst4(ip.daddr);
+	if (!d || d->ifindex == skb->ifindex || ip.ttl <= 1)
+		return 0;
+	out = d->ifindex;
+	ep = ep_dst_live(d);
+	if (!ep || !hr_fits(skb, out))
+		return 0;
+	ret = hr_rewrite(skb, &ip, d->mac, d->host_mac);
+	if (ret < 0)
+		return ret;
+	*local = out;
+	*local_ep = ep;
+	return 1;
+}
+
+/*
+ * After hr_local declined and the IPIP/VXLAN fast path left the packet: returns the tc verdict
+ * (TC_ACT_OK: the kernel's path, the packet unchanged; TC_ACT_REDIRECT: sent to the uplink) or
+ * < 0 a drop reason (a rewrite failed). *local is set to the destination cali*'s ifindex when the
+ * fib finds a workload of this node (*local_ep to its endpoint entry, *via_fib true): the packet
  * is then rewritten as forwarded and the caller runs the destination's point, then hr_redirect.
- *
- * A local workload is found first by its address (tortie_epdst_v1, checked against tortie_ep_v1:
- * ep_dst_live), which gives its cali* and both MACs without a fib lookup; the fib answers for
- * everything else: addresses the agent has no entry for (its MAC not known yet, not a workload
- * of this node), a stale entry, the TTL expiring, a packet over the cali*'s MTU.
  */
 static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep, bool *via_fib)
 {
 	const struct tortie_netcfg *cfg;
 	const struct tortie_endpoint *ep;
-	const struct tortie_ep_dst *d;
 	const struct tortie_route *rt;
 	struct bpf_fib_lookup fib = {};
 	struct iphdr ip;
@@ -186,19 +218,6 @@ static __always_inline int hr_route(struct __sk_buff *skb, __u32 *local, const s
 		return TC_ACT_OK;
 	if (hr_load_l3(skb, &ip) < 0)
 		return TC_ACT_OK;
-	d = ep_dst4(ip.daddr);
-	if (d && d->ifindex != skb->ifindex && ip.ttl > 1) {
-		out = d->ifindex;
-		ep = ep_dst_live(d);
-		if (ep && hr_fits(skb, out)) {
-			ret = hr_rewrite(skb, &ip, d->mac, d->host_mac);
-			if (ret < 0)
-				return ret;
-			*local = out;
-			*local_ep = ep;
-			return TC_ACT_OK;
-		}
-	}
 	fib.family = AF_INET;
 	fib.l4_protocol = ip.protocol;
 	fib.tot_len = ipip_wire_len(skb, &ip);

@@ -90,7 +90,7 @@ static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local, const 
 		return TC_ACT_OK;
 	if (hr_load_l3(skb, &ip6) < 0)
 		return TC_ACT_OK;
-	/* A local workload by its address, without the fib (lib/host_route.h's hr_route). */
+	/* A local workload by its address, without the fib (lib/host_route.h's hr_local). */
 	d = ep_dst6(&ip6.daddr);
 	if (d && d->ifindex != skb->ifindex && ip6.hop_limit > 1) {
 		out = d->ifindex;
