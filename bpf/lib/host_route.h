@@ -79,12 +79,29 @@ static __always_inline void hr_count(__u32 idx)
 		*c += 1;
 }
 
+/*
+ * The rewrite is written in place with direct packet access where the parse left the headers
+ * linear (always, short of a malformed packet), else with bpf_skb_store_bytes. Direct writes make
+ * the verifier add an unclone prologue to tortie_from_wep: a cloned skb (TCP's transmitted ones)
+ * has its head made writable first, by bpf_skb_pull_data(skb, 0) = skb_ensure_writable over the
+ * linear part, which copies nothing where the clone's header part is its own (TCP releases the
+ * header of what it clones; its payload is in page fragments), as bpf_skb_store_bytes's own
+ * skb_ensure_writable did for the 26 bytes; the kernel's forwarding (skb_cow in ip_forward)
+ * copies the head of every cloned skb it forwards.
+ */
+
 /* The next hop's MACs (the fib's, or a local workload's from tortie_epdst_v1) into the Ethernet
- * header, in one store (both families). */
+ * header (both families). */
 static __always_inline int hr_set_macs(struct __sk_buff *skb, const __u8 *dmac, const __u8 *smac)
 {
+	void *d = ctx_data(skb), *e = ctx_data_end(skb);
 	__u8 macs[2 * ETH_ALEN];
 
+	if (d + 2 * ETH_ALEN <= e) {
+		__builtin_memcpy(d, dmac, ETH_ALEN);
+		__builtin_memcpy(d + ETH_ALEN, smac, ETH_ALEN);
+		return 0;
+	}
 	__builtin_memcpy(macs, dmac, ETH_ALEN);
 	__builtin_memcpy(macs + ETH_ALEN, smac, ETH_ALEN);
 	if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
@@ -100,12 +117,12 @@ static __always_inline __u16 hr_csum_update16(__u16 check, __u16 from, __u16 to)
 }
 
 /*
- * Forwarding without the kernel: the TTL and the next hop's MACs, as ip_forward would, in one store of
- * the frame's first 26 bytes (both MACs, the EtherType as it is, the IPv4 header up to its
- * checksum with the TTL decremented and the checksum updated) instead of a checksum helper and
- * two stores. The header's ones'-complement sum is unchanged (the checksum compensates the TTL),
- * so a CHECKSUM_COMPLETE skb->csum stays right, as with bpf_l3_csum_replace; the Ethernet header
- * is outside it.
+ * Forwarding without the kernel: the TTL and the next hop's MACs, as ip_forward would: the TTL
+ * decremented and the checksum updated, both MACs written (in place, or in one store of the
+ * frame's first 26 bytes: both MACs, the EtherType as it is, the IPv4 header up to its checksum)
+ * instead of a checksum helper and two stores. The header's ones'-complement sum is unchanged
+ * (the checksum compensates the TTL), so a CHECKSUM_COMPLETE skb->csum stays right, as with
+ * bpf_l3_csum_replace; the Ethernet header is outside it. `ip`: the header as read (hr_load_l3).
  */
 static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, const __u8 *dmac, const __u8 *smac)
 {
@@ -115,6 +132,8 @@ static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, c
 		__be16 proto;
 		__u8 ip[12]; /* up to saddr: version/IHL ... TTL, protocol, check */
 	} __attribute__((packed)) h;
+	void *d = ctx_data(skb), *e = ctx_data_end(skb);
+	struct iphdr *pip = d + ETH_HLEN;
 	__u16 old_w, new_w;
 
 	_Static_assert(__builtin_offsetof(struct iphdr, saddr) == 12, "IPv4 header layout");
@@ -123,6 +142,13 @@ static __always_inline int hr_rewrite(struct __sk_buff *skb, struct iphdr *ip, c
 	ip->ttl--;
 	__builtin_memcpy(&new_w, &ip->ttl, 2);
 	ip->check = hr_csum_update16(ip->check, old_w, new_w);
+	if ((void *)(pip + 1) <= e) {
+		pip->ttl = ip->ttl;
+		pip->check = ip->check;
+		__builtin_memcpy(d, dmac, ETH_ALEN);
+		__builtin_memcpy(d + ETH_ALEN, smac, ETH_ALEN);
+		return 0;
+	}
 	__builtin_memcpy(h.dmac, dmac, ETH_ALEN);
 	__builtin_memcpy(h.smac, smac, ETH_ALEN);
 	h.proto = bpf_htons(ETH_P_IP);

@@ -271,9 +271,8 @@ static __always_inline int ipip_decap(struct __sk_buff *skb, __u32 hlen, __u32 o
  * (ipip_ttl_dec_copy) and the fib's MACs are written into the Ethernet header: no
  * bpf_skb_store_bytes / bpf_l3_csum_replace calls. Direct writes make the verifier add an
  * unclone prologue to tortie_uplink_in (a cloned skb's head is copied first, as
- * bpf_skb_store_bytes would have done); tortie_from_wep keeps the store helpers, as such a
- * prologue would copy the head of every cloned skb it sees (TCP's transmitted ones), the ones it
- * does not rewrite too.
+ * bpf_skb_store_bytes would have done). tortie_from_wep's host-routing rewrite writes in place
+ * too (lib/host_route.h, where its prologue's cost on TCP's clones is explained).
  */
 static __always_inline int ipip_deliver(struct __sk_buff *skb)
 {

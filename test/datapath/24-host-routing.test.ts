@@ -10,7 +10,7 @@
 // one an endpoint's deletion or an address moving rewrites is followed only as rewritten.
 import t from 'tap';
 import { SingleNode, Capture, type Workload } from '../../src/testbed';
-import { netcfgCodec } from '../../src/dataplane/bpf/net-codecs';
+import { netcfgCodec, readNetStats, routeCodec, rt4KeyCodec, RT_F } from '../../src/dataplane/bpf/net-codecs';
 import { uniquePinRoot, removePinRoot } from '../../src/testbed/wep-harness';
 import { loadWep, readHostRouteStats, type WepDatapath } from '../../src/dataplane/bpf/loader';
 import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../../src/dataplane/bpf/counters';
@@ -324,6 +324,40 @@ t.test('host routing on: peer redirect, policy of the destination at the source'
     t.not(r.code, 0, 'no echo reply with TTL 1');
     t.match(r.stdout, /Time to live exceeded/i, 'the kernel answered time exceeded');
     t.ok(hr().declined - hr0.declined >= 2n, 'declined by the host-routed path');
+  });
+
+  t.test('a local workload inside a route to another node through IPIP: delivered here, found by its address, never encapsulated', async (t) => {
+    // A borrowed address: the block around web's is routed to another node (here the outside
+    // host) through IPIP, as the RouteManager writes a remote block, while web's /32 lives on
+    // this node (the kernel's route says so too). The address lookup runs before the IPIP fast
+    // path's remote-route lookup, so the tunnel never sees it. Needs the uplink set (netcfg).
+    dp!.obj.map('tortie_netcfg_v1').update(Buffer.alloc(4), netcfgCodec.encode({ node_ip: topo.nodeIp, uplink_ifindex: await topo.node.ifindex('eth0'), ipip_mtu: 0, snat_ip: '0.0.0.0' }));
+    const rt = dp!.obj.map('tortie_rt4_v1');
+    const block = rt4KeyCodec.encode({ prefixlen: 24, addr: '192.168.12.0' });
+    const ipipTo = (ip: string) => { rt.update(block, routeCodec.encode({ next_hop: ip, flags: RT_F.WORKLOAD | RT_F.ENCAP })); };
+    // The tunnel's next hop resolved (the fast path leaves unresolved ones to the kernel).
+    t.equal((await ping(w.client, topo.outsideIp, 1)).code, 0, 'client -> outside answered');
+    const cap = await Capture.start(topo.outside, 'ip proto 4');
+    try {
+      ipipTo(topo.outsideIp);
+      const net0 = readNetStats(dp!.obj.map('tortie_netstat_v1')), hr0 = hr(), webFwd0 = count(w.web, Dir.INGRESS, 0);
+      t.equal((await ping(w.client, IP.web, 10)).code, 0, 'client -> web answered');
+      const net1 = readNetStats(dp!.obj.map('tortie_netstat_v1')), hr1 = hr();
+      t.ok(hr1.peer - hr0.peer >= 20n, `requests and replies peer-redirected (${hr1.peer - hr0.peer})`);
+      t.equal(hr1.peerFib - hr0.peerFib, 0n, 'found by address, no fib lookup');
+      t.ok(count(w.web, Dir.INGRESS, 0) - webFwd0 >= 10n, 'judged and delivered by web\'s point');
+      t.equal(net1.encapFast - net0.encapFast, 0n, 'nothing encapsulated by the fast path');
+      t.equal(net1.encapUplink - net0.encapUplink, 0n, 'nor on the uplink');
+      // A workload address of the block with no endpoint here still takes the tunnel: the route
+      // is live (the fast path's counter moves), only local addresses are taken out of it.
+      await w.client.ns.exec(['ping', '-c', '1', '-W', '1', '192.168.12.77'], { allowFail: true, timeoutMs: 5_000 });
+      t.ok(readNetStats(dp!.obj.map('tortie_netstat_v1')).encapFast - net1.encapFast >= 1n, 'an address of the block without a local workload is encapsulated');
+      t.ok(await cap.waitFor(/192\.168\.12\.77/), 'the outside host receives it in IPIP');
+      t.notOk(cap.has(new RegExp(`> ${IP.web.replace(/\./g, '\\.')}:`)), 'never one for web');
+    } finally {
+      cap.stop();
+      rt.delete(block);
+    }
   });
 });
 
