@@ -1,8 +1,9 @@
 /**
  * Where the datapath's time goes on real traffic: the kernel's own per-program statistics
  * (`kernel.bpf_stats_enabled`: run count and run time of each program) of the benchmark node's
- * `tortie_from_wep` and `tortie_to_wep` during an iperf3 UDP 64-byte run and a wrk
- * `Connection: close` run (1,000 policies × 5 rules selecting the server, BPF host routing on, so
+ * `tortie_from_wep` and `tortie_to_wep` during an iperf3 UDP 64-byte run, a wrk
+ * `Connection: close` run and an iperf3 TCP 1-stream run (its data segments are TCP's clones: a
+ * head copy there, e.g. by an unclone prologue, would show in their per-run time) (1,000 policies × 5 rules selecting the server, BPF host routing on, so
  * one `tortie_from_wep` run is the source's point, the fib lookup, the rewrite and the
  * destination's point). Several builds of the workload object can be compared on the same
  * topology, interleaved with bare veths each round: TORTIE_BENCH_OBJECTS="old=/dir,new=/dir" (each
@@ -20,7 +21,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { BenchNode, SERVER_IP, SERVER_IP6 } from './datapath-netns';
 import { median } from './lib/stats';
-import { iperfUdp, wrkConnRate, startServers, waitServers, PORTS } from './lib/tools';
+import { iperfTcp, iperfUdp, wrkConnRate, startServers, waitServers, PORTS } from './lib/tools';
 
 const SECONDS = Number(process.argv[2] ?? 2);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
     stopServers = await startServers(node.server.ns, IP);
     await waitServers(node.server.ns, IP);
     console.log(`load average at start: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-    type Row = { udp: number; conn: number; udpFrom?: number; udpTo?: number; connFrom?: number; connTo?: number };
+    type Row = { udp: number; conn: number; tcp: number; udpFrom?: number; udpTo?: number; connFrom?: number; connTo?: number; tcpFrom?: number };
     const res = new Map<string, Row[]>();
     for (let r = 0; r < ROUNDS; r++) {
       for (const v of [{ name: 'bare' }, ...vs] as { name: string; dir?: string }[]) {
@@ -67,32 +68,36 @@ async function main(): Promise<void> {
         const p = node.programs();
         const snap = (): Info[] | undefined => p && [p.fromWep.info(), p.toWep.info()];
         if (p) fs.writeFileSync(STATS, '1');
-        let u, w, s0, s1, s2;
+        let u, w, c, s0, s1, s2, s3;
         try {
           s0 = snap();
           u = await iperfUdp(node.client.ns, IP, SECONDS);
           s1 = snap();
           w = await wrkConnRate(node.client.ns, IP, SECONDS);
           s2 = snap();
+          c = await iperfTcp(node.client.ns, IP, SECONDS, 1);
+          s3 = snap();
         } finally { restore(); }
-        const row: Row = { udp: u.packetsPerSecond / 1e3, conn: w.requestsPerSecond };
-        if (s0 && s1 && s2) {
+        const row: Row = { udp: u.packetsPerSecond / 1e3, conn: w.requestsPerSecond, tcp: c.bitsPerSecond / 1e9 };
+        if (s0 && s1 && s2 && s3) {
           row.udpFrom = perRun(s0[0]!, s1[0]!); row.udpTo = perRun(s0[1]!, s1[1]!);
           row.connFrom = perRun(s1[0]!, s2[0]!); row.connTo = perRun(s1[1]!, s2[1]!);
+          row.tcpFrom = perRun(s2[0]!, s3[0]!);
         }
         res.set(v.name, [...(res.get(v.name) ?? []), row]);
         const ns = (x?: number): string => (x === undefined || Number.isNaN(x) ? '-' : `${x.toFixed(0)} ns`);
-        console.log(`round ${r + 1} ${v.name}: UDP 64 B ${row.udp.toFixed(0)} kpps, ${row.conn.toFixed(0)} conn/s` +
-          (p ? `; per run during UDP: tortie_from_wep ${ns(row.udpFrom)}, tortie_to_wep ${ns(row.udpTo)}; during wrk: ${ns(row.connFrom)}, ${ns(row.connTo)}` : ''));
+        console.log(`round ${r + 1} ${v.name}: UDP 64 B ${row.udp.toFixed(0)} kpps, ${row.conn.toFixed(0)} conn/s, TCP ${row.tcp.toFixed(1)} Gbit/s` +
+          (p ? `; per run during UDP: tortie_from_wep ${ns(row.udpFrom)}, tortie_to_wep ${ns(row.udpTo)}; during wrk: ${ns(row.connFrom)}, ${ns(row.connTo)}` +
+            `; during TCP: tortie_from_wep ${ns(row.tcpFrom)}` : ''));
       }
     }
     const bare = res.get('bare')!;
     for (const v of vs) {
       const rows = res.get(v.name)!;
-      const ratio = (k: 'udp' | 'conn'): string => median(rows.map((x, i) => x[k] / bare[i]![k])).toFixed(3);
-      const med = (k: 'udpFrom' | 'connFrom'): string => median(rows.map((x) => x[k] ?? NaN)).toFixed(0);
-      console.log(`${v.name}: tortie_from_wep per run (median) UDP ${med('udpFrom')} ns, wrk ${med('connFrom')} ns; ` +
-        `/bare (median of per-round ratios): UDP pps ${ratio('udp')}, conn/s ${ratio('conn')}`);
+      const ratio = (k: 'udp' | 'conn' | 'tcp'): string => median(rows.map((x, i) => x[k] / bare[i]![k])).toFixed(3);
+      const med = (k: 'udpFrom' | 'connFrom' | 'tcpFrom'): string => median(rows.map((x) => x[k] ?? NaN)).toFixed(0);
+      console.log(`${v.name}: tortie_from_wep per run (median) UDP ${med('udpFrom')} ns, wrk ${med('connFrom')} ns, TCP ${med('tcpFrom')} ns; ` +
+        `/bare (median of per-round ratios): UDP pps ${ratio('udp')}, conn/s ${ratio('conn')}, TCP ${ratio('tcp')}`);
     }
     console.log(`load average at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   } finally {
