@@ -7,7 +7,9 @@
 // allowed the request; TTL 1 and the mode "off" keep the kernel's path. A workload whose MAC the
 // endpoint names is found by its address (tortie_epdst_v1) without a fib lookup; an address entry
 // that no longer agrees with the endpoint map is never followed (the fib answers instead), and
-// one an endpoint's deletion or an address moving rewrites is followed only as rewritten.
+// one an endpoint's deletion or an address moving rewrites is followed only as rewritten. A local
+// workload's address inside a block routed to another node through IPIP is delivered here (found
+// by address before the tunnel's route), never encapsulated.
 import t from 'tap';
 import { SingleNode, Capture, type Workload } from '../../src/testbed';
 import { netcfgCodec, readNetStats, routeCodec, rt4KeyCodec, RT_F } from '../../src/dataplane/bpf/net-codecs';
