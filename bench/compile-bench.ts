@@ -211,13 +211,16 @@ const digest = process.env.TORTIE_BENCH_DIGEST === '1' ? createHash('sha1') : un
 const verbose = process.env.TORTIE_BENCH_VERBOSE === '1';
 
 /** One line per delta (TORTIE_BENCH_VERBOSE=1). */
-function describe(what: string, d: ReturnType<CalcGraph['flush']>): void {
+let predSeen = 0;
+function describe(what: string, d: ReturnType<CalcGraph['flush']>, g: CalcGraph): void {
   if (!verbose) return;
+  const pred = g.counters().tablesFromPredecessor - predSeen;
+  predSeen += pred;
   const projAdd = d.projectionAdded.reduce((a, x) => a + x.entries.length, 0);
   const projDel = d.projectionRemoved.reduce((a, x) => a + x.globalClasses.length, 0);
   const tableProj = d.tablesAdded.reduce((a, t) => a + t.projection.length / 2, 0);
   process.stdout.write(`  ${what}: ${lastCpu(1)[0]!.toFixed(2)} ms CPU, classes +${d.classesAdded.length} -${d.classesRemoved.length}, ` +
-    `tables +${d.tablesAdded.length} (${tableProj} projection entries), projection in live tables +${projAdd} -${projDel}\n`);
+    `tables +${d.tablesAdded.length} (${pred} from a predecessor; ${tableProj} projection entries), projection in live tables +${projAdd} -${projDel}\n`);
 }
 
 /** g.flush(), its delta hashed into the digest when asked for. */
@@ -292,7 +295,7 @@ function main(): void {
     g.onUpdate(e);
     let d: ReturnType<CalcGraph['flush']> | undefined;
     local.push(timeMs(() => (d = flushOf(g))));
-    describe('local label change', d!);
+    describe('local label change', d!, g);
   }
   const localCpu = lastCpu(REPEATS);
   // policy update: one rule of one policy changes
@@ -322,7 +325,7 @@ function main(): void {
     g.onUpdate(p);
     let d: ReturnType<CalcGraph['flush']> | undefined;
     broadMs.push(timeMs(() => (d = flushOf(g))));
-    describe('local-table edit', d!);
+    describe('local-table edit', d!, g);
     broadTables += d!.tablesAdded.length;
     broadClasses += d!.classesAdded.length + d!.classesRemoved.length;
     broadProj += d!.projectionAdded.reduce((a, x) => a + x.entries.length, 0) + d!.projectionRemoved.reduce((a, x) => a + x.globalClasses.length, 0);

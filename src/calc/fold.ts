@@ -297,7 +297,7 @@ function applyOp(prog: TableProgram, state: FoldState, op: Op, fn: PartRows | un
 
 /** Part functions that do nothing in any protocol bucket (memoised per function object). */
 const noopFns = new WeakMap<PartRows, boolean>();
-function isNoop(fn: PartRows): boolean {
+export function isNoop(fn: PartRows): boolean {
   let v = noopFns.get(fn);
   if (v === undefined) {
     v = fn.slabs.every((b) => b === NOOP_SLABS);

@@ -293,8 +293,11 @@ export class CalcGraph {
     };
   }
 
-  /** Cumulative work counters (tests, benchmarks): tables built from a predecessor's class → rows map. */
-  counters(): { tablesFromPredecessor: number } {
-    return { tablesFromPredecessor: this.tables.tablesFromPredecessor };
+  /**
+   * Cumulative work counters (tests, benchmarks): tables built from a predecessor's class → rows
+   * map, and of those the ones whose predecessor had other policies (a relabelled endpoint).
+   */
+  counters(): { tablesFromPredecessor: number; tablesFromPredecessorIndel: number } {
+    return { tablesFromPredecessor: this.tables.tablesFromPredecessor, tablesFromPredecessorIndel: this.tables.tablesFromPredecessorIndel };
   }
 }

@@ -26,7 +26,7 @@ import type { Atoms, AtomNeeds } from './atoms';
 import { ClassRowsMap, SigMemo } from './class-map';
 import { atomsOfMembers, memberDiff, sigNumber, signatureOfMembers, memberAtom, type ClassIndex, type ClassRec } from './classes';
 import { stageEndKey, tierEndDenies, type Definition, type PlanPart } from './endpoint-policies';
-import { foldRows, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
+import { foldRows, isNoop, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
 import { addTo, removeFrom } from './graph-util';
 import type { RuleIds } from './rule-ids';
 import { endOfTierKey, finalKey, stepMatch } from './rules';
@@ -66,11 +66,12 @@ export interface Ctx {
   /** Never assembled yet. */
   fresh: boolean;
   /**
-   * The table this one replaces for some endpoint, when both have the same shape and differ only
-   * in the parts at `changed`: rows of signatures for which those parts behave the same are
-   * taken from it instead of folding again (cleared after the first build).
+   * The table this one replaces for some endpoint, when both have the same protocols and
+   * non-part ops and differ only in the parts of `changed`: rows of signatures for which those
+   * parts behave the same are taken from it instead of folding again (cleared after the first
+   * build).
    */
-  pred?: { ctx: Ctx; changed: number[] };
+  pred?: Pred;
   /** Scratch stamps of a flush (TableContexts.ctxMarkGen): visited in the current walk; live. */
   mark: number;
   live: number;
@@ -101,26 +102,80 @@ function changedStepAtoms(next: Step[], prev: Step[], d: Direction): Set<string>
 }
 
 /**
- * Whether `next` can reuse rows of `prev`: same protocols and op structure, parts equal except
- * at some positions. Returns those positions, or undefined when the shapes differ.
+ * A changed part of a table built from its predecessor: the new table's part and the old one's at
+ * the same place (`np` and `op`, an edit), or a part only the new table has (`op` undefined) or
+ * only the old one (`np` undefined).
  */
-function alignPredecessor(prev: Ctx, next: Ctx): { ctx: Ctx; changed: number[] } | undefined {
+export interface PartChange {
+  np: PartRec | undefined;
+  op: PartRec | undefined;
+}
+
+export interface Pred {
+  ctx: Ctx;
+  changed: PartChange[];
+}
+
+/** Whether two parts at the same place compute the same function (equal steps). */
+function samePart(x: PartRec, y: PartRec): boolean {
+  // A part's key names its policy version and direction; steps equal ⇒ the same function.
+  return x === y || x.key === y.key || JSON.stringify(x.def.steps) === JSON.stringify(y.def.steps);
+}
+
+/**
+ * Whether `next` can reuse rows of `prev`: same protocols and the same non-part ops in the same
+ * order (tier ends, profile ends, final). Between two non-part ops, the parts are compared
+ * position by position when both tables have as many there (an edit of a policy), else as
+ * sequences: the parts both have (by key) must keep their order, the others are insertions or
+ * removals (a relabelled endpoint's policies coming and going). Returns the changed parts, or
+ * undefined when the shapes differ or over `maxChanged` parts changed.
+ */
+function alignPredecessor(prev: Ctx, next: Ctx, maxChanged = 64): Pred | undefined {
   const a = prev.def;
   const b = next.def;
-  if (a.ops.length !== b.ops.length || a.protocols.join(',') !== b.protocols.join(',')) return undefined;
-  const changed: number[] = [];
-  for (let i = 0; i < a.ops.length; i++) {
-    const x = a.ops[i]!;
-    const y = b.ops[i]!;
-    if (x.kind !== y.kind) return undefined;
-    if (x.kind === 'part') {
-      // A part's key names its resource version, so an edit of a policy's ingress rules changes
-      // the key of its egress part too; steps equal ⇒ the same function (not a change).
-      const yp = (y as typeof x).part;
-      if (x.part !== yp && x.part.key !== yp.key && JSON.stringify(x.part.def.steps) !== JSON.stringify(yp.def.steps)) changed.push(i);
-    } else if (JSON.stringify(x) !== JSON.stringify(y)) return undefined;
+  if (a.protocols.join(',') !== b.protocols.join(',')) return undefined;
+  const changed: PartChange[] = [];
+  let i = 0;
+  let j = 0;
+  for (;;) {
+    // One segment: the parts up to the next non-part op of each table.
+    const xs: PartRec[] = [];
+    const ys: PartRec[] = [];
+    while (i < a.ops.length && a.ops[i]!.kind === 'part') xs.push((a.ops[i++] as Extract<Op, { kind: 'part' }>).part);
+    while (j < b.ops.length && b.ops[j]!.kind === 'part') ys.push((b.ops[j++] as Extract<Op, { kind: 'part' }>).part);
+    if (xs.length === ys.length) {
+      for (let k = 0; k < xs.length; k++) if (!samePart(xs[k]!, ys[k]!)) changed.push({ np: ys[k], op: xs[k] });
+    } else {
+      const inX = new Set(xs.map((p) => p.key));
+      const inY = new Set(ys.map((p) => p.key));
+      const commonX = xs.filter((p) => inY.has(p.key));
+      const commonY = ys.filter((p) => inX.has(p.key));
+      for (let k = 0; k < commonX.length; k++) if (commonX[k] !== commonY[k]) return undefined;
+      for (const p of xs) if (!inY.has(p.key)) changed.push({ np: undefined, op: p });
+      for (const p of ys) if (!inX.has(p.key)) changed.push({ np: p, op: undefined });
+    }
+    if (changed.length > maxChanged) return undefined;
+    if (i >= a.ops.length || j >= b.ops.length) {
+      if (i < a.ops.length || j < b.ops.length) return undefined;
+      break;
+    }
+    if (JSON.stringify(a.ops[i]) !== JSON.stringify(b.ops[j])) return undefined;
+    i++;
+    j++;
   }
-  return changed.length <= 4 ? { ctx: prev, changed } : undefined;
+  return { ctx: prev, changed };
+}
+
+/**
+ * Whether a change acts the same on a signature (`sig`, `member`: any superset of the parts'
+ * atoms): both parts give the same function, or the one part there does nothing (a fold skips a
+ * part that does nothing, so inserting or removing it leaves every fold as it was).
+ */
+function changeAgrees(ch: PartChange, sig: Signature, member: Map<string, string>): boolean {
+  const n = ch.np !== undefined ? partRows(ch.np, partSigKey(ch.np, sig, member), sig) : undefined;
+  const o = ch.op !== undefined ? partRows(ch.op, partSigKey(ch.op, sig, member), sig) : undefined;
+  if (n !== undefined && o !== undefined) return n.key === o.key;
+  return isNoop((n ?? o)!);
 }
 
 export class TableContexts {
@@ -135,6 +190,8 @@ export class TableContexts {
   readonly projDel = new Map<string, Map<number, number>>();
   /** Cumulative: tables built from a predecessor's class → rows map. */
   tablesFromPredecessor = 0;
+  /** Cumulative: of those, tables whose predecessor had parts the new one lacks or the reverse. */
+  tablesFromPredecessorIndel = 0;
 
   constructor(
     private readonly classIndex: ClassIndex,
@@ -375,11 +432,7 @@ export class TableContexts {
     const rows = rk !== undefined ? pred.ctx.rowsCache.get(rk) : undefined;
     if (rows === undefined) return undefined;
     const { sig, member } = signatureOfMembers(cls.members);
-    for (const i of pred.changed) {
-      const np = (ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
-      const op = (pred.ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
-      if (partRows(np, partSigKey(np, sig, member), sig).key !== partRows(op, partSigKey(op, sig, member), sig).key) return undefined;
-    }
+    for (const ch of pred.changed) if (!changeAgrees(ch, sig, member)) return undefined;
     return rows;
   }
 
@@ -405,19 +458,18 @@ export class TableContexts {
     // atoms of the changed parts (what their functions read, for `agrees`).
     const changedAtoms = new Set<string>();
     const partAtoms = new Set<string>();
-    for (const i of pred.changed) {
-      const np = (ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
-      const op = (old.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
-      for (const a of np.def.atoms) partAtoms.add(a);
-      for (const a of op.def.atoms) partAtoms.add(a);
-      const narrow = changedStepAtoms(np.def.steps, op.def.steps, ctx.def.direction);
+    for (const ch of pred.changed) {
+      const { np, op } = ch;
+      for (const a of np?.def.atoms ?? []) partAtoms.add(a);
+      for (const a of op?.def.atoms ?? []) partAtoms.add(a);
+      const narrow = np !== undefined && op !== undefined ? changedStepAtoms(np.def.steps, op.def.steps, ctx.def.direction) : undefined;
       if (narrow !== undefined) {
         for (const a of narrow) changedAtoms.add(a);
         continue;
       }
-      if (partRows(np, '', empty).key !== partRows(op, '', empty).key) return false;
-      for (const a of np.def.atoms) changedAtoms.add(a);
-      for (const a of op.def.atoms) changedAtoms.add(a);
+      if (!changeAgrees(ch, empty, new Map())) return false;
+      for (const a of np?.def.atoms ?? []) changedAtoms.add(a);
+      for (const a of op?.def.atoms ?? []) changedAtoms.add(a);
     }
     // Equal on the empty signature and elsewhere the same program: the same default rows.
     const zero = this.zeroOf(old);
@@ -457,10 +509,8 @@ export class TableContexts {
       if (v === undefined) {
         const { sig, member } = signatureOfMembers(c.members, (atom) => partAtoms.has(atom));
         v = true;
-        for (const i of pred.changed) {
-          const np = (ctx.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
-          const op = (old.def.ops[i] as Extract<Op, { kind: 'part' }>).part;
-          if (partRows(np, partSigKey(np, sig, member), sig).key !== partRows(op, partSigKey(op, sig, member), sig).key) {
+        for (const ch of pred.changed) {
+          if (!changeAgrees(ch, sig, member)) {
             v = false;
             break;
           }
@@ -499,6 +549,7 @@ export class TableContexts {
     const prev = prevId !== undefined ? this.emittedProjection(ctx, ctx.assembled!.localOf) : undefined;
     if (ctx.pred !== undefined && ctx.assembled === undefined && this.classRowsFromPredecessor(ctx, ctx.pred, added, removed)) {
       this.tablesFromPredecessor++;
+      if (ctx.pred.changed.some((ch) => ch.np === undefined || ch.op === undefined)) this.tablesFromPredecessorIndel++;
       if (ctx.memo.size > 4 * ctx.classRows.size + 64) ctx.memo.clear();
       delete ctx.pred;
       this.assemble(ctx, prevId, prev);
