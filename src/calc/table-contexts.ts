@@ -406,14 +406,18 @@ export class TableContexts {
     return (ctx.zero ??= foldRows(ctx.def, new Map(), new Map()));
   }
 
-  /** `key`: the restricted signature's number (sigNumber), -1 for the empty signature. */
-  private rowsOfKey(ctx: Ctx, key: number, cls: ClassRec): Rows {
+  /**
+   * `key`: the restricted signature's number (sigNumber), -1 for the empty signature.
+   * `tryPred`: false when the predecessor is known not to have the class's rows (its changed
+   * parts disagree on it), to skip that check.
+   */
+  private rowsOfKey(ctx: Ctx, key: number, cls: ClassRec, tryPred = true): Rows {
     if (key === -1) return this.zeroOf(ctx);
     const rk = ctx.memo.get(key);
     let rows = rk !== undefined ? ctx.rowsCache.get(rk) : undefined;
     if (rows === undefined) {
       const { sig, member } = signatureOfMembers(cls.members, (atom) => ctx.def.atoms.has(atom));
-      rows = ctx.pred !== undefined ? this.rowsFromPredecessor(ctx, ctx.pred, cls) : undefined;
+      rows = tryPred && ctx.pred !== undefined ? this.rowsFromPredecessor(ctx, ctx.pred, cls) : undefined;
       rows ??= foldRows(ctx.def, sig, member);
       ctx.memo.set(key, rows.key);
       ctx.rowsCache.set(rows.key, rows);
@@ -519,20 +523,21 @@ export class TableContexts {
       }
       return v;
     };
-    const redo = (c: ClassRec): void => {
+    const redo = (c: ClassRec, tryPred: boolean): void => {
       const key = this.classIndex.restrictedKey(ctx.def.atoms, c);
       if (key === -1) map.delete(c.id);
-      else map.set(c.id, this.rowsOfKey(ctx, key, c).key);
+      else map.set(c.id, this.rowsOfKey(ctx, key, c, tryPred).key);
     };
     // A class keeps the predecessor's rows if it was in its map, stays in this one and the
     // changed parts agree on it; classes new in this flush are recomputed below.
     for (const c of touched) {
       if (added.has(c.id)) continue;
-      if (leaving[c.slot] === 1 || !map.has(c.id) || !agrees(c)) redo(c);
+      if (leaving[c.slot] === 1 || !map.has(c.id)) redo(c, true);
+      else if (!agrees(c)) redo(c, false);
     }
     for (const id of added) {
       const c = this.classIndex.classes.get(id);
-      if (c !== undefined) redo(c);
+      if (c !== undefined) redo(c, true);
     }
     return true;
   }
