@@ -106,12 +106,12 @@ function changedStepAtoms(next: Step[], prev: Step[], d: Direction): Set<string>
  * the same place (`np` and `op`, an edit), or a part only the new table has (`op` undefined) or
  * only the old one (`np` undefined).
  */
-export interface PartChange {
+interface PartChange {
   np: PartRec | undefined;
   op: PartRec | undefined;
 }
 
-export interface Pred {
+interface Pred {
   ctx: Ctx;
   changed: PartChange[];
 }
