@@ -403,11 +403,18 @@ int tortie_to_wep(struct __sk_buff *skb)
 {
 	struct ct_ctx ct = { .entry = NULL };
 	struct ct6_ctx ct6 = { .entry = NULL };
-	struct tortie_pkt pkt = {};
+	struct wep_scratch *sc;
+	__u32 zero = 0;
 
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
 		return wep6_point(skb, skb->ifindex, TORTIE_DIR_INGRESS, false, NULL, &ct6);
-	return wep_to(skb, skb->ifindex, false, NULL, &pkt, &ct) < 0 ? TC_ACT_SHOT : TC_ACT_OK;
+	/* The packet in the per-CPU slot (as tortie_from_wep): the stack leaves room for the
+	 * option walk's global function (tcp_opt_wscale). The IPv4 path uses no other part of it. */
+	sc = bpf_map_lookup_elem(&tortie_weps, &zero);
+	if (!sc)
+		return TC_ACT_SHOT;
+	__builtin_memset(&sc->pkt, 0, sizeof(sc->pkt));
+	return wep_to(skb, skb->ifindex, false, NULL, &sc->pkt, &ct) < 0 ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -443,19 +443,7 @@ static __always_inline int ct6_commit(const struct tortie_pkt *pkt, __u8 dir, st
 
 		if (!created || (created->count >= ct_quota && quota6_full(&tortie_ctq6_v1, owner, created, ct_quota)))
 			return DROP_CT_QUOTA;
-		if (pkt->proto == IPPROTO_TCP && !(pkt->tcp_flags & TCP_FLAG_RST)) {
-			bool ack = pkt->tcp_flags & TCP_FLAG_ACK;
-
-			if (c->src_is_a) {
-				v.seq_end[0] = pkt->tcp_end;
-				v.ack_max[0] = ack ? pkt->tcp_ack : 0;
-				v.flags |= TORTIE_CTF_SEQ_A | (ack ? TORTIE_CTF_ACK_A : 0);
-			} else {
-				v.seq_end[1] = pkt->tcp_end;
-				v.ack_max[1] = ack ? pkt->tcp_ack : 0;
-				v.flags |= TORTIE_CTF_SEQ_B | (ack ? TORTIE_CTF_ACK_B : 0);
-			}
-		}
+		ct_tcp_init(&v, pkt, c->src_is_a);
 		err = bpf_map_update_elem(&tortie_ct6_v1, &c->key, &v, BPF_NOEXIST);
 		old = err == -EEXIST ? bpf_map_lookup_elem(&tortie_ct6_v1, &c->key) : NULL;
 		if (old) {

@@ -2,8 +2,9 @@
 /*
  * TCP state of a tracked flow (struct tortie_ct_value), as Linux nf_conntrack follows it: the
  * state machine (SYN_SENT → SYN_RECV → ESTABLISHED → FIN_WAIT/CLOSING, RST), each side's highest
- * sequence end and ACK, and the window check that makes a RST or FIN outside them INVALID. No
- * maps: workload conntrack (lib/conntrack.h) and host endpoint conntrack (lib/hostep.h) keep
+ * sequence end and ACK (moved only by segments inside the window the other side advertised,
+ * scaled), each side's window scale and largest window, and the window check that makes a RST or
+ * FIN outside them INVALID. No maps: workload conntrack (lib/conntrack.h) and host endpoint conntrack (lib/hostep.h) keep
  * their entries in tables of their own and share this.
  */
 #ifndef TORTIE_LIB_CT_TCP_H
@@ -28,6 +29,52 @@ static __always_inline __u8 ct_initial_state(const struct tortie_pkt *pkt)
 	}
 }
 
+/* ceil(log2(x)) for x >= 1; 0 for x <= 1. */
+static __always_inline __u8 ct_log2_ceil(__u32 x)
+{
+	__u8 n = 0;
+
+	if (x <= 1)
+		return 0;
+	x--;
+	if (x >> 16) { n += 16; x >>= 16; }
+	if (x >> 8) { n += 8; x >>= 8; }
+	if (x >> 4) { n += 4; x >>= 4; }
+	if (x >> 2) { n += 2; x >>= 2; }
+	if (x >> 1) { n += 1; x >>= 1; }
+	return n + x;
+}
+
+/*
+ * Records the window the sender advertised, as Linux nf_conntrack's td_maxwin: scaled by the
+ * shift its SYN announced when both SYNs carried the option (RFC 7323: a SYN's own window is
+ * never scaled), kept as ceil(log2) (a power-of-two bound at most twice the real window, never
+ * below it). The option is taken from SYNs of the handshake only. Plain byte stores: two CPUs
+ * updating the same entry may lose one advertisement, which the next one restores.
+ */
+static __always_inline void ct_tcp_window(struct tortie_ct_value *v, const struct tortie_pkt *pkt, bool sender_is_a)
+{
+	__u32 win = pkt->tcp_win;
+	__u8 ws = v->wscale, l;
+
+	if (pkt->tcp_flags & TCP_FLAG_SYN) {
+		if (v->state <= TORTIE_CT_SYN_RECV)
+			v->wscale = sender_is_a ? (ws & 0xf0) | (pkt->tcp_wscale & 0x0f) :
+						  (ws & 0x0f) | (pkt->tcp_wscale << 4);
+	} else if ((ws & 0x0f) && (ws & 0xf0)) {
+		win <<= ((sender_is_a ? ws : ws >> 4) & 0x0f) - 1;
+	}
+	l = ct_log2_ceil(win);
+	if (!l)
+		l = 1; /* a zero window: as Linux, the bound is never 0 */
+	if (sender_is_a) {
+		if (l > v->win_log[0])
+			v->win_log[0] = l;
+	} else if (l > v->win_log[1]) {
+		v->win_log[1] = l;
+	}
+}
+
 /* A new entry's sequence state from its first packet (sent by side a if src_is_a). */
 static __always_inline void ct_tcp_init(struct tortie_ct_value *v, const struct tortie_pkt *pkt, bool src_is_a)
 {
@@ -44,6 +91,9 @@ static __always_inline void ct_tcp_init(struct tortie_ct_value *v, const struct 
 		v->ack_max[1] = ack ? pkt->tcp_ack : 0;
 		v->flags |= TORTIE_CTF_SEQ_B | (ack ? TORTIE_CTF_ACK_B : 0);
 	}
+	if ((pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		v->flags |= TORTIE_CTF_SYN_SEEN;
+	ct_tcp_window(v, pkt, src_is_a);
 }
 
 /* Serial-number comparison (RFC 1982): a is after b. */
@@ -83,7 +133,74 @@ static __always_inline bool ct_seq_ok(const struct tortie_ct_value *v, const str
 	}
 	hi = end_s + TORTIE_CT_RST_SLACK;
 	lo = ack_p ? ack_pv : end_s - TORTIE_CT_RST_SLACK;
+	/* The peer acknowledged past what the sender could have sent: an empty window, not a wrap. */
+	if (seq_after(lo, hi))
+		return false;
 	return seq - lo <= hi - lo;
+}
+
+/*
+ * How far a sender's sequence end may lie from what its peer acknowledged (either way) on a flow
+ * picked up mid-stream, where the window scale is unknown (the SYNs were not seen): a bound on
+ * the receive window there. Such flows are liberal anyway (an implausible segment is only
+ * ignored): the bound decides which segments move the maxima a RST is judged by.
+ */
+#define TORTIE_CT_SEQ_BOUND (8u << 20)
+
+/* Linux's lower bound on how far an ACK may lag what the peer sent (MAXACKWINCONST). */
+#define TORTIE_CT_ACK_WIN_MIN 66000u
+
+/*
+ * May a segment (not a RST) from the sender move its maxima? As Linux nf_conntrack's
+ * tcp_in_window: it must carry an ACK (only a SYN may not). On a flow tortie saw open (both
+ * windows known, with their scale), with W(x) the window bound of side x (ct_tcp_window):
+ * its end must not be after the peer's highest ACK + W(peer) (the peer never allowed more) nor
+ * before the sender's own end - W(peer) (a retransmission is at most a window old), and its ACK
+ * must not be after what the peer sent (nobody acknowledges data never sent: tortie sees every
+ * segment of the flow both ways) nor more than max(W(sender), 66000) before it. On a pickup
+ * the ACK must not be after what the peer sent and the end must lie within TORTIE_CT_SEQ_BOUND
+ * of what the peer acknowledged (of the sender's own end while the peer acknowledged nothing
+ * yet). What is not known yet is not checked.
+ */
+static __always_inline bool ct_tcp_plausible(const struct tortie_ct_value *v, const struct tortie_pkt *pkt,
+					     bool sender_is_a)
+{
+	__u64 f = v->flags;
+	__u32 end_s = sender_is_a ? v->seq_end[0] : v->seq_end[1];
+	__u32 end_p = sender_is_a ? v->seq_end[1] : v->seq_end[0];
+	__u32 ack_pv = sender_is_a ? v->ack_max[1] : v->ack_max[0];
+	__u8 log_s = sender_is_a ? v->win_log[0] : v->win_log[1];
+	__u8 log_p = sender_is_a ? v->win_log[1] : v->win_log[0];
+	bool seq_s = f & (sender_is_a ? TORTIE_CTF_SEQ_A : TORTIE_CTF_SEQ_B);
+	bool seq_p = f & (sender_is_a ? TORTIE_CTF_SEQ_B : TORTIE_CTF_SEQ_A);
+	bool ack_p = f & (sender_is_a ? TORTIE_CTF_ACK_B : TORTIE_CTF_ACK_A);
+	__u32 ref, w_s, w_p;
+
+	if (!(pkt->tcp_flags & TCP_FLAG_ACK))
+		return false;
+	if (seq_p && seq_after(pkt->tcp_ack, end_p))
+		return false;
+	if ((f & TORTIE_CTF_SYN_SEEN) && log_s && log_p) {
+		/* Scaled windows stay below 2^30 (65535 << 14): the shifts cannot overflow. */
+		w_s = 1u << (log_s > 30 ? 30 : log_s);
+		w_p = 1u << (log_p > 30 ? 30 : log_p);
+		if (w_s < TORTIE_CT_ACK_WIN_MIN)
+			w_s = TORTIE_CT_ACK_WIN_MIN;
+		if (seq_p && end_p - pkt->tcp_ack > w_s)
+			return false;
+		if (ack_p && seq_after(pkt->tcp_end, ack_pv + w_p))
+			return false;
+		if (seq_s && seq_after(end_s - w_p, pkt->tcp_end))
+			return false;
+		return true;
+	}
+	if (ack_p)
+		ref = ack_pv;
+	else if (seq_s)
+		ref = end_s;
+	else
+		return true;
+	return pkt->tcp_end - (ref - TORTIE_CT_SEQ_BOUND) <= 2 * TORTIE_CT_SEQ_BOUND;
 }
 
 /* Records the sequence end and ACK the sender sent (kept as maxima in serial order). */
@@ -101,6 +218,8 @@ static __always_inline void ct_tcp_track(struct tortie_ct_value *v, const struct
 {
 	bool ack = pkt->tcp_flags & TCP_FLAG_ACK;
 
+	ct_tcp_window(v, pkt, sender_is_a);
+
 	if (sender_is_a) {
 		ct_seq_max(&v->seq_end[0], pkt->tcp_end, &v->flags, TORTIE_CTF_SEQ_A);
 		if (ack)
@@ -112,8 +231,9 @@ static __always_inline void ct_tcp_track(struct tortie_ct_value *v, const struct
 	}
 }
 
-/* Advances the TCP state; false: an out-of-window RST or FIN (INVALID: dropped, the flow
- * unchanged — a blind FIN no longer counts towards "FIN both ways"). */
+/* Advances the TCP state; false: an out-of-window RST or FIN, or an implausible segment of a flow
+ * tortie saw open (INVALID: dropped, the flow unchanged — a blind FIN no longer counts towards
+ * "FIN both ways", a blind ACK no longer widens the window a RST is judged by). */
 static __always_inline bool ct_tcp_advance(struct tortie_ct_value *v, const struct tortie_pkt *pkt,
 					   bool init_dir, bool sender_is_a)
 {
@@ -125,6 +245,15 @@ static __always_inline bool ct_tcp_advance(struct tortie_ct_value *v, const stru
 		v->state = TORTIE_CT_RST;
 		return true;
 	}
+	/*
+	 * Outside the handshake (where SYN and SYN-ACK set what the rest is judged by), an
+	 * implausible segment changes nothing. It is INVALID when tortie saw the flow open (Linux
+	 * conntrack marks it so, Calico drops INVALID); a SYN (a new connection attempt on the
+	 * tuple, which Linux ignores) and any segment of a flow picked up mid-stream (a side's
+	 * sequence may predate the entry: Linux is liberal there too) are only ignored: passed.
+	 */
+	if (st != TORTIE_CT_SYN_SENT && !ct_tcp_plausible(v, pkt, sender_is_a))
+		return !(v->flags & TORTIE_CTF_SYN_SEEN) || (f & TCP_FLAG_SYN);
 	if ((f & TCP_FLAG_FIN) && !ct_seq_ok(v, pkt, sender_is_a, pkt->tcp_end))
 		return false;
 	ct_tcp_track(v, pkt, sender_is_a);

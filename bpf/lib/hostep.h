@@ -301,7 +301,8 @@ static __always_inline struct tortie_ct_value *hep_ct_find(const struct tortie_p
 
 /* 1: a flow this host's endpoints allowed before, or an ICMP error quoting one (pass); 0: none,
  * or a fresh SYN on a closed flow (policy decides); DROP_CT_INVALID: a RST or FIN outside the
- * flow's window (Linux conntrack's INVALID, which Felix's host endpoint chains drop). */
+ * flow's window, or an implausible segment (lib/ct_tcp.h: Linux conntrack's INVALID, which
+ * Felix's host endpoint chains drop). */
 static __always_inline int hep_ct_established(const struct tortie_pkt *pkt, const bool v6)
 {
 	struct tortie_ct_value *v;

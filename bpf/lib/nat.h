@@ -62,6 +62,7 @@
 #define TORTIE_LIB_NAT_H
 
 #include "lib/parse.h"
+#include "lib/tcp_opt.h"
 #include "lib/route.h"
 #include "lib/csum.h"
 #include "lib/quota.h"
@@ -150,39 +151,12 @@ static __always_inline bool nat_ct_closed(const struct tortie_ct_value *v, bool 
 }
 
 /* nat_tcp_ts's answer: a timestamp value, with this bit set when the segment carried one. */
-#define NAT_TS_SEEN (1ULL << 32)
+#define NAT_TS_SEEN TCP_OPT_SEEN
 
-/*
- * The TCP timestamp option of the segment at l4off: TSval (ecr false) or TSecr, with NAT_TS_SEEN
- * set; 0 if it has none. Walks at most 12 options; read only for a new flow's SYN and for the
- * segment that releases a mapping. A global function: verified once, not at every call site.
- */
-__noinline __u64 nat_tcp_ts(struct __sk_buff *skb, __u32 l4off, __u32 ecr)
+/* The TCP timestamp option of the segment at l4off: TSval (ecr false) or TSecr (lib/tcp_opt.h). */
+static __always_inline __u64 nat_tcp_ts(struct __sk_buff *skb, __u32 l4off, __u32 ecr)
 {
-	__u8 b[4]; /* one small buffer: the caller's chain (nat6_snat) is near the stack limit */
-	__u32 off, end, i;
-
-	if (bpf_skb_load_bytes(skb, l4off + 12, b, 1) < 0)
-		return 0;
-	end = l4off + (b[0] >> 4) * 4;
-	off = l4off + 20;
-	for (i = 0; i < 12; i++) {
-		if (off >= end || bpf_skb_load_bytes(skb, off, b, 1) < 0 || b[0] == 0)
-			return 0;
-		if (b[0] == 1) {
-			off++;
-			continue;
-		}
-		if (off + 2 > end || bpf_skb_load_bytes(skb, off, b, 2) < 0 || b[1] < 2)
-			return 0;
-		if (b[0] == 8 && b[1] == 10 && off + 10 <= end) {
-			if (bpf_skb_load_bytes(skb, off + (ecr ? 6 : 2), b, 4) < 0)
-				return 0;
-			return NAT_TS_SEEN | ((__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3]);
-		}
-		off += b[1];
-	}
-	return 0;
+	return tcp_opt_ts(skb, l4off, ecr);
 }
 
 /*

@@ -19,6 +19,9 @@
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include "lib/ctx.h"
+#ifdef TORTIE_CTX_SKB
+#include "lib/tcp_opt.h"
+#endif
 
 /* ICMPv4 types (linux/icmp.h pulls in libc socket headers, unusable for -target bpf). */
 #define ICMP_ECHOREPLY 0
@@ -106,7 +109,9 @@ struct tortie_pkt {
 	__be32 frag_id6;  /* IPv6 fragment header's identification (frag != NONE) */
 	__u8 frag_nh6;    /* IPv6: the fragment header's next header (the same in every fragment of a
 			   * datagram, unlike `proto` when more extension headers follow it) */
-	__u8 pad6[3];
+	__u8 tcp_wscale;  /* TCP SYN (tc only): its window scale option's shift + 1 (shift capped at
+			   * 14, RFC 7323); 0: none */
+	__u16 tcp_win;    /* TCP, host order: the window field (unscaled) */
 };
 
 #define TORTIE_ECHO_NONE 0
@@ -399,6 +404,19 @@ done:
 	return 0;
 }
 
+
+#ifdef TORTIE_CTX_SKB
+/* A SYN's window scale option (the TCP header at l4off) as tcp_wscale: shift + 1, 0 none. */
+static __always_inline __u8 parse_tcp_wscale(struct __sk_buff *skb, __u32 l4off)
+{
+	__u64 o = tcp_opt_wscale(skb, l4off);
+
+	if (!(o & TCP_OPT_SEEN))
+		return 0;
+	return ((__u8)o > 14 ? 14 : (__u8)o) + 1; /* RFC 7323 2.3: a larger shift is taken as 14 */
+}
+#endif
+
 /* The quote of an ICMPv6 error (at `off`, up to `end`): the offending datagram as the peer sent
  * it. Best effort, as parse_icmp_inner: incomplete, it is a plain ICMPv6 packet for policy. */
 static __always_inline void parse_icmp6_inner(struct __sk_buff *skb, __u32 off, __u32 end, struct tortie_pkt *pkt)
@@ -508,6 +526,8 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct tortie_pkt *
 		pkt->tcp_ack = bpf_ntohl(*(__be32 *)&l4[8]);
 		pkt->tcp_end = pkt->tcp_seq + (tot - doff) + !!(pkt->tcp_flags & TCP_FLAG_SYN) +
 			       !!(pkt->tcp_flags & TCP_FLAG_FIN);
+		pkt->tcp_win = ((__u16)l4[14] << 8) | l4[15];
+		pkt->tcp_wscale = (pkt->tcp_flags & TCP_FLAG_SYN) ? parse_tcp_wscale(skb, w.off) : 0;
 		break;
 	}
 	case IPPROTO_UDP:
@@ -760,6 +780,12 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 		pkt->tcp_ack = bpf_ntohl(th->ack_seq);
 		pkt->tcp_end = pkt->tcp_seq + (tot - doff) + !!(pkt->tcp_flags & TCP_FLAG_SYN) +
 			       !!(pkt->tcp_flags & TCP_FLAG_FIN);
+		pkt->tcp_win = bpf_ntohs(th->window);
+#ifdef TORTIE_CTX_SKB
+		pkt->tcp_wscale = (pkt->tcp_flags & TCP_FLAG_SYN) ? parse_tcp_wscale(ctx, pkt->l3_off + hlen) : 0;
+#else
+		pkt->tcp_wscale = 0; /* XDP keeps no conntrack */
+#endif
 		break;
 	}
 	case IPPROTO_UDP:

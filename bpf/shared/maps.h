@@ -172,17 +172,23 @@ enum tortie_ct_state {
 #define TORTIE_CTF_SEQ_B (1u << 8)
 #define TORTIE_CTF_ACK_A (1u << 9)     /* ack_max[0] holds the highest ACK side a sent (TCP) */
 #define TORTIE_CTF_ACK_B (1u << 10)
+#define TORTIE_CTF_SYN_SEEN (1u << 11) /* opened by a SYN: both sides' sequences are known from the
+					* handshake, so an implausible segment is INVALID (TCP) */
 
 struct tortie_ct_value {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last packet */
 	__u64 created_ns;
 	__u64 flags;        /* TORTIE_CTF_*, set with atomic or (64-bit: BPF atomics need it) */
 	__u8 state;         /* enum tortie_ct_state */
-	__u8 pad[3];
+	__u8 wscale;        /* TCP: the window scale shift + 1 each side's SYN announced, side a in the
+			     * low 4 bits, side b in the high 4 (0: its SYN had no option / was not seen) */
+	__u8 win_log[2];    /* TCP, [0] side a, [1] side b: ceil(log2(the largest window the side
+			     * advertised, scaled)), at least 1; 0: none seen (lib/ct_tcp.h) */
 	__u32 rule;         /* rule id that first allowed the flow */
 	/* TCP, host order, [0] side a, [1] side b (valid with TORTIE_CTF_SEQ_* / ACK_*): the
 	 * highest sequence end (seq + payload + SYN + FIN) and the highest ACK each side sent.
-	 * A RST is accepted only inside [peer's ack_max, sender's seq_end + 65535]. */
+	 * A RST is accepted only inside [peer's ack_max, sender's seq_end + 65535]; a segment moves
+	 * its sender's maxima only when plausible (lib/ct_tcp.h ct_tcp_plausible). */
 	__u32 seq_end[2];
 	__u32 ack_max[2];
 };

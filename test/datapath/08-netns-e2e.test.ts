@@ -13,6 +13,11 @@ import { readCounters, counterPackets, decodeEvent, type FlowEvent } from '../..
 import { DropReason as R, Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { RingBuffer } from '../../src/dataplane/native';
 import { until } from '../../src/testbed/probes';
+import { FAMILIES } from '../../src/testbed/family';
+import { CtState } from '../../src/dataplane/bpf/codecs';
+import type { WepHarness } from '../../src/testbed/wep-harness';
+
+const PROTO_TCP = 6;
 import type { GlobalNetworkPolicy, Namespace, WorkloadEndpoint, Rule } from '../../src/model';
 
 const V3 = 'projectcalico.org/v3' as const;
@@ -97,6 +102,29 @@ t.test('netns end to end', async (t) => {
     t.not((await ping(w.client, IP.web, ['-I', '192.168.10.99'])).code, 0, 'ping from an address that is not the endpoint\'s fails');
     t.ok(count(w.client, Dir.EGRESS, R.SPOOFED_SRC) >= before + 2n, 'both echo requests counted as spoofed');
     await w.client.ns.sh('ip addr del 192.168.10.99/32 dev eth0');
+  });
+
+  // Bulk TCP at full speed (windows as large as the kernel grows them) through tortie's sequence
+  // checks: not one segment dropped (no ct_invalid), the flow completes, and its close passes
+  // tortie's window check. iperf3 ends a data stream that is still sending with a RST (its
+  // server closes with unread data; sent exceeds received by what was in flight), so the entry
+  // ends in RST, or CLOSING after FINs both ways.
+  for (const F of FAMILIES) t.test(`${F.label}: bulk TCP at full speed completes and closes cleanly`, async (t) => {
+    graph.onUpdate(webIngress(true));
+    pd.applyDelta(graph.flush());
+    const webIp = F.v === 4 ? IP.web : IP6.web;
+    const drops = () => readCounters(dp!.maps.cnt!).filter((r) => r.reason < 0).reduce((a, r) => a + r.packets, 0n);
+    const drops0 = drops();
+    const run = await w.client.ns.exec(['timeout', '20', 'iperf3', `-${F.v}`, '-c', webIp, '-p', '5201', '-t', '2', '-J'], { allowFail: true, timeoutMs: 30_000 });
+    t.equal(run.code, 0, 'iperf3 finished normally');
+    const res = JSON.parse(run.stdout) as { start: { connected: { local_port: number }[] }; end: { sum_sent: { bytes: number; retransmits: number }; sum_received: { bytes: number } } };
+    t.ok(res.end.sum_received.bytes > 100_000_000, 'more than 100 MB received');
+    t.comment(`iperf3 -${F.v} unlimited: ${(res.end.sum_received.bytes / 1e6).toFixed(1)} MB received in 2 s, ${res.end.sum_sent.retransmits} retransmits`);
+    t.equal(drops(), drops0, 'not one packet dropped by tortie (no ct_invalid)');
+    const port = res.start.connected[0]!.local_port;
+    const entry = () => F.ctEntry({ dp } as unknown as WepHarness, [F.v === 4 ? IP.client : IP6.client, port], [webIp, 5201], PROTO_TCP);
+    const closed = (st?: number) => st === CtState.RST || st === CtState.CLOSING;
+    t.ok(await until(() => closed(entry()?.state), 5000), 'the data connection\'s close passed (RST or FIN both ways)');
   });
 
   // Each family in turn: web allows 5201 again, an iperf3 flow starts, the policy stops allowing

@@ -11,8 +11,10 @@ import { WepHarness } from '../../src/testbed/wep-harness';
 import { buildTable, allowAll, denyAll } from '../../src/testbed/tables';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { flowPacket, eth, ipv4, icmp, tcp, udp, PROTO } from '../../src/dataplane/bpf/packet';
-import { CtState } from '../../src/dataplane/bpf/codecs';
+import { CtState, CTF } from '../../src/dataplane/bpf/codecs';
 import { FAMILIES, tcpFrame, udpFrame } from '../../src/testbed/family';
+
+const CTF_SYN_SEEN = 1 << 11; // bpf/shared/maps.h TORTIE_CTF_SYN_SEEN
 
 for (const F of FAMILIES) {
   const { EP, EP2, PEER, ROUTER, OTHER } = F;
@@ -219,6 +221,92 @@ for (const F of FAMILIES) {
     t.equal(h.run('from', seg(EP, PEER, P, 80, 'A', 5102, 90012)).reason, R.FORWARD, 'last ACK');
     // A retransmission of a FIN the peer already acknowledged still passes (its end is that ACK).
     t.equal(h.run('from', seg(EP, PEER, P, 80, 'FA', 5101, 90012)).reason, R.FORWARD, 'retransmitted FIN passes');
+  });
+
+  t.test(`${F.label}: TCP: blind ACKs with guessed sequence numbers cannot widen the RST window`, async (t) => {
+    const h = await WepHarness.create(`hack${F.v}`);
+    t.teardown(() => h.close());
+    h.setEndpoint([H(EP)], allowAll('i000000000000111', 'ingress'), allowAll('e000000000000111', 'egress'));
+    const seg = (src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number, len = 0) =>
+      tcpFrame(F, src, dst, sport, dport, flags, seq >>> 0, ack >>> 0, len);
+    const entry = (port: number) => F.ctEntry(h, [EP, port], [PEER, 80], PROTO.TCP);
+    const invalid = () => h.counters().find((c) => c.reason === R.CT_INVALID)?.packets ?? 0n;
+    const P = 43020;
+    t.equal(h.run('from', seg(EP, PEER, P, 80, 'S', 5000, 0)).reason, R.FORWARD, 'SYN');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'SA', 90000, 5001)).reason, R.FORWARD, 'SYN-ACK');
+    t.equal(h.run('from', seg(EP, PEER, P, 80, 'PA', 5001, 90001, 100)).reason, R.FORWARD, 'data');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'A', 90001, 5101)).reason, R.FORWARD, 'ACK');
+    // 256 ACKs "from the peer", 16 MiB apart over the whole sequence space, each acknowledging
+    // exactly what the workload sent (an attacker who even knows that); then 256 blind RSTs,
+    // also 16 MiB apart, halfway between. Unchecked, the ACKs drag the peer's sequence end
+    // round the space and most RSTs land in [workload's ACK, that end + 65535].
+    const MiB = 1 << 20, N = 256, before = invalid();
+    let fwd = 0;
+    for (let i = 0; i < N; i++) if (h.run('to', seg(PEER, EP, 80, P, 'A', 90001 + 4 * MiB + i * 16 * MiB, 5101)).reason === R.FORWARD) fwd++;
+    // The workload advertised 65535 unscaled (no window scale option): none is inside its window.
+    t.equal(fwd, 0, 'no ACK outside the window the workload advertised passes');
+    t.equal(invalid() - before, BigInt(N), 'all are INVALID');
+    const e = entry(P)!;
+    const peerSide = Number(e.flags) & CTF.A_IS_INIT ? 1 : 0; // side a opened the flow: the peer is side b
+    t.equal(e.seq_end[peerSide], 90001, 'the peer\'s sequence end did not move');
+    let accepted = 0;
+    for (let j = 0; j < N; j++) if (h.run('to', seg(PEER, EP, 80, P, 'R', 90001 + 12 * MiB + j * 16 * MiB, 0)).reason === R.FORWARD) accepted++;
+    t.equal(accepted, 0, 'no blind RST accepted');
+    t.equal(entry(P)?.state, CtState.ESTABLISHED, 'the flow stays ESTABLISHED');
+    // Implausible one by one (without ACK only SYN or RST is a valid flag set: tcp_bad_flags above).
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'A', 90001, 5102)).reason, R.CT_INVALID, 'ACK of data the workload never sent');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'PA', 90001 + 9 * MiB, 5101, 10)).reason, R.CT_INVALID, 'data 9 MiB ahead');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'PA', 90001 + 65536 - 10, 5101, 11)).reason, R.CT_INVALID, 'data ending one byte past the 64 KiB window bound');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'A', 90001, 5101 - 66001)).reason, R.CT_INVALID, 'an ACK more than 66000 behind what the workload sent');
+    // Real traffic: retransmitted acknowledged data, a window probe, new data; the genuine RST closes.
+    t.equal(h.run('from', seg(EP, PEER, P, 80, 'PA', 5001, 90001, 100)).reason, R.FORWARD, 'retransmission of acknowledged data');
+    t.equal(h.run('from', seg(EP, PEER, P, 80, 'A', 5100, 90001)).reason, R.FORWARD, 'window probe (seq one before)');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'PA', 90001, 5101, 1000)).reason, R.FORWARD, 'the peer\'s real data');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'RA', 91001, 5101)).reason, R.FORWARD, 'the genuine RST');
+    t.equal(entry(P)?.state, CtState.RST, 'closes the flow');
+    // A flow picked up mid-stream (no SYN seen) stays liberal: an implausible segment passes, unrecorded.
+    const Q = 43021;
+    t.equal(h.run('from', seg(EP, PEER, Q, 80, 'PA', 7000, 30000, 10)).reason, R.FORWARD, 'pickup');
+    t.equal(h.run('to', seg(PEER, EP, 80, Q, 'A', 30000, 8000)).reason, R.FORWARD, 'ACK past what tortie saw the workload send passes');
+    t.equal(Number(entry(Q)!.flags) & CTF_SYN_SEEN, 0, 'not seen opening');
+    t.equal(h.run('to', seg(PEER, EP, 80, Q, 'R', 30000 + 0x40000000, 0)).reason, R.CT_INVALID, 'a blind RST still INVALID');
+  });
+
+  t.test(`${F.label}: TCP: the sequence check follows the receiver's real (scaled) window`, async (t) => {
+    const h = await WepHarness.create(`hwin${F.v}`);
+    t.teardown(() => h.close());
+    h.setEndpoint([H(EP)], allowAll('i000000000000112', 'ingress'), allowAll('e000000000000112', 'egress'));
+    // A segment with a window field and, on SYNs, a window scale option (RFC 7323: kind 3, len 3).
+    const seg = (src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number,
+      o: { len?: number; win?: number; wscale?: number } = {}) => {
+      const th = tcp({ sport, dport, flags, seq: seq >>> 0, ack: ack >>> 0, doff: o.wscale === undefined ? 5 : 6,
+        payload: o.len ? Buffer.alloc(o.len, 0x61) : undefined });
+      th.writeUInt16BE(o.win ?? 65535, 14);
+      if (o.wscale !== undefined) Buffer.from([1, 3, 3, o.wscale]).copy(th, 20);
+      return F.frame(src, dst, PROTO.TCP, th);
+    };
+    const MiB = 1 << 20;
+    const open = (port: number, peerWscale: number | undefined) => {
+      t.equal(h.run('from', seg(EP, PEER, port, 80, 'S', 5000, 0, { wscale: 10 })).reason, R.FORWARD, 'SYN, window scale 10');
+      t.equal(h.run('to', seg(PEER, EP, 80, port, 'SA', 90000, 5001, { wscale: peerWscale })).reason, R.FORWARD, 'SYN-ACK');
+      // The workload opens its window: 65535 << 10, just under 64 MiB (a tuned tcp_rmem).
+      t.equal(h.run('from', seg(EP, PEER, port, 80, 'A', 5001, 90001)).reason, R.FORWARD, 'ACK with window 65535');
+    };
+    const P = 43030;
+    open(P, 7);
+    // In flight on a long fat path: the peer's data 20 MiB past the workload's last ACK (the
+    // 8 MiB constant dropped this).
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'PA', 90001 + 20 * MiB, 5001, { len: 1000 })).reason, R.FORWARD, 'data 20 MiB ahead of the ACK, inside the scaled window');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'PA', 90001 + 64 * MiB - 1000, 5001, { len: 1000 })).reason, R.FORWARD, 'data ending at 64 MiB (the bound: the window rounded up to a power of two)');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'PA', 90001 + 64 * MiB, 5001, { len: 1000 })).reason, R.CT_INVALID, 'data past 64 MiB is INVALID');
+    t.equal(h.run('from', seg(EP, PEER, P, 80, 'A', 5001, 90001 + 20 * MiB + 1000)).reason, R.FORWARD, 'the workload\'s ACK of it');
+    t.equal(h.run('to', seg(PEER, EP, 80, P, 'A', 90001 + 64 * MiB, 5001)).reason, R.FORWARD, 'the peer\'s end at 64 MiB: inside the window again');
+    // Scaling needs both SYNs' options: without the peer's, the workload's 65535 is 64 KiB.
+    const Q = 43031;
+    open(Q, undefined);
+    t.equal(h.run('to', seg(PEER, EP, 80, Q, 'PA', 90001 + 20 * MiB, 5001, { len: 1000 })).reason, R.CT_INVALID, 'no option from the peer: 20 MiB ahead is INVALID');
+    t.equal(h.run('to', seg(PEER, EP, 80, Q, 'PA', 90001 + 60000, 5001, { len: 1000 })).reason, R.FORWARD, 'inside the unscaled 64 KiB window');
+    t.equal(F.ctEntry(h, [EP, Q], [PEER, 80], PROTO.TCP)?.state, CtState.ESTABLISHED, 'ESTABLISHED');
   });
 }
 

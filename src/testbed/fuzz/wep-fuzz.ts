@@ -35,11 +35,32 @@ const IP_IDS = [1, 2, 3];
 const VALID_FLAGS = [0x02, 0x22, 0x12, 0x04, 0x14, 0x11, 0x31, 0x10, 0x30, 0x18, 0x42 | 0x80];
 
 const DIR = { INGRESS: 0, EGRESS: 1 } as const;
-const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32, DST_LOCAL: 64, SEQ_A: 128, SEQ_B: 256, ACK_A: 512, ACK_B: 1024 };
+const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32, DST_LOCAL: 64, SEQ_A: 128, SEQ_B: 256, ACK_A: 512, ACK_B: 1024, SYN_SEEN: 2048 };
 const ST = { SYN_SENT: 1, SYN_RECV: 2, ESTABLISHED: 3, FIN_WAIT: 4, CLOSING: 5, RST: 6, OTHER: 9 };
 const TCPF = { FIN: 1, SYN: 2, RST: 4, ACK: 0x10 };
 /** TCP sequence/ack numbers: close together, one window away, half the space away, wrapping. */
-const SEQS = [1000, 1000, 1040, 1008, 66535, 70000, 0x80000000, 0xfffffff0, 0];
+// Around 1000 ± TORTIE_CT_SEQ_BOUND too (8 MiB): the edges of the plausible sequence ends.
+// Around the window bounds: 64 KiB, 66000 (the ACK lag), 20 and 64 MiB (scaled windows).
+const SEQS = [1000, 1000, 1040, 1008, 66535, 70000, 0x80000000, 0xfffffff0, 0, 1000 + 0x800000, 1001 + 0x800000, (1000 - 0x800000) >>> 0, (999 - 0x800000) >>> 0,
+  1000 + 65536, 1001 + 65536, (1000 - 66000) >>> 0, (999 - 66000) >>> 0, 1000 + 20 * 0x100000, 1000 + 0x4000000, 1001 + 0x4000000, (1000 - 0x4000000) >>> 0];
+
+/** Windows and window scale options (shift 15 is taken as 14) the TCP segments carry. */
+const WINDOWS = [65535, 65535, 0, 1, 512, 32768, 40000];
+const WSCALES = [0, 7, 10, 14, 15];
+
+/** A TCP header with random sequence numbers, window and (mostly on SYNs) a window scale option. */
+function fuzzTcp(g: Gen, sport: number, dport: number, flags: number): Buffer {
+  const h = tcp({ sport, dport, flags: '', seq: g.pick(SEQS), ack: g.pick(SEQS), doff: g.chance(flags & TCPF.SYN ? 0.7 : 0.1) ? g.pick([6, 8]) : 5 });
+  h[13] = flags;
+  h.writeUInt16BE(g.pick(WINDOWS), 14);
+  if (h.length >= 24) {
+    const ws = [3, 3, g.pick(WSCALES)];
+    // Behind NOPs or a timestamp option (kind 8) when there is room; sometimes cut short (no option).
+    const opts = h.length >= 32 ? (g.chance(0.5) ? [8, 10, 0, 0, 0, 1, 0, 0, 0, 0, ...ws] : [1, 1, ...ws, 0]) : g.chance(0.8) ? [...ws, 1] : [1, 1, 1, 1];
+    Buffer.from(opts.slice(0, h.length - 20)).copy(h, 20);
+  }
+  return h;
+}
 
 /** Candidate policy rules; each scenario takes a random subset per direction (first match). */
 const RULES: SimpleRule[] = [
@@ -63,6 +84,7 @@ interface Parsed {
   saddr: string; daddr: string; proto: number; ipId: number; frag: 0 | 1 | 2; fragNh?: number;
   dport: number; ctS: number; ctD: number; flags: number; untracked: boolean; echo: 0 | 1 | 2; srcRoute: boolean;
   seq: number; ack: number; end: number; // TCP, unsigned 32-bit
+  win?: number; wscale?: number; // TCP: window field; a SYN's window scale option shift + 1 (0: none)
   inner?: { key: string; saddr: string; srcIsA: boolean; addrA: string; addrB: string };
 }
 
@@ -133,6 +155,7 @@ export function parse(f: Buffer): Parsed | number | 'arp' {
       p.ctS = f.readUInt16BE(l4); p.dport = p.ctD = f.readUInt16BE(l4 + 2); p.flags = f[l4 + 13]!;
       p.seq = f.readUInt32BE(l4 + 4); p.ack = f.readUInt32BE(l4 + 8);
       p.end = (p.seq + (tot - doff) + (p.flags & TCPF.SYN ? 1 : 0) + (p.flags & TCPF.FIN ? 1 : 0)) >>> 0;
+      p.win = f.readUInt16BE(l4 + 14); p.wscale = p.flags & TCPF.SYN ? tcpWscale(f, l4, doff) : 0;
       return p;
     }
     case PROTO.UDP: case PROTO.UDPLITE: case PROTO.SCTP:
@@ -238,6 +261,7 @@ function parse6(f: Buffer): Parsed | number {
       p.ctS = f.readUInt16BE(l4); p.dport = p.ctD = f.readUInt16BE(l4 + 2); p.flags = f[l4 + 13]!;
       p.seq = f.readUInt32BE(l4 + 4); p.ack = f.readUInt32BE(l4 + 8);
       p.end = (p.seq + (tot - doff) + (p.flags & TCPF.SYN ? 1 : 0) + (p.flags & TCPF.FIN ? 1 : 0)) >>> 0;
+      p.win = f.readUInt16BE(l4 + 14); p.wscale = p.flags & TCPF.SYN ? tcpWscale(f, l4, doff) : 0;
       return p;
     }
     case PROTO.UDP: case PROTO.UDPLITE: case PROTO.SCTP:
@@ -287,13 +311,46 @@ function parseQuoted6(f: Buffer, at: number, end: number): Parsed['inner'] {
   return { key: k.k + echoMark(k.srcIsA, echo), saddr: s, srcIsA: k.srcIsA, addrA: k.a, addrB: k.b };
 }
 
-interface Entry { state: number; flags: number; seqEnd: [number, number]; ackMax: [number, number] }
+interface Entry { state: number; flags: number; seqEnd: [number, number]; ackMax: [number, number]; wscale: number; winLog: [number, number] }
+
+/**
+ * lib/tcp_opt.h tcp_opt(TCP_OPT_WSCALE) as lib/parse.h keeps it: at most 12 options walked, the
+ * shift (capped at 14) + 1, or 0 without the option.
+ */
+function tcpWscale(f: Buffer, l4: number, doff: number): number {
+  const end = l4 + doff;
+  let off = l4 + 20;
+  for (let i = 0; i < 12; i++) {
+    if (off >= end || off >= f.length || f[off] === 0) return 0;
+    if (f[off] === 1) { off++; continue; }
+    if (off + 2 > end || off + 2 > f.length || f[off + 1]! < 2) return 0;
+    if (f[off] === 3 && f[off + 1] === 3 && off + 3 <= end) return off + 3 > f.length ? 0 : Math.min(f[off + 2]!, 14) + 1;
+    off += f[off + 1]!;
+  }
+  return 0;
+}
+
+/** ceil(log2(x)), 0 for x <= 1 (lib/ct_tcp.h ct_log2_ceil). */
+const log2Ceil = (x: number) => (x <= 1 ? 0 : 32 - Math.clz32(x - 1));
+
+/** lib/ct_tcp.h ct_tcp_window: the sender's largest advertised window, scaled, as ceil(log2), at least 1. */
+function trackWindow(e: Entry, p: Parsed, senderIsA: boolean): void {
+  let win = p.win ?? 0;
+  const ws = e.wscale;
+  if (p.flags & TCPF.SYN) {
+    if (e.state <= ST.SYN_RECV) e.wscale = senderIsA ? (ws & 0xf0) | ((p.wscale ?? 0) & 0x0f) : (ws & 0x0f) | (((p.wscale ?? 0) << 4) & 0xf0);
+  } else if (ws & 0x0f && ws & 0xf0) {
+    win = win * 2 ** (((senderIsA ? ws : ws >> 4) & 0x0f) - 1);
+  }
+  const l = Math.max(log2Ceil(win), 1), s = senderIsA ? 0 : 1;
+  if (l > e.winLog[s]) e.winLog[s] = l;
+}
 
 const seqAfter = (a: number, b: number) => ((a - b) | 0) > 0;
 const RST_SLACK = 65535;
 
 /**
- * lib/conntrack.h ct_seq_ok: `seq` (a RST's sequence number, a FIN's segment end) inside
+ * lib/ct_tcp.h ct_seq_ok: `seq` (a RST's sequence number, a FIN's segment end) inside
  * [peer's highest ACK, sender's end + 65535].
  */
 function seqOk(e: Entry, p: Parsed, senderIsA: boolean, seq: number): boolean {
@@ -304,11 +361,41 @@ function seqOk(e: Entry, p: Parsed, senderIsA: boolean, seq: number): boolean {
   if (!seqS) return !seqP || (!!(p.flags & TCPF.ACK) && p.ack === e.seqEnd[o]);
   const hi = (e.seqEnd[s] + RST_SLACK) >>> 0;
   const lo = ackP ? e.ackMax[o] : (e.seqEnd[s] - RST_SLACK) >>> 0;
+  if (seqAfter(lo, hi)) return false;
   return ((seq - lo) >>> 0) <= ((hi - lo) >>> 0);
+}
+
+const SEQ_BOUND = 8 << 20;
+const ACK_WIN_MIN = 66000;
+
+/**
+ * lib/ct_tcp.h ct_tcp_plausible: an ACK is set, not after what the peer sent; on a flow seen
+ * opening with both windows known: the ACK at most max(W(sender), 66000) before what the peer
+ * sent, the end not after the peer's ACK + W(peer) nor before the sender's end - W(peer); on a
+ * pickup the end within SEQ_BOUND of what the peer acknowledged (of the sender's own end before that).
+ */
+function plausible(e: Entry, p: Parsed, senderIsA: boolean): boolean {
+  const s = senderIsA ? 0 : 1, o = 1 - s;
+  if (!(p.flags & TCPF.ACK)) return false;
+  const seqP = !!(e.flags & (senderIsA ? CTF.SEQ_B : CTF.SEQ_A));
+  if (seqP && seqAfter(p.ack, e.seqEnd[o])) return false;
+  if (e.flags & CTF.SYN_SEEN && e.winLog[s] && e.winLog[o]) {
+    const ws = Math.max(2 ** Math.min(e.winLog[s], 30), ACK_WIN_MIN), wp = 2 ** Math.min(e.winLog[o], 30);
+    if (seqP && ((e.seqEnd[o] - p.ack) >>> 0) > ws) return false;
+    if (e.flags & (senderIsA ? CTF.ACK_B : CTF.ACK_A) && seqAfter(p.end, (e.ackMax[o] + wp) >>> 0)) return false;
+    if (e.flags & (senderIsA ? CTF.SEQ_A : CTF.SEQ_B) && seqAfter((e.seqEnd[s] - wp) >>> 0, p.end)) return false;
+    return true;
+  }
+  let ref: number;
+  if (e.flags & (senderIsA ? CTF.ACK_B : CTF.ACK_A)) ref = e.ackMax[o];
+  else if (e.flags & (senderIsA ? CTF.SEQ_A : CTF.SEQ_B)) ref = e.seqEnd[s];
+  else return true;
+  return ((p.end - ((ref - SEQ_BOUND) >>> 0)) >>> 0) <= 2 * SEQ_BOUND;
 }
 
 function track(e: Entry, p: Parsed, senderIsA: boolean): void {
   const s = senderIsA ? 0 : 1;
+  trackWindow(e, p, senderIsA);
   const sf = senderIsA ? CTF.SEQ_A : CTF.SEQ_B, af = senderIsA ? CTF.ACK_A : CTF.ACK_B;
   if (!(e.flags & sf) || seqAfter(p.end, e.seqEnd[s])) { e.seqEnd[s] = p.end; e.flags |= sf; }
   if (p.flags & TCPF.ACK && (!(e.flags & af) || seqAfter(p.ack, e.ackMax[s]))) { e.ackMax[s] = p.ack; e.flags |= af; }
@@ -347,13 +434,15 @@ export class Model {
     return (e.flags & n) === n;
   }
 
-  /** false: an out-of-window RST or FIN (INVALID, the entry unchanged). */
+  /** false: an out-of-window RST or FIN, or an implausible segment of a flow seen opening (INVALID, the entry unchanged). */
   private advance(e: Entry, p: Parsed, initDir: boolean, senderIsA: boolean): boolean {
     const flags = p.flags;
     if (flags & TCPF.RST) {
       if (!seqOk(e, p, senderIsA, p.seq)) return false;
       e.state = ST.RST; return true;
     }
+    // Implausible: INVALID on a flow seen opening (a SYN only ignored), ignored on a pickup.
+    if (e.state !== ST.SYN_SENT && !plausible(e, p, senderIsA)) return !(e.flags & CTF.SYN_SEEN) || !!(flags & TCPF.SYN);
     if (flags & TCPF.FIN && !seqOk(e, p, senderIsA, p.end)) return false;
     track(e, p, senderIsA);
     if (flags & TCPF.FIN) {
@@ -407,8 +496,11 @@ export class Model {
     if (p.untracked) return pass();
     if (!e) {
       const state = p.proto === PROTO.TCP ? (p.flags & TCPF.RST ? ST.RST : p.flags & TCPF.SYN ? ST.SYN_SENT : ST.ESTABLISHED) : ST.OTHER;
-      const ne: Entry = { state, flags: point | (k.srcIsA ? CTF.A_IS_INIT : 0) | (dir === DIR.INGRESS ? CTF.DST_LOCAL : 0), seqEnd: [0, 0], ackMax: [0, 0] };
-      if (p.proto === PROTO.TCP && !(p.flags & TCPF.RST)) track(ne, p, k.srcIsA);
+      const ne: Entry = { state, flags: point | (k.srcIsA ? CTF.A_IS_INIT : 0) | (dir === DIR.INGRESS ? CTF.DST_LOCAL : 0), seqEnd: [0, 0], ackMax: [0, 0], wscale: 0, winLog: [0, 0] };
+      if (p.proto === PROTO.TCP && !(p.flags & TCPF.RST)) {
+        track(ne, p, k.srcIsA);
+        if ((p.flags & (TCPF.SYN | TCPF.ACK)) === TCPF.SYN) ne.flags |= CTF.SYN_SEEN;
+      }
       this.ct.set(ck, ne);
     } else if (initDir) {
       if (p.proto === PROTO.TCP && !this.advance(e, p, true, k.srcIsA)) return R.CT_INVALID;
@@ -461,7 +553,7 @@ export class Generator {
       case 0: case 1: {
         const flags = g.chance(0.65) ? g.pick(VALID_FLAGS) : g.int(256);
         const sp = g.pick(PORTS), dp = g.pick(PORTS);
-        return [ipv4({ src, dst, proto: PROTO.TCP, id: g.pick(IP_IDS) }, Buffer.concat([tcp({ sport: sp, dport: dp, flags: '', seq: g.pick(SEQS), ack: g.pick(SEQS) }), pl]).fill(flags, 13, 14)),
+        return [ipv4({ src, dst, proto: PROTO.TCP, id: g.pick(IP_IDS) }, Buffer.concat([fuzzTcp(g, sp, dp, flags), pl])),
           `tcp ${src}:${sp} > ${dst}:${dp} flags 0x${flags.toString(16)}`];
       }
       case 2: {
@@ -614,7 +706,7 @@ export class Generator6 {
       case 0: case 1: {
         const flags = g.chance(0.65) ? g.pick(VALID_FLAGS) : g.int(256);
         const sp = g.pick(PORTS), dp = g.pick(PORTS);
-        return [ipv6({ src, dst, proto: PROTO.TCP }, Buffer.concat([tcp({ sport: sp, dport: dp, flags: '', seq: g.pick(SEQS), ack: g.pick(SEQS) }), pl]).fill(flags, 13, 14)),
+        return [ipv6({ src, dst, proto: PROTO.TCP }, Buffer.concat([fuzzTcp(g, sp, dp, flags), pl])),
           `tcp ${src}.${sp} > ${dst}.${dp} flags 0x${flags.toString(16)}`];
       }
       case 2: {
