@@ -131,6 +131,10 @@ static __always_inline bool ct_seq_ok(const struct tortie_ct_value *v, const str
 			return true;
 		return (pkt->tcp_flags & TCP_FLAG_ACK) && pkt->tcp_ack == end_p;
 	}
+	/* The initiator's RST answering a segment passed untracked in SYN_SENT (TORTIE_CTF_IGN_ACK):
+	 * its sequence number is exactly that segment's ACK number (RFC 9293 3.10.7.3). */
+	if (!ack_p && (f & TORTIE_CTF_IGN_ACK) && (pkt->tcp_flags & TCP_FLAG_RST) && seq == ack_pv)
+		return true;
 	hi = end_s + TORTIE_CT_RST_SLACK;
 	lo = ack_p ? ack_pv : end_s - TORTIE_CT_RST_SLACK;
 	/* The peer acknowledged past what the sender could have sent: an empty window, not a wrap. */
@@ -244,6 +248,39 @@ static __always_inline bool ct_tcp_advance(struct tortie_ct_value *v, const stru
 			return false;
 		v->state = TORTIE_CT_RST;
 		return true;
+	}
+	if (st == TORTIE_CT_SYN_SENT && (v->flags & TORTIE_CTF_SYN_SEEN)) {
+		__u32 ack_bit = sender_is_a ? TORTIE_CTF_ACK_A : TORTIE_CTF_ACK_B;
+
+		/*
+		 * Before the responder's SYN-ACK, as Linux nf_conntrack (TCP_CONNTRACK_IGNORE): a
+		 * segment of the responder without SYN is no part of this handshake — typically the
+		 * outside's TIME-WAIT of an earlier flow on the tuple (or, behind NAT, on the port)
+		 * answering the SYN with that flow's ACK, or a blind guess. It is passed (the
+		 * initiator's stack answers it with a RST, which must reach the TIME-WAIT to end it,
+		 * or the SYN's retransmissions meet the same ACK until TIME-WAIT expires) and moves
+		 * nothing: its ACK number is only kept for that RST (ct_seq_ok, exact match).
+		 */
+		if (!init_dir && !(f & TCP_FLAG_SYN) && !(v->flags & ack_bit)) {
+			if (f & TCP_FLAG_ACK) {
+				if (sender_is_a)
+					v->ack_max[0] = pkt->tcp_ack;
+				else
+					v->ack_max[1] = pkt->tcp_ack;
+				if (!(v->flags & TORTIE_CTF_IGN_ACK))
+					__sync_fetch_and_or(&v->flags, TORTIE_CTF_IGN_ACK);
+			}
+			return true;
+		}
+		/* A SYN of the initiator again: its latest attempt's sequence is the flow's (RFC 9293:
+		 * a reinitialised TCP need only use larger sequence numbers; a retransmission ends
+		 * where the entry's does). */
+		if (init_dir && (f & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
+			if (sender_is_a)
+				v->seq_end[0] = pkt->tcp_end;
+			else
+				v->seq_end[1] = pkt->tcp_end;
+		}
 	}
 	/*
 	 * Outside the handshake (where SYN and SYN-ACK set what the rest is judged by), an

@@ -174,6 +174,11 @@ enum tortie_ct_state {
 #define TORTIE_CTF_ACK_B (1u << 10)
 #define TORTIE_CTF_SYN_SEEN (1u << 11) /* opened by a SYN: both sides' sequences are known from the
 					* handshake, so an implausible segment is INVALID (TCP) */
+#define TORTIE_CTF_IGN_ACK (1u << 12)  /* SYN_SENT: the responder sent a segment without SYN, passed
+					* but not tracked (e.g. its old TIME-WAIT answering the SYN);
+					* its ACK number is in the responder's ack_max slot, without
+					* the responder's ACK_* bit, for the RST the initiator answers
+					* it with (TCP, lib/ct_tcp.h) */
 
 struct tortie_ct_value {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the last packet */

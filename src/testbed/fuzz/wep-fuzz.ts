@@ -35,7 +35,7 @@ const IP_IDS = [1, 2, 3];
 const VALID_FLAGS = [0x02, 0x22, 0x12, 0x04, 0x14, 0x11, 0x31, 0x10, 0x30, 0x18, 0x42 | 0x80];
 
 const DIR = { INGRESS: 0, EGRESS: 1 } as const;
-const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32, DST_LOCAL: 64, SEQ_A: 128, SEQ_B: 256, ACK_A: 512, ACK_B: 1024, SYN_SEEN: 2048 };
+const CTF = { A_IS_INIT: 1, SRC_OK: 2, DST_OK: 4, FIN_A: 8, FIN_B: 16, REPLY: 32, DST_LOCAL: 64, SEQ_A: 128, SEQ_B: 256, ACK_A: 512, ACK_B: 1024, SYN_SEEN: 2048, IGN_ACK: 4096 };
 const ST = { SYN_SENT: 1, SYN_RECV: 2, ESTABLISHED: 3, FIN_WAIT: 4, CLOSING: 5, RST: 6, OTHER: 9 };
 const TCPF = { FIN: 1, SYN: 2, RST: 4, ACK: 0x10 };
 /** TCP sequence/ack numbers: close together, one window away, half the space away, wrapping. */
@@ -359,6 +359,8 @@ function seqOk(e: Entry, p: Parsed, senderIsA: boolean, seq: number): boolean {
   const seqP = !!(e.flags & (senderIsA ? CTF.SEQ_B : CTF.SEQ_A));
   const ackP = !!(e.flags & (senderIsA ? CTF.ACK_B : CTF.ACK_A));
   if (!seqS) return !seqP || (!!(p.flags & TCPF.ACK) && p.ack === e.seqEnd[o]);
+  // The initiator's RST answering a segment passed untracked in SYN_SENT: exactly its ACK number.
+  if (!ackP && e.flags & CTF.IGN_ACK && p.flags & TCPF.RST && seq === e.ackMax[o]) return true;
   const hi = (e.seqEnd[s] + RST_SLACK) >>> 0;
   const lo = ackP ? e.ackMax[o] : (e.seqEnd[s] - RST_SLACK) >>> 0;
   if (seqAfter(lo, hi)) return false;
@@ -440,6 +442,16 @@ export class Model {
     if (flags & TCPF.RST) {
       if (!seqOk(e, p, senderIsA, p.seq)) return false;
       e.state = ST.RST; return true;
+    }
+    if (e.state === ST.SYN_SENT && e.flags & CTF.SYN_SEEN) {
+      // Before the SYN-ACK: the responder's segments without SYN pass untracked (their ACK number
+      // kept for the initiator's RST); the initiator's SYN again sets its sequence end.
+      const s = senderIsA ? 0 : 1;
+      if (!initDir && !(flags & TCPF.SYN) && !(e.flags & (senderIsA ? CTF.ACK_A : CTF.ACK_B))) {
+        if (flags & TCPF.ACK) { e.ackMax[s] = p.ack; e.flags |= CTF.IGN_ACK; }
+        return true;
+      }
+      if (initDir && (flags & (TCPF.SYN | TCPF.ACK)) === TCPF.SYN) e.seqEnd[s] = p.end;
     }
     // Implausible: INVALID on a flow seen opening (a SYN only ignored), ignored on a pickup.
     if (e.state !== ST.SYN_SENT && !plausible(e, p, senderIsA)) return !(e.flags & CTF.SYN_SEEN) || !!(flags & TCPF.SYN);
