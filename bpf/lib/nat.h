@@ -222,6 +222,23 @@ static __always_inline bool nat_closed(__u8 flags)
 	return flags & (TORTIE_NATF_RST | TORTIE_NATF_DONE | TORTIE_NATF_PICKUP);
 }
 
+/*
+ * How long a tombstone (a REV entry with TORTIE_NATF_DONE) keeps judging the SYNs that want its
+ * port: as long as the outside's TIME-WAIT socket of the closed flow may live (Linux's
+ * TCP_TIMEWAIT_LEN, fixed at 60 s), and at least the closed timeout. Past the closed timeout
+ * alone, a SYN the TIME-WAIT refuses (older timestamp: PAWS; or sequence number not past the old
+ * flow's) got the port and waited for its SYN retransmission. Late segments are translated by a
+ * tombstone for the closed timeout only (nat_live), as before.
+ */
+#define TORTIE_NAT_TIMEWAIT_NS (60ULL * 1000000000ULL)
+
+static __always_inline bool nat_tomb_live(__u64 last_seen_ns, __u64 now)
+{
+	__u64 t = nat_timeout_tcp_closed_ns > TORTIE_NAT_TIMEWAIT_NS ? nat_timeout_tcp_closed_ns : TORTIE_NAT_TIMEWAIT_NS;
+
+	return last_seen_ns >= now || now - last_seen_ns < t;
+}
+
 static __always_inline bool nat_live(const struct tortie_nat4_value *v, __u8 proto, __u64 now)
 {
 	__u64 seen = v->last_seen_ns, t;
@@ -375,8 +392,8 @@ static __always_inline int nat_claim(const struct tortie_pkt *pkt, __u64 syn_ts,
 		return 1;
 	}
 	/* A live verified close's tombstone: its port goes to a new SYN that TIME-WAIT would accept. */
-	if (nat_live(cur, proto, now) &&
-	    (!(cur->flags & TORTIE_NATF_DONE) || !nat_tw_ok(pkt, syn_ts, cur->flags, cur->created_ns)))
+	if ((cur->flags & TORTIE_NATF_DONE) ? nat_tomb_live(cur->last_seen_ns, now) && !nat_tw_ok(pkt, syn_ts, cur->flags, cur->created_ns)
+					     : nat_live(cur, proto, now))
 		return 0;
 	/* REV entries are refreshed by replies only: a one-way flow keeps its port while its FWD
 	 * entry (refreshed by every outgoing packet) is live and still maps to this port. */
@@ -410,7 +427,7 @@ static __always_inline int nat_try_port(struct __sk_buff *skb, const struct tort
  * at once: its FWD entry is deleted, and the CPU whose delete succeeds credits the workload's
  * quota (MOVED, an atomic add: a kind only the programs write), so the count stays exact with the
  * sweep crediting RELEASED only for the deletes that succeed for it. The REV entry stays as the
- * flow's tombstone (TORTIE_NATF_DONE, closed timeout): late segments of the closed flow still
+ * flow's tombstone (TORTIE_NATF_DONE; nat_tomb_live): late segments of the closed flow still
  * reach the workload, and its port goes to the next flow only under nat_tw_ok. Called last
  * for the packet (fv may be gone after it); only once both FINs were seen here, and only with
  * an ACK, so other packets pay one test of the flags.

@@ -394,8 +394,8 @@ static __always_inline int nat6_claim(const struct tortie_pkt *pkt, struct torti
 		}
 		return 1;
 	}
-	if (nat6_live(cur, proto, now) &&
-	    (!(cur->flags & TORTIE_NATF_DONE) || !nat_tw_ok(pkt, sc ? sc->syn_ts : 0, cur->flags, cur->created_ns)))
+	if ((cur->flags & TORTIE_NATF_DONE) ? nat_tomb_live(cur->last_seen_ns, now) && !nat_tw_ok(pkt, sc ? sc->syn_ts : 0, cur->flags, cur->created_ns)
+					     : nat6_live(cur, proto, now))
 		return 0;
 	/* A one-way flow keeps its port while its FWD entry is live and still maps to it. */
 	if (!sc)

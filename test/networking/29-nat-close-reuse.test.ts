@@ -12,12 +12,13 @@
 import t from 'tap';
 import { Topology } from '../../src/util/netns';
 import { NatUpkeep } from '../../src/dataplane/routing/sweep';
-import { readNat6Entries, readNatEntries, NATF, NAT_DIR, POOL_F, QUOTA } from '../../src/dataplane/bpf/net-codecs';
+import { nat4KeyCodec, nat4ValueCodec, nat6KeyCodec, nat6ValueCodec, readNat6Entries, readNatEntries, NATF, NAT_DIR, POOL_F, QUOTA } from '../../src/dataplane/bpf/net-codecs';
+import type { Nat4Key, Nat4Value, Nat6Key, Nat6Value } from '../../src/dataplane/bpf/net-codecs';
 import { readNatQuota } from '../../src/dataplane/bpf/nat';
 import { readQuotaCounter } from '../../src/dataplane/bpf/quota';
 import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { NH6, PROTO, eth, ipv4, tcp } from '../../src/dataplane/bpf/packet';
-import { fillL4Checksum, frame6, ip6At, ipAt, portsOf } from '../../src/testbed/fixtures';
+import { fillL4Checksum, frame6, ip6At, ipAt, portsOf, stampOlderThan } from '../../src/testbed/fixtures';
 import { UplinkHarness } from '../../src/testbed/uplink-harness';
 import { WepHarness } from '../../src/testbed/wep-harness';
 import { allowAll } from '../../src/testbed/tables';
@@ -116,6 +117,20 @@ for (const fam of [4, 6] as const) t.test(`IPv${fam}: a verified close releases 
   t.equal(out(WL6B, 'S', 9000, 0, [50, 0]), R.NAT_NO_PORT, '... even with a later sequence number');
   t.equal(out(WL6B, 'S', 4000, 0), R.NAT_NO_PORT, 'without timestamps, a sequence number not past the closed flow\'s is refused');
   t.equal(rev()!.value.addr, WL6, 'the tombstone still holds the port');
+  // Past the closed timeout (10 s) but within the outside's TIME-WAIT (60 s): still guarded, by
+  // the program and against the sweep (a port freed at 10 s met TIME-WAITs that refused its SYN).
+  const aged = await stampOlderThan(10);
+  const t0 = rev()!;
+  if (fam === 6) nat.update(nat6KeyCodec.encode(t0.key as Nat6Key), nat6ValueCodec.encode({ ...(t0.value as Nat6Value), last_seen_ns: aged }));
+  else nat.update(nat4KeyCodec.encode(t0.key as Nat4Key), nat4ValueCodec.encode({ ...(t0.value as Nat4Value), last_seen_ns: aged }));
+  t.equal(out(WL6B, 'S', 4000, 0, [50, 0]), R.NAT_NO_PORT, 'a tombstone idle past the closed timeout still refuses a SYN the TIME-WAIT would refuse');
+  t.equal(new NatUpkeep(h.dp, fam === 6 ? { ct6: w.dp.maps.ct6! } : { ct4: w.dp.maps.ct4! }).sweep(), 0, 'and the sweep keeps it');
+  t.equal(rev()!.value.addr, WL6, 'the tombstone still holds the port');
+  t.equal(new NatUpkeep(h.dp, {}).sweep(process.hrtime.bigint() + 50n * 1_000_000_000n), 1, 'a sweep past the TIME-WAIT length (60 s) deletes it');
+  t.equal(rev(), undefined, 'gone');
+  if (fam === 6) nat.update(nat6KeyCodec.encode(t0.key as Nat6Key), nat6ValueCodec.encode({ ...(t0.value as Nat6Value) }));
+  else nat.update(nat4KeyCodec.encode(t0.key as Nat4Key), nat4ValueCodec.encode({ ...(t0.value as Nat4Value) }));
+  t.equal(rev()!.value.addr, WL6, '(the tombstone put back as it was, for what follows)');
   t.equal(out(WL6B, 'S', 4000, 0, [111, 0]), R.FORWARD, 'a SYN with a newer timestamp takes the port');
   t.equal(rev()!.value.addr, WL6B, 'the port is the new flow\'s');
   t.equal(rev()!.value.flags & NATF.DONE, 0, 'live again');

@@ -80,6 +80,9 @@ export function natTimeoutConstants(t: NatTimeouts): Record<string, bigint> {
  * counts once conntrack accepted a RST; FIN both ways (NATF.FIN_OUT with NATF.FIN_IN_SEEN, or the
  * FIN_IN of older programs) once conntrack accepted both FINs.
  */
+/** Linux's TCP_TIMEWAIT_LEN (fixed): how long a tombstone guards its port (TORTIE_NAT_TIMEWAIT_NS). */
+export const NAT_TIMEWAIT_SEC = 60;
+
 export function natTimeoutNs(proto: number, flags: number, t: NatTimeouts, ct: CtClose = CT_OPEN): bigint {
   const finIn = (flags & (NATF.FIN_IN | NATF.FIN_IN_SEEN)) !== 0;
   const closed = (flags & (NATF.RST | NATF.DONE)) !== 0 || (ct.rst && (flags & NATF.RST_IN) !== 0) ||
@@ -183,8 +186,11 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
   for (const { key: k, value: v } of entries) {
     if (k.dir !== NAT_DIR.REV) continue;
     const kb = codec.encode(k);
-    // A REV entry carries no flags but DONE (the tombstone of a verified close: closed timeout).
-    if (!liveRev.has(hex(kb)) && expired(v.last_seen_ns, natTimeoutNs(k.proto, v.flags & NATF.DONE, t))) deadRev.push(kb);
+    // A REV entry carries no flags but DONE (the tombstone of a verified close): it guards its
+    // port for as long as the outside's TIME-WAIT may live (nat_tomb_live in bpf/lib/nat.h).
+    const tomb = k.proto === 6 && (v.flags & NATF.DONE) !== 0;
+    const limit = tomb ? ns(Math.max(t.tcpClosedSec, NAT_TIMEWAIT_SEC)) : natTimeoutNs(k.proto, v.flags & NATF.DONE, t);
+    if (!liveRev.has(hex(kb)) && expired(v.last_seen_ns, limit)) deadRev.push(kb);
   }
   let deleted = 0;
   const released = new Map<string, number>();
