@@ -133,7 +133,8 @@ static __always_inline bool ct_seq_ok(const struct tortie_ct_value *v, const str
 	}
 	/* The initiator's RST answering a segment passed untracked in SYN_SENT (TORTIE_CTF_IGN_ACK):
 	 * its sequence number is exactly that segment's ACK number (RFC 9293 3.10.7.3). */
-	if (!ack_p && (f & TORTIE_CTF_IGN_ACK) && (pkt->tcp_flags & TCP_FLAG_RST) && seq == ack_pv)
+	if (!ack_p && (f & TORTIE_CTF_IGN_ACK) && sender_is_a == !!(f & TORTIE_CTF_A_IS_INIT) &&
+	    (pkt->tcp_flags & TCP_FLAG_RST) && seq == ack_pv)
 		return true;
 	hi = end_s + TORTIE_CT_RST_SLACK;
 	lo = ack_p ? ack_pv : end_s - TORTIE_CT_RST_SLACK;

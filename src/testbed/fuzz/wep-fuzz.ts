@@ -360,7 +360,7 @@ function seqOk(e: Entry, p: Parsed, senderIsA: boolean, seq: number): boolean {
   const ackP = !!(e.flags & (senderIsA ? CTF.ACK_B : CTF.ACK_A));
   if (!seqS) return !seqP || (!!(p.flags & TCPF.ACK) && p.ack === e.seqEnd[o]);
   // The initiator's RST answering a segment passed untracked in SYN_SENT: exactly its ACK number.
-  if (!ackP && e.flags & CTF.IGN_ACK && p.flags & TCPF.RST && seq === e.ackMax[o]) return true;
+  if (!ackP && e.flags & CTF.IGN_ACK && senderIsA === !!(e.flags & CTF.A_IS_INIT) && p.flags & TCPF.RST && seq === e.ackMax[o]) return true;
   const hi = (e.seqEnd[s] + RST_SLACK) >>> 0;
   const lo = ackP ? e.ackMax[o] : (e.seqEnd[s] - RST_SLACK) >>> 0;
   if (seqAfter(lo, hi)) return false;
