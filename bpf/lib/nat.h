@@ -17,8 +17,9 @@
  * (bpf_skc_lookup_tcp / bpf_sk_lookup_udp in the uplink's namespace: connected, listening and
  * TIME-WAIT sockets), and a reply is reverse-translated only if no node socket owns its tuple
  * (a socket bound into the range after the claim keeps its traffic; the mapping's flow breaks,
- * never the node's). Candidates: the workload's port if in range, then nat_retries consecutive
- * ports from a pseudo-random start. A port is claimed by creating the REV entry with BPF_NOEXIST,
+ * never the node's). Candidates: the workload's port if in range, then nat_retries ports drawn at
+ * random, each on its own (nat_candidate; a range of at most NAT_MAX_RETRIES ports is walked in
+ * order from a random start, so every port of it is tried). A port is claimed by creating the REV entry with BPF_NOEXIST,
  * which is atomic across CPUs, so two flows can never share a reply tuple; the FWD entry is then
  * created with BPF_NOEXIST too, and a CPU that loses that race gives its claim back and uses the
  * winner's mapping. A colliding REV entry whose flow has expired (timeouts below) is reclaimed.
@@ -77,7 +78,7 @@
 /* Load-time tunables. */
 const volatile __u32 nat_port_min = 20000;
 const volatile __u32 nat_port_max = 29999;
-const volatile __u32 nat_retries = 16;
+const volatile __u32 nat_retries = 24;
 const volatile __u32 nat_quota = 8192;        /* FWD mappings per workload address; 0 = no quota */
 const volatile __u64 nat_timeout_tcp_ns = 3600 * NAT_NSEC;
 const volatile __u64 nat_timeout_tcp_closed_ns = 10 * NAT_NSEC; /* after a RST out (program); sweep: see nat.ts */
@@ -85,7 +86,24 @@ const volatile __u64 nat_timeout_udp_ns = 60 * NAT_NSEC;
 const volatile __u64 nat_timeout_icmp_ns = 30 * NAT_NSEC;
 const volatile __u64 nat_timeout_other_ns = 600 * NAT_NSEC;
 
-#define NAT_MAX_RETRIES 32
+/* The most candidates a SYN tries (nat_retries at most this): 28 unrolled tries exceed the
+ * verifier's million instructions for tortie_uplink_out, 27 pass; 24 keeps a margin. */
+#define NAT_MAX_RETRIES 24
+
+/*
+ * The i-th port candidate (an offset in the range of span ports; start is the SYN's random
+ * draw): an independent random draw, so that one SYN's candidates are as likely to be free as
+ * any port of the range. Consecutive ports are not independent: with the range full of
+ * tombstones, each refuses about half the SYNs (nat_tw_ok; the closed flows' timestamps and
+ * sequence numbers are random per connection), and a SYN that took a port after a run of
+ * refusals leaves behind it ports that refuse SYNs like it — consecutive candidates all failed
+ * about 9 times as often as independent ones (2^-16 at 16 candidates; the default is now 24). A range no longer than
+ * NAT_MAX_RETRIES is walked in order, so that its last free port is always found.
+ */
+static __always_inline __u32 nat_candidate(__u32 start, __u32 i, __u32 span)
+{
+	return span <= NAT_MAX_RETRIES ? start + i : bpf_get_prandom_u32();
+}
 
 /*
  * tortie_nat4_v2: struct tortie_nat4_key -> struct tortie_nat4_value. Written by the uplink
@@ -541,7 +559,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 				if (i >= nat_retries)
 					break;
 				netstat_inc(TORTIE_NS_SNAT_RETRY);
-				rk.dport = bpf_htons((__u16)(nat_port_min + (start + i) % span));
+				rk.dport = bpf_htons((__u16)(nat_port_min + nat_candidate(start, i, span) % span));
 				got = nat_try_port(skb, pkt, syn_ts, &rk, &rv, node_ip, now);
 			}
 		}

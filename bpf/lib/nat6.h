@@ -13,8 +13,8 @@
  *   (bpf_skc_lookup_tcp / bpf_sk_lookup_udp), a node packet leaving from a range port takes its
  *   tuple back (nat6_host_egress), and replies owned by a node socket are not translated;
  * - a port is claimed by creating the REV entry with BPF_NOEXIST (atomic across CPUs), an expired
- *   one reclaimed; the workload's port is kept when inside the range, then nat_retries consecutive
- *   ports from a pseudo-random start; none left: DROP_NAT_NO_PORT;
+ *   one reclaimed; the workload's port is kept when inside the range, then nat_retries
+ *   independent random candidates (nat_candidate, lib/nat.h); none left: DROP_NAT_NO_PORT;
  * - tortie_nat6_v1 is a plain hash (a full table refuses new flows: DROP_NAT_TABLE_FULL) and a
  *   workload address holds at most nat_quota flows (DROP_NAT_QUOTA; counts in tortie_natq6_v1,
  *   CREATED here, RELEASED by the agent's sweep, MOVED here at a verified close);
@@ -543,7 +543,7 @@ static __noinline int nat6_snat(struct __sk_buff *skb, const struct tortie_pkt *
 				if (i >= nat_retries)
 					break;
 				netstat_inc(TORTIE_NS_SNAT_RETRY);
-				rk->dport = bpf_htons((__u16)(nat_port_min + (start + i) % span));
+				rk->dport = bpf_htons((__u16)(nat_port_min + nat_candidate(start, i, span) % span));
 				got = nat6_try_port(skb, pkt, rk, rv, node_ip, now);
 			}
 		}

@@ -366,7 +366,9 @@ export interface NatOptions {
    *  ip_local_port_range (RouteManager checks). The workload's own port is kept when inside. */
   portMin?: number;
   portMax?: number;
-  /** Candidates tried before DROP_NAT_NO_PORT (default 16, at most 32). */
+  /** Candidates tried before DROP_NAT_NO_PORT (default 24, the most: NAT_MAX_RETRIES in
+   *  bpf/lib/nat.h). With the range full of closed flows' tombstones each refuses about half the
+   *  SYNs, so 16 left ~1 SYN in 65,000 without a port, 24 ~1 in 16 million. */
   retries?: number;
   /** tortie_nat4_v2 size, and tortie_nat6_v1's (two entries per flow; default 131072 each). */
   maxEntries?: number;
@@ -382,8 +384,8 @@ export function resolveNatOptions(nat: NatOptions = {}): Required<Omit<NatOption
   if (!Number.isInteger(min) || !Number.isInteger(max) || min < 1 || max > 65535 || min > max) {
     throw new RangeError(`nat port range ${min}-${max}: need 1 <= portMin <= portMax <= 65535`);
   }
-  const retries = nat.retries ?? 16;
-  if (!Number.isInteger(retries) || retries < 0 || retries > 32) throw new RangeError(`nat retries ${retries}: need 0..32`);
+  const retries = nat.retries ?? 24;
+  if (!Number.isInteger(retries) || retries < 0 || retries > 24) throw new RangeError(`nat retries ${retries}: need 0..24`);
   const quota = nat.quota ?? DEFAULT_NAT_QUOTA;
   if (!Number.isInteger(quota) || quota < 0 || quota > 2 ** 31) throw new RangeError(`nat quota ${quota}: need an integer >= 0`);
   const maxEntries = nat.maxEntries ?? DEFAULT_NAT_MAX_ENTRIES;
