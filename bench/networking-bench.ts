@@ -11,7 +11,7 @@
  *   2. connection rate: wrk (`Connection: close`, every request a new TCP connection) from a
  *      workload on A to nginx on the outside host, natOutgoing on (SNAT in BPF on A's uplink)
  *      vs off (the router and the outside host get a route back to the workload instead).
- *      Goal: SNAT ≥ 0.90×.
+ *      Goal: SNAT ≥ 0.97×.
  * Rounds alternate the configurations; medians are reported. Prints figures; asserts nothing.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/networking-bench.js [seconds] [rounds] [connections] [ab]
