@@ -104,6 +104,27 @@ static __always_inline bool seq_after(__u32 a, __u32 b)
 
 #define TORTIE_CT_RST_SLACK 65535u
 
+/* What a flow's entry says of one segment's sender (s) and its peer (p): their sequence ends,
+ * the peer's highest ACK, and which of them have been seen. Fixed indices in both branches: a
+ * variable one is out of the verifier's reach. */
+struct ct_tcp_view {
+	__u32 end_s, end_p, ack_pv;
+	bool seq_s, seq_p, ack_p;
+};
+
+static __always_inline void ct_tcp_view(const struct tortie_ct_value *v, bool sender_is_a,
+					struct ct_tcp_view *w)
+{
+	__u64 f = v->flags;
+
+	w->end_s = sender_is_a ? v->seq_end[0] : v->seq_end[1];
+	w->end_p = sender_is_a ? v->seq_end[1] : v->seq_end[0];
+	w->ack_pv = sender_is_a ? v->ack_max[1] : v->ack_max[0];
+	w->seq_s = f & (sender_is_a ? TORTIE_CTF_SEQ_A : TORTIE_CTF_SEQ_B);
+	w->seq_p = f & (sender_is_a ? TORTIE_CTF_SEQ_B : TORTIE_CTF_SEQ_A);
+	w->ack_p = f & (sender_is_a ? TORTIE_CTF_ACK_B : TORTIE_CTF_ACK_A);
+}
+
 /*
  * Is a RST or FIN from the sender (side a if sender_is_a) plausible, as Linux nf_conntrack's
  * window check: `seq` must not be before the highest ACK the peer sent (what the peer still
@@ -117,27 +138,23 @@ static __always_inline bool ct_seq_ok(const struct tortie_ct_value *v, const str
 				      bool sender_is_a, __u32 seq)
 {
 	__u64 f = v->flags;
-	/* Fixed indices in both branches: a variable one is out of the verifier's reach. */
-	__u32 end_s = sender_is_a ? v->seq_end[0] : v->seq_end[1];
-	__u32 end_p = sender_is_a ? v->seq_end[1] : v->seq_end[0];
-	__u32 ack_pv = sender_is_a ? v->ack_max[1] : v->ack_max[0];
-	bool seq_s = f & (sender_is_a ? TORTIE_CTF_SEQ_A : TORTIE_CTF_SEQ_B);
-	bool seq_p = f & (sender_is_a ? TORTIE_CTF_SEQ_B : TORTIE_CTF_SEQ_A);
-	bool ack_p = f & (sender_is_a ? TORTIE_CTF_ACK_B : TORTIE_CTF_ACK_A);
+	struct ct_tcp_view w;
 	__u32 lo, hi;
 
-	if (!seq_s) {
-		if (!seq_p)
+	ct_tcp_view(v, sender_is_a, &w);
+
+	if (!w.seq_s) {
+		if (!w.seq_p)
 			return true;
-		return (pkt->tcp_flags & TCP_FLAG_ACK) && pkt->tcp_ack == end_p;
+		return (pkt->tcp_flags & TCP_FLAG_ACK) && pkt->tcp_ack == w.end_p;
 	}
 	/* The initiator's RST answering a segment passed untracked in SYN_SENT (TORTIE_CTF_IGN_ACK):
 	 * its sequence number is exactly that segment's ACK number (RFC 9293 3.10.7.3). */
-	if (!ack_p && (f & TORTIE_CTF_IGN_ACK) && sender_is_a == !!(f & TORTIE_CTF_A_IS_INIT) &&
-	    (pkt->tcp_flags & TCP_FLAG_RST) && seq == ack_pv)
+	if (!w.ack_p && (f & TORTIE_CTF_IGN_ACK) && sender_is_a == !!(f & TORTIE_CTF_A_IS_INIT) &&
+	    (pkt->tcp_flags & TCP_FLAG_RST) && seq == w.ack_pv)
 		return true;
-	hi = end_s + TORTIE_CT_RST_SLACK;
-	lo = ack_p ? ack_pv : end_s - TORTIE_CT_RST_SLACK;
+	hi = w.end_s + TORTIE_CT_RST_SLACK;
+	lo = w.ack_p ? w.ack_pv : w.end_s - TORTIE_CT_RST_SLACK;
 	/* The peer acknowledged past what the sender could have sent: an empty window, not a wrap. */
 	if (seq_after(lo, hi))
 		return false;
@@ -171,19 +188,16 @@ static __always_inline bool ct_tcp_plausible(const struct tortie_ct_value *v, co
 					     bool sender_is_a)
 {
 	__u64 f = v->flags;
-	__u32 end_s = sender_is_a ? v->seq_end[0] : v->seq_end[1];
-	__u32 end_p = sender_is_a ? v->seq_end[1] : v->seq_end[0];
-	__u32 ack_pv = sender_is_a ? v->ack_max[1] : v->ack_max[0];
 	__u8 log_s = sender_is_a ? v->win_log[0] : v->win_log[1];
 	__u8 log_p = sender_is_a ? v->win_log[1] : v->win_log[0];
-	bool seq_s = f & (sender_is_a ? TORTIE_CTF_SEQ_A : TORTIE_CTF_SEQ_B);
-	bool seq_p = f & (sender_is_a ? TORTIE_CTF_SEQ_B : TORTIE_CTF_SEQ_A);
-	bool ack_p = f & (sender_is_a ? TORTIE_CTF_ACK_B : TORTIE_CTF_ACK_A);
+	struct ct_tcp_view w;
 	__u32 ref, w_s, w_p;
+
+	ct_tcp_view(v, sender_is_a, &w);
 
 	if (!(pkt->tcp_flags & TCP_FLAG_ACK))
 		return false;
-	if (seq_p && seq_after(pkt->tcp_ack, end_p))
+	if (w.seq_p && seq_after(pkt->tcp_ack, w.end_p))
 		return false;
 	if ((f & TORTIE_CTF_SYN_SEEN) && log_s && log_p) {
 		/* Scaled windows stay below 2^30 (65535 << 14): the shifts cannot overflow. */
@@ -191,18 +205,18 @@ static __always_inline bool ct_tcp_plausible(const struct tortie_ct_value *v, co
 		w_p = 1u << (log_p > 30 ? 30 : log_p);
 		if (w_s < TORTIE_CT_ACK_WIN_MIN)
 			w_s = TORTIE_CT_ACK_WIN_MIN;
-		if (seq_p && end_p - pkt->tcp_ack > w_s)
+		if (w.seq_p && w.end_p - pkt->tcp_ack > w_s)
 			return false;
-		if (ack_p && seq_after(pkt->tcp_end, ack_pv + w_p))
+		if (w.ack_p && seq_after(pkt->tcp_end, w.ack_pv + w_p))
 			return false;
-		if (seq_s && seq_after(end_s - w_p, pkt->tcp_end))
+		if (w.seq_s && seq_after(w.end_s - w_p, pkt->tcp_end))
 			return false;
 		return true;
 	}
-	if (ack_p)
-		ref = ack_pv;
-	else if (seq_s)
-		ref = end_s;
+	if (w.ack_p)
+		ref = w.ack_pv;
+	else if (w.seq_s)
+		ref = w.end_s;
 	else
 		return true;
 	return pkt->tcp_end - (ref - TORTIE_CT_SEQ_BOUND) <= 2 * TORTIE_CT_SEQ_BOUND;
