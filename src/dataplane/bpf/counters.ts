@@ -38,6 +38,9 @@ export function readCounters(cnt: BpfMap, fast?: EpCounterMaps): CounterRow[] {
     rows.push({ ifindex: k.ifindex, dir: k.dir, reason: k.reason, ...sumPerCpu(cnt, values[i]) });
   }
   if (!fast?.ep || !fast.epcnt) return rows;
+  // Forwarded rows by (ifindex, dir), so adding the slots is linear in endpoints + rows.
+  const forwarded = new Map<number, CounterRow>();
+  for (const r of rows) if (r.reason === 0) forwarded.set(r.ifindex * 256 + r.dir, r);
   const { keys: epKeys, values: epValues } = fast.ep.entries();
   for (let i = 0; i < epKeys.length; i++) {
     const slot = endpointCodec.decode(epValues[i]).slot;
@@ -48,7 +51,7 @@ export function readCounters(cnt: BpfMap, fast?: EpCounterMaps): CounterRow[] {
       if (!v) continue;
       const c = sumPerCpu(fast.epcnt, v);
       if (c.packets === 0n && c.bytes === 0n) continue;
-      const row = rows.find((r) => r.ifindex === ifindex && r.dir === dir && r.reason === 0);
+      const row = forwarded.get(ifindex * 256 + dir);
       if (row) { row.packets += c.packets; row.bytes += c.bytes; } else rows.push({ ifindex, dir, reason: 0, ...c });
     }
   }
