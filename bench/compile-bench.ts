@@ -93,13 +93,21 @@ function net(): string {
   }
 }
 
+/**
+ * A rule's remote side (source on ingress, destination on egress) with destination ports: on
+ * egress both are one `destination` object (two keys of one literal would keep only the last).
+ */
+function peerWithPorts(ingress: boolean, peer: NonNullable<Rule['source']>, ports: NonNullable<NonNullable<Rule['destination']>['ports']>): Pick<Rule, 'source' | 'destination'> {
+  return ingress ? { source: peer, destination: { ports } } : { destination: { ...peer, ports } };
+}
+
 function rule(ingress: boolean): Rule {
   const peer = ingress ? 'source' : 'destination';
   switch (int(7)) {
     case 0:
-      return { action: 'Allow', protocol: 'TCP', [peer]: { selector: `app == "app${int(N_APPS)}"` }, destination: { ports: [80, '8000:8100'] } };
+      return { action: 'Allow', protocol: 'TCP', ...peerWithPorts(ingress, { selector: `app == "app${int(N_APPS)}"` }, [80, '8000:8100']) };
     case 1:
-      return { action: 'Allow', protocol: 'TCP', [peer]: { namespaceSelector: `team == "team${int(N_TEAMS)}"` }, destination: { ports: [443] } };
+      return { action: 'Allow', protocol: 'TCP', ...peerWithPorts(ingress, { namespaceSelector: `team == "team${int(N_TEAMS)}"` }, [443]) };
     case 2:
       return { action: 'Deny', [peer]: { nets: [net(), net()] } };
     case 3:
@@ -107,7 +115,7 @@ function rule(ingress: boolean): Rule {
     case 4:
       return { action: 'Allow', protocol: 'ICMP', icmp: { type: 8 }, [peer]: { selector: `tier == "${pick(TIERS)}"` } };
     case 5:
-      return { action: 'Allow', protocol: 'TCP', [peer]: { selector: `tier == "${pick(TIERS)}" && env == "${pick(ENVS)}"` }, destination: { ports: ['http', '9000:9100'] } };
+      return { action: 'Allow', protocol: 'TCP', ...peerWithPorts(ingress, { selector: `tier == "${pick(TIERS)}" && env == "${pick(ENVS)}"` }, ['http', '9000:9100']) };
     default:
       return { action: pick(['Allow', 'Deny'] as const), protocol: 'TCP', [peer]: { nets: [net()] }, destination: { ports: [`${1000 + int(5000)}:${7000 + int(1000)}`] } };
   }
