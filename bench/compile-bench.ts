@@ -218,6 +218,98 @@ function mapEntries(s: CompiledState, prefixes: number): string {
 const digest = process.env.TORTIE_BENCH_DIGEST === '1' ? createHash('sha1') : undefined;
 const verbose = process.env.TORTIE_BENCH_VERBOSE === '1';
 
+/**
+ * The tables as the datapath holds them (TORTIE_BENCH_VERBOSE=1): each table's projection as a
+ * global → local class map, and each local endpoint's table ids, kept by applying the deltas.
+ */
+class Mirror {
+  private readonly proj = new Map<string, Map<number, number>>();
+  private readonly eps = new Map<string, { ingress: string; egress: string }>();
+
+  constructor(s: CompiledState) {
+    for (const t of s.tables) this.proj.set(t.id, Mirror.map(t.projection));
+    for (const e of s.endpoints) this.eps.set(e.key, e.tables);
+  }
+
+  private static map(p: Uint32Array): Map<number, number> {
+    const m = new Map<number, number>();
+    for (let i = 0; i < p.length; i += 2) m.set(p[i]!, p[i + 1]!);
+    return m;
+  }
+
+  /**
+   * Applies a delta; returns, per new table that replaces an endpoint's table, its projection
+   * entries and how many of them a projection shared with the replaced table would have to
+   * change: with the new table's local classes numbered after the old ones (each old local class
+   * keeps its number for the new local class most of its global classes go to), the global
+   * classes (of either projection, absent = local class 0) that go elsewhere.
+   */
+  apply(d: ReturnType<CalcGraph['flush']>): { entries: number; differ: number }[] {
+    const added = new Map(d.tablesAdded.map((t) => [t.id, Mirror.map(t.projection)]));
+    for (const pa of d.projectionAdded) {
+      const m = this.proj.get(pa.tableId)!;
+      for (const e of pa.entries) m.set(e.globalClass, e.localClass);
+    }
+    for (const pr of d.projectionRemoved) {
+      const m = this.proj.get(pr.tableId)!;
+      for (const gc of pr.globalClasses) m.delete(gc);
+    }
+    const out: { entries: number; differ: number }[] = [];
+    for (const e of d.endpointsUpserted) {
+      const old = this.eps.get(e.key);
+      for (const dir of ['ingress', 'egress'] as const) {
+        const np = added.get(e.tables[dir]);
+        const op = old !== undefined ? this.proj.get(old[dir]) : undefined;
+        if (np === undefined || op === undefined) continue;
+        // old local class → new local class → global classes going there
+        const to = new Map<number, Map<number, number>>();
+        for (const gc of new Set([...op.keys(), ...np.keys()])) {
+          const a = op.get(gc) ?? 0;
+          const b = np.get(gc) ?? 0;
+          let m = to.get(a);
+          if (m === undefined) to.set(a, (m = new Map()));
+          m.set(b, (m.get(b) ?? 0) + 1);
+        }
+        let differ = 0;
+        for (const m of to.values()) {
+          let all = 0;
+          let most = 0;
+          for (const n of m.values()) {
+            all += n;
+            most = Math.max(most, n);
+          }
+          differ += all - most;
+        }
+        out.push({ entries: np.size, differ });
+      }
+    }
+    for (const [id, m] of added) this.proj.set(id, m);
+    for (const id of d.tablesRemoved) this.proj.delete(id);
+    for (const e of d.endpointsUpserted) this.eps.set(e.key, e.tables);
+    for (const k of d.endpointsRemoved) this.eps.delete(k);
+    return out;
+  }
+
+  /** Throws unless the mirror holds exactly the state's tables, projections and endpoints' tables. */
+  check(s: CompiledState): void {
+    const live = new Set(s.endpoints.flatMap((e) => [e.tables.ingress, e.tables.egress]));
+    for (const t of s.tables) {
+      const m = this.proj.get(t.id);
+      const want = Mirror.map(t.projection);
+      if (m === undefined || m.size !== want.size || [...want].some(([gc, lc]) => m.get(gc) !== lc)) {
+        throw new Error(`compile-bench: the deltas do not rebuild table ${t.id}'s projection`);
+      }
+    }
+    for (const e of s.endpoints) {
+      const got = this.eps.get(e.key);
+      if (got?.ingress !== e.tables.ingress || got.egress !== e.tables.egress) throw new Error(`compile-bench: the deltas do not give ${e.key}'s tables`);
+    }
+    for (const id of this.proj.keys()) if (!live.has(id)) throw new Error(`compile-bench: table ${id} outlived its endpoints in the deltas`);
+  }
+}
+
+let mirror: Mirror | undefined;
+
 /** One line per delta (TORTIE_BENCH_VERBOSE=1). */
 let predSeen = 0;
 function describe(what: string, d: ReturnType<CalcGraph['flush']>, g: CalcGraph): void {
@@ -227,8 +319,10 @@ function describe(what: string, d: ReturnType<CalcGraph['flush']>, g: CalcGraph)
   const projAdd = d.projectionAdded.reduce((a, x) => a + x.entries.length, 0);
   const projDel = d.projectionRemoved.reduce((a, x) => a + x.globalClasses.length, 0);
   const tableProj = d.tablesAdded.reduce((a, t) => a + t.projection.length / 2, 0);
+  const replaced = mirror?.apply(d) ?? [];
+  const vsOld = replaced.length === 0 ? '' : `; against the replaced table, entries that differ after renumbering: ${replaced.map((r) => `${r.differ} of ${r.entries}`).join(', ')}`;
   process.stdout.write(`  ${what}: ${lastCpu(1)[0]!.toFixed(2)} ms CPU, classes +${d.classesAdded.length} -${d.classesRemoved.length}, ` +
-    `tables +${d.tablesAdded.length} (${pred} from a predecessor; ${tableProj} projection entries), projection in live tables +${projAdd} -${projDel}\n`);
+    `tables +${d.tablesAdded.length} (${pred} from a predecessor; ${tableProj} projection entries), projection in live tables +${projAdd} -${projDel}${vsOld}\n`);
 }
 
 /** g.flush(), its delta hashed into the digest when asked for. */
@@ -282,6 +376,7 @@ function main(): void {
   const snap = g.snapshot();
   const st = g.stats();
   const per = entriesPerLocal(snap);
+  if (verbose) mirror = new Mirror(snap);
 
   const profiler = deltaProfiler();
   // remote label change: an endpoint on another node gets another app label
@@ -291,7 +386,9 @@ function main(): void {
     const e = endpoint(i, { ...eps[i]!.metadata.labels!, app: `app${int(N_APPS)}` });
     eps[i] = e;
     g.onUpdate(e);
-    remote.push(timeMs(() => flushOf(g)));
+    let d: ReturnType<CalcGraph['flush']> | undefined;
+    remote.push(timeMs(() => (d = flushOf(g))));
+    mirror?.apply(d!);
   }
   const remoteCpu = lastCpu(REPEATS);
   // local label change: one of this node's endpoints changes tier (policy set changes)
@@ -316,6 +413,7 @@ function main(): void {
     g.onUpdate(p);
     let d: ReturnType<CalcGraph['flush']> | undefined;
     policyMs.push(timeMs(() => (d = flushOf(g))));
+    mirror?.apply(d!);
     tablesTouched += d!.tablesAdded.length;
   }
   const policyCpu = lastCpu(REPEATS);
@@ -340,6 +438,8 @@ function main(): void {
   }
   const broadCpu = lastCpu(broadMs.length);
   profiler.stop();
+  // The verbose figures come from the mirror: it must hold what a fresh snapshot says.
+  mirror?.check(g.snapshot());
   gc();
   const rss2 = process.memoryUsage().rss;
   const heap2 = process.memoryUsage().heapUsed;
