@@ -16,6 +16,13 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/networking-bench.js [seconds] [rounds] [connections] [ab]
  *
+ * `conn` as the fourth argument runs only the connection-rate rounds, each with diagnostics: the
+ * workload's and the outside host's TCP counters (nstat: retransmissions, resets, PAWS, TIME-WAIT),
+ * node A's tc programs' runs and run time per connection (kernel.bpf_stats_enabled, on only during
+ * the wrk runs and restored after), the CPU time of node A's housekeeping (conntrack and NAT
+ * sweeps) and wrk's latency percentiles. TORTIE_BENCH_OBJECT_DIR=<dir> loads every node's BPF
+ * objects from another build's directory (alternate runs to compare builds).
+ *
  * `ab` as the fourth argument runs only the A→B throughput figures (direct, IPIP, VXLAN,
  * interleaved) and prints their medians and ranges: the tunnel overhead without the router
  * and wrk runs.
@@ -33,6 +40,50 @@ const SECONDS = Number(process.argv[2] ?? 5);
 const ROUNDS = Number(process.argv[3] ?? 3);
 const CONNS = Number(process.argv[4] ?? 16);
 const ONLY_AB = process.argv[5] === 'ab';
+const ONLY_CONN = process.argv[5] === 'conn';
+const STATS = '/proc/sys/kernel/bpf_stats_enabled';
+/** TORTIE_BENCH_OBJECT_DIR=<dir>: every node's BPF objects from there (another build), to compare builds run by run. */
+const OBJECT_DIR = process.env.TORTIE_BENCH_OBJECT_DIR || undefined;
+
+/** TCP counters of a namespace (nstat, absolute, history untouched). */
+async function nstat(ns: ClusterWorkload['ns']): Promise<Map<string, number>> {
+  const r = await ns.exec(['nstat', '-asz']);
+  const m = new Map<string, number>();
+  for (const l of r.stdout.split('\n')) {
+    const f = l.trim().split(/\s+/);
+    if (f.length >= 2 && /^\d+$/.test(f[1]!)) m.set(f[0]!, Number(f[1]));
+  }
+  return m;
+}
+const NSTAT_KEYS = ['TcpRetransSegs', 'TcpExtTCPSynRetrans', 'TcpOutRsts', 'TcpEstabResets', 'TcpAttemptFails', 'TcpExtPAWSEstab',
+  'TcpExtPAWSActive', 'TcpExtTW', 'TcpExtTWRecycled', 'TcpExtTCPTimeWaitOverflow', 'TcpExtTCPChallengeACK', 'TcpExtTCPACKSkippedTimeWait',
+  'TcpExtTCPAbortOnData', 'TcpExtListenDrops', 'TcpExtListenOverflows', 'TcpExtTCPReqQFullDrop', 'TcpExtTCPBacklogDrop', 'TcpExtTCPTimeouts'];
+function nstatDiff(a: Map<string, number>, b: Map<string, number>): string {
+  return NSTAT_KEYS.map((k) => [k, (b.get(k) ?? 0) - (a.get(k) ?? 0)] as const).filter(([, v]) => v !== 0)
+    .map(([k, v]) => `${k.replace(/^TcpExt/, '')} ${v}`).join(', ') || 'none';
+}
+
+type ProgRun = { cnt: number; ns: number };
+/** Run count and run time of node A's tc programs (bpftool; ids from its attachments), by uplink/workload and hook. */
+async function progStats(c: InProcessCluster): Promise<Map<string, ProgRun>> {
+  const a = c.nodes.get('node-a')!.ns;
+  const net = JSON.parse((await a.exec(['bpftool', 'net', 'show', '-j'])).stdout) as { tc?: { devname: string; kind: string; id: number }[] }[];
+  const out = new Map<string, ProgRun>();
+  for (const t of net.flatMap((x) => x.tc ?? [])) {
+    const key = `${t.devname.startsWith('cali') ? 'wep' : t.devname}/${t.kind}`;
+    const p = JSON.parse((await a.exec(['bpftool', 'prog', 'show', 'id', String(t.id), '-j'])).stdout) as { run_cnt?: number; run_time_ns?: number };
+    const cur = out.get(key) ?? { cnt: 0, ns: 0 };
+    out.set(key, { cnt: cur.cnt + (p.run_cnt ?? 0), ns: cur.ns + (p.run_time_ns ?? 0) });
+  }
+  return out;
+}
+function progDiff(a: Map<string, ProgRun>, b: Map<string, ProgRun>, conns: number): string {
+  return [...b].map(([k, v]) => {
+    const o = a.get(k) ?? { cnt: 0, ns: 0 };
+    const n = v.cnt - o.cnt, t = v.ns - o.ns;
+    return `${k} ${(n / conns).toFixed(1)} runs/conn ${n ? (t / n).toFixed(0) : '-'} ns/run ${(t / conns).toFixed(0)} ns/conn`;
+  }).join('; ');
+}
 
 async function iperf(from: ClusterWorkload, to: ClusterWorkload, family: 4 | 6 = 4): Promise<number> {
   const r = await from.ns.exec(['iperf3', `-${family}`, '-c', family === 6 ? to.ip6! : to.ip, '-p', '5201', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 30) * 1000 });
@@ -41,10 +92,12 @@ async function iperf(from: ClusterWorkload, to: ClusterWorkload, family: 4 | 6 =
   return (j.end.sum_received.bits_per_second as number) / 1e9;
 }
 
+let lastWrk: ReturnType<typeof parseWrk> | undefined;
 async function wrk(from: ClusterWorkload, ip: string): Promise<number> {
-  const r = await from.ns.exec(['wrk', '-t1', `-c${CONNS}`, `-d${SECONDS}s`, '-H', 'Connection: close', `http://${ip}/`],
+  const r = await from.ns.exec(['wrk', '-t1', `-c${CONNS}`, `-d${SECONDS}s`, '--latency', '-H', 'Connection: close', `http://${ip}/`],
     { timeoutMs: (SECONDS + 30) * 1000 });
   const w = parseWrk(r.stdout);
+  lastWrk = w;
   if (w.errors || w.non2xx) process.stdout.write(`    (wrk: ${w.errors} socket errors, ${w.non2xx} non-2xx)\n`);
   return w.requestsPerSecond;
 }
@@ -56,7 +109,7 @@ function natDrops(c: InProcessCluster): { noPort: bigint; quota: bigint } {
 }
 
 async function main(): Promise<void> {
-  const c = await InProcessCluster.create('netbench');
+  const c = await InProcessCluster.create('netbench', { objectDir: OBJECT_DIR });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-netbench-'));
   try {
     c.setPool({ ipipMode: 'Never', natOutgoing: true });
@@ -78,7 +131,7 @@ async function main(): Promise<void> {
 
     process.stdout.write(`networking bench: ${SECONDS}s per run, ${ROUNDS} rounds, wrk -c${CONNS}, workload MTU 1480\n`);
     const tp: Record<string, number[]> = { direct: [], ipip: [], vxlan: [], cross: [], crossVx4: [], crossVx6: [] };
-    for (let i = 0; i < ROUNDS; i++) {
+    for (let i = 0; i < (ONLY_CONN ? 0 : ROUNDS); i++) {
       c.setPool({ ipipMode: 'Never', natOutgoing: true });
       await c.sync();
       tp.direct!.push(await iperf(wa, wb));
@@ -129,22 +182,63 @@ async function main(): Promise<void> {
 
     const cr: Record<string, number[]> = { plain: [], snat: [] };
     const returnRoute = `192.168.1.10/32 via 198.18.1.10`;
-    for (let i = 0; i < ROUNDS; i++) {
-      c.setPool({ ipipMode: 'CrossSubnet', natOutgoing: false });
-      await c.sync();
-      await c.router.sh(`ip route replace ${returnRoute}`);
-      await c.outside.sh('ip route replace 192.168.0.0/16 via 198.18.3.1');
-      cr.plain!.push(await wrk(wa, c.outsideIp));
-      await c.router.sh(`ip route del ${returnRoute}`);
-      await c.outside.sh('ip route del 192.168.0.0/16');
-      c.setPool({ ipipMode: 'CrossSubnet', natOutgoing: true });
-      await c.sync();
-      const s0 = c.stats('node-a'), d0 = natDrops(c);
-      cr.snat!.push(await wrk(wa, c.outsideIp));
-      const s1 = c.stats('node-a'), d1 = natDrops(c);
-      process.stdout.write(`  round ${i + 1}: no SNAT ${cr.plain!.at(-1)!.toFixed(0)} conn/s, SNAT ${cr.snat!.at(-1)!.toFixed(0)} conn/s ` +
-        `(${s1.snatNew - s0.snatNew} new mappings, ${s1.snatRetry - s0.snatRetry} port candidates tried, ` +
-        `SYNs refused: ${d1.noPort - d0.noPort} no port, ${d1.quota - d0.quota} over quota)\n`);
+    // `conn` mode's diagnostics: TCP counters of the workload and the outside host, node A's
+    // programs' run counts and times (bpf_stats, on only during the measured runs), wrk latency.
+    const statsBefore = ONLY_CONN ? fs.readFileSync(STATS, 'utf8').trim() : '';
+    const restoreStats = (): void => { if (ONLY_CONN) try { fs.writeFileSync(STATS, statsBefore); } catch { /* best effort */ } };
+    // Node A's housekeeping (the in-process agent's timer), timed in CPU.
+    const hk = { calls: 0, cpuUs: 0 };
+    if (ONLY_CONN) {
+      const dp = c.nodes.get('node-a')!.dp!;
+      const orig = dp.housekeeping.bind(dp);
+      dp.housekeeping = () => {
+        const t0 = process.cpuUsage();
+        try { return orig(); } finally { const d = process.cpuUsage(t0); hk.calls++; hk.cpuUs += d.user + d.system; }
+      };
+    }
+    const measured = async (label: string): Promise<number> => {
+      if (!ONLY_CONN) return wrk(wa, c.outsideIp);
+      const n0 = [await nstat(wa.ns), await nstat(c.outside)], p0 = await progStats(c);
+      fs.writeFileSync(STATS, '1');
+      let rate: number;
+      const h0 = { ...hk };
+      try { rate = await wrk(wa, c.outsideIp); } finally { restoreStats(); }
+      const h1 = { ...hk };
+      const n1 = [await nstat(wa.ns), await nstat(c.outside)], p1 = await progStats(c);
+      const conns = lastWrk!.requests, l = lastWrk!.latency;
+      process.stdout.write(`    ${label}: ${conns} conns, latency p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} µs; ` +
+        `node A housekeeping ${h1.calls - h0.calls}× ${((h1.cpuUs - h0.cpuUs) / 1000).toFixed(1)} ms CPU\n` +
+        `      workload TCP: ${nstatDiff(n0[0]!, n1[0]!)}\n      outside TCP: ${nstatDiff(n0[1]!, n1[1]!)}\n` +
+        `      ${progDiff(p0, p1, conns)}\n`);
+      return rate;
+    };
+    try {
+      for (let i = 0; i < ROUNDS; i++) {
+        c.setPool({ ipipMode: 'CrossSubnet', natOutgoing: false });
+        await c.sync();
+        await c.router.sh(`ip route replace ${returnRoute}`);
+        await c.outside.sh('ip route replace 192.168.0.0/16 via 198.18.3.1');
+        cr.plain!.push(await measured('no SNAT'));
+        await c.router.sh(`ip route del ${returnRoute}`);
+        await c.outside.sh('ip route del 192.168.0.0/16');
+        c.setPool({ ipipMode: 'CrossSubnet', natOutgoing: true });
+        await c.sync();
+        const s0 = c.stats('node-a'), d0 = natDrops(c);
+        cr.snat!.push(await measured('SNAT'));
+        const s1 = c.stats('node-a'), d1 = natDrops(c);
+        process.stdout.write(`  round ${i + 1}: no SNAT ${cr.plain!.at(-1)!.toFixed(0)} conn/s, SNAT ${cr.snat!.at(-1)!.toFixed(0)} conn/s ` +
+          `(${s1.snatNew - s0.snatNew} new mappings, ${s1.snatRetry - s0.snatRetry} port candidates tried, ` +
+          `SYNs refused: ${d1.noPort - d0.noPort} no port, ${d1.quota - d0.quota} over quota)\n`);
+      }
+    } finally { restoreStats(); }
+    if (ONLY_CONN) {
+      const n = median(cr.plain!), s = median(cr.snat!);
+      const ratios = cr.snat!.map((x, i) => x / cr.plain![i]!);
+      process.stdout.write(`\nmedians, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+      process.stdout.write(`  wrk A→outside without SNAT           ${n.toFixed(0)} conn/s\n`);
+      process.stdout.write(`  wrk A→outside with SNAT (BPF)        ${s.toFixed(0)} conn/s   ratio ${(s / n).toFixed(2)}× ` +
+        `(per-round ${ratios.map((r) => r.toFixed(2)).join(' ')}; goal ≥ 0.97×)\n`);
+      return;
     }
 
     const d = median(tp.direct!), p = median(tp.ipip!), v = median(tp.vxlan!), x = median(tp.cross!);

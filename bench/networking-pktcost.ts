@@ -17,20 +17,24 @@
  * behind IPIP / VXLAN / no tunnel (policy, conntrack, fib lookup, encapsulation, redirect to
  * the uplink). Prints ns/packet; asserts nothing.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/networking-pktcost.js [copies]
+ *   npx tsc -p tsconfig.json && node dist/bench/networking-pktcost.js [copies] [syn]
+ * `syn` as the second argument: only the per-connection cases (churn(), below).
  */
+import * as fs from 'node:fs';
 import { UplinkHarness } from '../src/testbed/uplink-harness';
 import { POOL_F, RT_F, vxlan6Mac } from '../src/dataplane/bpf/net-codecs';
 import { eth, eth6, fillL4Checksum6, frag6, icmp6, inetChecksum, ipv4, ipv6, tcp, udp, vxlanHeader, ETH_P, NH6, PROTO } from '../src/dataplane/bpf/packet';
-import { tcpFrame } from '../src/testbed/fixtures';
+import { fillL4Checksum, tcpFrame } from '../src/testbed/fixtures';
 import { Topology } from '../src/util/netns';
 import { WepHarness } from '../src/testbed/wep-harness';
 import { allowAll } from '../src/testbed/tables';
-import { NET_MAP, NETCFG_KEY, lpm4Key, netcfgCodec, routeCodec, vxcfgCodec } from '../src/dataplane/bpf/net-codecs';
+import { NAT_DIR, NATF, NET_MAP, NETCFG_KEY, lpm4Key, nat4KeyCodec, nat4ValueCodec, netcfgCodec, routeCodec, vxcfgCodec } from '../src/dataplane/bpf/net-codecs';
 
 const COPIES = Number(process.argv[2] ?? 20_000);
+const ONLY_SYN = process.argv[3] === 'syn';
 
 async function main(): Promise<void> {
+  if (ONLY_SYN) return churn();
   const h = await UplinkHarness.create('pktcost');
   try {
     h.config('198.18.1.10');
@@ -111,6 +115,87 @@ async function main(): Promise<void> {
     await delivered(h, payload, vxInner);
   } finally {
     h.close();
+  }
+  await churn();
+}
+
+/**
+ * Per-connection cost of SNAT on the uplink egress (BPF_PROG_TEST_RUN, in an empty namespace so
+ * the node-socket lookups see no sockets): a SYN creating a mapping while the range is free, and
+ * while every port of the range is a closed flow's tombstone its SYN may take (the steady state of
+ * connection churn: more connections per minute than ports). One batch of distinct SYNs (new
+ * source ports, increasing timestamps) per case. TORTIE_BENCH_OBJECTS="name=<dir>,..." compares
+ * builds of tortie_uplink.bpf.o, the cases alternated between them (default: bpf/out).
+ */
+async function churn(): Promise<void> {
+  const spec = process.env.TORTIE_BENCH_OBJECTS;
+  const objs = spec ? spec.split(',').map((kv) => {
+    const [name, dir] = kv.split('=');
+    if (!name || !dir || !fs.existsSync(`${dir}/tortie_uplink.bpf.o`)) throw new Error(`TORTIE_BENCH_OBJECTS: "${kv}" is not name=<directory with tortie_uplink.bpf.o>`);
+    return { name, dir };
+  }) : [{ name: 'tortie', dir: undefined as string | undefined }];
+  const topo = Topology.create('pktsyn');
+  const hs: UplinkHarness[] = [];
+  try {
+    const n = await topo.addNetns('node');
+    for (const o of objs) {
+      const h = await UplinkHarness.create('pktsyn', undefined, undefined, { objectDir: o.dir });
+      hs.push(h);
+      h.netns = n.path;
+      h.config('198.18.1.10');
+      h.pool('192.168.0.0/16', POOL_F.NAT_OUT);
+      h.node('198.18.1.10');
+    }
+    const SYNS = Math.min(COPIES, 4000);
+    // Linux's SYN options: MSS, SACK permitted, timestamps (TSval tsval), NOP, window scale (doff 10).
+    const syn = (src: string, sport: number, tsval: number): Buffer => {
+      const t = tcp({ sport, dport: 80, flags: 'S', doff: 10 });
+      Buffer.from([2, 4, 0x05, 0xb4, 4, 2, 8, 10]).copy(t, 20);
+      t.writeUInt32BE(tsval >>> 0, 28);
+      Buffer.from([1, 3, 3, 7]).copy(t, 36);
+      return eth({}, fillL4Checksum(ipv4({ src, dst: '198.18.3.20', proto: PROTO.TCP }, t)));
+    };
+    // Every port of the default range a tombstone whose closed flow's timestamp is older than the SYNs'.
+    const tombstones = (h: UplinkHarness): void => {
+      h.dp.maps.nat4.lookupBatch({ delete: true });
+      const now = process.hrtime.bigint();
+      const keys: Buffer[] = [], vals: Buffer[] = [];
+      for (let p = 20000; p <= 29999; p++) {
+        keys.push(nat4KeyCodec.encode({ saddr: '198.18.3.20', daddr: '198.18.1.10', sport: 80, dport: p, proto: PROTO.TCP, dir: NAT_DIR.REV }));
+        vals.push(nat4ValueCodec.encode({ last_seen_ns: now, created_ns: (1000n << 32n) | 5000n, addr: '192.168.9.9', port: 40000, flags: NATF.DONE | NATF.TW_TS }));
+      }
+      h.dp.maps.nat4.updateBatch(keys, vals);
+    };
+    const res = new Map<string, number[]>();
+    const ROUNDS = 3;
+    process.stdout.write(`\nSNAT per new connection (egress SYN), BPF_PROG_TEST_RUN, ${SYNS} distinct SYNs per case, ${ROUNDS} rounds alternating ${objs.map((o) => o.name).join('/')} (median ns; candidates tried per SYN)\n`);
+    let src = 0;
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [i, h] of hs.entries()) {
+        for (const [label, prep] of [['SYN, new mapping, range free', (x: UplinkHarness) => { x.dp.maps.nat4.lookupBatch({ delete: true }); }],
+          ['SYN, new mapping, every port a tombstone', tombstones]] as const) {
+          prep(h);
+          const who = `192.168.${1 + (src >> 8)}.${1 + (src++ & 0xff)}`; // a fresh workload address: its quota never binds
+          const s0 = h.stats();
+          const frames = Array.from({ length: SYNS }, (_, k) => syn(who, 30000 + k, 2000 + k));
+          const out = h.dp.egress.testRunBatch(frames, { netns: n.path });
+          const s1 = h.stats();
+          if (s1.snatNew - s0.snatNew !== BigInt(SYNS)) throw new Error(`${label}: ${s1.snatNew - s0.snatNew} mappings for ${SYNS} SYNs`);
+          const ns = [...out.durationsNs].sort((a, b) => a - b);
+          const key = `${objs[i]!.name}: ${label}`;
+          res.set(key, [...(res.get(key) ?? []), ns[ns.length >> 1]!]);
+          res.set(`${key} (candidates)`, [Number(s1.snatRetry - s0.snatRetry) / SYNS]);
+        }
+      }
+    }
+    for (const [k, v] of res) {
+      if (k.endsWith('(candidates)')) continue;
+      const sorted = [...v].sort((a, b) => a - b);
+      process.stdout.write(`  ${k.padEnd(60)} ${String(sorted[sorted.length >> 1]).padStart(5)} ns  (rounds ${v.join(' ')}; ${res.get(`${k} (candidates)`)![0]!.toFixed(2)} candidates/SYN)\n`);
+    }
+  } finally {
+    for (const h of hs) h.close();
+    topo.destroySync();
   }
 }
 

@@ -392,14 +392,19 @@ static __always_inline int nat_claim(const struct tortie_pkt *pkt, __u64 syn_ts,
 	struct tortie_nat4_key fk = {};
 	long err;
 
-	err = bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST);
-	if (err == 0)
-		return 1;
-	if (err == -E2BIG)
-		return -1;
+	/* Looked up first: under churn most candidates hold a tombstone, and a lookup costs less than
+	 * a create that fails on it (the bucket lock). A free port is still claimed only by the create. */
 	cur = bpf_map_lookup_elem(&tortie_nat4_v2, rk);
-	if (!cur)
-		return bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST) == 0;
+	if (!cur) {
+		err = bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST);
+		if (err == 0)
+			return 1;
+		if (err == -E2BIG)
+			return -1;
+		cur = bpf_map_lookup_elem(&tortie_nat4_v2, rk); /* another CPU claimed it meanwhile */
+		if (!cur)
+			return bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST) == 0;
+	}
 	if (cur->addr == rv->addr && cur->port == rv->port) {
 		/* Ours already: we lost a race to ourselves, or our own tombstone (the flow reopened
 		 * its tuple): live again. */
@@ -578,8 +583,8 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 		/* The unusable FWD entry seen above (other node address, or a port lost to another
 		 * flow) is replaced in place (the workload's count does not change); otherwise the
 		 * entry is created only if no other CPU created it meanwhile. */
-		cur = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
-		if (replace && cur && cur->addr == stale_addr && cur->port == stale_port &&
+		cur = replace ? bpf_map_lookup_elem(&tortie_nat4_v2, &fk) : NULL;
+		if (cur && cur->addr == stale_addr && cur->port == stale_port &&
 		    bpf_map_update_elem(&tortie_nat4_v2, &fk, &nv, BPF_EXIST) == 0) {
 			netstat_inc(TORTIE_NS_SNAT_NEW);
 		} else if (bpf_map_update_elem(&tortie_nat4_v2, &fk, &nv, BPF_NOEXIST) == 0) {

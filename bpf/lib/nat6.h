@@ -379,14 +379,18 @@ static __always_inline int nat6_claim(const struct tortie_pkt *pkt, struct torti
 	struct tortie_nat6_key *fk;
 	long err;
 
-	err = bpf_map_update_elem(&tortie_nat6_v1, rk, rv, BPF_NOEXIST);
-	if (err == 0)
-		return 1;
-	if (err == -E2BIG)
-		return -1;
+	/* Looked up first, as nat_claim. */
 	cur = bpf_map_lookup_elem(&tortie_nat6_v1, rk);
-	if (!cur)
-		return bpf_map_update_elem(&tortie_nat6_v1, rk, rv, BPF_NOEXIST) == 0;
+	if (!cur) {
+		err = bpf_map_update_elem(&tortie_nat6_v1, rk, rv, BPF_NOEXIST);
+		if (err == 0)
+			return 1;
+		if (err == -E2BIG)
+			return -1;
+		cur = bpf_map_lookup_elem(&tortie_nat6_v1, rk);
+		if (!cur)
+			return bpf_map_update_elem(&tortie_nat6_v1, rk, rv, BPF_NOEXIST) == 0;
+	}
 	if (ip6_eq(cur->addr, rv->addr) && cur->port == rv->port) {
 		if (cur->flags & TORTIE_NATF_DONE) { /* our own tombstone: the flow reopened its tuple */
 			cur->flags = 0;
@@ -559,8 +563,8 @@ static __noinline int nat6_snat(struct __sk_buff *skb, const struct tortie_pkt *
 		nv->last_seen_ns = now;
 		nv->created_ns = now;
 		nv->flags = nat_pickup(pkt) ? TORTIE_NATF_PICKUP : 0;
-		cur = bpf_map_lookup_elem(&tortie_nat6_v1, fk);
-		if (replace && cur && ip6_eq(cur->addr, sc->stale) && cur->port == stale_port &&
+		cur = replace ? bpf_map_lookup_elem(&tortie_nat6_v1, fk) : NULL;
+		if (cur && ip6_eq(cur->addr, sc->stale) && cur->port == stale_port &&
 		    bpf_map_update_elem(&tortie_nat6_v1, fk, nv, BPF_EXIST) == 0) {
 			netstat_inc(TORTIE_NS_SNAT_NEW);
 		} else if (bpf_map_update_elem(&tortie_nat6_v1, fk, nv, BPF_NOEXIST) == 0) {

@@ -157,8 +157,10 @@ export class InProcessNode {
   dp?: BpfDataplane;
   private housekeepingTimer?: NodeJS.Timeout;
 
-  /** `routing`: the dataplane's routing options (Felix's MTU settings, …). */
-  constructor(readonly name: string, readonly ns: Netns, readonly pinRoot: string, private readonly routing?: InProcessRouting) {
+  /** `routing`: the dataplane's routing options (Felix's MTU settings, …); `objectDir`: the BPF
+   *  objects' directory (default bpf/out), e.g. another build's for a benchmark. */
+  constructor(readonly name: string, readonly ns: Netns, readonly pinRoot: string, private readonly routing?: InProcessRouting,
+    private readonly objectDir?: string) {
     this.graph = new CalcGraph({ nodeName: name });
   }
 
@@ -170,7 +172,7 @@ export class InProcessNode {
     this.graph = g;
     if (!this.dp) {
       this.dp = await BpfDataplane.open({ pinRoot: this.pinRoot, interfacePrefix: 'cali', uplink: 'eth0', routing: this.routing,
-        netns: { name: this.ns.name, path: this.ns.path }, linkResyncMs: 60_000, hostRouting: testHostRouting() });
+        netns: { name: this.ns.name, path: this.ns.path }, linkResyncMs: 60_000, hostRouting: testHostRouting(), objectDir: this.objectDir });
       // The agent's housekeeping as deployed (conntrack and NAT sweeps), so benchmarks measure the product.
       const dp = this.dp;
       this.housekeepingTimer = setInterval(() => { try { dp.housekeeping(); } catch { /* as the agent: retried next period */ } }, AGENT_HOUSEKEEPING_MS);

@@ -18,8 +18,8 @@ import type { Workload } from './wire';
 export class ClusterNode extends InProcessNode {
   readonly ip: string;
   readonly subnet: string;
-  constructor(n: BedNode, routing?: InProcessRouting) {
-    super(n.name, n.ns, pinRoot(`test-cl-${n.name.slice(-1)}`), routing);
+  constructor(n: BedNode, routing?: InProcessRouting, objectDir?: string) {
+    super(n.name, n.ns, pinRoot(`test-cl-${n.name.slice(-1)}`), routing, objectDir);
     this.ip = n.ip;
     this.subnet = `${n.ip}/${n.prefix}`;
   }
@@ -30,6 +30,8 @@ export interface InProcessClusterOptions {
   underlayMtu?: number;
   /** Routing options of each node's dataplane (by node name), e.g. Felix's MTU settings. */
   routing?: (node: string) => InProcessRouting;
+  /** Every node's BPF objects from this directory (default bpf/out): another build, for benchmarks. */
+  objectDir?: string;
 }
 
 export type ClusterWorkload = Workload & { node: ClusterNode };
@@ -40,7 +42,7 @@ export class InProcessCluster {
   readonly resources = new Map<string, Resource>();
 
   private constructor(readonly bed: ThreeNodeCluster, opts: InProcessClusterOptions) {
-    for (const n of bed.nodes.values()) this.nodes.set(n.name, new ClusterNode(n, opts.routing?.(n.name)));
+    for (const n of bed.nodes.values()) this.nodes.set(n.name, new ClusterNode(n, opts.routing?.(n.name), opts.objectDir));
     bed.onDestroy(() => { for (const n of this.nodes.values()) removePinRoot(n.pinRoot); });
     for (const n of this.nodes.values()) this.put(node(n.name, {}, n.subnet));
     this.put(namespace('ns1'));

@@ -26,7 +26,7 @@ export class UplinkHarness {
   /** pinRoot: another harness's, to share its maps (both close() it). `conntrack`: the workloads'
    *  conntrack tables (a WepHarness's), NAT's judge of a closed TCP flow, as the agent passes them. */
   static async create(label: string, nat?: NatOptions, pinRoot = uniquePinRoot(label),
-    conntrack: { ct4?: BpfMap; ct6?: BpfMap } = {}): Promise<UplinkHarness> {
+    conntrack: { ct4?: BpfMap; ct6?: BpfMap; objectDir?: string } = {}): Promise<UplinkHarness> {
     try {
       return new UplinkHarness(await loadUplink({ pinRoot, nat, ...conntrack }), pinRoot);
     } catch (e) {
