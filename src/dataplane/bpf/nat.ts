@@ -17,7 +17,10 @@
  * at a verified TCP close (which credits MOVED, atomically); each side credits only the deletes
  * that succeeded for it, so a workload's count is exact (bpf/lib/nat.h explains the program's half).
  */
+import { endianness } from 'node:os';
 import type { BpfMap } from '../native';
+
+type StructLayout = { size: number; fields: { name: string; offset: number; size: number }[] };
 import { NAT_DIR, NATF, QUOTA, nat4KeyCodec, nat4ValueCodec, nat6KeyCodec, nat6ValueCodec, type Nat4Key, type Nat4Value } from './net-codecs';
 import { CtState, ct4KeyCodec, ct6KeyCodec, ctValueCodec } from './codecs';
 import { ipv4ToU32, parseIP } from '../../primitives';
@@ -25,8 +28,8 @@ import { readQuota, readQuotaCounter, writeReleased } from './quota';
 
 /** One NAT table's encodings: tortie_nat4_v2 with tortie_natq4_v1, or NAT66's tortie_nat6_v1 with tortie_natq6_v1. */
 export interface NatFamily {
-  key: { encode(k: Nat4Key): Buffer; decode(b: Buffer): Nat4Key };
-  value: { decode(b: Buffer): Nat4Value };
+  key: { encode(k: Nat4Key): Buffer; decode(b: Buffer): Nat4Key; layout: StructLayout };
+  value: { decode(b: Buffer): Nat4Value; layout: StructLayout };
   /** The ICMP protocol number of the family (echo mappings have no remote port). */
   icmp: number;
 }
@@ -97,8 +100,6 @@ export interface NatSweepResult {
   released: Map<string, number>;
 }
 
-function hex(b: Buffer): string { return b.toString('hex'); }
-
 /** What the workload's conntrack accepted on a flow: a RST (state RST), both FINs (CLOSING). */
 export interface CtClose { rst: boolean; fins: boolean }
 const CT_OPEN: CtClose = { rst: false, fins: false };
@@ -151,63 +152,91 @@ function ctClose(v: Buffer | undefined): CtClose {
  * program also reclaims expired ports on collision; this returns the memory (the table is not
  * LRU: nothing else frees it). Every FWD entry actually deleted is added to its workload's
  * RELEASED count.
+ * The dump is read in place (the fields at the codecs' offsets; a key's identity is its bytes up to
+ * its padding): only what is deleted or judged by conntrack is decoded, since under connection
+ * churn the table holds a tombstone for every port of the range and this runs every few seconds.
  */
 export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTimeouts = DEFAULT_NAT_TIMEOUTS,
   now = process.hrtime.bigint(), ctRst?: CtCloseLookup, fam: NatFamily = NAT4): NatSweepResult {
   const { nat4, natq4 } = maps;
-  const codec = fam.key;
+  const K = fieldsOf(fam.key.layout), V = fieldsOf(fam.value.layout);
+  const idLen = K.pad.offset; // saddr, daddr, sport, dport, proto, dir: the key without its padding
+  const aLen = K.saddr.size;
   const { keys, values } = nat4.entries();
-  const entries = keys.map((k, i) => ({ key: codec.decode(k), value: fam.value.decode(values[i]!) }));
   const expired = (last: bigint, timeout: bigint) => last < now && now - last > timeout;
+  const u64 = (b: Buffer, at: number): bigint => (LE ? b.readBigUInt64LE(at) : b.readBigUInt64BE(at));
+  const id = (k: Buffer): string => k.toString('hex', 0, idLen);
+  // The REV key a FWD entry (k, v) owns: (remote, node address, remote port or 0 for ICMP echo,
+  // the mapping's port, proto, REV), padding zero.
+  const revOf = (k: Buffer, v: Buffer): Buffer => {
+    const r = Buffer.alloc(fam.key.layout.size);
+    k.copy(r, K.saddr.offset, K.daddr.offset, K.daddr.offset + aLen);
+    v.copy(r, K.daddr.offset, V.addr.offset, V.addr.offset + aLen);
+    if (k[K.proto.offset] !== fam.icmp) k.copy(r, K.sport.offset, K.dport.offset, K.dport.offset + 2);
+    v.copy(r, K.dport.offset, V.port.offset, V.port.offset + 2);
+    r[K.proto.offset] = k[K.proto.offset]!;
+    r[K.dir.offset] = NAT_DIR.REV;
+    return r;
+  };
+  // A REV entry's owner (workload address and port) and a FWD entry's own (source address and
+  // port), as raw bytes: equal when the REV entry is that flow's.
+  const ownerOf = (v: Buffer): string => v.toString('hex', V.addr.offset, V.addr.offset + aLen) + v.toString('hex', V.port.offset, V.port.offset + 2);
+  const selfOf = (k: Buffer): string => k.toString('hex', K.saddr.offset, K.saddr.offset + aLen) + k.toString('hex', K.sport.offset, K.sport.offset + 2);
   const liveRev = new Set<string>();
-  const deadFwd: { key: Buffer; addr: string; created: bigint }[] = [];
+  const deadFwd: { key: Buffer; created: bigint }[] = [];
   const deadRev: Buffer[] = [];
-  const revOwner = new Map<string, { addr: string; port: number }>();
-  for (const { key: k, value: v } of entries) if (k.dir === NAT_DIR.REV) revOwner.set(hex(codec.encode(k)), v);
-  for (const { key: k, value: v } of entries) {
-    if (k.dir !== NAT_DIR.FWD) continue;
-    const rev = hex(codec.encode({ saddr: k.daddr, daddr: v.addr, sport: k.proto === fam.icmp ? 0 : k.dport, dport: v.port, proto: k.proto, dir: NAT_DIR.REV }));
-    const owner = revOwner.get(rev);
+  const revOwner = new Map<string, string>();
+  for (let i = 0; i < keys.length; i++) if (keys[i]![K.dir.offset] === NAT_DIR.REV) revOwner.set(id(keys[i]!), ownerOf(values[i]!));
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!, v = values[i]!;
+    if (k[K.dir.offset] !== NAT_DIR.FWD) continue;
+    const rev = revOf(k, v), revId = id(rev);
     // The reply tuple may belong to a newer flow already (a reclaimed port): not ours to delete.
-    const ours = owner !== undefined && owner.addr === k.saddr && owner.port === k.sport;
+    const ours = revOwner.get(revId) === selfOf(k);
+    const flags = v[V.flags.offset]!, proto = k[K.proto.offset]!, last = u64(v, V.last_seen_ns.offset);
     // A RST or FIN from outside shortens the mapping only once the workload's conntrack accepted
     // it (looked up only for such mappings idle past the closed timeout: rare).
-    const fromOutside = (v.flags & NATF.RST_IN) !== 0 ||
-      ((v.flags & NATF.FIN_OUT) !== 0 && (v.flags & (NATF.FIN_IN | NATF.FIN_IN_SEEN)) !== 0);
-    const ct = fromOutside && ctRst !== undefined && expired(v.last_seen_ns, ns(t.tcpClosedSec))
-      ? ctRst(k) : CT_OPEN;
-    if (expired(v.last_seen_ns, natTimeoutNs(k.proto, v.flags, t, ct))) {
-      deadFwd.push({ key: codec.encode(k), addr: k.saddr, created: v.created_ns });
-      if (ours) deadRev.push(Buffer.from(rev, 'hex'));
+    const fromOutside = (flags & NATF.RST_IN) !== 0 ||
+      ((flags & NATF.FIN_OUT) !== 0 && (flags & (NATF.FIN_IN | NATF.FIN_IN_SEEN)) !== 0);
+    const ct = fromOutside && ctRst !== undefined && expired(last, ns(t.tcpClosedSec))
+      ? ctRst(fam.key.decode(k)) : CT_OPEN;
+    if (expired(last, natTimeoutNs(proto, flags, t, ct))) {
+      deadFwd.push({ key: k, created: u64(v, V.created_ns.offset) });
+      if (ours) deadRev.push(rev);
     } else if (ours) {
-      liveRev.add(rev);
+      liveRev.add(revId);
     }
   }
-  for (const { key: k, value: v } of entries) {
-    if (k.dir !== NAT_DIR.REV) continue;
-    const kb = codec.encode(k);
-    // A REV entry carries no flags but DONE (the tombstone of a verified close): it guards its
-    // port for as long as the outside's TIME-WAIT may live (nat_tomb_live in bpf/lib/nat.h).
-    const tomb = k.proto === 6 && (v.flags & NATF.DONE) !== 0;
-    const limit = tomb ? ns(Math.max(t.tcpClosedSec, NAT_TIMEWAIT_SEC)) : natTimeoutNs(k.proto, v.flags & NATF.DONE, t);
-    if (!liveRev.has(hex(kb)) && expired(v.last_seen_ns, limit)) deadRev.push(kb);
+  // A REV entry carries no flags but DONE (the tombstone of a verified close): it guards its port
+  // for as long as the outside's TIME-WAIT may live (nat_tomb_live in bpf/lib/nat.h).
+  const tombLimit = ns(Math.max(t.tcpClosedSec, NAT_TIMEWAIT_SEC));
+  const revLimit = new Map<number, bigint>();
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!, v = values[i]!;
+    if (k[K.dir.offset] !== NAT_DIR.REV) continue;
+    const proto = k[K.proto.offset]!, done = v[V.flags.offset]! & NATF.DONE;
+    let limit = proto === 6 && done !== 0 ? tombLimit : revLimit.get(proto << 8 | done);
+    if (limit === undefined) revLimit.set(proto << 8 | done, limit = natTimeoutNs(proto, done, t));
+    if (expired(u64(v, V.last_seen_ns.offset), limit) && !liveRev.has(id(k))) deadRev.push(k);
   }
   let deleted = 0;
   const released = new Map<string, number>();
-  for (const { key, addr, created } of deadFwd) {
+  for (const { key, created } of deadFwd) {
     // The program may have released this flow at its close since the dump, and a new flow of the
     // same tuple taken the key: that one is not ours to delete (narrows the race; the count stays
     // exact either way: only the deleter that succeeds credits).
     const cur = nat4.lookup(key);
-    if (cur === undefined || fam.value.decode(cur).created_ns !== created) continue;
+    if (cur === undefined || u64(cur, V.created_ns.offset) !== created) continue;
     if (!nat4.tryDelete(key)) continue; // released by the program meanwhile: it credited MOVED
     deleted++;
+    const addr = fam.key.decode(key).saddr;
     released.set(addr, (released.get(addr) ?? 0) + 1);
   }
   const seen = new Set<string>();
   for (const k of deadRev) {
-    if (seen.has(hex(k))) continue;
-    seen.add(hex(k));
+    const kid = id(k);
+    if (seen.has(kid)) continue;
+    seen.add(kid);
     if (nat4.tryDelete(k)) deleted++;
   }
   if (natq4) {
@@ -215,7 +244,14 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
       writeReleased(natq4, addr, readQuotaCounter(natq4, addr, QUOTA.RELEASED) + BigInt(n)); // the key's family follows the address
     }
   }
-  return { deleted, remaining: entries.length - deleted, released };
+  return { deleted, remaining: keys.length - deleted, released };
+}
+
+const LE = endianness() === 'LE';
+
+/** A codec's field offsets and sizes by name. */
+function fieldsOf(layout: { fields: { name: string; offset: number; size: number }[] }): Record<string, { offset: number; size: number }> {
+  return Object.fromEntries(layout.fields.map((f) => [f.name, f]));
 }
 
 /** Live mappings per workload address (tortie_natq4_v1), for metrics and tests. */
