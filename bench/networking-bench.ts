@@ -228,7 +228,8 @@ async function main(): Promise<void> {
         const s1 = c.stats('node-a'), d1 = natDrops(c);
         process.stdout.write(`  round ${i + 1}: no SNAT ${cr.plain!.at(-1)!.toFixed(0)} conn/s, SNAT ${cr.snat!.at(-1)!.toFixed(0)} conn/s ` +
           `(${s1.snatNew - s0.snatNew} new mappings, ${s1.snatRetry - s0.snatRetry} port candidates tried, ` +
-          `SYNs refused: ${d1.noPort - d0.noPort} no port, ${d1.quota - d0.quota} over quota)\n`);
+          `packets refused a new mapping: ${d1.noPort - d0.noPort} no port, ${d1.quota - d0.quota} over quota — SYNs, or late segments ` +
+          `of released flows, which cost wrk nothing: the workload's SYN retransmissions tell)\n`);
       }
     } finally { restoreStats(); }
     if (ONLY_CONN) {
