@@ -27,6 +27,7 @@
  * interleaved) and prints their medians and ranges: the tunnel overhead without the router
  * and wrk runs.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -44,6 +45,8 @@ const ONLY_CONN = process.argv[5] === 'conn';
 const STATS = '/proc/sys/kernel/bpf_stats_enabled';
 /** TORTIE_BENCH_OBJECT_DIR=<dir>: every node's BPF objects from there (another build), to compare builds run by run. */
 const OBJECT_DIR = process.env.TORTIE_BENCH_OBJECT_DIR || undefined;
+const PERF_DIR = process.env.TORTIE_BENCH_PERF_DIR || undefined;
+let perfRuns = 0;
 
 /** TCP counters of a namespace (nstat, absolute, history untouched). */
 async function nstat(ns: ClusterWorkload['ns']): Promise<Map<string, number>> {
@@ -202,7 +205,10 @@ async function main(): Promise<void> {
       fs.writeFileSync(STATS, '1');
       let rate: number;
       const h0 = { ...hk };
+      // TORTIE_BENCH_PERF_DIR=<dir>: a system-wide `perf record` beside each wrk run (<label>-<n>.data).
+      const perf = PERF_DIR ? spawn('perf', ['record', '-a', '-q', '-o', path.join(PERF_DIR, `${label.replace(/ /g, '')}-${++perfRuns}.data`), '--', 'sleep', String(SECONDS)], { stdio: 'ignore' }) : undefined;
       try { rate = await wrk(wa, c.outsideIp); } finally { restoreStats(); }
+      if (perf && perf.exitCode === null) await new Promise((r) => perf.once('exit', r));
       const h1 = { ...hk };
       const n1 = [await nstat(wa.ns), await nstat(c.outside)], p1 = await progStats(c);
       const conns = lastWrk!.requests, l = lastWrk!.latency;
