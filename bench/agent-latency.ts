@@ -42,6 +42,7 @@ import { buildLab } from './lib-agent/lab';
 import { measureBackend, ROOT, type BackendName, type BackendResult, type MeasureConfig } from './lib-agent/measure';
 import { slope, type Summary } from './lib-agent/latency';
 import type { CalcCost } from './lib-agent/calc-cost';
+import { STARTUP_PHASES, type StartupPhase } from '../src/node/metrics';
 
 interface Options {
   quick: boolean;
@@ -131,14 +132,25 @@ const ms = (x: number | undefined, digits = 1): string => (x === undefined ? '�
 const mib = (kb: number): string => (kb / 1024).toFixed(0);
 const fmt = (s: Summary | undefined): string => (s ? `${ms(s.median)} / ${ms(s.p99)} / ${ms(s.min)} / ${ms(s.max)} (n=${s.n})` : '—');
 
+/**
+ * One start-up phase as the agent recorded it: when it ended (wall, and the process's CPU time,
+ * since process start) and the step from the phase that ended just before it.
+ */
+function phaseCell(r: BackendResult, phase: StartupPhase): string {
+  const p = r.syncPhases[phase];
+  if (p === undefined) return '—';
+  const before = Object.values(r.syncPhases).filter((q) => q.wallMs < p.wallMs).sort((a, b) => b.wallMs - a.wallMs)[0];
+  const s = (x: number) => (x / 1000).toFixed(2);
+  return `${s(p.wallMs)} / ${s(p.cpuMs)}; ${before ? `${s(p.wallMs - before.wallMs)} / ${s(p.cpuMs - before.cpuMs)}` : '—'}`;
+}
+
 function table(results: BackendResult[]): string {
   const rows: [string, ...string[]][] = [
     ['', ...results.map((r) => r.backend)],
     ['store: endpoints / policies (× rules) / local', ...results.map((r) => `${r.scale.endpoints} / ${r.scale.policies} (×${r.scale.rulesPerPolicy}) / ${r.scale.localEndpoints}`)],
     ['fixture load (s, not a goal)', ...results.map((r) => (r.loadMs / 1000).toFixed(1))],
     ['initial sync: spawn → /readyz 200 (s)', ...results.map((r) => (r.syncMs / 1000).toFixed(2))],
-    ['  spawn → listener up / → datastore in sync (s)', ...results.map((r) =>
-      `${ms(r.syncPhases.httpUpMs === undefined ? undefined : r.syncPhases.httpUpMs / 1000, 2)} / ${ms(r.syncPhases.inSyncMs / 1000, 2)}`)],
+    ...STARTUP_PHASES.map((phase): [string, ...string[]] => [`  agent's ${phase}: ends at wall / CPU (s); step from the phase before, wall / CPU (s)`, ...results.map((r) => phaseCell(r, phase))]),
     ['agent RSS after sync / after toggles / peak (MiB); goal < 300 (< 500 at felix scale)', ...results.map((r) => `${mib(r.rssAfterSync.rss)} / ${mib(r.rssAfterToggles.rss)} / ${mib(r.rssAfterToggles.hwm)}`)],
     ['  RSS at /readyz 200, before the heap compaction (MiB) / compaction (ms) / ready → compacted (ms)', ...results.map((r) => `${mib(r.rssAtReady.rss)} / ${ms(r.heapCompact.ms, 0)} / ${ms(r.heapCompact.readyToDoneMs, 0)}`)],
     ['  RSS after toggles: anonymous / file-backed (MiB)', ...results.map((r) => `${mib(r.rssAfterToggles.anon)} / ${mib(r.rssAfterToggles.file)}`)],
@@ -166,7 +178,8 @@ function table(results: BackendResult[]): string {
     ['  toggles not enforced in time / verdict flaps', ...results.map((r) => `${r.api.notEnforced} / ${r.api.flaps}`)],
     ['  agent-reported per flush (its histograms): change received → kernel / calc flush + kernel write (ms, mean)', ...results.map((r) =>
       `${ms(r.agentReported.programming?.meanMs)} / ${ms(r.agentReported.apply?.meanMs)} (${r.agentReported.programming?.count ?? 0} flushes)`)],
-    ['agent GC until ready: collections / total / max pause (ms)', ...results.map((r) => `${r.gc.untilReady.collections} / ${ms(r.gc.untilReady.totalMs, 0)} / ${ms(r.gc.untilReady.maxMs, 0)}`)],
+    ['agent GC until ready: collections / total / max pause (ms); of the total, young generation (ms) / full collections', ...results.map((r) =>
+      `${r.gc.untilReady.collections} / ${ms(r.gc.untilReady.totalMs, 0)} / ${ms(r.gc.untilReady.maxMs, 0)}; ${ms(r.gc.untilReady.scavengeMs, 0)} / ${r.gc.untilReady.markCompacts ?? '—'}`)],
     ['agent GC during toggles: collections / pauses > 50 ms / max pause (ms)', ...results.map((r) => `${r.gc.toggles.collections} / ${r.gc.toggles.over50ms} / ${ms(r.gc.toggles.maxMs, 0)}`)],
     ['`tortiectl apply -f` (process start) → enforced (ms)', ...results.map((r) => fmt(r.cli.latency))],
     ['  tortiectl failures', ...results.map((r) => String(r.cli.errors.length))],

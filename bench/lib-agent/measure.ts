@@ -30,6 +30,18 @@ import { ProbeStream, analyse, heldSince, parseGcTrace, promValue, summarize, ty
 import { agentCommand } from '../../src/node/launch';
 import { BpfMap } from '../../src/dataplane/native';
 import { SIZED_MAPS, SIZED_MAP_KEYS } from '../../src/dataplane/bpf/map-sizes';
+import { STARTUP_PHASES, type StartupPhase } from '../../src/node/metrics';
+
+/** The agent's own start-up phase stamps from a /metrics text (ms since its process started). */
+export function startupPhases(metrics: string): Partial<Record<StartupPhase, { wallMs: number; cpuMs: number }>> {
+  const out: Partial<Record<StartupPhase, { wallMs: number; cpuMs: number }>> = {};
+  for (const phase of STARTUP_PHASES) {
+    const wall = promValue(metrics, `tortie_node_startup_phase_seconds{phase="${phase}"}`);
+    const cpu = promValue(metrics, `tortie_node_startup_phase_cpu_seconds{phase="${phase}"}`);
+    if (wall !== undefined && cpu !== undefined) out[phase] = { wallMs: wall * 1000, cpuMs: cpu * 1000 };
+  }
+  return out;
+}
 
 export const ROOT = resolve(__dirname, '../../..');
 const CTL_BIN = join(ROOT, 'bin/tortiectl.js');
@@ -133,7 +145,8 @@ export interface ToggleRecord extends ToggleResult {
   heapUsedMiB?: number;
 }
 
-export interface GcSummary { collections: number; totalMs: number; maxMs: number; over50ms: number }
+/** scavengeMs: pauses of young-generation collections; markCompacts: full collections. */
+export interface GcSummary { collections: number; totalMs: number; maxMs: number; over50ms: number; scavengeMs: number; markCompacts: number }
 
 export interface BackendResult {
   backend: BackendName;
@@ -142,8 +155,12 @@ export interface BackendResult {
   loadMs: number;
   /** tortie-node spawn → first /readyz 200. */
   syncMs: number;
-  /** Spawn → health listener answering, and → datastore in sync (±100 ms; see measureBackend). */
-  syncPhases: { httpUpMs?: number; inSyncMs: number };
+  /**
+   * The agent's start-up phases as it recorded them (tortie_node_startup_phase_seconds and
+   * _cpu_seconds, src/node/metrics.ts STARTUP_PHASES): when each ended, wall and process CPU
+   * time since the agent process started (ms). Absent phases: not reported (an older agent).
+   */
+  syncPhases: Partial<Record<StartupPhase, { wallMs: number; cpuMs: number }>>;
   /** RSS once the agent's heap compaction after the sync is done (rssAtReady: at /readyz 200, before it). */
   rssAfterSync: RssKb;
   rssAtReady: RssKb;
@@ -344,43 +361,36 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
       }
     });
     agent.stderr!.on('data', (d) => { agentLog = tail(agentLog + String(d), 64_000); });
-    // Phases, from what the agent exposes: its HTTP listener answering (process start, store
-    // open, node registration, BPF objects loaded), tortie_resyncs_total ≥ 1 (the datastore
-    // list is in the calc graph: "in sync"), /readyz 200 (compiled and written to the kernel).
-    // /metrics is polled every 100 ms only, to keep the probing cheap for the agent.
+    // Ready = /readyz 200 (compiled and written to the kernel), polled every 25 ms. The phases
+    // of the sync come from the agent itself (tortie_node_startup_phase_*: it records when each
+    // ended, in wall and CPU time since its process started), read once it is ready: a poll
+    // during the sync cannot be answered while the first flush holds the agent's event loop.
     let ready = false;
-    let httpUpMs: number | undefined;
-    let inSyncMs: number | undefined;
-    let lastMetricsAt = 0;
     while (!ready) {
       if (agent.exitCode !== null) throw new Error(`tortie-node exited (${agent.exitCode}) before ready:\n${tail(agentLog)}`);
       if (performance.now() - t0 > 600_000) throw new Error(`tortie-node not ready after 600 s:\n${tail(agentLog)}`);
       const status = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then((r) => r.status, () => 0);
       ready = status === 200;
-      if (status !== 0 && httpUpMs === undefined) httpUpMs = performance.now() - t0;
-      if (status !== 0 && inSyncMs === undefined && performance.now() - lastMetricsAt >= 100) {
-        lastMetricsAt = performance.now();
-        const text = await fetch(`http://127.0.0.1:${healthPort}/metrics`).then((r) => r.text(), () => '');
-        if ((promValue(text, 'tortie_resyncs_total') ?? 0) >= 1) inSyncMs = performance.now() - t0;
-      }
-      if (!ready) await sleep(10);
+      if (!ready) await sleep(25);
     }
     const syncMs = performance.now() - t0;
     const readyUs = nowUs();
-    inSyncMs ??= syncMs;
     const rssAtReady = readRss(agent.pid!);
     // The agent compacts its heap once after its first reconcile (src/node/heap.ts), right after
     // it reports ready: RSS after sync is read once that is done (up to 60 s) and settled.
     let heapCompactMs: number | undefined;
+    let phaseText = '';
     for (const until = performance.now() + 60_000; performance.now() < until && agent.exitCode === null;) {
       const text = await fetch(`http://127.0.0.1:${healthPort}/metrics`).then((r) => r.text(), () => '');
+      phaseText = text;
       const s = promValue(text, 'tortie_node_heap_compact_seconds') ?? 0;
-      if (s > 0) {
-        heapCompactMs = s * 1000;
+      if (s > 0 || startupPhases(text).heap_compacted !== undefined) {
+        heapCompactMs = s > 0 ? s * 1000 : undefined;
         break;
       }
       await sleep(100);
     }
+    const phases = startupPhases(phaseText);
     const readyToCompactedMs = performance.now() - t0 - syncMs;
     const compactedUs = nowUs();
     // V8 returns the pages a compaction emptied from a background thread: RSS read 1 s later.
@@ -506,6 +516,8 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     const gcSummary = (sel: typeof gcs) => ({
       collections: sel.length, totalMs: sel.reduce((a, g) => a + g.pauseMs, 0), maxMs: Math.max(0, ...sel.map((g) => g.pauseMs)),
       over50ms: sel.filter((g) => g.pauseMs > 50).length,
+      scavengeMs: sel.filter((g) => g.kind.startsWith('Scavenge')).reduce((a, g) => a + g.pauseMs, 0),
+      markCompacts: sel.filter((g) => g.kind.startsWith('Mark')).length,
     });
     const api = results.filter((r) => r.via === 'api');
     const cli = results.filter((r) => r.via === 'tortiectl');
@@ -515,7 +527,7 @@ export async function measureBackend(cfg: MeasureConfig, progress: Progress): Pr
     if (!(await exited(agent, 15_000))) killGroup(agent);
     const pinned = pinnedMapEntries(cfg.pinRoot);
     return {
-      backend: cfg.backend, scale: cfg.scale, resources: resources.length, loadMs, syncMs, syncPhases: { httpUpMs, inSyncMs }, rssAfterSync, rssAtReady, heapCompact: { ms: heapCompactMs, readyToDoneMs: readyToCompactedMs }, rssAfterToggles,
+      backend: cfg.backend, scale: cfg.scale, resources: resources.length, loadMs, syncMs, syncPhases: phases, rssAfterSync, rssAtReady, heapCompact: { ms: heapCompactMs, readyToDoneMs: readyToCompactedMs }, rssAfterToggles,
       toggles: results,
       api: {
         latency: summarize(lat(api)), write: summarize(api.map((r) => r.writeMs)),

@@ -36,6 +36,13 @@ export type SyncUpdate =
 export interface SyncerCallbacks {
   onUpdate(update: SyncUpdate): void;
   onInSync(revision: number): void;
+  /**
+   * After each batch of onUpdate calls: a slice of the first list, a re-list, one watch
+   * response (Felix times its calculation graph per such batch).
+   */
+  onBatchEnd?(updates: number): void;
+  /** The first list has been received from the store (`items` keys), before any of it is emitted. */
+  onListed?(items: number): void;
   /** A re-list after the watch could not resume has been applied (differences emitted). */
   onResync?(revision: number, reason: Error): void;
   onStatus?(status: 'listing' | 'in-sync' | 'resyncing', err?: Error): void;
@@ -107,8 +114,9 @@ export class Syncer {
         const { items, revision } = !this.inSync && this.ds.listLazy ? await this.ds.listLazy(this.prefix) : await this.ds.list(this.prefix);
         if (this.stopped || gen !== this.generation) return;
         if (!this.inSync) {
+          this.safe(() => this.cb.onListed?.(items.length));
           for (let i = LIST_SLICE; i < items.length; i += LIST_SLICE) {
-            this.applyPuts(items, i - LIST_SLICE, i);
+            this.batchEnd(this.applyPuts(items, i - LIST_SLICE, i));
             await new Promise<void>((r) => setImmediate(r));
             if (this.stopped || gen !== this.generation) return;
           }
@@ -133,7 +141,8 @@ export class Syncer {
   }
 
   /** Puts for items[from, to) that are new or changed (already emitted ones are skipped). */
-  private applyPuts(items: Listed[], from: number, to: number): void {
+  private applyPuts(items: Listed[], from: number, to: number): number {
+    let n = 0;
     for (let i = from; i < to; i++) {
       const item = items[i]!;
       if (this.seen.get(item.key) !== item.modRevision) {
@@ -142,34 +151,46 @@ export class Syncer {
           ? { key: item.key, value: item.value(), createRevision: item.createRevision, modRevision: item.modRevision, version: item.version }
           : item as KeyValue;
         this.safe(() => this.cb.onUpdate({ type: 'put', key: kv.key, kv, revision: kv.modRevision }));
+        n++;
       }
     }
+    return n;
+  }
+
+  private batchEnd(n: number): void {
+    if (n > 0) this.safe(() => this.cb.onBatchEnd?.(n));
   }
 
   private applyList(items: Listed[], revision: number): void {
-    this.applyPuts(items, 0, items.length);
+    let n = this.applyPuts(items, 0, items.length);
     const present = new Set<string>();
     for (const kv of items) present.add(kv.key);
     for (const key of [...this.seen.keys()]) {
       if (!present.has(key)) {
         this.seen.delete(key);
         this.safe(() => this.cb.onUpdate({ type: 'delete', key, revision }));
+        n++;
       }
     }
+    this.batchEnd(n);
   }
 
   private startWatch(gen: number, fromRevision: number): void {
     this.watch = this.ds.watch(this.prefix, {
       onEvents: (events: WatchEvent[]) => {
         if (gen !== this.generation) return;
+        let n = 0;
         for (const ev of events) {
           if (ev.type === 'put') {
             this.seen.set(ev.key, ev.kv.modRevision);
             this.safe(() => this.cb.onUpdate({ type: 'put', key: ev.key, kv: ev.kv, revision: ev.revision }));
+            n++;
           } else if (this.seen.delete(ev.key)) {
             this.safe(() => this.cb.onUpdate({ type: 'delete', key: ev.key, revision: ev.revision }));
+            n++;
           }
         }
+        this.batchEnd(n);
       },
       onReconnect: (err: Error) => {
         if (gen === this.generation) this.safe(() => this.cb.onReconnect?.(err));

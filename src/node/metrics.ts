@@ -48,6 +48,20 @@ export interface CalcStats {
 
 const SUMMARY_PERCENTILES = [0.5, 0.9, 0.99];
 
+/**
+ * The agent's start-up phases, in the order they end (a phase that overlaps others, like the
+ * BPF programs loading beside the datastore list, ends where it ends):
+ * - `http_up`: health / metrics listeners answering (store opened, node registered);
+ * - `listed`: the datastore's first list received (not yet decoded or fed);
+ * - `in_sync`: the whole list fed into the calculation graph;
+ * - `dataplane_open`: BPF programs loaded and attached (runs beside the list);
+ * - `compiled`: the calculation graph's first flush and its snapshot;
+ * - `kernel_written`: that snapshot reconciled into the kernel (policy maps, endpoints, routes): ready;
+ * - `heap_compacted`: the compaction after the first sync (src/node/heap.ts) done.
+ */
+export const STARTUP_PHASES = ['http_up', 'listed', 'in_sync', 'dataplane_open', 'compiled', 'kernel_written', 'heap_compacted'] as const;
+export type StartupPhase = (typeof STARTUP_PHASES)[number];
+
 export class NodeMetrics {
   readonly registry = new Registry();
   readonly policyProgrammingSeconds = new Histogram({
@@ -71,6 +85,20 @@ export class NodeMetrics {
     name: 'tortie_node_heap_compact_seconds', help: 'Duration of the heap compaction after the initial sync (0 until it ran)',
     registers: [this.registry],
   });
+  /**
+   * When each start-up phase ended, recorded by the agent itself (a scrape can come late: the
+   * first flush holds the event loop), as wall time and as the process's CPU time (user + system,
+   * all threads) since the process started. Absent until the phase ended.
+   */
+  readonly startupPhaseSeconds = new Gauge({
+    name: 'tortie_node_startup_phase_seconds', help: 'Wall time from process start to the end of each start-up phase (absent until it ended)',
+    labelNames: ['phase'] as const, registers: [this.registry],
+  });
+  readonly startupPhaseCpuSeconds = new Gauge({
+    name: 'tortie_node_startup_phase_cpu_seconds', help: 'Process CPU time (user + system, all threads) from process start to the end of each start-up phase',
+    labelNames: ['phase'] as const, registers: [this.registry],
+  });
+  private readonly phasesSeen = new Set<StartupPhase>();
   readonly endpoints = new Gauge({
     name: 'tortie_local_endpoints', help: 'Workload endpoints programmed on this node', registers: [this.registry],
   });
@@ -225,6 +253,21 @@ export class NodeMetrics {
     const have = this.registry.getSingleMetric(o.name);
     if (have) return have as Summary;
     return new Summary({ name: o.name, help: o.help, percentiles: SUMMARY_PERCENTILES, maxAgeSeconds: 600, ageBuckets: 5, registers: [this.registry] });
+  }
+
+  /**
+   * Records the end of a start-up phase, the first time only (a later resync is not start-up).
+   * Returns the wall and CPU seconds since process start, or undefined if already recorded.
+   */
+  startupPhase(phase: StartupPhase): { wallS: number; cpuS: number } | undefined {
+    if (this.phasesSeen.has(phase)) return undefined;
+    this.phasesSeen.add(phase);
+    const wallS = performance.now() / 1000;
+    const cpu = process.cpuUsage();
+    const cpuS = (cpu.user + cpu.system) / 1e6;
+    this.startupPhaseSeconds.set({ phase }, wallS);
+    this.startupPhaseCpuSeconds.set({ phase }, cpuS);
+    return { wallS, cpuS };
   }
 
   /** felix_active_local_* and felix_cluster_* from the calculation graph's current figures. */

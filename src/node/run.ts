@@ -217,6 +217,8 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
       health: listeners.health, metricsListen: listeners.metrics, felix, ipv6: c.ipv6Support,
       afterFirstSync: compactHeap,
     });
+    // When the programs are loaded and attached (beside the list; the agent's first reconcile waits for it).
+    opening.then(() => agent?.phase('dataplane_open'), () => undefined);
     try {
       await agent.start();
     } catch (e) {

@@ -61,7 +61,8 @@ t.test('metrics with Felix names on the metrics port, health paths, logs and flo
   t.equal(await metric('felix_active_local_endpoints'), 1, 'one local endpoint');
   t.equal(await metric('felix_cluster_num_hosts'), 1, 'one host (this node registered itself)');
   t.equal(await metric('felix_active_local_policies'), 0, 'no policy yet');
-  t.ok((await metric('felix_calc_graph_update_time_seconds_count'))! >= 3, 'calc graph updates timed');
+  t.ok((await metric('felix_calc_graph_updates_processed'))! >= 3, 'calc graph updates counted');
+  t.ok((await metric('felix_calc_graph_update_time_seconds_count'))! >= 1, 'calc graph update batches timed');
 
   await lab.client.apply(wep('wb', b.ip, b.hostIf, 'b') as never);
   await lab.client.apply(policy as never);

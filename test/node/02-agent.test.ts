@@ -225,3 +225,59 @@ t.test('after the first reconcile only, the agent runs its after-sync step once 
   t.equal(calls.length, 1, 'does not run the step again');
   await agent.stop();
 });
+
+t.test('the agent records its start-up phases itself, in order, once each, the kernel written only after a successful reconcile', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-agent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const writer = new EmbeddedDatastore({ dir });
+  t.teardown(() => writer.close());
+  const client = new ResourceClient(writer);
+  for (let i = 0; i < 5; i++) await client.create(pool(`p${i}`, `10.${i}.0.0/16`) as never);
+  const metrics = new NodeMetrics(false);
+  const phases = async (): Promise<Record<string, { wall: number; cpu: number }>> => {
+    const text = await metrics.registry.metrics();
+    const out: Record<string, { wall: number; cpu: number }> = {};
+    for (const m of text.matchAll(/^tortie_node_startup_phase_seconds\{phase="([a-z_]+)"\} (\S+)$/gm)) {
+      const cpu = new RegExp(`^tortie_node_startup_phase_cpu_seconds\\{phase="${m[1]}"\\} (\\S+)$`, 'm').exec(text);
+      out[m[1]!] = { wall: Number(m[2]), cpu: Number(cpu?.[1]) };
+    }
+    return out;
+  };
+  const seenAtReconcile: string[][] = [];
+  const dp = new RecordingDataplane();
+  dp.failNext = 1;
+  const orig = dp.reconcile.bind(dp);
+  dp.reconcile = async (s) => { seenAtReconcile.push(Object.keys(await phases()).sort()); return orig(s); };
+  const calc = new RecordingCalc();
+  const agent = new Agent({ nodeName: 'n1', datastore: new EmbeddedDatastore({ dir }), calc, dataplane: dp, log: silentLogger, metrics,
+    health: { host: '127.0.0.1', port: 0 } });
+  t.teardown(() => agent.stop());
+  await agent.start();
+  t.same(Object.keys(await phases()).sort(), ['http_up', 'in_sync', 'listed'], 'in sync once start() resolves: listed and fed, nothing compiled yet');
+  t.equal(calc.live.size, 5, 'every listed item was fed before in_sync');
+  for (let i = 0; i < 400 && !agent.ready().ok; i++) await new Promise((r) => setTimeout(r, 25));
+  await agent.settled();
+  t.ok(agent.ready().ok, agent.ready().detail);
+  t.same(seenAtReconcile, [['compiled', 'http_up', 'in_sync', 'listed'], ['compiled', 'http_up', 'in_sync', 'listed']],
+    'each reconcile runs after compiled, and the failed one did not record the kernel as written');
+  const p = await phases();
+  const order = ['http_up', 'listed', 'in_sync', 'compiled', 'kernel_written'];
+  t.same(Object.keys(p).sort(), [...order].sort(), 'kernel_written after the successful reconcile');
+  for (let i = 1; i < order.length; i++) {
+    t.ok(p[order[i]!]!.wall >= p[order[i - 1]!]!.wall, `${order[i]} ends after ${order[i - 1]} (wall)`);
+    t.ok(p[order[i]!]!.cpu >= p[order[i - 1]!]!.cpu, `${order[i]} ends after ${order[i - 1]} (CPU)`);
+  }
+  t.ok(p.http_up!.wall > 0 && p.http_up!.cpu > 0, 'since process start');
+  const text = await metrics.registry.metrics();
+  t.match(text, /^felix_calc_graph_updates_processed 5$/m, 'every listed item counted');
+  t.match(text, /^felix_calc_graph_update_time_seconds_count 1$/m, 'the first list timed as one batch');
+  // A later change is a new batch; it records no start-up phase again.
+  const before = JSON.stringify(p);
+  await client.create(pool('p9', '10.9.0.0/16') as never);
+  for (let i = 0; i < 200 && !calc.live.has('IPPool/p9'); i++) await new Promise((r) => setTimeout(r, 10));
+  await agent.settled();
+  const after = await metrics.registry.metrics();
+  t.match(after, /^felix_calc_graph_updates_processed 6$/m);
+  t.match(after, /^felix_calc_graph_update_time_seconds_count 2$/m, 'one watch response, one more batch');
+  t.equal(JSON.stringify(await phases()), before, 'phases are recorded once');
+});
