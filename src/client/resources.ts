@@ -85,7 +85,21 @@ const POLICY_KINDS: ReadonlySet<string> = new Set(['GlobalNetworkPolicy', 'Netwo
 
 /** A datastore kv of the resource layout → the resource with its resourceVersion. */
 export function resourceFromKv<R extends Resource = Resource>(kv: KeyValue): R {
-  const r = structuredClone(kv.value) as unknown as R;
+  return withStoreMeta(structuredClone(kv.value) as unknown as R, kv);
+}
+
+/**
+ * resourceFromKv without the deep copy: only the top level and the metadata are new, everything
+ * below is the stored value's own objects. For a reader that copies what it keeps and changes
+ * nothing (checkResource: its result aliases nothing of its input). A 100,000-item first list
+ * spent ~1 s in the copy, and as much again collecting it.
+ */
+export function resourceViewOfKv(kv: KeyValue): unknown {
+  return withStoreMeta({ ...(kv.value as object) } as unknown as Resource, kv);
+}
+
+/** `r` (a copy of kv.value at least at its top level) with resourceVersion set and Calico's metadata annotation dropped. */
+function withStoreMeta<R extends Resource>(r: R, kv: KeyValue): R {
   const meta = { ...r.metadata, resourceVersion: String(kv.modRevision) };
   const ann = meta.annotations;
   if (POLICY_KINDS.has(r.kind) && ann && Object.prototype.hasOwnProperty.call(ann, POLICY_METADATA_ANNOTATION)) {

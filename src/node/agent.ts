@@ -20,7 +20,7 @@
 import type { Server } from 'node:http';
 import { Syncer, RESOURCE_ROOT, parseResourceKey, type Datastore, type SyncUpdate } from '../datastore';
 import { checkResource, type FelixConfigurationSpec, type Resource, type ResourceKind } from '../model';
-import { kindOfPlural, resourceFromKv } from '../client/resources';
+import { kindOfPlural, resourceViewOfKv } from '../client/resources';
 import type { CalcDelta, CompiledState } from '../calc/types';
 import type { Logger } from '../util/log';
 import { BACKOFF, backoffMs } from '../util/retry';
@@ -219,7 +219,7 @@ export class Agent implements HealthSource {
       this.o.calc.onDelete(kind, parsed.name, parsed.namespace);
       if (kind === 'FelixConfiguration') this.o.felix?.update(parsed.name, undefined);
     } else {
-      const checked = checkResource(resourceFromKv(u.kv));
+      const checked = checkResource(resourceViewOfKv(u.kv));
       if (checked.problems !== undefined) {
         this.log.error({ key: u.key, problems: checked.problems }, 'invalid resource in the datastore; treating it as absent');
         this.o.calc.onDelete(kind, parsed.name, parsed.namespace);

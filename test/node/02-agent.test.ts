@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedDatastore } from '../../src/datastore';
-import { ResourceClient, keyOf } from '../../src/client/resources';
+import { ResourceClient, keyOf, resourceViewOfKv } from '../../src/client/resources';
+import { checkResource } from '../../src/model';
 import type { CalcDelta, CompiledState } from '../../src/calc/types';
 import type { Resource, ResourceKind } from '../../src/model';
 import { Agent, type PolicyCalc, type Dataplane } from '../../src/node/agent';
@@ -280,4 +281,29 @@ t.test('the agent records its start-up phases itself, in order, once each, the k
   t.match(after, /^felix_calc_graph_updates_processed 6$/m);
   t.match(after, /^felix_calc_graph_update_time_seconds_count 2$/m, 'one watch response, one more batch');
   t.equal(JSON.stringify(await phases()), before, 'phases are recorded once');
+});
+
+t.test('the agent reads a stored value without copying it: the value is left as it was, the checked resource aliases none of it', async (t) => {
+  const value = {
+    apiVersion: 'projectcalico.org/v3', kind: 'GlobalNetworkPolicy',
+    metadata: { name: 'p', labels: { a: 'b' }, annotations: { 'projectcalico.org/metadata': '{}', keep: 'x' } },
+    spec: { selector: 'a == "b"', ingress: [{ action: 'Allow', source: { nets: ['10.0.0.0/8'] } }], types: ['Ingress'] },
+  };
+  const before = JSON.stringify(value);
+  const view = resourceViewOfKv({ key: keyOf('GlobalNetworkPolicy', 'p'), value: value as never, createRevision: 3, modRevision: 7, version: 2 });
+  const checked = checkResource(view);
+  t.equal(checked.problems, undefined, JSON.stringify(checked.problems));
+  t.equal(JSON.stringify(value), before, 'the stored value is unchanged');
+  t.equal(checked.resource!.metadata.resourceVersion, '7');
+  t.same(checked.resource!.metadata.annotations, { keep: 'x' }, "Calico's metadata annotation dropped, as resourceFromKv does");
+  const objectsOf = (o: unknown, into = new Set<unknown>()): Set<unknown> => {
+    if (o !== null && typeof o === 'object') { into.add(o); for (const v of Object.values(o)) objectsOf(v, into); }
+    return into;
+  };
+  const stored = objectsOf(value);
+  t.equal([...objectsOf(checked.resource)].filter((o) => stored.has(o)).length, 0, 'no object of the stored value in the resource');
+  for (const bad of [null, 'text', 42, [1, 2]]) {
+    const c = checkResource(resourceViewOfKv({ key: 'k', value: bad as never, createRevision: 1, modRevision: 1, version: 1 }));
+    t.ok(c.problems !== undefined, `a stored ${JSON.stringify(bad)} is refused (treated as absent), not thrown`);
+  }
 });
