@@ -242,7 +242,7 @@ export class CalcGraph {
     this.ruleIds.emit(delta);
     const liveTables = this.out.emitTables(delta, quiet);
     this.out.emitEndpoints(delta, liveTables);
-    this.routes.emit(delta);
+    this.routes.emit(delta, quiet);
     this.tables.boundPartMemos();
     this.log?.debug(
       {

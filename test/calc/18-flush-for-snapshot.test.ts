@@ -83,6 +83,23 @@ t.test('flushForSnapshot builds no delta objects but records what it would have 
   g.flushForSnapshot();
   // Nothing changed since: a flush now is empty of tables, classes and prefixes.
   const d = g.flush();
-  t.same([d.tablesAdded.length, d.classesAdded.length, d.prefixesUpserted.length, d.endpointsUpserted.length], [0, 0, 0, 0]);
+  t.same([d.tablesAdded.length, d.classesAdded.length, d.prefixesUpserted.length, d.endpointsUpserted.length, d.workloadRoutesUpserted.length], [0, 0, 0, 0, 0]);
   t.ok(g.snapshot().tables.length > 0 || sc.locals.length === 0, 'the snapshot still has the tables');
+});
+
+t.test('a quiet flush builds no remote workload route list, but the snapshot and the next delta have the routes', async (t) => {
+  const ep = (name: string, node: string, ip: string): Resource => ({
+    apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint', metadata: { name, namespace: 'default', labels: { app: 'a' } },
+    spec: { node, orchestrator: 'k8s', pod: name, endpoint: 'eth0', interfaceName: `cali${name}`, ipNetworks: [`${ip}/32`] },
+  } as Resource);
+  const g = new CalcGraph({ nodeName: 'node1' });
+  g.onUpdate(ep('r1', 'node2', '192.168.2.1'));
+  g.onUpdate(ep('r2', 'node3', '192.168.3.1'));
+  g.onUpdate(ep('l1', 'node1', '192.168.1.1'));
+  const d0 = (g as unknown as { flushInto(quiet: boolean): { workloadRoutesUpserted: unknown[] } }).flushInto(true);
+  t.same(d0.workloadRoutesUpserted, [], 'no route list built by the quiet flush');
+  t.same(g.snapshot().routing.workloadRoutes, [{ cidr: '192.168.2.1/32', node: 'node2' }, { cidr: '192.168.3.1/32', node: 'node3' }], 'the snapshot has every remote route');
+  t.same(g.flush().workloadRoutesUpserted, [], 'nothing left over for the next flush');
+  g.onUpdate(ep('r2', 'node4', '192.168.3.1'));
+  t.same(g.flush().workloadRoutesUpserted, [{ cidr: '192.168.3.1/32', node: 'node4' }], 'a later move is a delta against what the quiet flush recorded');
 });
