@@ -69,6 +69,12 @@ export interface BpfDataplaneOptions {
   hostRouting?: HostRoutingMode;
   /** Flow-log sink for denied flows and Log rule hits (default: the logger at info). */
   onFlow?: (flow: FlowLog) => void;
+  /**
+   * Called when open() starts its last BPF object load (verified on a worker thread, seconds at
+   * start-up): from then on it needs the main thread only briefly, after that load, so the agent
+   * may compile its first snapshot meanwhile instead of waiting (src/node/agent.ts).
+   */
+  onLastLoad?: () => void;
   /** At most this many flow logs per second go to onFlow, the rest are counted and summarised
    *  at housekeeping (default DEFAULT_FLOW_LOG_LIMITS: 20/s, bursts of 50). */
   flowLogLimits?: FlowLogLimits;
@@ -211,9 +217,11 @@ export class BpfDataplane {
         ks.forEach((k, i) => keys.set(hex(k), { key: k, value: values[i]! }));
       }
     }
+    if (this.o.routing === false) this.o.onLastLoad?.();
     this.hep = await loadHep({ pinRoot: this.o.pinRoot, objectDir: this.o.objectDir, eventBudget: this.o.eventBudget, mapSizes: this.o.mapSizes });
     this.setFailsafe(this.o.failsafe ?? { inbound: DEFAULT_FAILSAFE_INBOUND, outbound: DEFAULT_FAILSAFE_OUTBOUND });
     if (this.o.routing !== false) {
+      this.o.onLastLoad?.();
       this.routes = await RouteManager.open({
         ...(this.o.routing ?? {}), mapSizes: this.o.mapSizes, pinRoot: this.o.pinRoot, uplink: this.o.uplink, netns: this.o.netns, ct4: this.wep.maps.ct4, ct6: this.wep.maps.ct6,
         objectDir: this.o.objectDir, log: this.log,

@@ -48,9 +48,16 @@ export interface Dataplane {
    * Resolves once the kernel side can be written (programs loaded and attached; optional): the
    * first reconcile waits for it before the calc graph's first flush, so that a dataplane still
    * opening (mostly kernel time) overlaps the datastore list instead of the flush, and is not
-   * held up by it.
+   * held up by it — unless lastLoad() says only its last load is left.
    */
   ready?(): Promise<void>;
+  /**
+   * Resolves when the kernel side, still opening, has only its last load left, running off the
+   * main thread (optional; never resolving is fine): if that comes before ready(), the first
+   * reconcile compiles its snapshot meanwhile — the compile and the load overlap, and what the
+   * open still needs of the main thread afterwards is short. Nothing is written before ready().
+   */
+  lastLoad?(): Promise<void>;
   /** Brings the kernel to exactly `state` (writes differences, removes what is not wanted). */
   reconcile(state: CompiledState): Promise<void>;
   /** Applies one ordered delta. */
@@ -262,12 +269,18 @@ export class Agent implements HealthSource {
     const endFelix = this.o.metrics.felix.intDataplaneApplyTime.startTimer();
     try {
       if (this.needReconcile) {
+        let state: CompiledState | undefined;
         if (this.o.dataplane.ready) {
-          await this.o.dataplane.ready();
+          const ready = this.o.dataplane.ready();
+          if (this.o.dataplane.lastLoad) {
+            const first = await Promise.race([ready.then(() => 'ready' as const), this.o.dataplane.lastLoad().then(() => 'last load' as const)]);
+            if (first === 'last load' && !this.stopped) state = this.compileAll();
+          }
+          await ready;
           this.phase('dataplane_open');
           if (this.stopped) return;
         }
-        await this.reconcileAll();
+        await this.reconcileAll(state);
         this.needReconcile = false;
         if (!this.firstSyncDone) {
           this.firstSyncDone = true;
@@ -314,13 +327,24 @@ export class Agent implements HealthSource {
     }
   }
 
-  /** The whole compiled state into the kernel (a separate frame: nothing of it outlives the call). */
-  private async reconcileAll(): Promise<void> {
-    // The snapshot covers this flush's changes: its delta is not needed.
+  /**
+   * The whole compiled state: a flush (its delta not built: the snapshot covers it) and the
+   * snapshot. Changes arriving after it are flushed as deltas after the reconcile that writes it.
+   */
+  private compileAll(): CompiledState {
     if (this.o.calc.flushForSnapshot) this.o.calc.flushForSnapshot();
     else this.o.calc.flush();
     const state = this.o.calc.snapshot();
     this.phase('compiled');
+    return state;
+  }
+
+  /**
+   * The whole compiled state (`compiled`, or compiled now) into the kernel (a separate frame:
+   * nothing of it outlives the call).
+   */
+  private async reconcileAll(compiled?: CompiledState): Promise<void> {
+    const state = compiled ?? this.compileAll();
     await this.o.dataplane.reconcile(state);
     this.phase('kernel_written');
     this.o.metrics.endpoints.set(state.endpoints.length);

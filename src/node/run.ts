@@ -40,11 +40,12 @@ export function datastoreConfig(c: NodeConfig): DatastoreConfig {
  * before the first reconcile), housekeeping skips until it is open, close waits for the open to
  * settle (a failed open has nothing to close).
  */
-export function dataplaneAdapter(opening: Promise<BpfDataplane>, metrics: NodeMetrics): Dataplane {
+export function dataplaneAdapter(opening: Promise<BpfDataplane>, metrics: NodeMetrics, lastLoad?: Promise<void>): Dataplane {
   let dp: BpfDataplane | undefined;
   void opening.then((d) => { dp = d; }, () => undefined);
   return {
     ready: async () => { await opening; },
+    ...(lastLoad ? { lastLoad: () => lastLoad } : {}),
     reconcile: async (s) => (await opening).reconcile(s),
     apply: async (d) => (await opening).apply(d),
     housekeeping: async () => {
@@ -191,6 +192,10 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
     // while the agent lists the datastore and feeds the calc graph; its first reconcile waits for
     // them (dataplaneAdapter's ready) and nothing is written to the kernel before. A failed open
     // stops the agent below.
+    // Its last BPF load started (verification on a worker thread, ~5 s at start-up under load):
+    // the agent's first compile may overlap it (Dataplane.lastLoad).
+    let lastLoadStarted!: () => void;
+    const lastLoad = new Promise<void>((r) => { lastLoadStarted = r; });
     const opening = BpfDataplane.open({
       pinRoot: c.bpffsRoot, interfacePrefix: c.interfacePrefix, uplink: c.uplink || detected?.ifname || undefined, log,
       routing: {
@@ -202,6 +207,7 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
       endpointToHostAction: c.endpointToHostAction, hostRouting: c.hostRouting,
       failsafe: c.failsafe,
       onFlow: (flow) => flowLog.info({ flow }, flow.kind === 'log' ? 'policy log' : 'flow denied'),
+      onLastLoad: () => lastLoadStarted(),
     });
     opening.catch(() => undefined); // awaited below
     const listeners = listenersOf(c);
@@ -213,7 +219,7 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
       restart: (reason) => (hooks.restart ? hooks.restart(reason) : log.warn({ reason }, 'restart tortie-node to apply this change')),
     }, log);
     agent = new Agent({
-      nodeName: c.nodeName, datastore, calc: graph, dataplane: dataplaneAdapter(opening, metrics), log, metrics,
+      nodeName: c.nodeName, datastore, calc: graph, dataplane: dataplaneAdapter(opening, metrics, lastLoad), log, metrics,
       health: listeners.health, metricsListen: listeners.metrics, felix, ipv6: c.ipv6Support,
       afterFirstSync: compactHeap,
     });

@@ -307,3 +307,61 @@ t.test('the agent reads a stored value without copying it: the value is left as 
     t.ok(c.problems !== undefined, `a stored ${JSON.stringify(bad)} is refused (treated as absent), not thrown`);
   }
 });
+
+t.test('a dataplane at its last load (lastLoad before ready): the first snapshot is compiled meanwhile, nothing is written until ready, later changes follow as deltas', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-agent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const writer = new EmbeddedDatastore({ dir });
+  t.teardown(() => writer.close());
+  const client = new ResourceClient(writer);
+  await client.create(pool('p1', '192.168.0.0/16') as never);
+  let open!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  let last!: () => void;
+  const lastLoad = new Promise<void>((r) => (last = r));
+  const dp = Object.assign(new RecordingDataplane(), { ready: () => opened, lastLoad: () => lastLoad });
+  const calc = new RecordingCalc();
+  let flushes = 0;
+  const flush = calc.flush.bind(calc);
+  calc.flush = () => { flushes++; return flush(); };
+  const agent = new Agent({ nodeName: 'n1', datastore: new EmbeddedDatastore({ dir }), calc, dataplane: dp, log: silentLogger, metrics: new NodeMetrics(false) });
+  t.teardown(() => agent.stop());
+  await agent.start();
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(flushes, 0, 'in sync, earlier loads still running: no flush yet');
+  last();
+  for (let i = 0; i < 200 && flushes === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(flushes, 1, 'compiled as soon as the last load started');
+  t.equal(dp.reconciles.length, 0, 'nothing written before ready');
+  t.notOk(agent.ready().ok, 'not ready');
+  // A change after the compile: not in the snapshot, applied as a delta after the reconcile.
+  await client.create(pool('p2', '10.2.0.0/16') as never);
+  for (let i = 0; i < 200 && !calc.live.has('IPPool/p2'); i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 30));
+  t.equal(flushes, 1, 'no second flush while the first reconcile waits');
+  open();
+  for (let i = 0; i < 200 && !(dp.reconciles.length === 1 && dp.deltas.flat().includes('+IPPool/p2')); i++) { await new Promise((r) => setTimeout(r, 10)); await agent.settled(); }
+  t.equal(dp.reconciles.length, 1, 'one reconcile once ready');
+  t.same(dp.reconciles[0]!.routing.pools.map((p) => p.name), ['p1'], 'the snapshot compiled before ready');
+  t.same(dp.deltas.flat(), ['+IPPool/p2'], 'the later change as a delta after it');
+  t.ok(agent.ready().ok, agent.ready().detail);
+});
+
+t.test('lastLoad after ready changes nothing: the compile follows ready', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-agent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const writer = new EmbeddedDatastore({ dir });
+  t.teardown(() => writer.close());
+  await new ResourceClient(writer).create(pool('p1', '192.168.0.0/16') as never);
+  const order: string[] = [];
+  const dp = Object.assign(new RecordingDataplane(), { ready: async () => { order.push('ready'); }, lastLoad: () => new Promise<void>(() => undefined) });
+  const calc = new RecordingCalc();
+  const snap = calc.snapshot.bind(calc);
+  calc.snapshot = () => { order.push('compiled'); return snap(); };
+  const agent = new Agent({ nodeName: 'n1', datastore: new EmbeddedDatastore({ dir }), calc, dataplane: dp, log: silentLogger, metrics: new NodeMetrics(false) });
+  t.teardown(() => agent.stop());
+  await agent.start();
+  for (let i = 0; i < 200 && dp.reconciles.length === 0; i++) { await new Promise((r) => setTimeout(r, 10)); await agent.settled(); }
+  t.same(order, ['ready', 'compiled'], 'a last load that never starts does not hold the reconcile');
+  t.equal(dp.reconciles.length, 1);
+});
