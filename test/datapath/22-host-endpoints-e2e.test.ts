@@ -38,6 +38,8 @@ const ALLOW_ALL_HOST = gnp('host-allow-all', { selector: "role == 'host'", types
 
 interface Node {
   topo: SingleNode; dp: BpfDataplane; w: Workload; ext2: Netns; eth0: number; eth1: number; flows: FlowLog[];
+  /** How often open() said its last BPF load started (onLastLoad), and whether it was open by then. */
+  lastLoads: { calls: number; openAtCall: boolean };
   /** Compiles BASE + rs with the real CalcGraph and reconciles the dataplane with it. */
   apply(rs: Resource[]): Promise<void>;
   /** Closes the dataplane (programs and maps stay) and opens another on the same pins. */
@@ -72,10 +74,12 @@ async function node(label: string): Promise<Node> {
       pinRoot, interfacePrefix: 'cali', uplink: 'eth0', netns: { name: topo.node.name, path: topo.node.path }, linkResyncMs: 60_000,
       endpointToHostAction: 'Accept', onFlow: (f) => flows.push(f), ...o,
     });
-    st.dp = await open({});
+    const lastLoads = { calls: 0, openAtCall: false };
+    const opening = open({ onLastLoad: () => { lastLoads.calls++; lastLoads.openAtCall = st.dp !== undefined; } });
+    st.dp = await opening;
     let last: Resource[] = [];
     const n: Node = {
-      topo, dp: st.dp, w, ext2, flows, eth0: await topo.node.ifindex('eth0'), eth1: await topo.node.ifindex('eth1'),
+      topo, dp: st.dp, w, ext2, flows, lastLoads, eth0: await topo.node.ifindex('eth0'), eth1: await topo.node.ifindex('eth1'),
       apply: async (rs) => {
         last = rs;
         const g = new CalcGraph({ nodeName: 'node1' });
@@ -125,6 +129,7 @@ const udpOk = async (from: Netns, dst: string, port: number): Promise<boolean> =
 
 t.test('a host endpoint with deny-all: the node\'s service is closed, failsafe ports stay open, its own outbound is denied but DNS', async (t) => {
   const n = await theNode();
+  t.same(n.lastLoads, { calls: 1, openAtCall: false }, 'open() announced its last BPF load once, before it resolved (the agent compiles meanwhile)');
   await n.apply([]);
   t.ok(await tcpOk(n.topo.outside, NODE_UPLINK_IP, 8080), 'no host endpoint: the node\'s service is reachable');
   t.ok(await tcpOk(n.topo.node, EXT_IP, 7000), 'no host endpoint: the node reaches outside');
