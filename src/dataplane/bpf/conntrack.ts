@@ -4,7 +4,7 @@
  * is not LRU: nothing else frees it) and keeps the per-workload counts of the quota exact.
  *
  *   sweepConntrack(map, timeouts, now) — one pass over tortie_ct4_v3 or tortie_ct6_v1 (the key's
- *     size tells which) with batch lookups,
+ *     size tells which) read with batch lookups,
  *     deleting expired entries (batch delete); returns scanned/expired/live counts.
  *   defaultCtMaxEntries(totalMem) — the table size derived from memory when not configured.
  *
@@ -12,7 +12,8 @@
  * to both). `now` is CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns (Node's
  * process.hrtime.bigint() reads the same clock on Linux).
  */
-import type { BpfMap } from '../native';
+import { endianness } from 'node:os';
+import type { BpfMap, PackedEntries } from '../native';
 import { CTF, CtState, ct4KeyCodec, ct6KeyCodec, ctValueCodec, type CtValue } from './codecs';
 import { readQuota, writeReleased } from './quota';
 
@@ -73,8 +74,10 @@ export function defaultCtMaxEntries(totalMemBytes: number): number {
 }
 
 export interface CtMapOps {
-  /** All entries (the adapter uses batch lookups). */
+  /** All entries, one Buffer pair each (for tests and tools; the sweep reads dump()). */
   entries(): Iterable<[Buffer, Buffer]>;
+  /** All entries side by side as the kernel's batch lookup wrote them (no per-entry Buffers). */
+  dump(): PackedEntries;
   /** Deletes many keys (batch delete; missing keys ignored). */
   deleteMany(keys: Buffer[]): void;
 }
@@ -97,36 +100,70 @@ export function ctOwner(k: { addr_a: string; addr_b: string }, flags: bigint | n
   return ownerA ? k.addr_a : k.addr_b;
 }
 
+const LE = endianness() === 'LE';
+const field = (layout: { fields: readonly { name: string; offset: number; size: number }[] }, name: string): { offset: number; size: number } =>
+  layout.fields.find((f) => f.name === name)!;
+const V_LAST = field(ctValueCodec.layout, 'last_seen_ns').offset;
+const V_FLAGS = field(ctValueCodec.layout, 'flags').offset;
+const V_STATE = field(ctValueCodec.layout, 'state').offset;
+/** The byte of the u64 flags holding CTF.A_IS_INIT and CTF.SRC_OK (its least significant). */
+const V_FLAGS_LOW = LE ? V_FLAGS : V_FLAGS + 7;
+
 /**
  * Deletes expired entries. With `quota` (tortie_ctq4_v1), also brings every workload's count to
  * the entries this pass saw: the programs' CREATED and MOVED are read before the scan and
  * RELEASED is set to CREATED - MOVED - live. Entries created during the scan can only make a
  * count too high (conservative) until the next pass, never too low.
+ * The dump is read in place (last_seen_ns, state and flags at the codec's offsets; an owner is
+ * counted by its address bytes and named once at the end): only the expired keys get a Buffer of
+ * their own, since the table holds tens of thousands of entries under churn and this runs every
+ * few seconds.
  */
 export function sweepConntrack(map: CtMapOps, t: CtTimeouts, now: bigint = process.hrtime.bigint(), quota?: BpfMap): SweepResult {
   const before = quota ? readQuota(quota) : undefined;
+  const { keys, values, count, keySize, valueSize } = map.dump();
+  const keyCodec = keySize === ct4KeyCodec.size ? ct4KeyCodec : ct6KeyCodec;
+  const A = field(keyCodec.layout, 'addr_a').offset, B = field(keyCodec.layout, 'addr_b').offset;
+  const aLen = field(keyCodec.layout, 'addr_a').size;
   const dead: Buffer[] = [];
-  const byState: Record<number, number> = {};
-  const byOwner = new Map<string, number>();
-  let scanned = 0;
-  for (const [k, v] of map.entries()) {
-    scanned++;
-    const val = ctValueCodec.decode(v);
-    if (ctExpired(val, now, t)) { dead.push(k); continue; }
-    byState[val.state] = (byState[val.state] ?? 0) + 1;
+  const byStateN = new Array<number>(256).fill(0);
+  const limit = new Array<bigint | undefined>(256);
+  // Owner counts by the owner's address bytes: a number for IPv4, text for IPv6; with the offset
+  // of one key owned by it, to name it at the end with the codec.
+  const owned = new Map<number | string, { n: number; key: number; side: number }>();
+  for (let i = 0; i < count; i++) {
+    const vo = i * valueSize, ko = i * keySize;
+    const state = values[vo + V_STATE]!;
+    const lim = limit[state] ?? (limit[state] = ctTimeoutNs(state, t));
+    const last = LE ? values.readBigUInt64LE(vo + V_LAST) : values.readBigUInt64BE(vo + V_LAST);
+    if (last < now && now - last > lim) { dead.push(Buffer.from(keys.subarray(ko, ko + keySize))); continue; }
+    byStateN[state]!++;
     if (quota) {
-      const owner = ctOwner(k.length === ct4KeyCodec.size ? ct4KeyCodec.decode(k) : ct6KeyCodec.decode(k), val.flags);
-      byOwner.set(owner, (byOwner.get(owner) ?? 0) + 1);
+      const f = values[vo + V_FLAGS_LOW]!;
+      const initA = (f & CTF.A_IS_INIT) !== 0;
+      const side = ((f & CTF.SRC_OK) !== 0 ? initA : !initA) ? A : B;
+      const at = ko + side;
+      const id = aLen === 4 ? keys.readUInt32BE(at) : keys.toString('hex', at, at + aLen);
+      const o = owned.get(id);
+      if (o) o.n++;
+      else owned.set(id, { n: 1, key: ko, side });
     }
   }
   if (dead.length) map.deleteMany(dead);
+  const byOwner = new Map<string, number>();
+  for (const o of owned.values()) {
+    const k = keyCodec.decode(keys.subarray(o.key, o.key + keySize));
+    byOwner.set(o.side === A ? k.addr_a : k.addr_b, o.n);
+  }
   if (quota && before) {
     for (const r of before) {
       const want = r.created - r.moved - BigInt(byOwner.get(r.addr) ?? 0);
       if (want !== r.released) writeReleased(quota, r.addr, want);
     }
   }
-  return { scanned, expired: dead.length, live: scanned - dead.length, byState, byOwner: quota ? byOwner : undefined };
+  const byState: Record<number, number> = {};
+  byStateN.forEach((n, st) => { if (n) byState[st] = n; });
+  return { scanned: count, expired: dead.length, live: count - dead.length, byState, byOwner: quota ? byOwner : undefined };
 }
 
 /** Two sweeps (the IPv4 and IPv6 tables) as one: counts added, owners kept apart by address. */

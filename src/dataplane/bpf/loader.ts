@@ -161,6 +161,7 @@ export function ctMapOps(m: BpfMap): CtMapOps {
       const { keys, values } = m.lookupBatch();
       for (let i = 0; i < keys.length; i++) yield [keys[i], values[i]] as [Buffer, Buffer];
     },
+    dump: () => m.lookupBatchPacked(),
     deleteMany: (keys) => {
       if (keys.length === 0) return;
       try { m.deleteBatch(keys); } catch { for (const k of keys) m.tryDelete(k); }

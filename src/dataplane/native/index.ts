@@ -11,7 +11,7 @@
 export { BpfError, isBpfError, errnoName, verifierSummary } from './errors';
 export { native, addonPath } from './addon';
 export { BpfMap, MapType, MapFlag, UpdateFlag, mapTypeName, possibleCpus } from './map';
-export type { MapInfo, CreateMapOptions, MapEntries, MapTypeName } from './map';
+export type { MapInfo, CreateMapOptions, MapEntries, PackedEntries, MapTypeName } from './map';
 export { BpfProgram, ProgType, XdpAction, TcAction } from './program';
 export type { ProgInfo, TestRunOptions, TestRunResult, BatchRunOptions, BatchRunResult } from './program';
 export { BpfObject, parseLoadStats } from './object';

@@ -55,6 +55,8 @@ export interface CreateMapOptions {
 }
 
 export interface MapEntries { keys: Buffer[]; values: Buffer[] }
+/** Entries side by side: entry i's key at keys[i * keySize], its value at values[i * valueSize]. */
+export interface PackedEntries { keys: Buffer; values: Buffer; count: number; keySize: number; valueSize: number }
 
 /** Number of possible CPUs: the stride count of per-CPU values. */
 export function possibleCpus(): number {
@@ -186,9 +188,18 @@ export class BpfMap extends FdHandle {
 
   /** Whole-map bpf_map_lookup_batch (or lookup_and_delete with `delete: true`). */
   lookupBatch(opts: { chunk?: number; delete?: boolean } = {}): MapEntries {
+    const r = this.lookupBatchPacked(opts);
+    return { keys: split(r.keys, this.info.keySize), values: split(r.values, this.valueBufSize) };
+  }
+
+  /**
+   * As lookupBatch, the entries left side by side as the kernel wrote them: `count` keys of
+   * key_size bytes in `keys`, values of the value buffer size in `values` (no per-entry Buffers).
+   */
+  lookupBatchPacked(opts: { chunk?: number; delete?: boolean } = {}): PackedEntries {
     const chunk = checkInt('chunk', opts.chunk ?? Math.max(1, Math.min(this.info.maxEntries, 4096)), 1, 1 << 24);
     const r = native().mapLookupBatch(this.fd, chunk, opts.delete ?? false);
-    return { keys: split(r.keys, this.info.keySize), values: split(r.values, this.valueBufSize) };
+    return { keys: r.keys, values: r.values, count: r.count, keySize: this.info.keySize, valueSize: this.valueBufSize };
   }
 
   /** bpf_map_update_batch; returns how many were written (all, or it throws). */
