@@ -22,7 +22,7 @@
  * one per option kind: a constant `which` keeps each one's stack frame at its minimum (the
  * uplink's deepest call chain has no byte to spare).
  */
-static __always_inline __u64 tcp_opt_walk(struct __sk_buff *skb, __u32 l4off, __u32 which)
+static __always_inline __u64 tcp_opt_walk_copy(struct __sk_buff *skb, __u32 l4off, __u32 which)
 {
 	__u8 b[4]; /* one small buffer: the callers' chains (nat6_snat) are near the stack limit */
 	__u32 off, end, i;
@@ -53,6 +53,56 @@ static __always_inline __u64 tcp_opt_walk(struct __sk_buff *skb, __u32 l4off, __
 		off += b[1];
 	}
 	return 0;
+}
+
+/* tcp_opt_common's answer when the segment's options are not laid out as it knows. */
+#define TCP_OPT_UNSURE (1ULL << 33)
+/* Beyond this many bytes into the linear data the header is left to tcp_opt_walk_copy. */
+#define TCP_OPT_DIRECT_MAX 1024
+
+/*
+ * The option read in place, without a walk, when the segment's options begin as the ones Linux
+ * sends: [MSS] then SACK permitted or two NOPs, the timestamp option, and (a SYN's) NOP and
+ * window scale; TCP_OPT_UNSURE for any other layout or when the header is not in the linear data.
+ * Where it answers, tcp_opt_walk_copy over the same bytes gives the same answer (it would step
+ * over the same options, each within the header's length, to the same one).
+ */
+static __always_inline __u64 tcp_opt_common(struct __sk_buff *skb, __u32 l4off, __u32 which)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	__u8 *h, *q;
+	__u32 end, s = 20;
+
+	if (l4off > TCP_OPT_DIRECT_MAX)
+		return TCP_OPT_UNSURE;
+	h = data + l4off;
+	if ((void *)(h + 32) > data_end)
+		return TCP_OPT_UNSURE;
+	end = (h[12] >> 4) * 4;
+	if (h[20] == 2 && h[21] == 4) /* MSS */
+		s = 24;
+	q = h + s; /* s <= 24: within the 32 bytes checked */
+	if (!((q[0] == 4 && q[1] == 2) || (q[0] == 1 && q[1] == 1)) || q[2] != 8 || q[3] != 10)
+		return TCP_OPT_UNSURE;
+	s += 2; /* the timestamp option */
+	if (which == TCP_OPT_WSCALE) {
+		q = h + s;
+		if (s + 14 > end || (void *)(q + 14) > data_end || q[10] != 1 || q[11] != 3 || q[12] != 3)
+			return TCP_OPT_UNSURE;
+		return TCP_OPT_SEEN | q[13];
+	}
+	q = h + s;
+	if (s + 10 > end || (void *)(q + 10) > data_end)
+		return TCP_OPT_UNSURE;
+	q += which == TCP_OPT_TSECR ? 6 : 2;
+	return TCP_OPT_SEEN | ((__u32)q[0] << 24 | (__u32)q[1] << 16 | (__u32)q[2] << 8 | q[3]);
+}
+
+static __always_inline __u64 tcp_opt_walk(struct __sk_buff *skb, __u32 l4off, __u32 which)
+{
+	__u64 o = tcp_opt_common(skb, l4off, which);
+
+	return o != TCP_OPT_UNSURE ? o : tcp_opt_walk_copy(skb, l4off, which);
 }
 
 /* The timestamp option: TSval (ecr 0) or TSecr (ecr 1). */

@@ -33,14 +33,28 @@ const topo = Topology.create('natcr');
 t.teardown(() => topo.destroy());
 const emptyNs = topo.addNetns('empty').then((n) => n.path);
 
-/** A TCP segment with a timestamp option (NOP NOP TS) unless ts is undefined. */
+/**
+ * How a segment's timestamp option is laid out: as Linux sends it ('linux': a SYN's MSS, SACK
+ * permitted, timestamps, NOP, window scale 0; other segments NOP NOP timestamps), read in place
+ * by the uplink (lib/tcp_opt.h); or timestamps first then two NOPs ('walk'), a layout left to the
+ * option walk. The answers must not differ.
+ */
+type TsLayout = 'linux' | 'walk';
+
+/** A TCP segment with a timestamp option (laid out as `layout`) unless ts is undefined. */
 function seg(fam: 4 | 6, src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number,
-  ts?: [number, number]): Buffer {
-  const l4 = tcp({ sport, dport, flags, seq, ack, doff: ts ? 8 : 5 });
+  ts?: [number, number], layout: TsLayout = 'linux'): Buffer {
+  const syn = layout === 'linux' && flags.includes('S');
+  const l4 = tcp({ sport, dport, flags, seq, ack, doff: ts ? (syn ? 10 : 8) : 5 });
   if (ts) {
-    l4.set([1, 1, 8, 10], 20);
-    l4.writeUInt32BE(ts[0] >>> 0, 24);
-    l4.writeUInt32BE(ts[1] >>> 0, 28);
+    const at = syn ? 28 : layout === 'linux' ? 24 : 22;
+    if (syn) l4.set([2, 4, 0x05, 0xb4, 4, 2, 8, 10], 20);
+    else if (layout === 'linux') l4.set([1, 1, 8, 10], 20);
+    else l4.set([8, 10], 20);
+    l4.writeUInt32BE(ts[0] >>> 0, at);
+    l4.writeUInt32BE(ts[1] >>> 0, at + 4);
+    if (syn) l4.set([1, 3, 3, 0], 36);
+    else if (layout === 'walk') l4.set([1, 1], 30);
   }
   return fam === 6 ? frame6(src, dst, NH6.TCP, l4) : eth({}, fillL4Checksum(ipv4({ src, dst, proto: PROTO.TCP }, l4)));
 }
@@ -52,12 +66,12 @@ function view(fam: 4 | 6, frame: Buffer): { dst: string; ports: [number, number]
   return { dst: v.dst, ports: portsOf(v) };
 }
 
-for (const fam of [4, 6] as const) t.test(`IPv${fam}: a verified close releases the mapping; its port goes only to a SYN TIME-WAIT accepts`, async (t) => {
+for (const [fam, layout] of [[4, 'linux'], [4, 'walk'], [6, 'linux']] as const) t.test(`IPv${fam}, timestamps laid out as ${layout}: a verified close releases the mapping; its port goes only to a SYN TIME-WAIT accepts`, async (t) => {
   const { node: NODE6, out: OUT6, wl: WL6, wlb: WL6B } = FAMILIES[fam];
-  const w = await WepHarness.create(`natcrw${fam}`);
+  const w = await WepHarness.create(`natcrw${fam}${layout[0]}`);
   t.teardown(() => w.close());
   w.setEndpoint([`${WL6}/${FAMILIES[fam].host}`, `${WL6B}/${FAMILIES[fam].host}`], allowAll(`i00000000000029${fam}`, 'ingress'), allowAll(`e00000000000029${fam}`, 'egress'));
-  const h = await UplinkHarness.create(`natcr${fam}`, { portMin: PORT, portMax: PORT, retries: 4 }, undefined,
+  const h = await UplinkHarness.create(`natcr${fam}${layout[0]}`, { portMin: PORT, portMax: PORT, retries: 4 }, undefined,
     fam === 6 ? { ct6: w.dp.maps.ct6! } : { ct4: w.dp.maps.ct4! });
   t.teardown(() => h.close());
   h.netns = await emptyNs;
@@ -78,7 +92,7 @@ for (const fam of [4, 6] as const) t.test(`IPv${fam}: a verified close releases 
 
   /** Workload segment: its program, then the uplink leaving; the uplink's drop reason. */
   const out = (wl: string, flags: string, seq: number, ack: number, ts?: [number, number]) => {
-    const f = seg(fam, wl, OUT6, 3000, 443, flags, seq, ack, ts);
+    const f = seg(fam, wl, OUT6, 3000, 443, flags, seq, ack, ts, layout);
     t.equal(w.run('from', f).reason, R.FORWARD, `${wl} ${flags} passes its program`);
     const r = h.run('out', f);
     if (r.reason === R.FORWARD) t.same(view(fam, r.data).ports, [PORT, 443], `${wl} ${flags} leaves from the NAT port`);
@@ -86,7 +100,7 @@ for (const fam of [4, 6] as const) t.test(`IPv${fam}: a verified close releases 
   };
   /** Outside segment: the uplink arriving, then the workload's program; its drop reason. */
   const inn = (wl: string, flags: string, seq: number, ack: number, ts?: [number, number]) => {
-    const r = h.run('in', seg(fam, OUT6, NODE6, 443, PORT, flags, seq, ack, ts));
+    const r = h.run('in', seg(fam, OUT6, NODE6, 443, PORT, flags, seq, ack, ts, layout));
     t.equal(r.reason, R.FORWARD, `outside ${flags} reverse-translated`);
     t.equal(view(fam, r.data).dst, wl, `to ${wl}`);
     return w.run('to', r.data).reason;
