@@ -3,7 +3,7 @@
  * was last told, and the difference to the current state.
  *
  *   ClassIndex (added / removed classes, changed prefixes) ──emitClasses──┐
- *   TableContexts (assembled tables, projAdd / projDel) ──emitTables──────┤
+ *   TableContexts (assembled tables, Ctx.projAdd / projDel) ──emitTables──────┤
  *   EndpointPolicies (touched / removed endpoints) ──emitEndpoints────────┴──> CalcDelta
  *   RuleIds (rule ids of cells) — PrefilterCalc, RuleIds and RouteCalculator emit their own parts
  *
@@ -113,8 +113,6 @@ export class Delta {
    * are recorded as emitted, but neither they nor projection changes are put into the delta.
    */
   emitTables(delta: CalcDelta, quiet = false): Map<string, Ctx> {
-    const projAdd = this.tableCtxs.projAdd;
-    const projDel = this.tableCtxs.projDel;
     const liveTables = new Map<string, Ctx>();
     for (const ctx of this.tableCtxs.ctxs.values()) if (ctx.assembled) liveTables.set(ctx.assembled.id, ctx);
     for (const [id] of this.tables) {
@@ -130,8 +128,8 @@ export class Delta {
         continue;
       }
       if (quiet) continue;
-      const add = projAdd.get(ctx.def.key);
-      const del = projDel.get(ctx.def.key);
+      const add = ctx.projAdd;
+      const del = ctx.projDel;
       if (add !== undefined && add.size > 0) {
         delta.projectionAdded.push({
           tableId: id,

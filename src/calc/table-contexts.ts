@@ -10,7 +10,7 @@
  *        whose template is in the table and differs only in atoms the table ignores takes the
  *        template's rows) → a projection add/remove, or a reassembly when a group appears/empties;
  *        new tables are built (from their predecessor's map when only a few parts changed)
- *   ──> Delta: assembled tables, projection changes of this flush (projAdd / projDel)
+ *   ──> Delta: assembled tables, projection changes of this flush (Ctx.projAdd / projDel)
  *
  * Hot paths (per class × table): ctxClassAdded/Removed, rowsOfKey, rebuild's loop over
  * ClassIndex.accumulate. Keep them monomorphic: plain methods on this class and on ClassIndex,
@@ -20,14 +20,13 @@
  * endpoint-direction refers to it (sweep() destroys the others, releasing exactly the atoms,
  * rules and parts create() acquired). After propagate(), every live context's map holds exactly
  * the classes with one of its atoms, each with the rows a fresh fold gives (verifyTables()), and
- * projAdd / projDel hold the projection changes against the table as last emitted.
+ * Ctx.projAdd / projDel hold the projection changes against the table as last emitted.
  */
 import type { Atoms, AtomNeeds } from './atoms';
 import { ClassRowsMap, SigMemo } from './class-map';
-import { atomsOfMembers, memberDiff, sigNumber, signatureOfMembers, memberAtom, type ClassIndex, type ClassRec } from './classes';
+import { memberDiff, sigNumber, signatureOfMembers, memberAtom, type ClassIndex, type ClassRec } from './classes';
 import { stageEndKey, tierEndDenies, type Definition, type PlanPart } from './endpoint-policies';
 import { foldRows, isNoop, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
-import { addTo, removeFrom } from './graph-util';
 import type { RuleIds } from './rule-ids';
 import { endOfTierKey, finalKey, stepMatch } from './rules';
 import { assembleTable, makeTableDef, remoteMatches, type AssembledTable, type Rows, type Signature, type Step } from './table';
@@ -75,6 +74,12 @@ export interface Ctx {
   /** Scratch stamps of a flush (TableContexts.ctxMarkGen): visited in the current walk; live. */
   mark: number;
   live: number;
+  /**
+   * This flush only: projection changes against the table as last emitted (class → local class),
+   * when the table keeps its id (TableContexts.projTouched lists the contexts that have them).
+   */
+  projAdd?: Map<number, number>;
+  projDel?: Map<number, number>;
 }
 
 /**
@@ -181,13 +186,15 @@ function changeAgrees(ch: PartChange, sig: Signature, member: Map<string, string
 export class TableContexts {
   /** Definition key → context. */
   readonly ctxs = new Map<string, Ctx>();
-  private readonly ctxByAtom = new Map<string, Set<Ctx>>();
+  /** Atom → the contexts whose atoms include it (arrays: iterated per class × atom on every flush). */
+  private readonly ctxByAtom = new Map<string, Ctx[]>();
+  /** Scratch of propagate's walks (the live contexts found for one class). */
+  private readonly scratchCtxs: Ctx[] = [];
   /** Generation for Ctx.mark (dedupe in walks over ctxByAtom). */
   private ctxMarkGen = 0;
   private readonly parts = new Map<string, PartRec>();
-  /** Projection changes of this flush per context (def key → class → local class). */
-  readonly projAdd = new Map<string, Map<number, number>>();
-  readonly projDel = new Map<string, Map<number, number>>();
+  /** The contexts that got projection changes in this flush (`Ctx.projAdd` / `projDel`). */
+  private readonly projTouched: Ctx[] = [];
   /** Cumulative: tables built from a predecessor's class → rows map. */
   tablesFromPredecessor = 0;
   /** Cumulative: of those, tables whose predecessor had parts the new one lacks or the reverse. */
@@ -230,8 +237,20 @@ export class TableContexts {
 
   /** Start of a flush: the projection changes of the previous one are forgotten. */
   beginFlush(): void {
-    this.projAdd.clear();
-    this.projDel.clear();
+    for (const c of this.projTouched) {
+      c.projAdd = undefined;
+      c.projDel = undefined;
+    }
+    this.projTouched.length = 0;
+  }
+
+  /** The context's projection changes of this flush (maps made on first use). */
+  private projMaps(ctx: Ctx): void {
+    if (ctx.projAdd === undefined) {
+      ctx.projAdd = new Map();
+      ctx.projDel = new Map();
+      this.projTouched.push(ctx);
+    }
   }
 
   /** Destroys the contexts no endpoint-direction refers to any more. */
@@ -246,71 +265,78 @@ export class TableContexts {
 
   /** Flush step 4: live tables hear about classes that appeared or disappeared; new tables are built. */
   propagate(newCtxs: Set<string>, addedClasses: Set<number>, removedClasses: Set<number>): void {
-    const projAdd = this.projAdd;
-    const projDel = this.projDel;
-    const touch = (id: number, added: boolean): void => {
-      const c = added ? this.classIndex.classes.get(id) : undefined;
-      const members = c?.members ?? this.classIndex.removedMembers.get(id) ?? [];
+    // Live: assembled before this flush and not new in it (new ones are built below).
+    const liveGen = ++this.ctxMarkGen;
+    for (const [k, c] of this.ctxs) if (!c.fresh && c.assembled !== undefined && !newCtxs.has(k)) c.live = liveGen;
+    const out = this.scratchCtxs;
+    /**
+     * The live contexts with any atom of these members (into `out`): a class is in a context's
+     * map iff the context has one of the class's atoms, so this finds the tables a class is in
+     * (or may join) without probing every table's map.
+     */
+    const liveWith = (members: string[], more?: string[]): void => {
+      out.length = 0;
       const gen = ++this.ctxMarkGen;
-      for (const a of atomsOfMembers(members)) {
-        for (const ctx of this.ctxByAtom.get(a) ?? []) {
-          const ck = ctx.def.key;
-          if (ctx.mark === gen || newCtxs.has(ck)) continue;
+      for (let i = 0; i < members.length; i++) {
+        const list = this.ctxByAtom.get(memberAtom(members[i]!));
+        if (list === undefined) continue;
+        for (let j = 0; j < list.length; j++) {
+          const ctx = list[j]!;
+          if (ctx.mark === gen) continue;
           ctx.mark = gen;
-          if (added) this.ctxClassAdded(ck, ctx, id, projAdd, projDel);
-          else this.ctxClassRemoved(ck, ctx, id, projAdd, projDel);
+          if (ctx.live === liveGen) out.push(ctx);
+        }
+      }
+      if (more === undefined) return;
+      for (let i = 0; i < more.length; i++) {
+        const list = this.ctxByAtom.get(more[i]!);
+        if (list === undefined) continue;
+        for (let j = 0; j < list.length; j++) {
+          const ctx = list[j]!;
+          if (ctx.mark === gen) continue;
+          ctx.mark = gen;
+          if (ctx.live === liveGen) out.push(ctx);
         }
       }
     };
     // Additions first: an address that moved from class A to a new class B keeps A's rows in every
     // table that uses none of the atoms A and B differ in (no re-evaluation, just a projection
     // entry); A's removal then never empties a group that B refills.
-    const live = [...this.ctxs].filter(([k, c]) => !newCtxs.has(k) && !c.fresh);
-    const liveGen = ++this.ctxMarkGen;
-    for (const [, c] of live) c.live = liveGen;
-    /**
-     * The live contexts with any of these atoms: a class is in a context's map iff the context
-     * has one of the class's atoms, so this finds the tables a class is in (or may join) without
-     * probing every table's map.
-     */
-    const liveWith = (...atomLists: string[][]): [string, Ctx][] => {
-      const out: [string, Ctx][] = [];
-      const gen = ++this.ctxMarkGen;
-      for (const atoms of atomLists) {
-        for (const a of atoms) {
-          for (const ctx of this.ctxByAtom.get(a) ?? []) {
-            if (ctx.mark === gen) continue;
-            ctx.mark = gen;
-            if (ctx.live === liveGen) out.push([ctx.def.key, ctx]);
-          }
-        }
-      }
-      return out;
-    };
     for (const id of [...addedClasses].sort((a, b) => a - b)) {
+      const b = this.classIndex.classes.get(id)!;
       const aId = this.classIndex.classTemplate.get(id);
       const aMembers = aId !== undefined && !addedClasses.has(aId) ? (this.classIndex.classes.get(aId)?.members ?? this.classIndex.removedMembers.get(aId)) : undefined;
       if (aId === undefined || aMembers === undefined) {
-        touch(id, true);
+        liveWith(b.members);
+        for (let i = 0; i < out.length; i++) this.ctxClassAdded(out[i]!, id);
         continue;
       }
-      const b = this.classIndex.classes.get(id)!;
       const { changed, gained } = memberDiff(aMembers, b.members);
-      for (const [ck, ctx] of liveWith(atomsOfMembers(aMembers), gained)) {
+      liveWith(aMembers, gained);
+      for (let i = 0; i < out.length; i++) {
+        const ctx = out[i]!;
         const rk = ctx.classRows.get(aId);
         if (rk !== undefined) {
           const same = !changed.some((a) => ctx.def.atoms.has(a));
-          this.ctxClassAdded(ck, ctx, id, projAdd, projDel, same ? rk : undefined);
+          this.ctxClassAdded(ctx, id, same ? rk : undefined);
         } else if (gained.some((a) => ctx.def.atoms.has(a))) {
-          this.ctxClassAdded(ck, ctx, id, projAdd, projDel);
+          this.ctxClassAdded(ctx, id);
         }
       }
     }
     for (const id of [...removedClasses].sort((a, b) => a - b)) {
       const members = this.classIndex.removedMembers.get(id);
-      const where = members !== undefined ? liveWith(atomsOfMembers(members)) : live;
-      for (const [ck, ctx] of where) if (ctx.classRows.has(id)) this.ctxClassRemoved(ck, ctx, id, projAdd, projDel);
+      if (members !== undefined) liveWith(members);
+      else {
+        out.length = 0;
+        for (const c of this.ctxs.values()) if (c.live === liveGen) out.push(c);
+      }
+      for (let i = 0; i < out.length; i++) {
+        const ctx = out[i]!;
+        if (ctx.classRows.has(id)) this.ctxClassRemoved(ctx, id);
+      }
     }
+    out.length = 0;
     this.classIndex.endFlush();
     for (const [k, ctx] of this.ctxs) {
       if (newCtxs.has(k) || ctx.fresh) this.rebuildCtx(ctx, addedClasses, removedClasses);
@@ -385,9 +411,15 @@ export class TableContexts {
       fresh: true,
       mark: 0,
       live: 0,
+      projAdd: undefined,
+      projDel: undefined,
     };
     this.ctxs.set(key, ctx);
-    for (const a of def.atoms) addTo(this.ctxByAtom, a, ctx);
+    for (const a of def.atoms) {
+      const list = this.ctxByAtom.get(a);
+      if (list === undefined) this.ctxByAtom.set(a, [ctx]);
+      else list.push(ctx);
+    }
     for (const [rk, info] of ctx.rules) this.ruleIds.ref(rk, info);
     return ctx;
   }
@@ -395,7 +427,11 @@ export class TableContexts {
   private destroy(key: string): void {
     const ctx = this.ctxs.get(key)!;
     this.ctxs.delete(key);
-    for (const a of ctx.def.atoms) removeFrom(this.ctxByAtom, a, ctx);
+    for (const a of ctx.def.atoms) {
+      const list = this.ctxByAtom.get(a)!;
+      if (list.length === 1) this.ctxByAtom.delete(a);
+      else list.splice(list.indexOf(ctx), 1);
+    }
     this.atoms.release(ctx.acquired);
     for (const rk of ctx.rules.keys()) this.ruleIds.unref(rk);
     for (const op of ctx.def.ops) if (op.kind === 'part') this.releasePart(op.part);
@@ -635,7 +671,6 @@ export class TableContexts {
    * rebuild it from the journal).
    */
   private assemble(ctx: Ctx, prevId: string | undefined, prev: Map<number, number> | undefined): void {
-    const ck = ctx.def.key;
     const zero = this.zeroOf(ctx);
     const groups = new Map<string, Rows>([[zero.key, zero]]);
     for (const rk of ctx.classRows.groups()) if (rk !== zero.key) groups.set(rk, ctx.rowsCache.get(rk)!);
@@ -646,29 +681,21 @@ export class TableContexts {
     }
     const old = ctx.assembled;
     ctx.assembled = assembleTable(ctx.def, groups, zero.key);
-    this.projAdd.delete(ck);
-    this.projDel.delete(ck);
+    ctx.projAdd?.clear();
+    ctx.projDel?.clear();
     if (prevId !== undefined && prevId === ctx.assembled.id) {
       prev ??= this.emittedProjection(ctx, old!.localOf);
       const projection = this.projectionOf(ctx);
-      const add = new Map<number, number>();
-      const del = new Map<number, number>();
+      this.projMaps(ctx);
+      const add = ctx.projAdd!;
+      const del = ctx.projDel!;
       for (const [id, lc] of projection) if (prev.get(id) !== lc) add.set(id, lc);
       for (const [id, lc] of prev) if (projection.get(id) !== lc) del.set(id, lc);
-      if (add.size > 0) this.projAdd.set(ck, add);
-      if (del.size > 0) this.projDel.set(ck, del);
     }
     delete ctx.before;
   }
 
-  private ctxClassAdded(
-    ck: string,
-    ctx: Ctx,
-    id: number,
-    projAdd: Map<string, Map<number, number>>,
-    projDel: Map<string, Map<number, number>>,
-    knownRowsKey?: string,
-  ): void {
+  private ctxClassAdded(ctx: Ctx, id: number, knownRowsKey?: string): void {
     if (ctx.fresh || ctx.assembled === undefined) return;
     let rk = knownRowsKey;
     if (rk === undefined) {
@@ -688,21 +715,12 @@ export class TableContexts {
     }
     if (ctx.needReassemble) return;
     if (lc !== 0) {
-      if (projDel.get(ck)?.delete(id) !== true) {
-        let m = projAdd.get(ck);
-        if (m === undefined) projAdd.set(ck, (m = new Map()));
-        m.set(id, lc);
-      }
+      this.projMaps(ctx);
+      if (!ctx.projDel!.delete(id)) ctx.projAdd!.set(id, lc);
     }
   }
 
-  private ctxClassRemoved(
-    ck: string,
-    ctx: Ctx,
-    id: number,
-    projAdd: Map<string, Map<number, number>>,
-    projDel: Map<string, Map<number, number>>,
-  ): void {
+  private ctxClassRemoved(ctx: Ctx, id: number): void {
     if (ctx.fresh || ctx.assembled === undefined) return;
     const rk = ctx.classRows.get(id);
     if (rk === undefined) return;
@@ -717,11 +735,8 @@ export class TableContexts {
     // Not reassembling, so every rows key is in the assembled table.
     const lc = ctx.assembled.localOf.get(rk)!;
     if (lc !== 0) {
-      if (projAdd.get(ck)?.delete(id) !== true) {
-        let m = projDel.get(ck);
-        if (m === undefined) projDel.set(ck, (m = new Map()));
-        m.set(id, lc);
-      }
+      this.projMaps(ctx);
+      if (!ctx.projAdd!.delete(id)) ctx.projDel!.set(id, lc);
     }
   }
 
