@@ -12,6 +12,8 @@
  * then inside the timings): two compiler versions that print the same digest gave the same output.
  * TORTIE_BENCH_PROFILE=FILE writes a V8 CPU profile (.cpuprofile) of the deltas alone (after the
  * initial compile), for `node --cpu-prof`-style reading of where a delta's time goes.
+ * TORTIE_BENCH_HEAP_PROFILE=FILE writes a V8 sampling heap profile (.heapprofile, every 16 KiB
+ * allocated, objects collected since included) of the local-table edits alone: what they allocate.
  */
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -349,6 +351,22 @@ function deltaProfiler(): { stop(): void } {
   };
 }
 
+/** The inspector's sampling heap profiler (TORTIE_BENCH_HEAP_PROFILE=FILE); synchronous. */
+function heapProfiler(): { stop(): void } {
+  const file = process.env.TORTIE_BENCH_HEAP_PROFILE;
+  if (file === undefined || file === '') return { stop: () => undefined };
+  const s = new Session();
+  s.connect();
+  s.post('HeapProfiler.enable');
+  s.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  return {
+    stop: () => s.post('HeapProfiler.stopSampling', (err, r) => {
+      if (err === null) writeFileSync(file, JSON.stringify(r.profile));
+      s.disconnect();
+    }),
+  };
+}
+
 function main(): void {
   const resources: Resource[] = [];
   for (let n = 0; n < N_NS; n++) {
@@ -424,6 +442,7 @@ function main(): void {
   let broadTables = 0;
   let broadClasses = 0;
   let broadProj = 0;
+  const heapProf = heapProfiler();
   for (let k = 0; k < REPEATS && activeIdx.length > 0; k++) {
     const i = pick(activeIdx);
     const p = editFirstRule(pols[i]!, k + 1000);
@@ -437,6 +456,7 @@ function main(): void {
     broadProj += d!.projectionAdded.reduce((a, x) => a + x.entries.length, 0) + d!.projectionRemoved.reduce((a, x) => a + x.globalClasses.length, 0);
   }
   const broadCpu = lastCpu(broadMs.length);
+  heapProf.stop();
   profiler.stop();
   // The verbose figures come from the mirror: it must hold what a fresh snapshot says.
   mirror?.check(g.snapshot());
