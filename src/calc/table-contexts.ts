@@ -71,8 +71,9 @@ export interface Ctx {
    * build).
    */
   pred?: Pred;
-  /** Scratch stamps of a flush (TableContexts.ctxMarkGen): visited in the current walk; live. */
-  mark: number;
+  /** Dense index of the context (its bit in TableContexts.atomCtxBits). */
+  slot: number;
+  /** Scratch stamp of a flush (TableContexts.liveGen): live (assembled before it, not new in it). */
   live: number;
   /**
    * This flush only: projection changes against the table as last emitted (class → local class),
@@ -186,12 +187,22 @@ function changeAgrees(ch: PartChange, sig: Signature, member: Map<string, string
 export class TableContexts {
   /** Definition key → context. */
   readonly ctxs = new Map<string, Ctx>();
-  /** Atom → the contexts whose atoms include it (arrays: iterated per class × atom on every flush). */
-  private readonly ctxByAtom = new Map<string, Ctx[]>();
+  /**
+   * Atom → the contexts whose atoms include it, as a bitset over context slots (`slotCtx`): the
+   * live tables a class is in are the union of its atoms' bitsets, found in O(atoms × words)
+   * instead of walking every atom's list of tables (a class has tens of atoms, each in up to
+   * every table, so the lists overlap heavily).
+   */
+  private readonly atomCtxBits = new Map<string, Uint32Array>();
+  /** Words per bitset (32 contexts each; doubled when the slots outgrow them). */
+  private ctxWords = 8;
+  private readonly slotCtx: (Ctx | undefined)[] = [];
+  private readonly freeCtxSlots: number[] = [];
+  private ctxBitsScratch = new Uint32Array(8);
   /** Scratch of propagate's walks (the live contexts found for one class). */
   private readonly scratchCtxs: Ctx[] = [];
-  /** Generation for Ctx.mark (dedupe in walks over ctxByAtom). */
-  private ctxMarkGen = 0;
+  /** Generation for Ctx.live. */
+  private liveGen = 0;
   private readonly parts = new Map<string, PartRec>();
   /** The contexts that got projection changes in this flush (`Ctx.projAdd` / `projDel`). */
   private readonly projTouched: Ctx[] = [];
@@ -266,7 +277,7 @@ export class TableContexts {
   /** Flush step 4: live tables hear about classes that appeared or disappeared; new tables are built. */
   propagate(newCtxs: Set<string>, addedClasses: Set<number>, removedClasses: Set<number>): void {
     // Live: assembled before this flush and not new in it (new ones are built below).
-    const liveGen = ++this.ctxMarkGen;
+    const liveGen = ++this.liveGen;
     for (const [k, c] of this.ctxs) if (!c.fresh && c.assembled !== undefined && !newCtxs.has(k)) c.live = liveGen;
     const out = this.scratchCtxs;
     /**
@@ -275,26 +286,26 @@ export class TableContexts {
      * (or may join) without probing every table's map.
      */
     const liveWith = (members: string[], more?: string[]): void => {
-      out.length = 0;
-      const gen = ++this.ctxMarkGen;
+      const acc = this.ctxBitsScratch;
+      const words = acc.length;
+      acc.fill(0);
       for (let i = 0; i < members.length; i++) {
-        const list = this.ctxByAtom.get(memberAtom(members[i]!));
-        if (list === undefined) continue;
-        for (let j = 0; j < list.length; j++) {
-          const ctx = list[j]!;
-          if (ctx.mark === gen) continue;
-          ctx.mark = gen;
-          if (ctx.live === liveGen) out.push(ctx);
+        const bits = this.atomCtxBits.get(memberAtom(members[i]!));
+        if (bits !== undefined) for (let w = 0; w < words; w++) acc[w] = acc[w]! | bits[w]!;
+      }
+      if (more !== undefined) {
+        for (let i = 0; i < more.length; i++) {
+          const bits = this.atomCtxBits.get(more[i]!);
+          if (bits !== undefined) for (let w = 0; w < words; w++) acc[w] = acc[w]! | bits[w]!;
         }
       }
-      if (more === undefined) return;
-      for (let i = 0; i < more.length; i++) {
-        const list = this.ctxByAtom.get(more[i]!);
-        if (list === undefined) continue;
-        for (let j = 0; j < list.length; j++) {
-          const ctx = list[j]!;
-          if (ctx.mark === gen) continue;
-          ctx.mark = gen;
+      out.length = 0;
+      for (let w = 0; w < words; w++) {
+        let x = acc[w]!;
+        while (x !== 0) {
+          const low = x & -x;
+          x ^= low;
+          const ctx = this.slotCtx[w * 32 + 31 - Math.clz32(low)]!;
           if (ctx.live === liveGen) out.push(ctx);
         }
       }
@@ -409,16 +420,20 @@ export class TableContexts {
       classRows: new ClassRowsMap(),
       needReassemble: false,
       fresh: true,
-      mark: 0,
+      slot: this.freeCtxSlots.pop() ?? this.slotCtx.length,
       live: 0,
       projAdd: undefined,
       projDel: undefined,
     };
     this.ctxs.set(key, ctx);
+    if (ctx.slot >= this.ctxWords * 32) this.growCtxBits();
+    this.slotCtx[ctx.slot] = ctx;
+    const w = ctx.slot >>> 5;
+    const bit = 1 << (ctx.slot & 31);
     for (const a of def.atoms) {
-      const list = this.ctxByAtom.get(a);
-      if (list === undefined) this.ctxByAtom.set(a, [ctx]);
-      else list.push(ctx);
+      let bits = this.atomCtxBits.get(a);
+      if (bits === undefined) this.atomCtxBits.set(a, (bits = new Uint32Array(this.ctxWords)));
+      bits[w] = bits[w]! | bit;
     }
     for (const [rk, info] of ctx.rules) this.ruleIds.ref(rk, info);
     return ctx;
@@ -427,14 +442,29 @@ export class TableContexts {
   private destroy(key: string): void {
     const ctx = this.ctxs.get(key)!;
     this.ctxs.delete(key);
+    const w = ctx.slot >>> 5;
+    const bit = 1 << (ctx.slot & 31);
     for (const a of ctx.def.atoms) {
-      const list = this.ctxByAtom.get(a)!;
-      if (list.length === 1) this.ctxByAtom.delete(a);
-      else list.splice(list.indexOf(ctx), 1);
+      const bits = this.atomCtxBits.get(a)!;
+      bits[w] = bits[w]! & ~bit;
+      if (bits.every((x) => x === 0)) this.atomCtxBits.delete(a);
     }
+    this.slotCtx[ctx.slot] = undefined;
+    this.freeCtxSlots.push(ctx.slot);
     this.atoms.release(ctx.acquired);
     for (const rk of ctx.rules.keys()) this.ruleIds.unref(rk);
     for (const op of ctx.def.ops) if (op.kind === 'part') this.releasePart(op.part);
+  }
+
+  /** Doubles the words of every atom's context bitset. */
+  private growCtxBits(): void {
+    this.ctxWords *= 2;
+    for (const [a, bits] of this.atomCtxBits) {
+      const wider = new Uint32Array(this.ctxWords);
+      wider.set(bits);
+      this.atomCtxBits.set(a, wider);
+    }
+    this.ctxBitsScratch = new Uint32Array(this.ctxWords);
   }
 
   /** The context's rows of the empty signature, folded on first use. */
