@@ -86,21 +86,51 @@ export function signatureOfMembers(members: string[], keep?: (atom: string) => b
   return { sig, member };
 }
 
-/** Atoms whose membership differs between two signatures (`changed`), and those only in `b`. */
-export function memberDiff(a: string[], b: string[]): { changed: string[]; gained: string[] } {
-  const am = new Map(a.map((m) => [memberAtom(m), m]));
-  const bm = new Map(b.map((m) => [memberAtom(m), m]));
-  const changed: string[] = [];
-  const gained: string[] = [];
-  for (const [k, m] of bm) {
-    const o = am.get(k);
-    if (o === undefined) {
+/**
+ * Atoms whose membership differs between two signatures (`changed`), and those only in `b`
+ * (`gained`), written into the given arrays (emptied first; order unspecified). Both member
+ * lists are sorted (signatureOf): a named-port member `atom=values` sorts among the other members
+ * exactly where its atom's other values would (every string between two of them starts with
+ * `atom=`), so one merge walk pairs the members of each atom without a map.
+ */
+export function memberDiff(a: string[], b: string[], changed: string[], gained: string[]): void {
+  changed.length = 0;
+  gained.length = 0;
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length) {
+      changed.push(memberAtom(a[i++]!));
+      continue;
+    }
+    if (i >= a.length) {
+      const k = memberAtom(b[j++]!);
       gained.push(k);
       changed.push(k);
-    } else if (o !== m) changed.push(k);
+      continue;
+    }
+    const x = a[i]!;
+    const y = b[j]!;
+    if (x === y) {
+      i++;
+      j++;
+      continue;
+    }
+    const ax = memberAtom(x);
+    const ay = memberAtom(y);
+    if (ax === ay) {
+      changed.push(ax);
+      i++;
+      j++;
+    } else if (x < y) {
+      changed.push(ax);
+      i++;
+    } else {
+      gained.push(ay);
+      changed.push(ay);
+      j++;
+    }
   }
-  for (const k of am.keys()) if (!bm.has(k)) changed.push(k);
-  return { changed, gained };
 }
 
 /** A 53-bit number from two 32-bit hashes (a Map key without string allocation). */

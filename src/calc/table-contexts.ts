@@ -310,6 +310,8 @@ export class TableContexts {
         }
       }
     };
+    const changed: string[] = [];
+    const gained: string[] = [];
     // Additions first: an address that moved from class A to a new class B keeps A's rows in every
     // table that uses none of the atoms A and B differ in (no re-evaluation, just a projection
     // entry); A's removal then never empties a group that B refills.
@@ -322,7 +324,7 @@ export class TableContexts {
         for (let i = 0; i < out.length; i++) this.ctxClassAdded(out[i]!, id);
         continue;
       }
-      const { changed, gained } = memberDiff(aMembers, b.members);
+      memberDiff(aMembers, b.members, changed, gained);
       liveWith(aMembers, gained);
       for (let i = 0; i < out.length; i++) {
         const ctx = out[i]!;

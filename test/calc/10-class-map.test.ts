@@ -6,6 +6,7 @@
  */
 import t from 'tap';
 import { ClassRowsMap, SigMemo } from '../../src/calc/class-map';
+import { memberAtom, memberDiff } from '../../src/calc/classes';
 import { rng } from '../../src/testbed/fuzz/random';
 
 function check(m: ClassRowsMap, model: Map<number, string>, universe: number[]): string | undefined {
@@ -153,4 +154,54 @@ t.test('SigMemo behaves as a Map for 53-bit keys, colliding low bits included', 
   t.throws(() => m.set(-1, 'x'), RangeError);
   t.throws(() => m.set(2 ** 53, 'x'), RangeError);
   t.equal(m.get(7), undefined);
+});
+
+t.test('memberDiff (a merge of sorted member lists) gives the atoms a map-based diff gives', async (t) => {
+  const rand = rng(20261207);
+  // Atom ids with characters on both sides of '=' (the named-port separator) in sort order.
+  const chars = ['!', '/', '0', '<', '>', 'A', 'a', '~'];
+  const atomId = (): string => {
+    let s = rand() < 0.4 ? 'n:' : rand() < 0.5 ? 's:' : 'c:';
+    const n = 1 + Math.floor(rand() * 3);
+    for (let i = 0; i < n; i++) s += chars[Math.floor(rand() * chars.length)];
+    return s;
+  };
+  const signature = (atoms: string[]): string[] => {
+    const out = new Set<string>();
+    for (const a of atoms) {
+      if (rand() < 0.5) continue;
+      out.add(a.startsWith('n:') ? `${a}=${rand() < 0.5 ? '6:80' : '6:80,17:53'}` : a);
+    }
+    return [...out].sort();
+  };
+  const reference = (a: string[], b: string[]): { changed: string[]; gained: string[] } => {
+    const am = new Map(a.map((m) => [memberAtom(m), m]));
+    const bm = new Map(b.map((m) => [memberAtom(m), m]));
+    const changed: string[] = [];
+    const gained: string[] = [];
+    for (const [k, m] of bm) {
+      const o = am.get(k);
+      if (o === undefined) gained.push(k);
+      if (o !== m) changed.push(k);
+    }
+    for (const k of am.keys()) if (!bm.has(k)) changed.push(k);
+    return { changed: changed.sort(), gained: gained.sort() };
+  };
+  const changed: string[] = [];
+  const gained: string[] = [];
+  let bad = 0;
+  let nonEmpty = 0;
+  for (let run = 0; run < 3000; run++) {
+    const atoms = [...new Set(Array.from({ length: 1 + Math.floor(rand() * 12) }, atomId))];
+    const a = signature(atoms);
+    const b = signature(atoms);
+    memberDiff(a, b, changed, gained);
+    const want = reference(a, b);
+    if (changed.length > 0) nonEmpty++;
+    if (JSON.stringify([[...changed].sort(), [...gained].sort()]) !== JSON.stringify([want.changed, want.gained])) {
+      if (bad++ < 3) t.fail(`memberDiff(${JSON.stringify(a)}, ${JSON.stringify(b)}): ${JSON.stringify([changed, gained])} instead of ${JSON.stringify(want)}`);
+    }
+  }
+  t.equal(bad, 0, 'every random pair diffs as the map-based reference');
+  t.ok(nonEmpty > 1000, `most pairs differ (${nonEmpty} of 3000)`);
 });
