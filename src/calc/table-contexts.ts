@@ -73,8 +73,6 @@ export interface Ctx {
   pred?: Pred;
   /** Dense index of the context (its bit in TableContexts.atomCtxBits). */
   slot: number;
-  /** Scratch stamp of a flush (TableContexts.liveGen): live (assembled before it, not new in it). */
-  live: number;
   /**
    * This flush only: projection changes against the table as last emitted (class → local class),
    * when the table keeps its id (TableContexts.projTouched lists the contexts that have them).
@@ -198,11 +196,6 @@ export class TableContexts {
   private ctxWords = 8;
   private readonly slotCtx: (Ctx | undefined)[] = [];
   private readonly freeCtxSlots: number[] = [];
-  private ctxBitsScratch = new Uint32Array(8);
-  /** Scratch of propagate's walks (the live contexts found for one class). */
-  private readonly scratchCtxs: Ctx[] = [];
-  /** Generation for Ctx.live. */
-  private liveGen = 0;
   private readonly parts = new Map<string, PartRec>();
   /** The contexts that got projection changes in this flush (`Ctx.projAdd` / `projDel`). */
   private readonly projTouched: Ctx[] = [];
@@ -277,79 +270,76 @@ export class TableContexts {
   /** Flush step 4: live tables hear about classes that appeared or disappeared; new tables are built. */
   propagate(newCtxs: Set<string>, addedClasses: Set<number>, removedClasses: Set<number>): void {
     // Live: assembled before this flush and not new in it (new ones are built below).
-    const liveGen = ++this.liveGen;
-    for (const [k, c] of this.ctxs) if (!c.fresh && c.assembled !== undefined && !newCtxs.has(k)) c.live = liveGen;
-    const out = this.scratchCtxs;
-    /**
-     * The live contexts with any atom of these members (into `out`): a class is in a context's
-     * map iff the context has one of the class's atoms, so this finds the tables a class is in
-     * (or may join) without probing every table's map.
-     */
-    const liveWith = (members: string[], more?: string[]): void => {
-      const acc = this.ctxBitsScratch;
-      const words = acc.length;
-      acc.fill(0);
-      for (let i = 0; i < members.length; i++) {
-        const bits = this.atomCtxBits.get(memberAtom(members[i]!));
-        if (bits !== undefined) for (let w = 0; w < words; w++) acc[w] = acc[w]! | bits[w]!;
-      }
-      if (more !== undefined) {
-        for (let i = 0; i < more.length; i++) {
-          const bits = this.atomCtxBits.get(more[i]!);
-          if (bits !== undefined) for (let w = 0; w < words; w++) acc[w] = acc[w]! | bits[w]!;
-        }
-      }
-      out.length = 0;
-      for (let w = 0; w < words; w++) {
-        let x = acc[w]!;
-        while (x !== 0) {
-          const low = x & -x;
-          x ^= low;
-          const ctx = this.slotCtx[w * 32 + 31 - Math.clz32(low)]!;
-          if (ctx.live === liveGen) out.push(ctx);
-        }
-      }
+    const live: Ctx[] = [];
+    for (const [k, c] of this.ctxs) if (!c.fresh && c.assembled !== undefined && !newCtxs.has(k)) live.push(c);
+    const words = this.ctxWords;
+    const orInto = (dst: Uint32Array, at: number, atom: string): void => {
+      const bits = this.atomCtxBits.get(atom);
+      if (bits !== undefined) for (let w = 0; w < words; w++) dst[at + w] = dst[at + w]! | bits[w]!;
     };
+    // Per class, bitsets over context slots (a class is in a context's map iff the context has
+    // one of its atoms): `where` the tables it is in or may join; for a class with a template
+    // (the class its first address came from), `changed` the tables holding an atom whose
+    // membership differs between the two, `gained` those holding an atom only the new class has.
+    const added = [...addedClasses].sort((a, b) => a - b);
+    const removed = [...removedClasses].sort((a, b) => a - b);
+    const addWhere = new Uint32Array(added.length * words);
+    const addChanged = new Uint32Array(added.length * words);
+    const addGained = new Uint32Array(added.length * words);
+    /** The template's id, -1 when the class is computed in each table from scratch. */
+    const template = new Float64Array(added.length).fill(-1);
     const changed: string[] = [];
     const gained: string[] = [];
-    // Additions first: an address that moved from class A to a new class B keeps A's rows in every
-    // table that uses none of the atoms A and B differ in (no re-evaluation, just a projection
-    // entry); A's removal then never empties a group that B refills.
-    for (const id of [...addedClasses].sort((a, b) => a - b)) {
+    for (let k = 0; k < added.length; k++) {
+      const id = added[k]!;
       const b = this.classIndex.classes.get(id)!;
+      const at = k * words;
       const aId = this.classIndex.classTemplate.get(id);
       const aMembers = aId !== undefined && !addedClasses.has(aId) ? (this.classIndex.classes.get(aId)?.members ?? this.classIndex.removedMembers.get(aId)) : undefined;
       if (aId === undefined || aMembers === undefined) {
-        liveWith(b.members);
-        for (let i = 0; i < out.length; i++) this.ctxClassAdded(out[i]!, id);
+        for (const m of b.members) orInto(addWhere, at, memberAtom(m));
         continue;
       }
+      template[k] = aId;
       memberDiff(aMembers, b.members, changed, gained);
-      liveWith(aMembers, gained);
-      for (let i = 0; i < out.length; i++) {
-        const ctx = out[i]!;
-        const rk = ctx.classRows.get(aId);
-        if (rk !== undefined) {
-          const same = !changed.some((a) => ctx.def.atoms.has(a));
-          this.ctxClassAdded(ctx, id, same ? rk : undefined);
-        } else if (gained.some((a) => ctx.def.atoms.has(a))) {
-          this.ctxClassAdded(ctx, id);
-        }
+      for (const m of aMembers) orInto(addWhere, at, memberAtom(m));
+      for (const a of gained) {
+        orInto(addWhere, at, a);
+        orInto(addGained, at, a);
       }
+      for (const a of changed) orInto(addChanged, at, a);
     }
-    for (const id of [...removedClasses].sort((a, b) => a - b)) {
-      const members = this.classIndex.removedMembers.get(id);
-      if (members !== undefined) liveWith(members);
-      else {
-        out.length = 0;
-        for (const c of this.ctxs.values()) if (c.live === liveGen) out.push(c);
+    const remWhere = new Uint32Array(removed.length * words);
+    for (let k = 0; k < removed.length; k++) {
+      const members = this.classIndex.removedMembers.get(removed[k]!);
+      if (members === undefined) remWhere.fill(0xffffffff, k * words, (k + 1) * words);
+      else for (const m of members) orInto(remWhere, k * words, memberAtom(m));
+    }
+    // Table by table (its class map's arrays stay in cache), classes in id order. Additions
+    // first: an address that moved from class A to a new class B keeps A's rows in every table
+    // that uses none of the atoms A and B differ in (no re-evaluation, just a projection entry);
+    // A's removal then never empties a group that B refills.
+    for (const ctx of live) {
+      const w = ctx.slot >>> 5;
+      const bit = 1 << (ctx.slot & 31);
+      for (let k = 0; k < added.length; k++) {
+        const at = k * words + w;
+        if ((addWhere[at]! & bit) === 0) continue;
+        const aId = template[k]!;
+        if (aId === -1) {
+          this.ctxClassAdded(ctx, added[k]!);
+          continue;
+        }
+        const rk = ctx.classRows.get(aId);
+        if (rk !== undefined) this.ctxClassAdded(ctx, added[k]!, (addChanged[at]! & bit) === 0 ? rk : undefined);
+        else if ((addGained[at]! & bit) !== 0) this.ctxClassAdded(ctx, added[k]!);
       }
-      for (let i = 0; i < out.length; i++) {
-        const ctx = out[i]!;
+      for (let k = 0; k < removed.length; k++) {
+        if ((remWhere[k * words + w]! & bit) === 0) continue;
+        const id = removed[k]!;
         if (ctx.classRows.has(id)) this.ctxClassRemoved(ctx, id);
       }
     }
-    out.length = 0;
     this.classIndex.endFlush();
     for (const [k, ctx] of this.ctxs) {
       if (newCtxs.has(k) || ctx.fresh) this.rebuildCtx(ctx, addedClasses, removedClasses);
@@ -423,7 +413,6 @@ export class TableContexts {
       needReassemble: false,
       fresh: true,
       slot: this.freeCtxSlots.pop() ?? this.slotCtx.length,
-      live: 0,
       projAdd: undefined,
       projDel: undefined,
     };
@@ -466,7 +455,6 @@ export class TableContexts {
       wider.set(bits);
       this.atomCtxBits.set(a, wider);
     }
-    this.ctxBitsScratch = new Uint32Array(this.ctxWords);
   }
 
   /** The context's rows of the empty signature, folded on first use. */
