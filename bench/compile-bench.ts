@@ -479,6 +479,9 @@ function main(): void {
     `${median(wall).toFixed(2)} ms wall / ${median(c).toFixed(2)} ms CPU (max ${Math.max(...wall).toFixed(1)} wall)`;
   out(`remote label change, median of ${REPEATS}`, fig(remote, remoteCpu));
   out(`local label change, median of ${REPEATS}`, fig(local, localCpu));
+  // The heavy ones (atoms appearing or vanishing: hundreds of classes) apart: their count and CPU.
+  const heavy = localCpu.filter((c) => c >= 50);
+  out(`  of which heavy (>= 50 ms CPU): n / sum CPU`, `${heavy.length} / ${heavy.reduce((a, c) => a + c, 0).toFixed(0)} ms`);
   out(`policy update (any policy), median of ${REPEATS}`, `${fig(policyMs, policyCpu)}; ${(tablesTouched / REPEATS).toFixed(1)} tables rebuilt/update`);
   if (digest !== undefined) {
     digest.update(JSON.stringify(snap, compiledJson));
