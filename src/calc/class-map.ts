@@ -18,6 +18,15 @@
  * Cost: O(1) expected per operation (ids are hashes, so the low bits spread evenly); memory
  * ~12–24 bytes per entry versus ~40 for a Map<number, string> (plus a heap number per id ≥ 2³¹).
  */
+/** Scratch buffers of ClassRowsMap.sortedById (one sort at a time; grown as needed, never shrunk). */
+const sortScratch = {
+  a: new Uint32Array(1024),
+  av: new Uint32Array(1024),
+  b: new Uint32Array(1024),
+  bv: new Uint32Array(1024),
+  counts: new Uint32Array(2048),
+};
+
 export class ClassRowsMap {
   private ids: Uint32Array;
   private vals: Int32Array;
@@ -161,7 +170,8 @@ export class ClassRowsMap {
       if (!(v >= 0 && v <= 0xffffffff) || !Number.isInteger(v)) throw new RangeError(`ClassRowsMap: value ${v} is not a u32`);
       byKey[k] = v;
     }
-    const { a, av, n } = this.sortedById(byKey);
+    const n = this.sortedById(byKey);
+    const { a, av } = sortScratch;
     const out = new Uint32Array(2 * n);
     for (let i = 0; i < n; i++) {
       out[2 * i] = a[i]!;
@@ -170,10 +180,19 @@ export class ClassRowsMap {
     return out;
   }
 
-  /** Ids and values (value of an entry = byKey[its rows key index]) of the non-zero entries, sorted by id. */
-  private sortedById(byKey: Float64Array): { a: Uint32Array; av: Uint32Array; n: number } {
-    let a = new Uint32Array(this.n);
-    let av = new Uint32Array(this.n);
+  /**
+   * Ids and values (value of an entry = byKey[its rows key index]) of the non-zero entries,
+   * sorted by id, into sortScratch.a / av (valid until the next call); returns their count.
+   */
+  private sortedById(byKey: Float64Array): number {
+    if (sortScratch.a.length < this.n) {
+      const cap = Math.max(this.n, 2 * sortScratch.a.length);
+      sortScratch.a = new Uint32Array(cap);
+      sortScratch.av = new Uint32Array(cap);
+      sortScratch.b = new Uint32Array(cap);
+      sortScratch.bv = new Uint32Array(cap);
+    }
+    let { a, av, b, bv } = sortScratch;
     const ids = this.ids;
     const vals = this.vals;
     let n = 0;
@@ -188,9 +207,7 @@ export class ClassRowsMap {
     }
     // Ids are distinct: a least-significant-digit radix sort on them (three 11-bit digits) gives
     // the order of the ids, in linear time.
-    let b = new Uint32Array(n);
-    let bv = new Uint32Array(n);
-    const counts = new Uint32Array(2048);
+    const counts = sortScratch.counts;
     for (let shift = 0; shift < 33; shift += 11) {
       counts.fill(0);
       for (let i = 0; i < n; i++) counts[(a[i]! >>> shift) & 2047]!++;
@@ -208,7 +225,13 @@ export class ClassRowsMap {
       [a, b] = [b, a];
       [av, bv] = [bv, av];
     }
-    return { a, av, n };
+    // Three passes: the sorted entries are in what was `b`; keep the scratch's names pointing at
+    // the buffers that hold them.
+    sortScratch.a = a;
+    sortScratch.av = av;
+    sortScratch.b = b;
+    sortScratch.bv = bv;
+    return n;
   }
 
   /** The rows keys that at least one class has. */
