@@ -49,6 +49,14 @@ function classPrefix(c: AnyCidr, classId: number): ClassPrefix {
   return isCidr6(c) ? { family: 6, cidr: formatCidr6(c), classId } : { family: 4, cidr: formatCidr4(c), classId };
 }
 
+/** A map's class ids (u32), sorted. */
+function sortedIds(m: Map<number, number>): Uint32Array {
+  const ids = new Uint32Array(m.size);
+  let i = 0;
+  for (const k of m.keys()) ids[i++] = k;
+  return ids.sort();
+}
+
 export class Delta {
   /** Prefix node key (cidr4Key) → class id last emitted for it. */
   private readonly prefixes = new Map<string, number>();
@@ -130,14 +138,15 @@ export class Delta {
       if (quiet) continue;
       const add = ctx.projAdd;
       const del = ctx.projDel;
+      // Class ids sorted as a typed array (numeric order, no comparator calls, no [id, lc] pairs).
       if (add !== undefined && add.size > 0) {
-        delta.projectionAdded.push({
-          tableId: id,
-          entries: [...add].sort((a, b) => a[0] - b[0]).map(([globalClass, localClass]) => ({ globalClass, localClass })),
-        });
+        const ids = sortedIds(add);
+        const entries: { globalClass: number; localClass: number }[] = new Array(ids.length);
+        for (let i = 0; i < ids.length; i++) entries[i] = { globalClass: ids[i]!, localClass: add.get(ids[i]!)! };
+        delta.projectionAdded.push({ tableId: id, entries });
       }
       if (del !== undefined && del.size > 0) {
-        delta.projectionRemoved.push({ tableId: id, globalClasses: [...del.keys()].sort((a, b) => a - b) });
+        delta.projectionRemoved.push({ tableId: id, globalClasses: Array.from(sortedIds(del)) });
       }
     }
     delta.tablesRemoved.sort();
