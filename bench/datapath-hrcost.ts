@@ -24,7 +24,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { SingleNode, type Workload } from '../src/testbed';
 import { uniquePinRoot, removePinRoot } from '../src/testbed/wep-harness';
-import { loadWep, type WepDatapath } from '../src/dataplane/bpf/loader';
+import { loadWep, mapOps, type WepDatapath } from '../src/dataplane/bpf/loader';
+import { PolicyDataplane } from '../src/dataplane/bpf/policy-sync';
+import { CalcGraph } from '../src/calc';
 import { flowPacket } from '../src/dataplane/bpf/packet';
 import { TcAction } from '../src/dataplane/native';
 import { ns, policySet, wep } from './datapath-policies';
@@ -94,7 +96,13 @@ async function main(): Promise<void> {
       const dp = await loadWep({ pinRoot, events: false, ctMaxEntries: 262144, hostRouting: 'auto', objectDir: v.dir });
       dps.push(dp);
       if (!dp.hostRouting.active) throw new Error(`host routing is not active for ${v.name}: ${dp.hostRouting.reason}`);
-      topo.program(dp, resources);
+      // Test runs need no attachment: the maps only (programWorkloads' steps without tcAttach).
+      const byIface = new Map([w.server, w.client].map((x) => [x.hostIf, x.ifindex]));
+      const pd = new PolicyDataplane({ ...dp.policyMaps, cls4: mapOps(dp.maps.cls4!), cls6: mapOps(dp.maps.cls6!) }, (e) => byIface.get(e.interfaceName ?? ''));
+      const graph = new CalcGraph({ nodeName: 'node1' });
+      for (const r of resources) graph.onUpdate(r);
+      graph.flush();
+      pd.applySnapshot(graph.snapshot());
     }
     const ctx = { client: skbCtx(w.client.ifindex), server: skbCtx(w.server.ifindex) };
     const run = (dp: WepDatapath, from: 'client' | 'server', pkt: Buffer, repeat = 1): number => {

@@ -128,7 +128,7 @@ static __always_inline void count_ep_packet(__u32 ifindex, __u32 slot, __u8 dir,
  * destination workload too (lib/host_route6.h), as wep_judge for IPv4.
  */
 static __always_inline int wep_judge6(struct __sk_buff *skb, __u32 ifindex, __u32 dir, __u32 ep_id,
-				      __u32 table, bool again, struct ct6_ctx *c)
+				      __u32 table, bool again, struct ct6_ctx *c, struct hr_dst *h)
 {
 	struct wep_scratch *sc;
 	struct tortie_pkt *p;
@@ -187,7 +187,8 @@ static __always_inline int wep_judge6(struct __sk_buff *skb, __u32 ifindex, __u3
 	}
 	if (v->nlog && ev_budget(ifindex, v->nlog < TORTIE_MAX_LOG_RULES ? v->nlog : TORTIE_MAX_LOG_RULES, true))
 		log_hits(v, ifindex, ep_id, dir, p);
-	if (dir == TORTIE_DIR_EGRESS) {
+	/* A packet host routing forwards to a local workload is not for the node (hr_skips_host). */
+	if (dir == TORTIE_DIR_EGRESS && !hr_skips_host(skb, p->daddr6, true, h)) {
 		ret = host_from_wep6(skb, p);
 		if (ret < 0)
 			return ret;
@@ -214,7 +215,8 @@ static __always_inline bool wep_ep(__u32 ifindex, const struct tortie_endpoint *
  * path tortie_from_wep runs it for the destination too, `again` with the source's parse and
  * conntrack context, as wep_judge). Returns TORTIE_FORWARD or a drop reason. */
 static __always_inline int wep6_judge_ep(struct __sk_buff *skb, __u32 ifindex, __u8 dir, bool again,
-					 const struct tortie_endpoint *known, struct ct6_ctx *c, __u32 *slot)
+					 const struct tortie_endpoint *known, struct ct6_ctx *c, __u32 *slot,
+					 struct hr_dst *h)
 {
 	struct tortie_endpoint ep;
 
@@ -225,7 +227,7 @@ static __always_inline int wep6_judge_ep(struct __sk_buff *skb, __u32 ifindex, _
 		return DROP_ENDPOINT_DISABLED;
 	if (skb->vlan_present)
 		return DROP_VLAN;
-	return wep_judge6(skb, ifindex, dir, ep.id, ep.table[dir & 1], again, c);
+	return wep_judge6(skb, ifindex, dir, ep.id, ep.table[dir & 1], again, c, h);
 }
 
 /* The same, counted: tortie_to_wep, and the host-routed path for the destination. */
@@ -233,7 +235,7 @@ static __always_inline int wep6_point(struct __sk_buff *skb, __u32 ifindex, __u8
 				      const struct tortie_endpoint *known, struct ct6_ctx *c)
 {
 	__u32 len = skb->len, slot = 0;
-	int ret = wep6_judge_ep(skb, ifindex, dir, again, known, c, &slot);
+	int ret = wep6_judge_ep(skb, ifindex, dir, again, known, c, &slot, NULL);
 
 	count_ep_packet(ifindex, slot, dir, ret, len);
 	return ret < 0 ? TC_ACT_SHOT : TC_ACT_OK;
@@ -252,7 +254,7 @@ static __always_inline int wep6_point(struct __sk_buff *skb, __u32 ifindex, __u8
  */
 static __always_inline int wep_judge(struct __sk_buff *skb, __u32 ifindex, __u8 dir, bool again,
 				     const struct tortie_endpoint *known, struct tortie_pkt *p,
-				     struct ct_ctx *ct, bool *ip4, __u32 *slot)
+				     struct ct_ctx *ct, bool *ip4, __u32 *slot, struct hr_dst *h)
 {
 	struct tortie_endpoint ep;
 	struct tortie_verdict verdict;
@@ -317,7 +319,8 @@ static __always_inline int wep_judge(struct __sk_buff *skb, __u32 ifindex, __u8 
 	if (verdict.nlog && ev_budget(ifindex, verdict.nlog < TORTIE_MAX_LOG_RULES ? verdict.nlog : TORTIE_MAX_LOG_RULES, true))
 		log_hits(&verdict, ifindex, ep.id, dir, p);
 	/* Before the commit: a refused flow leaves no state that would pass its next packet. */
-	if (dir == TORTIE_DIR_EGRESS) {
+	/* Not for the node when host routing forwards it to a local workload (hr_skips_host). */
+	if (dir == TORTIE_DIR_EGRESS && !hr_skips_host(skb, &p->daddr, false, h)) {
 		ret = host_from_wep(skb, p);
 		if (ret < 0)
 			return ret;
@@ -339,7 +342,7 @@ static __always_inline int wep_to(struct __sk_buff *skb, __u32 ifindex, bool aga
 	__u32 len = skb->len, slot = 0;
 	int ret;
 
-	ret = wep_judge(skb, ifindex, TORTIE_DIR_INGRESS, again, known, p, ct, &ip4, &slot);
+	ret = wep_judge(skb, ifindex, TORTIE_DIR_INGRESS, again, known, p, ct, &ip4, &slot, NULL);
 	count_ep_packet(ifindex, slot, TORTIE_DIR_INGRESS, ret, len);
 	return ret;
 }
@@ -356,6 +359,8 @@ int tortie_from_wep(struct __sk_buff *skb)
 		struct ct_ctx v4;
 		struct ct6_ctx v6;
 	} ct;
+	/* The local workload the packet is for, looked up once (lib/host_route.h, hr_dst). */
+	struct hr_dst hd = { .done = false };
 	bool ip4 = false, via_fib = false;
 	int ret, act = TC_ACT_OK;
 	__u32 dst = 0;
@@ -368,15 +373,15 @@ int tortie_from_wep(struct __sk_buff *skb)
 	ct.v4.entry = NULL;
 	ct.v6.entry = NULL;
 	if (v6) {
-		ret = wep6_judge_ep(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &ct.v6, &slot);
+		ret = wep6_judge_ep(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &ct.v6, &slot, &hd);
 		if (ret == TORTIE_FORWARD)
-			act = hr6_route(skb, &dst, &dst_ep, &via_fib);
+			act = hr6_route(skb, &hd, &dst, &dst_ep, &via_fib);
 	} else {
 		__builtin_memset(&sc->pkt, 0, sizeof(sc->pkt));
-		ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &sc->pkt, &ct.v4, &ip4, &slot);
+		ret = wep_judge(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &sc->pkt, &ct.v4, &ip4, &slot, &hd);
 		if (ret == TORTIE_FORWARD && ip4) {
 			/* A local workload first: it needs neither the remote-route lookup nor the fib. */
-			act = hr_local(skb, &dst, &dst_ep);
+			act = hr_local(skb, &hd, &dst, &dst_ep);
 			if (act == 0)
 				act = encap_from_wep(skb, sc->pkt.daddr);
 			else if (act > 0)

@@ -184,10 +184,73 @@ static __always_inline bool hr_fits(struct __sk_buff *skb, __u32 ifindex)
 }
 
 /*
+ * The local workload a packet from a workload is for, looked up once per packet (both families):
+ * tortie_epdst_v1 at the destination address, checked against tortie_ep_v1 (ep_dst_live), not the
+ * sender's own cali*, the packet within that cali*'s MTU. `ep` is set when all hold; then, with
+ * a TTL / hop limit above 1, hr_local (hr6_route) forwards the packet to that workload itself and
+ * never to the node, so the source's egress point needs no fib lookup to know that a new flow
+ * there is not for the node (hr_skips_host). Map value pointers: on the stack only.
+ */
+struct hr_dst {
+	const struct tortie_ep_dst *d;
+	const struct tortie_endpoint *ep;
+	bool done; /* looked up (d, ep hold the answer) */
+};
+
+static __always_inline const struct tortie_endpoint *hr_dst_find(struct __sk_buff *skb, const void *daddr, bool v6, struct hr_dst *h)
+{
+	const struct tortie_ep_dst *d;
+
+	if (h->done)
+		return h->ep;
+	h->done = true;
+	h->ep = NULL;
+	d = v6 ? ep_dst6(daddr) : ep_dst4(*(const __be32 *)daddr);
+	h->d = d;
+	if (!d || d->ifindex == skb->ifindex)
+		return NULL;
+	h->ep = ep_dst_live(d);
+	if (h->ep && !hr_fits(skb, d->ifindex))
+		h->ep = NULL;
+	return h->ep;
+}
+
+/* The TTL (IPv4) or hop limit (IPv6) of the packet at ETH_HLEN, 0 if unreadable. */
+static __always_inline __u8 hr_hops(struct __sk_buff *skb, bool v6)
+{
+	__u32 off = ETH_HLEN + (v6 ? offsetof(struct ipv6hdr, hop_limit) : offsetof(struct iphdr, ttl));
+	void *d = ctx_data(skb), *e = ctx_data_end(skb);
+	__u8 hops = 0;
+
+	if (d + off + 1 <= e)
+		return *(__u8 *)(d + off);
+	if (bpf_skb_load_bytes(skb, off, &hops, 1) < 0)
+		return 0;
+	return hops;
+}
+
+/*
+ * For the source's egress point (host_from_wep, before its commit): is this packet, from a workload
+ * (untagged IP at ETH_HLEN, `daddr` its destination), one that hr_local / hr6_route will forward to
+ * a local workload? Then it cannot be for the node and the to-host check's fib lookup is skipped
+ * (the packet is redirected into the workload, or dropped if its rewrite fails: never passed to
+ * the kernel). The lookup is hr_local's (kept in `h`), so this costs no lookup of its own. False
+ * (do the fib lookup) without host routing, without `h` (the destination's point) or when the
+ * packet will not be redirected so.
+ */
+static __always_inline bool hr_skips_host(struct __sk_buff *skb, const void *daddr, bool v6, struct hr_dst *h)
+{
+	if (!host_routing || !h)
+		return false;
+	return hr_hops(skb, v6) > 1 && hr_dst_find(skb, daddr, v6, h);
+}
+
+/*
  * A local workload by its address, first of all (tortie_from_wep runs it before the IPIP/VXLAN
  * fast path, whose remote-route LPM lookup a local destination does not need): for a packet the
  * source's egress point forwarded (untagged IPv4 at ETH_HLEN). tortie_epdst_v1, checked against
- * tortie_ep_v1 (ep_dst_live), gives the destination's cali* and both MACs without a fib lookup.
+ * tortie_ep_v1 (hr_dst_find, done once per packet: `h`, shared with the source's point), gives the
+ * destination's cali* and both MACs without a fib lookup.
  * Returns 1 when the destination is such a workload (the packet rewritten as forwarded, *local
  * its cali*'s ifindex, *local_ep its endpoint entry: the caller runs the destination's point,
  * then hr_redirect), 0 to go on (encapsulation, then hr_route), < 0 a drop reason (a rewrite
@@ -195,29 +258,27 @@ static __always_inline bool hr_fits(struct __sk_buff *skb, __u32 ifindex)
  * known yet, not a workload of this node), a stale entry, the TTL expiring, a packet over the
  * cali*'s MTU; hr_route's fib then answers for those.
  */
-static __always_inline int hr_local(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep)
+static __always_inline int hr_local(struct __sk_buff *skb, struct hr_dst *h, __u32 *local, const struct tortie_endpoint **local_ep)
 {
 	const struct tortie_endpoint *ep;
 	const struct tortie_ep_dst *d;
 	struct iphdr ip;
-	__u32 out;
 	int ret;
 
 	if (!host_routing)
 		return 0;
 	if (hr_load_l3(skb, &ip) < 0)
 		return 0;
-	d = ep_dst4(ip.daddr);
-	if (!d || d->ifindex == skb->ifindex || ip.ttl <= 1)
+	if (ip.ttl <= 1)
 		return 0;
-	out = d->ifindex;
-	ep = ep_dst_live(d);
-	if (!ep || !hr_fits(skb, out))
+	ep = hr_dst_find(skb, &ip.daddr, false, h);
+	d = h->d;
+	if (!ep || !d)
 		return 0;
 	ret = hr_rewrite(skb, &ip, d->mac, d->host_mac);
 	if (ret < 0)
 		return ret;
-	*local = out;
+	*local = d->ifindex;
 	*local_ep = ep;
 	return 1;
 }

@@ -75,7 +75,7 @@ static __always_inline int hr6_rewrite(struct __sk_buff *skb, const struct ipv6h
  * as forwarded and the caller runs the destination's IPv6 point, then hr_redirect(*local,
  * TORTIE_HR_V6).
  */
-static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local, const struct tortie_endpoint **local_ep, bool *via_fib)
+static __always_inline int hr6_route(struct __sk_buff *skb, struct hr_dst *h, __u32 *local, const struct tortie_endpoint **local_ep, bool *via_fib)
 {
 	const struct tortie_netcfg *cfg;
 	const struct tortie_endpoint *ep;
@@ -90,19 +90,19 @@ static __always_inline int hr6_route(struct __sk_buff *skb, __u32 *local, const 
 		return TC_ACT_OK;
 	if (hr_load_l3(skb, &ip6) < 0)
 		return TC_ACT_OK;
-	/* A local workload by its address, without the fib (lib/host_route.h's hr_local). */
-	d = ep_dst6(&ip6.daddr);
-	if (d && d->ifindex != skb->ifindex && ip6.hop_limit > 1) {
-		out = d->ifindex;
-		ep = ep_dst_live(d);
-		if (ep && hr_fits(skb, out)) {
+	/* A local workload by its address, without the fib (lib/host_route.h's hr_local; the lookup
+	 * is hr_dst_find's, shared with the source's point). */
+	if (ip6.hop_limit > 1) {
+		ep = hr_dst_find(skb, &ip6.daddr, true, h);
+		d = h->d;
+		if (ep && d) {
 			ret = hr6_rewrite(skb, &ip6, NULL);
 			if (ret < 0)
 				return ret;
 			ret = hr_set_macs(skb, d->mac, d->host_mac);
 			if (ret < 0)
 				return ret;
-			*local = out;
+			*local = d->ifindex;
 			*local_ep = ep;
 			return TC_ACT_OK;
 		}
