@@ -57,13 +57,29 @@ static __always_inline __u16 hr6_wire_len(struct __sk_buff *skb, const struct ip
 }
 
 /* Forwarding without the kernel: the hop limit (not in any checksum; skb->csum kept right for
- * CHECKSUM_COMPLETE) and, when the fib resolved the next hop, its MACs. */
+ * CHECKSUM_COMPLETE) and, when the fib resolved the next hop, its MACs. The hop limit is written
+ * in place where the header is linear (always, short of a malformed packet; lib/host_route.h's
+ * unclone prologue made the head writable), and the change of its 16-bit word (next header, hop
+ * limit: at an even offset from the frame's start, where skb->csum begins on tc ingress) added
+ * to a CHECKSUM_COMPLETE skb->csum by bpf_csum_update (a no-op for any other skb): what
+ * bpf_skb_store_bytes with BPF_F_RECOMPUTE_CSUM does, without its call, which stays the fallback. */
 static __always_inline int hr6_rewrite(struct __sk_buff *skb, const struct ipv6hdr *ip6, const struct bpf_fib_lookup *fib)
 {
+	void *d = ctx_data(skb), *e = ctx_data_end(skb);
+	struct ipv6hdr *pip6 = d + HR6_L3_OFF;
 	__u8 hl = ip6->hop_limit - 1;
+	__u16 old_w, new_w;
 
-	if (bpf_skb_store_bytes(skb, HR6_L3_OFF + offsetof(struct ipv6hdr, hop_limit), &hl, 1, BPF_F_RECOMPUTE_CSUM) < 0)
+	_Static_assert(__builtin_offsetof(struct ipv6hdr, hop_limit) == __builtin_offsetof(struct ipv6hdr, nexthdr) + 1 &&
+		       (HR6_L3_OFF + __builtin_offsetof(struct ipv6hdr, nexthdr)) % 2 == 0, "IPv6 header layout");
+	if ((void *)(pip6 + 1) <= e) {
+		__builtin_memcpy(&old_w, &pip6->nexthdr, 2);
+		pip6->hop_limit = hl;
+		__builtin_memcpy(&new_w, &pip6->nexthdr, 2);
+		bpf_csum_update(skb, (__u32)(__u16)~old_w + new_w);
+	} else if (bpf_skb_store_bytes(skb, HR6_L3_OFF + offsetof(struct ipv6hdr, hop_limit), &hl, 1, BPF_F_RECOMPUTE_CSUM) < 0) {
 		return DROP_FWD_TTL;
+	}
 	return fib ? hr_set_macs(skb, fib->dmac, fib->smac) : 0;
 }
 
