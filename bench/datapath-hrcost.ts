@@ -2,7 +2,7 @@
  * Per-packet cost of a whole connection on the BPF host-routed path (bpf/lib/host_route.h,
  * host_route6.h), with BPF_PROG_TEST_RUN: every packet of a short TCP connection (SYN, SYN-ACK,
  * ACK, request, response, FIN-ACK, FIN-ACK, ACK, as wrk against nginx with `Connection: close`)
- * run through tortie_from_wep of its sender's cali*, which judges it at the source's point, finds
+ * (the SYN and SYN-ACK with Linux's options) run through tortie_from_wep of its sender's cali*, which judges it at the source's point, finds
  * the destination workload by its address, rewrites it and judges it at the destination's point
  * (every packet must come back TC_ACT_REDIRECT: the peer redirect), in a namespace of this run's
  * own (a SingleNode with two dual-stack workloads, 1,000 policies × 5 rules selecting the server).
@@ -27,7 +27,7 @@ import { uniquePinRoot, removePinRoot } from '../src/testbed/wep-harness';
 import { loadWep, mapOps, type WepDatapath } from '../src/dataplane/bpf/loader';
 import { PolicyDataplane } from '../src/dataplane/bpf/policy-sync';
 import { CalcGraph } from '../src/calc';
-import { flowPacket } from '../src/dataplane/bpf/packet';
+import { ETH_P, eth, eth6, flowPacket, ipv4, tcp } from '../src/dataplane/bpf/packet';
 import { TcAction } from '../src/dataplane/native';
 import { ns, policySet, wep } from './datapath-policies';
 import { median } from './lib/stats';
@@ -59,6 +59,13 @@ function skbCtx(ifindex: number): Buffer {
 
 const STEPS = ['SYN', 'SYN-ACK', 'ACK', 'request', 'response', 'FIN server', 'FIN client', 'last ACK'] as const;
 
+/** A SYN or SYN-ACK as Linux sends it: MSS, SACK permitted, timestamps, NOP, window scale 7. */
+function synPacket(src: string, dst: string, sport: number, dport: number, flags: string, seq: number, ack: number): Buffer {
+  const l4 = tcp({ sport, dport, flags, seq, ack, doff: 10 });
+  Buffer.from([2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0x10, 0, 0, 0, 0, 0, 1, 3, 3, 7]).copy(l4, 20);
+  return src.includes(':') ? eth6({ src, dst, proto: 6 }, l4) : eth({ ethertype: ETH_P.IPV4 }, ipv4({ src, dst, proto: 6 }, l4));
+}
+
 /** One connection's packets, each with the side that sends it. */
 function connection(fam: 4 | 6, sport: number): { from: 'client' | 'server'; pkt: Buffer }[] {
   const c = IP.client[fam === 4 ? 0 : 1], s = IP.server[fam === 4 ? 0 : 1];
@@ -67,7 +74,7 @@ function connection(fam: 4 | 6, sport: number): { from: 'client' | 'server'; pkt
   const sc = (flags: string, seq: number, ack: number, payload?: Buffer) =>
     ({ from: 'server' as const, pkt: flowPacket({ src: s, dst: c, proto: 6, sport: HTTP, dport: sport, flags, seq, ack, payload }) });
   return [
-    cs('S', 1000, 0), sc('SA', 5000, 1001), cs('A', 1001, 5001), cs('PA', 1001, 5001, Buffer.alloc(80)),
+    { from: 'client', pkt: synPacket(c, s, sport, HTTP, 'S', 1000, 0) }, { from: 'server', pkt: synPacket(s, c, HTTP, sport, 'SA', 5000, 1001) }, cs('A', 1001, 5001), cs('PA', 1001, 5001, Buffer.alloc(80)),
     sc('PA', 5001, 1081, Buffer.alloc(200)), sc('FA', 5201, 1081), cs('FA', 1081, 5202), sc('A', 5202, 1082),
   ];
 }
