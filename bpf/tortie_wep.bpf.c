@@ -372,6 +372,8 @@ int tortie_from_wep(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	ct.v4.entry = NULL;
 	ct.v6.entry = NULL;
+	ct.v4.keyed = false;
+	ct.v6.keyed = false;
 	if (v6) {
 		ret = wep6_judge_ep(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &ct.v6, &slot, &hd);
 		if (ret == TORTIE_FORWARD)

@@ -105,6 +105,7 @@ struct ct_ctx {
 	__u64 now;      /* the lookup's clock (ct_now); ct_commit stamps with it */
 	bool src_is_a;
 	bool init_dir;  /* packet travels initiator -> responder */
+	bool keyed;     /* key, now and src_is_a are this packet's (a lookup made them) */
 };
 
 static __always_inline __u64 ct_timeout(__u8 state)
@@ -229,6 +230,7 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 	c->now = now;
 	ct4_key_make(&c->key, pkt->saddr, pkt->daddr, pkt->ct_sport, pkt->ct_dport, pkt->proto, &c->src_is_a);
 	ct4_key_mark_echo(&c->key, c->src_is_a, pkt->echo);
+	c->keyed = true;
 	c->entry = NULL;
 	if (pkt->icmp_err && ct_icmp_related(pkt, dir, now))
 		return CT_RELATED;
@@ -246,14 +248,25 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
  * same program run): the source's lookup left the flow's key in `c` and, when it found a live
  * entry, the entry itself, which this run still holds (same tuple, same RCU section, and an entry
  * is only replaced when no live one was found). Judges that entry at this point without a second
- * hash lookup; otherwise (no entry then, or an ICMP error, whose related check is per point)
- * looks up as ct_lookup does.
+ * hash lookup. No entry then (a new flow: the source's point has just created it, or refused it):
+ * looks the same key up again, at the same clock, as ct_lookup would for this packet. An ICMP
+ * error (its related check is per point), an untracked packet, or no key made by the source's
+ * point (`keyed`: it passed the packet before its lookup): ct_lookup itself.
  */
 static __always_inline enum ct_result ct_lookup_again(const struct tortie_pkt *pkt, __u8 dir, struct ct_ctx *c)
 {
-	if (!c->entry || pkt->icmp_err || pkt->untracked)
+	struct tortie_ct_value *v;
+
+	if (pkt->icmp_err || pkt->untracked || !c->keyed)
 		return ct_lookup(pkt, dir, c);
-	return ct_entry_judge(pkt, dir, c->entry, c->src_is_a, &c->init_dir, c->now);
+	v = c->entry;
+	if (!v) {
+		v = bpf_map_lookup_elem(&tortie_ct4_v3, &c->key);
+		if (!v || !ct_live(v, c->now) || ct_tcp_reopens(v, pkt))
+			return CT_NEW;
+		c->entry = v;
+	}
+	return ct_entry_judge(pkt, dir, v, c->src_is_a, &c->init_dir, c->now);
 }
 
 /*
@@ -350,6 +363,7 @@ struct ct6_ctx {
 	__u64 now;
 	bool src_is_a;
 	bool init_dir;
+	bool keyed;
 };
 
 static __always_inline const __be32 *ct6_owner(const struct tortie_ct6_key *k, __u64 flags)
@@ -399,6 +413,7 @@ static __always_inline enum ct_result ct6_lookup(const struct tortie_pkt *pkt, _
 	c->now = now;
 	ct6_key_make(&c->key, pkt->saddr6, pkt->daddr6, pkt->ct_sport, pkt->ct_dport, pkt->proto, &c->src_is_a);
 	ct6_key_mark_echo(&c->key, c->src_is_a, pkt->echo);
+	c->keyed = true;
 	c->entry = NULL;
 	if (pkt->icmp_err && ct6_icmp_related(pkt, dir, now))
 		return CT_RELATED;
@@ -414,9 +429,18 @@ static __always_inline enum ct_result ct6_lookup(const struct tortie_pkt *pkt, _
 /* ct_lookup_again for IPv6. */
 static __always_inline enum ct_result ct6_lookup_again(const struct tortie_pkt *pkt, __u8 dir, struct ct6_ctx *c)
 {
-	if (!c->entry || pkt->icmp_err || pkt->untracked)
+	struct tortie_ct_value *v;
+
+	if (pkt->icmp_err || pkt->untracked || !c->keyed)
 		return ct6_lookup(pkt, dir, c);
-	return ct_entry_judge(pkt, dir, c->entry, c->src_is_a, &c->init_dir, c->now);
+	v = c->entry;
+	if (!v) {
+		v = bpf_map_lookup_elem(&tortie_ct6_v1, &c->key);
+		if (!v || !ct_live(v, c->now) || ct_tcp_reopens(v, pkt))
+			return CT_NEW;
+		c->entry = v;
+	}
+	return ct_entry_judge(pkt, dir, v, c->src_is_a, &c->init_dir, c->now);
 }
 
 /* ct_commit for IPv6: the same quota (ct_quota) per workload address, counted in tortie_ctq6_v1. */

@@ -479,9 +479,25 @@ static __always_inline void parse_icmp6_inner(struct __sk_buff *skb, __u32 off, 
 	pkt->icmp_err = 1;
 }
 
+/* `len` (a constant: 8 or 20) bytes of the upper-layer header at `off` into `to`: in place where
+ * the head holds them (always without extension headers, short of a malformed packet), else with
+ * bpf_skb_load_bytes. 0 or < 0 as bpf_skb_load_bytes. */
+#define parse6_l4(skb, off, to, len)                                                           \
+	({                                                                                      \
+		void *_d = ctx_data(skb), *_e = ctx_data_end(skb);                            \
+		__u32 _o = (off);                                                               \
+		long _r = 0;                                                                    \
+		if (_o < 1024 && _d + _o + (len) <= _e)                                        \
+			__builtin_memcpy((to), _d + _o, (len));                                \
+		else                                                                            \
+			_r = bpf_skb_load_bytes(skb, _o, (to), (len));                         \
+		_r;                                                                             \
+	})
+
 /*
- * The IPv6 header at `off` and its extension headers; the upper-layer header is read with
- * bpf_skb_load_bytes (it may sit past the linear head behind long extension headers). Bounds
+ * The IPv6 header at `off` and its extension headers; the upper-layer header is read in place
+ * where the head holds it, else with bpf_skb_load_bytes (it may sit past the linear head behind
+ * long extension headers: parse6_l4). Bounds
  * are the payload length's, never the frame's (Ethernet padding is ignored); a payload length
  * past the frame is DROP_BAD_TOTLEN. A first fragment must hold the whole header chain and the
  * upper-layer header (RFC 7112), else DROP_FRAG_TINY.
@@ -532,7 +548,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct tortie_pkt *
 	case IPPROTO_TCP: {
 		__u32 doff;
 
-		if (tot < 20 || bpf_skb_load_bytes(skb, w.off, l4, 20) < 0)
+		if (tot < 20 || parse6_l4(skb, w.off, l4, 20) < 0)
 			return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
 		doff = (l4[12] >> 4) * 4;
 		if (doff < 20 || doff > tot)
@@ -553,7 +569,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct tortie_pkt *
 	case IPPROTO_SCTP: {
 		__u32 need = w.nh == IPPROTO_SCTP ? 12 : 8;
 
-		if (tot < need || bpf_skb_load_bytes(skb, w.off, l4, 8) < 0)
+		if (tot < need || parse6_l4(skb, w.off, l4, 8) < 0)
 			return pkt->frag ? DROP_FRAG_TINY : DROP_TRUNC_L4;
 		pkt->sport = ((__u16)l4[0] << 8) | l4[1];
 		pkt->dport = ((__u16)l4[2] << 8) | l4[3];
