@@ -308,6 +308,36 @@ for (const F of FAMILIES) {
     t.equal(h.run('to', seg(PEER, EP, 80, Q, 'PA', 90001 + 60000, 5001, { len: 1000 })).reason, R.FORWARD, 'inside the unscaled 64 KiB window');
     t.equal(F.ctEntry(h, [EP, Q], [PEER, 80], PROTO.TCP)?.state, CtState.ESTABLISHED, 'ESTABLISHED');
   });
+
+  t.test(`${F.label}: TCP: a SYN's window scale, read in place for Linux's own option layout and walked for any other`, async (t) => {
+    const h = await WepHarness.create(`hwso${F.v}`);
+    t.teardown(() => h.close());
+    h.setEndpoint([H(EP)], allowAll('i000000000000113', 'ingress'), allowAll('e000000000000113', 'egress'));
+    const ts = [8, 10, 0, 0, 0x10, 0, 0, 0, 0, 0];
+    // Options (padded to a multiple of 4 with End-of-Options) -> the stored shift + 1 (0: none).
+    const cases: [string, number[], number][] = [
+      ["Linux's layout (MSS, SACK permitted, timestamps, NOP, window scale 7)", [2, 4, 5, 0xb4, 4, 2, ...ts, 1, 3, 3, 7], 8],
+      ["Linux's layout, shift 0", [2, 4, 5, 0xb4, 4, 2, ...ts, 1, 3, 3, 0], 1],
+      ["Linux's layout, shift 20 (taken as 14)", [2, 4, 5, 0xb4, 4, 2, ...ts, 1, 3, 3, 20], 15],
+      ['the same options in another order', [2, 4, 5, 0xb4, 1, 3, 3, 9, 4, 2, ...ts], 10],
+      ["Linux's layout up to the timestamps, then NOPs: no window scale", [2, 4, 5, 0xb4, 4, 2, ...ts, 1, 1, 1, 1], 0],
+      ['a window scale option of the wrong length where Linux puts it', [2, 4, 5, 0xb4, 4, 2, ...ts, 1, 3, 4, 7], 0],
+      ['a timestamp option of length 9, the window scale after it found by the walk', [2, 4, 5, 0xb4, 4, 2, 8, 9, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 6, 0], 7],
+      ['End-of-Options before a window scale', [2, 4, 5, 0xb4, 0, 0, 0, 0, 1, 3, 3, 5], 0],
+    ];
+    let port = 43100;
+    for (const [what, opts, want] of cases) {
+      const o = [...opts];
+      while (o.length % 4) o.push(0);
+      const th = tcp({ sport: port, dport: 80, flags: 'S', seq: 5000, doff: 5 + o.length / 4 });
+      Buffer.from(o).copy(th, 20);
+      t.equal(h.run('from', F.frame(EP, PEER, PROTO.TCP, th)).reason, R.FORWARD, `${what}: SYN forwarded`);
+      const e = F.ctEntry(h, [EP, port], [PEER, 80], PROTO.TCP)!;
+      const mine = Number(e.flags) & CTF.A_IS_INIT ? e.wscale & 0x0f : e.wscale >> 4;
+      t.equal(mine, want, `${what}: stored ${want ? `shift ${want - 1}` : 'no window scale'}`);
+      port++;
+    }
+  });
 }
 
 // IPv4's own: options and quoted later fragments (their IPv6 forms: datapath/25, 26).
