@@ -28,6 +28,7 @@
  */
 #define TORTIE_CTX_SKB
 #define TORTIE_PARSE_V6_APART
+#define TORTIE_PARSE_IN_PLACE 1
 #include "lib/ctx.h"
 #include "lib/parse.h"
 #include "lib/endpoint.h"

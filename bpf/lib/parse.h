@@ -405,6 +405,13 @@ done:
 }
 
 
+/* The in-place reads below (parse_tcp_wscale, parse6_l4) are for the programs that define
+ * TORTIE_PARSE_IN_PLACE 1 (tortie_wep); elsewhere the helper reads as before: the uplink's egress
+ * program is near the verifier's complexity limit, and their extra branches took it over. */
+#ifndef TORTIE_PARSE_IN_PLACE
+#define TORTIE_PARSE_IN_PLACE 0
+#endif
+
 #ifdef TORTIE_CTX_SKB
 /*
  * A SYN's window scale option (the TCP header at l4off, `doff` bytes long) as tcp_wscale:
@@ -419,7 +426,7 @@ static __always_inline __u8 parse_tcp_wscale(struct __sk_buff *skb, __u32 l4off,
 	__u8 *opt;
 	__u64 o;
 
-	if (doff == 40 && l4off < 256) {
+	if (TORTIE_PARSE_IN_PLACE && doff == 40 && l4off < 256) {
 		opt = d + l4off + 20;
 		if ((void *)(opt + 20) <= e && opt[0] == 2 && opt[1] == 4 && opt[4] == 4 && opt[5] == 2 &&
 		    opt[6] == 8 && opt[7] == 10 && opt[16] == 1 && opt[17] == 3 && opt[18] == 3) {
@@ -487,7 +494,7 @@ static __always_inline void parse_icmp6_inner(struct __sk_buff *skb, __u32 off, 
 		void *_d = ctx_data(skb), *_e = ctx_data_end(skb);                            \
 		__u32 _o = (off);                                                               \
 		long _r = 0;                                                                    \
-		if (_o < 1024 && _d + _o + (len) <= _e)                                        \
+		if (TORTIE_PARSE_IN_PLACE && _o < 1024 && _d + _o + (len) <= _e)              \
 			__builtin_memcpy((to), _d + _o, (len));                                \
 		else                                                                            \
 			_r = bpf_skb_load_bytes(skb, _o, (to), (len));                         \
