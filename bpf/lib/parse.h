@@ -405,39 +405,14 @@ done:
 }
 
 
-/* The in-place reads below (parse_tcp_wscale, parse6_l4) are for the programs that define
- * TORTIE_PARSE_IN_PLACE 1 (tortie_wep); elsewhere the helper reads as before: the uplink's egress
- * program is near the verifier's complexity limit, and their extra branches took it over. */
-#ifndef TORTIE_PARSE_IN_PLACE
-#define TORTIE_PARSE_IN_PLACE 0
-#endif
-
 #ifdef TORTIE_CTX_SKB
-/*
- * A SYN's window scale option (the TCP header at l4off, `doff` bytes long) as tcp_wscale:
- * shift + 1, 0 none. Linux's own SYN and SYN-ACK options (with timestamps: MSS, SACK permitted,
- * timestamps, NOP, window scale; 20 bytes in this order) are read in place where the header is
- * linear: the option walk (tcp_opt_wscale, one bpf_skb_load_bytes per option) would find the
- * window scale at the same place; it answers for any other layout.
- */
-static __always_inline __u8 parse_tcp_wscale(struct __sk_buff *skb, __u32 l4off, __u32 doff)
+/* A SYN's window scale option (the TCP header at l4off) as tcp_wscale: shift + 1, 0 none. */
+static __always_inline __u8 parse_tcp_wscale(struct __sk_buff *skb, __u32 l4off)
 {
-	void *d = ctx_data(skb), *e = ctx_data_end(skb);
-	__u8 *opt;
-	__u64 o;
+	__u64 o = tcp_opt_wscale(skb, l4off);
 
-	if (TORTIE_PARSE_IN_PLACE && doff == 40 && l4off < 256) {
-		opt = d + l4off + 20;
-		if ((void *)(opt + 20) <= e && opt[0] == 2 && opt[1] == 4 && opt[4] == 4 && opt[5] == 2 &&
-		    opt[6] == 8 && opt[7] == 10 && opt[16] == 1 && opt[17] == 3 && opt[18] == 3) {
-			o = TCP_OPT_SEEN | opt[19];
-			goto found;
-		}
-	}
-	o = tcp_opt_wscale(skb, l4off);
 	if (!(o & TCP_OPT_SEEN))
 		return 0;
-found:
 	return ((__u8)o > 14 ? 14 : (__u8)o) + 1; /* RFC 7323 2.3: a larger shift is taken as 14 */
 }
 #endif
@@ -485,6 +460,13 @@ static __always_inline void parse_icmp6_inner(struct __sk_buff *skb, __u32 off, 
 	pkt->inner_src_is_a = a;
 	pkt->icmp_err = 1;
 }
+
+/* The in-place read of IPv6's upper-layer header (parse6_l4, below) is for the programs that define
+ * TORTIE_PARSE_IN_PLACE 1 (tortie_wep); elsewhere the helper reads as before: the uplink's egress
+ * program is near the verifier's complexity limit, and the extra branches took it over. */
+#ifndef TORTIE_PARSE_IN_PLACE
+#define TORTIE_PARSE_IN_PLACE 0
+#endif
 
 /* `len` (a constant: 8 or 20) bytes of the upper-layer header at `off` into `to`: in place where
  * the head holds them (always without extension headers, short of a malformed packet), else with
@@ -568,7 +550,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct tortie_pkt *
 		pkt->tcp_end = pkt->tcp_seq + (tot - doff) + !!(pkt->tcp_flags & TCP_FLAG_SYN) +
 			       !!(pkt->tcp_flags & TCP_FLAG_FIN);
 		pkt->tcp_win = ((__u16)l4[14] << 8) | l4[15];
-		pkt->tcp_wscale = (pkt->tcp_flags & TCP_FLAG_SYN) ? parse_tcp_wscale(skb, w.off, doff) : 0;
+		pkt->tcp_wscale = (pkt->tcp_flags & TCP_FLAG_SYN) ? parse_tcp_wscale(skb, w.off) : 0;
 		break;
 	}
 	case IPPROTO_UDP:
@@ -823,7 +805,7 @@ static __always_inline int parse_packet(struct ctx_buff *ctx, struct tortie_pkt 
 			       !!(pkt->tcp_flags & TCP_FLAG_FIN);
 		pkt->tcp_win = bpf_ntohs(th->window);
 #ifdef TORTIE_CTX_SKB
-		pkt->tcp_wscale = (pkt->tcp_flags & TCP_FLAG_SYN) ? parse_tcp_wscale(ctx, pkt->l3_off + hlen, doff) : 0;
+		pkt->tcp_wscale = (pkt->tcp_flags & TCP_FLAG_SYN) ? parse_tcp_wscale(ctx, pkt->l3_off + hlen) : 0;
 #else
 		pkt->tcp_wscale = 0; /* XDP keeps no conntrack */
 #endif
