@@ -482,7 +482,6 @@ export function assembleTable(def: { key: string; protocols: number[] }, groups:
   const localOf = new Map<string, number>(order.map((k, i) => [k, i]));
   const protos = [...def.protocols, PROTO_OTHER];
   const srcPortClasses: AssembledTable['srcPortClasses'] = [];
-  const cells: KeyedCell[] = [];
   // Per protocol: the source-port classes and, per class, each group's slab.
   const perProto = new Map<number, { classSlab: Slab[][] }>();
   for (const proto of protos) {
@@ -519,26 +518,75 @@ export function assembleTable(def: { key: string; protocols: number[] }, groups:
     if (ranges.length > 0) srcPortClasses.push({ protocol: proto, ranges });
     perProto.set(proto, { classSlab });
   }
+  // The cells go straight into columns (no object per cell), and the id hashes the same text
+  // JSON.stringify([def.key, count, protocols, srcPortClasses, cells-as-KeyedCell-objects]) would
+  // give, written piece by piece (rule keys and log lists escaped once per distinct value).
+  const protoSlabs = protos.map((proto) => perProto.get(proto)!.classSlab);
+  let n = 0;
   for (let lc = 0; lc < order.length; lc++) {
-    for (const proto of protos) {
-      const { classSlab } = perProto.get(proto)!;
+    for (const classSlab of protoSlabs) for (let spc = 0; spc < classSlab.length; spc++) n += classSlab[spc]![lc]!.segs.length;
+  }
+  const cells: CellColumns = {
+    count: n,
+    localClass: new Int32Array(n),
+    srcPortClass: new Int32Array(n),
+    protocol: new Uint16Array(n),
+    portMin: new Uint16Array(n),
+    portMax: new Uint16Array(n),
+    allow: new Uint8Array(n),
+    rule: new Array<string>(n),
+    logs: new Array<string[]>(n),
+  };
+  const hash = createHash('sha1');
+  let text = JSON.stringify([def.key, order.length, def.protocols, srcPortClasses]);
+  text = text.slice(0, -1) + ',[';
+  const ruleJson = new Map<string, string>();
+  const logsJson = new Map<string[], string>();
+  let i = 0;
+  for (let lc = 0; lc < order.length; lc++) {
+    for (let p = 0; p < protos.length; p++) {
+      const proto = protos[p]!;
+      const classSlab = protoSlabs[p]!;
       for (let spc = 0; spc < classSlab.length; spc++) {
         for (const seg of classSlab[spc]![lc]!.segs) {
-          cells.push({
-            localClass: lc,
-            protocol: proto,
-            srcPortClass: spc,
-            portMin: seg.min,
-            portMax: seg.max,
-            action: seg.allow ? 'allow' : 'deny',
-            rule: seg.rule,
-            logs: seg.logs,
-          });
+          cells.localClass[i] = lc;
+          cells.protocol[i] = proto;
+          cells.srcPortClass[i] = spc;
+          cells.portMin[i] = seg.min;
+          cells.portMax[i] = seg.max;
+          cells.allow[i] = seg.allow ? 1 : 0;
+          cells.rule[i] = seg.rule;
+          cells.logs[i] = seg.logs;
+          let rj = ruleJson.get(seg.rule);
+          if (rj === undefined) ruleJson.set(seg.rule, (rj = JSON.stringify(seg.rule)));
+          let lj = logsJson.get(seg.logs);
+          if (lj === undefined) logsJson.set(seg.logs, (lj = JSON.stringify(seg.logs)));
+          text +=
+            (i === 0 ? '{"localClass":' : ',{"localClass":') +
+            lc +
+            ',"protocol":' +
+            proto +
+            ',"srcPortClass":' +
+            spc +
+            ',"portMin":' +
+            seg.min +
+            ',"portMax":' +
+            seg.max +
+            (seg.allow ? ',"action":"allow","rule":' : ',"action":"deny","rule":') +
+            rj +
+            ',"logs":' +
+            lj +
+            '}';
+          i++;
+          if (text.length > 1 << 15) {
+            hash.update(text);
+            text = '';
+          }
         }
       }
     }
   }
-  const body = JSON.stringify([def.key, order.length, def.protocols, srcPortClasses, cells]);
-  const id = createHash('sha1').update(body).digest('hex').slice(0, 16);
-  return { id, localClassCount: order.length, localOf, protocols: def.protocols, srcPortClasses, cells: toColumns(cells) };
+  hash.update(text + ']]');
+  const id = hash.digest('hex').slice(0, 16);
+  return { id, localClassCount: order.length, localOf, protocols: def.protocols, srcPortClasses, cells };
 }
