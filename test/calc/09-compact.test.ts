@@ -4,10 +4,12 @@
  * give back every field; and effective labels, built as fast-mode prototype-less objects,
  * still behave as a pure dictionary.
  */
+import { createHash } from 'node:crypto';
 import t from 'tap';
 import { fewAdd, fewDelete, fewHas, fewSize, fewValues, type Few } from '../../src/calc/compact';
 import { effectiveLabels } from '../../src/calc/semantics';
-import { cellAt, toColumns, type KeyedCell } from '../../src/calc/table';
+import { assembleTable, cellAt, toColumns, type KeyedCell, type Rows, type Slab } from '../../src/calc/table';
+import { PROTO_OTHER } from '../../src/calc/types';
 import { namespace, profile, wep } from '../../src/testbed/fixtures';
 import { rng } from '../../src/testbed/fuzz/random';
 
@@ -114,4 +116,55 @@ t.test('ResourceState keeps an equal endpoint whose repeated values are one copy
   t.equal(s.endpoints.get('ns0/pod2')!.metadata.labels!.app, 'web', 'other endpoints keep their values');
   t.same(s.endpoints.get('ns0/pod2')!.spec.profiles, ['kns.ns0', 'ksa.sa']);
   t.ok(s.endpoints.get('ns0/pod0')!.spec.profiles === s.endpoints.get('ns0/pod2')!.spec.profiles, 'the update shares the list too');
+});
+
+t.test("an assembled table's id is the hash of its whole cell list as JSON, and its columns hold every cell", async (t) => {
+  // The id is written piece by piece into the hash; it must equal the hash of the one JSON text
+  // of [key, local classes, protocols, source-port classes, cells] (rule keys needing escapes,
+  // shared and empty log lists, source-port cuts splitting protocols).
+  const rand = rng(20261207);
+  const rules = ['r"quoted"', 'r\\back', 'ré\u2028', 'plain', ''];
+  const logLists = [[], ['a"b'], ['x', 'y\n']];
+  const seg = (min: number, max: number) => ({ min, max, allow: rand() < 0.5, rule: rules[Math.floor(rand() * rules.length)]!, logs: logLists[Math.floor(rand() * logLists.length)]! });
+  const slabs = (): Slab[] => {
+    const out: Slab[] = [];
+    let min = 0;
+    while (min <= 65535) {
+      const max = rand() < 0.3 || min > 60000 ? 65535 : min + Math.floor(rand() * 2000);
+      const segs = [];
+      let s = 0;
+      while (s <= 65535) {
+        const e = rand() < 0.4 || s > 60000 ? 65535 : s + Math.floor(rand() * 3000);
+        segs.push(seg(s, e));
+        s = e + 1;
+      }
+      out.push({ min, max, segs });
+      min = max + 1;
+    }
+    return out;
+  };
+  for (let run = 0; run < 30; run++) {
+    const protocols = run % 3 === 0 ? [] : [6, 17];
+    const groups = new Map<string, Rows>();
+    const nGroups = 1 + Math.floor(rand() * 5);
+    for (let g = 0; g < nGroups; g++) {
+      const byProto = new Map<number, Slab[]>();
+      for (const p of [...protocols, PROTO_OTHER]) byProto.set(p, slabs());
+      groups.set(`g${g}`, { key: `g${g}`, byProto });
+    }
+    const def = { key: `def"${run}`, protocols };
+    const table = assembleTable(def, groups, 'g0');
+    const cells: KeyedCell[] = [];
+    for (let i = 0; i < table.cells.count; i++) cells.push(cellAt(table.cells, i));
+    const want = createHash('sha1')
+      .update(JSON.stringify([def.key, table.localClassCount, protocols, table.srcPortClasses, cells]))
+      .digest('hex')
+      .slice(0, 16);
+    t.equal(table.id, want, `run ${run}: id`);
+    // Every group's slabs appear as cells of its local class, in protocol then source-port order.
+    const perClass = new Map<number, number>();
+    for (const c of cells) perClass.set(c.localClass, (perClass.get(c.localClass) ?? 0) + 1);
+    t.equal(perClass.size, groups.size, `run ${run}: one local class per group`);
+    t.equal(cells[0]!.localClass, 0, `run ${run}: the zero group is local class 0`);
+  }
 });
