@@ -436,17 +436,7 @@ export interface CellColumns {
 
 export function toColumns(cells: KeyedCell[]): CellColumns {
   const n = cells.length;
-  const out: CellColumns = {
-    count: n,
-    localClass: new Int32Array(n),
-    srcPortClass: new Int32Array(n),
-    protocol: new Uint16Array(n),
-    portMin: new Uint16Array(n),
-    portMax: new Uint16Array(n),
-    allow: new Uint8Array(n),
-    rule: new Array<string>(n),
-    logs: new Array<string[]>(n),
-  };
+  const out = emptyColumns(n);
   for (let i = 0; i < n; i++) {
     const c = cells[i]!;
     out.localClass[i] = c.localClass;
@@ -459,6 +449,21 @@ export function toColumns(cells: KeyedCell[]): CellColumns {
     out.logs[i] = c.logs;
   }
   return out;
+}
+
+/** Columns for n cells, to be filled. */
+function emptyColumns(n: number): CellColumns {
+  return {
+    count: n,
+    localClass: new Int32Array(n),
+    srcPortClass: new Int32Array(n),
+    protocol: new Uint16Array(n),
+    portMin: new Uint16Array(n),
+    portMax: new Uint16Array(n),
+    allow: new Uint8Array(n),
+    rule: new Array<string>(n),
+    logs: new Array<string[]>(n),
+  };
 }
 
 /** Cell i of columns made by toColumns (the inverse, one cell at a time). */
@@ -526,17 +531,7 @@ export function assembleTable(def: { key: string; protocols: number[] }, groups:
   for (let lc = 0; lc < order.length; lc++) {
     for (const classSlab of protoSlabs) for (let spc = 0; spc < classSlab.length; spc++) n += classSlab[spc]![lc]!.segs.length;
   }
-  const cells: CellColumns = {
-    count: n,
-    localClass: new Int32Array(n),
-    srcPortClass: new Int32Array(n),
-    protocol: new Uint16Array(n),
-    portMin: new Uint16Array(n),
-    portMax: new Uint16Array(n),
-    allow: new Uint8Array(n),
-    rule: new Array<string>(n),
-    logs: new Array<string[]>(n),
-  };
+  const cells = emptyColumns(n);
   const hash = createHash('sha1');
   let text = JSON.stringify([def.key, order.length, def.protocols, srcPortClasses]);
   text = text.slice(0, -1) + ',[';
