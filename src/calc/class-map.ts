@@ -25,7 +25,12 @@ const sortScratch = {
   b: new Uint32Array(1024),
   bv: new Uint32Array(1024),
   counts: new Uint32Array(2048),
+  /** Bucket counts of the top-bits pass (up to 2^16 buckets). */
+  buckets: new Uint32Array(1 << 16),
 };
+
+/** Largest bucket of the top-bits pass sorted by insertion; a fuller one means the ids cluster. */
+const MAX_BUCKET = 32;
 
 export class ClassRowsMap {
   private ids: Uint32Array;
@@ -205,8 +210,52 @@ export class ClassRowsMap {
         av[n++] = v;
       }
     }
-    // Ids are distinct: a least-significant-digit radix sort on them (three 11-bit digits) gives
-    // the order of the ids, in linear time.
+    // Ids are hashes, spread evenly: one pass distributing them by their top bits into about as
+    // many buckets as entries (each bucket's ids are then below the next bucket's), then an
+    // insertion sort, which moves each id only within its bucket (a few places).
+    let bits = 1;
+    while (1 << bits < n && bits < 16) bits++;
+    const shift = 32 - bits;
+    const nb = 1 << bits;
+    const buckets = sortScratch.buckets;
+    buckets.fill(0, 0, nb);
+    let fullest = 0;
+    for (let i = 0; i < n; i++) {
+      const c = ++buckets[a[i]! >>> shift]!;
+      if (c > fullest) fullest = c;
+    }
+    if (fullest <= MAX_BUCKET) {
+      let sum = 0;
+      for (let d = 0; d < nb; d++) {
+        const c = buckets[d]!;
+        buckets[d] = sum;
+        sum += c;
+      }
+      for (let i = 0; i < n; i++) {
+        const j = buckets[a[i]! >>> shift]!++;
+        b[j] = a[i]!;
+        bv[j] = av[i]!;
+      }
+      for (let i = 1; i < n; i++) {
+        const x = b[i]!;
+        const xv = bv[i]!;
+        let j = i - 1;
+        while (j >= 0 && b[j]! > x) {
+          b[j + 1] = b[j]!;
+          bv[j + 1] = bv[j]!;
+          j--;
+        }
+        b[j + 1] = x;
+        bv[j + 1] = xv;
+      }
+      sortScratch.a = b;
+      sortScratch.av = bv;
+      sortScratch.b = a;
+      sortScratch.bv = av;
+      return n;
+    }
+    // Clustered ids (many sharing their top bits): a least-significant-digit radix sort (three
+    // 11-bit digits; ids are distinct) gives their order in linear time.
     const counts = sortScratch.counts;
     for (let shift = 0; shift < 33; shift += 11) {
       counts.fill(0);

@@ -114,6 +114,39 @@ t.test('clone is an independent copy; pairsSorted lists mapped entries by id', a
   t.same([...m.pairsSorted(() => 0)], [], 'value 0 is left out');
 });
 
+t.test('pairsSorted on large maps: ids spread evenly (bucket pass) and clustered (radix pass) come out sorted', async (t) => {
+  const rand = rng(11);
+  const problems: string[] = [];
+  // Spread: uniform random ids; clustered: many ids sharing their top bits (more than a bucket
+  // holds); mixed: uniform ids with a cluster in one bucket.
+  const kinds = {
+    spread: (): number => 1 + Math.floor(rand() * 0xfffffffe),
+    clustered: (): number => 0x40000000 + Math.floor(rand() * 0x100000),
+    mixed: (): number => (rand() < 0.01 ? 0x7fff0000 + Math.floor(rand() * 0x1000) : 1 + Math.floor(rand() * 0xfffffffe)),
+  };
+  for (const [kind, gen] of Object.entries(kinds)) {
+    for (const n of [1, 2, 3, 100, 5_000, 70_000]) {
+      const m = new ClassRowsMap();
+      const model = new Map<number, string>();
+      while (model.size < n) {
+        const id = gen();
+        const rk = 'abc'[Math.floor(rand() * 3)]!;
+        m.set(id, rk);
+        model.set(id, rk);
+      }
+      const value = (rk: string): number => (rk === 'a' ? 0 : rk.charCodeAt(0));
+      const pairs = m.pairsSorted(value);
+      const want = [...model].filter(([, rk]) => value(rk) !== 0).sort((x, y) => x[0] - y[0]);
+      let bad = pairs.length !== 2 * want.length ? `${pairs.length / 2} entries, want ${want.length}` : undefined;
+      for (let i = 0; bad === undefined && i < want.length; i++) {
+        if (pairs[2 * i] !== want[i]![0] || pairs[2 * i + 1] !== value(want[i]![1])) bad = `entry ${i}: [${pairs[2 * i]}, ${pairs[2 * i + 1]}], want [${want[i]![0]}, ${value(want[i]![1])}]`;
+      }
+      if (bad !== undefined) problems.push(`${kind} n=${n}: ${bad}`);
+    }
+  }
+  t.same(problems, []);
+});
+
 t.test('rejects ids outside [1, 2^32-1]', async (t) => {
   const m = new ClassRowsMap();
   t.throws(() => m.set(0, 'a'), RangeError);
