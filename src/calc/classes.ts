@@ -467,6 +467,40 @@ export class ClassIndex {
     return any ? sigNumber(h1 >>> 0, h2 >>> 0) : -1;
   }
 
+  /**
+   * restrictedKey against one atom set for many classes (the same numbers): a class with fewer
+   * members than the set has atoms of any class is walked member by member, any other class atom
+   * by atom (is it among the atom's classes?). For a small set (a changed policy's atoms) against
+   * classes with many members.
+   */
+  restrictor(atoms: ReadonlySet<string>): (cls: ClassRec) => number {
+    const sets: Set<ClassRec>[] = [];
+    const ids: string[] = [];
+    const plain: ([number, number] | undefined)[] = [];
+    for (const a of atoms) {
+      const set = this.classesByAtom.get(a);
+      if (set === undefined) continue;
+      sets.push(set);
+      ids.push(a);
+      plain.push(a.startsWith('n:') ? undefined : this.plainHash(a));
+    }
+    const n = sets.length;
+    return (cls) => {
+      if (cls.members.length <= n) return this.restrictedKey(atoms, cls);
+      let h1 = 0;
+      let h2 = 0;
+      let any = false;
+      for (let i = 0; i < n; i++) {
+        if (!sets[i]!.has(cls)) continue;
+        const h = plain[i] ?? cls.npHash!.get(ids[i]!)!;
+        any = true;
+        h1 ^= h[0];
+        h2 = (h2 + h[1]) >>> 0;
+      }
+      return any ? sigNumber(h1 >>> 0, h2 >>> 0) : -1;
+    };
+  }
+
   /** Hash pair of a plain atom's member string (the atom id): cached, else computed. */
   private plainHash(atom: string): [number, number] {
     return this.atomHashes.get(atom) ?? memberHash(atom);

@@ -563,8 +563,9 @@ export class TableContexts {
     // Per distinct restriction: do the old and new parts give the same functions on it?
     // (Keyed by the restriction to all of the changed parts' atoms: a part reads them all.)
     const agree = new Map<number, boolean>();
+    const partKey = this.classIndex.restrictor(partAtoms);
     const agrees = (c: ClassRec): boolean => {
-      const k = this.classIndex.restrictedKey(partAtoms, c);
+      const k = partKey(c);
       let v = agree.get(k);
       if (v === undefined) {
         const { sig, member } = signatureOfMembers(c.members, (atom) => partAtoms.has(atom));
