@@ -49,11 +49,6 @@ export interface ClassRec {
    * itself, so its hash is the same in every class (ClassIndex.plainHash).
    */
   npHash?: Map<string, [number, number]>;
-  /**
-   * Hash pair of each member string (memberHash), at 2i and 2i + 1 for members[i], so that
-   * restrictedKey reads them without a map lookup per member.
-   */
-  memberHashes: Uint32Array;
   refs: number;
   /** Dense internal index for scratch arrays. */
   slot: number;
@@ -339,18 +334,9 @@ export class ClassIndex {
         else {
           newId = hashId(sig, (id) => this.classes.has(id));
           let npHash: ClassRec['npHash'];
-          const memberHashes = new Uint32Array(2 * members.length);
-          for (let i = 0; i < members.length; i++) {
-            const m = members[i]!;
-            let h: [number, number];
-            if (m.startsWith('n:')) (npHash ??= new Map()).set(memberAtom(m), (h = memberHash(m)));
-            else {
-              const known = this.atomHashes.get(m);
-              if (known === undefined) this.atomHashes.set(m, (h = memberHash(m)));
-              else h = known;
-            }
-            memberHashes[2 * i] = h[0];
-            memberHashes[2 * i + 1] = h[1];
+          for (const m of members) {
+            if (m.startsWith('n:')) (npHash ??= new Map()).set(memberAtom(m), memberHash(m));
+            else if (!this.atomHashes.has(m)) this.atomHashes.set(m, memberHash(m));
           }
           const slot = this.freeSlots.pop() ?? this.slotCount++;
           if (slot >= this.stamp.length) {
@@ -363,7 +349,7 @@ export class ClassIndex {
             this.acc2 = grow(this.acc2);
             this.stamp = grow(this.stamp);
           }
-          const rec: ClassRec = { id: newId, sig, members, memberHashes, refs: 0, slot };
+          const rec: ClassRec = { id: newId, sig, members, refs: 0, slot };
           if (npHash !== undefined) rec.npHash = npHash;
           this.classes.set(newId, rec);
           this.zeroRefClasses.add(newId);
@@ -446,15 +432,13 @@ export class ClassIndex {
     let h1 = 0;
     let h2 = 0;
     let any = false;
-    const members = cls.members;
-    const mh = cls.memberHashes;
-    for (let i = 0; i < members.length; i++) {
-      const m = members[i]!;
+    for (const m of cls.members) {
       // Named-port members (`n:…=values`) come from npHash below.
       if (!atoms.has(m) || m.startsWith('n:')) continue;
+      const h = this.plainHash(m);
       any = true;
-      h1 ^= mh[2 * i]!;
-      h2 = (h2 + mh[2 * i + 1]!) >>> 0;
+      h1 ^= h[0];
+      h2 = (h2 + h[1]) >>> 0;
     }
     if (cls.npHash !== undefined) {
       for (const [atom, h] of cls.npHash) {

@@ -1,6 +1,6 @@
 /**
- * ClassIndex.restrictedKey (a class's fingerprint restricted to a set of atoms, read from the
- * member hashes stored on the class) and ClassIndex.restrictor (the same, walking the atoms
+ * ClassIndex.restrictedKey (a class's fingerprint restricted to a set of atoms, walking its
+ * members) and ClassIndex.restrictor (the same, walking the atoms
  * instead when the class has more members than the set has atoms) against ClassIndex.accumulate (the same fingerprint summed
  * atom by atom over the classes of each atom, from the index's own hash cache): on random
  * scenarios and random atom subsets, every class with one of the atoms has the accumulated
