@@ -175,6 +175,54 @@ function timeMs(fn: () => void): number {
   return wall;
 }
 
+/**
+ * TORTIE_BENCH_UNDO=R: each local label change and local-table edit is, after its timed flush,
+ * undone and redone R times (2R more flushes of the same change, each way), so that every draw
+ * gets a median of 2R + 1 samples: the draws are few and unlike each other (0.5–30 ms), and one
+ * GC pause or one busy moment of the machine moves a median of single samples. The draws and the
+ * state after each are those of a run without it (the generator is not called for the undo).
+ */
+const UNDO = Number(process.env.TORTIE_BENCH_UNDO ?? 0);
+
+/** Wall and CPU ms of fn, not recorded in `cpu`. */
+function sample(fn: () => void): { wall: number; cpu: number } {
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  fn();
+  const wall = Number(process.hrtime.bigint() - t0) / 1e6;
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: (c.user + c.system) / 1000 };
+}
+
+/** Per draw (UNDO > 0): the medians of its samples. */
+interface DrawFigures {
+  wall: number[];
+  cpu: number[];
+}
+
+/**
+ * The draw's undo/redo samples (UNDO > 0): `undo` and `redo` feed the graph the previous and the
+ * new version; the draw's own sample (its last entries in `walls` and `cpu`) is included.
+ */
+function undoRedo(g: CalcGraph, walls: number[], undo: () => void, redo: () => void, out: DrawFigures): void {
+  if (UNDO <= 0) return;
+  const w = [walls[walls.length - 1]!];
+  const c = [cpu[cpu.length - 1]!];
+  for (let r = 0; r < UNDO; r++) {
+    for (const step of [undo, redo]) {
+      step();
+      let d: ReturnType<CalcGraph['flush']> | undefined;
+      const t = sample(() => (d = flushOf(g)));
+      mirror?.apply(d!);
+      w.push(t.wall);
+      c.push(t.cpu);
+    }
+  }
+  out.wall.push(median(w));
+  out.cpu.push(median(c));
+
+}
+
 function lastCpu(n: number): number[] {
   return cpu.slice(cpu.length - n);
 }
@@ -325,6 +373,7 @@ function describe(what: string, d: ReturnType<CalcGraph['flush']>, g: CalcGraph)
   const vsOld = replaced.length === 0 ? '' : `; against the replaced table, entries that differ after renumbering: ${replaced.map((r) => `${r.differ} of ${r.entries}`).join(', ')}`;
   process.stdout.write(`  ${what}: ${lastCpu(1)[0]!.toFixed(2)} ms CPU, classes +${d.classesAdded.length} -${d.classesRemoved.length}, ` +
     `tables +${d.tablesAdded.length} (${pred} from a predecessor; ${tableProj} projection entries), projection in live tables +${projAdd} -${projDel}${vsOld}\n`);
+
 }
 
 /** g.flush(), its delta hashed into the digest when asked for. */
@@ -334,21 +383,36 @@ function flushOf(g: CalcGraph): ReturnType<CalcGraph['flush']> {
   return d;
 }
 
-/** The inspector's CPU profiler around the deltas (TORTIE_BENCH_PROFILE=FILE); synchronous. */
-function deltaProfiler(): { stop(): void } {
+/**
+ * The inspector's CPU profiler around the deltas (TORTIE_BENCH_PROFILE=FILE); synchronous.
+ * TORTIE_BENCH_PROFILE_PHASE=remote|local|policy|edit limits it to one phase of deltas (remote
+ * label changes, local label changes, edits of any policy, edits of policies in local tables).
+ */
+function deltaProfiler(): { phase(name: string): void; stop(): void } {
   const file = process.env.TORTIE_BENCH_PROFILE;
-  if (file === undefined || file === '') return { stop: () => undefined };
+  if (file === undefined || file === '') return { phase: () => undefined, stop: () => undefined };
+  const only = process.env.TORTIE_BENCH_PROFILE_PHASE ?? '';
   const s = new Session();
   s.connect();
   s.post('Profiler.enable');
   s.post('Profiler.setSamplingInterval', { interval: 200 });
-  s.post('Profiler.start');
-  return {
-    stop: () => s.post('Profiler.stop', (err, r) => {
+  let running = false;
+  const stop = (): void => {
+    if (!running) return;
+    running = false;
+    s.post('Profiler.stop', (err, r) => {
       if (err === null) writeFileSync(file, JSON.stringify(r.profile));
       s.disconnect();
-    }),
+    });
   };
+  const phase = (name: string): void => {
+    if (only !== '' && running) stop();
+    else if (!running && (only === '' || only === name)) {
+      s.post('Profiler.start');
+      running = true;
+    }
+  };
+  return { phase, stop };
 }
 
 /** The inspector's sampling heap profiler (TORTIE_BENCH_HEAP_PROFILE=FILE); synchronous. */
@@ -397,6 +461,7 @@ function main(): void {
   if (verbose) mirror = new Mirror(snap);
 
   const profiler = deltaProfiler();
+  profiler.phase('remote');
   // remote label change: an endpoint on another node gets another app label
   const remote: number[] = [];
   for (let k = 0; k < REPEATS; k++) {
@@ -409,18 +474,23 @@ function main(): void {
     mirror?.apply(d!);
   }
   const remoteCpu = lastCpu(REPEATS);
+  profiler.phase('local');
   // local label change: one of this node's endpoints changes tier (policy set changes)
   const local: number[] = [];
+  const localDraws: DrawFigures = { wall: [], cpu: [] };
   for (let k = 0; k < REPEATS; k++) {
     const i = int(N_LOCAL);
+    const before = eps[i]!;
     const e = endpoint(i, { ...eps[i]!.metadata.labels!, tier: pick(TIERS) });
     eps[i] = e;
     g.onUpdate(e);
     let d: ReturnType<CalcGraph['flush']> | undefined;
     local.push(timeMs(() => (d = flushOf(g))));
     describe('local label change', d!, g);
+    undoRedo(g, local, () => g.onUpdate(before), () => g.onUpdate(e), localDraws);
   }
   const localCpu = lastCpu(REPEATS);
+  profiler.phase('policy');
   // policy update: one rule of one policy changes
   const policyMs: number[] = [];
   let tablesTouched = 0;
@@ -435,22 +505,26 @@ function main(): void {
     tablesTouched += d!.tablesAdded.length;
   }
   const policyCpu = lastCpu(REPEATS);
+  profiler.phase('edit');
   // policy update of a policy that selects at least one local endpoint (its rules are in a table)
   const active = new Set(snap.rules.map((r) => r.policy?.name).filter((n): n is string => n !== undefined));
   const activeIdx = pols.map((p, i) => (active.has(p.metadata.name) ? i : -1)).filter((i) => i >= 0);
   const broadMs: number[] = [];
+  const broadDraws: DrawFigures = { wall: [], cpu: [] };
   let broadTables = 0;
   let broadClasses = 0;
   let broadProj = 0;
   const heapProf = heapProfiler();
   for (let k = 0; k < REPEATS && activeIdx.length > 0; k++) {
     const i = pick(activeIdx);
+    const before = pols[i]!;
     const p = editFirstRule(pols[i]!, k + 1000);
     pols[i] = p;
     g.onUpdate(p);
     let d: ReturnType<CalcGraph['flush']> | undefined;
     broadMs.push(timeMs(() => (d = flushOf(g))));
     describe('local-table edit', d!, g);
+    undoRedo(g, broadMs, () => g.onUpdate(before), () => g.onUpdate(p), broadDraws);
     broadTables += d!.tablesAdded.length;
     broadClasses += d!.classesAdded.length + d!.classesRemoved.length;
     broadProj += d!.projectionAdded.reduce((a, x) => a + x.entries.length, 0) + d!.projectionRemoved.reduce((a, x) => a + x.globalClasses.length, 0);
@@ -488,6 +562,13 @@ function main(): void {
     digest.update(JSON.stringify(g.snapshot(), compiledJson));
   }
   out(`policy update (policy in a local table), median of ${broadMs.length}`, `${fig(broadMs, broadCpu)}; per update: ${(broadTables / Math.max(1, broadMs.length)).toFixed(1)} tables rebuilt, ${(broadClasses / Math.max(1, broadMs.length)).toFixed(0)} classes added/removed, ${(broadProj / Math.max(1, broadMs.length)).toFixed(0)} projection changes`);
+  if (UNDO > 0) {
+    const perDraw = (f: DrawFigures): string => `${median(f.wall).toFixed(2)} ms wall / ${median(f.cpu).toFixed(2)} ms CPU; ` +
+      `light (< 50 ms CPU) ${f.cpu.filter((c) => c < 50).length}: median ${median(f.cpu.filter((c) => c < 50)).toFixed(2)} ms CPU; heavy: sum ${f.cpu.filter((c) => c >= 50).reduce((a, c) => a + c, 0).toFixed(0)} ms CPU`;
+    out(`local label change, median over draws of each's median of ${2 * UNDO + 1}`, perDraw(localDraws));
+    out(`local-table edit, median over draws of each's median of ${2 * UNDO + 1}`, perDraw(broadDraws));
+    if (verbose) process.stdout.write(`  per draw, CPU ms: label ${localDraws.cpu.map((c) => c.toFixed(2)).join(' ')}\n  per draw, CPU ms: edit ${broadDraws.cpu.map((c) => c.toFixed(2)).join(' ')}\n`);
+  }
   if (digest !== undefined) out('output digest (deltas + snapshots)', digest.digest('hex'));
 }
 

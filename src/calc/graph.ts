@@ -295,9 +295,13 @@ export class CalcGraph {
 
   /**
    * Cumulative work counters (tests, benchmarks): tables built from a predecessor's class → rows
-   * map, and of those the ones whose predecessor had other policies (a relabelled endpoint).
+   * map, and of those the ones whose predecessor had other policies (a relabelled endpoint);
+   * in those, classes that kept the old rows though an atom of theirs left the table, and classes
+   * that joined the table with its default rows without a fold (TableContexts.predClassesKept /
+   * predClassesDefault).
    */
-  counters(): { tablesFromPredecessor: number; tablesFromPredecessorIndel: number } {
-    return { tablesFromPredecessor: this.tables.tablesFromPredecessor, tablesFromPredecessorIndel: this.tables.tablesFromPredecessorIndel };
+  counters(): { tablesFromPredecessor: number; tablesFromPredecessorIndel: number; predClassesKept: number; predClassesDefault: number } {
+    const t = this.tables;
+    return { tablesFromPredecessor: t.tablesFromPredecessor, tablesFromPredecessorIndel: t.tablesFromPredecessorIndel, predClassesKept: t.predClassesKept, predClassesDefault: t.predClassesDefault };
   }
 }

@@ -120,6 +120,22 @@ interface Pred {
   changed: PartChange[];
 }
 
+/** One table's build from its predecessor (classRowsFromPredecessor): what its per-class steps share. */
+interface PredWalk {
+  ctx: Ctx;
+  changed: PartChange[];
+  /** Atoms of the changed parts, old and new. */
+  partAtoms: Set<string>;
+  /** A class's restriction to partAtoms (ClassIndex.restrictor). */
+  partKey: (c: ClassRec) => number;
+  /** A class's restriction to the new table's atoms. */
+  tableKey: (c: ClassRec) => number;
+  /** partKey → whether the changed parts agree on it. */
+  agree: Map<number, boolean>;
+  /** The new table's class → rows map. */
+  map: ClassRowsMap;
+}
+
 /** Whether two parts at the same place compute the same function (equal steps). */
 function samePart(x: PartRec, y: PartRec): boolean {
   // A part's key names its policy version and direction; steps equal ⇒ the same function.
@@ -203,6 +219,13 @@ export class TableContexts {
   tablesFromPredecessor = 0;
   /** Cumulative: of those, tables whose predecessor had parts the new one lacks or the reverse. */
   tablesFromPredecessorIndel = 0;
+  /**
+   * Cumulative, in tables built from a predecessor: classes with an atom only the old table had
+   * that stay in the new one with the old rows (the changed parts agree on them), and classes
+   * not in the old table that join the new one with the default rows (likewise).
+   */
+  predClassesKept = 0;
+  predClassesDefault = 0;
 
   constructor(
     private readonly classIndex: ClassIndex,
@@ -503,11 +526,12 @@ export class TableContexts {
    * so the predecessor's map is copied wholesale. The changed atoms are those of the edited rules
    * when changedStepAtoms allows (the same argument, per rule), else all of the changed parts'.
    * Of the classes with a changed atom, only those on whose restriction to the changed parts'
-   * atoms the old and new parts differ (one part evaluation per distinct restriction), that were
-   * not in the predecessor's map, or that may leave the
-   * table (an atom only the old parts had) are computed, as are those that appeared in this
-   * flush (a predecessor that died in it did not hear of them); classes that disappeared are
-   * dropped. Cost: O(map capacity) copying plus Σ |classes of the changed atoms| hash
+   * atoms the old and new parts differ (one part evaluation per distinct restriction) are
+   * computed, as are those that appeared in this flush (a predecessor that died in it did not
+   * hear of them); classes that disappeared are dropped. A class with an atom only the old parts
+   * had leaves the table when it has none of the new table's atoms (one walk, stopping at the
+   * first hit), else keeps the old rows where the parts agree; a class not in the predecessor's
+   * map on which they agree joins with the default rows. Cost: O(map capacity) copying plus Σ |classes of the changed atoms| hash
    * accumulations, instead of Σ |class ∩ table atoms| lookups.
    * Returns false (nothing changed) when the shortcut does not apply.
    */
@@ -554,49 +578,76 @@ export class TableContexts {
     for (const [rk, rows] of rowsCache) ctx.rowsCache.set(rk, rows);
     // Each class with a changed part's atom: its restriction to those atoms, hashed atom by atom.
     const touched = this.classIndex.accumulate(changedAtoms);
-    // Classes with an atom only the old parts had may leave the table: always recomputed.
+    // Classes with an atom only the old parts had may leave the table (checked below).
     const leaving = new Uint8Array(this.classIndex.slotCount);
     for (const a of changedAtoms) {
       if (ctx.def.atoms.has(a)) continue;
       for (const c of this.classIndex.classesByAtom.get(a) ?? []) leaving[c.slot] = 1;
     }
-    // Per distinct restriction: do the old and new parts give the same functions on it?
-    // (Keyed by the restriction to all of the changed parts' atoms: a part reads them all.)
-    const agree = new Map<number, boolean>();
-    const partKey = this.classIndex.restrictor(partAtoms);
-    const agrees = (c: ClassRec): boolean => {
-      const k = partKey(c);
-      let v = agree.get(k);
-      if (v === undefined) {
-        const { sig, member } = signatureOfMembers(c.members, (atom) => partAtoms.has(atom));
-        v = true;
-        for (const ch of pred.changed) {
-          if (!changeAgrees(ch, sig, member)) {
-            v = false;
-            break;
-          }
-        }
-        agree.set(k, v);
-      }
-      return v;
-    };
-    const redo = (c: ClassRec, tryPred: boolean): void => {
-      const key = this.classIndex.restrictedKey(ctx.def.atoms, c);
-      if (key === -1) map.delete(c.id);
-      else map.set(c.id, this.rowsOfKey(ctx, key, c, tryPred).key);
+    // Per distinct restriction to the changed parts' atoms (a part reads them all): do the old
+    // and new parts give the same functions on it? The new table's key of a class walks the
+    // table's atoms when they are fewer than the class's members.
+    const walk: PredWalk = {
+      ctx,
+      changed: pred.changed,
+      partAtoms,
+      partKey: this.classIndex.restrictor(partAtoms),
+      tableKey: this.classIndex.restrictor(ctx.def.atoms),
+      agree: new Map(),
+      map,
     };
     // A class keeps the predecessor's rows if it was in its map, stays in this one and the
-    // changed parts agree on it; classes new in this flush are recomputed below.
+    // changed parts agree on it (the fold then meets equal functions in both tables: the other
+    // parts read only atoms both tables have). One that was not in the predecessor's map (none of
+    // its atoms: the predecessor's default rows) and on which they agree gets the default rows,
+    // which both tables share (checked above). Classes new in this flush are recomputed below.
+    const zeroKey = zero.key;
     for (const c of touched) {
       if (added.has(c.id)) continue;
-      if (leaving[c.slot] === 1 || !map.has(c.id)) redo(c, true);
-      else if (!agrees(c)) redo(c, false);
+      if (leaving[c.slot] === 1) {
+        // It has an atom only the old parts had: it leaves unless it has one of the new table's.
+        if (!this.classIndex.hasAnyAtom(ctx.def.atoms, c)) map.delete(c.id);
+        else if (!map.has(c.id) || !this.predAgrees(walk, c)) this.predRedo(walk, c, false);
+        else this.predClassesKept++;
+      } else if (!map.has(c.id)) {
+        // Only a changed part's atom can bring it in, so it has one of the new table's atoms.
+        if (this.predAgrees(walk, c)) {
+          map.set(c.id, zeroKey);
+          this.predClassesDefault++;
+        } else this.predRedo(walk, c, false);
+      } else if (!this.predAgrees(walk, c)) this.predRedo(walk, c, false);
     }
     for (const id of added) {
       const c = this.classIndex.classes.get(id);
-      if (c !== undefined) redo(c, true);
+      if (c !== undefined) this.predRedo(walk, c, true);
     }
     return true;
+  }
+
+  /** Whether the changed parts of a table built from its predecessor agree on a class (memoised per restriction). */
+  private predAgrees(w: PredWalk, c: ClassRec): boolean {
+    const k = w.partKey(c);
+    let v = w.agree.get(k);
+    if (v === undefined) {
+      const partAtoms = w.partAtoms;
+      const { sig, member } = signatureOfMembers(c.members, (atom) => partAtoms.has(atom));
+      v = true;
+      for (const ch of w.changed) {
+        if (!changeAgrees(ch, sig, member)) {
+          v = false;
+          break;
+        }
+      }
+      w.agree.set(k, v);
+    }
+    return v;
+  }
+
+  /** A class's rows in a table built from its predecessor, computed (or its removal, if it has none of the table's atoms). */
+  private predRedo(w: PredWalk, c: ClassRec, tryPred: boolean): void {
+    const key = w.tableKey(c);
+    if (key === -1) w.map.delete(c.id);
+    else w.map.set(c.id, this.rowsOfKey(w.ctx, key, c, tryPred).key);
   }
 
   /**

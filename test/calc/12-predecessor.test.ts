@@ -73,15 +73,36 @@ function fresh(resources: Iterable<Resource>): CompiledState {
   return g.snapshot();
 }
 
-/** How a step changes the resources: policy edits (the default) or local endpoints relabelled. */
-type Mode = 'edits' | 'relabels';
+/**
+ * How a step changes the resources: policy edits (the default), local endpoints relabelled, or
+ * swaps: 40 more remote endpoints (more classes, so that the changed parts' classes are a small
+ * share of a table's), every rule limited by an equality selector of its own (`k == "v"` over 4
+ * keys × 6 values), and edits that replace one rule by another such rule: the old rule's atom
+ * often leaves the table, and its classes either leave, stay with the old rows (the parts agree
+ * on them) or are refolded; the new rule's classes join, with the default rows when the parts
+ * agree on them.
+ */
+type Mode = 'edits' | 'relabels' | 'swaps';
+
+/** A rule limited by one equality selector on the remote side (swaps). */
+function swapRule(g: Gen, dir: 'ingress' | 'egress'): Rule {
+  const r = rule(g);
+  const peer = dir === 'ingress' ? 'source' : 'destination';
+  r[peer] = { ...r[peer], selector: `${g.pick(['app', 'tier', 'env', 'role'])} == "${g.pick(['a', 'b', 'c', 'd', 'e', 'f'])}"` };
+  delete r[peer]!.notSelector;
+  delete r[peer]!.nets;
+  delete r[peer]!.notNets;
+  return r;
+}
 
 /** Runs the scenarios; returns the problems, flushes, tables built from a predecessor, and those with parts inserted or removed. */
-function run(mode: Mode): { problems: string[]; steps: number; reused: number; indel: number } {
+function run(mode: Mode): { problems: string[]; steps: number; reused: number; indel: number; kept: number; joinedDefault: number } {
   const problems: string[] = [];
   let steps = 0;
   let reused = 0;
   let indel = 0;
+  let kept = 0;
+  let joinedDefault = 0;
   for (let sc = 0; sc < SCENARIOS && problems.length === 0; sc++) {
     const g0 = new Gen(rng(SEED + 7919 * sc));
     const s = scenario(g0);
@@ -89,7 +110,27 @@ function run(mode: Mode): { problems: string[]; steps: number; reused: number; i
     // behaviour (else the new table is built in full and this checks nothing new).
     for (const r of s.resources) {
       if (r.kind !== 'GlobalNetworkPolicy' && r.kind !== 'NetworkPolicy') continue;
-      for (const dir of ['ingress', 'egress'] as const) r.spec[dir] = (r.spec[dir] ?? []).map(() => remoteLimited(g0, dir));
+      for (const dir of ['ingress', 'egress'] as const) {
+        r.spec[dir] = (r.spec[dir] ?? []).map(() => (mode === 'swaps' ? swapRule(g0, dir) : remoteLimited(g0, dir)));
+        if (mode === 'swaps') {
+          while (r.spec[dir]!.length < 3) r.spec[dir]!.push(swapRule(g0, dir));
+          // A first rule that decides everything it matches: the later rules do nothing on those
+          // classes, so old and new versions of them agree there (all of them, unrestricted).
+          const peer = dir === 'ingress' ? 'source' : 'destination';
+          r.spec[dir]![0] = { action: g0.pick(['Allow', 'Deny'] as const), ...(g0.chance(0.5) ? { [peer]: { selector: `has(${g0.pick(['app', 'tier'])})` } } : {}) };
+        }
+      }
+    }
+    if (mode === 'swaps') {
+      const remote = s.resources.find((r): r is WorkloadEndpoint => r.kind === 'WorkloadEndpoint' && r.spec.node !== 'node1');
+      for (let i = 0; remote !== undefined && i < 40; i++) {
+        const w = structuredClone(remote);
+        w.metadata.name = `swap${i}`;
+        w.metadata.labels = {};
+        for (const k of ['app', 'tier', 'env', 'role']) if (g0.chance(0.7)) w.metadata.labels[k] = g0.pick(['a', 'b', 'c', 'd', 'e', 'f']);
+        w.spec.ipNetworks = [`192.168.9.${10 + i}/32`];
+        s.resources.push(w);
+      }
     }
     const current = new Map<string, Resource>();
     for (const r of s.resources) current.set(`${r.kind}|${resourceKey(r)}`, r);
@@ -97,7 +138,7 @@ function run(mode: Mode): { problems: string[]; steps: number; reused: number; i
     for (const r of s.resources) g.onUpdate(r);
     g.flush();
     let prev = tablesOf(g.snapshot());
-    for (let step = 0; step < STEPS; step++) {
+    for (let step = 0; step < (mode === 'swaps' ? 2 * STEPS : STEPS); step++) {
       const pols = [...current.values()].filter((r): r is GlobalNetworkPolicy | NetworkPolicy => r.kind === 'GlobalNetworkPolicy' || r.kind === 'NetworkPolicy');
       if (pols.length === 0) break;
       const events: Resource[] = [];
@@ -120,14 +161,15 @@ function run(mode: Mode): { problems: string[]; steps: number; reused: number; i
         const rules = p.spec[dir] ?? [];
         // Mostly rules limited by a remote selector or nets: they act only on some classes, so
         // the old and new parts agree on the empty signature and the shortcut applies.
-        const r = remoteLimited(g0, dir);
+        const r = mode === 'swaps' ? swapRule(g0, dir) : remoteLimited(g0, dir);
         if (rules.length === 0 || g0.chance(0.1)) rules.push(r);
+        else if (mode === 'swaps' && rules.length > 1) rules[1 + g0.int(rules.length - 1)] = r;
         else rules[g0.int(rules.length)] = r;
         p.spec[dir] = rules;
         if (g0.chance(0.05)) p.spec.selector = selector(g0);
         events.push(p);
       }
-      if (mode === 'edits' && g0.chance(0.35)) {
+      if (mode !== 'relabels' && g0.chance(0.35)) {
         // An endpoint changes labels or address in the same flush: classes come and go.
         const eps = [...current.values()].filter((r): r is WorkloadEndpoint => r.kind === 'WorkloadEndpoint');
         const w = structuredClone(g0.pick(eps));
@@ -162,8 +204,10 @@ function run(mode: Mode): { problems: string[]; steps: number; reused: number; i
     }
     reused += g.counters().tablesFromPredecessor;
     indel += g.counters().tablesFromPredecessorIndel;
+    kept += g.counters().predClassesKept;
+    joinedDefault += g.counters().predClassesDefault;
   }
-  return { problems, steps, reused, indel };
+  return { problems, steps, reused, indel, kept, joinedDefault };
 }
 
 t.test('tables built from their predecessor equal tables built afresh', async (t) => {
@@ -180,4 +224,14 @@ t.test('a relabelled endpoint\'s tables built from its old ones (policies insert
   t.ok(steps > SCENARIOS * 3, `${steps} relabel flushes`);
   // The shortcut with inserted or removed parts must actually have been taken.
   t.ok(indel >= 20, `${indel} of ${reused} tables from a predecessor had parts inserted or removed, in ${steps} flushes`);
+});
+
+t.test('rules swapped for others: classes leaving, staying and joining a table built from its predecessor equal tables built afresh', async (t) => {
+  const { problems, steps, reused, kept, joinedDefault } = run('swaps');
+  t.same(problems, []);
+  t.ok(steps > SCENARIOS * 5, `${steps} swap flushes`);
+  // The shortcuts for classes of a rule's atom that left the table, and for classes joining it
+  // with the default rows, must actually have been taken.
+  t.ok(kept >= 10, `${kept} classes kept the old rows though an atom of theirs left the table (${reused} tables from a predecessor)`);
+  t.ok(joinedDefault >= 10, `${joinedDefault} classes joined a table with its default rows`);
 });
