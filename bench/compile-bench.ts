@@ -567,7 +567,7 @@ function main(): void {
       `light (< 50 ms CPU) ${f.cpu.filter((c) => c < 50).length}: median ${median(f.cpu.filter((c) => c < 50)).toFixed(2)} ms CPU; heavy: sum ${f.cpu.filter((c) => c >= 50).reduce((a, c) => a + c, 0).toFixed(0)} ms CPU`;
     out(`local label change, median over draws of each's median of ${2 * UNDO + 1}`, perDraw(localDraws));
     out(`local-table edit, median over draws of each's median of ${2 * UNDO + 1}`, perDraw(broadDraws));
-    if (verbose) process.stdout.write(`  per draw, CPU ms: label ${localDraws.cpu.map((c) => c.toFixed(2)).join(' ')}\n  per draw, CPU ms: edit ${broadDraws.cpu.map((c) => c.toFixed(2)).join(' ')}\n`);
+    process.stdout.write(`  per draw, CPU ms: label ${localDraws.cpu.map((c) => c.toFixed(2)).join(' ')}\n  per draw, CPU ms: edit ${broadDraws.cpu.map((c) => c.toFixed(2)).join(' ')}\n`);
   }
   if (digest !== undefined) out('output digest (deltas + snapshots)', digest.digest('hex'));
 }

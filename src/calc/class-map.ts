@@ -97,6 +97,37 @@ export class ClassRowsMap {
     this.n++;
   }
 
+  /**
+   * Gives `id` the rows key `from` has, when `from` is present, and returns that key; otherwise
+   * leaves the map as it is and returns undefined. (set(id, get(from)) without looking the key
+   * up by its string.)
+   */
+  setAs(id: number, from: number): string | undefined {
+    const j = this.slotOf(from);
+    if (this.ids[j] === 0) return undefined;
+    const k = this.vals[j]!;
+    if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) throw new RangeError(`ClassRowsMap: class id ${id} is not in [1, 2^32-1]`);
+    let i = this.slotOf(id);
+    if (this.ids[i] !== 0) {
+      const old = this.vals[i]!;
+      if (old !== k) {
+        this.release(old);
+        this.vals[i] = k;
+        this.counts[k]!++;
+      }
+      return this.keys[k];
+    }
+    if ((this.n + 1) * 4 > (this.mask + 1) * 3) {
+      this.resize((this.mask + 1) * 2);
+      i = this.slotOf(id);
+    }
+    this.ids[i] = id;
+    this.vals[i] = k;
+    this.counts[k]!++;
+    this.n++;
+    return this.keys[k];
+  }
+
   /** Removes a class; returns its rows key (undefined if it was absent). */
   delete(id: number): string | undefined {
     let i = this.slotOf(id);

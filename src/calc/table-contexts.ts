@@ -56,7 +56,8 @@ export interface Ctx {
   classRows: ClassRowsMap;
   /**
    * This flush only: the rows key each class changed in it had at the start of the flush
-   * (undefined: absent), so the projection last emitted can be rebuilt for the diff.
+   * (undefined: absent), so the projection last emitted can be rebuilt for the diff. Classes
+   * added in the flush are not journalled (they were in no table before it).
    */
   before?: Map<number, string | undefined>;
   assembled?: AssembledTable;
@@ -213,6 +214,8 @@ export class TableContexts {
   private readonly slotCtx: (Ctx | undefined)[] = [];
   private readonly freeCtxSlots: number[] = [];
   private readonly parts = new Map<string, PartRec>();
+  /** The classes added in this flush (propagate()): in no projection emitted before it. */
+  private flushAdded: ReadonlySet<number> = new Set();
   /** The contexts that got projection changes in this flush (`Ctx.projAdd` / `projDel`). */
   private readonly projTouched: Ctx[] = [];
   /** Cumulative: tables built from a predecessor's class → rows map. */
@@ -292,6 +295,7 @@ export class TableContexts {
 
   /** Flush step 4: live tables hear about classes that appeared or disappeared; new tables are built. */
   propagate(newCtxs: Set<string>, addedClasses: Set<number>, removedClasses: Set<number>): void {
+    this.flushAdded = addedClasses;
     // Live: assembled before this flush and not new in it (new ones are built below).
     const live: Ctx[] = [];
     for (const [k, c] of this.ctxs) if (!c.fresh && c.assembled !== undefined && !newCtxs.has(k)) live.push(c);
@@ -353,9 +357,11 @@ export class TableContexts {
           this.ctxClassAdded(ctx, added[k]!);
           continue;
         }
-        const rk = ctx.classRows.get(aId);
-        if (rk !== undefined) this.ctxClassAdded(ctx, added[k]!, (addChanged[at]! & bit) === 0 ? rk : undefined);
-        else if ((addGained[at]! & bit) !== 0) this.ctxClassAdded(ctx, added[k]!);
+        // No atom of this table tells them apart: the template's rows, if it is in the table
+        // (atoms it gained are among the changed ones); else computed, if the template is in
+        // the table or the class gained one of the table's atoms.
+        if ((addChanged[at]! & bit) === 0) this.ctxClassAddedAs(ctx, added[k]!, aId);
+        else if ((addGained[at]! & bit) !== 0 || ctx.classRows.has(aId)) this.ctxClassAdded(ctx, added[k]!);
       }
       for (let k = 0; k < removed.length; k++) {
         if ((remWhere[k * words + w]! & bit) === 0) continue;
@@ -697,9 +703,10 @@ export class TableContexts {
    */
   private emittedProjection(ctx: Ctx, localOf: Map<string, number>): Map<number, number> {
     const before = ctx.before;
+    const added = this.flushAdded;
     const prev = new Map<number, number>();
     ctx.classRows.forEach((id, rk) => {
-      if (before?.has(id)) return;
+      if (before?.has(id) || added.has(id)) return;
       const lc = localOf.get(rk)!;
       if (lc !== 0) prev.set(id, lc);
     });
@@ -767,20 +774,32 @@ export class TableContexts {
     delete ctx.before;
   }
 
-  private ctxClassAdded(ctx: Ctx, id: number, knownRowsKey?: string): void {
+  /**
+   * A class new in this flush enters a live table. Not journalled: a class added in this flush
+   * was in no emitted projection (emittedProjection skips `flushAdded`).
+   */
+  private ctxClassAdded(ctx: Ctx, id: number): void {
     if (ctx.fresh || ctx.assembled === undefined) return;
-    let rk = knownRowsKey;
-    if (rk === undefined) {
-      // A class with none of the table's atoms (one that lost them, added because its template
-      // was in the table) is the default class: not in the map.
-      const cls = this.classIndex.classes.get(id)!;
-      const key = this.classIndex.restrictedKey(ctx.def.atoms, cls);
-      if (key === -1) return;
-      rk = this.rowsOfKey(ctx, key, cls).key;
-    }
-    this.journal(ctx, id);
+    // A class with none of the table's atoms (one that lost them, added because its template
+    // was in the table) is the default class: not in the map.
+    const cls = this.classIndex.classes.get(id)!;
+    const key = this.classIndex.restrictedKey(ctx.def.atoms, cls);
+    if (key === -1) return;
+    const rk = this.rowsOfKey(ctx, key, cls).key;
     ctx.classRows.set(id, rk);
-    const lc = ctx.assembled.localOf.get(rk);
+    this.ctxClassEntered(ctx, id, rk);
+  }
+
+  /** A class new in this flush enters a live table with its template's rows (if the template is in it). */
+  private ctxClassAddedAs(ctx: Ctx, id: number, template: number): void {
+    if (ctx.fresh || ctx.assembled === undefined) return;
+    const rk = ctx.classRows.setAs(id, template);
+    if (rk !== undefined) this.ctxClassEntered(ctx, id, rk);
+  }
+
+  /** The projection change (or the reassembly) for a class that entered a live table with rows key `rk`. */
+  private ctxClassEntered(ctx: Ctx, id: number, rk: string): void {
+    const lc = ctx.assembled!.localOf.get(rk);
     if (lc === undefined) {
       ctx.needReassemble = true;
       return;

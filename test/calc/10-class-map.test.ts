@@ -54,6 +54,13 @@ t.test('behaves as a Map with per-key counts under random operations', async (t)
       } else if (r < 0.953) {
         m.clear();
         model.clear();
+      } else {
+        // setAs: the rows key of another class, if that one is present.
+        const from = universe[Math.floor(rand() * universe.length)]!;
+        const want = model.get(from);
+        const got = m.setAs(id, from);
+        if (got !== want) problems.push(`run ${run} op ${op}: setAs(${id}, ${from}) returned ${got}, not ${want}`);
+        if (want !== undefined) model.set(id, want);
       }
       if (op % 50 === 0 || op > 1990) {
         const p = check(m, model, universe);
