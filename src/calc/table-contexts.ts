@@ -129,8 +129,8 @@ interface PredWalk {
   partAtoms: Set<string>;
   /** A class's restriction to partAtoms (ClassIndex.restrictor). */
   partKey: (c: ClassRec) => number;
-  /** A class's restriction to the new table's atoms. */
-  tableKey: (c: ClassRec) => number;
+  /** The new table's atoms. */
+  tableAtoms: ReadonlySet<string>;
   /** partKey → whether the changed parts agree on it. */
   agree: Map<number, boolean>;
   /** The new table's class → rows map. */
@@ -591,14 +591,13 @@ export class TableContexts {
       for (const c of this.classIndex.classesByAtom.get(a) ?? []) leaving[c.slot] = 1;
     }
     // Per distinct restriction to the changed parts' atoms (a part reads them all): do the old
-    // and new parts give the same functions on it? The new table's key of a class walks the
-    // table's atoms when they are fewer than the class's members.
+    // and new parts give the same functions on it?
     const walk: PredWalk = {
       ctx,
       changed: pred.changed,
       partAtoms,
       partKey: this.classIndex.restrictor(partAtoms),
-      tableKey: this.classIndex.restrictor(ctx.def.atoms),
+      tableAtoms: ctx.def.atoms,
       agree: new Map(),
       map,
     };
@@ -651,7 +650,7 @@ export class TableContexts {
 
   /** A class's rows in a table built from its predecessor, computed (or its removal, if it has none of the table's atoms). */
   private predRedo(w: PredWalk, c: ClassRec, tryPred: boolean): void {
-    const key = w.tableKey(c);
+    const key = this.classIndex.restrictedKey(w.tableAtoms, c);
     if (key === -1) w.map.delete(c.id);
     else w.map.set(c.id, this.rowsOfKey(w.ctx, key, c, tryPred).key);
   }
