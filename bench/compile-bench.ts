@@ -376,22 +376,15 @@ function describe(what: string, d: ReturnType<CalcGraph['flush']>, g: CalcGraph)
 
 }
 
-/** g.flush(), its delta hashed into the digest when asked for. */
-function flushOf(g: CalcGraph): ReturnType<CalcGraph['flush']> {
-  const d = g.flush();
-  digest?.update(JSON.stringify(d, compiledJson));
-  return d;
-}
-
 /**
- * The inspector's CPU profiler around the deltas (TORTIE_BENCH_PROFILE=FILE); synchronous.
- * TORTIE_BENCH_PROFILE_PHASE=remote|local|policy|edit limits it to one phase of deltas (remote
- * label changes, local label changes, edits of any policy, edits of policies in local tables).
+ * The inspector's CPU profiler around one phase of the deltas (TORTIE_BENCH_PHASE_PROFILE=FILE,
+ * TORTIE_BENCH_PROFILE_PHASE=remote|local|policy|edit: remote label changes, local label changes,
+ * edits of any policy, edits of policies in local tables); synchronous.
  */
-function deltaProfiler(): { phase(name: string): void; stop(): void } {
-  const file = process.env.TORTIE_BENCH_PROFILE;
-  if (file === undefined || file === '') return { phase: () => undefined, stop: () => undefined };
+function phaseProfiler(): { phase(name: string): void; stop(): void } {
+  const file = process.env.TORTIE_BENCH_PHASE_PROFILE;
   const only = process.env.TORTIE_BENCH_PROFILE_PHASE ?? '';
+  if (file === undefined || file === '' || only === '') return { phase: () => undefined, stop: () => undefined };
   const s = new Session();
   s.connect();
   s.post('Profiler.enable');
@@ -406,13 +399,37 @@ function deltaProfiler(): { phase(name: string): void; stop(): void } {
     });
   };
   const phase = (name: string): void => {
-    if (only !== '' && running) stop();
-    else if (!running && (only === '' || only === name)) {
+    if (running) stop();
+    else if (name === only) {
       s.post('Profiler.start');
       running = true;
     }
   };
   return { phase, stop };
+}
+
+/** g.flush(), its delta hashed into the digest when asked for. */
+function flushOf(g: CalcGraph): ReturnType<CalcGraph['flush']> {
+  const d = g.flush();
+  digest?.update(JSON.stringify(d, compiledJson));
+  return d;
+}
+
+/** The inspector's CPU profiler around the deltas (TORTIE_BENCH_PROFILE=FILE); synchronous. */
+function deltaProfiler(): { stop(): void } {
+  const file = process.env.TORTIE_BENCH_PROFILE;
+  if (file === undefined || file === '') return { stop: () => undefined };
+  const s = new Session();
+  s.connect();
+  s.post('Profiler.enable');
+  s.post('Profiler.setSamplingInterval', { interval: 200 });
+  s.post('Profiler.start');
+  return {
+    stop: () => s.post('Profiler.stop', (err, r) => {
+      if (err === null) writeFileSync(file, JSON.stringify(r.profile));
+      s.disconnect();
+    }),
+  };
 }
 
 /** The inspector's sampling heap profiler (TORTIE_BENCH_HEAP_PROFILE=FILE); synchronous. */
@@ -461,7 +478,8 @@ function main(): void {
   if (verbose) mirror = new Mirror(snap);
 
   const profiler = deltaProfiler();
-  profiler.phase('remote');
+  const phases = phaseProfiler();
+  phases.phase('remote');
   // remote label change: an endpoint on another node gets another app label
   const remote: number[] = [];
   for (let k = 0; k < REPEATS; k++) {
@@ -474,7 +492,7 @@ function main(): void {
     mirror?.apply(d!);
   }
   const remoteCpu = lastCpu(REPEATS);
-  profiler.phase('local');
+  phases.phase('local');
   // local label change: one of this node's endpoints changes tier (policy set changes)
   const local: number[] = [];
   const localDraws: DrawFigures = { wall: [], cpu: [] };
@@ -490,7 +508,7 @@ function main(): void {
     undoRedo(g, local, () => g.onUpdate(before), () => g.onUpdate(e), localDraws);
   }
   const localCpu = lastCpu(REPEATS);
-  profiler.phase('policy');
+  phases.phase('policy');
   // policy update: one rule of one policy changes
   const policyMs: number[] = [];
   let tablesTouched = 0;
@@ -505,7 +523,7 @@ function main(): void {
     tablesTouched += d!.tablesAdded.length;
   }
   const policyCpu = lastCpu(REPEATS);
-  profiler.phase('edit');
+  phases.phase('edit');
   // policy update of a policy that selects at least one local endpoint (its rules are in a table)
   const active = new Set(snap.rules.map((r) => r.policy?.name).filter((n): n is string => n !== undefined));
   const activeIdx = pols.map((p, i) => (active.has(p.metadata.name) ? i : -1)).filter((i) => i >= 0);
@@ -532,6 +550,7 @@ function main(): void {
   const broadCpu = lastCpu(broadMs.length);
   heapProf.stop();
   profiler.stop();
+  phases.stop();
   // The verbose figures come from the mirror: it must hold what a fresh snapshot says.
   mirror?.check(g.snapshot());
   gc();

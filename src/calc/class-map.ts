@@ -97,6 +97,34 @@ export class ClassRowsMap {
     this.n++;
   }
 
+  /** Removes a class; returns its rows key (undefined if it was absent). */
+  delete(id: number): string | undefined {
+    let i = this.slotOf(id);
+    const ids = this.ids;
+    if (ids[i] === 0) return undefined;
+    const k = this.vals[i]!;
+    const rk = this.keys[k];
+    this.release(k);
+    this.n--;
+    // Backward shift: move later entries of the probe run into the hole unless their home slot
+    // lies cyclically in (hole, their slot].
+    const mask = this.mask;
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      const x = ids[j]!;
+      if (x === 0) break;
+      const home = x & mask;
+      const stays = i <= j ? home > i && home <= j : home > i || home <= j;
+      if (stays) continue;
+      ids[i] = x;
+      this.vals[i] = this.vals[j]!;
+      i = j;
+    }
+    ids[i] = 0;
+    return rk;
+  }
+
   /**
    * Gives `id` the rows key `from` has, when `from` is present, and returns that key; otherwise
    * leaves the map as it is and returns undefined. (set(id, get(from)) without looking the key
@@ -126,34 +154,6 @@ export class ClassRowsMap {
     this.counts[k]!++;
     this.n++;
     return this.keys[k];
-  }
-
-  /** Removes a class; returns its rows key (undefined if it was absent). */
-  delete(id: number): string | undefined {
-    let i = this.slotOf(id);
-    const ids = this.ids;
-    if (ids[i] === 0) return undefined;
-    const k = this.vals[i]!;
-    const rk = this.keys[k];
-    this.release(k);
-    this.n--;
-    // Backward shift: move later entries of the probe run into the hole unless their home slot
-    // lies cyclically in (hole, their slot].
-    const mask = this.mask;
-    let j = i;
-    for (;;) {
-      j = (j + 1) & mask;
-      const x = ids[j]!;
-      if (x === 0) break;
-      const home = x & mask;
-      const stays = i <= j ? home > i && home <= j : home > i || home <= j;
-      if (stays) continue;
-      ids[i] = x;
-      this.vals[i] = this.vals[j]!;
-      i = j;
-    }
-    ids[i] = 0;
-    return rk;
   }
 
   clear(): void {

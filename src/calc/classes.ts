@@ -451,6 +451,15 @@ export class ClassIndex {
     return any ? sigNumber(h1 >>> 0, h2 >>> 0) : -1;
   }
 
+  /** Whether a class has any of `atoms` (restrictedKey(atoms, cls) !== -1), stopping at the first hit. */
+  hasAnyAtom(atoms: ReadonlySet<string>, cls: ClassRec): boolean {
+    // The members against the (small, cached) atom set: probing each atom's class set instead
+    // reads hash tables of up to tens of thousands of classes, a cache miss per probe.
+    for (const m of cls.members) if (atoms.has(m)) return true;
+    if (cls.npHash !== undefined) for (const a of cls.npHash.keys()) if (atoms.has(a)) return true;
+    return false;
+  }
+
   /**
    * restrictedKey against one atom set for many classes (the same numbers): a class with fewer
    * members than the set has atoms of any class is walked member by member, any other class atom
@@ -483,15 +492,6 @@ export class ClassIndex {
       }
       return any ? sigNumber(h1 >>> 0, h2 >>> 0) : -1;
     };
-  }
-
-  /** Whether a class has any of `atoms` (restrictedKey(atoms, cls) !== -1), stopping at the first hit. */
-  hasAnyAtom(atoms: ReadonlySet<string>, cls: ClassRec): boolean {
-    // The members against the (small, cached) atom set: probing each atom's class set instead
-    // reads hash tables of up to tens of thousands of classes, a cache miss per probe.
-    for (const m of cls.members) if (atoms.has(m)) return true;
-    if (cls.npHash !== undefined) for (const a of cls.npHash.keys()) if (atoms.has(a)) return true;
-    return false;
   }
 
   /** Hash pair of a plain atom's member string (the atom id): cached, else computed. */
