@@ -269,6 +269,88 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
   });
 }
 
+// mapUpdateBatchAsync(fd, keys, values, count, elemFlags) -> Promise<count>: the same syscall on a
+// libuv worker thread, so that the kernel's work on a large batch (hash inserts, LPM trie nodes:
+// seconds for millions of entries) runs beside the JS thread. Sizes are checked here, before
+// queueing. The worker holds references to both Buffers (the caller must not change them until
+// the promise settles) and a dup of the fd (the caller may close its own meanwhile). Several in
+// flight on one map are allowed by the kernel (its own locks), but the caller orders its writes.
+class UpdateBatchWorker : public Napi::AsyncWorker {
+ public:
+  UpdateBatchWorker(Napi::Env env, int fd, Napi::Buffer<uint8_t> keys, Napi::Buffer<uint8_t> vals, uint32_t count,
+                    uint64_t elemFlags, std::string label)
+      : Napi::AsyncWorker(env, "tortie:mapUpdateBatch"), deferred_(Napi::Promise::Deferred::New(env)), fd_(fd),
+        keys_(Napi::Persistent(keys)), vals_(Napi::Persistent(vals)), keyData_(keys.Data()), valData_(vals.Data()),
+        count_(count), elemFlags_(elemFlags), label_(std::move(label)),
+        failure_("ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", 0, "") {}
+  ~UpdateBatchWorker() override {
+    if (fd_ >= 0) close(fd_);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    if (count_ == 0) return;
+    __u32 n = count_;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = elemFlags_);
+    int r = bpf_map_update_batch(fd_, keyData_, valData_, &n, &opts);
+    done_ = n;
+    if (r < 0) {
+      failure_ = BpfFailure("ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", ErrnoOf(r),
+                            "batch update of " + label_ + " stopped after " + std::to_string(n) + " of " +
+                                std::to_string(count_) + " entries");
+      SetError(failure_.detail);
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), done_)); }
+  void OnError(const Napi::Error &) override {
+    Napi::Env env = Env();
+    try {
+      deferred_.Reject(MakeError(env, failure_).Value());
+    } catch (...) {
+      if (env.IsExceptionPending()) env.GetAndClearPendingException();
+    }
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  Napi::Reference<Napi::Buffer<uint8_t>> keys_, vals_;
+  const uint8_t *keyData_, *valData_;
+  uint32_t count_;
+  uint64_t elemFlags_;
+  std::string label_;
+  uint32_t done_ = 0;
+  BpfFailure failure_;
+};
+
+Napi::Value MapUpdateBatchAsync(const Napi::CallbackInfo &info) {
+  return Guarded(info, "ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    int fd = ArgInt(info, 0, "fd");
+    auto keys = ArgBuf(info, 1, "keys");
+    auto vals = ArgBuf(info, 2, "values");
+    uint32_t count = ArgU32(info, 3, "count");
+    uint64_t elemFlags = ArgU32(info, 4, "elemFlags");
+    MapMeta m = MetaFor(env, fd);
+    const size_t vs = ValueBufSize(m);
+    if (keys.Length() != count * static_cast<size_t>(m.keySize))
+      Fail("ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", EINVAL,
+           "keys are " + std::to_string(keys.Length()) + " bytes; " + std::to_string(count) + " keys of " +
+               MapLabel(m, fd) + " need " + std::to_string(count * static_cast<size_t>(m.keySize)));
+    if (vals.Length() != count * vs)
+      Fail("ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", EINVAL,
+           "values are " + std::to_string(vals.Length()) + " bytes; " + std::to_string(count) + " values of " +
+               MapLabel(m, fd) + " need " + std::to_string(count * vs));
+    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (dfd < 0) Fail("ERR_BPF_MAP_UPDATE_BATCH", "fcntl", errno, "duplicate map fd " + std::to_string(fd));
+    auto *w = new UpdateBatchWorker(env, dfd, keys, vals, count, elemFlags, MapLabel(m, fd));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  });
+}
+
 // mapDeleteBatch(fd, keys, count) -> count
 Napi::Value MapDeleteBatch(const Napi::CallbackInfo &info) {
   return Guarded(info, "ERR_BPF_MAP_DELETE_BATCH", "bpf_map_delete_batch", [&]() -> Napi::Value {
@@ -425,6 +507,7 @@ void InitMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapKeys", Napi::Function::New(env, MapKeys, "mapKeys"));
   exports.Set("mapLookupBatch", Napi::Function::New(env, MapLookupBatch, "mapLookupBatch"));
   exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch, "mapUpdateBatch"));
+  exports.Set("mapUpdateBatchAsync", Napi::Function::New(env, MapUpdateBatchAsync, "mapUpdateBatchAsync"));
   exports.Set("mapDeleteBatch", Napi::Function::New(env, MapDeleteBatch, "mapDeleteBatch"));
   exports.Set("mapInfo", Napi::Function::New(env, MapInfo, "mapInfo"));
   exports.Set("mapCreate", Napi::Function::New(env, MapCreate, "mapCreate"));

@@ -465,13 +465,34 @@ export class BpfDataplane {
 
   // ---------------------------------------------------------------- public API
 
+  /**
+   * The whole state: the routes (RouteManager: its own order, child processes for the kernel
+   * routes) run beside the policy, whose large writes (class prefixes, new tables' content) go
+   * off the JS thread first (PolicyDataplane.prepareSnapshot); then, on the JS thread, each
+   * table is completed and the endpoints flip (applySnapshot). The two are independent: the
+   * routes reach remote workloads, policy is enforced at the local interfaces, which fail closed
+   * until their endpoint's flip. Resolves when both are done; rejects with the policy's error
+   * first (after the routes settled, so that nothing of this step runs on).
+   */
   reconcile(state: CompiledState): Promise<void> {
     return this.enqueue(async () => {
-      this.reconcileNow(state);
+      // The policy's first batches are queued before the routes' planning takes the JS thread.
+      const prepared = this.policy.prepareSnapshot(state);
+      prepared.catch(() => undefined); // awaited below
+      let routing: Promise<void> | undefined;
       if (this.routes) {
         this.routes.setState(state.nodeName, state.routing);
-        await this.routes.apply();
+        routing = this.routes.apply();
+        routing.catch(() => undefined); // awaited below
       }
+      try {
+        await prepared;
+        this.reconcileNow(state);
+      } catch (e) {
+        await routing?.catch(() => undefined);
+        throw e;
+      }
+      await routing;
     });
   }
 

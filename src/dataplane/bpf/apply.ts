@@ -45,6 +45,11 @@ export interface MapOps {
   deleteMany?(keys: readonly Buffer[]): void;
   /** Optional packed forms of the batches (entries side by side, no per-entry Buffers). */
   updatePacked?(entries: PackedEntries): void;
+  /**
+   * Optional: updatePacked with the kernel's work off the JS thread (a libuv worker); resolves
+   * when every entry is written, rejects as updatePacked throws. `entries` must not change meanwhile.
+   */
+  updatePackedAsync?(entries: PackedEntries): Promise<void>;
   deletePacked?(entries: PackedEntries): void;
   /** Every entry (used once, when recovering state after an agent restart). */
   entries?(): Entry[];
@@ -60,6 +65,13 @@ function updatePackedAll(m: MapOps, p: PackedEntries): void {
   if (p.count === 0) return;
   if (m.updatePacked) m.updatePacked(p);
   else updateAll(m, entriesOf(p));
+}
+
+/** updatePackedAll, off the JS thread where the map offers it. */
+async function updatePackedAllAsync(m: MapOps, p: PackedEntries): Promise<void> {
+  if (p.count === 0) return;
+  if (m.updatePackedAsync) await m.updatePackedAsync(p);
+  else updatePackedAll(m, p);
 }
 
 /** Deletes the keys of `p` (its values are not looked at). */
@@ -103,11 +115,22 @@ interface TableRef { id: number; hash: string; refs: number; table: PackedTable;
 /** A table found in the maps at start-up (written by a previous agent), not yet adopted. */
 interface Orphan { id: number; hash: string; refs: number }
 
+/**
+ * A table whose content (projection, source-port classes, cells) prepare() wrote, without its
+ * tortie_tbl_v1 entry: nothing can use its id yet (the datapath fails closed on an id without that
+ * entry, and no endpoint names it). acquire() completes it with that entry alone.
+ */
+interface Prepared { id: number; hash: string; table: PackedTable; meta: Entry }
+
+/** Tables prepare() encodes ahead of the writes in flight (bounds the encoded bytes held at once). */
+const PREPARE_WINDOW = 8;
+
 export class TableRegistry {
   private readonly byHash = new Map<string, TableRef>();
   private readonly byId = new Map<number, TableRef>();
   private readonly orphansById = new Map<number, Orphan>();
   private readonly orphansByHash = new Map<string, Orphan>();
+  private readonly prepared = new Map<string, Prepared>();
   private nextId: number;
 
   constructor(private readonly maps: PolicyMaps, firstId = 1) { this.nextId = firstId; }
@@ -149,6 +172,71 @@ export class TableRegistry {
     return n;
   }
 
+  /** Tables prepare() wrote and no acquire() has completed yet. */
+  get preparedCount(): number { return this.prepared.size; }
+
+  /**
+   * Writes the content of every table in `tables` that is not loaded yet — projection, source-port
+   * classes and cells, not its tortie_tbl_v1 entry — with the large batches off the JS thread
+   * (MapOps.updatePackedAsync) while the next tables are encoded, one batch in flight per map, so
+   * that a later acquire() of such a table writes its tortie_tbl_v1 entry only. Until then its
+   * id is in no endpoint and has no tortie_tbl_v1 entry: nothing reads the content, and the
+   * order of the contract (content, then the table's entry, then the flip) holds.
+   * On a failure, every table prepared here is erased again (after the writes in flight
+   * settled) and the error is rethrown. Tables prepared and never acquired are erased by
+   * dropPrepared().
+   */
+  async prepare(tables: Iterable<AnyTable>): Promise<void> {
+    let proj: Promise<void> = Promise.resolve();
+    let pol: Promise<void> = Promise.resolve();
+    const inFlight: Promise<unknown>[] = [];
+    const mine: Prepared[] = [];
+    let failed = false;
+    try {
+      for (const t of tables) {
+        if (this.byHash.has(t.id) || this.orphansByHash.has(t.id) || this.prepared.has(t.id)) continue;
+        const packed = t instanceof PackedTable ? t : PackedTable.pack(t);
+        const id = this.allocId();
+        const enc = encodeTablePacked(packed, id);
+        const p: Prepared = { id, hash: t.id, table: packed, meta: enc.meta };
+        this.prepared.set(p.hash, p);
+        mine.push(p);
+        updateAll(this.maps.spc, enc.spc);
+        // Each map's batches one after the other (an LPM trie takes one lock per update: two
+        // writers would only spin); a failed one skips the rest of its chain.
+        proj = proj.then(() => updatePackedAllAsync(this.maps.proj, enc.proj));
+        pol = pol.then(() => updatePackedAllAsync(this.maps.pol, enc.pol));
+        const both = Promise.all([proj, pol]);
+        // Awaited below (in order, or settled on a failure): a rejection is never left unhandled.
+        for (const x of [proj, pol, both]) x.catch(() => undefined);
+        inFlight.push(both);
+        while (inFlight.length > PREPARE_WINDOW) await inFlight.shift();
+      }
+      await Promise.all(inFlight);
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      if (failed) {
+        await Promise.allSettled([proj, pol, ...inFlight]);
+        for (const p of mine) this.dropOne(p);
+      }
+    }
+  }
+
+  /** Erases the tables prepare() wrote that no acquire() completed (call when the snapshot is written). */
+  dropPrepared(): number {
+    const n = this.prepared.size;
+    for (const p of [...this.prepared.values()]) this.dropOne(p);
+    return n;
+  }
+
+  private dropOne(p: Prepared): void {
+    if (this.prepared.get(p.hash) !== p) return;
+    this.prepared.delete(p.hash);
+    this.erase({ id: p.id, hash: p.hash, refs: 0, table: p.table, extraProj: new Set() });
+  }
+
   /**
    * Ensures the table is fully written, adds a reference and returns its numeric id. A table
    * already loaded is only counted (its content is not looked at, so a PackedTable is not unpacked).
@@ -156,6 +244,16 @@ export class TableRegistry {
   acquire(t: AnyTable): number {
     const have = this.byHash.get(t.id);
     if (have) { have.refs++; return have.id; }
+    const prepared = this.prepared.get(t.id);
+    if (prepared) {
+      // Its content is in the maps (prepare()): the tortie_tbl_v1 entry makes it usable.
+      this.maps.tbl.update(prepared.meta.key, prepared.meta.value);
+      this.prepared.delete(t.id);
+      const ref: TableRef = { id: prepared.id, hash: t.id, refs: 1, table: prepared.table, extraProj: new Set() };
+      this.byHash.set(t.id, ref);
+      this.byId.set(ref.id, ref);
+      return ref.id;
+    }
     const packed = t instanceof PackedTable ? t : PackedTable.pack(t);
     const orphan = this.orphansByHash.get(t.id);
     if (orphan) {

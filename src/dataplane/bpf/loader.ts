@@ -116,6 +116,13 @@ export function mapOps(m: BpfMap): MapOps {
         try { m.updateBatchPacked(keys, values, n); } catch (e) { throw full(e); }
       }
     },
+    // One syscall per call on a libuv worker: callers pass one table's batch at a time.
+    updatePackedAsync: async (p) => {
+      if (p.count === 0) return;
+      const keys = p.keys.subarray(0, p.count * p.keySize);
+      const values = p.values.subarray(0, p.count * p.valueSize);
+      try { await m.updateBatchPackedAsync(keys, values, p.count); } catch (e) { throw full(e); }
+    },
     deletePacked: (p) => {
       for (let i = 0; i < p.count; i += BATCH) {
         const n = Math.min(BATCH, p.count - i);

@@ -3,6 +3,12 @@
  *
  *   applySnapshot(state)  — the whole CompiledState (start-up, resync): classes, every local
  *                           endpoint; prefixes and endpoints no longer wanted are removed.
+ *   prepareSnapshot(state) — optional, before applySnapshot of the same state (async): writes
+ *                           what no endpoint uses yet — the class prefixes and the content of
+ *                           the tables not loaded — with the large batches on a libuv worker
+ *                           while the JS thread encodes the next table (or does other work:
+ *                           the dataplane programs routes meanwhile); applySnapshot then only
+ *                           completes each table (its tortie_tbl_v1 entry) and flips endpoints.
  *   applyDelta(delta)     — a CalcDelta, in the order its contract requires:
  *                             1. tables/projection additions (known tables; projection entries
  *                                of live tables written at once),
@@ -22,7 +28,7 @@
 import type { CalcDelta, CompiledState, LocalEndpoint } from '../../calc/types';
 import type { HostEndpointTables, LocalDispatch, MapOps, PolicyMaps } from './apply';
 import { EndpointPolicyWriter, HostEndpointWriter } from './apply';
-import { cls4KeyOf, cls6KeyOf, encodeClassPrefix, type Entry } from './encode';
+import { cls4KeyOf, cls6KeyOf, encodeClassPrefix, packEntries, type Entry } from './encode';
 import { PackedTable } from './packed-table';
 import { WORKLOAD_HOST_MAC, formatCidr, maskCidr, parseCidr, u32ToIpv4 } from '../../primitives';
 
@@ -112,9 +118,37 @@ export class PolicyDataplane {
     return { endpoints: eps.length, tables: this.writer.tables.orphanCount, prefixes };
   }
 
-  applySnapshot(s: CompiledState): void {
+  /** The snapshot prepareSnapshot() wrote the class prefixes of, and those prefixes (applySnapshot of it skips them). */
+  private preparedFor?: { state: CompiledState; want: Set<string> };
+
+  /**
+   * Writes what applySnapshot(s) would write first and nothing uses yet, with the large batches
+   * off the JS thread: the class prefixes (as applySnapshot would: before any endpoint flips) and
+   * the content of the tables that endpoints which can be bound now will use (TableRegistry.prepare).
+   * Call applySnapshot(s) with the same state next, in the same serialised step; on a failure
+   * nothing it wrote is used and applySnapshot must not be called for it (the reconcile is retried).
+   */
+  async prepareSnapshot(s: CompiledState): Promise<void> {
+    this.preparedFor = undefined;
     for (const t of s.tables) this.tables.set(t.id, PackedTable.pack(t));
     const want = new Set<string>();
+    const cls = this.writeClassPrefixes(s, want);
+    // In the order applySnapshot acquires them (the same table ids as without preparing); host
+    // endpoints' tables and those of endpoints without their interface yet are left to it.
+    const used = new Set<string>();
+    for (const e of s.endpoints) {
+      if (e.host !== undefined || this.resolveIfindex(e) === undefined) continue;
+      used.add(e.tables.ingress);
+      used.add(e.tables.egress);
+    }
+    const tables = [...used].map((id) => this.tables.get(id)).filter((t) => t !== undefined);
+    const written = await Promise.allSettled([cls, this.writer.tables.prepare(tables)]);
+    for (const r of written) if (r.status === 'rejected') { this.writer.tables.dropPrepared(); throw r.reason; }
+    this.preparedFor = { state: s, want };
+  }
+
+  /** tortie_cls4_v1 / tortie_cls6_v1 entries of every prefix of `s` (IPv4 off the JS thread when possible). */
+  private async writeClassPrefixes(s: CompiledState, want: Set<string>): Promise<void> {
     const entries: Entry[] = [];
     const entries6: Entry[] = [];
     for (const p of s.classes.prefixes) {
@@ -124,9 +158,42 @@ export class PolicyDataplane {
       (p.family === 6 ? entries6 : entries).push(e);
       this.prefixes.add(p.cidr);
     }
-    if (this.maps.cls4.updateMany) this.maps.cls4.updateMany(entries);
-    else for (const e of entries) this.maps.cls4.update(e.key, e.value);
     for (const e of entries6) this.maps.cls6.update(e.key, e.value);
+    if (entries.length === 0) return;
+    if (this.maps.cls4.updatePackedAsync) await this.maps.cls4.updatePackedAsync(packEntries(entries));
+    else if (this.maps.cls4.updateMany) this.maps.cls4.updateMany(entries);
+    else for (const e of entries) this.maps.cls4.update(e.key, e.value);
+  }
+
+  applySnapshot(s: CompiledState): void {
+    try {
+      this.applySnapshotNow(s);
+    } finally {
+      this.preparedFor = undefined;
+      // Tables prepared for endpoints that did not bind after all: their content goes.
+      this.writer.tables.dropPrepared();
+    }
+  }
+
+  private applySnapshotNow(s: CompiledState): void {
+    let want = new Set<string>();
+    if (this.preparedFor?.state === s) {
+      want = this.preparedFor.want;
+    } else {
+      for (const t of s.tables) this.tables.set(t.id, PackedTable.pack(t));
+      const entries: Entry[] = [];
+      const entries6: Entry[] = [];
+      for (const p of s.classes.prefixes) {
+        const e = encodeClassPrefix(p);
+        if (!e) continue;
+        want.add(p.cidr);
+        (p.family === 6 ? entries6 : entries).push(e);
+        this.prefixes.add(p.cidr);
+      }
+      if (this.maps.cls4.updateMany) this.maps.cls4.updateMany(entries);
+      else for (const e of entries) this.maps.cls4.update(e.key, e.value);
+      for (const e of entries6) this.maps.cls6.update(e.key, e.value);
+    }
     for (const cidr of this.prefixes) if (!want.has(cidr)) { this.deletePrefix(cidr); this.prefixes.delete(cidr); }
     const eps = new Set(s.endpoints.map((e) => e.key));
     for (const e of s.endpoints) this.upsertEndpoint(e);

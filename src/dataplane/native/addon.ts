@@ -55,6 +55,7 @@ export interface NativeAddon {
   mapKeys(fd: number, limit: number): Buffer;
   mapLookupBatch(fd: number, chunk: number, andDelete: boolean): { keys: Buffer; values: Buffer; count: number };
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, elemFlags: number): number;
+  mapUpdateBatchAsync(fd: number, keys: Buffer, values: Buffer, count: number, elemFlags: number): Promise<number>;
   mapDeleteBatch(fd: number, keys: Buffer, count: number): number;
   mapInfo(fd: number): NativeMapInfo;
   mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, flags: number, name: string | null): number;

@@ -222,6 +222,21 @@ export class BpfMap extends FdHandle {
     return native().mapUpdateBatch(this.fd, keys, values, count, elemFlags);
   }
 
+  /**
+   * As updateBatchPacked, the syscall on a libuv worker thread (the kernel's work on a large batch
+   * runs beside the JS thread): resolves with the count written, rejects with the same BpfError.
+   * `keys` and `values` must not be changed until it settles.
+   */
+  updateBatchPackedAsync(keys: Buffer, values: Buffer, count: number, elemFlags: number = UpdateFlag.ANY): Promise<number> {
+    checkInt('count', count, 0, U32_MAX);
+    checkBuffer('keys', keys);
+    checkBuffer('values', values);
+    if (keys.length !== count * this.info.keySize || values.length !== count * this.valueBufSize) {
+      throw invalidOption('updateBatchPackedAsync', `${count} entries need ${count * this.info.keySize} key and ${count * this.valueBufSize} value bytes; got ${keys.length} and ${values.length}`);
+    }
+    return native().mapUpdateBatchAsync(this.fd, keys, values, count, elemFlags);
+  }
+
   /** bpf_map_delete_batch of `count` keys side by side in `keys`; as deleteBatch. */
   deleteBatchPacked(keys: Buffer, count: number): number {
     checkInt('count', count, 0, U32_MAX);

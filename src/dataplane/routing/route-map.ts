@@ -26,6 +26,9 @@ import type { DesiredNetworking } from './plan';
 
 function hex(b: Buffer): string { return b.toString('hex'); }
 
+/** Entries per BPF_MAP_UPDATE_BATCH call. */
+const ROUTE_MAP_BATCH = 8192;
+
 export class RouteMaps {
   private readonly mirror = new Map<BpfMap, Map<string, string>>(); // map → hex(key) → hex(value)
   /** Map updates and deletes since creation. */
@@ -80,12 +83,44 @@ export class RouteMaps {
 
   private sync(m: BpfMap, want: Map<string, Buffer>, sweep = true): void {
     const have = this.mirror.get(m) ?? new Map<string, string>();
-    for (const [h, v] of want) {
-      const hv = this.hexValue(v);
-      if (have.get(h) === hv) continue;
-      m.update(Buffer.from(h, 'hex'), v);
-      have.set(h, hv);
-      this.writes++;
+    // Changed entries in batches (BPF_MAP_UPDATE_BATCH: ~100,000 remote workload routes at
+    // start-up); a batch the kernel refuses is redone entry by entry, so that the mirror holds
+    // exactly what was written when an update throws.
+    let keys: Buffer[] = [];
+    let values: Buffer[] = [];
+    let hexes: [string, string][] = [];
+    const flush = (): void => {
+      if (keys.length === 0) return;
+      let batched = false;
+      if (keys.length > 1) {
+        try { m.updateBatch(keys, values); batched = true; } catch { /* entry by entry below */ }
+      }
+      if (batched) {
+        for (const [h, hv] of hexes) have.set(h, hv);
+        this.writes += keys.length;
+      } else {
+        for (let i = 0; i < keys.length; i++) {
+          m.update(keys[i]!, values[i]!);
+          have.set(hexes[i]![0], hexes[i]![1]);
+          this.writes++;
+        }
+      }
+      keys = [];
+      values = [];
+      hexes = [];
+    };
+    try {
+      for (const [h, v] of want) {
+        const hv = this.hexValue(v);
+        if (have.get(h) === hv) continue;
+        keys.push(Buffer.from(h, 'hex'));
+        values.push(v);
+        hexes.push([h, hv]);
+        if (keys.length >= ROUTE_MAP_BATCH) flush();
+      }
+      flush();
+    } finally {
+      this.mirror.set(m, have);
     }
     if (sweep) {
       for (const h of [...have.keys()]) {
