@@ -56,6 +56,41 @@ t.test('packed batches: entries side by side in one key and one value buffer', a
   t.same(sortedNums(m.keys()), ids.slice(100));
 });
 
+t.test('packed batch update off the JS thread: same entries, same errors as a rejection', async (t) => {
+  const m = BpfMap.create({ type: 'HASH', keySize: 4, valueSize: 16, maxEntries: 400, name: 'tt_batcha' });
+  t.teardown(() => m.close());
+  const ids = Array.from({ length: 300 }, (_, i) => i * 3 + 1);
+  const keys = Buffer.concat(ids.map(u32));
+  const pending = m.updateBatchPackedAsync(keys, Buffer.concat(ids.map(val)), ids.length);
+  t.ok(pending instanceof Promise, 'a promise');
+  t.equal(await pending, 300);
+  const all = m.entries();
+  t.same(sortedNums(all.keys), ids);
+  all.keys.forEach((k, i) => {
+    if (!all.values[i]!.equals(val(k.readUInt32LE(0)))) t.fail(`value of key ${k.readUInt32LE(0)} differs`);
+  });
+  t.equal(await m.updateBatchPackedAsync(Buffer.alloc(0), Buffer.alloc(0), 0), 0, 'empty batch resolves 0');
+  // Sizes are checked before anything is queued: a synchronous throw.
+  expectBpfError(t, () => m.updateBatchPackedAsync(Buffer.alloc(8), Buffer.alloc(16), 2), { message: /2 entries need 8 key and 32 value bytes; got 8 and 16/ });
+  // The map holds 400: 200 more new keys fill it part way, and the promise rejects with E2BIG.
+  const more = Array.from({ length: 200 }, (_, i) => 10_000 + i);
+  let err: unknown;
+  await m.updateBatchPackedAsync(Buffer.concat(more.map(u32)), Buffer.concat(more.map(val)), more.length).catch((e) => { err = e; });
+  t.match(err, { code: 'ERR_BPF_MAP_UPDATE_BATCH', errnoName: 'E2BIG', message: /stopped after 100 of 200 entries/ }, 'a full map rejects, saying how far it got');
+  t.equal(m.keys().length, 400);
+  // Several in flight on different maps at once, settled in any order.
+  const n = BpfMap.create({ type: 'LPM_TRIE', keySize: 8, valueSize: 4, maxEntries: 1000, flags: 1, name: 'tt_batcha_lpm' });
+  t.teardown(() => n.close());
+  const lpmKeys = Buffer.alloc(500 * 8);
+  for (let i = 0; i < 500; i++) { lpmKeys.writeUInt32LE(32, i * 8); lpmKeys.writeUInt32BE(0x0a000000 + i, i * 8 + 4); }
+  const m2 = BpfMap.create({ type: 'HASH', keySize: 4, valueSize: 16, maxEntries: 1000 });
+  t.teardown(() => m2.close());
+  const [a, b] = await Promise.all([n.updateBatchPackedAsync(lpmKeys, Buffer.alloc(500 * 4, 7), 500), m2.updateBatchPackedAsync(keys, Buffer.concat(ids.map(val)), ids.length)]);
+  t.same([a, b], [500, 300]);
+  t.equal(n.entries().keys.length, 500);
+  t.equal(m2.keys().length, 300);
+});
+
 t.test('nextKey walks every key once', async (t) => {
   const m = BpfMap.create({ type: 'HASH', keySize: 4, valueSize: 4, maxEntries: 64 });
   t.teardown(() => m.close());
