@@ -155,22 +155,6 @@ export function entriesOf(p: PackedEntries): Entry[] {
 }
 
 /** The keys as views into the packed buffer (no copy). */
-/** Entries of one map (equal key sizes, equal value sizes) side by side. */
-export function packEntries(entries: readonly Entry[]): PackedEntries {
-  const n = entries.length;
-  const keySize = n > 0 ? entries[0]!.key.length : 0;
-  const valueSize = n > 0 ? entries[0]!.value.length : 0;
-  const keys = Buffer.allocUnsafe(n * keySize);
-  const values = Buffer.allocUnsafe(n * valueSize);
-  for (let i = 0; i < n; i++) {
-    const e = entries[i]!;
-    if (e.key.length !== keySize || e.value.length !== valueSize) throw new EncodeError(`packEntries: entry ${i} is ${e.key.length}+${e.value.length} bytes, the first ${keySize}+${valueSize}`);
-    e.key.copy(keys, i * keySize);
-    e.value.copy(values, i * valueSize);
-  }
-  return { count: n, keySize, valueSize, keys, values };
-}
-
 export function keysOf(p: PackedEntries): Buffer[] {
   const out: Buffer[] = new Array<Buffer>(p.count);
   for (let i = 0; i < p.count; i++) out[i] = p.keys.subarray(i * p.keySize, (i + 1) * p.keySize);
