@@ -133,15 +133,17 @@ const mib = (kb: number): string => (kb / 1024).toFixed(0);
 const fmt = (s: Summary | undefined): string => (s ? `${ms(s.median)} / ${ms(s.p99)} / ${ms(s.min)} / ${ms(s.max)} (n=${s.n})` : '—');
 
 /**
- * One start-up phase as the agent recorded it: when it ended (wall, and the process's CPU time,
- * since process start) and the step from the phase that ended just before it.
+ * One start-up phase as the agent recorded it: when it ended (wall, the process's CPU time and, where
+ * reported, its JS thread's own CPU, since process start) and the step from the phase that ended before it.
  */
 function phaseCell(r: BackendResult, phase: StartupPhase): string {
   const p = r.syncPhases[phase];
   if (p === undefined) return '—';
   const before = Object.values(r.syncPhases).filter((q) => q.wallMs < p.wallMs).sort((a, b) => b.wallMs - a.wallMs)[0];
   const s = (x: number) => (x / 1000).toFixed(2);
-  return `${s(p.wallMs)} / ${s(p.cpuMs)}; ${before ? `${s(p.wallMs - before.wallMs)} / ${s(p.cpuMs - before.cpuMs)}` : '—'}`;
+  const js = (q: { jsCpuMs?: number }, minus?: { jsCpuMs?: number }): string =>
+    (q.jsCpuMs === undefined || (minus !== undefined && minus.jsCpuMs === undefined) ? '' : ` / ${s(q.jsCpuMs - (minus?.jsCpuMs ?? 0))}`);
+  return `${s(p.wallMs)} / ${s(p.cpuMs)}${js(p)}; ${before ? `${s(p.wallMs - before.wallMs)} / ${s(p.cpuMs - before.cpuMs)}${js(p, before)}` : '—'}`;
 }
 
 function table(results: BackendResult[]): string {
@@ -150,7 +152,7 @@ function table(results: BackendResult[]): string {
     ['store: endpoints / policies (× rules) / local', ...results.map((r) => `${r.scale.endpoints} / ${r.scale.policies} (×${r.scale.rulesPerPolicy}) / ${r.scale.localEndpoints}`)],
     ['fixture load (s, not a goal)', ...results.map((r) => (r.loadMs / 1000).toFixed(1))],
     ['initial sync: spawn → /readyz 200 (s)', ...results.map((r) => (r.syncMs / 1000).toFixed(2))],
-    ...STARTUP_PHASES.map((phase): [string, ...string[]] => [`  agent's ${phase}: ends at wall / CPU (s); step from the phase before, wall / CPU (s)`, ...results.map((r) => phaseCell(r, phase))]),
+    ...STARTUP_PHASES.map((phase): [string, ...string[]] => [`  agent's ${phase}: ends at wall / CPU [/ JS thread's CPU] (s); step from the phase before, the same`, ...results.map((r) => phaseCell(r, phase))]),
     ['agent RSS after sync / after toggles / peak (MiB); goal < 300 (< 500 at felix scale)', ...results.map((r) => `${mib(r.rssAfterSync.rss)} / ${mib(r.rssAfterToggles.rss)} / ${mib(r.rssAfterToggles.hwm)}`)],
     ['  RSS at /readyz 200, before the heap compaction (MiB) / compaction (ms) / ready → compacted (ms)', ...results.map((r) => `${mib(r.rssAtReady.rss)} / ${ms(r.heapCompact.ms, 0)} / ${ms(r.heapCompact.readyToDoneMs, 0)}`)],
     ['  RSS after toggles: anonymous / file-backed (MiB)', ...results.map((r) => `${mib(r.rssAfterToggles.anon)} / ${mib(r.rssAfterToggles.file)}`)],

@@ -33,12 +33,13 @@ import { SIZED_MAPS, SIZED_MAP_KEYS } from '../../src/dataplane/bpf/map-sizes';
 import { STARTUP_PHASES, type StartupPhase } from '../../src/node/metrics';
 
 /** The agent's own start-up phase stamps from a /metrics text (ms since its process started). */
-export function startupPhases(metrics: string): Partial<Record<StartupPhase, { wallMs: number; cpuMs: number }>> {
-  const out: Partial<Record<StartupPhase, { wallMs: number; cpuMs: number }>> = {};
+export function startupPhases(metrics: string): Partial<Record<StartupPhase, { wallMs: number; cpuMs: number; jsCpuMs?: number }>> {
+  const out: Partial<Record<StartupPhase, { wallMs: number; cpuMs: number; jsCpuMs?: number }>> = {};
   for (const phase of STARTUP_PHASES) {
     const wall = promValue(metrics, `tortie_node_startup_phase_seconds{phase="${phase}"}`);
     const cpu = promValue(metrics, `tortie_node_startup_phase_cpu_seconds{phase="${phase}"}`);
-    if (wall !== undefined && cpu !== undefined) out[phase] = { wallMs: wall * 1000, cpuMs: cpu * 1000 };
+    const js = promValue(metrics, `tortie_node_startup_phase_js_thread_cpu_seconds{phase="${phase}"}`);
+    if (wall !== undefined && cpu !== undefined) out[phase] = { wallMs: wall * 1000, cpuMs: cpu * 1000, ...(js !== undefined ? { jsCpuMs: js * 1000 } : {}) };
   }
   return out;
 }
@@ -158,9 +159,10 @@ export interface BackendResult {
   /**
    * The agent's start-up phases as it recorded them (tortie_node_startup_phase_seconds and
    * _cpu_seconds, src/node/metrics.ts STARTUP_PHASES): when each ended, wall and process CPU
-   * time since the agent process started (ms). Absent phases: not reported (an older agent).
+   * time since the agent process started (ms), and the agent's JS thread's own CPU (jsCpuMs,
+   * _js_thread_cpu_seconds). Absent phases or fields: not reported (an older agent).
    */
-  syncPhases: Partial<Record<StartupPhase, { wallMs: number; cpuMs: number }>>;
+  syncPhases: Partial<Record<StartupPhase, { wallMs: number; cpuMs: number; jsCpuMs?: number }>>;
   /** RSS once the agent's heap compaction after the sync is done (rssAtReady: at /readyz 200, before it). */
   rssAfterSync: RssKb;
   rssAtReady: RssKb;

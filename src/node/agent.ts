@@ -164,7 +164,7 @@ export class Agent implements HealthSource {
   /** The end of a start-up phase: recorded in the metrics (first time only) and logged. */
   phase(phase: StartupPhase, extra?: Record<string, unknown>): void {
     const at = this.o.metrics.startupPhase(phase);
-    if (at) this.log.info({ phase, wallS: Number(at.wallS.toFixed(3)), cpuS: Number(at.cpuS.toFixed(3)), ...extra }, 'start-up phase done');
+    if (at) this.log.info({ phase, wallS: Number(at.wallS.toFixed(3)), cpuS: Number(at.cpuS.toFixed(3)), jsCpuS: at.jsCpuS, ...extra }, 'start-up phase done');
   }
 
   async start(): Promise<void> {

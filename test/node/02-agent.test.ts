@@ -235,12 +235,13 @@ t.test('the agent records its start-up phases itself, in order, once each, the k
   const client = new ResourceClient(writer);
   for (let i = 0; i < 5; i++) await client.create(pool(`p${i}`, `10.${i}.0.0/16`) as never);
   const metrics = new NodeMetrics(false);
-  const phases = async (): Promise<Record<string, { wall: number; cpu: number }>> => {
+  const phases = async (): Promise<Record<string, { wall: number; cpu: number; js: number }>> => {
     const text = await metrics.registry.metrics();
-    const out: Record<string, { wall: number; cpu: number }> = {};
+    const out: Record<string, { wall: number; cpu: number; js: number }> = {};
     for (const m of text.matchAll(/^tortie_node_startup_phase_seconds\{phase="([a-z_]+)"\} (\S+)$/gm)) {
       const cpu = new RegExp(`^tortie_node_startup_phase_cpu_seconds\\{phase="${m[1]}"\\} (\\S+)$`, 'm').exec(text);
-      out[m[1]!] = { wall: Number(m[2]), cpu: Number(cpu?.[1]) };
+      const js = new RegExp(`^tortie_node_startup_phase_js_thread_cpu_seconds\\{phase="${m[1]}"\\} (\\S+)$`, 'm').exec(text);
+      out[m[1]!] = { wall: Number(m[2]), cpu: Number(cpu?.[1]), js: Number(js?.[1]) };
     }
     return out;
   };
@@ -267,7 +268,10 @@ t.test('the agent records its start-up phases itself, in order, once each, the k
   for (let i = 1; i < order.length; i++) {
     t.ok(p[order[i]!]!.wall >= p[order[i - 1]!]!.wall, `${order[i]} ends after ${order[i - 1]} (wall)`);
     t.ok(p[order[i]!]!.cpu >= p[order[i - 1]!]!.cpu, `${order[i]} ends after ${order[i - 1]} (CPU)`);
+    t.ok(p[order[i]!]!.js >= p[order[i - 1]!]!.js, `${order[i]} ends after ${order[i - 1]} (JS thread's CPU)`);
   }
+  // The JS thread's CPU is part of the process's (10 ms ticks: allow one tick of rounding).
+  for (const k of order) t.ok(Number.isFinite(p[k]!.js) && p[k]!.js <= p[k]!.cpu + 0.011, `${k}: JS thread's CPU ${p[k]!.js} s within the process's ${p[k]!.cpu} s`);
   t.ok(p.http_up!.wall > 0 && p.http_up!.cpu > 0, 'since process start');
   const text = await metrics.registry.metrics();
   t.match(text, /^felix_calc_graph_updates_processed 5$/m, 'every listed item counted');
