@@ -1,5 +1,5 @@
-// Map operations and fd management. All synchronous syscalls on fds (DESIGN: map ops are
-// synchronous). Keys and values are Buffers whose sizes are checked against the map's
+// Map operations and fd management. Synchronous syscalls on fds (DESIGN: map ops are
+// synchronous), except mapUpdateBatchAsync (a large batch's kernel work on a libuv worker). Keys and values are Buffers whose sizes are checked against the map's
 // key_size / value size BEFORE the syscall (the kernel would otherwise read past the Buffer).
 // Per-CPU maps take and return one Buffer of nr_possible_cpus * round_up(value_size, 8) bytes.
 #include "common.h"
