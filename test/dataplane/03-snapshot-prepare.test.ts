@@ -226,3 +226,51 @@ t.test('a failed batch: the reconcile fails, nothing prepared stays, a retry wri
   t.equal(w.maps.tbl!.m.size, 11);
   for (const [id, atMeta] of w.checks.contentAtMeta) t.equal(atMeta, ofTable(w, id), `table ${id} complete at its entry`);
 });
+
+t.test('after a restart: recovered tables keep their ids, their projection rewrite goes off the JS thread, the maps end as without preparing', async (t) => {
+  const ifx: Record<string, number> = {};
+  const eps: [string, number][] = [];
+  for (let i = 0; i < 8; i++) { eps.push([`ns/e${i}`, i % 4]); ifx[`ns/e${i}`] = 50 + i; }
+  const tables = tableSet(5);
+  const egress = allowAll('eeeeeeeeeeeeeee1', 'egress', 3);
+  const s1 = stateOf(tables.slice(0, 4), egress, eps);
+  // The second agent's state: e3 and e7 move to a new table; the others keep theirs.
+  const s2 = stateOf([tables[0]!, tables[1]!, tables[2]!, tables[4]!], egress, eps);
+  const runs: Record<string, World> = {};
+  for (const path of ['sync', 'prepared'] as const) {
+    const first = setup(21, (e) => ifx[e.key]);
+    first.pd.applySnapshot(s1);
+    const idsBefore = new Map([...first.w.maps.tbl!.m.keys()].map((k) => [k, true]));
+    const w = first.w;
+    // An entry the recovered table lacks (as after additions while no agent ran): the adoption's
+    // projection rewrite puts it back, on either path.
+    const lacking = [...w.maps.proj!.m.keys()].find((k) => Buffer.from(k, 'hex').readUInt32LE(0) === 1)!;
+    w.maps.proj!.m.delete(lacking);
+    const maps = { ep: w.maps.ep!, epaddr: w.maps.epaddr!, tbl: w.maps.tbl!, proj: w.maps.proj!, spc: w.maps.spc!, pol: w.maps.pol!, cls4: w.maps.cls4!, cls6: w.maps.cls6! };
+    const pd2 = new PolicyDataplane(maps, (e) => ifx[e.key]);
+    pd2.recover();
+    w.checks.contentAtMeta.clear();
+    if (path === 'prepared') {
+      let done = false;
+      const p = pd2.prepareSnapshot(s2).then(() => { done = true; });
+      await w.settle(() => done);
+      await p;
+    }
+    const mark = w.log.length;
+    pd2.applySnapshot(s2);
+    await w.settle(() => w.pending.length === 0);
+    const projOnJs = w.log.slice(mark).filter((e) => e.map === 'proj' && e.op === 'update').length;
+    if (path === 'prepared') t.equal(projOnJs, 0, 'no projection written on the JS thread by applySnapshot');
+    else t.ok(projOnJs > 0, 'the synchronous path rewrites the recovered projections itself');
+    t.same(w.checks.violations, [], `${path}: every flip named complete tables`);
+    for (const [id, atMeta] of w.checks.contentAtMeta) t.equal(atMeta, ofTable(w, id), `${path}: table ${id} complete at its entry`);
+    const kept = [...w.maps.tbl!.m.keys()].filter((k) => idsBefore.has(k)).length;
+    t.equal(kept, 4, `${path}: the three ingress tables still used and the egress one keep their ids`);
+    t.equal(w.maps.tbl!.m.size, 5, `${path}: the replaced table is gone, the new one is there`);
+    t.ok(w.maps.proj!.m.has(lacking), `${path}: the recovered table's projection is complete again`);
+    runs[path] = w;
+  }
+  for (const name of ['ep', 'epaddr', 'tbl', 'proj', 'spc', 'pol', 'cls4', 'cls6']) {
+    t.same([...runs.prepared!.maps[name]!.m].sort(), [...runs.sync!.maps[name]!.m].sort(), `${name}: the same entries either way`);
+  }
+});

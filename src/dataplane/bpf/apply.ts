@@ -131,6 +131,8 @@ export class TableRegistry {
   private readonly orphansById = new Map<number, Orphan>();
   private readonly orphansByHash = new Map<string, Orphan>();
   private readonly prepared = new Map<string, Prepared>();
+  /** Recovered tables whose projection prepare() rewrote already (acquire() adopts them without). */
+  private readonly orphanProjWritten = new Set<number>();
   private nextId: number;
 
   constructor(private readonly maps: PolicyMaps, firstId = 1) { this.nextId = firstId; }
@@ -182,6 +184,9 @@ export class TableRegistry {
    * that a later acquire() of such a table writes its tortie_tbl_v1 entry only. Until then its
    * id is in no endpoint and has no tortie_tbl_v1 entry: nothing reads the content, and the
    * order of the contract (content, then the table's entry, then the flip) holds.
+   * A table a previous agent left (recovered, not adopted yet) is not rewritten: only the
+   * rewrite of its projection that acquire() does when it adopts it is done here, off the JS
+   * thread, and acquire() then skips it.
    * On a failure, every table prepared here is erased again (after the writes in flight
    * settled) and the error is rethrown. Tables prepared and never acquired are erased by
    * dropPrepared().
@@ -191,10 +196,24 @@ export class TableRegistry {
     let pol: Promise<void> = Promise.resolve();
     const inFlight: Promise<unknown>[] = [];
     const mine: Prepared[] = [];
+    const orphans: number[] = [];
     let failed = false;
     try {
       for (const t of tables) {
-        if (this.byHash.has(t.id) || this.orphansByHash.has(t.id) || this.prepared.has(t.id)) continue;
+        const orphan = this.orphansByHash.get(t.id);
+        if (orphan !== undefined && !this.orphanProjWritten.has(orphan.id)) {
+          // A table a previous agent wrote: acquire() adopts it under its id after rewriting its
+          // projection (idempotent, picks up additions); that rewrite goes off the JS thread too.
+          const enc = encodeTablePacked(t instanceof PackedTable ? t : PackedTable.pack(t), orphan.id);
+          this.orphanProjWritten.add(orphan.id);
+          orphans.push(orphan.id);
+          proj = proj.then(() => updatePackedAllAsync(this.maps.proj, enc.proj));
+          proj.catch(() => undefined);
+          inFlight.push(proj);
+          while (inFlight.length > PREPARE_WINDOW) await inFlight.shift();
+          continue;
+        }
+        if (this.byHash.has(t.id) || orphan !== undefined || this.prepared.has(t.id)) continue;
         const packed = t instanceof PackedTable ? t : PackedTable.pack(t);
         const id = this.allocId();
         const enc = encodeTablePacked(packed, id);
@@ -220,6 +239,7 @@ export class TableRegistry {
       if (failed) {
         await Promise.allSettled([proj, pol, ...inFlight]);
         for (const p of mine) this.dropOne(p);
+        for (const id of orphans) this.orphanProjWritten.delete(id); // acquire() rewrites them itself
       }
     }
   }
@@ -228,6 +248,7 @@ export class TableRegistry {
   dropPrepared(): number {
     const n = this.prepared.size;
     for (const p of [...this.prepared.values()]) this.dropOne(p);
+    this.orphanProjWritten.clear();
     return n;
   }
 
@@ -259,8 +280,7 @@ export class TableRegistry {
     if (orphan) {
       // Complete in the maps already (its meta entry exists). Projection entries are rewritten
       // (idempotent, same keys and values) to pick up additions made while no agent ran.
-      const enc = encodeTablePacked(packed, orphan.id);
-      updatePackedAll(this.maps.proj, enc.proj);
+      if (!this.orphanProjWritten.delete(orphan.id)) updatePackedAll(this.maps.proj, encodeTablePacked(packed, orphan.id).proj);
       const ref: TableRef = { id: orphan.id, hash: t.id, refs: orphan.refs + 1, table: packed, extraProj: new Set() };
       this.orphansById.delete(orphan.id);
       this.orphansByHash.delete(orphan.hash);
