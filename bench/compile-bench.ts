@@ -11,7 +11,8 @@
  * TORTIE_BENCH_DIGEST=1 also prints a SHA-1 of every delta and the final snapshot (hashing is
  * then inside the timings): two compiler versions that print the same digest gave the same output.
  * TORTIE_BENCH_PROFILE=FILE writes a V8 CPU profile (.cpuprofile) of the deltas alone (after the
- * initial compile), for `node --cpu-prof`-style reading of where a delta's time goes.
+ * initial compile), for `node --cpu-prof`-style reading of where a delta's time goes;
+ * TORTIE_BENCH_INITIAL_PROFILE=FILE one of the initial compile alone.
  * TORTIE_BENCH_HEAP_PROFILE=FILE writes a V8 sampling heap profile (.heapprofile, every 16 KiB
  * allocated, objects collected since included) of the local-table edits alone: what they allocate.
  */
@@ -415,9 +416,12 @@ function flushOf(g: CalcGraph): ReturnType<CalcGraph['flush']> {
   return d;
 }
 
-/** The inspector's CPU profiler around the deltas (TORTIE_BENCH_PROFILE=FILE); synchronous. */
-function deltaProfiler(): { stop(): void } {
-  const file = process.env.TORTIE_BENCH_PROFILE;
+/**
+ * The inspector's CPU profiler around the deltas (TORTIE_BENCH_PROFILE=FILE) or the initial
+ * compile (TORTIE_BENCH_INITIAL_PROFILE=FILE); synchronous.
+ */
+function deltaProfiler(env = 'TORTIE_BENCH_PROFILE'): { stop(): void } {
+  const file = process.env[env];
   if (file === undefined || file === '') return { stop: () => undefined };
   const s = new Session();
   s.connect();
@@ -464,10 +468,12 @@ function main(): void {
   const heap0 = process.memoryUsage().heapUsed;
 
   const g = new CalcGraph({ nodeName: 'node1' });
+  const initialProfiler = deltaProfiler('TORTIE_BENCH_INITIAL_PROFILE');
   const initial = timeMs(() => {
     for (const r of resources) g.onUpdate(r);
     flushOf(g);
   });
+  initialProfiler.stop();
   const initialCpu = lastCpu(1)[0]!;
   gc();
   const rss1 = process.memoryUsage().rss;

@@ -159,6 +159,8 @@ export class ClassIndex {
   private readonly nodesBy24 = new Map<number, Set<string>>();
   private readonly shortNodes = new Set<string>();
   private readonly dirtyNodes = new Set<string>();
+  /** The round of marks (Item.markGen): advanced by update(), which clears the marks. */
+  private markGen = 1;
   /** IPv6 prefix nodes: per length, and all of them (few: scanned for subtrees). */
   private readonly lenCount6 = new Array<number>(129).fill(0);
   private readonly nodes6 = new Set<string>();
@@ -188,12 +190,22 @@ export class ClassIndex {
 
   // ---------------------------------------------------------------- marks (from LabelIndex, Atoms)
 
+  /**
+   * Marks an item's prefix nodes (and the nodes under them) dirty, once per update(): an item
+   * marked again before it (a first build adds every selector atom's members after the items
+   * themselves were marked; an item in many atoms is marked by each) finds its nodes dirty
+   * already, since marks are only cleared by update() and a node made meanwhile starts dirty.
+   */
   markItemNodes(item: Item): void {
+    if (item.markGen === this.markGen) return;
+    item.markGen = this.markGen;
     for (const c of item.prefixes) this.markNode(c);
   }
 
   setItemPrefixes(item: Item, prefixes: AnyCidr[]): void {
     this.markItemNodes(item);
+    // The new prefixes are marked below even if the old ones were marked in this round.
+    item.markGen = 0;
     for (const c of item.prefixes) {
       const n = this.pnodes.get(anyKey(c));
       if (n === undefined) continue;
@@ -298,6 +310,7 @@ export class ClassIndex {
 
   /** Flush step 3: dirty prefix nodes get their classes; classes no prefix uses any more are dropped. */
   update(addedClasses: Set<number>, removedClasses: Set<number>, changedPrefixes: Set<string>): void {
+    this.markGen++;
     for (const nk of [...this.dirtyNodes].sort()) this.recomputeNode(nk, addedClasses, changedPrefixes);
     this.dirtyNodes.clear();
     for (const id of this.zeroRefClasses) {

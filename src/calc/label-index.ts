@@ -60,6 +60,8 @@ export interface Item {
   local: boolean;
   /** The items with the same labels (`labels` is the group's object); undefined until first labelled. */
   group?: LabelGroup;
+  /** ClassIndex's round of marks in which this item's nodes were last marked (0: none). */
+  markGen: number;
 }
 
 /**
@@ -175,7 +177,7 @@ export class LabelIndex {
   }
 
   /** What an item is made of (see the file comment), from the current resources. */
-  private itemSource(key: string): Omit<Item, 'key' | 'sels'> | undefined {
+  private itemSource(key: string): Omit<Item, 'key' | 'sels' | 'markGen'> | undefined {
     if (key.startsWith(GNS_ITEM) || key.startsWith(NS_ITEM)) {
       const set = key.startsWith(GNS_ITEM)
         ? this.resources.globalNetworkSets.get(key.slice(GNS_ITEM.length))
@@ -215,7 +217,7 @@ export class LabelIndex {
    * no namespace), its expectedIPs as its addresses (what rule selectors matching it match),
    * its named ports. Local when spec.node is this node.
    */
-  private hostItemSource(name: string): Omit<Item, 'key' | 'sels'> | undefined {
+  private hostItemSource(name: string): Omit<Item, 'key' | 'sels' | 'markGen'> | undefined {
     const hep = this.resources.hostEndpoints.get(name);
     if (hep === undefined) return undefined;
     const labels = Object.setPrototypeOf({}, null) as Record<string, string>;
@@ -256,7 +258,7 @@ export class LabelIndex {
     const { prefixes, ports, local, profiles, namespace } = src;
     let item = old;
     if (item === undefined) {
-      item = { key, labels: {}, prefixes: [], ports: [], sels: NO_SELS as Set<string>, profiles: [], namespace, local, group: undefined };
+      item = { key, labels: {}, prefixes: [], ports: [], sels: NO_SELS as Set<string>, profiles: [], namespace, local, group: undefined, markGen: 0 };
       this.items.set(key, item);
       addTo(this.itemsByNamespace, namespace, key);
     }
