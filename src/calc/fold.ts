@@ -88,6 +88,39 @@ export interface TableProgram {
   slabIntern: Map<number, Slab[]>;
   /** The ops each signature must visit (planOf), made on the first fold. */
   plan?: FoldPlan;
+  /**
+   * Set while a table's class → rows map is built in full (TableContexts.rebuildCtx, then
+   * deleted): the fold steps met so far, shared by the build's folds (see FoldTrie).
+   */
+  trie?: FoldTrie;
+}
+
+/**
+ * The folds of one table build as a trie: a node is a fold state reached from a start state
+ * (the empty signature's prefix where a fold starts) by a sequence of steps — a part's function
+ * that does something (a PartRows object: hash-consed per part, so equal objects are equal
+ * functions of the same part, applied the same way) or a tier / profile end / final op. A
+ * state depends only on its start and steps, so a fold that takes a step already taken from the
+ * same node reuses its result, and a fold ending at a node already finished reuses its rows
+ * (the final slabs, their texts and the rows key are not made again). At 100,000 endpoints a
+ * table's thousands of signatures share most of their steps: they differ in a few parts.
+ * Only for the duration of one build (memory: the nodes hold intermediate states).
+ */
+export class FoldTrie {
+  readonly roots = new Map<FoldState, FoldNode>();
+}
+
+interface FoldNode {
+  state: FoldState;
+  /** settled(state), once asked. */
+  settled: boolean | undefined;
+  /** Step (PartRows or Op) → the node it leads to (this node when the step changes nothing). */
+  next: Map<object, FoldNode> | undefined;
+  rows: Rows | undefined;
+}
+
+function foldNode(state: FoldState): FoldNode {
+  return { state, settled: undefined, next: undefined, rows: undefined };
 }
 
 const UNDECIDED: St = { d: 0, pass: false, rule: '', logs: [] };
@@ -412,6 +445,7 @@ function finalSlabs(p: number, slabs: SSlab[]): Final {
 export function foldRows(prog: TableProgram, sig: Signature, member: Map<string, string>): Rows {
   const { ops } = prog;
   const plan = (prog.plan ??= planOf(prog));
+  if (prog.trie !== undefined) return foldRowsTrie(prog, plan, prog.trie, sig, member);
   // The ops this signature can reach: those always applied, and the parts with one of its atoms.
   // Up to the first part with one of its atoms, the fold is the empty signature's: start there.
   // visit: 1 = an op applied as for the empty signature, 2 = a part with one of its atoms.
@@ -439,6 +473,56 @@ export function foldRows(prog: TableProgram, sig: Signature, member: Map<string,
     // Once every packet of the signature has a verdict, the rest of the fold is the identity.
     if (state !== before && settled(state)) break;
   }
+  return rowsOfState(prog, state);
+}
+
+/** The ops a signature visits (foldRows): 1 = as for the empty signature, 2 = a part with one of its atoms; and the first. */
+function visitOf(plan: FoldPlan, n: number, sig: Signature): { visit: Uint8Array; first: number } {
+  const visit = new Uint8Array(n);
+  for (const i of plan.always) visit[i] = 1;
+  let first = n;
+  for (const a of sig.keys()) {
+    const f = plan.firstOp.get(a);
+    if (f === undefined) continue;
+    if (f < first) first = f;
+    for (const i of plan.atomOps.get(a)!) visit[i] = 2;
+  }
+  return { visit, first };
+}
+
+/** foldRows through the build's trie (same result: the same steps from the same start). */
+function foldRowsTrie(prog: TableProgram, plan: FoldPlan, trie: FoldTrie, sig: Signature, member: Map<string, string>): Rows {
+  const { ops } = prog;
+  const { visit, first } = visitOf(plan, ops.length, sig);
+  const start = plan.prefix[first]!;
+  let node: FoldNode | undefined = trie.roots.get(start);
+  if (node === undefined) trie.roots.set(start, (node = foldNode(start)));
+  for (let i = first; i < ops.length; i++) {
+    if (visit[i] === 0) continue;
+    const op = ops[i]!;
+    let step: object = op;
+    let fn: PartRows | undefined;
+    if (op.kind === 'part') {
+      fn = visit[i] === 2 ? partRows(op.part, partSigKey(op.part, sig, member), sig) : plan.emptyFn[i]!;
+      // A part that does nothing for this signature leaves the state as it is.
+      if (isNoop(fn)) continue;
+      step = fn;
+    }
+    let next: FoldNode | undefined = node.next?.get(step);
+    if (next === undefined) {
+      const state = applyOp(prog, node.state, op, fn, plan.buckets[i]);
+      next = state === node.state ? node : foldNode(state);
+      (node.next ??= new Map()).set(step, next);
+    }
+    if (next === node) continue;
+    node = next;
+    if ((node.settled ??= settled(node.state))) break;
+  }
+  return (node.rows ??= rowsOfState(prog, node.state));
+}
+
+/** A fold's final state as the table's rows (slab lists hash-consed in prog.slabIntern). */
+function rowsOfState(prog: TableProgram, state: FoldState): Rows {
   const byProto = new Map<number, Slab[]>();
   const texts: string[] = [];
   const protoList = prog.protoList;

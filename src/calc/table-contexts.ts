@@ -26,7 +26,7 @@ import type { Atoms, AtomNeeds } from './atoms';
 import { ClassRowsMap, SigMemo } from './class-map';
 import { memberDiff, sigNumber, signatureOfMembers, memberAtom, type ClassIndex, type ClassRec } from './classes';
 import { stageEndKey, tierEndDenies, type Definition, type PlanPart } from './endpoint-policies';
-import { foldRows, isNoop, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
+import { FoldTrie, foldRows, isNoop, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
 import type { RuleIds } from './rule-ids';
 import { endOfTierKey, finalKey, stepMatch } from './rules';
 import { assembleTable, makeTableDef, remoteMatches, type AssembledTable, type Rows, type Signature, type Step } from './table';
@@ -678,11 +678,14 @@ export class TableContexts {
     const touched = this.classIndex.accumulate(ctx.def.atoms);
     const { acc1, acc2 } = this.classIndex;
     const relevant = { size: touched.length };
+    // The build's folds share their steps (FoldTrie), for this build only.
+    ctx.def.trie = new FoldTrie();
     for (const c of touched) {
       const id = c.id;
       const rows = this.rowsOfKey(ctx, sigNumber(acc1[c.slot]!, acc2[c.slot]!), c);
       ctx.classRows.set(id, rows.key);
     }
+    delete ctx.def.trie;
     if (ctx.memo.size > 4 * relevant.size + 64) ctx.memo.clear();
     delete ctx.pred;
     this.assemble(ctx, prevId, prev);
