@@ -97,6 +97,36 @@ export class ClassRowsMap {
     this.n++;
   }
 
+  /** The index under which rows key `rk` is interned (-1: no entry has it); valid while one has. */
+  indexOf(rk: string): number {
+    return this.index.get(rk) ?? -1;
+  }
+
+  /**
+   * set() with the rows key named by its index (indexOf, while some entry still has it): no
+   * string lookup (a full build enters tens of thousands of classes with a few hundred keys).
+   */
+  setIndexed(id: number, k: number): void {
+    if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) throw new RangeError(`ClassRowsMap: class id ${id} is not in [1, 2^32-1]`);
+    let i = this.slotOf(id);
+    if (this.ids[i] !== 0) {
+      const old = this.vals[i]!;
+      if (old === k) return;
+      this.counts[k]!++;
+      this.release(old);
+      this.vals[i] = k;
+      return;
+    }
+    if ((this.n + 1) * 4 > (this.mask + 1) * 3) {
+      this.resize((this.mask + 1) * 2);
+      i = this.slotOf(id);
+    }
+    this.ids[i] = id;
+    this.vals[i] = k;
+    this.counts[k]!++;
+    this.n++;
+  }
+
   /** Removes a class; returns its rows key (undefined if it was absent). */
   delete(id: number): string | undefined {
     let i = this.slotOf(id);
@@ -387,6 +417,12 @@ export class SigMemo {
   get(key: number): string | undefined {
     const i = this.slotOf(key + 1);
     return this.keys[i] === 0 ? undefined : this.values[this.vals[i]!];
+  }
+
+  /** The index of `key`'s value (values are stored once each; -1: no entry), stable until clear(). */
+  valueIndexOf(key: number): number {
+    const i = this.slotOf(key + 1);
+    return this.keys[i] === 0 ? -1 : this.vals[i]!;
   }
 
   set(key: number, value: string): void {

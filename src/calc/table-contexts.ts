@@ -680,10 +680,22 @@ export class TableContexts {
     const relevant = { size: touched.length };
     // The build's folds share their steps (FoldTrie), for this build only.
     ctx.def.trie = new FoldTrie();
+    // Memo value index → the class map's index of the same rows key, once a class of this build
+    // had it: a class whose restricted signature is already memoised costs no string lookup.
+    const { memo, classRows } = ctx;
+    const mapIdx: number[] = [];
     for (const c of touched) {
       const id = c.id;
-      const rows = this.rowsOfKey(ctx, sigNumber(acc1[c.slot]!, acc2[c.slot]!), c);
-      ctx.classRows.set(id, rows.key);
+      const key = sigNumber(acc1[c.slot]!, acc2[c.slot]!);
+      const vi = memo.valueIndexOf(key);
+      const k = vi === -1 ? undefined : mapIdx[vi];
+      if (k !== undefined) {
+        classRows.setIndexed(id, k);
+        continue;
+      }
+      const rows = this.rowsOfKey(ctx, key, c);
+      classRows.set(id, rows.key);
+      mapIdx[memo.valueIndexOf(key)] = classRows.indexOf(rows.key);
     }
     delete ctx.def.trie;
     if (ctx.memo.size > 4 * relevant.size + 64) ctx.memo.clear();
