@@ -97,6 +97,16 @@ export class ClassRowsMap {
     this.n++;
   }
 
+  /**
+   * Grows the table once for `n` entries in all (a full build knows how many classes it enters:
+   * no doubling through every size on the way, each a new pair of arrays).
+   */
+  reserve(n: number): void {
+    let cap = this.mask + 1;
+    while (n * 4 > cap * 3) cap *= 2;
+    if (cap !== this.mask + 1) this.resize(cap);
+  }
+
   /** The index under which rows key `rk` is interned (-1: no entry has it); valid while one has. */
   indexOf(rk: string): number {
     return this.index.get(rk) ?? -1;
@@ -417,6 +427,11 @@ export class SigMemo {
   get(key: number): string | undefined {
     const i = this.slotOf(key + 1);
     return this.keys[i] === 0 ? undefined : this.values[this.vals[i]!];
+  }
+
+  /** Distinct values stored (value indices are below it). */
+  get valueCount(): number {
+    return this.values.length;
   }
 
   /** The index of `key`'s value (values are stored once each; -1: no entry), stable until clear(). */

@@ -308,8 +308,10 @@ export class TableContexts {
     // one of its atoms): `where` the tables it is in or may join; for a class with a template
     // (the class its first address came from), `changed` the tables holding an atom whose
     // membership differs between the two, `gained` those holding an atom only the new class has.
-    const added = [...addedClasses].sort((a, b) => a - b);
-    const removed = [...removedClasses].sort((a, b) => a - b);
+    // No live table (a first build: every table is new and built below from all classes): no
+    // class needs to know which tables it is in.
+    const added = live.length === 0 ? [] : [...addedClasses].sort((a, b) => a - b);
+    const removed = live.length === 0 ? [] : [...removedClasses].sort((a, b) => a - b);
     const addWhere = new Uint32Array(added.length * words);
     const addChanged = new Uint32Array(added.length * words);
     const addGained = new Uint32Array(added.length * words);
@@ -683,13 +685,14 @@ export class TableContexts {
     // Memo value index → the class map's index of the same rows key, once a class of this build
     // had it: a class whose restricted signature is already memoised costs no string lookup.
     const { memo, classRows } = ctx;
-    const mapIdx: number[] = [];
+    classRows.reserve(touched.length);
+    const mapIdx = new Int32Array(memo.valueCount + touched.length).fill(-1);
     for (const c of touched) {
       const id = c.id;
       const key = sigNumber(acc1[c.slot]!, acc2[c.slot]!);
       const vi = memo.valueIndexOf(key);
-      const k = vi === -1 ? undefined : mapIdx[vi];
-      if (k !== undefined) {
+      const k = vi === -1 ? -1 : mapIdx[vi]!;
+      if (k !== -1) {
         classRows.setIndexed(id, k);
         continue;
       }
