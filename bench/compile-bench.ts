@@ -13,6 +13,7 @@
  * TORTIE_BENCH_PROFILE=FILE writes a V8 CPU profile (.cpuprofile) of the deltas alone (after the
  * initial compile), for `node --cpu-prof`-style reading of where a delta's time goes;
  * TORTIE_BENCH_INITIAL_PROFILE=FILE one of the initial compile alone.
+ * TORTIE_BENCH_INITIAL_HEAP_PROFILE=FILE: the same sampling heap profile of the initial compile.
  * TORTIE_BENCH_HEAP_PROFILE=FILE writes a V8 sampling heap profile (.heapprofile, every 16 KiB
  * allocated, objects collected since included) of the local-table edits alone: what they allocate.
  */
@@ -437,8 +438,8 @@ function deltaProfiler(env = 'TORTIE_BENCH_PROFILE'): { stop(): void } {
 }
 
 /** The inspector's sampling heap profiler (TORTIE_BENCH_HEAP_PROFILE=FILE); synchronous. */
-function heapProfiler(): { stop(): void } {
-  const file = process.env.TORTIE_BENCH_HEAP_PROFILE;
+function heapProfiler(env = 'TORTIE_BENCH_HEAP_PROFILE'): { stop(): void } {
+  const file = process.env[env];
   if (file === undefined || file === '') return { stop: () => undefined };
   const s = new Session();
   s.connect();
@@ -469,11 +470,13 @@ function main(): void {
 
   const g = new CalcGraph({ nodeName: 'node1' });
   const initialProfiler = deltaProfiler('TORTIE_BENCH_INITIAL_PROFILE');
+  const initialHeapProfiler = heapProfiler('TORTIE_BENCH_INITIAL_HEAP_PROFILE');
   const initial = timeMs(() => {
     for (const r of resources) g.onUpdate(r);
     flushOf(g);
   });
   initialProfiler.stop();
+  initialHeapProfiler.stop();
   const initialCpu = lastCpu(1)[0]!;
   gc();
   const rss1 = process.memoryUsage().rss;

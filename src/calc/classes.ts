@@ -176,6 +176,13 @@ export class ClassIndex {
   acc2 = new Uint32Array(1024);
   private stamp = new Int32Array(1024);
   private stampGen = 0;
+  /**
+   * classesByAtom's sets as arrays, made on first use after update() and dropped by
+   * endFlush() / dropAtomArrays(): accumulate() walks an atom's classes once per table that has
+   * the atom (at 100,000 endpoints ~3 million class visits in a first build), and a Set's
+   * iterator allocates a result object per element.
+   */
+  private readonly atomArrays = new Map<string, ClassRec[]>();
   /** Hash pairs of plain atoms (selector and CIDR atoms), set when a class with the atom appears. */
   private readonly atomHashes = new Map<string, [number, number]>();
 
@@ -311,6 +318,7 @@ export class ClassIndex {
   /** Flush step 3: dirty prefix nodes get their classes; classes no prefix uses any more are dropped. */
   update(addedClasses: Set<number>, removedClasses: Set<number>, changedPrefixes: Set<string>): void {
     this.markGen++;
+    this.atomArrays.clear();
     for (const nk of [...this.dirtyNodes].sort()) this.recomputeNode(nk, addedClasses, changedPrefixes);
     this.dirtyNodes.clear();
     for (const id of this.zeroRefClasses) {
@@ -327,6 +335,7 @@ export class ClassIndex {
 
   /** Clears what update() recorded for this flush (templates, removed members, zero-ref classes). */
   endFlush(): void {
+    this.atomArrays.clear();
     this.classTemplate.clear();
     this.removedMembers.clear();
     this.zeroRefClasses.clear();
@@ -507,6 +516,11 @@ export class ClassIndex {
     };
   }
 
+  /** Drops the arrays accumulate() made (classesByAtom is about to change, or the flush is over). */
+  dropAtomArrays(): void {
+    this.atomArrays.clear();
+  }
+
   /** Hash pair of a plain atom's member string (the atom id): cached, else computed. */
   private plainHash(atom: string): [number, number] {
     return this.atomHashes.get(atom) ?? memberHash(atom);
@@ -521,8 +535,12 @@ export class ClassIndex {
     const { acc1, acc2, stamp } = this;
     const touched: ClassRec[] = [];
     for (const a of atoms) {
-      const set = this.classesByAtom.get(a);
-      if (set === undefined) continue;
+      let set = this.atomArrays.get(a);
+      if (set === undefined) {
+        const s = this.classesByAtom.get(a);
+        if (s === undefined) continue;
+        this.atomArrays.set(a, (set = [...s]));
+      }
       // Plain atoms hash the same in every class; named-port members carry per-class values.
       const shared = a.startsWith('n:') ? undefined : this.plainHash(a);
       for (const c of set) {

@@ -300,14 +300,16 @@ export class LabelIndex {
   /** Moves the item into the group of `labels` (made if new; the old one goes if emptied). */
   private setItemLabels(item: Item, labels: Record<string, string>): void {
     let key = '';
-    for (const [k, v] of Object.entries(labels)) key += `${k}\u0000${v}\u0000`;
+    // for-in, not Object.entries (no [k, v] arrays per label of every item; same order).
+    for (const k in labels) key += `${k}\u0000${labels[k]}\u0000`;
     if (item.group?.key === key) return;
     this.leaveGroup(item);
     let g = this.groups.get(key);
     if (g === undefined) {
       g = { key, labels, items: new Set(), sels: this.matchingSelectors(labels) };
       this.groups.set(key, g);
-      for (const [k, v] of Object.entries(labels)) {
+      for (const k in labels) {
+        const v = labels[k]!;
         let byV = this.groupsByKV.get(k);
         if (byV === undefined) this.groupsByKV.set(k, (byV = new Map()));
         addTo(byV, v, g);

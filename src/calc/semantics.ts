@@ -175,10 +175,12 @@ export function effectiveLabels(
   }
   const ns = wep.metadata.namespace ?? 'default';
   const nsLabels = namespaceOf(ns)?.metadata.labels;
-  if (nsLabels !== undefined) for (const [k, v] of Object.entries(nsLabels)) out[NAMESPACE_LABEL_PREFIX + k] = v;
+  // for-in, not Object.entries: no [k, v] arrays per label of 100,000 endpoints (own enumerable
+  // string keys in the same order; label maps inherit nothing enumerable).
+  if (nsLabels !== undefined) for (const k in nsLabels) out[NAMESPACE_LABEL_PREFIX + k] = nsLabels[k]!;
   out[NAMESPACE_LABEL_PREFIX + LABEL_NAME] = ns;
   const own = wep.metadata.labels;
-  if (own !== undefined) for (const [k, v] of Object.entries(own)) out[k] = v;
+  if (own !== undefined) for (const k in own) out[k] = own[k]!;
   out[LABEL_NAMESPACE] = ns;
   if (wep.spec.orchestrator !== undefined) out[LABEL_ORCHESTRATOR] = wep.spec.orchestrator;
   if (wep.spec.serviceAccountName !== undefined && wep.spec.serviceAccountName !== '') {

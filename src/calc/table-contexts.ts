@@ -377,6 +377,7 @@ export class TableContexts {
       else if (ctx.needReassemble) this.reassemble(ctx);
       delete ctx.before;
     }
+    this.classIndex.dropAtomArrays();
   }
 
   /** The shared part for a resolved policy/profile (reference-counted by table contexts). */
