@@ -359,6 +359,8 @@ interface FoldPlan {
   emptyFn: (PartRows | undefined)[];
   /** Every part op index with an atom (always visited or not), by atom. */
   atomOps: Map<string, number[]>;
+  /** visitOf()'s array (foldRowsTrie). */
+  visit?: Uint8Array;
 }
 
 function planOf(prog: TableProgram): FoldPlan {
@@ -478,7 +480,9 @@ export function foldRows(prog: TableProgram, sig: Signature, member: Map<string,
 
 /** The ops a signature visits (foldRows): 1 = as for the empty signature, 2 = a part with one of its atoms; and the first. */
 function visitOf(plan: FoldPlan, n: number, sig: Signature): { visit: Uint8Array; first: number } {
-  const visit = new Uint8Array(n);
+  // One array per table, reused (folds do not nest).
+  const visit = (plan.visit ??= new Uint8Array(n));
+  visit.fill(0);
   for (const i of plan.always) visit[i] = 1;
   let first = n;
   for (const a of sig.keys()) {

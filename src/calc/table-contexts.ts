@@ -678,17 +678,19 @@ export class TableContexts {
     }
     ctx.classRows.clear();
     // Restricted members per relevant class, gathered atom by atom (cost: Σ |class ∩ atoms|).
-    const touched = this.classIndex.accumulate(ctx.def.atoms);
+    const nTouched = this.classIndex.accumulateScratch(ctx.def.atoms);
+    const touched = this.classIndex.classScratch;
     const { acc1, acc2 } = this.classIndex;
-    const relevant = { size: touched.length };
+    const relevant = { size: nTouched };
     // The build's folds share their steps (FoldTrie), for this build only.
     ctx.def.trie = new FoldTrie();
     // Memo value index → the class map's index of the same rows key, once a class of this build
     // had it: a class whose restricted signature is already memoised costs no string lookup.
     const { memo, classRows } = ctx;
-    classRows.reserve(touched.length);
-    const mapIdx = new Int32Array(memo.valueCount + touched.length).fill(-1);
-    for (const c of touched) {
+    classRows.reserve(nTouched);
+    const mapIdx = new Int32Array(memo.valueCount + nTouched).fill(-1);
+    for (let j = 0; j < nTouched; j++) {
+      const c = touched[j]!;
       const id = c.id;
       const key = sigNumber(acc1[c.slot]!, acc2[c.slot]!);
       const vi = memo.valueIndexOf(key);
