@@ -24,7 +24,7 @@
  */
 import type { Item, LabelIndex } from './label-index';
 import { addTo, hashId, removeFrom } from './graph-util';
-import { cidr4Covers, cidr4Key, cidr6Covers, cidr6Key, isCidr6, mask6, prefixMask, type AnyCidr, type Cidr4, type Cidr6 } from '../primitives';
+import { cidr4Covers, cidr4Key, cidr6Covers, cidr6Key, isCidr6, mask6, type AnyCidr, type Cidr4, type Cidr6 } from '../primitives';
 import { fewAdd, fewDelete, fewSize, fewValues, type Few } from './compact';
 import type { Signature } from './table';
 
@@ -133,6 +133,11 @@ export function memberDiff(a: string[], b: string[], changed: string[], gained: 
   }
 }
 
+/** The top `len` bits of an IPv4 address (ClassIndex.byLen4's key). */
+function top4(addr: number, len: number): number {
+  return len === 0 ? 0 : addr >>> (32 - len);
+}
+
 /** A 53-bit number from two 32-bit hashes (a Map key without string allocation). */
 export function sigNumber(h1: number, h2: number): number {
   return h1 * 2097152 + (h2 >>> 11);
@@ -158,6 +163,11 @@ export class ClassIndex {
   /** Prefix nodes of length ≥ 24 by their first 24 bits, and the shorter ones (for subtree scans). */
   private readonly nodesBy24 = new Map<number, Set<string>>();
   private readonly shortNodes = new Set<string>();
+  /**
+   * IPv4 prefix nodes per length, by their address's top `len` bits (signatureOf looks up a
+   * node's ancestors: a number key instead of a cidr4Key string per length per node).
+   */
+  private readonly byLen4: Map<number, PNode>[] = Array.from({ length: 33 }, () => new Map<number, PNode>());
   private readonly dirtyNodes = new Set<string>();
   /** The round of marks (Item.markGen): advanced by update(), which clears the marks. */
   private markGen = 1;
@@ -265,6 +275,7 @@ export class ClassIndex {
       n = { key: k, cidr: c, cidrAtoms: undefined, items: undefined, classId: 0 };
       this.pnodes.set(k, n);
       this.lenCount[c.len]!++;
+      this.byLen4[c.len]!.set(top4(c.addr, c.len), n);
       if (c.len >= 24) addTo(this.nodesBy24, c.addr >>> 8, k);
       else this.shortNodes.add(k);
       this.dirtyNodes.add(k);
@@ -404,6 +415,7 @@ export class ClassIndex {
         this.nodes6.delete(nk);
       } else {
         this.lenCount[n.cidr.len]!--;
+        this.byLen4[n.cidr.len]!.delete(top4(n.cidr.addr, n.cidr.len));
         if (n.cidr.len >= 24) removeFrom(this.nodesBy24, n.cidr.addr >>> 8, nk);
         else this.shortNodes.delete(nk);
       }
@@ -421,7 +433,7 @@ export class ClassIndex {
     for (let len = 0; len <= n.cidr.len; len++) {
       if ((c6 ? this.lenCount6 : this.lenCount)[len] === 0) continue;
       const anc = len === n.cidr.len ? n
-        : this.pnodes.get(c6 ? cidr6Key({ addr6: c6.addr6 & mask6(len), len }) : `${(c4!.addr & prefixMask(len)) >>> 0}/${len}`);
+        : c6 ? this.pnodes.get(cidr6Key({ addr6: c6.addr6 & mask6(len), len })) : this.byLen4[len]!.get(top4(c4!.addr, len));
       if (anc === undefined) continue;
       if (anc.cidrAtoms !== undefined) for (const a of anc.cidrAtoms) members.add(a);
       for (const ik of fewValues(anc.items)) {
