@@ -192,9 +192,16 @@ export class ClassIndex {
    * the atom (at 100,000 endpoints ~3 million class visits in a first build), and a Set's
    * iterator allocates a result object per element.
    */
-  private readonly atomArrays = new Map<string, ClassRec[]>();
-  /** accumulateScratch()'s classes (grown, not shrunk, while a flush builds tables). */
-  readonly classScratch: ClassRec[] = [];
+  private readonly atomArrays = new Map<string, Int32Array>();
+  /**
+   * accumulateScratch()'s classes, as slots (grown to the slots in use, not shrunk): a full
+   * build reads a class's id (slotId) and hashes (acc1/acc2) from typed arrays by slot, and its
+   * record only when it folds (fewer cache misses than a field read per class per table).
+   */
+  slotScratch = new Int32Array(1024);
+  /** Slot → the live class's id / record (0 / undefined: a free slot). */
+  slotId = new Uint32Array(1024);
+  readonly slotRec: (ClassRec | undefined)[] = [];
   /** Hash pairs of plain atoms (selector and CIDR atoms), set when a class with the atom appears. */
   private readonly atomHashes = new Map<string, [number, number]>();
 
@@ -341,6 +348,7 @@ export class ClassIndex {
       this.classBySig.delete(c.sig);
       for (const a of atomsOfMembers(c.members)) removeFrom(this.classesByAtom, a, c);
       this.freeSlots.push(c.slot);
+      this.slotRec[c.slot] = undefined;
       if (addedClasses.has(id)) addedClasses.delete(id);
       else removedClasses.add(id);
     }
@@ -383,8 +391,11 @@ export class ClassIndex {
             this.acc1 = grow(this.acc1);
             this.acc2 = grow(this.acc2);
             this.stamp = grow(this.stamp);
+            this.slotId = grow(this.slotId);
           }
           const rec: ClassRec = { id: newId, sig, members, refs: 0, slot };
+          this.slotId[slot] = newId;
+          this.slotRec[slot] = rec;
           if (npHash !== undefined) rec.npHash = npHash;
           this.classes.set(newId, rec);
           this.zeroRefClasses.add(newId);
@@ -533,7 +544,6 @@ export class ClassIndex {
   /** Drops the arrays accumulate() made (classesByAtom is about to change, or the flush is over). */
   dropAtomArrays(): void {
     this.atomArrays.clear();
-    this.classScratch.length = 0;
   }
 
   /** Hash pair of a plain atom's member string (the atom id): cached, else computed. */
@@ -546,42 +556,42 @@ export class ClassIndex {
    * accumulated in acc1/acc2 at its slot (sigNumber(acc1[slot], acc2[slot])), until the next call.
    */
   accumulate(atoms: Iterable<string>): ClassRec[] {
+    const n = this.accumulateScratch(atoms);
     const touched: ClassRec[] = [];
-    this.accumulateInto(atoms, touched);
+    for (let j = 0; j < n; j++) touched.push(this.slotRec[this.slotScratch[j]!]!);
     return touched;
   }
 
   /**
-   * accumulate() into `classScratch` (reused: a first build accumulates ~200 tables of ~17,000
-   * classes each): the classes are classScratch[0, n), n returned, until the next call.
+   * accumulate() as slots (reused: a first build accumulates ~200 tables of ~17,000 classes
+   * each): the classes' slots are slotScratch[0, n), n returned, until the next call.
    */
   accumulateScratch(atoms: Iterable<string>): number {
-    return this.accumulateInto(atoms, this.classScratch);
-  }
-
-  /** accumulate()'s classes written into out[0, n) (entries past n are stale); returns n. */
-  private accumulateInto(atoms: Iterable<string>, touched: ClassRec[]): number {
     const gen = ++this.stampGen;
     const { acc1, acc2, stamp } = this;
+    if (this.slotScratch.length < this.slotCount) this.slotScratch = new Int32Array(this.stamp.length);
+    const touched = this.slotScratch;
     let n = 0;
     for (const a of atoms) {
       let set = this.atomArrays.get(a);
       if (set === undefined) {
         const s = this.classesByAtom.get(a);
         if (s === undefined) continue;
-        this.atomArrays.set(a, (set = [...s]));
+        set = new Int32Array(s.size);
+        let k = 0;
+        for (const c of s) set[k++] = c.slot;
+        this.atomArrays.set(a, set);
       }
       // Plain atoms hash the same in every class; named-port members carry per-class values.
       const shared = a.startsWith('n:') ? undefined : this.plainHash(a);
       for (let j = 0; j < set.length; j++) {
-        const c = set[j]!;
-        const h = shared ?? c.npHash!.get(a)!;
-        const i = c.slot;
+        const i = set[j]!;
+        const h = shared ?? this.slotRec[i]!.npHash!.get(a)!;
         if (stamp[i] !== gen) {
           stamp[i] = gen;
           acc1[i] = h[0];
           acc2[i] = h[1];
-          touched[n++] = c;
+          touched[n++] = i;
         } else {
           acc1[i] = acc1[i]! ^ h[0];
           acc2[i] = acc2[i]! + h[1];

@@ -679,8 +679,7 @@ export class TableContexts {
     ctx.classRows.clear();
     // Restricted members per relevant class, gathered atom by atom (cost: Σ |class ∩ atoms|).
     const nTouched = this.classIndex.accumulateScratch(ctx.def.atoms);
-    const touched = this.classIndex.classScratch;
-    const { acc1, acc2 } = this.classIndex;
+    const { acc1, acc2, slotScratch, slotId, slotRec } = this.classIndex;
     const relevant = { size: nTouched };
     // The build's folds share their steps (FoldTrie), for this build only.
     ctx.def.trie = new FoldTrie();
@@ -690,16 +689,16 @@ export class TableContexts {
     classRows.reserve(nTouched);
     const mapIdx = new Int32Array(memo.valueCount + nTouched).fill(-1);
     for (let j = 0; j < nTouched; j++) {
-      const c = touched[j]!;
-      const id = c.id;
-      const key = sigNumber(acc1[c.slot]!, acc2[c.slot]!);
+      const slot = slotScratch[j]!;
+      const id = slotId[slot]!;
+      const key = sigNumber(acc1[slot]!, acc2[slot]!);
       const vi = memo.valueIndexOf(key);
       const k = vi === -1 ? -1 : mapIdx[vi]!;
       if (k !== -1) {
         classRows.setIndexed(id, k);
         continue;
       }
-      const rows = this.rowsOfKey(ctx, key, c);
+      const rows = this.rowsOfKey(ctx, key, slotRec[slot]!);
       classRows.set(id, rows.key);
       mapIdx[memo.valueIndexOf(key)] = classRows.indexOf(rows.key);
     }
