@@ -254,6 +254,8 @@ export interface PartRows {
   slabs: PartSlab[][];
   /** Canonical fingerprint: equal keys ⇔ equal functions (for reuse across table versions). */
   key: string;
+  /** Whether every bucket is NOOP_SLABS (fold.ts isNoop; set when made, or on first ask). */
+  noop?: boolean;
 }
 
 /** Shared log list of segments that hit no Log rule (never mutated). */
@@ -343,7 +345,7 @@ export function computePartRows(def: TableDef, sig: Signature): PartRows {
   const key = createHash('sha1').update(texts.join('|')).digest('hex').slice(0, 16);
   const fn = interned.fns.get(key);
   if (fn !== undefined) return fn;
-  const rows: PartRows = { slabs: buckets, key };
+  const rows: PartRows = { slabs: buckets, key, noop: buckets.every((b) => b === NOOP_SLABS) };
   interned.fns.set(key, rows);
   return rows;
 }
