@@ -298,6 +298,10 @@ export class ClassIndex {
 
   /** Marks a prefix and every prefix under it. */
   private markNode(c: AnyCidr): void {
+    // dirtyNodes only ever holds keys of existing nodes (nodes go only in update(), which clears
+    // it), so when it is as large as pnodes every node is dirty: nothing to walk. A first build
+    // is all of it (every node is new), e.g. a short CIDR atom's walk over ~100,000 nodes.
+    if (this.dirtyNodes.size === this.pnodes.size) return;
     if (isCidr6(c)) {
       this.markNode6(c);
       return;
