@@ -91,6 +91,17 @@ export interface SelAtom {
   index: { kind: 'kv'; keys: string[] } | { kind: 'k'; key: string } | { kind: 'none' };
 }
 
+/** Equal port lists (what JSON.stringify of both compared: same fields, same order). */
+function samePorts(a: Item['ports'], b: Item['ports']): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.name !== y.name || x.protocol !== y.protocol || x.port !== y.port) return false;
+  }
+  return true;
+}
+
 function samePrefixes(a: readonly AnyCidr[], b: readonly AnyCidr[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (anyKey(a[i]!) !== anyKey(b[i]!)) return false;
@@ -324,7 +335,7 @@ export class LabelIndex {
     }
     if (item.local || local) this.endpoints.markRelabelled(key);
     item.local = local;
-    let changed = JSON.stringify(item.ports) !== JSON.stringify(ports);
+    let changed = !samePorts(item.ports, ports);
     // Exact-length copies: arrays grown by push keep spare capacity (×10,000 items).
     item.ports = ports.slice();
     // Memberships: the new label group's (computed when the group was made), against the old.
