@@ -164,8 +164,9 @@ export class ClassIndex {
   private readonly nodesBy24 = new Map<number, Set<string>>();
   private readonly shortNodes = new Set<string>();
   /**
-   * IPv4 prefix nodes per length, by their address's top `len` bits (signatureOf looks up a
-   * node's ancestors: a number key instead of a cidr4Key string per length per node).
+   * IPv4 prefix nodes per length below 32, by their address's top `len` bits (signatureOf looks
+   * up a node's ancestors: a number key instead of a cidr4Key string per length per node; a /32
+   * is nobody's ancestor, and 100,000 endpoint /32s would cost ~6 MB here).
    */
   private readonly byLen4: Map<number, PNode>[] = Array.from({ length: 33 }, () => new Map<number, PNode>());
   private readonly dirtyNodes = new Set<string>();
@@ -282,7 +283,7 @@ export class ClassIndex {
       n = { key: k, cidr: c, cidrAtoms: undefined, items: undefined, classId: 0 };
       this.pnodes.set(k, n);
       this.lenCount[c.len]!++;
-      this.byLen4[c.len]!.set(top4(c.addr, c.len), n);
+      if (c.len < 32) this.byLen4[c.len]!.set(top4(c.addr, c.len), n);
       if (c.len >= 24) addTo(this.nodesBy24, c.addr >>> 8, k);
       else this.shortNodes.add(k);
       this.dirtyNodes.add(k);
@@ -430,7 +431,7 @@ export class ClassIndex {
         this.nodes6.delete(nk);
       } else {
         this.lenCount[n.cidr.len]!--;
-        this.byLen4[n.cidr.len]!.delete(top4(n.cidr.addr, n.cidr.len));
+        if (n.cidr.len < 32) this.byLen4[n.cidr.len]!.delete(top4(n.cidr.addr, n.cidr.len));
         if (n.cidr.len >= 24) removeFrom(this.nodesBy24, n.cidr.addr >>> 8, nk);
         else this.shortNodes.delete(nk);
       }

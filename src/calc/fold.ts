@@ -136,7 +136,9 @@ export function makeProgram(key: string, direction: Direction, ops: Op[]): Table
   const protos = [...protocols].sort((a, b) => a - b);
   const protoList = [...protos, PROTO_OTHER];
   const state: FoldState = protoList.map(() => [{ min: 0, max: 65535, segs: [{ min: 0, max: 65535, s: UNDECIDED }] }]);
-  return { key, direction, ops, protocols: protos, protoList, atoms, initial: state, slabIntern: new Map() };
+  // plan and trie are in the literal (undefined) so that setting and clearing them keeps the
+  // object's shape (a delete would turn it into a dictionary).
+  return { key, direction, ops, protocols: protos, protoList, atoms, initial: state, slabIntern: new Map(), plan: undefined, trie: undefined };
 }
 
 function sameSt(a: St, b: St): boolean {
@@ -389,7 +391,7 @@ function planOf(prog: TableProgram): FoldPlan {
     if (isAlways.has(i)) state = applyOp(prog, state, op, emptyFn[i], buckets[i]);
     prefix.push(state);
   });
-  return { always, firstOp, prefix, buckets, emptyFn, atomOps };
+  return { always, firstOp, prefix, buckets, emptyFn, atomOps, visit: undefined };
 }
 
 /** Key of a signature restricted to a part's atoms. */

@@ -702,7 +702,7 @@ export class TableContexts {
       classRows.set(id, rows.key);
       mapIdx[memo.valueIndexOf(key)] = classRows.indexOf(rows.key);
     }
-    delete ctx.def.trie;
+    ctx.def.trie = undefined;
     if (ctx.memo.size > 4 * relevant.size + 64) ctx.memo.clear();
     delete ctx.pred;
     this.assemble(ctx, prevId, prev);
