@@ -218,6 +218,8 @@ export class TableContexts {
   private flushAdded: ReadonlySet<number> = new Set();
   /** The contexts that got projection changes in this flush (`Ctx.projAdd` / `projDel`). */
   private readonly projTouched: Ctx[] = [];
+  /** rebuildCtx's memo value index → class map index (reused by every full build). */
+  private mapIdxScratch = new Int32Array(1024);
   /** Cumulative: tables built from a predecessor's class → rows map. */
   tablesFromPredecessor = 0;
   /** Cumulative: of those, tables whose predecessor had parts the new one lacks or the reverse. */
@@ -687,7 +689,10 @@ export class TableContexts {
     // had it: a class whose restricted signature is already memoised costs no string lookup.
     const { memo, classRows } = ctx;
     classRows.reserve(nTouched);
-    const mapIdx = new Int32Array(memo.valueCount + nTouched).fill(-1);
+    const need = memo.valueCount + nTouched;
+    if (this.mapIdxScratch.length < need) this.mapIdxScratch = new Int32Array(Math.max(need, 2 * this.mapIdxScratch.length));
+    const mapIdx = this.mapIdxScratch;
+    mapIdx.fill(-1, 0, need);
     for (let j = 0; j < nTouched; j++) {
       const slot = slotScratch[j]!;
       const id = slotId[slot]!;
