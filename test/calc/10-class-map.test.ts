@@ -43,10 +43,21 @@ t.test('behaves as a Map with per-key counts under random operations', async (t)
     for (let op = 0; op < 2000; op++) {
       const id = universe[Math.floor(rand() * universe.length)]!;
       const r = rand();
-      if (r < 0.5) {
+      if (r < 0.4) {
         const rk = 'abcdef'[Math.floor(rand() * 6)]!;
         m.set(id, rk);
         model.set(id, rk);
+      } else if (r < 0.5) {
+        // set() by the index of a rows key some entry has (a full table build's path), and
+        // reserve() (growing once instead of doubling) at random sizes.
+        const rk = 'abcdef'[Math.floor(rand() * 6)]!;
+        const k = m.indexOf(rk);
+        if ((k !== -1) !== [...model.values()].includes(rk)) problems.push(`run ${run} op ${op}: indexOf(${rk}) ${k}`);
+        if (k !== -1) {
+          m.setIndexed(id, k);
+          model.set(id, rk);
+        }
+        if (rand() < 0.1) m.reserve(Math.floor(rand() * 2 * universe.length));
       } else if (r < 0.95) {
         const got = m.delete(id);
         if (got !== model.get(id)) problems.push(`run ${run} op ${op}: delete(${id}) returned ${got}`);
@@ -188,6 +199,19 @@ t.test('SigMemo behaves as a Map for 53-bit keys, colliding low bits included', 
     }
     if (m.size !== model.size) problems.push(`run ${run}: size ${m.size} vs ${model.size}`);
     for (const k of universe) if (m.get(k) !== model.get(k)) problems.push(`run ${run}: get(${k}) ${m.get(k)} vs ${model.get(k)}`);
+    // valueIndexOf: -1 exactly for absent keys, one index per distinct value, below valueCount.
+    const idxOfValue = new Map<string, number>();
+    for (const k of universe) {
+      const i = m.valueIndexOf(k);
+      const v = model.get(k);
+      if ((i === -1) !== (v === undefined)) problems.push(`run ${run}: valueIndexOf(${k}) ${i} for ${v}`);
+      if (v === undefined) continue;
+      if (i >= m.valueCount) problems.push(`run ${run}: valueIndexOf(${k}) ${i} >= valueCount ${m.valueCount}`);
+      const seen = idxOfValue.get(v);
+      if (seen === undefined) idxOfValue.set(v, i);
+      else if (seen !== i) problems.push(`run ${run}: value ${v} at indices ${seen} and ${i}`);
+    }
+    if (new Set(idxOfValue.values()).size !== idxOfValue.size) problems.push(`run ${run}: two values share an index`);
   }
   t.same(problems.slice(0, 5), []);
   const m = new SigMemo();
