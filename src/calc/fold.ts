@@ -90,7 +90,7 @@ export interface TableProgram {
   plan?: FoldPlan;
   /**
    * Set while a table's class → rows map is built in full (TableContexts.rebuildCtx, then
-   * deleted): the fold steps met so far, shared by the build's folds (see FoldTrie).
+   * cleared): the fold steps met so far, shared by the build's folds (see FoldTrie).
    */
   trie?: FoldTrie;
 }

@@ -693,21 +693,24 @@ export class TableContexts {
     if (this.mapIdxScratch.length < need) this.mapIdxScratch = new Int32Array(Math.max(need, 2 * this.mapIdxScratch.length));
     const mapIdx = this.mapIdxScratch;
     mapIdx.fill(-1, 0, need);
-    for (let j = 0; j < nTouched; j++) {
-      const slot = slotScratch[j]!;
-      const id = slotId[slot]!;
-      const key = sigNumber(acc1[slot]!, acc2[slot]!);
-      const vi = memo.valueIndexOf(key);
-      const k = vi === -1 ? -1 : mapIdx[vi]!;
-      if (k !== -1) {
-        classRows.setIndexed(id, k);
-        continue;
+    try {
+      for (let j = 0; j < nTouched; j++) {
+        const slot = slotScratch[j]!;
+        const id = slotId[slot]!;
+        const key = sigNumber(acc1[slot]!, acc2[slot]!);
+        const vi = memo.valueIndexOf(key);
+        const k = vi === -1 ? -1 : mapIdx[vi]!;
+        if (k !== -1) {
+          classRows.setIndexed(id, k);
+          continue;
+        }
+        const rows = this.rowsOfKey(ctx, key, slotRec[slot]!);
+        classRows.set(id, rows.key);
+        mapIdx[memo.valueIndexOf(key)] = classRows.indexOf(rows.key);
       }
-      const rows = this.rowsOfKey(ctx, key, slotRec[slot]!);
-      classRows.set(id, rows.key);
-      mapIdx[memo.valueIndexOf(key)] = classRows.indexOf(rows.key);
+    } finally {
+      ctx.def.trie = undefined;
     }
-    ctx.def.trie = undefined;
     if (ctx.memo.size > 4 * relevant.size + 64) ctx.memo.clear();
     delete ctx.pred;
     this.assemble(ctx, prevId, prev);
