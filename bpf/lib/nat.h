@@ -189,11 +189,11 @@ static __always_inline __u64 nat_tcp_ts(struct __sk_buff *skb, __u32 l4off, __u3
  * for a given SYN. The tombstone keeps both values (tombstone_created, below); one past the
  * closed timeout is free, as any expired entry.
  */
-static __always_inline bool nat_tw_ok(const struct tortie_pkt *pkt, __u64 syn_ts, __u8 tflags, __u64 tomb)
+static __always_inline bool nat_tw_ok_seg(__u8 proto, __u8 tcp_flags, __u32 tcp_seq, __u64 syn_ts, __u8 tflags, __u64 tomb)
 {
 	__u32 old_ts = (__u32)(tomb >> 32), ts = (__u32)syn_ts;
 
-	if (pkt->proto != IPPROTO_TCP || (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) != TCP_FLAG_SYN)
+	if (proto != IPPROTO_TCP || (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) != TCP_FLAG_SYN)
 		return false;
 	if ((syn_ts & NAT_TS_SEEN) && (tflags & TORTIE_NATF_TW_TS)) {
 		if (seq_after(ts, old_ts))
@@ -201,7 +201,12 @@ static __always_inline bool nat_tw_ok(const struct tortie_pkt *pkt, __u64 syn_ts
 		if (ts != old_ts)
 			return false; /* PAWS would reject it */
 	}
-	return seq_after(pkt->tcp_seq, (__u32)tomb);
+	return seq_after(tcp_seq, (__u32)tomb);
+}
+
+static __always_inline bool nat_tw_ok(const struct tortie_pkt *pkt, __u64 syn_ts, __u8 tflags, __u64 tomb)
+{
+	return nat_tw_ok_seg(pkt->proto, pkt->tcp_flags, pkt->tcp_seq, syn_ts, tflags, tomb);
 }
 
 /* A tombstone's created_ns: the closed flow's last timestamp from the workload (high half; with
@@ -362,17 +367,21 @@ static __always_inline void nat_track_tcp(struct tortie_nat4_value *v, const str
 static __always_inline bool nat_host_sock(struct __sk_buff *skb, __u8 proto, __be32 raddr, __be16 rport,
 					  __be32 node_ip, __be16 lport)
 {
-	struct bpf_sock_tuple t = {};
+	/* The IPv4 half of struct bpf_sock_tuple only (12 bytes of stack, not 36: nat4_try_port's
+	 * frame counts towards the 512 bytes of its call chain). */
+	struct {
+		__be32 saddr;
+		__be32 daddr;
+		__be16 sport;
+		__be16 dport;
+	} t = { .saddr = raddr, .daddr = node_ip, .sport = rport, .dport = lport };
 	struct bpf_sock *sk;
 
-	t.ipv4.saddr = raddr;
-	t.ipv4.daddr = node_ip;
-	t.ipv4.sport = rport;
-	t.ipv4.dport = lport;
+	_Static_assert(sizeof(t) == sizeof(((struct bpf_sock_tuple *)0)->ipv4), "IPv4 sock tuple");
 	if (proto == IPPROTO_TCP)
-		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+		sk = bpf_skc_lookup_tcp(skb, (struct bpf_sock_tuple *)&t, sizeof(t), BPF_F_CURRENT_NETNS, 0);
 	else if (proto == IPPROTO_UDP)
-		sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+		sk = bpf_sk_lookup_udp(skb, (struct bpf_sock_tuple *)&t, sizeof(t), BPF_F_CURRENT_NETNS, 0);
 	else
 		return false;
 	if (!sk)
@@ -382,14 +391,29 @@ static __always_inline bool nat_host_sock(struct __sk_buff *skb, __u8 proto, __b
 }
 
 /*
- * Claims the REV tuple rk (rk->dport = candidate port) for the flow: creates the REV entry, or
+ * One port candidate of a flow's new mapping (nat4_try_port): the REV entry to create (rk, with
+ * rk.dport the candidate; rv) and what judging a collision needs of the packet.
+ */
+struct nat4_cand {
+	struct tortie_nat4_key rk;    /* rk.daddr: the node address; rk.dport: the candidate */
+	struct tortie_nat4_value rv;  /* rv.last_seen_ns: now */
+	__u64 syn_ts; /* the SYN's timestamp (nat_tcp_ts), for a tombstone's port */
+	__u32 tcp_seq;
+	__u8 tcp_flags;
+	__u8 pad[3];
+};
+
+/*
+ * Claims the REV tuple c->rk (rk.dport = candidate port) for the flow: creates the REV entry, or
  * reclaims it if its flow is over. 1 claimed, 0 taken, < 0 the table is full.
  */
-static __always_inline int nat_claim(const struct tortie_pkt *pkt, __u64 syn_ts, struct tortie_nat4_key *rk,
-				     const struct tortie_nat4_value *rv, __u8 proto, __u64 now)
+static __always_inline int nat_claim(struct nat4_cand *c)
 {
+	struct tortie_nat4_key *rk = &c->rk, fk = {};
+	const struct tortie_nat4_value *rv = &c->rv;
 	struct tortie_nat4_value *cur, *fv;
-	struct tortie_nat4_key fk = {};
+	__u8 proto = rk->proto;
+	__u64 now = rv->last_seen_ns;
 	long err;
 
 	/* Looked up first: under churn most candidates hold a tombstone, and a lookup costs less than
@@ -415,9 +439,15 @@ static __always_inline int nat_claim(const struct tortie_pkt *pkt, __u64 syn_ts,
 		return 1;
 	}
 	/* A live verified close's tombstone: its port goes to a new SYN that TIME-WAIT would accept. */
-	if ((cur->flags & TORTIE_NATF_DONE) ? nat_tomb_live(cur->last_seen_ns, now) && !nat_tw_ok(pkt, syn_ts, cur->flags, cur->created_ns)
+	if ((cur->flags & TORTIE_NATF_DONE) ? nat_tomb_live(cur->last_seen_ns, now) &&
+						      !nat_tw_ok_seg(proto, c->tcp_flags, c->tcp_seq, c->syn_ts, cur->flags, cur->created_ns)
 					     : nat_live(cur, proto, now))
 		return 0;
+	/* A tombstone's FWD entry was deleted by the release that made it one (nat_tcp_release marks
+	 * the REV entry, then deletes the FWD entry; a later FWD entry of that tuple took a port of
+	 * its own, or revived the tombstone above): no FWD entry to ask. */
+	if (cur->flags & TORTIE_NATF_DONE)
+		goto reclaim;
 	/* REV entries are refreshed by replies only: a one-way flow keeps its port while its FWD
 	 * entry (refreshed by every outgoing packet) is live and still maps to this port. */
 	fk.saddr = cur->addr;
@@ -429,20 +459,25 @@ static __always_inline int nat_claim(const struct tortie_pkt *pkt, __u64 syn_ts,
 	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
 	if (fv && fv->port == rk->dport && nat_live(fv, proto, now))
 		return 0;
+reclaim:
 	bpf_map_delete_elem(&tortie_nat4_v2, rk);
 	return bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST) == 0;
 }
 
-/* One candidate: free of node sockets, then claimed. 1 claimed, 0 not, < 0 table full. */
-static __always_inline int nat_try_port(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u64 syn_ts,
-					struct tortie_nat4_key *rk, const struct tortie_nat4_value *rv, __be32 node_ip,
-					__u64 now)
+/*
+ * One candidate: free of node sockets, then claimed. 1 claimed, 0 not, < 0 table full. A global
+ * function: the verifier checks it once, not once per unrolled candidate of nat_snat (which kept
+ * tortie_uplink_out near the million-instruction limit).
+ */
+__noinline int nat4_try_port(struct __sk_buff *skb, struct nat4_cand *c)
 {
-	if (nat_host_sock(skb, pkt->proto, pkt->daddr, rk->sport, node_ip, rk->dport)) {
+	if (!skb || !c)
+		return 0;
+	if (nat_host_sock(skb, c->rk.proto, c->rk.saddr, c->rk.sport, c->rk.daddr, c->rk.dport)) {
 		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
 		return 0;
 	}
-	return nat_claim(pkt, syn_ts, rk, rv, pkt->proto, now);
+	return nat_claim(c);
 }
 
 /*
@@ -457,10 +492,10 @@ static __always_inline int nat_try_port(struct __sk_buff *skb, const struct tort
  */
 static __always_inline void nat_tcp_release(struct __sk_buff *skb, __u32 l4off, const struct tortie_pkt *pkt,
 					    const struct tortie_nat4_key *fk, const struct tortie_nat4_value *fv,
-					    const struct tortie_nat4_key *rk, bool out, __u64 now)
+					    const struct tortie_nat4_key *rk, struct tortie_nat4_value *rv, bool out,
+					    __u64 now)
 {
 	const __u8 fins = TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN_SEEN;
-	struct tortie_nat4_value *rv;
 	struct tortie_ct_value *cv;
 	struct tortie_ct4_key ck;
 	__u64 ts;
@@ -472,7 +507,8 @@ static __always_inline void nat_tcp_release(struct __sk_buff *skb, __u32 l4off, 
 	cv = bpf_map_lookup_elem(&tortie_natct4, &ck);
 	if (!cv || !nat_ct_closed(cv, a, pkt, out))
 		return;
-	rv = bpf_map_lookup_elem(&tortie_nat4_v2, rk);
+	if (!rv) /* the caller's REV entry, when it looked it up for this packet */
+		rv = bpf_map_lookup_elem(&tortie_nat4_v2, rk);
 	if (rv && rv->addr == fk->saddr && rv->port == fk->sport) {
 		/* For nat_tw_ok: the workload's last timestamp (this segment's TSval leaving, or the
 		 * TSecr of the outside's last ACK: what its TIME-WAIT keeps) and sequence end. */
@@ -486,14 +522,88 @@ static __always_inline void nat_tcp_release(struct __sk_buff *skb, __u32 l4off, 
 }
 
 /*
+ * One lookup per packet leaving: a FWD entry's created_ns is the last time this program saw its
+ * REV entry hold this flow — the claim that created it, a reply translated through that REV entry
+ * (nat_rev), or a check of it here. Within NAT_REV_SEEN_NS of that, the REV entry is taken as
+ * still the flow's without looking it up; else it is looked up (and claimed again if gone) as
+ * before. Why that holds (docs/security.md "NAT outgoing and the node's own traffic"):
+ *  - a node socket taking the tuple back (nat_host_egress, or a SYN for a node listener in
+ *    nat_rev) deletes the FWD entry with the REV entry (nat_fwd_drop): the flow's next packet
+ *    gets a new mapping, as the REV check gave it;
+ *  - another flow reclaims a REV entry only when it is not live (last reply older than the
+ *    protocol's timeout, which this window never exceeds: nat_rev_seen) while its FWD entry is
+ *    not live or maps elsewhere, or when it is a verified close's tombstone (its FWD entry deleted
+ *    by that release);
+ *  - the agent's sweep deletes a REV entry only with the FWD entry it deleted, or when both were
+ *    idle past their timeouts, re-reading it first (src/dataplane/bpf/nat.ts); if a flow's REV
+ *    entry still went missing, its packets keep the port for at most this window after the last
+ *    reply or check, then the check claims it again.
+ * The sweep compares created_ns to tell a FWD entry from a newer one of the same key: an entry
+ * whose REV entry was seen since the sweep's dump is not expired either.
+ */
+#define NAT_REV_SEEN_NS (1000000000ULL)
+
+/* Was the FWD entry's REV entry seen to be this flow's within NAT_REV_SEEN_NS (and within the
+ * protocol's REV timeout, so that no other flow may have reclaimed it since)? */
+static __always_inline bool nat_rev_seen(const struct tortie_nat4_value *fv, __u8 proto, __u64 now)
+{
+	/* Never later than the entry's last packet (each stamp refreshes that too): so an entry idle
+	 * past its own timeout (nat_live) always has its REV entry looked up. */
+	__u64 seen = fv->created_ns < fv->last_seen_ns ? fv->created_ns : fv->last_seen_ns, t;
+
+	if (seen >= now)
+		return true;
+	switch (proto) {
+	case IPPROTO_TCP:
+		t = nat_timeout_tcp_closed_ns < nat_timeout_tcp_ns ? nat_timeout_tcp_closed_ns : nat_timeout_tcp_ns;
+		break;
+	case IPPROTO_UDP:
+		t = nat_timeout_udp_ns;
+		break;
+	case IPPROTO_ICMP:
+		t = nat_timeout_icmp_ns;
+		break;
+	default:
+		t = nat_timeout_other_ns;
+	}
+	if (t > NAT_REV_SEEN_NS)
+		t = NAT_REV_SEEN_NS;
+	return now - seen < t;
+}
+
+/*
+ * A node socket took the tuple (raddr:rport -> node_ip:port) back from a mapping whose REV entry
+ * named the workload waddr:wport: the flow's FWD entry goes too, if it still maps to that port,
+ * and the workload's quota is credited (MOVED) by the CPU whose delete succeeded. The flow's next
+ * packet gets a new mapping (nat_rev_seen).
+ */
+static __always_inline void nat_fwd_drop(__be32 waddr, __be16 wport, __be32 raddr, __be16 rport, __u8 proto,
+					 __be32 node_ip, __be16 port)
+{
+	struct tortie_nat4_key fk = {};
+	struct tortie_nat4_value *fv;
+
+	fk.saddr = waddr;
+	fk.daddr = raddr;
+	fk.sport = wport;
+	fk.dport = rport;
+	fk.proto = proto;
+	fk.dir = TORTIE_NAT_FWD;
+	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
+	if (fv && fv->addr == node_ip && fv->port == port && bpf_map_delete_elem(&tortie_nat4_v2, &fk) == 0)
+		quota_add(&tortie_natq4_v1, waddr, TORTIE_QUOTA_MOVED);
+}
+
+/*
  * SNAT a packet leaving through the uplink: source pkt->saddr:ct_sport -> node_ip:port. The
  * caller decided the packet needs it. Returns 0 or a DROP_* reason.
  */
 static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off,
 				    __be32 node_ip)
 {
-	struct tortie_nat4_key fk = {}, rk = {};
-	struct tortie_nat4_value *fv, *cur, nv = {}, rv = {};
+	struct tortie_nat4_key fk = {};
+	struct nat4_cand c = {};
+	struct tortie_nat4_value *fv, *cur, *revp = NULL, nv = {};
 	struct tortie_quota_value *created = NULL;
 	__u64 now = bpf_ktime_get_ns();
 	bool ports = nat_has_port(pkt), replace = false;
@@ -501,7 +611,6 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 	__be32 stale_addr = 0;
 	__be16 stale_port = 0;
 	__u32 span, start, i, own = pkt->ct_sport;
-	__u64 syn_ts = 0;
 	int got = 0;
 
 	fk.saddr = pkt->saddr;
@@ -512,15 +621,17 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 	fk.dir = TORTIE_NAT_FWD;
 
 	/* ICMP echo: the reply carries the translated id only; the remote side has no port. */
-	rk.saddr = pkt->daddr;
-	rk.daddr = node_ip;
-	rk.sport = pkt->proto == IPPROTO_ICMP ? 0 : fk.dport;
-	rk.proto = pkt->proto;
-	rk.dir = TORTIE_NAT_REV;
-	rv.addr = pkt->saddr;
-	rv.port = fk.sport;
-	rv.last_seen_ns = now;
-	rv.created_ns = now;
+	c.rk.saddr = pkt->daddr;
+	c.rk.daddr = node_ip;
+	c.rk.sport = pkt->proto == IPPROTO_ICMP ? 0 : fk.dport;
+	c.rk.proto = pkt->proto;
+	c.rk.dir = TORTIE_NAT_REV;
+	c.rv.addr = pkt->saddr;
+	c.rv.port = fk.sport;
+	c.rv.last_seen_ns = now;
+	c.rv.created_ns = now;
+	c.tcp_seq = pkt->tcp_seq;
+	c.tcp_flags = pkt->tcp_flags;
 
 	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
 	if (fv) {
@@ -529,16 +640,24 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 	}
 	/* A new flow's SYN: its timestamp, for taking a closed flow's port (nat_tw_ok). */
 	if (!fv && pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
-		syn_ts = nat_tcp_ts(skb, l4off, false);
+		c.syn_ts = nat_tcp_ts(skb, l4off, false);
 	if (fv && fv->addr == node_ip) {
 		/* Existing mapping: its REV half must still be ours. After this mapping expired, another
-		 * flow may have reclaimed the port (or the sweep deleted the REV half): claim again. */
-		rk.dport = fv->port;
-		cur = bpf_map_lookup_elem(&tortie_nat4_v2, &rk);
-		if (cur ? (cur->addr == rv.addr && cur->port == rv.port) : nat_try_port(skb, pkt, syn_ts, &rk, &rv, node_ip, now) > 0)
+		 * flow may have reclaimed the port (or the sweep deleted the REV half): claim again.
+		 * Seen to be ours within NAT_REV_SEEN_NS: not looked up (nat_rev_seen). */
+		c.rk.dport = fv->port;
+		if (nat_rev_seen(fv, pkt->proto, now)) {
 			port = fv->port;
-		else
-			fv = NULL; /* someone else holds that port now: allocate afresh */
+		} else {
+			cur = bpf_map_lookup_elem(&tortie_nat4_v2, &c.rk);
+			if (cur ? (cur->addr == c.rv.addr && cur->port == c.rv.port) : nat4_try_port(skb, &c) > 0) {
+				port = fv->port;
+				fv->created_ns = now;
+				revp = cur;
+			} else {
+				fv = NULL; /* someone else holds that port now: allocate afresh */
+			}
+		}
 	} else {
 		fv = NULL;
 	}
@@ -551,21 +670,21 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 				return DROP_NAT_QUOTA;
 		}
 		if (!ports) {
-			rk.dport = 0;
-			got = nat_try_port(skb, pkt, syn_ts, &rk, &rv, node_ip, now);
+			c.rk.dport = 0;
+			got = nat4_try_port(skb, &c);
 		} else {
 			span = nat_port_max >= nat_port_min ? nat_port_max - nat_port_min + 1 : 1;
 			if (own >= nat_port_min && own <= nat_port_max) {
-				rk.dport = sport;
-				got = nat_try_port(skb, pkt, syn_ts, &rk, &rv, node_ip, now);
+				c.rk.dport = sport;
+				got = nat4_try_port(skb, &c);
 			}
 			start = bpf_get_prandom_u32();
 			for (i = 0; i < NAT_MAX_RETRIES && got == 0; i++) {
 				if (i >= nat_retries)
 					break;
 				netstat_inc(TORTIE_NS_SNAT_RETRY);
-				rk.dport = bpf_htons((__u16)(nat_port_min + nat_candidate(start, i, span) % span));
-				got = nat_try_port(skb, pkt, syn_ts, &rk, &rv, node_ip, now);
+				c.rk.dport = bpf_htons((__u16)(nat_port_min + nat_candidate(start, i, span) % span));
+				got = nat4_try_port(skb, &c);
 			}
 		}
 		if (got < 0)
@@ -574,12 +693,13 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 			netstat_inc(TORTIE_NS_SNAT_RETRY);
 			return DROP_NAT_NO_PORT;
 		}
-		port = rk.dport;
+		port = c.rk.dport;
 		nv.addr = node_ip;
 		nv.port = port;
 		nv.last_seen_ns = now;
 		nv.created_ns = now;
 		nv.flags = nat_pickup(pkt) ? TORTIE_NATF_PICKUP : 0;
+		nat_track_tcp(&nv, pkt, true); /* the entry is written whole: not looked up again */
 		/* The unusable FWD entry seen above (other node address, or a port lost to another
 		 * flow) is replaced in place (the workload's count does not change); otherwise the
 		 * entry is created only if no other CPU created it meanwhile. */
@@ -598,36 +718,42 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 			 * table is full: give back our claim (unless it is the winner's port). */
 			cur = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
 			if (!cur || cur->port != port)
-				bpf_map_delete_elem(&tortie_nat4_v2, &rk);
+				bpf_map_delete_elem(&tortie_nat4_v2, &c.rk);
 			if (!cur)
 				return DROP_NAT_TABLE_FULL;
 			port = cur->port;
+			fv = cur;
 		}
-		fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
-		if (!fv)
-			return DROP_NAT_NO_PORT;
 	}
-	/* A fresh SYN on a closed mapping reopens it (the workload reused its port). */
-	if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
-		fv->flags = 0;
-	nat_track_tcp(fv, pkt, true);
-	fv->last_seen_ns = now;
+	if (fv) {
+		/* A fresh SYN on a closed mapping reopens it (the workload reused its port). */
+		if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+			fv->flags = 0;
+		nat_track_tcp(fv, pkt, true);
+		fv->last_seen_ns = now;
+	}
 	netstat_inc(TORTIE_NS_SNAT);
 	frag_record(pkt, TORTIE_FRAG_PT_SNAT, node_ip);
-	rk.dport = port;
-	nat_tcp_release(skb, l4off, pkt, &fk, fv, &rk, true, now);
+	c.rk.dport = port;
+	/* A mapping created by this packet has not seen both FINs: nothing to release. */
+	if (fv)
+		nat_tcp_release(skb, l4off, pkt, &fk, fv, &c.rk, revp, true, now);
 	return nat_rewrite(skb, l4off, pkt->proto, true, pkt->saddr, node_ip, fk.sport, port);
 }
 
 /*
  * The node's own packet leaving from node_ip with a source port in the NAT range: if a mapping
  * holds that tuple (a node socket bound into the range after the claim), the node takes it back
- * (the REV entry goes; the workload's flow moves to another port on its next packet). Host packets
+ * (the REV entry goes, and the flow's FWD entry with it: the workload's flow moves to another port
+ * on its next packet, nat_rev_seen). Host packets
  * with ports outside the range cost one comparison.
  */
 static __always_inline void nat_host_egress(const struct tortie_pkt *pkt)
 {
 	struct tortie_nat4_key rk = {};
+	struct tortie_nat4_value *rv;
+	__be32 waddr;
+	__be16 wport;
 
 	if ((pkt->proto != IPPROTO_TCP && pkt->proto != IPPROTO_UDP) || pkt->frag == TORTIE_FRAG_LATER ||
 	    pkt->ct_sport < nat_port_min || pkt->ct_sport > nat_port_max)
@@ -638,8 +764,14 @@ static __always_inline void nat_host_egress(const struct tortie_pkt *pkt)
 	rk.dport = bpf_htons(pkt->ct_sport);
 	rk.proto = pkt->proto;
 	rk.dir = TORTIE_NAT_REV;
+	rv = bpf_map_lookup_elem(&tortie_nat4_v2, &rk);
+	if (!rv)
+		return;
+	waddr = rv->addr;
+	wport = rv->port;
 	if (bpf_map_delete_elem(&tortie_nat4_v2, &rk) == 0)
 		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
+	nat_fwd_drop(waddr, wport, rk.saddr, rk.sport, rk.proto, rk.daddr, rk.dport);
 }
 
 /*
@@ -672,8 +804,13 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 	     (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)) &&
 	    nat_host_sock(skb, pkt->proto, pkt->saddr, rk.sport, node_ip, rk.dport)) {
 		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
-		if (pkt->proto == IPPROTO_TCP)
+		if (pkt->proto == IPPROTO_TCP) {
+			__be32 waddr = rv->addr;
+			__be16 wport = rv->port;
+
 			bpf_map_delete_elem(&tortie_nat4_v2, &rk);
+			nat_fwd_drop(waddr, wport, rk.saddr, rk.sport, rk.proto, node_ip, rk.dport);
+		}
 		return 0;
 	}
 	fk.saddr = rv->addr;
@@ -690,10 +827,13 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 		fv->last_seen_ns = now;
 		if (!(fv->flags & TORTIE_NATF_REPLY))
 			fv->flags |= TORTIE_NATF_REPLY;
+		/* This REV entry is the flow's (nat_rev_seen), when the FWD entry maps to it. */
+		if (fv->addr == node_ip && fv->port == rk.dport)
+			fv->created_ns = now;
 	}
 	rv->last_seen_ns = now;
 	if (fv)
-		nat_tcp_release(skb, l4off, pkt, &fk, fv, &rk, false, now);
+		nat_tcp_release(skb, l4off, pkt, &fk, fv, &rk, rv, false, now);
 	netstat_inc(TORTIE_NS_RNAT);
 	frag_record(pkt, TORTIE_FRAG_PT_RNAT, rv->addr);
 	ret = nat_rewrite(skb, l4off, pkt->proto, false, node_ip, rv->addr, rk.dport, rv->port);

@@ -183,10 +183,15 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
   const ownerOf = (v: Buffer): string => v.toString('hex', V.addr.offset, V.addr.offset + aLen) + v.toString('hex', V.port.offset, V.port.offset + 2);
   const selfOf = (k: Buffer): string => k.toString('hex', K.saddr.offset, K.saddr.offset + aLen) + k.toString('hex', K.sport.offset, K.sport.offset + 2);
   const liveRev = new Set<string>();
-  const deadFwd: { key: Buffer; created: bigint }[] = [];
+  const deadFwd: { key: Buffer; created: bigint; rev?: Buffer }[] = [];
   const deadRev: Buffer[] = [];
   const revOwner = new Map<string, string>();
-  for (let i = 0; i < keys.length; i++) if (keys[i]![K.dir.offset] === NAT_DIR.REV) revOwner.set(id(keys[i]!), ownerOf(values[i]!));
+  const revValue = new Map<string, Buffer>();
+  for (let i = 0; i < keys.length; i++) {
+    if (keys[i]![K.dir.offset] !== NAT_DIR.REV) continue;
+    revOwner.set(id(keys[i]!), ownerOf(values[i]!));
+    revValue.set(id(keys[i]!), values[i]!);
+  }
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!, v = values[i]!;
     if (k[K.dir.offset] !== NAT_DIR.FWD) continue;
@@ -201,8 +206,7 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
     const ct = fromOutside && ctRst !== undefined && expired(last, ns(t.tcpClosedSec))
       ? ctRst(fam.key.decode(k)) : CT_OPEN;
     if (expired(last, natTimeoutNs(proto, flags, t, ct))) {
-      deadFwd.push({ key: k, created: u64(v, V.created_ns.offset) });
-      if (ours) deadRev.push(rev);
+      deadFwd.push({ key: k, created: u64(v, V.created_ns.offset), rev: ours ? rev : undefined });
     } else if (ours) {
       liveRev.add(revId);
     }
@@ -221,24 +225,34 @@ export function sweepNatEntries(maps: { nat4: BpfMap; natq4?: BpfMap }, t: NatTi
   }
   let deleted = 0;
   const released = new Map<string, number>();
-  for (const { key, created } of deadFwd) {
+  const seen = new Set<string>();
+  // A REV entry is deleted only as the dump showed it: one the program changed since (a reply,
+  // a new flow's claim of an expired port, a revived tombstone) is some live flow's now, and the
+  // program skips looking up the REV entry of a flow that saw it lately (nat_rev_seen in
+  // bpf/lib/nat.h). Read again right before the delete: narrows the race to two syscalls.
+  const deleteRev = (k: Buffer): void => {
+    const kid = id(k);
+    if (seen.has(kid)) return;
+    seen.add(kid);
+    const was = revValue.get(kid), cur = nat4.lookup(k);
+    if (was === undefined || cur === undefined || !cur.equals(was)) return;
+    if (nat4.tryDelete(k)) deleted++;
+  };
+  for (const { key, created, rev } of deadFwd) {
     // The program may have released this flow at its close since the dump, and a new flow of the
-    // same tuple taken the key: that one is not ours to delete (narrows the race; the count stays
-    // exact either way: only the deleter that succeeds credits).
+    // same tuple taken the key, or a reply have come through its REV entry (created_ns is also
+    // the last time the program saw that REV entry hold the flow): not ours to delete (the count
+    // stays exact either way: only the deleter that succeeds credits). Its REV entry goes only
+    // with it.
     const cur = nat4.lookup(key);
     if (cur === undefined || u64(cur, V.created_ns.offset) !== created) continue;
     if (!nat4.tryDelete(key)) continue; // released by the program meanwhile: it credited MOVED
     deleted++;
     const addr = fam.key.decode(key).saddr;
     released.set(addr, (released.get(addr) ?? 0) + 1);
+    if (rev !== undefined) deleteRev(rev);
   }
-  const seen = new Set<string>();
-  for (const k of deadRev) {
-    const kid = id(k);
-    if (seen.has(kid)) continue;
-    seen.add(kid);
-    if (nat4.tryDelete(k)) deleted++;
-  }
+  for (const k of deadRev) deleteRev(k);
   if (natq4) {
     for (const [addr, n] of released) {
       writeReleased(natq4, addr, readQuotaCounter(natq4, addr, QUOTA.RELEASED) + BigInt(n)); // the key's family follows the address
