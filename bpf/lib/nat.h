@@ -31,8 +31,9 @@
  * CREATED (added here on every FWD creation, atomically) minus RELEASED (added by the agent's
  * sweep for every FWD entry it deletes; src/dataplane/bpf/nat.ts) minus MOVED (added here,
  * atomically, for every FWD entry released at a verified close). FWD entries are only created
- * here and deleted by the sweep or by nat_tcp_release (a stale one is replaced in place); each
- * deleter credits only a delete that succeeded for it, so the count is exact.
+ * here and deleted by the sweep, by nat_tcp_release or by nat_fwd_drop (a node socket took the
+ * tuple back; a stale one is replaced in place); each deleter credits only a delete that
+ * succeeded for it, so the count is exact.
  *
  * Connection churn (docs/security.md, "A closed TCP flow's mapping is released at once"): a TCP
  * flow whose close the workload's conntrack verifies (nat_ct_closed: both FINs accepted there and

@@ -389,7 +389,9 @@ struct tortie_nat4_key {
 
 struct tortie_nat4_value {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns of the last packet (either direction) */
-	__u64 created_ns;   /* REV with TORTIE_NATF_DONE: the closed flow's timestamp and sequence end */
+	__u64 created_ns;   /* REV with TORTIE_NATF_DONE: the closed flow's timestamp and sequence end;
+			     * FWD: when the program last saw its REV entry hold the flow (its claim,
+			     * a reply, a check: lib/nat.h nat_rev_seen); the sweep's identity */
 	__be32 addr;        /* FWD: address to write as source; REV: as destination */
 	__be16 port;        /* FWD: source port / echo id to write; REV: destination port / id */
 	__u8 flags;         /* TORTIE_NATF_* (on the FWD entry) */
@@ -404,7 +406,8 @@ struct tortie_nat4_value {
  *            so that the count matches the entries the sweep saw, correcting any race);
  *   MOVED    added to atomically by the programs for entries they remove themselves: conntrack,
  *            an entry of this workload replaced by one of another; NAT, a mapping released at
- *            its verified close (counted by the CPU whose delete succeeded).
+ *            its verified close or taken back by a node socket (counted by the CPU whose
+ *            delete succeeded).
  * Live entries of the workload = CREATED - RELEASED - MOVED. */
 #define TORTIE_QUOTA_CREATED 0
 #define TORTIE_QUOTA_RELEASED 1
