@@ -435,7 +435,7 @@ static __always_inline int nat_claim(struct nat4_cand *c)
 		 * its tuple): live again. */
 		if (cur->flags & TORTIE_NATF_DONE) {
 			cur->flags = 0;
-			cur->created_ns = now;
+			cur->created_ns = 0; /* no reply yet (NAT_FWD_SEEN_NS) */
 		}
 		return 1;
 	}
@@ -546,11 +546,9 @@ static __always_inline void nat_tcp_release(struct __sk_buff *skb, __u32 l4off, 
 
 /* Was the FWD entry's REV entry seen to be this flow's within NAT_REV_SEEN_NS (and within the
  * protocol's REV timeout, so that no other flow may have reclaimed it since)? */
-static __always_inline bool nat_rev_seen(const struct tortie_nat4_value *fv, __u8 proto, __u64 now)
+static __always_inline bool nat_recent(__u64 seen, __u8 proto, __u64 now, __u64 limit)
 {
-	/* Never later than the entry's last packet (each stamp refreshes that too): so an entry idle
-	 * past its own timeout (nat_live) always has its REV entry looked up. */
-	__u64 seen = fv->created_ns < fv->last_seen_ns ? fv->created_ns : fv->last_seen_ns, t;
+	__u64 t;
 
 	if (seen >= now)
 		return true;
@@ -567,10 +565,30 @@ static __always_inline bool nat_rev_seen(const struct tortie_nat4_value *fv, __u
 	default:
 		t = nat_timeout_other_ns;
 	}
-	if (t > NAT_REV_SEEN_NS)
-		t = NAT_REV_SEEN_NS;
+	if (t > limit)
+		t = limit;
 	return now - seen < t;
 }
+
+static __always_inline bool nat_rev_seen(const struct tortie_nat4_value *fv, __u8 proto, __u64 now)
+{
+	/* Never later than the entry's last packet (each stamp refreshes that too): so an entry idle
+	 * past its own timeout (nat_live) always has its REV entry looked up. */
+	return nat_recent(fv->created_ns < fv->last_seen_ns ? fv->created_ns : fv->last_seen_ns, proto, now, NAT_REV_SEEN_NS);
+}
+
+/*
+ * One lookup per reply, mostly: a REV entry's created_ns (not a tombstone's) is the last time a
+ * reply through it found the flow's FWD entry live and mapping to it, and refreshed it (last
+ * packet, NAT_REV_SEEN_NS stamp). Within NAT_FWD_SEEN_NS of that, a reply without SYN, FIN or RST
+ * of a flow whose close has not begun (no FIN from outside yet: TORTIE_NATF_FIN_IN_SEEN on the
+ * REV entry) does not look up the FWD entry: it is live (refreshed then, and the window is
+ * shorter than every timeout), and what a reply would write there can wait — its last packet
+ * lags by at most the window, its close flags come with FIN and RST segments, and once the
+ * outside's FIN went by every reply looks it up (the last ACK releases the mapping). Half of
+ * NAT_REV_SEEN_NS, so that a flow with replies keeps its packets leaving at one lookup.
+ */
+#define NAT_FWD_SEEN_NS (NAT_REV_SEEN_NS / 2)
 
 /*
  * A node socket took the tuple (raddr:rport -> node_ip:port) back from a mapping whose REV entry
@@ -630,7 +648,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 	c.rv.addr = pkt->saddr;
 	c.rv.port = fk.sport;
 	c.rv.last_seen_ns = now;
-	c.rv.created_ns = now;
+	c.rv.created_ns = 0; /* no reply yet (NAT_FWD_SEEN_NS) */
 	c.tcp_seq = pkt->tcp_seq;
 	c.tcp_flags = pkt->tcp_flags;
 
@@ -820,17 +838,30 @@ static __always_inline int nat_rev(struct __sk_buff *skb, const struct tortie_pk
 	fk.dport = pkt->proto == IPPROTO_ICMP ? rv->port : rk.sport;
 	fk.proto = pkt->proto;
 	fk.dir = TORTIE_NAT_FWD;
-	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
-	if (fv) {
-		if (!nat_live(fv, pkt->proto, now))
-			return 0;
-		nat_track_tcp(fv, pkt, false);
-		fv->last_seen_ns = now;
-		if (!(fv->flags & TORTIE_NATF_REPLY))
-			fv->flags |= TORTIE_NATF_REPLY;
-		/* This REV entry is the flow's (nat_rev_seen), when the FWD entry maps to it. */
-		if (fv->addr == node_ip && fv->port == rk.dport)
-			fv->created_ns = now;
+	if (!(rv->flags & (TORTIE_NATF_DONE | TORTIE_NATF_FIN_IN_SEEN)) &&
+	    !(pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST))) &&
+	    nat_recent(rv->created_ns < rv->last_seen_ns ? rv->created_ns : rv->last_seen_ns, pkt->proto, now, NAT_FWD_SEEN_NS)) {
+		fv = NULL; /* live and refreshed within the window (NAT_FWD_SEEN_NS) */
+	} else {
+		fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
+		if (fv) {
+			if (!nat_live(fv, pkt->proto, now))
+				return 0;
+			nat_track_tcp(fv, pkt, false);
+			fv->last_seen_ns = now;
+			if (!(fv->flags & TORTIE_NATF_REPLY))
+				fv->flags |= TORTIE_NATF_REPLY;
+			/* This REV entry is the flow's (nat_rev_seen), when the FWD entry maps to it; and the
+			 * FWD entry is refreshed (NAT_FWD_SEEN_NS). */
+			if (fv->addr == node_ip && fv->port == rk.dport) {
+				fv->created_ns = now;
+				if (!(rv->flags & TORTIE_NATF_DONE))
+					rv->created_ns = now;
+			}
+		}
+		/* The close has begun: every later reply looks the FWD entry up (nat_tcp_release). */
+		if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & TCP_FLAG_FIN) && !(rv->flags & (TORTIE_NATF_DONE | TORTIE_NATF_FIN_IN_SEEN)))
+			rv->flags |= TORTIE_NATF_FIN_IN_SEEN;
 	}
 	rv->last_seen_ns = now;
 	if (fv)

@@ -371,7 +371,8 @@ struct tortie_nat4_key {
 /* A RST arrived from outside: not a close by itself (it may be blind); the agent's sweep applies
  * the closed timeout only when the workload's conntrack accepted a RST (state RST). */
 #define TORTIE_NATF_RST_IN (1u << 4)
-/* A FIN arrived from outside: noted only (it may be blind); with TORTIE_NATF_FIN_OUT the agent's
+/* (Also on an IPv4 REV entry: a FIN went by there, so every later reply looks the FWD entry up.)
+ * A FIN arrived from outside: noted only (it may be blind); with TORTIE_NATF_FIN_OUT the agent's
  * sweep applies the closed timeout only when the workload's conntrack accepted both FINs
  * (state CLOSING: the outside FIN passed its sequence window check). */
 #define TORTIE_NATF_FIN_IN_SEEN (1u << 5)
@@ -390,6 +391,8 @@ struct tortie_nat4_key {
 struct tortie_nat4_value {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns of the last packet (either direction) */
 	__u64 created_ns;   /* REV with TORTIE_NATF_DONE: the closed flow's timestamp and sequence end;
+			     * other REV: when a reply last found the FWD entry live and refreshed it
+			     * (0 until then: lib/nat.h NAT_FWD_SEEN_NS);
 			     * FWD: when the program last saw its REV entry hold the flow (its claim,
 			     * a reply, a check: lib/nat.h nat_rev_seen); the sweep's identity */
 	__be32 addr;        /* FWD: address to write as source; REV: as destination */
