@@ -495,4 +495,3 @@ t.test('ICMP errors in: translated only within the datagram, for a live mapping,
   t.ok(h.run('in', owned).data.equals(owned), 'an error about a node socket\'s tuple never reaches the workload');
   t.equal(h.stats().natHostSock, before + 1n, 'counted');
 });
-
