@@ -20,6 +20,10 @@
  *
  *   node dist/bench/datapath-hrcost.js [connections] [udp runs]
  * TORTIE_BENCH_FAMILY=6 (or 4): only that family (default both).
+ * TORTIE_BENCH_PORTS=<n>: the connections cycle through n source ports (default 60,000: every
+ * connection a new tuple); with n below the connection count, a SYN finds the closed entry of an
+ * earlier connection of the same tuple (as wrk's ports come round within a run, and in every run
+ * after the first when no agent sweeps conntrack) and reopens it.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -40,6 +44,8 @@ const UDP_REPEAT = 250;
 const FAMILIES = process.env.TORTIE_BENCH_FAMILY ? [Number(process.env.TORTIE_BENCH_FAMILY)] : [4, 6];
 const IP = { server: ['192.168.30.1', 'fd00:30::1'], client: ['192.168.30.2', 'fd00:30::2'] } as const;
 const HTTP = 80, UDP_PORT = 5201;
+const PORTS = Number(process.env.TORTIE_BENCH_PORTS ?? 60000);
+if (!Number.isInteger(PORTS) || PORTS < 1 || PORTS > 60000) throw new Error(`TORTIE_BENCH_PORTS must be 1..60000, got "${process.env.TORTIE_BENCH_PORTS}"`);
 
 function variants(): { name: string; dir?: string }[] {
   const spec = process.env.TORTIE_BENCH_OBJECTS;
@@ -118,7 +124,7 @@ async function main(): Promise<void> {
       if (r.retval !== TcAction.REDIRECT) throw new Error(`tortie_from_wep of the ${from} returned ${r.retval}, not TC_ACT_REDIRECT (the peer redirect)`);
       return r.durationNs;
     };
-    console.log(`tortie host-routed connection cost (BPF_PROG_TEST_RUN single runs, ${CONNS} connections per build, alternated; ` +
+    console.log(`tortie host-routed connection cost (BPF_PROG_TEST_RUN single runs, ${CONNS} connections per build over ${PORTS} source ports, alternated; ` +
       `1,000 policies × 5 rules); load average at start: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     for (const fam of FAMILIES as (4 | 6)[]) {
       const t = vs.map(() => STEPS.map(() => [] as number[]));
@@ -126,7 +132,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < CONNS; i++) {
         for (let k = 0; k < vs.length; k++) {
           // Same ports for every build: each has its own conntrack map.
-          const conn = connection(fam, 1024 + (i % 60000));
+          const conn = connection(fam, 1024 + (i % PORTS));
           let sum = 0;
           conn.forEach((p, j) => { const d = run(dps[k]!, p.from, p.pkt); t[k]![j]!.push(d); sum += d; });
           total[k]!.push(sum);

@@ -159,6 +159,38 @@ for (const F of FAMILIES) {
     t.equal(F.ctKeys(h), 0, 'table empty');
     t.equal(live(EP), 0, 'and releases it from the workload\'s count');
 
+    // A new flow over an entry of the same tuple that is still in the table, expired or closed
+    // (a port that came round again before any sweep): the entry is replaced in place of a
+    // second one, the old owner released, the new one counted (lib/conntrack.h, ct_commit:
+    // the lookup's stale entry replaced at once).
+    const udp = (src: string, sport: number, dst: string, dport: number) =>
+      h.run('from', flowPacket({ src, dst, proto: PROTO.UDP, sport, dport })).reason;
+    t.equal(udp(EP, 7000, EP2, 53), R.FORWARD, 'EP -> EP2: a new flow, owned by EP');
+    const first = ctEntry(h, [EP, 7000], [EP2, 53], PROTO.UDP)!;
+    t.same([live(EP), live(EP2)], [1, 0]);
+    await new Promise((r) => setTimeout(r, 450));
+    t.equal(udp(EP2, 53, EP, 7000), R.FORWARD, 'the same tuple from EP2 after the timeout, before any sweep: a new flow');
+    const second = ctEntry(h, [EP, 7000], [EP2, 53], PROTO.UDP)!;
+    t.ok(second.created_ns > first.created_ns, 'the expired entry was replaced');
+    t.equal(F.ctKeys(h), 1, 'one entry for the tuple');
+    t.same([live(EP), live(EP2)], [0, 1], 'the old owner released, the new one counted');
+    t.equal(h.run('to', flowPacket({ src: EP, dst: EP2, proto: PROTO.UDP, sport: 7000, dport: 53 })).reason, R.FORWARD,
+      'EP2\'s reply direction admitted by the new entry');
+    // TCP: a SYN on a reset tuple (live, closed) reopens it under the policy that allows it.
+    const seg = (flags: string) => h.run('from', flowPacket({ src: EP, dst: PEER, proto: PROTO.TCP, sport: 7001, dport: 80, flags })).reason;
+    const back = (flags: string) => h.run('to', flowPacket({ src: PEER, dst: EP, proto: PROTO.TCP, sport: 80, dport: 7001, flags })).reason;
+    h.setEndpoint([H(EP), H(EP2)], allowAll('i000000000000016', 'ingress'), allowAll('e000000000000016', 'egress'));
+    t.same([seg('S'), back('SA'), seg('A'), back('R')], [R.FORWARD, R.FORWARD, R.FORWARD, R.FORWARD]);
+    t.equal(ctEntry(h, [EP, 7001], [PEER, 80], PROTO.TCP)?.state, CtState.RST);
+    const liveBefore = live(EP);
+    t.equal(seg('S'), R.FORWARD, 'a SYN on the reset tuple: a new connection');
+    t.equal(ctEntry(h, [EP, 7001], [PEER, 80], PROTO.TCP)?.state, CtState.SYN_SENT, 'the entry starts over');
+    t.equal(live(EP), liveBefore, 'EP owned the reset entry and owns its replacement: its count unchanged');
+    t.equal(back('SA'), R.FORWARD, 'the new connection\'s SYN-ACK admitted');
+    sw = sweep();
+    t.equal(F.ctKeys(h), sw.live, 'the sweep agrees');
+    h.setEndpoint([H(EP), H(EP2)], denyAll('i000000000000006', 'ingress'), allowAll('e000000000000006', 'egress'));
+
     // EP floods 1,000 new flows: 100 (its quota) get state, the rest are refused and counted
     // (default timeouts from here on: nothing expires during the test).
     const hq = await WepHarness.create(`ctquota${F.v}`, { ctMaxEntries: 256, ctQuota: 100 });
