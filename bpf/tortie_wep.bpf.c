@@ -375,8 +375,6 @@ int tortie_from_wep(struct __sk_buff *skb)
 	ct.v6.entry = NULL;
 	ct.v4.keyed = false;
 	ct.v6.keyed = false;
-	ct.v4.stale = NULL;
-	ct.v6.stale = NULL;
 	if (v6) {
 		ret = wep6_judge_ep(skb, ifindex, TORTIE_DIR_EGRESS, false, NULL, &ct.v6, &slot, &hd);
 		if (ret == TORTIE_FORWARD)

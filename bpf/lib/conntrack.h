@@ -38,9 +38,6 @@
 #ifndef EEXIST
 #define EEXIST 17
 #endif
-#ifndef ENOENT
-#define ENOENT 2
-#endif
 
 /* Load-time tunables (ns); the agent's sweep is given the same values. */
 const volatile __u64 ct_timeout_syn_ns = 20 * NSEC;
@@ -109,9 +106,6 @@ struct ct_ctx {
 	bool src_is_a;
 	bool init_dir;  /* packet travels initiator -> responder */
 	bool keyed;     /* key, now and src_is_a are this packet's (a lookup made them) */
-	/* CT_NEW over an entry of the same tuple the lookup found expired or closed (a port that
-	 * came round again): ct_commit replaces it without first trying to insert beside it. */
-	struct tortie_ct_value *stale;
 };
 
 static __always_inline __u64 ct_timeout(__u8 state)
@@ -238,18 +232,13 @@ static __always_inline enum ct_result ct_lookup(const struct tortie_pkt *pkt, __
 	ct4_key_mark_echo(&c->key, c->src_is_a, pkt->echo);
 	c->keyed = true;
 	c->entry = NULL;
-	c->stale = NULL;
 	if (pkt->icmp_err && ct_icmp_related(pkt, dir, now))
 		return CT_RELATED;
 	if (pkt->untracked)
 		return CT_NEW;
 	v = bpf_map_lookup_elem(&tortie_ct4_v3, &c->key);
-	if (!v)
+	if (!v || !ct_live(v, now) || ct_tcp_reopens(v, pkt))
 		return CT_NEW;
-	if (!ct_live(v, now) || ct_tcp_reopens(v, pkt)) {
-		c->stale = v;
-		return CT_NEW;
-	}
 	c->entry = v;
 	return ct_entry_judge(pkt, dir, v, c->src_is_a, &c->init_dir, now);
 }
@@ -272,14 +261,9 @@ static __always_inline enum ct_result ct_lookup_again(const struct tortie_pkt *p
 		return ct_lookup(pkt, dir, c);
 	v = c->entry;
 	if (!v) {
-		c->stale = NULL;
 		v = bpf_map_lookup_elem(&tortie_ct4_v3, &c->key);
-		if (!v)
+		if (!v || !ct_live(v, c->now) || ct_tcp_reopens(v, pkt))
 			return CT_NEW;
-		if (!ct_live(v, c->now) || ct_tcp_reopens(v, pkt)) {
-			c->stale = v;
-			return CT_NEW;
-		}
 		c->entry = v;
 	}
 	return ct_entry_judge(pkt, dir, v, c->src_is_a, &c->init_dir, c->now);
@@ -318,26 +302,14 @@ static __always_inline int ct_commit(const struct tortie_pkt *pkt, __u8 dir, str
 		if (!created || (created->count >= ct_quota && quota_full(&tortie_ctq4_v1, owner, created, ct_quota)))
 			return DROP_CT_QUOTA;
 		ct_tcp_init(&v, pkt, c->src_is_a);
-		/* An expired or closed entry of the same tuple: replaced, its owner released. The
-		 * lookup found it (c->stale): replaced at once; else (or gone meanwhile: -ENOENT) an
-		 * insert, and an entry found in the way is replaced the same way. */
-		old = c->stale;
-		err = -ENOENT;
+		err = bpf_map_update_elem(&tortie_ct4_v3, &c->key, &v, BPF_NOEXIST);
+		old = err == -EEXIST ? bpf_map_lookup_elem(&tortie_ct4_v3, &c->key) : NULL;
 		if (old) {
+			/* An expired or closed entry of the same tuple: replaced, its owner released. */
 			old_owner = ct_owner(&c->key, old->flags);
 			err = bpf_map_update_elem(&tortie_ct4_v3, &c->key, &v, BPF_EXIST);
 			if (err == 0)
 				quota_add(&tortie_ctq4_v1, old_owner, TORTIE_QUOTA_MOVED);
-		}
-		if (err == -ENOENT) {
-			err = bpf_map_update_elem(&tortie_ct4_v3, &c->key, &v, BPF_NOEXIST);
-			old = err == -EEXIST ? bpf_map_lookup_elem(&tortie_ct4_v3, &c->key) : NULL;
-			if (old) {
-				old_owner = ct_owner(&c->key, old->flags);
-				err = bpf_map_update_elem(&tortie_ct4_v3, &c->key, &v, BPF_EXIST);
-				if (err == 0)
-					quota_add(&tortie_ctq4_v1, old_owner, TORTIE_QUOTA_MOVED);
-			}
 		}
 		if (err == -E2BIG)
 			return DROP_CT_TABLE_FULL;
@@ -392,7 +364,6 @@ struct ct6_ctx {
 	bool src_is_a;
 	bool init_dir;
 	bool keyed;
-	struct tortie_ct_value *stale; /* as struct ct_ctx's */
 };
 
 static __always_inline const __be32 *ct6_owner(const struct tortie_ct6_key *k, __u64 flags)
@@ -444,18 +415,13 @@ static __always_inline enum ct_result ct6_lookup(const struct tortie_pkt *pkt, _
 	ct6_key_mark_echo(&c->key, c->src_is_a, pkt->echo);
 	c->keyed = true;
 	c->entry = NULL;
-	c->stale = NULL;
 	if (pkt->icmp_err && ct6_icmp_related(pkt, dir, now))
 		return CT_RELATED;
 	if (pkt->untracked)
 		return CT_NEW;
 	v = bpf_map_lookup_elem(&tortie_ct6_v1, &c->key);
-	if (!v)
+	if (!v || !ct_live(v, now) || ct_tcp_reopens(v, pkt))
 		return CT_NEW;
-	if (!ct_live(v, now) || ct_tcp_reopens(v, pkt)) {
-		c->stale = v;
-		return CT_NEW;
-	}
 	c->entry = v;
 	return ct_entry_judge(pkt, dir, v, c->src_is_a, &c->init_dir, now);
 }
@@ -469,14 +435,9 @@ static __always_inline enum ct_result ct6_lookup_again(const struct tortie_pkt *
 		return ct6_lookup(pkt, dir, c);
 	v = c->entry;
 	if (!v) {
-		c->stale = NULL;
 		v = bpf_map_lookup_elem(&tortie_ct6_v1, &c->key);
-		if (!v)
+		if (!v || !ct_live(v, c->now) || ct_tcp_reopens(v, pkt))
 			return CT_NEW;
-		if (!ct_live(v, c->now) || ct_tcp_reopens(v, pkt)) {
-			c->stale = v;
-			return CT_NEW;
-		}
 		c->entry = v;
 	}
 	return ct_entry_judge(pkt, dir, v, c->src_is_a, &c->init_dir, c->now);
@@ -502,30 +463,20 @@ static __always_inline int ct6_commit(const struct tortie_pkt *pkt, __u8 dir, st
 		const __be32 *owner = dir == TORTIE_DIR_EGRESS ? pkt->saddr6 : pkt->daddr6;
 		struct tortie_quota_value *created = quota6_counter(&tortie_ctq6_v1, owner, TORTIE_QUOTA_CREATED);
 		struct tortie_ct_value *old;
-		__be32 old_owner[4];
 		long err;
 
 		if (!created || (created->count >= ct_quota && quota6_full(&tortie_ctq6_v1, owner, created, ct_quota)))
 			return DROP_CT_QUOTA;
 		ct_tcp_init(&v, pkt, c->src_is_a);
-		/* ct_commit's order: the entry the lookup found (c->stale) replaced at once. */
-		old = c->stale;
-		err = -ENOENT;
+		err = bpf_map_update_elem(&tortie_ct6_v1, &c->key, &v, BPF_NOEXIST);
+		old = err == -EEXIST ? bpf_map_lookup_elem(&tortie_ct6_v1, &c->key) : NULL;
 		if (old) {
+			__be32 old_owner[4];
+
 			__builtin_memcpy(old_owner, ct6_owner(&c->key, old->flags), 16);
 			err = bpf_map_update_elem(&tortie_ct6_v1, &c->key, &v, BPF_EXIST);
 			if (err == 0)
 				quota6_add(&tortie_ctq6_v1, old_owner, TORTIE_QUOTA_MOVED);
-		}
-		if (err == -ENOENT) {
-			err = bpf_map_update_elem(&tortie_ct6_v1, &c->key, &v, BPF_NOEXIST);
-			old = err == -EEXIST ? bpf_map_lookup_elem(&tortie_ct6_v1, &c->key) : NULL;
-			if (old) {
-				__builtin_memcpy(old_owner, ct6_owner(&c->key, old->flags), 16);
-				err = bpf_map_update_elem(&tortie_ct6_v1, &c->key, &v, BPF_EXIST);
-				if (err == 0)
-					quota6_add(&tortie_ctq6_v1, old_owner, TORTIE_QUOTA_MOVED);
-			}
 		}
 		if (err == -E2BIG)
 			return DROP_CT_TABLE_FULL;
