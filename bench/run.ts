@@ -112,6 +112,45 @@ async function interleaved(sw: DataplaneSwitch, s: Settings, fn: (dp: DataplaneN
   }
 }
 
+/**
+ * The same-node groups' order: as `interleaved` (each repeat visits the dataplanes in orderFor's
+ * rotation), except that bare and tortie, whose ratio is the figures' goal, are measured workload
+ * by workload back to back at the place of whichever of them comes first, the first of the pair
+ * alternating from workload to workload and from repeat to repeat (so neither is favoured); the
+ * iptables and nftables blocks, whose switches take seconds, stay whole. Until 8 December 2026 a
+ * bare and a tortie run of the same workload could be three blocks (~1 min) apart, and the
+ * machine's drift over that minute went into the ratio.
+ */
+export function pairedOrder(repeat: number, workloads: number): { dp: DataplaneName; workload: number }[] {
+  const steps: { dp: DataplaneName; workload: number }[] = [];
+  let paired = false;
+  for (const dp of orderFor(repeat)) {
+    if (dp === 'bare' || dp === 'tortie') {
+      if (paired) continue;
+      paired = true;
+      for (let w = 0; w < workloads; w++) {
+        const first: DataplaneName = (repeat + w) % 2 === 0 ? 'bare' : 'tortie';
+        steps.push({ dp: first, workload: w }, { dp: first === 'bare' ? 'tortie' : 'bare', workload: w });
+      }
+    } else {
+      for (let w = 0; w < workloads; w++) steps.push({ dp, workload: w });
+    }
+  }
+  return steps;
+}
+
+async function pairedInterleaved(sw: DataplaneSwitch, s: Settings, group: string,
+  workloads: { name: string; fn: (dp: DataplaneName, rep: number) => Promise<void> }[]): Promise<void> {
+  for (let rep = 0; rep < s.repeats; rep++) {
+    for (const step of pairedOrder(rep, workloads.length)) {
+      await sw.use(step.dp);
+      const w = workloads[step.workload]!;
+      log(`${group}: ${step.dp} repeat ${rep + 1}/${s.repeats}: ${w.name}`);
+      await w.fn(step.dp, rep);
+    }
+  }
+}
+
 /** Runs `fn`, recording a failed measurement as a note instead of aborting the whole suite. */
 async function guarded(run: RunResult, what: string, fn: () => Promise<void>): Promise<void> {
   try {
@@ -149,34 +188,34 @@ async function datapathGroup(run: RunResult, s: Settings, t: BenchTopology, sw: 
   run.notes.push({ ...(v6 ? { figure: f.tcp1.id } : {}), text: `same-node figures${v6 ? ' over IPv6' : ''} run with the server behind one policy of ${s.base.rules} rules and a member set of ${s.base.members}${v6 ? ' (IPv6 members; client and server dual stack)' : ''} (tortie: compile ${timings.compileMs.toFixed(0)} ms, map writes ${timings.reconcileMs.toFixed(0)} ms; ${v6 ? 'ip6tables' : 'iptables'}: ${timings.iptablesRules} rules; nftables${v6 ? ' (table ip6)' : ''}: ${timings.nftablesRules} rules)` });
   if (v6) run.notes.push({ figure: f.p50.id, text: 'sockperf 3.7 has no IPv6: the IPv6 ping-pong is a python3 client and echo server (one 64-byte datagram in flight, half the round trip, as sockperf reports); python3\'s own per-message time is in every figure, so its latencies are higher than sockperf\'s and its ratios closer to 1' });
   const lat = new Map<DataplaneName, number[]>();
-  await interleaved(sw, s, async (dp, rep) => {
-    log(`${v6 ? 'datapath6' : 'datapath'}: ${dp} repeat ${rep + 1}/${s.repeats}`);
-    const c = t.client.ns;
-    const w = s.workloads;
-    const what = (x: string) => `${dp} ${x}${v6 ? ' (IPv6)' : ''}`;
-    if (w.has('tcp-1')) await guarded(run, what('iperf3 1 stream'), async () => {
-      const r = await iperfTcp(c, serverIp, s.seconds.iperf, 1);
-      sample(run, f.tcp1, dp, rep, r.bitsPerSecond / 1e9, undefined, { retransmits: r.retransmits });
-    });
-    if (w.has('tcp-4')) await guarded(run, what('iperf3 4 streams'), async () => {
-      const r = await iperfTcp(c, serverIp, s.seconds.iperf, 4);
-      sample(run, f.tcp4, dp, rep, r.bitsPerSecond / 1e9, undefined, { retransmits: r.retransmits });
-    });
-    if (w.has('udp')) await guarded(run, what('iperf3 UDP'), async () => {
-      const r = await iperfUdp(c, serverIp, s.seconds.iperf);
-      sample(run, f.udp, dp, rep, r.packetsPerSecond / 1e3, undefined, { sent: r.sentPackets, lost: r.lostPackets });
-    });
-    if (w.has('sockperf')) await guarded(run, what(v6 ? 'UDP ping-pong' : 'sockperf'), async () => {
-      const r = v6 ? await udpPingPong(c, serverIp, s.seconds.sockperf) : await sockperfPingPong(c, serverIp, s.seconds.sockperf);
-      sample(run, f.p50, dp, rep, r.summary.p50, undefined, { p999: r.summary.p999, max: r.summary.max, n: r.summary.observations, ...('lost' in r ? { lost: r.lost } : {}) });
-      sample(run, f.p99, dp, rep, r.summary.p99);
-      lat.set(dp, [...(lat.get(dp) ?? []), ...r.latencies]);
-    });
-    if (w.has('wrk')) await guarded(run, what('wrk'), async () => {
-      const r = await wrkConnRate(c, serverIp, s.seconds.wrk);
-      sample(run, f.conn, dp, rep, r.requestsPerSecond, undefined, { errors: r.errors, non2xx: r.non2xx, ...r.latency });
-    });
-  });
+  const c = t.client.ns;
+  const w = s.workloads;
+  const what = (dp: DataplaneName, x: string) => `${dp} ${x}${v6 ? ' (IPv6)' : ''}`;
+  const steps: { name: string; fn: (dp: DataplaneName, rep: number) => Promise<void> }[] = [];
+  const step = (name: string, fn: (dp: DataplaneName, rep: number) => Promise<void>) => steps.push({ name, fn });
+  if (w.has('tcp-1')) step('iperf3 1 stream', (dp, rep) => guarded(run, what(dp, 'iperf3 1 stream'), async () => {
+    const r = await iperfTcp(c, serverIp, s.seconds.iperf, 1);
+    sample(run, f.tcp1, dp, rep, r.bitsPerSecond / 1e9, undefined, { retransmits: r.retransmits });
+  }));
+  if (w.has('tcp-4')) step('iperf3 4 streams', (dp, rep) => guarded(run, what(dp, 'iperf3 4 streams'), async () => {
+    const r = await iperfTcp(c, serverIp, s.seconds.iperf, 4);
+    sample(run, f.tcp4, dp, rep, r.bitsPerSecond / 1e9, undefined, { retransmits: r.retransmits });
+  }));
+  if (w.has('udp')) step('iperf3 UDP', (dp, rep) => guarded(run, what(dp, 'iperf3 UDP'), async () => {
+    const r = await iperfUdp(c, serverIp, s.seconds.iperf);
+    sample(run, f.udp, dp, rep, r.packetsPerSecond / 1e3, undefined, { sent: r.sentPackets, lost: r.lostPackets });
+  }));
+  if (w.has('sockperf')) step(v6 ? 'UDP ping-pong' : 'sockperf', (dp, rep) => guarded(run, what(dp, v6 ? 'UDP ping-pong' : 'sockperf'), async () => {
+    const r = v6 ? await udpPingPong(c, serverIp, s.seconds.sockperf) : await sockperfPingPong(c, serverIp, s.seconds.sockperf);
+    sample(run, f.p50, dp, rep, r.summary.p50, undefined, { p999: r.summary.p999, max: r.summary.max, n: r.summary.observations, ...('lost' in r ? { lost: r.lost } : {}) });
+    sample(run, f.p99, dp, rep, r.summary.p99);
+    lat.set(dp, [...(lat.get(dp) ?? []), ...r.latencies]);
+  }));
+  if (w.has('wrk')) step('wrk', (dp, rep) => guarded(run, what(dp, 'wrk'), async () => {
+    const r = await wrkConnRate(c, serverIp, s.seconds.wrk);
+    sample(run, f.conn, dp, rep, r.requestsPerSecond, undefined, { errors: r.errors, non2xx: r.non2xx, ...r.latency });
+  }));
+  await pairedInterleaved(sw, s, v6 ? 'datapath6' : 'datapath', steps);
   for (const [dp, xs] of lat) if (xs.length > 0) run.cdfs.push({ figure: f.p50.id, dataplane: dp, points: cdf(xs, 150) });
 }
 
