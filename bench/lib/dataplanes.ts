@@ -30,7 +30,8 @@ import { randomBytes } from 'node:crypto';
 import { CalcGraph, type CompiledState } from '../../src/calc';
 import type { Resource } from '../../src/model';
 import { BpfDataplane } from '../../src/dataplane/dataplane';
-import { loadPrefilter, loadUplink, loadWep, type PrefilterDatapath, type UplinkDatapath, type WepDatapath } from '../../src/dataplane/bpf/loader';
+import { loadPrefilter, loadUplink, loadWep, readHostRouteStats, type PrefilterDatapath, type UplinkDatapath, type WepDatapath } from '../../src/dataplane/bpf/loader';
+import { NO_HOST_ROUTE_STATS, type HostRouteStats } from '../../src/dataplane/bpf/host-routing';
 import { readCounters } from '../../src/dataplane/bpf/counters';
 import { Dir } from '../../src/dataplane/bpf/drop-reasons';
 import { tcAttach, tcDestroyHook, xdpAttach, xdpDetach } from '../../src/dataplane/native';
@@ -99,7 +100,7 @@ export class DataplaneSwitch {
     const key = JSON.stringify([scale.rules, scale.members, opts.prefilter === true, family]);
     let c = this.cache.get(key);
     if (!c) {
-      const resources: Resource[] = calicoResources(scale, family);
+      const resources: Resource[] = calicoResources(scale, family, { client: this.t.client.mac, server: this.t.server.mac });
       if (opts.prefilter) resources.push(prefilterPolicy());
       const t0 = performance.now();
       const g = new CalcGraph({ nodeName: BENCH_NODE });
@@ -144,6 +145,13 @@ export class DataplaneSwitch {
   get compiled(): CompiledState | undefined { return this.state; }
 
   /** Whether tortie's workload programs route themselves (host routing, the agent's default `auto`) or take the kernel path. */
+  /** Host routing's counters of `family` (tortie_hrst_v2): peer redirects, and those whose
+   *  destination the fib found rather than tortie_epdst_v1 (`peerFib`), ... */
+  hostRouteStats(family: 4 | 6 = 4): HostRouteStats {
+    const m = this.wep?.maps.hrst;
+    return m ? readHostRouteStats(m, family) : { ...NO_HOST_ROUTE_STATS };
+  }
+
   get hostRouting(): string {
     const h = this.wep?.hostRouting;
     return h ? `${h.mode}: ${h.active ? 'active (bpf_redirect_peer between local workloads)' : `kernel path (${h.reason})`}` : 'not loaded';

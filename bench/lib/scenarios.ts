@@ -83,12 +83,17 @@ export function memberAddress6(k: number): string {
 const memberOf = (f: Family) => (f === 6 ? memberAddress6 : memberAddress);
 const clientIp = (f: Family) => (f === 6 ? CLIENT.ip6 : CLIENT.ip);
 
-/** `ip6` alone: an IPv6-only endpoint; `ip` and `ip6`: dual stack. */
-function wep(pod: string, node: string, ip: string | undefined, labels: Record<string, string>, iface: string, ip6?: string): WorkloadEndpoint {
+/** `ip6` alone: an IPv6-only endpoint; `ip` and `ip6`: dual stack. `mac`: the workload's
+ *  interface's, as Calico's CNI plugin writes it into the endpoint (spec.mac). */
+function wep(pod: string, node: string, ip: string | undefined, labels: Record<string, string>, iface: string, ip6?: string, mac?: string): WorkloadEndpoint {
   const w = k8sWep({ node, pod, ip: ip ?? ip6!, iface, namespace: BENCH_NS, labels, profiles: [`kns.${BENCH_NS}`] });
   w.spec.ipNetworks = [...(ip ? [`${ip}/32`] : []), ...(ip6 ? [`${ip6}/128`] : [])];
+  if (mac) w.spec.mac = mac;
   return w;
 }
+
+/** The local workloads' MACs (their eth0's), which the CNI plugin puts in their endpoints. */
+export interface WorkloadMacs { client?: string; server?: string }
 
 export function serverPolicy(s: PolicyScale, version = 0): GlobalNetworkPolicy {
   const member = { selector: "role == 'member'" };
@@ -108,15 +113,20 @@ export function serverPolicy(s: PolicyScale, version = 0): GlobalNetworkPolicy {
  * Everything tortie's compiler needs for one scale point (node, namespace, profile, endpoints,
  * policy). Family 6: client and server dual stack, the remote members IPv6 only.
  */
-export function calicoResources(s: PolicyScale, family: Family = 4): Resource[] {
+/**
+ * The scenario as Calico resources. `macs`: the client's and server's endpoints carry their
+ * workloads' MACs, as the CNI plugin writes them (tortie's host routing then finds a local
+ * destination by its address; without, by a fib lookup per packet).
+ */
+export function calicoResources(s: PolicyScale, family: Family = 4, macs: WorkloadMacs = {}): Resource[] {
   checkScale(s);
   const out: Resource[] = [];
   out.push({ apiVersion: V3, kind: 'Node', metadata: { name: BENCH_NODE, labels: { 'bench/node': 'true' } }, spec: { bgp: { ipv4Address: '198.18.0.10/24' } } } as Node);
   out.push({ apiVersion: V3, kind: 'Namespace', metadata: { name: BENCH_NS, labels: {} } } as Namespace);
   out.push({ apiVersion: V3, kind: 'Profile', metadata: { name: `kns.${BENCH_NS}` }, spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] } } as Profile);
   const v6 = family === 6;
-  out.push(wep(CLIENT.name, BENCH_NODE, CLIENT.ip, { app: 'client', role: 'member' }, CLIENT.hostIf, v6 ? CLIENT.ip6 : undefined));
-  out.push(wep(SERVER.name, BENCH_NODE, SERVER.ip, { app: 'server' }, SERVER.hostIf, v6 ? SERVER.ip6 : undefined));
+  out.push(wep(CLIENT.name, BENCH_NODE, CLIENT.ip, { app: 'client', role: 'member' }, CLIENT.hostIf, v6 ? CLIENT.ip6 : undefined, macs.client));
+  out.push(wep(SERVER.name, BENCH_NODE, SERVER.ip, { app: 'server' }, SERVER.hostIf, v6 ? SERVER.ip6 : undefined, macs.server));
   for (let k = 0; k < s.members - 1; k++) {
     out.push(wep(`member-${k}`, 'bench-remote', v6 ? undefined : memberAddress(k), { app: 'remote', role: 'member' }, `calim${k}`, v6 ? memberAddress6(k) : undefined));
   }

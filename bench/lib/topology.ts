@@ -19,7 +19,8 @@ export { NODE_IP };
 export const OUT_IP = OUTSIDE_IP;
 export const FLOOD_SRC = '198.18.1.2';
 
-export interface BenchWorkload { ns: Netns; ip: string; ip6?: string; hostIf: string }
+/** `mac`: the workload's eth0's, which its endpoint names (as the CNI plugin writes it). */
+export interface BenchWorkload { ns: Netns; ip: string; ip6?: string; hostIf: string; mac: string }
 
 export class BenchTopology {
   private constructor(private readonly bed: SingleNode, readonly client: BenchWorkload, readonly server: BenchWorkload) {}
@@ -37,7 +38,8 @@ export class BenchTopology {
         const x = await bed.addWorkload(name, w.ip, o.v6 ? { hostIf: w.hostIf, ip6: w.ip6 } : { hostIf: w.hostIf });
         // Connection-rate runs open tens of thousands of short connections.
         await x.ns.sh('sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 60999"');
-        ws.push({ ns: x.ns, ip: x.ip, hostIf: x.hostIf, ...(x.ip6 ? { ip6: x.ip6 } : {}) });
+        const mac = (await x.ns.exec(['cat', '/sys/class/net/eth0/address'])).stdout.trim();
+        ws.push({ ns: x.ns, ip: x.ip, hostIf: x.hostIf, mac, ...(x.ip6 ? { ip6: x.ip6 } : {}) });
       }
       return new BenchTopology(bed, ws[0]!, ws[1]!);
     } catch (e) {
