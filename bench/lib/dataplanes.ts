@@ -144,7 +144,6 @@ export class DataplaneSwitch {
 
   get compiled(): CompiledState | undefined { return this.state; }
 
-  /** Whether tortie's workload programs route themselves (host routing, the agent's default `auto`) or take the kernel path. */
   /** Host routing's counters of `family` (tortie_hrst_v2): peer redirects, and those whose
    *  destination the fib found rather than tortie_epdst_v1 (`peerFib`), ... */
   hostRouteStats(family: 4 | 6 = 4): HostRouteStats {
@@ -152,6 +151,7 @@ export class DataplaneSwitch {
     return m ? readHostRouteStats(m, family) : { ...NO_HOST_ROUTE_STATS };
   }
 
+  /** Whether tortie's workload programs route themselves (host routing, the agent's default `auto`) or take the kernel path. */
   get hostRouting(): string {
     const h = this.wep?.hostRouting;
     return h ? `${h.mode}: ${h.active ? 'active (bpf_redirect_peer between local workloads)' : `kernel path (${h.reason})`}` : 'not loaded';
