@@ -25,7 +25,6 @@
  * earlier connection of the same tuple (as wrk's ports come round within a run, and in every run
  * after the first when no agent sweeps conntrack) and reopens it.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { SingleNode, type Workload } from '../src/testbed';
 import { uniquePinRoot, removePinRoot } from '../src/testbed/wep-harness';
@@ -36,6 +35,7 @@ import { ETH_P, eth, eth6, flowPacket, ipv4, tcp } from '../src/dataplane/bpf/pa
 import { TcAction } from '../src/dataplane/native';
 import { ns, policySet, wep } from './datapath-policies';
 import { median } from './lib/stats';
+import { objectVariants, type ObjectVariant } from './lib/objects';
 
 const CONNS = Number(process.argv[2] ?? 2000);
 const UDP_ROUNDS = Number(process.argv[3] ?? 201);
@@ -47,15 +47,7 @@ const HTTP = 80, UDP_PORT = 5201;
 const PORTS = Number(process.env.TORTIE_BENCH_PORTS ?? 60000);
 if (!Number.isInteger(PORTS) || PORTS < 1 || PORTS > 60000) throw new Error(`TORTIE_BENCH_PORTS must be 1..60000, got "${process.env.TORTIE_BENCH_PORTS}"`);
 
-function variants(): { name: string; dir?: string }[] {
-  const spec = process.env.TORTIE_BENCH_OBJECTS;
-  if (!spec) return [{ name: 'tortie' }];
-  return spec.split(',').map((kv) => {
-    const [name, dir] = kv.split('=');
-    if (!name || !dir || !fs.existsSync(`${dir}/tortie_wep.bpf.o`)) throw new Error(`TORTIE_BENCH_OBJECTS: "${kv}" is not name=<directory with tortie_wep.bpf.o>`);
-    return { name, dir };
-  });
-}
+const variants = (): ObjectVariant[] => objectVariants('tortie_wep.bpf.o');
 
 /** A struct __sk_buff (192 bytes; only ifindex, at offset 40, set): the test run's device. */
 function skbCtx(ifindex: number): Buffer {

@@ -22,6 +22,7 @@ import * as os from 'node:os';
 import { BenchNode, SERVER_IP, SERVER_IP6 } from './datapath-netns';
 import { median } from './lib/stats';
 import { iperfTcp, iperfUdp, wrkConnRate, startServers, waitServers, PORTS } from './lib/tools';
+import { objectVariants, type ObjectVariant } from './lib/objects';
 
 const SECONDS = Number(process.argv[2] ?? 2);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -29,15 +30,7 @@ const V6 = process.env.TORTIE_BENCH_FAMILY === '6';
 const IP = V6 ? SERVER_IP6 : SERVER_IP;
 const STATS = '/proc/sys/kernel/bpf_stats_enabled';
 
-function variants(): { name: string; dir?: string }[] {
-  const spec = process.env.TORTIE_BENCH_OBJECTS;
-  if (!spec) return [{ name: 'tortie' }];
-  return spec.split(',').map((kv) => {
-    const [name, dir] = kv.split('=');
-    if (!name || !dir || !fs.existsSync(`${dir}/tortie_wep.bpf.o`)) throw new Error(`TORTIE_BENCH_OBJECTS: "${kv}" is not name=<directory with tortie_wep.bpf.o>`);
-    return { name, dir };
-  });
-}
+const variants = (): ObjectVariant[] => objectVariants('tortie_wep.bpf.o');
 
 interface Info { runCount: number; runTimeNs: number }
 const perRun = (a: Info, b: Info): number => (b.runCount > a.runCount ? (b.runTimeNs - a.runTimeNs) / (b.runCount - a.runCount) : NaN);

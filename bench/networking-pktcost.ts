@@ -20,7 +20,6 @@
  *   npx tsc -p tsconfig.json && node dist/bench/networking-pktcost.js [copies] [syn]
  * `syn` as the second argument: only the per-connection cases (churn(), below).
  */
-import * as fs from 'node:fs';
 import { UplinkHarness } from '../src/testbed/uplink-harness';
 import { POOL_F, RT_F, vxlan6Mac } from '../src/dataplane/bpf/net-codecs';
 import { eth, eth6, fillL4Checksum6, frag6, icmp6, inetChecksum, ipv4, ipv6, tcp, udp, vxlanHeader, ETH_P, NH6, PROTO } from '../src/dataplane/bpf/packet';
@@ -30,6 +29,7 @@ import { WepHarness } from '../src/testbed/wep-harness';
 import { allowAll } from '../src/testbed/tables';
 import { DEFAULT_NAT_TIMEOUTS, sweepNatEntries } from '../src/dataplane/bpf/nat';
 import { NAT_DIR, NATF, NET_MAP, NETCFG_KEY, lpm4Key, nat4KeyCodec, nat4ValueCodec, netcfgCodec, routeCodec, vxcfgCodec } from '../src/dataplane/bpf/net-codecs';
+import { objectVariants } from './lib/objects';
 
 const COPIES = Number(process.argv[2] ?? 20_000);
 const ONLY_SYN = process.argv[3] === 'syn';
@@ -129,12 +129,7 @@ async function main(): Promise<void> {
  * builds of tortie_uplink.bpf.o, the cases alternated between them (default: bpf/out).
  */
 async function churn(): Promise<void> {
-  const spec = process.env.TORTIE_BENCH_OBJECTS;
-  const objs = spec ? spec.split(',').map((kv) => {
-    const [name, dir] = kv.split('=');
-    if (!name || !dir || !fs.existsSync(`${dir}/tortie_uplink.bpf.o`)) throw new Error(`TORTIE_BENCH_OBJECTS: "${kv}" is not name=<directory with tortie_uplink.bpf.o>`);
-    return { name, dir };
-  }) : [{ name: 'tortie', dir: undefined as string | undefined }];
+  const objs = objectVariants('tortie_uplink.bpf.o');
   const topo = Topology.create('pktsyn');
   const hs: UplinkHarness[] = [];
   try {
