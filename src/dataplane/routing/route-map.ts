@@ -17,7 +17,7 @@
  *   Equal values share one string (a route's value is its node's next hop and flags: 99,900
  *   routes to 500 nodes hold ~500 distinct values).
  */
-import type { BpfMap } from '../native';
+import { BpfError, type BpfMap } from '../native';
 import type { UplinkDatapath } from '../bpf/loader';
 import {
   lpm4Key, lpm6Key, route6Codec, netcfgCodec, netcfg6Codec, nodeInfoCodec, nodeKeyCodec, node6KeyCodec, poolCodec, routeCodec, vxcfgCodec, NETCFG_KEY,
@@ -109,27 +109,44 @@ export class RouteMaps {
       values = [];
       hexes = [];
     };
-    try {
-      for (const [h, v] of want) {
-        const hv = this.hexValue(v);
-        if (have.get(h) === hv) continue;
-        keys.push(Buffer.from(h, 'hex'));
-        values.push(v);
-        hexes.push([h, hv]);
-        if (keys.length >= ROUTE_MAP_BATCH) flush();
+    const writeAll = (): void => {
+      keys = [];
+      values = [];
+      hexes = [];
+      try {
+        for (const [h, v] of want) {
+          const hv = this.hexValue(v);
+          if (have.get(h) === hv) continue;
+          keys.push(Buffer.from(h, 'hex'));
+          values.push(v);
+          hexes.push([h, hv]);
+          if (keys.length >= ROUTE_MAP_BATCH) flush();
+        }
+        flush();
+      } finally {
+        this.mirror.set(m, have);
       }
-      flush();
-    } finally {
-      this.mirror.set(m, have);
-    }
-    if (sweep) {
+    };
+    const sweepStale = (): void => {
       for (const h of [...have.keys()]) {
         if (want.has(h)) continue;
         m.tryDelete(Buffer.from(h, 'hex'));
         have.delete(h);
         this.writes++;
       }
+      this.mirror.set(m, have);
+    };
+    // Writes before the sweep: a prefix that stays never leaves the map, and a more specific one
+    // replacing a broader one is in place before the broader one goes. A full map (E2BIG from a
+    // hash, ENOSPC from an LPM trie) cannot take the new entries first: then the entries the
+    // desired state drops make room, and the writes run again.
+    try {
+      writeAll();
+    } catch (e) {
+      if (!sweep || !(e instanceof BpfError) || (e.errnoName !== 'E2BIG' && e.errnoName !== 'ENOSPC')) throw e;
+      sweepStale();
+      writeAll();
     }
-    this.mirror.set(m, have);
+    if (sweep) sweepStale();
   }
 }
