@@ -238,6 +238,21 @@ Napi::Value MapLookupBatch(const Napi::CallbackInfo &info) {
   });
 }
 
+// The packed keys and values of an update batch are exactly `count` entries of the map (checked
+// before any syscall: the kernel would read past the Buffers otherwise).
+static void CheckUpdateBatchSizes(const MapMeta &m, int fd, const Napi::Buffer<uint8_t> &keys,
+                                  const Napi::Buffer<uint8_t> &vals, uint32_t count) {
+  const size_t vs = ValueBufSize(m);
+  if (keys.Length() != count * static_cast<size_t>(m.keySize))
+    Fail("ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", EINVAL,
+         "keys are " + std::to_string(keys.Length()) + " bytes; " + std::to_string(count) + " keys of " +
+             MapLabel(m, fd) + " need " + std::to_string(count * static_cast<size_t>(m.keySize)));
+  if (vals.Length() != count * vs)
+    Fail("ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", EINVAL,
+         "values are " + std::to_string(vals.Length()) + " bytes; " + std::to_string(count) + " values of " +
+             MapLabel(m, fd) + " need " + std::to_string(count * vs));
+}
+
 // mapUpdateBatch(fd, keys, values, count, elemFlags) -> count
 Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
   return Guarded(info, "ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", [&]() -> Napi::Value {
@@ -248,15 +263,7 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
     uint32_t count = ArgU32(info, 3, "count");
     uint64_t elemFlags = ArgU32(info, 4, "elemFlags");
     MapMeta m = MetaFor(env, fd);
-    const size_t vs = ValueBufSize(m);
-    if (keys.Length() != count * static_cast<size_t>(m.keySize))
-      Fail("ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", EINVAL,
-           "keys are " + std::to_string(keys.Length()) + " bytes; " + std::to_string(count) + " keys of " +
-               MapLabel(m, fd) + " need " + std::to_string(count * static_cast<size_t>(m.keySize)));
-    if (vals.Length() != count * vs)
-      Fail("ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", EINVAL,
-           "values are " + std::to_string(vals.Length()) + " bytes; " + std::to_string(count) + " values of " +
-               MapLabel(m, fd) + " need " + std::to_string(count * vs));
+    CheckUpdateBatchSizes(m, fd, keys, vals, count);
     if (count == 0) return Napi::Number::New(env, 0);
     __u32 n = count;
     LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = elemFlags);
@@ -333,15 +340,7 @@ Napi::Value MapUpdateBatchAsync(const Napi::CallbackInfo &info) {
     uint32_t count = ArgU32(info, 3, "count");
     uint64_t elemFlags = ArgU32(info, 4, "elemFlags");
     MapMeta m = MetaFor(env, fd);
-    const size_t vs = ValueBufSize(m);
-    if (keys.Length() != count * static_cast<size_t>(m.keySize))
-      Fail("ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", EINVAL,
-           "keys are " + std::to_string(keys.Length()) + " bytes; " + std::to_string(count) + " keys of " +
-               MapLabel(m, fd) + " need " + std::to_string(count * static_cast<size_t>(m.keySize)));
-    if (vals.Length() != count * vs)
-      Fail("ERR_BPF_MAP_UPDATE_BATCH", "bpf_map_update_batch", EINVAL,
-           "values are " + std::to_string(vals.Length()) + " bytes; " + std::to_string(count) + " values of " +
-               MapLabel(m, fd) + " need " + std::to_string(count * vs));
+    CheckUpdateBatchSizes(m, fd, keys, vals, count);
     int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (dfd < 0) Fail("ERR_BPF_MAP_UPDATE_BATCH", "fcntl", errno, "duplicate map fd " + std::to_string(fd));
     auto *w = new UpdateBatchWorker(env, dfd, keys, vals, count, elemFlags, MapLabel(m, fd));
