@@ -174,25 +174,7 @@ export class ClassRowsMap {
     const j = this.slotOf(from);
     if (this.ids[j] === 0) return undefined;
     const k = this.vals[j]!;
-    if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) throw new RangeError(`ClassRowsMap: class id ${id} is not in [1, 2^32-1]`);
-    let i = this.slotOf(id);
-    if (this.ids[i] !== 0) {
-      const old = this.vals[i]!;
-      if (old !== k) {
-        this.release(old);
-        this.vals[i] = k;
-        this.counts[k]!++;
-      }
-      return this.keys[k];
-    }
-    if ((this.n + 1) * 4 > (this.mask + 1) * 3) {
-      this.resize((this.mask + 1) * 2);
-      i = this.slotOf(id);
-    }
-    this.ids[i] = id;
-    this.vals[i] = k;
-    this.counts[k]!++;
-    this.n++;
+    this.setIndexed(id, k);
     return this.keys[k];
   }
 
