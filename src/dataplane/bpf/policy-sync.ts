@@ -28,7 +28,7 @@
 import type { CalcDelta, CompiledState, LocalEndpoint } from '../../calc/types';
 import type { HostEndpointTables, LocalDispatch, MapOps, PolicyMaps } from './apply';
 import { EndpointPolicyWriter, HostEndpointWriter } from './apply';
-import { cidr4ForMap, cls4KeyOf, cls6KeyOf, encodeClassPrefix, type Entry } from './encode';
+import { cidr4ForMap, cls4KeyOf, cls6KeyOf, encodeClassPrefix, type Entry, type PackedEntries } from './encode';
 import { PackedTable } from './packed-table';
 import { WORKLOAD_HOST_MAC, formatCidr, maskCidr, parseCidr, u32ToIpv4 } from '../../primitives';
 
@@ -149,15 +149,26 @@ export class PolicyDataplane {
 
   /** tortie_cls4_v1 / tortie_cls6_v1 entries of every prefix of `s` (IPv4 off the JS thread when possible). */
   private async writeClassPrefixes(s: CompiledState, want: Set<string>): Promise<void> {
-    const packed = this.maps.cls4.updatePackedAsync !== undefined;
+    const e = this.encodeClassPrefixes(s, want, this.maps.cls4.updatePackedAsync !== undefined);
+    for (const x of e.entries6) this.maps.cls6.update(x.key, x.value);
+    if (e.packed4) {
+      if (e.packed4.count > 0) await this.maps.cls4.updatePackedAsync!(e.packed4);
+    } else this.writeCls4(e.entries);
+  }
+
+  /**
+   * The class prefixes of `s` as map entries, each recorded in `want` and this.prefixes. With
+   * `packed`, the IPv4 ones go straight into one buffer (no Buffer per entry: ~100,000 at Felix's
+   * scale), the bytes encodeClassPrefix gives: prefix length (u32 LE), network (big-endian), class
+   * id (u32 LE).
+   */
+  private encodeClassPrefixes(s: CompiledState, want: Set<string>, packed: boolean): { entries: Entry[]; entries6: Entry[]; packed4?: PackedEntries } {
     const entries: Entry[] = [];
     const entries6: Entry[] = [];
-    // IPv4 keys straight into one buffer (no Buffer per entry: ~100,000 at Felix's scale), the
-    // bytes encodeClassPrefix gives: prefix length (u32 LE), network (big-endian), class id (u32 LE).
     let n4 = 0;
-    for (const p of s.classes.prefixes) if (p.family !== 6) n4++;
-    const keys = Buffer.allocUnsafe(packed ? n4 * 8 : 0);
-    const values = Buffer.allocUnsafe(packed ? n4 * 4 : 0);
+    if (packed) for (const p of s.classes.prefixes) if (p.family !== 6) n4++;
+    const keys = Buffer.allocUnsafe(n4 * 8);
+    const values = Buffer.allocUnsafe(n4 * 4);
     let i = 0;
     for (const p of s.classes.prefixes) {
       if (p.family !== 6 && packed) {
@@ -174,10 +185,12 @@ export class PolicyDataplane {
       want.add(p.cidr);
       this.prefixes.add(p.cidr);
     }
-    for (const e of entries6) this.maps.cls6.update(e.key, e.value);
-    if (packed) {
-      if (i > 0) await this.maps.cls4.updatePackedAsync!({ count: i, keySize: 8, valueSize: 4, keys: keys.subarray(0, i * 8), values: values.subarray(0, i * 4) });
-    } else if (this.maps.cls4.updateMany) this.maps.cls4.updateMany(entries);
+    const packed4 = packed ? { count: i, keySize: 8, valueSize: 4, keys: keys.subarray(0, i * 8), values: values.subarray(0, i * 4) } : undefined;
+    return { entries, entries6, ...(packed4 ? { packed4 } : {}) };
+  }
+
+  private writeCls4(entries: Entry[]): void {
+    if (this.maps.cls4.updateMany) this.maps.cls4.updateMany(entries);
     else for (const e of entries) this.maps.cls4.update(e.key, e.value);
   }
 
@@ -197,18 +210,9 @@ export class PolicyDataplane {
       want = this.preparedFor.want;
     } else {
       for (const t of s.tables) this.tables.set(t.id, PackedTable.pack(t));
-      const entries: Entry[] = [];
-      const entries6: Entry[] = [];
-      for (const p of s.classes.prefixes) {
-        const e = encodeClassPrefix(p);
-        if (!e) continue;
-        want.add(p.cidr);
-        (p.family === 6 ? entries6 : entries).push(e);
-        this.prefixes.add(p.cidr);
-      }
-      if (this.maps.cls4.updateMany) this.maps.cls4.updateMany(entries);
-      else for (const e of entries) this.maps.cls4.update(e.key, e.value);
-      for (const e of entries6) this.maps.cls6.update(e.key, e.value);
+      const e = this.encodeClassPrefixes(s, want, false);
+      this.writeCls4(e.entries);
+      for (const x of e.entries6) this.maps.cls6.update(x.key, x.value);
     }
     for (const cidr of this.prefixes) if (!want.has(cidr)) { this.deletePrefix(cidr); this.prefixes.delete(cidr); }
     const eps = new Set(s.endpoints.map((e) => e.key));
