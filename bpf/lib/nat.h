@@ -263,26 +263,28 @@ static __always_inline bool nat_tomb_live(__u64 last_seen_ns, __u64 now)
 	return last_seen_ns >= now || now - last_seen_ns < t;
 }
 
+/* The idle timeout of an IPv4 mapping of `proto`; TCP's is `tcp` (the caller picks which). */
+static __always_inline __u64 nat_proto_timeout(__u8 proto, __u64 tcp)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return tcp;
+	case IPPROTO_UDP:
+		return nat_timeout_udp_ns;
+	case IPPROTO_ICMP:
+		return nat_timeout_icmp_ns;
+	default:
+		return nat_timeout_other_ns;
+	}
+}
+
 static __always_inline bool nat_live(const struct tortie_nat4_value *v, __u8 proto, __u64 now)
 {
-	__u64 seen = v->last_seen_ns, t;
+	__u64 seen = v->last_seen_ns;
 
 	if (seen >= now)
 		return true;
-	switch (proto) {
-	case IPPROTO_TCP:
-		t = nat_closed(v->flags) ? nat_timeout_tcp_closed_ns : nat_timeout_tcp_ns;
-		break;
-	case IPPROTO_UDP:
-		t = nat_timeout_udp_ns;
-		break;
-	case IPPROTO_ICMP:
-		t = nat_timeout_icmp_ns;
-		break;
-	default:
-		t = nat_timeout_other_ns;
-	}
-	return now - seen <= t;
+	return now - seen <= nat_proto_timeout(proto, nat_closed(v->flags) ? nat_timeout_tcp_closed_ns : nat_timeout_tcp_ns);
 }
 
 /*
@@ -552,19 +554,7 @@ static __always_inline bool nat_recent(__u64 seen, __u8 proto, __u64 now, __u64 
 
 	if (seen >= now)
 		return true;
-	switch (proto) {
-	case IPPROTO_TCP:
-		t = nat_timeout_tcp_closed_ns < nat_timeout_tcp_ns ? nat_timeout_tcp_closed_ns : nat_timeout_tcp_ns;
-		break;
-	case IPPROTO_UDP:
-		t = nat_timeout_udp_ns;
-		break;
-	case IPPROTO_ICMP:
-		t = nat_timeout_icmp_ns;
-		break;
-	default:
-		t = nat_timeout_other_ns;
-	}
+	t = nat_proto_timeout(proto, nat_timeout_tcp_closed_ns < nat_timeout_tcp_ns ? nat_timeout_tcp_closed_ns : nat_timeout_tcp_ns);
 	if (t > limit)
 		t = limit;
 	return now - seen < t;
