@@ -55,6 +55,29 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * `n` distinct free ports: every listener stays open until all are taken, so the kernel cannot
+ * hand one port out twice (freePort() called twice in a row may return the same one).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = net.createServer();
+      s.unref();
+      servers.push(s);
+      ports.push(await new Promise<number>((resolve, reject) => {
+        s.on('error', reject);
+        s.listen(0, '127.0.0.1', () => resolve((s.address() as net.AddressInfo).port));
+      }));
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+}
+
 /** A CA, a server cert for IP 127.0.0.1 and a client cert, made with openssl. */
 export function makeTls(): TlsFiles {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tortie-etcd-tls-'));
@@ -115,8 +138,9 @@ export class EtcdCluster {
     const c = new EtcdCluster(opts);
     liveClusters.add(c);
     try {
+      const ports = await freePorts(2 * size);
       for (let i = 0; i < size; i++) {
-        c.members.push({ name: `m${i}`, clientPort: await freePort(), peerPort: await freePort(), dataDir: path.join(c.root, `m${i}`), log: [] });
+        c.members.push({ name: `m${i}`, clientPort: ports[2 * i]!, peerPort: ports[2 * i + 1]!, dataDir: path.join(c.root, `m${i}`), log: [] });
       }
       await Promise.all(c.members.map((_, i) => c.startMember(i)));
     } catch (e) {
