@@ -46,6 +46,8 @@ const STATS = '/proc/sys/kernel/bpf_stats_enabled';
 /** TORTIE_BENCH_OBJECT_DIR=<dir>: every node's BPF objects from there (another build), to compare builds run by run. */
 const OBJECT_DIR = process.env.TORTIE_BENCH_OBJECT_DIR || undefined;
 const PERF_DIR = process.env.TORTIE_BENCH_PERF_DIR || undefined;
+/** TORTIE_BENCH_PERF_ARGS: more `perf record` arguments (space-separated, e.g. `-g`). */
+const PERF_ARGS = (process.env.TORTIE_BENCH_PERF_ARGS ?? '').split(/\s+/).filter(Boolean);
 let perfRuns = 0;
 
 /** TCP counters of a namespace (nstat, absolute, history untouched). */
@@ -205,8 +207,9 @@ async function main(): Promise<void> {
       fs.writeFileSync(STATS, '1');
       let rate: number;
       const h0 = { ...hk };
-      // TORTIE_BENCH_PERF_DIR=<dir>: a system-wide `perf record` beside each wrk run (<label>-<n>.data).
-      const perf = PERF_DIR ? spawn('perf', ['record', '-a', '-q', '-o', path.join(PERF_DIR, `${label.replace(/ /g, '')}-${++perfRuns}.data`), '--', 'sleep', String(SECONDS)], { stdio: 'ignore' }) : undefined;
+      // TORTIE_BENCH_PERF_DIR=<dir>: a system-wide `perf record` beside each wrk run (<label>-<n>.data;
+      // TORTIE_BENCH_PERF_ARGS adds arguments, e.g. -g).
+      const perf = PERF_DIR ? spawn('perf', ['record', '-a', '-q', ...PERF_ARGS, '-o', path.join(PERF_DIR, `${label.replace(/ /g, '')}-${++perfRuns}.data`), '--', 'sleep', String(SECONDS)], { stdio: 'ignore' }) : undefined;
       try { rate = await wrk(wa, c.outsideIp); } finally { restoreStats(); }
       if (perf && perf.exitCode === null) await new Promise((r) => perf.once('exit', r));
       const h1 = { ...hk };
