@@ -13,8 +13,8 @@
  * node uses or listens on. Ports come only from [nat_port_min, nat_port_max], which the agent
  * refuses to load when it overlaps the node's ip_local_port_range, so the kernel never picks one
  * of them for an unbound connect(); the workload's own port is kept only when it lies in that
- * range. Every candidate is checked against the node's live sockets before it is claimed
- * (bpf_skc_lookup_tcp / bpf_sk_lookup_udp in the uplink's namespace: connected, listening and
+ * range. Every candidate is checked against the node's live sockets before it is claimed (one
+ * the table already refuses needs no lookup; nat_claim) (bpf_skc_lookup_tcp / bpf_sk_lookup_udp in the uplink's namespace: connected, listening and
  * TIME-WAIT sockets), and a reply is reverse-translated only if no node socket owns its tuple
  * (a socket bound into the range after the claim keeps its traffic; the mapping's flow breaks,
  * never the node's). Candidates: the workload's port if in range, then nat_retries ports drawn at
@@ -422,30 +422,38 @@ static __always_inline void nat_track_tcp(struct tortie_nat4_value *v, const str
  * node_ip or the wildcard) and TIME-WAIT TCP sockets; connected and bound UDP sockets. Looked up
  * in the namespace of the uplink (the node's). ICMP echo ids have no lookup helper (see docs).
  */
-static __always_inline bool nat_host_sock(struct __sk_buff *skb, __u8 proto, __be32 raddr, __be16 rport,
-					  __be32 node_ip, __be16 lport)
+/* The IPv4 half of struct bpf_sock_tuple only (12 bytes of stack, not 36: nat4_try_port's frame
+ * counts towards the 512 bytes of its call chain). */
+struct nat4_sock_tuple {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+};
+
+static __always_inline bool nat_host_sock_t(struct __sk_buff *skb, __u8 proto, struct nat4_sock_tuple *t)
 {
-	/* The IPv4 half of struct bpf_sock_tuple only (12 bytes of stack, not 36: nat4_try_port's
-	 * frame counts towards the 512 bytes of its call chain). */
-	struct {
-		__be32 saddr;
-		__be32 daddr;
-		__be16 sport;
-		__be16 dport;
-	} t = { .saddr = raddr, .daddr = node_ip, .sport = rport, .dport = lport };
 	struct bpf_sock *sk;
 
-	_Static_assert(sizeof(t) == sizeof(((struct bpf_sock_tuple *)0)->ipv4), "IPv4 sock tuple");
+	_Static_assert(sizeof(*t) == sizeof(((struct bpf_sock_tuple *)0)->ipv4), "IPv4 sock tuple");
 	if (proto == IPPROTO_TCP)
-		sk = bpf_skc_lookup_tcp(skb, (struct bpf_sock_tuple *)&t, sizeof(t), BPF_F_CURRENT_NETNS, 0);
+		sk = bpf_skc_lookup_tcp(skb, (struct bpf_sock_tuple *)t, sizeof(*t), BPF_F_CURRENT_NETNS, 0);
 	else if (proto == IPPROTO_UDP)
-		sk = bpf_sk_lookup_udp(skb, (struct bpf_sock_tuple *)&t, sizeof(t), BPF_F_CURRENT_NETNS, 0);
+		sk = bpf_sk_lookup_udp(skb, (struct bpf_sock_tuple *)t, sizeof(*t), BPF_F_CURRENT_NETNS, 0);
 	else
 		return false;
 	if (!sk)
 		return false;
 	bpf_sk_release(sk);
 	return true;
+}
+
+static __always_inline bool nat_host_sock(struct __sk_buff *skb, __u8 proto, __be32 raddr, __be16 rport,
+					  __be32 node_ip, __be16 lport)
+{
+	struct nat4_sock_tuple t = { .saddr = raddr, .daddr = node_ip, .sport = rport, .dport = lport };
+
+	return nat_host_sock_t(skb, proto, &t);
 }
 
 /*
@@ -463,79 +471,113 @@ struct nat4_cand {
 
 /*
  * Claims the REV tuple c->rk (rk.dport = candidate port) for the flow: creates the REV entry, or
- * reclaims it if its flow is over. 1 claimed, 0 taken, < 0 the table is full.
+ * reclaims it if its flow is over. 1 claimed, 0 taken, < 0 the table is full. The table is asked
+ * first: a candidate whose entry refuses the flow (a live mapping, a tombstone whose TIME-WAIT
+ * would refuse the SYN: under churn about half the candidates) is turned down without a socket
+ * lookup; every candidate the flow may have is then checked against the node's sockets
+ * (nat_host_sock) before it is claimed — created, reclaimed, or our own entry taken again.
  */
-static __always_inline int nat_claim(struct nat4_cand *c)
+/* Is the REV entry cur the candidate's flow's own (c->rv)? */
+static __always_inline bool nat_cand_ours(const struct nat4_cand *c, const struct tortie_nat4_value *cur)
 {
-	struct tortie_nat4_key *rk = &c->rk, fk = {};
-	const struct tortie_nat4_value *rv = &c->rv;
-	struct tortie_nat4_value *cur, *fv;
+	return cur->addr == c->rv.addr && cur->port == c->rv.port;
+}
+
+/* Does another flow's REV entry cur refuse the flow of c by itself: a live mapping, or a live
+ * verified close's tombstone whose TIME-WAIT would refuse this SYN (its port goes to a new SYN that
+ * TIME-WAIT would accept)? An expired mapping's FWD entry is asked after (nat_cand_fwd_live). */
+static __always_inline bool nat_cand_refused(const struct nat4_cand *c, const struct tortie_nat4_value *cur)
+{
+	__u8 proto = c->rk.proto;
+	__u64 now = c->rv.last_seen_ns;
+
+	return (cur->flags & TORTIE_NATF_DONE) ? nat_tomb_live(cur->last_seen_ns, now) &&
+							 !nat_tw_ok_seg(proto, c->tcp_flags, c->tcp_seq, c->syn_ts, cur->flags, cur->created_ns)
+						: nat_live(cur, proto, now);
+}
+
+/* REV entries are refreshed by replies only: a one-way flow keeps its port while its FWD entry
+ * (refreshed by every outgoing packet) is live and still maps to this port. A tombstone's FWD
+ * entry was deleted by the release that made it one (nat_tcp_release marks the REV entry, then
+ * deletes the FWD entry; a later FWD entry of that tuple took a port of its own, or revived the
+ * tombstone): none to ask. */
+static __always_inline bool nat_cand_fwd_live(const struct nat4_cand *c, const struct tortie_nat4_value *cur,
+					      struct tortie_nat4_key *fk)
+{
+	const struct tortie_nat4_key *rk = &c->rk;
+	struct tortie_nat4_value *fv;
 	__u8 proto = rk->proto;
-	__u64 now = rv->last_seen_ns;
+
+	if (cur->flags & TORTIE_NATF_DONE)
+		return false;
+	__builtin_memset(fk, 0, sizeof(*fk));
+	fk->saddr = cur->addr;
+	fk->daddr = rk->saddr;
+	fk->sport = cur->port;
+	fk->dport = proto == IPPROTO_ICMP ? cur->port : rk->sport;
+	fk->proto = proto;
+	fk->dir = TORTIE_NAT_FWD;
+	fv = bpf_map_lookup_elem(&tortie_nat4_v2, fk);
+	return fv && fv->port == rk->dport && nat_live(fv, proto, c->rv.last_seen_ns);
+}
+
+static __always_inline int nat_claim(struct __sk_buff *skb, struct nat4_cand *c)
+{
+	struct tortie_nat4_value *cur;
+	/* One stack slot for the socket tuple and the FWD key asked after it (the call chain's 512
+	 * bytes). */
+	union {
+		struct tortie_nat4_key fk;
+		struct nat4_sock_tuple t;
+	} u;
 	long err;
 
 	/* Looked up first: under churn most candidates hold a tombstone, and a lookup costs less than
 	 * a create that fails on it (the bucket lock). A free port is still claimed only by the create. */
-	cur = bpf_map_lookup_elem(&tortie_nat4_v2, rk);
+	cur = bpf_map_lookup_elem(&tortie_nat4_v2, &c->rk);
+	if (cur && !nat_cand_ours(c, cur) && nat_cand_refused(c, cur))
+		return 0;
+	/* The table may let the flow have the port; a node socket may still own the tuple. */
+	u.t.saddr = c->rk.saddr;
+	u.t.daddr = c->rk.daddr;
+	u.t.sport = c->rk.sport;
+	u.t.dport = c->rk.dport;
+	if (nat_host_sock_t(skb, c->rk.proto, &u.t)) {
+		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
+		return 0;
+	}
 	if (!cur) {
-		err = bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST);
+		err = bpf_map_update_elem(&tortie_nat4_v2, &c->rk, &c->rv, BPF_NOEXIST);
 		if (err == 0)
 			return 1;
-		if (err == -E2BIG)
-			return -1;
-		cur = bpf_map_lookup_elem(&tortie_nat4_v2, rk); /* another CPU claimed it meanwhile */
-		if (!cur)
-			return bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST) == 0;
+		return err == -E2BIG ? -1 : 0; /* another CPU claimed it meanwhile: taken */
 	}
-	if (cur->addr == rv->addr && cur->port == rv->port) {
-		/* Ours already: we lost a race to ourselves, or our own tombstone (the flow reopened
-		 * its tuple): live again. */
+	/* Ours already: we lost a race to ourselves, or our own tombstone (the flow reopened its
+	 * tuple): live again. */
+	if (nat_cand_ours(c, cur)) {
 		if (cur->flags & TORTIE_NATF_DONE) {
 			cur->flags = 0;
 			cur->created_ns = 0; /* no reply yet (NAT_FWD_SEEN_NS) */
 		}
 		return 1;
 	}
-	/* A live verified close's tombstone: its port goes to a new SYN that TIME-WAIT would accept. */
-	if ((cur->flags & TORTIE_NATF_DONE) ? nat_tomb_live(cur->last_seen_ns, now) &&
-						      !nat_tw_ok_seg(proto, c->tcp_flags, c->tcp_seq, c->syn_ts, cur->flags, cur->created_ns)
-					     : nat_live(cur, proto, now))
+	if (nat_cand_fwd_live(c, cur, &u.fk))
 		return 0;
-	/* A tombstone's FWD entry was deleted by the release that made it one (nat_tcp_release marks
-	 * the REV entry, then deletes the FWD entry; a later FWD entry of that tuple took a port of
-	 * its own, or revived the tombstone above): no FWD entry to ask. */
-	if (cur->flags & TORTIE_NATF_DONE)
-		goto reclaim;
-	/* REV entries are refreshed by replies only: a one-way flow keeps its port while its FWD
-	 * entry (refreshed by every outgoing packet) is live and still maps to this port. */
-	fk.saddr = cur->addr;
-	fk.daddr = rk->saddr;
-	fk.sport = cur->port;
-	fk.dport = proto == IPPROTO_ICMP ? cur->port : rk->sport;
-	fk.proto = proto;
-	fk.dir = TORTIE_NAT_FWD;
-	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
-	if (fv && fv->port == rk->dport && nat_live(fv, proto, now))
-		return 0;
-reclaim:
-	bpf_map_delete_elem(&tortie_nat4_v2, rk);
-	return bpf_map_update_elem(&tortie_nat4_v2, rk, rv, BPF_NOEXIST) == 0;
+	bpf_map_delete_elem(&tortie_nat4_v2, &c->rk);
+	return bpf_map_update_elem(&tortie_nat4_v2, &c->rk, &c->rv, BPF_NOEXIST) == 0;
 }
 
 /*
- * One candidate: free of node sockets, then claimed. 1 claimed, 0 not, < 0 table full. A global
- * function: the verifier checks it once, not once per unrolled candidate of nat_snat (which kept
- * tortie_uplink_out near the million-instruction limit).
+ * One candidate: claimed if the table lets the flow have it and no node socket owns it
+ * (nat_claim). 1 claimed, 0 not, < 0 table full. A global function: the verifier checks it once,
+ * not once per unrolled candidate of nat_snat (which kept tortie_uplink_out near the
+ * million-instruction limit).
  */
 __noinline int nat4_try_port(struct __sk_buff *skb, struct nat4_cand *c)
 {
 	if (!skb || !c)
 		return 0;
-	if (nat_host_sock(skb, c->rk.proto, c->rk.saddr, c->rk.sport, c->rk.daddr, c->rk.dport)) {
-		netstat_inc(TORTIE_NS_NAT_HOST_SOCK);
-		return 0;
-	}
-	return nat_claim(c);
+	return nat_claim(skb, c);
 }
 
 /*
