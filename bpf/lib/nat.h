@@ -581,6 +581,21 @@ __noinline int nat4_try_port(struct __sk_buff *skb, struct nat4_cand *c)
 }
 
 /*
+ * May this packet complete a verified close (nat_ct_closed), so that the workload's conntrack
+ * entry is worth looking up? A TCP segment with ACK once both FINs went by (the mapping's flags),
+ * and not the workload's own FIN leaving: the outside has not acknowledged that FIN yet
+ * (conntrack saw it first). Shared with NAT66 (lib/nat6.h nat6_tcp_release).
+ */
+static __always_inline bool nat_release_may(const struct tortie_pkt *pkt, __u8 flags, bool out)
+{
+	const __u8 fins = TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN_SEEN;
+
+	if (pkt->proto != IPPROTO_TCP || (flags & fins) != fins || !(pkt->tcp_flags & TCP_FLAG_ACK))
+		return false;
+	return !(out && (pkt->tcp_flags & TCP_FLAG_FIN));
+}
+
+/*
  * A TCP mapping whose close is verified (nat_ct_closed, by the workload's conntrack) is released
  * at once: its FWD entry is deleted, and the CPU whose delete succeeds credits the workload's
  * quota (MOVED, an atomic add: a kind only the programs write), so the count stays exact with the
@@ -595,17 +610,12 @@ static __always_inline void nat_tcp_release(struct __sk_buff *skb, __u32 l4off, 
 					    const struct tortie_nat4_key *rk, struct tortie_nat4_value *rv, bool out,
 					    __u64 now)
 {
-	const __u8 fins = TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN_SEEN;
 	struct tortie_ct_value *cv;
 	struct tortie_ct4_key ck;
 	__u64 ts;
 	bool a;
 
-	if (pkt->proto != IPPROTO_TCP || (fv->flags & fins) != fins || !(pkt->tcp_flags & TCP_FLAG_ACK))
-		return;
-	/* The workload's own FIN leaving never completes the close: the outside has not acknowledged
-	 * it yet (conntrack saw it first), so its conntrack entry is not looked up. */
-	if (out && (pkt->tcp_flags & TCP_FLAG_FIN))
+	if (!nat_release_may(pkt, fv->flags, out))
 		return;
 	ct4_key_make(&ck, fk->saddr, fk->daddr, bpf_ntohs(fk->sport), bpf_ntohs(fk->dport), IPPROTO_TCP, &a);
 	cv = bpf_map_lookup_elem(&tortie_natct4, &ck);

@@ -343,14 +343,13 @@ static __always_inline void nat6_tcp_release(struct __sk_buff *skb, __u32 l4off,
 					     const struct tortie_nat6_key *fk, const struct tortie_nat6_value *fv,
 					     const struct tortie_nat6_key *rk, bool out, __u64 now)
 {
-	const __u8 fins = TORTIE_NATF_FIN_OUT | TORTIE_NATF_FIN_IN_SEEN;
 	struct nat6_scratch *sc;
 	struct tortie_nat6_value *rv;
 	struct tortie_ct_value *cv;
 	__u64 ts;
 	bool a;
 
-	if (pkt->proto != IPPROTO_TCP || (fv->flags & fins) != fins || !(pkt->tcp_flags & TCP_FLAG_ACK))
+	if (!nat_release_may(pkt, fv->flags, out)) /* lib/nat.h */
 		return;
 	sc = nat6_scratch();
 	if (!sc)
