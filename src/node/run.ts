@@ -168,6 +168,8 @@ export async function effectiveConfig(client: ResourceClient, c: NodeConfig, log
 export interface AgentHooks {
   /** A FelixConfiguration change needs a restart (runAgent exits 129); absent: only logged. */
   restart?(reason: string): void;
+  /** Once the first sync is written, before the heap is compacted (runAgent: the steady heap headroom). */
+  afterFirstSync?(): void;
 }
 
 export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHooks = {}): Promise<RunningAgent> {
@@ -221,7 +223,7 @@ export async function startAgent(given: NodeConfig, log: Logger, hooks: AgentHoo
     agent = new Agent({
       nodeName: c.nodeName, datastore, calc: graph, dataplane: dataplaneAdapter(opening, metrics, lastLoad), log, metrics,
       health: listeners.health, metricsListen: listeners.metrics, felix, ipv6: c.ipv6Support,
-      afterFirstSync: compactHeap,
+      afterFirstSync: () => { hooks.afterFirstSync?.(); return compactHeap(); },
     });
     // When the programs are loaded and attached (beside the list; the agent's first reconcile waits for it).
     opening.then(() => agent?.phase('dataplane_open'), () => undefined);
@@ -287,8 +289,8 @@ async function startBgp(c: NodeConfig, datastore: Datastore, dataplane: BpfDatap
 
 /**
  * Bounds the V8 heap's headroom (NodeConfig.heapGrowingPercent). V8 reads this flag each time it
- * sets the next full-collection limit, so setting it at start-up takes effect; NODE_OPTIONS or a
- * command-line --heap-growing-percent given to node itself wins.
+ * sets the next full-collection limit, so setting it at run time takes effect (runAgent: after the
+ * first sync); NODE_OPTIONS or a command-line --heap-growing-percent given to node itself wins.
  */
 export function applyHeapGrowing(percent: number, execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): boolean {
   if (percent <= 0) return false;
@@ -327,7 +329,13 @@ export async function runAgent(c: NodeConfig): Promise<number> {
     name: 'tortie-node', screen: { level: c.logLevel, format: c.logFormat },
     file: c.logFile ? { path: c.logFile, level: c.logLevelFile } : undefined,
   });
-  applyHeapGrowing(c.heapGrowingPercent);
+  // The configured headroom applies once the first sync is written (AgentHooks.afterFirstSync),
+  // before the compaction after it; until then V8's own. The first build grows the heap from
+  // nothing to its working set (~400 MiB live at 100,000 endpoints × 2,000 policies), and under a
+  // 20 % headroom each step of that growth was a full collection (25 until ready there, marked on
+  // V8's helper threads: ~5 s of the agent's CPU to ready, docs/benchmarks.md "Sync pipeline
+  // (8 Dec)", session 2). The compaction leaves the heap at its live size, so the RSS after the
+  // sync is the same; the peak during it is higher.
   const runDir = c.runDir;
   const pidFile = `${runDir}/${c.nodeName}.pid`;
   // What operators' tools need to find this agent (tortiectl node status / diags).
@@ -336,7 +344,10 @@ export async function runAgent(c: NodeConfig): Promise<number> {
   let restartFor: (reason: string) => void = () => undefined;
   const restart = new Promise<string>((resolve) => { restartFor = resolve; });
   try {
-    running = await startAgent(c, log, { restart: (reason) => restartFor(reason) });
+    running = await startAgent(c, log, {
+      restart: (reason) => restartFor(reason),
+      afterFirstSync: () => { applyHeapGrowing(c.heapGrowingPercent); },
+    });
   } catch (e) {
     log.fatal({ err: e }, 'agent failed to start');
     return 1;
