@@ -241,7 +241,9 @@ function packCells(tableId: string, cells: Uint32Array, logs: Uint32Array, id: n
       kv.setUint16(k + 12, cells[o + C_PROTO]!, HOST_LE);
       kv.setUint16(k + 14, cells[o + C_SPC]!, HOST_LE);
       kv.setUint16(k + 16, pp.value, false);
-      if (e * VERDICT !== first) values.copy(values, e * VERDICT, first, first + VERDICT);
+      // Every prefix of the cell carries its verdict (copyWithin: the TypedArray builtin; Buffer#copy
+      // took ~0.4 s of samples at 1.1 M prefixes in an agent profile).
+      if (e * VERDICT !== first) values.copyWithin(e * VERDICT, first, first + VERDICT);
       e++;
     }
   }

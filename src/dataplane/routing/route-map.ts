@@ -65,7 +65,16 @@ export class RouteMaps {
   }
 
   writeRoutes(d: DesiredNetworking): void {
-    this.sync(this.maps.rt4, new Map(d.routes.map((r) => [hex(lpm4Key(r.cidr)), routeCodec.encode({ next_hop: r.nextHop, flags: r.flags })])));
+    // A route's value is its node's next hop and flags: one encoding (one Buffer) per distinct
+    // value, shared by the routes (99,900 routes to 500 nodes at Felix's scale).
+    const v4 = new Map<string, Buffer>();
+    const value4 = (nextHop: string, flags: number): Buffer => {
+      const k = `${nextHop} ${flags}`;
+      let v = v4.get(k);
+      if (v === undefined) v4.set(k, (v = routeCodec.encode({ next_hop: nextHop, flags })));
+      return v;
+    };
+    this.sync(this.maps.rt4, new Map(d.routes.map((r) => [hex(lpm4Key(r.cidr)), value4(r.nextHop, r.flags)])));
     this.sync(this.maps.rt6, new Map(d.routes6.map((r) => [hex(lpm6Key(r.cidr)), route6Codec.encode({ next_hop: r.nextHop, flags: r.flags })])));
   }
 
@@ -109,13 +118,16 @@ export class RouteMaps {
       values = [];
       hexes = [];
     };
+    // hex of each value Buffer once (writeRoutes shares one Buffer among the routes of a value).
+    const hexOf = new Map<Buffer, string>();
     const writeAll = (): void => {
       keys = [];
       values = [];
       hexes = [];
       try {
         for (const [h, v] of want) {
-          const hv = this.hexValue(v);
+          let hv = hexOf.get(v);
+          if (hv === undefined) hexOf.set(v, (hv = this.hexValue(v)));
           if (have.get(h) === hv) continue;
           keys.push(Buffer.from(h, 'hex'));
           values.push(v);
