@@ -8,8 +8,8 @@
  *
  * Groups: datapath (iperf3 TCP 1/4 streams, UDP packet rate, sockperf latency, wrk connection
  * rate), datapath6 (the same over IPv6 between dual-stack workloads, each dataplane's IPv6 path:
- * ip6tables, `table ip6`, tortie's IPv6 programs; latency by a python3 ping-pong, as this sockperf
- * has no IPv6), rules and members (policy scale sweeps on connection rate and latency), prefilter (XDP
+ * ip6tables, `table ip6`, tortie's IPv6 programs; latency by bench/tools/udp-pingpong.c, as this
+ * sockperf has no IPv6), rules and members (policy scale sweeps on connection rate and latency), prefilter (XDP
  * drop vs iptables raw DROP), pktcost (per-packet program cost in both families, bench/datapath-pktcost), control
  * (compile, agent initial sync and RSS, apply-to-enforced, 1,000 endpoints), crossnode (IPIP vs
  * direct and SNAT vs none on a three-node cluster, bench/networking-bench).
@@ -26,7 +26,7 @@ import { BenchTopology, FLOOD_SRC } from './lib/topology';
 import { DataplaneSwitch, type IptablesBackend } from './lib/dataplanes';
 import { addFigure, addSample, emptyRun, orderFor, type DataplaneName, type RunResult } from './lib/results';
 import { hostInfo, toolVersions } from './lib/host';
-import { iperfTcp, iperfUdp, sockperfPingPong, udpPingPong, wrkConnRate, udpFlood, startServers, waitServers } from './lib/tools';
+import { iperfTcp, iperfUdp, sockperfPingPong, udpPingPong, pingPongTool, wrkConnRate, udpFlood, startServers, waitServers } from './lib/tools';
 import { SERVER, type Family, type PolicyScale } from './lib/scenarios';
 import { cdf } from './lib/stats';
 import { writeReport, updateDocs } from './lib/report';
@@ -165,14 +165,16 @@ async function guarded(run: RunResult, what: string, fn: () => Promise<void>): P
 /**
  * The same-node figures: over IPv4 (group `datapath`), or over IPv6 (`datapath6`: figure ids with
  * `-v6`, the client reaching the server's ULA address, every dataplane programmed with the
- * scenario's IPv6 rendering; the ping-pong by python3 since sockperf 3.7 has no IPv6).
+ * scenario's IPv6 rendering; the ping-pong by bench/tools/udp-pingpong.c, or python3 without a
+ * compiler, since sockperf 3.7 has no IPv6).
  */
 async function datapathGroup(run: RunResult, s: Settings, t: BenchTopology, sw: DataplaneSwitch, family: Family = 4): Promise<void> {
   const v6 = family === 6;
   const G = v6 ? 'Same-node pod to pod (IPv6)' : 'Same-node pod to pod';
   const id = (x: string) => (v6 ? `${x}-v6` : x);
   const title = (x: string) => (v6 ? `${x} (IPv6)` : x);
-  const pp = v6 ? 'python3 UDP ping-pong latency' : 'sockperf UDP ping-pong latency';
+  const ppTool = v6 ? pingPongTool() : undefined;
+  const pp = ppTool ? `${ppTool.name} UDP ping-pong latency` : 'sockperf UDP ping-pong latency';
   const f = {
     tcp1: figure(run, { id: id('tcp-1'), title: title('iperf3 TCP, 1 stream'), unit: 'Gbit/s', better: 'higher', group: G, goal: 'tortie ≥ 1.00× bare' }),
     tcp4: figure(run, { id: id('tcp-4'), title: title('iperf3 TCP, 4 streams'), unit: 'Gbit/s', better: 'higher', group: G }),
@@ -186,7 +188,8 @@ async function datapathGroup(run: RunResult, s: Settings, t: BenchTopology, sw: 
   if (v6) await waitServers(t.server.ns, serverIp);
   const timings = await sw.program(s.base, { family });
   run.notes.push({ ...(v6 ? { figure: f.tcp1.id } : {}), text: `same-node figures${v6 ? ' over IPv6' : ''} run with the server behind one policy of ${s.base.rules} rules and a member set of ${s.base.members}${v6 ? ' (IPv6 members; client and server dual stack)' : ''} (tortie: compile ${timings.compileMs.toFixed(0)} ms, map writes ${timings.reconcileMs.toFixed(0)} ms; ${v6 ? 'ip6tables' : 'iptables'}: ${timings.iptablesRules} rules; nftables${v6 ? ' (table ip6)' : ''}: ${timings.nftablesRules} rules)` });
-  if (v6) run.notes.push({ figure: f.p50.id, text: 'sockperf 3.7 has no IPv6: the IPv6 ping-pong is a python3 client and echo server (one 64-byte datagram in flight, half the round trip, as sockperf reports); python3\'s own per-message time is in every figure, so its latencies are higher than sockperf\'s and its ratios closer to 1' });
+  if (ppTool?.path) run.notes.push({ figure: f.p50.id, text: 'sockperf 3.7 has no IPv6: the IPv6 ping-pong is bench/tools/udp-pingpong.c, built by the bench with cc -O2 (one 64-byte datagram in flight, blocking calls, half the round trip, as sockperf reports)' });
+  else if (ppTool) run.notes.push({ figure: f.p50.id, text: `sockperf 3.7 has no IPv6 and bench/tools/udp-pingpong.c is not in use (${ppTool.why}): the IPv6 ping-pong is a python3 client and echo server (one 64-byte datagram in flight, half the round trip, as sockperf reports); python3's own per-message time is in every figure, so its latencies are higher than sockperf's and its ratios closer to 1` });
   const lat = new Map<DataplaneName, number[]>();
   const c = t.client.ns;
   const w = s.workloads;

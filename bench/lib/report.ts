@@ -39,7 +39,7 @@ export function renderCharts(run: RunResult): Chart[] {
   }
   for (const [id, file, title] of [
     ['lat-p50', 'latency-cdf.svg', 'sockperf UDP ping-pong latency CDF (all repeats)'],
-    ['lat-p50-v6', 'latency-cdf-v6.svg', 'IPv6 UDP ping-pong latency CDF (python3 client and echo server, all repeats)'],
+    ['lat-p50-v6', 'latency-cdf-v6.svg', 'IPv6 UDP ping-pong latency CDF (udp-pingpong, or python3 where it was not built; all repeats)'],
   ] as const) {
     const lat = run.cdfs.filter((c) => c.figure === id);
     if (lat.length === 0) continue;

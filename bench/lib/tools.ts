@@ -6,9 +6,10 @@
  * duration + 15 s); servers are spawned through the namespace handle, so the topology's teardown
  * kills them. A parser throws ToolOutputError naming the tool and what it could not find.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Netns } from '../../src/util/netns';
 
 export class ToolOutputError extends Error {
@@ -200,12 +201,14 @@ export async function udpFlood(client: Netns, ip: string, port: number, seconds:
   return n;
 }
 
-// sockperf 3.7 (Debian 12's) takes IPv4 addresses only, so the IPv6 ping-pong is a python3
-// client and echo server doing what sockperf's ping-pong does: one 64-byte datagram in flight,
-// the next sent when the echo arrives, half of each round trip taken as the latency (as sockperf
-// reports it), the first 0.2 s left out as warm-up. python3's own time per message (a few µs per
-// side) is inside each figure, so these latencies are higher than sockperf's and a ratio between
-// two dataplanes is diluted towards 1: compare them with each other, not with the IPv4 figures.
+// sockperf 3.7 (Debian 12's) takes IPv4 addresses only, so the IPv6 ping-pong is done by
+// bench/tools/udp-pingpong.c, which the bench compiles itself (pingPongTool): one 64-byte datagram
+// in flight, the next sent when the echo arrives, blocking calls, half of each round trip taken as
+// the latency (as sockperf reports it), the first 0.2 s left out as warm-up. Where it cannot be
+// built (no C compiler) or TORTIE_BENCH_PINGPONG=python3 asks for it, a python3 client and echo
+// server do the same; python3's own time per message (a few µs per side) is then inside each
+// figure, so those latencies are higher than sockperf's and a ratio between two dataplanes is
+// diluted towards 1 (docs/benchmarks.md, IPv6 on one node).
 const PINGPONG_CLIENT = `import socket,sys,time
 ip,port,secs,size=sys.argv[1],int(sys.argv[2]),float(sys.argv[3]),int(sys.argv[4])
 s=socket.socket(socket.AF_INET6 if ':' in ip else socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(1.0);s.connect((ip,port))
@@ -239,19 +242,58 @@ export function parsePingPong(out: string): { latencies: number[]; lost: number 
 }
 
 /**
- * UDP ping-pong latency without sockperf (IPv6: see PINGPONG_CLIENT), bounded by `seconds`;
+ * UDP ping-pong latency without sockperf (IPv6: bench/tools/udp-pingpong.c, or python3: see
+ * pingPongTool), bounded by `seconds`;
  * the summary in sockperf's shape, from the same per-message latencies.
  */
-export async function udpPingPong(client: Netns, ip: string, seconds: number): Promise<{ summary: SockperfSummary; latencies: number[]; lost: number }> {
-  const out = await must(client, ['python3', '-c', PINGPONG_CLIENT, ip, String(PORTS.sockperf), String(seconds), '64'], (seconds + 15) * 1000);
+export async function udpPingPong(client: Netns, ip: string, seconds: number): Promise<{ summary: SockperfSummary; latencies: number[]; lost: number; tool: PingPongTool['name'] }> {
+  const tool = pingPongTool();
+  const args = [ip, String(PORTS.sockperf), String(seconds), '64'];
+  const out = await must(client, tool.path ? [tool.path, 'client', ...args] : ['python3', '-c', PINGPONG_CLIENT, ...args], (seconds + 15) * 1000);
   const { latencies, lost } = parsePingPong(out);
   const sorted = [...latencies].sort((a, b) => a - b);
   const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
   return {
     summary: { p50: at(0.5), p99: at(0.99), p999: at(0.999), min: sorted[0]!, max: sorted[sorted.length - 1]!,
       avg: latencies.reduce((a, x) => a + x, 0) / latencies.length, observations: latencies.length },
-    latencies, lost,
+    latencies, lost, tool: tool.name,
   };
+}
+
+export interface PingPongTool {
+  /** 'udp-pingpong': bench/tools/udp-pingpong.c, built; 'python3': the fallback. */
+  name: 'udp-pingpong' | 'python3';
+  path?: string;
+  /** Why the fallback, when it is used. */
+  why?: string;
+}
+
+let pingPong: PingPongTool | undefined;
+
+/**
+ * The UDP ping-pong client and echo server for addresses sockperf does not take (IPv6):
+ * bench/tools/udp-pingpong.c compiled once per process with the system's `cc -O2` (else gcc or
+ * clang, which scripts/setup.sh installs) into a temp
+ * directory (removed on exit), else python3 (no compiler, a failed build, or
+ * TORTIE_BENCH_PINGPONG=python3).
+ */
+export function pingPongTool(): PingPongTool {
+  if (pingPong) return pingPong;
+  if (process.env.TORTIE_BENCH_PINGPONG === 'python3') return (pingPong = { name: 'python3', why: 'TORTIE_BENCH_PINGPONG=python3' });
+  const src = resolve(__dirname, '../../../bench/tools/udp-pingpong.c');
+  const dir = tempDir('tortie-bench-pp-');
+  const path = join(dir.path, 'udp-pingpong');
+  let why = '';
+  for (const cc of ['cc', 'gcc', 'clang']) {
+    try {
+      execFileSync(cc, ['-O2', '-o', path, src], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
+      return (pingPong = { name: 'udp-pingpong', path });
+    } catch (e) {
+      why ||= `${cc} could not build ${src}: ${String((e as Error).message).split('\n')[0]}`;
+    }
+  }
+  dir.done();
+  return (pingPong = { name: 'python3', why });
 }
 
 /** New connections per second: one request per connection (`Connection: close`). */
@@ -274,8 +316,8 @@ export function nginxConfig(dir: string, listen: string | readonly string[]): st
 }
 
 /** Servers of every workload in the server namespace, on each of `ips`; returns a cleanup for
- *  nginx's temp dir. sockperf (3.7 here) listens on IPv4 only: an IPv6 address gets the python3
- *  echo server of `udpPingPong` on the same port instead. iperf3 listens on both families. */
+ *  nginx's temp dir. sockperf (3.7 here) listens on IPv4 only: an IPv6 address gets the echo
+ *  server of `udpPingPong` (pingPongTool) on the same port instead. iperf3 listens on both families. */
 export async function startServers(server: Netns, ips: string | readonly string[]): Promise<() => void> {
   const all = typeof ips === 'string' ? [ips] : [...ips];
   const tmp = tempDir('tortie-bench-nginx-');
@@ -285,7 +327,10 @@ export async function startServers(server: Netns, ips: string | readonly string[
   server.spawn(['iperf3', '-s', '-p', String(PORTS.iperf)], { stdio: 'ignore' });
   for (const ip of all) {
     if (!ip.includes(':')) server.spawn(['sockperf', 'server', '-i', ip, '-p', String(PORTS.sockperf)], { stdio: 'ignore' });
-    else server.spawn(['python3', '-c', PINGPONG_SERVER, ip, String(PORTS.sockperf)], { stdio: 'ignore' });
+    else {
+      const pp = pingPongTool();
+      server.spawn(pp.path ? [pp.path, 'server', ip, String(PORTS.sockperf)] : ['python3', '-c', PINGPONG_SERVER, ip, String(PORTS.sockperf)], { stdio: 'ignore' });
+    }
   }
   await server.sh('sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096');
   return tmp.done;

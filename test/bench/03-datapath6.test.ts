@@ -6,10 +6,13 @@
 //   - ip6tables (inet6 ipset) and nftables (`table ip6 calico`): the client reaches the server;
 //     taken out of the member set it is denied, and the endpoint chain's drop moves.
 //   - bare: nothing filters.
+// And the suite's IPv6 latency tool (bench/tools/udp-pingpong.c, built by the bench) runs against
+// its echo server there, every echo on tortie peer-redirected (none through the fib, none lost).
 import t from 'tap';
 import { BenchTopology } from '../../bench/lib/topology';
 import { DataplaneSwitch } from '../../bench/lib/dataplanes';
 import { CLIENT, MEMBER_SET6, NFT_MEMBER_SET, NFT_TABLE, SERVER } from '../../bench/lib/scenarios';
+import { pingPongTool, startServers, udpPingPong } from '../../bench/lib/tools';
 import type { Netns } from '../../src/util/netns';
 
 const NODE_SRC6 = 'fd00:255::100';
@@ -50,6 +53,22 @@ t.test('the IPv6 scenario is enforced by tortie, ip6tables and nftables on real 
   t.ok(hr1.peer > hr0.peer, 'tortie: the echoes were peer-redirected');
   t.equal(hr1.peerFib, hr0.peerFib, 'tortie: none of them through the fib');
   t.notOk(await ping6(topo.node, NODE_SRC6), 'tortie: the non-member source is denied by the server\'s policy');
+
+  // The ping-pong tool of the IPv6 latency figures, on the path they measure.
+  t.equal(pingPongTool().name, 'udp-pingpong', `the bench built bench/tools/udp-pingpong.c (${pingPongTool().why ?? ''})`);
+  t.teardown(await startServers(topo.server.ns, [SERVER.ip, SERVER.ip6]));
+  const hr2 = sw.hostRouteStats(6);
+  let pp: Awaited<ReturnType<typeof udpPingPong>> | undefined;
+  for (let i = 0; i < 50 && !pp; i++) {
+    // The echo server may still be starting: the first datagrams then come back refused.
+    const r = await udpPingPong(topo.client.ns, SERVER.ip6, 0.3).catch(() => undefined);
+    if (r && r.lost === 0) pp = r;
+    else await new Promise((res) => setTimeout(res, 100));
+  }
+  t.ok(pp && pp.tool === 'udp-pingpong' && pp.summary.observations > 0, 'tortie: udp-pingpong measured round trips over IPv6');
+  const hr3 = sw.hostRouteStats(6);
+  t.ok(pp && hr3.peer - hr2.peer >= 2 * pp.summary.observations, 'tortie: both datagrams of every round trip peer-redirected');
+  t.equal(hr3.peerFib, hr2.peerFib, 'tortie: none of them through the fib');
 
   await sw.use('iptables');
   t.ok(await reaches6(topo.client.ns), 'ip6tables: the member client reaches the server');
