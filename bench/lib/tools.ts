@@ -167,11 +167,24 @@ export async function iperfUdp(client: Netns, ip: string, seconds: number): Prom
   return parseIperfUdp(out);
 }
 
+/**
+ * TORTIE_BENCH_PINGPONG_CPU=<n> (opt-in, unset by default): the ping-pong's client and echo
+ * server (sockperf, udp-pingpong or python3) both run on CPU n (taskset), so every round trip is
+ * one CPU's and the scheduler's one-CPU-or-two choice stays out of the figure
+ * (docs/benchmarks.md, IPv6 on one node, 8 Dec session 2).
+ */
+export function pinPingPong(argv: string[]): string[] {
+  const cpu = process.env.TORTIE_BENCH_PINGPONG_CPU;
+  if (cpu === undefined || cpu === '') return argv;
+  if (!/^\d+$/.test(cpu)) throw new Error(`TORTIE_BENCH_PINGPONG_CPU must be a CPU number, got "${cpu}"`);
+  return ['taskset', '-c', cpu, ...argv];
+}
+
 export async function sockperfPingPong(client: Netns, ip: string, seconds: number): Promise<{ summary: SockperfSummary; latencies: number[] }> {
   const tmp = tempDir('tortie-bench-sp-');
   const log = join(tmp.path, 'full.csv');
   try {
-    const out = await must(client, ['sockperf', 'ping-pong', '-i', ip, '-p', String(PORTS.sockperf), '-t', String(seconds), '-m', '64', '--full-log', log],
+    const out = await must(client, pinPingPong(['sockperf', 'ping-pong', '-i', ip, '-p', String(PORTS.sockperf), '-t', String(seconds), '-m', '64', '--full-log', log]),
       (seconds + 15) * 1000);
     return { summary: parseSockperf(out), latencies: parseSockperfFullLog(readFileSync(log, 'utf8')) };
   } finally {
@@ -249,7 +262,7 @@ export function parsePingPong(out: string): { latencies: number[]; lost: number 
 export async function udpPingPong(client: Netns, ip: string, seconds: number): Promise<{ summary: SockperfSummary; latencies: number[]; lost: number; tool: PingPongTool['name'] }> {
   const tool = pingPongTool();
   const args = [ip, String(PORTS.sockperf), String(seconds), '64'];
-  const out = await must(client, tool.path ? [tool.path, 'client', ...args] : ['python3', '-c', PINGPONG_CLIENT, ...args], (seconds + 15) * 1000);
+  const out = await must(client, pinPingPong(tool.path ? [tool.path, 'client', ...args] : ['python3', '-c', PINGPONG_CLIENT, ...args]), (seconds + 15) * 1000);
   const { latencies, lost } = parsePingPong(out);
   const sorted = [...latencies].sort((a, b) => a - b);
   const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
@@ -326,10 +339,10 @@ export async function startServers(server: Netns, ips: string | readonly string[
   server.spawn(['nginx', '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
   server.spawn(['iperf3', '-s', '-p', String(PORTS.iperf)], { stdio: 'ignore' });
   for (const ip of all) {
-    if (!ip.includes(':')) server.spawn(['sockperf', 'server', '-i', ip, '-p', String(PORTS.sockperf)], { stdio: 'ignore' });
+    if (!ip.includes(':')) server.spawn(pinPingPong(['sockperf', 'server', '-i', ip, '-p', String(PORTS.sockperf)]), { stdio: 'ignore' });
     else {
       const pp = pingPongTool();
-      server.spawn(pp.path ? [pp.path, 'server', ip, String(PORTS.sockperf)] : ['python3', '-c', PINGPONG_SERVER, ip, String(PORTS.sockperf)], { stdio: 'ignore' });
+      server.spawn(pinPingPong(pp.path ? [pp.path, 'server', ip, String(PORTS.sockperf)] : ['python3', '-c', PINGPONG_SERVER, ip, String(PORTS.sockperf)]), { stdio: 'ignore' });
     }
   }
   await server.sh('sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096');
