@@ -256,8 +256,8 @@ export function parsePingPong(out: string): { latencies: number[]; lost: number 
 
 /**
  * UDP ping-pong latency without sockperf (IPv6: bench/tools/udp-pingpong.c, or python3: see
- * pingPongTool), bounded by `seconds`;
- * the summary in sockperf's shape, from the same per-message latencies.
+ * pingPongTool), bounded by `seconds`; the summary in sockperf's shape, from the same
+ * per-message latencies.
  */
 export async function udpPingPong(client: Netns, ip: string, seconds: number): Promise<{ summary: SockperfSummary; latencies: number[]; lost: number; tool: PingPongTool['name'] }> {
   const tool = pingPongTool();
@@ -285,10 +285,9 @@ let pingPong: PingPongTool | undefined;
 
 /**
  * The UDP ping-pong client and echo server for addresses sockperf does not take (IPv6):
- * bench/tools/udp-pingpong.c compiled once per process with the system's `cc -O2` (else gcc or
- * clang, which scripts/setup.sh installs) into a temp
- * directory (removed on exit), else python3 (no compiler, a failed build, or
- * TORTIE_BENCH_PINGPONG=python3).
+ * bench/tools/udp-pingpong.c compiled once per process with `cc -O2` (else gcc, else clang, which
+ * scripts/setup.sh installs) into a temp directory (removed on exit), else python3 (no compiler,
+ * a failed build, or TORTIE_BENCH_PINGPONG=python3).
  */
 export function pingPongTool(): PingPongTool {
   if (pingPong) return pingPong;
