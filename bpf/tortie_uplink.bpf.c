@@ -12,7 +12,7 @@
  *   tortie_uplink_out  tc egress: packets the kernel routed to a remote workload whose route
  *                      says ENCAP get the outer headers (lib/ipip.h, lib/vxlan.h); workload traffic from a
  *                      natOutgoing pool to a destination outside every pool, not a node and not
- *                      this host, is SNATed to the node address; ICMP errors of SNATed
+ *                      this host (judged at a flow's first packet), is SNATed to the node address; ICMP errors of SNATed
  *                      flows are translated like them, other ICMP from such pools is dropped
  *                      (lib/icmp_err.h).
  * Untagged IPv6 (uplink6_ingress / uplink6_egress): VXLAN over IPv6 (lib/vxlan6.h: decapsulated
@@ -205,16 +205,23 @@ static __noinline int uplink_ingress(struct __sk_buff *skb, int *act)
 	return hep_ingress(skb, &pkt, translated);
 }
 
-/* SNAT applies: source in a natOutgoing pool; destination in no pool, not a node, not us. */
-static __always_inline bool needs_snat(const struct tortie_pkt *pkt, const struct tortie_netcfg *cfg)
+/*
+ * SNAT applies: source in a natOutgoing pool; destination not us (snat_from), in no pool and not a
+ * node (snat_to). A flow with a live mapping skips snat_to (nat_fwd_established: the decision is
+ * its first packet's, as conntrack's NEW state decides MASQUERADE in Calico's iptables dataplane).
+ */
+static __always_inline bool snat_from(const struct tortie_pkt *pkt, const struct tortie_netcfg *cfg)
 {
 	const struct tortie_pool *src = pool_lookup(pkt->saddr);
 
 	if (!src || !(src->flags & TORTIE_POOL_F_NAT_OUT))
 		return false;
-	if (pkt->daddr == cfg->node_ip || pkt->daddr == snat_addr(cfg) || pool_lookup(pkt->daddr) || node_known(pkt->daddr))
-		return false;
-	return true;
+	return pkt->daddr != cfg->node_ip && pkt->daddr != snat_addr(cfg);
+}
+
+static __always_inline bool snat_to(const struct tortie_pkt *pkt)
+{
+	return !pool_lookup(pkt->daddr) && !node_known(pkt->daddr);
 }
 
 static __noinline int uplink_egress(struct __sk_buff *skb)
@@ -255,15 +262,26 @@ static __noinline int uplink_egress(struct __sk_buff *skb)
 			netstat_inc(TORTIE_NS_ENCAP_UPLINK);
 		return ret;
 	}
-	if (needs_snat(&pkt, cfg)) {
+	if (snat_from(&pkt, cfg)) {
 		if (pkt.frag == TORTIE_FRAG_LATER) {
-			ret = nat_frag_later(skb, &pkt, TORTIE_FRAG_PT_SNAT);
-			return ret < 0 ? ret : TORTIE_FORWARD;
+			if (snat_to(&pkt)) {
+				ret = nat_frag_later(skb, &pkt, TORTIE_FRAG_PT_SNAT);
+				return ret < 0 ? ret : TORTIE_FORWARD;
+			}
+		} else if (pkt.proto == IPPROTO_ICMP && !icmp_is_echo((__u8)(pkt.dport >> 8))) {
+			/* Errors and queries: translated like their flow or dropped (lib/icmp_err.h). */
+			if (snat_to(&pkt))
+				return icmp_err_snat(skb, &pkt, l4off, snat_addr(cfg));
+		} else {
+			struct tortie_nat4_key fk = {};
+			struct tortie_nat4_value *fv;
+			__u64 now = bpf_ktime_get_ns();
+
+			nat_fwd_key(&fk, &pkt);
+			fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
+			if (nat_fwd_established(fv, &pkt, snat_addr(cfg), now) || snat_to(&pkt))
+				return nat_snat(skb, &pkt, l4off, snat_addr(cfg), &fk, fv, now);
 		}
-		/* Errors and queries: translated like their flow or dropped (lib/icmp_err.h). */
-		if (pkt.proto == IPPROTO_ICMP && !icmp_is_echo((__u8)(pkt.dport >> 8)))
-			return icmp_err_snat(skb, &pkt, l4off, snat_addr(cfg));
-		return nat_snat(skb, &pkt, l4off, snat_addr(cfg));
 	}
 	if (pkt.saddr == snat_addr(cfg))
 		nat_host_egress(&pkt);

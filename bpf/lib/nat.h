@@ -714,46 +714,69 @@ static __always_inline void nat_fwd_drop(__be32 waddr, __be16 wport, __be32 radd
 		quota_add(&tortie_natq4_v1, waddr, TORTIE_QUOTA_MOVED);
 }
 
+/* The FWD key of the flow of a packet leaving (nat_snat's; its caller looks the entry up). */
+static __always_inline void nat_fwd_key(struct tortie_nat4_key *fk, const struct tortie_pkt *pkt)
+{
+	bool ports = nat_has_port(pkt);
+
+	fk->saddr = pkt->saddr;
+	fk->daddr = pkt->daddr;
+	fk->sport = ports ? bpf_htons(pkt->ct_sport) : 0;
+	fk->dport = ports ? bpf_htons(pkt->ct_dport) : 0;
+	fk->proto = pkt->proto;
+	fk->dir = TORTIE_NAT_FWD;
+}
+
+/*
+ * Is the packet's flow an established mapping: a live FWD entry fv (looked up by the caller,
+ * maybe NULL) to node_ip, and the packet not a TCP SYN? Its packets are translated without the
+ * destination checks (a pool, a node): the decision to translate a flow is taken at its first
+ * packet, as Calico's iptables dataplane MASQUERADEs at conntrack's NEW state only — an
+ * established flow stays translated after its destination joins a pool or becomes a node; a new
+ * flow (no live mapping, or a SYN) is judged in full (docs/architecture.md, NAT outgoing).
+ */
+static __always_inline bool nat_fwd_established(const struct tortie_nat4_value *fv, const struct tortie_pkt *pkt,
+						__be32 node_ip, __u64 now)
+{
+	if (!fv || fv->addr != node_ip)
+		return false;
+	if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		return false;
+	return nat_live(fv, pkt->proto, now);
+}
+
 /*
  * SNAT a packet leaving through the uplink: source pkt->saddr:ct_sport -> node_ip:port. The
- * caller decided the packet needs it. Returns 0 or a DROP_* reason.
+ * caller decided the packet needs it, with the flow's FWD key fkp (nat_fwd_key) and entry fv
+ * (looked up, maybe NULL) at time now. Returns 0 or a DROP_* reason.
  */
 static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_pkt *pkt, __u32 l4off,
-				    __be32 node_ip)
+				    __be32 node_ip, const struct tortie_nat4_key *fkp, struct tortie_nat4_value *fv,
+				    __u64 now)
 {
-	struct tortie_nat4_key fk = {};
 	struct nat4_cand c = {};
-	struct tortie_nat4_value *fv, *cur, *revp = NULL, nv = {};
+	struct tortie_nat4_value *cur, *revp = NULL, nv = {};
 	struct tortie_quota_value *created = NULL;
-	__u64 now = bpf_ktime_get_ns();
 	bool ports = nat_has_port(pkt), replace = false;
-	__be16 sport = bpf_htons(pkt->ct_sport), dport = bpf_htons(pkt->ct_dport), port = 0;
+	__be16 sport = bpf_htons(pkt->ct_sport), port = 0;
 	__be32 stale_addr = 0;
 	__be16 stale_port = 0;
 	__u32 span, start, i, own = pkt->ct_sport;
 	int got = 0;
 
-	fk.saddr = pkt->saddr;
-	fk.daddr = pkt->daddr;
-	fk.sport = ports ? sport : 0;
-	fk.dport = ports ? dport : 0;
-	fk.proto = pkt->proto;
-	fk.dir = TORTIE_NAT_FWD;
-
 	/* ICMP echo: the reply carries the translated id only; the remote side has no port. */
 	c.rk.saddr = pkt->daddr;
 	c.rk.daddr = node_ip;
-	c.rk.sport = pkt->proto == IPPROTO_ICMP ? 0 : fk.dport;
+	c.rk.sport = pkt->proto == IPPROTO_ICMP ? 0 : fkp->dport;
 	c.rk.proto = pkt->proto;
 	c.rk.dir = TORTIE_NAT_REV;
 	c.rv.addr = pkt->saddr;
-	c.rv.port = fk.sport;
+	c.rv.port = fkp->sport;
 	c.rv.last_seen_ns = now;
 	c.rv.created_ns = 0; /* no reply yet (NAT_FWD_SEEN_NS) */
 	c.tcp_seq = pkt->tcp_seq;
 	c.tcp_flags = pkt->tcp_flags;
 
-	fv = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
 	if (fv) {
 		stale_addr = fv->addr;
 		stale_port = fv->port;
@@ -823,11 +846,11 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 		/* The unusable FWD entry seen above (other node address, or a port lost to another
 		 * flow) is replaced in place (the workload's count does not change); otherwise the
 		 * entry is created only if no other CPU created it meanwhile. */
-		cur = replace ? bpf_map_lookup_elem(&tortie_nat4_v2, &fk) : NULL;
+		cur = replace ? bpf_map_lookup_elem(&tortie_nat4_v2, fkp) : NULL;
 		if (cur && cur->addr == stale_addr && cur->port == stale_port &&
-		    bpf_map_update_elem(&tortie_nat4_v2, &fk, &nv, BPF_EXIST) == 0) {
+		    bpf_map_update_elem(&tortie_nat4_v2, fkp, &nv, BPF_EXIST) == 0) {
 			netstat_inc(TORTIE_NS_SNAT_NEW);
-		} else if (bpf_map_update_elem(&tortie_nat4_v2, &fk, &nv, BPF_NOEXIST) == 0) {
+		} else if (bpf_map_update_elem(&tortie_nat4_v2, fkp, &nv, BPF_NOEXIST) == 0) {
 			if (!created)
 				created = quota_counter(&tortie_natq4_v1, pkt->saddr, TORTIE_QUOTA_CREATED);
 			if (created)
@@ -836,7 +859,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 		} else {
 			/* Lost the race for this flow's first packets (take the winner's port), or the
 			 * table is full: give back our claim (unless it is the winner's port). */
-			cur = bpf_map_lookup_elem(&tortie_nat4_v2, &fk);
+			cur = bpf_map_lookup_elem(&tortie_nat4_v2, fkp);
 			if (!cur || cur->port != port)
 				bpf_map_delete_elem(&tortie_nat4_v2, &c.rk);
 			if (!cur)
@@ -857,8 +880,8 @@ static __always_inline int nat_snat(struct __sk_buff *skb, const struct tortie_p
 	c.rk.dport = port;
 	/* A mapping created by this packet has not seen both FINs: nothing to release. */
 	if (fv)
-		nat_tcp_release(skb, l4off, pkt, &fk, fv, &c.rk, revp, true, now);
-	return nat_rewrite(skb, l4off, pkt->proto, true, pkt->saddr, node_ip, fk.sport, port);
+		nat_tcp_release(skb, l4off, pkt, fkp, fv, &c.rk, revp, true, now);
+	return nat_rewrite(skb, l4off, pkt->proto, true, pkt->saddr, node_ip, fkp->sport, port);
 }
 
 /*
