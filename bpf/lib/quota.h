@@ -32,14 +32,19 @@ static __always_inline __u64 quota_read(void *map, __be32 addr, __u32 kind)
 	return c ? c->count : 0;
 }
 
-/* Does the workload hold `quota` entries already? (0 = no quota.) `created` is its CREATED. */
+/* Does the workload hold `quota` entries already? (0 = no quota.) `created` is its CREATED.
+ * MOVED is read first: under connection churn (closes released at once) CREATED - MOVED alone is
+ * under the quota, and RELEASED, which can only lower the count further, is not looked up. */
 static __always_inline bool quota_full(void *map, __be32 addr, const struct tortie_quota_value *created, __u32 quota)
 {
 	__u64 c = created->count, gone;
 
 	if (!quota)
 		return false;
-	gone = quota_read(map, addr, TORTIE_QUOTA_RELEASED) + quota_read(map, addr, TORTIE_QUOTA_MOVED);
+	gone = quota_read(map, addr, TORTIE_QUOTA_MOVED);
+	if (c <= gone || c - gone < quota)
+		return false;
+	gone += quota_read(map, addr, TORTIE_QUOTA_RELEASED);
 	return c > gone && c - gone >= quota;
 }
 
@@ -81,7 +86,10 @@ static __always_inline bool quota6_full(void *map, const __be32 *addr, const str
 
 	if (!quota)
 		return false;
-	gone = quota6_read(map, addr, TORTIE_QUOTA_RELEASED) + quota6_read(map, addr, TORTIE_QUOTA_MOVED);
+	gone = quota6_read(map, addr, TORTIE_QUOTA_MOVED); /* first, as quota_full */
+	if (c <= gone || c - gone < quota)
+		return false;
+	gone += quota6_read(map, addr, TORTIE_QUOTA_RELEASED);
 	return c > gone && c - gone >= quota;
 }
 
