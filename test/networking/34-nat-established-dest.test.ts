@@ -28,6 +28,14 @@ const reply = (proto: Proto, port: number): Buffer =>
     : proto === 'udp' ? udpFrame({ src: OUT, dst: NODE, sport: 53, dport: port })
       : icmpFrame({ src: OUT, dst: NODE, id: port, type: 0 });
 
+/** A last_seen stamp `sec` old on the monotonic clock; waits on a machine whose clock has not run
+ *  that long yet (as networking/03's stampOlderThan). */
+async function idleStamp(sec: number): Promise<bigint> {
+  const age = BigInt(sec) * 1_000_000_000n;
+  while (process.hrtime.bigint() <= age) await new Promise((r) => setTimeout(r, 100));
+  return process.hrtime.bigint() - age;
+}
+
 for (const becomes of ['a pool', 'a node'] as const) {
   t.test(`an established flow stays translated after its destination becomes ${becomes}; a new flow to it is not translated`, async (t) => {
     const ns = await topo.addNetns(becomes === 'a pool' ? 'pool' : 'node');
@@ -66,10 +74,10 @@ for (const becomes of ['a pool', 'a node'] as const) {
         t.equal(translated(out(proto, 6300, 'S')), undefined, 'tcp: a SYN on the mapped tuple leaves untranslated');
       }
       // The mapping expired (not yet swept): the flow's next packet is a new flow's.
-      const idle = process.hrtime.bigint() - 200n * 1_000_000_000n;
+      const idle = await idleStamp(200);
       for (const e of readNatEntries(h.dp.maps.nat4)) {
         if (e.key.dir === NAT_DIR.FWD && e.key.saddr === WL && e.key.proto === ipAt(out(proto, 6300)).proto) {
-          h.dp.maps.nat4.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: idle > 0n ? idle : 1n }));
+          h.dp.maps.nat4.update(nat4KeyCodec.encode(e.key), nat4ValueCodec.encode({ ...e.value, last_seen_ns: idle }));
         }
       }
       t.equal(translated(out(proto, 6300)), undefined, `${proto}: after its mapping expired the flow leaves untranslated`);
