@@ -264,10 +264,9 @@ static __noinline int uplink_egress(struct __sk_buff *skb)
 	}
 	if (snat_from(&pkt, cfg)) {
 		if (pkt.frag == TORTIE_FRAG_LATER) {
-			if (snat_to(&pkt)) {
-				ret = nat_frag_later(skb, &pkt, TORTIE_FRAG_PT_SNAT);
-				return ret < 0 ? ret : TORTIE_FORWARD;
-			}
+			/* As its first fragment was: translated if recorded so (nat_snat), else left as is. */
+			ret = nat_frag_later(skb, &pkt, TORTIE_FRAG_PT_SNAT);
+			return ret < 0 ? ret : TORTIE_FORWARD;
 		} else if (pkt.proto == IPPROTO_ICMP && !icmp_is_echo((__u8)(pkt.dport >> 8))) {
 			/* Errors and queries: translated like their flow or dropped (lib/icmp_err.h). */
 			if (snat_to(&pkt))

@@ -10,6 +10,7 @@ import { DropReason as R } from '../../src/dataplane/bpf/drop-reasons';
 import { UplinkHarness } from '../../src/testbed/uplink-harness';
 import { Topology } from '../../src/util/netns';
 import { icmpFrame, ipAt, portsOf, tcpFrame, udpFrame } from '../../src/testbed/fixtures';
+import { eth, ipv4, udp, PROTO } from '../../src/dataplane/bpf/packet';
 import { NODE, natLayout } from '../../src/testbed/fuzz/nat-fuzz';
 
 const WL = '192.168.10.5';
@@ -69,6 +70,18 @@ for (const becomes of ['a pool', 'a node'] as const) {
       t.equal(translated(out(proto, 6302)), undefined, `${proto}: so does a new flow's packet that is not a SYN`);
       t.notOk(readNatEntries(h.dp.maps.nat4).some((e) => e.key.dir === NAT_DIR.FWD && e.key.saddr === WL && e.key.sport !== 6300 && e.key.sport !== 0),
         `${proto}: no mapping for the new flows`);
+      if (proto === 'udp') {
+        // A fragmented datagram of the flow: its later fragment follows its first (frag.h record).
+        const whole = udp({ sport: 6300, dport: 53, payload: Buffer.alloc(1600, 0xab) });
+        const f1 = eth({}, ipv4({ src: WL, dst: OUT, proto: PROTO.UDP, id: 0x3434, mf: true }, whole.subarray(0, 1480)));
+        const f2 = eth({}, ipv4({ src: WL, dst: OUT, proto: PROTO.UDP, id: 0x3434, fragOffset: 1480 / 8 }, whole.subarray(1480)));
+        t.equal(translated(f1), p, 'udp: a first fragment of the established flow is translated');
+        t.equal(ipAt(h.run('out', f2).data).src, NODE, 'udp: and its later fragment');
+        const g1 = eth({}, ipv4({ src: WL, dst: OUT, proto: PROTO.UDP, id: 0x3535, mf: true }, udp({ sport: 6303, dport: 53, payload: Buffer.alloc(1600, 0xab) }).subarray(0, 1480)));
+        const g2 = eth({}, ipv4({ src: WL, dst: OUT, proto: PROTO.UDP, id: 0x3535, fragOffset: 1480 / 8 }, Buffer.alloc(128, 0xab)));
+        t.equal(translated(g1), undefined, 'udp: a new flow\'s first fragment leaves untranslated');
+        t.equal(translated(g2), undefined, 'udp: and so does its later fragment');
+      }
       if (proto === 'tcp') {
         // A SYN on the mapped tuple (the workload reusing its port) is a new flow: judged in full.
         t.equal(translated(out(proto, 6300, 'S')), undefined, 'tcp: a SYN on the mapped tuple leaves untranslated');
