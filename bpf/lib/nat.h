@@ -13,9 +13,9 @@
  * node uses or listens on. Ports come only from [nat_port_min, nat_port_max], which the agent
  * refuses to load when it overlaps the node's ip_local_port_range, so the kernel never picks one
  * of them for an unbound connect(); the workload's own port is kept only when it lies in that
- * range. Every candidate is checked against the node's live sockets before it is claimed (one
- * the table already refuses needs no lookup; nat_claim) (bpf_skc_lookup_tcp / bpf_sk_lookup_udp in the uplink's namespace: connected, listening and
- * TIME-WAIT sockets), and a reply is reverse-translated only if no node socket owns its tuple
+ * range. Every candidate the table lets the flow have is checked against the node's live sockets
+ * before it is claimed (bpf_skc_lookup_tcp / bpf_sk_lookup_udp in the uplink's namespace:
+ * connected, listening and TIME-WAIT sockets; nat_claim), and a reply is reverse-translated only if no node socket owns its tuple
  * (a socket bound into the range after the claim keeps its traffic; the mapping's flow breaks,
  * never the node's). Candidates: the workload's port if in range, then nat_retries ports drawn at
  * random, each on its own (nat_candidate; a range of at most NAT_MAX_RETRIES ports is walked in
@@ -469,14 +469,6 @@ struct nat4_cand {
 	__u8 pad[3];
 };
 
-/*
- * Claims the REV tuple c->rk (rk.dport = candidate port) for the flow: creates the REV entry, or
- * reclaims it if its flow is over. 1 claimed, 0 taken, < 0 the table is full. The table is asked
- * first: a candidate whose entry refuses the flow (a live mapping, a tombstone whose TIME-WAIT
- * would refuse the SYN: under churn about half the candidates) is turned down without a socket
- * lookup; every candidate the flow may have is then checked against the node's sockets
- * (nat_host_sock) before it is claimed — created, reclaimed, or our own entry taken again.
- */
 /* Is the REV entry cur the candidate's flow's own (c->rv)? */
 static __always_inline bool nat_cand_ours(const struct nat4_cand *c, const struct tortie_nat4_value *cur)
 {
@@ -521,6 +513,14 @@ static __always_inline bool nat_cand_fwd_live(const struct nat4_cand *c, const s
 	return fv && fv->port == rk->dport && nat_live(fv, proto, c->rv.last_seen_ns);
 }
 
+/*
+ * Claims the REV tuple c->rk (rk.dport = candidate port) for the flow: creates the REV entry, or
+ * reclaims it if its flow is over. 1 claimed, 0 taken, < 0 the table is full. The table is asked
+ * first: a candidate whose entry refuses the flow (a live mapping, a tombstone whose TIME-WAIT
+ * would refuse the SYN: under churn about half the candidates) is turned down without a socket
+ * lookup; every candidate the flow may have is then checked against the node's sockets
+ * (nat_host_sock) before it is claimed — created, reclaimed, or our own entry taken again.
+ */
 static __always_inline int nat_claim(struct __sk_buff *skb, struct nat4_cand *c)
 {
 	struct tortie_nat4_value *cur;
