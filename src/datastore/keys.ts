@@ -81,12 +81,17 @@ export interface ParsedResourceKey {
 export function parseResourceKey(key: string): ParsedResourceKey | undefined {
   const root = key.startsWith(CALICO_RESOURCE_ROOT) ? CALICO_RESOURCE_ROOT : key.startsWith(TORTIE_RESOURCE_ROOT) ? TORTIE_RESOURCE_ROOT : undefined;
   if (root === undefined) return undefined;
-  const parts = key.slice(root.length).split('/');
-  if (parts.some((p) => p.length === 0)) return undefined;
-  if (rootOf(parts[0]) !== root) return undefined;
-  if (parts.length === 2) return { plural: parts[0], name: parts[1] };
-  if (parts.length === 3) return { plural: parts[0], namespace: parts[1], name: parts[2] };
-  return undefined;
+  // `<plural>/<name>` or `<plural>/<namespace>/<name>`, no part empty (found with indexOf: no
+  // array of parts per key in a first list).
+  const start = root.length;
+  const a = key.indexOf('/', start);
+  if (a <= start) return undefined;
+  const b = key.indexOf('/', a + 1);
+  if (b === a + 1 || (b === -1 ? a + 1 === key.length : b + 1 === key.length || key.indexOf('/', b + 1) !== -1)) return undefined;
+  const plural = key.slice(start, a);
+  if (rootOf(plural) !== root) return undefined;
+  if (b === -1) return { plural, name: key.slice(a + 1) };
+  return { plural, namespace: key.slice(a + 1, b), name: key.slice(b + 1) };
 }
 
 /** Any IPAM key: `/calico/ipam/v2/<seg>/<seg>/…` (e.g. ipamKey('handle', 'net.1234')). */
@@ -178,9 +183,36 @@ export function encodeValue(key: string, value: JsonValue): string {
   return text.replace(GO_ESCAPED, (c) => GO_ESCAPES[c]!);
 }
 
+/**
+ * Whether `text` holds 16 or more consecutive ASCII digits (as /\d{16}/ tests). Such a run covers
+ * an index ≡ 15 (mod 16), so only those are looked at, and the run around a digit found there
+ * measured: ~2× faster than the regular expression over a first list's values.
+ */
+function hasDigitRun16(text: string): boolean {
+  const n = text.length;
+  for (let i = 15; i < n; i += 16) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) continue;
+    let a = i;
+    while (a > 0) {
+      const d = text.charCodeAt(a - 1);
+      if (d < 0x30 || d > 0x39) break;
+      a--;
+    }
+    let b = i;
+    while (b + 1 < n) {
+      const d = text.charCodeAt(b + 1);
+      if (d < 0x30 || d > 0x39) break;
+      b++;
+    }
+    if (b - a + 1 >= 16) return true;
+  }
+  return false;
+}
+
 /** Parses a stored value's JSON text, keeping integers beyond 2^53 exact (see BIG_INT_MARK). */
 export function decodeValue(text: string): JsonValue {
-  if (!/\d{16}/.test(text)) return JSON.parse(text) as JsonValue;
+  if (!hasDigitRun16(text)) return JSON.parse(text) as JsonValue;
   let out = '';
   let i = 0;
   let last = 0;

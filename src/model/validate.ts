@@ -76,6 +76,7 @@ import {
   has,
   index,
   isObject,
+  isSorted,
   own,
   parseMac,
   parseProtocol,
@@ -332,13 +333,20 @@ function validateMeta(v: unknown, kind: ResourceKind | undefined, issues: Issues
     const a = asAnnotations(own(m, 'annotations'), 'metadata.annotations', issues);
     if (a !== undefined && Object.keys(a).length > 0) meta.annotations = a;
   }
-  for (const key of ['resourceVersion', 'uid', 'creationTimestamp'] as const) {
+  for (const [key, path] of META_STRING_FIELDS) {
     if (!has(m, key)) continue;
-    const s = asString(own(m, key), `metadata.${key}`, issues);
+    const s = asString(own(m, key), path, issues);
     if (s !== undefined && s !== '') meta[key] = s;
   }
   return ok ? meta : undefined;
 }
+
+/** The string fields of ObjectMeta kept as they are, with their paths for messages. */
+const META_STRING_FIELDS = [
+  ['resourceVersion', 'metadata.resourceVersion'],
+  ['uid', 'metadata.uid'],
+  ['creationTimestamp', 'metadata.creationTimestamp'],
+] as const;
 
 const LABEL_FMT = '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
 const SUBDOMAIN_FMT = `${LABEL_FMT}(\\.${LABEL_FMT})*`;
@@ -710,6 +718,15 @@ const WEP_FIELDS = [
 ];
 // The CNI spec's container id (alphanumerics, '-', '_', '.'): any runtime's id must fit; the
 // endpoint's name makes it name-safe (nameSafePart).
+/** The WorkloadEndpoint spec's name fields, with their paths for messages. */
+const WEP_NAME_FIELDS = [
+  ['orchestrator', 'spec.orchestrator'],
+  ['workload', 'spec.workload'],
+  ['node', 'spec.node'],
+  ['pod', 'spec.pod'],
+  ['endpoint', 'spec.endpoint'],
+  ['serviceAccountName', 'spec.serviceAccountName'],
+] as const;
 const CONTAINER_ID_RE = /^[a-zA-Z0-9][-_.a-zA-Z0-9]*$/;
 const INTERFACE_RE = /^[a-zA-Z0-9_.-]{1,15}$/;
 
@@ -719,9 +736,9 @@ function workloadEndpoint(meta: ObjectMeta, v: unknown, issues: Issues): Workloa
   checkKnownFields(s, WEP_FIELDS, 'spec', issues);
   const spec: WorkloadEndpointSpec = {};
 
-  for (const key of ['orchestrator', 'workload', 'node', 'pod', 'endpoint', 'serviceAccountName'] as const) {
+  for (const [key, path] of WEP_NAME_FIELDS) {
     if (!has(s, key) || own(s, key) === '') continue;
-    const n = asResourceName(own(s, key), `spec.${key}`, issues);
+    const n = asResourceName(own(s, key), path, issues);
     if (n !== undefined) spec[key] = n;
   }
   if (has(s, 'containerID') && own(s, 'containerID') !== '') {
@@ -736,11 +753,10 @@ function workloadEndpoint(meta: ObjectMeta, v: unknown, issues: Issues): Workloa
   if (has(s, 'ipNetworks')) {
     const arr = asStringArray(own(s, 'ipNetworks'), 'spec.ipNetworks', issues);
     arr?.forEach((n, i) => {
-      const p = index('spec.ipNetworks', i);
       const c = tryParseCidrOrIp(n);
-      if (c === undefined) issues.add(p, `${quote(n)} is not an IP address or CIDR`);
+      if (c === undefined) issues.add(index('spec.ipNetworks', i), `${quote(n)} is not an IP address or CIDR`);
       else if (c.prefix !== (c.ip.version === 4 ? 32 : 128)) {
-        issues.add(p, `${quote(n)} contains several addresses; a workload network must be a single address (/32 or /128)`);
+        issues.add(index('spec.ipNetworks', i), `${quote(n)} contains several addresses; a workload network must be a single address (/32 or /128)`);
       } else nets.push({ net: formatCidr(c), cidr: c });
     });
     if (nets.length > 0) spec.ipNetworks = nets.map((n) => n.net);
@@ -831,12 +847,19 @@ function workloadEndpoint(meta: ObjectMeta, v: unknown, issues: Issues): Workloa
     issues.add('metadata.name', `${quote(meta.name)} does not match the spec's identifiers; expected ${quote(expected)}`);
   }
 
-  // Labels Calico maintains itself; user values for them are overwritten.
-  const labels: Record<string, string> = { ...(meta.labels ?? {}) };
-  labels[LABEL_NAMESPACE] = meta.namespace ?? 'default';
-  if (spec.orchestrator !== undefined) labels[LABEL_ORCHESTRATOR] = spec.orchestrator;
-  if (spec.serviceAccountName !== undefined) labels[LABEL_SERVICE_ACCOUNT] = spec.serviceAccountName;
-  meta.labels = sortKeys(labels);
+  // Labels Calico maintains itself; user values for them are overwritten. When they are there
+  // already (as stored by tortie), meta.labels — a fresh object, keys sorted — stays as it is.
+  const ml = meta.labels;
+  const nsLabel = meta.namespace ?? 'default';
+  if (ml === undefined || !Object.prototype.hasOwnProperty.call(ml, LABEL_NAMESPACE) || ml[LABEL_NAMESPACE] !== nsLabel ||
+    (spec.orchestrator !== undefined && (!Object.prototype.hasOwnProperty.call(ml, LABEL_ORCHESTRATOR) || ml[LABEL_ORCHESTRATOR] !== spec.orchestrator)) ||
+    (spec.serviceAccountName !== undefined && (!Object.prototype.hasOwnProperty.call(ml, LABEL_SERVICE_ACCOUNT) || ml[LABEL_SERVICE_ACCOUNT] !== spec.serviceAccountName))) {
+    const labels: Record<string, string> = { ...(ml ?? {}) };
+    labels[LABEL_NAMESPACE] = nsLabel;
+    if (spec.orchestrator !== undefined) labels[LABEL_ORCHESTRATOR] = spec.orchestrator;
+    if (spec.serviceAccountName !== undefined) labels[LABEL_SERVICE_ACCOUNT] = spec.serviceAccountName;
+    meta.labels = sortKeys(labels);
+  }
 
   return { apiVersion: API_VERSION_V3, kind: 'WorkloadEndpoint', metadata: meta, spec };
 }
@@ -862,14 +885,10 @@ export function workloadEndpointName(spec: WorkloadEndpointSpec): string | { pat
     default:
       idKey = 'workload';
   }
-  const parts: [string, string | undefined][] = [
-    ['node', spec.node],
-    ['orchestrator', orch],
-    [idKey, spec[idKey]],
-    ['endpoint', spec.endpoint],
-  ];
-  const out: string[] = [];
-  for (const [key, val] of parts) {
+  let out = '';
+  for (let i = 0; i < 4; i++) {
+    const key = i === 0 ? 'node' : i === 1 ? 'orchestrator' : i === 2 ? idKey : 'endpoint';
+    const val = i === 0 ? spec.node : i === 1 ? orch : i === 2 ? spec[idKey] : spec.endpoint;
     if (val === undefined || val === '') {
       return { path: `spec.${key}`, reason: `is required to name the workload endpoint` };
     }
@@ -879,9 +898,10 @@ export function workloadEndpointName(spec: WorkloadEndpointSpec): string | { pat
     if (part.startsWith('-') || part.endsWith('-')) {
       return { path: `spec.${key}`, reason: `must not begin or end with '-'` };
     }
-    out.push(part.replace(/-/g, '--'));
+    const doubled = part.includes('-') ? part.replaceAll('-', '--') : part;
+    out = i === 0 ? doubled : `${out}-${doubled}`;
   }
-  return out.join('-');
+  return out;
 }
 
 const SAFE_PART_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
@@ -1319,7 +1339,9 @@ function felixConfiguration(meta: ObjectMeta, v: unknown, issues: Issues): Felix
 
 function sortKeys(o: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const k of Object.keys(o).sort()) setOwn(out, k, o[k] as string);
+  const keys = Object.keys(o);
+  if (!isSorted(keys)) keys.sort();
+  for (const k of keys) setOwn(out, k, o[k] as string);
   return out;
 }
 

@@ -137,9 +137,11 @@ export function asStringArray(v: unknown, path: string, issues: Issues): string[
   const out: string[] = [];
   let ok = true;
   arr.forEach((e, i) => {
-    const s = asString(e, index(path, i), issues);
-    if (s === undefined) ok = false;
-    else out.push(s);
+    if (typeof e === 'string') out.push(e);
+    else {
+      asString(e, index(path, i), issues); // the issue (its path built only then)
+      ok = false;
+    }
   });
   return ok ? out : undefined;
 }
@@ -243,23 +245,48 @@ function asStringMap(
   if (o === undefined) return undefined;
   const out: Record<string, string> = {};
   let ok = true;
-  for (const k of Object.keys(o).sort()) {
-    const kp = `${path}[${JSON.stringify(k)}]`;
+  const keys = Object.keys(o);
+  if (!isSorted(keys)) keys.sort();
+  for (const k of keys) {
     const val = o[k];
     const prob =
       keyProblem(k) ??
       (typeof val !== 'string' ? `${what} value must be a string, got ${describe(val)}` : valueProblem(val));
     if (prob !== null) {
-      issues.add(kp, prob);
+      issues.add(`${path}[${JSON.stringify(k)}]`, prob);
       ok = false;
-    } else setOwn(out, k, val as string);
+    } else if (k === '__proto__') setOwn(out, k, val as string);
+    else out[k] = val as string; // `out` is a plain object: an own data property, as setOwn makes it
   }
   return ok ? out : undefined;
 }
 
+/** Whether `a` is in the order `a.sort()` gives (UTF-16 code units), so that sorting it can be skipped. */
+export function isSorted(a: readonly string[]): boolean {
+  for (let i = 1; i < a.length; i++) if ((a[i - 1] as string) > (a[i] as string)) return false;
+  return true;
+}
+
+/**
+ * Label keys found valid (qualifiedNameProblem is pure): a first list repeats a few keys on
+ * every endpoint. Bounded; cleared when full.
+ */
+const validLabelKeys = new Set<string>();
+const VALID_LABEL_KEYS_MAX = 4096;
+
+function labelKeyProblem(k: string): string | null {
+  if (validLabelKeys.has(k)) return null;
+  const prob = qualifiedNameProblem(k);
+  if (prob === null) {
+    if (validLabelKeys.size >= VALID_LABEL_KEYS_MAX) validLabelKeys.clear();
+    validLabelKeys.add(k);
+  }
+  return prob;
+}
+
 /** Labels with Kubernetes' rules (qualified-name keys, label values). */
 export function asLabels(v: unknown, path: string, issues: Issues): Record<string, string> | undefined {
-  return asStringMap(v, path, issues, 'label', qualifiedNameProblem, labelValueProblem);
+  return asStringMap(v, path, issues, 'label', labelKeyProblem, labelValueProblem);
 }
 
 const ANNOTATIONS_MAX_BYTES = 256 * 1024;
