@@ -4,8 +4,15 @@
  * ClassRowsMap: for one table context, global class id → rows key, and how many classes have
  * each rows key (the table's groups). There is one entry per class that has any of the table's
  * atoms — hundreds of thousands at 10,000 endpoints — so it is kept compact: an open-addressing
- * hash table over typed arrays (linear probing, backward-shift deletion, no tombstones) whose
- * values are small integers naming interned rows keys.
+ * hash table over typed arrays whose values are small integers naming interned rows keys.
+ *
+ * The table is *ordered*: an id's home slot is a non-decreasing function of the id (its position
+ * in the range of ids the table held when it last grew, scaled to the home slots: for ids that are
+ * hashes, about their top bits), probing is linear and an insertion shifts the rest of its run one
+ * slot on, so the occupied slots hold the ids in increasing order (ordered linear probing, Amble &
+ * Knuth). The projection is then a scan, not a sort. A run that passes the last home slot spills
+ * into a tail of spare slots (grown when it would fill the last one, which stays empty: the scans
+ * stop there); deletion shifts the run's displaced entries back (no tombstones).
  *
  * Contract:
  *   - class ids are integers in [1, 2³² − 1] (0 marks an empty slot); rows keys are any strings;
@@ -13,29 +20,28 @@
  *     is a no-op returning undefined;
  *   - `count(rk)` is the number of entries with rows key rk; `groups()` lists the rows keys with
  *     a count > 0; a rows key whose count drops to 0 is forgotten (its index is reused);
- *   - iteration order (`forEach`, `groups`) is unspecified: callers sort what they emit;
+ *   - `forEach` and `pairsSorted` visit entries by increasing id; `groups` order is unspecified;
  *   - `clone()` is an independent copy (later changes to either do not affect the other).
- * Cost: O(1) expected per operation (ids are hashes, so the low bits spread evenly); memory
+ * Cost: O(1) expected per operation while the ids spread evenly over their range (hashes do;
+ * ids that cluster make long runs, still correct), O(entries) for the sorted pairs; memory
  * ~12–24 bytes per entry versus ~40 for a Map<number, string> (plus a heap number per id ≥ 2³¹).
  */
-/** Scratch buffers of ClassRowsMap.sortedById (one sort at a time; grown as needed, never shrunk). */
-const sortScratch = {
-  a: new Uint32Array(1024),
-  av: new Uint32Array(1024),
-  b: new Uint32Array(1024),
-  bv: new Uint32Array(1024),
-  counts: new Uint32Array(2048),
-  /** Bucket counts of the top-bits pass (up to 2^16 buckets). */
-  buckets: new Uint32Array(1 << 16),
-};
 
-/** Largest bucket of the top-bits pass sorted by insertion; a fuller one means the ids cluster. */
-const MAX_BUCKET = 32;
+/** Spare slots after the last home slot, at first (grown when a run would reach the last). */
+const TAIL = 16;
+
+/** ClassRowsMap.pairsSorted's output before it is cut to size (grown as needed, never shrunk). */
+let pairScratch = new Uint32Array(2048);
 
 export class ClassRowsMap {
+  /** Slots: home slots [0, cap), then the tail; the last slot is always empty. */
   private ids: Uint32Array;
   private vals: Int32Array;
-  private mask: number;
+  /** Home slots (a power of two). */
+  private cap: number;
+  /** home(id) = clamp(⌊(id − base) · scale⌋, 0, cap − 1): set when the table is laid out. */
+  private base = 0;
+  private scale: number;
   private n = 0;
   /** Interned rows keys: index → key (undefined when free), key → index, entries per index. */
   private readonly keys: (string | undefined)[] = [];
@@ -44,32 +50,39 @@ export class ClassRowsMap {
   private readonly freeIdx: number[] = [];
 
   constructor() {
-    this.ids = new Uint32Array(8);
-    this.vals = new Int32Array(8);
-    this.mask = 7;
+    this.cap = 8;
+    this.ids = new Uint32Array(8 + TAIL);
+    this.vals = new Int32Array(8 + TAIL);
+    this.scale = 8 / 2 ** 32;
   }
 
   get size(): number {
     return this.n;
   }
 
-  private slotOf(id: number): number {
+  private home(id: number): number {
+    const h = (id - this.base) * this.scale;
+    return h <= 0 ? 0 : h >= this.cap ? this.cap - 1 : h | 0;
+  }
+
+  /** The slot holding `id`, or where it would be inserted (an empty slot or a larger id). */
+  private find(id: number): number {
     const ids = this.ids;
-    let i = id & this.mask;
+    let i = this.home(id);
     for (;;) {
       const x = ids[i]!;
-      if (x === id || x === 0) return i;
-      i = (i + 1) & this.mask;
+      if (x === 0 || x >= id) return i;
+      i++;
     }
   }
 
   get(id: number): string | undefined {
-    const i = this.slotOf(id);
-    return this.ids[i] === 0 ? undefined : this.keys[this.vals[i]!];
+    const i = this.find(id);
+    return this.ids[i] === id ? this.keys[this.vals[i]!] : undefined;
   }
 
   has(id: number): boolean {
-    return this.ids[this.slotOf(id)] !== 0;
+    return this.ids[this.find(id)] === id;
   }
 
   /** Entries with rows key `rk`. */
@@ -80,21 +93,19 @@ export class ClassRowsMap {
 
   set(id: number, rk: string): void {
     if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) throw new RangeError(`ClassRowsMap: class id ${id} is not in [1, 2^32-1]`);
-    let i = this.slotOf(id);
-    if (this.ids[i] !== 0) {
+    let i = this.find(id);
+    if (this.ids[i] === id) {
       const old = this.vals[i]!;
       if (this.keys[old] === rk) return;
       this.release(old);
       this.vals[i] = this.intern(rk);
       return;
     }
-    if ((this.n + 1) * 4 > (this.mask + 1) * 3) {
-      this.resize((this.mask + 1) * 2);
-      i = this.slotOf(id);
+    if ((this.n + 1) * 4 > this.cap * 3) {
+      this.resize(this.cap * 2);
+      i = this.find(id);
     }
-    this.ids[i] = id;
-    this.vals[i] = this.intern(rk);
-    this.n++;
+    this.insertAt(i, id, this.intern(rk));
   }
 
   /**
@@ -102,9 +113,9 @@ export class ClassRowsMap {
    * no doubling through every size on the way, each a new pair of arrays).
    */
   reserve(n: number): void {
-    let cap = this.mask + 1;
+    let cap = this.cap;
     while (n * 4 > cap * 3) cap *= 2;
-    if (cap !== this.mask + 1) this.resize(cap);
+    if (cap !== this.cap) this.resize(cap);
   }
 
   /** The index under which rows key `rk` is interned (-1: no entry has it); valid while one has. */
@@ -118,8 +129,8 @@ export class ClassRowsMap {
    */
   setIndexed(id: number, k: number): void {
     if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) throw new RangeError(`ClassRowsMap: class id ${id} is not in [1, 2^32-1]`);
-    let i = this.slotOf(id);
-    if (this.ids[i] !== 0) {
+    let i = this.find(id);
+    if (this.ids[i] === id) {
       const old = this.vals[i]!;
       if (old === k) return;
       this.counts[k]!++;
@@ -127,41 +138,55 @@ export class ClassRowsMap {
       this.vals[i] = k;
       return;
     }
-    if ((this.n + 1) * 4 > (this.mask + 1) * 3) {
-      this.resize((this.mask + 1) * 2);
-      i = this.slotOf(id);
+    if ((this.n + 1) * 4 > this.cap * 3) {
+      this.resize(this.cap * 2);
+      i = this.find(id);
     }
-    this.ids[i] = id;
-    this.vals[i] = k;
     this.counts[k]!++;
+    this.insertAt(i, id, k);
+  }
+
+  /** Puts a new id at its insertion slot `p`, the run from there shifted one slot on. */
+  private insertAt(p: number, id: number, k: number): void {
+    let ids = this.ids;
+    let e = p;
+    while (ids[e] !== 0) e++;
+    if (e === ids.length - 1) {
+      this.growTail();
+      ids = this.ids;
+    }
+    const vals = this.vals;
+    for (let j = e; j > p; j--) {
+      ids[j] = ids[j - 1]!;
+      vals[j] = vals[j - 1]!;
+    }
+    ids[p] = id;
+    vals[p] = k;
     this.n++;
   }
 
   /** Removes a class; returns its rows key (undefined if it was absent). */
   delete(id: number): string | undefined {
-    let i = this.slotOf(id);
     const ids = this.ids;
-    if (ids[i] === 0) return undefined;
-    const k = this.vals[i]!;
+    const i = this.find(id);
+    if (ids[i] !== id) return undefined;
+    const vals = this.vals;
+    const k = vals[i]!;
     const rk = this.keys[k];
     this.release(k);
     this.n--;
-    // Backward shift: move later entries of the probe run into the hole unless their home slot
-    // lies cyclically in (hole, their slot].
-    const mask = this.mask;
-    let j = i;
+    // Backward shift: the entries after the hole that are past their home slot move back one;
+    // the first one at its home slot (or an empty slot) ends it (later ids are larger, so their
+    // homes are not before it).
+    let j = i + 1;
     for (;;) {
-      j = (j + 1) & mask;
       const x = ids[j]!;
-      if (x === 0) break;
-      const home = x & mask;
-      const stays = i <= j ? home > i && home <= j : home > i || home <= j;
-      if (stays) continue;
-      ids[i] = x;
-      this.vals[i] = this.vals[j]!;
-      i = j;
+      if (x === 0 || this.home(x) >= j) break;
+      ids[j - 1] = x;
+      vals[j - 1] = vals[j]!;
+      j++;
     }
-    ids[i] = 0;
+    ids[j - 1] = 0;
     return rk;
   }
 
@@ -171,17 +196,19 @@ export class ClassRowsMap {
    * up by its string.)
    */
   setAs(id: number, from: number): string | undefined {
-    const j = this.slotOf(from);
-    if (this.ids[j] === 0) return undefined;
+    const j = this.find(from);
+    if (this.ids[j] !== from) return undefined;
     const k = this.vals[j]!;
     this.setIndexed(id, k);
     return this.keys[k];
   }
 
   clear(): void {
-    this.ids = new Uint32Array(8);
-    this.vals = new Int32Array(8);
-    this.mask = 7;
+    this.cap = 8;
+    this.ids = new Uint32Array(8 + TAIL);
+    this.vals = new Int32Array(8 + TAIL);
+    this.base = 0;
+    this.scale = 8 / 2 ** 32;
     this.n = 0;
     this.keys.length = 0;
     this.index.clear();
@@ -189,6 +216,7 @@ export class ClassRowsMap {
     this.freeIdx.length = 0;
   }
 
+  /** Every entry, by increasing id. */
   forEach(fn: (id: number, rk: string) => void): void {
     const ids = this.ids;
     for (let i = 0; i < ids.length; i++) {
@@ -198,14 +226,16 @@ export class ClassRowsMap {
   }
 
   /**
-   * An independent copy (same entries, counts and capacity): typed arrays copied wholesale, so
+   * An independent copy (same entries, counts and layout): typed arrays copied wholesale, so
    * it costs O(capacity) memory copying and no hashing.
    */
   clone(): ClassRowsMap {
     const c = new ClassRowsMap();
     c.ids = this.ids.slice();
     c.vals = this.vals.slice();
-    c.mask = this.mask;
+    c.cap = this.cap;
+    c.base = this.base;
+    c.scale = this.scale;
     c.n = this.n;
     // Loops, not push(...xs): a table can have more groups than a call has arguments.
     for (const k of this.keys) c.keys.push(k);
@@ -217,7 +247,7 @@ export class ClassRowsMap {
 
   /**
    * The entries whose value `valueOf(rows key)` (called once per rows key; a u32) is not 0, as
-   * pairs [id, value] one after the other, sorted by id.
+   * pairs [id, value] one after the other, sorted by id (the slots' order: no sort).
    */
   pairsSorted(valueOf: (rk: string) => number): Uint32Array {
     const byKey = new Float64Array(this.keys.length);
@@ -228,112 +258,21 @@ export class ClassRowsMap {
       if (!(v >= 0 && v <= 0xffffffff) || !Number.isInteger(v)) throw new RangeError(`ClassRowsMap: value ${v} is not a u32`);
       byKey[k] = v;
     }
-    const n = this.sortedById(byKey);
-    const { a, av } = sortScratch;
-    const out = new Uint32Array(2 * n);
-    for (let i = 0; i < n; i++) {
-      out[2 * i] = a[i]!;
-      out[2 * i + 1] = av[i]!;
-    }
-    return out;
-  }
-
-  /**
-   * Ids and values (value of an entry = byKey[its rows key index]) of the non-zero entries,
-   * sorted by id, into sortScratch.a / av (valid until the next call); returns their count.
-   */
-  private sortedById(byKey: Float64Array): number {
-    if (sortScratch.a.length < this.n) {
-      const cap = Math.max(this.n, 2 * sortScratch.a.length);
-      sortScratch.a = new Uint32Array(cap);
-      sortScratch.av = new Uint32Array(cap);
-      sortScratch.b = new Uint32Array(cap);
-      sortScratch.bv = new Uint32Array(cap);
-    }
-    let { a, av, b, bv } = sortScratch;
+    if (pairScratch.length < 2 * this.n) pairScratch = new Uint32Array(Math.max(2 * this.n, 2 * pairScratch.length));
+    const out = pairScratch;
     const ids = this.ids;
     const vals = this.vals;
-    let n = 0;
+    let m = 0;
     for (let i = 0; i < ids.length; i++) {
       const x = ids[i]!;
       if (x === 0) continue;
       const v = byKey[vals[i]!]!;
       if (v !== 0) {
-        a[n] = x;
-        av[n++] = v;
+        out[m++] = x;
+        out[m++] = v;
       }
     }
-    // Ids are hashes, spread evenly: one pass distributing them by their top bits into about as
-    // many buckets as entries (each bucket's ids are then below the next bucket's), then an
-    // insertion sort, which moves each id only within its bucket (a few places).
-    let bits = 1;
-    while (1 << bits < n && bits < 16) bits++;
-    const shift = 32 - bits;
-    const nb = 1 << bits;
-    const buckets = sortScratch.buckets;
-    buckets.fill(0, 0, nb);
-    let fullest = 0;
-    for (let i = 0; i < n; i++) {
-      const c = ++buckets[a[i]! >>> shift]!;
-      if (c > fullest) fullest = c;
-    }
-    if (fullest <= MAX_BUCKET) {
-      let sum = 0;
-      for (let d = 0; d < nb; d++) {
-        const c = buckets[d]!;
-        buckets[d] = sum;
-        sum += c;
-      }
-      for (let i = 0; i < n; i++) {
-        const j = buckets[a[i]! >>> shift]!++;
-        b[j] = a[i]!;
-        bv[j] = av[i]!;
-      }
-      for (let i = 1; i < n; i++) {
-        const x = b[i]!;
-        const xv = bv[i]!;
-        let j = i - 1;
-        while (j >= 0 && b[j]! > x) {
-          b[j + 1] = b[j]!;
-          bv[j + 1] = bv[j]!;
-          j--;
-        }
-        b[j + 1] = x;
-        bv[j + 1] = xv;
-      }
-      sortScratch.a = b;
-      sortScratch.av = bv;
-      sortScratch.b = a;
-      sortScratch.bv = av;
-      return n;
-    }
-    // Clustered ids (many sharing their top bits): a least-significant-digit radix sort (three
-    // 11-bit digits; ids are distinct) gives their order in linear time.
-    const counts = sortScratch.counts;
-    for (let shift = 0; shift < 33; shift += 11) {
-      counts.fill(0);
-      for (let i = 0; i < n; i++) counts[(a[i]! >>> shift) & 2047]!++;
-      let sum = 0;
-      for (let d = 0; d < 2048; d++) {
-        const c = counts[d]!;
-        counts[d] = sum;
-        sum += c;
-      }
-      for (let i = 0; i < n; i++) {
-        const j = counts[(a[i]! >>> shift) & 2047]!++;
-        b[j] = a[i]!;
-        bv[j] = av[i]!;
-      }
-      [a, b] = [b, a];
-      [av, bv] = [bv, av];
-    }
-    // Three passes: the sorted entries are in what was `b`; keep the scratch's names pointing at
-    // the buffers that hold them.
-    sortScratch.a = a;
-    sortScratch.av = av;
-    sortScratch.b = b;
-    sortScratch.bv = bv;
-    return n;
+    return out.slice(0, m);
   }
 
   /** The rows keys that at least one class has. */
@@ -362,19 +301,57 @@ export class ClassRowsMap {
     this.freeIdx.push(k);
   }
 
+  /** Doubles the spare slots after the home slots (same layout). */
+  private growTail(): void {
+    const len = this.ids.length + Math.max(TAIL, this.ids.length - this.cap);
+    const ids = new Uint32Array(len);
+    const vals = new Int32Array(len);
+    ids.set(this.ids);
+    vals.set(this.vals);
+    this.ids = ids;
+    this.vals = vals;
+  }
+
+  /**
+   * Lays the entries out again over `capacity` home slots, the homes spread over the range of
+   * ids held now (entries taken in order, each at its home or just after the previous one).
+   */
   private resize(capacity: number): void {
     const oldIds = this.ids;
     const oldVals = this.vals;
-    this.ids = new Uint32Array(capacity);
-    this.vals = new Int32Array(capacity);
-    this.mask = capacity - 1;
+    let lo = 0;
+    let hi = 0;
     for (let i = 0; i < oldIds.length; i++) {
       const x = oldIds[i]!;
       if (x === 0) continue;
-      const j = this.slotOf(x);
-      this.ids[j] = x;
-      this.vals[j] = oldVals[i]!;
+      if (lo === 0) lo = x;
+      hi = x;
     }
+    this.cap = capacity;
+    this.base = lo === 0 ? 0 : lo;
+    this.scale = capacity / (lo === 0 ? 2 ** 32 : hi - lo + 1);
+    let ids = new Uint32Array(capacity + TAIL);
+    let vals = new Int32Array(capacity + TAIL);
+    let last = -1;
+    for (let i = 0; i < oldIds.length; i++) {
+      const x = oldIds[i]!;
+      if (x === 0) continue;
+      const h = this.home(x);
+      const p = h > last ? h : last + 1;
+      if (p >= ids.length - 1) {
+        const wider = new Uint32Array(2 * ids.length);
+        const widerVals = new Int32Array(2 * ids.length);
+        wider.set(ids);
+        widerVals.set(vals);
+        ids = wider;
+        vals = widerVals;
+      }
+      ids[p] = x;
+      vals[p] = oldVals[i]!;
+      last = p;
+    }
+    this.ids = ids;
+    this.vals = vals;
   }
 }
 

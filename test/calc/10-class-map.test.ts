@@ -1,8 +1,10 @@
 /**
  * ClassRowsMap and SigMemo (src/calc/class-map.ts) against Map models: random sets, replacements and
- * deletes, with ids chosen to collide in the hash table (same low bits, ids ≥ 2³¹) so that
- * probing, growth and backward-shift deletion are exercised; counts per rows key and the group
- * list must match the model after every operation.
+ * deletes, with ids chosen to collide in the hash table (same low bits, ids ≥ 2³¹; for the ordered
+ * ClassRowsMap also ids crowding a few home slots, at the ends of the id range and past the range
+ * the table was laid out for) so that probing, run shifts, the tail, growth and backward-shift
+ * deletion are exercised; counts per rows key and the group list must match the model after every
+ * operation, and forEach must visit the entries by increasing id (the map is ordered).
  */
 import t from 'tap';
 import { ClassRowsMap, SigMemo } from '../../src/calc/class-map';
@@ -16,9 +18,14 @@ function check(m: ClassRowsMap, model: Map<number, string>, universe: number[]):
     if (m.has(id) !== model.has(id)) return `has(${id})`;
   }
   const seen = new Map<number, string>();
+  let prev = 0;
+  let unordered = false;
   m.forEach((id, rk) => {
+    if (id <= prev) unordered = true;
+    prev = id;
     seen.set(id, rk);
   });
+  if (unordered) return 'forEach not by increasing id';
   if (JSON.stringify([...seen].sort((a, b) => a[0] - b[0])) !== JSON.stringify([...model].sort((a, b) => a[0] - b[0]))) return 'forEach differs';
   const counts = new Map<string, number>();
   for (const rk of model.values()) counts.set(rk, (counts.get(rk) ?? 0) + 1);
@@ -132,11 +139,56 @@ t.test('clone is an independent copy; pairsSorted lists mapped entries by id', a
   t.same([...m.pairsSorted(() => 0)], [], 'value 0 is left out');
 });
 
-t.test('pairsSorted on large maps: ids spread evenly (bucket pass) and clustered (radix pass) come out sorted', async (t) => {
+t.test('ordered layout under skewed ids: crowded home slots, both ends of the range, ids past the laid-out range', async (t) => {
+  const rand = rng(23);
+  const problems: string[] = [];
+  // Each kind stresses the ordered table differently: most ids in one narrow band (long runs
+  // that shift on insertion and delete), ids at 1 and 2^32 - 1 (the first home slot and the
+  // tail), small ids first then large ones (homes laid out for a range the later ids are past,
+  // until the next growth), and a geometric spread (many tiny ids, a few huge).
+  const kinds: Record<string, (i: number) => number> = {
+    band: () => (rand() < 0.9 ? 0x12345000 + Math.floor(rand() * 0x800) : 1 + Math.floor(rand() * 0xfffffffe)),
+    ends: () => (rand() < 0.5 ? 1 + Math.floor(rand() * 64) : 0xffffffff - Math.floor(rand() * 64)),
+    rising: (i) => Math.min(0xffffffff, 1 + i * 9973 + Math.floor(rand() * 50)),
+    geometric: () => Math.max(1, Math.min(0xffffffff, Math.floor(2 ** (rand() * 32)))),
+  };
+  for (const [kind, gen] of Object.entries(kinds)) {
+    for (let run = 0; run < 8; run++) {
+      const universe: number[] = [];
+      for (let i = 0; i < 600; i++) universe.push(gen(i));
+      const m = new ClassRowsMap();
+      const model = new Map<number, string>();
+      for (let op = 0; op < 3000; op++) {
+        // Mostly in universe order (rising ids, growth on the way), then random.
+        const id = op < 600 ? universe[op]! : universe[Math.floor(rand() * universe.length)]!;
+        const r = rand();
+        if (op < 600 || r < 0.55) {
+          const rk = 'abcdef'[Math.floor(rand() * 6)]!;
+          m.set(id, rk);
+          model.set(id, rk);
+        } else {
+          const got = m.delete(id);
+          if (got !== model.get(id)) problems.push(`${kind} run ${run} op ${op}: delete(${id}) returned ${got}`);
+          model.delete(id);
+        }
+        if (op % 100 === 0 || op === 2999) {
+          const p = check(m, model, universe);
+          if (p !== undefined) problems.push(`${kind} run ${run} op ${op}: ${p}`);
+        }
+      }
+      const c = m.clone();
+      const p = check(c, model, universe);
+      if (p !== undefined) problems.push(`${kind} run ${run} clone: ${p}`);
+    }
+  }
+  t.same(problems.slice(0, 5), []);
+});
+
+t.test('pairsSorted on large maps: ids spread evenly, clustered and mixed come out sorted', async (t) => {
   const rand = rng(11);
   const problems: string[] = [];
-  // Spread: uniform random ids; clustered: many ids sharing their top bits (more than a bucket
-  // holds); mixed: uniform ids with a cluster in one bucket.
+  // Spread: uniform random ids; clustered: every id in a narrow band (homes spread over the band
+  // when the table grows); mixed: uniform ids with 1 % of them in one narrow band (a long run).
   const kinds = {
     spread: (): number => 1 + Math.floor(rand() * 0xfffffffe),
     clustered: (): number => 0x40000000 + Math.floor(rand() * 0x100000),
