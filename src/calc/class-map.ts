@@ -48,6 +48,12 @@ export class ClassRowsMap {
   private readonly index = new Map<string, number>();
   private readonly counts: number[] = [];
   private readonly freeIdx: number[] = [];
+  /**
+   * A number per rows key index for the caller (setTags; -1 when not set): a table's local class
+   * of each rows key as last assembled, so that the per-class steps need no string lookup. A key
+   * interned after setTags has -1 (its index may be a freed one's).
+   */
+  private readonly tags: number[] = [];
 
   constructor() {
     this.cap = 8;
@@ -196,11 +202,46 @@ export class ClassRowsMap {
    * up by its string.)
    */
   setAs(id: number, from: number): string | undefined {
+    const k = this.setAsIndex(id, from);
+    return k === -1 ? undefined : this.keys[k];
+  }
+
+  /** setAs, returning the rows key's index (-1: `from` is absent, nothing changed). */
+  setAsIndex(id: number, from: number): number {
     const j = this.find(from);
-    if (this.ids[j] !== from) return undefined;
+    if (this.ids[j] !== from) return -1;
     const k = this.vals[j]!;
     this.setIndexed(id, k);
+    return k;
+  }
+
+  /** The rows key index of `id`'s entry, -1 when absent. */
+  indexOfId(id: number): number {
+    const i = this.find(id);
+    return this.ids[i] === id ? this.vals[i]! : -1;
+  }
+
+  /** The rows key under index `k` (undefined when free). */
+  keyAt(k: number): string | undefined {
     return this.keys[k];
+  }
+
+  /** Entries with the rows key of index `k` (0 when free). */
+  countAt(k: number): number {
+    return this.keys[k] === undefined ? 0 : this.counts[k]!;
+  }
+
+  /** Sets every present rows key's tag to `tagOf(key)` (an integer ≥ 0, or -1 for none). */
+  setTags(tagOf: (rk: string) => number): void {
+    for (let k = 0; k < this.keys.length; k++) {
+      const rk = this.keys[k];
+      this.tags[k] = rk === undefined ? -1 : tagOf(rk);
+    }
+  }
+
+  /** The tag of rows key index `k` (-1: none, or interned since setTags). */
+  tagAt(k: number): number {
+    return this.tags[k] ?? -1;
   }
 
   clear(): void {
@@ -214,6 +255,7 @@ export class ClassRowsMap {
     this.index.clear();
     this.counts.length = 0;
     this.freeIdx.length = 0;
+    this.tags.length = 0;
   }
 
   /** Every entry, by increasing id. */
@@ -242,6 +284,7 @@ export class ClassRowsMap {
     for (const [k, v] of this.index) c.index.set(k, v);
     for (const n of this.counts) c.counts.push(n);
     for (const k of this.freeIdx) c.freeIdx.push(k);
+    for (const k of this.tags) c.tags.push(k);
     return c;
   }
 
@@ -288,6 +331,7 @@ export class ClassRowsMap {
       k = this.freeIdx.pop() ?? this.keys.length;
       this.keys[k] = rk;
       this.counts[k] = 0;
+      this.tags[k] = -1;
       this.index.set(rk, k);
     }
     this.counts[k]!++;
@@ -442,5 +486,132 @@ export class SigMemo {
       this.keys[j] = x;
       this.vals[j] = oldVals[i]!;
     }
+  }
+}
+
+/** A table's projection changes of one flush, net, by class id (ProjLog.resolve). */
+export interface ProjChanges {
+  /** Classes whose projection entry is (re)written, sorted, and their local classes. */
+  addIds: Uint32Array;
+  addLcs: Uint32Array;
+  /** Classes whose projection entry goes, sorted. */
+  delIds: Uint32Array;
+}
+
+/**
+ * ProjLog: one table's projection changes in one flush, as a log of operations in typed arrays
+ * (no Map entry, and no heap number for a class id ≥ 2³⁰, per change: a class split by a new
+ * CIDR atom is entered into, and its old class removed from, every live table holding its atoms).
+ * Operations, replayed in order onto two maps `add` and `del` (class → local class):
+ *   - `enter(id, lc)`: if `del` has id, that removal is cancelled, else add[id] = lc;
+ *   - `leave(id, lc)`: if `add` has id, that addition is cancelled, else del[id] = lc;
+ *   - `setAdd(id, lc)` / `setDel(id, lc)`: add[id] = lc / del[id] = lc, nothing cancelled.
+ * `resolve()` gives the two maps as sorted arrays: when no class id occurs twice in the log (the
+ * usual case) straight from one sort of the log, else by replaying it through Maps.
+ */
+export class ProjLog {
+  private ids = new Float64Array(64);
+  private lcs = new Float64Array(64);
+  private kinds = new Uint8Array(64);
+  private n = 0;
+
+  get size(): number {
+    return this.n;
+  }
+
+  clear(): void {
+    this.n = 0;
+  }
+
+  enter(id: number, lc: number): void {
+    this.push(id, lc, 1);
+  }
+
+  leave(id: number, lc: number): void {
+    this.push(id, lc, 0);
+  }
+
+  setAdd(id: number, lc: number): void {
+    this.push(id, lc, 3);
+  }
+
+  setDel(id: number, lc: number): void {
+    this.push(id, lc, 2);
+  }
+
+  private push(id: number, lc: number, kind: number): void {
+    if (this.n === this.ids.length) {
+      const cap = 2 * this.n;
+      const ids = new Float64Array(cap);
+      const lcs = new Float64Array(cap);
+      const kinds = new Uint8Array(cap);
+      ids.set(this.ids);
+      lcs.set(this.lcs);
+      kinds.set(this.kinds);
+      this.ids = ids;
+      this.lcs = lcs;
+      this.kinds = kinds;
+    }
+    this.ids[this.n] = id;
+    this.lcs[this.n] = lc;
+    this.kinds[this.n++] = kind;
+  }
+
+  resolve(): ProjChanges {
+    const n = this.n;
+    const { ids, lcs, kinds } = this;
+    // Sorted by id, then by position in the log: id · 2²¹ + position is exact in a double while
+    // the log has fewer than 2²¹ entries (ids < 2³²).
+    if (n < 1 << 21) {
+      const order = new Float64Array(n);
+      for (let i = 0; i < n; i++) order[i] = ids[i]! * 2097152 + i;
+      order.sort();
+      let repeated = false;
+      let nAdd = 0;
+      for (let j = 0; j < n; j++) {
+        const i = order[j]! % 2097152;
+        if (j > 0 && Math.floor(order[j - 1]! / 2097152) === ids[i]) {
+          repeated = true;
+          break;
+        }
+        if ((kinds[i]! & 1) === 1) nAdd++;
+      }
+      if (!repeated) {
+        const out: ProjChanges = { addIds: new Uint32Array(nAdd), addLcs: new Uint32Array(nAdd), delIds: new Uint32Array(n - nAdd) };
+        let a = 0;
+        let d = 0;
+        for (let j = 0; j < n; j++) {
+          const i = order[j]! % 2097152;
+          if ((kinds[i]! & 1) === 1) {
+            out.addIds[a] = ids[i]!;
+            out.addLcs[a++] = lcs[i]!;
+          } else out.delIds[d++] = ids[i]!;
+        }
+        return out;
+      }
+    }
+    const add = new Map<number, number>();
+    const del = new Map<number, number>();
+    for (let i = 0; i < n; i++) {
+      const id = ids[i]!;
+      const lc = lcs[i]!;
+      switch (kinds[i]) {
+        case 1:
+          if (!del.delete(id)) add.set(id, lc);
+          break;
+        case 0:
+          if (!add.delete(id)) del.set(id, lc);
+          break;
+        case 3:
+          add.set(id, lc);
+          break;
+        default:
+          del.set(id, lc);
+      }
+    }
+    const addIds = Uint32Array.from(add.keys()).sort();
+    const addLcs = new Uint32Array(addIds.length);
+    for (let i = 0; i < addIds.length; i++) addLcs[i] = add.get(addIds[i]!)!;
+    return { addIds, addLcs, delIds: Uint32Array.from(del.keys()).sort() };
   }
 }

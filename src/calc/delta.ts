@@ -3,7 +3,7 @@
  * was last told, and the difference to the current state.
  *
  *   ClassIndex (added / removed classes, changed prefixes) ──emitClasses──┐
- *   TableContexts (assembled tables, Ctx.projAdd / projDel) ──emitTables──────┤
+ *   TableContexts (assembled tables, Ctx.proj) ──emitTables──────────────────┤
  *   EndpointPolicies (touched / removed endpoints) ──emitEndpoints────────┴──> CalcDelta
  *   RuleIds (rule ids of cells) — PrefilterCalc, RuleIds and RouteCalculator emit their own parts
  *
@@ -47,14 +47,6 @@ export function emptyDelta(): CalcDelta {
 
 function classPrefix(c: AnyCidr, classId: number): ClassPrefix {
   return isCidr6(c) ? { family: 6, cidr: formatCidr6(c), classId } : { family: 4, cidr: formatCidr4(c), classId };
-}
-
-/** A map's class ids (u32), sorted. */
-function sortedIds(m: Map<number, number>): Uint32Array {
-  const ids = new Uint32Array(m.size);
-  let i = 0;
-  for (const k of m.keys()) ids[i++] = k;
-  return ids.sort();
 }
 
 export class Delta {
@@ -136,18 +128,15 @@ export class Delta {
         continue;
       }
       if (quiet) continue;
-      const add = ctx.projAdd;
-      const del = ctx.projDel;
-      // Class ids sorted as a typed array (numeric order, no comparator calls, no [id, lc] pairs).
-      if (add !== undefined && add.size > 0) {
-        const ids = sortedIds(add);
-        const entries: { globalClass: number; localClass: number }[] = new Array(ids.length);
-        for (let i = 0; i < ids.length; i++) entries[i] = { globalClass: ids[i]!, localClass: add.get(ids[i]!)! };
+      if (ctx.proj === undefined || ctx.proj.size === 0) continue;
+      // The log's net changes, sorted by class id (typed arrays: no comparator calls).
+      const { addIds, addLcs, delIds } = ctx.proj.resolve();
+      if (addIds.length > 0) {
+        const entries: { globalClass: number; localClass: number }[] = new Array(addIds.length);
+        for (let i = 0; i < addIds.length; i++) entries[i] = { globalClass: addIds[i]!, localClass: addLcs[i]! };
         delta.projectionAdded.push({ tableId: id, entries });
       }
-      if (del !== undefined && del.size > 0) {
-        delta.projectionRemoved.push({ tableId: id, globalClasses: Array.from(sortedIds(del)) });
-      }
+      if (delIds.length > 0) delta.projectionRemoved.push({ tableId: id, globalClasses: Array.from(delIds) });
     }
     delta.tablesRemoved.sort();
     return liveTables;

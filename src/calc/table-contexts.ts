@@ -10,7 +10,7 @@
  *        whose template is in the table and differs only in atoms the table ignores takes the
  *        template's rows) → a projection add/remove, or a reassembly when a group appears/empties;
  *        new tables are built (from their predecessor's map when only a few parts changed)
- *   ──> Delta: assembled tables, projection changes of this flush (Ctx.projAdd / projDel)
+ *   ──> Delta: assembled tables, projection changes of this flush (Ctx.proj)
  *
  * Hot paths (per class × table): ctxClassAdded/Removed, rowsOfKey, rebuild's loop over
  * ClassIndex.accumulate. Keep them monomorphic: plain methods on this class and on ClassIndex,
@@ -20,10 +20,10 @@
  * endpoint-direction refers to it (sweep() destroys the others, releasing exactly the atoms,
  * rules and parts create() acquired). After propagate(), every live context's map holds exactly
  * the classes with one of its atoms, each with the rows a fresh fold gives (verifyTables()), and
- * Ctx.projAdd / projDel hold the projection changes against the table as last emitted.
+ * Ctx.proj holds the projection changes against the table as last emitted.
  */
 import type { Atoms, AtomNeeds } from './atoms';
-import { ClassRowsMap, SigMemo } from './class-map';
+import { ClassRowsMap, ProjLog, SigMemo } from './class-map';
 import { memberDiff, sigNumber, signatureOfMembers, memberAtom, type ClassIndex, type ClassRec } from './classes';
 import { stageEndKey, tierEndDenies, type Definition, type PlanPart } from './endpoint-policies';
 import { FoldTrie, foldRows, isNoop, makeProgram, partRows, partSigKey, type Op, type PartRec, type TableProgram } from './fold';
@@ -56,10 +56,11 @@ export interface Ctx {
   classRows: ClassRowsMap;
   /**
    * This flush only: the rows key each class changed in it had at the start of the flush
-   * (undefined: absent), so the projection last emitted can be rebuilt for the diff. Classes
-   * added in the flush are not journalled (they were in no table before it).
+   * (undefined: absent), so the projection last emitted can be rebuilt for the diff: a log, the
+   * first entry of a class being its state at the start (emittedProjection). Classes added in the
+   * flush are not journalled (they were in no table before it).
    */
-  before?: Map<number, string | undefined>;
+  before?: { ids: number[]; rks: (string | undefined)[] };
   assembled?: AssembledTable;
   /** The set of groups changed: renumber local classes and re-emit (no row recomputation). */
   needReassemble: boolean;
@@ -75,11 +76,11 @@ export interface Ctx {
   /** Dense index of the context (its bit in TableContexts.atomCtxBits). */
   slot: number;
   /**
-   * This flush only: projection changes against the table as last emitted (class → local class),
-   * when the table keeps its id (TableContexts.projTouched lists the contexts that have them).
+   * This flush only: projection changes against the table as last emitted (class → local class,
+   * a log resolved by Delta), when the table keeps its id (TableContexts.projTouched lists the
+   * contexts that have them).
    */
-  projAdd?: Map<number, number>;
-  projDel?: Map<number, number>;
+  proj?: ProjLog;
 }
 
 /**
@@ -216,7 +217,7 @@ export class TableContexts {
   private readonly parts = new Map<string, PartRec>();
   /** The classes added in this flush (propagate()): in no projection emitted before it. */
   private flushAdded: ReadonlySet<number> = new Set();
-  /** The contexts that got projection changes in this flush (`Ctx.projAdd` / `projDel`). */
+  /** The contexts that got projection changes in this flush (`Ctx.proj`). */
   private readonly projTouched: Ctx[] = [];
   /** rebuildCtx's memo value index → class map index (reused by every full build). */
   private mapIdxScratch = new Int32Array(1024);
@@ -269,20 +270,17 @@ export class TableContexts {
 
   /** Start of a flush: the projection changes of the previous one are forgotten. */
   beginFlush(): void {
-    for (const c of this.projTouched) {
-      c.projAdd = undefined;
-      c.projDel = undefined;
-    }
+    for (const c of this.projTouched) c.proj = undefined;
     this.projTouched.length = 0;
   }
 
-  /** The context's projection changes of this flush (maps made on first use). */
-  private projMaps(ctx: Ctx): void {
-    if (ctx.projAdd === undefined) {
-      ctx.projAdd = new Map();
-      ctx.projDel = new Map();
+  /** The context's projection changes of this flush (made on first use). */
+  private projLog(ctx: Ctx): ProjLog {
+    if (ctx.proj === undefined) {
+      ctx.proj = new ProjLog();
       this.projTouched.push(ctx);
     }
+    return ctx.proj;
   }
 
   /** Destroys the contexts no endpoint-direction refers to any more. */
@@ -369,8 +367,7 @@ export class TableContexts {
       }
       for (let k = 0; k < removed.length; k++) {
         if ((remWhere[k * words + w]! & bit) === 0) continue;
-        const id = removed[k]!;
-        if (ctx.classRows.has(id)) this.ctxClassRemoved(ctx, id);
+        this.ctxClassRemoved(ctx, removed[k]!);
       }
     }
     this.classIndex.endFlush();
@@ -447,8 +444,7 @@ export class TableContexts {
       needReassemble: false,
       fresh: true,
       slot: this.freeCtxSlots.pop() ?? this.slotCtx.length,
-      projAdd: undefined,
-      projDel: undefined,
+      proj: undefined,
     };
     this.ctxs.set(key, ctx);
     if (ctx.slot >= this.ctxWords * 32) this.growCtxBits();
@@ -729,7 +725,13 @@ export class TableContexts {
    * ones corrected by the journal), mapped through `localOf` of the table as last assembled.
    */
   private emittedProjection(ctx: Ctx, localOf: Map<string, number>): Map<number, number> {
-    const before = ctx.before;
+    let before: Map<number, string | undefined> | undefined;
+    if (ctx.before !== undefined) {
+      // The journal's first entry of a class is its rows key at the start of the flush.
+      before = new Map();
+      const { ids, rks } = ctx.before;
+      for (let i = 0; i < ids.length; i++) if (!before.has(ids[i]!)) before.set(ids[i]!, rks[i]);
+    }
     const added = this.flushAdded;
     const prev = new Map<number, number>();
     ctx.classRows.forEach((id, rk) => {
@@ -765,12 +767,6 @@ export class TableContexts {
     return ctx.classRows.pairsSorted((rk) => localOf.get(rk)!);
   }
 
-  /** Records a class's rows key as of the start of the flush, before its first change in it. */
-  private journal(ctx: Ctx, id: number): void {
-    const before = (ctx.before ??= new Map());
-    if (!before.has(id)) before.set(id, ctx.classRows.get(id));
-  }
-
   /**
    * Assembles the table from its current groups and records the projection changes against
    * the table last emitted when the id stays the same (`prev`: that projection, or undefined to
@@ -786,17 +782,15 @@ export class TableContexts {
       ctx.def.slabIntern.clear();
     }
     const old = ctx.assembled;
-    ctx.assembled = assembleTable(ctx.def, groups, zero.key);
-    ctx.projAdd?.clear();
-    ctx.projDel?.clear();
+    const table = (ctx.assembled = assembleTable(ctx.def, groups, zero.key));
+    ctx.classRows.setTags((rk) => table.localOf.get(rk) ?? -1);
+    ctx.proj?.clear();
     if (prevId !== undefined && prevId === ctx.assembled.id) {
       prev ??= this.emittedProjection(ctx, old!.localOf);
       const projection = this.projectionOf(ctx);
-      this.projMaps(ctx);
-      const add = ctx.projAdd!;
-      const del = ctx.projDel!;
-      for (const [id, lc] of projection) if (prev.get(id) !== lc) add.set(id, lc);
-      for (const [id, lc] of prev) if (projection.get(id) !== lc) del.set(id, lc);
+      const log = this.projLog(ctx);
+      for (const [id, lc] of projection) if (prev.get(id) !== lc) log.setAdd(id, lc);
+      for (const [id, lc] of prev) if (projection.get(id) !== lc) log.setDel(id, lc);
     }
     delete ctx.before;
   }
@@ -814,48 +808,57 @@ export class TableContexts {
     if (key === -1) return;
     const rk = this.rowsOfKey(ctx, key, cls).key;
     ctx.classRows.set(id, rk);
-    this.ctxClassEntered(ctx, id, rk);
+    this.ctxClassEntered(ctx, id, ctx.assembled.localOf.get(rk) ?? -1);
   }
 
   /** A class new in this flush enters a live table with its template's rows (if the template is in it). */
   private ctxClassAddedAs(ctx: Ctx, id: number, template: number): void {
     if (ctx.fresh || ctx.assembled === undefined) return;
-    const rk = ctx.classRows.setAs(id, template);
-    if (rk !== undefined) this.ctxClassEntered(ctx, id, rk);
+    const k = ctx.classRows.setAsIndex(id, template);
+    if (k !== -1) this.ctxClassEntered(ctx, id, this.localClassOf(ctx, k));
   }
 
-  /** The projection change (or the reassembly) for a class that entered a live table with rows key `rk`. */
-  private ctxClassEntered(ctx: Ctx, id: number, rk: string): void {
-    const lc = ctx.assembled!.localOf.get(rk);
-    if (lc === undefined) {
+  /**
+   * The projection change (or the reassembly) for a class that entered a live table with local
+   * class `lc` in the table as last assembled (-1: that table lacks its rows).
+   */
+  private ctxClassEntered(ctx: Ctx, id: number, lc: number): void {
+    if (lc === -1) {
       ctx.needReassemble = true;
       return;
     }
     if (ctx.needReassemble) return;
-    if (lc !== 0) {
-      this.projMaps(ctx);
-      if (!ctx.projDel!.delete(id)) ctx.projAdd!.set(id, lc);
-    }
+    if (lc !== 0) this.projLog(ctx).enter(id, lc);
   }
 
   private ctxClassRemoved(ctx: Ctx, id: number): void {
     if (ctx.fresh || ctx.assembled === undefined) return;
-    const rk = ctx.classRows.get(id);
-    if (rk === undefined) return;
-    this.journal(ctx, id);
-    ctx.classRows.delete(id);
-    const n = ctx.classRows.count(rk);
-    if (n === 0 && rk !== this.zeroOf(ctx).key) {
+    const map = ctx.classRows;
+    const k = map.indexOfId(id);
+    if (k === -1) return;
+    const rk = map.keyAt(k)!;
+    const lc = this.localClassOf(ctx, k);
+    // Journalled: its rows key as of the start of the flush, before its first change in it.
+    const before = (ctx.before ??= { ids: [], rks: [] });
+    before.ids.push(id);
+    before.rks.push(rk);
+    map.delete(id);
+    if (map.countAt(k) === 0 && rk !== this.zeroOf(ctx).key) {
       ctx.needReassemble = true;
       return;
     }
     if (ctx.needReassemble) return;
     // Not reassembling, so every rows key is in the assembled table.
-    const lc = ctx.assembled.localOf.get(rk)!;
-    if (lc !== 0) {
-      this.projMaps(ctx);
-      if (!ctx.projAdd!.delete(id)) ctx.projDel!.set(id, lc);
-    }
+    if (lc !== 0) this.projLog(ctx).leave(id, lc);
+  }
+
+  /**
+   * The local class of rows key index `k` in the table as last assembled (the map's tag, set by
+   * assemble(); the string lookup for a key interned since), -1 when that table lacks the key.
+   */
+  private localClassOf(ctx: Ctx, k: number): number {
+    const lc = ctx.classRows.tagAt(k);
+    return lc !== -1 ? lc : (ctx.assembled!.localOf.get(ctx.classRows.keyAt(k)!) ?? -1);
   }
 
   /**

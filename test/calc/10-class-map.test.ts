@@ -4,10 +4,11 @@
  * ClassRowsMap also ids crowding a few home slots, at the ends of the id range and past the range
  * the table was laid out for) so that probing, run shifts, the tail, growth and backward-shift
  * deletion are exercised; counts per rows key and the group list must match the model after every
- * operation, and forEach must visit the entries by increasing id (the map is ordered).
+ * operation, and forEach must visit the entries by increasing id (the map is ordered). ProjLog
+ * (a table's projection changes of a flush) against the two Maps its operations are defined on.
  */
 import t from 'tap';
-import { ClassRowsMap, SigMemo } from '../../src/calc/class-map';
+import { ClassRowsMap, ProjLog, SigMemo } from '../../src/calc/class-map';
 import { memberAtom, memberDiff } from '../../src/calc/classes';
 import { rng } from '../../src/testbed/fuzz/random';
 
@@ -16,6 +17,10 @@ function check(m: ClassRowsMap, model: Map<number, string>, universe: number[]):
   for (const id of universe) {
     if (m.get(id) !== model.get(id)) return `get(${id}) ${m.get(id)} vs ${model.get(id)}`;
     if (m.has(id) !== model.has(id)) return `has(${id})`;
+    // The index-based view: the entry's rows key index names its key and that key's count.
+    const k = m.indexOfId(id);
+    if ((k === -1) !== !model.has(id)) return `indexOfId(${id}) ${k}`;
+    if (k !== -1 && (m.keyAt(k) !== model.get(id) || m.countAt(k) !== m.count(model.get(id)!) || m.indexOf(model.get(id)!) !== k)) return `keyAt/countAt(${k}) for ${id}`;
   }
   const seen = new Map<number, string>();
   let prev = 0;
@@ -137,6 +142,51 @@ t.test('clone is an independent copy; pairsSorted lists mapped entries by id', a
   t.throws(() => m.pairsSorted(() => 2 ** 32), RangeError, 'a value past 2^32 - 1 is refused');
   t.throws(() => m.pairsSorted(() => 1.5), RangeError, 'and a fraction');
   t.same([...m.pairsSorted(() => 0)], [], 'value 0 is left out');
+});
+
+t.test('tags: set per present rows key, -1 for a key interned since (also at a freed index), copied by clone', async (t) => {
+  const rand = rng(31);
+  const problems: string[] = [];
+  for (let run = 0; run < 40; run++) {
+    const universe: number[] = [];
+    for (let i = 0; i < 60; i++) universe.push(1 + Math.floor(rand() * 0xfffffffe));
+    let m = new ClassRowsMap();
+    const model = new Map<number, string>();
+    // rows key → tag, for the keys present when tags were last set and present ever since.
+    let tagModel = new Map<string, number>();
+    const present = (rk: string): boolean => [...model.values()].includes(rk);
+    for (let op = 0; op < 1500; op++) {
+      const id = universe[Math.floor(rand() * universe.length)]!;
+      const r = rand();
+      if (r < 0.45) {
+        const rk = 'abcdefgh'[Math.floor(rand() * 8)]!;
+        m.set(id, rk);
+        model.set(id, rk);
+      } else if (r < 0.55) {
+        const from = universe[Math.floor(rand() * universe.length)]!;
+        const k = m.setAsIndex(id, from);
+        const want = model.get(from);
+        if ((k === -1) !== (want === undefined) || (k !== -1 && m.keyAt(k) !== want)) problems.push(`run ${run} op ${op}: setAsIndex(${id}, ${from}) ${k}`);
+        if (want !== undefined) model.set(id, want);
+      } else if (r < 0.9) {
+        m.delete(id);
+        model.delete(id);
+      } else if (r < 0.97) {
+        const salt = Math.floor(rand() * 100);
+        m.setTags((rk) => rk.charCodeAt(0) + salt);
+        tagModel = new Map([...new Set(model.values())].map((rk) => [rk, rk.charCodeAt(0) + salt]));
+      } else {
+        m = m.clone();
+      }
+      for (const rk of [...tagModel.keys()]) if (!present(rk)) tagModel.delete(rk);
+      for (const rk of new Set(model.values())) {
+        const got = m.tagAt(m.indexOf(rk));
+        const want = tagModel.get(rk) ?? -1;
+        if (got !== want) problems.push(`run ${run} op ${op}: tag of ${rk} ${got}, want ${want}`);
+      }
+    }
+  }
+  t.same(problems.slice(0, 5), []);
 });
 
 t.test('ordered layout under skewed ids: crowded home slots, both ends of the range, ids past the laid-out range', async (t) => {
@@ -320,4 +370,49 @@ t.test('memberDiff (a merge of sorted member lists) gives the atoms a map-based 
   }
   t.equal(bad, 0, 'every random pair diffs as the map-based reference');
   t.ok(nonEmpty > 1000, `most pairs differ (${nonEmpty} of 3000)`);
+});
+
+t.test('ProjLog resolves to what its operations do to two Maps (unique ids: the sorted path; repeated: the replay)', async (t) => {
+  const rand = rng(41);
+  const problems: string[] = [];
+  for (let run = 0; run < 300; run++) {
+    // Some runs touch each id once (the sort path), others repeat ids (cancellations, overwrites).
+    const repeat = run % 3 === 0;
+    const universe: number[] = [];
+    const n = 1 + Math.floor(rand() * (run % 10 === 0 ? 3000 : 80));
+    for (let i = 0; i < n; i++) universe.push(rand() < 0.2 ? 0xffffffff - i : 1 + Math.floor(rand() * 0xfffffffe));
+    const log = new ProjLog();
+    const add = new Map<number, number>();
+    const del = new Map<number, number>();
+    const ops = repeat ? 2 * n : n;
+    for (let op = 0; op < ops; op++) {
+      const id = repeat ? universe[Math.floor(rand() * n)]! : universe[op]!;
+      const lc = rand() < 0.1 ? 0xfffff + Math.floor(rand() * 1000) : 1 + Math.floor(rand() * 50);
+      const r = rand();
+      if (r < 0.35) {
+        log.enter(id, lc);
+        if (!del.delete(id)) add.set(id, lc);
+      } else if (r < 0.7) {
+        log.leave(id, lc);
+        if (!add.delete(id)) del.set(id, lc);
+      } else if (r < 0.85) {
+        log.setAdd(id, lc);
+        add.set(id, lc);
+      } else {
+        log.setDel(id, lc);
+        del.set(id, lc);
+      }
+    }
+    if (log.size !== ops) problems.push(`run ${run}: size ${log.size}`);
+    const got = log.resolve();
+    const wantAdd = [...add].sort((a, b) => a[0] - b[0]);
+    const wantDel = [...del.keys()].sort((a, b) => a - b);
+    const gotAdd = Array.from(got.addIds, (id, i) => [id, got.addLcs[i]!]);
+    if (JSON.stringify(gotAdd) !== JSON.stringify(wantAdd)) problems.push(`run ${run}: adds ${JSON.stringify(gotAdd.slice(0, 3))}… vs ${JSON.stringify(wantAdd.slice(0, 3))}…`);
+    if (JSON.stringify(Array.from(got.delIds)) !== JSON.stringify(wantDel)) problems.push(`run ${run}: dels differ`);
+    log.clear();
+    const empty = log.resolve();
+    if (log.size !== 0 || empty.addIds.length + empty.delIds.length !== 0) problems.push(`run ${run}: not empty after clear`);
+  }
+  t.same(problems.slice(0, 5), []);
 });
