@@ -519,6 +519,11 @@ export class ProjLog {
     return this.n;
   }
 
+  /** Entries the log holds without growing (a caller reusing logs drops the large ones). */
+  get capacity(): number {
+    return this.ids.length;
+  }
+
   clear(): void {
     this.n = 0;
   }

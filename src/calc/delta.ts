@@ -121,7 +121,11 @@ export class Delta {
         delta.tablesRemoved.push(id);
       }
     }
-    for (const [id, ctx] of [...liveTables].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    // Only the tables new to the output or with projection changes are emitted: those sorted by
+    // id (not every live table each flush).
+    const pending: [string, Ctx][] = [];
+    for (const e of liveTables) if (!this.tables.has(e[0]) || (e[1].proj !== undefined && e[1].proj.size > 0)) pending.push(e);
+    for (const [id, ctx] of pending.sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       if (!this.tables.has(id)) {
         this.tables.set(id, ctx.def.key);
         if (!quiet) delta.tablesAdded.push(this.tableOut(ctx));

@@ -81,6 +81,8 @@ export interface Ctx {
    * contexts that have them).
    */
   proj?: ProjLog;
+  /** Whether the context is in TableContexts.projTouched (this flush). */
+  projListed: boolean;
 }
 
 /**
@@ -270,17 +272,25 @@ export class TableContexts {
 
   /** Start of a flush: the projection changes of the previous one are forgotten. */
   beginFlush(): void {
-    for (const c of this.projTouched) c.proj = undefined;
+    // The logs are kept for the next flush (three typed arrays each, costly to allocate for the
+    // ~100 live tables a split class touches), but not large ones.
+    for (const c of this.projTouched) {
+      c.projListed = false;
+      if (c.proj!.capacity > 4096) c.proj = undefined;
+      else c.proj!.clear();
+    }
     this.projTouched.length = 0;
   }
 
-  /** The context's projection changes of this flush (made on first use). */
+  /** The context's projection changes of this flush (listed in projTouched on first use). */
   private projLog(ctx: Ctx): ProjLog {
-    if (ctx.proj === undefined) {
-      ctx.proj = new ProjLog();
+    let log = ctx.proj;
+    if (log === undefined) log = ctx.proj = new ProjLog();
+    if (!ctx.projListed) {
+      ctx.projListed = true;
       this.projTouched.push(ctx);
     }
-    return ctx.proj;
+    return log;
   }
 
   /** Destroys the contexts no endpoint-direction refers to any more. */
@@ -445,6 +455,7 @@ export class TableContexts {
       fresh: true,
       slot: this.freeCtxSlots.pop() ?? this.slotCtx.length,
       proj: undefined,
+      projListed: false,
     };
     this.ctxs.set(key, ctx);
     if (ctx.slot >= this.ctxWords * 32) this.growCtxBits();
