@@ -18,7 +18,7 @@
  * allocated, objects collected since included) of the local-table edits alone: what they allocate.
  */
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { CalcGraph, compiledJson, type CompiledState } from '../src/calc';
 import { encodeTable } from '../src/dataplane/bpf/encode';
@@ -165,14 +165,34 @@ function mb(n: number): string {
   return `${(n / 1048576).toFixed(0)} MB`;
 }
 
-/** Wall-clock ms of fn; its CPU ms (user + system) are added to `cpu` (the machine is shared). */
+/**
+ * CPU ns of the calling (JavaScript) thread so far, from /proc/thread-self/schedstat (Linux; NaN
+ * elsewhere). Process CPU also counts V8's GC helper and compiler threads, whose share moves with
+ * the machine's load; the JS thread's CPU time is what the flush itself did (its own collections
+ * included), the steadiest figure on a shared machine.
+ */
+function threadNs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Wall-clock ms of fn; its CPU ms (user + system) are added to `cpu` (the machine is shared), its
+ * JS thread's CPU ms to `thread`.
+ */
 const cpu: number[] = [];
+const thread: number[] = [];
 function timeMs(fn: () => void): number {
+  const th0 = threadNs();
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   fn();
   const wall = Number(process.hrtime.bigint() - t0) / 1e6;
   const c = process.cpuUsage(c0);
+  thread.push((threadNs() - th0) / 1e6);
   cpu.push((c.user + c.system) / 1000);
   return wall;
 }
@@ -186,20 +206,22 @@ function timeMs(fn: () => void): number {
  */
 const UNDO = Number(process.env.TORTIE_BENCH_UNDO ?? 0);
 
-/** Wall and CPU ms of fn, not recorded in `cpu`. */
-function sample(fn: () => void): { wall: number; cpu: number } {
+/** Wall, CPU and JS-thread CPU ms of fn, not recorded in `cpu` / `thread`. */
+function sample(fn: () => void): { wall: number; cpu: number; thread: number } {
+  const th0 = threadNs();
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   fn();
   const wall = Number(process.hrtime.bigint() - t0) / 1e6;
   const c = process.cpuUsage(c0);
-  return { wall, cpu: (c.user + c.system) / 1000 };
+  return { wall, cpu: (c.user + c.system) / 1000, thread: (threadNs() - th0) / 1e6 };
 }
 
 /** Per draw (UNDO > 0): the medians of its samples. */
 interface DrawFigures {
   wall: number[];
   cpu: number[];
+  thread: number[];
 }
 
 /**
@@ -210,6 +232,7 @@ function undoRedo(g: CalcGraph, walls: number[], undo: () => void, redo: () => v
   if (UNDO <= 0) return;
   const w = [walls[walls.length - 1]!];
   const c = [cpu[cpu.length - 1]!];
+  const th = [thread[thread.length - 1]!];
   for (let r = 0; r < UNDO; r++) {
     for (const step of [undo, redo]) {
       step();
@@ -218,15 +241,21 @@ function undoRedo(g: CalcGraph, walls: number[], undo: () => void, redo: () => v
       mirror?.apply(d!);
       w.push(t.wall);
       c.push(t.cpu);
+      th.push(t.thread);
     }
   }
   out.wall.push(median(w));
   out.cpu.push(median(c));
+  out.thread.push(median(th));
 
 }
 
 function lastCpu(n: number): number[] {
   return cpu.slice(cpu.length - n);
+}
+
+function lastThread(n: number): number[] {
+  return thread.slice(thread.length - n);
 }
 
 function gc(): void {
@@ -501,10 +530,11 @@ function main(): void {
     mirror?.apply(d!);
   }
   const remoteCpu = lastCpu(REPEATS);
+  const remoteThread = lastThread(REPEATS);
   phases.phase('local');
   // local label change: one of this node's endpoints changes tier (policy set changes)
   const local: number[] = [];
-  const localDraws: DrawFigures = { wall: [], cpu: [] };
+  const localDraws: DrawFigures = { wall: [], cpu: [], thread: [] };
   for (let k = 0; k < REPEATS; k++) {
     const i = int(N_LOCAL);
     const before = eps[i]!;
@@ -517,6 +547,7 @@ function main(): void {
     undoRedo(g, local, () => g.onUpdate(before), () => g.onUpdate(e), localDraws);
   }
   const localCpu = lastCpu(REPEATS);
+  const localThread = lastThread(REPEATS);
   phases.phase('policy');
   // policy update: one rule of one policy changes
   const policyMs: number[] = [];
@@ -532,12 +563,13 @@ function main(): void {
     tablesTouched += d!.tablesAdded.length;
   }
   const policyCpu = lastCpu(REPEATS);
+  const policyThread = lastThread(REPEATS);
   phases.phase('edit');
   // policy update of a policy that selects at least one local endpoint (its rules are in a table)
   const active = new Set(snap.rules.map((r) => r.policy?.name).filter((n): n is string => n !== undefined));
   const activeIdx = pols.map((p, i) => (active.has(p.metadata.name) ? i : -1)).filter((i) => i >= 0);
   const broadMs: number[] = [];
-  const broadDraws: DrawFigures = { wall: [], cpu: [] };
+  const broadDraws: DrawFigures = { wall: [], cpu: [], thread: [] };
   let broadTables = 0;
   let broadClasses = 0;
   let broadProj = 0;
@@ -557,6 +589,7 @@ function main(): void {
     broadProj += d!.projectionAdded.reduce((a, x) => a + x.entries.length, 0) + d!.projectionRemoved.reduce((a, x) => a + x.globalClasses.length, 0);
   }
   const broadCpu = lastCpu(broadMs.length);
+  const broadThread = lastThread(broadMs.length);
   heapProf.stop();
   profiler.stop();
   phases.stop();
@@ -577,25 +610,26 @@ function main(): void {
   out('policies selecting a local endpoint', `${activeIdx.length}`);
   out('policy map entries (tortie_*_v1)', mapEntries(snap, st.prefixes));
   out('per local endpoint: cells / projection / sport', `${per.cells.toFixed(0)} / ${per.projection.toFixed(0)} / ${per.srcPort.toFixed(1)} (both directions)`);
-  const fig = (wall: number[], c: number[]): string => wall.length === 0 ? 'no samples' :
-    `${median(wall).toFixed(2)} ms wall / ${median(c).toFixed(2)} ms CPU (max ${Math.max(...wall).toFixed(1)} wall)`;
-  out(`remote label change, median of ${REPEATS}`, fig(remote, remoteCpu));
-  out(`local label change, median of ${REPEATS}`, fig(local, localCpu));
+  const fig = (wall: number[], c: number[], th: number[]): string => wall.length === 0 ? 'no samples' :
+    `${median(wall).toFixed(2)} ms wall / ${median(c).toFixed(2)} ms CPU / ${median(th).toFixed(2)} ms JS thread (max ${Math.max(...wall).toFixed(1)} wall)`;
+  out(`remote label change, median of ${REPEATS}`, fig(remote, remoteCpu, remoteThread));
+  out(`local label change, median of ${REPEATS}`, fig(local, localCpu, localThread));
   // The heavy ones (atoms appearing or vanishing: hundreds of classes) apart: their count and CPU.
   const heavy = localCpu.filter((c) => c >= 50);
   out(`  of which heavy (>= 50 ms CPU): n / sum CPU`, `${heavy.length} / ${heavy.reduce((a, c) => a + c, 0).toFixed(0)} ms`);
-  out(`policy update (any policy), median of ${REPEATS}`, `${fig(policyMs, policyCpu)}; ${(tablesTouched / REPEATS).toFixed(1)} tables rebuilt/update`);
+  out(`policy update (any policy), median of ${REPEATS}`, `${fig(policyMs, policyCpu, policyThread)}; ${(tablesTouched / REPEATS).toFixed(1)} tables rebuilt/update`);
   if (digest !== undefined) {
     digest.update(JSON.stringify(snap, compiledJson));
     digest.update(JSON.stringify(g.snapshot(), compiledJson));
   }
-  out(`policy update (policy in a local table), median of ${broadMs.length}`, `${fig(broadMs, broadCpu)}; per update: ${(broadTables / Math.max(1, broadMs.length)).toFixed(1)} tables rebuilt, ${(broadClasses / Math.max(1, broadMs.length)).toFixed(0)} classes added/removed, ${(broadProj / Math.max(1, broadMs.length)).toFixed(0)} projection changes`);
+  out(`policy update (policy in a local table), median of ${broadMs.length}`, `${fig(broadMs, broadCpu, broadThread)}; per update: ${(broadTables / Math.max(1, broadMs.length)).toFixed(1)} tables rebuilt, ${(broadClasses / Math.max(1, broadMs.length)).toFixed(0)} classes added/removed, ${(broadProj / Math.max(1, broadMs.length)).toFixed(0)} projection changes`);
   if (UNDO > 0) {
-    const perDraw = (f: DrawFigures): string => `${median(f.wall).toFixed(2)} ms wall / ${median(f.cpu).toFixed(2)} ms CPU; ` +
+    const perDraw = (f: DrawFigures): string => `${median(f.wall).toFixed(2)} ms wall / ${median(f.cpu).toFixed(2)} ms CPU / ${median(f.thread).toFixed(2)} ms JS thread; ` +
       `light (< 50 ms CPU) ${f.cpu.filter((c) => c < 50).length}: median ${median(f.cpu.filter((c) => c < 50)).toFixed(2)} ms CPU; heavy: sum ${f.cpu.filter((c) => c >= 50).reduce((a, c) => a + c, 0).toFixed(0)} ms CPU`;
     out(`local label change, median over draws of each's median of ${2 * UNDO + 1}`, perDraw(localDraws));
     out(`local-table edit, median over draws of each's median of ${2 * UNDO + 1}`, perDraw(broadDraws));
     process.stdout.write(`  per draw, CPU ms: label ${localDraws.cpu.map((c) => c.toFixed(2)).join(' ')}\n  per draw, CPU ms: edit ${broadDraws.cpu.map((c) => c.toFixed(2)).join(' ')}\n`);
+    process.stdout.write(`  per draw, JS thread ms: label ${localDraws.thread.map((c) => c.toFixed(2)).join(' ')}\n  per draw, JS thread ms: edit ${broadDraws.thread.map((c) => c.toFixed(2)).join(' ')}\n`);
   }
   if (digest !== undefined) out('output digest (deltas + snapshots)', digest.digest('hex'));
 }
