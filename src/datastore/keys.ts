@@ -87,7 +87,9 @@ export function parseResourceKey(key: string): ParsedResourceKey | undefined {
   const a = key.indexOf('/', start);
   if (a <= start) return undefined;
   const b = key.indexOf('/', a + 1);
-  if (b === a + 1 || (b === -1 ? a + 1 === key.length : b + 1 === key.length || key.indexOf('/', b + 1) !== -1)) return undefined;
+  if (b !== -1 && key.indexOf('/', b + 1) !== -1) return undefined; // more than three parts
+  if (b === a + 1) return undefined; // empty namespace
+  if ((b === -1 ? a : b) + 1 === key.length) return undefined; // empty name
   const plural = key.slice(start, a);
   if (rootOf(plural) !== root) return undefined;
   if (b === -1) return { plural, name: key.slice(a + 1) };
