@@ -29,6 +29,21 @@ function hex(b: Buffer): string { return b.toString('hex'); }
 /** Entries per BPF_MAP_UPDATE_BATCH call. */
 const ROUTE_MAP_BATCH = 8192;
 
+/**
+ * A route's value is its node's next hop and flags: one encoding (one Buffer) per distinct value,
+ * shared by the routes (99,900 routes to 500 nodes at Felix's scale; RouteMaps.sync hexes each
+ * shared Buffer once).
+ */
+function sharedValues(encode: (nextHop: string, flags: number) => Buffer): (nextHop: string, flags: number) => Buffer {
+  const seen = new Map<string, Buffer>();
+  return (nextHop, flags) => {
+    const k = `${nextHop} ${flags}`;
+    let v = seen.get(k);
+    if (v === undefined) seen.set(k, (v = encode(nextHop, flags)));
+    return v;
+  };
+}
+
 export class RouteMaps {
   private readonly mirror = new Map<BpfMap, Map<string, string>>(); // map → hex(key) → hex(value)
   /** Map updates and deletes since creation. */
@@ -65,17 +80,10 @@ export class RouteMaps {
   }
 
   writeRoutes(d: DesiredNetworking): void {
-    // A route's value is its node's next hop and flags: one encoding (one Buffer) per distinct
-    // value, shared by the routes (99,900 routes to 500 nodes at Felix's scale).
-    const v4 = new Map<string, Buffer>();
-    const value4 = (nextHop: string, flags: number): Buffer => {
-      const k = `${nextHop} ${flags}`;
-      let v = v4.get(k);
-      if (v === undefined) v4.set(k, (v = routeCodec.encode({ next_hop: nextHop, flags })));
-      return v;
-    };
+    const value4 = sharedValues((next_hop, flags) => routeCodec.encode({ next_hop, flags }));
+    const value6 = sharedValues((next_hop, flags) => route6Codec.encode({ next_hop, flags }));
     this.sync(this.maps.rt4, new Map(d.routes.map((r) => [hex(lpm4Key(r.cidr)), value4(r.nextHop, r.flags)])));
-    this.sync(this.maps.rt6, new Map(d.routes6.map((r) => [hex(lpm6Key(r.cidr)), route6Codec.encode({ next_hop: r.nextHop, flags: r.flags })])));
+    this.sync(this.maps.rt6, new Map(d.routes6.map((r) => [hex(lpm6Key(r.cidr)), value6(r.nextHop, r.flags)])));
   }
 
   writeNetcfg(d: DesiredNetworking): void {
